@@ -21,7 +21,14 @@ for them), as the pruner stops a trial whose values turned NaN.
 Where a SinkBinding binds the trial's pod to a broker that needs Knative Eventing's OIDC tokens,
 the post carries the token the binding mounts (``/oidc/token``, or ``KATUNA_SINK_TOKEN_FILE``,
 read at each report as it is rotated); an https sink is trusted with the CA certificates in
-``K_CA_CERTS`` as well as the system's.
+``K_CA_CERTS`` as well as the system's. Each report carries the extensions of the binding's
+``ceOverrides``, which Knative passes in ``K_CE_OVERRIDES``, as every event a Knative source
+sends does; overrides Knative would not send (:func:`parse_overrides`) are named once on
+stderr, and no report is sent with them (the trial runs on; its log is still read for its
+progress).
+
+The overrides are read here for katuna's service too (its settings take them from
+:func:`parse_overrides`), so the one file a trial image carries holds the only copy of the rules.
 """
 
 from __future__ import annotations
@@ -31,9 +38,13 @@ import http.client
 import json
 import math
 import os
+import re
 import ssl
+import sys
 import threading
 import time
+import unicodedata
+import urllib.parse
 import urllib.request
 from collections import deque
 
@@ -53,10 +64,38 @@ POST_TIMEOUT = 60.0
 given up cancels its delivery (katuna answers a report without a reply, so it waits for one
 handling, which may wait out a busy database's lock)."""
 
+OVERRIDES = "K_CE_OVERRIDES"
+"""Where a SinkBinding gives its ``ceOverrides`` as JSON (``{"extensions": {"team": "ml"}}``;
+empty without them)."""
+
+OVERRIDES_EXAMPLE = '{"extensions": {"team": "ml"}}'
+
+EXTENSION_NAME = re.compile(r"[A-Za-z0-9]+")
+"""An extension name as Knative's webhook takes it (duck/v1 ``validateExtensionName``); its
+CloudEvents SDK sets it lower-cased."""
+
+CONTEXT_ATTRIBUTES = frozenset({"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject",
+                                "time", "data"})
+"""CloudEvents 1.0's context attributes, and ``data``, which its JSON format reserves: Knative's
+CloudEvents SDK refuses an extension so named, failing every send."""
+
+KATUNAS = frozenset({"katunasignature", "apiversion", "kind", "name", "namespace"})
+"""Extensions katuna sets itself: its signature (``functions.core.event_signature``), and a
+resource event's object attributes (those of an ApiServerSource's event, which the Triggers
+route by)."""
+
+_HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in '"%')
+"""What a ``ce-`` header value holds as it is: printable ASCII but ``"`` and ``%`` (the
+CloudEvents HTTP binding percent-encodes the rest, UTF-8 first)."""
+
+_REFUSED: set[str] = set()
+"""The ``K_CE_OVERRIDES`` texts already named on stderr."""
+
 
 def report(step: int, **metrics: float) -> bool:
     """Send the objective's value at ``step``, in the background; whether it was taken to be
-    sent (katuna asked for reports, and ``metrics`` hold the objective)."""
+    sent (katuna asked for reports, ``metrics`` hold the objective, and the binding's overrides
+    are ones Knative sends)."""
     env = os.environ
     url, objective = env.get("KATUNA_REPORT_URL"), env.get("KATUNA_OBJECTIVE")
     if not url or objective not in metrics:
@@ -65,9 +104,12 @@ def report(step: int, **metrics: float) -> bool:
     data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
             "step": int(step), "value": _json_value(float(metrics[objective])),
             "token": env.get("KATUNA_REPORT_TOKEN", "")}
-    headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/katuna/reporter",
-               "ce-id": "/".join([*ids[1:], "progress", str(step)]), "ce-subject": f"{ids[0]}/{ids[2]}",
-               "content-type": "application/json"}
+    extensions = _extensions(env.get(OVERRIDES, ""))
+    if extensions is None:
+        return False
+    headers = {**extensions, "ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress",
+               "ce-source": "/katuna/reporter", "ce-id": "/".join([*ids[1:], "progress", str(step)]),
+               "ce-subject": f"{ids[0]}/{ids[2]}", "content-type": "application/json"}
     _SENDER.put(url, json.dumps(data, allow_nan=False).encode(), headers)
     return True
 
@@ -84,6 +126,19 @@ def _json_value(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def _extensions(text: str) -> dict[str, str] | None:
+    """The ``ce-`` headers of the overrides ``text`` sets, their values percent-encoded as the
+    CloudEvents HTTP binding has them; None, said once on stderr, where Knative would not send them."""
+    try:
+        return {f"ce-{name}": urllib.parse.quote(value, safe=_HEADER_SAFE) for name, value in parse_overrides(text)}
+    except ValueError as exc:
+        if text not in _REFUSED:
+            _REFUSED.add(text)
+            print(f"katuna reporter: {exc}; progress reports are not sent (the trial's log is still read for its "
+                  "progress)", file=sys.stderr, flush=True)
+        return None
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -170,6 +225,65 @@ class _Sender:
                 self._changed.wait(left)
             failures, self._failures = self._failures, 0
         return not failures
+
+
+def parse_overrides(text: str) -> tuple[tuple[str, str], ...]:
+    """The extensions ``text`` (``K_CE_OVERRIDES``) sets, names lower-cased, sorted by name;
+    none for an empty text. A ``ValueError`` names what Knative would not send: an extension
+    named after a context attribute, one katuna or the broker (``knative*``) sets, a value no
+    CloudEvents string holds."""
+    if not text.strip():
+        return ()
+    try:
+        overrides = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{OVERRIDES}: expected JSON such as {OVERRIDES_EXAMPLE}, could not read it: {exc}") from exc
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{OVERRIDES}: expected a JSON object such as {OVERRIDES_EXAMPLE}, "
+                         f"got {type(overrides).__name__}")
+    unknown = sorted(set(overrides) - {"extensions"})
+    if unknown:
+        raise ValueError(f"{OVERRIDES}: expected only 'extensions' (a SinkBinding's ceOverrides), got {unknown}")
+    extensions = overrides.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise ValueError(f"{OVERRIDES}: extensions: expected an object of names to strings such as "
+                         f"{OVERRIDES_EXAMPLE}")
+    found: dict[str, str] = {}
+    for name, value in extensions.items():
+        lowered = _extension_name(name)
+        if lowered in found:
+            raise ValueError(f"{OVERRIDES}: extensions: {name!r} names the extension {lowered!r} a second time "
+                             "(names are taken lower-cased)")
+        found[lowered] = _extension_value(name, value)
+    return tuple(sorted(found.items()))
+
+
+def _extension_name(name: str) -> str:
+    """``name`` lower-cased, where it may name an override."""
+    if not EXTENSION_NAME.fullmatch(name):
+        raise ValueError(f"{OVERRIDES}: extensions.{name!r}: expected an extension name of letters a-z, A-Z "
+                         "and digits only")
+    lowered = name.lower()
+    if lowered in CONTEXT_ATTRIBUTES:
+        raise ValueError(f"{OVERRIDES}: extensions.{name}: {lowered!r} is a CloudEvents context attribute, "
+                         "which an extension may not override; expected an extension name of your own")
+    if lowered in KATUNAS or lowered.startswith("knative"):
+        raise ValueError(f"{OVERRIDES}: extensions.{name}: {lowered!r} is an attribute katuna or the broker "
+                         "sets itself, which an override may not replace; expected an extension name of your own")
+    return lowered
+
+
+def _extension_value(name: str, value: object) -> str:
+    """``value``, where it is a CloudEvents string: text without control characters, lone
+    surrogates or noncharacters."""
+    if not isinstance(value, str):
+        raise ValueError(f"{OVERRIDES}: extensions.{name}: expected a string, got {json.dumps(value)}")
+    for character in value:
+        code = ord(character)
+        if unicodedata.category(character) in ("Cc", "Cs") or 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+            raise ValueError(f"{OVERRIDES}: extensions.{name}: expected text a CloudEvents string may hold, got "
+                             f"the character U+{code:04X}, a control character or no character")
+    return value
 
 
 _SENDER = _Sender()

@@ -16,7 +16,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from functions.core import ce_overrides, event_signature, pod_security, senders
+from functions import reporter
+from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
 from functions.core.limits import EksQuotas, Limits
@@ -121,6 +122,15 @@ def eks_quotas(env: Mapping[str, str]) -> EksQuotas:
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` gives the figure it was raised to."""
     given = {field: _positive(env, f"{PREFIX}EKS_{field.upper()}") for field in ("nodes_per_group", "groups_per_cluster")}
     return EksQuotas(**{field: int(value) for field, value in given.items() if value is not None})
+
+
+def _ce_overrides(text: str) -> tuple[tuple[str, str], ...]:
+    """The extensions of ``K_CE_OVERRIDES``, read by the rules the trials' reporter applies to
+    its own (that one standard-library file holds them); :class:`InvalidSetting` names what is wrong."""
+    try:
+        return reporter.parse_overrides(text)
+    except ValueError as exc:
+        raise InvalidSetting(str(exc)) from exc
 
 
 def _limits(env: Mapping[str, str]) -> Limits:
@@ -271,7 +281,7 @@ class Settings:
     ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
     each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
     SinkBinding for an https sink) besides the system's. Each carries the extensions of
-    ``K_CE_OVERRIDES`` (the SinkBinding's ``ceOverrides`` as JSON: :mod:`functions.core.ce_overrides`;
+    ``K_CE_OVERRIDES`` (the SinkBinding's ``ceOverrides`` as JSON: :func:`functions.reporter.parse_overrides`;
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
@@ -377,7 +387,7 @@ class Settings:
             values.setdefault("report_url", env["K_SINK"])
         if env.get("K_CA_CERTS"):
             values["sink_ca_certs"] = env["K_CA_CERTS"]
-        values["ce_overrides"] = ce_overrides.parse(env.get(ce_overrides.VARIABLE, ""))
+        values["ce_overrides"] = _ce_overrides(env.get(reporter.OVERRIDES, ""))
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)

@@ -1,22 +1,32 @@
 """A SinkBinding's ``ceOverrides`` reach the service in ``K_CE_OVERRIDES``, and every event katuna
 sends to ``K_SINK`` carries their extensions, as Knative's own senders' do, so a Trigger can
 route katuna's events by them; its replies go as they are, and no override replaces an
-attribute katuna sets. A value Knative would not send stops the service at start, naming it."""
+attribute katuna sets. A value Knative would not send stops the service at start, naming it.
+A trial's reporter puts them on its progress reports too, by the same rules; with overrides
+Knative would not send, it says so on stderr and the trial runs on."""
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import refused_start
+from http_helpers import Sink, refused_start
 from knative_emulator import KnativeCluster, documents, sink_binding_env
 from knative_emulator.broker import Broker
 from kube_stub import KubeStub
 from test_knative_mode import SERVICE_REF, Subscriber
 
+from functions import reporter
+from functions.adapters import cloudevents_http
+from functions.core import event_signature
 from functions.core.errors import InvalidSetting
+from functions.core.events import Event
 from functions.settings import Settings
 
 
@@ -27,7 +37,7 @@ def test_the_overrides_are_read_once_with_their_names_lower_cased_as_knatives_sd
         assert Settings.from_env(unset).ce_overrides == (), unset
 
 
-@pytest.mark.parametrize(("text", "expected"), [
+REFUSED = [
     ("team=ml", "K_CE_OVERRIDES: expected JSON such as"),
     ('["team"]', "K_CE_OVERRIDES: expected a JSON object such as"),
     ('{"extension": {"team": "ml"}}', "K_CE_OVERRIDES: expected only 'extensions'"),
@@ -45,11 +55,75 @@ def test_the_overrides_are_read_once_with_their_names_lower_cased_as_knatives_sd
     ('{"extensions": {"katunasignature": "x"}}', "'katunasignature' is an attribute katuna or the broker sets"),
     ('{"extensions": {"apiversion": "x"}}', "'apiversion' is an attribute katuna or the broker sets"),
     ('{"extensions": {"knativebrokerttl": "1"}}', "'knativebrokerttl' is an attribute katuna or the broker sets"),
-])
+]
+"""Overrides Knative would not send, and the words naming why."""
+
+
+@pytest.mark.parametrize(("text", "expected"), REFUSED)
 def test_overrides_knative_would_not_send_stop_the_service_at_start_naming_them(text: str, expected: str):
     with pytest.raises(InvalidSetting, match="^K_CE_OVERRIDES: ") as refused:
         Settings.from_env({"K_CE_OVERRIDES": text})
     assert expected in str(refused.value)
+
+
+def test_the_reporter_keeps_katunas_signature_among_the_names_no_override_takes():
+    """The service reads its overrides by the reporter's rules, which spell the signature's name."""
+    assert event_signature.EXTENSION in reporter.KATUNAS
+
+
+def _trial_env(monkeypatch: pytest.MonkeyPatch, url: str, overrides: str) -> None:
+    """The environment katuna gives a trial of a study with early stopping, bound by a SinkBinding."""
+    for variable, value in {"KATUNA_REPORT_URL": url, "KATUNA_OBJECTIVE": "loss", "KATUNA_STUDY": "s",
+                            "KATUNA_STUDY_UID": "u", "KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1",
+                            "KATUNA_SINK_TOKEN_FILE": "/nonexistent/token", "K_CE_OVERRIDES": overrides}.items():
+        monkeypatch.setenv(variable, value)
+
+
+def test_a_trials_progress_reports_carry_the_overrides_as_katunas_own_events_do(monkeypatch: pytest.MonkeyPatch):
+    sink = Sink()
+    try:
+        _trial_env(monkeypatch, sink.url, '{"extensions": {"Team": "ml", "where": "caf\\u00e9 <A> 100%"}}')
+        assert reporter.report(1, loss=0.5) and reporter.flush()
+        [(headers, _)] = sink.wait(1)
+    finally:
+        sink.close()
+    overrides = (("team", "ml"), ("where", "café <A> 100%"))
+    service, _ = cloudevents_http.to_http(Event(type="dev.katuna.trial.progress", data={}), extensions=overrides)
+    assert (headers["ce-team"], headers["ce-where"]) == ("ml", service["ce-where"]) == ("ml", "caf%C3%A9%20<A>%20100%25")
+    assert (headers["ce-type"], headers["ce-id"]) == ("dev.katuna.trial.progress", "u/0/1/progress/1")
+
+
+def test_the_reporter_alone_in_a_trial_image_applies_them_with_the_standard_library_only(tmp_path: Path):
+    """The one file a trial image carries, run by a Python with the standard library alone
+    (``-S``: no site-packages, so neither katuna nor any other package), reads the overrides and
+    puts them on its reports."""
+    shutil.copy(Path(reporter.__file__), tmp_path / "reporter.py")
+    sink = Sink()
+    try:
+        env = {"PATH": os.environ["PATH"], "KATUNA_REPORT_URL": sink.url, "KATUNA_OBJECTIVE": "loss",
+               "KATUNA_TRIAL": "0", "K_CE_OVERRIDES": '{"extensions": {"team": "ml"}}'}
+        script = "from reporter import report, flush; assert report(1, loss=0.5) and flush()"
+        done = subprocess.run([sys.executable, "-S", "-E", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        [(headers, _)] = sink.wait(1)
+    finally:
+        sink.close()
+    assert headers["ce-team"] == "ml"
+
+
+def test_a_trial_with_overrides_knative_would_not_send_runs_on_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
+                                                                              capsys: pytest.CaptureFixture[str]):
+    sink = Sink()
+    try:
+        _trial_env(monkeypatch, sink.url, '{"extensions": {"ID": "1"}}')
+        assert not reporter.report(1, loss=0.5) and not reporter.report(2, loss=0.4), "no report is taken"
+        assert reporter.flush() and not sink.received
+    finally:
+        sink.close()
+    said = capsys.readouterr().err
+    assert said.count("katuna reporter: K_CE_OVERRIDES: extensions.ID: 'id' is a CloudEvents context attribute") == 1
+    assert "progress reports are not sent" in said and "Traceback" not in said
 
 
 @pytest.mark.slow

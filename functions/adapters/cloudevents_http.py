@@ -210,7 +210,7 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
 def to_http(event: Event, key: bytes | None = None,
             extensions: tuple[tuple[str, str], ...] = ()) -> tuple[dict[str, str], bytes]:
     """Headers and body of ``event`` in binary mode; signed with ``key``, where given; with the
-    ``extensions`` of ``K_CE_OVERRIDES`` (:mod:`functions.core.ce_overrides`), under katuna's own
+    ``extensions`` of ``K_CE_OVERRIDES`` (:func:`functions.reporter.parse_overrides`), under katuna's own
     attributes, which no override replaces."""
     attributes: dict[str, Any] = dict(extensions)
     attributes.update(type=event.type, source=event.source, id=event.id, time=datetime.fromisoformat(event.time),
