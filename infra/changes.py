@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import NodePoolFailed, PoolChange, PoolStatus
 from infra.polling import retrying
@@ -74,7 +75,7 @@ def _retried(call: Callable[[], Any], run: _Run) -> Any:
     """``call()``, asked again while the cloud refuses it for now, until the time is up; each
     refusal is told on stderr, and the one still there then is the error."""
     def told(exc: TemporaryError, pause: float) -> None:
-        click.echo(f"node pool {run.pool}: refused for now ({exc}); trying again in {pause:g} s", err=True)
+        click.echo(f"node pool {run.pool}: refused for now ({exc}); trying again in {tell_seconds(pause)} s", err=True)
 
     try:
         return retrying(call, run.deadline, told)

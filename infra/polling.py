@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from functions.core.durations import tell_seconds
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import OperationStatus
 
@@ -40,7 +41,7 @@ def until_done(check: Callable[[str], OperationStatus], operation: str, interval
         left = deadline - time.monotonic()
         if status.done or left <= 0:
             if refused is not None:
-                raise TemporaryError(f"{operation} is still pending after {timeout:g} s, as far as the last poll "
+                raise TemporaryError(f"{operation} is still pending after {tell_seconds(timeout)} s, as far as the last poll "
                                      f"could tell: {refused}") from refused
             return status
         time.sleep(min(interval, left))

@@ -210,6 +210,9 @@ def test_gke_up_refused_for_now_until_the_timeout_says_so_and_creates_nothing(gk
     assert result.stderr.endswith("error: node pool trials: still refused for now when --timeout (2 s) was up: GKE: "
                                   "Master is being updated.\n"), result.stderr
     assert "trying again in 1 s" in result.stderr and gke_api.pools == {}
+    pauses = re.findall(r"trying again in (\S+) s", result.stderr)
+    assert len(pauses) >= 2 and all(re.fullmatch(r"\d+(\.\d)?", pause) for pause in pauses), \
+        "the last pause, cut short by the timeout, is told to a tenth of a second"
 
 
 @pytest.mark.parametrize("refusal,method", [

@@ -37,3 +37,9 @@ def format_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"
+
+
+def tell_seconds(seconds: float) -> str:
+    """Seconds katuna worked out (a pause cut short, the time left), as a message tells them:
+    to a tenth, without a trailing ``.0`` (``1.9``, ``30``), not ``1.92888``."""
+    return f"{seconds:.1f}".removesuffix(".0")
