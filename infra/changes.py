@@ -60,7 +60,7 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, 
     try:
         made = again()
         if made.operation is None:
-            click.echo(f"node pool {run.pool}: nothing to change", err=True)
+            click.echo(f"node pool {run.pool}: {made.changed or 'nothing to change'}", err=True)
         else:
             while made.operation is not None:
                 _wait(pools, made.operation, run)

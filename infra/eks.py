@@ -246,8 +246,8 @@ class EksNodePools:
             return replace(whose, operation="create:" + pool.name)
         scaling = group["scalingConfig"]
         if scaling["maxSize"] >= pool.max_nodes:
-            self._tag(group, _pool_of(group))
-            return whose
+            _, written = self._tag(group, _pool_of(group))
+            return replace(whose, changed=_told(written)) if written else whose
         return replace(whose, operation=self._update(
             scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
 
@@ -323,7 +323,7 @@ class EksNodePools:
             return OperationStatus(True, f"node group {name} failed to create: {_issues(group)}")
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
-        return OperationStatus(self._tag(group, _pool_of(group)))
+        return OperationStatus(self._tag(group, _pool_of(group))[0])
 
     def _shrink(self, name: str, low: str, high: str, held: str) -> OperationStatus:
         """A maximum given back once the autoscaler has brought the group within it: pending
@@ -356,12 +356,13 @@ class EksNodePools:
             return OperationStatus(False)
         return None
 
-    def _tag(self, group: dict[str, Any], pool: NodePool) -> bool:
-        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing;
-        False while the group names no Auto Scaling group or one is not there yet."""
+    def _tag(self, group: dict[str, Any], pool: NodePool) -> tuple[bool, list[dict[str, Any]]]:
+        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing:
+        whether every one was there to tag (not while the group names none, or one is not there
+        yet), and the tags written."""
         names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
         if not names:
-            return False
+            return False, []
         try:
             found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
             capacity_type = group.get("capacityType", "ON_DEMAND")
@@ -374,7 +375,7 @@ class EksNodePools:
                 self.autoscaling.create_or_update_tags(Tags=missing)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
-        return len(found) == len(names)
+        return len(found) == len(names), missing
 
     def wait(self, operation: str, interval: float = 30.0, timeout: float = 1800.0) -> OperationStatus:
         """Block until a change is done or ``timeout`` seconds have passed (for the provisioning
@@ -419,6 +420,13 @@ def _errors(update: dict[str, Any]) -> str:
 def _issues(group: dict[str, Any]) -> str:
     issues = (group.get("health") or {}).get("issues") or []
     return "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or group["status"]
+
+
+def _told(written: list[dict[str, Any]]) -> str:
+    """The node-template tags written, in words: how many, on which Auto Scaling groups."""
+    groups = sorted({tag["ResourceId"] for tag in written})
+    return (f"wrote {len(written)} cluster-autoscaler node-template tag{'s' if len(written) > 1 else ''} to its "
+            f"Auto Scaling group{'s' if len(groups) > 1 else ''} {', '.join(groups)}")
 
 
 def _pool_of(group: dict[str, Any]) -> NodePool:

@@ -6,7 +6,7 @@
 
 ``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
-changes nothing. A pool found still being created (an earlier run interrupted) is waited for
+changes nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool found still being created (an earlier run interrupted) is waited for
 and then asked again for the flags' settings. ``down`` deletes it and waits. A change the
 cloud refuses for now (a cluster busy with another operation, throttling) is asked again
 until ``--timeout`` has passed; a change not done by then is an error naming what is still

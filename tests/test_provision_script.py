@@ -421,6 +421,30 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     assert client.list_nodegroups(clusterName="tuning")["nodegroups"] == []
 
 
+def test_eks_up_again_on_a_group_missing_an_autoscaler_tag_writes_it_and_says_so(moto_server: dict[str, str]):
+    """A node-template tag taken off the group's Auto Scaling group (by hand, or a run that
+    ended before the group was active) is written again by the next ``up``, which tells so
+    rather than "nothing to change"."""
+    ec2, eks, autoscaling = (aws_client(service, moto_server) for service in ("ec2", "eks", "autoscaling"))
+    subnets = moto_eks.network(ec2)
+    eks.create_cluster(name="retagged", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["eks", "up", "--cluster", "retagged", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+          "--node-role", ROLE]
+    assert provision(*up, env=moto_server).returncode == 0
+    group = eks.describe_nodegroup(clusterName="retagged", nodegroupName="trials")["nodegroup"]
+    asg = group["resources"]["autoScalingGroups"][0]["name"]
+    taint = "k8s.io/cluster-autoscaler/node-template/taint/katuna.dev/trial"
+    autoscaling.delete_tags(Tags=[{"ResourceId": asg, "ResourceType": "auto-scaling-group", "Key": taint}])
+    again = provision(*up, env=moto_server)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to change" not in again.stderr
+    assert f"node pool trials: wrote 1 cluster-autoscaler node-template tag to its Auto Scaling group {asg}" in (
+        again.stderr), again.stderr
+    [found] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"]
+    assert taint in {t["Key"] for t in found["Tags"]}
+    assert "nothing to change" in provision(*up, env=moto_server).stderr, "then there is nothing to change"
+
+
 def aws_client(service: str, env: dict[str, str], region: str = "eu-west-1"):
     """A boto3 client of the moto server ``env`` points at."""
     return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=region,

@@ -359,13 +359,16 @@ class PoolChange:
     ``created``: this study's request made the pool (a create answered "already exists" by the
     pool this study's earlier create made counts). ``owned``: katuna made it, for this study or
     another. ``adopted``: the pool was not katuna's; its autoscaling settings as found, in the
-    provider's own terms, to give back once no study uses it.
+    provider's own terms, to give back once no study uses it. ``changed``: what the request
+    changed at once, with nothing to wait for (an EKS group's missing autoscaler tags written),
+    in words, so that it is told rather than "nothing to change".
     """
 
     operation: str | None = None
     created: bool = False
     owned: bool = False
     adopted: Mapping[str, Any] | None = None
+    changed: str | None = None
 
 
 @dataclass(frozen=True)
