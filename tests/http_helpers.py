@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -162,24 +163,38 @@ def settled_trials(service: Service, name: str, timeout: float) -> list[dict]:
         time.sleep(0.2)
 
 
+BROKER_PATH = "/katuna/katuna"
+"""Where a Broker's ingress takes its events (``/<namespace>/<broker>``): katuna's Broker."""
+
+
 class Sink:
     """A loopback HTTP server that records the CloudEvents posted to it (as a broker would receive
     them), answering each with ``status``; on ``port`` where given (a broker back at its address).
-    ``answering`` runs as each post is recorded, before its answer."""
+    ``answering`` runs as each post is recorded, before its answer. Like a real sink (a Broker's
+    ingress takes events at ``/<namespace>/<broker>`` only), it takes them at its own ``path``
+    only (a Broker's by default; with or without a trailing slash, as the ingress takes it), the
+    one ``url`` names: a post elsewhere is answered 404 and kept in ``misdirected``."""
 
-    def __init__(self, port: int = 0, status: int = 202, answering: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, port: int = 0, status: int = 202, answering: Callable[[], None] = lambda: None,
+                 path: str = BROKER_PATH) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.misdirected: list[str] = []
         self.arrived = threading.Condition()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                taken = urllib.parse.urlsplit(self.path).path.removesuffix("/") == path.removesuffix("/")
                 with sink.arrived:
-                    sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    if taken:
+                        sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    else:
+                        sink.misdirected.append(self.path)
                     sink.arrived.notify_all()
-                answering()
-                self.send_response(status)
+                if taken:
+                    answering()
+                self.send_response(status if taken else 404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -187,7 +202,7 @@ class Sink:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def wait(self, count: int, timeout: float = 30) -> list[tuple[dict[str, str], bytes]]:

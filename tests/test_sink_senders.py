@@ -10,13 +10,15 @@ import json
 import logging
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import Service, Sink, free_port
+from http_helpers import BROKER_PATH, Service, Sink, free_port
 from waiting import eventually
 from write_lock import WriteLock
 
@@ -47,10 +49,33 @@ def settled(service: Service, count: float, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.slow
+def test_the_stand_in_broker_takes_events_at_its_address_only_as_a_brokers_ingress_does():
+    """Knative's Broker ingress answers 404 to a post beside its ``/<namespace>/<broker>``
+    path, so a sender that lost the path of ``K_SINK`` would be caught here too."""
+    broker = Sink()
+    try:
+        base = broker.url.removesuffix(BROKER_PATH)
+        answers = [_posted(url) for url in (base + "/", base + "/katuna/other", broker.url, broker.url + "/")]
+    finally:
+        broker.close()
+    assert answers == [404, 404, 202, 202]
+    assert broker.misdirected == ["/", "/katuna/other"] and len(broker.received) == 2
+
+
+def _posted(url: str) -> int:
+    """The answer's status to an event posted to ``url``."""
+    headers, body = cloudevents_http.to_http(Event(type="dev.katuna.study.created", data={}))
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST")) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @pytest.mark.timeout(120)
 def test_a_start_posted_while_the_broker_is_away_reaches_it_after_a_restart(tmp_path: Path):
     port = free_port()
-    env = {"KATUNA_EVENTS": "reply", "K_SINK": f"http://127.0.0.1:{port}/"}
+    env = {"KATUNA_EVENTS": "reply", "K_SINK": f"http://127.0.0.1:{port}{BROKER_PATH}"}
     service = Service(tmp_path, workers=1, **env)
     try:
         assert submit(service, "while-away") == 201, "stored at once, with no broker to take its start"
