@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from functions.core.metric_filters import default_matches
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 
 
@@ -79,6 +80,17 @@ def test_custom_filters_replace_the_default():
     found = parse_text(['{metricName: loss, metricValue: 0.25}'], ["loss"],
                        [r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}"])
     assert found == [Observation("loss", 0.25)]
+
+
+def test_a_metric_printed_in_colour_is_read_as_katibs_collector_reads_it_and_a_filter_can_skip_the_colour():
+    """Katib's default filter runs the ANSI escape's ``32m`` into the name (``32mloss``), so
+    its collector records no ``loss``; katuna, whose text format is that filter, reads the same
+    (docs/katib.md). The filter docs/study-format.md gives reads the coloured reports."""
+    coloured = ["\x1b[32mloss=0.5\x1b[0m", "epoch=1 \x1b[1;32mloss=0.4\x1b[0m"]
+    assert parse_text(coloured, ["loss"]) == []
+    assert [name for name, _, _ in default_matches(coloured[0])] == ["32mloss"]
+    skipping = r"(?:\x1b\[[0-9;]*m)?([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+    assert parse_text(coloured, ["loss"], [skipping]) == [Observation("loss", 0.5), Observation("loss", 0.4, 1)]
 
 
 def test_json_lines():
