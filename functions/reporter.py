@@ -169,10 +169,19 @@ def _authorization(path: str) -> dict[str, str]:
 
 class _Sender:
     """One background thread posting the reports in the order they were made: a report waits,
-    not the trial, when the sink is slow or unreachable (each post may take up to its timeout)."""
+    not the trial, when the sink is slow or unreachable (each post may take up to its timeout).
+    Its exit flush and fork reset are registered with the first report, so a process that only
+    imports the module (katuna's service reads :func:`parse_overrides`) gains no hooks."""
 
     def __init__(self) -> None:
         self._reset()
+        self._hooked = False
+
+    def _hook(self) -> None:
+        """Flush at exit, and start afresh in a forked child: once, with the first report."""
+        if self._hooked:
+            return
+        self._hooked = True
         atexit.register(self.flush, EXIT_WAIT)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._reset)
@@ -189,6 +198,7 @@ class _Sender:
     def put(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         """Queue a post, dropping the oldest waiting one past :data:`MAX_WAITING`."""
         with self._changed:
+            self._hook()
             if len(self._waiting) >= MAX_WAITING:
                 self._waiting.popleft()
                 self._failures += 1

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from hypothesis import settings as hypothesis_settings
 from browser import MISSING, chromium_path
 from gke_stub import GkeStub
+from hypothesis import settings as hypothesis_settings
 from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub

@@ -112,6 +112,19 @@ def test_the_reporter_alone_in_a_trial_image_applies_them_with_the_standard_libr
     assert headers["ce-team"] == "ml"
 
 
+def test_a_process_that_only_imports_the_reporter_gains_no_exit_or_fork_hooks_until_it_reports():
+    """katuna's service imports the reporter for its override rules: the import alone registers
+    nothing to run at exit, while a process that reports flushes its reports at exit."""
+    script = ("import atexit; before = atexit._ncallbacks(); from functions import reporter; "
+              "print(atexit._ncallbacks() - before); assert reporter.report(1, loss=0.5); "
+              "print(atexit._ncallbacks() - before)")
+    env = {**os.environ, "KATUNA_REPORT_URL": "http://127.0.0.1:9/", "KATUNA_OBJECTIVE": "loss", "KATUNA_TRIAL": "0"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=Path(reporter.__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]
+
+
 def test_a_trial_with_overrides_knative_would_not_send_runs_on_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
                                                                               capsys: pytest.CaptureFixture[str]):
     sink = Sink()
