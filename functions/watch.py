@@ -108,7 +108,7 @@ class Watcher:
         if self._deps.node_pools is None or now - self._pools_checked < POOL_CHECK_EVERY:
             return
         self._pools_checked = now
-        if waiting_on_pools(self._deps.store) or looks_due(self._deps):
+        if waiting_on_pools(self._deps.store, self._deps.clock()) or looks_due(self._deps):
             self._events.put(pool_check())
 
     def _check_resources(self) -> None:

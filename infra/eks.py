@@ -303,6 +303,13 @@ class EksNodePools:
         found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return PoolChange("delete:" + name) if found else PoolChange()
 
+    def empty(self, name: str) -> PoolChange:
+        """No change: EKS's API reference says not to change a node group's ``desiredSize``
+        where the Cluster Autoscaler sizes it (the autoscaler may suddenly scale it up or down
+        again), and a group's ``maxSize`` cannot be 0; so a shared group's nodes are left to the
+        autoscaler, which removes each once unneeded for its ``--scale-down-unneeded-time``."""
+        return PoolChange()
+
     def check(self, operation: str) -> OperationStatus:
         if operation.startswith(SHRINK + ":"):
             return self._shrink(*operation.split(":")[1:])

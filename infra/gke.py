@@ -5,7 +5,8 @@ katuna's, and judges the pools it finds. Long-running changes return the operati
 (``projects/P/locations/L/operations/ID``: GKE answers with the id only) to check later.
 A pool katuna creates for a study carries the study's uid as a resource label
 (:data:`functions.core.nodepool.OWNER_KEY`); any other pool found is adopted, and its
-autoscaling settings as found are what :meth:`GkeNodePools.scale_back` gives back.
+autoscaling settings as found are what :meth:`GkeNodePools.scale_back` gives back. A shared
+pool katuna made is emptied at once when its last study is done (:meth:`GkeNodePools.empty`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ from functions.core.nodepool import (
     claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
-from infra.gke_requests import CLUSTER_SETTINGS, GkeCluster, autoscaling_request, create_request, name_request
+from infra.gke_requests import (
+    CLUSTER_SETTINGS,
+    GkeCluster,
+    autoscaling_request,
+    create_request,
+    name_request,
+    size_request,
+)
 from infra.polling import until_done
 
 POOL_TOKEN = "pool:"
@@ -252,6 +260,19 @@ class GkeNodePools:
             if busy and isinstance(refusal, TemporaryError) and self._being_deleted(name):
                 return PoolChange(GONE_TOKEN + name)
             raise refusal from exc
+
+    def empty(self, name: str) -> PoolChange:
+        """Resize the pool to 0 nodes (``setSize``, which GKE takes on a pool with autoscaling
+        on, as its console does): GKE drains the nodes and deletes their VMs within the
+        operation, and the autoscaler grows the pool again for the next trials. An absent pool
+        is no change; a cluster busy with another operation is refused for now."""
+        try:
+            return self._operation(self.api.set_node_pool_size(request=size_request(self.cluster, name, 0),
+                                                               timeout=self.timeout))
+        except API_ERRORS as exc:
+            if _no_pool(exc):
+                return PoolChange()
+            raise self._refusal(exc) from exc
 
     def _being_deleted(self, name: str) -> bool:
         current = self._get(name)

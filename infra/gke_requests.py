@@ -2,7 +2,7 @@
 
 What ``--dry-run`` prints is what :mod:`infra.gke` sends: the cluster a pool belongs to
 (:class:`GkeCluster`, with the full names GKE takes), a pool's create request, its autoscaling
-limits, and the name-only requests of a get or a delete.
+limits, its size, and the name-only requests of a get or a delete.
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
 
 def autoscaling_request(cluster: GkeCluster, pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:
     return {"name": cluster.pool_path(pool.name), "autoscaling": autoscaling(pool, max_nodes, min_nodes)}
+
+
+def size_request(cluster: GkeCluster, name: str, nodes: int) -> dict[str, Any]:
+    """``set_node_pool_size``: the pool's node count (in each of its zones), which GKE reaches by
+    draining and deleting nodes, or by adding them; the autoscaler sizes the pool again after."""
+    return {"name": cluster.pool_path(name), "node_count": nodes}
 
 
 def name_request(cluster: GkeCluster, name: str) -> dict[str, Any]:

@@ -66,9 +66,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_pool_emptying(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-ninth migration (pool uses' emptying)."""
+    for column in ("empty_asked", "emptied"):
+        if column in db["node_pools"].columns_dict:
+            db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+
+
 def drop_trial_caps(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twenty-eighth migration (the trial cap of each study
-    without ``maxTrials``)."""
+    without ``maxTrials``), and the twenty-ninth."""
+    drop_pool_emptying(db)
     for column in ("trial_cap", "trial_cap_setting"):
         if column in db["studies"].columns_dict:
             db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
@@ -254,6 +262,23 @@ def gke_api():
     stub.add_cluster("proj", "europe-west4", "tuning")
     yield stub
     stub.close()
+
+
+@pytest.fixture(params=["rest", "grpc"])
+def either(request: pytest.FixtureRequest, gke_api: GkeStub):
+    """The GKE adapter on the cluster of ``gke_api`` over REST, as tests reach the stand-in, and
+    over gRPC, as production reaches GKE (imported here only for the tests that ask for it)."""
+    from gke_stub_grpc import GrpcGke
+
+    from infra import gke, gke_requests
+
+    cluster = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
+    if request.param == "rest":
+        yield gke.GkeNodePools(cluster, gke.client(gke_api.url))
+        return
+    face = GrpcGke(gke_api)
+    yield gke.GkeNodePools(cluster, face.client())
+    face.close()
 
 
 @pytest.fixture(scope="module")

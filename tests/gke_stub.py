@@ -9,7 +9,10 @@ is due). While one
 operation runs, any other change to the cluster is refused with 400 ``FAILED_PRECONDITION``, as
 GKE does; :meth:`GkeStub.update_master` holds the cluster for a while as GKE's own control-plane
 upgrades and cluster updates do, refused in one of the wordings GKE uses for them
-(:data:`BUSY`). Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
+(:data:`BUSY`). A resize (``setSize``) takes ``seconds["SET_NODE_POOL_SIZE"]``, the pool
+``RECONCILING`` meanwhile: the autoscaler's view (:meth:`GkeStub.pool_bounds`) says to how many
+nodes, and the simulated cluster drains and removes the nodes above it
+(:mod:`kube_standin.resizes`). Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
 order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
 resource labels GCE refuses, GPUs on a machine type that cannot carry them, an initial node
 count above the maximum, a node service account that is no service account's email, a workload
@@ -48,7 +51,7 @@ from kube_standin.clock import RealClock
 
 CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
-POOL = re.compile(CLUSTER + r"/nodePools/([^/:]+)(:setAutoscaling)?$")
+POOL = re.compile(CLUSTER + r"/nodePools/([^/:]+)(:setAutoscaling|:setSize)?$")
 OPERATION = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -98,10 +101,16 @@ METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 DOING = {"CREATE_NODE_POOL": "creating a node pool for cluster", "DELETE_NODE_POOL": "deleting a node pool for cluster",
-         "UPDATE_CLUSTER": "updating cluster", "UPGRADE_MASTER": "upgrading cluster"}
+         "UPDATE_CLUSTER": "updating cluster", "UPGRADE_MASTER": "upgrading cluster",
+         "SET_NODE_POOL_SIZE": "setting the size of a node pool for cluster"}
 """What an operation is doing, in GKE's words for a busy cluster (``... is currently upgrading
 cluster C.``, hashicorp/terraform-provider-google#3650; ``... creating a node pool for cluster C.``)."""
-DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0}
+DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0,
+                   "SET_NODE_POOL_SIZE": 60.0}
+"""Stand-in seconds each kind of operation takes; a resize drains the nodes it removes (their
+pods' grace period) and deletes their VMs within it."""
+MAX_NODES_PER_ZONE = 1000
+"""GKE's documented limit of nodes per node pool zone (its quotas and limits page)."""
 BUSY = {
     "operation": "Operation {number} is currently {doing} {cluster}. Please wait and try again once it is done.",
     "incompatible": "Cluster is running incompatible operation {number}.",
@@ -141,12 +150,15 @@ def zones(location: str) -> list[str]:
 
 
 class PoolBounds(NamedTuple):
-    """What a cluster autoscaler reads of a pool: its limits and what its nodes would carry."""
+    """What a cluster autoscaler reads of a pool: its limits and what its nodes would carry, and
+    whether GKE is changing it (``RECONCILING``): then to how many nodes, if it is resizing it."""
 
     min_nodes: int
     max_nodes: int
     labels: dict[str, str]
     taints: list[dict[str, str]]
+    reconciling: bool = False
+    resizing: int | None = None
 
 
 class GkeStub:
@@ -177,6 +189,8 @@ class GkeStub:
         self._offset = 0.0
         self._started = self.clock.monotonic()
         self._nodes: dict[tuple[Key, str], int] = {}
+        self._sizes: dict[tuple[Key, str], int] = {}
+        """The node count each resize (``setSize``) under way takes its pool to."""
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -275,12 +289,14 @@ class GkeStub:
     # what a cluster autoscaler sees and does
 
     def pool_bounds(self, name: str) -> PoolBounds | None:
-        """A running pool's autoscaling limits (pool-wide; per-zone ones count in each of its zones),
-        and the labels and taints its nodes get; None while it is absent or not running."""
+        """A running or reconciling pool's autoscaling limits (pool-wide; per-zone ones count in
+        each of its zones), and the labels and taints its nodes get; None while it is absent,
+        being created or being deleted. A reconciling pool says so, and the node count a resize
+        under way takes it to (in all its zones)."""
         with self.lock:
             self._settle()
             pool = self.pools.get(name)
-            if pool is None or pool["status"] != "RUNNING":
+            if pool is None or pool["status"] not in ("RUNNING", "RECONCILING"):
                 return None
             scaling, config = pool.get("autoscaling") or {}, pool.get("config") or {}
             if not scaling.get("enabled"):
@@ -298,7 +314,9 @@ class GkeStub:
                 labels["cloud.google.com/gke-preemptible"] = "true"
             taints = [{"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS[t["effect"]]}
                       for t in config.get("taints", [])]
-            return PoolBounds(low, high, labels, taints)
+            size = self._sizes.get((self.main, name))
+            resizing = None if size is None else size * len(pool.get("locations") or [None])
+            return PoolBounds(low, high, labels, taints, pool["status"] == "RECONCILING", resizing)
 
     def node_count(self, name: str) -> int:
         """How many nodes the pool has now."""
@@ -374,6 +392,8 @@ class GkeStub:
             if method == "DELETE":
                 pools[name]["status"] = "STOPPING"
                 return self._operation(match, "DELETE_NODE_POOL", name, "deleted")
+            if match[5] == ":setSize" and method == "POST":
+                return self._resize(match, pools[name], int(body.get("nodeCount", 0)))
             if match[5] and method == "POST":
                 check_autoscaling(body.get("autoscaling", {}), "autoscaling")
                 pools[name]["autoscaling"] = body.get("autoscaling", {})
@@ -382,6 +402,25 @@ class GkeStub:
         if (match := OPERATION.match(path)) and method == "GET":
             return self._poll(match[3])
         return self.error(404, f"no route for {method} {path}")
+
+    def _resize(self, match: re.Match, pool: dict, nodes: int) -> tuple[int, dict]:
+        """``setSize``: the node count in each of the pool's zones, which GKE takes on a pool with
+        autoscaling on (its console resizes such pools too) and reaches within the operation,
+        draining and deleting the nodes it removes; the autoscaler leaves the pool alone
+        meanwhile (``RECONCILING``). A negative count, or one above GKE's nodes per pool zone, is
+        refused; so is a pool that is not running (its status, in the stand-in's words)."""
+        if nodes < 0:
+            raise invalid("node_count", nodes, "Must be >= 0.")
+        if nodes > MAX_NODES_PER_ZONE:
+            raise invalid("node_count", nodes, f"A node pool may have at most {MAX_NODES_PER_ZONE} nodes per zone.")
+        if pool["status"] != "RUNNING":
+            raise Refused(400, f"Node pool {pool['name']} is not running (its status is {pool['status']}).",
+                          "FAILED_PRECONDITION")
+        pool["status"] = "RECONCILING"
+        self._sizes[(_key(match), pool["name"])] = nodes
+        code, answer = self._operation(match, "SET_NODE_POOL_SIZE", pool["name"], "RUNNING")
+        self.operations[answer["name"]]["size"] = nodes
+        return code, answer
 
     def _idle(self, match: re.Match) -> None:
         """Refuse a change while another operation runs on the cluster, as GKE does."""
@@ -416,7 +455,12 @@ class GkeStub:
             elif operation["on_done"] == "deleted":
                 pools.pop(pool, None)
                 self._nodes.pop((operation["cluster"], pool), None)
-            elif pool in pools:
+            size = self._sizes.pop((operation["cluster"], pool), None)
+            if operation["error"] or operation["on_done"] == "deleted":
+                continue
+            if size is not None and pool in pools:
+                self._nodes[(operation["cluster"], pool)] = size * len(pools[pool].get("locations") or [None])
+            if pool in pools:
                 pools[pool]["status"] = operation["on_done"]
 
     def _poll(self, number: str) -> tuple[int, dict]:

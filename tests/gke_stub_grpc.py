@@ -26,6 +26,7 @@ CALLS: dict[str, tuple[type, type, str, str, str]] = {
     "DeleteNodePool": (container_v1.DeleteNodePoolRequest, container_v1.Operation, "DELETE", "name", ""),
     "SetNodePoolAutoscaling": (container_v1.SetNodePoolAutoscalingRequest, container_v1.Operation, "POST", "name",
                                ":setAutoscaling"),
+    "SetNodePoolSize": (container_v1.SetNodePoolSizeRequest, container_v1.Operation, "POST", "name", ":setSize"),
     "GetOperation": (container_v1.GetOperationRequest, container_v1.Operation, "GET", "name", ""),
 }
 """gRPC method: request and response types, and the REST method, path field and path ending."""

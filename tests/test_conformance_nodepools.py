@@ -58,6 +58,17 @@ class NodePoolsContract:
         """Create pool NAME outside katuna, autoscaling 1..``max_nodes``, as an operator might."""
         raise NotImplementedError
 
+    resizes: bool
+    """Whether the cloud resizes a pool the autoscaler sizes when katuna empties it."""
+
+    def grow(self, pools: NodePools, nodes: int) -> None:
+        """Give pool NAME ``nodes`` nodes, as the cluster autoscaler does."""
+        raise NotImplementedError
+
+    def nodes(self, pools: NodePools) -> int:
+        """How many nodes pool NAME has (or is asked to have)."""
+        raise NotImplementedError
+
     def test_the_pools_are_of_their_provider(self, pools: NodePools):
         assert pools.provider == self.provider
 
@@ -135,6 +146,17 @@ class NodePoolsContract:
         assert (status.min_nodes, status.max_nodes) == (0, 5)
         assert pools.scale_back(self.pool(max_nodes=5)) == PoolChange(), "brought down once"
 
+    def test_emptying_leaves_the_pool_as_it_was_with_no_nodes_where_the_cloud_resizes(self, pools: NodePools):
+        assert pools.empty(NAME) == PoolChange(), "an absent pool is no change"
+        self.settle(pools, pools.ensure(self.pool(), owner=UID))
+        self.grow(pools, 2)
+        before = pools.describe(NAME)
+        change = pools.empty(NAME)
+        assert (change.operation is not None) == self.resizes and not (change.created or change.owned)
+        self.settle(pools, change)
+        assert pools.describe(NAME) == before, "its limits, labels and owner kept"
+        assert self.nodes(pools) == (0 if self.resizes else 2)
+
     def test_a_deleted_pool_is_gone_and_deleting_it_again_is_success(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
         change = pools.delete(NAME)
@@ -155,8 +177,16 @@ class TestGkeNodePools(NodePoolsContract):
         self.api = gke_api
         return gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
 
+    resizes = True
+
     def finish(self) -> None:
         self.api.advance(600)
+
+    def grow(self, pools: NodePools, nodes: int) -> None:
+        self.api.set_node_count(NAME, nodes)
+
+    def nodes(self, pools: NodePools) -> int:
+        return self.api.node_count(NAME)
 
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         self.api.pools[NAME]["autoscaling"]["totalMinNodeCount"] = nodes
@@ -202,8 +232,21 @@ class TestEksNodePools(NodePoolsContract):
         pools.eks.create_nodegroup(**request)
         self.finish()
 
+    resizes = False
+    """EKS's API reference: no change of ``desiredSize`` where the Cluster Autoscaler sizes the group."""
+
     def finish(self) -> None:
         moto_eks.minutes_pass()
+
+    def grow(self, pools: NodePools, nodes: int) -> None:
+        scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]
+        pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName=NAME,
+                                          scalingConfig={**scaling, "desiredSize": nodes})
+        self.finish()
+
+    def nodes(self, pools: NodePools) -> int:
+        group = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]
+        return group["scalingConfig"]["desiredSize"]
 
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]

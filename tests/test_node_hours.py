@@ -127,6 +127,18 @@ def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
     assert not replace(use, shared=False).watching(now=7201.0), "but not for ever"
 
 
+def test_a_shared_pool_katuna_emptied_counts_for_its_last_study_until_its_nodes_are_gone():
+    """Once katuna resized the pool to 0 after the study, nobody else has its nodes: they are the
+    study's until the resize removed them, and looked at until then."""
+    use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,
+                  requested_at=0.0, released_at=3600.0, nodes=(NodeLife("a", 0.0, 3600.0),), looked_at=3600.0,
+                  empty_asked=True, emptied=True)
+    assert use.watching(now=3630.0), "looked at again until its nodes are gone"
+    gone = replace(use, nodes=observe(use.nodes, [], now=3720.0), looked_at=3720.0)
+    assert gone.node_hours(now=3720.0) == pytest.approx(3660 / 3600) and not gone.watching(now=3720.0)
+    assert not replace(use, emptied=False).watching(now=3630.0), "left to the autoscaler: others' nodes"
+
+
 def _sharing(db: Path, uses: list[tuple[float, float | None]], lives: tuple[NodeLife, ...]) -> SqliteStore:
     """A store of one study per ``(requested, released)`` use of the pool POOL (its own, not
     shared), each use having looked at its nodes and found ``lives``."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from gke_stub import BUSY, GkeStub
-from gke_stub_grpc import GrpcGke
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError, TransportError
@@ -26,17 +25,6 @@ ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
 @pytest.fixture
 def pools(gke_api: GkeStub) -> gke.GkeNodePools:
     return gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
-
-
-@pytest.fixture(params=["rest", "grpc"])
-def either(request: pytest.FixtureRequest, gke_api: GkeStub):
-    """The adapter over REST, as tests reach the stand-in, and over gRPC, as production reaches GKE."""
-    if request.param == "rest":
-        yield gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
-        return
-    face = GrpcGke(gke_api)
-    yield gke.GkeNodePools(CLUSTER, face.client())
-    face.close()
 
 
 def settled(gke_api: GkeStub, pools: gke.GkeNodePools, change: PoolChange) -> OperationStatus:

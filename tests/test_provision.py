@@ -409,12 +409,12 @@ def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_t
     gke_api.refuse_next = (503, "backend unavailable")
     with pytest.raises(TemporaryError):
         dispatcher.deliver_to("provision", created("lost", "u1"))
-    assert waiting_on_pools(store)
+    assert waiting_on_pools(store, START)
     deliver_twice(dispatcher, pool_check())
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "ready" and len(gke_api.calls("POST", "/nodePools")) == 2, "refused, then created"
-    assert not waiting_on_pools(store)
+    assert not waiting_on_pools(store, START)
 
 
 def deleted_by_hand(gke_api: GkeStub, name: str) -> None:
@@ -436,7 +436,7 @@ def test_a_pool_deleted_while_its_study_runs_is_created_again_on_a_tick(world, g
     assert store.pool_use("u1").phase == "ready"
     deleted_by_hand(gke_api, "katuna-oob")
     deliver_twice(dispatcher, pool_check())
-    assert store.pool_use("u1").phase == "creating" and waiting_on_pools(store)
+    assert store.pool_use("u1").phase == "creating" and waiting_on_pools(store, START)
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     use = store.pool_use("u1")
@@ -664,7 +664,7 @@ def test_a_study_whose_pool_create_meets_a_control_plane_upgrade_waits_and_then_
     with pytest.raises(TemporaryError, match="Master is being updated"):
         dispatcher.deliver_to("provision", created("upgrading", "u1"))
     deliver_twice(dispatcher, pool_check())
-    assert store.pool_use("u1") is None and waiting_on_pools(store), "still upgrading: asked again on the next tick"
+    assert store.pool_use("u1") is None and waiting_on_pools(store, START), "still upgrading: asked again on the next tick"
     gke_api.advance(300)
     deliver_twice(dispatcher, pool_check())
     gke_api.advance(600)
@@ -751,7 +751,7 @@ def test_a_release_meeting_a_cluster_update_is_retried_on_the_next_tick_and_the_
     assert end(dispatcher, store, "held") == []
     deliver_twice(dispatcher, pool_check())
     use = store.pool_use("u1")
-    assert (use.phase, use.released_at) == ("ready", None) and waiting_on_pools(store)
+    assert (use.phase, use.released_at) == ("ready", None) and waiting_on_pools(store, START)
     gke_api.advance(300)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "releasing"

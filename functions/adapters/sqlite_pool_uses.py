@@ -50,7 +50,8 @@ class SqlitePoolUses(SqliteConnection):
         fields = dict(row)
         fields.update(machine_types=tuple(loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
                       created=bool(row["created"]), owned=bool(row["owned"]), adopted=loads(row["adopted"]),
-                      deleted=bool(row["deleted"]), message=row["message"] or "",
+                      deleted=bool(row["deleted"]), empty_asked=bool(row["empty_asked"]),
+                      emptied=bool(row["emptied"]), message=row["message"] or "",
                       nodes=tuple(NodeLife.from_dict(life) for life in loads(row["nodes"]) or ()),
                       nodes_problem=row["nodes_problem"] or "")
         return PoolUse(**fields)

@@ -332,6 +332,13 @@ class NodePools(Protocol):
     def delete(self, name: str) -> PoolChange:
         """Delete the pool; deleting one that is absent is success."""
 
+    def empty(self, name: str) -> PoolChange:
+        """Remove the pool's nodes now, leaving the pool (a ``shared`` pool katuna made, once no
+        running study uses it): resize it to 0 nodes, its trials' pods drained, rather than
+        leave each node to the cluster autoscaler's unneeded time. An absent pool, or a cloud
+        where katuna does not resize a pool the autoscaler sizes (EKS), is no change and no
+        operation."""
+
     def check(self, operation: str) -> OperationStatus:
         """How an operation returned earlier stands now."""
 

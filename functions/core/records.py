@@ -197,7 +197,8 @@ class Counts:
 CREATING, READY, RELEASING, RELEASED, POOL_FAILED = "creating", "ready", "releasing", "released", "failed"
 WATCH_AFTER_RELEASE = 3600.0
 """Seconds a released pool's nodes are still looked at: its nodes are gone well within it (the
-autoscaler removes an idle node after 10 minutes, a deleted pool's nodes go in minutes)."""
+autoscaler removes an idle node after 10 minutes, a deleted or emptied pool's nodes go in
+minutes); a shared pool katuna has still to empty is looked for as long."""
 POOL_IN_USE = (CREATING, READY)
 
 
@@ -228,6 +229,12 @@ class PoolUse:
     """A pool katuna did not create: its autoscaling settings as first found (provider's terms),
     given back when the last study using it ends."""
     deleted: bool = False
+    empty_asked: bool = False
+    """Whether the step that empties the pool after this study's release was taken: the cloud
+    asked to resize the pool to 0 nodes (or the cloud, EKS, resizes none), or it refused for good.
+    Asked once per release, so a redelivered event or the next tick does not ask again."""
+    emptied: bool = False
+    """Whether the cloud took the resize to 0 nodes: the nodes left are this study's, until gone."""
     message: str = ""
     requested_at: float = 0.0
     ready_at: float | None = None
@@ -271,10 +278,10 @@ class PoolUse:
         return self.requested_at, max([self.released_at, *(life.ended_at or life.last_seen for life in self.nodes)])
 
     def _left_to_others(self, others: Iterable[PoolUse]) -> bool:
-        """Whether the pool's nodes were others' once this study released it: a shared pool, or
-        one that another study of ``others`` was using then."""
+        """Whether the pool's nodes were others' once this study released it: a shared pool katuna
+        did not empty after it (:attr:`emptied`), or one that another study of ``others`` was using then."""
         released = self.released_at
-        return self.shared or released is not None and any(
+        return self.shared and not self.emptied or released is not None and any(
             other.uid != self.uid and (other.pool, other.provider) == (self.pool, self.provider)
             and other.requested_at <= released and (other.released_at is None or other.released_at > released)
             for other in others)

@@ -16,7 +16,8 @@ creation failed included); one it refuses for good ends the use as failed, its m
 what is left in the cluster.
 
 katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
-no running study uses them; a pool an ended study created with no use recording it (the
+no running study uses them, and empties a shared one it created once its last study is done
+(:mod:`functions.handlers.emptying`); a pool an ended study created with no use recording it (the
 create's answer lost) is found by the study's uid on it. The ready pool of a running study is looked for at the pace of the looks at
 its nodes; one deleted meanwhile (by hand, say) is created again as the study's own. A pool it found is adopted when it can serve the study
 (:func:`functions.core.nodepool.claim`; otherwise the study fails naming the field),
@@ -39,7 +40,6 @@ from functions.core.records import (
     CREATING,
     FAILED,
     POOL_FAILED,
-    POOL_IN_USE,
     READY,
     RELEASED,
     RELEASING,
@@ -48,6 +48,7 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.handlers.base import Deps, complete
+from functions.handlers.emptying import due_to_empty, empty_step, running_others
 from functions.handlers.node_hours import due, look_at_nodes
 
 log = logging.getLogger("katuna.pools")
@@ -83,6 +84,8 @@ def reconcile(deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record, pool in _unprovisioned(deps.store):
         events += _on_tick(_provision, record, pool, deps)
+    for released in due_to_empty(deps.store, deps.clock()):
+        events += _on_tick(_advance, released, None, deps)
     for use in _unreleased(deps.store):
         owner: StudyRecord | None
         try:
@@ -169,10 +172,11 @@ def _unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
             if record.spec.node_pool is not None and not record.terminal and store.pool_use(record.uid) is None]
 
 
-def waiting_on_pools(store: Store) -> bool:
-    """Whether a pool use waits on a cloud operation or on being released after its study, or
-    a running study still waits for its pool to be asked for."""
-    if _unprovisioned(store):
+def waiting_on_pools(store: Store, now: float) -> bool:
+    """Whether a pool use waits on a cloud operation or on being released after its study, a
+    released shared pool waits to be emptied (:mod:`functions.handlers.emptying`), or a running
+    study still waits for its pool to be asked for."""
+    if _unprovisioned(store) or due_to_empty(store, now):
         return True
     for use in _unreleased(store):
         if use.operation:
@@ -267,7 +271,11 @@ def _whose(use: PoolUse, change: PoolChange, store: Store) -> PoolUse:
 
 
 def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event]:
-    """Check the pending operation; once the pool is ready and the study over, release it."""
+    """Check the pending operation; once the pool is ready and the study over, release it; once
+    released, empty a shared pool nobody uses (:func:`functions.handlers.emptying.empty_step`)."""
+    if use.phase == RELEASED:
+        deps.store.save_pool_use(empty_step(use, deps))
+        return []
     events: list[Event] = []
     pool = _pool_of(use, record)
     if use.operation:
@@ -289,7 +297,7 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
             use = replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     if (record is None or record.terminal) and use.phase in (READY, POOL_FAILED) and use.released_at is None:
         use = _release(use, pool, deps)
-    deps.store.save_pool_use(use)
+    deps.store.save_pool_use(empty_step(use, deps))
     return events
 
 
@@ -331,7 +339,7 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     back; scale any other back to a minimum of 0 and to the maximum it keeps (:func:`_kept_maximum`).
     A cloud that cannot take the change now leaves the use as it is, for the next tick (the events
     of the same step are kept)."""
-    others = _running_others(use, deps)
+    others = running_others(use, deps.store)
     if use.phase == POOL_FAILED and not use.created:
         try:
             use = _created_after_all(use, pool, deps)
@@ -399,18 +407,3 @@ def _kept_maximum(use: PoolUse, others: list[PoolUse], pools: NodePools, deps: D
         found = pools.describe(use.pool)
         base = use.max_nodes if found is None else found.max_nodes
     return max([base, *(other.max_nodes for other in others)])
-
-
-def _running_others(use: PoolUse, deps: Deps) -> list[PoolUse]:
-    """The uses of the same pool by other running studies."""
-    found = []
-    for other in deps.store.pool_uses(POOL_IN_USE, pool=use.pool):
-        if other.uid == use.uid or other.provider != use.provider:
-            continue
-        try:
-            record = deps.store.get_study(other.study)
-        except StudyNotFound:
-            continue
-        if record.uid == other.uid and not record.terminal:
-            found.append(other)
-    return found

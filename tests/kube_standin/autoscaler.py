@@ -10,7 +10,8 @@ minimum once it has been unneeded for ``idle_seconds`` (the real one's
 (``--scale-down-delay-after-add``; by default the same, as the real one's two defaults are),
 at most ten at once (:mod:`kube_standin.scale_down`). Nodes of a pool the provider no longer
 reports are drained, their pods disrupted; a pool being deleted (``NodePool.deleting``) keeps its
-nodes, cordoned, until it is gone. Pods already promised a booting node do not ask for another,
+nodes, cordoned, until it is gone; a pool the cloud is changing (``NodePool.reconciling``) is
+left alone, and one it resizes loses the nodes above its new size (:mod:`kube_standin.resizes`). Pods already promised a booting node do not ask for another,
 as the real autoscaler's binpacking estimate.
 
 The autoscaler says what it did about each such pod, in Events on the pod as the real one
@@ -39,6 +40,7 @@ from kube_standin.clock import RealClock
 from kube_standin.interruptions import Interruptions
 from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
+from kube_standin.resizes import Resizes
 from kube_standin.scale_down import ScaleDown
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
@@ -102,6 +104,8 @@ class Autoscaler:
         """Until when each pool whose scale-up failed is not asked for another node."""
         self.fresh = False
         """Whether the pools were scanned for this pass: the real one's loop, which records its Events."""
+        self.resizes = Resizes()
+        """The nodes the cloud drains for a resize of their pool (GKE's ``setSize``)."""
 
     def peak(self, pool: str | None = None) -> int:
         """The most Ready nodes seen at once, in ``pool`` or in all pools."""
@@ -126,11 +130,13 @@ class Autoscaler:
         """One pass over the cluster (its lock held) with the pools of the last scan."""
         now = self.clock.monotonic()
         self._drain_gone(cluster, pools)
+        counts = self._counts(cluster, pools)
+        self.resizes.step(cluster, pools, self.booting, lambda pool: self._boot(pool, now, counts))
         self._register(cluster, pools, now)
         if self.interruptions is not None:
             self.interruptions.step(cluster, now)
         counts = self._counts(cluster, pools)
-        active = {name: pool for name, pool in pools.items() if not pool.deleting}
+        active = {name: pool for name, pool in pools.items() if not (pool.deleting or pool.reconciling)}
         for pool in active.values():
             while counts[pool.name] < pool.min_nodes:
                 self._boot(pool, now, counts)

@@ -28,8 +28,9 @@ def gke_allocatable(machine_type: str) -> dict[str, str]:
 
 def gke_pools(gke) -> Callable[[], list[NodePool]]:
     """A provider over a GKE stand-in's running pools, with the limits, labels and taints its
-    autoscaler interface reports (``GkeStub.pool_bounds``), and the pools it is deleting
-    (``STOPPING``), whose nodes stay until the deletion is done."""
+    autoscaler interface reports (``GkeStub.pool_bounds``; a reconciling one, and the size a
+    resize under way takes it to, too), and the pools it is deleting (``STOPPING``), whose nodes
+    stay until the deletion is done."""
 
     def pools() -> list[NodePool]:
         found = []
@@ -38,7 +39,8 @@ def gke_pools(gke) -> Callable[[], list[NodePool]]:
             if bounds is not None:
                 found.append(NodePool(name, bounds.min_nodes, bounds.max_nodes, dict(bounds.labels),
                                       tuple(bounds.taints),
-                                      gke_allocatable((pool.get("config") or {}).get("machineType", ""))))
+                                      gke_allocatable((pool.get("config") or {}).get("machineType", "")),
+                                      reconciling=bounds.reconciling, resizing=bounds.resizing))
             elif (gke.pools.get(name) or {}).get("status") == "STOPPING":
                 found.append(NodePool(name, 0, 0, {"cloud.google.com/gke-nodepool": name}, deleting=True))
         return found

@@ -29,6 +29,12 @@ class NodePool:
     """The cloud is deleting the pool: the autoscaler makes no node there and removes none, and
     its nodes stay, cordoned, until the pool is gone (GKE drains and deletes them inside its
     delete operation, and bills them until then)."""
+    reconciling: bool = False
+    """The cloud is changing the pool (GKE's ``RECONCILING``): the autoscaler neither adds nor
+    removes its nodes meanwhile."""
+    resizing: int | None = None
+    """The node count a resize the cloud is carrying out takes the pool to (GKE's ``setSize``):
+    the nodes above it are drained, and go once the resize is done (:mod:`kube_standin.resizes`)."""
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],
