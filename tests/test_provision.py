@@ -126,7 +126,7 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeSt
            "at most 4.20 node-hours" in " ".join(shown.output.split())
 
 
-def test_a_shared_pool_is_only_scaled_back(world, gke_api: GkeStub):
+def test_a_shared_pool_is_scaled_back_not_deleted(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("shared-a", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("shared-a", "u1"))

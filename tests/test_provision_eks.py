@@ -280,3 +280,23 @@ def test_changes_meeting_a_group_busy_with_an_update_are_asked_again_on_the_tick
         world.deliver(pool_check())
     assert world.store.pool_use("ub").phase == "ready" and world.pools.describe("team").max_nodes == 12
     assert world.store.pool_use("ua").phase == "released" and world.store.get_study("study-b").status == "running"
+
+
+def test_the_last_study_on_a_shared_group_leaves_its_nodes_to_the_autoscaler(world: World):
+    """EKS's API reference says not to change a node group's desired size under the Cluster
+    Autoscaler: the group katuna made and shared keeps its nodes once its last study ends, and
+    the autoscaler removes them; the study's pool use says nothing went wrong."""
+    operator = boto3.client("eks", region_name=REGION)
+    world.submit("study-b", "ub", name="team", shared=True, maxNodes=4)
+    world.deliver(study_created("study-b", "ub"))
+    moto_eks.minutes_pass()
+    world.deliver(pool_check())
+    operator.update_nodegroup_config(clusterName="tuning", nodegroupName="team", scalingConfig={"desiredSize": 3})
+    moto_eks.minutes_pass()
+    tokens = len(world.tokens)
+    world.end("study-b")
+    world.deliver(pool_check())
+    scaling = operator.describe_nodegroup(clusterName="tuning", nodegroupName="team")["nodegroup"]["scalingConfig"]
+    assert scaling == {"minSize": 0, "maxSize": 4, "desiredSize": 3} and len(world.tokens) == tokens
+    use = world.store.pool_use("ub")
+    assert (use.phase, use.empty_asked, use.emptied, use.message) == ("released", True, False, "")
