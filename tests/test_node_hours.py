@@ -3,6 +3,7 @@ a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import subprocess
@@ -137,6 +138,30 @@ def test_a_shared_pool_katuna_emptied_counts_for_its_last_study_until_its_nodes_
     gone = replace(use, nodes=observe(use.nodes, [], now=3720.0), looked_at=3720.0)
     assert gone.node_hours(now=3720.0) == pytest.approx(3660 / 3600) and not gone.watching(now=3720.0)
     assert not replace(use, emptied=False).watching(now=3630.0), "left to the autoscaler: others' nodes"
+
+
+def test_after_katuna_emptied_the_pool_a_node_made_since_the_release_is_not_the_ended_studys(tmp_path: Path):
+    """Another study started on the shared pool while the resize drained the ended study's nodes:
+    the node made for it is that study's, not counted for the ended one."""
+    kube, store = KubeStub(), SqliteStore(tmp_path / "katuna.db")
+    released = calendar.timegm((2026, 11, 30, 12, 30, 0))
+    try:
+        for name, stamp in (("before", "2026-11-30T12:00:00Z"), ("since", "2026-11-30T12:31:00Z")):
+            kube.add_node({"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": name, "creationTimestamp": stamp, "labels": dict(SELECTOR)},
+                "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]}})
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: released + 120,
+                    nodes=KubernetesNodes(lambda: api))
+        known = (NodeLife("before", released - 1800, released),)
+        store.save_pool_use(PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True,
+                                    phase=RELEASED, requested_at=released - 3600, released_at=released,
+                                    nodes=known, looked_at=released, empty_asked=True, emptied=True))
+        look_at_nodes(deps)
+        assert [life.name for life in store.pool_use("u").nodes] == ["before"]
+    finally:
+        store.close()
+        kube.close()
 
 
 def _sharing(db: Path, uses: list[tuple[float, float | None]], lives: tuple[NodeLife, ...]) -> SqliteStore:

@@ -3,7 +3,8 @@
 Each look lists the pool's Node objects by the label its cloud sets to the pool's name
 (:data:`functions.core.nodepool.SELECTOR_KEYS`) and stores what it found in the study's pool use
 (:func:`functions.core.node_hours.observe`); a pool is looked at most every
-``KATUNA_NODE_LOOK_SECONDS`` (30 s), from its request until its nodes are gone. A look that
+``KATUNA_NODE_LOOK_SECONDS`` (30 s), from its request until its nodes are gone (a shared pool
+katuna emptied after the study: until the nodes the resize removes are gone). A look that
 fails (the API unreachable, or no permission to list nodes) is logged, kept as the reason, and
 tried again a period later: node-hours are a figure for the user, never a reason to fail a
 study. Looking twice at the same moment finds the same nodes, so a redelivered tick changes
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from functions.core.errors import KatunaError
-from functions.core.node_hours import observe
+from functions.core.node_hours import NodeSeen, observe
 from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.records import WATCH_AFTER_RELEASE, PoolUse
 from functions.handlers.base import Deps
@@ -62,4 +63,14 @@ def look_at_nodes(deps: Deps) -> None:
             log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
             deps.store.save_pool_use(replace(use, looked_at=now, nodes_problem=str(exc)))
             continue
-        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, seen, now), looked_at=now, nodes_problem=""))
+        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, _its_own(use, seen), now), looked_at=now,
+                                         nodes_problem=""))
+
+
+def _its_own(use: PoolUse, seen: list[NodeSeen]) -> list[NodeSeen]:
+    """The nodes a look counts for the use: after katuna emptied a shared pool the study released,
+    only those made before the release (the nodes the resize removes); a node made since is for
+    a study that has started on the pool meanwhile, not the ended one's."""
+    if use.released_at is None or not use.emptied:
+        return seen
+    return [node for node in seen if node.created_at <= use.released_at]
