@@ -1,0 +1,28 @@
+"""Katib-style ``trialSpec`` templates: a whole workload with placeholders, of any kind Katib
+runs (a ``batch/v1`` Job, the Training Operator's jobs, TrainJob, JobSet, Argo Workflow, Tekton
+PipelineRun; see :mod:`functions.core.trial_kinds`).
+
+Checked when the study is parsed; on a cluster the workload is the template with every string
+substituted on its own and katuna's requirements laid over it (for a Job: name, labels, the
+preemption policy before the Job's own rules, deadline unless the Job's own is sooner, TTL
+unless the Job keeps its own, ``restartPolicy: Never``; for other kinds: name, labels, the
+node pool's scheduling); locally the primary container's command and args run as the trial
+process (its image is noted and ignored), ended at a Job's own deadline (:func:`active_deadline`).
+"""
+
+from functions.core.trial_spec._check import check
+from functions.core.trial_spec._job_fields import template_field
+from functions.core.trial_spec._local import active_deadline, local_entrypoint, local_process, no_command
+from functions.core.trial_spec._render import render, render_workload
+from functions.core.trial_spec._shapes import (
+    PATH,
+    init_containers,
+    located_containers,
+    primary_container_name,
+    requests_resources,
+)
+
+__all__ = [
+    "PATH", "active_deadline", "check", "init_containers", "local_entrypoint", "local_process", "located_containers",
+    "no_command", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
+]

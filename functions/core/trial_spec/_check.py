@@ -1,0 +1,167 @@
+"""The checks of a ``trialSpec`` made when its study is parsed: each problem goes to the reader
+by its path, so a workload the cluster (or Katib's webhook) would refuse is refused before any
+trial runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import container_scripts, template, trial_kinds
+from functions.core.cluster import MIN_TTL, TTL_WHY
+from functions.core.labels import problems as label_problems
+from functions.core.reader import Reader
+from functions.core.trial_spec._job_fields import (
+    DEADLINE,
+    MAX_DEADLINE,
+    MAX_POLICY_RULES,
+    OWN_POLICY_RULES,
+    is_deadline,
+)
+from functions.core.trial_spec._shapes import (
+    PATH,
+    containers,
+    init_containers,
+    labelled,
+    located_containers,
+    pod_spec,
+    primary_container,
+)
+
+
+def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
+          primary_pod_labels: Mapping[str, str] | None = None) -> list[str]:
+    """Problems of a ``trialSpec`` go to ``r``; the parameter names it references. A kind katuna
+    has no defaults for needs both ``conditions`` (success, failure) from the study."""
+    if not isinstance(trial_spec, Mapping):
+        r.fail(PATH, "expected a workload (a batch/v1 Job, a Kubeflow job, a JobSet, a Workflow, ...) as a mapping")
+        return []
+    api_version, kind = trial_spec.get("apiVersion"), trial_spec.get("kind")
+    if not (isinstance(api_version, str) and "/" in api_version and isinstance(kind, str) and kind):
+        r.fail(PATH, "expected apiVersion (group/version) and kind")
+    elif trial_kinds.kind_of(trial_spec) is None and None in trial_kinds.conditions(trial_spec, *conditions):
+        known = ", ".join(f"{k.api_versions[0]} {k.kind}" for k in trial_kinds.KINDS.values())
+        r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
+                                f"failureCondition (katuna knows the defaults of {known})")
+    _check_containers(r, trial_spec, primary, primary_pod_labels)
+    _check_env_names(r, trial_spec)
+    _check_identity(r, trial_spec)
+    _check_labels(r, trial_spec)
+    used: list[str] = []
+    metadata = trial_spec.get("metadata")
+    for where, text in template.strings(trial_spec, PATH):
+        names, unknown = template.referenced_parameters(text, spec_fields=True, read_by_shell=True)
+        used += names
+        for placeholder in unknown:
+            r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or "
+                          "${trialSpec.Name|Namespace|Kind|APIVersion|Labels[key]|Annotations[key]}")
+        _check_keys(r, where, text, metadata if isinstance(metadata, Mapping) else {})
+    return used
+
+
+def _check_keys(r: Reader, where: str, text: str, metadata: Mapping[str, Any]) -> None:
+    """A ``${trialSpec.Labels[key]}`` or ``${trialSpec.Annotations[key]}`` in ``text`` names a key
+    of the trialSpec's own metadata: only those are read, so any other (katuna's own labels
+    included, which a local trial does not have) would stay as written in every trial."""
+    for field in template.keyed_fields(text):
+        missing = template.missing_key(field, metadata, PATH)
+        if missing is not None:
+            r.fail(where, f"{missing}: it would stay as written in every trial; add the key there, or use "
+                          "${trialSpec.Name} or a parameter instead")
+
+
+def _check_env_names(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """No container's variable is named as katuna's own are (:data:`container_scripts.RESERVED`)."""
+    located = [(path, c) for path, _, _, c in located_containers(trial_spec)] + init_containers(trial_spec)
+    for where, name in container_scripts.reserved_names([(f"{PATH}.{path}", c) for path, c in located]):
+        r.fail(where, f"expected a name not beginning with {container_scripts.RESERVED}, got {name!r}: katuna's own "
+                      "variables of a trial are so named, and it sets them over any of the template's")
+
+
+def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | None,
+                      labels: Mapping[str, str] | None) -> None:
+    known = trial_kinds.kind_of(trial_spec)
+    if known is None:
+        return
+    found = containers(trial_spec)
+    container = primary_container(trial_spec, primary, labels)
+    if not found:
+        r.fail(PATH, f"expected at least one container in the {known.kind}")
+    elif container is None:
+        listed = ", ".join(sorted({name for _, name, _ in found}))
+        r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
+    elif not (container.get("command") or container.get("args") or container.get("source")):
+        r.fail(PATH, "the primary container needs a command or args")
+    if known.kind == "Job":
+        restart = pod_spec(trial_spec).get("restartPolicy")
+        if restart not in (None, "Never"):
+            r.fail(f"{PATH}.spec.template.spec.restartPolicy",
+                   f"expected Never, got {restart!r}: katuna gives trial Jobs a podFailurePolicy (a preempted "
+                   "pod is no failure), which Kubernetes allows only with Never, and it reads a failed trial's "
+                   "metrics and exit code from its pods, which Kubernetes deletes when an OnFailure Job fails")
+        replacement = (trial_spec.get("spec") or {}).get("podReplacementPolicy")
+        if replacement not in (None, "Failed"):
+            r.fail(f"{PATH}.spec.podReplacementPolicy",
+                   f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
+                   "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
+        suspend = (trial_spec.get("spec") or {}).get("suspend")
+        if suspend not in (None, False):
+            r.fail(f"{PATH}.spec.suspend",
+                   f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
+                   "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
+        _check_kept(r, trial_spec.get("spec") or {})
+
+
+def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
+    """The Job fields :func:`~functions.core.trial_spec.render` keeps beside katuna's: a deadline
+    (:func:`_check_deadline`), a TTL long enough for katuna to read the finished trial's log
+    (:data:`MIN_TTL`), and ``podFailurePolicy`` rules that leave room for katuna's own
+    (Kubernetes takes at most :data:`MAX_POLICY_RULES`)."""
+    _check_deadline(r, spec.get(DEADLINE[-1]))
+    ttl = spec.get("ttlSecondsAfterFinished")
+    if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl < MIN_TTL:
+        r.fail(f"{PATH}.spec.ttlSecondsAfterFinished",
+               f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
+    policy = spec.get("podFailurePolicy")
+    rules = policy.get("rules") if isinstance(policy, Mapping) else None
+    if isinstance(rules, list) and len(rules) > MAX_POLICY_RULES - OWN_POLICY_RULES:
+        r.fail(f"{PATH}.spec.podFailurePolicy.rules", f"expected at most {MAX_POLICY_RULES - OWN_POLICY_RULES}, "
+                                                      f"got {len(rules)}: "
+                                                      "katuna adds its own rule first (a preempted pod is no "
+                                                      f"failure), and Kubernetes takes at most {MAX_POLICY_RULES}")
+
+
+def _check_deadline(r: Reader, deadline: Any) -> None:
+    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds Kubernetes takes
+    (:func:`is_deadline`), or a placeholder filled in per trial: a local trial ends there
+    (:func:`~functions.core.trial_spec.active_deadline`), so one Kubernetes would refuse is
+    refused here, not ignored."""
+    if deadline is None or is_deadline(deadline) or isinstance(deadline, str) and template.PLACEHOLDER.search(deadline):
+        return
+    r.fail(f"{PATH}.{'.'.join(DEADLINE)}", f"expected a whole number of seconds from 0 to {MAX_DEADLINE}, as "
+                                           f"Kubernetes takes a Job's (0 fails it at once), got {deadline!r}")
+
+
+def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """A ``trialSpec`` names neither its workload nor its namespace: each trial's is named after
+    the trial and made in the study's namespace, so a name or namespace given would be silently
+    replaced. Katib's webhook refuses both ("metadata.name and metadata.namespace in
+    spec.trialTemplate must be omitted", validator.go, validateTrialTemplate)."""
+    metadata = trial_spec.get("metadata")
+    for key in ("name", "namespace"):
+        if isinstance(metadata, Mapping) and metadata.get(key) not in (None, ""):
+            r.fail(f"{PATH}.metadata.{key}", "must be omitted, as Katib's webhook requires: each trial's workload is "
+                                             "named after its trial and made in the study's namespace "
+                                             "(kubernetes.namespace; a resource's own)")
+
+
+def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """Labels the API server would refuse whatever the trial: a bad key, or a bad value without
+    placeholders (one with placeholders is checked once they are filled in, at launch)."""
+    metadata = trial_spec.get("metadata")
+    if isinstance(metadata, Mapping) and not isinstance(metadata.get("labels") or {}, Mapping):
+        r.fail(f"{PATH}.metadata.labels", "expected a mapping of label keys to values")
+    for path, found in labelled(trial_spec):
+        literal = {k: "" if isinstance(v, str) and template.PLACEHOLDER.search(v) else v for k, v in found.items()}
+        for problem in label_problems(literal, path):
+            r.fail(problem.path, problem.message)

@@ -1,0 +1,58 @@
+"""The fields of a ``batch/v1`` Job template that katuna lays its own over, keeps, or reads:
+its deadline, its TTL, its ``podFailurePolicy`` rules (katuna's go first) and its
+``backoffLimit``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MAX_POLICY_RULES = 20
+"""The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
+OWN_POLICY_RULES = 1
+"""The ``podFailurePolicy`` rules katuna puts before a Job template's own (:func:`required_field`)."""
+_POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
+DEADLINE = ("spec", "activeDeadlineSeconds")
+"""Where a Job keeps its deadline, as a path in the ``trialSpec``."""
+MAX_DEADLINE = 2**63 - 1
+"""The largest ``activeDeadlineSeconds`` a Job holds (an int64): a larger number cannot be decoded."""
+
+
+def is_deadline(value: Any) -> bool:
+    """Whether ``value`` is a Job deadline Kubernetes takes: a whole number of seconds, not
+    negative (the batch API's validation, ``ValidateNonnegativeField``), that its int64 field
+    holds (:data:`MAX_DEADLINE`). With 0 the Job controller fails the Job at its first sync
+    (``DeadlineExceeded``), and a local trial is ended at once."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DEADLINE
+
+
+def required_field(key: str, value: Any, own: Any, spec: Mapping[str, Any]) -> Any:
+    """A Job spec field as katuna requires it, given the template's ``own`` and its whole
+    ``spec``: the template's ``backoffLimit``, and its TTL unless katuna keeps the Job for good
+    (``retain``: none), are kept (:func:`~functions.core.trial_spec.check` refused a TTL too
+    short); no ``backoffLimit`` where the template counts failures per index
+    (``backoffLimitPerIndex``: Kubernetes then limits none Job-wide, where katuna's would end
+    the Job at its first failure); its own
+    ``activeDeadlineSeconds`` where it is sooner than katuna's backstop (the Job then fails
+    there, as on Katib); its ``podFailurePolicy`` rules follow katuna's, which Kubernetes
+    matches first; katuna's value of any other field."""
+    if key == "backoffLimit" and own is None and spec.get("backoffLimitPerIndex") is not None:
+        return None
+    if key == "backoffLimit" or (key == "ttlSecondsAfterFinished" and value is not None):
+        return value if own is None else own
+    if key == DEADLINE[-1] and is_deadline(own) and own < value:
+        return own
+    if key == "podFailurePolicy" and isinstance(own, Mapping) and isinstance(own.get("rules"), list):
+        return {**own, "rules": [*value["rules"], *own["rules"]]}
+    return value
+
+
+def template_field(field: str) -> str:
+    """The field of a Job template that the API server's refusal of the rendered Job names at
+    ``field``: the Job's ``podFailurePolicy`` rules begin with katuna's own, so its rule
+    ``i + OWN_POLICY_RULES`` is the template's rule ``i``; any other field is the template's own."""
+    rule = _POLICY_RULE.match(field)
+    if rule is None or int(rule[1]) < OWN_POLICY_RULES:
+        return field
+    return f"spec.podFailurePolicy.rules[{int(rule[1]) - OWN_POLICY_RULES}]{field[rule.end():]}"

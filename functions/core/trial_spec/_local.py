@@ -1,0 +1,68 @@
+"""A ``trialSpec`` run where trials run on this machine: its primary container's command and
+args as a process, ended at a Job's own deadline; and why a container without a command
+cannot run so."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import container_scripts, template, trial_kinds
+from functions.core.documents import Path
+from functions.core.errors import Problem
+from functions.core.trial_spec._job_fields import DEADLINE, is_deadline
+from functions.core.trial_spec._shapes import PATH, located_containers, primary_container
+
+
+def no_command(path: str, container: str, needed: str) -> Problem:
+    """The problem of the container at ``path`` (in the ``trialSpec``) that gives no ``command``
+    where katuna ``needed`` one: it runs its image's entrypoint, which Katib reads from the
+    image's registry and katuna does not read at all."""
+    return Problem(f"{PATH}.{path}.command", (
+        f"required {needed}; container {container!r} has none (it runs its image's entrypoint, which katuna does "
+        f"not read from the image as Katib does): give it the command the entrypoint runs"))
+
+
+def local_entrypoint(trial_spec: Mapping[str, Any], primary: str | None,
+                     labels: Mapping[str, str] | None = None) -> Problem | None:
+    """Why the ``trialSpec``'s primary container cannot run as a local process: it gives no
+    ``command`` (``args`` alone run the image's entrypoint, which only a cluster knows), so its
+    first argument would be run as the program. None when it can, or has no container katuna
+    can find (a kind it has no shape of)."""
+    container = primary_container(trial_spec, primary, labels)
+    found = next(((path, own) for path, _, own, c in located_containers(trial_spec) if c is container), None)
+    if found is None or container is None or container.get("command"):
+        return None
+    return no_command(*found, "where trials run on this machine (katuna run, or a service whose trials run as local "
+                              "processes): a local trial runs the container's command and args as a process, and "
+                              "outside a cluster its image's entrypoint is not known")
+
+
+def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
+                  name: str, labels: Mapping[str, str] | None = None,
+                  namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment of the primary container, to run as a local process (an
+    empty argv where the workload has no container katuna can find, a kind it has no shape of;
+    ``${trialSpec.Namespace}`` is the study's namespace)."""
+    context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
+                                    annotations=(trial_spec.get("metadata") or {}).get("annotations"),
+                                    kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
+    found = primary_container(trial_spec, primary, labels) or {}
+    container = container_scripts.fill(found, [found], params, context)
+    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    env = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+    return argv, env
+
+
+def active_deadline(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
+                    typed: frozenset[Path] = frozenset()) -> int | None:
+    """A Job's own ``spec.activeDeadlineSeconds`` (its placeholder filled in, read as a number
+    where the field is typed): Kubernetes fails the Job there (``DeadlineExceeded``), counting
+    from its start, so a local trial, which has no Job, ends there too (at once for 0). None for
+    another kind, or without a deadline Kubernetes takes there."""
+    known = trial_kinds.kind_of(trial_spec)
+    spec = trial_spec.get("spec")
+    if known is None or known.kind != "Job" or not isinstance(spec, Mapping):
+        return None
+    value = template.substitute_tree(spec.get(DEADLINE[-1]), params, {}, typed=typed, at=DEADLINE)
+    return value if is_deadline(value) else None

@@ -1,0 +1,169 @@
+"""The workload of one trial on a cluster: the ``trialSpec`` with every string substituted on its
+own and katuna's requirements laid over it (name, labels, scheduling, environment, resources,
+and for a Job the fields of :mod:`functions.core.trial_spec._job_fields`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import container_scripts, report_token, template, trial_kinds
+from functions.core.documents import Path
+from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
+from functions.core.labels import problems as label_problems
+from functions.core.trial_spec._job_fields import required_field
+from functions.core.trial_spec._shapes import (
+    init_containers,
+    labelled,
+    located_containers,
+    primary_container,
+    primary_container_name,
+    resources_key,
+)
+
+
+def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
+           metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
+           resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
+    """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
+    Job spec fields of katuna win (the template's ``backoffLimit`` and TTL are kept, and its
+    ``podFailurePolicy`` rules follow katuna's: :func:`required_field`); the pod template gets the ``required`` one's annotations where
+    it sets none of them; katuna's node selector and tolerations (a node pool's, say)
+    are added to the template's; ``env`` is added to the primary container, and ``resources``
+    (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
+    scalars once substituted."""
+    context, labels = _context(trial_spec, params, metadata)
+    job = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
+    job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
+    spec = job.setdefault("spec", {})
+    for key, value in required.items():
+        if key != "template":
+            spec[key] = required_field(key, value, spec.get(key), spec)
+    pod_template = spec.setdefault("template", {})
+    pod_template.setdefault("metadata", {})
+    pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
+    pod_template["metadata"]["annotations"] = {**required["template"]["metadata"].get("annotations", {}),
+                                               **(pod_template["metadata"].get("annotations") or {})}
+    pod = pod_template.setdefault("spec", {})
+    for key, value in required["template"]["spec"].items():
+        if key == "nodeSelector":
+            pod[key] = {**(pod.get(key) or {}), **value}
+        elif key == "tolerations":
+            pod[key] = [*(pod.get(key) or []), *(t for t in value if t not in (pod.get(key) or []))]
+        elif key == "restartPolicy" or key not in pod:
+            pod[key] = value
+    container = primary_container(job, primary)
+    if not isinstance(container, dict):
+        raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
+    _add_env(container, env, metadata["name"])
+    if resources:
+        own = container.setdefault("resources", {})
+        for kind, values in resources.items():
+            own[kind] = {**values, **(own.get(kind) or {})}
+    _refuse_bad_labels(job)
+    return job
+
+
+def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,
+                    params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
+                    env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
+                    ttl: int | None = None, typed: frozenset[Path] = frozenset(),
+                    pod_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
+    namespace, labels) wins; its pods get ``pod_annotations`` where the template sets none of
+    them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
+    ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods; a
+    TrainJob and a PipelineRun where :func:`~functions.core.trial_kinds.scheduled_elsewhere`
+    says); ``env`` is added to the primary container, and ``resources`` to every container of
+    the primary's name (each replica's: a worker's pods need requests as the master's do, for
+    the scheduler and the autoscaler) that names none, in the field its kind reads them from
+    (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its
+    own; the pod templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
+    where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
+    kind's controller makes the pods, with katuna's labels where the kind takes pod labels
+    (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
+    the ``typed`` strings are read as YAML scalars once substituted."""
+    context, labels = _context(trial_spec, params, metadata)
+    workload = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
+    workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
+    trial_kinds.pod_labelled(workload, metadata["labels"])
+    trial_kinds.pod_annotated(workload, pod_annotations or {})
+    pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
+    if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
+        pod_specs.append(workload.setdefault("spec", {}))
+    if pod.get("nodeSelector") or pod.get("tolerations"):
+        pod_specs += trial_kinds.scheduled_elsewhere(workload)
+    for spec in pod_specs:
+        _schedule(spec, pod)  # type: ignore[arg-type]
+    if trial_kinds.closes_tokens(workload):
+        for _, _, spec in trial_kinds.pod_specs(workload):
+            spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
+    container = primary_container(workload, primary, primary_labels)
+    if isinstance(container, dict):
+        _add_env(container, env, metadata["name"])
+    name = primary_container_name(workload, primary, primary_labels)
+    for path, _, own, each in located_containers(workload):
+        key = resources_key(workload, path)
+        if resources and own == name and isinstance(each, dict) and key not in each:
+            each[key] = {kind: dict(values) for kind, values in resources.items()}
+    _keep_finished_for(workload, ttl)
+    _refuse_bad_labels(workload)
+    return workload
+
+
+def _add_env(container: dict[str, Any], env: Mapping[str, str], workload: str) -> None:
+    """katuna's variables ``env`` added to the primary ``container`` of ``workload``, over those
+    of the same name it has (the parameters' variables, which every container gets already)."""
+    own = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") in env)]
+    container["env"] = [*own, *report_token.env_entries(env, workload)]
+
+
+def _every_container(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every container of the workload, init containers too: each runs a script of its own."""
+    return [c for *_, c in located_containers(trial_spec)] + [c for _, c in init_containers(trial_spec)]
+
+
+def _context(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
+             metadata: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The ``${trialSpec.*}`` values of the trial's workload, and its labels: the template's,
+    their placeholders filled in first (a label may carry a parameter's value, and
+    ``${trialSpec.Labels[key]}`` then reads the filled-in value), with katuna's over them."""
+    given = trial_spec.get("metadata") or {}
+    kind, api_version = str(trial_spec.get("kind")), str(trial_spec.get("apiVersion"))
+    plain = template.spec_context(metadata["name"], metadata["namespace"], kind, api_version,
+                                  annotations=given.get("annotations"))
+    labels = {**template.substitute_tree(dict(given.get("labels") or {}), params, plain), **metadata["labels"]}
+    return template.spec_context(metadata["name"], metadata["namespace"], kind, api_version, labels,
+                                 given.get("annotations")), labels
+
+
+def _refuse_bad_labels(workload: Mapping[str, Any]) -> None:
+    """Refuse (for good: every attempt of the trial would be refused) a workload whose labels,
+    placeholders filled in, the API server would refuse with 422, naming each label."""
+    found = [problem for path, own in labelled(workload) for problem in label_problems(own, path)]
+    if found:
+        raise RefusedWorkload([Problem(p.path, f"{p.message} (its placeholders filled in)") for p in found])
+
+
+def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
+    """Set the kind's TTL of a finished workload to ``ttl`` where the template sets none."""
+    known = trial_kinds.kind_of(workload)
+    if ttl is None or known is None or not known.ttl:
+        return
+    *parents, last = known.ttl
+    node = workload
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            return
+        node = child
+    node.setdefault(last, ttl)
+
+
+def _schedule(spec: dict[str, Any], pod: Mapping[str, Any]) -> None:
+    """Add katuna's node selector and tolerations to a pod spec's own."""
+    if pod.get("nodeSelector"):
+        spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **pod["nodeSelector"]}
+    if pod.get("tolerations"):
+        own = spec.get("tolerations") or []
+        spec["tolerations"] = [*own, *(t for t in pod["tolerations"] if t not in own)]
