@@ -80,11 +80,11 @@ def test_the_study_format_example_is_a_valid_study():
 
 
 def test_the_study_format_page_names_every_field_a_study_takes_at_its_top():
-    from functions.core.validate import _TOP
+    from functions.core.validate import TOP_FIELDS
 
     text = (ROOT / "docs/study-format.md").read_text()
     head = text[: text.index("\n## ", text.index("```yaml"))]
-    assert [field for field in sorted(_TOP) if not re.search(rf"^{field}:|`{field}`", head, re.M)] == []
+    assert [field for field in sorted(TOP_FIELDS) if not re.search(rf"^{field}:|`{field}`", head, re.M)] == []
 
 
 def test_the_early_stopping_example_is_valid():

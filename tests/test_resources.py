@@ -28,7 +28,7 @@ from functions.core.metrics import Observation
 from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.start_failures import image_cause, reason, unstartable
 from functions.core.stop import decide
-from functions.core.validate import _TOP, parse_study
+from functions.core.validate import TOP_FIELDS, parse_study
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -102,7 +102,7 @@ def test_the_crds_are_structural_with_status_and_printer_columns(kind: str):
 
 
 def test_the_study_schema_lists_every_field_of_the_native_format():
-    assert set(schema("Study")["properties"]["spec"]["properties"]) == _TOP
+    assert set(schema("Study")["properties"]["spec"]["properties"]) == TOP_FIELDS
     assert CRDS["Study"]["spec"]["names"]["shortNames"] == ["kst"]
 
 

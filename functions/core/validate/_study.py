@@ -1,0 +1,172 @@
+"""A whole study definition: each section read by its own module, then the rules that tie
+sections together (counts, the algorithm, early stopping, the grid, Indexed Job names)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from functions.core import collector_path, quantiles
+from functions.core.cluster import parse_cluster
+from functions.core.code_placeholders import code_problems
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.exec_limits import exec_problems
+from functions.core.limits import DEFAULTS, MAX_SEED, Limits
+from functions.core.naming import LABEL_EXPECTED, indexed_excess, is_label, job_name
+from functions.core.nodepool import parse_node_pool
+from functions.core.pruners import parse_early_stopping
+from functions.core.reader import Reader, kind_of, unfit_characters
+from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
+from functions.core.space import distribution_problems
+from functions.core.spec import Algorithm, Study
+from functions.core.study_limits import over_limits
+from functions.core.trial_template import parse_trial_template
+from functions.core.validate._collector import check_wrappable, parse_collector
+from functions.core.validate._objective import check_metric_names, parse_objective
+from functions.core.validate._parameters import check_values, parameter_names, parse_parameters
+from functions.core.warm import parse_warm_start
+
+TOP_FIELDS = {
+    "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
+    "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
+    "earlyStopping", "warmStart", "nodePool",
+}
+"""The fields of a study definition's top level; any other is a problem. The ``studies.katuna.dev``
+schema and the study format's page list the same (tests compare them)."""
+
+
+def none_stored(name: str) -> bool:
+    """No study is stored: every study is new (the default of :func:`parse_study`)."""
+    return False
+
+
+def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored,
+                unused_parameters: bool = False) -> Study:
+    """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every
+    problem; ``limits`` bound what the study may ask of the service. ``stored`` tells whether a
+    study of a name is stored already (asked only of a study whose list values clash, which are
+    then no problem: the stored study runs on as it was); by default none is, as for ``katuna
+    render`` and ``convert``. With ``unused_parameters``, a parameter no placeholder names is no
+    problem (a Katib Experiment's: Katib samples it and passes it to no trial)."""
+    r = Reader()
+    top = r.mapping(data, "", TOP_FIELDS)
+    if not isinstance(data, Mapping):
+        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
+    r.problems += unfit_characters(data)
+    name = r.get(top, "name", "", "str", required=True)
+    if name is not None and not is_label(name):
+        r.fail("name", f"expected {LABEL_EXPECTED}")
+    if top.get("description") is not None and not isinstance(top["description"], str):
+        r.fail("description", f"expected text, got {kind_of(top['description'])}")
+    objectives, additional, strategies = parse_objective(r, top.get("objective"))
+    listed = parse_parameters(r, top.get("parameters"), limits)
+    parameters = tuple(p for p in listed if p is not None)
+    check_values(r, listed, name, stored)
+    algorithm = _algorithm(r, top.get("algorithm"), limits)
+    if (unfit := objectives_problem(algorithm, len(objectives))) is not None:
+        r.problems.append(unfit)
+    parallelism = r.get(top, "parallelism", "", "int")
+    max_trials = r.get(top, "maxTrials", "", "int")
+    max_failed = r.get(top, "maxFailedTrials", "", "int")
+    time_budget = r.duration(top, "timeBudget", "")
+    trial_template = parse_trial_template(r, top.get("trialTemplate"), parameter_names(top.get("parameters")),
+                                          unused_parameters)
+    collector = parse_collector(r, top.get("metricsCollector"), limits)
+    if collector.path is not None:
+        r.problems += collector_path.problems(collector.path, parameters)
+    cluster = parse_cluster(r, top.get("kubernetes"), trial_spec=trial_template.trial_spec is not None)
+    early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
+    warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
+    node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
+    _check_counts(r, parallelism, max_trials, max_failed)
+    check_wrappable(r, trial_template, collector)
+    if collector.kind == "tfevent" and early_stopping is not None:
+        r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "
+                                "has ended, as Katib's TensorFlowEvent collector does, so no value comes in between")
+    if algorithm.name == "grid":
+        for i, parameter in enumerate(parameters):
+            if quantiles.is_normal(parameter):
+                r.fail(f"parameters[{i}].distribution", "grid visits the values between min and max on their step, "
+                                                        "a normal has no such set; expected uniform, or another algorithm")
+    if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
+        r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
+    if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
+        check_metric_names(r, top["objective"])
+    if r.problems:
+        raise InvalidStudy(r.problems)
+    study = Study(
+        name=name,
+        objectives=objectives,
+        parameters=parameters,
+        trial_template=trial_template,
+        additional_metrics=additional,
+        strategies=strategies,
+        algorithm=algorithm,
+        parallelism=parallelism if parallelism is not None else min(3, max_trials or 3),
+        max_trials=max_trials,
+        max_failed_trials=max_failed,
+        time_budget=time_budget,
+        metrics_collector=collector,
+        kubernetes=cluster,
+        early_stopping=early_stopping,
+        warm_start=warm_start,
+        node_pool=node_pool,
+    )
+    problems = over_limits(study, limits)
+    if not problems:
+        problems = [*exec_problems(study), *code_problems(study), *_indexed_names(study, limits),
+                    *distribution_problems(parameters)]
+    problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
+    problems = problems or check_sampler(algorithm, parameters, len(objectives))
+    if problems:
+        raise InvalidStudy(problems)
+    return study
+
+
+def _indexed_names(study: Study, limits: Limits) -> list[Problem]:
+    """An Indexed ``trialSpec`` Job's pods are named ``<job name>-<index>``, which the API server
+    requires to be a DNS-1123 label for the last index when it takes the Job: a name whose later
+    trials (up to ``maxTrials``, else ``KATUNA_MAX_TRIALS``) or retries would be refused is refused
+    now, saying how many characters must go, rather than fail its study mid-run."""
+    job = study.trial_template.trial_spec or {}
+    spec = job.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        return []
+    completions = spec.get("completions", 1 if spec.get("parallelism") is None else None)
+    if (job.get("apiVersion"), job.get("kind"), spec.get("completionMode")) != ("batch/v1", "Job", "Indexed") \
+            or not isinstance(completions, int) or completions < 1:
+        return []
+    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
+    excess = indexed_excess(study.name, trials, attempts, completions)
+    if not excess:
+        return []
+    last = f"{job_name(study.name, trials - 1, attempts)}-{completions - 1}"
+    return [Problem("name", f"expected at most {len(study.name) - excess} characters for an Indexed trialSpec Job of "
+                            f"{completions} completions: the last pod of trial {trials - 1}'s attempt {attempts} would "
+                            f"be named {last} ({len(last)} characters), and the API server refuses a Job whose pod "
+                            f"names pass the 63 of a DNS-1123 label; shorten the name by {excess} characters, or "
+                            f"lower maxTrials, trialTemplate.maxAttempts or completions")]
+
+
+def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
+    if parallelism is not None and parallelism < 1:
+        r.fail("parallelism", "expected an integer >= 1")
+    if max_trials is not None and max_trials < 1:
+        r.fail("maxTrials", "expected an integer >= 1")
+    if max_failed is not None and max_failed < 0:
+        r.fail("maxFailedTrials", "expected an integer >= 0")
+    if parallelism and max_trials and parallelism > max_trials >= 1:
+        r.fail("parallelism", f"expected at most maxTrials ({max_trials}), got {parallelism}")
+
+
+def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:
+    """The sampler, its settings converted to the types it takes (Katib gives strings)."""
+    item = r.mapping(data, "algorithm", {"name", "settings", "seed"})
+    name = r.get(item, "name", "algorithm", "str") or "tpe"
+    settings = r.get(item, "settings", "algorithm", "mapping") or {}
+    seed = r.get(item, "seed", "algorithm", "int")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        r.fail("algorithm.seed", f"expected an integer from 0 to {MAX_SEED}, got {seed}")
+    algorithm, problems = convert_settings(Algorithm(name, tuple(settings.items()), seed), limits.setting)
+    r.problems.extend(problems)
+    return algorithm
