@@ -36,7 +36,8 @@ import report
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app, ui
+from functions.adapters.web import create_app
+from functions.adapters.web.chart_cache import chart_cache
 from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -96,7 +97,7 @@ def measure(client, path: str, repeats: int) -> tuple[float, float, int]:
     """
     times, size = [], 0
     for _ in range(repeats + 1):
-        ui.chart_cache.clear()
+        chart_cache.clear()
         start = time.perf_counter()
         response = client.get(path)
         body = response.get_data()

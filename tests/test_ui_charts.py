@@ -19,7 +19,8 @@ from optuna.distributions import FloatDistribution
 
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app, plots, ui
+from functions.adapters.web import create_app, plots
+from functions.adapters.web.chart_cache import chart_cache
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -48,7 +49,7 @@ def add_study(store: SqliteStore, name: str, trials: int = TRIALS) -> None:
 def runtime(tmp_path) -> Iterator[Runtime]:
     running = Runtime(Settings(db=tmp_path / "katuna.db"))
     add_study(running.store(), "charted")
-    ui.chart_cache.clear()
+    chart_cache.clear()
     try:
         yield running
     finally:
@@ -74,17 +75,17 @@ def charts(name: str, params: str = "x,y") -> list[str]:
 
 
 def test_charts_asked_at_once_read_the_history_once_and_build_each_chart_once(runtime: Runtime):
-    built = ui.chart_cache.built
+    built = chart_cache.built
     assert fetch_at_once(runtime, charts("charted") * 2) == [200] * len(CHARTS) * 2
     assert runtime.histories.reads == 1, "twelve threads, one read of the study's journal"
-    assert ui.chart_cache.built - built == len(CHARTS), "a chart asked twice at once is built once"
+    assert chart_cache.built - built == len(CHARTS), "a chart asked twice at once is built once"
 
 
 def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtime):
     fetch_at_once(runtime, charts("charted"))
-    built = ui.chart_cache.built
+    built = chart_cache.built
     assert fetch_at_once(runtime, charts("charted", params="y,x")) == [200] * len(CHARTS)
-    assert ui.chart_cache.built - built == 2, "slice and contour; history, parallel and the rest are kept"
+    assert chart_cache.built - built == 2, "slice and contour; history, parallel and the rest are kept"
     assert runtime.histories.reads == 1
 
 
@@ -92,10 +93,10 @@ def test_names_the_study_does_not_have_neither_change_a_chart_nor_build_it_again
     """The chart and its cache key are drawn for two distinct known names at most: junk appended
     to ``params`` cannot have the same chart built again under a new key."""
     fetch_at_once(runtime, ["/ui/studies/charted/plots/slice?params=x,y"])
-    built = ui.chart_cache.built
+    built = chart_cache.built
     asked = [f"/ui/studies/charted/plots/slice?params=x,y,{junk}" for junk in ("j1", "j2", "x", "y,x")]
     assert fetch_at_once(runtime, [*asked, "/ui/studies/charted/plots/slice?params=x,x,y"]) == [200] * 5
-    assert ui.chart_cache.built == built
+    assert chart_cache.built == built
 
 
 def add_trial(store: SqliteStore, name: str = "charted") -> int:

@@ -78,7 +78,7 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
                 params: Sequence[str] = (), objective: int = 0, cut: HistoryCut | None = None) -> str:
     """The plotly JSON of one chart from ``storage`` (None where Optuna has no such study yet);
     ``NoChart`` when the study cannot have it (yet). A slice or contour is drawn for ``params``,
-    names of the study's parameters (:func:`~functions.adapters.web.ui.chart_params` picks them
+    names of the study's parameters (:func:`~functions.adapters.web.ui._charts.chart_params` picks them
     from a request), else its first two. ``cut``: the storage holds only the study's first trials
     (:data:`~functions.core.history.CHART_CELLS`), which the chart's note says."""
     if kind not in KINDS:

@@ -1,0 +1,60 @@
+"""A study's charts, as plotly JSON built from its history and cached, and the plotly.js that
+draws them."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from flask import Response, request, send_file
+
+from functions.adapters.web.chart_cache import chart_cache
+from functions.adapters.web.query import whole_number
+from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.core.records import StudyRecord
+from functions.core.spec import Study
+from functions.core.strict_json import dumps
+
+PARAM_CHARTS = ("slice", "contour")
+"""The charts drawn for the parameters the page picks: the others are kept whatever it picks."""
+
+
+@blueprint.get("/vendor/plotly.min.js")
+def plotly_js():
+    """plotly.js as the ``plotly`` Python package ships it (no copy kept in this repository)."""
+    bundle = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    return send_file(bundle, mimetype="text/javascript", max_age=86400)
+
+
+@blueprint.get("/studies/<name>/plots/<kind>")
+def plot(name: str, kind: str):
+    """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
+    store = runtime().store()
+    record = store.get_study(name)
+    params = chart_params(request.args.get("params", ""), record.spec) if kind in PARAM_CHARTS else ()
+    objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
+    version = store.optuna_version(name)
+    key = (str(store.path), record.uid, kind, params, objective, version)
+    body = chart_cache.get_or_build(key, lambda: _chart(record, kind, params, objective, version))
+    return Response(body, mimetype="application/json")
+
+
+def chart_params(asked: str, spec: Study) -> tuple[str, ...]:
+    """The parameters a slice or contour chart is drawn for: the first two distinct names of the
+    study's among those ``asked`` (comma-separated), else its first two. The chart and its cache
+    key depend on these alone, so names it does not have cannot make the same chart be built again."""
+    known = [p.name for p in spec.parameters]
+    chosen = tuple(dict.fromkeys(name for name in asked.split(",") if name in known))[:2]
+    return chosen or tuple(known[:2])
+
+
+def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: int, version: int) -> str:
+    """The chart's plotly JSON, or its message, from the study's history as the process's
+    threads share it (never a copy of their own)."""
+    from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
+    history = runtime().store().chart_history(record.name, version)
+    storage, cut = (None, None) if history is None else history
+    try:
+        return plots.figure_json(storage, record, kind, params, objective, cut=cut)
+    except plots.NoChart as exc:
+        return dumps({"message": str(exc)})

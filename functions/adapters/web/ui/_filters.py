@@ -1,0 +1,42 @@
+"""How the pages show times, durations, numbers and a trial's text (Jinja filters)."""
+
+from __future__ import annotations
+
+from functions.adapters.web import tables
+from functions.adapters.web.ui._blueprint import blueprint
+from functions.core.log_reads import without_escapes
+
+
+@blueprint.app_template_filter("when")
+def _when(value: float | None) -> str:
+    """A time as the pages show it, saying its zone."""
+    shown = tables.timestamp(value)
+    return f"{shown} UTC" if shown else ""
+
+
+@blueprint.app_template_filter("span")
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+@blueprint.app_template_filter("num")
+def _num(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@blueprint.app_template_filter("plain")
+def _plain(text: str | None) -> str:
+    """Text a trial printed, without the terminal escape sequences that colour it."""
+    return without_escapes(text or "")
+
+
+@blueprint.app_template_filter("exact")
+def _exact(value) -> str:
+    """A number as it reads back to itself (a form's bound, applied again, is the same bound)."""
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)

@@ -1,0 +1,93 @@
+"""The studies list, a study's page with its best trials, and the new-study form."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, render_template, request
+
+from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.core.pareto import best_trials
+from functions.core.records import STUDY_RUNNING, StudyRecord
+from functions.core.resources import Origin
+from functions.core.resume import is_experiment, restartable
+from functions.core.views import study_view
+
+BEST_SHOWN = 5
+"""How many best trials the study page lists for one objective (of several: the whole front)."""
+STUDIES_SHOWN = 200
+"""The most studies the dashboard's list shows, the newest: the list is fetched again every few
+seconds while a study runs, and each study's view costs a few reads of its own."""
+
+
+@blueprint.get("/")
+def studies():
+    return render_template("studies.html", **_studies_context())
+
+
+@blueprint.get("/studies.fragment")
+def studies_fragment():
+    """The studies table alone, for the list's refresh; ``304``, without a study read, to an
+    ``If-None-Match`` of its version as it is (:meth:`studies_version`), which the idle list
+    asks with."""
+    version = runtime().store().studies_version(STUDIES_SHOWN)
+    if request.if_none_match.contains(version):
+        unchanged = Response(status=304)
+        unchanged.set_etag(version)
+        return unchanged
+    response = Response(render_template("studies_table.html", **_studies_context(version)))
+    response.set_etag(version)
+    return response
+
+
+def _studies_context(version: str | None = None) -> dict:
+    """The newest studies' views, how many are stored, whether any runs (shown or not), and the
+    version of the list, read first: a change made while the views are read makes the next ask
+    of the idle list fetch it again."""
+    store = runtime().store()
+    version = version or store.studies_version(STUDIES_SHOWN)
+    views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
+    by_status = store.census().studies
+    return {"studies": views, "stored": sum(by_status.values()), "running": by_status.get(STUDY_RUNNING, 0) > 0,
+            "now": runtime().clock(), "version": version}
+
+
+@blueprint.get("/studies/<name>")
+def study(name: str):
+    store = runtime().store()
+    record = store.get_study(name)
+    return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
+                           best=best_trials(store, record, limit=BEST_SHOWN), now=runtime().clock(),
+                           restarts=_restarts(record),
+                           follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
+
+
+def _restarts(record: StudyRecord) -> bool:
+    """Whether the study restarts when submitted again with its trial budget raised
+    (:func:`functions.core.resume.restartable`), and the dashboard may submit it: not one
+    following a Kubernetes resource (edited in the cluster), nor one whose node pool was given back."""
+    return restartable(record) and record.origin is None and record.spec.node_pool is None
+
+
+@blueprint.get("/studies/<name>/best.fragment")
+def best_fragment(name: str):
+    """The study page's best trials (the whole Pareto front of several objectives) alone, which
+    the page fetches again as trials finish."""
+    store = runtime().store()
+    record = store.get_study(name)
+    return render_template("best_table.html", record=record, spec=record.spec,
+                           best=best_trials(store, record, limit=BEST_SHOWN))
+
+
+@blueprint.get("/new")
+def new_study():
+    """The new-study form; ``?restart=<name>`` fills it with that study's definition as it was
+    submitted (as JSON, which reads back exactly), to submit again with its budget raised."""
+    name = request.args.get("restart")
+    if name is None:
+        return render_template("new.html", restart=None, text="")
+    store = runtime().store()
+    record = store.get_study(name)
+    return render_template("new.html", restart=record, trials=store.count_trials(name).created,
+                           experiment=is_experiment(record.definition),
+                           text=json.dumps(record.definition, indent=2, ensure_ascii=False))
