@@ -127,6 +127,14 @@ def test_a_study_must_be_able_to_end():
     assert parse_study(definition).time_budget == 600
 
 
+def test_a_study_whose_max_trials_is_null_must_be_able_to_end_too():
+    """A null ``maxTrials`` gives no count of trials, as a missing one does: without another end
+    the study is refused, not run on to the service's cap."""
+    assert problems(study_definition(maxTrials=None)) == [
+        "maxTrials: required unless timeBudget, an objective goal or the grid algorithm ends the study"]
+    assert parse_study(study_definition(maxTrials=None, timeBudget="10m")).max_trials is None
+
+
 def test_parallelism_cannot_exceed_max_trials():
     assert problems(study_definition(parallelism=5, maxTrials=2)) == [
         "parallelism: expected at most maxTrials (2), got 5"]

@@ -88,7 +88,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
             if quantiles.is_normal(parameter):
                 r.fail(f"parameters[{i}].distribution", "grid visits the values between min and max on their step, "
                                                         "a normal has no such set; expected uniform, or another algorithm")
-    if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
+    if top.get("maxTrials") is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
     if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
         check_metric_names(r, top["objective"])
