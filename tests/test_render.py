@@ -201,6 +201,16 @@ def test_a_trial_spec_jobs_own_failure_policy_rules_follow_katunas_and_its_ttl_a
     assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["backoffLimit"] == 0, "a native study's default"
 
 
+def test_a_trial_spec_jobs_pod_template_with_empty_metadata_gets_katunas_labels_and_annotations():
+    """A pod template's ``metadata:`` left empty (null, as YAML reads it) is no metadata, as the
+    API server reads it: the Job renders with katuna's pod labels and annotations there."""
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["metadata"] = None
+    metadata = job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["template"]["metadata"]
+    assert metadata["labels"][STUDY_LABEL] == "katib-style"
+    assert metadata["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+
+
 def test_a_trial_spec_jobs_own_deadline_is_kept_where_it_is_sooner_than_katunas_backstop():
     """Kubernetes fails a Job past its ``activeDeadlineSeconds``, as Katib's trial does: the
     template's own deadline stays when sooner than the backstop katuna sizes from the timeout;

@@ -40,7 +40,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
         if key != "template":
             spec[key] = required_field(key, value, spec.get(key), spec)
     pod_template = spec.setdefault("template", {})
-    pod_template.setdefault("metadata", {})
+    pod_template["metadata"] = pod_template.get("metadata") or {}
     pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
     pod_template["metadata"]["annotations"] = {**required["template"]["metadata"].get("annotations", {}),
                                                **(pod_template["metadata"].get("annotations") or {})}
