@@ -37,6 +37,8 @@ REGISTRY = Registry().with_resource("urn:katuna", Resource.from_contents(
     DOCUMENT, default_specification=referencing.jsonschema.DRAFT202012))
 JSON = "application/json"
 EVENT = {"ce-specversion": "1.0", "ce-source": "/test", "ce-id": "e-1"}
+EMBEDDED = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+"""What a browser sends for an image another site's page embeds."""
 
 
 def _check(answer, path: str, method: str) -> dict:
@@ -96,6 +98,8 @@ REFUSALS = [
     ("DELETE", "/studies/s1", "/studies/{name}", {"headers": {"Origin": "http://evil.example"}}, 403, "cross_origin"),
     ("POST", "/studies", "/studies", {"json": STUDY, "headers": {"Origin": "http://evil.example"}}, 403,
      "cross_origin"),
+    ("GET", "/studies", "/studies", {"headers": EMBEDDED}, 403, "cross_origin"),
+    ("GET", "/metrics", "/metrics", {"headers": EMBEDDED}, 403, "cross_origin"),
     ("GET", "/studies/nosuch", "/studies/{name}", {}, 404, "study_not_found"),
     ("DELETE", "/studies/nosuch", "/studies/{name}", {}, 404, "study_not_found"),
     ("POST", "/studies/nosuch/stop", "/studies/{name}/stop", {}, 404, "study_not_found"),

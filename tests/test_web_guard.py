@@ -97,7 +97,8 @@ def test_a_read_another_sites_page_embeds_or_fetches_is_refused_before_any_work(
     """Any page the user opens could otherwise have the service build charts or exports for it
     with the user's own connection, again and again, its answers unread."""
     service.request("POST", "/studies", _study_json("embedded"), {"Content-Type": "application/json"})
-    for path in ("/ui/studies/embedded/plots/slice?params=x", "/ui/studies/embedded/trials.csv", "/studies"):
+    for path in ("/ui/studies/embedded/plots/slice?params=x", "/ui/studies/embedded/trials.csv", "/studies",
+                 "/metrics"):
         status, _, body = service.request("GET", path, headers=headers)
         assert (status, json.loads(body)["error"]) == (403, "cross_origin"), path
 

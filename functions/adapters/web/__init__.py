@@ -101,8 +101,7 @@ def _guard():
         return guard.refusal(request, 413, "request_entity_too_large", _too_large(settings.max_body))
     event_path = functions_ce.is_event_path(path)
     if request.method not in guard.WRITE_METHODS and guard.cross_site_read(request):
-        return guard.refusal(request, 403, "cross_origin", "reads another site's page asks for are refused: open "
-                                                           "this service's pages from its own address")
+        return _cross_site_read_refused()
     if request.method in guard.WRITE_METHODS:
         kind = "event" if event_path else "form" if ui.is_form_path(path) else "api"
         problem = guard.content_type_problem(request, kind)
@@ -147,6 +146,12 @@ def _metrics():
     return Response(body, content_type=content_type)
 
 
+def _cross_site_read_refused():
+    """The refusal of a read another site's page asks for (:func:`guard.cross_site_read`)."""
+    return guard.refusal(request, 403, "cross_origin", "reads another site's page asks for are refused: open "
+                                                       "this service's pages from its own address")
+
+
 def _host_refused():
     return guard.refusal(request, 400, "host_not_allowed",
                          f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
@@ -156,10 +161,14 @@ def _host_refused():
 def _check_scraper(settings: ServiceSettings):
     """``/metrics`` takes ``KATUNA_METRICS_TOKEN`` (which reaches nothing else) or the API token,
     whatever the Host: Prometheus scraping a pod names the pod's address. With neither token
-    set it is served like every other read, to loopback Host names only."""
+    set it is served like every other read: to loopback Host names only, and not to another
+    site's page (which, with no token to send, could otherwise have every scrape's reads of the
+    database made again and again with the user's own connection)."""
     tokens = [token for token in (settings.metrics_token, settings.api_token) if token]
     if not tokens:
-        return None if guard.host_allowed(request.host, settings.allowed_hosts) else _host_refused()
+        if not guard.host_allowed(request.host, settings.allowed_hosts):
+            return _host_refused()
+        return _cross_site_read_refused() if guard.cross_site_read(request) else None
     if any(has_token(request, token) for token in tokens):
         return None
     return _unauthorized("send Authorization: Bearer <KATUNA_METRICS_TOKEN> (or <KATUNA_API_TOKEN>)")

@@ -197,8 +197,9 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     ``/metrics`` has checks of its own after the local user's (``_check_scraper``)."""
     local_user = ("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
                          "(local_user_not_allowed)")
+    cross_site = ("403", "a read another site's page asks for: an image, script, frame or fetch (cross_origin)")
     if path == "/metrics":
-        return [local_user]
+        return [local_user, cross_site]
     event = path in _EVENT_PATHS or (path == "/dead-letters" and method == "post")
     found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
              ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
@@ -208,7 +209,7 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
                      "katuna serve)"),
              ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
     if method == "get":
-        found.append(("403", "a read a browser says another site's page asks for (cross_origin)"))
+        found.append(cross_site)
     else:
         found += [("415", "a body of another content type (unsupported_media_type)"),
                   ("403", "a write from another site's Origin (cross_origin)")]
