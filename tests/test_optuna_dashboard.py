@@ -213,6 +213,12 @@ def test_a_note_to_a_read_only_database_is_answered_503_with_the_reason_the_page
     assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
 
 
+EMBEDDED = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+"""What a browser sends for an image another site's page embeds."""
+VISIT = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+"""What a browser sends for a link on another site's page, followed."""
+
+
 def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its_own_pages_and_is_never_framed(
         embedded, tmp_path):
     run_study(embedded, study_definition(name="od-demo"), tmp_path)
@@ -233,6 +239,23 @@ def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its
     assert cross[0] == 403 and cross[1]["error"] == "cross_origin"
     assert own[0] == 204
     assert framing == "DENY"
+
+
+def test_optuna_dashboard_refuses_the_reads_another_sites_page_asks_for_and_serves_a_visit(embedded, tmp_path):
+    """A page the user opens could otherwise have the dashboard compute parameter importances
+    or export a study again and again, each behind the other on its one thread."""
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    with dashboard(tmp_path) as base:
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        study = summary["study_id"]
+        embeds = {path: send("GET", base + path, headers=EMBEDDED)
+                  for path in (f"/api/studies/{study}/param_importances", f"/api/studies/{study}", "/api/studies")}
+        visit = urllib.request.Request(f"{base}/dashboard/studies/{study}", headers=VISIT)
+        with urllib.request.urlopen(visit, timeout=10) as page:
+            visited = page.status
+    assert {path: (status, answer.get("error")) for path, (status, answer) in embeds.items()} == {
+        path: (403, "cross_origin") for path in embeds}
+    assert visited == 200
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")

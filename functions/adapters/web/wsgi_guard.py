@@ -4,8 +4,12 @@ of its own: Optuna's dashboard, served by ``katuna optuna-dashboard`` on loopbac
 Listening on loopback keeps other machines out, not web pages: a host name an attacker rebinds
 to 127.0.0.1 makes their page same-origin with whatever answers there. So a request naming a
 Host other than a loopback name is refused (400), a write a browser says comes from another
-site is refused (403), and no page of another site may frame the dashboard. Requests the
-caller names are refused too (403, with the reason as Optuna's dashboard gives its own).
+site is refused (403), and so is a read another site's page asks for (an image, script, frame
+or fetch: :func:`guard.cross_site_read`), which the page could make again and again with the
+user's own connection, each one having Optuna's dashboard compute parameter importances or
+build a chart while the user's own page waits behind it. No page of another site may frame the
+dashboard. Requests the caller names are refused too (403, with the reason as Optuna's
+dashboard gives its own).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ def _none(method: str, path: str) -> str | None:
 
 def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _none,
             max_body: int = 1 << 20) -> WSGIApplication:
-    """``app`` answering only requests that name a loopback Host, and writes only from its own
-    pages or from scripts, with bodies of at most ``max_body`` bytes (``KATUNA_MAX_BODY``: a
+    """``app`` answering only requests that name a loopback Host, and reads and writes only from
+    its own pages, visits or scripts, with bodies of at most ``max_body`` bytes (``KATUNA_MAX_BODY``: a
     note of 50 MB was taken, and every later load of Optuna's storage replayed it); every
     answer forbids framing. ``refused(method, path)`` says why a request is refused before
     ``app`` sees it (403, ``{"reason": ...}``), or None."""
@@ -42,6 +46,9 @@ def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _n
                            f"expected a body of at most {max_body} bytes (KATUNA_MAX_BODY), with its Content-Length")
         if request.method in guard.WRITE_METHODS and guard.same_origin(request) is False:
             return _refuse(start_response, "403 Forbidden", "cross_origin", "writes from another site are refused")
+        if request.method not in guard.WRITE_METHODS and guard.cross_site_read(request):
+            return _refuse(start_response, "403 Forbidden", "cross_origin",
+                           "reads another site's page asks for are refused: open the dashboard at its own address")
         reason = refused(request.method, request.path)
         if reason is not None:
             return answer(start_response, "403 Forbidden", {"reason": reason})
