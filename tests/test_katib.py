@@ -420,6 +420,14 @@ def test_a_metrics_format_that_re2_cannot_compile_is_refused():
     assert "invalid perl operator: (?=" in caught.value.problems[0].message
 
 
+def test_metrics_formats_whose_search_costs_too_much_are_refused_by_path():
+    doc = experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": [r"((?:[ab]{0,30}){0,30})=(x)"]}}})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [p.path for p in caught.value.problems] == ["spec.metricsCollectorSpec.source.filter.metricsFormat"]
+    assert "KATUNA_MAX_FILTER_PROGRAM" in caught.value.problems[0].message
+
+
 @pytest.mark.timeout(120)
 def test_tpe_settings_given_as_strings_run_past_the_startup_trials(embedded, tmp_path: Path):
     """Katib gives ``gamma: "0.25"`` (hyperopt's fraction): it must reach TPE as a rule it can call."""

@@ -319,6 +319,28 @@ def test_the_number_of_filters_is_bounded_naming_the_field_and_the_limit():
     assert Settings.from_env({"KATUNA_MAX_FILTERS": "2"}).limits == Limits(filters=2)
 
 
+COSTLY_FILTER = r"((?:[ab]{0,30}){0,30})=(x)"
+"""26 characters RE2 compiles to 1,839 instructions, which cost the service about 19 s of CPU
+per MiB of a trial's output (``loss`` and a thousand random ``a`` and ``b`` a line)."""
+
+
+def test_filters_whose_search_costs_more_than_the_limit_per_byte_of_output_are_refused_naming_it():
+    definition = study_definition(metricsCollector={"filters": [COSTLY_FILTER]})
+    assert problems(definition) == [
+        "metricsCollector.filters: expected regular expressions RE2 compiles to at most 1,000 instructions in all "
+        "(set by KATUNA_MAX_FILTER_PROGRAM), got 1,839 (filters[0]: 1,839): every line of output naming a metric is "
+        "searched with each filter, at a cost that grows with its program; write simpler filters (no nested or long "
+        "counted repetitions)"]
+    lesser = [r"(loss)=((?:[ab]{0,10}){0,10})"] * 5
+    assert "got 1,110 (filters[0]: 222, filters[1]: 222, filters[2]: 222, filters[3]: 222, filters[4]: 222)" in \
+        problems(study_definition(metricsCollector={"filters": lesser}))[0]
+    assert parse_study(study_definition(metricsCollector={"filters": lesser[:4]})).metrics_collector.filters
+    katib_like = [r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}"] * 16
+    assert len(parse_study(study_definition(metricsCollector={"filters": katib_like})).metrics_collector.filters) == 16
+    assert Settings.from_env({"KATUNA_MAX_FILTER_PROGRAM": "2000"}).limits == Limits(filter_program=2_000)
+    assert parse_study(definition, Limits(filter_program=2_000)).metrics_collector.filters == (COSTLY_FILTER,)
+
+
 def test_each_studys_filters_are_compiled_once_not_for_every_line_of_its_output():
     """Twenty studies of sixteen filters each, their output read a line at a time and
     interleaved: after the first line of each, no line compiles a pattern again."""

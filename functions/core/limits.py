@@ -79,6 +79,15 @@ class Limits:
     trial's output is matched against each of them, while the database's write lock is held.
     Katib's own examples give one."""
 
+    filter_program: int = 1_000
+    """Instructions of the programs RE2 compiles a study's metric filters to, all of them
+    together. RE2 searches a line in time linear in its length, but times the size of that
+    program where the search cannot use its DFA: ``((?:[ab]{0,30}){0,30})=(x)``, 26 characters,
+    compiles to 1,839 instructions and took 19 s of the service's CPU per MiB of output naming a
+    metric; 4,006 characters of such text, an hour per MiB, each filter. Under this bound, the
+    costliest filters tried took under 0.5 s per MiB. Katib's default filter compiles to 40,
+    its examples' to under 60, so 16 such filters fit."""
+
     objectives: int = 8
     """Objectives of one study (``objective.metrics``). Optuna's multi-objective samplers are
     made for a handful (NSGA-III's "many objectives" are four or more), and each one more widens

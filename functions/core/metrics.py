@@ -76,6 +76,12 @@ def matchers(filters: tuple[str, ...]) -> tuple[Matcher, ...]:
                  for pattern in filters)
 
 
+def filter_program(pattern: str) -> int:
+    """The size of the program RE2 compiles a valid filter ``pattern`` to: RE2 says it is
+    roughly proportional to the cost of a search with it."""
+    return int(compile_filter(pattern).programsize)
+
+
 def check_filter(pattern: object, max_length: int = 4_096) -> str | None:
     """Why ``pattern`` cannot serve as a metric filter, or None when it can."""
     if not isinstance(pattern, str):

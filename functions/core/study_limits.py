@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX, Limits
+from functions.core.metrics import filter_program
 from functions.core.nodepool import NodePool
 from functions.core.parameters import ChoiceParameter
 from functions.core.spec import Study
@@ -31,7 +32,23 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
                ("objective.additionalMetrics", len(study.metric_names), limits.metrics, "METRICS")]
     checks += _pool_checks(study.node_pool, limits)
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
-            for path, value, bound, variable in checks if value is not None and value > bound]
+            for path, value, bound, variable in checks if value is not None and value > bound] + \
+        _filter_problems(study.metrics_collector.filters, limits.filter_program)
+
+
+def _filter_problems(filters: tuple[str, ...], bound: int) -> list[Problem]:
+    """A problem when the programs RE2 compiles the metric filters to pass ``bound``
+    instructions together: every line of output that names a metric is searched with each, at
+    a cost per byte that grows with its program (:attr:`Limits.filter_program`)."""
+    sizes = [filter_program(pattern) for pattern in filters]
+    if sum(sizes) <= bound:
+        return []
+    each = ", ".join(f"filters[{i}]: {size:,}" for i, size in enumerate(sizes))
+    return [Problem("metricsCollector.filters",
+                    f"expected regular expressions RE2 compiles to at most {bound:,} instructions in all (set by "
+                    f"{PREFIX}MAX_FILTER_PROGRAM), got {sum(sizes):,} ({each}): every line of output naming a metric "
+                    "is searched with each filter, at a cost that grows with its program; write simpler filters "
+                    "(no nested or long counted repetitions)")]
 
 
 def _pool_checks(pool: NodePool | None, limits: Limits) -> list[tuple[str, int, int, str]]:
