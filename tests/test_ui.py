@@ -229,6 +229,29 @@ def test_names_and_values_that_read_as_markup_are_drawn_in_the_charts_as_written
     assert "<b>lr</b>" in page.locator("#parallel-axes").inner_text()
 
 
+METRIC_LINK = "<a href='https://example.com/'>loss</a>"
+"""A metric's name (a JSON key of a trial's output) that plotly.js, given it as it is, would draw
+as a link to another site."""
+
+
+def test_a_metric_name_that_reads_as_markup_is_drawn_in_the_charts_as_written(service: Service, page: Page):
+    """In the history's axis title and legend, the slice's axis title, and the parallel
+    coordinates' axis and color bar: as written, with no link."""
+    definition = study_definition(
+        name="ui-metric-markup", maxTrials=3, parallelism=1, metricsCollector={"format": "json"},
+        objective={"metric": METRIC_LINK, "direction": "minimize"},
+        trialTemplate={"command": [sys.executable, "-c", "import json, sys; print(json.dumps({sys.argv[1]: "
+                                   "float(sys.argv[2])}))", METRIC_LINK, "${trialParameters.x}"]})
+    assert post(service, definition) == 201
+    assert service.wait_for("ui-metric-markup")["counts"]["complete"] == 3
+    page.goto(service.base + "/ui/studies/ui-metric-markup")
+    for chart in ("history", "parallel", "pair"):
+        expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+    for chart in ("history", "parallel", "pair"):
+        assert METRIC_LINK in page.locator(f"#plot-{chart} svg text").all_text_contents(), chart
+    expect(page.locator(".charts svg a")).to_have_count(0)
+
+
 def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: Service, page: Page):
     trials = trials_of(service, "ui-curves")
     page.goto(service.base + "/ui/studies/ui-curves")

@@ -7,9 +7,9 @@ The dashboard imports this module on the first chart request, so workers start w
 
 plotly.js reads a chart's text (titles, tick labels, hover text) as a little HTML: ``<a href>``
 is a link to anywhere, ``<b>`` and ``<span style>`` restyle, ``&amp;`` is ``&``. A parameter's
-name and a categorical parameter's values are the study author's text (or, for a study that
-follows a Katib Experiment, of whoever may create one in the namespace), so they reach the
-charts with ``<``, ``>`` and ``&`` written as entities, and show as written.
+name, a categorical parameter's values and a metric's name are the study author's text (or,
+for a study that follows a Katib Experiment, of whoever may create one in the namespace), so
+they reach the charts with ``<``, ``>`` and ``&`` written as entities, and show as written.
 """
 
 from __future__ import annotations
@@ -189,12 +189,12 @@ def _build(study: optuna.Study, kind: str, spec: Study, index: int, params: list
     """Optuna's figure for ``kind``, and what it says of the trials it drew where it drew a
     sample; multi-objective studies chart objective ``index``."""
     multi, name = spec.multi_objective, spec.objectives[index].metric
-    one = {"target": _target(index), "target_name": name} if multi else {"target_name": name}
-    if kind == "history":
-        return vis.plot_optimization_history(study, **one), None
     if kind == "parallel":
         sample, sampled = _sample(study, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
-        return _parallel_coordinates(sample, **one), sampled
+        return _parallel_coordinates(sample, **({"target": _target(index)} if multi else {}), target_name=name), sampled
+    one = {"target": _target(index), "target_name": _as_text(name)} if multi else {"target_name": _as_text(name)}
+    if kind == "history":
+        return vis.plot_optimization_history(study, **one), None
     if kind == "slice":
         return vis.plot_slice(study, params=params, **one), None
     if kind == "contour":
@@ -221,7 +221,7 @@ def _pareto(study: optuna.Study, spec: Study):
     if len(metrics) > 3:
         raise NoChart(f"a Pareto front is drawn for 2 or 3 objectives, and this study has {len(metrics)}: the table "
                       "lists its front")
-    return vis.plot_pareto_front(study, target_names=metrics)
+    return vis.plot_pareto_front(study, target_names=[_as_text(metric) for metric in metrics])
 
 
 def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, str | None]:
@@ -258,5 +258,5 @@ def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
     colors = color_scale()
     scale = [[i / (len(colors) - 1), color] for i, color in enumerate(colors)]
     line = {"color": list(info.color_values), "colorscale": scale, "reversescale": info.reverse_scale,
-            "showscale": True, "colorbar": {"title": {"text": info.colorbar_title}}}
+            "showscale": True, "colorbar": {"title": {"text": _as_text(info.colorbar_title)}}}
     return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}
