@@ -188,11 +188,12 @@ def _target(index: int) -> Callable[[FrozenTrial], float]:
 def _build(study: optuna.Study, kind: str, spec: Study, index: int, params: list[str]):
     """Optuna's figure for ``kind``, and what it says of the trials it drew where it drew a
     sample; multi-objective studies chart objective ``index``."""
-    multi, name = spec.multi_objective, spec.objectives[index].metric
-    if kind == "parallel":
+    name = spec.objectives[index].metric
+    target = {"target": _target(index)} if spec.multi_objective else {}
+    if kind == "parallel":  # which writes its labels as text itself
         sample, sampled = _sample(study, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
-        return _parallel_coordinates(sample, **({"target": _target(index)} if multi else {}), target_name=name), sampled
-    one = {"target": _target(index), "target_name": _as_text(name)} if multi else {"target_name": _as_text(name)}
+        return _parallel_coordinates(sample, **target, target_name=name), sampled
+    one = {**target, "target_name": _as_text(name)}
     if kind == "history":
         return vis.plot_optimization_history(study, **one), None
     if kind == "slice":
