@@ -274,6 +274,7 @@ def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_takes(client, me
     assert {m.strip() for m in answer.headers.get("Allow", "").split(",")} == allowed
     body = answer.get_json()
     assert (body["error"], body["retryable"]) == ("method_not_allowed", False) and body["error"] in ERROR_CODES
+    assert body["message"] == f"{method} is not taken by {path}: it takes {', '.join(sorted(allowed))}"
 
 
 def test_an_unknown_path_is_a_json_404(client):
@@ -281,6 +282,7 @@ def test_an_unknown_path_is_a_json_404(client):
         answer = client.open("/no/such/path", method=method, data="{}", content_type=JSON)
         assert (answer.status_code, answer.mimetype) == (404, JSON)
         assert answer.get_json()["error"] == "not_found" and "not_found" in ERROR_CODES
+        assert answer.get_json()["message"].startswith("no such path: /no/such/path ")
 
 
 def test_a_body_the_client_stopped_sending_is_refused_with_a_listed_code(client):

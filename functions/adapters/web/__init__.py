@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 
 from functions.adapters.web import api, functions_ce, guard, peers, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
@@ -247,6 +254,17 @@ def _http_error_code(exc: HTTPException) -> str:
     return name if name in ERROR_CODES else "http_error"
 
 
+def _http_message(exc: HTTPException) -> str:
+    """What was refused and what is expected: a path that does not exist is named, and a method a
+    path does not take is named with those it takes; werkzeug's own words otherwise."""
+    if isinstance(exc, NotFound):
+        where = "" if ui.is_page(request.path) else " (GET /openapi.json lists the service's paths)"
+        return f"no such path: {request.path}{where}"
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        return f"{request.method} is not taken by {request.path}: it takes {', '.join(sorted(exc.valid_methods))}"
+    return exc.description or exc.name
+
+
 def _http_error(exc: HTTPException):
     """An HTTP error as JSON (the API's one shape); a dashboard page's as the dashboard's error
     page, whose links lead back. Either keeps the error's own headers, such as the methods a
@@ -255,11 +273,12 @@ def _http_error(exc: HTTPException):
     if isinstance(exc, RequestEntityTooLarge):
         return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
     status = exc.code or 500
+    message = _http_message(exc)
     if ui.is_page(request.path) and request.method == "GET":
-        response = Response(render_template("error.html", message=f"{exc.name}: {exc.description}"), status,
+        response = Response(render_template("error.html", message=f"{exc.name}: {message}"), status,
                             mimetype="text/html")
     else:
-        response = jsonify(error=error, message=exc.description, retryable=status == 503 or error == INCOMPLETE)
+        response = jsonify(error=error, message=message, retryable=status == 503 or error == INCOMPLETE)
         response.status_code = status
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
