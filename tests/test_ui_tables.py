@@ -133,3 +133,28 @@ def test_page_and_size_are_plain_whole_numbers_as_the_api_takes_them(client):
             assert f"{name}: expected " in html.unescape(answer.text), (path, name, text)
         assert client.get(path, query_string={"page": "1", "size": "100"}).status_code == 200
         assert client.get(f"{path}?page=&size=").status_code == 200, "a blank field is the default"
+
+
+def test_an_unknown_sort_or_range_field_is_refused_naming_the_fields_the_table_takes(client):
+    for path in (TABLE, f"{TABLE}.csv"):
+        answer = client.get(f"{path}?sort=param:nope")
+        assert answer.status_code == 400
+        assert ("sort: unknown trial field 'param:nope'; expected one of number, state, metric:loss, param:b, "
+                "param:c, duration, startedAt, value, finishedAt") in html.unescape(answer.text)
+        answer = client.get(f"{path}?field=hidden&min=1")
+        assert answer.status_code == 400
+        assert ("field: unknown trial field 'hidden'; expected one of number, metric:loss, param:b, duration, "
+                "startedAt, value, finishedAt") in html.unescape(answer.text)
+
+
+def test_a_refusal_of_an_unknown_field_lists_a_wide_study_s_first_fields_only(client):
+    names = [f"q{i}" for i in range(40)]
+    definition = study_definition(
+        name="wider", maxTrials=1, parallelism=1,
+        parameters=[{"name": n, "type": "float", "min": 0, "max": 1} for n in names],
+        trialTemplate={"command": [sys.executable, "-c", "print('loss=1')"],
+                       "env": {n.upper(): f"${{trialParameters.{n}}}" for n in names}})
+    assert client.post("/studies", json=definition).status_code == 201
+    text = html.unescape(client.get("/ui/studies/wider/trials?sort=nope").text)
+    assert "expected one of number, state, metric:loss, param:q0, " in text
+    assert "param:q16 and 27 more" in text and "param:q17" not in text

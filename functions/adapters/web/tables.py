@@ -27,6 +27,8 @@ RANGED_FIELDS = 8
 """Fields the table's ranges may bound at once. Each is a test of every trial of the study, run
 for the count and again for the page: a field's repeated ranges are one (:func:`_ranges`), and
 past this many fields a query is refused rather than left to cost seconds of a worker."""
+NAMED_FIELDS = 20
+"""The most fields a refusal of an unknown one lists (a study may have thousands of parameters)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,12 @@ def columns(spec: Study) -> list[Column]:
 
 
 def fields(spec: Study) -> set[str]:
-    return set(SORT_COLUMNS) | {c.field for c in columns(spec)}
+    return set(_all_fields(spec))
+
+
+def _all_fields(spec: Study) -> list[str]:
+    """Every field a query may name: the table's columns in their order, then the other times."""
+    return list(dict.fromkeys([c.field for c in columns(spec)] + list(SORT_COLUMNS)))
 
 
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
@@ -64,7 +71,7 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
         raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r}")
     sort = args.get("sort") or "number"
     if sort not in known:
-        raise MalformedRequest(f"sort: unknown trial field {sort!r}")
+        raise MalformedRequest(_unknown_field("sort", sort, _all_fields(spec)))
     ranges = _ranges(spec, args, known)
     size = _page_size(args.get("size") or "50")
     page = whole_of("page", args.get("page") or None, 1, 1, LARGEST_OFFSET // size)
@@ -85,7 +92,7 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
         high = _number(highs[index] if index < len(highs) else "", "max")
         if field and (low is not None or high is not None):
             if field not in known:
-                raise MalformedRequest(f"field: unknown trial field {field!r}")
+                raise MalformedRequest(_unknown_field("field", field, [f for f in _all_fields(spec) if f not in labels]))
             if field in labels:
                 raise MalformedRequest(f"field: {field!r} takes labels, not numbers, so it has no min/max range: "
                                        "expected a metric, a time, or a parameter that is not categorical")
@@ -94,6 +101,14 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
         raise MalformedRequest(f"field: expected ranges on at most {RANGED_FIELDS} fields at once, got {len(bounds)} "
                                "(a field's several ranges count once)")
     return [(field, low, high) for field, (low, high) in bounds.items()]
+
+
+def _unknown_field(argument: str, field: str, choices: list[str]) -> str:
+    """The refusal of ``argument`` naming no field of the trial table: what it may name instead,
+    the study's own fields first (the first :data:`NAMED_FIELDS` of them)."""
+    more = len(choices) - NAMED_FIELDS
+    named = ", ".join(choices[:NAMED_FIELDS]) + (f" and {more} more" if more > 0 else "")
+    return f"{argument}: unknown trial field {field!r}; expected one of {named}"
 
 
 def _tightest(bounds: tuple[float | None, float | None], low: float | None,
