@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.records import COMPLETED, FAILED, StudyRecord
+from functions.core.records import COMPLETED, FAILED, STUDY_RUNNING, StudyRecord
+from functions.core.resources import Origin
 
 RESUME_POLICIES = ("LongRunning", "FromVolume")
 EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
@@ -53,6 +54,21 @@ def restartable(record: StudyRecord) -> bool:
         return is_native(record.definition)
     spec = record.definition.get("spec")
     return isinstance(spec, Mapping) and spec.get("resumePolicy") in RESUME_POLICIES
+
+
+def restart_refusal(record: StudyRecord) -> str | None:
+    """Why the study cannot restart from its definition with the trial budget raised, as the
+    dashboard's Restart would submit it (None: it can): one it did not end by reaching, one that
+    follows a Kubernetes resource (edited in the cluster), or one whose node pool was given back."""
+    if not restartable(record):
+        state = f"it is {record.status}" if record.status == STUDY_RUNNING else f"it ended {record.status}"
+        return f"{refusals(record, record.definition, 0)[0]}; {state}{f' ({record.reason})' if record.reason else ''}"
+    if record.origin is not None:
+        ref = Origin.from_dict(record.origin).ref
+        return f"it follows the {ref.kind} {ref.name} in namespace {ref.namespace}: edit that resource in the cluster"
+    if record.spec.node_pool is not None:
+        return "a study with a node pool does not restart: its pool was given back when it ended"
+    return None
 
 
 def is_native(definition: Mapping[str, Any]) -> bool:

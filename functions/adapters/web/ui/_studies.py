@@ -10,7 +10,7 @@ from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
 from functions.core.records import STUDY_RUNNING, StudyRecord
 from functions.core.resources import Origin
-from functions.core.resume import is_experiment, restartable
+from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import study_view
 
 BEST_SHOWN = 5
@@ -63,10 +63,9 @@ def study(name: str):
 
 
 def _restarts(record: StudyRecord) -> bool:
-    """Whether the study restarts when submitted again with its trial budget raised
-    (:func:`functions.core.resume.restartable`), and the dashboard may submit it: not one
-    following a Kubernetes resource (edited in the cluster), nor one whose node pool was given back."""
-    return restartable(record) and record.origin is None and record.spec.node_pool is None
+    """Whether the study restarts when submitted again with its trial budget raised, and the
+    dashboard may submit it (:func:`functions.core.resume.restart_refusal`)."""
+    return restart_refusal(record) is None
 
 
 @blueprint.get("/studies/<name>/best.fragment")
@@ -82,12 +81,13 @@ def best_fragment(name: str):
 @blueprint.get("/new")
 def new_study():
     """The new-study form; ``?restart=<name>`` fills it with that study's definition as it was
-    submitted (as JSON, which reads back exactly), to submit again with its budget raised."""
+    submitted (as JSON, which reads back exactly), to submit again with its budget raised, or,
+    where the study cannot restart, saying why (the definition then serves a study of a new name)."""
     name = request.args.get("restart")
     if name is None:
         return render_template("new.html", restart=None, text="")
     store = runtime().store()
     record = store.get_study(name)
     return render_template("new.html", restart=record, trials=store.count_trials(name).created,
-                           experiment=is_experiment(record.definition),
+                           experiment=is_experiment(record.definition), refused=restart_refusal(record),
                            text=json.dumps(record.definition, indent=2, ensure_ascii=False))
