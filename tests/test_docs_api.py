@@ -1,0 +1,100 @@
+"""docs/api.md's shell blocks and docs/reproducibility.md's record, run as written against a real
+``katuna serve`` in a copy of the repository's examples: the quick start's curl calls, then the
+paging loop, which follows the service's own ``Link`` headers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from doc_blocks import ROOT, block
+from http_helpers import Service
+
+PAGE = "docs/api.md"
+ADDRESS = "localhost:8080"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("curl") is None, reason="the page's commands run curl")]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Iterator[Service]:
+    """``katuna serve`` run from a folder holding the examples, as from the repository's root."""
+    workdir = tmp_path_factory.mktemp("docs-api")
+    shutil.copytree(ROOT / "examples", workdir / "examples")
+    running = Service(workdir, workers=1)
+    yield running
+    running.close()
+
+
+def shell(service: Service, script: str) -> str:
+    """What ``script`` prints, run by sh in the service's folder, aimed at the service's port."""
+    run = subprocess.run(["sh", "-c", script.replace(ADDRESS, f"127.0.0.1:{service.port}")], cwd=service.workdir,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, (script, run.stderr)
+    return run.stdout
+
+
+def json_values(text: str) -> list:
+    """The JSON values printed one after another (curl ends no answer with a newline)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def wait_for_trial(service: Service, number: int) -> None:
+    deadline = time.monotonic() + 60
+    while service.request("GET", f"/studies/quickstart/trials/{number}")[0] != 200:
+        assert time.monotonic() < deadline, f"trial {number} never started"
+        time.sleep(0.1)
+
+
+def test_the_quick_start_calls_submit_read_and_stop_the_study(service: Service):
+    lines = [line for line in block(PAGE, "The HTTP API and CloudEvent functions", "sh").splitlines()
+             if line.startswith("curl ")]
+    answers = []
+    for line in lines:
+        if "/trials/0/" in line:
+            wait_for_trial(service, 0)  # typed by hand, the call comes after the trial's start
+        answers.append(shell(service, line.replace("curl ", "curl -sS --fail-with-body ", 1)))
+    created, study, trials, log, stopped = answers
+    assert json.loads(created) == {"name": "quickstart", "status": "running", "links": {
+        "self": "/studies/quickstart", "stop": "/studies/quickstart/stop", "trials": "/studies/quickstart/trials"}}
+    assert json.loads(study)["definition"]["maxTrials"] == 30
+    assert json.loads(trials)[0]["number"] == 0
+    assert all(line.startswith("epoch=") for line in log.splitlines()), log
+    assert json.loads(stopped)["status"] == "stopped"
+    assert service.wait_for("quickstart")["reason"] == "stopped by user"
+
+
+def test_the_paging_loop_reads_every_trial_once_following_the_link_headers(service: Service):
+    service.wait_for("quickstart")
+    loop = block(PAGE, "Paging", "sh")
+    first = "url=/studies/quickstart/trials\n"
+    assert loop.startswith(first)
+    pages = json_values(shell(service, loop.replace(first, "url='/studies/quickstart/trials?limit=1'\n", 1)))
+    _, _, body = service.request("GET", "/studies/quickstart/trials")
+    every = [trial["number"] for trial in json.loads(body)]
+    assert len(every) >= 2, "the study has trials for more than one page"
+    assert [[trial["number"] for trial in page] for page in pages] == [[number] for number in every]
+    whole = json_values(shell(service, loop))
+    assert [[trial["number"] for trial in page] for page in whole] == [every], "without a limit: one page"
+
+
+def test_the_reproducibility_record_has_the_fields_the_page_shows(service: Service):
+    shown = json.loads("{" + block("docs/reproducibility.md", "Reproducible studies", "json") + "}")
+    status, study = service.json("GET", "/studies/quickstart")
+    assert status == 200
+    record = study["reproducibility"]
+    assert record.keys() == shown["reproducibility"].keys()
+    assert {name: type(value) for name, value in record.items()} == {
+        name: type(value) for name, value in shown["reproducibility"].items()}
+    assert record["seed"] == 7, "the quick start's algorithm.seed"
+    assert Path(ROOT / "pyproject.toml").read_text().count(f'version = "{record["katunaVersion"]}"') == 1
