@@ -87,6 +87,18 @@ def test_the_study_format_page_names_every_field_a_study_takes_at_its_top():
     assert [field for field in sorted(TOP_FIELDS) if not re.search(rf"^{field}:|`{field}`", head, re.M)] == []
 
 
+@pytest.mark.parametrize("page, heading, kind", [
+    ("docs/study-format.md", "Metrics", "tfevent"),
+    ("docs/trials.md", "JSON lines on standard output", "stdout"),
+    ("docs/trials.md", "A file", "file"),
+])
+def test_each_metrics_collector_example_is_valid_in_the_study_formats_example(page: str, heading: str, kind: str):
+    example = _study_format_example()
+    without = example[: example.index("metricsCollector:")]
+    spec, _ = load_study(without + block(page, heading, "yaml"))
+    assert spec.metrics_collector.kind == kind
+
+
 def test_the_early_stopping_example_is_valid():
     section = block("docs/study-format.md", "Early stopping", "yaml")
     spec, _ = load_study(_study_format_example() + section)
