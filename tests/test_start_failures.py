@@ -154,6 +154,19 @@ def test_a_working_directory_the_template_names_that_cannot_be_entered_stops_the
     assert why is not None and "Fix trialTemplate.workingDir" in why
 
 
+def test_a_cause_the_executor_adds_nothing_to_is_the_reason_alone_and_still_stops_the_study():
+    """A local trial's cause names the folder and the error, all its message would say."""
+    from functions.core.start_failures import directory_cause
+
+    definition = study_definition()
+    definition["trialTemplate"]["workingDir"] = "no-such-folder"
+    cause = directory_cause("/work/no-such-folder", "No such file or directory")
+    assert reason("", cause) == 'could not start: working directory "/work/no-such-folder" cannot be entered: No such file or directory'
+    trials = [TrialRecord("demo", n, {}, state="FAIL", reason=reason("", cause)) for n in range(3)]
+    why = unstartable(parse_study(definition).trial_template, Counts(failed=3), trials)
+    assert why is not None and why.startswith(f"every trial could not start: {cause} (3 trials)")
+
+
 def _root(number: int, image: str | None = IMAGE) -> TrialRecord:
     message = f"its pod demo-{number}-x: container trial: CreateContainerConfigError: ...; no retry can change it"
     return TrialRecord("demo", number, {}, state="FAIL", reason=reason(message, non_root_cause(image, "root")))

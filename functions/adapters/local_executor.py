@@ -241,9 +241,11 @@ class LocalExecutor:
         return partial(self._watch, run, log if streamed(launch) else None)
 
     def _failed_to_start(self, run: LocalRun, message: str, cause: str | None) -> None:
-        """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
+        """Report from a worker thread: the caller may hold a transaction that publishing waits on.
+        A cause names the program or folder and the error, all the message says, so it goes alone."""
         self._ended(run)
-        self._report(run, trial_finished(*ids(run.launch), outcome="error", message=message, cause=cause))
+        self._report(run, trial_finished(*ids(run.launch), outcome="error", message="" if cause else message,
+                                         cause=cause))
 
     def _watch(self, run: LocalRun, log: BinaryIO | None) -> None:
         """Stream the output, or follow the metrics file (when progress is reported), and wait

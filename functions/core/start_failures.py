@@ -50,7 +50,7 @@ from functions.core.spec import TrialTemplate
 UNSTARTABLE_TRIALS = 3
 """Failed trials, every one unable to start for the same cause, after which the study fails."""
 PREFIX = "could not start"
-_CAUSE = re.compile(r"^could not start: (?P<cause>[^;]*); ")
+_CAUSE = re.compile(r"^could not start: (?P<cause>[^;]*)(?:; |$)")
 _IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
 _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
                       r'"(?P<namespace>[^"]*)" is missing$')
@@ -115,8 +115,10 @@ def directory_cause(directory: str, why: str) -> str:
 
 def reason(message: str, cause: str | None) -> str:
     """A trial's reason when it could not start: the executor's ``message``, behind the ``cause``
-    where it has one."""
-    return f"{PREFIX}: {cause}; {message}" if cause else f"{PREFIX} {message}"
+    where it has one (the cause alone where the message would only repeat it)."""
+    if cause:
+        return f"{PREFIX}: {cause}; {message}" if message else f"{PREFIX}: {cause}"
+    return f"{PREFIX} {message}"
 
 
 def _cause(trial: TrialRecord) -> str | None:
