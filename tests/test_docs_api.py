@@ -5,15 +5,20 @@ paging loop, which follows the service's own ``Link`` headers."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from doc_blocks import ROOT, block
-from http_helpers import Service
+from http_helpers import Service, free_port
+from waiting import eventually
 
 PAGE = "docs/api.md"
 ADDRESS = "localhost:8080"
@@ -98,3 +103,28 @@ def test_the_reproducibility_record_has_the_fields_the_page_shows(service: Servi
         name: type(value) for name, value in shown["reproducibility"].items()}
     assert record["seed"] == 7, "the quick start's algorithm.seed"
     assert Path(ROOT / "pyproject.toml").read_text().count(f'version = "{record["katunaVersion"]}"') == 1
+
+
+def test_the_gunicorn_command_serves_the_api_as_katuna_serve_does(tmp_path: Path):
+    """The command the Workers section gives, run as written (gunicorn from katuna's environment,
+    on another port): its settings module lets the worker start, and the API answers."""
+    port = free_port()
+    command = block(PAGE, "Workers", "sh").replace("\\\n", " ").replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    command = command.replace("gunicorn ", f"{Path(sys.executable).with_name('gunicorn')} ", 1)
+    environment = {**os.environ, "KATUNA_DB": str(tmp_path / "katuna.db")}
+    with (tmp_path / "gunicorn.log").open("w") as log:
+        process = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=tmp_path, env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            def studies() -> bytes | None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/studies", timeout=5) as answer:
+                        return answer.read()
+                except OSError:
+                    assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
+                    return None
+
+            assert json.loads(eventually(studies, "the API's answer")) == []
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
