@@ -76,10 +76,10 @@ def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_st
     current directory); exit 2 with the problems when it is not a valid study. ``stored`` tells
     whether a study of a name is stored already (:func:`functions.core.validate.parse_study`)."""
     def read(path: str) -> str:
-        return read_text(path, settings.max_body)
+        return read_text(path, settings.max_body, "a CSV or JSON text file")
 
     try:
-        definition = parse_text(read(file))
+        definition = parse_text(read_text(file, settings.max_body, "a YAML or JSON text file"))
         if "name" not in definition and not STUDY_FIELDS & definition.keys():
             fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)

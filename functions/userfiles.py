@@ -18,8 +18,9 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCH
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_text(path: str, limit: int) -> str:
-    """The UTF-8 text of the regular file at ``path``, at most ``limit`` bytes long."""
+def read_text(path: str, limit: int, expected: str) -> str:
+    """The UTF-8 text of the regular file at ``path``, at most ``limit`` bytes long; ``expected``
+    says what the file should be (``a YAML or JSON text file``) when its bytes are no text."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
@@ -39,4 +40,4 @@ def read_text(path: str, limit: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
-                             "expected a YAML, JSON or CSV text file") from exc
+                             f"expected {expected}") from exc

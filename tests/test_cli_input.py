@@ -44,8 +44,8 @@ def _huge(path: Path) -> None:
 
 
 FILES = {
-    "binary": (_binary, "is not UTF-8 text (byte 128 cannot be decoded); expected a YAML, JSON or CSV text file"),
-    "invalid-utf8": (_invalid_utf8, "is not UTF-8 text (byte 27 cannot be decoded); expected a YAML, JSON or CSV text file"),
+    "binary": (_binary, "is not UTF-8 text (byte 128 cannot be decoded); expected a YAML or JSON text file"),
+    "invalid-utf8": (_invalid_utf8, "is not UTF-8 text (byte 27 cannot be decoded); expected a YAML or JSON text file"),
     "device": (_device, "is a character device; expected a regular file"),
     "fifo": (_fifo, "is a FIFO; expected a regular file"),
     "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO; expected a regular file"),
@@ -80,7 +80,7 @@ def test_a_warm_start_file_is_read_the_same_way_and_named_as_the_studys_field(tm
     result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and SECRET not in result.stderr
-    shown = expected if kind == "missing" else f"known.csv {expected}"
+    shown = expected if kind == "missing" else f"known.csv {expected}".replace("a YAML or JSON", "a CSV or JSON")
     assert result.stderr.splitlines() == ["error: study.yaml is not a valid study:", f"  - warmStart.file: {shown}"]
 
 
