@@ -128,3 +128,22 @@ def test_the_gunicorn_command_serves_the_api_as_katuna_serve_does(tmp_path: Path
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+def test_the_clis_json_of_a_study_is_the_apis_without_links_and_with_interrupted(service: Service):
+    service.wait_for("quickstart")
+    database = str(service.workdir / "katuna.db")
+
+    def cli(*arguments: str):
+        run = subprocess.run([str(Path(sys.executable).with_name("katuna")), *arguments, "--db", database, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    one = service.json("GET", "/studies/quickstart")[1]
+    listed = service.json("GET", "/studies")[1]
+    shown, studies = cli("show", "quickstart"), cli("studies")
+    assert shown.keys() == (one.keys() - {"links"}) | {"interrupted"}
+    assert [study.keys() for study in studies] == [(study.keys() - {"links"}) | {"interrupted"} for study in listed]
+    assert "definition" in shown and "definition" not in studies[0]
+    assert shown["interrupted"] is False
