@@ -1,0 +1,49 @@
+"""Building blocks of the document: answers, the page of a listing and its parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def json_body(schema_ref: str, description: str) -> dict[str, Any]:
+    """An answer whose JSON body is the schema ``schema_ref``."""
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """A refusal: an ``Error`` body."""
+    return json_body("Error", description)
+
+
+def located(response: dict[str, Any], what: str) -> dict[str, Any]:
+    """``response`` with its ``Location`` header, the path of ``what``."""
+    return {**response, "headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
+
+
+def status_body(*values: str) -> dict[str, Any]:
+    """The body of a health probe's answer: its ``status``, one of ``values``."""
+    return {"content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": list(values)}}}}}}
+
+
+def limit(default: int, maximum: int, what: str) -> dict[str, Any]:
+    """A listing's ``limit`` parameter: how many ``what`` a page holds."""
+    return {"name": "limit", "in": "query", "description": f"{what} in the page (it also ends at 8 MiB)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
+
+
+def cursor(name: str, description: str) -> dict[str, Any]:
+    """A listing's parameter ``name`` naming where its page starts."""
+    return {"name": name, "in": "query", "description": description,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+
+
+def page(item: str, what: str) -> dict[str, Any]:
+    """A page of a listing (:mod:`functions.adapters.web.paging`)."""
+    return {"description": f"a page of {what}", "headers": {"Link": {
+                "description": "the next page's path, as <path>; rel=\"next\" (RFC 8288); absent on the last page",
+                "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"type": "array",
+                                                        "items": {"$ref": f"#/components/schemas/{item}"}}}}}
+

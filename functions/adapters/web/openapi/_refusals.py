@@ -1,0 +1,71 @@
+"""The refusals of the checks in front of the routes, added to each operation's answers."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+
+from functions.adapters.web.openapi._parts import error
+
+_OPEN = ("/healthz", "/readyz")
+"""Paths no check stands in front of (``functions.adapters.web.OPEN_PATHS``)."""
+
+_EVENT_PATHS = ("/", "/functions/{function}")
+
+
+def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with, on each operation, the refusals of the checks in front of it (in the order
+    they run: ``functions.adapters.web._guard``) and the database's ``503``."""
+    paths = deepcopy(paths)
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or path in _OPEN:
+                continue
+            for status, description in _refusals(path, method):
+                _add(operation["responses"], status, description)
+    return paths
+
+
+def _refusals(path: str, method: str) -> list[tuple[str, str]]:
+    """(status, description) of each refusal ``method path`` may get before its route runs;
+    ``/metrics`` has checks of its own after the local user's (``_check_scraper``)."""
+    local_user = ("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
+                         "(local_user_not_allowed)")
+    cross_site = ("403", "a read another site's page asks for: an image, script, frame or fetch (cross_origin)")
+    if path == "/metrics":
+        return [local_user, cross_site]
+    event = path in _EVENT_PATHS or (path == "/dead-letters" and method == "post")
+    found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
+             ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
+             ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
+             ("414", "a request line over 4,094 bytes (uri_too_long, katuna serve)"),
+             ("431", "over 100 header fields, or one over 8,190 bytes (request_header_fields_too_large, "
+                     "katuna serve)"),
+             ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
+    if method == "get":
+        found.append(cross_site)
+    else:
+        found += [("415", "a body of another content type (unsupported_media_type)"),
+                  ("403", "a write from another site's Origin (cross_origin)")]
+    if event:
+        found += [("401", "neither the API token nor an accepted OIDC delivery token (unauthorized)"),
+                  ("403", "an OIDC token of a sender not in KATUNA_OIDC_SUBJECTS (sender_not_allowed)")]
+    else:
+        found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
+        if method != "get":
+            found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
+    found.append(("500", "a fault of katuna's own, logged with its traceback (internal_server_error)"))
+    if path != "/openapi.json":
+        found.append(("503", "the database (temporary_error, storage_unavailable, storage_full) or the trial-log "
+                             "folder (logs_unavailable) cannot be used now; retry after Retry-After seconds"))
+    return found
+
+
+def _add(responses: dict[str, Any], status: str, description: str) -> None:
+    """Document ``description`` as an ``Error`` answer of ``status``, beside what it has."""
+    known = responses.get(status)
+    if known is None:
+        responses[status] = error(description)
+    elif description not in known["description"]:
+        responses[status] = error(f"{known['description']}; {description}")
+

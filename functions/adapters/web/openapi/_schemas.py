@@ -1,0 +1,105 @@
+"""The document's component schemas: the bodies of the service's answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.adapters.web.openapi._codes import ERROR_CODES
+from functions.core.records import ACTIVE_STATES, FINISHED_STATES, STUDY_RUNNING, TERMINAL_STATUSES
+
+_VALUE = {"$ref": "#/components/schemas/Number"}
+_TIME = {"type": ["number", "null"], "description": "seconds since the epoch"}
+
+SCHEMAS: dict[str, Any] = {
+    "Number": {"description": "a metric's number: NaN and the infinities, which JSON has no number for, by name",
+               "oneOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]},
+    "Error": {"type": "object", "required": ["error", "message", "retryable"], "properties": {
+        "error": {"enum": list(ERROR_CODES), "description": "what was refused, for a program to switch on"},
+        "message": {"type": "string", "description": "what was refused and what is expected, for a person"},
+        "retryable": {"type": "boolean", "description": "whether the same request may succeed later (after "
+                      "Retry-After seconds where it is given)"},
+        "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
+            "path": {"type": "string"}, "message": {"type": "string"}}}},
+        "changed": {"type": "array", "items": {"type": "string"},
+                    "description": "409: the field paths in which the definition differs from the stored one"}}},
+    "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
+              "properties": {
+                  "number": {"type": "integer"},
+                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES]},
+                  "params": {"type": "object"},
+                  "value": {"oneOf": [_VALUE, {"type": "null"}]},
+                  "values": {"type": ["array", "null"], "items": _VALUE},
+                  "metrics": {"type": "object", "additionalProperties": _VALUE},
+                  "reason": {"type": ["string", "null"]},
+                  "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
+                  "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
+                  "imageDigest": {"type": ["string", "null"],
+                                  "description": "the image the cluster ran, with its digest, where it reports one"},
+                  "observations": {"type": "array", "description": "each value the trial reported, in order",
+                                   "items": {"type": "object", "required": ["metric", "value"], "properties": {
+                                       "metric": {"type": "string"}, "value": _VALUE,
+                                       "step": {"type": ["integer", "null"]},
+                                       "timestamp": {"type": ["string", "null"]}}}}}},
+    "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
+        "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
+        "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
+        "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
+        "objectives": {"type": "array", "items": {"type": "object", "required": ["metric", "direction"], "properties": {
+            "metric": {"type": "string"}, "direction": {"enum": ["minimize", "maximize"]},
+            "goal": {"oneOf": [_VALUE, {"type": "null"}]}}}},
+        "trials": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
+        "completedAt": _TIME,
+        "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
+                      "or for a study without one the cap the service's limits gave it when it was admitted (null "
+                      "for such a study stored before katuna kept that cap)"},
+        "maxTrialsSetBy": {"type": ["string", "null"], "description": "the setting that set maxTrials for a study "
+                           "without one (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS); null "
+                           "where the study gives maxTrials"},
+        "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
+                           {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
+                 "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
+                                "spread evenly along it, its two ends included"},
+        "frontSize": {"type": "integer", "description": "with several objectives: the trials on the whole Pareto "
+                                                        "front (best lists at most 20 of them)"},
+        "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
+        "definition": {"type": "object"}, "links": {"type": "object"},
+        "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "
+                            "its start when the definition gives none), the katuna and Optuna versions that "
+                            "started it and the look-ahead it started with (trials asked for while others run: "
+                            "the same seed suggests the same trials only with the same look-ahead); null fields "
+                            "for a study that has not started",
+                            "properties": {"seed": {"type": ["integer", "null"]},
+                                           "katunaVersion": {"type": ["string", "null"]},
+                                           "optunaVersion": {"type": ["string", "null"]},
+                                           "lookahead": {"type": ["integer", "null"]}}},
+        "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
+                                "template was read from when the study was submitted (null: given inline)"},
+        "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
+                     "oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                         "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},
+    "NodePoolUse": {"type": "object", "description": "The node pool the study's trials ran on, and its lifetime",
+                    "required": ["pool", "provider", "capacity", "phase"], "properties": {
+        "pool": {"type": "string"}, "provider": {"enum": ["gke", "eks"]},
+        "capacity": {"enum": ["spot", "preemptible", "on-demand"]},
+        "machineTypes": {"type": "array", "items": {"type": "string"}}, "maxNodes": {"type": "integer"},
+        "shared": {"type": "boolean"}, "phase": {"enum": ["creating", "ready", "releasing", "released", "failed"]},
+        "created": {"type": "boolean"}, "owned": {"type": "boolean"}, "adopted": {"type": "boolean"},
+        "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
+        "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
+        "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"},
+        "nodeHours": {"type": ["number", "null"], "description": "node-hours measured from the pool's Node objects "
+                      "(creation to removal, within the study's use of the pool, shared evenly with the studies using "
+                      "the pool at the same time); null until the nodes were listed"},
+        "nodesSeen": {"type": "integer"}, "nodesRunning": {"type": "integer"},
+        "nodesLookedAt": {"type": ["number", "null"]},
+        "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
+        "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
+        "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"}}},
+    "DeadLetter": {"type": "object", "required": ["id", "event", "reason", "receivedAt"], "properties": {
+        "id": {"type": "integer", "description": "the letter's number: the next page's before"},
+        "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": {"type": "number"}}},
+    "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
+        "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
+}
+

@@ -1,0 +1,120 @@
+"""The service's operations besides the study API: the dashboard's address, events, dead letters,
+metrics, health and this document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.adapters.web.openapi._parts import cursor, error, limit, located, page, status_body
+from functions.core.events import ROUTES
+
+
+def event_operation(summary: str, operation: str) -> dict[str, Any]:
+    """An operation that takes a CloudEvent: ``POST /``, ``/functions/{function}``, ``/dead-letters``."""
+    return {"summary": summary, "operationId": operation,
+            "description": ("A CloudEvent in binary mode (ce-* headers) or structured mode "
+                            "(application/cloudevents+json), with the API token or, with KATUNA_OIDC_AUDIENCE, "
+                            "Knative Eventing's OIDC delivery token. An event for a study that does not exist "
+                            "changes nothing and is answered like any event that changes nothing. Event types: "
+                            + ", ".join(sorted(ROUTES))),
+            "requestBody": {"required": True, "content": {"application/cloudevents+json": {"schema": {"type": "object"}},
+                                                          "application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "handled; the one emitted event is the reply (reply mode)"},
+                          "202": {"description": (
+                              "handled; emitted events were queued or sent to K_SINK. The body is empty, as Knative's "
+                              "broker filter requires of a 2xx answer that is no CloudEvent"),
+                              "headers": {
+                                  "Katuna-Emitted-Count": {"description": "how many events were sent",
+                                                           "schema": {"type": "string"}},
+                                  "Katuna-Emitted": {"description": ("the events sent, 'type id' each, comma-separated "
+                                                                     "(at most 50, then '...')"),
+                                                     "schema": {"type": "string"}},
+                                  "Katuna-Tick-Coalesced": {"description": (
+                                      "'true' on a tick left unhandled: it came behind a broker without OIDC less "
+                                      "than KATUNA_TICK_FLOOR seconds after one the same function handled"),
+                                      "schema": {"type": "string"}}}},
+                          "400": error("not a CloudEvent"),
+                          "403": error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); "
+                                       "without the API token (a broker's delivery), an event of a type katuna "
+                                       "sends itself without its signature (katunasignature)"),
+                          "415": error("neither binary nor structured mode (unsupported_media_type)"),
+                          "422": error("permanently unprocessable"),
+                          "503": error("temporarily unavailable; retry after Retry-After seconds")}}
+
+
+def metrics_path() -> dict[str, Any]:
+    """``GET /metrics``, with the answers of its own checks (``functions.adapters.web._check_scraper``)."""
+    text = {"schema": {"type": "string"}}
+    return {"get": {
+        "summary": "The service's metrics for Prometheus", "operationId": "metrics",
+        "description": ("Prometheus's text format (version 0.0.4), or OpenMetrics when the Accept header asks for "
+                        "it; every name starts with katuna_. Event handlings by type, handler and outcome, handler "
+                        "latency, studies by status, trials by state, node-pool uses by phase and (queue mode) the "
+                        "events waiting. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
+                        "set, loopback Host names only."),
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "the metrics", "content": {
+                          "text/plain; version=0.0.4": text, "application/openmetrics-text; version=1.0.0": text}},
+                      "400": error("a Host that is not served (no token set)"),
+                      "401": error("missing or wrong bearer token (when KATUNA_METRICS_TOKEN or "
+                                   "KATUNA_API_TOKEN is set)"),
+                      "503": error("the store cannot be read now")}}}
+
+
+
+
+def service_paths() -> dict[str, Any]:
+    """The operations besides the study API's, with their own answers (the checks' refusals are added after)."""
+    return {"/": {"post": event_operation("Handle an event with every function subscribed to its type", "handleEvent"),
+                  "get": _home()},
+            "/functions/{function}": {
+                "parameters": [{"name": "function", "in": "path", "required": True,
+                                "schema": {"enum": sorted({f for fs in ROUTES.values() for f in fs})}}],
+                "post": event_operation("Handle an event with one function", "handleEventWith")},
+            "/dead-letters": _dead_letters_path(),
+            "/metrics": metrics_path(),
+            **_probe_paths()}
+
+
+def _home() -> dict[str, Any]:
+    """``GET /``: a browser opening the service's address."""
+    return {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
+            "operationId": "home", "responses": {"302": located(
+                {"description": "to the dashboard"}, "/ui/ (without a session, the login form first)")}}
+
+
+def _dead_letters_path() -> dict[str, Any]:
+    """The dead-letter sink, and the letters it kept."""
+    return {
+        "post": {**event_operation("Keep an event the broker could not deliver (its dead-letter sink)", "deadLetter"),
+                 "responses": {"202": {"description": (
+                     "kept (the newest KATUNA_MAX_DEAD_LETTERS). The body is empty: with OIDC, Knative reaches the "
+                     "dead-letter sink through its broker filter, which fails a 2xx answer that is no CloudEvent. "
+                     "Katuna-Study-Failed says whether the event's study was failed: only for a delivery refused "
+                     "for good (a knativeerrorcode below 500 that Knative does not retry, 501, 505), never after "
+                     "temporary answers (5xx, 404, 408, 409, 429, no code), never for a trial.progress, and without "
+                     "the API token (a broker's delivery) only for an event katuna signed (katunasignature)"),
+                     "headers": {"Katuna-Recorded": {"description": "the id of the event kept",
+                                                     "schema": {"type": "string"}},
+                                 "Katuna-Study-Failed": {"description": "true or false",
+                                                         "schema": {"type": "string"}}}},
+                               "400": error("not a CloudEvent")}},
+        "get": {"summary": "The kept dead letters, newest first, a page at a time", "operationId": "listDeadLetters",
+                "parameters": [limit(100, 1_000, "dead letters"),
+                               cursor("before", "the id of the letter the page follows (as the next link gives it)")],
+                "responses": {"200": page("DeadLetter", "dead letters"),
+                              "400": error("limit or before is not a whole number in range, or another parameter "
+                                           "was given")}}}
+
+
+def _probe_paths() -> dict[str, Any]:
+    """The health probes and this document."""
+    return {
+        "/healthz": {"get": {"summary": "healthz", "operationId": "healthz",
+                             "responses": {"200": {"description": "the process answers", **status_body("ok")}}}},
+        "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
+            "200": {"description": "ready", **status_body("ready")},
+            "503": error("not ready (not_ready, with status 'not ready'), or the database cannot be read")}}},
+        "/openapi.json": {"get": {"summary": "openapi", "operationId": "openapi",
+                                  "responses": {"200": {"description": "this document", "content": {
+                                      "application/json": {"schema": {"type": "object"}}}}}}}}

@@ -1,0 +1,78 @@
+"""The study API's operations: submit, list, inspect, stop and delete studies; read trials and their logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.adapters.web.openapi._parts import cursor, error, json_body, limit, located, page
+from functions.core.naming import DNS1123_LABEL, MAX_NAME
+
+_NAME = {"name": "name", "in": "path", "required": True, "description": "the study's name, a DNS-1123 label",
+         "schema": {"type": "string", "maxLength": MAX_NAME, "pattern": f"^{DNS1123_LABEL.pattern}$"}}
+_NUMBER = {"name": "number", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+_NOT_FOUND = error("no such study or trial")
+
+
+def study_paths() -> dict[str, Any]:
+    """The study API's paths, with their own answers (the checks' refusals are added after)."""
+    return {
+        "/studies": {
+            "post": {"summary": "Submit a study (native format, YAML or JSON)", "operationId": "createStudy",
+                     "requestBody": {"required": True, "content": {
+                         "application/yaml": {"schema": {"type": "string"}},
+                         "application/x-yaml": {"schema": {"type": "string"}},
+                         "application/json": {"schema": {"type": "object"}}}},
+                     "responses": {"201": located(json_body("Submitted", "created"), "the study's path"),
+                                   "200": located(json_body("Submitted", "the identical study exists already, or an "
+                                                                         "ended study restarts with its trial budget "
+                                                                         "raised"),
+                                                  "the study's path"),
+                                   "400": error("not YAML or JSON"),
+                                   "409": error("another definition uses the name"),
+                                   "415": error("not YAML or JSON"),
+                                   "422": error("invalid: every problem, with its field path"),
+                                   "503": error("the Kubernetes API cannot be asked about the study now")}},
+            "get": {"summary": "The studies in the order they were stored, a page at a time",
+                    "operationId": "listStudies",
+                    "parameters": [limit(500, 1_000, "studies"),
+                                   cursor("after", "the key of the study the page follows (as the next link gives it)")],
+                    "responses": {
+                        "200": page("Study", "studies"),
+                        "400": error("limit or after is not a whole number in range, or another parameter was "
+                                     "given")}}},
+        "/studies/{name}": {
+            "parameters": [_NAME],
+            "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
+                    "responses": {"200": json_body("Study", "the study"), "404": _NOT_FOUND}},
+            "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
+                       "responses": {"204": {"description": "deleted"}, "404": _NOT_FOUND,
+                                     "409": error("the study follows a Kubernetes resource that is still there: "
+                                                  "delete that resource instead")}}},
+        "/studies/{name}/stop": {
+            "parameters": [_NAME],
+            "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
+                     "responses": {"200": json_body("Study", "stopped"), "404": _NOT_FOUND}}},
+        "/studies/{name}/trials": {
+            "parameters": [_NAME, limit(1_000, 10_000, "trials"),
+                           cursor("after", "the number of the trial the page follows (as the next link gives it)")],
+            "get": {"summary": "The trials of a study by number, a page at a time", "operationId": "listTrials",
+                    "responses": {
+                        "200": page("Trial", "trials"),
+                        "400": error("limit or after is not a whole number in range, or another parameter was given"),
+                        "404": _NOT_FOUND}}},
+        "/studies/{name}/trials/{number}": {
+            "parameters": [_NAME, _NUMBER],
+            "get": {"summary": "One trial with its observations", "operationId": "getTrial",
+                    "responses": {"200": json_body("Trial", "the trial"), "404": _NOT_FOUND}}},
+        "/studies/{name}/trials/{number}/logs": {
+            "parameters": [_NAME, _NUMBER,
+                           {"name": "attempt", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
+            "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
+                    "responses": {"200": {"description": "plain text", "content": {"text/plain": {
+                        "schema": {"type": "string"}}}},
+                        "400": error("attempt is not a whole number from 1, or another parameter was given"),
+                        "404": _NOT_FOUND}}},
+    }
+
