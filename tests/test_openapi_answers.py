@@ -176,6 +176,33 @@ def test_the_refusals_of_a_service_with_a_token_are_documented(tmp_path: Path):
         runtime.close()
 
 
+def test_the_address_opened_in_a_browser_is_answered_as_documented(tmp_path: Path):
+    """``GET /`` leads a browser to the dashboard, with or without ``KATUNA_API_TOKEN``, from a
+    loopback Host or one of ``KATUNA_ALLOWED_HOSTS``: a caller with neither the token nor a
+    session is sent to the login form, never refused with a 401, and no OIDC sender is checked
+    (that is ``POST /``'s)."""
+    locations = set()
+    for token in (None, "s3cret-token-of-22-chars"):
+        runtime = Runtime(Settings(db=tmp_path / f"{token is None}.db", api_token=token,
+                                   allowed_hosts=("katuna.example",) if token else ()))
+        try:
+            client = create_app(runtime).test_client()
+            for host in ("127.0.0.1", "localhost", "katuna.example"):
+                for headers in ({}, {"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer wrong"}):
+                    answer = client.get("/", headers={"Host": host, **headers})
+                    _check(answer, "/", "GET")
+                    if answer.status_code == 302:
+                        locations.add(answer.headers["Location"])
+                    else:
+                        assert (token, host, answer.get_json()["error"]) == (None, "katuna.example", "host_not_allowed")
+        finally:
+            runtime.close()
+    assert locations == {"/ui/", "/ui/login?next=/"}
+    responses = DOCUMENT["paths"]["/"]["get"]["responses"]
+    assert "/ui/login?next=/" in responses["302"]["headers"]["Location"]["description"]
+    assert "401" not in responses and "sender_not_allowed" not in responses["403"]["description"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can open a connection as another user (os.setuid)")
 def test_a_caller_of_another_account_is_refused_as_documented(client):
     """The connection's client end belongs to ``nobody``, as sock_diag tells it."""

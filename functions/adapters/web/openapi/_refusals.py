@@ -10,7 +10,12 @@ from functions.adapters.web.openapi._parts import error
 _OPEN = ("/healthz", "/readyz")
 """Paths no check stands in front of (``functions.adapters.web.OPEN_PATHS``)."""
 
-_EVENT_PATHS = ("/", "/functions/{function}")
+_EVENT_PATHS = ("/", "/functions/{function}", "/dead-letters")
+"""Paths whose ``POST`` takes events (``functions.adapters.web.functions_ce.is_event_path``)."""
+
+_PAGES = ("/",)
+"""Paths a browser opens: a caller without the token is sent to the login form, not refused
+(``functions.adapters.web.ui.is_page``)."""
 
 
 def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     cross_site = ("403", "a read another site's page asks for: an image, script, frame or fetch (cross_origin)")
     if path == "/metrics":
         return [local_user, cross_site]
-    event = path in _EVENT_PATHS or (path == "/dead-letters" and method == "post")
+    event = method == "post" and path in _EVENT_PATHS
     found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
              ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
              ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
@@ -50,7 +55,7 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     if event:
         found += [("401", "neither the API token nor an accepted OIDC delivery token (unauthorized)"),
                   ("403", "an OIDC token of a sender not in KATUNA_OIDC_SUBJECTS (sender_not_allowed)")]
-    else:
+    elif path not in _PAGES:
         found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))

@@ -80,7 +80,9 @@ def _home() -> dict[str, Any]:
     """``GET /``: a browser opening the service's address."""
     return {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
             "operationId": "home", "responses": {"302": located(
-                {"description": "to the dashboard"}, "/ui/ (without a session, the login form first)")}}
+                {"description": "to the dashboard; with KATUNA_API_TOKEN set, a caller with neither the token nor "
+                                "a dashboard session to its login form first"},
+                "/ui/, or /ui/login?next=/ (the login form)")}}
 
 
 def _dead_letters_path() -> dict[str, Any]:
