@@ -3,8 +3,8 @@ real Runtime and a real SQLite file): every route the app registers outside the 
 operation of the document, with its methods and path parameters, and no operation is missing a
 route; every answer a working service gives (successes, not only refusals) has a status the
 document lists for its operation, a content type it lists, and a body its schema takes with no
-field the schema leaves out (each documented object is checked as if it allowed no other
-field, so a field the service adds is documented with it). Refusals that are no operation's,
+field the schema leaves out (each documented object that names its fields takes no other, so
+a field the service adds is documented with it). Refusals that are no operation's,
 an unknown path or method, have the one error shape, as JSON, a 405 naming what is allowed."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +39,29 @@ from functions.settings import Settings
 JSON = "application/json"
 
 
-def _closed(node: Any) -> Any:
-    """``node`` with every object schema that names its properties taking no other property."""
-    if isinstance(node, dict):
-        node = {key: _closed(value) for key, value in node.items()}
-        if "properties" in node and "additionalProperties" not in node:
-            node["additionalProperties"] = False
-        return node
-    if isinstance(node, list):
-        return [_closed(item) for item in node]
-    return node
-
-
 DOCUMENT = document()
-CLOSED = _closed(deepcopy(DOCUMENT))
 REGISTRY = Registry().with_resource("urn:katuna", Resource.from_contents(
-    CLOSED, default_specification=referencing.jsonschema.DRAFT202012))
+    DOCUMENT, default_specification=referencing.jsonschema.DRAFT202012))
+
+
+def _open_objects(node: Any, at: str = "#") -> list[str]:
+    """Where ``node`` has an object schema that names its properties yet takes others too."""
+    if isinstance(node, list):
+        return [found for n, item in enumerate(node) for found in _open_objects(item, f"{at}/{n}")]
+    if not isinstance(node, dict):
+        return []
+    found = [at] if "properties" in node and node.get("additionalProperties") is not False else []
+    return found + [inner for key, value in node.items() if key != "properties" or isinstance(value, dict)
+                    for inner in _open_objects(value, f"{at}/{key}")]
 
 
 def _operation(path: str, method: str) -> dict[str, Any]:
-    return CLOSED["paths"][path][method.lower()]
+    return DOCUMENT["paths"][path][method.lower()]
 
 
 def _check(answer, path: str, method: str) -> Any:
     """``answer`` is documented for ``method path``: its status, its content type, its documented
-    headers, and its JSON body by the closed schema."""
+    headers, and its JSON body by the schema (which takes no field it does not name)."""
     responses = _operation(path, method)["responses"]
     status = str(answer.status_code)
     assert status in responses, f"{method} {path} answered {status} {answer.get_data(as_text=True)[:200]}"
@@ -116,6 +114,33 @@ def client(app):
         assert time.monotonic() < deadline, "the studies end"
         time.sleep(0.1)
     return client
+
+
+def test_every_documented_object_takes_only_the_fields_it_names():
+    """A client may rely on the document: an object schema that names its properties says that
+    no other comes (``additionalProperties: false``), as each answer here is checked."""
+    assert _open_objects(DOCUMENT) == []
+
+
+def test_a_service_not_ready_answers_as_documented(tmp_path: Path):
+    """Readiness asks that the threads delivering events run (``Runtime.not_ready``): once the
+    runtime is closed, as a worker exiting closes it, its broker thread has stopped, and a
+    request a thread still serves (with a connection of its own) gets the documented 503 body
+    exactly: the Error shape, with the status the probe also says."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        assert _check(client.get("/readyz"), "/readyz", "GET") == {"status": "ready"}
+        runtime.close()
+        answers = []
+        serving = threading.Thread(target=lambda: answers.append(client.get("/readyz")))
+        serving.start()
+        serving.join()
+        body = _check(answers[0], "/readyz", "GET")
+        assert (answers[0].status_code, body) == (503, {"status": "not ready", "error": "not_ready", "retryable": True,
+                                                        "message": "the event broker thread is not running"})
+    finally:
+        runtime.close()
 
 
 def test_the_routes_and_the_documents_operations_are_the_same(app):

@@ -3,7 +3,8 @@
 Each operation lists every status the service answers it with: its own, and those of the checks
 every request passes first (:func:`._refusals.with_refusals`: the ``Host``, the local user, the body's size
 and type, the origin of a write, the caller), and ``503`` where the database is read. Every error
-body is an ``Error``, whose ``error`` is one of :data:`ERROR_CODES`.
+body is an ``Error``, whose ``error`` is one of :data:`ERROR_CODES`. An object schema that names
+its fields takes no other (:func:`._parts.closed`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.web.openapi._codes import ERROR_CODES
+from functions.adapters.web.openapi._parts import closed
 from functions.adapters.web.openapi._refusals import with_refusals
 from functions.adapters.web.openapi._schemas import SCHEMAS
 from functions.adapters.web.openapi._service import service_paths
@@ -23,10 +25,10 @@ def document() -> dict[str, Any]:
     """The whole document."""
     paths = study_paths()
     paths.update(service_paths())
-    paths = with_refusals(paths)
+    paths = closed(with_refusals(paths))
     return {"openapi": "3.1.0",
             "info": {"title": "katuna", "version": "1", "description": "Hyperparameter tuning as event-driven functions."},
-            "components": {"schemas": SCHEMAS,
+            "components": {"schemas": closed(SCHEMAS),
                            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                                "dashboardSession": {"type": "apiKey", "in": "cookie",
                                                                     "name": "katuna_session"}}},

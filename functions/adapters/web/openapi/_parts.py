@@ -47,3 +47,17 @@ def page(item: str, what: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"type": "array",
                                                         "items": {"$ref": f"#/components/schemas/{item}"}}}}}
 
+
+
+def closed(node: Any) -> Any:
+    """``node`` with every object schema that names its properties taking no other: the service
+    sends no field its document leaves out, and a client may rely on that
+    (``tests/test_openapi_conformance.py`` checks each answer so)."""
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: closed(value) for key, value in node.items()}
+    if "properties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    return node

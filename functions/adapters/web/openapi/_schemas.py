@@ -22,6 +22,13 @@ SCHEMAS: dict[str, Any] = {
             "path": {"type": "string"}, "message": {"type": "string"}}}},
         "changed": {"type": "array", "items": {"type": "string"},
                     "description": "409: the field paths in which the definition differs from the stored one"}}},
+    "NotReady": {"type": "object", "description": "GET /readyz's answer while the process cannot serve: an Error "
+                                                  "of not_ready that also says its status",
+                 "required": ["status", "error", "message", "retryable"], "properties": {
+                     "status": {"const": "not ready"}, "error": {"const": "not_ready"},
+                     "message": {"type": "string", "description": "what is not running: the event broker thread "
+                                 "(queue mode), or the threads sending events to K_SINK (reply mode)"},
+                     "retryable": {"const": True}}},
     "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
               "properties": {
                   "number": {"type": "integer"},
