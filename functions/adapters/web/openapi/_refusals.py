@@ -8,7 +8,8 @@ from typing import Any
 from functions.adapters.web.openapi._parts import error
 
 _OPEN = ("/healthz", "/readyz")
-"""Paths no check stands in front of (``functions.adapters.web.OPEN_PATHS``)."""
+"""Paths no check of the app stands in front of (``functions.adapters.web.OPEN_PATHS``): only
+``katuna serve``'s worker's (:func:`_server_refusals`)."""
 
 _EVENT_PATHS = ("/", "/functions/{function}", "/dead-letters")
 """Paths whose ``POST`` takes events (``functions.adapters.web.functions_ce.is_event_path``)."""
@@ -19,12 +20,13 @@ _PAGES = ("/",)
 
 
 def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
-    """``paths`` with, on each operation, the refusals of the checks in front of it (in the order
-    they run: ``functions.adapters.web._guard``) and the database's ``503``."""
+    """``paths`` with, on each operation, the refusals of the checks in front of it (``katuna
+    serve``'s worker's, then the app's in the order they run: ``functions.adapters.web._guard``)
+    and the database's ``503``."""
     paths = deepcopy(paths)
     for path, item in paths.items():
         for method, operation in item.items():
-            if method == "parameters" or path in _OPEN:
+            if method == "parameters":
                 continue
             for status, description in _refusals(path, method):
                 _add(operation["responses"], status, description)
@@ -32,20 +34,18 @@ def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refusals(path: str, method: str) -> list[tuple[str, str]]:
-    """(status, description) of each refusal ``method path`` may get before its route runs;
-    ``/metrics`` has checks of its own after the local user's (``_check_scraper``)."""
-    local_user = ("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
-                         "(local_user_not_allowed)")
+    """(status, description) of each refusal ``method path`` may get before its route runs, or
+    in it, from a fault of katuna's own; ``/metrics`` has checks of its own after the local
+    user's (``_check_scraper``)."""
+    local_user, *server = _server_refusals()
     cross_site = ("403", "a read another site's page asks for: an image, script, frame or fetch (cross_origin)")
+    fault = ("500", "a fault of katuna's own, logged with its traceback (internal_server_error)")
+    if path in _OPEN:
+        return [local_user, *server]
     if path == "/metrics":
-        return [local_user, cross_site]
+        return [local_user, *server, cross_site, fault]
     event = method == "post" and path in _EVENT_PATHS
-    found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
-             ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
-             ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
-             ("414", "a request line over 4,094 bytes (uri_too_long, katuna serve)"),
-             ("431", "over 100 header fields, or one over 8,190 bytes (request_header_fields_too_large, "
-                     "katuna serve)"),
+    found = [local_user, ("400", "a Host that is not served (host_not_allowed)"), *server,
              ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
     if method == "get":
         found.append(cross_site)
@@ -59,11 +59,25 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
         found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
-    found.append(("500", "a fault of katuna's own, logged with its traceback (internal_server_error)"))
+    found.append(fault)
     if path != "/openapi.json":
         found.append(("503", "the database (temporary_error, storage_unavailable, storage_full) or the trial-log "
                              "folder (logs_unavailable) cannot be used now; retry after Retry-After seconds"))
     return found
+
+
+def _server_refusals() -> list[tuple[str, str]]:
+    """(status, description) of each refusal of ``katuna serve``'s worker
+    (``functions.adapters.web.worker``), on every path before the app sees the request: another
+    account's connection, a body cut short or late, and what gunicorn's parser does not take.
+    The app checks the local user too on the paths it guards, for servers that do not."""
+    return [("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
+                    "(local_user_not_allowed)"),
+            ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
+            ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
+            ("414", "a request line over 4,094 bytes (uri_too_long, katuna serve)"),
+            ("431", "over 100 header fields, or one over 8,190 bytes (request_header_fields_too_large, "
+                    "katuna serve)")]
 
 
 def _add(responses: dict[str, Any], status: str, description: str) -> None:
