@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from functions.core import container_scripts, inline_code, shell_quoting
@@ -26,8 +26,8 @@ from functions.core import trial_spec as trial_spec_shapes
 from functions.core.documents import Path, value_at
 from functions.core.errors import Problem
 from functions.core.inline_code import Code, Language
-from functions.core.parameters import ChoiceParameter
-from functions.core.spec import Study
+from functions.core.parameters import ChoiceParameter, Parameter
+from functions.core.spec import TrialTemplate
 from functions.core.template import OWN, format_value, parameter_names
 
 TRIAL_SPEC = "trialTemplate.trialSpec"
@@ -39,12 +39,12 @@ _MARK = "\0"
 """Stands for the placeholder at the end of a command's words (no script holds a NUL)."""
 
 
-def code_problems(study: Study) -> list[Problem]:
+def code_problems(template: TrialTemplate, parameters: Iterable[Parameter]) -> list[Problem]:
     """A problem for each placeholder pasted into code whose parameter can take a value that
-    is not read there as one token: in the study's command, and in the containers of its
-    ``trialSpec`` (their command and args, probes and hooks, scripts)."""
-    values = {p.name: [format_value(v) for v in p.values] for p in study.parameters if isinstance(p, ChoiceParameter)}
-    template = study.trial_template
+    is not read there as one token: in the trial template's command, and in the containers of
+    its ``trialSpec`` (their command and args, probes and hooks, scripts). A placeholder of a
+    parameter not among ``parameters`` gets none."""
+    values = {p.name: [format_value(v) for v in p.values] for p in parameters if isinstance(p, ChoiceParameter)}
     problems = _argv_problems([f"trialTemplate.command[{i}]" for i in range(len(template.command))],
                               list(template.command), values)
     if template.trial_spec is not None:

@@ -3,6 +3,7 @@ sections together (counts, the algorithm, early stopping, the grid, Indexed Job 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,11 +15,12 @@ from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.naming import LABEL_EXPECTED, indexed_excess, is_label, job_name
 from functions.core.nodepool import parse_node_pool
+from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, kind_of, unfit_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
 from functions.core.space import distribution_problems
-from functions.core.spec import Algorithm, Study
+from functions.core.spec import Algorithm, Study, TrialTemplate
 from functions.core.study_limits import over_limits
 from functions.core.trial_template import parse_trial_template
 from functions.core.validate._collector import check_wrappable, parse_collector
@@ -93,7 +95,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
         check_metric_names(r, top["objective"])
     if r.problems:
-        raise InvalidStudy(r.problems)
+        raise InvalidStudy(r.problems + _pasted_code(r.problems, trial_template, listed, limits))
     study = Study(
         name=name,
         objectives=objectives,
@@ -112,15 +114,55 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         warm_start=warm_start,
         node_pool=node_pool,
     )
-    problems = over_limits(study, limits)
-    if not problems:
-        problems = [*exec_problems(study), *code_problems(study), *_indexed_names(study, limits),
-                    *distribution_problems(parameters)]
-    problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
-    problems = problems or check_sampler(algorithm, parameters, len(objectives))
+    problems = _valid_study_problems(study, limits)
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _valid_study_problems(study: Study, limits: Limits) -> list[Problem]:
+    """The problems checked only of a study whose fields are all valid, listed together but
+    where one check needs another to pass: the limits come first, alone, as the other checks
+    cost more the larger the study (its values, its space, the sampler's trial runs); and the
+    sampler is tried only on a space Optuna can sample and the algorithm can search, else its
+    failure there would be blamed on a setting."""
+    problems = over_limits(study, limits)
+    if problems:
+        return problems
+    parameters, n_objectives = study.parameters, len(study.objectives)
+    unsearchable = [*distribution_problems(parameters), *check_algorithm(study.algorithm, parameters, n_objectives,
+                                                                         limits)]
+    problems = [*exec_problems(study), *code_problems(study.trial_template, parameters),
+                *_indexed_names(study, limits), *unsearchable]
+    if not unsearchable:
+        problems += check_sampler(study.algorithm, parameters, n_objectives)
+    return problems
+
+
+def _pasted_code(found: list[Problem], template: TrialTemplate, listed: list[Parameter | None],
+                 limits: Limits) -> list[Problem]:
+    """The placeholders pasted into code (:func:`code_problems`) of a study with ``found``
+    problems, so that they are listed with those: looked for only when the trial template has
+    no problem of its own (a ``trialSpec`` of the wrong shape is not read), nor the parameters
+    as a whole (a name given twice), and no list parameter holds more values than the limit
+    (the check reads every value at every placeholder). A parameter with problems of its own is
+    left out, and its placeholders get none."""
+    if any(_under(p.path, "trialTemplate") or p.path == "parameters" for p in found):
+        return []
+    faulty = {int(match.group(1)) for p in found if (match := _PARAMETER.match(p.path))}
+    fit = tuple(parameter for i, parameter in enumerate(listed) if parameter is not None and i not in faulty)
+    if any(isinstance(p, ChoiceParameter) and len(p.values) > limits.values for p in fit):
+        return []
+    return code_problems(template, fit)
+
+
+_PARAMETER = re.compile(r"parameters\[(\d+)\](?:$|[.\[])")
+"""The path of a parameter's problem (``parameters[2]``, ``parameters[2].values[0]``), its index the group."""
+
+
+def _under(path: str, field: str) -> bool:
+    """Whether ``path`` is ``field`` or one of its fields or items."""
+    return path == field or path.startswith((f"{field}.", f"{field}["))
 
 
 def _indexed_names(study: Study, limits: Limits) -> list[Problem]:
