@@ -212,4 +212,4 @@ def test_a_missing_working_directory_is_named_as_what_kept_the_trial_from_starti
     assert client.post("/studies", json=definition).status_code == 201
     _wait(client, "nowhere", lambda s: s["status"] == "failed")
     trial = client.get("/studies/nowhere/trials").get_json()[0]
-    assert f"working directory {str(missing)!r}: No such file or directory" in trial["reason"], trial
+    assert trial["reason"] == f'could not start: working directory "{missing}" cannot be entered: No such file or directory'
