@@ -1,41 +1,29 @@
-"""Node pools for trials: a study's ``nodePool`` section, where its trials land, and the plain
-values the node-pool port speaks in.
-
-A study may ask for an autoscaling pool of spot (or preemptible, or on-demand) machines on GKE
-or EKS. The pool scales from 0 to ``maxNodes`` while trials wait for room and back to 0 when
-they are gone; it is tainted ``katuna.dev/trial=true:NoSchedule`` so nothing else lands on it,
-and trial Jobs select it by its name and tolerate the taint.
-
-A pool katuna creates for a study carries that study's uid (a GKE resource label, an EKS tag,
-:data:`OWNER_KEY`): katuna may delete it once no study uses it, and a create answered "already
-exists" by the pool its own earlier create made is still the study's. A pool that was there
-before (``default-pool``, one made by hand or by ``python -m infra.provision``) is *adopted*:
-it must carry the trial taint and the capacity and machine types the study asks for
-(:func:`claim`), its maximum is raised if the study needs more, and when the last
-study using it ends its autoscaling limits are given back as they were found; it is never deleted.
-"""
+"""The ``nodePool`` section of a study read, and refused as each cloud would refuse it: a pool
+name, machine or instance types, disk, accelerators and node labels the cloud takes, within what
+the cloud and the service's operator allow."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 from functions.core import eks_ami, gpus
-from functions.core.cluster import TRIAL_TAINT, Cluster
-from functions.core.errors import PermanentError, Problem
 from functions.core.labels import valid_key, valid_value
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
+from functions.core.nodepool._pool import (
+    CAPACITIES,
+    EKS,
+    GKE,
+    POOL_LABEL,
+    PREEMPTIBLE,
+    PROVIDERS,
+    SPOT,
+    NodePool,
+    default_pool_name,
+)
 from functions.core.reader import Reader, join
 
-GKE, EKS = "gke", "eks"
-PROVIDERS = (GKE, EKS)
-SPOT, PREEMPTIBLE, ON_DEMAND = "spot", "preemptible", "on-demand"
-CAPACITIES = (SPOT, PREEMPTIBLE, ON_DEMAND)
-POOL_LABEL = "katuna.dev/pool"
-SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/nodegroup"}
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
@@ -56,97 +44,8 @@ _KUBERNETES_LABELS = ("kubernetes.io", "k8s.io")
 _KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
 _CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
 """Each cloud's own node-label namespace, and the cloud."""
-OWNER_KEY = "katuna-study-uid"
-"""The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
            "accelerators", "labels", "shared", "pricePerNodeHour"}
-
-
-class NodePoolFailed(PermanentError):
-    """The cloud refused a node-pool request for good (a bad machine type, a quota, a permission).
-
-    ``field`` names what to change, where one thing is to blame: a study's field
-    (``nodePool.machineType``) or a setting of the service (``KATUNA_GKE_CLUSTER``); the message
-    begins with it, and the provisioning script names its own flag instead (:attr:`reason` is
-    the message without it)."""
-
-    def __init__(self, reason: str, field: str | None = None) -> None:
-        self.reason = reason
-        self.field = field
-        super().__init__(f"{field}: {reason}" if field else reason)
-
-
-@dataclass(frozen=True)
-class NodePool:
-    """A node pool as a study (or the provisioning script) asks for it.
-
-    ``machine_types`` holds one GKE machine type or several EKS instance types. A pool that is
-    not ``shared`` belongs to its study: deleted when the study ends and no other running study
-    uses it; a shared pool is only scaled back to a minimum of 0.
-    """
-
-    name: str
-    provider: str
-    capacity: str = SPOT
-    machine_types: tuple[str, ...] = ()
-    max_nodes: int = 3
-    disk_size_gb: int | None = None
-    accelerators: tuple[tuple[str, int], ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
-    shared: bool = False
-    price_per_node_hour: float | None = None
-    """What one node of the pool costs an hour (the user's figure, in their currency), for the
-    cost of a study's measured node-hours; None when not given."""
-
-    @property
-    def node_labels(self) -> dict[str, str]:
-        """The study's labels and katuna's own, which names the pool."""
-        return {**dict(self.labels), POOL_LABEL: self.name}
-
-    @property
-    def selector(self) -> tuple[str, str]:
-        """The node label that the provider sets to the pool's name, for trials' nodeSelector."""
-        return SELECTOR_KEYS[self.provider], self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        machine = ({"machineType": self.machine_types[0]} if self.provider == GKE
-                   else {"instanceTypes": list(self.machine_types)})
-        out: dict[str, Any] = {"name": self.name, "provider": self.provider, "capacity": self.capacity, **machine,
-                               "maxNodes": self.max_nodes, "shared": self.shared}
-        if self.disk_size_gb is not None:
-            out["diskSizeGb"] = self.disk_size_gb
-        if self.accelerators:
-            out["accelerators"] = [{"type": t, "count": c} for t, c in self.accelerators]
-        if self.labels:
-            out["labels"] = dict(self.labels)
-        if self.price_per_node_hour is not None:
-            out["pricePerNodeHour"] = self.price_per_node_hour
-        return out
-
-
-def owner_value(uid: str) -> str:
-    """A study uid as a label value every cloud accepts (GCE allows lower-case letters, digits,
-    '_' and '-', at most 63 characters)."""
-    return re.sub(r"[^a-z0-9_-]", "_", uid.lower())[:63]
-
-
-def default_pool_name(study: str) -> str:
-    """``katuna-<study>``, shortened with a hash to fit GKE's 40 characters."""
-    name = f"katuna-{study}"
-    if len(name) <= 40:
-        return name
-    digest = hashlib.sha256(study.encode()).hexdigest()[:8]
-    return f"katuna-{study[:24].rstrip('-')}-{digest}"
-
-
-def place_trials(cluster: Cluster, pool: NodePool | None) -> Cluster:
-    """The trial Jobs' placement: on the pool's nodes, tolerating its taint."""
-    if pool is None:
-        return cluster
-    key, value = pool.selector
-    selector = dict(cluster.node_selector) | {key: value}
-    tolerations = cluster.tolerations if TRIAL_TAINT in cluster.tolerations else (*cluster.tolerations, TRIAL_TAINT)
-    return replace(cluster, node_selector=tuple(sorted(selector.items())), tolerations=tolerations)
 
 
 def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None,
@@ -350,101 +249,3 @@ def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[
             out.append((kind, count or 1))
     return tuple(out)
 
-
-@dataclass(frozen=True)
-class PoolChange:
-    """What a node-pool request started: an operation to check later (None when nothing is
-    pending), and whose pool it is.
-
-    ``created``: this study's request made the pool (a create answered "already exists" by the
-    pool this study's earlier create made counts). ``owned``: katuna made it, for this study or
-    another. ``adopted``: the pool was not katuna's; its autoscaling settings as found, in the
-    provider's own terms, to give back once no study uses it. ``changed``: what the request
-    changed at once, with nothing to wait for (an EKS group's missing autoscaler tags written),
-    in words, so that it is told rather than "nothing to change".
-    """
-
-    operation: str | None = None
-    created: bool = False
-    owned: bool = False
-    adopted: Mapping[str, Any] | None = None
-    changed: str | None = None
-
-
-@dataclass(frozen=True)
-class OperationStatus:
-    """How a pending operation stands: still running, done, or failed with the cloud's message."""
-
-    done: bool
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    """A pool as the cloud reports it: its state in the provider's words and its node limits."""
-
-    name: str
-    state: str
-    min_nodes: int
-    max_nodes: int
-    capacity: str
-    machine_types: tuple[str, ...] = ()
-    tainted: bool = True
-    """Whether the pool's nodes carry the taint trials tolerate (``katuna.dev/trial=true:NoSchedule``)."""
-    autoscaling: bool = True
-    owner: str | None = None
-    """The :data:`OWNER_KEY` value of a pool katuna created, None for any other pool."""
-    labels: tuple[tuple[str, str], ...] = ()
-    """The labels its nodes get, but for katuna's own :data:`POOL_LABEL`."""
-    message: str | None = None
-    """What the cloud says of the pool's state, if anything (GKE's ``statusMessage``, EKS's
-    health issues): why a pool is in error."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
-                "capacity": self.capacity, "machineTypes": list(self.machine_types), "labels": dict(self.labels)}
-
-
-def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:
-    """Why a pool that exists cannot serve the study asking for ``pool``, with the field to
-    change; None when it can. A pool without the trial taint runs other workloads, so katuna
-    leaves it alone; one of another capacity or machine type would run trials on machines the
-    study did not ask for; one whose nodes lack a label the study gives them would run its
-    trials on nodes without it (and on EKS, tell the cluster autoscaler otherwise); one without
-    autoscaling never grows or shrinks for trials."""
-    where = f"node pool {pool.name} exists"
-    if not found.tainted:
-        return Problem("nodePool.name", f"{where} without the taint {TRIAL_TAINT['key']}={TRIAL_TAINT['value']}:"
-                                        "NoSchedule that keeps other workloads off trial nodes; taint it, or name a "
-                                        "pool katuna creates for the study")
-    if found.capacity != pool.capacity:
-        return Problem("nodePool.capacity", f"{where} with {found.capacity} capacity; the study asks for {pool.capacity}")
-    if pool.provider == GKE and found.machine_types != pool.machine_types[:1]:
-        return Problem("nodePool.machineType", f"{where} with machine type "
-                                               f"{', '.join(found.machine_types) or 'unknown'}; "
-                                               f"the study asks for {pool.machine_types[0]}")
-    if pool.provider == EKS and not set(found.machine_types) <= set(pool.machine_types):
-        return Problem("nodePool.instanceTypes", f"{where} with instance types {', '.join(found.machine_types)}; "
-                                                 f"the study accepts {', '.join(pool.machine_types)}")
-    lacking = [f"{key}={value}" for key, value in pool.labels if dict(found.labels).get(key) != value]
-    if lacking:
-        return Problem("nodePool.labels", f"{where}, its nodes without the labels {', '.join(lacking)} the study "
-                                          "gives them; label the pool so, or leave them out")
-    if not found.autoscaling:
-        return Problem("nodePool.name", f"{where} without autoscaling; enable it, or name a pool katuna creates "
-                                        "for the study")
-    return None
-
-
-def claim(pool: NodePool, found: PoolStatus, owner: str | None, limits: Mapping[str, Any]) -> PoolChange:
-    """Whose an existing pool is: the study's own (its earlier create went through), katuna's
-    for another study, or one to adopt, whose autoscaling ``limits`` are given back when the last
-    study using it ends; raises :class:`NodePoolFailed`, naming the field, when it cannot serve."""
-    if owner is not None and found.owner == owner_value(owner):
-        return PoolChange(created=True, owned=True)
-    problem = adoption_problem(pool, found)
-    if problem is not None:
-        raise NodePoolFailed(problem.message, problem.path)
-    if found.owner is not None:
-        return PoolChange(owned=True)
-    return PoolChange(adopted=dict(limits))
