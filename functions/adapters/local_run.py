@@ -34,7 +34,7 @@ class LocalRun:
     @property
     def started(self) -> subprocess.Popen[bytes]:
         """The attempt's process: asked for only once the executor has started it
-        (:meth:`functions.adapters.local_executor.LocalExecutor._start`)."""
+        (:meth:`functions.adapters.local_attempts.LocalAttempts._start`)."""
         if self.process is None:
             raise RuntimeError(f"trial {self.launch.number} attempt {self.launch.attempt} has not started")
         return self.process
