@@ -36,117 +36,29 @@ one of them is refused 401 ``UNAUTHENTICATED``); every request is recorded. Node
 cluster's zones as their ``locations`` (three for a region), which per-zone autoscaling limits
 count in each of. The same API is served over gRPC by :mod:`gke_stub_grpc`. :meth:`pool_bounds`,
 :meth:`node_count` and :meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
+
+The requests are routed to pools and operations by :mod:`gke_operations`, and checked as GKE
+checks them by :mod:`gke_checks`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from gke_checks import TAINT_EFFECTS
+from gke_operations import GkeOperations, Key
 from kube_standin.clock import RealClock
 
-CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
-POOLS = re.compile(CLUSTER + r"/nodePools$")
-POOL = re.compile(CLUSTER + r"/nodePools/([^/:]+)(:setAutoscaling|:setSize)?$")
-OPERATION = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
-          429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-POOL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
-SERIES = "a2|a3|a4|a4x|c2|c2d|c3|c3d|c4|c4a|c4d|e2|g2|g4|h3|h4d|m1|m2|m3|m4|n1|n2|n2d|n4|n4a|n4d|t2a|t2d|x4|z3"
-MACHINE_TYPE = re.compile(rf"f1-micro|g1-small|(?:(?:e2|n1|n2|n2d|n4|n4d)-)?custom-\d+-\d+(?:-ext)?"
-                          rf"|(?:{SERIES})-(?:micro|small|medium)"
-                          rf"|(?:{SERIES})-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|edgegpu|megamem|ultramem|"
-                          rf"hypermem)-\d+g?(?:-lssd|-highlssd|-standardlssd|-metal)?")
-"""Compute Engine's machine types: predefined ones of its series (GPU types counting GPUs,
-``a3-highgpu-8g``; Local SSD and bare-metal variants), shared-core ones (``e2-medium``,
-``f1-micro``), and custom ones (``e2-custom-4-8192``, ``n2-custom-8-16384-ext``;
-``custom-2-7680`` is N1's). A predefined type of a family in :data:`SIZES` must be one of its sizes."""
-SIZES = {family: frozenset(sizes.split()) for family, sizes in {
-    "e2-standard": "2 4 8 16 32", "e2-highmem": "2 4 8 16", "e2-highcpu": "2 4 8 16 32",
-    "n1-standard": "1 2 4 8 16 32 64 96", "n1-highmem": "2 4 8 16 32 64 96", "n1-highcpu": "2 4 8 16 32 64 96",
-    "n2-standard": "2 4 8 16 32 48 64 80 96 128", "n2-highmem": "2 4 8 16 32 48 64 80 96 128",
-    "n2-highcpu": "2 4 8 16 32 48 64 80 96", "n2d-standard": "2 4 8 16 32 48 64 80 96 128 224",
-    "n2d-highmem": "2 4 8 16 32 48 64 80 96", "n2d-highcpu": "2 4 8 16 32 48 64 80 96 128 224",
-    "c2-standard": "4 8 16 30 60", "t2d-standard": "1 2 4 8 16 32 48 60", "g2-standard": "4 8 12 16 24 32 48 96",
-    "a2-highgpu": "1g 2g 4g 8g", "a2-megagpu": "16g", "a2-ultragpu": "1g 2g 4g 8g",
-    "a3-highgpu": "1g 2g 4g 8g", "a3-megagpu": "8g", "a3-edgegpu": "8g", "a3-ultragpu": "8g", "a4-highgpu": "8g",
-}.items()}
-"""The predefined sizes (vCPUs, or GPUs) of the families whose lists are Compute Engine's
-documented ones (its machine-family pages); ``e2-standard-3`` is no machine type. Families not
-listed are held to the shape of a name only."""
-PREDEFINED = re.compile(r"([a-z0-9]+-[a-z]+)-(\d+g?)(-[a-z]+)?")
-RESERVED_LABELS = re.compile(r"(^|\.)(kubernetes\.io|k8s\.io)$")
-GKE_LABELS = re.compile(r"(^|\.)cloud\.google\.com$")
-"""Node-label prefixes GKE refuses: Kubernetes' own namespaces and its own."""
-K8S_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-K8S_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-LABEL_CHARACTERS = 1024
-"""``NodeConfig.labels``: "supports up to 1,024 total characters in a single request"."""
-MIN_DISK_GB = 10
-"""``NodeConfig.disk_size_gb``: "The smallest allowed disk size is 10GB"."""
-GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
-GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
-                "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-edgegpu": "nvidia-h100-80gb",
-                "a3-megagpu": "nvidia-h100-mega-80gb", "a3-ultragpu": "nvidia-h200-141gb", "a4-highgpu": "nvidia-b200"}
-SERVICE_ACCOUNT = re.compile(r"default|[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
-"""A node pool's ``service_account``: ``default`` or a service account's email."""
-METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0: 0, 1: 1, 2: 2}
-"""``WorkloadMetadataConfig.Mode`` by name, and by number (the REST client sends enums as numbers)."""
-TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
-                 1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
-DOING = {"CREATE_NODE_POOL": "creating a node pool for cluster", "DELETE_NODE_POOL": "deleting a node pool for cluster",
-         "UPDATE_CLUSTER": "updating cluster", "UPGRADE_MASTER": "upgrading cluster",
-         "SET_NODE_POOL_SIZE": "setting the size of a node pool for cluster"}
-"""What an operation is doing, in GKE's words for a busy cluster (``... is currently upgrading
-cluster C.``, hashicorp/terraform-provider-google#3650; ``... creating a node pool for cluster C.``)."""
 DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0,
                    "SET_NODE_POOL_SIZE": 60.0}
 """Stand-in seconds each kind of operation takes; a resize drains the nodes it removes (their
 pods' grace period) and deletes their VMs within it."""
-MAX_NODES_PER_ZONE = 1000
-"""GKE's documented limit of nodes per node pool zone (its quotas and limits page)."""
-BUSY = {
-    "operation": "Operation {number} is currently {doing} {cluster}. Please wait and try again once it is done.",
-    "incompatible": "Cluster is running incompatible operation {number}.",
-    "master": "Master is being updated.",
-    "cluster": "Cluster is being updated.",
-    "not-ready": "Cluster is not ready for operation.",
-}
-"""How GKE refuses a change while the cluster is held by another operation: the first is the
-node-pool operations' own, seen as 400 ``failedPrecondition`` (hashicorp/terraform-provider-google
-#3650, #10366); the others are the 400s Google's terraform-google-kubernetes-engine module retries
-(``RetryableTransientErrors``) during control-plane upgrades and cluster updates, whose status is
-not published: they get ``FAILED_PRECONDITION`` too, the code Google's Terraform provider retries
-node-pool changes on as "an incompatible operation already running on the cluster"."""
 UNAUTHENTICATED = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
                    "or other valid authentication credential.")
-ZONES = ("a", "b", "c")
-Key = tuple[str, str, str]
-"""A cluster: its project, location and name."""
-
-
-class Refused(Exception):
-    """A request GKE answers with an error."""
-
-    def __init__(self, code: int, message: str, status: str | None = None) -> None:
-        super().__init__(message)
-        self.answer = GkeStub.error(code, message, status)
-
-
-def _key(match: re.Match) -> Key:
-    """The cluster a request's path names."""
-    return match[1], match[2], match[3]
-
-
-def zones(location: str) -> list[str]:
-    """The zones of a cluster's location: a zone itself, or three of a region's."""
-    return [location] if re.search(r"-[a-z]$", location) else [f"{location}-{zone}" for zone in ZONES]
 
 
 class PoolBounds(NamedTuple):
@@ -161,7 +73,7 @@ class PoolBounds(NamedTuple):
     resizing: int | None = None
 
 
-class GkeStub:
+class GkeStub(GkeOperations):
     def __init__(self, seconds: Mapping[str, float] | None = None, speed: float = 0.0,
                  clock: RealClock | None = None, workload_identity: bool = True) -> None:
         self.workload_identity = workload_identity
@@ -338,258 +250,3 @@ class GkeStub:
         """Recorded requests, of one method and path ending, without the operation polls."""
         return [r for r in self.requests if (method is None or r[0] == method) and r[1].endswith(suffix)
                 and "/operations/" not in r[1]]
-
-    @staticmethod
-    def error(code: int, message: str, status: str | None = None, reason: str | None = None) -> tuple[int, dict]:
-        """GKE's JSON error: code, message, canonical status, and the ``ErrorInfo`` reason if any."""
-        error: dict[str, Any] = {"code": code, "message": message, "status": status or STATUS.get(code, "UNKNOWN")}
-        if reason is not None:
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                                 "domain": "googleapis.com", "metadata": {"service": "container.googleapis.com"}}]
-        return code, {"error": error}
-
-    def route(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
-        self._settle()
-        if self.refuse_next is not None and "/operations/" not in path and self.refuse_method in (None, method):
-            refusal, self.refuse_next, self.refuse_method = self.refuse_next, None, None
-            return self.error(*refusal)
-        if self.refused_polls and "/operations/" in path:
-            return self.error(*self.refused_polls.pop(0))
-        refused_poll = self.refused_operations.get(path.rpartition("/operations/")[2])
-        if refused_poll is not None and "/operations/" in path:
-            return self.error(*refused_poll)
-        try:
-            return self._route(method, path, body or {})
-        except Refused as refused:
-            return refused.answer
-
-    def _cluster(self, match: re.Match) -> dict[str, dict]:
-        """The pools of the cluster a request names; GKE's 404 for a cluster it does not hold."""
-        pools = self.clusters.get((match[1], match[2], match[3]))
-        if pools is None:
-            raise Refused(404, f"Not found: projects/{match[1]}/locations/{match[2]}/clusters/{match[3]}.")
-        return pools
-
-    def _route(self, method: str, path: str, body: dict) -> tuple[int, dict]:
-        if (match := POOLS.match(path)) and method == "POST":
-            pools = self._cluster(match)
-            pool = body.get("nodePool", {})
-            check_pool(pool, self.workload_identity, (pool.get("locations") or zones(match[2]))[0])
-            if pool["name"] in pools:
-                return self.error(409, f"Already exists: {path}/{pool['name']}.")
-            self._idle(match)
-            pools[pool["name"]] = {**pool, "locations": pool.get("locations") or zones(match[2]),
-                                   "status": "PROVISIONING"}
-            self._nodes[(_key(match), pool["name"])] = int(pool.get("initialNodeCount", 0))
-            return self._operation(match, "CREATE_NODE_POOL", pool["name"], "RUNNING")
-        if match := POOL.match(path):
-            pools, name = self._cluster(match), match[4]
-            if name not in pools:
-                return self.error(404, f"Not found: {path[len('/v1/'):]}.")
-            if method == "GET":
-                return 200, pools[name]
-            self._idle(match)
-            if method == "DELETE":
-                pools[name]["status"] = "STOPPING"
-                return self._operation(match, "DELETE_NODE_POOL", name, "deleted")
-            if match[5] == ":setSize" and method == "POST":
-                return self._resize(match, pools[name], int(body.get("nodeCount", 0)))
-            if match[5] and method == "POST":
-                check_autoscaling(body.get("autoscaling", {}), "autoscaling")
-                pools[name]["autoscaling"] = body.get("autoscaling", {})
-                pools[name]["status"] = "RECONCILING"
-                return self._operation(match, "UPDATE_CLUSTER", name, "RUNNING")
-        if (match := OPERATION.match(path)) and method == "GET":
-            return self._poll(match[3])
-        return self.error(404, f"no route for {method} {path}")
-
-    def _resize(self, match: re.Match, pool: dict, nodes: int) -> tuple[int, dict]:
-        """``setSize``: the node count in each of the pool's zones, which GKE takes on a pool with
-        autoscaling on (its console resizes such pools too) and reaches within the operation,
-        draining and deleting the nodes it removes; the autoscaler leaves the pool alone
-        meanwhile (``RECONCILING``). A negative count, or one above GKE's nodes per pool zone, is
-        refused; so is a pool that is not running (its status, in the stand-in's words)."""
-        if nodes < 0:
-            raise invalid("node_count", nodes, "Must be >= 0.")
-        if nodes > MAX_NODES_PER_ZONE:
-            raise invalid("node_count", nodes, f"A node pool may have at most {MAX_NODES_PER_ZONE} nodes per zone.")
-        if pool["status"] != "RUNNING":
-            raise Refused(400, f"Node pool {pool['name']} is not running (its status is {pool['status']}).",
-                          "FAILED_PRECONDITION")
-        pool["status"] = "RECONCILING"
-        self._sizes[(_key(match), pool["name"])] = nodes
-        code, answer = self._operation(match, "SET_NODE_POOL_SIZE", pool["name"], "RUNNING")
-        self.operations[answer["name"]]["size"] = nodes
-        return code, answer
-
-    def _idle(self, match: re.Match) -> None:
-        """Refuse a change while another operation runs on the cluster, as GKE does."""
-        for number, operation in self.operations.items():
-            if operation["status"] == "RUNNING" and operation["cluster"] == _key(match):
-                wording = BUSY[operation.get("busy", "operation")]
-                raise Refused(400, wording.format(number=number, doing=DOING[operation["operationType"]],
-                                                  cluster=match[3]), "FAILED_PRECONDITION")
-
-    def _operation(self, match: re.Match, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
-        number = f"operation-{len(self.operations) + 1}"
-        error, self.fail_next = self.fail_next, None
-        if self.speed:
-            self.clock.wake_at(self.clock.monotonic() + self.seconds[kind] / self.speed)
-        self.operations[number] = {
-            "name": number, "operationType": kind, "status": "RUNNING", "pool": pool, "cluster": _key(match),
-            "due": self.now() + self.seconds[kind], "error": error, "on_done": on_done,
-            "selfLink": f"projects/{match[1]}/locations/{match[2]}/operations/{number}"}
-        return 200, {"name": number, "operationType": kind, "status": "RUNNING"}
-
-    def _settle(self) -> None:
-        """Finish every operation whose time has come, in the order they started."""
-        now = self.now()
-        for operation in self.operations.values():
-            if operation["status"] != "RUNNING" or operation["due"] > now:
-                continue
-            operation["status"] = "DONE"
-            pool, pools = operation["pool"], self.clusters[operation["cluster"]]
-            if operation["error"]:
-                if pool in pools:
-                    pools[pool].update(status="ERROR", statusMessage=operation["error"])
-            elif operation["on_done"] == "deleted":
-                pools.pop(pool, None)
-                self._nodes.pop((operation["cluster"], pool), None)
-            size = self._sizes.pop((operation["cluster"], pool), None)
-            if operation["error"] or operation["on_done"] == "deleted":
-                continue
-            if size is not None and pool in pools:
-                self._nodes[(operation["cluster"], pool)] = size * len(pools[pool].get("locations") or [None])
-            if pool in pools:
-                pools[pool]["status"] = operation["on_done"]
-
-    def _poll(self, number: str) -> tuple[int, dict]:
-        operation = self.operations.get(number)
-        if operation is None:
-            return self.error(404, f"operation {number} not found")
-        answer = {k: operation[k] for k in ("name", "operationType", "status", "selfLink")}
-        if operation["status"] == "DONE" and operation["error"]:
-            answer["error"] = {"code": 8, "message": operation["error"]}
-        return 200, answer
-
-
-def invalid(field: str, value: Any, expected: str) -> Refused:
-    return Refused(400, f"Invalid value for field \"{field}\": {json.dumps(value)}. {expected}")
-
-
-def machine_exists(machine: str) -> bool:
-    """Whether Compute Engine has the machine type (:data:`MACHINE_TYPE`, :data:`SIZES`)."""
-    predefined = PREDEFINED.fullmatch(machine)
-    if predefined and predefined[1] in SIZES:
-        return predefined[2] in SIZES[predefined[1]] and not predefined[3]
-    return MACHINE_TYPE.fullmatch(machine) is not None
-
-
-def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-central1-a") -> None:
-    """What GKE validates in a node pool it is asked to create in ``zone`` (a zone of its
-    cluster's): a machine type Compute Engine does not have is refused in GKE's words (as
-    keras-team/kinetic#305 quotes them: ``Invalid machine type "e2-standard-4" in zone
-    "us-central2-b": GCE_NOT_FOUND``)."""
-    name = pool.get("name", "")
-    if not POOL_NAME.fullmatch(name):
-        raise invalid("node_pool.name", name, "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?)' "
-                      "(only lowercase alphanumerics and '-' allowed, must start with a letter and end with an "
-                      "alphanumeric, and must be no longer than 40 characters).")
-    config = pool.get("config", {})
-    machine = config.get("machineType", "e2-medium")
-    if not machine_exists(machine):
-        raise Refused(400, f'Invalid machine type "{machine}" in zone "{zone}": GCE_NOT_FOUND')
-    check_accelerators(machine, config.get("accelerators") or [], "machineType" in config)
-    if config.get("spot") and config.get("preemptible"):
-        raise Refused(400, "Spot VMs and preemptible VMs cannot both be enabled on a node pool.")
-    for key, value in config.get("resourceLabels", {}).items():
-        if not GCE_LABEL_KEY.fullmatch(key) or not GCE_LABEL_VALUE.fullmatch(value):
-            raise invalid(f"node_pool.config.resource_labels[{key}]", value,
-                          "Label keys and values may hold lowercase letters, digits, '_' and '-' (at most 63).")
-    check_labels(config.get("labels") or {})
-    disk = int(config.get("diskSizeGb") or 0)
-    if disk and disk < MIN_DISK_GB:
-        raise invalid("node_pool.config.disk_size_gb", disk, f"The smallest allowed disk size is {MIN_DISK_GB}GB.")
-    for taint in config.get("taints", []):
-        if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
-            raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
-    check_identity(config, workload_identity)
-    scaling = pool.get("autoscaling", {})
-    check_autoscaling(scaling, "node_pool.autoscaling")
-    initial = int(pool.get("initialNodeCount", 0))
-    if initial < 0:
-        raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
-    if scaling.get("enabled") and initial > int(scaling.get("maxNodeCount") or scaling.get("totalMaxNodeCount", 0)):
-        raise invalid("node_pool.initial_node_count", initial, "Must not exceed the autoscaling maximum.")
-
-
-def check_labels(labels: dict[str, str]) -> None:
-    """Node labels in Kubernetes' own namespaces or in GKE's, in GKE's wordings (seen in
-    hashicorp/terraform-provider-google#6003 and GoogleCloudPlatform/magic-modules#11878); keys
-    and values outside Kubernetes' syntax, and more than 1,024 characters of them in all, as
-    ``NodeConfig.labels`` says (those refusals' texts are this stand-in's own)."""
-    if sum(len(key) + len(value) for key, value in labels.items()) > LABEL_CHARACTERS:
-        raise invalid("node_pool.config.labels", labels, f"Labels may hold up to {LABEL_CHARACTERS} characters in all.")
-    for key, value in labels.items():
-        namespace, _, name = key.rpartition("/")
-        if not (K8S_LABEL_NAME.fullmatch(name) and (not namespace or (
-                len(namespace) <= 253 and K8S_LABEL_PREFIX.fullmatch(namespace)))):
-            raise invalid(f"node_pool.config.labels[{key}]", key, "Label keys must follow Kubernetes' syntax.")
-        if value and not K8S_LABEL_NAME.fullmatch(value):
-            raise invalid(f"node_pool.config.labels[{key}]", value, "Label values must follow Kubernetes' syntax.")
-        if RESERVED_LABELS.search(namespace):
-            raise Refused(400, f"Applying kubernetes label is not allowed: {key}")
-        if GKE_LABELS.search(namespace):
-            raise Refused(400, f'Node labels with key "{key}" are managed by GKE or Kubernetes and must not be '
-                               "manually specified")
-
-
-def check_identity(config: dict, workload_identity: bool) -> None:
-    """The nodes' service account and what the metadata server shows pods. The ``GKE_METADATA``
-    refusal follows the API reference ("can only be enabled if Workload Identity is enabled at
-    the cluster level"); its exact text is this stand-in's own, with GKE's code and status."""
-    account = config.get("serviceAccount")
-    if account is not None and not SERVICE_ACCOUNT.fullmatch(account):
-        raise invalid("node_pool.config.service_account", account,
-                      "Expected 'default' or a service account's email (NAME@PROJECT_ID.iam.gserviceaccount.com).")
-    mode = (config.get("workloadMetadataConfig") or {}).get("mode", 0)
-    if mode not in METADATA_MODES:
-        raise invalid("node_pool.config.workload_metadata_config.mode", mode,
-                      "Expected one of MODE_UNSPECIFIED, GCE_METADATA, GKE_METADATA.")
-    if METADATA_MODES[mode] == METADATA_MODES["GKE_METADATA"] and not workload_identity:
-        raise Refused(400, "Workload Identity must be enabled on the cluster (a workload pool) to run the GKE "
-                           "metadata server (GKE_METADATA) on a node pool.")
-
-
-def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> None:
-    """GPUs only on machines that carry them: N1 types take the attachable models, the
-    accelerator-optimized families (g2, a2, a3) only the model they come with, other series none.
-
-    The refusal of GPUs on the default machine type is GKE's own wording (seen in
-    hashicorp/terraform-provider-google#8387); for the other cases the exact text GKE answers is
-    not verified, so the message is this stand-in's own, with GKE's code and status."""
-    for accelerator in accelerators:
-        kind = accelerator.get("acceleratorType", "")
-        if not chosen:
-            raise Refused(400, f"Cannot use default machine type ({machine}) with GPUs; choose a different machine type.")
-        family = "-".join(machine.split("-")[:2])
-        allowed = N1_GPUS if machine.startswith("n1-") else {GPU_FAMILIES[family]} if family in GPU_FAMILIES else set()
-        if kind not in allowed:
-            raise invalid("node_pool.config.accelerators", kind,
-                          f"Accelerator type {kind} is not supported with machine type {machine}.")
-
-
-def check_autoscaling(scaling: dict, field: str) -> None:
-    """Autoscaling limits: per-zone or pool-wide, never both; minimum at most maximum; a maximum."""
-    if not scaling.get("enabled"):
-        return
-    zone = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))
-    total = int(scaling.get("totalMinNodeCount", 0)), int(scaling.get("totalMaxNodeCount", 0))
-    if any(zone) and any(total):
-        raise Refused(400, f"{field}: per-zone limits (min_node_count, max_node_count) and total limits "
-                           "(total_min_node_count, total_max_node_count) cannot be used together.")
-    if not zone[1] and not total[1]:
-        raise Refused(400, f"{field}.max_node_count and {field}.total_max_node_count cannot be both set to zero.")
-    for low, high, names in ((*zone, "min_node_count"), (*total, "total_min_node_count")):
-        if low < 0 or (high and low > high):
-            raise invalid(f"{field}.{names}", low, "Must be >= 0 and <= the maximum node count.")

@@ -5,7 +5,8 @@ pools do is checked by the contract in tests/test_conformance_nodepools.py."""
 from __future__ import annotations
 
 import pytest
-from gke_stub import BUSY, GkeStub
+from gke_operations import BUSY
+from gke_stub import GkeStub
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError, TransportError
