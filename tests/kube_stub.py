@@ -30,13 +30,14 @@ from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
-from kube_standin.kubelet import Kubelets, image_id
+from kube_standin.kubelet import Kubelets
 from kube_standin.logs import Line
 from kube_standin.names import label_problems
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import AlreadyExists, generated_name, invalid, not_found, snapshot
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
+from kube_standin.pod_runs import image_id
 from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KATUNA_USER, KINDS, handler
 from kube_standin.structural import Refused, admitted
@@ -464,7 +465,7 @@ class KubeStub(ApiServer, Workloads):
         ``deletionTimestamp`` set) while the container takes ``stop_seconds`` to exit, at most
         the pod's ``terminationGracePeriodSeconds`` (30 unless set), after which the kubelet
         kills it; then, or at once, the pod goes with its log. A Job's pod deleted by its
-        disruption (:data:`kube_standin.kubelet.DELETING`) fails instead, and goes once its Job
+        disruption (:data:`kube_standin.pod_ends.DELETING`) fails instead, and goes once its Job
         controller has seen it (its tracking finalizer holds it until then)."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         pod = self.pods.get(key)

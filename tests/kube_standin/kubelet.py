@@ -1,4 +1,5 @@
-"""The scheduler's binding, the kubelets and the pod garbage collector.
+"""The scheduler's binding, the kubelets and the pod garbage collector (how pods end, and the
+collector, are :mod:`kube_standin.pod_ends`'s).
 
 A Pending pod is bound to the first Ready node it fits, else marked ``PodScheduled=False``
 (``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
@@ -19,84 +20,33 @@ node going away) kills the process and fails the pod with the ``DisruptionTarget
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
 kubelet kill it (:meth:`Kubelets.exhaust`).
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once,
-and pods disrupted by a controller that deletes them (:data:`DELETING`: preemption, eviction)
+and pods disrupted by a controller that deletes them (:data:`kube_standin.pod_ends.DELETING`: preemption, eviction)
 once their Job controller has seen them; a deleted pod's log is gone with it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from kube_standin.clock import RealClock
-from kube_standin.containers import Container, Processes, SimulatedContainers, SimulatedProcess, kill
+from kube_standin.containers import Processes, SimulatedContainers
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
 from kube_standin.logs import MAX_SIZE, Capture, Line
+from kube_standin.pod_ends import PodEnds
+from kube_standin.pod_runs import RESOURCES, Run, container_status, set_condition, set_statuses
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
-
-DISRUPTION_MESSAGES = {
-    "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
-    "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
-    "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
-    "EvictionByEvictionAPI": "Eviction API: evicting",
-}
-KUBELET_REASONS = {"TerminationByKubelet": "Terminated"}
-"""The ``status.reason`` of a pod its kubelet disrupted: killed as its node shut down."""
-DELETING = frozenset({"PreemptionByScheduler", "EvictionByEvictionAPI", "DeletionByTaintManager", "DeletionByPodGC"})
-"""Disruptions whose controller deletes the pod after marking it, as the real ones do: the
-scheduler's preemption (``preemption.go``, ``util.DeletePod``), the Eviction API
-(``eviction.go``, ``addConditionAndDeletePod``), the taint manager (``taint_eviction.go``) and
-the pod GC (``gc_controller.go``, ``gcOrphaned``). A Job's pod goes once its Job controller has
-seen it failed (its tracking finalizer holds it until then): nothing is left to count later."""
 
 SYNC_BACKOFF_SECONDS = 10.0
 """How long after a failed sync the kubelet syncs the pod again (``backOffPeriod``, kubelet.go):
 a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a container whose
 environment could not be made is tried again then."""
 
-RESOURCES = ("memory", "ephemeral-storage")
-"""What a container may run short of (:meth:`Kubelets.exhaust`)."""
-
-
-def image_id(image: str) -> str:
-    """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
-    return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-
-
-@dataclass
-class Run:
-    """A pod's container on its kubelet."""
-
-    pod: dict
-    index: int
-    creating_since: float
-    process: Container | SimulatedProcess | None = None
-    log: Capture | None = None
-    started_at: str = ""
-    disrupt_at: float | None = None
-    scenario: bool = False
-    """Whether the disruption comes from the stand-in's ``disrupt`` scenario."""
-    cause: str = "PreemptionByScheduler"
-    """What ends the run at ``disrupt_at``: a ``DisruptionTarget`` reason, or one of
-    :data:`RESOURCES` its container runs short of."""
-    seen_running: float = 0.0
-    """The last moment the container was seen running (its start, at first)."""
-    pull_backoff: float = 0.0
-    """The image manager's back-off after the latest failed pull (10 s, doubled to 300 s)."""
-    pull_retry_at: float | None = None
-    """When the image is pulled again, after a failed pull."""
-    pull_failed_at: float = 0.0
-    config_retry_at: float | None = None
-    """When the kubelet makes the containers' environment again, after it could not."""
-
-
-class Kubelets:
+class Kubelets(PodEnds):
     def __init__(self, disruption: Callable[[str, int], tuple[float, bool, str] | None],
                  clock: RealClock | None = None) -> None:
         self.clock = clock or RealClock()
@@ -133,7 +83,7 @@ class Kubelets:
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
         self.deleting: set[str] = set()
-        """The uids of the pods disrupted by one of :data:`DELETING`, deleted once their Job saw them."""
+        """The uids of the pods disrupted by one of :data:`kube_standin.pod_ends.DELETING`, deleted once their Job saw them."""
         self.tried: dict[str, tuple] = {}
         """By pod uid, the cluster's state (nodes, pods bound) when the pod last found no node."""
         self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
@@ -166,7 +116,7 @@ class Kubelets:
                 pod["spec"]["nodeName"] = name
                 bound[name].append(pod)
                 self.tried.pop(pod["metadata"]["uid"], None)
-                _condition(pod, "PodScheduled", "True", self.clock.stamp())
+                set_condition(pod, "PodScheduled", "True", self.clock.stamp())
                 cluster.modified("pods", pod)
                 return
             reasons.append(why)
@@ -174,7 +124,7 @@ class Kubelets:
         message = unschedulable_message(reasons, len(cluster.nodes))
         scheduled = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
         if scheduled is None or scheduled.get("message") != message:
-            _condition(pod, "PodScheduled", "False", self.clock.stamp(), "Unschedulable", message)
+            set_condition(pod, "PodScheduled", "False", self.clock.stamp(), "Unschedulable", message)
             cluster.modified("pods", pod)
 
     def _run(self, cluster, pod: dict) -> None:
@@ -183,7 +133,7 @@ class Kubelets:
         if run is None:
             run = self.runs[uid] = Run(pod, cluster.pod_index.get(uid, 0), self.clock.monotonic())
             self.clock.wake_at(run.creating_since + self.image_pull_seconds)
-            _statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
+            set_statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
             cluster.modified("pods", pod)
         elif run.process is None:
             missing = next((c["image"] for c in pod["spec"]["containers"] if c.get("image") in self.missing_images), None)
@@ -239,7 +189,7 @@ class Kubelets:
     def _waiting(cluster, pod: dict, waiting: dict) -> None:
         """The pod's containers wait, for the ``reason`` and ``message`` of ``waiting``."""
         if pod["status"]["containerStatuses"][0]["state"] != {"waiting": waiting}:
-            _statuses(pod, {"waiting": waiting}, ready=False)
+            set_statuses(pod, {"waiting": waiting}, ready=False)
             cluster.modified("pods", pod)
 
     def _create(self, cluster, pod: dict, run: Run) -> None:
@@ -268,7 +218,7 @@ class Kubelets:
             return
         run.config_retry_at = now + SYNC_BACKOFF_SECONDS
         self.clock.wake_at(run.config_retry_at)
-        statuses = sorted((_status(c, {"waiting": failed.get(c["name"], {"reason": "ContainerCreating"})}, ready=False)
+        statuses = sorted((container_status(c, {"waiting": failed.get(c["name"], {"reason": "ContainerCreating"})}, ready=False)
                            for c in pod["spec"]["containers"]), key=lambda status: status["name"])
         if pod["status"]["containerStatuses"] != statuses:
             pod["status"]["containerStatuses"] = statuses
@@ -290,110 +240,10 @@ class Kubelets:
             run.disrupt_at, run.scenario, run.cause = run.seen_running + disruption[0], *disruption[1:]
             self.clock.wake_at(run.disrupt_at)
         pod["status"].update(phase="Running", startTime=pod["status"].get("startTime") or run.started_at)
-        _statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
+        set_statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
         for kind in ("Initialized", "ContainersReady", "Ready"):
-            _condition(pod, kind, "True", run.started_at)
+            set_condition(pod, kind, "True", run.started_at)
         cluster.modified("pods", pod)
-
-    def disrupt(self, cluster, pod: dict, reason: str) -> None:
-        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition;
-        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too. One
-        disrupted by a controller that deletes it (:data:`DELETING`) is deleted: ``Terminating``
-        while its container stops (the cluster's ``stop_seconds``, at most its grace period),
-        then failed, and gone once its Job controller has seen it."""
-        message = DISRUPTION_MESSAGES.get(reason, reason)
-        if self.disruption_conditions:
-            _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, message)
-        if reason in KUBELET_REASONS:
-            pod["status"].update(reason=KUBELET_REASONS[reason], message=message)
-        if reason in DELETING:
-            self.deleting.add(pod["metadata"]["uid"])
-            cluster.delete_pod(pod)
-        else:
-            self.kill(cluster, pod)
-
-    def exhaust(self, cluster, pod: dict, resource: str) -> None:
-        """The pod's container uses more ``resource`` (one of :data:`RESOURCES`) than it may.
-        Over its own memory limit, the kernel kills it (``OOMKilled``, 137); over its own
-        ephemeral-storage limit, the kubelet evicts the pod with no condition: failures the Job
-        counts. With no limit it takes its node's, and the kubelet's node-pressure eviction fails
-        the pod ``Evicted`` with ``DisruptionTarget`` (``TerminationByKubelet``), which the Job's
-        ``podFailurePolicy`` may ignore: its replacement runs into the same pressure."""
-        container = pod["spec"]["containers"][0]
-        resources = container.get("resources") or {}
-        limit = resources.get("limits", {}).get(resource)
-        run = self.runs[pod["metadata"]["uid"]]
-        if limit is not None and resource == "memory":
-            kill(run.process)
-            self._end(cluster, pod, run, "Failed", 137, "OOMKilled")
-            return
-        if limit is not None:
-            message = f'Container {container["name"]} exceeded its local ephemeral storage limit "{limit}". '
-        else:
-            request = resources.get("requests", {}).get(resource, "0")
-            message = (f"The node was low on resource: {resource}. Threshold quantity: 100Mi, available: 0. "
-                       f"Container {container['name']} was using 14Gi, request is {request}, has larger "
-                       f"consumption of {resource}. ")
-            if self.disruption_conditions:
-                _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), "TerminationByKubelet", message)
-        pod["status"].update(reason="Evicted", message=message)
-        self.kill(cluster, pod)
-
-    def kill(self, cluster, pod: dict) -> None:
-        """Kill the pod's containers, if they run, and fail the pod."""
-        run = self.runs.get(pod["metadata"]["uid"])
-        if run is not None and run.process is not None:
-            kill(run.process)
-            self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
-        else:
-            pod["status"]["phase"] = "Failed"
-            self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
-            cluster.modified("pods", pod)
-
-    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str, killed: bool = False) -> None:
-        """The pod's end: its first container's with ``code``; the others (sidecars) exit 0 as it
-        ends, or are killed with it."""
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-        if run.log is not None:
-            run.log.read(final=True)
-        cluster.logs[key] = run.log.lines if run.log is not None else []
-        pod["status"]["phase"] = phase
-        stamp = self.clock.stamp()
-        times = {"startedAt": run.started_at, "finishedAt": stamp}
-        _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, **times}}, ready=False,
-                  others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
-                          {"exitCode": 0, "reason": "Completed", **times}})
-        for kind in ("ContainersReady", "Ready"):
-            _condition(pod, kind, "False", stamp, "PodCompleted")
-        self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
-        cluster.modified("pods", pod)
-
-    def stop(self, pod: dict) -> None:
-        """The pod is deleted: its container is killed and its log goes."""
-        run = self.runs.pop(pod["metadata"]["uid"], None)
-        self.tried.pop(pod["metadata"]["uid"], None)
-        self.finished_at.pop(pod["metadata"]["uid"], None)
-        self.deleting.discard(pod["metadata"]["uid"])
-        if run is not None and run.process is not None:
-            kill(run.process)
-        if run is not None and run.log is not None:
-            run.log.output.unlink(missing_ok=True)
-
-    def _collect(self, cluster, pod: dict) -> None:
-        """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once;
-        one its disruption deletes (:data:`DELETING`), once its Job controller has seen it."""
-        ended = self.finished_at.setdefault(pod["metadata"]["uid"], self.clock.monotonic())
-        node = pod["spec"].get("nodeName")
-        orphan = node is not None and node not in cluster.nodes
-        if pod["metadata"]["uid"] in self.deleting and cluster.job_controller.seen(cluster, pod):
-            self.deleting.discard(pod["metadata"]["uid"])
-            cluster.delete_pod(pod)
-            return
-        if self.pod_gc_seconds is not None:
-            self.clock.wake_at(ended + self.pod_gc_seconds)
-        if orphan or (self.pod_gc_seconds is not None and self.clock.monotonic() - ended >= self.pod_gc_seconds):
-            cluster.delete_pod(pod)
-
     def _log_rotated(self, name: str) -> None:
         if self.on_log_rotation is not None:
             self.on_log_rotation(name)
@@ -435,28 +285,3 @@ def _exited_first(run: Run) -> bool:
         return False
     exited = run.process.exited_at
     return run.disrupt_at is None or run.disrupt_at > (run.seen_running if exited is None else exited)
-
-
-def _condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
-               message: str | None = None) -> None:
-    conditions = [c for c in pod["status"].get("conditions", []) if c["type"] != kind]
-    condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": stamp}
-    condition.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
-    pod["status"]["conditions"] = [*conditions, condition]
-
-
-def _statuses(pod: dict, state: dict, ready: bool, others: dict | None = None) -> None:
-    """Each container's status, listed by name as the kubelet lists them: the first container
-    (the one that runs the command) in ``state``, the others (modelled as sidecars that run
-    beside it) in ``others``, else in ``state`` too."""
-    first = pod["spec"]["containers"][0]["name"]
-    pod["status"]["containerStatuses"] = sorted((
-        _status(c, state if c["name"] == first or others is None else others, ready)
-        for c in pod["spec"]["containers"]), key=lambda status: status["name"])
-
-
-def _status(container: dict, state: dict, ready: bool) -> dict:
-    return {"name": container["name"], "ready": ready, "restartCount": 0, "image": container.get("image", ""),
-            "imageID": image_id(container.get("image", "")) if "waiting" not in state else "",
-            "started": "running" in state, "state": state}
-

@@ -1,0 +1,128 @@
+"""How a pod's run ends on its kubelet (:class:`PodEnds`, of :class:`kube_standin.kubelet.Kubelets`):
+its container exits, is disrupted (a scenario's, or its node going away), runs short of memory
+or disk, or is killed; a pod deleted stops its container and loses its log; and the pod GC
+deletes terminated pods.
+"""
+
+from __future__ import annotations
+
+from kube_standin.containers import kill
+from kube_standin.pod_runs import Run, set_condition, set_statuses
+
+DISRUPTION_MESSAGES = {
+    "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
+    "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
+    "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
+    "EvictionByEvictionAPI": "Eviction API: evicting",
+}
+KUBELET_REASONS = {"TerminationByKubelet": "Terminated"}
+"""The ``status.reason`` of a pod its kubelet disrupted: killed as its node shut down."""
+DELETING = frozenset({"PreemptionByScheduler", "EvictionByEvictionAPI", "DeletionByTaintManager", "DeletionByPodGC"})
+"""Disruptions whose controller deletes the pod after marking it, as the real ones do: the
+scheduler's preemption (``preemption.go``, ``util.DeletePod``), the Eviction API
+(``eviction.go``, ``addConditionAndDeletePod``), the taint manager (``taint_eviction.go``) and
+the pod GC (``gc_controller.go``, ``gcOrphaned``). A Job's pod goes once its Job controller has
+seen it failed (its tracking finalizer holds it until then): nothing is left to count later."""
+
+
+class PodEnds:
+    """The ends of pods' runs, and the pod GC, for the kubelets' state."""
+
+    def disrupt(self, cluster, pod: dict, reason: str) -> None:
+        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition;
+        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too. One
+        disrupted by a controller that deletes it (:data:`DELETING`) is deleted: ``Terminating``
+        while its container stops (the cluster's ``stop_seconds``, at most its grace period),
+        then failed, and gone once its Job controller has seen it."""
+        message = DISRUPTION_MESSAGES.get(reason, reason)
+        if self.disruption_conditions:
+            set_condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, message)
+        if reason in KUBELET_REASONS:
+            pod["status"].update(reason=KUBELET_REASONS[reason], message=message)
+        if reason in DELETING:
+            self.deleting.add(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+        else:
+            self.kill(cluster, pod)
+
+    def exhaust(self, cluster, pod: dict, resource: str) -> None:
+        """The pod's container uses more ``resource`` (one of :data:`kube_standin.pod_runs.RESOURCES`) than it may.
+        Over its own memory limit, the kernel kills it (``OOMKilled``, 137); over its own
+        ephemeral-storage limit, the kubelet evicts the pod with no condition: failures the Job
+        counts. With no limit it takes its node's, and the kubelet's node-pressure eviction fails
+        the pod ``Evicted`` with ``DisruptionTarget`` (``TerminationByKubelet``), which the Job's
+        ``podFailurePolicy`` may ignore: its replacement runs into the same pressure."""
+        container = pod["spec"]["containers"][0]
+        resources = container.get("resources") or {}
+        limit = resources.get("limits", {}).get(resource)
+        run = self.runs[pod["metadata"]["uid"]]
+        if limit is not None and resource == "memory":
+            kill(run.process)
+            self._end(cluster, pod, run, "Failed", 137, "OOMKilled")
+            return
+        if limit is not None:
+            message = f'Container {container["name"]} exceeded its local ephemeral storage limit "{limit}". '
+        else:
+            request = resources.get("requests", {}).get(resource, "0")
+            message = (f"The node was low on resource: {resource}. Threshold quantity: 100Mi, available: 0. "
+                       f"Container {container['name']} was using 14Gi, request is {request}, has larger "
+                       f"consumption of {resource}. ")
+            if self.disruption_conditions:
+                set_condition(pod, "DisruptionTarget", "True", self.clock.stamp(), "TerminationByKubelet", message)
+        pod["status"].update(reason="Evicted", message=message)
+        self.kill(cluster, pod)
+
+    def kill(self, cluster, pod: dict) -> None:
+        """Kill the pod's containers, if they run, and fail the pod."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None and run.process is not None:
+            kill(run.process)
+            self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
+        else:
+            pod["status"]["phase"] = "Failed"
+            self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
+            cluster.modified("pods", pod)
+
+    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str, killed: bool = False) -> None:
+        """The pod's end: its first container's with ``code``; the others (sidecars) exit 0 as it
+        ends, or are killed with it."""
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if run.log is not None:
+            run.log.read(final=True)
+        cluster.logs[key] = run.log.lines if run.log is not None else []
+        pod["status"]["phase"] = phase
+        stamp = self.clock.stamp()
+        times = {"startedAt": run.started_at, "finishedAt": stamp}
+        set_statuses(pod, {"terminated": {"exitCode": code, "reason": reason, **times}}, ready=False,
+                  others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
+                          {"exitCode": 0, "reason": "Completed", **times}})
+        for kind in ("ContainersReady", "Ready"):
+            set_condition(pod, kind, "False", stamp, "PodCompleted")
+        self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
+        cluster.modified("pods", pod)
+
+    def stop(self, pod: dict) -> None:
+        """The pod is deleted: its container is killed and its log goes."""
+        run = self.runs.pop(pod["metadata"]["uid"], None)
+        self.tried.pop(pod["metadata"]["uid"], None)
+        self.finished_at.pop(pod["metadata"]["uid"], None)
+        self.deleting.discard(pod["metadata"]["uid"])
+        if run is not None and run.process is not None:
+            kill(run.process)
+        if run is not None and run.log is not None:
+            run.log.output.unlink(missing_ok=True)
+
+    def _collect(self, cluster, pod: dict) -> None:
+        """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once;
+        one its disruption deletes (:data:`DELETING`), once its Job controller has seen it."""
+        ended = self.finished_at.setdefault(pod["metadata"]["uid"], self.clock.monotonic())
+        node = pod["spec"].get("nodeName")
+        orphan = node is not None and node not in cluster.nodes
+        if pod["metadata"]["uid"] in self.deleting and cluster.job_controller.seen(cluster, pod):
+            self.deleting.discard(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+            return
+        if self.pod_gc_seconds is not None:
+            self.clock.wake_at(ended + self.pod_gc_seconds)
+        if orphan or (self.pod_gc_seconds is not None and self.clock.monotonic() - ended >= self.pod_gc_seconds):
+            cluster.delete_pod(pod)
