@@ -46,6 +46,7 @@ SYNC_BACKOFF_SECONDS = 10.0
 a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a container whose
 environment could not be made is tried again then."""
 
+
 class Kubelets(PodEnds):
     def __init__(self, disruption: Callable[[str, int], tuple[float, bool, str] | None],
                  clock: RealClock | None = None) -> None:

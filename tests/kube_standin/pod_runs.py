@@ -44,6 +44,7 @@ class Run:
     config_retry_at: float | None = None
     """When the kubelet makes the containers' environment again, after it could not."""
 
+
 def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
                message: str | None = None) -> None:
     conditions = [c for c in pod["status"].get("conditions", []) if c["type"] != kind]

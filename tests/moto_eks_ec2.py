@@ -1,0 +1,108 @@
+"""What EKS does with EC2 and Auto Scaling that moto does not: a cluster's and a node group's
+subnets checked, and the Auto Scaling group of each managed node group made and deleted.
+
+moto takes any subnet ids; EKS checks them against EC2. :func:`moto_eks.teach` makes moto's EKS hold a
+cluster's and a node group's subnets to moto's EC2 (the tests make them with :func:`moto_eks.network`):
+a subnet EC2 does not have is refused with ``InvalidParameterException`` carrying EC2's
+``InvalidSubnetID.NotFound`` (EKS's wording for a cluster, as
+AdminTurnedDevOps/DevOps-The-Hard-Way-AWS#16 shows it; the stand-in gives a node group the
+same); a node group's subnet outside the cluster's VPC is refused too (nodes run "in any subnet
+in your cluster's VPC", the EKS User Guide's cluster VPC considerations; the wording is the
+stand-in's); a cluster's ``resourcesVpcConfig`` names its VPC, as EKS's does. A public subnet
+(one whose route table sends traffic to an internet gateway) that assigns neither public IPv4
+nor IPv6 addresses on launch is not refused: EKS creates the group, which fails with the health issue
+``Ec2SubnetInvalidConfiguration`` (its wording as sassoftware/viya4-iac-aws#271 shows it; the
+EKS API reference's ``Issue``), and so does the group here, once its ``CREATING`` is over.
+
+EKS makes each managed node group's Auto Scaling group, which moto only names in the group's
+``resources``: :func:`moto_eks.teach` makes moto create it (in its autoscaling backend, sized as the
+group's ``scalingConfig``) and delete it with the group, so the node-template tags katuna
+writes on it land as they do on AWS, and a group katuna waits for becomes done.
+
+Imported by :mod:`moto_eks`, which points moto's EC2 at its one image before moto's EC2 is
+first imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.eks.models import EKSBackend
+from moto_eks_checks import invalid
+
+IMAGE = "ami-12c6146b"
+"""The AMI moto's EC2 holds (tests/moto_amis.json), for the instances a node group's Auto Scaling group launches."""
+
+
+def ec2_subnets(backend: EKSBackend, cluster: str, group: str | None, ids: list[str]) -> list[Any]:
+    """EC2's subnets of the ids, as EKS looks them up: one EC2 does not have is refused with
+    EC2's error, as EKS passes it on."""
+    found = {subnet.id: subnet for subnet in ec2_backends[backend.account_id][backend.region_name].describe_subnets()}
+    for subnet in ids:
+        if subnet not in found:
+            raise invalid(cluster, group, f"The subnet ID '{subnet}' does not exist (Service: AmazonEC2; Status Code: "
+                                           "400; Error Code: InvalidSubnetID.NotFound)")
+    return [found[subnet] for subnet in ids]
+
+
+def _public(backend: EKSBackend, subnet: Any) -> bool:
+    """Whether the subnet's route table (its own, else its VPC's main one) routes to an internet gateway."""
+    tables = ec2_backends[backend.account_id][backend.region_name].describe_route_tables(
+        filters={"vpc-id": [subnet.vpc_id]})
+    own = [t for t in tables if subnet.id in t._associations.values()]
+    table = (own or [t for t in tables if t.main_association_id is not None])[0]
+    return any(route.gateway is not None and route.gateway.id.startswith("igw-") for route in table.routes)
+
+
+def check_subnets(backend: EKSBackend, cluster: Any, group: str, ids: list[str]) -> list[str]:
+    """Refuse subnets EC2 does not have or outside the cluster's VPC; the public ones that give
+    no public addresses, whose group fails once created."""
+    vpc = cluster.resources_vpc_config.get("vpcId")
+    subnets = ec2_subnets(backend, cluster.name, group, ids)
+    for subnet in subnets:
+        if subnet.vpc_id != vpc:
+            raise invalid(cluster.name, group, f"Subnet {subnet.id} is in VPC {subnet.vpc_id}, not in the cluster's "
+                                                f"VPC {vpc}")
+    return [s.id for s in subnets
+            if not (s.map_public_ip_on_launch or s.assign_ipv6_address_on_creation) and _public(backend, s)]
+
+
+def fail_creation(group: Any, subnets: list[str]) -> None:
+    """The group as EKS leaves it when its public subnets give nodes no public address."""
+    group.status = "CREATE_FAILED"
+    group.health = {"issues": [{
+        "code": "Ec2SubnetInvalidConfiguration", "resourceIds": subnets,
+        "message": f"One or more Amazon EC2 Subnets of [{', '.join(subnets)}] for node group {group.nodegroup_name} "
+                   "does not automatically assign public IP addresses to instances launched into it. If you want your "
+                   "instances to be assigned a public IP address, then you need to enable auto-assign public IP "
+                   "address for the subnet."}]}
+
+
+def make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
+    """The Auto Scaling group EKS makes for a managed node group, by the name moto gives it in
+    the group's ``resources``: sized as the group's ``scalingConfig``, launching its first
+    instance type, in the region's first zone (moto's EC2 does not hold the subnets tests name)."""
+    autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
+    name = group.resources["autoScalingGroups"][0]["name"]
+    scaling = group.scaling_config
+    autoscaling.create_launch_configuration(
+        name=name, image_id=IMAGE, key_name=None, kernel_id="", ramdisk_id="", security_groups=[], user_data=None,
+        instance_type=group.instance_types[0], instance_monitoring=False, instance_profile_name=None, spot_price=None,
+        ebs_optimized=False, associate_public_ip_address=False, block_device_mappings=[])
+    autoscaling.create_auto_scaling_group(
+        name=name, availability_zones=[f"{backend.region_name}a"], desired_capacity=scaling.get("desiredSize"),
+        max_size=scaling.get("maxSize"), min_size=scaling.get("minSize"), launch_config_name=name, launch_template={},
+        vpc_zone_identifier=None, default_cooldown=None, health_check_period=None, health_check_type=None,
+        load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[], tags=[])
+
+
+def delete_autoscaling_groups(backend: EKSBackend, group: Any) -> None:
+    """A deleted group's Auto Scaling group deleted with it, as EKS does."""
+    autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
+    for asg in group.resources["autoScalingGroups"]:
+        if asg["name"] not in autoscaling.autoscaling_groups:
+            continue
+        autoscaling.delete_auto_scaling_group(asg["name"])
+        autoscaling.delete_launch_configuration(asg["name"])
