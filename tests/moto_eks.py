@@ -218,7 +218,7 @@ def _update_nodegroup_config(answer: Any) -> Any:
             raise ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
                                          message=GROUP_BUSY)
         check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
-                     update=True)
+                    update=True)
         check_labels(cluster_name, nodegroup_name, (changes.get("labels") or {}).get("addOrUpdateLabels"))
         check_taints(cluster_name, nodegroup_name, (changes.get("taints") or {}).get("addOrUpdateTaints"))
         update = lifecycle.deferred_update(group, lambda: answer(self, cluster_name, nodegroup_name, **changes))

@@ -54,10 +54,10 @@ def check_order(cluster: str, group: str, scaling: dict[str, int], *, update: bo
     low, high, desired = scaling.get("minSize"), scaling.get("maxSize"), scaling.get("desiredSize")
     if desired is not None and low is not None and low > desired:
         raise invalid(cluster, group, f"Minimum capacity {low} can't be greater than desired size {desired}" if update
-                       else "minSize can't be greater than desiredSize")
+                      else "minSize can't be greater than desiredSize")
     if desired is not None and high is not None and desired > high:
         raise invalid(cluster, group, f"desired capacity {desired} can't be greater than max size {high}" if update
-                       else "desiredSize can't be greater than maxSize")
+                      else "desiredSize can't be greater than maxSize")
 
 
 def check_instance_types(cluster: str, group: str, types: list[str] | None) -> None:
@@ -72,16 +72,16 @@ def check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> Non
     for key, value in (labels or {}).items():
         if len(key) > KEY_MOST:
             raise invalid(cluster, group, f'Invalid value: "{key}": a node group label key may be at most {KEY_MOST} '
-                                           "characters, its prefix included")
+                                          "characters, its prefix included")
         prefix, _, name = key.rpartition("/")
         if not LABEL_NAME.fullmatch(name) or (prefix and not (len(prefix) <= 253 and LABEL_PREFIX.fullmatch(prefix))):
             raise invalid(cluster, group, f'Invalid value: "{key}": a label key must be a name of at most 63 '
-                                           "alphanumeric characters, '-', '_' or '.', starting and ending with an "
-                                           "alphanumeric character, with an optional DNS subdomain prefix and '/'")
+                                          "alphanumeric characters, '-', '_' or '.', starting and ending with an "
+                                          "alphanumeric character, with an optional DNS subdomain prefix and '/'")
         if not LABEL_NAME.fullmatch(value):
             raise invalid(cluster, group, f'Invalid value: "{value}": a valid label must be an empty string or '
-                                           "consist of alphanumeric characters, '-', '_' or '.', and must start and "
-                                           "end with an alphanumeric character")
+                                          "consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                                          "end with an alphanumeric character")
 
 
 def check_disk(cluster: str, group: str, size: int | None) -> None:
@@ -89,7 +89,7 @@ def check_disk(cluster: str, group: str, size: int | None) -> None:
     (awslabs/amazon-eks-ami#1581), in its own words (seen in cilium/cilium#43051)."""
     if size is not None and size < AL2023_SNAPSHOT_GB:
         raise invalid(cluster, group, f"Volume of size {size}GB is smaller than snapshot 'snap-0al2023root', "
-                                       f"expect size>= {AL2023_SNAPSHOT_GB}GB")
+                                      f"expect size>= {AL2023_SNAPSHOT_GB}GB")
 
 
 def check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:
@@ -97,7 +97,7 @@ def check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) 
     for taint in taints or []:
         if not 1 <= len(taint.get("key") or "") <= KEY_MOST or len(taint.get("value") or "") > KEY_MOST:
             raise invalid(cluster, group, f"A taint's key must be 1 to {KEY_MOST} characters, its value at most "
-                                           f"{KEY_MOST}")
+                                          f"{KEY_MOST}")
         if taint.get("effect") not in TAINT_EFFECTS:
             raise invalid(cluster, group, f"Taint effect {taint.get('effect')} is not one of {', '.join(TAINT_EFFECTS)}")
 
@@ -112,7 +112,7 @@ def check_tags(cluster: str, group: str, tags: dict[str, str] | None) -> None:
             raise invalid(cluster, group, f"Tag key {key!r} uses the reserved prefix 'aws:'")
         if not 1 <= len(key) <= TAG_KEY_MOST or len(value) > TAG_VALUE_MOST:
             raise invalid(cluster, group, f"Tag keys must be 1 to {TAG_KEY_MOST} characters and values at most "
-                                           f"{TAG_VALUE_MOST}")
+                                          f"{TAG_VALUE_MOST}")
 
 
 def check_create(cluster: str, group: str, scaling: dict[str, int] | None) -> None:
@@ -120,8 +120,8 @@ def check_create(cluster: str, group: str, scaling: dict[str, int] | None) -> No
     specify all or none of the properties" (``NodegroupScalingConfig``)."""
     if not GROUP_NAME.fullmatch(group):
         raise invalid(cluster, group, f"Nodegroup name {group!r} is invalid: it may hold only alphanumeric "
-                                       "characters, hyphens and underscores, start with an alphanumeric character and "
-                                       "be at most 63 characters long")
+                                      "characters, hyphens and underscores, start with an alphanumeric character and "
+                                      "be at most 63 characters long")
     given = set(scaling or {}) & {"minSize", "maxSize", "desiredSize"}
     if given and len(given) != 3:
         raise invalid(cluster, group, "scalingConfig: specify all of minSize, maxSize and desiredSize, or none")

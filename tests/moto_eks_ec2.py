@@ -43,7 +43,7 @@ def ec2_subnets(backend: EKSBackend, cluster: str, group: str | None, ids: list[
     for subnet in ids:
         if subnet not in found:
             raise invalid(cluster, group, f"The subnet ID '{subnet}' does not exist (Service: AmazonEC2; Status Code: "
-                                           "400; Error Code: InvalidSubnetID.NotFound)")
+                                          "400; Error Code: InvalidSubnetID.NotFound)")
     return [found[subnet] for subnet in ids]
 
 
@@ -64,7 +64,7 @@ def check_subnets(backend: EKSBackend, cluster: Any, group: str, ids: list[str])
     for subnet in subnets:
         if subnet.vpc_id != vpc:
             raise invalid(cluster.name, group, f"Subnet {subnet.id} is in VPC {subnet.vpc_id}, not in the cluster's "
-                                                f"VPC {vpc}")
+                                               f"VPC {vpc}")
     return [s.id for s in subnets
             if not (s.map_public_ip_on_launch or s.assign_ipv6_address_on_creation) and _public(backend, s)]
 

@@ -94,8 +94,8 @@ class PodEnds:
         stamp = self.clock.stamp()
         times = {"startedAt": run.started_at, "finishedAt": stamp}
         set_statuses(pod, {"terminated": {"exitCode": code, "reason": reason, **times}}, ready=False,
-                  others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
-                          {"exitCode": 0, "reason": "Completed", **times}})
+                     others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
+                             {"exitCode": 0, "reason": "Completed", **times}})
         for kind in ("ContainersReady", "Ready"):
             set_condition(pod, kind, "False", stamp, "PodCompleted")
         self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()

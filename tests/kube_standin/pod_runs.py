@@ -46,7 +46,7 @@ class Run:
 
 
 def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
-               message: str | None = None) -> None:
+                  message: str | None = None) -> None:
     conditions = [c for c in pod["status"].get("conditions", []) if c["type"] != kind]
     condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": stamp}
     condition.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
