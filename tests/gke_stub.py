@@ -91,9 +91,9 @@ class GkeStub(GkeOperations):
         self.lose_next_answer: str | None = None
         """The method (``POST``, ``DELETE``) of the next request carried out whose answer is lost."""
         self.refused_operations: dict[str, tuple[int, str]] = {}
+        """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
         self.refused_polls: list[tuple[int, str]] = []
         """The next polls of any operation refused, one refusal each, in order (a read quota hit)."""
-        """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
         self.tokens: set[str] | None = None
         """OAuth access tokens the API takes (``Authorization: Bearer``); None takes any request."""
         self.lock = threading.RLock()
