@@ -304,9 +304,11 @@ class Settings:
     ``timeBudget`` or trial ``timeout`` (31,622,400: 366 days); ``KATUNA_MAX_ATTEMPTS``, the
     largest ``trialTemplate.maxAttempts`` (100); ``KATUNA_MAX_SETTING``, the largest integer
     sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
-    name (4,096); ``KATUNA_MAX_FILTERS`` metric filters (16); ``KATUNA_MAX_FILTER_PROGRAM`` instructions of the programs RE2 compiles a study's metric filters to, together (1,000); ``KATUNA_MAX_OBJECTIVES`` objectives
-    of a study (8); ``KATUNA_MAX_METRICS`` metrics, objectives and additional ones (64); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
-    ``warmStart.study`` (1,000); ``KATUNA_MAX_HISTORY`` trials Optuna's storage may hold for
+    name (4,096); ``KATUNA_MAX_FILTERS`` metric filters (16); ``KATUNA_MAX_FILTER_PROGRAM``
+    instructions of the programs RE2 compiles a study's metric filters to, together (1,000);
+    ``KATUNA_MAX_OBJECTIVES`` objectives of a study (8); ``KATUNA_MAX_METRICS`` metrics,
+    objectives and additional ones (64); ``KATUNA_MAX_WARM_START`` known results of a warm
+    start, inline and taken from ``warmStart.study`` (1,000); ``KATUNA_MAX_HISTORY`` trials Optuna's storage may hold for
     one study, past which a study's ``maxTrials`` is refused (100,000: every process serving
     the study loads them all); ``KATUNA_MAX_HISTORY_CELLS`` values (its trials' parameters,
     objective values and intermediate values) it may hold for one study, likewise (500,000).
