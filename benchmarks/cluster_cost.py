@@ -23,8 +23,9 @@ Each policy runs on a cluster of its own:
   only while the study runs (a lower bound of what they cost);
 * ``spot_steady``: the steady state of a team that keeps a ``shared`` spot pool 0..100: an
   earlier study (``spot_shared_first``) creates it, ends, and katuna scales it back to a minimum
-  of 0; once the autoscaler has removed its last node (10 minutes unneeded), the measured study
-  is submitted, finds the pool, and is billed the machines from its submission until the
+  of 0 and, on GKE, resizes it to 0 nodes (on EKS the autoscaler removes each node two
+  minutes after its last trial, the unneeded time katuna tags the group it made with); once the cloud
+  runs none of them, the measured study is submitted, finds the pool, and is billed the machines from its submission until the
   autoscaler removed its own last node.
 
 Each row gives ``makespan_h`` (submission to the study's end), ``node_hours`` (each machine from
@@ -51,8 +52,10 @@ autoscaler's FAQ: "on GCE it usually takes 3 to 4 minutes from CA request to whe
 scheduled on newly created nodes"); the autoscaler scans the pools every 10 s, growing a pool for
 the pods marked unschedulable since its last scan, and removes a node unneeded for 10 minutes,
 none within 10 minutes of a scale-up, at most 10 at once (its defaults ``scan-interval``,
-``scale-down-unneeded-time``, ``scale-down-delay-after-add`` and ``max-scale-down-parallelism``); GKE creates a pool in 90 s and deletes it in 60 s, its nodes
-billed until then (moto's EKS node groups are ready at once, and deleted at once).
+``scale-down-unneeded-time``, ``scale-down-delay-after-add`` and ``max-scale-down-parallelism``;
+an EKS group's own unneeded time where its Auto Scaling group's tags give one); GKE creates a
+pool in 90 s and deletes it in 60 s, its nodes billed until then (the EKS stand-in keeps a node
+group ``CREATING`` for 150 s and ``DELETING`` for 120 s).
 """
 
 from __future__ import annotations

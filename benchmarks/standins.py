@@ -86,7 +86,7 @@ class Eks(Cloud):
         self.eks = boto3.client("eks", region_name=AWS_REGION)
         self.subnets = list(moto_eks.network(boto3.client("ec2", region_name=AWS_REGION)))
         self.eks.create_cluster(name=CLUSTER, roleArn=NODE_ROLE, resourcesVpcConfig={"subnetIds": self.subnets})
-        self.pools = eks_pools(eks_node_groups(self.eks, CLUSTER))
+        self.pools = eks_pools(eks_node_groups(self.eks, CLUSTER), boto3.client("autoscaling", region_name=AWS_REGION))
         self.interruptions = Interruptions.eks(interruptions_per_hour, seed)
         self.settings = {"KATUNA_EKS_CLUSTER": CLUSTER, "KATUNA_EKS_SUBNETS": ",".join(self.subnets),
                          "KATUNA_EKS_NODE_ROLE": NODE_ROLE, "KATUNA_EKS_REGION": AWS_REGION}

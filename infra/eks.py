@@ -9,8 +9,10 @@ successful, or failed with its errors); an ``update:<group>`` stored before katu
 ids is judged by the group's status. Tags given to
 ``create_nodegroup`` never reach its Auto Scaling group, so once the group is active katuna
 tags the group with cluster-autoscaler's node-template labels and taint: that is how the
-autoscaler knows a group of 0 nodes would fit a pending trial. A create's or an update's check
-is done only once those tags are written, so a tick that finds the group active writes them.
+autoscaler knows a group of 0 nodes would fit a pending trial. A group katuna made for a study
+also gets the autoscaler's per-group scale-down option (:func:`infra.eks_requests.option_tags`),
+unless its Auto Scaling group has one already. A create's or an update's check is done only
+once those tags are written, so a tick that finds the group active writes them.
 
 A group katuna creates for a study carries the study's uid as a tag
 (:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
@@ -62,6 +64,7 @@ from infra.eks_requests import (
     EksCluster,
     create_request,
     name_request,
+    option_tags,
     scaling_request,
     subnet_problem,
     template_tags,
@@ -364,12 +367,14 @@ class EksNodePools:
         return None
 
     def _tag(self, group: dict[str, Any], pool: NodePool) -> tuple[bool, list[dict[str, Any]]]:
-        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing:
-        whether every one was there to tag (not while the group names none, or one is not there
-        yet), and the tags written."""
+        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing,
+        and, if katuna made the group for a study, with its scale-down option where it has none
+        (a value found, the user's, is kept): whether every one was there to tag (not while the
+        group names none, or one is not there yet), and the tags written."""
         names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
         if not names:
             return False, []
+        made = OWNER_KEY in (group.get("tags") or {})
         try:
             found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
             capacity_type = group.get("capacityType", "ON_DEMAND")
@@ -378,6 +383,8 @@ class EksNodePools:
                 present = {(t["Key"], t["Value"]) for t in asg.get("Tags", [])}
                 missing += [t for t in template_tags(asg["AutoScalingGroupName"], pool, capacity_type)
                             if (t["Key"], t["Value"]) not in present]
+                keys = {key for key, _ in present}
+                missing += [t for t in option_tags(asg["AutoScalingGroupName"]) if made and t["Key"] not in keys]
             if missing:
                 self.autoscaling.create_or_update_tags(Tags=missing)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:

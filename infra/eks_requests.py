@@ -2,7 +2,8 @@
 
 What ``--dry-run`` prints is what :mod:`infra.eks` sends: the cluster a group belongs to
 (:class:`EksCluster`), a group's create request, its scaling limits, the name-only requests of
-a describe or a delete, and cluster-autoscaler's node-template tags for its Auto Scaling group.
+a describe or a delete, and cluster-autoscaler's node-template tags for its Auto Scaling group
+(and, for a group katuna made for a study, its scale-down option, :func:`option_tags`).
 :func:`subnet_problem` judges, from EC2's answers, whether the subnets can hold a group.
 A create or an update carries the AMI type its instance types need
 (:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
@@ -22,6 +23,15 @@ from functions.core.eks_ami import ami_type
 from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+UNNEEDED_TIME_TAG = f"{TEMPLATE}/autoscaling-options/scaledownunneededtime"
+"""The Auto Scaling group's own ``--scale-down-unneeded-time`` (the cluster-autoscaler's AWS
+provider reads it as a Go duration; one it cannot parse is logged and the flag's value used)."""
+UNNEEDED_TIME = "2m0s"
+"""How long a node of a group katuna made for a study stays unneeded before the autoscaler
+removes it, where the flag's default is 10 minutes. katuna creates the next trial's Job in the
+same handling that records the previous trial's end, so a node of its group unneeded that long
+has no trial coming to it. Two minutes, not one: a trial whose end event was lost is collected
+at the next tick (the PingSource's minute), and its log must still be on its node then."""
 CLUSTER_SETTING = "KATUNA_EKS_CLUSTER"
 """The service's setting that names the cluster: what to fix when EKS has no such cluster."""
 SUBNETS_SETTING = "KATUNA_EKS_SUBNETS"
@@ -137,3 +147,10 @@ def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[s
     tags[f"{TEMPLATE}/taint/{TRIAL_TAINT['key']}"] = f"{TRIAL_TAINT['value']}:{TRIAL_TAINT['effect']}"
     return [{"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
              "PropagateAtLaunch": False} for key, value in sorted(tags.items())]
+
+
+def option_tags(group: str) -> list[dict[str, Any]]:
+    """The cluster-autoscaler option tags for the Auto Scaling group of a node group katuna made
+    for a study: nodes unneeded for :data:`UNNEEDED_TIME` go, in a study's tail and after it."""
+    return [{"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": UNNEEDED_TIME_TAG,
+             "Value": UNNEEDED_TIME, "PropagateAtLaunch": False}]

@@ -62,3 +62,20 @@ def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_st
         "every machine-second is billed to exactly one of the two studies"
     assert [row["nodes"] for row in rows] == [TINY["parallelism"]] * 2, "each study booted its own nodes"
     assert [row["complete"] for row in rows] == [TINY["trials"]] * 2
+
+
+def test_on_eks_a_shared_group_katuna_made_gives_back_its_nodes_two_minutes_after_its_studys_end(cost, tmp_path):
+    """EKS's steady state: katuna resizes no node group the cluster autoscaler sizes, but tags
+    the group it made with two minutes' unneeded time, so the ended study's nodes go within
+    about two minutes (and a scan) of its end, not the autoscaler's ten."""
+    cloud = cost.make_cloud("eks", cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, cost.Reference(**TINY))
+    try:
+        ref = cost.Reference(**TINY)
+        rows = [cost.measure(sim, cloud, row, cost.definition(ref, "eks", "spot", name, cost.SHARED_POOL), 0.076)
+                for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+        assert sim.machines_running() == 0 and [row["complete"] for row in rows] == [TINY["trials"]] * 2
+        assert [row["tail_s"] <= 150 for row in rows] == [True, True], [row["tail_s"] for row in rows]
+    finally:
+        sim.close()
+        cloud.close()

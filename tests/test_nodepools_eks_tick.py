@@ -119,7 +119,8 @@ def expected_tags(group: str) -> dict[str, str]:
     return {f"{TEMPLATE}/label/team": "vision", f"{TEMPLATE}/label/katuna.dev/pool": group,
             f"{TEMPLATE}/label/eks.amazonaws.com/nodegroup": group,
             f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT",
-            f"{TEMPLATE}/taint/katuna.dev/trial": "true:NoSchedule"}
+            f"{TEMPLATE}/taint/katuna.dev/trial": "true:NoSchedule",
+            f"{TEMPLATE}/autoscaling-options/scaledownunneededtime": "2m0s"}
 
 
 def post(service: Service, event: Event) -> int:

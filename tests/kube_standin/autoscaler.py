@@ -6,7 +6,7 @@ template and the pool is below its maximum, in the pass of its next scan of the 
 marked as unschedulable"); the node registers Ready after ``boot_seconds``
 (the VM's boot and the kubelet's registration). A node is removed while its pool is above its
 minimum once it has been unneeded for ``idle_seconds`` (the real one's
-``--scale-down-unneeded-time``), and no sooner than ``delay_after_add`` after the latest scale-up
+``--scale-down-unneeded-time``; a pool's own where it has one, ``NodePool.unneeded_seconds``), and no sooner than ``delay_after_add`` after the latest scale-up
 (``--scale-down-delay-after-add``; by default the same, as the real one's two defaults are),
 at most ten at once (:mod:`kube_standin.scale_down`). Nodes of a pool the provider no longer
 reports are drained, their pods disrupted; a pool being deleted (``NodePool.deleting``) keeps its

@@ -1,14 +1,22 @@
 """Node pools as a cloud describes them, for the autoscaler: GKE's ``NodePool`` resources (the
 REST form the GKE stand-in keeps) and EKS managed node groups turned into :class:`NodePool`
-templates with the labels and taints each cloud puts on their nodes."""
+templates with the labels and taints each cloud puts on their nodes, and an EKS group's own
+scale-down time from its Auto Scaling group's tags."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
+from kube_standin.durations import parse_duration
 from kube_standin.nodes import NodePool
+
+LOG = logging.getLogger("kube_standin.autoscaler")
+UNNEEDED_TIME_TAG = "k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunneededtime"
+"""The Auto Scaling group's tag that overrides ``--scale-down-unneeded-time`` for its nodes (the
+cluster-autoscaler's AWS provider's README, "autoscaling options")."""
 
 MACHINE = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$")
 GIB_PER_CPU = {"standard": 4, "highmem": 8, "highcpu": 1}
@@ -75,30 +83,60 @@ def eks_allocatable(instance_type: str) -> dict[str, str]:
     return {"cpu": str(cpus), "memory": f"{memory}Mi", "pods": str(EC2_MAX_PODS.get(found.group(2) + size, 110))}
 
 
-def eks_pool(nodegroup: Mapping) -> NodePool:
-    """The autoscaler's view of one EKS managed node group (``describe_nodegroup``'s form)."""
+def eks_pool(nodegroup: Mapping, asg_tags: Mapping[str, str] | None = None) -> NodePool:
+    """The autoscaler's view of one EKS managed node group (``describe_nodegroup``'s form) and
+    the tags of its Auto Scaling group (:func:`unneeded_time`)."""
     scaling = nodegroup.get("scalingConfig") or {}
     labels = {**(nodegroup.get("labels") or {}), "eks.amazonaws.com/nodegroup": nodegroup["nodegroupName"],
               "eks.amazonaws.com/capacityType": nodegroup.get("capacityType", "ON_DEMAND")}
     taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
                    for t in nodegroup.get("taints") or [])
     return NodePool(nodegroup["nodegroupName"], int(scaling.get("minSize", 0)), int(scaling.get("maxSize", 1)), labels,
-                    taints, eks_allocatable((nodegroup.get("instanceTypes") or ["m5.xlarge"])[0]))
+                    taints, eks_allocatable((nodegroup.get("instanceTypes") or ["m5.xlarge"])[0]),
+                    unneeded_seconds=unneeded_time(nodegroup["nodegroupName"], asg_tags or {}))
 
 
-def eks_pools(nodegroups: Callable[[], Iterable[Mapping]]) -> Callable[[], list[NodePool]]:
+def unneeded_time(group: str, asg_tags: Mapping[str, str]) -> float | None:
+    """An Auto Scaling group's own ``--scale-down-unneeded-time``, in seconds: its
+    :data:`UNNEEDED_TIME_TAG`, a Go duration; None without one, or with one Go cannot parse,
+    which the real autoscaler logs and then uses its flag's value (``GetAsgOptions``)."""
+    if UNNEEDED_TIME_TAG not in asg_tags:
+        return None
+    try:
+        return parse_duration(asg_tags[UNNEEDED_TIME_TAG])
+    except ValueError as exc:
+        LOG.warning("failed to convert asg %s scaledownunneededtime tag to duration: %s", group, exc)
+        return None
+
+
+def eks_pools(nodegroups: Callable[[], Iterable[Mapping]], autoscaling=None) -> Callable[[], list[NodePool]]:
     """A provider over the node groups ``nodegroups`` returns (moto's, through boto3): those
     active or updating, and those EKS is deleting, whose nodes stay until the group is gone (EKS
-    drains and terminates them one by one before it deletes the Auto Scaling group)."""
+    drains and terminates them one by one before it deletes the Auto Scaling group); with an
+    Auto Scaling client, each with the options its Auto Scaling group's tags give it, as the
+    real autoscaler reads them."""
     def pools() -> list[NodePool]:
-        found = []
-        for group in nodegroups():
-            status = group.get("status", "ACTIVE")
-            if status in ("ACTIVE", "UPDATING", "DELETING"):
-                found.append(replace(eks_pool(group), deleting=status == "DELETING"))
-        return found
+        groups = [g for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING", "DELETING")]
+        tags = _asg_tags(autoscaling, groups) if autoscaling is not None else {}
+        return [replace(eks_pool(group, tags.get(_asg_of(group))), deleting=group.get("status") == "DELETING")
+                for group in groups]
 
     return pools
+
+
+def _asg_of(group: Mapping) -> str | None:
+    """The name of the node group's Auto Scaling group, once EKS names it."""
+    found = (group.get("resources") or {}).get("autoScalingGroups") or [{}]
+    return found[0].get("name")
+
+
+def _asg_tags(autoscaling, groups: list[Mapping]) -> dict[str, dict[str, str]]:
+    """The tags of the groups' Auto Scaling groups, by name (one that is gone has none)."""
+    names = [name for group in groups if (name := _asg_of(group)) is not None]
+    if not names:
+        return {}
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
+    return {asg["AutoScalingGroupName"]: {t["Key"]: t["Value"] for t in asg.get("Tags", [])} for asg in found}
 
 
 def eks_node_groups(eks, cluster: str) -> Callable[[], list[dict]]:

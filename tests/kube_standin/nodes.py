@@ -35,6 +35,10 @@ class NodePool:
     resizing: int | None = None
     """The node count a resize the cloud is carrying out takes the pool to (GKE's ``setSize``):
     the nodes above it are drained, and go once the resize is done (:mod:`kube_standin.resizes`)."""
+    unneeded_seconds: float | None = None
+    """How long a node of the pool is unneeded before it goes, where the pool says (an EKS
+    group's ``scaledownunneededtime`` option tag); None: the autoscaler's own
+    (``--scale-down-unneeded-time``)."""
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],

@@ -4,8 +4,9 @@ A node is unneeded while it runs no pod, or is under-used (its pods request less
 its allocatable cpu and memory, or of its GPUs on a GPU node: ``--scale-down-utilization-threshold``)
 with every pod movable (made by a controller, a Job's included, and not annotated
 ``cluster-autoscaler.kubernetes.io/safe-to-evict: "false"``) and fitting on the other nodes.
-Once unneeded for ``unneeded_seconds`` (``--scale-down-unneeded-time``, 10 minutes) it is
-removed while its pool is above its minimum, but never within ``delay_after_add`` of the latest
+Once unneeded for ``unneeded_seconds`` (``--scale-down-unneeded-time``, 10 minutes; a pool's
+own where it has one, ``NodePool.unneeded_seconds``, as the real one's per node group options)
+it is removed while its pool is above its minimum, but never within ``delay_after_add`` of the latest
 scale-up in any pool, nor of the autoscaler's start (``--scale-down-delay-after-add``, 10
 minutes: the real one goes on timing the unneeded nodes meanwhile, and removes none). At most
 :data:`PARALLELISM` nodes go at once (``--max-scale-down-parallelism``), the next ones a scan
@@ -63,8 +64,9 @@ class ScaleDown:
                 self.unneeded_since.pop(name, None)
                 continue
             since = self.unneeded_since.setdefault(name, now)
-            self.clock.wake_at(since + self.unneeded_seconds)
-            if now - since >= self.unneeded_seconds:
+            wait = self.unneeded_seconds if pool.unneeded_seconds is None else pool.unneeded_seconds
+            self.clock.wake_at(since + wait)
+            if now - since >= wait:
                 due.append((name, pool))
         if now < max(self.last_scale_up + self.delay_after_add, self.removed_at + self.scan_seconds):
             return
