@@ -9,6 +9,11 @@ a change that only waited for a pool found pending (one an interrupted run was c
 another's change) is asked again once that is done, so the pool ends with the flags' settings
 (a maximum raised), not as it was found. A pool its cloud could not create (:data:`BROKEN`) is
 told with its cloud's reason and what brings it back: ``down``, then ``up``.
+
+A change that goes on in the cloud when the command ends (its ``--timeout`` up, or the command
+interrupted: exit code 130) is told so, with how to check it: ``status``, or the command again,
+which waits for it. ``up`` that leaves a pool's maximum above ``--max-nodes`` says so, since it
+never lowers one.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import click
 
@@ -36,12 +41,20 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, allow_nan=False))
 
 
+INTERRUPTED = 130
+"""The exit code of a command interrupted (Ctrl-C), as a shell gives one a SIGINT ended."""
+
+
 def change(ask: Callable[[Any], PoolChange], pool: str, done: str, timeout: float, *,
-           settle: bool = False) -> Callable[[Any], None]:
+           settle: bool = False, max_nodes: int | None = None) -> Callable[[Any], None]:
     """What the command does with its adapter: ``ask`` the change of it, wait for the change and
-    print how the pool stands, all within ``timeout`` seconds; ``settle`` for ``up``. A failed
-    change, or one still pending when the time is up, is an error and exit code 1."""
-    return lambda pools: _finish(pools, ask, _Run(pool, time.monotonic() + timeout, timeout), done, settle)
+    print how the pool stands, all within ``timeout`` seconds; ``settle`` for ``up``, whose
+    ``max_nodes`` asked is compared with the pool's. A failed change, or one still pending when
+    the time is up, is an error and exit code 1; an interrupted one, exit code 130."""
+    def act(pools: Any) -> None:
+        run = _Run(pool, time.monotonic() + timeout, timeout, "up" if settle else "down")
+        _finish(pools, ask, run, done, settle, max_nodes)
+    return act
 
 
 @dataclass(frozen=True)
@@ -51,24 +64,59 @@ class _Run:
     pool: str
     deadline: float
     timeout: float
+    command: str = "up"
+    pending: list[str] = field(default_factory=list)
+    """The operation the command waits for, while it does: what goes on in the cloud if it is interrupted."""
+
+    def goes_on(self, operation: str) -> str:
+        """What to tell of an operation the command leaves running (``it``, once named)."""
+        return (f"{operation} goes on in the cloud; `status` shows how the pool stands, and `{self.command}` again "
+                "waits for it")
 
 
-def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, settle: bool) -> None:
+def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, settle: bool,
+            max_nodes: int | None) -> None:
     def again() -> PoolChange:
         return _retried(lambda: ask(pools), run)
 
     try:
         made = again()
-        if made.operation is None:
-            click.echo(f"node pool {run.pool}: {made.changed or 'nothing to change'}", err=True)
-        else:
-            while made.operation is not None:
-                _wait(pools, made.operation, run)
-                made = again() if settle and not made.created else PoolChange()
-            click.echo(f"node pool {run.pool}: {done}", err=True)
+        told = made.changed or "nothing to change"
+        while made.operation is not None:
+            run.pending[:] = [made.operation]
+            _wait(pools, made.operation, run)
+            made = again() if settle and not made.created else PoolChange()
+            told = done
+        run.pending.clear()
+        described = _retried(lambda: pools.describe(run.pool), run)
     except NodePoolFailed as exc:
         raise _advised(pools, run.pool, exc) from exc
-    print_status(pools, run.pool, run)
+    except KeyboardInterrupt:
+        interrupted(run)
+    click.echo(f"node pool {run.pool}: {told}{_kept(described, max_nodes)}", err=True)
+    show_status(described, run.pool)
+
+
+def interrupted(run: _Run | None = None) -> NoReturn:
+    """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130."""
+    if run is None:
+        said = "stopped"
+    elif run.pending:
+        said = f"node pool {run.pool}: {run.goes_on(run.pending[0])}"
+    else:
+        said = (f"node pool {run.pool}: no change of it was under way, unless the cloud took one as the command "
+                "was stopped; `status` shows how the pool stands")
+    click.echo(f"\ninterrupted: {said}", err=True)
+    sys.exit(INTERRUPTED)
+
+
+def _kept(described: PoolStatus | None, max_nodes: int | None) -> str:
+    """A maximum ``up`` left above ``--max-nodes``: it raises a maximum, never lowers one (a
+    study may be using the nodes above it)."""
+    if described is None or max_nodes is None or described.max_nodes <= max_nodes:
+        return ""
+    return (f"; its maximum stays {described.max_nodes} nodes, above --max-nodes {max_nodes}: `up` raises a pool's "
+            "maximum, never lowers it")
 
 
 def _retried(call: Callable[[], Any], run: _Run) -> Any:
@@ -86,13 +134,17 @@ def _retried(call: Callable[[], Any], run: _Run) -> Any:
 
 def _wait(pools: Any, operation: str, run: _Run) -> None:
     """Wait for the operation until the time is up: a failed one is a refusal; one still
-    pending then is an error and exit code 1, with how the pool stands."""
+    pending then is an error and exit code 1, with how the pool stands and that it goes on."""
     click.echo(f"node pool {run.pool}: waiting for {operation}", err=True)
-    status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
+    try:
+        status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
+    except TemporaryError as exc:
+        raise TemporaryError(f"node pool {run.pool}: {exc}; {run.goes_on('it')}") from exc
     if status.error:
         raise NodePoolFailed(f"node pool {run.pool}: {status.error}")
     if not status.done:
-        click.echo(f"error: node pool {run.pool}: {operation} is still pending after {run.timeout:g} s", err=True)
+        click.echo(f"error: node pool {run.pool}: {operation} is still pending after {run.timeout:g} s; "
+                   f"{run.goes_on('it')}", err=True)
         print_status(pools, run.pool)
         sys.exit(1)
 
@@ -115,10 +167,14 @@ def _broken(found: PoolStatus, said: str = "") -> str:
     return f"node pool {found.name} is {found.state}{cause}: run `down`, then `up` to create it again"
 
 
-def print_status(pools: Any, pool: str, run: _Run | None = None) -> None:
-    """How the pool stands, as JSON on stdout (read again while refused for now, until the
-    ``run``'s time is up if given); a pool its cloud could not create is told on stderr too."""
-    described = pools.describe(pool) if run is None else _retried(lambda: pools.describe(pool), run)
+def print_status(pools: Any, pool: str) -> None:
+    """How the pool stands, as JSON on stdout; a pool its cloud could not create is told on stderr too."""
+    show_status(pools.describe(pool), pool)
+
+
+def show_status(described: PoolStatus | None, pool: str) -> None:
+    """The pool as described, as JSON on stdout (``ABSENT`` when there is none); a pool its cloud
+    could not create is told on stderr too."""
     if described is not None and described.state in BROKEN:
         click.echo(f"warning: {_broken(described)}", err=True)
     print_json(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})

@@ -7,7 +7,9 @@
 ``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
 changes nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool found still being created (an earlier run interrupted) is waited for
-and then asked again for the flags' settings. ``down`` deletes it and waits. A change the
+and then asked again for the flags' settings; settings a pool cannot change in place (machine
+type, capacity) are refused, saying so. ``down`` deletes it and waits, only a pool carrying
+the trial taint (katuna's, or one made for it), never another. A change the
 cloud refuses for now (a cluster busy with another operation, throttling) is asked again
 until ``--timeout`` has passed; a change not done by then is an error naming what is still
 pending (exit code 1). A pool its cloud could not create is an error saying why, and that
@@ -20,7 +22,7 @@ profile or environment), and the EKS region from ``--region`` or that chain; ``-
 
 from __future__ import annotations
 
-import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,10 +31,10 @@ import click
 
 from functions.core.errors import KatunaError
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
-from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, parse_node_pool
+from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, PoolChange, parse_node_pool
 from functions.core.reader import Reader
-from infra import eks_requests, gke_requests
-from infra.changes import change, print_json, print_status
+from infra import eks_requests, flag_checks, gke_requests
+from infra.changes import change, interrupted, print_json, print_status
 
 FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
          "instanceTypes": "--instance-types"}
@@ -49,20 +51,6 @@ def _flags(name_flag: str, capacity: str | None = None) -> dict[str, str]:
     return FLAGS | {"name": name_flag} | ({"capacity": f"--{capacity}"} if capacity else {})
 
 
-def _labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    labels = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got {item!r}")
-        labels[key] = value
-    return labels
-
-
-def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
 def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAULTS) -> NodePool:
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
     reader = Reader()
@@ -72,40 +60,53 @@ def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAU
     return pool
 
 
-WAIT = 1800.0
-"""How long ``up`` and ``down`` take at most by default, in seconds: asking again a change
-refused for now, and waiting for it."""
-
-
-def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    """A number of seconds: ``nan`` or ``inf``, which click's float takes, would never end a wait."""
-    if not math.isfinite(value):
-        raise click.BadParameter(f"expected a number of seconds, at least 0, got {value}")
-    return value
-
-
-timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default=WAIT, show_default=True,
-                              callback=_seconds,
-                              help="How long to ask again a change refused for now and wait for it, in seconds; "
-                                   "not done by then is an error.")
-
-
 def _dry_run(call: str, request: dict[str, Any]) -> None:
     print_json({"call": call, "request": request})
 
 
 def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str, str]) -> None:
     """Build the adapter and act with it; a refusal from the cloud is an error message, in
-    terms of the command's ``flags`` (:func:`_flags`), and exit code 1."""
+    terms of the command's ``flags`` (:func:`_flags`), and exit code 1; Ctrl-C, exit code 130."""
     try:
         act(adapter())
     except NodePoolFailed as exc:
         flag = _flag(exc.field, flags)
-        click.echo(f"error: {flag}: {exc.reason}" if flag else f"error: {exc}", err=True)
+        click.echo(f"error: {flag}: {_in_place(exc)}" if flag else f"error: {exc}", err=True)
         sys.exit(1)
     except KatunaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        interrupted()
+
+
+IN_PLACE = {"nodePool.machineType": "machine type", "nodePool.capacity": "capacity (spot, preemptible or on-demand)",
+            "nodePool.instanceTypes": "instance types"}
+"""What a cloud cannot change of an existing pool: it is created with them."""
+
+
+def _in_place(exc: NodePoolFailed) -> str:
+    """The refusal of an existing pool whose settings differ from the flags' (the study's words
+    put in the command's), told that the cloud cannot change them in place and what can be done."""
+    what = IN_PLACE.get(exc.field or "")
+    if what is None or not re.match(r"node pool \S+ exists with ", exc.reason):
+        return exc.reason
+    said = exc.reason.replace("; the study asks for ", "; the flags ask for ").replace(
+        "; the study accepts ", "; the flags accept ")
+    return (f"{said}. A node pool's {what} cannot be changed in place: give the flags that match the pool, or run "
+            "`down`, then `up` to create it again with these (its nodes, and any trials on them, go with it)")
+
+
+def _delete(adapter: Any, name: str) -> PoolChange:
+    """``down`` deletes only a pool that carries the trial taint (one katuna made, or one made
+    for it): another (a cluster's ``default-pool``, a pool of other workloads that happens to
+    have the name) is refused, naming the pool's flag, and nothing is deleted."""
+    found = adapter.describe(name)
+    if found is not None and not found.tainted:
+        raise NodePoolFailed(f"node pool {name} is not katuna's: its nodes lack the taint katuna.dev/trial=true:"
+                             "NoSchedule, so other workloads may run on it; `down` deletes only katuna's pools "
+                             "(delete it with the cloud's own tools if you mean to)", "nodePool.name")
+    return adapter.delete(name)
 
 
 def _flag(field: str | None, flags: dict[str, str]) -> str | None:
@@ -132,9 +133,9 @@ def gke_group() -> None:
 
 def gke_options(command: Callable) -> Callable:
     for option in reversed([
-        click.option("--project", required=True, help="Google Cloud project id."),
-        click.option("--location", required=True, help="The cluster's region or zone."),
-        click.option("--cluster", required=True, help="The GKE cluster."),
+        click.option("--project", required=True, callback=flag_checks.gke_name, help="Google Cloud project id."),
+        click.option("--location", required=True, callback=flag_checks.gke_name, help="The cluster's region or zone."),
+        click.option("--cluster", required=True, callback=flag_checks.gke_name, help="The GKE cluster."),
         click.option("--pool", required=True, help="The node pool's name."),
         click.option("--endpoint", help="Another API endpoint (a local stand-in: http://127.0.0.1:PORT)."),
         click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
@@ -161,10 +162,10 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None,
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot VMs (the default).")
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
-@click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
+@click.option("--label", "labels", multiple=True, callback=flag_checks.labels, metavar="KEY=VALUE", help="A node label (repeat).")
 @click.option("--node-service-account", metavar="EMAIL",
               help="The Google service account the nodes run as (default: the cluster's).")
-@timeout_option
+@flag_checks.timeout_option
 def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
            node_service_account, timeout) -> None:
     """Create the node pool, or raise its maximum; wait until it is ready."""
@@ -174,18 +175,20 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
     where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
-    _run(pools, change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout, settle=True), flags)
+    _run(pools, change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout, settle=True,
+                       max_nodes=max_nodes), flags)
 
 
 @gke_group.command(name="down")
 @gke_options
-@timeout_option
+@flag_checks.timeout_option
 def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> None:
     """Delete the node pool and wait until it is gone (an absent pool is fine)."""
     where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("delete_node_pool", gke_requests.name_request(where, pool))
-    _run(pools, change(lambda adapter: adapter.delete(pool), pool, "deleted", timeout), _flags("--pool"))
+    _run(pools, change(lambda adapter: _delete(adapter, pool), pool, "deleted", timeout),
+         _flags("--pool"))
 
 
 @gke_group.command(name="status")
@@ -226,20 +229,20 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
 
 @eks_group.command(name="up")
 @eks_options
-@click.option("--instance-types", callback=_csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
+@click.option("--instance-types", callback=flag_checks.csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
               help="Instance types, comma-separated (several give spot capacity more pools to come from).")
 @click.option("--max-nodes", type=int, default=3, show_default=True,
               help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes).")
-@click.option("--subnets", callback=_csv, required=True, help="Subnet ids, comma-separated.")
+@click.option("--subnets", callback=flag_checks.csv, required=True, help="Subnet ids, comma-separated.")
 @click.option("--node-role", required=True, metavar="ARN", help="The IAM role of the nodes.")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="On-demand instances.")
-@click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
+@click.option("--label", "labels", multiple=True, callback=flag_checks.labels, metavar="KEY=VALUE", help="A node label (repeat).")
 @click.option("--nodes-per-group-quota", type=click.IntRange(min=1), default=EksQuotas().nodes_per_group,
               envvar="KATUNA_EKS_NODES_PER_GROUP", show_default=True, show_envvar=True,
               help="The account's EKS quota of nodes per managed node group, where it is raised: "
                    "--max-nodes may not exceed it.")
-@timeout_option
+@flag_checks.timeout_option
 def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
            nodes_per_group_quota, timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
@@ -252,7 +255,8 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
-    _run(pools, change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout, settle=True), flags)
+    _run(pools, change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout, settle=True,
+                       max_nodes=max_nodes), flags)
 
 
 def _warn_single_spot_type(capacity: str, instance_types: Sequence[str]) -> None:
@@ -277,13 +281,13 @@ def _required_flags(subnets: Sequence[str], node_role: str) -> None:
 
 @eks_group.command(name="down")
 @eks_options
-@timeout_option
+@flag_checks.timeout_option
 def eks_down(cluster, region, nodegroup, dry_run, timeout) -> None:
     """Delete the node group and wait until it is gone (an absent one is fine)."""
     where, pools = _eks(cluster, region)
     if dry_run:
         return _dry_run("delete_nodegroup", eks_requests.name_request(where, nodegroup))
-    _run(pools, change(lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout),
+    _run(pools, change(lambda adapter: _delete(adapter, nodegroup), nodegroup, "deleted", timeout),
          _flags("--nodegroup"))
 
 

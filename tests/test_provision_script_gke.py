@@ -1,0 +1,107 @@
+"""``python -m infra.provision gke``, run as an operator runs it against the loopback GKE API:
+what it says when it is interrupted or its time is up, what it refuses to delete, what an ``up``
+that cannot change a pool says, and flags that cannot name a cluster."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from gke_stub import GkeStub
+from test_provision_script import GKE_FLAGS, provision, said, started
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_gke_interrupted_while_it_waits_exits_130_saying_what_goes_on_in_the_cloud(gke_api: GkeStub, command: str):
+    """Ctrl-C during the wait: no traceback, no "Aborted!", exit code 130, and the operation
+    left running named, with how to check it."""
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    if command == "down":
+        gke_api.speed = 1e6
+        assert provision("gke", "up", *flags).returncode == 0
+        gke_api.speed = 0.0
+    run = started("gke", command, *flags)
+    waiting = said(run, "waiting for")[-1]
+    operation = waiting.rsplit(" ", 1)[1].strip()
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert (run.returncode, out) == (130, ""), err
+    assert err == (f"\ninterrupted: node pool trials: {operation} goes on in the cloud; `status` shows how the pool "
+                   f"stands, and `{command}` again waits for it\n"), err
+    assert "Traceback" not in err and "Aborted" not in err
+
+
+def test_gke_interrupted_before_the_cloud_took_the_change_says_so(gke_api: GkeStub):
+    gke_api.update_master(600, busy="master")
+    run = started("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
+    said(run, "trying again")
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert (run.returncode, out) == (130, ""), err
+    assert err.endswith("\ninterrupted: node pool trials: no change of it was under way, unless the cloud took one as "
+                        "the command was stopped; `status` shows how the pool stands\n"), err
+    assert gke_api.pools == {}
+
+
+def test_gke_up_whose_time_is_up_says_the_operation_goes_on_and_how_to_check_it(gke_api: GkeStub):
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "0")
+    assert result.returncode == 1 and json.loads(result.stdout)["state"] == "PROVISIONING"
+    assert result.stderr.endswith(" is still pending after 0 s; it goes on in the cloud; `status` shows how the pool "
+                                  "stands, and `up` again waits for it\n"), result.stderr
+
+
+def test_gke_down_refuses_a_pool_katuna_did_not_make_and_deletes_nothing(gke_api: GkeStub):
+    """A cluster's ``default-pool`` (no trial taint, other workloads on it) named by mistake."""
+    gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-medium"},
+                                     "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
+    result = provision("gke", "down", *GKE_FLAGS, "--pool", "default-pool", "--endpoint", gke_api.url)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == ("error: --pool: node pool default-pool is not katuna's: its nodes lack the taint "
+                             "katuna.dev/trial=true:NoSchedule, so other workloads may run on it; `down` deletes only "
+                             "katuna's pools (delete it with the cloud's own tools if you mean to)\n")
+    assert gke_api.pools["default-pool"]["status"] == "RUNNING" and gke_api.calls("DELETE") == []
+
+
+def test_gke_up_with_a_lower_max_nodes_says_the_maximum_stays(gke_api: GkeStub):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    assert provision("gke", "up", *flags, "--max-nodes", "6").returncode == 0
+    lower = provision("gke", "up", *flags, "--max-nodes", "2")
+    assert lower.returncode == 0 and json.loads(lower.stdout)["maxNodes"] == 6
+    assert lower.stderr == ("node pool trials: nothing to change; its maximum stays 6 nodes, above --max-nodes 2: `up` "
+                            "raises a pool's maximum, never lowers it\n"), lower.stderr
+    same = provision("gke", "up", *flags, "--max-nodes", "6")
+    assert same.stderr == "node pool trials: nothing to change\n", same.stderr
+
+
+@pytest.mark.parametrize("flag,value,what", [
+    ("--machine-type", "n2-standard-8", "machine type"),
+    ("--on-demand", None, "capacity (spot, preemptible or on-demand)"),
+])
+def test_gke_up_of_settings_a_pool_cannot_change_in_place_says_so_and_what_to_do(gke_api: GkeStub, flag: str,
+                                                                                  value: str | None, what: str):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    assert provision("gke", "up", *flags).returncode == 0
+    result = provision("gke", "up", *flags, flag, *([value] if value else []))
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {flag}: node pool trials exists with "), (
+        result.stderr)
+    assert "the study" not in result.stderr and "the flags ask for" in result.stderr
+    assert result.stderr.endswith(f". A node pool's {what} cannot be changed in place: give the flags that match the "
+                                  "pool, or run `down`, then `up` to create it again with these (its nodes, and any "
+                                  "trials on them, go with it)\n"), result.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--project", ""), ("--project", "My_Project"), ("--location", ""),
+                                        ("--location", "Europe West4"), ("--cluster", ""), ("--cluster", "Tuning")])
+@pytest.mark.parametrize("command", ["up", "down", "status"])
+def test_gke_flags_that_cannot_name_a_cluster_are_refused_before_any_call(gke_api: GkeStub, command: str, flag: str,
+                                                                          value: str):
+    """An empty ``--project`` went to the SDK, which raised a ``ValueError`` traceback."""
+    result = provision("gke", command, *GKE_FLAGS, flag, value, "--endpoint", gke_api.url)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert f"Invalid value for '{flag}': expected " in result.stderr and "Traceback" not in result.stderr
+    assert gke_api.requests == []
