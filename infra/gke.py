@@ -315,6 +315,12 @@ class GkeNodePools:
         current = self._get(name)
         return None if current is None else _status(current)
 
+    def node_service_account(self, name: str) -> str | None:
+        """The service account the pool's nodes run as (``default``: the cluster's default, as
+        GKE names it), None when there is no such pool."""
+        current = self._get(name)
+        return None if current is None else current.config.service_account or "default"
+
 
 def _no_cluster(exc: Exception) -> TypeGuard[google_errors.NotFound]:
     """GKE's ``NOT_FOUND`` for the cluster a request names."""

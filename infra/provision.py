@@ -37,7 +37,7 @@ from infra import eks_requests, flag_checks, gke_requests
 from infra.changes import change, interrupted, print_json, print_status
 
 FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
-         "instanceTypes": "--instance-types"}
+         "instanceTypes": "--instance-types", "serviceAccount": "--node-service-account"}
 """The flag that sets each field of a study's ``nodePool``; the name's and the capacity's are
 each command's own (:func:`_flags`)."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
@@ -81,7 +81,7 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str
 
 
 IN_PLACE = {"nodePool.machineType": "machine type", "nodePool.capacity": "capacity (spot, preemptible or on-demand)",
-            "nodePool.instanceTypes": "instance types"}
+            "nodePool.instanceTypes": "instance types", "nodePool.serviceAccount": "service account"}
 """What a cloud cannot change of an existing pool: it is created with them."""
 
 
@@ -95,6 +95,17 @@ def _in_place(exc: NodePoolFailed) -> str:
         "; the study accepts ", "; the flags accept ")
     return (f"{said}. A node pool's {what} cannot be changed in place: give the flags that match the pool, or run "
             "`down`, then `up` to create it again with these (its nodes, and any trials on them, go with it)")
+
+
+def _ensure_gke(adapter: Any, pool: NodePool, account: str | None) -> PoolChange:
+    """``up`` on GKE. GKE cannot change the service account of an existing pool's nodes: one
+    running as another than ``--node-service-account`` asks for is refused, naming it, not left
+    as it is with "nothing to change"."""
+    found = adapter.node_service_account(pool.name) if account else None
+    if found is not None and found != account:
+        raise NodePoolFailed(f"node pool {pool.name} exists with its nodes running as {found}; the flags ask for "
+                             f"{account}", "nodePool.serviceAccount")
+    return adapter.ensure(pool)
 
 
 def _delete(adapter: Any, name: str) -> PoolChange:
@@ -175,8 +186,8 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
     where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
-    _run(pools, change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout, settle=True,
-                       max_nodes=max_nodes), flags)
+    _run(pools, change(lambda adapter: _ensure_gke(adapter, spec, node_service_account), pool, "ready", timeout,
+                       settle=True, max_nodes=max_nodes), flags)
 
 
 @gke_group.command(name="down")

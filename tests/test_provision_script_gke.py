@@ -105,3 +105,21 @@ def test_gke_flags_that_cannot_name_a_cluster_are_refused_before_any_call(gke_ap
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert f"Invalid value for '{flag}': expected " in result.stderr and "Traceback" not in result.stderr
     assert gke_api.requests == []
+
+
+def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_change_in_place(gke_api: GkeStub):
+    """An existing pool whose nodes run as another account was "nothing to change", exit 0."""
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    account = "katuna-nodes@proj.iam.gserviceaccount.com"
+    assert provision("gke", "up", *flags).returncode == 0
+    result = provision("gke", "up", *flags, "--node-service-account", account)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith(f"error: --node-service-account: node pool trials exists with its nodes running "
+                                    f"as default; the flags ask for {account}. A node pool's service account cannot "
+                                    "be changed in place: "), result.stderr
+    assert gke_api.calls("POST") == [gke_api.calls("POST")[0]], "nothing asked of the pool"
+    made = provision("gke", "up", *flags, "--pool", "own", "--node-service-account", account)
+    assert made.returncode == 0 and gke_api.clusters[gke_api.main]["own"]["config"]["serviceAccount"] == account
+    again = provision("gke", "up", *flags, "--pool", "own", "--node-service-account", account)
+    assert again.returncode == 0 and again.stderr == "node pool own: nothing to change\n", again.stderr
