@@ -134,12 +134,16 @@ def _retried(call: Callable[[], Any], run: _Run) -> Any:
 
 def _wait(pools: Any, operation: str, run: _Run) -> None:
     """Wait for the operation until the time is up: a failed one is a refusal; one still
-    pending then is an error and exit code 1, with how the pool stands and that it goes on."""
+    pending then, or one whose polls are refused (a permission to read operations missing), is
+    an error and exit code 1, saying that it goes on."""
     click.echo(f"node pool {run.pool}: waiting for {operation}", err=True)
     try:
         status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
     except TemporaryError as exc:
         raise TemporaryError(f"node pool {run.pool}: {exc}; {run.goes_on('it')}") from exc
+    except NodePoolFailed as exc:
+        raise NodePoolFailed(f"node pool {run.pool}: {operation} could not be followed: {exc.reason.rstrip('.')}; "
+                             f"{run.goes_on('it')}", exc.field) from exc
     if status.error:
         raise NodePoolFailed(f"node pool {run.pool}: {status.error}")
     if not status.done:

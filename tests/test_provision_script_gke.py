@@ -123,3 +123,18 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
     assert made.returncode == 0 and gke_api.clusters[gke_api.main]["own"]["config"]["serviceAccount"] == account
     again = provision("gke", "up", *flags, "--pool", "own", "--node-service-account", account)
     assert again.returncode == 0 and again.stderr == "node pool own: nothing to change\n", again.stderr
+
+
+def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made(gke_api: GkeStub):
+    """A poll refused for good (no ``container.operations.get``) is not the create refused: GKE
+    took it and goes on, and the message said only "GKE refused the request"."""
+    denied = ('Required "container.operations.get" permission(s) for '
+              '"projects/proj/locations/europe-west4/operations/operation-1"')
+    gke_api.refused_polls.append((403, f"{denied}."))
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.endswith(
+        "error: node pool trials: projects/proj/locations/europe-west4/operations/operation-1 could not be followed: "
+        f"GKE refused the request: {denied}; it goes on in the cloud; `status` shows how the pool stands, and `up` "
+        "again waits for it\n"), result.stderr
+    assert gke_api.pools["trials"]["status"] == "PROVISIONING"
