@@ -98,9 +98,10 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, 
 
 
 def interrupted(run: _Run | None = None) -> NoReturn:
-    """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130."""
+    """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130. Without a
+    ``run`` (``status``, or a command stopped before it asked anything) nothing was changed."""
     if run is None:
-        said = "stopped"
+        said = "nothing was changed"
     elif run.pending:
         said = f"node pool {run.pool}: {run.goes_on(run.pending[0])}"
     else:
