@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import boto3
 import moto_eks
 import pytest
 from kube_standin.clock import SimulatedClock, rfc3339
@@ -17,6 +16,7 @@ from kube_standin.containers import Run, SimulatedContainers
 from kube_standin.durations import parse_duration
 from kube_stub import KubeStub
 from moto import mock_aws
+from moto_cluster import fake_credentials, make_cluster
 from test_kube_standin_simulated import finished, job, pods_of
 
 from functions.core.nodepool import NodePool
@@ -35,15 +35,9 @@ moto_eks.teach()
 @pytest.fixture
 def aws(monkeypatch) -> Iterator[eks_requests.EksCluster]:
     """Cluster tuning in moto, with private subnets of its VPC for its node groups."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_credentials(monkeypatch, REGION)
     with mock_aws():
-        subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
-        boto3.client("eks", region_name=REGION).create_cluster(
-            name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
-        yield eks_requests.EksCluster("tuning", subnets, ROLE)
+        yield eks_requests.EksCluster("tuning", make_cluster(REGION, ROLE), ROLE)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from kube_standin.clock import SimulatedClock
 from kube_standin.clouds import eks_node_groups, eks_pools
 from moto import mock_aws
+from moto_cluster import fake_credentials
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -38,10 +39,7 @@ class Eks:
 @pytest.fixture
 def eks(monkeypatch) -> Iterator[Eks]:
     """EKS on moto, with cluster tuning in private subnets."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_credentials(monkeypatch, REGION)
     with mock_aws():
         yield Eks(moto_eks.network(boto3.client("ec2", region_name=REGION)))
 

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from conftest import study_definition
 from moto import mock_aws
 from moto.eks.models import eks_backends
+from moto_cluster import fake_credentials
 from waiting import eventually
 
 from functions.core.errors import InvalidStudy, TemporaryError
@@ -35,10 +36,7 @@ moto_eks.teach()
 
 @pytest.fixture
 def cluster(monkeypatch) -> eks_requests.EksCluster:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_credentials(monkeypatch, REGION)
     return eks_requests.EksCluster("tuning", ("subnet-0a1b2c3d", "subnet-4e5f6a7b"), ROLE)
 
 

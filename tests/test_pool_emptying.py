@@ -4,32 +4,20 @@ provision function through the real dispatcher, a SQLite store and the GKE adapt
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
+import test_provision
 from gke_stub import GkeStub
-from test_provision import Clock, created, deliver_twice, end, made_by_hand, pool_study, submit
+from test_provision import created, deliver_twice, end, made_by_hand, pool_study, submit
 
-from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import pool_check
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 from functions.handlers.provision import waiting_on_pools
-from infra import gke, gke_requests
 
 POOL = "trials"
 
-
-@pytest.fixture
-def world(gke_api: GkeStub, tmp_path: Path):
-    store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
-    clock = Clock()
-    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
-    yield Dispatcher(deps), store, clock
-    store.close()
+world = test_provision.world
+"""The provision tests' dispatcher, store and clock over the GKE adapter and the loopback GKE API."""
 
 
 def start(dispatcher: Dispatcher, store: SqliteStore, gke_api: GkeStub, name: str, uid: str) -> None:

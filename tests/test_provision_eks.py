@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from conftest import study_definition
 from moto import mock_aws
+from moto_cluster import fake_credentials, make_cluster
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
@@ -73,14 +74,9 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_credentials(monkeypatch, REGION)
     with mock_aws():
-        subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
-        boto3.client("eks", region_name=REGION).create_cluster(name="tuning", roleArn=ROLE,
-                                                               resourcesVpcConfig={"subnetIds": list(subnets)})
+        make_cluster(REGION, ROLE)
         world = World(tmp_path)
         yield world
         world.store.close()
