@@ -57,6 +57,10 @@ log = logging.getLogger("katuna.runtime")
 RESTART_AFTER = 1.0
 """Seconds the broker thread waits before delivering again after its loop failed."""
 
+BROKER_STOP_WAIT = 10.0
+"""Seconds :meth:`Runtime.close` waits for the broker thread to stop; one still busy after
+that (a handling held up on a busy machine) closes the database connections itself as it ends."""
+
 
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
@@ -93,7 +97,12 @@ class Runtime:
         self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
             if self.node_pools is not None and settings.executor == "kubernetes" else None
         self._stopping = threading.Event()
+        self._started = False
         self._thread: threading.Thread | None = None
+        self._handoff = threading.Lock()
+        """Decides who closes the connections: :meth:`close`, or the broker thread it gave up waiting for."""
+        self._broker_ended = False
+        self._closing_left = False
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs,
                                               settings.event_key, settings.ce_overrides)) \
@@ -195,7 +204,12 @@ class Runtime:
     def start(self) -> None:
         """Start taking events from the queue in background threads: this service's broker
         (queue mode), or the senders to ``K_SINK`` (reply mode: the Knative broker delivers,
-        retries and dead-letters)."""
+        retries and dead-letters). Started once: starting again (another application over the
+        same runtime) adds no thread, for :meth:`close` stops the threads it knows of, and one
+        unknown to it would go on using connections closed under it."""
+        if self._started:
+            return
+        self._started = True
         if self._senders is not None:
             self._senders.start()
         elif self.settings.events == "queue":
@@ -212,6 +226,18 @@ class Runtime:
         return None
 
     def _serve_events(self) -> None:
+        """The broker thread: delivers events until closed, then closes the database connections
+        if :meth:`close` gave up waiting for it (no other thread closes one it may be using)."""
+        try:
+            self._deliver_events()
+        finally:
+            with self._handoff:
+                self._broker_ended = True
+                closing_left = self._closing_left
+            if closing_left:
+                self._close_connections()
+
+    def _deliver_events(self) -> None:
         """Deliver events until closed; whatever breaks the loop is logged (a temporary failure,
         the database busy past its timeout, in a line) and the loop starts again, so the service
         never stops delivering for good."""
@@ -269,16 +295,28 @@ class Runtime:
         queue, to be handled again, where a stop would otherwise wait for a log of hundreds of
         megabytes to be read, then cut the read off at the broker thread's join. Every
         connection to the database is closed: the last one to go folds the write-ahead log into
-        the database file, which is then whole on its own."""
+        the database file, which is then whole on its own. A broker thread still busy after
+        :data:`BROKER_STOP_WAIT` seconds is not waited for further: it closes them as it ends,
+        for a connection closed while another thread reads through it crashes the process."""
         self.executor.stop_reads()
         self._stopping.set()
         self.queue.stop_waiting()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=BROKER_STOP_WAIT)
         if self._senders is not None:
             self._senders.stop()
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
+        with self._handoff:
+            closing_left = self._closing_left = self._thread is not None and not self._broker_ended
+        if closing_left:
+            log.warning("the event broker thread is still busy after %g s; it closes the database connections "
+                        "as it ends", BROKER_STOP_WAIT)
+            return
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        """Close the queue's connection and every thread's store (see :meth:`close`)."""
         self.queue.close()
         with self._stores_lock:
             for store in list(self._stores):
