@@ -66,7 +66,8 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     first = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "minNodes": 0, "maxNodes": 4,
+    assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "autoscaling": True,
+                                        "minNodes": 0, "maxNodes": 4,
                                         "capacity": "spot", "machineTypes": ["e2-standard-4"], "labels": {}}
     assert [m for m, _, _ in gke_api.calls()] == ["POST", "GET"]
     gke_api.requests.clear()
@@ -397,7 +398,8 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     up = ["eks", "up", *EKS_FLAGS, "--max-nodes", "5", "--subnets", ",".join(subnets), "--node-role", ROLE]
     first = provision(*up, env=moto_server)
     assert first.returncode == 0 and "node pool trials: active" in first.stderr, first.stderr
-    assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "minNodes": 0, "maxNodes": 5,
+    assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "autoscaling": True,
+                                        "minNodes": 0, "maxNodes": 5,
                                         "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge", "m6i.xlarge"],
                                         "labels": {}}
     before = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]

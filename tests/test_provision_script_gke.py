@@ -65,6 +65,18 @@ def test_gke_down_refuses_a_pool_katuna_did_not_make_and_deletes_nothing(gke_api
     assert gke_api.pools["default-pool"]["status"] == "RUNNING" and gke_api.calls("DELETE") == []
 
 
+def test_gke_status_of_a_pool_without_autoscaling_says_so_and_gives_no_limits(gke_api: GkeStub):
+    """A fixed-size pool of 3 nodes someone made printed ``"minNodes": 0, "maxNodes": 0``: a pool
+    of 0 nodes, which it is not. It has no autoscaling limits, and says so."""
+    gke_api.pools["fixed"] = {"name": "fixed", "config": {"machineType": "e2-medium"},
+                              "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
+    result = provision("gke", "status", *GKE_FLAGS, "--pool", "fixed", "--endpoint", gke_api.url)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert json.loads(result.stdout) == {"pool": "fixed", "state": "RUNNING", "autoscaling": False, "minNodes": None,
+                                         "maxNodes": None, "capacity": "on-demand", "machineTypes": ["e2-medium"],
+                                         "labels": {}}
+
+
 def test_gke_up_with_a_lower_max_nodes_says_the_maximum_stays(gke_api: GkeStub):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]

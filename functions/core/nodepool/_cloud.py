@@ -42,7 +42,11 @@ class OperationStatus:
 
 @dataclass(frozen=True)
 class PoolStatus:
-    """A pool as the cloud reports it: its state in the provider's words and its node limits."""
+    """A pool as the cloud reports it: its state in the provider's words and its node limits.
+
+    ``min_nodes`` and ``max_nodes`` are autoscaling limits, which a pool without autoscaling
+    (``autoscaling`` False, a fixed-size GKE pool someone made) does not have: they are 0 there,
+    and :meth:`to_dict` shows them as null rather than as a pool of 0 nodes."""
 
     name: str
     state: str
@@ -62,8 +66,11 @@ class PoolStatus:
     health issues): why a pool is in error."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
-                "capacity": self.capacity, "machineTypes": list(self.machine_types), "labels": dict(self.labels)}
+        """The pool as ``status`` prints it: whether it autoscales, and its limits only if it does."""
+        limits = (self.min_nodes, self.max_nodes) if self.autoscaling else (None, None)
+        return {"pool": self.name, "state": self.state, "autoscaling": self.autoscaling, "minNodes": limits[0],
+                "maxNodes": limits[1], "capacity": self.capacity, "machineTypes": list(self.machine_types),
+                "labels": dict(self.labels)}
 
 
 def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:
