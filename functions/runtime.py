@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 from wsgiref.types import WSGIApplication
@@ -24,6 +22,8 @@ from wsgiref.types import WSGIApplication
 import optuna
 
 from functions import sink_senders
+from functions._broker_thread import BrokerThread, Delivery
+from functions._thread_stores import ThreadStores
 from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("katuna.runtime")
 
-RESTART_AFTER = 1.0
-"""Seconds the broker thread waits before delivering again after its loop failed."""
-
 BROKER_STOP_WAIT = 10.0
 """Seconds :meth:`Runtime.close` waits for the broker thread to stop; one still busy after
 that (a handling held up on a busy machine) closes the database connections itself as it ends."""
@@ -72,12 +69,9 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self._sole_parent = sole_parent
-        self._local = threading.local()
-        self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
-        """Each thread's store while the thread lives (a thread's store goes with it), to close at the end."""
-        self._stores_lock = threading.Lock()
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
+        self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout,
                                  sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
@@ -96,19 +90,14 @@ class Runtime:
         """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
         self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
             if self.node_pools is not None and settings.executor == "kubernetes" else None
-        self._stopping = threading.Event()
         self._started = False
-        self._thread: threading.Thread | None = None
-        self._handoff = threading.Lock()
-        """Decides who closes the connections: :meth:`close`, or the broker thread it gave up waiting for."""
-        self._broker_ended = False
-        self._closing_left = False
+        self._thread: BrokerThread | None = None
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs,
                                               settings.event_key, settings.ce_overrides)) \
             if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()
-        self._turns = Turns(self.deps(self._new_store()), settings.busy_timeout)
+        self._turns = Turns(self.deps(self._stores.new()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
 
     def _executor(self) -> tuple[Executor, LogReads]:
@@ -142,16 +131,7 @@ class Runtime:
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = self._new_store()
-        return store
-
-    def _new_store(self) -> SqliteStore:
-        store = SqliteStore(self.settings.db, self.settings.busy_timeout, self.histories)
-        with self._stores_lock:
-            self._stores.add(store)
-        return store
+        return self._stores.current()
 
     def deps(self, store: SqliteStore | None = None) -> Deps:
         """The ports, with ``store`` (this thread's when None)."""
@@ -213,49 +193,28 @@ class Runtime:
         if self._senders is not None:
             self._senders.start()
         elif self.settings.events == "queue":
-            self._thread = threading.Thread(target=self._serve_events, name="katuna-broker", daemon=True)
+            self._thread = BrokerThread(self._delivery, self._close_connections)
             self._thread.start()
 
     def not_ready(self) -> str | None:
         """Why this process cannot serve yet, or None; raises when the database cannot be read."""
         self.store().db.execute("SELECT 1")
-        if self.settings.events == "queue" and (self._thread is None or not self._thread.is_alive()):
+        if self.settings.events == "queue" and (self._thread is None or not self._thread.alive()):
             return "the event broker thread is not running"
         if self._senders is not None and not self._senders.alive():
             return "the threads sending events to K_SINK are not running"
         return None
 
-    def _serve_events(self) -> None:
-        """The broker thread: delivers events until closed, then closes the database connections
-        if :meth:`close` gave up waiting for it (no other thread closes one it may be using)."""
-        try:
-            self._deliver_events()
-        finally:
-            with self._handoff:
-                self._broker_ended = True
-                closing_left = self._closing_left
-            if closing_left:
-                self._close_connections()
-
-    def _deliver_events(self) -> None:
-        """Deliver events until closed; whatever breaks the loop is logged (a temporary failure,
-        the database busy past its timeout, in a line) and the loop starts again, so the service
-        never stops delivering for good."""
+    def _delivery(self) -> Delivery:
+        """The broker thread's delivery loop (built on that thread, over its own store): the
+        local broker taking events from the queue, and the watcher ticking between them."""
         deps = self.deps()
         broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events, turns=self._turns), self.queue,
                              on_dead_letter=self._dropped)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds,
                           keep_every=self.settings.k8s_keep_seconds)
-        while not self._stopping.is_set():
-            try:
-                broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
-            except TemporaryError as exc:
-                log.warning("delivering events failed; starting again: %s", exc)
-                self._stopping.wait(RESTART_AFTER)
-            except Exception:
-                log.exception("delivering events failed; starting again")
-                self._stopping.wait(RESTART_AFTER)
+        return lambda until: broker.run(until=until, tick=watcher.tick, drain=False)
 
     def fail_dead_letter(self, event: Event, reason: str) -> bool:
         """A dead letter's study (if it names one) fails with the reason its delivery was refused
@@ -299,17 +258,17 @@ class Runtime:
         :data:`BROKER_STOP_WAIT` seconds is not waited for further: it closes them as it ends,
         for a connection closed while another thread reads through it crashes the process."""
         self.executor.stop_reads()
-        self._stopping.set()
+        self._started = True  # a start() after close() starts no thread on closed connections
+        if self._thread is not None:
+            self._thread.signal_stop()
         self.queue.stop_waiting()
         if self._thread is not None:
-            self._thread.join(timeout=BROKER_STOP_WAIT)
+            self._thread.join(BROKER_STOP_WAIT)
         if self._senders is not None:
             self._senders.stop()
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
-        with self._handoff:
-            closing_left = self._closing_left = self._thread is not None and not self._broker_ended
-        if closing_left:
+        if self._thread is not None and self._thread.hand_over():
             log.warning("the event broker thread is still busy after %g s; it closes the database connections "
                         "as it ends", BROKER_STOP_WAIT)
             return
@@ -318,9 +277,7 @@ class Runtime:
     def _close_connections(self) -> None:
         """Close the queue's connection and every thread's store (see :meth:`close`)."""
         self.queue.close()
-        with self._stores_lock:
-            for store in list(self._stores):
-                store.close()
+        self._stores.close()
 
 
 def service_app(settings: Settings) -> WSGIApplication:

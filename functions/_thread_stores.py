@@ -1,0 +1,45 @@
+"""Each thread's connection to the service's database (:class:`functions.runtime.Runtime`), and
+every connection made, so that all are closed at the end: the last one to go folds the
+write-ahead log into the database file, which is then whole on its own."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+
+from functions.adapters.sqlite_histories import ChartHistories
+from functions.adapters.sqlite_store import SqliteStore
+
+
+class ThreadStores:
+    """The stores of one process: one per thread while the thread lives (a thread's store goes
+    with it), all sharing the Optuna histories the charts read."""
+
+    def __init__(self, db: Path, busy_timeout: float, histories: ChartHistories) -> None:
+        self._db = db
+        self._busy_timeout = busy_timeout
+        self._histories = histories
+        self._local = threading.local()
+        self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def current(self) -> SqliteStore:
+        """This thread's connection to the database."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self.new()
+        return store
+
+    def new(self) -> SqliteStore:
+        """Another connection, not this thread's own, closed with the others by :meth:`close`."""
+        store = SqliteStore(self._db, self._busy_timeout, self._histories)
+        with self._lock:
+            self._stores.add(store)
+        return store
+
+    def close(self) -> None:
+        """Close every connection still open."""
+        with self._lock:
+            for store in list(self._stores):
+                store.close()
