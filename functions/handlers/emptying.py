@@ -24,9 +24,9 @@ import logging
 from dataclasses import replace
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
-from functions.core.nodepool import OperationStatus
+from functions.core.nodepool import NodePool, OperationStatus
 from functions.core.ports import NodePools, Store
-from functions.core.records import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse
+from functions.core.records import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse, StudyRecord
 from functions.handlers.base import Deps
 
 log = logging.getLogger("katuna.pools")
@@ -91,15 +91,16 @@ def _may_empty(use: PoolUse, store: Store) -> bool:
     return not running_others(use, store) and not _waited_for(use, store)
 
 
+def unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
+    """Running studies with a node pool that was never asked for (their ``study.created`` not
+    handled that far yet), each with its pool."""
+    return [(record, record.spec.node_pool) for record in store.list_studies()
+            if record.spec.node_pool is not None and not record.terminal and store.pool_use(record.uid) is None]
+
+
 def _waited_for(use: PoolUse, store: Store) -> bool:
-    """Whether a running study asks for the pool with no use of it stored yet (its
-    ``study.created`` not handled yet)."""
-    for record in store.list_studies():
-        pool = record.spec.node_pool
-        if pool is not None and (pool.name, pool.provider) == (use.pool, use.provider) and not record.terminal \
-                and store.pool_use(record.uid) is None:
-            return True
-    return False
+    """Whether a running study asks for the pool with no use of it stored yet."""
+    return any((pool.name, pool.provider) == (use.pool, use.provider) for _, pool in unprovisioned(store))
 
 
 def _checked(use: PoolUse, pools: NodePools) -> PoolUse:

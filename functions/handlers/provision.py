@@ -49,7 +49,7 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.handlers.base import Deps, complete
-from functions.handlers.emptying import due_to_empty
+from functions.handlers.emptying import due_to_empty, unprovisioned
 from functions.handlers.node_hours import due, look_at_nodes
 from functions.handlers.releasing import advance, node_pools, whose
 
@@ -80,7 +80,7 @@ def reconcile(deps: Deps) -> list[Event]:
     """Move every pool use that waits on the cloud, or on its study's end, one step on; and
     provision the pool of a running study whose ``study.created`` never got that far."""
     events: list[Event] = []
-    for record, pool in _unprovisioned(deps.store):
+    for record, pool in unprovisioned(deps.store):
         events += _on_tick(_provision, record, pool, deps)
     for released in due_to_empty(deps.store, deps.clock()):
         events += _on_tick(advance, released, None, deps)
@@ -164,17 +164,11 @@ def _unreleased(store: Store) -> list[PoolUse]:
     return [use for use in store.pool_uses((CREATING, READY, RELEASING, POOL_FAILED)) if use.released_at is None]
 
 
-def _unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
-    """Running studies with a node pool that was never asked for, each with its pool."""
-    return [(record, record.spec.node_pool) for record in store.list_studies()
-            if record.spec.node_pool is not None and not record.terminal and store.pool_use(record.uid) is None]
-
-
 def waiting_on_pools(store: Store, now: float) -> bool:
     """Whether a pool use waits on a cloud operation or on being released after its study, a
     released shared pool waits to be emptied (:mod:`functions.handlers.emptying`), or a running
     study still waits for its pool to be asked for."""
-    if _unprovisioned(store) or due_to_empty(store, now):
+    if unprovisioned(store) or due_to_empty(store, now):
         return True
     for use in _unreleased(store):
         if use.operation:
