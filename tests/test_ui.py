@@ -479,17 +479,25 @@ def test_a_followed_log_far_behind_jumps_to_its_end_and_the_page_keeps_its_lates
     expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
 
 
-def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preemption(service: Service, page: Page):
-    """Attempt 1 is killed from outside (a preemption) and the trial runs again: the page reads
-    attempt 2's log from its first byte, after a separator, and links attempt 1's log."""
-    pids, release = service.workdir / "preempt-pids", service.workdir / "release-ui-preempt"
+def started_preemptible(service: Service, name: str, tag: str) -> tuple[Path, Path]:
+    """A one-trial study whose trial writes each attempt's pid (``<number>.<attempt>.pid``) in
+    the folder returned first, and runs until the file returned second exists; once its first
+    attempt has started."""
+    pids, release = service.workdir / f"{tag}-pids", service.workdir / f"release-ui-{tag}"
     pids.mkdir()
-    definition = study_definition(name="ui-preempt", maxTrials=1, parallelism=1, trialTemplate={
+    definition = study_definition(name=name, maxTrials=1, parallelism=1, trialTemplate={
         "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "3",
                     "--until", str(release)],
         "env": {"PID_DIR": str(pids)}})
     assert post(service, definition) == 201
     eventually(lambda: (pids / "0.1.pid").exists(), "attempt 1 started", timeout=20)
+    return pids, release
+
+
+def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preemption(service: Service, page: Page):
+    """Attempt 1 is killed from outside (a preemption) and the trial runs again: the page reads
+    attempt 2's log from its first byte, after a separator, and links attempt 1's log."""
+    pids, release = started_preemptible(service, "ui-preempt", "preempt")
     page.goto(service.base + "/ui/studies/ui-preempt/trials/0")
     expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
     expect(page.locator("#earlier-attempts")).to_be_hidden()
@@ -519,14 +527,7 @@ def test_a_followed_trial_run_again_twice_shows_its_current_attempts_state_and_l
     """The page of a trial opened in its second attempt follows it into its third, after a second
     preemption: its state and reason are the third attempt's and the latest ones, not those the
     page was opened with (the first attempt's note)."""
-    pids, release = service.workdir / "twice-pids", service.workdir / "release-ui-twice"
-    pids.mkdir()
-    definition = study_definition(name="ui-twice", maxTrials=1, parallelism=1, trialTemplate={
-        "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "3",
-                    "--until", str(release)],
-        "env": {"PID_DIR": str(pids)}})
-    assert post(service, definition) == 201
-    eventually(lambda: (pids / "0.1.pid").exists(), "attempt 1 started", timeout=20)
+    pids, release = started_preemptible(service, "ui-twice", "twice")
     os.kill(int((pids / "0.1.pid").read_text()), signal.SIGKILL)
     eventually(lambda: (pids / "0.2.pid").exists(), "attempt 2 started", timeout=20)
     page.goto(service.base + "/ui/studies/ui-twice/trials/0")
