@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -31,11 +32,29 @@ def strict_loads(text: str | bytes) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands to ``bind(0)`` and to outgoing connections."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
 
+
+def free_port() -> int:
+    """A loopback port nothing listens on, chosen outside the kernel's ephemeral range: a port
+    ``bind(0)`` returned and was then released could be handed, before the service binds it, to
+    any other test's outgoing connection or ``bind(0)``."""
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(10000, 65536) if port not in ephemeral]
+    for port in random.SystemRandom().sample(candidates, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port outside the ephemeral range")
 
 
 def answer_as(uid: int, port: int, sent: bytes) -> bytes:

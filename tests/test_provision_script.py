@@ -18,6 +18,7 @@ import boto3
 import moto_eks
 import pytest
 from gke_stub import GkeStub
+from http_helpers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -345,17 +346,11 @@ def test_eks_dry_run_prints_the_exact_request():
                                        "request": {"clusterName": "tuning", "nodegroupName": "trials"}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def served(speed: str) -> Iterator[dict[str, str]]:
     """moto's server, taught EKS's DescribeUpdate and its node groups' states (tests/moto_eks.py),
     at ``speed`` stand-in seconds per second: the environment that reaches it."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_eks.py"), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "MOTO_EKS_SPEED": speed})

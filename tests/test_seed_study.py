@@ -24,6 +24,7 @@ import boto3
 import moto_eks
 import pytest
 from gke_stub import GkeStub
+from http_helpers import free_port
 from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
 from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
@@ -156,9 +157,7 @@ def test_the_seed_study_on_a_gke_preemptible_pool(tmp_path: Path):
 
 @pytest.fixture
 def moto_server() -> Iterator[dict[str, str]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_eks.py")), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "MOTO_EKS_SPEED": "1000000"})  # EKS's minutes pass in a blink
