@@ -266,8 +266,18 @@ INVALID_REPLIES = {
                              "Content-Type": "application/json"}, b"{}"),
     "structured-without-id": ({"Content-Type": "application/cloudevents+json"},
                               b'{"specversion": "1.0", "type": "t", "source": "/s"}'),
+    "structured-blank-id": ({"Content-Type": "application/cloudevents+json"},
+                            b'{"specversion": "1.0", "id": " ", "type": "t", "source": "/s"}'),
+    "structured-blank-subject": ({"Content-Type": "application/cloudevents+json"},
+                                 b'{"specversion": "1.0", "id": "1", "type": "t", "source": "/s", "subject": " "}'),
+    "binary-malformed-content-type": ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t",
+                                       "Content-Type": "application/"}, b"{}"),
+    "binary-relative-dataschema": ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t",
+                                    "ce-dataschema": "schemas/t", "Content-Type": "application/json"}, b"{}"),
 }
-"""Replies the filter reads but the ingress refuses for a missing attribute."""
+"""Replies the filter reads but the ingress refuses (sdk-go ``EventContextV1.Validate``): a
+missing or blank ``id``, ``source`` or ``type``; a blank ``subject``; a ``datacontenttype`` Go's
+``mime.ParseMediaType`` refuses; a ``dataschema`` that is no absolute URI."""
 
 
 @pytest.mark.parametrize("answer", INVALID_REPLIES, ids=list(INVALID_REPLIES))

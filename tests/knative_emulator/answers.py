@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -39,7 +40,14 @@ BATCH = "application/cloudevents-batch+json"
 SPEC_VERSIONS = ("1.0", "0.3")
 """The ``ce-specversion`` values Knative's CloudEvents SDK knows: any other is no event."""
 REQUIRED = ("id", "source", "type")
-"""What the ingress's validation requires besides ``specversion``, each a non-empty string."""
+"""What the ingress's validation requires besides ``specversion``, each a string that is not
+blank (sdk-go ``EventContextV1.Validate`` trims it first)."""
+_TOKEN = r"[!#$%&'*+\-.^_`{|}~0-9A-Za-z]+"
+MEDIA_TYPE = re.compile(rf"^\s*{_TOKEN}(?:/{_TOKEN})?\s*$")
+"""A media type's part before its parameters as Go's ``mime.ParseMediaType`` takes it: a token,
+or two joined by a slash (``checkMediaTypeDisposition``)."""
+MEDIA_PARAMETER = re.compile(rf'\s*;\s*({_TOKEN})\s*=\s*(?:{_TOKEN}|"(?:[^"\\]|\\.)*")')
+"""One ``; name=value`` parameter after it, the value a token or a quoted string."""
 EXTENSION_NAME = re.compile(r"^[A-Za-z0-9]+$")
 """The extension names Knative's CloudEvents SDK reads (sdk-go event/extensions.go
 ``validateExtensionName``): ASCII letters and digits, either case, kept lower-cased; a name with
@@ -125,6 +133,40 @@ def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> Fil
     return FilterAnswer(status, reply=(lowered, body))
 
 
+def invalid(attributes: Mapping[str, object], content_type: object) -> str | None:
+    """What the ingress's validation (sdk-go ``EventContextV1.Validate``) refuses in an event's
+    optional attributes, or None: a ``subject`` that is blank, a ``datacontenttype`` (binary
+    mode: the ``Content-Type``) that is blank or no media type :func:`media_type_problem` takes,
+    a ``dataschema`` that is no absolute URI."""
+    subject, schema = attributes.get("subject"), attributes.get("dataschema")
+    if subject is not None and not str(subject).strip():
+        return "subject: if present, MUST be a non-empty string"
+    if content_type is not None and (problem := media_type_problem(str(content_type))) is not None:
+        return f"datacontenttype {content_type!r}: {problem}"
+    if schema is not None and not urllib.parse.urlsplit(str(schema)).scheme:
+        return f"dataschema {schema!r}: if present, MUST be an absolute URI"
+    return None
+
+
+def media_type_problem(text: str) -> str | None:
+    """Why Go's ``mime.ParseMediaType`` refuses ``text``, or None: a blank one, a type that is not
+    ``token`` or ``token/token``, a parameter that is not ``name=value``, a name twice (a trailing
+    ``;`` is let through, as Go lets it)."""
+    base = text.split(";", 1)[0]
+    if not base.strip():
+        return "no media type"
+    if not MEDIA_TYPE.match(base):
+        return "expected a type/subtype of tokens"
+    rest, names = text[len(base):], []
+    while rest.strip() and rest.strip() != ";":
+        found = MEDIA_PARAMETER.match(rest)
+        if found is None:
+            return "invalid media parameter"
+        names.append(found.group(1).lower())
+        rest = rest[found.end():]
+    return "duplicate parameter name" if len(names) != len(set(names)) else None
+
+
 def ingress_event(headers: Mapping[str, str], body: bytes,
                   parse: Callable[[Mapping[str, str], bytes], BaseCloudEvent]) -> BaseCloudEvent:
     """The event the ingress takes from a message; ``ValueError`` where it answers 400 (an event
@@ -142,9 +184,13 @@ def ingress_event(headers: Mapping[str, str], body: bytes,
         problem = unreadable(lowered, body)
     if problem is not None:
         raise ValueError(problem)
-    missing = [name for name in REQUIRED if not isinstance(attributes.get(name), str) or not attributes[name]]
+    missing = [name for name in REQUIRED if not isinstance(attributes.get(name), str) or not attributes[name].strip()]
     if missing:
         raise ValueError(f"the event lacks {', '.join(missing)}")
+    problem = invalid(attributes, lowered.get("content-type") if _media_type(lowered) != STRUCTURED
+                      else attributes.get("datacontenttype"))
+    if problem is not None:
+        raise ValueError(problem)
     try:
         return parse(lowered, body)
     except Exception as exc:  # the SDK raises several kinds for a malformed event
