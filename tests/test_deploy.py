@@ -4,7 +4,8 @@ Knative's webhook refuses a Service using a pod field behind a feature flag that
 (knative/serving pkg/apis/serving/fieldmask.go and k8s_validation.go); ``GATED`` lists those
 fields, so a test can hold the Service to the flags ``knative/knative-serving/`` ships.
 :func:`serving_webhook_problems` adds what the webhook refuses whatever the flags say: the
-environment variables, ports, mount paths and container name Serving reserves for itself.
+environment variables, ports, mount paths and container name Serving reserves for itself, and
+(:mod:`knative_emulator.admission`) its rules for ports, probes, volumes and the template's annotations.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from doc_blocks import block
+from knative_emulator.admission import pod_problems, template_problems
 
 from functions.adapters.web.worker import Worker
 from functions.settings import Settings
@@ -122,7 +124,8 @@ RESERVED_PATHS = frozenset({"/", "/dev", "/dev/log"})
 RESERVED_CONTAINER_NAMES = frozenset({"queue-proxy"})
 
 WRITABLE_VOLUMES = ("emptyDir", "persistentVolumeClaim", "ephemeral")
-"""The volume kinds a container may mount without ``readOnly`` (validateVolumeMounts)."""
+"""The volume kinds an init container may mount without ``readOnly`` (validateVolumeMounts);
+Serving's defaulting makes a container's mount of any other kind read-only (``applyDefault``)."""
 
 
 ENABLED_ONLY = frozenset({
@@ -218,9 +221,10 @@ def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
                 if _clean(mount["mountPath"]) in RESERVED_PATHS:
                     problems.append(f"{at}.volumeMounts: mountPath {_clean(mount['mountPath'])!r} is a reserved path")
                 volume = volumes.get(mount["name"], {})
-                if not mount.get("readOnly") and not any(kind_ in volume for kind_ in WRITABLE_VOLUMES):
+                if kind == "initContainers" and not mount.get("readOnly") and not any(
+                        kind_ in volume for kind_ in WRITABLE_VOLUMES):
                     problems.append(f"{at}.volumeMounts: {mount['name']!r} should be readOnly for this type of volume")
-    return problems
+    return problems + pod_problems(spec)
 
 
 def test_every_flag_gated_field_the_service_uses_is_enabled_by_the_shipped_flags():
@@ -313,9 +317,6 @@ def _emptydir_at(path: str) -> Callable[[dict], None]:
                             ("//dev/./log", "/dev/log"), ("/tmp/..", "/"))),
     (lambda spec: spec["containers"][0].update(name="queue-proxy"),
      "containers[0].name: 'queue-proxy' is a reserved container name"),
-    (lambda spec: (spec["volumes"].append({"name": "s", "secret": {"secretName": "s"}}),
-                   spec["containers"][0]["volumeMounts"].append({"name": "s", "mountPath": "/etc/s"})),
-     "containers[0].volumeMounts: 's' should be readOnly for this type of volume"),
     (lambda spec: spec["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1024"}]),
      "securityContext.sysctls is never allowed"),
     (lambda spec: spec["securityContext"].update(appArmorProfile={"type": "RuntimeDefault"}),
@@ -331,6 +332,97 @@ def _emptydir_at(path: str) -> Callable[[dict], None]:
      "containers[0].securityContext.privileged is not allowed (only false)"),
 ])
 def test_the_webhook_check_refuses_what_servings_webhook_refuses(change, problem):
+    shipped = yaml.safe_load(FEATURES.read_text())["data"]
+    assert serving_webhook_problems(_changed(change), shipped) == [problem]
+
+
+def test_a_containers_mount_of_a_kind_serving_does_not_write_is_made_read_only_and_an_init_containers_refused():
+    """Serving's defaulting marks a container's mount of a secret read-only before the webhook
+    checks it; an init container's mount is not defaulted, and is refused."""
+    shipped = {**yaml.safe_load(FEATURES.read_text())["data"], "kubernetes.podspec-init-containers": "enabled"}
+    secret = {"name": "s", "secret": {"secretName": "s"}}
+    mount = {"name": "s", "mountPath": "/etc/s"}
+    assert serving_webhook_problems(_changed(lambda spec: (
+        spec["volumes"].append(secret), spec["containers"][0]["volumeMounts"].append(mount))), shipped) == []
+    init = {"name": "init", "image": "init:1", "volumeMounts": [mount]}
+    assert serving_webhook_problems(_changed(lambda spec: (spec["volumes"].append(secret), spec.update(
+        initContainers=[init]))), shipped) == ["initContainers[0].volumeMounts: 's' should be readOnly for this type of volume"]
+
+
+def _annotated(**annotations: str) -> dict:
+    [service] = documents("service.yaml")
+    template = copy.deepcopy(service["spec"]["template"])
+    template["metadata"]["annotations"].update(annotations)
+    return template
+
+
+SCALE = "autoscaling.knative.dev/"
+HPA_CLASS = "hpa.autoscaling.knative.dev"
+
+
+def test_the_services_template_with_every_component_passes_servings_annotation_port_probe_and_volume_rules():
+    from test_deploy_kustomize import COMPONENTS, render
+
+    [service] = [doc for doc in render(KNATIVE, components=COMPONENTS)
+                 if doc["kind"] == "Service" and doc["apiVersion"].startswith("serving.knative.dev")]
+    assert template_problems(service["spec"]["template"]) == []
+    assert template_problems(_annotated()) == []
+
+
+@pytest.mark.parametrize(("annotations", "problem"), [
+    ({f"{SCALE}min-scale": "2"}, "max-scale=1 is less than min-scale=2"),
+    ({f"{SCALE}max-scale": "-1"}, f"{SCALE}max-scale: expected an integer from 0 to 2147483647, got '-1'"),
+    ({f"{SCALE}min-scale": "one"}, f"{SCALE}min-scale: expected an integer from 0 to 2147483647, got 'one'"),
+    ({f"{SCALE}initial-scale": "0"}, f"{SCALE}initial-scale: expected an integer above 0 (0 only with "
+                                     "allow-zero-initial-scale), got '0'"),
+    ({f"{SCALE}class": "xpa.autoscaling.knative.dev"},
+     f"{SCALE}class: expected kpa.autoscaling.knative.dev or hpa.autoscaling.knative.dev, "
+     "got 'xpa.autoscaling.knative.dev'"),
+    ({f"{SCALE}metric": "cpu"}, f"{SCALE}metric: 'cpu' is no metric of the class kpa.autoscaling.knative.dev"),
+    ({f"{SCALE}minScale": "1"}, f"{SCALE}minScale: not checked here"),
+    ({"serving.knative.dev/progress-deadline": "900"}, "serving.knative.dev/progress-deadline: expected a Go "
+     "duration of whole seconds, not negative, such as 900s, got '900'"),
+    ({"serving.knative.dev/progress-deadline": "1.5s"}, "serving.knative.dev/progress-deadline: expected a Go "
+     "duration of whole seconds, not negative, such as 900s, got '1.5s'"),
+])
+def test_the_template_check_refuses_the_annotations_servings_webhook_refuses(annotations, problem):
+    assert template_problems(_annotated(**annotations)) == [problem]
+
+
+@pytest.mark.parametrize("annotations", [
+    {f"{SCALE}max-scale": "0", f"{SCALE}min-scale": "3"},
+    {f"{SCALE}class": HPA_CLASS, f"{SCALE}metric": "cpu"},
+    {f"{SCALE}class": "custom.example.com", f"{SCALE}metric": "queue-depth"},
+    {f"{SCALE}initial-scale": "2"},
+    {"serving.knative.dev/progress-deadline": "15m"},
+])
+def test_the_template_check_takes_what_servings_webhook_takes(annotations):
+    assert template_problems(_annotated(**annotations)) == []
+
+
+def _probe(probe: str, value: dict) -> Callable[[dict], None]:
+    return lambda spec: spec["containers"][0].update({probe: value})
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda spec: spec["containers"][0]["ports"][0].update(name="http"),
+     "ports: Port name http is not allowed (empty, or one of: 'h2c', 'http1')"),
+    (lambda spec: spec["containers"][0]["ports"][0].update(protocol="UDP"), "ports.protocol: expected TCP, got 'UDP'"),
+    (lambda spec: spec["containers"][0]["ports"][0].update(hostPort=8080), "ports: hostPort is not allowed"),
+    (_probe("readinessProbe", {"httpGet": {"path": "/readyz"}, "timeoutSeconds": 3}),
+     "containers[0].readinessProbe.timeoutSeconds is disallowed when periodSeconds is zero"),
+    (_probe("readinessProbe", {"httpGet": {"path": "/readyz", "port": "web"}, "periodSeconds": 5}),
+     "containers[0].readinessProbe.httpGet.port: 'web': Probe port must match container port"),
+    (_probe("livenessProbe", {"periodSeconds": 5}),
+     "containers[0].livenessProbe: expected exactly one of httpGet, tcpSocket, exec, grpc, got []"),
+    (_probe("startupProbe", {"httpGet": {"path": "/healthz", "port": 8080}, "tcpSocket": {"port": 8080}}),
+     "containers[0].startupProbe: expected exactly one of httpGet, tcpSocket, exec, grpc, got ['httpGet', 'tcpSocket']"),
+    (lambda spec: spec["volumes"].append({"name": "spare", "emptyDir": {}}),
+     "volumes: volume with name 'spare' not mounted"),
+    (lambda spec: spec["containers"][0]["volumeMounts"].append({"name": "data", "mountPath": "/data/"}),
+     "containers[0].volumeMounts: mountPath '/data' must be unique"),
+])
+def test_the_webhook_check_refuses_servings_port_probe_and_volume_rules(change, problem):
     shipped = yaml.safe_load(FEATURES.read_text())["data"]
     assert serving_webhook_problems(_changed(change), shipped) == [problem]
 

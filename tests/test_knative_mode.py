@@ -5,6 +5,7 @@ API; and the broker emulator itself held to Knative's delivery and filter rules.
 from __future__ import annotations
 
 import base64
+import copy
 import http.client
 import json
 import re
@@ -808,6 +809,19 @@ def test_the_services_limits_are_those_servings_webhook_takes_under_its_default_
             revision_limits(service)
     else:
         assert revision_limits(service) == limits
+
+
+@pytest.mark.parametrize(("annotation", "value", "refused"), [
+    ("autoscaling.knative.dev/min-scale", "2", "max-scale=1 is less than min-scale=2"),
+    ("autoscaling.knative.dev/initial-scale", "0", "initial-scale"),
+    ("serving.knative.dev/progress-deadline", "15", "progress-deadline"),
+])
+def test_the_services_address_is_refused_for_a_template_servings_webhook_refuses(annotation: str, value: str,
+                                                                                refused: str):
+    service = copy.deepcopy(katuna_service(documents()))
+    service["spec"]["template"]["metadata"]["annotations"][annotation] = value
+    with pytest.raises(ValueError, match=refused):
+        revision_limits(service)
 
 
 def _functions() -> set[str]:

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .admission import template_problems
 from .readiness import PROBE_PERIOD, Readiness, readiness_probe
 
 QUEUE_DEPTH = 10_000
@@ -56,7 +57,8 @@ def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
     """``containerConcurrency`` and ``timeoutSeconds`` of a Knative Service manifest's template,
     as Serving's webhook takes them under its default config-defaults (revision_validation.go,
     metadata_validation.go ``ValidateContainerConcurrency``) and its defaulting fills them in
-    (0, no limit; a timeout of 0 or none is 300 s); ``ValueError`` for what it refuses."""
+    (0, no limit; a timeout of 0 or none is 300 s); ``ValueError`` for what it refuses, the
+    template's annotations, ports, probes and volumes included (:mod:`.admission`)."""
     spec = service["spec"]["template"]["spec"]
     concurrency, timeout = spec.get("containerConcurrency", 0), spec.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
     if not isinstance(concurrency, int) or not 0 <= concurrency <= MAX_CONTAINER_CONCURRENCY:
@@ -68,6 +70,9 @@ def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
     unknown = [field for field in UNEMULATED if field in spec]
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not emulated")
+    problems = template_problems(service["spec"]["template"])
+    if problems:
+        raise ValueError(f"Serving's webhook refuses the template: {'; '.join(problems)}")
     return concurrency, float(timeout)
 
 
