@@ -902,6 +902,31 @@ def test_the_sink_binding_gives_the_service_the_brokers_address_and_its_ce_overr
         broker.close()
 
 
+@pytest.mark.parametrize(("change", "refused"), [
+    ({"selector": {"matchLabels": {"app": "katuna"}}}, "exactly one of: name, selector"),
+    ({"name": None}, "exactly one of: name, selector"),
+    ({"kind": None}, "missing field"),
+    ({"namespace": "elsewhere"}, "namespace 'elsewhere'"),
+])
+def test_a_sink_binding_whose_subject_eventings_webhook_refuses_is_refused(change: dict, refused: str):
+    """tracker ``Reference.Validate``: ``apiVersion`` and ``kind``, one of ``name`` and
+    ``selector``, and the binding's namespace (sinkbinding_validation.go)."""
+    from knative_emulator import sink_binding_env
+
+    docs = copy.deepcopy(documents())
+    [binding] = [doc for doc in docs if doc["kind"] == "SinkBinding"]
+    subject = binding["spec"]["subject"]
+    subject.update(change)
+    for field in [field for field, value in change.items() if value is None]:
+        del subject[field]
+    broker = Broker(docs, {SERVICE_REF: "http://127.0.0.1:1"})
+    try:
+        with pytest.raises(ValueError, match=refused):
+            sink_binding_env(broker, docs)
+    finally:
+        broker.close()
+
+
 @pytest.mark.parametrize(("answers", "posts", "answer"), [
     ([503, 502, 202], 3, 202), ([504, 429, 404, 413, 425, 200], 6, 200), ([503], 6, 503), ([500], 1, 500),
     ([400], 1, 400)])

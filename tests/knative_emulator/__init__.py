@@ -58,8 +58,12 @@ def sink_binding_env(broker: Broker, docs: list[dict[str, Any]] | None = None) -
     https address, where the sink is that address (the Broker's ``transport_encryption``). A
     binding to a sink other than the Broker is refused loudly."""
     subject = ("serving.knative.dev/v1", "Service", "katuna")
-    bindings = [b for b in (documents() if docs is None else docs) if b.get("kind") == "SinkBinding"
-                and tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
+    every = [b for b in (documents() if docs is None else docs) if b.get("kind") == "SinkBinding"]
+    for binding in every:
+        problem = subject_problem(binding, broker.name[0])
+        if problem is not None:
+            raise ValueError(f"SinkBinding {binding['metadata']['name']}: spec.subject: {problem}")
+    bindings = [b for b in every if tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
     if len(bindings) != 1:
         raise ValueError("expected one SinkBinding of the katuna Service")
     spec, where = bindings[0]["spec"], f"SinkBinding {bindings[0]['metadata']['name']}"
@@ -67,6 +71,23 @@ def sink_binding_env(broker: Broker, docs: list[dict[str, Any]] | None = None) -
     if env["K_SINK"].startswith("https:") and broker.ca_pem is not None:
         env["K_CA_CERTS"] = broker.ca_pem
     return env
+
+
+def subject_problem(binding: dict[str, Any], namespace: str) -> str | None:
+    """What Eventing's webhook refuses in a SinkBinding's ``subject`` (knative.dev/pkg tracker
+    ``Reference.Validate``, once defaulting gave it the binding's namespace, ``namespace`` where
+    the binding names none; sinkbinding_validation.go), or None: no ``apiVersion`` or ``kind``,
+    both or neither of ``name`` and ``selector``, a namespace other than the binding's."""
+    subject = binding["spec"].get("subject") or {}
+    missing = [field for field in ("apiVersion", "kind") if not subject.get(field)]
+    if missing:
+        return f"missing field(s): {', '.join(missing)}"
+    if bool(subject.get("name")) == (subject.get("selector") is not None):
+        return "expected exactly one of: name, selector"
+    own = binding["metadata"].get("namespace", namespace)
+    if subject.get("namespace", own) != own:
+        return f"namespace {subject['namespace']!r}: expected the binding's own, {own!r}"
+    return None
 
 
 def sink_of(destination: dict[str, Any], broker: Broker, where: str) -> str:
