@@ -169,7 +169,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tick_floor": ("TICK_FLOOR", float),
     "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
     "oidc_subjects": ("OIDC_SUBJECTS", _list),
-    "max_dead_letters": ("MAX_DEAD_LETTERS", int),
+    "max_dead_letters": ("MAX_DEAD_LETTERS", int), "max_running_trials": ("MAX_RUNNING_TRIALS", int),
     "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
     "katib_api": ("KATIB_API", _flag),
     "node_look_seconds": ("NODE_LOOK_SECONDS", float),
@@ -288,7 +288,9 @@ class Settings:
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
-    ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
+    ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_RUNNING_TRIALS`` (1000): the most trials ``katuna serve``
+    runs at once across every study; a trial past it waits until another ends
+    (:mod:`functions.handlers.spawn`). ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
     ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
     ``KATUNA_KATIB_API`` (false): ``true`` where the overlay ``knative/katib-api`` serves Katib's
@@ -364,6 +366,7 @@ class Settings:
     oidc_subjects: tuple[str, ...] = ()
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
+    max_running_trials: int = 1000
     in_cluster: bool = False
     katib_api: bool = False
     lookahead: int = 1
@@ -405,6 +408,9 @@ class Settings:
                                  f"(its tokens among them): remove {', '.join(own)} from the list")
         settings._check_sessions_and_dead_letters()
         settings._check_sizes()
+        if settings.max_running_trials < 1:
+            raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
+                                 f"got {settings.max_running_trials}")
         if settings.lookahead < 0:
             raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:

@@ -33,7 +33,7 @@ from functools import partial
 from typing import Protocol
 
 from functions.core.application import Delivers
-from functions.core.errors import KatunaError, Stopping, TemporaryError
+from functions.core.errors import KatunaError, ServiceBusy, Stopping, TemporaryError
 from functions.core.events import Event
 
 log = logging.getLogger("katuna.broker")
@@ -261,11 +261,12 @@ class LocalBroker:
     def _failed(self, delivery: Delivery, exc: KatunaError, bounded: bool = False) -> None:
         """Retry with back-off while the error may pass (``bounded``: at most
         :data:`MAX_DELIVERIES` times), else drop the event (as a dead letter). A handling given
-        up as katuna stops (:class:`Stopping`) is put back without a warning: it is no failure."""
+        up as katuna stops (:class:`Stopping`), or a launch waiting for room among the trials the
+        service runs (:class:`ServiceBusy`), is put back without a warning: it is no failure."""
         event = delivery.event
         if exc.retryable and not (bounded and delivery.attempt >= MAX_DELIVERIES):
             delay = self._delay(delivery)
-            (log.debug if isinstance(exc, Stopping) else log.warning)(
+            (log.debug if isinstance(exc, (Stopping, ServiceBusy)) else log.warning)(
                 "retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc)
             self._settlements.settle(partial(self.events.retry, delivery, delay))
             return

@@ -23,7 +23,7 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.parameters import DiscreteParameter
-from functions.core.records import COMPLETE, DISCARDED, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, DISCARDED, RUNNING, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 
 GRID_SPACE = "search_space"
@@ -253,6 +253,10 @@ class SqliteTrials(SqliteStudies):
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
         return _counts(dict(rows))
+
+    @reading
+    def count_running(self) -> int:
+        return self.db.execute("SELECT coalesce(sum(n), 0) FROM trial_counts WHERE state = ?", [RUNNING]).fetchone()[0]
 
     @reading
     def count_stopped_at_end(self, study: str) -> int:

@@ -133,6 +133,11 @@ class Stopping(TemporaryError):
     as it was stored, to be handled when the study resumes."""
 
 
+class ServiceBusy(TemporaryError):
+    """The service runs as many trials at once, across every study, as it allows
+    (``KATUNA_MAX_RUNNING_TRIALS``): the trial waits, and its launch is tried again later."""
+
+
 class StorageUnavailable(TemporaryError):
     """The database cannot be opened or written: a read-only directory or file, missing rights,
     an I/O error. Temporary for the service (an operator can fix it while it runs)."""

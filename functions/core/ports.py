@@ -119,6 +119,9 @@ class Store(Protocol):
     def count_trials(self, study: str) -> Counts:
         """The trials in each state (``stopped_at_end`` left 0: see :meth:`count_stopped_at_end`)."""
 
+    def count_running(self) -> int:
+        """The trials running now, across every study."""
+
     def count_stopped_at_end(self, study: str) -> int:
         """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
         Katib Experiment's status tells them (``trialsKilled``), not every trial's end."""

@@ -72,6 +72,9 @@ class Deps:
     """Seconds a study's pool may be refused for now before the study fails."""
     lookahead: int = 0
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
+    running_trials: int | None = None
+    """The most trials the service runs at once across every study (``KATUNA_MAX_RUNNING_TRIALS``,
+    :mod:`functions.handlers.spawn`); None: no bound but each study's ``parallelism``."""
     logs: RunningLogs | None = None
     """Running trials' logs, where progress is read from them (:mod:`functions.handlers.progress_scan`)."""
     admissions: Admissions | None = None

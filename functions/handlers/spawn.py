@@ -6,13 +6,19 @@ same transaction, so the launch waits for nothing else. With look-ahead
 (:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
 prepared, until a trial's end starts it. A trial whose parameters make a workload katuna
 refuses fails at its launch, and the study goes on as after any trial's end.
+
+Where the service bounds the trials running at once across every study
+(``Deps.running_trials``, ``KATUNA_MAX_RUNNING_TRIALS``), a launch past it is refused for now
+(:class:`ServiceBusy`, a temporary error): the handling changes nothing, the trial stays
+waiting, and the event is delivered again with back-off until another trial's end made room.
 """
 
 from __future__ import annotations
 
+from functions.core.errors import ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
-from functions.core.records import RUNNING
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, start
 
 
@@ -26,5 +32,21 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if deps.lookahead and trial.state != RUNNING and store.count_trials(study).running >= record.spec.parallelism \
             and not deps.executor.exists(trial_launch(record, trial)):
         return []
+    _check_room(record, trial, deps)
     failed = start(record, trial, deps)
     return [] if failed is None else go_on(record, deps, failed)
+
+
+def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
+    """Refuse for now a launch that would take the trials running across every study past
+    ``deps.running_trials``; a trial marked running already, or whose attempt exists, takes no
+    room more. The count and the launch are in one write transaction, so no two workers both
+    take the last room."""
+    bound = deps.running_trials
+    if bound is None or trial.state == RUNNING:
+        return
+    running = deps.store.count_running()
+    if running >= bound and not deps.executor.exists(trial_launch(record, trial)):
+        raise ServiceBusy(f"{running} trials run now, as many as the service runs at once across every study "
+                          f"(KATUNA_MAX_RUNNING_TRIALS={bound}): trial {trial.number} of {record.name} waits for "
+                          "one of them to end")

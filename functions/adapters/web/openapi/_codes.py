@@ -14,7 +14,7 @@ ERROR_CODES = (
     "refused_workload", "config_map_forbidden", "unreadable_spec", "unreadable_file", "refused_file",
     "study_not_found", "study_conflict", "follows_resource", "forged_event", "forged_report",
     "unknown_event_type", "unknown_function", "output_lost", "no_command", "not_renderable", "node_pool_failed",
-    "no_node_pools", "permanent_error", "temporary_error", "storage_unavailable", "storage_full", "foreign_database",
+    "no_node_pools", "permanent_error", "temporary_error", "service_busy", "storage_unavailable", "storage_full", "foreign_database",
     "newer_database", "logs_unavailable", "stopping", "invalid_setting",
 )
 """Every ``error`` an answer may carry, snake_case: a client switches on these."""
