@@ -9,7 +9,10 @@ itself as it builds its executor). A worker whose master is still open to its tr
 to run them (:func:`master_problem`, asked by :func:`functions.runtime.from_environment`).
 
 The control socket is off too: gunicorn would otherwise make one at a path in the home
-directory shared by every gunicorn of the user, and nothing here uses it.
+directory shared by every gunicorn of the user, and nothing here uses it. Access lines are
+``katuna serve``'s (:mod:`functions.adapters.web.access_log`): no query string, Basic auth user
+name or referrer, where a token sent the wrong way would be, and no control character a client
+sent, which could forge a line.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ import os
 from typing import Any
 
 from functions.adapters import process_tree
+from functions.adapters.web import access_log
 
 CONFIG = "-c python:functions.gunicorn_config"
 """The gunicorn option that loads this module."""
 
 control_socket_disable = True
 """gunicorn's ``--no-control-socket``."""
+
+access_log_format = access_log.FORMAT
+"""gunicorn's ``--access-logformat``."""
+
+logger_class = access_log.AccessLogger
+"""gunicorn's ``--logger-class``."""
 
 
 def on_starting(server: Any) -> None:

@@ -23,6 +23,7 @@ from wsgiref.types import WSGIApplication
 
 from gunicorn.app.base import BaseApplication
 
+from functions.adapters.web import access_log
 from functions.adapters.web.worker import Worker
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -132,14 +133,6 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-ACCESS_LOG_FORMAT = '%(h)s %(l)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
-"""gunicorn's default access log line without what may hold a credential sent the wrong way:
-the Basic auth user name (``%(u)s``; ``curl -u TOKEN:`` sends the token there), the query
-string (``%(r)s`` is the whole request line, ``?token=...`` included; ``%(U)s`` is the path
-alone) and the referrer, a page's URL with its query. katuna reads a token only from
-``Authorization: Bearer``, which is never logged."""
-
-
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
@@ -154,7 +147,8 @@ class Server(BaseApplication):
         self.metrics_dir, self._metrics_lock = metrics_dir()
         self.options = {"bind": bind_address(host, port), "workers": workers, "worker_class": Worker, "threads": threads,
                         "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
-                        "access_log_format": ACCESS_LOG_FORMAT,
+                        "access_log_format": access_log.FORMAT,
+                        "logger_class": access_log.AccessLogger,
                         "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
 
