@@ -507,6 +507,16 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
                                              b'"type": "' + FINISHED.encode() + b'", "data": '
                                              + json.dumps(_GOOD).encode() + b"}",
                                              {"Content-Type": "application/cloudevents+json"}), 400, "attributes.id"),
+    ("structured-id-a-line-end", "/dead-letters", (b'{"specversion": "1.0", "id": "x\\nFORGED", "source": "/hostile", '
+                                                   b'"type": "' + FINISHED.encode() + b'", "data": '
+                                                   + json.dumps(_GOOD).encode() + b"}",
+                                                   {"Content-Type": "application/cloudevents+json"}), 400,
+     "attributes.id: expected a CloudEvents String, which holds no control character"),
+    ("structured-source-a-terminal-escape", "/", (b'{"specversion": "1.0", "id": "x", "source": "/h\\u001b[31m", '
+                                                  b'"type": "' + FINISHED.encode() + b'", "data": '
+                                                  + json.dumps(_GOOD).encode() + b"}",
+                                                  {"Content-Type": "application/cloudevents+json"}), 400,
+     "attributes.source"),
     ("progress-value-string", "/", _ce("dev.katuna.trial.progress", _finished(step=1, value="NaN")), 400,
      "data.value"),
     ("progress-step-float", "/", _ce("dev.katuna.trial.progress", _finished(step=1.5, value=1.0)), 400,

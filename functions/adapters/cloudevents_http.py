@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -34,6 +35,10 @@ REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 type it does not read); any other failure may pass when the event is posted again."""
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""The control characters a CloudEvents String may not hold (the specification's type system)."""
+
+
 class MalformedEvent(MalformedRequest):
     """The request is not a CloudEvent, or its data is not the JSON object katuna expects."""
 
@@ -48,12 +53,18 @@ def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
 
 def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
     """The event of the version its ``specversion`` names, where it has an ``id`` and all its text
-    is text UTF-8 holds. The SDK gives an event without an id a random one, so a redelivery of it
+    is text UTF-8 holds, with no control character in an attribute (CloudEvents' String type
+    forbids them; a header could not carry one in binary mode, and a structured event's id with a
+    line end made an answer's header, and a line of the log, of the sender's choosing). The SDK gives an event without an id a random one, so a redelivery of it
     would be taken for another event (CloudEvents requires the id: its source and id identify the
     event); an attribute or data whose JSON escapes a lone surrogate would fail where it is stored."""
     if "id" not in attributes:
         raise MalformedEvent("the CloudEvent has no id (ce-id header, or id in structured mode); expected a "
                              "non-empty string that, with its source, identifies the event")
+    for name, value in attributes.items():
+        if isinstance(value, str) and CONTROL.search(value):
+            raise MalformedEvent(f"attributes.{name}: expected a CloudEvents String, which holds no control "
+                                 f"character (U+0000-U+001F, U+007F-U+009F), got {value[:100]!r}")
     for where in (utf8.unencodable(attributes, "attributes"), utf8.unencodable(data, "data")):
         if where is not None:
             raise MalformedEvent(f"{where}: expected Unicode text, got a lone surrogate (a \\uD800-\\uDFFF escape "

@@ -23,6 +23,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
 from functions.adapters.web import paging, tick_floor
+from functions.adapters.web.access_log import printable
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application, DispatchesFunctions
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
@@ -118,12 +119,13 @@ def dead_letter():
     event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
     runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
     if failed:
-        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
+        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, printable(letter.reason))
     elif not letter.authentic:
         log.warning("dead letter %s (%s) not signed by katuna, its study left as it is: %s", event.type, event.id,
-                    reason)
+                    printable(reason))
     else:
-        log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id, letter.reason)
+        log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id,
+                    printable(letter.reason))
     return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failed).lower()}
 
 
@@ -172,7 +174,7 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
     ended = [e for e in emitted if e.type == STUDY_COMPLETED and e.data.get("status") == FAILED]
     if not ended:
         log.warning("dead letter %s (%s) handled here: its refusal (%s) did not come again", letter.event.type,
-                    letter.event.id, letter.reason)
+                    letter.event.id, printable(letter.reason))
     return bool(ended)
 
 
