@@ -61,6 +61,7 @@ from infra.eks_requests import (
     CLUSTER_SETTING,
     REGION_SETTING,
     SUBNETS_SETTING,
+    TAGS_PER_CALL,
     EksCluster,
     create_request,
     name_request,
@@ -370,7 +371,8 @@ class EksNodePools:
         """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing,
         and, if katuna made the group for a study, with its scale-down option where it has none
         (a value found, the user's, is kept): whether every one was there to tag (not while the
-        group names none, or one is not there yet), and the tags written."""
+        group names none, or one is not there yet), and the tags written (in as many calls as
+        Auto Scaling's :data:`~infra.eks_requests.TAGS_PER_CALL` needs)."""
         names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
         if not names:
             return False, []
@@ -385,8 +387,8 @@ class EksNodePools:
                             if (t["Key"], t["Value"]) not in present]
                 keys = {key for key, _ in present}
                 missing += [t for t in option_tags(asg["AutoScalingGroupName"]) if made and t["Key"] not in keys]
-            if missing:
-                self.autoscaling.create_or_update_tags(Tags=missing)
+            for start in range(0, len(missing), TAGS_PER_CALL):
+                self.autoscaling.create_or_update_tags(Tags=missing[start:start + TAGS_PER_CALL])
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
         return len(found) == len(names), missing

@@ -38,6 +38,10 @@ SUBNETS_SETTING = "KATUNA_EKS_SUBNETS"
 """The service's setting that names the subnets of new node groups: what to fix when one cannot hold them."""
 REGION_SETTING = "KATUNA_EKS_REGION"
 """The service's setting that names the cluster's region: what to set when AWS's configuration has none."""
+TAGS_PER_CALL = 25
+"""The most tags one ``CreateOrUpdateTags`` call adds to Auto Scaling groups ("the maximum number
+of tags that you can add or remove using a single call is 25", the Amazon EC2 Auto Scaling User
+Guide's tag restrictions): a group's node-template tags are written in calls of at most as many."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 
 

@@ -28,7 +28,8 @@ hold the cluster ``UPDATING`` for :data:`UPDATE_SECONDS` (minutes on EKS; second
 tests wait little), and refuse both.
 
 moto takes any subnet ids, and only names the Auto Scaling group EKS makes for each managed node
-group: :func:`teach` makes it check the subnets and make the groups as EKS does (:mod:`moto_eks_ec2`).
+group: :func:`teach` makes it check the subnets and make the groups as EKS does (:mod:`moto_eks_ec2`),
+and moto's Auto Scaling refuse tags past AWS's bounds on a group's (:mod:`moto_autoscaling`).
 
 moto creates, deletes and updates a node group at once; EKS takes minutes, in states that
 refuse other changes meanwhile. :func:`teach` makes moto hold each group ``CREATING``,
@@ -60,6 +61,7 @@ os.environ.setdefault("MOTO_AMIS_PATH", str(Path(__file__).with_name("moto_amis.
 every fresh mock half a second of CPU. moto reads it when its EC2 is first imported, so this
 module is imported before any use of moto's EC2 (as the tests, benchmarks and server here do)."""
 
+import moto_autoscaling
 import moto_eks_lifecycle as lifecycle
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
@@ -292,6 +294,7 @@ def teach(quotas: EksQuotas | None = None) -> None:
     """Teach moto's EKS ``DescribeUpdate`` and the account's quotas in this process (once):
     ``quotas``, else AWS's defaults, wherever :func:`raise_quotas` gives none."""
     _ACCOUNT["quotas"] = quotas or EksQuotas()
+    moto_autoscaling.teach()
     if hasattr(EKSBackend, "describe_update"):
         return
     settling = lifecycle.settling

@@ -80,13 +80,25 @@ def fail_creation(group: Any, subnets: list[str]) -> None:
                    "address for the subnet."}]}
 
 
+def eks_tags(cluster: str, group: str) -> dict[str, str]:
+    """The tags EKS gives a managed node group's Auto Scaling group: those that "configure it to
+    use the Kubernetes Cluster Autoscaler" (the EKS User Guide's managed node groups page:
+    ``k8s.io/cluster-autoscaler/enabled`` and ``k8s.io/cluster-autoscaler/<cluster>``), and
+    those naming its cluster and node group. They count among the group's 50 tags."""
+    return {"eks:cluster-name": cluster, "eks:nodegroup-name": group, "k8s.io/cluster-autoscaler/enabled": "true",
+            f"k8s.io/cluster-autoscaler/{cluster}": "owned", f"kubernetes.io/cluster/{cluster}": "owned"}
+
+
 def make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
     """The Auto Scaling group EKS makes for a managed node group, by the name moto gives it in
     the group's ``resources``: sized as the group's ``scalingConfig``, launching its first
-    instance type, in the region's first zone (moto's EC2 does not hold the subnets tests name)."""
+    instance type, in the region's first zone (moto's EC2 does not hold the subnets tests name),
+    tagged as EKS tags it (:func:`eks_tags`)."""
     autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
     name = group.resources["autoScalingGroups"][0]["name"]
     scaling = group.scaling_config
+    tags = [{"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+             "PropagateAtLaunch": True} for key, value in eks_tags(group.cluster_name, group.nodegroup_name).items()]
     autoscaling.create_launch_configuration(
         name=name, image_id=IMAGE, key_name=None, kernel_id="", ramdisk_id="", security_groups=[], user_data=None,
         instance_type=group.instance_types[0], instance_monitoring=False, instance_profile_name=None, spot_price=None,
@@ -95,7 +107,7 @@ def make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
         name=name, availability_zones=[f"{backend.region_name}a"], desired_capacity=scaling.get("desiredSize"),
         max_size=scaling.get("maxSize"), min_size=scaling.get("minSize"), launch_config_name=name, launch_template={},
         vpc_zone_identifier=None, default_cooldown=None, health_check_period=None, health_check_type=None,
-        load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[], tags=[])
+        load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[], tags=tags)
 
 
 def delete_autoscaling_groups(backend: EKSBackend, group: Any) -> None:

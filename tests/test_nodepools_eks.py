@@ -18,6 +18,7 @@ from conftest import study_definition
 from moto import mock_aws
 from moto.eks.models import eks_backends
 from moto_cluster import fake_credentials
+from moto_eks_ec2 import eks_tags
 from waiting import eventually
 
 from functions.core.errors import InvalidStudy, TemporaryError
@@ -303,12 +304,73 @@ def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(poo
     tags = {t["Key"]: t["Value"] for t in pools.autoscaling.describe_tags(
         Filters=[{"Name": "auto-scaling-group", "Values": [asg]}])["Tags"]}
     assert tags == {
+        **eks_tags("tuning", "katuna-digits"),
         f"{TEMPLATE}/label/team": "vision",
         f"{TEMPLATE}/label/katuna.dev/pool": "katuna-digits",
         f"{TEMPLATE}/label/eks.amazonaws.com/nodegroup": "katuna-digits",
         f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT",
         f"{TEMPLATE}/taint/katuna.dev/trial": "true:NoSchedule",
     }
+
+
+def asg_tags(pools: eks.EksNodePools, name: str = "katuna-digits") -> dict[str, str]:
+    asg = group(pools, name)["resources"]["autoScalingGroups"][0]["name"]
+    found = pools.autoscaling.describe_tags(Filters=[{"Name": "auto-scaling-group", "Values": [asg]}])["Tags"]
+    return {t["Key"]: t["Value"] for t in found}
+
+
+def many_labels(count: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"label-{n}", f"v{n}") for n in range(count))
+
+
+def test_node_template_tags_past_what_one_auto_scaling_call_takes_are_written_in_several(pools):
+    """Auto Scaling takes at most 25 tags a call: a group whose labels need more gets them all."""
+    pools.ensure(spot_pool(labels=many_labels(30)), owner="5e0f9b2c7d41")
+    moto_eks.minutes_pass()
+    assert pools.check("create:katuna-digits") == OperationStatus(True)
+    tags = asg_tags(pools)
+    assert all(tags[f"{TEMPLATE}/label/label-{n}"] == f"v{n}" for n in range(30))
+    assert len(tags) == 5 + 30 + 5, "EKS's own, the labels', and katuna's (its labels, the taint, the option)"
+
+
+def test_labels_past_the_50_tags_of_an_auto_scaling_group_are_refused_at_submission_as_aws_would(pools):
+    """Each node label is a node-template tag of the group's Auto Scaling group, which holds 50
+    tags, EKS's 5 and katuna's own 5 among them: 40 labels fit, 41 are refused at submission,
+    and AWS (the stand-in) refuses the tags of a group that has them."""
+    pools.ensure(spot_pool(labels=many_labels(41)), owner="5e0f9b2c7d41")
+    moto_eks.minutes_pass()
+    with pytest.raises(NodePoolFailed, match="LimitExceeded"):
+        pools.check("create:katuna-digits")
+    labels = dict(many_labels(41))
+    definition = study_definition(name="labelled", nodePool={"provider": "eks", "labels": labels})
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [(
+        "nodePool.labels", "EKS takes at most 40 node labels here: each is a cluster-autoscaler node-template tag of "
+                           "the node group's Auto Scaling group, which holds 50 tags, 10 of them EKS's and katuna's "
+                           "own; these are 41")]
+    definition["nodePool"]["labels"] = dict(many_labels(40))
+    assert len(parse_study(definition).node_pool.labels) == 40
+    definition["nodePool"] = {"provider": "gke", "labels": labels}
+    assert len(parse_study(definition).node_pool.labels) == 41, "GKE bounds its labels by their characters"
+
+
+@pytest.mark.parametrize("tags,code", [
+    ([{"Key": f"t{n}", "Value": "v"} for n in range(26)], "ValidationError"),
+    ([{"Key": f"t{n}", "Value": "v"} for n in range(25)] * 2, "ValidationError"),
+    ([{"Key": "t", "Value": "v", "ResourceType": "instance"}], "ValidationError"),
+    ([{"Key": "t", "Value": "v", "ResourceId": "eks-no-such-group"}], "ValidationError"),
+])
+def test_the_stand_in_refuses_auto_scaling_tags_aws_refuses(pools, tags, code):
+    pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
+    asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
+    before = asg_tags(pools)
+    sent = [{"ResourceId": asg, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False, **tag} for tag in tags]
+    with pytest.raises(ClientError) as refused:
+        pools.autoscaling.create_or_update_tags(Tags=sent)
+    assert refused.value.response["Error"]["Code"] == code
+    assert asg_tags(pools) == before, "nothing changed"
 
 
 def _described(status: str, **extra) -> dict:

@@ -40,6 +40,13 @@ GKE_LABEL_CHARACTERS = 1024
 """GKE's bound on a pool's node labels, keys and values together: "up to 1,024 total characters
 in a single request" (``NodeConfig.labels`` in the v1 API), katuna's own ``katuna.dev/pool``
 among them."""
+EKS_NODE_LABELS = 40
+"""The most node labels an EKS study gives its pool. katuna writes each node label as a
+cluster-autoscaler node-template tag on the node group's Auto Scaling group, which holds at
+most 50 tags ("the maximum number of tags per resource is 50", the Amazon EC2 Auto Scaling User
+Guide): EKS gives the group 5 of its own (its cluster's and node group's names, the cluster
+autoscaler's discovery tags), and katuna 5 more (the pool's, node group's and capacity type's
+labels, the trial taint, the scale-down option)."""
 _KUBERNETES_LABELS = ("kubernetes.io", "k8s.io")
 _KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
 _CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
@@ -186,8 +193,8 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
 def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None,
             pool: str) -> tuple[tuple[str, str], ...]:
     """The nodes' labels, as Kubernetes takes them; EKS takes only keys of at most 63
-    characters, prefix included, and no empty value; GKE at most :data:`GKE_LABEL_CHARACTERS`
-    in all, with the pool's own label."""
+    characters, prefix included, and no empty value, and at most :data:`EKS_NODE_LABELS`; GKE
+    at most :data:`GKE_LABEL_CHARACTERS` in all, with the pool's own label."""
     raw = r.get(item, "labels", path, "mapping") or {}
     out = []
     for key, value in raw.items():
@@ -203,6 +210,11 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None,
             r.fail(where, reserved)
         else:
             out.append((key, value))
+    if provider == EKS and len(raw) > EKS_NODE_LABELS:
+        r.fail(join(path, "labels"), f"EKS takes at most {EKS_NODE_LABELS} node labels here: each is a "
+                                     "cluster-autoscaler node-template tag of the node group's Auto Scaling group, "
+                                     "which holds 50 tags, 10 of them EKS's and katuna's own; these are "
+                                     f"{len(raw)}")
     total = sum(len(key) + len(value) for key, value in [*out, (POOL_LABEL, pool)])
     if provider == GKE and total > GKE_LABEL_CHARACTERS:
         r.fail(join(path, "labels"), f"GKE takes node labels of at most {GKE_LABEL_CHARACTERS} characters in all, "
