@@ -9,7 +9,9 @@ than desired size 4`` and ``desired capacity 2 can't be greater than max size 1`
 terraform-aws-modules/terraform-aws-eks#3306 and eksctl users quote them), instance types EC2
 does not have (``The following supplied instance types do not exist: [m4.large]``, EKS's words
 as terraform-aws-modules/terraform-aws-eks#1279 quotes them; EKS also refuses so a type its
-region does not offer, which the stand-in, holding moto's list of every type, does not), a
+region does not offer, which the stand-in, holding moto's list of every type, does not), more
+than 20 instance types (the API reference's ``CreateNodegroup``) or 50 taints ("a maximum of
+50 taints per node group", the EKS User Guide's node taints page), a
 taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
 label whose key or value Kubernetes refuses (EKS's own wording for a value, as
 aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's).
@@ -39,6 +41,10 @@ KEY_MOST = 63
 TAGS_MOST, TAG_KEY_MOST, TAG_VALUE_MOST = 50, 128, 256
 """EKS's ``TagMap``: at most 50 tags, keys of 1 to 128 characters, values of at most 256; keys
 starting ``aws:`` are AWS's own."""
+TAINTS_MOST = 50
+INSTANCE_TYPES_MOST = 20
+"""``CreateNodegroup``'s ``instanceTypes``: "you can specify 0-20 instance types" (the EKS API
+reference); the refusal's wording is the stand-in's."""
 AL2023_SNAPSHOT_GB = 20
 """The root snapshot of EKS's Amazon Linux 2023 AMIs, in GiB: the smallest boot disk EKS takes."""
 
@@ -61,7 +67,10 @@ def check_order(cluster: str, group: str, scaling: dict[str, int], *, update: bo
 
 
 def check_instance_types(cluster: str, group: str, types: list[str] | None) -> None:
-    """EKS refuses instance types EC2 does not have."""
+    """EKS refuses more than :data:`INSTANCE_TYPES_MOST` instance types, and those EC2 does not have."""
+    if len(types or ()) > INSTANCE_TYPES_MOST:
+        raise invalid(cluster, group, f"instanceTypes: at most {INSTANCE_TYPES_MOST} instance types may be given, "
+                                      f"{len(types or ())} were")
     unknown = [kind for kind in types or () if kind not in INSTANCE_TYPES]
     if unknown:
         raise invalid(cluster, group, f"The following supplied instance types do not exist: [{', '.join(unknown)}]")
@@ -93,7 +102,10 @@ def check_disk(cluster: str, group: str, size: int | None) -> None:
 
 
 def check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:
-    """EKS takes only its own names of the taint effects."""
+    """EKS takes at most :data:`TAINTS_MOST` taints, and only its own names of the taint effects."""
+    if len(taints or ()) > TAINTS_MOST:
+        raise invalid(cluster, group, f"A node group may have at most {TAINTS_MOST} taints; {len(taints or ())} were "
+                                      "given")
     for taint in taints or []:
         if not 1 <= len(taint.get("key") or "") <= KEY_MOST or len(taint.get("value") or "") > KEY_MOST:
             raise invalid(cluster, group, f"A taint's key must be 1 to {KEY_MOST} characters, its value at most "

@@ -637,6 +637,22 @@ def test_instance_types_ec2_does_not_have_are_refused_naming_the_field(aws, pool
     assert pools.describe("katuna-digits") is None
 
 
+def test_more_instance_types_than_eks_takes_are_refused_at_submission_naming_the_field(aws, pools):
+    types = [f"m5.{size}" for size in ("large", "xlarge", "2xlarge", "4xlarge")] + \
+            [f"{family}.xlarge" for family in ("m5a", "m5d", "m5n", "m6i", "m6a", "m7i", "m7a", "c5", "c5a", "c6i",
+                                               "c6a", "c7i", "r5", "r5a", "r6i", "r6a", "r7i")]
+    with pytest.raises(NodePoolFailed, match="at most 20 instance types"):
+        pools.ensure(spot_pool(machine_types=tuple(types)))
+    definition = study_definition(name="many-types", nodePool={"provider": "eks", "instanceTypes": types})
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [
+        ("nodePool.instanceTypes", "expected at most 20 instance types (EKS takes no more for a node group), got 21")]
+    definition["nodePool"]["instanceTypes"] = types[:20]
+    assert len(parse_study(definition).node_pool.machine_types) == 20
+    assert pools.ensure(spot_pool(machine_types=tuple(types[:20]))).created
+
+
 def test_the_stand_in_holds_a_cluster_updating_and_refuses_node_group_changes_meanwhile(aws, pools, monkeypatch):
     """While an update of the cluster's configuration runs, EKS refuses to create or update its
     node groups, for now; a group busy with a change of its own refuses an update, for now."""
@@ -777,6 +793,9 @@ def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path)
      "The following supplied instance types do not exist: [m5.xlargee, t9.huge]"),
     ("create", {"taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}]},
      "Taint effect NoSchedule is not one of NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE"),
+    ("create", {"instanceTypes": ["m5.xlarge"] * 21}, "at most 20 instance types may be given, 21 were"),
+    ("create", {"taints": [{"key": f"t{n}", "value": "v", "effect": "NO_SCHEDULE"} for n in range(51)]},
+     "at most 50 taints; 51 were given"),
     ("create", {"labels": {"a/b/c": "x"}}, 'Invalid value: "a/b/c": a label key'),
     ("create", {"labels": {"team": "-x-"}}, "must start and end with an alphanumeric character"),
     ("update", {"scalingConfig": {"minSize": 5, "maxSize": 2}}, "Minimum capacity 5 can't be greater than desired "

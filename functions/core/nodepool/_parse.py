@@ -40,6 +40,9 @@ GKE_LABEL_CHARACTERS = 1024
 """GKE's bound on a pool's node labels, keys and values together: "up to 1,024 total characters
 in a single request" (``NodeConfig.labels`` in the v1 API), katuna's own ``katuna.dev/pool``
 among them."""
+EKS_INSTANCE_TYPES = 20
+"""The most instance types EKS takes for a node group ("0-20 instance types", the API
+reference's ``CreateNodegroup.instanceTypes``)."""
 EKS_NODE_LABELS = 40
 """The most node labels an EKS study gives its pool. katuna writes each node label as a
 cluster-autoscaler node-template tag on the node group's Auto Scaling group, which holds at
@@ -179,6 +182,9 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
             r.fail(f"{path}.instanceTypes[{i}]", "expected an EC2 instance type such as m5.xlarge")
     if types is not None and not types:
         r.fail(join(path, "instanceTypes"), "expected at least one instance type")
+    if types is not None and len(types) > EKS_INSTANCE_TYPES:
+        r.fail(join(path, "instanceTypes"), f"expected at most {EKS_INSTANCE_TYPES} instance types (EKS takes no more "
+                                            f"for a node group), got {len(types)}")
     if provider == GKE and types is not None:
         r.fail(join(path, "instanceTypes"), "EKS only; a GKE pool takes one machineType")
     if provider == EKS and machine is not None:
