@@ -28,6 +28,10 @@ from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 PREFIX = "KATUNA_"
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A Google service account's email, as a node pool's ``service_account`` takes it."""
+IAM_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+"""An IAM role's ARN (in any partition), as EKS takes a node group's ``nodeRole``: a role given
+by name is refused with ``Invalid Role Arn``."""
+ROLE_EXPECTED = "the IAM role ARN of the nodes (arn:aws:iam::ACCOUNT_ID:role/NAME)"
 NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A Kubernetes namespace's name (a DNS label)."""
 
@@ -492,6 +496,8 @@ class Settings:
                     raise InvalidSetting(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
         if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
             raise InvalidSetting(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
+        if self.eks_node_role and not IAM_ROLE_ARN.fullmatch(self.eks_node_role):
+            raise InvalidSetting(f"{PREFIX}EKS_NODE_ROLE: expected {ROLE_EXPECTED}, got {self.eks_node_role!r}")
         groups = self.limits.eks.groups_per_cluster
         if self.eks_cluster and self.limits.pools > groups:
             raise InvalidSetting(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "

@@ -33,6 +33,7 @@ from functions.core.errors import KatunaError
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, PoolChange, parse_node_pool
 from functions.core.reader import Reader
+from functions.settings import IAM_ROLE_ARN, ROLE_EXPECTED
 from infra import eks_requests, flag_checks, gke_requests
 from infra.changes import change, interrupted, print_json, print_status
 
@@ -281,13 +282,16 @@ def _warn_single_spot_type(capacity: str, instance_types: Sequence[str]) -> None
 
 
 def _required_flags(subnets: Sequence[str], node_role: str) -> None:
-    """EKS creates a node group only in subnets and with a node role: flags given empty
-    (``--subnets " , "``, ``--node-role ""``) are refused as bad flags, dry run or not."""
+    """EKS creates a node group only in subnets and with a node role's ARN: flags given empty
+    (``--subnets " , "``, ``--node-role ""``), and a role given otherwise than by its ARN, which
+    EKS refuses, are refused as bad flags, dry run or not."""
     empty = [flag for flag, value in (("--subnets", subnets), ("--node-role", node_role.strip())) if not value]
     if empty:
         raise click.UsageError("; ".join(f"{flag}: expected {what}" for flag, what in (
             ("--subnets", "at least one subnet id (comma-separated)"), ("--node-role", "the IAM role ARN of the nodes"))
             if flag in empty))
+    if not IAM_ROLE_ARN.fullmatch(node_role):
+        raise click.UsageError(f"--node-role: expected {ROLE_EXPECTED}, got {node_role!r}")
 
 
 @eks_group.command(name="down")

@@ -484,8 +484,8 @@ def test_an_experiment_resource_may_ask_for_as_many_eks_nodes_as_the_accounts_qu
 
     pool = json.dumps({"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 600})
     definition = resources.definition(as_resource(experiment(), pool))
-    env = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n",
-           "KATUNA_MAX_POOL_NODES": "1000"}
+    env = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a",
+           "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::123456789012:role/n", "KATUNA_MAX_POOL_NODES": "1000"}
     spec, _ = load_definition(definition, limits=Settings.from_env({**env, "KATUNA_EKS_NODES_PER_GROUP": "600"}).limits)
     assert spec.node_pool.max_nodes == 600
     with pytest.raises(InvalidStudy) as caught:

@@ -120,7 +120,8 @@ def test_a_pool_left_unsized_is_capped_at_the_ceiling_not_refused():
 
 
 EKS_POOL = {"provider": "eks", "instanceTypes": ["m5.xlarge"]}
-EKS_ENV = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"}
+EKS_ENV = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a",
+           "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::123456789012:role/n"}
 
 
 def test_an_eks_group_past_eks_nodes_per_group_is_refused_whatever_the_ceiling_naming_the_quota_setting():

@@ -500,10 +500,14 @@ def test_node_pool_settings_are_checked_once_at_start():
         Settings.from_env({"KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_LOCATION": "europe-west4"})
     with pytest.raises(ValueError, match="KATUNA_EKS_SUBNETS and KATUNA_EKS_NODE_ROLE"):
         Settings.from_env({"KATUNA_EKS_CLUSTER": "tuning"})
+    with pytest.raises(ValueError, match=r"KATUNA_EKS_NODE_ROLE: expected the IAM role ARN of the nodes "
+                                         r"\(arn:aws:iam::ACCOUNT_ID:role/NAME\), got 'katuna-nodes'"):
+        Settings.from_env({"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a",
+                           "KATUNA_EKS_NODE_ROLE": "katuna-nodes"})
     with pytest.raises(ValueError, match="node pools live in one cloud"):
         Settings.from_env({"KATUNA_EKS_CLUSTER": "a", "KATUNA_GKE_CLUSTER": "b"})
     eks = Settings.from_env({"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a, subnet-b",
-                             "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"})
+                             "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::123456789012:role/n"})
     assert (eks.node_pool_provider, eks.eks_subnets) == ("eks", ("subnet-a", "subnet-b"))
     assert Settings.from_env({}).node_pool_provider is None
 

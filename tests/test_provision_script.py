@@ -289,6 +289,15 @@ def test_eks_up_with_empty_subnets_or_node_role_names_the_flags(dry_run):
     assert "--subnets" not in result.stderr.split("Error:")[-1] and "KATUNA_EKS" not in result.stderr
 
 
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["run", "dry-run"])
+def test_eks_up_with_a_node_role_that_is_no_role_arn_names_the_flag(dry_run):
+    """EKS refuses a node role given by name (``Invalid Role Arn``): refused before anything is asked."""
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", "subnet-1", "--node-role", "katuna-nodes", *dry_run)
+    assert result.returncode == 2 and result.stdout == ""
+    assert ("--node-role: expected the IAM role ARN of the nodes (arn:aws:iam::ACCOUNT_ID:role/NAME), got "
+            "'katuna-nodes'") in result.stderr
+
+
 def test_eks_up_of_spot_capacity_in_one_instance_type_is_taken_with_a_warning():
     """EKS takes a spot group of one type; it cannot scale up while that type has no spot capacity."""
     flags = ["eks", "up", *EKS_FLAGS, "--subnets", "subnet-1", "--node-role", ROLE, "--dry-run"]
