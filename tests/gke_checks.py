@@ -42,6 +42,8 @@ K8S_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 K8S_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 LABEL_CHARACTERS = 1024
 """``NodeConfig.labels``: "supports up to 1,024 total characters in a single request"."""
+NODES_PER_ZONE = 1000
+"""GKE's documented limit of nodes per node pool zone (its quotas and limits page), which no quota raises."""
 MIN_DISK_GB = 10
 """``NodeConfig.disk_size_gb``: "The smallest allowed disk size is 10GB"."""
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -87,9 +89,9 @@ def machine_exists(machine: str) -> bool:
     return MACHINE_TYPE.fullmatch(machine) is not None
 
 
-def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-central1-a") -> None:
-    """What GKE validates in a node pool it is asked to create in ``zone`` (a zone of its
-    cluster's): a machine type Compute Engine does not have is refused in GKE's words (as
+def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-central1-a", zones: int = 1) -> None:
+    """What GKE validates in a node pool it is asked to create in ``zone`` (the first of its
+    ``zones``, its cluster's): a machine type Compute Engine does not have is refused in GKE's words (as
     keras-team/kinetic#305 quotes them: ``Invalid machine type "e2-standard-4" in zone
     "us-central2-b": GCE_NOT_FOUND``)."""
     name = pool.get("name", "")
@@ -117,7 +119,7 @@ def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-centr
             raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
     check_identity(config, workload_identity)
     scaling = pool.get("autoscaling", {})
-    check_autoscaling(scaling, "node_pool.autoscaling")
+    check_autoscaling(scaling, "node_pool.autoscaling", zones)
     initial = int(pool.get("initialNodeCount", 0))
     if initial < 0:
         raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
@@ -181,8 +183,10 @@ def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> 
                           f"Accelerator type {kind} is not supported with machine type {machine}.")
 
 
-def check_autoscaling(scaling: dict, field: str) -> None:
-    """Autoscaling limits: per-zone or pool-wide, never both; minimum at most maximum; a maximum."""
+def check_autoscaling(scaling: dict, field: str, zones: int = 1) -> None:
+    """Autoscaling limits: per-zone or pool-wide, never both; minimum at most maximum; a maximum,
+    within GKE's :data:`NODES_PER_ZONE` in each of the pool's ``zones`` (the refusal's wording is
+    the stand-in's)."""
     if not scaling.get("enabled"):
         return
     zone = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))
@@ -192,6 +196,9 @@ def check_autoscaling(scaling: dict, field: str) -> None:
                            "(total_min_node_count, total_max_node_count) cannot be used together.")
     if not zone[1] and not total[1]:
         raise Refused(400, f"{field}.max_node_count and {field}.total_max_node_count cannot be both set to zero.")
+    if zone[1] > NODES_PER_ZONE or total[1] > NODES_PER_ZONE * zones:
+        raise invalid(f"{field}.{'max_node_count' if zone[1] else 'total_max_node_count'}", zone[1] or total[1],
+                      f"A node pool may have at most {NODES_PER_ZONE} nodes per zone ({zones} zone(s) here).")
     for low, high, names in ((*zone, "min_node_count"), (*total, "total_min_node_count")):
         if low < 0 or (high and low > high):
             raise invalid(f"{field}.{names}", low, "Must be >= 0 and <= the maximum node count.")

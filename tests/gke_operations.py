@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from gke_checks import Refused, check_autoscaling, check_pool, error, invalid
+from gke_checks import NODES_PER_ZONE, Refused, check_autoscaling, check_pool, error, invalid
 
 CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
@@ -18,8 +18,6 @@ DOING = {"CREATE_NODE_POOL": "creating a node pool for cluster", "DELETE_NODE_PO
          "SET_NODE_POOL_SIZE": "setting the size of a node pool for cluster"}
 """What an operation is doing, in GKE's words for a busy cluster (``... is currently upgrading
 cluster C.``, hashicorp/terraform-provider-google#3650; ``... creating a node pool for cluster C.``)."""
-MAX_NODES_PER_ZONE = 1000
-"""GKE's documented limit of nodes per node pool zone (its quotas and limits page)."""
 BUSY = {
     "operation": "Operation {number} is currently {doing} {cluster}. Please wait and try again once it is done.",
     "incompatible": "Cluster is running incompatible operation {number}.",
@@ -79,7 +77,8 @@ class GkeOperations:
         if (match := POOLS.match(path)) and method == "POST":
             pools = self._cluster(match)
             pool = body.get("nodePool", {})
-            check_pool(pool, self.workload_identity, (pool.get("locations") or zones(match[2]))[0])
+            where = pool.get("locations") or zones(match[2])
+            check_pool(pool, self.workload_identity, where[0], len(where))
             if pool["name"] in pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
             self._idle(match)
@@ -100,7 +99,7 @@ class GkeOperations:
             if match[5] == ":setSize" and method == "POST":
                 return self._resize(match, pools[name], int(body.get("nodeCount", 0)))
             if match[5] and method == "POST":
-                check_autoscaling(body.get("autoscaling", {}), "autoscaling")
+                check_autoscaling(body.get("autoscaling", {}), "autoscaling", len(pools[name].get("locations") or [None]))
                 pools[name]["autoscaling"] = body.get("autoscaling", {})
                 pools[name]["status"] = "RECONCILING"
                 return self._operation(match, "UPDATE_CLUSTER", name, "RUNNING")
@@ -116,8 +115,8 @@ class GkeOperations:
         refused; so is a pool that is not running (its status, in the stand-in's words)."""
         if nodes < 0:
             raise invalid("node_count", nodes, "Must be >= 0.")
-        if nodes > MAX_NODES_PER_ZONE:
-            raise invalid("node_count", nodes, f"A node pool may have at most {MAX_NODES_PER_ZONE} nodes per zone.")
+        if nodes > NODES_PER_ZONE:
+            raise invalid("node_count", nodes, f"A node pool may have at most {NODES_PER_ZONE} nodes per zone.")
         if pool["status"] != "RUNNING":
             raise Refused(400, f"Node pool {pool['name']} is not running (its status is {pool['status']}).",
                           "FAILED_PRECONDITION")

@@ -13,7 +13,7 @@ upgrades and cluster updates do, refused in one of the wordings GKE uses for the
 ``RECONCILING`` meanwhile: the autoscaler's view (:meth:`GkeStub.pool_bounds`) says to how many
 nodes, and the simulated cluster drains and removes the nodes above it
 (:mod:`kube_standin.resizes`). Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
-order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
+order, both per-zone and pool-wide or past GKE's 1,000 nodes per zone, an unknown machine type, spot and preemptible together,
 resource labels GCE refuses, GPUs on a machine type that cannot carry them, an initial node
 count above the maximum, a node service account that is no service account's email, a workload
 metadata mode GKE does not know, or ``GKE_METADATA`` on a cluster without Workload Identity:
