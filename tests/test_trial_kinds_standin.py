@@ -129,6 +129,64 @@ def test_a_label_the_api_server_would_refuse_refuses_the_workload(cluster: KubeS
     assert not cluster.workloads, "nothing refused is stored"
 
 
+def test_the_training_operators_webhook_refuses_a_name_that_is_no_dns_1035_label(cluster: KubeStub):
+    """Its validating webhook (``NameIsDNS1035Label``): the name begins with a letter, as the
+    Services of its pods are named after it; a dry run is refused alike, and nothing is stored."""
+    cluster.install_operator("training-operator")
+    digits = json.loads(json.dumps(PYTORCHJOB))
+    digits["metadata"]["name"] = "7b-0"
+    api = client.CustomObjectsApi(api_client(cluster.url))
+    for dry_run in ("All", None):
+        with pytest.raises(ApiException) as caught:
+            api.create_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", digits,
+                                                dry_run=dry_run)
+        assert caught.value.status == 403
+        assert _message(caught.value).startswith(
+            'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" denied the request: '
+            'metadata.name: Invalid value: "7b-0": should match: a DNS-1035 label must consist of lower case')
+    assert not cluster.workloads, "nothing refused is stored"
+
+
+def test_the_training_operators_webhook_refuses_replicas_without_the_kinds_container(cluster: KubeStub):
+    """``ValidateReplicaSpecs``: each role's template holds a container of the kind's default
+    name (a PyTorchJob's ``pytorch``), which its controller reads as the training container."""
+    cluster.install_operator("training-operator")
+    renamed = json.loads(json.dumps(PYTORCHJOB))
+    renamed["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["name"] = "main"
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, renamed)
+    assert caught.value.status == 403 and _message(caught.value).endswith(
+        "spec.pytorchReplicaSpecs[Worker].template.spec.containers: Required value: must have at least one container "
+        "with name pytorch")
+    assert not cluster.workloads
+
+
+def test_jobsets_webhook_refuses_a_jobset_whose_jobs_or_pods_names_would_be_no_dns_1035_label(cluster: KubeStub):
+    """The last Job of each replicated Job (``<jobset>-<replicatedJob>-<replicas-1>``) and, of
+    an Indexed one, its longest pod name with its random suffix must be DNS-1035 labels."""
+    cluster.install_operator("jobset")
+    api = client.CustomObjectsApi(api_client(cluster.url))
+
+    def jobset(name: str, completions: int) -> dict:
+        job = {"completionMode": "Indexed", "completions": completions, "parallelism": completions, "template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "node", "image": "python:3.12"}]}}}
+        return {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": name},
+                "spec": {"replicatedJobs": [{"name": "workers", "replicas": 10, "template": {"spec": job}}]}}
+
+    fits = "j" * (63 - len("-workers-9-9-abcde"))
+    assert api.create_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets",
+                                               jobset(fits, 10), dry_run="All")
+    for refused, completions, longest in (("1-" + fits[2:], 1, f"1-{fits[2:]}-workers-9"),
+                                          (fits, 11, f"{fits}-workers-9-10-abcde")):
+        with pytest.raises(ApiException) as caught:
+            api.create_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets",
+                                                jobset(refused, completions))
+        assert caught.value.status == 403, longest
+        assert _message(caught.value).startswith('admission webhook "vjobset.kb.io" denied the request: ')
+        assert f'Invalid value: "{longest}"' in _message(caught.value)
+    assert not cluster.workloads
+
+
 def test_a_field_of_the_wrong_type_refuses_the_workload(cluster: KubeStub):
     """The Training Operator's CRD schema: ``replicas`` is an integer, a container's arguments
     and environment values are strings; anything else is 422 Invalid naming the field."""

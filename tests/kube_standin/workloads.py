@@ -5,7 +5,8 @@ A kind is served only once a test installs its operator (:meth:`Workloads.instal
 every request for it is the API's 404 "the server could not find the requested resource". A
 created object gets a uid, a creation time and a generation; a label the API server (or, in a
 pod template, the kind's controller) would refuse, or a field of the wrong type where the CRD's
-schema says its type (:mod:`kube_standin.field_types`), is 422 Invalid; a duplicate name is 409
+schema says its type (:mod:`kube_standin.field_types`), is 422 Invalid; one its operator's
+webhook denies (:mod:`kube_standin.webhooks`) is 403 Forbidden; a duplicate name is 409
 AlreadyExists; a delete whose preconditions do not hold is 409 Conflict; deleting one deletes
 what it owns (pods, Jobs and their pods), as the garbage collector does for custom resources,
 whose default propagation is ``Background`` (``Orphan`` leaves them, their owner reference
@@ -17,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from kube_standin import patches
+from kube_standin import patches, webhooks
 from kube_standin.field_types import training_schema
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
@@ -132,6 +133,9 @@ class Workloads:
         causes = nested_metadata_problems(body) + (problems(crd.schema, body) if crd.schema else [])
         if causes:
             return invalid(crd.kind, crd.qualified, name, causes)
+        denied = webhooks.denial(body)
+        if denied is not None:
+            return denied
         key = (crd.plural, namespace, name)
         if key in self.workloads:
             return already_exists(crd.qualified, name)
