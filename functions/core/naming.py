@@ -34,7 +34,13 @@ def job_name(study: str, number: int, attempt: int = 1) -> str:
 
 def indexed_excess(study: str, trials: int, attempts: int, completions: int) -> int:
     """How many characters the study's name must lose for the last pod of every trial's Indexed
-    Job (``<job name>-<completions-1>``, its hostname) to be a DNS-1123 label: the longest Job
-    name is the last trial's last attempt's, unshortened; 0 when it fits."""
+    Job (``<job name>-<completions-1>``, its hostname) to be a DNS-1123 label; 0 when it fits."""
+    return name_excess(study, trials, attempts, f"-{completions - 1}")
+
+
+def name_excess(study: str, trials: int, attempts: int, tail: str) -> int:
+    """How many characters the study's name must lose for ``tail`` after the name of every
+    trial's Job (or workload) to fit :data:`MAX_NAME` characters: the longest name is the last
+    trial's last attempt's, unshortened; 0 when it fits."""
     longest = len(study) + len(f"-{trials - 1}") + (len(f"-a{attempts}") if attempts > 1 else 0)
-    return max(0, longest + len(f"-{completions - 1}") - MAX_NAME)
+    return max(0, longest + len(tail) - MAX_NAME)

@@ -1,5 +1,5 @@
 """A whole study definition: each section read by its own module, then the rules that tie
-sections together (counts, the algorithm, early stopping, the grid, Indexed Job names)."""
+sections together (counts, the algorithm, early stopping, the grid, the names of trial workloads)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from functions.core.code_placeholders import code_problems
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
-from functions.core.naming import LABEL_EXPECTED, indexed_excess, is_label, job_name
+from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.pruners import parse_early_stopping
@@ -26,6 +26,7 @@ from functions.core.trial_template import parse_trial_template
 from functions.core.validate._collector import check_wrappable, parse_collector
 from functions.core.validate._objective import check_metric_names, parse_objective
 from functions.core.validate._parameters import check_values, parameter_names, parse_parameters
+from functions.core.validate._workload_names import workload_name_problems
 from functions.core.warm import parse_warm_start
 
 TOP_FIELDS = {
@@ -133,7 +134,7 @@ def _valid_study_problems(study: Study, limits: Limits) -> list[Problem]:
     unsearchable = [*distribution_problems(parameters), *check_algorithm(study.algorithm, parameters, n_objectives,
                                                                          limits)]
     problems = [*exec_problems(study), *code_problems(study.trial_template, parameters),
-                *_indexed_names(study, limits), *unsearchable]
+                *workload_name_problems(study, limits), *unsearchable]
     if not unsearchable:
         problems += check_sampler(study.algorithm, parameters, n_objectives)
     return problems
@@ -163,31 +164,6 @@ _PARAMETER = re.compile(r"parameters\[(\d+)\](?:$|[.\[])")
 def _under(path: str, field: str) -> bool:
     """Whether ``path`` is ``field`` or one of its fields or items."""
     return path == field or path.startswith((f"{field}.", f"{field}["))
-
-
-def _indexed_names(study: Study, limits: Limits) -> list[Problem]:
-    """An Indexed ``trialSpec`` Job's pods are named ``<job name>-<index>``, which the API server
-    requires to be a DNS-1123 label for the last index when it takes the Job: a name whose later
-    trials (up to ``maxTrials``, else ``KATUNA_MAX_TRIALS``) or retries would be refused is refused
-    now, saying how many characters must go, rather than fail its study mid-run."""
-    job = study.trial_template.trial_spec or {}
-    spec = job.get("spec") or {}
-    if not isinstance(spec, Mapping):
-        return []
-    completions = spec.get("completions", 1 if spec.get("parallelism") is None else None)
-    if (job.get("apiVersion"), job.get("kind"), spec.get("completionMode")) != ("batch/v1", "Job", "Indexed") \
-            or not isinstance(completions, int) or completions < 1:
-        return []
-    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
-    excess = indexed_excess(study.name, trials, attempts, completions)
-    if not excess:
-        return []
-    last = f"{job_name(study.name, trials - 1, attempts)}-{completions - 1}"
-    return [Problem("name", f"expected at most {len(study.name) - excess} characters for an Indexed trialSpec Job of "
-                            f"{completions} completions: the last pod of trial {trials - 1}'s attempt {attempts} would "
-                            f"be named {last} ({len(last)} characters), and the API server refuses a Job whose pod "
-                            f"names pass the 63 of a DNS-1123 label; shorten the name by {excess} characters, or "
-                            f"lower maxTrials, trialTemplate.maxAttempts or completions")]
 
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
