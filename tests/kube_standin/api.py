@@ -15,6 +15,7 @@ from kube_standin.objects import (
     dry_run_refusal,
     invalid,
     merge,
+    namespace_refusal,
     not_found,
     snapshot,
     status,
@@ -39,6 +40,8 @@ class ApiServer:
     def serve(self, call: Call) -> tuple[int, dict | str | bytes]:
         """Answer a non-watch request (already authorized)."""
         if call.method == "POST" and (refused := dry_run_refusal(call.query)) is not None:
+            return refused
+        if call.method in ("POST", "PUT") and (refused := namespace_refusal(call.namespace, call.body)) is not None:
             return refused
         if (call.group, call.resource) in self.crds:
             return self.serve_workload(call, call.version)

@@ -1,5 +1,6 @@
 """ConfigMaps as the API server keeps them: created with the API server's validation (a DNS
-subdomain for a name, config keys, string values, at most 1 MiB of data); reads (404 when
+subdomain for a name, config keys, string values, at most 1 MiB of data, labels and annotations
+as every object's); reads (404 when
 absent) are the API's generic ones (:meth:`kube_standin.api.ApiServer.read`). katuna only reads them (a trial template held in one); tests create them as
 ``kubectl create configmap`` would."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from kube_standin.names import metadata_problems
 from kube_standin.objects import DNS_SUBDOMAIN, already_exists, invalid, not_found, snapshot, status
 
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -24,7 +26,7 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
     if not isinstance(data, dict) or any(not isinstance(v, str) for v in data.values()):
         return 400, status(400, "BadRequest", 'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
                                               "json: cannot unmarshal into Go struct field ConfigMap.data of type string")
-    problems = problems_of(name, data)
+    problems = problems_of(name, data) + metadata_problems(metadata, "metadata")
     if problems:
         return invalid("ConfigMap", "configmaps", name, problems)
     with cluster.lock:

@@ -98,6 +98,18 @@ def dry_run_refusal(query: dict[str, str]) -> tuple[int, dict] | None:
                    [("dryRun", f'Unsupported value: {json.dumps([value])}: supported values: "All"')])
 
 
+def namespace_refusal(namespace: str | None, body: object) -> tuple[int, dict] | None:
+    """400 for a create whose body names a namespace other than the request's, as
+    ``EnsureObjectNamespaceMatchesRequestNamespace`` refuses it (k8s.io/apiserver
+    pkg/registry/rest/meta.go); None where the body names none or the same (the request's then
+    goes in)."""
+    given = ((body.get("metadata") if isinstance(body, dict) else None) or {}).get("namespace")
+    if not namespace or not given or given == namespace:
+        return None
+    return 400, status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent "
+                                          "on the request")
+
+
 def unmet_precondition(kind: str, group: str, obj: dict, options: dict) -> tuple[int, dict] | None:
     """409 Conflict when a delete's ``preconditions`` (uid, resourceVersion) do not hold for
     ``obj`` (of ``kind`` in ``group``); None when they hold or there are none. Worded as the API

@@ -1,5 +1,6 @@
 """Secrets as the API server keeps them: created with its validation (``ValidateSecret``: a DNS
-subdomain for a name, config keys, at most 1 MiB of data; ``ValidateOwnerReferences`` of
+subdomain for a name, config keys, at most 1 MiB of data, labels and annotations as every
+object's (``ValidateObjectMeta``); ``ValidateOwnerReferences`` of
 apimachinery's objectmeta.go for its owners), ``stringData`` merged into ``data``
 base64-encoded, as the API server does on write, and deleted. katuna creates the Secrets of
 its attempts' report tokens and never reads one; the kubelets do, to make a container's
@@ -18,6 +19,7 @@ import binascii
 import uuid
 
 from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
+from kube_standin.names import metadata_problems
 from kube_standin.objects import already_exists, invalid, not_found, snapshot, status
 
 
@@ -31,7 +33,8 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
         return 400, status(400, "BadRequest", 'Secret in version "v1" cannot be handled as a Secret: illegal base64 '
                                               "data at input byte 0")
     data.update({key: value.encode() for key, value in (obj.pop("stringData", None) or {}).items()})
-    problems = problems_of(name, dict.fromkeys(data, "")) + owner_problems(obj["metadata"].get("ownerReferences"))
+    problems = problems_of(name, dict.fromkeys(data, "")) + metadata_problems(obj["metadata"], "metadata")
+    problems += owner_problems(obj["metadata"].get("ownerReferences"))
     if sum(len(value) for value in data.values()) > MAX_DATA_BYTES:
         problems.append(("data", f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
     if problems:
