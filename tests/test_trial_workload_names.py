@@ -59,3 +59,19 @@ def test_a_jobset_leaves_room_in_every_trials_name_for_its_last_jobs_and_pods_na
     unbounded = study(fits, jobset(10, 10), timeBudget="1h")
     del unbounded["maxTrials"]
     assert "trial 999999's attempt 3" in problems(unbounded)[0], "without maxTrials, up to KATUNA_MAX_TRIALS"
+
+
+def test_a_training_operator_job_leaves_room_in_every_trials_name_for_its_services():
+    """The Training Operator names each replica's pod and Service ``<job>-<role>-<index>``, and
+    the API server takes a Service only under a DNS-1035 label: ``<study>-<last trial>-a<last
+    attempt>-<role>-<replicas-1>`` is at most 63 characters."""
+    workers = {**PYTORCHJOB, "spec": {"pytorchReplicaSpecs": {
+        **PYTORCHJOB["spec"]["pytorchReplicaSpecs"], "Worker": {"replicas": 10, "template": {"spec": {"containers": [
+            {"name": "pytorch", "image": "python:3.12"}]}}}}}}
+    fits = "f" * (63 - len("-99-a3-worker-9"))
+    parse_study(study(fits, workers, maxTrials=100))
+    assert problems(study(fits + "x", workers, maxTrials=100)) == [
+        f"name: expected at most {len(fits)} characters for this PyTorchJob trialSpec: the Training Operator names "
+        f"each replica's pod and Service <trial's name>-<role>-<index>, trial 99's attempt 3 {fits}x-99-a3-worker-9 "
+        "(64 characters), and the API server refuses a Service whose name passes the 63 of a DNS-1035 label; "
+        "shorten the name by 1 characters, or lower maxTrials, trialTemplate.maxAttempts or the replicas"]

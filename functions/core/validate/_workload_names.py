@@ -7,7 +7,8 @@ later one, or, caught by the first trial's dry run, be refused without naming ``
   requires to be a DNS-1123 label for the last index when it takes the Job.
 - The Kubeflow Training Operator's webhook requires a TFJob, PyTorchJob, XGBoostJob, PaddleJob
   or JAXJob to be named with a DNS-1035 label (``NameIsDNS1035Label``, kubeflow/training-operator
-  ``pkg/webhooks``): one that begins with a letter, as the Services of its pods are named after it.
+  ``pkg/webhooks``): one that begins with a letter, as the Services of its pods are named after it
+  (``<job>-<role>-<index>``), which must be DNS-1035 labels too.
 - JobSet's webhook requires the name of each replicated Job's last Job,
   ``<jobset>-<replicatedJob>-<replicas - 1>``, and of an Indexed one the longest name of its
   pods, ``<that Job>-<completions - 1>-<5 random characters>``, to be DNS-1035 labels
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from functions.core import trial_kinds
 from functions.core.errors import Problem
 from functions.core.limits import Limits
 from functions.core.naming import MAX_NAME, indexed_excess, job_name, name_excess
@@ -39,7 +41,8 @@ def workload_name_problems(study: Study, limits: Limits) -> list[Problem]:
     job = study.trial_template.trial_spec or {}
     if not isinstance(job.get("spec") or {}, Mapping):
         return []
-    return [*_letter_first(study, job), *_indexed_names(study, limits, job), *_jobset_names(study, limits, job)]
+    return [*_letter_first(study, job), *_indexed_names(study, limits, job), *_jobset_names(study, limits, job),
+            *_service_names(study, limits, job)]
 
 
 def _letter_first(study: Study, job: Mapping[str, Any]) -> list[Problem]:
@@ -102,6 +105,31 @@ def _tails(spec: Mapping[str, Any]) -> Iterator[str]:
         completions = job.get("completions")
         if job.get("completionMode") == "Indexed" and isinstance(completions, int) and completions >= 1:
             yield f"-{name}-{replicas - 1}-{completions - 1}{POD_SUFFIX}"
+
+
+def _service_names(study: Study, limits: Limits, job: Mapping[str, Any]) -> list[Problem]:
+    """A Training Operator job whose last trial's last attempt would name a Service past a
+    DNS-1035 label: the operator names each replica's pod and Service ``<job>-<role>-<index>``
+    (``GenGeneralName``, its role lower-cased), and the API server refuses a Service of such a
+    name (``ValidateServiceName``), so its workers could never reach the master."""
+    known = trial_kinds.kind_of(job)
+    if known is None or known.replica_specs is None or (job.get("apiVersion"), known.kind) not in DNS1035_KINDS:
+        return []
+    replicas = _mapping(_mapping(job.get("spec")).get(known.replica_specs))
+    tails = sorted((f"-{role.lower()}-{count - 1}" for role, count in
+                    ((role, _mapping(replica).get("replicas", 1)) for role, replica in replicas.items())
+                    if isinstance(count, int) and count >= 1), key=len)
+    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
+    excess = name_excess(study.name, trials, attempts, tails[-1]) if tails else 0
+    if not excess:
+        return []
+    last = job_name(study.name, trials - 1, attempts) + tails[-1]
+    return [Problem("name", f"expected at most {len(study.name) - excess} characters for this {known.kind} trialSpec: "
+                            f"the Training Operator names each replica's pod and Service <trial's name>-<role>-<index>, "
+                            f"trial {trials - 1}'s attempt {attempts} {last} ({len(last)} characters), and the API "
+                            f"server refuses a Service whose name passes the {MAX_NAME} of a DNS-1035 label; shorten "
+                            f"the name by {excess} characters, or lower maxTrials, trialTemplate.maxAttempts or the "
+                            "replicas")]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
