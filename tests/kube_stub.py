@@ -28,6 +28,7 @@ from kube_standin import admission, configmaps, events, katib_api, kueue, patche
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
+from kube_standin.faults import Faults
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets
@@ -85,6 +86,8 @@ class KubeStub(ApiServer, Workloads):
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
+        self.faults = Faults()
+        """Answers held after their change was made, or refused before it (:mod:`kube_standin.faults`)."""
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
         self.unreachable: dict[str, float] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
@@ -178,8 +179,15 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 self._send(400, status(400, "BadRequest", unreadable))
             elif call.watch:
                 self._watch(call)
+            elif (refused := cluster.faults.refusal(call.verb(), call.resource)) is not None:
+                self._send(*refused)
             else:
-                self._send(*cluster.serve(call), call.warnings)
+                answer = cluster.serve(call)
+                if not cluster.faults.answering(call.verb(), call.resource):
+                    self._send(*answer, call.warnings)
+                    return
+                with suppress(BrokenPipeError, ConnectionResetError):  # its caller may be gone
+                    self._send(*answer, call.warnings)
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
 

@@ -1,0 +1,76 @@
+"""Faults a test injects into the API server's answers, as a real one's connection can fail them:
+an answer lost after the change was made (the server wrote it, then its connection dropped, or
+the client's process died waiting), and a call refused before anything was changed (``503``,
+as the API server answers while etcd or its admission webhooks are unavailable).
+
+:meth:`Faults.hold` serves each later call of a verb on a resource, its change made, then holds
+its answer until :meth:`Held.release`: the test kills the caller meanwhile.
+:meth:`Faults.refuse` answers the next calls of a verb on a resource 503, changing nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from kube_standin.objects import status
+
+HOLD_LIMIT = 120.0
+"""Seconds at most an answer is held, so a test that forgets to release leaves no thread for ever."""
+
+
+class Held:
+    """The answers held for one verb on one resource."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        """Set once a call was served and its answer is held."""
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """Let the held answers go (to a caller that may be gone)."""
+        self._released.set()
+
+    def wait(self) -> None:
+        self.reached.set()
+        self._released.wait(HOLD_LIMIT)
+
+
+class Faults:
+    """The faults injected, by (verb, resource)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, str], Held] = {}
+        self._refused: dict[tuple[str, str], int] = {}
+
+    def hold(self, verb: str, resource: str) -> Held:
+        """Hold the answers of later ``verb`` calls on ``resource`` (``deletecollection``, ``jobs``)
+        once they are served."""
+        held = Held()
+        with self._lock:
+            self._held[(verb, resource)] = held
+        return held
+
+    def refuse(self, verb: str, resource: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``verb`` on ``resource`` 503, changing nothing."""
+        with self._lock:
+            self._refused[(verb, resource)] = times
+
+    def refusal(self, verb: str, resource: str) -> tuple[int, dict] | None:
+        """The 503 to answer this call with instead of serving it, or None."""
+        with self._lock:
+            left = self._refused.get((verb, resource), 0)
+            if left <= 0:
+                return None
+            self._refused[(verb, resource)] = left - 1
+        return 503, status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+
+    def answering(self, verb: str, resource: str) -> bool:
+        """Called once a call was served, before its answer goes: waits while its answers are
+        held; whether they were."""
+        with self._lock:
+            held = self._held.get((verb, resource))
+        if held is None:
+            return False
+        held.wait()
+        return True
