@@ -44,6 +44,7 @@ from functions.core.spec import Study
 from functions.dispatch import Dispatcher, Turns
 from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
+from functions.handlers.stopping import stop_study_marked
 from functions.handlers.submit import store_or_restart
 from functions.pools import check_access, check_study, node_pools
 from functions.settings import Settings
@@ -164,9 +165,12 @@ class Runtime:
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """Stop a study (``POST /studies/NAME/stop``, and ``katuna stop`` where
         ``KATUNA_EXECUTOR=kubernetes``) through this process's executor: on Kubernetes its trial
-        Jobs are deleted with their pods; its node pools are released."""
+        Jobs are deleted with their pods; its node pools are released. Once the stop is stored,
+        a stop of its trials' workloads that fails (now, or in an earlier call) raises, so the
+        caller learns of it (the tick tries again meanwhile: :mod:`functions.handlers.stopping`)."""
         record = self.store().get_study(name)
         self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
+        stop_study_marked(self.deps(), name)
 
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply

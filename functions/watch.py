@@ -23,6 +23,7 @@ from functions.handlers.node_hours import looks_due
 from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
 from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
+from functions.handlers.stopping import finish_marked
 
 log = logging.getLogger("katuna.watch")
 
@@ -138,13 +139,18 @@ class Watcher:
             self._events.put(event)
 
     def _stop_strays(self) -> None:
-        """Stop the attempts running here that the store no longer wants: of a study deleted or
-        made again under its name, of a study that ended, or of a trial that ended or moved on
-        to a later attempt (its end reported by another process, or forged)."""
+        """Stop the workloads of ended trials still marked to stop, on any executor
+        (:func:`~functions.handlers.stopping.finish_marked`), and the attempts running here that
+        the store no longer wants: of a study deleted or made again under its name, of a study
+        that ended, or of a trial that ended or moved on to a later attempt (its end reported by
+        another process, or forged)."""
         now = time.monotonic()
-        if not isinstance(self._executor, LocalExecutor) or now - self._strays_checked < STRAYS_EVERY:
+        if now - self._strays_checked < STRAYS_EVERY:
             return
         self._strays_checked = now
+        finish_marked(self._deps)
+        if not isinstance(self._executor, LocalExecutor):
+            return
         store, active = self._deps.store, {}
         studies: dict[str, StudyRecord | None] = {}
 

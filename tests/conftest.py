@@ -66,8 +66,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_stopping(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirtieth migration (trials' workloads marked to stop)."""
+    db.execute("DROP INDEX IF EXISTS trials_stopping")
+    if "stopping" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN stopping")
+
+
 def drop_pool_emptying(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the twenty-ninth migration (pool uses' emptying)."""
+    """Take a database back to before the twenty-ninth migration (pool uses' emptying), and the thirtieth."""
+    drop_stopping(db)
     for column in ("empty_asked", "emptied"):
         if column in db["node_pools"].columns_dict:
             db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")

@@ -26,12 +26,11 @@ from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
-from functions.core.events import study_completed, study_created
+from functions.core.events import pool_check, study_completed, study_created
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
-from functions.handlers import Deps
-from functions.handlers.reconcile import Budget, reconcile_study
+from functions.handlers import Deps, reconcile
 from functions.handlers.submit import store_study
 from functions.settings import Settings
 
@@ -212,11 +211,11 @@ def test_a_crash_after_a_job_create_and_before_its_record_creates_no_second_job(
         runner.close()
 
 
-def test_an_attempt_stopped_for_a_verdict_that_was_never_stored_is_found_ended_and_runs_again(tmp_path: Path):
-    """The stop function stops a study's attempts inside its transaction, and the process dies
-    right after: the verdict is never stored (and POST /studies/{name}/stop delivers it once).
-    The trials are left running with their processes gone; the next reconcile pass finds each
-    attempt ended, interrupted, so that it runs again rather than wait for ever."""
+def test_a_stop_whose_process_dies_at_the_trials_stop_keeps_its_verdict_and_the_tick_stops_them(tmp_path: Path):
+    """The stop function stores the study's end and its trials pruned, then stops their
+    attempts, and the process dies right there (POST /studies/{name}/stop delivers it once):
+    the stop is kept, nothing runs again, and the tick stops the attempts, which it finds
+    still marked to stop, again (:mod:`functions.handlers.stopping`)."""
     store = SqliteStore(tmp_path / "katuna.db")
     executor = LocalExecutor(tmp_path / "logs", publish=lambda event: None)
     deps = Deps(store, executor, time.time)
@@ -230,13 +229,13 @@ def test_an_attempt_stopped_for_a_verdict_that_was_never_stored_is_found_ended_a
         crashing = Dispatcher(Deps(store, CrashAfter(executor, "stop_trials", 1), time.time))
         with pytest.raises(Crash):
             crashing.deliver(study_completed(record.name, record.uid, "stopped", "stopped by its user", 0))
-        assert [t.state for t in store.trials("halted")] == ["RUNNING", "RUNNING"]
+        assert store.get_study("halted").status == "stopped"
+        assert [(t.state, t.attempt) for t in store.trials("halted")] == [("PRUNED", 1), ("PRUNED", 1)]
+        assert store.stopping_trials(10) == [("halted", 0), ("halted", 1)]
         eventually(lambda: executor.running("halted") == 0, "the stopped processes gone", timeout=30)
-        found = reconcile_study(store.get_study("halted"), deps, Budget())
-        assert sorted((e.data["trial"], e.data["outcome"]) for e in found) == [(0, "interrupted"), (1, "interrupted")]
-        for event in found:
-            Dispatcher(deps).deliver(event)
-        assert [(t.state, t.attempt) for t in store.trials("halted")] == [("WAITING", 2), ("WAITING", 2)]
+        assert reconcile.handle(pool_check(), deps) == []
+        assert store.stopping_trials(10) == []
+        assert [(t.state, t.attempt) for t in store.trials("halted")] == [("PRUNED", 1), ("PRUNED", 1)]
     finally:
         executor.shutdown()
         store.close()

@@ -85,6 +85,8 @@ class SqliteConnection:
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
+        self._after: list[Callable[[], None]] = []
+        """What the transaction under way does once it commits (:meth:`after_commit`)."""
         self._studies: OrderedDict[tuple[str, int], tuple[KatunaJournalStorage, optuna.Study]] = OrderedDict()
         """Optuna's view of the studies loaded, the :data:`~functions.adapters.sqlite_streams.KEPT_STREAMS` used latest."""
         try:
@@ -151,6 +153,17 @@ class SqliteConnection:
                 raise
             finally:
                 self._writing = None
+                after, self._after = self._after, []
+        for effect in after:
+            effect()
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Call ``effect`` once the transaction under way has committed (at once outside one);
+        never when it rolls back. Effects run in the order given, outside the transaction."""
+        if self._writing is None:
+            effect()
+        else:
+            self._after.append(effect)
 
     def _abandon(self) -> None:
         """Rolls back a failed transaction (SQLite may have rolled it back already, as it does on

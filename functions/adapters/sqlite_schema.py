@@ -426,6 +426,14 @@ def _migrate_29(db: sqlite_utils.Database) -> None:
     db.table("node_pools").add_column("emptied", int, not_null_default=0)
 
 
+def _migrate_30(db: sqlite_utils.Database) -> None:
+    """Whether an ended trial's workload is still to be stopped: set with the verdict that ends
+    it, cleared once the executor stopped it (:mod:`functions.handlers.stopping`), and found by
+    the tick through an index of the few set."""
+    db.table("trials").add_column("stopping", int, not_null_default=0)
+    db.execute("CREATE INDEX trials_stopping ON trials (study, number) WHERE stopping = 1")
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -436,4 +444,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
-              _migrate_28, _migrate_29)
+              _migrate_28, _migrate_29, _migrate_30)

@@ -95,7 +95,8 @@ class SqliteTrials(SqliteStudies):
 
     @staticmethod
     def _trial(row: dict[str, Any]) -> TrialRecord:
-        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values", "changed", *_LOG_COLUMNS)}
+        fields = {k: v for k, v in row.items()
+                  if k not in ("value", "trial_values", "changed", "stopping", *_LOG_COLUMNS)}
         fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
                       values=loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
@@ -157,6 +158,21 @@ class SqliteTrials(SqliteStudies):
     def set_trials_reported(self, study: str, change: int) -> None:
         """Never moves back: a report that read older changes cannot undo a later one."""
         self.db.execute("UPDATE studies SET trials_reported = max(trials_reported, ?) WHERE name = ?", [change, study])
+
+    def set_stopping(self, study: str, numbers: Sequence[int], stopping: bool) -> None:
+        """Mark the trials' workloads as still to be stopped, or no longer (no change of the
+        trials themselves: the change feeds see nothing)."""
+        self.db.conn.executemany("UPDATE trials SET stopping = ? WHERE study = ? AND number = ?",
+                                 [(int(stopping), study, number) for number in numbers])
+
+    @reading
+    def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
+        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of
+        ``study`` alone, when given), by study name, through the index of those marked."""
+        where, args = ("stopping = 1", []) if study is None else ("stopping = 1 AND study = ?", [study])
+        rows = self.db.execute(f"SELECT study, number FROM trials INDEXED BY trials_stopping WHERE {where} "
+                               "ORDER BY study, number LIMIT ?", [*args, limit]).fetchall()
+        return [(study, number) for study, number in rows]
 
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that never started: its row goes (the kept counts follow), and Optuna,

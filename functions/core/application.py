@@ -190,7 +190,8 @@ class Application(Protocol):
         """Store a study and start it: the stored record, and whether it is new."""
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:
-        """End the study, or finish ending it: its running trials stopped where they run."""
+        """End the study, or finish ending it: its running trials stopped where they run; a
+        failure to stop them raises once the stop is stored (a later call, or the tick, stops them)."""
 
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""

@@ -33,6 +33,11 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together or not at all (Optuna's writes included)."""
 
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Call ``effect`` once the transaction under way commits (at once outside one), never
+        if it rolls back: an effect on the world that follows a decision is made only once the
+        decision is stored (:mod:`functions.handlers.stopping`)."""
+
     def await_writers(self) -> None:
         """Return once no other process or thread is writing: a read after it sees every
         transaction that was under way when it was called, committed (or rolled back)."""
@@ -109,6 +114,13 @@ class Store(Protocol):
     def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
         """Store the pods of the trial's attempt seen disrupted; like :meth:`set_log_cursor`, no
         change of the trial to report; ``StudyNotFound`` for a trial that is not stored."""
+
+    def set_stopping(self, study: str, numbers: Sequence[int], stopping: bool) -> None:
+        """Mark the trials' workloads as still to be stopped, or no longer."""
+
+    def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
+        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of
+        ``study`` alone, when given)."""
 
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that was asked for and never started: it is no trial of the study

@@ -7,7 +7,7 @@ it ran has lost its first lines, but for the observations kept as its running lo
 (:mod:`functions.core.log_keep`): the trial's reason says when some are lost (:mod:`functions.core.log_rotation`).
 An accepted end stops the attempt's process or Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
 than the trial may lose (both of which an executor may report while it still runs), is stopped
-once its output is read. Each pod so lost is a run lost, as a preempted attempt is one:
+once its output is read and its verdict stored (:mod:`functions.handlers.stopping`). Each pod so lost is a run lost, as a preempted attempt is one:
 ``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
 
 The output is read and parsed before the handling's transaction (:func:`prepare`, which the
@@ -35,6 +35,7 @@ from functions.handlers.base import Deps, go_on, tell
 from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
 from functions.handlers.prune import record_curve
+from functions.handlers.stopping import stop_once_stored
 
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""
@@ -92,14 +93,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             return _stopped_at_end(record, trial, deps) if record.terminal else \
                 _run_again(record, trial, deps, f"lost: {lost}")
         metrics, tail = {}, [str(lost)]
-    if running:
-        deps.executor.stop(launch)
     state, values, reason = _verdict(record, data, metrics, tail)
     reason = "\n".join(part for part in (rotation, reason) if part)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data)}
     store.update_trial(record.name, trial.number, **outcome)
+    if running:
+        stop_once_stored(record, [trial], deps)
     if state == COMPLETE and record.spec.early_stopping is not None:
         record_curve(record, trial, deps)
     tell(record, deps, trial.number, state, values)

@@ -10,9 +10,9 @@ far the trial's log has been read, where the value was read from it, into katuna
 the storage. NaN and the infinities go in too, as Optuna's ``Trial.report`` takes them: its
 pruners stop a trial whose values turned NaN, or crossed a threshold, rather than let it run
 on to fail. A pruned trial's metrics so far are read from its output, as Katib's collector
-reports them before it stops a trial; then its processes (or Job) are stopped (a Job kept,
-suspended, when the template has ``retain``, as Katib keeps it), it is recorded
-as pruned at that step, and its slot is filled. A trial that completes gets the rest of its
+reports them before it stops a trial; then it is recorded as pruned at that step, its slot is
+filled, and once that is stored its processes (or Job) are stopped (a Job kept, suspended, when
+the template has ``retain``, as Katib keeps it: :mod:`functions.handlers.stopping`). A trial that completes gets the rest of its
 curve from its output (:func:`record_curve`).
 """
 
@@ -27,7 +27,6 @@ from optuna.trial import FrozenTrial, TrialState
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
 from functions.core.history_cells import known_results, steps_kept
-from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
@@ -35,6 +34,7 @@ from functions.core.report_token import check_report
 from functions.handlers.base import Deps, go_on, optuna_study, tell
 from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
+from functions.handlers.stopping import stop_once_stored
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -64,12 +64,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         metrics = record_output(record, trial, deps).metrics
     except OutputLost:
         metrics = {}
-    deps.executor.stop(trial_launch(record, trial), keep=record.spec.trial_template.retain)
     metric = record.spec.objectives[0].metric
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
                          f"({metric}={value:g})"}
     store.update_trial(record.name, trial.number, **outcome)
+    stop_once_stored(record, [trial], deps)
     _carry(storage, trial_id, through)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)

@@ -27,10 +27,13 @@ say, and sends the event that was missing:
    StudyJobs of every namespace too;
 6. a running cluster trial: the observations of its log kept as they are read, and, in a study
    with early stopping, the ``trial.progress`` of each report of the objective its log holds
-   that no handled event brought (:mod:`functions.handlers.progress_scan`).
+   that no handled event brought (:mod:`functions.handlers.progress_scan`);
+7. an ended trial whose workload is still marked to stop (its handler's process died after the
+   verdict was stored, or the stop failed): stopped now (:mod:`functions.handlers.stopping`).
 
 A tick only reads and sends (but for the observations step 6 keeps, each read stored once, in a
-transaction of its own, see :mod:`functions.handlers.progress_scan`); the handlers do the work, each once: every event it sends has an
+transaction of its own, see :mod:`functions.handlers.progress_scan`, and the stops of step 7,
+each with its mark cleared in a transaction of its own); the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
 stands in for, change nothing twice: a ``trial.suggested`` or ``study.completed`` sent again
 has the id of the one it stands in for, so whichever of the two comes second is a duplicate
@@ -58,6 +61,7 @@ from functions.handlers.ahead import releasable
 from functions.handlers.base import Deps, check_stop, look
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
+from functions.handlers.stopping import finish_marked
 from functions.handlers.writeback import behind
 
 log = logging.getLogger("katuna.reconcile")
@@ -104,6 +108,7 @@ Settled = Callable[[Callable[[], bool]], bool]
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     """The tick: the events that move on every study the slice holds, and the resources'."""
+    finish_marked(deps)
     studies = deps.store.list_studies()
     window = int(deps.clock() // SLICE_EVERY)
     budget = Budget()

@@ -55,6 +55,7 @@ from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
 from functions.handlers.base import Deps, complete, go_on
+from functions.handlers.stopping import MAX_MARKED
 from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report
 
@@ -250,6 +251,11 @@ def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, me
 
 def _retire(deps: Deps, stored: StudyRecord) -> None:
     """Forget the study of a resource that was deleted and made again under the same name
-    (its trials stopped): the new resource is a new study."""
-    deps.executor.stop_trials([trial_launch(stored, trial) for trial in deps.store.trials(stored.name, ACTIVE_STATES)])
+    (its trials stopped, and the ended ones whose workloads are still marked to stop:
+    :mod:`functions.handlers.stopping`): the new resource is a new study."""
+    stopped = deps.store.trials(stored.name, ACTIVE_STATES)
+    for _, number in deps.store.stopping_trials(MAX_MARKED, stored.name):
+        if (trial := deps.store.get_trial(stored.name, number)) is not None:
+            stopped.append(trial)
+    deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
     deps.store.delete_study(stored.name)

@@ -1,7 +1,7 @@
 """``study.completed``: record the final status and stop the trials still running: each is
 ``PRUNED`` with a reason beginning :data:`~functions.core.records.STOPPED_AT_END` (Katib's Trial
-shows it ``Killed``, :mod:`functions.core.katib_trials`); a template with ``retain`` keeps its
-Job, suspended.
+shows it ``Killed``, :mod:`functions.core.katib_trials`), and its workload stopped once that is
+stored (:mod:`functions.handlers.stopping`); a template with ``retain`` keeps its Job, suspended.
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
@@ -14,6 +14,7 @@ from functions.core.events import Event, of_this_run
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED, STOPPED_AT_END
 from functions.handlers.base import Deps, discard, tell
+from functions.handlers.stopping import stop_once_stored
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -31,9 +32,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             discard(record, deps, trial.number)
         else:
             stopped.append(trial)
-    deps.executor.stop_trials([trial_launch(record, trial) for trial in stopped], keep=record.spec.trial_template.retain)
     for trial in stopped:
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
+    stop_once_stored(record, stopped, deps)
     return []

@@ -1,0 +1,88 @@
+"""Stopping the workloads of trials that ended early, once the verdict that ends them is stored.
+
+A handler that ends running trials (pruned, stopped with their study, failed past their
+timeout) stores the verdict and marks their workloads to stop, in its transaction; they are
+stopped once it has committed (:meth:`~functions.core.ports.Store.after_commit`), and the marks
+cleared. Stopping first, inside the transaction, lost the verdict whenever the process died, or
+the commit failed, between the two: the trial stayed running in the store with its Job gone, and
+the next look at it (the Job's delete event, a tick) took it for a run lost to preemption and
+ran it again; a stop delivered once (``POST /studies/NAME/stop``) was forgotten, its study
+running on. Now the store is the truth: a process that dies after the commit, or a stop the
+cluster refuses, leaves the marks, and the tick (:func:`finish_marked`) stops those workloads
+again, as a stop is safe to repeat (a Job gone already is success), until nothing runs on for a
+trial the store says has ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+from functions.core.errors import KatunaError
+from functions.core.launch import trial_launch
+from functions.core.ports import stored_study
+from functions.core.records import StudyRecord, TrialRecord
+from functions.handlers.base import Deps
+
+log = logging.getLogger("katuna.stopping")
+
+MAX_MARKED = 1_000
+"""Marked trials one tick takes (a stop of their workloads per study), the rest at the next."""
+
+
+def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: Deps) -> None:
+    """Mark the workloads of ``trials``, which the caller's transaction ends, to stop, and stop
+    them once it commits: a failure then is logged and left to the tick."""
+    if not trials:
+        return
+    numbers = [trial.number for trial in trials]
+    deps.store.set_stopping(record.name, numbers, True)
+    deps.store.after_commit(partial(_stop_logged, deps, record.name, record.uid, numbers))
+
+
+def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
+    """Stop the workloads of the trials ``numbers`` of the study (that very study: ``uid``)
+    that have ended, and clear their marks, in one transaction: a stop that fails raises and
+    leaves them marked."""
+    store = deps.store
+    with store.transaction():
+        record = stored_study(store, study, uid)
+        if record is None:
+            return
+        ended = [trial for number in numbers if (trial := store.get_trial(study, number)) is not None and trial.finished]
+        if ended:
+            deps.executor.stop_trials([trial_launch(record, trial) for trial in ended],
+                                      keep=record.spec.trial_template.retain)
+        store.set_stopping(study, numbers, False)
+
+
+def finish_marked(deps: Deps, limit: int = MAX_MARKED) -> None:
+    """The tick's part: stop the workloads still marked (their stop failed, or its process died
+    after the verdict was stored), study by study; a stop that fails again is logged, and tried
+    at the next tick."""
+    marked: dict[str, list[int]] = {}
+    for study, number in deps.store.stopping_trials(limit):
+        marked.setdefault(study, []).append(number)
+    for study, numbers in marked.items():
+        record = stored_study(deps.store, study)
+        if record is not None:
+            _stop_logged(deps, study, record.uid, numbers)
+
+
+def stop_study_marked(deps: Deps, study: str) -> None:
+    """Stop the study's workloads still marked now, raising when a stop fails: before the
+    study's rows, and their marks with them, are deleted, so no Job runs on that no mark names."""
+    numbers = [number for _, number in deps.store.stopping_trials(MAX_MARKED, study)]
+    record = stored_study(deps.store, study)
+    if numbers and record is not None:
+        stop_marked(deps, study, record.uid, numbers)
+
+
+def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
+    """:func:`stop_marked`, its failure logged: the marks stay, for the tick."""
+    try:
+        stop_marked(deps, study, uid, numbers)
+    except KatunaError as exc:
+        log.warning("stopping the workloads of trials %s of study %s: %s; the tick tries again",
+                    ", ".join(map(str, numbers)), study, exc)
