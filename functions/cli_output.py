@@ -18,7 +18,7 @@ from rich.text import Text
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
 from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
-from functions.core.views import study_view
+from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
 from functions.terminal import UNBOUNDED, markup, text
 
@@ -97,13 +97,13 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     if pool:
         console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
                            f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
-                           f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
-                           f"at most {pool['maxNodeHours']:.2f} node-hours"
+                           f"{' and deleted' if pool['deleted'] else ''}: {figure(pool['hours'])} h, "
+                           f"at most {figure(pool['maxNodeHours'])} node-hours"
                            + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
         if pool["nodeHours"] is not None:
-            cost = f", cost {pool['cost']:.2f} at {pool['pricePerNodeHour']:g} a node-hour" if pool["cost"] is not None else ""
-            console.print(f"node-hours: {pool['nodeHours']:.2f} measured on {pool['nodesSeen']} nodes "
-                          f"({pool['nodesRunning']} up){cost}", highlight=False)
+            cost = cost_text(pool)
+            console.print(f"node-hours: {figure(pool['nodeHours'])} measured on {pool['nodesSeen']} nodes "
+                          f"({pool['nodesRunning']} up){', ' + cost if cost else ''}", highlight=False)
         elif pool["nodesProblem"]:
             console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 

@@ -218,6 +218,16 @@ def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
         parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": "cheap"}))
 
 
+def test_a_currency_is_a_code_of_three_capital_letters_beside_a_price():
+    pool = {"provider": "gke", "maxNodes": 3, "pricePerNodeHour": 0.04}
+    assert parse_study(study_definition(nodePool={**pool, "currency": "EUR"})).node_pool.currency == "EUR"
+    for bad in ("eur", "EURO", "€", 978):
+        with pytest.raises(InvalidStudy, match="nodePool.currency"):
+            parse_study(study_definition(nodePool={**pool, "currency": bad}))
+    with pytest.raises(InvalidStudy, match="nodePool.currency: given without nodePool.pricePerNodeHour"):
+        parse_study(study_definition(nodePool={"provider": "gke", "currency": "USD"}))
+
+
 def _job(name: str) -> dict:
     """A trial Job on the pool: one node's worth of cpu for two seconds."""
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
@@ -335,12 +345,13 @@ def test_a_look_the_api_does_not_answer_says_why_and_waits_a_period(tmp_path: Pa
         store.close()
 
 
-def _measured_study(db: Path) -> None:
-    """A study whose pool ran two nodes: one for an hour and a half, one still up after an hour."""
+def _measured_study(db: Path, **price) -> None:
+    """A study whose pool ran two nodes: one for an hour and a half, one still up after an hour;
+    ``price``: its ``pricePerNodeHour`` (0.04) and ``currency``."""
     store = SqliteStore(db)
     try:
         spec = parse_study(study_definition("priced", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
-                                                                "pricePerNodeHour": 0.04}))
+                                                                "pricePerNodeHour": 0.04, **price}))
         start = time.time() - 7200
         record = store.add_study(StudyRecord(spec, {}, str(db.parent), "uid-priced", created_at=start))
         lives = (NodeLife("a", start, start + 5400 - 30, start + 5400 + 30), NodeLife("b", start + 3600, time.time()))
@@ -370,5 +381,30 @@ def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_
         page = client.get("/ui/studies/priced").get_data(as_text=True)
         assert re.search(r'id="node-hours">2\.5\d* measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
                          r"0\.1\d* at 0\.04 a node-hour", page), page[page.find("node-hours") - 200:][:600]
+    finally:
+        runtime.close()
+
+
+def test_a_large_cost_reads_in_full_with_its_currency_in_katuna_show_the_api_and_the_dashboard(tmp_path: Path):
+    """A price in yen makes a cost of millions: written out with its thousands grouped and its
+    currency, never as ``1.2e+07``."""
+    from functions.adapters.web import create_app
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    _measured_study(tmp_path / "katuna.db", pricePerNodeHour=4_800_000, currency="JPY")
+    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert re.search(r"node-hours: 2\.5\d measured on 2 nodes \(1 up\), cost 12,0\d\d,\d\d\d\.\d\d JPY at 4,800,000 JPY "
+                     r"a node-hour", shown.stdout), shown.stdout + shown.stderr
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        pool = client.get("/studies/priced").get_json()["nodePool"]
+        assert (pool["pricePerNodeHour"], pool["currency"]) == (4_800_000, "JPY")
+        page = client.get("/ui/studies/priced").get_data(as_text=True)
+        assert re.search(r'id="node-hours">2\.5\d measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
+                         r"12,0\d\d,\d\d\d\.\d\d JPY at 4,800,000 JPY a node-hour · at most 6\.00", page), \
+            page[page.find("node-hours") - 200:][:600]
     finally:
         runtime.close()

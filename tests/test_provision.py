@@ -115,7 +115,7 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeSt
         "requestedAt": 1_000_000.0, "readyAt": 1_000_060.0, "releasedAt": 1_003_780.0,
         "hours": None, "maxNodeHours": None,
         "nodeHours": None, "nodesSeen": 0, "nodesRunning": 0, "nodesLookedAt": None, "pricePerNodeHour": None,
-        "cost": None, "nodesProblem": None}
+        "cost": None, "currency": None, "nodesProblem": None}
     assert summary["hours"] == pytest.approx(3780 / 3600, abs=1e-3)
     assert summary["maxNodeHours"] == pytest.approx(4 * 3780 / 3600, abs=1e-3)
     assert gke_api.pools == {}

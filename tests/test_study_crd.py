@@ -77,7 +77,7 @@ COMMAND_FORM = {
     "warmStart": {"study": "earlier", "trials": [{"params": {"x": 0.1, "n": 3, "opt": "sgd", "mom": 0.9}, "value": 0.3}]},
     "nodePool": {"name": "trainers", "provider": "gke", "capacity": "preemptible", "machineType": "n1-standard-8",
                  "maxNodes": 4, "diskSizeGb": 100, "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}],
-                 "labels": {"team": "ml"}, "shared": True, "pricePerNodeHour": 0.35},
+                 "labels": {"team": "ml"}, "shared": True, "pricePerNodeHour": 0.35, "currency": "EUR"},
 }
 """Numbers where the validator takes them as well as strings (argv, env, resources), a
 duration as a string, a condition on one value and on a list of them."""

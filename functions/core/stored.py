@@ -170,5 +170,5 @@ def _node_pool(data: Mapping[str, Any]) -> NodePool:
         max_nodes=data.get("maxNodes", 3), disk_size_gb=data.get("diskSizeGb"),
         accelerators=tuple((a["type"], a["count"]) for a in data.get("accelerators", ())),
         labels=tuple(sorted((data.get("labels") or {}).items())), shared=bool(data.get("shared", False)),
-        price_per_node_hour=data.get("pricePerNodeHour"),
+        price_per_node_hour=data.get("pricePerNodeHour"), currency=data.get("currency"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from functions.core.pareto import best_trials, front_sample
@@ -75,8 +76,30 @@ def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
     pool = record.spec.node_pool
     price = pool.price_per_node_hour if pool is not None else None
     measured = view["nodeHours"]
-    view.update(pricePerNodeHour=price, cost=None if price is None or measured is None else round(measured * price, 4))
+    view.update(pricePerNodeHour=price, cost=None if price is None or measured is None else round(measured * price, 4),
+                currency=pool.currency if pool is not None else None)
     return view
+
+
+def figure(value: float) -> str:
+    """Node-hours or money as the CLI and the dashboard show them: two decimals, thousands grouped
+    (``1,080,000.00``, never ``1.08e+06``)."""
+    return f"{value:,.2f}"
+
+
+def price(value: float, currency: str | None) -> str:
+    """A price as the study gives it, every decimal it has and none added (``0.0035``,
+    ``4,800,000``), thousands grouped, with its currency when the study names one."""
+    return f"{Decimal(repr(value)).normalize():,f}" + (f" {currency}" if currency else "")
+
+
+def cost_text(pool: dict[str, Any]) -> str:
+    """A pool view's cost as the CLI and the dashboard show it: ``cost 0.10 USD at 0.04 USD a
+    node-hour`` (empty without a price or a measure)."""
+    if pool["cost"] is None:
+        return ""
+    money = figure(pool["cost"]) + (f" {pool['currency']}" if pool["currency"] else "")
+    return f"cost {money} at {price(pool['pricePerNodeHour'], pool['currency'])} a node-hour"
 
 
 def _resource(record: StudyRecord) -> dict[str, str] | None:

@@ -55,7 +55,9 @@ _KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
 _CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
 """Each cloud's own node-label namespace, and the cloud."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
-           "accelerators", "labels", "shared", "pricePerNodeHour"}
+           "accelerators", "labels", "shared", "pricePerNodeHour", "currency"}
+CURRENCY = re.compile(r"[A-Z]{3}")
+"""A currency's code as ISO 4217 writes it (USD, EUR, JPY)."""
 
 
 def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None,
@@ -86,6 +88,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     price = r.get(item, "pricePerNodeHour", path, "number")
     if price is not None and price < 0:
         r.fail(join(path, "pricePerNodeHour"), "expected a price of 0 or more per node-hour")
+    currency = _currency(r, item, path, price)
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
     most = _most_nodes(provider, limits.eks)
@@ -110,7 +113,21 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     default_nodes = min(parallelism or 3, limits.pool_nodes, most)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
-                    labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
+                    labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price),
+                    currency=currency)
+
+
+def _currency(r: Reader, item: Mapping[str, Any], path: str, price: float | None) -> str | None:
+    """The currency of ``pricePerNodeHour``, shown with the study's cost: an ISO 4217 code, and
+    only beside a price (alone it would name the currency of nothing)."""
+    currency = r.get(item, "currency", path, "str")
+    if currency is not None and not CURRENCY.fullmatch(currency):
+        r.fail(join(path, "currency"), f"expected a currency code of three capital letters (ISO 4217: USD, EUR, "
+               f"JPY), got {currency!r}")
+        return None
+    if currency is not None and "pricePerNodeHour" not in item:
+        r.fail(join(path, "currency"), "given without nodePool.pricePerNodeHour, the price it is the currency of")
+    return currency
 
 
 MIN_DISK_GB = {GKE: 10, EKS: 20}

@@ -56,6 +56,8 @@ class NodePool:
     price_per_node_hour: float | None = None
     """What one node of the pool costs an hour (the user's figure, in their currency), for the
     cost of a study's measured node-hours; None when not given."""
+    currency: str | None = None
+    """The price's currency (an ISO 4217 code), shown with the cost; None when not given."""
 
     @property
     def node_labels(self) -> dict[str, str]:
@@ -80,6 +82,8 @@ class NodePool:
             out["labels"] = dict(self.labels)
         if self.price_per_node_hour is not None:
             out["pricePerNodeHour"] = self.price_per_node_hour
+        if self.currency is not None:
+            out["currency"] = self.currency
         return out
 
 

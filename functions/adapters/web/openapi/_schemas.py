@@ -102,7 +102,9 @@ SCHEMAS: dict[str, Any] = {
         "nodesLookedAt": {"type": ["number", "null"]},
         "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
         "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
-        "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"}}},
+        "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"},
+        "currency": {"type": ["string", "null"], "description": "the study's nodePool.currency (ISO 4217), the "
+                     "currency of pricePerNodeHour and cost; null when the study names none"}}},
     "DeadLetter": {"type": "object", "required": ["id", "event", "reason", "receivedAt"], "properties": {
         "id": {"type": "integer", "description": "the letter's number: the next page's before"},
         "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": {"type": "number"}}},

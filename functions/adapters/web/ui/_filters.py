@@ -5,6 +5,7 @@ from __future__ import annotations
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core.log_reads import without_escapes
+from functions.core.views import cost_text, figure
 
 
 @blueprint.app_template_filter("when")
@@ -28,6 +29,10 @@ def _num(value) -> str:
     if value is None:
         return ""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+blueprint.app_template_filter("figure")(figure)
+blueprint.app_template_filter("cost")(cost_text)
 
 
 @blueprint.app_template_filter("plain")
