@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition, undo_trial_changes
+from kube_standin.clock import SimulatedClock, rfc3339
 from kube_stub import KubeStub, NodePool
 from test_reconcile import compacting_during_the_list
 from waiting import eventually
@@ -62,6 +63,30 @@ def test_a_node_whose_vm_stopped_counts_again_only_from_the_look_that_found_it_b
     assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("a", 100.0, 1000.0, since=900.0))
     assert node_hours(lives, start=0.0, end=1000.0) * 3600 == pytest.approx((230 - 100) + (1000 - 900))
     assert NodeLife.from_dict(lives[1].to_dict()) == lives[1]
+
+
+def test_a_node_whose_vm_stopped_and_started_again_is_one_node_seen(tmp_path: Path):
+    """GKE stops a preempted spot VM, its Node kept with ``Ready`` ``Unknown``, and starts it
+    again: the study's pool ran one node, not two."""
+    kube, store = KubeStub(), SqliteStore(tmp_path / "katuna.db")
+    now = [time.time()]
+    try:
+        kube.add_node(node("spot", dict(SELECTOR)))
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: now[0],
+                    nodes=KubernetesNodes(lambda: api), node_look_seconds=0.0)
+        store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY,
+                                    requested_at=now[0] - 3600))
+        for ready in ("True", "Unknown", "True"):
+            with kube.lock:
+                kube.nodes["spot"]["status"]["conditions"] = [{"type": "Ready", "status": ready}]
+            look_at_nodes(deps)
+            now[0] += 60
+        summary = store.pool_use("u1").to_dict(now[0])
+        assert (summary["nodesSeen"], summary["nodesRunning"]) == (1, 1), store.pool_use("u1").nodes
+    finally:
+        store.close()
+        kube.close()
 
 
 def test_a_node_whose_kubelet_stopped_posting_its_status_is_not_listed():
@@ -118,6 +143,33 @@ def test_a_node_list_whose_continue_token_expired_is_started_again_and_whole(mon
         kube.close()
 
 
+@pytest.mark.parametrize("behind", [600.0, -600.0])
+def test_a_node_counts_its_own_age_whatever_the_api_servers_clock_says(tmp_path: Path, behind: float):
+    """katuna's clock ``behind`` the API server's (ahead, when negative) by ten minutes, as a
+    service run off the cluster may be: a node created two minutes before the look counts two
+    minutes, not none, nor twelve; and a look a minute later, katuna's clock having moved on while
+    the server's has not, finds the same node, a minute older."""
+    kube, store = KubeStub(clock=SimulatedClock(time.time())), SqliteStore(tmp_path / "katuna.db")
+    try:
+        kube.add_node(node("old", dict(SELECTOR)) | {"metadata": {
+            "name": "old", "creationTimestamp": rfc3339(kube.clock.time() - 120), "labels": dict(SELECTOR)}})
+        api = api_client(kube.url)
+        now = [kube.clock.time() - behind]
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: now[0],
+                    nodes=KubernetesNodes(lambda: api), node_look_seconds=0.0)
+        store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY,
+                                    requested_at=now[0] - 3600))
+        look_at_nodes(deps)
+        assert store.pool_use("u1").node_hours(now[0]) * 3600 == pytest.approx(120, abs=2)
+        now[0] += 60
+        look_at_nodes(deps)
+        use = store.pool_use("u1")
+        assert (len(use.nodes), use.node_hours(now[0]) * 3600) == (1, pytest.approx(180, abs=2)), use.nodes
+    finally:
+        store.close()
+        kube.close()
+
+
 def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
     lives = (NodeLife("a", 0.0, 7200.0),)
     use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,
@@ -143,8 +195,8 @@ def test_a_shared_pool_katuna_emptied_counts_for_its_last_study_until_its_nodes_
 def test_after_katuna_emptied_the_pool_a_node_made_since_the_release_is_not_the_ended_studys(tmp_path: Path):
     """Another study started on the shared pool while the resize drained the ended study's nodes:
     the node made for it is that study's, not counted for the ended one."""
-    kube, store = KubeStub(), SqliteStore(tmp_path / "katuna.db")
     released = calendar.timegm((2026, 11, 30, 12, 30, 0))
+    kube, store = KubeStub(clock=SimulatedClock(released + 120)), SqliteStore(tmp_path / "katuna.db")
     try:
         for name, stamp in (("before", "2026-11-30T12:00:00Z"), ("since", "2026-11-30T12:31:00Z")):
             kube.add_node({"apiVersion": "v1", "kind": "Node", "metadata": {

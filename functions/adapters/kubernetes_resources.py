@@ -6,7 +6,8 @@ Node objects listed), through the client and error translation of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
 
@@ -183,18 +184,27 @@ class KubernetesNodes:
         page: one whose ``Ready`` condition is ``Unknown`` (its VM stopped, as GKE stops a
         preempted spot VM and keeps its Node) runs nothing and is not billed for."""
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        dates: list[float] = []
         try:
-            pages = all_pages(partial(self._page, selector), lambda page: page.metadata._continue or "")
+            pages = all_pages(partial(self._page, selector, dates), lambda page: page.metadata._continue or "")
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the nodes labelled {selector}") from exc
-        return [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
+        listed_at = dates[-1] if dates else None
+        return [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp(), listed_at)
                 for page in pages for node in page.items or [] if not _unreachable(node)]
 
-    def _page(self, selector: str, token: str) -> Any:
-        """One page of the node list, from where ``token`` (the last page's ``continue``) left off."""
+    def _page(self, selector: str, dates: MutableSequence[float], token: str) -> Any:
+        """One page of the node list, from where ``token`` (the last page's ``continue``) left off;
+        the API server's time when it answered (its ``Date`` header) added to ``dates``."""
         if token:
-            return self._core().list_node(label_selector=selector, limit=LIST_PAGE, _continue=token)
-        return self._core().list_node(label_selector=selector, limit=LIST_PAGE)
+            page, _, headers = self._core().list_node_with_http_info(label_selector=selector, limit=LIST_PAGE,
+                                                                     _continue=token)
+        else:
+            page, _, headers = self._core().list_node_with_http_info(label_selector=selector, limit=LIST_PAGE)
+        date = _date(headers or {})
+        if date is not None:
+            dates.append(date)
+        return page
 
 
 def _continue_of(page: Mapping[str, Any]) -> str:
@@ -206,3 +216,11 @@ def _unreachable(node: Any) -> bool:
     """Whether the node's kubelet stopped posting its status (``Ready`` is ``Unknown``)."""
     conditions = (node.status.conditions if node.status else None) or []
     return any(c.type == "Ready" and c.status == "Unknown" for c in conditions)
+
+
+def _date(headers: Mapping[str, str]) -> float | None:
+    """An answer's ``Date`` header as seconds since the epoch; None when it has none it can read."""
+    try:
+        return parsedate_to_datetime(headers["Date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None

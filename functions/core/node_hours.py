@@ -14,6 +14,12 @@ pool, or one another running study still uses); a pool left to nobody, until its
 gone. While several studies use one pool, each moment of its nodes counts evenly to each of them
 (:func:`shared_node_hours`), so that the studies' figures add up to the pool's. These are the
 hours a cloud bills for the pool's machines, whatever ran on them.
+
+A ``creationTimestamp`` is the API server's clock, the looks katuna's: where the two differ by
+more than :data:`SKEW_TOLERANCE` (katuna run off the cluster, on a clock minutes off), a node's
+creation is moved onto katuna's clock by the difference the list answer's ``Date`` told when the
+node was first seen (:attr:`NodeLife.shift`), lest each node count minutes short or long; the
+node stays known by its ``creationTimestamp`` as written.
 """
 
 from __future__ import annotations
@@ -32,6 +38,20 @@ class NodeSeen:
 
     name: str
     created_at: float
+    listed_at: float | None = None
+    """The API server's time when it listed the node (its answer's ``Date``); None: not told."""
+
+
+SKEW_TOLERANCE = 5.0
+"""Seconds the API server's clock may differ from katuna's before a node's creation is moved onto
+katuna's clock: a ``Date`` header has whole seconds, and an answer takes a moment to arrive."""
+
+
+def skew(node: NodeSeen, now: float) -> float:
+    """How far katuna's clock (``now`` at the answer) is ahead of the API server's that listed
+    ``node``: 0 within :data:`SKEW_TOLERANCE`, or when the answer told no time."""
+    ahead = 0.0 if node.listed_at is None else now - node.listed_at
+    return ahead if abs(ahead) > SKEW_TOLERANCE else 0.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,9 @@ class NodeLife:
     since: float | None = None
     """The look that found it back, after an earlier life of the same Node ended (its VM stopped
     and started again); None: it counts from its creation."""
+    shift: float = 0.0
+    """Seconds katuna's clock was ahead of the API server's when the node was first seen
+    (:func:`skew`): its creation on katuna's clock is ``created_at + shift``."""
 
     @property
     def ended_at(self) -> float | None:
@@ -54,17 +77,18 @@ class NodeLife:
     def seconds(self, start: float, end: float) -> float:
         """How long the node ran within ``[start, end]``, as far as the looks saw."""
         until = min(end, self.ended_at if self.ended_at is not None else self.last_seen)
-        return max(0.0, until - max(start, self.created_at if self.since is None else self.since))
+        return max(0.0, until - max(start, self.created_at + self.shift if self.since is None else self.since))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "createdAt": self.created_at, "lastSeen": self.last_seen,
-                "goneSeen": self.gone_seen, **({"since": self.since} if self.since is not None else {})}
+                "goneSeen": self.gone_seen, **({"since": self.since} if self.since is not None else {}),
+                **({"shift": self.shift} if self.shift else {})}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> NodeLife:
         return NodeLife(str(data["name"]), float(data["createdAt"]), float(data["lastSeen"]),
                         None if data.get("goneSeen") is None else float(data["goneSeen"]),
-                        None if data.get("since") is None else float(data["since"]))
+                        None if data.get("since") is None else float(data["since"]), float(data.get("shift") or 0.0))
 
 
 def observe(known: Sequence[NodeLife], seen: Iterable[NodeSeen], now: float) -> tuple[NodeLife, ...]:
@@ -83,14 +107,20 @@ def observe(known: Sequence[NodeLife], seen: Iterable[NodeSeen], now: float) -> 
             lives.append(replace(life, gone_seen=now))
         else:
             lives.append(life)
-    lives += [NodeLife(node.name, node.created_at, now, since=now if (node.name, node.created_at) in ended else None)
-              for node in listed.values()]
+    lives += [NodeLife(node.name, node.created_at, now, since=now if (node.name, node.created_at) in ended else None,
+                       shift=skew(node, now)) for node in listed.values()]
     return tuple(lives)
 
 
 def running(lives: Sequence[NodeLife]) -> int:
     """How many of the nodes the last look found."""
     return sum(1 for life in lives if life.gone_seen is None)
+
+
+def seen(lives: Sequence[NodeLife]) -> int:
+    """How many nodes the looks found: a Node found back after its VM stopped (the same name and
+    creation) is one node of two lives."""
+    return len({(life.name, life.created_at) for life in lives})
 
 
 def node_hours(lives: Sequence[NodeLife], start: float, end: float) -> float:

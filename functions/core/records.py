@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from functions.core.node_hours import NodeLife, running, shared_node_hours
+from functions.core.node_hours import NodeLife, running, seen, shared_node_hours
 from functions.core.spec import Algorithm, KnownResult, Study
 
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
@@ -298,7 +298,7 @@ class PoolUse:
                 "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
                 "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4),
                 "nodeHours": round(self.node_hours(now, others), 4) if self._measured else None,
-                "nodesSeen": len(self.nodes), "nodesRunning": running(self.nodes), "nodesLookedAt": self.looked_at,
+                "nodesSeen": seen(self.nodes), "nodesRunning": running(self.nodes), "nodesLookedAt": self.looked_at,
                 "nodesProblem": self.nodes_problem or None}
 
     @property

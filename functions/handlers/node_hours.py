@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from functions.core.errors import KatunaError
-from functions.core.node_hours import NodeSeen, observe
+from functions.core.node_hours import NodeSeen, observe, skew
 from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.records import WATCH_AFTER_RELEASE, PoolUse
 from functions.handlers.base import Deps
@@ -63,14 +63,14 @@ def look_at_nodes(deps: Deps) -> None:
             log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
             deps.store.save_pool_use(replace(use, looked_at=now, nodes_problem=str(exc)))
             continue
-        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, _its_own(use, seen), now), looked_at=now,
+        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, _its_own(use, seen, now), now), looked_at=now,
                                          nodes_problem=""))
 
 
-def _its_own(use: PoolUse, seen: list[NodeSeen]) -> list[NodeSeen]:
+def _its_own(use: PoolUse, seen: list[NodeSeen], now: float) -> list[NodeSeen]:
     """The nodes a look counts for the use: after katuna emptied a shared pool the study released,
     only those made before the release (the nodes the resize removes); a node made since is for
     a study that has started on the pool meanwhile, not the ended one's."""
     if use.released_at is None or not use.emptied:
         return seen
-    return [node for node in seen if node.created_at <= use.released_at]
+    return [node for node in seen if node.created_at + skew(node, now) <= use.released_at]

@@ -15,6 +15,7 @@ import json
 import re
 from contextlib import suppress
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
@@ -131,6 +132,10 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
 
         def log_message(self, *args) -> None:
             return
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """The ``Date`` header, on the cluster's clock as an API server's is on its own."""
+            return formatdate(cluster.clock.time() if timestamp is None else timestamp, usegmt=True)
 
         def _send(self, code: int, body: dict | str | bytes, warnings: list[str] | None = None) -> None:
             text = isinstance(body, str | bytes)

@@ -98,7 +98,8 @@ SCHEMAS: dict[str, Any] = {
         "nodeHours": {"type": ["number", "null"], "description": "node-hours measured from the pool's Node objects "
                       "(creation to removal, within the study's use of the pool, shared evenly with the studies using "
                       "the pool at the same time); null until the nodes were listed"},
-        "nodesSeen": {"type": "integer"}, "nodesRunning": {"type": "integer"},
+        "nodesSeen": {"type": "integer", "description": "how many nodes the looks found (a Node whose VM stopped "
+                      "and started again counts once)"}, "nodesRunning": {"type": "integer"},
         "nodesLookedAt": {"type": ["number", "null"]},
         "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
         "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
