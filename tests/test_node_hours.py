@@ -268,6 +268,9 @@ def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
         parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": -1}))
     with pytest.raises(InvalidStudy, match="nodePool.pricePerNodeHour"):
         parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": "cheap"}))
+    with pytest.raises(InvalidStudy, match=r"nodePool.pricePerNodeHour: expected a price from 0 to 1,000,000,000,000 "
+                                           r"per node-hour, got 1e\+308"):
+        parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 1e308}))
 
 
 def test_a_currency_is_a_code_of_three_capital_letters_beside_a_price():

@@ -24,6 +24,10 @@ from functions.core.nodepool._pool import (
 )
 from functions.core.reader import Reader, join
 
+MAX_PRICE = 1e12
+"""The largest ``pricePerNodeHour``: above any machine's price in any currency, and low enough
+that a study's cost (at most its pool's nodes for its longest run) stays a finite number."""
+
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
@@ -86,8 +90,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     max_nodes = r.get(item, "maxNodes", path, "int")
     disk = r.get(item, "diskSizeGb", path, "int")
     price = r.get(item, "pricePerNodeHour", path, "number")
-    if price is not None and price < 0:
-        r.fail(join(path, "pricePerNodeHour"), "expected a price of 0 or more per node-hour")
+    if price is not None and not 0 <= price <= MAX_PRICE:
+        r.fail(join(path, "pricePerNodeHour"), f"expected a price from 0 to {MAX_PRICE:,.0f} per node-hour, got {price}")
     currency = _currency(r, item, path, price)
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
