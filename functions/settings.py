@@ -20,9 +20,10 @@ from functions import reporter
 from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
-from functions.core.limits import EksQuotas, Limits
+from functions.core.limits import MAX_EXACT_INT, EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pod_fields import resource_problem
+from functions.core.reader import shown
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
@@ -76,9 +77,20 @@ def _converted(name: str, kind: Callable[[str], Any], raw: str) -> Any:
     if kind not in EXPECTED:
         return kind(raw)
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
         raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {raw!r}") from None
+    return _within_exact(name, value) if isinstance(value, int) else value
+
+
+def _within_exact(name: str, value: int) -> int:
+    """An integer setting's ``value``, at most 2**53 in magnitude as a study's integers are
+    (:data:`~functions.core.limits.MAX_EXACT_INT`); :class:`InvalidSetting` naming the variable
+    otherwise: a larger size, count or number of seconds means nothing, and would overflow where
+    it is used (a file read, an SQLite column, a Job's field) with a traceback."""
+    if abs(value) > MAX_EXACT_INT:
+        raise InvalidSetting(f"{name}: expected an integer of at most 2**53 in magnitude, got {shown(value)}")
+    return value
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -118,7 +130,7 @@ def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] =
         value = 0
     if not value > 0:
         raise InvalidSetting(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
-    return value
+    return _within_exact(name, value) if isinstance(value, int) else value
 
 
 def eks_quotas(env: Mapping[str, str]) -> EksQuotas:
