@@ -11,11 +11,27 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import BinaryIO
 
 from functions.core.errors import UnreadableFile
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+CHUNK = 1 << 16
+"""Bytes read at a time: a file is read in memory of its own size, whatever the limit."""
+
+
+def _head(file: BinaryIO, size: int) -> bytes:
+    """The first ``size`` bytes of ``file`` (all of it, when shorter), read a chunk at a time:
+    one read of ``size`` bytes would take that much memory up front, and a limit set large
+    (``KATUNA_MAX_BODY``) is no file's size."""
+    chunks = []
+    while size > 0 and (chunk := file.read(min(size, CHUNK))):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_text(path: str, limit: int, expected: str) -> str:
@@ -31,7 +47,7 @@ def read_text(path: str, limit: int, expected: str) -> str:
             kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
             raise UnreadableFile(f"{path} is {kind}; expected a regular file")
         try:
-            data = file.read(limit + 1)
+            data = _head(file, limit + 1)
         except OSError as exc:
             raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > limit:

@@ -84,6 +84,17 @@ def test_a_warm_start_file_is_read_the_same_way_and_named_as_the_studys_field(tm
     assert result.stderr.splitlines() == ["error: study.yaml is not a valid study:", f"  - warmStart.file: {shown}"]
 
 
+def test_a_read_limit_set_large_reads_a_study_file_in_memory_of_its_size(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """A study file is read a chunk at a time: one read of the whole limit (2**53 bytes here)
+    would ask for that much memory before reading a byte."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    monkeypatch.setenv("KATUNA_MAX_BODY", str(2**53))
+    result = katuna("convert", "study.yaml", cwd=tmp_path, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert yaml.safe_load(result.stdout)["name"] == "demo"
+
+
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
     (tmp_path / "credentials.yaml").write_text(f"AWS_SECRET_ACCESS_KEY_{SECRET}: x\ntoken: {SECRET}\n")
     result = katuna("run", "credentials.yaml", cwd=tmp_path, check=False)
