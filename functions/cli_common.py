@@ -16,7 +16,7 @@ import click
 from rich.console import Console, ConsoleDimensions
 
 from functions.adapters.local_outputs import check_log_dir
-from functions.adapters.sqlite_errors import check_creatable
+from functions.adapters.sqlite_errors import check_creatable, check_file
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, LogsUnavailable, StudyNotFound
 from functions.core.records import StudyRecord
@@ -105,6 +105,7 @@ def existing_db(db: str | None) -> Path:
     none: opening it would create an empty one, and a mistyped ``--db`` would then look like
     a database whose studies are gone. An empty file is none either: it is left empty."""
     path = settings_for(db).db
+    check_file(path)
     if not path.exists() or path.stat().st_size == 0:
         empty = " (the file is empty)" if path.exists() else ""
         fail(f"no database at {path.absolute()}{empty} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)

@@ -14,10 +14,7 @@ import stat
 from typing import BinaryIO
 
 from functions.core.errors import UnreadableFile
-
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
+from functions.core.file_kinds import kind_of
 
 CHUNK = 1 << 16
 """Bytes read at a time: a file is read in memory of its own size, whatever the limit."""
@@ -44,8 +41,7 @@ def read_text(path: str, limit: int, expected: str) -> str:
     with os.fdopen(fd, "rb") as file:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise UnreadableFile(f"{path} is {kind}; expected a regular file")
+            raise UnreadableFile(f"{path} is {kind_of(mode)}; expected a regular file")
         try:
             data = _head(file, limit + 1)
         except OSError as exc:

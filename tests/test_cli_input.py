@@ -95,6 +95,35 @@ def test_a_read_limit_set_large_reads_a_study_file_in_memory_of_its_size(tmp_pat
     assert yaml.safe_load(result.stdout)["name"] == "demo"
 
 
+DATABASES = {
+    "directory": (lambda path: path.mkdir(), "it is a directory"),
+    "fifo": (os.mkfifo, "it is a FIFO"),
+    "device": (lambda path: path.symlink_to("/dev/zero"), "it is a character device"),
+    "link-loop": (lambda path: path.symlink_to(path.name),
+                  "it is a symbolic link that leads to no file (Too many levels of symbolic links)"),
+    "dangling-link": (lambda path: path.symlink_to("/nonexistent/k.db"),
+                      "it is a symbolic link to /nonexistent/k.db, which is not there"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DATABASES))
+def test_a_database_path_no_database_can_be_at_exits_2_naming_what_is_there_and_makes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str):
+    """``KATUNA_DB`` (or ``--db``) naming a directory, a FIFO or a device, or a link leading to
+    no file, is refused by every command in one line saying what is there: not read as a missing
+    or empty database, and no trial-log folder made beside it by a run refused anyway."""
+    make, what = DATABASES[kind]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    make(tmp_path / "k.db")
+    monkeypatch.setenv("KATUNA_DB", "k.db")
+    for command in (["run", "study.yaml"], ["studies"], ["show", "demo"], ["trials", "demo"]):
+        result = katuna(*command, cwd=tmp_path, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert _one_line_error(result.stderr) == (f"error: cannot use the database k.db: {what}; expected an SQLite "
+                                                  "database file, or a path where katuna creates one"), command
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["k.db", "study.yaml"]
+
+
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
     (tmp_path / "credentials.yaml").write_text(f"AWS_SECRET_ACCESS_KEY_{SECRET}: x\ntoken: {SECRET}\n")
     result = katuna("run", "credentials.yaml", cwd=tmp_path, check=False)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from functions.core.errors import KatunaError, StorageFull, StorageUnavailable, TemporaryError
+from functions.core.file_kinds import kind_of
 
 _UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
                sqlite3.SQLITE_AUTH, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
@@ -78,11 +80,36 @@ def translated(path: Path) -> Iterator[None]:
                                  "katuna needs write access to its folder") from exc
 
 
+def check_file(path: Path) -> None:
+    """Refuse, before SQLite opens it, a database path at which no database file can be: one
+    that is no regular file (a directory, a FIFO, a device), or a symbolic link that leads to
+    no file (a loop of links, or a missing target, which SQLite would make wherever the link
+    points, in folders katuna never checked). A path with nothing there is a new database."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if not os.path.islink(path):
+            return
+        problem = f"it is a symbolic link to {os.readlink(path)}, which is not there"
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            return
+        problem = f"it is a symbolic link that leads to no file ({exc.strerror})"
+    else:
+        if stat.S_ISREG(mode):
+            return
+        problem = f"it is {kind_of(mode)}"
+    raise StorageUnavailable(f"cannot use the database {path}: {problem}; expected an SQLite database file, or a "
+                             "path where katuna creates one")
+
+
 def check_creatable(path: Path) -> None:
-    """Prove that a new database could be made at ``path``, without making it: a file can be
-    written (then removed) in the nearest of its folders that exists, where the missing ones would
-    be made. The error opening it would give otherwise (:func:`translated`), so a command with
-    more to check first leaves no new, empty database behind a refusal."""
+    """Prove that a new database could be made at ``path``, without making it: nothing at
+    ``path`` refuses it (:func:`check_file`), and a file can be written (then removed) in the
+    nearest of its folders that exists, where the missing ones would be made. The error opening
+    it would give otherwise (:func:`translated`), so a command with more to check first leaves
+    no new, empty database (nor a trial-log folder) behind a refusal."""
+    check_file(path)
     folder = next(parent for parent in path.parents if parent.exists())
     with translated(path), tempfile.TemporaryFile(dir=folder):
         pass

@@ -19,6 +19,7 @@ import sqlite_utils
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 
+from functions.adapters.sqlite_errors import check_file
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, STREAMS_TABLE
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.core.errors import ForeignDatabase, NewerDatabase
@@ -53,7 +54,9 @@ the database is open."""
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """The database file, created private if it is new, opened in WAL mode with recursive
     triggers (the kept trial counts need them), its write-ahead log truncated to :data:`WAL_KEPT`
-    after checkpoints; outside any transaction."""
+    after checkpoints; outside any transaction. A path no database can be at is refused first
+    (:func:`~functions.adapters.sqlite_errors.check_file`)."""
+    check_file(path)
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
