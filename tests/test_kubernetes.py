@@ -88,6 +88,24 @@ def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: K
     assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")
 
 
+def test_a_finished_trials_log_gone_with_its_pods_is_said_to_be_gone_not_shown_empty(service: Service,
+                                                                                      kube: KubeStub):
+    """Kubernetes deletes a finished Job's pods, and their logs, once its TTL has passed: the API
+    answers that the log is gone and why, and the dashboard says so, where both showed an empty log."""
+    submit(service, job_study("gone-logs", maxTrials=1, parallelism=1))
+    assert service.wait_for("gone-logs")["status"] == "completed"
+    assert service.request("GET", "/studies/gone-logs/trials/0/logs")[2].startswith(b"epoch=1 loss=")
+    with kube.lock:
+        for pod in [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") == "gone-logs-0"]:
+            kube.delete_pod(pod)
+    status, answer = service.json("GET", "/studies/gone-logs/trials/0/logs")
+    assert status == 404 and answer["error"] == "log_gone", answer
+    assert answer["message"].startswith("no log of Job gone-logs-0's last run is left: its pods are gone (deleted "
+                                        "with the Job once its ttlSecondsAfterFinished passed")
+    window = service.json("GET", "/ui/studies/gone-logs/trials/0/log?offset=-1")[1]
+    assert (window["text"], window["gone"]) == ("", answer["message"])
+
+
 def test_pod_fields_the_api_server_would_refuse_are_refused_when_posted_and_nothing_runs(service: Service,
                                                                                          kube: KubeStub):
     definition = job_study("refused", kubernetes={"tolerations": [{"key": "katuna.dev/trial", "operator": "Exists",
@@ -478,9 +496,9 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     from functions.adapters.kubernetes_client import api_client
     from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
-    from functions.core.errors import OutputLost
+    from functions.core.errors import LogGone, OutputLost
     from functions.core.launch import TrialLaunch
-    from functions.core.lines import what_is_left
+    from functions.core.log_reads import StreamedLogReads
 
     executor = KubernetesExecutor(Cluster(namespace="gone"), api_client(kube.url))
     command = [c.replace("${trialParameters.x}", "1") for c in study_definition()["trialTemplate"]["command"]]
@@ -499,7 +517,8 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     assert "are gone, and their logs with them" in finished.data["message"]
     with pytest.raises(OutputLost, match="no log of Job gone-0's last run is left"):
         list(executor.output(launch))
-    assert list(what_is_left(executor.output(launch))) == [], "a log view shows what is left: nothing"
+    with pytest.raises(LogGone, match="no log of Job gone-0's last run is left"):
+        StreamedLogReads(executor.log).window(launch, -1, 1024)
     executor.stop(launch)
 
 

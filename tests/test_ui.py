@@ -389,6 +389,23 @@ def test_trial_page_explains_unavailable_metrics(service: Service, page: Page):
     screenshot(page, "trial-failed")
 
 
+def test_a_finished_trials_log_removed_from_the_log_folder_is_said_to_be_gone_not_shown_empty(service: Service,
+                                                                                              page: Page):
+    """A trial's log removed from the trial-log folder is no empty output: the page says it is
+    gone, and why, where it said "(no output)", and the API answers 404 where it sent nothing."""
+    assert post(service, study_definition(name="ui-gone-log", maxTrials=1, parallelism=1)) == 201
+    assert service.wait_for("ui-gone-log")["status"] == "completed"
+    (log,) = (service.workdir / "katuna-logs" / "ui-gone-log").glob("*/0.1.log")
+    log.unlink()
+    status, answer = service.json("GET", "/studies/ui-gone-log/trials/0/logs")
+    gone = ("no log of trial 0 attempt 1 is left: its file is not in the trial-log folder (removed, or the attempt "
+            "never started)")
+    assert (status, answer["error"], answer["message"]) == (404, "log_gone", gone)
+    page.goto(service.base + "/ui/studies/ui-gone-log/trials/0")
+    expect(page.locator("#log-status")).to_have_text(gone)
+    expect(page.locator("#log")).to_have_text("")
+
+
 def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, page: Page):
     release = service.workdir / "release-ui-slow"
     slow = study_definition(name="ui-slow", maxTrials=1, parallelism=1, trialTemplate={"command": [

@@ -71,8 +71,8 @@ class PodLogs:
             read = read or not disrupted(pod)
             yield pod.metadata.uid, self._streamed(pod.metadata.name, response)
         if not read:
-            raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone with their "
-                             "node, or were never scheduled")
+            raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
+                             "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
 
     def running(self, pods: list[Any], namespace: str, container: str, after: Cursor | None,
                 limit_bytes: int) -> RunningLog | None:

@@ -1,7 +1,7 @@
 """A local trial's log read in part (:class:`functions.core.log_reads.LogReads`): the file is
 read at the offsets asked for, so a read costs what it returns, however large the log grew.
 The log is opened only once it proved a trial's file (:mod:`functions.adapters.trial_files`);
-a log not written yet reads as empty.
+a log with no file (not written yet, or removed) is ``LogGone``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from functions.adapters import trial_files
+from functions.core.errors import LogGone
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.log_reads import LogWindow, char_start, joined, window_of
@@ -29,11 +30,7 @@ class LocalLogReads:
         self._log_path = log_path
 
     def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
-        try:
-            handle = trial_files.open_file(self._log_path(launch))
-        except FileNotFoundError:
-            return
-        with handle:
+        with _opened(launch, self._log_path(launch)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size <= head + tail:
                 yield from bounded_lines(_chunks(handle, 0, size))
@@ -44,15 +41,20 @@ class LocalLogReads:
                               bounded_lines(_chunks(handle, tail_start, size)), size - tail_start)
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
-        try:
-            handle = trial_files.open_file(self._log_path(launch))
-        except FileNotFoundError:
-            return LogWindow("", max(offset, 0), False, 0)
-        with handle:
+        with _opened(launch, self._log_path(launch)) as handle:
             size = os.fstat(handle.fileno()).st_size
             start = max(size - limit, 0) if offset < 0 else min(offset, size)
             handle.seek(start)
             return window_of(handle.read(limit + 1), start, limit, offset < 0)
+
+
+def _opened(launch: TrialLaunch, path: Path) -> BinaryIO:
+    """The attempt's log file, opened; ``LogGone`` when there is none."""
+    try:
+        return trial_files.open_file(path)
+    except FileNotFoundError:
+        raise LogGone(f"no log of trial {launch.number} attempt {launch.attempt} is left: its file is not in the "
+                      "trial-log folder (removed, or the attempt never started)") from None
 
 
 def _lead(handle: BinaryIO, at: int) -> int:

@@ -95,6 +95,13 @@ class OutputLost(PermanentError):
     removed with their node): what it measured is unknowable, so the run is lost, not failed."""
 
 
+class LogGone(PermanentError):
+    """An attempt's log is not there to read: its file was removed, or the pods that hold it on
+    Kubernetes are gone (deleted with their Job once its ``ttlSecondsAfterFinished`` passed, or
+    with their node). Before an attempt starts its log is empty rather than gone: the reader,
+    who knows whether the attempt has ended, tells the two apart."""
+
+
 class InvalidSetting(PermanentError, ValueError):
     """A setting (a ``KATUNA_*`` variable, or ``K_CE_OVERRIDES`` from Knative's SinkBinding) holds
     what katuna cannot use: the message names the variable and what was expected. Nothing starts

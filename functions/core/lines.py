@@ -21,8 +21,6 @@ import codecs
 import re
 from collections.abc import Generator, Iterable, Iterator
 
-from functions.core.errors import OutputLost
-
 MAX_LINE = 1024 * 1024
 """Characters of one line; a longer line arrives in pieces of at most this size."""
 
@@ -85,12 +83,3 @@ def _cut(text: str, start: int, max_line: int) -> int:
         return separator.start() + 1
     equals = text.rfind("=", low, limit)
     return equals if equals >= 0 else limit
-
-
-def what_is_left(lines: Iterable[str]) -> Iterator[str]:
-    """The lines, ending quietly where the rest of the output is lost: a view of a trial's log
-    shows what is left (none for a trial whose pods are gone or not yet scheduled)."""
-    try:
-        yield from lines
-    except OutputLost:
-        return

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
 from functions.core.disruptions import MESSAGE_CHARS, Disruption
+from functions.core.errors import LogGone, OutputLost
 from functions.core.launch import TrialLaunch
-from functions.core.lines import what_is_left
 
 _CONTINUATION = 0b1100_0000
 """Masks the top two bits: UTF-8 bytes ``10xxxxxx`` continue a character, any other starts one."""
@@ -33,7 +33,8 @@ class LogWindow(NamedTuple):
 
 
 class LogReads(Protocol):
-    """A trial attempt's log, read in part."""
+    """A trial attempt's log, read in part. Each read raises ``LogGone`` when the attempt has no
+    log to read (none yet, or none left): only the reader knows whether the attempt has ended."""
 
     def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
         """The log's lines, or, when it is longer than ``head`` and ``tail`` bytes together, its
@@ -130,7 +131,7 @@ class StreamedLogReads:
         shown = 0
         kept: deque[str] = deque()
         kept_size = left_out = 0
-        for line in what_is_left(self._output(launch)):
+        for line in self._left(launch):
             size = len(line.encode())
             if shown + size <= head and not kept:
                 shown += size
@@ -146,12 +147,24 @@ class StreamedLogReads:
             yield note(left_out, shown, kept_size)
         yield from kept
 
+    def _left(self, launch: TrialLaunch) -> Iterator[str]:
+        """The log's lines, ending where the rest of the output is lost (what the lost runs of
+        a Job printed stays in sight); ``LogGone`` when there is none at all."""
+        shown = False
+        try:
+            for line in self._output(launch):
+                shown = True
+                yield line
+        except OutputLost as lost:
+            if not shown:
+                raise LogGone(str(lost)) from lost
+
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
         if offset < 0:
             return self._last(launch, limit)
         data = bytearray()
         position = 0
-        for line in what_is_left(self._output(launch)):
+        for line in self._left(launch):
             raw = line.encode()
             if position + len(raw) > offset:
                 data += raw[max(offset - position, 0):]
@@ -165,7 +178,7 @@ class StreamedLogReads:
         only the lines that may end within them."""
         kept: deque[bytes] = deque()
         kept_size = total = 0
-        for line in what_is_left(self._output(launch)):
+        for line in self._left(launch):
             raw = line.encode()
             kept.append(raw)
             kept_size += len(raw)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
+from itertools import chain
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from functions.adapters.web import paging, query
 from functions.adapters.web.openapi import document
-from functions.adapters.web.query import attempt_of
+from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.application import Application
-from functions.core.errors import FollowsResource, StudyNotFound
+from functions.core.errors import FollowsResource, LogGone, StudyNotFound
 from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
@@ -142,13 +144,27 @@ def get_trial(name: str, number: int):
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
     ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` bytes is served as its start
-    and its end, with a note: the middle is never read. No other parameter is taken."""
+    and its end, with a note: the middle is never read. An ended attempt whose log is gone is a
+    404 saying why (``log_gone``), never an empty log. No other parameter is taken."""
     query.only("attempt")
     record, trial = find_trial(name, number)
-    launch = trial_launch(record, replace(trial, attempt=attempt_of(trial)))
+    attempt = attempt_of(trial)
+    launch = trial_launch(record, replace(trial, attempt=attempt))
     limit = _runtime().settings.max_log
     lines = _runtime().log_reads.ends(launch, limit // 2, limit - limit // 2)
-    return Response(stream_with_context(lines), mimetype="text/plain")
+    return Response(stream_with_context(_begun(lines, attempt_ended(trial, attempt))), mimetype="text/plain")
+
+
+def _begun(lines: Iterator[str], ended: bool) -> Iterator[str]:
+    """``lines`` with the first read before the answer starts, so a log that is gone is an error
+    answer: ``LogGone`` for an attempt that ended, none (an empty log) for one still to start."""
+    try:
+        first = next(lines, None)
+    except LogGone:
+        if ended:
+            raise
+        return iter(())
+    return lines if first is None else chain([first], lines)
 
 
 @blueprint.post("/studies/<name>/stop")

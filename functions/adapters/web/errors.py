@@ -19,6 +19,7 @@ from functions.core.errors import (
     ForgedEvent,
     InvalidStudy,
     KatunaError,
+    LogGone,
     MalformedRequest,
     StudyConflict,
     StudyNotFound,
@@ -44,7 +45,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 400
     if isinstance(exc, ForgedEvent):
         return 403
-    if resource and isinstance(exc, StudyNotFound):
+    if resource and isinstance(exc, (StudyNotFound, LogGone)):
         return 404
     if resource and isinstance(exc, (StudyConflict, FollowsResource)):
         return 409

@@ -10,7 +10,7 @@ from flask import request
 
 from functions.core.errors import MalformedRequest, StudyNotFound
 from functions.core.events import MAX_STORED_INT
-from functions.core.records import TrialRecord
+from functions.core.records import ACTIVE_STATES, TrialRecord
 
 _WHOLE = re.compile(r"-?[0-9]{1,19}")
 """At most 19 digits: no stored number has more, and no longer text is read."""
@@ -60,3 +60,9 @@ def attempt_of(trial: TrialRecord) -> int:
         raise StudyNotFound(f"trial {trial.number} of study {trial.study!r} has no attempt {number}: "
                             f"its attempts are 1 to {trial.attempt}")
     return number
+
+
+def attempt_ended(trial: TrialRecord, attempt: int) -> bool:
+    """Whether the trial's ``attempt`` has ended (an earlier one, or its current one once the
+    trial is finished): a log such an attempt lacks is gone, where one still to start has none yet."""
+    return attempt < trial.attempt or trial.state not in ACTIVE_STATES

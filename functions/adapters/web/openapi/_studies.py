@@ -73,6 +73,7 @@ def study_paths() -> dict[str, Any]:
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
                         "400": error("attempt is not a whole number from 1, or another parameter was given"),
-                        "404": _NOT_FOUND}}},
+                        "404": error("no such study, trial or attempt, or the attempt ended and its log is gone "
+                                     "(log_gone: its file removed, or its pods deleted)")}}},
     }
 

@@ -471,7 +471,7 @@ const katuna = (() => {
       if (chunk.running) {
         setTimeout(poll, LOG_POLL_MS);
       } else {
-        status.textContent = offset ? "" : "(no output)";
+        status.textContent = chunk.gone || (offset ? "" : "(no output)");
         if (log.dataset.running === "true") location.reload();
       }
     };

@@ -11,10 +11,11 @@ from flask import Response, jsonify, render_template, request, stream_with_conte
 
 from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
-from functions.adapters.web.query import attempt_of, whole_number
+from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.core.errors import LogGone
 from functions.core.launch import trial_launch
-from functions.core.log_reads import without_escapes
+from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.records import ACTIVE_STATES
 from functions.core.views import study_view, trial_view
 
@@ -85,10 +86,18 @@ def trial_log(name: str, number: int):
     more text follows already, and whether the trial still runs (the page polls while it does),
     with the trial's state and reason as they are now (the page shows those of the attempt it
     follows, which a lost run replaces). ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes
-    (``skipped`` says how many came before). Only that part of the log is read, however large it is."""
+    (``skipped`` says how many came before). Only that part of the log is read, however large it is.
+    ``gone`` says why an attempt that ended has no log (its file removed, its pods deleted), null otherwise."""
     record, found = find_trial(name, number)
     attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
-    window = runtime().log_reads.window(launch, whole_number("offset", 0, -1), LOG_CHUNK)
+    offset = whole_number("offset", 0, -1)
+    gone = None
+    try:
+        window = runtime().log_reads.window(launch, offset, LOG_CHUNK)
+    except LogGone as exc:
+        window = LogWindow("", max(offset, 0), False, 0)
+        gone = str(exc) if attempt_ended(found, attempt) else None
     return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
-                   running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason))
+                   running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason),
+                   gone=gone)
