@@ -15,15 +15,15 @@ from functools import partial
 
 from functions.adapters.broker import EventQueue
 from functions.adapters.local_executor import LocalExecutor
-from functions.core.errors import StudyNotFound
 from functions.core.events import Event, pool_check
-from functions.core.records import ACTIVE_STATES, StudyRecord
+from functions.core.records import StudyRecord
 from functions.handlers import Deps
 from functions.handlers.node_hours import looks_due
 from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
 from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
 from functions.handlers.stopping import finish_marked
+from functions.handlers.strays import Wanted, sweep
 
 log = logging.getLogger("katuna.watch")
 
@@ -35,6 +35,10 @@ POLL_EVERY = 2.0
 
 STRAYS_EVERY = 1.0
 """Seconds between checks that every attempt running here is still wanted by the store."""
+
+CLUSTER_STRAYS_EVERY = 60.0
+"""Seconds between checks that every trial Job on the cluster is still wanted by the store (the
+first at the first tick; as often as the Knative PingSource's tick checks)."""
 
 POOL_CHECK_EVERY = 3.0
 """Seconds between checks of pending node-pool operations (a Knative PingSource's job in the cluster)."""
@@ -77,7 +81,8 @@ class Watcher:
         self._quiet_since: dict[str, float] = {}
         self._polled: dict[str, float] = {}
         self._pools_checked = 0.0
-        self._strays_checked = 0.0
+        self._strays_checked: float | None = None
+        self._swept: float | None = None
         self._resources_checked: float | None = None
         self._progress_every = progress_every
         self._progress_read: float | None = None
@@ -140,36 +145,25 @@ class Watcher:
 
     def _stop_strays(self) -> None:
         """Stop the workloads of ended trials still marked to stop, on any executor
-        (:func:`~functions.handlers.stopping.finish_marked`), and the attempts running here that
-        the store no longer wants: of a study deleted or made again under its name, of a study
+        (:func:`~functions.handlers.stopping.finish_marked`), and those the store no longer wants
+        (:mod:`functions.handlers.strays`): every :data:`STRAYS_EVERY` seconds the marked ones and
+        the attempts running here, of a study deleted or made again under its name, of a study
         that ended, or of a trial that ended or moved on to a later attempt (its end reported by
-        another process, or forged)."""
+        another process, or forged); every :data:`CLUSTER_STRAYS_EVERY` seconds the trial Jobs of
+        a cluster (each a list of the API server's)."""
         now = time.monotonic()
-        if now - self._strays_checked < STRAYS_EVERY:
+        if self._strays_checked is not None and now - self._strays_checked < STRAYS_EVERY:
             return
         self._strays_checked = now
         finish_marked(self._deps)
-        if not isinstance(self._executor, LocalExecutor):
-            return
-        store, active = self._deps.store, {}
-        studies: dict[str, StudyRecord | None] = {}
-
-        def stray(study: str, uid: str, number: int, attempt: int) -> bool:
-            if study not in studies:
-                try:
-                    studies[study] = store.get_study(study)
-                except StudyNotFound:
-                    studies[study] = None
-                active[study] = {t.number: t for t in store.trials(study, ACTIVE_STATES)} if studies[study] else {}
-            record = studies[study]
-            if record is None or record.uid != uid or record.terminal:
-                return True
-            trial = active[study].get(number) or store.get_trial(study, number)
-            return trial is not None and (trial.attempt > attempt or (trial.attempt == attempt and trial.finished))
-
-        strays = {key for key in self._executor.attempts() if stray(*key)}
-        if strays:
-            self._executor.stop_attempts(lambda *key: key in strays)
+        if isinstance(self._executor, LocalExecutor):
+            wanted = Wanted(self._deps.store)
+            strays = {key for key in self._executor.attempts() if wanted.unwanted(*key)}
+            if strays:
+                self._executor.stop_attempts(lambda *key: key in strays)
+        elif self._swept is None or now - self._swept >= CLUSTER_STRAYS_EVERY:
+            self._swept = now
+            sweep(self._deps, self._deps.store.list_studies())
 
     def _poll_due(self, record: StudyRecord) -> bool:
         """Whether to ask the executor about the study's running attempts now (a lost Job event, say)."""

@@ -18,7 +18,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
@@ -111,6 +111,15 @@ class KubernetesExecutor:
             if not is_job(launch):
                 self._workloads.delete_trial(launch, self._jobs.namespace(launch))
         self._jobs.stop(launches, keep)
+
+    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
+                    namespaces: Collection[str | None]) -> None:
+        """Delete, with their pods, the running Jobs katuna made in ``namespaces`` (None: the
+        configured one) that ``stray`` accepts, or suspend those of a study ``retained`` names
+        (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop_strays`)."""
+        default = self._defaults.namespace or "default"
+        for namespace in sorted({namespace or default for namespace in namespaces} | {default}):
+            self._jobs.stop_strays(namespace, stray, retained)
 
     def running(self, study: str) -> int:
         """Jobs run on the cluster, not in this process."""

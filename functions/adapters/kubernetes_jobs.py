@@ -7,7 +7,7 @@ in one collection delete per hundred trials (:meth:`TrialJobs.stop`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -16,8 +16,16 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate, unless
+from functions.adapters.kubernetes_client import (
+    all_pages,
+    client_refusals,
+    delete_options,
+    read_or_none,
+    translate,
+    unless,
+)
 from functions.adapters.kubernetes_kueue import KueueWorkloads
+from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.kubernetes_status import oldest_first
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import (
@@ -28,9 +36,9 @@ from functions.adapters.kubernetes_workloads import (
     settle_conflict,
     workload_pod_selector,
 )
-from functions.core.cluster import Cluster
+from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL, Cluster
 from functions.core.errors import RefusedWorkload
-from functions.core.job import holder, is_job, selector_chunks, trials_selector
+from functions.core.job import MANAGED_BY, holder, is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
 from functions.core.naming import OWN
 from functions.core.trial_spec import PATH as TRIAL_SPEC
@@ -155,6 +163,39 @@ class TrialJobs:
         except HTTPError as exc:
             raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
 
+    def stop_strays(self, namespace: str, stray: Callable[[str, str, int, int], bool],
+                    retained: Callable[[str, str], bool]) -> None:
+        """Delete each Job katuna made in ``namespace`` that still runs (neither finished nor
+        suspended) and ``stray(study, uid, trial, attempt)`` accepts by its labels, with its pods,
+        only while its uid is the one listed; suspend it instead where ``retained(study, uid)`` (by
+        deactivating its Workload where Kueue manages it). A suspended Job is left: stopped already,
+        or kept, as a ``retain`` study's end keeps its Jobs, whichever study of its name is stored now."""
+        for job in self._running_jobs(namespace):
+            labels = job.metadata.labels
+            study, uid = labels[STUDY_LABEL], labels[UID_LABEL]
+            if not stray(study, uid, int(labels[TRIAL_LABEL]), int(labels[ATTEMPT_LABEL])):
+                continue
+            kept = retained(study, uid)
+            log.warning("Job %s of study %s runs while its trial is no longer wanted: %s", job.metadata.name, study,
+                        "suspended" if kept else "deleted")
+            if not kept:
+                self.delete(namespace, job.metadata.name, job.metadata.uid)
+            elif not self._queues.deactivate(namespace, [job.metadata.uid], f"Job {job.metadata.name}"):
+                self._suspend(namespace, job.metadata.name)
+
+    def _running_jobs(self, namespace: str) -> list[Any]:
+        """The Jobs katuna made for trials in ``namespace`` that are neither finished nor
+        suspended, every page of them."""
+        def page(token: str) -> Any:
+            return self._batch.list_namespaced_job(namespace, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
+                                                   _continue=token or None)
+        try:
+            pages = all_pages(page, lambda listed: listed.metadata._continue)
+        except (ApiException, HTTPError) as exc:
+            raise translate(exc, f"list katuna's Jobs in namespace {namespace}") from exc
+        return [job for listed in pages for job in listed.items if job.metadata and job.metadata.labels
+                and _labelled(job.metadata.labels) and not (job.spec and job.spec.suspend) and not _finished(job)]
+
     def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
         """Suspend each Job ``selector`` selects, listed once: those Kueue manages by their
         Workloads (Kueue suspends them), the others themselves."""
@@ -178,6 +219,21 @@ class TrialJobs:
         unless(404, lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
                                                              _content_type="application/merge-patch+json"),
                f"suspend Job {name}")
+
+
+STRAY_SELECTOR = f"{MANAGED_BY}=katuna,{STUDY_LABEL},{UID_LABEL},{TRIAL_LABEL},{ATTEMPT_LABEL}"
+"""The Jobs katuna made for trials: its label and each of a trial attempt's."""
+
+
+def _labelled(labels: dict[str, str]) -> bool:
+    """Whether a trial's and an attempt's number are numbers (a Job labelled by hand may not)."""
+    return labels[TRIAL_LABEL].isdigit() and labels[ATTEMPT_LABEL].isdigit()
+
+
+def _finished(job: Any) -> bool:
+    """Whether the Job has finished (a ``Complete`` or ``Failed`` condition that holds)."""
+    conditions = (job.status.conditions if job.status else None) or []
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
 
 
 def _trials(launches: Sequence[TrialLaunch]) -> str:

@@ -36,7 +36,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -150,6 +150,11 @@ class LocalExecutor(LocalAttempts):
     def stop_attempts(self, selected: Callable[[str, str, int, int], bool]) -> None:
         """Stop the attempts running here that ``selected(study, uid, number, attempt)`` accepts."""
         self._stop(selected)
+
+    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
+                    namespaces: Collection[str | None]) -> None:
+        """Stop the attempts running here that ``stray`` accepts (a process has nothing to keep)."""
+        self._stop(stray)
 
     def attempts(self) -> list[Key]:
         """``(study, uid, number, attempt)`` of every attempt running here."""

@@ -5,7 +5,7 @@ Adapters implement them (``functions.adapters``); handlers and tests depend only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -238,6 +238,13 @@ class Executor(Protocol):
         """Stop every attempt of these trials, all of one study, as :meth:`stop` stops each: a
         study's end stops all it runs, in as few calls as the executor can (a handler makes
         them inside its transaction)."""
+
+    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
+                    namespaces: Collection[str | None]) -> None:
+        """Stop each attempt this executor runs (on a cluster: each trial workload still running
+        in ``namespaces``, None the executor's own) that ``stray(study, uid, number, attempt)``
+        accepts; one of a study ``retained`` names is kept, stopped, where there is a workload
+        to keep (:mod:`functions.handlers.strays`)."""
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """A block within which the executor's reads of these running attempts (of one study:

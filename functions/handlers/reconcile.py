@@ -29,11 +29,15 @@ say, and sends the event that was missing:
    with early stopping, the ``trial.progress`` of each report of the objective its log holds
    that no handled event brought (:mod:`functions.handlers.progress_scan`);
 7. an ended trial whose workload is still marked to stop (its handler's process died after the
-   verdict was stored, or the stop failed): stopped now (:mod:`functions.handlers.stopping`).
+   verdict was stored, or the stop failed): stopped now (:mod:`functions.handlers.stopping`);
+8. a trial workload still running that the store does not want (its create answered 504 and
+   its Job stored after its study ended): deleted, or suspended where ``retain`` keeps it
+   (:mod:`functions.handlers.strays`).
 
 A tick only reads and sends (but for the observations step 6 keeps, each read stored once, in a
-transaction of its own, see :mod:`functions.handlers.progress_scan`, and the stops of step 7,
-each with its mark cleared in a transaction of its own); the handlers do the work, each once: every event it sends has an
+transaction of its own, see :mod:`functions.handlers.progress_scan`, the stops of step 7, each
+with its mark cleared in a transaction of its own, and the workloads step 8 stops, which no
+handler knows of); the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
 stands in for, change nothing twice: a ``trial.suggested`` or ``study.completed`` sent again
 has the id of the one it stands in for, so whichever of the two comes second is a duplicate
@@ -62,6 +66,7 @@ from functions.handlers.base import Deps, check_stop, look
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
 from functions.handlers.stopping import finish_marked
+from functions.handlers.strays import sweep
 from functions.handlers.writeback import behind
 
 log = logging.getLogger("katuna.reconcile")
@@ -115,6 +120,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record in _slice(studies, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
+    sweep(deps, studies)
     return events + resource_events(deps, studies, window) + scan(deps, studies, window)
 
 

@@ -59,6 +59,8 @@ class ApiServer:
             return secrets.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
             return secrets.delete(self, call.namespace or "", call.name)
+        if call.resource == "jobs" and call.method == "POST" and (late := self.answer_late(call)) is not None:
+            return late
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {}, call.dry_run,
                                    call.query.get("fieldValidation"), call.warnings)
@@ -214,6 +216,27 @@ class ApiServer:
             lines, now = self.kubelets.log_of(pod), self.clock.time()
             self.kubelets.served(pod, query or {}, now)
             return 200, logs.serve(lines, query or {}, now)
+
+    def answer_late(self, call: Call) -> tuple[int, dict] | None:
+        """The 504 of a Job create named in :attr:`late_creates`, whose Job is stored only when
+        :meth:`land_late_creates` is called; None for any other. So the API server answers a
+        create it could not finish within its timeout, while the create goes on and may store
+        the Job after the answer (``finisher.FinishRequest``: "we are going to send a timeout
+        response to the caller, but the asynchronous goroutine (sender) is still executing")."""
+        name = ((call.body or {}).get("metadata") or {}).get("name")
+        with self.lock:
+            if name not in self.late_creates:
+                return None
+            self.late_creates.discard(name)
+            self.held_creates.append((call.namespace or "", call.body or {}, call.query.get("fieldValidation")))
+        return 504, status(504, "Timeout", "request did not complete within requested timeout - context deadline exceeded")
+
+    def land_late_creates(self) -> None:
+        """Store the Jobs whose creates were answered 504 (:meth:`answer_late`)."""
+        with self.lock:
+            held, self.held_creates = self.held_creates, []
+        for namespace, job, directive in held:
+            self.create_job(namespace, job, directive=directive)
 
     def create_job(self, namespace: str, job: dict, dry_run: bool = False, directive: str | None = None,
                    warnings: list[str] | None = None) -> tuple[int, dict]:
