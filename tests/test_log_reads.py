@@ -124,6 +124,21 @@ def test_a_window_begins_and_ends_on_whole_characters_and_its_offset_is_where_th
     assert reads.window(None, 10**17, 4) == ("", len(data), False, 0), "an offset past any file's end is its end"
 
 
+def test_a_window_its_limit_cuts_inside_a_colour_code_or_a_line_break_ends_before_it(tmp_path: Path):
+    """A page following a trial that prints faster than it polls reads windows its limit cuts
+    wherever it falls: one cut inside a colour code ends before the code, which the next window
+    reads whole, so the page shows neither a bare escape nor the code's tail (``32mINFO``), and
+    one cut between the two bytes of a ``\r\n`` makes one line break, not two."""
+    data = b"\x1b[32mINFO\x1b[0m \x1b]8;;https://example.com/run\x1b\\run\x1b]8;;\x1b\\ step\r\n" * 3
+    reads = _reads(tmp_path, data)
+    for limit in range(64, len(data) + 1):
+        text, offset = "", 0
+        while offset < len(data):
+            window = reads.window(None, offset, limit)
+            text, offset = text + window.text, window.offset
+        assert text == "INFO run step\n" * 3, f"windows of {limit} bytes"
+
+
 def test_a_character_its_writer_has_not_finished_is_read_once_it_is_whole():
     unfinished = window_of("x€".encode()[:-1], 0, 10, False)
     assert (unfinished.text, unfinished.offset, unfinished.more) == ("x", 1, False)

@@ -86,6 +86,47 @@ def test_a_pytorchjob_runs_master_and_worker_pods_and_reads_the_master(service: 
     assert job["metadata"]["labels"]["katuna.dev/study"] == "torch"
 
 
+def _running_pods(kube: KubeStub, prefix: str) -> list[str]:
+    with kube.lock:
+        return sorted(name for (_, name), pod in kube.pods.items() if name.startswith(prefix)
+                      and pod["status"].get("phase") in ("Pending", "Running")
+                      and not pod["metadata"].get("deletionTimestamp"))
+
+
+def test_a_pytorchjobs_workers_left_running_at_its_end_are_stopped_with_it(service: Service, kube: KubeStub):
+    """The Training Operator leaves a PyTorchJob's pods running at its end (``cleanPodPolicy``
+    defaults to ``None``): katuna deletes the workload once the trial's output is read, so no
+    idle worker keeps its node, nor outlives the study."""
+    _run(service, "lingering", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": _replica(1, _container("pytorch", OBJECTIVE)),
+        "Worker": _replica(1, {"name": "pytorch", "image": IMAGE})}}}, primaryContainerName="pytorch")
+    eventually(lambda: _running_pods(kube, "lingering-") == [], "the idle workers stopped", timeout=30)
+
+
+@pytest.mark.parametrize(("kind", "specs", "master", "container"),
+                         [("PyTorchJob", "pytorchReplicaSpecs", "Master", "pytorch"),
+                          ("TFJob", "tfReplicaSpecs", "Chief", "tensorflow")])
+def test_a_jobs_worker_failing_fails_its_trial_once_and_stops_the_master_left_running(
+        service: Service, kube: KubeStub, kind: str, specs: str, master: str, container: str):
+    """A worker's exit fails the job while its master runs on (a PyTorchJob's ``cleanPodPolicy``
+    is ``None``) or is deleted (a TFJob's is ``Running``): the trial's failure with the worker's
+    code, not a run lost to run again, and the master left running is stopped."""
+    name = f"failing-{kind.lower()}"
+    definition = study_definition(name, maxTrials=1, parallelism=1, maxFailedTrials=1)
+    definition["trialTemplate"] = {"primaryContainerName": container, "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {specs: {
+            master: _replica(1, _container(container, [sys.executable, "-c", "import time; time.sleep(86400)",
+                                                    "${trialParameters.x}"])),
+            "Worker": _replica(1, _container(container, [sys.executable, "-c", "raise SystemExit(3)"]))}}}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    assert service.wait_for(name, timeout=120)["status"] == "failed"
+    [trial] = service.json("GET", f"/studies/{name}/trials")[1]
+    assert (trial["state"], trial["attempt"], trial["exitCode"]) == ("FAIL", 1, 3), trial
+    assert f"its pod {name}-0-worker-0 failed with exit code 3" in trial["reason"]
+    eventually(lambda: _running_pods(kube, f"{name}-") == [], "the master left running stopped", timeout=30)
+
+
 def test_a_tfjob_without_a_chief_reads_worker_zero_and_stops_its_parameter_servers(service: Service, kube: KubeStub):
     _run(service, "tf", {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "spec": {"tfReplicaSpecs": {
         "Worker": _replica(2, _container("tensorflow", OBJECTIVE)),
@@ -100,7 +141,7 @@ def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_
          "mpiReplicaSpecs": {"Launcher": _replica(1, _container("mpi-launcher", OBJECTIVE)),
                              "Worker": _replica(2, {"name": "mpi-worker", "image": IMAGE})}}},
          primaryContainerName="mpi-launcher", primaryPodLabels={"mpi-job-role": "launcher"})
-    assert {p["metadata"]["name"] for p in _pods(kube, "training.kubeflow.org/job-name", "mpi-0")} == {"mpi-0-launcher"}
+    assert _running_pods(kube, "mpi-0") == [], "the idle workers (cleanPodPolicy None) are stopped with the MPIJob"
 
 
 def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):

@@ -77,8 +77,8 @@ def test_deleting_a_workload_deletes_its_pods_and_finishes_nothing_twice(cluster
                 break
         time.sleep(0.05)
     with cluster.lock:
-        assert ("default", "p-master-0") in cluster.pods and ("default", "p-worker-0") not in cluster.pods, \
-            "the worker still running when the master succeeded is cleaned up"
+        assert ("default", "p-master-0") in cluster.pods and ("default", "p-worker-0") in cluster.pods, \
+            "a PyTorchJob's cleanPodPolicy is None by default: the worker still running at its end runs on"
     api = client.CustomObjectsApi(api_client(cluster.url))
     api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p",
                                         propagation_policy="Background")
@@ -447,3 +447,24 @@ def test_a_trainjob_run_as_a_jobset_it_does_not_control_reads_none_of_its_pods(c
     assert finished.data["outcome"] == "preempted" and "are gone" in finished.data["message"], finished.data
     with pytest.raises(OutputLost):
         list(executor.output(mine))
+
+
+@pytest.mark.parametrize(("policy", "left"), [(None, {"p-master-0", "p-worker-0"}), ("Running", {"p-master-0"}),
+                                              ("All", set())])
+def test_the_operator_deletes_the_pods_a_jobs_clean_pod_policy_names_at_its_end(cluster: KubeStub, policy, left):
+    """``None`` by default for a PyTorchJob (a TFJob's is ``Running``): the pods still running
+    at its end run on, as the Training Operator leaves them."""
+    cluster.install_operator("training-operator")
+    job = json.loads(json.dumps(PYTORCHJOB))
+    if policy is not None:
+        job["spec"]["runPolicy"] = {"cleanPodPolicy": policy}
+    _create(cluster, job)
+
+    def succeeded() -> bool:
+        with cluster.lock:
+            found = cluster.workloads[("pytorchjobs", "default", "p")]
+            return any(c["type"] == "Succeeded" for c in found.get("status", {}).get("conditions", []))
+
+    eventually(succeeded, "the PyTorchJob succeeded", timeout=20)
+    with cluster.lock:
+        assert {name for namespace, name in cluster.pods if namespace == "default"} == left

@@ -121,6 +121,16 @@ class KubernetesExecutor:
         for namespace in sorted({namespace or default for namespace in namespaces} | {default}):
             self._jobs.stop_strays(namespace, stray, retained)
 
+    def lingers(self, launch: TrialLaunch) -> bool:
+        """Whether a pod of the ended attempt's workload of another kind than Job still runs, or
+        waits to (not being deleted): the Training Operator leaves a job's pods as they are at
+        its end unless its ``cleanPodPolicy`` says otherwise, and defaults it to ``None`` for
+        every kind but TFJob. A Job's are ended by the Job controller: False, without a read."""
+        if is_job(launch):
+            return False
+        return any(pod.status is not None and pod.status.phase in ("Pending", "Running")
+                   and not pod.metadata.deletion_timestamp for pod in self._jobs.pods(launch, every=True))
+
     def running(self, study: str) -> int:
         """Jobs run on the cluster, not in this process."""
         return 0

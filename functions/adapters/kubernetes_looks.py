@@ -27,6 +27,7 @@ from functions.adapters.kubernetes_status import (
     disrupted,
     disruption_of,
     exit_of,
+    failed_on_its_own,
     final_condition,
     image_of,
     misfit,
@@ -142,11 +143,20 @@ class Looks:
         return Look(self._workload_ended(launch, ended))
 
     def _workload_ended(self, launch: TrialLaunch, ended: WorkloadEnd) -> Event:
-        """The end of an attempt whose workload of another kind than Job ``ended`` by its conditions."""
+        """The end of an attempt whose workload of another kind than Job ``ended`` by its
+        conditions. A failed one none of whose primary pods ran to an end is a run lost, unless
+        another of its pods failed on its own (:func:`~functions.adapters.kubernetes_status.failed_on_its_own`):
+        a worker's exit fails a PyTorchJob while its master runs on, or is cleaned up."""
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         kind = (launch.trial_spec or {}).get("kind")
         pods = self._jobs.pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
+        own = None if ended.succeeded or any(ran(p) for p in pods) else failed_on_its_own(self._jobs.pods(launch, every=True))
+        if own is not None:
+            name, code = own
+            return trial_finished(*ids, outcome="exited", exit_code=code or 1, image_id=image_id,
+                                  message=f"{kind} failed: {ended.reason}: {ended.message}; its pod {name} failed"
+                                          + (f" with exit code {code}" if code else ""))
         if not any(ran(p) for p in pods):
             said = ": ".join(part for part in (ended.reason, ended.message) if part)
             return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods) + (

@@ -128,6 +128,21 @@ def ran(pod: Any) -> bool:
         or _failed_init(pod) is not None
 
 
+def failed_on_its_own(pods: list[Any]) -> tuple[str, int | None] | None:
+    """The name of the first of ``pods`` that failed by its own doing (it ran to its end, not
+    disrupted), with the code of its first container (or init container) that exited with one;
+    None when none did. A Training Operator job fails with any of its pods: a worker's failure
+    is the trial's, whether or not the primary pod ended, or is gone with the job's cleanup."""
+    for pod in pods:
+        if pod.status is None or pod.status.phase != "Failed" or not ran(pod):
+            continue
+        statuses = [*(pod.status.container_statuses or []), *(pod.status.init_container_statuses or [])]
+        codes = [s.state.terminated.exit_code for s in statuses if s.state is not None and s.state.terminated is not None
+                 and s.state.terminated.exit_code]
+        return pod.metadata.name, codes[0] if codes else None
+    return None
+
+
 def _failed_init(pod: Any) -> Any | None:
     """The status of the pod's init container that exited with a code other than 0, if one did."""
     statuses = (pod.status.init_container_statuses or []) if pod.status else []

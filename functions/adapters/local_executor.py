@@ -156,6 +156,10 @@ class LocalExecutor(LocalAttempts):
         """Stop the attempts running here that ``stray`` accepts (a process has nothing to keep)."""
         self._stop(stray)
 
+    def lingers(self, launch: TrialLaunch) -> bool:
+        """False: an attempt's processes end with it (:mod:`functions.adapters.process_tree`)."""
+        return False
+
     def attempts(self) -> list[Key]:
         """``(study, uid, number, attempt)`` of every attempt running here."""
         with self._lock:

@@ -81,12 +81,36 @@ def without_escapes(text: str) -> str:
     return _ESCAPES.sub("", text)
 
 
+SEQUENCE_MOST = 256
+"""How far before a window's cut an escape sequence the cut may fall inside is looked for (a
+colour code takes a few bytes, a hyperlink's the length of its address)."""
+
+_BYTE_ESCAPES = re.compile(_ESCAPES.pattern.encode())
+
+
+def uncut(piece: bytes) -> int:
+    """The length of ``piece``, a window cut at its limit, without an escape sequence or a
+    ``\\r\\n`` the cut may fall inside (the last escape of its last :data:`SEQUENCE_MOST` bytes,
+    when it begins no sequence that ends before the cut, or a ``\\r`` last): the next window
+    reads it whole, so no page shows a bare escape and then the code's tail as text
+    (``32mINFO``), nor a line break twice."""
+    last = piece.rfind(b"\x1b", max(len(piece) - SEQUENCE_MOST, 1))
+    if last > 0 and b"\n" not in piece[last:]:
+        whole = _BYTE_ESCAPES.match(piece, last)
+        if whole is None or whole.end() == len(piece):
+            return last
+    return len(piece) - 1 if piece.endswith(b"\r") and len(piece) > 1 else len(piece)
+
+
 def window_of(data: bytes, offset: int, limit: int, from_end: bool) -> LogWindow:
     """The window of the bytes ``data`` read at ``offset`` (``limit + 1`` of them when more
-    follow): it begins after a character cut at its start and ends before one cut at its end."""
+    follow): it begins after a character cut at its start and ends before one cut at its end
+    (and, when more follow, before an escape sequence or line break it cuts: :func:`uncut`)."""
     lead = char_start(data) if offset else 0
     piece = data[lead:limit]
     piece = piece[:whole_chars(piece)]
+    if len(data) > limit:
+        piece = piece[:uncut(piece)]
     return LogWindow(as_text(piece), offset + lead + len(piece), len(data) > limit, offset + lead if from_end else 0)
 
 

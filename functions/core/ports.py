@@ -246,6 +246,10 @@ class Executor(Protocol):
         accepts; one of a study ``retained`` names is kept, stopped, where there is a workload
         to keep (:mod:`functions.handlers.strays`)."""
 
+    def lingers(self, launch: TrialLaunch) -> bool:
+        """Whether the ended attempt's workload still runs pods its end left (an operator that
+        leaves them: a PyTorchJob's ``cleanPodPolicy`` is ``None`` by default)."""
+
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """A block within which the executor's reads of these running attempts (of one study:
         :meth:`poll`, a look, a running log) may be answered from one read of them all, made as

@@ -5,7 +5,8 @@ read), end the study when a stop rule fires, or suggest the trials that fill the
 an attempt that was superseded, changes nothing. A cluster trial's log that the kubelet rotated while
 it ran has lost its first lines, but for the observations kept as its running log was read
 (:mod:`functions.core.log_keep`): the trial's reason says when some are lost (:mod:`functions.core.log_rotation`).
-An accepted end stops the attempt's process or Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
+An accepted end stops the attempt's process or Job if it still runs, and deletes, once its output is read, a
+workload whose operator left its pods running at its end (:func:`_lingering`); a trial past its timeout, or whose Job lost more pods to disruptions
 than the trial may lose (both of which an executor may report while it still runs), is stopped
 once its output is read and its verdict stored (:mod:`functions.handlers.stopping`). Each pod so lost is a run lost, as a preempted attempt is one:
 ``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
@@ -76,6 +77,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     running = _ended_running(data)
     if not running:
         _stop_if_running(deps, launch)
+        running = _lingering(record, deps, launch)
     if _lost_run(record, trial, data):
         if running:
             deps.executor.stop(launch)
@@ -168,6 +170,13 @@ def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
     executor that learns ends by asking answers ``poll`` for an attempt that ended."""
     if deps.executor.poll(launch) is None:
         deps.executor.stop(launch)
+
+
+def _lingering(record: StudyRecord, deps: Deps, launch: TrialLaunch) -> bool:
+    """Whether the ended attempt's workload still runs pods its end left (a PyTorchJob's, whose
+    ``cleanPodPolicy`` is ``None`` by default), to be deleted once its output is read, as Katib
+    deletes an ended trial's workload; a template that ``retain``s it keeps it as it is."""
+    return not record.spec.trial_template.retain and deps.executor.lingers(launch)
 
 
 def _image_digest(data: Mapping[str, Any]) -> str | None:

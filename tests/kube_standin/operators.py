@@ -8,8 +8,9 @@ conditions of the workload.
   master role (Master, Chief or Launcher; without one, worker 0); an MPIJob's launcher is
   ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
-  job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
-  then deleted (``cleanPodPolicy: Running``).
+  job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods its
+  ``cleanPodPolicy`` names are then deleted (:func:`clean_pod_policy`: by default, a TFJob's
+  still running, none of another kind's).
 - JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, controlled by the JobSet (its
   ownerReference), labelled (and its pods) ``jobset.sigs.k8s.io/jobset-name``,
   ``replicatedjob-name`` and ``job-index``, as JobSet v0.8.2 labels them (v0.9 adds
@@ -111,6 +112,16 @@ def _replicas(job: dict) -> list[tuple[str, dict, dict, int]]:
     return replicas
 
 
+def clean_pod_policy(job: dict) -> str:
+    """What the operator deletes of a job's pods once it ended: its ``runPolicy.cleanPodPolicy``
+    (an MPIJob's ``spec.cleanPodPolicy`` too), else the kind's default, ``Running`` for a TFJob
+    and ``None`` for every other kind (``SetDefaults_TFJob``, ``SetDefaults_PyTorchJob`` and the
+    others of kubeflow/training-operator): a PyTorchJob's pods still running when it ended run on."""
+    spec = job.get("spec") or {}
+    given = (spec.get("runPolicy") or {}).get("cleanPodPolicy") or spec.get("cleanPodPolicy")
+    return given or ("Running" if job["kind"] == "TFJob" else "None")
+
+
 class TrainingOperator:
     def __init__(self) -> None:
         self.made: dict[str, set[str]] = {}
@@ -168,7 +179,8 @@ class TrainingOperator:
         else:
             return False
         condition(cluster.clock, job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
-        for pod in [p for p in pods if p["status"].get("phase") not in TERMINATED]:
+        policy = clean_pod_policy(job)
+        for pod in [p for p in pods if policy == "All" or policy == "Running" and p["status"].get("phase") not in TERMINATED]:
             cluster.delete_pod(pod)
         return changed
 
