@@ -85,8 +85,8 @@ def _calls(tree: ast.Module, apis: dict[str, str]) -> set[tuple[str, str, str]]:
             used.add((apis[node.value.attr], resource + "s" + (f"/{sub}" if sub else ""), VERBS[verb]))
         if isinstance(node, ast.Attribute) and "custom_object" in node.attr:
             used |= CUSTOM_OBJECT_CALLS[node.attr]
-        if isinstance(node, ast.Attribute) and node.attr in CLUSTER_CALLS:
-            used.add(CLUSTER_CALLS[node.attr])
+        if isinstance(node, ast.Attribute) and node.attr.removesuffix("_with_http_info") in CLUSTER_CALLS:
+            used.add(CLUSTER_CALLS[node.attr.removesuffix("_with_http_info")])
     return used
 
 
