@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,17 @@ class InstantExecutor:
 
     def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
         """Nothing runs long enough to stop."""
+
+    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
+                    namespaces: Collection[str | None]) -> None:
+        """Nothing runs long enough to stray."""
+
+    def lingers(self, launch: TrialLaunch) -> bool:
+        """False: an ended trial leaves nothing running."""
+        return False
+
+    def stop_reads(self) -> None:
+        """Nothing to end: a trial's output is one line, made as it is read."""
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """Nothing to read: the trials ended as they were launched."""

@@ -92,8 +92,9 @@ from functions.settings import eks_quotas
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
 """The quotas of every account and region not given its own by :func:`raise_quotas`."""
-UPDATE_SECONDS = 3.0
-"""How long an ``UpdateClusterConfig`` holds the cluster ``UPDATING``, in seconds of this process's clock."""
+UPDATE_SECONDS = 10.0
+"""How long an ``UpdateClusterConfig`` holds the cluster ``UPDATING``, in seconds of this process's
+clock: long enough that a test's next call, a new process on a loaded machine, still finds it so."""
 GROUP_BUSY = "Nodegroup cannot be updated as it is currently not in Active State"
 
 

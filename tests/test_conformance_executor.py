@@ -244,3 +244,15 @@ class TestKubernetesExecutor(ExecutorContract):
         assert [end and end.data for end in map(executor.poll, launches)] == [end and end.data for end in ends]
         assert len(kube.audit) - before == 2 * len(launches), "outside the block, each is read alone"
         executor.stop_trials(launches)
+
+
+def test_every_full_executor_has_each_method_of_the_port(monkeypatch: pytest.MonkeyPatch):
+    """The port's methods, each implemented by the local and Kubernetes executors and the
+    benchmarks' instant one (which stands in for both in the handlers' benchmarks): a method
+    the port gains and an executor lacks fails a handler that calls it."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "benchmarks"))
+    from instant import InstantExecutor
+
+    wanted = {name for name in vars(Executor) if not name.startswith("_")}
+    for executor in (LocalExecutor, KubernetesExecutor, InstantExecutor):
+        assert wanted <= set(dir(executor)), f"{executor.__name__} lacks {sorted(wanted - set(dir(executor)))}"
