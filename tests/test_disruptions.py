@@ -84,7 +84,8 @@ def made(kube: KubeStub, job: str) -> int:
 
 def assert_stopped(kube: KubeStub, job: str) -> None:
     """The Job is deleted with its pods, and makes no more."""
-    assert (NAMESPACE, job, "Background") in kube.deleted, "deleted with its pods"
+    eventually(lambda: (NAMESPACE, job, "Background") in kube.deleted,
+               f"{job} deleted with its pods once its trial's verdict is stored")
     count = made(kube, job)
     time.sleep(1.0)
     assert (NAMESPACE, job) not in kube.jobs and made(kube, job) == count

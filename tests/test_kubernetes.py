@@ -406,7 +406,8 @@ def test_a_trial_past_its_timeout_fails_and_its_job_is_deleted(service: Service,
     trial = trials(service, "job-deadline")[0]
     assert trial["state"] == "FAIL" and trial["reason"].startswith("timed out: ran past its timeout of 1s")
     assert kube.created_jobs["job-deadline-0"]["spec"]["activeDeadlineSeconds"] == (1 + 3600) * 5
-    assert ("trials", "job-deadline-0", "Background") in kube.deleted, "deleted with its pods"
+    eventually(lambda: ("trials", "job-deadline-0", "Background") in kube.deleted,
+               "the Job deleted with its pods once the trial's failure is stored")
     assert ("trials", "job-deadline-0") not in kube.jobs
 
 
@@ -813,8 +814,9 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
         states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-prune")}
         pruned = [n for n, (state, _) in states.items() if state == "PRUNED"]
         assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned), states
-        deleted = {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"}
-        assert {f"job-prune-{n}" for n in pruned} <= deleted
+        eventually(lambda: {f"job-prune-{n}" for n in pruned}
+                   <= {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"},
+                   "the pruned trials' Jobs deleted with their pods once their verdicts are stored")
         env = {e["name"]: e.get("value", e.get("valueFrom")) for e in kube.created_jobs["job-prune-0"]["spec"]
                ["template"]["spec"]["containers"][0]["env"]}
         assert env["KATUNA_REPORT_URL"] == f"http://127.0.0.1:{port}/" and env["KATUNA_OBJECTIVE"] == "loss"
