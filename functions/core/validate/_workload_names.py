@@ -19,7 +19,7 @@ later one, or, caught by the first trial's dry run, be refused without naming ``
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from functions.core import trial_kinds
 from functions.core.errors import Problem
@@ -80,17 +80,38 @@ def _jobset_names(study: Study, limits: Limits, job: Mapping[str, Any]) -> list[
     DNS-1035 label: the longest such name of any replicated Job."""
     if (job.get("apiVersion"), job.get("kind")) != ("jobset.x-k8s.io/v1alpha2", "JobSet"):
         return []
-    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
-    tails = sorted(_tails(_mapping(job.get("spec"))), key=len)
-    excess = name_excess(study.name, trials, attempts, tails[-1]) if tails else 0
-    if not excess:
+    over = _overflow(study, limits, list(_tails(_mapping(job.get("spec")))))
+    if over is None:
         return []
-    last = job_name(study.name, trials - 1, attempts) + tails[-1]
-    return [Problem("name", f"expected at most {len(study.name) - excess} characters for this JobSet trialSpec: "
-                            f"trial {trials - 1}'s attempt {attempts} would name a Job or pod {last} ({len(last)} "
-                            f"characters), and JobSet's webhook refuses a JobSet whose Jobs' or pods' names pass the "
-                            f"{MAX_NAME} of a DNS-1035 label; shorten the name by {excess} characters, or lower "
-                            "maxTrials, trialTemplate.maxAttempts, or a replicated Job's name, replicas or completions")]
+    return [Problem("name", f"expected at most {len(study.name) - over.excess} characters for this JobSet trialSpec: "
+                            f"trial {over.trial}'s attempt {over.attempt} would name a Job or pod {over.name} "
+                            f"({len(over.name)} characters), and JobSet's webhook refuses a JobSet whose Jobs' or pods' "
+                            f"names pass the {MAX_NAME} of a DNS-1035 label; shorten the name by {over.excess} "
+                            "characters, or lower maxTrials, trialTemplate.maxAttempts, or a replicated Job's name, "
+                            "replicas or completions")]
+
+
+class _Overflow(NamedTuple):
+    """The last trial's last attempt, the name it would give past a DNS-1035 label, and by how
+    many characters the study's name would have to shrink."""
+    trial: int
+    attempt: int
+    name: str
+    excess: int
+
+
+def _overflow(study: Study, limits: Limits, tails: list[str]) -> _Overflow | None:
+    """Where the last trial's last attempt's name followed by the longest of ``tails`` (what an
+    operator adds to it; the last given of those as long) would pass a DNS-1035 label; None
+    where it would not."""
+    if not tails:
+        return None
+    tail = sorted(tails, key=len)[-1]
+    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
+    excess = name_excess(study.name, trials, attempts, tail)
+    if not excess:
+        return None
+    return _Overflow(trials - 1, attempts, job_name(study.name, trials - 1, attempts) + tail, excess)
 
 
 def _tails(spec: Mapping[str, Any]) -> Iterator[str]:
@@ -116,20 +137,18 @@ def _service_names(study: Study, limits: Limits, job: Mapping[str, Any]) -> list
     if known is None or known.replica_specs is None or (job.get("apiVersion"), known.kind) not in DNS1035_KINDS:
         return []
     replicas = _mapping(_mapping(job.get("spec")).get(known.replica_specs))
-    tails = sorted((f"-{role.lower()}-{count - 1}" for role, count in
-                    ((role, _mapping(replica).get("replicas", 1)) for role, replica in replicas.items())
-                    if isinstance(count, int) and count >= 1), key=len)
-    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
-    excess = name_excess(study.name, trials, attempts, tails[-1]) if tails else 0
-    if not excess:
+    tails = [f"-{role.lower()}-{count - 1}" for role, count in
+             ((role, _mapping(replica).get("replicas", 1)) for role, replica in replicas.items())
+             if isinstance(count, int) and count >= 1]
+    over = _overflow(study, limits, tails)
+    if over is None:
         return []
-    last = job_name(study.name, trials - 1, attempts) + tails[-1]
-    return [Problem("name", f"expected at most {len(study.name) - excess} characters for this {known.kind} trialSpec: "
-                            f"the Training Operator names each replica's pod and Service <trial's name>-<role>-<index>, "
-                            f"trial {trials - 1}'s attempt {attempts} {last} ({len(last)} characters), and the API "
-                            f"server refuses a Service whose name passes the {MAX_NAME} of a DNS-1035 label; shorten "
-                            f"the name by {excess} characters, or lower maxTrials, trialTemplate.maxAttempts or the "
-                            "replicas")]
+    return [Problem("name", f"expected at most {len(study.name) - over.excess} characters for this {known.kind} "
+                            f"trialSpec: the Training Operator names each replica's pod and Service <trial's "
+                            f"name>-<role>-<index>, trial {over.trial}'s attempt {over.attempt} {over.name} "
+                            f"({len(over.name)} characters), and the API server refuses a Service whose name passes "
+                            f"the {MAX_NAME} of a DNS-1035 label; shorten the name by {over.excess} characters, or "
+                            "lower maxTrials, trialTemplate.maxAttempts or the replicas")]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
