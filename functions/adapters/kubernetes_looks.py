@@ -151,13 +151,14 @@ class Looks:
         kind = (launch.trial_spec or {}).get("kind")
         pods = self._jobs.pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
-        own = None if ended.succeeded or any(ran(p) for p in pods) else failed_on_its_own(self._jobs.pods(launch, every=True))
+        primary_ran = any(ran(p) for p in pods)
+        own = None if ended.succeeded or primary_ran else failed_on_its_own(self._jobs.pods(launch, every=True))
         if own is not None:
             name, code = own
             return trial_finished(*ids, outcome="exited", exit_code=code or 1, image_id=image_id,
                                   message=f"{kind} failed: {ended.reason}: {ended.message}; its pod {name} failed"
                                           + (f" with exit code {code}" if code else ""))
-        if not any(ran(p) for p in pods):
+        if not primary_ran:
             said = ": ".join(part for part in (ended.reason, ended.message) if part)
             return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods) + (
                 f" ({kind} {said})" if said and not ended.succeeded else ""))
