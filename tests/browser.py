@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -23,6 +23,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 MISSING = ("Chromium is not installed, so the browser tests are skipped: install it with "
            "`apt-get install chromium` (or `make chromium`) as root, or set KATUNA_CHROMIUM to a Chromium binary")
+
+
+EXPECT_MS = 20_000
+"""How long an ``expect`` waits for what it asserts. Playwright's default, 5 s, is less than a
+page's login, load and render can take on a two-core machine running the whole suite in parallel;
+an assertion that holds still returns as soon as it does."""
 
 
 def chromium_path() -> str | None:
@@ -47,6 +53,7 @@ def artifacts() -> Path:
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
+    expect.set_options(timeout=EXPECT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
