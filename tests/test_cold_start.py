@@ -60,3 +60,15 @@ def test_handling_a_trial_end_in_a_fresh_process_imports_only_what_it_needs(tmp_
     assert result["states"] == {"0": "FAIL", "1": "RUNNING", "2": "RUNNING", "3": "WAITING"}, \
         "the event was handled: trial 0 ended, the waiting trials took the free slots, another was asked for"
     assert [name for name in NOT_NEEDED if name in result["loaded"]] == []
+
+
+@pytest.mark.parametrize(("cloud", "client"), [("gke", "google"), ("eks", "boto3")])
+def test_the_provision_script_imports_its_clouds_client_and_no_optuna(cloud: str, client: str):
+    """``python -m infra.provision`` reads katuna's settings and a pool's shape, never a study's
+    search: Optuna (and the science stack under it) would cost every run a third of a second."""
+    probe = (f"import json, sys; import infra.{cloud}, infra.provision; "
+             "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(out.stdout)
+    assert client in loaded, "the probe imported the cloud's adapter"
+    assert [name for name in ("optuna", "numpy", "scipy", "flask", "sqlite_utils") if name in loaded] == []

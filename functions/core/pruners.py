@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -17,6 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.core import hyperband
+from functions.core.early_stopping import EarlyStopping
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
@@ -91,21 +91,6 @@ REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "threshold": optuna.pruners.ThresholdPruner,
 }
 PATH = "earlyStopping"
-
-
-@dataclass(frozen=True)
-class EarlyStopping:
-    """Which pruner stops unpromising trials, its settings, and an optional patience."""
-
-    algorithm: str
-    settings: tuple[tuple[str, Any], ...] = ()
-    patience: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"algorithm": self.algorithm, "settings": dict(self.settings)}
-        if self.patience is not None:
-            out["patience"] = self.patience
-        return out
 
 
 def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits = DEFAULTS) -> EarlyStopping | None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.core.cluster import Cluster
+from functions.core.early_stopping import EarlyStopping
 from functions.core.nodepool import NodePool, place_trials
 from functions.core.parameters import Parameter
-from functions.core.pruners import EarlyStopping
 
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"

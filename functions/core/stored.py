@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT, Cluster
+from functions.core.early_stopping import EarlyStopping
 from functions.core.errors import PermanentError
 from functions.core.nodepool import GKE, NodePool
 from functions.core.parameters import (
@@ -26,7 +27,6 @@ from functions.core.parameters import (
     IntParameter,
     Parameter,
 )
-from functions.core.pruners import EarlyStopping
 from functions.core.spec import (
     MAX_ATTEMPTS,
     Algorithm,
