@@ -31,15 +31,18 @@ run: $(STAMP)
 
 # Bytecode is compiled up front (the dependencies' when .venv is made): the suite starts hundreds of
 # Python processes, and where PYTHONDONTWRITEBYTECODE is set each would compile its imports again.
-# Five workers (pytest-xdist) even on two cores: each test waits on trial processes and loopback
-# servers at times, and another runs meanwhile (on 2 cores, the system's Python: 455-538 s over
-# six runs with five, 518 s with four, 490 s with six, whose extra worker collects the suite once
-# more). Work stealing: a worker that runs out of tests takes some from another's queue, so all
-# end within a second of each other (handed out in fixed chunks, one worker once ran its last 65 s
-# alone).
+# So are the test modules as pytest rewrites their asserts, once, by a collection in one process
+# that may write them (its failure left to the run to report): each worker then reads them (11 s of
+# CPU to collect the suite without them, 4.4 s with), where every worker would rewrite them all
+# again. Six workers (pytest-xdist) even on two cores: each test waits on trial processes and
+# loopback servers at times, and another runs meanwhile (on 2 cores, 2026-12-03: 722 s with six,
+# 801-880 s with five). Work stealing: a worker that runs out of tests takes some from another's
+# queue, so all end within seconds of each other (handed out in fixed chunks, one worker once ran
+# its last 65 s alone).
 test: $(STAMP) chromium
-	$(PY) -m compileall -q functions infra
-	$(PY) -m pytest -n 5 --dist worksteal
+	$(PY) -m compileall -q functions infra benchmarks
+	-env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest --collect-only -q -p no:cacheprovider > /dev/null
+	$(PY) -m pytest -n 6 --dist worksteal
 
 # Everything but the tests marked slow or browser; `make test` still runs them all.
 check: $(STAMP)
