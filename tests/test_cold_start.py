@@ -2,7 +2,8 @@
 
 A service scaled from zero pays for every import before its first answer, so the event path
 must not pull in the dashboard (Flask, Jinja, Plotly), the cluster and cloud clients, YAML or
-the plotting and science stacks. The imports are checked, not timed.
+the plotting and science stacks. The provision script, run once per change to a pool, imports
+its cloud's client and none of the search. The imports are checked, not timed.
 """
 
 from __future__ import annotations
