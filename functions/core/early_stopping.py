@@ -1,5 +1,6 @@
 """A study's ``earlyStopping`` section as the study holds it, apart from the Optuna pruner it
-names (:mod:`functions.core.pruners`): reading, storing or showing a study imports no Optuna."""
+names (:mod:`functions.core.pruners`), so that what knows a study only by its records (katuna's
+settings, and through them the provision script) imports no Optuna."""
 
 from __future__ import annotations
 
