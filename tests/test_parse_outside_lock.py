@@ -25,7 +25,6 @@ from http_helpers import KATUNA
 from kube_stub import KubeStub
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app
 from functions.core.events import TRIAL_FINISHED, Event, study_created, trial_finished
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
@@ -191,15 +190,16 @@ def _write_locked(db: Path) -> bool:
 def test_a_cluster_trials_log_and_where_it_begins_are_read_while_other_writers_go_on(kube: KubeStub, tmp_path: Path):
     """At a cluster trial's end its log is read for its output and for where it begins, which
     says whether the kubelet rotated lines away (:mod:`functions.core.log_rotation`): neither
-    call to the Kubernetes API is made while the handling holds the database's write lock."""
+    call to the Kubernetes API is made while the handling holds the database's write lock. The
+    events are delivered here alone: no broker thread handles the same end beside them, whose
+    transaction a read here would see held."""
     db = tmp_path / "katuna.db"
     runtime = Runtime(Settings(db=db, executor="kubernetes", k8s_api=kube.url, k8s_namespace=NAMESPACE))
     reads: list[tuple[dict[str, str], bool]] = []
     try:
         definition = study_definition("cluster-end", maxTrials=1, parallelism=1)
         definition["trialTemplate"]["image"] = "python:3.12"
-        assert create_app(runtime).test_client().post("/studies", json=definition).status_code == 201
-        record = runtime.store().get_study("cluster-end")
+        record, _ = runtime.submit(parse_study(definition), definition)
         pending = runtime.dispatcher().deliver(study_created("cluster-end", record.uid))
         while pending:
             pending = [emitted for event in pending for emitted in runtime.dispatcher().deliver(event)]
