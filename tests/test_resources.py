@@ -723,8 +723,8 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
         assert cluster.wait_for("kst-jobs", timeout=10)["status"] == "stopped"
         wait_trials(cluster, "kst-jobs", 2, state="PRUNED")
-        eventually(lambda: {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")} == {"kst-jobs-0", "kst-jobs-1"},
-                   "the Jobs deleted once the trials' verdicts are stored")
+        eventually(lambda: {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")}
+                   == {"kst-jobs-0", "kst-jobs-1"}, "the Jobs deleted once the trials' verdicts are stored")
         assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]
     finally:
         cluster.close()

@@ -85,8 +85,8 @@ def _jobset_names(study: Study, limits: Limits, job: Mapping[str, Any]) -> list[
         return []
     return [Problem("name", f"expected at most {len(study.name) - over.excess} characters for this JobSet trialSpec: "
                             f"trial {over.trial}'s attempt {over.attempt} would name a Job or pod {over.name} "
-                            f"({len(over.name)} characters), and JobSet's webhook refuses a JobSet whose Jobs' or pods' "
-                            f"names pass the {MAX_NAME} of a DNS-1035 label; shorten the name by {over.excess} "
+                            f"({len(over.name)} characters), and JobSet's webhook refuses a JobSet whose Jobs' or "
+                            f"pods' names pass the {MAX_NAME} of a DNS-1035 label; shorten the name by {over.excess} "
                             "characters, or lower maxTrials, trialTemplate.maxAttempts, or a replicated Job's name, "
                             "replicas or completions")]
 
