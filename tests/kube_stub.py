@@ -113,9 +113,9 @@ class KubeStub(ApiServer, Workloads):
         """(namespace, label selector, propagation policy) of each DeleteCollection of Jobs."""
         self.created: list[str] = []
         self.late_creates: set[str] = set()
-        """Names of Jobs whose next create is answered 504 and stored later (:meth:`answer_late`)."""
+        """Names of Jobs (or workloads) whose next create is answered 504 and stored later (:meth:`answer_late`)."""
         self.held_creates: list[tuple[str, dict, str | None]] = []
-        """(namespace, Job, fieldValidation) of each create answered 504 and not stored yet."""
+        """(namespace, object, fieldValidation) of each create answered 504 and not stored yet."""
         self.create_requests: list[tuple[str, str]] = []
         self.created_jobs: dict[str, dict] = {}
         self.status_writes: list[tuple[str, str, dict]] = []

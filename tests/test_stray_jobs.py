@@ -1,17 +1,19 @@
-"""Trial Jobs that run while the store no longer wants them: a create the API server answered
-504 (its request timed out) stores its Job after the answer, when the study may have ended and
-the trial been discarded, so nothing else would ever stop it. The tick (the PingSource's, and
-the watcher's in queue mode) finds such Jobs by their labels and stops them. Real dispatcher,
-handlers and SQLite store over the Kubernetes stand-in."""
+"""Trial Jobs, and workloads of other kinds, that run while the store no longer wants them: a
+create the API server answered 504 (its request timed out) stores its object after the answer,
+when the study may have ended and the trial been discarded, so nothing else would ever stop it.
+The tick (the PingSource's, and the watcher's in queue mode) finds them by their labels and
+stops them. Real dispatcher, handlers and SQLite store over the Kubernetes stand-in."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.broker import MemoryQueue
 from functions.adapters.kubernetes_client import api_client
@@ -28,7 +30,7 @@ from functions.watch import Watcher
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("late-tick", "late-watch", "late-kept", "late-wanted")
+KUBE_NAMESPACES = ("late-tick", "late-watch", "late-kept", "late-wanted", "late-torch", "late-ended", "late-listed")
 
 
 def _deps(kube: KubeStub, tmp_path: Path, namespace: str) -> Deps:
@@ -36,11 +38,13 @@ def _deps(kube: KubeStub, tmp_path: Path, namespace: str) -> Deps:
     return Deps(store, KubernetesExecutor(Cluster(namespace=namespace), api_client(kube.url)), time.time)
 
 
-def _ended_before_its_job_landed(kube: KubeStub, deps: Deps, retain: bool = False) -> None:
+def _ended_before_its_job_landed(kube: KubeStub, deps: Deps, retain: bool = False, trial_spec: dict | None = None) -> None:
     """Trial 0's create answered 504, the study stopped (the trial, with no Job yet, discarded),
-    then the Job stored."""
+    then the Job (or the workload of ``trial_spec``'s kind) stored."""
     definition = study_definition(maxTrials=2, parallelism=1)
     definition["trialTemplate"].update(image="python:3.12", retain=retain)
+    if trial_spec is not None:
+        definition["trialTemplate"] = {"trialSpec": trial_spec, "primaryContainerName": "pytorch", "retain": retain}
     record = store_study(deps, parse_study(definition), definition)[0]
     dispatcher = Dispatcher(deps)
     [suggested] = dispatcher.deliver(study_created("demo", record.uid))
@@ -113,5 +117,74 @@ def test_the_tick_leaves_the_jobs_of_running_trials_and_of_studies_it_does_not_h
         with kube.lock:
             assert {("late-wanted", "demo-0"), ("late-wanted", "elsewhere-0")} <= set(kube.jobs), \
                 "a running trial's Job, and one of a study another store holds, are left"
+    finally:
+        deps.store.close()
+
+
+def _pytorchjob(master: str) -> dict:
+    """A PyTorchJob whose master runs ``master`` (Python) beside a worker that waits."""
+    def replica(code: str) -> dict:
+        container = {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", code]}
+        return {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [container]}}}
+    return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": replica(master + "  # ${trialParameters.x}"), "Worker": replica("import time; time.sleep(600)")}}}
+
+
+def _pytorchjob_of(kube: KubeStub, namespace: str) -> dict | None:
+    with kube.lock:
+        return kube.workloads.get(("pytorchjobs", namespace, "demo-0"))
+
+
+@pytest.mark.parametrize("retain", [False, True])
+def test_a_pytorchjob_stored_after_its_study_ended_is_deleted_with_its_pods_at_the_next_tick(
+        kube: KubeStub, tmp_path: Path, retain: bool):
+    """A workload of another kind than Job is found by its labels as a Job is, and deleted as a
+    stopped trial's is (``retain`` keeps Jobs only), its pods with it."""
+    kube.install_operator("training-operator")
+    deps = _deps(kube, tmp_path, "late-torch")
+    try:
+        _ended_before_its_job_landed(kube, deps, retain, _pytorchjob("import time; time.sleep(600)"))
+        assert _pytorchjob_of(kube, "late-torch") is not None, "stored after the 504"
+        eventually(lambda: _pods_of(kube, "late-torch"), "its operator made its pods")
+        Dispatcher(deps).deliver(pool_check())
+        assert _pytorchjob_of(kube, "late-torch") is None, "the tick deleted the workload nobody wants"
+        assert ("late-torch", "demo-0", "Background") in kube.deleted, "with its pods"
+        assert _pods_of(kube, "late-torch") == []
+    finally:
+        deps.store.close()
+
+
+def test_a_pytorchjob_of_an_ended_study_that_ended_itself_is_left(kube: KubeStub, tmp_path: Path):
+    kube.install_operator("training-operator")
+    deps = _deps(kube, tmp_path, "late-ended")
+    try:
+        _ended_before_its_job_landed(kube, deps, trial_spec=_pytorchjob("print('loss=0.5')"))
+        eventually(lambda: any(c["type"] == "Succeeded" for c in
+                               ((_pytorchjob_of(kube, "late-ended") or {}).get("status") or {}).get("conditions", [])),
+                   "the PyTorchJob succeeded")
+        Dispatcher(deps).deliver(pool_check())
+        assert _pytorchjob_of(kube, "late-ended") is not None, "a workload that ended is left, as a finished Job is"
+    finally:
+        deps.store.close()
+
+
+def _pods_of(kube: KubeStub, namespace: str) -> list[str]:
+    with kube.lock:
+        return [name for (ns, name) in kube.pods if ns == namespace]
+
+
+def test_a_kind_katuna_may_not_list_is_logged_and_the_other_kinds_are_swept(kube: KubeStub, tmp_path: Path, caplog):
+    kube.install_operator("training-operator")
+    deps = _deps(kube, tmp_path, "late-listed")
+    try:
+        _ended_before_its_job_landed(kube, deps, trial_spec=_pytorchjob("import time; time.sleep(600)"))
+        other = study_definition(name="sets", maxTrials=1, parallelism=1)
+        other["trialTemplate"] = {"trialSpec": {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {
+            "replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": {"containers": [
+                {"name": "trial", "image": "python:3.12", "command": ["train", "${trialParameters.x}"]}]}}}}}]}}}
+        store_study(deps, parse_study(other), other)
+        Dispatcher(deps).deliver(pool_check())
+        assert _pytorchjob_of(kube, "late-listed") is None, "the PyTorchJob was swept though JobSets could not be listed"
+        assert "stopping the jobsets.jobset.x-k8s.io no study wants in namespace late-listed" in caplog.text
     finally:
         deps.store.close()

@@ -17,6 +17,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -32,16 +33,18 @@ from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_status import counted, disruption_of, replacements
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import Workloads
-from functions.core import file_collector, report_token
+from functions.core import file_collector, report_token, trial_kinds
 from functions.core.cluster import Cluster
-from functions.core.errors import PermanentError
+from functions.core.errors import KatunaError, PermanentError
 from functions.core.events import Event
-from functions.core.job import is_job, primary_container_name, render_trial
+from functions.core.job import is_job, primary_container_name, render_trial, runs_as_job
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_reads import lost_run
 from functions.core.log_rotation import LogStart
-from functions.core.ports import Look
+from functions.core.ports import Look, Place, Strays
+
+log = logging.getLogger("katuna.kubernetes")
 
 
 class KubernetesExecutor:
@@ -112,14 +115,24 @@ class KubernetesExecutor:
                 self._workloads.delete_trial(launch, self._jobs.namespace(launch))
         self._jobs.stop(launches, keep)
 
-    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
-                    namespaces: Collection[str | None]) -> None:
-        """Delete, with their pods, the running Jobs katuna made in ``namespaces`` (None: the
-        configured one) that ``stray`` accepts, or suspend those of a study ``retained`` names
-        (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop_strays`)."""
+    def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
+        """Delete, with their pods, the running Jobs katuna made in the ``places``' namespaces
+        (and the configured one) that ``wanted`` calls strays, or suspend those of a study it
+        says retains them (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop_strays`);
+        then, in each place whose ``trialSpec`` is another kind, delete the stray workloads of
+        that kind that have not ended (:meth:`~functions.adapters.kubernetes_workloads.Workloads.stop_strays`);
+        a kind that cannot be listed is logged and the others swept."""
         default = self._defaults.namespace or "default"
-        for namespace in sorted({namespace or default for namespace in namespaces} | {default}):
-            self._jobs.stop_strays(namespace, stray, retained)
+        for namespace in sorted({place.namespace or default for place in places} | {default}):
+            self._jobs.stop_strays(namespace, wanted)
+        kinds = {(place.namespace or default, trial_kinds.resource(place.trial_spec)) for place in places
+                 if place.trial_spec is not None and not runs_as_job(place.trial_spec)}
+        for namespace, resource in sorted(kinds):
+            try:
+                self._workloads.stop_strays(namespace, resource, wanted)
+            except KatunaError as exc:
+                log.warning("stopping the %s.%s no study wants in namespace %s: %s", resource[2], resource[0],
+                            namespace, exc)
 
     def lingers(self, launch: TrialLaunch) -> bool:
         """Whether a pod of the ended attempt's workload of another kind than Job still runs, or

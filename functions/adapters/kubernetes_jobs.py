@@ -7,7 +7,7 @@ in one collection delete per hundred trials (:meth:`TrialJobs.stop`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -36,11 +36,12 @@ from functions.adapters.kubernetes_workloads import (
     settle_conflict,
     workload_pod_selector,
 )
-from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL, Cluster
+from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
-from functions.core.job import MANAGED_BY, holder, is_job, selector_chunks, trials_selector
+from functions.core.job import STRAY_SELECTOR, attempt_of, holder, is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
 from functions.core.naming import OWN
+from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 
 log = logging.getLogger("katuna.kubernetes")
@@ -163,19 +164,16 @@ class TrialJobs:
         except HTTPError as exc:
             raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
 
-    def stop_strays(self, namespace: str, stray: Callable[[str, str, int, int], bool],
-                    retained: Callable[[str, str], bool]) -> None:
+    def stop_strays(self, namespace: str, wanted: Strays) -> None:
         """Delete each Job katuna made in ``namespace`` that still runs (neither finished nor
-        suspended) and ``stray(study, uid, trial, attempt)`` accepts by its labels, with its pods,
-        only while its uid is the one listed; suspend it instead where ``retained(study, uid)`` (by
+        suspended) and ``wanted`` calls a stray by its labels, with its pods, only while its uid
+        is the one listed; suspend it instead where ``wanted`` says its study retains its Jobs (by
         deactivating its Workload where Kueue manages it). A suspended Job is left: stopped already,
         or kept, as a ``retain`` study's end keeps its Jobs, whichever study of its name is stored now."""
-        for job in self._running_jobs(namespace):
-            labels = job.metadata.labels
-            study, uid = labels[STUDY_LABEL], labels[UID_LABEL]
-            if not stray(study, uid, int(labels[TRIAL_LABEL]), int(labels[ATTEMPT_LABEL])):
+        for job, (study, uid, number, attempt) in self._running_jobs(namespace):
+            if not wanted.stray(study, uid, number, attempt):
                 continue
-            kept = retained(study, uid)
+            kept = wanted.retained(study, uid)
             log.warning("Job %s of study %s runs while its trial is no longer wanted: %s", job.metadata.name, study,
                         "suspended" if kept else "deleted")
             if not kept:
@@ -183,9 +181,9 @@ class TrialJobs:
             elif not self._queues.deactivate(namespace, [job.metadata.uid], f"Job {job.metadata.name}"):
                 self._suspend(namespace, job.metadata.name)
 
-    def _running_jobs(self, namespace: str) -> list[Any]:
+    def _running_jobs(self, namespace: str) -> list[tuple[Any, tuple[str, str, int, int]]]:
         """The Jobs katuna made for trials in ``namespace`` that are neither finished nor
-        suspended, every page of them."""
+        suspended, every page of them, each with the attempt its labels name."""
         def page(token: str) -> Any:
             return self._batch.list_namespaced_job(namespace, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
                                                    _continue=token or None)
@@ -193,8 +191,9 @@ class TrialJobs:
             pages = all_pages(page, lambda listed: listed.metadata._continue)
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list katuna's Jobs in namespace {namespace}") from exc
-        return [job for listed in pages for job in listed.items if job.metadata and job.metadata.labels
-                and _labelled(job.metadata.labels) and not (job.spec and job.spec.suspend) and not _finished(job)]
+        return [(job, attempt) for listed in pages for job in listed.items if job.metadata and job.metadata.labels
+                and (attempt := attempt_of(job.metadata.labels)) is not None
+                and not (job.spec and job.spec.suspend) and not _finished(job)]
 
     def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
         """Suspend each Job ``selector`` selects, listed once: those Kueue manages by their
@@ -219,15 +218,6 @@ class TrialJobs:
         unless(404, lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
                                                              _content_type="application/merge-patch+json"),
                f"suspend Job {name}")
-
-
-STRAY_SELECTOR = f"{MANAGED_BY}=katuna,{STUDY_LABEL},{UID_LABEL},{TRIAL_LABEL},{ATTEMPT_LABEL}"
-"""The Jobs katuna made for trials: its label and each of a trial attempt's."""
-
-
-def _labelled(labels: dict[str, str]) -> bool:
-    """Whether a trial's and an attempt's number are numbers (a Job labelled by hand may not)."""
-    return labels[TRIAL_LABEL].isdigit() and labels[ATTEMPT_LABEL].isdigit()
 
 
 def _finished(job: Any) -> bool:

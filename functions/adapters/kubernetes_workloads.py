@@ -1,6 +1,7 @@
 """Trial workloads of any kind but ``batch/v1`` Job, through the custom objects API (the
 dynamic client): create (the attempt's own existing one is success), read, delete with their
-pods, and the end Katib's ``successCondition`` / ``failureCondition`` read from them.
+pods, the end Katib's ``successCondition`` / ``failureCondition`` read from them, and the sweep
+of those running while no study wants them (:meth:`Workloads.stop_strays`).
 
 A TrainJob's pods carry no study uid (they come from its runtime's templates), so they are the
 attempt's by their owners: the TrainJob the attempt's own, the JobSet of its name controlled by
@@ -15,6 +16,7 @@ what a create answered "already exists" means (:func:`settle_conflict`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,13 +26,17 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import delete_options
+from functions.adapters.kubernetes_client import all_pages, delete_options
+from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import ATTEMPT_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
-from functions.core.job import holder, trial_selector
+from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.naming import EARLIER, OWN
+from functions.core.ports import Strays
+
+log = logging.getLogger("katuna.kubernetes")
 
 Translate = Callable[[Exception, str], Exception]
 Found = tuple[Mapping[str, str], str | None]
@@ -225,10 +231,48 @@ class Workloads:
         except HTTPError as exc:
             raise self._translate(exc, f"read {plural} {name}") from exc
 
+    def stop_strays(self, namespace: str, resource: tuple[str, str, str], wanted: Strays) -> None:
+        """Delete, with their pods, the workloads of ``resource`` katuna made in ``namespace``
+        that ``wanted`` calls strays and that have not ended (nor are being deleted), each only
+        while its uid is the one listed; a ``retain`` study's too, as a stopped trial's workload of
+        a kind other than Job is deleted. A kind the cluster no longer serves has none."""
+        for item in self._labelled(namespace, resource):
+            metadata = item.get("metadata") or {}
+            attempt = attempt_of(metadata.get("labels") or {})
+            if attempt is None or metadata.get("deletionTimestamp") or not wanted.stray(*attempt) \
+                    or wanted.ended(attempt[0], attempt[1], item):
+                continue
+            log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", item.get("kind"),
+                        metadata.get("name"), attempt[0])
+            self._delete_object(resource, namespace, str(metadata.get("name")), metadata.get("uid"))
+
+    def _labelled(self, namespace: str, resource: tuple[str, str, str]) -> list[Mapping[str, Any]]:
+        """Every workload of ``resource`` in ``namespace`` that carries katuna's trial labels,
+        every page of them; none where the kind is not served (404: its operator removed)."""
+        group, version, plural = resource
+
+        def page(token: str) -> Mapping[str, Any]:
+            return cast(Mapping[str, Any], self._objects.list_namespaced_custom_object(
+                group, version, namespace, plural, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
+                _continue=token or None))
+        try:
+            pages = all_pages(page, lambda listed: (listed.get("metadata") or {}).get("continue") or "")
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise self._translate(exc, f"list katuna's {plural}.{group} in namespace {namespace}") from exc
+        except HTTPError as exc:
+            raise self._translate(exc, f"list katuna's {plural}.{group} in namespace {namespace}") from exc
+        return [item for listed in pages for item in listed.get("items") or []]
+
     def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete one of the launch's workloads (:meth:`_delete_object`)."""
+        self._delete_object(trial_kinds.resource(launch.trial_spec or {}), namespace, name, uid)
+
+    def _delete_object(self, resource: tuple[str, str, str], namespace: str, name: str, uid: str | None) -> None:
         """Delete one workload with its pods (``Background``), only while ``uid`` is its uid
         (when given); one gone already, or replaced since (409), is left."""
-        group, version, plural = trial_kinds.resource(launch.trial_spec or {})
+        group, version, plural = resource
         try:
             self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name,
                                                           body=delete_options(uid))

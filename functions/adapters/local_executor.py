@@ -49,6 +49,7 @@ from functions.adapters.trial_ends import finished_event
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
+from functions.core.ports import Place, Strays
 
 SWEEP_SCANS = 30.0
 """Seconds a shutdown allows in all, beyond the kill grace, for ending what dead processes left: each
@@ -151,10 +152,9 @@ class LocalExecutor(LocalAttempts):
         """Stop the attempts running here that ``selected(study, uid, number, attempt)`` accepts."""
         self._stop(selected)
 
-    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
-                    namespaces: Collection[str | None]) -> None:
-        """Stop the attempts running here that ``stray`` accepts (a process has nothing to keep)."""
-        self._stop(stray)
+    def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
+        """Stop the attempts running here that ``wanted`` calls strays (a process has nothing to keep)."""
+        self._stop(wanted.stray)
 
     def lingers(self, launch: TrialLaunch) -> bool:
         """False: an attempt's processes end with it (:mod:`functions.adapters.process_tree`)."""

@@ -58,8 +58,12 @@ def primary_container_name(launch: TrialLaunch) -> str:
 
 def is_job(launch: TrialLaunch) -> bool:
     """Whether the attempt runs as a ``batch/v1`` Job (katuna's own, or a ``trialSpec`` Job)."""
-    return launch.trial_spec is None or trial_kinds.resource(launch.trial_spec)[:2] == ("batch", "v1") and \
-        launch.trial_spec.get("kind") == "Job"
+    return runs_as_job(launch.trial_spec)
+
+
+def runs_as_job(spec: Mapping[str, Any] | None) -> bool:
+    """Whether a trial template's ``trialSpec`` is a ``batch/v1`` Job (None: katuna renders one)."""
+    return spec is None or trial_kinds.resource(spec)[:2] == ("batch", "v1") and spec.get("kind") == "Job"
 
 
 def own_conditions(launch: TrialLaunch) -> bool:
@@ -119,6 +123,19 @@ def holder(found: Mapping[str, str] | None, launch: TrialLaunch) -> str:
         return OWN
     same_study = found.get(MANAGED_BY) == "katuna" and found.get(STUDY_LABEL) == launch.study
     return EARLIER if same_study and found.get(UID_LABEL) not in (None, launch.uid) else OTHER
+
+
+STRAY_SELECTOR = f"{MANAGED_BY}=katuna,{STUDY_LABEL},{UID_LABEL},{TRIAL_LABEL},{ATTEMPT_LABEL}"
+"""The workloads katuna made for trials, of any kind: its label and each of a trial attempt's."""
+
+
+def attempt_of(labels: Mapping[str, str]) -> tuple[str, str, int, int] | None:
+    """``(study, uid, trial, attempt)`` of a workload :data:`STRAY_SELECTOR` selected, from its
+    labels; None where a number is no number (a workload labelled by hand)."""
+    trial, attempt = labels[TRIAL_LABEL], labels[ATTEMPT_LABEL]
+    if not (trial.isdigit() and attempt.isdigit()):
+        return None
+    return labels[STUDY_LABEL], labels[UID_LABEL], int(trial), int(attempt)
 
 
 def trial_selector(launch: TrialLaunch) -> str:

@@ -220,6 +220,28 @@ def has_study(store: Store, name: str, uid: str | None = None) -> bool:
     return stored_study(store, name, uid) is not None
 
 
+class Place(NamedTuple):
+    """Where a study's trials run on a cluster, and as what: its namespace (None: the
+    executor's own) and its ``trialSpec`` (None: a Job katuna renders)."""
+
+    namespace: str | None
+    trial_spec: Mapping[str, Any] | None
+
+
+class Strays(Protocol):
+    """What the store wants of the trial workloads a sweep finds (:class:`functions.handlers.strays.Wanted`)."""
+
+    def stray(self, study: str, uid: str, number: int, attempt: int) -> bool:
+        """Whether the attempt runs though the store, which holds a study of its name, no longer wants it."""
+
+    def retained(self, study: str, uid: str) -> bool:
+        """Whether the study is stored under ``uid`` and keeps its trials' Jobs (``retain``)."""
+
+    def ended(self, study: str, uid: str, workload: Mapping[str, Any]) -> bool:
+        """Whether a trial workload (not a Job) has ended, by the conditions of the study stored
+        under ``uid`` (else its kind's)."""
+
+
 class Executor(Protocol):
     """Runs trial attempts and reports each end as a ``trial.finished`` event."""
 
@@ -239,12 +261,11 @@ class Executor(Protocol):
         study's end stops all it runs, in as few calls as the executor can (a handler makes
         them inside its transaction)."""
 
-    def stop_strays(self, stray: Callable[[str, str, int, int], bool], retained: Callable[[str, str], bool],
-                    namespaces: Collection[str | None]) -> None:
+    def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
         """Stop each attempt this executor runs (on a cluster: each trial workload still running
-        in ``namespaces``, None the executor's own) that ``stray(study, uid, number, attempt)``
-        accepts; one of a study ``retained`` names is kept, stopped, where there is a workload
-        to keep (:mod:`functions.handlers.strays`)."""
+        in the ``places`` the stored studies' trials run in) that ``wanted`` calls a stray; one
+        of a study it says retains its Jobs is kept, stopped, where there is a Job to keep
+        (:mod:`functions.handlers.strays`)."""
 
     def lingers(self, launch: TrialLaunch) -> bool:
         """Whether the ended attempt's workload still runs pods its end left (an operator that

@@ -131,6 +131,13 @@ def conditions(trial_spec: Mapping[str, Any], success: str | None, failure: str 
     return (success or (known.success if known else None), failure or (known.failure if known else None))
 
 
+def ended(workload: Mapping[str, Any], success: str | None = None, failure: str | None = None) -> bool:
+    """Whether the workload has ended: ``failure`` or ``success`` holds (else its kind's
+    defaults), or the end its controller gives up on it at (:func:`error`)."""
+    success, failure = conditions(workload, success, failure)
+    return any(gjson.holds(workload, path) is not None for path in (failure, success, error(workload)) if path)
+
+
 def error(trial_spec: Mapping[str, Any]) -> str | None:
     """The condition on which the workload's controller has given up on it
     (:attr:`TrialKind.error`), if its kind has one."""

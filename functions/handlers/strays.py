@@ -6,9 +6,11 @@ handlers stop what they know of; these are what they cannot know of: a local att
 whose end another process reported, and a trial Job the API server stored after answering its
 create 504 (its request timed out, the create went on), once the study had ended and discarded
 the trial, which never started. The watcher (queue mode) and the PingSource's tick (Knative)
-sweep them: the executor lists what it runs (on a cluster, the Jobs of each namespace a stored
-study's trials run in, by katuna's labels) and stops each unwanted one, a Job of a study that
-``retain``s its trials' Jobs suspended and kept, as its end keeps them.
+sweep them: the executor lists what it runs (on a cluster, by katuna's labels, the Jobs of each
+namespace a stored study's trials run in, and there the workloads of each other kind a stored
+study's ``trialSpec`` is: a PyTorchJob, a JobSet, a Workflow) and stops each unwanted one that
+has not ended, a Job of a study that ``retain``s its trials' Jobs suspended and kept, as its end
+keeps them, a workload of another kind deleted, as a stopped trial's is.
 
 Only the attempts of a study name the store holds are taken for its own: a Job of a name it
 does not hold may be another katuna's, sharing the namespace with another database.
@@ -17,9 +19,12 @@ does not hold may be another katuna's, sharing the namespace with another databa
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
+from functions.core import trial_kinds
 from functions.core.errors import KatunaError, StudyNotFound
-from functions.core.ports import Store
+from functions.core.ports import Place, Store
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.handlers.base import Deps
 
@@ -65,14 +70,21 @@ class Wanted:
         record = self.study(study)
         return record is not None and record.uid == uid and record.spec.trial_template.retain
 
+    def ended(self, study: str, uid: str, workload: Mapping[str, Any]) -> bool:
+        """Whether the trial workload has ended, by the conditions of the study stored under
+        ``uid`` (an earlier study's of the name: by its kind's)."""
+        record = self.study(study)
+        own = record.spec.trial_template if record is not None and record.uid == uid else None
+        return trial_kinds.ended(workload, own.success_condition if own else None,
+                                 own.failure_condition if own else None)
+
 
 def sweep(deps: Deps, studies: list[StudyRecord]) -> None:
     """Stop the trial workloads the store does not want, in the namespaces the trials of
-    ``studies`` run in (and the executor's own); a failure is logged, and the next sweep tries
-    again."""
-    wanted = Wanted(deps.store)
-    namespaces = {record.spec.trial_cluster.namespace for record in studies}
+    ``studies`` run in (and the executor's own), of the kinds they run as; a failure is logged,
+    and the next sweep tries again."""
+    places = [Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec) for record in studies]
     try:
-        deps.executor.stop_strays(wanted.stray, wanted.retained, namespaces)
+        deps.executor.stop_strays(Wanted(deps.store), places)
     except KatunaError as exc:
         log.warning("stopping the trial workloads no study wants: %s", exc)

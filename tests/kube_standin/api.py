@@ -44,6 +44,8 @@ class ApiServer:
         if call.method in ("POST", "PUT") and (refused := namespace_refusal(call.namespace, call.body)) is not None:
             return refused
         if (call.group, call.resource) in self.crds:
+            if call.method == "POST" and not call.name and (late := self.answer_late(call)) is not None:
+                return late
             return self.serve_workload(call, call.version)
         call = katib_api.keyed(call)
         if self._custom(call.resource) and call.method == "POST" and not call.name:
@@ -218,11 +220,12 @@ class ApiServer:
             return 200, logs.serve(lines, query or {}, now)
 
     def answer_late(self, call: Call) -> tuple[int, dict] | None:
-        """The 504 of a Job create named in :attr:`late_creates`, whose Job is stored only when
-        :meth:`land_late_creates` is called; None for any other. So the API server answers a
-        create it could not finish within its timeout, while the create goes on and may store
-        the Job after the answer (``finisher.FinishRequest``: "we are going to send a timeout
-        response to the caller, but the asynchronous goroutine (sender) is still executing")."""
+        """The 504 of a create (a Job's, or a workload's of an installed operator's kind) named
+        in :attr:`late_creates`, whose object is stored only when :meth:`land_late_creates` is
+        called; None for any other. So the API server answers a create it could not finish within
+        its timeout, while the create goes on and may store the object after the answer
+        (``finisher.FinishRequest``: "we are going to send a timeout response to the caller, but
+        the asynchronous goroutine (sender) is still executing")."""
         name = ((call.body or {}).get("metadata") or {}).get("name")
         with self.lock:
             if name not in self.late_creates:
@@ -232,11 +235,17 @@ class ApiServer:
         return 504, status(504, "Timeout", "request did not complete within requested timeout - context deadline exceeded")
 
     def land_late_creates(self) -> None:
-        """Store the Jobs whose creates were answered 504 (:meth:`answer_late`)."""
+        """Store the objects whose creates were answered 504 (:meth:`answer_late`)."""
         with self.lock:
             held, self.held_creates = self.held_creates, []
-        for namespace, job, directive in held:
-            self.create_job(namespace, job, directive=directive)
+        for namespace, body, directive in held:
+            group, _, version = str(body.get("apiVersion", "")).rpartition("/")
+            crd = self.crds.get((group, self.resource_of(group, str(body.get("kind"))) or ""))
+            if crd is None:
+                self.create_job(namespace, body, directive=directive)
+                continue
+            with self.lock:
+                self._create_workload(crd, namespace, body, version)
 
     def create_job(self, namespace: str, job: dict, dry_run: bool = False, directive: str | None = None,
                    warnings: list[str] | None = None) -> tuple[int, dict]:
