@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
@@ -35,6 +35,7 @@ from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
+from functions.handlers.stopping import MAX_MARKED, stop_study_marked
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -204,8 +205,12 @@ def _stopper(settings: Settings) -> Embedded | Runtime:
     (its stop deletes them, and releases the study's node pools), else an embedded runner (a
     ``katuna run`` of the study, in its own process, kills its trial processes when it sees the
     study ended). No cluster configuration stops the command before anything changes."""
-    if settings.executor != "kubernetes":
-        return Embedded(settings)
+    return Embedded(settings) if settings.executor != "kubernetes" else _on_cluster(settings)
+
+
+def _on_cluster(settings: Settings) -> Runtime:
+    """The service's runtime, whose executor reaches the cluster ``settings`` name; exit 2 when
+    they name none."""
     from functions.adapters.kubernetes_client import configuration_problem
     from functions.runtime import Runtime
 
@@ -220,17 +225,16 @@ def _stopper(settings: Settings) -> Embedded | Runtime:
 @db_option
 def delete(name: str, db: str | None) -> None:
     """Delete a study that is not running, with its trials, at once (no confirmation, as
-    DELETE /studies/NAME); its name is then free for another definition."""
+    DELETE /studies/NAME); its name is then free for another definition. With
+    KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
+    stop the cluster refused, or a service that died first) are deleted before it is."""
+    settings = settings_for(db)
+    if settings.executor == "kubernetes" and _deletable(db, name).marked:
+        _stop_marked(settings, name)
     store, _ = with_study(db, name)
     try:
         with store.transaction():
-            record = store.get_study(name)
-            if not record.terminal:
-                fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
-                      f"first with katuna stop {name}, then delete it")
-            if record.origin is not None:
-                fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
-                     "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")
+            record = _deletable(db, name, store).record
             trials = store.count_trials(name).created
             store.delete_study(name)
     finally:
@@ -240,6 +244,42 @@ def delete(name: str, db: str | None) -> None:
     with writing_output():
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}"
                            f"{kept}."), soft_wrap=True)
+
+
+class Deletable(NamedTuple):
+    """A study :func:`delete` may delete, and the trials whose workloads are still to be stopped."""
+
+    record: StudyRecord
+    marked: list[int]
+
+
+def _deletable(db: str | None, name: str, store: SqliteStore | None = None) -> Deletable:
+    """The study, once it is known to be deletable (ended, and followed by no resource); exit 1
+    saying why otherwise. Read through ``store`` (inside its transaction), else a store of its own."""
+    if store is None:
+        with _store(db) as opened:
+            return _deletable(db, name, opened)
+    record = store.get_study(name)
+    if not record.terminal:
+        fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
+             f"first with katuna stop {name}, then delete it")
+    if record.origin is not None:
+        fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
+             "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")
+    return Deletable(record, [number for _, number in store.stopping_trials(MAX_MARKED, name)])
+
+
+def _stop_marked(settings: Settings, name: str) -> None:
+    """Delete the trial Jobs the study's end left to stop, through the cluster as the service
+    would; exit saying why, the study kept, when the cluster refuses."""
+    runtime = _on_cluster(settings)
+    try:
+        stop_study_marked(runtime.deps(), name)
+    except KatunaError as exc:
+        fail(f"study {name!r} was not deleted: the Jobs of the trials its end stopped could not be deleted ({exc}); "
+             "they run on until they are: try again", failure_code(exc))
+    finally:
+        runtime.close()
 
 
 LOG_CHUNK = 1 << 16

@@ -29,7 +29,7 @@ from functions.settings import Settings
 pytestmark = pytest.mark.slow
 
 KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "diverging", "clock", "backstop", "gone", "ended",
-                   "again")
+                   "again", "marked")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -926,6 +926,42 @@ def test_katuna_stop_deletes_the_running_jobs_of_a_study_on_the_cluster(service:
     assert not [k for k in kube.jobs if k[1].startswith("cli-stop-")]
     ended = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "cli-stop")}
     assert ended == {n: ("PRUNED", f"{STOPPED_AT_END} (stopped by user)") for n in (0, 1)}
+
+
+def test_katuna_delete_on_kubernetes_first_deletes_the_jobs_a_refused_stop_left_and_keeps_the_study_if_it_cannot(
+        kube: KubeStub, tmp_path: Path):
+    """A study stopped while the API server refused to delete its Jobs ends with them still
+    marked to stop, and its service gone, nothing else will stop them: ``katuna delete`` with
+    the service's settings deletes them before the study (whose marks name them); while the
+    cluster still refuses, it fails saying so, and the study and its marks stay."""
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="marked")
+    try:
+        submit(service, job_study("marked", mode="hang", maxTrials=2, parallelism=2))
+        eventually(lambda: {"marked-0", "marked-1"} <= {name for ns, name in kube.jobs if ns == "marked"},
+                   "both trials run", timeout=20)
+        kube.faults.refuse("deletecollection", "jobs", times=1_000)
+        service.request("POST", "/studies/marked/stop")
+    finally:
+        service.close()
+    env = {"KATUNA_EXECUTOR": "kubernetes", "KATUNA_K8S_API": kube.url, "KATUNA_K8S_NAMESPACE": "marked"}
+    refused = CliRunner().invoke(main, ["delete", "marked", "--db", str(tmp_path / "katuna.db")], env=env)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith("error: study 'marked' was not deleted: the Jobs of the trials its end stopped "
+                                     "could not be deleted"), refused.stderr
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert store.get_study("marked").status == "stopped" and store.stopping_trials(10) == [("marked", 0),
+                                                                                              ("marked", 1)]
+    finally:
+        store.close()
+    kube.faults.refuse("deletecollection", "jobs", times=0)
+    deleted = CliRunner().invoke(main, ["delete", "marked", "--db", str(tmp_path / "katuna.db")], env=env)
+    assert deleted.exit_code == 0, deleted.output
+    assert not [name for ns, name in kube.jobs if ns == "marked"], "the Jobs went before the study"
+    assert {name for ns, name, policy in kube.deleted if ns == "marked" and policy == "Background"} == \
+        {"marked-0", "marked-1"}, "with their pods"
+    assert "Deleted study 'marked' and its 2 trial(s)" in deleted.stdout
 
 
 def test_katuna_stop_on_kubernetes_without_a_cluster_says_so_and_leaves_the_study_running(tmp_path: Path):
