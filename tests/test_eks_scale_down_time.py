@@ -164,3 +164,38 @@ def test_the_stand_in_refuses_durations_go_refuses_in_gos_words(text: str, reaso
     with pytest.raises(ValueError) as refused:
         parse_duration(text)
     assert str(refused.value) == f"time: {reason}"
+
+
+def test_the_stand_ins_autoscaler_finds_a_new_group_at_its_next_refresh_and_asks_again_after_a_removal(aws, pools):
+    """The AWS provider keeps the Auto Scaling groups it found for a minute (``refreshInterval``):
+    a group made after its refresh gets no node until the next one, though the autoscaler scans
+    the cluster every 10 s; once it removed a node it asks again at its next scan."""
+    pools.eks.create_nodegroup(clusterName="tuning", nodegroupName="first", subnets=list(aws.subnets), nodeRole=ROLE,
+                               instanceTypes=["m5.xlarge"], scalingConfig={"minSize": 0, "maxSize": 1, "desiredSize": 0})
+    moto_eks.minutes_pass()
+    asked: list[float] = []
+    clock = SimulatedClock()
+    groups = eks_node_groups(pools.eks, "tuning")
+    kube = KubeStub(pools=eks_pools(lambda: (asked.append(clock.monotonic()), groups())[1], pools.autoscaling),
+                    boot_seconds=90, idle_seconds=60, clock=clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(30.0, "loss=1.5\n"))
+    try:
+        start = clock.monotonic()
+        assert kube.create_job("katuna", job("late", {"eks.amazonaws.com/nodegroup": "late"}))[0] == 201
+        kube.run_until(lambda: asked)
+        pools.eks.create_nodegroup(clusterName="tuning", nodegroupName="late", subnets=list(aws.subnets), nodeRole=ROLE,
+                                   instanceTypes=["m5.xlarge"],
+                                   scalingConfig={"minSize": 0, "maxSize": 1, "desiredSize": 0})
+        moto_eks.minutes_pass()
+        kube.run_until(lambda: kube.autoscaler.machines)
+        [machine] = kube.autoscaler.machines.values()
+        assert (machine.pool, machine.created - start) == ("late", 60.0), "found at the refresh a minute on"
+        kube.run_until(lambda: finished(kube, "late"))
+        kube.run_until(lambda: not kube.nodes)
+        removed = machine.removed
+        before = [moment - start for moment in asked if moment <= removed]
+        assert before == [60.0 * n for n in range(len(before))], "asked once a minute while no node went"
+        kube.run_until(lambda: asked[-1] > removed)
+        assert asked[-1] - removed == 10.0, "asked again at the scan after the removal"
+    finally:
+        kube.close()

@@ -3,7 +3,10 @@
 It adds a node to a pool when a pod the scheduler found no room for would fit the pool's node
 template and the pool is below its maximum, in the pass of its next scan of the pools (every
 ``--scan-interval``: as its FAQ says, "scale-up is considered up to 10 seconds after pod is
-marked as unschedulable"); the node registers Ready after ``boot_seconds``
+marked as unschedulable"), out of the pools it last asked the provider for (kept for the provider's
+``refresh_seconds`` where it has one, as the AWS provider keeps its Auto Scaling groups a minute,
+and asked again after a node was removed; a hundredth of that on the machine's clock, as the
+scans are); the node registers Ready after ``boot_seconds``
 (the VM's boot and the kubelet's registration). A node is removed while its pool is above its
 minimum once it has been unneeded for ``idle_seconds`` (the real one's
 ``--scale-down-unneeded-time``; a pool's own where it has one, ``NodePool.unneeded_seconds``), and no sooner than ``delay_after_add`` after the latest scale-up
@@ -45,8 +48,8 @@ from kube_standin.scale_down import ScaleDown
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
 SIMULATED_SCAN_SECONDS = 10.0
-"""How often the pools are asked for on a simulated clock: the real autoscaler's default
-``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""
+"""How often the autoscaler scans the cluster on a simulated clock: the real autoscaler's default
+``--scan-interval`` (on the machine's clock the stand-in scans every tenth of a second)."""
 
 BACKOFF_SECONDS = 300.0
 """How long a pool whose scale-up failed is not asked for another node."""
@@ -93,6 +96,10 @@ class Autoscaler:
         self.scale_down = ScaleDown(self.clock, idle_seconds, idle_seconds if delay_after_add is None else delay_after_add,
                                     self.scan_seconds, self.started)
         self.scanned_at = float("-inf")
+        self.refresh_seconds = getattr(pools, "refresh_seconds", 0.0) * self.scan_seconds / SIMULATED_SCAN_SECONDS
+        """How long the pools the provider reported are used before it is asked again: the
+        provider's own on a simulated clock, as much shorter as the scans are on the machine's."""
+        self.refreshed_at = float("-inf")
         self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
         """(seconds since start, Ready nodes per pool) at every change."""
@@ -112,11 +119,15 @@ class Autoscaler:
         return max((counts.get(pool, 0) if pool else sum(counts.values()) for _, counts in self.timeline), default=0)
 
     def scan(self) -> dict[str, NodePool]:
-        """The pools as the provider reports them now, asked at most every ``scan_seconds``
-        (a cloud's API is slow; call this without the cluster's lock)."""
-        if self.clock.monotonic() - self.scanned_at >= self.scan_seconds:
-            self.known = {pool.name: pool for pool in self.pools()}
-            self.scanned_at = self.clock.monotonic()
+        """The pools for this pass: a scan every ``scan_seconds``, each asking the provider for
+        them again once ``refresh_seconds`` went by (a cloud's API is slow; call this without the
+        cluster's lock)."""
+        now = self.clock.monotonic()
+        if now - self.scanned_at >= self.scan_seconds:
+            if now - self.refreshed_at >= self.refresh_seconds:
+                self.known = {pool.name: pool for pool in self.pools()}
+                self.refreshed_at = now
+            self.scanned_at = now
             self.fresh = True
             self.clock.wake_at(self.scanned_at + self.scan_seconds)
         return self.known
@@ -144,6 +155,8 @@ class Autoscaler:
             self._scale_up(cluster, active, now, counts)
         self.fresh = False
         self.scale_down.step(cluster, active, now, counts)
+        if self.scale_down.removed_at == now:
+            self.refreshed_at = float("-inf")
         self._record(cluster, pools, now)
         self._bill(cluster, now)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from kube_standin.durations import parse_duration
 from kube_standin.nodes import NodePool
@@ -17,6 +17,10 @@ LOG = logging.getLogger("kube_standin.autoscaler")
 UNNEEDED_TIME_TAG = "k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunneededtime"
 """The Auto Scaling group's tag that overrides ``--scale-down-unneeded-time`` for its nodes (the
 cluster-autoscaler's AWS provider's README, "autoscaling options")."""
+EKS_REFRESH_SECONDS = 60.0
+"""How long the real autoscaler's AWS provider keeps the Auto Scaling groups it found (their
+bounds, their tags, a new group not yet among them) before it asks for them again: its
+``refreshInterval``, unless it removed an instance since (``AwsManager.Refresh``)."""
 
 MACHINE = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$")
 GIB_PER_CPU = {"standard": 4, "highmem": 8, "highcpu": 1}
@@ -109,19 +113,30 @@ def unneeded_time(group: str, asg_tags: Mapping[str, str]) -> float | None:
         return None
 
 
-def eks_pools(nodegroups: Callable[[], Iterable[Mapping]], autoscaling=None) -> Callable[[], list[NodePool]]:
+@dataclass(frozen=True)
+class Provider:
+    """A cloud's pools as the autoscaler asks for them, and how long it keeps what it was told."""
+
+    pools: Callable[[], list[NodePool]]
+    refresh_seconds: float
+
+    def __call__(self) -> list[NodePool]:
+        return self.pools()
+
+
+def eks_pools(nodegroups: Callable[[], Iterable[Mapping]], autoscaling=None) -> Provider:
     """A provider over the node groups ``nodegroups`` returns (moto's, through boto3): those
     active or updating, and those EKS is deleting, whose nodes stay until the group is gone (EKS
     drains and terminates them one by one before it deletes the Auto Scaling group); with an
     Auto Scaling client, each with the options its Auto Scaling group's tags give it, as the
-    real autoscaler reads them."""
+    real autoscaler reads them, and asked for again every :data:`EKS_REFRESH_SECONDS`."""
     def pools() -> list[NodePool]:
         groups = [g for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING", "DELETING")]
         tags = _asg_tags(autoscaling, groups) if autoscaling is not None else {}
         return [replace(eks_pool(group, tags.get(_asg_of(group))), deleting=group.get("status") == "DELETING")
                 for group in groups]
 
-    return pools
+    return Provider(pools, EKS_REFRESH_SECONDS)
 
 
 def _asg_of(group: Mapping) -> str | None:
