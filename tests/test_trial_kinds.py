@@ -169,7 +169,8 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
         assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}}, role
     assert "resources" not in rendered["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][1]
     assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600}
-    assert "runPolicy" not in _rendered(pytorch, "pytorch", retain=True)["spec"]
+    assert _rendered(pytorch, "pytorch", retain=True)["spec"]["runPolicy"] == {"cleanPodPolicy": "Running"}, \
+        "kept with no TTL, its idle workers deleted at its end"
     workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
         "ttlStrategy": {"secondsAfterSuccess": 60}, "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
     assert _rendered(workflow, "main")["spec"]["ttlStrategy"] == {"secondsAfterSuccess": 60, "secondsAfterCompletion": 600}
@@ -177,6 +178,24 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
         {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ["x"]}]}}]}}}
     assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec", "taskRunTemplate"}, \
         "a PipelineRun has no TTL of its own"
+
+
+def test_a_retained_training_job_keeps_the_pods_its_template_says_to_keep():
+    """``retain`` asks the Training Operator to delete the pods still running at a job's end only
+    where the template says nothing: its own ``cleanPodPolicy`` (an MPIJob's older
+    ``spec.cleanPodPolicy`` too) is left as written, and a kind without the field gets none."""
+    def job(kind: str, specs: str, **spec) -> dict:
+        return {"apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {**spec, specs: {
+            "Worker": {"template": {"spec": {"containers": [{"name": "main", "command": ["w"]}]}}}}}}
+    kept = job("PyTorchJob", "pytorchReplicaSpecs", runPolicy={"cleanPodPolicy": "None", "backoffLimit": 1})
+    assert _rendered(kept, "main", retain=True)["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 1}
+    legacy = job("MPIJob", "mpiReplicaSpecs", cleanPodPolicy="None")
+    assert "runPolicy" not in _rendered(legacy, "main", retain=True)["spec"]
+    assert _rendered(job("XGBoostJob", "xgbReplicaSpecs"), "main", retain=True)["spec"]["runPolicy"] == \
+        {"cleanPodPolicy": "Running"}
+    jobset = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+        {"name": "node", "template": {"spec": {"template": {"spec": {"containers": [{"name": "main"}]}}}}}]}}
+    assert "runPolicy" not in _rendered(jobset, "main", retain=True)["spec"]
 
 
 def test_kinds_without_pod_templates_are_placed_where_their_controllers_read_it():

@@ -21,6 +21,8 @@ KUBE_NAMESPACES = ("kinds",)
 IMAGE = "python:3.12"
 OBJECTIVE = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--epochs", "2"]
 DECOY = [sys.executable, "-c", "print('loss=999')"]
+IDLE = [sys.executable, "-c", "import time; time.sleep(600)"]
+"""A worker that waits, as a distributed job's idle workers do once the master is done."""
 EXECUTOR = "katuna-argo-executor"
 """The account trial Workflows name, which Argo's executor needs to report each step."""
 
@@ -101,6 +103,19 @@ def test_a_pytorchjobs_workers_left_running_at_its_end_are_stopped_with_it(servi
         "Master": _replica(1, _container("pytorch", OBJECTIVE)),
         "Worker": _replica(1, {"name": "pytorch", "image": IMAGE})}}}, primaryContainerName="pytorch")
     eventually(lambda: _running_pods(kube, "lingering-") == [], "the idle workers stopped", timeout=30)
+
+
+def test_a_retained_pytorchjob_is_kept_and_its_idle_workers_go_at_its_end(service: Service, kube: KubeStub):
+    """``retain`` keeps each trial's PyTorchJob, and katuna asks the Training Operator to delete
+    the pods still running at its end (``cleanPodPolicy: Running``), so no idle worker holds its
+    node for as long as the job is kept."""
+    _run(service, "kept", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": _replica(1, _container("pytorch", OBJECTIVE)),
+        "Worker": _replica(1, _container("pytorch", IDLE))}}}, primaryContainerName="pytorch", retain=True)
+    eventually(lambda: _running_pods(kube, "kept-") == [], "the idle workers deleted at the job's end", timeout=30)
+    with kube.lock:
+        assert sorted(name for plural, _, name in kube.workloads if plural == "pytorchjobs" and
+                      name.startswith("kept-")) == ["kept-0", "kept-1"], "each trial's PyTorchJob kept"
 
 
 @pytest.mark.parametrize(("kind", "specs", "master", "container"),

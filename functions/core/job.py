@@ -301,7 +301,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             return trial_spec.render_workload(request.trial_spec, request.primary_container,
                                               request.primary_pod_labels, request.params or {}, metadata, pod,
                                               katuna_env, added, spec["ttlSecondsAfterFinished"],
-                                              request.typed_fields, POD_ANNOTATIONS)
+                                              request.typed_fields, POD_ANNOTATIONS, request.retain)
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, added, request.typed_fields)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

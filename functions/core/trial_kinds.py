@@ -74,6 +74,10 @@ class TrialKind:
     MPIJob's launcher starts its workers with ``kubectl exec``; an Argo Workflow's executor writes
     its results as resources): katuna leaves the token to such pods' templates, and closes it on
     the pod templates of every other kind unless the template or study asks for it."""
+    clean_pods: tuple[str, ...] = ()
+    """Where the kind says which of a finished workload's pods its controller deletes (the
+    Training Operator's ``runPolicy.cleanPodPolicy``, whose default is ``None`` for every kind but
+    TFJob: pods still running at the end, idle workers, run on); empty: the kind has no such field."""
 
     @property
     def group(self) -> str:
@@ -88,7 +92,8 @@ class TrialKind:
 def _training(kind: str, replica_specs: str, api_token: bool = False) -> TrialKind:
     return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
                      "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
-                     ("spec", "runPolicy", "ttlSecondsAfterFinished"), api_token=api_token)
+                     ("spec", "runPolicy", "ttlSecondsAfterFinished"), api_token=api_token,
+                     clean_pods=("spec", "runPolicy", "cleanPodPolicy"))
 
 
 KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (

@@ -68,7 +68,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
                     params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
                     env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
                     ttl: int | None = None, typed: frozenset[Path] = frozenset(),
-                    pod_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+                    pod_annotations: Mapping[str, str] | None = None, retain: bool = False) -> dict[str, Any]:
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
     namespace, labels) wins; its pods get ``pod_annotations`` where the template sets none of
     them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
@@ -78,7 +78,8 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     the primary's name (each replica's: a worker's pods need requests as the master's do, for
     the scheduler and the autoscaler) that names none, in the field its kind reads them from
     (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its
-    own; the pod templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
+    own; with ``retain``, a kind's pods still running at its end are deleted then, unless the
+    template says otherwise (:func:`_clean_running_pods`); the pod templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
     where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
     (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
@@ -107,6 +108,8 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
         if resources and own == name and isinstance(each, dict) and key not in each:
             each[key] = {kind: dict(values) for kind, values in resources.items()}
     _keep_finished_for(workload, ttl)
+    if retain:
+        _clean_running_pods(workload)
     _refuse_bad_labels(workload)
     return workload
 
@@ -148,16 +151,33 @@ def _refuse_bad_labels(workload: Mapping[str, Any]) -> None:
 def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
     """Set the kind's TTL of a finished workload to ``ttl`` where the template sets none."""
     known = trial_kinds.kind_of(workload)
-    if ttl is None or known is None or not known.ttl:
-        return
-    *parents, last = known.ttl
+    if ttl is not None and known is not None and known.ttl:
+        _default(workload, known.ttl, ttl)
+
+
+def _clean_running_pods(workload: dict[str, Any]) -> None:
+    """A workload ``retain`` keeps is not deleted at the trial's end, so its pods still running
+    then (a PyTorchJob's or MPIJob's idle workers, which the Training Operator leaves by default)
+    would hold their nodes for as long as it is kept: its operator is asked to delete them at
+    its end (``cleanPodPolicy: Running``; the pods that ended, the primary's with its log, stay)
+    where the template says nothing (an MPIJob's older ``spec.cleanPodPolicy`` included)."""
+    known = trial_kinds.kind_of(workload)
+    spec = workload.get("spec")
+    if known is not None and known.clean_pods and isinstance(spec, dict) and "cleanPodPolicy" not in spec:
+        _default(workload, known.clean_pods, "Running")
+
+
+def _default(workload: dict[str, Any], path: tuple[str, ...], value: object) -> None:
+    """Set the field at ``path`` to ``value`` where the workload sets none (nor a parent that is
+    no mapping)."""
+    *parents, last = path
     node = workload
     for key in parents:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             return
         node = child
-    node.setdefault(last, ttl)
+    node.setdefault(last, value)
 
 
 def _schedule(spec: dict[str, Any], pod: Mapping[str, Any]) -> None:
