@@ -192,6 +192,20 @@ def test_a_shared_pool_katuna_emptied_counts_for_its_last_study_until_its_nodes_
     assert not replace(use, emptied=False).watching(now=3630.0), "left to the autoscaler: others' nodes"
 
 
+def test_a_pool_left_to_nobody_counts_the_nodes_it_had_before_the_study_only_while_the_study_held_it():
+    """An adopted pool keeps the node it had before the study (its own minimum) after the study
+    left it: that node counts while the study held the pool, the node made for the study until it
+    is gone, and the looks stop then, though the pool's own node stays."""
+    use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=RELEASED, requested_at=1000.0,
+                  released_at=4600.0, nodes=(NodeLife("minimum", 0.0, 4600.0), NodeLife("made", 1200.0, 4600.0)),
+                  looked_at=4600.0, adopted={"autoscaling": {"enabled": True, "minNodeCount": 1}})
+    assert use.watching(now=4630.0), "the node made for the study is still there"
+    later = replace(use, nodes=observe(use.nodes, [NodeSeen("minimum", 0.0)], now=5200.0), looked_at=5200.0)
+    assert not later.watching(now=5230.0), "the study's node is gone, and the pool's own is not the study's"
+    assert later.node_hours(now=9000.0) == pytest.approx((3600 + (4900 - 1200)) / 3600), \
+        "the pool's own node from the request to the release, the study's until halfway to the look that missed it"
+
+
 def test_after_katuna_emptied_the_pool_a_node_made_since_the_release_is_not_the_ended_studys(tmp_path: Path):
     """Another study started on the shared pool while the resize drained the ended study's nodes:
     the node made for it is that study's, not counted for the ended one."""

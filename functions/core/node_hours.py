@@ -10,10 +10,12 @@ Node), so it is found gone; when the same Node (its creation time unchanged) is 
 VM started again under its name, and it counts anew from the look that found it back. Only
 the time inside the study's use of the pool counts (a shared or adopted pool's nodes may be older
 than the study): a pool's nodes stop counting when the study releases it to others (a shared
-pool, or one another running study still uses); a pool left to nobody, until its last node is
-gone. While several studies use one pool, each moment of its nodes counts evenly to each of them
-(:func:`shared_node_hours`), so that the studies' figures add up to the pool's. These are the
-hours a cloud bills for the pool's machines, whatever ran on them.
+pool, or one another running study still uses); a pool left to nobody, until its last node made
+since the study's request is gone (those it had before count until the release:
+:meth:`~functions.core.records.PoolUse.node_hours`). While several studies use one pool, each
+moment of its nodes counts evenly to each of them (:func:`shared_node_hours`), so that the
+studies' figures add up to the pool's. These are the hours a cloud bills for the pool's
+machines, whatever ran on them.
 
 A ``creationTimestamp`` is the API server's clock, the looks katuna's: where the two differ by
 more than :data:`SKEW_TOLERANCE` (katuna run off the cluster, on a clock minutes off), a node's

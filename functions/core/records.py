@@ -253,29 +253,44 @@ class PoolUse:
 
     def watching(self, now: float, others: Iterable[PoolUse] = ()) -> bool:
         """Whether the pool's nodes still count for this study: while it uses the pool, and after,
-        until the nodes of a pool it left to nobody (``others``: the pool's other uses) are gone
-        (for :data:`WATCH_AFTER_RELEASE` at most)."""
+        until the nodes of a pool it left to nobody (``others``: the pool's other uses) are gone,
+        those it found there excepted (:meth:`_tail`), for :data:`WATCH_AFTER_RELEASE` at most."""
         if self.released_at is None:
             return True
-        return not self._left_to_others(others) and running(self.nodes) > 0 and \
+        return not self._left_to_others(others) and running(self._tail()) > 0 and \
             now - self.released_at < WATCH_AFTER_RELEASE
 
     def node_hours(self, now: float, others: Iterable[PoolUse] = ()) -> float:
         """The measured node-hours: the pool's nodes from the pool's request on, shared out with
-        the ``others`` using the pool at the same time (:func:`shared_node_hours`)."""
+        the ``others`` using the pool at the same time (:func:`shared_node_hours`); the nodes it
+        found there, while it held the pool, and no longer (:meth:`_tail`)."""
         sharing = [other for other in others if other.uid != self.uid
                    and (other.pool, other.provider) == (self.pool, self.provider)]
-        return shared_node_hours(self.nodes, *self._held(now, sharing),
-                                 [other._held(now, [*sharing, self]) for other in sharing])
+        start, end = self._held(now, sharing)
+        spans = [other._held(now, [*sharing, self]) for other in sharing]
+        tail = self._tail()
+        found = [life for life in self.nodes if life not in tail]
+        released = end if self.released_at is None else min(end, self.released_at)
+        return shared_node_hours(tail, start, end, spans) + shared_node_hours(found, start, released, spans)
 
     def _held(self, now: float, others: Iterable[PoolUse]) -> tuple[float, float]:
         """When the study held the pool, for its node-hours: from its request until it left the
-        pool to others, or, left to nobody, until its last node was gone (or now)."""
+        pool to others, or, left to nobody, until the last node of its :meth:`_tail` was gone (or now)."""
         if self.released_at is None:
             return self.requested_at, now
         if self._left_to_others(others):
             return self.requested_at, self.released_at
-        return self.requested_at, max([self.released_at, *(life.ended_at or life.last_seen for life in self.nodes)])
+        return self.requested_at, max([self.released_at, *(life.ended_at or life.last_seen for life in self._tail())])
+
+    def _tail(self) -> tuple[NodeLife, ...]:
+        """The nodes that count after the study left the pool to nobody, until they are gone:
+        every node of a pool katuna emptied (the resize removes them), else those made since the
+        study's request (the autoscaler removes them once idle). The nodes a pool it did not
+        empty had before the request, an adopted pool's minimum, stay as they were before the
+        study: they count only while it held the pool."""
+        if self.emptied:
+            return self.nodes
+        return tuple(life for life in self.nodes if life.created_at + life.shift >= self.requested_at)
 
     def _left_to_others(self, others: Iterable[PoolUse]) -> bool:
         """Whether the pool's nodes were others' once this study released it: a shared pool katuna
