@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -180,16 +181,20 @@ def wide_load(db: Path) -> dict[str, float]:
     return {"seconds": seconds, "cpu_s": cpu, "peak_added_mb": loaded, "tpe_peak_added_mb": asked}
 
 
-def measure_wide(trials: int, mode: str) -> dict[str, float | str]:
-    """A wide study of ``trials`` built, then served in a fresh process: ``mode`` ``--wide-chart``
-    (:func:`wide_chart`) or ``--wide-load`` (:func:`wide_load`)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "katuna.db"
+def measure_wide(folder: Path, trials: int, mode: str) -> dict[str, float | str]:
+    """A wide study of ``trials`` served in a fresh process: ``mode`` ``--wide-chart``
+    (:func:`wide_chart`) or ``--wide-load`` (:func:`wide_load`). The study is built once per
+    size, in ``folder``; each measure reads a copy of it, as the study was built."""
+    db = folder / f"wide-{trials}.db"
+    if not db.exists():
         start = time.perf_counter()
         build_wide(db, trials)
         print(f"built a {trials:,}-trial study of {WIDE_PARAMETERS} parameters in {time.perf_counter() - start:.1f} s",
               flush=True)
-        fresh = subprocess.run([sys.executable, __file__, mode, str(db)], check=True, capture_output=True,
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "katuna.db"
+        shutil.copyfile(db, copy)
+        fresh = subprocess.run([sys.executable, __file__, mode, str(copy)], check=True, capture_output=True,
                                text=True, cwd=Path(__file__).parent)
     return {"trials": trials, **json.loads(fresh.stdout.splitlines()[-1])}
 
@@ -214,8 +219,9 @@ def main() -> None:
         return
     sizes = [6_000] if args.quick else args.trials
     results = {n: measure(n) for n in sizes}
-    wide = measure_wide(100 if args.quick else args.wide_trials, "--wide-chart")
-    admitted = measure_wide(100 if args.quick else widest_admitted(), "--wide-load")
+    with tempfile.TemporaryDirectory() as folder:
+        wide = measure_wide(Path(folder), 100 if args.quick else args.wide_trials, "--wide-chart")
+        admitted = measure_wide(Path(folder), 100 if args.quick else widest_admitted(), "--wide-load")
     print("a fresh process opens the database and suggests a new study's first value, or the large study's next")
     print(report.table(["other study's trials", "new study's first s", "large study's next s", "snapshot MB", "load s",
                         "B/trial", "us/trial"],
