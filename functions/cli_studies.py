@@ -229,12 +229,18 @@ def delete(name: str, db: str | None) -> None:
     KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
     stop the cluster refused, or a service that died first) are deleted before it is."""
     settings = settings_for(db)
-    if settings.executor == "kubernetes" and _deletable(db, name).marked:
-        _stop_marked(settings, name)
+    if settings.executor == "kubernetes":
+        store, _ = with_study(db, name)
+        try:
+            marked = _deletable(name, store).marked
+        finally:
+            store.close()
+        if marked:
+            _stop_marked(settings, name)
     store, _ = with_study(db, name)
     try:
         with store.transaction():
-            record = _deletable(db, name, store).record
+            record = _deletable(name, store).record
             trials = store.count_trials(name).created
             store.delete_study(name)
     finally:
@@ -253,12 +259,9 @@ class Deletable(NamedTuple):
     marked: list[int]
 
 
-def _deletable(db: str | None, name: str, store: SqliteStore | None = None) -> Deletable:
+def _deletable(name: str, store: SqliteStore) -> Deletable:
     """The study, once it is known to be deletable (ended, and followed by no resource); exit 1
-    saying why otherwise. Read through ``store`` (inside its transaction), else a store of its own."""
-    if store is None:
-        with _store(db) as opened:
-            return _deletable(db, name, opened)
+    saying why otherwise."""
     record = store.get_study(name)
     if not record.terminal:
         fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "

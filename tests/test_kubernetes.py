@@ -962,6 +962,8 @@ def test_katuna_delete_on_kubernetes_first_deletes_the_jobs_a_refused_stop_left_
     assert {name for ns, name, policy in kube.deleted if ns == "marked" and policy == "Background"} == \
         {"marked-0", "marked-1"}, "with their pods"
     assert "Deleted study 'marked' and its 2 trial(s)" in deleted.stdout
+    again = CliRunner().invoke(main, ["delete", "marked", "--db", str(tmp_path / "katuna.db")], env=env)
+    assert (again.exit_code, again.stderr) == (1, f"error: no study named 'marked' in {tmp_path / 'katuna.db'}\n")
 
 
 def test_katuna_stop_on_kubernetes_without_a_cluster_says_so_and_leaves_the_study_running(tmp_path: Path):
