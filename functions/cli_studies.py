@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import click
 
@@ -35,7 +35,7 @@ from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
-from functions.handlers.stopping import MAX_MARKED, stop_study_marked
+from functions.handlers.stopping import stop_study_marked
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -229,37 +229,26 @@ def delete(name: str, db: str | None) -> None:
     KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
     stop the cluster refused, or a service that died first) are deleted before it is."""
     settings = settings_for(db)
-    if settings.executor == "kubernetes":
-        store, _ = with_study(db, name)
-        try:
-            marked = _deletable(name, store).marked
-        finally:
-            store.close()
-        if marked:
-            _stop_marked(settings, name)
     store, _ = with_study(db, name)
     try:
+        if settings.executor == "kubernetes":
+            _deletable(name, store)
+            if store.stopping_trials(1, name):
+                _stop_marked(settings, name)
         with store.transaction():
-            record = _deletable(name, store).record
+            record = _deletable(name, store)
             trials = store.count_trials(name).created
             store.delete_study(name)
     finally:
         store.close()
-    logs = settings_for(db).logs / record.log_folder
+    logs = settings.logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
     with writing_output():
-        console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}"
+        console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
                            f"{kept}."), soft_wrap=True)
 
 
-class Deletable(NamedTuple):
-    """A study :func:`delete` may delete, and the trials whose workloads are still to be stopped."""
-
-    record: StudyRecord
-    marked: list[int]
-
-
-def _deletable(name: str, store: SqliteStore) -> Deletable:
+def _deletable(name: str, store: SqliteStore) -> StudyRecord:
     """The study, once it is known to be deletable (ended, and followed by no resource); exit 1
     saying why otherwise."""
     record = store.get_study(name)
@@ -269,7 +258,7 @@ def _deletable(name: str, store: SqliteStore) -> Deletable:
     if record.origin is not None:
         fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
              "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")
-    return Deletable(record, [number for _, number in store.stopping_trials(MAX_MARKED, name)])
+    return record
 
 
 def _stop_marked(settings: Settings, name: str) -> None:

@@ -268,10 +268,9 @@ class PoolUse:
                    and (other.pool, other.provider) == (self.pool, self.provider)]
         start, end = self._held(now, sharing)
         spans = [other._held(now, [*sharing, self]) for other in sharing]
-        tail = self._tail()
-        found = [life for life in self.nodes if life not in tail]
+        found = [] if self.emptied else [life for life in self.nodes if not self._made_since_request(life)]
         released = end if self.released_at is None else min(end, self.released_at)
-        return shared_node_hours(tail, start, end, spans) + shared_node_hours(found, start, released, spans)
+        return shared_node_hours(self._tail(), start, end, spans) + shared_node_hours(found, start, released, spans)
 
     def _held(self, now: float, others: Iterable[PoolUse]) -> tuple[float, float]:
         """When the study held the pool, for its node-hours: from its request until it left the
@@ -290,7 +289,11 @@ class PoolUse:
         study: they count only while it held the pool."""
         if self.emptied:
             return self.nodes
-        return tuple(life for life in self.nodes if life.created_at + life.shift >= self.requested_at)
+        return tuple(life for life in self.nodes if self._made_since_request(life))
+
+    def _made_since_request(self, life: NodeLife) -> bool:
+        """Whether the node was made since the study asked for the pool (on katuna's clock)."""
+        return life.created_at + life.shift >= self.requested_at
 
     def _left_to_others(self, others: Iterable[PoolUse]) -> bool:
         """Whether the pool's nodes were others' once this study released it: a shared pool katuna

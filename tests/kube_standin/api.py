@@ -240,7 +240,7 @@ class ApiServer:
             held, self.held_creates = self.held_creates, []
         for namespace, body, directive in held:
             group, _, version = str(body.get("apiVersion", "")).rpartition("/")
-            crd = self.crds.get((group, self.resource_of(group, str(body.get("kind"))) or ""))
+            crd = next((c for c in self.crds.values() if (c.group, c.kind) == (group, body.get("kind"))), None)
             if crd is None:
                 self.create_job(namespace, body, directive=directive)
                 continue
