@@ -208,7 +208,7 @@ def main() -> None:
                         help="trials of each Ray Tune run (Ray costs seconds a trial; --quick: 4)")
     parser.add_argument("--trial-python", type=Path, default=None,
                         help="the Python every tuner runs the trial process with (default: this one; "
-                             "a plain venv's, without katuna's editable install, starts in half the time)")
+                             "one with an editable install's import hook starts in twice the time)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where katuna's database and trial logs go, in a fresh directory per run "
                              "(default: the system's temporary directory)")

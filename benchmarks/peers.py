@@ -46,8 +46,8 @@ RAY_TUNED_ENVIRONMENT = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW
 TRIAL_PYTHON = "KATUNA_BENCH_TRIAL_PYTHON"
 """The variable naming the Python that runs the trial process (default: the benchmark's own). It
 is read where a trial starts, so the processes Ray runs trials in see it too. A trial's start is
-most of its cost, and an interpreter's start depends on its site-packages: in katuna's
-development venv, the editable install's import hook alone doubles it."""
+most of its cost, and an interpreter's start depends on its site-packages: an editable install's
+import hook (setuptools' default mode) alone doubles it."""
 
 
 def trial_command(x: str) -> list[str]:
