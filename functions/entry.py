@@ -20,6 +20,7 @@ import atexit
 import os
 import sys
 
+from functions.blas_threads import load_numpy_with_one_blas_thread
 from functions.collector import collect_less_often
 
 BROKEN_STDOUT = 120
@@ -33,6 +34,7 @@ def main() -> None:
     """Run the CLI (``functions.cli.main``) as the ``katuna`` console script."""
     atexit.register(_exit_now)
     collect_less_often()
+    load_numpy_with_one_blas_thread()
     from functions.cli import main as cli
 
     try:

@@ -12,7 +12,8 @@ The control socket is off too: gunicorn would otherwise make one at a path in th
 directory shared by every gunicorn of the user, and nothing here uses it. Access lines are
 ``katuna serve``'s (:mod:`functions.adapters.web.access_log`): no query string, Basic auth user
 name or referrer, where a token sent the wrong way would be, and no control character a client
-sent, which could forge a line.
+sent, which could forge a line. Loading this module loads NumPy with one BLAS thread
+(:mod:`functions.blas_threads`), before anything else here does, and the workers inherit it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from functions.adapters import process_tree
-from functions.adapters.web import access_log
+from functions.blas_threads import load_numpy_with_one_blas_thread
+
+load_numpy_with_one_blas_thread()  # gunicorn's master loads this module first; what follows loads NumPy
+
+from functions.adapters import process_tree  # noqa: E402
+from functions.adapters.web import access_log  # noqa: E402
 
 CONFIG = "-c python:functions.gunicorn_config"
 """The gunicorn option that loads this module."""
