@@ -27,12 +27,17 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("curl") is None, reason="the page's commands run curl")]
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory) -> Iterator[Service]:
+def served_examples(tmp_path_factory) -> Service:
     """``katuna serve`` run from a folder holding the examples, as from the repository's root."""
     workdir = tmp_path_factory.mktemp("docs-api")
     shutil.copytree(ROOT / "examples", workdir / "examples")
-    running = Service(workdir, workers=1)
+    return Service(workdir, workers=1)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Iterator[Service]:
+    """A service for the quick start's own calls, which create its study."""
+    running = served_examples(tmp_path_factory)
     yield running
     running.close()
 
@@ -61,18 +66,21 @@ def wait_for_trial(service: Service, number: int) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def quickstart(service: Service) -> Service:
-    """The service with the quick start's study stored and ended: submitted and stopped here as
-    the quick start does, unless the quick start's own test ran on this worker's service first
-    (a module's tests may run on several workers, each with its own service)."""
-    if service.request("GET", "/studies/quickstart")[0] == 404:
-        body = (service.workdir / "examples" / "quickstart.yaml").read_bytes()
-        assert service.request("POST", "/studies", body, {"Content-Type": "application/yaml"})[0] == 201
-        wait_for_trial(service, 1)
-        assert service.request("POST", "/studies/quickstart/stop")[0] == 200
-    service.wait_for("quickstart")
-    return service
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory) -> Iterator[Service]:
+    """A service of its own holding the quick start's study, submitted and stopped as the quick
+    start does: the tests that read it do not depend on the quick start's own test, which may
+    run on another test worker, or after them."""
+    running = served_examples(tmp_path_factory)
+    try:
+        body = (running.workdir / "examples" / "quickstart.yaml").read_bytes()
+        assert running.request("POST", "/studies", body, {"Content-Type": "application/yaml"})[0] == 201
+        wait_for_trial(running, 1)
+        assert running.request("POST", "/studies/quickstart/stop")[0] == 200
+        running.wait_for("quickstart")
+        yield running
+    finally:
+        running.close()
 
 
 def test_the_quick_start_calls_submit_read_and_stop_the_study(service: Service):
