@@ -13,6 +13,8 @@ import pytest
 
 from functions.blas_threads import VARIABLE
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+
 KATUNA_VERSION = """
 import json, os, sys, threading
 from functions import entry
@@ -26,6 +28,8 @@ threading.Thread(target=report).start()
 sys.argv = ["katuna", "--version"]
 entry.main()
 """
+"""A ``katuna --version`` process, reporting once its CLI has ended: its threads (the main one and
+the reporting one, then NumPy's), whether NumPy is loaded, and the variable."""
 
 GUNICORN_MASTER = """
 import json, os, sys
@@ -45,24 +49,15 @@ def probe(program: str, environment: dict[str, str]) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def katuna_process(environment: dict[str, str]) -> dict:
-    """What a ``katuna --version`` process holds once its CLI has ended: its threads (the main
-    one and the reporting one, then NumPy's), whether NumPy is loaded, and the variable."""
-    return probe(KATUNA_VERSION, environment)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
 def test_a_katuna_process_runs_numpy_on_one_blas_thread_and_leaves_the_environment_as_it_was():
-    assert katuna_process({}) == {"threads": 2, "numpy": True, "variable": None}
+    assert probe(KATUNA_VERSION, {}) == {"threads": 2, "numpy": True, "variable": None}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
 def test_the_operators_own_blas_thread_count_rules_katunas_process_too():
     """OpenBLAS runs no more threads than there are cores (its main thread is the process's)."""
     blas_threads = min(2, os.cpu_count() or 1)
-    assert katuna_process({VARIABLE: "2"}) == {"threads": 1 + blas_threads, "numpy": True, "variable": "2"}
+    assert probe(KATUNA_VERSION, {VARIABLE: "2"}) == {"threads": 1 + blas_threads, "numpy": True, "variable": "2"}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
 def test_the_images_gunicorn_master_loads_numpy_on_one_blas_thread_for_its_workers():
     assert probe(GUNICORN_MASTER, {}) == {"threads": 1, "numpy": True, "variable": None}
