@@ -79,6 +79,8 @@ NAME = "cluster_cost"
 POLICIES = ("spot", "on_demand", "fixed", "spot_steady")
 SHARED_POOL = "katuna-trials"
 """The pool the studies of ``spot_steady`` share (a shared pool needs a name)."""
+QUICK = Reference(trials=6, parallelism=3)
+"""The smoke run's study: spot nodes are still taken back at ``--preemptions 2``, on either cloud."""
 
 
 def run_policy(policy: str, cloud_name: str, ref: Reference, rate: float, prices: dict[str, float],
@@ -179,7 +181,7 @@ def _number(text: str, fits: Callable[[float], bool], expected: str) -> float:
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = report.arguments(__doc__, "10 trials, 5 at a time (a smoke run)")
+    parser = report.arguments(__doc__, f"{QUICK.trials} trials, {QUICK.parallelism} at a time (a smoke run)")
     parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
     parser.add_argument("--preemptions", type=amount, default=0.05, help="spot interruptions per node-hour")
     parser.add_argument("--spot-price", type=amount, default=None, help="USD per spot node-hour")
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = report.parsed(arguments(), argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
-    ref = Reference(trials=10, parallelism=5) if args.quick else Reference()
+    ref = QUICK if args.quick else Reference()
     machine = PRICES[args.cloud]
     given = prices(args)
     with tempfile.TemporaryDirectory() as folder:

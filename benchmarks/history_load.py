@@ -52,6 +52,8 @@ from functions.core.validate import parse_study
 WIDE = "wide"
 WIDE_PARAMETERS = 256
 """The most parameters a study may have (``KATUNA_MAX_PARAMETERS``)."""
+QUICK_WIDE = 40
+"""Trials of the wide study in a smoke run (built a parameter at a time: 0.04 s a trial)."""
 
 
 def first_trial(db: Path, name: str) -> dict[str, float]:
@@ -200,7 +202,7 @@ def measure_wide(folder: Path, trials: int, mode: str) -> dict[str, float | str]
 
 
 def main() -> None:
-    parser = report.arguments(__doc__, "6,000 trials, past the first snapshot (a smoke run)")
+    parser = report.arguments(__doc__, f"6,000 trials, past the first snapshot; {QUICK_WIDE} wide ones (a smoke run)")
     parser.add_argument("--trials", type=int, nargs="+", default=[10_000, 50_000, DEFAULTS.history])
     parser.add_argument("--wide-trials", type=int, default=4_000,
                         help=f"trials of the wide study ({WIDE_PARAMETERS} parameters) charted")
@@ -220,8 +222,8 @@ def main() -> None:
     sizes = [6_000] if args.quick else args.trials
     results = {n: measure(n) for n in sizes}
     with tempfile.TemporaryDirectory() as folder:
-        wide = measure_wide(Path(folder), 100 if args.quick else args.wide_trials, "--wide-chart")
-        admitted = measure_wide(Path(folder), 100 if args.quick else widest_admitted(), "--wide-load")
+        wide = measure_wide(Path(folder), QUICK_WIDE if args.quick else args.wide_trials, "--wide-chart")
+        admitted = measure_wide(Path(folder), QUICK_WIDE if args.quick else widest_admitted(), "--wide-load")
     print("a fresh process opens the database and suggests a new study's first value, or the large study's next")
     print(report.table(["other study's trials", "new study's first s", "large study's next s", "snapshot MB", "load s",
                         "B/trial", "us/trial"],

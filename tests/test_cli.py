@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 import yaml
+from child_signals import interruptible
 from click.testing import CliRunner, Result
 from conftest import shared_journal, study_definition
 from http_helpers import Service, free_port
@@ -55,7 +57,7 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     definition["parameters"][0]["max"] = -10.0
     definition["objective"]["direction"] = "down"
     study = write_study(tmp_path / "bad.yaml", definition)
-    result = katuna("run", str(study), cwd=tmp_path, check=False)
+    result = refused_here("run", str(study), cwd=tmp_path)
     assert result.returncode == 2
     for expected in ("name: expected a DNS-1123 label", "parallelism: expected an integer >= 1",
                      "parameters[0].max: expected >= min (-5.0), got -10.0",
@@ -251,6 +253,16 @@ def in_process(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
+def refused_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """:func:`in_process` run from the folder ``cwd``, its result as :func:`katuna` gives one;
+    an exception other than the CLI's own exit fails the test, as a traceback would."""
+    with contextlib.chdir(cwd):
+        result = in_process(*args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 def test_every_command_refuses_another_programs_sqlite_file_leaving_it_byte_for_byte(tmp_path: Path):
     study = write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
     for path in _foreign_databases(tmp_path):
@@ -349,12 +361,6 @@ def _assert_interrupted(tmp_path: Path) -> None:
     assert (shown["status"], shown["interrupted"]) == ("running", True)
     assert [(s["status"], s["interrupted"]) for s in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == \
         [("running", True)]
-
-
-def interruptible() -> None:
-    """Ctrl-C reaches the child even where the tests run with SIGINT ignored (a background job
-    of a shell), which the child would otherwise inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones(tmp_path: Path):
@@ -661,7 +667,7 @@ def test_delete_refuses_a_study_that_follows_a_kubernetes_resource_and_keeps_it(
 
 def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Path):
     SqliteStore(tmp_path / "katuna.db").close()
-    result = katuna("show", "nope", cwd=tmp_path, check=False)
+    result = refused_here("show", "nope", cwd=tmp_path)
     assert result.returncode == 1
     assert f"no study named 'nope' in {tmp_path / 'katuna.db'}" in result.stderr
 
@@ -671,7 +677,7 @@ def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Pat
 @pytest.mark.parametrize("db", [None, "new/typo.db"])
 def test_commands_that_read_refuse_a_missing_database_and_create_nothing(tmp_path: Path, command: tuple[str, ...],
                                                                          db: str | None):
-    result = katuna(*command, *(["--db", db] if db else []), cwd=tmp_path, check=False)
+    result = refused_here(*command, *(["--db", db] if db else []), cwd=tmp_path)
     assert (result.returncode, result.stdout) == (2, "")
     assert f"error: no database at {tmp_path / (db or 'katuna.db')} (give --db PATH or set KATUNA_DB" in result.stderr
     assert list(tmp_path.iterdir()) == []

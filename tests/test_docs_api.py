@@ -60,10 +60,17 @@ def json_values(text: str) -> list:
 
 
 def wait_for_trial(service: Service, number: int) -> None:
+    """Until trial ``number`` has started: one asked for but not yet started is discarded, not
+    listed, when the study stops."""
     deadline = time.monotonic() + 60
-    while service.request("GET", f"/studies/quickstart/trials/{number}")[0] != 200:
+    while not started(service, number):
         assert time.monotonic() < deadline, f"trial {number} never started"
         time.sleep(0.1)
+
+
+def started(service: Service, number: int) -> bool:
+    status, trial = service.json("GET", f"/studies/quickstart/trials/{number}")
+    return status == 200 and isinstance(trial, dict) and trial["startedAt"] is not None
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from child_signals import interruptible
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, Service
-from test_cli import interruptible
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore

@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import moto_eks
 import pytest
+from child_signals import interruptible
 from gke_stub import GkeStub
 from http_helpers import free_port
 
@@ -160,7 +161,7 @@ def test_gke_up_whose_operation_is_not_done_when_the_wait_ends_is_an_error(gke_a
 def started(*args: str) -> subprocess.Popen:
     """The script started as a user starts it, its output read as it comes."""
     return subprocess.Popen([sys.executable, "-m", "infra.provision", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
 def said(run: subprocess.Popen, words: str) -> list[str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlite_utils
+import sqlite_utils.plugins
 from conftest import (
     drop_log_folders,
     drop_log_reads,
@@ -331,3 +333,25 @@ def test_a_discrete_parameter_is_sorted_and_filtered_through_the_same_index_as_a
         plans.append([row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {page}").fetchall()])
     assert plans[0] == plans[1] and plans[0][0].startswith("SEARCH trials USING INDEX")
     store.close()
+
+
+class _MarkingPlugin:
+    """A sqlite-utils plugin, as a package installed beside katuna may bring one: it gives every
+    connection sqlite-utils prepares a SQL function of its own."""
+
+    @sqlite_utils.hookimpl
+    def prepare_connection(self, conn) -> None:
+        conn.create_function("plugin_marker", 0, lambda: "plugged")
+
+
+def test_a_sqlite_utils_plugin_installed_beside_katuna_leaves_its_connections_alone(tmp_path: Path):
+    plugin = _MarkingPlugin()
+    sqlite_utils.plugins.pm.register(plugin)
+    try:
+        assert sqlite_utils.Database(memory=True).execute("SELECT plugin_marker()").fetchone() == ("plugged",)
+        store = SqliteStore(tmp_path / "katuna.db")
+        with pytest.raises(Exception, match="no such function: plugin_marker"):
+            store.db.execute("SELECT plugin_marker()")
+        store.close()
+    finally:
+        sqlite_utils.plugins.pm.unregister(plugin)

@@ -79,7 +79,9 @@ class SqliteConnection:
         """Where the charts' histories are read and kept: one object shared by a process's stores."""
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
-        self.db = sqlite_utils.Database(conn)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        """Without sqlite-utils' plugins: one installed beside katuna would change its connections
+        (its SQL functions, its settings), and looking for them reads every installed package's metadata."""
         self._closing = weakref.finalize(self, _fold_and_close, conn)
         self._optuna: KatunaStreams | None = None
         self._transactions = itertools.count(1)
