@@ -227,7 +227,7 @@ def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
     /studies/{name}`` through ``katuna serve``) ends the run with exit 1 and one line saying so,
     its trials stopped."""
     spec = record.spec
-    with interruptible(partial(_still_stopping, embedded, spec.name)):
+    with interruptible(partial(_still_stopping, embedded, spec.name), at_once=embedded.executor.stop_reads):
         try:
             with StudyProgress(console, embedded.store, record) as progress:
                 return embedded.run(spec.name, on_tick=progress.update)

@@ -7,12 +7,16 @@ once and leave its trials running unattended, their results never recorded. Here
 them raises :class:`Interrupted` in the main thread, so the run stops its trials and says how to
 resume; any later one, while the trials are being stopped, only calls back (a second Ctrl-C must
 not abort the stopping half way). A signal ignored when the run starts (``nohup``'s SIGHUP, a
-background job's SIGINT) stays ignored.
+background job's SIGINT) stays ignored. What must stop the moment the signal comes (a handler's
+read of a trial's log) is stopped from a thread of its own, whichever thread the signal reached.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -35,9 +39,16 @@ class Interrupted(BaseException):
 
 
 @contextmanager
-def interruptible(again: Callable[[int], None]) -> Iterator[None]:
+def interruptible(again: Callable[[int], None], at_once: Callable[[], None] | None = None) -> Iterator[None]:
     """Inside, the first stopping signal raises :class:`Interrupted`; each one after it calls
-    ``again(signum)`` instead, until the block is left and the former handlers are back."""
+    ``again(signum)`` instead, until the block is left and the former handlers are back.
+    ``at_once()`` is called the moment the first arrives (:func:`_at_once`)."""
+    with _at_once(at_once), _handled(again):
+        yield
+
+
+@contextmanager
+def _handled(again: Callable[[int], None]) -> Iterator[None]:
     received: list[int] = []
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -56,3 +67,45 @@ def interruptible(again: Callable[[int], None]) -> Iterator[None]:
         for sig, handler in former.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(sig, handler)
+
+
+@contextmanager
+def _at_once(call: Callable[[], None] | None) -> Iterator[None]:
+    """Inside, ``call()`` runs on a thread of its own as soon as a stopping signal arrives.
+
+    Python runs a signal's handler on the main thread only, and only once that thread runs: the
+    kernel may give the signal to another thread (one reading a trial's log of hundreds of MB, say),
+    while the main thread sleeps in a timed wait that only a signal of its own would cut short. What
+    must stop at once cannot wait for that, nor for the unwinding the handler's exception starts.
+    The interpreter writes each signal that has a handler to its wakeup descriptor, from whichever
+    thread received it; this watches that descriptor."""
+    if call is None:
+        yield
+        return
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    former = signal.set_wakeup_fd(writable, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_watch, args=(readable, call), name="katuna-signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(former)
+        os.close(writable)
+        watcher.join()
+        os.close(readable)
+
+
+def _watch(readable: int, call: Callable[[], None]) -> None:
+    """Call ``call()`` once, at the first stopping signal written to ``readable``; end when the
+    writing end closes."""
+    stopping = {int(sig) for sig in STOPPING_SIGNALS}
+    called = False
+    while True:
+        select.select([readable], [], [])
+        numbers = os.read(readable, 64)
+        if not numbers:
+            return
+        if not called and stopping.intersection(numbers):
+            called = True
+            call()

@@ -86,14 +86,15 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its
     resumable: run again, it records the trial from its whole log, as its attempt had ended on
     its own."""
     path = tmp_path / "loud.yaml"
-    path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "8", "--first-attempt-only")))
+    path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "32", "--first-attempt-only")))
     command = [KATUNA, "run", str(path), "--db", str(tmp_path / "katuna.db")]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        log, position = eventually(lambda: _log_read(process.pid), "the run reading the trial's log", timeout=60,
-                                   interval=0.01)
+        log, position = eventually(lambda: _held_in_the_end_read(process, tmp_path), "the run reading the ended "
+                                   "trial's log", timeout=60, interval=0.005)
         assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
         process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
@@ -159,6 +160,20 @@ def _log_read(pid: int) -> tuple[Path, int] | None:
             continue
         if target.suffix == ".log" and int(info["flags"], 8) & os.O_ACCMODE == os.O_RDONLY:
             return target, int(info["pos"])
+    return None
+
+
+def _held_in_the_end_read(process: subprocess.Popen, workdir: Path) -> tuple[Path, int] | None:
+    """The log the run reads and how far, with the run held there (SIGSTOP) while the trial's end
+    is still unrecorded; None, the run let go on, otherwise. Held, the run reads no further
+    however long this test waits for a CPU before it sends its signal."""
+    process.send_signal(signal.SIGSTOP)
+    eventually(lambda: Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+               "the run held", timeout=10, interval=0.001)
+    read = _log_read(process.pid)
+    if read is not None and _trials(workdir) == [("RUNNING", 1)]:
+        return read
+    process.send_signal(signal.SIGCONT)
     return None
 
 

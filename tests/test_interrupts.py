@@ -1,0 +1,44 @@
+"""Stopping signals as ``katuna run`` takes them (:mod:`functions.interrupts`), in this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from functions.interrupts import Interrupted, interruptible
+
+
+def test_a_signal_another_thread_takes_calls_at_once_while_the_main_thread_sleeps():
+    """The kernel gives a process's signal to any thread that does not block it; Python runs the
+    handler on the main thread only once that thread runs again. ``at_once`` is not held up:
+    here the main thread blocks SIGTERM, sleeps, and the handler never calls ``at_once``."""
+    called = threading.Event()
+    try:
+        with pytest.raises(Interrupted), interruptible(lambda signum: None, at_once=called.set):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            os.kill(os.getpid(), signal.SIGTERM)
+            called.wait(30)
+            time.sleep(0.1)  # the handler runs on the main thread at last, here if not before
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    assert called.is_set()
+
+
+def test_without_a_signal_at_once_is_not_called_and_the_former_handler_and_wakeup_are_back():
+    called = threading.Event()
+    handler, wakeup = signal.getsignal(signal.SIGTERM), _wakeup_fd()
+    with interruptible(lambda signum: None, at_once=called.set):
+        assert signal.getsignal(signal.SIGTERM) is not handler and _wakeup_fd() != wakeup
+    assert not called.is_set()
+    assert (signal.getsignal(signal.SIGTERM), _wakeup_fd()) == (handler, wakeup)
+
+
+def _wakeup_fd() -> int:
+    """The interpreter's signal wakeup descriptor, left as it was."""
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
