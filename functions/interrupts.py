@@ -14,7 +14,6 @@ read of a trial's log) is stopped from a thread of its own, whichever thread the
 from __future__ import annotations
 
 import os
-import select
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -101,11 +100,7 @@ def _watch(readable: int, call: Callable[[], None]) -> None:
     writing end closes."""
     stopping = {int(sig) for sig in STOPPING_SIGNALS}
     called = False
-    while True:
-        select.select([readable], [], [])
-        numbers = os.read(readable, 64)
-        if not numbers:
-            return
+    while numbers := os.read(readable, 64):
         if not called and stopping.intersection(numbers):
             called = True
             call()
