@@ -25,6 +25,7 @@ from child_signals import interruptible
 from click.testing import CliRunner, Result
 from conftest import shared_journal, study_definition
 from http_helpers import Service, free_port
+from proc_stat import alive
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -378,7 +379,7 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
     assert process.returncode == 130
     assert "Run the same command again to resume" in stderr
     for pid_file in tmp_path.glob("*.pid"):
-        assert not Path(f"/proc/{pid_file.read_text()}").exists() or _zombie(pid_file.read_text())
+        assert not alive(pid_file.read_text())
     before = {t["number"]: t for t in _trials(db) if t["state"] == "COMPLETE"}
     interrupted = [t["number"] for t in _trials(db) if t["state"] == "RUNNING"]
 
@@ -906,13 +907,6 @@ def _complete(db: Path) -> int:
     return sum(t["state"] == "COMPLETE" for t in _trials(db))
 
 
-def _zombie(pid: str) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def _uid(db: Path) -> str:
     conn = sqlite3.connect(db, timeout=10)
     try:
@@ -925,7 +919,7 @@ def _attempt_processes(uid: str) -> list[int]:
     """The live processes whose environment marks them as an attempt of the study's trials."""
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or _zombie(proc.name):
+        if not proc.name.isdigit() or not alive(proc.name):
             continue
         try:
             environ = (proc / "environ").read_bytes().split(b"\0")

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import KATUNA, Service
+from proc_stat import alive, parent_of
 from waiting import eventually
 
 from functions.adapters import cloudevents_http
@@ -33,15 +34,6 @@ KUBE_NAMESPACES = ("forged",)
 FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
 TOKEN = "containment-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs (a zombie does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def pids(folder: Path, pattern: str = "pids.*") -> list[int]:
@@ -116,7 +108,7 @@ def guards_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = parent_of(entry.name)
             command = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue

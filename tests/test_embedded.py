@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
+from proc_stat import alive
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_completed
@@ -62,7 +62,7 @@ def test_a_time_budget_ends_the_study_and_kills_its_trials(embedded, tmp_path: P
     assert [t.number for t in trials if t.started_at is not None] == [0, 1]
     assert {t.state for t in trials} == {"PRUNED"}, "the trial prepared ahead of a free slot ends too"
     for pid_file in tmp_path.glob("*.pid"):
-        assert not _alive(int(pid_file.read_text()))
+        assert not alive(int(pid_file.read_text()))
 
 
 def test_a_crashing_trial_fails_with_its_exit_code_and_last_lines(embedded, tmp_path: Path):
@@ -144,7 +144,7 @@ def test_a_trial_past_its_timeout_is_killed_with_its_process_group(embedded, tmp
     assert trial.state == "FAIL"
     assert trial.reason.startswith("timed out: ran past its timeout of 1s")
     pid = int((tmp_path / "0.1.pid").read_text())
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_a_missing_command_fails_the_trial_and_the_study_goes_on(embedded, tmp_path: Path):
@@ -210,7 +210,7 @@ def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, t
         "the trial prepared ahead of a free slot never ran: it is no trial of the study"
     assert "stopped by user" in trials[0].reason
     for pid_file in tmp_path.glob("*.pid"):
-        assert not _alive(int(pid_file.read_text()))
+        assert not alive(int(pid_file.read_text()))
 
 
 def test_the_grid_algorithm_ends_when_the_grid_is_exhausted(embedded, tmp_path: Path):
@@ -262,18 +262,6 @@ def test_multi_objective_study_keeps_both_values(embedded, tmp_path: Path):
     for trial in embedded.store.trials("demo"):
         assert len(trial.values) == 2
         assert math.isclose(trial.values[1], abs(trial.params["x"]), abs_tol=1e-5)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_studys_view_lists_a_sample_of_a_large_pareto_front_with_its_size(embedded, tmp_path: Path):

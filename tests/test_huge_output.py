@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from http_helpers import KATUNA, Service
+from proc_stat import state
 from waiting import eventually
 
 from functions.core.metrics import MAX_OBSERVATIONS
@@ -90,7 +91,7 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its
     command = [KATUNA, "run", str(path), "--db", str(tmp_path / "katuna.db")]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        log, position = eventually(lambda: _held_in_the_end_read(process, tmp_path), "the run reading the ended "
+        log, position = eventually(lambda: _held_in_the_end_read(process.pid, tmp_path), "the run reading the ended "
                                    "trial's log", timeout=60, interval=0.005)
         assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
         process.send_signal(signal.SIGTERM)
@@ -114,20 +115,24 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its
 
 def test_a_service_stopped_while_it_reads_a_huge_log_stops_before_reading_on_and_handles_the_end_later(
         tmp_path: Path):
-    """SIGTERM reaches ``katuna serve`` while its worker reads the 8 MiB log of the trial that
-    just ended: the worker stops without reading on to the log's end (its stop does not wait for
-    the read, nor cut it off at its broker thread's join), so the attempt's end stays unrecorded,
-    and nothing is reported as failed. Started again, the service handles the end."""
-    definition = _study("loud", "--short-mb", "8", "--first-attempt-only")
+    """SIGTERM reaches ``katuna serve`` while its worker reads the 32 MiB log of the trial that
+    just ended: the worker stops without reading on to the log's end (its stop waits neither for
+    the read, nor for its main loop's next turn, nor cuts the read off at its broker thread's
+    join), so the attempt's end stays unrecorded, and nothing is reported as failed. Started
+    again, the service handles the end. The worker is held (SIGSTOP) in its read until the
+    master has passed the signal on to it."""
+    definition = _study("loud", "--short-mb", "32", "--first-attempt-only")
     service = Service(tmp_path, workers=1)
     try:
         status, _, _ = service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
         assert status == 201
         worker = eventually(lambda: _children(service.process.pid), "the service's worker", timeout=30)[0]
-        log, position = eventually(lambda: _log_read(worker), "the worker reading the trial's log", timeout=60,
-                                   interval=0.01)
+        log, position = eventually(lambda: _held_in_the_end_read(worker, tmp_path), "the worker reading the ended "
+                                   "trial's log", timeout=60, interval=0.005)
         assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
         service.process.send_signal(signal.SIGTERM)
+        eventually(lambda: _pending(worker, signal.SIGTERM), "the master's SIGTERM waiting for its worker", timeout=30)
+        os.kill(worker, signal.SIGCONT)
         assert service.process.wait(timeout=60) == 0
     finally:
         service.close()
@@ -163,18 +168,25 @@ def _log_read(pid: int) -> tuple[Path, int] | None:
     return None
 
 
-def _held_in_the_end_read(process: subprocess.Popen, workdir: Path) -> tuple[Path, int] | None:
-    """The log the run reads and how far, with the run held there (SIGSTOP) while the trial's end
-    is still unrecorded; None, the run let go on, otherwise. Held, the run reads no further
-    however long this test waits for a CPU before it sends its signal."""
-    process.send_signal(signal.SIGSTOP)
-    eventually(lambda: Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
-               "the run held", timeout=10, interval=0.001)
-    read = _log_read(process.pid)
+def _held_in_the_end_read(pid: int, workdir: Path) -> tuple[Path, int] | None:
+    """The log the process reads and how far, with the process held there (SIGSTOP) while the
+    trial's end is still unrecorded; None, the process let go on, otherwise. Held, it reads no
+    further however long this test waits for a CPU before it sends its signal."""
+    os.kill(pid, signal.SIGSTOP)
+    eventually(lambda: state(pid) == "T",
+               "the process held", timeout=10, interval=0.001)
+    read = _log_read(pid)
     if read is not None and _trials(workdir) == [("RUNNING", 1)]:
         return read
-    process.send_signal(signal.SIGCONT)
+    os.kill(pid, signal.SIGCONT)
     return None
+
+
+def _pending(pid: int, number: int) -> bool:
+    """Whether the signal waits to be delivered to the process (it is held: :func:`_held_in_the_end_read`)."""
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if ":\t" in line)
+    return any(int(status[field], 16) >> (number - 1) & 1 for field in ("ShdPnd", "SigPnd"))
 
 
 def _trials(workdir: Path) -> list[tuple[str, int]]:

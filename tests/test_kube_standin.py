@@ -22,6 +22,7 @@ from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from moto import mock_aws
+from proc_stat import alive
 from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
@@ -748,14 +749,6 @@ def test_a_failed_pod_is_replaced_after_the_controllers_back_off(static: KubeStu
     assert len(pods) == 2 and pods[1]["metadata"]["creationTimestamp"] > first_failed, "not at once"
 
 
-def _alive(pid: int) -> bool:
-    """Whether the process runs (a zombie waiting for its parent to reap it does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_deleting_a_pod_ends_every_process_of_its_container(static: KubeStub, tmp_path: Path):
     """A container's processes end with it, children included (its PID namespace goes): a
     helper a trial's command started in the background must not outlive the pod."""
@@ -770,7 +763,7 @@ def test_deleting_a_pod_ends_every_process_of_its_container(static: KubeStub, tm
         time.sleep(0.05)
     child = int(pid_file.read_text())
     batch.delete_namespaced_job("tree", "katuna", propagation_policy="Background")
-    while _alive(child):
+    while alive(child):
         assert time.monotonic() < deadline + 10, "the container's child ended with its pod"
         time.sleep(0.05)
 

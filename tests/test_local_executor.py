@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
+from proc_stat import state
 from waiting import eventually
 
 from functions.adapters import process_tree
@@ -163,7 +164,7 @@ def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
         here = LocalExecutor(logs, publish=lambda event: None)
         launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
         os.kill(owner.pid, signal.SIGKILL)
-        eventually(lambda: Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+        eventually(lambda: state(owner.pid) == "Z",
                    "the owner is a zombie", timeout=10)
         assert not here.exists(launch), "a zombie owner is dead: the attempt was lost"
     finally:

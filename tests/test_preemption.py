@@ -21,6 +21,7 @@ import optuna
 import pytest
 from conftest import TRIAL, run_study
 from kube_stub import KubeStub
+from proc_stat import state
 from test_delivery import ChaosDelivery, JobSource
 
 from functions.adapters.kubernetes_client import api_client
@@ -80,7 +81,7 @@ class Storm:
 
     def _kill(self, pid: int, trial: int, attempt: int) -> None:
         try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            if state(pid) == "Z":
                 return  # it ended already: a kill now would hit nothing
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, FileNotFoundError):

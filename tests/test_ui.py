@@ -665,6 +665,59 @@ def test_the_study_page_redraws_its_charts_for_a_trial_that_finished_before_its_
         Path(f"{release}-1").touch()
 
 
+def test_a_running_studys_charts_are_updated_in_place_keeping_the_range_a_person_zoomed_to(service: Service,
+                                                                                          page: Page):
+    """A trial ending while the page is open updates its charts in place (``Plotly.react``), not
+    drawn anew: the parallel coordinates keep their WebGL canvas (a new one costs the browser
+    over a second of CPU where it renders in software) and the axis a person hid, and the history
+    keeps the range a person dragged it to, while showing the new trial."""
+    release = service.workdir / "release-ui-zoom"
+    definition = study_definition(name="ui-zoom", maxTrials=3, parallelism=1, algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "discrete", "values": ["1", "2", "3"]}])
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--epochs", "2", "--until",
+                                               f"{release}-${{trialParameters.x}}"]
+    assert post(service, definition) == 201
+
+    def finish_one(done: int) -> None:
+        running = eventually(lambda: [t for t in trials_of(service, "ui-zoom") if t["state"] == "RUNNING"],
+                             "a running trial", timeout=20)
+        Path(f"{release}-{running[0]['params']['x']}").touch()
+        eventually(lambda: service.json("GET", "/studies/ui-zoom")[1]["counts"]["complete"] == done,
+                   f"{done} trials complete", timeout=20)
+
+    finish_one(1)
+    finish_one(2)
+    start = time.time()
+    page.clock.install(time=start)
+    page.clock.pause_at(start + 1)
+    page.goto(service.base + "/ui/studies/ui-zoom")
+    history = page.locator("#plot-history")
+    page.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 2"
+                           " && document.querySelector('#plot-parallel canvas') !== null", timeout=CHART_WAIT_MS)
+    page.evaluate("window.keptCanvas = document.querySelector('#plot-parallel canvas')")
+    box = history.locator(".nsewdrag").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.7, steps=5)
+    page.mouse.up()
+    zoomed = history.evaluate("div => div.layout.xaxis.range")
+    assert zoomed is not None and history.evaluate("div => div._fullLayout.xaxis.autorange") is False
+    page.locator('#parallel-axes input[data-axis="x"]').uncheck()
+    hidden_x = "div => div.data[0].dimensions.find((d) => d.label === 'x').visible === false"
+    assert page.locator("#plot-parallel").evaluate(hidden_x)
+
+    finish_one(3)
+    page.clock.run_for(STUDY_REFRESH_MS)
+    page.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 3"
+                           " && document.getElementById('plot-parallel').data[0].dimensions[0].values.length === 3",
+                           timeout=CHART_WAIT_MS)
+    assert history.evaluate("div => div.layout.xaxis.range") == zoomed, "the zoomed range stays"
+    assert page.evaluate("document.querySelector('#plot-parallel canvas') === window.keptCanvas"), \
+        "the parallel coordinates were updated on their canvas, not drawn on a new one"
+    assert page.locator("#plot-parallel").evaluate(hidden_x), "the hidden axis stays hidden"
+    expect(page.locator('#parallel-axes input[data-axis="x"]')).not_to_be_checked()
+
+
 def test_a_study_deleted_while_its_page_is_open_is_said_to_be_and_no_longer_followed(service: Service, page: Page,
                                                                                    console: dict[Page, Console]):
     """The page's clock is Playwright's: its refresh timer fires when the test moves the clock on."""

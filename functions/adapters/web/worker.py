@@ -261,6 +261,16 @@ class Worker(ThreadWorker):
             if self.runtime is not None:
                 self.runtime.close()
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: serve no more (gunicorn's graceful stop), and give up at once any read of a
+        trial's output under way. The worker may take a second or more to leave its loop and
+        answer the requests it holds before :meth:`run` closes the runtime; a handler reading a
+        log of hundreds of megabytes meanwhile would read on to its end. Given up, its event goes
+        back to the queue (see :meth:`functions.runtime.Runtime.close`)."""
+        super().handle_exit(sig, frame)
+        if self.runtime is not None:
+            self.runtime.executor.stop_reads()
+
     def accept(self, listener: socket.socket) -> None:
         super().accept(_Screened(listener, self))
 

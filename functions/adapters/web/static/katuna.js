@@ -328,21 +328,30 @@ const katuna = (() => {
     }
   }
 
+  // A chart drawn already is updated in place (Plotly.react), not drawn anew: a running study's
+  // charts are redrawn as its trials end, and each new plot of a parallel-coordinates chart
+  // builds a WebGL context (well over a second of CPU where the browser renders in software). The
+  // view a person zoomed or panned to stays while the chart is the same one (``uirevision``: its
+  // address, which names the objective and the parameters drawn).
   async function draw(div, url) {
     div.classList.add("loading");
     try {
       const figure = await chartJSON(url);
-      Plotly.purge(div);
-      div.innerHTML = "";
       if (figure.message) {
+        clearChart(div);
         div.dataset.message = figure.message;
         div.appendChild(Object.assign(document.createElement("p"), {className: "muted", textContent: figure.message}));
       } else {
+        if (div.dataset.plotted !== "true") clearChart(div);
         delete div.dataset.message;
-        await Plotly.newPlot(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+        if (div.dataset.kind === "parallel") keepHiddenAxes(div, figure);
+        figure.layout.uirevision = url;
+        await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+        div.dataset.plotted = "true";
         if (div.dataset.kind === "parallel") axisToggles(div);
       }
     } catch (error) {
+      clearChart(div);
       div.textContent = `Could not load the chart: ${error.message}`;
     } finally {
       div.classList.remove("loading");
@@ -350,11 +359,27 @@ const katuna = (() => {
     }
   }
 
+  // An empty chart's place, its plot (if any) let go of.
+  function clearChart(div) {
+    Plotly.purge(div);
+    div.innerHTML = "";
+    delete div.dataset.plotted;
+  }
+
   // A chart's label as text: the service writes <, > and & in it as entities, which plotly
   // shows as those characters (it reads the rest as markup). Parsed in a document of its own,
   // which runs nothing and loads nothing.
   function chartText(label) {
     return new DOMParser().parseFromString(label, "text/html").documentElement.textContent;
+  }
+
+  // The axes a person hid in the parallel coordinates drawn (:func:`axisToggles`) stay hidden in
+  // the figure that replaces them.
+  function keepHiddenAxes(div, figure) {
+    const hidden = new Set((div.data?.[0]?.dimensions || []).filter((d) => d.visible === false).map((d) => d.label));
+    (figure.data[0]?.dimensions || []).forEach((dimension) => {
+      if (hidden.has(dimension.label)) dimension.visible = false;
+    });
   }
 
   // Parallel coordinates: one checkbox per axis; plotly keeps the brushed ranges of the others.
