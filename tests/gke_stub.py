@@ -46,12 +46,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import NamedTuple
 
 from gke_checks import TAINT_EFFECTS
 from gke_operations import GkeOperations, Key
 from kube_standin.clock import RealClock
+from standin_server import StandInServer
 
 DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0,
                    "SET_NODE_POOL_SIZE": 60.0}
@@ -132,7 +133,7 @@ class GkeStub(GkeOperations):
             def do_DELETE(self) -> None:
                 self._answer("DELETE")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StandInServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

@@ -14,10 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import yaml
+from standin_server import StandInServer
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 NOBODY = 65534
@@ -220,7 +221,7 @@ class Sink:
             def log_message(self, *args) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = StandInServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from http.server import ThreadingHTTPServer
 
 from kube_standin import admission, configmaps, events, katib_api, kueue, patches, secrets
 from kube_standin.api import PLURALS, ApiServer
@@ -44,6 +43,7 @@ from kube_standin.server import KATUNA_USER, KINDS, handler
 from kube_standin.structural import Refused, admitted
 from kube_standin.workloads import Workloads
 from kubernetes import client
+from standin_server import StandInServer
 
 __all__ = ["KubeStub", "NodePool", "Refused", "image_id"]
 
@@ -154,7 +154,7 @@ class KubeStub(ApiServer, Workloads):
         self._controllers = threading.Thread(target=self._control_loop, daemon=True)
         if not self.clock.simulated:
             self._controllers.start()
-        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler(self, user)) for user in (ANONYMOUS, KATUNA_USER)]
+        self.servers = [StandInServer(("127.0.0.1", 0), handler(self, user)) for user in (ANONYMOUS, KATUNA_USER)]
         for server in self.servers:
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from knative_emulator.filters import UnsupportedFilter, delivered, trigger_filte
 from knative_emulator.serving import Revision, revision_limits
 from kube_standin.clouds import gke_pools, gke_resize
 from kube_stub import KubeStub
+from standin_server import StandInServer
 from waiting import eventually
 
 SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
@@ -83,7 +84,7 @@ class Subscriber:
             def log_message(self, *args) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = StandInServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

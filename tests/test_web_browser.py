@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
@@ -14,6 +14,7 @@ from browser import Console, chromium
 from conftest import study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, expect
+from standin_server import StandInServer
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +56,7 @@ fetch("{target}/studies", {{method: "POST", mode: "no-cors", credentials: "inclu
             def log_message(self, *args) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = StandInServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

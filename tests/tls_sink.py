@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from standin_server import StandInServer
 
 
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None,
@@ -102,7 +103,7 @@ class TlsSink:
             def log_message(self, *args) -> None:
                 return
 
-        self.server = authority.serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        self.server = authority.serving(StandInServer(("127.0.0.1", 0), Handler))
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
