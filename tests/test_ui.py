@@ -669,8 +669,9 @@ def test_a_running_studys_charts_are_updated_in_place_keeping_the_range_a_person
                                                                                           page: Page):
     """A trial ending while the page is open updates its charts in place (``Plotly.react``), not
     drawn anew: the parallel coordinates keep their WebGL canvas (a new one costs the browser
-    over a second of CPU where it renders in software) and the axis a person hid, and the history
-    keeps the range a person dragged it to, while showing the new trial."""
+    over a second of CPU where it renders in software), the range a person brushed on an axis and
+    the axis they hid, and the history keeps the range a person dragged it to, while showing the
+    new trial."""
     release = service.workdir / "release-ui-zoom"
     definition = study_definition(name="ui-zoom", maxTrials=3, parallelism=1, algorithm={"name": "grid"},
                                   parameters=[{"name": "x", "type": "discrete", "values": ["1", "2", "3"]}])
@@ -702,6 +703,16 @@ def test_a_running_studys_charts_are_updated_in_place_keeping_the_range_a_person
     page.mouse.up()
     zoomed = history.evaluate("div => div.layout.xaxis.range")
     assert zoomed is not None and history.evaluate("div => div._fullLayout.xaxis.autorange") is False
+    brush = page.locator("#plot-parallel .axis-brush .background").first
+    brush.scroll_into_view_if_needed()
+    box = brush.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.6, steps=5)
+    page.mouse.up()
+    brushed = "div => div.data[0].dimensions[0].constraintrange"
+    kept_range = page.locator("#plot-parallel").evaluate(brushed)
+    assert kept_range is not None, "the brush set a range on the objective's axis"
     page.locator('#parallel-axes input[data-axis="x"]').uncheck()
     hidden_x = "div => div.data[0].dimensions.find((d) => d.label === 'x').visible === false"
     assert page.locator("#plot-parallel").evaluate(hidden_x)
@@ -715,6 +726,7 @@ def test_a_running_studys_charts_are_updated_in_place_keeping_the_range_a_person
     assert page.evaluate("document.querySelector('#plot-parallel canvas') === window.keptCanvas"), \
         "the parallel coordinates were updated on their canvas, not drawn on a new one"
     assert page.locator("#plot-parallel").evaluate(hidden_x), "the hidden axis stays hidden"
+    assert page.locator("#plot-parallel").evaluate(brushed) == kept_range, "the brushed range stays"
     expect(page.locator('#parallel-axes input[data-axis="x"]')).not_to_be_checked()
 
 

@@ -344,7 +344,7 @@ const katuna = (() => {
       } else {
         if (div.dataset.plotted !== "true") clearChart(div);
         delete div.dataset.message;
-        if (div.dataset.kind === "parallel") keepHiddenAxes(div, figure);
+        if (div.dataset.kind === "parallel") keepAxisChoices(div, figure);
         figure.layout.uirevision = url;
         await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
         div.dataset.plotted = "true";
@@ -373,12 +373,14 @@ const katuna = (() => {
     return new DOMParser().parseFromString(label, "text/html").documentElement.textContent;
   }
 
-  // The axes a person hid in the parallel coordinates drawn (:func:`axisToggles`) stay hidden in
-  // the figure that replaces them.
-  function keepHiddenAxes(div, figure) {
-    const hidden = new Set((div.data?.[0]?.dimensions || []).filter((d) => d.visible === false).map((d) => d.label));
+  // What a person chose on the axes of the parallel coordinates drawn, the ranges they brushed
+  // and the axes they hid (:func:`axisToggles`), stays in the figure that replaces them.
+  function keepAxisChoices(div, figure) {
+    const chosen = new Map((div.data?.[0]?.dimensions || []).map((d) => [d.label, d]));
     (figure.data[0]?.dimensions || []).forEach((dimension) => {
-      if (hidden.has(dimension.label)) dimension.visible = false;
+      const before = chosen.get(dimension.label);
+      if (before?.visible === false) dimension.visible = false;
+      if (before?.constraintrange) dimension.constraintrange = before.constraintrange;
     });
   }
 
