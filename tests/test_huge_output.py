@@ -173,8 +173,7 @@ def _held_in_the_end_read(pid: int, workdir: Path) -> tuple[Path, int] | None:
     trial's end is still unrecorded; None, the process let go on, otherwise. Held, it reads no
     further however long this test waits for a CPU before it sends its signal."""
     os.kill(pid, signal.SIGSTOP)
-    eventually(lambda: state(pid) == "T",
-               "the process held", timeout=10, interval=0.001)
+    eventually(lambda: state(pid) == "T", "the process held", timeout=10, interval=0.001)
     read = _log_read(pid)
     if read is not None and _trials(workdir) == [("RUNNING", 1)]:
         return read

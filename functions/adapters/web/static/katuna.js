@@ -342,12 +342,11 @@ const katuna = (() => {
         div.dataset.message = figure.message;
         div.appendChild(Object.assign(document.createElement("p"), {className: "muted", textContent: figure.message}));
       } else {
-        if (div.dataset.plotted !== "true") clearChart(div);
+        if (!div.data) clearChart(div);  // a message or a failure is there, not a plot
         delete div.dataset.message;
         if (div.dataset.kind === "parallel") keepAxisChoices(div, figure);
         figure.layout.uirevision = url;
         await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
-        div.dataset.plotted = "true";
         if (div.dataset.kind === "parallel") axisToggles(div);
       }
     } catch (error) {
@@ -359,11 +358,10 @@ const katuna = (() => {
     }
   }
 
-  // An empty chart's place, its plot (if any) let go of.
+  // An empty chart's place, its plot (if any) let go of (Plotly.purge deletes its ``data`` too).
   function clearChart(div) {
     Plotly.purge(div);
     div.innerHTML = "";
-    delete div.dataset.plotted;
   }
 
   // A chart's label as text: the service writes <, > and & in it as entities, which plotly
