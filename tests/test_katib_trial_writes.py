@@ -129,6 +129,33 @@ def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeS
     assert on_the_api == {f"{NAME}-{t.number}": expected_status(store, t) for t in store.trials(NAME)}
 
 
+def test_the_trials_are_on_the_api_before_the_experiment_status_that_counts_them(kube: KubeStub, service):
+    """Katib's controller sums an Experiment's status from its Trials, and its SDK relies on it:
+    once ``wait_for_experiment_condition`` sees the Experiment succeeded, ``list_trials`` finds
+    each Trial succeeded. So a report writes the changed Trials first and the status that counts
+    them after; a report with no Trial to write writes the status alone."""
+    api, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    for number in range(3):
+        store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                    created_at=now, started_at=now, finished_at=now))
+    status_path = f"/apis/kubeflow.org/v1beta1/namespaces/{TEAM}/experiments/{NAME}/status"
+    ended = study_completed(NAME, record.uid, "completed", "max trials reached (3)")
+    for event in (trial_suggested(NAME, record.uid, 2, 1), ended):
+        api.sent.clear()
+        dispatcher.deliver_to("writeback", event)
+        writes = [path for method, path in api.sent if method != "GET"]
+        assert writes[-1] == status_path, writes
+    assert writes == [status_path], "the Trials were written by the report before"
+    api.sent.clear()
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 2, 1))
+    assert [(method, path) for method, path in api.sent if "/trials" in path] == []
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert status["trialsSucceeded"] == 3
+    assert all(s["conditions"][-1]["type"] == "Succeeded" for s in trials_on_the_api(kube).values())
+
+
 def test_a_trial_the_study_ended_before_it_started_loses_its_trial_resource(kube: KubeStub, service):
     api, store, dispatcher = service
     record = store.get_study(NAME)

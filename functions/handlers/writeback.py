@@ -16,7 +16,10 @@ the change it reached, so an event costs as many writes as trials changed, at an
 A report that finds changed trials holds the store's write lock while it writes them: such
 reports follow one another, each reads what the one before left, and none can write an older
 state over a newer one; a report that fails records nothing, and the next one writes the same
-trials again. The Experiment's own status is written without the lock.
+trials again. The Trials are written before the Experiment's status, which counts no trial
+change they do not show yet: as Katib's controller sums its Trials, a client that sees the
+Experiment succeeded (``KatibClient.wait_for_experiment_condition``) and lists its Trials finds
+each one finished. The status itself is written after the lock is let go.
 """
 
 from __future__ import annotations
@@ -62,10 +65,10 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    if resources.write_status(origin.ref, origin.uid, partial(_current_status, record, origin, deps.store)) \
-            and trials_owner(record) is not None and _changed(record, deps.store):
-        with deps.store.transaction():
-            _report_trials(record, origin, deps.store, resources)
+    status = partial(_current_status, record, origin, deps.store)
+    if trials_owner(record) is not None:
+        status = partial(_status_after_trials, record, origin, deps.store, resources)
+    resources.write_status(origin.ref, origin.uid, status)
 
 
 def behind(record: StudyRecord, origin: Origin, shown: Mapping[str, Any], store: Store) -> bool:
@@ -129,6 +132,21 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
         return _status(record, origin, store)
     now = Origin.from_dict(current.origin)
     return _status(current, now if now.uid == origin.uid else origin, store)
+
+
+def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> dict[str, Any]:
+    """A Katib Experiment's status, computed once every trial change it counts is on its Trial
+    resources: read first, it stands when no trial changed since the last report (which wrote
+    them all, up to a change later than any it counts); else the changed trials are written
+    under the lock and the status computed again before the lock is let go, while no trial can
+    change. Called once the Experiment was read (:meth:`~functions.core.ports.Resources.write_status`),
+    so no Trial is written for an Experiment that is gone."""
+    status = _current_status(record, origin, store)
+    if not _changed(record, store):
+        return status
+    with store.transaction():
+        _report_trials(record, origin, store, resources)
+        return _current_status(record, origin, store)
 
 
 def _changed(record: StudyRecord, store: Store) -> bool:
