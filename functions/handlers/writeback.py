@@ -136,14 +136,16 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
 
 def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> dict[str, Any]:
     """A Katib Experiment's status, computed once every trial change it counts is on its Trial
-    resources: read first, it stands when no trial changed since the last report (which wrote
-    them all, up to a change later than any it counts); else the changed trials are written
-    under the lock and the status computed again before the lock is let go, while no trial can
-    change. Called once the Experiment was read (:meth:`~functions.core.ports.Resources.write_status`),
-    so no Trial is written for an Experiment that is gone."""
-    status = _current_status(record, origin, store)
+    resources. Where no trial changed since the last report, it is computed without the lock and
+    stands if still none has changed after it (the last report wrote them all, up to a change
+    later than any it counts); else the changed trials are written under the lock and the status
+    computed before the lock is let go, while no trial can change. Called once the Experiment
+    was read (:meth:`~functions.core.ports.Resources.write_status`), so no Trial is written for
+    an Experiment that is gone."""
     if not _changed(record, store):
-        return status
+        status = _current_status(record, origin, store)
+        if not _changed(record, store):
+            return status
     with store.transaction():
         _report_trials(record, origin, store, resources)
         return _current_status(record, origin, store)
