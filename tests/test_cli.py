@@ -58,7 +58,7 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     definition["parameters"][0]["max"] = -10.0
     definition["objective"]["direction"] = "down"
     study = write_study(tmp_path / "bad.yaml", definition)
-    result = refused_here("run", str(study), cwd=tmp_path)
+    result = here("run", str(study), cwd=tmp_path, check=False)
     assert result.returncode == 2
     for expected in ("name: expected a DNS-1123 label", "parallelism: expected an integer >= 1",
                      "parameters[0].max: expected >= min (-5.0), got -10.0",
@@ -107,25 +107,25 @@ def test_run_then_inspect_with_json(tmp_path: Path):
     assert "Study demo: completed (max trials reached (4))" in result.stdout
     assert str(tmp_path / "katuna.db") in result.stdout
 
-    studies = json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)
+    studies = json.loads(here("studies", "--json", cwd=tmp_path).stdout)
     assert [(s["name"], s["status"], s["trials"]) for s in studies] == [("demo", "completed", 4)]
 
-    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    trials = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     assert [t["number"] for t in trials] == [0, 1, 2, 3]
     assert {t["state"] for t in trials} == {"COMPLETE"}
     assert set(trials[0]) >= {"number", "state", "params", "value", "values", "metrics", "reason"}
     assert trials[0]["values"] == [trials[0]["value"]]
     assert set(trials[0]["metrics"]) == {"loss"}
 
-    best = json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)
+    best = json.loads(here("best", "demo", "--json", cwd=tmp_path).stdout)
     assert best["value"] == min(t["value"] for t in trials)
 
-    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    shown = json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)
     assert shown["counts"]["complete"] == 4 and shown["best"]["number"] == best["number"]
 
     again = katuna("run", str(study), cwd=tmp_path)
     assert "already completed" in again.stdout and "Nothing to run" in again.stdout
-    assert len(json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)) == 4
+    assert len(json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)) == 4
 
 
 def test_a_run_with_the_kubernetes_executor_set_warns_that_its_trials_run_here(tmp_path: Path,
@@ -163,13 +163,13 @@ def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_
     or a budget not above its trials, is refused saying so."""
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2, parallelism=1))
     katuna("run", str(study), cwd=tmp_path)
-    before = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    before = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     write_study(study, study_definition(maxTrials=4, parallelism=2))
     katuna("run", str(study), cwd=tmp_path)
-    after = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    after = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     assert [t["number"] for t in after] == [0, 1, 2, 3] and after[:2] == before
     assert all(t["state"] == "COMPLETE" for t in after)
-    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    shown = json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)
     assert (shown["status"], shown["maxTrials"], shown["reason"]) == ("completed", 4, "max trials reached (4)")
 
     goal = write_study(tmp_path / "goal.yaml", study_definition(
@@ -200,7 +200,7 @@ def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its
     assert deleted.stdout == (f"Deleted study 'demo' and its {trials} trial(s) from {tmp_path / 'katuna.db'}; "
                               f"its trial logs stay in {tmp_path / 'katuna-logs' / 'demo' / uid}.\n")
     assert _trials(tmp_path / "katuna.db") == []
-    gone = katuna("show", "demo", cwd=tmp_path, check=False)
+    gone = here("show", "demo", cwd=tmp_path, check=False)
     assert gone.returncode == 1 and "no study named 'demo'" in gone.stderr
     again = katuna("delete", "demo", cwd=tmp_path, check=False)
     assert again.returncode == 1 and f"no study named 'demo' in {tmp_path / 'katuna.db'}" in again.stderr
@@ -254,14 +254,21 @@ def in_process(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def refused_here(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """:func:`in_process` run from the folder ``cwd``, its result as :func:`katuna` gives one;
-    an exception other than the CLI's own exit fails the test, as a traceback would."""
-    with contextlib.chdir(cwd):
+def here(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The command run by the CLI in this process (from the folder ``cwd``), its result as
+    :func:`katuna` gives one: for refusals, and for the reads of what a ``katuna run`` stored
+    (JSON, exit statuses, errors), where a process of its own per command would only add its
+    start-up. What a process adds (its exit through the console script, an output closed or
+    full, tables as wide as ``COLUMNS`` says) is tested with :func:`katuna`. An exception other
+    than the CLI's own exit fails the test, as a traceback would."""
+    with contextlib.chdir(cwd or Path.cwd()):
         result = in_process(*args)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
-    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+    done = subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+    if check and done.returncode != 0:
+        raise AssertionError(f"katuna {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def test_every_command_refuses_another_programs_sqlite_file_leaving_it_byte_for_byte(tmp_path: Path):
@@ -312,7 +319,7 @@ def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp
         assert empty.stat().st_size == 0
     write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
     katuna("run", "s.yaml", "--db", str(empty), cwd=tmp_path)
-    assert "demo" in katuna("studies", "--db", str(empty), cwd=tmp_path).stdout
+    assert "demo" in here("studies", "--db", str(empty), cwd=tmp_path).stdout
 
 
 def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
@@ -326,15 +333,15 @@ def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
 def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
     _, process = _held_run(tmp_path)
     try:
-        assert "status: running " in katuna("show", "demo", cwd=tmp_path).stdout
-        assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
+        assert "status: running " in here("show", "demo", cwd=tmp_path).stdout
+        assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
     finally:
         process.kill()
         process.communicate()
     _assert_interrupted(tmp_path)
-    assert "running 2" in katuna("show", "demo", cwd=tmp_path).stdout
+    assert "running 2" in here("show", "demo", cwd=tmp_path).stdout
 
 
 KILLED_AT_FIRST_LAUNCH = ("import os, signal; from functions.adapters.local_executor import LocalExecutor; "
@@ -348,19 +355,19 @@ def test_a_run_killed_before_its_first_trial_started_leaves_its_study_interrupte
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_FIRST_LAUNCH, "run", str(study)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["counts"]["running"] == 0
+    assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["counts"]["running"] == 0
     _assert_interrupted(tmp_path)
     katuna("run", str(study), cwd=tmp_path)
-    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
+    assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
 
 
 def _assert_interrupted(tmp_path: Path) -> None:
     """``show``, ``studies`` and their JSON all say the study ``demo`` was interrupted."""
     assert "status: interrupted (the katuna process that ran it is gone) " in katuna("show", "demo", cwd=tmp_path).stdout
     assert "interrupted (the katuna process that ran it is gone)" in katuna("studies", cwd=tmp_path, columns=400).stdout
-    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    shown = json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)
     assert (shown["status"], shown["interrupted"]) == ("running", True)
-    assert [(s["status"], s["interrupted"]) for s in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == \
+    assert [(s["status"], s["interrupted"]) for s in json.loads(here("studies", "--json", cwd=tmp_path).stdout)] == \
         [("running", True)]
 
 
@@ -434,7 +441,7 @@ def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_n
         writer.close()
     assert (process.returncode, stdout) == (130, ""), stderr
     assert stderr.strip() == "Interrupted (SIGINT): no trial was running. Run the same command again to go on."
-    assert [s["name"] for s in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["first"]
+    assert [s["name"] for s in json.loads(here("studies", "--json", cwd=tmp_path).stdout)] == ["first"]
 
 
 def _has_open(pid: int, path: Path) -> bool:
@@ -663,12 +670,12 @@ def test_delete_refuses_a_study_that_follows_a_kubernetes_resource_and_keeps_it(
     assert refused.stderr.startswith("error: study 'demo' follows the Experiment 'demo' in namespace 'team' "
                                      "(kubeflow.org/v1beta1)"), refused.stderr
     assert "kubectl delete experiments.kubeflow.org demo -n team" in refused.stderr
-    assert katuna("show", "demo", cwd=tmp_path).returncode == 0
+    assert here("show", "demo", cwd=tmp_path).returncode == 0
 
 
 def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Path):
     SqliteStore(tmp_path / "katuna.db").close()
-    result = refused_here("show", "nope", cwd=tmp_path)
+    result = here("show", "nope", cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert f"no study named 'nope' in {tmp_path / 'katuna.db'}" in result.stderr
 
@@ -678,7 +685,7 @@ def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Pat
 @pytest.mark.parametrize("db", [None, "new/typo.db"])
 def test_commands_that_read_refuse_a_missing_database_and_create_nothing(tmp_path: Path, command: tuple[str, ...],
                                                                          db: str | None):
-    result = refused_here(*command, *(["--db", db] if db else []), cwd=tmp_path)
+    result = here(*command, *(["--db", db] if db else []), cwd=tmp_path, check=False)
     assert (result.returncode, result.stdout) == (2, "")
     assert f"error: no database at {tmp_path / (db or 'katuna.db')} (give --db PATH or set KATUNA_DB" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -697,8 +704,8 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     assert "No trial completed. The last of 2 failed, trial 1: exited with code 3" in first.stdout
     assert "\n  about to fail\n" in first.stdout, "the last lines it printed follow"
     assert "already failed" in again.stdout and "Nothing to run" in again.stdout
-    table = katuna("best", "demo", cwd=tmp_path, check=False)
-    as_json = katuna("best", "demo", "--json", cwd=tmp_path, check=False)
+    table = here("best", "demo", cwd=tmp_path, check=False)
+    as_json = here("best", "demo", "--json", cwd=tmp_path, check=False)
     assert (table.returncode, as_json.returncode) == (1, 1)
     assert "error: study 'demo' has no completed trial\n" in table.stderr
     assert json.loads(as_json.stdout) is None
@@ -712,18 +719,18 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
     assert printed.stdout == log and b"training without reporting the objective\n" in log
     assert subprocess.run([*KATUNA, "logs", "demo", "0", "--attempt", "1"], cwd=tmp_path, capture_output=True,
                           check=True).stdout == log
-    beyond = katuna("logs", "demo", "0", "--attempt", "2", cwd=tmp_path, check=False)
+    beyond = here("logs", "demo", "0", "--attempt", "2", cwd=tmp_path, check=False)
     assert (beyond.returncode, beyond.stderr) == (1, "error: trial 0 of 'demo' has run 1 attempt(s); --attempt goes "
                                                      "up to 1\n")
-    missing = katuna("logs", "demo", "5", cwd=tmp_path, check=False)
+    missing = here("logs", "demo", "5", cwd=tmp_path, check=False)
     assert (missing.returncode, missing.stderr) == (1, "error: study 'demo' has no trial 5\n")
-    huge = katuna("logs", "demo", str(2**64), cwd=tmp_path, check=False)
+    huge = here("logs", "demo", str(2**64), cwd=tmp_path, check=False)
     assert huge.returncode == 2 and "is not in the range 0<=x<=9223372036854775807" in huge.stderr
     with open("/dev/full", "wb") as full:
         unwritable = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE,
                                     text=True)
     assert (unwritable.returncode, unwritable.stderr) == (2, "error: cannot write the output: No space left on device\n")
-    assert katuna("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
+    assert here("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
 
 
 @pytest.mark.timeout(120)
@@ -740,7 +747,7 @@ def test_every_command_that_prints_fails_in_a_line_on_a_full_disk(tmp_path: Path
                                     timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
         assert result.stderr.splitlines()[-1] == "error: cannot write the output: No space left on device", command
-    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+    assert json.loads(here("studies", "--json", cwd=tmp_path).stdout) == []
 
 
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
@@ -776,7 +783,7 @@ def _conditional_study(tmp_path: Path, parameters: list[dict]) -> Path:
 
 def test_trials_shows_additional_metrics_and_a_dash_for_a_parameter_a_trial_does_not_have(tmp_path: Path):
     katuna("run", str(_conditional_study(tmp_path, CONDITIONAL[:3])), cwd=tmp_path)
-    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    trials = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     assert {"degree" in t["params"] for t in trials} == {True, False}, "the seed gives trials with and without degree"
     lines = katuna("trials", "demo", cwd=tmp_path).stdout.splitlines()
     assert lines[1].split() == ["trial", "state", "loss", "size", "epoch", "x", "kernel", "degree"]
@@ -807,7 +814,7 @@ def test_output_to_a_pipe_is_never_cut_to_a_width_and_has_no_spinner(tmp_path: P
 
 def test_a_wide_trials_table_fits_80_columns_keeping_every_number_whole(tmp_path: Path):
     katuna("run", str(_conditional_study(tmp_path, CONDITIONAL)), cwd=tmp_path)
-    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    trials = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     output = katuna("trials", "demo", cwd=tmp_path, columns=80).stdout
     lines = output.splitlines()
     assert max(map(len, lines)) <= 80
@@ -835,7 +842,7 @@ def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_direct
     definition = study_definition(maxTrials=6, objective={"metrics": [{"name": "loss", "direction": "minimize"},
                                                                       {"name": "size", "direction": "maximize"}]})
     katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path)
-    front = json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)
+    front = json.loads(here("best", "demo", "--json", cwd=tmp_path).stdout)
     lines = [line.strip() for line in katuna("show", "demo", cwd=tmp_path).stdout.splitlines()]
     title = lines.index("Pareto front (loss minimize, size maximize)")
     assert lines[title + 2].split() == ["trial", "loss", "size", "x"]
@@ -852,7 +859,7 @@ def test_a_run_ends_on_a_sample_of_a_large_pareto_front_as_show_prints_it_not_th
                                            {"name": "size", "direction": "minimize"}]}
     ran = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path).stdout
     shown = katuna("show", "demo", cwd=tmp_path).stdout
-    assert len(json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)) == 25, "every trial is on the front"
+    assert len(json.loads(here("best", "demo", "--json", cwd=tmp_path).stdout)) == 25, "every trial is on the front"
     title = "Pareto front (loss minimize, size minimize): 20 of its 25 trials, spread along it (katuna best lists all)"
     assert title in ran and title in shown
     rows = [line.split() for line in ran.split(title)[1].split("Results:")[0].splitlines()]
@@ -990,7 +997,7 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    assert [study["name"] for study in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["demo"]
+    assert [study["name"] for study in json.loads(here("studies", "--json", cwd=tmp_path).stdout)] == ["demo"]
 
 
 def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_so(tmp_path: Path,
@@ -1044,7 +1051,7 @@ def test_a_run_whose_output_nobody_reads_exits_with_its_studys_status(tmp_path: 
             result = _unread(tmp_path, "run", str(study))
             assert result.returncode == code, result.stderr
             assert "Traceback" not in result.stderr and "error" not in result.stderr, result.stderr
-    assert json.loads(katuna("show", "fine", "--json", cwd=tmp_path).stdout)["status"] == "completed"
+    assert json.loads(here("show", "fine", "--json", cwd=tmp_path).stdout)["status"] == "completed"
     shown = _unread(tmp_path, "trials", "fine")
     assert (shown.returncode, shown.stderr) == (0, "")
 
@@ -1063,7 +1070,7 @@ def test_a_command_started_without_a_standard_output_exits_with_what_its_work_ea
         result = closed(*command)
         assert (result.returncode, result.stderr) == (0, ""), command
     assert closed("show", "none").returncode == 1
-    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["status"] == "completed"
+    assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["status"] == "completed"
 
 
 def test_a_reasons_line_ends_on_what_the_trial_printed_not_on_an_earlier_attempts_note():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from test_cli import katuna, refused_here
+from test_cli import here, katuna
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def _one_line_error(stderr: str) -> str:
 def test_a_file_that_is_not_a_small_utf8_regular_file_exits_2_naming_it(tmp_path: Path, kind: str, command: str):
     make, expected = FILES[kind]
     make(tmp_path / "study.yaml")
-    result = refused_here(command, "study.yaml", cwd=tmp_path)
+    result = here(command, "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert _one_line_error(result.stderr) == f"error: study.yaml {expected}"
     assert SECRET not in result.stdout
@@ -77,7 +77,7 @@ def test_a_warm_start_file_is_read_the_same_way_and_named_as_the_studys_field(tm
     make, expected = FILES.get(kind, (lambda path: None, "cannot open known.csv: No such file or directory"))
     make(tmp_path / "known.csv")
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})))
-    result = refused_here("run", "study.yaml", cwd=tmp_path)
+    result = here("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and SECRET not in result.stderr
     shown = expected if kind == "missing" else f"known.csv {expected}".replace("a YAML or JSON", "a CSV or JSON")
@@ -117,7 +117,7 @@ def test_a_database_path_no_database_can_be_at_exits_2_naming_what_is_there_and_
     make(tmp_path / "k.db")
     monkeypatch.setenv("KATUNA_DB", "k.db")
     for command in (["run", "study.yaml"], ["studies"], ["show", "demo"], ["trials", "demo"]):
-        result = refused_here(*command, cwd=tmp_path)
+        result = here(*command, cwd=tmp_path, check=False)
         assert result.returncode == 2, (command, result.stderr)
         assert _one_line_error(result.stderr) == (f"error: cannot use the database k.db: {what}; expected an SQLite "
                                                   "database file, or a path where katuna creates one"), command
@@ -126,14 +126,14 @@ def test_a_database_path_no_database_can_be_at_exits_2_naming_what_is_there_and_
 
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
     (tmp_path / "credentials.yaml").write_text(f"AWS_SECRET_ACCESS_KEY_{SECRET}: x\ntoken: {SECRET}\n")
-    result = refused_here("run", "credentials.yaml", cwd=tmp_path)
+    result = here("run", "credentials.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert _one_line_error(result.stderr).startswith("error: credentials.yaml is not a study: expected a YAML or JSON")
 
 
 def test_a_yaml_error_says_where_without_quoting_the_file(tmp_path: Path):
     (tmp_path / "study.yaml").write_text(f'name: demo\npassword: "{SECRET}\n  more: [1\n')
-    result = refused_here("convert", "study.yaml", cwd=tmp_path)
+    result = here("convert", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "not valid YAML or JSON: found unexpected end of stream (line 4, column 1)" in result.stderr
     assert SECRET not in result.stderr and "Traceback" not in result.stderr
@@ -205,7 +205,7 @@ def test_a_non_ascii_metric_name_is_refused_saying_ascii_letters_and_a_parameter
                              parameters=[{"name": "скорость", "type": "float", "min": 0.0, "max": 1.0}])
     study["trialTemplate"]["command"] = ["python", "train.py", "${trialParameters.скорость}"]
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
-    result = refused_here("run", "study.yaml", cwd=tmp_path)
+    result = here("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "parameters[0]" not in result.stderr, result.stderr
     assert ("  - objective.metric: metric name 'точность' cannot be matched by the default metric filter: use ASCII "
@@ -214,7 +214,7 @@ def test_a_non_ascii_metric_name_is_refused_saying_ascii_letters_and_a_parameter
 
 def test_a_named_study_whose_every_other_field_is_misspelt_names_each_with_the_expected_fields(tmp_path: Path):
     (tmp_path / "study.yaml").write_text("name: demo\nobjectiv: {metric: loss}\nparameter: []\n")
-    result = refused_here("run", "study.yaml", cwd=tmp_path)
+    result = here("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0] == "error: study.yaml is not a valid study:"
@@ -226,7 +226,7 @@ def test_a_named_study_whose_every_other_field_is_misspelt_names_each_with_the_e
 
 def test_a_warm_start_from_a_study_of_a_database_not_made_yet_leaves_no_database(tmp_path: Path):
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"study": "earlier"})))
-    result = refused_here("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path)
+    result = here("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: study.yaml is not a valid study:",
@@ -250,7 +250,7 @@ def test_a_study_past_the_history_limit_is_refused_before_the_run_makes_a_databa
     monkeypatch.setenv("KATUNA_MAX_HISTORY", "3")
     extra = {"warmStart": {"study": "earlier"}} if warm else {}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(maxTrials=4, **extra)))
-    result = refused_here("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path)
+    result = here("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path, check=False)
     assert result.returncode == 2
     warm_refusal = ("- warmStart.study: no study named 'earlier' in this database; expected the name of an earlier "
                     "study whose completed trials the sampler learns from ")

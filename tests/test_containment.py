@@ -19,6 +19,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA, Service
 from proc_stat import alive, parent_of
+from test_cli import here
 from waiting import eventually
 
 from functions.adapters import cloudevents_http
@@ -297,8 +298,7 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
         first.wait()
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
-    shown = subprocess.run([KATUNA, "trials", "resumed", "--json", "--db", str(tmp_path / "katuna.db")],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    shown = here("trials", "resumed", "--json", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path)
     trials = json.loads(shown.stdout)
     assert [(t["state"], t["attempt"]) for t in trials] == [("COMPLETE", 2)] * 3 + [("COMPLETE", 1)], trials
     assert not any("SIGKILL" in (t["reason"] or "") for t in trials), trials

@@ -5,14 +5,14 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA, Service, strict_loads
+from http_helpers import Service, strict_loads
 from openapi_spec_validator import validate
+from test_cli import here
 
 from functions.adapters.sqlite_store import SqliteStore
 
@@ -56,8 +56,7 @@ def test_a_posted_study_runs_to_completion_and_reads_like_the_cli(service: Servi
     assert study["best"]["value"] == min(t["value"] for t in service.json("GET", "/studies/api-demo/trials")[1])
 
     _, trials = service.json("GET", "/studies/api-demo/trials")
-    cli = subprocess.run([KATUNA, "trials", "api-demo", "--json", "--db", str(service.workdir / "katuna.db")],
-                         capture_output=True, text=True, check=True)
+    cli = here("trials", "api-demo", "--json", "--db", str(service.workdir / "katuna.db"))
     assert trials == json.loads(cli.stdout)
 
     status, trial = service.json("GET", "/studies/api-demo/trials/0")
@@ -90,7 +89,7 @@ def test_nan_and_infinite_metrics_are_strict_json_by_name_in_the_api_the_dashboa
     assert status == 200 and strict_loads(chart)["data"]
     db = str(service.workdir / "katuna.db")
     for command in (["show", "wild"], ["trials", "wild"], ["best", "wild"], ["studies"]):
-        printed = subprocess.run([KATUNA, *command, "--json", "--db", db], capture_output=True, text=True, check=True)
+        printed = here(*command, "--json", "--db", db)
         assert '"nan"' in printed.stdout and "NaN" not in printed.stdout, command
         strict_loads(printed.stdout)
 

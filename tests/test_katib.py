@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import TRIAL
 from http_helpers import KATUNA, Service
+from test_cli import here
 
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
@@ -218,8 +219,7 @@ def test_parameter_names_katib_takes_run_locally_and_show_as_written(tmp_path: P
         "--y=${trialParameters.optimizer}"]
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
     subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
-    listed = subprocess.run([KATUNA, "trials", "katib-exp", "--json"], cwd=tmp_path, check=True, capture_output=True,
-                            text=True, timeout=60)
+    listed = here("trials", "katib-exp", "--json", cwd=tmp_path)
     trials = json.loads(listed.stdout)
     assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
     for trial in trials:
@@ -310,8 +310,7 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
 
 
 def test_katuna_convert_prints_the_native_study(tmp_path: Path):
-    converted = subprocess.run([KATUNA, "convert", str(ROOT / "examples" / "katib-experiment.yaml")],
-                               capture_output=True, text=True, check=True)
+    converted = here("convert", str(ROOT / "examples" / "katib-experiment.yaml"))
     native = yaml.safe_load(converted.stdout)
     spec, _ = load_study(converted.stdout)
     assert native["name"] == "katib-digits" and spec.algorithm.name == "tpe" and spec.algorithm.seed == 10

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_study, study_definition
-from http_helpers import KATUNA
+from test_cli import here
 
 from functions.core.lines import bounded_lines
 from functions.core.metrics import Observation, json_timestamp, parse_json_lines, parse_text, reduce
@@ -90,8 +90,7 @@ def test_katuna_render_shows_the_wrapped_container_and_the_job_is_valid(tmp_path
     definition = study_definition(metricsCollector={"kind": "file", "path": "/var/log/katib/${trialSpec.Name}.log"})
     definition["trialTemplate"]["image"] = "python:3.12"
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
-    done = subprocess.run([KATUNA, "render", "study.yaml", "--params", "x=1.5"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = here("render", "study.yaml", "--params", "x=1.5", cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     job = yaml.safe_load(done.stdout)
     pod = job["spec"]["template"]["spec"]

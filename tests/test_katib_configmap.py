@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from http_helpers import Service
 from kube_standin import katib_api
 from kube_standin.server import KATUNA_USER
 from kube_stub import KubeStub
+from test_cli import here
 from test_resources import send, status_of, wait_status
 from test_studyjob import TEMPLATE, studyjob
 
@@ -352,7 +352,7 @@ def test_a_studyjob_takes_its_worker_template_from_the_worker_template_configmap
 def test_without_a_cluster_the_cli_refuses_a_configmap_template_saying_why(tmp_path: Path):
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(experiment("cm-cli")))
-    converted = subprocess.run([KATUNA, "convert", str(path)], capture_output=True, text=True, timeout=60)
+    converted = here("convert", str(path), check=False)
     assert converted.returncode == 2
     assert f"spec.trialTemplate.configMap: {NO_CLUSTER}" in " ".join(converted.stderr.split())
     assert sum(line.startswith("  - ") for line in converted.stderr.splitlines()) == 1, "the one problem, no noise"

@@ -17,6 +17,7 @@ import yaml
 from http_helpers import KATUNA
 from hypothesis import given
 from hypothesis import strategies as st
+from test_cli import here
 from test_katib import experiment
 
 from functions.core import katib, katib_grid, template
@@ -169,8 +170,7 @@ def test_katuna_run_fails_an_experiment_once_its_failures_reach_max_failed_trial
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(failing(mode, max_failed)))
     run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
-    listed = subprocess.run([KATUNA, "trials", f"fails-{mode}", "--json"], cwd=tmp_path, capture_output=True,
-                            text=True, check=True)
+    listed = here("trials", f"fails-{mode}", "--json", cwd=tmp_path)
     states = [t["state"] for t in json.loads(listed.stdout)]
     assert states == ["FAIL"] * trials
     assert "too many failed trials" in run.stdout
@@ -195,8 +195,7 @@ def test_a_trial_reporting_nan_keeps_the_value_of_its_finite_reports_as_katib_re
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
     run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    listed = subprocess.run([KATUNA, "trials", "katib-exp", "--json"], cwd=tmp_path, capture_output=True, text=True,
-                            check=True)
+    listed = here("trials", "katib-exp", "--json", cwd=tmp_path)
     trial = json.loads(listed.stdout)[0]
     assert (trial["state"], trial["metrics"]) == ("COMPLETE", metrics), trial
 
@@ -219,8 +218,7 @@ def test_an_experiments_nan_is_no_value_and_a_metric_with_none_other_is_its_firs
 def test_katuna_convert_gives_max_failed_trial_count_the_native_rule_of_the_same_meaning(
         tmp_path: Path, max_failed: int, native: int):
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(experiment(maxFailedTrialCount=max_failed)))
-    converted = subprocess.run([KATUNA, "convert", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                               check=True)
+    converted = here("convert", "experiment.yaml", cwd=tmp_path)
     assert yaml.safe_load(converted.stdout)["maxFailedTrials"] == native
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA
+from test_cli import here
 
 from functions.core.cluster import STUDY_LABEL, TTL_WHY, Cluster
 from functions.core.errors import InvalidStudy
@@ -100,16 +100,14 @@ def test_a_job_needs_an_image():
 def test_katuna_render_prints_a_valid_job_for_the_first_suggestion_or_given_params(tmp_path: Path):
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(k8s_definition()))
-    first = subprocess.run([KATUNA, "render", str(study)], capture_output=True, text=True, check=True)
+    first = here("render", str(study))
     job = yaml.safe_load(first.stdout)
     validate(tmp_path, job)
     assert job["metadata"]["name"] == "render-0"
-    given = subprocess.run([KATUNA, "render", str(study), "--params", "x=2.5", "--params", f"tag={HOSTILE[1]}"],
-                           capture_output=True, text=True, check=True)
+    given = here("render", str(study), "--params", "x=2.5", "--params", f"tag={HOSTILE[1]}")
     command = yaml.safe_load(given.stdout)["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[2:] == ["--x", "2.5", "--mode", "ok", "--tag", HOSTILE[1]]
-    bad = subprocess.run([KATUNA, "render", str(study), "--params", "x=99", "--params", "tag=a", "--params", "y=1"],
-                         capture_output=True, text=True)
+    bad = here("render", str(study), "--params", "x=99", "--params", "tag=a", "--params", "y=1", check=False)
     assert bad.returncode == 2
     assert "--params x: expected a value in [-5.0, 5.0], got 99" in bad.stderr
     assert "--params y=1: expected name=value with a name among x, tag" in bad.stderr
@@ -128,7 +126,7 @@ def test_katuna_render_writes_each_replicas_tolerations_out_whole_with_no_yaml_a
             "Master": {"replicas": 1, "template": pod}, "Worker": {"replicas": 2, "template": pod}}}}}
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(definition))
-    rendered = subprocess.run([KATUNA, "render", str(study)], capture_output=True, text=True, check=True).stdout
+    rendered = here("render", str(study)).stdout
     assert "&id" not in rendered and "*id" not in rendered, rendered
     replicas = yaml.safe_load(rendered)["spec"]["pytorchReplicaSpecs"]
     assert [replicas[role]["template"]["spec"]["tolerations"] for role in ("Master", "Worker")] == [

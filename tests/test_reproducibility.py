@@ -10,7 +10,7 @@ import optuna
 import pytest
 import sqlite_utils
 from conftest import study_definition, undo_trial_changes
-from test_cli import katuna, write_study
+from test_cli import here, katuna, write_study
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_created
@@ -28,7 +28,7 @@ def test_an_unseeded_study_records_its_seed_and_a_rerun_with_that_seed_repeats_i
     definition = study_definition(maxTrials=3, parallelism=1, algorithm={"name": "random"})
     katuna("run", str(write_study(first / "study.yaml", definition)), cwd=first)
 
-    made = json.loads(katuna("show", "demo", "--json", cwd=first).stdout)["reproducibility"]
+    made = json.loads(here("show", "demo", "--json", cwd=first).stdout)["reproducibility"]
     assert isinstance(made["seed"], int)
     assert (made["katunaVersion"], made["optunaVersion"]) == (metadata.version("katuna"), optuna.__version__)
     assert made["lookahead"] == 1, "katuna run asks one trial ahead by default"
@@ -37,7 +37,7 @@ def test_an_unseeded_study_records_its_seed_and_a_rerun_with_that_seed_repeats_i
 
     seeded = study_definition(maxTrials=3, parallelism=1, algorithm={"name": "random", "seed": made["seed"]})
     katuna("run", str(write_study(again / "study.yaml", seeded)), cwd=again)
-    params = [json.loads(katuna("trials", "demo", "--json", cwd=folder).stdout) for folder in (first, again)]
+    params = [json.loads(here("trials", "demo", "--json", cwd=folder).stdout) for folder in (first, again)]
     assert [t["params"] for t in params[0]] == [t["params"] for t in params[1]]
 
 

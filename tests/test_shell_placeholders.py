@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
-from test_cli import katuna, write_study
+from test_cli import here, katuna, write_study
 from test_render import job_for, katib_style, validate
 
 from functions.core.errors import InvalidStudy
@@ -76,7 +76,7 @@ def test_a_shell_command_expands_its_own_placeholders_and_gets_katunas(tmp_path:
         "/bin/sh", "-c", 'echo "home=${HOME} dir=${NO_SUCH_DIR:-fallback}"; echo loss=${trialParameters.x}']}
     study = write_study(tmp_path / "study.yaml", definition)
     katuna("run", str(study), "--db", str(tmp_path / "k.db"), cwd=tmp_path)
-    [trial] = json.loads(katuna("trials", "shelled", "--json", "--db", str(tmp_path / "k.db"), cwd=tmp_path).stdout)
+    [trial] = json.loads(here("trials", "shelled", "--json", "--db", str(tmp_path / "k.db"), cwd=tmp_path).stdout)
     log = katuna("logs", "shelled", "0", "--db", str(tmp_path / "k.db"), cwd=tmp_path).stdout
     assert trial["state"] == "COMPLETE" and trial["values"] == [float(trial["params"]["x"])]
     assert f"home={Path.home()} dir=fallback" in log

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from test_cli import katuna, write_study
+from test_cli import here, katuna, write_study
 from test_render import katib_style
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -440,7 +440,7 @@ def test_a_study_stored_before_list_values_were_checked_resumes_and_shows(tmp_pa
     store.close()
     result = katuna("run", str(write_study(tmp_path / "clash.yaml", definition)), cwd=tmp_path)
     assert "Study clash: completed (max trials reached (2))" in result.stdout
-    shown = json.loads(katuna("show", "clash", "--json", cwd=tmp_path).stdout)
+    shown = json.loads(here("show", "clash", "--json", cwd=tmp_path).stdout)
     assert (shown["counts"]["complete"], shown["definition"]["parameters"][1]["values"]) == (2, [True, 1, "1", 1.0, None, "a"])
 
 

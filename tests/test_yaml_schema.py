@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA
+from test_cli import here
 
 from functions.core import bounded_yaml
 from functions.core.errors import InvalidStudy
@@ -72,7 +71,6 @@ def test_katuna_convert_writes_yaml_that_reads_back_as_the_study(tmp_path: Path)
         {"name": "c", "type": "categorical", "values": values}])
     definition["trialTemplate"]["command"].append("--c=${trialParameters.c}")
     (tmp_path / "study.json").write_text(json.dumps(definition))
-    converted = subprocess.run([KATUNA, "convert", "study.json"], cwd=tmp_path, capture_output=True, text=True,
-                               check=True).stdout
+    converted = here("convert", "study.json", cwd=tmp_path).stdout
     assert load_study(converted)[0] == load_study(json.dumps(definition))[0]
     assert yaml.safe_load(converted)["parameters"][1]["values"] == values
