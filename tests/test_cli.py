@@ -246,23 +246,25 @@ def _foreign_databases(folder: Path) -> list[Path]:
     return paths
 
 
-def in_process(*args: str) -> Result:
-    """The command run by the CLI in this process: for refusals made before anything runs,
-    where a process of its own per command would only add its start-up."""
+def in_process(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The command run by the CLI in this process (with ``env`` added to the environment): for
+    refusals made before anything runs, where a process of its own per command would only add
+    its start-up."""
     from functions.cli import main
 
-    return CliRunner().invoke(main, list(args))
+    return CliRunner(env=env).invoke(main, list(args))
 
 
-def here(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The command run by the CLI in this process (from the folder ``cwd``), its result as
-    :func:`katuna` gives one: for refusals, and for the reads of what a ``katuna run`` stored
-    (JSON, exit statuses, errors), where a process of its own per command would only add its
-    start-up. What a process adds (its exit through the console script, an output closed or
+def here(*args: str, cwd: Path | None = None, check: bool = True,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command run by the CLI in this process (from the folder ``cwd``, with ``env``), its
+    result as :func:`katuna` gives one: for refusals, and for the reads of what a ``katuna run``
+    stored (JSON, exit statuses, errors), where a process of its own per command would only add
+    its start-up. What a process adds (its exit through the console script, an output closed or
     full, tables as wide as ``COLUMNS`` says) is tested with :func:`katuna`. An exception other
     than the CLI's own exit fails the test, as a traceback would."""
     with contextlib.chdir(cwd or Path.cwd()):
-        result = in_process(*args)
+        result = in_process(*args, env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     done = subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
+from test_cli import here
 from test_web_events import EC_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 
 from functions.adapters.kubernetes_client import api_client
@@ -162,8 +162,7 @@ def test_a_parameter_that_makes_a_pod_run_as_a_triggers_account_fails_the_launch
     study = tmp_path / "study.json"
     study.write_text(json.dumps(_chosen_account("chosen-sender")))
     def render(account: str) -> subprocess.CompletedProcess:
-        return subprocess.run([KATUNA, "render", str(study), "--params", "x=1", "--params", f"sa={account}"],
-                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+        return here("render", str(study), "--params", "x=1", "--params", f"sa={account}", check=False, env=env)
 
     refused = render(COLLECT)
     assert refused.returncode == 2, refused.stdout + refused.stderr

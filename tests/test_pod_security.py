@@ -9,7 +9,6 @@ with ``KATUNA_TRIAL_POD_SECURITY=privileged``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -22,6 +21,7 @@ from http_helpers import Service, run_on_cluster
 from knative_emulator import KnativeCluster
 from knative_emulator.broker import MAX_TTL, attributes_of
 from kube_stub import KubeStub
+from test_cli import here
 
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, RefusedWorkload
@@ -194,8 +194,7 @@ def test_posting_a_study_whose_trials_would_get_the_node_is_refused_and_stores_n
 def _cli(tmp_path: Path, definition: dict, *command: str, **env: str) -> subprocess.CompletedProcess:
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(definition))
-    return subprocess.run([KATUNA, command[0], str(path), *command[1:]], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=60, env={**os.environ, **env})
+    return here(command[0], str(path), *command[1:], cwd=tmp_path, check=False, env=env)
 
 
 def test_katuna_run_and_render_refuse_a_study_whose_trials_would_get_the_node(tmp_path: Path):

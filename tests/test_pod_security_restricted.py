@@ -9,7 +9,6 @@ fall short fails that trial's launch."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import Service
+from test_cli import here
 
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, RefusedWorkload
@@ -150,8 +150,7 @@ def test_run_as_user_is_a_non_root_id_for_katunas_own_job_only():
 def _cli(tmp_path: Path, definition: dict, **env: str) -> subprocess.CompletedProcess:
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(definition))
-    return subprocess.run([KATUNA, "render", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env={**os.environ, "KATUNA_TRIAL_POD_SECURITY": "restricted", **env})
+    return here("render", str(path), cwd=tmp_path, check=False, env={"KATUNA_TRIAL_POD_SECURITY": "restricted", **env})
 
 
 def test_katuna_render_at_restricted_runs_an_image_as_non_root_and_refuses_a_template_short_of_it(tmp_path: Path):

@@ -20,6 +20,7 @@ from conftest import TRIAL, study_definition
 from http_helpers import Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
+from test_cli import here
 from test_resources import conditions, send
 
 from functions.core import template
@@ -159,11 +160,11 @@ def test_katuna_run_and_render_refuse_a_study_running_trials_as_the_service(tmp_
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(native))
     for command in (["run", str(path), "--db", str(tmp_path / "k.db")], ["render", str(path)]):
-        done = subprocess.run([KATUNA, *command], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        done = here(*command, cwd=tmp_path, check=False)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "kubernetes.serviceAccountName: 'katuna' is the katuna service's own" in done.stderr
-    assert not (tmp_path / "k.db").exists() or "cli-as-katuna" not in subprocess.run(
-        [KATUNA, "studies", "--db", str(tmp_path / "k.db"), "--json"], capture_output=True, text=True).stdout
+    assert not (tmp_path / "k.db").exists() or "cli-as-katuna" not in here(
+        "studies", "--db", str(tmp_path / "k.db"), "--json").stdout
 
 
 def test_the_service_refuses_to_start_with_its_own_account_as_the_trials_default():
@@ -318,7 +319,7 @@ def _cli(tmp_path: Path, definition: dict, *command: str) -> subprocess.Complete
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(definition))
     args = [command[0], str(path), *command[1:]]
-    return subprocess.run([KATUNA, *args], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    return here(*args, cwd=tmp_path, check=False)
 
 
 def test_katuna_run_and_render_refuse_a_study_whose_trials_read_a_service_secret(tmp_path: Path):
@@ -328,8 +329,8 @@ def test_katuna_run_and_render_refuse_a_study_whose_trials_read_a_service_secret
         assert done.returncode == 2, done.stdout + done.stderr
         assert ("trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name: "
                 "'katuna-api-token' is one of the katuna service's own Secrets") in done.stderr
-    assert not (tmp_path / "k.db").exists() or "cli-reads" not in subprocess.run(
-        [KATUNA, "studies", "--db", str(tmp_path / "k.db"), "--json"], capture_output=True, text=True).stdout
+    assert not (tmp_path / "k.db").exists() or "cli-reads" not in here(
+        "studies", "--db", str(tmp_path / "k.db"), "--json").stdout
     own = _native("cli-own", _job(main={"image": "python:3.12", "env": [
         {"name": "T", "valueFrom": {"secretKeyRef": {"name": "trainer-data", "key": "token"}}}]}))
     done = _cli(tmp_path, own, "render")
