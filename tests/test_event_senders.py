@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -39,7 +38,6 @@ SUBJECTS = CONFIG["KATUNA_OIDC_SUBJECTS"]
 SUFFIX = "-oidc-eventing.knative.dev-trigger"
 COLLECT = f"katuna-collect{SUFFIX}"
 PATHS = ("/", "/functions/provision", "/dead-letters")
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
 def current_account(trigger: str) -> str:

@@ -46,7 +46,6 @@ another team's, which katuna may read since it runs trials there; ``shared`` is 
 operator keeps templates for everyone (``KATUNA_TEMPLATE_NAMESPACES``)."""
 CLOSED = "closed"
 """A namespace where nothing is bound to katuna."""
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
 def job_template(mode: str = "ok") -> str:

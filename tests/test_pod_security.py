@@ -31,7 +31,6 @@ from functions.core.launch import TrialLaunch
 from functions.core.trial_identity import check_launch, study_problems
 from functions.settings import Settings
 
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 POD = "trialTemplate.trialSpec.spec.template.spec"
 MAIN = {"name": "main", "image": "python:3.12", "command": ["t", "${trialParameters.x}"]}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from functions.core.launch import TrialLaunch
 from functions.core.trial_identity import study_problems
 from functions.settings import Settings
 
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 POD = "trialTemplate.trialSpec.spec.template.spec"
 RESTRICTED = Cluster(pod_security="restricted")
 MAIN = {"name": "main", "image": "python:3.12", "command": ["train", "${trialParameters.x}"]}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from functions.settings import Settings
 ROOT = Path(__file__).parent.parent
 KNATIVE = ROOT / "knative"
 KUBE_NAMESPACES = ("team",)
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 POD_ACCOUNT = "spec.trialTemplate.trialSpec.spec.template.spec.serviceAccountName"
 POD = "spec.trialTemplate.trialSpec.spec.template.spec"
 TOKEN = "katuna-api-token"
