@@ -65,9 +65,8 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    status = partial(_current_status, record, origin, deps.store)
-    if trials_owner(record) is not None:
-        status = partial(_status_after_trials, record, origin, deps.store, resources)
+    status = (partial(_status_after_trials, record, origin, deps.store, resources) if trials_owner(record) is not None
+              else partial(_current_status, record, origin, deps.store))
     resources.write_status(origin.ref, origin.uid, status)
 
 
