@@ -1,16 +1,18 @@
 """A real ``katuna serve`` without a token, attacked as a web page in the user's browser would:
-cross-site writes, rebound host names, bodies over the limit, huge numbers; and the CSV export
-opened in a spreadsheet."""
+cross-site writes, rebound host names, bodies over the limit, huge numbers; the CSV export
+opened in a spreadsheet; and what a browser may keep of the answers, and how scripts reach it."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import http.client
 import io
 import json
 import os
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from functions.core.validate import parse_study
 from functions.settings import Settings
 
 HUGE = str(1 << 64)
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +136,47 @@ def test_no_answer_but_the_static_files_is_kept_by_a_browser(service: Service):
         assert answer["Cache-Control"] == "no-store", (path, status)
     assert service.request("GET", "/ui/static/katuna.js")[1]["Cache-Control"] == "no-cache"
     assert "max-age=86400" in service.request("GET", "/ui/vendor/plotly.min.js")[1]["Cache-Control"]
+
+
+def test_plotly_js_goes_gzipped_to_a_client_that_takes_it_and_whole_to_one_that_does_not(service: Service):
+    """The bundle is 4.8 MB: a browser (which takes gzip) gets about a third of that, the same
+    bytes once decompressed, and revalidates with the compressed copy's own ETag; a client that
+    takes no gzip, or refuses it, gets the file as it is. A cache keeps the two apart (``Vary``)."""
+    path = "/ui/vendor/plotly.min.js"
+    bundle = (Path(str(files("plotly"))) / "package_data" / "plotly.min.js").read_bytes()
+    status, answer, body = service.request("GET", path, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert (status, answer["Content-Encoding"], answer["Vary"]) == (200, "gzip", "Accept-Encoding")
+    assert gzip.decompress(body) == bundle and int(answer["Content-Length"]) == len(body) < len(bundle) / 2
+    assert "max-age=86400" in answer["Cache-Control"]
+    again = service.request("GET", path, headers={"Accept-Encoding": "gzip", "If-None-Match": answer["ETag"]})
+    assert (again[0], again[2]) == (304, b"")
+    ranged = service.request("GET", path, headers={"Accept-Encoding": "gzip", "Range": "bytes=0-9"})
+    assert (ranged[0], ranged[2]) == (200, body), "a range of the compressed copy is no range of the file"
+    for accepted in ({}, {"Accept-Encoding": "gzip;q=0, br"}, {"Accept-Encoding": "identity"}):
+        status, answer, whole = service.request("GET", path, headers=accepted)
+        assert (status, "Content-Encoding" in answer, answer["Vary"], whole) == (200, False, "Accept-Encoding", bundle)
+        assert answer["ETag"] != again[1]["ETag"], accepted
+
+
+def test_json_goes_gzipped_to_a_client_that_takes_it_and_pages_and_small_answers_as_they_are(service: Service):
+    """A chart or a page of trials compresses tens of times over; what holds a CSRF token (a page)
+    is never compressed, nor an answer too small to gain, nor one to a client that takes no gzip."""
+    taken = {"Accept-Encoding": "gzip"}
+    whole = service.request("GET", "/openapi.json")
+    status, answer, body = service.request("GET", "/openapi.json", headers=taken)
+    assert (status, answer["Content-Encoding"], answer["Vary"]) == (200, "gzip", "Accept-Encoding")
+    assert gzip.decompress(body) == whole[2] and int(answer["Content-Length"]) == len(body) < len(whole[2]) / 4
+    assert ("Content-Encoding" in whole[1], whole[1]["Vary"]) == (False, "Accept-Encoding")
+    head = service.request("HEAD", "/openapi.json", headers=taken)
+    assert (head[1]["Content-Encoding"], head[1]["Content-Length"], head[2]) == ("gzip", str(len(body)), b"")
+    refused = service.request("GET", "/openapi.json", headers={"Accept-Encoding": "br, gzip;q=0"})
+    assert "Content-Encoding" not in refused[1] and refused[2] == whole[2]
+    service.request("POST", "/studies", _study_json("squeezed"), {"Content-Type": "application/json"})
+    study = service.request("GET", "/studies/squeezed", headers=taken)
+    assert study[1]["Content-Encoding"] == "gzip" and json.loads(gzip.decompress(study[2]))["name"] == "squeezed"
+    for path in ("/ui/", "/ui/studies/squeezed", "/healthz", "/studies/none", "/studies?limit=1"):
+        status, answer, body = service.request("GET", path, headers=taken)
+        assert "Content-Encoding" not in answer and not body.startswith(GZIP_MAGIC), (path, status)
 
 
 def test_allowed_hosts_match_the_host_a_client_sends_on_any_port_an_ipv6_address_with_or_without_brackets():

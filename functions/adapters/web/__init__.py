@@ -20,7 +20,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from functions.adapters.web import api, functions_ce, guard, peers, tick_floor, ui
+from functions.adapters.web import api, compression, functions_ce, guard, peers, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -82,6 +82,7 @@ def create_app(runtime: Application) -> Flask:
     app.add_url_rule("/", "home", _home, methods=["GET"])
     app.before_request(_guard)
     app.after_request(_safety_headers)
+    app.after_request(_compressed)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
     runtime.start()
@@ -140,6 +141,10 @@ def _safety_headers(response: Response) -> Response:
     if not request.path.startswith(STATIC_PREFIXES):
         response.headers["Cache-Control"] = NO_STORE
     return response
+
+
+def _compressed(response: Response) -> Response:
+    return compression.compressed(request, response)
 
 
 def _home():
