@@ -179,6 +179,23 @@ def test_json_goes_gzipped_to_a_client_that_takes_it_and_pages_and_small_answers
         assert "Content-Encoding" not in answer and not body.startswith(GZIP_MAGIC), (path, status)
 
 
+def test_a_log_and_the_csv_export_go_gzipped_as_they_stream_and_so_do_the_metrics(service: Service):
+    definition = study_definition(name="verbose", mode="curve", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] += ["--epochs", "300"]
+    service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
+    service.wait_for("verbose")
+    for path in ("/studies/verbose/trials/0/logs", "/ui/studies/verbose/trials.csv", "/metrics"):
+        status, answer, body = service.request("GET", path, headers={"Accept-Encoding": "gzip"})
+        assert (status, answer["Content-Encoding"], answer["Vary"]) == (200, "gzip", "Accept-Encoding"), path
+        if path != "/metrics":  # its counters move between two requests
+            assert gzip.decompress(body) == service.request("GET", path)[2], path
+    log = service.request("GET", "/studies/verbose/trials/0/logs", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Length" not in log[1], "a log is streamed as it is read, never held whole"
+    assert gzip.decompress(log[2]).count(b"\nepoch=") == 299 and len(log[2]) * 3 < len(gzip.decompress(log[2]))
+    metrics = service.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})[2]
+    assert b"# HELP katuna_" in gzip.decompress(metrics)
+
+
 def test_allowed_hosts_match_the_host_a_client_sends_on_any_port_an_ipv6_address_with_or_without_brackets():
     allowed = Settings.from_env({"KATUNA_ALLOWED_HOSTS": "Katuna.example.org, *.example.net, [fd00::1], fd00::2"})
     assert allowed.allowed_hosts == ("Katuna.example.org", "*.example.net", "fd00::1", "fd00::2")
