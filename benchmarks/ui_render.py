@@ -3,8 +3,10 @@
 Builds a completed study directly through the store (katuna's trial rows and Optuna's journal,
 no trial processes), then asks the Flask app for the studies list, the study page, each chart,
 the trial table (sorted by a metric, filtered by a range, a deep page) and the CSV export.
-Prints a table (first request and the median of the next ones) and ends with ``name=value``
-lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``. Also prints the
+Prints a table (first request and the median of the next ones, the body's bytes and those a
+browser receives, gzipped where the service compresses) and ends with ``name=value`` lines in
+milliseconds, then the bytes of the study page's charts as built and as sent (``charts_bytes``,
+``charts_sent_bytes``); the JSON and a bar chart go to ``benchmarks/results/``. Also prints the
 peak memory of ``katuna trials --json`` listing the study, beside ``katuna studies``'s (what
 any command takes), in MB.
 
@@ -89,8 +91,9 @@ def build(db: Path, trials: int) -> None:
     store.close()
 
 
-def measure(client, path: str, repeats: int) -> tuple[float, float, int]:
-    """Milliseconds of the first request, the median of the next ``repeats``, and the body size.
+def measure(client, path: str, repeats: int) -> tuple[float, float, int, int]:
+    """Milliseconds of the first request, the median of the next ``repeats``, the body size, and
+    what a browser receives of it (gzipped, where the service compresses it).
 
     Charts are cached until the study changes; the cache is emptied before each request so the
     figures are those of building each chart again (what a running study costs).
@@ -104,7 +107,8 @@ def measure(client, path: str, repeats: int) -> tuple[float, float, int]:
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, (path, response.status_code, body[:300])
         size = len(body)
-    return times[0], statistics.median(times[1:]), size
+    sent = client.get(path, headers={"Accept-Encoding": "gzip"}).get_data()
+    return times[0], statistics.median(times[1:]), size, len(sent)
 
 
 def main() -> None:
@@ -117,22 +121,25 @@ def main() -> None:
     results, memory = render_times(args.trials, args.repeats)
     print("first: the first request (Optuna's journal is replayed into memory, imports load);")
     print("median: the next requests, each building its page or chart again")
-    print(report.table(["page", "first ms", "median ms", "bytes"],
-                       [[name, first, median, size] for name, (first, median, size) in results.items()]))
+    print(report.table(["page", "first ms", "median ms", "bytes", "gzipped"],
+                       [[name, *figures] for name, figures in results.items()]))
     report.save("ui_render", {"trials": args.trials, "repeats": args.repeats,
-                              "pages": {name: {"first_ms": first, "median_ms": median, "bytes": size}
-                                        for name, (first, median, size) in results.items()}, **memory}, args.out)
+                              "pages": {name: {"first_ms": first, "median_ms": median, "bytes": size, "sent_bytes": sent}
+                                        for name, (first, median, size, sent) in results.items()}, **memory}, args.out)
     fig, ax = report.figure()
-    ax.barh(list(results), [median for _, median, _ in results.values()])
+    ax.barh(list(results), [median for _, median, _, _ in results.values()])
     ax.set_xlabel(f"milliseconds (median), {args.trials:,} trials")
     ax.invert_yaxis()
     report.save_plot(fig, "ui_render", args.out)
-    report.lines({**{f"{name}_ms": round(median, 1) for name, (_, median, _) in results.items()}, **memory})
+    charts = [figures for name, figures in results.items() if name.startswith("chart_")]
+    report.lines({**{f"{name}_ms": round(median, 1) for name, (_, median, _, _) in results.items()}, **memory,
+                  "charts_bytes": sum(size for _, _, size, _ in charts),
+                  "charts_sent_bytes": sum(sent for _, _, _, sent in charts)})
 
 
-def render_times(trials: int, repeats: int) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
-    """First and median milliseconds, and body size, of every page and chart; the peak memory
-    of the command line's listings."""
+def render_times(trials: int, repeats: int) -> tuple[dict[str, tuple[float, float, int, int]], dict[str, float]]:
+    """First and median milliseconds, body size and bytes sent gzipped, of every page and chart;
+    the peak memory of the command line's listings."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"
         start = time.perf_counter()

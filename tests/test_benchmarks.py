@@ -180,6 +180,8 @@ def test_ui_render(tmp_path: Path):
     assert result["trials"] == 200 and set(result["pages"]) >= {"study_page", "trial_table", "csv_export"}
     assert all(number(found[f"{page}_ms"]) > 0 for page in result["pages"])
     assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
+    assert result["pages"]["study_page"]["sent_bytes"] == result["pages"]["study_page"]["bytes"], "a page goes as it is"
+    assert 0 < int(found["charts_sent_bytes"]) < int(found["charts_bytes"]) / 3, "charts go gzipped"
 
 
 def test_pareto_front(tmp_path: Path):
