@@ -5,6 +5,7 @@ object is listed or watched."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -14,10 +15,12 @@ SET_BASED = re.compile(r"(?P<key>[^\s!=(),]+)\s+(?P<operator>in|notin)\s*\((?P<v
 Requirement = Callable[[dict], bool]
 
 
-def requirements(selector: str | None) -> list[Requirement]:
+@functools.lru_cache(maxsize=1024)
+def requirements(selector: str | None) -> tuple[Requirement, ...]:
     """Each term of ``selector`` as a test of an object's labels; ``ValueError`` with the API
-    server's reason when a term cannot be read."""
-    return [_requirement(term.strip()) for term in _terms(selector or "")]
+    server's reason when a term cannot be read. Read once per selector: every list and watch
+    event tests each object against the same few selectors."""
+    return tuple(_requirement(term.strip()) for term in _terms(selector or ""))
 
 
 def unreadable_selector(selector: str | None) -> str | None:
