@@ -57,7 +57,7 @@ from functions.core.trial_cap import admit
 from functions.core.trial_identity import study_problems
 from functions.core.validate import none_stored
 from functions.core.warm import missing_study
-from functions.embedded import Embedded
+from functions.embedded import Embedded, deleted_while_running
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
 from functions.settings import Settings
@@ -187,22 +187,32 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
         fail(f"study {spec.name!r} is running in another katuna process ({elsewhere} of its trials run there: "
              f"`katuna serve`, or another `katuna run` on this database); follow it with `katuna show {spec.name}`, "
              "or stop that process first to run it here", 2)
-    if record.terminal:
-        with writing_output():
-            console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
-                          "Nothing to run.")
-    else:
+    ran = not record.terminal
+    if ran:
         warn_if_root()
         warn_of_executor(embedded.settings)
         record = _run_to_end(embedded, record)
+    else:
+        with writing_output():
+            console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
+                          "Nothing to run.")
     try:
         with writing_output():
             print_result(console, embedded.store, record, embedded.settings)
     except StudyNotFound:
         embedded.close()
-        fail(f"study {spec.name!r} was deleted by another process once it had ended", 1)
+        fail(_deleted_after(spec.name, record, ran), 1)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
+
+
+def _deleted_after(name: str, record: StudyRecord, ran: bool) -> str:
+    """Why a study's result is not printed: another process deleted it after it ended. A ``DELETE``
+    stops the study, then deletes it; a run that saw the stop first ended with the study stopped,
+    and it was as much deleted while it ran as one that saw the deletion."""
+    if ran and record.status == "stopped":
+        return str(deleted_while_running(name))
+    return f"study {name!r} was deleted by another process once it had ended"
 
 
 def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:

@@ -113,7 +113,7 @@ class Embedded:
         self.broker.run(until=finished, tick=tick)
         studies = followed.current()
         if not studies:
-            raise StudyNotFound(f"study {name!r} was deleted by another process (its trials were stopped)")
+            raise deleted_while_running(name)
         return studies[0]
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:
@@ -129,6 +129,11 @@ class Embedded:
         self.broker.close()
         self.executor.shutdown()
         self.store.close()
+
+
+def deleted_while_running(name: str) -> StudyNotFound:
+    """The error of a run whose study another process deleted (``DELETE /studies/{name}``)."""
+    return StudyNotFound(f"study {name!r} was deleted by another process (its trials were stopped)")
 
 
 class _Followed:
