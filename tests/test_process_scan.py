@@ -109,14 +109,15 @@ def test_the_process_trees_of_other_attempts_are_not_looked_into(attempt_id: str
 def test_a_process_is_ended_by_its_identity_with_what_it_started_and_a_pid_now_another_processes_is_left():
     """The trials' guard ends processes it listed earlier by pid and start time: a pid whose
     start time differs is another process's now, and is left alone."""
-    parent = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & wait"])
+    parent = subprocess.Popen([sys.executable, "-c",  # not a shell, which may exit 0 first if its sleep ends first
+                               "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"])
     me = local_family.identity(parent.pid)
     assert me is not None
     deadline = time.monotonic() + 30
     while len(family := local_family.tree([me])) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
-        assert len(family) == 2, "the shell and its sleep"
+        assert len(family) == 2, "the parent and its sleep"
         local_family.end([(me[0], me[1] - 1)], grace=0.5)
         assert all(map(local_family.alive, family)), "another process's pid is left"
         local_family.end([me], grace=0.5)
