@@ -159,8 +159,9 @@ def test_plotly_js_goes_gzipped_to_a_client_that_takes_it_and_whole_to_one_that_
 
 
 def test_json_goes_gzipped_to_a_client_that_takes_it_and_pages_and_small_answers_as_they_are(service: Service):
-    """A chart or a page of trials compresses tens of times over; what holds a CSRF token (a page)
-    is never compressed, nor an answer too small to gain, nor one to a client that takes no gzip."""
+    """A JSON answer (the OpenAPI document, a study) goes gzipped, its ``HEAD`` saying so too; what
+    holds a CSRF token (a page) never does, nor an answer too small to gain, nor an error, nor
+    one to a client that refuses gzip."""
     taken = {"Accept-Encoding": "gzip"}
     whole = service.request("GET", "/openapi.json")
     status, answer, body = service.request("GET", "/openapi.json", headers=taken)
@@ -180,6 +181,8 @@ def test_json_goes_gzipped_to_a_client_that_takes_it_and_pages_and_small_answers
 
 
 def test_a_log_and_the_csv_export_go_gzipped_as_they_stream_and_so_do_the_metrics(service: Service):
+    """A log and the CSV export are compressed as they are read (no ``Content-Length``: nothing
+    is held whole), and decompress to what a client that takes no gzip receives."""
     definition = study_definition(name="verbose", mode="curve", maxTrials=1, parallelism=1)
     definition["trialTemplate"]["command"] += ["--epochs", "300"]
     service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
