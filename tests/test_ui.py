@@ -630,6 +630,7 @@ def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without
     expect(page.locator("#study-status")).to_have_text("completed", timeout=20000)
     expect(page.locator("#best tbody tr")).to_have_count(2)
     expect(page.locator("#stop-study")).to_have_count(0)
+    expect(page.locator("#restart-study")).to_be_visible()
     assert page.evaluate("window.sameDocument") is True, "followed, not reloaded"
 
 

@@ -163,10 +163,12 @@ const katuna = (() => {
     };
     document.querySelectorAll("#param-a, #param-b, input[name=pair-kind]")
       .forEach((el) => el.addEventListener("change", redrawPair));
+    const redraw = (div) => draw(div, url(div));
+    const ended = (study) => studyEnded(charts, redraw, study);
     const stop = document.getElementById("stop-study");
-    if (stop) stop.addEventListener("click", () => stopStudy(stop));
+    if (stop) stop.addEventListener("click", () => stopStudy(stop, ended));
     deleteStudy(document.getElementById("delete-study"), document.getElementById("delete-dialog"));
-    if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
+    if (charts.dataset.running === "true") followStudy(charts, redraw, ended);
   }
 
   // Delete, once confirmed in a dialog naming the study (Cancel, which has the focus, or
@@ -215,17 +217,17 @@ const katuna = (() => {
     box.hidden = false;
   }
 
-  // Stop, once confirmed: the page is loaded again to show the stopped study. A stop the
-  // service refuses (a stale CSRF token, a study deleted meanwhile, a busy database) is said
-  // beside the button, which stays for another try.
-  async function stopStudy(stop) {
+  // Stop, once confirmed: the page shows the stopped study the service answers with, in place
+  // (``ended``), so a chart's zoom stays. A stop the service refuses (a stale CSRF token, a
+  // study deleted meanwhile, a busy database) is said beside the button, which stays for
+  // another try.
+  async function stopStudy(stop, ended) {
     if (!confirm("Stop this study? Running trials are stopped.")) return;
     const problem = document.getElementById("stop-problem");
     problem.hidden = true;
     stop.disabled = true;
     try {
-      await write(stop.dataset.url);
-      location.reload();
+      ended(await write(stop.dataset.url));
     } catch (error) {
       if (error.status === 401) return location.reload();  // the login page, which returns here
       problem.textContent = `The study was not stopped: ${error.message}`;
@@ -236,30 +238,25 @@ const katuna = (() => {
 
   // While the study runs: counts and status from the API; the best trials and the charts
   // without user choices (history, intermediate values) again as trials finish; once it ends,
-  // the best trials and every chart, and the Stop button goes. A study deleted meanwhile (404)
-  // is said to be, and no longer followed; other failures are tried again at the next tick.
-  function followStudy(charts, redraw) {
+  // ``ended``. A study deleted meanwhile (404) is said to be, and no longer followed; other
+  // failures are tried again at the next tick. A study the page ended (its Stop) is not followed.
+  function followStudy(charts, redraw, ended) {
     const best = document.getElementById("best-trials");
     let finished = Number(charts.dataset.finished);
     const tick = async () => {
+      if (charts.dataset.running !== "true") return;
       let study = null;
       try {
         study = await getJSON(charts.dataset.studyUrl);
       } catch (error) {
         if (error.status === 404) return studyDeleted(charts);
       }
+      if (charts.dataset.running !== "true") return;
       if (study) {
         showCounts(study);
         const c = study.counts;
         const done = c.complete + c.failed + c.pruned;
-        if (study.status !== "running") {
-          const stop = document.getElementById("stop-study");
-          if (stop) stop.remove();
-          await refill(best).catch(() => null);
-          charts.querySelectorAll(".plot").forEach(redraw);
-          charts.dataset.running = "false";
-          return;
-        }
+        if (study.status !== "running") return ended(study);
         if (done !== finished) {
           refill(best).catch(() => null);
           charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
@@ -270,6 +267,20 @@ const katuna = (() => {
       setTimeout(tick, STUDY_REFRESH_MS);
     };
     setTimeout(tick, STUDY_REFRESH_MS);
+  }
+
+  // The study ended, seen by the page or stopped from it: its counts and status as ``study``
+  // says, the best trials and every chart once more, and the page's actions as a page loaded
+  // now would show them (no Stop; Restart… where the study can restart). Nothing is followed
+  // any more.
+  async function studyEnded(charts, redraw, study) {
+    charts.dataset.running = "false";
+    showCounts(study);
+    const stop = document.getElementById("stop-study");
+    if (stop) stop.remove();
+    refill(document.getElementById("study-actions")).catch(() => null);
+    await refill(document.getElementById("best-trials")).catch(() => null);
+    charts.querySelectorAll(".plot").forEach(redraw);
   }
 
   // The study's page stays, saying the study was deleted; there is nothing left to stop or follow.

@@ -62,6 +62,15 @@ def study(name: str):
                            follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
 
 
+@blueprint.get("/studies/<name>/actions.fragment")
+def actions_fragment(name: str):
+    """The study page's Stop (while the study runs) or Restart… (once it ended so that it can
+    restart) alone, which the page fetches again when it sees the study end."""
+    record = runtime().store().get_study(name)
+    return render_template("study_actions.html", study={"name": record.name, "status": record.status},
+                           restarts=_restarts(record))
+
+
 def _restarts(record: StudyRecord) -> bool:
     """Whether the study restarts when submitted again with its trial budget raised, and the
     dashboard may submit it (:func:`functions.core.resume.restart_refusal`)."""
