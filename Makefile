@@ -41,9 +41,10 @@ run: $(STAMP)
 # CPU to collect the suite without them, 4.4 s with), where every worker would rewrite them all
 # again. Six workers (pytest-xdist) even on two cores: each test waits on trial processes and
 # loopback servers at times, and another runs meanwhile (on 2 cores, 2026-12-03, a fresh clone: 614
-# and 708 s with six, 692 s with seven, 705-880 s with five). Work stealing: a worker that runs out
-# of tests takes some from another's queue, so all end within seconds of each other (handed out in
-# fixed chunks, one worker once ran its last 65 s alone).
+# and 708 s with six, 692 s with seven, 705-880 s with five; 2026-12-04: 648 s with six, 692 s with
+# eight, whose load timed a test out). Work stealing: a worker that runs out of tests takes some
+# from another's queue, so all end within seconds of each other (handed out in fixed chunks, one
+# worker once ran its last 65 s alone).
 test: $(STAMP) chromium
 	$(PY) -m compileall -q functions infra benchmarks
 	-env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest --collect-only -q -p no:cacheprovider > /dev/null
