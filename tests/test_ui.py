@@ -947,7 +947,8 @@ def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_e
 def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_budget_raised(service: Service,
                                                                                             page: Page):
     """The ended study's Restart opens the form holding its definition as submitted; raised by
-    one trial, it runs one more trial, numbered after the others."""
+    one trial, it runs one more trial, numbered after the others, and its page, open meanwhile,
+    offers Restart again once it ends."""
     assert post(service, study_definition(name="ui-again", maxTrials=2, parallelism=1)) == 201
     service.wait_for("ui-again")
     page.goto(service.base + "/ui/studies/ui-again")
@@ -961,7 +962,6 @@ def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_bud
     page.wait_for_url("**/ui/studies/ui-again")
     assert service.wait_for("ui-again")["counts"]["complete"] == 3
     assert sorted(t["number"] for t in trials_of(service, "ui-again")) == [0, 1, 2]
-    page.reload()
     expect(page.locator("#restart-study")).to_be_visible()
     assert post(service, study_definition(name="ui-stopped", mode="hang", maxTrials=1, parallelism=1)) == 201
     assert service.request("POST", "/studies/ui-stopped/stop", headers={"Content-Type": "application/json"})[0] == 200
