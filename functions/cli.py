@@ -50,7 +50,7 @@ from functions.core.history_cells import known_results
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import COMPLETED, STOPPED, StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
 from functions.core.trial_cap import admit
@@ -203,14 +203,14 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
         embedded.close()
         fail(_deleted_after(spec.name, record, ran), 1)
     embedded.close()
-    sys.exit(0 if record.status == "completed" else 1)
+    sys.exit(0 if record.status == COMPLETED else 1)
 
 
 def _deleted_after(name: str, record: StudyRecord, ran: bool) -> str:
     """Why a study's result is not printed: another process deleted it after it ended. A ``DELETE``
     stops the study, then deletes it; a run that saw the stop first ended with the study stopped,
     and it was as much deleted while it ran as one that saw the deletion."""
-    if ran and record.status == "stopped":
+    if ran and record.status == STOPPED:
         return str(deleted_while_running(name))
     return f"study {name!r} was deleted by another process once it had ended"
 
