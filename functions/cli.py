@@ -42,6 +42,7 @@ from functions.core.errors import (
     Problem,
     StudyConflict,
     StudyNotFound,
+    StudyRunsElsewhere,
     TemporaryError,
     UnreadableFile,
 )
@@ -178,7 +179,7 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
     except InvalidStudy as exc:
         embedded.close()
         _problems(file, exc)
-    except StudyConflict as exc:
+    except (StudyConflict, StudyRunsElsewhere) as exc:
         embedded.close()
         fail(str(exc), 2)
     elsewhere = embedded.runs_elsewhere(record)

@@ -30,7 +30,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
-from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound, TemporaryError
+from functions.core.errors import (
+    ForgedEvent,
+    MalformedRequest,
+    PermanentError,
+    StudyNotFound,
+    StudyRunsElsewhere,
+    TemporaryError,
+)
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.core.ports import has_study
 from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
@@ -43,8 +50,8 @@ OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
     "ok", "duplicate", "dropped", "temporary_error", "permanent_error", "forged")
 OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED)
 """How a handling ended: the handler's effects committed (``ok``); a redelivered event answered
-from its record (``duplicate``); the event's study is gone, so there was nothing to do
-(``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); an event
+from its record (``duplicate``); the event's study is gone, or its trials run where this
+service does not run trials, so there was nothing to do (``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); an event
 refused as forged, without katuna's signature or its attempt's report token (``forged``,
 answered 403); any other failure (``permanent_error``), an event refused before any handler
 ran included."""
@@ -178,6 +185,9 @@ class Dispatcher:
             if isinstance(exc, StudyNotFound) and self._gone(event):
                 log.info("dropped %s (%s) for %s: its study is gone", event.type, event.id, name)
                 return []
+            if isinstance(exc, StudyRunsElsewhere):
+                log.info("dropped %s (%s) for %s: %s", event.type, event.id, name, exc)
+                return []
             if name in self._unrecorded:
                 raise
             ended = self._count_failure(name, event, exc) if counts(exc) else None
@@ -262,7 +272,7 @@ class Dispatcher:
 
 def _failure(exc: BaseException) -> str:
     """The outcome a handler's exception stands for."""
-    if isinstance(exc, StudyNotFound):
+    if isinstance(exc, (StudyNotFound, StudyRunsElsewhere)):
         return DROPPED
     if isinstance(exc, ForgedEvent):
         return FORGED

@@ -18,6 +18,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.core.events import Event, pool_check
 from functions.core.records import StudyRecord
 from functions.handlers import Deps
+from functions.handlers.base import served_here
 from functions.handlers.node_hours import looks_due
 from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
@@ -62,7 +63,8 @@ seconds (a list per kind each time)."""
 
 
 class Watcher:
-    """Watches the studies ``select`` returns, on behalf of one executor and one queue.
+    """Watches the studies ``select`` returns, on behalf of one executor and one queue (but those
+    whose trials run elsewhere: :func:`~functions.handlers.base.served_here`).
 
     ``stop_local`` ends the trials this process runs for a study that ended elsewhere (a local
     executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs). A local
@@ -76,7 +78,7 @@ class Watcher:
         self._deps = deps
         self._executor = deps.executor
         self._events = events
-        self._select = select
+        self._select = lambda: served_here(deps, select())
         self._stop_local = stop_local
         self._quiet_since: dict[str, float] = {}
         self._polled: dict[str, float] = {}

@@ -66,8 +66,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_runs_on(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-first migration (where each study's trials run)."""
+    if "runs_on" in db["studies"].columns_dict:
+        db.execute("ALTER TABLE studies DROP COLUMN runs_on")
+
+
 def drop_stopping(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirtieth migration (trials' workloads marked to stop)."""
+    """Take a database back to before the thirtieth migration (trials' workloads marked to stop),
+    and the thirty-first."""
+    drop_runs_on(db)
     db.execute("DROP INDEX IF EXISTS trials_stopping")
     if "stopping" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN stopping")

@@ -437,6 +437,13 @@ def _migrate_30(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX trials_stopping ON trials (study, number) WHERE stopping = 1")
 
 
+def _migrate_31(db: sqlite_utils.Database) -> None:
+    """Where each study's trials run, ``local`` or ``kubernetes``
+    (:attr:`~functions.core.records.StudyRecord.runs_on`): empty on older rows, whose studies run
+    where they are served, as before."""
+    db.table("studies").add_column("runs_on", str)
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -447,4 +454,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
-              _migrate_28, _migrate_29, _migrate_30)
+              _migrate_28, _migrate_29, _migrate_30, _migrate_31)

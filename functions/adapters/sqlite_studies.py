@@ -96,7 +96,7 @@ class SqliteStudies(SqliteConnection):
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
-                "log_folder": record.log_folder, **_cap_columns(record.trial_cap),
+                "log_folder": record.log_folder, **_cap_columns(record.trial_cap), "runs_on": record.runs_on,
             })
         return record
 
@@ -123,6 +123,7 @@ class SqliteStudies(SqliteConnection):
             optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"],
             restarted_at=row["restarted_at"], warm_results=warm, report_key=row["report_key"],
             stored_log_folder=row["log_folder"], trial_cap=_cap(row["trial_cap"], row["trial_cap_setting"]),
+            runs_on=row["runs_on"],
         )
 
     @reading

@@ -89,6 +89,9 @@ class ServiceSettings(Protocol):
     @property
     def limits(self) -> Limits: ...
 
+    @property
+    def executor(self) -> str: ...
+
 
 class TickClaim(NamedTuple):
     """A claim on handling a tick nobody vouches for (:meth:`ServiceStore.claim_tick`)."""

@@ -81,6 +81,12 @@ class StudyConflict(PermanentError):
         self.changed = tuple(changed)
 
 
+class StudyRunsElsewhere(PermanentError):
+    """The study's trials run where this service does not run trials (a Kubernetes cluster, for
+    a service that runs them as local processes, or the reverse): it leaves the study alone
+    (:meth:`functions.core.records.StudyRecord.runs_away_from`), and refuses to run it."""
+
+
 class FollowsResource(PermanentError):
     """The study follows a Kubernetes resource that is still there: deleting the study alone
     would leave the resource, and katuna would submit it again, so it is deleted through it."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from functions.core.errors import StudyRunsElsewhere
 from functions.core.node_hours import NodeLife, running, seen, shared_node_hours
 from functions.core.spec import Algorithm, KnownResult, Study
 
@@ -22,6 +23,10 @@ Optuna cannot forget a trial, so it keeps it failed, marked so that its views ca
 
 STUDY_RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 TERMINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
+
+LOCAL, KUBERNETES = "local", "kubernetes"
+"""Where a study's trials run (:attr:`StudyRecord.runs_on`), as ``KATUNA_EXECUTOR`` names it."""
+RUNS_ON = {LOCAL: "as local processes", KUBERNETES: "as Jobs on a Kubernetes cluster"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,10 @@ class StudyRecord:
     """The most trials a study without ``maxTrials`` creates, set by the limits when it was last
     admitted (submitted, restarted, edited); None for a study with ``maxTrials``, and for one
     stored before katuna kept it (:func:`functions.core.trial_cap.study_cap`)."""
+    runs_on: str | None = None
+    """Where the study's trials run: :data:`LOCAL` (processes of the service that stored it) or
+    :data:`KUBERNETES` (Jobs on that service's cluster), as the service that stored or last
+    restarted it runs them; None for a study stored before katuna kept it, run where it is served."""
 
     @property
     def max_trials(self) -> int | None:
@@ -120,9 +129,28 @@ class StudyRecord:
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    def runs_away_from(self, executor: str) -> bool:
+        """Whether a service whose trials run as ``executor`` says must leave the study alone:
+        its trials run elsewhere (a database copied off a cluster's volume and served on a
+        laptop holds running studies whose trials are Jobs there). Such a service would find
+        none of their attempts, take each as lost and run it again as its own: the study's
+        commands on a machine that never ran them, or Jobs for trials still running on a laptop."""
+        return self.runs_on is not None and self.runs_on != executor
+
     def owns(self, data: Mapping[str, Any]) -> bool:
         """Whether event data is about this study and not an earlier one of the same name."""
         return data.get("uid") == self.uid
+
+
+def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
+    """The refusal to run a study whose trials run elsewhere, saying where and what to do."""
+    there = RUNS_ON.get(record.runs_on or "", str(record.runs_on))
+    return StudyRunsElsewhere(
+        f"study {record.name!r} runs its trials {there}, where the service that stored it runs them; here "
+        f"trials run {RUNS_ON.get(runs_on, runs_on)}, so katuna leaves the study to that service (this database "
+        f"was copied from, or is shared with, its own). To run it here, stop it and submit it under another "
+        f"name (with warmStart.study naming it, to start from its completed trials); once it has ended by "
+        f"reaching maxTrials, submitting it with maxTrials raised restarts it here")
 
 
 @dataclass(frozen=True)

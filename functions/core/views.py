@@ -50,6 +50,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "completedAt": record.completed_at,
         "nodePool": _node_pool(store, record),
         "resource": _resource(record),
+        "runsOn": record.runs_on,
         "trialTemplateSource": annotated_source(record.definition),
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
                             "optunaVersion": record.optuna_version, "lookahead": record.lookahead},

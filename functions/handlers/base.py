@@ -28,6 +28,7 @@ from functions.core.records import (
     COMPLETE,
     FAIL,
     FAILED,
+    LOCAL,
     RUNNING,
     STUDY_RUNNING,
     WAITING,
@@ -35,6 +36,7 @@ from functions.core.records import (
     StudyRecord,
     TrialCap,
     TrialRecord,
+    runs_elsewhere,
 )
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
@@ -89,6 +91,25 @@ class Deps:
     parsed: ParsedOutput | None = None
     """The output of the attempt the handling ends, parsed before its transaction by the
     dispatcher (:mod:`functions.handlers.parsed`); None when it was not."""
+    runs_on: str = LOCAL
+    """Where this service runs trials (``KATUNA_EXECUTOR``): a study whose trials run elsewhere
+    is left alone (:func:`study_here`)."""
+
+
+def study_here(deps: Deps, name: str) -> StudyRecord:
+    """The stored study ``name``, to be run by this service: :class:`StudyRunsElsewhere` where
+    its trials run elsewhere (:meth:`~functions.core.records.StudyRecord.runs_away_from`), which
+    the dispatcher drops, as nothing here is to act on it."""
+    record = deps.store.get_study(name)
+    if record.runs_away_from(deps.runs_on):
+        raise runs_elsewhere(record, deps.runs_on)
+    return record
+
+
+def served_here(deps: Deps, records: list[StudyRecord]) -> list[StudyRecord]:
+    """The studies of ``records`` this service runs: those whose trials run elsewhere are left
+    to the service that runs them (:meth:`~functions.core.records.StudyRecord.runs_away_from`)."""
+    return [record for record in records if not record.runs_away_from(deps.runs_on)]
 
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
@@ -231,7 +252,7 @@ def reopen(record: StudyRecord, deps: Deps, spec: Study, definition: dict[str, A
     ``spec`` gives no ``maxTrials`` (:mod:`functions.core.trial_cap`). The reopened record."""
     fields: dict[str, Any] = {"spec": spec, "definition": definition, "status": STUDY_RUNNING, "reason": "",
                               "completed_at": None, "restarts": record.restarts + 1, "restarted_at": deps.clock(),
-                              "trial_cap": cap}
+                              "trial_cap": cap, "runs_on": deps.runs_on}
     if origin is not None:
         fields["origin"] = origin
     deps.store.update_study(record.name, **fields)

@@ -32,7 +32,7 @@ from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, WAITING, StudyRecord, TrialRecord
 from functions.core.spec import MetricsCollector
-from functions.handlers.base import Deps, go_on, tell
+from functions.handlers.base import Deps, go_on, study_here, tell
 from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
 from functions.handlers.prune import record_curve
@@ -48,7 +48,7 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
     hold the database's write lock (:mod:`functions.handlers.parsed`); None elsewhere. A
     workload still running is stopped first, as the handling stops it before it reads."""
     data = event.data
-    record = deps.store.get_study(data["study"])
+    record = study_here(deps, data["study"])
     trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
     if trial is None:
         return None
@@ -69,7 +69,7 @@ def _current(record: StudyRecord, trial: TrialRecord | None, data: Mapping[str, 
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     data = event.data
-    record = store.get_study(data["study"])
+    record = study_here(deps, data["study"])
     trial = _current(record, store.get_trial(record.name, data["trial"]), data)
     if trial is None:
         return []

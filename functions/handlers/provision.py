@@ -48,7 +48,7 @@ from functions.core.records import (
     StudyRecord,
 )
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete
+from functions.handlers.base import Deps, complete, study_here
 from functions.handlers.emptying import due_to_empty, unprovisioned
 from functions.handlers.node_hours import due, look_at_nodes
 from functions.handlers.releasing import advance, node_pools, whose
@@ -61,7 +61,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         events = reconcile(deps) + _create_missing(deps)
         look_at_nodes(deps)
         return events
-    record = deps.store.get_study(event.data["study"])
+    record = study_here(deps, event.data["study"])
     pool = record.spec.node_pool
     if not record.owns(event.data) or pool is None:
         return []

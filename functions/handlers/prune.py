@@ -31,7 +31,7 @@ from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
-from functions.handlers.base import Deps, go_on, optuna_study, tell
+from functions.handlers.base import Deps, go_on, optuna_study, study_here, tell
 from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
 from functions.handlers.stopping import stop_once_stored
@@ -39,7 +39,7 @@ from functions.handlers.stopping import stop_once_stored
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     store, data = deps.store, event.data
-    record = store.get_study(data["study"])
+    record = study_here(deps, data["study"])
     trial = store.get_trial(record.name, data["trial"])
     early_stopping = record.spec.early_stopping
     if not record.owns(data):

@@ -62,7 +62,7 @@ from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRec
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
 from functions.handlers.ahead import releasable
-from functions.handlers.base import Deps, check_stop, look
+from functions.handlers.base import Deps, check_stop, look, served_here
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
 from functions.handlers.stopping import finish_marked
@@ -115,13 +115,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     """The tick: the events that move on every study the slice holds, and the resources'."""
     finish_marked(deps)
     studies = deps.store.list_studies()
+    served = served_here(deps, studies)
     window = int(deps.clock() // SLICE_EVERY)
     budget = Budget()
     events: list[Event] = []
-    for record in _slice(studies, window):
+    for record in _slice(served, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
     sweep(deps, studies)
-    return events + resource_events(deps, studies, window) + scan(deps, studies, window)
+    return events + resource_events(deps, studies, window) + scan(deps, served, window)
 
 
 def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:

@@ -19,13 +19,13 @@ from functions.core.errors import ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
-from functions.handlers.base import Deps, go_on, start
+from functions.handlers.base import Deps, go_on, start, study_here
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     study, number, attempt = event.data["study"], event.data["trial"], event.data["attempt"]
-    record = store.get_study(study)
+    record = study_here(deps, study)
     trial = store.get_trial(study, number)
     if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
         return []

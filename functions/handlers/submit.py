@@ -18,7 +18,7 @@ from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
-from functions.core.records import StudyRecord, TrialCap
+from functions.core.records import StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
 from functions.core.trial_cap import admit
@@ -31,7 +31,8 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     """Store a submitted study under a fresh uid: the stored record, and whether it is new.
 
     Submitting the identical study again returns the stored one (``StudyConflict`` when the
-    name holds a different definition). Both the HTTP API and the study resources submit here.
+    name holds a different definition; :class:`~functions.core.errors.StudyRunsElsewhere` when
+    it runs, and its trials run where this service does not run them). Both the HTTP API and the study resources submit here.
     The results of the study a warm start names are taken in the same transaction
     (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
     held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
@@ -45,8 +46,11 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
             taken = warm_results(deps, spec)
             cap = _check_history_room(deps, spec, definition, taken)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=taken, report_key=new_key(), trial_cap=cap)
+                             origin=origin, warm_results=taken, report_key=new_key(), trial_cap=cap,
+                             runs_on=deps.runs_on)
         stored = deps.store.add_study(record)
+        if not stored.terminal and stored.runs_away_from(deps.runs_on):
+            raise runs_elsewhere(stored, deps.runs_on)
     return stored, stored.uid == uid
 
 

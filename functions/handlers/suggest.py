@@ -15,12 +15,12 @@ from functions.core.events import Event, trial_finished, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
-from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, discard, warm_start
+from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, discard, study_here, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
-    record = store.get_study(event.data["study"])
+    record = study_here(deps, event.data["study"])
     if record.terminal or not record.owns(event.data):
         return []
     if record.started_at is None:

@@ -23,6 +23,7 @@ from functions.core.errors import (
     MalformedRequest,
     StudyConflict,
     StudyNotFound,
+    StudyRunsElsewhere,
     TemporaryError,
     UnparseableStudy,
 )
@@ -47,7 +48,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 403
     if resource and isinstance(exc, (StudyNotFound, LogGone)):
         return 404
-    if resource and isinstance(exc, (StudyConflict, FollowsResource)):
+    if resource and isinstance(exc, (StudyConflict, FollowsResource, StudyRunsElsewhere)):
         return 409
     return 422
 

@@ -82,6 +82,10 @@ SCHEMAS: dict[str, Any] = {
                                            "lookahead": {"type": ["integer", "null"]}}},
         "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
                                 "template was read from when the study was submitted (null: given inline)"},
+        "runsOn": {"enum": ["local", "kubernetes", None], "description": "where the study's trials run: local "
+                   "(processes of the service that stored it) or kubernetes (Jobs on its cluster), as the service "
+                   "that stored or last restarted it runs them; a service whose trials run elsewhere shows the "
+                   "study and leaves it alone (null: stored before katuna kept this, run where it is served)"},
         "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
                      "oneOf": [{"type": "null"}, {"type": "object", "properties": {
                          "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},

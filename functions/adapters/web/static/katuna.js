@@ -165,8 +165,11 @@ const katuna = (() => {
       .forEach((el) => el.addEventListener("change", redrawPair));
     const redraw = (div) => draw(div, url(div));
     const ended = (study) => studyEnded(charts, redraw, study);
-    const stop = document.getElementById("stop-study");
-    if (stop) stop.addEventListener("click", () => stopStudy(stop, ended));
+    const actions = document.getElementById("study-actions");
+    actions.addEventListener("click", (event) => {
+      const stop = event.target.closest("#stop-study");
+      if (stop && !stop.disabled) stopStudy(stop, ended);
+    });
     deleteStudy(document.getElementById("delete-study"), document.getElementById("delete-dialog"));
     if (charts.dataset.running === "true") followStudy(charts, redraw, ended);
   }
@@ -217,7 +220,8 @@ const katuna = (() => {
     box.hidden = false;
   }
 
-  // Stop, once confirmed: the page shows the stopped study the service answers with, in place
+  // Stop (heard on the actions beside it, so a Stop their refill brings back works too), once
+  // confirmed: the page shows the stopped study the service answers with, in place
   // (``ended``), so a chart's zoom stays. A stop the service refuses (a stale CSRF token, a
   // study deleted meanwhile, a busy database) is said beside the button, which stays for
   // another try.

@@ -8,7 +8,7 @@ from flask import Response, render_template, request
 
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
-from functions.core.records import STUDY_RUNNING, StudyRecord
+from functions.core.records import STUDY_RUNNING, StudyRecord, runs_elsewhere
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import study_view
@@ -58,8 +58,14 @@ def study(name: str):
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
                            best=best_trials(store, record, limit=BEST_SHOWN), now=runtime().clock(),
-                           restarts=_restarts(record),
+                           restarts=_restarts(record), elsewhere=_elsewhere(record),
                            follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
+
+
+def _elsewhere(record: StudyRecord) -> str | None:
+    """Why this service leaves the study alone, where its trials run elsewhere; None where it runs them."""
+    executor = runtime().settings.executor
+    return str(runs_elsewhere(record, executor)) if record.runs_away_from(executor) else None
 
 
 @blueprint.get("/studies/<name>/actions.fragment")

@@ -1,0 +1,194 @@
+"""A study's trials run where the service that stored it runs them: a service whose trials run
+elsewhere (a ``katuna serve`` on a laptop, over a database copied off a cluster service's
+volume) shows the study and leaves it alone, and neither runs its trials nor takes them for lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service
+from test_cli import katuna
+from waiting import eventually
+
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import StudyRunsElsewhere
+from functions.core.events import POOL_CHECK, Event, study_created
+from functions.core.records import KUBERNETES, LOCAL
+from functions.core.validate import parse_study
+from functions.dispatch import DROPPED, Dispatcher
+from functions.handlers import Deps
+from functions.handlers.submit import store_study
+
+KUBE_NAMESPACES = ("copied",)
+TRIAL = Path(__file__).resolve().parent / "trials" / "objective.py"
+
+
+class Outcomes:
+    """The dispatcher's observer: each handling's (handler, outcome)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+        self.seen.append((handler, outcome))
+
+
+@pytest.fixture
+def deps(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    yield Deps(store, executor, lambda: 100.0, workdir=str(tmp_path))
+    executor.shutdown()
+    store.close()
+
+
+def stored(deps: Deps, runs_on: str | None, name: str = "copied") -> None:
+    definition = study_definition(name=name, maxTrials=2, parallelism=1)
+    record, _ = store_study(replace(deps, runs_on=runs_on), parse_study(definition), definition)
+    assert record.runs_on == runs_on
+
+
+def test_a_study_stored_by_a_cluster_service_is_left_alone_by_a_local_one(deps: Deps):
+    stored(deps, KUBERNETES)
+    outcomes = Outcomes()
+    dispatcher = Dispatcher(deps, observer=outcomes)
+    uid = deps.store.get_study("copied").uid
+    assert dispatcher.deliver(study_created("copied", uid)) == []
+    assert outcomes.seen == [("provision", DROPPED), ("suggest", DROPPED)]
+    assert deps.store.count_trials("copied").created == 0, "no trial is asked for"
+    assert dispatcher.deliver(Event(POOL_CHECK, {})) == [], "the tick nudges nothing"
+    assert deps.executor.running("copied") == 0
+    study = deps.store.get_study("copied")
+    assert (study.status, study.started_at) == ("running", None), "the study is stored as it was"
+
+
+def test_studies_stored_before_their_place_was_kept_run_where_they_are_served(deps: Deps):
+    stored(deps, None)
+    uid = deps.store.get_study("copied").uid
+    events = Dispatcher(deps).deliver(study_created("copied", uid))
+    assert [event.type for event in events] == ["dev.katuna.trial.suggested"]
+    assert deps.store.count_trials("copied").created == 1
+
+
+def test_a_study_running_elsewhere_is_refused_again_by_name_and_where(deps: Deps):
+    stored(deps, KUBERNETES)
+    definition = study_definition(name="copied", maxTrials=2, parallelism=1)
+    with pytest.raises(StudyRunsElsewhere) as refused:
+        store_study(deps, parse_study(definition), definition)
+    assert str(refused.value).startswith("study 'copied' runs its trials as Jobs on a Kubernetes cluster, where the "
+                                         "service that stored it runs them; here trials run as local processes")
+    assert [record.runs_on for record in deps.store.list_studies()] == [KUBERNETES], "nothing stored changed"
+    again, created = store_study(replace(deps, runs_on=KUBERNETES), parse_study(definition), definition)
+    assert (again.runs_on, created) == (KUBERNETES, False), "its own service finds it stored"
+
+
+def test_katuna_run_of_a_study_running_elsewhere_exits_2_saying_so_and_runs_nothing(deps: Deps, tmp_path: Path):
+    stored(deps, KUBERNETES)
+    (tmp_path / "copied.yaml").write_text(yaml.safe_dump(study_definition(name="copied", maxTrials=2, parallelism=1)))
+    ran = katuna("run", "copied.yaml", cwd=tmp_path, check=False)
+    assert ran.returncode == 2
+    assert ran.stderr.startswith("error: study 'copied' runs its trials as Jobs on a Kubernetes cluster")
+    shown = katuna("show", "copied", cwd=tmp_path)
+    assert "trials run: as Jobs on a Kubernetes cluster" in shown.stdout
+    assert "trials: 0/2" in shown.stdout, "no trial was asked for"
+
+
+def held_study(folder: Path, max_trials: int, name: str = "copied") -> str:
+    """A study whose trial writes ``<trial>.<attempt>.pid`` into ``folder`` wherever it runs, then
+    waits for ``folder/go``."""
+    return yaml.safe_dump({
+        "name": name, "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": max_trials, "parallelism": 1,
+        "trialTemplate": {"command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--until",
+                                      str(folder / "go")],
+                          "env": {"PID_DIR": str(folder)}, "image": "python:3.12"},
+    })
+
+
+def started(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.glob("*.pid"))
+
+
+def post(service: Service, body: str) -> tuple[int, dict]:
+    status, _, answer = service.request("POST", "/studies", body, {"Content-Type": "application/yaml"})
+    return status, json.loads(answer)
+
+
+def run_on_cluster(service: Service, folder: Path, name: str) -> None:
+    """Submit the held study ``name`` and wait until its trial runs in its pod, stored running."""
+    assert post(service, held_study(folder, 1, name))[0] == 201
+    eventually(lambda: started(folder) == ["0.1.pid"], "the trial's pod starts", timeout=20)
+    eventually(lambda: service.json("GET", f"/studies/{name}")[1]["counts"]["running"] == 1,
+               "the trial is stored running", timeout=20)
+
+
+def copy_database(service: Service, to: Path) -> None:
+    """A consistent copy of the service's database, as ``sqlite3 katuna.db ".backup COPY"`` takes one."""
+    to.mkdir()
+    with sqlite3.connect(service.workdir / "katuna.db") as source, sqlite3.connect(to / "katuna.db") as copy:
+        source.backup(copy)
+
+
+@pytest.mark.slow
+def test_a_database_copied_off_a_cluster_service_runs_no_trial_on_a_laptop_until_restarted_there(
+        kube, tmp_path: Path):
+    """Beside the study, one whose row is made to look stored before katuna kept where trials run:
+    the laptop takes that one for its own, as before, and finds its trial lost (no process of its
+    runs there), so runs it again; by the time that run ends, the tick that found it has passed
+    over the other study, whose trial it leaves to its pod."""
+    trials, legacy = tmp_path / "trials", tmp_path / "legacy"
+    for folder in (trials, legacy):
+        folder.mkdir()
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="copied")
+    try:
+        for folder, name in ((trials, "copied"), (legacy, "legacy")):
+            run_on_cluster(service, folder, name)
+        copy_database(service, tmp_path / "running")
+        (trials / "go").touch()
+        assert service.wait_for("copied")["reason"] == "max trials reached (1)"
+        copy_database(service, tmp_path / "ended")
+    finally:
+        for folder in (trials, legacy):
+            (folder / "go").touch()
+        service.close()
+    (trials / "go").unlink()
+    with sqlite3.connect(tmp_path / "running" / "katuna.db") as db:
+        db.execute("UPDATE studies SET runs_on = NULL WHERE name = 'legacy'")
+
+    local = Service(tmp_path / "running", workers=1)
+    try:
+        assert local.wait_for("legacy")["status"] == "completed"
+        assert started(legacy) == ["0.1.pid", "0.2.pid"], "the study stored before its place was kept ran here"
+        status, study = local.json("GET", "/studies/copied")
+        assert (status, study["status"], study["runsOn"], study["counts"]["running"]) == (200, "running", KUBERNETES, 1)
+        assert started(trials) == ["0.1.pid"], "the laptop neither ran the trial nor ran it again"
+        status, refused = post(local, held_study(trials, 1))
+        assert (status, refused["error"]) == (409, "study_runs_elsewhere")
+        assert "runs its trials as Jobs on a Kubernetes cluster" in refused["message"]
+        status, _, page = local.request("GET", "/ui/studies/copied")
+        assert status == 200 and b'id="runs-elsewhere"' in page
+        status, stopped = local.json("POST", "/studies/copied/stop")
+        assert (status, stopped["status"]) == (200, "stopped")
+    finally:
+        local.close()
+
+    local = Service(tmp_path / "ended", workers=1)
+    try:
+        (trials / "go").touch()
+        status, restarted = post(local, held_study(trials, 2))
+        assert status == 200, restarted
+        done = local.wait_for("copied")
+        assert (done["status"], done["runsOn"], done["counts"]["complete"]) == ("completed", LOCAL, 2)
+        assert started(trials) == ["0.1.pid", "1.1.pid"], "restarted here, its next trial runs here"
+    finally:
+        local.close()
