@@ -13,9 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from browser import chromium
 from conftest import study_definition, undo_trial_changes
+from http_helpers import Service
 from kube_standin.clock import SimulatedClock, rfc3339
 from kube_stub import KubeStub, NodePool
+from playwright.sync_api import expect
 from test_reconcile import compacting_during_the_list
 from waiting import eventually
 
@@ -27,7 +30,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.events import pool_check
 from functions.core.node_hours import NodeLife, NodeSeen, node_hours, observe
-from functions.core.records import READY, RELEASED, PoolUse, StudyRecord
+from functions.core.records import KUBERNETES, READY, RELEASED, PoolUse, StudyRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
@@ -416,13 +419,15 @@ def test_a_look_the_api_does_not_answer_says_why_and_waits_a_period(tmp_path: Pa
 
 def _measured_study(db: Path, **price) -> None:
     """A study whose pool ran two nodes: one for an hour and a half, one still up after an hour;
-    ``price``: its ``pricePerNodeHour`` (0.04) and ``currency``."""
+    ``price``: its ``pricePerNodeHour`` (0.04) and ``currency``. Its trials run as Jobs, where a
+    local service leaves it alone."""
     store = SqliteStore(db)
     try:
         spec = parse_study(study_definition("priced", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
                                                                 "pricePerNodeHour": 0.04, **price}))
         start = time.time() - 7200
-        record = store.add_study(StudyRecord(spec, {}, str(db.parent), "uid-priced", created_at=start))
+        record = store.add_study(StudyRecord(spec, {}, str(db.parent), "uid-priced", created_at=start,
+                                             runs_on=KUBERNETES))
         lives = (NodeLife("a", start, start + 5400 - 30, start + 5400 + 30), NodeLife("b", start + 3600, time.time()))
         store.save_pool_use(PoolUse(record.uid, "priced", POOL, "gke", "spot", ("e2-standard-4",), 3, False,
                                     phase=READY, requested_at=start, ready_at=start, nodes=lives,
@@ -448,10 +453,35 @@ def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_
         assert pool["nodeHours"] == pytest.approx(2.5, abs=0.01) and pool["cost"] == pytest.approx(0.1, abs=0.001)
         assert (pool["nodesSeen"], pool["nodesRunning"], pool["pricePerNodeHour"]) == (2, 1, 0.04)
         page = client.get("/ui/studies/priced").get_data(as_text=True)
-        assert re.search(r'id="node-hours">2\.5\d* measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
+        assert re.search(r'id="node-hours"[^>]*>2\.5\d* measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
                          r"0\.1\d* at 0\.04 a node-hour", page), page[page.find("node-hours") - 200:][:600]
     finally:
         runtime.close()
+
+
+@pytest.mark.browser
+def test_the_study_page_follows_its_node_hours_as_its_pool_s_nodes_come_and_go(tmp_path: Path):
+    _measured_study(tmp_path / "katuna.db")
+    service = Service(tmp_path, workers=1)
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(service.base + "/ui/studies/priced")
+            hours = page.locator("#node-hours")
+            expect(hours).to_contain_text("measured on 2 nodes of katuna-hours (1 up)")
+            page.evaluate("window.stillThisPage = true")
+            store = SqliteStore(tmp_path / "katuna.db")
+            try:
+                use = store.pool_use("uid-priced")
+                store.save_pool_use(replace(use, nodes=(*use.nodes, NodeLife("c", time.time() - 1800, time.time())),
+                                            looked_at=time.time()))
+            finally:
+                store.close()
+            expect(hours).to_contain_text("measured on 3 nodes of katuna-hours (2 up)", timeout=20_000)
+            assert re.search(r"^3\.0\d measured", hours.inner_text()), hours.inner_text()
+            assert page.evaluate("window.stillThisPage"), "followed in place, with no reload"
+    finally:
+        service.close()
 
 
 def test_a_large_cost_reads_in_full_with_its_currency_in_katuna_show_the_api_and_the_dashboard(tmp_path: Path):
@@ -472,7 +502,7 @@ def test_a_large_cost_reads_in_full_with_its_currency_in_katuna_show_the_api_and
         pool = client.get("/studies/priced").get_json()["nodePool"]
         assert (pool["pricePerNodeHour"], pool["currency"]) == (4_800_000, "JPY")
         page = client.get("/ui/studies/priced").get_data(as_text=True)
-        assert re.search(r'id="node-hours">2\.5\d measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
+        assert re.search(r'id="node-hours"[^>]*>2\.5\d measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
                          r"12,0\d\d,\d\d\d\.\d\d JPY at 4,800,000 JPY a node-hour · at most 6\.00", page), \
             page[page.find("node-hours") - 200:][:600]
     finally:

@@ -130,7 +130,7 @@ def test_no_answer_but_the_static_files_is_kept_by_a_browser(service: Service):
     would show them again after logging out (the Back button). Scripts are cached as before."""
     service.request("POST", "/studies", _study_json("kept"), {"Content-Type": "application/json"})
     for path in ("/ui/", "/ui/studies/kept", "/ui/studies.fragment", "/ui/studies/kept/best.fragment",
-                 "/ui/studies/kept/actions.fragment",
+                 "/ui/studies/kept/actions.fragment", "/ui/studies/kept/node-hours.fragment",
                  "/ui/studies/kept/plots/history", "/ui/studies/kept/trials.csv", "/studies", "/studies/kept",
                  "/ui/studies/none", "/healthz"):
         status, answer, _ = service.request("GET", path)

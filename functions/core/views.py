@@ -48,7 +48,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "createdAt": record.created_at,
         "startedAt": record.started_at,
         "completedAt": record.completed_at,
-        "nodePool": _node_pool(store, record),
+        "nodePool": node_pool_view(store, record),
         "resource": _resource(record),
         "runsOn": record.runs_on,
         "trialTemplateSource": annotated_source(record.definition),
@@ -67,7 +67,7 @@ def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
     return {"best": [trial_view(t) for t in shown], "frontSize": size}
 
 
-def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
+def node_pool_view(store: Store, record: StudyRecord) -> dict[str, Any] | None:
     """Which pool the trials ran on, with what capacity, for how long, its measured node-hours,
     and what they cost at the price the study gives (``nodePool.pricePerNodeHour``)."""
     use = store.pool_use(record.uid)

@@ -240,12 +240,14 @@ const katuna = (() => {
     }
   }
 
-  // While the study runs: counts and status from the API; the best trials and the charts
+  // While the study runs: counts and status from the API; its node-hours at each tick, where it
+  // has a pool (they grow while nodes run, and nodes come and go); the best trials and the charts
   // without user choices (history, intermediate values) again as trials finish; once it ends,
   // ``ended``. A study deleted meanwhile (404) is said to be, and no longer followed; other
   // failures are tried again at the next tick. A study the page ended (its Stop) is not followed.
   function followStudy(charts, redraw, ended) {
     const best = document.getElementById("best-trials");
+    const nodeHours = document.getElementById("node-hours");
     let finished = Number(charts.dataset.finished);
     const tick = async () => {
       if (charts.dataset.running !== "true") return;
@@ -261,6 +263,7 @@ const katuna = (() => {
         const c = study.counts;
         const done = c.complete + c.failed + c.pruned;
         if (study.status !== "running") return ended(study);
+        if (nodeHours) refill(nodeHours).catch(() => null);
         if (done !== finished) {
           refill(best).catch(() => null);
           charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
@@ -274,7 +277,7 @@ const katuna = (() => {
   }
 
   // The study ended, seen by the page or stopped from it: its counts and status as ``study``
-  // says, the best trials and every chart once more, and the page's actions as a page loaded
+  // says, its node-hours, the best trials and every chart once more, and the page's actions as a page loaded
   // now would show them (no Stop; Restart… where the study can restart). Nothing is followed
   // any more.
   async function studyEnded(charts, redraw, study) {
@@ -283,6 +286,8 @@ const katuna = (() => {
     const stop = document.getElementById("stop-study");
     if (stop) stop.remove();
     refill(document.getElementById("study-actions")).catch(() => null);
+    const nodeHours = document.getElementById("node-hours");
+    if (nodeHours) refill(nodeHours).catch(() => null);
     await refill(document.getElementById("best-trials")).catch(() => null);
     charts.querySelectorAll(".plot").forEach(redraw);
   }

@@ -11,7 +11,7 @@ from functions.core.pareto import best_trials
 from functions.core.records import STUDY_RUNNING, StudyRecord, runs_elsewhere
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
-from functions.core.views import study_view
+from functions.core.views import node_pool_view, study_view
 
 BEST_SHOWN = 5
 """How many best trials the study page lists for one objective (of several: the whole front)."""
@@ -81,6 +81,14 @@ def _restarts(record: StudyRecord) -> bool:
     """Whether the study restarts when submitted again with its trial budget raised, and the
     dashboard may submit it (:func:`functions.core.resume.restart_refusal`)."""
     return restart_refusal(record) is None
+
+
+@blueprint.get("/studies/<name>/node-hours.fragment")
+def node_hours_fragment(name: str):
+    """The study page's node-hours alone (measured on its pool's nodes, with their cost), which
+    the page fetches again while the study runs, and once as it ends."""
+    store = runtime().store()
+    return render_template("study_node_hours.html", use=node_pool_view(store, store.get_study(name)))
 
 
 @blueprint.get("/studies/<name>/best.fragment")
