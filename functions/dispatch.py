@@ -51,10 +51,10 @@ OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
 OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED)
 """How a handling ended: the handler's effects committed (``ok``); a redelivered event answered
 from its record (``duplicate``); the event's study is gone, or its trials run where this
-service does not run trials, so there was nothing to do (``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); an event
-refused as forged, without katuna's signature or its attempt's report token (``forged``,
-answered 403); any other failure (``permanent_error``), an event refused before any handler
-ran included."""
+service does not run trials, so there was nothing to do (``dropped``); a failure that retrying
+may cure (``temporary_error``, answered 503); an event refused as forged, without katuna's
+signature or its attempt's report token (``forged``, answered 403); any other failure
+(``permanent_error``), an event refused before any handler ran included."""
 
 NO_HANDLER = "none"
 """The handler reported for an event refused before any handler ran (malformed, unknown type

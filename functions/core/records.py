@@ -130,7 +130,7 @@ class StudyRecord:
         return self.status in TERMINAL_STATUSES
 
     def runs_away_from(self, executor: str) -> bool:
-        """Whether a service whose trials run as ``executor`` says must leave the study alone:
+        """Whether a service whose ``KATUNA_EXECUTOR`` is ``executor`` must leave the study alone:
         its trials run elsewhere (a database copied off a cluster's volume and served on a
         laptop holds running studies whose trials are Jobs there). Such a service would find
         none of their attempts, take each as lost and run it again as its own: the study's

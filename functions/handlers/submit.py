@@ -32,10 +32,11 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
 
     Submitting the identical study again returns the stored one (``StudyConflict`` when the
     name holds a different definition; :class:`~functions.core.errors.StudyRunsElsewhere` when
-    it runs, and its trials run where this service does not run them). Both the HTTP API and the study resources submit here.
-    The results of the study a warm start names are taken in the same transaction
-    (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
-    held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
+    it runs, and its trials run where this service does not run them). Both the HTTP API and
+    the study resources submit here. The results of the study a warm start names are taken in
+    the same transaction (:func:`warm_results`), so none can be deleted or added in between; so
+    are the node pools held (:func:`_check_pool_room`), so concurrent submissions never hold
+    more than allowed.
     """
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():

@@ -277,9 +277,9 @@ const katuna = (() => {
   }
 
   // The study ended, seen by the page or stopped from it: its counts and status as ``study``
-  // says, its node-hours, the best trials and every chart once more, and the page's actions as a page loaded
-  // now would show them (no Stop; Restart… where the study can restart). Nothing is followed
-  // any more.
+  // says, its node-hours, the best trials and every chart once more, and the page's actions as
+  // a page loaded now would show them (no Stop; Restart… where the study can restart). Nothing
+  // is followed any more.
   async function studyEnded(charts, redraw, study) {
     charts.dataset.running = "false";
     showCounts(study);
