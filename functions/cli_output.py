@@ -17,7 +17,7 @@ from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
-from functions.core.records import FAIL, KUBERNETES, RUNS_ON, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
 from functions.terminal import UNBOUNDED, markup, text
@@ -87,8 +87,6 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                       f"optuna {markup(made['optunaVersion'])}{ahead}", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
-    if view["runsOn"] == KUBERNETES:
-        console.print(f"trials run: {RUNS_ON[KUBERNETES]}, where the service that stored it runs them")
     best = view["best"]
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")

@@ -31,7 +31,7 @@ from functions.cli_output import front_title, print_study, studies_table, trial_
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.pareto import best_trials, front_sample
-from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
+from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
@@ -78,8 +78,13 @@ def _judged(view: dict, store: SqliteStore, record: StudyRecord, db: str | None)
 
 
 def _as_seen(view: dict) -> dict:
-    """A judged view for a person: an interrupted study's status says so instead of ``running``."""
-    return {**view, "status": INTERRUPTED} if view["interrupted"] else view
+    """A judged view for a person: an interrupted study's status says so instead of ``running``,
+    and a running one whose trials run elsewhere says where."""
+    if view["interrupted"]:
+        return {**view, "status": INTERRUPTED}
+    if view["status"] == STUDY_RUNNING and view["runsOn"] == KUBERNETES:
+        return {**view, "status": f"{STUDY_RUNNING} {RUNS_ON[KUBERNETES]}"}
+    return view
 
 
 @click.command()

@@ -97,8 +97,10 @@ def test_katuna_run_of_a_study_running_elsewhere_exits_2_saying_so_and_runs_noth
     assert ran.returncode == 2
     assert ran.stderr.startswith("error: study 'copied' runs its trials as Jobs on a Kubernetes cluster")
     shown = katuna("show", "copied", cwd=tmp_path)
-    assert "trials run: as Jobs on a Kubernetes cluster" in shown.stdout
+    assert "status: running as Jobs on a Kubernetes cluster" in shown.stdout
     assert "trials: 0/2" in shown.stdout, "no trial was asked for"
+    listed = katuna("studies", cwd=tmp_path, columns=300)
+    assert "running as Jobs on a Kubernetes cluster" in listed.stdout
 
 
 def held_study(folder: Path, max_trials: int, name: str = "copied") -> str:
@@ -177,6 +179,9 @@ def test_a_database_copied_off_a_cluster_service_runs_no_trial_on_a_laptop_until
         assert "runs its trials as Jobs on a Kubernetes cluster" in refused["message"]
         status, _, page = local.request("GET", "/ui/studies/copied")
         assert status == 200 and b'id="runs-elsewhere"' in page
+        listed = local.request("GET", "/ui/")[2].decode()
+        assert listed.count("its trials run as Jobs on a Kubernetes cluster: left to the service") == 1, \
+            "said of the study left alone, not of the one this service ran"
         status, stopped = local.json("POST", "/studies/copied/stop")
         assert (status, stopped["status"]) == (200, "stopped")
     finally:

@@ -8,7 +8,7 @@ from flask import Response, render_template, request
 
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
-from functions.core.records import STUDY_RUNNING, StudyRecord, runs_elsewhere
+from functions.core.records import RUNS_ON, STUDY_RUNNING, StudyRecord, runs_elsewhere
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import node_pool_view, study_view
@@ -49,7 +49,7 @@ def _studies_context(version: str | None = None) -> dict:
     views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
     by_status = store.census().studies
     return {"studies": views, "stored": sum(by_status.values()), "running": by_status.get(STUDY_RUNNING, 0) > 0,
-            "now": runtime().clock(), "version": version}
+            "now": runtime().clock(), "version": version, "executor": runtime().settings.executor, "runs_on": RUNS_ON}
 
 
 @blueprint.get("/studies/<name>")
