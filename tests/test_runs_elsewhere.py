@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import drop_runs_on, study_definition
 from http_helpers import Service
 from test_cli import katuna
 from waiting import eventually
@@ -21,7 +21,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyRunsElsewhere
 from functions.core.events import POOL_CHECK, Event, study_created
-from functions.core.records import KUBERNETES, LOCAL
+from functions.core.records import COMPLETE, KUBERNETES, LOCAL, PoolUse, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import DROPPED, Dispatcher
 from functions.handlers import Deps
@@ -101,6 +101,27 @@ def test_katuna_run_of_a_study_running_elsewhere_exits_2_saying_so_and_runs_noth
     assert "trials: 0/2" in shown.stdout, "no trial was asked for"
     listed = katuna("studies", cwd=tmp_path, columns=300)
     assert "running as Jobs on a Kubernetes cluster" in listed.stdout
+
+
+def test_a_study_stored_before_its_place_was_kept_runs_on_kubernetes_where_what_it_left_proves_it(tmp_path: Path):
+    """The thirty-first migration: a study resource's study, a node pool's user and a study whose
+    trial ran as an image the cluster reported ran on a cluster; nothing proves where another ran."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    for name, origin in (("resource", {"kind": "Study"}), ("pooled", None), ("imaged", None), ("plain", None)):
+        spec = parse_study(study_definition(name=name))
+        store.add_study(StudyRecord(spec, {}, str(tmp_path), f"uid-{name}", origin=origin))
+    store.save_pool_use(PoolUse("uid-pooled", "pooled", "katuna-pool", "gke", "spot", ("e2-standard-4",), 3, False))
+    store.add_trial(TrialRecord("imaged", 0, {"x": 1.0}, state=COMPLETE, image_digest="sha256:" + "0" * 64))
+    store.add_trial(TrialRecord("plain", 0, {"x": 1.0}, state=COMPLETE))
+    drop_runs_on(store.db)
+    store.db.execute("PRAGMA user_version = 30")
+    store.close()
+    reopened = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert {record.name: record.runs_on for record in reopened.list_studies()} == {
+            "resource": KUBERNETES, "pooled": KUBERNETES, "imaged": KUBERNETES, "plain": None}
+    finally:
+        reopened.close()
 
 
 def held_study(folder: Path, max_trials: int, name: str = "copied") -> str:

@@ -439,9 +439,14 @@ def _migrate_30(db: sqlite_utils.Database) -> None:
 
 def _migrate_31(db: sqlite_utils.Database) -> None:
     """Where each study's trials run, ``local`` or ``kubernetes``
-    (:attr:`~functions.core.records.StudyRecord.runs_on`): empty on older rows, whose studies run
-    where they are served, as before."""
+    (:attr:`~functions.core.records.StudyRecord.runs_on`). An older row is ``kubernetes`` where
+    what it left proves its trials ran on a cluster (it came from a study resource, used a node
+    pool, or has a trial whose image the cluster reported); else empty, and its study runs where
+    it is served, as before."""
     db.table("studies").add_column("runs_on", str)
+    db.execute("UPDATE studies SET runs_on = 'kubernetes' WHERE origin IS NOT NULL OR uid IN (SELECT uid FROM "
+               "node_pools) OR EXISTS (SELECT 1 FROM trials WHERE trials.study = studies.name AND "
+               "trials.image_digest IS NOT NULL)")
 
 
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
