@@ -29,7 +29,8 @@ def study_paths() -> dict[str, Any]:
                                                                          "raised"),
                                                   "the study's path"),
                                    "400": error("not YAML or JSON"),
-                                   "409": error("another definition uses the name"),
+                                   "409": error("another definition uses the name, or the identical study runs "
+                                                "and its trials run where this service does not run trials"),
                                    "415": error("not YAML or JSON"),
                                    "422": error("invalid: every problem, with its field path"),
                                    "503": error("the Kubernetes API cannot be asked about the study now")}},
