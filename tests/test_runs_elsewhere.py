@@ -203,6 +203,7 @@ def test_a_database_copied_off_a_cluster_service_runs_no_trial_on_a_laptop_until
         listed = local.request("GET", "/ui/")[2].decode()
         assert listed.count("its trials run as Jobs on a Kubernetes cluster: left to the service") == 1, \
             "said of the study left alone, not of the one this service ran"
+        assert 'id="studies-table" data-running="false"' in listed, "the list does not follow a study left alone"
         status, stopped = local.json("POST", "/studies/copied/stop")
         assert (status, stopped["status"]) == (200, "stopped")
     finally:

@@ -41,15 +41,18 @@ def studies_fragment():
 
 
 def _studies_context(version: str | None = None) -> dict:
-    """The newest studies' views, how many are stored, whether any runs (shown or not), and the
-    version of the list, read first: a change made while the views are read makes the next ask
-    of the idle list fetch it again."""
-    store = runtime().store()
+    """The newest studies' views, how many are stored, whether any study this service runs is
+    running (shown or not), and the version of the list, read first: a change made while the views are read
+    makes the next ask of the idle list fetch it again. A study left to the service that runs
+    its trials elsewhere keeps the list idle: in a copied database it would run forever."""
+    store, executor = runtime().store(), runtime().settings.executor
     version = version or store.studies_version(STUDIES_SHOWN)
     views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
     by_status = store.census().studies
-    return {"studies": views, "stored": sum(by_status.values()), "running": by_status.get(STUDY_RUNNING, 0) > 0,
-            "now": runtime().clock(), "version": version, "executor": runtime().settings.executor, "runs_on": RUNS_ON}
+    running = by_status.get(STUDY_RUNNING, 0) > 0 and \
+        any(not record.runs_away_from(executor) for record in store.unended_studies())
+    return {"studies": views, "stored": sum(by_status.values()), "running": running, "now": runtime().clock(),
+            "version": version, "executor": executor, "runs_on": RUNS_ON}
 
 
 @blueprint.get("/studies/<name>")
