@@ -963,6 +963,11 @@ def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_bud
     assert service.wait_for("ui-again")["counts"]["complete"] == 3
     assert sorted(t["number"] for t in trials_of(service, "ui-again")) == [0, 1, 2]
     expect(page.locator("#restart-study")).to_be_visible()
+    page.evaluate("window.stillThisPage = true")
+    assert post(service, study_definition(name="ui-again", maxTrials=4, parallelism=1)) == 200
+    expect(page.locator("#trial-counts")).to_contain_text("4 of 4: 4 complete", timeout=30_000)
+    expect(page.locator("#restart-study")).to_be_visible()
+    assert page.evaluate("window.stillThisPage"), "a restart made elsewhere is followed on the page left open"
     assert post(service, study_definition(name="ui-stopped", mode="hang", maxTrials=1, parallelism=1)) == 201
     assert service.request("POST", "/studies/ui-stopped/stop", headers={"Content-Type": "application/json"})[0] == 200
     page.goto(service.base + "/ui/studies/ui-stopped")

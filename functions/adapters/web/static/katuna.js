@@ -164,7 +164,7 @@ const katuna = (() => {
     document.querySelectorAll("#param-a, #param-b, input[name=pair-kind]")
       .forEach((el) => el.addEventListener("change", redrawPair));
     const redraw = (div) => draw(div, url(div));
-    const ended = (study) => studyEnded(charts, redraw, study);
+    const ended = (study) => studyEnded(charts, redraw, study, ended);
     const actions = document.getElementById("study-actions");
     actions.addEventListener("click", (event) => {
       const stop = event.target.closest("#stop-study");
@@ -172,6 +172,7 @@ const katuna = (() => {
     });
     deleteStudy(document.getElementById("delete-study"), document.getElementById("delete-dialog"));
     if (charts.dataset.running === "true") followStudy(charts, redraw, ended);
+    else awaitRestart(charts, redraw, ended);
   }
 
   // Delete, once confirmed in a dialog naming the study (Cancel, which has the focus, or
@@ -278,10 +279,11 @@ const katuna = (() => {
 
   // The study ended, seen by the page or stopped from it: its counts and status as ``study``
   // says, its node-hours, the best trials and every chart once more, and the page's actions as
-  // a page loaded now would show them (no Stop; Restart… where the study can restart). Nothing
-  // is followed any more.
-  async function studyEnded(charts, redraw, study) {
+  // a page loaded now would show them (no Stop; Restart… where the study can restart). It is
+  // followed again only if it restarts.
+  async function studyEnded(charts, redraw, study, ended) {
     charts.dataset.running = "false";
+    charts.dataset.completedAt = study.completedAt;
     showCounts(study);
     const stop = document.getElementById("stop-study");
     if (stop) stop.remove();
@@ -290,6 +292,35 @@ const katuna = (() => {
     if (nodeHours) refill(nodeHours).catch(() => null);
     await refill(document.getElementById("best-trials")).catch(() => null);
     charts.querySelectorAll(".plot").forEach(redraw);
+    awaitRestart(charts, redraw, ended);
+  }
+
+  // An ended study the page offers to restart (its Restart…) may be restarted elsewhere (another
+  // tab, the CLI, the API): while the page is shown it asks every IDLE_MS, and once the study
+  // runs again shows it so and follows it (one that ran and ended again between two asks is
+  // shown ended anew). A study that cannot restart is asked nothing; one
+  // deleted meanwhile is said to be.
+  function awaitRestart(charts, redraw, ended) {
+    const tick = async () => {
+      if (charts.dataset.running === "true" || !document.getElementById("restart-study")) return;
+      let study = null;
+      try {
+        if (document.visibilityState !== "hidden") study = await getJSON(charts.dataset.studyUrl);
+      } catch (error) {
+        if (error.status === 404) return studyDeleted(charts);
+      }
+      if (study && study.status !== "running" && study.completedAt !== Number(charts.dataset.completedAt)) {
+        return ended(study);  // restarted, and ended again since the last ask
+      }
+      if (study && study.status === "running") {
+        charts.dataset.running = "true";
+        showCounts(study);
+        refill(document.getElementById("study-actions")).catch(() => null);
+        return followStudy(charts, redraw, ended);
+      }
+      setTimeout(tick, IDLE_MS);
+    };
+    setTimeout(tick, IDLE_MS);
   }
 
   // The study's page stays, saying the study was deleted; there is nothing left to stop or follow.
