@@ -298,8 +298,8 @@ const katuna = (() => {
   // An ended study the page offers to restart (its Restart…) may be restarted elsewhere (another
   // tab, the CLI, the API): while the page is shown it asks every IDLE_MS, and once the study
   // runs again shows it so and follows it (one that ran and ended again between two asks is
-  // shown ended anew). A study that cannot restart is asked nothing; one
-  // deleted meanwhile is said to be.
+  // shown ended anew). A study that cannot restart is asked nothing; one deleted meanwhile is
+  // said to be.
   function awaitRestart(charts, redraw, ended) {
     const tick = async () => {
       if (charts.dataset.running === "true" || !document.getElementById("restart-study")) return;
