@@ -31,7 +31,7 @@ from functions.cli_output import front_title, print_study, studies_table, trial_
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.pareto import best_trials, front_sample
-from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, StudyRecord, TrialRecord
+from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, StudyRecord, TrialRecord, stop_reach
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
@@ -199,8 +199,9 @@ def stop(name: str, db: str | None) -> None:
             stopper.stop(name)
         finally:
             stopper.close()
+        elsewhere = record.runs_away_from(settings_for(db).executor)
         with writing_output():
-            console.print(f"Study {markup(repr(name))} stopped.")
+            console.print(f"Study {markup(repr(name))} stopped" + (f"; {stop_reach(record)}." if elsewhere else "."))
     except KatunaError as exc:
         fail(looked_in(exc, path), failure_code(exc))
 

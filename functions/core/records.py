@@ -153,6 +153,14 @@ def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
         f"reaching maxTrials, submitting it with maxTrials raised restarts it here")
 
 
+def stop_reach(record: StudyRecord) -> str:
+    """What a stop made here leaves of a study whose trials run elsewhere: it ends the study in
+    this database, while its trials run on where the service that stored it runs them."""
+    there = RUNS_ON.get(record.runs_on or "", str(record.runs_on))
+    return (f"this stops it in this database only: its trials run {there}, where the service that stored it "
+            "still runs them; stop it there too")
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """A stored trial. ``values`` are the objectives in order; ``metrics`` every reduced metric."""

@@ -222,12 +222,13 @@ const katuna = (() => {
   }
 
   // Stop (heard on the actions beside it, so a Stop their refill brings back works too), once
-  // confirmed: the page shows the stopped study the service answers with, in place
+  // confirmed (a study whose trials run elsewhere is stopped in this database only, which its
+  // confirmation says): the page shows the stopped study the service answers with, in place
   // (``ended``), so a chart's zoom stays. A stop the service refuses (a stale CSRF token, a
   // study deleted meanwhile, a busy database) is said beside the button, which stays for
   // another try.
   async function stopStudy(stop, ended) {
-    if (!confirm("Stop this study? Running trials are stopped.")) return;
+    if (!confirm(stop.dataset.confirm || "Stop this study? Running trials are stopped.")) return;
     const problem = document.getElementById("stop-problem");
     problem.hidden = true;
     stop.disabled = true;

@@ -8,7 +8,7 @@ from flask import Response, render_template, request
 
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
-from functions.core.records import RUNS_ON, STUDY_RUNNING, StudyRecord, runs_elsewhere
+from functions.core.records import RUNS_ON, STUDY_RUNNING, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import node_pool_view, study_view
@@ -61,7 +61,7 @@ def study(name: str):
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
                            best=best_trials(store, record, limit=BEST_SHOWN), now=runtime().clock(),
-                           restarts=_restarts(record), elsewhere=_elsewhere(record),
+                           restarts=_restarts(record), elsewhere=_elsewhere(record), reach=_reach(record),
                            follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
 
 
@@ -71,13 +71,19 @@ def _elsewhere(record: StudyRecord) -> str | None:
     return str(runs_elsewhere(record, executor)) if record.runs_away_from(executor) else None
 
 
+def _reach(record: StudyRecord) -> str | None:
+    """What the study's Stop leaves running, where its trials run elsewhere (its confirmation
+    says so); None where this service runs them, and its Stop stops them."""
+    return stop_reach(record) if record.runs_away_from(runtime().settings.executor) else None
+
+
 @blueprint.get("/studies/<name>/actions.fragment")
 def actions_fragment(name: str):
     """The study page's Stop (while the study runs) or Restart… (once it ended so that it can
     restart) alone, which the page fetches again when it sees the study end."""
     record = runtime().store().get_study(name)
     return render_template("study_actions.html", study={"name": record.name, "status": record.status},
-                           restarts=_restarts(record))
+                           restarts=_restarts(record), reach=_reach(record))
 
 
 def _restarts(record: StudyRecord) -> bool:
