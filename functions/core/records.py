@@ -144,9 +144,8 @@ class StudyRecord:
 
 def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
     """The refusal to run a study whose trials run elsewhere, saying where and what to do."""
-    there = RUNS_ON.get(record.runs_on or "", str(record.runs_on))
     return StudyRunsElsewhere(
-        f"study {record.name!r} runs its trials {there}, where the service that stored it runs them; here "
+        f"study {record.name!r} runs its trials {_where(record)}, where the service that stored it runs them; here "
         f"trials run {RUNS_ON.get(runs_on, runs_on)}, so katuna leaves the study to that service (this database "
         f"was copied from, or is shared with, its own). To run it here, stop it and submit it under another "
         f"name (with warmStart.study naming it, to start from its completed trials); once it has ended by "
@@ -156,9 +155,13 @@ def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
 def stop_reach(record: StudyRecord) -> str:
     """What a stop made here leaves of a study whose trials run elsewhere: it ends the study in
     this database, while its trials run on where the service that stored it runs them."""
-    there = RUNS_ON.get(record.runs_on or "", str(record.runs_on))
-    return (f"this stops it in this database only: its trials run {there}, where the service that stored it "
-            "still runs them; stop it there too")
+    return (f"this stops it in this database only: its trials run {_where(record)}, where the service that "
+            "stored it still runs them; stop it there too")
+
+
+def _where(record: StudyRecord) -> str:
+    """Where the study's trials run, in words (``as Jobs on a Kubernetes cluster``)."""
+    return RUNS_ON.get(record.runs_on or "", str(record.runs_on))
 
 
 @dataclass(frozen=True)
