@@ -194,12 +194,13 @@ def stop(name: str, db: str | None) -> None:
             with writing_output():
                 console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
             return
-        stopper = _stopper(settings_for(db))
+        settings = settings_for(db)
+        stopper = _stopper(settings)
         try:
             stopper.stop(name)
         finally:
             stopper.close()
-        elsewhere = record.runs_away_from(settings_for(db).executor)
+        elsewhere = record.runs_away_from(settings.executor)
         with writing_output():
             console.print(f"Study {markup(repr(name))} stopped" + (f"; {stop_reach(record)}." if elsewhere else "."))
     except KatunaError as exc:
