@@ -15,7 +15,7 @@ def state(pid: int | str) -> str | None:
     it is gone."""
     try:
         return _fields(pid)[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before its file was opened, or while it was read
         return None
 
 
