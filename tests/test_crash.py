@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,12 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import pool_check, study_completed, study_created
+from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
 from functions.handlers import Deps, reconcile
+from functions.handlers.stopping import stop_marked
 from functions.handlers.submit import store_study
 from functions.settings import Settings
 
@@ -211,11 +214,10 @@ def test_a_crash_after_a_job_create_and_before_its_record_creates_no_second_job(
         runner.close()
 
 
-def test_a_stop_whose_process_dies_at_the_trials_stop_keeps_its_verdict_and_the_tick_stops_them(tmp_path: Path):
-    """The stop function stores the study's end and its trials pruned, then stops their
-    attempts, and the process dies right there (POST /studies/{name}/stop delivers it once):
-    the stop is kept, nothing runs again, and the tick stops the attempts, which it finds
-    still marked to stop, again (:mod:`functions.handlers.stopping`)."""
+@contextmanager
+def _stopped_midway(tmp_path: Path) -> Iterator[tuple[Deps, StudyRecord]]:
+    """A study of two running trials whose stop dies right after stopping their attempts: its
+    verdict stored, the attempts still marked to stop."""
     store = SqliteStore(tmp_path / "katuna.db")
     executor = LocalExecutor(tmp_path / "logs", publish=lambda event: None)
     deps = Deps(store, executor, time.time)
@@ -229,6 +231,19 @@ def test_a_stop_whose_process_dies_at_the_trials_stop_keeps_its_verdict_and_the_
         crashing = Dispatcher(Deps(store, CrashAfter(executor, "stop_trials", 1), time.time))
         with pytest.raises(Crash):
             crashing.deliver(study_completed(record.name, record.uid, "stopped", "stopped by its user", 0))
+        yield deps, record
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_a_stop_whose_process_dies_at_the_trials_stop_keeps_its_verdict_and_the_tick_stops_them(tmp_path: Path):
+    """The stop function stores the study's end and its trials pruned, then stops their
+    attempts, and the process dies right there (POST /studies/{name}/stop delivers it once):
+    the stop is kept, nothing runs again, and the tick stops the attempts, which it finds
+    still marked to stop, again (:mod:`functions.handlers.stopping`)."""
+    with _stopped_midway(tmp_path) as (deps, _):
+        store, executor = deps.store, deps.executor
         assert store.get_study("halted").status == "stopped"
         assert [(t.state, t.attempt) for t in store.trials("halted")] == [("PRUNED", 1), ("PRUNED", 1)]
         assert store.stopping_trials(10) == [("halted", 0), ("halted", 1)]
@@ -236,6 +251,16 @@ def test_a_stop_whose_process_dies_at_the_trials_stop_keeps_its_verdict_and_the_
         assert reconcile.handle(pool_check(), deps) == []
         assert store.stopping_trials(10) == []
         assert [(t.state, t.attempt) for t in store.trials("halted")] == [("PRUNED", 1), ("PRUNED", 1)]
-    finally:
-        executor.shutdown()
-        store.close()
+
+
+def test_two_stops_that_read_the_same_marks_stop_the_attempts_once(tmp_path: Path):
+    """The stop's own effect and a tick (of this process or another) may both have read the
+    marks before either cleared them: the first to take the store's lock stops the attempts,
+    the second finds no mark left and stops nothing again."""
+    with _stopped_midway(tmp_path) as (deps, record):
+        counting = CrashAfter(deps.executor, "stop_trials", 0)
+        racing = Deps(deps.store, counting, time.time)
+        for _ in range(2):
+            stop_marked(racing, record.name, record.uid, [0, 1])
+        assert counting.calls == 1
+        assert deps.store.stopping_trials(10) == []

@@ -41,6 +41,8 @@ each), apart from the trial's record: written by the scans and looks that find m
 nothing a reader of the trial sees."""
 
 _BY_STATE = "idx_trials_study_state"
+_CHUNK = 500
+"""Trial numbers bound into one statement, well under SQLite's limit on its variables."""
 """The index of trials by study and state (made by the first migration)."""
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
@@ -159,11 +161,23 @@ class SqliteTrials(SqliteStudies):
         """Never moves back: a report that read older changes cannot undo a later one."""
         self.db.execute("UPDATE studies SET trials_reported = max(trials_reported, ?) WHERE name = ?", [change, study])
 
-    def set_stopping(self, study: str, numbers: Sequence[int], stopping: bool) -> None:
-        """Mark the trials' workloads as still to be stopped, or no longer (no change of the
-        trials themselves: the change feeds see nothing)."""
-        self.db.conn.executemany("UPDATE trials SET stopping = ? WHERE study = ? AND number = ?",
-                                 [(int(stopping), study, number) for number in numbers])
+    def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
+        """Mark the trials' workloads as still to be stopped (no change of the trials
+        themselves: the change feeds see nothing)."""
+        self.db.conn.executemany("UPDATE trials SET stopping = 1 WHERE study = ? AND number = ?",
+                                 [(study, number) for number in numbers])
+
+    def claim_stopping(self, study: str, numbers: Sequence[int]) -> list[int]:
+        """Clear the marks of the trials ``numbers``, returning those that were marked: within
+        one transaction, the one stop that claims a mark, of two that race for it."""
+        claimed: list[int] = []
+        for start in range(0, len(numbers), _CHUNK):
+            chunk = list(numbers[start:start + _CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            claimed += [row[0] for row in self.db.execute(
+                f"SELECT number FROM trials WHERE study = ? AND stopping = 1 AND number IN ({marks})", [study, *chunk])]
+            self.db.execute(f"UPDATE trials SET stopping = 0 WHERE study = ? AND number IN ({marks})", [study, *chunk])
+        return sorted(claimed)
 
     @reading
     def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:

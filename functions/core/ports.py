@@ -115,8 +115,12 @@ class Store(Protocol):
         """Store the pods of the trial's attempt seen disrupted; like :meth:`set_log_cursor`, no
         change of the trial to report; ``StudyNotFound`` for a trial that is not stored."""
 
-    def set_stopping(self, study: str, numbers: Sequence[int], stopping: bool) -> None:
-        """Mark the trials' workloads as still to be stopped, or no longer."""
+    def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
+        """Mark the trials' workloads as still to be stopped."""
+
+    def claim_stopping(self, study: str, numbers: Sequence[int]) -> list[int]:
+        """Clear the marks of the trials ``numbers``, returning those that were marked (in a
+        transaction: of two stops racing for a mark, one claims it)."""
 
     def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
         """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of

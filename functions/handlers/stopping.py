@@ -37,24 +37,25 @@ def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: D
     if not trials:
         return
     numbers = [trial.number for trial in trials]
-    deps.store.set_stopping(record.name, numbers, True)
+    deps.store.mark_stopping(record.name, numbers)
     deps.store.after_commit(partial(_stop_logged, deps, record.name, record.uid, numbers))
 
 
 def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
     """Stop the workloads of the trials ``numbers`` of the study (that very study: ``uid``)
-    that have ended, and clear their marks, in one transaction: a stop that fails raises and
-    leaves them marked."""
+    that have ended and are still marked, and clear their marks, in one transaction: a stop
+    that fails raises and leaves them marked. The stop that commits a verdict and the tick may
+    both come for a mark; the one that claims it stops the workloads, the other finds it gone."""
     store = deps.store
     with store.transaction():
         record = stored_study(store, study, uid)
         if record is None:
             return
-        ended = [trial for number in numbers if (trial := store.get_trial(study, number)) is not None and trial.finished]
+        claimed = store.claim_stopping(study, numbers)
+        ended = [trial for number in claimed if (trial := store.get_trial(study, number)) is not None and trial.finished]
         if ended:
             deps.executor.stop_trials([trial_launch(record, trial) for trial in ended],
                                       keep=record.spec.trial_template.retain)
-        store.set_stopping(study, numbers, False)
 
 
 def finish_marked(deps: Deps, limit: int = MAX_MARKED) -> None:
