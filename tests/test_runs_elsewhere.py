@@ -78,6 +78,16 @@ def test_studies_stored_before_their_place_was_kept_run_where_they_are_served(de
     assert deps.store.count_trials("copied").created == 1
 
 
+def test_the_census_counts_the_running_studies_each_service_runs(deps: Deps):
+    for name, runs_on in (("there", KUBERNETES), ("here", LOCAL), ("older", None)):
+        stored(deps, runs_on, name)
+    census = deps.store.census()
+    assert census.running_on == {KUBERNETES: 1, LOCAL: 1, None: 1}
+    assert (census.running_for(LOCAL), census.running_for(KUBERNETES)) == (2, 2), "an older study runs anywhere"
+    deps.store.update_study("here", status="stopped")
+    assert deps.store.census().running_for(LOCAL) == 1
+
+
 def test_a_study_running_elsewhere_is_refused_again_by_name_and_where(deps: Deps):
     stored(deps, KUBERNETES)
     definition = study_definition(name="copied", maxTrials=2, parallelism=1)

@@ -23,7 +23,17 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.parameters import DiscreteParameter
-from functions.core.records import COMPLETE, DISCARDED, RUNNING, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
+from functions.core.records import (
+    COMPLETE,
+    DISCARDED,
+    RUNNING,
+    STOPPED_AT_END,
+    STUDY_RUNNING,
+    Census,
+    Counts,
+    TrialQuery,
+    TrialRecord,
+)
 from functions.core.spec import MINIMIZE, Study
 
 GRID_SPACE = "search_space"
@@ -297,11 +307,13 @@ class SqliteTrials(SqliteStudies):
     def census(self) -> Census:
         """Counts across studies, each one grouped query (trials from the kept per-study counts)."""
         studies = dict(self.db.execute("SELECT status, count(*) FROM studies GROUP BY status").fetchall())
+        running_on = dict(self.db.execute("SELECT runs_on, count(*) FROM studies WHERE status = ? GROUP BY runs_on",
+                                          [STUDY_RUNNING]).fetchall()) if studies.get(STUDY_RUNNING) else {}
         trials = dict(self.db.execute("SELECT state, sum(n) FROM trial_counts GROUP BY state").fetchall())
         pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
         operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
                                      "AND operation != ''").fetchone()[0]
-        return Census(studies, _counts(trials), pools, operations)
+        return Census(studies, running_on, _counts(trials), pools, operations)
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         row = self._study_row(study)

@@ -366,13 +366,20 @@ class PoolUse:
 
 @dataclass(frozen=True)
 class Census:
-    """What the store holds, across studies: studies by status, trials by state, node-pool uses
-    by phase, and how many of those uses wait on a cloud operation."""
+    """What the store holds, across studies: studies by status, running studies by where their
+    trials run (None: stored before katuna recorded it), trials by state, node-pool uses by
+    phase, and how many of those uses wait on a cloud operation."""
 
     studies: Mapping[str, int]
+    running_on: Mapping[str | None, int]
     trials: Counts
     pool_uses: Mapping[str, int]
     pool_operations: int
+
+    def running_for(self, executor: str) -> int:
+        """The running studies a service whose ``KATUNA_EXECUTOR`` is ``executor`` runs: not
+        those it leaves to another (:meth:`StudyRecord.runs_away_from`)."""
+        return sum(count for place, count in self.running_on.items() if place is None or place == executor)
 
 
 SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration")

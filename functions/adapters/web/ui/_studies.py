@@ -8,7 +8,7 @@ from flask import Response, render_template, request
 
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
-from functions.core.records import RUNS_ON, STUDY_RUNNING, StudyRecord, runs_elsewhere, stop_reach
+from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import node_pool_view, study_view
@@ -48,11 +48,9 @@ def _studies_context(version: str | None = None) -> dict:
     store, executor = runtime().store(), runtime().settings.executor
     version = version or store.studies_version(STUDIES_SHOWN)
     views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
-    by_status = store.census().studies
-    running = by_status.get(STUDY_RUNNING, 0) > 0 and \
-        any(not record.runs_away_from(executor) for record in store.unended_studies())
-    return {"studies": views, "stored": sum(by_status.values()), "running": running, "now": runtime().clock(),
-            "version": version, "executor": executor, "runs_on": RUNS_ON}
+    census = store.census()
+    return {"studies": views, "stored": sum(census.studies.values()), "running": census.running_for(executor) > 0,
+            "now": runtime().clock(), "version": version, "executor": executor, "runs_on": RUNS_ON}
 
 
 @blueprint.get("/studies/<name>")
