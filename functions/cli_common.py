@@ -80,7 +80,7 @@ def warn_of_executor(settings: Settings) -> None:
     """``katuna run`` runs every trial as a process here, whatever ``KATUNA_EXECUTOR`` says: one
     set to ``kubernetes`` (as ``katuna stop`` of a study whose trials are Jobs needs it) is
     answered with a warning before any trial starts, not with processes where Jobs were meant."""
-    if settings.executor == "kubernetes":
+    if settings.runs_jobs:
         warn("KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process on this "
              "machine. To run the trials as Kubernetes Jobs, submit the study to katuna serve --executor kubernetes "
              "(POST /studies)")

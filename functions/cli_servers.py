@@ -23,7 +23,7 @@ from functions.cli_common import (
 from functions.core.history import WARNED_STUDIES, history_warning
 from functions.core.history_cells import cells_warning
 from functions.core.limits import Limits
-from functions.core.records import WAITING
+from functions.core.records import RUNS_ON, WAITING
 from functions.settings import Settings
 from functions.terminal import markup
 
@@ -42,7 +42,7 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
               help="Requests each worker serves at once.")
-@click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
+@click.option("--executor", type=click.Choice(list(RUNS_ON)), default=None,
               help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
 def serve(db: str | None, host: str, port: int, workers: int, threads: int, executor: str | None) -> None:
     """Serve the HTTP API and the event functions with gunicorn.
@@ -64,7 +64,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
         fail(problem, 2)
     if executor:
         settings = replace(settings, executor=executor)
-    if settings.executor == "kubernetes":
+    if settings.runs_jobs:
         from functions.adapters.kubernetes_client import configuration_problem, load_apis
 
         problem = configuration_problem(settings.k8s_api)
@@ -84,7 +84,7 @@ def _open_database(settings: Settings) -> None:
     """Open the database (:func:`_warn_of_history`), with the trial-log folder checked where
     trials run here (:func:`opened_beside_logs`)."""
     opening = partial(_warn_of_history, settings.db, settings.limits, settings.busy_timeout)
-    if settings.executor == "local":
+    if not settings.runs_jobs:
         opened_beside_logs(settings, opening)
     else:
         opening()

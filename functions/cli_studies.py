@@ -212,7 +212,7 @@ def _stopper(settings: Settings) -> Embedded | Runtime:
     (its stop deletes them, and releases the study's node pools), else an embedded runner (a
     ``katuna run`` of the study, in its own process, kills its trial processes when it sees the
     study ended). No cluster configuration stops the command before anything changes."""
-    return Embedded(settings) if settings.executor != "kubernetes" else _on_cluster(settings)
+    return _on_cluster(settings) if settings.runs_jobs else Embedded(settings)
 
 
 def _on_cluster(settings: Settings) -> Runtime:
@@ -238,7 +238,7 @@ def delete(name: str, db: str | None) -> None:
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
-        if settings.executor == "kubernetes":
+        if settings.runs_jobs:
             _deletable(name, store)
             if store.stopping_trials(1, name):
                 _stop_marked(settings, name)

@@ -87,10 +87,10 @@ class Runtime:
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
                                           settings.remote_timeout)
         self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
-            if settings.executor == "kubernetes" else None
+            if settings.runs_jobs else None
         """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
         self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
-            if self.node_pools is not None and settings.executor == "kubernetes" else None
+            if self.node_pools is not None and settings.runs_jobs else None
         self._started = False
         self._thread: BrokerThread | None = None
         self._senders = sink_senders.SinkSenders(
@@ -105,7 +105,7 @@ class Runtime:
         """The executor, and where trials' logs are read for a person: a local trial's log file,
         a cluster trial's pods' logs, the runs its Job lost included
         (:meth:`~functions.adapters.kubernetes_executor.KubernetesExecutor.log`)."""
-        if self.settings.executor == "kubernetes":
+        if self.settings.runs_jobs:
             from functions.adapters.kubernetes_access import Access
             from functions.adapters.kubernetes_client import api_client
             from functions.adapters.kubernetes_executor import KubernetesExecutor
@@ -154,7 +154,7 @@ class Runtime:
         way to recover when the first start could not be sent. An ended Katib Experiment whose
         trial budget the definition raises, as Katib restarts one, runs on.
         """
-        check_study(spec, definition, self.settings, runs_jobs=self.settings.executor == "kubernetes")
+        check_study(spec, definition, self.settings, runs_jobs=self.settings.runs_jobs)
         if self.access_refusal is not None:
             check_access(spec, definition, self.access_refusal)
         self._check_publishing()
@@ -312,7 +312,7 @@ def from_environment() -> WSGIApplication:
     except InvalidSetting as exc:
         _refuse(str(exc))
     problem = (guard.exposure_problem(settings.allowed_hosts, settings.api_token)
-               or master_problem(runs_local_trials=settings.executor == "local"))
+               or master_problem(runs_local_trials=not settings.runs_jobs))
     if problem:
         _refuse(problem)
     return service_app(settings)

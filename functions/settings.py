@@ -24,6 +24,7 @@ from functions.core.limits import MAX_EXACT_INT, EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pod_fields import resource_problem
 from functions.core.reader import shown
+from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
@@ -362,7 +363,7 @@ class Settings:
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = DEFAULT_RESOURCES
     k8s_start_allowance: int | None = None
-    executor: str = "local"
+    executor: str = LOCAL
     k8s_api: str | None = None
     report_url: str | None = None
     gke_project: str | None = None
@@ -414,8 +415,8 @@ class Settings:
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
             raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
-        if settings.executor not in ("local", "kubernetes"):
-            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
+        if settings.executor not in RUNS_ON:
+            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {settings.executor!r}")
         settings._check_node_pools()
         settings._check_trial_identity()
         own = [name for name in settings.trial_env if name.startswith(PREFIX)]
@@ -520,6 +521,11 @@ class Settings:
     def node_pool_provider(self) -> str | None:
         """The cloud whose node pools studies may ask for: gke, eks, or None."""
         return "gke" if self.gke_cluster else "eks" if self.eks_cluster else None
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether trials run as Kubernetes Jobs (``KATUNA_EXECUTOR=kubernetes``), not local processes."""
+        return self.executor == KUBERNETES
 
     @property
     def event_key(self) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.web.openapi._codes import ERROR_CODES
-from functions.core.records import ACTIVE_STATES, FINISHED_STATES, STUDY_RUNNING, TERMINAL_STATUSES
+from functions.core.records import ACTIVE_STATES, FINISHED_STATES, RUNS_ON, STUDY_RUNNING, TERMINAL_STATUSES
 
 _VALUE = {"$ref": "#/components/schemas/Number"}
 _TIME = {"type": ["number", "null"], "description": "seconds since the epoch"}
@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
                                            "lookahead": {"type": ["integer", "null"]}}},
         "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
                                 "template was read from when the study was submitted (null: given inline)"},
-        "runsOn": {"enum": ["local", "kubernetes", None], "description": "where the study's trials run: local "
+        "runsOn": {"enum": [*RUNS_ON, None], "description": "where the study's trials run: local "
                    "(processes of the service that stored it) or kubernetes (Jobs on its cluster), as the service "
                    "that stored or last restarted it runs them; a service whose trials run elsewhere shows the "
                    "study and leaves it alone (null: stored before katuna kept this, run where it is served)"},
