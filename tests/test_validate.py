@@ -400,6 +400,28 @@ def test_a_list_with_values_of_the_wrong_kind_gets_its_own_problems_and_no_clash
     assert not any("tell apart" in p or "Optuna compares" in p or "same number" in p for p in found), found
 
 
+def test_list_values_that_are_not_finite_or_past_2_53_are_refused_saying_what_to_write_instead():
+    """NaN equals nothing, so a study listing it would differ from its own definition sent
+    again (a 409 where an identical resubmission is a 200, and no restart); an integer past 2**53
+    is rounded by the JSON readers the API serves. Quoted, each reaches the trial as written."""
+    definition = study_definition(parameters=[
+        {"name": "x", "type": "categorical", "values": [float("nan"), "a", float("-inf")]},
+        {"name": "d", "type": "discrete", "values": [1, 2**70, float("inf"), "nan"]}])
+    definition["trialTemplate"]["command"].append("${trialParameters.d}")
+    assert problems(definition) == [
+        'parameters[0].values[0]: expected a finite number, got nan; quote it ("nan") to pass the text',
+        'parameters[0].values[2]: expected a finite number, got -inf; quote it ("-inf") to pass the text',
+        "parameters[1].values[1]: expected an integer of at most 2**53 in magnitude, got 1.18e+21; quote it to "
+        "pass it as written",
+        "parameters[1].values[2]: expected a finite number, got inf",
+        "parameters[1].values[3]: expected a finite number (or a string spelling one), got a string 'nan'",
+    ]
+    definition["parameters"] = [{"name": "x", "type": "categorical", "values": ["nan", "a", "-inf", 2**53]},
+                                {"name": "d", "type": "discrete", "values": [1, str(2**70)]}]
+    spec = parse_study(definition)
+    assert [p.values for p in spec.parameters] == [("nan", "a", "-inf", 2**53), (1, str(2**70))]
+
+
 def test_clashing_values_are_no_problem_of_a_study_whose_name_is_stored_and_the_store_is_asked_only_then():
     asked: list[str] = []
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from functions.core.choices import clashes
-from functions.core.limits import Limits
+from functions.core.limits import MAX_EXACT_INT, Limits
 from functions.core.parameters import (
     DISTRIBUTIONS,
     UNIFORM,
@@ -23,7 +23,7 @@ from functions.core.parameters import (
     Parameter,
     same_value,
 )
-from functions.core.reader import Reader, is_number, join, kind_of
+from functions.core.reader import Reader, is_int, is_number, join, kind_of, shown
 
 NAME_UNFIT = {"}": "it ends a ${trialParameters.<name>} placeholder",
               '"': "a query sorting or filtering trials by the parameter names it in quotes",
@@ -167,16 +167,33 @@ def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | N
         return None
     if not values:
         r.fail(join(path, "values"), "expected at least one value")
-    check = _is_discrete if kind == "discrete" else (lambda v: v is None or isinstance(v, (str, int, float, bool)))
-    expected = "a finite number (or a string spelling one)" if kind == "discrete" else "a string, number, boolean or null"
     for i, value in enumerate(values):
-        if not check(value):
-            r.fail(f"{path}.values[{i}]", f"expected {expected}, got {kind_of(value)}")
+        problem = _list_value_problem(value, kind)
+        if problem is not None:
+            r.fail(f"{path}.values[{i}]", problem)
     if len({repr(v) for v in values}) != len(values):
         r.fail(join(path, "values"), "expected distinct values")
     if not name:
         return None
     return DiscreteParameter(name, tuple(values)) if kind == "discrete" else CategoricalParameter(name, tuple(values))
+
+
+def _list_value_problem(value: Any, kind: str) -> str | None:
+    """Why ``value`` cannot be one of the values of a ``kind`` list parameter (None: it can). A
+    number must be finite (NaN equals nothing, not even the study's own definition sent again)
+    and an integer exact as a float (JSON readers such as the dashboard's round a larger one);
+    quoted, a large integer reaches the trial as written, and so does a categorical ``nan``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = f"; quote it (\"{value}\") to pass the text" if kind == "categorical" else ""
+        return f"expected a finite number, got {value}{text}"
+    if is_int(value) and abs(value) > MAX_EXACT_INT:
+        return f"expected an integer of at most 2**53 in magnitude, got {shown(value)}; quote it to pass it as written"
+    if kind == "discrete" and not _is_discrete(value):
+        got = f"a string {shown(value)}" if isinstance(value, str) else kind_of(value)
+        return f"expected a finite number (or a string spelling one), got {got}"
+    if kind == "categorical" and not (value is None or isinstance(value, (str, int, float, bool))):
+        return f"expected a string, number, boolean or null, got {kind_of(value)}"
+    return None
 
 
 def _is_discrete(value: Any) -> bool:
