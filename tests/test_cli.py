@@ -885,14 +885,19 @@ def test_serve_on_a_port_in_use_exits_2_at_once_naming_the_port(tmp_path: Path):
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("host", ["::1", "[::1]"])
-def test_serve_listens_on_the_ipv6_loopback_address_written_bare_or_in_brackets(tmp_path: Path, host: str):
+@pytest.mark.parametrize("host, url", [("::1", "[::1]"), ("[::1]", "[::1]"), ("127.0.0.2", "127.0.0.2")])
+def test_serve_listens_on_any_loopback_address_and_answers_requests_naming_it(tmp_path: Path, host: str, url: str):
+    """An IPv6 address written bare or in brackets; another address of 127/8, which a browser's
+    page sends as its Host (an address no rebinding can point elsewhere)."""
     service = Service(tmp_path, workers=1, host=host)
     try:
         assert service.json("GET", "/studies") == (200, [])
+        status, _, body = service.request("POST", "/studies", json.dumps(study_definition(name="here", maxTrials=1, parallelism=1)),
+                                       {"Content-Type": "application/json", "Origin": service.base})
+        assert status == 201, body
     finally:
         service.close()
-    assert f"Listening at: http://[::1]:{service.port}" in (tmp_path / "serve.log").read_text()
+    assert f"Listening at: http://{url}:{service.port}" in (tmp_path / "serve.log").read_text()
 
 
 def _trials(db: Path) -> list[dict]:

@@ -167,7 +167,7 @@ def _cross_site_read_refused():
 def _host_refused():
     return guard.refusal(request, 400, "host_not_allowed",
                          f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
-                         "(comma-separated; loopback names are always served)")
+                         "(comma-separated; loopback names and addresses are always served)")
 
 
 def _check_scraper(settings: ServiceSettings):

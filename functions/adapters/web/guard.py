@@ -52,10 +52,11 @@ def is_loopback(name: str) -> bool:
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    """Whether ``host`` names this service: a loopback name, or one of ``allowed`` (where
-    ``*.example.org`` stands for every subdomain of example.org)."""
+    """Whether ``host`` names this service: a loopback name or address (any the service may
+    listen on, ``127.0.0.2`` too: an address names no host a rebinding could point elsewhere), or
+    one of ``allowed`` (where ``*.example.org`` stands for every subdomain of example.org)."""
     name = host_name(host)
-    if not name or name in LOOPBACK_NAMES:
+    if not name or is_loopback(name):
         return bool(name)
     for pattern in (p.lower() for p in allowed):
         if name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])):
