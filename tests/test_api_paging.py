@@ -93,7 +93,8 @@ def test_the_last_page_has_no_next_link(client):
 @pytest.mark.parametrize("query, named", [
     ("limit=0", "limit"), ("limit=10001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
     ("after=-1", "after"), ("after=1.5", "after"), ("after=" + "9" * 30, "after"),
-    ("offset=5", "offset"), ("page=2", "page"), ("before=3", "before")])
+    ("offset=5", "offset"), ("page=2", "page"), ("before=3", "before"), ("limit=1&limit=2", "limit"),
+    ("after=0&after=1", "after")])
 def test_a_bad_paging_parameter_is_refused_naming_it(client, query: str, named: str):
     answer = client.get(f"/studies/big/trials?{query}")
     assert answer.status_code == 400, answer.get_data(as_text=True)

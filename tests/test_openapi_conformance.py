@@ -217,6 +217,10 @@ def test_a_parameter_the_log_does_not_take_is_refused_naming_it(client):
     body = _check(answer, "/studies/{name}/trials/{number}/logs", "GET")
     assert (answer.status_code, body["error"]) == (400, "malformed_request")
     assert body["message"] == "atempt: not a parameter of this path, which takes attempt"
+    twice = client.get("/studies/one/trials/0/logs?attempt=1&attempt=5")
+    body = _check(twice, "/studies/{name}/trials/{number}/logs", "GET")
+    assert (twice.status_code, body["message"]) == (400, "attempt: given 2 times; expected it once"), \
+        "which attempt's log was meant is not for the service to guess"
 
 
 def test_a_submission_a_stop_and_a_deletion_are_answered_as_documented(client):

@@ -41,7 +41,7 @@ def page_request(cursor: str, default: int, maximum: int) -> tuple[int, int | No
 
 
 def _cursor(name: str) -> int | None:
-    return None if request.args.get(name) is None else whole_number(name, 0, 0)
+    return None if name not in request.args else whole_number(name, 0, 0)
 
 
 def page(items: Generator[tuple[int, Any], None, None], limit: int, next_link: Callable[[int], str],

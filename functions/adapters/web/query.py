@@ -1,10 +1,12 @@
-"""Whole numbers in a request's query string, checked: Flask's ``type=int`` falls back to the
-default on text that is no number, and takes any number, so a wrong value would be answered
-as if it were right. Here a wrong one is a ``400`` naming the parameter and what it takes."""
+"""A request's query parameters, checked: Flask's ``type=int`` falls back to the default on
+text that is no number, and takes any number, and ``args.get`` takes the first of a parameter
+given twice, so a wrong value would be answered as if it were right. Here a wrong one is a
+``400`` naming the parameter and what it takes."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from flask import request
 
@@ -23,7 +25,19 @@ def _whole(text: str) -> int | None:
 def whole_number(name: str, default: int, low: int, high: int = MAX_STORED_INT) -> int:
     """The ``name`` parameter, ``default`` when it is absent; ``MalformedRequest`` unless it is
     a whole number from ``low`` to ``high``."""
-    return whole_of(name, request.args.get(name), default, low, high)
+    return whole_of(name, one_value(name), default, low, high)
+
+
+def one_value(name: str, args: Mapping[str, str] | None = None) -> str | None:
+    """The ``name`` parameter of ``args`` (the request's by default), None when it is absent;
+    ``MalformedRequest`` when it is given more than once, as which one the client meant is not
+    for the service to guess (``limit=1&limit=2``)."""
+    args = request.args if args is None else args
+    getlist = getattr(args, "getlist", None)
+    values = getlist(name) if getlist is not None else [args[name]] if name in args else []
+    if len(values) > 1:
+        raise MalformedRequest(f"{name}: given {len(values)} times; expected it once")
+    return values[0] if values else None
 
 
 def whole_of(name: str, text: str | None, default: int, low: int, high: int = MAX_STORED_INT) -> int:
@@ -50,7 +64,7 @@ def only(*names: str) -> None:
 def attempt_of(trial: TrialRecord) -> int:
     """The attempt a log request asks for (``?attempt=k``), the trial's current one by default;
     ``StudyNotFound`` (a 404) for an attempt that never ran."""
-    text = request.args.get("attempt")
+    text = one_value("attempt")
     if text is None:
         return trial.attempt
     number = _whole(text)

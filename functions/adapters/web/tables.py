@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters.web.query import whole_of
+from functions.adapters.web.query import one_value, whole_of
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
@@ -69,13 +69,13 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     unknown = [s for s in states if s not in STATES]
     if unknown:
         raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r}")
-    sort = args.get("sort") or "number"
+    sort = one_value("sort", args) or "number"
     if sort not in known:
         raise MalformedRequest(_unknown_field("sort", sort, _all_fields(spec)))
     ranges = _ranges(spec, args, known)
-    size = _page_size(args.get("size") or "50")
-    page = whole_of("page", args.get("page") or None, 1, 1, LARGEST_OFFSET // size)
-    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
+    size = _page_size(one_value("size", args) or "50")
+    page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
+    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=one_value("desc", args) in ("1", "true"),
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
 

@@ -13,7 +13,7 @@ from flask import Response, request, send_file
 
 from functions.adapters.web.chart_cache import chart_cache
 from functions.adapters.web.compression import accepts_gzip, gzip_bytes
-from functions.adapters.web.query import whole_number
+from functions.adapters.web.query import one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -69,7 +69,7 @@ def plot(name: str, kind: str):
     """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
     store = runtime().store()
     record = store.get_study(name)
-    params = chart_params(request.args.get("params", ""), record.spec) if kind in PARAM_CHARTS else ()
+    params = chart_params(one_value("params") or "", record.spec) if kind in PARAM_CHARTS else ()
     objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
     version = store.optuna_version(name)
     key = (str(store.path), record.uid, kind, params, objective, version)

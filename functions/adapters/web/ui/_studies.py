@@ -6,6 +6,7 @@ import json
 
 from flask import Response, render_template, request
 
+from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
@@ -113,7 +114,7 @@ def new_study():
     """The new-study form; ``?restart=<name>`` fills it with that study's definition as it was
     submitted (as JSON, which reads back exactly), to submit again with its budget raised, or,
     where the study cannot restart, saying why (the definition then serves a study of a new name)."""
-    name = request.args.get("restart")
+    name = one_value("restart")
     if name is None:
         return render_template("new.html", restart=None, text="")
     store = runtime().store()
