@@ -109,6 +109,19 @@ def add_trial(store: SqliteStore, name: str = "charted") -> int:
     return store.optuna_version(name) - before
 
 
+def test_a_chart_of_no_known_kind_is_a_404_and_a_parameter_it_does_not_take_a_400(runtime: Runtime):
+    """Neither is a message such as a chart still to come shows: a misspelt kind or ``param``
+    would look like a chart the study cannot have yet. Nothing is read or built for either."""
+    client, built = create_app(runtime).test_client(), chart_cache.built
+    missing = client.get("/ui/studies/charted/plots/nope")
+    assert (missing.status_code, missing.get_json()["error"]) == (404, "not_found")
+    for query, named in (("param=x", "param"), ("params=x&params=y", "params"), ("objective=0&objective=0", "objective")):
+        refused = client.get(f"/ui/studies/charted/plots/slice?{query}")
+        assert (refused.status_code, refused.get_json()["message"].partition(":")[0]) == (400, named), query
+    assert chart_cache.built == built
+    assert client.get("/ui/studies/charted/plots/slice?params=x,y&objective=0").status_code == 200
+
+
 def test_a_changed_study_s_history_replays_only_the_records_that_came_after_it(runtime: Runtime):
     fetch_at_once(runtime, charts("charted"))
     store = runtime.store()

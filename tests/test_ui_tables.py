@@ -147,6 +147,20 @@ def test_an_unknown_sort_or_range_field_is_refused_naming_the_fields_the_table_t
                 "startedAt, value, finishedAt") in html.unescape(answer.text)
 
 
+def test_an_argument_the_table_does_not_take_or_one_given_twice_is_refused_naming_it(client):
+    """A misspelt filter would export every trial as if filtered; of two sorts, which one was
+    meant is not the table's to guess. Repeated states and ranges are the table's own."""
+    for path in (TABLE, f"{TABLE}.fragment", f"{TABLE}.csv"):
+        answer = client.get(f"{path}?stat=COMPLETE")
+        assert answer.status_code == 400, path
+        assert ("stat: not an argument of the trial table, which takes state, field, min, max, sort, desc, page, "
+                "size") in html.unescape(answer.text)
+        answer = client.get(f"{path}?sort=number&sort=value")
+        assert answer.status_code == 400 and "sort: given 2 times; expected it once" in html.unescape(answer.text)
+        kept = client.get(f"{path}?state=COMPLETE&state=FAIL&field=param:b&min=1&field=param:b&max=99")
+        assert kept.status_code == 200, html.unescape(kept.text)
+
+
 def test_a_refusal_of_an_unknown_field_lists_a_wide_study_s_first_fields_only(client):
     names = [f"q{i}" for i in range(40)]
     definition = study_definition(

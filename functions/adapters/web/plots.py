@@ -27,6 +27,7 @@ from optuna import visualization as vis
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
+from functions.adapters.web.chart_kinds import CHARTS
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
@@ -34,7 +35,6 @@ from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
 from functions.core.spec import Study
 
-KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
 CONTOUR_TRIALS = 300
 """A contour's grid has a row and a column per distinct value: beyond this many completed trials
 it is drawn from an even sample of them (the best included), and says so."""
@@ -81,8 +81,8 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     names of the study's parameters (:func:`~functions.adapters.web.ui._charts.chart_params` picks them
     from a request), else its first two. ``cut``: the storage holds only the study's first trials
     (:data:`~functions.core.history.CHART_CELLS`), which the chart's note says."""
-    if kind not in KINDS:
-        raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
+    if kind not in CHARTS:
+        raise NoChart(f"unknown chart {kind!r}; one of {', '.join(CHARTS)}")
     if storage is None:
         raise NoChart(NOT_STARTED)
     try:

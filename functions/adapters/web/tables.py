@@ -29,6 +29,8 @@ for the count and again for the page: a field's repeated ranges are one (:func:`
 past this many fields a query is refused rather than left to cost seconds of a worker."""
 NAMED_FIELDS = 20
 """The most fields a refusal of an unknown one lists (a study may have thousands of parameters)."""
+TABLE_ARGUMENTS = ("state", "field", "min", "max", "sort", "desc", "page", "size")
+"""What the trial table's page, its fragment and its CSV export take."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,16 @@ def _all_fields(spec: Study) -> list[str]:
     return list(dict.fromkeys([c.field for c in columns(spec)] + list(SORT_COLUMNS)))
 
 
+
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
     """The query the page's arguments ask for: ``state`` (repeatable), ranges as repeated
     ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` and ``size``;
-    ``MalformedRequest`` names a bad argument."""
+    ``MalformedRequest`` names a bad argument, or one the table does not take (a misspelt
+    ``stat=FAILED`` would export every trial as if filtered)."""
+    unknown = sorted(set(args) - set(TABLE_ARGUMENTS))
+    if unknown:
+        raise MalformedRequest(f"{unknown[0]:.40}: not an argument of the trial table, which takes "
+                               f"{', '.join(TABLE_ARGUMENTS)}")
     known = fields(spec)
     states = tuple(s for s in _list(args, "state") if s)
     unknown = [s for s in states if s not in STATES]

@@ -10,18 +10,16 @@ from importlib.resources import files
 from pathlib import Path
 
 from flask import Response, request, send_file
+from werkzeug.exceptions import NotFound
 
 from functions.adapters.web.chart_cache import chart_cache
+from functions.adapters.web.chart_kinds import CHARTS, PARAM_CHARTS
 from functions.adapters.web.compression import accepts_gzip, gzip_bytes
-from functions.adapters.web.query import one_value, whole_number
+from functions.adapters.web.query import one_value, only, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.core.strict_json import dumps
-
-PARAM_CHARTS = ("slice", "contour")
-"""The charts drawn for the parameters the page picks: the others are kept whatever it picks."""
-
 
 BUNDLE_MAX_AGE = 86400
 """Seconds a browser keeps plotly.js before it asks again whether it changed."""
@@ -66,7 +64,12 @@ def _compressed_bundle(bundle: Path, mtime_ns: int, size: int) -> tuple[bytes, s
 
 @blueprint.get("/studies/<name>/plots/<kind>")
 def plot(name: str, kind: str):
-    """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
+    """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet. A chart
+    of no known kind is a ``404``, and a parameter the chart does not take a ``400``: a message
+    would look like a chart still to come."""
+    if kind not in CHARTS:
+        raise NotFound()
+    only("params", "objective")
     store = runtime().store()
     record = store.get_study(name)
     params = chart_params(one_value("params") or "", record.spec) if kind in PARAM_CHARTS else ()

@@ -1,0 +1,6 @@
+"""The charts the study page draws, by the names its URLs give them: a list the routes check
+without loading Optuna's visualization stack (:mod:`functions.adapters.web.plots`)."""
+
+CHARTS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
+PARAM_CHARTS = ("slice", "contour")
+"""The charts drawn for the parameters the page picks: the others are kept whatever it picks."""
