@@ -54,6 +54,30 @@ def test_a_study_in_a_type_a_cross_site_form_can_send_is_refused(service: Servic
     assert "plain" not in _studies(service)
 
 
+def test_a_body_in_a_coding_katuna_does_not_decode_is_refused_naming_it_and_nothing_stored(service: Service):
+    """Read as it is, a gzipped study was refused as text that is not UTF-8, and a plain one
+    labelled ``br`` taken as if the header were not there."""
+    coded = {"gzip": gzip.compress(_study_json("coded").encode()), "br": _study_json("coded").encode()}
+    for coding, body in coded.items():
+        status, _, answer = service.request("POST", "/studies", body, {"Content-Type": "application/json",
+                                                                       "Content-Encoding": coding})
+        assert (status, json.loads(answer)["message"]) == (
+            415, f"send the body as it is, with no Content-Encoding: katuna decodes none (got '{coding}')")
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    connection.putrequest("POST", "/studies")
+    for header, value in (("Content-Type", "application/json"), ("Transfer-Encoding", "gzip, chunked")):
+        connection.putheader(header, value)
+    connection.endheaders()
+    chunk = coded["gzip"]
+    connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())["error"]) == (415, "unsupported_media_type")
+    connection.close()
+    assert service.request("POST", "/studies", _study_json("coded"), {"Content-Type": "application/json",
+                                                                     "Content-Encoding": "identity"})[0] == 201
+    assert _studies(service).count("coded") == 1
+
+
 def test_a_host_that_is_not_allowed_is_refused_with_how_to_allow_it(service: Service):
     for method, path, body in (("POST", "/studies", _study_json("rebound")), ("GET", "/studies", None),
                                ("GET", "/ui/", None)):

@@ -9,8 +9,10 @@ gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encod
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 GATHER_LIMIT = 64 * 1024
 """The most of a request's head gathered before a thread takes it: a head larger than this
@@ -34,6 +36,18 @@ class Walk:
     """Bytes of the chunks walked."""
     framing: int = 0
     """Bytes of their size lines and line ends."""
+
+
+def serve_unchunked(environ: dict[str, Any], body: bytes) -> None:
+    """Serve ``body``, read whole from a chunked request, as a body of its length. ``chunked``
+    leaves the request's transfer codings; any other (``gzip, chunked``) stays named, for the
+    body to be refused as one katuna does not decode, never taken as plain."""
+    others = [c.strip() for c in environ.pop("HTTP_TRANSFER_ENCODING", "").split(",")
+              if c.strip() and c.strip().lower() != "chunked"]
+    if others:
+        environ["HTTP_TRANSFER_ENCODING"] = ", ".join(others)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(body)
 
 
 def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = None) -> int | None:

@@ -10,12 +10,13 @@ answer instead of a broken pipe.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import time
 from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
+
+from functions.adapters.web.framing import serve_unchunked
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -106,7 +107,13 @@ def cross_site_read(request: Request) -> bool:
 
 
 def content_type_problem(request: Request, kind: str) -> str | None:
-    """Why a write's content type is refused, or None. ``kind`` is ``event``, ``form`` or ``api``."""
+    """Why a write's content type is refused, or None. ``kind`` is ``event``, ``form`` or ``api``.
+    A body in a coding katuna does not decode (``Content-Encoding: gzip``, or a transfer coding
+    besides ``chunked``) is refused by name: read as it is, it would be refused as text that is
+    not UTF-8, or taken as plain where the header said otherwise."""
+    coded = _codings_problem(request)
+    if coded:
+        return coded
     mimetype = request.mimetype
     if kind == "event":
         if mimetype == STRUCTURED_EVENT_TYPE or "ce-specversion" in request.headers:
@@ -117,6 +124,17 @@ def content_type_problem(request: Request, kind: str) -> str | None:
     if mimetype in accepted or (not mimetype and not _has_body(request)):
         return None
     return f"send the body as one of {', '.join(accepted)}, not {mimetype or 'no content type'}"
+
+
+def _codings_problem(request: Request) -> str | None:
+    """Why the body's codings are refused, or None for a body sent as it is (or chunked)."""
+    content = request.headers.get("Content-Encoding", "").strip().lower()
+    if content not in ("", "identity"):
+        return f"send the body as it is, with no Content-Encoding: katuna decodes none (got {content!r:.60})"
+    transfer = [c.strip() for c in request.headers.get("Transfer-Encoding", "").lower().split(",") if c.strip()]
+    if any(coding != "chunked" for coding in transfer):
+        return f"send the body as it is, or chunked: katuna decodes no other transfer coding (got {', '.join(transfer)!r:.60})"
+    return None
 
 
 def _has_body(request: Request) -> bool:
@@ -136,9 +154,7 @@ def buffer_chunked(environ: dict, limit: int) -> bool:
         body += chunk
     if len(body) > limit:
         return False
-    environ.pop("HTTP_TRANSFER_ENCODING")
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    serve_unchunked(environ, bytes(body))
     return True
 
 

@@ -37,7 +37,7 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
-from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
+from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size, serve_unchunked
 from functions.adapters.web.parse_errors import JsonErrors
 
 BODY_CHUNK = 64 * 1024
@@ -192,9 +192,9 @@ class WholeBody:
             environ["wsgi.input"] = _Rejoined(body, environ["wsgi.input"])
             return self.app(environ, start_response)
         if chunked:
-            environ.pop("HTTP_TRANSFER_ENCODING")
-            environ["CONTENT_LENGTH"] = str(len(body))
-        environ["wsgi.input"] = io.BytesIO(body)
+            serve_unchunked(environ, body)
+        else:
+            environ["wsgi.input"] = io.BytesIO(body)
         return self.app(environ, start_response)
 
 
