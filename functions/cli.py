@@ -182,6 +182,11 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
     except (StudyConflict, StudyRunsElsewhere) as exc:
         embedded.close()
         fail(str(exc), 2)
+    runner = embedded.other_runner(record)
+    if runner is not None:
+        embedded.close()
+        fail(f"study {spec.name!r} is running in another `katuna run` (process {runner}) on this database; follow "
+             f"it with `katuna show {spec.name}`, or stop that process first to run it here", 2)
     elsewhere = embedded.runs_elsewhere(record)
     if elsewhere:
         embedded.close()

@@ -17,6 +17,7 @@ import optuna
 
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.owners import alive
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
@@ -67,6 +68,16 @@ class Embedded:
         Experiment whose trial budget the definition raises, as Katib does)."""
         check_study(spec, definition, self.settings, runs_jobs=False)
         return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
+
+    def other_runner(self, record: StudyRecord) -> int | None:
+        """The pid of another live process that claimed the study's run, else None, this process
+        claiming it. The claim is kept in the database, so a ``katuna run`` of the study with
+        another trial-log folder (``KATUNA_LOG_DIR``, or the database reached through a link) is
+        seen, and of two runs started at once, one runs the study and the other is told so."""
+        if record.terminal:
+            return None
+        held = self.store.claim_runner(record.name, record.uid, self.executor.identity, alive)
+        return None if held is None else int(held.split(":")[0])
 
     def runs_elsewhere(self, record: StudyRecord) -> int:
         """How many of the study's running trials another live process runs (``katuna serve``,

@@ -66,8 +66,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_runner(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-second migration (the process that runs each study)."""
+    if "runner" in db["studies"].columns_dict:
+        db.execute("ALTER TABLE studies DROP COLUMN runner")
+
+
 def drop_runs_on(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirty-first migration (where each study's trials run)."""
+    """Take a database back to before the thirty-first migration (where each study's trials run),
+    and the thirty-second."""
+    drop_runner(db)
     if "runs_on" in db["studies"].columns_dict:
         db.execute("ALTER TABLE studies DROP COLUMN runs_on")
 

@@ -623,21 +623,50 @@ def test_a_run_whose_study_another_process_deletes_ends_in_one_line_its_trials_s
     assert _trials(tmp_path / "katuna.db") == []
 
 
-def test_a_run_of_a_study_another_process_runs_is_refused_and_leaves_that_run_as_it_was(tmp_path: Path):
-    """A second ``katuna run`` of a study whose trials a live process runs (here another run; a
-    ``katuna serve`` alike) would share that study's parallelism with it: it is refused, naming
-    the study, and the first run goes on, resumable as ever once interrupted."""
+@pytest.mark.parametrize("elsewhere", ["same folders", "another log folder", "the database through a link"])
+def test_a_run_of_a_study_another_run_runs_is_refused_and_leaves_that_run_as_it_was(tmp_path: Path, elsewhere: str):
+    """A second ``katuna run`` of a study another live run runs would share its parallelism, and,
+    with trial logs in another folder (``KATUNA_LOG_DIR``, or the database reached through a link,
+    whose logs go beside the link), see none of its trials and run each again as lost: it is
+    refused, naming the study and the process, and the first run goes on, resumable as ever."""
     study, process = _held_run(tmp_path)
+    (tmp_path / "alias.db").symlink_to(tmp_path / "katuna.db")
+    how = {"same folders": ([], {}), "another log folder": ([], {"KATUNA_LOG_DIR": str(tmp_path / "other-logs")}),
+           "the database through a link": (["--db", str(tmp_path / "alias.db")], {})}[elsewhere]
     try:
-        second = katuna("run", str(study), cwd=tmp_path, check=False)
-        assert second.returncode == 2
-        assert ("error: study 'demo' is running in another katuna process (2 of its trials run there" in second.stderr)
-        assert "Traceback" not in second.stdout + second.stderr
-        assert [t["state"] for t in _trials(tmp_path / "katuna.db")].count("RUNNING") == 2
+        second = subprocess.run([*KATUNA, "run", str(study), *how[0]], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "COLUMNS": "200", **how[1]})
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.stderr == (f"error: study 'demo' is running in another `katuna run` (process {process.pid}) "
+                                 "on this database; follow it with `katuna show demo`, or stop that process first "
+                                 "to run it here\n")
+        trials = _trials(tmp_path / "katuna.db")
+        assert [t["state"] for t in trials].count("RUNNING") == 2 and {t["attempt"] for t in trials} == {1}
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
     assert process.returncode == 130
+    _assert_no_trial_outlives(tmp_path)
+
+
+def test_of_two_runs_of_a_study_started_at_once_one_runs_it_and_the_other_is_refused(tmp_path: Path):
+    """Before either has started a trial, no trial process tells one run of the other (each may
+    find the study stored by the other): the claim in the database does, one transaction at a time."""
+    study = _held_study(tmp_path)
+    runs = [subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while all(run.poll() is None for run in runs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = [run for run in runs if run.poll() is not None]
+        assert len(refused) == 1 and refused[0].returncode == 2, [run.poll() for run in runs]
+        assert "is running in another `katuna run` (process " in refused[0].communicate()[1]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                run.communicate(timeout=60)
     _assert_no_trial_outlives(tmp_path)
 
 

@@ -96,6 +96,11 @@ class LocalExecutor(LocalAttempts):
         self._claimed.add(key)
         self._owners.claim_runner(self.log_path(launch).with_name(RUNNER))
 
+    @property
+    def identity(self) -> str:
+        """This process, as its claims name it (``pid:start time``)."""
+        return self._owners.identity
+
     def claim_study(self, log_folder: str) -> None:
         """Name this process as the runner of the study whose logs go to ``log_folder`` (made
         where it is not there yet, as a trial's log makes it), before any trial of it starts:

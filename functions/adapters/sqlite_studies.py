@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
@@ -178,6 +179,18 @@ class SqliteStudies(SqliteConnection):
             row = self.db.execute("UPDATE studies SET failures = failures + 1 WHERE name = ? AND uid = ? "
                                   "RETURNING failures", [name, uid]).fetchone()
         return row[0] if row else None
+
+    def claim_runner(self, name: str, uid: str, runner: str, alive: Callable[[str], bool]) -> str | None:
+        """Name ``runner`` as the process that runs the study (that very study: ``uid``), unless
+        another process that ``alive`` says still lives is named: that one is returned, and
+        nothing changes. One transaction, so of two processes claiming at once one is named."""
+        with self.transaction():
+            row = self.db.execute("SELECT runner FROM studies WHERE name = ? AND uid = ?", [name, uid]).fetchone()
+            held = row[0] if row else None
+            if held and held != runner and alive(held):
+                return held
+            self.db.execute("UPDATE studies SET runner = ? WHERE name = ? AND uid = ?", [runner, name, uid])
+        return None
 
     def update_study(self, name: str, **fields: Any) -> None:
         """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised;

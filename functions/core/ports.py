@@ -79,6 +79,10 @@ class Store(Protocol):
         """Up to ``limit`` studies after the one keyed ``after``, each with its key (keys rise in
         the order studies were stored), oldest first or ``newest_first``."""
 
+    def claim_runner(self, name: str, uid: str, runner: str, alive: Callable[[str], bool]) -> str | None:
+        """Name ``runner`` as the process that runs the study, unless another that ``alive``
+        says lives is named (returned, nothing changed); of two claiming at once, one is named."""
+
     def update_study(self, name: str, **fields: Any) -> None:
         """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
 
