@@ -18,11 +18,14 @@ handler, those registered in a forked gunicorn worker included. An exit that is 
 
 import atexit
 import os
+import signal
 import sys
+from typing import NoReturn
 
 from functions.blas_threads import load_numpy_with_one_blas_thread
 from functions.collector import collect_less_often
 
+INTERRUPTED = 128 + signal.SIGINT
 BROKEN_STDOUT = 120
 """Python's exit status when the standard output cannot be flushed at exit."""
 
@@ -34,14 +37,25 @@ def main() -> None:
     """Run the CLI (``functions.cli.main``) as the ``katuna`` console script."""
     atexit.register(_exit_now)
     collect_less_often()
-    load_numpy_with_one_blas_thread()
-    from functions.cli import main as cli
-
+    try:
+        load_numpy_with_one_blas_thread()
+        from functions.cli import main as cli
+    except KeyboardInterrupt:
+        _interrupted_while_loading()
     try:
         cli()
     except SystemExit as exc:
         _status[0] = exit_status(exc.code)
         raise
+
+
+def _interrupted_while_loading() -> NoReturn:
+    """Ctrl-C while the CLI loads (its imports take a few tenths of a second) ends it as it ends
+    any command, with 130 and one line, not a traceback from inside an import."""
+    if sys.stderr is not None:
+        print("\nInterrupted (SIGINT).", file=sys.stderr)
+    _status[0] = INTERRUPTED
+    sys.exit(INTERRUPTED)
 
 
 def exit_status(code: object) -> int:

@@ -421,6 +421,20 @@ def test_ctrl_c_ends_any_other_command_with_130_as_it_ends_run_not_with_a_studys
     process.stderr.close()
 
 
+def test_ctrl_c_while_the_cli_loads_exits_130_in_a_line_not_a_traceback_from_an_import(tmp_path: Path):
+    """The CLI's imports take a few tenths of a second: SIGINT sent once numpy is loaded, while
+    Optuna and the rest still load, ends the command as it ends one that runs."""
+    process = subprocess.Popen([*KATUNA, "studies"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=interruptible)
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 30
+    while "numpy" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stdout, stderr) == (130, "", "\nInterrupted (SIGINT).\n")
+
+
 @pytest.mark.timeout(90)
 def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_nothing(tmp_path: Path):
     """Before its trials start (the write lock held by another connection, say), Ctrl-C ends a
