@@ -135,3 +135,22 @@ def test_the_message_says_what_was_expected_and_what_was_given(field, value, mes
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(doc))
     assert [(p.path, p.message) for p in caught.value.problems] == [(f"spec.objective.{field}", message)]
+
+
+@pytest.mark.parametrize(("api_version", "kind", "path"), [
+    ("kubeflow.org/v1", "Experiment", "apiVersion"), ("kubeflow.org/v1beta1", "Trial", "kind"),
+    ("kubeflow.org/v1beta1", "experiment", "kind"), (None, "Experiment", "apiVersion")])
+def test_a_document_of_a_version_or_kind_katuna_does_not_read_is_refused_at_that_field_alone(api_version, kind, path):
+    """Read as a native study, it was refused field by field (``apiVersion: unknown field``,
+    ``name: required``...), none of them the one to mend."""
+    doc = experiment()
+    doc["apiVersion"], doc["kind"] = api_version, kind
+    if api_version is None:
+        del doc["apiVersion"]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    got = "none" if api_version is None else repr(api_version)
+    assert [(p.path, p.message) for p in caught.value.problems] == [(path, (
+        "expected a document katuna reads (katuna.dev/v1 Study or Experiment; kubeflow.org/v1beta1 Experiment; "
+        f"kubeflow.org/v1alpha1 StudyJob), or a study of its own, which names neither; got apiVersion {got} and "
+        f"kind {kind!r}"))]

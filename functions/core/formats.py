@@ -14,6 +14,7 @@ import yaml
 from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.reader import shown
 from functions.core.spec import Study
 from functions.core.validate import none_stored, parse_study
 from functions.core.warm import FileResult
@@ -67,7 +68,24 @@ def native(definition: dict[str, Any], limits: Limits = DEFAULTS) -> dict[str, A
                            "Katib Experiment")
     if studyjob.is_studyjob(definition):
         return _translated(studyjob.from_studyjob, definition, "Katib StudyJob")
+    if "apiVersion" in definition or "kind" in definition:
+        raise InvalidStudy([_unknown_document(definition)])
     return definition
+
+
+def _unknown_document(definition: dict[str, Any]) -> Problem:
+    """The refusal of a document that names an API version and kind katuna does not read (Katib's
+    ``kubeflow.org/v1`` say, or ``kind: Trial``), at the field that is wrong: read as a native
+    study, it would be refused field by field, none of them the one to mend."""
+    version, kind = definition.get("apiVersion"), definition.get("kind")
+    read = "; ".join(f"{api} {' or '.join(kinds)}" for api, kinds in resources.KINDS.items())
+    field = "kind" if isinstance(version, str) and version in resources.KINDS else "apiVersion"
+    return Problem(field, f"expected a document katuna reads ({read}), or a study of its own, which names "
+                          f"neither; got apiVersion {_named(version)} and kind {_named(kind)}")
+
+
+def _named(value: Any) -> str:
+    return "none" if value is None else shown(value)
 
 
 def _translated(translate: Callable[[dict[str, Any]], dict[str, Any]], definition: dict[str, Any],
