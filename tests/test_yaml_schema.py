@@ -50,6 +50,17 @@ def test_a_key_yaml_1_1_reads_as_a_boolean_is_refused_naming_its_mapping():
     assert problem.message.startswith("the key on (line 4, column 5) is true in YAML 1.1")
 
 
+def test_every_scalar_read_differently_is_listed_at_once_in_the_documents_order():
+    """Not one a try, each fix showing the next: a study is refused with all of them, as with
+    any other problems."""
+    with pytest.raises(InvalidStudy) as caught:
+        parse_text("name: s\nmaxTrials: 1_000\nparameters:\n- {name: c, type: categorical, values: [yes, no]}\n"
+                   "trialTemplate:\n  env: {on: x}\n")
+    assert [(p.path, p.message.partition(" (")[0]) for p in caught.value.problems] == [
+        ("maxTrials", "1_000"), ("parameters[0].values[0]", "yes"), ("parameters[0].values[1]", "no"),
+        ("trialTemplate.env", "the key on")]
+
+
 def test_quoted_scalars_and_what_both_versions_read_alike_are_read():
     data = bounded_yaml.load('a: ["1:30", "010", "yes", \'1_000\', 0x1F, 1e3, -1.5, .inf, ~, true, False, 0, -7, '
                              "2024-01-01, y, =]")

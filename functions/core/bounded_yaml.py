@@ -205,6 +205,10 @@ class _CoreLoader(_BoundedLoader):
     """Refuses a plain scalar YAML 1.1 (PyYAML) and YAML 1.2 read differently
     (:mod:`functions.core.yaml_core`), so what a study says does not depend on who reads it."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.ambiguous: list[yaml_core.Ambiguous] = []
+
     def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:  # the anchor's name (its stubs say a dict)
         self._scalar_mark = self.peek_event().start_mark
         return super().compose_scalar_node(anchor)
@@ -225,9 +229,18 @@ class _CoreLoader(_BoundedLoader):
         if not yaml_core.same(old, new):
             mark = self._scalar_mark
             key = len(self._path) > 1 and self._path[-1] == ""  # a mapping's key (the root's entry is "" too)
-            raise yaml_core.Ambiguous("".join(self._path).lstrip("."), value, old, new, key, mark.line + 1,
-                                      mark.column + 1)
+            self.ambiguous.append(yaml_core.Ambiguous("".join(self._path).lstrip("."), value, old, new, key,
+                                                      mark.line + 1, mark.column + 1))
+            return _STR  # read on as text, for the next to be found too
         return tag
+
+    def data(self) -> Any:
+        """The document's data; :class:`~functions.core.yaml_core.Ambiguities` naming every
+        scalar YAML 1.1 and 1.2 read differently, if any."""
+        data = self.get_single_data()
+        if self.ambiguous:
+            raise yaml_core.Ambiguities(self.ambiguous)
+        return data
 
 
 class Dumper(yaml.SafeDumper):
@@ -261,7 +274,7 @@ def load(text: str) -> Any:
         return data
     loader = _CoreLoader(text)
     try:
-        return loader.get_single_data()
+        return loader.data()
     finally:
         loader.dispose()
 
@@ -273,6 +286,8 @@ def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+        if loader.ambiguous:
+            raise yaml_core.Ambiguities(loader.ambiguous)
     finally:
         loader.dispose()
     found = [path for path, value in _plain(node, ()) if wanted(value) and value_at(data, path) == value]

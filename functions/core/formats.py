@@ -37,8 +37,10 @@ def parse_text(text: str) -> dict[str, Any]:
         data = bounded_yaml.load(text)
     except bounded_yaml.DuplicateKey as exc:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
-    except (bounded_yaml.NumberTooLarge, yaml_core.Ambiguous) as exc:
+    except bounded_yaml.NumberTooLarge as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
+    except yaml_core.Ambiguities as exc:
+        raise InvalidStudy([Problem(found.path, found.message) for found in exc.found]) from exc
     except bounded_yaml.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except yaml.YAMLError as exc:

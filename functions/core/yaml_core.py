@@ -68,6 +68,15 @@ class Ambiguous(yaml.YAMLError):
         super().__init__(f"{path}: {self.message}" if path else self.message)
 
 
+class Ambiguities(yaml.YAMLError):
+    """Every plain scalar of a document that YAML 1.1 and YAML 1.2 read differently
+    (:class:`Ambiguous`), in the document's order: all are listed at once, not one a try."""
+
+    def __init__(self, found: list[Ambiguous]) -> None:
+        self.found = found
+        super().__init__("; ".join(str(ambiguous) for ambiguous in found))
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, str):
         return f"the text {_quoted(value)}"
