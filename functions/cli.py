@@ -50,7 +50,7 @@ from functions.core.formats import in_definition, load_definition, parse_text
 from functions.core.history_cells import known_results
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
-from functions.core.ports import has_study
+from functions.core.ports import stored_study
 from functions.core.records import COMPLETED, STOPPED, StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
@@ -89,27 +89,31 @@ def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_st
         _problems(file, exc)
 
 
-def _stored(settings: Settings, name: str) -> bool:
-    """Whether the database ``katuna run`` uses holds a study ``name`` (none where there is no database yet)."""
+def _stored(settings: Settings, name: str) -> StudyRecord | None:
+    """The study ``name`` the database ``katuna run`` uses holds (none where there is no database yet)."""
     if not settings.db.exists():
-        return False
+        return None
     store = SqliteStore(settings.db, settings.busy_timeout)
     try:
-        return has_study(store, name)
+        return stored_study(store, name)
     finally:
         store.close()
 
 
-def _check_working_dir(file: str, spec: Study) -> None:
-    """Exit 2 when the study's ``workingDir`` (relative to the current directory, as its trials
-    are run) is not a directory here; every trial would fail to start. Only for local trials: a
-    container's working directory is inside its image; and only for one without placeholders,
-    each trial's own (filled in with its parameters)."""
+def _check_working_dir(file: str, spec: Study, settings: Settings) -> None:
+    """Exit 2 when the study's ``workingDir`` is not a directory where its trials run (relative
+    to the directory the study was first run from, when it is stored: a resume from elsewhere
+    runs them there); every trial would fail to start. Only for local trials: a container's
+    working directory is inside its image; and only for one without placeholders, each trial's
+    own (filled in with its parameters)."""
     working_dir = spec.trial_template.working_dir
-    if working_dir is not None and spec.trial_template.trial_spec is None and "${" not in working_dir and \
-            not (Path.cwd() / working_dir).is_dir():
+    if working_dir is None or spec.trial_template.trial_spec is not None or "${" in working_dir:
+        return
+    stored = _stored(settings, spec.name)
+    base = Path(stored.base_dir) if stored is not None else Path.cwd()
+    if not (base / working_dir).is_dir():
         _problems(file, InvalidStudy([Problem("trialTemplate.workingDir",
-                                              f"expected a directory; {Path.cwd() / working_dir} is none")]))
+                                              f"expected a directory; {base / working_dir} is none")]))
 
 
 class _Commands(click.Group):
@@ -155,8 +159,8 @@ def _run(file: str, settings: Settings) -> NoReturn:
     database's write lock awaited, say, or the result printed) raises :class:`Interrupted`, the
     runner closed, and ``run`` exits 128 + its number as it does while trials run. A submission
     it interrupts stores nothing: its transaction is rolled back whole."""
-    spec, definition = _load(file, settings, partial(_stored, settings))
-    _check_working_dir(file, spec)
+    spec, definition = _load(file, settings, lambda name: _stored(settings, name) is not None)
+    _check_working_dir(file, spec, settings)
     _check_new_database(file, spec, definition, settings)
     embedded = _runner(settings)
     try:

@@ -82,6 +82,25 @@ def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp
     assert katuna("run", str(study), cwd=tmp_path).returncode == 0
 
 
+def test_a_stored_study_run_again_from_elsewhere_checks_its_working_directory_where_its_trials_run(
+        tmp_path: Path):
+    """A study run again (its budget raised) from another directory runs its trials where it was
+    first run: its ``workingDir`` is checked there, not in the directory the command is run from."""
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    (first / "runs").mkdir(parents=True)
+    elsewhere.mkdir()
+    definition = study_definition(maxTrials=1, parallelism=1, trialTemplate={
+        "command": [sys.executable, "-c", "import os; print('loss=1'); print(os.getcwd())", "${trialParameters.x}"],
+        "workingDir": "runs"})
+    katuna("run", str(write_study(first / "s.yaml", definition)), cwd=first)
+    definition["maxTrials"] = 2
+    again = katuna("run", str(write_study(elsewhere / "s.yaml", definition)), "--db", str(first / "katuna.db"),
+                   cwd=elsewhere)
+    assert again.returncode == 0
+    assert katuna("logs", "demo", "1", "--db", str(first / "katuna.db"), cwd=elsewhere).stdout.splitlines()[-1] == \
+        str(first / "runs")
+
+
 def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path):
     study = write_study(tmp_path / "s.yaml", study_definition(
         parameters=[{"name": "tool", "type": "categorical", "values": ["a", "b c"]}], algorithm={"name": "grid"},
