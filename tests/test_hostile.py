@@ -238,7 +238,7 @@ BOUNDS: list[tuple[str, dict, str, str]] = [
     ("grid", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters",
      "at most 100,000 (KATUNA_MAX_GRID)"),
-    ("timeBudget", _mutated(_set("timeBudget", "1000d")), "timeBudget", "at most 31,622,400.0 (set by KATUNA_MAX_DURATION)"),
+    ("timeBudget", _mutated(_set("timeBudget", "1000d")), "timeBudget", "at most 31,622,400.0 seconds (set by KATUNA_MAX_DURATION)"),
     ("warmStart", _mutated(_set("warmStart", {"trials": [{"params": {"x": 0.5}, "value": 1.0}] * 1_001})),
      "warmStart.trials", "at most 1,000 (set by KATUNA_MAX_WARM_START)"),
 ]
@@ -476,6 +476,8 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
     ("data-a-list", "/", _ce(FINISHED, [1, 2]), 400, "study"),
     ("structured-garbage", "/", (b'{"specversion": "1.0", "type": 5',
                                  {"Content-Type": "application/cloudevents+json"}), 400, "CloudEvent"),
+    ("structured-a-list", "/", (b"[]", {"Content-Type": "application/cloudevents+json"}), 400,
+     "not a CloudEvent: expected a JSON object of its attributes (structured mode), got JSON of another kind"),
     ("unknown-type", "/", _ce("dev.katuna.trial.exploded", _GOOD), 422, "unknown event type"),
     ("unknown-function", "/functions/eval", _ce(FINISHED, _GOOD), 422, "no function"),
     ("wrong-function", "/functions/spawn", _ce(FINISHED, _GOOD), 422, "does not handle"),

@@ -124,7 +124,7 @@ def test_bad_bodies_get_the_right_status_and_store_nothing(service: Service):
     assert json.loads(body)["message"].startswith("invalid study: name: expected a DNS-1123 label")
     assert json.loads(body)["message"].endswith(f"(and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}: "
                                                 "see problems)")
-    assert problems["parallelism"] == "expected an integer >= 1"
+    assert problems["parallelism"] == "expected an integer >= 1, got 0"
     assert problems["name"].startswith("expected a DNS-1123 label")
 
     status, _, body = post_study(service, study_definition(name="warm", warmStart={"study": "nosuch"}))

@@ -223,7 +223,7 @@ def test_katuna_convert_gives_max_failed_trial_count_the_native_rule_of_the_same
 
 
 def test_a_negative_max_failed_trial_count_is_refused_as_written():
-    assert problems_of(experiment(maxFailedTrialCount=-1)) == {"spec.maxFailedTrialCount": "expected an integer >= 0"}
+    assert problems_of(experiment(maxFailedTrialCount=-1)) == {"spec.maxFailedTrialCount": "expected an integer >= 0, got -1"}
 
 
 # Every problem at once, with its Experiment path
@@ -244,7 +244,7 @@ def test_every_problem_is_listed_at_once_with_its_katib_path():
 def test_a_problem_of_the_translated_study_alone_is_told_with_the_katib_path():
     doc = experiment(maxTrialCount=0)
     del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]
-    assert problems_of(doc) == {"spec.maxTrialCount": "expected an integer >= 1"}
+    assert problems_of(doc) == {"spec.maxTrialCount": "expected an integer >= 1, got 0"}
 
 
 WEBHOOK_RULES = {

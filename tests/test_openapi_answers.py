@@ -169,6 +169,10 @@ def test_the_refusals_of_a_service_with_a_token_are_documented(tmp_path: Path):
             answer = client.open(url, method=method, headers={**EVENT, "ce-type": "x.unknown"}, data="{}",
                                  content_type=JSON)
             assert _check(answer, path, method)["error"] == "unauthorized", (method, url)
+        foreign = client.post("/studies/x/stop", headers={"Authorization": "Bearer s3cret-token",
+                                                           "Origin": "http://evil.example"})
+        refused = _check(foreign, "/studies/{name}/stop", "POST")
+        assert refused["error"] == "cross_origin" and "whatever token they carry" in refused["message"], refused
         assert client.post("/ui/login", data={"token": "s3cret-token"}).status_code in (302, 303)
         answer = client.post("/studies/x/stop")
         assert _check(answer, "/studies/{name}/stop", "POST")["error"] == "csrf"

@@ -228,6 +228,10 @@ def test_a_submission_a_stop_and_a_deletion_are_answered_as_documented(client):
     assert _check(client.post("/studies", json=definition), "/studies", "POST")["name"] == "three"
     assert client.post("/studies", json=definition).status_code == 200
     _check(client.post("/studies", json=definition), "/studies", "POST")
+    raised = _check(client.post("/studies", json={**definition, "maxTrials": 2}), "/studies", "POST")
+    assert (raised["changed"], raised["message"].split("; ")[1]) == (
+        ["maxTrials"], "it has not ended (an interrupted study resumes as it was stored), and a raised budget "
+                       "restarts an ended study only: submit it again once it has ended"), "a raised budget of a running study is told when it restarts"
     assert _check(client.post("/studies/three/stop"), "/studies/{name}/stop", "POST")["status"] == "stopped"
     answer = client.delete("/studies/three")
     assert answer.status_code == 204

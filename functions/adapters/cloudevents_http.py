@@ -47,8 +47,11 @@ def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
         return ce_http.from_http(message, JSONFormat(), _checked)
-    except (BaseCloudEventException, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc  # AttributeError: JSON that is no object
+    except AttributeError as exc:  # the SDK reads a structured event's JSON as a mapping
+        raise MalformedEvent("not a CloudEvent: expected a JSON object of its attributes (structured mode), "
+                             "got JSON of another kind") from exc
+    except (BaseCloudEventException, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
 
 
 def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:

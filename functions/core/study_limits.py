@@ -7,6 +7,7 @@ from functions.core.limits import PREFIX, Limits
 from functions.core.metrics import filter_program
 from functions.core.nodepool import NodePool
 from functions.core.parameters import ChoiceParameter
+from functions.core.reader import shown
 from functions.core.spec import Study
 
 
@@ -27,13 +28,23 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
     ]
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
-    checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
     checks += [("objective.metrics", len(study.objectives), limits.objectives, "OBJECTIVES"),
                ("objective.additionalMetrics", len(study.metric_names), limits.metrics, "METRICS")]
     checks += _pool_checks(study.node_pool, limits)
-    return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
+    return [Problem(path, f"expected at most {bound:,}{_UNITS.get(variable, '')} (set by {PREFIX}MAX_{variable}), "
+                          f"got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound] + \
+        _name_problems(study.metric_names, limits.text) + \
         _filter_problems(study.metrics_collector.filters, limits.filter_program)
+
+
+_UNITS = {"DURATION": " seconds"}
+
+
+def _name_problems(names: tuple[str, ...], bound: int) -> list[Problem]:
+    """A problem for each metric name longer than ``bound`` characters, naming it."""
+    return [Problem("objective", f"expected metric names of at most {bound:,} characters (set by {PREFIX}MAX_TEXT), "
+                                 f"got {shown(name)}, of {len(name):,}") for name in names if len(name) > bound]
 
 
 def _filter_problems(filters: tuple[str, ...], bound: int) -> list[Problem]:

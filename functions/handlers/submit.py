@@ -65,8 +65,12 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
     except StudyConflict as exc:
         with deps.store.transaction():
             stored = deps.store.get_study(spec.name)
-            if not stored.terminal or not resume.asks_restart(stored, definition):
+            if not resume.asks_restart(stored, definition):
                 raise
+            if not stored.terminal:
+                raise study_conflict(stored, spec, definition, "it has not ended (an interrupted study resumes as it "
+                                     "was stored), and a raised budget restarts an ended study only: submit it "
+                                     "again once it has ended") from exc
             refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
             if refused:
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "

@@ -117,8 +117,10 @@ def _guard():
             return guard.refusal(request, 415, "unsupported_media_type", problem)
         if guard.same_origin(request) is False:
             return guard.refusal(request, 403, "cross_origin",
-                                 "writes from another site are refused: send them from this service's own pages "
-                                 "or from a script with Authorization: Bearer <KATUNA_API_TOKEN>")
+                                 "writes from another site are refused, whatever token they carry (the Origin or "
+                                 "Sec-Fetch-Site header names another site): send them from this service's own "
+                                 "pages, or from a script that sends neither header, with Authorization: Bearer "
+                                 "<KATUNA_API_TOKEN>")
     if event_path:
         return _check_event_sender(settings)
     return _check_caller(settings, path)

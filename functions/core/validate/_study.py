@@ -168,11 +168,11 @@ def _under(path: str, field: str) -> bool:
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
     if parallelism is not None and parallelism < 1:
-        r.fail("parallelism", "expected an integer >= 1")
+        r.fail("parallelism", f"expected an integer >= 1, got {parallelism}")
     if max_trials is not None and max_trials < 1:
-        r.fail("maxTrials", "expected an integer >= 1")
+        r.fail("maxTrials", f"expected an integer >= 1, got {max_trials}")
     if max_failed is not None and max_failed < 0:
-        r.fail("maxFailedTrials", "expected an integer >= 0")
+        r.fail("maxFailedTrials", f"expected an integer >= 0, got {max_failed}")
     if parallelism and max_trials and parallelism > max_trials >= 1:
         r.fail("parallelism", f"expected at most maxTrials ({max_trials}), got {parallelism}")
 
