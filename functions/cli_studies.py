@@ -309,7 +309,8 @@ def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
         log = trial_files.open_file(path)
     except (OSError, RefusedFile) as exc:
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()} ({exc}): it has not "
-             "started, or ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs)")
+             "started, ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs), or its logs "
+             "went to another folder (KATUNA_LOG_DIR as it was set where the study ran)")
     with log, writing_output():
         while sys.stdout is not None and (chunk := log.read(LOG_CHUNK)):
             sys.stdout.buffer.write(chunk)

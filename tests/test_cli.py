@@ -788,6 +788,10 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
                                                      "up to 1\n")
     missing = here("logs", "demo", "5", cwd=tmp_path, check=False)
     assert (missing.returncode, missing.stderr) == (1, "error: study 'demo' has no trial 5\n")
+    elsewhere = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, text=True,
+                               env={**os.environ, "KATUNA_LOG_DIR": str(tmp_path / "other"), "COLUMNS": "500"})
+    assert elsewhere.returncode == 1 and elsewhere.stderr.endswith(
+        "or its logs went to another folder (KATUNA_LOG_DIR as it was set where the study ran)\n"), elsewhere.stderr
     huge = here("logs", "demo", str(2**64), cwd=tmp_path, check=False)
     assert huge.returncode == 2 and "is not in the range 0<=x<=9223372036854775807" in huge.stderr
     with open("/dev/full", "wb") as full:

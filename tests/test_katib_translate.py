@@ -241,6 +241,13 @@ def test_every_problem_is_listed_at_once_with_its_katib_path():
     assert found["spec.objective.type"] == "expected minimize or maximize, got 'maximise'"
 
 
+@pytest.mark.parametrize(("given", "got"), [("float", "'float'"), (None, "nothing")])
+def test_a_parameter_type_katib_does_not_have_is_refused_saying_what_was_given(given, got):
+    doc = experiment(parameters=[{"name": "x", "parameterType": given, "feasibleSpace": {"min": "0", "max": "1"}}])
+    assert problems_of(doc)["spec.parameters[0].parameterType"] == (
+        f"expected int, double, categorical or discrete, got {got}")
+
+
 def test_a_problem_of_the_translated_study_alone_is_told_with_the_katib_path():
     doc = experiment(maxTrialCount=0)
     del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]

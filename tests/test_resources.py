@@ -166,6 +166,17 @@ def test_a_study_spec_naming_another_study_is_a_problem():
         resources.definition(resource)
 
 
+def test_a_study_resource_read_from_a_file_has_its_problems_named_by_their_paths_in_the_resource():
+    """``katuna run`` of a ``katuna.dev/v1`` Study: its native fields are under ``spec``, its
+    name is the resource's, as the resource's status names them on a cluster."""
+    resource = as_study(EXAMPLES / "quickstart.yaml")
+    resource["metadata"]["name"] = "Not_A_Label"
+    resource["spec"]["parallelism"] = 0
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(resource))
+    assert [p.path for p in caught.value.problems] == ["metadata.name", "spec.parallelism"]
+
+
 def test_every_way_a_study_ends_has_a_katib_like_reason():
     spec = parse_study(study_definition(maxTrials=2, maxFailedTrials=0, timeBudget=10,
                                         objective={"metric": "loss", "direction": "minimize", "goal": 0.1}))

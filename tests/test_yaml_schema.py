@@ -68,6 +68,13 @@ def test_quoted_scalars_and_what_both_versions_read_alike_are_read():
     assert data["a"][9:] == [True, False, 0, -7, "2024-01-01", "y", "="]
 
 
+def test_a_character_yaml_does_not_take_is_named_by_its_place_not_by_the_parsers_excerpt():
+    with pytest.raises(InvalidStudy) as caught:
+        parse_text("name: a\x00b\n")
+    assert [p.message for p in caught.value.problems] == [
+        "not valid YAML or JSON: the character #x0000 (special characters are not allowed) at character 8 of the text"]
+
+
 def test_json_is_read_as_it_always_was():
     written = json.dumps({"a": [1, 2.5, -0.0, 1e300, True, None, "010", "yes", "1:30"]})
     assert bounded_yaml.load(written) == json.loads(written)

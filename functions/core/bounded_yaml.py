@@ -307,10 +307,14 @@ def _plain(node: yaml.Node | None, path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def describe(exc: yaml.YAMLError) -> str:
-    """What the YAML parser found and where, without the excerpt its message quotes."""
+    """What the YAML parser found and where (``line 2, column 1``; a character YAML does not
+    take, by its place in the text), without the excerpt its message quotes under a name no
+    reader knows (``"<unicode string>"``)."""
     mark = getattr(exc, "problem_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
         return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        return f"the character #x{exc.character:04x} ({exc.reason}) at character {exc.position + 1} of the text"
     return str(exc)
 
 

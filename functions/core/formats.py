@@ -44,19 +44,10 @@ def parse_text(text: str) -> dict[str, Any]:
     except bounded_yaml.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except yaml.YAMLError as exc:
-        raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {_where(exc)}")]) from exc
+        raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {bounded_yaml.describe(exc)}")]) from exc
     if not isinstance(data, dict):
         raise UnparseableStudy([Problem("", "expected a mapping at the top level of the study definition")])
     return data
-
-
-def _where(exc: yaml.YAMLError) -> str:
-    """What the YAML parser met and where (``line 2, column 1``), without the excerpt of the
-    text its message quotes under a name no reader knows (``"<unicode string>"``)."""
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem is not None and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(exc)
 
 
 def native(definition: dict[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:
@@ -130,9 +121,11 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
 
 def in_definition(definition: dict[str, Any], problems: Sequence[Problem]) -> list[Problem]:
     """Problems of the native study, with paths into the definition as submitted (a Katib
-    Experiment's own fields for one)."""
+    Experiment's own fields for one, a study resource's ``spec`` for one)."""
     experiment = _submitted(definition)
-    return katib.katib_problems(problems, experiment) if katib.is_experiment(experiment) else list(problems)
+    if katib.is_experiment(experiment):
+        return katib.katib_problems(problems, experiment)
+    return resources.spec_paths(definition["kind"], problems) if resources.is_resource(definition) else list(problems)
 
 
 def _submitted(definition: dict[str, Any]) -> dict[str, Any]:

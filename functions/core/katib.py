@@ -39,7 +39,7 @@ from functions.core.katib_paths import (
 from functions.core.katib_search import is_count
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.nodepool import parse_node_pool
-from functions.core.reader import Reader
+from functions.core.reader import Reader, shown
 
 API_VERSION = "kubeflow.org/v1beta1"
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
@@ -274,7 +274,9 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         str(parameter.get("parameterType")))
     out: dict[str, Any] = {"name": parameter.get("name"), "type": kind}
     if kind is None:
-        problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete"))
+        given = parameter.get("parameterType")
+        problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete, got "
+                                + ("nothing" if given is None else shown(given))))
         return out
     space = parameter.get("feasibleSpace") or {}
     where = f"{path}.feasibleSpace"

@@ -181,10 +181,12 @@ def in_namespace(spec: Study, namespace: str | None) -> Study:
 
 
 def spec_paths(kind: str, problems: Sequence[Problem]) -> list[Problem]:
-    """Problems with paths into the resource: a Study's native fields live under ``spec``."""
+    """Problems with paths into the resource: a Study's native fields live under ``spec``, its
+    name is the resource's own."""
     if kind != "Study":
         return list(problems)
-    return [Problem(f"spec.{p.path}" if p.path else "spec", p.message) for p in problems]
+    return [Problem("metadata.name" if p.path == "name" else f"spec.{p.path}" if p.path else "spec", p.message)
+            for p in problems]
 
 
 def refused_fields(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
