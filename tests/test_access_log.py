@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -37,9 +39,14 @@ def _forge(base: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
+    host, port = urllib.parse.urlsplit(base).hostname, urllib.parse.urlsplit(base).port
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(f"GET /studies?token={TOKEN}\x01 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert connection.recv(64).startswith(b"HTTP/1.1 400"), "a request line gunicorn cannot parse"
 
 
 def _check(log: str) -> None:
+    assert "Invalid request from ip=127.0.0.1: Invalid HTTP request line: 'GET /studies?… HTTP/1.1'" in log, log
     lines = [line for line in log.splitlines() if "FORGED" in line]
     assert len(lines) == 1 and lines[0].startswith("127.0.0.1 "), log
     assert '"GET /studies/x\\n127.0.0.1 - - FORGED \\x1b[31mRED HTTP/1.1" 401 ' in lines[0], lines[0]
@@ -51,8 +58,8 @@ def test_katuna_serve_writes_a_forging_path_as_one_line_of_escapes(tmp_path: Pat
     service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
     try:
         _forge(service.base)
-        log = eventually(lambda: "FORGED" in (text := (tmp_path / "serve.log").read_text()) and text,
-                         "the request's access line")
+        log = eventually(lambda: "FORGED" in (text := (tmp_path / "serve.log").read_text()) and
+                         "Invalid request" in text and text, "the requests' lines")
     finally:
         service.close()
     _check(log)
@@ -78,7 +85,8 @@ def test_the_images_gunicorn_writes_katuna_serves_access_lines(tmp_path: Path):
     try:
         eventually(lambda: _serves(port), "the image's gunicorn to serve", timeout=60)
         _forge(f"http://127.0.0.1:{port}")
-        text = eventually(lambda: "FORGED" in (found := log.read_text()) and found, "the request's access line")
+        text = eventually(lambda: "FORGED" in (found := log.read_text()) and "Invalid request" in found and found,
+                          "the requests' lines")
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)

@@ -32,9 +32,26 @@ def printable(text: str) -> str:
     return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
+QUERY = re.compile(r"\?[^\s'\"]*")
+"""A query string in a line gunicorn writes of a request (``?token=...`` up to the next space or quote)."""
+
+
+def unqueried(value: Any) -> Any:
+    """``value`` with each query string in it written ``?…``, where it is text."""
+    return QUERY.sub("?…", value) if isinstance(value, str) else value
+
+
 class AccessLogger(Logger):
-    """gunicorn's logger, whose access lines hold no control character a client sent."""
+    """gunicorn's logger, whose access lines hold no control character a client sent, and whose
+    error lines hold no query string: gunicorn writes a request line it could not parse, and the
+    path of a request it failed, whole (``Invalid request from ip=...: 'GET /studies?token=...'``)."""
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         return {key: printable(value) if isinstance(value, str) else value
                 for key, value in super().atoms(resp, req, environ, request_time).items()}
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().warning(unqueried(msg), *map(unqueried, args), **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().exception(unqueried(msg), *map(unqueried, args), **kwargs)
