@@ -217,6 +217,18 @@ class StoreContract:
             "a deleted study's readers (a progress line, a status) find it empty, not an error"
         assert [s.study_name for s in optuna.get_all_study_summaries(store.optuna_storage())] == []
         assert [s.name for s in store.list_studies()] == ["other"]
+        with pytest.raises(StudyNotFound):
+            store.delete_study("demo")
+
+    def test_a_delete_of_a_study_by_its_uid_leaves_another_stored_under_its_name_since(self, store: Store):
+        """A ``DELETE`` stops the study it read, then deletes it: a study stored under the name
+        in between (the first deleted by another request) is not deleted unstopped."""
+        store.add_study(replace(record(), uid="uid-later"))
+        with pytest.raises(StudyNotFound, match="deleted meanwhile"):
+            store.delete_study("demo", "uid-demo")
+        assert store.get_study("demo").uid == "uid-later"
+        store.delete_study("demo", "uid-later")
+        assert store.list_studies() == []
 
     def test_failures_are_counted_per_study_of_that_uid(self, store: Store):
         store.add_study(record())

@@ -163,9 +163,11 @@ class SqliteStudies(SqliteConnection):
                                "ORDER BY rowid DESC LIMIT ?", [newest]).fetchall()
         return hashlib.blake2b(json.dumps(rows).encode(), digest_size=12).hexdigest()
 
-    def delete_study(self, name: str) -> None:
+    def delete_study(self, name: str, uid: str | None = None) -> None:
         with self.transaction():
-            self.get_study(name)
+            stored = self.get_study(name)
+            if uid is not None and stored.uid != uid:
+                raise StudyNotFound(f"study {name!r} was deleted meanwhile, and another stored under its name")
             for table, column in (("observations", "study"), ("trials", "study"), ("trial_counts", "study"),
                                   ("studies", "name")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])

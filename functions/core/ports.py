@@ -86,8 +86,9 @@ class Store(Protocol):
     def update_study(self, name: str, **fields: Any) -> None:
         """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
 
-    def delete_study(self, name: str) -> None:
-        """Remove the study, its trials and observations, and Optuna's twin."""
+    def delete_study(self, name: str, uid: str | None = None) -> None:
+        """Remove the study (that very study, given its ``uid``: ``StudyNotFound`` when another
+        now holds the name), its trials and observations, and Optuna's twin."""
 
     def count_failure(self, name: str, uid: str) -> int | None:
         """Count one more failed handling of the study's events: the count so far, or None when

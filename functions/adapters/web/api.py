@@ -178,23 +178,26 @@ def stop_study(name: str):
 def delete_study(name: str):
     """Stop, then delete the study; one that follows a Kubernetes resource that is still there
     is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`)."""
-    _refuse_followed(name)
+    uid = _refuse_followed(name)
     _stop(name)
-    _runtime().store().delete_study(name)
+    _runtime().store().delete_study(name, uid)
     return "", 204
 
 
-def _refuse_followed(name: str) -> None:
+def _refuse_followed(name: str) -> str:
     """``FollowsResource`` when the study came from a resource the cluster still holds (the
-    same uid): a resource deleted, or made again as another, no longer brings it back."""
+    same uid): a resource deleted, or made again as another, no longer brings it back. Else the
+    study's uid, so that the delete that follows the stop deletes the study it stopped, never
+    one stored under its name meanwhile."""
     runtime = _runtime()
     record = runtime.store().get_study(name)
     if record.origin is None:
-        return
+        return record.uid
     origin = Origin.from_dict(record.origin)
     current = runtime.resources.get(origin.ref)
     if current is not None and (current.get("metadata") or {}).get("uid") == origin.uid:
         raise FollowsResource(origin.delete_refusal(name))
+    return record.uid
 
 
 def _stop(name: str) -> None:
