@@ -97,7 +97,8 @@ def test_a_study_whose_trials_read_a_missing_object_of_its_template_stops_saying
         assert (study.status, [t.state for t in store.trials("reads")]) == ("failed", ["FAIL"] * 3)
         assert study.reason == (
             f"every trial could not start: {cause} (3 trials, each after waiting for it); every later trial would "
-            f"meet the same, so the study stops. {fix}, and submit the study again")
+            f"meet the same, so the study stops. {fix}, "
+            "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
     finally:
         store.close()
 

@@ -111,7 +111,8 @@ def test_a_trial_whose_image_would_run_as_root_fails_at_once_saying_how_to_give_
         assert study.reason == (
             f"every trial could not start: {cause} (3 trials); every later trial would meet the same, so the study "
             "stops. Build the image with a numeric USER other than 0 (USER 10001 in its Dockerfile), or give the "
-            "user id to run it as (kubernetes.runAsUser), and submit the study again")
+            "user id to run it as (kubernetes.runAsUser), "
+            "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
     finally:
         store.close()
 
@@ -134,6 +135,6 @@ def test_left_at_the_baseline_katunas_pods_are_refused_and_the_reasons_name_the_
         study = store.get_study("level")
         assert study.status == "failed" and study.reason.endswith(
             "(for restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has katuna's own trial pods meet "
-            "it), and submit the study again")
+            "it), then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
     finally:
         store.close()

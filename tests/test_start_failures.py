@@ -31,7 +31,7 @@ def test_three_trials_that_could_not_pull_the_studys_image_stop_the_study():
     why = unstartable(_template(), Counts(failed=3, running=2), trials)
     assert why is not None and why.startswith(
         f'every trial could not start: image "{IMAGE}" cannot be pulled (3 trials, each after waiting for it)')
-    assert "submit the study again" in why
+    assert "delete this study and submit it again" in why
 
 
 def test_an_image_of_a_trialspec_is_the_studys_own_too():
@@ -94,7 +94,8 @@ def test_three_trials_that_could_not_read_what_the_template_names_stop_the_study
     assert unstartable(_reading(env), Counts(failed=2), _missing(cause)[:2]) is None, "two may be bad luck"
     assert unstartable(_reading(env), Counts(failed=3), _missing(cause)) == (
         f"every trial could not start: {words} (3 trials, each after waiting for it); every later trial would meet "
-        f"the same, so the study stops. {fix}, and submit the study again")
+        f"the same, so the study stops. {fix}, "
+        "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
 
 
 def test_an_env_from_names_the_object_without_a_key():
@@ -183,9 +184,11 @@ def test_three_trials_whose_image_would_run_as_root_stop_the_study_saying_how_to
         f'every trial could not start: image "{IMAGE}" runs as root, which runAsNonRoot forbids (3 trials); every '
         "later trial would meet the same, so the study stops. Build the image with a numeric USER other than 0 "
         "(USER 10001 in its Dockerfile), or give the user id to run it as (securityContext.runAsUser in the "
-        "trialSpec's pod template), and submit the study again")
+        "trialSpec's pod template), "
+        "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
     zero = unstartable(_template(), Counts(failed=3), [_root(0, None), _root(1, None), _root(2, None)])
     assert zero is not None and zero.endswith(
-        "so the study stops. Give a runAsUser other than 0 (kubernetes.runAsUser), or none, and submit the study again")
+        "so the study stops. Give a runAsUser other than 0 (kubernetes.runAsUser), or none, "
+        "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
     made = "registry.example.com/team/trainer:${trialParameters.x}"
     assert unstartable(_template(made), Counts(failed=3), [_root(0), _root(1), _root(2)]) is None

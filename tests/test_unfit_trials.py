@@ -77,7 +77,8 @@ def test_a_study_whose_trials_no_node_of_the_pool_fits_stops_at_once_saying_what
             f"every trial could not start: {cause} (3 trials); every later trial would meet the same, so the study "
             "stops. Ask for what a node of the pool offers in the trial template (its resources, nodeSelector, "
             "tolerations), or give the pool a machine type that fits the trials (enough cpu, memory or GPUs, the "
-            "labels and taints the trials select), and submit the study again")
+            "labels and taints the trials select), "
+            "then delete this study and submit it again (submitted again as it is, a failed study stays failed)")
         assert kube.peak_nodes() == 0
     finally:
         store.close()

@@ -261,4 +261,5 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     waits = any(rule.match(cause) for rule in (_IMAGE, _MISSING, _ACCOUNT)) and not _NON_ROOT.match(cause)
     waited = ", each after waiting for it" if waits else ""
     return (f"every trial could not start: {cause} ({counts.failed} trials{waited}); every "
-            f"later trial would meet the same, so the study stops. {fix}, and submit the study again")
+            f"later trial would meet the same, so the study stops. {fix}, then delete this study and submit it "
+            "again (submitted again as it is, a failed study stays failed)")
