@@ -78,10 +78,24 @@ def _converted(name: str, kind: Callable[[str], Any], raw: str) -> Any:
     if kind not in EXPECTED:
         return kind(raw)
     try:
-        value = kind(raw)
+        value = _plain(kind, raw) if kind in (int, float) else kind(raw)
     except ValueError:
         raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {raw!r}") from None
     return _within_exact(name, value) if isinstance(value, int) else value
+
+
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _plain(kind: type[int] | type[float], raw: str) -> int | float:
+    """``raw`` as an integer or a number where it is written in plain ASCII digits (``30``,
+    ``0.5``, ``1e3``); ``ValueError`` otherwise. Python's own ``int`` and ``float`` also take
+    ``1_0``, full-width digits, ``nan`` and ``inf``, none of which a setting means."""
+    text = raw.strip()
+    if not (_INTEGER if kind is int else _NUMBER).fullmatch(text):
+        raise ValueError(text)
+    return kind(text)
 
 
 def _within_exact(name: str, value: int) -> int:
@@ -126,7 +140,7 @@ def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] =
     if not env.get(name):
         return None
     try:
-        value = kind(env[name])
+        value = _plain(kind, env[name])
     except ValueError:
         value = 0
     if not value > 0:
