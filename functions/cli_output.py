@@ -77,9 +77,10 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     if view["description"]:
         console.print(text(view["description"]), highlight=False)
     cap = f"{view['maxTrials']} (set by {view['maxTrialsSetBy']})" if view["maxTrialsSetBy"] else view["maxTrials"] or "-"
+    running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
-                  f"running {counts['running']}, waiting {counts['waiting']})")
+                  f"{running} {counts['running']}, waiting {counts['waiting']})")
     made = view["reproducibility"]
     if made["seed"] is not None:
         ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"

@@ -362,7 +362,8 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
         process.kill()
         process.communicate()
     _assert_interrupted(tmp_path)
-    assert "running 2" in here("show", "demo", cwd=tmp_path).stdout
+    shown = here("show", "demo", cwd=tmp_path).stdout
+    assert "interrupted 2, waiting" in shown and "running 2" not in shown, shown
 
 
 KILLED_AT_FIRST_LAUNCH = ("import os, signal; from functions.adapters.local_executor import LocalExecutor; "
