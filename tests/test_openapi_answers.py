@@ -159,6 +159,15 @@ def test_a_write_the_database_cannot_take_now_is_a_documented_503(runtime, clien
     assert client.get("/studies/s2").status_code == 404
 
 
+def test_a_path_with_an_empty_segment_is_no_path_in_json_not_a_redirect_in_html(client):
+    """``/studies//s1`` named no study: werkzeug answered a 308 to ``/studies/s1`` as an HTML page,
+    which a client of the API, a ``DELETE`` say, does not expect (nor the OpenAPI document lists)."""
+    for method in ("GET", "DELETE"):
+        answer = client.open("/studies//s1", method=method)
+        assert (answer.status_code, answer.get_json()["error"]) == (404, "not_found"), method
+    assert client.get("/studies/s1").status_code == 200, "nothing was deleted"
+
+
 def test_the_refusals_of_a_service_with_a_token_are_documented(tmp_path: Path):
     runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token="s3cret-token"))
     try:

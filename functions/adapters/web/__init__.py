@@ -61,6 +61,7 @@ def create_app(runtime: Application) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
+    app.url_map.merge_slashes = False  # /studies//x is no path, not a redirect to one in an HTML page
     if runtime.settings.oidc_audience:
         from functions.adapters.web.oidc import Verifier  # PyJWT and its cryptography: only where tokens come
 
