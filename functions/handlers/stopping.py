@@ -52,7 +52,8 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
         if record is None:
             return
         claimed = store.claim_stopping(study, numbers)
-        ended = [trial for number in claimed if (trial := store.get_trial(study, number)) is not None and trial.finished]
+        trials = [store.get_trial(study, number) for number in claimed]
+        ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
             deps.executor.stop_trials([trial_launch(record, trial) for trial in ended],
                                       keep=record.spec.trial_template.retain)

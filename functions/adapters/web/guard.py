@@ -133,7 +133,8 @@ def _codings_problem(request: Request) -> str | None:
         return f"send the body as it is, with no Content-Encoding: katuna decodes none (got {content!r:.60})"
     transfer = [c.strip() for c in request.headers.get("Transfer-Encoding", "").lower().split(",") if c.strip()]
     if any(coding != "chunked" for coding in transfer):
-        return f"send the body as it is, or chunked: katuna decodes no other transfer coding (got {', '.join(transfer)!r:.60})"
+        return ("send the body as it is, or chunked: katuna decodes no other transfer coding "
+                f"(got {', '.join(transfer)!r:.60})")
     return None
 
 

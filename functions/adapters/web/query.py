@@ -32,9 +32,7 @@ def one_value(name: str, args: Mapping[str, str] | None = None) -> str | None:
     """The ``name`` parameter of ``args`` (the request's by default), None when it is absent;
     ``MalformedRequest`` when it is given more than once, as which one the client meant is not
     for the service to guess (``limit=1&limit=2``)."""
-    args = request.args if args is None else args
-    getlist = getattr(args, "getlist", None)
-    values = getlist(name) if getlist is not None else [args[name]] if name in args else []
+    values = every_value(name, request.args if args is None else args)
     if len(values) > 1:
         raise MalformedRequest(f"{name}: given {len(values)} times; expected it once")
     return values[0] if values else None
@@ -59,6 +57,12 @@ def only(*names: str) -> None:
     unknown = sorted(set(request.args) - set(names))
     if unknown:
         raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this path, which takes {', '.join(names)}")
+
+
+def every_value(name: str, args: Mapping[str, str]) -> list[str]:
+    """Each value the ``name`` parameter of ``args`` is given (a request's, or a plain mapping's one)."""
+    getlist = getattr(args, "getlist", None)
+    return getlist(name) if getlist is not None else [args[name]] if name in args else []
 
 
 def attempt_of(trial: TrialRecord) -> int:

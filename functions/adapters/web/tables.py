@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters.web.query import one_value, whole_of
+from functions.adapters.web.query import every_value, one_value, whole_of
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
@@ -67,13 +67,13 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     """The query the page's arguments ask for: ``state`` (repeatable), ranges as repeated
     ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` and ``size``;
     ``MalformedRequest`` names a bad argument, or one the table does not take (a misspelt
-    ``stat=FAILED`` would export every trial as if filtered)."""
+    ``stat=FAIL`` would export every trial as if filtered)."""
     unknown = sorted(set(args) - set(TABLE_ARGUMENTS))
     if unknown:
         raise MalformedRequest(f"{unknown[0]:.40}: not an argument of the trial table, which takes "
                                f"{', '.join(TABLE_ARGUMENTS)}")
     known = fields(spec)
-    states = tuple(s for s in _list(args, "state") if s)
+    states = tuple(s for s in every_value("state", args) if s)
     unknown = [s for s in states if s not in STATES]
     if unknown:
         raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r}")
@@ -83,7 +83,8 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     ranges = _ranges(spec, args, known)
     size = _page_size(one_value("size", args) or "50")
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
-    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=one_value("desc", args) in ("1", "true"),
+    descending = one_value("desc", args) in ("1", "true")
+    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=descending,
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
 
@@ -94,8 +95,8 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
     number could bound, so a range on it is refused; so are more than :data:`RANGED_FIELDS` fields."""
     labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
     bounds: dict[str, tuple[float | None, float | None]] = {}
-    lows, highs = _list(args, "min"), _list(args, "max")
-    for index, field in enumerate(_list(args, "field")):
+    lows, highs = every_value("min", args), every_value("max", args)
+    for index, field in enumerate(every_value("field", args)):
         low = _number(lows[index] if index < len(lows) else "", "min")
         high = _number(highs[index] if index < len(highs) else "", "max")
         if field and (low is not None or high is not None):
@@ -125,11 +126,6 @@ def _tightest(bounds: tuple[float | None, float | None], low: float | None,
     lows = [b for b in (bounds[0], low) if b is not None]
     highs = [b for b in (bounds[1], high) if b is not None]
     return max(lows, default=None), min(highs, default=None)
-
-
-def _list(args: Mapping[str, str], name: str) -> list[str]:
-    getlist = getattr(args, "getlist", None)
-    return getlist(name) if getlist else [args[name]] if name in args else []
 
 
 def _number(given: str, name: str) -> float | None:
