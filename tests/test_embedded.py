@@ -254,6 +254,44 @@ def test_a_file_collectors_folder_is_made_for_a_local_trial_as_katibs_volume_is_
     assert folder.is_dir()
 
 
+@pytest.mark.parametrize("writes", ["appends", "writes anew"])
+def test_a_trial_sharing_a_metrics_file_with_earlier_ones_is_read_for_its_own_lines_alone(
+        embedded, tmp_path: Path, writes: str):
+    """Katib's examples write one fixed file (``/katib/mnist.log``), which Katib mounts empty in
+    each pod; on one machine every trial writes the same file, and earlier studies' lines stay
+    in it. Each attempt's metrics are what it wrote: what it appended, or the whole file it wrote
+    anew (here with a first line as long as the file it replaced)."""
+    metrics = tmp_path / "katib" / "metrics.log"
+    metrics.parent.mkdir()
+    metrics.write_text("loss=-99\n" * 3)
+    redirect = ">>" if writes == "appends" else ">"
+    definition = study_definition(maxTrials=3, parallelism=1)
+    definition["trialTemplate"]["command"] = [
+        "sh", "-c", f'printf "loss=%s\\n" "$1" {redirect} {metrics}; printf "note=%027d\\n" 0 >> {metrics}',
+        "trial", "${trialParameters.x}"]
+    definition["metricsCollector"] = {"kind": "file", "path": str(metrics)}
+    run_study(embedded, definition, tmp_path)
+    trials = embedded.store.trials("demo")
+    assert [t.state for t in trials] == ["COMPLETE"] * 3
+    assert all(math.isclose(t.values[0], t.params["x"], rel_tol=1e-9) for t in trials), [
+        (t.params, t.values) for t in trials]
+
+
+def test_a_trial_writing_an_event_folder_other_trials_wrote_is_read_for_its_own_event_files_alone(
+        embedded, tmp_path: Path):
+    folder = tmp_path / "events"
+    write = (f"import sys, pathlib; sys.path.insert(0, {str(Path(__file__).parent)!r}); import tfevent_writer as w; "
+             f"w.write(pathlib.Path({str(folder)!r}) / sys.argv[2] / 'events.out.tfevents.1', "
+             "[w.event(0, [('loss', float(sys.argv[1]))])])")
+    definition = study_definition(maxTrials=3, parallelism=1)
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", write, "${trialParameters.x}", "${trialSpec.Name}"]
+    definition["metricsCollector"] = {"kind": "tfevent", "path": str(folder)}
+    run_study(embedded, definition, tmp_path)
+    trials = embedded.store.trials("demo")
+    assert all(math.isclose(t.values[0], t.params["x"], rel_tol=1e-6) for t in trials), [
+        (t.params, t.values) for t in trials]
+
+
 def test_multi_objective_study_keeps_both_values(embedded, tmp_path: Path):
     definition = study_definition(maxTrials=6, algorithm={"name": "nsga2", "seed": 3})
     definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},

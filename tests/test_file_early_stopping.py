@@ -16,6 +16,7 @@ import yaml
 from http_helpers import run_on_cluster
 from kube_stub import KubeStub
 
+from functions.adapters import local_marks
 from functions.adapters.file_follow import follow
 from functions.core.formats import load_study
 from functions.core.launch import Progress, TrialLaunch
@@ -167,6 +168,25 @@ def test_a_truncated_or_replaced_file_is_read_again_from_its_start(tmp_path: Pat
         return looks[0] > 2
 
     assert list(follow(path, replaced, poll=0)) == ["loss=1\n", "\n", "loss=2\n", "loss=3\n", "loss=4\n"]
+
+
+def test_the_follower_starts_past_what_the_file_held_before_the_attempt_unless_it_is_written_anew(
+        tmp_path: Path):
+    """The lines an earlier trial left in a shared file are no reports of this attempt's: the
+    follower starts at its mark (:mod:`functions.adapters.local_marks`), and from the start of a
+    file written anew (truncated, here, under the follower's eyes)."""
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=9\nloss=8\n")
+    mark = local_marks.taken(TrialLaunch("s", "uid", 0, 1, "s-0", [], {}, str(tmp_path), None,
+                                         metrics_file="metrics.log"))
+    done = threading.Event()
+    writes = iter([lambda: path.write_text("loss=9\nloss=8\nloss=1\n"), lambda: path.write_text("loss=2\n"),
+                   done.set])
+
+    def sleep(seconds: float) -> None:
+        next(writes)()
+
+    assert list(follow(path, done.is_set, poll=0, sleep=sleep, mark=mark)) == ["loss=1\n", "\n", "loss=2\n"]
 
 
 def test_the_follower_waits_between_looks_while_the_writer_runs(tmp_path: Path):

@@ -17,10 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from functions.adapters import trial_files
 from functions.core.lines import bounded_lines
+
+if TYPE_CHECKING:
+    from functions.adapters.local_marks import Mark
 
 POLL_SECONDS = 0.2
 """How often the file is looked at while its writer runs."""
@@ -30,16 +33,18 @@ CHUNK = 64 * 1024
 
 
 def follow(path: Path, ended: Callable[[], bool], poll: float = POLL_SECONDS,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+           sleep: Callable[[float], None] = time.sleep, mark: Mark | None = None) -> Iterator[str]:
     """The lines (each with its ``\\n``) of the file at ``path`` as they are written, until
-    ``ended()`` and the file's last bytes are read; memory stays bounded however long a line."""
-    return bounded_lines(_chunks(path, ended, poll, sleep))
+    ``ended()`` and the file's last bytes are read; memory stays bounded however long a line.
+    With a ``mark``, the lines the file held before the attempt started are passed over."""
+    return bounded_lines(_chunks(path, ended, poll, sleep, mark))
 
 
 def _chunks(path: Path, ended: Callable[[], bool], poll: float,
-            sleep: Callable[[float], None]) -> Iterator[bytes]:
-    """The file's bytes as they are written; a line break before a read from the start again,
-    so that a line cut short by a truncation does not run into the new first line."""
+            sleep: Callable[[float], None], mark: Mark | None) -> Iterator[bytes]:
+    """The file's bytes as they are written, from the ``mark`` of the file it was when the
+    attempt started; a line break before a read from the start again, so that a line cut short
+    by a truncation does not run into the new first line."""
     handle: BinaryIO | None = None
     try:
         while True:
@@ -47,8 +52,9 @@ def _chunks(path: Path, ended: Callable[[], bool], poll: float,
             if handle is not None and _rewritten(handle, path):
                 handle.close()
                 handle = None
+                mark = None
                 yield b"\n"
-            handle = handle or _open(path)
+            handle = handle or _open(path, mark)
             if handle is not None:
                 yield from iter(partial(handle.read, CHUNK), b"")
             if last:
@@ -59,13 +65,17 @@ def _chunks(path: Path, ended: Callable[[], bool], poll: float,
             handle.close()
 
 
-def _open(path: Path) -> BinaryIO | None:
-    """The file opened, or None while it cannot be (not written yet): it is tried again. A file
-    that is no trial's raises :class:`RefusedFile` (:mod:`functions.adapters.trial_files`)."""
+def _open(path: Path, mark: Mark | None) -> BinaryIO | None:
+    """The file opened (where the ``mark`` says the attempt's lines begin), or None while it
+    cannot be (not written yet): it is tried again. A file that is no trial's raises
+    :class:`RefusedFile` (:mod:`functions.adapters.trial_files`)."""
     try:
-        return trial_files.open_file(path)
+        handle = trial_files.open_file(path)
     except OSError:
         return None
+    if mark is not None:
+        handle.seek(mark.offset(handle))
+    return handle
 
 
 def _rewritten(handle: BinaryIO, path: Path) -> bool:

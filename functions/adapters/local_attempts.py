@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from functions.adapters import local_ends, local_outputs, process_tree
+from functions.adapters import local_ends, local_marks, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
@@ -152,6 +152,7 @@ class LocalAttempts:
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
         self._guard.starting(run.marker)
         local_outputs.make_metrics_folder(launch)
+        self._mark_metrics(run)
         try:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
@@ -222,6 +223,19 @@ class LocalAttempts:
             self._stopped_ends[attempt_key(run.launch)] = event
             while len(self._stopped_ends) > STOPPED_ENDS:
                 self._stopped_ends.popitem(last=False)
+
+    def _mark_metrics(self, run: LocalRun) -> None:
+        """Record beside its log what the attempt's metrics file or event folder holds before it
+        starts, so that only what it adds is read as its metrics (:mod:`.local_marks`). A mark
+        that cannot be written costs only that: the file is then read whole."""
+        run.mark = local_marks.taken(run.launch)
+        if run.mark is None:
+            return
+        try:
+            local_marks.record(self.log_path(run.launch), self.log_dir, run.launch, run.mark)
+        except (OSError, RefusedFile) as exc:
+            log.warning("could not record what the metrics file of %s trial %d held before attempt %d (it is read "
+                        "whole): %s", run.launch.study, run.launch.number, run.launch.attempt, exc)
 
     def _record_end(self, run: LocalRun, end: local_ends.End) -> None:
         """Record beside its log how the attempt ended, on its own or killed by a shutdown,

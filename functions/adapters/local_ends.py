@@ -20,10 +20,7 @@ The record is written as the log is, never through a link a trial planted
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,24 +51,9 @@ class End(NamedTuple):
 def record(log: Path, log_dir: Path, launch: TrialLaunch, end: End) -> None:
     """Record how the attempt ended; raises :class:`OSError` (or :class:`RefusedFile`) when it
     cannot be written."""
-    target = path(log)
-    data = json.dumps({"uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": end.code,
-                       "timedOut": end.timed_out, "interrupted": end.interrupted}).encode()
-    folder = local_outputs.open_folder(target, log_dir)
-    try:
-        temporary = f".{target.name}.{secrets.token_hex(4)}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, target.name, src_dir_fd=folder, dst_dir_fd=folder)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=folder)
-            raise
-    finally:
-        os.close(folder)
+    local_outputs.replace_record(path(log), log_dir, json.dumps({
+        "uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": end.code,
+        "timedOut": end.timed_out, "interrupted": end.interrupted}).encode())
 
 
 def recorded(log: Path, launch: TrialLaunch) -> End | None:

@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 
-from functions.adapters import local_ends, local_outputs
+from functions.adapters import local_ends, local_marks, local_outputs
 from functions.adapters.local_attempts import LocalAttempts
 from functions.adapters.local_run import Key, LocalRun, attempt_key
 from functions.adapters.owners import RUNNER
@@ -225,4 +225,7 @@ class LocalExecutor(LocalAttempts):
         return local_outputs.lines(self.log_file(launch), self._reads_stopped.is_set)
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        return local_outputs.read_file(launch, path, self._reads_stopped.is_set)
+        """The attempt's metrics file or event folder, only what it added to them
+        (:mod:`.local_marks`); any other ``path``, whole."""
+        mark = local_marks.recorded(self.log_path(launch), launch) if path == launch.metrics_file else None
+        return local_outputs.read_file(launch, path, self._reads_stopped.is_set, mark)

@@ -14,17 +14,21 @@ import contextlib
 import errno
 import json
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from functions.adapters import trial_files
 from functions.core import tfevents
 from functions.core.errors import LogsUnavailable, RefusedFile, Stopping, StorageFull
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
+
+if TYPE_CHECKING:
+    from functions.adapters.local_marks import Mark
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
@@ -72,6 +76,27 @@ def open_folder(path: Path, log_dir: Path) -> int:
         os.close(folder)
         raise
     return folder
+
+
+def replace_record(target: Path, log_dir: Path, data: bytes) -> None:
+    """Write ``data`` as the file ``target`` under ``log_dir`` at once (a file of its own, renamed
+    over any earlier one), never through a link a trial planted; raises :class:`OSError` (or
+    :class:`RefusedFile`) when it cannot be written."""
+    folder = open_folder(target, log_dir)
+    try:
+        temporary = f".{target.name}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
 
 
 def check_log_dir(log_dir: Path) -> None:
@@ -156,31 +181,37 @@ def make_metrics_folder(launch: TrialLaunch) -> None:
         (target if launch.metrics_events else target.parent).mkdir(parents=True, exist_ok=True)
 
 
-def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
+def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False,
+              mark: Mark | None = None) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
     is read as TensorFlow event files, a JSON record a line. Only a trial's files are read
     (:mod:`functions.adapters.trial_files`): anything else is a :class:`RefusedFile`. Once
-    ``stopped()`` holds, the read ends in a :class:`Stopping` (see :func:`lines`)."""
+    ``stopped()`` holds, the read ends in a :class:`Stopping` (see :func:`lines`). With the
+    ``mark`` of what was there before the attempt, only what it added is read."""
     target = Path(launch.working_dir) / path
     if target.is_dir():
         try:
             directory = trial_files.real_directory(target)
         except FileNotFoundError:
             return
-        for record in tfevents.directory_records(directory, trial_files.open_file):
+        earlier = mark.files if mark is not None else frozenset()
+        for record in tfevents.directory_records(directory, trial_files.open_file, earlier):
             _check(stopped, target)
             yield json.dumps(record)
     else:
-        yield from lines(target, stopped)
+        yield from lines(target, stopped, mark)
 
 
-def lines(path: Path, stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
+def lines(path: Path, stopped: Callable[[], bool] = lambda: False, mark: Mark | None = None) -> Iterator[str]:
     """The file's lines, read in chunks: however long a line, memory stays bounded. The file
     must be a trial's (:mod:`functions.adapters.trial_files`), whatever link its path became.
     ``stopped()`` is asked before each chunk: once it holds, the read ends in a
-    :class:`Stopping`, so a stop never waits for the rest of a log of hundreds of megabytes."""
+    :class:`Stopping`, so a stop never waits for the rest of a log of hundreds of megabytes.
+    With a ``mark``, the lines the file held before the attempt are passed over."""
     try:
         with trial_files.open_file(path) as handle:
+            if mark is not None:
+                handle.seek(mark.offset(handle))
             yield from bounded_lines(_chunks(handle, stopped, path))
     except FileNotFoundError:
         return

@@ -61,7 +61,7 @@ class ProgressReports:
         file proves no trial's (the trial's end then says why its metrics are missing)."""
         path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
         try:
-            self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
+            self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None, mark=run.mark))
         except RefusedFile as refused:
             log.warning("progress of %s trial %d is not followed: %s", run.launch.study, run.launch.number, refused)
 

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from functions.adapters import process_tree
+from functions.adapters.local_marks import Mark
 from functions.core.launch import TrialLaunch
 
 Key = tuple[str, str, int, int]
@@ -27,6 +28,8 @@ class LocalRun:
     """Killed because the executor shut down: recorded so, never reported."""
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
+    mark: Mark | None = None
+    """What the attempt's metrics file or event folder held before it started (:mod:`.local_marks`)."""
     since: float | None = None
     """A second before the process started, in clock ticks since boot: no process of the
     attempt is older (:func:`functions.adapters.process_tree.end`)."""

@@ -24,7 +24,7 @@ import json
 import os
 import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import BinaryIO
 
 _CRC_TABLE: list[int] = []
@@ -170,14 +170,18 @@ def _summary_value(data: bytes) -> tuple[str, str] | None:
     return (tag, value) if value is not None else None
 
 
-def directory_records(directory: str, opener: Callable[[str], BinaryIO] | None = None) -> Iterator[dict[str, object]]:
+def directory_records(directory: str, opener: Callable[[str], BinaryIO] | None = None,
+                      earlier: Collection[str] = ()) -> Iterator[dict[str, object]]:
     """Each scalar of every event file under ``directory``, in file order: its file's folder,
-    tag, step and value (text). Files that are no event files give nothing. Each file is opened
-    by ``opener`` (the service's checks of a local trial's files), else as it is."""
+    tag, step and value (text). Files that are no event files give nothing, nor the ``earlier``
+    ones (their paths from ``directory``: a local trial's folder held them before it started).
+    Each file is opened by ``opener`` (the service's checks of a local trial's files), else as it is."""
     for root, folders, files in os.walk(directory):
         folders.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
+            if os.path.relpath(path, directory) in earlier:
+                continue
             try:
                 with opener(path) if opener is not None else open(path, "rb") as handle:
                     for record in tf_records(handle):
