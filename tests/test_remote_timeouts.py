@@ -194,6 +194,7 @@ def test_an_eks_call_to_a_silent_api_is_a_temporary_error_after_two_tries(silent
 def test_the_remote_timeout_is_a_positive_number_of_seconds():
     assert Settings.from_env({}).remote_timeout == REMOTE_TIMEOUT < Settings.from_env({}).busy_timeout
     assert Settings.from_env({"KATUNA_REMOTE_TIMEOUT": "2.5"}).remote_timeout == 2.5
-    for given in ("0", "-1", "inf", "nan"):
-        with pytest.raises(ValueError, match="KATUNA_REMOTE_TIMEOUT: expected a positive number of seconds"):
+    for given, expected in (("0", "a positive number of seconds"), ("-1", "a positive number of seconds"),
+                            ("inf", "a number, got 'inf'"), ("nan", "a number, got 'nan'")):
+        with pytest.raises(ValueError, match=f"KATUNA_REMOTE_TIMEOUT: expected {expected}"):
             Settings.from_env({"KATUNA_REMOTE_TIMEOUT": given})
