@@ -30,8 +30,6 @@ MAX_FILES = 10_000
 """The most files of an event folder recorded: a folder holding more is read whole."""
 MAX_BYTES = 4 << 20
 """The most of a record read."""
-
-
 TAIL = 64 * 1024
 """The most bytes before the mark's size that its digest covers."""
 
