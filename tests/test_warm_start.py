@@ -50,6 +50,21 @@ def test_a_study_starts_warm_from_an_earlier_one(embedded, tmp_path: Path):
     assert len(embedded.store.trials("second")) == 2
 
 
+@pytest.mark.parametrize("algorithm", ["tpe", "random"])
+def test_a_seeded_study_started_warm_from_one_of_its_seed_asks_for_other_points_than_those_it_knows(
+        embedded, tmp_path: Path, algorithm: str):
+    """Each trial's sampler is seeded from the study seed and the trial's number, the known
+    results' numbers first: seeded from its own count alone, the study asked for the very
+    points it was told of, and spent its budget on them again."""
+    seeded = {"name": algorithm, "seed": 1}
+    run_study(embedded, study_definition(name="first", maxTrials=3, parallelism=1, algorithm=seeded), tmp_path)
+    run_study(embedded, study_definition(name="again", maxTrials=3, parallelism=1, algorithm=seeded,
+                                         warmStart={"study": "first"}), tmp_path)
+    known = {t.params["x"] for t in embedded.store.trials("first")}
+    asked = {t.params["x"] for t in embedded.store.trials("again")}
+    assert len(asked) == 3 and not asked & known, (known, asked)
+
+
 def test_known_results_must_fit_the_space():
     with pytest.raises(InvalidStudy) as caught:
         parse_study(study_definition(warmStart={"trials": [{"params": {"x": 99.0}, "value": 1.0},

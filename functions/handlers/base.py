@@ -117,17 +117,12 @@ def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult,
     return study_results(spec.parameters, [o.metric for o in spec.objectives], deps.store.trials(earlier, (COMPLETE,)))
 
 
-def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
-    """The study's Optuna twin; with the sampler of trial ``trial_number`` when one will ask.
-
-    Telling needs no particular sampler: results go to the storage, where every sampler reads
-    them at its next ask (grid exhaustion is a stop rule of katuna's, not the sampler's).
-    """
+def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
+    """The study's Optuna twin. Telling needs no particular sampler: results go to the storage,
+    where every sampler reads them at its next ask (grid exhaustion is a stop rule of katuna's,
+    not the sampler's); :func:`ask_trials` gives it each trial's own."""
     spec = record.spec
-    study = deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
-    if trial_number is not None:
-        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, trial_number)
-    return study
+    return deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
 
 
 def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
@@ -175,19 +170,20 @@ def continuation(record: StudyRecord, created: int) -> Event:
 
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
     """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
-    continuation), each with its own derived sampler seed; ``counts`` are the study's trial
-    counts, when the caller has them already."""
+    continuation), each with the sampler seed derived from its number in Optuna's study (past
+    the warm start's known results, and the trials discarded, so no seed is drawn twice);
+    ``counts`` are the study's trial counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, cap=study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
-    study = optuna_study(record, deps, counts.created)
+    study = optuna_study(record, deps)
+    first = len(study.get_trials(deepcopy=False))
     asked = min(wanted, ASKS_PER_EVENT)
     events = []
     for offset in range(asked):
-        if offset:
-            study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, counts.created + offset)
+        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING, created_at=deps.clock())
