@@ -131,6 +131,42 @@ def test_a_published_event_is_handled_on_the_publishing_thread_unless_another_th
     assert "y" not in seen, "a closed broker handles nothing more"
 
 
+class HeldAfterTaking(MemoryQueue):
+    """A queue whose first event taken by the broker's own thread is held there, taken, until
+    ``go``: where a taker with an event in hand meets a trial's thread handling its end."""
+
+    def __init__(self, runner: list[threading.Thread]) -> None:
+        super().__init__()
+        self.runner, self.taken, self.go = runner, threading.Event(), threading.Event()
+
+    def take(self, timeout: float):
+        delivery = super().take(timeout)
+        if delivery is not None and threading.current_thread() in self.runner and not self.taken.is_set():
+            self.taken.set()
+            self.go.wait(timeout=10)
+        return delivery
+
+
+def test_events_are_delivered_in_order_when_a_trials_thread_handles_its_end_as_the_brokers_takes_one(store):
+    """A trial's progress, then its end: the broker's thread has taken a step when the trial's
+    thread publishes the end and would handle what waits itself. The step must come first (the
+    pruner judges steps in order); before, the end's thread handled the later events, and the
+    step taken came last."""
+    seen: list[str] = []
+    runner: list[threading.Thread] = []
+    events = HeldAfterTaking(runner)
+    broker = LocalBroker(chain_dispatcher(store, seen), events)
+    runner.append(threading.Thread(target=broker.run, kwargs={"until": lambda: "end" in seen, "interval": 0.01}))
+    runner[0].start()
+    broker.publish(Event("test.other", {"name": "step"}))
+    assert events.taken.wait(timeout=10)
+    broker.publish(Event("test.other", {"name": "later step"}))
+    broker.publish_and_handle(Event("test.other", {"name": "end"}))
+    events.go.set()
+    runner[0].join(timeout=10)
+    assert seen == ["step", "later step", "end"]
+
+
 @pytest.mark.parametrize("queue", ["memory", "sqlite"])
 def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(store, tmp_path: Path, queue):
     seen: list[str] = []

@@ -6,7 +6,10 @@ handles the events it emits next, so nobody is woken for them. Events wait in a 
 memory for ``katuna run``, in the database for ``katuna serve`` (see
 :mod:`functions.adapters.sqlite_queue`), where every worker takes from it. The events a handler emits are delivered before the events already waiting, so a chain
 runs to its end (a finished trial's slot is refilled at once) before the next chain moves;
-Knative promises no order at all, and the handlers need none. A handler that fails with a
+Knative promises no order at all, and the handlers need none but the order of a trial's steps,
+which early stopping judges as they come: so an event is taken only by the thread that then
+handles it, never taken by one and handled after later events another thread handled meanwhile
+(the broker's thread waits for events without taking one). A handler that fails with a
 temporary error (a full disk, a busy database) is retried with back-off for as long as the
 error lasts: a local trial's end that is dropped would be reported by nothing else. One that
 fails unexpectedly is retried :data:`MAX_DELIVERIES` times; a permanent error is reported and
@@ -65,6 +68,10 @@ class EventQueue(Protocol):
     def take(self, timeout: float) -> Delivery | None:
         """The next event due, waiting up to ``timeout`` seconds for one."""
 
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for an event to be due (or a :meth:`wake`), taking none:
+        the taker then takes it where no other thread delivers meanwhile (:class:`LocalBroker`)."""
+
     def done(self, delivery: Delivery) -> None: ...
 
     def wake(self) -> None:
@@ -110,6 +117,16 @@ class MemoryQueue:
                 if now >= deadline or self._woken:
                     self._woken = False
                     return None
+                self._changed.wait(wake - now)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (self._follow_ups or self._events or self._woken):
+                now = time.monotonic()
+                wake = min([deadline, *(due for due, _, _ in self._retries[:1])])
+                if now >= wake:
+                    return
                 self._changed.wait(wake - now)
 
     def done(self, delivery: Delivery) -> None:
@@ -222,10 +239,7 @@ class LocalBroker:
         while True:
             with self._handling:
                 settled = self._settlements.settled()
-            delivery = self.events.take(timeout=interval) if settled else None
-            if not settled:
-                time.sleep(interval)  # nothing is taken meanwhile: it could not be settled either
-            with self._handling:
+                delivery = self.events.take(timeout=0) if settled else None
                 if delivery is not None:
                     self._deliver(delivery)
                 if time.monotonic() >= next_tick:
@@ -237,6 +251,10 @@ class LocalBroker:
                     continue
                 if (not drain or self.events.empty()) and until():
                     return
+            if settled:
+                self.events.wait(interval)
+            else:
+                time.sleep(interval)  # nothing is taken meanwhile: it could not be settled either
 
     def _deliver(self, delivery: Delivery) -> None:
         try:

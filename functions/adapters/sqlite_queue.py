@@ -96,6 +96,13 @@ class SqliteQueue:
             self._wake.wait(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             self._wake.clear()
 
+    def wait(self, timeout: float) -> None:
+        """Until an event is put here or woken for, or a poll's time has passed (an event put
+        by another process wakes nothing here): the taker then looks."""
+        if not (self._stopped.is_set() or self._woken.is_set()):
+            self._wake.wait(min(POLL_SECONDS, max(0.0, timeout)))
+            self._wake.clear()
+
     def _claim(self) -> Delivery | None:
         now = time.time()
         bounds = (now, now + MAX_BACKOFF + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK)
