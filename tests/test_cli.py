@@ -375,7 +375,7 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
         process.kill()
         process.communicate()
     _assert_interrupted(tmp_path)
-    shown = here("show", "demo", cwd=tmp_path).stdout
+    shown = " ".join(here("show", "demo", cwd=tmp_path).stdout.split())
     assert "interrupted 2, waiting" in shown and "running 2" not in shown, shown
 
 

@@ -20,12 +20,10 @@ The record is written as the log is, never through a link a trial planted
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
-from functions.adapters import local_outputs, trial_files
-from functions.core.errors import RefusedFile
+from functions.adapters import local_outputs
 from functions.core.launch import TrialLaunch
 
 SUFFIX = ".exit"
@@ -51,21 +49,15 @@ class End(NamedTuple):
 def record(log: Path, log_dir: Path, launch: TrialLaunch, end: End) -> None:
     """Record how the attempt ended; raises :class:`OSError` (or :class:`RefusedFile`) when it
     cannot be written."""
-    local_outputs.replace_record(path(log), log_dir, json.dumps({
-        "uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": end.code,
-        "timedOut": end.timed_out, "interrupted": end.interrupted}).encode())
+    local_outputs.write_record(path(log), log_dir, launch, {"exitCode": end.code, "timedOut": end.timed_out,
+                                                            "interrupted": end.interrupted})
 
 
 def recorded(log: Path, launch: TrialLaunch) -> End | None:
     """The end recorded for this very attempt (its study's uid, trial and attempt); None
     without a record katuna can read as its own."""
-    try:
-        with trial_files.open_file(path(log)) as handle:
-            data = json.loads(handle.read(MAX_BYTES))
-    except (OSError, RefusedFile, ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
-            launch.uid, launch.number, launch.attempt):
+    data = local_outputs.read_record(path(log), launch, MAX_BYTES)
+    if data is None:
         return None
     code, timed_out, interrupted = data.get("exitCode"), data.get("timedOut"), data.get("interrupted", False)
     if type(code) is not int or type(timed_out) is not bool or type(interrupted) is not bool:

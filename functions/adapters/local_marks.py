@@ -15,7 +15,6 @@ An attempt without a record katuna can read as its own has its file read whole, 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -78,20 +77,14 @@ def taken(launch: TrialLaunch) -> Mark | None:
 
 def record(log: Path, log_dir: Path, launch: TrialLaunch, mark: Mark) -> None:
     """Record the attempt's mark; raises :class:`OSError` (or :class:`RefusedFile`) when it cannot be written."""
-    local_outputs.replace_record(log.with_suffix(SUFFIX), log_dir, json.dumps({
-        "uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "inode": mark.inode,
-        "size": mark.size, "digest": mark.digest, "files": sorted(mark.files)}).encode())
+    local_outputs.write_record(log.with_suffix(SUFFIX), log_dir, launch, {
+        "inode": mark.inode, "size": mark.size, "digest": mark.digest, "files": sorted(mark.files)})
 
 
 def recorded(log: Path, launch: TrialLaunch) -> Mark | None:
     """The mark recorded for this very attempt; None without one katuna can read as its own."""
-    try:
-        with trial_files.open_file(log.with_suffix(SUFFIX)) as handle:
-            data = json.loads(handle.read(MAX_BYTES))
-    except (OSError, RefusedFile, ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
-            launch.uid, launch.number, launch.attempt):
+    data = local_outputs.read_record(log.with_suffix(SUFFIX), launch, MAX_BYTES)
+    if data is None:
         return None
     inode, size, digest, files = data.get("inode"), data.get("size"), data.get("digest"), data.get("files")
     if not (inode is None or type(inode) is int) or type(size) is not int or not isinstance(digest, str) \

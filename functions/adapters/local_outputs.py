@@ -78,6 +78,27 @@ def open_folder(path: Path, log_dir: Path) -> int:
     return folder
 
 
+def write_record(target: Path, log_dir: Path, launch: TrialLaunch, fields: dict[str, object]) -> None:
+    """Write ``fields`` of the attempt as the JSON record ``target`` beside its log, stamped with
+    the attempt (its study's uid, trial and attempt); see :func:`replace_record`."""
+    replace_record(target, log_dir, json.dumps({"uid": launch.uid, "trial": launch.number,
+                                                "attempt": launch.attempt, **fields}).encode())
+
+
+def read_record(target: Path, launch: TrialLaunch, limit: int) -> dict[str, object] | None:
+    """The JSON record ``target`` written for this very attempt (at most ``limit`` bytes of it
+    read); None without one katuna can read as the attempt's own."""
+    try:
+        with trial_files.open_file(target) as handle:
+            data = json.loads(handle.read(limit))
+    except (OSError, RefusedFile, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
+            launch.uid, launch.number, launch.attempt):
+        return None
+    return data
+
+
 def replace_record(target: Path, log_dir: Path, data: bytes) -> None:
     """Write ``data`` as the file ``target`` under ``log_dir`` at once (a file of its own, renamed
     over any earlier one), never through a link a trial planted; raises :class:`OSError` (or
