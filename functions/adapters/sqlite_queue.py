@@ -97,17 +97,33 @@ class SqliteQueue:
             self._wake.clear()
 
     def wait(self, timeout: float) -> None:
-        """Until an event is put here or woken for, or a poll's time has passed (an event put
-        by another process wakes nothing here): the taker then looks."""
-        if not (self._stopped.is_set() or self._woken.is_set()):
-            self._wake.wait(min(POLL_SECONDS, max(0.0, timeout)))
+        """Until an event may be claimed, one is put here or woken for, or ``timeout`` passed;
+        looking every poll's time, as an event put by another process wakes nothing here."""
+        deadline = time.monotonic() + timeout
+        while not (self._stopped.is_set() or self._woken.is_set()):
+            with self._lock, translated(self._path):
+                if self._available(time.time()):
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(min(POLL_SECONDS, remaining))
             self._wake.clear()
+
+    def _available(self, now: float) -> bool:
+        """Whether an event may be claimed at ``now`` (under the lock)."""
+        return self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {AVAILABLE} LIMIT 1", self._bounds(now)).fetchone() \
+            is not None
+
+    def _bounds(self, now: float) -> tuple[float, float, float, float]:
+        """:data:`AVAILABLE`'s arguments at ``now``."""
+        return now, now + MAX_BACKOFF + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK
 
     def _claim(self) -> Delivery | None:
         now = time.time()
-        bounds = (now, now + MAX_BACKOFF + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK)
+        bounds = self._bounds(now)
         with self._lock, translated(self._path):
-            if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {AVAILABLE} LIMIT 1", bounds).fetchone() is None:
+            if not self._available(now):
                 return None
             self._conn.execute("BEGIN IMMEDIATE")
             try:

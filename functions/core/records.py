@@ -135,11 +135,17 @@ class StudyRecord:
         laptop holds running studies whose trials are Jobs there). Such a service would find
         none of their attempts, take each as lost and run it again as its own: the study's
         commands on a machine that never ran them, or Jobs for trials still running on a laptop."""
-        return self.runs_on is not None and self.runs_on != executor
+        return runs_away(self.runs_on, executor)
 
     def owns(self, data: Mapping[str, Any]) -> bool:
         """Whether event data is about this study and not an earlier one of the same name."""
         return data.get("uid") == self.uid
+
+
+def runs_away(runs_on: str | None, executor: str) -> bool:
+    """Whether a study whose trials run ``runs_on`` (None: stored before katuna kept it, run
+    where it is served) is left alone by a service whose ``KATUNA_EXECUTOR`` is ``executor``."""
+    return runs_on is not None and runs_on != executor
 
 
 def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
@@ -379,7 +385,7 @@ class Census:
     def running_for(self, executor: str) -> int:
         """The running studies a service whose ``KATUNA_EXECUTOR`` is ``executor`` runs: not
         those it leaves to another (:meth:`StudyRecord.runs_away_from`)."""
-        return sum(count for place, count in self.running_on.items() if place is None or place == executor)
+        return sum(count for place, count in self.running_on.items() if not runs_away(place, executor))
 
 
 SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration")

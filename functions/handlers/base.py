@@ -179,7 +179,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps)
-    first = len(study.get_trials(deepcopy=False))
+    first = deps.store.optuna_history(spec.name)
     asked = min(wanted, ASKS_PER_EVENT)
     events = []
     for offset in range(asked):
