@@ -17,7 +17,7 @@ import optuna
 
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
-from functions.adapters.owners import alive
+from functions.adapters.owners import Runner, alive, pid_of
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
@@ -44,7 +44,8 @@ class Embedded:
         self.store = SqliteStore(settings.db, settings.busy_timeout)
         self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env,
                                       sole_parent=sole_parent)
-        self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead)
+        self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead,
+                         runner=Runner(self.executor.identity))
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped)
 
@@ -77,7 +78,7 @@ class Embedded:
         if record.terminal:
             return None
         held = self.store.claim_runner(record.name, record.uid, self.executor.identity, alive)
-        return None if held is None else int(held.split(":")[0])
+        return None if held is None else pid_of(held)
 
     def runs_elsewhere(self, record: StudyRecord) -> int:
         """How many of the study's running trials another live process runs (``katuna serve``,

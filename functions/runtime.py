@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
+from functions.adapters.owners import Runner, identity
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
@@ -63,13 +65,18 @@ that (a handling held up on a busy machine) closes the database connections itse
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False,
+                 runner_pid: int | None = None) -> None:
         """``sole_parent``: this process starts no child but the trials (a ``katuna serve``
-        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
+        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`).
+        ``runner_pid``: the process that claims the studies whose local trials this one starts
+        (:class:`~functions.adapters.owners.Runner`): the gunicorn arbiter of a ``katuna serve``
+        worker, which every worker of the service shares; this process where None."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.clock = clock
         self._sole_parent = sole_parent
+        self.runner = None if settings.runs_jobs else Runner(identity(runner_pid or os.getpid()))
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
@@ -142,7 +149,7 @@ class Runtime:
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
                     pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces,
                     access_refusal=self.access_refusal, running_trials=self.settings.max_running_trials,
-                    runs_on=self.settings.executor)
+                    runs_on=self.settings.executor, runner=self.runner)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events, turns=self._turns)
@@ -286,8 +293,9 @@ class Runtime:
 
 
 def service_app(settings: Settings) -> WSGIApplication:
-    """The HTTP service over a new runtime: what each gunicorn worker serves (built after the fork)."""
-    return create_app(Runtime(settings, sole_parent=True))
+    """The HTTP service over a new runtime: what each gunicorn worker serves (built after the
+    fork), claiming the studies it runs as its arbiter, which every worker shares."""
+    return create_app(Runtime(settings, sole_parent=True, runner_pid=os.getppid()))
 
 
 APP_LOAD_ERROR = 4

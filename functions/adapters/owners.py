@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 RUNNER = "runner.owner"
@@ -36,7 +37,7 @@ def identity(pid: int) -> str:
 def alive(owner: str) -> bool:
     """Whether the process with this identity still runs (a zombie, dead but not yet reaped by
     its parent, does not)."""
-    pid = int(owner.split(":")[0])
+    pid = pid_of(owner)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,6 +46,27 @@ def alive(owner: str) -> bool:
         pass
     fields = _stat(pid)
     return identity(pid) == owner and (fields is None or fields[0] != "Z")
+
+
+def pid_of(owner: str) -> int:
+    """The pid an identity names."""
+    return int(owner.split(":")[0])
+
+
+@dataclass(frozen=True)
+class Runner:
+    """This process as the runner of the studies whose trials it starts, as a study's row names
+    its runner (``studies.runner``): another process on the database leaves a study alone while
+    the process it names lives. A ``katuna serve`` worker runs as its gunicorn arbiter, which all
+    the service's workers share (:class:`functions.core.ports.RunnerClaims`)."""
+
+    identity: str
+
+    def other(self, claim: str | None) -> int | None:
+        """The pid of the live process other than this one that ``claim`` names, else None."""
+        if claim is None or claim == self.identity or not alive(claim):
+            return None
+        return pid_of(claim)
 
 
 def orphaned(owner_paths: list[Path]) -> bool:

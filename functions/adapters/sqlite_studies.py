@@ -124,7 +124,7 @@ class SqliteStudies(SqliteConnection):
             optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"],
             restarted_at=row["restarted_at"], warm_results=warm, report_key=row["report_key"],
             stored_log_folder=row["log_folder"], trial_cap=_cap(row["trial_cap"], row["trial_cap_setting"]),
-            runs_on=row["runs_on"],
+            runs_on=row["runs_on"], runner=row["runner"],
         )
 
     @reading

@@ -326,6 +326,19 @@ class Look(NamedTuple):
     """The uids of the attempt's pods running now, to be kept with the trial (None: not looked at)."""
 
 
+class RunnerClaims(Protocol):
+    """This process as the runner a study's row names (``StudyRecord.runner``), where trials are
+    processes of this machine: a process on the database leaves a study to the live process
+    named there, so two never run one study's trials each as lost to the other."""
+
+    @property
+    def identity(self) -> str:
+        """How a claim names this process (``pid:start time``)."""
+
+    def other(self, claim: str | None) -> int | None:
+        """The pid of the live process other than this one that ``claim`` names, else None."""
+
+
 class Admissions(Protocol):
     """Where attempts wait to be admitted after they are launched: a cluster whose admission
     controller (Kueue) keeps each new trial Job suspended until a queue admits it."""

@@ -98,6 +98,9 @@ class StudyRecord:
     """Where the study's trials run: :data:`LOCAL` (processes of the service that stored it) or
     :data:`KUBERNETES` (Jobs on that service's cluster), as the service that stored or last
     restarted it runs them; None for a study stored before katuna kept it, run where it is served."""
+    runner: str | None = None
+    """The process that runs the study's local trials (``pid:start time``): the ``katuna run`` of
+    it, or the ``katuna serve`` that launched its trials last; None while none has."""
 
     @property
     def max_trials(self) -> int | None:
@@ -156,6 +159,14 @@ def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
         f"was copied from, or is shared with, its own). To run it here, stop it and submit it under another "
         f"name (with warmStart.study naming it, to start from its completed trials); once it has ended by "
         f"reaching maxTrials, submitting it with maxTrials raised restarts it here")
+
+
+def run_by_another(record: StudyRecord, pid: int) -> StudyRunsElsewhere:
+    """The refusal to run a study another live process on the database runs (its runner)."""
+    return StudyRunsElsewhere(
+        f"study {record.name!r} is run by another katuna process on this database (process {pid}: a `katuna run` "
+        f"of it, or a `katuna serve`), which runs its trials and reads their logs; katuna leaves the study to it "
+        f"while it lives")
 
 
 def stop_reach(record: StudyRecord) -> str:

@@ -23,7 +23,18 @@ from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
+from functions.core.ports import (
+    Admissions,
+    Clock,
+    Executor,
+    NodePools,
+    Nodes,
+    Resources,
+    RunnerClaims,
+    RunningLogs,
+    Store,
+    has_study,
+)
 from functions.core.records import (
     COMPLETE,
     FAIL,
@@ -36,6 +47,7 @@ from functions.core.records import (
     StudyRecord,
     TrialCap,
     TrialRecord,
+    run_by_another,
     runs_elsewhere,
 )
 from functions.core.samplers import grid_size, sampler_for
@@ -94,22 +106,37 @@ class Deps:
     runs_on: str = LOCAL
     """Where this service runs trials (``KATUNA_EXECUTOR``): a study whose trials run elsewhere
     is left alone (:func:`study_here`)."""
+    runner: RunnerClaims | None = None
+    """This process as the runner of the studies whose trials it starts, where they are its
+    processes (None: Jobs on a cluster): a study another live process runs is left to it."""
 
 
 def study_here(deps: Deps, name: str) -> StudyRecord:
     """The stored study ``name``, to be run by this service: :class:`StudyRunsElsewhere` where
-    its trials run elsewhere (:meth:`~functions.core.records.StudyRecord.runs_away_from`), which
-    the dispatcher drops, as nothing here is to act on it."""
+    its trials run elsewhere (:meth:`~functions.core.records.StudyRecord.runs_away_from`) or
+    another live process runs it (:attr:`~functions.core.records.StudyRecord.runner`), which the
+    dispatcher drops, as nothing here is to act on it."""
     record = deps.store.get_study(name)
     if record.runs_away_from(deps.runs_on):
         raise runs_elsewhere(record, deps.runs_on)
+    other = _other_runner(deps, record)
+    if other is not None:
+        raise run_by_another(record, other)
     return record
 
 
 def served_here(deps: Deps, records: list[StudyRecord]) -> list[StudyRecord]:
-    """The studies of ``records`` this service runs: those whose trials run elsewhere are left
-    to the service that runs them (:meth:`~functions.core.records.StudyRecord.runs_away_from`)."""
-    return [record for record in records if not record.runs_away_from(deps.runs_on)]
+    """The studies of ``records`` this service runs: those whose trials run elsewhere, or that
+    another live process runs, are left to it (:func:`study_here`)."""
+    return [record for record in records
+            if not record.runs_away_from(deps.runs_on) and _other_runner(deps, record) is None]
+
+
+def _other_runner(deps: Deps, record: StudyRecord) -> int | None:
+    """The pid of the live process other than this one that runs the unfinished study."""
+    if deps.runner is None or record.terminal:
+        return None
+    return deps.runner.other(record.runner)
 
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
@@ -276,6 +303,8 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
         return replace(trial, **failed)
     if trial.state != RUNNING:
         deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
+    if deps.runner is not None and record.runner != deps.runner.identity:
+        deps.store.update_study(record.name, runner=deps.runner.identity)
     return None
 
 
