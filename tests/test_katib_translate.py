@@ -29,7 +29,7 @@ from functions.core.launch import TrialLaunch
 from functions.core.log_keep import new_summary
 from functions.core.metrics import Observation
 from functions.core.samplers import build_sampler
-from functions.core.space import sample
+from functions.core.space import distributions, sample
 
 BATCH = {"name": "batch", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "32", "64"]}}
 
@@ -451,9 +451,12 @@ SETTINGS = {
                      {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
-    "goptuna cmaes": ("cmaes", {"sigma": "0.75", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
-    "goptuna ipop": ("cmaes", {"restart_strategy": "ipop", "random_state": "7"}, {"restart_strategy": "ipop"}),
-    "goptuna bipop": ("cmaes", {"restart_strategy": "bipop", "random_state": "7"}, {"restart_strategy": "bipop"}),
+    "goptuna cmaes": ("cmaes", {"sigma": "0.75", "random_state": "7", "restart_strategy": "none"},
+                      {"sigma0": 0.5, "n_startup_trials": 0}),
+    "goptuna ipop": ("cmaes", {"restart_strategy": "ipop", "random_state": "7"},
+                     {"restart_strategy": "ipop", "n_startup_trials": 0}),
+    "goptuna bipop": ("cmaes", {"restart_strategy": "bipop", "random_state": "7"},
+                      {"restart_strategy": "bipop", "n_startup_trials": 0}),
     "random": ("random", {"random_state": "7"}, {}),
     "sobol": ("sobol", {"random_state": "7"}, {}),
     "grid": ("grid", {"random_state": "7"}, {}),
@@ -568,6 +571,16 @@ def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
     assert native["algorithm"] == {"name": "gp", "seed": 7, "settings": {
         "n_startup_trials": 4, "base_estimator": "RF", "acq_func": "LCB", "acq_optimizer": "sampling",
         "log_uniform_floats": True}}, "Katib's skopt service searches every double on a log scale"
+
+
+def test_cmaes_suggests_the_first_trials_from_its_first_generation_as_katibs_goptuna_service_does():
+    """Katib's goptuna service starts CMA-ES at once; Optuna's CMA-ES would draw every trial asked
+    before one completes (a whole first wave of parallel trials) at random."""
+    spec, _ = load_study(yaml.safe_dump(_with_settings("cmaes", {"random_state": "7"})))
+    study = optuna.create_study(sampler=build_sampler(spec.algorithm, spec.parameters, 0))
+    for _ in range(3):
+        study.ask(distributions(spec.parameters))
+    assert [trial.system_attrs.get("cma:generation") for trial in study.trials] == [0, 0, 0]
 
 
 REFUSED = {

@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 from optuna._transform import _SearchSpaceTransform
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
@@ -197,6 +197,7 @@ class RestartingCmaEsSampler(CmaEsSampler):
         with_margin: bool = False,
         lr_adapt: bool = False,
         source_trials: list[FrozenTrial] | None = None,
+        search_space: dict[str, BaseDistribution] | None = None,
     ) -> None:
         if restart_strategy is not None and restart_strategy not in RESTART_STRATEGIES:
             raise ValueError(f"restart_strategy {restart_strategy!r} is not run by katuna; expected "
@@ -212,9 +213,22 @@ class RestartingCmaEsSampler(CmaEsSampler):
             with_margin=with_margin, lr_adapt=lr_adapt, source_trials=source_trials)
         self._restart_strategy = restart_strategy
         self._inc_popsize = inc_popsize
+        self._known = None if search_space is None else {
+            name: distribution for name, distribution in search_space.items()
+            if not distribution.single() and isinstance(distribution, (FloatDistribution, IntDistribution))}
+        """The space given up front, but what CMA-ES leaves to the independent sampler, as
+        Optuna's inference leaves it: a categorical parameter, one of a single value."""
         if restart_strategy is not None:
             self._keys = restart_keys(restart_strategy)
             self._attr_prefix = self._keys.prefix
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """The space given up front, so that trials asked before any completes (a first wave of
+        parallel ones) come from CMA-ES too, where Optuna infers the space from completed trials;
+        else that inference."""
+        if self._known is None:
+            return super().infer_relative_search_space(study, trial)
+        return dict(self._known)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]

@@ -57,7 +57,7 @@ class SamplerKind:
     """Its constructor refuses every setting it cannot run with: no trials need to be run to check them."""
     known_space: bool = False
     """Takes the search space up front (when no parameter is conditional), so that the first
-    trial is sampled as every other is rather than at random."""
+    trials are sampled as every other is rather than at random."""
 
 
 REGISTRY: dict[str, SamplerKind] = {
@@ -67,7 +67,7 @@ REGISTRY: dict[str, SamplerKind] = {
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
-    "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False),
+    "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False, known_space=True),
     "sobol": SamplerKind(KnownSpaceQMCSampler, {"qmc_type": "sobol", "skip_origin": True}, seed_per_study=True,
                          known_space=True),
     "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True),
