@@ -18,7 +18,7 @@ from typing import Any
 
 from functions import reporter
 from functions.core import event_signature, pod_security, senders
-from functions.core.cluster import MIN_TTL, TTL_WHY, Cluster
+from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
 from functions.core.limits import MAX_EXACT_INT, EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
@@ -472,6 +472,9 @@ class Settings:
         ttl = self.k8s_ttl_seconds
         if ttl is not None and ttl < MIN_TTL:
             raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at least {MIN_TTL} seconds, got {ttl}: {TTL_WHY}")
+        if ttl is not None and ttl > MAX_INT32:
+            raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at most {MAX_INT32} seconds (the Job's int32), "
+                                 f"got {ttl}")
 
     def _check_sessions_and_dead_letters(self) -> None:
         if not self.session_ttl > 0:

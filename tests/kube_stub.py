@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
-from kube_standin import admission, configmaps, events, katib_api, kueue, patches, secrets
+from kube_standin import admission, configmaps, events, katib_api, kueue, patches, pod_validation, secrets
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -422,8 +422,8 @@ class KubeStub(ApiServer, Workloads):
     def add_pod(self, pod: dict, index: int) -> dict:
         """Create a pod a controller makes, as the API creates it: refused as its mutating
         admission plugin refuses it, then named by its ``generateName`` where it has no name,
-        then refused as its validating plugins refuse it (:class:`admission.Forbidden`:
-        :mod:`kube_standin.admission`), or (:class:`AlreadyExists`, nothing stored) where a pod
+        then refused as invalid for a pod (:class:`admission.Invalid`) or as its validating
+        plugins refuse it (:class:`admission.Forbidden`: :mod:`kube_standin.admission`), or (:class:`AlreadyExists`, nothing stored) where a pod
         holds its name, a Terminating one included."""
         metadata = pod["metadata"]
         namespace = metadata["namespace"]
@@ -431,6 +431,10 @@ class KubeStub(ApiServer, Workloads):
         if refused is None:
             if not metadata.get("name"):
                 metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
+            problems = pod_validation.create_problems(pod)
+            if problems:
+                raise admission.Invalid(f'Pod "{metadata["name"]}" is invalid: '
+                                        + "; ".join(f"{field}: {message}" for field, message in problems))
             live = sum(1 for (where, _), other in self.pods.items()
                        if where == namespace and other.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
             refused = admission.pod_refusal(self.namespaces[namespace], pod, self.quotas.get(namespace), live)

@@ -449,6 +449,26 @@ def test_a_job_field_of_the_wrong_type_cannot_be_decoded(static: KubeStub):
     assert not static.jobs, "nothing refused is stored"
 
 
+@pytest.mark.parametrize("field,value,go_type", [("backoffLimit", 2**31, "int32"),
+                                                 ("ttlSecondsAfterFinished", 3_000_000_000, "int32"),
+                                                 ("activeDeadlineSeconds", 2**63, "int64")])
+def test_a_job_number_its_go_type_cannot_hold_cannot_be_decoded(static: KubeStub, field: str, value: int,
+                                                                  go_type: str):
+    """A number past the field's Go integer type is refused as a value of the wrong type is, even
+    from the typed client, which checks no range; the largest it holds is taken."""
+    batch = client.BatchV1Api(api(static))
+    too_large = job("too-large")
+    too_large["spec"][field] = value
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", too_large))
+    assert (status, message) == (400, f'Job in version "v1" cannot be handled as a Job: json: cannot unmarshal number '
+                                      f"{value} into Go struct field JobSpec.spec.{field} of type {go_type}")
+    assert not static.jobs, "nothing refused is stored"
+    largest = job("largest")
+    largest["spec"][field] = {"int32": 2**31 - 1, "int64": 2**63 - 1}[go_type]
+    batch.create_namespaced_job("katuna", largest)
+    assert [j["metadata"]["name"] for j in static.jobs.values()] == ["largest"]
+
+
 def test_a_job_field_its_schema_lacks_is_refused_under_strict_validation_and_warned_of_otherwise(static: KubeStub):
     """As the API server decodes a Job: ``fieldValidation=Strict`` refuses it naming each unknown
     field, the default (``Warn``) takes it with a warning for each, ``Ignore`` with none."""

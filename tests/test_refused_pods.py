@@ -98,6 +98,30 @@ def test_a_study_whose_every_pod_is_refused_stops_after_three_trials_saying_why(
         store.close()
 
 
+def test_a_trial_whose_pod_the_api_server_finds_invalid_fails_at_once_and_the_study_stops_saying_why(
+        simulated_kube: KubeStub, tmp_path: Path):
+    """A pod template may hold an image with whitespace around it, a pod may not: the Job is made,
+    and every pod of it refused as invalid, which no wait can change."""
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "spaced", trials=5, image="python:3.12 ")
+    why = 'spec.containers[0].image: Invalid value: "python:3.12 ": must not have leading or trailing whitespace'
+    invalid = f"the API server refuses the pod as invalid: {why}"
+    try:
+        for number in range(3):
+            simulated_kube.run_until(refused(simulated_kube, f"spaced-{number}"))
+            ended = look(record, store.get_trial("spaced", number), deps)
+            assert ended is not None and (ended.data["outcome"], ended.data["cause"]) == ("error", invalid)
+            deliver(dispatcher, ended)
+        assert store.get_trial("spaced", 0).reason.startswith(
+            f"could not start: {invalid}; its Job's pod: the API server refuses to create it as invalid: {why}")
+        study = store.get_study("spaced")
+        assert (study.status, [t.state for t in store.trials("spaced")]) == ("failed", ["FAIL"] * 3)
+        assert study.reason.startswith(f"every trial could not start: {invalid} (3 trials); every later trial would "
+                                       "meet the same, so the study stops. Fix the trial template's pod where the API "
+                                       "server says")
+    finally:
+        store.close()
+
+
 def test_a_job_the_namespaces_quota_refuses_is_refused_for_now(simulated_kube: KubeStub, tmp_path: Path):
     """The quota frees as Jobs end: the launch is retried (its event delivered again), and the
     trial runs once the quota lets it."""

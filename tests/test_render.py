@@ -327,6 +327,36 @@ def test_a_job_ttl_too_short_for_katuna_to_read_the_finished_pods_is_refused_by_
     assert job_for(definition, {"x": 0.0, "tag": "a"})["spec"]["ttlSecondsAfterFinished"] == 600
 
 
+@pytest.mark.parametrize("field", ["ttlSecondsAfterFinished", "backoffLimit"])
+def test_a_job_number_past_its_int32_is_refused_by_study_and_setting_not_by_every_trials_job(field: str):
+    """The API server cannot decode such a Job: stored, the study would fail at its first trial."""
+    from functions.core.errors import InvalidSetting
+    from functions.settings import Settings
+
+    definition = k8s_definition()
+    definition["kubernetes"] = {field: 2**31}
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [p.path for p in refused.value.problems] == [f"kubernetes.{field}"]
+    assert refused.value.problems[0].message.endswith(f"{2**31 - 1}{' seconds' if 'ttl' in field else ''} (the Job's "
+                                                      f"int32), got {2**31}")
+    definition["kubernetes"] = {field: 2**31 - 1}
+    assert job_for(definition, {"x": 0.0, "tag": "a"})["spec"][field] == 2**31 - 1
+    with pytest.raises(InvalidSetting, match=r"^KATUNA_K8S_TTL_SECONDS: expected at most 2147483647 seconds"):
+        Settings.from_env({"KATUNA_K8S_TTL_SECONDS": str(2**31)})
+
+
+def test_a_timeout_longer_than_a_jobs_deadline_holds_sets_the_longest_it_holds():
+    """Where ``KATUNA_MAX_DURATION`` allows one: a larger number would refuse every trial's Job."""
+    from functions.settings import Settings
+
+    definition = k8s_definition()
+    definition["trialTemplate"]["timeout"] = 1e30
+    spec = parse_study(definition, Settings.from_env({"KATUNA_MAX_DURATION": "1e300"}).limits)
+    launch = trial_launch(StudyRecord(spec, definition, "/somewhere/local", "uid"), TrialRecord(spec.name, 7, {"x": 0.0}))
+    assert render_job(launch)["spec"]["activeDeadlineSeconds"] == 2**63 - 1
+
+
 def _trial_spec(resources: dict | None = None) -> dict:
     container = {"name": "training", "image": "python:3.12", "command": ["python", "-c", "${trialParameters.x}"]}
     if resources is not None:

@@ -140,6 +140,23 @@ def test_parallelism_cannot_exceed_max_trials():
         "parallelism: expected at most maxTrials (2), got 5"]
 
 
+@pytest.mark.parametrize("written", ["9" * 400 + "s", 1e400, "inf"])
+def test_a_duration_past_any_number_of_seconds_is_refused_not_taken_for_no_limit(written):
+    """A float reads a number of 309 digits as infinity: a timeout so written would be no timeout
+    on a local trial, and fail every trial's Job deadline on a cluster."""
+    definition = study_definition(timeBudget=written)
+    definition["trialTemplate"]["timeout"] = written
+    found = problems(definition)
+    assert [p.split(":")[0] for p in found] == ["timeBudget", "trialTemplate.timeout"]
+
+
+def test_an_image_with_whitespace_around_it_is_refused_as_every_pod_of_it_would_be():
+    definition = study_definition()
+    definition["trialTemplate"]["image"] = "python:3.12 "
+    assert problems(definition) == ["trialTemplate.image: expected an image reference without leading or trailing "
+                                    "whitespace, got 'python:3.12 ': the API server refuses every pod of such an image"]
+
+
 def test_durations_and_collectors():
     definition = study_definition(timeBudget="1h30m")
     definition["trialTemplate"]["timeout"] = "soon"

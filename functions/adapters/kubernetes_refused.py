@@ -1,8 +1,10 @@
 """A trial Job's pod the API server refuses to create, as the Job controller's Events on the Job
 tell it: ``FailedCreate``, ``Error creating: pods "x" is forbidden: ...``. An admission plugin
 refused the pod (a ServiceAccount that does not exist, the namespace's Pod Security level, a
-ResourceQuota full), and the controller tries again for ever, so the Job waits with no pod and
-no condition; only its Events say why."""
+ResourceQuota full), or its validation found the pod invalid (``Pod "x" is invalid: ...``: an
+image with whitespace around it, which a pod template may hold but a pod may not), and the
+controller tries again for ever, so the Job waits with no pod and no condition; only its Events
+say why."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import re
 from typing import Any
 
 from functions.adapters.kubernetes_status import COMBINED, Unstartable
-from functions.core.start_failures import account_cause
+from functions.core.start_failures import account_cause, invalid_pod_cause
 
 FAILED_CREATE = "FailedCreate"
 """The reason of the Job controller's Event on a Job whose pod the API server refused to create."""
@@ -24,7 +26,9 @@ than this is past (the pod was made since, and later deleted)."""
 POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of the template, so no wait can change it"
 RESTRICTED_HINT = ("; where the namespace enforces restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has "
                    "katuna's own trial pods meet it (runAsNonRoot) and checks a trialSpec against it at submission")
+INVALID_NEVER = "the API server's validation refuses every pod of the template alike, so no wait can change it"
 _FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
+_INVALID = re.compile(r'^(?:Error creating: )?Pod "[^"]*" is invalid: (?P<why>.*)$', re.DOTALL)
 _NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
 
 
@@ -37,8 +41,8 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     each pod it was refused by its own name) into an Event of its own once ten came, first
     recorded then, its message behind :data:`~functions.adapters.kubernetes_status.COMBINED`. A
     missing ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
-    Security refusal meets every pod of the template and fails at once; any other (a
-    ResourceQuota full) waits, as it may pass."""
+    Security refusal, or a pod the API server's validation finds invalid, meets every pod of the
+    template and fails at once; any other (a ResourceQuota full) waits, as it may pass."""
     refusals = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1]
     current = [event for event in refusals if now - _last(event) <= RECENT]
     if not current:
@@ -46,6 +50,11 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     latest = max(current, key=_last)
     waiting = max(since, min(_first(event) for event in refusals))
     message = (latest.message or "").removeprefix(COMBINED)
+    invalid = _INVALID.match(message)
+    if invalid is not None:
+        why = invalid.group("why")
+        return Unstartable(waiting, "", f"the API server refuses to create it as invalid: {why}",
+                           invalid_pod_cause(why), True, INVALID_NEVER)
     forbidden = _FORBIDDEN.match(message)
     why = forbidden.group("why") if forbidden else message.removeprefix("Error creating: ")
     said = f"the API server refuses to create it: {why}"

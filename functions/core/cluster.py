@@ -110,7 +110,12 @@ def _first(*values: int | None) -> int:
 
 _FIELDS = {"namespace", "serviceAccountName", "automountServiceAccountToken", "imagePullSecrets",
            "ttlSecondsAfterFinished", "backoffLimit", "nodeSelector", "tolerations", "runAsUser"}
-MAX_USER = 2**31 - 1
+MAX_INT32 = 2**31 - 1
+"""The largest number an ``int32`` field of Kubernetes' API holds: a larger one is not decoded,
+and the whole request is refused."""
+MAX_INT64 = 2**63 - 1
+"""The largest number an ``int64`` field holds (a Job's ``activeDeadlineSeconds``)."""
+MAX_USER = MAX_INT32
 """The greatest user id Kubernetes takes (``IsValidUserID``)."""
 
 
@@ -130,11 +135,14 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes", trial_spec: bo
     elif user is not None and trial_spec:
         r.fail(join(path, "runAsUser"), "expected none with a trialSpec: give runAsUser in the securityContext of its "
                                         "pod template, which katuna leaves as written")
-    if counts["backoffLimit"] is not None and counts["backoffLimit"] < 0:
-        r.fail(join(path, "backoffLimit"), "expected an integer >= 0")
+    backoff = counts["backoffLimit"]
+    if backoff is not None and not 0 <= backoff <= MAX_INT32:
+        r.fail(join(path, "backoffLimit"), f"expected an integer from 0 to {MAX_INT32} (the Job's int32), got {backoff}")
     ttl = counts["ttlSecondsAfterFinished"]
     if ttl is not None and ttl < MIN_TTL:
         r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
+    elif ttl is not None and ttl > MAX_INT32:
+        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at most {MAX_INT32} seconds (the Job's int32), got {ttl}")
     selector = r.get(item, "nodeSelector", path, "mapping") or {}
     pod_fields.check_node_selector(r, selector, join(path, "nodeSelector"))
     tolerations = r.get(item, "tolerations", path, "list")

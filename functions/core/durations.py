@@ -22,7 +22,7 @@ def parse_duration(value: object) -> float:
         text = value.strip().replace(" ", "")
         if _PART.sub("", text) == "" and text:
             seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
-            if seconds > 0:
+            if 0 < seconds < math.inf:
                 return seconds
     raise ValueError(f"{expected}, got {value!r}")
 

@@ -24,6 +24,7 @@ from functions.core import (
 )
 from functions.core.cluster import (
     ATTEMPT_LABEL,
+    MAX_INT64,
     START_ALLOWANCE,
     STUDY_LABEL,
     TRIAL_LABEL,
@@ -234,10 +235,12 @@ def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
     :func:`~functions.core.disruptions.pods_to_lose`, and the last one). The deadline counts from
     the Job's start, across its pods, Pending time included, while katuna gives each replacement
     a fresh timeout: so it ends no run katuna lets go on, only an attempt katuna has not looked at.
-    A ``trialSpec`` Job's own sooner deadline is kept over it (:func:`trial_spec.render`)."""
+    A ``trialSpec`` Job's own sooner deadline is kept over it (:func:`trial_spec.render`). One
+    longer than the field holds is the longest it holds (:data:`~functions.core.cluster.MAX_INT64`
+    seconds), where a larger number would refuse every trial's Job."""
     allowance = cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE
     runs = pods_to_lose(request.attempt, request.max_attempts) + 1
-    return (math.ceil(request.timeout or 0) + allowance) * runs
+    return min((math.ceil(request.timeout or 0) + allowance) * runs, MAX_INT64)
 
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:

@@ -61,6 +61,7 @@ _NON_ROOT = re.compile(r"""^(?:image "(?P<image>[^"]*)" runs as .*|the container
                        r"which runAsNonRoot forbids$")
 _PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
 _DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
+_INVALID_POD = re.compile(r"^the API server refuses the pod as invalid: ")
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
 """The fields of a trialSpec's pod that decide which nodes may take it."""
 REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
@@ -94,6 +95,13 @@ def non_root_cause(image: str | None, runs_as: str) -> str:
 def account_cause(name: str, namespace: str) -> str:
     """The cause of a pod the API server refuses because its ServiceAccount ``name`` is missing."""
     return f'ServiceAccount "{name}" in namespace "{namespace}" is missing'
+
+
+def invalid_pod_cause(why: str) -> str:
+    """The cause of a pod the API server's validation refuses (``Pod "x" is invalid``), ``why``
+    in its words: what a pod may not hold that a Job's pod template may (an image with whitespace
+    around it)."""
+    return f"the API server refuses the pod as invalid: {why}".replace(";", ",")
 
 
 def unfit_cause(asked: str, autoscaler: str) -> str:
@@ -217,6 +225,10 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
         if template.working_dir is None or "${" in template.working_dir:
             return None
         return "Fix trialTemplate.workingDir (a folder that exists, relative to where katuna runs)"
+    if _INVALID_POD.match(cause):
+        if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
+            return None
+        return "Fix the trial template's pod where the API server says"
     image = _IMAGE.match(cause)
     if image is not None:
         if image.group("image") not in {template.image, *_images(template.trial_spec)}:

@@ -61,6 +61,9 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unu
     working_dir = r.get(item, "workingDir", path, "str")
     timeout = r.duration(item, "timeout", path)
     image = r.get(item, "image", path, "str")
+    if image is not None and image != image.strip():
+        r.fail(join(path, "image"), f"expected an image reference without leading or trailing whitespace, got "
+                                    f"{image!r}: the API server refuses every pod of such an image")
     max_attempts = r.get(item, "maxAttempts", path, "int")
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")

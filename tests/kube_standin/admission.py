@@ -21,6 +21,8 @@
 
 Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
 refusal of a Job's pods words its own Event).
+Before those validating plugins, the pod is validated as a pod, which a Job's pod template is
+not: a container image with whitespace around it is refused (``Pod "x" is invalid: ...``).
 A controller refused (the Job controller) records ``FailedCreate`` on its Job, ``Error creating:
 pods "x" is forbidden: ...``, and tries again at its next sync.
 """
@@ -54,6 +56,11 @@ def deployed(directory: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str,
 
 class Forbidden(Exception):
     """A create an admission plugin refused, with the API server's message."""
+
+
+class Invalid(Forbidden):
+    """A create the API server's validation refused (422), with its message: a controller takes
+    it as it takes a :class:`Forbidden` one, recording it and trying again."""
 
 
 def account_refusal(accounts: set[tuple[str, str]], pod: dict) -> str | None:

@@ -5,7 +5,8 @@ has an integer, or a number where a container has a string (an argument, an envi
 value), cannot be decoded, and the whole request is a 400 BadRequest naming the Go field. A
 custom resource is checked against its CRD's structural schema: the Training Operator's
 ``replicas`` is an ``int32``, its pod templates' containers are the core ``Container``; a value
-of the wrong type is a 422 Invalid for that field.
+of the wrong type is a 422 Invalid for that field. So is a number its Go type cannot hold (an
+``int32`` past 2**31 - 1).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 JOB_INTEGERS = {"parallelism": "int32", "completions": "int32", "backoffLimit": "int32",
                 "activeDeadlineSeconds": "int64", "ttlSecondsAfterFinished": "int32"}
 """``JobSpec``'s integer fields katuna or a template may set."""
+GO_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+"""What each Go integer type holds: ``encoding/json`` refuses a number beyond it as it refuses a
+value of the wrong type."""
 CONTAINER_STRINGS = ("command", "args")
 _JSON_KIND = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
 
@@ -44,6 +48,9 @@ def job_undecodable(job: dict) -> str | None:
         value = spec.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             return _unmarshal(value, f"JobSpec.spec.{field}", go_type)
+        low, high = GO_RANGES[go_type]
+        if value is not None and not low <= value <= high:
+            return f"json: cannot unmarshal number {value} into Go struct field JobSpec.spec.{field} of type {go_type}"
     pod = (spec.get("template") or {}).get("spec") or {}
     for group in ("initContainers", "containers"):
         for container in pod.get(group) or []:

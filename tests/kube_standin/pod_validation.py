@@ -31,6 +31,16 @@ def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def create_problems(pod: dict) -> list[tuple[str, str]]:
+    """What the API server refuses in a pod it creates but takes in a pod template (a Job's, which
+    is created): an image with leading or trailing whitespace (``validateContainersOnlyForPod``)."""
+    spec = pod.get("spec") or {}
+    return [(f"spec.{group}[{index}].image",
+             f"Invalid value: {json.dumps(image)}: must not have leading or trailing whitespace")
+            for group in ("containers", "initContainers") for index, container in enumerate(spec.get(group) or [])
+            if (image := container.get("image") or "") != image.strip()]
+
+
 def _toleration_problems(path: str, toleration: dict) -> list[tuple[str, str]]:
     """A toleration's key, operator and value (the API server files value problems under
     ``operator``), and effect."""
