@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from functions.adapters import trial_files
-from functions.adapters.owners import RUNNER, orphaned
+from functions.adapters.owners import RUNNER, alive, orphaned
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     console,
@@ -59,17 +59,21 @@ resumes it."""
 
 
 def _interrupted(store: SqliteStore, record: StudyRecord, db: str | None) -> bool:
-    """Whether the study is running, yet every process that claimed it died since: its runner
-    (:data:`~functions.adapters.owners.RUNNER`, where one claimed it) and the local process of
-    each of its running trials. With neither claim (a study whose trials run on Kubernetes),
-    nothing tells, and it is not."""
-    if record.status != STUDY_RUNNING:
+    """Whether the study is running, yet every process that claimed it died since: the runner
+    its row names (:attr:`~functions.core.records.StudyRecord.runner`), and in the trial-log
+    folder this command sees, the runner named there (:data:`~functions.adapters.owners.RUNNER`)
+    and the local process of each of its running trials. The row tells where the folder is
+    another (a run with its own ``KATUNA_LOG_DIR``); with no claim at all (a study whose trials
+    run on Kubernetes), nothing tells, and it is not."""
+    if record.status != STUDY_RUNNING or (record.runner is not None and alive(record.runner)):
         return False
     folder = settings_for(db).logs / record.log_folder
     running = store.trials(record.name, states=("RUNNING",))
     claims = [folder / f"{trial.number}.{trial.attempt}.owner" for trial in running]
     runner = folder / RUNNER
-    return orphaned([*claims, runner] if runner.exists() else claims)
+    if orphaned([*claims, runner] if runner.exists() else claims):
+        return True
+    return record.runner is not None and not any(path.exists() for path in [*claims, runner])
 
 
 def _judged(view: dict, store: SqliteStore, record: StudyRecord, db: str | None) -> dict:

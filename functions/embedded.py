@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,10 +137,13 @@ class Embedded:
     def close(self) -> None:
         """Stop: a handler reading a trial's output gives up at once (its attempt's end is
         handled when the study resumes), then nothing more is handled, the trials still running
-        are killed and the store is closed."""
+        are killed, the studies this process claimed are given up (its process may live on: a
+        notebook's) and the store is closed."""
         self.executor.stop_reads()
         self.broker.close()
         self.executor.shutdown()
+        with suppress(KatunaError):
+            self.store.release_runner(self.executor.identity)
         self.store.close()
 
 

@@ -365,16 +365,20 @@ def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
 
 
 def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
+    """Whatever trial-log folder the reading command sees: the database names the run."""
     _, process = _held_run(tmp_path)
+    elsewhere = {"KATUNA_LOG_DIR": str(tmp_path / "other-logs")}
     try:
         assert "status: running " in here("show", "demo", cwd=tmp_path).stdout
         assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
+        assert json.loads(here("show", "demo", "--json", cwd=tmp_path, env=elsewhere).stdout)["interrupted"] is False
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
     finally:
         process.kill()
         process.communicate()
     _assert_interrupted(tmp_path)
+    assert json.loads(here("show", "demo", "--json", cwd=tmp_path, env=elsewhere).stdout)["interrupted"] is True
     shown = " ".join(here("show", "demo", cwd=tmp_path).stdout.split())
     assert "interrupted 2, waiting" in shown and "running 2" not in shown, shown
 

@@ -146,13 +146,14 @@ def test_a_restart_counts_the_values_its_history_holds_and_a_refused_one_changes
     held = runner.store.optuna_version(ended.name)
     runner.close()
     runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=held + 3)))
+    before = runner.store.get_study(ended.name)
     doc["spec"]["maxTrialCount"] = 4
     message = refused(runner, tmp_path, doc)
     assert f"spec.maxTrialCount: a study's Optuna history holds at most {held + 3} values (set by " \
            f"KATUNA_MAX_HISTORY_CELLS), and this study, with maxTrials 4 after 2 finished trials, holds {held} values " \
            "and may add 2 trials of 2 values each (1 parameter, 1 objective value)" in message, message
     assert "At most 3 trials fit for 1 parameter" in message
-    assert runner.store.get_study(ended.name) == ended, "nothing changed"
+    assert runner.store.get_study(ended.name) == before, "nothing changed"
     doc["spec"]["maxTrialCount"] = 3
     restarted = runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)

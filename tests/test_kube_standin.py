@@ -449,6 +449,58 @@ def test_a_job_field_of_the_wrong_type_cannot_be_decoded(static: KubeStub):
     assert not static.jobs, "nothing refused is stored"
 
 
+def test_a_job_whose_labels_or_selector_the_generated_selector_contradicts_is_refused(static: KubeStub):
+    """Without ``manualSelector`` the API server adds the labels that select a Job's pods where
+    its template has none, and its uid to the selector; one the Job gives that differs is kept,
+    and refused (``validateGeneratedSelector``); one equal to the generated label is taken."""
+    batch = client.BatchV1Api(api(static))
+    labelled = job("labelled")
+    labelled["spec"]["template"]["metadata"] = {"labels": {"job-name": "other"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", labelled))
+    assert (status, message) == (422, 'Job.batch "labelled" is invalid: spec.template.metadata.labels[job-name]: '
+                                      "Invalid value: \"other\": must be 'labelled'")
+    selected = job("selected")
+    selected["spec"]["selector"] = {"matchLabels": {"app": "trainer"}}
+    selected["spec"]["template"]["metadata"] = {"labels": {"app": "trainer"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", selected))
+    assert status == 422 and message.startswith('Job.batch "selected" is invalid: spec.selector: Invalid value: ')
+    assert message.endswith(": `selector` not auto-generated")
+    assert not static.jobs, "nothing refused is stored"
+    named = job("named")
+    named["spec"]["template"]["metadata"] = {"labels": {"job-name": "named", "app": "trainer"}}
+    batch.create_namespaced_job("katuna", named)
+    stored = static.jobs[("katuna", "named")]
+    uid = stored["metadata"]["uid"]
+    assert stored["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert stored["spec"]["template"]["metadata"]["labels"] == {
+        "job-name": "named", "app": "trainer", "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": "named", "controller-uid": uid}
+
+
+def test_a_secret_key_reference_without_its_key_is_refused(static: KubeStub):
+    """Sent untyped: the typed client refuses it before sending."""
+    untyped = client.CustomObjectsApi(api(static))
+    keyless = job("keyless")
+    keyless["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "valueFrom": {
+        "secretKeyRef": {"name": "s"}}}]
+    status, message = refusal(lambda: untyped.create_namespaced_custom_object("batch", "v1", "katuna", "jobs", keyless))
+    assert (status, message) == (422, 'Job.batch "keyless" is invalid: spec.template.spec.containers[0].env[0].'
+                                      "valueFrom.secretKeyRef.key: Required value")
+
+
+def test_a_privileged_container_that_may_not_escalate_is_refused(static: KubeStub):
+    batch = client.BatchV1Api(api(static))
+    privileged = job("privileged")
+    context = {"privileged": True, "allowPrivilegeEscalation": False}
+    privileged["spec"]["template"]["spec"]["containers"][0]["securityContext"] = context
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", privileged))
+    assert status == 422 and message.endswith(
+        "spec.template.spec.containers[0].securityContext: Invalid value: "
+        '{"allowPrivilegeEscalation": false, "privileged": true}: cannot set `allowPrivilegeEscalation` to false and '
+        "`privileged` to true")
+    assert not static.jobs, "nothing refused is stored"
+
+
 @pytest.mark.parametrize("field,value,go_type", [("backoffLimit", 2**31, "int32"),
                                                  ("ttlSecondsAfterFinished", 3_000_000_000, "int32"),
                                                  ("activeDeadlineSeconds", 2**63, "int64")])

@@ -224,6 +224,41 @@ def test_a_trial_spec_jobs_selector_that_misses_its_pods_is_refused_when_posted(
         "trialTemplate.trialSpec.spec.template.metadata.labels"], body
 
 
+def test_a_trial_spec_pods_security_deadline_and_sources_the_api_server_refuses_are_refused_when_posted(
+        service: Service):
+    definition = spec_study("spec-pod", {
+        "securityContext": {"seccompProfile": {"type": "Bogus"}},
+        "env": [{"name": "A", "valueFrom": {}}]})
+    pod = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod.update(activeDeadlineSeconds=0, securityContext={"runAsUser": -1})
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = sorted((p["path"].removeprefix("trialTemplate.trialSpec.spec.template.spec."),
+                       p["message"].removesuffix(f": {REFUSED}")) for p in json.loads(body)["problems"])
+    assert status == 422 and problems == [
+        ("activeDeadlineSeconds", "Invalid value: 0: must be between 1 and 2147483647, inclusive"),
+        ("containers[0].env[0].valueFrom", 'Invalid value: "": must specify one of: `fieldRef`, `resourceFieldRef`, '
+                                           "`configMapKeyRef` or `secretKeyRef`"),
+        ("containers[0].securityContext.seccompProfile.type", 'Unsupported value: "Bogus": supported values: '
+                                                              '"Localhost", "RuntimeDefault", "Unconfined"'),
+        ("securityContext.runAsUser", "Invalid value: -1: must be between 0 and 2147483647, inclusive")], problems
+    assert service.request("GET", "/studies/spec-pod")[0] == 404, "nothing is stored"
+
+
+def test_a_trial_spec_jobs_own_selector_or_job_labels_are_refused_when_posted_as_not_auto_generated(
+        service: Service):
+    """Without ``manualSelector`` the API server generates the selector and the labels that make
+    it select the Job's pods; a template that gives its own differing ones is refused."""
+    definition = spec_study("spec-generated", {}, selector={"matchLabels": {"app": "x"}})
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["metadata"] = {"labels": {"app": "x",
+                                                                                          "job-name": "mine"}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    paths = sorted(p["path"] for p in json.loads(body)["problems"])
+    assert status == 422 and paths == ["trialTemplate.trialSpec.spec.selector",
+                                       "trialTemplate.trialSpec.spec.template.metadata.labels[job-name]"], body
+
+
 def test_a_trial_spec_jobs_annotations_the_api_server_refuses_are_refused_when_posted(service: Service):
     """``ValidateObjectMeta`` on annotations, the Job's and its pods' alike: a key that is no
     qualified name, and more than 256 KiB of them."""

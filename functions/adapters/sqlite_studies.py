@@ -21,6 +21,10 @@ from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord, Trial
 from functions.core.spec import KnownResult, Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
 
+RELEASED = " (released)"
+"""Follows the identity of a runner that gave its claims up (:meth:`SqliteStudies.release_runner`):
+no process has such an identity."""
+
 
 @lru_cache(maxsize=64)
 def _spec(normalized: str) -> Study:
@@ -193,6 +197,13 @@ class SqliteStudies(SqliteConnection):
                 return held
             self.db.execute("UPDATE studies SET runner = ? WHERE name = ? AND uid = ?", [runner, name, uid])
         return None
+
+    def release_runner(self, runner: str) -> None:
+        """Mark the claims of ``runner`` as given up (its runner closed, while
+        its process may live on): no live process is named by them, so another may run each
+        study, and each still tells that a process ran it, and is gone."""
+        with self.transaction():
+            self.db.execute("UPDATE studies SET runner = ? WHERE runner = ?", [runner + RELEASED, runner])
 
     def update_study(self, name: str, **fields: Any) -> None:
         """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised;

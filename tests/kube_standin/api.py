@@ -23,7 +23,7 @@ from kube_standin.objects import (
 )
 from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
-from kube_standin.validation import defaulted, job_problems, undecodable
+from kube_standin.validation import defaulted, generated_selector_problems, job_problems, undecodable
 
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -273,6 +273,9 @@ class ApiServer:
             if unreadable:
                 return 400, status(400, "BadRequest", f'Job in version "v1" cannot be handled as a Job: {unreadable}')
             problems = job_problems(job)
+            if not problems:
+                job = defaulted(snapshot(job), str(uuid.uuid4()))
+                problems = generated_selector_problems(job)
             if problems:
                 return invalid("Job", "jobs.batch", name, problems)
             if (namespace, name) in self.jobs:
@@ -283,7 +286,6 @@ class ApiServer:
                 return 403, status(403, "Forbidden", refused, {"name": name, "group": "batch", "kind": "jobs"})
             if warnings is not None:
                 warnings += admission.workload_warnings(self.namespaces[namespace], job["spec"].get("template") or {})
-            job = defaulted(snapshot(job), str(uuid.uuid4()))
             if self.queued:
                 job["spec"]["suspend"] = True
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)

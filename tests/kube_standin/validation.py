@@ -13,6 +13,7 @@ from kube_standin.field_types import job_undecodable
 from kube_standin.job_policies import completion_problems, failure_policy_problems
 from kube_standin.names import metadata_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
+from kube_standin.pod_spec_checks import pod_spec_problems
 from kube_standin.pod_validation import pod_problems, resource_problems
 from kube_standin.selectors import matches, selector_text
 
@@ -72,7 +73,8 @@ def defaulted(job: dict, uid: str) -> dict:
     """The Job as the API server stores it: defaults filled in, and unless ``manualSelector``
     (whose selector and template stay as given: ``generateSelectorIfNeeded``,
     pkg/registry/batch/job/strategy.go) a selector on its uid and the labels that select its
-    pods on the template."""
+    pods on the template, each where the Job gives none (one it gives is kept, and judged by
+    :func:`generated_selector_problems`)."""
     spec = job["spec"]
     backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32
     for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
@@ -84,12 +86,38 @@ def defaulted(job: dict, uid: str) -> dict:
     job["status"] = {}
     if spec["manualSelector"] is True:
         return job
-    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job["metadata"]["name"],
-              "controller-uid": uid, "job-name": job["metadata"]["name"]}
-    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec["template"].setdefault("metadata", {})
-    template["labels"] = {**(template.get("labels") or {}), **labels}
+    given = template.get("labels") or {}
+    template["labels"] = {**given, **{key: value for key, value in _selecting(job).items() if key not in given}}
+    selector = spec.get("selector") or {}
+    chosen = selector.get("matchLabels") or {}
+    spec["selector"] = {**selector, "matchLabels": {**chosen, CONTROLLER_UID: chosen.get(CONTROLLER_UID, uid)}}
     return job
+
+
+CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+
+
+def _selecting(job: dict) -> dict[str, str]:
+    """The labels that select a Job's pods, in the order the API server checks them."""
+    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    return {CONTROLLER_UID: uid, "batch.kubernetes.io/job-name": name, "controller-uid": uid, "job-name": name}
+
+
+def generated_selector_problems(job: dict) -> list[tuple[str, str]]:
+    """What ``validateGeneratedSelector`` refuses in a Job :func:`defaulted` (which keeps labels
+    and a selector the Job gives, to be judged here): a template label that selects its pods set
+    to another value, or a selector of its own that the generated labels do not meet."""
+    spec = job["spec"]
+    if spec["manualSelector"] is True:
+        return []
+    labels = spec["template"]["metadata"]["labels"]
+    problems = [(f"spec.template.metadata.labels[{key}]", f"Invalid value: {json.dumps(labels[key])}: must be '{value}'")
+                for key, value in _selecting(job).items() if labels[key] != value]
+    if not matches({CONTROLLER_UID: job["metadata"]["uid"]}, selector_text(spec["selector"])):
+        shown = json.dumps(spec["selector"], separators=(",", ":"), sort_keys=True)
+        problems.append(("spec.selector", f"Invalid value: {shown}: `selector` not auto-generated"))
+    return problems
 
 
 def job_problems(job: dict) -> list[tuple[str, str]]:
@@ -120,6 +148,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
         problems.append(("spec.template.spec.containers", "Required value"))
     problems += containers_problems("spec.template.spec", pod)
     problems += pod_problems("spec.template.spec", pod)
+    problems += pod_spec_problems("spec.template.spec", pod)
     problems += _selector_problems(job.get("spec") or {})
     problems += failure_policy_problems(job.get("spec") or {}) + completion_problems(job.get("spec") or {})
     problems += _indexed_problems(job)

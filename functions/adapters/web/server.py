@@ -14,7 +14,9 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 from wsgiref.types import WSGIApplication
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from functions.adapters.web import access_log
 from functions.adapters.web.worker import Worker
@@ -133,6 +136,15 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _Arbiter(Arbiter):
+    """gunicorn's arbiter, which a hang-up stops as SIGTERM does, exiting 129 as ``katuna run``
+    does: ``katuna serve`` runs in a terminal, whose SIGHUP says it is gone, where gunicorn's
+    reload would start new workers, their trials killed to run again, and serve on unseen."""
+
+    def handle_hup(self) -> None:
+        self.halt("the terminal hung up (SIGHUP)", 128 + signal.SIGHUP)
+
+
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
@@ -164,3 +176,11 @@ class Server(BaseApplication):
 
     def load(self) -> WSGIApplication:
         return self.build()
+
+    def run(self) -> None:
+        """gunicorn's run, by :class:`_Arbiter`."""
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterable
@@ -260,6 +261,23 @@ class Worker(ThreadWorker):
         finally:
             if self.runtime is not None:
                 self.runtime.close()
+
+    def init_signals(self) -> None:
+        """gunicorn's, and SIGHUP taken as SIGTERM: a terminal that hangs up sends it to each
+        process of its foreground group, the workers too, whose default action would end them
+        with no shutdown (their trials killed by the guard, their ends unrecorded)."""
+        super().init_signals()
+        signal.signal(signal.SIGHUP, self.handle_exit)
+        signal.siginterrupt(signal.SIGHUP, False)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGINT or SIGQUIT, gunicorn's quick stop, taken once: Ctrl-C in a terminal sends SIGINT
+        to the worker and to the arbiter, which then sends SIGQUIT; that second quit, landing while
+        :meth:`run` closes the runtime, would cut it short (its trials' interrupted ends left
+        unrecorded, or the worker stuck until the arbiter kills it)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+        super().handle_quit(sig, frame)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: serve no more (gunicorn's graceful stop), and give up at once any read of a

@@ -1,0 +1,88 @@
+"""``katuna serve`` in a terminal: Ctrl-C and a hang-up reach the arbiter and every worker at once
+(the terminal signals its whole foreground process group), and each stops the service as a
+stop should: every running trial ended and recorded as interrupted beside its log, so the next
+start runs it again without counting a lost attempt, and no worker killed outright. The trials
+ignore SIGTERM, so each worker's shutdown lasts the kill grace: the arbiter's own SIGQUIT, sent on
+the terminal's SIGINT, lands while the workers close their runtimes, as it may on any machine."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import free_port, serve_command
+from waiting import eventually
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sent", "late_quit", "status"), [
+    (signal.SIGINT, False, 0), (signal.SIGINT, True, 0), (signal.SIGHUP, False, 128 + signal.SIGHUP)],
+    ids=["Ctrl-C", "Ctrl-C with the arbiter's quit late", "hang-up"])
+def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_interrupted(
+        tmp_path: Path, sent: signal.Signals, late_quit: bool, status: int):
+    """The arbiter's SIGQUIT may reach a worker after the worker's own SIGINT made it close its
+    runtime (the arbiter is slow on a busy machine): ``late_quit`` sends it then."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("w") as log:
+        service = subprocess.Popen(serve_command(tmp_path, port, workers=2), cwd=tmp_path, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            eventually(lambda: _answers(port), "the service answers")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
+                                             data=json.dumps(_stubborn_study()).encode(),
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).close()
+            eventually(lambda: len(_running(port)) == 2, "two trials run")
+            running = _running(port)
+            os.killpg(service.pid, sent)
+            if late_quit:
+                time.sleep(0.5)
+                for worker in _workers(service.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker, signal.SIGQUIT)
+            assert service.wait(timeout=60) == status
+        finally:
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+                service.wait()
+    said = (tmp_path / "serve.log").read_text()
+    assert "SIGKILL" not in said and said.count("Booting worker") == 2, said
+    ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
+    assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
+
+
+def _stubborn_study() -> dict:
+    """Trials that run until killed, ignoring SIGTERM."""
+    definition = study_definition()
+    definition["trialTemplate"]["command"] = [
+        sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+        "${trialParameters.x}"]
+    return definition
+
+
+def _workers(arbiter: int) -> list[int]:
+    """The arbiter's children still alive."""
+    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def _running(port: int) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/studies/demo/trials", timeout=30) as answer:
+        return [trial for trial in json.load(answer) if trial["state"] == "RUNNING"]
