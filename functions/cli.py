@@ -190,9 +190,8 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
     runner = embedded.other_runner(record)
     if runner is not None:
         embedded.close()
-        fail(f"study {spec.name!r} is run by another katuna process on this database (process {runner}: a `katuna "
-             f"run` of it, or a `katuna serve`); follow it with `katuna show {spec.name}`, or stop that process first "
-             "to run it here", 2)
+        fail(f"study {spec.name!r} is running in another `katuna run` (process {runner}) on this database; follow "
+             f"it with `katuna show {spec.name}`, or stop that process first to run it here", 2)
     elsewhere = embedded.runs_elsewhere(record)
     if elsewhere:
         embedded.close()

@@ -65,18 +65,16 @@ that (a handling held up on a busy machine) closes the database connections itse
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False,
-                 runner_pid: int | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False) -> None:
         """``sole_parent``: this process starts no child but the trials (a ``katuna serve``
-        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`).
-        ``runner_pid``: the process that claims the studies whose local trials this one starts
-        (:class:`~functions.adapters.owners.Runner`): the gunicorn arbiter of a ``katuna serve``
-        worker, which every worker of the service shares; this process where None."""
+        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.clock = clock
         self._sole_parent = sole_parent
-        self.runner = None if settings.runs_jobs else Runner(identity(runner_pid or os.getpid()))
+        self.runner = None if settings.runs_jobs else Runner(identity(os.getpid()))
+        """This process, which leaves a study a live ``katuna run`` claimed to it; it claims none
+        itself: the workers of every service on the database share the studies."""
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
@@ -293,9 +291,8 @@ class Runtime:
 
 
 def service_app(settings: Settings) -> WSGIApplication:
-    """The HTTP service over a new runtime: what each gunicorn worker serves (built after the
-    fork), claiming the studies it runs as its arbiter, which every worker shares."""
-    return create_app(Runtime(settings, sole_parent=True, runner_pid=os.getppid()))
+    """The HTTP service over a new runtime: what each gunicorn worker serves (built after the fork)."""
+    return create_app(Runtime(settings, sole_parent=True))
 
 
 APP_LOAD_ERROR = 4

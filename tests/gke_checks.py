@@ -52,6 +52,11 @@ N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-
 GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
                 "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-edgegpu": "nvidia-h100-80gb",
                 "a3-megagpu": "nvidia-h100-mega-80gb", "a3-ultragpu": "nvidia-h200-141gb", "a4-highgpu": "nvidia-b200"}
+N1_GPU_COUNTS = {"nvidia-tesla-t4": {1, 2, 4}, "nvidia-tesla-v100": {1, 2, 4, 8}, "nvidia-tesla-p100": {1, 2, 4},
+                 "nvidia-tesla-p4": {1, 2, 4}}
+"""How many of each model an N1 machine type takes (Compute Engine's GPU machine types page)."""
+G2_GPU_COUNTS = {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}
+"""L4 GPUs by G2 machine type's vCPUs; an A-series type's count ends its name (``a3-highgpu-8g``)."""
 SERVICE_ACCOUNT = re.compile(r"default|[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A node pool's ``service_account``: ``default`` or a service account's email."""
 METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0: 0, 1: 1, 2: 2}
@@ -166,8 +171,9 @@ def check_identity(config: dict, workload_identity: bool) -> None:
 
 
 def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> None:
-    """GPUs only on machines that carry them: N1 types take the attachable models, the
-    accelerator-optimized families (g2, a2, a3) only the model they come with, other series none.
+    """GPUs only on machines that carry them: N1 types take the attachable models (1, 2, 4 or 8
+    of them), the accelerator-optimized families (g2, a2, a3) only the model they come with, as
+    many as they come with, other series none.
 
     The refusal of GPUs on the default machine type is GKE's own wording (seen in
     hashicorp/terraform-provider-google#8387); for the other cases the exact text GKE answers is
@@ -181,6 +187,19 @@ def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> 
         if kind not in allowed:
             raise invalid("node_pool.config.accelerators", kind,
                           f"Accelerator type {kind} is not supported with machine type {machine}.")
+        count = int(accelerator.get("acceleratorCount") or 0)
+        if count not in _counts(machine, kind):
+            raise invalid("node_pool.config.accelerators", count,
+                          f"Accelerator count {count} of {kind} is not supported with machine type {machine}.")
+
+
+def _counts(machine: str, kind: str) -> set[int]:
+    """How many GPUs of ``kind`` (a model ``machine`` takes) a node of it may have."""
+    if machine.startswith("n1-"):
+        return N1_GPU_COUNTS[kind]
+    if machine.startswith("g2-standard-"):
+        return {G2_GPU_COUNTS[int(machine.rsplit("-", 1)[1])]}
+    return {int(machine.rsplit("-", 1)[1].removesuffix("g"))}
 
 
 def check_autoscaling(scaling: dict, field: str, zones: int = 1) -> None:

@@ -76,6 +76,7 @@ from moto.eks.exceptions import (
 from moto.eks.models import CLUSTER_NOT_READY_MSG, EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 from moto_eks_checks import (
+    check_ami_type,
     check_create,
     check_disk,
     check_instance_types,
@@ -164,6 +165,7 @@ def _create_nodegroup(answer: Any) -> Any:
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
             check_create(cluster_name, nodegroup_name, scaling_config)
             check_instance_types(cluster_name, nodegroup_name, rest.get("instance_types"))
+            check_ami_type(cluster_name, nodegroup_name, rest.get("ami_type"), rest.get("instance_types"))
             unaddressed = check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
             check_tags(cluster_name, nodegroup_name, rest.get("tags"))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)

@@ -14,7 +14,8 @@ than 20 instance types (the API reference's ``CreateNodegroup``) or 50 taints ("
 50 taints per node group", the EKS User Guide's node taints page), a
 taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
 label whose key or value Kubernetes refuses (EKS's own wording for a value, as
-aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's).
+aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's), and an
+instance type of another architecture than the AMI type's.
 
 Imported by :mod:`moto_eks`, which points moto's EC2 at its one image before moto's EC2 is
 first imported.
@@ -74,6 +75,17 @@ def check_instance_types(cluster: str, group: str, types: list[str] | None) -> N
     unknown = [kind for kind in types or () if kind not in INSTANCE_TYPES]
     if unknown:
         raise invalid(cluster, group, f"The following supplied instance types do not exist: [{', '.join(unknown)}]")
+
+
+def check_ami_type(cluster: str, group: str, ami_type: str | None, types: list[str] | None) -> None:
+    """EKS refuses instance types of another architecture than the AMI type's (an x86 AMI for
+    Graviton's arm64), in its words as awslabs/amazon-eks-ami users quote them; the architecture
+    is moto's copy of EC2's ``DescribeInstanceTypes``, not katuna's reading of family names."""
+    wanted = "arm64" if "_ARM_64_" in (ami_type or "") else "x86_64"
+    wrong = [kind for kind in types or () if wanted not in INSTANCE_TYPES[kind]["ProcessorInfo"]["SupportedArchitectures"]]
+    if wrong:
+        raise invalid(cluster, group, f"[{', '.join(wrong)}] is not a valid instance type for requested amiType "
+                                      f"{ami_type or 'AL2023_x86_64_STANDARD'}")
 
 
 def check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> None:

@@ -688,9 +688,9 @@ def test_a_run_of_a_study_another_run_runs_is_refused_and_leaves_that_run_as_it_
         second = subprocess.run([*KATUNA, "run", str(study), *how[0]], cwd=tmp_path, capture_output=True, text=True,
                                 timeout=120, env={**os.environ, "COLUMNS": "200", **how[1]})
         assert second.returncode == 2, second.stdout + second.stderr
-        assert second.stderr == (f"error: study 'demo' is run by another katuna process on this database (process "
-                                 f"{process.pid}: a `katuna run` of it, or a `katuna serve`); follow it with `katuna "
-                                 "show demo`, or stop that process first to run it here\n")
+        assert second.stderr == (f"error: study 'demo' is running in another `katuna run` (process {process.pid}) "
+                                 "on this database; follow it with `katuna show demo`, or stop that process first "
+                                 "to run it here\n")
         trials = _trials(tmp_path / "katuna.db")
         assert [t["state"] for t in trials].count("RUNNING") == 2 and {t["attempt"] for t in trials} == {1}
     finally:
@@ -712,7 +712,7 @@ def test_of_two_runs_of_a_study_started_at_once_one_runs_it_and_the_other_is_ref
             time.sleep(0.05)
         refused = [run for run in runs if run.poll() is not None]
         assert len(refused) == 1 and refused[0].returncode == 2, [run.poll() for run in runs]
-        assert "is run by another katuna process on this database (process " in refused[0].communicate()[1]
+        assert "is running in another `katuna run` (process " in refused[0].communicate()[1]
     finally:
         for run in runs:
             if run.poll() is None:
@@ -743,28 +743,6 @@ def test_a_service_on_the_database_leaves_a_study_a_live_run_runs_to_it_whatever
     assert process.returncode == 0, stdout + stderr
     assert [(t["state"], t["attempt"]) for t in _trials(tmp_path / "katuna.db")] == [("COMPLETE", 1)] * 4
     _assert_no_trial_outlives(tmp_path)
-
-
-def test_a_run_of_a_study_a_live_service_runs_is_refused_naming_the_service_whatever_its_log_folder(tmp_path: Path):
-    """The service claims the studies whose trials it starts, as its gunicorn arbiter, which every
-    worker shares: a ``katuna run`` with its trial logs elsewhere, which sees none of them, is
-    refused as it is by another run, and the service's trials run on."""
-    study = _held_study(tmp_path)
-    service = Service(tmp_path, workers=2, KATUNA_LOG_DIR=str(tmp_path / "service-logs"))
-    try:
-        status, _, body = service.request("POST", "/studies", study.read_text(), {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        _wait_for_two_running_trials(tmp_path)
-        refused = katuna("run", str(study), cwd=tmp_path, check=False)
-        assert refused.returncode == 2, refused.stdout + refused.stderr
-        assert f"is run by another katuna process on this database (process {service.process.pid}: " in refused.stderr
-        assert [t["attempt"] for t in _trials(tmp_path / "katuna.db")] == [1, 1]
-        assert not list((tmp_path / "katuna-logs").rglob("*.log"))
-        (tmp_path / "go").touch()
-        assert service.wait_for("demo", timeout=120)["status"] == "completed"
-    finally:
-        service.close()
-    assert [(t["state"], t["attempt"]) for t in _trials(tmp_path / "katuna.db")] == [("COMPLETE", 1)] * 4
 
 
 def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(tmp_path: Path):

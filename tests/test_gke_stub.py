@@ -79,9 +79,9 @@ def test_inconsistent_pools_are_refused(api, gke_api: GkeStub, changes: dict, wo
     assert gke_api.pools == {}
 
 
-def gpus(machine: str | None, accelerator: str) -> dict:
-    """A create request for a pool of ``machine`` (GKE's default when None) carrying one ``accelerator``."""
-    body = request(config__accelerators=[{"accelerator_type": accelerator, "accelerator_count": 1}])
+def gpus(machine: str | None, accelerator: str, count: int = 1) -> dict:
+    """A create request for a pool of ``machine`` (GKE's default when None) carrying ``count`` of ``accelerator``."""
+    body = request(config__accelerators=[{"accelerator_type": accelerator, "accelerator_count": count}])
     if machine is None:
         del body["node_pool"]["config"]["machine_type"]
     else:
@@ -89,13 +89,15 @@ def gpus(machine: str | None, accelerator: str) -> dict:
     return body
 
 
-@pytest.mark.parametrize("machine,accelerator", [
-    ("n1-standard-8", "nvidia-tesla-t4"), ("n1-highmem-4", "nvidia-tesla-v100"), ("g2-standard-8", "nvidia-l4"),
-    ("a2-highgpu-1g", "nvidia-tesla-a100"), ("a2-ultragpu-1g", "nvidia-a100-80gb"), ("a3-highgpu-8g", "nvidia-h100-80gb"),
-    ("a3-edgegpu-8g", "nvidia-h100-80gb"), ("a4-highgpu-8g", "nvidia-b200"),
+@pytest.mark.parametrize("machine,accelerator,count", [
+    ("n1-standard-8", "nvidia-tesla-t4", 4), ("n1-highmem-4", "nvidia-tesla-v100", 1), ("g2-standard-8", "nvidia-l4", 1),
+    ("g2-standard-24", "nvidia-l4", 2), ("a2-highgpu-1g", "nvidia-tesla-a100", 1),
+    ("a2-ultragpu-1g", "nvidia-a100-80gb", 1), ("a3-highgpu-8g", "nvidia-h100-80gb", 8),
+    ("a3-edgegpu-8g", "nvidia-h100-80gb", 8), ("a4-highgpu-8g", "nvidia-b200", 8),
 ])
-def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str):
-    api.create_node_pool(request=gpus(machine, accelerator))
+def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str,
+                                                      count: int):
+    api.create_node_pool(request=gpus(machine, accelerator, count))
     assert gke_api.pools["trials"]["config"]["accelerators"][0]["acceleratorType"] == accelerator
 
 
@@ -110,6 +112,16 @@ def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, ma
 def test_gpus_on_machines_that_cannot_carry_them_are_refused(api, gke_api: GkeStub, machine: str | None,
                                                              accelerator: str, words: str):
     assert words in refused(api, gpus(machine, accelerator))
+    assert gke_api.pools == {}
+
+
+@pytest.mark.parametrize("machine,accelerator,count", [
+    ("g2-standard-8", "nvidia-l4", 8), ("a3-highgpu-8g", "nvidia-h100-80gb", 1), ("n1-standard-4", "nvidia-tesla-t4", 3),
+])
+def test_more_or_fewer_gpus_than_a_machine_takes_are_refused(api, gke_api: GkeStub, machine: str, accelerator: str,
+                                                             count: int):
+    assert f"Accelerator count {count} of {accelerator} is not supported with machine type {machine}" in \
+        refused(api, gpus(machine, accelerator, count))
     assert gke_api.pools == {}
 
 

@@ -99,7 +99,7 @@ def pooled(pool: dict, **overrides) -> dict:
 
 
 def test_a_node_pool_past_the_ceilings_is_refused_naming_each_field():
-    gpus = {"machineType": "a3-highgpu-8g", "accelerators": [{"type": "nvidia-h100-80gb", "count": 16}]}
+    gpus = {"machineType": "a2-megagpu-16g", "accelerators": [{"type": "nvidia-tesla-a100", "count": 16}]}
     assert problems(pooled({"maxNodes": 1_000, **gpus})) == [
         "nodePool.maxNodes: expected at most 100 (set by KATUNA_MAX_POOL_NODES), got 1,000",
         "nodePool.accelerators[0].count: expected at most 8 (set by KATUNA_MAX_ACCELERATORS), got 16"]

@@ -283,14 +283,34 @@ def test_node_pool_problems_are_listed_with_their_field_paths():
         parse_study(definition)
 
 
-@pytest.mark.parametrize("machine,accelerator", [
-    ("n1-standard-8", "nvidia-tesla-t4"), ("g2-standard-8", "nvidia-l4"), ("a2-highgpu-1g", "nvidia-tesla-a100"),
-    ("a3-highgpu-8g", "nvidia-h100-80gb"), ("x9-future-8", "nvidia-next"),
+@pytest.mark.parametrize("machine,accelerator,count", [
+    ("n1-standard-8", "nvidia-tesla-t4", 1), ("g2-standard-8", "nvidia-l4", 1), ("g2-standard-48", "nvidia-l4", 4),
+    ("a2-highgpu-1g", "nvidia-tesla-a100", 1), ("a3-highgpu-8g", "nvidia-h100-80gb", 8), ("x9-future-8", "nvidia-next", 1),
 ])
-def test_gpus_a_gke_machine_carries_are_accepted(machine: str, accelerator: str):
+def test_gpus_a_gke_machine_carries_are_accepted_as_many_as_it_comes_with_where_no_count_is_given(
+        machine: str, accelerator: str, count: int):
     definition = study_definition(name="gpus", nodePool={"provider": "gke", "machineType": machine,
                                                          "accelerators": [{"type": accelerator}]})
-    assert parse_study(definition).node_pool.accelerators == ((accelerator, 1),), "an unknown series is GKE's to judge"
+    assert parse_study(definition).node_pool.accelerators == ((accelerator, count),), \
+        "an unknown series is GKE's to judge"
+
+
+@pytest.mark.parametrize("machine,accelerator,count,words", [
+    ("g2-standard-8", "nvidia-l4", 8, "machine type g2-standard-8 comes with 1 nvidia-l4, not 8"),
+    ("a3-highgpu-8g", "nvidia-h100-80gb", 4, "machine type a3-highgpu-8g comes with 8 nvidia-h100-80gb, not 4"),
+    ("n1-standard-4", "nvidia-tesla-t4", 3, "an n1 machine type takes 1, 2, 4 of nvidia-tesla-t4 at a time, not 3"),
+    ("n1-standard-16", "nvidia-tesla-p100", 8, "an n1 machine type takes 1, 2, 4 of nvidia-tesla-p100 at a time, not 8"),
+])
+def test_more_or_fewer_gpus_than_a_gke_machine_takes_are_refused_at_submission(machine: str, accelerator: str,
+                                                                             count: int, words: str):
+    definition = study_definition(name="gpus", nodePool={"provider": "gke", "machineType": machine,
+                                                         "accelerators": [{"type": accelerator, "count": count}]})
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in invalid.value.problems] == [("nodePool.accelerators[0].count", words)]
+    definition["nodePool"]["machineType"] = "n1-standard-16"
+    definition["nodePool"]["accelerators"] = [{"type": "nvidia-tesla-v100", "count": 8}]
+    assert parse_study(definition).node_pool.accelerators == (("nvidia-tesla-v100", 8),)
 
 
 @pytest.mark.parametrize("pool,words", [

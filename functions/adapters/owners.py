@@ -55,10 +55,9 @@ def pid_of(owner: str) -> int:
 
 @dataclass(frozen=True)
 class Runner:
-    """This process as the runner of the studies whose trials it starts, as a study's row names
-    its runner (``studies.runner``): another process on the database leaves a study alone while
-    the process it names lives. A ``katuna serve`` worker runs as its gunicorn arbiter, which all
-    the service's workers share (:class:`functions.core.ports.RunnerClaims`)."""
+    """This process, as a study's row names the process that claimed its run (``studies.runner``:
+    a ``katuna run`` of it): another process on the database leaves the study alone while the
+    process named there lives (:class:`functions.core.ports.RunnerClaims`)."""
 
     identity: str
 

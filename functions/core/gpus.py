@@ -9,6 +9,8 @@ impossible is refused: a series katuna does not know is left for GKE to judge.
 
 from __future__ import annotations
 
+import re
+
 N1_GPUS = ("nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4")
 """The GPU models that attach to N1 machine types."""
 
@@ -16,6 +18,16 @@ BUILT_IN = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-m
             "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-edgegpu": "nvidia-h100-80gb",
             "a3-megagpu": "nvidia-h100-mega-80gb", "a3-ultragpu": "nvidia-h200-141gb", "a4-highgpu": "nvidia-b200"}
 """The GPU model each accelerator-optimized machine family comes with, by ``<series>-<family>``."""
+
+N1_COUNTS = {"nvidia-tesla-t4": (1, 2, 4), "nvidia-tesla-p4": (1, 2, 4), "nvidia-tesla-p100": (1, 2, 4),
+             "nvidia-tesla-v100": (1, 2, 4, 8)}
+"""How many of each GPU model an N1 machine type takes at a time (Compute Engine's GPU machine
+types page)."""
+G2_COUNTS = {"g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1, "g2-standard-16": 1, "g2-standard-24": 2,
+             "g2-standard-32": 1, "g2-standard-48": 4, "g2-standard-96": 8}
+"""The L4 GPUs each G2 machine type comes with; an A-series type says its count in its name
+(``a2-highgpu-4g``: 4)."""
+_NAMED_COUNT = re.compile(r"a\d+-[a-z]+gpu-(\d+)g")
 
 NO_GPUS = frozenset({"e2", "n2", "n2d", "n4", "n4d", "c2", "c2d", "c3", "c3d", "c4", "c4a", "c4d", "t2a", "t2d",
                      "m1", "m2", "m3", "m4", "h3", "z3", "f1", "g1"})
@@ -35,4 +47,26 @@ def accelerator_problem(machine: str, accelerator: str) -> str | None:
         return f"n1 machine types take {', '.join(N1_GPUS)}, not {accelerator}"
     if family in BUILT_IN and accelerator != BUILT_IN[family]:
         return f"machine type {machine} comes with {BUILT_IN[family]}, not {accelerator}"
+    return None
+
+
+def built_in_count(machine: str) -> int | None:
+    """How many GPUs the accelerator-optimized ``machine`` comes with; None for another type, or
+    one katuna does not know."""
+    if "-".join(machine.split("-")[:2]) not in BUILT_IN:
+        return None
+    named = _NAMED_COUNT.fullmatch(machine)
+    return int(named[1]) if named else G2_COUNTS.get(machine)
+
+
+def count_problem(machine: str, accelerator: str, count: int) -> str | None:
+    """Why a GKE node of ``machine`` cannot carry ``count`` of ``accelerator`` (a model it takes):
+    an accelerator-optimized type comes with its own number, an N1 type takes 1, 2, 4 (or 8) of
+    a model; None when it can, or where katuna does not know."""
+    expected = built_in_count(machine)
+    if expected is not None and count != expected:
+        return f"machine type {machine} comes with {expected} {accelerator}, not {count}"
+    if machine.startswith("n1-") and count not in N1_COUNTS.get(accelerator, (count,)):
+        takes = ", ".join(map(str, N1_COUNTS[accelerator]))
+        return f"an n1 machine type takes {takes} of {accelerator} at a time, not {count}"
     return None

@@ -331,9 +331,9 @@ class Look(NamedTuple):
 
 
 class RunnerClaims(Protocol):
-    """This process as the runner a study's row names (``StudyRecord.runner``), where trials are
-    processes of this machine: a process on the database leaves a study to the live process
-    named there, so two never run one study's trials each as lost to the other."""
+    """This process, against the runner a study's row names (``StudyRecord.runner``: a ``katuna
+    run`` of it), where trials are processes of this machine: a process on the database leaves a
+    study to the live process named there, so two never run its trials each as lost to the other."""
 
     @property
     def identity(self) -> str:

@@ -99,8 +99,7 @@ class StudyRecord:
     :data:`KUBERNETES` (Jobs on that service's cluster), as the service that stored or last
     restarted it runs them; None for a study stored before katuna kept it, run where it is served."""
     runner: str | None = None
-    """The process that runs the study's local trials (``pid:start time``): the ``katuna run`` of
-    it, or the ``katuna serve`` that launched its trials last; None while none has."""
+    """The ``katuna run`` that claimed the study's run (``pid:start time``); None while none has."""
 
     @property
     def max_trials(self) -> int | None:
@@ -164,9 +163,8 @@ def runs_elsewhere(record: StudyRecord, runs_on: str) -> StudyRunsElsewhere:
 def run_by_another(record: StudyRecord, pid: int) -> StudyRunsElsewhere:
     """The refusal to run a study another live process on the database runs (its runner)."""
     return StudyRunsElsewhere(
-        f"study {record.name!r} is run by another katuna process on this database (process {pid}: a `katuna run` "
-        f"of it, or a `katuna serve`), which runs its trials and reads their logs; katuna leaves the study to it "
-        f"while it lives")
+        f"study {record.name!r} is run by a `katuna run` on this database (process {pid}), which runs its trials "
+        f"and reads their logs; katuna leaves the study to it while it lives")
 
 
 def stop_reach(record: StudyRecord) -> str:

@@ -107,8 +107,8 @@ class Deps:
     """Where this service runs trials (``KATUNA_EXECUTOR``): a study whose trials run elsewhere
     is left alone (:func:`study_here`)."""
     runner: RunnerClaims | None = None
-    """This process as the runner of the studies whose trials it starts, where they are its
-    processes (None: Jobs on a cluster): a study another live process runs is left to it."""
+    """This process, where trials are its processes (None: Jobs on a cluster): a study that
+    another live process claimed (a ``katuna run`` of it) is left to it."""
 
 
 def study_here(deps: Deps, name: str) -> StudyRecord:
@@ -303,8 +303,6 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
         return replace(trial, **failed)
     if trial.state != RUNNING:
         deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
-    if deps.runner is not None and record.runner != deps.runner.identity:
-        deps.store.update_study(record.name, runner=deps.runner.identity)
     return None
 
 

@@ -102,8 +102,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     if disk is not None and disk < least:
         r.fail(join(path, "diskSizeGb"), f"expected at least {least}" + (EKS_DISK_WHY if provider == EKS else ""))
     labels = _labels(r, item, path, provider, name)
-    accelerators = _accelerators(r, item, path)
     machines = _machines(r, item, path, provider)
+    accelerators = _accelerators(r, item, path, machines[0] if provider == GKE and machines else None)
     if provider is None:
         return None
     _check_provider_fields(r, path, provider, name, capacity, accelerators)
@@ -187,12 +187,14 @@ def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capac
 
 def _check_gpus(r: Reader, path: str, machine: str, accelerators: tuple[tuple[str, int], ...],
                 defaulted: bool) -> None:
-    """Accelerators the GKE machine type cannot carry: GKE would refuse the pool."""
-    for i, (kind, _) in enumerate(accelerators):
+    """Accelerators the GKE machine type cannot carry, or not so many: GKE would refuse the pool."""
+    hint = f" ({machine} is the default; set {join(path, 'machineType')})" if defaulted else ""
+    for i, (kind, count) in enumerate(accelerators):
         problem = gpus.accelerator_problem(machine, kind)
         if problem is not None:
-            hint = f" ({machine} is the default; set {join(path, 'machineType')})" if defaulted else ""
             r.fail(f"{path}.accelerators[{i}].type", f"{problem}{hint}")
+        elif (problem := gpus.count_problem(machine, kind, count)) is not None:
+            r.fail(f"{path}.accelerators[{i}].count", f"{problem}{hint}")
 
 
 def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | None) -> tuple[str, ...]:
@@ -275,7 +277,9 @@ def _under(namespace: str, domain: str) -> bool:
     return namespace == domain or namespace.endswith("." + domain)
 
 
-def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, int], ...]:
+def _accelerators(r: Reader, item: Mapping[str, Any], path: str, machine: str | None) -> tuple[tuple[str, int], ...]:
+    """Each GPU model and count; a count left out is what a GKE ``machine`` comes with (8 for
+    ``a3-highgpu-8g``), else 1."""
     out = []
     for i, entry in enumerate(r.get(item, "accelerators", path, "list") or []):
         where = f"{path}.accelerators[{i}]"
@@ -285,6 +289,6 @@ def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[
         if count is not None and count < 1:
             r.fail(join(where, "count"), "expected an integer >= 1")
         if kind is not None:
-            out.append((kind, count or 1))
+            out.append((kind, count or (machine and gpus.built_in_count(machine)) or 1))
     return tuple(out)
 
