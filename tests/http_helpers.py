@@ -82,6 +82,15 @@ def answer_as(uid: int, port: int, sent: bytes) -> bytes:
     return answer
 
 
+def answers(port: int, path: str = "/readyz") -> bool:
+    """Whether a service on loopback ``port`` answers ``path`` with 200 (not yet, while it starts)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def serve_command(workdir: Path, port: int, workers: int = 1, host: str | None = None) -> list[str]:
     """The ``katuna serve`` command line for a database in ``workdir``."""
     command = [KATUNA, "serve", "--db", str(workdir / "katuna.db"), "--port", str(port), "--workers", str(workers)]

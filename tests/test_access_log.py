@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from http_helpers import Service, free_port
+from http_helpers import Service, answers, free_port
 from knative_emulator.service import image_command
 from waiting import eventually
 
@@ -65,14 +65,6 @@ def test_katuna_serve_writes_a_forging_path_as_one_line_of_escapes(tmp_path: Pat
     _check(log)
 
 
-def _serves(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_the_images_gunicorn_writes_katuna_serves_access_lines(tmp_path: Path):
     port = free_port()
@@ -83,7 +75,7 @@ def test_the_images_gunicorn_writes_katuna_serves_access_lines(tmp_path: Path):
         process = subprocess.Popen(image_command(port), cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
-        eventually(lambda: _serves(port), "the image's gunicorn to serve", timeout=60)
+        eventually(lambda: answers(port, "/healthz"), "the image's gunicorn to serve", timeout=60)
         _forge(f"http://127.0.0.1:{port}")
         text = eventually(lambda: "FORGED" in (found := log.read_text()) and "Invalid request" in found and found,
                           "the requests' lines")

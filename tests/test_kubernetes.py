@@ -156,6 +156,14 @@ REFUSED = "the API server refuses the first trial's Job (a dry run of its create
 CONTAINER = "trialTemplate.trialSpec.spec.template.spec.containers[0]"
 
 
+def posted_problems(service: Service, definition: dict, under: str) -> tuple[int, list[tuple[str, str]]]:
+    """The status of POSTing ``definition``, and its problems in order, each path under ``under``
+    and each message without what every dry-run refusal ends with."""
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})
+    return status, sorted((p["path"].removeprefix(under), p["message"].removesuffix(f": {REFUSED}"))
+                          for p in json.loads(body)["problems"])
+
+
 def test_a_trial_spec_job_the_api_server_refuses_is_refused_when_posted_naming_its_fields(service: Service,
                                                                                          kube: KubeStub):
     """The first trial's Job is created in a dry run when the study is submitted: what the API
@@ -186,10 +194,7 @@ def test_a_trial_spec_jobs_failure_policy_the_api_server_refuses_is_refused_at_t
     rules = [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42, 0]}},
              {"action": "FailIndex", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [3]}}]
     definition = spec_study("spec-policy", {}, podFailurePolicy={"rules": rules})
-    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
-                                      {"Content-Type": "application/yaml"})
-    problems = sorted((p["path"].removeprefix("trialTemplate.trialSpec.spec.podFailurePolicy."),
-                       p["message"].removesuffix(f": {REFUSED}")) for p in json.loads(body)["problems"])
+    status, problems = posted_problems(service, definition, "trialTemplate.trialSpec.spec.podFailurePolicy.")
     assert status == 422 and problems == [
         ("rules[0].onExitCodes.values", "Invalid value: [42,0]: must be ordered"),
         ("rules[0].onExitCodes.values[1]", "Invalid value: 0: must not be 0 for the In operator"),
@@ -231,10 +236,7 @@ def test_a_trial_spec_pods_security_deadline_and_sources_the_api_server_refuses_
         "env": [{"name": "A", "valueFrom": {}}]})
     pod = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
     pod.update(activeDeadlineSeconds=0, securityContext={"runAsUser": -1})
-    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
-                                      {"Content-Type": "application/yaml"})
-    problems = sorted((p["path"].removeprefix("trialTemplate.trialSpec.spec.template.spec."),
-                       p["message"].removesuffix(f": {REFUSED}")) for p in json.loads(body)["problems"])
+    status, problems = posted_problems(service, definition, "trialTemplate.trialSpec.spec.template.spec.")
     assert status == 422 and problems == [
         ("activeDeadlineSeconds", "Invalid value: 0: must be between 1 and 2147483647, inclusive"),
         ("containers[0].env[0].valueFrom", 'Invalid value: "": must specify one of: `fieldRef`, `resourceFieldRef`, '

@@ -75,19 +75,29 @@ CASES = {
 }
 
 
+def three_refused(kube: KubeStub, started_study: tuple, name: str, waits: bool = False) -> list:
+    """The ends of a study's first three trials, each refused its pod, as katuna looks at each
+    (after the start allowance where the refusal ``waits``), each end delivered."""
+    store, deps, record, dispatcher = started_study
+    ends = []
+    for number in range(3):
+        kube.run_until(refused(kube, f"{name}-{number}"))
+        if waits:
+            assert look(record, store.get_trial(name, number), deps) is None
+            kube.clock.now += ALLOWANCE
+        ends.append(look(record, store.get_trial(name, number), deps))
+        assert ends[-1] is not None and ends[-1].data["outcome"] == "error"
+        deliver(dispatcher, ends[-1])
+    return ends
+
+
 @pytest.mark.parametrize(("pod", "waits", "cause", "trials", "fix"), CASES.values(), ids=CASES.keys())
 def test_a_study_whose_every_pod_is_refused_stops_after_three_trials_saying_why(
         simulated_kube: KubeStub, tmp_path: Path, pod: dict, waits: bool, cause: str, trials: str, fix: str):
-    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "refused", trials=5, pod=pod)
+    begun = started(simulated_kube, tmp_path, "refused", trials=5, pod=pod)
+    store = begun[0]
     try:
-        for number in range(3):
-            simulated_kube.run_until(refused(simulated_kube, f"refused-{number}"))
-            if waits:
-                assert look(record, store.get_trial("refused", number), deps) is None
-                simulated_kube.clock.now += ALLOWANCE
-            ended = look(record, store.get_trial("refused", number), deps)
-            assert ended is not None and ended.data["outcome"] == "error"
-            deliver(dispatcher, ended)
+        three_refused(simulated_kube, begun, "refused", waits)
         assert store.get_trial("refused", 0).reason.startswith(
             f"could not start: {cause}; its Job's pod: the API server refuses to create it: ")
         study = store.get_study("refused")
@@ -102,15 +112,12 @@ def test_a_trial_whose_pod_the_api_server_finds_invalid_fails_at_once_and_the_st
         simulated_kube: KubeStub, tmp_path: Path):
     """A pod template may hold an image with whitespace around it, a pod may not: the Job is made,
     and every pod of it refused as invalid, which no wait can change."""
-    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "spaced", trials=5, image="python:3.12 ")
+    begun = started(simulated_kube, tmp_path, "spaced", trials=5, image="python:3.12 ")
+    store = begun[0]
     why = 'spec.containers[0].image: Invalid value: "python:3.12 ": must not have leading or trailing whitespace'
     invalid = f"the API server refuses the pod as invalid: {why}"
     try:
-        for number in range(3):
-            simulated_kube.run_until(refused(simulated_kube, f"spaced-{number}"))
-            ended = look(record, store.get_trial("spaced", number), deps)
-            assert ended is not None and (ended.data["outcome"], ended.data["cause"]) == ("error", invalid)
-            deliver(dispatcher, ended)
+        assert [end.data["cause"] for end in three_refused(simulated_kube, begun, "spaced")] == [invalid] * 3
         assert store.get_trial("spaced", 0).reason.startswith(
             f"could not start: {invalid}; its Job's pod: the API server refuses to create it as invalid: {why}")
         study = store.get_study("spaced")

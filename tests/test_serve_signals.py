@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import free_port, serve_command
+from http_helpers import answers, free_port, serve_command
 from waiting import eventually
 
 
@@ -36,7 +36,7 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
         service = subprocess.Popen(serve_command(tmp_path, port, workers=2), cwd=tmp_path, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            eventually(lambda: _answers(port), "the service answers")
+            eventually(lambda: answers(port), "the service answers")
             request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
                                              data=json.dumps(_stubborn_study()).encode(),
                                              headers={"Content-Type": "application/json"})
@@ -73,14 +73,6 @@ def _workers(arbiter: int) -> list[int]:
     """The arbiter's children still alive."""
     children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
     return [int(pid) for pid in children]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 def _running(port: int) -> list[dict]:

@@ -199,9 +199,9 @@ class SqliteStudies(SqliteConnection):
         return None
 
     def release_runner(self, runner: str) -> None:
-        """Mark the claims of ``runner`` as given up (its runner closed, while
-        its process may live on): no live process is named by them, so another may run each
-        study, and each still tells that a process ran it, and is gone."""
+        """Mark the claims of ``runner`` as given up (its runner closed, while its process may live
+        on): no live process is named by them, so another may run each study, and each still
+        tells that a process ran it, and is gone."""
         with self.transaction():
             self.db.execute("UPDATE studies SET runner = ? WHERE runner = ?", [runner + RELEASED, runner])
 
