@@ -51,6 +51,7 @@ from functions.core.nodepool import (
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.gke_requests import (
     CLUSTER_SETTINGS,
+    NODE_ACCOUNT_SETTING,
     GkeCluster,
     autoscaling_request,
     create_request,
@@ -92,6 +93,10 @@ _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LI
 _BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute")
 """GKE's wordings for a busy cluster (as Google's own GKE module retries them) and for a
 per-minute quota: temporary whatever code they come with."""
+_NO_SERVICE_ACCOUNT = re.compile(r'Service account "[^"]*" does not exist')
+"""How GKE's 400 begins for a node service account the project does not have (``Service account
+"x@p.iam.gserviceaccount.com" does not exist.``, as sassoftware/viya4-iac-gcp#148 quotes it):
+``KATUNA_GKE_NODE_SERVICE_ACCOUNT`` to fix."""
 _NO_MACHINE_TYPE = re.compile(r"Invalid machine type\b")
 """How GKE's 400 begins for a machine type Compute Engine has not in the pool's zones
 (``Invalid machine type "e2-standard-3" in zone "europe-west4-a": GCE_NOT_FOUND``, as
@@ -154,7 +159,8 @@ def _translate(exc: Exception) -> Exception:
         if (_status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
                 or _BUSY.search(message)):
             return TemporaryError(f"GKE: {message}")
-        field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(message) else None
+        field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(message) else \
+            NODE_ACCOUNT_SETTING if _NO_SERVICE_ACCOUNT.match(message) else None
         return NodePoolFailed(f"GKE refused the request: {message}", field)
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):

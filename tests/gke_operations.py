@@ -79,6 +79,9 @@ class GkeOperations:
             pool = body.get("nodePool", {})
             where = pool.get("locations") or zones(match[2])
             check_pool(pool, self.workload_identity, where[0], len(where))
+            account = (pool.get("config") or {}).get("serviceAccount", "default")
+            if account not in {"default", *self.service_accounts}:
+                raise Refused(400, f'Service account "{account}" does not exist.')
             if pool["name"] in pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
             self._idle(match)

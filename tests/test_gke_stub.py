@@ -222,6 +222,21 @@ def test_a_node_identity_gke_does_not_take_is_refused(api, gke_api: GkeStub, cha
     assert gke_api.pools == {}
 
 
+def test_a_node_account_the_project_lacks_is_refused_naming_the_setting_that_names_it(gke_api: GkeStub):
+    missing = "ghost@proj.iam.gserviceaccount.com"
+    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj", "KATUNA_GKE_LOCATION": "europe-west4",
+                                  "KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_ENDPOINT": gke_api.url,
+                                  "KATUNA_GKE_NODE_SERVICE_ACCOUNT": missing})
+    adapter = node_pools(settings)
+    assert adapter is not None
+    with pytest.raises(NodePoolFailed) as refusal:
+        adapter.ensure(NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4), owner="0f3c2a9e41b7")
+    assert refusal.value.field == "KATUNA_GKE_NODE_SERVICE_ACCOUNT"
+    assert str(refusal.value) == (f'KATUNA_GKE_NODE_SERVICE_ACCOUNT: GKE refused the request: Service account '
+                                  f'"{missing}" does not exist.')
+    assert gke_api.pools == {}
+
+
 def test_a_cluster_without_workload_identity_refuses_katunas_pool_and_katuna_says_why():
     stub = GkeStub(workload_identity=False)
     stub.add_cluster("proj", "europe-west4", "tuning")

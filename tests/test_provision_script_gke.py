@@ -137,6 +137,14 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
     assert again.returncode == 0 and again.stderr == "node pool own: nothing to change\n", again.stderr
 
 
+def test_gke_up_with_a_node_service_account_the_project_lacks_names_the_flag(gke_api: GkeStub):
+    missing = "ghost@proj.iam.gserviceaccount.com"
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--node-service-account", missing)
+    assert (result.returncode, result.stderr) == (1, f'error: --node-service-account: GKE refused the request: Service '
+                                                     f'account "{missing}" does not exist.\n'), result.stderr
+    assert gke_api.pools == {}
+
+
 def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made(gke_api: GkeStub):
     """A poll refused for good (no ``container.operations.get``) is not the create refused: GKE
     took it and goes on, and the message said only "GKE refused the request"."""
