@@ -14,6 +14,7 @@ provisioning script), botocore gives each call a fresh token.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +55,15 @@ class EksCluster:
     node_role: str | None = None
 
 
-def _token_field(request_id: str | None, call: str) -> dict[str, str]:
-    """The ``clientRequestToken`` of one call of a logical change: the same each time that
-    change is asked for, another for another change or call; none without an id (botocore
-    fills in a fresh one)."""
-    return {} if request_id is None else {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call}"))}
+def _token_field(request_id: str | None, call: str, request: dict[str, Any]) -> dict[str, str]:
+    """The ``clientRequestToken`` of one call of a logical change: the same each time that very
+    ``request`` is asked for, another for another change, call or content (a release that
+    lowers the limits in two steps sends two updates: one token for both would have EKS answer
+    the second with the first, or refuse it); none without an id (botocore fills in a fresh one)."""
+    if request_id is None:
+        return {}
+    content = json.dumps(request, sort_keys=True)
+    return {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call} {content}"))}
 
 
 def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None,
@@ -82,7 +87,7 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
         request["tags"][OWNER_KEY] = owner_value(owner)
     if pool.disk_size_gb is not None:
         request["diskSize"] = pool.disk_size_gb
-    return request | _token_field(request_id, "create")
+    return request | _token_field(request_id, "create", request)
 
 
 def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
@@ -96,7 +101,7 @@ def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int
     if desired is not None and desired < min_size:
         scaling["desiredSize"] = min_size
     request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
-    return request | _token_field(request_id, "update")
+    return request | _token_field(request_id, "update", request)
 
 
 def subnet_problem(cluster: str, vpc: str | None, wanted: tuple[str, ...], subnets: list[dict[str, Any]],

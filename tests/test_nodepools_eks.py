@@ -184,6 +184,8 @@ def test_the_token_names_the_change_the_same_when_retried_and_new_for_the_next_o
     assert study_a["clientRequestToken"] != study_b["clientRequestToken"], "the same raise by another study"
     assert eks_requests.scaling_request(aws, "shared", 0, 8, request_id="5e0f9b2c7d41/1")["clientRequestToken"] not in (
         study_a["clientRequestToken"], first["clientRequestToken"]), "the same study's next change"
+    steps = [eks_requests.scaling_request(aws, "shared", 0, high, 6, request_id="5e0f9b2c7d41/2") for high in (6, 2)]
+    assert steps[0]["clientRequestToken"] != steps[1]["clientRequestToken"], "a release's two steps: two updates"
     assert "clientRequestToken" not in eks_requests.create_request(aws, spot_pool()), "without an id botocore makes one"
     assert eks_requests.create_request(aws, spot_pool(capacity="on-demand"))["capacityType"] == "ON_DEMAND"
 
