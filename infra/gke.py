@@ -90,9 +90,11 @@ Google's Terraform provider retries node-pool changes on that code alone."""
 _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
                                 "userRateLimitExceeded"})
 """``ErrorInfo`` reasons of a refusal (a 403 among them) that clears as operations finish or the minute turns."""
-_BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute")
-"""GKE's wordings for a busy cluster (as Google's own GKE module retries them) and for a
-per-minute quota: temporary whatever code they come with."""
+_BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute"
+                   r"|currently being created, deleted, updated or repaired")
+"""GKE's wordings for a busy cluster (as Google's own GKE module retries them; the last as GKE
+answers a change while the cluster itself is changing) and for a per-minute quota: temporary
+whatever code they come with."""
 _NO_SERVICE_ACCOUNT = re.compile(r'Service account "[^"]*" does not exist')
 """How GKE's 400 begins for a node service account the project does not have (``Service account
 "x@p.iam.gserviceaccount.com" does not exist.``, as sassoftware/viya4-iac-gcp#148 quotes it):

@@ -221,6 +221,8 @@ def test_gke_up_refused_for_now_until_the_timeout_says_so_and_creates_nothing(gk
 @pytest.mark.parametrize("refusal,method", [
     ((429, "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute'"), "POST"),
     ((400, "Cluster is running incompatible operation operation-9.", "FAILED_PRECONDITION"), "DELETE"),
+    ((400, "Cluster is currently being created, deleted, updated or repaired and cannot be updated now.",
+      "INVALID_ARGUMENT"), "POST"),
 ])
 def test_gke_up_and_down_throttled_or_meeting_another_operation_ask_again(gke_api: GkeStub, refusal: tuple,
                                                                           method: str):
