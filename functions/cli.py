@@ -101,16 +101,15 @@ def _stored(settings: Settings, name: str) -> StudyRecord | None:
         store.close()
 
 
-def _check_working_dir(file: str, spec: Study, settings: Settings) -> None:
+def _check_working_dir(file: str, spec: Study, stored: StudyRecord | None) -> None:
     """Exit 2 when the study's ``workingDir`` is not a directory where its trials run (relative
-    to the directory the study was first run from, when it is stored: a resume from elsewhere
-    runs them there); every trial would fail to start. Only for local trials: a container's
-    working directory is inside its image; and only for one without placeholders, each trial's
-    own (filled in with its parameters)."""
+    to the directory the ``stored`` study was first run from: a resume from elsewhere runs them
+    there); every trial would fail to start. Only for local trials: a container's working
+    directory is inside its image; and only for one without placeholders, each trial's own
+    (filled in with its parameters)."""
     working_dir = spec.trial_template.working_dir
     if working_dir is None or spec.trial_template.trial_spec is not None or "${" in working_dir:
         return
-    stored = _stored(settings, spec.name)
     base = Path(stored.base_dir) if stored is not None else Path.cwd()
     if not (base / working_dir).is_dir():
         _problems(file, InvalidStudy([Problem("trialTemplate.workingDir",
@@ -160,8 +159,15 @@ def _run(file: str, settings: Settings) -> NoReturn:
     database's write lock awaited, say, or the result printed) raises :class:`Interrupted`, the
     runner closed, and ``run`` exits 128 + its number as it does while trials run. A submission
     it interrupts stores nothing: its transaction is rolled back whole."""
-    spec, definition = _load(file, settings, lambda name: _stored(settings, name) is not None)
-    _check_working_dir(file, spec, settings)
+    found: dict[str, StudyRecord | None] = {}
+
+    def stored(name: str) -> StudyRecord | None:
+        if name not in found:
+            found[name] = _stored(settings, name)
+        return found[name]
+
+    spec, definition = _load(file, settings, lambda name: stored(name) is not None)
+    _check_working_dir(file, spec, stored(spec.name))
     _check_new_database(file, spec, definition, settings)
     embedded = _runner(settings)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
-from functions.adapters.owners import Runner, identity
+from functions.adapters.owners import Runner
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
@@ -72,9 +71,10 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self._sole_parent = sole_parent
-        self.runner = None if settings.runs_jobs else Runner(identity(os.getpid()))
-        """This process, which leaves a study a live ``katuna run`` claimed to it; it claims none
-        itself: the workers of every service on the database share the studies."""
+        self.runner: Runner | None = None
+        """This process, where its executor runs local trials: it leaves a study a live ``katuna
+        run`` claimed to it, and claims none itself (the workers of every service on the database
+        share the studies)."""
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
@@ -123,6 +123,7 @@ class Runtime:
             return executor, StreamedLogReads(executor.log)
         local = LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
                               sole_parent=self._sole_parent)
+        self.runner = Runner(local.identity)
         return local, LocalLogReads(local.log_file)
 
     def _service_metrics(self) -> ServiceMetrics:

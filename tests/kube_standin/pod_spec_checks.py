@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 MAX_INT32 = 2**31 - 1
+"""The largest number an ``int32`` field holds."""
 SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
 

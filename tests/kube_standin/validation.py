@@ -13,7 +13,7 @@ from kube_standin.field_types import job_undecodable
 from kube_standin.job_policies import completion_problems, failure_policy_problems
 from kube_standin.names import metadata_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
-from kube_standin.pod_spec_checks import pod_spec_problems
+from kube_standin.pod_spec_checks import MAX_INT32, pod_spec_problems
 from kube_standin.pod_validation import pod_problems, resource_problems
 from kube_standin.selectors import matches, selector_text
 
@@ -37,8 +37,6 @@ def nested_metadata_problems(obj: object, path: str = "") -> list[tuple[str, str
 DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("SCTP", "TCP", "UDP")
-MAX_INT32 = 2**31 - 1
-"""``backoffLimit``'s default where ``backoffLimitPerIndex`` is set: each index has its own."""
 NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
 
 
@@ -76,7 +74,7 @@ def defaulted(job: dict, uid: str) -> dict:
     pods on the template, each where the Job gives none (one it gives is kept, and judged by
     :func:`generated_selector_problems`)."""
     spec = job["spec"]
-    backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32
+    backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32  # with one per index, none Job-wide
     for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
                        ("completionMode", "NonIndexed"), ("manualSelector", False),
                        ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):

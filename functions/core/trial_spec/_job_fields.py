@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core.cluster import MAX_INT64
+
 MAX_POLICY_RULES = 20
 """The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 OWN_POLICY_RULES = 1
@@ -15,7 +17,7 @@ OWN_POLICY_RULES = 1
 _POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
 DEADLINE = ("spec", "activeDeadlineSeconds")
 """Where a Job keeps its deadline, as a path in the ``trialSpec``."""
-MAX_DEADLINE = 2**63 - 1
+MAX_DEADLINE = MAX_INT64
 """The largest ``activeDeadlineSeconds`` a Job holds (an int64): a larger number cannot be decoded."""
 
 
