@@ -70,6 +70,8 @@ class SinkSenders:
         self._queue = queue
         self._sink = sink
         self._stopping = threading.Event()
+        self._posting: dict[int, Delivery] = {}
+        """The deliveries being posted, by the id of the thread posting each."""
         self._threads = [threading.Thread(target=self._run, name=f"katuna-sink-{n}", daemon=True)
                          for n in range(senders)]
 
@@ -81,12 +83,20 @@ class SinkSenders:
         return all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking events; a post under way is left to finish or to the next process (its
-        event stays queued)."""
+        """Stop taking events. A post still under way after ``timeout`` (one waits on the
+        channel for minutes) is cut when the process ends, so its event is given back to the
+        queue for the next process to post, where its lease would hold it out of reach for
+        :data:`LEASE_SECONDS` (a new revision's pods replacing the old ones, a node drained)."""
         self._stopping.set()
         self._queue.stop_waiting()
         for thread in self._threads:
             thread.join(timeout=timeout / len(self._threads))
+        for delivery in list(self._posting.values()):
+            try:
+                self._queue.release(delivery)
+            except TemporaryError as exc:
+                log.warning("could not give %s (%s) back to the queue; it is posted again when its lease "
+                            "runs out: %s", delivery.event.type, delivery.event.id, exc)
 
     def _run(self) -> None:
         """Send events until stopped; a failure is logged (a temporary one, the database busy past
@@ -110,6 +120,7 @@ class SinkSenders:
     def _send(self, delivery: Delivery, settlements: Settlements) -> None:
         """Post ``delivery``'s event, then settle it in the queue: done, or put back for a later post."""
         event = delivery.event
+        self._posting[threading.get_ident()] = delivery
         try:
             self._sink.send(event, timeout=SEND_TIMEOUT)
         except PermanentError as exc:
@@ -122,4 +133,6 @@ class SinkSenders:
                 return
             log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
                       delivery.attempt, exc)
+        finally:
+            del self._posting[threading.get_ident()]
         settlements.settle(partial(self._queue.done, delivery))

@@ -380,6 +380,10 @@ def test_the_services_template_with_every_component_passes_servings_annotation_p
      "got 'xpa.autoscaling.knative.dev'"),
     ({f"{SCALE}metric": "cpu"}, f"{SCALE}metric: 'cpu' is no metric of the class kpa.autoscaling.knative.dev"),
     ({f"{SCALE}minScale": "1"}, f"{SCALE}minScale: not checked here"),
+    ({f"{SCALE}target-burst-capacity": "-2"}, f"{SCALE}target-burst-capacity: expected a number not below 0, "
+                                              "or -1 for no limit, got '-2'"),
+    ({f"{SCALE}target-burst-capacity": "lots"}, f"{SCALE}target-burst-capacity: expected a number not below 0, "
+                                                "or -1 for no limit, got 'lots'"),
     ({"serving.knative.dev/progress-deadline": "900"}, "serving.knative.dev/progress-deadline: expected a Go "
      "duration of whole seconds, not negative, such as 900s, got '900'"),
     ({"serving.knative.dev/progress-deadline": "1.5s"}, "serving.knative.dev/progress-deadline: expected a Go "
@@ -395,6 +399,8 @@ def test_the_template_check_refuses_the_annotations_servings_webhook_refuses(ann
     {f"{SCALE}class": "custom.example.com", f"{SCALE}metric": "queue-depth"},
     {f"{SCALE}initial-scale": "2"},
     {"serving.knative.dev/progress-deadline": "15m"},
+    {f"{SCALE}target-burst-capacity": "0"},
+    {f"{SCALE}target-burst-capacity": "211.5"},
 ])
 def test_the_template_check_takes_what_servings_webhook_takes(annotations):
     assert template_problems(_annotated(**annotations)) == []

@@ -738,8 +738,7 @@ def test_the_services_address_holds_the_container_to_its_concurrency_and_its_req
     assert revision_limits(katuna_service(documents())) == (8, 300.0)
     container = Subscriber([202])
     container.released.clear()
-    revision = Revision({"spec": {"template": {"spec": {"containerConcurrency": 2, "timeoutSeconds": 1}}}},
-                        int(container.url.rsplit(":", 1)[1]))
+    revision = Revision(revision_service(containerConcurrency=2, timeoutSeconds=1), int(container.url.rsplit(":", 1)[1]))
     answers: list[int | None] = []
     senders = [threading.Thread(target=lambda: answers.append(post(revision.url + "/functions/x", event(), None)[0]))
                for _ in range(3)]
@@ -769,8 +768,8 @@ def test_the_services_address_holds_requests_while_the_container_is_down_and_pas
     ``timeoutSeconds`` gets the activator's 504."""
     port = free_port()
     container = Subscriber([202], port=port)
-    revision = Revision({"spec": {"template": {"spec": {"containerConcurrency": 2, "timeoutSeconds": 60}}}}, port)
-    never = Revision({"spec": {"template": {"spec": {"timeoutSeconds": 1}}}}, free_port())
+    revision = Revision(revision_service(containerConcurrency=2, timeoutSeconds=60), port)
+    never = Revision(revision_service(timeoutSeconds=1), free_port())
     answers: list[int | None] = []
     sender = threading.Thread(target=lambda: answers.append(post(revision.url + "/functions/x", event(), None)[0]))
     try:
@@ -790,6 +789,12 @@ def test_the_services_address_holds_requests_while_the_container_is_down_and_pas
         container.close()
 
 
+def revision_service(**spec: object) -> dict:
+    """A Service whose template has ``spec`` and keeps the activator in every request's path."""
+    return {"spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/target-burst-capacity": "-1"}},
+                                  "spec": spec}}}
+
+
 @pytest.mark.parametrize(("spec", "limits"), [
     ({"containerConcurrency": 1000, "timeoutSeconds": 600}, (1000, 600.0)),
     ({"containerConcurrency": 0, "timeoutSeconds": 0}, (0, 300.0)),
@@ -804,12 +809,21 @@ def test_the_services_limits_are_those_servings_webhook_takes_under_its_default_
     """config-defaults: ``timeoutSeconds`` up to 600 (``max-revision-timeout-seconds``), 0 or
     none meaning 300; ``containerConcurrency`` up to 1,000 (``container-concurrency-max-limit``),
     0 meaning no limit. What the webhook refuses, the emulator refuses, naming the field."""
-    service = {"spec": {"template": {"spec": spec}}}
+    service = revision_service(**spec)
     if isinstance(limits, str):
         with pytest.raises(ValueError, match=limits):
             revision_limits(service)
     else:
         assert revision_limits(service) == limits
+
+
+@pytest.mark.parametrize("annotations", [{}, {"autoscaling.knative.dev/target-burst-capacity": "0"}])
+def test_a_template_that_may_take_the_activator_out_of_the_path_is_not_emulated(annotations: dict):
+    """Without the activator (a burst capacity the cluster's config or the annotation sets low),
+    queue-proxy answers 503 beyond its own queue, which the emulator does not model."""
+    service = {"spec": {"template": {"metadata": {"annotations": annotations}, "spec": {}}}}
+    with pytest.raises(ValueError, match="target-burst-capacity: only -1 is emulated"):
+        revision_limits(service)
 
 
 @pytest.mark.parametrize(("annotation", "value", "refused"), [

@@ -94,6 +94,41 @@ def test_a_start_posted_while_the_broker_is_away_reaches_it_after_a_restart(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_event_whose_post_a_stopping_service_cut_is_posted_by_the_next_one_at_once(tmp_path: Path):
+    """A new revision replaces the pods while a post waits on the channel: the stopping service
+    gives the event back, where its lease would keep it from the new pods for 47 minutes."""
+    posts, answer_first = Counter[str](), threading.Event()
+
+    def hold_the_first() -> None:
+        posts["seen"] += 1
+        if posts["seen"] == 1:
+            answer_first.wait(60)
+
+    broker = Sink(answering=hold_the_first)
+    env = {"KATUNA_EVENTS": "reply", "K_SINK": broker.url}
+    try:
+        service = Service(tmp_path, workers=1, **env)
+        try:
+            assert submit(service, "cut-short") == 201
+            [(cut, _)] = broker.wait(1)
+        finally:
+            service.close()
+        service = Service(tmp_path, workers=1, **env)
+        try:
+            received = broker.wait(2)
+            assert len(received) == 2, "the cut post's event is still taken by the service that stopped"
+            again, body = received[1]
+            assert again["ce-id"] == cut["ce-id"] and json.loads(body)["study"] == "cut-short"
+            settled(service, 0.0)
+        finally:
+            service.close()
+    finally:
+        answer_first.set()
+        broker.close()
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_an_event_the_broker_refuses_for_good_is_dropped_after_one_post(tmp_path: Path):
     broker = Sink(status=400)

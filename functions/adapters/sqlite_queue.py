@@ -173,6 +173,15 @@ class SqliteQueue:
             self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
                                (time.time() + delay, delivery.token))
 
+    def release(self, delivery: Delivery) -> None:
+        """Give back an event this process took and will not settle (its post cut short as the
+        process stops): any process may take it at once, in its place in the queue, the cut post
+        not counted; one another taker holds already is left alone."""
+        with self._lock, translated(self._path):
+            self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, taken_at = NULL, "
+                               "attempts = max(attempts - 1, 0) WHERE id = ? AND taken_by = ?",
+                               (delivery.token, self._taker))
+
     def empty(self) -> bool:
         with self._lock, translated(self._path):
             return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None

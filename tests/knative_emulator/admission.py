@@ -6,7 +6,8 @@ config-autoscaler and config-defaults, after its defaulting (revision_defaults.g
   revision_validation.go ``validateProgressDeadlineAnnotation``): ``min-scale`` and ``max-scale``
   integers from 0, ``max-scale`` (unless 0, no limit) not below ``min-scale``, ``initial-scale``
   above 0 (``allow-zero-initial-scale`` is off), a ``class`` of Knative's own domain only KPA or
-  HPA, a ``metric`` its class takes, ``progress-deadline`` a Go duration of whole seconds, not
+  HPA, a ``metric`` its class takes, ``target-burst-capacity`` a number not below 0 or -1
+  (unlimited), ``progress-deadline`` a Go duration of whole seconds, not
   negative. Any other ``autoscaling.knative.dev`` annotation is refused loudly: not checked here.
 - the serving container's port (k8s_validation.go ``validateContainerPorts``): named ``""``,
   ``h2c`` or ``http1``, protocol TCP, no ``hostPort`` or ``hostIP``;
@@ -27,7 +28,9 @@ from typing import Any
 
 AUTOSCALING = "autoscaling.knative.dev/"
 KPA, HPA = "kpa.autoscaling.knative.dev", "hpa.autoscaling.knative.dev"
-CHECKED = frozenset(AUTOSCALING + key for key in ("class", "min-scale", "max-scale", "initial-scale", "metric"))
+CHECKED = frozenset(AUTOSCALING + key for key in ("class", "min-scale", "max-scale", "initial-scale", "metric",
+                                                  "target-burst-capacity"))
+BURST = AUTOSCALING + "target-burst-capacity"
 PROGRESS_DEADLINE = "serving.knative.dev/progress-deadline"
 INT32_MAX = 2**31 - 1
 PORT_NAMES = frozenset({"", "h2c", "http1"})
@@ -64,6 +67,9 @@ def annotation_problems(annotations: Mapping[str, str]) -> list[str]:
         problems.append(f"{AUTOSCALING}initial-scale: expected an integer above 0 (0 only with "
                         f"allow-zero-initial-scale), got {initial!r}")
     problems += _class_problems(annotations)
+    burst = annotations.get(BURST)
+    if burst is not None and not _burst_capacity(burst):
+        problems.append(f"{BURST}: expected a number not below 0, or -1 for no limit, got {burst!r}")
     deadline = annotations.get(PROGRESS_DEADLINE)
     if deadline:
         seconds = go_duration(deadline)
@@ -84,6 +90,18 @@ def _class_problems(annotations: Mapping[str, str]) -> list[str]:
     if metric is not None and refused.get(chosen or KPA, lambda m: False)(metric):
         problems.append(f"{AUTOSCALING}metric: {metric!r} is no metric of the class {chosen or KPA}")
     return problems
+
+
+def _burst_capacity(text: str) -> bool:
+    """Whether Go's ``strconv.ParseFloat`` reads ``text`` (no spaces, no ``_`` between decimal
+    digits) as a capacity the webhook takes: not below 0 (NaN is not), or -1."""
+    if text != text.strip() or "_" in text:
+        return False
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return not value < 0 or value == -1
 
 
 def _int32(text: str) -> int | None:

@@ -1,9 +1,11 @@
 """Knative Serving's data path to the katuna Service, on loopback: what stands between the
 Service's address and the container.
 
-With ``min-scale`` 1 and Knative's default target burst capacity (200, far above one pod's
-``containerConcurrency``), the activator stays in the path of every request, and it enforces
-the revision's spec (knative/serving cmd/activator/main.go, pkg/activator/net/throttler.go):
+With a target burst capacity of -1 (the Service's annotation; Knative's default, 211, keeps it
+there too for one pod, but a cluster may set 0), the activator stays in the path of every
+request, and it enforces the revision's spec (knative/serving cmd/activator/main.go,
+pkg/activator/net/throttler.go). A template without it is not emulated: without the activator,
+queue-proxy queues 10 x ``containerConcurrency`` requests and answers 503 beyond them.
 
 - ``containerConcurrency`` (at most 1,000, Serving's default ``container-concurrency-max-limit``;
   0 for no limit): at most that many requests reach the container at once; the rest
@@ -34,7 +36,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .admission import template_problems
+from .admission import BURST, template_problems
 from .readiness import PROBE_PERIOD, Readiness, readiness_probe
 
 QUEUE_DEPTH = 10_000
@@ -70,6 +72,9 @@ def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
     unknown = [field for field in UNEMULATED if field in spec]
     if unknown:
         raise ValueError(f"{', '.join(unknown)}: not emulated")
+    burst = (service["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(BURST)
+    if burst != "-1":
+        raise ValueError(f"{BURST}: only -1 is emulated (the activator in the path of every request), got {burst!r}")
     problems = template_problems(service["spec"]["template"])
     if problems:
         raise ValueError(f"Serving's webhook refuses the template: {'; '.join(problems)}")
