@@ -21,7 +21,8 @@ for them), as the pruner stops a trial whose values turned NaN.
 Where a SinkBinding binds the trial's pod to a broker that needs Knative Eventing's OIDC tokens,
 the post carries the token the binding mounts (``/oidc/token``, or ``KATUNA_SINK_TOKEN_FILE``,
 read at each report as it is rotated); an https sink is trusted with the CA certificates in
-``K_CA_CERTS`` as well as the system's. Each report carries the extensions of the binding's
+``K_CA_CERTS`` and the cluster's trust bundles the binding mounts (:data:`TRUST_BUNDLES`) as well
+as the system's. Each report carries the extensions of the binding's
 ``ceOverrides``, which Knative passes in ``K_CE_OVERRIDES``, as every event a Knative source
 sends does; overrides Knative would not send (:func:`parse_overrides`) are named once on
 stderr, and no report is sent with them (the trial runs on; its log is still read for its
@@ -50,6 +51,10 @@ from collections import deque
 
 OIDC_MOUNT = "/oidc/token"
 """Where a SinkBinding mounts the OIDC token for its sink."""
+TRUST_BUNDLES = "/knative-custom-certs"
+"""Where Knative's SinkBinding mounts the cluster's trust bundles (the ConfigMaps labelled
+``networking.knative.dev/trust-bundle: "true"``), whose CAs Knative's own senders trust besides
+``K_CA_CERTS``; ``KATUNA_TRUST_BUNDLES`` names another folder."""
 
 
 MAX_WAITING = 1000
@@ -146,15 +151,30 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
     whether it was accepted."""
     env = os.environ
     try:
-        context = ssl.create_default_context()
-        if env.get("K_CA_CERTS"):
-            context.load_verify_locations(cadata=env["K_CA_CERTS"])
+        context = tls_context(env.get("K_CA_CERTS"), env.get("KATUNA_TRUST_BUNDLES") or TRUST_BUNDLES)
         headers = {**headers, **_authorization(env.get("KATUNA_SINK_TOKEN_FILE") or OIDC_MOUNT)}
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=POST_TIMEOUT, context=context):
             return True
     except (OSError, ValueError, http.client.HTTPException):
         return False
+
+
+def tls_context(ca_certs: str | None, bundles: str) -> ssl.SSLContext:
+    """A TLS context trusting what Knative's senders trust: the system's CAs, the certificates
+    in every file under ``bundles`` (a file with none is passed over, as they pass it) and those
+    of ``ca_certs`` (``ssl.SSLError`` or ``ValueError`` where it holds none)."""
+    context = ssl.create_default_context()
+    for folder, _, names in os.walk(bundles):
+        for name in names:
+            try:
+                with open(os.path.join(folder, name), encoding="ascii") as file:
+                    context.load_verify_locations(cadata=file.read())
+            except (OSError, ValueError, ssl.SSLError):
+                continue
+    if ca_certs:
+        context.load_verify_locations(cadata=ca_certs)
+    return context
 
 
 def _authorization(path: str) -> dict[str, str]:

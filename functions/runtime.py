@@ -99,7 +99,7 @@ class Runtime:
         self._started = False
         self._thread: BrokerThread | None = None
         self._senders = sink_senders.SinkSenders(
-            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs,
+            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
                                               settings.event_key, settings.ce_overrides)) \
             if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()

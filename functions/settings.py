@@ -11,6 +11,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -208,7 +209,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
     "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
     "client_timeout": ("CLIENT_TIMEOUT", float), "worker_timeout": ("WORKER_TIMEOUT", int),
-    "sink_token_file": ("SINK_TOKEN_FILE", Path),
+    "sink_token_file": ("SINK_TOKEN_FILE", Path), "trust_bundles": ("TRUST_BUNDLES", Path),
 }
 """Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
 text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``K_CE_OVERRIDES``, ``KUBERNETES_SERVICE_HOST`` and the
@@ -311,7 +312,8 @@ class Settings:
     Events posted to ``K_SINK`` carry the OIDC token Knative's SinkBinding mounts at
     ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
     each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
-    SinkBinding for an https sink) besides the system's. Each carries the extensions of
+    SinkBinding for an https sink) and those of the cluster's trust bundles, which the binding
+    mounts at ``KATUNA_TRUST_BUNDLES`` (``/knative-custom-certs``), besides the system's. Each carries the extensions of
     ``K_CE_OVERRIDES`` (the SinkBinding's ``ceOverrides`` as JSON: :func:`functions.reporter.parse_overrides`;
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
@@ -411,6 +413,7 @@ class Settings:
     pool_wait: float = POOL_WAIT
     sink_token_file: Path = Path("/oidc/token")
     sink_ca_certs: str | None = None
+    trust_bundles: Path = Path(reporter.TRUST_BUNDLES)
     ce_overrides: tuple[tuple[str, str], ...] = ()
 
     @classmethod
@@ -548,6 +551,11 @@ class Settings:
     def event_key(self) -> bytes | None:
         """The key katuna signs its events with, made from the API token; None without one."""
         return event_signature.event_key(self.api_token) if self.api_token else None
+
+    def sink_tls(self) -> ssl.SSLContext:
+        """The TLS context for an https ``K_SINK``, trusting what Knative's senders trust; made
+        for each post, as the mounted trust bundles change."""
+        return reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
 
     def with_db(self, db: str | Path | None) -> Settings:
         return self if db is None else replace(self, db=Path(db))

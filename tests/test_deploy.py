@@ -25,6 +25,7 @@ import yaml
 from doc_blocks import block
 from knative_emulator.admission import pod_problems, template_problems
 
+from functions import reporter
 from functions.adapters.web.worker import Worker
 from functions.settings import Settings
 
@@ -236,15 +237,20 @@ def test_every_flag_gated_field_the_service_uses_is_enabled_by_the_shipped_flags
 
 def bound_by_the_sink_binding(spec: dict) -> dict:
     """The pod spec as Eventing's SinkBinding leaves it (sinkbinding_lifecycle.go Do): K_SINK,
-    K_CA_CERTS and K_CE_OVERRIDES in every container, and with OIDC the token's projected Secret
-    mounted read-only at /oidc."""
+    K_CA_CERTS and K_CE_OVERRIDES in every container, the namespace's trust-bundle ConfigMaps
+    projected read-only at /knative-custom-certs (eventingtls AddTrustBundleVolumes), and with
+    OIDC the token's projected Secret mounted read-only at /oidc."""
     spec = copy.deepcopy(spec)
     spec["volumes"].append({"name": "oidc-token", "projected": {"sources": [{"secret": {"name": "katuna-sink-oidc-token"}}]}})
+    spec["volumes"].append({"name": "kne-bundle-volume",
+                            "projected": {"sources": [{"configMap": {"name": "kn-combined-kne-bundle"}}]}})
     for container in _containers(spec):
         container.setdefault("env", []).extend([{"name": "K_SINK", "value": "http://broker-ingress/katuna/katuna"},
                                                 {"name": "K_CA_CERTS", "value": "-----BEGIN CERTIFICATE-----"},
                                                 {"name": "K_CE_OVERRIDES", "value": ""}])
-        container.setdefault("volumeMounts", []).append({"name": "oidc-token", "mountPath": "/oidc", "readOnly": True})
+        container.setdefault("volumeMounts", []).extend([
+            {"name": "oidc-token", "mountPath": "/oidc", "readOnly": True},
+            {"name": "kne-bundle-volume", "mountPath": reporter.TRUST_BUNDLES, "readOnly": True}])
     return spec
 
 

@@ -151,8 +151,47 @@ def test_past_the_bound_the_oldest_waiting_report_is_dropped(tmp_path: Path, sin
         "the report being posted, then the latest two"
 
 
+def trust_bundles(folder: Path, files: dict[str, str]) -> Path:
+    """``files`` laid out as the kubelet lays out a projected ConfigMap volume: in a timestamped
+    folder that ``..data`` links to, each name linking through ``..data``."""
+    folder.mkdir()
+    (folder / "..2026_12_05_03_00_00.1").mkdir()
+    for name, text in files.items():
+        (folder / "..2026_12_05_03_00_00.1" / name).write_text(text)
+        (folder / name).symlink_to(Path("..data") / name)
+    (folder / "..data").symlink_to("..2026_12_05_03_00_00.1")
+    return folder
+
+
+@pytest.mark.timeout(60)
+def test_events_and_reports_reach_an_https_broker_whose_ca_only_a_trust_bundle_holds(
+        tmp_path: Path, sink: TlsSink, monkeypatch: pytest.MonkeyPatch):
+    """Eventing's SinkBinding mounts the namespace's trust-bundle ConfigMaps at
+    ``/knative-custom-certs``, and Knative's senders trust every certificate there; a file that
+    holds none is passed over."""
+    bundles = trust_bundles(tmp_path / "bundles", {"kn-combined-kne-bundle.pem": sink.ca_pem,
+                                                   "readme.txt": "no certificate here"})
+    token = tmp_path / "service-token"
+    token.write_text("service-token")
+    sink.tokens.add("service-token")
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url,
+                      KATUNA_TRUST_BUNDLES=str(bundles), KATUNA_SINK_TOKEN_FILE=str(token))
+    try:
+        assert submit(service, "bundled") == 201
+        assert arrived(sink, 1)[-1]["ce-type"] == "dev.katuna.study.created"
+    finally:
+        service.close()
+    report_from(sink, monkeypatch, tmp_path)
+    monkeypatch.delenv("K_CA_CERTS")
+    monkeypatch.setenv("KATUNA_TRUST_BUNDLES", str(bundles))
+    assert reporter.report(1, loss=0.5) and reporter.flush()
+    assert sink.received[-1]["ce-type"] == "dev.katuna.trial.progress"
+
+
 def test_the_sink_takes_its_ca_certificates_from_k_ca_certs_and_refuses_what_is_no_pem(sink: TlsSink):
     settings = Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": sink.ca_pem})
-    assert (settings.sink_ca_certs, settings.sink_token_file) == (sink.ca_pem, Path("/oidc/token"))
+    assert (settings.sink_ca_certs, settings.sink_token_file, settings.trust_bundles) == \
+        (sink.ca_pem, Path("/oidc/token"), Path("/knative-custom-certs"))
+    refused = Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": "not a certificate"})
     with pytest.raises(ValueError, match="K_CA_CERTS: expected PEM CA certificates"):
-        cloudevents_http.Sink(sink.url, ca_certs="not a certificate")
+        cloudevents_http.Sink(sink.url, tls=refused.sink_tls)

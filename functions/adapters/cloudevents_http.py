@@ -12,7 +12,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,16 +253,24 @@ class Sink:
     sets it up. With Eventing's ``authentication-oidc`` feature on, the binding mounts an OIDC
     token for the sink's audience at ``token_file`` and the broker refuses (401) a post without
     it; the token is read again for every post, as the binding rotates it. With transport
-    encryption the sink is https, signed by the cluster's CA, whose PEM certificates the binding
-    puts in ``K_CA_CERTS`` (``ca_certs``): trusted besides the system's. Events are signed with
-    ``key`` where given (:mod:`functions.core.event_signature`), and carry the ``extensions``
-    of the SinkBinding's ``ceOverrides`` (``K_CE_OVERRIDES``), as Knative's own senders' do."""
+    encryption the sink is https, signed by the cluster's CA: ``tls`` makes the context that
+    trusts it (the PEM certificates the binding puts in ``K_CA_CERTS`` and its mounted trust
+    bundles besides the system's: :func:`functions.reporter.tls_context`), made again for each
+    post, as the bundles change. Events are signed with ``key`` where given
+    (:mod:`functions.core.event_signature`), and carry the ``extensions`` of the SinkBinding's
+    ``ceOverrides`` (``K_CE_OVERRIDES``), as Knative's own senders' do."""
 
-    def __init__(self, url: str, token_file: Path | None = None, ca_certs: str | None = None,
+    def __init__(self, url: str, token_file: Path | None = None, tls: Callable[[], ssl.SSLContext] | None = None,
                  key: bytes | None = None, extensions: tuple[tuple[str, str], ...] = ()) -> None:
         self.url = url
         self._token_file = token_file
-        self._context = _trusting(ca_certs) if ca_certs else None
+        self._tls = tls
+        if tls is not None:
+            try:
+                tls()
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: "
+                                 f"{exc}") from exc
         self._key = key
         self._extensions = extensions
 
@@ -274,7 +282,9 @@ class Sink:
         request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self._context):
+            context = self._tls() if self._tls is not None and urllib.parse.urlsplit(self.url).scheme == "https" \
+                else None
+            with urllib.request.urlopen(request, timeout=timeout, context=context):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in REFUSED_FOR_GOOD:
@@ -294,14 +304,3 @@ class Sink:
         except OSError as exc:
             raise TemporaryError(f"could not read the OIDC token for {self.url} at {self._token_file}: {exc}") from exc
         return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _trusting(ca_certs: str) -> ssl.SSLContext:
-    """A TLS context that trusts the system's CAs and the PEM certificates in ``ca_certs``;
-    ``ValueError`` when they are not PEM certificates."""
-    context = ssl.create_default_context()
-    try:
-        context.load_verify_locations(cadata=ca_certs)
-    except (ssl.SSLError, ValueError) as exc:
-        raise ValueError(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: {exc}") from exc
-    return context
