@@ -90,13 +90,7 @@ def _running(service: Service, name: str) -> list[tuple[int, str, int]]:
 
 
 def test_half_sent_and_trickled_requests_never_cost_a_worker_its_trials_nor_keep_others_waiting(service, tmp_path):
-    sleep = [sys.executable, "-c", "import time; time.sleep(600)", "${trialParameters.x}"]
-    definition = study_definition(name="victim", parallelism=1, maxTrials=1, trialTemplate={"command": sleep})
-    status, answer = service.json("POST", "/studies", body=json.dumps(definition),
-                                  headers={"Content-Type": "application/json"})
-    assert status == 201, answer
-    while _running(service, "victim") != [(0, "RUNNING", 1)]:
-        time.sleep(0.2)
+    _victim(service)
 
     idle = [_connect(service, HALF_REQUEST) for _ in range(6)]
     stop = threading.Event()
@@ -123,6 +117,40 @@ def test_half_sent_and_trickled_requests_never_cost_a_worker_its_trials_nor_keep
     status, body = answers[1]
     assert status == 408 and json.loads(body)["error"] == "request_timeout", answers
     assert "request_timeout" in document()["paths"]["/studies"]["post"]["responses"]["408"]["description"]
+    assert _running(service, "victim") == [(0, "RUNNING", 1)], "the trial runs on, in its first attempt"
+    log = (tmp_path / "serve.log").read_text()
+    assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log
+
+
+def _victim(service: Service) -> None:
+    """A study whose one trial runs for ten minutes, in its first attempt."""
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)", "${trialParameters.x}"]
+    definition = study_definition(name="victim", parallelism=1, maxTrials=1, trialTemplate={"command": sleep})
+    status, answer = service.json("POST", "/studies", body=json.dumps(definition),
+                                  headers={"Content-Type": "application/json"})
+    assert status == 201, answer
+    while _running(service, "victim") != [(0, "RUNNING", 1)]:
+        time.sleep(0.2)
+
+
+def test_clients_that_never_close_after_their_answers_cost_no_worker_its_trials(service, tmp_path):
+    """Every answer that ends its connection (``Connection: close``, a refusal) waits for the
+    client to close its end too; gunicorn waits on the worker's main loop, two seconds for each,
+    so a few dozen such clients at once stopped its heartbeat past the timeout."""
+    _victim(service)
+    clients = [_connect(service) for _ in range(3 * WORKER_TIMEOUT)]
+    time.sleep(0.5)
+    for connection in clients:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    try:
+        held_until = time.monotonic() + WORKER_TIMEOUT + 5
+        while time.monotonic() < held_until:
+            assert service.json("GET", "/studies")[0] == 200, "a request is served meanwhile"
+            time.sleep(0.5)
+        assert {_answer(connection)[0] for connection in clients} == {200}, "each was answered, then closed"
+    finally:
+        for connection in clients:
+            connection.close()
     assert _running(service, "victim") == [(0, "RUNNING", 1)], "the trial runs on, in its first attempt"
     log = (tmp_path / "serve.log").read_text()
     assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log

@@ -39,6 +39,7 @@ from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
 from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size, serve_unchunked
+from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.parse_errors import JsonErrors
 
 BODY_CHUNK = 64 * 1024
@@ -236,6 +237,8 @@ class Worker(ThreadWorker):
     wsgi: Any
     runtime: Any = None
     """The application's katuna runtime, closed as the worker exits (:meth:`run`)."""
+    lingering: Lingering
+    """The connections closed after their answers, until each client closes its end too."""
 
     def load_wsgi(self) -> None:
         """Load the application, then take what the connections are bounded by from its
@@ -256,11 +259,35 @@ class Worker(ThreadWorker):
         connection folds the write-ahead log into the database. Here rather than in a gunicorn
         hook, so that the image's CMD, which sets no hooks, does it as ``katuna serve`` does. A
         worker that failed to load its app has no runtime, and no trials."""
+        self.lingering = Lingering(self.poller, self._connection_closed)
         try:
             super().run()
         finally:
             if self.runtime is not None:
                 self.runtime.close()
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        """gunicorn's, but a connection it would close after its answer (not kept alive) is
+        half-closed and left to the poller until the client closes too (:mod:`.lingering`),
+        where gunicorn waits for that on the main loop, up to 2 s for each connection."""
+        if fs.cancelled() or (fs.exception() is None and not fs.result()):
+            self.lingering.close(conn.sock)
+            return
+        super().finish_request(conn, fs)
+
+    def _connection_closed(self) -> None:
+        self.nr_conns -= 1
+
+    def murder_pending(self) -> None:
+        """gunicorn's, and the half-closed connections whose time is up are closed."""
+        super().murder_pending()
+        self.lingering.sweep()
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """gunicorn's; forced as the worker ends, it closes the half-closed connections too."""
+        super().murder_keepalived(force)
+        if force:
+            self.lingering.sweep(force=True)
 
     def init_signals(self) -> None:
         """gunicorn's, and SIGHUP taken as SIGTERM: a terminal that hangs up sends it to each

@@ -1,0 +1,87 @@
+"""Closing a client's connection after its last answer without waiting on the client.
+
+A server that closes a connection with unread bytes from the client in its buffer makes the
+kernel send a reset, which may destroy the answer before the client has read it; so gunicorn
+half-closes (``shutdown(SHUT_WR)``, the answer then ends in a FIN) and reads what the client
+still sends until the client closes too, for up to two seconds (``util.close_graceful``, RFC
+9112 section 9.6). gunicorn's threaded worker does that read on its main loop, blocking, for
+every connection it does not keep alive (``finish_request``): a client that sends requests
+with ``Connection: close`` on many connections at once, and then neither reads nor closes,
+holds the loop two seconds for each, its heartbeat with it, and gets the worker killed, its
+local trials too. Here the wait happens in the worker's poller instead: the half-closed socket
+is read when the client sends more, and closed once the client closed its end, sent
+:data:`MAX_DRAIN` bytes, or :data:`LINGER` seconds passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LINGER = 2.0
+"""Seconds a half-closed connection waits for the client to close its end (gunicorn's own)."""
+MAX_DRAIN = 65536
+"""Bytes read from a half-closed connection before it is closed anyway (gunicorn's own)."""
+
+
+@dataclass(eq=False)
+class _Closing:
+    sock: socket.socket
+    deadline: float
+    drained: int = 0
+    closed: bool = False
+
+
+class Lingering:
+    """The worker's half-closed connections; ``closed`` runs as each is finally closed (the
+    worker counts it among its connections until then, so their number stays bounded)."""
+
+    def __init__(self, poller: selectors.BaseSelector, closed: Callable[[], None]) -> None:
+        self._poller = poller
+        self._closed = closed
+        self._closing: deque[_Closing] = deque()
+
+    def close(self, sock: socket.socket) -> None:
+        """Half-close ``sock`` now, and close it once the client is done with it."""
+        closing = _Closing(sock, time.monotonic() + LINGER)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            socket.socket.settimeout(sock, 0.0)
+            self._poller.register(sock, selectors.EVENT_READ, lambda _fileobj: self._readable(closing))
+        except (OSError, ValueError, KeyError):
+            self._end(closing)
+            return
+        self._closing.append(closing)
+
+    def sweep(self, force: bool = False) -> None:
+        """Close the connections whose time is up (every one, with ``force``)."""
+        now = time.monotonic()
+        while self._closing and (force or self._closing[0].closed or self._closing[0].deadline <= now):
+            self._end(self._closing.popleft())
+
+    def _readable(self, closing: _Closing) -> None:
+        """Throw away what the client sent; close once it closed its end or sent too much."""
+        try:
+            received = socket.socket.recv(closing.sock, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            received = b""
+        closing.drained += len(received)
+        if not received or closing.drained >= MAX_DRAIN:
+            self._end(closing)
+
+    def _end(self, closing: _Closing) -> None:
+        if closing.closed:
+            return
+        closing.closed = True
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self._poller.unregister(closing.sock)
+        with contextlib.suppress(OSError):
+            closing.sock.close()
+        self._closed()
