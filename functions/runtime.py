@@ -28,7 +28,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
-from functions.adapters.owners import Runner
+from functions.adapters.owners import Runner, taker, taker_ended
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
@@ -80,7 +80,8 @@ class Runtime:
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout,
-                                 sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
+                                 sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS,
+                                 taker(), taker_ended)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None

@@ -8,6 +8,8 @@ handlers on a real store, routed by the dispatcher's injectable table.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +19,9 @@ import pytest
 from conftest import study_definition
 from write_lock import WriteLock
 
+from functions.adapters import owners
 from functions.adapters.broker import LocalBroker, MemoryQueue
-from functions.adapters.sqlite_queue import SqliteQueue
+from functions.adapters.sqlite_queue import MAX_TAKEN_BACK, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyNotFound, TemporaryError
 from functions.core.events import Event
@@ -365,3 +368,39 @@ def test_events_queued_before_the_clock_was_set_back_are_due_and_their_leases_ov
     finally:
         first.close()
         second.close()
+
+
+TAKE_AND_DIE = """
+import os, sys
+from functions.adapters.owners import pid_space, taker, taker_ended
+from functions.adapters.sqlite_queue import SqliteQueue
+name = taker() if sys.argv[2] == "here" else taker().replace(pid_space(), "another-pod", 1)
+sys.exit(0 if SqliteQueue(sys.argv[1], taker=name, ended=taker_ended).take(5) is not None else 3)
+"""
+
+
+def _taken_by_a_process_that_dies(db: Path, where: str = "here") -> None:
+    """The queue's next event, taken by another process, which ends without settling it."""
+    assert subprocess.run([sys.executable, "-c", TAKE_AND_DIE, str(db), where], timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize(("where", "deaths", "taken_back"), [
+    ("here", 1, True), ("here", MAX_TAKEN_BACK, False), ("another-pod", 1, False)],
+    ids=["killed-here", "killing-its-takers", "in-another-pid-space"])
+def test_an_event_whose_taker_was_killed_on_this_machine_is_taken_back_at_once(
+        tmp_path: Path, where: str, deaths: int, taken_back: bool):
+    """A killed worker's event is taken back by the next take, where its study would wait out
+    the lease; not once its takers died as often as an unexpected failure is retried (it may be
+    what kills them), nor when its taker's pids are another container's, which this cannot judge."""
+    db = tmp_path / "q.db"
+    queue = SqliteQueue(db, taker=owners.taker(), ended=owners.taker_ended)
+    try:
+        queue.put(Event("dev.katuna.study.created", {"study": "a"}, id="held"))
+        for _ in range(deaths):
+            _taken_by_a_process_that_dies(db, where)
+        delivery = queue.take(0.2)
+        assert (delivery is not None) == taken_back
+        if delivery is not None:
+            assert (delivery.event.id, delivery.attempt) == ("held", deaths + 1)
+    finally:
+        queue.close()

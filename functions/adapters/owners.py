@@ -10,8 +10,10 @@ directory entry, where a new file costs an inode too, on every trial.
 from __future__ import annotations
 
 import os
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 RUNNER = "runner.owner"
@@ -51,6 +53,31 @@ def alive(owner: str) -> bool:
 def pid_of(owner: str) -> int:
     """The pid an identity names."""
     return int(owner.split(":")[0])
+
+
+@cache
+def pid_space() -> str:
+    """Where a pid names one process: this boot of this host, and this process's pid namespace
+    (another container's or pod's pids are others); empty where ``/proc`` does not tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}.{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+def taker() -> str:
+    """A name for this process's hold on something shared (an event taken from the queue):
+    its pid space, its identity, and a part of its own, so two holds of one process differ."""
+    return f"{pid_space()}/{identity(os.getpid())}/{uuid.uuid4().hex}"
+
+
+def taker_ended(name: str) -> bool:
+    """Whether the process a :func:`taker` name names has ended, as far as this process can
+    tell: one of another pid space, or a name of another form, is not judged (False)."""
+    space, _, rest = name.partition("/")
+    owner, held, _ = rest.partition("/")
+    return bool(held and space) and space == pid_space() and not alive(owner)
 
 
 @dataclass(frozen=True)

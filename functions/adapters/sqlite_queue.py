@@ -3,7 +3,11 @@
 ``katuna serve`` runs several gunicorn workers; each takes events from this table, so an event
 published by one worker (or by a trial that one worker runs) may be handled by any. Taking an
 event leases it; an event whose taker died is taken again once its lease runs out, so delivery
-is at least once and the handlers' idempotency does the rest. Every statement's storage failure
+is at least once and the handlers' idempotency does the rest. A taker that can tell its takers
+ended (:func:`functions.adapters.owners.taker_ended`: a worker killed on this machine, and
+started again by gunicorn) takes their events back at once, where their studies would wait
+out the lease; an event whose takers died :data:`MAX_TAKEN_BACK` times waits it out all the
+same, as it may be what kills them. Every statement's storage failure
 (a lock held past the busy timeout, a full disk) is katuna's temporary error, as the store's are
 (:func:`functions.adapters.sqlite_errors.translated`): the service answers 503 and the broker
 tries again, where a raw SQLite error would be an internal error.
@@ -17,10 +21,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from functions.adapters.broker import MAX_BACKOFF, Delivery
+from functions.adapters.broker import MAX_BACKOFF, MAX_DELIVERIES, Delivery
 from functions.adapters.sqlite_errors import translated
 from functions.core.events import Event
 
@@ -28,6 +33,9 @@ log = logging.getLogger("katuna.queue")
 
 TABLE = "event_queue"
 LEASE_SECONDS = 300.0
+TAKE_BACK_EVERY = 5.0
+"""Seconds between two looks of a taker for events whose takers ended."""
+MAX_TAKEN_BACK = MAX_DELIVERIES
 POLL_SECONDS = 0.05
 CLOCK_SLACK = 60.0
 """Seconds by which the clocks of the processes sharing the queue may differ. Times are the
@@ -51,14 +59,19 @@ def create_table(conn: sqlite3.Connection) -> None:
 class SqliteQueue:
     """Implements :class:`functions.adapters.broker.EventQueue` on a table; safe from any thread."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS,
+                 taker: str | None = None, ended: Callable[[str], bool] = lambda taker: False) -> None:
+        """``taker`` names this queue's holds on the events it takes (a new random name by
+        default); ``ended`` tells whether another taker has ended (none, by default)."""
         self._lease = lease_seconds
         self._path = Path(path)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._woken = threading.Event()
         self._stopped = threading.Event()
-        self._taker = uuid.uuid4().hex
+        self._taker = taker or uuid.uuid4().hex
+        self._ended = ended
+        self._take_back_at = 0.0
         with translated(self._path):
             self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -123,6 +136,8 @@ class SqliteQueue:
         now = time.time()
         bounds = self._bounds(now)
         with self._lock, translated(self._path):
+            if time.monotonic() >= self._take_back_at:
+                self._take_back(now)
             if not self._available(now):
                 return None
             self._conn.execute("BEGIN IMMEDIATE")
@@ -146,6 +161,18 @@ class SqliteQueue:
             self._discard(row[0], exc)
             return None
         return Delivery(event, row[2] + 1, row[0])
+
+    def _take_back(self, now: float) -> None:
+        """Make the events whose takers ended available again (under the lock)."""
+        self._take_back_at = time.monotonic() + TAKE_BACK_EVERY
+        held = [row[0] for row in self._conn.execute(
+            f"SELECT DISTINCT taken_by FROM {TABLE} WHERE taken_by IS NOT NULL AND taken_by != ? AND taken_at >= ? "
+            "AND attempts < ?", (self._taker, now - self._lease, MAX_TAKEN_BACK))]
+        for ended in filter(self._ended, held):
+            count = self._conn.execute(
+                f"UPDATE {TABLE} SET taken_by = NULL, taken_at = NULL WHERE taken_by = ? AND attempts < ?",
+                (ended, MAX_TAKEN_BACK)).rowcount
+            log.warning("took back %d event(s) taken by %s, which ended before it settled them", count, ended)
 
     def _roll_back(self) -> None:
         """End a failed claim's transaction, if SQLite has not ended it already (as it does when
