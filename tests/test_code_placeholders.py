@@ -108,6 +108,12 @@ def test_pythons_code_gets_any_value_exactly_as_an_argument_or_from_its_variable
     ["julia", "--eval", "println(\"${trialParameters.opt}\")"],
     ["env", "sh", "-c", "echo ${trialParameters.opt}"],
     ["tini", "--", "bash", "-ec", "echo ${trialParameters.opt}"],
+    ["awk", "BEGIN{system(\"echo ${trialParameters.opt}\")}"],
+    ["gawk", "-F", ",", "-v", "n=1", "{print \"${trialParameters.opt}\"}", "data.csv"],
+    ["mawk", "-e", "BEGIN{print \"${trialParameters.opt}\"}"],
+    ["sed", "-n", "1e echo ${trialParameters.opt}", "/etc/hostname"],
+    ["sed", "-i.bak", "-e", "s/lr=.*/lr=${trialParameters.opt}/", "config.ini"],
+    ["/bin/sed", "--expression=s/a/${trialParameters.opt}/e", "config.ini"],
 ])
 def test_code_of_each_language_refuses_a_value_that_is_not_one_token(command: list[str]):
     index = next(i for i, arg in enumerate(command) if "${" in arg)
@@ -127,6 +133,9 @@ def test_code_of_each_language_refuses_a_value_that_is_not_one_token(command: li
     ["sh", "-c", "train --opt ${trialParameters.opt}; python3 -c 'print(1)'"],
     ["sh", "-c", "python3 train.py -c '${trialParameters.opt}'"],
     ["sh", "-c", "cat <<EOF\nprint('${trialParameters.opt}')\nEOF"],
+    ["awk", "-f", "report.awk", "${trialParameters.opt}"],
+    ["sed", "-f", "edit.sed", "${trialParameters.opt}"],
+    ["sh", "-c", "sed 's/a/b/' <<EOF\n${trialParameters.opt}\nEOF"],
 ])
 def test_a_value_given_to_a_program_as_data_is_taken(command: list[str]):
     parse_study(study_definition(parameters=[{"name": "opt", "type": "categorical", "values": ["adam", "a b"]}],

@@ -1,5 +1,6 @@
 """Which arguments of a command a program reads as code: a shell's ``-c`` script, Python's
-``-c`` code, Perl's and Ruby's ``-e`` code, Node's ``-e``/``--eval``, R's ``-e``, and so on.
+``-c`` code, Perl's and Ruby's ``-e`` code, Node's ``-e``/``--eval``, R's ``-e``, awk's program
+and sed's script (GNU sed's ``e`` runs a command), and so on.
 
 A parameter's value pasted into such an argument is read as code, not data: a categorical
 value ``'); import os; os.system('x'); ('`` in ``python -c "print('${trialParameters.v}')"``
@@ -54,6 +55,13 @@ class Language:
     """A code option only says that the first operand is the code (a shell's ``bash -c -e 'script'``)."""
     every_argument: bool = False
     """Every argument is code (``eval``)."""
+    first_operand: bool = False
+    """Without a code option, nor one naming a file of code, the first operand is the code
+    (awk's program, sed's script)."""
+    code_files: str = ""
+    """Short options naming a file of code (``-f``, among :attr:`valued` too): the first
+    operand is then no code."""
+    long_code_files: tuple[str, ...] = ()
 
 
 SHELL = Language(re.compile(r"sh|bash|dash|zsh|ksh|ash|mksh"), "c", valued="oO",
@@ -78,9 +86,15 @@ LANGUAGES = (
              variable="os.getenv('{}')"),
     Language(re.compile(r"julia"), "eE", long=("--eval", "--print"), valued="LJptC", argument="ARGS[1]",
              variable='ENV["{}"]'),
+    Language(re.compile(r"awk|gawk|mawk|nawk"), "e", long=("--source",), valued="FvilEWf",
+             long_valued=("--field-separator", "--assign", "--include", "--load", "--file", "--exec"), first_operand=True,
+             code_files="fE", long_code_files=("--file", "--exec"), argument="ARGV[1] (in BEGIN)",
+             variable='ENVIRON["{}"]'),
+    Language(re.compile(r"sed|gsed"), "e", long=("--expression",), valued="lf", attached="i",
+             long_valued=("--line-length", "--file"), first_operand=True, code_files="f", long_code_files=("--file",)),
 )
 """The programs katuna knows to run code given in their arguments: shells and ``eval``, Python,
-Perl, Ruby, Node (and Bun), R, PHP, Lua and Julia."""
+Perl, Ruby, Node (and Bun), R, PHP, Lua, Julia, awk and sed."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +140,10 @@ def code_arguments(argv: Sequence[str]) -> list[Code]:
 
 def reads_standard_input(argv: Sequence[str]) -> Code | None:
     """The program of ``argv`` if it reads its code from standard input (``python -``,
-    ``perl``, ``bash -s``: no code option, and no operand or ``-`` first), at its own index."""
+    ``perl``, ``bash -s``: no code option, and no operand or ``-`` first), at its own index.
+    awk and sed read their input there, never their code (but from ``-f -``, not looked for)."""
     start, language = _program(argv)
-    if language is None or language.every_argument:
+    if language is None or language.every_argument or language.first_operand:
         return None
     code, operand = _read(argv, start, language)
     if code or operand is not None and argv[operand] != "-":
@@ -148,19 +163,33 @@ def _read(argv: Sequence[str], start: int, language: Language) -> tuple[list[int
         return list(range(start + 1, len(argv))), None
     code: list[int] = []
     wants_script, i = False, start + 1
+    has_code = False
     while i < len(argv):
         arg = argv[i]
         if arg in ("-", "--") or arg[:1] != "-" and not (language.script_operand and arg[:1] == "+" and arg[1:]):
             operand = i + 1 if arg == "--" else i
-            if wants_script and operand < len(argv):
+            if (wants_script or language.first_operand and not has_code) and operand < len(argv):
                 code.append(operand)
             return code, operand if operand < len(argv) else None
         wants_script |= language.script_operand and arg[1:2] != "-" and any(c in language.code for c in arg[1:])
         kind, attached = _option(arg, language)
         if kind == "code" and (attached or i + 1 < len(argv)):
             code.append(i if attached else i + 1)
+        has_code |= kind == "code" or _names_code_file(arg, language)
         i += 2 if kind in ("code", "value") and not attached else 1
     return code, None
+
+
+def _names_code_file(arg: str, language: Language) -> bool:
+    """Whether the option ``arg`` names a file of code (awk's ``-f prog.awk``, ``--file=x``)."""
+    if arg.startswith("--"):
+        return arg.partition("=")[0] in language.long_code_files
+    for letter in arg[1:]:
+        if letter in language.code_files:
+            return True
+        if letter in language.valued or letter in language.attached:
+            return False
+    return False
 
 
 def _option(arg: str, language: Language) -> tuple[str, bool]:
