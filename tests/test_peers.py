@@ -169,13 +169,21 @@ def test_the_sock_diag_answer_is_read_for_its_uid_and_errors():
         peers.diag_owner(_answer(20, _message(1, 1000))[:40], 5)
 
 
-def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
-    """Status and JSON body of one request sent from a forked child running as ``uid``."""
-    answer = answer_as(uid, port, f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"",
+                token: str | None = None) -> tuple[int, bytes]:
+    """Status and body of one request sent from a forked child running as ``uid``, with
+    ``token`` as its bearer token where given."""
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
+    answer = answer_as(uid, port, f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{authorization}"
                                    "Content-Type: application/json\r\n"
                                    f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body or b"null")
+    return int(head.split()[1]), body
+
+
+def _json_as(uid: int, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
+    status, answer = _request_as(uid, port, method, path, body)
+    return status, json.loads(answer or b"null")
 
 
 @pytest.mark.slow
@@ -183,19 +191,35 @@ def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") 
 def test_a_request_from_another_account_of_the_machine_is_refused_and_the_services_own_user_is_served_with_a_warning(tmp_path: Path):
     service = Service(tmp_path, workers=1)
     try:
-        status, answer = _request_as(NOBODY, service.port, "GET", "/studies")
+        status, answer = _json_as(NOBODY, service.port, "GET", "/studies")
         assert status == 403 and answer["error"] == "local_user_not_allowed", answer
         assert f"not from a caller of uid {NOBODY}" in answer["message"] and "KATUNA_API_TOKEN" in answer["message"]
         definition = json.dumps(study_definition(name="stranger", maxTrials=1)).encode()
-        status, answer = _request_as(NOBODY, service.port, "POST", "/studies", definition)
+        status, answer = _json_as(NOBODY, service.port, "POST", "/studies", definition)
         assert status == 403 and answer["error"] == "local_user_not_allowed", answer
-        status, studies = _request_as(os.geteuid(), service.port, "GET", "/studies")
+        status, studies = _json_as(os.geteuid(), service.port, "GET", "/studies")
         assert (status, studies) == (200, []), "the service's own user is served, and no study was made"
         assert service.json("GET", "/healthz")[0] == 200
     finally:
         service.close()
     assert "warning: katuna runs as root, so every trial's command runs as root too" in \
         (tmp_path / "serve.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can send a request as another user (os.setuid in a child)")
+def test_with_a_metrics_token_another_accounts_prometheus_scrapes_the_metrics_and_reaches_nothing_else(tmp_path: Path):
+    service = Service(tmp_path, workers=1, KATUNA_METRICS_TOKEN="scrape-me")
+    try:
+        status, metrics = _request_as(NOBODY, service.port, "GET", "/metrics", token="scrape-me")
+        assert status == 200 and b"katuna_queue_depth" in metrics, metrics
+        assert _request_as(NOBODY, service.port, "GET", "/metrics")[0] == 401
+        for path in ("/studies", "/ui/"):
+            status, answer = _request_as(NOBODY, service.port, "GET", path, token="scrape-me")
+            assert status == 403 and json.loads(answer)["error"] == "local_user_not_allowed", (path, answer)
+        assert service.json("GET", "/studies") == (200, [])
+    finally:
+        service.close()
 
 
 @pytest.mark.slow

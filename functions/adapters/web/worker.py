@@ -20,7 +20,8 @@ wait longer than that for it to take more. The body is read whole before the app
 the request (:class:`WholeBody`), so a client too slow to send it gets ``408`` and one that goes
 away part way gets ``400``, never a truncated body. Without ``KATUNA_API_TOKEN``, a connection of
 another account of the machine is answered ``403`` and closed as it is accepted, before anything
-is read from it (:mod:`.peers`).
+is read from it (:mod:`.peers`); with ``KATUNA_METRICS_TOKEN`` set, whose ``/metrics`` another
+account may scrape, it is read, and the application refuses its other requests.
 """
 
 from __future__ import annotations
@@ -248,7 +249,7 @@ class Worker(ThreadWorker):
         self.runtime = app.extensions["katuna"]
         settings = self.runtime.settings
         self.client_timeout = settings.client_timeout
-        self.local_only = not settings.api_token and peers.can_tell()
+        self.local_only = not (settings.api_token or settings.metrics_token) and peers.can_tell()
         self.body_limit = settings.max_body
         self.wsgi = WholeBody(app, settings.max_body)
 
