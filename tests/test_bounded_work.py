@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import run_study, study_definition
@@ -16,7 +17,7 @@ from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
 from functions.handlers import Deps
-from functions.handlers.base import ASKS_PER_EVENT
+from functions.handlers.base import ASKS_PER_EVENT, discard
 from functions.handlers.submit import store_study
 from functions.settings import Settings
 
@@ -89,3 +90,27 @@ def test_a_study_wider_than_one_event_runs_every_trial(tmp_path: Path):
         runner.close()
     assert record.status == "completed"
     assert (counts.created, counts.complete) == (trials, trials)
+
+
+def test_a_continuation_after_trials_were_discarded_is_not_taken_for_an_earlier_one(tmp_path: Path):
+    """Trials that never started are discarded (a stop, a resume beyond the parallelism), so the
+    study's trial count goes down; a continuation sent after that asks for its own trials, where
+    one named by that count could be answered as the earlier continuation's redelivery."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), time.time)
+    wide = study_definition("wide", parallelism=3 * ASKS_PER_EVENT, maxTrials=3 * ASKS_PER_EVENT)
+    record, _ = store_study(deps, parse_study(wide), wide)
+    dispatcher = Dispatcher(deps)
+    try:
+        [first] = [e for e in dispatcher.deliver(study_created("wide", record.uid)) if e.type == STUDY_CREATED]
+        for number in range(ASKS_PER_EVENT):
+            discard(record, deps, number)
+        resumed = replace(study_created("wide", record.uid), id="resumed")
+        [second] = [e for e in dispatcher.deliver(resumed) if e.type == STUDY_CREATED]
+        assert second.id != first.id
+        dispatcher.deliver(first)
+        before = store.count_trials("wide").created
+        dispatcher.deliver(second)
+        assert store.count_trials("wide").created == before + ASKS_PER_EVENT, "the second continuation asked"
+    finally:
+        store.close()

@@ -187,12 +187,14 @@ transaction, so a study with a large parallelism fills its slots over several ev
 CONTINUED = ahead.CONTINUED
 
 
-def continuation(record: StudyRecord, created: int) -> Event:
+def continuation(record: StudyRecord, created: int, asked: int) -> Event:
     """The ``study.created`` that asks for the trials one event could not: its id follows from
-    the study and its trial count, so a redelivery is recognised, and it skips the resume
+    the study and the trials its sampler was ever asked for (``asked``: a count that never goes
+    down, where the study's trial count does as trials never started are discarded), so a
+    redelivery is recognised and no later continuation taken for one; it skips the resume
     checks (every active trial was just suggested)."""
     return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: created},
-                 id=derived_id(CONTINUED, record.uid, created), subject=record.name)
+                 id=derived_id(CONTINUED, record.uid, asked), subject=record.name)
 
 
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
@@ -219,7 +221,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     if deps.lookahead:
         events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
-        events.append(continuation(record, counts.created + asked))
+        events.append(continuation(record, counts.created + asked, first + asked))
     return events
 
 
