@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from functions.adapters import trial_files
-from functions.adapters.owners import RUNNER, alive, orphaned
+from functions.adapters.owners import RUNNER, alive, orphaned, pid_of, suspended
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     console,
@@ -206,9 +206,20 @@ def stop(name: str, db: str | None) -> None:
             stopper.close()
         elsewhere = record.runs_away_from(settings.executor)
         with writing_output():
-            console.print(f"Study {markup(repr(name))} stopped" + (f"; {stop_reach(record)}." if elsewhere else "."))
+            console.print(f"Study {markup(repr(name))} stopped"
+                          + (f"; {stop_reach(record)}." if elsewhere else f"{_suspended_run(record)}."))
     except KatunaError as exc:
         fail(looked_in(exc, path), failure_code(exc))
+
+
+def _suspended_run(record: StudyRecord) -> str:
+    """What a stop or a delete waits for when the study's ``katuna run`` is suspended (Ctrl-Z,
+    SIGSTOP): it stops the trials only once it runs again."""
+    if record.runner is None or not suspended(record.runner):
+        return ""
+    pid = pid_of(record.runner)
+    return (f"; its katuna run (process {pid}) is suspended, and its trials run on until it resumes "
+            f"(fg in its terminal, or kill -CONT {pid}), then it stops them")
 
 
 def _stopper(settings: Settings) -> Embedded | Runtime:
@@ -256,7 +267,7 @@ def delete(name: str, db: str | None) -> None:
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
     with writing_output():
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
-                           f"{kept}."), soft_wrap=True)
+                           f"{kept}{_suspended_run(record)}."), soft_wrap=True)
 
 
 def _deletable(name: str, store: SqliteStore) -> StudyRecord:

@@ -652,6 +652,27 @@ def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     assert {t["state"] for t in _trials(db)} == {"PRUNED"}
 
 
+def test_a_stop_and_delete_of_a_suspended_runs_study_say_its_trials_stop_once_it_resumes(tmp_path: Path):
+    """A ``katuna run`` suspended with Ctrl-Z acts on nothing: its trials (each in a session of
+    its own) run on, so the stop says so, and names the process to resume."""
+    _, process = _held_run(tmp_path)
+    uid = _uid(tmp_path / "katuna.db")
+    process.send_signal(signal.SIGSTOP)
+    try:
+        waiting = f"its katuna run (process {process.pid}) is suspended, and its trials run on until it resumes"
+        assert waiting in katuna("stop", "demo", cwd=tmp_path).stdout
+        assert len(_attempt_processes(uid)) == 2, "the trials run on meanwhile"
+        assert waiting in katuna("delete", "demo", cwd=tmp_path).stdout
+    finally:
+        process.send_signal(signal.SIGCONT)
+    _, stderr = process.communicate(timeout=60)
+    left = _attempt_processes(uid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "the run stopped its trials once it resumed"
+    assert process.returncode == 1 and "was deleted by another process (its trials were stopped)" in stderr
+
+
 def test_a_run_whose_study_another_process_deletes_ends_in_one_line_its_trials_stopped(tmp_path: Path):
     """``DELETE /studies/{name}`` through ``katuna serve`` on the run's database removes the study
     the run is running: the run stops its trials and ends with exit 1 and one line saying so, no

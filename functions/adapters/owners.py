@@ -50,6 +50,13 @@ def alive(owner: str) -> bool:
     return identity(pid) == owner and (fields is None or fields[0] != "Z")
 
 
+def suspended(owner: str) -> bool:
+    """Whether the process with this identity lives, stopped (Ctrl-Z, SIGSTOP) or traced: it
+    acts on nothing until it runs again."""
+    fields = _stat(pid_of(owner))
+    return fields is not None and fields[0] in ("T", "t") and identity(pid_of(owner)) == owner
+
+
 def pid_of(owner: str) -> int:
     """The pid an identity names."""
     return int(owner.split(":")[0])
