@@ -179,3 +179,36 @@ def test_a_stop_or_delete_the_service_refuses_is_said_on_the_page_and_the_study_
     finally:
         context.close()
         guarded.close()
+
+
+def test_markup_that_slipped_past_escaping_runs_nothing_on_the_dashboards_pages(tmp_path, browser: Browser):
+    """Every page sets itself up from the service's own script (``<body data-page>``), so the
+    pages' policy refuses inline scripts and event handlers: markup that reached a page unescaped
+    would run nothing."""
+    service = Service(tmp_path, workers=1)
+    page = browser.new_page()
+    console = Console(page)
+    console.expect("Content Security Policy", "status of 422")
+    try:
+        assert service.request("POST", "/studies", json.dumps(study_definition(name="policed", maxTrials=1,
+                                                                                parallelism=1)),
+                               {"Content-Type": "application/json"})[0] == 201
+        for path in ("/ui/", "/ui/studies/policed", "/ui/new"):
+            page.goto(service.base + path)
+            page.evaluate("""() => {
+                window.refused = 0;
+                document.addEventListener("securitypolicyviolation", () => { window.refused += 1; });
+                const box = document.createElement("div");
+                box.innerHTML = '<img src="data:," onerror="window.injected = 1">';
+                const script = Object.assign(document.createElement("script"), {textContent: "window.injected = 2"});
+                document.body.append(box, script);
+            }""")
+            page.wait_for_function("window.refused >= 2")
+            assert page.evaluate("window.injected") is None, path
+        page.fill("#study-text", "name: Not-A-Name")
+        page.click("#new-study button")
+        expect(page.locator("#study-problems")).to_contain_text("The study is not valid:")
+        assert console.unexpected() == [], "the page's own script ran, and only the injected markup was refused"
+    finally:
+        page.close()
+        service.close()

@@ -138,8 +138,14 @@ def _check_local_user():
     return None if problem is None else guard.refusal(request, 403, "local_user_not_allowed", problem)
 
 
+DASHBOARD_POLICY = "frame-ancestors 'none'; script-src 'self' 'unsafe-eval'; object-src 'none'; base-uri 'none'"
+"""katuna's own pages run only the scripts the service serves (a text that slipped past
+escaping runs nothing: no inline script or event handler); plotly's WebGL charts (parallel
+coordinates) compile their shaders' glue with ``Function``, hence ``'unsafe-eval'``."""
+
+
 def _safety_headers(response: Response) -> Response:
-    for name, value in SAFETY_HEADERS.items():
+    for name, value in {**SAFETY_HEADERS, "Content-Security-Policy": DASHBOARD_POLICY}.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith(STATIC_PREFIXES):
         response.headers["Cache-Control"] = NO_STORE

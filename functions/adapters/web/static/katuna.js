@@ -632,4 +632,10 @@ const katuna = (() => {
   return {studiesPage, studyPage, trialsPage, trialPage, newStudyPage};
 })();
 
-document.addEventListener("DOMContentLoaded", katuna.studiesPage);
+// Each page names its own set-up in <body data-page>: no inline script, which the
+// Content-Security-Policy refuses.
+document.addEventListener("DOMContentLoaded", () => {
+  katuna.studiesPage();
+  const page = katuna[document.body.dataset.page];
+  if (page) page();
+});
