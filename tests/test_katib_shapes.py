@@ -171,3 +171,13 @@ def test_a_trial_spec_containers_field_of_the_wrong_type_is_refused_by_the_exper
         load_study(yaml.safe_dump(doc))
     where = f"spec.trialTemplate.trialSpec.spec.template.spec.containers[0].{path}"
     assert [(p.path, p.message) for p in caught.value.problems] == [(where, message)]
+
+
+def test_a_metric_strategy_katuna_does_not_take_is_refused_at_its_entry_in_the_experiment():
+    """``metricStrategies`` is a list: its problem names the entry's ``value``, not the metric."""
+    doc = experiment()
+    doc["spec"]["objective"]["metricStrategies"] = [{"name": "size", "value": "max"}, {"name": "loss", "value": "median"}]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        ("spec.objective.metricStrategies[1].value", "expected one of min, max, latest, got 'median'")]

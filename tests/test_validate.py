@@ -67,7 +67,8 @@ def test_every_problem_is_reported_at_once_with_its_path():
         "parameters[2].min: expected > 0 on a log scale",
         "parameters[3].values: expected at least one value",
         "parameters[4].type: expected int, float, categorical or discrete, got 'complex'",
-        "parameters: parameter 'x' is defined more than once",
+        "parameters[1].name: parameter 'x' is defined more than once (first at parameters[0]); expected each "
+        "name once",
         "parallelism: expected an integer >= 1",
         "maxTrials: expected an integer >= 1",
     ]
