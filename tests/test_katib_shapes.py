@@ -154,3 +154,30 @@ def test_a_document_of_a_version_or_kind_katuna_does_not_read_is_refused_at_that
         "expected a document katuna reads (katuna.dev/v1 Study or Experiment; kubeflow.org/v1beta1 Experiment; "
         f"kubeflow.org/v1alpha1 StudyJob), or a study of its own, which names neither; got apiVersion {got} and "
         f"kind {kind!r}"))]
+
+
+@pytest.mark.parametrize(("field", "value", "path", "message"), [
+    ("env", [{"name": "A", "value": "1"}, {"name": 5, "value": "x"}], "env[1].name", "expected a string, got an integer"),
+    ("command", "python3 train.py --x=${trialParameters.position}", "command",
+     "expected a list of strings, got a string"),
+    ("resources", "1Gi", "resources", "expected a mapping, got a string"),
+])
+def test_a_trial_spec_containers_field_of_the_wrong_type_is_refused_by_the_experiments_path(field, value, path, message):
+    """The trialSpec is free-form here, and checked as a native study's is: its problems are
+    named by the field of the Experiment."""
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][field] = value
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    where = f"spec.trialTemplate.trialSpec.spec.template.spec.containers[0].{path}"
+    assert [(p.path, p.message) for p in caught.value.problems] == [(where, message)]
+
+
+def test_a_metric_strategy_katuna_does_not_take_is_refused_at_its_entry_in_the_experiment():
+    """``metricStrategies`` is a list: its problem names the entry's ``value``, not the metric."""
+    doc = experiment()
+    doc["spec"]["objective"]["metricStrategies"] = [{"name": "size", "value": "max"}, {"name": "loss", "value": "median"}]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        ("spec.objective.metricStrategies[1].value", "expected one of min, max, latest, got 'median'")]

@@ -211,6 +211,23 @@ def test_a_start_failure_names_the_templates_program_as_its_cause_only_for_what_
     assert all(end.data["outcome"] == "error" for end in ends)
 
 
+def test_an_attempt_that_fails_to_start_for_an_unforeseen_reason_is_failed_not_left_started(tmp_path: Path):
+    """A variable named by a number (no check foresaw one) makes the process's start raise a
+    TypeError: the attempt ends as an error naming it, and nothing stays running, where it was
+    once left started with no process, its trial running for ever."""
+    ends: list = []
+    executor = LocalExecutor(tmp_path / "logs", ends.append, publish_delays=())
+    try:
+        executor.launch(replace(attempt(tmp_path, [sys.executable, "-c", "pass"]), env={5: "x"}))
+        eventually(lambda: len(ends) == 1, "the attempt's end", timeout=10)
+        assert executor.running() == 0
+    finally:
+        executor.shutdown()
+    [end] = ends
+    assert end.data["outcome"] == "error" and "cause" not in end.data, end.data
+    assert end.data["message"].startswith(f"{sys.executable!r}: TypeError: "), end.data
+
+
 def test_a_trial_printing_steps_by_the_thousand_reports_them_paced_and_its_latest_last(tmp_path: Path):
     """A trial with early stopping that prints 20,000 steps at once: the first hundred are
     reported as they come, then ten a second, each the latest; the last of the first 10,000

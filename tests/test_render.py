@@ -546,6 +546,77 @@ def _at(tree: dict, path: tuple) -> dict | None:
     return tree
 
 
+TRAINING = ("spec", "template", "spec", "containers", 1)
+"""Where :func:`katib_style` keeps its primary container, as keys from its trialSpec."""
+
+
+@pytest.mark.parametrize(("keys", "value", "path", "message"), [
+    ((*TRAINING, "command"), "python train.py --x=${trialParameters.x}", "command",
+     "expected a list of strings, got a string"),
+    ((*TRAINING, "command"), 3, "command", "expected a list of strings, got an integer"),
+    ((*TRAINING, "args"), ["--x", 1.5], "args[1]", "expected a string, got a number"),
+    ((*TRAINING, "env"), {"TAG": "x"}, "env", "expected a list of mappings, got a mapping"),
+    ((*TRAINING, "env"), [{"name": "A", "value": "1"}, 1], "env[1]", "expected a mapping, got an integer"),
+    ((*TRAINING, "env"), [{"name": "A", "value": "1"}, {"name": 5, "value": "x"}], "env[1].name",
+     "expected a string, got an integer"),
+    ((*TRAINING, "env"), [{"value": "x"}], "env[0].name", "required; expected a variable's name"),
+    ((*TRAINING, "env"), [{"name": "A=B", "value": "x"}], "env[0].name",
+     "expected a variable's name: a non-empty string without '=', got 'A=B'"),
+    ((*TRAINING, "env"), [{"name": "A", "value": 5}], "env[0].value", "expected a string, got an integer"),
+    ((*TRAINING, "resources"), "1Gi", "resources", "expected a mapping, got a string"),
+    ((*TRAINING, "resources"), {"limits": ["memory"]}, "resources.limits", "expected a mapping, got a list"),
+    ((*TRAINING, "image"), 3, "image", "expected a string, got an integer"),
+    ((*TRAINING, "workingDir"), ["/w"], "workingDir", "expected a string, got a list"),
+])
+def test_a_trial_spec_containers_field_of_the_wrong_type_is_refused_by_its_path(keys, value, path, message):
+    """Each field katuna reads of a container (a local trial's argv and environment) or fills in
+    (resources) is refused by its path when it holds the wrong type, as the API server would
+    refuse the Job: it was taken, then every trial failed with a Python error naming no field."""
+    definition = katib_style()
+    node = definition["trialTemplate"]["trialSpec"]
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    container = "trialTemplate.trialSpec.spec.template.spec.containers[1]"
+    assert [(p.path, p.message) for p in caught.value.problems if p.path.startswith(container)] == \
+        [(f"{container}.{path}", message)]
+
+
+@pytest.mark.parametrize(("keys", "value", "path", "message"), [
+    (("spec",), 3, "spec", "expected a mapping, got an integer"),
+    (("metadata",), 3, "metadata", "expected a mapping, got an integer"),
+    (("metadata", "labels"), "team", "metadata.labels", "expected a mapping, got a string"),
+    (("metadata", "annotations", "owner"), 3, "metadata.annotations.owner", "expected a string, got an integer"),
+    (("spec", "template", "metadata"), "x", "spec.template.metadata", "expected a mapping, got a string"),
+    (("spec", "template", "metadata"), {"labels": ["a"]}, "spec.template.metadata.labels",
+     "expected a mapping, got a list"),
+])
+def test_a_trial_spec_workloads_or_pod_templates_metadata_of_the_wrong_type_is_refused_by_its_path(
+        keys, value, path, message):
+    """The trialSpec's ``spec`` and ``metadata``, and its pod template's, are mappings katuna reads
+    and adds its labels to: a study with another type there was a traceback at submission, or
+    accepted and a traceback from ``katuna render`` and from every trial on a cluster."""
+    definition = katib_style()
+    node = definition["trialTemplate"]["trialSpec"]
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert (f"trialTemplate.trialSpec.{path}", message) in [(p.path, p.message) for p in caught.value.problems]
+
+
+def test_a_containers_resources_left_null_render_as_none_given():
+    """``resources: null`` is Kubernetes' no resources: the trial gets the default ones."""
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["resources"] = None
+    job = job_for(definition, {"x": 1.25, "tag": HOSTILE[0]},
+                  defaults=Cluster(default_resources=(("cpu", "1"),)))
+    assert job["spec"]["template"]["spec"]["containers"][1]["resources"] == {"requests": {"cpu": "1"}}
+
+
 def test_trial_spec_labels_kubernetes_would_refuse_whatever_the_trial_are_refused_at_submission():
     from functions.core.errors import InvalidStudy
 

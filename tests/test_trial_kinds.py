@@ -147,6 +147,63 @@ def test_the_primary_container_is_found_in_the_primary_pods_of_each_kind():
     assert found["trialTemplate.primaryContainerName"] == "names no container; expected one of pytorch"
 
 
+ARGV = ["python", "train.py", "--x", "${trialParameters.x}"]
+
+
+def _replicas(kind: str, specs: str, role: str, container: dict) -> dict:
+    return {"apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {specs: {
+        role: {"template": {"spec": {"containers": [{"name": "main", **container}]}}}}}}
+
+
+def _tekton(step: dict, version: str = "tekton.dev/v1") -> dict:
+    return {"apiVersion": version, "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+        {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ARGV, **step}]}}]}}}
+
+
+def _workflow(template: dict) -> dict:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [
+        {"name": "prep", "container": {"command": ["true"]}},
+        {"name": "train", "container": {"command": ARGV}, **template}]}}
+
+
+def _trainer(trainer: dict) -> dict:
+    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"}, "trainer": {"command": ARGV, **trainer}}}
+
+
+JOBSET = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+    {"name": "node", "template": {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "command": ["python"], "args": "train.py --x=${trialParameters.x}"}]}}}}}]}}
+
+
+@pytest.mark.parametrize(("spec", "path", "message"), [
+    (_replicas("PyTorchJob", "pytorchReplicaSpecs", "Master", {"command": "python train.py --x=${trialParameters.x}"}),
+     "spec.pytorchReplicaSpecs.Master.template.spec.containers[0].command", "expected a list of strings, got a string"),
+    (_replicas("XGBoostJob", "xgbReplicaSpecs", "Master", {"command": 3, "args": ARGV}),
+     "spec.xgbReplicaSpecs.Master.template.spec.containers[0].command", "expected a list of strings, got an integer"),
+    (_replicas("TFJob", "tfReplicaSpecs", "Chief", {"command": ARGV, "env": [{"name": 5, "value": "x"}]}),
+     "spec.tfReplicaSpecs.Chief.template.spec.containers[0].env[0].name", "expected a string, got an integer"),
+    (_tekton({"command": "python train.py --x=${trialParameters.x}"}),
+     "spec.pipelineSpec.tasks[0].taskSpec.steps[0].command", "expected a list of strings, got a string"),
+    (_tekton({"script": 3, "args": ["${trialParameters.x}"]}),
+     "spec.pipelineSpec.tasks[0].taskSpec.steps[0].script", "expected a string, got an integer"),
+    (_tekton({"computeResources": ["cpu"]}),
+     "spec.pipelineSpec.tasks[0].taskSpec.steps[0].computeResources", "expected a mapping, got a list"),
+    (_workflow({"metadata": {"labels": -1}}), "spec.templates[1].metadata.labels", "expected a mapping, got an integer"),
+    (_workflow({"metadata": "train"}), "spec.templates[1].metadata", "expected a mapping, got a string"),
+    (_trainer({"env": [{"name": "A", "value": 1.5}]}), "spec.trainer.env[0].value", "expected a string, got a number"),
+    (_trainer({"resourcesPerNode": "4"}), "spec.trainer.resourcesPerNode", "expected a mapping, got a string"),
+    (JOBSET, "spec.replicatedJobs[0].template.spec.template.spec.containers[0].args",
+     "expected a list of strings, got a string"),
+])
+def test_a_container_field_katuna_reads_is_refused_by_its_path_in_every_kind(spec: dict, path: str, message: str):
+    """Whatever the kind, a container's command, args, env and resources and a template's
+    metadata are read by katuna (a local trial's process, the labels and resources it adds on a
+    cluster), so a value of the wrong type there is refused at submission, naming it; it was
+    taken, then every trial failed with a Python error, or ``katuna render`` with a traceback."""
+    assert _problems(_study(spec))[f"trialTemplate.trialSpec.{path}"] == message
+
+
 def _rendered(workload: dict, primary: str, retain: bool = False) -> dict:
     cluster = Cluster(ttl_seconds_after_finished=600, default_resources=(("cpu", "1"), ("memory", "2Gi")),
                       tolerations=({"key": "spot", "operator": "Exists", "effect": "NoSchedule"},))

@@ -67,7 +67,8 @@ def test_every_problem_is_reported_at_once_with_its_path():
         "parameters[2].min: expected > 0 on a log scale",
         "parameters[3].values: expected at least one value",
         "parameters[4].type: expected int, float, categorical or discrete, got 'complex'",
-        "parameters: parameter 'x' is defined more than once",
+        "parameters[1].name: parameter 'x' is defined more than once (first at parameters[0]); expected each "
+        "name once",
         "parallelism: expected an integer >= 1",
         "maxTrials: expected an integer >= 1",
     ]
@@ -569,3 +570,49 @@ def test_a_variable_named_as_katunas_own_is_refused_naming_the_field():
     containers[0]["env"] = [{"name": "KATUNA_STUDY", "value": "other"}]
     assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].name: expected a name "
                             "not beginning with KATUNA_, got 'KATUNA_STUDY'") for p in problems(definition))
+
+
+def _with_trial_spec(trial_spec: dict) -> dict:
+    definition = study_definition(name="typed")
+    definition["trialTemplate"] = {"trialSpec": trial_spec}
+    return definition
+
+
+def _job(**container) -> dict:
+    argv = [sys.executable, "-c", "print('loss=1')", "${trialParameters.x}"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "t", "image": "python:3.12", "command": argv, **container}]}}}}
+
+
+WRONG_TYPES = {
+    "additionalMetrics": (study_definition(name="typed", objective={"metric": "loss", "direction": "minimize",
+                                                                     "additionalMetrics": 3}),
+                          "objective.additionalMetrics", "expected a list, got an integer 3"),
+    "trialSpec.spec": (_with_trial_spec({**_job(), "spec": 3}), "trialTemplate.trialSpec.spec", "expected a mapping, got an integer"),
+    "argo labels": (_with_trial_spec({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [
+        {"name": "train", "metadata": {"labels": -1}, "container": {"command": ["t", "${trialParameters.x}"]}}]}}),
+        "trialTemplate.trialSpec.spec.templates[0].metadata.labels", "expected a mapping, got an integer"),
+    "env name": (_with_trial_spec(_job(env=[{"name": "A", "value": "1"}, {"name": 5, "value": "x"}])),
+                 "trialTemplate.trialSpec.spec.template.spec.containers[0].env[1].name", "expected a string, got an integer"),
+}
+"""Studies with a field of the wrong type that was a traceback (and a 500), or was taken and
+then failed every trial, each with the problem that now refuses it."""
+
+
+@pytest.mark.parametrize("command", ["convert", "render", "run"])
+@pytest.mark.parametrize("case", WRONG_TYPES)
+def test_a_field_of_the_wrong_type_exits_2_naming_it_and_stores_nothing(tmp_path: Path, command: str, case: str):
+    definition, path, message = WRONG_TYPES[case]
+    result = here(command, str(write_study(tmp_path / "typed.yaml", definition)), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and f"  - {path}: {message}\n" in result.stderr, result.stderr
+    assert not (tmp_path / "katuna.db").exists()
+
+
+@pytest.mark.parametrize("case", WRONG_TYPES)
+def test_a_submitted_field_of_the_wrong_type_is_refused_naming_it_and_nothing_is_stored(client, case: str):
+    definition, path, message = WRONG_TYPES[case]
+    answer = client.post("/studies", json=definition)
+    assert answer.status_code == 422, answer.get_data(as_text=True)[:500]
+    assert {"path": path, "message": message} in [{k: p[k] for k in ("path", "message")}
+                                                  for p in answer.get_json()["problems"]]
+    assert client.get("/studies/typed").status_code == 404

@@ -45,17 +45,25 @@ trial of the template meets; others (no memory or processes left to fork, an arg
 long for a parameter's value, a script still being written) may not come again."""
 
 
-def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> tuple[str, str | None]:
+def _start_failure(launch: TrialLaunch, exc: Exception) -> tuple[str, str | None]:
     """What kept the attempt from starting, and its cause where it is the template's
     (:mod:`functions.core.start_failures`): the working directory when entering it failed
-    (``subprocess`` names it as the error's file), otherwise the program."""
+    (``subprocess`` names it as the error's file), otherwise the program. An error other than
+    the system's or a bad argument's (:data:`EXPECTED_FAILURES`) is named with its type, as
+    nothing katuna checked foresaw it."""
     reason = str(getattr(exc, "strerror", None) or exc)
+    if not isinstance(exc, EXPECTED_FAILURES):
+        reason = f"{type(exc).__name__}: {reason}"
     templates = isinstance(exc, OSError) and exc.errno in TEMPLATES_FAULTS
     if isinstance(exc, OSError) and exc.filename == launch.working_dir and launch.argv[0] != launch.working_dir:
         return (f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}",
                 start_failures.directory_cause(launch.working_dir, reason) if templates else None)
     return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason) if templates else None
 
+
+EXPECTED_FAILURES = (OSError, ValueError)
+"""What starting a process raises for the system's reasons or an argument it cannot take (a NUL
+character); any other error is unforeseen, and fails the attempt all the same."""
 
 STOPPED_ENDS = 1_000
 """Ends of attempts katuna stopped that :meth:`functions.adapters.local_executor.LocalExecutor.poll` keeps
@@ -151,15 +159,15 @@ class LocalAttempts:
         launch = run.launch
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
         self._guard.starting(run.marker)
-        local_outputs.make_metrics_folder(launch)
-        self._mark_metrics(run)
         try:
+            local_outputs.make_metrics_folder(launch)
+            self._mark_metrics(run)
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
                 env=trial_environment(os.environ, self._pass_env, launch.env, (process_tree.MARKER, run.marker)),
                 stdout=subprocess.PIPE if streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # whatever kept it from starting fails the attempt: none stays started unrun
             message, cause = _start_failure(launch, exc)
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())

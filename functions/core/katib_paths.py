@@ -41,7 +41,6 @@ _FIXED = {
 }
 _PREFIXES = {
     "objective.additionalMetrics": "spec.objective.additionalMetricNames",
-    "objective.strategies": "spec.objective.metricStrategies",
     "metricsCollector.filters": "spec.metricsCollectorSpec.source.filter.metricsFormat",
     "trialTemplate": "spec.trialTemplate", "earlyStopping": "spec.earlyStopping",
 }
@@ -82,8 +81,20 @@ def _setting(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
     return "spec.algorithm.algorithmSettings" + (f"[{index}].value" if index is not None else "")
 
 
+def _strategy(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
+    """A metric's strategy at the ``value`` of its entry in ``metricStrategies``, a list Katib
+    reads by name (the list itself where no entry names the metric)."""
+    spec = experiment.get("spec")
+    objective = spec.get("objective") if isinstance(spec, Mapping) else None
+    listed = objective.get("metricStrategies") if isinstance(objective, Mapping) else None
+    index = next((i for i, item in enumerate(listed if isinstance(listed, list) else [])
+                  if isinstance(item, Mapping) and item.get("name") == match.group(1)), None)
+    return "spec.objective.metricStrategies" + (f"[{index}].value" if index is not None else "")
+
+
 _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], Mapping[str, Any]], str]]] = [
     (_PARAMETER, _parameter),
+    (re.compile(r"objective\.strategies\.(.+)"), _strategy),
     (re.compile(r"algorithm\.settings\.(\w+).*"), _setting),
     (re.compile(r"algorithm\.(seed)"), lambda m, e: _setting(m, e)),
 ]

@@ -27,6 +27,7 @@ from functions.core.trial_spec._shapes import (
     pod_spec,
     primary_container,
 )
+from functions.core.trial_spec._types import type_problems
 
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
@@ -43,6 +44,8 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
         known = ", ".join(f"{k.api_versions[0]} {k.kind}" for k in trial_kinds.KINDS.values())
         r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
                                 f"failureCondition (katuna knows the defaults of {known})")
+    for problem in type_problems(trial_spec):
+        r.fail(problem.path, problem.message)
     _check_containers(r, trial_spec, primary, primary_pod_labels)
     _check_env_names(r, trial_spec)
     _check_identity(r, trial_spec)
@@ -92,6 +95,8 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
         r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
     elif not (container.get("command") or container.get("args") or container.get("source")):
         r.fail(PATH, "the primary container needs a command or args")
+    given = trial_spec.get("spec")
+    spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     if known.kind == "Job":
         restart = pod_spec(trial_spec).get("restartPolicy")
         if restart not in (None, "Never"):
@@ -99,17 +104,17 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
                    f"expected Never, got {restart!r}: katuna gives trial Jobs a podFailurePolicy (a preempted "
                    "pod is no failure), which Kubernetes allows only with Never, and it reads a failed trial's "
                    "metrics and exit code from its pods, which Kubernetes deletes when an OnFailure Job fails")
-        replacement = (trial_spec.get("spec") or {}).get("podReplacementPolicy")
+        replacement = spec.get("podReplacementPolicy")
         if replacement not in (None, "Failed"):
             r.fail(f"{PATH}.spec.podReplacementPolicy",
                    f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
                    "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
-        suspend = (trial_spec.get("spec") or {}).get("suspend")
+        suspend = spec.get("suspend")
         if suspend not in (None, False):
             r.fail(f"{PATH}.spec.suspend",
                    f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
                    "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
-        _check_kept(r, trial_spec.get("spec") or {})
+        _check_kept(r, spec)
 
 
 def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
@@ -157,10 +162,8 @@ def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:
 
 def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
     """Labels the API server would refuse whatever the trial: a bad key, or a bad value without
-    placeholders (one with placeholders is checked once they are filled in, at launch)."""
-    metadata = trial_spec.get("metadata")
-    if isinstance(metadata, Mapping) and not isinstance(metadata.get("labels") or {}, Mapping):
-        r.fail(f"{PATH}.metadata.labels", "expected a mapping of label keys to values")
+    placeholders (one with placeholders is checked once they are filled in, at launch). Labels
+    that are no mapping are :func:`type_problems`."""
     for path, found in labelled(trial_spec):
         literal = {k: "" if isinstance(v, str) and template.PLACEHOLDER.search(v) else v for k, v in found.items()}
         for problem in label_problems(literal, path):

@@ -57,7 +57,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
         raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
     _add_env(container, env, metadata["name"])
     if resources:
-        own = container.setdefault("resources", {})
+        own = container["resources"] = dict(container.get("resources") or {})
         for kind, values in resources.items():
             own[kind] = {**values, **(own.get(kind) or {})}
     _refuse_bad_labels(job)

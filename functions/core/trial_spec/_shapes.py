@@ -35,7 +35,8 @@ def located_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping
     elif known is not None and known.kind == "Workflow":
         for i, item in _indexed(spec.get("templates")):
             metadata = item.get("metadata")
-            labels = (metadata.get("labels") if isinstance(metadata, Mapping) else None) or {}
+            given = metadata.get("labels") if isinstance(metadata, Mapping) else None
+            labels = given if isinstance(given, Mapping) else {}
             for key in ("container", "script"):
                 if isinstance(item.get(key), Mapping):
                     found.append((f"spec.templates[{i}].{key}", labels, "main", item[key]))

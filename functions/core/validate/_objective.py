@@ -40,8 +40,9 @@ def parse_objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[
     for dup in sorted({n for n in names if names.count(n) > 1}):
         r.fail("objective", f"metric {dup!r} is listed more than once")
     strategies = r.get(obj, "strategies", "objective", "mapping") or {}
+    unread = not isinstance(obj.get("additionalMetrics") or [], list)  # its own problem: its names are unknown
     for metric, strategy in strategies.items():
-        if metric not in names:
+        if metric not in names and not unread:
             r.fail(f"objective.strategies.{metric}",
                    f"not a collected metric; expected one of {', '.join(dict.fromkeys(names))}")
         if strategy not in STRATEGIES:
@@ -65,11 +66,12 @@ def _one_objective(r: Reader, data: Any, path: str, name_key: str) -> Objective 
 
 def check_metric_names(r: Reader, objective: Mapping[str, Any]) -> None:
     """Metric names the default filter reads, each refused by its own path (a JSON metrics file
-    names its metrics by its keys, so this holds for text only)."""
+    names its metrics by its keys, so this holds for text only). ``additionalMetrics`` that is
+    no list has its own problem (:func:`parse_objective`): none of it is read as names."""
     metrics, additional = objective.get("metrics"), objective.get("additionalMetrics")
     names = ([(f"objective.metrics[{i}].name", m.get("name")) for i, m in enumerate(metrics) if isinstance(m, Mapping)]
              if isinstance(metrics, list) else [("objective.metric", objective.get("metric"))])
-    names += [(f"objective.additionalMetrics[{i}]", m) for i, m in enumerate(additional or [])]
+    names += [(f"objective.additionalMetrics[{i}]", m) for i, m in enumerate(additional if isinstance(additional, list) else [])]
     for path, metric in names:
         if isinstance(metric, str) and not METRIC_NAME.fullmatch(metric):
             r.fail(path, f"metric name {metric!r} cannot be matched by the default metric filter: use ASCII "

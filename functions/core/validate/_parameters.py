@@ -46,9 +46,11 @@ def parse_parameters(r: Reader, data: Any, limits: Limits) -> list[Parameter | N
         r.fail("parameters", f"expected at most {limits.parameters:,} (set by KATUNA_MAX_PARAMETERS), got {len(data):,}")
         return []
     parameters = [_parameter(r, item, f"parameters[{i}]", limits) for i, item in enumerate(data)]
-    names = parameter_names(data)
-    for dup in sorted({n for n in names if n is not None and names.count(n) > 1}):
-        r.fail("parameters", f"parameter {dup!r} is defined more than once")
+    first: dict[str, int] = {}
+    for i, name in enumerate(parameter_names(data)):
+        if name is not None and first.setdefault(name, i) < i:
+            r.fail(f"parameters[{i}].name", f"parameter {name!r} is defined more than once (first at "
+                                            f"parameters[{first[name]}]); expected each name once")
     _check_conditions(r, parameters)
     return parameters
 

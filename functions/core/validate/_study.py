@@ -145,9 +145,9 @@ def _pasted_code(found: list[Problem], template: TrialTemplate, listed: list[Par
     """The placeholders pasted into code (:func:`code_problems`) of a study with ``found``
     problems, so that they are listed with those: looked for only when the trial template has
     no problem of its own (a ``trialSpec`` of the wrong shape is not read), nor the parameters
-    as a whole (a name given twice), and no list parameter holds more values than the limit
-    (the check reads every value at every placeholder). A parameter with problems of its own is
-    left out, and its placeholders get none."""
+    as a whole, and no list parameter holds more values than the limit (the check reads every
+    value at every placeholder). A parameter with problems of its own (a name an earlier one
+    has, say) is left out, and its placeholders get none."""
     if any(_under(p.path, "trialTemplate") or p.path == "parameters" for p in found):
         return []
     faulty = {int(match.group(1)) for p in found if (match := _PARAMETER.match(p.path))}
