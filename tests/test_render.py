@@ -634,6 +634,24 @@ def test_trial_spec_labels_kubernetes_would_refuse_whatever_the_trial_are_refuse
     assert any(p.message.startswith("expected a Kubernetes label key") for p in caught.value.problems)
 
 
+def test_trial_spec_labels_of_katunas_own_prefix_are_refused_at_submission():
+    """A pod labelled ``katuna.dev/client`` would be admitted to the service's pod past Knative's
+    data plane (knative/networkpolicy.yaml); katuna's own trial labels are its to set."""
+    from functions.core.errors import InvalidStudy
+
+    definition = katib_style()
+    spec = definition["trialTemplate"]["trialSpec"]
+    spec["metadata"]["labels"] = {"katuna.dev/study": "other", "team": "vision"}
+    spec["spec"]["template"]["metadata"] = {"labels": {"katuna.dev/client": "true"}}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert [p.path for p in caught.value.problems] == [
+        "trialTemplate.trialSpec.metadata.labels.katuna.dev/study",
+        "trialTemplate.trialSpec.spec.template.metadata.labels.katuna.dev/client"]
+    assert all(p.message.startswith("expected a label of another prefix: katuna.dev/ is katuna's own")
+               for p in caught.value.problems)
+
+
 def test_hugepages_without_cpu_or_memory_are_refused_where_trials_run_as_jobs():
     """Kubernetes refuses a container asking for hugepages alone: katuna refuses such a study
     when it is submitted to a service running Jobs, as the API server would refuse every trial's."""

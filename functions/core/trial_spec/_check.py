@@ -160,11 +160,18 @@ def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:
                                              "(kubernetes.namespace; a resource's own)")
 
 
+OWN_PREFIX = "katuna.dev/"
+
+
 def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
     """Labels the API server would refuse whatever the trial: a bad key, or a bad value without
-    placeholders (one with placeholders is checked once they are filled in, at launch). Labels
-    that are no mapping are :func:`type_problems`."""
+    placeholders (one with placeholders is checked once they are filled in, at launch); and
+    labels of katuna's own prefix. Labels that are no mapping are :func:`type_problems`."""
     for path, found in labelled(trial_spec):
         literal = {k: "" if isinstance(v, str) and template.PLACEHOLDER.search(v) else v for k, v in found.items()}
         for problem in label_problems(literal, path):
             r.fail(problem.path, problem.message)
+        for key in sorted(k for k in found if isinstance(k, str) and k.startswith(OWN_PREFIX)):
+            r.fail(f"{path}.{key}", f"expected a label of another prefix: {OWN_PREFIX} is katuna's own (its trials' "
+                                    "study, trial and attempt; katuna.dev/client admits a pod to the service past "
+                                    "Knative's data plane)")
