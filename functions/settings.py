@@ -29,6 +29,7 @@ from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A Google service account's email, as a node pool's ``service_account`` takes it."""
 IAM_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
@@ -144,7 +145,7 @@ def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] =
         value = _plain(kind, env[name])
     except ValueError:
         value = 0
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise InvalidSetting(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
     return _within_exact(name, value) if isinstance(value, int) else value
 
@@ -436,6 +437,10 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {settings.executor!r}")
         settings._check_node_pools()
         settings._check_trial_identity()
+        unnamed = [name for name in settings.trial_env if not VARIABLE_NAME.fullmatch(name)]
+        if unnamed:
+            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: expected names of environment variables (letters, digits and _, "
+                                 f"not beginning with a digit), got {', '.join(map(repr, unnamed))}")
         own = [name for name in settings.trial_env if name.startswith(PREFIX)]
         if own:
             raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get the service's own {PREFIX}* variables "
@@ -451,7 +456,7 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         for name, seconds in (("K8S_PROGRESS_SECONDS", settings.k8s_progress_seconds),
                               ("K8S_KEEP_SECONDS", settings.k8s_keep_seconds)):
-            if not seconds > 0:
+            if not 0 < seconds < math.inf:
                 raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait),
                               ("CLIENT_TIMEOUT", settings.client_timeout)):
@@ -460,7 +465,7 @@ class Settings:
         if settings.worker_timeout < 1:
             raise InvalidSetting(f"{PREFIX}WORKER_TIMEOUT: expected a whole number of seconds >= 1, "
                                  f"got {settings.worker_timeout}")
-        if not settings.node_look_seconds > 0:
+        if not 0 < settings.node_look_seconds < math.inf:
             raise InvalidSetting(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")
         return settings
@@ -480,7 +485,7 @@ class Settings:
                                  f"got {ttl}")
 
     def _check_sessions_and_dead_letters(self) -> None:
-        if not self.session_ttl > 0:
+        if not 0 < self.session_ttl < math.inf:
             raise InvalidSetting(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
         if not 0 <= self.tick_floor < math.inf:
             raise InvalidSetting(f"{PREFIX}TICK_FLOOR: expected a number of seconds, 0 or more, got {self.tick_floor}")

@@ -113,6 +113,12 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
      "KATUNA_LOOKAHEAD: expected an integer of at most 2**53 in magnitude, got 1e+20"),
     ("KATUNA_MAX_TRIALS", "99999999999999999999",
      "KATUNA_MAX_TRIALS: expected an integer of at most 2**53 in magnitude, got 1e+20"),
+    ("KATUNA_SESSION_TTL", "1e999", "KATUNA_SESSION_TTL: expected a positive number of seconds, got inf"),
+    ("KATUNA_NODE_LOOK_SECONDS", "1e999", "KATUNA_NODE_LOOK_SECONDS: expected a positive number of seconds, got inf"),
+    ("KATUNA_K8S_KEEP_SECONDS", "1e999", "KATUNA_K8S_KEEP_SECONDS: expected a positive number of seconds, got inf"),
+    ("KATUNA_MAX_DURATION", "1e999", "KATUNA_MAX_DURATION: expected a positive number, got '1e999'"),
+    ("KATUNA_TRIAL_ENV", "HOME,a b,=x", "KATUNA_TRIAL_ENV: expected names of environment variables (letters, "
+                                        "digits and _, not beginning with a digit), got 'a b', '=x'"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
      "KATUNA_ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), without a scheme, port or "
      "path: they are served on any port; got 'example.org:8080'"),

@@ -151,6 +151,12 @@ def test_a_duration_past_any_number_of_seconds_is_refused_not_taken_for_no_limit
     assert [p.split(":")[0] for p in found] == ["timeBudget", "trialTemplate.timeout"]
 
 
+@pytest.mark.parametrize("written", ["5 m", "1h 30m", "\u0661\u0660m", "\uff15m"])
+def test_a_duration_is_ascii_digits_and_units_with_nothing_between_as_go_reads_one(written):
+    definition = study_definition(timeBudget=written)
+    assert [p.split(":")[0] for p in problems(definition)] == ["timeBudget"]
+
+
 def test_an_image_with_whitespace_around_it_is_refused_as_every_pod_of_it_would_be():
     definition = study_definition()
     definition["trialTemplate"]["image"] = "python:3.12 "

@@ -6,7 +6,9 @@ import math
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd])")
+"""One part of a duration: ASCII digits and a unit, with nothing between (as Go's
+``time.ParseDuration`` reads them; another script's digits or a space are refused)."""
 
 
 def parse_duration(value: object) -> float:
@@ -19,7 +21,7 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"{expected}, got {value!r}")
         return float(value)
     if isinstance(value, str):
-        text = value.strip().replace(" ", "")
+        text = value.strip()
         if _PART.sub("", text) == "" and text:
             seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
             if 0 < seconds < math.inf:
