@@ -519,6 +519,20 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
                                                   + json.dumps(_GOOD).encode() + b"}",
                                                   {"Content-Type": "application/cloudevents+json"}), 400,
      "attributes.source"),
+    ("structured-id-given-twice", "/", (b'{"specversion": "1.0", "id": "x", "id": "y", "source": "/hostile", '
+                                        b'"type": "' + FINISHED.encode() + b'", "data": '
+                                        + json.dumps(_GOOD).encode() + b"}",
+                                        {"Content-Type": "application/cloudevents+json"}), 400,
+     "duplicate key 'id'; expected the event as JSON (structured mode) with each key once"),
+    ("data-study-given-twice", "/", _ce(FINISHED, b'{"study": "target", "study": "other"}'), 400,
+     "duplicate key 'study'; expected the event's JSON data with each key once"),
+    ("structured-time-not-a-time", "/", (b'{"specversion": "1.0", "id": "x", "source": "/hostile", "time": "yesterday", '
+                                         b'"type": "' + FINISHED.encode() + b'", "data": '
+                                         + json.dumps(_GOOD).encode() + b"}",
+                                         {"Content-Type": "application/cloudevents+json"}), 400,
+     "attributes.time: expected an RFC 3339 timestamp"),
+    ("ce-time-not-a-time", "/", (json.dumps(_GOOD).encode(), {**_ce(FINISHED, _GOOD)[1], "ce-time": "2026-12-05"}),
+     400, "ce-time: expected an RFC 3339 timestamp"),
     ("progress-value-string", "/", _ce("dev.katuna.trial.progress", _finished(step=1, value="NaN")), 400,
      "data.value"),
     ("progress-step-float", "/", _ce("dev.katuna.trial.progress", _finished(step=1.5, value=1.0)), 400,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import ssl
 import urllib.error
@@ -169,7 +170,7 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
     signed it with that key. JSON that is not UTF-8 is refused naming its first undecodable byte
     (:func:`_check_utf8`)."""
-    _check_utf8(headers, body)
+    _check_json(headers, body)
     cloud_event = _parse(headers, body)
     event = _to_event(cloud_event)
     if key is not None:
@@ -177,22 +178,63 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     return event
 
 
-def _check_utf8(headers: Mapping[str, str], body: bytes) -> None:
-    """Refuse a body of JSON that is not UTF-8 (as JSON must be, RFC 8259 section 8.1): the data
-    in binary mode (``ce-*`` headers, a JSON ``Content-Type`` or none, which CloudEvents reads as
-    JSON), the whole event in structured mode. The SDK would take such data as bytes, or fail
-    naming a character of its own reading; a study resource's JSON read with bytes replaced
-    would submit a name or command nobody wrote."""
+def _check_json(headers: Mapping[str, str], body: bytes) -> None:
+    """Refuse what the SDK would take without a word: a body of JSON that is not UTF-8 (as JSON
+    must be, RFC 8259 section 8.1), the data in binary mode (``ce-*`` headers, a JSON
+    ``Content-Type`` or none, which CloudEvents reads as JSON), the whole event in structured
+    mode, or JSON with a key given twice (which ``id`` or ``study`` was meant?); and a ``time``
+    that is no RFC 3339 timestamp, named. The SDK would take such data as bytes, or fail naming a
+    character of its own reading; a study resource's JSON read with bytes replaced would submit
+    a name or command nobody wrote."""
     lowered = {k.lower(): v for k, v in headers.items()}
     binary = any(name.startswith("ce-") for name in lowered)
+    _check_time(lowered.get("ce-time"), "ce-time")
     content_type = lowered.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
     if binary and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
         return
+    what = "the event's JSON data" if binary else "the event as JSON (structured mode)"
     try:
-        utf8.text(body)
+        text = utf8.text(body)
     except utf8.NotUtf8 as exc:
-        what = "the event's JSON data" if binary else "the event as JSON (structured mode)"
         raise MalformedEvent(f"the body is not UTF-8 text: {exc}; expected {what} in UTF-8") from exc
+    try:
+        parsed = json.loads(text, object_pairs_hook=_unique_keys) if text.strip() else None
+    except (ValueError, RecursionError):
+        return  # not JSON at all: the SDK's refusal says so
+    except _DuplicateKey as exc:
+        raise MalformedEvent(f"{exc}; expected {what} with each key once") from exc
+    if not binary and isinstance(parsed, dict):
+        _check_time(parsed.get("time"), "attributes.time")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        found[key] = value
+    return found
+
+
+RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _check_time(value: object, where: str) -> None:
+    """Refuse a ``time`` attribute that is no RFC 3339 timestamp, naming it."""
+    if value is None:
+        return
+    try:
+        valid = isinstance(value, str) and RFC_3339.fullmatch(value) is not None \
+            and datetime.fromisoformat(value.upper().replace("Z", "+00:00")) is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        raise MalformedEvent(f"{where}: expected an RFC 3339 timestamp such as 2026-12-05T10:00:00Z, "
+                             f"got {str(value)[:100]!r}")
 
 
 def _signature(cloud_event: BaseCloudEvent) -> str | None:
