@@ -247,6 +247,27 @@ def test_a_setting_optuna_would_clamp_or_fail_on_unnamed_is_refused_naming_it(al
     assert parse_study(study_definition(algorithm={"name": algorithm, "settings": valid}))
 
 
+@pytest.mark.parametrize("x0, expected", [
+    ({"x": 9, "y": 0}, ["algorithm.settings.x0.x: expected a number from -5.0 to 5.0 (the parameter's range), "
+                        "got 9"]),
+    ({"x": 1, "z": 0}, ["algorithm.settings.x0.z: names no parameter; expected one of x, y",
+                        "algorithm.settings.x0: expected a start for every int and float parameter; missing y"]),
+    ({"x": "1", "y": True}, ["algorithm.settings.x0.x: expected a number from -5.0 to 5.0 (the parameter's range), "
+                             "got '1'",
+                             "algorithm.settings.x0.y: expected a number from -5.0 to 5.0 (the parameter's range), "
+                             "got True"]),
+], ids=["out-of-range", "unknown-and-missing", "not-numbers"])
+def test_a_cmaes_start_is_checked_entry_by_entry_against_the_parameters(x0: dict, expected: list[str]):
+    """Optuna would fail inside the first suggestion with words that name no parameter."""
+    definition = definition_for("cmaes")
+    definition["algorithm"]["settings"] = {"x0": x0}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert [str(p) for p in caught.value.problems] == expected
+    definition["algorithm"]["settings"] = {"x0": {"x": -1, "y": 2.5}}
+    assert dict(parse_study(definition).algorithm.settings)["x0"] == {"x": -1, "y": 2.5}
+
+
 def test_settings_that_take_code_cannot_be_given():
     found = _settings_problems({"name": "tpe", "settings": {"weights": "lambda n: n"}})
     assert found[0].startswith("algorithm.settings.weights: not a setting of 'tpe'"), found

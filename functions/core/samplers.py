@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.study import StudyDirection
 
+from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
@@ -170,6 +171,9 @@ def check_algorithm(
     """Every reason this algorithm (its settings converted) cannot run this search space."""
     kind = REGISTRY[algorithm.name]
     problems = []
+    x0 = dict(algorithm.settings).get("x0")
+    if isinstance(x0, Mapping):
+        problems += start_problems(x0, parameters)
     if kind.needs_grid and any(p.when for p in parameters):
         problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:
