@@ -170,14 +170,14 @@ def test_a_trial_spec_job_the_api_server_refuses_is_refused_when_posted_naming_i
     server refuses is refused at the ``trialSpec``'s field, with the API's reason, and nothing
     is stored or created (before, the study was stored and failed at its first trial)."""
     definition = spec_study("spec-refused", {"image": None, "imagePullPolicy": "always",
-                                             "env": [{"name": "LR=1", "value": "x"}],
+                                             "env": [{"name": "LR\u00e9", "value": "x"}],
                                              "ports": [{"containerPort": 70000}]})
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
     problems = sorted((p["path"], p["message"]) for p in json.loads(body)["problems"])
     assert status == 422 and problems == [
-        (f"{CONTAINER}.env[0].name", 'Invalid value: "LR=1": a valid environment variable name must consist only of '
-                                     f"printable ASCII characters other than '=': {REFUSED}"),
+        (f"{CONTAINER}.env[0].name", 'Invalid value: "LR\\u00e9": a valid environment variable name must consist '
+                                     f"only of printable ASCII characters other than '=': {REFUSED}"),
         (f"{CONTAINER}.image", f"Required value: {REFUSED}"),
         (f"{CONTAINER}.imagePullPolicy", 'Unsupported value: "always": supported values: "Always", "IfNotPresent", '
                                          f'"Never": {REFUSED}'),
