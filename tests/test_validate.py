@@ -86,6 +86,12 @@ def test_placeholders_must_name_parameters_and_parameters_must_be_used():
     assert any(p.startswith("parameters[1]: 'unused' is not used by trialTemplate") for p in found)
 
 
+def test_a_parameter_refused_its_name_is_not_also_said_to_be_unused_by_a_placeholder_that_cannot_name_it():
+    definition = study_definition()
+    definition["parameters"].append({"name": "a}b", "type": "int", "min": 1, "max": 2})
+    assert [p.split(":")[0] for p in problems(definition)] == ["parameters[1].name"]
+
+
 @pytest.mark.parametrize("template, refusal", [
     ({"command": "python train.py --x=${trialParameters.x}"},
      "trialTemplate.command: expected a list, got a string 'python train.py --x=${trialParameters.x}'"),

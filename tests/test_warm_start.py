@@ -187,10 +187,12 @@ def test_a_study_stored_before_results_were_kept_starts_warm_or_fails_saying_why
     ("x,loss\n1.0,0.5\nabc,0.1\n", ["known.csv line 3, column x: expected a number, got 'abc'"]),
     ("x,loss\n10,0.1\n", ["known.csv line 2, column x: expected a value in [-5.0, 5.0], got 10"]),
     ("x,loss\n1.0,high\n", ["known.csv line 2, column loss: expected the objective's value, a finite number; got 'high'"]),
-    ("y,loss\n1,0.1\n", ["known.csv line 1: column 'y' is no parameter or objective of the study; expected "
-                          "columns among x, loss",
-                          "known.csv line 2, column x: no such column (the file has y, loss); expected one per "
-                          "parameter and per objective"]),
+    ("y,loss\n1,0.1\n2,0.2\n3,0.3\n", ["known.csv line 1: column 'y' is no parameter or objective of the study; "
+                                        "expected columns among x, loss",
+                                        "known.csv line 1: no column 'x' (the file has y, loss); expected one per "
+                                        "parameter and per objective"]),
+    ("x\n1\n2\n", ["known.csv line 1: no column 'loss' (the file has x); expected one per parameter and per "
+                    "objective"]),
     ("x,loss,note\n1,0.1,good\n", ["known.csv line 1: column 'note' is no parameter or objective of the study; "
                                     "expected columns among x, loss"]),
     ("x,loss,x\n1,0.1,2\n", ["known.csv line 1: the header names 'x' more than once; expected each column once"]),

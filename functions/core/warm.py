@@ -126,6 +126,17 @@ def _unknown_columns(entries: Sequence[Any], parameters: Sequence[Parameter],
                    f"{', '.join(known)}") for file, columns in headers.items() for name in columns if name not in known]
 
 
+def _missing_columns(entries: Sequence[Any], parameters: Sequence[Parameter],
+                     objectives: Sequence[str]) -> dict[tuple[str, str], str]:
+    """For each CSV file, the columns its header lacks that every row needs (each objective, and
+    each parameter every trial has), by file and column: said once, not again at every row."""
+    needed = [*(p.name for p in parameters if not p.when), *objectives]
+    headers = {raw.file: list(raw.data) for raw in entries if isinstance(raw, FileResult) and raw.csv}
+    return {(file, name): f"no column {name!r} (the file has {', '.join(map(str, columns))}); expected one per "
+                          "parameter and per objective" for file, columns in headers.items()
+            for name in needed if name not in columns}
+
+
 def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], objectives: Sequence[str]) -> WarmStart | None:
     if data is None:
         return None
@@ -134,13 +145,17 @@ def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], obje
     entries = r.get(item, "trials", PATH, "list") or []
     results = []
     per_file: dict[str, int] = {}
-    for file, problem in _unknown_columns(entries, parameters, objectives):
+    missing = _missing_columns(entries, parameters, objectives)
+    for file, problem in [*_unknown_columns(entries, parameters, objectives),
+                          *((file, problem) for (file, _), problem in missing.items())]:
         r.fail(join(PATH, "file"), f"{file} line 1: {problem}")
     for i, raw in enumerate(entries):
         result, problems = _result(raw, parameters, objectives)
         if result is not None:
             results.append(result)
         for where, message in problems:
+            if isinstance(raw, FileResult) and (raw.file, where.removeprefix("column ")) in missing:
+                continue
             if isinstance(raw, FileResult):
                 per_file[raw.file] = per_file.get(raw.file, 0) + 1
                 if per_file[raw.file] <= FILE_PROBLEMS:

@@ -4,7 +4,7 @@ client can make look like something else.
 A request's path is the client's text, percent-decoded: ``/studies/x%0A127.0.0.1 - - ...`` would
 write a second line of the client's choosing (a request that never happened, a 201 where it got
 a 401), and ``%1b[...`` terminal escapes that repaint whatever shows the log. No token is needed
-to send one. So each control character of a line's values is written as its escape (``\\x0a``),
+to send one. So each control character of a line's values is written as its escape (``\\n``, ``\\x1b``),
 the way Python writes it in a string; gunicorn escapes the quotes itself.
 """
 
@@ -28,7 +28,7 @@ paragraph separators."""
 
 
 def printable(text: str) -> str:
-    """``text`` with each control character written as its escape (``\\x0a``, ``\\u2028``)."""
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
     return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 

@@ -72,11 +72,12 @@ def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
 
 
 def parameter_names(data: Any) -> list[str | None]:
-    """Parameter names by position, None where a parameter has no usable name."""
+    """Parameter names by position, None where a parameter has no usable name (none, or one
+    refused as a name, which no placeholder could name)."""
     if not isinstance(data, list):
         return []
-    return [item.get("name") if isinstance(item, Mapping) and isinstance(item.get("name"), str) else None
-            for item in data]
+    names = [item.get("name") if isinstance(item, Mapping) else None for item in data]
+    return [name if isinstance(name, str) and _name_problem(name, len(name)) is None else None for name in names]
 
 
 def check_values(r: Reader, listed: list[Parameter | None], name: str | None, stored: Callable[[str], bool]) -> None:
