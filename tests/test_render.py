@@ -572,15 +572,8 @@ def test_a_trial_spec_containers_field_of_the_wrong_type_is_refused_by_its_path(
     """Each field katuna reads of a container (a local trial's argv and environment) or fills in
     (resources) is refused by its path when it holds the wrong type, as the API server would
     refuse the Job: it was taken, then every trial failed with a Python error naming no field."""
-    definition = katib_style()
-    node = definition["trialTemplate"]["trialSpec"]
-    for key in keys[:-1]:
-        node = node[key]
-    node[keys[-1]] = value
-    with pytest.raises(InvalidStudy) as caught:
-        parse_study(definition)
     container = "trialTemplate.trialSpec.spec.template.spec.containers[1]"
-    assert [(p.path, p.message) for p in caught.value.problems if p.path.startswith(container)] == \
+    assert [(where, said) for where, said in _refused_with(keys, value) if where.startswith(container)] == \
         [(f"{container}.{path}", message)]
 
 
@@ -598,6 +591,11 @@ def test_a_trial_spec_workloads_or_pod_templates_metadata_of_the_wrong_type_is_r
     """The trialSpec's ``spec`` and ``metadata``, and its pod template's, are mappings katuna reads
     and adds its labels to: a study with another type there was a traceback at submission, or
     accepted and a traceback from ``katuna render`` and from every trial on a cluster."""
+    assert (f"trialTemplate.trialSpec.{path}", message) in _refused_with(keys, value)
+
+
+def _refused_with(keys: tuple[str, ...], value: object) -> list[tuple[str, str]]:
+    """The problems of the Katib-style study whose ``trialSpec`` holds ``value`` at ``keys``."""
     definition = katib_style()
     node = definition["trialTemplate"]["trialSpec"]
     for key in keys[:-1]:
@@ -605,7 +603,7 @@ def test_a_trial_spec_workloads_or_pod_templates_metadata_of_the_wrong_type_is_r
     node[keys[-1]] = value
     with pytest.raises(InvalidStudy) as caught:
         parse_study(definition)
-    assert (f"trialTemplate.trialSpec.{path}", message) in [(p.path, p.message) for p in caught.value.problems]
+    return [(p.path, p.message) for p in caught.value.problems]
 
 
 def test_a_containers_resources_left_null_render_as_none_given():

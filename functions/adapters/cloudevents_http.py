@@ -30,6 +30,7 @@ from cloudevents.core.v1.event import CloudEvent
 from functions.core import event_signature, utf8
 from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
 from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, ROUTES, Event
+from functions.core.json_keys import DuplicateKey, unique_keys
 
 REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 """A broker ingress's answers to an event it will never take (malformed, too large, of a media
@@ -198,26 +199,13 @@ def _check_json(headers: Mapping[str, str], body: bytes) -> None:
     except utf8.NotUtf8 as exc:
         raise MalformedEvent(f"the body is not UTF-8 text: {exc}; expected {what} in UTF-8") from exc
     try:
-        parsed = json.loads(text, object_pairs_hook=_unique_keys) if text.strip() else None
+        parsed = json.loads(text, object_pairs_hook=unique_keys) if text.strip() else None
+    except DuplicateKey as exc:
+        raise MalformedEvent(f"duplicate key {exc.key!r}; expected {what} with each key once") from exc
     except (ValueError, RecursionError):
         return  # not JSON at all: the SDK's refusal says so
-    except _DuplicateKey as exc:
-        raise MalformedEvent(f"{exc}; expected {what} with each key once") from exc
     if not binary and isinstance(parsed, dict):
         _check_time(parsed.get("time"), "attributes.time")
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(f"duplicate key {key!r}")
-        found[key] = value
-    return found
 
 
 RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")

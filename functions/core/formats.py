@@ -13,6 +13,7 @@ import yaml
 
 from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
+from functions.core.json_keys import unique_keys
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import shown
 from functions.core.spec import Study
@@ -183,19 +184,8 @@ def _csv_problem(path: str, line: int, message: str) -> InvalidStudy:
 def _json_results(path: str, text: str) -> list[FileResult]:
     """Each entry of a JSON file's list (or its one object)."""
     try:
-        trials = json.loads(text, object_pairs_hook=_unique_keys)
+        trials = json.loads(text, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError) as exc:
         raise InvalidStudy([Problem("warmStart.file", f"{path} is not JSON: {exc}")]) from exc
     entries = trials if isinstance(trials, list) else [trials]
     return [FileResult(path, f"entry [{i}]", entry, csv=False) for i, entry in enumerate(entries)]
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object as a dict; ``ValueError`` naming a key given twice (JSON's last-wins would
-    silently drop the first value)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}; each key may appear once in an object")
-        out[key] = value
-    return out
