@@ -434,6 +434,12 @@ _GOOD = {"study": "target", "uid": "UID", "trial": 0, "attempt": 1, "outcome": "
          "message": ""}
 
 
+def _structured_end(attributes: bytes) -> tuple[bytes, dict[str, str]]:
+    """A trial's end in structured mode, with ``attributes`` written as given (JSON text)."""
+    return (b'{"specversion": "1.0", ' + attributes + b', "type": "' + FINISHED.encode() + b'", "data": '
+            + json.dumps(_GOOD).encode() + b"}", {"Content-Type": "application/cloudevents+json"})
+
+
 def _finished(**changes) -> dict:
     data = {**_GOOD, **changes}
     return {k: v for k, v in data.items() if v is not ...}
@@ -502,34 +508,18 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
             "katuna.dev/attempt": "1"}}}), 400, "data.metadata.labels.katuna.dev/study-uid"),
     ("no-ce-id", "/", (json.dumps(_GOOD).encode(), {k: v for k, v in _ce(FINISHED, _GOOD)[1].items() if k != "ce-id"}),
      400, "has no id"),
-    ("structured-no-id", "/", (b'{"specversion": "1.0", "source": "/hostile", "type": "' + FINISHED.encode()
-                               + b'", "data": ' + json.dumps(_GOOD).encode() + b"}",
-                               {"Content-Type": "application/cloudevents+json"}), 400, "has no id"),
-    ("structured-id-a-lone-surrogate", "/", (b'{"specversion": "1.0", "id": "\\ud800", "source": "/hostile", '
-                                             b'"type": "' + FINISHED.encode() + b'", "data": '
-                                             + json.dumps(_GOOD).encode() + b"}",
-                                             {"Content-Type": "application/cloudevents+json"}), 400, "attributes.id"),
-    ("structured-id-a-line-end", "/dead-letters", (b'{"specversion": "1.0", "id": "x\\nFORGED", "source": "/hostile", '
-                                                   b'"type": "' + FINISHED.encode() + b'", "data": '
-                                                   + json.dumps(_GOOD).encode() + b"}",
-                                                   {"Content-Type": "application/cloudevents+json"}), 400,
+    ("structured-no-id", "/", _structured_end(b'"source": "/hostile"'), 400, "has no id"),
+    ("structured-id-a-lone-surrogate", "/", _structured_end(b'"id": "\\ud800", "source": "/hostile"'), 400,
+     "attributes.id"),
+    ("structured-id-a-line-end", "/dead-letters", _structured_end(b'"id": "x\\nFORGED", "source": "/hostile"'), 400,
      "attributes.id: expected a CloudEvents String, which holds no control character"),
-    ("structured-source-a-terminal-escape", "/", (b'{"specversion": "1.0", "id": "x", "source": "/h\\u001b[31m", '
-                                                  b'"type": "' + FINISHED.encode() + b'", "data": '
-                                                  + json.dumps(_GOOD).encode() + b"}",
-                                                  {"Content-Type": "application/cloudevents+json"}), 400,
+    ("structured-source-a-terminal-escape", "/", _structured_end(b'"id": "x", "source": "/h\\u001b[31m"'), 400,
      "attributes.source"),
-    ("structured-id-given-twice", "/", (b'{"specversion": "1.0", "id": "x", "id": "y", "source": "/hostile", '
-                                        b'"type": "' + FINISHED.encode() + b'", "data": '
-                                        + json.dumps(_GOOD).encode() + b"}",
-                                        {"Content-Type": "application/cloudevents+json"}), 400,
+    ("structured-id-given-twice", "/", _structured_end(b'"id": "x", "id": "y", "source": "/hostile"'), 400,
      "duplicate key 'id'; expected the event as JSON (structured mode) with each key once"),
     ("data-study-given-twice", "/", _ce(FINISHED, b'{"study": "target", "study": "other"}'), 400,
      "duplicate key 'study'; expected the event's JSON data with each key once"),
-    ("structured-time-not-a-time", "/", (b'{"specversion": "1.0", "id": "x", "source": "/hostile", "time": "yesterday", '
-                                         b'"type": "' + FINISHED.encode() + b'", "data": '
-                                         + json.dumps(_GOOD).encode() + b"}",
-                                         {"Content-Type": "application/cloudevents+json"}), 400,
+    ("structured-time-not-a-time", "/", _structured_end(b'"id": "x", "source": "/hostile", "time": "yesterday"'), 400,
      "attributes.time: expected an RFC 3339 timestamp"),
     ("ce-time-not-a-time", "/", (json.dumps(_GOOD).encode(), {**_ce(FINISHED, _GOOD)[1], "ce-time": "2026-12-05"}),
      400, "ce-time: expected an RFC 3339 timestamp"),
