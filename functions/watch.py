@@ -44,9 +44,11 @@ first at the first tick; as often as the Knative PingSource's tick checks)."""
 POOL_CHECK_EVERY = 3.0
 """Seconds between checks of pending node-pool operations (a Knative PingSource's job in the cluster)."""
 
-RESOURCES_EVERY = 60.0
+RESOURCES_EVERY = 2.0
 """Seconds between comparisons of the study resources on the cluster with the stored studies
-(as often as the Knative PingSource ticks; the first at the first tick)."""
+(the first at the first tick): in queue mode no ApiServerSource tells of a resource created or
+deleted, a deleted study's trial Jobs run (and bill) until the comparison sees it, and Katib's
+SDK expects an Experiment's first condition within seconds (a list per kind each time)."""
 
 PROGRESS_EVERY = 10.0
 """Seconds between reads of running trials' logs for their progress, where the executor cannot
@@ -55,11 +57,6 @@ watch their output (:mod:`functions.handlers.progress_scan`; ``KATUNA_K8S_PROGRE
 KEEP_EVERY = 30.0
 """Seconds between reads of the logs of running trials of studies without early stopping, their
 observations kept as they are read (:mod:`functions.core.log_keep`; ``KATUNA_K8S_KEEP_SECONDS``)."""
-
-KATIB_RESOURCES_EVERY = 2.0
-"""The same where Katib's kinds are watched (``KATUNA_KATIB_API``): in queue mode no
-ApiServerSource tells of a new Experiment, and Katib's SDK expects its first condition within
-seconds (a list per kind each time)."""
 
 
 class Watcher:
@@ -123,9 +120,8 @@ class Watcher:
         """Now and then, the events of study resources whose own never came (none without a cluster)."""
         now = time.monotonic()
         resources = self._deps.resources
-        every = KATIB_RESOURCES_EVERY if resources is not None and resources.katib_api else RESOURCES_EVERY
         if resources is None or resources.namespace is None or (
-                self._resources_checked is not None and now - self._resources_checked < every):
+                self._resources_checked is not None and now - self._resources_checked < RESOURCES_EVERY):
             return
         self._resources_checked = now
         for event in resource_events(self._deps, self._deps.store.list_studies(), self._ticks):

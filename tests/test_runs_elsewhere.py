@@ -113,8 +113,9 @@ def test_katuna_run_of_a_study_running_elsewhere_exits_2_saying_so_and_runs_noth
     assert "running as Jobs on a Kubernetes cluster" in listed.stdout
     stopped = katuna("stop", "copied", cwd=tmp_path, columns=300)
     assert " ".join(stopped.stdout.split()) == (
-        "Study 'copied' stopped; this stops it in this database only: its trials run as Jobs on a Kubernetes "
-        "cluster, where the service that stored it still runs them; stop it there too.")
+        "Study 'copied' stopped; this stops it in this database: its trials run as Jobs on a Kubernetes cluster, "
+        "where the service that stored it runs them; a service on this database deletes them within a minute, one "
+        "on another copy of it does not: stop it there too.")
 
 
 def test_a_study_stored_before_its_place_was_kept_runs_on_kubernetes_where_what_it_left_proves_it(tmp_path: Path):
@@ -214,7 +215,7 @@ def test_a_database_copied_off_a_cluster_service_runs_no_trial_on_a_laptop_until
         assert "runs its trials as Jobs on a Kubernetes cluster" in refused["message"]
         status, _, page = local.request("GET", "/ui/studies/copied")
         assert status == 200 and b'id="runs-elsewhere"' in page
-        assert b'data-confirm="Stop this study? Note that this stops it in this database only: its trials run as ' \
+        assert b'data-confirm="Stop this study? Note that this stops it in this database: its trials run as ' \
                b'Jobs on a Kubernetes cluster' in page, "its Stop's confirmation says what it leaves running"
         listed = local.request("GET", "/ui/")[2].decode()
         assert listed.count("its trials run as Jobs on a Kubernetes cluster: left to the service") == 1, \

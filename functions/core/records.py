@@ -169,9 +169,11 @@ def run_by_another(record: StudyRecord, pid: int) -> StudyRunsElsewhere:
 
 def stop_reach(record: StudyRecord) -> str:
     """What a stop made here leaves of a study whose trials run elsewhere: it ends the study in
-    this database, while its trials run on where the service that stored it runs them."""
-    return (f"this stops it in this database only: its trials run {_where(record)}, where the service that "
-            "stored it still runs them; stop it there too")
+    this database; a service that runs its trials on this very database stops them at its next
+    sweep of the cluster's strays (within a minute), one on another copy of it never does."""
+    return (f"this stops it in this database: its trials run {_where(record)}, where the service that stored it "
+            "runs them; a service on this database deletes them within a minute, one on another copy of it "
+            "does not: stop it there too")
 
 
 def _where(record: StudyRecord) -> str:
