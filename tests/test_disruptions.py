@@ -148,6 +148,27 @@ def test_preempted_pods_count_as_runs_with_the_attempts_before_them(service: Ser
     assert_stopped(kube, "spot-0-a2")
 
 
+def test_a_run_lost_while_the_trial_runs_on_is_shown_with_its_cause(service: Service, kube: KubeStub):
+    """Its pod preempted and replaced within its Job, the trial runs on in the same attempt; the
+    run lost counts against maxAttempts, so the trial's JSON and page say it, the pod being
+    deleted soon after."""
+    kube.disrupt = lambda job, index: 0.3 if job == "shown-0" and index == 0 else None
+    submit(service, hanging_study("shown", {"cpu": "500m"}, max_attempts=3))
+
+    def lost() -> list[dict]:
+        status, trial = service.json("GET", "/studies/shown/trials/0")
+        return trial["lostRuns"] if status == 200 else []
+
+    eventually(lambda: len(lost()) == 1, "the run lost shown", timeout=60)
+    [run] = lost()
+    assert run["cause"] in ("PreemptionByScheduler", "Deleted"), run
+    status, trial = service.json("GET", "/studies/shown/trials/0")
+    assert (trial["state"], trial["attempt"]) == ("RUNNING", 1)
+    page = service.request("GET", "/ui/studies/shown/trials/0")[2].decode()
+    assert f'<dd id="trial-lost-runs">1: {run["cause"]}' in page
+    service.request("POST", "/studies/shown/stop")
+
+
 def test_a_pod_preempted_and_gone_between_two_looks_is_a_run_lost(kube: KubeStub):
     """The scheduler deletes the pod it preempts once the Job controller has seen it: a look
     that comes after finds no disrupted pod, but the pod it saw running at the look before is

@@ -30,6 +30,15 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
+def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
+    """The runs of the trial's current attempt lost to disruptions (a pod preempted, evicted, or
+    gone with its node, replaced within its Job): each counts against ``maxAttempts``, and its
+    pod, deleted soon after, shows it nowhere else."""
+    lost = store.lost_pods(trial.study, trial.number).of(trial.attempt)
+    return [{"pod": uid, "cause": disruption.cause, "message": disruption.message}
+            for uid, disruption in lost.items()]
+
+
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
     counts = store.count_trials(record.name)
     spec = record.spec

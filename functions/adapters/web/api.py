@@ -19,7 +19,7 @@ from functions.core.launch import trial_launch
 from functions.core.ports import has_study
 from functions.core.resources import Origin
 from functions.core.template_sources import load
-from functions.core.views import study_view, trial_view
+from functions.core.views import lost_runs, study_view, trial_view
 
 blueprint = Blueprint("api", __name__)
 
@@ -133,6 +133,7 @@ def find_trial(name: str, number: int):
 def get_trial(name: str, number: int):
     _, trial = find_trial(name, number)
     view = trial_view(trial)
+    view["lostRuns"] = lost_runs(_runtime().store(), trial)
     view["observations"] = [
         {"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
         for o in _runtime().store().observations(name, number)

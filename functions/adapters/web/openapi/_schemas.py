@@ -42,6 +42,14 @@ SCHEMAS: dict[str, Any] = {
                   "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
                   "imageDigest": {"type": ["string", "null"],
                                   "description": "the image the cluster ran, with its digest, where it reports one"},
+                  "lostRuns": {"type": "array", "description": (
+                      "the runs of its current attempt lost to disruptions (a pod preempted, evicted or gone with "
+                      "its node, replaced within its Job), each counted against maxAttempts; none for a local "
+                      "trial"), "items": {"type": "object", "required": ["pod", "cause"], "properties": {
+                          "pod": {"type": "string", "description": "the lost pod's uid"},
+                          "cause": {"type": "string", "description": "as Kubernetes names it: "
+                                                                     "PreemptionByScheduler, Evicted, ..."},
+                          "message": {"type": "string"}}}},
                   "observations": {"type": "array", "description": "each value the trial reported, in order",
                                    "items": {"type": "object", "required": ["metric", "value"], "properties": {
                                        "metric": {"type": "string"}, "value": _VALUE,

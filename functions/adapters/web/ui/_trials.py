@@ -17,7 +17,7 @@ from functions.core.errors import LogGone
 from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.records import ACTIVE_STATES
-from functions.core.views import study_view, trial_view
+from functions.core.views import lost_runs, study_view, trial_view
 
 LOG_CHUNK = 256 * 1024
 """The most log bytes one poll returns; the page asks again from the new offset."""
@@ -75,7 +75,7 @@ def trial(name: str, number: int):
     observations = runtime().store().observations(name, number)
     missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
     return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
-                           observations=observations, reason=found.reason,
+                           lost=lost_runs(runtime().store(), found), observations=observations, reason=found.reason,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
                            active=found.state in ACTIVE_STATES)
 
