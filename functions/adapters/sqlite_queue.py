@@ -36,6 +36,8 @@ LEASE_SECONDS = 300.0
 TAKE_BACK_EVERY = 5.0
 """Seconds between two looks of a taker for events whose takers ended."""
 MAX_TAKEN_BACK = MAX_DELIVERIES
+"""Takes of an event after which it is no longer taken back from a taker that ended: it may be
+what ends them (a handling that runs the worker out of memory), so it waits out its lease."""
 POLL_SECONDS = 0.05
 CLOCK_SLACK = 60.0
 """Seconds by which the clocks of the processes sharing the queue may differ. Times are the
