@@ -11,6 +11,10 @@ running on. Now the store is the truth: a process that dies after the commit, or
 cluster refuses, leaves the marks, and the tick (:func:`finish_marked`) stops those workloads
 again, as a stop is safe to repeat (a Job gone already is success), until nothing runs on for a
 trial the store says has ended.
+
+Just before a workload is stopped, the last lines of its attempt's log are kept in the store
+where the stop loses the log (a cluster trial's pods go with their Job:
+:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from functions.core.errors import KatunaError
-from functions.core.launch import trial_launch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.ports import stored_study
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.base import Deps
@@ -44,7 +48,8 @@ def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: D
 def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
     """Stop the workloads of the trials ``numbers`` of the study (that very study: ``uid``)
     that have ended and are still marked, and clear their marks, in one transaction: a stop
-    that fails raises and leaves them marked. The stop that commits a verdict and the tick may
+    that fails raises and leaves them marked. The last lines of their logs are kept first
+    (:func:`_keep_tails`). The stop that commits a verdict and the tick may
     both come for a mark; the one that claims it stops the workloads, the other finds it gone."""
     store = deps.store
     with store.transaction():
@@ -55,8 +60,19 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
         trials = [store.get_trial(study, number) for number in claimed]
         ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
-            deps.executor.stop_trials([trial_launch(record, trial) for trial in ended],
-                                      keep=record.spec.trial_template.retain)
+            launches = [trial_launch(record, trial) for trial in ended]
+            keep = record.spec.trial_template.retain
+            _keep_tails(deps, launches, keep)
+            deps.executor.stop_trials(launches, keep=keep)
+
+
+def _keep_tails(deps: Deps, launches: Sequence[TrialLaunch], keep: bool) -> None:
+    """Keep the last lines of each attempt's log that stopping its workload loses
+    (:meth:`~functions.core.ports.Executor.last_lines`), in the stop's transaction."""
+    for launch in launches:
+        tail = deps.executor.last_lines(launch, keep)
+        if tail is not None:
+            deps.store.keep_tail(launch.study, launch.number, launch.attempt, tail)
 
 
 def finish_marked(deps: Deps, limit: int = MAX_MARKED) -> None:
