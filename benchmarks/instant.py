@@ -73,6 +73,10 @@ class InstantExecutor:
                     namespaces: Collection[str | None]) -> None:
         """Nothing runs long enough to stray."""
 
+    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> None:
+        """None: an instant trial's output is computed again whenever it is read."""
+        return None
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """False: an ended trial leaves nothing running."""
         return False

@@ -38,6 +38,8 @@ from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidSetting, KatunaError, Problem, StudyNotFound, TemporaryError
 from functions.core.events import Event, study_completed, study_created
+from functions.core.kept_tails import KeptTail
+from functions.core.launch import TrialLaunch
 from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
@@ -121,11 +123,15 @@ class Runtime:
             self.logs = self.admissions = executor
             self.access_refusal = Access(api, self.settings.cluster_defaults(),
                                          hands_tokens=bool(self.settings.report_url)).refusal
-            return executor, StreamedLogReads(executor.log)
+            return executor, StreamedLogReads(executor.log, self._kept_tail)
         local = LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
                               sole_parent=self._sole_parent)
         self.runner = Runner(local.identity)
         return local, LocalLogReads(local.log_file)
+
+    def _kept_tail(self, launch: TrialLaunch) -> KeptTail | None:
+        """What this thread's store kept of the attempt's log as katuna stopped it."""
+        return self.store().kept_tail(launch.study, launch.number, launch.attempt)
 
     def _service_metrics(self) -> ServiceMetrics:
         """Imported here, in the worker: prometheus_client picks its multiprocess mode when first

@@ -66,8 +66,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_kept_tails(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-third migration (the kept tails of trials' logs)."""
+    db.execute("DROP TABLE IF EXISTS kept_tails")
+
+
 def drop_runner(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirty-second migration (the process that runs each study)."""
+    """Take a database back to before the thirty-second migration (the process that runs each
+    study), and the thirty-third."""
+    drop_kept_tails(db)
     if "runner" in db["studies"].columns_dict:
         db.execute("ALTER TABLE studies DROP COLUMN runner")
 

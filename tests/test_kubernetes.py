@@ -556,7 +556,7 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     with pytest.raises(OutputLost, match="no log of Job gone-0's last run is left"):
         list(executor.output(launch))
     with pytest.raises(LogGone, match="no log of Job gone-0's last run is left"):
-        StreamedLogReads(executor.log).window(launch, -1, 1024)
+        StreamedLogReads(executor.log, lambda launch: None).window(launch, -1, 1024)
     executor.stop(launch)
 
 

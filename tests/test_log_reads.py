@@ -15,6 +15,9 @@ from conftest import study_definition
 from functions.adapters.local_log_reads import LocalLogReads
 from functions.adapters.web import create_app
 from functions.adapters.web.ui import LOG_CHUNK
+from functions.core.errors import LogGone, OutputLost
+from functions.core.kept_tails import KeptTail, last_bytes
+from functions.core.launch import TrialLaunch
 from functions.core.log_reads import StreamedLogReads, note, window_of
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -146,7 +149,7 @@ def test_a_character_its_writer_has_not_finished_is_read_once_it_is_whole():
 
 
 def test_a_log_read_as_a_stream_has_windows_of_the_same_byte_offsets():
-    reads = StreamedLogReads(lambda launch: iter(["ab€\n", "cd€\n"]))
+    reads = StreamedLogReads(lambda launch: iter(["ab€\n", "cd€\n"]), lambda launch: None)
     first = reads.window(None, 0, 4)
     assert (first.text, first.offset, first.more) == ("ab", 2, True)
     assert reads.window(None, first.offset, 5)[:3] == ("€\nc", 7, True)
@@ -154,7 +157,7 @@ def test_a_log_read_as_a_stream_has_windows_of_the_same_byte_offsets():
 
 
 def test_a_log_read_as_a_stream_keeps_the_whole_lines_of_its_first_and_last_bytes():
-    reads = StreamedLogReads(lambda launch: iter(["one\n", "two\n", "three\n", "four\n", "€nd\n"]))
+    reads = StreamedLogReads(lambda launch: iter(["one\n", "two\n", "three\n", "four\n", "€nd\n"]), lambda launch: None)
     assert "".join(reads.ends(None, 8, 11)) == "one\ntwo\n" + note(6, 8, 11) + "four\n€nd\n"
     assert "".join(reads.ends(None, 100, 100)) == "one\ntwo\nthree\nfour\n€nd\n"
 
@@ -167,3 +170,26 @@ def test_a_logs_window_shows_no_terminal_escape_sequences():
     assert window.text == "red text loss=0.5\n" and window.offset == len(data)
     stray = window_of(b"epoch 1\x1b]stray\nepoch 2 loss=0.3\n", 0, 1000, False)
     assert stray.text == "epoch 1\nepoch 2 loss=0.3\n", "an unterminated title takes no line after it"
+
+
+def lost(launch: TrialLaunch) -> Iterator[str]:
+    """A stream whose pods are gone."""
+    raise OutputLost("no log of Job demo-3's last run is left: its pods are gone")
+    yield ""
+
+
+def test_a_stream_that_is_gone_is_read_from_its_kept_tail_which_says_its_lines_before_are_not_kept():
+    launch = TrialLaunch("demo", "u1", 3, 2, "demo-3", ["true"], {}, ".", timeout=None)
+    text, whole = last_bytes(["one\n", "two\n", "three\n", "f€ur\n"], 13)
+    assert (text, whole) == ("three\nf€ur\n", False), "whole lines of the last bytes"
+    assert last_bytes(["x" * 10 + "€\n"], 4) == ("€\n", False), "a last line too long alone, from a whole character"
+    reads = StreamedLogReads(lost, lambda launch: KeptTail(text, "deleted Job demo-3"))
+    note_line = ("[katuna: the last 13 bytes of attempt 2's log, kept when katuna deleted Job demo-3 as the trial "
+                 "ended; the lines before them are not kept]\n")
+    assert "".join(reads.ends(launch, 1000, 1000)) == note_line + "three\nf€ur\n"
+    assert reads.window(launch, -1, 13).text == "three\nf€ur\n"
+    nothing = StreamedLogReads(lost, lambda launch: KeptTail("", "suspended Job demo-3"))
+    with pytest.raises(LogGone, match="^no log of trial 3 attempt 2 is left: katuna suspended Job demo-3 with its"):
+        list(nothing.ends(launch, 100, 100))
+    with pytest.raises(LogGone, match="ttlSecondsAfterFinished|its pods are gone"):
+        list(StreamedLogReads(lost, lambda launch: None).ends(launch, 100, 100))

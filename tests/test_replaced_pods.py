@@ -66,7 +66,7 @@ def test_a_run_lost_inside_its_job_counts_nothing_once_its_replacement_ran(kube:
     record, _ = store_study(deps, parse_study(definition), definition)
     dispatcher = Dispatcher(deps)
     try:
-        reads = StreamedLogReads(executor.log)
+        reads = StreamedLogReads(executor.log, lambda launch: None)
         deliver(dispatcher, study_created("lost", record.uid))
         trial = store.get_trial("lost", 0)
         launch = trial_launch(record, trial)

@@ -12,6 +12,7 @@ import pytest
 import sqlite_utils
 import sqlite_utils.plugins
 from conftest import (
+    drop_kept_tails,
     drop_log_folders,
     drop_log_reads,
     drop_lost_pods,
@@ -25,6 +26,7 @@ from functions.adapters.sqlite_schema import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.disruptions import Disruption, LostPods
+from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.records import StudyRecord, TrialQuery, TrialRecord
@@ -355,3 +357,27 @@ def test_a_sqlite_utils_plugin_installed_beside_katuna_leaves_its_connections_al
         store.close()
     finally:
         sqlite_utils.plugins.pm.unregister(plugin)
+
+
+def test_a_kept_tail_is_kept_per_attempt_never_lost_to_a_later_empty_one_and_goes_with_its_study(tmp_path: Path):
+    """A database from before the kept tails gets their table on opening. A stop made again once
+    the pods are gone reads no line: it leaves the tail the first stop kept, where it fills one
+    that kept none. Deleting the study deletes its tails."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    drop_kept_tails(old.db)
+    old.db.execute("PRAGMA user_version = 32")
+    old.close()
+    store = SqliteStore(tmp_path / "k.db")
+    try:
+        store.keep_tail("demo", 0, 1, KeptTail("", "deleted Job demo-0"))
+        store.keep_tail("demo", 0, 1, KeptTail("epoch=1\n", "deleted Job demo-0", whole=True))
+        store.keep_tail("demo", 0, 1, KeptTail("", "deleted Job demo-0"))
+        store.keep_tail("demo", 0, 2, KeptTail("epoch=9\n", "suspended Job demo-0-a2"))
+        assert store.kept_tail("demo", 0, 1) == KeptTail("epoch=1\n", "deleted Job demo-0", whole=True)
+        assert store.kept_tail("demo", 0, 2) == KeptTail("epoch=9\n", "suspended Job demo-0-a2")
+        assert store.kept_tail("demo", 1, 1) is None
+        store.delete_study("demo")
+        assert store.kept_tail("demo", 0, 1) is None
+    finally:
+        store.close()

@@ -38,6 +38,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError, PermanentError
 from functions.core.events import Event
 from functions.core.job import is_job, primary_container_name, render_trial, runs_as_job
+from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_reads import lost_run
@@ -114,6 +115,21 @@ class KubernetesExecutor:
             if not is_job(launch):
                 self._workloads.delete_trial(launch, self._jobs.namespace(launch))
         self._jobs.stop(launches, keep)
+
+    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> KeptTail:
+        """The last lines of the attempt's log (:meth:`~functions.adapters.kubernetes_logs.PodLogs.tail`),
+        to keep before :meth:`stop_trials` deletes (or, with ``keep``, suspends) its workload and
+        its pods' logs with it. A read that fails is logged and keeps no line: the stop goes on."""
+        kind = "Job" if is_job(launch) else str((launch.trial_spec or {}).get("kind"))
+        stopped = f"{'suspended' if keep and is_job(launch) else 'deleted'} {kind} {launch.job_name}"
+        try:
+            read = self._pod_logs.tail(self._jobs.pods(launch), self._jobs.namespace(launch),
+                                       primary_container_name(launch))
+        except KatunaError as exc:
+            log.warning("keeping the last lines of %s's log before it is stopped: %s", launch.job_name, exc)
+            read = None
+        text, whole = read or ("", False)
+        return KeptTail(text, stopped, whole)
 
     def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
         """Delete, with their pods, the running Jobs katuna made in the ``places``' namespaces

@@ -1,7 +1,8 @@
 """Reading a trial's pod logs from the Kubernetes API, for the Kubernetes executor: the whole
-output streamed pod by pod in bounded memory, a bounded slice of the running pod's log, and
-where the current pod's log begins. A pod that has no log to give (never started, gone, or on a
-node that cannot be reached) is skipped rather than an error.
+output streamed pod by pod in bounded memory, a bounded slice of the running pod's log, where
+the current pod's log begins, and the last lines of the attempt's log, to keep as katuna ends
+it. A pod that has no log to give (never started, gone, or on a node that cannot be reached) is
+skipped rather than an error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import counted, current_run, disrupted
 from functions.core.errors import OutputLost, Stopping
+from functions.core.kept_tails import KEPT_BYTES, KEPT_LINES, last_bytes
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog, written_at
 from functions.core.log_rotation import LogStart
@@ -97,6 +99,20 @@ class PodLogs:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         finally:
             response.release_conn()
+
+    def tail(self, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
+        """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's
+        latest pod that has one (of its last :data:`~functions.core.kept_tails.KEPT_LINES`
+        lines, so a long log costs no more to read than a short one), and whether that is the
+        attempt's whole log (its only pod's, all of it); None when no pod has a log."""
+        for pod in reversed(counted(pods)):
+            if not (pod.spec and pod.spec.node_name):
+                continue
+            response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES)
+            if response is not None:
+                text, whole = last_bytes(self._streamed(pod.metadata.name, response), KEPT_BYTES)
+                return text, whole and len(pods) == 1 and text.count("\n") < KEPT_LINES
+        return None
 
     def start(self, pods: list[Any], namespace: str, container: str) -> LogStart | None:
         """Where the log of the current pod (the latest one not disrupted) begins: the time of its

@@ -135,6 +135,10 @@ class LocalExecutor(LocalAttempts):
         for launch in launches:
             self.stop(launch, keep)
 
+    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> None:
+        """None: an attempt's log is a file of its own, which stopping it leaves as it is."""
+        return None
+
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that ended here but could not be reported; ends are otherwise
         reported as they happen, never learnt by asking."""

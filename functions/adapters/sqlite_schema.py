@@ -456,6 +456,14 @@ def _migrate_32(db: sqlite_utils.Database) -> None:
     db.table("studies").add_column("runner", str)
 
 
+def _migrate_33(db: sqlite_utils.Database) -> None:
+    """The last lines of each cluster trial attempt's log, kept as katuna stopped its workload
+    (:mod:`functions.core.kept_tails`), and what katuna did to it (``deleted Job demo-0``)."""
+    db.execute("CREATE TABLE kept_tails (study TEXT NOT NULL, trial INTEGER NOT NULL, attempt INTEGER NOT NULL, "
+               "text TEXT NOT NULL, stopped TEXT NOT NULL, whole INTEGER NOT NULL, "
+               "PRIMARY KEY (study, trial, attempt)) WITHOUT ROWID")
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -466,4 +474,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
-              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32)
+              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33)

@@ -2,15 +2,17 @@
 
 :class:`SqliteStore` is the store's one face to the rest of katuna; its parts live one group of
 tables to a module: the connection and its transactions (:mod:`functions.adapters.sqlite_connection`),
-the studies, the trials and their observations, the service's own records, and the node pool uses.
+the studies, the trials and their observations, the kept tails of their logs, the service's own
+records, and the node pool uses.
 """
 
 from __future__ import annotations
 
+from functions.adapters.sqlite_kept_tails import SqliteKeptTails
 from functions.adapters.sqlite_pool_uses import SqlitePoolUses
 from functions.adapters.sqlite_service import SqliteServiceRecords
 from functions.adapters.sqlite_trials import SqliteTrials
 
 
-class SqliteStore(SqliteTrials, SqliteServiceRecords, SqlitePoolUses):
+class SqliteStore(SqliteTrials, SqliteKeptTails, SqliteServiceRecords, SqlitePoolUses):
     """Implements :class:`functions.core.ports.Store`. Use one instance per thread."""

@@ -104,7 +104,7 @@ class OutputLost(PermanentError):
 class LogGone(PermanentError):
     """An attempt's log is not there to read: its file was removed, or the pods that hold it on
     Kubernetes are gone (deleted with their Job once its ``ttlSecondsAfterFinished`` passed, or
-    with their node). Before an attempt starts its log is empty rather than gone: the reader,
+    with their node, or by katuna as it ended the trial, with none of its lines kept). Before an attempt starts its log is empty rather than gone: the reader,
     who knows whether the attempt has ended, tells the two apart."""
 
 

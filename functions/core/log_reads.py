@@ -16,6 +16,7 @@ from typing import NamedTuple, Protocol
 
 from functions.core.disruptions import MESSAGE_CHARS, Disruption
 from functions.core.errors import LogGone, OutputLost
+from functions.core.kept_tails import KeptTail, kept_lines, nothing_kept
 from functions.core.launch import TrialLaunch
 
 _CONTINUATION = 0b1100_0000
@@ -144,10 +145,13 @@ def joined(head: Iterable[str], left_out: int, head_size: int, tail: Iterable[st
 class StreamedLogReads:
     """A log that can only be read as a stream of lines from its start (pods' logs from the
     Kubernetes API): each read goes through it, bounded in memory, not in work. The window's
-    offsets are bytes of the UTF-8 text of its lines."""
+    offsets are bytes of the UTF-8 text of its lines. Once the stream is gone (the pods deleted
+    as katuna ended the trial), what ``kept`` has of it is read instead (:mod:`functions.core.kept_tails`)."""
 
-    def __init__(self, output: Callable[[TrialLaunch], Iterator[str]]) -> None:
+    def __init__(self, output: Callable[[TrialLaunch], Iterator[str]],
+                 kept: Callable[[TrialLaunch], KeptTail | None]) -> None:
         self._output = output
+        self._kept = kept
 
     def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
         """Whole lines: those of the first ``head`` bytes, then those of the last ``tail``, held
@@ -173,15 +177,22 @@ class StreamedLogReads:
 
     def _left(self, launch: TrialLaunch) -> Iterator[str]:
         """The log's lines, ending where the rest of the output is lost (what the lost runs of
-        a Job printed stays in sight); ``LogGone`` when there is none at all."""
+        a Job printed stays in sight); when there is none at all, the lines kept of it as
+        katuna stopped the attempt, else ``LogGone``."""
         shown = False
         try:
             for line in self._output(launch):
                 shown = True
                 yield line
         except OutputLost as lost:
-            if not shown:
+            if shown:
+                return
+            tail = self._kept(launch)
+            if tail is None:
                 raise LogGone(str(lost)) from lost
+            if not tail.text:
+                raise LogGone(nothing_kept(tail, launch)) from lost
+            yield from kept_lines(tail, launch)
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
         if offset < 0:

@@ -13,6 +13,7 @@ import optuna
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
+from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_keep import Kept, LogRead
@@ -115,6 +116,13 @@ class Store(Protocol):
 
     def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
         """Store what was kept of the trial's running log (replacing an earlier attempt's)."""
+
+    def keep_tail(self, study: str, number: int, attempt: int, tail: KeptTail) -> None:
+        """Keep the last lines of the attempt's log, read as katuna stopped it (one per attempt):
+        a stop made again, once the pods are gone, reads none, and leaves lines kept before."""
+
+    def kept_tail(self, study: str, number: int, attempt: int) -> KeptTail | None:
+        """What was kept of the attempt's log as katuna stopped it; None when it kept nothing."""
 
     def lost_pods(self, study: str, number: int) -> LostPods:
         """The pods of the trial's attempt seen disrupted, as last stored (none, for a trial
@@ -273,6 +281,13 @@ class Executor(Protocol):
         """Stop every attempt of these trials, all of one study, as :meth:`stop` stops each: a
         study's end stops all it runs, in as few calls as the executor can (a handler makes
         them inside its transaction)."""
+
+    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> KeptTail | None:
+        """The last lines of the attempt's log, to keep in the store before :meth:`stop_trials`
+        stops it (with ``keep``, keeping its workload), where that stop loses its log (a cluster
+        trial's pods go with their Job); None where the log outlives the stop. A read that fails
+        keeps no line (a :class:`~functions.core.kept_tails.KeptTail` with no text), and never
+        holds the stop back."""
 
     def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
         """Stop each attempt this executor runs (on a cluster: each trial workload still running

@@ -11,6 +11,10 @@ running on. Now the store is the truth: a process that dies after the commit, or
 cluster refuses, leaves the marks, and the tick (:func:`finish_marked`) stops those workloads
 again, as a stop is safe to repeat (a Job gone already is success), until nothing runs on for a
 trial the store says has ended.
+
+Just before a workload is stopped, the last lines of its attempt's log are kept in the store
+where the stop loses the log (a cluster trial's pods go with their Job:
+:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from functions.core.errors import KatunaError
+from functions.core.kept_tails import KeptTail
 from functions.core.launch import trial_launch
 from functions.core.ports import stored_study
 from functions.core.records import StudyRecord, TrialRecord
@@ -44,9 +49,13 @@ def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: D
 def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
     """Stop the workloads of the trials ``numbers`` of the study (that very study: ``uid``)
     that have ended and are still marked, and clear their marks, in one transaction: a stop
-    that fails raises and leaves them marked. The stop that commits a verdict and the tick may
-    both come for a mark; the one that claims it stops the workloads, the other finds it gone."""
+    that fails raises and leaves them marked. The last lines of their logs are read first,
+    outside the transaction (:func:`_read_tails`: reads of the cluster, which would hold the
+    database's write lock), and kept in it for the trials it stops. The stop that commits a
+    verdict and the tick may both come for a mark; the one that claims it stops the workloads,
+    the other finds it gone."""
     store = deps.store
+    tails = _read_tails(deps, study, uid, numbers)
     with store.transaction():
         record = stored_study(store, study, uid)
         if record is None:
@@ -55,8 +64,29 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
         trials = [store.get_trial(study, number) for number in claimed]
         ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
-            deps.executor.stop_trials([trial_launch(record, trial) for trial in ended],
-                                      keep=record.spec.trial_template.retain)
+            launches = [trial_launch(record, trial) for trial in ended]
+            for launch in launches:
+                tail = tails.get((launch.number, launch.attempt))
+                if tail is not None:
+                    store.keep_tail(launch.study, launch.number, launch.attempt, tail)
+            deps.executor.stop_trials(launches, keep=record.spec.trial_template.retain)
+
+
+def _read_tails(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> dict[tuple[int, int], KeptTail]:
+    """The last lines of the log of each ended trial of ``numbers`` that stopping its workload
+    loses (:meth:`~functions.core.ports.Executor.last_lines`), by trial and attempt; a trial
+    another process stops meanwhile is read for nothing."""
+    record = stored_study(deps.store, study, uid)
+    if record is None:
+        return {}
+    trials = [deps.store.get_trial(study, number) for number in numbers]
+    tails = {}
+    for trial in trials:
+        if trial is not None and trial.finished:
+            tail = deps.executor.last_lines(trial_launch(record, trial), record.spec.trial_template.retain)
+            if tail is not None:
+                tails[trial.number, trial.attempt] = tail
+    return tails
 
 
 def finish_marked(deps: Deps, limit: int = MAX_MARKED) -> None:

@@ -1,0 +1,70 @@
+"""The last lines of a cluster trial's log, kept in the store as katuna ends the trial.
+
+When katuna ends a running trial itself (its study stopped or done, the trial pruned, or failed
+past its timeout) it deletes the trial's Job with its pods, or suspends it (``retain``), and the
+log the Kubernetes API served goes with the pods. So, just before, it reads the last
+:data:`KEPT_BYTES` of the attempt's log and keeps them (a :class:`KeptTail`); a person asking
+for the log once the pods are gone is served those, behind a line of katuna's saying what they
+are (:func:`kept_lines`), and, where nothing could be kept, told that katuna deleted the Job
+rather than left to blame its ``ttlSecondsAfterFinished`` (:func:`nothing_kept`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from functions.core.launch import TrialLaunch
+
+KEPT_BYTES = 64 * 1024
+"""Bytes of an attempt's log kept at most, its last: enough for the traceback or the last
+epochs a person looks for, small enough for a study of thousands of trials to keep each's."""
+
+KEPT_LINES = 2_000
+"""Lines the kept bytes are read from (the API's ``tailLines``): what is read of a pod's log of
+any length stays small, while lines of around :data:`KEPT_BYTES` / 2,000 bytes still fill it."""
+
+
+@dataclass(frozen=True)
+class KeptTail:
+    """What was kept of an attempt's log as katuna stopped its workload: ``text``, its last
+    lines (empty when none could be read), whether they are the whole log (``whole``), and what
+    katuna did to the workload (``stopped``: ``deleted Job demo-0``)."""
+
+    text: str
+    stopped: str
+    whole: bool = False
+
+
+def last_bytes(lines: Iterable[str], limit: int = KEPT_BYTES) -> tuple[str, bool]:
+    """The whole lines of the last ``limit`` bytes of ``lines``, held in bounded memory, and
+    whether they are all the lines (none was left out); a last line longer than ``limit`` alone
+    is kept from its last ``limit`` bytes' first whole character."""
+    kept: deque[str] = deque()
+    size, whole = 0, True
+    for line in lines:
+        kept.append(line)
+        size += len(line.encode())
+        while size > limit and len(kept) > 1:
+            size -= len(kept.popleft().encode())
+            whole = False
+    if size <= limit:
+        return "".join(kept), whole
+    return kept[0].encode()[-limit:].decode(errors="ignore"), False
+
+
+def kept_lines(tail: KeptTail, launch: TrialLaunch) -> Iterator[str]:
+    """The kept lines of the attempt's log, behind a line of katuna's saying what they are."""
+    what = f"attempt {launch.attempt}'s log" if tail.whole else \
+        f"the last {len(tail.text.encode()):,} bytes of attempt {launch.attempt}'s log"
+    rest = "" if tail.whole else "; the lines before them are not kept"
+    yield f"[katuna: {what}, kept when katuna {tail.stopped} as the trial ended{rest}]\n"
+    yield from tail.text.splitlines(keepends=True)
+
+
+def nothing_kept(tail: KeptTail, launch: TrialLaunch) -> str:
+    """Why an attempt katuna ended has no log to show: its pods went with the workload katuna
+    stopped, and no line of its log could be kept first (none was written, or the read failed)."""
+    return (f"no log of trial {launch.number} attempt {launch.attempt} is left: katuna {tail.stopped} with its pods "
+            "as the trial ended, and no line of its log could be kept before (the read failed, or it wrote none)")

@@ -1,0 +1,118 @@
+"""The log of a cluster trial katuna ended itself (its study stopped, the trial pruned) outlives
+the Job katuna deleted with its pods: its last lines, kept in the store, are what the API and
+the dashboard serve (a real ``katuna serve`` with the Kubernetes executor, the real client, the
+loopback API whose kubelet runs the trial's command and serves its log)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service, settled_trials
+from kube_stub import KubeStub
+from test_katib_early_stopping_cluster import experiment
+from waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "kept"
+KUBE_NAMESPACES = (NAMESPACE,)
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory):
+    running = Service(tmp_path_factory.mktemp("kept"), workers=1, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+    yield running
+    running.close()
+
+
+def submit(service: Service, definition: dict) -> None:
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+
+
+def hanging(name: str) -> dict:
+    """A study of one trial that prints ``hanging`` and then runs for minutes."""
+    definition = study_definition(name=name, mode="hang", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    return definition
+
+
+def printed(service: Service, name: str) -> bytes:
+    """The running trial 0's log, once it has printed."""
+    return eventually(lambda: (answer := service.request("GET", f"/studies/{name}/trials/0/logs"))[0] == 200
+                      and answer[2], f"trial 0 of {name} prints")
+
+
+def pods_gone(kube: KubeStub, job: str) -> None:
+    """Wait until no pod of ``job`` is left, so its log can only come from the store."""
+    eventually(lambda: not [p for p in list(kube.pods.values()) if p["metadata"]["labels"].get("job-name") == job],
+               f"the pods of Job {job} are gone")
+
+
+def test_a_stopped_studys_trial_log_is_served_from_its_kept_tail_once_its_job_is_deleted(service: Service,
+                                                                                         kube: KubeStub):
+    submit(service, hanging("kept-stop"))
+    assert printed(service, "kept-stop") == b"hanging\n"
+    status, study = service.json("POST", "/studies/kept-stop/stop")
+    assert status == 200 and study["status"] == "stopped"
+    pods_gone(kube, "kept-stop-0")
+    status, _, body = service.request("GET", "/studies/kept-stop/trials/0/logs")
+    note = "[katuna: attempt 1's log, kept when katuna deleted Job kept-stop-0 as the trial ended]\n"
+    assert (status, body.decode()) == (200, note + "hanging\n")
+    window = service.json("GET", "/ui/studies/kept-stop/trials/0/log?offset=0")[1]
+    assert (window["text"], window["gone"]) == (note + "hanging\n", None), "the dashboard shows it too"
+
+
+def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):
+    submit(service, experiment("kept-prune"))
+    assert service.wait_for("kept-prune")["status"] == "completed"
+    trials = settled_trials(service, "kept-prune", 30)
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
+    assert ("kept", "kept-prune-1", "Background") in kube.deleted
+    pods_gone(kube, "kept-prune-1")
+    status, _, body = service.request("GET", "/studies/kept-prune/trials/1/logs")
+    assert status == 200, body
+    assert body.decode().splitlines() == [
+        "[katuna: attempt 1's log, kept when katuna deleted Job kept-prune-1 as the trial ended]",
+        "Epoch 1: loss=11.0000", "Epoch 2: loss=10.5000"]
+
+
+def test_a_stop_whose_log_read_fails_still_stops_and_says_katuna_deleted_the_job(service: Service,
+                                                                                kube: KubeStub):
+    """The read of the last lines is refused (``503``): the stop goes on, its Job deleted, and the
+    log that is gone is said to be gone because katuna deleted the Job, not blamed on its TTL."""
+    submit(service, hanging("kept-fail"))
+    printed(service, "kept-fail")
+    kube.faults.refuse("get", "pods", times=1_000)
+    try:
+        status, study = service.json("POST", "/studies/kept-fail/stop")
+        assert status == 200 and study["status"] == "stopped"
+        eventually(lambda: ("kept", "kept-fail-0") not in kube.jobs, "the Job is deleted")
+    finally:
+        kube.faults.refuse("get", "pods", times=0)
+    pods_gone(kube, "kept-fail-0")
+    status, answer = service.json("GET", "/studies/kept-fail/trials/0/logs")
+    assert (status, answer["error"]) == (404, "log_gone"), answer
+    assert answer["message"] == ("no log of trial 0 attempt 1 is left: katuna deleted Job kept-fail-0 with its pods "
+                                 "as the trial ended, and no line of its log could be kept before (the read failed, "
+                                 "or it wrote none)")
+    window = service.json("GET", "/ui/studies/kept-fail/trials/0/log?offset=-1")[1]
+    assert (window["text"], window["gone"]) == ("", answer["message"])
+
+
+def test_a_retained_pruned_trials_log_is_kept_as_its_job_is_suspended(service: Service, kube: KubeStub):
+    """With ``retain`` the pruned trial's Job stays, suspended, and its pod is terminated: the
+    last lines were kept first, and say the Job was suspended."""
+    definition = experiment("kept-retain")
+    definition["spec"]["trialTemplate"]["retain"] = True
+    submit(service, definition)
+    assert service.wait_for("kept-retain")["status"] == "completed"
+    assert [t["state"] for t in settled_trials(service, "kept-retain", 30)] == ["COMPLETE", "PRUNED"]
+    assert kube.jobs[(NAMESPACE, "kept-retain-1")]["spec"]["suspend"] is True
+    pods_gone(kube, "kept-retain-1")
+    status, _, body = service.request("GET", "/studies/kept-retain/trials/1/logs")
+    assert (status, body.decode().splitlines()[0]) == (
+        200, "[katuna: attempt 1's log, kept when katuna suspended Job kept-retain-1 as the trial ended]")
