@@ -170,7 +170,7 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     """The katuna event in an HTTP request. With ``key`` (it came without the API token), an event of
     a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
     signed it with that key. JSON that is not UTF-8 is refused naming its first undecodable byte
-    (:func:`_check_utf8`)."""
+    (:func:`_check_json`)."""
     _check_json(headers, body)
     cloud_event = _parse(headers, body)
     event = _to_event(cloud_event)
