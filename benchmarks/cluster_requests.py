@@ -5,7 +5,8 @@ API stand-in on a simulated clock (as ``progress_scan.py`` runs them), launched 
 handlers through the Kubernetes executor and its client library. Counted from the stand-in's
 audit log of the requests it served: a look at every running trial (the watcher's every 2 s, the
 reconcile tick's), a progress scan of every running trial's log (beyond the log reads
-themselves, one a trial), and the study's end (the ``stop`` handler, inside its transaction).
+themselves, one a trial), and the study's end (the ``stop`` handler: beyond a read of the last
+lines of each trial's log, kept before its Job goes, the deletes inside its transaction).
 
 Ends with ``look_requests_per_trial=``, ``scan_requests_per_trial=`` and ``stop_requests=``.
 """
@@ -85,10 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(["what", "requests", "by verb and resource"],
                        [[what, sum(count.values()), ", ".join(f"{n} {k}" for k, n in sorted(count.items()))]
                         for what, count in made.items()]))
-    logs = made["scan"]["get pods"]
     figures = {"look_requests_per_trial": sum(made["look"].values()) / trials,
-               "scan_requests_per_trial": (sum(made["scan"].values()) - logs) / trials,
-               "stop_requests": sum(made["stop"].values())}
+               "scan_requests_per_trial": (sum(made["scan"].values()) - made["scan"]["get pods"]) / trials,
+               "stop_requests": sum(made["stop"].values()) - made["stop"]["get pods"]}
     report.save(NAME, {"trials": trials, "requests": {k: dict(v) for k, v in made.items()}, "figures": figures},
                 args.out)
     plot(made, trials, args.out)

@@ -244,7 +244,8 @@ def test_cluster_requests(tmp_path: Path):
     Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial."""
     found, result = run("cluster_requests.py", tmp_path)
     assert result["requests"]["look"] == {"list jobs": 1, "list pods": 1}
-    assert result["requests"]["stop"] == {"deletecollection jobs": 1}
+    assert result["requests"]["stop"] == {"list pods": 1, "get pods": result["trials"], "deletecollection jobs": 1}, \
+        "the pods listed together, and one read of each log's last lines before the Jobs go"
     assert result["requests"]["scan"]["get pods"] == result["trials"], "one log read a trial"
     assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests"]
 

@@ -74,18 +74,20 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
 
 def _read_tails(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> dict[tuple[int, int], KeptTail]:
     """The last lines of the log of each ended trial of ``numbers`` that stopping its workload
-    loses (:meth:`~functions.core.ports.Executor.last_lines`), by trial and attempt; a trial
-    another process stops meanwhile is read for nothing."""
+    loses (:meth:`~functions.core.ports.Executor.last_lines`), by trial and attempt, their pods
+    listed together (one list, then a log read a trial); a trial another process stops
+    meanwhile is read for nothing."""
     record = stored_study(deps.store, study, uid)
     if record is None:
         return {}
     trials = [deps.store.get_trial(study, number) for number in numbers]
+    launches = [trial_launch(record, trial) for trial in trials if trial is not None and trial.finished]
     tails = {}
-    for trial in trials:
-        if trial is not None and trial.finished:
-            tail = deps.executor.last_lines(trial_launch(record, trial), record.spec.trial_template.retain)
+    with deps.executor.together(launches):
+        for launch in launches:
+            tail = deps.executor.last_lines(launch, record.spec.trial_template.retain)
             if tail is not None:
-                tails[trial.number, trial.attempt] = tail
+                tails[launch.number, launch.attempt] = tail
     return tails
 
 
