@@ -145,6 +145,12 @@ class Service:
         status, _, body = self.request(method, path, **kwargs)
         return status, strict_loads(body) if body else None
 
+    def submit(self, definition: dict) -> None:
+        """POST ``definition`` as YAML; it must be stored (201)."""
+        status, _, body = self.request("POST", "/studies", yaml.safe_dump(definition),
+                                       {"Content-Type": "application/yaml"})
+        assert status == 201, body
+
     def wait_for(self, name: str, statuses=("completed", "failed", "stopped"), timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

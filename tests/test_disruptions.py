@@ -152,7 +152,7 @@ def test_a_run_lost_while_the_trial_runs_on_is_shown_with_its_cause(service: Ser
     """Its pod preempted and replaced within its Job, the trial runs on in the same attempt; the
     run lost counts against maxAttempts, so the trial's JSON and page say it, the pod being
     deleted soon after."""
-    kube.disrupt = lambda job, index: 0.3 if job == "shown-0" and index == 0 else None
+    kube.disrupt = lambda job, index: 5.0 if job == "shown-0" and index == 0 else None  # seen running first
     submit(service, hanging_study("shown", {"cpu": "500m"}, max_attempts=3))
 
     def lost() -> list[dict]:

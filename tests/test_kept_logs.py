@@ -6,7 +6,6 @@ loopback API whose kubelet runs the trial's command and serves its log)."""
 from __future__ import annotations
 
 import pytest
-import yaml
 from conftest import study_definition
 from http_helpers import Service, settled_trials
 from kube_stub import KubeStub
@@ -25,12 +24,6 @@ def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory):
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
     yield running
     running.close()
-
-
-def submit(service: Service, definition: dict) -> None:
-    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
-                                      {"Content-Type": "application/yaml"})
-    assert status == 201, body
 
 
 def hanging(name: str) -> dict:
@@ -54,7 +47,7 @@ def pods_gone(kube: KubeStub, job: str) -> None:
 
 def test_a_stopped_studys_trial_log_is_served_from_its_kept_tail_once_its_job_is_deleted(service: Service,
                                                                                          kube: KubeStub):
-    submit(service, hanging("kept-stop"))
+    service.submit(hanging("kept-stop"))
     assert printed(service, "kept-stop") == b"hanging\n"
     status, study = service.json("POST", "/studies/kept-stop/stop")
     assert status == 200 and study["status"] == "stopped"
@@ -67,7 +60,7 @@ def test_a_stopped_studys_trial_log_is_served_from_its_kept_tail_once_its_job_is
 
 
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):
-    submit(service, experiment("kept-prune"))
+    service.submit(experiment("kept-prune"))
     assert service.wait_for("kept-prune")["status"] == "completed"
     trials = settled_trials(service, "kept-prune", 30)
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
@@ -84,7 +77,7 @@ def test_a_stop_whose_log_read_fails_still_stops_and_says_katuna_deleted_the_job
                                                                                 kube: KubeStub):
     """The read of the last lines is refused (``503``): the stop goes on, its Job deleted, and the
     log that is gone is said to be gone because katuna deleted the Job, not blamed on its TTL."""
-    submit(service, hanging("kept-fail"))
+    service.submit(hanging("kept-fail"))
     printed(service, "kept-fail")
     kube.faults.refuse("get", "pods", times=1_000)
     try:
@@ -108,7 +101,7 @@ def test_a_retained_pruned_trials_log_is_kept_as_its_job_is_suspended(service: S
     last lines were kept first, and say the Job was suspended."""
     definition = experiment("kept-retain")
     definition["spec"]["trialTemplate"]["retain"] = True
-    submit(service, definition)
+    service.submit(definition)
     assert service.wait_for("kept-retain")["status"] == "completed"
     assert [t["state"] for t in settled_trials(service, "kept-retain", 30)] == ["COMPLETE", "PRUNED"]
     assert kube.jobs[(NAMESPACE, "kept-retain-1")]["spec"]["suspend"] is True

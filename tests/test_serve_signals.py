@@ -42,6 +42,8 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
                                              headers={"Content-Type": "application/json"})
             urllib.request.urlopen(request, timeout=30).close()
             eventually(lambda: len(_running(port)) == 2, "two trials run")
+            eventually(lambda: _serving(service.pid), "both workers serving (a signal to a worker still loading "
+                                                       "its application is another case)")
             running = _running(port)
             os.killpg(service.pid, sent)
             if late_quit:
@@ -73,6 +75,12 @@ def _workers(arbiter: int) -> list[int]:
     """The arbiter's children still alive."""
     children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
     return [int(pid) for pid in children]
+
+
+def _serving(arbiter: int) -> bool:
+    """Whether both workers run their runtime's threads: their applications loaded."""
+    workers = _workers(arbiter)
+    return len(workers) == 2 and all(len(list(Path(f"/proc/{pid}/task").iterdir())) > 1 for pid in workers)
 
 
 def _running(port: int) -> list[dict]:
