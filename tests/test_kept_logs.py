@@ -59,15 +59,28 @@ def test_a_stopped_studys_trial_log_is_served_from_its_kept_tail_once_its_job_is
     assert (window["text"], window["gone"]) == (note + "hanging\n", None), "the dashboard shows it too"
 
 
+def served_log(service: Service, study: str, number: int) -> bytes:
+    """The trial's log once it is served: the stop that keeps its last lines deletes the Job
+    inside its transaction, which commits a moment after the cluster saw the delete."""
+    answers: list[tuple[int, bytes]] = []
+
+    def served() -> bool:
+        status, _, body = service.request("GET", f"/studies/{study}/trials/{number}/logs")
+        answers.append((status, body))
+        return status == 200
+
+    eventually(served, f"trial {number}'s kept log served", timeout=10)
+    return answers[-1][1]
+
+
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):
     service.submit(experiment("kept-prune"))
     assert service.wait_for("kept-prune")["status"] == "completed"
     trials = settled_trials(service, "kept-prune", 30)
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
-    assert ("kept", "kept-prune-1", "Background") in kube.deleted
+    eventually(lambda: ("kept", "kept-prune-1", "Background") in kube.deleted, "the pruned trial's Job deleted")
     pods_gone(kube, "kept-prune-1")
-    status, _, body = service.request("GET", "/studies/kept-prune/trials/1/logs")
-    assert status == 200, body
+    body = served_log(service, "kept-prune", 1)
     assert body.decode().splitlines() == [
         "[katuna: attempt 1's log, kept when katuna deleted Job kept-prune-1 as the trial ended]",
         "Epoch 1: loss=11.0000", "Epoch 2: loss=10.5000"]
@@ -104,8 +117,8 @@ def test_a_retained_pruned_trials_log_is_kept_as_its_job_is_suspended(service: S
     service.submit(definition)
     assert service.wait_for("kept-retain")["status"] == "completed"
     assert [t["state"] for t in settled_trials(service, "kept-retain", 30)] == ["COMPLETE", "PRUNED"]
-    assert kube.jobs[(NAMESPACE, "kept-retain-1")]["spec"]["suspend"] is True
+    eventually(lambda: kube.jobs[(NAMESPACE, "kept-retain-1")]["spec"].get("suspend") is True,
+               "the pruned trial's Job suspended")
     pods_gone(kube, "kept-retain-1")
-    status, _, body = service.request("GET", "/studies/kept-retain/trials/1/logs")
-    assert (status, body.decode().splitlines()[0]) == (
-        200, "[katuna: attempt 1's log, kept when katuna suspended Job kept-retain-1 as the trial ended]")
+    assert served_log(service, "kept-retain", 1).decode().splitlines()[0] == \
+        "[katuna: attempt 1's log, kept when katuna suspended Job kept-retain-1 as the trial ended]"
