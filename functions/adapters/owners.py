@@ -53,8 +53,9 @@ def alive(owner: str) -> bool:
 def suspended(owner: str) -> bool:
     """Whether the process with this identity lives, stopped (Ctrl-Z, SIGSTOP) or traced: it
     acts on nothing until it runs again."""
-    fields = _stat(pid_of(owner))
-    return fields is not None and fields[0] in ("T", "t") and identity(pid_of(owner)) == owner
+    pid = pid_of(owner)
+    fields = _stat(pid)
+    return fields is not None and fields[0] in ("T", "t") and f"{pid}:{fields[19]}" == owner
 
 
 def pid_of(owner: str) -> int:

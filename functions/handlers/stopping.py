@@ -51,8 +51,8 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
     that have ended and are still marked, and clear their marks, in one transaction: a stop
     that fails raises and leaves them marked. The last lines of their logs are read first,
     outside the transaction (:func:`_read_tails`: reads of the cluster, which would hold the
-    database's write lock), and kept in it for the trials it stops; a trial that ended only
-    since (its verdict stored meanwhile by another process) is read in it. The stop that commits a
+    database's write lock), and kept in it for the trials it stops (a trial is marked with its
+    verdict, so each marked one has ended when it is read). The stop that commits a
     verdict and the tick may both come for a mark; the one that claims it stops the workloads,
     the other finds it gone."""
     store = deps.store
@@ -66,12 +66,11 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
         ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
             launches = [trial_launch(record, trial) for trial in ended]
-            keep = record.spec.trial_template.retain
             for launch in launches:
-                tail = tails.get((launch.number, launch.attempt)) or deps.executor.last_lines(launch, keep)
+                tail = tails.get((launch.number, launch.attempt))
                 if tail is not None:
                     store.keep_tail(launch.study, launch.number, launch.attempt, tail)
-            deps.executor.stop_trials(launches, keep=keep)
+            deps.executor.stop_trials(launches, keep=record.spec.trial_template.retain)
 
 
 def _read_tails(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> dict[tuple[int, int], KeptTail]:
