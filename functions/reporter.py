@@ -163,18 +163,45 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
 def tls_context(ca_certs: str | None, bundles: str) -> ssl.SSLContext:
     """A TLS context trusting what Knative's senders trust: the system's CAs, the certificates
     in every file under ``bundles`` (a file with none is passed over, as they pass it) and those
-    of ``ca_certs`` (``ssl.SSLError`` or ``ValueError`` where it holds none)."""
+    of ``ca_certs`` (``ssl.SSLError`` or ``ValueError`` where it holds none). The last one made
+    is used again while the bundles' files are unchanged, as the system's CAs take milliseconds
+    to load and every post asks for a context; a rotated bundle is a changed file."""
+    global _last_context
+    key = (ca_certs, bundles, _bundle_files(bundles))
+    with _CONTEXT_LOCK:
+        if _last_context is not None and _last_context[0] == key:
+            return _last_context[1]
     context = ssl.create_default_context()
-    for folder, _, names in os.walk(bundles):
-        for name in names:
-            try:
-                with open(os.path.join(folder, name), encoding="ascii") as file:
-                    context.load_verify_locations(cadata=file.read())
-            except (OSError, ValueError, ssl.SSLError):
-                continue
+    for path, *_ in key[2]:
+        try:
+            with open(path, encoding="ascii") as file:
+                context.load_verify_locations(cadata=file.read())
+        except (OSError, ValueError, ssl.SSLError):
+            continue
     if ca_certs:
         context.load_verify_locations(cadata=ca_certs)
+    with _CONTEXT_LOCK:
+        _last_context = (key, context)
     return context
+
+
+_CONTEXT_LOCK = threading.Lock()
+_last_context: tuple[tuple[object, ...], ssl.SSLContext] | None = None
+
+
+def _bundle_files(bundles: str) -> tuple[tuple[str, int, int, int], ...]:
+    """Each file under ``bundles`` with what changes when it is replaced (its inode, size and
+    modification time, read through the links a projected volume swaps on rotation)."""
+    found = []
+    for folder, _, names in os.walk(bundles):
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            found.append((path, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
 
 
 def _authorization(path: str) -> dict[str, str]:

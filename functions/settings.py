@@ -558,8 +558,8 @@ class Settings:
         return event_signature.event_key(self.api_token) if self.api_token else None
 
     def sink_tls(self) -> ssl.SSLContext:
-        """The TLS context for an https ``K_SINK``, trusting what Knative's senders trust; made
-        for each post, as the mounted trust bundles change."""
+        """The TLS context for an https ``K_SINK``, trusting what Knative's senders trust; asked
+        for at each post, so a rotated trust bundle is trusted from the next one."""
         return reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
 
     def with_db(self, db: str | Path | None) -> Settings:

@@ -57,9 +57,35 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
                 os.killpg(service.pid, signal.SIGKILL)
                 service.wait()
     said = (tmp_path / "serve.log").read_text()
-    assert "SIGKILL" not in said and said.count("Booting worker") == 2, said
+    assert "SIGKILL" not in said and "Traceback" not in said and said.count("Booting worker") == 2, said
     ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
     assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
+
+
+_FORKED = """
+import os, signal, sys, time
+from functions.adapters.web.worker_signals import hold_stop_signals_across_forks
+hold_stop_signals_across_forks()
+taken = []
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    pending = signal.SIGINT in signal.sigpending()
+    signal.signal(signal.SIGINT, lambda *_: taken.append(True))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    os._exit(0 if pending and taken else 1)
+print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()), os.waitpid(pid, 0)[1])
+"""
+
+
+def test_a_signal_that_reaches_a_worker_before_its_handlers_are_set_waits_for_them():
+    """Between its fork and its ``init_signals``, a worker holds the arbiter's handlers, which
+    would take a Ctrl-C for the arbiter's loop and lose it: held blocked across the fork, it
+    reaches the worker's own handler once set; the arbiter's signals stay unblocked."""
+    done = subprocess.run([sys.executable, "-c", _FORKED], capture_output=True, text=True, timeout=30,
+                          cwd=Path(__file__).parent.parent)
+    assert done.stdout.split() == ["False", "0"], done.stderr
 
 
 def _stubborn_study() -> dict:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from http_helpers import Service
-from tls_sink import TlsSink
+from tls_sink import Authority, TlsSink
 
 from functions import reporter
 from functions.adapters import cloudevents_http
+from functions.core.errors import TemporaryError
+from functions.core.events import study_created
 from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -186,6 +188,27 @@ def test_events_and_reports_reach_an_https_broker_whose_ca_only_a_trust_bundle_h
     monkeypatch.setenv("KATUNA_TRUST_BUNDLES", str(bundles))
     assert reporter.report(1, loss=0.5) and reporter.flush()
     assert sink.received[-1]["ce-type"] == "dev.katuna.trial.progress"
+
+
+def test_a_rotated_trust_bundle_is_trusted_from_the_next_post(tmp_path: Path, sink: TlsSink):
+    """The kubelet rotates a projected volume by linking ``..data`` to a new timestamped folder;
+    the sink's CA, absent before, is trusted from the post after the swap."""
+    (tmp_path / "other-ca").mkdir()
+    other = Authority(tmp_path / "other-ca")
+    bundles = trust_bundles(tmp_path / "bundles", {"bundle.pem": other.ca_pem})
+    sink.tokens.add("service-token")
+    token = tmp_path / "token"
+    token.write_text("service-token")
+    settings = Settings.from_env({"K_SINK": sink.url, "KATUNA_TRUST_BUNDLES": str(bundles)})
+    posting = cloudevents_http.Sink(sink.url, token, settings.sink_tls)
+    with pytest.raises(TemporaryError, match="CERTIFICATE_VERIFY_FAILED"):
+        posting.send(study_created("rotated", "uid-1"), 10)
+    (bundles / "..2026_12_05_04_00_00.2").mkdir()
+    (bundles / "..2026_12_05_04_00_00.2" / "bundle.pem").write_text(sink.ca_pem)
+    (bundles / "..data_tmp").symlink_to("..2026_12_05_04_00_00.2")
+    os.replace(bundles / "..data_tmp", bundles / "..data")
+    posting.send(study_created("rotated", "uid-1"), 10)
+    assert [headers["ce-type"] for headers in sink.received] == ["dev.katuna.study.created"]
 
 
 def test_the_sink_takes_its_ca_certificates_from_k_ca_certs_and_refuses_what_is_no_pem(sink: TlsSink):

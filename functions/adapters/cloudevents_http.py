@@ -285,8 +285,8 @@ class Sink:
     it; the token is read again for every post, as the binding rotates it. With transport
     encryption the sink is https, signed by the cluster's CA: ``tls`` makes the context that
     trusts it (the PEM certificates the binding puts in ``K_CA_CERTS`` and its mounted trust
-    bundles besides the system's: :func:`functions.reporter.tls_context`), made again for each
-    post, as the bundles change. Events are signed with ``key`` where given
+    bundles besides the system's: :func:`functions.reporter.tls_context`), asked for at each post,
+    so a rotated bundle is trusted from the next one. Events are signed with ``key`` where given
     (:mod:`functions.core.event_signature`), and carry the ``extensions`` of the SinkBinding's
     ``ceOverrides`` (``K_CE_OVERRIDES``), as Knative's own senders' do."""
 

@@ -29,19 +29,19 @@ from __future__ import annotations
 import errno
 import io
 import json
-import signal
 import socket
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from gunicorn.http.errors import NoMoreData
-from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from gunicorn.workers.gthread import _DEFER
 
 from functions.adapters.web import peers
 from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size, serve_unchunked
 from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.parse_errors import JsonErrors
+from functions.adapters.web.worker_signals import SignalledWorker
 
 BODY_CHUNK = 64 * 1024
 
@@ -232,12 +232,11 @@ def _refuse(start_response: Any, status: str, error: str, message: str) -> list[
     return [body]
 
 
-class Worker(ThreadWorker):
-    """gunicorn's threaded worker with every client connection bounded (see the module)."""
+class Worker(SignalledWorker):
+    """gunicorn's threaded worker with every client connection bounded (see the module), taking
+    its stopping signals as :mod:`.worker_signals` says."""
 
     wsgi: Any
-    runtime: Any = None
-    """The application's katuna runtime, closed as the worker exits (:meth:`run`)."""
     lingering: Lingering
     """The connections closed after their answers, until each client closes its end too."""
 
@@ -289,33 +288,6 @@ class Worker(ThreadWorker):
         super().murder_keepalived(force)
         if force:
             self.lingering.sweep(force=True)
-
-    def init_signals(self) -> None:
-        """gunicorn's, and SIGHUP taken as SIGTERM: a terminal that hangs up sends it to each
-        process of its foreground group, the workers too, whose default action would end them
-        with no shutdown (their trials killed by the guard, their ends unrecorded)."""
-        super().init_signals()
-        signal.signal(signal.SIGHUP, self.handle_exit)
-        signal.siginterrupt(signal.SIGHUP, False)
-
-    def handle_quit(self, sig: int, frame: Any) -> None:
-        """SIGINT or SIGQUIT, gunicorn's quick stop, taken once: Ctrl-C in a terminal sends SIGINT
-        to the worker and to the arbiter, which then sends SIGQUIT; that second quit, landing while
-        :meth:`run` closes the runtime, would cut it short (its trials' interrupted ends left
-        unrecorded, or the worker stuck until the arbiter kills it)."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-        super().handle_quit(sig, frame)
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: serve no more (gunicorn's graceful stop), and give up at once any read of a
-        trial's output under way. The worker may take a second or more to leave its loop and
-        answer the requests it holds before :meth:`run` closes the runtime; a handler reading a
-        log of hundreds of megabytes meanwhile would read on to its end. Given up, its event goes
-        back to the queue (see :meth:`functions.runtime.Runtime.close`)."""
-        super().handle_exit(sig, frame)
-        if self.runtime is not None:
-            self.runtime.executor.stop_reads()
 
     def accept(self, listener: socket.socket) -> None:
         super().accept(_Screened(listener, self))
