@@ -16,7 +16,7 @@ from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
-from functions.core.trial_spec import local_entrypoint
+from functions.core.trial_spec import PATH, local_entrypoint
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -85,7 +85,7 @@ def _unknown_job_fields(spec: Study) -> list[Problem]:
         return []
     from functions.adapters.kubernetes_client import unknown_job_fields
 
-    return unknown_job_fields(trial_spec, "trialTemplate.trialSpec")
+    return unknown_job_fields(trial_spec, PATH)
 
 
 def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:

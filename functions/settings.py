@@ -180,6 +180,9 @@ def _limits(env: Mapping[str, str]) -> Limits:
     return Limits(**overrides)
 
 
+_POSITIVE_SECONDS = ("session_ttl", "node_look_seconds", "k8s_progress_seconds", "k8s_keep_seconds", "remote_timeout",
+                     "pool_wait", "client_timeout")
+
 VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
     "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
@@ -454,20 +457,10 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
-        for name, seconds in (("K8S_PROGRESS_SECONDS", settings.k8s_progress_seconds),
-                              ("K8S_KEEP_SECONDS", settings.k8s_keep_seconds)):
-            if not 0 < seconds < math.inf:
-                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
-        for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait),
-                              ("CLIENT_TIMEOUT", settings.client_timeout)):
-            if not 0 < seconds < math.inf:
-                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         if settings.worker_timeout < 1:
             raise InvalidSetting(f"{PREFIX}WORKER_TIMEOUT: expected a whole number of seconds >= 1, "
                                  f"got {settings.worker_timeout}")
-        if not 0 < settings.node_look_seconds < math.inf:
-            raise InvalidSetting(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
-                             f"got {settings.node_look_seconds}")
+        settings._check_sink_certificates()
         return settings
 
     def _check_sizes(self) -> None:
@@ -485,12 +478,28 @@ class Settings:
                                  f"got {ttl}")
 
     def _check_sessions_and_dead_letters(self) -> None:
-        if not 0 < self.session_ttl < math.inf:
-            raise InvalidSetting(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
+        """Waits that must be a positive, finite number of seconds (an infinite one never ends),
+        the tick floor, and room for at least one dead letter."""
+        for field in _POSITIVE_SECONDS:
+            seconds = getattr(self, field)
+            if not 0 < seconds < math.inf:
+                raise InvalidSetting(f"{PREFIX}{VARIABLES[field][0]}: expected a positive number of seconds, "
+                                     f"got {seconds}")
         if not 0 <= self.tick_floor < math.inf:
             raise InvalidSetting(f"{PREFIX}TICK_FLOOR: expected a number of seconds, 0 or more, got {self.tick_floor}")
         if self.max_dead_letters < 1:
             raise InvalidSetting(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
+
+    def _check_sink_certificates(self) -> None:
+        """``K_CA_CERTS``, which the SinkBinding sets, must hold PEM certificates: an https sink
+        could never be trusted without them."""
+        if not self.sink_ca_certs:
+            return
+        try:
+            reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
+        except (ssl.SSLError, ValueError) as exc:
+            raise InvalidSetting(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: "
+                                 f"{exc}") from exc
 
     def _check_trial_identity(self) -> None:
         if self.k8s_service_account in self.service_accounts:

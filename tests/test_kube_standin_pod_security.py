@@ -13,7 +13,8 @@ from kube_standin.admission import ENFORCE
 from kube_standin.clock import SimulatedClock
 from kube_stub import KubeStub
 
-from functions.core.job import CONTAINER_SECURITY, POD_SECURITY
+from functions.core.job import CONTAINER_SECURITY
+from functions.core.pod_security import RUNTIME_SECCOMP as POD_SECURITY
 
 DROPPED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 """A container restricted lets run, with :data:`RESTRICTED_POD`."""

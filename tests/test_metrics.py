@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 
 from functions.core.metric_filters import default_matches
-from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
+from functions.core.metrics import Observation, Summary, parse_json_lines, parse_text
+
+
+def reduced(observations: list[Observation], strategies: dict[str, str]) -> dict[str, float]:
+    """One value per observed metric, as a trial's summary keeps it: its min, max or latest."""
+    summary = Summary(strategies, keep=0)
+    summary.add(observations)
+    return summary.reduced()
 
 
 def test_a_json_line_nested_past_pythons_recursion_limit_is_no_metric_line():
@@ -104,10 +111,10 @@ def test_json_lines():
 
 def test_reduction_strategies():
     obs = [Observation("loss", v) for v in (0.5, 0.2, 0.3)] + [Observation("acc", 0.1)]
-    assert reduce(obs, {"loss": "min", "acc": "max"}) == {"loss": 0.2, "acc": 0.1}
-    assert reduce(obs, {"loss": "max"})["loss"] == 0.5
-    assert reduce(obs, {"loss": "latest"})["loss"] == 0.3
-    assert math.isnan(reduce([Observation("loss", 1.0), Observation("loss", math.nan)], {"loss": "min"})["loss"])
+    assert reduced(obs, {"loss": "min", "acc": "max"}) == {"loss": 0.2, "acc": 0.1}
+    assert reduced(obs, {"loss": "max"})["loss"] == 0.5
+    assert reduced(obs, {"loss": "latest"})["loss"] == 0.3
+    assert math.isnan(reduced([Observation("loss", 1.0), Observation("loss", math.nan)], {"loss": "min"})["loss"])
 
 
 def test_each_report_is_a_step_unless_the_output_names_its_steps():

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import Service, refused_start
 from tls_sink import Authority, TlsSink
 
 from functions import reporter
 from functions.adapters import cloudevents_http
-from functions.core.errors import TemporaryError
+from functions.core.errors import InvalidSetting, TemporaryError
 from functions.core.events import study_created
 from functions.settings import Settings
 
@@ -215,6 +215,12 @@ def test_the_sink_takes_its_ca_certificates_from_k_ca_certs_and_refuses_what_is_
     settings = Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": sink.ca_pem})
     assert (settings.sink_ca_certs, settings.sink_token_file, settings.trust_bundles) == \
         (sink.ca_pem, Path("/oidc/token"), Path("/knative-custom-certs"))
-    refused = Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": "not a certificate"})
-    with pytest.raises(ValueError, match="K_CA_CERTS: expected PEM CA certificates"):
-        cloudevents_http.Sink(sink.url, tls=refused.sink_tls)
+    with pytest.raises(InvalidSetting, match="K_CA_CERTS: expected PEM CA certificates"):
+        Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": "not a certificate"})
+
+
+def test_katuna_serve_does_not_start_with_a_k_ca_certs_that_holds_no_certificate_and_says_why(tmp_path: Path):
+    done = refused_start(tmp_path, KATUNA_EVENTS="reply", K_SINK="https://127.0.0.1:9/", K_CA_CERTS="garbage")
+    assert done.returncode == 2, done.stderr
+    assert "K_CA_CERTS: expected PEM CA certificates for the sink" in done.stderr
+    assert "Traceback" not in done.stderr

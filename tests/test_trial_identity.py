@@ -22,13 +22,14 @@ from kube_stub import KubeStub
 from test_cli import here
 from test_resources import conditions, send
 
-from functions.core import template
+from functions.core import pod_security, template
 from functions.core.cluster import Cluster
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.formats import load_definition
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
-from functions.core.trial_identity import account_problems, secret_field, secret_problems, study_problems
+from functions.core.spec import Study
+from functions.core.trial_identity import secret_field, study_problems
 from functions.settings import Settings
 
 ROOT = Path(__file__).parent.parent
@@ -143,13 +144,24 @@ WORKLOADS = {
 }
 
 
+
+def _account_problems(spec: Study, reserved: tuple[str, ...]) -> list[Problem]:
+    """What the service refuses of ``spec`` where ``reserved`` are its own accounts (and no Pod
+    Security level applies)."""
+    return study_problems(spec, Cluster(reserved_accounts=reserved, pod_security=pod_security.PRIVILEGED))
+
+
+def _secret_problems(spec: Study, reserved: tuple[str, ...]) -> list[Problem]:
+    """What the service refuses of ``spec`` where ``reserved`` are its own Secrets."""
+    return study_problems(spec, Cluster(reserved_secrets=reserved, pod_security=pod_security.PRIVILEGED))
+
 @pytest.mark.parametrize("trial_spec,path", WORKLOADS.values(), ids=WORKLOADS.keys())
 def test_every_workload_kind_naming_the_service_account_is_refused_at_its_field(trial_spec: dict, path: str):
     native = study_definition(name="kinds")
     native["trialTemplate"] = {"trialSpec": trial_spec}
     spec, _ = load_definition(native)
-    assert [p.path for p in account_problems(spec, ("katuna",))] == [f"trialTemplate.trialSpec.{path}"]
-    assert account_problems(spec, ("someone-else",)) == []
+    assert [p.path for p in _account_problems(spec, ("katuna",))] == [f"trialTemplate.trialSpec.{path}"]
+    assert _account_problems(spec, ("someone-else",)) == []
 
 
 def test_katuna_run_and_render_refuse_a_study_running_trials_as_the_service(tmp_path: Path):
@@ -302,15 +314,15 @@ MOUNTS = {
 @pytest.mark.parametrize("trial_spec,path", MOUNTS.values(), ids=MOUNTS.keys())
 def test_every_way_a_trial_names_a_service_secret_is_refused_at_its_field(trial_spec: dict, path: str):
     spec, _ = load_definition(_native("mounts", trial_spec))
-    assert [p.path for p in secret_problems(spec, (TOKEN,))] == [f"trialTemplate.trialSpec.{path}"]
-    assert secret_problems(spec, ("someone-else",)) == []
+    assert [p.path for p in _secret_problems(spec, (TOKEN,))] == [f"trialTemplate.trialSpec.{path}"]
+    assert _secret_problems(spec, ("someone-else",)) == []
 
 
 def test_a_configmap_or_container_of_a_service_secrets_name_is_no_secret():
     trial_spec = _job(main={"env": [{"name": "T", "valueFrom": {"configMapKeyRef": {"name": TOKEN, "key": "t"}}}]},
                       volumes=[{"name": TOKEN, "configMap": {"name": TOKEN}}])
     spec, _ = load_definition(_native("configmap", trial_spec))
-    assert secret_problems(spec, (TOKEN,)) == []
+    assert _secret_problems(spec, (TOKEN,)) == []
 
 
 def _cli(tmp_path: Path, definition: dict, *command: str) -> subprocess.CompletedProcess:
@@ -350,7 +362,7 @@ def test_a_parameter_that_makes_a_service_secret_fails_the_launch(tmp_path: Path
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{path}: 'katuna-api-token' is one of the katuna service's own Secrets" in done.stderr
     spec, _ = load_definition(_chosen("chosen"))
-    assert secret_problems(spec, (TOKEN,)) == [], "the name is known only at launch"
+    assert _secret_problems(spec, (TOKEN,)) == [], "the name is known only at launch"
     launch = TrialLaunch("chosen", "u1", 0, 1, "chosen-0", [], {}, ".", None, trial_spec=spec.trial_template.trial_spec,
                          primary_container="main", params={"x": 1.0, "secret": "trainer-data"})
     service = Cluster(reserved_secrets=(TOKEN,))
@@ -465,7 +477,7 @@ PATCHES = {
 @pytest.mark.parametrize("trial_spec,kind,path", PATCHES.values(), ids=PATCHES.keys())
 def test_every_field_a_pod_spec_patch_sets_is_checked_as_a_pod_spec(trial_spec: dict, kind: str, path: str):
     spec, _ = load_definition(_native("patched", trial_spec))
-    found = account_problems(spec, ("katuna",)) if kind == "account" else secret_problems(spec, (TOKEN,))
+    found = _account_problems(spec, ("katuna",)) if kind == "account" else _secret_problems(spec, (TOKEN,))
     assert [p.path for p in found] == [f"trialTemplate.trialSpec.{path}"]
     assert study_problems(spec, Cluster(reserved_accounts=("someone",), reserved_secrets=("else",))) == []
 

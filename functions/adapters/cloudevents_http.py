@@ -295,12 +295,6 @@ class Sink:
         self.url = url
         self._token_file = token_file
         self._tls = tls
-        if tls is not None:
-            try:
-                tls()
-            except (ssl.SSLError, ValueError) as exc:
-                raise ValueError(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: "
-                                 f"{exc}") from exc
         self._key = key
         self._extensions = extensions
 

@@ -22,7 +22,7 @@ from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
 from functions.adapters.local_pace import Held, Pace
 from functions.adapters.local_run import LocalRun, ids
-from functions.core.errors import RefusedFile
+from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
@@ -87,4 +87,4 @@ class ProgressReports:
         try:
             self._publish(event)
         except Exception as exc:
-            log.warning("could not report progress %s: %s", event.id, exc)
+            log.warning("could not report progress %s: %s", event.id, exc, exc_info=not isinstance(exc, KatunaError))

@@ -32,7 +32,10 @@ def _stat(pid: int) -> list[str] | None:
 
 def identity(pid: int) -> str:
     """``pid:start time``: unlike a bare pid, never the identity of a later process."""
-    fields = _stat(pid)
+    return _identity(pid, _stat(pid))
+
+
+def _identity(pid: int, fields: list[str] | None) -> str:
     return str(pid) if fields is None else f"{pid}:{fields[19]}"
 
 
@@ -47,7 +50,7 @@ def alive(owner: str) -> bool:
     except PermissionError:
         pass
     fields = _stat(pid)
-    return identity(pid) == owner and (fields is None or fields[0] != "Z")
+    return _identity(pid, fields) == owner and (fields is None or fields[0] != "Z")
 
 
 def suspended(owner: str) -> bool:
@@ -55,7 +58,7 @@ def suspended(owner: str) -> bool:
     acts on nothing until it runs again."""
     pid = pid_of(owner)
     fields = _stat(pid)
-    return fields is not None and fields[0] in ("T", "t") and f"{pid}:{fields[19]}" == owner
+    return fields is not None and fields[0] in ("T", "t") and _identity(pid, fields) == owner
 
 
 def pid_of(owner: str) -> int:

@@ -30,7 +30,6 @@ from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.spec import TrialTemplate
 from functions.core.template import OWN, format_value, parameter_names
 
-TRIAL_SPEC = "trialTemplate.trialSpec"
 UNKNOWN = Language(re.compile(""), "")
 """The language of code run by a program katuna does not know (an Argo ``source`` given to a
 compiled tool, say): only a plain word is taken there."""
@@ -49,7 +48,7 @@ def code_problems(template: TrialTemplate, parameters: Iterable[Parameter]) -> l
                               list(template.command), values)
     if template.trial_spec is not None:
         for path, container in _containers(template.trial_spec):
-            problems += _container_problems(f"{TRIAL_SPEC}.{path}", container, values)
+            problems += _container_problems(f"{trial_spec_shapes.PATH}.{path}", container, values)
     return problems
 
 

@@ -43,7 +43,6 @@ NUMBER_TEXT = 24
 
 _PARAMETER = "trialParameters."
 _LABELS = "trialSpec.Labels["
-TRIAL_SPEC = "trialTemplate.trialSpec"
 LABEL_VALUE = 63
 """Characters of a Kubernetes namespace name or label value at most: ``${trialSpec.Namespace}``
 and ``${trialSpec.Labels[key]}`` at their longest."""
@@ -92,7 +91,7 @@ def _process_problems(path: str, what: str, strings: Strings, widths: dict[str, 
 def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """Each container of the ``trialSpec`` (init containers too), with its field path."""
     found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
-    return [(f"{TRIAL_SPEC}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
+    return [(f"{trial_spec_shapes.PATH}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
 
 
 def _container_strings(path: str, container: Mapping[str, Any]) -> Strings:

@@ -84,9 +84,6 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "c
 """What a trial container may not do; the user the image names runs it (images often run as
 root), unless the study names one (``kubernetes.runAsUser``)."""
 
-POD_SECURITY = pod_security.RUNTIME_SECCOMP
-"""The ``securityContext`` of a trial pod where the baseline is kept (:func:`~functions.core.pod_security.pod_context`)."""
-
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 

@@ -365,9 +365,3 @@ def _number(value: object) -> float:
         raise ValueError(f"not a summary's tally: {value!r} is no number")
     return float(value)
 
-
-def reduce(observations: Iterable[Observation], strategies: Mapping[str, str]) -> dict[str, float]:
-    """One value per observed metric: its min, max or latest value, as its strategy says."""
-    summary = Summary(strategies, keep=0)
-    summary.add(observations)
-    return summary.reduced()

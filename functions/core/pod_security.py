@@ -40,6 +40,7 @@ from typing import Any
 from functions.core import pod_security_restricted, pod_spec_patch, template
 from functions.core.errors import Problem
 from functions.core.pod_security_restricted import RESTRICTED
+from functions.core.trial_spec import PATH
 
 BASELINE = "baseline"
 PRIVILEGED = "privileged"
@@ -66,7 +67,6 @@ HANDLERS = frozenset({"httpget", "tcpsocket"})
 """The probe and lifecycle handlers that connect to a ``host`` (the pod's own IP where unset)."""
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 LIFT = "KATUNA_TRIAL_POD_SECURITY=privileged lifts this for a cluster that trusts every study's author"
-PATH = "trialTemplate.trialSpec"
 
 
 def pod_context(level: str, run_as_user: int | None = None) -> dict[str, Any]:

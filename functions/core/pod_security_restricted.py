@@ -29,6 +29,7 @@ from typing import Any
 
 from functions.core import template, trial_kinds
 from functions.core.errors import Problem
+from functions.core.trial_spec import PATH
 
 RESTRICTED = "restricted"
 ALLOWED_VOLUMES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
@@ -37,7 +38,6 @@ ALLOWED_VOLUMES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "
 ALLOWED_CAPABILITY = "NET_BIND_SERVICE"
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 WHY = "trial pods must meet Kubernetes' restricted Pod Security Standard here (KATUNA_TRIAL_POD_SECURITY=restricted)"
-PATH = "trialTemplate.trialSpec"
 Unknown = object()
 """A value a placeholder fills in only at launch."""
 

@@ -165,9 +165,7 @@ def convert_settings(algorithm: Algorithm, max_int: int) -> tuple[Algorithm, lis
     return replace(algorithm, settings=tuple(sorted(converted.items()))), problems + wrong
 
 
-def check_algorithm(
-    algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int, limits: Limits = DEFAULTS
-) -> list[Problem]:
+def check_algorithm(algorithm: Algorithm, parameters: tuple[Parameter, ...], limits: Limits = DEFAULTS) -> list[Problem]:
     """Every reason this algorithm (its settings converted) cannot run this search space."""
     kind = REGISTRY[algorithm.name]
     problems = []

@@ -53,6 +53,7 @@ from functions.core import pod_security, pod_spec_patch, report_token, senders, 
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.spec import Study
+from functions.core.trial_spec import PATH
 
 ACCOUNT_FIELDS = frozenset({"serviceaccountname", "serviceaccount", "taskserviceaccountname"})
 """The keys (lower-cased) that name the service account pods run as, in any workload kind katuna renders."""
@@ -60,7 +61,6 @@ SECRET_HOLDERS = ("secret", "secrets", "secretref", "secretkeyref")
 """How the key of an object whose ``name`` is a Secret's ends (lower-cased): ``secretKeyRef``,
 ``secretRef``, ``nodePublishSecretRef``, a projected source's ``secret``, ``imagePullSecrets``,
 Argo's ``accessKeySecret`` and the like."""
-PATH = "trialTemplate.trialSpec"
 ENGINE_EXPRESSION = re.compile(r"\{\{|\$\(")
 """An expression a workload's controller fills in itself: Argo's ``{{...}}``, Tekton's ``$(...)``.
 No Kubernetes name holds these characters."""
@@ -114,18 +114,6 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
             + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
             + _claims(strings, service.reserved_claims) + beyond)
-
-
-def account_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
-    """Where the study names one of the ``reserved`` accounts for its trials' pods."""
-    strings, _ = _trial_strings(spec.trial_template.trial_spec, filled=False)
-    return _accounts(spec.kubernetes.service_account, strings, reserved)
-
-
-def secret_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
-    """Where the study names one of the ``reserved`` Secrets for its trials' pods."""
-    strings, _ = _trial_strings(spec.trial_template.trial_spec, filled=False)
-    return _secrets(spec.kubernetes.image_pull_secrets, strings, reserved)
 
 
 def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,

@@ -184,8 +184,6 @@ ASKS_PER_EVENT = 16
 transaction, so a study with a large parallelism fills its slots over several events (see
 :func:`continuation`) and no event holds the database's write lock for long."""
 
-CONTINUED = ahead.CONTINUED
-
 
 def continuation(record: StudyRecord, created: int, asked: int) -> Event:
     """The ``study.created`` that asks for the trials one event could not: its id follows from
@@ -193,8 +191,8 @@ def continuation(record: StudyRecord, created: int, asked: int) -> Event:
     down, where the study's trial count does as trials never started are discarded), so a
     redelivery is recognised and no later continuation taken for one; it skips the resume
     checks (every active trial was just suggested)."""
-    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: created},
-                 id=derived_id(CONTINUED, record.uid, asked), subject=record.name)
+    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, ahead.CONTINUED: created},
+                 id=derived_id(ahead.CONTINUED, record.uid, asked), subject=record.name)
 
 
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:

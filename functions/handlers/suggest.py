@@ -15,7 +15,8 @@ from functions.core.events import Event, trial_finished, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
-from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, discard, study_here, warm_start
+from functions.handlers.ahead import CONTINUED
+from functions.handlers.base import Deps, ask_trials, check_stop, complete, discard, study_here, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

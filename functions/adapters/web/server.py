@@ -28,6 +28,7 @@ from gunicorn.arbiter import Arbiter
 
 from functions.adapters.web import access_log
 from functions.adapters.web.worker import Worker
+from functions.core.errors import InvalidSetting
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's variable (:mod:`functions.adapters.prometheus`, which this module must not
@@ -58,8 +59,8 @@ def metrics_dir() -> tuple[Path, int | None]:
         folder.mkdir(parents=True, exist_ok=True)
         others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
         if others:
-            raise ValueError(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
-                             "prometheus_client would read as metrics: name a directory of its own")
+            raise InvalidSetting(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
+                                 "prometheus_client would read as metrics: name a directory of its own")
         for stale in folder.glob("*.db"):
             stale.unlink()
         return folder, None

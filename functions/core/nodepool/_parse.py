@@ -92,7 +92,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     price = r.get(item, "pricePerNodeHour", path, "number")
     if price is not None and not 0 <= price <= MAX_PRICE:
         r.fail(join(path, "pricePerNodeHour"), f"expected a price from 0 to {MAX_PRICE:,.0f} per node-hour, got {price}")
-    currency = _currency(r, item, path, price)
+    currency = _currency(r, item, path)
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
     most = _most_nodes(provider, limits.eks)
@@ -121,7 +121,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
                     currency=currency)
 
 
-def _currency(r: Reader, item: Mapping[str, Any], path: str, price: float | None) -> str | None:
+def _currency(r: Reader, item: Mapping[str, Any], path: str) -> str | None:
     """The currency of ``pricePerNodeHour``, shown with the study's cost: an ISO 4217 code, and
     only beside a price (alone it would name the currency of nothing)."""
     currency = r.get(item, "currency", path, "str")

@@ -131,8 +131,7 @@ def _valid_study_problems(study: Study, limits: Limits) -> list[Problem]:
     if problems:
         return problems
     parameters, n_objectives = study.parameters, len(study.objectives)
-    unsearchable = [*distribution_problems(parameters), *check_algorithm(study.algorithm, parameters, n_objectives,
-                                                                         limits)]
+    unsearchable = [*distribution_problems(parameters), *check_algorithm(study.algorithm, parameters, limits)]
     problems = [*exec_problems(study), *code_problems(study.trial_template, parameters),
                 *workload_name_problems(study, limits), *unsearchable]
     if not unsearchable:
