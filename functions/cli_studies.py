@@ -27,7 +27,8 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
-from functions.cli_output import front_title, print_study, studies_table, trial_table
+from functions.cli_output import front_title, print_study, studies_table
+from functions.cli_trial_table import trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.pareto import best_trials, front_sample

@@ -1210,7 +1210,7 @@ def test_a_command_started_without_a_standard_output_exits_with_what_its_work_ea
 
 
 def test_a_reasons_line_ends_on_what_the_trial_printed_not_on_an_earlier_attempts_note():
-    from functions.cli_output import reason_cell
+    from functions.cli_trial_table import reason_cell
 
     reason = ("exited with code 3; last lines:\ntraining\nabout to fail\n"
               "attempt 1 interrupted: the katuna process running it stopped, and ended it")

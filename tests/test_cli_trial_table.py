@@ -1,0 +1,83 @@
+"""The trial table draws what rich draws from the same cells: its widths, given to rich fixed,
+and its own lines where nothing is styled, are those rich would lay out measuring every cell."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+from conftest import study_definition
+from rich.cells import cell_len
+from rich.console import Console
+from rich.measure import Measurement
+
+from functions.cli_trial_table import _TrialTable, trial_table
+from functions.core.records import COMPLETE, FAILED, RUNNING, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.terminal import UNBOUNDED
+
+PARAMETERS = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+              {"name": "kernel", "type": "categorical", "values": ["poly", "日本語のカーネル", "[bold]rbf[/bold]"]},
+              {"name": "degree", "type": "int", "min": 2, "max": 5000, "when": {"kernel": ["poly"]}}]
+LONG_REASON = ("exited with code 1; last lines:\nTraceback (most recent call last):\n"
+               "ValueError: " + "a-word-far-longer-than-any-column-of-the-table-" * 2 + " and then some words")
+
+
+def _record() -> StudyRecord:
+    definition = study_definition(name="cells", parameters=PARAMETERS, objective={
+        "metric": "loss", "direction": "minimize", "additionalMetrics": ["accuracy", "epoch"]})
+    definition["trialTemplate"]["env"] = {p["name"].upper(): f"${{trialParameters.{p['name']}}}" for p in PARAMETERS}
+    return StudyRecord(parse_study(definition), definition, ".", "uid-cells")
+
+
+def _trials() -> list[TrialRecord]:
+    return [
+        TrialRecord("cells", 0, {"x": 1.25, "kernel": "poly", "degree": 4000}, COMPLETE, values=[0.123456789],
+                    metrics={"accuracy": 0.9, "epoch": 3.0}),
+        TrialRecord("cells", 1, {"x": -4.5e-7, "kernel": "日本語のカーネル"}, FAILED, reason=LONG_REASON),
+        TrialRecord("cells", 2, {"x": 0.0, "kernel": "[bold]rbf[/bold]"}, COMPLETE, values=[math.nan],
+                    metrics={"accuracy": -1.5e12}, reason="a short reason\x1b[31m"),
+        TrialRecord("cells", 10_000, {"x": 2.0, "kernel": "poly", "degree": 2}, RUNNING),
+    ]
+
+
+def _rich_laid_out(table: _TrialTable, console: Console) -> object:
+    """The table as rich lays it out measuring every cell itself: wide where its natural width
+    fits, else narrow."""
+    wide = table._table(table._columns(wide=True), [table._row(t, wide=True) for t in table._trials],
+                        table._title_width)
+    natural = Measurement.get(console, console.options.update_width(UNBOUNDED), wide).maximum
+    if natural <= console.width:
+        return wide
+    return table._table(table._columns(wide=False), [table._row(t, wide=False) for t in table._trials],
+                        min(table._title_width, console.width))
+
+
+def _printed(renderable: object, width: int, terminal: bool) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=terminal, color_system="truecolor" if terminal else None,
+                      emoji=False)
+    console.print(renderable)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["plain", "terminal"])
+@pytest.mark.parametrize("width", [400, 130, 60, 30])
+@pytest.mark.parametrize("title", [None, "Best trials", "[bold]A title longer than the narrowest terminal[/bold]"])
+def test_the_table_is_what_rich_draws_from_the_same_cells(width: int, terminal: bool, title: str | None):
+    record, trials = _record(), _trials()
+    table = trial_table(record, trials, title)
+    assert isinstance(table, _TrialTable)
+    console = Console(file=io.StringIO(), width=width, force_terminal=terminal, emoji=False)
+    expected = _printed(_rich_laid_out(table, console), width, terminal)
+    assert _printed(table, width, terminal) == expected
+
+
+def test_a_wide_table_without_styles_folds_a_long_reason_as_rich_does_and_shows_no_markup():
+    printed = _printed(trial_table(_record(), _trials()), 400, terminal=False)
+    lines = printed.splitlines()
+    assert lines[1].split() == ["trial", "state", "loss", "accuracy", "epoch", "x", "kernel", "degree", "reason"]
+    assert "[bold]rbf[/bold]" in printed and "\\x1b[31m" in printed and "\x1b" not in printed
+    assert len({cell_len(line) for line in lines}) == 1, "every line as wide as the table"
+    assert len(lines) > 3 + len(_trials()) + 1, "the long reason folded onto more lines at 50 columns"
