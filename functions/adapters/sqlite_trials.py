@@ -267,7 +267,9 @@ class SqliteTrials(SqliteStudies):
             yield from (self._trial(rows[number]) for number in wanted if number in rows)
 
     def _query(self, study: str, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
-        """The ``WHERE`` condition of ``query`` with its arguments, and its ``ORDER BY`` with its own."""
+        """The ``WHERE`` condition of ``query`` with its arguments, and its ``ORDER BY`` with its own:
+        the trials without a value for the field last; by number alone, the table's own order,
+        which SQLite reads from its key with no sort."""
         spec = self.get_study(study).spec
         where: list[str] = ["study = ?"]
         args: list[Any] = [study]
@@ -286,6 +288,8 @@ class SqliteTrials(SqliteStudies):
                     args += [*field_args, bound]
         expression, sort_args = _trial_field(query.sort, spec)
         direction = "DESC" if query.descending else "ASC"
+        if query.sort == "number":
+            return " AND ".join(where), args, f"number {direction}", []
         order = f"({expression}) IS NULL, {expression} {direction}, number {direction}"
         return " AND ".join(where), args, order, [*sort_args, *sort_args]
 
