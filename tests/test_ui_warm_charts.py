@@ -12,6 +12,8 @@ import pytest
 from conftest import run_study, study_definition
 
 from functions.adapters.web import create_app, plots
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -76,3 +78,29 @@ def test_the_pareto_chart_names_each_trial_by_its_number_where_a_parameter_is_no
              for trace in pareto["data"] for text, x in zip(trace.get("text") or [], trace.get("x") or [], strict=True)}
     own = {t.number: t.values[0] for t in embedded.store.trials("warm")}
     assert shown == pytest.approx(own)
+
+
+def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(tmp_path: Path):
+    """Every one of 600 trials trades loss for size: the study page lists 500 of them, its two
+    ends among them, and links to the whole front, which then stays whole as the table is
+    fetched again."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        definition = study_definition(name="long", maxTrials=600, objective={"metrics": BOTH})
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-long", status="completed"))
+        with store.transaction():
+            for number in range(600):
+                store.add_trial(TrialRecord("long", number, {"x": 0.0}, COMPLETE, values=[number, number]))
+        client = create_app(runtime).test_client()
+        page = client.get("/ui/studies/long").get_data(as_text=True)
+        assert page.count('<tr><td><a href="/ui/studies/long/trials/') == 500
+        assert "500 of its 600 trials, spread along it" in page and "/ui/studies/long/trials/599\"" in page
+        assert 'href="/ui/studies/long?front=all#best-trials"' in page
+        whole = client.get("/ui/studies/long?front=all").get_data(as_text=True)
+        assert whole.count('<tr><td><a href="/ui/studies/long/trials/') == 600 and "600 trials" in whole
+        assert 'data-src="/ui/studies/long/best.fragment?front=all"' in whole
+        fetched = client.get("/ui/studies/long/best.fragment?front=all").get_data(as_text=True)
+        assert fetched.count("<tr><td>") == 600
+    finally:
+        runtime.close()

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Response, render_template, request
 
 from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
-from functions.core.pareto import best_trials
+from functions.core.pareto import best_trials, front_sample
+from functions.core.ports import Store
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
 from functions.core.views import node_pool_view, study_view
 
 BEST_SHOWN = 5
-"""How many best trials the study page lists for one objective (of several: the whole front)."""
+"""How many best trials the study page lists for one objective."""
+FRONT_LISTED = 500
+"""How many trials of a Pareto front the study page lists, spread along it, unless asked for all
+(``?front=all``): a front can hold most of a long study's trials, and the page and its table,
+fetched again as trials finish, would grow with it (5,000 rows: a megabyte)."""
 STUDIES_SHOWN = 200
 """The most studies the dashboard's list shows, the newest: the list is fetched again every few
 seconds while a study runs, and each study's view costs a few reads of its own."""
@@ -59,7 +65,7 @@ def study(name: str):
     store = runtime().store()
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
-                           best=best_trials(store, record, limit=BEST_SHOWN), now=runtime().clock(),
+                           **_best(store, record), now=runtime().clock(),
                            restarts=_restarts(record), elsewhere=_elsewhere(record), reach=_reach(record),
                            follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
 
@@ -105,8 +111,20 @@ def best_fragment(name: str):
     the page fetches again as trials finish."""
     store = runtime().store()
     record = store.get_study(name)
-    return render_template("best_table.html", record=record, spec=record.spec,
-                           best=best_trials(store, record, limit=BEST_SHOWN))
+    return render_template("best_table.html", record=record, spec=record.spec, **_best(store, record))
+
+
+def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
+    """The best trials the study page lists (``best``): of a Pareto front, :data:`FRONT_LISTED`
+    spread along it, or all of it with ``?front=all`` (``whole``), and its size (``front``)."""
+    if not record.spec.multi_objective:
+        return {"best": best_trials(store, record, limit=BEST_SHOWN), "front": None, "whole": False}
+    whole = request.args.get("front") == "all"
+    if whole:
+        listed = best_trials(store, record)
+        return {"best": listed, "front": len(listed), "whole": True}
+    listed, size = front_sample(store, record, most=FRONT_LISTED)
+    return {"best": listed, "front": size, "whole": False}
 
 
 @blueprint.get("/new")
