@@ -23,18 +23,7 @@ from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.ports import (
-    Admissions,
-    Clock,
-    Executor,
-    NodePools,
-    Nodes,
-    Resources,
-    RunnerClaims,
-    RunningLogs,
-    Store,
-    has_study,
-)
+from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunnerClaims, RunningLogs
 from functions.core.records import (
     COMPLETE,
     FAIL,
@@ -54,6 +43,7 @@ from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
+from functions.core.store_port import Store, has_study
 from functions.core.timeouts import POOL_WAIT
 from functions.core.trial_cap import study_cap
 from functions.core.warm import lost_study, study_results

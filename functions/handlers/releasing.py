@@ -15,7 +15,7 @@ from dataclasses import replace
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, owner_value
-from functions.core.ports import NodePools, Store
+from functions.core.ports import NodePools
 from functions.core.records import (
     CREATING,
     FAILED,
@@ -27,6 +27,7 @@ from functions.core.records import (
     StudyRecord,
 )
 from functions.core.stop import Decision
+from functions.core.store_port import Store
 from functions.handlers.base import Deps, complete
 from functions.handlers.emptying import empty_step, running_others
 
