@@ -31,7 +31,7 @@ from functions.core.events import STUDY_CREATED, Event, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
-    from functions.handlers.base import Deps
+    from functions.handlers.deps import Deps
 
 CONTINUED = "continued"
 """The field of a continuation's ``study.created`` data: how many trials the study had when

@@ -28,7 +28,7 @@ from functions.core.nodepool import NodePool, OperationStatus
 from functions.core.ports import NodePools
 from functions.core.records import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse, StudyRecord
 from functions.core.store_port import Store
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.pools")
 

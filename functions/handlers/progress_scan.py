@@ -40,7 +40,8 @@ from functions.core.metrics import MAX_OBSERVATIONS
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
 from functions.core.store_port import Store
-from functions.handlers.base import Deps, current_attempt
+from functions.handlers.deps import Deps
+from functions.handlers.starting import current_attempt
 
 log = logging.getLogger("katuna.progress")
 

@@ -48,7 +48,8 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.core.store_port import Store
-from functions.handlers.base import Deps, complete, study_here
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps, study_here
 from functions.handlers.emptying import due_to_empty, unprovisioned
 from functions.handlers.node_hours import due, look_at_nodes
 from functions.handlers.releasing import advance, node_pools, whose

@@ -28,7 +28,8 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.core.store_port import Store
-from functions.handlers.base import Deps, complete
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps
 from functions.handlers.emptying import empty_step, running_others
 
 

@@ -54,7 +54,9 @@ from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.store_port import has_study
 from functions.core.trial_identity import study_problems
-from functions.handlers.base import Deps, complete, go_on
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps
+from functions.handlers.starting import go_on
 from functions.handlers.stopping import MAX_MARKED
 from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report

@@ -28,7 +28,7 @@ from functions.core.kept_tails import KeptTail
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import stored_study
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.stopping")
 

@@ -27,7 +27,7 @@ from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.core.store_port import Store
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.strays")
 

@@ -23,7 +23,8 @@ from functions.core.spec import KnownResult, Study
 from functions.core.store_port import has_study
 from functions.core.trial_cap import admit
 from functions.core.warm import missing_study, nothing_taken, over_limit
-from functions.handlers.base import Deps, earlier_results, reopen
+from functions.handlers.asking import earlier_results, reopen
+from functions.handlers.deps import Deps
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

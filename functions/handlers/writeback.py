@@ -45,7 +45,7 @@ from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import Origin, study_status
 from functions.core.store_port import Store
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
