@@ -179,7 +179,7 @@ class NodePools(Protocol):
     Raises ``NodePoolFailed`` when the cloud refuses for good (bad machine type, quota,
     permission) and ``TemporaryError`` for throttling, 5xx answers and an unreachable API.
 
-    ``request_id`` names one logical change (:attr:`functions.core.records.PoolUse.request_id`):
+    ``request_id`` names one logical change (:attr:`functions.core.pool_use.PoolUse.request_id`):
     the same when that change is asked for again (a redelivered event, a retry after a timeout),
     new for the next one. A cloud whose calls take an idempotency token (EKS) derives it from
     that id; without one, each call is a change of its own. GKE's calls take none.

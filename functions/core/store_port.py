@@ -20,7 +20,8 @@ from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
-from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.pool_use import PoolUse
+from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
 
 if TYPE_CHECKING:
     from functions.core.disruptions import LostPods
