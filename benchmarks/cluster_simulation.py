@@ -23,8 +23,8 @@ from standins import Cloud, KubeStub, Run, SimulatedContainers
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, pool_check
-from functions.core.ports import has_study
 from functions.core.records import StudyRecord
+from functions.core.store_port import has_study
 from functions.core.template_sources import load
 from functions.dispatch import Dispatcher
 from functions.runtime import Runtime

@@ -51,7 +51,7 @@ import optuna
 import report
 from instant import InstantExecutor, InstantRunner, definition, sphere
 
-import functions.handlers.base as handler_steps
+import functions.handlers.asking as handler_steps
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import TRIAL_SUGGESTED, Event, study_created, trial_finished

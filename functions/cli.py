@@ -51,10 +51,10 @@ from functions.core.formats import in_definition, load_definition, parse_text
 from functions.core.history_cells import known_results
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
-from functions.core.ports import stored_study
 from functions.core.records import COMPLETED, STOPPED, StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
+from functions.core.store_port import stored_study
 from functions.core.trial_cap import admit
 from functions.core.trial_identity import study_problems
 from functions.core.validate import none_stored

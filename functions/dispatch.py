@@ -39,7 +39,7 @@ from functions.core.errors import (
     TemporaryError,
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
-from functions.core.ports import has_study
+from functions.core.store_port import has_study
 from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput

@@ -23,9 +23,9 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.launch import trial_launch
-from functions.core.ports import stored_study
 from functions.core.records import RUNNING, StudyRecord
 from functions.core.spec import Study
+from functions.core.store_port import stored_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.submit import store_or_restart

@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from functions.core.ports import Store, has_study
 from functions.core.records import Counts, StudyRecord
+from functions.core.store_port import Store, has_study
 from functions.terminal import printable
 
 BAR_WIDTH = (10, 40)

@@ -18,7 +18,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.core.events import Event, pool_check
 from functions.core.records import StudyRecord
 from functions.handlers import Deps
-from functions.handlers.base import served_here
+from functions.handlers.deps import served_here
 from functions.handlers.node_hours import looks_due
 from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
@@ -61,7 +61,7 @@ observations kept as they are read (:mod:`functions.core.log_keep`; ``KATUNA_K8S
 
 class Watcher:
     """Watches the studies ``select`` returns, on behalf of one executor and one queue (but those
-    whose trials run elsewhere: :func:`~functions.handlers.base.served_here`).
+    whose trials run elsewhere: :func:`~functions.handlers.deps.served_here`).
 
     ``stop_local`` ends the trials this process runs for a study that ended elsewhere (a local
     executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs). A local

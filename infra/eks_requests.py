@@ -7,7 +7,7 @@ a describe or a delete, and cluster-autoscaler's node-template tags for its Auto
 :func:`subnet_problem` judges, from EC2's answers, whether the subnets can hold a group.
 A create or an update carries the AMI type its instance types need
 (:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
-change it belongs to (the pool use's request, :attr:`functions.core.records.PoolUse.request_id`):
+change it belongs to (the pool use's request, :attr:`functions.core.pool_use.PoolUse.request_id`):
 a retried change is the same change to EKS, the next change is a new one; without an id (the
 provisioning script), botocore gives each call a fresh token.
 """

@@ -17,7 +17,7 @@ from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
 from functions.handlers import Deps
-from functions.handlers.base import ASKS_PER_EVENT, discard
+from functions.handlers.asking import ASKS_PER_EVENT, discard
 from functions.handlers.submit import store_study
 from functions.settings import Settings
 

@@ -322,7 +322,7 @@ def test_every_command_and_the_service_refuse_a_database_a_newer_katuna_migrated
         tmp_path: Path):
     """An older katuna (a rollback, or the old revision of a rollout) would misread tables a
     newer one changed, and its writes could break them."""
-    from functions.adapters.sqlite_schema import MIGRATIONS
+    from functions.adapters.sqlite_migrations import MIGRATIONS
 
     path = tmp_path / "newer.db"
     SqliteStore(path).close()
@@ -1141,7 +1141,7 @@ def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_
     """Every command migrates a database an older katuna made before using it, under the write
     lock; another process holding it (migrating it, perhaps, which takes minutes for a large
     database) past KATUNA_BUSY_TIMEOUT makes the command exit 2 with one line that says so."""
-    from functions.adapters.sqlite_schema import MIGRATIONS
+    from functions.adapters.sqlite_migrations import MIGRATIONS
 
     path = tmp_path / "katuna.db"
     SqliteStore(path).close()

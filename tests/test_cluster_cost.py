@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_benchmarks import load_cluster_cost
 
-from functions.core.records import CREATING
+from functions.core.pool_use import CREATING
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,9 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation, Summary
 from functions.core.pareto import best_trials, front_sample, pareto_front
-from functions.core.ports import Store
-from functions.core.records import READY, RELEASED, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.pool_use import READY, RELEASED, PoolUse
+from functions.core.records import StudyRecord, TrialQuery, TrialRecord
+from functions.core.store_port import Store
 from functions.core.validate import parse_study
 
 

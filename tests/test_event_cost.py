@@ -22,7 +22,8 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.node_hours import NodeLife
-from functions.core.records import COMPLETE, READY, RELEASED, RUNNING, WATCH_AFTER_RELEASE, PoolUse, TrialRecord
+from functions.core.pool_use import READY, RELEASED, WATCH_AFTER_RELEASE, PoolUse
+from functions.core.records import COMPLETE, RUNNING, TrialRecord
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.handlers import Deps

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from functions.adapters.web import METRICS_PATH, create_app
 from functions.adapters.web.server import IN_USE, METRICS_DIR, metrics_dir
 from functions.core.events import Event, study_created, trial_finished
-from functions.core.records import READY, RELEASED, PoolUse
+from functions.core.pool_use import READY, RELEASED, PoolUse
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData, UnknownEventType
 from functions.runtime import Runtime

@@ -30,7 +30,8 @@ from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.events import pool_check
 from functions.core.node_hours import NodeLife, NodeSeen, node_hours, observe
-from functions.core.records import KUBERNETES, READY, RELEASED, PoolUse, StudyRecord
+from functions.core.pool_use import READY, RELEASED, PoolUse
+from functions.core.records import KUBERNETES, StudyRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher

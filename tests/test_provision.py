@@ -23,7 +23,8 @@ from functions.core.events import Event, pool_check, study_completed, study_crea
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
 from functions.core.limits import Limits
-from functions.core.records import PoolUse, StudyRecord, TrialRecord
+from functions.core.pool_use import PoolUse
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher

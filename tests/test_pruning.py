@@ -24,7 +24,7 @@ from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData
 from functions.handlers import prune
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 from functions.handlers.failures import MAX_FAILURES
 from functions.handlers.submit import store_study
 

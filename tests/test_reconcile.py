@@ -33,7 +33,7 @@ from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps, base
+from functions.handlers import Deps, starting
 from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
 from functions.handlers.submit import store_study
 from functions.settings import Settings
@@ -533,11 +533,11 @@ def test_a_ticks_writes_from_what_it_read_never_land_on_a_study_made_since_under
     store.add_trial(TrialRecord("demo", 0, {"x": -3.0}, RUNNING, started_at=2.0))
     deps = Deps(store, None, lambda: 3.0)
     try:
-        assert base.current_attempt(store, old, seen) is None
-        base._keep_lost(old, seen, deps, {"pod-of-a": Disruption("Evicted", "node drained")}, frozenset())
-        base._note_held(old, seen, deps, "waiting for Kueue to admit it (queue full)")
+        assert starting.current_attempt(store, old, seen) is None
+        starting._keep_lost(old, seen, deps, {"pod-of-a": Disruption("Evicted", "node drained")}, frozenset())
+        starting._note_held(old, seen, deps, "waiting for Kueue to admit it (queue full)")
         assert store.lost_pods("demo", 0).of(1) == {} and store.get_trial("demo", 0).reason == ""
-        assert base.current_attempt(store, new, store.get_trial("demo", 0)) is not None, "B's own look writes"
+        assert starting.current_attempt(store, new, store.get_trial("demo", 0)) is not None, "B's own look writes"
     finally:
         store.close()
 

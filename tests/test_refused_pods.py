@@ -18,7 +18,7 @@ from test_trial_pods import ALLOWANCE, pods_of
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import COMBINED
 from functions.core.errors import PermanentError, TemporaryError
-from functions.handlers.base import look
+from functions.handlers.starting import look
 
 
 def refused(kube: KubeStub, job: str) -> Callable[[], bool]:

@@ -27,8 +27,8 @@ from functions.core.metrics import parse_text
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import look
 from functions.handlers.progress_scan import scan
+from functions.handlers.starting import look
 from functions.handlers.submit import store_study
 
 LOST = Run(3600, pieces=((10, "epoch=1 loss=1.5\n"), (20, "epoch=2 loss=1.2\n")))

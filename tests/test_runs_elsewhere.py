@@ -21,7 +21,8 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyRunsElsewhere
 from functions.core.events import POOL_CHECK, Event, study_created
-from functions.core.records import COMPLETE, KUBERNETES, LOCAL, PoolUse, StudyRecord, TrialRecord
+from functions.core.pool_use import PoolUse
+from functions.core.records import COMPLETE, KUBERNETES, LOCAL, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import DROPPED, Dispatcher
 from functions.handlers import Deps

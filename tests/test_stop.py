@@ -12,7 +12,8 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import Counts, TrialRecord
 from functions.core.stop import decide, trials_to_ask
 from functions.core.validate import parse_study
-from functions.handlers.base import Deps, check_stop, reopen
+from functions.handlers.asking import check_stop, reopen
+from functions.handlers.deps import Deps
 from functions.handlers.submit import store_study
 
 

@@ -22,7 +22,7 @@ from conftest import (
     undo_trial_changes,
 )
 
-from functions.adapters.sqlite_schema import APPLICATION_ID
+from functions.adapters.sqlite_migrations import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.disruptions import Disruption, LostPods

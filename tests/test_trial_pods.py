@@ -22,7 +22,7 @@ from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import look
+from functions.handlers.starting import look
 from functions.handlers.submit import store_study
 
 ALLOWANCE = 600

@@ -25,16 +25,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from functions.core.records import (
-    CREATING,
-    POOL_FAILED,
-    READY,
-    RELEASED,
-    RELEASING,
-    STUDY_RUNNING,
-    TERMINAL_STATUSES,
-    Census,
-)
+from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASED, RELEASING
+from functions.core.records import STUDY_RUNNING, TERMINAL_STATUSES, Census
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """The variable naming the directory where workers keep their counts (prometheus_client's)."""

@@ -26,7 +26,8 @@ from functions.adapters.sqlite_errors import busy, translated
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.adapters.sqlite_schema import MIGRATIONS, connect
+from functions.adapters.sqlite_migrations import MIGRATIONS
+from functions.adapters.sqlite_schema import connect
 from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
 from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError

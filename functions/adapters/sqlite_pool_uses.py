@@ -12,7 +12,7 @@ from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads
 from functions.core.node_hours import NodeLife
-from functions.core.records import PoolUse
+from functions.core.pool_use import PoolUse
 
 
 class SqlitePoolUses(SqliteConnection):

@@ -15,4 +15,4 @@ from functions.adapters.sqlite_trials import SqliteTrials
 
 
 class SqliteStore(SqliteTrials, SqliteKeptTails, SqliteServiceRecords, SqlitePoolUses):
-    """Implements :class:`functions.core.ports.Store`. Use one instance per thread."""
+    """Implements :class:`functions.core.store_port.Store`. Use one instance per thread."""

@@ -1,6 +1,6 @@
 """The trials table and the observation log: a study's trials, their changes and counts.
 
-Counts per study and state are kept by triggers (see :mod:`functions.adapters.sqlite_schema`),
+Counts per study and state are kept by triggers (see :mod:`functions.adapters.sqlite_migrations`),
 and every query that filters, orders or pages does it in SQL, so the hot paths cost the same at
 any study size.
 """

@@ -19,9 +19,10 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.log_reads import LogReads
-from functions.core.ports import Executor, Resources, Store
+from functions.core.ports import Executor, Resources
 from functions.core.records import Census, StudyRecord
 from functions.core.spec import Study
+from functions.core.store_port import Store
 
 
 class Delivers(Protocol):

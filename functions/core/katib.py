@@ -86,6 +86,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
         raise InvalidStudy(shaped)
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
+    algorithm = (spec.get("algorithm") or {}).get("algorithmName")
     problems = katib_shapes.repeated_names(spec)
     problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
                  for key in spec if key not in _SPEC | {"nasConfig"}]
@@ -105,21 +106,14 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     typed = _typed_fields(metadata, problems)
     if typed and native["trialTemplate"]:
         native["trialTemplate"]["typedFields"] = typed
-    if (spec.get("algorithm") or {}).get("algorithmName") == "tpe":
-        katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
     if spec.get("maxTrialCount") is not None:
         native["maxTrials"] = spec["maxTrialCount"]
-    if (spec.get("algorithm") or {}).get("algorithmName") == "grid":
-        problems += katib_grid.problems(spec.get("maxTrialCount"), native["parameters"])
-    _bounded(spec, problems)
+    _bounded(spec, algorithm, native["parameters"], problems)
     if spec.get("maxFailedTrialCount") is not None:
         native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
     if spec.get("earlyStopping") is not None:
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
-    if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
-        katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
-    if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes":
-        _cmaes(native, problems)
+    _algorithm_specifics(algorithm, native, spec, problems)
     pool = _node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool
@@ -132,8 +126,21 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
-        raise InvalidStudy(_leading(spec, problems + _native_problems(native, data, problems, limits)))
+        raise InvalidStudy(_leading(spec, algorithm, problems + _native_problems(native, data, problems, limits)))
     return native
+
+
+def _algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
+                         problems: list[Problem]) -> None:
+    """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
+    for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, which it
+    refuses), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
+    if algorithm == "tpe":
+        katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
+    elif algorithm == "hyperband":
+        katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
+    elif algorithm == "cmaes":
+        _cmaes(native, problems)
 
 
 def _cmaes(native: dict[str, Any], problems: list[Problem]) -> None:
@@ -145,12 +152,11 @@ def _cmaes(native: dict[str, Any], problems: list[Problem]) -> None:
     katib_algorithms.sigma_as_optuna_takes_it(native["algorithm"]["settings"], native["parameters"])
 
 
-def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
+def _leading(spec: Mapping[str, Any], algorithm: Any, problems: list[Problem]) -> list[Problem]:
     """The problems that are not mere consequences of another: with a ``nasConfig`` (refused),
     the parameters and trial template of neural architecture search, and a NAS algorithm's
-    refusal, which says the same."""
+    (``algorithm``) refusal, which says the same."""
     nas = "nasConfig" in spec
-    algorithm = (spec.get("algorithm") or {}).get("algorithmName")
     return [p for p in problems if not (nas and (
         any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
         or (p.path == "spec.algorithm.algorithmName" and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS)))]
@@ -217,12 +223,15 @@ def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
 
 
 
-def _bounded(spec: Mapping[str, Any], problems: list[Problem]) -> None:
+def _bounded(spec: Mapping[str, Any], algorithm: Any, parameters: list[dict[str, Any]],
+             problems: list[Problem]) -> None:
     """katuna runs no study without an end (every request's cost is bounded): an Experiment needs
     ``maxTrialCount`` unless its goal (or the grid, which runs out) ends it, where Katib runs one
-    with neither until it is deleted."""
-    if spec.get("maxTrialCount") is None and (spec.get("objective") or {}).get("goal") is None and \
-            (spec.get("algorithm") or {}).get("algorithmName") != "grid":
+    with neither until it is deleted. A grid's is at most its points (of the translated
+    ``parameters``), as Katib's grid service refuses more."""
+    if algorithm == "grid":
+        problems += katib_grid.problems(spec.get("maxTrialCount"), parameters)
+    elif spec.get("maxTrialCount") is None and (spec.get("objective") or {}).get("goal") is None:
         problems.append(Problem("spec.maxTrialCount", "required unless spec.objective.goal is set: katuna runs no "
                                                       "Experiment without an end (Katib would run this one until "
                                                       "it is deleted)"))

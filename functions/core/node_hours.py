@@ -12,7 +12,7 @@ the time inside the study's use of the pool counts (a shared or adopted pool's n
 than the study): a pool's nodes stop counting when the study releases it to others (a shared
 pool, or one another running study still uses); a pool left to nobody, until its last node made
 since the study's request is gone (those it had before count until the release:
-:meth:`~functions.core.records.PoolUse.node_hours`). While several studies use one pool, each
+:meth:`~functions.core.pool_use.PoolUse.node_hours`). While several studies use one pool, each
 moment of its nodes counts evenly to each of them (:func:`shared_node_hours`), so that the
 studies' figures add up to the pool's. These are the hours a cloud bills for the pool's
 machines, whatever ran on them.

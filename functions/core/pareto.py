@@ -13,10 +13,10 @@ from collections.abc import Hashable
 
 import numpy
 
-from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 from functions.core.spread import spread
+from functions.core.store_port import Store
 
 FRONT_SHOWN = 20
 """The most trials of a Pareto front a study's view lists (``frontSize`` counts them all): with
@@ -30,7 +30,7 @@ FRONTS_KEPT = 64
 
 class _Fronts:
     """The Pareto front last computed for each study, with the marker of the trials it was
-    computed from (:meth:`~functions.core.ports.Store.trials_marker`): shown again while the
+    computed from (:meth:`~functions.core.store_port.Store.trials_marker`): shown again while the
     marker holds, a study's front costs that one small read instead of reading every completed
     trial and comparing them, seconds for a study of tens of thousands. Keyed by the study's
     uid, so a study made again under the same name starts afresh; shared by the threads of a

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 from functions.core.nodepool import NodePool
-from functions.core.records import CREATING, READY, RELEASING, PoolUse
+from functions.core.pool_use import CREATING, READY, RELEASING, PoolUse
 
 HOLDING = (CREATING, READY, RELEASING)
 """The phases of a pool use whose pool is held: asked for and not yet given back."""

@@ -18,7 +18,7 @@ change with it, nothing else), as an Optuna study takes more trials when ``optim
 again: it needs no ``resumePolicy``, as katuna keeps every study's whole state.
 
 :mod:`functions.core.katib` (and YAML with it) is imported only where an ended study is asked
-about: every handler imports this module, through :mod:`functions.handlers.base`.
+about, not by every handler that imports this module.
 """
 
 from __future__ import annotations

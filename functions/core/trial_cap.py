@@ -49,7 +49,7 @@ def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, fi
 def warm_trials(held: int, known: int) -> int:
     """The trials a warm start of ``known`` results adds to an Optuna history of ``held``: each
     a trial of it, given before the study's first trial to a history that holds none
-    (:func:`functions.handlers.base.warm_start`), none to one that holds trials already (a
+    (:func:`functions.handlers.asking.warm_start`), none to one that holds trials already (a
     restarted study's holds those it was given then)."""
     return known if held == 0 else 0
 

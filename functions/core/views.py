@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from functions.core.pareto import best_trials, front_sample
-from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
+from functions.core.store_port import Store
 from functions.core.template_sources import annotated_source
 
 

@@ -1,4 +1,11 @@
-"""Event handlers, one module per event type, registered by the names the routing table uses."""
+"""Event handlers, one module per event type, registered by the names the routing table uses.
+
+The steps several handlers share are modules beside them, registered as no handler: what every
+handler is given (:mod:`~functions.handlers.deps`), its study's Optuna twin asked and told
+(:mod:`~functions.handlers.asking`), its trials' attempts started and looked at
+(:mod:`~functions.handlers.starting`), trials asked for ahead (:mod:`~functions.handlers.ahead`)
+and output parsed before a transaction (:mod:`~functions.handlers.parsed`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from functions.core.events import Event
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 from functions.handlers.parsed import ParsedOutput
 
 Handler = Callable[[Event, Deps], list[Event]]

@@ -17,7 +17,7 @@ the handling that made it, recorded with it, so its events get fresh ids: a rede
 is answered with the same ones, and a held-back trial is released again under a new id. A
 prepared trial the study no longer needs (a goal reached, a time budget used, a stop) never
 ran, so it is no trial of the study: the ``stop`` handler discards it
-(:meth:`functions.core.ports.Store.discard_trial`) while it stops the study's running trials, and
+(:meth:`functions.core.store_port.Store.discard_trial`) while it stops the study's running trials, and
 listings, counts, Katib's status and ``maxTrials`` know only the trials that ran.
 """
 
@@ -31,7 +31,7 @@ from functions.core.events import STUDY_CREATED, Event, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
-    from functions.handlers.base import Deps
+    from functions.handlers.deps import Deps
 
 CONTINUED = "continued"
 """The field of a continuation's ``study.created`` data: how many trials the study had when

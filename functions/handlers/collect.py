@@ -32,10 +32,12 @@ from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, WAITING, StudyRecord, TrialRecord
 from functions.core.spec import MetricsCollector
-from functions.handlers.base import Deps, go_on, study_here, tell
+from functions.handlers.asking import tell
+from functions.handlers.deps import Deps, study_here
 from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
 from functions.handlers.prune import record_curve
+from functions.handlers.starting import go_on
 from functions.handlers.stopping import stop_once_stored
 
 IMAGE_ID_CHARS = 512

@@ -25,9 +25,11 @@ from dataclasses import replace
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.nodepool import NodePool, OperationStatus
-from functions.core.ports import NodePools, Store
-from functions.core.records import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse, StudyRecord
-from functions.handlers.base import Deps
+from functions.core.pool_use import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse
+from functions.core.ports import NodePools
+from functions.core.records import StudyRecord
+from functions.core.store_port import Store
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.pools")
 

@@ -16,7 +16,8 @@ from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import ADVISORY, Event
 from functions.core.records import FAILED
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.failures")
 

@@ -8,7 +8,7 @@ the end the executor reads (a Job's final ``Complete`` or ``Failed`` condition, 
 success or failure condition), or the workload's disappearance, ends an attempt: the executor
 reads the workload and its pods again rather than trusting the event's copy, and the
 ``trial.finished`` it returns has a derived id, so a duplicate event emits nothing new. A Job
-suspended until a queue admits it says so in its trial's reason (:func:`~functions.handlers.base.look`).
+suspended until a queue admits it says so in its trial's reason (:func:`~functions.handlers.starting.look`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_
 from functions.core.errors import StudyNotFound
 from functions.core.events import MAX_STORED_INT, Event
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps, look
+from functions.handlers.deps import Deps
+from functions.handlers.starting import look
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

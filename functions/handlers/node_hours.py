@@ -19,8 +19,8 @@ from dataclasses import replace
 from functions.core.errors import KatunaError
 from functions.core.node_hours import NodeSeen, observe, skew
 from functions.core.nodepool import SELECTOR_KEYS
-from functions.core.records import WATCH_AFTER_RELEASE, PoolUse
-from functions.handlers.base import Deps
+from functions.core.pool_use import WATCH_AFTER_RELEASE, PoolUse
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.nodes")
 

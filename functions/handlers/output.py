@@ -18,7 +18,7 @@ from functions.core.log_keep import Kept, format_parser, keeps, line_parser, los
 from functions.core.log_rotation import LogStart
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
-from functions.handlers.base import Deps
+from functions.handlers.deps import Deps
 from functions.handlers.parsed import ParsedOutput
 
 TAIL_LINES = 10

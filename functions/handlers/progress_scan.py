@@ -37,10 +37,11 @@ from functions.core.launch import trial_launch
 from functions.core.log_cursor import Cursor, RunningLog, reports
 from functions.core.log_keep import Kept, keeps, line_parser, lost_run, new_summary, start, take
 from functions.core.metrics import MAX_OBSERVATIONS
-from functions.core.ports import Store
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
-from functions.handlers.base import Deps, current_attempt
+from functions.core.store_port import Store
+from functions.handlers.deps import Deps
+from functions.handlers.starting import current_attempt
 
 log = logging.getLogger("katuna.progress")
 

@@ -37,18 +37,12 @@ from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
 from functions.core.nodepool import NodePool, owner_value
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
-from functions.core.ports import Store
-from functions.core.records import (
-    CREATING,
-    FAILED,
-    POOL_FAILED,
-    READY,
-    RELEASING,
-    PoolUse,
-    StudyRecord,
-)
+from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASING, PoolUse
+from functions.core.records import FAILED, StudyRecord
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete, study_here
+from functions.core.store_port import Store
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps, study_here
 from functions.handlers.emptying import due_to_empty, unprovisioned
 from functions.handlers.node_hours import due, look_at_nodes
 from functions.handlers.releasing import advance, node_pools, whose

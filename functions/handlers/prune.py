@@ -31,9 +31,11 @@ from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
-from functions.handlers.base import Deps, go_on, optuna_study, study_here, tell
+from functions.handlers.asking import optuna_study, tell
+from functions.handlers.deps import Deps, study_here
 from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
+from functions.handlers.starting import go_on
 from functions.handlers.stopping import stop_once_stored
 
 

@@ -57,14 +57,16 @@ from typing import Any
 from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
-from functions.core.ports import stored_study
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
+from functions.core.store_port import stored_study
 from functions.handlers.ahead import releasable
-from functions.handlers.base import Deps, check_stop, look, served_here
+from functions.handlers.asking import check_stop
+from functions.handlers.deps import Deps, served_here
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
+from functions.handlers.starting import look
 from functions.handlers.stopping import finish_marked
 from functions.handlers.strays import sweep
 from functions.handlers.writeback import behind

@@ -15,19 +15,13 @@ from dataclasses import replace
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, owner_value
-from functions.core.ports import NodePools, Store
-from functions.core.records import (
-    CREATING,
-    FAILED,
-    POOL_FAILED,
-    READY,
-    RELEASED,
-    RELEASING,
-    PoolUse,
-    StudyRecord,
-)
+from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASED, RELEASING, PoolUse
+from functions.core.ports import NodePools
+from functions.core.records import FAILED, StudyRecord
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete
+from functions.core.store_port import Store
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps
 from functions.handlers.emptying import empty_step, running_others
 
 

@@ -35,7 +35,6 @@ from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
-from functions.core.ports import has_study
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
 from functions.core.resources import (
     DELETED,
@@ -53,8 +52,11 @@ from functions.core.resources import (
 )
 from functions.core.spec import Study
 from functions.core.stop import Decision
+from functions.core.store_port import has_study
 from functions.core.trial_identity import study_problems
-from functions.handlers.base import Deps, complete, go_on
+from functions.handlers.asking import complete
+from functions.handlers.deps import Deps
+from functions.handlers.starting import go_on
 from functions.handlers.stopping import MAX_MARKED
 from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report

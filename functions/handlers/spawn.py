@@ -19,7 +19,8 @@ from functions.core.errors import ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
-from functions.handlers.base import Deps, go_on, start, study_here
+from functions.handlers.deps import Deps, study_here
+from functions.handlers.starting import go_on, start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from functions.core.events import Event, of_this_run
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED, STOPPED_AT_END
-from functions.handlers.base import Deps, discard, tell
+from functions.handlers.asking import discard, tell
+from functions.handlers.deps import Deps
 from functions.handlers.stopping import stop_once_stored
 
 

@@ -2,7 +2,7 @@
 
 A handler that ends running trials (pruned, stopped with their study, failed past their
 timeout) stores the verdict and marks their workloads to stop, in its transaction; they are
-stopped once it has committed (:meth:`~functions.core.ports.Store.after_commit`), and the marks
+stopped once it has committed (:meth:`~functions.core.store_port.Store.after_commit`), and the marks
 cleared. Stopping first, inside the transaction, lost the verdict whenever the process died, or
 the commit failed, between the two: the trial stayed running in the store with its Job gone, and
 the next look at it (the Job's delete event, a tick) took it for a run lost to preemption and
@@ -26,9 +26,9 @@ from functools import partial
 from functions.core.errors import KatunaError
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import trial_launch
-from functions.core.ports import stored_study
 from functions.core.records import StudyRecord, TrialRecord
-from functions.handlers.base import Deps
+from functions.core.store_port import stored_study
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.stopping")
 

@@ -24,9 +24,10 @@ from typing import Any
 
 from functions.core import trial_kinds
 from functions.core.errors import KatunaError, StudyNotFound
-from functions.core.ports import Place, Store
+from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
-from functions.handlers.base import Deps
+from functions.core.store_port import Store
+from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.strays")
 

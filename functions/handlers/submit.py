@@ -17,13 +17,14 @@ from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
-from functions.core.ports import has_study
 from functions.core.records import StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
+from functions.core.store_port import has_study
 from functions.core.trial_cap import admit
 from functions.core.warm import missing_study, nothing_taken, over_limit
-from functions.handlers.base import Deps, earlier_results, reopen
+from functions.handlers.asking import earlier_results, reopen
+from functions.handlers.deps import Deps
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

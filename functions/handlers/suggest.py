@@ -16,7 +16,8 @@ from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
 from functions.handlers.ahead import CONTINUED
-from functions.handlers.base import Deps, ask_trials, check_stop, complete, discard, study_here, warm_start
+from functions.handlers.asking import ask_trials, check_stop, complete, discard, warm_start
+from functions.handlers.deps import Deps, study_here
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

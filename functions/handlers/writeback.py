@@ -41,10 +41,11 @@ from functions.core.katib_trials import (
 )
 from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
-from functions.core.ports import Resources, Store
+from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import Origin, study_status
-from functions.handlers.base import Deps
+from functions.core.store_port import Store
+from functions.handlers.deps import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -117,7 +118,7 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
     the status observes; with the origin read at the start, a report that began before it would
     put the generation before back over the edit's own report.
 
-    A writer under way is waited for first (:meth:`~functions.core.ports.Store.await_writers`):
+    A writer under way is waited for first (:meth:`~functions.core.store_port.Store.await_writers`):
     the ``resource`` function reports an edit inside its transaction, so the status it wrote
     (and the resource version this write was read at) may already hold a generation the store
     commits only later; computed from the store before that commit, this status would put the

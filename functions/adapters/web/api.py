@@ -16,8 +16,8 @@ from functions.core.application import Application
 from functions.core.errors import FollowsResource, LogGone, StudyNotFound
 from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
-from functions.core.ports import has_study
 from functions.core.resources import Origin
+from functions.core.store_port import has_study
 from functions.core.template_sources import load
 from functions.core.views import lost_runs, study_view, trial_view
 

@@ -10,6 +10,7 @@ from typing import Any
 from functions.core import collector_path, quantiles
 from functions.core.cluster import parse_cluster
 from functions.core.code_placeholders import code_problems
+from functions.core.early_stopping import EarlyStopping
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
@@ -20,7 +21,7 @@ from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, kind_of, unfit_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
 from functions.core.space import distribution_problems
-from functions.core.spec import Algorithm, Study, TrialTemplate
+from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
 from functions.core.study_limits import over_limits
 from functions.core.trial_template import parse_trial_template
 from functions.core.validate._collector import check_wrappable, parse_collector
@@ -83,18 +84,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
     _check_counts(r, parallelism, max_trials, max_failed)
     check_wrappable(r, trial_template, collector)
-    if collector.kind == "tfevent" and early_stopping is not None:
-        r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "
-                                "has ended, as Katib's TensorFlowEvent collector does, so no value comes in between")
-    if algorithm.name == "grid":
-        for i, parameter in enumerate(parameters):
-            if quantiles.is_normal(parameter):
-                r.fail(f"parameters[{i}].distribution", "grid visits the values between min and max on their step, "
-                                                        "a normal has no such set; expected uniform, or another algorithm")
-    if top.get("maxTrials") is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
-        r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
-    if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
-        check_metric_names(r, top["objective"])
+    _check_across_sections(r, top, objectives, parameters, algorithm, collector, early_stopping, time_budget)
     if r.problems:
         raise InvalidStudy(r.problems + _pasted_code(r.problems, trial_template, listed, limits))
     study = Study(
@@ -119,6 +109,27 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _check_across_sections(r: Reader, top: Mapping[str, Any], objectives: tuple[Objective, ...],
+                           parameters: tuple[Parameter, ...], algorithm: Algorithm, collector: MetricsCollector,
+                           early_stopping: EarlyStopping | None, time_budget: float | None) -> None:
+    """The rules between sections, each read on its own first: early stopping needs values as a
+    trial runs (the tfevent collector reads them at its end), the grid a set of values (a normal
+    has none), the study an end (``maxTrials`` unless something else ends it), and the metric
+    names the default text filter must read (no filters of the study's own, nor JSON, nor tfevent)."""
+    if collector.kind == "tfevent" and early_stopping is not None:
+        r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "
+                                "has ended, as Katib's TensorFlowEvent collector does, so no value comes in between")
+    if algorithm.name == "grid":
+        for i, parameter in enumerate(parameters):
+            if quantiles.is_normal(parameter):
+                r.fail(f"parameters[{i}].distribution", "grid visits the values between min and max on their step, "
+                                                        "a normal has no such set; expected uniform, or another algorithm")
+    if top.get("maxTrials") is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
+        r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
+    if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
+        check_metric_names(r, top["objective"])
 
 
 def _valid_study_problems(study: Study, limits: Limits) -> list[Problem]:

@@ -1,0 +1,405 @@
+"""The numbered migrations of katuna's SQLite file, each run once, in order, by SQLite's
+``user_version``: a database made by any earlier katuna reaches today's tables. Kept apart from
+opening the file and refusing one katuna must not touch (:mod:`functions.adapters.sqlite_schema`),
+and from the store's reads and writes, which see only the tables as the last migration leaves them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import sqlite_utils
+from optuna.storages import JournalStorage
+from optuna.storages.journal import BaseJournalBackend
+
+from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, STREAMS_TABLE
+from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.core.journal_split import Created, Deleted, Kept, split
+from functions.core.optuna_compat import CREATE_TRIAL
+
+HISTORY_TABLE = "optuna_history"
+"""Where the twenty-fifth migration counted the trials of the journal shared by every study
+(replaced by each study's count in :data:`STREAMS_TABLE` since)."""
+APPLICATION_ID = 0x6B74756E
+"""What katuna's databases say they are in SQLite's ``application_id`` ("ktun"): set by the
+twenty-second migration; older ones are told by their ``user_version`` and ``studies`` table."""
+
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db.table("studies").create(
+        {"name": str, "uid": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
+         "reason": str, "created_at": float, "started_at": float, "completed_at": float},
+        pk="name",
+    )
+    db.table("trials").create(
+        {"study": str, "number": int, "params": str, "state": str, "attempt": int, "value": float,
+         "trial_values": str, "metrics": str, "reason": str, "exit_code": int,
+         "created_at": float, "started_at": float, "finished_at": float},
+        pk=("study", "number"),
+    )
+    db.table("trials").create_index(["study", "state"])
+    db.table("trials").create_index(["study", "value"])
+    db.table("observations").create(
+        {"study": str, "trial": int, "attempt": int, "seq": int, "metric": str, "value": float,
+         "step": int, "timestamp": str},
+        pk=("study", "trial", "attempt", "seq"),
+    )
+    db.table("processed_events").create(
+        {"event_id": str, "handler": str, "emitted": str, "processed_at": float},
+        pk=("event_id", "handler"),
+    )
+    db.execute(f"CREATE TABLE {JOURNAL_TABLE} (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+
+
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    db.table("dead_letters").create(
+        {"id": int, "event_id": str, "type": str, "event": str, "reason": str, "received_at": float}, pk="id")
+
+
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    db.table("node_pools").create(
+        {"uid": str, "study": str, "pool": str, "provider": str, "capacity": str, "machine_types": str,
+         "max_nodes": int, "shared": int, "phase": str, "operation": str, "created": int, "deleted": int,
+         "message": str, "requested_at": float, "ready_at": float, "released_at": float},
+        pk="uid",
+    )
+    db.table("node_pools").create_index(["phase"])
+    db.table("node_pools").create_index(["pool"])
+
+
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    db.table("studies").add_column("origin", str)
+
+
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """Trial counts per study and state, kept by triggers: counting stays O(1) however many
+    trials a study has (``INSERT OR REPLACE`` fires the delete trigger: recursive triggers)."""
+    db.execute("CREATE TABLE trial_counts (study TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, "
+               "PRIMARY KEY (study, state)) WITHOUT ROWID")
+    db.execute("INSERT INTO trial_counts SELECT study, state, count(*) FROM trials GROUP BY study, state")
+    add = ("INSERT INTO trial_counts (study, state, n) VALUES (NEW.study, NEW.state, 1) "
+           "ON CONFLICT (study, state) DO UPDATE SET n = n + 1")
+    remove = "UPDATE trial_counts SET n = n - 1 WHERE study = OLD.study AND state = OLD.state"
+    db.execute(f"CREATE TRIGGER trial_counted AFTER INSERT ON trials BEGIN {add}; END")
+    db.execute(f"CREATE TRIGGER trial_uncounted AFTER DELETE ON trials BEGIN {remove}; END")
+    db.execute(f"CREATE TRIGGER trial_recounted AFTER UPDATE OF state, study ON trials "
+               f"BEGIN {remove}; {add}; END")
+
+
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    db.execute(f"CREATE TABLE {SNAPSHOT_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+
+
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    """Dashboard sessions, shared by every worker: a random id, its CSRF token, the Host it was
+    issued for, and when it expires."""
+    db.table("sessions").create({"id": str, "csrf": str, "host": str, "expires_at": float}, pk="id")
+    db.table("sessions").create_index(["expires_at"])
+
+
+def _migrate_8(db: sqlite_utils.Database) -> None:
+    """The stored spec's shape (:data:`functions.core.stored.SPEC_VERSION`; empty on older rows),
+    and how many deliveries of the study's events failed (see
+    :meth:`functions.adapters.sqlite_studies.SqliteStudies.count_failure`)."""
+    db.table("studies").add_column("spec_version", int)
+    db.table("studies").add_column("failures", int, not_null_default=0)
+
+
+def _migrate_9(db: sqlite_utils.Database) -> None:
+    """What makes a study reproducible (the seed it runs with, the katuna and Optuna versions
+    that started it; empty on older rows), and the image each trial ran as the cluster reports it."""
+    db.table("studies").add_column("seed", int)
+    db.table("studies").add_column("katuna_version", str)
+    db.table("studies").add_column("optuna_version", str)
+    db.table("trials").add_column("image_digest", str)
+
+
+def _migrate_10(db: sqlite_utils.Database) -> None:
+    """Whose node pool a pool use is on: katuna's own (``owned``, true where the study created
+    it), or one adopted, with its autoscaling settings as found (JSON). Older rows that found a
+    pool are neither, so that pool is never deleted."""
+    db.table("node_pools").add_column("owned", int, not_null_default=0)
+    db.table("node_pools").add_column("adopted", str)
+    db.execute("UPDATE node_pools SET owned = created")
+
+
+def _migrate_11(db: sqlite_utils.Database) -> None:
+    """A pool use's nodes as the Kubernetes API listed them (JSON: name, creation, last seen,
+    first found gone), when they were last asked for, and why that failed, for measured node-hours."""
+    db.table("node_pools").add_column("nodes", str)
+    db.table("node_pools").add_column("looked_at", float)
+    db.table("node_pools").add_column("nodes_problem", str)
+
+
+def _migrate_12(db: sqlite_utils.Database) -> None:
+    """Which trials changed since a study last reported them (its Katib Trial resources): each
+    trial's latest change, numbered per study, and the change up to which the study reported;
+    and pool uses found by their release, so the watcher reads only the pools it still watches."""
+    db.table("trials").add_column("changed", int)
+    db.execute("UPDATE trials SET changed = number + 1")
+    db.table("trials").create_index(["study", "changed"])
+    db.table("studies").add_column("trials_reported", int, not_null_default=0)
+    db.table("node_pools").create_index(["released_at"])
+
+
+def _migrate_13(db: sqlite_utils.Database) -> None:
+    """How many times each study was reopened after it ended, and when last (none on older rows)."""
+    db.table("studies").add_column("restarts", int, not_null_default=0)
+    db.table("studies").add_column("restarted_at", float)
+
+
+def _migrate_14(db: sqlite_utils.Database) -> None:
+    """The completed trials of the study a warm start names, taken when the study was stored
+    (JSON: params and values of each); empty on older rows, which read that study when they start."""
+    db.table("studies").add_column("warm_results", str)
+
+
+def _migrate_15(db: sqlite_utils.Database) -> None:
+    """How many changes each pool use has asked the cloud for, which names its next request
+    (0 on older rows: their next request is new to the cloud either way)."""
+    db.table("node_pools").add_column("requests", int, not_null_default=0)
+
+
+def _migrate_16(db: sqlite_utils.Database) -> None:
+    """When each trial's current attempt was suggested, where it is a later one than the first
+    (empty on older rows, and for first attempts: suggested when the trial was created)."""
+    db.table("trials").add_column("suggested_at", float)
+
+
+def _migrate_17(db: sqlite_utils.Database) -> None:
+    """Dashboard sessions kept under the SHA-256 of their id, not the id: the sessions of an older
+    database, stored in clear, are dropped (their users log in again)."""
+    db.table("sessions").drop()
+    db.table("sessions").create({"id_sha256": str, "csrf": str, "host": str, "expires_at": float}, pk="id_sha256")
+    db.table("sessions").create_index(["expires_at"])
+
+
+OPTUNA_LOG_ATTRIBUTES = {"katuna:log_cursor": "log_cursor", "katuna:log_kept": "log_kept"}
+"""The Optuna trial system attributes earlier katunas kept how far a log was read in, and their columns."""
+
+
+def _migrate_18(db: sqlite_utils.Database) -> None:
+    """How far each running trial's log was read, kept with the trial (JSON: the progress cursor,
+    and what was kept of its attempt's log), no longer in Optuna's trial system attributes: the
+    running trials' are carried over, so none of their observations is kept twice."""
+    for column in OPTUNA_LOG_ATTRIBUTES.values():
+        db.table("trials").add_column(column, str)
+    running = db.execute("SELECT study, number FROM trials WHERE state = 'RUNNING'").fetchall()
+    if running:
+        _carry_log_attributes(db, running)
+
+
+class _SharedJournal(BaseJournalBackend):
+    """Optuna's journal as every study shared it before the twenty-sixth migration, read only;
+    with ``stream``, one study's journal as that migration leaves it."""
+
+    def __init__(self, db: sqlite_utils.Database, table: str = JOURNAL_TABLE, stream: int | None = None) -> None:
+        self._db = db
+        self._table = table
+        self._stream = stream
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        if self._stream is None:
+            rows = self._db.execute(f"SELECT body FROM {self._table} WHERE number > ? ORDER BY number",
+                                    [log_number_from])
+        else:
+            rows = self._db.execute(f"SELECT body FROM {self._table} WHERE stream = ? AND number > ? ORDER BY number",
+                                    [self._stream, log_number_from])
+        return (json.loads(body) for (body,) in rows)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise NotImplementedError("a migration only reads the journal as it was")
+
+
+def _carry_log_attributes(db: sqlite_utils.Database, trials: list[tuple[str, int]]) -> None:
+    """Copy the trials' log attributes from Optuna's journal, as it then was (one for every
+    study), to their columns; a trial Optuna does not know, or without them, keeps none."""
+    storage = JournalStorage(_SharedJournal(db))
+    for study, number in trials:
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
+        except KeyError:
+            continue
+        attributes = storage.get_trial_system_attrs(trial_id)
+        for key, column in OPTUNA_LOG_ATTRIBUTES.items():
+            if key in attributes:
+                db.execute(f"UPDATE trials SET [{column}] = ? WHERE study = ? AND number = ?",
+                           [json.dumps(attributes[key]), study, number])
+
+
+def _migrate_19(db: sqlite_utils.Database) -> None:
+    """Each study's key for its attempts' progress tokens (:mod:`functions.core.report_token`):
+    a random one for every study stored before. Its running trial Jobs were given no token, so
+    their reports are refused; their progress is still read from their logs."""
+    db.table("studies").add_column("report_key", str, not_null_default="")
+    db.execute("UPDATE studies SET report_key = lower(hex(randomblob(16)))")
+
+
+def _migrate_20(db: sqlite_utils.Database) -> None:
+    """The look-ahead each study started with, part of what makes it reproducible (empty on
+    older rows)."""
+    db.table("studies").add_column("lookahead", int)
+
+
+def _migrate_21(db: sqlite_utils.Database) -> None:
+    """Where each study's trial logs are, under the logs folder: the studies stored before had
+    theirs in a folder named after the study."""
+    db.table("studies").add_column("log_folder", str, not_null_default="")
+    db.execute("UPDATE studies SET log_folder = name")
+
+
+def _migrate_22(db: sqlite_utils.Database) -> None:
+    """Mark the file as katuna's database (:data:`APPLICATION_ID`)."""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def _migrate_23(db: sqlite_utils.Database) -> None:
+    """Each dashboard session bound to the API token it was opened with (an HMAC of the session
+    id keyed with the token, never the token): the sessions of an older database, bound to none,
+    are dropped (their users log in again)."""
+    db.execute("DELETE FROM sessions")
+    db.table("sessions").add_column("token_mac", str, not_null_default="")
+
+
+def _migrate_24(db: sqlite_utils.Database) -> None:
+    """The pods each trial's attempt lost to disruptions, by uid (JSON; empty on older rows: their
+    running attempts count from the pods still to be seen)."""
+    db.table("trials").add_column("lost_pods", str)
+
+
+def _migrate_25(db: sqlite_utils.Database) -> None:
+    """How many trials Optuna's journal has created (:data:`HISTORY_TABLE`), counted once here
+    from the records (each begins with its ``op_code``) and kept up to date as trials are added."""
+    db.execute(f"CREATE TABLE {HISTORY_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), trials INTEGER NOT NULL)")
+    db.execute(f"INSERT INTO {HISTORY_TABLE} (id, trials) SELECT 1, count(*) FROM {JOURNAL_TABLE} "
+               f"WHERE body LIKE '{{\"op_code\": {CREATE_TRIAL},%'")
+
+
+def _migrate_26(db: sqlite_utils.Database) -> None:
+    """Each study's Optuna records in a journal of their own (a stream, numbered in
+    :data:`STREAMS_TABLE` with the trials it created), renumbered as
+    :mod:`functions.core.journal_split` does, so that a study replays to the same trials and its
+    sampler goes on as before; deleted studies' records go. The journal shared by every study,
+    its snapshot and its count of trials (:data:`HISTORY_TABLE`) go too. No study gets a snapshot
+    here: replaying every study once more would double the time this one-off migration holds the
+    write lock (and delays the service's start); the first process to load a long journal writes
+    its snapshot (:meth:`functions.adapters.sqlite_streams.KatunaStreams.snapshot_if_due`)."""
+    db.execute(f"ALTER TABLE {JOURNAL_TABLE} RENAME TO optuna_shared_journal")
+    db.execute(f"DROP TABLE {SNAPSHOT_TABLE}")
+    db.execute(f"DROP TABLE {HISTORY_TABLE}")
+    db.execute(f"CREATE TABLE {STREAMS_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+               "trials INTEGER NOT NULL DEFAULT 0)")
+    db.execute(f"CREATE TABLE {JOURNAL_TABLE} (stream INTEGER NOT NULL, number INTEGER NOT NULL, body TEXT NOT NULL, "
+               "PRIMARY KEY (stream, number))")
+    db.execute(f"CREATE TABLE {SNAPSHOT_TABLE} (stream INTEGER PRIMARY KEY, log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+    _split_journal(db)
+    db.execute("DROP TABLE optuna_shared_journal")
+
+
+SPLIT_BATCH = 10_000
+"""Records the twenty-sixth migration writes in one statement."""
+
+
+def _split_journal(db: sqlite_utils.Database) -> None:
+    """Write each live study's stream as the shared journal is read, in batches of
+    :data:`SPLIT_BATCH` records, then each stream's count of trials once."""
+    streams: dict[int, int] = {}
+    lengths: dict[int, int] = {}
+    trials: dict[int, int] = {}
+    batch: list[tuple[int, int, str]] = []
+    for step in split(_SharedJournal(db, "optuna_shared_journal").read_logs(0)):
+        if isinstance(step, Created):
+            streams[step.study] = db.execute(f"INSERT INTO {STREAMS_TABLE} (name) VALUES (?) RETURNING id",
+                                             [step.name]).fetchone()[0]
+            lengths[step.study] = trials[step.study] = 0
+        elif isinstance(step, Kept):
+            lengths[step.study] += 1
+            trials[step.study] += step.record["op_code"] == CREATE_TRIAL
+            batch.append((streams[step.study], lengths[step.study], json.dumps(step.record)))
+            if len(batch) >= SPLIT_BATCH:
+                _write_records(db, batch)
+        elif isinstance(step, Deleted):
+            _write_records(db, batch)
+            stream = streams.pop(step.study)
+            db.execute(f"DELETE FROM {JOURNAL_TABLE} WHERE stream = ?", [stream])
+            db.execute(f"DELETE FROM {STREAMS_TABLE} WHERE id = ?", [stream])
+    _write_records(db, batch)
+    db.conn.executemany(f"UPDATE {STREAMS_TABLE} SET trials = ? WHERE id = ?",
+                        [(trials[study], stream) for study, stream in streams.items()])
+
+
+def _migrate_27(db: sqlite_utils.Database) -> None:
+    """The latest change of a study's trials that are gone (a trial discarded before it started),
+    so that no later write of a trial takes a change number one took before: whoever read the
+    trials up to a change (a Katib status, a Pareto front kept) would miss that write."""
+    db.table("studies").add_column("trials_removed", int, not_null_default=0)
+    db.execute("CREATE TRIGGER trial_change_kept AFTER DELETE ON trials BEGIN UPDATE studies "
+               "SET trials_removed = max(trials_removed, coalesce(OLD.changed, 0)) WHERE name = OLD.study; END")
+
+
+def _migrate_28(db: sqlite_utils.Database) -> None:
+    """The most trials each study without ``maxTrials`` creates, and the setting that bounds it,
+    worked out when it is admitted (:mod:`functions.core.trial_cap`); empty on older rows, which
+    run to ``KATUNA_MAX_TRIALS`` as set now."""
+    db.table("studies").add_column("trial_cap", int)
+    db.table("studies").add_column("trial_cap_setting", str)
+
+
+def _migrate_29(db: sqlite_utils.Database) -> None:
+    """Whether the step emptying a shared pool after a study's release was taken, and whether the
+    cloud took the resize to 0 nodes (none on older rows, whose pools were left to the autoscaler)."""
+    db.table("node_pools").add_column("empty_asked", int, not_null_default=0)
+    db.table("node_pools").add_column("emptied", int, not_null_default=0)
+
+
+def _migrate_30(db: sqlite_utils.Database) -> None:
+    """Whether an ended trial's workload is still to be stopped: set with the verdict that ends
+    it, cleared once the executor stopped it (:mod:`functions.handlers.stopping`), and found by
+    the tick through an index of the few set."""
+    db.table("trials").add_column("stopping", int, not_null_default=0)
+    db.execute("CREATE INDEX trials_stopping ON trials (study, number) WHERE stopping = 1")
+
+
+def _migrate_31(db: sqlite_utils.Database) -> None:
+    """Where each study's trials run, ``local`` or ``kubernetes``
+    (:attr:`~functions.core.records.StudyRecord.runs_on`). An older row is ``kubernetes`` where
+    what it left proves its trials ran on a cluster (it came from a study resource, used a node
+    pool, or has a trial whose image the cluster reported); else empty, and its study runs where
+    it is served, as before."""
+    db.table("studies").add_column("runs_on", str)
+    db.execute("UPDATE studies SET runs_on = 'kubernetes' WHERE origin IS NOT NULL OR uid IN (SELECT uid FROM "
+               "node_pools) OR EXISTS (SELECT 1 FROM trials WHERE trials.study = studies.name AND "
+               "trials.image_digest IS NOT NULL)")
+
+
+def _migrate_32(db: sqlite_utils.Database) -> None:
+    """The process that claimed each study's local run (``katuna run``), by ``pid:start time``:
+    kept in the database, which every process running the study shares, where its trial-log
+    folder may differ between them (:meth:`~functions.adapters.sqlite_studies.SqliteStudies.claim_runner`)."""
+    db.table("studies").add_column("runner", str)
+
+
+def _migrate_33(db: sqlite_utils.Database) -> None:
+    """The last lines of each cluster trial attempt's log, kept as katuna stopped its workload
+    (:mod:`functions.core.kept_tails`), and what katuna did to it (``deleted Job demo-0``)."""
+    db.execute("CREATE TABLE kept_tails (study TEXT NOT NULL, trial INTEGER NOT NULL, attempt INTEGER NOT NULL, "
+               "text TEXT NOT NULL, stopped TEXT NOT NULL, whole INTEGER NOT NULL, "
+               "PRIMARY KEY (study, trial, attempt)) WITHOUT ROWID")
+
+
+def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
+    """Write the records of ``batch`` (stream, number, body), and empty it."""
+    db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
+    batch.clear()
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
+              _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
+              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33)

@@ -1,0 +1,249 @@
+"""The store's port: what handlers need from katuna's storage of studies, trials, observations,
+handled events and Optuna's state (:class:`Store`), and the study lookups built on it.
+
+Kept apart from the executor's and the cluster's ports (:mod:`functions.core.ports`): the store is
+the largest port by far, and its contract reads best on its own. Adapters implement it
+(``functions.adapters.sqlite_store``); handlers and tests depend only on this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Hashable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+import optuna
+
+from functions.core.errors import StudyNotFound
+from functions.core.events import Event
+from functions.core.kept_tails import KeptTail
+from functions.core.log_cursor import Cursor
+from functions.core.log_keep import Kept, LogRead
+from functions.core.metrics import Observation
+from functions.core.pool_use import PoolUse
+from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
+
+if TYPE_CHECKING:
+    from functions.core.disruptions import LostPods
+
+
+class Store(Protocol):
+    """Studies, trials, observations, processed events and Optuna's state, in one transaction scope."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all (Optuna's writes included)."""
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Call ``effect`` once the transaction under way commits (at once outside one), never
+        if it rolls back: an effect on the world that follows a decision is made only once the
+        decision is stored (:mod:`functions.handlers.stopping`)."""
+
+    def await_writers(self) -> None:
+        """Return once no other process or thread is writing: a read after it sees every
+        transaction that was under way when it was called, committed (or rolled back)."""
+
+    def optuna_storage(self) -> optuna.storages.BaseStorage:
+        """Optuna's storage of every study, for what wants them all (each is read on first use)."""
+
+    def optuna_stream(self, name: str) -> optuna.storages.BaseStorage:
+        """Optuna's storage of the study ``name`` alone, as :meth:`optuna_study` uses it: ids
+        read from it are good in it only. ``KeyError`` when Optuna has no such study."""
+
+    def optuna_history(self, name: str) -> int:
+        """How many trials Optuna's storage holds for the study ``name`` (0 for none): what any
+        process that serves it loads (:attr:`functions.core.limits.Limits.history`)."""
+
+    def optuna_version(self, name: str) -> int:
+        """How many records the study's Optuna journal holds (0 for none), each a value or more
+        of what a process that serves it loads (:attr:`functions.core.limits.Limits.history_cells`)."""
+
+    def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
+        """Optuna's view of a study, over its own storage (:meth:`optuna_stream`), created on first use."""
+
+    def add_study(self, record: StudyRecord) -> StudyRecord:
+        """Store a new study, or return the stored one when the definition is identical.
+
+        Raises ``StudyConflict`` when the name holds a different definition.
+        """
+
+    def get_study(self, name: str) -> StudyRecord:
+        """The stored study named ``name``; ``StudyNotFound`` when none is."""
+
+    def list_studies(self) -> list[StudyRecord]:
+        """Every stored study, oldest first (:meth:`studies_page` reads them a page at a time)."""
+
+    def unended_studies(self) -> list[StudyRecord]:
+        """The studies not ended (running, oldest first): a few, where a long-lived service
+        stores thousands."""
+
+    def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
+        """Up to ``limit`` studies after the one keyed ``after``, each with its key (keys rise in
+        the order studies were stored), oldest first or ``newest_first``."""
+
+    def claim_runner(self, name: str, uid: str, runner: str, alive: Callable[[str], bool]) -> str | None:
+        """Name ``runner`` as the process that runs the study, unless another that ``alive``
+        says lives is named (returned, nothing changed); of two claiming at once, one is named."""
+
+    def release_runner(self, runner: str) -> None:
+        """Give up ``runner``'s claims, as its runner closes: another process may run those
+        studies, and each still tells that the process that ran it is gone."""
+
+    def update_study(self, name: str, **fields: Any) -> None:
+        """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
+
+    def delete_study(self, name: str, uid: str | None = None) -> None:
+        """Remove the study (that very study, given its ``uid``: ``StudyNotFound`` when another
+        now holds the name), its trials and observations, and Optuna's twin."""
+
+    def count_failure(self, name: str, uid: str) -> int | None:
+        """Count one more failed handling of the study's events: the count so far, or None when
+        no study ``name`` has that ``uid``."""
+
+    def add_trial(self, trial: TrialRecord) -> None:
+        """Store the trial, replacing the one stored with its study and number, if any."""
+
+    def get_trial(self, study: str, number: int) -> TrialRecord | None:
+        """The study's trial numbered ``number``; None when it is not stored."""
+
+    def update_trial(self, study: str, number: int, **fields: Any) -> None:
+        """Change fields of the stored trial, a change to report (:meth:`trial_changes`);
+        ``StudyNotFound`` for a trial that is not stored."""
+
+    def log_read(self, study: str, number: int) -> LogRead:
+        """How far the trial's running log was read, as last stored (nothing, for a trial that
+        is not stored)."""
+
+    def set_log_cursor(self, study: str, number: int, cursor: Cursor) -> None:
+        """Store how far the reports in the trial's running log were handled. Like
+        :meth:`set_log_kept`, no change of the trial to report (:meth:`trial_changes`);
+        ``StudyNotFound`` for a trial that is not stored."""
+
+    def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
+        """Store what was kept of the trial's running log (replacing an earlier attempt's)."""
+
+    def keep_tail(self, study: str, number: int, attempt: int, tail: KeptTail) -> None:
+        """Keep the last lines of the attempt's log, read as katuna stopped it (one per attempt):
+        a stop made again, once the pods are gone, reads none, and leaves lines kept before."""
+
+    def kept_tail(self, study: str, number: int, attempt: int) -> KeptTail | None:
+        """What was kept of the attempt's log as katuna stopped it; None when it kept nothing."""
+
+    def lost_pods(self, study: str, number: int) -> LostPods:
+        """The pods of the trial's attempt seen disrupted, as last stored (none, for a trial
+        that is not stored)."""
+
+    def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
+        """Store the pods of the trial's attempt seen disrupted; like :meth:`set_log_cursor`, no
+        change of the trial to report; ``StudyNotFound`` for a trial that is not stored."""
+
+    def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
+        """Mark the trials' workloads as still to be stopped."""
+
+    def claim_stopping(self, study: str, numbers: Sequence[int]) -> list[int]:
+        """Clear the marks of the trials ``numbers``, returning those that were marked (in a
+        transaction: of two stops racing for a mark, one claims it)."""
+
+    def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
+        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of
+        ``study`` alone, when given)."""
+
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that was asked for and never started: it is no trial of the study
+        anywhere (listings, counts, ``maxTrials``), and no sampler learns from it."""
+
+    def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
+        """The study's trials in ``states`` (all of them when ``states`` is empty), by number."""
+
+    def count_trials(self, study: str) -> Counts:
+        """The trials in each state (``stopped_at_end`` left 0: see :meth:`count_stopped_at_end`)."""
+
+    def count_running(self) -> int:
+        """The trials running now, across every study."""
+
+    def count_stopped_at_end(self, study: str) -> int:
+        """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
+        Katib Experiment's status tells them (``trialsKilled``), not every trial's end."""
+
+    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
+        """The study's trials written (added or updated) since its trial change ``after`` (0:
+        all of them), by number, and its latest trial change (``after`` when none is later)."""
+
+    def trials_reported(self, study: str) -> int:
+        """The trial change up to which the study's trials were reported (0: none yet)."""
+
+    def set_trials_reported(self, study: str, change: int) -> None:
+        """Record that the study's trials were reported up to ``change`` (a later one stays)."""
+
+    def trials_after(self, study: str, after: int | None, limit: int) -> Generator[TrialRecord, None, None]:
+        """Up to ``limit`` of the study's trials numbered above ``after`` (from the first when
+        None), by number, read as they are taken."""
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """One page of the trials that match ``query``, and how many match in all."""
+
+    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
+        """Every trial that matches ``query``, in its order, read a page at a time: a whole
+        export's cost is one sort, whatever the study's size."""
+
+    def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
+        """Completed trials, best first by the first objective; none of a study not stored (one
+        another process deleted), as it has no trials to count."""
+
+    def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
+        """The number and objective values of each completed trial that has values, by number."""
+
+    def trials_marker(self, study: str) -> Hashable:
+        """A cheap value that differs whenever a write could have changed the study's completed
+        trials or their values (equal markers: the same :meth:`completed_values`)."""
+
+    def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
+        """Replaces any observations stored earlier for the same attempt."""
+
+    def append_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation],
+                            keep: int) -> None:
+        """Add observations after those stored for the attempt, then keep at most ``keep`` of
+        them: the first half and the latest (as :class:`~functions.core.metrics.Summary` keeps them)."""
+
+    def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
+        """The trial's observations in order (of one attempt, when given)."""
+
+    def add_dead_letter(self, event: Event, reason: str) -> None:
+        """Keep an event that could not be delivered, with why."""
+
+    def dead_letters(self, limit: int = 100, before: int | None = None) -> Generator[dict[str, Any], None, None]:
+        """Up to ``limit`` dead letters older than the one numbered ``before`` (the newest when
+        None), newest first, each with its number (``id``), read as they are taken."""
+
+    def processed(self, event_id: str, handler: str) -> list[Event] | None:
+        """The events a handler emitted for this event id, or None if it never handled it."""
+
+    def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
+        """Record that ``handler`` handled the event ``event_id`` and emitted ``emitted``: the
+        idempotency record :meth:`processed` reads: a delivery made again gets the same events
+        back, and changes nothing."""
+
+    def pool_use(self, uid: str) -> PoolUse | None:
+        """The node-pool use of the study with this uid, if it asked for a pool."""
+
+    def save_pool_use(self, use: PoolUse) -> None:
+        """Store a node-pool use, replacing the earlier version of it."""
+
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None,
+                  released_after: float | None = None) -> list[PoolUse]:
+        """Node-pool uses in the given phases (all if none), of one pool if named, and (if a
+        time is given) not released, or released after it."""
+
+
+def stored_study(store: Store, name: str, uid: str | None = None) -> StudyRecord | None:
+    """The study named ``name`` as ``store`` holds it now (with ``uid``, only while it is that
+    very study, not one of its name made since); None when it holds none."""
+    try:
+        found = store.get_study(name)
+    except StudyNotFound:
+        return None
+    return found if uid is None or found.uid == uid else None
+
+
+def has_study(store: Store, name: str, uid: str | None = None) -> bool:
+    """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study)."""
+    return stored_study(store, name, uid) is not None

@@ -1,0 +1,182 @@
+"""The steps of a study's Optuna twin several handlers take: its warm start, asking the sampler
+for trials (at most :data:`ASKS_PER_EVENT` an event, then a continuation), telling it how they
+ended, and the stop rules that end, or reopen, the study. Shared by the event handlers, so that
+every handler asks and tells the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from functions.core import start_failures
+from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
+from functions.core.katib_trials import trial_name, trials_owner
+from functions.core.records import (
+    COMPLETE,
+    FAIL,
+    FAILED,
+    STUDY_RUNNING,
+    WAITING,
+    Counts,
+    StudyRecord,
+    TrialCap,
+    TrialRecord,
+)
+from functions.core.samplers import grid_size, sampler_for
+from functions.core.space import distribution, sample, sampler_params, values
+from functions.core.spec import KnownResult, Study
+from functions.core.stop import Decision, decide, trials_to_ask
+from functions.core.store_port import has_study
+from functions.core.trial_cap import study_cap
+from functions.core.warm import lost_study, study_results
+from functions.handlers import ahead
+from functions.handlers.deps import Deps
+
+
+def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
+    """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
+    return study_results(spec.parameters, [o.metric for o in spec.objectives], deps.store.trials(earlier, (COMPLETE,)))
+
+
+def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
+    """The study's Optuna twin. Telling needs no particular sampler: results go to the storage,
+    where every sampler reads them at its next ask (grid exhaustion is a stop rule of katuna's,
+    not the sampler's); :func:`ask_trials` gives it each trial's own."""
+    spec = record.spec
+    return deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
+
+
+def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
+    """Give the sampler the study's known results, once: before its first trial. Those of an
+    earlier study are the ones taken when the study was stored; a study stored before katuna
+    took them reads that study now, and fails (the decision returned) where it is gone."""
+    warm = record.spec.warm_start
+    study = optuna_study(record, deps)
+    if warm is None or study.get_trials(deepcopy=False):
+        return None
+    taken = record.warm_results
+    if taken is None and warm.study is not None:
+        if not has_study(deps.store, warm.study):
+            return Decision(FAILED, lost_study(warm))
+        taken = earlier_results(deps, record.spec, warm.study)
+    space = {p.name: distribution(p) for p in record.spec.parameters}
+    study.add_trials([
+        optuna.trial.create_trial(params=sampler_params(record.spec.parameters, k.params), distributions={n: space[n] for n in k.params},
+                                  values=list(k.values))
+        for k in (*warm.trials, *(taken or ()))
+    ])
+    return None
+
+
+def study_grid_size(record: StudyRecord) -> int | None:
+    """The points of the study's grid, where its sampler is a grid's (None otherwise): a study
+    that has tried them all ends, by a stop rule of katuna's."""
+    spec = record.spec
+    return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
+
+
+ASKS_PER_EVENT = 16
+"""Trials one event asks the sampler for, at most. Asking happens inside the event's write
+transaction, so a study with a large parallelism fills its slots over several events (see
+:func:`continuation`) and no event holds the database's write lock for long."""
+
+
+def continuation(record: StudyRecord, created: int, asked: int) -> Event:
+    """The ``study.created`` that asks for the trials one event could not: its id follows from
+    the study and the trials its sampler was ever asked for (``asked``: a count that never goes
+    down, where the study's trial count does as trials never started are discarded), so a
+    redelivery is recognised and no later continuation taken for one; it skips the resume
+    checks (every active trial was just suggested)."""
+    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, ahead.CONTINUED: created},
+                 id=derived_id(ahead.CONTINUED, record.uid, asked), subject=record.name)
+
+
+def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
+    """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
+    continuation), each with the sampler seed derived from its number in Optuna's study (past
+    the warm start's known results, and the trials discarded, so no seed is drawn twice);
+    ``counts`` are the study's trial counts, when the caller has them already."""
+    spec = record.spec
+    counts = deps.store.count_trials(spec.name) if counts is None else counts
+    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, cap=study_cap(record, deps.limits))
+    if wanted == 0:
+        return ahead.release(record, deps, counts) if deps.lookahead else []
+    study = optuna_study(record, deps)
+    first = deps.store.optuna_history(spec.name)
+    asked = min(wanted, ASKS_PER_EVENT)
+    events = []
+    for offset in range(asked):
+        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset)
+        trial = sample(study, spec.parameters)
+        deps.store.add_trial(
+            TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING, created_at=deps.clock())
+        )
+        events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
+    if deps.lookahead:
+        events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
+    if wanted > asked:
+        events.append(continuation(record, counts.created + asked, first + asked))
+    return events
+
+
+def discard(record: StudyRecord, deps: Deps, number: int) -> None:
+    """Forget trial ``number``, which never started, with the Katib Trial resource written for
+    it when it was asked for: Katib, too, deletes the Trials it will not run. The resource goes
+    first, so a failed delete leaves the trial to be discarded on the event's next delivery."""
+    owner = trials_owner(record)
+    if owner is not None and deps.resources is not None:
+        deps.resources.delete_trials(owner.ref, owner.uid, [trial_name(owner.ref.name, number)])
+    deps.store.discard_trial(record.name, number)
+
+
+def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[float] | None = None) -> None:
+    """Tell the sampler how a trial ended; telling a finished trial again changes nothing."""
+    study = optuna_study(record, deps)
+    try:
+        study.tell(number, values, state=TrialState[state], skip_if_finished=True)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None,
+               counts: Counts | None = None) -> Decision | None:
+    """Whether a stop rule fires now; ``finished`` is a trial that just completed. A trial that
+    could not start for its study's image may also end the study
+    (:func:`~functions.core.start_failures.unstartable`). The time budget counts from the
+    study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
+    started = record.restarted_at or record.started_at or record.created_at
+    counts = deps.store.count_trials(record.name) if counts is None else counts
+    decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record),
+                      cap=study_cap(record, deps.limits))
+    if decision is None and finished is not None and finished.state == FAIL \
+            and finished.reason.startswith(f"{start_failures.PREFIX}: "):
+        why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
+        decision = Decision(FAILED, why) if why else None
+    return decision
+
+
+def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:
+    """End the study now: later events see its final status at once."""
+    deps.store.update_study(record.name, status=decision.status, reason=decision.reason,
+                            completed_at=deps.clock())
+    return [study_completed(record.name, record.uid, decision.status, decision.reason, record.restarts)]
+
+
+def reopen(record: StudyRecord, deps: Deps, spec: Study, definition: dict[str, Any],
+           origin: dict[str, Any] | None = None, cap: TrialCap | None = None) -> StudyRecord:
+    """Run the ended study on under its edited definition (:mod:`functions.core.resume`):
+    running again, its trials and the sampler's state kept, one more restart counted (the
+    events of this run are told from the last one's by it), with ``cap`` its trial cap where
+    ``spec`` gives no ``maxTrials`` (:mod:`functions.core.trial_cap`). The reopened record."""
+    fields: dict[str, Any] = {"spec": spec, "definition": definition, "status": STUDY_RUNNING, "reason": "",
+                              "completed_at": None, "restarts": record.restarts + 1, "restarted_at": deps.clock(),
+                              "trial_cap": cap, "runs_on": deps.runs_on}
+    if origin is not None:
+        fields["origin"] = origin
+    deps.store.update_study(record.name, **fields)
+    return deps.store.get_study(record.name)

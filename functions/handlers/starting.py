@@ -1,0 +1,132 @@
+"""The steps of a trial's attempt several handlers take: starting it (a refused launch fails the
+trial, not the study), looking at it while it runs, and going on after a trial ended (the study
+ends, or the freed slots are filled). Shared by the event handlers, so that every attempt is
+started and looked at the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from functions.core.admission import noted
+from functions.core.disruptions import Disruption
+from functions.core.errors import RefusedFile, RefusedWorkload
+from functions.core.events import Event
+from functions.core.launch import trial_launch
+from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.core.store_port import Store, has_study
+from functions.handlers import ahead
+from functions.handlers.asking import ask_trials, check_stop, complete, tell
+from functions.handlers.deps import Deps
+
+
+def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | None:
+    """Launch the trial's attempt, unless it exists (launched by a handling whose record was
+    lost), and mark the trial running: after the launch, in the caller's transaction, so the
+    launch waits for nothing else, and an attempt's end is never ignored. A launch refused for
+    what the trial's parameters made of its workload (:class:`RefusedWorkload`: a placeholder
+    filled to reach the node, or to run as an account katuna keeps) fails that trial, told to
+    the sampler, and the study goes on: the failed trial is returned (None when it runs). So does
+    one refused for what an earlier trial left where the attempt would log (:class:`RefusedFile`:
+    a link planted there). A refusal every trial would meet (:class:`InvalidStudy`) stands, and
+    fails the study."""
+    launch = trial_launch(record, trial)
+    try:
+        if not deps.executor.exists(launch):
+            deps.executor.launch(launch)
+    except (RefusedWorkload, RefusedFile) as refused:
+        failed: dict[str, Any] = {"state": FAIL, "reason": _refusal(refused), "finished_at": deps.clock()}
+        deps.store.update_trial(record.name, trial.number, **failed)
+        tell(record, deps, trial.number, FAIL)
+        return replace(trial, **failed)
+    if trial.state != RUNNING:
+        deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
+    return None
+
+
+def _refusal(refused: RefusedWorkload | RefusedFile) -> str:
+    """The reason of a trial whose launch was refused."""
+    if isinstance(refused, RefusedFile):
+        return f"katuna refused to start the attempt: {refused}"
+    problems = "; ".join(str(problem) for problem in refused.problems)
+    return f"katuna refused the workload its parameters make: {problems}"
+
+
+def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:
+    """After a trial ended (its outcome stored and told): end the study if a stop rule fires,
+    else fill the freed slots. ``ended`` is checked against the goals when it completed. With
+    look-ahead, the waiting trials that fit the free slots start now, in this handling, so no
+    event stands between a slot freeing and its refill; the sampler is asked for the trials that
+    top the look-ahead up in a continuation, while they run."""
+    if record.terminal:
+        return []
+    counts = deps.store.count_trials(record.name)
+    decision = check_stop(record, deps, ended, counts)
+    if decision is not None:
+        return complete(record, deps, decision)
+    if deps.lookahead:
+        waiting = ahead.releasable(record, deps, counts)
+        for trial in waiting:
+            start(record, trial, deps)
+        if waiting:
+            return [ahead.refill(record, counts)]
+    return ask_trials(record, deps, counts)
+
+
+def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
+    """The ``trial.finished`` of the running trial's attempt if it ended (:meth:`~functions.core.ports.Executor.poll`).
+    Where attempts may wait to be admitted (:attr:`Deps.admissions`), the trial's reason says
+    why its attempt waits while it does, and drops that once it runs (:mod:`functions.core.admission`);
+    the pods its attempt lost to disruptions are kept with the trial, and counted at the next
+    look with those seen then (:mod:`functions.core.disruptions`)."""
+    kept = deps.store.lost_pods(record.name, trial.number)
+    launch = replace(trial_launch(record, trial), lost_pods=kept.of(trial.attempt),
+                     running_pods=kept.running_of(trial.attempt))
+    if deps.admissions is None:
+        return deps.executor.poll(launch)
+    seen = deps.admissions.look(launch)
+    if (seen.lost and set(seen.lost) - set(launch.lost_pods)) or (
+            seen.running is not None and seen.running != launch.running_pods):
+        _keep_lost(record, trial, deps, seen.lost or {}, seen.running)
+    if seen.finished is None:
+        _note_held(record, trial, deps, seen.held)
+    return seen.finished
+
+
+def current_attempt(store: Store, record: StudyRecord, trial: TrialRecord,
+                    running: bool = True) -> TrialRecord | None:
+    """The trial as stored now, while ``trial``'s attempt is still its own (and still runs, with
+    ``running``) in the very study of ``record``, not one of its name made since; None
+    otherwise. A tick writes from reads made before its transaction: it checks them so there."""
+    if not has_study(store, record.name, record.uid):
+        return None
+    current = store.get_trial(record.name, trial.number)
+    if current is None or current.attempt != trial.attempt or (running and current.state != RUNNING):
+        return None
+    return current
+
+
+def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption],
+               running: frozenset[str] | None) -> None:
+    """Keep the pods the trial's attempt lost with those kept before (the controllers delete a
+    disrupted pod soon after, so the count grows only from what was seen), and those running
+    now (one gone at a later look was lost too), while the attempt is still the trial's."""
+    with deps.store.transaction():
+        if current_attempt(deps.store, record, trial, running=False) is None:
+            return
+        kept = deps.store.lost_pods(record.name, trial.number)
+        now = kept.running_of(trial.attempt) if running is None else running
+        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost, now))
+
+
+def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:
+    """Put ``held`` in the reason of the trial, while its attempt is still the one running."""
+    with deps.store.transaction():
+        current = current_attempt(deps.store, record, trial)
+        if current is None:
+            return
+        reason = noted(current.reason, held)
+        if reason != current.reason:
+            deps.store.update_trial(record.name, trial.number, reason=reason)
