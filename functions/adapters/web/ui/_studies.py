@@ -10,10 +10,10 @@ from flask import Response, render_template, request
 from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.pareto import best_trials, front_sample
-from functions.core.ports import Store
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
+from functions.core.store_port import Store
 from functions.core.views import node_pool_view, study_view
 
 BEST_SHOWN = 5
