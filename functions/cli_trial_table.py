@@ -3,8 +3,8 @@
 rich measures every cell of a table three times over before it draws it, which for a study of
 20,000 trials took most of ten seconds. Here each cell is formatted once, the column widths are
 taken from those strings (the widths rich would choose for a table that fits), and rich is given
-them fixed; the rows of a table without a title, which rich would leave unstyled, are written as
-rich would draw them, without rich laying out a cell at all. Every value passes through
+them fixed; the rows, which rich would leave unstyled, are written as rich would draw them,
+without rich laying out a cell at all. Every value passes through
 :func:`functions.terminal.printable`, so none is shown as markup or control sequences.
 """
 
@@ -93,14 +93,13 @@ class _TrialTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         columns, rows = self._columns(wide=True), [self._row(t, wide=True) for t in self._trials]
-        natural = _widths(columns, rows)
-        widths, min_width = natural, self._title_width
-        if max(_table_width(widths), min_width) > options.max_width:
+        natural, min_width = _widths(columns, rows), self._title_width
+        if max(_table_width(natural), min_width) > options.max_width:
             columns, rows = self._columns(wide=False), [self._row(t, wide=False) for t in self._trials]
             natural, min_width = _widths(columns, rows), min(min_width, options.max_width)
-            widths = _fitted(self._table(columns, _extremes(rows), min_width), console, options)
-        if self._title is None and _drawable(columns, widths, natural):
-            yield from _drawn(console, options, self._table(columns, [], 0, widths), columns, widths, rows)
+        widths = _fitted(self._table(columns, _extremes(rows), min_width), console, options)
+        if _drawable(columns, widths, natural):
+            yield from _drawn(console, options, self._table(columns, [], min_width, widths), columns, widths, rows)
         else:
             yield self._table(columns, rows, min_width, widths if min(widths) > 0 else None)
 
@@ -160,8 +159,7 @@ class _TrialTable:
 
 
 def _widths(columns: list[_Column], rows: list[list[str]]) -> list[int]:
-    """Each column's width where the table has room for all of it: its longest cell or header,
-    up to the column's most."""
+    """Each column's natural width: its longest cell or header, up to the column's most."""
     widths = [cell_len(column.header) for column in columns]
     for row in rows:
         widths = [max(width, cell_len(cell)) for width, cell in zip(widths, row, strict=True)]
@@ -194,8 +192,9 @@ def _widest_word(cell: str) -> int:
 
 
 def _fitted(table: Table, console: Console, options: ConsoleOptions) -> list[int]:
-    """The widths rich gives ``table``'s columns in ``options.max_width``, where they cannot all
-    be as wide as their widest cell (rich's own reckoning, which its table keeps private)."""
+    """The widths rich gives ``table``'s columns in ``options.max_width``: each as wide as its
+    widest cell where they all fit, else narrowed, and widened to the table's least width (its
+    title's); rich's own reckoning, which its table keeps private."""
     padded = table._calculate_column_widths(console, options.update_width(options.max_width - table._extra_width))
     return [width - _padding(index, len(padded)) for index, width in enumerate(padded)]
 
@@ -213,9 +212,9 @@ def _table_width(widths: list[int]) -> int:
 
 def _drawn(console: Console, options: ConsoleOptions, head: Table, columns: list[_Column], widths: list[int],
            rows: list[list[str]]) -> Iterator[Segment]:
-    """The table's lines as rich draws them: its head (a blank line, the headers, a rule) drawn
-    by rich from the table of no row ``head``, then each row's lines, which rich would leave
-    unstyled, then a blank line; a cell wider than its column folded as rich folds it."""
+    """The table's lines as rich draws them: its head (its title, a blank line, the headers, a
+    rule) drawn by rich from the table of no row ``head``, then each row's lines, which rich
+    would leave unstyled, then a blank line; a cell wider than its column folded as rich does."""
     width = _table_width(widths)
     for line in console.render_lines(head, options.update_width(width))[:-1]:
         yield from line

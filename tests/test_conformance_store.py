@@ -110,6 +110,17 @@ class StoreContract:
             trial = fresh.ask()
         assert trial.number == 0, "the rolled-back trial left no gap"
 
+    def test_numbered_trials_come_in_the_order_asked_without_those_not_stored(self, store: Store):
+        store.add_study(record())
+        with store.transaction():
+            for number in range(1200):
+                store.add_trial(TrialRecord("demo", number, {"x": float(number)}, "RUNNING"))
+        asked = [1199, 3, 5000, *range(1100, 400, -1), 0]
+        found = store.numbered_trials("demo", asked)
+        assert [t.number for t in found] == [n for n in asked if n < 1200]
+        assert all(t.params == {"x": float(t.number)} for t in found)
+        assert store.numbered_trials("demo", []) == [] and store.numbered_trials("other", [0]) == []
+
     def test_two_stores_on_the_same_data_see_each_others_commits(self, store: Store):
         store.add_study(record())
         other = self.open_again(store)

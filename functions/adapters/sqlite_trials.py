@@ -51,9 +51,9 @@ each), apart from the trial's record: written by the scans and looks that find m
 nothing a reader of the trial sees."""
 
 _BY_STATE = "idx_trials_study_state"
+"""The index of trials by study and state (made by the first migration)."""
 _CHUNK = 500
 """Trial numbers bound into one statement, well under SQLite's limit on its variables."""
-"""The index of trials by study and state (made by the first migration)."""
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
                   "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
@@ -117,6 +117,15 @@ class SqliteTrials(SqliteStudies):
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
         rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
         return self._trial(rows[0]) if rows else None
+
+    def numbered_trials(self, study: str, numbers: Sequence[int]) -> list[TrialRecord]:
+        found: dict[int, TrialRecord] = {}
+        for start in range(0, len(numbers), _CHUNK):
+            wanted = numbers[start:start + _CHUNK]
+            rows = self.db.query(f"SELECT * FROM trials WHERE study = ? AND number IN ({', '.join('?' * len(wanted))})",
+                                 [study, *wanted])
+            found.update((row["number"], self._trial(row)) for row in rows)
+        return [found[number] for number in numbers if number in found]
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
         row = self._trial_columns(fields)
@@ -261,10 +270,7 @@ class SqliteTrials(SqliteStudies):
         numbers = [row[0] for row in self.db.execute(f"SELECT number FROM trials WHERE {condition} ORDER BY {order}",
                                                      [*args, *order_args])]
         for start in range(0, len(numbers), page):
-            wanted = numbers[start:start + page]
-            rows = {row["number"]: row for row in self.db.query(
-                f"SELECT * FROM trials WHERE study = ? AND number IN ({', '.join('?' * len(wanted))})", [study, *wanted])}
-            yield from (self._trial(rows[number]) for number in wanted if number in rows)
+            yield from self.numbered_trials(study, numbers[start:start + page])
 
     def _query(self, study: str, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
         """The ``WHERE`` condition of ``query`` with its arguments, and its ``ORDER BY`` with its own:

@@ -133,8 +133,7 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
     numbers and values when the study's trials changed since its front was last computed, and
     only the front's trials whole)."""
     if record.spec.multi_objective:
-        front = (store.get_trial(record.name, number) for number in _FRONTS.numbers(store, record))
-        return [trial for trial in front if trial is not None]
+        return store.numbered_trials(record.name, _FRONTS.numbers(store, record))
     return store.best_trials(record.name, limit)
 
 
@@ -142,5 +141,4 @@ def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> 
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
     it), read whole, and the size of the whole front, of which only the numbers are read."""
     numbers = _FRONTS.numbers(store, record)
-    shown = (store.get_trial(record.name, number) for number in spread(numbers, most))
-    return [trial for trial in shown if trial is not None], len(numbers)
+    return store.numbered_trials(record.name, spread(numbers, most)), len(numbers)

@@ -105,6 +105,9 @@ class Store(Protocol):
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
         """The study's trial numbered ``number``; None when it is not stored."""
 
+    def numbered_trials(self, study: str, numbers: Sequence[int]) -> list[TrialRecord]:
+        """The study's trials of these ``numbers``, in their order; one not stored is left out."""
+
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
         """Change fields of the stored trial, a change to report (:meth:`trial_changes`);
         ``StudyNotFound`` for a trial that is not stored."""
