@@ -12,9 +12,11 @@ one that must not run as root from an image that may, in ``CreateContainerConfig
 :mod:`kube_standin.image_users`)
 with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
-readable while the container runs); its exit ends the pod. A pod's first container runs the
-command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
-(statuses listed by container name, as the kubelet lists them). A disruption (a scenario's, or the
+readable while the container runs). A pod's first container runs the command; any other is
+modelled as a sidecar that runs until it is killed, as an Istio proxy or a Vault agent does, so
+the pod stays ``Running`` after the first one exits (statuses listed by container name, as the
+kubelet lists them). A native sidecar (an init container with ``restartPolicy: Always``) starts
+with the containers and is stopped once they have ended; then the pod ends. A disruption (a scenario's, or the
 node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
 (and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
@@ -148,6 +150,8 @@ class Kubelets(PodEnds):
                 self._pull_failed(cluster, pod, run, missing)
             else:
                 self._create(cluster, pod, run)
+        elif run.ended is not None:
+            return
         elif _exited_first(run):
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,

@@ -43,6 +43,9 @@ class Run:
     pull_failed_at: float = 0.0
     config_retry_at: float | None = None
     """When the kubelet makes the containers' environment again, after it could not."""
+    ended: dict | None = None
+    """The first container's ``terminated`` state, once it ended while the pod's other
+    containers run on (:meth:`kube_standin.pod_ends.PodEnds._end`)."""
 
 
 def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
@@ -53,17 +56,30 @@ def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | No
     pod["status"]["conditions"] = [*conditions, condition]
 
 
+def native_sidecars(pod: dict) -> list[dict]:
+    """The pod's native sidecars: its init containers with ``restartPolicy: Always`` (Kubernetes
+    1.29+). The kubelet starts them before the pod's containers, runs them beside those, and
+    stops them once every one of those has ended, so they never hold the pod's end."""
+    return [c for c in pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+
+
 def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None) -> None:
     """Each container's status, listed by name as the kubelet lists them: the first container
-    (the one that runs the command) in ``state``, the others (modelled as sidecars that run
-    beside it) in ``others``, else in ``state`` too."""
+    (the one that runs the command) in ``state``, the others and the native sidecars
+    (:func:`native_sidecars`, in ``initContainerStatuses``, in their order) in ``others``, else
+    in ``state`` too. Only a running container is ever ready."""
     first = pod["spec"]["containers"][0]["name"]
     pod["status"]["containerStatuses"] = sorted((
         container_status(c, state if c["name"] == first or others is None else others, ready)
         for c in pod["spec"]["containers"]), key=lambda status: status["name"])
+    sidecars = native_sidecars(pod)
+    if sidecars:
+        pod["status"]["initContainerStatuses"] = [container_status(c, state if others is None else others, ready)
+                                                  for c in sidecars]
 
 
 def container_status(container: dict, state: dict, ready: bool) -> dict:
-    return {"name": container["name"], "ready": ready, "restartCount": 0, "image": container.get("image", ""),
+    return {"name": container["name"], "ready": ready and "running" in state, "restartCount": 0,
+            "image": container.get("image", ""),
             "imageID": image_id(container.get("image", "")) if "waiting" not in state else "",
             "started": "running" in state, "state": state}
