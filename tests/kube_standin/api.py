@@ -178,7 +178,8 @@ class ApiServer:
         400) where it never restarted (none here does: the kubelet's ``validateContainerLogStatus``
         looks for its last terminated state first), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
-        Only the first container runs a command, so only its log has lines (the others are sidecars).
+        Only the first container and the init containers run a command, so only their logs have
+        lines (the others are sidecars); an init container's is served by its name.
         ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
         if self.on_log_read is not None:
             self.on_log_read(name, query or {})
@@ -190,15 +191,18 @@ class ApiServer:
             if pod is None:
                 return not_found("pods", name)
             names = [c["name"] for c in pod["spec"]["containers"]]
-            if container is not None and container not in names:
+            inits = [c["name"] for c in pod["spec"].get("initContainers") or []]
+            if container is not None and container not in names + inits:
                 return 400, status(400, "BadRequest", f"container {container} is not valid for pod {name}")
             if container is None and len(names) > 1:
+                also = f" or one of the init containers: [{' '.join(inits)}]" if inits else ""
                 return 400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                                      f"choose one of: [{' '.join(names)}]")
+                                                      f"choose one of: [{' '.join(names)}]{also}")
             container = container or names[0]
             if not pod["spec"].get("nodeName"):
                 return 204, b""
-            held = next((s for s in pod["status"].get("containerStatuses", []) if s["name"] == container), {})
+            held = next((s for s in [*pod["status"].get("containerStatuses", []),
+                                     *pod["status"].get("initContainerStatuses", [])] if s["name"] == container), {})
             if logs.previous(query or {}) and not (held.get("lastState") or {}).get("terminated"):
                 return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
                                                       "not found")
@@ -210,6 +214,8 @@ class ApiServer:
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
+            if container in inits:
+                return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:
                 return 200, b""
             stored = self.logs.get((namespace, name))

@@ -73,8 +73,10 @@ class PodEnds:
         self.kill(cluster, pod)
 
     def kill(self, cluster, pod: dict) -> None:
-        """Kill the pod's containers, if they run, and fail the pod."""
+        """Kill the pod's containers (or the init container running), if they run, and fail the pod."""
         run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None:
+            self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
             self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
@@ -116,11 +118,13 @@ class PodEnds:
         cluster.modified("pods", pod)
 
     def stop(self, pod: dict) -> None:
-        """The pod is deleted: its container is killed and its log goes."""
+        """The pod is deleted: its containers (or the init container running) are killed and their logs go."""
         run = self.runs.pop(pod["metadata"]["uid"], None)
         self.tried.pop(pod["metadata"]["uid"], None)
         self.finished_at.pop(pod["metadata"]["uid"], None)
         self.deleting.discard(pod["metadata"]["uid"])
+        if run is not None:
+            self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
         if run is not None and run.log is not None:
