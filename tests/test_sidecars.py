@@ -9,6 +9,7 @@ real client, on a simulated clock and through ``katuna serve``."""
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -16,9 +17,11 @@ from conftest import katib_job_experiment
 from http_helpers import Service
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
+from kubernetes import client
 from test_suspended_jobs import executor_of, job, pods_of
 from waiting import eventually
 
+from functions.adapters.kubernetes_sidecars import held_by_sidecars
 from functions.core.launch import TrialLaunch
 
 PROXY = {"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}
@@ -131,3 +134,36 @@ def test_a_trial_whose_pod_runs_a_sidecar_ends_when_its_own_container_exits(
                    "the Job is deleted", timeout=30)
     finally:
         service.close()
+
+
+def _pod(restart: str, code: int, *, proxy: dict | None = None) -> client.V1Pod:
+    """A running pod whose ``trainer`` ended with ``code`` beside a proxy in the ``proxy`` state."""
+    ended = client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=code, reason="Error"))
+    statuses = [client.V1ContainerStatus(name="trainer", image="python:3.12", image_id="", ready=False,
+                                         restart_count=0, state=ended)]
+    if proxy is not None:
+        statuses.append(client.V1ContainerStatus(name="istio-proxy", image="proxy", image_id="", ready=True,
+                                                 restart_count=0, state=client.V1ContainerState(**proxy)))
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="t-0-abcde", creation_timestamp=datetime.now(UTC)),
+                        spec=client.V1PodSpec(restart_policy=restart, containers=[]),
+                        status=client.V1PodStatus(phase="Running", container_statuses=statuses))
+
+
+RUNNING = {"running": client.V1ContainerStateRunning()}
+
+
+@pytest.mark.parametrize(("pod", "completions", "held"), [
+    (_pod("Never", 3, proxy=RUNNING), None, 3),
+    (_pod("OnFailure", 0, proxy=RUNNING), 1, 0),
+    (_pod("OnFailure", 3, proxy=RUNNING), None, None),
+    (_pod("Never", 0), None, None),
+    (_pod("Never", 0, proxy=RUNNING), 2, None),
+], ids=["failed under Never", "succeeded under OnFailure", "restarted in place under OnFailure",
+       "no other container: the pod ends itself", "a Job of two completions"])
+def test_only_a_container_ended_for_good_beside_one_that_runs_is_the_attempts_end(pod, completions, held):
+    """``OnFailure`` runs a failed container again in place, so only its exit 0 is final; a pod
+    with nothing else running ends on its own (native sidecars are init containers, stopped by
+    the kubelet), and a Job of several completions needs its other pods."""
+    job = client.V1Job(spec=client.V1JobSpec(completions=completions, template=client.V1PodTemplateSpec()))
+    found = held_by_sidecars(job, [pod], "trainer")
+    assert (found.code if found is not None else None) == held
