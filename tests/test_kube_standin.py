@@ -664,6 +664,7 @@ EXACT = {"requests": {"nvidia.com/gpu": "2", "cpu": "1"}, "limits": {"nvidia.com
     with_container("env", env=[{"name": "1st.relaxed-name$", "value": "x"}], imagePullPolicy="Never",
                    ports=[{"containerPort": 65535, "hostPort": 1, "protocol": "UDP"}]),
     with_pod("init", initContainers=[{"name": "fetch", "image": "busybox"}]),
+    with_pod("native", initContainers=[{"name": "proxy", "image": "busybox", "restartPolicy": "Always"}]),
     manual("manual", {"matchLabels": {"app": "t"}}),
     indexed("i" * 61, 10),
 ])
@@ -716,6 +717,10 @@ CONTAINER = f"{POD}.containers[0].resources"
      f'{POD}.containers[1].name: Duplicate value: "trial"'),
     (with_pod("u", initContainers=[{"name": "trial", "image": "busybox"}]),
      f'{POD}.initContainers[0].name: Duplicate value: "trial"'),
+    (with_container("x", restartPolicy="Always"),
+     f"{POD}.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"),
+    (with_pod("y", initContainers=[{"name": "fetch", "image": "busybox", "restartPolicy": "Never"}]),
+     f'{POD}.initContainers[0].restartPolicy: Unsupported value: "Never": supported values: "Always"'),
     (manual("v", {"matchLabels": {"app": "other"}}),
      'spec.template.metadata.labels: Invalid value: {"app":"t"}: `selector` does not match template `labels`'),
     (job("w", manualSelector=True), "spec.selector: Required value"),

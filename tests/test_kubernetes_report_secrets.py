@@ -153,8 +153,8 @@ def test_the_standin_refuses_an_owner_without_a_uid_and_collects_a_secret_whose_
     code, body = secrets.create(kube, "tokens", {"metadata": {"name": "x", "ownerReferences": [
         {"apiVersion": "batch/v1", "kind": "Job", "name": "j"}]}})
     assert (code, body["details"]["causes"]) == (422, [{"reason": "FieldValueInvalid", "field":
-                                                        "metadata.ownerReferences.uid",
-                                                        "message": 'Invalid value: "": must not be empty'}])
+                                                        "metadata.ownerReferences[0].uid",
+                                                        "message": "Required value: must not be empty"}])
     secrets.create(kube, "tokens", {"metadata": {"name": "orphan", "ownerReferences": [
         {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "gone"}]}})
     secrets.create(kube, "tokens", {"metadata": {"name": "unowned"}})

@@ -76,6 +76,8 @@ def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
         "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     assert spec["template"]["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}, \
         "the cluster autoscaler may not evict a running trial to empty an under-used node"
+    assert spec["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "false", \
+        "Istio injects no proxy, which would keep the pod running after the trial exits"
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
@@ -163,6 +165,7 @@ def test_a_katib_style_trial_spec_renders_with_every_placeholder_and_katunas_req
     assert job["metadata"]["labels"]["team"] == "vision" and job["metadata"]["labels"][STUDY_LABEL] == "katib-style"
     assert job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget"
     assert job["spec"]["template"]["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+    assert "sidecar.istio.io/inject" not in job["spec"]["template"]["metadata"]["labels"], "a trialSpec's is its own"
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and len(pod["containers"]) == 2
     training = pod["containers"][1]

@@ -1,7 +1,7 @@
 """Trial Jobs an admission controller holds back (Kueue with ``manageJobsWithoutQueueName``
-creates every Job suspended until a queue admits it), and Jobs whose pods run a sidecar beside
-the trial's container: the stand-in's Job controller and kubelets as the real ones behave, read
-through the real client on a simulated clock."""
+creates every Job suspended until a queue admits it): the stand-in's Job controller as the real
+one behaves, read through the real client on a simulated clock (Jobs whose pods run a sidecar:
+``test_sidecars``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import study_definition
 from http_helpers import Service
 from kube_standin import kueue
 from kube_standin.clock import rfc3339
-from kube_standin.containers import Run, SimulatedContainers
+from kube_standin.containers import Run
 from kube_stub import KubeStub
 from waiting import eventually
 
@@ -144,39 +144,3 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
     finally:
         service.close()
         simulated_kube.close()
-
-
-def test_a_sidecar_has_its_own_status_listed_by_name_and_no_log(simulated_kube: KubeStub):
-    """The kubelet lists a pod's containers by name; a sidecar runs beside the trial's container
-    and exits 0 as it ends, with a log of its own."""
-    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
-    executor_of(simulated_kube).launch(sidecar_launch("sidecar"))
-    simulated_kube.run_until(
-        lambda: any(p["status"].get("phase") == "Failed" for p in pods_of(simulated_kube, "sidecar")))
-    [pod] = pods_of(simulated_kube, "sidecar")
-    states = [(s["name"], s["state"]["terminated"]["exitCode"]) for s in pod["status"]["containerStatuses"]]
-    assert states == [("istio-proxy", 0), ("trainer", 3)]
-
-
-def test_a_failed_trial_reports_its_own_containers_exit_code_not_a_sidecars(simulated_kube: KubeStub):
-    """A sidecar listed before the trial's container (``istio-proxy`` < ``trainer``) exited 0;
-    the trial's container exited 3, and that is the trial's exit."""
-    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
-    executor = executor_of(simulated_kube)
-    launch = sidecar_launch("exits")
-    executor.launch(launch)
-    simulated_kube.run_until(
-        lambda: any(c["type"] == "Failed" for c in job(simulated_kube, "exits")["status"].get("conditions", [])))
-    ended = executor.poll(launch)
-    assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
-    assert ended.data["message"].endswith("container trainer exited with code 3 (Error)")
-    assert list(executor.output(launch)) == ["boom\n"]
-
-
-def sidecar_launch(name: str) -> TrialLaunch:
-    """A ``trialSpec`` Job whose pods run the trial's container beside an Istio proxy."""
-    spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [
-        {"name": "trainer", "image": "python:3.12", "command": ["train"]},
-        {"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}]}}}}
-    return TrialLaunch(name, "0123456789ab", 0, 1, f"{name}-0", [], {}, ".", timeout=None, trial_spec=spec,
-                       primary_container="trainer")

@@ -19,6 +19,7 @@ from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_refused import refused_create
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
+from functions.adapters.kubernetes_sidecars import held_end
 from functions.adapters.kubernetes_status import (
     SUCCEEDED,
     Unstartable,
@@ -72,9 +73,12 @@ class Looks:
         timeout plus the start allowance for each run the attempt may make, see
         :func:`functions.core.job.job_deadline`). A running Job that lost more pods to
         disruptions than the trial may lose is reported as preempted with their count
-        (:meth:`_running`); the handler deletes it. A Job held suspended longer than the start
-        allowance is reported as timed out (:meth:`_held`); one whose pod cannot start (its image
-        cannot be pulled, no node fits it) for that long, as an error (:meth:`_cannot_start`).
+        (:meth:`_running`); the handler deletes it. One whose trial's container exited while a
+        sidecar holds its pod running is reported as exited with that container's code, and
+        deleted too (:func:`~functions.adapters.kubernetes_sidecars.held_end`). A Job held
+        suspended longer than the start allowance is reported as timed out (:meth:`_held`); one
+        whose pod cannot start (its image cannot be pulled, no node fits it) for that long, as an
+        error (:meth:`_cannot_start`).
         """
         if not is_job(launch) or own_conditions(launch):
             return self._look_workload(launch)
@@ -190,7 +194,8 @@ class Looks:
                 **{pod.metadata.uid: d for pod in pods if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
         running = frozenset(pod.metadata.uid for pod in pods
                             if pod.status and pod.status.phase == "Running" and not disrupted(pod))
-        ended = self._lost_too_many(launch, pods, lost) or self._timed_out(launch, created, pods)
+        ended = self._lost_too_many(launch, pods, lost) or self._timed_out(launch, created, pods) \
+            or held_end(launch, job, pods)
         if ended is not None:
             return Look(ended, lost=lost, running=running)
         return self._cannot_start(launch, pods, job)._replace(lost=lost, running=running)

@@ -128,7 +128,7 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
-    image_id: str | None = None, disruptions: int | None = None, cause: str | None = None,
+    image_id: str | None = None, disruptions: int | None = None, cause: str | None = None, running: bool = False,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
     interrupted (killed as the katuna process running it stopped: run again, uncounted);
@@ -136,7 +136,8 @@ def trial_finished(
     ``disruptions``, the pods its Job lost, when the executor ends a running attempt for losing
     more than the trial may (:mod:`functions.core.disruptions`): its Job still runs; ``cause``,
     of an attempt that could not start, what every attempt of its image would meet
-    (:mod:`functions.core.start_failures`)."""
+    (:mod:`functions.core.start_failures`); ``running``, when the executor ends an attempt whose
+    workload still runs beside its ended container (a sidecar holds its pod running)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
@@ -145,6 +146,8 @@ def trial_finished(
         data["disruptions"] = disruptions
     if cause:
         data["cause"] = cause
+    if running:
+        data["running"] = True
     return Event(
         TRIAL_FINISHED,
         data,

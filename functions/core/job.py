@@ -93,6 +93,13 @@ POD_ANNOTATIONS = {SAFE_TO_EVICT: "false"}
 running trial to empty an under-used node (it drains nodes below half their allocatable whose
 pods, a Job's included, fit elsewhere), which would start the trial again from its beginning on
 another node; the node goes once the trial has ended. A trial template's own value wins."""
+ISTIO_INJECT = "sidecar.istio.io/inject"
+POD_LABELS = {ISTIO_INJECT: "false"}
+"""Labels of the pods of katuna's own trial Jobs, beside the Job's: Istio injects no proxy into
+them where their namespace asks for injection (``istio-injection=enabled``, as Kubeflow's profile
+namespaces are labelled), as Katib labels its trials' pods (``AppendIstioSidecarLabel``). A
+proxy would run on after the trial's container exits, keeping its pod running. A ``trialSpec``'s
+pods get none: what its template says is kept."""
 
 
 def labels(launch: TrialLaunch) -> dict[str, str]:
@@ -288,7 +295,8 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
         "ttlSecondsAfterFinished": None if request.retain else cluster.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": dict(job_labels), "annotations": dict(POD_ANNOTATIONS)}, "spec": pod},
+        "template": {"metadata": {"labels": {**job_labels, **POD_LABELS}, "annotations": dict(POD_ANNOTATIONS)},
+                     "spec": pod},
     }
     if request.timeout:
         spec["activeDeadlineSeconds"] = job_deadline(request, cluster)

@@ -161,9 +161,9 @@ def _runs_left(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any])
 def _ended_running(data: Mapping[str, Any]) -> bool:
     """Whether the executor reported the end while the attempt's workload may still be there:
     past its timeout, unable to start (a Job whose pod waits for an image that cannot be pulled),
-    or having lost more pods to disruptions than the trial may lose. It is stopped once its
-    output is read (before it runs again)."""
-    return data["outcome"] in ("timeout", "error") or "disruptions" in data
+    having lost more pods to disruptions than the trial may lose, or its container exited while
+    a sidecar holds its pod running. It is stopped once its output is read (before it runs again)."""
+    return data["outcome"] in ("timeout", "error") or "disruptions" in data or data.get("running") is True
 
 
 def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:

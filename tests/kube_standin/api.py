@@ -12,6 +12,7 @@ from kube_standin import admission, configmaps, events, job_fields, job_updates,
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
+    deletes_nothing,
     dry_run_refusal,
     invalid,
     merge,
@@ -60,21 +61,22 @@ class ApiServer:
         if call.resource == "secrets" and call.method == "POST" and not call.name:
             return secrets.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
-            return secrets.delete(self, call.namespace or "", call.name)
+            return secrets.delete(self, call.namespace or "", call.name, deletes_nothing(call.delete_options()))
         if call.resource == "jobs" and call.method == "POST" and (late := self.answer_late(call)) is not None:
             return late
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {}, call.dry_run,
                                    call.query.get("fieldValidation"), call.warnings)
         if call.resource == "jobs" and call.method == "PATCH" and call.name and not call.subresource:
-            return self.patch_job(call.namespace or "", call.name, call.body, call.content_type)
+            return self.patch_job(call.namespace or "", call.name, call.body, call.content_type,
+                                  call.query.get("fieldValidation"), call.dry_run, call.warnings)
         if call.resource == "jobs" and call.method == "DELETE":
             options = call.delete_options()
             if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
                 call.warnings.append(ORPHANS_PODS)
             if not call.name:
                 return self.delete_jobs(call.namespace or "", call.query.get("labelSelector"),
-                                        options.get("propagationPolicy"))
+                                        options.get("propagationPolicy"), deletes_nothing(options))
             return self.delete_job(call.namespace or "", call.name, options.get("propagationPolicy"), options)
         if call.resource == "events" and call.method == "GET" and not call.name:
             with self.lock:
@@ -178,7 +180,8 @@ class ApiServer:
         400) where it never restarted (none here does: the kubelet's ``validateContainerLogStatus``
         looks for its last terminated state first), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
-        Only the first container runs a command, so only its log has lines (the others are sidecars).
+        Only the first container and the init containers run a command, so only their logs have
+        lines (the others are sidecars); an init container's is served by its name.
         ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
         if self.on_log_read is not None:
             self.on_log_read(name, query or {})
@@ -190,15 +193,18 @@ class ApiServer:
             if pod is None:
                 return not_found("pods", name)
             names = [c["name"] for c in pod["spec"]["containers"]]
-            if container is not None and container not in names:
+            inits = [c["name"] for c in pod["spec"].get("initContainers") or []]
+            if container is not None and container not in names + inits:
                 return 400, status(400, "BadRequest", f"container {container} is not valid for pod {name}")
             if container is None and len(names) > 1:
+                also = f" or one of the init containers: [{' '.join(inits)}]" if inits else ""
                 return 400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                                      f"choose one of: [{' '.join(names)}]")
+                                                      f"choose one of: [{' '.join(names)}]{also}")
             container = container or names[0]
             if not pod["spec"].get("nodeName"):
                 return 204, b""
-            held = next((s for s in pod["status"].get("containerStatuses", []) if s["name"] == container), {})
+            held = next((s for s in [*pod["status"].get("containerStatuses", []),
+                                     *pod["status"].get("initContainerStatuses", [])] if s["name"] == container), {})
             if logs.previous(query or {}) and not (held.get("lastState") or {}).get("terminated"):
                 return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
                                                       "not found")
@@ -210,6 +216,8 @@ class ApiServer:
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
+            if container in inits:
+                return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:
                 return 200, b""
             stored = self.logs.get((namespace, name))
@@ -297,24 +305,35 @@ class ApiServer:
             self.history.record("ADDED", "jobs", job)
             return 201, snapshot(job)
 
-    def patch_job(self, namespace: str, name: str, body: object, content_type: str) -> tuple[int, dict]:
+    def patch_job(self, namespace: str, name: str, body: object, content_type: str, directive: str | None = None,
+                  dry_run: bool = False, warnings: list[str] | None = None) -> tuple[int, dict]:
         """A merge patch of a Job (JSON merge or strategic merge, the same for the fields a Job
-        may change): a patch of a field fixed at creation (its pod template, ``completions``,
-        ``completionMode``, ...: :mod:`kube_standin.job_updates`) is 422; ``spec.suspend`` may
-        change, and the Job controller then acts on it."""
+        may change), decoded as the API server decodes it (:func:`kube_standin.job_updates.patch_refusal`,
+        ``fieldValidation`` as ``directive``): a patch of a field fixed at creation (its pod
+        template, ``completions``, ``completionMode``, ...: :mod:`kube_standin.job_updates`) is
+        422; ``spec.suspend``, the labels and the annotations may change, and the Job controller
+        then acts on it. A ``dry_run`` stores nothing."""
         if content_type not in (patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH) or not isinstance(body, dict):
             return 415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                                                             f"accepted media types include: {patches.MERGE_PATCH}, "
                                                             f"{STRATEGIC_MERGE_PATCH}")
+        if (directive or "Warn") not in job_fields.DIRECTIVES:
+            return 400, status(400, "BadRequest", f"fieldValidation must be one of "
+                                                  f"{', '.join(job_fields.DIRECTIVES)}, got {directive!r}")
         with self.lock:
             job = self.jobs.get((namespace, name))
             if job is None:
                 return not_found("jobs.batch", name)
             patched = merge(snapshot(job), body)
-            problems = job_updates.update_problems(job, patched)
-            if problems:
-                return invalid("Job", "jobs.batch", name, problems)
-            job["spec"], job["metadata"]["labels"] = patched["spec"], patched["metadata"].get("labels")
+            patched.update({key: patched.get(key) or {} for key in ("metadata", "spec")})
+            refused = job_updates.patch_refusal(job, patched, directive or "Warn", warnings)
+            problems = [] if refused else job_updates.update_problems(job, patched)
+            if refused or problems:
+                return refused or invalid("Job", "jobs.batch", name, problems)
+            if dry_run:
+                return 200, patched
+            job["spec"] = patched["spec"]
+            job["metadata"].update({key: patched["metadata"].get(key) for key in ("labels", "annotations")})
             job["metadata"]["generation"] += 1
             self.history.record("MODIFIED", "jobs", job)
             return 200, snapshot(job)
@@ -322,22 +341,25 @@ class ApiServer:
     def delete_job(self, namespace: str, name: str, policy: str | None, options: dict | None = None) -> tuple[int, dict]:
         """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
         the default ``Orphan`` of ``batch/v1`` Jobs. A precondition of ``options`` that does not
-        hold is a 409 conflict, and deletes nothing."""
+        hold is a 409 conflict, and deletes nothing; so does a dry run, answered as done."""
         with self.lock:
-            self.deleted.append((namespace, name, policy))
             job = self.jobs.get((namespace, name))
             unmet = unmet_precondition("Job", "batch", job, options or {}) if job is not None else None
+            if unmet is None and job is not None and deletes_nothing(options or {}):
+                return 200, _job_deleted(job)
+            self.deleted.append((namespace, name, policy))
             return unmet or self.remove_job(namespace, name, policy)
 
-    def delete_jobs(self, namespace: str, selector: str | None, policy: str | None) -> tuple[int, dict]:
+    def delete_jobs(self, namespace: str, selector: str | None, policy: str | None,
+                    dry_run: bool = False) -> tuple[int, dict]:
         """Delete the collection of a namespace's Jobs that ``selector`` selects, each as one
         delete would (its pods going by ``policy``), answered as the API server answers a
-        DeleteCollection: the list of the objects deleted."""
+        DeleteCollection: the list of the objects deleted (a ``dry_run``'s, none deleted)."""
         with self.lock:
             self.collection_deletes.append((namespace, selector, policy))
             chosen = [job for (held, _), job in sorted(self.jobs.items())
                       if held == namespace and matches(job["metadata"].get("labels") or {}, selector)]
-            for job in chosen:
+            for job in [] if dry_run else chosen:
                 self.deleted.append((namespace, job["metadata"]["name"], policy))
                 self.remove_job(namespace, job["metadata"]["name"], policy)
             return 200, {"kind": "JobList", "apiVersion": "batch/v1",
@@ -356,8 +378,13 @@ class ApiServer:
                     pod["metadata"]["ownerReferences"] = []
                     self.history.record("MODIFIED", "pods", pod)
             self.history.record("DELETED", "jobs", job)
-            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
+            return 200, _job_deleted(job)
+
+
+def _job_deleted(job: dict) -> dict:
+    """The Status the API server answers a Job's delete with."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": job["metadata"]["name"], "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
 
 
 def _key(obj: dict) -> tuple[str, str]:

@@ -37,9 +37,10 @@ class Processes:
     def __init__(self, directory: Path) -> None:
         self.image_bin = image_interpreter(directory / "bin")
 
-    def start(self, pod: dict, log: Path, env: dict[str, str]) -> Container:
-        """Run the pod's first container with its environment ``env``, as its kubelet made it."""
-        container = pod["spec"]["containers"][0]
+    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None) -> Container:
+        """Run the pod's ``container`` (its first, unless given: one of its init containers) with
+        its environment ``env``, as its kubelet made it."""
+        container = container or pod["spec"]["containers"][0]
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
             process = Container([expand(arg, env) for arg in _argv(container)], stdout=out, stderr=subprocess.STDOUT,
@@ -128,14 +129,17 @@ class SimulatedProcess:
 
 
 class SimulatedContainers:
-    """Containers that run on ``clock`` as ``behaviour(pod)`` says."""
+    """Containers that run on ``clock`` as ``behaviour(pod)`` says; a pod's init containers as
+    ``init(container)`` says (by default each exits 0 at once, printing nothing)."""
 
-    def __init__(self, clock: SimulatedClock, behaviour: Callable[[dict], Run]) -> None:
+    def __init__(self, clock: SimulatedClock, behaviour: Callable[[dict], Run],
+                 init: Callable[[dict], Run] = lambda container: Run(0)) -> None:
         self.clock = clock
         self.behaviour = behaviour
+        self.init = init
 
-    def start(self, pod: dict, log: Path, env: dict[str, str]) -> SimulatedProcess:
-        return SimulatedProcess(self.clock, self.behaviour(pod), log)
+    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None) -> SimulatedProcess:
+        return SimulatedProcess(self.clock, self.behaviour(pod) if container is None else self.init(container), log)
 
 
 def image_interpreter(directory: Path) -> Path:

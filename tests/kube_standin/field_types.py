@@ -40,10 +40,17 @@ def training_schema(replica_specs: str) -> dict:
         replica_specs: {"type": "object", "additionalProperties": _REPLICA_SPEC}}}}}
 
 
+JOB_BOOLEANS = ("suspend", "manualSelector")
+"""A Job spec's boolean fields."""
+
+
 def job_undecodable(job: dict) -> str | None:
     """Why a Job cannot be decoded: the first field holding a value of the wrong JSON type,
     worded as ``encoding/json`` words it."""
     spec = job.get("spec") or {}
+    for field in JOB_BOOLEANS:
+        if spec.get(field) is not None and not isinstance(spec[field], bool):
+            return _unmarshal(spec[field], f"JobSpec.spec.{field}", "bool")
     for field, go_type in JOB_INTEGERS.items():
         value = spec.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

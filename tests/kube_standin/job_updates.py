@@ -5,13 +5,17 @@ created one's, and the fields fixed once the Job is made, each refused ``field i
 together with ``parallelism`` to the same count (elastic Indexed Jobs, GA since 1.31:
 ``validateCompletions``). The pod template stays immutable whole: the scheduling directives a
 queue may set on a suspended Job that never started (``AllowMutableSchedulingDirectives``) are
-not modelled, as nothing here patches a template."""
+not modelled, as nothing here patches a template. Before validation, the patched Job must
+decode (``patch.go``): a field of the wrong type, or an unknown one under ``fieldValidation=Strict``,
+refuses the whole patch, and it must keep its name and uid."""
 
 from __future__ import annotations
 
 import json
 
-from kube_standin.validation import job_problems
+from kube_standin import job_fields
+from kube_standin.objects import invalid, status
+from kube_standin.validation import job_problems, undecodable
 
 IMMUTABLE = ("completions", "selector", "template", "completionMode", "podFailurePolicy", "backoffLimitPerIndex",
              "managedBy", "successPolicy")
@@ -51,3 +55,30 @@ def _shown(value: object) -> str:
     if isinstance(value, dict | list):
         return "..."
     return json.dumps(value)
+
+
+def patch_refusal(old: dict, patched: dict, directive: str, warnings: list[str] | None) -> tuple[int, dict] | None:
+    """The API server's answer to a patch of the Job ``old`` that made ``patched``, where it
+    refuses it before validation (:func:`update_problems`): 422 for a patched Job that does not
+    decode (a field of the wrong type, an unknown field under the ``Strict`` ``directive``; one
+    under ``Warn`` is warned of), 400 for one renamed, 409 for a changed uid (the patched
+    object's uid is the update's precondition); None otherwise."""
+    unreadable = undecodable(patched)
+    unknown = [] if directive == "Ignore" or unreadable else job_fields.unknown_fields(patched)
+    if unknown and directive == "Strict":
+        unreadable = "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
+    elif warnings is not None:
+        warnings += [f'unknown field "{f}"' for f in unknown]
+    if unreadable:
+        shown = json.dumps(patched, separators=(",", ":"))
+        return invalid("", "", "", [("patch", f"Invalid value: {json.dumps(shown)}: {unreadable}")])
+    name, meta = old["metadata"]["name"], patched["metadata"]
+    if meta.get("name") != name:
+        return 400, status(400, "BadRequest", f"the name of the object ({meta.get('name') or ''}) does not match the "
+                                              f"name on the URL ({name})")
+    uid = meta.get("uid") or old["metadata"]["uid"]
+    if uid != old["metadata"]["uid"]:
+        return 409, status(409, "Conflict", f'Operation cannot be fulfilled on jobs.batch "{name}": Precondition '
+                                            f"failed: UID in precondition: {uid}, UID in object meta: "
+                                            f"{old['metadata']['uid']}")
+    return None

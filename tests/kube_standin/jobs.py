@@ -91,7 +91,7 @@ def _rule_matches(rule: dict, pod: dict) -> bool:
     codes = rule.get("onExitCodes")
     if not codes:
         return False
-    for status in pod["status"].get("containerStatuses", []):
+    for status in _statuses(pod):
         terminated = status.get("state", {}).get("terminated")
         if terminated is None or terminated["exitCode"] == 0:
             continue
@@ -103,11 +103,17 @@ def _rule_matches(rule: dict, pod: dict) -> bool:
 
 
 def _terminated(pod: dict) -> tuple[str, int] | None:
-    for status in pod["status"].get("containerStatuses", []):
+    for status in _statuses(pod):
         terminated = status.get("state", {}).get("terminated")
         if terminated and terminated["exitCode"] != 0:
             return status["name"], terminated["exitCode"]
     return None
+
+
+def _statuses(pod: dict) -> list[dict]:
+    """The pod's containers' statuses, then its init containers': a ``podFailurePolicy``'s
+    ``onExitCodes`` matches either (``matchOnExitCodes``, pod_failure_policy.go)."""
+    return [*pod["status"].get("containerStatuses", []), *pod["status"].get("initContainerStatuses", [])]
 
 
 def _finished(job: dict) -> bool:

@@ -12,10 +12,13 @@ one that must not run as root from an image that may, in ``CreateContainerConfig
 :mod:`kube_standin.image_users`)
 with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
-readable while the container runs); its exit ends the pod. A pod's first container runs the
-command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
-(statuses listed by container name, as the kubelet lists them). A disruption (a scenario's, or the
-node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
+readable while the container runs). A pod's first container runs the command; any other is
+modelled as a sidecar that runs until it is killed, as an Istio proxy or a Vault agent does, so
+the pod stays ``Running`` after the first one exits (statuses listed by container name, as the
+kubelet lists them). A pod's init containers run first, in their order
+(:mod:`kube_standin.pod_inits`); a native sidecar (an init container with ``restartPolicy:
+Always``) starts among them, runs beside the containers and is stopped once they have ended;
+then the pod ends. A disruption (a scenario's, or the node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
 (and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
 kubelet kill it (:meth:`Kubelets.exhaust`).
@@ -38,6 +41,7 @@ from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.pod_ends import PodEnds
+from kube_standin.pod_inits import PodInits
 from kube_standin.pod_runs import RESOURCES, Run, container_status, set_condition, set_statuses
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
@@ -47,7 +51,7 @@ a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a
 environment could not be made is tried again then."""
 
 
-class Kubelets(PodEnds):
+class Kubelets(PodEnds, PodInits):
     def __init__(self, disruption: Callable[[str, int], tuple[float, bool, str] | None],
                  clock: RealClock | None = None) -> None:
         self.clock = clock or RealClock()
@@ -134,9 +138,13 @@ class Kubelets(PodEnds):
         if run is None:
             run = self.runs[uid] = Run(pod, cluster.pod_index.get(uid, 0), self.clock.monotonic())
             self.clock.wake_at(run.creating_since + self.image_pull_seconds)
-            set_statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
+            initializing = bool(pod["spec"].get("initContainers"))
+            set_statuses(pod, {"waiting": {"reason": "PodInitializing" if initializing else "ContainerCreating"}},
+                         ready=False)
             cluster.modified("pods", pod)
         elif run.process is None:
+            if self._initializing(cluster, pod, run):
+                return
             missing = next((c["image"] for c in pod["spec"]["containers"] if c.get("image") in self.missing_images), None)
             invalid = next((m for c in pod["spec"]["containers"] if c.get("image")
                             and (m := invalid_image_message(c["image"]))), None)
@@ -148,6 +156,8 @@ class Kubelets(PodEnds):
                 self._pull_failed(cluster, pod, run, missing)
             else:
                 self._create(cluster, pod, run)
+        elif run.ended is not None:
+            return
         elif _exited_first(run):
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
@@ -166,11 +176,15 @@ class Kubelets(PodEnds):
                 run.log.read()
 
     def _pull_failed(self, cluster, pod: dict, run: Run, image: str) -> None:
-        """A pull of ``image`` fails as a registry's 404 makes it fail: the container waits with
-        ``ErrImagePull`` and the runtime's error until the pod's next sync, then with
+        """A pull of ``image`` fails (:meth:`_pull_waiting`): the pod's containers wait; the
+        kubelet never fails the pod, which stays ``Pending``."""
+        self._waiting(cluster, pod, self._pull_waiting(run, image))
+
+    def _pull_waiting(self, run: Run, image: str) -> dict:
+        """How a container waits while a pull of ``image`` fails as a registry's 404 makes it
+        fail: with ``ErrImagePull`` and the runtime's error until the pod's next sync, then with
         ``ImagePullBackOff`` until the image manager tries again after its back-off
-        (``image_manager.go``: 10 s, doubled up to 300 s); the kubelet never fails the pod,
-        which stays ``Pending``."""
+        (``image_manager.go``: 10 s, doubled up to 300 s)."""
         now = self.clock.monotonic()
         if run.pull_retry_at is None or now >= run.pull_retry_at:
             run.pull_backoff = min(run.pull_backoff * 2 or 10.0, 300.0)
@@ -179,12 +193,10 @@ class Kubelets(PodEnds):
             self.clock.wake_at(now + SYNC_BACKOFF_SECONDS)
         if now < run.pull_failed_at + SYNC_BACKOFF_SECONDS:
             reference = _reference(image)
-            waiting = {"reason": "ErrImagePull", "message": (
+            return {"reason": "ErrImagePull", "message": (
                 f'rpc error: code = NotFound desc = failed to pull and unpack image "{reference}": failed to '
                 f'resolve reference "{reference}": {reference}: not found')}
-        else:
-            waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
-        self._waiting(cluster, pod, waiting)
+        return {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
 
     @staticmethod
     def _waiting(cluster, pod: dict, waiting: dict) -> None:

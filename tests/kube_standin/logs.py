@@ -175,10 +175,16 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
 
 
 def previous(query: dict[str, str]) -> bool:
-    """Whether the read asks for the log of the container's run before its current one: as the
-    API server converts a boolean query parameter (``Convert_Slice_string_To_bool``), any value
-    but ``false`` or ``0`` is true."""
-    value = query.get("previous")
+    """Whether the read asks for the log of the container's run before its current one
+    (:func:`flag`)."""
+    return flag(query, "previous")
+
+
+def flag(query: dict[str, str], name: str) -> bool:
+    """Whether the boolean query parameter ``name`` is set: as the API server converts one
+    (``Convert_Slice_string_To_bool``), any value but ``false`` or ``0`` (in any case) is true,
+    the empty one (``timestamps=``) too."""
+    value = query.get(name)
     return value is not None and value.lower() not in ("false", "0")
 
 
@@ -188,7 +194,7 @@ def serve(lines: list[Line], query: dict[str, str], now: float) -> bytes:
     ``limitBytes`` cuts at a byte, inside a character when one spans the limit."""
     since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
-    stamped = query.get("timestamps") in ("true", "1")
+    stamped = flag(query, "timestamps")
     text = "".join((f"{line.stamp} " if stamped else "") + line.text + ("\n" if line.complete else "")
                    for line in chosen if since is None or line.at >= since)
     limit = _number(query, "limitBytes")

@@ -106,6 +106,14 @@ def dry_run_refusal(query: dict[str, str]) -> tuple[int, dict] | None:
                    [("dryRun", f'Unsupported value: {json.dumps([value])}: supported values: "All"')])
 
 
+def deletes_nothing(options: dict) -> bool:
+    """Whether a delete's ``options`` ask for a dry run (``dryRun: [All]`` in its body,
+    ``dryRun=All`` in its query): answered as done, with nothing deleted, as the registry's store
+    passes the dry run on to its storage (``Store.Delete``, store.go)."""
+    value = options.get("dryRun")
+    return "All" in ([value] if isinstance(value, str) else value or [])
+
+
 def namespace_refusal(namespace: str | None, body: object) -> tuple[int, dict] | None:
     """400 for a create whose body names a namespace other than the request's, as
     ``EnsureObjectNamespaceMatchesRequestNamespace`` refuses it (k8s.io/apiserver

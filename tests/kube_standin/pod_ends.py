@@ -73,8 +73,10 @@ class PodEnds:
         self.kill(cluster, pod)
 
     def kill(self, cluster, pod: dict) -> None:
-        """Kill the pod's containers, if they run, and fail the pod."""
+        """Kill the pod's containers (or the init container running), if they run, and fail the pod."""
         run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None:
+            self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
             self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
@@ -84,16 +86,30 @@ class PodEnds:
             cluster.modified("pods", pod)
 
     def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str, killed: bool = False) -> None:
-        """The pod's end: its first container's with ``code``; the others (sidecars) exit 0 as it
-        ends, or are killed with it."""
-        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-        if run.log is not None:
-            run.log.read(final=True)
-        cluster.logs[key] = run.log.lines if run.log is not None else []
-        pod["status"]["phase"] = phase
+        """The first container's end with ``code``, or with the pod's containers ``killed``. The
+        pod's other containers (sidecars: an Istio proxy, a Vault agent) run on after it, as a
+        kubelet runs them: the pod stays ``Running``, not ready, until they are killed with it
+        (it is deleted or disrupted), so its Job counts no end (kubernetes/kubernetes#73118).
+        With no other container, the pod ends in ``phase``; its native sidecars
+        (:func:`~kube_standin.pod_runs.native_sidecars`) are stopped then, exiting 0, or killed."""
         stamp = self.clock.stamp()
+        if run.ended is None:
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if run.log is not None:
+                run.log.read(final=True)
+            cluster.logs[key] = run.log.lines if run.log is not None else []
+            run.ended = {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
+                                        "finishedAt": stamp}}
         times = {"startedAt": run.started_at, "finishedAt": stamp}
-        set_statuses(pod, {"terminated": {"exitCode": code, "reason": reason, **times}}, ready=False,
+        if len(pod["spec"]["containers"]) > 1 and not killed:
+            set_statuses(pod, run.ended, ready=True, others={"running": {"startedAt": run.started_at}})
+            unready = f"containers with unready status: [{pod['spec']['containers'][0]['name']}]"
+            for kind in ("ContainersReady", "Ready"):
+                set_condition(pod, kind, "False", stamp, "ContainersNotReady", unready)
+            cluster.modified("pods", pod)
+            return
+        pod["status"]["phase"] = phase
+        set_statuses(pod, run.ended, ready=False,
                      others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
                              {"exitCode": 0, "reason": "Completed", **times}})
         for kind in ("ContainersReady", "Ready"):
@@ -102,11 +118,13 @@ class PodEnds:
         cluster.modified("pods", pod)
 
     def stop(self, pod: dict) -> None:
-        """The pod is deleted: its container is killed and its log goes."""
+        """The pod is deleted: its containers (or the init container running) are killed and their logs go."""
         run = self.runs.pop(pod["metadata"]["uid"], None)
         self.tried.pop(pod["metadata"]["uid"], None)
         self.finished_at.pop(pod["metadata"]["uid"], None)
         self.deleting.discard(pod["metadata"]["uid"])
+        if run is not None:
+            self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
         if run is not None and run.log is not None:

@@ -4,10 +4,10 @@ in the pod's status: its conditions, its containers' statuses, their images' ids
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kube_standin.containers import Container, SimulatedProcess
-from kube_standin.logs import Capture
+from kube_standin.logs import Capture, Line
 
 RESOURCES = ("memory", "ephemeral-storage")
 """What a container may run short of (:meth:`kube_standin.kubelet.Kubelets.exhaust`)."""
@@ -43,6 +43,19 @@ class Run:
     pull_failed_at: float = 0.0
     config_retry_at: float | None = None
     """When the kubelet makes the containers' environment again, after it could not."""
+    init_done: int = 0
+    """How many of the pod's init containers, in their order, have completed (a native sidecar:
+    started) (:mod:`kube_standin.pod_inits`)."""
+    init_process: Container | SimulatedProcess | None = None
+    """The init container running now."""
+    init_log: Capture | None = None
+    init_logs: dict[str, list[Line]] = field(default_factory=dict)
+    """The logs of the init containers that ended, by name."""
+    init_retry_at: float | None = None
+    """When a failed init container is run again (``restartPolicy: OnFailure``)."""
+    ended: dict | None = None
+    """The first container's ``terminated`` state, once it ended while the pod's other
+    containers run on (:meth:`kube_standin.pod_ends.PodEnds._end`)."""
 
 
 def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
@@ -53,17 +66,53 @@ def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | No
     pod["status"]["conditions"] = [*conditions, condition]
 
 
+def native_sidecars(pod: dict) -> list[dict]:
+    """The pod's native sidecars: its init containers with ``restartPolicy: Always`` (Kubernetes
+    1.29+). The kubelet starts them before the pod's containers, runs them beside those, and
+    stops them once every one of those has ended, so they never hold the pod's end."""
+    return [c for c in pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+
+
 def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None) -> None:
     """Each container's status, listed by name as the kubelet lists them: the first container
-    (the one that runs the command) in ``state``, the others (modelled as sidecars that run
-    beside it) in ``others``, else in ``state`` too."""
+    (the one that runs the command) in ``state``, the others and the native sidecars
+    (:func:`native_sidecars`, in ``initContainerStatuses``) in ``others``, else in ``state`` too.
+    A native sidecar that has not started keeps its status while the containers wait, and every
+    other init container keeps its own (:mod:`kube_standin.pod_inits`); one not started yet
+    waits ``PodInitializing``. Only a running container is ever ready."""
     first = pod["spec"]["containers"][0]["name"]
     pod["status"]["containerStatuses"] = sorted((
         container_status(c, state if c["name"] == first or others is None else others, ready)
         for c in pod["spec"]["containers"]), key=lambda status: status["name"])
+    inits = pod["spec"].get("initContainers") or []
+    if inits:
+        kept = {s["name"]: s for s in pod["status"].get("initContainerStatuses", [])}
+        beside = state if others is None else others
+        pod["status"]["initContainerStatuses"] = [
+            container_status(c, beside, ready) if c.get("restartPolicy") == "Always" and "waiting" not in beside
+            else kept.get(c["name"]) or container_status(c, {"waiting": {"reason": "PodInitializing"}}, False)
+            for c in inits]
+
+
+def set_init_status(pod: dict, name: str, state: dict, restarts: int | None = None, last: dict | None = None) -> None:
+    """The status of the pod's init container ``name``: in ``state``, with ``restarts`` and its
+    ``last`` state where given (a native sidecar that started is ready)."""
+    container = next(c for c in pod["spec"]["initContainers"] if c["name"] == name)
+    statuses = pod["status"].setdefault("initContainerStatuses", [])
+    old = next((s for s in statuses if s["name"] == name), None)
+    status = container_status(container, state, container.get("restartPolicy") == "Always")
+    status["restartCount"] = restarts if restarts is not None else (old or {}).get("restartCount", 0)
+    last = last if last is not None else (old or {}).get("lastState")
+    if last is not None:
+        status["lastState"] = last
+    if old is None:
+        statuses.append(status)
+    else:
+        statuses[statuses.index(old)] = status
 
 
 def container_status(container: dict, state: dict, ready: bool) -> dict:
-    return {"name": container["name"], "ready": ready, "restartCount": 0, "image": container.get("image", ""),
+    return {"name": container["name"], "ready": ready and "running" in state, "restartCount": 0,
+            "image": container.get("image", ""),
             "imageID": image_id(container.get("image", "")) if "waiting" not in state else "",
             "started": "running" in state, "state": state}

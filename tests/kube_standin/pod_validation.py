@@ -1,6 +1,6 @@
 """What the API server's pod-template validation refuses in the fields a study reaches: a
 container's resources (names, quantities, requests against limits), the node selector,
-tolerations and the service account's name. Each problem is a field path and the API server's
+tolerations, the service account's name and a container's own restart policy. Each problem is a field path and the API server's
 reason for it (``Invalid value: ...``, ``Unsupported value: ...``, ``Required value: ...``)."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ OPERATORS = ("Equal", "Exists")
 
 
 def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
-    """The node selector, tolerations and service account name of the pod spec at ``path``."""
+    """The node selector, tolerations, service account name and containers' restart policies of
+    the pod spec at ``path``."""
     problems = []
     for key, value in (pod.get("nodeSelector") or {}).items():
         problems += [(f"{path}.nodeSelector", f"Invalid value: {json.dumps(key)}: {m}")
@@ -28,7 +29,20 @@ def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
     account = pod.get("serviceAccountName") or ""
     if account and (not DNS_SUBDOMAIN.match(account) or len(account) > 253):
         problems.append((f"{path}.serviceAccountName", f"Invalid value: {json.dumps(account)}: {SUBDOMAIN_FORMAT}"))
-    return problems
+    return problems + _restart_problems(path, pod)
+
+
+def _restart_problems(path: str, pod: dict) -> list[tuple[str, str]]:
+    """A container's own ``restartPolicy``: only an init container may set one, and only
+    ``Always``, which makes it a native sidecar (``validateInitContainers``, ``validateContainers``)."""
+    problems = [(f"{path}.containers[{index}].restartPolicy", "Forbidden: may not be set for non-init containers")
+                for index, container in enumerate(pod.get("containers") or [])
+                if container.get("restartPolicy") is not None]
+    return problems + [
+        (f"{path}.initContainers[{index}].restartPolicy",
+         f'Unsupported value: {json.dumps(policy)}: supported values: "Always"')
+        for index, container in enumerate(pod.get("initContainers") or [])
+        if (policy := container.get("restartPolicy")) not in (None, "Always")]
 
 
 def create_problems(pod: dict) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 
 from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
@@ -63,28 +64,43 @@ def data_of(cluster, namespace: str, name: str) -> dict[str, str] | None:
 
 
 def owner_problems(references: list | None) -> list[tuple[str, str]]:
-    """The API server's refusals of ``metadata.ownerReferences`` (``validateOwnerReference``):
-    an apiVersion without a version, or an empty kind, name or uid."""
-    problems = []
-    field = "metadata.ownerReferences"
-    for reference in references or []:
-        version = str(reference.get("apiVersion") or "").rpartition("/")[2]
+    """The API server's refusals of ``metadata.ownerReferences`` (``ValidateOwnerReferences``,
+    apimachinery pkg/api/validation/objectmeta.go): an apiVersion that is no ``<group>/<version>``
+    or ``<version>``, an empty kind, name or uid, an owner of a kind that may own nothing (a
+    ``v1`` Event), or a second reference marked ``controller``."""
+    problems, controller = [], ""
+    for index, reference in enumerate(references or []):
+        field = f"metadata.ownerReferences[{index}]"
+        version = str(reference.get("apiVersion") or "")
+        parts = version.split("/")
         if not version:
-            problems.append((f"{field}.apiVersion", f'Invalid value: "{reference.get("apiVersion") or ""}": '
-                                                   "version must not be empty"))
-        problems += [(f"{field}.{key}", 'Invalid value: "": must not be empty') for key in ("kind", "name", "uid")
+            problems.append((f"{field}.apiVersion", "Required value: must not be empty"))
+        elif len(parts) > 2 or not parts[-1]:
+            problems.append((f"{field}.apiVersion", f"Invalid value: {json.dumps(version)}: must be <group>/<version> "
+                                                    "or <version>"))
+        problems += [(f"{field}.{key}", "Required value: must not be empty") for key in ("kind", "name", "uid")
                      if not reference.get(key)]
+        if version == "v1" and reference.get("kind") == "Event":
+            problems.append((field, "Invalid value: ...: /v1, Kind=Event is disallowed from being an owner"))
+        if reference.get("controller") is True:
+            named = f"{reference.get('kind')}/{reference.get('name')}"
+            if controller:
+                problems.append(("metadata.ownerReferences", "Invalid value: ...: Only one reference can have "
+                                 f'Controller set to true. Found "true" in references for {controller} and {named}'))
+            controller = controller or named
     return problems
 
 
-def delete(cluster, namespace: str, name: str) -> tuple[int, dict]:
+def delete(cluster, namespace: str, name: str, dry_run: bool = False) -> tuple[int, dict]:
     """DELETE of a Secret: gone at once (it has no finalizers), answered with the Status the
-    registry's store gives for a kind that does not return the deleted object."""
+    registry's store gives for a kind that does not return the deleted object; a ``dry_run`` is
+    answered so, and deletes nothing."""
     with cluster.lock:
-        obj = cluster.secrets.pop((namespace, name), None)
+        obj = cluster.secrets.get((namespace, name)) if dry_run else cluster.secrets.pop((namespace, name), None)
         if obj is None:
             return not_found("secrets", name)
-        cluster.history.record("DELETED", "secrets", obj)
+        if not dry_run:
+            cluster.history.record("DELETED", "secrets", obj)
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                      "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
 

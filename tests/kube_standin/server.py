@@ -85,7 +85,7 @@ class Call:
         query parameters are then ignored, ``propagationPolicy`` included), else the query's."""
         if self.body is not None:
             return self.body
-        return {k: v for k, v in self.query.items() if k in ("propagationPolicy", "orphanDependents")}
+        return {k: v for k, v in self.query.items() if k in ("propagationPolicy", "orphanDependents", "dryRun")}
 
     def verb(self) -> str:
         if self.method == "GET":
@@ -102,7 +102,7 @@ def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> C
     core, group, version, namespace, resource, name, subresource = found.groups()
     if resource == "namespaces" and namespace is not None and name is None:
         namespace, name = None, namespace
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
     return Call(method, group or "", namespace, resource, name, subresource or "", query, body, content_type,
                 version or core)
 

@@ -1,0 +1,116 @@
+"""Requests the loopback Kubernetes API answers as a real API server does, where it once took
+what a real one refuses or does not do: a dry-run delete deletes nothing, a Job's merge patch is
+decoded and held to the Job's identity, a Secret's ownerReferences are validated whole, and a
+log's ``timestamps`` is read as any boolean query parameter."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from kube_stub import KubeStub
+from kubernetes import client
+from test_kube_standin import job, refusal
+from waiting import eventually
+
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture(scope="module")
+def kube():
+    stub = KubeStub()
+    yield stub
+    stub.close()
+
+
+def raw(kube: KubeStub, method: str, path: str, body: object = None) -> tuple[int, object]:
+    """A request as sent, as katuna's ServiceAccount, for what the client will not send as asked."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(kube.url + path, data=data, method=method, headers={"Content-Type": MERGE})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read().decode()
+            return answer.status, json.loads(text) if answer.headers.get_content_type() == "application/json" else text
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_a_dry_run_delete_answers_as_done_and_deletes_nothing(kube: KubeStub):
+    batch, core = client.BatchV1Api(client.ApiClient(kube.configuration())), client.CoreV1Api(
+        client.ApiClient(kube.configuration()))
+    batch.create_namespaced_job("katuna", job("dry-delete", "import time; time.sleep(60)"))
+    core.create_namespaced_secret("katuna", {"metadata": {"name": "dry-delete"}, "data": {"k": "dg=="}})
+    batch.delete_namespaced_job("dry-delete", "katuna", dry_run="All", propagation_policy="Background")
+    core.delete_namespaced_secret("dry-delete", "katuna", dry_run="All")
+    assert ("katuna", "dry-delete") in kube.jobs and ("katuna", "dry-delete") in kube.secrets
+    status, _ = raw(kube, "DELETE", "/apis/batch/v1/namespaces/katuna/jobs/dry-delete",
+                    {"dryRun": ["All"], "propagationPolicy": "Background"})
+    assert status == 200 and ("katuna", "dry-delete") in kube.jobs, "a body's dryRun too"
+    batch.delete_namespaced_job("dry-delete", "katuna", propagation_policy="Background")
+    core.delete_namespaced_secret("dry-delete", "katuna")
+    assert ("katuna", "dry-delete") not in kube.jobs and ("katuna", "dry-delete") not in kube.secrets
+
+
+@pytest.mark.parametrize(("query", "patch", "code", "words"), [
+    ("", {"spec": {"suspend": "yes"}}, 422, "patch: Invalid value: "),
+    ("", {"spec": None}, 422, "spec.template: Invalid value: "),
+    ("?fieldValidation=Strict", {"spec": {"suspendd": True}}, 422, 'strict decoding error: unknown field "spec.suspendd"'),
+    ("?fieldValidation=Bogus", {"spec": {"suspend": True}}, 400, "fieldValidation must be one of Strict, Warn, Ignore"),
+    ("", {"metadata": {"name": "other"}}, 400, "the name of the object (other) does not match the name on the URL"),
+    ("", {"metadata": {"uid": "0000"}}, 409, "Precondition failed: UID in precondition: 0000, UID in object meta: "),
+])
+def test_a_job_patch_the_api_server_refuses_is_refused_and_changes_nothing(kube: KubeStub, query, patch, code, words):
+    name = f"patched-{abs(hash(json.dumps(patch))) % 10_000}"
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job(name, "import time; time.sleep(60)"))
+    before = json.dumps(kube.jobs[("katuna", name)]["spec"], sort_keys=True)
+    status, body = raw(kube, "PATCH", f"/apis/batch/v1/namespaces/katuna/jobs/{name}{query}", patch)
+    assert status == code and words in body["message"], body
+    assert json.dumps(kube.jobs[("katuna", name)]["spec"], sort_keys=True) == before
+
+
+def test_a_job_patch_keeps_its_annotations_and_a_dry_run_stores_nothing(kube: KubeStub):
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job("annotated", "import time; time.sleep(60)"))
+    path = "/apis/batch/v1/namespaces/katuna/jobs/annotated"
+    status, body = raw(kube, "PATCH", path + "?dryRun=All", {"spec": {"parallelism": 0}})
+    assert (status, body["spec"]["parallelism"]) == (200, 0)
+    assert kube.jobs[("katuna", "annotated")]["spec"].get("parallelism") != 0
+    status, _ = raw(kube, "PATCH", path, {"metadata": {"annotations": {"team": "vision"}}})
+    assert status == 200 and kube.jobs[("katuna", "annotated")]["metadata"]["annotations"] == {"team": "vision"}
+
+
+@pytest.mark.parametrize(("owners", "field", "words"), [
+    ([{"apiVersion": "a/b/c", "kind": "Job", "name": "j", "uid": "1"}], "metadata.ownerReferences[0].apiVersion",
+     'Invalid value: "a/b/c": must be <group>/<version> or <version>'),
+    ([{"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "1"}], "metadata.ownerReferences[0]",
+     "/v1, Kind=Event is disallowed from being an owner"),
+    ([{"apiVersion": "batch/v1", "kind": "Job", "name": n, "uid": n, "controller": True} for n in ("a", "b")],
+     "metadata.ownerReferences", 'Only one reference can have Controller set to true. Found "true" in references '
+                                 "for Job/a and Job/b"),
+])
+def test_a_secret_whose_owner_references_the_api_server_refuses_is_refused(kube: KubeStub, owners, field, words):
+    secret = {"metadata": {"name": "owned", "ownerReferences": owners}, "data": {"k": base64.b64encode(b"v").decode()}}
+    status, message = refusal(lambda: client.CoreV1Api(client.ApiClient(kube.configuration())).create_namespaced_secret(
+        "katuna", secret))
+    assert status == 422 and f"{field}: Invalid value: " in message and words in message, message
+    assert ("katuna", "owned") not in kube.secrets
+
+
+def test_a_logs_timestamps_is_read_as_the_api_server_reads_a_boolean(kube: KubeStub):
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job("katuna", job("stamped"))
+    pod = _ended_pod(kube, "stamped")
+    path = f"/api/v1/namespaces/katuna/pods/{pod}/log?container=trial&timestamps="
+    for value, stamped in (("True", True), ("", True), ("FALSE", False), ("0", False)):
+        status, text = raw(kube, "GET", path + value)
+        assert status == 200 and text.endswith("done\n") and (text != "done\n") == stamped, (value, text)
+
+
+def _ended_pod(kube: KubeStub, name: str) -> str:
+    """The name of the Job's pod, once its container has ended."""
+    return eventually(lambda: next((p["metadata"]["name"] for p in kube.pods.values()
+                                    if p["metadata"]["labels"].get("job-name") == name
+                                    and p["status"].get("phase") == "Succeeded"), None), "the pod ends", timeout=30)

@@ -1,0 +1,169 @@
+"""Trial Jobs whose pods run a sidecar beside the trial's container (an injected Istio proxy, a
+Vault agent). A regular sidecar runs on after the trial's container exits, so its pod stays
+``Running`` and its Job never ends by itself, as on a real cluster (kubernetes/kubernetes#73118):
+katuna takes the trial's container's exit as the attempt's end and deletes the Job. A native
+sidecar (an init container with ``restartPolicy: Always``) is stopped once the containers have
+ended, and the Job ends as any other. The stand-in's kubelets and Job controller, read through the
+real client, on a simulated clock and through ``katuna serve``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+from conftest import katib_job_experiment
+from http_helpers import Service
+from kube_standin.containers import Run, SimulatedContainers
+from kube_stub import KubeStub
+from kubernetes import client
+from test_suspended_jobs import executor_of, job, pods_of
+from waiting import eventually
+
+from functions.adapters.kubernetes_sidecars import held_by_sidecars
+from functions.core.launch import TrialLaunch
+
+PROXY = {"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}
+KUBE_NAMESPACES = ("meshed",)
+
+
+def sidecar_launch(name: str, native: bool = False) -> TrialLaunch:
+    """A ``trialSpec`` Job whose pods run the trial's container beside an Istio proxy: a regular
+    container, or with ``native`` an init container that restarts always (Kubernetes 1.29+)."""
+    pod: dict = {"containers": [{"name": "trainer", "image": "python:3.12", "command": ["train"]}]}
+    if native:
+        pod["initContainers"] = [{**PROXY, "restartPolicy": "Always"}]
+    else:
+        pod["containers"].append(PROXY)
+    spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod}}}
+    return TrialLaunch(name, "0123456789ab", 0, 1, f"{name}-0", [], {}, ".", timeout=None, trial_spec=spec,
+                       primary_container="trainer")
+
+
+def states(statuses: list[dict]) -> list[tuple[str, str, int | None]]:
+    """Each container's name, state and exit code (None while it runs)."""
+    return [(s["name"], *next((kind, value.get("exitCode")) for kind, value in s["state"].items()))
+            for s in statuses]
+
+
+def ended(kube: KubeStub, name: str) -> bool:
+    return any(c["type"] in ("Complete", "Failed") for c in job(kube, name)["status"].get("conditions", []))
+
+
+def test_a_sidecar_runs_on_after_the_trials_container_exits_and_its_job_never_ends(simulated_kube: KubeStub):
+    """The kubelet lists a pod's containers by name; the trial's container exits 3, the proxy runs
+    on, and with it the pod (not ready): a day later the Job has still not ended."""
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor_of(simulated_kube).launch(sidecar_launch("sidecar"))
+    simulated_kube.run_until(lambda: any(("trainer", "terminated", 3) in states(p["status"].get("containerStatuses", []))
+                                         for p in pods_of(simulated_kube, "sidecar")))
+    simulated_kube.clock.now += 86_400
+    simulated_kube.settle()
+    [pod] = pods_of(simulated_kube, "sidecar")
+    assert states(pod["status"]["containerStatuses"]) == [("istio-proxy", "running", None), ("trainer", "terminated", 3)]
+    assert pod["status"]["phase"] == "Running"
+    assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "False"
+    assert not ended(simulated_kube, "sidecar") and job(simulated_kube, "sidecar")["status"]["active"] == 1
+
+
+def test_a_trial_held_by_a_sidecar_ends_with_its_own_containers_exit_and_its_job_runs_on_until_stopped(
+        simulated_kube: KubeStub):
+    """A sidecar listed before the trial's container (``istio-proxy`` < ``trainer``) still runs;
+    the trial's container exited 3, and that is the attempt's end, reported while the Job runs
+    on (for the handler to delete it once the output is read), with the trial's output."""
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor = executor_of(simulated_kube)
+    launch = sidecar_launch("exits")
+    executor.launch(launch)
+    simulated_kube.run_until(lambda: executor.poll(launch) is not None)
+    end = executor.poll(launch)
+    assert (end.data["outcome"], end.data["exitCode"], end.data["running"]) == ("exited", 3, True)
+    assert end.data["message"].startswith("its pod exits-0-") and "ran on for container istio-proxy" in end.data["message"]
+    assert end.data["message"].endswith("container trainer exited with code 3 (Error)")
+    assert not ended(simulated_kube, "exits")
+    assert list(executor.output(launch)) == ["boom\n"]
+    executor.stop(launch)
+    simulated_kube.run_until(lambda: not pods_of(simulated_kube, "exits"))
+
+
+def test_a_native_sidecar_is_stopped_once_the_trials_container_exits_and_the_job_ends(simulated_kube: KubeStub):
+    """An init container that restarts always starts before the trial's container, runs beside
+    it, and is stopped (exit 0) once it exited: the pod fails with the trial's exit 3, its Job
+    with it, and the attempt's end is the Job's."""
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor = executor_of(simulated_kube)
+    launch = sidecar_launch("native", native=True)
+    executor.launch(launch)
+    simulated_kube.run_until(lambda: any(p["status"].get("phase") == "Running" for p in pods_of(simulated_kube, "native")))
+    [pod] = pods_of(simulated_kube, "native")
+    assert states(pod["status"]["initContainerStatuses"]) == [("istio-proxy", "running", None)]
+    simulated_kube.run_until(lambda: ended(simulated_kube, "native"))
+    [pod] = pods_of(simulated_kube, "native")
+    assert pod["status"]["phase"] == "Failed"
+    assert states(pod["status"]["containerStatuses"]) == [("trainer", "terminated", 3)]
+    assert states(pod["status"]["initContainerStatuses"]) == [("istio-proxy", "terminated", 0)]
+    end = executor.poll(launch)
+    assert (end.data["outcome"], end.data["exitCode"], "running" in end.data) == ("exited", 3, False)
+    assert end.data["message"].endswith("container trainer exited with code 3 (Error)")
+
+
+@pytest.mark.parametrize(("program", "state", "value"), [
+    ("print('loss=0.25')", "COMPLETE", 0.25), ("print('loss=0.25'); raise SystemExit(3)", "FAIL", None)])
+def test_a_trial_whose_pod_runs_a_sidecar_ends_when_its_own_container_exits(
+        kube: KubeStub, tmp_path, program: str, state: str, value: float | None):
+    """Through ``katuna serve``: a Katib Experiment's trial Job whose pod runs an Istio proxy
+    beside the trial's container, which never exits (as a proxy runs until stopped), ends as
+    its container exits, with that exit; its Job is deleted, and the proxy with it."""
+    name = f"meshed-{state.lower()}"
+    experiment = katib_job_experiment(name, {"command": [sys.executable, "-c", program, "${trialParameters.learningRate}"]})
+    template = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    template["containers"].append(PROXY)
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="meshed")
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        service.wait_for(name, timeout=60)
+        [trial] = service.json("GET", f"/studies/{name}/trials")[1]
+        assert (trial["state"], trial["value"]) == (state, value), trial
+        if state == "FAIL":
+            assert trial["reason"].startswith("exited with code 3 (its pod "), trial["reason"]
+        eventually(lambda: not [j for j in kube.jobs if j[0] == "meshed" and j[1].startswith(f"{name}-")],
+                   "the Job is deleted", timeout=30)
+    finally:
+        service.close()
+
+
+def _pod(restart: str, code: int, *, proxy: dict | None = None) -> client.V1Pod:
+    """A running pod whose ``trainer`` ended with ``code`` beside a proxy in the ``proxy`` state."""
+    ended = client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=code, reason="Error"))
+    statuses = [client.V1ContainerStatus(name="trainer", image="python:3.12", image_id="", ready=False,
+                                         restart_count=0, state=ended)]
+    if proxy is not None:
+        statuses.append(client.V1ContainerStatus(name="istio-proxy", image="proxy", image_id="", ready=True,
+                                                 restart_count=0, state=client.V1ContainerState(**proxy)))
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="t-0-abcde", creation_timestamp=datetime.now(UTC)),
+                        spec=client.V1PodSpec(restart_policy=restart, containers=[]),
+                        status=client.V1PodStatus(phase="Running", container_statuses=statuses))
+
+
+RUNNING = {"running": client.V1ContainerStateRunning()}
+
+
+@pytest.mark.parametrize(("pod", "completions", "held"), [
+    (_pod("Never", 3, proxy=RUNNING), None, 3),
+    (_pod("OnFailure", 0, proxy=RUNNING), 1, 0),
+    (_pod("OnFailure", 3, proxy=RUNNING), None, None),
+    (_pod("Never", 0), None, None),
+    (_pod("Never", 0, proxy=RUNNING), 2, None),
+], ids=["failed under Never", "succeeded under OnFailure", "restarted in place under OnFailure",
+       "no other container: the pod ends itself", "a Job of two completions"])
+def test_only_a_container_ended_for_good_beside_one_that_runs_is_the_attempts_end(pod, completions, held):
+    """``OnFailure`` runs a failed container again in place, so only its exit 0 is final; a pod
+    with nothing else running ends on its own (native sidecars are init containers, stopped by
+    the kubelet), and a Job of several completions needs its other pods."""
+    job = client.V1Job(spec=client.V1JobSpec(completions=completions, template=client.V1PodTemplateSpec()))
+    found = held_by_sidecars(job, [pod], "trainer")
+    assert (found.code if found is not None else None) == held
