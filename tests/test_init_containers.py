@@ -25,7 +25,7 @@ from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import look
+from functions.handlers.starting import look
 from functions.handlers.submit import store_study
 
 MISSING = "registry.example.com/team/fetcher:v1"
