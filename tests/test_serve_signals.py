@@ -63,9 +63,9 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
 
 
 _FORKED = """
-import os, signal, sys, time
-from functions.adapters.web.worker_signals import hold_stop_signals_across_forks
-hold_stop_signals_across_forks()
+import os, signal, subprocess, sys, time
+from functions.adapters.web.worker_signals import hold_stop_signals_across_worker_fork
+hold_stop_signals_across_worker_fork()
 taken = []
 pid = os.fork()
 if pid == 0:
@@ -75,17 +75,21 @@ if pid == 0:
     signal.signal(signal.SIGINT, lambda *_: taken.append(True))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os._exit(0 if pending and taken else 1)
-print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set()), os.waitpid(pid, 0)[1])
+blocked_here = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+trial = subprocess.run(["grep", "SigBlk", "/proc/self/status"], capture_output=True, text=True,
+                       preexec_fn=os.setpgrp).stdout.split()[1]
+print(blocked_here, os.waitpid(pid, 0)[1], trial)
 """
 
 
 def test_a_signal_that_reaches_a_worker_before_its_handlers_are_set_waits_for_them():
     """Between its fork and its ``init_signals``, a worker holds the arbiter's handlers, which
     would take a Ctrl-C for the arbiter's loop and lose it: held blocked across the fork, it
-    reaches the worker's own handler once set; the arbiter's signals stay unblocked."""
+    reaches the worker's own handler once set. The arbiter's signals stay unblocked, and so do
+    those of any later fork (a trial's, which would keep its blocked mask past its exec)."""
     done = subprocess.run([sys.executable, "-c", _FORKED], capture_output=True, text=True, timeout=30,
                           cwd=Path(__file__).parent.parent)
-    assert done.stdout.split() == ["False", "0"], done.stderr
+    assert done.stdout.split() == ["False", "0", "0000000000000000"], done.stderr
 
 
 def _stubborn_study() -> dict:

@@ -7,8 +7,8 @@ recorded as interrupted), whatever moment of its life the signals find it in:
 - Between its fork and the moment it sets its own handlers, a worker still has the arbiter's,
   which only queue a signal for a loop the worker never runs: the signal would be lost, and the
   worker, once loaded, would serve on until the arbiter kills it. The stopping signals are
-  blocked around each fork (:func:`hold_stop_signals_across_forks`), so such a signal waits in
-  the new worker until its handlers are set.
+  blocked around the worker's fork (:func:`hold_stop_signals_across_worker_fork`), so such a
+  signal waits in the new worker until its handlers are set.
 - While it loads its application, a quit cannot cut the loading short without leaving a
   runtime half made and never closed: it is taken when the loading ends, and the worker then
   stops before serving anything.
@@ -28,19 +28,34 @@ from gunicorn.workers.gthread import ThreadWorker
 
 STOPPING = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP})
 
-_held: list[bool] = [False]
+_forks: dict[str, bool] = {"hooked": False, "worker next": False}
 
 
-def hold_stop_signals_across_forks() -> None:
-    """From now on, block the stopping signals around each fork of this process (the arbiter):
-    the new worker inherits them blocked, and unblocks them once its own handlers are set."""
-    if not _held[0]:
-        os.register_at_fork(before=_block, after_in_parent=_unblock)
-        _held[0] = True
+def hold_stop_signals_across_worker_fork() -> None:
+    """Block the stopping signals around this process's next fork, the arbiter's of the worker
+    being made: the worker inherits them blocked, and unblocks them once its own handlers are
+    set. Any other fork (a worker's of a trial, the arbiter's re-exec) leaves them as they are,
+    as a signal mask outlives an exec."""
+    if not _forks["hooked"]:
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                            after_in_child=_after_fork_in_child)
+        _forks["hooked"] = True
+    _forks["worker next"] = True
 
 
-def _block() -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+def _before_fork() -> None:
+    if _forks["worker next"]:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+
+
+def _after_fork_in_parent() -> None:
+    if _forks["worker next"]:
+        _forks["worker next"] = False
+        _unblock()
+
+
+def _after_fork_in_child() -> None:
+    _forks["worker next"] = False
 
 
 def _unblock() -> None:
@@ -58,7 +73,8 @@ class SignalledWorker(ThreadWorker):
     """The application's katuna runtime, once loaded; closed as the worker exits."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        hold_stop_signals_across_forks()
+        """Made by the arbiter just before it forks the worker's process."""
+        hold_stop_signals_across_worker_fork()
         super().__init__(*args, **kwargs)
 
     def init_signals(self) -> None:
