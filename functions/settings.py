@@ -448,7 +448,7 @@ class Settings:
         if own:
             raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get the service's own {PREFIX}* variables "
                                  f"(its tokens among them): remove {', '.join(own)} from the list")
-        settings._check_sessions_and_dead_letters()
+        settings._check_waits_and_dead_letters()
         settings._check_sizes()
         if settings.max_running_trials < 1:
             raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
@@ -477,7 +477,7 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at most {MAX_INT32} seconds (the Job's int32), "
                                  f"got {ttl}")
 
-    def _check_sessions_and_dead_letters(self) -> None:
+    def _check_waits_and_dead_letters(self) -> None:
         """Waits that must be a positive, finite number of seconds (an infinite one never ends),
         the tick floor, and room for at least one dead letter."""
         for field in _POSITIVE_SECONDS:
