@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
 from functions.core.application import HistoryCut
-from functions.core.optuna_compat import color_scale, parallel_coordinate_info
+from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
@@ -123,7 +123,7 @@ def _serialized(fig, kind: str, notes: list[str]) -> str:
     margin = {"l": 60, "r": 40, "t": top, "b": 50}
     title = {"text": "<br>".join(notes), "font": {"size": 12}} if notes else None
     if isinstance(fig, dict):
-        fig["layout"] = {"margin": margin} | ({"title": title} if title else {})
+        fig["layout"] = fig.get("layout", {}) | {"margin": margin} | ({"title": title} if title else {})
         return plotly.io.to_json(fig, validate=False)
     fig.update_layout(title=title, margin=margin, template="plotly_white")
     return fig.to_json()
@@ -195,7 +195,7 @@ def _build(study: optuna.Study, kind: str, spec: Study, index: int, params: list
         return _parallel_coordinates(sample, **target, target_name=name), sampled
     one = {**target, "target_name": _as_text(name)}
     if kind == "history":
-        return vis.plot_optimization_history(study, **one), None
+        return _optimization_history(study, **one), None
     if kind == "slice":
         return vis.plot_slice(study, params=params, **one), None
     if kind == "contour":
@@ -261,3 +261,27 @@ def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
     line = {"color": list(info.color_values), "colorscale": scale, "reversescale": info.reverse_scale,
             "showscale": True, "colorbar": {"title": {"text": _as_text(info.colorbar_title)}}}
     return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}
+
+
+def _optimization_history(study: optuna.Study, target: Callable[[FrozenTrial], float] | None = None,
+                          target_name: str = "Objective Value") -> dict[str, Any]:
+    """Optuna's optimization-history chart (each feasible trial's value, the best so far, the
+    infeasible trials in grey, on Optuna's white template) as a plain plotly figure.
+
+    Built from ``plotly.graph_objects`` as Optuna builds it, plotly's Python-side validation of
+    every value took 0.41 s of the chart's 0.78 s at 20,000 trials, and the chart is built again
+    after every trial of a running study."""
+    history = optimization_history(study, target, target_name)
+    data = [_scatter(*history.points, mode="markers", name=history.label)]
+    if history.best is not None:
+        data.append(_scatter(history.numbers, history.best, mode="lines", name=history.best_label))
+    data.append(_scatter(*history.infeasible, mode="markers", name="Infeasible Trial", marker={"color": "#cccccc"},
+                         showlegend=False))
+    layout = {"xaxis": {"title": {"text": "Trial"}}, "yaxis": {"title": {"text": target_name}},
+              "template": plotly.io.templates["plotly_white"]}
+    return {"data": data, "layout": layout}
+
+
+def _scatter(x: list[int], y: list[float], **style: Any) -> dict[str, Any]:
+    """A plotly ``scatter`` trace of ``y`` over ``x``, styled by ``style``."""
+    return {"type": "scatter", "x": x, "y": y, **style}
