@@ -85,3 +85,49 @@ def test_the_optimization_history_is_built_without_a_plotly_figure(monkeypatch):
     assert [len(trace["x"]) for trace in figure["data"]] == [4, 8, 2]
     with pytest.raises(AssertionError, match="a plotly figure was built"):
         plots.figure_json(study._storage, record, "slice")
+
+
+def many_trials(count: int) -> list[optuna.trial.FrozenTrial]:
+    """``count`` trials, one in ten failed, whose values wander down slowly: a few hundred improve
+    on the best before them."""
+    return [trial(None) if number % 10 == 3 else trial([(number * 7919 % 1000) / 1000 + 100 / (number + 1)])
+            for number in range(count)]
+
+
+def line_corners(x: list[int], y: list[float | None]) -> list[tuple[int, float | None]]:
+    """The points where a polyline of steps turns: those whose value differs from the next or the
+    one before, and its ends."""
+    return [(x[i], y[i]) for i in range(len(x)) if i in (0, len(x) - 1) or y[i] != y[i - 1] or y[i] != y[i + 1]]
+
+
+def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
+    """6,000 trials: the chart draws 5,000 of them and says so; the best-so-far line turns at the
+    same trials at the same values as the one Optuna draws of every trial, and ends at the last.
+    The slice draws 5,000 of the 5,400 completed, the best trial among them."""
+    study, record = charted({"metric": "loss", "direction": "minimize"}, many_trials(6_000))
+    figure = json.loads(plots.figure_json(study._storage, record, "history"))
+    points, best, _ = figure["data"]
+    whole = optunas(vis.plot_optimization_history(study, target_name="loss"))["data"][1]
+    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 trials"
+    assert len(best["x"]) == plots.HISTORY_POINTS and points["x"] == [x for x in best["x"] if x % 10 != 3]
+    assert line_corners(best["x"], best["y"]) == line_corners(whole["x"], whole["y"])
+    assert study.best_trial.number in points["x"] and best["x"][-1] == 5_999
+    assert dict(zip(points["x"], points["y"], strict=True)).items() <= dict(
+        (t.number, t.value) for t in study.trials if t.value is not None).items()
+    sliced = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
+    assert sliced["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 5,400 completed trials"
+    assert study.best_trial.number in sliced["data"][0]["marker"]["color"], "the best trial is drawn"
+
+
+def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_numbers():
+    """A study of two objectives whose front is its first trial and its last ten: the sample
+    holds them and says so, and each point keeps its trial's number (the chart colors points by
+    it, and shows it)."""
+    trials = [trial([1 + number / 6_000, 1 - number / 6_000]) for number in range(5_990)]
+    study, record = charted(TWO_OBJECTIVES, trials + [trial([k / 10, k / 10]) for k in range(10)])
+    front = {t.number for t in study.best_trials}
+    figure = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
+    drawn = figure["data"][0]["marker"]["color"]
+    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 completed trials"
+    assert front == {0, *range(5_990, 6_000)} and len(drawn) == plots.HISTORY_POINTS and set(drawn) >= front
+    assert max(drawn) == 5_999, "numbered as in the study, not as in a copy"
