@@ -162,6 +162,25 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     screenshot(page, "study")
 
 
+def test_a_chart_asked_again_unchanged_is_answered_304_and_stays_as_drawn(service: Service, page: Page):
+    """The page asks for a chart again naming the ETag of the one it drew (here: the same pair of
+    parameters picked again, as a running study's page asks for its history as trials end): the
+    service answers 304 with no body, and the chart stays as drawn, its plot the same."""
+    page.goto(service.base + "/ui/studies/ui-demo")
+    pair = page.locator("#plot-pair")
+    expect(pair).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+    drawn = pair.get_attribute("data-etag")
+    assert drawn, "the ETag of the chart drawn is kept"
+    page.evaluate("window.keptPlot = document.getElementById('plot-pair').data")
+    with page.expect_response("**/plots/slice*") as asked:
+        page.locator("#param-a").dispatch_event("change")
+    answer = asked.value
+    assert (answer.status, answer.request.headers.get("if-none-match")) == (304, drawn)
+    expect(pair).not_to_have_class(re.compile(r"\bloading\b"))
+    assert page.evaluate("document.getElementById('plot-pair').data === window.keptPlot")
+    assert pair.get_attribute("data-etag") == drawn
+
+
 def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(service: Service, page: Page,
                                                                             console: dict[Page, Console]):
     """A busy database's 503 and a worker that never answers (restarting) are passing: the chart

@@ -7,6 +7,7 @@ drawn from fewer of its trials, and say so."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from optuna.distributions import FloatDistribution
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, plots
-from functions.adapters.web.chart_cache import chart_cache
+from functions.adapters.web.chart_cache import Chart, _ChartCache, chart_cache
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -278,3 +279,54 @@ def test_a_contour_is_drawn_when_the_pareto_front_holds_more_trials_than_its_sam
     figure = json.loads(plots.figure_json(history.storage, record, "contour", ["p0", "p1"]))
     assert figure["layout"]["title"]["text"] == f"from {plots.CONTOUR_TRIALS} of 320 completed trials"
     store.close()
+
+
+def test_a_kept_chart_is_sent_gzipped_as_it_was_compressed_when_built(runtime: Runtime):
+    """A browser takes gzip: the chart kept holds its gzipped bytes beside its JSON, and every
+    answer to such a client is those bytes, compressed once; a client that takes no gzip gets the
+    JSON as it is. The two answers differ, so their ETags do, and ``Vary`` says so."""
+    client, built = create_app(runtime).test_client(), chart_cache.built
+    plain = client.get("/ui/studies/charted/plots/history")
+    packed = [client.get("/ui/studies/charted/plots/history", headers={"Accept-Encoding": "gzip"}) for _ in range(2)]
+    store = runtime.store()
+    kept = chart_cache.get((str(store.path), "uid-charted", "history", (), 0, store.optuna_version("charted")))
+    assert kept is not None and kept.gzipped is not None and chart_cache.built - built == 1
+    for answer in packed:
+        assert (answer.status_code, answer.headers["Content-Encoding"], answer.data) == (200, "gzip", kept.gzipped)
+        assert answer.headers["Vary"] == "Accept-Encoding"
+    assert "Content-Encoding" not in plain.headers and plain.data == kept.body == gzip.decompress(kept.gzipped)
+    assert plain.headers["Vary"] == "Accept-Encoding" and plain.headers["ETag"] != packed[0].headers["ETag"]
+    assert packed[0].headers["ETag"] == packed[1].headers["ETag"]
+
+
+def test_the_charts_kept_are_bounded_by_their_json_and_gzipped_bytes_together():
+    """Two charts whose JSON fits the bound but not with their gzipped copies: the older goes."""
+    charts = [Chart.of(json.dumps({"data": [{"y": [number * 7919 % 1000 for number in range(start, start + 400)]}]}))
+              for start in (0, 400)]
+    assert all(chart.gzipped is not None for chart in charts)
+    cache = _ChartCache(total=sum(len(chart.body) for chart in charts) + 1)
+    for key, chart in enumerate(charts):
+        cache.put((key,), chart)
+    assert (cache.get((0,)), cache.get((1,))) == (None, charts[1])
+    assert Chart.of('{"message": "short"}').gzipped is None, "what gzip would not shrink is kept once"
+
+
+def test_a_chart_asked_with_the_etag_it_has_is_answered_304_and_not_built_again(runtime: Runtime):
+    """The ETag follows the chart's cache key: a conditional request naming it is answered ``304``
+    without the chart, even by a worker that does not keep it (here the cache emptied), until the
+    study changes. The answers stay ``no-store``: the page asks again itself."""
+    client = create_app(runtime).test_client()
+    path = "/ui/studies/charted/plots/slice?params=x,y"
+    for encoding in ("gzip", "identity"):
+        first = client.get(path, headers={"Accept-Encoding": encoding})
+        chart_cache.clear()
+        built = chart_cache.built
+        again = client.get(path, headers={"Accept-Encoding": encoding, "If-None-Match": first.headers["ETag"]})
+        assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", first.headers["ETag"]), encoding
+        assert again.headers["Cache-Control"] == first.headers["Cache-Control"] == "no-store"
+        assert again.headers["Vary"] == "Accept-Encoding" and chart_cache.built == built
+    etag = client.get(path).headers["ETag"]
+    add_trial(runtime.store())
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert len(changed.get_json()["data"][0]["x"]) == TRIALS + 1

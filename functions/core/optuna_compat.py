@@ -55,8 +55,8 @@ _PARENT_CACHE = re.compile(r"[A-Za-z_]\w*:parent:\d+")
 generation's parents, as trial ids (``BaseGASampler._PARENT_CACHE_KEY_PREFIX`` and the generation)."""
 
 __all__ = ["CREATE_STUDY", "CREATE_TRIAL", "DEFAULT_STUDY_NAME_PREFIX", "DELETE_STUDY", "STUDY_RECORDS", "TRIAL_RECORDS", "BaseJournalSnapshot",
-           "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
-           "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys",
+           "FrozenStudy", "KnownSpaceQMCSampler", "OptimizationHistory", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+           "journal_position", "journal_snapshot", "optimization_history", "parallel_coordinate_info", "reseed", "restart_keys",
            "trial_id_of", "trial_ids_in", "with_study_id", "with_trial_id"]
 
 
@@ -124,6 +124,41 @@ def parallel_coordinate_info(study: optuna.Study, target: Callable[[optuna.trial
     from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
 
     return _get_parallel_coordinate_info(study, list(params) if params is not None else None, target, target_name)
+
+
+@dataclass(frozen=True)
+class OptimizationHistory:
+    """What Optuna's optimization-history chart draws of a study: the numbers and values of its
+    feasible completed trials (``points``) and of its infeasible ones (``infeasible``), every
+    trial's number (``numbers``) and the best feasible value up to it (``best``: None where the
+    chart has a target, since Optuna cannot tell which way it is better), and their names."""
+
+    points: tuple[list[int], list[float]]
+    infeasible: tuple[list[int], list[float]]
+    numbers: list[int]
+    best: list[float] | None
+    label: str
+    best_label: str
+
+
+def optimization_history(study: optuna.Study, target: Callable[[optuna.trial.FrozenTrial], float] | None,
+                         target_name: str) -> OptimizationHistory:
+    """The data of Optuna's optimization-history chart of ``study`` (which has a completed
+    trial), as Optuna prepares it: without error bars, of one study."""
+    from optuna.visualization._optimization_history import _get_optimization_history_info_list, _ValueState
+
+    info = _get_optimization_history_info_list(study, target, target_name, error_bar=False)[0]
+    values, states = info.values_info.values, info.values_info.states
+
+    def of(state: Any) -> tuple[list[int], list[float]]:
+        kept = [(number, value) for number, value, s in zip(info.trial_numbers, values, states, strict=True)
+                if s == state]
+        return [number for number, _ in kept], [value for _, value in kept]
+
+    best = info.best_values_info
+    return OptimizationHistory(of(_ValueState.Feasible), of(_ValueState.Infeasible), list(info.trial_numbers),
+                               None if best is None else [float(value) for value in best.values],
+                               info.values_info.label_name, "" if best is None else best.label_name)
 
 
 def color_scale() -> Sequence[str]:

@@ -1,7 +1,7 @@
 """Answers gzipped for a client that takes gzip: JSON, logs, the CSV export, the metrics.
 
 A study page asks for its charts as plotly JSON, again as its trials end while it runs: those
-of a 10,000-trial study are 3.3 MB, 0.9 MB gzipped (``benchmarks/ui_render.py``); a trial's log
+of a 10,000-trial study are 2.6 MB, 0.64 MB gzipped (``benchmarks/ui_render.py``); a trial's log
 may be 8 MiB. Over a tunnel or ``kubectl port-forward`` that is the reader's wait. Compressing
 1.1 MB of JSON takes about 6 ms of CPU.
 
@@ -9,7 +9,8 @@ Only answers of 200 to ``GET`` and ``HEAD`` are compressed, and no page or fragm
 holds its session's CSRF token, and no secret may share a compressed answer with what a request
 put there (the BREACH attack). A streamed answer (a log, the CSV export) is compressed as it is
 read, never held whole. A whole answer under 1 KB is sent as it is: gzip would not shrink it by
-much.
+much. A chart comes here gzipped already: it is compressed once, as it is kept
+(:mod:`.chart_cache`).
 """
 
 from __future__ import annotations

@@ -368,11 +368,13 @@ const katuna = (() => {
 
   // A chart asked while the service is briefly unable to answer (:func:`transient`) is asked
   // again after the Retry-After it was given, up to CHART_TRIES times, before the page says it
-  // could not be loaded.
-  async function chartJSON(url) {
+  // could not be loaded. A chart asked again from the address it was drawn from names the ETag
+  // it was drawn from, which the service answers 304 while the chart is unchanged.
+  async function chartAnswer(div, url) {
+    const unless = div.dataset.etag && div.dataset.drawn === url ? {"If-None-Match": div.dataset.etag} : {};
     for (let tries = 1; ; tries++) {
       try {
-        return await getJSON(url);
+        return await fetchData(url, "application/json", unless);
       } catch (error) {
         if (!transient(error) || tries >= CHART_TRIES) throw error;
         await new Promise((resolve) => setTimeout(resolve, retryDelay(error)));
@@ -384,11 +386,14 @@ const katuna = (() => {
   // charts are redrawn as its trials end, and each new plot of a parallel-coordinates chart
   // builds a WebGL context (well over a second of CPU where the browser renders in software). The
   // view a person zoomed or panned to stays while the chart is the same one (``uirevision``: its
-  // address, which names the objective and the parameters drawn).
+  // address, which names the objective and the parameters drawn). A chart the service says is
+  // unchanged (304) stays as it is drawn.
   async function draw(div, url) {
     div.classList.add("loading");
     try {
-      const figure = await chartJSON(url);
+      const response = await chartAnswer(div, url);
+      if (response.status === 304) return;
+      const figure = await response.json();
       if (figure.message) {
         clearChart(div);
         div.dataset.message = figure.message;
@@ -401,6 +406,7 @@ const katuna = (() => {
         await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
         if (div.dataset.kind === "parallel") axisToggles(div);
       }
+      Object.assign(div.dataset, {drawn: url, etag: response.headers.get("ETag") || ""});
     } catch (error) {
       clearChart(div);
       div.textContent = `Could not load the chart: ${error.message}`;
@@ -410,10 +416,12 @@ const katuna = (() => {
     }
   }
 
-  // An empty chart's place, its plot (if any) let go of (Plotly.purge deletes its ``data`` too).
+  // An empty chart's place, its plot (if any) let go of (Plotly.purge deletes its ``data`` too),
+  // and the ETag of what it drew.
   function clearChart(div) {
     Plotly.purge(div);
     div.innerHTML = "";
+    delete div.dataset.etag;
   }
 
   // A chart's label as text: the service writes <, > and & in it as entities, which plotly

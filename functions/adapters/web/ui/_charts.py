@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Response, request, send_file
 from werkzeug.exceptions import NotFound
 
+from functions import __version__
 from functions.adapters.web.chart_cache import chart_cache
 from functions.adapters.web.chart_kinds import CHARTS, PARAM_CHARTS
 from functions.adapters.web.compression import accepts_gzip, gzip_bytes
@@ -76,8 +77,38 @@ def plot(name: str, kind: str):
     objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
     version = store.optuna_version(name)
     key = (str(store.path), record.uid, kind, params, objective, version)
-    body = chart_cache.get_or_build(key, lambda: _chart(record, kind, params, objective, version))
-    return Response(body, mimetype="application/json")
+    gzipped = accepts_gzip(request)
+    etag = chart_etag(key, gzipped)
+    if request.if_none_match.contains_weak(etag):
+        return _answer(Response(status=304), etag)
+    chart = chart_cache.get_or_build(key, lambda: _chart(record, kind, params, objective, version))
+    if gzipped and chart.gzipped is not None:
+        response = Response(chart.gzipped, mimetype="application/json")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(chart.body, mimetype="application/json")
+    return _answer(response, etag)
+
+
+def chart_etag(key: tuple, gzipped: bool) -> str:
+    """The ETag of a chart's answer: a digest of its cache key (the store, the study, the chart and
+    what it is drawn for, the version of the study's Optuna history), katuna's version and the
+    encoding a client of gzip is sent (its gzipped JSON, or its JSON where that is small). The key
+    names the chart as exactly as its body would, and a ``304`` needs no chart built: a worker
+    that has not drawn it (another of the service's, or one restarted) answers without drawing it.
+    A digest, not Python's ``hash``: that differs from one worker to the next."""
+    named = repr((__version__, key, "gzip" if gzipped else "identity")).encode()
+    return hashlib.sha256(named).hexdigest()[:32]
+
+
+def _answer(response: Response, etag: str) -> Response:
+    """``response`` with its ETag, and ``Vary`` saying its encoding (and so its ETag) follows
+    ``Accept-Encoding``. Its ``Cache-Control`` stays the dashboard's ``no-store``: a running
+    study's chart changes, and the page itself asks again naming the ETag it drew
+    (``katuna.js``), which a browser that kept no copy can do."""
+    response.set_etag(etag)
+    response.vary.add("Accept-Encoding")
+    return response
 
 
 def chart_params(asked: str, spec: Study) -> tuple[str, ...]:

@@ -1,0 +1,133 @@
+"""The study page's charts as katuna builds them from an Optuna storage, compared with the
+figures Optuna itself draws from the same trials."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+import plotly.basedatatypes
+import pytest
+from conftest import study_definition
+from optuna import visualization as vis
+from optuna.distributions import FloatDistribution
+
+from functions.adapters.web import plots
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
+
+SPACE = {"x": FloatDistribution(0.0, 1.0)}
+TWO_OBJECTIVES = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]}
+
+
+def charted(objective: dict, trials: list[optuna.trial.FrozenTrial]) -> tuple[optuna.Study, StudyRecord]:
+    """A study of ``trials`` in memory, and katuna's record of it."""
+    definition = study_definition(name="charted", maxTrials=100, objective=objective)
+    spec = parse_study(definition)
+    study = optuna.create_study(study_name="charted", storage=optuna.storages.InMemoryStorage(),
+                                directions=[o.direction for o in spec.objectives])
+    study.add_trials(trials)
+    return study, StudyRecord(spec, definition, "/tmp", "uid-charted", status="completed")
+
+
+def trial(values: list[float] | None, constraint: float | None = None) -> optuna.trial.FrozenTrial:
+    """A completed trial of ``values`` (a failed one without), infeasible where ``constraint`` > 0."""
+    made = optuna.trial.create_trial(params={"x": 0.5}, distributions=SPACE, values=values,
+                                     state=optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL)
+    if constraint is not None:
+        made.set_constraint("budget", constraint)
+    return made
+
+
+def optunas(figure: Any) -> dict[str, Any]:
+    return json.loads(figure.to_json())
+
+
+SINGLE = [trial(None), trial([3.0]), trial([5.0], constraint=1.0), trial([2.0]), trial(None), trial([4.0]),
+          trial([1.0], constraint=0.0), trial([0.5], constraint=2.0)]
+MULTI = [trial([3.0, 1.0]), trial(None), trial([2.0, 4.0]), trial([1.0, 0.5], constraint=1.0), trial([5.0, 2.0])]
+
+
+@pytest.mark.parametrize(("objective", "trials", "index", "drawn", "names"), [
+    ({"metric": "loss", "direction": "minimize"}, SINGLE, 0, {}, ["loss", "Best Value", "Infeasible Trial"]),
+    ({"metric": "acc", "direction": "maximize"}, SINGLE, 0, {}, ["acc", "Best Value", "Infeasible Trial"]),
+    (TWO_OBJECTIVES, MULTI, 1, {"target": lambda t: t.values[1]}, ["size", "Infeasible Trial"]),
+], ids=["minimize", "maximize", "second-objective"])
+def test_the_optimization_history_is_the_figure_optuna_draws(objective, trials, index, drawn, names):
+    """The same traces (each feasible trial's value; the best so far, but for a chosen objective
+    of several, whose better way Optuna cannot tell; the infeasible trials in grey, out of the
+    legend), the same axis titles and template, titled by katuna alone (its notes)."""
+    study, record = charted(objective, trials)
+    name = record.spec.objectives[index].metric
+    ours = json.loads(plots.figure_json(study._storage, record, "history", objective=index))
+    theirs = optunas(vis.plot_optimization_history(study, target_name=name, **drawn).update_layout(
+        template="plotly_white"))
+    assert ours["data"] == theirs["data"]
+    assert [trace["name"] for trace in ours["data"]] == names
+    assert all(trace["x"] for trace in ours["data"]), "each trace draws trials"
+    for axis in ("xaxis", "yaxis", "template"):
+        assert ours["layout"][axis] == theirs["layout"][axis], axis
+    assert "title" not in ours["layout"], "the page titles the chart"
+
+
+def test_the_optimization_history_is_built_without_a_plotly_figure(monkeypatch):
+    """No ``plotly.graph_objects`` figure, whose validation of each value took half of a
+    20,000-trial history's build: the chart is a plain figure written out unvalidated, as
+    parallel coordinates are."""
+    study, record = charted({"metric": "loss", "direction": "minimize"}, SINGLE)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a plotly figure was built")
+
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "__init__", refused)
+    figure = json.loads(plots.figure_json(study._storage, record, "history"))
+    assert [len(trace["x"]) for trace in figure["data"]] == [4, 8, 2]
+    with pytest.raises(AssertionError, match="a plotly figure was built"):
+        plots.figure_json(study._storage, record, "slice")
+
+
+def many_trials(count: int) -> list[optuna.trial.FrozenTrial]:
+    """``count`` trials, one in ten failed, whose values wander down slowly: a few hundred improve
+    on the best before them."""
+    return [trial(None) if number % 10 == 3 else trial([(number * 7919 % 1000) / 1000 + 100 / (number + 1)])
+            for number in range(count)]
+
+
+def line_corners(x: list[int], y: list[float | None]) -> list[tuple[int, float | None]]:
+    """The points where a polyline of steps turns: those whose value differs from the next or the
+    one before, and its ends."""
+    return [(x[i], y[i]) for i in range(len(x)) if i in (0, len(x) - 1) or y[i] != y[i - 1] or y[i] != y[i + 1]]
+
+
+def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
+    """6,000 trials: the chart draws 5,000 of them and says so; the best-so-far line turns at the
+    same trials at the same values as the one Optuna draws of every trial, and ends at the last.
+    The slice draws 5,000 of the 5,400 completed, the best trial among them."""
+    study, record = charted({"metric": "loss", "direction": "minimize"}, many_trials(6_000))
+    figure = json.loads(plots.figure_json(study._storage, record, "history"))
+    points, best, _ = figure["data"]
+    whole = optunas(vis.plot_optimization_history(study, target_name="loss"))["data"][1]
+    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 trials"
+    assert len(best["x"]) == plots.HISTORY_POINTS and points["x"] == [x for x in best["x"] if x % 10 != 3]
+    assert line_corners(best["x"], best["y"]) == line_corners(whole["x"], whole["y"])
+    assert study.best_trial.number in points["x"] and best["x"][-1] == 5_999
+    assert dict(zip(points["x"], points["y"], strict=True)).items() <= dict(
+        (t.number, t.value) for t in study.trials if t.value is not None).items()
+    sliced = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
+    assert sliced["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 5,400 completed trials"
+    assert study.best_trial.number in sliced["data"][0]["marker"]["color"], "the best trial is drawn"
+
+
+def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_numbers():
+    """A study of two objectives whose front is its first trial and its last ten: the sample
+    holds them and says so, and each point keeps its trial's number (the chart colors points by
+    it, and shows it)."""
+    trials = [trial([1 + number / 6_000, 1 - number / 6_000]) for number in range(5_990)]
+    study, record = charted(TWO_OBJECTIVES, trials + [trial([k / 10, k / 10]) for k in range(10)])
+    front = {t.number for t in study.best_trials}
+    figure = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
+    drawn = figure["data"][0]["marker"]["color"]
+    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 completed trials"
+    assert front == {0, *range(5_990, 6_000)} and len(drawn) == plots.HISTORY_POINTS and set(drawn) >= front
+    assert max(drawn) == 5_999, "numbered as in the study, not as in a copy"
