@@ -283,7 +283,8 @@ _OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
 """The fields of an ApiServerSource event's object that katuna reads, when it has them."""
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
-    TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT},
+    TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
+                     "running": (lambda v: v is True, "true (the workload still runs), or no field")},
     **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 
