@@ -177,6 +177,8 @@ def render_times(trials: int, repeats: int) -> tuple[dict[str, tuple[float, floa
         runtime.close()
         memory = {"cli_studies_mb": peak_mb("studies", "--db", str(db)),
                   "cli_trials_json_mb": peak_mb("trials", NAME, "--json", "--db", str(db)),
+                  "cli_trials_table_mb": peak_mb("trials", NAME, "--db", str(db)),
+                  "cli_trials_table_s": wall_s("trials", NAME, "--db", str(db)),
                   **concurrent_charts(db)}
     return results, memory
 
@@ -296,6 +298,14 @@ def fetch_at_once(base: str, paths: list[str]) -> tuple[float, float]:
 PEAK_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 """Run by a fresh interpreter whose only child is the command: ``RUSAGE_CHILDREN`` is its peak."""
+
+
+def wall_s(*command: str) -> float:
+    """The seconds ``katuna command`` takes, its output piped and thrown away."""
+    katuna = str(Path(sys.executable).with_name("katuna"))
+    start = time.perf_counter()
+    subprocess.run([katuna, *command], check=True, stdout=subprocess.DEVNULL)
+    return round(time.perf_counter() - start, 2)
 
 
 def peak_mb(*command: str) -> float:

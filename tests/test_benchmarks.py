@@ -182,6 +182,7 @@ def test_ui_render(tmp_path: Path):
     assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
     assert result["pages"]["study_page"]["sent_bytes"] == result["pages"]["study_page"]["bytes"], "a page goes as it is"
     assert 0 < int(found["charts_sent_bytes"]) < int(found["charts_bytes"]) / 3, "charts go gzipped"
+    assert number(found["cli_trials_table_s"]) > 0 and number(found["cli_trials_table_mb"]) > 0
 
 
 def test_pareto_front(tmp_path: Path):
