@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
 from conftest import katib_job_experiment, study_definition
-from http_helpers import Service
+from http_helpers import run_on_cluster
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from kubernetes import client
@@ -116,21 +115,11 @@ def test_a_trial_whose_init_container_fails_fails_with_its_exit_code(kube: KubeS
     job_spec["backoffLimit"] = 0
     job_spec["template"]["spec"]["initContainers"] = [
         {"name": "fetch", "image": "python:3.12", "command": [sys.executable, "-c", "print('no data'); raise SystemExit(2)"]}]
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE="inits")
-    try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment),
-                                          {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        service.wait_for("init-fails", timeout=60)
-        [trial] = service.json("GET", "/studies/init-fails/trials")[1]
-        assert (trial["state"], trial["exitCode"]) == ("FAIL", 2), trial
-        assert trial["reason"].startswith("exited with code 2 (Job failed: BackoffLimitExceeded: "), trial["reason"]
-        assert "init container fetch exited with code 2 (Error), so container training-container never started" \
-            in trial["reason"]
-    finally:
-        service.close()
-
+    _, [trial] = run_on_cluster(kube.url, tmp_path, "inits", experiment)
+    assert (trial["state"], trial["exitCode"]) == ("FAIL", 2), trial
+    assert trial["reason"].startswith("exited with code 2 (Job failed: BackoffLimitExceeded: "), trial["reason"]
+    assert "init container fetch exited with code 2 (Error), so container training-container never started" \
+        in trial["reason"]
 
 def _started(kube: KubeStub, store: SqliteStore, name: str, spec: dict) -> tuple[Deps, object, Dispatcher]:
     """A study of one trial whose Job is ``spec``, stored and started as ``katuna serve`` starts

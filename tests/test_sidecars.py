@@ -12,9 +12,8 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-import yaml
 from conftest import katib_job_experiment
-from http_helpers import Service
+from http_helpers import run_on_cluster
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from kubernetes import client
@@ -119,22 +118,12 @@ def test_a_trial_whose_pod_runs_a_sidecar_ends_when_its_own_container_exits(
     experiment = katib_job_experiment(name, {"command": [sys.executable, "-c", program, "${trialParameters.learningRate}"]})
     template = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
     template["containers"].append(PROXY)
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE="meshed")
-    try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment),
-                                          {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        service.wait_for(name, timeout=60)
-        [trial] = service.json("GET", f"/studies/{name}/trials")[1]
-        assert (trial["state"], trial["value"]) == (state, value), trial
-        if state == "FAIL":
-            assert trial["reason"].startswith("exited with code 3 (its pod "), trial["reason"]
-        eventually(lambda: not [j for j in kube.jobs if j[0] == "meshed" and j[1].startswith(f"{name}-")],
-                   "the Job is deleted", timeout=30)
-    finally:
-        service.close()
-
+    _, [trial] = run_on_cluster(kube.url, tmp_path, "meshed", experiment)
+    assert (trial["state"], trial["value"]) == (state, value), trial
+    if state == "FAIL":
+        assert trial["reason"].startswith("exited with code 3 (its pod "), trial["reason"]
+    eventually(lambda: not [j for j in kube.jobs if j[0] == "meshed" and j[1].startswith(f"{name}-")],
+               "the Job is deleted", timeout=30)
 
 def _pod(restart: str, code: int, *, proxy: dict | None = None) -> client.V1Pod:
     """A running pod whose ``trainer`` ended with ``code`` beside a proxy in the ``proxy`` state."""
