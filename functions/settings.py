@@ -21,14 +21,13 @@ from functions import reporter
 from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
-from functions.core.limits import MAX_EXACT_INT, EksQuotas, Limits
+from functions.core.limits import MAX_EXACT_INT, PREFIX, EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pod_fields import resource_problem
 from functions.core.reader import shown
 from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
-PREFIX = "KATUNA_"
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A Google service account's email, as a node pool's ``service_account`` takes it."""
