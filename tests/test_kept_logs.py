@@ -5,6 +5,8 @@ loopback API whose kubelet runs the trial's command and serves its log)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import study_definition
 from http_helpers import Service, settled_trials
@@ -71,6 +73,26 @@ def served_log(service: Service, study: str, number: int) -> bytes:
 
     eventually(served, f"trial {number}'s kept log served", timeout=10)
     return answers[-1][1]
+
+
+def test_a_kept_tail_begins_at_a_whole_line_where_the_read_begins_inside_a_long_one(service: Service,
+                                                                                    kube: KubeStub):
+    """The API counts the tail's lines in the runtime's records, and a line longer than 16 KiB
+    takes several: the last 2,000 records here begin inside the 40,000-byte line, whose piece is
+    not kept, and the lines kept are not the whole log."""
+    definition = hanging("kept-long")
+    code = "import sys, time; print('x' * 40_000); [print(f'line {n}') for n in range(1_998)]; " \
+           "sys.stdout.flush(); time.sleep(600)"
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]
+    service.submit(definition)
+    eventually(lambda: printed(service, "kept-long").endswith(b"line 1997\n"), "trial 0 prints its last line")
+    status, study = service.json("POST", "/studies/kept-long/stop")
+    assert status == 200 and study["status"] == "stopped"
+    pods_gone(kube, "kept-long-0")
+    kept = "".join(f"line {n}\n" for n in range(1_998))
+    assert served_log(service, "kept-long", 0).decode() == (
+        f"[katuna: the last {len(kept):,} bytes of attempt 1's log, kept when katuna deleted Job kept-long-0 as the "
+        f"trial ended; the lines before them are not kept]\n{kept}")
 
 
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):

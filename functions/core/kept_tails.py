@@ -11,19 +11,27 @@ rather than left to blame its ``ttlSecondsAfterFinished`` (:func:`nothing_kept`)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from functions.core.launch import TrialLaunch
+from functions.core.log_cursor import written_at
 
 KEPT_BYTES = 64 * 1024
 """Bytes of an attempt's log kept at most, its last: enough for the traceback or the last
 epochs a person looks for, small enough for a study of thousands of trials to keep each's."""
 
 KEPT_LINES = 2_000
-"""Lines the kept bytes are read from (the API's ``tailLines``): what is read of a pod's log of
-any length stays small, while lines of around :data:`KEPT_BYTES` / 2,000 bytes still fill it."""
+"""Lines the kept bytes are read from (the API's ``tailLines``, which counts a line longer than
+:data:`RECORD_BYTES` as several): what is read of a pod's log of any length stays small, while
+lines of around :data:`KEPT_BYTES` / 2,000 bytes still fill it."""
+
+RECORD_BYTES = 16 * 1024
+"""Bytes of a line the container runtime writes to one record of the log file at most
+(containerd's ``max_container_log_line_size`` default): a longer line takes several records, and
+the API's ``tailLines`` counts records, so a tail may begin inside a line."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,45 @@ class KeptTail:
     text: str
     stopped: str
     whole: bool = False
+
+
+def records(size: int) -> int:
+    """The records the runtime writes a line of ``size`` bytes (its line break left out) to."""
+    return max(1, math.ceil(size / RECORD_BYTES))
+
+
+class StampedTail:
+    """The lines of a tail of a log read with ``timestamps`` (as a reader gives them, an overlong
+    line in pieces), their times taken off. The kubelet puts a time only ahead of a line's first
+    record, so a piece of a line begun before the tail has none: it is left out, as a kept tail
+    must not start inside a line. Counts what :meth:`whole` needs, as the lines go by."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        """The runtime's records the lines read took (as :data:`RECORD_BYTES` splits them)."""
+        self.dropped = False
+        """Whether a piece with no time ahead of it was left out."""
+
+    def lines(self, pieces: Iterable[str]) -> Iterator[str]:
+        """The lines of ``pieces`` with their times taken off, those with none left out."""
+        fresh, stamped, size = True, False, 0
+        for piece in pieces:
+            if fresh:
+                stamp, _, rest = piece.partition(" ")
+                stamped, size = written_at(stamp) is not None, 0
+                piece = rest if stamped else piece
+                self.dropped = self.dropped or not stamped
+            fresh = piece.endswith("\n")
+            size += len(piece.removesuffix("\n").encode())
+            self.records += records(size) if fresh else 0
+            if stamped:
+                yield piece
+        self.records += 0 if fresh else records(size)
+
+    def whole(self, asked: int) -> bool:
+        """Whether the lines are the whole log, read with ``tailLines`` ``asked``: fewer records
+        came than asked, and none was left out."""
+        return self.records < asked and not self.dropped
 
 
 def last_bytes(lines: Iterable[str], limit: int = KEPT_BYTES) -> tuple[str, bool]:
