@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from functions.core.launch import TrialLaunch
-from functions.core.log_cursor import written_at
 
 KEPT_BYTES = 64 * 1024
 """Bytes of an attempt's log kept at most, its last: enough for the traceback or the last
@@ -50,38 +49,34 @@ def records(size: int) -> int:
     return max(1, math.ceil(size / RECORD_BYTES))
 
 
-class StampedTail:
-    """The lines of a tail of a log read with ``timestamps`` (as a reader gives them, an overlong
-    line in pieces), their times taken off. The kubelet puts a time only ahead of a line's first
-    record, so a piece of a line begun before the tail has none: it is left out, as a kept tail
-    must not start inside a line. Counts what :meth:`whole` needs, as the lines go by."""
+def kept_text(pieces: Iterable[str], asked: int) -> tuple[str, bool]:
+    """What is kept of a tail of a log read with ``tailLines`` ``asked`` (its lines as a reader
+    gives them, an overlong line in pieces): its last :data:`KEPT_BYTES`, and whether that is
+    the whole log. Where all ``asked`` records came, the log may go on before them, and their
+    first line may be the end of a line begun earlier (the API gives no sign of it): it is left
+    out, and the tail is not the whole log."""
+    counted = _Records()
+    text, whole = last_bytes(counted.lines(pieces), KEPT_BYTES)
+    if counted.records < asked:
+        return text, whole
+    return (text.partition("\n")[2] if whole else text), False
+
+
+class _Records:
+    """Counts the runtime's records the lines that go by took (as :data:`RECORD_BYTES` splits them)."""
 
     def __init__(self) -> None:
         self.records = 0
-        """The runtime's records the lines read took (as :data:`RECORD_BYTES` splits them)."""
-        self.dropped = False
-        """Whether a piece with no time ahead of it was left out."""
 
     def lines(self, pieces: Iterable[str]) -> Iterator[str]:
-        """The lines of ``pieces`` with their times taken off, those with none left out."""
-        fresh, stamped, size = True, False, 0
+        size = 0
         for piece in pieces:
-            if fresh:
-                stamp, _, rest = piece.partition(" ")
-                stamped, size = written_at(stamp) is not None, 0
-                piece = rest if stamped else piece
-                self.dropped = self.dropped or not stamped
-            fresh = piece.endswith("\n")
             size += len(piece.removesuffix("\n").encode())
-            self.records += records(size) if fresh else 0
-            if stamped:
-                yield piece
-        self.records += 0 if fresh else records(size)
-
-    def whole(self, asked: int) -> bool:
-        """Whether the lines are the whole log, read with ``tailLines`` ``asked``: fewer records
-        came than asked, and none was left out."""
-        return self.records < asked and not self.dropped
+            if piece.endswith("\n"):
+                self.records += records(size)
+                size = 0
+            yield piece
+        self.records += records(size) if size else 0
 
 
 def last_bytes(lines: Iterable[str], limit: int = KEPT_BYTES) -> tuple[str, bool]:

@@ -9,10 +9,12 @@ be) and a final one with the rest. The kubelet answers ``GET pods/{name}/log`` f
 its CRI log reader does: ``tailLines`` picks the last records first (``FindTailLineStartIndex``
 counts the file's lines, which are records), then records older than ``sinceSeconds`` /
 ``sinceTime`` are left out, ``timestamps`` puts a record's time (RFC 3339 with nanoseconds) in
-front of it only where the record starts a line, a partial record's line break is left out so
-the pieces join back into their line, and the answer stops after ``limitBytes`` bytes, in the
-middle of a line if need be. So a read may begin inside a line, with no time ahead of it. The API
-server refuses options its validation refuses (422, ``PodLogOptions``).
+front of it where the record starts a line, and of the first record it reads whatever it is (its
+reader begins as at a line's start), a partial record's line break is left out so the pieces
+join back into their line, and the answer stops after ``limitBytes`` bytes, in the middle of a
+line if need be. So a ``tailLines`` read may begin inside a line, and nothing in it says so;
+one of ``sinceSeconds`` begun inside a line has no time ahead of its first piece. The API server
+refuses options its validation refuses (422, ``PodLogOptions``).
 
 The kubelet rotates a running container's log: once the file passes ``containerLogMaxSize``
 (10 Mi by default, on GKE and EKS too) when its log manager looks (every 10 s), the file is put
@@ -219,8 +221,9 @@ def serve(lines: list[Line], query: dict[str, str], now: float) -> bytes:
     since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
     stamped = flag(query, "timestamps")
-    text = b"".join((f"{line.stamp} ".encode() if stamped and line.starts else b"") + line.data
-                    + (b"\n" if line.complete else b"") for line in chosen if since is None or line.at >= since)
+    text = b"".join((f"{line.stamp} ".encode() if stamped and (line.starts or n == 0) else b"") + line.data
+                    + (b"\n" if line.complete else b"") for n, line in enumerate(chosen)
+                    if since is None or line.at >= since)
     limit = _number(query, "limitBytes")
     return text[:limit] if limit is not None else text
 
