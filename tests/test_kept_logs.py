@@ -5,6 +5,8 @@ loopback API whose kubelet runs the trial's command and serves its log)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import study_definition
 from http_helpers import Service, settled_trials
@@ -71,6 +73,30 @@ def served_log(service: Service, study: str, number: int) -> bytes:
 
     eventually(served, f"trial {number}'s kept log served", timeout=10)
     return answers[-1][1]
+
+
+@pytest.mark.parametrize("short", [1_998, 1_999])
+def test_a_kept_tail_begins_at_a_whole_line_and_is_whole_only_where_the_log_is(service: Service, kube: KubeStub,
+                                                                              short: int):
+    """The API counts a tail's lines in the runtime's records, and the 40,000-byte line here
+    takes three. The 2,001 records read begin inside it with 1,999 short lines after it, and at
+    its start with 1,998, which nothing in the answer tells: either way its first line is not
+    kept, and the lines kept are said not to be the whole log (katuna read them as the whole log,
+    a piece of the long line at their head, from the 2,000 records it asked for)."""
+    name = f"kept-long-{short}"
+    definition = hanging(name)
+    code = f"import sys, time; print('x' * 40_000); [print(f'line {{n}}') for n in range({short})]; " \
+           "sys.stdout.flush(); time.sleep(600)"
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]
+    service.submit(definition)
+    eventually(lambda: printed(service, name).endswith(f"line {short - 1}\n".encode()), "trial 0 prints its last line")
+    status, study = service.json("POST", f"/studies/{name}/stop")
+    assert status == 200 and study["status"] == "stopped"
+    pods_gone(kube, f"{name}-0")
+    kept = "".join(f"line {n}\n" for n in range(short))
+    assert served_log(service, name, 0).decode() == (
+        f"[katuna: the last {len(kept):,} bytes of attempt 1's log, kept when katuna deleted Job {name}-0 as the "
+        f"trial ended; the lines before them are not kept]\n{kept}")
 
 
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):

@@ -1,7 +1,8 @@
 """Requests the loopback Kubernetes API answers as a real API server does, where it once took
 what a real one refuses or does not do: a dry-run delete deletes nothing, a Job's merge patch is
-decoded and held to the Job's identity, a Secret's ownerReferences are validated whole, and a
-log's ``timestamps`` is read as any boolean query parameter."""
+decoded and held to the Job's identity, a Secret's ownerReferences are validated whole, a log's
+``timestamps`` is read as any boolean query parameter, and a log's line longer than 16 KiB is
+served from the several records the runtime wrote it as."""
 
 from __future__ import annotations
 
@@ -107,6 +108,22 @@ def test_a_logs_timestamps_is_read_as_the_api_server_reads_a_boolean(kube: KubeS
     for value, stamped in (("True", True), ("", True), ("FALSE", False), ("0", False)):
         status, text = raw(kube, "GET", path + value)
         assert status == 200 and text.endswith("done\n") and (text != "done\n") == stamped, (value, text)
+
+
+def test_a_log_line_longer_than_a_record_is_counted_and_stamped_by_its_records(kube: KubeStub):
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job("long-line", "print('a' * 16384 + 'b' * 16384 + 'c' * 7232); print('end')"))
+    pod = _ended_pod(kube, "long-line")
+    core = client.CoreV1Api(client.ApiClient(kube.configuration()))
+    tail = core.read_namespaced_pod_log(pod, "katuna", container="trial", tail_lines=2)
+    assert tail == "c" * 7232 + "\nend\n", "tailLines counts the runtime's records: the long line's last one"
+    stamped = core.read_namespaced_pod_log(pod, "katuna", container="trial", timestamps=True).splitlines()
+    assert [line.split(" ")[1] for line in stamped] == ["a" * 16384 + "b" * 16384 + "c" * 7232, "end"], \
+        "a time only ahead of a line's first record, its pieces joined back"
+    fragment = core.read_namespaced_pod_log(pod, "katuna", container="trial", tail_lines=3, timestamps=True)
+    stamp, _, rest = fragment.partition(" ")
+    assert stamp.endswith("Z") and rest.startswith("b" * 16384 + "c"), \
+        "the first record read is stamped, as at a line's start, though it is inside one"
 
 
 def _ended_pod(kube: KubeStub, name: str) -> str:

@@ -21,7 +21,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import counted, current_run, disrupted
 from functions.core.errors import OutputLost, Stopping
-from functions.core.kept_tails import KEPT_BYTES, KEPT_LINES, last_bytes
+from functions.core.kept_tails import KEPT_LINES, kept_text
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog, written_at
 from functions.core.log_rotation import LogStart
@@ -103,15 +103,16 @@ class PodLogs:
     def tail(self, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
         """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's
         latest pod that has one (of its last :data:`~functions.core.kept_tails.KEPT_LINES`
-        lines, so a long log costs no more to read than a short one), and whether that is the
+        records and one more, which tells a log cut short, so a long log costs no more to read
+        than a short one: :func:`~functions.core.kept_tails.kept_text`), and whether that is the
         attempt's whole log (its only pod's, all of it); None when no pod has a log."""
         for pod in reversed(counted(pods)):
             if not (pod.spec and pod.spec.node_name):
                 continue
-            response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES)
+            response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1)
             if response is not None:
-                text, whole = last_bytes(self._streamed(pod.metadata.name, response), KEPT_BYTES)
-                return text, whole and len(pods) == 1 and text.count("\n") < KEPT_LINES
+                text, whole = kept_text(self._streamed(pod.metadata.name, response), KEPT_LINES + 1)
+                return text, whole and len(pods) == 1
         return None
 
     def start(self, pods: list[Any], namespace: str, container: str) -> LogStart | None:

@@ -11,6 +11,7 @@ rather than left to blame its ``ttlSecondsAfterFinished`` (:func:`nothing_kept`)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,8 +23,14 @@ KEPT_BYTES = 64 * 1024
 epochs a person looks for, small enough for a study of thousands of trials to keep each's."""
 
 KEPT_LINES = 2_000
-"""Lines the kept bytes are read from (the API's ``tailLines``): what is read of a pod's log of
-any length stays small, while lines of around :data:`KEPT_BYTES` / 2,000 bytes still fill it."""
+"""Lines the kept bytes are read from (the API's ``tailLines``, which counts a line longer than
+:data:`RECORD_BYTES` as several): what is read of a pod's log of any length stays small, while
+lines of around :data:`KEPT_BYTES` / 2,000 bytes still fill it."""
+
+RECORD_BYTES = 16 * 1024
+"""Bytes of a line the container runtime writes to one record of the log file at most
+(containerd's ``max_container_log_line_size`` default): a longer line takes several records, and
+the API's ``tailLines`` counts records, so a tail may begin inside a line."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,41 @@ class KeptTail:
     text: str
     stopped: str
     whole: bool = False
+
+
+def records(size: int) -> int:
+    """The records the runtime writes a line of ``size`` bytes (its line break left out) to."""
+    return max(1, math.ceil(size / RECORD_BYTES))
+
+
+def kept_text(pieces: Iterable[str], asked: int) -> tuple[str, bool]:
+    """What is kept of a tail of a log read with ``tailLines`` ``asked`` (its lines as a reader
+    gives them, an overlong line in pieces): its last :data:`KEPT_BYTES`, and whether that is
+    the whole log. Where all ``asked`` records came, the log may go on before them, and their
+    first line may be the end of a line begun earlier (the API gives no sign of it): it is left
+    out, and the tail is not the whole log."""
+    counted = _Records()
+    text, whole = last_bytes(counted.lines(pieces), KEPT_BYTES)
+    if counted.records < asked:
+        return text, whole
+    return (text.partition("\n")[2] if whole else text), False
+
+
+class _Records:
+    """Counts the runtime's records the lines that go by took (as :data:`RECORD_BYTES` splits them)."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    def lines(self, pieces: Iterable[str]) -> Iterator[str]:
+        size = 0
+        for piece in pieces:
+            size += len(piece.removesuffix("\n").encode())
+            if piece.endswith("\n"):
+                self.records += records(size)
+                size = 0
+            yield piece
+        self.records += records(size) if size else 0
 
 
 def last_bytes(lines: Iterable[str], limit: int = KEPT_BYTES) -> tuple[str, bool]:

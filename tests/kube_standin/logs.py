@@ -3,11 +3,18 @@
 The container runtime reads a container's output as it comes and writes each line to the log
 with the time it read it (lines read together share a time here: a reader must not take a
 timestamp for a line's identity); a last line with no line break is written when the container
-ends. The kubelet answers ``GET pods/{name}/log`` from that log, as its CRI log reader does:
-``tailLines`` picks the last lines first, then lines older than ``sinceSeconds`` /
-``sinceTime`` are left out, ``timestamps`` puts each line's time (RFC 3339 with nanoseconds)
-in front of it, and the answer stops after ``limitBytes`` bytes, in the middle of a line if
-need be. The API server refuses options its validation refuses (422, ``PodLogOptions``).
+ends. The log file is of CRI records, not of lines: a line longer than :data:`RECORD_BYTES` is
+written as partial records of that many bytes each (cut at a byte, inside a character if need
+be) and a final one with the rest. The kubelet answers ``GET pods/{name}/log`` from that log, as
+its CRI log reader does: ``tailLines`` picks the last records first (``FindTailLineStartIndex``
+counts the file's lines, which are records), then records older than ``sinceSeconds`` /
+``sinceTime`` are left out, ``timestamps`` puts a record's time (RFC 3339 with nanoseconds) in
+front of it where the record starts a line, and of the first record it reads whatever it is (its
+reader begins as at a line's start), a partial record's line break is left out so the pieces
+join back into their line, and the answer stops after ``limitBytes`` bytes, in the middle of a
+line if need be. So a ``tailLines`` read may begin inside a line, and nothing in it says so;
+one of ``sinceSeconds`` begun inside a line has no time ahead of its first piece. The API server
+refuses options its validation refuses (422, ``PodLogOptions``).
 
 The kubelet rotates a running container's log: once the file passes ``containerLogMaxSize``
 (10 Mi by default, on GKE and EKS too) when its log manager looks (every 10 s), the file is put
@@ -39,20 +46,31 @@ NANOS = 1_000_000_000
 MAX_SIZE = 10 * 1024 * 1024
 """The kubelet's ``containerLogMaxSize`` default."""
 
+RECORD_BYTES = 16 * 1024
+"""Bytes of a line one record holds at most: containerd's ``max_container_log_line_size`` default."""
+
 CRI_PREFIX = len("2027-01-01T00:00:00.000000000Z stdout F ")
-"""Bytes the runtime writes in front of each line in the log file (time, stream, tag): they count
+"""Bytes the runtime writes in front of each record in the log file (time, stream, tag): they count
 towards the file's size, not the served log's."""
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line of a container's log: when the runtime read it, and what it says."""
+    """One record of a container's log (a whole line, or a piece of a long one): when the runtime
+    read it, and what it says."""
 
     at: int
     """Nanoseconds since the epoch."""
-    text: str
+    data: bytes
     complete: bool = True
-    """Whether the line ended with a line break (a last line may not)."""
+    """Whether the record ends its line with a line break (a partial record, or a last line, does not)."""
+    starts: bool = True
+    """Whether the record starts its line (a long line's records after its first do not)."""
+
+    @property
+    def text(self) -> str:
+        """What the record says, decoded (a long line's piece may end inside a character)."""
+        return self.data.decode(errors="replace")
 
     @property
     def stamp(self) -> str:
@@ -112,9 +130,10 @@ class Capture:
         self.offset += end
         at = round(self.clock.time() * NANOS)
         pieces = data[:end].decode(errors="replace").split("\n")
-        read = [Line(at, text) for text in pieces[:-1]] + ([Line(at, pieces[-1], complete=False)] if pieces[-1] else [])
+        read = [record for text in pieces[:-1] for record in records(at, text.encode(), True)]
+        read += records(at, pieces[-1].encode(), False) if pieces[-1] else []
         self.lines += read
-        self.size += sum(CRI_PREFIX + len(line.text.encode()) + 1 for line in read)
+        self.size += sum(CRI_PREFIX + len(line.data) + 1 for line in read)
         self.unserved = True
 
     def served(self, query: dict[str, str], now: float) -> None:
@@ -129,6 +148,13 @@ class Capture:
         self.lines, self.size, self.rotations = [], 0, self.rotations + 1
         if self.on_rotation is not None:
             self.on_rotation()
+
+
+def records(at: int, line: bytes, ends: bool) -> list[Line]:
+    """The records the runtime writes at ``at`` for one line (``ends``: with its line break): the
+    partial ones of :data:`RECORD_BYTES` while more than that is left, then the final one."""
+    pieces = [line[cut:cut + RECORD_BYTES] for cut in range(0, len(line), RECORD_BYTES)] or [b""]
+    return [Line(at, piece, complete=ends and n == len(pieces) - 1, starts=n == 0) for n, piece in enumerate(pieces)]
 
 
 def _number(query: dict[str, str], name: str) -> int | None:
@@ -195,10 +221,11 @@ def serve(lines: list[Line], query: dict[str, str], now: float) -> bytes:
     since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
     stamped = flag(query, "timestamps")
-    text = "".join((f"{line.stamp} " if stamped else "") + line.text + ("\n" if line.complete else "")
-                   for line in chosen if since is None or line.at >= since)
+    text = b"".join((f"{line.stamp} ".encode() if stamped and (line.starts or n == 0) else b"") + line.data
+                    + (b"\n" if line.complete else b"") for n, line in enumerate(chosen)
+                    if since is None or line.at >= since)
     limit = _number(query, "limitBytes")
-    return text.encode()[:limit] if limit is not None else text.encode()
+    return text[:limit] if limit is not None else text
 
 
 def reaches_end(lines: list[Line], query: dict[str, str], now: float) -> bool:
