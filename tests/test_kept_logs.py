@@ -99,6 +99,27 @@ def test_a_kept_tail_begins_at_a_whole_line_and_is_whole_only_where_the_log_is(s
         f"trial ended; the lines before them are not kept]\n{kept}")
 
 
+def test_a_progress_bar_redrawn_with_carriage_returns_is_one_record_and_the_log_is_kept_whole(service: Service,
+                                                                                             kube: KubeStub):
+    """A progress bar redrawn 3,000 times on one line (``\\r``, as tqdm does) is one line of the
+    runtime's, two records of the log file: the four records are the whole log, kept whole
+    (katuna counted each redraw as a record, took the 2,001 it asked for to be reached, and left
+    the log's first line out)."""
+    name = "kept-progress"
+    definition = hanging(name)
+    code = "import sys, time; print('starting'); [sys.stdout.write(f'{n:05d}\\r') for n in range(3000)]; " \
+           "print(); print('done'); sys.stdout.flush(); time.sleep(600)"
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]
+    service.submit(definition)
+    eventually(lambda: printed(service, name).endswith(b"done\n"), "trial 0 prints its last line")
+    assert service.json("POST", f"/studies/{name}/stop")[0] == 200
+    pods_gone(kube, f"{name}-0")
+    redrawn = "".join(f"{n:05d}\n" for n in range(3000))
+    assert served_log(service, name, 0).decode() == (
+        f"[katuna: attempt 1's log, kept when katuna deleted Job {name}-0 as the trial ended]\n"
+        f"starting\n{redrawn}done\n")
+
+
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):
     service.submit(experiment("kept-prune"))
     assert service.wait_for("kept-prune")["status"] == "completed"

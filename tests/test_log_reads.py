@@ -16,7 +16,7 @@ from functions.adapters.local_log_reads import LocalLogReads
 from functions.adapters.web import create_app
 from functions.adapters.web.ui import LOG_CHUNK
 from functions.core.errors import LogGone, OutputLost
-from functions.core.kept_tails import KeptTail, last_bytes
+from functions.core.kept_tails import KeptTail, kept_text, last_bytes
 from functions.core.launch import TrialLaunch
 from functions.core.log_reads import StreamedLogReads, note, window_of
 from functions.runtime import Runtime
@@ -193,3 +193,11 @@ def test_a_stream_that_is_gone_is_read_from_its_kept_tail_which_says_its_lines_b
         list(nothing.ends(launch, 100, 100))
     with pytest.raises(LogGone, match="ttlSecondsAfterFinished|its pods are gone"):
         list(StreamedLogReads(lost, lambda launch: None).ends(launch, 100, 100))
+
+
+def test_a_tail_that_may_begin_inside_a_line_leaves_out_all_its_first_line_says_carriage_returns():
+    """All the records asked for came, so the first line may be the end of a longer one: the
+    whole of it is left out, the pieces its ``\\r`` make included, not only the first."""
+    assert kept_text([b"12%\r", b"57%\r100%\n", b"loss=0.3\n", b"done\n"], asked=3) == ("loss=0.3\ndone\n", False)
+    assert kept_text([b"12%\r57%\r100%\n", b"loss=0.3\n", b"done\n"], asked=4) == (
+        "12%\n57%\n100%\nloss=0.3\ndone\n", True), "fewer records than asked for: the whole log"

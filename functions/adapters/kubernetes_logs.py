@@ -111,7 +111,7 @@ class PodLogs:
                 continue
             response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1)
             if response is not None:
-                text, whole = kept_text(self._streamed(pod.metadata.name, response), KEPT_LINES + 1)
+                text, whole = kept_text(self._raw(pod.metadata.name, response), KEPT_LINES + 1)
                 return text, whole and len(pods) == 1
         return None
 
@@ -136,19 +136,24 @@ class PodLogs:
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
     def _streamed(self, pod: str, response: BaseHTTPResponse) -> Iterator[str]:
-        """The lines of a pod's log as its answer streams in, until it ends or reads are stopped;
+        """The lines of a pod's log as its answer streams in (:meth:`_raw`)."""
+        raw = self._raw(pod, response)
+        try:
+            yield from bounded_lines(raw)
+        finally:
+            raw.close()
+
+    def _raw(self, pod: str, response: BaseHTTPResponse) -> Iterator[bytes]:
+        """The bytes of a pod's log as its answer streams in, until it ends or reads are stopped;
         the connection released at the end."""
         try:
-            yield from bounded_lines(self._checked(pod, response.stream(CHUNK)))
+            for chunk in response.stream(CHUNK):
+                self._check(pod)
+                yield chunk
         except HTTPError as exc:
             raise translate(exc, f"read the log of pod {pod}") from exc
         finally:
             response.release_conn()
-
-    def _checked(self, pod: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._check(pod)
-            yield chunk
 
     def _check(self, pod: str) -> None:
         """A :class:`Stopping` once reads are stopped (:meth:`stop`)."""

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from functions.core.launch import TrialLaunch
+from functions.core.lines import bounded_lines
 
 KEPT_BYTES = 64 * 1024
 """Bytes of an attempt's log kept at most, its last: enough for the traceback or the last
@@ -49,34 +50,55 @@ def records(size: int) -> int:
     return max(1, math.ceil(size / RECORD_BYTES))
 
 
-def kept_text(pieces: Iterable[str], asked: int) -> tuple[str, bool]:
-    """What is kept of a tail of a log read with ``tailLines`` ``asked`` (its lines as a reader
-    gives them, an overlong line in pieces): its last :data:`KEPT_BYTES`, and whether that is
-    the whole log. Where all ``asked`` records came, the log may go on before them, and their
-    first line may be the end of a line begun earlier (the API gives no sign of it): it is left
-    out, and the tail is not the whole log."""
+def kept_text(chunks: Iterable[bytes], asked: int) -> tuple[str, bool]:
+    """What is kept of a tail of a log read with ``tailLines`` ``asked`` (its raw bytes, as the
+    API streams them): its last :data:`KEPT_BYTES` as lines, and whether that is the whole log.
+    Where all ``asked`` records came, the log may go on before them, and their first line may be
+    the end of a line begun earlier (the API gives no sign of it): it is left out, and the tail
+    is not the whole log."""
     counted = _Records()
-    text, whole = last_bytes(counted.lines(pieces), KEPT_BYTES)
+    text, whole = last_bytes(bounded_lines(counted.chunks(chunks)), KEPT_BYTES)
     if counted.records < asked:
         return text, whole
-    return (text.partition("\n")[2] if whole else text), False
+    return (_after_line(text, counted.first) if whole else text), False
+
+
+def _after_line(text: str, line: bytes) -> str:
+    """``text``, lines from the start of the log, without those the log's first ``line`` (its
+    raw bytes) reads as: a ``\r`` in it makes several."""
+    return "\n".join(text.split("\n")[sum(1 for _ in bounded_lines([line])):])
 
 
 class _Records:
-    """Counts the runtime's records the lines that go by took (as :data:`RECORD_BYTES` splits them)."""
+    """Counts the runtime's records in a log's raw bytes: one a line, a line over
+    :data:`RECORD_BYTES` in several. Only ``\n`` ends a line there, as the runtime writes it: a
+    ``\r`` (a progress bar redrawn) is a character of its line, which a reader splits at. Keeps
+    the first line's bytes too (:attr:`first`), up to :data:`KEPT_BYTES`: only a tail that short
+    may have to leave it out."""
 
     def __init__(self) -> None:
         self.records = 0
+        self.first = b""
+        self._size = 0
+        self._first_ended = False
 
-    def lines(self, pieces: Iterable[str]) -> Iterator[str]:
-        size = 0
-        for piece in pieces:
-            size += len(piece.removesuffix("\n").encode())
-            if piece.endswith("\n"):
-                self.records += records(size)
-                size = 0
-            yield piece
-        self.records += records(size) if size else 0
+    def chunks(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._keep_first(chunk)
+            *ended, rest = chunk.split(b"\n")
+            for line in ended:
+                self.records += records(self._size + len(line))
+                self._size = 0
+            self._size += len(rest)
+            yield chunk
+        self.records += records(self._size) if self._size else 0
+
+    def _keep_first(self, chunk: bytes) -> None:
+        if self._first_ended or len(self.first) > KEPT_BYTES:
+            return
+        line, ends, _ = chunk.partition(b"\n")
+        self.first += line + ends
+        self._first_ended = bool(ends)
 
 
 def last_bytes(lines: Iterable[str], limit: int = KEPT_BYTES) -> tuple[str, bool]:
