@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, cast
 
 from kubernetes import client
@@ -143,7 +143,7 @@ class PodLogs:
         finally:
             raw.close()
 
-    def _raw(self, pod: str, response: BaseHTTPResponse) -> Iterator[bytes]:
+    def _raw(self, pod: str, response: BaseHTTPResponse) -> Generator[bytes, None, None]:
         """The bytes of a pod's log as its answer streams in, until it ends or reads are stopped;
         the connection released at the end."""
         try:
