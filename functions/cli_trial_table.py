@@ -5,7 +5,8 @@ rich measures every cell of a table three times over before it draws it, which f
 taken from those strings (the widths rich would choose for a table that fits), and rich is given
 them fixed; the rows, which rich would leave unstyled, are written as rich would draw them,
 without rich laying out a cell at all. Every value passes through
-:func:`functions.terminal.printable`, so none is shown as markup or control sequences.
+:func:`functions.terminal.printable`, so none is shown as markup or control sequences, and is
+made one line (:func:`_one_line`), so a trial is a row.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ INACTIVE = "—"
 
 REASON_WIDTH = 50
 """Columns a trial's reason takes at most; a longer one folds onto the lines below."""
+
+_ONE_LINE = str.maketrans({"\t": " ", "\n": "\\n", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+"""What of a printable value breaks a cell's line: a tab (a trial's output, ``epoch\\t1``) is a
+space there, a line break (a categorical value may hold one) shows as its escape."""
 
 EARLIER_ATTEMPT = re.compile(r"^attempt \d+ [a-z]+: ")
 """How the notes of a trial's earlier attempts begin, which follow its reason (``attempt 1
@@ -108,10 +113,10 @@ class _TrialTable:
         columns = [_Column("trial", "right", no_wrap=True)]
         if self._title is None:
             columns.append(_Column("state", no_wrap=True))
-        columns += [_Column(printable(o.metric), "right", no_wrap=True) for o in spec.objectives]
+        columns += [_Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
         if wide:
-            columns += [_Column(printable(m), "right") for m in spec.additional_metrics]
-            columns += [_Column(printable(p.name)) for p in spec.parameters]
+            columns += [_Column(_one_line(m), "right") for m in spec.additional_metrics]
+            columns += [_Column(_one_line(p.name)) for p in spec.parameters]
         else:
             if spec.additional_metrics:
                 columns.append(_Column("metrics", overflow="fold"))
@@ -125,7 +130,7 @@ class _TrialTable:
                *(self._cells(trial) if wide else self._lists(trial))]
         if self._with_reason:
             row.append(reason_cell(trial.reason))
-        return [printable(cell) for cell in row]
+        return [_one_line(cell) for cell in row]
 
     def _table(self, columns: list[_Column], rows: list[list[str]], min_width: int,
                widths: list[int] | None = None) -> Table:
@@ -244,6 +249,11 @@ def _line(columns: list[_Column], widths: list[int], cells: list[str]) -> str:
 def _justified(cell: str, width: int, justify: str) -> str:
     gap = " " * (width - cell_len(cell))
     return gap + cell if justify == "right" else cell + gap
+
+
+def _one_line(value: object) -> str:
+    """``value`` as a cell shows it: printable, in one line (:data:`_ONE_LINE`)."""
+    return printable(value).translate(_ONE_LINE)
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -18,7 +18,8 @@ from functions.core.validate import parse_study
 from functions.terminal import UNBOUNDED
 
 PARAMETERS = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
-              {"name": "kernel", "type": "categorical", "values": ["poly", "日本語のカーネル", "[bold]rbf[/bold]"]},
+              {"name": "kernel", "type": "categorical",
+               "values": ["poly", "日本語のカーネル", "[bold]rbf[/bold]", "two\nlines\tand\u2028more"]},
               {"name": "degree", "type": "int", "min": 2, "max": 5000, "when": {"kernel": ["poly"]}}]
 LONG_REASON = ("exited with code 1; last lines:\nTraceback (most recent call last):\n"
                "ValueError: " + "a-word-far-longer-than-any-column-of-the-table-" * 2 + " and then some words")
@@ -39,6 +40,8 @@ def _trials() -> list[TrialRecord]:
         TrialRecord("cells", 2, {"x": 0.0, "kernel": "[bold]rbf[/bold]"}, COMPLETE, values=[math.nan],
                     metrics={"accuracy": -1.5e12}, reason="a short reason\x1b[31m"),
         TrialRecord("cells", 10_000, {"x": 2.0, "kernel": "poly", "degree": 2}, RUNNING),
+        TrialRecord("cells", 10_001, {"x": 3.0, "kernel": "two\nlines\tand\u2028more"}, FAILED,
+                    reason="exited with code 1; last lines:\nepoch\t1\tloss\t0.5"),
     ]
 
 
@@ -81,3 +84,16 @@ def test_a_wide_table_without_styles_folds_a_long_reason_as_rich_does_and_shows_
     assert "[bold]rbf[/bold]" in printed and "\\x1b[31m" in printed and "\x1b" not in printed
     assert len({cell_len(line) for line in lines}) == 1, "every line as wide as the table"
     assert len(lines) > 3 + len(_trials()) + 1, "the long reason folded onto more lines at 50 columns"
+
+
+@pytest.mark.parametrize("width", [400, 60])
+def test_a_cell_is_one_line_its_line_breaks_shown_as_escapes(width: int):
+    printed = _printed(trial_table(_record(), _trials()[-1:]), width, terminal=False)
+    rows = [line for line in printed.splitlines() if line.strip().startswith("10001")]
+    assert len(rows) == 1 and "\\n" in printed and "\\u2028" in printed, printed
+    assert "\t" not in printed and "\u2028" not in printed
+
+
+def test_a_tab_in_a_cell_is_a_space():
+    printed = _printed(trial_table(_record(), _trials()[-1:]), 400, terminal=False)
+    assert "exited with code 1; last lines: … epoch 1 loss 0.5" in printed
