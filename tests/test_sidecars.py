@@ -125,15 +125,18 @@ def test_a_trial_whose_pod_runs_a_sidecar_ends_when_its_own_container_exits(
     eventually(lambda: not [j for j in kube.jobs if j[0] == "meshed" and j[1].startswith(f"{name}-")],
                "the Job is deleted", timeout=30)
 
-def _pod(restart: str, code: int, *, proxy: dict | None = None) -> client.V1Pod:
-    """A running pod whose ``trainer`` ended with ``code`` beside a proxy in the ``proxy`` state."""
+def _pod(restart: str, code: int, *, proxy: dict | None = None, deleted: bool = False) -> client.V1Pod:
+    """A running pod whose ``trainer`` ended with ``code`` beside a proxy in the ``proxy`` state
+    (``deleted``: the pod being deleted, its containers stopping)."""
     ended = client.V1ContainerState(terminated=client.V1ContainerStateTerminated(exit_code=code, reason="Error"))
     statuses = [client.V1ContainerStatus(name="trainer", image="python:3.12", image_id="", ready=False,
                                          restart_count=0, state=ended)]
     if proxy is not None:
         statuses.append(client.V1ContainerStatus(name="istio-proxy", image="proxy", image_id="", ready=True,
                                                  restart_count=0, state=client.V1ContainerState(**proxy)))
-    return client.V1Pod(metadata=client.V1ObjectMeta(name="t-0-abcde", creation_timestamp=datetime.now(UTC)),
+    metadata = client.V1ObjectMeta(name="t-0-abcde", creation_timestamp=datetime.now(UTC),
+                                   deletion_timestamp=datetime.now(UTC) if deleted else None)
+    return client.V1Pod(metadata=metadata,
                         spec=client.V1PodSpec(restart_policy=restart, containers=[]),
                         status=client.V1PodStatus(phase="Running", container_statuses=statuses))
 
@@ -147,8 +150,10 @@ RUNNING = {"running": client.V1ContainerStateRunning()}
     (_pod("OnFailure", 3, proxy=RUNNING), None, None),
     (_pod("Never", 0), None, None),
     (_pod("Never", 0, proxy=RUNNING), 2, None),
+    (_pod("Never", 143, proxy=RUNNING, deleted=True), None, None),
 ], ids=["failed under Never", "succeeded under OnFailure", "restarted in place under OnFailure",
-       "no other container: the pod ends itself", "a Job of two completions"])
+       "no other container: the pod ends itself", "a Job of two completions",
+       "a pod being deleted: the Job judges its end"])
 def test_only_a_container_ended_for_good_beside_one_that_runs_is_the_attempts_end(pod, completions, held):
     """``OnFailure`` runs a failed container again in place, so only its exit 0 is final; a pod
     with nothing else running ends on its own (native sidecars are init containers, stopped by

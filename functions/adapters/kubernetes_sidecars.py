@@ -29,13 +29,15 @@ def held_by_sidecars(job: Any, pods: list[Any], container: str) -> HeldEnd | Non
     one in place, so there only its exit 0 is final), and the pod is ``Running``. None otherwise:
     native sidecars (init containers with ``restartPolicy: Always``) are stopped by the kubelet
     once the containers have ended, and the pod then ends on its own, failed or not, so the
-    Job's ``backoffLimit`` and ``podFailurePolicy`` still judge it. Only a Job that runs one
-    pod to one completion: another's end needs its other pods too."""
+    Job's ``backoffLimit`` and ``podFailurePolicy`` still judge it; so do they a pod being
+    deleted (``kubectl delete pod``, a drain without a disruption condition), whose containers
+    are all stopped, its trial's killed by the deletion (143) rather than ended. Only a Job that
+    runs one pod to one completion: another's end needs its other pods too."""
     spec = job.spec if job is not None else None
     if spec is None or (spec.completions or 1) != 1 or (spec.parallelism or 1) != 1:
         return None
     pod = current_pod(pods)
-    if pod is None or pod.status is None or pod.status.phase != "Running":
+    if pod is None or pod.status is None or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
         return None
     statuses = pod.status.container_statuses or []
     own = next((s for s in statuses if s.name == container), None)
