@@ -119,6 +119,18 @@ def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
     assert study.best_trial.number in sliced["data"][0]["marker"]["color"], "the best trial is drawn"
 
 
+def test_a_long_history_of_few_completed_trials_draws_every_one_of_them():
+    """6,000 trials of which 500 completed (the rest failed): the sample of 5,000 holds every
+    completed trial, which the chart draws as points, before the failed ones, which only carry
+    the best-so-far line."""
+    trials = [trial([number * 7919 % 1000 / 1000]) if number % 12 == 0 else trial(None) for number in range(6_000)]
+    study, record = charted({"metric": "loss", "direction": "minimize"}, trials)
+    figure = json.loads(plots.figure_json(study._storage, record, "history"))
+    points, best, _ = figure["data"]
+    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 trials"
+    assert points["x"] == list(range(0, 6_000, 12)) and len(best["x"]) == plots.HISTORY_POINTS
+
+
 def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_numbers():
     """A study of two objectives whose front is its first trial and its last ten: the sample
     holds them and says so, and each point keeps its trial's number (the chart colors points by

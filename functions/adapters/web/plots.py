@@ -260,16 +260,28 @@ def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] 
              spec: Study, corners: bool = False) -> str | None:
     """Where ``study`` has more than :data:`HISTORY_POINTS` trials in ``states`` (None: any), has
     it show only that many of them (more where :func:`_kept` holds more): those :func:`_kept`
-    names, and the others spread evenly over the study; and what the chart says of it. Unlike
-    :func:`_sample` it copies nothing, and the trials keep their numbers, which these charts show."""
+    names, then completed trials (the points drawn) spread evenly over the study, then, where
+    room is left, the others (which only carry the best-so-far line); and what the chart says of
+    it. Unlike :func:`_sample` it copies nothing, and the trials keep their numbers, which these
+    charts show."""
     trials = study.get_trials(deepcopy=False, states=states)
     if len(trials) <= HISTORY_POINTS:
         return None
     kept = _kept(study, trials, spec, corners)
-    rest = [t.number for t in trials if t.number not in kept]
-    room = max(HISTORY_POINTS - len(kept), 0)
-    study.shown = frozenset(kept) | {rest[int(i * len(rest) / room)] for i in range(room)}
+    shown = set(kept)
+    for completed in (True, False):
+        rest = [t.number for t in trials
+                if (t.state == optuna.trial.TrialState.COMPLETE) == completed and t.number not in kept]
+        shown |= _spread(rest, max(HISTORY_POINTS - len(shown), 0))
+    study.shown = frozenset(shown)
     return f"from {len(study.shown):,} of {len(trials):,} {noun}"
+
+
+def _spread(numbers: list[int], room: int) -> set[int]:
+    """``room`` of ``numbers`` spread evenly over them; all where they fit."""
+    if room >= len(numbers):
+        return set(numbers)
+    return {numbers[int(i * len(numbers) / room)] for i in range(room)}
 
 
 def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: bool) -> set[int]:
