@@ -170,6 +170,41 @@ def test_a_shells_script_after_its_options_gets_values_as_data(embedded, tmp_pat
     assert not marker.exists()
 
 
+ARITHMETIC_SCRIPTS = ["echo $(( ${trialParameters.opt} + 1 ))", "[[ ${trialParameters.opt} -eq 1 ]]",
+                      "a=(1 2); echo ${a[${trialParameters.opt}]}", "(( i = ${trialParameters.opt} ))",
+                      "let i=${trialParameters.opt}", "for ((i=0; i<${trialParameters.opt}; i++)); do :; done",
+                      "echo ${HOME:${trialParameters.opt}}", "n=${trialParameters.opt}; echo $((n))",
+                      "echo \"${trialParameters.opt}\""]
+
+
+@pytest.mark.parametrize("script", ARITHMETIC_SCRIPTS)
+@pytest.mark.parametrize("value", ["a[$(touch /tmp/x)]", "a[`id`]", "b[a[${HOME}]]"])
+def test_a_value_a_shells_arithmetic_would_run_is_refused_wherever_its_script_reads_it(script: str, value: str):
+    """bash evaluates a value its arithmetic reads, and runs what the index of an array named
+    there expands: refused at submission, naming the field and the parameter, whether the
+    placeholder stands in the arithmetic or reaches it through a variable of the script."""
+    found = problems(_options_study(["bash", "-c", script + "; echo loss=1"], ["1", value]))
+    assert found == [f"trialTemplate.command[2]: parameter 'opt' can be {value!r}, which this shell script would run "
+                     "as code where its arithmetic reads it ($((...)), ((...)), let, [[ -eq ]], an array's index): a "
+                     "shell runs the commands in an array index of a value it evaluates, so a value given a shell's "
+                     "script holds no '[' followed by '$' or '`'"]
+
+
+@pytest.mark.parametrize("value", ["a[0]", "$HOME", "price: $5", "[x] y"])
+def test_a_value_without_an_expanding_array_index_is_taken_by_a_shells_script(value: str):
+    parse_study(_options_study(["bash", "-c", "echo $(( ${trialParameters.opt} )); echo loss=1"], ["1", value]))
+
+
+def test_a_containers_script_refuses_a_value_its_arithmetic_would_run():
+    definition = katib_style()
+    container = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]
+    container["command"] = ["sh", "-c", "exit $(( ${trialParameters.tag} ))"]
+    definition["parameters"] = [{**p, "values": ["a", "z[$(id)]"]} if p["name"] == "tag" else p
+                                for p in definition["parameters"]]
+    assert any("trialSpec.spec.template.spec.containers[1].command[2]: parameter 'tag' can be 'z[$(id)]'" in p
+               for p in problems(definition)), problems(definition)
+
+
 def test_a_containers_probe_and_hook_scripts_get_values_as_data(tmp_path: Path):
     """A probe's or hook's ``sh -c`` script runs in its container: it reads a value from the
     container's variable as its command's script does, never pasted in."""

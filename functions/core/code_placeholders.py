@@ -12,6 +12,13 @@ the script gives a program as code (``python -c "print('${trialParameters.v}')"`
 here-document a program reads as code (``python - <<EOF``), is refused alike. Only what the
 script says in its own words is read: a value passed on through a variable, a pipe or a file
 is the script's own business.
+
+One value is refused wherever a shell's script reads it: an array index that expands something
+(``a[$(cmd)]``, ``a[`cmd`]``). A shell reads a variable's value as data, but its arithmetic
+(``$((...))``, ``((...))``, ``let``, ``[[ ... -eq ... ]]``, an array's index, a ``declare -i``
+variable's assignment) evaluates a value it is given as an expression, and expands the index of
+an array named there, running its commands: in bash, ksh and zsh, even ``sh`` where it is bash,
+and wherever the value went in the script before (a variable, then ``$((n + 1))``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ UNKNOWN = Language(re.compile(""), "")
 """The language of code run by a program katuna does not know (an Argo ``source`` given to a
 compiled tool, say): only a plain word is taken there."""
 _CLOSING = {shell_quoting.DOUBLE: '"', shell_quoting.SINGLE: "'", shell_quoting.ANSI: "'"}
+ARITHMETIC_CODE = re.compile(r"\[.*[$`]", re.DOTALL)
+"""A value a shell's arithmetic runs code of: an array index (``[``) holding an expansion."""
 _MARK = "\0"
 """Stands for the placeholder at the end of a command's words (no script holds a NUL)."""
 
@@ -100,7 +109,8 @@ def _pasted(where: str, text: str, code: Code, values: Mapping[str, list[str]]) 
 def _script_problems(where: str, script: str, values: Mapping[str, list[str]]) -> list[Problem]:
     """A problem for each placeholder of a shell's ``script`` that stands in code a command of
     the script gives another program (see the module), whose parameter can take a value not
-    read there as one token."""
+    read there as one token; and for each whose parameter can take a value the shell's own
+    arithmetic would run (:data:`ARITHMETIC_CODE`), wherever it stands."""
     matches = [m for m in OWN.finditer(script) if parameter_names(m.group(0))]
     problems = []
     for match, spot in zip(matches, shell_quoting.spots(script, [m.start() for m in matches]), strict=True):
@@ -109,7 +119,17 @@ def _script_problems(where: str, script: str, values: Mapping[str, list[str]]) -
         value = None if code is None else _unfit(values.get(name, []), code.language)
         if code is not None and value is not None:
             problems.append(Problem(where, _message(name, value, code, in_script=True)))
+        counted = next((value for value in values.get(name, []) if ARITHMETIC_CODE.search(value)), None)
+        if counted is not None:
+            problems.append(Problem(where, _arithmetic_message(name, counted)))
     return list(dict.fromkeys(problems))
+
+
+def _arithmetic_message(name: str, value: str) -> str:
+    """Why a parameter that can take ``value``, read by a shell's script, is refused."""
+    return (f"parameter {name!r} can be {value!r}, which this shell script would run as code where its arithmetic "
+            "reads it ($((...)), ((...)), let, [[ -eq ]], an array's index): a shell runs the commands in an array "
+            "index of a value it evaluates, so a value given a shell's script holds no '[' followed by '$' or '`'")
 
 
 def _reading(spot: shell_quoting.Spot) -> Code | None:

@@ -7,9 +7,11 @@ word (:data:`PLAIN_WORD`, every number among them) is written in as it is, and a
 passed in an environment variable of the trial (:func:`variable`), which the script reads where
 the placeholder stood, quoted as that spot needs for the program to get exactly the value:
 ``"${KATUNA_PARAM_c}"`` outside quotes, ``${KATUNA_PARAM_c}`` inside double quotes or a
-here-document, ``'"${KATUNA_PARAM_c}"'`` inside single quotes. A shell never reads what a
-variable expands to as code, so reading the script's quoting wrong (:func:`spots` reads what
-POSIX shells and bash share) could at worst split the value into words, never run it. Each
+here-document, ``'"${KATUNA_PARAM_c}"'`` inside single quotes. A shell reads what a variable
+expands to as data but in its arithmetic, which runs what an array index in the value expands
+(a value :mod:`code_placeholders` refuses), so reading the script's quoting wrong
+(:func:`spots` reads what POSIX shells and bash share) could at worst split the value into
+words, never run it. Each
 spot also tells the command of the script it stands in, for :mod:`code_placeholders` to see
 whether that command gives another program the value as code.
 """
