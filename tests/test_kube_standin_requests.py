@@ -1,6 +1,7 @@
 """Requests the loopback Kubernetes API answers as a real API server does, where it once took
 what a real one refuses or does not do: a dry-run delete deletes nothing, a Job's merge patch is
-decoded and held to the Job's identity, a Secret's ownerReferences are validated whole, a log's
+decoded and held to the Job's identity, a write's options are validated before anything is
+done (a ``dryRun`` other than ``All`` acts on nothing), a Secret's ownerReferences are validated whole, a log's
 ``timestamps`` is read as any boolean query parameter, and a log's line longer than 16 KiB is
 served from the several records the runtime wrote it as."""
 
@@ -27,10 +28,10 @@ def kube():
     stub.close()
 
 
-def raw(kube: KubeStub, method: str, path: str, body: object = None) -> tuple[int, object]:
+def raw(kube: KubeStub, method: str, path: str, body: object = None, content_type: str = MERGE) -> tuple[int, object]:
     """A request as sent, as katuna's ServiceAccount, for what the client will not send as asked."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(kube.url + path, data=data, method=method, headers={"Content-Type": MERGE})
+    request = urllib.request.Request(kube.url + path, data=data, method=method, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             text = answer.read().decode()
@@ -59,7 +60,8 @@ def test_a_dry_run_delete_answers_as_done_and_deletes_nothing(kube: KubeStub):
     ("", {"spec": {"suspend": "yes"}}, 422, "patch: Invalid value: "),
     ("", {"spec": None}, 422, "spec.template: Invalid value: "),
     ("?fieldValidation=Strict", {"spec": {"suspendd": True}}, 422, 'strict decoding error: unknown field "spec.suspendd"'),
-    ("?fieldValidation=Bogus", {"spec": {"suspend": True}}, 400, "fieldValidation must be one of Strict, Warn, Ignore"),
+    ("?fieldValidation=Bogus", {"spec": {"suspend": True}}, 422, 'PatchOptions.meta.k8s.io "" is invalid: '
+                                                                 'fieldValidation: Unsupported value: "Bogus"'),
     ("", {"metadata": {"name": "other"}}, 400, "the name of the object (other) does not match the name on the URL"),
     ("", {"metadata": {"uid": "0000"}}, 409, "Precondition failed: UID in precondition: 0000, UID in object meta: "),
 ])
@@ -82,6 +84,69 @@ def test_a_job_patch_keeps_its_annotations_and_a_dry_run_stores_nothing(kube: Ku
     assert kube.jobs[("katuna", "annotated")]["spec"].get("parallelism") != 0
     status, _ = raw(kube, "PATCH", path, {"metadata": {"annotations": {"team": "vision"}}})
     assert status == 200 and kube.jobs[("katuna", "annotated")]["metadata"]["annotations"] == {"team": "vision"}
+
+
+JOBS = "/apis/batch/v1/namespaces/katuna/jobs"
+NOT_ALL = 'Unsupported value: ["Bogus"]: supported values: "All"'
+
+
+@pytest.mark.parametrize(("method", "path", "body", "kind", "field", "words"), [
+    ("PATCH", "/{name}?dryRun=Bogus", {"metadata": {"labels": {"a": "b"}}}, "PatchOptions", "dryRun", NOT_ALL),
+    ("PATCH", "/{name}?dryRun=All&dryRun=Bogus", {"metadata": {"labels": {"a": "b"}}}, "PatchOptions", "dryRun",
+     'Unsupported value: ["All","Bogus"]: supported values: "All"'),
+    ("POST", "?fieldValidation=Bogus", "job", "CreateOptions", "fieldValidation",
+     'Unsupported value: "Bogus": supported values: "", "Ignore", "Strict", "Warn"'),
+    ("DELETE", "/{name}", {"dryRun": ["Bogus"], "propagationPolicy": "Background"}, "DeleteOptions", "dryRun", NOT_ALL),
+    ("DELETE", "/{name}?dryRun=Bogus&propagationPolicy=Background", None, "DeleteOptions", "dryRun", NOT_ALL),
+    ("DELETE", "?labelSelector=app%3Dt&dryRun=Bogus", None, "DeleteOptions", "dryRun", NOT_ALL),
+    ("DELETE", "/{name}", {"propagationPolicy": "Bogus"}, "DeleteOptions", "propagationPolicy",
+     'Unsupported value: "Bogus": supported values: "Foreground", "Background", "Orphan", "nil"'),
+])
+def test_a_writes_options_the_api_server_refuses_are_refused_and_nothing_is_done(kube: KubeStub, method, path, body,
+                                                                                kind, field, words):
+    """As the API server validates a write's options (``ValidatePatchOptions`` and the rest)
+    before it acts: 422 naming the options' kind, and the Job is neither patched nor deleted,
+    nor made."""
+    name = f"options-{abs(hash((method, path, json.dumps(body)))) % 10_000}"
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job(name, "import time; time.sleep(60)"))
+    before = json.dumps(_identity(kube.jobs[("katuna", name)]), sort_keys=True)
+    sent = job(f"{name}-new") if body == "job" else body
+    status, answer = raw(kube, method, JOBS + path.format(name=name), sent)
+    assert (status, answer["reason"], answer["details"]) == (422, "Invalid", {
+        "name": "", "group": "meta.k8s.io", "kind": kind,
+        "causes": [{"reason": "FieldValueNotSupported", "message": words, "field": field}]}), answer
+    assert answer["message"] == f'{kind}.meta.k8s.io "" is invalid: {field}: {words}'
+    assert json.dumps(_identity(kube.jobs[("katuna", name)]), sort_keys=True) == before
+    assert ("katuna", f"{name}-new") not in kube.jobs
+
+
+def test_a_deletes_options_are_its_bodys_and_must_decode(kube: KubeStub):
+    """A delete with a body is read from its body alone, a ``dryRun`` of its query then unread;
+    a body whose ``dryRun`` is no list of strings cannot be decoded (400), and deletes nothing."""
+    batch = client.BatchV1Api(client.ApiClient(kube.configuration()))
+    batch.create_namespaced_job("katuna", job("body-options", "import time; time.sleep(60)"))
+    status, answer = raw(kube, "DELETE", f"{JOBS}/body-options", {"dryRun": "All", "propagationPolicy": "Background"})
+    assert (status, answer["message"]) == (400, "json: cannot unmarshal string into Go struct field "
+                                                "DeleteOptions.dryRun of type []string")
+    assert ("katuna", "body-options") in kube.jobs
+    status, _ = raw(kube, "DELETE", f"{JOBS}/body-options?dryRun=Bogus", {"propagationPolicy": "Background"})
+    assert status == 200 and ("katuna", "body-options") not in kube.jobs
+
+
+def test_a_patchs_type_is_checked_before_its_options_and_its_options_before_its_object(kube: KubeStub):
+    """A patch of a type the API server does not take is 415 whatever its options; a patch's
+    options are refused before its object is looked for (a custom resource's status here)."""
+    status, _ = raw(kube, "PATCH", f"{JOBS}/absent?dryRun=Bogus", {"spec": {}}, "application/yaml")
+    assert status == 415
+    status, answer = raw(kube, "PATCH", "/apis/katuna.dev/v1/namespaces/katuna/studies/absent/status?dryRun=Bogus",
+                         {"status": {}})
+    assert (status, answer["details"]["kind"]) == (422, "PatchOptions"), answer
+
+
+def _identity(obj: dict) -> str:
+    """What a write would change of a Job (not its status, nor the resourceVersion its controller's writes move)."""
+    return json.dumps([obj["spec"], obj["metadata"].get("labels"), obj["metadata"].get("annotations")], sort_keys=True)
 
 
 @pytest.mark.parametrize(("owners", "field", "words"), [

@@ -8,12 +8,22 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import admission, configmaps, events, job_fields, job_updates, katib_api, logs, patches, secrets
+from kube_standin import (
+    admission,
+    configmaps,
+    events,
+    job_fields,
+    job_updates,
+    katib_api,
+    logs,
+    patches,
+    request_options,
+    secrets,
+)
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
     deletes_nothing,
-    dry_run_refusal,
     invalid,
     merge,
     namespace_refusal,
@@ -40,7 +50,7 @@ class ApiServer:
 
     def serve(self, call: Call) -> tuple[int, dict | str | bytes]:
         """Answer a non-watch request (already authorized)."""
-        if call.method == "POST" and (refused := dry_run_refusal(call.query)) is not None:
+        if (refused := request_options.refusal(call, self._patch_types(call))) is not None:
             return refused
         if call.method in ("POST", "PUT") and (refused := namespace_refusal(call.namespace, call.body)) is not None:
             return refused
@@ -98,6 +108,12 @@ class ApiServer:
     def _table(self, resource: str) -> dict:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
                 "configmaps": self.configmaps, "secrets": self.secrets}[resource]
+
+    @staticmethod
+    def _patch_types(call: Call) -> tuple[str, ...]:
+        """The patch types the API server takes for ``call``'s resource: a built-in kind's take a
+        strategic merge patch too, a custom resource's do not (:mod:`kube_standin.patches`)."""
+        return (*patches.ACCEPTED, STRATEGIC_MERGE_PATCH) if call.group in ("", "batch") else patches.ACCEPTED
 
     @staticmethod
     def _custom(resource: str) -> bool:
@@ -264,9 +280,6 @@ class ApiServer:
         namespace's Pod Security warn level is warned of (:mod:`kube_standin.admission`)."""
         name = job.get("metadata", {}).get("name", "")
         directive = directive or "Warn"
-        if directive not in job_fields.DIRECTIVES:
-            return 400, status(400, "BadRequest", f"fieldValidation must be one of "
-                                                  f"{', '.join(job_fields.DIRECTIVES)}, got {directive!r}")
         with self.lock:
             if not dry_run:
                 self.create_requests.append((namespace, name))
@@ -317,9 +330,6 @@ class ApiServer:
             return 415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                                                             f"accepted media types include: {patches.MERGE_PATCH}, "
                                                             f"{STRATEGIC_MERGE_PATCH}")
-        if (directive or "Warn") not in job_fields.DIRECTIVES:
-            return 400, status(400, "BadRequest", f"fieldValidation must be one of "
-                                                  f"{', '.join(job_fields.DIRECTIVES)}, got {directive!r}")
         with self.lock:
             job = self.jobs.get((namespace, name))
             if job is None:

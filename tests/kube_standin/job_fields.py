@@ -14,7 +14,6 @@ from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
 SCHEMAS = "kubernetes-json-schema/v1.37.0-local-strict"
-DIRECTIVES = ("Strict", "Warn", "Ignore")
 
 
 @functools.cache

@@ -1,11 +1,16 @@
 """Container logs as the kubelet keeps and serves them.
 
-The container runtime reads a container's output as it comes and writes each line to the log
-with the time it read it (lines read together share a time here: a reader must not take a
-timestamp for a line's identity); a last line with no line break is written when the container
-ends. The log file is of CRI records, not of lines: a line longer than :data:`RECORD_BYTES` is
-written as partial records of that many bytes each (cut at a byte, inside a character if need
-be) and a final one with the rest. The kubelet answers ``GET pods/{name}/log`` from that log, as
+The container runtime (containerd's CRI logger) reads a container's output as it comes and
+writes each line to the log with the time it read it (lines read together share a time here: a
+reader must not take a timestamp for a line's identity), byte for byte as the container wrote it,
+whatever its encoding; a line ends at ``\n``, or at ``\r\n``, whose ``\r`` it drops too (Go's
+``bufio`` line reading). The log file is of CRI records, not of lines: a line longer than
+:data:`RECORD_BYTES` is written as partial records of that many bytes each (cut at a byte, inside
+a character if need be) and a final one with the rest. The runtime writes a partial record as
+soon as it holds more than :data:`RECORD_BYTES` of a line, reading the line :data:`READ_BYTES` at
+a time: a running container's line not yet ended is in the log in its partial records already,
+all but its last 4–20 KiB; a last line with no line break is written, as partial records, when
+the container ends. The kubelet answers ``GET pods/{name}/log`` from that log, as
 its CRI log reader does: ``tailLines`` picks the last records first (``FindTailLineStartIndex``
 counts the file's lines, which are records), then records older than ``sinceSeconds`` /
 ``sinceTime`` are left out, ``timestamps`` puts a record's time (RFC 3339 with nanoseconds) in
@@ -49,6 +54,10 @@ MAX_SIZE = 10 * 1024 * 1024
 RECORD_BYTES = 16 * 1024
 """Bytes of a line one record holds at most: containerd's ``max_container_log_line_size`` default."""
 
+READ_BYTES = 4096
+"""Bytes of a line the runtime's reader takes at a time where no line break comes sooner
+(containerd's ``defaultBufSize``, the size of its ``bufio.Reader``)."""
+
 CRI_PREFIX = len("2027-01-01T00:00:00.000000000Z stdout F ")
 """Bytes the runtime writes in front of each record in the log file (time, stream, tag): they count
 towards the file's size, not the served log's."""
@@ -89,6 +98,10 @@ class Capture:
     lines: list[Line] = field(default_factory=list)
     """The current log file's lines: those since the last rotation."""
     offset: int = 0
+    """Bytes of the output the runtime has written to its log (of a line not yet ended, its
+    partial records)."""
+    inside: bool = False
+    """Whether :attr:`offset` is inside a line, some of which is in partial records."""
     max_size: int = MAX_SIZE
     """The kubelet's ``containerLogMaxSize``: the current file is rotated once it holds more."""
     size: int = 0
@@ -108,9 +121,9 @@ class Capture:
     """Called with the last line whenever :meth:`served` saw a read reach it (for tests to learn of it)."""
 
     def read(self, final: bool = False) -> None:
-        """Take the complete lines written since the last read (and, once the container has
-        ended, a last line without its line break); while it runs, rotate the current file first
-        if it passed :attr:`max_size`."""
+        """Write the records of the output written since the last read (:func:`written`;
+        ``final``: the container has ended, and its last line goes in whole); while it runs,
+        rotate the current file first if it passed :attr:`max_size`."""
         now = self.clock.time()
         if not final and now - self.looked >= self.look_every:
             self.looked = now
@@ -124,14 +137,11 @@ class Capture:
         with self.output.open("rb") as out:
             out.seek(self.offset)
             data = out.read()
-        end = len(data) if final else data.rfind(b"\n") + 1
-        if end <= 0:
+        read, taken = written(round(self.clock.time() * NANOS), data, self.inside, final)
+        if not taken:
             return
-        self.offset += end
-        at = round(self.clock.time() * NANOS)
-        pieces = data[:end].decode(errors="replace").split("\n")
-        read = [record for text in pieces[:-1] for record in records(at, text.encode(), True)]
-        read += records(at, pieces[-1].encode(), False) if pieces[-1] else []
+        self.offset += taken
+        self.inside = not data[:taken].endswith(b"\n")
         self.lines += read
         self.size += sum(CRI_PREFIX + len(line.data) + 1 for line in read)
         self.unserved = True
@@ -150,11 +160,36 @@ class Capture:
             self.on_rotation()
 
 
-def records(at: int, line: bytes, ends: bool) -> list[Line]:
-    """The records the runtime writes at ``at`` for one line (``ends``: with its line break): the
-    partial ones of :data:`RECORD_BYTES` while more than that is left, then the final one."""
+def written(at: int, data: bytes, inside: bool, final: bool) -> tuple[list[Line], int]:
+    """The records the runtime writes at ``at`` of ``data``, the output from the first byte it
+    has not written (``inside`` a line when it wrote some of that line before), and how many
+    bytes of ``data`` they take: each ended line (without its ``\r\n`` or ``\n``), then of
+    the line not yet ended what :func:`partial_bytes` says (all of it, once ``final``)."""
+    *ended, rest = data.split(b"\n")
+    read = [record for n, line in enumerate(ended)
+            for record in records(at, line.removesuffix(b"\r"), True, starts=not (inside and n == 0))]
+    taken = len(rest) if final else partial_bytes(len(rest))
+    if taken:
+        read += records(at, rest[:taken], False, starts=not (inside and not ended))
+    return read, len(data) - len(rest) + taken
+
+
+def partial_bytes(size: int) -> int:
+    """Bytes of a running container's line not yet ended, ``size`` bytes so far, that the
+    runtime has written in partial records: it reads the line :data:`READ_BYTES` at a time and
+    writes a record of :data:`RECORD_BYTES` each time it holds more than that
+    (containerd's ``redirectLogs``)."""
+    held = size // READ_BYTES * READ_BYTES
+    return (held - 1) // RECORD_BYTES * RECORD_BYTES if held else 0
+
+
+def records(at: int, line: bytes, ends: bool, starts: bool = True) -> list[Line]:
+    """The records the runtime writes at ``at`` for one line or, not ``starts``, the rest of one
+    (``ends``: with its line break): the partial ones of :data:`RECORD_BYTES` while more than
+    that is left, then the final one."""
     pieces = [line[cut:cut + RECORD_BYTES] for cut in range(0, len(line), RECORD_BYTES)] or [b""]
-    return [Line(at, piece, complete=ends and n == len(pieces) - 1, starts=n == 0) for n, piece in enumerate(pieces)]
+    return [Line(at, piece, complete=ends and n == len(pieces) - 1, starts=starts and n == 0)
+            for n, piece in enumerate(pieces)]
 
 
 def _number(query: dict[str, str], name: str) -> int | None:

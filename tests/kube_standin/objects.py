@@ -4,7 +4,6 @@ merge patches, resource quantities."""
 from __future__ import annotations
 
 import copy
-import json
 import random
 import re
 from decimal import Decimal
@@ -96,22 +95,12 @@ def invalid(kind: str, qualified: str, name: str, causes: list[tuple[str, str]])
                         "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
 
 
-def dry_run_refusal(query: dict[str, str]) -> tuple[int, dict] | None:
-    """A create's ``dryRun`` other than ``All`` (the only value there is) refused, as the API
-    server validates a create's options (422, before the body is read); None otherwise."""
-    value = query.get("dryRun")
-    if value is None or value == "All":
-        return None
-    return invalid("CreateOptions", "createoptions.meta.k8s.io", "",
-                   [("dryRun", f'Unsupported value: {json.dumps([value])}: supported values: "All"')])
-
-
 def deletes_nothing(options: dict) -> bool:
-    """Whether a delete's ``options`` ask for a dry run (``dryRun: [All]`` in its body,
-    ``dryRun=All`` in its query): answered as done, with nothing deleted, as the registry's store
-    passes the dry run on to its storage (``Store.Delete``, store.go)."""
-    value = options.get("dryRun")
-    return "All" in ([value] if isinstance(value, str) else value or [])
+    """Whether a delete's ``options`` (:meth:`kube_standin.server.Call.delete_options`, their
+    ``dryRun`` validated: :mod:`kube_standin.request_options`) ask for a dry run: answered as
+    done, with nothing deleted, as the registry's store passes the dry run on to its storage
+    (``Store.Delete``, store.go)."""
+    return bool(options.get("dryRun"))
 
 
 def namespace_refusal(namespace: str | None, body: object) -> tuple[int, dict] | None:

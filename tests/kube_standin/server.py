@@ -67,6 +67,9 @@ class Call:
     body: dict | None
     content_type: str
     version: str = ""
+    dry_runs: tuple[str, ...] = ()
+    """Every ``dryRun`` query parameter, in order (the API server reads them all, where
+    :attr:`query` keeps the first of each)."""
     warnings: list[str] = field(default_factory=list)
     """What the answer warns of (``Warning`` headers), as serving it finds."""
 
@@ -76,16 +79,19 @@ class Call:
 
     @property
     def dry_run(self) -> bool:
-        """Whether the request asks for a dry run (``dryRun=All``): admitted, validated and
+        """Whether the request asks for a dry run (``dryRun=All``, the only value its options'
+        validation lets through: :mod:`kube_standin.request_options`): admitted, validated and
         defaulted as any, answered as if done, nothing stored and no controller told."""
-        return self.query.get("dryRun") == "All"
+        return bool(self.dry_runs)
 
     def delete_options(self) -> dict:
         """A DELETE's options as the API server reads them: the body's when there is one (its
-        query parameters are then ignored, ``propagationPolicy`` included), else the query's."""
+        query parameters are then ignored, ``propagationPolicy`` and ``dryRun`` included), else
+        the query's (``dryRun`` a list, as in a body)."""
         if self.body is not None:
             return self.body
-        return {k: v for k, v in self.query.items() if k in ("propagationPolicy", "orphanDependents", "dryRun")}
+        options: dict = {k: v for k, v in self.query.items() if k in ("propagationPolicy", "orphanDependents")}
+        return {**options, "dryRun": list(self.dry_runs)} if self.dry_runs else options
 
     def verb(self) -> str:
         if self.method == "GET":
@@ -102,9 +108,10 @@ def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> C
     core, group, version, namespace, resource, name, subresource = found.groups()
     if resource == "namespaces" and namespace is not None and name is None:
         namespace, name = None, namespace
-    query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+    given = parse_qs(url.query, keep_blank_values=True)
+    query = {k: v[0] for k, v in given.items()}
     return Call(method, group or "", namespace, resource, name, subresource or "", query, body, content_type,
-                version or core)
+                version or core, tuple(given.get("dryRun", ())))
 
 
 def _no_constant(name: str) -> float:

@@ -25,7 +25,6 @@ import jsonschema
 from kube_standin import manifests
 from kube_standin.objects import invalid, status
 
-DIRECTIVES = ("Strict", "Warn", "Ignore")
 ROOT_FIELDS = ("apiVersion", "kind", "metadata")
 """What every object has whatever its schema: the API server's, never pruned."""
 TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
@@ -54,12 +53,10 @@ def crd_schemas(path: Path) -> dict[tuple[str, str], dict]:
 def admitted(schema: dict, obj: dict, qualified: str, directive: str | None) -> tuple[dict, list[str]]:
     """``obj`` as the API server stores it (unknown fields pruned) and the warnings it sends
     back; :class:`Refused` when it refuses the object. ``qualified`` names the resource
-    (``studies.katuna.dev``); ``directive`` is the request's ``fieldValidation``."""
+    (``studies.katuna.dev``); ``directive`` is the request's ``fieldValidation``, already
+    validated (:mod:`kube_standin.request_options`)."""
     directive = directive or "Warn"
     kind, version = obj.get("kind", ""), obj.get("apiVersion", "").rpartition("/")[2]
-    if directive not in DIRECTIVES:
-        raise Refused(400, status(400, "BadRequest", f"fieldValidation must be one of {', '.join(DIRECTIVES)}, "
-                                                     f"got {directive!r}"))
     found = unknown_fields(schema, obj)
     if found and directive == "Strict":
         raise Refused(400, status(400, "BadRequest", f'{kind} in version "{version}" cannot be handled as a {kind}: '
