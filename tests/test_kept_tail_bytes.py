@@ -1,8 +1,8 @@
 """A kept tail counts the runtime's records in the bytes the container wrote: a log that is not
 UTF-8 is read with its undecodable bytes replaced, each by a character of three bytes, and a line
-counted from the replaced text may seem to take more records than it did, so a whole log seems cut
-short and loses its first line (the real client against the loopback API, whose kubelet serves
-the container's raw bytes as a real one does)."""
+counted from the replaced text would seem to take more records than it did, so a whole log would
+seem cut short and lose its first line. Records are counted in the raw bytes (the real client
+against the loopback API, whose kubelet serves the container's raw bytes as a real one does)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ def kube():
     stub.close()
 
 
-@pytest.mark.xfail(strict=True, reason="kept_tails counts records in the replaced text's bytes: the fix (lines.py, "
-                                        "kubernetes_logs.py, kept_tails.py) waits on the change to kept_tails.py under way")
 def test_a_log_of_latin_1_lines_is_kept_whole_where_it_is_whole(kube: KubeStub):
     """13,650 bytes of ``café `` in Latin-1 are one record (19,110 as replaced UTF-8: two),
     then 1,999 short lines: 2,000 records, fewer than the 2,001 asked, so the log is whole."""
