@@ -21,6 +21,7 @@ import yaml
 from functions import cli_servers, cli_studies
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
+    Command,
     console,
     db_option,
     errors,
@@ -116,12 +117,15 @@ def _check_working_dir(file: str, spec: Study, stored: StudyRecord | None) -> No
                                               f"expected a directory; {base / working_dir} is none")]))
 
 
-class _Commands(click.Group):
+class _Commands(Command, click.Group):
     """katuna's commands; a file that cannot be read, a database that cannot be used (or is
     busy past ``KATUNA_BUSY_TIMEOUT``, or any other temporary failure) or a ``KATUNA_*``
     setting that cannot be used ends any of them with exit 2 and a one-line message instead
     of a traceback. Ctrl-C ends any of them with exit 130 (128 + SIGINT), as it ends ``katuna
-    run``, where click would exit 1, the status of a failed study or a missing one."""
+    run``, where click would exit 1, the status of a failed study or a missing one. ``--help``
+    and ``--version``, of it and of each command, fail as other output does (:class:`Command`)."""
+
+    command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -165,6 +165,16 @@ def writing_output() -> Iterator[None]:
         fail(f"cannot write the output: {exc.strerror or exc}", 2)
 
 
+class Command(click.Command):
+    """A katuna command whose ``--help`` fails as its output does (:func:`writing_output`): a
+    full disk ends it with exit 2 and a line, not a traceback."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with writing_output():
+            return super().make_context(info_name, args, parent, **extra)
+
+
 def open_store(db: str | None) -> SqliteStore:
     """The existing database's store, which waits at most ``KATUNA_BUSY_TIMEOUT`` for another
     writer (reading needs no wait)."""

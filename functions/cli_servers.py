@@ -11,6 +11,7 @@ import click
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
+    Command,
     console,
     db_option,
     existing_db,
@@ -34,7 +35,7 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-@click.command()
+@click.command(cls=Command)
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
               help="Address to listen on (an IPv6 one as ::1 or [::1]).")
@@ -107,7 +108,7 @@ def _warn_of_history(db: Path, limits: Limits, busy_timeout: float) -> None:
             warn(problem)
 
 
-@click.command("optuna-dashboard")
+@click.command("optuna-dashboard", cls=Command)
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
               help="Address to listen on (loopback only).")

@@ -13,6 +13,7 @@ from functions.adapters import trial_files
 from functions.adapters.owners import RUNNER, alive, orphaned, pid_of, suspended
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
+    Command,
     console,
     db_option,
     existing_db,
@@ -92,7 +93,7 @@ def _as_seen(view: dict) -> dict:
     return view
 
 
-@click.command()
+@click.command(cls=Command)
 @db_option
 @json_option
 def studies(db: str | None, as_json: bool) -> None:
@@ -106,7 +107,7 @@ def studies(db: str | None, as_json: bool) -> None:
         console.print(studies_table([_as_seen(view) for view in views]))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @db_option
 @json_option
@@ -129,7 +130,7 @@ TRIALS_READ = 500
 any study size, and no read is held open while the output waits on a slow reader."""
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @db_option
 @json_option
@@ -163,7 +164,7 @@ def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: i
         left = None if left is None else left - len(page)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @db_option
 @json_option
@@ -184,7 +185,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
                                   else "Best trial"))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @db_option
 def stop(name: str, db: str | None) -> None:
@@ -243,7 +244,7 @@ def _on_cluster(settings: Settings) -> Runtime:
     return Runtime(settings)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @db_option
 def delete(name: str, db: str | None) -> None:
@@ -301,7 +302,7 @@ LOG_CHUNK = 1 << 16
 """Bytes of a log copied to the output at a time: any log is printed in bounded memory."""
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT))
 @db_option

@@ -30,6 +30,8 @@ from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
+from functions.cli import main as cli_main
+from functions.cli_common import Command
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -872,13 +874,19 @@ def test_every_command_that_prints_fails_in_a_line_on_a_full_disk(tmp_path: Path
     image = Path(__file__).parent.parent / "examples" / "trial-image" / "study.yaml"
     for command in (("run", str(study)), ("run", str(study)), ("studies",), ("show", "demo"), ("trials", "demo"),
                     ("best", "demo"), ("convert", str(study)), ("render", str(image)), ("stop", "demo"),
-                    ("delete", "demo")):
+                    ("delete", "demo"), ("--help",), ("--version",), ("trials", "--help"), ("serve", "-h")):
         with open("/dev/full", "w") as full:
             result = subprocess.run([*KATUNA, *command], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True,
                                     timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
         assert result.stderr.splitlines()[-1] == "error: cannot write the output: No space left on device", command
     assert json.loads(here("studies", "--json", cwd=tmp_path).stdout) == []
+
+
+def test_every_commands_help_is_written_as_its_other_output_is():
+    """Each command's ``--help`` goes through :class:`~functions.cli_common.Command`, which fails
+    on a full disk in a line, as the commands tried above do."""
+    assert isinstance(cli_main, Command) and all(isinstance(c, Command) for c in cli_main.commands.values())
 
 
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
