@@ -33,7 +33,7 @@ from functions.cli_trial_table import trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.pareto import best_trials, front_sample
-from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, StudyRecord, TrialRecord, stop_reach
+from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, WAITING, StudyRecord, TrialRecord, stop_reach
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
@@ -325,12 +325,24 @@ def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
     try:
         log = trial_files.open_file(path)
     except (OSError, RefusedFile) as exc:
-        fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()} ({exc}): it has not "
-             "started, ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs), or its logs "
-             "went to another folder (KATUNA_LOG_DIR as it was set where the study ran)")
+        fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()}: "
+             f"{_why_no_log(record, trial, attempt, exc)}")
     with log, writing_output():
         while sys.stdout is not None and (chunk := log.read(LOG_CHUNK)):
             sys.stdout.buffer.write(chunk)
+
+
+def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, exc: Exception) -> str:
+    """Why the log file of a trial's attempt could not be opened, from what is known of it."""
+    if record.runs_on == KUBERNETES:
+        return ("the trial ran on Kubernetes, whose pods keep its log: read it with GET "
+                "/studies/NAME/trials/NUMBER/logs of the service that ran it")
+    if (trial.started_at is None or trial.state == WAITING) and attempt in (None, trial.attempt):
+        return f"the attempt has not started (the trial is {trial.state})"
+    if isinstance(exc, FileNotFoundError):
+        return ("its file is not in the trial-log folder: removed, or the study's logs went to another folder "
+                "(KATUNA_LOG_DIR as it was set where the study ran)")
+    return f"it cannot be read: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
 
 
 COMMANDS = (studies, show, trials, best, stop, delete, logs)

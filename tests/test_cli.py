@@ -32,7 +32,8 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.cli import main as cli_main
 from functions.cli_common import Command
-from functions.core.records import StudyRecord
+from functions.cli_studies import _why_no_log
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -856,7 +857,9 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
     elsewhere = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, text=True,
                                env={**os.environ, "KATUNA_LOG_DIR": str(tmp_path / "other"), "COLUMNS": "500"})
     assert elsewhere.returncode == 1 and elsewhere.stderr.endswith(
-        "or its logs went to another folder (KATUNA_LOG_DIR as it was set where the study ran)\n"), elsewhere.stderr
+        ": its file is not in the trial-log folder: removed, or the study's logs went to another folder (KATUNA_LOG_DIR "
+        "as it was set where the study ran)\n"), elsewhere.stderr
+    assert "Errno" not in elsewhere.stderr and "has not started" not in elsewhere.stderr
     huge = here("logs", "demo", str(2**64), cwd=tmp_path, check=False)
     assert huge.returncode == 2 and "is not in the range 0<=x<=9223372036854775807" in huge.stderr
     with open("/dev/full", "wb") as full:
@@ -864,6 +867,19 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
                                     text=True)
     assert (unwritable.returncode, unwritable.stderr) == (2, "error: cannot write the output: No space left on device\n")
     assert here("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
+
+
+@pytest.mark.parametrize(("runs_on", "state", "started", "attempt", "why"), [
+    ("kubernetes", "COMPLETE", 1.0, None, "the trial ran on Kubernetes, whose pods keep its log"),
+    ("local", "WAITING", None, None, "the attempt has not started (the trial is WAITING)"),
+    ("local", "WAITING", 1.0, None, "the attempt has not started (the trial is WAITING)"),
+    ("local", "WAITING", 1.0, 1, "its file is not in the trial-log folder: removed"),
+    ("local", "COMPLETE", 1.0, None, "its file is not in the trial-log folder: removed"),
+], ids=["on a cluster", "never started", "a retry not started", "the earlier attempt's", "ran here"])
+def test_a_missing_log_is_explained_by_what_is_known_of_its_trial(runs_on, state, started, attempt, why):
+    record = StudyRecord(parse_study(study_definition()), study_definition(), ".", "uid", runs_on=runs_on)
+    trial = TrialRecord("demo", 0, {}, state, attempt=2 if attempt else 1, started_at=started)
+    assert _why_no_log(record, trial, attempt, FileNotFoundError(2, "No such file or directory")).startswith(why)
 
 
 @pytest.mark.timeout(120)
