@@ -90,13 +90,22 @@ def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtim
     assert runtime.histories.reads == 1
 
 
-def test_names_the_study_does_not_have_neither_change_a_chart_nor_build_it_again(runtime: Runtime):
-    """The chart and its cache key are drawn for two distinct known names at most: junk appended
-    to ``params`` cannot have the same chart built again under a new key."""
+def test_names_the_study_does_not_have_are_refused_and_a_repeated_name_builds_the_chart_not_again(runtime: Runtime):
+    """A misspelt name would draw other axes than the ones asked for: a ``400`` naming it, with
+    nothing built. The chart and its cache key are drawn for two distinct known names at most:
+    a name repeated cannot have the same chart built again under a new key."""
     fetch_at_once(runtime, ["/ui/studies/charted/plots/slice?params=x,y"])
     built = chart_cache.built
-    asked = [f"/ui/studies/charted/plots/slice?params=x,y,{junk}" for junk in ("j1", "j2", "x", "y,x")]
-    assert fetch_at_once(runtime, [*asked, "/ui/studies/charted/plots/slice?params=x,x,y"]) == [200] * 5
+    client = create_app(runtime).test_client()
+    for junk in ("x,y,j1", "nosuch", "y,x,"):
+        refused = client.get(f"/ui/studies/charted/plots/contour?params={junk}")
+        assert refused.status_code == 400, junk
+        assert refused.get_json()["message"].startswith("params: "), refused.get_json()
+    assert client.get("/ui/studies/charted/plots/slice?params=nosuch").get_json()["message"] == (
+        "params: 'nosuch' is no parameter of study 'charted'; expected names of its parameters, comma-separated "
+        "('x', 'y')")
+    asked = [f"/ui/studies/charted/plots/slice?params={names}" for names in ("x,y,x", "x,x,y", "x,y,y")]
+    assert fetch_at_once(runtime, asked) == [200] * 3
     assert chart_cache.built == built
 
 

@@ -18,6 +18,7 @@ from functions.adapters.web.chart_kinds import CHARTS, PARAM_CHARTS
 from functions.adapters.web.compression import accepts_gzip, gzip_bytes
 from functions.adapters.web.query import one_value, only, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.core.errors import MalformedRequest
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.core.strict_json import dumps
@@ -112,12 +113,19 @@ def _answer(response: Response, etag: str) -> Response:
 
 
 def chart_params(asked: str, spec: Study) -> tuple[str, ...]:
-    """The parameters a slice or contour chart is drawn for: the first two distinct names of the
-    study's among those ``asked`` (comma-separated), else its first two. The chart and its cache
-    key depend on these alone, so names it does not have cannot make the same chart be built again."""
+    """The parameters a slice or contour chart is drawn for: the first two distinct names of
+    those ``asked`` (comma-separated), else the study's first two; ``MalformedRequest`` naming
+    a name the study does not have, which would draw other axes than the ones asked for. The
+    chart and its cache key depend on these alone, so a name repeated cannot make the same
+    chart be built again."""
     known = [p.name for p in spec.parameters]
-    chosen = tuple(dict.fromkeys(name for name in asked.split(",") if name in known))[:2]
-    return chosen or tuple(known[:2])
+    names = asked.split(",") if asked else []
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(map(repr, known[:10])) + (", ..." if len(known) > 10 else "")
+        raise MalformedRequest(f"params: {unknown[0]!r:.80} is no parameter of study {spec.name!r}; expected names of "
+                               f"its parameters, comma-separated ({listed})")
+    return tuple(dict.fromkeys(names))[:2] or tuple(known[:2])
 
 
 def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: int, version: int) -> str:
