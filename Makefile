@@ -104,4 +104,4 @@ lock: $(STAMP)
 		-o benchmarks/requirements-peers.lock
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) katuna.db katuna.db-* katuna-logs
+	rm -rf $(VENV) $(PEERS_VENV) *.db *.db-* *-logs
