@@ -440,3 +440,14 @@ def test_convert_help_names_every_kind_of_document_it_converts():
     for kind in ("Katib Experiment (kubeflow.org/v1beta1)", "Katib StudyJob (kubeflow.org/v1alpha1)",
                  "katuna.dev/v1 Study resource", "native study"):
         assert kind in usage
+
+
+def test_the_test_counts_the_reliability_page_gives_are_the_files_own():
+    """Each ``tests/<file>.py`` (N tests) the page names holds N tests, as pytest collects them."""
+    counted = dict(re.findall(r"`tests/(test_\w+\.py)`,? \(?(\d+) tests", (ROOT / "docs/reliability.md").read_text()))
+    assert len(counted) >= 10
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                *(f"tests/{name}" for name in counted)], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout
+    found = {name: sum(line.startswith(f"tests/{name}::") for line in collected.splitlines()) for name in counted}
+    assert found == {name: int(count) for name, count in counted.items()}
