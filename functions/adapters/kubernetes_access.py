@@ -33,7 +33,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import client_refusals, over_quota, translate
+from functions.adapters.kubernetes_client import call, client_refusals, over_quota, translate
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -104,10 +104,8 @@ class Access:
         review = client.V1SelfSubjectAccessReview(
             api_version="authorization.k8s.io/v1", kind="SelfSubjectAccessReview",
             spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
-        try:
-            answer = self._reviews.create_self_subject_access_review(review)
-        except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"review katuna's access to namespace {namespace}") from exc
+        answer = call(lambda: self._reviews.create_self_subject_access_review(review),
+                      f"review katuna's access to namespace {namespace}")
         return answer.status is not None and bool(answer.status.allowed)
 
     def _dry_run(self, spec: Study) -> Problem | None:

@@ -5,8 +5,8 @@ included) temporary, so its event is delivered again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar, overload
 
 import yaml
 from kubernetes import client, config
@@ -27,6 +27,11 @@ OVER_QUOTA = "exceeded quota"
 403 Forbidden, ``jobs.batch "x" is forbidden: exceeded quota: ...``): refused for now, not for
 good, as the quota frees when Jobs end (finished ones count until deleted). Only a 403 says so:
 the words may be anywhere in another refusal's body (a 422 quoting a value of the object)."""
+
+
+T = TypeVar("T")
+Translate = Callable[[Exception, str], Exception]
+"""What makes katuna's error of a failed API call, given what katuna was doing (:func:`translate`)."""
 
 
 class BoundedApiClient(client.ApiClient):
@@ -138,22 +143,32 @@ def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
                                   preconditions=client.V1Preconditions(uid=uid) if uid else None)
 
 
-def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
+def read_or_none(read: Callable[[], T], doing: str) -> T | None:
     """What ``read`` returns, or None when the object is not there."""
-    return unless(404, read, doing)
+    return call(read, doing, tolerate=(404,))
 
 
-def unless(status: int, call: Callable[[], Any], doing: str) -> Any | None:
-    """What ``call`` returns, or None where the API answers ``status`` (404: not there; 409:
-    there already); any other refusal or failure translated, saying what katuna was ``doing``."""
+@overload
+def call(make: Callable[[], T], doing: str, *, translator: Translate = ...) -> T: ...
+
+
+@overload
+def call(make: Callable[[], T], doing: str, tolerate: Collection[int], translator: Translate = ...) -> T | None: ...
+
+
+def call(make: Callable[[], T], doing: str, tolerate: Collection[int] = (),
+         translator: Translate = translate) -> T | None:
+    """What ``make``, a call of the API, returns, or None where the API answers one of the
+    statuses it may ``tolerate`` (404: not there; 409: there already, or replaced since); any
+    other refusal or failure is raised as ``translator`` makes it (:func:`translate`), saying
+    what katuna was ``doing``, with the client's error as its cause (where a reader may look for
+    its status). Every adapter's call whose failure means no more than that goes through here."""
     try:
-        return call()
-    except ApiException as exc:
-        if exc.status == status:
+        return make()
+    except (ApiException, HTTPError) as exc:
+        if isinstance(exc, ApiException) and exc.status in tolerate:
             return None
-        raise translate(exc, doing) from exc
-    except HTTPError as exc:
-        raise translate(exc, doing) from exc
+        raise translator(exc, doing) from exc
 
 
 def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Problem]:

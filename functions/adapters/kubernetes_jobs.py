@@ -18,11 +18,11 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import (
     all_pages,
+    call,
     client_refusals,
     delete_options,
     read_or_none,
     translate,
-    unless,
 )
 from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_resources import LIST_PAGE
@@ -115,24 +115,17 @@ class TrialJobs:
         selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
             workload_pod_selector(launch) if every else pod_selector(launch))
         listed = None if fresh else self._together.pods(namespace, launch, selector)
-        try:
-            items = listed if listed is not None else self._core.list_namespaced_pod(
-                namespace, label_selector=selector).items
-        except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"list the pods of Job {launch.job_name}") from exc
+        items = listed if listed is not None else call(
+            lambda: self._core.list_namespaced_pod(namespace, label_selector=selector).items,
+            f"list the pods of Job {launch.job_name}")
         own = own_pods(launch, items, lambda pod: pod.metadata.labels if pod.metadata else None)
         return sorted(own if makers is None else made_by(own, makers), key=oldest_first)
 
     def delete(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one Job with its pods (``Background``), only while ``uid`` is its uid (when
         given); one gone already, or replaced since (409), is left."""
-        try:
-            self._batch.delete_namespaced_job(name, namespace, body=delete_options(uid))
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise translate(exc, f"delete Job {name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"delete Job {name}") from exc
+        call(lambda: self._batch.delete_namespaced_job(name, namespace, body=delete_options(uid)),
+             f"delete Job {name}", tolerate=(404, 409))
 
     def stop(self, launches: Sequence[TrialLaunch], keep: bool) -> None:
         """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
@@ -187,10 +180,8 @@ class TrialJobs:
         def page(token: str) -> Any:
             return self._batch.list_namespaced_job(namespace, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
                                                    _continue=token or None)
-        try:
-            pages = all_pages(page, lambda listed: listed.metadata._continue)
-        except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"list katuna's Jobs in namespace {namespace}") from exc
+        pages = call(lambda: all_pages(page, lambda listed: listed.metadata._continue),
+                     f"list katuna's Jobs in namespace {namespace}")
         return [(job, attempt) for listed in pages for job in listed.items if job.metadata and job.metadata.labels
                 and (attempt := attempt_of(job.metadata.labels)) is not None
                 and not (job.spec and job.spec.suspend) and not _finished(job)]
@@ -207,17 +198,15 @@ class TrialJobs:
     def _jobs_listed(self, namespace: str, selector: str,
                      launches: Sequence[TrialLaunch]) -> list[tuple[str, str | None]]:
         """The name and uid of each Job ``selector`` selects (the uid a delete's precondition)."""
-        try:
-            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
-        except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"list the Jobs of {_trials(launches)}") from exc
+        jobs = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=selector).items,
+                    f"list the Jobs of {_trials(launches)}")
         return [(job.metadata.name, job.metadata.uid) for job in jobs if job.metadata and job.metadata.name]
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""
-        unless(404, lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
-                                                             _content_type="application/merge-patch+json"),
-               f"suspend Job {name}")
+        call(lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
+                                                      _content_type="application/merge-patch+json"),
+             f"suspend Job {name}", tolerate=(404,))
 
 
 def _finished(job: Any) -> bool:

@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import translate, unless
+from functions.adapters.kubernetes_client import call, translate
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -83,6 +83,6 @@ class KueueWorkloads:
 
     def _deactivate(self, namespace: str, version: str, name: str) -> None:
         """``spec.active: false`` on one Workload; one gone already (its Job deleted) is left."""
-        unless(404, lambda: self._objects.patch_namespaced_custom_object(
+        call(lambda: self._objects.patch_namespaced_custom_object(
             GROUP, version, namespace, PLURAL, name, {"spec": {"active": False}},
-            _content_type="application/merge-patch+json"), f"deactivate Kueue Workload {name}")
+            _content_type="application/merge-patch+json"), f"deactivate Kueue Workload {name}", tolerate=(404,))

@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_client import call
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_refused import refused_create
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
@@ -243,14 +241,9 @@ class Looks:
         """The Events of the attempt's namespace the field ``selector`` selects. A cluster
         records none where no controller writes them, and an account that may not list Events
         (403) reads none: the trial then waits its start allowance, or its Job's deadline."""
-        try:
-            return self._core.list_namespaced_event(self._jobs.namespace(launch), field_selector=selector).items
-        except ApiException as exc:
-            if exc.status != 403:
-                raise translate(exc, f"list the Events of {of}") from exc
-            return []
-        except HTTPError as exc:
-            raise translate(exc, f"list the Events of {of}") from exc
+        listed = call(lambda: self._core.list_namespaced_event(self._jobs.namespace(launch), field_selector=selector),
+                      f"list the Events of {of}", tolerate=(403,))
+        return [] if listed is None else listed.items
 
     def _judged(self, launch: TrialLaunch, pod: Any, held: Unstartable) -> Unstartable:
         """``held`` as the cluster autoscaler judges it, for a ``pod`` no node fits: its Events on

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from functions.adapters.kubernetes_client import unless
+from functions.adapters.kubernetes_client import call
 from functions.core.report_token import HOLDER_KEY, holder_name
 
 
@@ -48,9 +48,9 @@ class ReportSecrets:
     def _create(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Secret; False when one of its name is there (409)."""
         doing = f"create Secret {body['metadata']['name']} (its attempt's report token)"
-        return unless(409, lambda: self._core.create_namespaced_secret(namespace, cast(client.V1Secret, body)),
-                      doing) is not None
+        return call(lambda: self._core.create_namespaced_secret(namespace, cast(client.V1Secret, body)),
+                    doing, tolerate=(409,)) is not None
 
     def _delete(self, namespace: str, name: str) -> None:
         """Delete the Secret ``name``; one gone already is left."""
-        unless(404, lambda: self._core.delete_namespaced_secret(name, namespace), f"delete Secret {name}")
+        call(lambda: self._core.delete_namespaced_secret(name, namespace), f"delete Secret {name}", tolerate=(404,))

@@ -15,7 +15,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import all_pages, read_or_none, translate
+from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import PermanentError, TemporaryError
@@ -185,10 +185,9 @@ class KubernetesNodes:
         preempted spot VM and keeps its Node) runs nothing and is not billed for."""
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         dates: list[float] = []
-        try:
-            pages = all_pages(partial(self._page, selector, dates), lambda page: page.metadata._continue or "")
-        except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"list the nodes labelled {selector}") from exc
+        pages = call(lambda: all_pages(partial(self._page, selector, dates),
+                                       lambda page: page.metadata._continue or ""),
+                     f"list the nodes labelled {selector}")
         listed_at = dates[-1] if dates else None
         return [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp(), listed_at)
                 for page in pages for node in page.items or [] if not _unreachable(node)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from functions.adapters.kubernetes_status import current_pod, image_of
+from functions.adapters.kubernetes_status import current_pod, image_of, status_of
 from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name
 from functions.core.launch import TrialLaunch
@@ -39,13 +39,13 @@ def held_by_sidecars(job: Any, pods: list[Any], container: str) -> HeldEnd | Non
     pod = current_pod(pods)
     if pod is None or pod.status is None or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
         return None
-    statuses = pod.status.container_statuses or []
-    own = next((s for s in statuses if s.name == container), None)
+    own = status_of(pod, container)
     ended = own.state.terminated if own is not None and own.state is not None else None
     policy = pod.spec.restart_policy if pod.spec is not None else None
     if ended is None or not (policy == "Never" or (policy == "OnFailure" and ended.exit_code == 0)):
         return None
-    others = sorted(s.name for s in statuses if s.name != container and (s.state is None or s.state.terminated is None))
+    others = sorted(s.name for s in pod.status.container_statuses or []
+                    if s.name != container and (s.state is None or s.state.terminated is None))
     if not others:
         return None
     return HeldEnd(ended.exit_code, (

@@ -336,20 +336,25 @@ def missing(message: str, namespace: str) -> str | None:
     return None if found is None else missing_cause(found["kind"], found["name"], found["namespace"], found["key"])
 
 
+def status_of(pod: Any, container: str) -> Any | None:
+    """The status its kubelet reports of the pod's container (not init container) ``container``,
+    found by name among its other containers' (a sidecar's); None for no pod, or none yet."""
+    statuses = (pod.status.container_statuses or []) if pod is not None and pod.status else []
+    return next((status for status in statuses if status.name == container), None)
+
+
 def current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:
     """When the trial's container in the current pod (the latest one not disrupted) started
     and, if it has, ended (seconds since the epoch); None for a container not started yet."""
-    current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
-    statuses = (current.status.container_statuses or []) if current is not None and current.status else []
-    for status in statuses:
-        if status.name != container or status.state is None:
-            continue
-        running, terminated = status.state.running, status.state.terminated
-        if running is not None and running.started_at is not None:
-            return running.started_at.timestamp(), None
-        if terminated is not None and terminated.started_at is not None:
-            ended = terminated.finished_at.timestamp() if terminated.finished_at is not None else None
-            return terminated.started_at.timestamp(), ended
+    status = status_of(current_pod(pods), container)
+    if status is None or status.state is None:
+        return None, None
+    running, terminated = status.state.running, status.state.terminated
+    if running is not None and running.started_at is not None:
+        return running.started_at.timestamp(), None
+    if terminated is not None and terminated.started_at is not None:
+        ended = terminated.finished_at.timestamp() if terminated.finished_at is not None else None
+        return terminated.started_at.timestamp(), ended
     return None, None
 
 
@@ -357,9 +362,9 @@ def image_of(pods: list[Any], container: str) -> str | None:
     """The trial container's image as the kubelet resolved it (``imageID``: the digest), from
     the latest pod that reports one."""
     for pod in reversed(pods):
-        for status in pod.status.container_statuses or []:
-            if status.name == container and status.image_id:
-                return status.image_id
+        status = status_of(pod, container)
+        if status is not None and status.image_id:
+            return status.image_id
     return None
 
 
@@ -370,11 +375,11 @@ def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
     may come first, with a code of its own. A pod whose init container failed never started it:
     that init container's code, saying so."""
     for pod in reversed(pods):
-        for status in pod.status.container_statuses or []:
-            terminated = status.state.terminated if status.state else None
-            if status.name == container and terminated is not None:
-                return terminated.exit_code, (f"container {container} exited with code {terminated.exit_code} "
-                                              f"({terminated.reason})")
+        status = status_of(pod, container)
+        terminated = status.state.terminated if status is not None and status.state else None
+        if terminated is not None:
+            return terminated.exit_code, (f"container {container} exited with code {terminated.exit_code} "
+                                          f"({terminated.reason})")
         init = _failed_init(pod)
         if init is not None:
             ended = init.state.terminated

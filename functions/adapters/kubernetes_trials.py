@@ -23,9 +23,8 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
+from functions.adapters.kubernetes_client import call, delete_options, read_or_none
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.katib_trials import PLURAL, holder, owner_uid
 from functions.core.naming import OTHER, OWN
@@ -49,11 +48,8 @@ class Trials:
         held = []
         for trial in trials:
             name = trial["metadata"]["name"]
-            try:
-                if not self._put(owner, trial):
-                    held.append(name)
-            except (ApiException, HTTPError) as exc:
-                raise translate(exc, f"write the Trial {name} of {owner}") from exc
+            if not call(partial(self._put, owner, trial), f"write the Trial {name} of {owner}"):
+                held.append(name)
         if held:
             raise TemporaryError(f"the Trials {', '.join(held)} of an earlier {owner.kind} named {owner.name} are "
                                  f"being deleted; those of {owner} are written once they are gone")
@@ -134,11 +130,6 @@ class Trials:
     def _delete(self, owner: Ref, name: str, uid: str) -> None:
         """Delete the Trial ``name`` while ``uid`` is its uid; one gone already, or replaced
         since (409), is left."""
-        try:
-            self._objects().delete_namespaced_custom_object(owner.group, owner.version, owner.namespace, PLURAL, name,
-                                                            body=delete_options(uid))
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise translate(exc, f"delete the Trial {name} of {owner}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"delete the Trial {name} of {owner}") from exc
+        call(lambda: self._objects().delete_namespaced_custom_object(owner.group, owner.version, owner.namespace,
+                                                                     PLURAL, name, body=delete_options(uid)),
+             f"delete the Trial {name} of {owner}", tolerate=(404, 409))

@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import all_pages, delete_options
+from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import ATTEMPT_LABEL, TRIAL_LABEL, UID_LABEL
@@ -38,7 +38,6 @@ from functions.core.ports import Strays
 
 log = logging.getLogger("katuna.kubernetes")
 
-Translate = Callable[[Exception, str], Exception]
 Found = tuple[Mapping[str, str], str | None]
 """An object's labels and uid."""
 
@@ -200,10 +199,9 @@ class Workloads:
         run = self._own_run(launch, namespace, runner)
         if run is None:
             return frozenset()
-        try:
-            jobs = self._batch.list_namespaced_job(namespace, label_selector=f"{runner.owner_label}={launch.job_name}")
-        except (ApiException, HTTPError) as exc:
-            raise self._translate(exc, f"list the Jobs of {runner.kind} {launch.job_name}") from exc
+        selector = f"{runner.owner_label}={launch.job_name}"
+        jobs = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=selector),
+                    f"list the Jobs of {runner.kind} {launch.job_name}", translator=self._translate)
         return frozenset(str(job.metadata.uid) for job in jobs.items if job.metadata is not None
                          and controller_uid(job.metadata.owner_references) == run["metadata"]["uid"])
 
@@ -255,15 +253,10 @@ class Workloads:
             return cast(Mapping[str, Any], self._objects.list_namespaced_custom_object(
                 group, version, namespace, plural, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
                 _continue=token or None))
-        try:
-            pages = all_pages(page, lambda listed: (listed.get("metadata") or {}).get("continue") or "")
-        except ApiException as exc:
-            if exc.status == 404:
-                return []
-            raise self._translate(exc, f"list katuna's {plural}.{group} in namespace {namespace}") from exc
-        except HTTPError as exc:
-            raise self._translate(exc, f"list katuna's {plural}.{group} in namespace {namespace}") from exc
-        return [item for listed in pages for item in listed.get("items") or []]
+        pages = call(lambda: all_pages(page, lambda listed: (listed.get("metadata") or {}).get("continue") or ""),
+                     f"list katuna's {plural}.{group} in namespace {namespace}", tolerate=(404,),
+                     translator=self._translate)
+        return [item for listed in pages or [] for item in listed.get("items") or []]
 
     def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one of the launch's workloads (:meth:`_delete_object`)."""
@@ -273,14 +266,9 @@ class Workloads:
         """Delete one workload with its pods (``Background``), only while ``uid`` is its uid
         (when given); one gone already, or replaced since (409), is left."""
         group, version, plural = resource
-        try:
-            self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name,
-                                                          body=delete_options(uid))
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise self._translate(exc, f"delete {plural} {name}") from exc
-        except HTTPError as exc:
-            raise self._translate(exc, f"delete {plural} {name}") from exc
+        call(lambda: self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name,
+                                                                   body=delete_options(uid)),
+             f"delete {plural} {name}", tolerate=(404, 409), translator=self._translate)
 
     def delete_own(self, launch: TrialLaunch, namespace: str, uid: str) -> None:
         """Delete the attempt's workload, only while ``uid`` is its uid, with its pods."""
@@ -289,10 +277,8 @@ class Workloads:
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""
         group, version, plural = trial_kinds.resource(launch.trial_spec or {})
-        try:
-            found = cast(Mapping[str, Any], self._objects.list_namespaced_custom_object(
-                group, version, namespace, plural, label_selector=trial_selector(launch)))
-        except (ApiException, HTTPError) as exc:
-            raise self._translate(exc, f"list the {plural} of trial {launch.number}") from exc
+        found = cast(Mapping[str, Any], call(lambda: self._objects.list_namespaced_custom_object(
+            group, version, namespace, plural, label_selector=trial_selector(launch)),
+            f"list the {plural} of trial {launch.number}", translator=self._translate))
         for item in found.get("items") or []:
             self._delete(launch, namespace, item["metadata"]["name"])
