@@ -156,7 +156,8 @@ def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_
          "mpiReplicaSpecs": {"Launcher": _replica(1, _container("mpi-launcher", OBJECTIVE)),
                              "Worker": _replica(2, {"name": "mpi-worker", "image": IMAGE})}}},
          primaryContainerName="mpi-launcher", primaryPodLabels={"mpi-job-role": "launcher"})
-    assert _running_pods(kube, "mpi-0") == [], "the idle workers (cleanPodPolicy None) are stopped with the MPIJob"
+    eventually(lambda: _running_pods(kube, "mpi-0") == [], "the idle workers (cleanPodPolicy None) stopped with the "
+               "MPIJob", timeout=30)
 
 
 def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):
