@@ -186,10 +186,12 @@ def test_ui_render(tmp_path: Path):
 
 
 def test_pareto_front(tmp_path: Path):
-    """A multi-objective study's view: its front computed, shown again, computed after a change."""
+    """A multi-objective study's view: its front computed, shown again, computed after a change;
+    its Pareto chart."""
     found, result = run("pareto_front.py", tmp_path)
     assert result["trials"] == 500 and 0 < result["front_size"] <= 500
-    assert all(number(found[name]) > 0 for name in ("first_ms", "again_ms", "after_change_ms"))
+    assert all(number(found[name]) > 0 for name in ("first_ms", "again_ms", "after_change_ms", "chart_ms"))
+    assert result["chart_note"] is None and number(found["chart_bytes"]) > 0, "500 trials: every one drawn"
 
 
 def test_history_load(tmp_path: Path):

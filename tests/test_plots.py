@@ -143,3 +143,59 @@ def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_number
     assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 completed trials"
     assert front == {0, *range(5_990, 6_000)} and len(drawn) == plots.HISTORY_POINTS and set(drawn) >= front
     assert max(drawn) == 5_999, "numbered as in the study, not as in a copy"
+
+
+THREE_OBJECTIVES = {"metrics": [*TWO_OBJECTIVES["metrics"], {"name": "time", "direction": "minimize"}]}
+FRONTED = [trial([3.0, 1.0]), trial(None), trial([2.0, 4.0]), trial([1.0, 0.5]), trial([5.0, 2.0]), trial([2.0, 4.0]),
+           trial([4.0, 3.0]), trial([0.5, 0.2])]
+
+
+def with_third(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """``trials`` with a third value each (failed trials stay without)."""
+    return [trial([*t.values, (t.values[0] * 3) % 2]) if t.values else trial(None) for t in trials]
+
+
+@pytest.mark.parametrize(("objective", "trials", "axes", "hovers"), [
+    (TWO_OBJECTIVES, FRONTED, ("xaxis", "yaxis"), ["Trial", "Best Trial"]),
+    (TWO_OBJECTIVES, [*FRONTED, trial([0.1, 9.0], constraint=1.0), trial([6.0, 0.1], constraint=0.0)],
+     ("xaxis", "yaxis"), ["Infeasible Trial", "Feasible Trial", "Best Trial"]),
+    (THREE_OBJECTIVES, with_third(FRONTED), ("scene",), ["Trial", "Best Trial"]),
+], ids=["two", "constrained", "three"])
+def test_the_pareto_front_is_the_figure_optuna_draws(objective, trials, axes, hovers):
+    """The same traces (the other trials in blue, the front in red, and, where trials have
+    constraints, the infeasible ones in grey, a front of the feasible ones alone), hover text,
+    axis titles (a 3-D scene's for three objectives) and template,
+    titled by katuna alone."""
+    study, record = charted(objective, trials)
+    names = [plots._as_text(o.metric) for o in record.spec.objectives]
+    ours = json.loads(plots.figure_json(study._storage, record, "pareto"))
+    theirs = optunas(vis.plot_pareto_front(study, target_names=names).update_layout(template="plotly_white"))
+    assert ours["data"] == theirs["data"]
+    assert [trace["hovertemplate"] for trace in ours["data"]] == [f"%{{text}}<extra>{h}</extra>" for h in hovers]
+    assert all(trace["x"] for trace in ours["data"]), "each trace draws trials"
+    for key in (*axes, "template"):
+        assert ours["layout"][key] == theirs["layout"][key], key
+    assert "title" not in ours["layout"], "the page titles the chart"
+
+
+@pytest.mark.parametrize("objective", [TWO_OBJECTIVES, THREE_OBJECTIVES], ids=["two", "three"])
+def test_a_long_pareto_front_draws_a_sample_along_it_with_its_ends_and_says_so(objective):
+    """5,000 trials on the front and 2,000 behind it: the chart draws 5,000 trials, 4,000 of the
+    front spread along it (the best on each objective among them, a third objective's too, which
+    a front need not end with) and 1,000 of the others, each at its own values, and says so."""
+    objectives = len(objective["metrics"])
+    front = [trial([k, k, abs(k - 2_502)][:objectives]) for k in range(5_000)]  # 2,502: between two spread out
+    behind = [trial([5_000 + k, -1, 5_000 + k][:objectives]) for k in range(2_000)]
+    study, record = charted(objective, front + behind)
+    figure = json.loads(plots.figure_json(study._storage, record, "pareto"))
+    others, best = figure["data"]
+    stored = study.get_trials(deepcopy=False)
+    assert figure["layout"]["title"]["text"] == ("from 5,000 of 7,000 completed trials<br>"
+                                                 "4,000 of the 5,000 on the front, spread along it")
+    assert len(best["x"]) == 4_000 and len(others["x"]) == 1_000
+    assert set(best["marker"]["color"]) <= set(range(5_000)) and set(others["marker"]["color"]) <= set(range(5_000, 7_000))
+    for best_of, values in zip((min, max, min), zip(*(t.values for t in stored[:5_000]), strict=True), strict=False):
+        assert values.index(best_of(values)) in best["marker"]["color"], "the front's best on each objective"
+    for trace in (best, others):
+        drawn = zip(trace["marker"]["color"], *(trace[axis] for axis in "xyz"[:objectives]), strict=True)
+        assert all(stored[number].values == list(values) for number, *values in drawn)

@@ -90,6 +90,17 @@ def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtim
     assert runtime.histories.reads == 1
 
 
+def test_another_objective_rebuilds_only_the_charts_drawn_for_one_objective(runtime: Runtime):
+    """The page asks for every chart with the objective it picked: the Pareto front draws every
+    objective and the intermediate values none, so picking another builds neither again."""
+    add_wide_study(runtime.store(), "two", width=2, trials=20, objectives=2)
+    asked = ("pareto", "intermediate", "history")
+    assert fetch_at_once(runtime, [f"/ui/studies/two/plots/{kind}?objective=0" for kind in asked]) == [200] * 3
+    built = chart_cache.built
+    assert fetch_at_once(runtime, [f"/ui/studies/two/plots/{kind}?objective=1" for kind in asked]) == [200] * 3
+    assert chart_cache.built - built == 1, "the history of the other objective"
+
+
 def test_names_the_study_does_not_have_are_refused_and_a_repeated_name_builds_the_chart_not_again(runtime: Runtime):
     """A misspelt name would draw other axes than the ones asked for: a ``400`` naming it, with
     nothing built. The chart and its cache key are drawn for two distinct known names at most:

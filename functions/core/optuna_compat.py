@@ -5,7 +5,7 @@ distribution (within its bounds and on its step), the random states inside sampl
 storage's replayed state (snapshotted so a fresh process need not replay the whole journal), its
 records' format and the name it gives a study created without one (each study's records are
 kept in a journal of their own), the study attribute in which genetic samplers keep trial ids,
-the data Optuna prepares for its parallel-coordinate chart, the optimizer state inside
+the data Optuna prepares for its parallel-coordinate chart and the text its charts show over a trial, the optimizer state inside
 Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP- and BIPOP-CMA-ES
 do, which Optuna's own CMA-ES no longer offers), and the QMC sampler's count of the points it
 drew (:class:`KnownSpaceQMCSampler` starts after the origin, as Katib's Sobol sampler does). An Optuna release may change
@@ -55,7 +55,7 @@ _PARENT_CACHE = re.compile(r"[A-Za-z_]\w*:parent:\d+")
 generation's parents, as trial ids (``BaseGASampler._PARENT_CACHE_KEY_PREFIX`` and the generation)."""
 
 __all__ = ["CREATE_STUDY", "CREATE_TRIAL", "DEFAULT_STUDY_NAME_PREFIX", "DELETE_STUDY", "STUDY_RECORDS", "TRIAL_RECORDS", "BaseJournalSnapshot",
-           "FrozenStudy", "KnownSpaceQMCSampler", "OptimizationHistory", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+           "FrozenStudy", "KnownSpaceQMCSampler", "OptimizationHistory", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains", "hover_text",
            "journal_position", "journal_snapshot", "optimization_history", "parallel_coordinate_info", "reseed", "restart_keys",
            "trial_id_of", "trial_ids_in", "with_study_id", "with_trial_id"]
 
@@ -159,6 +159,14 @@ def optimization_history(study: optuna.Study, target: Callable[[optuna.trial.Fro
     return OptimizationHistory(of(_ValueState.Feasible), of(_ValueState.Infeasible), list(info.trial_numbers),
                                None if best is None else [float(value) for value in best.values],
                                info.values_info.label_name, "" if best is None else best.label_name)
+
+
+def hover_text(trial: FrozenTrial) -> str:
+    """The text Optuna's charts show over a trial's point: its number, values, parameters and
+    user attributes, as indented JSON lines."""
+    from optuna.visualization._utils import _make_hovertext
+
+    return _make_hovertext(trial)
 
 
 def color_scale() -> Sequence[str]:

@@ -1,6 +1,8 @@
 """The study page's charts: Optuna's own visualizations of the study in katuna's Optuna storage.
 
-Each chart is a plotly figure built server-side by :mod:`optuna.visualization` and sent to the
+Each chart is a plotly figure built server-side by :mod:`optuna.visualization` (or, where Optuna's
+costs too much for a large study, by katuna as Optuna's looks: the optimization history, parallel
+coordinates, the Pareto front in :mod:`~functions.adapters.web.pareto_chart`) and sent to the
 page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
 plotly writes strict JSON: a NaN or infinite value is ``null``, which plotly.js draws as a gap.
 The dashboard imports this module on the first chart request, so workers start without it.
@@ -29,6 +31,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
+from functions.adapters.web.pareto_chart import pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
@@ -225,18 +228,19 @@ def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: li
         if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
         return vis.plot_intermediate_values(study), None
-    return _pareto(study, spec), None
+    return _pareto(study, spec)
 
 
-def _pareto(study: optuna.Study, spec: Study):
-    """The Pareto front of a study of two or three objectives."""
+def _pareto(study: optuna.Study, spec: Study) -> tuple[dict[str, Any], str | None]:
+    """The Pareto front of a study of two or three objectives (:mod:`~functions.adapters.web.pareto_chart`)."""
     metrics = [o.metric for o in spec.objectives]
     if not spec.multi_objective:
         raise NoChart("a Pareto front needs two or more objectives")
     if len(metrics) > 3:
         raise NoChart(f"a Pareto front is drawn for 2 or 3 objectives, and this study has {len(metrics)}: the table "
                       "lists its front")
-    return vis.plot_pareto_front(study, target_names=[_as_text(metric) for metric in metrics])
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return pareto_figure(complete, spec, [_as_text(metric) for metric in metrics])
 
 
 def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, str | None]:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import NotFound
 
 from functions import __version__
 from functions.adapters.web.chart_cache import chart_cache
-from functions.adapters.web.chart_kinds import CHARTS, PARAM_CHARTS
+from functions.adapters.web.chart_kinds import CHARTS, OBJECTIVE_CHARTS, PARAM_CHARTS
 from functions.adapters.web.compression import accepts_gzip, gzip_bytes
 from functions.adapters.web.query import one_value, only, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
@@ -75,7 +75,8 @@ def plot(name: str, kind: str):
     store = runtime().store()
     record = store.get_study(name)
     params = chart_params(one_value("params") or "", record.spec) if kind in PARAM_CHARTS else ()
-    objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
+    asked = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
+    objective = asked if kind in OBJECTIVE_CHARTS else 0
     version = store.optuna_version(name)
     key = (str(store.path), record.uid, kind, params, objective, version)
     gzipped = accepts_gzip(request)
