@@ -9,8 +9,11 @@ _Item = TypeVar("_Item")
 
 
 def spread(front: Sequence[_Item], most: int) -> list[_Item]:
-    """At most ``most`` items of ``front`` (``most`` >= 2), evenly spaced along it, its two ends
-    included: a sample of the whole trade-off, where the first ``most`` would show one end."""
+    """At most ``most`` items of ``front``, evenly spaced along it, its two ends included (its
+    first alone for one): a sample of the whole trade-off, where the first ``most`` would show
+    one end."""
     if len(front) <= most:
         return list(front)
+    if most < 2:
+        return list(front[:max(most, 0)])
     return [front[round(i * (len(front) - 1) / (most - 1))] for i in range(most)]

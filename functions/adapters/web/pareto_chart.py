@@ -47,7 +47,7 @@ def pareto_figure(trials: list[FrozenTrial], spec: Study, names: list[str]) -> t
     on_front = set(front)
     others = [t.number for t in trials if t.number not in on_front]
     best = _along(front, spec, by_number, PARETO_POINTS - min(len(others), PARETO_POINTS - FRONT_POINTS))
-    shown = best | _evenly(others, PARETO_POINTS - len(best))
+    shown = best | set(spread(others, PARETO_POINTS - len(best)))
     drawn = [t for t in trials if t.number in shown]
     data = _traces(drawn, best, len(spec.objectives), constrained=any(t.constraints for t in trials))
     return {"data": data, "layout": _layout(names)}, _note(len(drawn), len(trials), len(best), len(front))
@@ -78,13 +78,6 @@ def _along(front: list[int], spec: Study, by_number: dict[int, FrozenTrial], roo
             for i, sign in enumerate(signs) if i}
     ends -= {front[0], front[-1]}
     return ends | set(spread([number for number in front if number not in ends], room - len(ends)))
-
-
-def _evenly(numbers: list[int], room: int) -> set[int]:
-    """``room`` of ``numbers`` spread evenly over them (their ends among them); all where they fit."""
-    if room < 2:
-        return set(numbers[:max(room, 0)])
-    return set(spread(numbers, room))
 
 
 def _traces(drawn: list[FrozenTrial], best: set[int], objectives: int, constrained: bool) -> list[dict[str, Any]]:

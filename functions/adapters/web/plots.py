@@ -39,6 +39,7 @@ from functions.core.pareto import pareto_front
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
 from functions.core.spec import Study
+from functions.core.spread import spread
 
 CONTOUR_TRIALS = 300
 """A contour's grid has a row and a column per distinct value: beyond this many completed trials
@@ -276,16 +277,9 @@ def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] 
     for completed in (True, False):
         rest = [t.number for t in trials
                 if (t.state == optuna.trial.TrialState.COMPLETE) == completed and t.number not in kept]
-        shown |= _spread(rest, max(HISTORY_POINTS - len(shown), 0))
+        shown |= set(spread(rest, HISTORY_POINTS - len(shown)))
     study.shown = frozenset(shown)
     return f"from {len(study.shown):,} of {len(trials):,} {noun}"
-
-
-def _spread(numbers: list[int], room: int) -> set[int]:
-    """``room`` of ``numbers`` spread evenly over them; all where they fit."""
-    if room >= len(numbers):
-        return set(numbers)
-    return {numbers[int(i * len(numbers) / room)] for i in range(room)}
 
 
 def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: bool) -> set[int]:
