@@ -214,7 +214,8 @@ def test_a_trials_metrics_have_the_min_max_and_latest_of_its_reports_as_katib_wr
     """Katib's Metric has ``min``, ``max`` and ``latest`` (text its SDK reads with ``float``),
     each over the trial's numeric reports, in its Trial and in the Experiment's
     ``currentOptimalTrial`` (a NaN report is no number: Katib's collector reads none from it).
-    The one the metric's strategy picks (``latest`` here) is katuna's reduced value."""
+    The one the metric's strategy picks (``latest`` here) is katuna's reduced value; the
+    additional metric the trial never reported is ``unavailable``, as Katib lists it."""
     _, store, dispatcher = service
     record = store.get_study(NAME)
     now = time.time()
@@ -222,7 +223,8 @@ def test_a_trials_metrics_have_the_min_max_and_latest_of_its_reports_as_katib_wr
                                 created_at=now, started_at=now, finished_at=now))
     store.add_observations(NAME, 0, 1, [Observation("loss", v) for v in (0.9, 0.3, math.nan, 0.5)])
     dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
-    expected = [{"name": "loss", "min": "0.3", "max": "0.9", "latest": "0.5", "value": 0.5}]
+    expected = [{"name": "loss", "min": "0.3", "max": "0.9", "latest": "0.5", "value": 0.5},
+                {"name": "size", "min": "unavailable", "max": "unavailable", "latest": "unavailable"}]
     assert trials_on_the_api(kube)[f"{NAME}-0"]["observation"]["metrics"] == expected
     status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
     assert status["currentOptimalTrial"]["observation"]["metrics"] == expected

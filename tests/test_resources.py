@@ -293,6 +293,17 @@ def test_the_slot_a_metrics_strategy_picks_is_its_value_reduced_over_every_repor
         {"name": "loss", "min": "0.1", "max": "0.9", "latest": "0.6", "value": 0.1}]
 
 
+def test_a_metric_the_trial_never_reported_is_unavailable_as_katib_lists_it():
+    """Katib's status lists every metric of the Experiment's, ``unavailable`` where the trial
+    reported none (an additional metric its collector's filter never matched)."""
+    spec = parse_study(study_definition(objective={"metric": "loss", "direction": "minimize",
+                                                   "additionalMetrics": ["accuracy"]}))
+    trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1})
+    assert resources.katib_metrics(trial, spec, [Observation("loss", 0.1)]) == [
+        {"name": "loss", "min": "0.1", "max": "0.1", "latest": "0.1", "value": 0.1},
+        {"name": "accuracy", "min": "unavailable", "max": "unavailable", "latest": "unavailable"}]
+
+
 def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_and_reads_back_as_written():
     """The API server takes only JSON, which has no NaN: such a metric is written as Katib's
     ``latest`` writes it ("nan", "inf", "-inf"), in a study's status and in a Katib Trial's, and

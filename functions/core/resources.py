@@ -316,13 +316,18 @@ def _results(trial: TrialRecord, spec: Study, origin: Origin, observed: Sequence
             "observation": {"metrics": metrics}}
 
 
+UNAVAILABLE = "unavailable"
+"""What Katib's status writes in the ``min``, ``max`` and ``latest`` of a metric never reported."""
+
+
 def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observation]) -> list[dict[str, Any]]:
     """A trial's metrics as Katib's Metric: the ``min`` and ``max`` of its numeric reports and
     its ``latest`` report, as text (Katib's clients read them with ``float``), and katuna's
     reduced value as ``value``, a number. ``observed`` are the observations the store kept (the
     first and last of a very long output); the slot the metric's strategy (in ``spec``) picks,
     as Katib's controller picks it, is its reduced value, which covers every report, as is any
-    slot no report fills."""
+    slot no report fills. A metric of the study's that the trial never reported is listed too,
+    ``unavailable`` in each slot, as Katib lists every metric of the Experiment's."""
     found: dict[str, list[float]] = {}
     for obs in observed:
         extremes = found.setdefault(obs.metric, [math.nan, math.nan, math.nan])
@@ -335,7 +340,8 @@ def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observatio
         slots = dict(zip(("min", "max", "latest"), found.get(name, [math.nan] * 3), strict=True))
         slots = {slot: value if math.isnan(v) or slot == spec.strategy(name) else v for slot, v in slots.items()}
         shown.append({"name": name, **{slot: str(v) for slot, v in slots.items()}, "value": value})
-    return shown
+    unreported = [m for m in (*(o.metric for o in spec.objectives), *spec.additional_metrics) if m not in trial.metrics]
+    return shown + [{"name": name, **dict.fromkeys(("min", "max", "latest"), UNAVAILABLE)} for name in unreported]
 
 
 def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:
