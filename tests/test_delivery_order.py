@@ -1,7 +1,7 @@
 """At-least-once delivery, event by event, on the Kubernetes stand-in: the same event taken by
 two workers at once, and events that overtake one another (a stop before its study's start or
 its trials' launch, an earlier attempt's end after its trial ran again, the events of a study
-deleted and made again under its name). Each goes through the real dispatcher, handlers and
+deleted and made again under its name, dead letters of an earlier run's or attempt's events). Each goes through the real dispatcher, handlers and
 SQLite store; every Job katuna creates is counted by the stand-in's API server."""
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
-from functions.core.events import Event, study_completed, study_created, trial_finished
+from functions.core.events import STUDY_COMPLETED, STUDY_CREATED, Event, study_completed, study_created, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.submit import store_study
+from functions.handlers.submit import store_or_restart, store_study
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +84,13 @@ class Workers:
         definition["trialTemplate"]["image"] = "python:3.12"
         worker = self.workers[0]
         return store_study(Deps(worker.store, worker.executor, time.time), parse_study(definition), definition)[0]
+
+    def submit_again(self, **overrides) -> StudyRecord:
+        """Submit the study, or restart it where it ended by reaching its (now raised) ``maxTrials``."""
+        definition = study_definition(**overrides)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        worker = self.workers[0]
+        return store_or_restart(Deps(worker.store, worker.executor, time.time), parse_study(definition), definition)[0]
 
     def posted(self) -> list[str]:
         """The Jobs katuna asked the API server to create, in order."""
@@ -225,4 +232,75 @@ def test_the_late_events_of_a_study_deleted_and_made_again_under_its_name_leave_
         assert cluster.posted() == ["demo-0", "demo-0", "demo-1"], "the old study's trial 1 never launched"
     finally:
         worker.deliver(study_completed("demo", new.uid, "stopped", "the test ended"))
+        cluster.close()
+
+
+def _run_through(worker: Worker, events: list[Event]) -> list[Event]:
+    """Deliver ``events``, what they emit, and each running trial's end once its Job reports
+    it, until no trial runs: every event delivered."""
+    delivered, pending = [], list(events)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        while pending:
+            delivered.append(pending.pop(0))
+            pending += worker.deliver(delivered[-1])
+        record = worker.store.get_study("demo")
+        running = [trial_launch(record, t) for t in worker.store.trials("demo") if t.state == "RUNNING"]
+        if not running:
+            return delivered
+        pending = [end for launch in running if (end := worker.executor.poll(launch)) is not None]
+        time.sleep(0.1)
+    raise AssertionError("the study's trials did not end within 60 s")
+
+
+def test_a_dead_letter_of_an_earlier_runs_events_fails_nothing_once_its_study_restarted(kube: KubeStub, tmp_path: Path):
+    """A study that ended at its ``maxTrials`` is restarted with more; then the first run's
+    events come back as dead letters, its ``study.completed`` among them (a lagging delivery to
+    the dead-letter sink, whose letter is believed: it came with the API token, or from the
+    broker's OIDC account). They are of a run that has ended: the restarted run goes on, as
+    the first run's ``study.completed`` delivered late stops nothing. Before, the restarted run
+    failed ("an event could not be delivered")."""
+    cluster = Workers(kube, tmp_path)
+    [worker] = cluster.workers
+    record = cluster.submit_again(maxTrials=1, parallelism=1)
+    try:
+        first_run = [e for e in _run_through(worker, [study_created("demo", record.uid)]) if e.type != STUDY_CREATED]
+        assert [e.type for e in first_run if e.type == STUDY_COMPLETED] == [STUDY_COMPLETED]
+        record = cluster.submit_again(maxTrials=2, parallelism=1)
+        assert (record.status, record.restarts) == ("running", 1)
+        for suggested in worker.deliver(study_created("demo", record.uid)):
+            worker.deliver(suggested)
+        for letter in first_run:
+            assert worker.dispatcher.fail_dead_letter(letter, "http://katuna/functions/writeback 422") == [], letter
+        study = worker.store.get_study("demo")
+        assert (study.status, study.restarts) == ("running", 1), study
+        assert [(t.number, t.state) for t in worker.store.trials("demo")] == [(0, "COMPLETE"), (1, "RUNNING")]
+    finally:
+        worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended", record.restarts))
+        cluster.close()
+
+
+def test_a_dead_letter_fails_its_study_only_for_an_event_of_its_trials_current_attempt(kube: KubeStub, tmp_path: Path):
+    """A trial preempted runs again as attempt 2; dead letters of attempt 1's events (its
+    ``trial.suggested``, its ends) are of an attempt superseded, and fail nothing. A dead letter
+    of attempt 2's ``trial.suggested`` still fails the study: that event matters to it."""
+    cluster = Workers(kube, tmp_path)
+    [worker] = cluster.workers
+    record = cluster.submit(mode="hang", maxTrials=1, parallelism=1)
+    try:
+        [suggested] = worker.deliver(study_created("demo", record.uid))
+        worker.deliver(suggested)
+        preempted = trial_finished("demo", record.uid, 0, 1, "preempted", message="its node was reclaimed")
+        [again] = worker.deliver(preempted)
+        worker.deliver(again)
+        for letter in (suggested, preempted, trial_finished("demo", record.uid, 0, 1, "exited", exit_code=0)):
+            assert worker.dispatcher.fail_dead_letter(letter, "http://katuna/functions/spawn 422") == [], letter
+        assert worker.store.get_study("demo").status == "running"
+        [ended] = worker.dispatcher.fail_dead_letter(again, "http://katuna/functions/spawn 422")
+        study = worker.store.get_study("demo")
+        assert (ended.type, ended.data["status"], study.status) == (STUDY_COMPLETED, "failed", "failed")
+        assert study.reason == "an event could not be delivered (dev.katuna.trial.suggested): " \
+                               "http://katuna/functions/spawn 422"
+    finally:
+        worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended"))
         cluster.close()

@@ -270,11 +270,13 @@ def test_a_trial_of_numbers_json_has_none_for_is_answered_as_documented(runtime,
 
 def test_the_study_failed_header_says_whether_a_dead_letter_failed_a_study(tmp_path: Path):
     """``Katuna-Study-Failed`` is true for the letter that failed its study, and false for one
-    whose study is missing, has ended already, or is another of the same name."""
+    whose study is missing, has ended already, or is another of the same name. The letters carry
+    the ``trial.suggested`` of the study's trial 0, waiting at attempt 1: an event of its current run."""
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     try:
         definition = study_definition(name="lost", mode="hang")
         runtime.store().add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-lost"))
+        runtime.store().add_trial(TrialRecord("lost", 0, {"x": 1.0}))
         client = create_app(runtime).test_client()
         answers = []
         for number, (study, uid) in enumerate((("gone", "uid-gone"), ("lost", "uid-other"), ("lost", "uid-lost"),

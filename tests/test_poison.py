@@ -177,9 +177,13 @@ def _breaking(name: str) -> Study:
     return study_from_dict(normalized)
 
 
-def _plant_study(db: Path, spec: Study) -> None:
+def _plant_study(db: Path, spec: Study, waiting: bool = False) -> None:
+    """Store the study as running; with ``waiting``, its trial 0 too, waiting at attempt 1, whose
+    ``trial.suggested`` a dead letter then carries for the study's current run."""
     store = SqliteStore(db)
     store.add_study(StudyRecord(spec, spec.to_dict(), str(db.parent), f"uid-{spec.name}", created_at=1.0))
+    if waiting:
+        store.add_trial(TrialRecord(spec.name, 0, {"x": 1.0}))
     store.close()
 
 
@@ -236,7 +240,7 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
     db = tmp_path / "katuna.db"
     _plant_study(db, _breaking("broken"))
     for name in (*PERMANENT_LETTERS, *TEMPORARY_LETTERS):
-        _plant_study(db, study_from_dict(parse_study(study_definition(name)).to_dict()))
+        _plant_study(db, study_from_dict(parse_study(study_definition(name)).to_dict()), waiting=True)
     sink = Sink()
     service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url)
     try:

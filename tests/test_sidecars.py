@@ -3,25 +3,39 @@ Vault agent). A regular sidecar runs on after the trial's container exits, so it
 ``Running`` and its Job never ends by itself, as on a real cluster (kubernetes/kubernetes#73118):
 katuna takes the trial's container's exit as the attempt's end and deletes the Job. A native
 sidecar (an init container with ``restartPolicy: Always``) is stopped once the containers have
-ended, and the Job ends as any other. The stand-in's kubelets and Job controller, read through the
-real client, on a simulated clock and through ``katuna serve``."""
+ended, and the Job ends as any other. A held end handled late, once its pod was deleted and the
+Job replaced it, changes nothing. The stand-in's kubelets and Job controller, read through the
+real client, on a simulated clock, through ``katuna serve``, and event by event through the
+dispatcher (:class:`test_delivery_order.Workers`)."""
 
 from __future__ import annotations
 
 import sys
+import time
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
-from conftest import katib_job_experiment
+from conftest import katib_job_experiment, study_definition
 from http_helpers import run_on_cluster
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from kubernetes import client
+from test_delivery_order import Worker, Workers
 from test_suspended_jobs import executor_of, job, pods_of
 from waiting import eventually
 
 from functions.adapters.kubernetes_sidecars import held_by_sidecars
-from functions.core.launch import TrialLaunch
+from functions.core.errors import OutputLost
+from functions.core.events import Event, study_completed, study_created
+from functions.core.launch import TrialLaunch, trial_launch
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
+from functions.handlers import Deps
+from functions.handlers.submit import store_study
 
 PROXY = {"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}
 KUBE_NAMESPACES = ("meshed",)
@@ -161,3 +175,108 @@ def test_only_a_container_ended_for_good_beside_one_that_runs_is_the_attempts_en
     job = client.V1Job(spec=client.V1JobSpec(completions=completions, template=client.V1PodTemplateSpec()))
     found = held_by_sidecars(job, [pod], "trainer")
     assert (found.code if found is not None else None) == held
+
+
+def _meshed_study(cluster: Workers, program: str, max_attempts: int) -> tuple[Worker, StudyRecord]:
+    """A study of one trial whose Job's pod runs ``program`` in the trial's container beside an
+    Istio proxy, launched: its one worker and its record."""
+    definition = study_definition(maxTrials=1, parallelism=1)
+    pod = {"restartPolicy": "Never", "containers": [
+        {"name": "trainer", "image": "python:3.12", "command": [sys.executable, "-c", program, "${trialParameters.x}"]},
+        PROXY]}
+    definition["trialTemplate"] = {"primaryContainerName": "trainer", "maxAttempts": max_attempts, "trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod}}}}
+    [worker] = cluster.workers
+    record = store_study(Deps(worker.store, worker.executor, time.time), parse_study(definition), definition)[0]
+    for suggested in worker.deliver(study_created("demo", record.uid)):
+        worker.deliver(suggested)
+    return worker, record
+
+
+def _held_end(worker: Worker, record: StudyRecord, other_than: Event | None = None) -> Event:
+    """The held end the executor reports for the trial's attempt (of another pod than
+    ``other_than``'s, when given), once it does."""
+    launch = trial_launch(record, worker.store.get_trial("demo", 0))
+
+    def held() -> Event | None:
+        end = worker.executor.poll(launch)
+        fresh = end is not None and end.data.get("running") and (
+            other_than is None or end.data.get("pod") != other_than.data.get("pod"))
+        return end if fresh else None
+    return eventually(held, "the held end", timeout=60)
+
+
+def _delete_pod(cluster: Workers) -> None:
+    """``kubectl delete pod`` of the trial Job's one pod (gone at once: its containers stop at once)."""
+    with cluster.kube.lock:
+        [pod] = [p for p in cluster.kube.pods.values()
+                 if p["metadata"]["namespace"] == cluster.namespace and p["metadata"]["labels"]["job-name"] == "demo-0"]
+        cluster.kube.delete_pod(pod)
+
+
+def test_a_held_end_handled_once_its_pod_is_gone_changes_nothing_and_the_replacements_own_end_is_taken(
+        kube: KubeStub, tmp_path: Path):
+    """The trial's container prints ``loss=0.25`` and exits 0 while the proxy holds its pod: the
+    held end names that pod. The pod is deleted before the end is handled (``kubectl delete
+    pod``, a drain), and the Job replaces it, which runs the trial again. Handled late, that end
+    no longer holds (the executor, asked again, reports no end, then the replacement's): it
+    changes nothing, whenever it comes. Before, it was judged from whatever pods the Job had
+    then: with no log yet, the output lost, the trial ran again as attempt 2 beside the old
+    Job; with the replacement's log, the trial failed (``loss`` never reported) and its Job was
+    deleted under the replacement. The replacement's own held end, an id of its own, is then
+    taken as the attempt's end: never a duplicate of the stale end recorded as nothing."""
+    cluster = Workers(kube, tmp_path)
+    first, second, go = tmp_path / "first", tmp_path / "second", tmp_path / "go"
+    program = (f"import pathlib, time; first, second, go = (pathlib.Path(p) for p in {[str(first), str(second), str(go)]!r})\n"
+               "if not first.exists(): first.touch(); print('loss=0.25'); raise SystemExit\n"
+               "second.touch()\n"
+               "while not go.exists(): time.sleep(0.1)\n"
+               "print('loss=0.5')")
+    worker, record = _meshed_study(cluster, program, max_attempts=2)
+    try:
+        stale = _held_end(worker, record)
+        assert stale.data["exitCode"] == 0 and stale.data["pod"], stale.data
+        _delete_pod(cluster)
+        assert worker.deliver(replace(stale, id=str(uuid.uuid4()))) == [], "handled as the pod goes"
+        eventually(second.exists, "the replacement runs the trial again", timeout=60)
+        assert worker.deliver(stale) == [], "handled while the replacement runs"
+        go.touch()
+        own = _held_end(worker, record, other_than=stale)
+        assert own.data["pod"] != stale.data["pod"] and own.id != stale.id
+        assert worker.deliver(replace(stale, id=str(uuid.uuid4()))) == [], "handled once the replacement is held"
+        trial = worker.store.get_trial("demo", 0)
+        assert (trial.state, trial.attempt, cluster.posted()) == ("RUNNING", 1, ["demo-0"])
+        assert [e.type for e in worker.deliver(own)] == ["dev.katuna.study.completed"]
+        trial = worker.store.get_trial("demo", 0)
+        assert (trial.state, trial.values, trial.attempt) == ("COMPLETE", [0.5], 1), trial
+        assert cluster.outcomes.of("collect") == ["ok"] * 4, "no end taken for a duplicate"
+        eventually(lambda: not cluster.jobs(), "the Job is deleted once its end is taken", timeout=30)
+    finally:
+        worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended"))
+        cluster.close()
+
+
+def test_a_held_end_whose_output_is_lost_stops_its_job_before_the_trial_runs_again(
+        kube: KubeStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A held end that still holds, whose output cannot be read (its pod's log lost: here the
+    executor's read raises as it does when no pod has one), runs the trial again as its next
+    attempt, as an exit 0 with no output does; the attempt's Job,
+    whose proxy runs on, is deleted first. Before, it ran on beside the next attempt's Job, past
+    the study's parallelism, until a tick's sweep of stray Jobs found it."""
+    cluster = Workers(kube, tmp_path)
+    worker, record = _meshed_study(cluster, "print('loss=0.25')", max_attempts=2)
+    try:
+        end = _held_end(worker, record)
+
+        def lost(launch: TrialLaunch) -> NoReturn:
+            raise OutputLost(f"no log of Job {launch.job_name}'s last run is left")
+        monkeypatch.setattr(worker.executor, "output", lost)
+        [again] = worker.deliver(end)
+        trial = worker.store.get_trial("demo", 0)
+        assert (again.type, trial.state, trial.attempt) == ("dev.katuna.trial.suggested", "WAITING", 2)
+        assert not worker.executor.exists(trial_launch(record, replace(trial, attempt=1))), "attempt 1's Job is deleted"
+        worker.deliver(again)
+        assert list(cluster.jobs()) == ["demo-0-a2"]
+    finally:
+        worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended"))
+        cluster.close()

@@ -20,6 +20,8 @@ class HeldEnd(NamedTuple):
     code: int
     why: str
     """What ran on, and how the trial's container exited."""
+    pod: str
+    """The uid of the pod held running."""
 
 
 def held_by_sidecars(job: Any, pods: list[Any], container: str) -> HeldEnd | None:
@@ -51,7 +53,7 @@ def held_by_sidecars(job: Any, pods: list[Any], container: str) -> HeldEnd | Non
     return HeldEnd(ended.exit_code, (
         f"its pod {pod.metadata.name} ran on for container {', '.join(others)} (a sidecar keeps a pod running, and "
         f"its Job from ending, after the trial's container exits), so katuna ended the Job; container {container} "
-        f"exited with code {ended.exit_code} ({ended.reason})"))
+        f"exited with code {ended.exit_code} ({ended.reason})"), pod.metadata.uid or "")
 
 
 def held_end(launch: TrialLaunch, job: Any, pods: list[Any]) -> Event | None:
@@ -60,10 +62,13 @@ def held_end(launch: TrialLaunch, job: Any, pods: list[Any]) -> Event | None:
     been; marked as ``running``, so the ``trial.finished`` handler deletes (or, for a
     ``retain``ed trial, suspends) the Job once the trial's output is read, and the sidecar goes
     with it. A failure ends the attempt: its pod never fails while the sidecar runs, so the Job
-    would never replace it, whatever its ``backoffLimit``."""
+    would never replace it, whatever its ``backoffLimit``. The end names its pod, whose end it
+    is: a pod deleted before the end is handled (``kubectl delete pod``, a drain) is replaced by
+    the Job, and the handler, finding it no longer held, takes the end for nothing."""
     container = primary_container_name(launch)
     held = held_by_sidecars(job, pods, container)
     if held is None:
         return None
     return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="exited",
-                          exit_code=held.code, message=held.why, image_id=image_of(pods, container), running=True)
+                          exit_code=held.code, message=held.why, image_id=image_of(pods, container), running=True,
+                          pod=held.pod)

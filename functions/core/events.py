@@ -129,6 +129,7 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
     image_id: str | None = None, disruptions: int | None = None, cause: str | None = None, running: bool = False,
+    pod: str | None = None,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
     interrupted (killed as the katuna process running it stopped: run again, uncounted);
@@ -137,7 +138,11 @@ def trial_finished(
     more than the trial may (:mod:`functions.core.disruptions`): its Job still runs; ``cause``,
     of an attempt that could not start, what every attempt of its image would meet
     (:mod:`functions.core.start_failures`); ``running``, when the executor ends an attempt whose
-    workload still runs beside its ended container (a sidecar holds its pod running)."""
+    workload still runs beside its ended container (a sidecar holds its pod running); ``pod``, of
+    such an end, the uid of the pod so held. That end lasts only while its pod runs (a deleted
+    pod's Job starts the trial again in another), so it is a fact of that pod, with an id of its
+    own: one found stale and handled as nothing never makes the attempt's later end (its Job's,
+    or another pod's held end) a duplicate of it."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
@@ -148,10 +153,12 @@ def trial_finished(
         data["cause"] = cause
     if running:
         data["running"] = True
+    if pod:
+        data["pod"] = pod
     return Event(
         TRIAL_FINISHED,
         data,
-        id=derived_id("finished", uid, number, attempt),
+        id=derived_id("finished", uid, number, attempt, *([pod] if pod else [])),
         subject=f"{study}/{number}",
     )
 
@@ -284,7 +291,8 @@ _OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
-                     "running": (lambda v: v is True, "true (the workload still runs), or no field")},
+                     "running": (lambda v: v is True, "true (the workload still runs), or no field"),
+                     "pod": _TEXT},
     **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 
@@ -300,3 +308,11 @@ def data_problems(event_type: str, data: Mapping[str, Any]) -> list[str]:
         elif not valid(data[name]):
             problems.append(f"data.{name}: expected {expected}, got {data[name]!r:.80}")
     return problems
+
+
+def attempt_named(data: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The trial number and attempt a trial event's data names, when both are numbers the store
+    holds; None for data that names none (a study's event) or names them wrongly."""
+    trial: Any = data.get("trial")
+    attempt: Any = data.get("attempt")
+    return (trial, attempt) if _COUNT[0](trial) and _ATTEMPT[0](attempt) else None

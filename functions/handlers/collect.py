@@ -2,7 +2,8 @@
 
 Going on means: run a preempted attempt again (or one whose output was lost before it was
 read), end the study when a stop rule fires, or suggest the trials that fill the freed slots. A finished event for a trial that already ended, or for
-an attempt that was superseded, changes nothing. A cluster trial's log that the kubelet rotated while
+an attempt that was superseded, changes nothing; nor does an end a sidecar held that holds no more
+(:func:`_holds`). A cluster trial's log that the kubelet rotated while
 it ran has lost its first lines, but for the observations kept as its running log was read
 (:mod:`functions.core.log_keep`): the trial's reason says when some are lost (:mod:`functions.core.log_rotation`).
 An accepted end stops the attempt's process or Job if it still runs, and deletes, once its output is read, a
@@ -47,17 +48,19 @@ IMAGE_ID_CHARS = 512
 def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
     """The attempt's output parsed before the handling's transaction, where the handling would
     read it (the end accepted, the attempt not to run again), so that a large output does not
-    hold the database's write lock (:mod:`functions.handlers.parsed`); None elsewhere. A
-    workload still running is stopped first, as the handling stops it before it reads."""
+    hold the database's write lock (:mod:`functions.handlers.parsed`); None elsewhere (a held
+    end that holds no more among them: nothing is read for it). A workload still running is
+    stopped first, as the handling stops it before it reads."""
     data = event.data
     record = study_here(deps, data["study"])
     trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
     if trial is None:
         return None
-    if _lost_run(record, trial, data):
+    launch = trial_launch(record, trial)
+    if _lost_run(record, trial, data) or not _holds(deps, launch, data):
         return None
     if not _ended_running(data):
-        _stop_if_running(deps, trial_launch(record, trial))
+        _stop_if_running(deps, launch)
     return parse_output(record, trial, deps, log_start=deps.logs is not None)
 
 
@@ -76,16 +79,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if trial is None:
         return []
     launch = trial_launch(record, trial)
+    if not _holds(deps, launch, data):
+        return []
     running = _ended_running(data)
     if not running:
         _stop_if_running(deps, launch)
         running = _lingering(record, deps, launch)
     if _lost_run(record, trial, data):
-        if running:
-            deps.executor.stop(launch)
-        if record.terminal:
-            return _stopped_at_end(record, trial, deps)
-        return _run_again(record, trial, deps, f"{data['outcome']}: {data['message']}")
+        return _not_counted(record, trial, deps, running, f"{data['outcome']}: {data['message']}")
     rotation = None
     try:
         output = record_output(record, trial, deps, log_start=deps.logs is not None)
@@ -94,8 +95,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     except OutputLost as lost:
         if data["outcome"] == "exited" and not data.get("exitCode") \
                 and trial.attempt < record.spec.trial_template.max_attempts:
-            return _stopped_at_end(record, trial, deps) if record.terminal else \
-                _run_again(record, trial, deps, f"lost: {lost}")
+            return _not_counted(record, trial, deps, running, f"lost: {lost}")
         metrics, tail = {}, [str(lost)]
     state, values, reason = _verdict(record, data, metrics, tail)
     reason = "\n".join(part for part in (rotation, reason) if part)
@@ -133,6 +133,35 @@ def _lost_run(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) 
     if data["outcome"] == "interrupted":
         return trial.attempt < record.spec.trial_template.max_attempts + INTERRUPTIONS
     return data["outcome"] == "preempted" and _runs_left(record, trial, data)
+
+
+def _holds(deps: Deps, launch: TrialLaunch, data: Mapping[str, Any]) -> bool:
+    """Whether the end stands. A held end (``running``: the trial's container exited while a
+    sidecar holds its pod running) is not final, as a Job's end is: its pod may have been
+    deleted since (``kubectl delete pod``, a drain) and the Job's replacement started the trial
+    again, whose output is not that end's, and whose Job must not be deleted under it. So it is
+    taken only while the executor, asked again, still reports it: held, in the same pod, with
+    the same exit code. Otherwise it changes nothing; the attempt's own end comes later, from
+    the watcher or the tick (the replacement's held end has an id of its own). Any other end
+    stands."""
+    if data.get("running") is not True:
+        return True
+    now = deps.executor.poll(launch)
+    return now is not None and now.data.get("running") is True \
+        and (now.data.get("pod"), now.data.get("exitCode")) == (data.get("pod"), data.get("exitCode"))
+
+
+def _not_counted(record: StudyRecord, trial: TrialRecord, deps: Deps, running: bool, what: str) -> list[Event]:
+    """The end of an attempt whose run does not count (:func:`_lost_run`, or its output lost):
+    its workload is stopped first if it still ``running`` (a Job that lost pods to disruptions,
+    or whose sidecar holds its pod: nothing of it runs on beside the next attempt), then the trial runs
+    again (:func:`_run_again`), or, once the study has ended, ends as the study's end stops it
+    (:func:`_stopped_at_end`)."""
+    if running:
+        deps.executor.stop(trial_launch(record, trial))
+    if record.terminal:
+        return _stopped_at_end(record, trial, deps)
+    return _run_again(record, trial, deps, what)
 
 
 def _stopped_at_end(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[Event]:

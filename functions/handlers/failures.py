@@ -6,15 +6,18 @@ redeliveries add up instead of starting over. At :data:`MAX_FAILURES` the study 
 error as its reason, through its ``study.completed``, so its trials and node pool are released
 the usual way. Temporary errors (a busy database, a cloud's 503) count nothing: they are
 retried with back-off. Nor does a forged progress report: its sender is at fault, not the study.
+A dead letter fails its study only while its event still matters to the study's current run
+(:func:`dead_letter_ends`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import ADVISORY, Event
-from functions.core.records import FAILED
+from functions.core.events import ADVISORY, STUDY_COMPLETED, Event, attempt_named, of_this_run
+from functions.core.records import FAILED, StudyRecord
 from functions.core.stop import Decision
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
@@ -52,22 +55,56 @@ def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) 
 def dead_letter_ends(deps: Deps, event: Event, reason: str) -> list[Event]:
     """A dead letter of a delivery refused for good, whether a Knative broker or katuna's own
     queue gave up on it: its study fails with the reason (the events that end it), unless the
-    event is one the study can do without (:data:`ADVISORY`) or names no study."""
+    event is one the study can do without (:data:`ADVISORY`), names no study, or no longer
+    matters to the study's current run (:func:`_matters`)."""
     study, uid = event.data.get("study"), event.data.get("uid")
     if event.type in ADVISORY or not isinstance(study, str) or not isinstance(uid, str):
         return []
-    return fail_study(deps, study, uid, f"an event could not be delivered ({event.type}): {reason}")
+    return fail_study(deps, study, uid, f"an event could not be delivered ({event.type}): {reason}",
+                      lambda record: _matters(deps, record, event))
 
 
-def fail_study(deps: Deps, study: str, uid: str, reason: str) -> list[Event]:
+def _matters(deps: Deps, record: StudyRecord, event: Event) -> bool:
+    """Whether the dead letter's event still matters to the study's current run: a letter may
+    come back late (a lagging delivery to the dead-letter sink), after the study was restarted
+    (a larger ``maxTrials``) or the trial ran again, and an event that no longer matters would
+    then fail a run it was never part of. A ``study.completed`` matters only if it is of this
+    run (:func:`~functions.core.events.of_this_run`); a trial's event only while that trial
+    exists, has not finished, and is still at the event's attempt. Any other event of the study
+    matters. One that does not is logged, and fails nothing."""
+    data = event.data
+    if event.type == STUDY_COMPLETED:
+        current = of_this_run(data, record.restarts)
+    elif "trial" in data and "attempt" in data:
+        current = _current_attempt(deps, record, attempt_named(data))
+    else:
+        return True
+    if not current:
+        log.warning("dead letter %s (%s) of study %s is of an earlier run or attempt, not of its current one: it "
+                    "fails nothing", event.type, event.id, record.name)
+    return current
+
+
+def _current_attempt(deps: Deps, record: StudyRecord, named: tuple[int, int] | None) -> bool:
+    """Whether the study's trial ``named`` (its number and attempt) exists, has not finished,
+    and is still at that attempt."""
+    if named is None:
+        return False
+    trial = deps.store.get_trial(record.name, named[0])
+    return trial is not None and not trial.finished and trial.attempt == named[1]
+
+
+def fail_study(deps: Deps, study: str, uid: str, reason: str,
+               matters: Callable[[StudyRecord], bool] = lambda record: True) -> list[Event]:
     """End the study as failed with ``reason``, unless it has ended already (or is another
-    study of the same name): the ``study.completed`` to deliver."""
+    study of the same name), or what failed it does not ``matter`` to it as it is stored now
+    (read in the same transaction): the ``study.completed`` to deliver."""
     store = deps.store
     with store.transaction():
         try:
             record = store.get_study(study)
         except StudyNotFound:
             return []
-        if record.terminal or not record.owns({"uid": uid}):
+        if record.terminal or not record.owns({"uid": uid}) or not matters(record):
             return []
         return complete(record, deps, Decision(FAILED, reason))
