@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from kube_stub import KubeStub
 from kubernetes import client
 from test_kube_standin import job
@@ -16,13 +15,6 @@ from waiting import eventually
 
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.core.kept_tails import KEPT_LINES
-
-
-@pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
 
 
 def test_a_log_of_latin_1_lines_is_kept_whole_where_it_is_whole(kube: KubeStub):

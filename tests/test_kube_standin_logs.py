@@ -9,19 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from kube_standin.logs import Capture, serve
 from kube_stub import KubeStub
 from kubernetes import client
 from test_kube_standin import job
 from waiting import eventually
-
-
-@pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
 
 
 def test_a_running_line_is_written_in_partial_records_once_more_than_one_was_read(tmp_path: Path):
