@@ -167,12 +167,14 @@ def writing_output() -> Iterator[None]:
 
 class Command(click.Command):
     """A katuna command whose ``--help`` fails as its output does (:func:`writing_output`): a
-    full disk ends it with exit 2 and a line, not a traceback."""
+    full disk ends it with exit 2 and a line, not a traceback; a reader gone away (``| head``)
+    ends it, done, as it ends any command's output."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
         with writing_output():
             return super().make_context(info_name, args, parent, **extra)
+        raise click.exceptions.Exit(0)
 
 
 def open_store(db: str | None) -> SqliteStore:

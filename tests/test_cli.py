@@ -905,6 +905,19 @@ def test_every_commands_help_is_written_as_its_other_output_is():
     assert isinstance(cli_main, Command) and all(isinstance(c, Command) for c in cli_main.commands.values())
 
 
+@pytest.mark.parametrize("asked", [["--help"], ["trials", "--help"], ["--version"]])
+def test_help_and_version_to_a_reader_gone_away_end_quietly(asked: list[str]):
+    """A reader that went away (``| head``) ends the help as it ends any command's output: no
+    traceback, exit 0."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([*KATUNA, *asked], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
     run = katuna("run", str(study), cwd=tmp_path, check=False, columns=400)
