@@ -181,13 +181,26 @@ ARITHMETIC_SCRIPTS = ["echo $(( ${trialParameters.opt} + 1 ))", "[[ ${trialParam
 @pytest.mark.parametrize("value", ["a[$(touch /tmp/x)]", "a[`id`]", "b[a[${HOME}]]"])
 def test_a_value_a_shells_arithmetic_would_run_is_refused_wherever_its_script_reads_it(script: str, value: str):
     """bash evaluates a value its arithmetic reads, and runs what the index of an array named
-    there expands: refused at submission, naming the field and the parameter, whether the
-    placeholder stands in the arithmetic or reaches it through a variable of the script."""
+    there expands: refused at submission, naming the script's field and the parameter, whether
+    the placeholder stands in the arithmetic or reaches it through a variable of the script."""
     found = problems(_options_study(["bash", "-c", script + "; echo loss=1"], ["1", value]))
     assert found == [f"trialTemplate.command[2]: parameter 'opt' can be {value!r}, which this shell script would run "
-                     "as code where its arithmetic reads it ($((...)), ((...)), let, [[ -eq ]], an array's index): a "
-                     "shell runs the commands in an array index of a value it evaluates, so a value given a shell's "
-                     "script holds no '[' followed by '$' or '`'"]
+                     "as code where its arithmetic reads it ($((...)), ((...)), let, [[ -eq ]], an array's index), "
+                     "from a placeholder, an argument or a variable alike: a shell runs the commands in an array index "
+                     "of a value it evaluates, so where a trial runs a shell's script, no value holds a '[' followed "
+                     "by '$' or '`'"]
+
+
+@pytest.mark.parametrize("command", [["bash", "-c", "echo $(( $1 + 1 )); echo loss=1", "bash", "${trialParameters.opt}"],
+                                     ["bash", "-c", "echo $(( KATUNA_PARAM_opt + 1 )); echo loss=1"],
+                                     ["sh", "-c", "echo $(( N + 1 )); echo loss=1"]],
+                         ids=["an argument after the script", "the variable every trial has", "a variable of env"])
+def test_a_value_a_shells_arithmetic_would_run_is_refused_however_it_reaches_the_script(command: list[str]):
+    """bash ran ``touch`` for a value given the script as ``$1`` or through a variable as surely
+    as for one in a placeholder: refused wherever the trial runs a shell's script."""
+    definition = _options_study(command, ["1", "a[$(touch /tmp/x)]"])
+    definition["trialTemplate"]["env"] = {"N": "${trialParameters.opt}"}
+    assert [p.partition(": ")[0] for p in problems(definition)] == ["trialTemplate.command[2]"]
 
 
 @pytest.mark.parametrize("value", ["a[0]", "$HOME", "price: $5", "[x] y"])

@@ -13,12 +13,13 @@ here-document a program reads as code (``python - <<EOF``), is refused alike. On
 script says in its own words is read: a value passed on through a variable, a pipe or a file
 is the script's own business.
 
-One value is refused wherever a shell's script reads it: an array index that expands something
-(``a[$(cmd)]``, ``a[`cmd`]``). A shell reads a variable's value as data, but its arithmetic
-(``$((...))``, ``((...))``, ``let``, ``[[ ... -eq ... ]]``, an array's index, a ``declare -i``
-variable's assignment) evaluates a value it is given as an expression, and expands the index of
-an array named there, running its commands: in bash, ksh and zsh, even ``sh`` where it is bash,
-and wherever the value went in the script before (a variable, then ``$((n + 1))``).
+One value is refused wherever the trial runs a shell's script: an array index that expands
+something (``a[$(cmd)]``, ``a[`cmd`]``). A shell reads a variable's value as data, but its
+arithmetic (``$((...))``, ``((...))``, ``let``, ``[[ ... -eq ... ]]``, an array's index, a
+``declare -i`` variable's assignment) evaluates a value it is given as an expression, and
+expands the index of an array named there, running its commands: in bash, ksh and zsh, even
+``sh`` where it is bash, and however the value reached it (a placeholder, ``$1``,
+``KATUNA_PARAM_<name>``, a variable of ``env`` or of the script, then ``$((n + 1))``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,32 @@ def code_problems(template: TrialTemplate, parameters: Iterable[Parameter]) -> l
     if template.trial_spec is not None:
         for path, container in _containers(template.trial_spec):
             problems += _container_problems(f"{trial_spec_shapes.PATH}.{path}", container, values)
-    return problems
+    shell = _first_script(template)
+    return problems if shell is None else problems + _arithmetic_problems(shell, values)
+
+
+def _first_script(template: TrialTemplate) -> str | None:
+    """The field of the first script a shell of the trial reads (its command's, or a
+    ``trialSpec`` container's), if any."""
+    script = inline_code.shell_script(list(template.command))
+    if script is not None:
+        return f"trialTemplate.command[{script}]"
+    if template.trial_spec is None:
+        return None
+    for path, container in _containers(template.trial_spec):
+        fields = container_scripts.script_fields(container)
+        if fields:
+            return _field(f"{trial_spec_shapes.PATH}.{path}", fields[0])
+    return None
+
+
+def _arithmetic_problems(where: str, values: Mapping[str, list[str]]) -> list[Problem]:
+    """A problem, at the shell's script ``where``, for each parameter that can take a value the
+    shell's arithmetic would run (:data:`ARITHMETIC_CODE`): the script may read it from a
+    placeholder, an argument after the script, or a variable (``KATUNA_PARAM_<name>``, which
+    every trial has, or one of ``env``), so wherever the trial runs a shell's script."""
+    return [Problem(where, _arithmetic_message(name, value)) for name, given in values.items()
+            if (value := next((v for v in given if ARITHMETIC_CODE.search(v)), None)) is not None]
 
 
 def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -109,8 +135,7 @@ def _pasted(where: str, text: str, code: Code, values: Mapping[str, list[str]]) 
 def _script_problems(where: str, script: str, values: Mapping[str, list[str]]) -> list[Problem]:
     """A problem for each placeholder of a shell's ``script`` that stands in code a command of
     the script gives another program (see the module), whose parameter can take a value not
-    read there as one token; and for each whose parameter can take a value the shell's own
-    arithmetic would run (:data:`ARITHMETIC_CODE`), wherever it stands."""
+    read there as one token."""
     matches = [m for m in OWN.finditer(script) if parameter_names(m.group(0))]
     problems = []
     for match, spot in zip(matches, shell_quoting.spots(script, [m.start() for m in matches]), strict=True):
@@ -119,17 +144,15 @@ def _script_problems(where: str, script: str, values: Mapping[str, list[str]]) -
         value = None if code is None else _unfit(values.get(name, []), code.language)
         if code is not None and value is not None:
             problems.append(Problem(where, _message(name, value, code, in_script=True)))
-        counted = next((value for value in values.get(name, []) if ARITHMETIC_CODE.search(value)), None)
-        if counted is not None:
-            problems.append(Problem(where, _arithmetic_message(name, counted)))
     return list(dict.fromkeys(problems))
 
 
 def _arithmetic_message(name: str, value: str) -> str:
     """Why a parameter that can take ``value``, read by a shell's script, is refused."""
     return (f"parameter {name!r} can be {value!r}, which this shell script would run as code where its arithmetic "
-            "reads it ($((...)), ((...)), let, [[ -eq ]], an array's index): a shell runs the commands in an array "
-            "index of a value it evaluates, so a value given a shell's script holds no '[' followed by '$' or '`'")
+            "reads it ($((...)), ((...)), let, [[ -eq ]], an array's index), from a placeholder, an argument or a "
+            "variable alike: a shell runs the commands in an array index of a value it evaluates, so where a trial "
+            "runs a shell's script, no value holds a '[' followed by '$' or '`'")
 
 
 def _reading(spot: shell_quoting.Spot) -> Code | None:
