@@ -162,7 +162,7 @@ def call(make: Callable[[], T], doing: str, tolerate: Collection[int] = (),
     statuses it may ``tolerate`` (404: not there; 409: there already, or replaced since); any
     other refusal or failure is raised as ``translator`` makes it (:func:`translate`), saying
     what katuna was ``doing``, with the client's error as its cause (where a reader may look for
-    its status). Every adapter's call whose failure means no more than that goes through here."""
+    its status): the adapters' calls whose failure means no more than that."""
     try:
         return make()
     except (ApiException, HTTPError) as exc:

@@ -93,12 +93,7 @@ class PodLogs:
                               limit_bytes=limit_bytes, since_seconds=since)
         if response is None:
             return None
-        try:
-            return RunningLog(pod.metadata.uid, list(bounded_lines(response.stream(CHUNK))))
-        except HTTPError as exc:
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-        finally:
-            response.release_conn()
+        return RunningLog(pod.metadata.uid, list(self._streamed(pod.metadata.name, response)))
 
     def tail(self, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
         """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's

@@ -74,24 +74,29 @@ def _matters(deps: Deps, record: StudyRecord, event: Event) -> bool:
     matters. One that does not is logged, and fails nothing."""
     data = event.data
     if event.type == STUDY_COMPLETED:
-        current = of_this_run(data, record.restarts)
+        moot = None if of_this_run(data, record.restarts) else \
+            f"it ends the study's run {data.get('restarts', 0)!r:.20}, and the study is at run {record.restarts}"
     elif "trial" in data and "attempt" in data:
-        current = _current_attempt(deps, record, attempt_named(data))
+        moot = _moot_attempt(deps, record, attempt_named(data))
     else:
         return True
-    if not current:
-        log.warning("dead letter %s (%s) of study %s is of an earlier run or attempt, not of its current one: it "
-                    "fails nothing", event.type, event.id, record.name)
-    return current
+    if moot is not None:
+        log.warning("dead letter %s (%s) of study %s fails nothing: %s", event.type, event.id, record.name, moot)
+    return moot is None
 
 
-def _current_attempt(deps: Deps, record: StudyRecord, named: tuple[int, int] | None) -> bool:
-    """Whether the study's trial ``named`` (its number and attempt) exists, has not finished,
-    and is still at that attempt."""
+def _moot_attempt(deps: Deps, record: StudyRecord, named: tuple[int, int] | None) -> str | None:
+    """Why the study's trial attempt ``named`` (its number and attempt) no longer matters: the
+    trial is not there, has ended, or runs another attempt now; None while it is current."""
     if named is None:
-        return False
-    trial = deps.store.get_trial(record.name, named[0])
-    return trial is not None and not trial.finished and trial.attempt == named[1]
+        return "its data names no trial attempt the study could have"
+    number, attempt = named
+    trial = deps.store.get_trial(record.name, number)
+    if trial is None:
+        return f"the study has no trial {number}"
+    if trial.finished:
+        return f"trial {number} has ended ({trial.state})"
+    return None if trial.attempt == attempt else f"trial {number} is at attempt {trial.attempt}, not {attempt}"
 
 
 def fail_study(deps: Deps, study: str, uid: str, reason: str,
