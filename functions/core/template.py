@@ -153,7 +153,11 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     """``text`` with its placeholders replaced by parameter values and the trial's fields
     (``context``: from :func:`spec_context`, or just the trial's name); where ``text`` is a
     shell's ``script``, each parameter's value as data (:func:`shell_quoting.as_data`), read
-    from its variable (:func:`parameter_env`) unless the shell reads it as a plain word."""
+    from its variable (:func:`parameter_env`) unless the shell reads it as a plain word. Text
+    without a ``${`` (most of a command's arguments) is returned as it is, unscanned: every
+    launch of a trial renders its whole template."""
+    if "${" not in text:
+        return text
     known = spec_context(context) if isinstance(context, str) else context
     spots = iter(shell_quoting.spots(text, [m.start() for m in OWN.finditer(text)]) if script else [])
 
@@ -209,7 +213,7 @@ def _plain_scalar(text: str) -> Any:
 def applies(text: str, params: Mapping[str, Any]) -> bool:
     """Whether every parameter ``text`` names has a value: an argument or variable about a
     parameter a trial does not have (its conditions do not hold) is left out."""
-    return all(name in params for name in parameter_names(text))
+    return "${" not in text or all(name in params for name in parameter_names(text))
 
 
 def render_command(command: tuple[str, ...], params: Mapping[str, Any], trial_name: str) -> list[str]:

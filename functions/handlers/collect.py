@@ -61,7 +61,7 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
         return None
     if not _ended_running(data):
         _stop_if_running(deps, launch)
-    return parse_output(record, trial, deps, log_start=deps.logs is not None)
+    return parse_output(record, trial, deps, log_start=deps.logs is not None, launch=launch)
 
 
 def _current(record: StudyRecord, trial: TrialRecord | None, data: Mapping[str, Any]) -> TrialRecord | None:
@@ -89,7 +89,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return _not_counted(record, trial, deps, running, f"{data['outcome']}: {data['message']}")
     rotation = None
     try:
-        output = record_output(record, trial, deps, log_start=deps.logs is not None)
+        output = record_output(record, trial, deps, log_start=deps.logs is not None, launch=launch)
         metrics, tail = output.metrics, output.tail
         rotation = _rotation(record, trial, deps, output)
     except OutputLost as lost:

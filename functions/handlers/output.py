@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from functions.core import template, tfevents
 from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
-from functions.core.launch import trial_launch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
 from functions.core.metrics import Summary, parse_json_lines, parse_text
@@ -38,7 +38,8 @@ class Output(NamedTuple):
     """Where the attempt's cluster log began as its output was read, when that was asked for."""
 
 
-def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False) -> Output:
+def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False,
+                  launch: TrialLaunch | None = None) -> Output:
     """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
     its strategy over all of them, the last lines the attempt printed, and the bytes read.
     The output is read once, line by line: memory stays bounded whatever the trial printed.
@@ -51,9 +52,10 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
 
     The output parsed before the handling's transaction (``deps.parsed``) is taken when the
     state it was parsed against is the stored one still (and it has the log's start if that is
-    asked for); else it is parsed now (:mod:`functions.handlers.parsed`)."""
+    asked for); else it is parsed now (:mod:`functions.handlers.parsed`). ``launch`` is the
+    attempt's, where the caller made it already (:func:`_basis`)."""
     kept = _kept(record, trial, deps)
-    basis = _basis(record, trial, kept)
+    basis = _basis(record, trial, kept, launch)
     parsed = deps.parsed
     if parsed is None or parsed.basis != basis or (log_start and not parsed.start_read):
         parsed = _parse(record, trial, deps, kept, basis, log_start)
@@ -65,18 +67,21 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
                   summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
 
 
-def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False) -> ParsedOutput:
+def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False,
+                 launch: TrialLaunch | None = None) -> ParsedOutput:
     """The attempt's output parsed against the stored state, outside any transaction: what
     :func:`record_output` takes in the handling's transaction while that state holds."""
     kept = _kept(record, trial, deps)
-    return _parse(record, trial, deps, kept, _basis(record, trial, kept), log_start)
+    return _parse(record, trial, deps, kept, _basis(record, trial, kept, launch), log_start)
 
 
-def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None) -> tuple[Any, ...]:
+def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None,
+           launch: TrialLaunch | None = None) -> tuple[Any, ...]:
     """What a parse of the attempt's output depends on in the store: which attempt of which
-    trial it is (its launch), how the study reads metrics (its spec), and what was kept of the
-    attempt's running log."""
-    return trial_launch(record, trial), record.spec, kept
+    trial it is (its launch: ``launch``, made from the same record and trial, or made here),
+    how the study reads metrics (its spec), and what was kept of the attempt's running log.
+    The parse reads the output through that same launch, made once a handling."""
+    return launch if launch is not None else trial_launch(record, trial), record.spec, kept
 
 
 def _parse(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | None,
@@ -84,13 +89,13 @@ def _parse(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | Non
     """The attempt's output parsed, or why it was lost; with ``log_start`` and a cluster's logs,
     where the attempt's log began, read once the output was."""
     try:
-        summary, tail, size = _observations(record, trial, deps, kept)
+        summary, tail, size = _observations(record, trial, deps, kept, basis[0])
     except OutputLost as lost:
         return ParsedOutput(basis, new_summary(record.spec), lost=lost)
     if not log_start or deps.logs is None:
         return ParsedOutput(basis, summary, tuple(tail), size)
     return ParsedOutput(basis, summary, tuple(tail), size, start_read=True,
-                        start=deps.logs.log_start(trial_launch(record, trial)))
+                        start=deps.logs.log_start(basis[0]))
 
 
 def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
@@ -101,8 +106,8 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
     return kept if kept.cursors else None
 
 
-def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps,
-                  kept: Kept | None) -> tuple[Summary, list[str], int]:
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | None,
+                  launch: TrialLaunch) -> tuple[Summary, list[str], int]:
     """The attempt's observations, the last lines it printed (for failure reasons), and the
     bytes of its output. What was kept of a run lost (a disrupted pod, replaced since:
     :func:`~functions.core.log_keep.lost_run`) counts for nothing: its replacement's output,
@@ -111,7 +116,6 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps,
     refusal is the last line, which a failure's reason shows."""
     spec = record.spec
     collector = spec.metrics_collector
-    launch = trial_launch(record, trial)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     size = 0
 
