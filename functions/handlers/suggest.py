@@ -32,10 +32,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         if lost is not None:
             return complete(record, deps, lost)
     events = [] if CONTINUED in event.data else _resume(record, deps)
-    decision = check_stop(record, deps)
+    counts = store.count_trials(record.name)  # read once for both: nothing between them writes
+    decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return complete(record, deps, decision)
-    return events + ask_trials(record, deps)
+    return events + ask_trials(record, deps, counts)
 
 
 def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
