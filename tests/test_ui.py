@@ -128,6 +128,19 @@ def test_studies_list_shows_each_study_with_its_progress(service: Service, page:
     assert page.url == service.base + "/ui/", "the service's address leads to the dashboard"
 
 
+def test_the_pages_fit_a_narrow_screen_and_go_down_one_heading_level_at_a_time(service: Service, page: Page):
+    """A phone's 375 px: no page scrolls sideways (a wide table scrolls in its own box); each
+    heading is at most one level below the one before it, as a screen reader's outline needs;
+    the new-study form's problems are announced."""
+    page.set_viewport_size({"width": 375, "height": 800})
+    for path in ("/ui/", "/ui/studies/ui-demo", "/ui/studies/ui-pareto", "/ui/new"):
+        page.goto(service.base + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+        levels = page.evaluate("[...document.querySelectorAll('h1, h2, h3, h4')].map(h => Number(h.tagName[1]))")
+        assert all(later <= earlier + 1 for earlier, later in zip([1, *levels], levels)), (path, levels)
+    assert page.get_attribute("#study-problems", "role") == "alert"
+
+
 def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page: Page):
     complete = [t for t in trials_of(service, "ui-demo") if t["state"] == "COMPLETE"]
     page.goto(service.base + "/ui/studies/ui-demo")
