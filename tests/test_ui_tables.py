@@ -169,6 +169,8 @@ def test_a_refusal_of_an_unknown_field_lists_a_wide_study_s_first_fields_only(cl
         trialTemplate={"command": [sys.executable, "-c", "print('loss=1')"],
                        "env": {n.upper(): f"${{trialParameters.{n}}}" for n in names}})
     assert client.post("/studies", json=definition).status_code == 201
-    text = html.unescape(client.get("/ui/studies/wider/trials?sort=nope").text)
+    page = client.get("/ui/studies/wider/trials?sort=nope")
+    assert page.status_code == 400
+    text = html.unescape(re.search(r'<p id="filter-problem"[^>]*>(.*?)</p>', page.text, re.S).group(1))
     assert "expected one of number, state, metric:loss, param:q0, " in text
     assert "param:q16 and 27 more" in text and "param:q17" not in text

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -209,6 +211,129 @@ def test_markup_that_slipped_past_escaping_runs_nothing_on_the_dashboards_pages(
         page.click("#new-study button")
         expect(page.locator("#study-problems")).to_contain_text("The study is not valid:")
         assert console.unexpected() == [], "the page's own script ran, and only the injected markup was refused"
+    finally:
+        page.close()
+        service.close()
+
+
+CHART_POINTS = """(id) => {
+    const div = document.getElementById(id);
+    if (!div.data) return -1;
+    return div.data.reduce((n, t) => n + (t.dimensions ? t.dimensions[0].values.length : (t.x || []).length), 0);
+}"""
+
+
+def test_every_chart_of_a_running_study_follows_its_trials_keeping_brushed_ranges_and_hidden_axes(tmp_path,
+                                                                                                  browser: Browser):
+    """As its trials end, a running study's parallel coordinates and slice are redrawn in place
+    with them, as its history is, not left with the trials of their first draw until the study
+    ends; a range brushed on the parallel coordinates and an axis hidden there stay."""
+    service = Service(tmp_path, workers=2)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    console = Console(page)
+    try:
+        command = study_definition()["trialTemplate"]["command"] + ["--y", "${trialParameters.y}", "--sleep", "2"]
+        service.submit(study_definition(
+            name="followed", maxTrials=14, parallelism=1,
+            parameters=[{"name": "x", "type": "float", "min": -5, "max": 5},
+                        {"name": "y", "type": "float", "min": -5, "max": 5}],
+            trialTemplate={"command": command}))
+        deadline = time.monotonic() + 60
+        while service.json("GET", "/studies/followed")[1]["counts"]["complete"] < 2:
+            assert time.monotonic() < deadline, "two trials end"
+            time.sleep(0.2)
+        page.goto(service.base + "/ui/studies/followed")
+        page.wait_for_function(f"({CHART_POINTS})('plot-parallel') >= 2 && ({CHART_POINTS})('plot-pair') >= 2")
+        drawn = {id_: page.evaluate(CHART_POINTS, id_) for id_ in ("plot-parallel", "plot-pair")}
+        page.evaluate("""() => Plotly.restyle(document.getElementById('plot-parallel'),
+                                              {'dimensions[0].constraintrange': [[-5, 4.5]]})""")
+        page.locator('#parallel-axes input[data-axis="y"]').uncheck()
+        page.wait_for_function(f"""() => document.getElementById('study-status').textContent === 'running'
+            && ({CHART_POINTS})('plot-parallel') > {drawn['plot-parallel']}
+            && ({CHART_POINTS})('plot-pair') > {drawn['plot-pair']}""", timeout=40_000)
+        dimensions = page.evaluate("document.getElementById('plot-parallel').data[0].dimensions"
+                                   ".map((d) => [d.label, d.visible !== false, d.constraintrange || null])")
+        assert [d[1:] for d in dimensions if d[0] == "y"] == [[False, None]], "the hidden axis stays hidden"
+        assert dimensions[0][2] == [-5, 4.5], "the brushed range stays"
+        expect(page.locator('#parallel-axes input[data-axis="y"]')).not_to_be_checked()
+        assert not console.unexpected()
+    finally:
+        page.close()
+        service.close()
+
+
+def test_a_study_submitted_again_unchanged_after_it_ended_is_said_so_on_the_form_which_stays(tmp_path,
+                                                                                            browser: Browser):
+    """Restart… submitted without raising maxTrials, or a study pasted identical to one that
+    ended: the service answers 200 with the stored study, unchanged and still ended, so the form
+    says so (and how to run more of it) rather than opening the old study as if it had run again.
+    With maxTrials raised, the restarted study opens."""
+    service = Service(tmp_path, workers=1)
+    page = browser.new_page()
+    console = Console(page)
+    try:
+        definition = study_definition(name="ended-once", maxTrials=1, parallelism=1)
+        service.submit(definition)
+        service.wait_for("ended-once")
+        page.goto(service.base + "/ui/new?restart=ended-once")
+        expect(page.locator("#restart-hint")).to_be_visible()
+        page.evaluate("window.sameDocument = true")
+        for text in (None, json.dumps(definition)):
+            if text is not None:
+                page.fill("#study-text", text)
+            page.click("#submit-study")
+            unchanged = page.locator("#study-unchanged")
+            expect(unchanged).to_have_text('The study "ended-once" exists already with this definition, unchanged, '
+                                           "and ended (completed: max trials reached (1)): nothing was created or "
+                                           "restarted.")
+            expect(page.locator("#study-problems")).to_contain_text("raise maxTrials (spec.maxTrialCount for a "
+                                                                    "Katib Experiment) above its 1 trial")
+            expect(page.locator("#study-problems a")).to_have_attribute("href", "/ui/studies/ended-once")
+        assert page.evaluate("window.sameDocument") is True, "the form stays"
+        assert page.url == service.base + "/ui/new?restart=ended-once"
+        page.fill("#study-text", json.dumps({**definition, "maxTrials": 2}))
+        page.click("#submit-study")
+        page.wait_for_url(service.base + "/ui/studies/ended-once")
+        assert service.wait_for("ended-once")["trials"] == 2
+        assert not console.unexpected()
+    finally:
+        page.close()
+        service.close()
+
+
+def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_naming_its_field(tmp_path,
+                                                                                               browser: Browser):
+    """A bound of ``0,5`` is refused (400), on the trial table's page: its form as typed, the
+    refusal beside it naming the range's field and the bound, the bad input marked, and the
+    table below without the range refused, keeping the states, sort and size asked for."""
+    service = Service(tmp_path, workers=1)
+    page = browser.new_page()
+    console = Console(page)
+    console.expect("status of 400")
+    try:
+        service.submit(study_definition(name="filtered", maxTrials=3, parallelism=2))
+        service.wait_for("filtered")
+        page.goto(service.base + "/ui/studies/filtered/trials?sort=value&desc=1&size=25")
+        page.check('input[name=state][value="COMPLETE"]')
+        page.select_option(".range select[name=field]", "param:x")
+        page.fill(".range input[name=min]", "0,5")
+        with page.expect_response(lambda r: "/ui/studies/filtered/trials?" in r.url) as answer:
+            page.click("#apply-filters")
+        assert answer.value.status == 400
+        expect(page.locator("#filter-problem")).to_have_text(
+            "Not applied: min of x: expected a number, got '0,5'. The table below leaves out what was not applied.")
+        expect(page.locator("#filter-problem")).to_have_attribute("role", "alert")
+        bad = page.locator(".range input[name=min]").first
+        expect(bad).to_have_value("0,5")
+        expect(bad).to_have_attribute("aria-invalid", "true")
+        expect(page.locator(".range select[name=field]").first).to_have_value("param:x")
+        expect(page.locator('input[name=state][value="COMPLETE"]')).to_be_checked()
+        expect(page.locator("select[name=size]")).to_have_value("25")
+        expect(page.locator("#trials tbody tr")).to_have_count(3)
+        csv = urllib.parse.urlsplit(page.get_attribute("#csv-link", "href"))
+        assert (csv.path, sorted(urllib.parse.parse_qsl(csv.query))) == (
+            "/ui/studies/filtered/trials.csv", [("desc", "1"), ("size", "25"), ("sort", "value"), ("state", "COMPLETE")])
+        assert not console.unexpected()
     finally:
         page.close()
         service.close()

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import zip_longest
 from typing import Any
 
 from functions.adapters.web.query import every_value, one_value, whole_of
@@ -94,11 +95,13 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
     tightest bounds. A field of labels (the state, a categorical parameter) has no order a
     number could bound, so a range on it is refused; so are more than :data:`RANGED_FIELDS` fields."""
     labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
+    titles = {c.field: c.title for c in columns(spec)}
     bounds: dict[str, tuple[float | None, float | None]] = {}
     lows, highs = every_value("min", args), every_value("max", args)
     for index, field in enumerate(every_value("field", args)):
-        low = _number(lows[index] if index < len(lows) else "", "min")
-        high = _number(highs[index] if index < len(highs) else "", "max")
+        named = f"of {titles.get(field, field)}" if field else "of a range with no field"
+        low = _number(lows[index] if index < len(lows) else "", f"min {named}")
+        high = _number(highs[index] if index < len(highs) else "", f"max {named}")
         if field and (low is not None or high is not None):
             if field not in known:
                 raise MalformedRequest(_unknown_field("field", field, [f for f in _all_fields(spec) if f not in labels]))
@@ -139,6 +142,28 @@ def _number(given: str, name: str) -> float | None:
     if not math.isfinite(value):
         raise MalformedRequest(f"{name}: expected a finite number, got {text!r}")
     return value
+
+
+def typed_ranges(args: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """The ``field``/``min``/``max`` triples as they were typed, in order (a missing one blank):
+    the form's rows, shown again beside a refusal of them."""
+    fields_, lows, highs = (every_value(name, args) for name in ("field", "min", "max"))
+    return list(zip_longest(fields_, lows, highs, fillvalue=""))[:len(fields_)]
+
+
+def is_bound(text: str) -> bool:
+    """Whether ``text`` is a bound a range takes: blank (none), or a finite number."""
+    try:
+        _number(text, "bound")
+    except MalformedRequest:
+        return False
+    return True
+
+
+def exact(value: Any) -> str:
+    """A number as it reads back to itself (a form's bound, applied again, is the same bound);
+    text as it is."""
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
 def _page_size(text: str) -> int:

@@ -11,6 +11,7 @@ const katuna = (() => {
   const CHART_TRIES = 4;
   const RETRY_MAX_S = 30;
   const NOTICE_KEY = "katuna-notice";
+  const ENDED = ["completed", "failed", "stopped"];  // a study's statuses once it ended
 
   // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
   function writeHeaders(type = "application/json") {
@@ -243,9 +244,10 @@ const katuna = (() => {
   }
 
   // While the study runs: counts and status from the API; its node-hours at each tick, where it
-  // has a pool (they grow while nodes run, and nodes come and go); the best trials and the charts
-  // without user choices (history, intermediate values) again as trials finish; once it ends,
-  // ``ended``. A study deleted meanwhile (404) is said to be, and no longer followed; other
+  // has a pool (they grow while nodes run, and nodes come and go); the best trials and every
+  // chart again as trials finish (each updated in place by :func:`draw`, which keeps a zoom, the
+  // ranges brushed on the parallel coordinates and the axes hidden there; a chart the service
+  // says is unchanged, 304 to its ETag, is not drawn again); once it ends, ``ended``. A study deleted meanwhile (404) is said to be, and no longer followed; other
   // failures are tried again at the next tick. A study the page ended (its Stop) is not followed.
   function followStudy(charts, redraw, ended) {
     const best = document.getElementById("best-trials");
@@ -268,8 +270,7 @@ const katuna = (() => {
         if (nodeHours) refill(nodeHours).catch(() => null);
         if (done !== finished) {
           refill(best).catch(() => null);
-          charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
-            .forEach(redraw);
+          charts.querySelectorAll(".plot").forEach(redraw);
         }
         finished = done;
       }
@@ -594,7 +595,11 @@ const katuna = (() => {
     earlier.hidden = attempt < 2;
   }
 
-  // New study: the API's own POST /studies; its problems are listed by field path.
+  // New study: the API's own POST /studies; its problems are listed by field path. A study
+  // stored (201), or restarted or still running (200, running), is opened; one the service
+  // answers 200 as it ended (the definition is the stored study's, unchanged: a restart whose
+  // trial budget was not raised, or a study pasted again) is not run again, which the form says
+  // (:func:`unchanged`), staying for another try.
   function newStudyPage() {
     const form = document.getElementById("new-study");
     const text = document.getElementById("study-text");
@@ -611,11 +616,38 @@ const katuna = (() => {
       const type = trimmed.startsWith("{") ? "application/json" : "application/yaml";
       try {
         const body = await write(form.dataset.api, type, text.value);
-        location.href = form.dataset.studyUrl.replace("NAME", encodeURIComponent(body.name));
+        const page = form.dataset.studyUrl.replace("NAME", encodeURIComponent(body.name));
+        if (!ENDED.includes(body.status)) {
+          location.href = page;
+          return;
+        }
+        const study = await getJSON(body.links.self).catch(() => ({status: body.status}));
+        unchanged(problems, body.name, page, study);
       } catch (error) {
         showProblems(problems, error.answer && error.answer.problems ? error.answer : {message: error.message});
       }
     });
+  }
+
+  // The form's answer to a definition identical to an ended study's: nothing was stored or
+  // run, what the study is (its status, why it ended), how to run more of it (a study that
+  // reached its trial budget: that budget raised above its trials), and a link to it.
+  function unchanged(box, name, page, study) {
+    const heading = document.createElement("p");
+    heading.className = "problem";
+    heading.id = "study-unchanged";
+    const ended = study.reason ? `${study.status}: ${study.reason}` : study.status;
+    heading.textContent = `The study ${JSON.stringify(name)} exists already with this definition, unchanged, and ` +
+      `ended (${ended}): nothing was created or restarted.`;
+    const next = document.createElement("p");
+    const budget = study.trials !== undefined && study.maxTrials && study.trials >= study.maxTrials;
+    next.textContent = budget
+      ? `To run more of its trials, raise maxTrials (spec.maxTrialCount for a Katib Experiment) above its ` +
+        `${study.trials} trial${study.trials === 1 ? "" : "s"} and submit again; to run it anew, give it another name. `
+      : "To run it anew, give it another name (or delete the stored study first). ";
+    next.append(Object.assign(document.createElement("a"), {href: page, textContent: "Open the study"}));
+    box.append(heading, next);
+    box.hidden = false;
   }
 
   function showProblems(box, body) {

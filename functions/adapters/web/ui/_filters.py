@@ -44,4 +44,7 @@ def _plain(text: str | None) -> str:
 @blueprint.app_template_filter("exact")
 def _exact(value) -> str:
     """A number as it reads back to itself (a form's bound, applied again, is the same bound)."""
-    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+    return tables.exact(value)
+
+
+blueprint.app_template_filter("is_bound")(tables.is_bound)

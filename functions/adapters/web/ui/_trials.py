@@ -8,15 +8,17 @@ from functools import partial
 from urllib.parse import urlencode
 
 from flask import Response, jsonify, render_template, request, stream_with_context, url_for
+from werkzeug.datastructures import MultiDict
 
 from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
-from functions.core.errors import LogGone
+from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.records import ACTIVE_STATES
+from functions.core.spec import Study
 from functions.core.views import lost_runs, study_view, trial_view
 
 LOG_CHUNK = 256 * 1024
@@ -25,34 +27,80 @@ LOG_CHUNK = 256 * 1024
 
 @blueprint.get("/studies/<name>/trials")
 def trials(name: str):
-    return render_template("trials.html", **_trials_context(name))
+    """The trial table's page. Arguments the table refuses (a bound that is not a number, a
+    field without a range) bring the page back with its form as it was typed and the refusal,
+    naming the argument, beside it (a 400); the table below shows what can be shown without
+    what was refused (:func:`_usable`), and its links and its export keep to that."""
+    store = runtime().store()
+    spec = store.get_study(name).spec
+    try:
+        tables.parse_query(spec, request.args)
+    except MalformedRequest as exc:
+        context = _trials_context(name, _usable(spec, request.args))
+        context["form"] = _typed_form(request.args)
+        return render_template("trials.html", problem=str(exc), **context), 400
+    context = _trials_context(name, request.args)
+    return render_template("trials.html", problem=None, **context)
 
 
 @blueprint.get("/studies/<name>/trials.fragment")
 def trials_fragment(name: str):
     """The trial table of the same arguments alone (its count, rows and pager), which the page
     fetches again while the study runs."""
-    return render_template("trials_table.html", **_trials_context(name))
+    return render_template("trials_table.html", **_trials_context(name, request.args))
 
 
-def _trials_context(name: str) -> dict:
-    """The trial table the request's arguments ask for, its links leading to the table's page."""
+def _trials_context(name: str, args: MultiDict[str, str]) -> dict:
+    """The trial table ``args`` ask for, its links leading to the table's page, and the filter
+    form that asks for it."""
     store = runtime().store()
     record = store.get_study(name)
-    query = tables.parse_query(record.spec, request.args)
+    query = tables.parse_query(record.spec, args)
     rows, total = store.query_trials(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
     pages = max((total + size - 1) // size, 1)
     page_path = url_for("ui.trials", name=name)
+    form = {"states": query.states, "sort": query.sort, "descending": query.descending, "size": str(query.limit),
+            "ranges": [(field, tables.exact(low), tables.exact(high)) for field, low, high in query.ranges]}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
             "page": query.offset // size + 1, "pages": pages, "columns": tables.columns(record.spec),
             "states": tables.STATES, "sizes": tables.PAGE_SIZES, "cell": tables.cell, "summary": tables.summary,
-            "link": partial(_table_link, page_path), "fragment": _table_link(url_for("ui.trials_fragment", name=name))}
+            "link": partial(_table_link, page_path, args), "form": form,
+            "csv": _table_link(url_for("ui.trials_csv", name=name), args),
+            "fragment": _table_link(url_for("ui.trials_fragment", name=name), args)}
 
 
-def _table_link(path: str, **changes) -> str:
-    """``path`` with the current table's arguments, some changed (None removes one)."""
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
+def _typed_form(args: MultiDict[str, str]) -> dict:
+    """The filter form as it was submitted, each range's bounds as typed."""
+    return {"states": args.getlist("state"), "sort": args.get("sort") or "number",
+            "descending": args.get("desc") in ("1", "true"), "size": args.get("size") or "50",
+            "ranges": tables.typed_ranges(args)}
+
+
+def _usable(spec: Study, args: MultiDict[str, str]) -> MultiDict[str, str]:
+    """``args`` without what the table refuses: each range it refuses on its own; every range,
+    if it still refuses them; all of them, if it still does (the table unfiltered)."""
+    others = [(k, v) for k, v in args.items(multi=True) if k not in ("field", "min", "max")]
+    kept = []
+    for field, low, high in tables.typed_ranges(args):
+        triple = [("field", field), ("min", low), ("max", high)]
+        try:
+            tables.parse_query(spec, MultiDict(triple))
+        except MalformedRequest:
+            continue
+        kept += triple
+    for candidate in (others + kept, others):
+        try:
+            tables.parse_query(spec, MultiDict(candidate))
+        except MalformedRequest:
+            continue
+        return MultiDict(candidate)
+    return MultiDict()
+
+
+def _table_link(path: str, args: MultiDict[str, str], **changes) -> str:
+    """``path`` with the table's arguments ``args``, some changed (None removes one)."""
+    pairs = [(k, v) for k, v in args.items(multi=True) if k not in changes]
     pairs += [(k, v) for k, v in changes.items() if v is not None]
     return path + ("?" + urlencode(pairs) if pairs else "")
 
