@@ -340,7 +340,7 @@ def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observatio
         slots = dict(zip(("min", "max", "latest"), found.get(name, [math.nan] * 3), strict=True))
         slots = {slot: value if math.isnan(v) or slot == spec.strategy(name) else v for slot, v in slots.items()}
         shown.append({"name": name, **{slot: str(v) for slot, v in slots.items()}, "value": value})
-    unreported = [m for m in (*(o.metric for o in spec.objectives), *spec.additional_metrics) if m not in trial.metrics]
+    unreported = [m for m in spec.metric_names if m not in trial.metrics]
     return shown + [{"name": name, **dict.fromkeys(("min", "max", "latest"), UNAVAILABLE)} for name in unreported]
 
 

@@ -42,8 +42,8 @@ def pareto_figure(trials: list[FrozenTrial], spec: Study, names: list[str]) -> t
     is of the feasible trials (no constraint above 0) and drawn in red; the other feasible trials
     in blue; where a trial has constraints, the infeasible ones in grey."""
     by_number = {t.number: t for t in trials}
-    feasible = [t for t in trials if _feasible(t)]
-    front = pareto_front(spec, [(t.number, list(t.values)) for t in feasible])
+    feasible_trials = [t for t in trials if feasible(t)]
+    front = pareto_front(spec, [(t.number, list(t.values)) for t in feasible_trials])
     on_front = set(front)
     others = [t.number for t in trials if t.number not in on_front]
     best = _along(front, spec, by_number, PARETO_POINTS - min(len(others), PARETO_POINTS - FRONT_POINTS))
@@ -62,7 +62,7 @@ def _note(drawn: int, trials: int, best: int, front: int) -> str | None:
     return f"from {drawn:,} of {trials:,} completed trials<br>{sampled}"
 
 
-def _feasible(trial: FrozenTrial) -> bool:
+def feasible(trial: FrozenTrial) -> bool:
     """Whether ``trial`` meets its constraints (none above 0), as Optuna's chart tells."""
     return all(value <= 0.0 for value in trial.constraints.values())
 
@@ -84,14 +84,14 @@ def _traces(drawn: list[FrozenTrial], best: set[int], objectives: int, constrain
     """Optuna's traces of the ``drawn`` trials, in their order: the infeasible trials (where the
     study has constraints), the other trials and the front (the trials numbered in ``best``)."""
     front = [t for t in drawn if t.number in best]
-    rest = [t for t in drawn if t.number not in best and _feasible(t)]
+    rest = [t for t in drawn if t.number not in best and feasible(t)]
     traces = [_trace(rest, objectives, "Feasible Trial" if constrained else "Trial",
                      _marker(rest, "Blues", {"title": {"text": "Trial"}})),
               _trace(front, objectives, "Best Trial",
                      _marker(front, "Reds", {"title": {"text": "Best Trial"}, "x": 1.1, "xpad": 40}))]
     if not constrained:
         return traces
-    infeasible = [t for t in drawn if not _feasible(t)]
+    infeasible = [t for t in drawn if not feasible(t)]
     return [_trace(infeasible, objectives, "Infeasible Trial", {"color": "#cccccc"}), *traces]
 
 

@@ -31,7 +31,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
-from functions.adapters.web.pareto_chart import pareto_figure
+from functions.adapters.web.pareto_chart import feasible, pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
@@ -300,7 +300,7 @@ def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: 
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
         if value is None or (best is not None and not better(value, best)):
             continue
-        if any(c > 0 for c in trial.constraints.values()):
+        if not feasible(trial):
             continue
         best = value
         kept |= {trial.number} | ({before.number} if corners and before else set())
