@@ -110,7 +110,7 @@ class Embedded:
         stored another study under its name) meanwhile."""
         record = self.store.get_study(name)
         self.executor.claim_study(record.log_folder)
-        self.broker.publish(study_created(name, record.uid))
+        self.broker.publish(study_created(name, record.uid, record.restarts))
         followed = _Followed(self.store, self.executor, record)
         watcher = Watcher(self.deps, self.broker.events, followed.current, stop_local=self.executor.stop_study)
 

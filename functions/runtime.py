@@ -173,7 +173,7 @@ class Runtime:
         self._check_publishing()
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
-            self.publish(study_created(stored.name, stored.uid))
+            self.publish(study_created(stored.name, stored.uid, stored.restarts))
         return stored, created
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:

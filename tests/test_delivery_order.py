@@ -23,7 +23,15 @@ from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
-from functions.core.events import STUDY_COMPLETED, STUDY_CREATED, Event, study_completed, study_created, trial_finished
+from functions.core.events import (
+    STUDY_COMPLETED,
+    STUDY_CREATED,
+    Event,
+    pool_check,
+    study_completed,
+    study_created,
+    trial_finished,
+)
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
@@ -255,20 +263,20 @@ def _run_through(worker: Worker, events: list[Event]) -> list[Event]:
 
 def test_a_dead_letter_of_an_earlier_runs_events_fails_nothing_once_its_study_restarted(kube: KubeStub, tmp_path: Path):
     """A study that ended at its ``maxTrials`` is restarted with more; then the first run's
-    events come back as dead letters, its ``study.completed`` among them (a lagging delivery to
-    the dead-letter sink, whose letter is believed: it came with the API token, or from the
-    broker's OIDC account). They are of a run that has ended: the restarted run goes on, as
+    events come back as dead letters, its ``study.created`` and ``study.completed`` among them
+    (a lagging delivery to the dead-letter sink, whose letter is believed: it came with the API
+    token, or from the broker's OIDC account). They are of a run that has ended: the restarted run goes on, as
     the first run's ``study.completed`` delivered late stops nothing. Before, the restarted run
     failed ("an event could not be delivered")."""
     cluster = Workers(kube, tmp_path)
     [worker] = cluster.workers
     record = cluster.submit_again(maxTrials=1, parallelism=1)
     try:
-        first_run = [e for e in _run_through(worker, [study_created("demo", record.uid)]) if e.type != STUDY_CREATED]
+        first_run = _run_through(worker, [study_created("demo", record.uid)])
         assert [e.type for e in first_run if e.type == STUDY_COMPLETED] == [STUDY_COMPLETED]
         record = cluster.submit_again(maxTrials=2, parallelism=1)
         assert (record.status, record.restarts) == ("running", 1)
-        for suggested in worker.deliver(study_created("demo", record.uid)):
+        for suggested in worker.deliver(study_created("demo", record.uid, record.restarts)):
             worker.deliver(suggested)
         for letter in first_run:
             assert worker.dispatcher.fail_dead_letter(letter, "http://katuna/functions/writeback 422") == [], letter
@@ -278,6 +286,45 @@ def test_a_dead_letter_of_an_earlier_runs_events_fails_nothing_once_its_study_re
     finally:
         worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended", record.restarts))
         cluster.close()
+
+
+def test_a_dead_letter_of_a_study_created_fails_its_study_only_while_it_is_of_the_current_run(kube: KubeStub,
+                                                                                                tmp_path: Path):
+    """A study ends at its ``maxTrials`` and is restarted with more. Its first run's
+    ``study.created`` (the submission's, and the one the tick sent before that was handled) then
+    come back as dead letters: they started a run that has ended, and fail nothing. A dead letter
+    of the ``study.created`` the tick sends for the restarted run still fails the study. Before,
+    a ``study.created`` said nothing of its run, and the first run's failed the restarted run
+    ("an event could not be delivered")."""
+    cluster = Workers(kube, tmp_path)
+    [worker] = cluster.workers
+    record = cluster.submit_again(maxTrials=1, parallelism=1)
+    try:
+        first_run = [*_created(worker.deliver(pool_check())), study_created("demo", record.uid)]
+        _run_through(worker, first_run[-1:])
+        assert worker.store.get_study("demo").status == "completed"
+        record = cluster.submit_again(maxTrials=2, parallelism=1)
+        [restarted] = _created(worker.deliver(pool_check()))
+        for suggested in worker.deliver(restarted):
+            worker.deliver(suggested)
+        for letter in first_run:
+            assert worker.dispatcher.fail_dead_letter(letter, "http://katuna/functions/suggest 422") == [], letter
+        study = worker.store.get_study("demo")
+        assert (study.status, study.restarts) == ("running", 1), study
+        assert [(t.number, t.state) for t in worker.store.trials("demo")] == [(0, "COMPLETE"), (1, "RUNNING")]
+        [ended] = worker.dispatcher.fail_dead_letter(restarted, "http://katuna/functions/suggest 422")
+        study = worker.store.get_study("demo")
+        assert (ended.type, ended.data["status"], study.status) == (STUDY_COMPLETED, "failed", "failed")
+        assert study.reason == "an event could not be delivered (dev.katuna.study.created): " \
+                               "http://katuna/functions/suggest 422"
+    finally:
+        worker.deliver(study_completed("demo", record.uid, "stopped", "the test ended", record.restarts))
+        cluster.close()
+
+
+def _created(events: list[Event]) -> list[Event]:
+    """The ``study.created`` among ``events``."""
+    return [event for event in events if event.type == STUDY_CREATED]
 
 
 def test_a_dead_letter_fails_its_study_only_for_an_event_of_its_trials_current_attempt(kube: KubeStub, tmp_path: Path):

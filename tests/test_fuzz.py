@@ -115,8 +115,8 @@ def test_any_text_is_a_study_or_a_validation_error(text):
 
 @FUZZ
 @given(st.sampled_from(sorted(ROUTES)), st.dictionaries(st.sampled_from(
-    ["study", "uid", "trial", "attempt", "outcome", "exitCode", "message", "step", "value", "status", "reason"]),
-    scalars, max_size=11))
+    ["study", "uid", "trial", "attempt", "outcome", "exitCode", "message", "step", "value", "status", "reason",
+     "restarts"]), scalars, max_size=12))
 def test_event_data_checks_name_each_bad_field_and_never_raise(event_type, data):
     for problem in data_problems(event_type, data):
         assert re.match(r"^data\.\w+: ", problem)

@@ -112,9 +112,18 @@ def derived_id(*parts: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def study_created(study: str, uid: str) -> Event:
-    """Start or resume a study: a fresh id each time, since every delivery reconciles."""
-    return Event(STUDY_CREATED, {"study": study, "uid": uid}, subject=study)
+def run_field(restarts: int) -> dict[str, int]:
+    """The data field that says which run of a study a ``study.created`` or ``study.completed``
+    is of: the study's ``restarts`` when it was sent, left out for the first run (an event sent
+    before katuna said so is taken as the first run's). A dead letter of an earlier run's event
+    fails nothing (:func:`of_this_run`)."""
+    return {"restarts": restarts} if restarts else {}
+
+
+def study_created(study: str, uid: str, restarts: int = 0) -> Event:
+    """Start or resume the study's run ``restarts``: a fresh id each time, since every delivery
+    reconciles."""
+    return Event(STUDY_CREATED, {"study": study, "uid": uid, **run_field(restarts)}, subject=study)
 
 
 def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
@@ -191,20 +200,18 @@ def study_completed(study: str, uid: str, status: str, reason: str, restarts: in
     """The study ended. A study reopened after it ended (``restarts`` times) ends again as
     another fact: the count is in the data and the id, so the end of an earlier run is never
     taken for this one's, nor this one's for a redelivery of it."""
-    data: dict[str, Any] = {"study": study, "uid": uid, "status": status, "reason": reason}
-    if restarts:
-        data["restarts"] = restarts
     return Event(
         STUDY_COMPLETED,
-        data,
+        {"study": study, "uid": uid, "status": status, "reason": reason, **run_field(restarts)},
         id=derived_id("completed", uid, *([restarts] if restarts else [])),
         subject=study,
     )
 
 
 def of_this_run(data: Mapping[str, Any], restarts: int) -> bool:
-    """Whether a ``study.completed`` is about the study's current run (one that was never
-    reopened has ``restarts`` 0, as the events of its only run)."""
+    """Whether a ``study.created`` or ``study.completed`` is about the study's current run (one
+    that was never reopened has ``restarts`` 0, as the events of its only run):
+    :func:`run_field`."""
     return data.get("restarts", 0) == restarts
 
 
@@ -213,11 +220,13 @@ def pool_check() -> Event:
     return Event(POOL_CHECK, {})
 
 
-def study_stalled(study: str, uid: str, state: object) -> Event:
-    """Resume a study that nothing moves on: a ``study.created`` whose id follows from the
-    study's ``state`` (its trial counts and active attempts), so every tick that finds the same
-    stall sends the same event, and a redelivery of it sends again what its handling emitted."""
-    return Event(STUDY_CREATED, {"study": study, "uid": uid}, id=derived_id("stalled", uid, state), subject=study)
+def study_stalled(study: str, uid: str, state: object, restarts: int = 0) -> Event:
+    """Resume the run ``restarts`` of a study that nothing moves on: a ``study.created`` whose
+    id follows from the study's ``state`` (its trial counts and active attempts), so every tick
+    that finds the same stall sends the same event, and a redelivery of it sends again what its
+    handling emitted."""
+    return Event(STUDY_CREATED, {"study": study, "uid": uid, **run_field(restarts)},
+                 id=derived_id("stalled", uid, state), subject=study)
 
 
 def resource_changed(change: str, obj: Mapping[str, Any]) -> Event:
@@ -289,6 +298,7 @@ _OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
     "kind": (lambda v: isinstance(v, str), "a string"), "apiVersion": (lambda v: isinstance(v, str), "a string")}
 """The fields of an ApiServerSource event's object that katuna reads, when it has them."""
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
+    STUDY_CREATED: {"restarts": _COUNT},
     STUDY_COMPLETED: {"restarts": _COUNT},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),

@@ -218,6 +218,18 @@ class TrialRecord:
         return self.state == PRUNED and self.reason.startswith(STOPPED_AT_END)
 
 
+def stale_attempt(trial: TrialRecord | None, number: int, attempt: int) -> str | None:
+    """Why an event of trial ``number``'s ``attempt`` no longer bears on the trial (``trial``,
+    as stored now): it is not there, has ended, or is at another attempt. None while that
+    attempt is the trial's current one and has not ended: the one whose end ``collect`` takes,
+    and whose events' dead letters fail the study (:mod:`functions.handlers.failures`)."""
+    if trial is None:
+        return f"the study has no trial {number}"
+    if trial.finished:
+        return f"trial {number} has ended ({trial.state})"
+    return None if trial.attempt == attempt else f"trial {number} is at attempt {trial.attempt}, not {attempt}"
+
+
 @dataclass(frozen=True)
 class Counts:
     """How many trials of a study are in each state."""

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from functions.core.events import STUDY_CREATED, Event, trial_suggested
+from functions.core.events import STUDY_CREATED, Event, run_field, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -54,5 +54,6 @@ def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
 
 def refill(record: StudyRecord, counts: Counts) -> Event:
     """The continuation that asks for the trials that top the look-ahead up."""
-    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: counts.created},
+    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: counts.created,
+                                 **run_field(record.restarts)},
                  subject=record.name)

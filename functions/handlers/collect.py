@@ -31,7 +31,16 @@ from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
-from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, WAITING, StudyRecord, TrialRecord
+from functions.core.records import (
+    COMPLETE,
+    FAIL,
+    PRUNED,
+    STOPPED_AT_END,
+    WAITING,
+    StudyRecord,
+    TrialRecord,
+    stale_attempt,
+)
 from functions.core.spec import MetricsCollector
 from functions.handlers.asking import tell
 from functions.handlers.deps import Deps, study_here
@@ -65,8 +74,9 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
 
 
 def _current(record: StudyRecord, trial: TrialRecord | None, data: Mapping[str, Any]) -> TrialRecord | None:
-    """The trial, when the end is its current attempt's and it has not ended: else the end changes nothing."""
-    if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
+    """The trial, when the end is its current attempt's and it has not ended
+    (:func:`~functions.core.records.stale_attempt`): else the end changes nothing."""
+    if not record.owns(data) or stale_attempt(trial, data["trial"], data["attempt"]) is not None:
         return None
     return trial
 

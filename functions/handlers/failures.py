@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable
 
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import ADVISORY, STUDY_COMPLETED, Event, attempt_named, of_this_run
-from functions.core.records import FAILED, StudyRecord
+from functions.core.events import ADVISORY, STUDY_COMPLETED, STUDY_CREATED, Event, attempt_named, of_this_run
+from functions.core.records import FAILED, StudyRecord, stale_attempt
 from functions.core.stop import Decision
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
@@ -68,35 +68,31 @@ def _matters(deps: Deps, record: StudyRecord, event: Event) -> bool:
     """Whether the dead letter's event still matters to the study's current run: a letter may
     come back late (a lagging delivery to the dead-letter sink), after the study was restarted
     (a larger ``maxTrials``) or the trial ran again, and an event that no longer matters would
-    then fail a run it was never part of. A ``study.completed`` matters only if it is of this
-    run (:func:`~functions.core.events.of_this_run`); a trial's event only while that trial
-    exists, has not finished, and is still at the event's attempt. Any other event of the study
-    matters. One that does not is logged, and fails nothing."""
-    data = event.data
-    if event.type == STUDY_COMPLETED:
-        moot = None if of_this_run(data, record.restarts) else \
-            f"it ends the study's run {data.get('restarts', 0)!r:.20}, and the study is at run {record.restarts}"
-    elif "trial" in data and "attempt" in data:
-        moot = _moot_attempt(deps, record, attempt_named(data))
-    else:
-        return True
+    then fail a run it was never part of (:func:`_moot`). One that does not is logged, and
+    fails nothing."""
+    moot = _moot(deps, record, event)
     if moot is not None:
         log.warning("dead letter %s (%s) of study %s fails nothing: %s", event.type, event.id, record.name, moot)
     return moot is None
 
 
-def _moot_attempt(deps: Deps, record: StudyRecord, named: tuple[int, int] | None) -> str | None:
-    """Why the study's trial attempt ``named`` (its number and attempt) no longer matters: the
-    trial is not there, has ended, or runs another attempt now; None while it is current."""
-    if named is None:
-        return "its data names no trial attempt the study could have"
-    number, attempt = named
-    trial = deps.store.get_trial(record.name, number)
-    if trial is None:
-        return f"the study has no trial {number}"
-    if trial.finished:
-        return f"trial {number} has ended ({trial.state})"
-    return None if trial.attempt == attempt else f"trial {number} is at attempt {trial.attempt}, not {attempt}"
+def _moot(deps: Deps, record: StudyRecord, event: Event) -> str | None:
+    """Why the dead letter's event no longer matters to the study's current run, None while it
+    does. A ``study.created`` or ``study.completed`` matters only if it is of this run
+    (:func:`~functions.core.events.of_this_run`): the restarted run was started by a
+    ``study.created`` of its own, and the earlier run's start or end is over. A trial's event
+    matters only while that trial exists, has not ended, and is still at the event's attempt
+    (:func:`~functions.core.records.stale_attempt`). Any other event of the study matters."""
+    data = event.data
+    if event.type in (STUDY_CREATED, STUDY_COMPLETED):
+        return None if of_this_run(data, record.restarts) else \
+            f"it is of the study's run {data.get('restarts', 0)!r:.20}, and the study is at run {record.restarts}"
+    if "trial" in data and "attempt" in data:
+        named = attempt_named(data)
+        if named is None:
+            return "its data names no trial attempt the study could have"
+        return stale_attempt(deps.store.get_trial(record.name, named[0]), *named)
+    return None
 
 
 def fail_study(deps: Deps, study: str, uid: str, reason: str,

@@ -207,7 +207,7 @@ def _unsuggested(record: StudyRecord, deps: Deps) -> list[Event]:
 def _stalled(record: StudyRecord, deps: Deps) -> Event:
     """The ``study.created`` that resumes a stalled study, named by the state it found."""
     active = sorted((t.number, t.attempt, t.state) for t in deps.store.trials(record.name, ACTIVE_STATES))
-    return study_stalled(record.name, record.uid, (deps.store.count_trials(record.name), active))
+    return study_stalled(record.name, record.uid, (deps.store.count_trials(record.name), active), record.restarts)
 
 
 def _unstopped(record: StudyRecord, deps: Deps) -> list[Event]:

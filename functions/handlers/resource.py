@@ -136,7 +136,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
     report(record, deps)
-    return [study_created(record.name, record.uid)]
+    return [study_created(record.name, record.uid, record.restarts)]
 
 
 def _access_refusal(deps: Deps, spec: Study, submitted: dict[str, Any]) -> Problem | None:
