@@ -27,7 +27,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.cluster_ports import ClusterResources, watched_namespace
 from functions.core.disruptions import Disruption
 from functions.core.errors import TemporaryError
-from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, trial_finished
+from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, study_stalled, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
@@ -256,6 +256,14 @@ def test_a_study_whose_start_was_lost_resumes_on_a_tick_with_one_id_per_stall(
     eventually(lambda: job_ended(kube, "rc-stalled-0"), "the trial's Job end", timeout=60)
     broker.run([ping()])
     assert study(service, "rc-stalled")["status"] == "completed"
+
+
+def test_a_restarted_runs_stall_is_resumed_under_an_id_of_its_own_however_like_an_earlier_stall():
+    state = (3, [(2, 0, RUNNING)])
+    first, again, restarted = (study_stalled("s", "u", state, restarts) for restarts in (0, 0, 1))
+    assert first.id == again.id == derived_id("stalled", "u", state), "a first run's stall keeps the id it had"
+    assert restarted.id != first.id, "an earlier run's handled stall would hide the restarted run's"
+    assert (first.data.get("restarts"), restarted.data["restarts"]) == (None, 1)
 
 
 def resource(name: str, **overrides) -> dict:

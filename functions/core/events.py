@@ -224,9 +224,10 @@ def study_stalled(study: str, uid: str, state: object, restarts: int = 0) -> Eve
     """Resume the run ``restarts`` of a study that nothing moves on: a ``study.created`` whose
     id follows from the study's ``state`` (its trial counts and active attempts), so every tick
     that finds the same stall sends the same event, and a redelivery of it sends again what its
-    handling emitted."""
+    handling emitted. A restarted run's stall is another (the run is in the id, as in
+    :func:`study_completed`'s), however like an earlier run's its state."""
     return Event(STUDY_CREATED, {"study": study, "uid": uid, **run_field(restarts)},
-                 id=derived_id("stalled", uid, state), subject=study)
+                 id=derived_id("stalled", uid, state, *([restarts] if restarts else [])), subject=study)
 
 
 def resource_changed(change: str, obj: Mapping[str, Any]) -> Event:
