@@ -51,7 +51,7 @@ a request the proxy sent on one as gunicorn closed it failed, and Go's transport
 POST (every event) again, so the broker got ``502``. An idle connection holds no thread (it
 waits in the worker's poller, and counts against ``worker_connections``, 1,000); queue-proxy
 keeps at most ``containerConcurrency`` (8) of them. A connection silent part way through its
-request waits as long in the poller (:class:`functions.adapters.web.worker.Worker`)."""
+request is closed sooner, by its ``KATUNA_CLIENT_TIMEOUT`` (:class:`functions.adapters.web.worker.Worker`)."""
 
 
 def on_starting(server: Any) -> None:
