@@ -40,6 +40,19 @@ access_log_format = access_log.FORMAT
 logger_class = access_log.AccessLogger
 """gunicorn's ``--logger-class``."""
 
+keepalive = 120
+"""gunicorn's ``--keep-alive``: seconds a connection stays open, idle, for its client's next request.
+
+Longer than the 90 s for which Knative's queue-proxy keeps an idle connection to the container
+(its transport, knative.dev/pkg ``network/transports.go``, is a clone of Go's
+``http.DefaultTransport``, whose ``IdleConnTimeout`` is 90 s), so that the proxy always closes an
+idle connection first. With gunicorn's 2 s, gunicorn closed connections the proxy still held:
+a request the proxy sent on one as gunicorn closed it failed, and Go's transport does not send a
+POST (every event) again, so the broker got ``502``. An idle connection holds no thread (it
+waits in the worker's poller, and counts against ``worker_connections``, 1,000); queue-proxy
+keeps at most ``containerConcurrency`` (8) of them. A connection silent part way through its
+request is closed sooner, by its ``KATUNA_CLIENT_TIMEOUT`` (:class:`functions.adapters.web.worker.Worker`)."""
+
 
 def on_starting(server: Any) -> None:
     """gunicorn's hook, in the master before it binds or forks: hide the master's environment

@@ -12,7 +12,8 @@ no limit either, once its first bytes have come (``handle``: ``wait_for_data``, 
 
 Here every client connection is bounded (:class:`ClientSocket`). What has come of a request
 is gathered without waiting, and the connection goes back to the main loop until the rest
-comes (closed after gunicorn's ``keepalive`` seconds of silence): a thread takes it only once
+comes (closed unanswered after gunicorn's ``keepalive`` seconds of silence, or at the request's
+deadline if that is sooner): a thread takes it only once
 its head and its body, ``Content-Length`` or chunked (up to ``KATUNA_MAX_BODY``), are here
 (:mod:`.framing`). A request must be
 whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no write to the client may
@@ -274,6 +275,24 @@ class Worker(SignalledWorker):
             self.lingering.close(conn.sock)
             return
         super().finish_request(conn, fs)
+        if self.pending_conns and self.pending_conns[-1] is conn:
+            self._due_by_deadline(conn)
+
+    def _due_by_deadline(self, conn: Any) -> None:
+        """A connection deferred to wait for the rest of its request is closed by the request's
+        deadline (``KATUNA_CLIENT_TIMEOUT``) when that comes before gunicorn's ``keepalive``
+        (120 s in the image): gunicorn gives a pending connection its whole keepalive. It moves
+        back in the pending queue, which gunicorn closes from the front while it is due."""
+        deadline = getattr(conn.sock, "deadline", None)
+        if deadline is None or deadline >= conn.timeout:
+            return
+        pending = self.pending_conns
+        pending.pop()
+        conn.timeout = deadline
+        place = len(pending)
+        while place and pending[place - 1].timeout > deadline:
+            place -= 1
+        pending.insert(place, conn)
 
     def _connection_closed(self) -> None:
         self.nr_conns -= 1
