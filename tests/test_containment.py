@@ -276,12 +276,17 @@ def running(db: Path, study: str) -> list[TrialRecord]:
 
 def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_path: Path, family: Path):
     """The stale attempts a killed ``katuna run`` left are ended, and only those: the attempts
-    that the resumed run starts next are not, so trials allowed two attempts complete."""
+    that the resumed run starts next are not, so trials allowed two attempts complete. The killed
+    run's attempts are still running (for 20 s) when the resumed run starts; the resumed run's
+    own attempts last 3 s."""
+    first_run = family / "first-run"
+    first_run.touch()
     definition = {
         "name": "resumed", "objective": {"metric": "loss", "direction": "minimize"},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
         "maxTrials": 4, "parallelism": 3,
-        "trialTemplate": {"command": ["sh", "-c", f"touch {family}/started.$KATUNA_TRIAL.$KATUNA_ATTEMPT; sleep 8; "
+        "trialTemplate": {"command": ["sh", "-c", f"touch {family}/started.$KATUNA_TRIAL.$KATUNA_ATTEMPT; "
+                                      f"if [ -e {first_run} ]; then sleep 20; else sleep 3; fi; "
                                       "echo loss=${trialParameters.x}"], "maxAttempts": 2},
     }
     study = tmp_path / "study.yaml"
@@ -296,6 +301,7 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
     finally:
         first.kill()
         first.wait()
+        first_run.unlink()
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     shown = here("trials", "resumed", "--json", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path)

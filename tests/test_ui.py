@@ -114,6 +114,13 @@ def passing_after(asked: list[str], failing_from: int) -> Callable[[Route], None
     return handle
 
 
+def hurried(page: Page, done: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Wait until ``done``, the page's clock (installed with ``page.clock.install``) run ahead
+    half a second at a time, each of its timers firing as it comes due: a refresh is made in
+    turn as it would be in time, without the test waiting out its period."""
+    eventually(lambda: page.clock.run_for(500) or page.wait_for_timeout(50) or done(), what, timeout=timeout)
+
+
 def test_studies_list_shows_each_study_with_its_progress(service: Service, page: Page):
     trials = trials_of(service, "ui-demo")
     done = sum(t["state"] == "COMPLETE" for t in trials)
@@ -445,6 +452,7 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
         "--until", str(release)]})
     assert post(service, slow) == 201
     eventually(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200, "trial 0", timeout=20)
+    page.clock.install()
     page.goto(service.base + "/ui/studies/ui-slow/trials/0")
     expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
     expect(page.locator("#trial-state")).to_have_text(re.compile("WAITING|RUNNING"))
@@ -459,9 +467,12 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     study.goto(service.base + "/ui/studies/ui-slow")
     expect(study.locator("#plot-history")).to_contain_text("no completed trial yet")
     release.touch()
-    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
-    expect(row).to_contain_text("completed", timeout=CHART_WAIT_MS)
-    expect(study.locator("#study-status")).to_have_text("completed", timeout=CHART_WAIT_MS)
+    hurried(page, lambda: page.locator("#trial-state").inner_text() == "COMPLETE" and "completed" in row.inner_text()
+            and study.locator("#study-status").inner_text() == "completed", "every page to see the trial end",
+            timeout=CHART_WAIT_MS / 1000)
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE")
+    expect(row).to_contain_text("completed")
+    expect(study.locator("#study-status")).to_have_text("completed")
     expect(study.locator("#trial-counts")).to_contain_text("1 of 1: 1 complete")
     study.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 1")
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
@@ -646,6 +657,7 @@ def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without
                                   parameters=[{"name": "x", "type": "discrete", "values": ["1", "3"]}])
     definition["trialTemplate"]["command"] += ["--mode", "curve", "--epochs", "2", "--until", f"{release}-${{trialParameters.x}}"]
     assert post(service, definition) == 201
+    page.clock.install()
     page.goto(service.base + "/ui/studies/ui-live")
     page.evaluate("window.sameDocument = true")
     expect(page.locator("#stop-study")).to_be_visible()
@@ -653,13 +665,16 @@ def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without
     eventually(lambda: service.request("GET", "/studies/ui-live/trials/0")[0] == 200, "trial 0", timeout=20)
     first = service.json("GET", "/studies/ui-live/trials/0")[1]
     Path(f"{release}-{first['params']['x']}").touch()
-    expect(page.locator("#best tbody tr")).to_have_count(1, timeout=20000)
+    hurried(page, lambda: page.locator("#best tbody tr").count() == 1, "the page to show the best trial", timeout=20)
+    expect(page.locator("#best tbody tr")).to_have_count(1)
     expect(page.locator("#best tbody")).to_contain_text("#0")
     expect(page.locator("#study-status")).to_have_text("running")
     expect(page.locator("#stop-study")).to_be_visible()
     for value in ("1", "3"):
         Path(f"{release}-{value}").touch()
-    expect(page.locator("#study-status")).to_have_text("completed", timeout=20000)
+    hurried(page, lambda: page.locator("#study-status").inner_text() == "completed", "the page to see the study end",
+            timeout=20)
+    expect(page.locator("#study-status")).to_have_text("completed")
     expect(page.locator("#best tbody tr")).to_have_count(2)
     expect(page.locator("#stop-study")).to_have_count(0)
     expect(page.locator("#restart-study")).to_be_visible()
@@ -983,6 +998,7 @@ def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_bud
     offers Restart again once it ends."""
     assert post(service, study_definition(name="ui-again", maxTrials=2, parallelism=1)) == 201
     service.wait_for("ui-again")
+    page.clock.install()
     page.goto(service.base + "/ui/studies/ui-again")
     page.click("#restart-study")
     page.wait_for_url("**/ui/new?restart=ui-again")
@@ -994,10 +1010,13 @@ def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_bud
     page.wait_for_url("**/ui/studies/ui-again")
     assert service.wait_for("ui-again")["counts"]["complete"] == 3
     assert sorted(t["number"] for t in trials_of(service, "ui-again")) == [0, 1, 2]
+    hurried(page, lambda: page.locator("#restart-study").is_visible(), "the page to see the study end")
     expect(page.locator("#restart-study")).to_be_visible()
     page.evaluate("window.stillThisPage = true")
     assert post(service, study_definition(name="ui-again", maxTrials=4, parallelism=1)) == 200
-    expect(page.locator("#trial-counts")).to_contain_text("4 of 4: 4 complete", timeout=30_000)
+    hurried(page, lambda: "4 of 4: 4 complete" in page.locator("#trial-counts").inner_text(),
+            "the page to see the restarted study end")
+    expect(page.locator("#trial-counts")).to_contain_text("4 of 4: 4 complete")
     expect(page.locator("#restart-study")).to_be_visible()
     assert page.evaluate("window.stillThisPage"), "a restart made elsewhere is followed on the page left open"
     assert post(service, study_definition(name="ui-stopped", mode="hang", maxTrials=1, parallelism=1)) == 201
@@ -1066,21 +1085,23 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
 
 def test_the_studies_list_starts_no_refresh_while_one_is_unanswered(service: Service, page: Page):
     """The list refreshes while a study runs, one fetch at a time: an answer that is slow to come
-    (a database busy with a large study) has no others piling up behind it."""
+    (a database busy with a large study) has no others piling up behind it. The page's clock is
+    run ahead, its timers firing as they come due, rather than waited for."""
     release = service.workdir / "release-ui-held"
     held = study_definition(name="ui-held", maxTrials=1, parallelism=1, trialTemplate={"command": [
         sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--until", str(release)]})
     assert post(service, held) == 201
     asked: list = []
     page.route("**/ui/studies.fragment", lambda route: asked.append(route))
+    page.clock.install()
     page.goto(service.base + "/ui/")
     expect(page.locator('tr[data-study="ui-held"]')).to_contain_text("running")
-    eventually(lambda: page.wait_for_timeout(100) or asked, "a first refresh", timeout=15)
-    page.wait_for_timeout(10_000)
+    hurried(page, lambda: asked, "a first refresh", timeout=15)
+    page.clock.run_for(IDLE_MS)  # more than three refresh periods, every timer due in them fired
+    page.wait_for_timeout(500)
     assert len(asked) == 1, "refreshes started while the first was unanswered"
     asked[0].continue_()
-    eventually(lambda: page.wait_for_timeout(100) or len(asked) == 2, "the next refresh, once the first was answered",
-               timeout=15)
+    hurried(page, lambda: len(asked) == 2, "the next refresh, once the first was answered", timeout=15)
     asked[1].continue_()
     release.touch()
     service.wait_for("ui-held")
