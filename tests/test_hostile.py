@@ -252,9 +252,9 @@ LONG_TEXT_BOMB = f"x: &a \"{'x' * 100_000}\"\n" + f"junk: [{', '.join(['*a'] * 2
 # (case id, content type, body, expected status, a word the answer must contain)
 TEXTS: list[tuple[str, str, bytes, int, str]] = [
     ("not-yaml", "application/yaml", b"name: [unclosed", 400, "YAML"),
-    ("top-level-list", "application/yaml", b"- name: hostile\n", 400, "mapping"),
-    ("top-level-scalar", "application/json", b'"hostile"', 400, "mapping"),
-    ("empty-body", "application/json", b"", 400, "mapping"),
+    ("top-level-list", "application/yaml", b"- name: hostile\n", 422, "mapping"),
+    ("top-level-scalar", "application/json", b'"hostile"', 422, "mapping"),
+    ("empty-body", "application/json", b"", 400, "empty"),
     ("json-nan-literal", "application/json", json.dumps(study_definition(name="hostile", maxTrials=float("nan")))
      .encode(), 422, "maxTrials"),
     ("yaml-nan", "application/yaml", _VALID_YAML.replace("min: -5.0", "min: .nan").encode(), 422,

@@ -115,7 +115,7 @@ def test_bad_bodies_get_the_right_status_and_store_nothing(service: Service):
     assert status == 400 and json.loads(body)["problems"][0]["message"] == (
         "not valid YAML or JSON: expected ',' or ']', but got '<stream end>' (line 1, column 16)"), \
         "where the parser stopped, as the CLI says it, not its excerpt of a '<unicode string>'"
-    assert json.loads(body)["message"] == ("invalid study: not valid YAML or JSON: expected ',' or ']', but got "
+    assert json.loads(body)["message"] == ("unparseable study: not valid YAML or JSON: expected ',' or ']', but got "
                                            "'<stream end>' (line 1, column 16)"), "the message says what was refused"
 
     status, _, body = post_study(service, study_definition(name="Bad Name", parallelism=0))

@@ -7,6 +7,7 @@ server again. Also: every error katuna's code can raise has its code in the docu
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import os
@@ -107,13 +108,29 @@ REFUSALS = [
     ("GET", "/studies/s1/trials?limit=0", "/studies/{name}/trials", {}, 400, "malformed_request"),
     ("GET", "/studies/s1/trials?offset=5", "/studies/{name}/trials", {}, 400, "malformed_request"),
     ("GET", "/studies/s1/trials/99", "/studies/{name}/trials/{number}", {}, 404, "study_not_found"),
-    ("GET", "/studies/s1/trials/-1", "/studies/{name}/trials/{number}", {}, 404, "not_found"),
+    ("GET", "/studies/s1/trials/-1", "/studies/{name}/trials/{number}", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials/%EF%BC%91", "/studies/{name}/trials/{number}", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials/abc/logs", "/studies/{name}/trials/{number}/logs", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials/9223372036854775808", "/studies/{name}/trials/{number}", {}, 400,
+     "malformed_request"),
+    ("GET", "/studies/s1?foo=1", "/studies/{name}", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials/0?foo=1", "/studies/{name}/trials/{number}", {}, 400, "malformed_request"),
+    ("GET", "/openapi.json?x=1", "/openapi.json", {}, 400, "malformed_request"),
+    ("POST", "/studies?dryRun=true", "/studies", {"json": STUDY}, 400, "malformed_request"),
+    ("POST", "/studies/s1/stop?force=1", "/studies/{name}/stop", {}, 400, "malformed_request"),
+    ("POST", "/studies/s1/stop", "/studies/{name}/stop", {"json": {}}, 400, "malformed_request"),
+    ("DELETE", "/studies/s1", "/studies/{name}", {"json": {"force": True}}, 400, "malformed_request"),
+    ("POST", "/?x=1", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 400,
+     "malformed_request"),
     ("GET", "/studies/s1/trials/0/logs?attempt=x", "/studies/{name}/trials/{number}/logs", {}, 400,
      "malformed_request"),
     ("GET", "/studies/s1/trials/0/logs?attempt=9", "/studies/{name}/trials/{number}/logs", {}, 404,
      "study_not_found"),
     ("GET", "/dead-letters?limit=abc", "/dead-letters", {}, 400, "malformed_request"),
     ("POST", "/studies", "/studies", {"data": "{", "content_type": JSON}, 400, "unparseable_study"),
+    ("POST", "/studies", "/studies", {"data": "", "content_type": JSON}, 400, "unparseable_study"),
+    ("POST", "/studies", "/studies", {"data": "[1, 2]", "content_type": JSON}, 422, "invalid_study"),
+    ("POST", "/studies", "/studies", {"data": "null", "content_type": JSON}, 422, "invalid_study"),
     ("POST", "/studies", "/studies", {"json": {**STUDY, "maxTrials": -1}}, 422, "invalid_study"),
     ("POST", "/studies", "/studies", {"json": {**study_definition(name="s1"), "algorithm": {"name": "tpe"}}}, 409,
      "study_conflict"),
@@ -129,6 +146,11 @@ REFUSALS = [
      "unknown_function"),
     ("POST", "/dead-letters", "/dead-letters", {"data": "{}", "content_type": "application/cloudevents+json"}, 400,
      "malformed_event"),
+    ("POST", "/", "/", {"data": '{"type": "dev.knative.sources.ping", "source": "/p", "id": "n1", "data": {}}',
+                        "content_type": "application/cloudevents+json"}, 400, "malformed_event"),
+    ("POST", "/dead-letters", "/dead-letters", {"data": '{"specversion": "1.0", "type": "x", "source": "/s", "id": "t", '
+                                                        '"time": "nope"}',
+                                                "content_type": "application/cloudevents+json"}, 400, "malformed_event"),
 ]
 
 
@@ -258,3 +280,62 @@ def test_the_chart_of_an_objective_the_study_does_not_have_is_refused_naming_it(
         answer = client.get(f"/ui/studies/s1/plots/history?objective={value}")
         assert answer.status_code == 400, answer.get_data(as_text=True)[:200]
         assert answer.get_json()["message"].startswith("objective: expected a whole number from 0 to 0")
+
+
+def test_a_parameter_or_a_body_an_operation_does_not_take_is_refused_naming_it_and_changes_nothing(client):
+    """``?dryRun=true`` created and ran the study, and a ``DELETE`` with a body deleted: an
+    ignored part makes a wrong request look right. The health probes take any parameter."""
+    answer = client.post("/studies?dryRun=true", json=STUDY)
+    assert answer.get_json()["message"] == "dryRun: not a parameter of POST /studies, which takes none"
+    assert client.get("/studies/s2").status_code == 404, "nothing was created"
+    answer = client.delete("/studies/s1", json={"force": True})
+    assert answer.get_json()["message"] == ("the body: expected none, as DELETE /studies/{name} takes nothing but "
+                                            "its path (got 15 bytes)")
+    assert client.get("/studies/s1").status_code == 200, "nothing was deleted"
+    assert client.get("/studies/s1/trials/0?attempt=1").get_json()["message"].startswith("attempt: not a parameter")
+    assert client.get("/healthz?probe=1").status_code == 200
+
+
+@pytest.mark.parametrize("segment", ["-1", "%EF%BC%91", "%D9%A3", "abc", "+1", "9223372036854775808"])
+def test_a_trial_number_that_is_no_whole_number_in_ascii_digits_is_refused_naming_it(client, segment: str):
+    for suffix in ("", "/logs"):
+        answer = client.get(f"/studies/s1/trials/{segment}{suffix}")
+        assert answer.get_json()["message"].startswith("number: expected a whole number from 0 to 9223372036854775807")
+
+
+def test_a_study_that_parses_to_no_mapping_is_invalid_at_its_top_level(client):
+    for text, got in (("[1, 2]", "a list"), ("42", "a int: '42'"), ("null", "null (or no document)")):
+        body = client.post("/studies", data=text, content_type=JSON).get_json()
+        assert body["problems"] == [{"path": "", "message": "expected a mapping at the top level of the study "
+                                                            f"definition, got {got}"}], text
+    body = client.post("/studies", data=" \n", content_type=JSON).get_json()
+    assert body["message"] == "unparseable study: the definition is empty: expected a study as YAML or JSON"
+
+
+@pytest.mark.parametrize("path", ["/", "/dead-letters"])
+def test_a_structured_event_without_its_specversion_is_refused_naming_it(client, path: str):
+    answer = client.post(path, data='{"type": "dev.knative.sources.ping", "source": "/p", "id": "n1", "data": {}}',
+                         content_type="application/cloudevents+json")
+    assert answer.get_json()["message"].startswith("attributes.specversion: the CloudEvent has none")
+
+
+def test_a_dead_letters_attributes_are_read_strictly_and_its_data_is_kept_as_it_came(client):
+    """The attributes say which event the letter is: a key given twice or a bad ``time`` is
+    refused, named, as the event functions refuse them. The data is kept, never refused (a
+    broker drops a letter its sink refuses) and never altered: bytes that are not UTF-8 in
+    base64, JSON giving a key twice as its text."""
+    structured = "application/cloudevents+json"
+    answer = client.post("/dead-letters", data='{"specversion": "1.0", "type": "x", "source": "/s", "id": "a", '
+                                               '"id": "b"}', content_type=structured)
+    assert (answer.status_code, answer.get_json()["message"]) == (
+        400, "duplicate key 'id'; expected the event as JSON (structured mode) with each key once")
+    answer = client.post("/dead-letters", data="{}", content_type=JSON,
+                         headers={**EVENT, "ce-id": "late", "ce-type": "x", "ce-time": "nope"})
+    assert answer.get_json()["message"].startswith("ce-time: expected an RFC 3339 timestamp")
+    for letter, data in (("not-utf8", b'{"a": "\xff"}'), ("twice", b'{"a": 1, "a": 2}')):
+        answer = client.post("/dead-letters", data=data, content_type=JSON, headers={**EVENT, "ce-id": letter,
+                                                                                     "ce-type": "x"})
+        assert (answer.status_code, answer.headers["Katuna-Recorded"]) == (202, letter)
+    kept = {letter["event"]["id"]: letter["event"]["data"] for letter in client.get("/dead-letters").get_json()}
+    assert base64.b64decode(kept["not-utf8"]["base64"]) == b'{"a": "\xff"}'
+    assert kept["twice"] == {"raw": '{"a": 1, "a": 2}'}

@@ -109,3 +109,27 @@ def test_metrics_that_cannot_be_read_are_a_documented_500(service: Service):
         assert _check(head + body, "/metrics") == (500, "internal_server_error")
     finally:
         (service.workdir / "metrics" / "counter_0.db").unlink()
+
+
+def test_a_refusal_ends_its_connection_and_says_so(service: Service):
+    """gunicorn drops an application's ``Connection: close``, and kept the connection of a
+    refusal alive: the request sent behind it on the same connection was served. The worker's
+    own refusals said ``keep-alive`` and closed."""
+    refused = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx"
+    answer = _exchange(service.port, refused + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 415 ") and b"\r\nConnection: close\r\n" in answer, answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 1, "the request behind the refusal is not served"
+    head = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    for answer in (_exchange(service.port, head + b"Content-Length: 10\r\n\r\nabc", cut=True),
+                   _trickled(service.port, head + b"Content-Length: 1000\r\n\r\n")):
+        assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 408 ")), answer[:300]
+        assert b"\r\nConnection: close\r\n" in answer and b"keep-alive" not in answer, answer[:300]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_asked_for(service: Service):
+    """``Expect: 100-continue`` with a ``Content-Length`` over ``KATUNA_MAX_BODY``: the ``413``
+    comes first, where gunicorn answered ``100 Continue`` (send the body), then threw it away."""
+    answer = _exchange(service.port, b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                     b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"\r\nConnection: close\r\n" in answer, answer[:300]
+    assert b"100 Continue" not in answer

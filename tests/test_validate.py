@@ -14,7 +14,7 @@ from test_cli import here, katuna, write_study
 from test_render import katib_style
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import InvalidStudy, KatunaError
+from functions.core.errors import InvalidStudy, KatunaError, UnparseableStudy
 from functions.core.formats import load_study
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
@@ -187,7 +187,8 @@ def test_unparseable_text_is_one_clear_problem():
     assert str(caught.value.problems[0]).startswith("not valid YAML or JSON")
     with pytest.raises(InvalidStudy) as caught:
         load_study("- just\n- a list\n")
-    assert str(caught.value.problems[0]) == "expected a mapping at the top level of the study definition"
+    assert str(caught.value.problems[0]) == "expected a mapping at the top level of the study definition, got a list"
+    assert not isinstance(caught.value, UnparseableStudy), "it parsed: invalid (422), not unparseable (400)"
 
 
 def test_json_is_accepted_too():

@@ -286,10 +286,12 @@ def test_a_refused_body_is_read_before_the_answer(service: Service):
 
 def test_huge_or_negative_trial_numbers_and_pages_are_clean_4xx(service: Service):
     assert service.request("POST", "/studies", _study_json("numbers"), {"Content-Type": "application/json"})[0] == 201
-    for path in (f"/studies/numbers/trials/{HUGE}", f"/studies/numbers/trials/{HUGE}/logs",
-                 f"/ui/studies/numbers/trials/{HUGE}", f"/ui/studies/numbers/trials/{HUGE}/log",
-                 "/studies/numbers/trials/-1"):
+    for path in (f"/ui/studies/numbers/trials/{HUGE}", f"/ui/studies/numbers/trials/{HUGE}/log"):
         assert service.request("GET", path)[0] == 404, path
+    for path in (f"/studies/numbers/trials/{HUGE}", f"/studies/numbers/trials/{HUGE}/logs",
+                 "/studies/numbers/trials/-1"):
+        status, _, body = service.request("GET", path)
+        assert status == 400 and json.loads(body)["message"].startswith("number: expected a whole number"), path
     for page in (HUGE, str((1 << 63) // 50 + 1), "-1", "0"):
         for path in ("/ui/studies/numbers/trials", "/ui/studies/numbers/trials.csv"):
             status, _, body = service.request("GET", f"{path}?page={page}")

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.bindings.common import get_event_factory_for_version
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.spec import SPECVERSION_V1_0
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core import event_signature, utf8
@@ -57,12 +56,16 @@ def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
 
 
 def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
-    """The event of the version its ``specversion`` names, where it has an ``id`` and all its text
+    """The event of the version its ``specversion`` names, where it has one (the SDK would take
+    a structured event without it as 1.0, where CloudEvents requires it) and an ``id``, and all its text
     is text UTF-8 holds, with no control character in an attribute (CloudEvents' String type
     forbids them; a header could not carry one in binary mode, and a structured event's id with a
     line end made an answer's header, and a line of the log, of the sender's choosing). The SDK gives an event without an id a random one, so a redelivery of it
     would be taken for another event (CloudEvents requires the id: its source and id identify the
     event); an attribute or data whose JSON escapes a lone surrogate would fail where it is stored."""
+    if "specversion" not in attributes:
+        raise MalformedEvent("attributes.specversion: the CloudEvent has none; expected the CloudEvents version, "
+                             "\"1.0\" (ce-specversion header in binary mode, specversion in structured mode)")
     if "id" not in attributes:
         raise MalformedEvent("the CloudEvent has no id (ce-id header, or id in structured mode); expected a "
                              "non-empty string that, with its source, identifies the event")
@@ -74,7 +77,7 @@ def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
         if where is not None:
             raise MalformedEvent(f"{where}: expected Unicode text, got a lone surrogate (a \\uD800-\\uDFFF escape "
                                  "that is no character), which UTF-8 cannot hold")
-    factory = get_event_factory_for_version(attributes.get("specversion", SPECVERSION_V1_0))
+    factory = get_event_factory_for_version(attributes["specversion"])
     return factory(attributes, data)
 
 
@@ -133,13 +136,24 @@ def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = Non
     """A dead letter from a Knative broker: the event, and why its delivery failed (from the
     ``knativeerror*`` extension attributes; the answer's body decoded where it is text). With
     ``key`` (it came without the API token), it is believed only if katuna signed its event with it.
-    ``broker`` is the broker's address (``K_SINK``), where a refusal of its means the reply was refused."""
+    ``broker`` is the broker's address (``K_SINK``), where a refusal of its means the reply was refused.
+
+    Its attributes are read as strictly as an event function reads them (a ``time`` that is no
+    timestamp, a structured event's key given twice or JSON that is not UTF-8: refused, named),
+    as they say which event it is; its data is kept as sent, never refused: a broker that is
+    refused a dead letter drops it, and with it the only record of the failure. Data that is not
+    a JSON object katuna reads strictly (JSON with a key given twice, or text) is kept as its
+    text, ``{"raw": ...}``, and bytes that are not UTF-8 as ``{"base64": ...}``: never a key
+    dropped or a byte replaced."""
+    binary_data = _check_json(headers, body, data=False)
     cloud_event = _parse(headers, body)
     dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
     reason = " ".join(part for part in (dest, code, _error_text(data)) if part)
     number = int(code) if code.isdigit() and len(code) <= 3 else None
     event = _to_event(cloud_event, strict=False)
+    if binary_data is not None:
+        event = replace(event, data={"raw": binary_data})
     authentic = key is None or event_signature.is_katunas(key, event.type, event.data, _signature(cloud_event))
     refused_by_broker = broker is not None and bool(dest) and _same_broker(dest, broker)
     return DeadLetter(event, reason or "no reason given", number, authentic, refused_by_broker)
@@ -179,33 +193,39 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     return event
 
 
-def _check_json(headers: Mapping[str, str], body: bytes) -> None:
+def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> str | None:
     """Refuse what the SDK would take without a word: a body of JSON that is not UTF-8 (as JSON
     must be, RFC 8259 section 8.1), the data in binary mode (``ce-*`` headers, a JSON
     ``Content-Type`` or none, which CloudEvents reads as JSON), the whole event in structured
     mode, or JSON with a key given twice (which ``id`` or ``study`` was meant?); and a ``time``
     that is no RFC 3339 timestamp, named. The SDK would take such data as bytes, or fail naming a
     character of its own reading; a study resource's JSON read with bytes replaced would submit
-    a name or command nobody wrote."""
+    a name or command nobody wrote. Without ``data`` (a dead letter's), binary mode's data is not
+    refused: the text of JSON data that gives a key twice is returned, to be kept as it is."""
     lowered = {k.lower(): v for k, v in headers.items()}
     binary = any(name.startswith("ce-") for name in lowered)
     _check_time(lowered.get("ce-time"), "ce-time")
     content_type = lowered.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
     if binary and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
-        return
+        return None
     what = "the event's JSON data" if binary else "the event as JSON (structured mode)"
     try:
         text = utf8.text(body)
     except utf8.NotUtf8 as exc:
+        if binary and not data:
+            return None
         raise MalformedEvent(f"the body is not UTF-8 text: {exc}; expected {what} in UTF-8") from exc
     try:
         parsed = json.loads(text, object_pairs_hook=unique_keys) if text.strip() else None
     except DuplicateKey as exc:
+        if binary and not data:
+            return text
         raise MalformedEvent(f"duplicate key {exc.key!r}; expected {what} with each key once") from exc
     except (ValueError, RecursionError):
-        return  # not JSON at all: the SDK's refusal says so
+        return None  # not JSON at all: the SDK's refusal says so
     if not binary and isinstance(parsed, dict):
         _check_time(parsed.get("time"), "attributes.time")
+    return None
 
 
 RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
@@ -236,7 +256,7 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     an event of a type or for a function that does not exist is refused as such (``422``)."""
     data = cloud_event.get_data()
     if not strict or cloud_event.get_type() not in ROUTES:
-        data = data if isinstance(data, dict) else {"raw": data.decode(errors="replace") if isinstance(data, bytes) else data}
+        data = data if isinstance(data, dict) else _kept(data)
     elif cloud_event.get_type() in APISERVER_EVENTS:
         if not isinstance(data, dict):
             raise MalformedEvent("expected the Kubernetes object as JSON data")
@@ -249,6 +269,17 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     time = cloud_event.get_time() or datetime.now(UTC)
     return Event(type=cloud_event.get_type(), data=data, id=cloud_event.get_id(),
                  source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())
+
+
+def _kept(data: Any) -> dict[str, Any]:
+    """Data that is no JSON object, kept as it came: text (or another JSON value) as
+    ``{"raw": ...}``, bytes that are not UTF-8 as ``{"base64": ...}``, never with a byte replaced."""
+    if not isinstance(data, bytes):
+        return {"raw": data}
+    try:
+        return {"raw": utf8.text(data)}
+    except utf8.NotUtf8:
+        return {"base64": base64.b64encode(data).decode()}
 
 
 def to_http(event: Event, key: bytes | None = None,

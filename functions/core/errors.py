@@ -3,7 +3,7 @@
 ``KatunaError``
     ``PermanentError`` (retrying cannot help; HTTP 400/422)
         ``InvalidStudy``     a study definition with one or more problems
-            ``UnparseableStudy``  not YAML or JSON, or not a mapping
+            ``UnparseableStudy``  not YAML or JSON, or empty
         ``MalformedRequest`` a request that cannot be read (an event that is no CloudEvent)
         ``StudyConflict``    another definition already uses the name
         ``StudyNotFound``    no study by that name
@@ -65,7 +65,7 @@ class RefusedWorkload(InvalidStudy):
 
 
 class UnparseableStudy(InvalidStudy):
-    """The definition is not YAML or JSON at all, or not a mapping."""
+    """The definition is not YAML or JSON at all, or empty."""
 
 
 class MalformedRequest(PermanentError):

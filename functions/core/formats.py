@@ -33,7 +33,9 @@ def decode(body: bytes) -> str:
 
 
 def parse_text(text: str) -> dict[str, Any]:
-    """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping."""
+    """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping: an empty text
+    is unparseable (``UnparseableStudy``), a document of another kind (a list, a number, ``null``)
+    an invalid study whose problem is at its top level (path ``""``)."""
     try:
         data = bounded_yaml.load(text)
     except bounded_yaml.DuplicateKey as exc:
@@ -46,9 +48,19 @@ def parse_text(text: str) -> dict[str, Any]:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {bounded_yaml.describe(exc)}")]) from exc
+    if not text.strip():
+        raise UnparseableStudy([Problem("", "the definition is empty: expected a study as YAML or JSON")])
     if not isinstance(data, dict):
-        raise UnparseableStudy([Problem("", "expected a mapping at the top level of the study definition")])
+        raise InvalidStudy([Problem("", "expected a mapping at the top level of the study definition, "
+                                        f"got {_kind(data)}")])
     return data
+
+
+def _kind(data: object) -> str:
+    """What a definition's top level holds instead of a mapping, in words."""
+    if data is None:
+        return "null (or no document)"
+    return "a list" if isinstance(data, list) else f"a {type(data).__name__}: {str(data)[:40]!r}"
 
 
 def native(definition: dict[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:

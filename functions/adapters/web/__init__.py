@@ -20,7 +20,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from functions.adapters.web import api, compression, functions_ce, guard, peers, tick_floor, ui
+from functions.adapters.web import api, compression, functions_ce, guard, peers, takes, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -76,12 +76,14 @@ def create_app(runtime: Application) -> Flask:
         log.warning("KATUNA_API_TOKEN is %d characters: a token guessed is every write to the API; give it %d "
                     "random characters at least (python -c 'import secrets; print(secrets.token_urlsafe())')",
                     len(token), TOKEN_CHARACTERS)
+    app.url_map.converters["trial"] = api.TrialNumber
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
     app.add_url_rule(METRICS_PATH, "metrics", _metrics)
     app.add_url_rule("/", "home", _home, methods=["GET"])
     app.before_request(_guard)
+    app.before_request(_takes)
     app.after_request(_safety_headers)
     app.after_request(_compressed)
     app.register_error_handler(KatunaError, error_response)
@@ -125,6 +127,12 @@ def _guard():
     if event_path:
         return _check_event_sender(settings)
     return _check_caller(settings, path)
+
+
+def _takes():
+    """Once the caller is known: a query parameter or a body the operation does not take is
+    refused, naming it (:mod:`.takes`)."""
+    takes.check(request, current_app.view_functions.get(request.endpoint or ""))
 
 
 def _check_local_user():

@@ -8,12 +8,14 @@ from functools import partial
 from itertools import chain
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import BaseConverter
 
-from functions.adapters.web import paging, query
+from functions.adapters.web import paging, query, takes
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.application import Application
-from functions.core.errors import FollowsResource, LogGone, StudyNotFound
+from functions.core.errors import FollowsResource, LogGone, MalformedRequest, StudyNotFound
 from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
 from functions.core.resources import Origin
@@ -25,6 +27,19 @@ blueprint = Blueprint("api", __name__)
 
 LARGEST_TRIAL_NUMBER = (1 << 63) - 1
 """SQLite's largest integer: a larger number names no trial."""
+
+
+class TrialNumber(BaseConverter):
+    """The ``{number}`` of a trial's path: a whole number from 0 to :data:`LARGEST_TRIAL_NUMBER`
+    in ASCII digits, as a query parameter takes it (:func:`.query.whole_of`), where werkzeug's
+    ``int`` takes any Unicode digit (``１``) and leaves ``-1`` or ``abc`` to a 404 that names no
+    parameter. Any other segment is a ``400 malformed_request`` naming ``number`` and the range."""
+
+    def to_python(self, value: str) -> int:
+        try:
+            return query.whole_of("number", value, 0, 0, LARGEST_TRIAL_NUMBER)
+        except MalformedRequest as exc:
+            raise BadRequest(str(exc)) from exc
 
 
 def _runtime() -> Application:
@@ -55,6 +70,7 @@ def openapi():
 
 
 @blueprint.post("/studies")
+@takes.body
 def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
     new, 200 when the identical one exists, or when an ended study (a Katib Experiment, or a
@@ -80,6 +96,7 @@ MAX_STUDIES_PAGE = 1_000
 
 
 @blueprint.get("/studies")
+@takes.query
 def list_studies():
     """The studies in the order they were stored, a page at a time (:mod:`.paging`): however
     many are stored, one request views at most ``limit`` of them."""
@@ -108,6 +125,7 @@ MAX_TRIALS_PAGE = 10_000
 
 
 @blueprint.get("/studies/<name>/trials")
+@takes.query
 def list_trials(name: str):
     """The study's trials by number, a page at a time (:mod:`.paging`): ``limit`` of them after
     trial ``after``, and a ``Link`` to the next page while more follow."""
@@ -129,7 +147,7 @@ def find_trial(name: str, number: int):
     return record, trial
 
 
-@blueprint.get("/studies/<name>/trials/<int:number>")
+@blueprint.get("/studies/<name>/trials/<trial:number>")
 def get_trial(name: str, number: int):
     _, trial = find_trial(name, number)
     view = trial_view(trial)
@@ -141,7 +159,8 @@ def get_trial(name: str, number: int):
     return jsonify(view)
 
 
-@blueprint.get("/studies/<name>/trials/<int:number>/logs")
+@blueprint.get("/studies/<name>/trials/<trial:number>/logs")
+@takes.query
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
     ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` bytes is served as its start

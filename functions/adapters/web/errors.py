@@ -75,12 +75,14 @@ def _cut(body: dict, most: int) -> str:
 
 
 def _invalid(exc: InvalidStudy) -> str:
-    """The message of an invalid study: its first problem, and how many more ``problems`` lists."""
+    """The message of an invalid (or unparseable) study: its first problem, and how many more
+    ``problems`` lists."""
+    what = "unparseable study" if isinstance(exc, UnparseableStudy) else "invalid study"
     if not exc.problems:
-        return "invalid study"
+        return what
     first = exc.problems[0]
     more = len(exc.problems) - 1
-    return (f"invalid study: {first.path + ': ' if first.path else ''}{first.message}"
+    return (f"{what}: {first.path + ': ' if first.path else ''}{first.message}"
             + (f" (and {more} more problem{'s' if more > 1 else ''}: see problems)" if more else ""))
 
 

@@ -22,7 +22,7 @@ import logging
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
-from functions.adapters.web import paging, tick_floor
+from functions.adapters.web import paging, takes, tick_floor
 from functions.adapters.web.access_log import printable
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application, DispatchesFunctions
@@ -64,11 +64,13 @@ def is_event_path(path: str) -> bool:
 
 
 @blueprint.post("/")
+@takes.body
 def any_function():
     return _handle(None)
 
 
 @blueprint.post("/functions/<function>")
+@takes.body
 def one_function(function: str):
     return _handle(function)
 
@@ -102,6 +104,7 @@ def _handle(function: str | None):
 
 
 @blueprint.post("/dead-letters")
+@takes.body
 def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
@@ -201,6 +204,7 @@ MAX_DEAD_LETTERS_PAGE = 1_000
 
 
 @blueprint.get("/dead-letters")
+@takes.query
 def list_dead_letters():
     """The kept dead letters, newest first, a page at a time (:mod:`.paging`): ``limit`` of them
     older than letter ``before``, and a ``Link`` to the next page while more follow."""

@@ -163,7 +163,7 @@ def drain(request: Request) -> None:
     """Read and discard what is left of the body (up to ``DRAIN_LIMIT`` bytes, while it keeps
     coming), so that closing the connection after the answer does not reset it under a client
     still sending."""
-    if not _has_body(request):
+    if not _has_body(request) or _continue_withheld(request):
         return
     stream = request.environ["wsgi.input"]  # every WSGI server provides it
     sock = request.environ.get("gunicorn.socket")
@@ -184,9 +184,20 @@ def drain(request: Request) -> None:
             sock.settimeout(previous)
 
 
+def _continue_withheld(request: Request) -> bool:
+    """Whether the client waits for a ``100 Continue`` it will not get, and so sends no body to
+    drain: ``katuna serve``'s worker sends none to a request whose ``Content-Length`` is over the
+    limit (:meth:`.worker.Worker.handle_request`)."""
+    limit = request.max_content_length
+    return (request.headers.get("Expect", "").strip().lower() == "100-continue" and limit is not None
+            and (request.content_length or 0) > limit)
+
+
 def refusal(request: Request, status: int, error: str, message: str) -> Response:
-    """A JSON refusal, sent after the body was drained; the connection closes after it. Nothing
-    the guard refuses changes by trying again (``retryable`` false)."""
+    """A JSON refusal, sent after the body was drained; the connection closes after it (``katuna
+    serve``'s worker ends it on ``Connection: close``, which gunicorn would drop:
+    :func:`.worker._closing`). Nothing the guard refuses changes by trying again (``retryable``
+    false)."""
     drain(request)
     response = jsonify(error=error, message=message, retryable=False)
     response.status_code = status

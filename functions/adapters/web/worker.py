@@ -177,6 +177,7 @@ class WholeBody:
         self.limit = limit
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        start_response = _closing(start_response)
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         expected = int(length) if length.isdigit() else None
@@ -223,6 +224,23 @@ def _read(stream: Any, most: int) -> bytes:
             break
         body += chunk
     return bytes(body)
+
+
+def _closing(start_response: Any) -> Any:
+    """``start_response`` that ends the connection after an answer saying ``Connection: close``
+    (a refusal of :mod:`.guard`, or of :class:`WholeBody`): gunicorn drops that header from an
+    application's answer, as a hop-by-hop one, and says ``keep-alive`` itself; its response's
+    ``force_close`` (``start_response`` is that response's method) makes it say ``close`` and
+    close, as it does for its own reasons."""
+    response = getattr(start_response, "__self__", None)
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if response is not None and any(name.lower() == "connection" and value.strip().lower() == "close"
+                                        for name, value in headers):
+            response.force_close()
+        return start_response(status, headers, exc_info)
+
+    return start
 
 
 def _refuse(start_response: Any, status: str, error: str, message: str) -> list[bytes]:
@@ -308,6 +326,16 @@ class Worker(SignalledWorker):
         if force:
             self.lingering.sweep(force=True)
 
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """gunicorn's, but a request waiting for ``100 Continue`` (``Expect: 100-continue``)
+        whose ``Content-Length`` is over ``KATUNA_MAX_BODY`` is not told to send its body: its
+        ``413`` comes first, and the connection closes after it (RFC 9110 section 10.1.1), where
+        gunicorn would invite the body and throw it away."""
+        if req._expected_100_continue and _declared_length(req) > self.body_limit:
+            req._expected_100_continue = False
+            req.force_close()
+        return super().handle_request(req, conn)
+
     def accept(self, listener: socket.socket) -> None:
         super().accept(_Screened(listener, self))
 
@@ -341,6 +369,12 @@ class Worker(SignalledWorker):
                 peers.turn_away(connection, problem)
                 return None
         return ClientSocket.adopt(connection, self.client_timeout, self.body_limit)
+
+
+def _declared_length(req: Any) -> int:
+    """The request's ``Content-Length`` as gunicorn's parser took it (0 where it has none)."""
+    value = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "0")
+    return int(value) if value.isdigit() else 0
 
 
 class _Screened:

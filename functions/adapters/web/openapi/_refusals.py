@@ -47,6 +47,9 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     event = method == "post" and path in _EVENT_PATHS
     found = [local_user, ("400", "a Host that is not served (host_not_allowed)"), *server,
              ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
+    if not (path in _PAGES and method == "get"):
+        found.append(("400", "a query parameter the operation does not take, or a body where it takes none "
+                             "(malformed_request)"))
     if method == "get":
         found.append(cross_site)
     else:
@@ -75,6 +78,7 @@ def _server_refusals() -> list[tuple[str, str]]:
                     "(local_user_not_allowed)"),
             ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
             ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
+            ("417", "an Expect header other than 100-continue (http_error, katuna serve)"),
             ("414", "a request line over 4,094 bytes (uri_too_long, katuna serve)"),
             ("431", "over 100 header fields, or one over 8,190 bytes (request_header_fields_too_large, "
                     "katuna serve)")]

@@ -19,7 +19,7 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                             + ", ".join(sorted(ROUTES))),
             "requestBody": {"required": True, "content": {"application/cloudevents+json": {"schema": {"type": "object"}},
                                                           "application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "handled; the one emitted event is the reply (reply mode)"},
+            "responses": {"200": _reply(),
                           "202": {"description": (
                               "handled; emitted events were queued or sent to K_SINK. The body is empty, as Knative's "
                               "broker filter requires of a 2xx answer that is no CloudEvent"),
@@ -40,6 +40,19 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                           "415": error("neither binary nor structured mode (unsupported_media_type)"),
                           "422": error("permanently unprocessable"),
                           "503": error("temporarily unavailable; retry after Retry-After seconds")}}
+
+
+def _reply() -> dict[str, Any]:
+    """The answer that is the one event a handling emitted, in reply mode: a binary-mode CloudEvent."""
+    text = {"schema": {"type": "string"}}
+    attributes = {"ce-specversion": "1.0", "ce-id": "the event's id, derived from what caused it",
+                  "ce-type": "its type (dev.katuna.*)", "ce-source": "its source", "ce-time": "when it was emitted",
+                  "ce-subject": "its subject, where it has one",
+                  "ce-katunasignature": "katuna's signature of the event, with KATUNA_API_TOKEN set"}
+    return {"description": ("handled; the one emitted event is the reply (reply mode): a CloudEvent in binary mode, "
+                            "its attributes in ce-* headers and its data the JSON body"),
+            "headers": {name: {"description": description, **text} for name, description in attributes.items()},
+            "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def metrics_path() -> dict[str, Any]:

@@ -9,8 +9,9 @@ from functions.core.naming import DNS1123_LABEL, MAX_NAME
 
 _NAME = {"name": "name", "in": "path", "required": True, "description": "the study's name, a DNS-1123 label",
          "schema": {"type": "string", "maxLength": MAX_NAME, "pattern": f"^{DNS1123_LABEL.pattern}$"}}
-_NUMBER = {"name": "number", "in": "path", "required": True,
+_NUMBER = {"name": "number", "in": "path", "required": True, "description": "the trial's number, in ASCII digits",
            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+_BAD_NUMBER = "number is not a whole number from 0 to 9223372036854775807"
 _NOT_FOUND = error("no such study or trial")
 
 
@@ -28,11 +29,12 @@ def study_paths() -> dict[str, Any]:
                                                                          "ended study restarts with its trial budget "
                                                                          "raised"),
                                                   "the study's path"),
-                                   "400": error("not YAML or JSON"),
+                                   "400": error("not YAML or JSON (unparseable_study), or empty"),
                                    "409": error("another definition uses the name, or the identical study runs "
                                                 "and its trials run where this service does not run trials"),
                                    "415": error("not YAML or JSON"),
-                                   "422": error("invalid: every problem, with its field path"),
+                                   "422": error("invalid: every problem, with its field path (a document that "
+                                                "is no mapping, such as a list or null: the path \"\")"),
                                    "503": error("the Kubernetes API cannot be asked about the study now")}},
             "get": {"summary": "The studies in the order they were stored, a page at a time",
                     "operationId": "listStudies",
@@ -65,7 +67,8 @@ def study_paths() -> dict[str, Any]:
         "/studies/{name}/trials/{number}": {
             "parameters": [_NAME, _NUMBER],
             "get": {"summary": "One trial with its observations", "operationId": "getTrial",
-                    "responses": {"200": json_body("Trial", "the trial"), "404": _NOT_FOUND}}},
+                    "responses": {"200": json_body("Trial", "the trial"), "400": error(_BAD_NUMBER),
+                                  "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}/logs": {
             "parameters": [_NAME, _NUMBER,
                            {"name": "attempt", "in": "query",
@@ -73,7 +76,8 @@ def study_paths() -> dict[str, Any]:
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
-                        "400": error("attempt is not a whole number from 1, or another parameter was given"),
+                        "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1, or another parameter "
+                                     "was given"),
                         "404": error("no such study, trial or attempt, or the attempt ended and its log is gone "
                                      "(log_gone: its file removed, or its pods deleted)")}}},
     }
