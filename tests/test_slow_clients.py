@@ -159,8 +159,8 @@ def test_clients_that_never_close_after_their_answers_cost_no_worker_its_trials(
 def test_chunked_bodies_stopped_part_way_hold_no_thread_and_are_closed(service):
     """More clients than the worker has threads each send part of a chunked body and then
     nothing: requests are served meanwhile, before any of them is answered (a thread holding
-    one would have served the requests only after its deadline), and each is closed unanswered
-    once silent for gunicorn's ``keepalive``, as a half-sent head is."""
+    one would have served the requests only after its deadline), and each is answered ``408``
+    at its deadline, which comes before gunicorn's ``keepalive`` of silence here."""
     stalled = [_connect(service, CHUNKED_HEAD + b"10\r\n{\"name\": \"st") for _ in range(12)]
     try:
         for _ in range(3):
@@ -174,7 +174,8 @@ def test_chunked_bodies_stopped_part_way_hold_no_thread_and_are_closed(service):
     finally:
         for connection in stalled:
             connection.close()
-    assert answers == [(0, b"")] * len(stalled)
+    assert [(status, json.loads(body)["error"]) for status, body in answers] \
+        == [(408, "request_timeout")] * len(stalled), answers
     status, _ = _answer(_connect(service, CHUNKED_HEAD + b"3\r\n{}\n\r\n0\r\n\r\n"))
     assert status == 422, "a whole chunked body gathered so is served"
 

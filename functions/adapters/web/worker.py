@@ -12,8 +12,8 @@ no limit either, once its first bytes have come (``handle``: ``wait_for_data``, 
 
 Here every client connection is bounded (:class:`ClientSocket`). What has come of a request
 is gathered without waiting, and the connection goes back to the main loop until the rest
-comes (closed unanswered after gunicorn's ``keepalive`` seconds of silence, or at the request's
-deadline if that is sooner): a thread takes it only once
+comes (closed unanswered after gunicorn's ``keepalive`` seconds of silence, or answered at the
+request's deadline if that is sooner, as below): a thread takes it only once
 its head and its body, ``Content-Length`` or chunked (up to ``KATUNA_MAX_BODY``), are here
 (:mod:`.framing`). A request must be
 whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no write to the client may
@@ -27,6 +27,7 @@ account may scrape, it is read, and the application refuses its other requests.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -297,10 +298,11 @@ class Worker(SignalledWorker):
             self._due_by_deadline(conn)
 
     def _due_by_deadline(self, conn: Any) -> None:
-        """A connection deferred to wait for the rest of its request is closed by the request's
+        """A connection deferred to wait for the rest of its request is due at the request's
         deadline (``KATUNA_CLIENT_TIMEOUT``) when that comes before gunicorn's ``keepalive``
-        (120 s in the image): gunicorn gives a pending connection its whole keepalive. It moves
-        back in the pending queue, which gunicorn closes from the front while it is due."""
+        (120 s in the image), where gunicorn gives a pending connection its whole keepalive. It
+        moves up the pending queue, kept in the order its connections are due
+        (:meth:`murder_pending`)."""
         deadline = getattr(conn.sock, "deadline", None)
         if deadline is None or deadline >= conn.timeout:
             return
@@ -316,8 +318,23 @@ class Worker(SignalledWorker):
         self.nr_conns -= 1
 
     def murder_pending(self) -> None:
-        """gunicorn's, and the half-closed connections whose time is up are closed."""
-        super().murder_pending()
+        """gunicorn's close of the connections silent for its ``keepalive`` before their request
+        was whole, but one due at its request's deadline (:meth:`_due_by_deadline`) goes to a
+        thread, which answers it as a request late in coming (``408`` for a body, closed
+        unanswered for a head: :meth:`ClientSocket.gather`); and the half-closed connections
+        whose time is up are closed."""
+        now = time.monotonic()
+        pending = self.pending_conns
+        while pending and pending[0].timeout <= now:
+            conn = pending.popleft()
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.poller.unregister(conn.sock)
+            if getattr(conn.sock, "deadline", None) == conn.timeout:
+                conn.data_ready = True
+                self.enqueue_req(conn)
+            else:
+                self.nr_conns -= 1
+                conn.close()
         self.lingering.sweep()
 
     def murder_keepalived(self, force: bool = False) -> None:
