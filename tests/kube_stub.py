@@ -94,6 +94,9 @@ class KubeStub(ApiServer, Workloads):
         """Nodes whose VM stopped while their Node stays (a GKE spot VM), by when: the API server
         cannot reach their kubelet."""
         self.logs: dict[tuple[str, str], list[Line]] = {}
+        self.lost_logs: set[tuple[str, str]] = set()
+        """Pods (namespace, name) whose container's log file is gone from their node (removed by
+        hand or by a disk cleanup) while the pod stays: the kubelet cannot open it."""
         self.on_log_read: Callable[[str, dict[str, str]], None] | None = None
         """Called with the pod and query of each read of a pod's log, before the API answers it."""
         self.resources: dict[tuple[str, str, str], dict] = {}
@@ -503,6 +506,7 @@ class KubeStub(ApiServer, Workloads):
         if pod is not None:
             self.kubelets.stop(pod)
             self.logs.pop(key, None)
+            self.lost_logs.discard(key)
             self.history.record("DELETED", "pods", pod)
 
     def _end_terminating(self) -> None:

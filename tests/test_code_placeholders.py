@@ -106,8 +106,8 @@ def test_pythons_code_gets_any_value_exactly_as_an_argument_or_from_its_variable
     ["php", "-d", "x=1", "-r", "echo '${trialParameters.opt}';"],
     ["lua", "-e", "print('${trialParameters.opt}')"],
     ["julia", "--eval", "println(\"${trialParameters.opt}\")"],
-    ["env", "sh", "-c", "echo ${trialParameters.opt}"],
-    ["tini", "--", "bash", "-ec", "echo ${trialParameters.opt}"],
+    ["env", "-i", "sh", "-c", "echo ${trialParameters.opt}"],
+    ["env", "-u", "HOME", "tini", "--", "bash", "-ec", "echo ${trialParameters.opt}"],
     ["awk", "BEGIN{system(\"echo ${trialParameters.opt}\")}"],
     ["gawk", "-F", ",", "-v", "n=1", "{print \"${trialParameters.opt}\"}", "data.csv"],
     ["mawk", "-e", "BEGIN{print \"${trialParameters.opt}\"}"],
@@ -218,8 +218,8 @@ def test_a_trial_spec_container_refuses_a_value_pasted_into_its_code(client):
 @pytest.mark.parametrize("field, container", [
     ("readinessProbe.exec.command[2]", {"readinessProbe": {"exec": {"command": [
         "python3", "-c", "import sys; sys.exit('${trialParameters.tag}' == '')"]}}}),
-    ("lifecycle.preStop.exec.command[3]", {"lifecycle": {"preStop": {"exec": {"command": [
-        "env", "sh", "-c", "echo ${trialParameters.tag}"]}}}}),
+    ("lifecycle.preStop.exec.command[4]", {"lifecycle": {"preStop": {"exec": {"command": [
+        "env", "-i", "sh", "-c", "echo ${trialParameters.tag}"]}}}}),
     ("livenessProbe.exec.command[2]", {"livenessProbe": {"exec": {"command": [
         "sh", "-c", "perl -e 'exit length(\"${trialParameters.tag}\") == 0'"]}}}),
 ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kube_standin.logs import Capture, serve
 from kube_stub import KubeStub
 from kubernetes import client
@@ -61,3 +62,20 @@ def test_the_api_serves_a_running_containers_raw_bytes_and_its_long_lines_partia
 
     assert eventually(lambda: (data := read()) and len(data) > 5 + 16_384 and data,
                       "the long line's records are written", timeout=30) == b"caf\xe9\n" + b"x" * 32_768
+
+
+def test_a_pods_log_file_gone_from_its_node_is_refused_as_the_kubelet_refuses_it(kube: KubeStub):
+    """The kubelet cannot open a log file removed from the node while its pod stays: the API
+    answers its failed open, 400, as ``kubectl logs`` shows it, and serves no log."""
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job("lost-log", "print('loss=1')"))
+    core = client.CoreV1Api(client.ApiClient(kube.configuration()))
+    pod = eventually(lambda: next((p for p in list(kube.pods.values())
+                                   if p["metadata"]["labels"].get("job-name") == "lost-log"
+                                   and p["status"].get("phase") == "Succeeded"), None), "the pod ends", timeout=30)
+    name = pod["metadata"]["name"]
+    assert core.read_namespaced_pod_log(name, "katuna", container="trial") == "loss=1\n"
+    kube.lost_logs.add(("katuna", name))
+    with pytest.raises(client.ApiException) as refused:
+        core.read_namespaced_pod_log(name, "katuna", container="trial")
+    assert refused.value.status == 400 and "failed to try resolving symlinks in path" in refused.value.body

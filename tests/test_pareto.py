@@ -34,3 +34,19 @@ def test_the_front_is_every_trial_no_other_beats_in_order_with_ties_and_duplicat
                   for number in range(rng.randint(0, 120))]
         rng.shuffle(scored)
         assert pareto_front(spec, scored) == by_definition(signs, scored), case
+
+
+def test_a_front_each_trial_of_which_goes_in_before_the_others_is_found_as_defined():
+    """Trials shaped ``(i, -i, i)`` (signed) each go in at the start of the staircase of the
+    later objectives, which took O(n²) list shifts (6.6 s for 200,000 trials): such a front, with
+    trials behind it, ties and duplicates among them, is found whole by the other way, as
+    defined."""
+    rng = random.Random(7)
+    signs = [-1, 1, -1]
+    objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
+                             for i, s in enumerate(signs)]}
+    shaped = [float(i) for i in range(800)] + [rng.choice([3, 400, 799]) + rng.choice([0, 0.5]) for _ in range(150)]
+    signed = [(number, [x, -x, x + (number >= 800 and rng.random() < 0.5)]) for number, x in enumerate(shaped)]
+    scored = [(number, [s * v for s, v in zip(signs, values)]) for number, values in signed]
+    rng.shuffle(scored)
+    assert pareto_front(parse_study(study_definition(objective=objective)), scored) == by_definition(signs, scored)

@@ -119,6 +119,27 @@ def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
     assert study.best_trial.number in sliced["data"][0]["marker"]["color"], "the best trial is drawn"
 
 
+def test_a_history_that_improves_on_every_trial_draws_at_most_its_bound_from_the_first_to_the_best():
+    """12,000 trials each better than the one before: the best-so-far line changes at each, so
+    the sample draws an even sample of the changes (and the trials before them), the first trial
+    and the best among them, never more than :data:`HISTORY_POINTS`."""
+    study, record = charted({"metric": "loss", "direction": "minimize"}, [trial([12_000.0 - n]) for n in range(12_000)])
+    figure = json.loads(plots.figure_json(study._storage, record, "history"))
+    points, best, _ = figure["data"]
+    assert len(points["x"]) <= plots.HISTORY_POINTS and len(best["x"]) == len(points["x"])
+    assert figure["layout"]["title"]["text"] == f"from {len(points['x']):,} of 12,000 trials"
+    assert {0, 11_999} <= set(points["x"]) and best["y"][-1] == 1.0
+
+
+def test_a_long_front_in_a_history_of_several_objectives_is_drawn_spread_along_it():
+    """8,000 trials all on the front of two objectives: the history's sample holds both ends of
+    the front (the best on each objective), not its first 5,000."""
+    study, record = charted(TWO_OBJECTIVES, [trial([float(k), float(k)]) for k in range(8_000)])
+    figure = json.loads(plots.figure_json(study._storage, record, "history", objective=0))
+    drawn = figure["data"][0]["x"]
+    assert len(drawn) == plots.HISTORY_POINTS and {0, 7_999} <= set(drawn)
+
+
 def test_a_long_history_of_few_completed_trials_draws_every_one_of_them():
     """6,000 trials of which 500 completed (the rest failed): the sample of 5,000 holds every
     completed trial, which the chart draws as points, before the failed ones, which only carry
@@ -157,15 +178,11 @@ def with_third(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.Froz
 
 @pytest.mark.parametrize(("objective", "trials", "axes", "hovers"), [
     (TWO_OBJECTIVES, FRONTED, ("xaxis", "yaxis"), ["Trial", "Best Trial"]),
-    (TWO_OBJECTIVES, [*FRONTED, trial([0.1, 9.0], constraint=1.0), trial([6.0, 0.1], constraint=0.0)],
-     ("xaxis", "yaxis"), ["Infeasible Trial", "Feasible Trial", "Best Trial"]),
     (THREE_OBJECTIVES, with_third(FRONTED), ("scene",), ["Trial", "Best Trial"]),
-], ids=["two", "constrained", "three"])
+], ids=["two", "three"])
 def test_the_pareto_front_is_the_figure_optuna_draws(objective, trials, axes, hovers):
-    """The same traces (the other trials in blue, the front in red, and, where trials have
-    constraints, the infeasible ones in grey, a front of the feasible ones alone), hover text,
-    axis titles (a 3-D scene's for three objectives) and template,
-    titled by katuna alone."""
+    """The same traces (the other trials in blue, the front in red), hover text, axis titles (a
+    3-D scene's for three objectives) and template, titled by katuna alone."""
     study, record = charted(objective, trials)
     names = [plots._as_text(o.metric) for o in record.spec.objectives]
     ours = json.loads(plots.figure_json(study._storage, record, "pareto"))

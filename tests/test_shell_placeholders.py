@@ -156,7 +156,10 @@ def _options_study(command: list[str], values: list[str]) -> dict:
 
 @pytest.mark.parametrize("command", [["bash", "-c", "-e", "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"],
                                      ["bash", "-o", "pipefail", "-c", "--",
-                                      "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"]])
+                                      "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"],
+                                     ["env", "A=1", "timeout", "-s", "KILL", "60", "nice", "-n", "1", "stdbuf", "-oL",
+                                      "setsid", "sh", "-c", "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"]],
+                         ids=["options", "a valued option", "wrappers"])
 def test_a_shells_script_after_its_options_gets_values_as_data(embedded, tmp_path: Path, command: list[str]):
     """``bash -c -e SCRIPT`` runs SCRIPT, the first operand after ``-c`` and the shell's other
     options, not ``-e``."""
@@ -184,11 +187,10 @@ def test_a_value_a_shells_arithmetic_would_run_is_refused_wherever_its_script_re
     there expands: refused at submission, naming the script's field and the parameter, whether
     the placeholder stands in the arithmetic or reaches it through a variable of the script."""
     found = problems(_options_study(["bash", "-c", script + "; echo loss=1"], ["1", value]))
-    assert found == [f"trialTemplate.command[2]: parameter 'opt' can be {value!r}, which this shell script would run "
-                     "as code where its arithmetic reads it ($((...)), ((...)), let, [[ -eq ]], an array's index), "
-                     "from a placeholder, an argument or a variable alike: a shell runs the commands in an array index "
-                     "of a value it evaluates, so where a trial runs a shell's script, no value holds a '[' followed "
-                     "by '$' or '`'"]
+    assert found == [f"trialTemplate.command[2]: parameter 'opt' can be {value!r}, which a shell's script reads here: "
+                     "where its arithmetic ($((...)), ((...)), let, [[ -eq ]], an array's index) evaluates the value, "
+                     "bash expands the array index in it and could run a command, so a value a shell's script reads "
+                     "holds no '[' followed by '$(', '${', '$name' or '`'"]
 
 
 @pytest.mark.parametrize("command", [["bash", "-c", "echo $(( $1 + 1 )); echo loss=1", "bash", "${trialParameters.opt}"],
@@ -203,9 +205,73 @@ def test_a_value_a_shells_arithmetic_would_run_is_refused_however_it_reaches_the
     assert [p.partition(": ")[0] for p in problems(definition)] == ["trialTemplate.command[2]"]
 
 
-@pytest.mark.parametrize("value", ["a[0]", "$HOME", "price: $5", "[x] y"])
+@pytest.mark.parametrize("value", ["a[0]", "$HOME", "price: $5", "[x] y", "[A-Za-z]+$", "a[1]$ b", "[$]", "[0-9]+$/$"])
 def test_a_value_without_an_expanding_array_index_is_taken_by_a_shells_script(value: str):
+    """A ``$`` after a ``[`` that starts no expansion (a regex's end, ``$`` before a space or a
+    ``]``) runs nothing in bash's arithmetic."""
     parse_study(_options_study(["bash", "-c", "echo $(( ${trialParameters.opt} )); echo loss=1"], ["1", value]))
+
+
+@pytest.mark.parametrize("command", [["sh", "-c", "test -f /tmp/ready && echo loss=1", "x", "${trialParameters.other}"],
+                                     ["bash", "-c", "echo $(( KATUNA_PARAM_other )); echo loss=$((N))"],
+                                     ["python3", "-c", "print('loss=1')", "${trialParameters.opt}"]],
+                         ids=["a script given other values", "a script naming other variables", "no shell"])
+def test_a_value_a_shells_arithmetic_would_run_is_taken_where_no_script_reads_it(command: list[str]):
+    """A shell's script that is given no value of the parameter, and names neither its variable
+    nor one of ``env`` that holds it, cannot evaluate it."""
+    definition = _options_study(command, ["1", "a[$(touch /tmp/x)]"])
+    definition["parameters"].append({"name": "other", "type": "categorical", "values": ["1", "2"]})
+    definition["trialTemplate"]["env"] = {"N": "${trialParameters.other}", "M": "${trialParameters.opt}"}
+    parse_study(definition)
+
+
+def test_a_long_value_of_brackets_is_checked_in_one_pass():
+    """Checking a value for an array index that expands something takes one pass over it: a
+    value of 120,000 ``[`` took a worker most of a minute to check where the check backtracked
+    from each ``[``, and one past ``MAX_ARG_STRLEN`` is refused by its length alone."""
+    command = ["bash", "-c", "echo $(( $1 )); echo loss=1", "x", "${trialParameters.opt}"]
+    parse_study(_options_study(command, ["1", "[" * 120_000 + "$"]))
+    found = problems(_options_study(command, ["1", "[" * 120_000 + "$(id)"]))
+    assert [p.partition(": ")[2][:24] for p in found] == ["parameter 'opt' can be '"]
+    found = problems(_options_study(command, ["1", "[" * 200_000 + "$(id)"]))
+    assert found and all("MAX_ARG_STRLEN" in p for p in found), [p[:120] for p in found]
+
+
+@pytest.mark.parametrize(("command", "field"), [
+    (["env", "-i", "A=1", "bash", "-c", "echo $(( $1 ))", "x", "${trialParameters.opt}"], 5),
+    (["timeout", "-s", "KILL", "9", "bash", "-c", "echo $(( $1 ))", "x", "${trialParameters.opt}"], 6),
+    (["nice", "-n", "5", "sh", "-c", "echo $(( KATUNA_PARAM_opt ))"], 5),
+    (["tini", "-g", "--", "nohup", "bash", "-c", "echo $(( N ))"], 6),
+    (["dumb-init", "setsid", "-w", "stdbuf", "-oL", "bash", "-c", "echo $(( N ))"], 7),
+    (["env", "N=${trialParameters.opt}", "bash", "-c", "echo $(( N ))"], 4),
+    (["bash", "-c", "for v in ${!KATUNA_PARAM_*}; do echo $(( ${!v} )); done"], 2),
+    (["bash", "train.sh", "--opt", "${trialParameters.opt}"], 3),
+    (["bash", "-s", "${trialParameters.opt}"], 2),
+], ids=["env", "timeout", "nice", "tini and nohup", "dumb-init, setsid and stdbuf", "env's variable", "an indirection",
+        "a script file", "standard input's script"])
+def test_a_value_a_shells_arithmetic_would_run_is_refused_past_the_programs_that_start_the_shell(
+        command: list[str], field: int):
+    """A shell started by ``env``, ``timeout``, ``nice``, ``tini`` and the like runs its script as
+    one at the start of the command does; a shell whose script katuna cannot read is refused
+    the values given it as arguments."""
+    definition = _options_study(command, ["1", "a[$(touch /tmp/x)]"])
+    definition["trialTemplate"]["env"] = {"N": "${trialParameters.opt}"}
+    assert [p.partition(": ")[0] for p in problems(definition)] == [f"trialTemplate.command[{field}]"]
+
+
+def test_only_the_script_that_reads_a_value_is_blamed_for_it():
+    """A probe's script that reads nothing of the parameter is no reason to refuse it; the
+    container's script that does is named."""
+    definition = katib_style()
+    containers = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    containers[0]["readinessProbe"] = {"exec": {"command": ["sh", "-c", "test -f /tmp/ready"]}}
+    definition["parameters"] = [{**p, "values": ["a", "[a-z]+$", "z[$(id)]"]} if p["name"] == "tag" else p
+                                for p in definition["parameters"]]
+    parse_study(definition)
+    containers[1]["command"] = ["sh", "-c", 'exit $(( TAG ))']
+    containers[1]["env"] = [{"name": "TAG", "value": "${trialParameters.tag}"}]
+    assert [p.partition(": ")[0] for p in problems(definition)] == [
+        "trialTemplate.trialSpec.spec.template.spec.containers[1].command[2]"]
 
 
 def test_a_containers_script_refuses_a_value_its_arithmetic_would_run():

@@ -16,7 +16,6 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from conftest import katib_job_experiment, study_definition
@@ -29,7 +28,6 @@ from test_suspended_jobs import executor_of, job, pods_of
 from waiting import eventually
 
 from functions.adapters.kubernetes_sidecars import held_by_sidecars
-from functions.core.errors import OutputLost
 from functions.core.events import Event, study_completed, study_created
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import StudyRecord
@@ -256,10 +254,9 @@ def test_a_held_end_handled_once_its_pod_is_gone_changes_nothing_and_the_replace
         cluster.close()
 
 
-def test_a_held_end_whose_output_is_lost_stops_its_job_before_the_trial_runs_again(
-        kube: KubeStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A held end that still holds, whose output cannot be read (its pod's log lost: here the
-    executor's read raises as it does when no pod has one), runs the trial again as its next
+def test_a_held_end_whose_output_is_lost_stops_its_job_before_the_trial_runs_again(kube: KubeStub, tmp_path: Path):
+    """A held end that still holds, whose output cannot be read (its pod's log file gone from the
+    node: the kubelet answers 400, as for a pod with no log), runs the trial again as its next
     attempt, as an exit 0 with no output does; the attempt's Job,
     whose proxy runs on, is deleted first. Before, it ran on beside the next attempt's Job, past
     the study's parallelism, until a tick's sweep of stray Jobs found it."""
@@ -267,10 +264,8 @@ def test_a_held_end_whose_output_is_lost_stops_its_job_before_the_trial_runs_aga
     worker, record = _meshed_study(cluster, "print('loss=0.25')", max_attempts=2)
     try:
         end = _held_end(worker, record)
-
-        def lost(launch: TrialLaunch) -> NoReturn:
-            raise OutputLost(f"no log of Job {launch.job_name}'s last run is left")
-        monkeypatch.setattr(worker.executor, "output", lost)
+        with kube.lock:
+            kube.lost_logs |= {key for key, pod in kube.pods.items() if pod["metadata"]["labels"]["job-name"] == "demo-0"}
         [again] = worker.deliver(end)
         trial = worker.store.get_trial("demo", 0)
         assert (again.type, trial.state, trial.attempt) == ("dev.katuna.trial.suggested", "WAITING", 2)

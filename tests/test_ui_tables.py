@@ -10,6 +10,7 @@ import io
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -174,3 +175,17 @@ def test_a_refusal_of_an_unknown_field_lists_a_wide_study_s_first_fields_only(cl
     text = html.unescape(re.search(r'<p id="filter-problem"[^>]*>(.*?)</p>', page.text, re.S).group(1))
     assert "expected one of number, state, metric:loss, param:q0, " in text
     assert "param:q16 and 27 more" in text and "param:q17" not in text
+
+
+@pytest.mark.parametrize("refused", ["sort=bogus", "size=7", "state=NOPE", "page=0", "desc=1&page=x"])
+def test_a_refused_argument_alone_is_left_out_of_the_table_below_and_of_the_form(client, refused: str):
+    """One bad argument outside the ranges keeps the valid states and ranges in the table, its
+    links and its export, and is not written back into the form, so the next Apply is taken."""
+    page = client.get(f"{TABLE}?{refused}&state=COMPLETE&field=param:b&min=20")
+    assert page.status_code == 400
+    exported = html.unescape(re.search(r'id="csv-link" href="([^"]*)"', page.text).group(1))
+    kept = sorted(urllib.parse.parse_qsl(urllib.parse.urlsplit(exported).query, keep_blank_values=True))
+    assert [pair for pair in kept if pair[0] in ("state", "field", "min")] == [
+        ("field", "param:b"), ("min", "20"), ("state", "COMPLETE")]
+    assert refused.rpartition("&")[2] not in exported
+    assert re.findall(r'<input type="hidden" name="sort" value="([^"]*)">', page.text) == ["number"]

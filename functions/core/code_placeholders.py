@@ -13,13 +13,8 @@ here-document a program reads as code (``python - <<EOF``), is refused alike. On
 script says in its own words is read: a value passed on through a variable, a pipe or a file
 is the script's own business.
 
-One value is refused wherever the trial runs a shell's script: an array index that expands
-something (``a[$(cmd)]``, ``a[`cmd`]``). A shell reads a variable's value as data, but its
-arithmetic (``$((...))``, ``((...))``, ``let``, ``[[ ... -eq ... ]]``, an array's index, a
-``declare -i`` variable's assignment) evaluates a value it is given as an expression, and
-expands the index of an array named there, running its commands: in bash, ksh and zsh, even
-``sh`` where it is bash, and however the value reached it (a placeholder, ``$1``,
-``KATUNA_PARAM_<name>``, a variable of ``env`` or of the script, then ``$((n + 1))``).
+A value bash's arithmetic would run a command of is refused where a shell's script reads it
+(:mod:`shell_arithmetic`).
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from functions.core import container_scripts, inline_code, shell_quoting
+from functions.core import container_scripts, inline_code, shell_arithmetic, shell_quoting
 from functions.core import trial_spec as trial_spec_shapes
 from functions.core.documents import Path, value_at
 from functions.core.errors import Problem
@@ -42,8 +37,6 @@ UNKNOWN = Language(re.compile(""), "")
 """The language of code run by a program katuna does not know (an Argo ``source`` given to a
 compiled tool, say): only a plain word is taken there."""
 _CLOSING = {shell_quoting.DOUBLE: '"', shell_quoting.SINGLE: "'", shell_quoting.ANSI: "'"}
-ARITHMETIC_CODE = re.compile(r"\[.*[$`]", re.DOTALL)
-"""A value a shell's arithmetic runs code of: an array index (``[``) holding an expansion."""
 _MARK = "\0"
 """Stands for the placeholder at the end of a command's words (no script holds a NUL)."""
 
@@ -51,40 +44,17 @@ _MARK = "\0"
 def code_problems(template: TrialTemplate, parameters: Iterable[Parameter]) -> list[Problem]:
     """A problem for each placeholder pasted into code whose parameter can take a value that
     is not read there as one token: in the trial template's command, and in the containers of
-    its ``trialSpec`` (their command and args, probes and hooks, scripts). A placeholder of a
-    parameter not among ``parameters`` gets none."""
+    its ``trialSpec`` (their command and args, probes and hooks, scripts); and for each value
+    a shell's arithmetic would run a command of where a script reads it
+    (:func:`shell_arithmetic.arithmetic_problems`). A placeholder of a parameter not among
+    ``parameters`` gets none."""
     values = {p.name: [format_value(v) for v in p.values] for p in parameters if isinstance(p, ChoiceParameter)}
     problems = _argv_problems([f"trialTemplate.command[{i}]" for i in range(len(template.command))],
                               list(template.command), values)
     if template.trial_spec is not None:
         for path, container in _containers(template.trial_spec):
             problems += _container_problems(f"{trial_spec_shapes.PATH}.{path}", container, values)
-    shell = _first_script(template)
-    return problems if shell is None else problems + _arithmetic_problems(shell, values)
-
-
-def _first_script(template: TrialTemplate) -> str | None:
-    """The field of the first script a shell of the trial reads (its command's, or a
-    ``trialSpec`` container's), if any."""
-    script = inline_code.shell_script(list(template.command))
-    if script is not None:
-        return f"trialTemplate.command[{script}]"
-    if template.trial_spec is None:
-        return None
-    for path, container in _containers(template.trial_spec):
-        fields = container_scripts.script_fields(container)
-        if fields:
-            return _field(f"{trial_spec_shapes.PATH}.{path}", fields[0])
-    return None
-
-
-def _arithmetic_problems(where: str, values: Mapping[str, list[str]]) -> list[Problem]:
-    """A problem, at the shell's script ``where``, for each parameter that can take a value the
-    shell's arithmetic would run (:data:`ARITHMETIC_CODE`): the script may read it from a
-    placeholder, an argument after the script, or a variable (``KATUNA_PARAM_<name>``, which
-    every trial has, or one of ``env``), so wherever the trial runs a shell's script."""
-    return [Problem(where, _arithmetic_message(name, value)) for name, given in values.items()
-            if (value := next((v for v in given if ARITHMETIC_CODE.search(v)), None)) is not None]
+    return problems + shell_arithmetic.arithmetic_problems(template, values)
 
 
 def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -145,14 +115,6 @@ def _script_problems(where: str, script: str, values: Mapping[str, list[str]]) -
         if code is not None and value is not None:
             problems.append(Problem(where, _message(name, value, code, in_script=True)))
     return list(dict.fromkeys(problems))
-
-
-def _arithmetic_message(name: str, value: str) -> str:
-    """Why a parameter that can take ``value``, read by a shell's script, is refused."""
-    return (f"parameter {name!r} can be {value!r}, which this shell script would run as code where its arithmetic "
-            "reads it ($((...)), ((...)), let, [[ -eq ]], an array's index), from a placeholder, an argument or a "
-            "variable alike: a shell runs the commands in an array index of a value it evaluates, so where a trial "
-            "runs a shell's script, no value holds a '[' followed by '$' or '`'")
 
 
 def _reading(spot: shell_quoting.Spot) -> Code | None:

@@ -8,8 +8,9 @@ runs ``x``. Each language quotes differently, so rather than quote for each, kat
 study that pastes a value there unless every value its parameter can take is read as one
 token of the language (:attr:`Language.plain`); the program can always take the value as an
 argument after its code, or from the variable ``KATUNA_PARAM_<name>`` every trial has. (A
-shell's script at the start of a command is the exception: :mod:`shell_quoting` passes each
-value to it as data.)
+shell's script at the start of a command, or past the programs that start it with the trial's
+variables, :data:`WRAPPERS`, is the exception: :mod:`shell_quoting` passes each value to it as
+data.)
 
 The program is the first word of the argv that names one (``python3``, ``/usr/bin/perl``), so
 one started through ``env``, ``timeout`` or ``tini --`` is found too; its options are read as
@@ -120,12 +121,126 @@ def is_shell(word: str) -> bool:
 
 def shell_script(command: Sequence[str]) -> int | None:
     """The index of the script a shell that ``command`` starts (``sh -c``, ``bash -ec``,
-    ``busybox sh -c``) runs: the first operand after its ``-c``. None where it starts no shell,
-    or gives it no script."""
-    start = 1 if command[:1] and command[0].rsplit("/", 1)[-1] == "busybox" else 0
-    if len(command) <= start or language_of(command[start]) is not SHELL:
+    ``busybox sh -c``, ``env A=1 timeout 60 bash -c``: see :data:`WRAPPERS`) runs: the first
+    operand after its ``-c``. None where it starts no shell, gives it no script, or ``env``
+    starts it without the trial's variables (``env -i``), which its script reads values from."""
+    shell = started_shell(command)
+    return None if shell is None or shell.cleared else shell.script
+
+
+@dataclass(frozen=True)
+class Shell:
+    """A shell a command starts: where it is, its script and the arguments it gets."""
+
+    at: int
+    """The index of the shell's word (past the wrappers that start it)."""
+    script: int | None
+    """The index of its ``-c`` script; None where it runs a file's or its standard input's."""
+    arguments: int
+    """The index of the first argument its script gets (as ``$0`` after a ``-c`` script, else
+    as ``$1``)."""
+    cleared: bool
+    """Whether a wrapper starts it without the trial's variables (``env -i``, ``env -u``)."""
+
+
+def started_shell(command: Sequence[str]) -> Shell | None:
+    """The shell ``command`` starts, past the wrappers that run the rest of their argv
+    (:data:`WRAPPERS`), if any."""
+    start, cleared = _unwrapped(command)
+    if start is None or start >= len(command) or language_of(command[start]) is not SHELL:
         return None
-    return next(iter(_read(command, start, SHELL)[0]), None)
+    code, operand = _read(command, start, SHELL)
+    if code:
+        return Shell(start, code[0], code[0] + 1, cleared)
+    if operand is None:
+        return Shell(start, None, len(command), cleared)
+    from_stdin = any(arg[:1] == "-" and arg[1:2] != "-" and "s" in arg for arg in command[start + 1:operand])
+    return Shell(start, None, operand if from_stdin else operand + 1, cleared)
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """A program that runs the command its argv goes on with, and how it reads its options."""
+
+    valued: str = ""
+    """Short options taking a value (the rest of their cluster, else the next argument)."""
+    long_valued: tuple[str, ...] = ()
+    """Long options taking a value (``--signal SIG`` or ``--signal=SIG``)."""
+    operands: int = 0
+    """Operands before the command (``timeout``'s duration)."""
+    assignments: bool = False
+    """Takes ``NAME=value`` words before the command, and ``-`` for ``-i`` (``env``)."""
+    opaque: tuple[str, ...] = ()
+    """Options after which the command is one string, no argv of its own (``env -S``)."""
+    numeric: bool = False
+    """An option of digits is a value (``nice -10``)."""
+
+
+WRAPPERS = {
+    "env": Wrapper(valued="uCS", long_valued=("--unset", "--chdir", "--split-string"), assignments=True,
+                   opaque=("S", "--split-string")),
+    "timeout": Wrapper(valued="ks", long_valued=("--kill-after", "--signal"), operands=1),
+    "nice": Wrapper(valued="n", long_valued=("--adjustment",), numeric=True),
+    "nohup": Wrapper(),
+    "tini": Wrapper(valued="pe"),
+    "dumb-init": Wrapper(valued="r", long_valued=("--rewrite",)),
+    "stdbuf": Wrapper(valued="ioe", long_valued=("--input", "--output", "--error")),
+    "setsid": Wrapper(),
+    "busybox": Wrapper(),
+}
+"""The programs that run the rest of their argv as a command, after their own options and
+operands: ``env`` (and its ``NAME=value`` words), ``timeout``, ``nice``, ``nohup``, ``tini``,
+``dumb-init``, ``stdbuf``, ``setsid``, and ``busybox``, which runs the applet named next."""
+_CLEARING = re.compile(r"-[^-]*[iu].*|-|--ignore-environment|--unset(=.*)?")
+"""``env``'s options that start the command without (some of) the variables it was given."""
+
+
+def _unwrapped(command: Sequence[str]) -> tuple[int | None, bool]:
+    """The index of the command the wrappers at the start of ``command`` run (0 where it starts
+    with none), and whether ``env`` clears or unsets variables for it; None where a wrapper is
+    given it in a form katuna does not read (``env -S 'bash -c ...'``)."""
+    start: int | None = 0
+    cleared = False
+    while start is not None and start < len(command) \
+            and (wrapper := WRAPPERS.get(command[start].rsplit("/", 1)[-1])) is not None:
+        found = _wrapped(command, start, wrapper)
+        cleared |= wrapper.assignments and any(_CLEARING.fullmatch(arg) for arg in command[start + 1:found])
+        start = found
+    return start, cleared
+
+
+def _wrapped(command: Sequence[str], start: int, wrapper: Wrapper) -> int | None:
+    """The index of the command the wrapper at ``start`` runs, past its options, assignments
+    and operands; None where an option of it takes the command as one string."""
+    i = start + 1
+    while i < len(command):
+        arg = command[i]
+        if arg == "--":
+            return i + 1 + wrapper.operands
+        if wrapper.assignments and (arg == "-" or arg[:1] not in ("-", "=") and "=" in arg):
+            i += 1
+            continue
+        if arg[:1] != "-" or arg == "-":
+            break
+        words = _option_words(arg, wrapper)
+        if words is None:
+            return None
+        i += words
+    return i + wrapper.operands
+
+
+def _option_words(arg: str, wrapper: Wrapper) -> int | None:
+    """How many words the wrapper's option ``arg`` takes (itself, and its value where that is
+    the next word); None for an option that takes the command as one string."""
+    name, equals, _ = arg.partition("=")
+    if arg.startswith("--"):
+        return None if name in wrapper.opaque else 2 if name in wrapper.long_valued and not equals else 1
+    if wrapper.numeric and arg[1:].isdigit():
+        return 1
+    at = next((j for j, letter in enumerate(arg) if j and letter in wrapper.valued), None)
+    if at is not None and arg[at] in wrapper.opaque:
+        return None
+    return 2 if at == len(arg) - 1 else 1
 
 
 def code_arguments(argv: Sequence[str]) -> list[Code]:

@@ -75,26 +75,38 @@ def _beaten(front: numpy.ndarray, points: numpy.ndarray) -> numpy.ndarray:
     return (no_worse & (front[None, :, :] != points[:, None, :]).any(axis=2)).any(axis=1)
 
 
+_SHIFTS = 256
+"""Entries of the staircase, per trial, its list inserts may shift in all before the front is
+found again by the tree (:func:`_front_by_tree`): the staircase is 4 to 10 times faster on the
+fronts studies make (200,000 trials on a sphere's front shift about 100 per trial), but a front
+whose every trial goes in at its start (``(i, -i, i)``) shifts the whole list each time, O(n²)
+(6.6 s for 200,000 trials, now 0.6 s)."""
+
+
 def pareto_front(spec: Study, scored: list[tuple[int, list[float]]]) -> list[int]:
     """The numbers of the trials (number, objective values) that no other beats on every
     objective (no worse on each, better on one), best first on the first objective. Sorted so,
-    a trial can only be beaten by one before it, and then by one already on the front."""
+    a trial can only be beaten by one before it, and then by one already on the front. For two
+    or three objectives in O(n log n) steps, whatever the values."""
     signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
     ranked = sorted(([s * v for s, v in zip(signs, values)], number) for number, values in scored)
-    if len(signs) <= 3:
-        return _front_by_staircase(ranked)
-    return _front_by_blocks(ranked, len(signs))
+    if len(signs) > 3:
+        return _front_by_blocks(ranked, len(signs))
+    found = _front_by_staircase(ranked)
+    return _front_by_tree(ranked) if found is None else found
 
 
-def _front_by_staircase(ranked: list[tuple[list[float], int]]) -> list[int]:
-    """:func:`pareto_front` of two or three objectives, in O(n log n) steps: a trial is beaten
-    by one before it exactly where one is no worse on the other objectives, and better on one of
-    all, so each is looked up in the staircase of the front's later objectives (ascending on the
-    second, descending on the third: the points no other of the front is no worse than on both)."""
+def _front_by_staircase(ranked: list[tuple[list[float], int]]) -> list[int] | None:
+    """:func:`pareto_front` of two or three objectives: a trial is beaten by one before it
+    exactly where one is no worse on the other objectives, and better on one of all, so each is
+    looked up in the staircase of the front's later objectives (ascending on the second,
+    descending on the third: the points no other of the front is no worse than on both). None
+    where its inserts would shift more than :data:`_SHIFTS` entries per trial."""
     seconds: list[float] = []
     thirds: list[float] = []
     firsts: list[float] = []
     numbers: list[int] = []
+    budget = _SHIFTS * len(ranked)
     for values, number in ranked:
         first, second, third = (*values, 0.0, 0.0)[:3]
         at = bisect.bisect_right(seconds, second)
@@ -107,7 +119,34 @@ def _front_by_staircase(ranked: list[tuple[list[float], int]]) -> list[int]:
         start = end = bisect.bisect_left(seconds, second, 0, at)
         while end < len(seconds) and thirds[end] >= third:
             end += 1
+        budget -= len(seconds) - start
+        if budget < 0:
+            return None
         seconds[start:end], thirds[start:end], firsts[start:end] = [second], [third], [first]
+    return numbers
+
+
+def _front_by_tree(ranked: list[tuple[list[float], int]]) -> list[int]:
+    """:func:`pareto_front` of two or three objectives in O(n log n) steps whatever the values:
+    a trial is beaten exactly where, of the trials before it no worse on the second objective,
+    the least by (third, second, first) is less than it, found in a Fenwick tree of the least
+    rank of that order, indexed by the second objective's rank."""
+    points = [(*values, 0.0, 0.0)[:3] for values, _ in ranked]
+    seconds = sorted({second for _, second, _ in points})
+    order = {key: rank for rank, key in enumerate(sorted({(third, second, first) for first, second, third in points}))}
+    none = len(order)
+    tree = [none] * (len(seconds) + 1)
+    numbers: list[int] = []
+    for (first, second, third), (_, number) in zip(points, ranked, strict=True):
+        own, at = order[(third, second, first)], bisect.bisect_right(seconds, second)
+        i, least = at, none
+        while i:
+            least, i = min(least, tree[i]), i & (i - 1)
+        if least < own:
+            continue
+        numbers.append(number)
+        while at < len(tree):
+            tree[at], at = min(tree[at], own), at + (at & -at)
     return numbers
 
 

@@ -9,7 +9,7 @@ the placeholder stood, quoted as that spot needs for the program to get exactly 
 ``"${KATUNA_PARAM_c}"`` outside quotes, ``${KATUNA_PARAM_c}`` inside double quotes or a
 here-document, ``'"${KATUNA_PARAM_c}"'`` inside single quotes. A shell reads what a variable
 expands to as data but in its arithmetic, which runs what an array index in the value expands
-(a value :mod:`code_placeholders` refuses), so reading the script's quoting wrong
+(a value :mod:`shell_arithmetic` refuses where the script reads it), so reading the script's quoting wrong
 (:func:`spots` reads what POSIX shells and bash share) could at worst split the value into
 words, never run it. Each
 spot also tells the command of the script it stands in, for :mod:`code_placeholders` to see

@@ -195,7 +195,9 @@ class ApiServer:
         started has none (400), nor has the run before a container's current one (``previous``,
         400) where it never restarted (none here does: the kubelet's ``validateContainerLogStatus``
         looks for its last terminated state first), a pod that is gone
-        has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
+        has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500), a
+        pod whose log file is gone from its node (:attr:`lost_logs`) the kubelet's failed open
+        (400, as ``kubectl logs`` shows it); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
         Only the first container and the init containers run a command, so only their logs have
         lines (the others are sidecars); an init container's is served by its name.
         ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
@@ -232,6 +234,10 @@ class ApiServer:
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
+            if (namespace, name) in self.lost_logs:
+                path = f"/var/log/pods/{namespace}_{name}_{pod['metadata']['uid']}/{container}/0.log"
+                return 400, status(400, "BadRequest", f'failed to try resolving symlinks in path "{path}": lstat '
+                                                      f"{path}: no such file or directory")
             if container in inits:
                 return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:

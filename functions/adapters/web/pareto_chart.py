@@ -39,17 +39,15 @@ trials, spread evenly over the study."""
 def pareto_figure(trials: list[FrozenTrial], spec: Study, names: list[str]) -> tuple[dict[str, Any], str | None]:
     """The chart of the completed ``trials`` of a study of 2 or 3 objectives (``names`` titling its
     axes), and what it says of the trials it drew where it drew a sample. As Optuna's: the front
-    is of the feasible trials (no constraint above 0) and drawn in red; the other feasible trials
-    in blue; where a trial has constraints, the infeasible ones in grey."""
+    in red, the other trials in blue. (katuna sets no constraints, so no trial is infeasible.)"""
     by_number = {t.number: t for t in trials}
-    feasible_trials = [t for t in trials if feasible(t)]
-    front = pareto_front(spec, [(t.number, list(t.values)) for t in feasible_trials])
+    front = pareto_front(spec, [(t.number, list(t.values)) for t in trials])
     on_front = set(front)
     others = [t.number for t in trials if t.number not in on_front]
     best = _along(front, spec, by_number, PARETO_POINTS - min(len(others), PARETO_POINTS - FRONT_POINTS))
     shown = best | set(spread(others, PARETO_POINTS - len(best)))
     drawn = [t for t in trials if t.number in shown]
-    data = _traces(drawn, best, len(spec.objectives), constrained=any(t.constraints for t in trials))
+    data = _traces(drawn, best, len(spec.objectives))
     return {"data": data, "layout": _layout(names)}, _note(len(drawn), len(trials), len(best), len(front))
 
 
@@ -60,11 +58,6 @@ def _note(drawn: int, trials: int, best: int, front: int) -> str | None:
     sampled = f"{best:,} of the {front:,} on the front, spread along it" if best < front else \
         f"every one of the {front:,} on the front"
     return f"from {drawn:,} of {trials:,} completed trials<br>{sampled}"
-
-
-def feasible(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` meets its constraints (none above 0), as Optuna's chart tells."""
-    return all(value <= 0.0 for value in trial.constraints.values())
 
 
 def _along(front: list[int], spec: Study, by_number: dict[int, FrozenTrial], room: int) -> set[int]:
@@ -80,19 +73,14 @@ def _along(front: list[int], spec: Study, by_number: dict[int, FrozenTrial], roo
     return ends | set(spread([number for number in front if number not in ends], room - len(ends)))
 
 
-def _traces(drawn: list[FrozenTrial], best: set[int], objectives: int, constrained: bool) -> list[dict[str, Any]]:
-    """Optuna's traces of the ``drawn`` trials, in their order: the infeasible trials (where the
-    study has constraints), the other trials and the front (the trials numbered in ``best``)."""
+def _traces(drawn: list[FrozenTrial], best: set[int], objectives: int) -> list[dict[str, Any]]:
+    """Optuna's traces of the ``drawn`` trials, in their order: the other trials and the front
+    (the trials numbered in ``best``)."""
     front = [t for t in drawn if t.number in best]
-    rest = [t for t in drawn if t.number not in best and feasible(t)]
-    traces = [_trace(rest, objectives, "Feasible Trial" if constrained else "Trial",
-                     _marker(rest, "Blues", {"title": {"text": "Trial"}})),
-              _trace(front, objectives, "Best Trial",
-                     _marker(front, "Reds", {"title": {"text": "Best Trial"}, "x": 1.1, "xpad": 40}))]
-    if not constrained:
-        return traces
-    infeasible = [t for t in drawn if not feasible(t)]
-    return [_trace(infeasible, objectives, "Infeasible Trial", {"color": "#cccccc"}), *traces]
+    rest = [t for t in drawn if t.number not in best]
+    return [_trace(rest, objectives, "Trial", _marker(rest, "Blues", {"title": {"text": "Trial"}})),
+            _trace(front, objectives, "Best Trial",
+                   _marker(front, "Reds", {"title": {"text": "Best Trial"}, "x": 1.1, "xpad": 40}))]
 
 
 def _trace(trials: Sequence[FrozenTrial], objectives: int, label: str, marker: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
-from functions.adapters.web.pareto_chart import feasible, pareto_figure
+from functions.adapters.web.pareto_chart import pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
@@ -53,8 +53,9 @@ HISTORY_POINTS = 5_000
 """Trials the optimization history and slice charts draw, each a point (20,000 trials made a 1 MB
 history and a 1.7 MB slice). Beyond this many, a chart draws an even sample of them with the
 best trials and, in the history, the trials where the best value so far changes, those just
-before them and the last (so its best-so-far line is drawn as it is, whatever the sample), and
-says so."""
+before them and the last (so its best-so-far line is drawn as it is, or where the best changes
+more than 2,499 times, at an even sample of its changes, the first and the best among them),
+and says so."""
 NOTE_LINE = 32
 """Pixels of top margin a line of a chart's note (a sample's, a cut history's) takes: plotly
 sets a title's first line on the middle of the top margin, so a line of 16 takes twice that."""
@@ -283,28 +284,30 @@ def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] 
 
 
 def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: bool) -> set[int]:
-    """The numbers of the ``trials`` a sample draws whatever it holds: the best trials (the
-    Pareto front as katuna's tables show it, as many as a sample draws, where the study has
-    several objectives: :func:`~functions.core.pareto.pareto_front`, where Optuna's takes
-    seconds for three objectives at 20,000 trials; else each feasible completed trial better
-    than every one before it, the best trial the last of them); with
-    ``corners``, the trial before each of those and the last too, where the optimization
-    history's best-so-far line turns and ends, so a sample draws that line as it is."""
+    """The numbers of the ``trials`` a sample draws whatever it holds, at most
+    :data:`HISTORY_POINTS`: the best trials (the Pareto front as katuna's tables show it, where
+    the study has several objectives: :func:`~functions.core.pareto.pareto_front`, where
+    Optuna's takes seconds for three objectives at 20,000 trials; else each completed trial
+    better than every one before it, the best trial the last of them), spread evenly along the
+    front or over the improvements where they are more, both ends (the first improvement and
+    the best) among them; with ``corners``, the trial before each of those and the last too,
+    where the optimization history's best-so-far line turns and ends, so a sample draws that
+    line as it is, or as it is at the improvements drawn."""
     if spec.multi_objective:
         scored = [(t.number, t.values) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values]
-        return set(pareto_front(spec, scored)[:HISTORY_POINTS])
+        return set(spread(pareto_front(spec, scored), HISTORY_POINTS))
     better = operator.lt if study.direction == optuna.study.StudyDirection.MINIMIZE else operator.gt
     best: float | None = None
-    kept = {trials[-1].number} if corners else set()
+    improvements: list[tuple[int, ...]] = []
     for before, trial in zip([None, *trials], trials, strict=False):
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
         if value is None or (best is not None and not better(value, best)):
             continue
-        if not feasible(trial):
-            continue
         best = value
-        kept |= {trial.number} | ({before.number} if corners and before else set())
-    return kept
+        improvements.append((trial.number, before.number) if corners and before else (trial.number,))
+    room = (HISTORY_POINTS - 1) // 2 if corners else HISTORY_POINTS
+    kept = {number for numbers in spread(improvements, room) for number in numbers}
+    return kept | {trials[-1].number} if corners else kept
 
 
 def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:

@@ -36,8 +36,9 @@ def trials(name: str):
     try:
         tables.parse_query(spec, request.args)
     except MalformedRequest as exc:
-        context = _trials_context(name, _usable(spec, request.args))
-        context["form"] = _typed_form(request.args)
+        usable = _usable(spec, request.args)
+        context = _trials_context(name, usable)
+        context["form"] = _typed_form(request.args, usable)
         return render_template("trials.html", problem=str(exc), **context), 400
     context = _trials_context(name, request.args)
     return render_template("trials.html", problem=None, **context)
@@ -70,32 +71,42 @@ def _trials_context(name: str, args: MultiDict[str, str]) -> dict:
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args)}
 
 
-def _typed_form(args: MultiDict[str, str]) -> dict:
-    """The filter form as it was submitted, each range's bounds as typed."""
-    return {"states": args.getlist("state"), "sort": args.get("sort") or "number",
-            "descending": args.get("desc") in ("1", "true"), "size": args.get("size") or "50",
+def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
+    """The filter form as it was submitted: each range's bounds as typed (so a refused one can
+    be corrected where it stands), and the states, sort and size the table below uses, so that
+    a refused sort, kept in a hidden input, is not sent again by the next Apply."""
+    return {"states": usable.getlist("state"), "sort": usable.get("sort") or "number",
+            "descending": usable.get("desc") in ("1", "true"), "size": usable.get("size") or "50",
             "ranges": tables.typed_ranges(args)}
 
 
 def _usable(spec: Study, args: MultiDict[str, str]) -> MultiDict[str, str]:
-    """``args`` without what the table refuses: each range it refuses on its own; every range,
-    if it still refuses them; all of them, if it still does (the table unfiltered)."""
-    others = [(k, v) for k, v in args.items(multi=True) if k not in ("field", "min", "max")]
-    kept = []
+    """``args`` without what the table refuses: each value of another argument (``state``,
+    ``sort``, ``desc``, ``size``, then ``page``, which counts in sizes) it refuses, keeping the
+    rest; each range it refuses on its own; every range, if it still refuses them."""
+    kept: list[tuple[str, str]] = []
+    for pair in ((key, value) for key in _OTHERS for value in args.getlist(key)):
+        if _takes(spec, [*kept, pair]):
+            kept.append(pair)
+    ranges = []
     for field, low, high in tables.typed_ranges(args):
         triple = [("field", field), ("min", low), ("max", high)]
-        try:
-            tables.parse_query(spec, MultiDict(triple))
-        except MalformedRequest:
-            continue
-        kept += triple
-    for candidate in (others + kept, others):
-        try:
-            tables.parse_query(spec, MultiDict(candidate))
-        except MalformedRequest:
-            continue
-        return MultiDict(candidate)
-    return MultiDict()
+        if _takes(spec, triple):
+            ranges += triple
+    return MultiDict(kept + ranges if _takes(spec, kept + ranges) else kept)
+
+
+_OTHERS = ("state", "sort", "desc", "size", "page")
+"""The table's arguments other than its ranges', ``page`` after the ``size`` it counts in."""
+
+
+def _takes(spec: Study, args: list[tuple[str, str]]) -> bool:
+    """Whether the table takes ``args``."""
+    try:
+        tables.parse_query(spec, MultiDict(args))
+    except MalformedRequest:
+        return False
+    return True
 
 
 def _table_link(path: str, args: MultiDict[str, str], **changes) -> str:

@@ -1,0 +1,131 @@
+"""A parameter that can take a value bash's arithmetic would run a command of is refused where
+a shell's script the trial runs reads it.
+
+katuna gives a shell's script each value as data (:mod:`shell_quoting`), but bash (and ``sh``
+where it is bash), ksh and zsh evaluate a value their arithmetic reads (``$((...))``,
+``((...))``, ``let``, ``[[ ... -eq ... ]]``, an array's index, ``${x:offset}``, a ``declare -i``
+variable's assignment) as an expression, and expand the index of an array named there, running
+its commands: ``a[$(touch /tmp/x)]``, ``a[`id`]``, or ``a[$x]`` where ``x`` holds one.
+
+The shells looked at are those an argv starts (the trial's command, a ``trialSpec``
+container's command and args, its probes' and hooks'), past the wrappers that run the rest of
+their argv (:data:`inline_code.WRAPPERS`), and an Argo ``source`` or Tekton ``script`` a shell
+runs. A script katuna can read is checked for the parameters it reads: by a placeholder, as an
+argument after it, or by a variable it names (``KATUNA_PARAM_<name>``, or one of ``env`` whose
+value holds a placeholder). A shell whose script katuna cannot read (``bash train.sh``, ``bash
+-s``) is checked for the values given it as arguments. What no argv shows is not seen: a
+script file's use of a variable, an image's entrypoint script, a program that starts a shell
+itself, a value split across two parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from functions.core import container_scripts, inline_code
+from functions.core import trial_spec as trial_spec_shapes
+from functions.core.documents import Path, value_at
+from functions.core.errors import Problem
+from functions.core.exec_limits import MAX_ARG_STRLEN
+from functions.core.shell_quoting import variable
+from functions.core.spec import TrialTemplate
+from functions.core.template import parameter_names
+
+EXPANSION = re.compile(r"`|\$[({A-Za-z0-9_@*]")
+"""What starts an expansion in an array index: a command's output (``$(``, a backquote), a
+parameter's value (``${``, ``$name``, ``$1``, ``$@``), which arithmetic evaluates in turn."""
+_INDIRECT = re.compile(r"\$\{!([A-Za-z_][A-Za-z0-9_]*)?([*@])?\}")
+"""``${!name}`` (any variable, whose name another holds) or ``${!PREFIX*}`` (those it lists)."""
+_SOURCES = (("source",), ("script",))
+"""A container's scripts that are no argument of an argv: an Argo ``source``, a Tekton ``script``."""
+
+Reads = list[tuple[str, set[str]]]
+"""``(field path, names of the parameters a shell's script there can read)``."""
+
+
+def runs_command(value: str) -> bool:
+    """Whether bash's arithmetic, evaluating ``value``, could run a command: a ``[`` (an array's
+    index) followed by an expansion (:data:`EXPANSION`). Linear in the value's length."""
+    start = value.find("[")
+    return start >= 0 and EXPANSION.search(value, start + 1) is not None
+
+
+def arithmetic_problems(template: TrialTemplate, values: Mapping[str, list[str]]) -> list[Problem]:
+    """A problem, at each shell's script (or argument of a shell whose script katuna cannot
+    read), for each parameter it reads that can take a value :func:`runs_command` holds of. A
+    value past ``MAX_ARG_STRLEN`` is left to :func:`exec_limits.exec_problems`, which refuses it."""
+    risky = {name: value for name, given in values.items()
+             if (value := next((v for v in given if len(v) < MAX_ARG_STRLEN and runs_command(v)), None)) is not None}
+    if not risky:
+        return []
+    command = list(template.command)
+    reads = _argv_reads([f"trialTemplate.command[{i}]" for i in range(len(command))], command, template.env, risky)
+    for path, container in _containers(template.trial_spec):
+        env = _env(container)
+        for paths, argv in container_scripts.argvs(container):
+            reads += _argv_reads([_field(path, p) for p in paths], argv, env, risky)
+        reads += [(_field(path, field), _script_reads(str(value_at(container, field)), env, risky))
+                  for field in container_scripts.script_fields(container) if field in _SOURCES]
+    problems = [Problem(where, _message(name, risky[name])) for where, names in reads for name in sorted(names)]
+    return list(dict.fromkeys(problems))
+
+
+def _argv_reads(where: Sequence[str], argv: list[str], env: Iterable[tuple[str, str]],
+                risky: Mapping[str, str]) -> Reads:
+    """What the shell ``argv`` starts (if any) can read of the ``risky`` parameters: its script,
+    those it names and those given it as arguments; a script katuna cannot read, the ones given
+    it as arguments, each at its argument."""
+    shell = inline_code.started_shell(argv)
+    if shell is None:
+        return []
+    given = [(where[i], {n for n in parameter_names(argv[i]) if n in risky}) for i in range(shell.arguments, len(argv))]
+    if shell.script is None:
+        return [(at, names) for at, names in given if names]
+    assigned = [(word.partition("=")[0], word.partition("=")[2]) for word in argv[:shell.at] if "=" in word[1:]]
+    names = _script_reads(argv[shell.script], [*env, *assigned], risky).union(*(n for _, n in given))
+    return [(where[shell.script], names)]
+
+
+def _script_reads(script: str, env: Iterable[tuple[str, str]], risky: Mapping[str, str]) -> set[str]:
+    """The ``risky`` parameters ``script`` reads: by a placeholder, by the variable every trial
+    has, or by a variable of ``env`` whose value holds a placeholder."""
+    names = {name for name in parameter_names(script) if name in risky}
+    names |= {name for name in risky if _names(script, variable(name))}
+    return names | {name for key, value in env if _names(script, key) for name in parameter_names(value) if name in risky}
+
+
+def _names(script: str, name: str) -> bool:
+    """Whether ``script`` names the variable ``name``: as a word, or through ``${!...}``."""
+    if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", script):
+        return True
+    return any(not m.group(2) or name.startswith(m.group(1) or "") for m in _INDIRECT.finditer(script))
+
+
+def _env(container: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A container's variables given a value (``name``, ``value``)."""
+    given = container.get("env")
+    return [(e["name"], e["value"]) for e in given if isinstance(e, Mapping) and isinstance(e.get("name"), str)
+            and isinstance(e.get("value"), str)] if isinstance(given, list) else []
+
+
+def _containers(trial_spec: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each container of the ``trialSpec`` (init containers too, none without one), with its field path."""
+    if trial_spec is None:
+        return []
+    found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
+    return [(f"{trial_spec_shapes.PATH}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
+
+
+def _field(path: str, field: Path) -> str:
+    """``path`` (a container's) and a field of it as one field path (``...args[0]``)."""
+    return path + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in field)
+
+
+def _message(name: str, value: str) -> str:
+    """Why a parameter that can take ``value``, read by a shell's script, is refused."""
+    return (f"parameter {name!r} can be {value!r}, which a shell's script reads here: where its arithmetic "
+            "($((...)), ((...)), let, [[ -eq ]], an array's index) evaluates the value, bash expands the array "
+            "index in it and could run a command, so a value a shell's script reads holds no '[' followed by "
+            "'$(', '${', '$name' or '`'")
