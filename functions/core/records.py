@@ -35,7 +35,8 @@ class TrialCap:
 
     trials: int
     setting: str | None = None
-    """The ``KATUNA_*`` variable whose limit set it; None: the study's own ``maxTrials``."""
+    """The ``KATUNA_*`` variable whose limit set it, or ``grid`` (the size of a grid smaller than
+    that: :func:`functions.core.trial_cap.shown_cap`); None: the study's own ``maxTrials``."""
 
     @property
     def reached(self) -> str:

@@ -66,11 +66,12 @@ SCHEMAS: dict[str, Any] = {
         "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
         "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
-                      "or for a study without one the cap the service's limits gave it when it was admitted (null "
-                      "for such a study stored before katuna kept that cap)"},
-        "maxTrialsSetBy": {"type": ["string", "null"], "description": "the setting that set maxTrials for a study "
-                           "without one (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS); null "
-                           "where the study gives maxTrials"},
+                      "or for a study without one the cap the service's limits gave it when it was admitted, or "
+                      "its grid's size where that is smaller (null for such a study stored before katuna kept "
+                      "that cap, that is no grid)"},
+        "maxTrialsSetBy": {"type": ["string", "null"], "description": "what set maxTrials for a study without one: "
+                           "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
+                           "grid (the grid's size); null where the study gives maxTrials"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
