@@ -87,8 +87,9 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     made = view["reproducibility"]
     if made["seed"] is not None:
         ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"
+        libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
-                      f"optuna {markup(made['optunaVersion'])}{ahead}", highlight=False)
+                      f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

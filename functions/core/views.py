@@ -63,7 +63,9 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "runsOn": record.runs_on,
         "trialTemplateSource": annotated_source(record.definition),
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
-                            "optunaVersion": record.optuna_version, "lookahead": record.lookahead},
+                            "optunaVersion": record.optuna_version,
+                            "libraryVersions": None if record.library_versions is None else dict(record.library_versions),
+                            "lookahead": record.lookahead},
     }
 
 

@@ -82,12 +82,18 @@ SCHEMAS: dict[str, Any] = {
         "definition": {"type": "object"}, "links": {"type": "object"},
         "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "
                             "its start when the definition gives none), the katuna and Optuna versions that "
-                            "started it and the look-ahead it started with (trials asked for while others run: "
-                            "the same seed suggests the same trials only with the same look-ahead); null fields "
-                            "for a study that has not started",
+                            "started it, the versions of the libraries its sampler draws on besides Optuna, and "
+                            "the look-ahead it started with (trials asked for while others run: the same seed "
+                            "suggests the same trials only with the same look-ahead); null fields for a study "
+                            "that has not started, and for a record an earlier katuna made without them",
                             "properties": {"seed": {"type": ["integer", "null"]},
                                            "katunaVersion": {"type": ["string", "null"]},
                                            "optunaVersion": {"type": ["string", "null"]},
+                                           "libraryVersions": {"type": ["object", "null"], "description": "by "
+                                                               "distribution name: numpy for every algorithm, "
+                                                               "cmaes for cmaes, scipy for sobol and qmc, scipy, "
+                                                               "scikit-learn and scikit-optimize for gp",
+                                                               "additionalProperties": {"type": "string"}},
                                            "lookahead": {"type": ["integer", "null"]}}},
         "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
                                 "template was read from when the study was submitted (null: given inline)"},
