@@ -15,6 +15,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_trial_table import split_reason, trial_table
 from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
 from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
+from functions.core.trial_cap import GRID
 from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -62,6 +63,14 @@ def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecor
     console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json", highlight=False)
 
 
+def _set_by(setting: str | None) -> str:
+    """What set a study's total, as ``katuna show`` notes it after the number: nothing for the
+    study's own ``maxTrials``."""
+    if setting is None:
+        return ""
+    return " (the grid's size)" if setting == GRID else f" (set by {setting})"
+
+
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
     """``katuna show``: status, reason, description, counts, best trial (or, with several objectives, the
     Pareto ``front``) and node pool of a study's view."""
@@ -70,7 +79,7 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
         console.print(text(view["description"]), highlight=False)
-    cap = f"{view['maxTrials']} (set by {view['maxTrialsSetBy']})" if view["maxTrialsSetBy"] else view["maxTrials"] or "-"
+    cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'])}" if view["maxTrials"] is not None else "-"
     running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
@@ -78,8 +87,9 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     made = view["reproducibility"]
     if made["seed"] is not None:
         ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"
+        libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
-                      f"optuna {markup(made['optunaVersion'])}{ahead}", highlight=False)
+                      f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

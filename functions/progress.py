@@ -20,6 +20,7 @@ from rich.text import Text
 
 from functions.core.records import Counts, StudyRecord
 from functions.core.store_port import Store, has_study
+from functions.core.trial_cap import shown_total
 from functions.terminal import printable
 
 BAR_WIDTH = (10, 40)
@@ -65,7 +66,7 @@ class StudyProgress:
         self._spec = spec
         self._uid = record.uid
         self._progress = _FittingProgress(spec.objectives[0].metric, console=console)
-        self._task = self._progress.add_task(spec.name, total=record.max_trials, counts=Counts(), best=None)
+        self._task = self._progress.add_task(spec.name, total=shown_total(record), counts=Counts(), best=None)
 
     def __enter__(self) -> StudyProgress:
         self._progress.start()

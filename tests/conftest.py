@@ -66,8 +66,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_library_versions(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-fourth migration (the library versions each
+    study's sampler drew on)."""
+    if "library_versions" in db["studies"].columns_dict:
+        db.execute("ALTER TABLE studies DROP COLUMN library_versions")
+
+
 def drop_kept_tails(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirty-third migration (the kept tails of trials' logs)."""
+    """Take a database back to before the thirty-third migration (the kept tails of trials' logs),
+    and the thirty-fourth."""
+    drop_library_versions(db)
     db.execute("DROP TABLE IF EXISTS kept_tails")
 
 

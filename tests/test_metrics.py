@@ -109,6 +109,15 @@ def test_json_lines():
     assert math.isnan(found[2].value)
 
 
+def test_a_json_metric_is_a_top_level_number_or_numeric_text_and_a_repeated_key_keeps_its_last_value():
+    """As docs/trials.md says: booleans, null, arrays and objects are no value, nested keys no
+    metric, and Python's JSON reader keeps a repeated key's last value."""
+    lines = ['{"score": true}', '{"score": null}', '{"score": [1]}', '{"score": {"score": 1}}',
+             '{"metrics": {"score": 0.5}}', '{"score": " 0.3 "}', '{"score": 0.7, "x": {"score": 0.1}}',
+             '{"score": "0.05"}', '{"score": 1, "score": 2}']
+    assert [o.value for o in parse_json_lines(lines, ["score"])] == [0.7, 0.05, 2.0]
+
+
 def test_reduction_strategies():
     obs = [Observation("loss", v) for v in (0.5, 0.2, 0.3)] + [Observation("acc", 0.1)]
     assert reduced(obs, {"loss": "min", "acc": "max"}) == {"loss": 0.2, "acc": 0.1}

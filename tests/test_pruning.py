@@ -90,6 +90,49 @@ def test_a_trial_whose_value_turns_nan_or_infinite_is_pruned_there_and_the_study
         assert str(judged.intermediate_values[2]) == shown
 
 
+RULES_THAT_DO_NOT_JUDGE_STEP_2 = {
+    "median in its warm-up": {"algorithm": "median", "settings": {"n_warmup_steps": 5}},
+    "hyperband between rungs": {"algorithm": "hyperband",
+                                "settings": {"min_resource": 1, "max_resource": 9, "reduction_factor": 3}},
+    "medianstop before its rule": {"algorithm": "medianstop"},
+}
+
+
+def nan_study(early_stopping: dict, **collector) -> dict:
+    """Two trials, one of whose losses turns NaN at its second report of three."""
+    definition = study_definition(
+        parameters=[{"name": "curve", "type": "categorical", "values": ["1,2,3", "1,nan,3"]}],
+        algorithm={"name": "grid"}, maxTrials=2, parallelism=2, maxFailedTrials=0,
+        metricsCollector=collector, earlyStopping=early_stopping)
+    definition["trialTemplate"]["command"] = [sys.executable, str(REPORTS), "--how", "text", "--sleep", "1",
+                                              "--values=${trialParameters.curve}"]
+    return definition
+
+
+@pytest.mark.parametrize("early_stopping", RULES_THAT_DO_NOT_JUDGE_STEP_2.values(),
+                         ids=RULES_THAT_DO_NOT_JUDGE_STEP_2.keys())
+def test_a_value_that_would_fail_the_trial_prunes_it_at_a_step_its_rule_does_not_judge(
+        embedded, tmp_path: Path, early_stopping: dict):
+    """A NaN objective fails the trial at its end (``nonFinite: fail``), so whatever the rule, a
+    trial reporting one is pruned there: it runs no further and, pruned, is no failure."""
+    record = run_study(embedded, nan_study(early_stopping), tmp_path)
+    assert record.status == "completed", record.reason
+    trials = {t.params["curve"]: t for t in embedded.store.trials("demo")}
+    diverged = trials["1,nan,3"]
+    assert (diverged.state, diverged.reason) == (
+        "PRUNED", "pruned at step 2: loss=nan is not a finite number, which fails the trial")
+    assert len(embedded.store.observations("demo", diverged.number)) == 2, "stopped before its third report"
+    assert trials["1,2,3"].state == "COMPLETE"
+
+
+def test_a_nan_that_fails_no_trial_leaves_it_to_its_rule(embedded, tmp_path: Path):
+    """With ``nonFinite: skip`` a NaN report is no value, so the trial runs on to its end."""
+    early_stopping = RULES_THAT_DO_NOT_JUDGE_STEP_2["median in its warm-up"]
+    run_study(embedded, nan_study(early_stopping, nonFinite="skip"), tmp_path)
+    diverged = next(t for t in embedded.store.trials("demo") if t.params["curve"] == "1,nan,3")
+    assert (diverged.state, diverged.values) == ("COMPLETE", [1.0])
+
+
 def test_early_stopping_settings_are_checked():
     with pytest.raises(InvalidStudy) as caught:
         parse_study(study_definition(earlyStopping={"algorithm": "median", "settings": {"warmup": 2}}))

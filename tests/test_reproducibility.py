@@ -56,6 +56,27 @@ def test_a_study_records_the_look_ahead_it_started_with(tmp_path: Path, lookahea
         runner.close()
 
 
+LIBRARIES = {"random": ["numpy"], "tpe": ["numpy"], "cmaes": ["numpy", "cmaes"], "sobol": ["numpy", "scipy"],
+             "gp": ["numpy", "scipy", "scikit-learn", "scikit-optimize"]}
+
+
+@pytest.mark.parametrize("algorithm", LIBRARIES)
+def test_a_study_records_the_versions_of_the_libraries_its_sampler_draws_on(tmp_path: Path, algorithm: str):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        definition = study_definition(algorithm={"name": algorithm})
+        record = runner.submit(parse_study(definition), definition, tmp_path)
+        assert study_view(runner.store, record)["reproducibility"]["libraryVersions"] is None, "not started yet"
+        runner.dispatcher.deliver(study_created("demo", record.uid))
+        made = study_view(runner.store, runner.store.get_study("demo"))["reproducibility"]
+        assert made["libraryVersions"] == {name: metadata.version(name) for name in LIBRARIES[algorithm]}
+    finally:
+        runner.close()
+    shown = " ".join(here("show", "demo", "--db", str(tmp_path / "katuna.db")).stdout.split())
+    listed = " ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES[algorithm])
+    assert f"optuna {optuna.__version__} {listed} look-ahead 1" in shown, shown
+
+
 def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
     path = tmp_path / "katuna.db"
     store = SqliteStore(path)
@@ -67,6 +88,7 @@ def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
     reopened = SqliteStore(path)
     record = reopened.get_study("demo")
     assert (record.seed, record.katuna_version, record.optuna_version, record.lookahead) == (None, None, None, None)
+    assert study_view(reopened, record)["reproducibility"]["libraryVersions"] is None
     assert record.algorithm == record.spec.algorithm
     assert reopened.get_trial("demo", 0).image_digest is None
     reopened.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -324,6 +325,15 @@ BAYESIAN_REFUSED = {
 def test_a_bayesian_setting_katuna_cannot_run_is_refused_naming_it(settings: dict, name: str, reason: str):
     [found] = _settings_problems({"name": "gp", "settings": settings})
     assert found.startswith(f"algorithm.settings.{name}: ") and reason in found, found
+
+
+@pytest.mark.parametrize("name", ["base_estimator", "acq_func", "acq_optimizer"])
+def test_an_unknown_bayesian_choice_lists_exactly_the_values_that_are_then_accepted(name: str):
+    [found] = _settings_problems({"name": "gp", "settings": {name: "XX"}})
+    listed = re.findall(r"'([^']+)'", found.split("expected one of ", 1)[1])
+    assert listed, found
+    for value in listed:
+        parse_study(study_definition(algorithm={"name": "gp", "settings": {name: value}}))
 
 
 def test_a_katib_bayesian_experiment_runs_locally(embedded, tmp_path: Path):

@@ -6,6 +6,7 @@ naming the setting; ``GET /studies/{name}`` and ``katuna show`` show it."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import sqlite_utils
 import yaml
 from click.testing import CliRunner
 from conftest import drop_trial_caps, study_definition
+from rich.console import Console
 from test_katib import experiment
 
 from functions.adapters.web import create_app
@@ -28,6 +30,7 @@ from functions.core.stop import decide, trials_to_ask
 from functions.core.trial_cap import implicit_cap, study_cap
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
+from functions.progress import StudyProgress
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -176,6 +179,35 @@ def test_the_api_and_katuna_show_give_the_cap_and_the_setting_that_set_it(tmp_pa
         runtime.close()
     output = CliRunner().invoke(main, ["show", "open", "--db", str(tmp_path / "katuna.db")]).output
     assert "trials: 3/3 (set by KATUNA_MAX_TRIALS) " in output, output
+
+
+def test_a_grid_smaller_than_the_cap_is_the_total_every_view_shows(tmp_path: Path):
+    """The grid ends the study at its size, so that, not the cap, is its total: in ``GET
+    /studies/{name}``, ``katuna show`` and ``katuna run``'s progress line; a cap smaller than
+    the grid is still shown as the cap."""
+    grid = {"algorithm": {"name": "grid"}, "timeBudget": "60s",
+            "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 0.25}]}
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(trials=10)))
+    run_within(runner, tmp_path, open_ended("grid", **grid), 5)
+    runner.close()
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(trials=3)))
+    run_within(runner, tmp_path, open_ended("capped", **grid), 3)
+    out = io.StringIO()
+    with StudyProgress(Console(file=out, width=200), runner.store, runner.store.get_study("grid")):
+        pass
+    assert " 5/5 done 5 " in out.getvalue(), out.getvalue()
+    runner.close()
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        shown = client.get("/studies/grid").get_json()
+        assert (shown["maxTrials"], shown["maxTrialsSetBy"], shown["trials"]) == (5, "grid", 5)
+        capped = client.get("/studies/capped").get_json()
+        assert (capped["maxTrials"], capped["maxTrialsSetBy"]) == (3, "KATUNA_MAX_TRIALS")
+    finally:
+        runtime.close()
+    output = CliRunner().invoke(main, ["show", "grid", "--db", str(tmp_path / "katuna.db")]).output
+    assert "trials: 5/5 (the grid's size) " in output, output
 
 
 def test_a_study_without_max_trials_of_which_not_one_trial_fits_the_history_is_refused(tmp_path: Path):

@@ -255,6 +255,32 @@ def test_a_known_value_of_its_parameters_kind_is_taken():
     assert [r.params for r in spec.warm_start.trials] == [{"x": 1, "c": True}, {"x": 0.5, "c": 16}]
 
 
+def _int_and_discrete(trials: list) -> dict:
+    """A study of an int ``x`` and a discrete ``y`` of 32 and 64, warm started with ``trials``."""
+    definition = study_definition(maxTrials=1, parallelism=1, warmStart={"trials": trials}, parameters=[
+        {"name": "x", "type": "int", "min": -5, "max": 5}, {"name": "y", "type": "discrete", "values": [32, 64]}])
+    definition["trialTemplate"]["command"] += ["--y", "${trialParameters.y}"]
+    return definition
+
+
+def test_a_whole_number_written_as_a_float_is_taken_as_the_parameters_own_value(embedded, tmp_path: Path):
+    """JSON has one number: ``1.0`` for an int is 1 and ``32.0`` for discrete 32 is 32, and the
+    sampler learns the parameter's own values."""
+    run_study(embedded, _int_and_discrete([{"params": {"x": 1.0, "y": 32.0}, "value": 1.0}]), tmp_path)
+    study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
+    known = study.trials[0].params
+    assert known == {"x": 1, "y": 32} and [type(v) for v in known.values()] == [int, int]
+
+
+def test_a_fraction_for_an_int_or_off_a_discrete_value_is_refused_naming_the_field():
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(_int_and_discrete([{"params": {"x": 1.5, "y": 32}, "value": 1.0},
+                                       {"params": {"x": 1, "y": 32.5}, "value": 1.0}]))
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.trials[0].params.x: expected a value in [-5, 5], got 1.5",
+        "warmStart.trials[1].params.y: expected one of 32, 64, got 32.5"]
+
+
 def test_a_bad_entry_of_a_json_known_results_file_names_the_file_the_entry_and_the_field():
     import json
 

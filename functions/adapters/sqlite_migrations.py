@@ -392,6 +392,12 @@ def _migrate_33(db: sqlite_utils.Database) -> None:
                "PRIMARY KEY (study, trial, attempt)) WITHOUT ROWID")
 
 
+def _migrate_34(db: sqlite_utils.Database) -> None:
+    """The releases of the libraries each study's sampler draws on besides Optuna, as JSON
+    (:attr:`~functions.core.records.StudyRecord.library_versions`; empty on older rows)."""
+    db.table("studies").add_column("library_versions", str)
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -402,4 +408,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
-              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33)
+              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34)

@@ -73,6 +73,19 @@ def _cap(trials: Any, setting: Any) -> TrialCap | None:
     return TrialCap(trials, setting) if isinstance(trials, int) and isinstance(setting, str) else None
 
 
+def _json_or_none(value: Any) -> str | None:
+    """A JSON column's text, or empty for None."""
+    return dumps(value) if value is not None else None
+
+
+def _versions(text: str | None) -> dict[str, str] | None:
+    """The stored library versions (a mapping of distribution to release); none where the
+    column is empty (a study stored before katuna kept them, or not started) or holds no such
+    mapping."""
+    found = _origin(text)
+    return None if found is None else {name: str(release) for name, release in found.items()}
+
+
 def _origin(text: str | None) -> dict[str, Any] | None:
     """The stored origin; one that is not a JSON mapping any more reads as none."""
     try:
@@ -100,6 +113,7 @@ class SqliteStudies(SqliteConnection):
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
+                "library_versions": _json_or_none(record.library_versions),
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
                 "log_folder": record.log_folder, **_cap_columns(record.trial_cap), "runs_on": record.runs_on,
             })
@@ -125,7 +139,8 @@ class SqliteStudies(SqliteConnection):
             base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
-            optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"],
+            optuna_version=row["optuna_version"], library_versions=_versions(row["library_versions"]),
+            lookahead=row["lookahead"], restarts=row["restarts"],
             restarted_at=row["restarted_at"], warm_results=warm, report_key=row["report_key"],
             stored_log_folder=row["log_folder"], trial_cap=_cap(row["trial_cap"], row["trial_cap_setting"]),
             runs_on=row["runs_on"], runner=row["runner"],
@@ -206,16 +221,16 @@ class SqliteStudies(SqliteConnection):
             self.db.execute("UPDATE studies SET runner = ? WHERE runner = ?", [runner + RELEASED, runner])
 
     def update_study(self, name: str, **fields: Any) -> None:
-        """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised;
+        """``spec``, ``definition``, ``origin`` and ``library_versions`` are stored as JSON, the spec normalised;
         ``trial_cap`` as its count and setting."""
         if "trial_cap" in fields:
             fields.update(_cap_columns(fields.pop("trial_cap")))
         if "spec" in fields:
             fields["normalized"] = dumps(fields.pop("spec").to_dict())
             fields["spec_version"] = SPEC_VERSION
-        for key in ("definition", "origin"):
+        for key in ("definition", "origin", "library_versions"):
             if key in fields:
-                fields[key] = dumps(fields[key]) if fields[key] is not None else None
+                fields[key] = _json_or_none(fields[key])
         self._update("studies", {"name": name}, fields)
 
     def _update(self, table: str, key: dict[str, Any], fields: dict[str, Any]) -> None:

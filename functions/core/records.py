@@ -35,7 +35,8 @@ class TrialCap:
 
     trials: int
     setting: str | None = None
-    """The ``KATUNA_*`` variable whose limit set it; None: the study's own ``maxTrials``."""
+    """The ``KATUNA_*`` variable whose limit set it, or ``grid`` (the size of a grid smaller than
+    that: :func:`functions.core.trial_cap.shown_cap`); None: the study's own ``maxTrials``."""
 
     @property
     def reached(self) -> str:
@@ -69,6 +70,10 @@ class StudyRecord:
     """The katuna release that started the study."""
     optuna_version: str | None = None
     """The Optuna release that started the study."""
+    library_versions: Mapping[str, str] | None = None
+    """The releases of the libraries its sampler draws on besides Optuna, by distribution name,
+    when the study started (:func:`functions.core.reproducible.library_versions`); None for
+    studies stored before katuna recorded them."""
     lookahead: int | None = None
     """The look-ahead of the process that started the study (trials asked for while others run):
     the trials a seeded study suggests depend on it; None for studies stored before katuna

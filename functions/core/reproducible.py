@@ -2,7 +2,8 @@
 
 A study without a seed in its definition still runs seeded: its seed is chosen when it starts,
 from its uid (random for every study, fixed for this one), and stored with the versions of
-katuna and Optuna that started it and the look-ahead it started with. Submitting the definition
+katuna, Optuna and the libraries its sampler draws on that started it, and the look-ahead it
+started with. Submitting the definition
 again with ``algorithm.seed`` set to that seed, run with the same look-ahead (and, above
 parallelism 1, with trials ending in the same order), repeats the study's suggestions.
 """
@@ -17,6 +18,7 @@ import optuna
 
 from functions.core.limits import MAX_SEED
 from functions.core.records import StudyRecord
+from functions.core.samplers import REGISTRY
 
 
 def seed_for(record: StudyRecord) -> int:
@@ -29,10 +31,22 @@ def seed_for(record: StudyRecord) -> int:
 
 def katuna_version() -> str:
     """The installed katuna release (``unknown`` when run from a tree that is not installed)."""
+    return installed("katuna")
+
+
+def installed(distribution: str) -> str:
+    """The installed release of ``distribution`` (``unknown`` when it is not installed)."""
     try:
-        return metadata.version("katuna")
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def library_versions(algorithm: str) -> dict[str, str]:
+    """The installed releases of the libraries the ``algorithm``'s sampler draws on besides
+    Optuna (:attr:`~functions.core.samplers.SamplerKind.libraries`), by distribution name."""
+    kind = REGISTRY.get(algorithm)
+    return {name: installed(name) for name in (kind.libraries if kind is not None else ())}
 
 
 def provenance(record: StudyRecord, lookahead: int) -> dict[str, Any]:
@@ -40,4 +54,4 @@ def provenance(record: StudyRecord, lookahead: int) -> dict[str, Any]:
     look-ahead of the process that starts it (which changes what the sampler has been told when
     it is asked for a trial)."""
     return {"seed": seed_for(record), "katuna_version": katuna_version(), "optuna_version": optuna.__version__,
-            "lookahead": lookahead}
+            "library_versions": library_versions(record.spec.algorithm.name), "lookahead": lookahead}

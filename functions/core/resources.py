@@ -24,6 +24,7 @@ from functions.core.spec import Study
 from functions.core.spread import spread
 from functions.core.stop import ran_out_failing
 from functions.core.strict_json import finite
+from functions.core.trial_cap import shown_total
 
 GROUP, VERSION = "katuna.dev", "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -269,7 +270,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
         "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,
-        "progress": f"{counts.finished}/{record.max_trials if record.max_trials is not None else '-'}",
+        "progress": f"{counts.finished}/{shown_total(record) or '-'}",
         "problems": None,
     }
     """None: left out, so nothing an earlier refusal wrote stays."""

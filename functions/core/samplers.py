@@ -59,6 +59,9 @@ class SamplerKind:
     known_space: bool = False
     """Takes the search space up front (when no parameter is conditional), so that the first
     trials are sampled as every other is rather than at random."""
+    libraries: tuple[str, ...] = ("numpy",)
+    """The distributions, besides Optuna, whose release may change what it suggests for a seed
+    (every sampler draws from numpy's random generator): a study records their versions."""
 
 
 REGISTRY: dict[str, SamplerKind] = {
@@ -68,12 +71,14 @@ REGISTRY: dict[str, SamplerKind] = {
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
-    "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False, known_space=True),
+    "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False, known_space=True,
+                         libraries=("numpy", "cmaes")),
     "sobol": SamplerKind(KnownSpaceQMCSampler, {"qmc_type": "sobol", "skip_origin": True}, seed_per_study=True,
-                         known_space=True),
-    "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True),
+                         known_space=True, libraries=("numpy", "scipy")),
+    "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True, libraries=("numpy", "scipy")),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
-    "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True),
+    "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True,
+                      libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
 }
 
 _NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin"}

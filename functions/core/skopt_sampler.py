@@ -50,9 +50,11 @@ trial; katuna tells the same up to this many."""
 
 def check_choice(setting: str, value: str, accepted: Mapping[str, str]) -> None:
     """Refuse (``ValueError``) a ``value`` of ``setting`` that is not one of ``accepted``, or
-    that katuna refuses for the reason ``accepted`` gives."""
+    that katuna refuses for the reason ``accepted`` gives. An unknown value's message lists the
+    values that run, never one refused for a reason of its own."""
     if value not in accepted:
-        raise ValueError(f"{setting} {value!r} is not supported; expected one of {', '.join(map(repr, accepted))}")
+        runs = ", ".join(repr(name) for name, reason in accepted.items() if not reason)
+        raise ValueError(f"{setting} {value!r} is not supported; expected one of {runs}")
     if accepted[value]:
         raise ValueError(f"{setting} {value!r} is not supported: {accepted[value]}")
 

@@ -25,11 +25,14 @@ from functions.core.history import history_problem
 from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
+from functions.core.samplers import grid_size
 from functions.core.spec import Study
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
 MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
 MAX_HISTORY_CELLS = f"{PREFIX}MAX_HISTORY_CELLS"
+GRID = "grid"
+"""What bounds the trials of a grid study without ``maxTrials`` whose grid is smaller than its cap."""
 
 
 def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
@@ -73,6 +76,32 @@ def study_cap(record: StudyRecord, limits: Limits) -> TrialCap:
     if record.spec.max_trials is not None:
         return TrialCap(record.spec.max_trials)
     return record.trial_cap or TrialCap(limits.trials, MAX_TRIALS)
+
+
+def grid_points(spec: Study) -> int | None:
+    """The points of the study's grid, where its sampler is a grid's (None otherwise): a study
+    that has tried them all ends, by a stop rule of katuna's."""
+    return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
+
+
+def shown_cap(record: StudyRecord) -> TrialCap | None:
+    """The most trials the stored study creates, as every view shows its total (``katuna show``,
+    ``katuna run``'s progress bar, ``GET /studies/{name}``, the dashboard, a resource's status):
+    its ``maxTrials``; without one, the cap it was admitted with, or its grid's size
+    (:data:`GRID`) where that is smaller, since the grid ends the study there. None only for a
+    study stored before katuna kept its cap, that is no grid."""
+    if record.spec.max_trials is not None:
+        return TrialCap(record.spec.max_trials)
+    points, cap = grid_points(record.spec), record.trial_cap
+    if points is not None and (cap is None or points < cap.trials):
+        return TrialCap(points, GRID)
+    return cap
+
+
+def shown_total(record: StudyRecord) -> int | None:
+    """The trials of :func:`shown_cap`, None where it has none."""
+    cap = shown_cap(record)
+    return None if cap is None else cap.trials
 
 
 def _nothing_left(cap: TrialCap, made: int) -> Problem | None:

@@ -11,6 +11,7 @@ from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.store_port import Store
 from functions.core.template_sources import annotated_source
+from functions.core.trial_cap import shown_cap
 
 
 def trial_view(trial: TrialRecord) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
 
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
     counts = store.count_trials(record.name)
-    spec = record.spec
+    spec, cap = record.spec, shown_cap(record)
     return {
         "name": record.name,
         "description": description(record.definition),
@@ -51,8 +52,8 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "objectives": [{"metric": o.metric, "direction": o.direction, "goal": o.goal} for o in spec.objectives],
         "trials": counts.created,
         "counts": counts.by_state(),
-        "maxTrials": record.max_trials,
-        "maxTrialsSetBy": record.trial_cap.setting if spec.max_trials is None and record.trial_cap else None,
+        "maxTrials": cap.trials if cap is not None else None,
+        "maxTrialsSetBy": cap.setting if cap is not None else None,
         **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
@@ -62,7 +63,9 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "runsOn": record.runs_on,
         "trialTemplateSource": annotated_source(record.definition),
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
-                            "optunaVersion": record.optuna_version, "lookahead": record.lookahead},
+                            "optunaVersion": record.optuna_version,
+                            "libraryVersions": None if record.library_versions is None else dict(record.library_versions),
+                            "lookahead": record.lookahead},
     }
 
 

@@ -26,12 +26,12 @@ from functions.core.records import (
     TrialCap,
     TrialRecord,
 )
-from functions.core.samplers import grid_size, sampler_for
+from functions.core.samplers import sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.store_port import has_study
-from functions.core.trial_cap import study_cap
+from functions.core.trial_cap import grid_points, study_cap
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 from functions.handlers.deps import Deps
@@ -72,13 +72,6 @@ def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
     return None
 
 
-def study_grid_size(record: StudyRecord) -> int | None:
-    """The points of the study's grid, where its sampler is a grid's (None otherwise): a study
-    that has tried them all ends, by a stop rule of katuna's."""
-    spec = record.spec
-    return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
-
-
 ASKS_PER_EVENT = 16
 """Trials one event asks the sampler for, at most. Asking happens inside the event's write
 transaction, so a study with a large parallelism fills its slots over several events (see
@@ -103,7 +96,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     ``counts`` are the study's trial counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, cap=study_cap(record, deps.limits))
+    wanted = trials_to_ask(spec, counts, grid_points(record.spec), deps.lookahead, cap=study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps)
@@ -152,7 +145,7 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
     started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
-    decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record),
+    decision = decide(record.spec, counts, finished, deps.clock() - started, grid_points(record.spec),
                       cap=study_cap(record, deps.limits))
     if decision is None and finished is not None and finished.state == FAIL \
             and finished.reason.startswith(f"{start_failures.PREFIX}: "):

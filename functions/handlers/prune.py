@@ -9,7 +9,8 @@ far the trial's log has been read, where the value was read from it, into katuna
 :mod:`functions.handlers.progress_scan`); the pruner, rebuilt like the sampler, decides from
 the storage. NaN and the infinities go in too, as Optuna's ``Trial.report`` takes them: its
 pruners stop a trial whose values turned NaN, or crossed a threshold, rather than let it run
-on to fail. A pruned trial's metrics so far are read from its output, as Katib's collector
+on to fail. Where they do not judge that step, a value that would fail the trial at its end
+(``nonFinite: fail``) prunes it all the same. A pruned trial's metrics so far are read from its output, as Katib's collector
 reports them before it stops a trial; then it is recorded as pruned at that step, its slot is
 filled, and once that is stored its processes (or Job) are stopped (a Job kept, suspended, when
 the template has ``retain``, as Katib keeps it: :mod:`functions.handlers.stopping`). A trial that completes gets the rest of its
@@ -19,6 +20,7 @@ curve from its output (:func:`record_curve`).
 from __future__ import annotations
 
 import copy
+import math
 from datetime import datetime
 
 from optuna.storages import BaseStorage
@@ -60,21 +62,34 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     through = _reached(storage, trial_id, trial.attempt, data["step"])
     pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name))
-    if not pruner.prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
+    judged = as_launched(storage.get_trial(trial_id), trial.started_at, through)
+    reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
+    if reason is None:
         return []
     try:
         metrics = record_output(record, trial, deps).metrics
     except OutputLost:
         metrics = {}
-    metric = record.spec.objectives[0].metric
-    outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
-               "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
-                         f"({metric}={value:g})"}
+    outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(), "reason": reason}
     store.update_trial(record.name, trial.number, **outcome)
     stop_once_stored(record, [trial], deps)
     _carry(storage, trial_id, through)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
+
+
+def _verdict(record: StudyRecord, rule: str, pruned: bool, step: int, value: float) -> str | None:
+    """Why the trial is pruned at ``step``, or None when it runs on. Its ``rule`` prunes it; so does
+    a value that is no finite number where the study's ``nonFinite`` is ``fail``, at any step
+    and whatever the rule (which may judge only some steps, or none yet): its objective would
+    fail the trial at its end, so running on would only spend its slot and then count against
+    ``maxFailedTrials``."""
+    metric = record.spec.objectives[0].metric
+    if pruned:
+        return f"pruned at step {step} by the {rule} rule ({metric}={value:g})"
+    if not math.isfinite(value) and record.spec.metrics_collector.non_finite == "fail":
+        return f"pruned at step {step}: {metric}={value:g} is not a finite number, which fails the trial"
+    return None
 
 
 def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:

@@ -66,11 +66,12 @@ SCHEMAS: dict[str, Any] = {
         "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
         "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
-                      "or for a study without one the cap the service's limits gave it when it was admitted (null "
-                      "for such a study stored before katuna kept that cap)"},
-        "maxTrialsSetBy": {"type": ["string", "null"], "description": "the setting that set maxTrials for a study "
-                           "without one (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS); null "
-                           "where the study gives maxTrials"},
+                      "or for a study without one the cap the service's limits gave it when it was admitted, or "
+                      "its grid's size where that is smaller (null for such a study stored before katuna kept "
+                      "that cap, that is no grid)"},
+        "maxTrialsSetBy": {"type": ["string", "null"], "description": "what set maxTrials for a study without one: "
+                           "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
+                           "grid (the grid's size); null where the study gives maxTrials"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
@@ -81,12 +82,18 @@ SCHEMAS: dict[str, Any] = {
         "definition": {"type": "object"}, "links": {"type": "object"},
         "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "
                             "its start when the definition gives none), the katuna and Optuna versions that "
-                            "started it and the look-ahead it started with (trials asked for while others run: "
-                            "the same seed suggests the same trials only with the same look-ahead); null fields "
-                            "for a study that has not started",
+                            "started it, the versions of the libraries its sampler draws on besides Optuna, and "
+                            "the look-ahead it started with (trials asked for while others run: the same seed "
+                            "suggests the same trials only with the same look-ahead); null fields for a study "
+                            "that has not started, and for a record an earlier katuna made without them",
                             "properties": {"seed": {"type": ["integer", "null"]},
                                            "katunaVersion": {"type": ["string", "null"]},
                                            "optunaVersion": {"type": ["string", "null"]},
+                                           "libraryVersions": {"type": ["object", "null"], "description": "by "
+                                                               "distribution name: numpy for every algorithm, "
+                                                               "cmaes for cmaes, scipy for sobol and qmc, scipy, "
+                                                               "scikit-learn and scikit-optimize for gp",
+                                                               "additionalProperties": {"type": "string"}},
                                            "lookahead": {"type": ["integer", "null"]}}},
         "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
                                 "template was read from when the study was submitted (null: given inline)"},
