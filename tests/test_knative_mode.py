@@ -1025,6 +1025,8 @@ def test_a_study_runs_to_completion_through_the_broker(tmp_path: Path):
         assert cluster.broker.replies > 0, "functions answered with replies that re-entered the broker"
         assert not cluster.broker.unreadable, "every answer was empty or one CloudEvent, as the broker filter requires"
         assert not cluster.broker.dead_letters, [attributes_of(e) for e in cluster.broker.dead_letters]
+        transport = cluster.revision.transport
+        assert transport.reuses > 0 and not transport.unsolicited, "queue-proxy's connections kept alive, and sound"
     finally:
         cluster.close()
         kube.close()

@@ -6,7 +6,8 @@ SinkBinding injects them, the PingSource and the
 ApiServerSources (:mod:`.sources`) watching a Kubernetes API (the loopback stand-in), faults
 on the sources' sends (:mod:`.faults`), the container as the image runs it, a process that can
 be killed and started again (:mod:`.service`), and the Service's address in front of it,
-holding it to the revision's ``containerConcurrency`` and ``timeoutSeconds`` (:mod:`.serving`).
+holding it to the revision's ``containerConcurrency`` and ``timeoutSeconds`` and reaching the
+container over queue-proxy's pool of kept-alive connections (:mod:`.serving`, :mod:`.queue_proxy`).
 """
 
 from __future__ import annotations

@@ -23,13 +23,17 @@ queue-proxy queues 10 x ``containerConcurrency`` requests and answers 503 beyond
   a second or so), and a request whose container dies under it: 502, as the activator's proxy
   answers a connection it cannot make or that breaks.
 
+Between the activator and the container stands the pod's queue-proxy, whose transport holds
+connections to it open between requests as Go's does (:mod:`.queue_proxy`): a request sent on
+one the container closed as it went out is sent again only where Go replays it (a ``GET``
+without a body, say), and any other gets the same 502.
+
 The kubelet's probes reach the container directly (:class:`.service.KatunaProcess` waits for
 its readiness there), as do requests to the pod's own address.
 """
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Mapping
@@ -37,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .admission import BURST, template_problems
+from .queue_proxy import Answer, Transport, UpstreamError
 from .readiness import PROBE_PERIOD, Readiness, readiness_probe
 
 QUEUE_DEPTH = 10_000
@@ -146,6 +151,7 @@ class Revision:
         concurrency, self.timeout = revision_limits(service)
         self.gate = _Gate(concurrency)
         self.port = port
+        self.transport = Transport(port, concurrency)
         self.readiness = Readiness(port, readiness_probe(service), self.gate.set_ready, probe_period)
         self.timeouts = 0
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -172,7 +178,7 @@ class Revision:
                 finally:
                     revision.gate.leave()
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _proxy  # noqa: N815 (the stdlib's names)
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _proxy  # noqa: N815 (the stdlib's names)
 
             def log_message(self, *args) -> None:
                 return
@@ -180,48 +186,43 @@ class Revision:
         return Activator
 
     def forward(self, request: BaseHTTPRequestHandler, body: bytes, deadline: float) -> None:
-        """Pass ``request`` on to the container and its answer back, both cut at ``deadline``."""
-        upstream = http.client.HTTPConnection("127.0.0.1", self.port, timeout=max(deadline - time.monotonic(), 0.001))
-        headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP}
+        """Pass ``request`` on to the container through queue-proxy's transport (:mod:`.queue_proxy`)
+        and its answer back, both cut at ``deadline``."""
+        headers = [(name, value) for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP]
         try:
-            upstream.request(request.command, request.path, body=body if body else None, headers=headers)
-            answer = upstream.getresponse()
+            answer = self.transport.round_trip(request.command, request.path, headers, body, deadline)
         except TimeoutError:
             self.timeouts += 1
             _answer(request, 504, TIMED_OUT)
-            upstream.close()
             return
-        except OSError as error:
-            _answer(request, 502, f"dial tcp 127.0.0.1:{self.port}: {error}".encode())
-            upstream.close()
+        except UpstreamError as error:
+            _answer(request, 502, str(error).encode())
             return
         try:
-            _relay(request, answer, upstream, deadline)
+            _relay(request, answer, deadline)
         finally:
-            upstream.close()
+            answer.close()
 
     def close(self) -> None:
         self.readiness.close()
         self._server.shutdown()
         self._server.server_close()
+        self.transport.close()
 
 
-def _relay(request: BaseHTTPRequestHandler, answer: http.client.HTTPResponse, upstream: http.client.HTTPConnection,
-           deadline: float) -> None:
+def _relay(request: BaseHTTPRequestHandler, answer: Answer, deadline: float) -> None:
     """Send the container's answer on as it comes, closing the connection at its end (or at
     ``deadline``, the answer then cut short)."""
     request.send_response(answer.status, answer.reason)
-    for name, value in answer.getheaders():
+    for name, value in answer.headers:
         if name.lower() not in HOP_BY_HOP:
             request.send_header(name, value)
     request.send_header("Connection", "close")
     request.end_headers()
-    while (left := deadline - time.monotonic()) > 0:
-        if upstream.sock is not None:
-            upstream.sock.settimeout(left)
+    while True:
         try:
-            chunk = answer.read1(65536)
-        except (TimeoutError, OSError, http.client.HTTPException):
+            chunk = answer.read(deadline)
+        except (OSError, ValueError):
             break
         if not chunk:
             break
