@@ -19,6 +19,7 @@ import optuna
 import yaml
 
 from functions import cli_servers, cli_studies
+from functions.adapters.log_lines import for_terminal
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     Command,
@@ -142,6 +143,7 @@ class _Commands(Command, click.Group):
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines ("A new study created") are not katuna's
+    for_terminal()
     escape_what_the_output_cannot_encode()
 
 

@@ -53,6 +53,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     reading them; another address, or KATUNA_ALLOWED_HOSTS, needs the token. A client has
     KATUNA_CLIENT_TIMEOUT seconds (15) to send its request.
     """
+    from functions.adapters.log_lines import configure
     from functions.adapters.process_tree import hide_from_trials
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.peers import can_tell
@@ -60,6 +61,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     from functions.runtime import service_app
 
     settings = settings_for(db)
+    configure(settings.log_format, settings.log_level)
     problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host) or listen_problem(host, port)
     if problem:
         fail(problem, 2)

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
+from functions.adapters.log_lines import about
 from functions.core.errors import (
     ForgedEvent,
     MalformedRequest,
@@ -183,10 +184,11 @@ class Dispatcher:
         except Exception as exc:
             self._observe(event.type, name, _failure(exc), started)
             if isinstance(exc, StudyNotFound) and self._gone(event):
-                log.info("dropped %s (%s) for %s: its study is gone", event.type, event.id, name)
+                log.info("dropped %s (%s) for %s: its study %s is gone", event.type, event.id, name,
+                         event.data.get("study"), extra=_about(event))
                 return []
             if isinstance(exc, StudyRunsElsewhere):
-                log.info("dropped %s (%s) for %s: %s", event.type, event.id, name, exc)
+                log.debug("dropped %s (%s) for %s: %s", event.type, event.id, name, exc, extra=_about(event))
                 return []
             if name in self._unrecorded:
                 raise
@@ -263,11 +265,17 @@ class Dispatcher:
         study, uid = event.data.get("study"), event.data.get("uid")
         if not isinstance(study, str) or not isinstance(uid, str):
             return None
-        return count_failure(self.deps, study, uid, f"the {name} function on {event.type}", exc)
+        return count_failure(self.deps, study, uid, f"the {name} function on {event.type} ({event.id})", exc)
 
     def fail_dead_letter(self, event: Event, reason: str) -> list[Event]:
         """The events that end the study a dead letter names (:func:`dead_letter_ends`)."""
         return dead_letter_ends(self.deps, event, reason)
+
+
+def _about(event: Event) -> dict[str, object]:
+    """The study and event a log line of ``event`` is about, fields of its JSON line."""
+    study = event.data.get("study")
+    return about(study if isinstance(study, str) else None, event=event)
 
 
 def _failure(exc: BaseException) -> str:

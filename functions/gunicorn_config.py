@@ -25,8 +25,10 @@ from functions.blas_threads import load_numpy_with_one_blas_thread
 
 load_numpy_with_one_blas_thread()  # gunicorn's master loads this module first; what follows loads NumPy
 
-from functions.adapters import process_tree  # noqa: E402
+from functions.adapters import log_lines, process_tree  # noqa: E402
 from functions.adapters.web import access_log  # noqa: E402
+from functions.core.errors import InvalidSetting  # noqa: E402
+from functions.settings import Settings  # noqa: E402
 
 CONFIG = "-c python:functions.gunicorn_config"
 """The gunicorn option that loads this module."""
@@ -56,8 +58,21 @@ request is closed sooner, by its ``KATUNA_CLIENT_TIMEOUT`` (:class:`functions.ad
 
 def on_starting(server: Any) -> None:
     """gunicorn's hook, in the master before it binds or forks: hide the master's environment
-    and memory from the trials its workers will start."""
+    and memory from the trials its workers will start, and set the log format (the workers
+    inherit it) for katuna's lines and gunicorn's own."""
     process_tree.hide_from_trials()
+    configure_logging()
+    server.log.setup(server.cfg)
+
+
+def configure_logging() -> None:
+    """katuna's log lines as ``KATUNA_LOG_FORMAT`` and ``KATUNA_LOG_LEVEL`` say; their defaults
+    where a setting is invalid, which the worker then refuses to start with, in a line so written."""
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting:
+        settings = Settings()
+    log_lines.configure(settings.log_format, settings.log_level)
 
 
 def master_problem(runs_local_trials: bool) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from functions import reporter
+from functions.adapters.log_lines import FORMATS, LEVELS
 from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
@@ -213,6 +214,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
     "client_timeout": ("CLIENT_TIMEOUT", float), "worker_timeout": ("WORKER_TIMEOUT", int),
     "sink_token_file": ("SINK_TOKEN_FILE", Path), "trust_bundles": ("TRUST_BUNDLES", Path),
+    "log_format": ("LOG_FORMAT", lambda v: v.strip().lower()), "log_level": ("LOG_LEVEL", lambda v: v.strip().upper()),
 }
 """Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
 text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``K_CE_OVERRIDES``, ``KUBERNETES_SERVICE_HOST`` and the
@@ -285,6 +287,11 @@ class Settings:
     ``CUDA_VISIBLE_DEVICES``); a ``KATUNA_*`` name (the API and metrics tokens among them) is refused. ``KATUNA_LOOKAHEAD`` (1): trials
     ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
     slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
+    ``KATUNA_LOG_FORMAT``: ``text`` (the default; ``time level logger pid message``) or ``json``
+    (one object a line, with ``severity``, as Cloud Logging reads it: the image's default) for
+    the service's own log lines and gunicorn's; ``KATUNA_LOG_LEVEL`` (``INFO``; ``DEBUG`` adds a
+    line per routine event dropped, ``WARNING`` or ``ERROR`` fewer) for katuna's loggers
+    (:mod:`functions.adapters.log_lines`).
 
     Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
     comma-separated host names (no port: a name with one, a scheme or a path is refused at start) served besides the loopback names ``localhost``,
@@ -418,6 +425,8 @@ class Settings:
     sink_ca_certs: str | None = None
     trust_bundles: Path = Path(reporter.TRUST_BUNDLES)
     ce_overrides: tuple[tuple[str, str], ...] = ()
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -435,6 +444,9 @@ class Settings:
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
             raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
+        if settings.log_format not in FORMATS or settings.log_level not in LEVELS:
+            raise InvalidSetting(f"{PREFIX}LOG_FORMAT and {PREFIX}LOG_LEVEL: expected {' or '.join(FORMATS)}, and "
+                                 f"{', '.join(LEVELS)}; got {settings.log_format!r} and {settings.log_level!r}")
         if settings.executor not in RUNS_ON:
             raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {settings.executor!r}")
         settings._check_node_pools()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import subprocess
 import urllib.error
@@ -46,10 +47,13 @@ def _forge(base: str) -> None:
 
 
 def _check(log: str) -> None:
-    assert "Invalid request from ip=127.0.0.1: Invalid HTTP request line: 'GET /studies?… HTTP/1.1'" in log, log
+    assert re.search(r"^\d{4}-\d\d-\d\dT[\d:.]+Z WARNING gunicorn\.error \d+ Invalid request from ip=127\.0\.0\.1: "
+                     r"Invalid HTTP request line: 'GET /studies\?… HTTP/1\.1'$", log, re.MULTILINE), log
     lines = [line for line in log.splitlines() if "FORGED" in line]
     assert len(lines) == 1 and lines[0].startswith("127.0.0.1 "), log
     assert '"GET /studies/x\\n127.0.0.1 - - FORGED \\x1b[31mRED HTTP/1.1" 401 ' in lines[0], lines[0]
+    assert re.search(r' "http://127\.0\.0\.1/ui/\?…" "Python-urllib/[\d.]+" - - \d+$', lines[0]), \
+        "Apache's combined line (the referrer without its query), then the event's id and type, and the duration"
     assert "\x1b" not in log and TOKEN not in log
 
 

@@ -111,6 +111,9 @@ LOCAL_PROCESSES = frozenset({"owners", "process_tree", "workers", "trial_env", "
 SEAMS = frozenset({
     ("functions.adapters.sqlite_queue", "functions.adapters.broker"),  # the broker's queue, kept in the database
     ("functions.adapters.web.functions_ce", "functions.adapters.cloudevents_http"),  # events over HTTP (pyproject)
+    # the log lines' format and escaping, which gunicorn's lines and the event functions' share
+    *((f"functions.adapters.web.{module}", "functions.adapters.log_lines")
+      for module in ("access_log", "forwarded", "functions_ce")),
 })
 """The imports allowed between adapter families, each for the reason given."""
 

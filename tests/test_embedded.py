@@ -184,7 +184,8 @@ def test_a_preempted_attempt_is_retried_not_failed(embedded, tmp_path: Path):
     for trial in embedded.store.trials("demo"):
         assert trial.state == "COMPLETE"
         assert trial.attempt == 2
-        assert trial.reason == "attempt 1 preempted: killed by SIGKILL from outside"
+        assert trial.reason == ("attempt 1 preempted: killed by SIGKILL from outside katuna (another process, or "
+                                "the kernel's out-of-memory killer)")
     logs = embedded.settings.logs / record.log_folder
     assert (logs / "0.1.log").exists() and (logs / "0.2.log").exists()
 
@@ -348,3 +349,34 @@ def test_a_submission_interrupted_before_it_commits_stores_nothing(embedded, tmp
         assert store.list_studies() == []
     finally:
         store.close()
+
+
+SIGKILLED = "import os, signal; print('allocating the last layer', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+"""A trial killed by SIGKILL, as the kernel's out-of-memory killer ends one, after printing a line."""
+
+
+def test_a_trial_killed_by_sigkill_says_the_out_of_memory_killer_may_have_and_shows_its_last_lines(
+        embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"command": [sys.executable, "-c", SIGKILLED, "${trialParameters.x}"],
+                                   "maxAttempts": 1}
+    record = run_study(embedded, definition, tmp_path)
+    trial = embedded.store.get_trial("demo", 0)
+    assert (trial.state, trial.exit_code) == ("FAIL", -9)
+    assert trial.reason == ("preempted in all 1 attempts: killed by SIGKILL from outside katuna (another process, or "
+                            "the kernel's out-of-memory killer); last lines:\nallocating the last layer")
+    assert record.reason == ("max trials reached (1); no trial succeeded; the latest, trial 0: preempted in all 1 "
+                             "attempts: killed by SIGKILL from outside katuna (another process, or the kernel's "
+                             "out-of-memory killer)"), "the study says why its trials failed"
+
+
+def test_a_status_of_128_and_a_signal_from_a_shell_names_the_signal(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"command": ["sh", "-c", f"{sys.executable} -c \"{SIGKILLED}\"; exit 137",
+                                   "${trialParameters.x}"]}
+    run_study(embedded, definition, tmp_path)
+    trial = embedded.store.get_trial("demo", 0)
+    assert (trial.state, trial.exit_code, trial.attempt) == ("FAIL", 137, 1)
+    assert trial.reason.splitlines()[:2] == [
+        "exited with code 137 (128+9: a process under the shell was killed by SIGKILL); last lines:",
+        "allocating the last layer"], "the shell may add a line of its own (Killed)"

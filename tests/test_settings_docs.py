@@ -107,6 +107,8 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_TICK_FLOOR", "-1", "KATUNA_TICK_FLOOR: expected a number of seconds, 0 or more, got -1.0"),
     ("KATUNA_K8S_TTL_SECONDS", "0", "KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 0: "),
     ("KATUNA_EXECUTOR", "cloud", "KATUNA_EXECUTOR: expected local or kubernetes, got 'cloud'"),
+    ("KATUNA_LOG_FORMAT", "xml", "KATUNA_LOG_FORMAT and KATUNA_LOG_LEVEL: expected text or json, and DEBUG, INFO, "
+                                 "WARNING, ERROR; got 'xml' and 'INFO'"),
     ("KATUNA_MAX_BODY", "99999999999999999999",
      "KATUNA_MAX_BODY: expected an integer of at most 2**53 in magnitude, got 1e+20"),
     ("KATUNA_LOOKAHEAD", "99999999999999999999",

@@ -34,11 +34,29 @@ def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted:
         return trial_finished(*ids, outcome="timeout", exit_code=code,
                               message=f"ran past its timeout of {launch.timeout:g}s")
     if code < 0 and -code in PREEMPTION_SIGNALS:
-        name = signal.Signals(-code).name
-        return trial_finished(*ids, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
+        return trial_finished(*ids, outcome="preempted", exit_code=code, message=killed_from_outside(-code))
     if code < 0:
         return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
-    return trial_finished(*ids, outcome="exited", exit_code=code)
+    return trial_finished(*ids, outcome="exited", exit_code=code, message=shell_status(code) or "")
+
+
+def killed_from_outside(signum: int) -> str:
+    """Why an attempt ended by a preemption signal ended: SIGKILL is also how the kernel's
+    out-of-memory killer ends a process, which a person reading the reason should consider."""
+    name = signal.Signals(signum).name
+    if signum == signal.SIGKILL:
+        return f"killed by {name} from outside katuna (another process, or the kernel's out-of-memory killer)"
+    return f"killed by {name} from outside"
+
+
+def shell_status(code: int) -> str | None:
+    """What an exit status of 128+N means, where N is a signal: how a shell reports a command
+    it ran that a signal ended (``exit 137`` behind ``sh -c``: SIGKILL); None for another."""
+    try:
+        name = signal.Signals(code - 128).name if 128 < code < 128 + signal.NSIG else None
+    except ValueError:
+        return None
+    return None if name is None else f"128+{code - 128}: a process under the shell was killed by {name}"
 
 
 def publish_with_retries(publish: Callable[[Event], None], event: Event, delays: Iterable[float],

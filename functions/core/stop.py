@@ -13,7 +13,10 @@ LATEST_FAILURE_CHARS = 300
 NONE_SUCCEEDED = "; no trial succeeded"
 """How the reason of a study that ran out of trials (its ``maxTrials``, its grid, its time)
 with none completed ends: katuna fails such a study, where Katib marks an Experiment that ran
-out of trials Succeeded whatever they ended as (:func:`ran_out_failing`)."""
+out of trials Succeeded whatever they ended as (:func:`ran_out_failing`); then why the trial that
+ended last failed (:data:`LATEST`), so that the study says why its trials fail."""
+LATEST = "; the latest, trial "
+"""What leads the latest failed trial's reason in a study's reason."""
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,12 @@ def decide(
     if goal:
         return Decision(COMPLETED, goal)
     if study.time_budget is not None and elapsed >= study.time_budget:
-        return _final(counts, f"time budget of {format_duration(study.time_budget)} used")
+        return _final(counts, f"time budget of {format_duration(study.time_budget)} used", trial)
     if counts.active == 0 and _capacity_left(cap, counts, grid_size) <= 0:
         exhausted = grid_size is not None and counts.created >= grid_size
         if counts.created >= cap.trials and not (exhausted and cap.setting is not None):
-            return _final(counts, cap.reached)
-        return _final(counts, f"search space exhausted after {counts.created} trials")
+            return _final(counts, cap.reached, trial)
+        return _final(counts, f"search space exhausted after {counts.created} trials", trial)
     return None
 
 
@@ -81,12 +84,12 @@ def _latest_failure(trial: TrialRecord | None) -> str:
         return ""
     first = trial.reason.split("\n", 1)[0].removesuffix("; last lines:")
     cut = first if len(first) <= LATEST_FAILURE_CHARS else first[:LATEST_FAILURE_CHARS - 3] + "..."
-    return f"; the latest, trial {trial.number}: {cut}"
+    return f"{LATEST}{trial.number}: {cut}"
 
 
-def _final(counts: Counts, reason: str) -> Decision:
+def _final(counts: Counts, reason: str, trial: TrialRecord | None) -> Decision:
     if counts.complete == 0:
-        return Decision(FAILED, reason + NONE_SUCCEEDED)
+        return Decision(FAILED, reason + NONE_SUCCEEDED + _latest_failure(trial))
     return Decision(COMPLETED, reason)
 
 
@@ -95,7 +98,7 @@ def ran_out_failing(status: str, reason: str) -> bool:
     controller marks such an Experiment Succeeded (``UpdateExperimentStatusCondition``: its
     ``maxTrialCount`` reached, or its suggestion's end), as it checks only
     ``maxFailedTrialCount`` for failures."""
-    return status == FAILED and reason.endswith(NONE_SUCCEEDED)
+    return status == FAILED and reason.partition(LATEST)[0].endswith(NONE_SUCCEEDED)
 
 
 def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0, *,

@@ -257,7 +257,7 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     if outcome == "preempted" and "disruptions" in data:
         return FAIL, None, f"preempted: {data['message']}"
     if outcome == "preempted":
-        return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
+        return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}; last lines:\n{last}"
     if outcome == "interrupted":
         return FAIL, None, (f"interrupted in attempt {data['attempt']}: {data['message']}; at most "
                             f"{record.spec.trial_template.max_attempts + INTERRUPTIONS} attempts run (trialTemplate."

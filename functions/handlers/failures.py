@@ -46,7 +46,7 @@ def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) 
     has failed :data:`MAX_FAILURES` times, else None (the error stands)."""
     count = deps.store.count_failure(study, uid)
     log.warning("%s failed for study %s (failure %s of %d): %s: %s", where, study, count, MAX_FAILURES,
-                type(exc).__name__, exc)
+                type(exc).__name__, exc, exc_info=not isinstance(exc, KatunaError), extra={"study": study})
     if count is None or count < MAX_FAILURES:
         return None
     return fail_study(deps, study, uid, f"{type(exc).__name__}: {exc} ({where} failed {count} times)")

@@ -1,36 +1,48 @@
 """gunicorn's access log as katuna writes it: what a request's line may show, and nothing a
 client can make look like something else.
 
+A line is Apache's combined format, then three fields of katuna's: the CloudEvent's id and type
+(``-`` for a request that is no event; the binary mode's ``ce-id`` and ``ce-type`` headers, or
+the structured event's attributes once katuna read it) and the request's duration in
+microseconds::
+
+    127.0.0.1 - - [05/Dec/2026:10:26:26 +0000] "POST / HTTP/1.1" 202 0 "-" "Go-http-client/1.1" 6c1f… dev.katuna.trial.finished 5321
+
 A request's path is the client's text, percent-decoded: ``/studies/x%0A127.0.0.1 - - ...`` would
 write a second line of the client's choosing (a request that never happened, a 201 where it got
 a 401), and ``%1b[...`` terminal escapes that repaint whatever shows the log. No token is needed
 to send one. So each control character of a line's values is written as its escape (``\\n``, ``\\x1b``),
-the way Python writes it in a string; gunicorn escapes the quotes itself.
+the way Python writes it in a string; gunicorn escapes the quotes itself. With
+``KATUNA_LOG_FORMAT=json`` the line is the ``message`` of a JSON line whose ``httpRequest``
+holds the same values by name (:mod:`functions.adapters.log_lines`).
 """
 
 from __future__ import annotations
 
 import re
+import traceback
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-FORMAT = '%(h)s %(l)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
-"""gunicorn's default access log line without what may hold a credential sent the wrong way:
-the Basic auth user name (``%(u)s``; ``curl -u TOKEN:`` sends the token there), the query
-string (``%(r)s`` is the whole request line, ``?token=...`` included; ``%(U)s`` is the path
-alone) and the referrer, a page's URL with its query. katuna reads a token only from
-``Authorization: Bearer``, which is never logged."""
+from functions.adapters import log_lines
+from functions.adapters.log_lines import printable
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-"""Characters that end a line or steer a terminal: C0, DEL, C1, and Unicode's line and
-paragraph separators."""
+__all__ = ["FORMAT", "EVENT", "AccessLogger", "printable", "unqueried"]
 
+FORMAT = ('%(h)s %(l)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+          '%(ce_id)s %(ce_type)s %(D)s')
+"""Apache's combined line without what may hold a credential sent the wrong way: the Basic
+auth user name (``curl -u TOKEN:`` sends the token there) is always ``-``, and the path
+(``%(U)s``) and the referrer are written without their query string (``?token=...``). katuna
+reads a token only from ``Authorization: Bearer``, which is never logged. Then the event's id
+and type, and the duration in microseconds."""
 
-def printable(text: str) -> str:
-    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
-    return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+EVENT = "katuna.event"
+"""The key of the WSGI environ where the event functions leave the event they read, for its line."""
 
+KEPT = 256
+"""Characters kept of an event's id or type, which a client chooses."""
 
 QUERY = re.compile(r"\?[^\s'\"]*")
 """A query string in a line gunicorn writes of a request (``?token=...`` up to the next space or quote)."""
@@ -41,14 +53,51 @@ def unqueried(value: Any) -> Any:
     return QUERY.sub("?…", value) if isinstance(value, str) else value
 
 
+def _event_atoms(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's CloudEvent id and type: its headers (binary mode), else the event the
+    functions read (structured mode); ``-`` for neither."""
+    event = environ.get(EVENT)
+    found = {"ce_id": environ.get("HTTP_CE_ID") or getattr(event, "id", None),
+             "ce_type": environ.get("HTTP_CE_TYPE") or getattr(event, "type", None)}
+    return {key: str(value)[:KEPT].replace(" ", "%20") if value else "-" for key, value in found.items()}
+
+
+def _http_request(atoms: dict[str, Any]) -> dict[str, Any]:
+    """An access line's values as Cloud Logging's ``httpRequest`` names them."""
+    return {"requestMethod": atoms["m"], "requestUrl": atoms["U"], "protocol": atoms["H"], "status": atoms["s"],
+            "responseSize": atoms["b"], "referer": atoms["f"], "userAgent": atoms["a"], "remoteIp": atoms["h"],
+            "latency": f"{atoms['D'] / 1e6:.6f}s"}
+
+
 class AccessLogger(Logger):
     """gunicorn's logger, whose access lines hold no control character a client sent, and whose
     error lines hold no query string: gunicorn writes a request line it could not parse, and the
-    path of a request it failed, whole (``Invalid request from ip=...: 'GET /studies?token=...'``)."""
+    path of a request it failed, whole (``Invalid request from ip=...: 'GET /studies?token=...'``).
+    Both take katuna's log format (:func:`functions.adapters.log_lines.style_gunicorn`)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        log_lines.style_gunicorn(self.error_log, self.access_log)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-        return {key: printable(value) if isinstance(value, str) else value
-                for key, value in super().atoms(resp, req, environ, request_time).items()}
+        found = super().atoms(resp, req, environ, request_time)
+        if found["U"] is None:  # a request gunicorn refused before reading its path: what it read of it
+            found["U"] = unqueried(environ.get("RAW_URI")) or "-"
+        found["f"] = unqueried(found["f"])
+        found.update(_event_atoms(environ))
+        return {key: printable(value) if isinstance(value, str) else value for key, value in found.items()}
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """gunicorn's access line, with its values by name for a JSON line."""
+        if not self.access_log_enabled:
+            return
+        found = self.atoms(resp, req, environ, request_time)
+        extra = {log_lines.HTTP_REQUEST: _http_request(found)}
+        extra.update({"eventId": found["ce_id"], "eventType": found["ce_type"]} if found["ce_id"] != "-" else {})
+        try:
+            self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(found), extra=extra)
+        except Exception:
+            self.error(traceback.format_exc())
 
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
         super().warning(unqueried(msg), *map(unqueried, args), **kwargs)

@@ -22,9 +22,11 @@ import logging
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
+from functions.adapters.log_lines import about
 from functions.adapters.web import paging, takes, tick_floor
-from functions.adapters.web.access_log import printable
+from functions.adapters.web.access_log import EVENT, printable
 from functions.adapters.web.errors import error_response
+from functions.adapters.web.forwarded import sender
 from functions.core.application import Application, DispatchesFunctions
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
@@ -83,21 +85,24 @@ def _handle(function: str | None):
         dispatcher = runtime.dispatcher()
         try:
             event = cloudevents_http.from_http(dict(request.headers), request.get_data(), _required_key(runtime))
+            request.environ[EVENT] = event
         except ForgedEvent as exc:
             dispatcher.forged(exc.event_type)
             raise
         try:
             emitted = _delivered(runtime, dispatcher, event, function)
         except StudyNotFound as exc:
-            log.info("dropped %s (%s): %s", event.type, event.id, exc)
+            log.info("dropped %s (%s) of study %s: %s", event.type, event.id, _study(event), exc,
+                     extra=about(_study(event), event=event))
             emitted = []
         if emitted is None:
-            log.info("tick %s from %s not handled: each of its functions handled one less than %g s ago "
-                     "(KATUNA_TICK_FLOOR)", event.id, request.remote_addr, runtime.settings.tick_floor)
+            log.debug("tick %s from %s not handled: each of its functions handled one less than %g s ago "
+                      "(KATUNA_TICK_FLOOR)", event.id, sender(request), runtime.settings.tick_floor,
+                      extra=about(event=event))
             return Response(status=202, headers={COALESCED_HEADER: "true", EMITTED_COUNT_HEADER: "0"})
         return _emit(runtime, event, emitted)
     except ForgedEvent as exc:
-        log.warning("refused an event from %s: %s", request.remote_addr, exc)
+        log.warning("refused an event from %s: %s", sender(request), exc)
         return error_response(exc, resource=False)
     except KatunaError as exc:
         return error_response(exc, resource=False)
@@ -121,15 +126,23 @@ def dead_letter():
         return error_response(exc, resource=False)
     event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
     runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
+    study, context = _study(event), about(_study(event), event=event)
     if failed:
-        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, printable(letter.reason))
+        log.error("dead letter %s (%s) of study %s, its study failed: %s", event.type, event.id, study,
+                  printable(letter.reason), extra=context)
     elif not letter.authentic:
-        log.warning("dead letter %s (%s) not signed by katuna, its study left as it is: %s", event.type, event.id,
-                    printable(reason))
+        log.warning("dead letter %s (%s) of study %s not signed by katuna, its study left as it is: %s", event.type,
+                    event.id, study, printable(reason), extra=context)
     else:
-        log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id,
-                    printable(letter.reason))
+        log.warning("dead letter %s (%s) of study %s, its study left to the tick: %s", event.type, event.id, study,
+                    printable(letter.reason), extra=context)
     return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failed).lower()}
+
+
+def _study(event: Event) -> str | None:
+    """The study an event names, written printable for a log line (a client may have sent it)."""
+    study = event.data.get("study") if isinstance(event.data, dict) else None
+    return printable(study[:UNVOUCHED_KEPT]) if isinstance(study, str) else None
 
 
 UNVOUCHED_KEPT = 256

@@ -1,0 +1,139 @@
+"""katuna's log lines: one line per record with its time, level, logger and process id, as text
+or JSON (``KATUNA_LOG_FORMAT``), with the study and event a line is about, and a line that may
+repeat for as long as a condition lasts written once a minute at most."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from http_helpers import answers, free_port
+from waiting import eventually
+
+from functions.adapters.log_lines import JsonLines, Repeats, TextLines, about
+from functions.core.events import trial_finished
+
+TOKEN = "log-token-0123456789abcdefghijklmnop"
+TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \d+ \S")
+
+
+def _record(message: str, *args: object, name: str = "katuna.functions", level: int = logging.WARNING,
+            exc_info: object = None, **extra: object) -> logging.LogRecord:
+    record = logging.getLogger(name).makeRecord(name, level, __file__, 1, message, args, exc_info)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_text_line_has_time_level_logger_and_pid_and_its_traceback_on_the_same_line():
+    try:
+        raise RuntimeError("boom\nsecond")
+    except RuntimeError:
+        record = _record("handling %s failed", "x\x1b[31m", exc_info=sys.exc_info())
+    line = TextLines().format(record)
+    assert TEXT_LINE.match(line), line
+    assert f" WARNING katuna.functions {os.getpid()} handling x\\x1b[31m failed\\nTraceback" in line
+    assert "\n" not in line and "RuntimeError: boom\\nsecond" in line
+
+
+def test_a_json_line_has_severity_and_the_study_and_event_it_is_about():
+    event = trial_finished("mnist", "uid-1", 3, 1, outcome="exited", exit_code=0)
+    line = JsonLines().format(_record("dropped %s", event.id, level=logging.INFO, **about("mnist", 3, event)))
+    parsed = json.loads(line)
+    assert "\n" not in line and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", parsed.pop("time"))
+    assert parsed == {"severity": "INFO", "logger": "katuna.functions", "pid": os.getpid(),
+                      "message": f"dropped {event.id}", "study": "mnist", "trial": 3, "eventId": event.id,
+                      "eventType": "dev.katuna.trial.finished"}
+    assert json.loads(JsonLines().format(_record("a\u2028b"))).get("message") == "a\u2028b"
+    assert "\u2028" not in JsonLines().format(_record("a\u2028b")), "no character a reader takes for a line end"
+
+
+def test_a_repeating_line_is_written_once_a_minute_saying_how_many_were_held_back():
+    now = [0.0]
+    repeats = Repeats(clock=lambda: now[0])
+    passed = []
+    for second in range(125):
+        now[0] = float(second)
+        record = _record("delivering events failed; starting again: %s", "file is not a database",
+                         name="katuna.runtime")
+        if repeats.filter(record):
+            passed.append((second, record.getMessage()))
+    assert passed == [(0, "delivering events failed; starting again: file is not a database"),
+                      (60, "delivering events failed; starting again: file is not a database (59 more like it "
+                           "in the 60 s before not logged)"),
+                      (120, "delivering events failed; starting again: file is not a database (59 more like it "
+                            "in the 60 s before not logged)")]
+    assert repeats.filter(_record("another message", name="katuna.runtime")), "a different message is written"
+    assert all(repeats.filter(_record("refused an event from 127.0.0.1")) for _ in range(3)), \
+        "a line about one event is always written"
+
+
+def _serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen:
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}, **env}
+    katuna = str(Path(sys.executable).with_name("katuna"))
+    with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
+        return subprocess.Popen([katuna, "serve", "--db", str(tmp_path / "k.db"), "--port", str(port), "--workers",
+                                 "1"], cwd=tmp_path, env=environ, stdout=out, stderr=err)
+
+
+def _post(port: int, headers: dict[str, str], body: dict) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "ce-specversion": "1.0",
+                                              "ce-source": "test", "ce-type": "dev.katuna.trial.finished", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+    except urllib.error.URLError:
+        return 0
+
+
+@pytest.mark.slow
+def test_the_service_writes_json_lines_naming_events_their_studies_and_their_forwarded_senders(tmp_path: Path):
+    port = free_port()
+    process = _serve(tmp_path, port, KATUNA_LOG_FORMAT="json", KATUNA_API_TOKEN=TOKEN, KATUNA_EVENTS="reply")
+    gone = {"study": "nosuch", "uid": "u-1", "trial": 0, "attempt": 1, "outcome": "exited", "exitCode": 0,
+            "message": ""}
+    try:
+        eventually(lambda: answers(port, "/healthz"), "the service to answer", timeout=60)
+        assert _post(port, {"ce-id": "gone-1", "Authorization": f"Bearer {TOKEN}"}, gone) == 202
+        forwarded = '10.9.8.7, "x' + "f" * 300
+        assert _post(port, {"ce-id": "forged-1", "X-Forwarded-For": forwarded}, gone) == 403
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(b"GET /studies?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1x\r\n\r\n")
+            assert connection.recv(64).startswith(b"HTTP/1.1 400")
+        out = eventually(lambda: (text := (tmp_path / "out").read_text()).count("\n") >= 4 and text, "the access lines")
+        err = eventually(lambda: "gone-1" in (text := (tmp_path / "err").read_text()) and "refused an event from" in text
+                         and "Invalid request" in text and text, "the service's lines")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    others = " ".join(line for line in err.splitlines() if not line.startswith("{"))
+    assert others == ("warning: katuna runs as root, so every trial's command runs as root too, able to read this "
+                      "process's memory and environment: run it as an unprivileged user" if os.geteuid() == 0 else ""), \
+        "every line but the command's own warning to the person who started it is JSON"
+    assert {line["severity"] for line in lines if line["logger"] == "gunicorn.error"} >= {"INFO", "WARNING"}
+    dropped = [line for line in lines if line.get("eventId") == "gone-1"]
+    assert [(d["severity"], d["study"], "its study nosuch is gone" in d["message"]) for d in dropped] == \
+        [("INFO", "nosuch", True)], dropped
+    forged = [line for line in lines if "refused an event from" in line["message"]]
+    assert len(forged) == 1 and forged[0]["severity"] == "WARNING", forged
+    assert f'127.0.0.1 (X-Forwarded-For: "10.9.8.7, \\"x{"f" * 188}…")' in forged[0]["message"], forged
+    access = [json.loads(line) for line in out.splitlines()]
+    event_line = next(line for line in access if line.get("eventId") == "gone-1")
+    assert event_line["httpRequest"]["status"] == "202" and event_line["eventType"] == "dev.katuna.trial.finished"
+    assert event_line["message"].startswith('127.0.0.1 - - [') and \
+        event_line["message"].endswith(' "-" "Python-urllib/3.11" gone-1 dev.katuna.trial.finished ' +
+                                       str(event_line["message"].rsplit(" ", 1)[1]))
+    refused = next(line for line in access if line["httpRequest"]["status"] == "400")
+    assert '"GET /studies?… HTTP/1.1" 400' in refused["message"], "what was received, without its query"
