@@ -81,9 +81,9 @@ class Runtime:
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
-        self.queue = SqliteQueue(settings.db, settings.busy_timeout,
-                                 sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS,
-                                 taker(), taker_ended)
+        self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended) \
+            if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
+                                                          taker_ended)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None
