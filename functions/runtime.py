@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
@@ -100,6 +101,9 @@ class Runtime:
         self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
             if self.node_pools is not None and settings.runs_jobs else None
         self._started = False
+        self._unready: str | None = None
+        """Why this process was not ready at the last probe (None: ready), to log changes only."""
+        self._readiness_lock = threading.Lock()
         self._thread: BrokerThread | None = None
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
@@ -215,8 +219,24 @@ class Runtime:
             self._thread.start()
 
     def not_ready(self) -> str | None:
-        """Why this process cannot serve yet, or None; raises when the database cannot be read."""
-        self.store().db.execute("SELECT 1")
+        """Why this process cannot serve, or None; a change is logged once, not at every probe.
+
+        The database is read as a request would read it, and its path must still name the file
+        opened. A database busy past the busy timeout, or a full disk, leaves the process ready:
+        reads still work, and a pod taken out of service would only turn the writes waiting for
+        it into timeouts (``katuna_storage_errors_total`` counts them)."""
+        reason = self._unready_because()
+        with self._readiness_lock:
+            changed, self._unready = reason != self._unready, reason
+        if changed:
+            (log.warning("not ready: %s", reason) if reason else log.warning("ready again"))
+        return reason
+
+    def _unready_because(self) -> str | None:
+        try:
+            self.store().check_readable()
+        except TemporaryError as exc:
+            return str(exc)
         if self.settings.events == "queue" and (self._thread is None or not self._thread.alive()):
             return "the event broker thread is not running"
         if self._senders is not None and not self._senders.alive():

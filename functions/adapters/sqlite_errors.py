@@ -103,6 +103,29 @@ def check_file(path: Path) -> None:
                              "path where katuna creates one")
 
 
+FileIdentity = tuple[int, int]
+"""A file's device and inode: what a path names, whatever is moved or renamed around it."""
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of the file at ``path`` now; None when nothing is there."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def check_same_file(path: Path, opened: FileIdentity | None) -> None:
+    """Refuse to go on with a database whose path no longer names the file opened (moved,
+    deleted or replaced, a backup restored over it): what is written through the open file
+    would go where nothing reads it any more, and be lost."""
+    if opened is not None and file_identity(path) != opened:
+        raise StorageUnavailable(f"the database {path} is no longer the file this process opened (it was moved, "
+                                 "deleted or replaced); writes are refused, as nothing would read them: put the file "
+                                 "back, or restart katuna to use the file there now")
+
+
 def check_creatable(path: Path) -> None:
     """Prove that a new database could be made at ``path``, without making it: nothing at
     ``path`` refuses it (:func:`check_file`), and a file can be written (then removed) in the

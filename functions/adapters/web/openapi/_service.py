@@ -129,10 +129,9 @@ def _probe_paths() -> dict[str, Any]:
                              "responses": {"200": {"description": "the process answers", **status_body("ok")}}}},
         "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
             "200": {"description": "ready", **status_body("ready")},
-            "503": {"description": "not ready (a NotReady), or the database cannot be read (an Error: "
-                                   "temporary_error, storage_unavailable, ...)",
-                    "content": {"application/json": {"schema": {"oneOf": [
-                        {"$ref": "#/components/schemas/NotReady"}, {"$ref": "#/components/schemas/Error"}]}}}}}}},
+            "503": {"description": ("not ready: the database cannot be read, or its path no longer names the "
+                                    "file the service opened, or a thread taking events is not running"),
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotReady"}}}}}}},
         "/openapi.json": {"get": {"summary": "openapi", "operationId": "openapi",
                                   "responses": {"200": {"description": "this document", "content": {
                                       "application/json": {"schema": {"type": "object"}}}}}}}}
