@@ -25,7 +25,7 @@ import optuna
 from functions import sink_senders
 from functions._broker_thread import BrokerThread, Delivery
 from functions._thread_stores import ThreadStores
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_http, sqlite_errors
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
@@ -105,11 +105,14 @@ class Runtime:
         """Why this process was not ready at the last probe (None: ready), to log changes only."""
         self._readiness_lock = threading.Lock()
         self._thread: BrokerThread | None = None
+        self._metrics = self._service_metrics()
+        self._unobserve = sqlite_errors.observe(self._metrics.events.storage_error)
+        """Stops counting this process's storage failures into the metrics (:meth:`close`)."""
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
-                                              settings.event_key, settings.ce_overrides)) \
+                                              settings.event_key, settings.ce_overrides),
+            on_drop=self._metrics.events.dropped) \
             if settings.sink and settings.events == "reply" else None
-        self._metrics = self._service_metrics()
         self._turns = Turns(self.deps(self._stores.new()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
 
@@ -313,9 +316,11 @@ class Runtime:
         self._close_connections()
 
     def _close_connections(self) -> None:
-        """Close the queue's connection and every thread's store (see :meth:`close`)."""
+        """Close the queue's connection and every thread's store (see :meth:`close`), and stop
+        counting storage failures (the last connection's are this process's last)."""
         self.queue.close()
         self._stores.close()
+        self._unobserve()
 
 
 def service_app(settings: Settings) -> WSGIApplication:

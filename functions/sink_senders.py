@@ -86,9 +86,13 @@ def event_queue(path: str | Path, busy_timeout: float = 30.0, taker: str | None 
 class SinkSenders:
     """The threads that post queued events to the sink, started and stopped with the service."""
 
-    def __init__(self, queue: SqliteQueue, sink: Sink, senders: int = SENDERS) -> None:
+    def __init__(self, queue: SqliteQueue, sink: Sink, senders: int = SENDERS,
+                 on_drop: Callable[[str], None] = lambda reason: None) -> None:
+        """``on_drop`` is told why each event dropped was: ``refused`` by the broker for good,
+        or ``exhausted``, its :data:`MAX_SENDS` posts failed for now."""
         self._queue = queue
         self._sink = sink
+        self._on_drop = on_drop
         self._stopping = threading.Event()
         self._posting: dict[int, Delivery] = {}
         """The deliveries being posted, by the id of the thread posting each."""
@@ -145,6 +149,7 @@ class SinkSenders:
             self._sink.send(event, timeout=SEND_TIMEOUT)
         except PermanentError as exc:
             log.error("dropped %s (%s), which the broker refused: %s", event.type, event.id, exc)
+            self._on_drop("refused")
         except TemporaryError as exc:
             if delivery.attempt < MAX_SENDS:
                 log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc)
@@ -152,6 +157,7 @@ class SinkSenders:
                 return
             log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
                       delivery.attempt, exc)
+            self._on_drop("exhausted")
         finally:
             del self._posting[threading.get_ident()]
         settlements.settle(partial(self._queue.done, delivery))

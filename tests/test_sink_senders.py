@@ -274,7 +274,8 @@ def test_a_sink_failing_for_now_is_posted_to_at_each_wait_of_the_schedule_then_t
     posted_at: list[float] = []
     broker = Sink(status=503, answering=lambda: posted_at.append(clock.now))
     queue.put(Event("test.sent", {"name": "a"}))
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
+    drops: list[str] = []
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1, on_drop=drops.append)
     caplog.set_level(logging.WARNING, logger="katuna")
     senders.start()
     try:
@@ -294,3 +295,4 @@ def test_a_sink_failing_for_now_is_posted_to_at_each_wait_of_the_schedule_then_t
     assert sum(waits) == 511, "about 8.5 minutes, as docs/knative.md says"
     assert len(broker.received) == sink_senders.MAX_SENDS
     assert f"after {sink_senders.MAX_SENDS} posts" in caplog.text
+    assert drops == ["exhausted"], "counted in katuna_events_dropped_total"

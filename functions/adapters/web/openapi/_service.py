@@ -62,8 +62,8 @@ def metrics_path() -> dict[str, Any]:
         "summary": "The service's metrics for Prometheus", "operationId": "metrics",
         "description": ("Prometheus's text format (version 0.0.4), or OpenMetrics when the Accept header asks for "
                         "it; every name starts with katuna_. Event handlings by type, handler and outcome, handler "
-                        "latency, studies by status, trials by state, node-pool uses by phase and (queue mode) the "
-                        "events waiting. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
+                        "latency, studies by status, trials by state, node-pool uses by phase, the events waiting, "
+                        "trials ended by state, events dropped, dead letters received and storage failures by kind. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
                         "set, loopback Host names only."),
         "security": [{"bearer": []}],
         "responses": {"200": {"description": "the metrics", "content": {
@@ -71,7 +71,7 @@ def metrics_path() -> dict[str, Any]:
                       "400": error("a Host that is not served (no token set)"),
                       "401": error("missing or wrong bearer token (when KATUNA_METRICS_TOKEN or "
                                    "KATUNA_API_TOKEN is set)"),
-                      "503": error("the store cannot be read now")}}}
+                      "503": error("the database cannot be read now; retry after Retry-After seconds")}}}
 
 
 
