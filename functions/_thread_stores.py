@@ -8,6 +8,7 @@ import threading
 import weakref
 from pathlib import Path
 
+from functions.adapters.sqlite_errors import FileIdentity, check_same_file
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
 
@@ -23,6 +24,8 @@ class ThreadStores:
         self._local = threading.local()
         self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._opened: FileIdentity | None = None
+        """The file the first store opened: a later one is not opened once the path names another."""
 
     def current(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -32,10 +35,15 @@ class ThreadStores:
         return store
 
     def new(self) -> SqliteStore:
-        """Another connection, not this thread's own, closed with the others by :meth:`close`."""
+        """Another connection, not this thread's own, closed with the others by :meth:`close`;
+        refused once the path no longer names the file the first one opened, where it would
+        create an empty database and split the process's reads and writes between two files."""
+        check_same_file(self._db, self._opened)
         store = SqliteStore(self._db, self._busy_timeout, self._histories)
         with self._lock:
             self._stores.add(store)
+            if self._opened is None:
+                self._opened = store.opened
         return store
 
     def close(self) -> None:

@@ -69,13 +69,14 @@ every value would make a series of its own."""
 class Observer(Protocol):
     """Told of every handling, as it ends."""
 
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None: ...
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
+        """``seconds`` is None for an event refused before any handler ran (:data:`NO_HANDLER`)."""
 
 
 class Unobserved:
     """An observer that keeps nothing (``katuna run`` keeps no metrics)."""
 
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
         return None
 
 
@@ -247,7 +248,7 @@ class Dispatcher:
         self._observe_refusal(event_type, FORGED)
 
     def _observe_refusal(self, event_type: str, outcome: str) -> None:
-        self._observer.handled(event_type if event_type in self._routes else UNKNOWN_TYPE, NO_HANDLER, outcome, 0.0)
+        self._observer.handled(event_type if event_type in self._routes else UNKNOWN_TYPE, NO_HANDLER, outcome, None)
 
     def _check(self, event: Event) -> None:
         problems = data_problems(event.type, event.data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
@@ -24,7 +25,7 @@ import optuna
 from functions import sink_senders
 from functions._broker_thread import BrokerThread, Delivery
 from functions._thread_stores import ThreadStores
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_http, sqlite_errors
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
@@ -81,9 +82,9 @@ class Runtime:
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
-        self.queue = SqliteQueue(settings.db, settings.busy_timeout,
-                                 sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS,
-                                 taker(), taker_ended)
+        self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended) \
+            if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
+                                                          taker_ended)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None
@@ -100,12 +101,18 @@ class Runtime:
         self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
             if self.node_pools is not None and settings.runs_jobs else None
         self._started = False
+        self._unready: str | None = None
+        """Why this process was not ready at the last probe (None: ready), to log changes only."""
+        self._readiness_lock = threading.Lock()
         self._thread: BrokerThread | None = None
+        self._metrics = self._service_metrics()
+        self._unobserve = sqlite_errors.observe(self._metrics.events.storage_error)
+        """Stops counting this process's storage failures into the metrics (:meth:`close`)."""
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
-                                              settings.event_key, settings.ce_overrides)) \
+                                              settings.event_key, settings.ce_overrides),
+            on_drop=self._metrics.events.dropped) \
             if settings.sink and settings.events == "reply" else None
-        self._metrics = self._service_metrics()
         self._turns = Turns(self.deps(self._stores.new()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
 
@@ -215,8 +222,24 @@ class Runtime:
             self._thread.start()
 
     def not_ready(self) -> str | None:
-        """Why this process cannot serve yet, or None; raises when the database cannot be read."""
-        self.store().db.execute("SELECT 1")
+        """Why this process cannot serve, or None; a change is logged once, not at every probe.
+
+        The database is read as a request would read it, and its path must still name the file
+        opened. A database busy past the busy timeout, or a full disk, leaves the process ready:
+        reads still work, and a pod taken out of service would only turn the writes waiting for
+        it into timeouts (``katuna_storage_errors_total`` counts them)."""
+        reason = self._unready_because()
+        with self._readiness_lock:
+            changed, self._unready = reason != self._unready, reason
+        if changed:
+            (log.warning("not ready: %s", reason) if reason else log.warning("ready again"))
+        return reason
+
+    def _unready_because(self) -> str | None:
+        try:
+            self.store().check_readable()
+        except TemporaryError as exc:
+            return str(exc)
         if self.settings.events == "queue" and (self._thread is None or not self._thread.alive()):
             return "the event broker thread is not running"
         if self._senders is not None and not self._senders.alive():
@@ -293,9 +316,11 @@ class Runtime:
         self._close_connections()
 
     def _close_connections(self) -> None:
-        """Close the queue's connection and every thread's store (see :meth:`close`)."""
+        """Close the queue's connection and every thread's store (see :meth:`close`), and stop
+        counting storage failures (the last connection's are this process's last)."""
         self.queue.close()
         self._stores.close()
+        self._unobserve()
 
 
 def service_app(settings: Settings) -> WSGIApplication:

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from functions.adapters.broker import Delivery, Settlements
 from functions.adapters.cloudevents_http import Sink
@@ -52,23 +55,44 @@ LEASE_SECONDS = SEND_TIMEOUT + 60.0
 another worker's sender never takes an event being sent."""
 
 MAX_SENDS = 10
-"""Posts of one event before it is dropped: with :data:`BACKOFF` doubling, about 8.5 minutes of waits between them."""
+"""Posts of one event before it is dropped: with :data:`BACKOFF` doubling, 511 seconds (about
+8.5 minutes) of waits between them (:func:`wait_after`)."""
 
 BACKOFF = 1.0
 """Seconds before an event's second post; each later wait doubles, up to :data:`MAX_BACKOFF`."""
 
 MAX_BACKOFF = 300.0
+"""The longest wait between two posts of an event: the queue the senders take from keeps an
+event put back for that long (:func:`event_queue`)."""
 
 WAIT_SECONDS = 1.0
 """How long a sender waits for an event before it looks at its stop flag again."""
 
 
+def wait_after(post: int) -> float:
+    """Seconds between an event's ``post``-th post, which failed for now, and the next."""
+    return min(BACKOFF * 2 ** (post - 1), MAX_BACKOFF)
+
+
+def event_queue(path: str | Path, busy_timeout: float = 30.0, taker: str | None = None,
+                ended: Callable[[str], bool] = lambda taker: False,
+                clock: Callable[[], float] = time.time) -> SqliteQueue:
+    """The database queue the senders take from: an event taken is held past the longest post
+    (:data:`LEASE_SECONDS`), and one put back waits as long as :func:`wait_after` asks, where a
+    queue bounded by the local broker's shorter back-off would take it again at once."""
+    return SqliteQueue(path, busy_timeout, LEASE_SECONDS, taker, ended, longest_delay=MAX_BACKOFF, clock=clock)
+
+
 class SinkSenders:
     """The threads that post queued events to the sink, started and stopped with the service."""
 
-    def __init__(self, queue: SqliteQueue, sink: Sink, senders: int = SENDERS) -> None:
+    def __init__(self, queue: SqliteQueue, sink: Sink, senders: int = SENDERS,
+                 on_drop: Callable[[str], None] = lambda reason: None) -> None:
+        """``on_drop`` is told why each event dropped was: ``refused`` by the broker for good,
+        or ``exhausted``, its :data:`MAX_SENDS` posts failed for now."""
         self._queue = queue
         self._sink = sink
+        self._on_drop = on_drop
         self._stopping = threading.Event()
         self._posting: dict[int, Delivery] = {}
         """The deliveries being posted, by the id of the thread posting each."""
@@ -125,14 +149,15 @@ class SinkSenders:
             self._sink.send(event, timeout=SEND_TIMEOUT)
         except PermanentError as exc:
             log.error("dropped %s (%s), which the broker refused: %s", event.type, event.id, exc)
+            self._on_drop("refused")
         except TemporaryError as exc:
             if delivery.attempt < MAX_SENDS:
                 log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc)
-                settlements.settle(partial(self._queue.retry, delivery,
-                                           min(BACKOFF * 2 ** (delivery.attempt - 1), MAX_BACKOFF)))
+                settlements.settle(partial(self._queue.retry, delivery, wait_after(delivery.attempt)))
                 return
             log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
                       delivery.attempt, exc)
+            self._on_drop("exhausted")
         finally:
             del self._posting[threading.get_ident()]
         settlements.settle(partial(self._queue.done, delivery))

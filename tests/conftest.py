@@ -66,9 +66,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_tallies(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-fifth migration (the tallies of trials ended and
+    dead letters received)."""
+    for trigger in ("trial_end_tallied", "dead_letter_tallied"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.execute("DROP TABLE IF EXISTS tallies")
+
+
 def drop_library_versions(db: sqlite_utils.Database) -> None:
     """Take a database back to before the thirty-fourth migration (the library versions each
-    study's sampler drew on)."""
+    study's sampler drew on), and the thirty-fifth."""
+    drop_tallies(db)
     if "library_versions" in db["studies"].columns_dict:
         db.execute("ALTER TABLE studies DROP COLUMN library_versions")
 

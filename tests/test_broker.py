@@ -348,19 +348,17 @@ def test_a_late_event_of_a_deleted_or_replaced_study_is_done_and_a_missing_trial
         missing.deliver(Event("test.h", {"study": "demo", "uid": uid}))
 
 
-def test_events_queued_before_the_clock_was_set_back_are_due_and_their_leases_over(tmp_path: Path, monkeypatch):
+def test_events_queued_before_the_clock_was_set_back_are_due_and_their_leases_over(tmp_path: Path):
     """An NTP step an hour back: the event queued before it, and the one a taker held then, are
     taken at once, not an hour later; one retried since waits its own delay."""
-    import functions.adapters.sqlite_queue as sqlite_queue
-
-    first, second = SqliteQueue(tmp_path / "k.db"), SqliteQueue(tmp_path / "k.db")
+    now = [time.time()]
+    first, second = (SqliteQueue(tmp_path / "k.db", clock=lambda: now[0]) for _ in range(2))
     try:
         first.put(Event("dev.katuna.study.created", {"study": "a"}, id="queued"))
         first.put(Event("dev.katuna.study.created", {"study": "b"}, id="held"))
         held = second.take(0.5)
         assert held is not None and held.event.id == "queued"
-        stepped = time.time() - 3600
-        monkeypatch.setattr(sqlite_queue.time, "time", lambda: stepped)
+        now[0] -= 3600
         taken = [first.take(0.5), first.take(0.5)]
         assert [d.event.id for d in taken if d is not None] == ["queued", "held"]
         first.retry(taken[0], 5.0)
@@ -368,6 +366,21 @@ def test_events_queued_before_the_clock_was_set_back_are_due_and_their_leases_ov
     finally:
         first.close()
         second.close()
+
+
+def test_a_retry_past_the_queues_longest_delay_is_refused(tmp_path: Path):
+    """The queue would take such an event for one stamped before a clock step, and at once: a
+    taker whose back-off outgrows the queue's bound fails loudly instead of skipping its waits."""
+    queue = SqliteQueue(tmp_path / "k.db", longest_delay=30.0)
+    try:
+        queue.put(Event("dev.katuna.study.created", {"study": "a"}))
+        delivery = queue.take(0.5)
+        with pytest.raises(ValueError, match="past this queue's longest delay of 30 s"):
+            queue.retry(delivery, 31.0)
+        queue.retry(delivery, 30.0)
+        assert queue.take(0.1) is None
+    finally:
+        queue.close()
 
 
 TAKE_AND_DIE = """

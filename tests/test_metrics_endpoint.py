@@ -25,8 +25,10 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from doc_blocks import ROOT, block
-from http_helpers import Service, free_port, refused_start
+from http_helpers import Service, Sink, free_port, refused_start
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import eventually
+from write_lock import WriteLock
 
 from functions.adapters.web import METRICS_PATH, create_app
 from functions.adapters.web.server import IN_USE, METRICS_DIR, metrics_dir
@@ -142,7 +144,8 @@ def test_the_latency_histogram_counts_every_handling_of_each_handler(served):
     families = _settled(service)
     per_handler: Counter = Counter()
     for (_, handler, _), n in handled(families).items():
-        per_handler[handler] += n
+        if handler != "none":  # refused before any handler ran: not timed
+            per_handler[handler] += n
     latency = families["katuna_handler_duration_seconds"]
     counted = {s.labels["handler"]: s.value for s in latency if s.name.endswith("_count")}
     assert counted == dict(per_handler)
@@ -205,8 +208,8 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
 
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
-        assert seconds >= 0
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
+        assert (seconds is None) == (handler == "none") and (seconds is None or seconds >= 0)
         self.seen.append((event_type, handler, outcome))
 
 
@@ -349,7 +352,7 @@ def test_only_a_private_metrics_directory_whose_service_is_gone_is_removed(tmp_p
     unlocked.mkdir()
     (unlocked / "counter_10.db").write_text("")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv(METRICS_DIR, raising=False)
+    monkeypatch.setenv(METRICS_DIR, "")  # unset for metrics_dir, and what it sets is undone after the test
     with (running / IN_USE).open() as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         made, lock = metrics_dir()
@@ -423,3 +426,109 @@ def test_a_metrics_directory_that_holds_other_databases_is_refused(tmp_path):
     assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr and "katuna.db" in done.stderr
     assert "Traceback" not in done.stderr
     assert (folder / "katuna.db").read_bytes() == b"a database"
+
+
+def _families(client) -> dict[str, list]:
+    answer = client.get("/metrics")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return {family.name: family.samples for family in text_string_to_metric_families(answer.get_data(as_text=True))}
+
+
+def _counted(families: dict[str, list], name: str, label: str | None = None) -> dict[str, float] | float:
+    """A counter's ``_total`` by label value (or its one value, unlabelled)."""
+    samples = [s for s in families[name] if s.name == f"{name}_total"]
+    return {s.labels[label]: s.value for s in samples} if label else samples[0].value
+
+
+@pytest.mark.timeout(120)
+def test_trials_that_ended_are_counted_as_they_end_and_deleting_their_study_lowers_no_count(tmp_path):
+    runtime, client = _app(tmp_path)
+    try:
+        assert _counted(_families(client), "katuna_trials_finished", "state") == {
+            "complete": 0, "failed": 0, "pruned": 0}, "every series from the start"
+        for name, mode in (("ends-ok", "ok"), ("ends-failing", "crash")):
+            definition = study_definition(name=name, mode=mode, maxTrials=2, parallelism=2, maxFailedTrials=2)
+            assert client.post("/studies", json=definition).status_code == 201
+        for name in ("ends-ok", "ends-failing"):
+            eventually(lambda name=name: client.get(f"/studies/{name}").json["status"] in ("completed", "failed"),
+                       f"{name} ended", timeout=60)
+        ended = {"complete": 2, "failed": 2, "pruned": 0}
+        assert _counted(_families(client), "katuna_trials_finished", "state") == ended
+        for name in ("ends-ok", "ends-failing"):
+            assert client.delete(f"/studies/{name}").status_code in (200, 204)
+        families = _families(client)
+        assert by_label(families, "katuna_trials", "state")["complete"] == 0, "the gauge counts stored trials"
+        assert _counted(families, "katuna_trials_finished", "state") == ended, "a counter never goes down"
+    finally:
+        runtime.close()
+
+
+def test_each_dead_letter_received_is_counted_beyond_those_kept(tmp_path):
+    runtime, client = _app(tmp_path, max_dead_letters=1)
+    try:
+        assert _counted(_families(client), "katuna_dead_letters") == 0
+        for number in range(3):
+            letter = _event("dev.katuna.trial.finished", {"study": "gone", "trial": number})
+            assert client.post("/dead-letters", data=letter[0], headers=letter[1]).status_code == 202
+        assert len(client.get("/dead-letters").json) == 1
+        assert _counted(_families(client), "katuna_dead_letters") == 3
+    finally:
+        runtime.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_event_the_broker_refuses_for_good_is_counted_as_dropped(tmp_path):
+    broker = Sink(status=400)
+    runtime, client = _app(tmp_path, events="reply", sink=broker.url)
+    try:
+        assert _counted(_families(client), "katuna_events_dropped", "reason") == {"refused": 0, "exhausted": 0}
+        definition = study_definition(name="refused", maxTrials=1, parallelism=1)
+        assert client.post("/studies", json=definition).status_code == 201
+        eventually(lambda: _counted(_families(client), "katuna_events_dropped", "reason")["refused"] == 1,
+                   "the refused start counted")
+    finally:
+        runtime.close()
+        broker.close()
+
+
+def test_a_storage_failure_is_counted_by_kind(tmp_path):
+    runtime, client = _app(tmp_path, busy_timeout=0.05)
+    lock = WriteLock(tmp_path / "katuna.db")
+    try:
+        assert _counted(_families(client), "katuna_storage_errors", "kind") == {
+            "busy": 0, "full": 0, "unavailable": 0, "other": 0}
+        lock.hold()
+        refused = client.post("/studies", json=study_definition(name="held", maxTrials=1, parallelism=1))
+        assert refused.status_code == 503 and "busy" in refused.json["message"]
+        lock.release()
+        counted = _counted(_families(client), "katuna_storage_errors", "kind")
+        assert counted["busy"] >= 1 and counted["full"] == counted["unavailable"] == 0, counted
+    finally:
+        lock.close()
+        runtime.close()
+
+
+def test_an_event_refused_before_any_handler_is_counted_but_not_timed(tmp_path):
+    runtime, client = _app(tmp_path)
+    try:
+        unknown = _event("dev.example.unheard.of", {})
+        assert client.post("/", data=unknown[0], headers=unknown[1]).status_code == 422
+        families = _families(client)
+        assert handled(families)[("unknown", "none", "permanent_error")] == 1
+        timed = {s.labels["handler"] for s in families.get("katuna_handler_duration_seconds", [])}
+        assert "none" not in timed, "no handler ran: there is no handler's time to count"
+    finally:
+        runtime.close()
+
+
+def test_metrics_answer_503_with_retry_after_while_the_database_cannot_be_read(tmp_path):
+    runtime, client = _app(tmp_path, events="reply")  # no thread of its own reading the file meanwhile
+    try:
+        for name in ("katuna.db", "katuna.db-wal", "katuna.db-shm"):
+            with (tmp_path / name).open("r+b") as file:
+                file.write(b"not a database, overwritten in place " * 3)
+        answer = client.get("/metrics")
+        assert (answer.status_code, answer.json["error"]) == (503, "storage_unavailable")
+        assert answer.headers["Retry-After"]
+    finally:
+        runtime.close()

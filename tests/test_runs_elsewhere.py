@@ -38,7 +38,7 @@ class Outcomes:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
         self.seen.append((handler, outcome))
 
 

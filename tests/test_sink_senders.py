@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -233,3 +234,65 @@ def test_a_post_waits_as_long_as_the_channel_may_wait_on_the_widest_fan_out_depl
     assert max(per_type.values()) >= 3
     assert sink_senders.FANOUT_WAIT * max(per_type.values()) <= sink_senders.SEND_TIMEOUT
     assert sink_senders.LEASE_SECONDS > sink_senders.SEND_TIMEOUT
+
+
+class WallClock:
+    """A wall clock the test moves: each reading is counted, so the test can tell that the
+    senders have looked at the queue since it last moved the clock."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return self.now
+
+
+def _queued(db: Path) -> tuple[int, str | None, float] | None:
+    """The one queued event's posts so far, its taker and when it is due; None once it left."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT attempts, taken_by, due FROM event_queue").fetchone()
+
+
+def _put_back(db: Path, post: int) -> tuple[int, str | None, float] | None:
+    """The queued event once its ``post``-th post is put back; a later post, or its drop, fails the test."""
+    row = _queued(db)
+    assert row is not None and row[0] <= post, f"posted again before its wait after post {post}: {row}"
+    return row if row[0] == post and row[1] is None else None
+
+
+@pytest.mark.timeout(120)
+def test_a_sink_failing_for_now_is_posted_to_at_each_wait_of_the_schedule_then_the_event_is_dropped(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """The broker away for minutes: each post waits its turn in the queue, the waits doubling
+    from 1 s to 256 s (not taken again at once past the queue's clock-step guard), and the event
+    is dropped after the tenth post, about 8.5 minutes after the first."""
+    clock = WallClock(1_000_000.0)
+    db = tmp_path / "queue.db"
+    queue = sink_senders.event_queue(db, clock=clock)
+    posted_at: list[float] = []
+    broker = Sink(status=503, answering=lambda: posted_at.append(clock.now))
+    queue.put(Event("test.sent", {"name": "a"}))
+    drops: list[str] = []
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1, on_drop=drops.append)
+    caplog.set_level(logging.WARNING, logger="katuna")
+    senders.start()
+    try:
+        for post in range(1, sink_senders.MAX_SENDS):
+            row = eventually(lambda post=post: _put_back(db, post), f"post {post} put back")
+            looked = clock.readings
+            eventually(lambda looked=looked: clock.readings >= looked + 3, "the sender looked at the queue again")
+            assert _queued(db)[:2] == (post, None), f"post {post + 1} was taken before its wait"
+            clock.now = row[2]
+        eventually(lambda: _queued(db) is None, "the event dropped after its last post")
+    finally:
+        senders.stop()
+        broker.close()
+    queue.close()
+    waits = [later - earlier for earlier, later in zip(posted_at, posted_at[1:])]
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    assert sum(waits) == 511, "about 8.5 minutes, as docs/knative.md says"
+    assert len(broker.received) == sink_senders.MAX_SENDS
+    assert f"after {sink_senders.MAX_SENDS} posts" in caplog.text
+    assert drops == ["exhausted"], "counted in katuna_events_dropped_total"

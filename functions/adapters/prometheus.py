@@ -1,11 +1,13 @@
 """The service's metrics in Prometheus's exposition format, through ``prometheus_client`` (the one
 module that imports it). Every name starts with ``katuna_``.
 
-Two kinds of figures. What happened: every event handling, counted by event type, handler and
-outcome, and timed by handler (:class:`EventMetrics`, the dispatcher's observer). What is: studies
-by status, trials by state, node-pool uses by phase and the events waiting in the queue, read
-from the store when scraped (:class:`StateCollector`), so every worker answers the same. No label
-takes a study's name or a parameter: a label's values must stay few.
+Two kinds of figures. What happened in this process: every event handling, counted by event
+type, handler and outcome, and timed by handler (the dispatcher's observer), the events the
+senders to ``K_SINK`` dropped, and the storage failures (:class:`EventMetrics`). What the store
+holds, read from it when scraped (:class:`StateCollector`), so every worker answers the same:
+studies by status, trials by state, node-pool uses by phase, the events waiting in the queue, and
+the tallies that only grow (trials ended by state, dead letters received; deleting a study lowers
+neither). No label takes a study's name or a parameter: a label's values must stay few.
 
 gunicorn may run several workers, each counting what it handles. With ``PROMETHEUS_MULTIPROC_DIR``
 set (``katuna serve`` sets it to a private directory before its workers start;
@@ -22,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASED, RELEASING
@@ -37,10 +39,16 @@ study, a cloud API call); a request times out after minutes."""
 
 STUDY_STATUSES = (STUDY_RUNNING, *TERMINAL_STATUSES)
 POOL_PHASES = (CREATING, READY, RELEASING, RELEASED, POOL_FAILED)
+ENDED_STATES = ("complete", "failed", "pruned")
+DROP_REASONS = ("refused", "exhausted")
+"""Why a sender to ``K_SINK`` dropped an event: the broker refused it for good, or every post failed for now."""
+STORAGE_ERRORS = ("busy", "full", "unavailable", "other")
+"""Kinds of storage failure (:func:`functions.adapters.sqlite_errors.observe`)."""
 
 
 class EventMetrics:
-    """Counts and times event handlings (a :class:`functions.dispatch.Observer`)."""
+    """Counts and times event handlings (a :class:`functions.dispatch.Observer`), and counts the
+    events the senders to ``K_SINK`` drop and the storage failures."""
 
     def __init__(self) -> None:
         self.handled_total = Counter(
@@ -49,10 +57,31 @@ class EventMetrics:
         self.duration = Histogram(
             "katuna_handler_duration_seconds", "Seconds a handler took, store transaction included",
             ["handler"], buckets=HANDLER_BUCKETS, registry=None)
+        self.dropped_total = Counter(
+            "katuna_events_dropped", "Events the senders to K_SINK dropped, by reason (refused: by the broker, for "
+            "good; exhausted: every post failed for now)", ["reason"], registry=None)
+        self.storage_errors_total = Counter(
+            "katuna_storage_errors", "Storage failures, by kind (busy: held past the busy timeout; full: no space "
+            "left; unavailable: the file cannot be used; other)", ["kind"], registry=None)
+        for reason in DROP_REASONS:
+            self.dropped_total.labels(reason)
+        for kind in STORAGE_ERRORS:
+            self.storage_errors_total.labels(kind)
 
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+    def collectors(self) -> tuple[Counter | Histogram, ...]:
+        return self.handled_total, self.duration, self.dropped_total, self.storage_errors_total
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
+        """``seconds`` is None for an event refused before any handler ran: no handler's time."""
         self.handled_total.labels(event_type, handler, outcome).inc()
-        self.duration.labels(handler).observe(seconds)
+        if seconds is not None:
+            self.duration.labels(handler).observe(seconds)
+
+    def dropped(self, reason: str) -> None:
+        self.dropped_total.labels(reason).inc()
+
+    def storage_error(self, kind: str) -> None:
+        self.storage_errors_total.labels(kind).inc()
 
 
 class StateCollector:
@@ -74,6 +103,14 @@ class StateCollector:
                   census.pool_uses)
         yield GaugeMetricFamily("katuna_node_pool_operations_pending",
                                 "Node-pool uses waiting on a cloud operation", value=census.pool_operations)
+        finished = CounterMetricFamily("katuna_trials_finished", "Trials that ended, by state, counted as each "
+                                       "ends (deleting a study does not lower it)", labels=["state"])
+        ended = census.trials_finished.by_state()
+        for state in ENDED_STATES:
+            finished.add_metric([state], ended[state])
+        yield finished
+        yield CounterMetricFamily("katuna_dead_letters", "Dead letters received: events the broker (or, in queue "
+                                  "mode, the service's own queue) gave up delivering", value=census.dead_letters)
         if self._queue_depth is not None:
             yield GaugeMetricFamily("katuna_queue_depth", "Events waiting in the queue or being handled",
                                     value=self._queue_depth())
@@ -97,8 +134,8 @@ class ServiceMetrics:
         if os.environ.get(MULTIPROCESS_DIR):
             MultiProcessCollector(self._registry)
         else:
-            self._registry.register(self.events.handled_total)
-            self._registry.register(self.events.duration)
+            for collector in self.events.collectors():
+                self._registry.register(collector)
         self._registry.register(StateCollector(census, queue_depth))
 
     def exposition(self, accept: str) -> tuple[bytes, str]:

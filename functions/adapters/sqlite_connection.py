@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 import sqlite_utils
 
-from functions.adapters.sqlite_errors import busy, translated
+from functions.adapters.sqlite_errors import busy, check_same_file, file_identity, translated
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
@@ -80,6 +80,8 @@ class SqliteConnection:
         """Where the charts' histories are read and kept: one object shared by a process's stores."""
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
+        self.opened = file_identity(self.path)
+        """The file opened: writes are refused once the path names another (:meth:`transaction`)."""
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         """Without sqlite-utils' plugins: one installed beside katuna would change its connections
         (its SQL functions, its settings), and looking for them reads every installed package's metadata."""
@@ -101,6 +103,15 @@ class SqliteConnection:
     def close(self) -> None:
         """Close the connection, the write-ahead log folded in first (:func:`_fold_and_close`)."""
         self._closing()
+
+    def check_readable(self) -> None:
+        """Read the database as a request would, raising katuna's error when it cannot be: its
+        path still names the file opened, and its schema and the studies table can be read (a
+        file that is no database, or a damaged one, fails here; ``SELECT 1`` reads no page)."""
+        check_same_file(self.path, self.opened)
+        with translated(self.path):
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self.db.execute("SELECT name FROM studies LIMIT 1").fetchall()
 
     def _migrate(self) -> None:
         """Bring the schema up to date. The version is read first without the write lock, which
@@ -139,10 +150,13 @@ class SqliteConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """A write transaction, refused while the path names another file than the one opened
+        (:func:`~functions.adapters.sqlite_errors.check_same_file`)."""
         conn = self.db.conn
         if conn.in_transaction:
             yield
             return
+        check_same_file(self.path, self.opened)
         with translated(self.path):
             conn.execute("BEGIN IMMEDIATE")
             self._writing = next(self._transactions)

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,20 +39,43 @@ def _no_space(path: Path) -> bool:
         return False
 
 
+_observers: list[Callable[[str], None]] = []
+"""Who is told the kind of each storage failure (:func:`observe`)."""
+
+
+def observe(observer: Callable[[str], None]) -> Callable[[], None]:
+    """Tell ``observer`` the kind of each storage failure from now on, in any thread: ``busy``,
+    ``full``, ``unavailable`` or ``other`` (the service's metrics count them, where the failure
+    itself is only a 503 or a retry); the function returned stops it."""
+    _observers.append(observer)
+
+    def stop() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+    return stop
+
+
+def _told(kind: str, error: KatunaError) -> KatunaError:
+    for observer in list(_observers):
+        observer(kind)
+    return error
+
+
 def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     """The katuna error for a failure of the database itself (locked, full, read-only,
     unreadable), or None for any other error (a statement katuna got wrong)."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
-        return StorageFull(_full(path))
+        return _told("full", StorageFull(_full(path)))
     if code in _BUSY:
-        return TemporaryError("the database is busy: another writer held it past the busy timeout "
-                              "(KATUNA_BUSY_TIMEOUT); retry later")
+        return _told("busy", TemporaryError("the database is busy: another writer held it past the busy timeout "
+                                            "(KATUNA_BUSY_TIMEOUT); retry later"))
     if code in _UNWRITABLE:
-        return StorageUnavailable(f"cannot use the database {path} ({exc}); katuna needs to read and write "
-                                  "the file and to create files beside it (its -wal and -shm)")
+        return _told("unavailable", StorageUnavailable(
+            f"cannot use the database {path} ({exc}); katuna needs to read and write the file and to create files "
+            "beside it (its -wal and -shm)"))
     if isinstance(exc, sqlite3.OperationalError):
-        return TemporaryError(f"the database failed ({exc}); retry later")
+        return _told("other", TemporaryError(f"the database failed ({exc}); retry later"))
     return None
 
 
@@ -75,9 +98,9 @@ def translated(path: Path) -> Iterator[None]:
         raise error from exc
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise StorageFull(_full(path)) from exc
-        raise StorageUnavailable(f"cannot create the database {path}: {exc.strerror or exc}; "
-                                 "katuna needs write access to its folder") from exc
+            raise _told("full", StorageFull(_full(path))) from exc
+        raise _told("unavailable", StorageUnavailable(f"cannot create the database {path}: {exc.strerror or exc}; "
+                                                      "katuna needs write access to its folder")) from exc
 
 
 def check_file(path: Path) -> None:
@@ -101,6 +124,29 @@ def check_file(path: Path) -> None:
         problem = f"it is {kind_of(mode)}"
     raise StorageUnavailable(f"cannot use the database {path}: {problem}; expected an SQLite database file, or a "
                              "path where katuna creates one")
+
+
+FileIdentity = tuple[int, int]
+"""A file's device and inode: what a path names, whatever is moved or renamed around it."""
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """The identity of the file at ``path`` now; None when nothing is there."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def check_same_file(path: Path, opened: FileIdentity | None) -> None:
+    """Refuse to go on with a database whose path no longer names the file opened (moved,
+    deleted or replaced, a backup restored over it): what is written through the open file
+    would go where nothing reads it any more, and be lost."""
+    if opened is not None and file_identity(path) != opened:
+        raise _told("unavailable", StorageUnavailable(f"the database {path} is no longer the file this process opened (it was moved, "
+                                 "deleted or replaced); writes are refused, as nothing would read them: put the file "
+                                 "back, or restart katuna to use the file there now"))
 
 
 def check_creatable(path: Path) -> None:

@@ -398,6 +398,28 @@ def _migrate_34(db: sqlite_utils.Database) -> None:
     db.table("studies").add_column("library_versions", str)
 
 
+ENDED = ("COMPLETE", "FAIL", "PRUNED")
+"""The trial states that end a trial, as stored."""
+
+
+def _migrate_35(db: sqlite_utils.Database) -> None:
+    """Tallies that only grow, kept by triggers for the service's metrics: trials that ended, by
+    state, and dead letters received. Deleting a study, or the dead letters past the kept
+    number, lowers neither. They start from the trials and dead letters stored now."""
+    ended = ", ".join(f"'{state}'" for state in ENDED)
+    db.execute("CREATE TABLE tallies (kind TEXT NOT NULL, label TEXT NOT NULL, n INTEGER NOT NULL, "
+               "PRIMARY KEY (kind, label)) WITHOUT ROWID")
+    db.execute(f"INSERT INTO tallies SELECT 'trials_finished', state, count(*) FROM trials WHERE state IN ({ended}) "
+               "GROUP BY state")
+    db.execute("INSERT INTO tallies SELECT 'dead_letters', '', count(*) FROM dead_letters")
+    tally = "INSERT INTO tallies (kind, label, n) VALUES ({}, 1) ON CONFLICT (kind, label) DO UPDATE SET n = n + 1"
+    trial_end = tally.format("'trials_finished', NEW.state")
+    letter = tally.format("'dead_letters', ''")
+    db.execute(f"CREATE TRIGGER trial_end_tallied AFTER UPDATE OF state ON trials WHEN NEW.state IN ({ended}) "
+               f"AND OLD.state NOT IN ({ended}) BEGIN {trial_end}; END")
+    db.execute(f"CREATE TRIGGER dead_letter_tallied AFTER INSERT ON dead_letters BEGIN {letter}; END")
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -408,4 +430,5 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
-              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34)
+              _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
+              _migrate_35)

@@ -41,11 +41,11 @@ what ends them (a handling that runs the worker out of memory), so it waits out 
 POLL_SECONDS = 0.05
 CLOCK_SLACK = 60.0
 """Seconds by which the clocks of the processes sharing the queue may differ. Times are the
-wall clock's, shared by every process: an event due later than the longest retry delay from now,
-or taken later than this from now, was stamped before the clock was set back (an NTP step), and
-is due now, its lease over; it would otherwise wait as long as the step."""
+wall clock's, shared by every process: an event due later than the queue's longest retry delay
+from now, or taken later than this from now, was stamped before the clock was set back (an NTP
+step), and is due now, its lease over; it would otherwise wait as long as the step."""
 AVAILABLE = "(due <= ? OR due > ?) AND (taken_by IS NULL OR taken_at < ? OR taken_at > ?)"
-"""An event a taker may claim at a time ``now``, with ``now``, ``now + MAX_BACKOFF + CLOCK_SLACK``,
+"""An event a taker may claim at a time ``now``, with ``now``, ``now + longest delay + CLOCK_SLACK``,
 ``now - lease`` and ``now + CLOCK_SLACK`` (:data:`CLOCK_SLACK`)."""
 
 
@@ -62,10 +62,15 @@ class SqliteQueue:
     """Implements :class:`functions.adapters.broker.EventQueue` on a table; safe from any thread."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS,
-                 taker: str | None = None, ended: Callable[[str], bool] = lambda taker: False) -> None:
+                 taker: str | None = None, ended: Callable[[str], bool] = lambda taker: False,
+                 longest_delay: float = MAX_BACKOFF, clock: Callable[[], float] = time.time) -> None:
         """``taker`` names this queue's holds on the events it takes (a new random name by
-        default); ``ended`` tells whether another taker has ended (none, by default)."""
+        default); ``ended`` tells whether another taker has ended (none, by default);
+        ``longest_delay`` is the longest wait its takers put an event back for (:meth:`retry`),
+        the local broker's by default; ``clock`` is the wall clock every process shares."""
         self._lease = lease_seconds
+        self._longest_delay = longest_delay
+        self._clock = clock
         self._path = Path(path)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -95,7 +100,7 @@ class SqliteQueue:
         it ahead of every event waiting but other follow-ups."""
         with self._lock, translated(self._path):
             self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
-                               (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else time.time()))
+                               (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else self._clock()))
         if wake:
             self._wake.set()
 
@@ -117,7 +122,7 @@ class SqliteQueue:
         deadline = time.monotonic() + timeout
         while not (self._stopped.is_set() or self._woken.is_set()):
             with self._lock, translated(self._path):
-                if self._available(time.time()):
+                if self._available(self._clock()):
                     return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -132,10 +137,10 @@ class SqliteQueue:
 
     def _bounds(self, now: float) -> tuple[float, float, float, float]:
         """:data:`AVAILABLE`'s arguments at ``now``."""
-        return now, now + MAX_BACKOFF + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK
+        return now, now + self._longest_delay + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK
 
     def _claim(self) -> Delivery | None:
-        now = time.time()
+        now = self._clock()
         bounds = self._bounds(now)
         with self._lock, translated(self._path):
             if time.monotonic() >= self._take_back_at:
@@ -198,9 +203,13 @@ class SqliteQueue:
             self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,))
 
     def retry(self, delivery: Delivery, delay: float) -> None:
+        """Put the event back, due ``delay`` seconds from now: at most the queue's longest delay,
+        as a later due would be taken for a clock set back and taken at once."""
+        if delay > self._longest_delay:
+            raise ValueError(f"a retry in {delay:g} s is past this queue's longest delay of {self._longest_delay:g} s")
         with self._lock, translated(self._path):
             self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
-                               (time.time() + delay, delivery.token))
+                               (self._clock() + delay, delivery.token))
 
     def release(self, delivery: Delivery) -> None:
         """Give back an event this process took and will not settle (its post cut short as the

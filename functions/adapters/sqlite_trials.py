@@ -323,7 +323,10 @@ class SqliteTrials(SqliteStudies):
         pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
         operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
                                      "AND operation != ''").fetchone()[0]
-        return Census(studies, running_on, _counts(trials), pools, operations)
+        tallies = self.db.execute("SELECT kind, label, n FROM tallies").fetchall()
+        finished = {label: n for kind, label, n in tallies if kind == "trials_finished"}
+        letters = sum(n for kind, _, n in tallies if kind == "dead_letters")
+        return Census(studies, running_on, _counts(trials), pools, operations, _counts(finished), letters)
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         row = self._study_row(study)

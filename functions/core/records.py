@@ -270,13 +270,16 @@ class Counts:
 class Census:
     """What the store holds, across studies: studies by status, running studies by where their
     trials run (None: stored before katuna recorded it), trials by state, node-pool uses by
-    phase, and how many of those uses wait on a cloud operation."""
+    phase, and how many of those uses wait on a cloud operation; and what only grows: the trials
+    that ended, by state (a :class:`Counts` of the ended states), and the dead letters received."""
 
     studies: Mapping[str, int]
     running_on: Mapping[str | None, int]
     trials: Counts
     pool_uses: Mapping[str, int]
     pool_operations: int
+    trials_finished: Counts = field(default_factory=Counts)
+    dead_letters: int = 0
 
     def running_for(self, executor: str) -> int:
         """The running studies a service whose ``KATUNA_EXECUTOR`` is ``executor`` runs: not

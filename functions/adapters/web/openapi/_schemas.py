@@ -26,8 +26,9 @@ SCHEMAS: dict[str, Any] = {
                                                   "of not_ready that also says its status",
                  "required": ["status", "error", "message", "retryable"], "properties": {
                      "status": {"const": "not ready"}, "error": {"const": "not_ready"},
-                     "message": {"type": "string", "description": "what is not running: the event broker thread "
-                                 "(queue mode), or the threads sending events to K_SINK (reply mode)"},
+                     "message": {"type": "string", "description": "why: the database cannot be read, its path "
+                                 "no longer names the file the service opened, or what is not running: the event "
+                                 "broker thread (queue mode), or the threads sending events to K_SINK (reply mode)"},
                      "retryable": {"const": True}}},
     "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
               "properties": {

@@ -62,8 +62,8 @@ def metrics_path() -> dict[str, Any]:
         "summary": "The service's metrics for Prometheus", "operationId": "metrics",
         "description": ("Prometheus's text format (version 0.0.4), or OpenMetrics when the Accept header asks for "
                         "it; every name starts with katuna_. Event handlings by type, handler and outcome, handler "
-                        "latency, studies by status, trials by state, node-pool uses by phase and (queue mode) the "
-                        "events waiting. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
+                        "latency, studies by status, trials by state, node-pool uses by phase, the events waiting, "
+                        "trials ended by state, events dropped, dead letters received and storage failures by kind. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
                         "set, loopback Host names only."),
         "security": [{"bearer": []}],
         "responses": {"200": {"description": "the metrics", "content": {
@@ -71,7 +71,7 @@ def metrics_path() -> dict[str, Any]:
                       "400": error("a Host that is not served (no token set)"),
                       "401": error("missing or wrong bearer token (when KATUNA_METRICS_TOKEN or "
                                    "KATUNA_API_TOKEN is set)"),
-                      "503": error("the store cannot be read now")}}}
+                      "503": error("the database cannot be read now; retry after Retry-After seconds")}}}
 
 
 
@@ -129,10 +129,9 @@ def _probe_paths() -> dict[str, Any]:
                              "responses": {"200": {"description": "the process answers", **status_body("ok")}}}},
         "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
             "200": {"description": "ready", **status_body("ready")},
-            "503": {"description": "not ready (a NotReady), or the database cannot be read (an Error: "
-                                   "temporary_error, storage_unavailable, ...)",
-                    "content": {"application/json": {"schema": {"oneOf": [
-                        {"$ref": "#/components/schemas/NotReady"}, {"$ref": "#/components/schemas/Error"}]}}}}}}},
+            "503": {"description": ("not ready: the database cannot be read, or its path no longer names the "
+                                    "file the service opened, or a thread taking events is not running"),
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotReady"}}}}}}},
         "/openapi.json": {"get": {"summary": "openapi", "operationId": "openapi",
                                   "responses": {"200": {"description": "this document", "content": {
                                       "application/json": {"schema": {"type": "object"}}}}}}}}
