@@ -27,7 +27,7 @@ from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_migrations import MIGRATIONS
-from functions.adapters.sqlite_schema import connect
+from functions.adapters.sqlite_schema import connect, refuse_migrated
 from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
 from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
@@ -45,10 +45,12 @@ def loads(text: str | None) -> Any:
 
 def reading(method: Callable[..., Any]) -> Callable[..., Any]:
     """A read outside a transaction, whose database failures pass as katuna's errors too: the
-    store's fault, not a study's, so callers retry instead of failing the study they work on."""
+    store's fault, not a study's, so callers retry instead of failing the study they work on.
+    Refused once a newer katuna has migrated the database (:func:`refuse_migrated`)."""
     @functools.wraps(method)
     def read(self: SqliteConnection, *args: Any, **kwargs: Any) -> Any:
         with translated(self.path):
+            refuse_migrated(self.db.conn, self.path)
             return method(self, *args, **kwargs)
     return read
 
@@ -139,6 +141,9 @@ class SqliteConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``), refused once a newer katuna has migrated
+        the database (:func:`refuse_migrated`); one already under way on this connection is
+        joined."""
         conn = self.db.conn
         if conn.in_transaction:
             yield
@@ -147,6 +152,7 @@ class SqliteConnection:
             conn.execute("BEGIN IMMEDIATE")
             self._writing = next(self._transactions)
             try:
+                refuse_migrated(conn, self.path)
                 yield
                 if self._optuna is not None:
                     self._optuna.snapshot_if_due()
