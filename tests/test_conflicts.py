@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from conftest import study_definition
 
-from functions.core.conflicts import changed_paths, study_conflict
+from functions.core.conflicts import changed_paths, same_study, study_conflict
+from functions.core.formats import load_definition
 from functions.core.records import StudyRecord
+from functions.core.resources import in_namespace
+from functions.core.spec import Study
 from functions.core.validate import parse_study
 
 
@@ -33,10 +37,25 @@ def test_the_conflict_names_the_changed_fields_as_written_and_how_to_go_on():
 
 
 def test_where_only_what_the_definition_reads_changed_the_normalised_studys_fields_are_named():
-    definition = study_definition(maxTrials=4)
-    record = StudyRecord(parse_study(definition), study_definition(maxTrials=4), "/tmp", "uid-1")
-    conflict = study_conflict(record, parse_study(study_definition(maxTrials=4, parallelism=1)), definition)
-    assert conflict.changed == ("parallelism",)
+    definition = study_definition(maxTrials=4, warmStart={"file": "known.json"})
+
+    def read(value: float) -> Study:
+        return load_definition(definition, lambda path: json.dumps([{"params": {"x": 1.0}, "value": value}]))[0]
+
+    stored = StudyRecord(read(0.5), definition, "/tmp", "uid-1")
+    assert same_study(stored, read(0.5), definition) and not same_study(stored, read(0.7), definition)
+    conflict = study_conflict(stored, read(0.7), definition)
+    assert conflict.changed == ("warmStart.trials[0].values[0]",)
+
+
+def test_the_same_document_is_another_study_in_another_namespace():
+    """A study resource's namespace comes from the resource, not from the document it stands for."""
+    definition = study_definition()
+    record = StudyRecord(in_namespace(parse_study(definition), "team-a"), definition, "/tmp", "uid-1")
+    assert same_study(record, in_namespace(parse_study(definition), "team-a"), definition)
+    assert not same_study(record, in_namespace(parse_study(definition), "team-b"), definition)
+    assert study_conflict(record, in_namespace(parse_study(definition), "team-b"), definition).changed == (
+        "kubernetes.namespace",)
 
 
 def test_a_long_list_of_changes_is_shortened_in_the_message_only():

@@ -27,7 +27,7 @@ from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_migrations import MIGRATIONS
-from functions.adapters.sqlite_schema import connect
+from functions.adapters.sqlite_schema import connect, refuse_migrated
 from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
 from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
@@ -45,10 +45,12 @@ def loads(text: str | None) -> Any:
 
 def reading(method: Callable[..., Any]) -> Callable[..., Any]:
     """A read outside a transaction, whose database failures pass as katuna's errors too: the
-    store's fault, not a study's, so callers retry instead of failing the study they work on."""
+    store's fault, not a study's, so callers retry instead of failing the study they work on.
+    Refused once a newer katuna has migrated the database (:func:`refuse_migrated`)."""
     @functools.wraps(method)
     def read(self: SqliteConnection, *args: Any, **kwargs: Any) -> Any:
         with translated(self.path):
+            refuse_migrated(self.db.conn, self.path)
             return method(self, *args, **kwargs)
     return read
 
@@ -107,9 +109,12 @@ class SqliteConnection:
     def check_readable(self) -> None:
         """Read the database as a request would, raising katuna's error when it cannot be: its
         path still names the file opened, and its schema and the studies table can be read (a
-        file that is no database, or a damaged one, fails here; ``SELECT 1`` reads no page)."""
+        file that is no database, or a damaged one, fails here; ``SELECT 1`` reads no page), and no
+        newer katuna has migrated it since (:func:`refuse_migrated`): an old revision's pod is
+        taken out of service."""
         check_same_file(self.path, self.opened)
         with translated(self.path):
+            refuse_migrated(self.db.conn, self.path)
             self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             self.db.execute("SELECT name FROM studies LIMIT 1").fetchall()
 
@@ -150,8 +155,10 @@ class SqliteConnection:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction, refused while the path names another file than the one opened
-        (:func:`~functions.adapters.sqlite_errors.check_same_file`)."""
+        """A write transaction (``BEGIN IMMEDIATE``), refused while the path names another file
+        than the one opened (:func:`~functions.adapters.sqlite_errors.check_same_file`) and once a
+        newer katuna has migrated the database (:func:`refuse_migrated`); one already under way on
+        this connection is joined."""
         conn = self.db.conn
         if conn.in_transaction:
             yield
@@ -161,6 +168,7 @@ class SqliteConnection:
             conn.execute("BEGIN IMMEDIATE")
             self._writing = next(self._transactions)
             try:
+                refuse_migrated(conn, self.path)
                 yield
                 if self._optuna is not None:
                     self._optuna.snapshot_if_due()

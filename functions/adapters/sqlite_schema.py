@@ -43,6 +43,7 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         _refuse_foreign(conn, path)
+        _refuse_prerelease(conn, path)
         _refuse_newer(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -71,6 +72,20 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
                           "katuna left it as it is: give --db (or KATUNA_DB) a katuna database, or a new path")
 
 
+def _refuse_prerelease(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, before anything is written to it, a database made by one of katuna's first
+    pre-release versions, whose ``studies`` table lacks the ``uid`` column the first migration
+    has made since: the later migrations read it, so none can bring the file up to date, and
+    trying again would fail again. Only a database older than the ``application_id`` is looked at."""
+    if conn.execute("PRAGMA application_id").fetchone()[0] != 0 or not conn.execute("PRAGMA user_version").fetchone()[0]:
+        return
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(studies)")]
+    if "uid" not in columns:
+        raise ForeignDatabase(f"{path.absolute()} was made by a pre-release katuna (its studies have no uid), which "
+                              "this katuna cannot upgrade; katuna left it as it is: give --db (or KATUNA_DB) a new "
+                              "path, or read it with the katuna that made it")
+
+
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
     """Refuse, before anything is written to it, a database a newer katuna has migrated past
     the schema this one knows: its tables may mean what this katuna would misread (the
@@ -80,3 +95,17 @@ def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
     if version > len(MIGRATIONS):
         raise NewerDatabase(f"{path.absolute()} was migrated by a newer katuna (schema {version}; this katuna knows "
                             f"schema {len(MIGRATIONS)} at most); katuna left it as it is: upgrade katuna to use it")
+
+
+def refuse_migrated(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse to go on with a database a newer katuna migrated after this process opened it
+    (the schema is checked on opening, and a connection stays open for the process's life):
+    checked as each write transaction begins and before each of the store's reads, one read of
+    the file's header, so an older process beside a newer one (a rollout's old revision)
+    neither writes nor misreads the newer tables. Temporary, as for the service the answer is
+    another process: the newer katuna's."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise NewerDatabase(f"{path.absolute()} was migrated by a newer katuna (schema {version}; this katuna knows "
+                            f"schema {len(MIGRATIONS)} at most) while this process had it open; this process reads and "
+                            "writes it no more: replace it with the newer katuna")

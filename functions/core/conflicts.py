@@ -3,10 +3,12 @@ differ, and what to do about it, in the one error the CLI and the HTTP API (409)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from functions.core.errors import StudyConflict
+from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.records import StudyRecord
 from functions.core.resources import description
 from functions.core.spec import Study
@@ -18,18 +20,62 @@ _ABSENT = object()
 
 def same_study(stored: StudyRecord, spec: Study, definition: Mapping[str, Any]) -> bool:
     """Whether the study ``spec`` (submitted as ``definition``) is the ``stored`` one submitted
-    again: the same normalised study with the same ``description``, which the normalised study
-    leaves out, so a changed description is a conflict as any other changed field is."""
-    return stored.spec == spec and description(stored.definition) == description(definition)
+    again: the same study as this katuna converts both documents (:func:`restated`), with the
+    same ``description``, which the normalised study leaves out, so a changed description is a
+    conflict as any other changed field is. The stored spec is the conversion of the katuna that
+    stored it, which may lack a default added since: the user's documents decide, not it."""
+    if description(stored.definition) != description(definition):
+        return False
+    return stored.spec == spec or restated(stored, spec, definition) == spec
+
+
+def restated(stored: StudyRecord, spec: Study, definition: Mapping[str, Any]) -> Study | None:
+    """The ``stored`` study as this katuna converts its document: ``spec`` where ``definition``
+    is that document (:func:`same_document`), else the stored document converted again (None
+    where this katuna refuses it, or it names a warm-start file: only the CLI reads one). Its
+    namespace and warm start are kept as stored, as they come from outside the document too (a
+    study resource's namespace, the results a warm-start file held)."""
+    today = spec if same_document(stored.definition, definition) else _converted(stored.definition)
+    if today is None:
+        return None
+    kept = replace(today.kubernetes, namespace=stored.spec.kubernetes.namespace)
+    return replace(today, kubernetes=kept, warm_start=stored.spec.warm_start)
+
+
+def same_document(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether two definitions are the same document as parsed: the same JSON, whatever the
+    order of keys (``1`` and ``1.0``, or ``true`` and ``1``, stay different values)."""
+    try:
+        return _canonical(before) == _canonical(after)
+    except (TypeError, ValueError):
+        return False
+
+
+def _canonical(definition: Mapping[str, Any]) -> str:
+    return json.dumps(definition, sort_keys=True, allow_nan=True)
+
+
+def _converted(definition: Mapping[str, Any]) -> Study | None:
+    """The study this katuna makes of a stored document, under the default limits (which only
+    refuse; a refusal leaves the stored spec to compare), or None where it refuses it."""
+    # Imported here: formats brings YAML, which a trial's end (handled with this module loaded)
+    # never needs in a fresh process.
+    from functions.core.formats import load_definition
+
+    try:
+        return load_definition(dict(definition), stored=lambda name: True)[0]
+    except InvalidStudy:
+        return None
 
 
 def study_conflict(stored: StudyRecord, spec: Study, definition: Mapping[str, Any], why: str = "") -> StudyConflict:
     """The error for the study ``spec`` (submitted as ``definition``) meeting the ``stored``
     one under its name: the paths at which the definitions differ, as their author wrote them
-    (``parameters[0].max``; those of the normalised studies where only a file they name
-    changed), ``why`` it cannot go on as it is (if anything more), and the two ways forward:
-    another name, or deleting the stored study."""
-    changed = changed_paths(stored.definition, definition) or changed_paths(stored.spec.to_dict(), spec.to_dict())
+    (``parameters[0].max``; those of the normalised studies where only what the document reads
+    changed, the stored one as this katuna converts it), ``why`` it cannot go on as it is (if
+    anything more), and the two ways forward: another name, or deleting the stored study."""
+    changed = changed_paths(stored.definition, definition) or \
+        changed_paths((restated(stored, spec, definition) or stored.spec).to_dict(), spec.to_dict())
     listed = ", ".join(changed[:SHOWN]) + (f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else "")
     name = stored.name
     return StudyConflict(

@@ -157,7 +157,8 @@ class StorageUnavailable(TemporaryError):
 
 
 class ForeignDatabase(StorageUnavailable):
-    """The file is an SQLite database, but not katuna's: it is left as it is, never migrated."""
+    """The file is an SQLite database, but not katuna's (or a pre-release katuna's that no
+    migration upgrades): it is left as it is, never migrated."""
 
 
 class NewerDatabase(StorageUnavailable):

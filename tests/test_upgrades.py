@@ -1,0 +1,212 @@
+"""katuna upgraded in place, over a database an older katuna made.
+
+A study stored by an older katuna, submitted again: the stored spec is that katuna's conversion
+of its document, which may lack a default added since or fill one in otherwise. The user's own
+document decides whether the study changed: the same document resumes (or reports) the stored
+study, whatever the conversion; a different one is compared as this katuna converts both, so a
+conflict names only what the user changed. An older process still running once a newer katuna
+has migrated the file neither reads nor writes it any more; and a database of katuna's first
+pre-release versions, which no migration upgrades, is refused as such, left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+import yaml
+from conftest import study_definition
+from http_helpers import KATUNA
+from test_katib import experiment
+
+from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
+from functions.core.errors import NewerDatabase
+from functions.core.formats import load_definition
+from functions.core.records import StudyRecord
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+
+def without_non_finite(normalized: dict) -> None:
+    """A Katib Experiment as katunas stored it before their conversion gave it Katib's handling of
+    non-finite values (``metricsCollector.nonFinite``)."""
+    del normalized["metricsCollector"]["nonFinite"]
+
+
+def as_converted(normalized: dict) -> None:
+    """The stored spec left as this katuna converted it."""
+
+
+def katuna(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def stored_as_older(db: Path, definition: dict, status: str, older: Callable[[dict], None]) -> None:
+    """Store ``definition``'s study, with ``status``, as an older katuna did: its stored spec (the
+    conversion that katuna made) edited in place by ``older``."""
+    spec, _ = load_definition(definition)
+    store = SqliteStore(db)
+    try:
+        store.add_study(StudyRecord(spec, definition, str(db.parent), "uid-old", status=status))
+    finally:
+        store.close()
+    normalized = stored_spec(db)
+    older(normalized)
+    sqlite_utils.Database(db).execute("UPDATE studies SET normalized = ?", [json.dumps(normalized)])
+
+
+def stored_spec(db: Path) -> dict:
+    return json.loads(sqlite_utils.Database(db).execute("SELECT normalized FROM studies").fetchone()[0])
+
+
+def test_an_interrupted_experiment_stored_by_an_older_katuna_resumes_from_the_same_file(tmp_path: Path):
+    """Before, ``katuna run`` of the unchanged file exited 2, the study "changed" at
+    ``metricsCollector.nonFinite``, a field the file never held; it resumes as it was stored,
+    and once ended, its budget raised restarts it."""
+    doc = experiment(maxTrialCount=2, parallelTrialCount=1, resumePolicy="LongRunning")
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    stored_as_older(tmp_path / "katuna.db", doc, "running", without_non_finite)
+
+    resumed = katuna(tmp_path, "run", "experiment.yaml")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "completed" in resumed.stdout
+    assert "nonFinite" not in stored_spec(tmp_path / "katuna.db")["metricsCollector"], "the stored spec is kept"
+
+    again = katuna(tmp_path, "run", "experiment.yaml")
+    assert again.returncode == 0 and "Nothing to run" in again.stdout, again.stdout + again.stderr
+
+    doc["spec"]["maxTrialCount"] = 3
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    restarted = katuna(tmp_path, "run", "experiment.yaml")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert len(json.loads(katuna(tmp_path, "trials", "katib-exp", "--json").stdout)) == 3
+
+
+def test_another_file_is_compared_as_this_katuna_converts_both(tmp_path: Path):
+    """A file that says the same in other words (a default written out) is the stored study; one
+    that changes a field is refused naming that field only, not what the conversions differ in."""
+    doc = experiment(maxTrialCount=2, parallelTrialCount=1)
+    stored_as_older(tmp_path / "katuna.db", doc, "completed", without_non_finite)
+
+    spelt_out = experiment(maxTrialCount=2, parallelTrialCount=1,
+                           metricsCollectorSpec={"collector": {"kind": "StdOut"}})
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(spelt_out))
+    same = katuna(tmp_path, "run", "experiment.yaml")
+    assert same.returncode == 0 and "Nothing to run" in same.stdout, same.stdout + same.stderr
+
+    edited = experiment(maxTrialCount=2, parallelTrialCount=1, maxFailedTrialCount=2)
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(edited))
+    refused = katuna(tmp_path, "run", "experiment.yaml")
+    assert refused.returncode == 2
+    assert "(changed: spec.maxFailedTrialCount)" in refused.stderr and "nonFinite" not in refused.stderr
+
+
+def test_posting_the_same_experiment_again_answers_200(tmp_path: Path):
+    """Before, ``POST /studies`` of the Experiment it had stored answered 409 ``study_conflict``."""
+    doc = experiment()
+    stored_as_older(tmp_path / "katuna.db", doc, "completed", without_non_finite)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        answer = create_app(runtime).test_client().post("/studies", data=yaml.safe_dump(doc),
+                                                        content_type="application/yaml")
+        assert answer.status_code == 200, answer.get_json()
+        edited = experiment(parallelTrialCount=1)
+        answer = create_app(runtime).test_client().post("/studies", data=yaml.safe_dump(edited),
+                                                        content_type="application/yaml")
+        assert answer.status_code == 409 and answer.get_json()["changed"] == ["spec.parallelTrialCount"]
+    finally:
+        runtime.close()
+
+
+def test_a_native_study_stored_under_another_default_resumes_from_the_same_file(tmp_path: Path):
+    """A native study is converted too (its defaults filled in): one stored when a default was
+    another (here ``trialTemplate.maxAttempts``) resumes from its unchanged file, and keeps the
+    default it was stored with."""
+    definition = study_definition(maxTrials=2)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    stored_as_older(tmp_path / "katuna.db", definition, "running",
+                    lambda normalized: normalized["trialTemplate"].update(maxAttempts=3))
+
+    resumed = katuna(tmp_path, "run", "study.yaml")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert stored_spec(tmp_path / "katuna.db")["trialTemplate"]["maxAttempts"] == 3
+
+
+# A newer katuna migrating the file under an older process
+
+
+def migrated_by_a_newer_katuna(db: Path) -> None:
+    """What a newer katuna's migration leaves for this one to see: a schema past the last it knows."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+
+
+def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_writes_nor_reads(tmp_path: Path):
+    """Before, only opening the file checked its schema: a process that had it open already went
+    on writing tables the newer katuna had changed."""
+    db = tmp_path / "katuna.db"
+    store = SqliteStore(db)
+    try:
+        definition = study_definition()
+        store.add_study(StudyRecord(load_definition(definition)[0], definition, str(tmp_path), "uid-1"))
+        migrated_by_a_newer_katuna(db)
+        other = study_definition(name="other")
+        with pytest.raises(NewerDatabase, match="migrated by a newer katuna .* while this process had it open"):
+            store.add_study(StudyRecord(load_definition(other)[0], other, str(tmp_path), "uid-2"))
+        with pytest.raises(NewerDatabase):
+            store.get_study("demo")
+    finally:
+        store.close()
+    assert [row[0] for row in sqlite3.connect(db).execute("SELECT name FROM studies")] == ["demo"]
+
+
+def test_the_service_answers_503_once_a_newer_katuna_migrated_its_database(tmp_path: Path):
+    """Before, an old ``katuna serve`` answered a thread's reads on its open connection (200),
+    as docs/knative.md says the old revision's requests do not."""
+    doc = experiment()
+    stored_as_older(tmp_path / "katuna.db", doc, "completed", as_converted)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        assert client.get("/studies/katib-exp").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        migrated_by_a_newer_katuna(tmp_path / "katuna.db")
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "migrated by a newer katuna" in ready.get_json()["message"], \
+            "an old revision's pod is taken out of service"
+        for answer in (client.get("/studies/katib-exp"),
+                       client.post("/studies", data=yaml.safe_dump(doc), content_type="application/yaml")):
+            assert (answer.status_code, answer.get_json()["error"]) == (503, "newer_database")
+            assert "replace it with the newer katuna" in answer.get_json()["message"]
+    finally:
+        runtime.close()
+
+
+# A pre-release katuna's database
+
+
+def test_a_database_of_katunas_first_pre_release_versions_is_refused_as_such_left_as_it_is(tmp_path: Path):
+    """The first versions made studies without a ``uid``, which the later migrations read.
+    Before, every command said "the database failed (no such column: uid); retry later"."""
+    db = tmp_path / "katuna.db"
+    made = sqlite_utils.Database(db)
+    _migrate_1(made)
+    made.execute("ALTER TABLE studies DROP COLUMN uid")
+    made.execute("PRAGMA user_version = 1")
+    made.close()
+    before = db.read_bytes()
+    for command in (["studies"], ["show", "demo"]):
+        refused = katuna(tmp_path, *command, "--db", str(db))
+        assert (refused.returncode, refused.stderr) == (2, (
+            f"error: {db} was made by a pre-release katuna (its studies have no uid), which this katuna cannot "
+            "upgrade; katuna left it as it is: give --db (or KATUNA_DB) a new path, or read it with the katuna "
+            "that made it\n"))
+    assert db.read_bytes() == before
