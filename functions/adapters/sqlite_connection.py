@@ -46,11 +46,13 @@ def loads(text: str | None) -> Any:
 def reading(method: Callable[..., Any]) -> Callable[..., Any]:
     """A read outside a transaction, whose database failures pass as katuna's errors too: the
     store's fault, not a study's, so callers retry instead of failing the study they work on.
-    Refused once a newer katuna has migrated the database (:func:`refuse_migrated`)."""
+    Refused once a newer katuna has migrated the database (:func:`refuse_migrated`), as checked
+    here unless inside this connection's transaction, which checked as it took the write lock."""
     @functools.wraps(method)
     def read(self: SqliteConnection, *args: Any, **kwargs: Any) -> Any:
         with translated(self.path):
-            refuse_migrated(self.db.conn, self.path)
+            if not self.db.conn.in_transaction:
+                refuse_migrated(self.db.conn, self.path)
             return method(self, *args, **kwargs)
     return read
 
