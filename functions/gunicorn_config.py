@@ -19,6 +19,7 @@ sent, which could forge a line. Loading this module loads NumPy with one BLAS th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from functions.blas_threads import load_numpy_with_one_blas_thread
@@ -27,6 +28,7 @@ load_numpy_with_one_blas_thread()  # gunicorn's master loads this module first; 
 
 from functions.adapters import log_lines, process_tree  # noqa: E402
 from functions.adapters.web import access_log  # noqa: E402
+from functions.adapters.web.server import METRICS_DIR  # noqa: E402
 from functions.core.errors import InvalidSetting  # noqa: E402
 from functions.settings import Settings  # noqa: E402
 
@@ -63,6 +65,19 @@ def on_starting(server: Any) -> None:
     process_tree.hide_from_trials()
     configure_logging()
     server.log.setup(server.cfg)
+    if (problem := metrics_problem(server.cfg.workers, os.environ)) is not None:
+        server.log.warning("%s", problem)
+
+
+def metrics_problem(workers: int, environ: Mapping[str, str]) -> str | None:
+    """Why ``/metrics`` would count wrong under ``workers`` gunicorn workers, or None: each
+    worker keeps its own counters, and without ``PROMETHEUS_MULTIPROC_DIR`` a scrape answered by
+    one of them shows its counts alone, which go up and down from scrape to scrape as another
+    answers (``katuna serve`` sets the variable; gunicorn started by hand does not)."""
+    if workers <= 1 or environ.get(METRICS_DIR):
+        return None
+    return (f"{workers} workers without {METRICS_DIR}: each scrape of /metrics shows the counters of the one worker "
+            f"that answers it; set {METRICS_DIR} to an empty directory of the metrics' own, or run one worker")
 
 
 def configure_logging() -> None:
