@@ -24,6 +24,9 @@ from functions.adapters.web.access_log import printable
 TOKEN = "s3cret-token-0123456789abcdefghij"
 FORGED_PATH = "/studies/x%0A127.0.0.1%20-%20-%20FORGED%20%1b%5b31mRED"
 """A path that, decoded, holds a line end and a terminal escape."""
+FORGED_AGENT = 'x\\" 999 5 "-" "evil" forged.id dev.katuna.trial.finished 1 \\"'
+"""A user agent that, its backslashes or quotes left as they are, would read as fields of the
+line's own."""
 
 
 def test_control_characters_are_written_as_their_escapes():
@@ -36,7 +39,7 @@ def _forge(base: str) -> None:
     """A request whose path would forge a line, with a token in every place katuna never reads one."""
     request = urllib.request.Request(f"{base}{FORGED_PATH}?token={TOKEN}", headers={
         "Authorization": "Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode(),
-        "Referer": f"http://127.0.0.1/ui/?token={TOKEN}"})
+        "Referer": f"http://127.0.0.1/ui/?token={TOKEN}", "User-Agent": FORGED_AGENT})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
@@ -52,8 +55,10 @@ def _check(log: str) -> None:
     lines = [line for line in log.splitlines() if "FORGED" in line]
     assert len(lines) == 1 and lines[0].startswith("127.0.0.1 "), log
     assert '"GET /studies/x\\n127.0.0.1 - - FORGED \\x1b[31mRED HTTP/1.1" 401 ' in lines[0], lines[0]
-    assert re.search(r' "http://127\.0\.0\.1/ui/\?…" "Python-urllib/[\d.]+" - - \d+$', lines[0]), \
-        "Apache's combined line (the referrer without its query), then the event's id and type, and the duration"
+    agent = FORGED_AGENT.replace("\\", "\\\\").replace('"', '\\"')
+    assert re.search(r' "http://127\.0\.0\.1/ui/\?…" "' + re.escape(agent) + r'" - - \d+$', lines[0]), \
+        "Apache's combined line (the referrer without its query, the agent's quotes escaped), then the event's " \
+        "id and type, and the duration"
     assert "\x1b" not in log and TOKEN not in log
 
 

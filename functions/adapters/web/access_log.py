@@ -12,7 +12,10 @@ A request's path is the client's text, percent-decoded: ``/studies/x%0A127.0.0.1
 write a second line of the client's choosing (a request that never happened, a 201 where it got
 a 401), and ``%1b[...`` terminal escapes that repaint whatever shows the log. No token is needed
 to send one. So each control character of a line's values is written as its escape (``\\n``, ``\\x1b``),
-the way Python writes it in a string; gunicorn escapes the quotes itself. With
+the way Python writes it in a string, and in the quoted fields (the path, the referrer, the
+user agent) a backslash as ``\\\\`` (gunicorn escapes the quotes, as ``\\"``, but not a
+backslash: a user agent of ``x\\" 999 5 "-" "evil" forged.id ...`` would have closed its field
+and read as others). With
 ``KATUNA_LOG_FORMAT=json`` the line is the ``message`` of a JSON line whose ``httpRequest``
 holds the same values by name (:mod:`functions.adapters.log_lines`).
 """
@@ -53,6 +56,21 @@ def unqueried(value: Any) -> Any:
     return QUERY.sub("?…", value) if isinstance(value, str) else value
 
 
+QUOTED = ("m", "U", "H", "f", "a")
+"""The values :data:`FORMAT` writes between quotes."""
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a quoted field of the line holds it: its backslashes escaped, as Apache
+    writes them (gunicorn's ``SafeAtoms`` then escapes its quotes)."""
+    return value.replace("\\", "\\\\")
+
+
+def _printable(atoms: dict[str, Any]) -> dict[str, Any]:
+    """The line's values with their control characters escaped (:func:`printable`)."""
+    return {key: printable(value) if isinstance(value, str) else value for key, value in atoms.items()}
+
+
 def _event_atoms(environ: dict[str, Any]) -> dict[str, str]:
     """The request's CloudEvent id and type: its headers (binary mode), else the event the
     functions read (structured mode); ``-`` for neither."""
@@ -80,22 +98,28 @@ class AccessLogger(Logger):
         log_lines.style_gunicorn(self.error_log, self.access_log)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        return _printable(self._read_atoms(resp, req, environ, request_time))
+
+    def _read_atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        """gunicorn's values of the line, as the client sent them, without their queries."""
         found = super().atoms(resp, req, environ, request_time)
         if found["U"] is None:  # a request gunicorn refused before reading its path: what it read of it
             found["U"] = unqueried(environ.get("RAW_URI")) or "-"
         found["f"] = unqueried(found["f"])
         found.update(_event_atoms(environ))
-        return {key: printable(value) if isinstance(value, str) else value for key, value in found.items()}
+        return found
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """gunicorn's access line, with its values by name for a JSON line."""
         if not self.access_log_enabled:
             return
-        found = self.atoms(resp, req, environ, request_time)
+        read = self._read_atoms(resp, req, environ, request_time)
+        found = _printable(read)
         extra = {log_lines.HTTP_REQUEST: _http_request(found)}
         extra.update({"eventId": found["ce_id"], "eventType": found["ce_type"]} if found["ce_id"] != "-" else {})
+        line = _printable({**read, **{key: _quoted(read[key]) for key in QUOTED if isinstance(read.get(key), str)}})
         try:
-            self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(found), extra=extra)
+            self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(line), extra=extra)
         except Exception:
             self.error(traceback.format_exc())
 

@@ -66,13 +66,13 @@ def is_event_path(path: str) -> bool:
 
 
 @blueprint.post("/")
-@takes.body
+@takes.delivery
 def any_function():
     return _handle(None)
 
 
 @blueprint.post("/functions/<function>")
-@takes.body
+@takes.delivery
 def one_function(function: str):
     return _handle(function)
 
@@ -109,7 +109,7 @@ def _handle(function: str | None):
 
 
 @blueprint.post("/dead-letters")
-@takes.body
+@takes.delivery
 def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused

@@ -43,6 +43,15 @@ def body(view: View) -> View:
     return view
 
 
+def delivery(view: View) -> View:
+    """``view`` takes an event delivered to it: its body, and whatever query parameters the
+    delivery's transport adds, which are no part of the event and are ignored (Eventarc adds
+    ``__GCP_CloudEventsMode``, an operator's subscriber URI may hold one): a ``400`` would be
+    final, sending the event to the dead-letter sink, or losing a dead letter for good."""
+    setattr(view, _QUERY, True)
+    return body(view)
+
+
 def check(request: Request, view: Callable | None) -> None:
     """``MalformedRequest`` for a query parameter or a body the operation of ``request`` (served by
     ``view``) does not take; nothing for a request outside :data:`CHECKED_BLUEPRINTS`. A body is

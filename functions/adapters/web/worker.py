@@ -13,7 +13,8 @@ no limit either, once its first bytes have come (``handle``: ``wait_for_data``, 
 Here every client connection is bounded (:class:`ClientSocket`). What has come of a request
 is gathered without waiting, and the connection goes back to the main loop until the rest
 comes (closed unanswered after gunicorn's ``keepalive`` seconds of silence, or answered at the
-request's deadline if that is sooner, as below): a thread takes it only once
+request's deadline if that is sooner, as below; a new connection's starts as it is accepted): a
+thread takes it only once
 its head and its body, ``Content-Length`` or chunked (up to ``KATUNA_MAX_BODY``), are here
 (:mod:`.framing`). A request must be
 whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no write to the client may
