@@ -200,8 +200,10 @@ def test_katunas_answers_leave_queue_proxys_connections_sound(katuna: tuple[Katu
     headers = {"Authorization": "Bearer token", "Content-Type": "application/json"}
     assert _send(revision, method, path, body, headers)[0] == status
     assert _send(revision, "GET", "/healthz") == (200, b'{"status":"ok"}\n')
+    reused = transport.reuses
+    assert _send(revision, "GET", "/healthz") == (200, b'{"status":"ok"}\n')
+    assert transport.reuses == reused + 1, "a kept-alive connection is taken again"
     assert (transport.retries, len(transport.unsolicited), transport.ended) == before
-    assert transport.reuses > 0
 
 
 @pytest.fixture(scope="module")

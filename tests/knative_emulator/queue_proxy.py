@@ -149,7 +149,8 @@ class Answer:
         return self.left == 0 and not self.chunked
 
     def read(self, deadline: float) -> bytes:
-        """The next part of the body, ``b""`` at its end (the connection then goes back)."""
+        """The next part of the body, ``b""`` at its end (the connection then goes back; with
+        the last part, where its length is known)."""
         if self.chunked and self._chunk_left == 0:
             self._next_chunk(deadline)
         if self.done:
@@ -169,6 +170,8 @@ class Answer:
                 return self.read(deadline)
         part = self.connection.take(min(self.left, READ_SIZE), deadline)
         self.left -= len(part)
+        if self.done:  # as Go's body reader gives the last bytes with EOF: back before they are relayed
+            self.close()
         return part
 
     def _next_chunk(self, deadline: float) -> None:
