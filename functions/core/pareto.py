@@ -79,8 +79,9 @@ _SHIFTS = 256
 """Entries of the staircase, per trial, its list inserts may shift in all before the front is
 found again by the tree (:func:`_front_by_tree`): the staircase is 4 to 10 times faster on the
 fronts studies make (200,000 trials on a sphere's front shift about 100 per trial), but a front
-whose every trial goes in at its start (``(i, -i, i)``) shifts the whole list each time, O(n²)
-(6.6 s for 200,000 trials, now 0.6 s)."""
+whose every trial goes in at its start (``(i, -i, i)``) shifts the whole list each time,
+O(n²): 7.0 s for 200,000 trials, 1.3 s by the tree (``benchmarks/pareto_front.py``'s
+``worst_front_s``)."""
 
 
 def pareto_front(spec: Study, scored: list[tuple[int, list[float]]]) -> list[int]:
