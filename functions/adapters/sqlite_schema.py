@@ -86,13 +86,18 @@ def _refuse_prerelease(conn: sqlite3.Connection, path: Path) -> None:
                               "path, or read it with the katuna that made it")
 
 
+def _newer_schema(conn: sqlite3.Connection) -> int | None:
+    """The database's schema version where a newer katuna migrated it past this one's, else None."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version if version > len(MIGRATIONS) else None
+
+
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
     """Refuse, before anything is written to it, a database a newer katuna has migrated past
     the schema this one knows: its tables may mean what this katuna would misread (the
     twenty-sixth migration gave Optuna's journal one stream per study), and writing them could
     break the newer katuna's data."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if (version := _newer_schema(conn)) is not None:
         raise NewerDatabase(f"{path.absolute()} was migrated by a newer katuna (schema {version}; this katuna knows "
                             f"schema {len(MIGRATIONS)} at most); katuna left it as it is: upgrade katuna to use it")
 
@@ -104,8 +109,7 @@ def refuse_migrated(conn: sqlite3.Connection, path: Path) -> None:
     the file's header, so an older process beside a newer one (a rollout's old revision)
     neither writes nor misreads the newer tables. Temporary, as for the service the answer is
     another process: the newer katuna's."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if (version := _newer_schema(conn)) is not None:
         raise NewerDatabase(f"{path.absolute()} was migrated by a newer katuna (schema {version}; this katuna knows "
                             f"schema {len(MIGRATIONS)} at most) while this process had it open; this process reads and "
                             "writes it no more: replace it with the newer katuna")

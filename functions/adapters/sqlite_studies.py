@@ -111,7 +111,7 @@ class SqliteStudies(SqliteConnection):
                 "name": record.name, "uid": record.uid, "definition": dumps(record.definition),
                 "normalized": dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
-                "origin": dumps(record.origin) if record.origin is not None else None,
+                "origin": _json_or_none(record.origin),
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
                 "library_versions": _json_or_none(record.library_versions),
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,

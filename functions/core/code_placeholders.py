@@ -26,7 +26,7 @@ from typing import Any
 
 from functions.core import container_scripts, inline_code, shell_arithmetic, shell_quoting
 from functions.core import trial_spec as trial_spec_shapes
-from functions.core.documents import Path, value_at
+from functions.core.documents import value_at
 from functions.core.errors import Problem
 from functions.core.inline_code import Code, Language
 from functions.core.parameters import ChoiceParameter, Parameter
@@ -51,16 +51,9 @@ def code_problems(template: TrialTemplate, parameters: Iterable[Parameter]) -> l
     values = {p.name: [format_value(v) for v in p.values] for p in parameters if isinstance(p, ChoiceParameter)}
     problems = _argv_problems([f"trialTemplate.command[{i}]" for i in range(len(template.command))],
                               list(template.command), values)
-    if template.trial_spec is not None:
-        for path, container in _containers(template.trial_spec):
-            problems += _container_problems(f"{trial_spec_shapes.PATH}.{path}", container, values)
+    for path, container in trial_spec_shapes.all_containers(template.trial_spec):
+        problems += _container_problems(path, container, values)
     return problems + shell_arithmetic.arithmetic_problems(template, values)
-
-
-def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Each container of the ``trialSpec`` (init containers too), with its path there."""
-    found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
-    return found + trial_spec_shapes.init_containers(trial_spec)
 
 
 def _container_problems(path: str, container: Mapping[str, Any], values: Mapping[str, list[str]]) -> list[Problem]:
@@ -68,18 +61,13 @@ def _container_problems(path: str, container: Mapping[str, Any], values: Mapping
     shells' scripts, and the code another program of it runs."""
     problems = []
     for paths, argv in container_scripts.argvs(container):
-        problems += _argv_problems([_field(path, p) for p in paths], argv, values, scripts=False)
+        problems += _argv_problems([container_scripts.field_path(path, p) for p in paths], argv, values, scripts=False)
     for field in container_scripts.script_fields(container):
-        problems += _script_problems(_field(path, field), str(value_at(container, field)), values)
+        problems += _script_problems(container_scripts.field_path(path, field), str(value_at(container, field)), values)
     for field, program in container_scripts.program_code(container):
         code = Code(-1, program.rsplit("/", 1)[-1], inline_code.language_of(program) or UNKNOWN)
-        problems += _pasted(_field(path, field), str(value_at(container, field)), code, values)
+        problems += _pasted(container_scripts.field_path(path, field), str(value_at(container, field)), code, values)
     return problems
-
-
-def _field(path: str, field: Path) -> str:
-    """``path`` (a container's) and a field of it as one field path (``...args[0]``)."""
-    return path + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in field)
 
 
 def _argv_problems(where: Sequence[str], argv: list[str], values: Mapping[str, list[str]],

@@ -47,6 +47,11 @@ def fill(workload: Mapping[str, Any], containers: Sequence[Mapping[str, Any]], p
     return filled
 
 
+def field_path(path: str, field: Path) -> str:
+    """``path`` (a container's) and a field of it as one field path (``...args[0]``)."""
+    return path + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in field)
+
+
 def argvs(container: Mapping[str, Any]) -> list[tuple[list[Path], list[str]]]:
     """Each argv ``container`` runs, with the path of each of its arguments in ``container``:
     its ``command`` and ``args`` together, then each probe's and hook's ``exec.command``."""

@@ -64,7 +64,7 @@ def exec_problems(study: Study) -> list[Problem]:
     problems = _process_problems("trialTemplate", "command, env and parameter variables", strings + variables, widths)
     if template.trial_spec is not None:
         widths.update(_spec_widths(template.trial_spec))
-        for path, container in _containers(template.trial_spec):
+        for path, container in trial_spec_shapes.all_containers(template.trial_spec):
             problems += _process_problems(path, "command, args, env and parameter variables",
                                           _container_strings(path, container) + variables, widths)
     return list(dict.fromkeys(problems))
@@ -86,12 +86,6 @@ def _process_problems(path: str, what: str, strings: Strings, widths: dict[str, 
                                       "value: the kernel refuses to start a process whose arguments and environment "
                                       "pass 2 MiB, and the service's own variables need the rest"))
     return problems
-
-
-def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Each container of the ``trialSpec`` (init containers too), with its field path."""
-    found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
-    return [(f"{trial_spec_shapes.PATH}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
 
 
 def _container_strings(path: str, container: Mapping[str, Any]) -> Strings:

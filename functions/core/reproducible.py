@@ -10,6 +10,7 @@ parallelism 1, with trials ending in the same order), repeats the study's sugges
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib import metadata
 from typing import Any
@@ -34,8 +35,11 @@ def katuna_version() -> str:
     return installed("katuna")
 
 
+@functools.cache
 def installed(distribution: str) -> str:
-    """The installed release of ``distribution`` (``unknown`` when it is not installed)."""
+    """The installed release of ``distribution`` (``unknown`` when it is not installed), looked
+    up once a process: each lookup scans the installed packages, and a study's start asks for
+    up to five."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

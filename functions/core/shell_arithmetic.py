@@ -26,7 +26,7 @@ from typing import Any
 
 from functions.core import container_scripts, inline_code
 from functions.core import trial_spec as trial_spec_shapes
-from functions.core.documents import Path, value_at
+from functions.core.documents import value_at
 from functions.core.errors import Problem
 from functions.core.exec_limits import MAX_ARG_STRLEN
 from functions.core.shell_quoting import variable
@@ -62,11 +62,11 @@ def arithmetic_problems(template: TrialTemplate, values: Mapping[str, list[str]]
         return []
     command = list(template.command)
     reads = _argv_reads([f"trialTemplate.command[{i}]" for i in range(len(command))], command, template.env, risky)
-    for path, container in _containers(template.trial_spec):
+    for path, container in trial_spec_shapes.all_containers(template.trial_spec):
         env = _env(container)
         for paths, argv in container_scripts.argvs(container):
-            reads += _argv_reads([_field(path, p) for p in paths], argv, env, risky)
-        reads += [(_field(path, field), _script_reads(str(value_at(container, field)), env, risky))
+            reads += _argv_reads([container_scripts.field_path(path, p) for p in paths], argv, env, risky)
+        reads += [(container_scripts.field_path(path, field), _script_reads(str(value_at(container, field)), env, risky))
                   for field in container_scripts.script_fields(container) if field in _SOURCES]
     problems = [Problem(where, _message(name, risky[name])) for where, names in reads for name in sorted(names)]
     return list(dict.fromkeys(problems))
@@ -108,19 +108,6 @@ def _env(container: Mapping[str, Any]) -> list[tuple[str, str]]:
     given = container.get("env")
     return [(e["name"], e["value"]) for e in given if isinstance(e, Mapping) and isinstance(e.get("name"), str)
             and isinstance(e.get("value"), str)] if isinstance(given, list) else []
-
-
-def _containers(trial_spec: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
-    """Each container of the ``trialSpec`` (init containers too, none without one), with its field path."""
-    if trial_spec is None:
-        return []
-    found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
-    return [(f"{trial_spec_shapes.PATH}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
-
-
-def _field(path: str, field: Path) -> str:
-    """``path`` (a container's) and a field of it as one field path (``...args[0]``)."""
-    return path + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in field)
 
 
 def _message(name: str, value: str) -> str:

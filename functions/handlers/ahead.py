@@ -54,6 +54,9 @@ def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
 
 def refill(record: StudyRecord, counts: Counts) -> Event:
     """The continuation that asks for the trials that top the look-ahead up."""
-    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: counts.created,
-                                 **run_field(record.restarts)},
-                 subject=record.name)
+    return Event(STUDY_CREATED, continued(record, counts.created), subject=record.name)
+
+
+def continued(record: StudyRecord, created: int) -> dict[str, object]:
+    """The data of a continuation of the study's current run, sent with ``created`` trials made."""
+    return {"study": record.name, "uid": record.uid, CONTINUED: created, **run_field(record.restarts)}

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import start_failures
-from functions.core.events import STUDY_CREATED, Event, derived_id, run_field, study_completed, trial_suggested
+from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
     COMPLETE,
@@ -84,9 +84,8 @@ def continuation(record: StudyRecord, created: int, asked: int) -> Event:
     down, where the study's trial count does as trials never started are discarded), so a
     redelivery is recognised and no later continuation taken for one; it skips the resume
     checks (every active trial was just suggested)."""
-    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, ahead.CONTINUED: created,
-                                 **run_field(record.restarts)},
-                 id=derived_id(ahead.CONTINUED, record.uid, asked), subject=record.name)
+    return Event(STUDY_CREATED, ahead.continued(record, created), id=derived_id(ahead.CONTINUED, record.uid, asked),
+                 subject=record.name)
 
 
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:

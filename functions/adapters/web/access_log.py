@@ -117,7 +117,7 @@ class AccessLogger(Logger):
         found = _printable(read)
         extra = {log_lines.HTTP_REQUEST: _http_request(found)}
         extra.update({"eventId": found["ce_id"], "eventType": found["ce_type"]} if found["ce_id"] != "-" else {})
-        line = _printable({**read, **{key: _quoted(read[key]) for key in QUOTED if isinstance(read.get(key), str)}})
+        line = {**found, **{key: printable(_quoted(read[key])) for key in QUOTED if isinstance(read.get(key), str)}}
         try:
             self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(line), extra=extra)
         except Exception:

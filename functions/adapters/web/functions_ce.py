@@ -92,8 +92,8 @@ def _handle(function: str | None):
         try:
             emitted = _delivered(runtime, dispatcher, event, function)
         except StudyNotFound as exc:
-            log.info("dropped %s (%s) of study %s: %s", event.type, event.id, _study(event), exc,
-                     extra=about(_study(event), event=event))
+            study = _study(event)
+            log.info("dropped %s (%s) of study %s: %s", event.type, event.id, study, exc, extra=about(study, event=event))
             emitted = []
         if emitted is None:
             log.debug("tick %s from %s not handled: each of its functions handled one less than %g s ago "
@@ -126,7 +126,8 @@ def dead_letter():
         return error_response(exc, resource=False)
     event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
     runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
-    study, context = _study(event), about(_study(event), event=event)
+    study = _study(event)
+    context = about(study, event=event)
     if failed:
         log.error("dead letter %s (%s) of study %s, its study failed: %s", event.type, event.id, study,
                   printable(letter.reason), extra=context)

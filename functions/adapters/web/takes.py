@@ -58,16 +58,16 @@ def check(request: Request, view: Callable | None) -> None:
     refused only on a write: a read's body has no meaning in HTTP, and none is read."""
     if view is None or request.blueprint not in CHECKED_BLUEPRINTS or request.endpoint in UNCHECKED_ENDPOINTS:
         return
-    operation = f"{request.method} {_path(request)}"
     if request.args and not getattr(view, _QUERY, False):
         name = sorted(request.args)[0]
-        raise MalformedRequest(f"{name:.40}: not a parameter of {operation}, which takes none")
+        raise MalformedRequest(f"{name:.40}: not a parameter of {_operation(request)}, which takes none")
     if request.method in WRITE_METHODS and not getattr(view, _BODY, False) and request.get_data(cache=True):
-        raise MalformedRequest(f"the body: expected none, as {operation} takes nothing but its path "
+        raise MalformedRequest(f"the body: expected none, as {_operation(request)} takes nothing but its path "
                                f"(got {len(request.get_data())} bytes)")
 
 
-def _path(request: Request) -> str:
-    """The operation's path as the OpenAPI document writes it (``/studies/{name}/stop``)."""
+def _operation(request: Request) -> str:
+    """The method and path of the operation, as the OpenAPI document writes it
+    (``POST /studies/{name}/stop``)."""
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    return re.sub(r"<(?:[^:>]*:)?([^>]+)>", r"{\1}", rule)
+    return request.method + " " + re.sub(r"<(?:[^:>]*:)?([^>]+)>", r"{\1}", rule)

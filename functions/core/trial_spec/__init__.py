@@ -16,6 +16,7 @@ from functions.core.trial_spec._local import active_deadline, local_entrypoint, 
 from functions.core.trial_spec._render import render, render_workload
 from functions.core.trial_spec._shapes import (
     PATH,
+    all_containers,
     init_containers,
     located_containers,
     primary_container_name,
@@ -23,6 +24,6 @@ from functions.core.trial_spec._shapes import (
 )
 
 __all__ = [
-    "PATH", "active_deadline", "check", "init_containers", "local_entrypoint", "local_process", "located_containers",
+    "PATH", "active_deadline", "all_containers", "check", "init_containers", "local_entrypoint", "local_process", "located_containers",
     "no_command", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
 ]

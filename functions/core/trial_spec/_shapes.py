@@ -55,6 +55,15 @@ def init_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[st
             for i, c in _indexed(pod.get("initContainers"))]
 
 
+def all_containers(trial_spec: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(field path in the study, container)`` of each container of the workload, init
+    containers too (``trialTemplate.trialSpec.spec...``); none without a ``trialSpec``."""
+    if trial_spec is None:
+        return []
+    found = [(path, c) for path, _, _, c in located_containers(trial_spec)] + init_containers(trial_spec)
+    return [(f"{PATH}.{path}", c) for path, c in found]
+
+
 def _indexed(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
     """The mappings of a list, each with its index in it (none where ``value`` is no list)."""
     return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)] if isinstance(value, list) else []

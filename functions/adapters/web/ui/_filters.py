@@ -41,10 +41,4 @@ def _plain(text: str | None) -> str:
     return without_escapes(text or "")
 
 
-@blueprint.app_template_filter("exact")
-def _exact(value) -> str:
-    """A number as it reads back to itself (a form's bound, applied again, is the same bound)."""
-    return tables.exact(value)
-
-
 blueprint.app_template_filter("is_bound")(tables.is_bound)
