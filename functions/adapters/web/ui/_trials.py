@@ -17,7 +17,7 @@ from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
-from functions.core.records import ACTIVE_STATES
+from functions.core.records import ACTIVE_STATES, StudyRecord, TrialQuery
 from functions.core.spec import Study
 from functions.core.views import lost_runs, study_view, trial_view
 
@@ -31,16 +31,15 @@ def trials(name: str):
     field without a range) bring the page back with its form as it was typed and the refusal,
     naming the argument, beside it (a 400); the table below shows what can be shown without
     what was refused (:func:`_usable`), and its links and its export keep to that."""
-    store = runtime().store()
-    spec = store.get_study(name).spec
+    record = runtime().store().get_study(name)
     try:
-        tables.parse_query(spec, request.args)
+        query = tables.parse_query(record.spec, request.args)
     except MalformedRequest as exc:
-        usable = _usable(spec, request.args)
-        context = _trials_context(name, usable)
+        usable = _usable(record.spec, request.args)
+        context = _trials_context(record, usable, tables.parse_query(record.spec, usable))
         context["form"] = _typed_form(request.args, usable)
         return render_template("trials.html", problem=str(exc), **context), 400
-    context = _trials_context(name, request.args)
+    context = _trials_context(record, request.args, query)
     return render_template("trials.html", problem=None, **context)
 
 
@@ -48,15 +47,15 @@ def trials(name: str):
 def trials_fragment(name: str):
     """The trial table of the same arguments alone (its count, rows and pager), which the page
     fetches again while the study runs."""
-    return render_template("trials_table.html", **_trials_context(name, request.args))
+    record = runtime().store().get_study(name)
+    query = tables.parse_query(record.spec, request.args)
+    return render_template("trials_table.html", **_trials_context(record, request.args, query))
 
 
-def _trials_context(name: str, args: MultiDict[str, str]) -> dict:
-    """The trial table ``args`` ask for, its links leading to the table's page, and the filter
-    form that asks for it."""
-    store = runtime().store()
-    record = store.get_study(name)
-    query = tables.parse_query(record.spec, args)
+def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: TrialQuery) -> dict:
+    """The trial table ``query`` (parsed from ``args``) asks for, its links leading to the
+    table's page, and the filter form that asks for it."""
+    store, name = runtime().store(), record.name
     rows, total = store.query_trials(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
     pages = max((total + size - 1) // size, 1)
