@@ -181,7 +181,9 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
             cluster.audit.append((request.verb, call.resource, call.namespace or "", call.name or ""))
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
-            elif (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
+                return
+            cluster.authorized.append(request)
+            if (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
                 self._send(*refused)
             elif cluster.served(call.group, call.resource) is None:
                 # As the API server: authorization comes before routing, so a kind it does not
