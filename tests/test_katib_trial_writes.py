@@ -16,9 +16,9 @@ from unittest.mock import ANY
 
 import pytest
 from kube_standin import katib_api
+from kube_standin.server import KATUNA_USER as KATUNA
 from kube_stub import KubeStub
 from kubernetes import client
-from kube_standin.server import KATUNA_USER as KATUNA
 from test_katib import experiment
 from test_security import KNATIVE, granted_permissions
 
