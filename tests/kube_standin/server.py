@@ -19,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from kube_standin import access_review, owner_refs
+from kube_standin import access_review, fields, owner_refs
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -189,7 +189,7 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
-            elif (unreadable := unreadable_selector(call.query.get("labelSelector"))) is not None:
+            elif (unreadable := unreadable_selector(call.query.get("labelSelector")) or fields.unreadable(call)):
                 self._send(400, status(400, "BadRequest", unreadable))
             elif call.watch:
                 self._watch(call)
