@@ -38,7 +38,7 @@ from kube_standin.objects import AlreadyExists, generated_name, invalid, not_fou
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.pod_runs import image_id
-from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, kustomization_objects
+from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, Request, kustomization_objects
 from kube_standin.server import KATUNA_USER, KINDS, handler
 from kube_standin.structural import Refused, admitted
 from kube_standin.workloads import Workloads
@@ -112,6 +112,9 @@ class KubeStub(ApiServer, Workloads):
         """(namespace, name, propagation policy) of each Job deleted, alone or in a collection."""
         self.audit: list[tuple[str, str, str, str]] = []
         """(verb, resource, namespace, name) of every request to a resource, as the API server's audit log."""
+        self.authorized: list[Request] = []
+        """Every request to a resource RBAC allowed, as the authorizer saw it (its user, verb, API
+        group, resource and subresource): what a walk of a client's calls checks its grants by."""
         self.collection_deletes: list[tuple[str, str | None, str | None]] = []
         """(namespace, label selector, propagation policy) of each DeleteCollection of Jobs."""
         self.created: list[str] = []

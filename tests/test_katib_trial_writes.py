@@ -16,9 +16,11 @@ from unittest.mock import ANY
 
 import pytest
 from kube_standin import katib_api
+from kube_standin.server import KATUNA_USER as KATUNA
 from kube_stub import KubeStub
 from kubernetes import client
 from test_katib import experiment
+from test_security import KNATIVE, granted_permissions
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
@@ -35,6 +37,7 @@ from functions.handlers import Deps
 from functions.handlers.writeback import report
 
 TEAM = "writes-team"
+KATIB_RBAC = KNATIVE / "katib-api" / "rbac.yaml"
 USER = "writer"
 NAME = "writes"
 
@@ -502,3 +505,32 @@ def test_a_report_begun_before_an_edit_was_refused_leaves_the_refusal_in_the_sta
 
     report(begun, dispatcher.deps)
     assert user_api(kube).get_namespaced_custom_object(*experiments)["status"] == refused
+
+
+def test_katuna_asks_of_katibs_experiments_and_trials_exactly_what_its_katib_role_grants(kube: KubeStub, service):
+    """A walk of every call katuna makes on Katib's Experiments and Trials, as the API server's
+    authorizer sees them: an Experiment's status written, its Trials created and written, those
+    an earlier Experiment of its name left read, deleted and made anew, a Trial that will not run
+    deleted, the Experiments listed. ``katuna-katib`` grants each, and nothing katuna never asks."""
+    api, store, dispatcher = service
+    first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    record, now = store.get_study(NAME), time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                created_at=now, started_at=now, finished_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    kube.gc_seconds = 3600.0
+    apply_again(kube, dispatcher, first, "orphan")
+    renewed = store.get_study(NAME)
+    store.add_trial(TrialRecord(NAME, 0, {"x": 3.0}, COMPLETE, values=[2.0], metrics={"loss": 2.0},
+                                created_at=now, started_at=now, finished_at=now))
+    store.add_trial(TrialRecord(NAME, 1, {"x": -1.0}, WAITING, created_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 1, 1))
+    dispatcher.deliver_to("stop", study_completed(NAME, renewed.uid, "completed", "goal reached"))
+    KubernetesResources(lambda: api, katib_api=True).list_katib()
+
+    walked = {(request.resource + (f"/{request.subresource}" if request.subresource else ""), request.verb)
+              for request in kube.authorized if request.user == KATUNA and request.group == "kubeflow.org"}
+    kinds = ("experiments", "experiments/status", "trials", "trials/status")
+    granted = {(resource, verb) for group, resource, verb in granted_permissions("katuna-katib", KATIB_RBAC)
+               if group == "kubeflow.org" and resource in kinds}
+    assert walked - {("studyjobs", "list")} == granted

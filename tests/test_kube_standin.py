@@ -424,7 +424,9 @@ def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(stati
     assert status == 422 and "spec.template.spec.containers[0].resources.limits: Required value: Limit must be set" \
         in message
     status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("x" * 64)))
-    assert status == 422 and "metadata.name" in message and "no more than 63 characters" in message
+    assert status == 422 and message.startswith(f'Job.batch "{"x" * 64}" is invalid: spec.template.labels: Invalid '
+                                                f'value: "{"x" * 64}": must be no more than 63 characters'), \
+        "a DNS subdomain, the name is no value of the job-name labels the API server gives the pod template"
     assert not static.jobs, "nothing refused is stored"
 
 
@@ -746,11 +748,12 @@ def test_pod_fields_the_api_server_refuses_are_refused_naming_the_field(static: 
     ({"a/b/c": "x"}, 'Invalid value: "a/b/c": a qualified name must consist of'),
     ({"k" * 64: "x"}, f'Invalid value: "{"k" * 64}": name part must be no more than 63 characters'),
 ])
-@pytest.mark.parametrize("where", ["metadata.labels", "spec.template.metadata.labels"])
+@pytest.mark.parametrize("where", ["metadata.labels", "spec.template.labels"])
 def test_a_job_whose_labels_the_api_server_would_not_take_is_refused_naming_them(static: KubeStub, labels: dict,
                                                                                  refused: str, where: str):
     """``ValidateObjectMeta`` on the Job's labels and on its pod template's (``IsValidLabelValue``,
-    ``IsQualifiedName``)."""
+    ``IsQualifiedName``), the template's named as ``ValidatePodTemplateSpec`` names them, without
+    the ``metadata`` they are under."""
     body = job("labelled")
     (body if where == "metadata.labels" else body["spec"]["template"]).setdefault("metadata", {})["labels"] = labels
     status, message = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("katuna", body))
@@ -965,3 +968,15 @@ def test_a_disruption_due_before_the_container_exits_comes_first_however_late_th
         time.sleep(2.5)
     eventually(lambda: static.disrupted == [("late", 0)], "the disruption, though its container exited since")
     eventually(lambda: static.jobs[("katuna", "late")]["status"].get("succeeded") == 1, "the replacement to succeed")
+
+
+def test_the_pod_of_a_job_named_near_63_characters_is_named_by_its_name_cut_as_the_api_server_cuts_it(
+        static: KubeStub):
+    """A ``generateName`` longer than 58 characters is cut there before the five random ones
+    (``MaxGeneratedNameLength``): a pod name is 63 characters at most, and such a Job's pods do
+    not begin with its name and ``-``."""
+    name = "y" * 63
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job(name))
+    [pod] = eventually(lambda: pods_of(static, name), "the Job's pod")
+    assert len(pod["metadata"]["name"]) == 63 and pod["metadata"]["name"].startswith("y" * 58)
+    assert not pod["metadata"]["name"].startswith(f"{name}-")

@@ -2,8 +2,9 @@
 what a real one refuses or does not do: a dry-run delete deletes nothing, a Job's merge patch is
 decoded and held to the Job's identity, a write's options are validated before anything is
 done (a ``dryRun`` other than ``All`` acts on nothing), a Secret's ownerReferences are validated whole, a log's
-``timestamps`` is read as any boolean query parameter, and a log's line longer than 16 KiB is
-served from the several records the runtime wrote it as."""
+``timestamps`` is read as any boolean query parameter, a log's line longer than 16 KiB is
+served from the several records the runtime wrote it as, and a list's or a watch's field
+selector selects, or is refused where it names a field its kind does not make selectable."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import urllib.request
 import pytest
 from kube_stub import KubeStub
 from kubernetes import client
+from test_kube_standin import api as kube_api
 from test_kube_standin import job, refusal
 from waiting import eventually
 
@@ -196,3 +198,40 @@ def _ended_pod(kube: KubeStub, name: str) -> str:
     return eventually(lambda: next((p["metadata"]["name"] for p in kube.pods.values()
                                     if p["metadata"]["labels"].get("job-name") == name
                                     and p["status"].get("phase") == "Succeeded"), None), "the pod ends", timeout=30)
+
+
+def test_a_field_selector_selects_what_a_list_returns_over_its_kinds_selectable_fields(kube: KubeStub):
+    """As each registry's ``ToSelectableFields``: a pod by its phase and node, a Job by its
+    successes, any object by its name; a term may ask for inequality."""
+    kube.add_namespace("fields")
+    batch, core = client.BatchV1Api(kube_api(kube)), client.CoreV1Api(kube_api(kube))
+    batch.create_namespaced_job("fields", job("chosen"))
+    batch.create_namespaced_job("fields", job("other"))
+    eventually(lambda: all(kube.jobs[("fields", name)]["status"].get("succeeded") for name in ("chosen", "other")),
+               "both Jobs to succeed")
+    names = [j.metadata.name for j in batch.list_namespaced_job("fields", field_selector="metadata.name=chosen").items]
+    assert names == ["chosen"]
+    assert [j.metadata.name for j in batch.list_namespaced_job("fields", field_selector="metadata.name!=chosen,"
+                                                                                          "status.successful=1").items] \
+        == ["other"]
+    assert not core.list_namespaced_pod("fields", field_selector="status.phase=Running").items
+    done = core.list_namespaced_pod("fields", field_selector="status.phase==Succeeded,spec.nodeName!=").items
+    assert sorted(p.metadata.labels["job-name"] for p in done) == ["chosen", "other"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/katuna/pods?fieldSelector=status.foo%3Dx",
+                                  "/apis/batch/v1/namespaces/katuna/jobs?fieldSelector=spec.suspend%3Dtrue",
+                                  "/api/v1/nodes?fieldSelector=metadata.namespace%3Dkatuna"])
+def test_a_field_selector_naming_a_field_its_kind_does_not_select_by_is_refused(kube: KubeStub, path: str):
+    """A field the kind does not make selectable is 400, for a list and a watch alike, never a
+    list that ignores it (a Node has no namespace to select by)."""
+    status, body = raw(kube, "GET", path)
+    key = path.rpartition("fieldSelector=")[2].partition("%3D")[0]
+    assert (status, body["message"]) == (400, f"field label not supported: {key}")
+
+
+def test_a_watch_whose_field_selector_names_a_field_its_kind_does_not_select_by_is_refused(kube: KubeStub):
+    watcher = client.BatchV1Api(kube_api(kube, "system:serviceaccount:katuna:katuna-jobs-source"))
+    assert refusal(lambda: watcher.list_namespaced_job("katuna", field_selector="spec.suspend=true", watch=True,
+                                                       timeout_seconds=1)) == (
+        400, "field label not supported: spec.suspend")

@@ -12,6 +12,7 @@ from kube_standin import (
     admission,
     configmaps,
     events,
+    fields,
     job_fields,
     job_updates,
     katib_api,
@@ -102,7 +103,7 @@ class ApiServer:
                                  warnings=call.warnings)
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
-                             call.query.get("limit"), call.query.get("continue"))
+                             call.query.get("limit"), call.query.get("continue"), call.query.get("fieldSelector"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:
@@ -128,8 +129,9 @@ class ApiServer:
         return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
 
     def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None,
-             limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
-        """One object (404 when it is not there), or a list by namespace and name carrying the
+             limit: str | None = None, token: str | None = None, field_selector: str | None = None) -> tuple[int, dict]:
+        """One object (404 when it is not there), or a list by namespace and name of those the
+        label and field selectors select (:mod:`kube_standin.fields`) carrying the
         current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest and,
         when no selector filters it, ``remainingItemCount`` (as etcd3's ``GetList``, which leaves
         it unset where a selector makes the count unknown). A token whose version left the kept
@@ -145,8 +147,10 @@ class ApiServer:
                 group = kind.api_version.rpartition("/")[0]
                 qualified = katib_api.qualified(resource) if "." in resource else f"{resource}.{group}".rstrip(".")
                 return (200, snapshot(found[0])) if found else not_found(qualified, name)
+            chosen = fields.terms(resource, field_selector)
             items = sorted((o for o in self._objects(resource, namespace)
-                            if matches(o["metadata"].get("labels") or {}, selector)), key=_key)
+                            if matches(o["metadata"].get("labels") or {}, selector)
+                            and fields.matches(resource, o, chosen)), key=_key)
             metadata: dict = {"resourceVersion": str(self.history.version)}
             if token:
                 after = _continue_from(token)
@@ -176,6 +180,7 @@ class ApiServer:
         then every change after the version, in order."""
         call = katib_api.keyed(call)
         selector = call.query.get("labelSelector")
+        chosen = fields.terms(call.resource, call.query.get("fieldSelector"))
         version = call.query.get("resourceVersion") or "0"
         with self.lock:
             if version == "0":
@@ -185,8 +190,10 @@ class ApiServer:
             else:
                 start, current = int(version), []
                 self.history.since(start)
-        yield from current
-        yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
+        yield from (event for event in current if fields.matches(call.resource, event["object"], chosen))
+        yield from (event for event in self.history.follow(start, call.resource, call.namespace, selector, until,
+                                                           bookmarks)
+                    if event["type"] == "BOOKMARK" or fields.matches(call.resource, event["object"], chosen))
 
     def read_log(self, namespace: str, name: str, container: str | None,
                  query: dict[str, str] | None = None) -> tuple[int, dict | bytes]:

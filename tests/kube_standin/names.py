@@ -40,7 +40,8 @@ ANNOTATIONS_LIMIT = 256 * 1024
 
 def metadata_problems(metadata: object, path: str) -> list[tuple[str, str]]:
     """What ``ValidateObjectMeta`` refuses of the labels and annotations of the object
-    ``metadata`` at ``path`` (``metadata``, or a template's)."""
+    ``metadata`` at ``path``: ``metadata``, or a pod template (``spec.template``, whose
+    ``ValidatePodTemplateSpec`` names them ``spec.template.labels``, not under its ``metadata``)."""
     if not isinstance(metadata, dict):
         return []
     return (label_problems(metadata.get("labels"), f"{path}.labels")

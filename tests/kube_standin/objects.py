@@ -76,9 +76,17 @@ class AlreadyExists(Exception):
         super().__init__(self.body["message"])
 
 
+MAX_GENERATED_PREFIX = 58
+"""Characters of a ``generateName`` kept before the random ones (``MaxGeneratedNameLength``,
+k8s.io/apiserver pkg/storage/names/generate.go: 63 less the five it draws)."""
+
+
 def generated_name(prefix: str, taken) -> str:
-    """A name for a create by ``generateName``: ``prefix`` and five random characters, drawn again
-    while ``taken(name)`` (the API server retries a generated name that clashes)."""
+    """A name for a create by ``generateName``: ``prefix``, cut to :data:`MAX_GENERATED_PREFIX`
+    characters as the API server's name generator cuts it (so the pod of a Job named near 63
+    characters does not begin with the Job's name and ``-``), and five random characters, drawn
+    again while ``taken(name)`` (the API server retries a generated name that clashes)."""
+    prefix = prefix[:MAX_GENERATED_PREFIX]
     name = prefix + suffix()
     while taken(name):
         name = prefix + suffix()

@@ -19,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from kube_standin import access_review, owner_refs
+from kube_standin import access_review, fields, owner_refs
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -181,13 +181,15 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
             cluster.audit.append((request.verb, call.resource, call.namespace or "", call.name or ""))
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
-            elif (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
+                return
+            cluster.authorized.append(request)
+            if (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
                 self._send(*refused)
             elif cluster.served(call.group, call.resource) is None:
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
-            elif (unreadable := unreadable_selector(call.query.get("labelSelector"))) is not None:
+            elif (unreadable := unreadable_selector(call.query.get("labelSelector")) or fields.unreadable(call)):
                 self._send(400, status(400, "BadRequest", unreadable))
             elif call.watch:
                 self._watch(call)

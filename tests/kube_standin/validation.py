@@ -125,11 +125,10 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     if not DNS_SUBDOMAIN.match(name or ""):
         problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must "
                                           "consist of lower case alphanumeric characters, '-' or '.'"))
-    elif len(name) > 63:
-        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
     problems += metadata_problems(job.get("metadata"), "metadata")
     template = job.get("spec", {}).get("template") or {}
-    problems += metadata_problems(template.get("metadata"), "spec.template.metadata")
+    problems += metadata_problems(template.get("metadata"), "spec.template")
+    problems += _name_label_problems(job)
     pod = template.get("spec") or {}
     if pod.get("restartPolicy") not in ("Never", "OnFailure"):
         problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
@@ -154,6 +153,23 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     if job.get("metadata", {}).get("resourceVersion"):
         problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
     return problems
+
+
+def _name_label_problems(job: dict) -> list[tuple[str, str]]:
+    """A name that no label value could hold (over 63 characters, as a DNS subdomain may be) in
+    a Job whose selector is generated: ``generateSelector`` puts it in the pod template's
+    ``job-name`` labels before validation, which refuses them there, at ``spec.template.labels``
+    (``ValidatePodTemplateSpec``); one the template gives itself is judged as given."""
+    spec, name = job.get("spec") or {}, (job.get("metadata") or {}).get("name") or ""
+    if spec.get("manualSelector") is True or len(name) <= 63:
+        return []
+    given = (((spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
+    return [("spec.template.labels", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters")
+            for key in JOB_NAME_LABELS if key not in given]
+
+
+JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
+"""The pod template labels the API server sets to a Job's name where the Job gives none."""
 
 
 def _replacement_problems(spec: dict) -> list[tuple[str, str]]:

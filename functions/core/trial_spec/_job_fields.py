@@ -50,10 +50,20 @@ def required_field(key: str, value: Any, own: Any, spec: Mapping[str, Any]) -> A
     return value
 
 
+_POD_TEMPLATE_META = re.compile(r"spec\.template\.(labels|annotations)\b")
+"""The pod template's labels and annotations as the API server names them: its pod template
+validation (``ValidatePodTemplateSpec``) leaves the template's ``metadata`` out of the path."""
+
+
 def template_field(field: str) -> str:
     """The field of a Job template that the API server's refusal of the rendered Job names at
     ``field``: the Job's ``podFailurePolicy`` rules begin with katuna's own, so its rule
-    ``i + OWN_POLICY_RULES`` is the template's rule ``i``; any other field is the template's own."""
+    ``i + OWN_POLICY_RULES`` is the template's rule ``i``; the pod template's labels and
+    annotations (``spec.template.labels``) are under its ``metadata``, where the template has
+    them; any other field is the template's own."""
+    meta = _POD_TEMPLATE_META.match(field)
+    if meta is not None:
+        return f"spec.template.metadata.{meta[1]}{field[meta.end():]}"
     rule = _POLICY_RULE.match(field)
     if rule is None or int(rule[1]) < OWN_POLICY_RULES:
         return field
