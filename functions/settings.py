@@ -2,18 +2,18 @@
 
 Every variable has the ``KATUNA_`` prefix, except those Knative's SinkBinding sets (``K_SINK``,
 ``K_CA_CERTS`` and ``K_CE_OVERRIDES``) and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in
-every pod.
+every pod. How a variable's text becomes its value is :mod:`functions.setting_values`; what
+each setting is, its default, and which values and combinations katuna refuses are here.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,11 @@ from functions.adapters.log_lines import FORMATS, LEVELS
 from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
-from functions.core.limits import MAX_EXACT_INT, PREFIX, EksQuotas, Limits
+from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.pod_fields import resource_problem
-from functions.core.reader import shown
 from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
+from functions.setting_values import ce_overrides, comma_list, converted, flag, host_names, resource_pairs, study_limits
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
@@ -46,140 +45,6 @@ DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 evicted and with no memory limit, and a node pool's autoscaler would never grow for it."""
 
 
-def _pairs(text: str) -> tuple[tuple[str, str], ...]:
-    """``a=1,b=2`` as pairs, none for ``none``; :class:`InvalidSetting` names a malformed item."""
-    if text.strip().lower() == "none":
-        return ()
-    pairs = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise InvalidSetting(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
-        if (problem := resource_problem(key, value)) is not None:
-            raise InvalidSetting(f"{PREFIX}K8S_DEFAULT_RESOURCES: {problem}")
-        pairs.append((key, value))
-    return tuple(pairs)
-
-
-def _flag(value: str) -> bool:
-    """A yes/no setting: ``true``/``1``/``yes`` or ``false``/``0``/``no``."""
-    lowered = value.strip().lower()
-    if lowered not in ("true", "1", "yes", "false", "0", "no"):
-        raise ValueError(value)
-    return lowered in ("true", "1", "yes")
-
-
-EXPECTED: dict[Callable[[str], Any], str] = {int: "an integer", float: "a number", _flag: "true or false"}
-"""What a setting read by each conversion that may fail holds, for the refusal naming it."""
-
-
-def _converted(name: str, kind: Callable[[str], Any], raw: str) -> Any:
-    """The value of the variable ``name`` (``raw``) as ``kind`` makes it; :class:`InvalidSetting`
-    naming the variable and what was expected when it is not one (a conversion of its own
-    names it already)."""
-    if kind not in EXPECTED:
-        return kind(raw)
-    try:
-        value = _plain(kind, raw) if kind in (int, float) else kind(raw)
-    except ValueError:
-        raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {raw!r}") from None
-    return _within_exact(name, value) if isinstance(value, int) else value
-
-
-_INTEGER = re.compile(r"[-+]?[0-9]+")
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-
-def _plain(kind: type[int] | type[float], raw: str) -> int | float:
-    """``raw`` as an integer or a number where it is written in plain ASCII digits (``30``,
-    ``0.5``, ``1e3``); ``ValueError`` otherwise. Python's own ``int`` and ``float`` also take
-    ``1_0``, full-width digits, ``nan`` and ``inf``, none of which a setting means."""
-    text = raw.strip()
-    if not (_INTEGER if kind is int else _NUMBER).fullmatch(text):
-        raise ValueError(text)
-    return kind(text)
-
-
-def _within_exact(name: str, value: int) -> int:
-    """An integer setting's ``value``, at most 2**53 in magnitude as a study's integers are
-    (:data:`~functions.core.limits.MAX_EXACT_INT`); :class:`InvalidSetting` naming the variable
-    otherwise: a larger size, count or number of seconds means nothing, and would overflow where
-    it is used (a file read, an SQLite column, a Job's field) with a traceback."""
-    if abs(value) > MAX_EXACT_INT:
-        raise InvalidSetting(f"{name}: expected an integer of at most 2**53 in magnitude, got {shown(value)}")
-    return value
-
-
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _hosts(text: str) -> tuple[str, ...]:
-    """``KATUNA_ALLOWED_HOSTS``: host names (``*.example.org`` for the subdomains) or addresses,
-    an IPv6 one kept without brackets, as a request's ``Host`` is compared once its port is
-    dropped; :class:`InvalidSetting` naming an entry with a port, scheme or path, which no
-    ``Host`` would ever match."""
-    hosts = []
-    for entry in _list(text):
-        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
-        if ("/" in bare or ":" in bare) and not _is_ipv6(bare):
-            raise InvalidSetting(f"{PREFIX}ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), "
-                                 f"without a scheme, port or path: they are served on any port; got {entry!r}")
-        hosts.append(bare)
-    return tuple(hosts)
-
-
-def _is_ipv6(text: str) -> bool:
-    """Whether ``text`` is an IPv6 address, the one host a colon may be part of."""
-    try:
-        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
-    except ValueError:
-        return False
-
-
-def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] = int) -> int | float | None:
-    """The positive number variable ``name`` holds, None when unset; :class:`InvalidSetting` naming it."""
-    if not env.get(name):
-        return None
-    try:
-        value = _plain(kind, env[name])
-    except ValueError:
-        value = 0
-    if not 0 < value < math.inf:
-        raise InvalidSetting(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
-    return _within_exact(name, value) if isinstance(value, int) else value
-
-
-def eks_quotas(env: Mapping[str, str]) -> EksQuotas:
-    """The EKS account's quotas, each AWS's default unless ``KATUNA_EKS_NODES_PER_GROUP`` or
-    ``KATUNA_EKS_GROUPS_PER_CLUSTER`` gives the figure it was raised to."""
-    given = {field: _positive(env, f"{PREFIX}EKS_{field.upper()}") for field in ("nodes_per_group", "groups_per_cluster")}
-    return EksQuotas(**{field: int(value) for field, value in given.items() if value is not None})
-
-
-def _ce_overrides(text: str) -> tuple[tuple[str, str], ...]:
-    """The extensions of ``K_CE_OVERRIDES``, read by the rules the trials' reporter applies to
-    its own (that one standard-library file holds them); :class:`InvalidSetting` names what is wrong."""
-    try:
-        return reporter.parse_overrides(text)
-    except ValueError as exc:
-        raise InvalidSetting(str(exc)) from exc
-
-
-def _limits(env: Mapping[str, str]) -> Limits:
-    """The study limits, each numeric default replaced by its ``KATUNA_MAX_<FIELD>`` variable
-    where set, the machine types pools may have from ``KATUNA_POOL_MACHINE_TYPES``, and the EKS
-    account's quotas."""
-    overrides: dict[str, Any] = {"machine_types": _list(env.get(f"{PREFIX}POOL_MACHINE_TYPES", "")),
-                                 "eks": eks_quotas(env)}
-    for item in fields(Limits):
-        if isinstance(item.default, (int, float)):
-            value = _positive(env, f"{PREFIX}MAX_{item.name.upper()}", type(item.default))
-            if value is not None:
-                overrides[item.name] = value
-    return Limits(**overrides)
-
-
 _POSITIVE_SECONDS = ("session_ttl", "node_look_seconds", "k8s_progress_seconds", "k8s_keep_seconds", "remote_timeout",
                      "pool_wait", "client_timeout")
 
@@ -190,24 +55,24 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
     "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
     "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
-    "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
+    "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", resource_pairs),
     "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
     **{f"gke_{key}": (f"GKE_{key.upper()}", str)
        for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
-    "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
-    "service_claims": ("SERVICE_CLAIMS", _list),
+    "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
+    "service_claims": ("SERVICE_CLAIMS", comma_list),
     "trial_pod_security": ("TRIAL_POD_SECURITY", str),
-    "template_namespaces": ("TEMPLATE_NAMESPACES", _list),
+    "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
-    "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
-    "trial_env": ("TRIAL_ENV", _list),
-    "allowed_hosts": ("ALLOWED_HOSTS", _hosts), "session_ttl": ("SESSION_TTL", float),
+    "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", comma_list),
+    "trial_env": ("TRIAL_ENV", comma_list),
+    "allowed_hosts": ("ALLOWED_HOSTS", host_names), "session_ttl": ("SESSION_TTL", float),
     "tick_floor": ("TICK_FLOOR", float),
     "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
-    "oidc_subjects": ("OIDC_SUBJECTS", _list),
+    "oidc_subjects": ("OIDC_SUBJECTS", comma_list),
     "max_dead_letters": ("MAX_DEAD_LETTERS", int), "max_running_trials": ("MAX_RUNNING_TRIALS", int),
     "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
-    "katib_api": ("KATIB_API", _flag),
+    "katib_api": ("KATIB_API", flag),
     "node_look_seconds": ("NODE_LOOK_SECONDS", float),
     "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
     "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
@@ -430,49 +295,69 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings ``environ`` (the process's environment unless given) holds;
+        :class:`InvalidSetting` naming the first one katuna cannot use."""
         env = os.environ if environ is None else environ
-        values = {field: _converted(PREFIX + name, kind, env[PREFIX + name])
+        values = {field: converted(PREFIX + name, kind, env[PREFIX + name])
                   for field, (name, kind) in VARIABLES.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
             values.setdefault("report_url", env["K_SINK"])
         if env.get("K_CA_CERTS"):
             values["sink_ca_certs"] = env["K_CA_CERTS"]
-        values["ce_overrides"] = _ce_overrides(env.get(reporter.OVERRIDES, ""))
+        values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
-        values["limits"] = _limits(env)
+        values["limits"] = study_limits(env)
         settings = cls(**values)
-        if settings.events not in ("queue", "reply"):
-            raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
-        if settings.log_format not in FORMATS or settings.log_level not in LEVELS:
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        """Refuse a setting katuna cannot use, alone or beside the others, each check in turn."""
+        self._check_choices()
+        self._check_node_pools()
+        self._check_trial_identity()
+        self._check_trial_env()
+        self._check_waits_and_dead_letters()
+        self._check_sizes()
+        self._check_counts()
+        self._check_sink_certificates()
+
+    def _check_choices(self) -> None:
+        """Settings that name one of a few choices: where events go, the log lines' format and
+        level, and where trials run."""
+        if self.events not in ("queue", "reply"):
+            raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {self.events!r}")
+        if self.log_format not in FORMATS or self.log_level not in LEVELS:
             raise InvalidSetting(f"{PREFIX}LOG_FORMAT and {PREFIX}LOG_LEVEL: expected {' or '.join(FORMATS)}, and "
-                                 f"{', '.join(LEVELS)}; got {settings.log_format!r} and {settings.log_level!r}")
-        if settings.executor not in RUNS_ON:
-            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {settings.executor!r}")
-        settings._check_node_pools()
-        settings._check_trial_identity()
-        unnamed = [name for name in settings.trial_env if not VARIABLE_NAME.fullmatch(name)]
+                                 f"{', '.join(LEVELS)}; got {self.log_format!r} and {self.log_level!r}")
+        if self.executor not in RUNS_ON:
+            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {self.executor!r}")
+
+    def _check_trial_env(self) -> None:
+        """The variables local trials get: names of variables, never the service's own."""
+        unnamed = [name for name in self.trial_env if not VARIABLE_NAME.fullmatch(name)]
         if unnamed:
             raise InvalidSetting(f"{PREFIX}TRIAL_ENV: expected names of environment variables (letters, digits and _, "
                                  f"not beginning with a digit), got {', '.join(map(repr, unnamed))}")
-        own = [name for name in settings.trial_env if name.startswith(PREFIX)]
+        own = [name for name in self.trial_env if name.startswith(PREFIX)]
         if own:
             raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get the service's own {PREFIX}* variables "
                                  f"(its tokens among them): remove {', '.join(own)} from the list")
-        settings._check_waits_and_dead_letters()
-        settings._check_sizes()
-        if settings.max_running_trials < 1:
+
+    def _check_counts(self) -> None:
+        """Counts of trials and seconds that have a floor: at least one running trial, no
+        negative look-ahead or start allowance, and a worker timeout of a second or more."""
+        if self.max_running_trials < 1:
             raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
-                                 f"got {settings.max_running_trials}")
-        if settings.lookahead < 0:
-            raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
-        if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
-            raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
-        if settings.worker_timeout < 1:
+                                 f"got {self.max_running_trials}")
+        if self.lookahead < 0:
+            raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {self.lookahead}")
+        if self.k8s_start_allowance is not None and self.k8s_start_allowance < 0:
+            raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {self.k8s_start_allowance}")
+        if self.worker_timeout < 1:
             raise InvalidSetting(f"{PREFIX}WORKER_TIMEOUT: expected a whole number of seconds >= 1, "
-                                 f"got {settings.worker_timeout}")
-        settings._check_sink_certificates()
-        return settings
+                                 f"got {self.worker_timeout}")
 
     def _check_sizes(self) -> None:
         """Sizes and waits that must be positive (a read of a negative size reads everything), and

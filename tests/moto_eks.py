@@ -88,7 +88,7 @@ from moto_eks_checks import (
 from moto_eks_ec2 import check_subnets, delete_autoscaling_groups, ec2_subnets, fail_creation, make_autoscaling_group
 
 from functions.core.limits import EksQuotas
-from functions.settings import eks_quotas
+from functions.setting_values import eks_quotas
 
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}

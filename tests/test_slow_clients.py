@@ -22,8 +22,8 @@ import pytest
 from conftest import study_definition
 from http_helpers import Service
 
+from functions.adapters.web.client_socket import ClientSocket
 from functions.adapters.web.openapi import document
-from functions.adapters.web.worker import ClientSocket
 from functions.settings import Settings
 
 pytestmark = pytest.mark.slow

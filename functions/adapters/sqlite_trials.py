@@ -1,14 +1,15 @@
-"""The trials table and the observation log: a study's trials, their changes and counts.
+"""The trials table: a study's trials, their changes and counts.
 
 Counts per study and state are kept by triggers (see :mod:`functions.adapters.sqlite_migrations`),
-and every query that filters, orders or pages does it in SQL, so the hot paths cost the same at
-any study size.
+and every query that filters, orders or pages does it in SQL
+(:mod:`functions.adapters.sqlite_trial_queries`), so the hot paths cost the same at any study
+size. How far a running trial's log was read is in :mod:`functions.adapters.sqlite_trial_logs`,
+its observations in :mod:`functions.adapters.sqlite_observations`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Generator, Hashable, Sequence
 from contextlib import closing
 from typing import Any
@@ -17,12 +18,9 @@ from optuna.trial import TrialState
 
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
-from functions.core.disruptions import LostPods
+from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
+from functions.adapters.sqlite_trial_queries import where_and_order
 from functions.core.errors import StudyNotFound
-from functions.core.log_cursor import Cursor
-from functions.core.log_keep import Kept, LogRead
-from functions.core.metrics import Observation
-from functions.core.parameters import DiscreteParameter
 from functions.core.records import (
     COMPLETE,
     DISCARDED,
@@ -34,7 +32,7 @@ from functions.core.records import (
     TrialQuery,
     TrialRecord,
 )
-from functions.core.spec import MINIMIZE, Study
+from functions.core.spec import MINIMIZE
 
 GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs
@@ -45,35 +43,10 @@ _NEXT_CHANGE = ("(SELECT max(coalesce((SELECT max(changed) FROM trials WHERE stu
 """The study's next trial change number (two index lookups), for a statement that writes a trial:
 past those of its trials and of those it no longer has, so that none is given twice."""
 
-_LOG_COLUMNS = ("log_cursor", "log_kept", "lost_pods")
-"""How far a running trial's log was read, and the pods its attempt lost to disruptions (JSON
-each), apart from the trial's record: written by the scans and looks that find more, they change
-nothing a reader of the trial sees."""
-
 _BY_STATE = "idx_trials_study_state"
 """The index of trials by study and state (made by the first migration)."""
 _CHUNK = 500
 """Trial numbers bound into one statement, well under SQLite's limit on its variables."""
-
-_TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
-                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
-
-
-def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
-    """A query field as an SQL expression and its arguments (names travel as arguments). A
-    discrete parameter's values are numbers, which a Katib Experiment writes as strings (kept as
-    written, ``"16"``): they sort and compare as the numbers they spell, not as text."""
-    kind, _, name = field.partition(":")
-    if kind in ("param", "metric") and name:
-        column = "params" if kind == "param" else "metrics"
-        value = f"json_extract({column}, ?)"
-        if kind == "param" and any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
-            value = f"CAST({value} AS REAL)"
-        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
-        return f"CASE WHEN json_valid({column}) THEN {value} END", ['$."' + name + '"']
-    if field in _TRIAL_COLUMNS:
-        return _TRIAL_COLUMNS[field], []
-    raise ValueError(f"unknown trial field {field!r}")
 
 
 def _counts(by_state: dict[str, int]) -> Counts:
@@ -83,7 +56,7 @@ def _counts(by_state: dict[str, int]) -> Counts:
 
 
 class SqliteTrials(SqliteStudies):
-    """The trials of the studies and their observations, on the store's connection."""
+    """The trials of the studies, on the store's connection."""
 
     def add_trial(self, trial: TrialRecord) -> None:
         row = self._trial_columns({f.name: getattr(trial, f.name) for f in dataclasses.fields(TrialRecord)})
@@ -108,7 +81,7 @@ class SqliteTrials(SqliteStudies):
     @staticmethod
     def _trial(row: dict[str, Any]) -> TrialRecord:
         fields = {k: v for k, v in row.items()
-                  if k not in ("value", "trial_values", "changed", "stopping", *_LOG_COLUMNS)}
+                  if k not in ("value", "trial_values", "changed", "stopping", *LOG_COLUMNS)}
         fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
                       values=loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
@@ -135,34 +108,6 @@ class SqliteTrials(SqliteStudies):
         if cursor.rowcount == 0:
             raise StudyNotFound(f"no trial {study} {number}")
 
-    @reading
-    def log_read(self, study: str, number: int) -> LogRead:
-        row = self.db.execute("SELECT log_cursor, log_kept FROM trials WHERE study = ? AND number = ?",
-                              [study, number]).fetchone()
-        if row is None:
-            return LogRead()
-        return LogRead(Cursor.from_dict(loads(row[0])), Kept.from_dict(loads(row[1])))
-
-    def set_log_cursor(self, study: str, number: int, cursor: Cursor) -> None:
-        self._set_log("log_cursor", study, number, cursor.to_dict())
-
-    def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
-        self._set_log("log_kept", study, number, kept.to_dict())
-
-    @reading
-    def lost_pods(self, study: str, number: int) -> LostPods:
-        row = self.db.execute("SELECT lost_pods FROM trials WHERE study = ? AND number = ?", [study, number]).fetchone()
-        return LostPods.from_dict(loads(row[0]) if row is not None else None)
-
-    def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
-        self._set_log("lost_pods", study, number, lost.to_dict())
-
-    def _set_log(self, column: str, study: str, number: int, value: dict[str, Any]) -> None:
-        """One column of how far the trial's log was read; the trial's change number stays."""
-        cursor = self.db.execute(f"UPDATE trials SET [{column}] = ? WHERE study = ? AND number = ?",
-                                 [dumps(value), study, number])
-        if cursor.rowcount == 0:
-            raise StudyNotFound(f"no trial {study} {number}")
 
     @reading
     def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
@@ -253,7 +198,7 @@ class SqliteTrials(SqliteStudies):
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
-        condition, args, order, order_args = self._query(study, query)
+        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
         total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
         sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
         if query.limit is not None:
@@ -266,38 +211,11 @@ class SqliteTrials(SqliteStudies):
         aside), read ``page`` at a time: the numbers of them all come from one sorted query, then
         their rows by number. So a whole export costs one sort and memory for the numbers alone,
         where pages at growing offsets sorted the study again for each, quadratic in its size."""
-        condition, args, order, order_args = self._query(study, query)
+        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
         numbers = [row[0] for row in self.db.execute(f"SELECT number FROM trials WHERE {condition} ORDER BY {order}",
                                                      [*args, *order_args])]
         for start in range(0, len(numbers), page):
             yield from self.numbered_trials(study, numbers[start:start + page])
-
-    def _query(self, study: str, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
-        """The ``WHERE`` condition of ``query`` with its arguments, and its ``ORDER BY`` with its own:
-        the trials without a value for the field last; by number alone, the table's own order,
-        which SQLite reads from its key with no sort."""
-        spec = self.get_study(study).spec
-        where: list[str] = ["study = ?"]
-        args: list[Any] = [study]
-        if query.states:
-            where.append(f"state IN ({', '.join('?' * len(query.states))})")
-            args += list(query.states)
-        for field, low, high in query.ranges:
-            expression, field_args = _trial_field(field, spec)
-            if low is not None and high is not None:  # the field's value read once per trial, not twice
-                where.append(f"{expression} BETWEEN ? AND ?")
-                args += [*field_args, low, high]
-                continue
-            for bound, operator in ((low, ">="), (high, "<=")):
-                if bound is not None:
-                    where.append(f"{expression} {operator} ?")
-                    args += [*field_args, bound]
-        expression, sort_args = _trial_field(query.sort, spec)
-        direction = "DESC" if query.descending else "ASC"
-        if query.sort == "number":
-            return " AND ".join(where), args, f"number {direction}", []
-        order = f"({expression}) IS NULL, {expression} {direction}, number {direction}"
-        return " AND ".join(where), args, order, [*sort_args, *sort_args]
 
     @reading
     def count_trials(self, study: str) -> Counts:
@@ -360,39 +278,3 @@ class SqliteTrials(SqliteStudies):
         rows = self.db.conn.execute(f"SELECT '', {_NEXT_CHANGE} - 1 UNION ALL "
                                     "SELECT state, n FROM trial_counts WHERE study = ?", [study, study, study]).fetchall()
         return tuple(sorted(rows, key=lambda row: row[0]))
-
-    # observations
-
-    def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
-        self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ? AND attempt = ?",
-                        [study, number, attempt])
-        self.db.conn.executemany(
-            "INSERT INTO observations (study, trial, attempt, seq, metric, value, step, timestamp) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(study, number, attempt, seq, o.metric, None if math.isnan(o.value) else o.value, o.step, o.timestamp)
-             for seq, o in enumerate(observations)])
-
-    def append_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation],
-                            keep: int) -> None:
-        """Numbered on from the attempt's last; then the rows past the first ``keep // 2`` and
-        before the latest ``keep - keep // 2`` go (a bounded delete through the primary key)."""
-        where = "study = ? AND trial = ? AND attempt = ?"
-        last = self.db.execute(f"SELECT max(seq) FROM observations WHERE {where}", [study, number, attempt]).fetchone()[0]
-        first = -1 if last is None else last
-        self.db.conn.executemany(
-            "INSERT INTO observations (study, trial, attempt, seq, metric, value, step, timestamp) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(study, number, attempt, first + 1 + i, o.metric, None if math.isnan(o.value) else o.value, o.step,
-              o.timestamp) for i, o in enumerate(observations)])
-        newest = first + len(observations)
-        self.db.execute(f"DELETE FROM observations WHERE {where} AND seq >= ? AND seq <= ?",
-                        [study, number, attempt, keep // 2, newest - (keep - keep // 2)])
-
-    @reading
-    def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
-        which = "" if attempt is None else " AND attempt = ?"
-        rows = self.db.query(
-            f"SELECT metric, value, step, timestamp FROM observations WHERE study = ? AND trial = ?{which} "
-            "ORDER BY attempt, seq", [study, number, *([] if attempt is None else [attempt])])
-        return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])
-                for r in rows]

@@ -1,5 +1,5 @@
 """Where an HTTP/1.1 request ends in the bytes received so far, so that ``katuna serve``'s worker
-can gather a whole request without a thread (:class:`~functions.adapters.web.worker.ClientSocket`).
+can gather a whole request without a thread (:class:`~functions.adapters.web.client_socket.ClientSocket`).
 
 A request whose end these bytes cannot tell cheaply is handed to a thread sooner, which reads
 the rest under the client's deadline: a head past :data:`GATHER_LIMIT`, a body past the body

@@ -196,7 +196,7 @@ def _continue_withheld(request: Request) -> bool:
 def refusal(request: Request, status: int, error: str, message: str) -> Response:
     """A JSON refusal, sent after the body was drained; the connection closes after it (``katuna
     serve``'s worker ends it on ``Connection: close``, which gunicorn would drop:
-    :func:`.worker._closing`). Nothing the guard refuses changes by trying again (``retryable``
+    :func:`.whole_body._closing`). Nothing the guard refuses changes by trying again (``retryable``
     false)."""
     drain(request)
     response = jsonify(error=error, message=message, retryable=False)

@@ -1,0 +1,61 @@
+"""A query of a study's trials (:class:`functions.core.records.TrialQuery`) as SQL: its filters
+as a ``WHERE`` condition and its order as an ``ORDER BY``, each with its arguments, so that the
+filtering, ordering and paging of a listing all happen in SQLite and a page costs the same at
+any study size. Field names travel as arguments, never as SQL text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.core.parameters import DiscreteParameter
+from functions.core.records import TrialQuery
+from functions.core.spec import Study
+
+_TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
+                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
+
+
+def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
+    """A query field as an SQL expression and its arguments (names travel as arguments). A
+    discrete parameter's values are numbers, which a Katib Experiment writes as strings (kept as
+    written, ``"16"``): they sort and compare as the numbers they spell, not as text."""
+    kind, _, name = field.partition(":")
+    if kind in ("param", "metric") and name:
+        column = "params" if kind == "param" else "metrics"
+        value = f"json_extract({column}, ?)"
+        if kind == "param" and any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
+            value = f"CAST({value} AS REAL)"
+        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
+        return f"CASE WHEN json_valid({column}) THEN {value} END", ['$."' + name + '"']
+    if field in _TRIAL_COLUMNS:
+        return _TRIAL_COLUMNS[field], []
+    raise ValueError(f"unknown trial field {field!r}")
+
+
+def where_and_order(study: str, spec: Study, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
+    """The ``WHERE`` condition of ``query`` on the trials of ``study`` (whose ``spec`` tells which
+    parameters are discrete) with its arguments, and its ``ORDER BY`` with its own: the trials
+    without a value for the field last; by number alone, the table's own order,
+    which SQLite reads from its key with no sort."""
+    where: list[str] = ["study = ?"]
+    args: list[Any] = [study]
+    if query.states:
+        where.append(f"state IN ({', '.join('?' * len(query.states))})")
+        args += list(query.states)
+    for field, low, high in query.ranges:
+        expression, field_args = _trial_field(field, spec)
+        if low is not None and high is not None:  # the field's value read once per trial, not twice
+            where.append(f"{expression} BETWEEN ? AND ?")
+            args += [*field_args, low, high]
+            continue
+        for bound, operator in ((low, ">="), (high, "<=")):
+            if bound is not None:
+                where.append(f"{expression} {operator} ?")
+                args += [*field_args, bound]
+    expression, sort_args = _trial_field(query.sort, spec)
+    direction = "DESC" if query.descending else "ASC"
+    if query.sort == "number":
+        return " AND ".join(where), args, f"number {direction}", []
+    order = f"({expression}) IS NULL, {expression} {direction}, number {direction}"
+    return " AND ".join(where), args, order, [*sort_args, *sort_args]

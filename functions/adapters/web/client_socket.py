@@ -1,0 +1,136 @@
+"""A client's connection bounded in time, for :class:`~functions.adapters.web.worker.Worker`.
+
+A request must be whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no
+read or write may wait longer than that for the client. What has come of a request is gathered
+without waiting, so that the worker's main loop, not one of its threads, waits for the rest:
+a client that sends half a request and then nothing holds no thread
+(:mod:`functions.adapters.web.worker` tells why that matters).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from gunicorn.http.errors import NoMoreData
+
+from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
+
+
+class ClientTimeout(NoMoreData):
+    """The client did not send its request in time. A kind of gunicorn's own "no more data",
+    which its workers take as a client that went away: the connection is closed quietly."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return f"the client did not send its request within {self.seconds:g} s (KATUNA_CLIENT_TIMEOUT)"
+
+
+class ClientSocket(socket.socket):
+    """A client's connection whose request must arrive by a deadline, and whose blocking
+    operations each wait at most ``limit`` seconds.
+
+    What has come of a request is first gathered without waiting (:meth:`gather`), while the
+    worker's main loop, not a thread, waits for more: a thread reads the request only once its
+    head, and a body of at most ``body_limit`` bytes, are here (:func:`.framing.request_size`).
+    The rest of a request (a larger body) is read by the thread with the deadline. gunicorn makes
+    the socket blocking before it reads or writes (``setblocking(True)``) and restores a timeout
+    it changed by ``settimeout(None)``: both mean ``limit`` here. ``sendall`` is bounded by the
+    client's progress, not in all: a large answer to a slow reader goes on while it reads."""
+
+    limit: float = 15.0
+    body_limit: int = 1 << 20
+    deadline: float | None = None
+    gathered: bytearray
+    """What has come of the request so far, taken off the socket; appended to and handed out
+    in place, so that a request sent in many small pieces costs its length once."""
+    walk: Walk
+    """How far the walk of the request's chunked body got (:class:`.framing.Walk`)."""
+
+    @classmethod
+    def adopt(cls, connection: socket.socket, limit: float, body_limit: int) -> ClientSocket:
+        """``connection`` (an accepted socket, which this takes over) as a ClientSocket."""
+        adopted = cls(connection.family, connection.type, connection.proto, fileno=connection.detach())
+        adopted.limit, adopted.body_limit, adopted.walk, adopted.gathered = limit, body_limit, Walk(), bytearray()
+        adopted.setblocking(True)
+        return adopted
+
+    def start(self) -> None:
+        """A request is being read: it must be here within ``limit`` seconds of its first read."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.limit
+
+    def gather(self) -> bool:
+        """Take what has come of the request without waiting, and nothing past its end; True
+        once a thread may read it (all of it is here, or it cannot all come: the client closed,
+        the deadline passed, or the head is larger than :data:`.framing.GATHER_LIMIT`), False while
+        more is to come."""
+        self.start()
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return True
+        super().settimeout(0.0)
+        while True:
+            try:
+                peeked = super().recv(GATHER_LIMIT, socket.MSG_PEEK)
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+            if not peeked:
+                return True
+            mark = len(self.gathered)
+            self.gathered += peeked
+            size = request_size(self.gathered, self.body_limit, self.walk)
+            del self.gathered[mark:]
+            wanted = len(peeked) if size is None else min(len(peeked), size - mark)
+            if wanted > 0:  # none once a body gathered in part goes to the thread after all
+                self.gathered += super().recv(wanted)
+            if size is not None and len(self.gathered) >= size:
+                return True
+
+    def served(self) -> None:
+        """The request was read and answered: the next one on the connection has its own
+        deadline, and its own walk of a chunked body."""
+        self.deadline = None
+        self.walk = Walk()
+
+    def setblocking(self, flag: bool) -> None:
+        super().settimeout(self.limit if flag else 0.0)
+
+    def settimeout(self, value: float | None) -> None:
+        super().settimeout(self.limit if value is None else value)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.gathered:
+            taken = bytes(self.gathered[:bufsize])
+            del self.gathered[:bufsize]
+            return taken
+        configured = self.gettimeout()
+        if self.deadline is None or configured == 0.0:
+            return self._recv(bufsize, flags)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ClientTimeout(self.limit)
+        super().settimeout(remaining if configured is None else min(configured, remaining))
+        try:
+            return self._recv(bufsize, flags)
+        finally:
+            super().settimeout(configured)
+
+    def _recv(self, bufsize: int, flags: int) -> bytes:
+        try:
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            raise ClientTimeout(self.limit) from None
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``, waiting at most the socket's timeout each time the client takes
+        none of it (the socket's own ``sendall`` would bound the whole answer by it)."""
+        with memoryview(data) as whole, whole.cast("B") as view:
+            sent = 0
+            while sent < len(view):
+                sent += self.send(view[sent:], flags)
