@@ -63,10 +63,16 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     study = write_study(tmp_path / "bad.yaml", definition)
     result = here("run", str(study), cwd=tmp_path, check=False)
     assert result.returncode == 2
-    for expected in ("name: expected a DNS-1123 label", "parallelism: expected an integer >= 1",
-                     "parameters[0].max: expected >= min (-5.0), got -10.0",
-                     "objective.direction: expected minimize or maximize, got 'down'"):
-        assert expected in result.stderr
+    lines = study.read_text().splitlines()
+
+    def line(text: str) -> int:
+        return next(number for number, written in enumerate(lines, 1) if written.lstrip(" -") == text)
+
+    for expected in (f"name (line {line('name: Bad_Name')}): expected a DNS-1123 label",
+                     f"parallelism (line {line('parallelism: 0')}): expected an integer >= 1",
+                     f"parameters[0].max (line {line('max: -10.0')}): expected >= min (-5.0), got -10.0",
+                     f"objective.direction (line {line('direction: down')}): expected minimize or maximize, got 'down'"):
+        assert f"  - {expected}" in result.stderr
     assert not (tmp_path / "katuna.db").exists()
 
 
