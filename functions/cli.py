@@ -162,11 +162,16 @@ def main() -> None:
     escape_what_the_output_cannot_encode()
 
 
-@main.command()
+@main.command(short_help="Run a study to its end, or resume it.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
 def run(file: str, db: str | None) -> None:
-    """Run the study in FILE to completion (resuming it if it was interrupted)."""
+    """Run the study in FILE to completion (resuming it if it was interrupted).
+
+    Exit 0 when the study completed, 1 when it failed or was stopped, 2 for an invalid study or
+    setup. Ctrl-C, kill or a hang-up stops the running trials and exits 128 + the signal's
+    number (130 for Ctrl-C); the same command then resumes the study.
+    """
     with interruptible(lambda signum: None):
         try:
             _run(file, settings_for(db))
@@ -304,7 +309,7 @@ def _tell(message: str) -> None:
         errors.print(message, highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(short_help="Print the native study a Katib Experiment or StudyJob is.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
@@ -342,7 +347,7 @@ def _listed(heading: str, exc: InvalidStudy, lines: dict[DocumentPath, int] | No
     sys.exit(2)
 
 
-@main.command()
+@main.command(short_help="Print the Kubernetes Job of a trial.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
               help="One parameter's value; repeat the option for each parameter that applies "

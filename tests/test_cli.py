@@ -142,6 +142,26 @@ def test_every_commands_help_is_plain_text_not_the_markup_of_its_docstring():
         assert "``" not in shown and ":func:" not in shown and ":data:" not in shown, f"katuna {name} --help"
 
 
+def test_the_list_of_commands_gives_each_whole_and_every_option_names_what_it_takes():
+    """``katuna --help`` cuts no command's summary short, and no option's value is shown as
+    click's ``INTEGER RANGE`` or ``FILE`` for a database path."""
+    from functions.cli import main
+
+    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == sorted(main.commands)
+    assert "..." not in listed
+    for name in main.commands:
+        shown = CliRunner().invoke(main, [name, "--help"]).output
+        assert "INTEGER RANGE" not in shown and "--db FILE" not in shown, f"katuna {name} --help"
+
+
+def test_the_consoles_colour_no_number_string_or_bracket_of_a_value():
+    from functions.cli_common import console, errors
+
+    for output in (console, errors):
+        assert output.render_str("completed (max trials reached (4)) 'a' 0.5").spans == []
+
+
 def test_run_then_inspect_with_json(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=4))
     result = katuna("run", str(study), cwd=tmp_path)
