@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -38,6 +39,7 @@ from functions.cli_common import (
 from functions.cli_output import print_result
 from functions.core import bounded_yaml
 from functions.core.assignments import parse_assignments
+from functions.core.documents import Path as DocumentPath
 from functions.core.errors import (
     InvalidSetting,
     InvalidStudy,
@@ -49,6 +51,7 @@ from functions.core.errors import (
     TemporaryError,
     UnreadableFile,
 )
+from functions.core.field_lines import field_lines, located
 from functions.core.formats import in_definition, load_definition, parse_text
 from functions.core.history_cells import known_results
 from functions.core.job import render_trial
@@ -75,21 +78,33 @@ with neither is not a study, and its keys (a credentials file's, say) are not ec
 unknown fields. One with a ``name`` is read as a study whose other fields may all be misspelt."""
 
 
-def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_stored) -> tuple[Study, dict[str, Any]]:
+@dataclass(frozen=True)
+class _StudyFile:
+    """A study file as the command read it: its name as given, and its text, whose lines its
+    problems are listed with (:func:`_problems`)."""
+
+    name: str
+    text: str
+
+
+def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_stored
+          ) -> tuple[Study, dict[str, Any], _StudyFile]:
     """The study in FILE (the warm-start file it names read the same way, relative to the
-    current directory); exit 2 with the problems when it is not a valid study. ``stored`` tells
-    whether a study of a name is stored already (:func:`functions.core.validate.parse_study`)."""
+    current directory), its definition and the file; exit 2 with the problems when it is not a
+    valid study. ``stored`` tells whether a study of a name is stored already
+    (:func:`functions.core.validate.parse_study`)."""
     def read(path: str) -> str:
         return read_text(path, settings.max_body, "a CSV or JSON text file")
 
+    source = _StudyFile(file, read_text(file, settings.max_body, "a YAML or JSON text file"))
     try:
-        definition = parse_text(read_text(file, settings.max_body, "a YAML or JSON text file"))
+        definition = parse_text(source.text)
         if "name" not in definition and not STUDY_FIELDS & definition.keys():
             fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
-        return load_definition(definition, read, settings.limits, stored)
+        return *load_definition(definition, read, settings.limits, stored), source
     except InvalidStudy as exc:
-        _problems(file, exc)
+        _problems(source, exc)
 
 
 def _stored(settings: Settings, name: str) -> StudyRecord | None:
@@ -103,7 +118,7 @@ def _stored(settings: Settings, name: str) -> StudyRecord | None:
         store.close()
 
 
-def _check_working_dir(file: str, spec: Study, stored: StudyRecord | None) -> None:
+def _check_working_dir(file: _StudyFile, spec: Study, stored: StudyRecord | None) -> None:
     """Exit 2 when the study's ``workingDir`` is not a directory where its trials run (relative
     to the directory the ``stored`` study was first run from: a resume from elsewhere runs them
     there); every trial would fail to start. Only for local trials: a container's working
@@ -147,11 +162,16 @@ def main() -> None:
     escape_what_the_output_cannot_encode()
 
 
-@main.command()
+@main.command(short_help="Run a study to its end, or resume it.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
 def run(file: str, db: str | None) -> None:
-    """Run the study in FILE to completion (resuming it if it was interrupted)."""
+    """Run the study in FILE to completion (resuming it if it was interrupted).
+
+    Exit 0 when the study completed, 1 when it failed or was stopped, 2 for an invalid study or
+    setup. Ctrl-C, kill or a hang-up stops the running trials and exits 128 + the signal's
+    number (130 for Ctrl-C); the same command then resumes the study.
+    """
     with interruptible(lambda signum: None):
         try:
             _run(file, settings_for(db))
@@ -172,12 +192,12 @@ def _run(file: str, settings: Settings) -> NoReturn:
             found[name] = _stored(settings, name)
         return found[name]
 
-    spec, definition = _load(file, settings, lambda name: stored(name) is not None)
-    _check_working_dir(file, spec, stored(spec.name))
-    _check_new_database(file, spec, definition, settings)
+    spec, definition, source = _load(file, settings, lambda name: stored(name) is not None)
+    _check_working_dir(source, spec, stored(spec.name))
+    _check_new_database(source, spec, definition, settings)
     embedded = _runner(settings)
     try:
-        _run_with(embedded, file, spec, definition)
+        _run_with(embedded, source, spec, definition)
     except Interrupted:
         embedded.close()
         raise
@@ -188,7 +208,7 @@ def _runner(settings: Settings) -> Embedded:
     return opened_beside_logs(settings, lambda: Embedded(settings, sole_parent=True), Embedded.close)
 
 
-def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, Any]) -> NoReturn:
+def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dict[str, Any]) -> NoReturn:
     """Submit the study to ``embedded`` and run it to its end, if it has not ended; print how it
     ended and exit 0 when it completed, 1 otherwise."""
     try:
@@ -239,7 +259,7 @@ def _deleted_after(name: str, record: StudyRecord, ran: bool) -> str:
     return f"study {name!r} was deleted by another process once it had ended"
 
 
-def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:
+def _check_new_database(file: _StudyFile, spec: Study, definition: dict[str, Any], settings: Settings) -> None:
     """Exit 2, before the run makes the database, when the study would be refused by one not made
     yet: its warm start names a study (none is there) or its ``maxTrials`` is past
     ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS`` (its Optuna history is empty; without
@@ -289,12 +309,12 @@ def _tell(message: str) -> None:
         errors.print(message, highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(short_help="Print the native study a Katib Experiment or StudyJob is.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
     Katib StudyJob (kubeflow.org/v1alpha1), a katuna.dev/v1 Study resource, or a native study."""
-    spec, _ = _load(file, Settings.from_env())
+    spec, _, _ = _load(file, Settings.from_env())
     with writing_output():
         click.echo(_plain_yaml(spec.to_dict()), nl=False)
 
@@ -312,20 +332,22 @@ def _plain_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Plain, sort_keys=False)
 
 
-def _problems(file: str, exc: InvalidStudy) -> NoReturn:
-    _listed(f"{file} is not a valid study:", exc)
+def _problems(file: _StudyFile, exc: InvalidStudy) -> NoReturn:
+    """Exit 2 with the problems of the study in ``file``, each with the line of its field."""
+    _listed(f"{file.name} is not a valid study:", exc, field_lines(file.text))
 
 
-def _listed(heading: str, exc: InvalidStudy) -> NoReturn:
+def _listed(heading: str, exc: InvalidStudy, lines: dict[DocumentPath, int] | None = None) -> NoReturn:
     """Exit 2 with ``heading`` and each problem of ``exc`` on a line of its own (never wrapped,
-    so a long path or message stays one line a script can read)."""
+    so a long path or message stays one line a script can read), with the line of its field
+    where ``lines`` has it (:func:`~functions.core.field_lines.located`)."""
     errors.print(f"[red]error:[/red] {markup(heading)}", highlight=False, soft_wrap=True)
     for problem in exc.problems:
-        errors.print(f"  - {printable(problem)}", highlight=False, markup=False, soft_wrap=True)
+        errors.print(f"  - {printable(located(problem, lines or {}))}", highlight=False, markup=False, soft_wrap=True)
     sys.exit(2)
 
 
-@main.command()
+@main.command(short_help="Print the Kubernetes Job of a trial.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
               help="One parameter's value; repeat the option for each parameter that applies "
@@ -333,10 +355,10 @@ def _listed(heading: str, exc: InvalidStudy) -> NoReturn:
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     settings = Settings.from_env()
-    spec, definition = _load(file, settings)
+    spec, definition, source = _load(file, settings)
     refused = study_problems(spec, settings.cluster_defaults())
     if refused:
-        _problems(file, InvalidStudy(in_definition(definition, refused)))
+        _problems(source, InvalidStudy(in_definition(definition, refused)))
     try:
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
     except InvalidStudy as exc:
@@ -346,7 +368,7 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
         job = render_trial(launch, settings.cluster_defaults())
     except InvalidStudy as exc:
-        _problems(file, exc)
+        _problems(source, exc)
     except KatunaError as exc:
         fail(str(exc), 2)
     with writing_output():

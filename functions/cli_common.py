@@ -55,12 +55,13 @@ class _Console(Console):
         self._width, self._height = new_size
 
 
-console = _Console(emoji=False)
-errors = _Console(stderr=True, emoji=False)
-"""Neither turns ``:name:`` codes into emoji: values are data (a parameter value ``:-1:``, an
-address ``127.0.0.1:-1:``) and are printed as they are (:mod:`functions.terminal`)."""
+console = _Console(emoji=False, highlight=False)
+errors = _Console(stderr=True, emoji=False, highlight=False)
+"""Neither turns ``:name:`` codes into emoji nor colours what looks like a number, a string or a
+bracket: values are data (a parameter value ``:-1:``, an address ``127.0.0.1:-1:``, a reason)
+and are printed as they are (:mod:`functions.terminal`); only katuna's own markup styles a line."""
 
-db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
+db_option = click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
                          help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_trial_table import split_reason, trial_table
@@ -18,7 +20,7 @@ from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.trial_cap import GRID
 from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
-from functions.terminal import markup, text
+from functions.terminal import markup, printable, text
 
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
@@ -113,17 +115,57 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
             console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 
 
-def studies_table(views: list[dict[str, Any]]) -> Table:
+STUDY_COLUMNS = ("name", "status", "algorithm", "trials", "best", "reason")
+KEPT_FIRST = ("name", "best", "trials", "algorithm")
+"""Columns of ``katuna studies`` kept whole where the table is too wide for its terminal, first
+the first (a study's name is what every other command takes, a number is read whole), as long
+as the columns left to wrap keep :data:`WRAPPED_LEAST` columns each."""
+WRAPPED_LEAST = 4
+
+
+def studies_table(views: list[dict[str, Any]]) -> _StudiesTable:
     """``katuna studies``: one row per study view."""
-    table = Table()
-    for column in ("name", "status", "algorithm", "trials", "best", "reason"):
-        table.add_column(column)
+    rows = []
     for view in views:
         best = view["best"]
         shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{view['frontSize']} on the front" if best else "")
-        table.add_row(*map(text, (view["name"], view["status"], view["algorithm"], view["trials"], shown,
-                                  view["reason"] or "")))
-    return table
+        rows.append([printable(cell) for cell in (view["name"], view["status"], view["algorithm"], view["trials"],
+                                                  shown, view["reason"] or "")])
+    return _StudiesTable(rows)
+
+
+class _StudiesTable:
+    """The studies as a table laid out for the width it is printed in: where it is too narrow
+    for every cell in one line, the columns of :data:`KEPT_FIRST` that fit stay whole and the
+    others wrap; no value is cut to an ellipsis, a cell wider than its column folds onto the
+    lines below."""
+
+    def __init__(self, rows: list[list[str]]) -> None:
+        self._rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = Table()
+        whole = self._whole(options.max_width)
+        for column in STUDY_COLUMNS:
+            table.add_column(column, no_wrap=column in whole, overflow="fold")
+        for row in self._rows:
+            table.add_row(*map(Text, row))
+        yield table
+
+    def _whole(self, room: int) -> set[str]:
+        """The columns to keep whole in ``room`` columns: those of :data:`KEPT_FIRST`, in order,
+        while the table, every other column :data:`WRAPPED_LEAST` wide (or less, where its cells
+        are), fits (each column has a space of padding each side, and a border after it)."""
+        widths = {column: max([cell_len(column), *(cell_len(row[index]) for row in self._rows)])
+                  for index, column in enumerate(STUDY_COLUMNS)}
+        whole: set[str] = set()
+        for column in KEPT_FIRST:
+            kept = whole | {column}
+            width = 1 + sum((widths[name] if name in kept else min(widths[name], WRAPPED_LEAST)) + 3
+                            for name in STUDY_COLUMNS)
+            if width <= room:
+                whole = kept
+        return whole
 
 
 def front_title(record: StudyRecord, size: int | None = None) -> str:

@@ -35,13 +35,15 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Serve the HTTP API, the event functions and the dashboard.")
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (an IPv6 one as ::1 or [::1]).")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="gunicorn workers.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1), metavar="N",
               help="Requests each worker serves at once.")
 @click.option("--executor", type=click.Choice(list(RUNS_ON)), default=None,
               help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
@@ -110,11 +112,12 @@ def _warn_of_history(db: Path, limits: Limits, busy_timeout: float) -> None:
             warn(problem)
 
 
-@click.command("optuna-dashboard", cls=Command)
+@click.command("optuna-dashboard", cls=Command, short_help="Serve the studies in optuna-dashboard.")
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (loopback only).")
-@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="Port to listen on.")
 def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """Open the database's studies in optuna-dashboard (in the .venv that make run sets up).
 

@@ -107,7 +107,7 @@ def studies(db: str | None, as_json: bool) -> None:
         console.print(studies_table([_as_seen(view) for view in views]))
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Show a study: status, counts, best trial.")
 @click.argument("name")
 @db_option
 @json_option
@@ -130,13 +130,13 @@ TRIALS_READ = 500
 any study size, and no read is held open while the output waits on a slow reader."""
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="List a study's trials by number.")
 @click.argument("name")
 @db_option
 @json_option
 @click.option("--after", type=click.IntRange(0, MAX_STORED_INT), default=None, metavar="NUMBER",
               help="Only the trials numbered above NUMBER (the API's `after`).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many trials.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N trials.")
 def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: int | None) -> None:
     """List the trials of a study by number: all of them, or a page with --after and --limit."""
     store, record = with_study(db, name)
@@ -164,7 +164,7 @@ def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: i
         left = None if left is None else left - len(page)
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Show the best trial, or the Pareto front.")
 @click.argument("name")
 @db_option
 @json_option
@@ -185,7 +185,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
                                   else "Best trial"))
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Stop a running study and its trials.")
 @click.argument("name")
 @db_option
 def stop(name: str, db: str | None) -> None:
@@ -244,7 +244,7 @@ def _on_cluster(settings: Settings) -> Runtime:
     return Runtime(settings)
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Delete an ended study and its trials.")
 @click.argument("name")
 @db_option
 def delete(name: str, db: str | None) -> None:
@@ -302,12 +302,12 @@ LOG_CHUNK = 1 << 16
 """Bytes of a log copied to the output at a time: any log is printed in bounded memory."""
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, short_help="Print what a trial printed.")
 @click.argument("name")
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT))
 @db_option
-@click.option("--attempt", type=click.IntRange(min=1), default=None,
-              help="The log of this attempt of the trial (its latest when left out).")
+@click.option("--attempt", type=click.IntRange(min=1), default=None, metavar="K",
+              help="The log of the trial's attempt K, from 1 (its latest when left out).")
 def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
     """Print what a trial printed (its output and errors), byte for byte, as it stands: a
     running trial's log so far. A trial run on Kubernetes keeps its log in its pods: read it

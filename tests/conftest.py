@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -366,3 +367,9 @@ def simulated_kube(request: pytest.FixtureRequest) -> Iterator[KubeStub]:
     stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: run)
     yield stub
     stub.close()
+
+
+def unlined(text: str) -> str:
+    """CLI output with the line of each of a study file's problems left out (``path (line 3):
+    ...`` read as ``path: ...``), for tests of what a problem says rather than where."""
+    return re.sub(r" \(line \d+\)(?=: )", "", text)

@@ -63,10 +63,16 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     study = write_study(tmp_path / "bad.yaml", definition)
     result = here("run", str(study), cwd=tmp_path, check=False)
     assert result.returncode == 2
-    for expected in ("name: expected a DNS-1123 label", "parallelism: expected an integer >= 1",
-                     "parameters[0].max: expected >= min (-5.0), got -10.0",
-                     "objective.direction: expected minimize or maximize, got 'down'"):
-        assert expected in result.stderr
+    lines = study.read_text().splitlines()
+
+    def line(text: str) -> int:
+        return next(number for number, written in enumerate(lines, 1) if written.lstrip(" -") == text)
+
+    for expected in (f"name (line {line('name: Bad_Name')}): expected a DNS-1123 label",
+                     f"parallelism (line {line('parallelism: 0')}): expected an integer >= 1",
+                     f"parameters[0].max (line {line('max: -10.0')}): expected >= min (-5.0), got -10.0",
+                     f"objective.direction (line {line('direction: down')}): expected minimize or maximize, got 'down'"):
+        assert f"  - {expected}" in result.stderr
     assert not (tmp_path / "katuna.db").exists()
 
 
@@ -134,6 +140,26 @@ def test_every_commands_help_is_plain_text_not_the_markup_of_its_docstring():
     for name in main.commands:
         shown = CliRunner().invoke(main, [name, "--help"]).output
         assert "``" not in shown and ":func:" not in shown and ":data:" not in shown, f"katuna {name} --help"
+
+
+def test_the_list_of_commands_gives_each_whole_and_every_option_names_what_it_takes():
+    """``katuna --help`` cuts no command's summary short, and no option's value is shown as
+    click's ``INTEGER RANGE`` or ``FILE`` for a database path."""
+    from functions.cli import main
+
+    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == sorted(main.commands)
+    assert "..." not in listed
+    for name in main.commands:
+        shown = CliRunner().invoke(main, [name, "--help"]).output
+        assert "INTEGER RANGE" not in shown and "--db FILE" not in shown, f"katuna {name} --help"
+
+
+def test_the_consoles_colour_no_number_string_or_bracket_of_a_value():
+    from functions.cli_common import console, errors
+
+    for output in (console, errors):
+        assert output.render_str("completed (max trials reached (4)) 'a' 0.5").spans == []
 
 
 def test_run_then_inspect_with_json(tmp_path: Path):

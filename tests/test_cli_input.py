@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, unlined
 from test_cli import here, katuna
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def test_a_warm_start_file_is_read_the_same_way_and_named_as_the_studys_field(tm
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and SECRET not in result.stderr
     shown = expected if kind == "missing" else f"known.csv {expected}".replace("a YAML or JSON", "a CSV or JSON")
-    assert result.stderr.splitlines() == ["error: study.yaml is not a valid study:", f"  - warmStart.file: {shown}"]
+    assert unlined(result.stderr).splitlines() == ["error: study.yaml is not a valid study:", f"  - warmStart.file: {shown}"]
 
 
 def test_a_read_limit_set_large_reads_a_study_file_in_memory_of_its_size(tmp_path: Path,
@@ -209,14 +209,14 @@ def test_a_non_ascii_metric_name_is_refused_saying_ascii_letters_and_a_parameter
     assert result.returncode == 2
     assert "parameters[0]" not in result.stderr, result.stderr
     assert ("  - objective.metric: metric name 'точность' cannot be matched by the default metric filter: use ASCII "
-            "letters (a-z, A-Z), digits, '_', '-' or '|', or a filter that reads it") in result.stderr
+            "letters (a-z, A-Z), digits, '_', '-' or '|', or a filter that reads it") in unlined(result.stderr)
 
 
 def test_a_named_study_whose_every_other_field_is_misspelt_names_each_with_the_expected_fields(tmp_path: Path):
     (tmp_path / "study.yaml").write_text("name: demo\nobjectiv: {metric: loss}\nparameter: []\n")
     result = here("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    lines = result.stderr.splitlines()
+    lines = unlined(result.stderr).splitlines()
     assert lines[0] == "error: study.yaml is not a valid study:"
     for field in ("objectiv", "parameter"):
         assert (f"  - {field}: unknown field; expected one of algorithm, description, earlyStopping, kubernetes, "
@@ -228,7 +228,7 @@ def test_a_warm_start_from_a_study_of_a_database_not_made_yet_leaves_no_database
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"study": "earlier"})))
     result = here("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+    assert unlined(result.stderr).splitlines() == [
         "error: study.yaml is not a valid study:",
         "  - warmStart.study: no study named 'earlier' in this database; expected the name of an earlier study "
         "whose completed trials the sampler learns from"]
@@ -254,6 +254,6 @@ def test_a_study_past_the_history_limit_is_refused_before_the_run_makes_a_databa
     assert result.returncode == 2
     warm_refusal = ("- warmStart.study: no study named 'earlier' in this database; expected the name of an earlier "
                     "study whose completed trials the sampler learns from ")
-    assert " ".join(result.stderr.split()) == \
+    assert " ".join(unlined(result.stderr).split()) == \
         f"error: study.yaml is not a valid study: {warm_refusal if warm else ''}{HISTORY_REFUSAL}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TRIAL
+from conftest import TRIAL, unlined
 from http_helpers import Service
 from kube_standin import katib_api
 from kube_standin.server import KATUNA_USER
@@ -353,7 +353,7 @@ def test_without_a_cluster_the_cli_refuses_a_configmap_template_saying_why(tmp_p
     path.write_text(yaml.safe_dump(experiment("cm-cli")))
     converted = here("convert", str(path), check=False)
     assert converted.returncode == 2
-    assert f"spec.trialTemplate.configMap: {NO_CLUSTER}" in " ".join(converted.stderr.split())
+    assert f"spec.trialTemplate.configMap: {NO_CLUSTER}" in " ".join(unlined(converted.stderr).split())
     assert sum(line.startswith("  - ") for line in converted.stderr.splitlines()) == 1, "the one problem, no noise"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, unlined
 from http_helpers import Service, run_on_cluster
 from knative_emulator import KnativeCluster
 from knative_emulator.broker import MAX_TTL, attributes_of
@@ -200,7 +200,7 @@ def test_katuna_run_and_render_refuse_a_study_whose_trials_would_get_the_node(tm
     for command in (["run", "--db", str(tmp_path / "k.db")], ["render"]):
         done = _cli(tmp_path, _study("cli-root", ROOT_ON_THE_NODE), *command)
         assert done.returncode == 2, done.stdout + done.stderr
-        assert f"{POD}.volumes[0].hostPath: expected no hostPath volume" in done.stderr
+        assert f"{POD}.volumes[0].hostPath: expected no hostPath volume" in unlined(done.stderr)
     lifted = _cli(tmp_path, _study("cli-root", ROOT_ON_THE_NODE), "render", KATUNA_TRIAL_POD_SECURITY="privileged")
     assert lifted.returncode == 0, lifted.stderr
     assert yaml.safe_load(lifted.stdout)["spec"]["template"]["spec"]["hostPID"] is True

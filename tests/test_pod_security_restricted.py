@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, unlined
 from http_helpers import Service
 from test_cli import here
 
@@ -158,7 +158,7 @@ def test_katuna_render_at_restricted_runs_an_image_as_non_root_and_refuses_a_tem
         "seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": True, "runAsUser": 10001}
     short = _cli(tmp_path, _study("short", _job()))
     assert short.returncode == 2, short.stdout + short.stderr
-    assert f"{POD}.containers[0].securityContext.allowPrivilegeEscalation: expected false" in short.stderr
+    assert f"{POD}.containers[0].securityContext.allowPrivilegeEscalation: expected false" in unlined(short.stderr)
     baseline = _cli(tmp_path, _study("image"), KATUNA_TRIAL_POD_SECURITY="baseline")
     assert yaml.safe_load(baseline.stdout)["spec"]["template"]["spec"]["securityContext"] == {
         "seccompProfile": {"type": "RuntimeDefault"}}, "the image's own user, as before"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TRIAL, study_definition
+from conftest import TRIAL, study_definition, unlined
 from http_helpers import Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
@@ -172,7 +172,7 @@ def test_katuna_run_and_render_refuse_a_study_running_trials_as_the_service(tmp_
     for command in (["run", str(path), "--db", str(tmp_path / "k.db")], ["render", str(path)]):
         done = here(*command, cwd=tmp_path, check=False)
         assert done.returncode == 2, done.stdout + done.stderr
-        assert "kubernetes.serviceAccountName: 'katuna' is the katuna service's own" in done.stderr
+        assert "kubernetes.serviceAccountName: 'katuna' is the katuna service's own" in unlined(done.stderr)
     assert not (tmp_path / "k.db").exists() or "cli-as-katuna" not in here(
         "studies", "--db", str(tmp_path / "k.db"), "--json").stdout
 
@@ -338,7 +338,7 @@ def test_katuna_run_and_render_refuse_a_study_whose_trials_read_a_service_secret
         done = _cli(tmp_path, reads, *command)
         assert done.returncode == 2, done.stdout + done.stderr
         assert ("trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name: "
-                "'katuna-api-token' is one of the katuna service's own Secrets") in done.stderr
+                "'katuna-api-token' is one of the katuna service's own Secrets") in unlined(done.stderr)
     assert not (tmp_path / "k.db").exists() or "cli-reads" not in here(
         "studies", "--db", str(tmp_path / "k.db"), "--json").stdout
     own = _native("cli-own", _job(main={"image": "python:3.12", "env": [
@@ -360,7 +360,7 @@ def test_a_parameter_that_makes_a_service_secret_fails_the_launch(tmp_path: Path
     path = "trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"
     done = _cli(tmp_path, _chosen("cli-chosen"), "render", "--params", "x=1", "--params", f"secret={TOKEN}")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"{path}: 'katuna-api-token' is one of the katuna service's own Secrets" in done.stderr
+    assert f"{path}: 'katuna-api-token' is one of the katuna service's own Secrets" in unlined(done.stderr)
     spec, _ = load_definition(_chosen("chosen"))
     assert _secret_problems(spec, (TOKEN,)) == [], "the name is known only at launch"
     launch = TrialLaunch("chosen", "u1", 0, 1, "chosen-0", [], {}, ".", None, trial_spec=spec.trial_template.trial_spec,
@@ -518,7 +518,7 @@ def test_a_parameter_that_makes_a_pod_spec_patch_run_as_the_service_fails_the_la
     done = _cli(tmp_path, _patched("cli-patched"), "render", "--params", "x=1", "--params", "sa=katuna",
                 "--params", "gib=2")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"{path}: 'katuna' is the katuna service's own service account" in done.stderr
+    assert f"{path}: 'katuna' is the katuna service's own service account" in unlined(done.stderr)
     done = _cli(tmp_path, _patched("cli-patched"), "render", "--params", "x=1", "--params", "sa=trainer",
                 "--params", "gib=2")
     assert done.returncode == 0, done.stderr

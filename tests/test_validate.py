@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, unlined
 from test_cli import here, katuna, write_study
 from test_render import katib_style
 
@@ -617,7 +617,7 @@ then failed every trial, each with the problem that now refuses it."""
 def test_a_field_of_the_wrong_type_exits_2_naming_it_and_stores_nothing(tmp_path: Path, command: str, case: str):
     definition, path, message = WRONG_TYPES[case]
     result = here(command, str(write_study(tmp_path / "typed.yaml", definition)), cwd=tmp_path, check=False)
-    assert result.returncode == 2 and f"  - {path}: {message}\n" in result.stderr, result.stderr
+    assert result.returncode == 2 and f"  - {path}: {message}\n" in unlined(result.stderr), unlined(result.stderr)
     assert not (tmp_path / "katuna.db").exists()
 
 

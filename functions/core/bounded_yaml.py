@@ -279,6 +279,17 @@ def load(text: str) -> Any:
         loader.dispose()
 
 
+def compose(text: str) -> yaml.Node | None:
+    """The node tree of the YAML document in ``text`` (None for an empty one), within the bounds
+    :func:`load` keeps, each node with where it is written; ``yaml.YAMLError`` where it is no
+    YAML or exceeds them."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path]]:
     """The data in ``text`` (as :func:`load`), and the paths of the plain (unquoted) string
     scalars in it that ``wanted`` accepts: the ones whose type YAML decides from their text."""

@@ -1,0 +1,43 @@
+"""``katuna studies`` in a terminal too narrow for its table: a study's name, the one thing the
+other commands take, and its numbers are never cut to an ellipsis."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from functions.cli_output import studies_table
+
+NAMES = ("digits-early-stopping", "a" * 62 + "z")
+VIEWS = [{"name": NAMES[0], "status": "interrupted (the katuna process that ran it is gone)", "algorithm": "random",
+          "trials": 12, "best": {"value": 0.977777777}, "frontSize": None, "reason": "max trials reached (12)"},
+         {"name": NAMES[1], "status": "completed", "algorithm": "tpe", "trials": 123456,
+          "best": {"value": 0.887949}, "frontSize": None, "reason": None}]
+
+
+def _printed(views: list[dict], width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, emoji=False)
+    console.print(studies_table(views))
+    return console.file.getvalue()
+
+
+def _column(printed: str, index: int) -> str:
+    """The text of one column, its cells' lines joined (a folded cell is read whole again)."""
+    return "".join(line.split("│")[index + 1].strip() for line in printed.splitlines() if line.startswith("│"))
+
+
+@pytest.mark.parametrize("width", [80, 60, 40])
+def test_no_name_or_number_is_cut_to_an_ellipsis_at_any_width(width: int):
+    printed = _printed(VIEWS, width)
+    assert "…" not in printed
+    assert _column(printed, 0) == "".join(NAMES)
+    assert _column(printed, 3) == "12123456"
+    assert _column(printed, 4) == "0.9777780.887949"
+
+
+def test_in_eighty_columns_a_name_is_kept_on_one_line_and_the_status_and_reason_wrap():
+    printed = _printed(VIEWS[:1], 80)
+    assert f"│ {NAMES[0]} │" in printed
+    assert max(map(len, printed.splitlines())) <= 80
