@@ -406,6 +406,15 @@ class EksNodePools:
         group = self._group(name)
         return None if group is None else _status(group)
 
+    def node_settings(self, name: str) -> tuple[str, frozenset[str]] | None:
+        """The IAM role the group's nodes run as and its subnets, which EKS cannot change of a
+        group (``UpdateNodegroupConfig`` takes neither); None when there is no such group or it
+        is being deleted (a group created again once it is gone takes those asked for)."""
+        group = self._group(name)
+        if group is None or group["status"] == "DELETING":
+            return None
+        return group.get("nodeRole", ""), frozenset(group.get("subnets") or ())
+
 
 def _status(group: dict[str, Any]) -> PoolStatus:
     """The group as katuna judges it: state, limits, capacity, taint, and who made it."""

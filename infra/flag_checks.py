@@ -1,7 +1,10 @@
 """The provisioning script's flags checked as click reads them, before anything is asked of the
-cloud: labels, comma-separated lists, a ``--timeout`` in seconds, and the names GKE takes for
-a project, a location and a cluster (a flag that cannot name one would reach the SDK, which
-raises on an empty one, or the cloud, which answers that it has no such cluster)."""
+cloud: labels, comma-separated lists, a ``--timeout`` in seconds, and the names each cloud
+takes for what the flags name: GKE's project, location, cluster and node pool, EKS's cluster
+and node group. A flag that cannot name one would reach the SDK, which raises on an empty one,
+or the cloud, which answers that it has no such cluster; a pool name would become part of the
+request's path, where ``trials?x`` or ``a/b`` names another resource or none (GKE's REST
+transport sends the name unescaped: ``down --pool 'trials?x'`` deleted the pool ``trials``)."""
 
 from __future__ import annotations
 
@@ -45,22 +48,44 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
                                    "not done by then is an error.")
 
 
-GKE_NAMES = {
-    "--project": (re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z](?:[-a-z0-9]{0,28}[a-z0-9])?"),
-                  "a Google Cloud project id: lower-case letters, digits and '-', starting with a letter, "
-                  "at most 30 characters"),
-    "--location": (re.compile(r"[a-z]+-[a-z]+[0-9]+(?:-[a-z])?"),
-                   "a region (europe-west4) or a zone (europe-west4-a)"),
-    "--cluster": (re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?"),
-                  "a GKE cluster name: lower-case letters, digits and '-', starting with a letter, at most 40 characters"),
+NAMES = {
+    ("gke", "--project"): (re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z](?:[-a-z0-9]{0,28}[a-z0-9])?"),
+                           "a Google Cloud project id: lower-case letters, digits and '-', starting with a letter, "
+                           "at most 30 characters"),
+    ("gke", "--location"): (re.compile(r"[a-z]+-[a-z]+[0-9]+(?:-[a-z])?"),
+                            "a region (europe-west4) or a zone (europe-west4-a)"),
+    ("gke", "--cluster"): (re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?"),
+                           "a GKE cluster name: lower-case letters, digits and '-', starting with a letter, at most "
+                           "40 characters"),
+    ("gke", "--pool"): (re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?"),
+                        "a GKE node pool name: lower-case letters, digits and '-', starting with a letter, at most "
+                        "40 characters"),
+    ("eks", "--cluster"): (re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}"),
+                           "an EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at "
+                           "most 100 characters"),
+    ("eks", "--nodegroup"): (re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,62}"),
+                             "an EKS node group name: letters, digits, '-' and '_', starting with a letter or digit, "
+                             "at most 63 characters"),
 }
-"""What GKE takes for each flag naming the cluster (its resource names' syntax), so that a flag
-that cannot name one is refused before anything is asked of the cloud."""
+"""What each cloud takes for each flag naming a resource (GKE's resource names' syntax; EKS's
+``CreateCluster`` and ``CreateNodegroup`` names, as its API reference gives them), so that a
+flag that cannot name one is refused before anything is asked of the cloud. ``up`` holds a new
+pool's name to katuna's own rule besides (an EKS group's name ends with a letter or digit, as
+the label value its nodes carry must); ``down`` and ``status`` take any name the cloud can hold."""
 
 
 def gke_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """The project, location or cluster flag as given, if GKE could take it (:data:`GKE_NAMES`)."""
-    pattern, expected = GKE_NAMES[param.opts[0]]
+    """A GKE flag naming a resource, as given, if GKE could take it (:data:`NAMES`)."""
+    return _name("gke", param, value)
+
+
+def eks_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An EKS flag naming a resource, as given, if EKS could take it (:data:`NAMES`)."""
+    return _name("eks", param, value)
+
+
+def _name(cloud: str, param: click.Parameter, value: str) -> str:
+    pattern, expected = NAMES[(cloud, param.opts[0])]
     if not pattern.fullmatch(value):
         raise click.BadParameter(f"expected {expected}, got {value!r}")
     return value

@@ -325,9 +325,12 @@ class GkeNodePools:
 
     def node_service_account(self, name: str) -> str | None:
         """The service account the pool's nodes run as (``default``: the cluster's default, as
-        GKE names it), None when there is no such pool."""
+        GKE names it), None when there is no such pool or it is being deleted (a pool created
+        again once it is gone takes the account asked for)."""
         current = self._get(name)
-        return None if current is None else current.config.service_account or "default"
+        if current is None or _status(current).state == "STOPPING":
+            return None
+        return current.config.service_account or "default"
 
 
 def _no_cluster(exc: Exception) -> TypeGuard[google_errors.NotFound]:
@@ -379,11 +382,13 @@ def _limits(pool: container_v1.NodePool) -> tuple[int, int]:
 
 def _raise_request(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool,
                    min_nodes: int) -> dict[str, Any]:
-    """``set_node_pool_autoscaling`` to the study's pool-wide maximum, in the pool's own terms: a
-    pool with per-zone limits keeps them (and its minimum and location policy), its per-zone
-    maximum raised to spread the study's maximum over its zones; any other gets pool-wide limits."""
-    if not _per_zone(current):
-        return autoscaling_request(cluster, pool, pool.max_nodes, min_nodes)
-    zones = max(len(current.locations), 1)
-    return {"name": cluster.pool_path(pool.name),
-            "autoscaling": {**_autoscaling(current), "max_node_count": -(-pool.max_nodes // zones)}}
+    """``set_node_pool_autoscaling`` to the study's maximum, pool-wide, keeping the pool's
+    minimum (pool-wide: a per-zone one counted in each of its zones) and its location policy,
+    if it has one. A pool with per-zone limits gets pool-wide ones: a per-zone maximum spreads
+    a maximum over its zones only in whole nodes, so 10 over 3 zones would allow 12 (or 9),
+    never the 10 asked; its limits as found are given back when no study uses it."""
+    request = autoscaling_request(cluster, pool, pool.max_nodes, min_nodes)
+    policy = _autoscaling(current).get("location_policy")
+    if policy:
+        request["autoscaling"]["location_policy"] = policy
+    return request

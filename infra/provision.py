@@ -8,7 +8,8 @@
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
 changes nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool found still being created (an earlier run interrupted) is waited for
 and then asked again for the flags' settings; settings a pool cannot change in place (machine
-type, capacity) are refused, saying so. ``down`` deletes it and waits, only a pool carrying
+type, capacity, GKE nodes' service account, an EKS group's node role and subnets) are refused,
+saying so. ``down`` deletes it and waits, only a pool carrying
 the trial taint (katuna's, or one made for it), never another. A change the
 cloud refuses for now (a cluster busy with another operation, throttling) is asked again
 until ``--timeout`` has passed; a change not done by then is an error naming what is still
@@ -38,7 +39,8 @@ from infra import eks_requests, flag_checks, gke_requests
 from infra.changes import change, interrupted, print_json, print_status
 
 FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
-         "instanceTypes": "--instance-types", "serviceAccount": "--node-service-account"}
+         "instanceTypes": "--instance-types", "serviceAccount": "--node-service-account", "nodeRole": "--node-role",
+         "subnets": "--subnets"}
 """The flag that sets each field of a study's ``nodePool``; the name's and the capacity's are
 each command's own (:func:`_flags`)."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
@@ -83,18 +85,27 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str
 
 
 IN_PLACE = {"nodePool.machineType": "machine type", "nodePool.capacity": "capacity (spot, preemptible or on-demand)",
-            "nodePool.instanceTypes": "instance types", "nodePool.serviceAccount": "service account"}
+            "nodePool.instanceTypes": "instance types", "nodePool.serviceAccount": "service account",
+            "nodePool.nodeRole": "node role", "nodePool.subnets": "subnets"}
 """What a cloud cannot change of an existing pool: it is created with them."""
+
+
+STUDY_WORDS = (("; the study asks for ", "; the flags ask for "), ("; the study accepts ", "; the flags accept "),
+               (" the study gives them;", " the flags give them;"),
+               ("name a pool katuna creates for the study", "name another pool, which `up` creates"))
+"""A refusal of an existing pool in a study's words (:func:`functions.core.nodepool.adoption_problem`)
+and in the command's: the flags, not a study, ask."""
 
 
 def _in_place(exc: NodePoolFailed) -> str:
     """The refusal of an existing pool whose settings differ from the flags' (the study's words
-    put in the command's), told that the cloud cannot change them in place and what can be done."""
+    put in the command's), told, where the cloud cannot change them in place, what can be done."""
+    said = exc.reason
+    for study, flags in STUDY_WORDS:
+        said = said.replace(study, flags)
     what = IN_PLACE.get(exc.field or "")
     if what is None or not re.match(r"node pool \S+ exists with ", exc.reason):
-        return exc.reason
-    said = exc.reason.replace("; the study asks for ", "; the flags ask for ").replace(
-        "; the study accepts ", "; the flags accept ")
+        return said
     return (f"{said}. A node pool's {what} cannot be changed in place: give the flags that match the pool, or run "
             "`down`, then `up` to create it again with these (its nodes, and any trials on them, go with it)")
 
@@ -107,6 +118,23 @@ def _ensure_gke(adapter: Any, pool: NodePool, account: str | None) -> PoolChange
     if found is not None and found != account:
         raise NodePoolFailed(f"node pool {pool.name} exists with its nodes running as {found}; the flags ask for "
                              f"{account}", "nodePool.serviceAccount")
+    return adapter.ensure(pool)
+
+
+def _ensure_eks(adapter: Any, pool: NodePool, where: eks_requests.EksCluster) -> PoolChange:
+    """``up`` on EKS. EKS cannot change the node role or the subnets of an existing group: one
+    whose differ from ``--node-role`` or ``--subnets`` (in any order) is refused, naming them,
+    not left as it is with "nothing to change"."""
+    found = adapter.node_settings(pool.name)
+    if found is None:
+        return adapter.ensure(pool)
+    role, subnets = found
+    if role != where.node_role:
+        raise NodePoolFailed(f"node pool {pool.name} exists with node role {role}; the flags ask for "
+                             f"{where.node_role}", "nodePool.nodeRole")
+    if subnets != set(where.subnets):
+        raise NodePoolFailed(f"node pool {pool.name} exists with subnets {', '.join(sorted(subnets))}; the flags ask "
+                             f"for {', '.join(sorted(set(where.subnets)))}", "nodePool.subnets")
     return adapter.ensure(pool)
 
 
@@ -149,7 +177,7 @@ def gke_options(command: Callable) -> Callable:
         click.option("--project", required=True, callback=flag_checks.gke_name, help="Google Cloud project id."),
         click.option("--location", required=True, callback=flag_checks.gke_name, help="The cluster's region or zone."),
         click.option("--cluster", required=True, callback=flag_checks.gke_name, help="The GKE cluster."),
-        click.option("--pool", required=True, help="The node pool's name."),
+        click.option("--pool", required=True, callback=flag_checks.gke_name, help="The node pool's name."),
         click.option("--endpoint", help="Another API endpoint (a local stand-in: http://127.0.0.1:PORT)."),
         click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
     ]):
@@ -221,10 +249,10 @@ def eks_group() -> None:
 
 def eks_options(command: Callable) -> Callable:
     for option in reversed([
-        click.option("--cluster", required=True, help="The EKS cluster."),
+        click.option("--cluster", required=True, callback=flag_checks.eks_name, help="The EKS cluster."),
         click.option("--region", help="The cluster's AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the "
                                       "AWS profile's)."),
-        click.option("--nodegroup", required=True, help="The managed node group's name."),
+        click.option("--nodegroup", required=True, callback=flag_checks.eks_name, help="The managed node group's name."),
         click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
     ]):
         command = option(command)
@@ -268,7 +296,7 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
-    _run(pools, change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout, settle=True,
+    _run(pools, change(lambda adapter: _ensure_eks(adapter, spec, where), nodegroup, "active", timeout, settle=True,
                        max_nodes=max_nodes), flags)
 
 

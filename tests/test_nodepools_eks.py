@@ -836,3 +836,13 @@ def test_a_node_group_name_no_label_value_can_hold_is_refused_by_the_stand_in_as
     """The name is the nodes' katuna.dev/pool label value: EKS refuses the labels of ``trials-``."""
     with pytest.raises(NodePoolFailed, match="InvalidParameterException: Invalid value: \"trials-\""):
         pools.ensure(spot_pool(name="trials-"))
+
+
+def test_a_group_being_deleted_has_no_node_role_or_subnets_to_keep(pools: eks.EksNodePools):
+    """The provisioning script's ``up`` refuses another node role or subnets than an existing
+    group's, not those of a group being deleted: the one created once it is gone takes them."""
+    pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
+    assert pools.node_settings("katuna-digits") == (ROLE, frozenset(pools.cluster.subnets))
+    pools.delete("katuna-digits")
+    assert pools.node_settings("katuna-digits") is None

@@ -253,7 +253,10 @@ def per_zone_pool(gke_api: GkeStub, pools: gke.GkeNodePools, low: int, high: int
     gke_api.requests.clear()
 
 
-def test_per_zone_limits_count_in_each_zone_and_are_raised_per_zone(gke_api: GkeStub, pools: gke.GkeNodePools):
+def test_per_zone_limits_count_in_each_zone_and_are_raised_to_the_maximum_asked(gke_api: GkeStub,
+                                                                               pools: gke.GkeNodePools):
+    """A maximum of 10 spread over 3 zones per zone was raised to 4 in each: 12 nodes, past the
+    10 the study asked for. The pool gets pool-wide limits while studies use it."""
     per_zone_pool(gke_api, pools, 1, 3)
     found = pools.describe("team")
     assert (found.min_nodes, found.max_nodes) == (3, 9), "1..3 in each of 3 zones"
@@ -263,9 +266,9 @@ def test_per_zone_limits_count_in_each_zone_and_are_raised_per_zone(gke_api: Gke
     assert gke_api.calls("POST", ":setAutoscaling") == [], "9 nodes allow the study's 5: nothing lowered"
     raised = pools.ensure(spot_pool(name="team", max_nodes=10), owner="u1")
     assert gke_api.calls("POST", ":setAutoscaling")[0][2] == {"autoscaling": {
-        "enabled": True, "minNodeCount": 1, "maxNodeCount": 4, "locationPolicy": ANY}}, "per zone, 10 spread over 3"
+        "enabled": True, "totalMinNodeCount": 3, "totalMaxNodeCount": 10, "locationPolicy": ANY}}, "pool-wide"
     assert settled(gke_api, pools, raised) == OperationStatus(True)
-    assert gke_api.pool_bounds("team")[:2] == (3, 12)
+    assert gke_api.pool_bounds("team")[:2] == (3, 10), "at least 1 in each zone as before, at most the 10 asked"
     assert settled(gke_api, pools, pools.scale_back(spot_pool(name="team"), change.adopted)).done
     assert gke_api.pools["team"]["autoscaling"] == {"enabled": True, "minNodeCount": 1, "maxNodeCount": 3,
                                                      "locationPolicy": ANY}
@@ -367,3 +370,12 @@ def test_a_pool_absent_from_a_cluster_gke_has_is_absent(gke_api: GkeStub, either
     assert either.describe("katuna-digits") is None
     assert either.delete("katuna-digits") == PoolChange()
     assert either.scale_back(spot_pool()) == PoolChange()
+
+
+def test_a_pool_being_deleted_has_no_node_service_account_to_keep(gke_api: GkeStub, pools: gke.GkeNodePools):
+    """The provisioning script's ``up`` refused, for good, another account than that of a pool
+    being deleted: the pool it creates once that one is gone takes the account asked for."""
+    settled(gke_api, pools, pools.ensure(spot_pool()))
+    assert pools.node_service_account("katuna-digits") == "default"
+    pools.delete("katuna-digits")
+    assert pools.node_service_account("katuna-digits") is None

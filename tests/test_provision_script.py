@@ -612,3 +612,39 @@ def test_eks_up_and_down_while_eks_still_creates_the_group_end_at_the_timeout_sa
     assert down.stderr.endswith("error: node pool trials: still refused for now when --timeout (2 s) was up: EKS: "
                                 "ResourceInUseException: Nodegroup trials cannot be deleted as it is currently "
                                 "CREATING\n"), down.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--nodegroup", ""), ("--nodegroup", "a/b"), ("--nodegroup", "trials?x"),
+                                        ("--cluster", ""), ("--cluster", "tuning/x")])
+@pytest.mark.parametrize("command", ["up", "down", "status"])
+def test_eks_flags_that_cannot_name_a_cluster_or_group_are_refused_before_any_call(command: str, flag: str,
+                                                                                   value: str):
+    """They reached EKS as part of the request's path, whose answer named no flag."""
+    extra = ["--subnets", "subnet-1", "--node-role", ROLE] if command == "up" else []
+    result = provision("eks", command, *EKS_FLAGS, flag, value, *extra, "--dry-run")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert f"Invalid value for '{flag}': expected an EKS " in result.stderr, result.stderr
+
+
+def test_eks_up_with_another_node_role_or_subnets_than_the_groups_says_it_cannot_change_in_place(
+        moto_server: dict[str, str]):
+    """EKS cannot change either of an existing group: ``up`` said "nothing to change", exit 0."""
+    ec2, eks = aws_client("ec2", moto_server), aws_client("eks", moto_server)
+    subnets = moto_eks.network(ec2, 3)
+    eks.create_cluster(name="placed", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["eks", "up", "--cluster", "placed", "--nodegroup", "trials"]
+    assert provision(*up, "--subnets", ",".join(subnets[:2]), "--node-role", ROLE, env=moto_server).returncode == 0
+    other = "arn:aws:iam::123456789012:role/other-nodes"
+    result = provision(*up, "--subnets", ",".join(subnets[:2]), "--node-role", other, env=moto_server)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith(f"error: --node-role: node pool trials exists with node role {ROLE}; the flags "
+                                    f"ask for {other}. A node pool's node role cannot be changed in place: "), (
+        result.stderr)
+    result = provision(*up, "--subnets", ",".join(subnets), "--node-role", ROLE, env=moto_server)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith(f"error: --subnets: node pool trials exists with subnets "
+                                    f"{', '.join(sorted(subnets[:2]))}; the flags ask for "
+                                    f"{', '.join(sorted(subnets))}. A node pool's subnets cannot be changed in "
+                                    "place: "), result.stderr
+    same = provision(*up, "--subnets", f"{subnets[1]},{subnets[0]}", "--node-role", ROLE, env=moto_server)
+    assert same.returncode == 0 and same.stderr == "node pool trials: nothing to change\n", same.stderr

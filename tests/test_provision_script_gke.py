@@ -158,3 +158,50 @@ def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made
         f"GKE refused the request: {denied}; it goes on in the cloud; `status` shows how the pool stands, and `up` "
         "again waits for it\n"), result.stderr
     assert gke_api.pools["trials"]["status"] == "PROVISIONING"
+
+
+@pytest.mark.parametrize("value", ["", "a/b", "trials?x"])
+@pytest.mark.parametrize("command", ["up", "down", "status"])
+def test_gke_pool_flags_that_cannot_name_a_pool_are_refused_before_any_call(gke_api: GkeStub, command: str,
+                                                                             value: str):
+    """An empty ``--pool`` or one with a '/' reached the SDK's REST transport, which raised a
+    ``ValueError`` traceback; ``trials?x``, sent unescaped in the request's path, named the pool
+    ``trials``: ``down`` deleted it."""
+    gke_api.pools["trials"] = {"name": "trials", "config": {"machineType": "e2-medium"}, "initialNodeCount": 0,
+                               "locations": ["europe-west4-a"], "status": "RUNNING"}
+    result = provision("gke", command, *GKE_FLAGS, "--pool", value, "--endpoint", gke_api.url)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert "Invalid value for '--pool': expected a GKE node pool name" in result.stderr, result.stderr
+    assert gke_api.requests == [] and gke_api.pools["trials"]["status"] == "RUNNING"
+
+
+def test_gke_up_on_a_pool_with_per_zone_limits_allows_no_more_nodes_than_asked(gke_api: GkeStub):
+    """A pool of 1 node per zone in a region's 3 zones, raised to 10: its per-zone maximum went
+    to 4, 12 nodes in all, and ``up`` said the maximum "stays 12, above --max-nodes 10"."""
+    gke_api.pools["trials"] = {"name": "trials", "locations": [f"europe-west4-{zone}" for zone in "abc"],
+                               "status": "RUNNING",
+                               "config": {"machineType": "e2-standard-4", "spot": True, "taints": [
+                                   {"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}]},
+                               "autoscaling": {"enabled": True, "minNodeCount": 1, "maxNodeCount": 1,
+                                               "locationPolicy": "BALANCED"}}
+    gke_api.speed = 1e6
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--max-nodes", "10")
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (0, "node pool trials: ready"), result.stderr
+    assert (json.loads(result.stdout)["minNodes"], json.loads(result.stdout)["maxNodes"]) == (3, 10)
+    assert gke_api.pool_bounds("trials")[:2] == (3, 10)
+    assert gke_api.pools["trials"]["autoscaling"]["locationPolicy"] in ("BALANCED", 1), "its location policy kept"
+
+
+def test_gke_up_on_a_pool_that_cannot_be_adopted_speaks_of_the_flags_not_of_a_study(gke_api: GkeStub):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    assert provision("gke", "up", *flags).returncode == 0
+    result = provision("gke", "up", *flags, "--label", "team=vision")
+    assert (result.returncode, result.stderr) == (1, "error: --label: node pool trials exists, its nodes without the "
+                                                     "labels team=vision the flags give them; label the pool so, or "
+                                                     "leave them out\n"), result.stderr
+    gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-standard-4", "spot": True},
+                                     "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
+    result = provision("gke", "up", *flags, "--pool", "default-pool")
+    assert result.returncode == 1 and result.stderr.endswith(
+        "; taint it, or name another pool, which `up` creates\n"), result.stderr
