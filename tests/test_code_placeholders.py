@@ -114,6 +114,13 @@ def test_pythons_code_gets_any_value_exactly_as_an_argument_or_from_its_variable
     ["sed", "-n", "1e echo ${trialParameters.opt}", "/etc/hostname"],
     ["sed", "-i.bak", "-e", "s/lr=.*/lr=${trialParameters.opt}/", "config.ini"],
     ["/bin/sed", "--expression=s/a/${trialParameters.opt}/e", "config.ini"],
+    ["env", "-S", "bash -c 'echo ${trialParameters.opt}'"],
+    ["env", "-iSbash -c 'echo ${trialParameters.opt}'"],
+    ["timeout", "60", "env", "--split-string=sh -c 'echo ${trialParameters.opt}'"],
+    ["su", "-c", "echo ${trialParameters.opt}", "trainer"],
+    ["runuser", "trainer", "--command=echo ${trialParameters.opt}"],
+    ["flock", "-w", "5", "/tmp/gpu.lock", "-c", "python3 train.py --opt=${trialParameters.opt}"],
+    ["script", "-q", "-c", "python3 train.py --opt=${trialParameters.opt}", "/dev/null"],
 ])
 def test_code_of_each_language_refuses_a_value_that_is_not_one_token(command: list[str]):
     index = next(i for i, arg in enumerate(command) if "${" in arg)
@@ -136,10 +143,36 @@ def test_code_of_each_language_refuses_a_value_that_is_not_one_token(command: li
     ["awk", "-f", "report.awk", "${trialParameters.opt}"],
     ["sed", "-f", "edit.sed", "${trialParameters.opt}"],
     ["sh", "-c", "sed 's/a/b/' <<EOF\n${trialParameters.opt}\nEOF"],
+    ["flock", "/tmp/gpu.lock", "python3", "train.py", "-c", "${trialParameters.opt}"],
+    ["env", "-S", "python3 train.py", "${trialParameters.opt}"],
+    ["su", "-c", "train \"$0\"", "trainer", "${trialParameters.opt}"],
 ])
 def test_a_value_given_to_a_program_as_data_is_taken(command: list[str]):
     parse_study(study_definition(parameters=[{"name": "opt", "type": "categorical", "values": ["adam", "a b"]}],
                                  trialTemplate={"command": command}))
+
+
+@pytest.mark.parametrize("command", [
+    ["env", "-S", "sh -c 'echo loss=1 ${trialParameters.opt}'"],
+    ["flock", "{lock}", "-c", "echo loss=1 ${trialParameters.opt}"],
+    ["script", "-qec", "echo loss=1 ${trialParameters.opt}", "/dev/null"],
+], ids=["env -S", "flock -c", "script -c"])
+def test_a_command_line_a_program_has_a_shell_run_refuses_a_value_and_no_trial_runs_it(client, tmp_path: Path,
+                                                                                       command: list[str]):
+    """``env -S``, ``flock FILE -c`` and ``script -c`` give their string to a shell (``env`` splits
+    it first), which ran a pasted ``$(touch ...)``: refused when submitted, and nothing runs."""
+    marker = tmp_path / "ran"
+    argv = [arg.replace("{lock}", str(tmp_path / "lock")) for arg in command]
+    runnable = [arg.replace("${trialParameters.opt}", f"$(touch {marker})") for arg in argv]
+    if shutil.which(runnable[0]) is None:
+        pytest.skip(f"needs {runnable[0]}")
+    subprocess.run(runnable, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert marker.exists(), "pasted in, the value is code the shell runs"
+    marker.unlink()
+    index = next(i for i, arg in enumerate(argv) if "${" in arg)
+    message = _refused(client, _study("line", argv, ["adam", *hostile(marker)]), f"trialTemplate.command[{index}]")
+    assert message.startswith("the value of parameter 'opt' is pasted into the code "), message
+    assert not marker.exists()
 
 
 def test_numbers_are_one_token_of_every_language():

@@ -375,6 +375,18 @@ def test_the_default_parallel_trial_count_above_the_max_trial_count_is_refused_a
     assert load_study(yaml.safe_dump(doc))[0].parallelism == 3
 
 
+def test_a_tpe_parallel_trial_count_over_the_limit_is_refused_as_such():
+    """tpe starts with ``parallelTrialCount`` random trials, as hyperopt does; a count past
+    ``KATUNA_MAX_PARALLELISM`` is refused at its own field, not as a setting of
+    ``algorithmSettings`` that the Experiment never wrote."""
+    doc = experiment(maxTrialCount=1_000_000, parallelTrialCount=1_000_000, maxFailedTrialCount=3,
+                     algorithm={"algorithmName": "tpe"})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [str(p) for p in caught.value.problems] == [
+        "spec.parallelTrialCount: expected at most 1,000 (set by KATUNA_MAX_PARALLELISM), got 1,000,000"]
+
+
 @pytest.mark.parametrize("field", ["maxFailedTrialCount", "parallelTrialCount"])
 def test_a_count_above_the_max_trial_count_is_refused_as_katib_refuses_it(field: str):
     with pytest.raises(InvalidStudy) as caught:

@@ -205,6 +205,39 @@ def test_a_value_a_shells_arithmetic_would_run_is_refused_however_it_reaches_the
     assert [p.partition(": ")[0] for p in problems(definition)] == ["trialTemplate.command[2]"]
 
 
+@pytest.mark.parametrize(("command", "values"), [
+    (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "KATUNA_PARAM_tag"]),
+    (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "x[KATUNA_PARAM_tag]"]),
+    (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "TAG"]),
+    (["bash", "train.sh", "${trialParameters.opt}"], ["1", "KATUNA_PARAM_tag"]),
+    (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "KATUNA_PARAM_hop"]),
+], ids=["the variable of another parameter", "an index naming it", "a variable of env holding it", "a script file",
+        "through a third parameter"])
+def test_a_value_a_shells_arithmetic_would_run_is_refused_where_a_value_the_script_reads_names_it(
+        command: list[str], values: list[str]):
+    """bash's arithmetic evaluates the variable a value names, and what that variable holds in
+    turn: reading ``KATUNA_PARAM_tag`` as ``$(( KATUNA_PARAM_tag + 1 ))``, bash ran the ``touch``
+    of tag's value ``a[$(touch /tmp/x)]`` though no script read tag itself. Refused at the
+    script, naming the parameter reached and the one read."""
+    definition = _options_study(command, values)
+    definition["parameters"] += [{"name": "tag", "type": "categorical", "values": ["a", "a[$(touch /tmp/x)]"]},
+                                 {"name": "hop", "type": "categorical", "values": ["1", "KATUNA_PARAM_tag"]}]
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}", "HOP": "${trialParameters.hop}"}
+    found = problems(definition)
+    assert [p.partition(": ")[0] for p in found] == ["trialTemplate.command[2]"], found
+    assert "parameter 'tag' can be 'a[$(touch /tmp/x)]', and a shell's script here reads parameter 'opt'" in found[0]
+
+
+def test_a_value_naming_a_parameter_whose_values_run_nothing_is_taken_by_a_shells_script():
+    """A value that names the variable of a parameter whose own values run nothing in arithmetic
+    (numbers, words) is taken: bash evaluates them and runs nothing."""
+    definition = _options_study(["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"],
+                                ["1", "KATUNA_PARAM_tag", "TAG"])
+    definition["parameters"].append({"name": "tag", "type": "categorical", "values": ["2", "a[0]"]})
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}"}
+    parse_study(definition)
+
+
 @pytest.mark.parametrize("value", ["a[0]", "$HOME", "price: $5", "[x] y", "[A-Za-z]+$", "a[1]$ b", "[$]", "[0-9]+$/$"])
 def test_a_value_without_an_expanding_array_index_is_taken_by_a_shells_script(value: str):
     """A ``$`` after a ``[`` that starts no expansion (a regex's end, ``$`` before a space or a

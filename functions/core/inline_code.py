@@ -1,6 +1,7 @@
 """Which arguments of a command a program reads as code: a shell's ``-c`` script, Python's
 ``-c`` code, Perl's and Ruby's ``-e`` code, Node's ``-e``/``--eval``, R's ``-e``, awk's program
-and sed's script (GNU sed's ``e`` runs a command), and so on.
+and sed's script (GNU sed's ``e`` runs a command), the command line ``su -c`` or ``flock FILE
+-c`` has a shell run, the string ``env -S`` splits into a command, and so on.
 
 A parameter's value pasted into such an argument is read as code, not data: a categorical
 value ``'); import os; os.system('x'); ('`` in ``python -c "print('${trialParameters.v}')"``
@@ -96,6 +97,13 @@ LANGUAGES = (
 )
 """The programs katuna knows to run code given in their arguments: shells and ``eval``, Python,
 Perl, Ruby, Node (and Bun), R, PHP, Lua, Julia, awk and sed."""
+RUNNER = Language(re.compile(r"su|runuser|flock|script"), "c", long=("--command", "--session-command"),
+                  variable='"${}"')
+"""Programs that have a shell run the command line given to their ``-c`` (``--command``),
+whose options may follow their operands (``flock FILE -c LINE``, ``su -c LINE USER``)."""
+SPLIT_STRING = Language(re.compile(r"env"), "", variable="${{{}}}")
+"""``env -S STRING``: ``env`` splits the string into the command it runs, reading its quotes,
+``\\`` escapes and ``${NAME}`` as code (a shell, when it starts one, then reads its script)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,8 @@ WRAPPERS = {
 """The programs that run the rest of their argv as a command, after their own options and
 operands: ``env`` (and its ``NAME=value`` words), ``timeout``, ``nice``, ``nohup``, ``tini``,
 ``dumb-init``, ``stdbuf``, ``setsid``, and ``busybox``, which runs the applet named next."""
+_FLOCK = Wrapper(valued="wE", long_valued=("--timeout", "--conflict-exit-code"))
+"""How ``flock`` reads its options, which end at its file."""
 _CLEARING = re.compile(r"-[^-]*[iu].*|-|--ignore-environment|--unset(=.*)?")
 """``env``'s options that start the command without (some of) the variables it was given."""
 
@@ -245,12 +255,54 @@ def _option_words(arg: str, wrapper: Wrapper) -> int | None:
 
 def code_arguments(argv: Sequence[str]) -> list[Code]:
     """Each argument of ``argv`` its program reads as code (one holding the code after its
-    option too: ``-cprint(1)``, ``--eval=...``)."""
+    option too: ``-cprint(1)``, ``--eval=...``); and the command line a program that runs one
+    with a shell is given (:data:`RUNNER`, ``env -S``: :func:`_command_lines`)."""
+    lines = _command_lines(argv)
     start, language = _program(argv)
     if language is None:
-        return []
+        return lines
     name = argv[start].rsplit("/", 1)[-1]
-    return [Code(i, name, language) for i in _read(argv, start, language)[0]]
+    return [*(Code(i, name, language) for i in _read(argv, start, language)[0]), *lines]
+
+
+def _command_lines(argv: Sequence[str]) -> list[Code]:
+    """The command lines that the program ``argv`` starts (past :data:`WRAPPERS`) has a shell
+    run (``su -c``, ``flock FILE -c``, ``script -c``, ``runuser -c``), or that ``env -S`` splits
+    into the command it runs: a shell, or ``env`` itself, reads each as code, not data."""
+    start, _ = _unwrapped(argv)
+    if start is None:
+        return [Code(i, "env -S", SPLIT_STRING) for i in _split_strings(argv)]
+    if start >= len(argv) or not RUNNER.program.fullmatch(name := argv[start].rsplit("/", 1)[-1]):
+        return []
+    if name == "flock":  # its options end at its file: then -c LINE, or a command's argv of its own
+        file = _wrapped(argv, start, _FLOCK)
+        return [Code(file + 2, name, RUNNER)] if file is not None and file + 2 < len(argv) \
+            and argv[file + 1] in ("-c", "--command") else []
+    found, i = [], start + 1
+    while i < len(argv) and argv[i] != "--":
+        kind, attached = _option(argv[i], RUNNER) if argv[i][:1] == "-" else ("operand", False)
+        if kind == "code" and (attached or i + 1 < len(argv)):
+            found.append(Code(i if attached else i + 1, name, RUNNER))
+            i += 0 if attached else 1
+        i += 1
+    return found
+
+
+def _split_strings(argv: Sequence[str]) -> list[int]:
+    """The index of the string that a wrapper at the start of ``argv`` takes the command as
+    (``env -S STRING``, ``env -SSTRING``, ``env --split-string=STRING``)."""
+    start: int | None = 0
+    while start is not None and start < len(argv) and (wrapper := WRAPPERS.get(argv[start].rsplit("/", 1)[-1])):
+        i = start + 1
+        while i < len(argv) and argv[i][:1] == "-" and argv[i] not in ("-", "--"):
+            words = _option_words(argv[i], wrapper)
+            if words is None:
+                attached = "=" in argv[i] if argv[i].startswith("--") else \
+                    next(j for j, letter in enumerate(argv[i]) if j and letter in wrapper.valued) < len(argv[i]) - 1
+                return [i] if attached else [i + 1] if i + 1 < len(argv) else []
+            i += words
+        start = _wrapped(argv, start, wrapper)
+    return []
 
 
 def reads_standard_input(argv: Sequence[str]) -> Code | None:

@@ -113,7 +113,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
         native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
     if spec.get("earlyStopping") is not None:
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
-    _algorithm_specifics(algorithm, native, spec, problems)
+    _algorithm_specifics(algorithm, native, spec, problems, limits)
     pool = _node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool
@@ -131,12 +131,12 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
 
 
 def _algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
-                         problems: list[Problem]) -> None:
+                         problems: list[Problem], limits: Limits) -> None:
     """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
     for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, which it
     refuses), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
     if algorithm == "tpe":
-        katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
+        katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"], limits.parallelism)
     elif algorithm == "hyperband":
         katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
     elif algorithm == "cmaes":

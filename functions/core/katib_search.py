@@ -66,13 +66,16 @@ def typed_setting(text: Any) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def as_hyperopt(settings: dict[str, Any], parallelism: Any) -> None:
+def as_hyperopt(settings: dict[str, Any], parallelism: Any, most: int) -> None:
     """Katib's default service for ``tpe`` is hyperopt's: the trials of its first request (as
     many as ``parallelTrialCount``) are drawn at random and TPE starts with the next, taking
     ``ceil(0.25 * sqrt(n))`` trials as the good ones. Optuna's defaults differ (10 random trials,
-    a tenth as good), so these are the settings unless the Experiment gives its own."""
+    a tenth as good), so these are the settings unless the Experiment gives its own. A
+    ``parallelTrialCount`` over ``most`` (``KATUNA_MAX_PARALLELISM``) is refused as what it is,
+    and gives no setting, which would be refused first, at ``algorithmSettings``, where the
+    Experiment wrote nothing of it."""
     settings.setdefault("gamma", HYPEROPT_GAMMA)
-    if is_count(parallelism) and parallelism >= 1:
+    if is_count(parallelism) and 1 <= parallelism <= most:
         settings.setdefault("n_startup_trials", parallelism)
 
 

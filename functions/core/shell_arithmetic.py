@@ -13,7 +13,10 @@ their argv (:data:`inline_code.WRAPPERS`), and an Argo ``source`` or Tekton ``sc
 runs. A script katuna can read is checked for the parameters it reads: by a placeholder, as an
 argument after it, or by a variable it names (``KATUNA_PARAM_<name>``, or one of ``env`` whose
 value holds a placeholder). A shell whose script katuna cannot read (``bash train.sh``, ``bash
--s``) is checked for the values given it as arguments. What no argv shows is not seen: a
+-s``) is checked for the values given it as arguments. Arithmetic reads a name in a value as
+a variable, whose value it evaluates in turn: a value naming the variable of another parameter
+(``KATUNA_PARAM_m``, ``x[KATUNA_PARAM_m]``), or one of ``env`` that holds it, has the script
+read that parameter too, and so on (:func:`_reached`). What no argv shows is not seen: a
 script file's use of a variable, an image's entrypoint script, a program that starts a shell
 itself, a value split across two parameters.
 """
@@ -38,11 +41,14 @@ EXPANSION = re.compile(r"`|\$[({A-Za-z0-9_@*]")
 parameter's value (``${``, ``$name``, ``$1``, ``$@``), which arithmetic evaluates in turn."""
 _INDIRECT = re.compile(r"\$\{!([A-Za-z_][A-Za-z0-9_]*)?([*@])?\}")
 """``${!name}`` (any variable, whose name another holds) or ``${!PREFIX*}`` (those it lists)."""
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+"""A run of the characters a shell's name is made of: a name a value holds is one of them whole."""
 _SOURCES = (("source",), ("script",))
 """A container's scripts that are no argument of an argv: an Argo ``source``, a Tekton ``script``."""
 
-Reads = list[tuple[str, set[str]]]
-"""``(field path, names of the parameters a shell's script there can read)``."""
+Reads = list[tuple[str, set[str], list[tuple[str, str]]]]
+"""``(field path, names of the parameters a shell's script there can read, the variables given
+a value there)``."""
 
 
 def runs_command(value: str) -> bool:
@@ -54,46 +60,74 @@ def runs_command(value: str) -> bool:
 
 def arithmetic_problems(template: TrialTemplate, values: Mapping[str, list[str]]) -> list[Problem]:
     """A problem, at each shell's script (or argument of a shell whose script katuna cannot
-    read), for each parameter it reads that can take a value :func:`runs_command` holds of. A
-    value past ``MAX_ARG_STRLEN`` is left to :func:`exec_limits.exec_problems`, which refuses it."""
+    read), for each parameter it reads, or reaches through a name a value it reads holds
+    (:func:`_reached`), that can take a value :func:`runs_command` holds of. A value past
+    ``MAX_ARG_STRLEN`` is left to :func:`exec_limits.exec_problems`, which refuses it."""
     risky = {name: value for name, given in values.items()
              if (value := next((v for v in given if len(v) < MAX_ARG_STRLEN and runs_command(v)), None)) is not None}
     if not risky:
         return []
     command = list(template.command)
-    reads = _argv_reads([f"trialTemplate.command[{i}]" for i in range(len(command))], command, template.env, risky)
+    reads = _argv_reads([f"trialTemplate.command[{i}]" for i in range(len(command))], command, list(template.env),
+                        values)
     for path, container in trial_spec_shapes.all_containers(template.trial_spec):
         env = _env(container)
         for paths, argv in container_scripts.argvs(container):
-            reads += _argv_reads([container_scripts.field_path(path, p) for p in paths], argv, env, risky)
-        reads += [(container_scripts.field_path(path, field), _script_reads(str(value_at(container, field)), env, risky))
-                  for field in container_scripts.script_fields(container) if field in _SOURCES]
-    problems = [Problem(where, _message(name, risky[name])) for where, names in reads for name in sorted(names)]
+            reads += _argv_reads([container_scripts.field_path(path, p) for p in paths], argv, env, values)
+        reads += [(container_scripts.field_path(path, field), _script_reads(str(value_at(container, field)), env, values),
+                   env) for field in container_scripts.script_fields(container) if field in _SOURCES]
+    words = {name: {word for value in given for word in _WORD.findall(value)} for name, given in values.items()}
+    problems = [Problem(where, _message(name, risky[name], via))
+                for where, names, variables in reads
+                for name, via in sorted(_reached(names, words, variables).items()) if name in risky]
     return list(dict.fromkeys(problems))
 
 
+def _reached(names: set[str], words: Mapping[str, set[str]], variables: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The parameters a script that reads ``names`` can evaluate in its arithmetic, each with
+    the parameter read whose value leads to it (itself, for one of ``names``): bash's arithmetic
+    reads a name in a value as a variable and evaluates its value in turn, so a value that names
+    (``words``: the names each parameter's values hold) the variable of another parameter
+    (``KATUNA_PARAM_m``), or one of ``variables`` holding its placeholder, reaches that
+    parameter, and what its values name, and so on."""
+    carriers: dict[str, set[str]] = {variable(name): {name} for name in words}
+    for key, value in variables:
+        carriers.setdefault(key, set()).update(n for n in parameter_names(value) if n in words)
+    reached = {name: name for name in names}
+    pending = list(names)
+    while pending:
+        read = pending.pop()
+        for word in words.get(read, ()):
+            for name in carriers.get(word, ()):
+                if name not in reached:
+                    reached[name] = reached[read]
+                    pending.append(name)
+    return reached
+
+
 def _argv_reads(where: Sequence[str], argv: list[str], env: Iterable[tuple[str, str]],
-                risky: Mapping[str, str]) -> Reads:
-    """What the shell ``argv`` starts (if any) can read of the ``risky`` parameters: its script,
-    those it names and those given it as arguments; a script katuna cannot read, the ones given
-    it as arguments, each at its argument."""
+                values: Mapping[str, list[str]]) -> Reads:
+    """What the shell ``argv`` starts (if any) can read of the parameters of ``values``: its
+    script, those it names and those given it as arguments; a script katuna cannot read, the
+    ones given it as arguments, each at its argument."""
     shell = inline_code.started_shell(argv)
     if shell is None:
         return []
-    given = [(where[i], {n for n in parameter_names(argv[i]) if n in risky}) for i in range(shell.arguments, len(argv))]
-    if shell.script is None:
-        return [(at, names) for at, names in given if names]
+    given = [(where[i], set(parameter_names(argv[i]))) for i in range(shell.arguments, len(argv))]
     assigned = [(word.partition("=")[0], word.partition("=")[2]) for word in argv[:shell.at] if "=" in word[1:]]
-    names = _script_reads(argv[shell.script], [*env, *assigned], risky).union(*(n for _, n in given))
-    return [(where[shell.script], names)]
+    variables = [*env, *assigned]
+    if shell.script is None:
+        return [(at, names, variables) for at, names in given if names]
+    names = _script_reads(argv[shell.script], variables, values).union(*(n for _, n in given))
+    return [(where[shell.script], names, variables)]
 
 
-def _script_reads(script: str, env: Iterable[tuple[str, str]], risky: Mapping[str, str]) -> set[str]:
-    """The ``risky`` parameters ``script`` reads: by a placeholder, by the variable every trial
-    has, or by a variable of ``env`` whose value holds a placeholder."""
-    names = {name for name in parameter_names(script) if name in risky}
-    names |= {name for name in risky if _names(script, variable(name))}
-    return names | {name for key, value in env if _names(script, key) for name in parameter_names(value) if name in risky}
+def _script_reads(script: str, env: Iterable[tuple[str, str]], values: Mapping[str, list[str]]) -> set[str]:
+    """The parameters of ``values`` that ``script`` reads: by a placeholder, by the variable
+    every trial has, or by a variable of ``env`` whose value holds a placeholder."""
+    names = {name for name in parameter_names(script) if name in values}
+    names |= {name for name in values if _names(script, variable(name))}
+    return names | {name for key, value in env if _names(script, key) for name in parameter_names(value) if name in values}
 
 
 def _names(script: str, name: str) -> bool:
@@ -110,8 +144,15 @@ def _env(container: Mapping[str, Any]) -> list[tuple[str, str]]:
             and isinstance(e.get("value"), str)] if isinstance(given, list) else []
 
 
-def _message(name: str, value: str) -> str:
-    """Why a parameter that can take ``value``, read by a shell's script, is refused."""
+def _message(name: str, value: str, via: str) -> str:
+    """Why a parameter that can take ``value``, read by a shell's script (through parameter
+    ``via``, a value of which names its variable, where ``via`` is not ``name``), is refused."""
+    if via != name:
+        return (f"parameter {name!r} can be {value!r}, and a shell's script here reads parameter {via!r}, a value "
+                f"of which names the variable holding {name!r} ({variable(name)}, or one of env, directly or through "
+                "other parameters): where its arithmetic evaluates that value, bash evaluates the variable it names "
+                f"in turn, expands the array index in {name!r}'s value and could run a command, so a value a "
+                "shell's script can reach holds no '[' followed by '$(', '${', '$name' or '`'")
     return (f"parameter {name!r} can be {value!r}, which a shell's script reads here: where its arithmetic "
             "($((...)), ((...)), let, [[ -eq ]], an array's index) evaluates the value, bash expands the array "
             "index in it and could run a command, so a value a shell's script reads holds no '[' followed by "
