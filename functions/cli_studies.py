@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -145,10 +146,17 @@ def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: i
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:
+            shown = _as_interrupted(rows) if _interrupted(store, record, db) else rows
             with writing_output():
-                console.print(trial_table(record, list(rows)))
+                console.print(trial_table(record, list(shown)))
     finally:
         store.close()
+
+
+def _as_interrupted(rows: Iterator[TrialRecord]) -> Iterator[TrialRecord]:
+    """The trials of an interrupted study as a person reads them: a running one says
+    ``INTERRUPTED``, as the study's counts do (no process runs it; the next run resumes it)."""
+    return (replace(t, state="INTERRUPTED") if t.state == "RUNNING" else t for t in rows)
 
 
 def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: int | None) -> Iterator[TrialRecord]:

@@ -401,6 +401,7 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
         assert "status: running " in here("show", "demo", cwd=tmp_path).stdout
         assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
         assert json.loads(here("show", "demo", "--json", cwd=tmp_path, env=elsewhere).stdout)["interrupted"] is False
+        assert "RUNNING" in katuna("trials", "demo", cwd=tmp_path, columns=200).stdout
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
     finally:
@@ -410,6 +411,9 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
     assert json.loads(here("show", "demo", "--json", cwd=tmp_path, env=elsewhere).stdout)["interrupted"] is True
     shown = " ".join(here("show", "demo", cwd=tmp_path).stdout.split())
     assert "interrupted 2, waiting" in shown and "running 2" not in shown, shown
+    listed = katuna("trials", "demo", cwd=tmp_path, columns=200).stdout
+    assert listed.count("INTERRUPTED") == 2 and "RUNNING" not in listed, listed
+    assert [t["state"] for t in json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)].count("RUNNING") == 2
 
 
 KILLED_AT_FIRST_LAUNCH = ("import os, signal; from functions.adapters.local_executor import LocalExecutor; "
