@@ -60,7 +60,7 @@ def family_argv(folder: Path, *flags: str) -> list[str]:
 
 
 def launch_of(folder: Path, argv: list[str], timeout: float | None = None) -> TrialLaunch:
-    return TrialLaunch(study="kin", uid="u1", number=0, attempt=1, job_name="kin-0-1", argv=argv,
+    return TrialLaunch(study="kin", uid=f"u1-{os.getpid()}", number=0, attempt=1, job_name="kin-0-1", argv=argv,
                        env={"KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1"}, working_dir=str(folder), timeout=timeout)
 
 

@@ -32,10 +32,15 @@ from functions.handlers.submit import store_study
 from functions.watch import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
+UID = f"u1-{os.getpid()}"
+"""The study uid of this module's attempts, one of this test process's own: an attempt's
+processes are found by a marker made of its uid and numbers, and an owner killed in one test
+process has its guard end every process of its attempt's marker, which must not take another
+test process's attempt for it."""
 
 
 def attempt(tmp_path: Path, argv: list[str]) -> TrialLaunch:
-    return TrialLaunch(study="demo", uid="u1", number=0, attempt=1, job_name="demo-0-1", argv=argv, env={},
+    return TrialLaunch(study="demo", uid=UID, number=0, attempt=1, job_name="demo-0-1", argv=argv, env={},
                        working_dir=str(tmp_path), timeout=None)
 
 
@@ -53,7 +58,7 @@ OWNER = textwrap.dedent("""
 """)
 
 
-def start_owner(logs: Path, *argv: str, uid: str = "u1") -> subprocess.Popen[str]:
+def start_owner(logs: Path, *argv: str, uid: str = UID) -> subprocess.Popen[str]:
     """Another process that runs attempt 1 of trial 0 of ``demo`` of ``uid`` (``argv``, or 5 s
     of sleep), logging to ``logs``."""
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs), *argv], cwd=ROOT, stdout=subprocess.PIPE, text=True,

@@ -87,7 +87,7 @@ READ_PARENT = textwrap.dedent("""
         ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable, as a process that user started is
     executor = LocalExecutor(logs, publish=lambda event: None)
     read = f"tr '\\\\0' '\\\\n' < /proc/{os.getpid()}/environ; echo status=$?"
-    executor.launch(TrialLaunch(study="demo", uid="u1", number=0, attempt=1, job_name="demo-0-1",
+    executor.launch(TrialLaunch(study="demo", uid=f"u1-{os.getpid()}", number=0, attempt=1, job_name="demo-0-1",
                                 argv=["/bin/sh", "-c", read], env={}, working_dir=str(logs), timeout=None))
     while executor.running():
         time.sleep(0.05)
