@@ -85,14 +85,16 @@ def wait_within(process: subprocess.Popen[bytes], timeout: float | None, floor: 
 
 def _collect(process: subprocess.Popen[bytes], flags: int, floor: int | None) -> Exit | None:
     """The process's end, collected now; None while it runs. A process whose status the system
-    keeps from no one (SIGCHLD ignored) ended with 0 as far as anyone knows, as ``Popen`` says."""
+    keeps from no one (SIGCHLD ignored) ended with 0 as far as anyone knows, as ``Popen`` says;
+    one whose status ``Popen`` collected meanwhile keeps what it collected."""
     if process.returncode is not None:
         return Exit(process.returncode)
     try:
         pid, status, usage = os.wait4(process.pid, flags)
     except ChildProcessError:
-        process.returncode = 0
-        return Exit(0)
+        if process.returncode is None:
+            process.returncode = 0
+        return Exit(process.returncode)
     if pid != process.pid:
         return None
     process.returncode = os.waitstatus_to_exitcode(status)
