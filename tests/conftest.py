@@ -67,9 +67,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_peak_memory(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-sixth migration (each trial's peak memory)."""
+    if "peak_memory" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN peak_memory")
+
+
 def drop_tallies(db: sqlite_utils.Database) -> None:
     """Take a database back to before the thirty-fifth migration (the tallies of trials ended and
-    dead letters received)."""
+    dead letters received), and the thirty-sixth."""
+    drop_peak_memory(db)
     for trigger in ("trial_end_tallied", "dead_letter_tallied"):
         db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     db.execute("DROP TABLE IF EXISTS tallies")

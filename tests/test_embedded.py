@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -184,8 +186,10 @@ def test_a_preempted_attempt_is_retried_not_failed(embedded, tmp_path: Path):
     for trial in embedded.store.trials("demo"):
         assert trial.state == "COMPLETE"
         assert trial.attempt == 2
-        assert trial.reason == ("attempt 1 preempted: killed by SIGKILL from outside katuna (another process, or "
-                                "the kernel's out-of-memory killer)")
+        assert re.fullmatch(r"attempt 1 preempted: killed by SIGKILL from outside katuna \(another process, or "
+                            r"the kernel's out-of-memory killer\); peak memory at most \d+\.\d MiB", trial.reason), \
+            "a peak within what katuna held as it started the trial only bounds the trial's"
+        assert trial.peak_memory is None
     logs = embedded.settings.logs / record.log_folder
     assert (logs / "0.1.log").exists() and (logs / "0.2.log").exists()
 
@@ -351,32 +355,77 @@ def test_a_submission_interrupted_before_it_commits_stores_nothing(embedded, tmp
         store.close()
 
 
-SIGKILLED = "import os, signal; print('allocating the last layer', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
-"""A trial killed by SIGKILL, as the kernel's out-of-memory killer ends one, after printing a line."""
+MiB = 1024**2
+KILLED = re.escape("killed by SIGKILL from outside katuna (another process, or the kernel's out-of-memory "
+                   "killer); ") + r"peak memory (\d+\.\d) MiB"
+"""How the reason of a trial killed by SIGKILL begins, with the peak memory it measured."""
 
 
-def test_a_trial_killed_by_sigkill_says_the_out_of_memory_killer_may_have_and_shows_its_last_lines(
-        embedded, tmp_path: Path):
+def beyond_own_peak() -> int:
+    """Bytes a trial allocates to hold more than this process ever held: a process this one
+    starts counts its memory until it runs its program, so no smaller peak is the trial's own."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + 200 * MiB
+
+
+def allocating(size: int, then: str) -> str:
+    """Python that holds ``size`` bytes, prints a line, then does ``then``."""
+    return f"data = b'x' * {size}; print('allocated the last layer', flush=True); {then}"
+
+
+def sigkilled(size: int) -> str:
+    """A trial killed by SIGKILL, as the kernel's out-of-memory killer ends one, after holding
+    ``size`` bytes and printing a line."""
+    return allocating(size, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+
+
+def assert_peak(peak: int | None, said: str, size: int) -> None:
+    """The measured peak is the trial's ``size`` bytes and the interpreter's few megabytes, and
+    its reason says it (in MiB, to a tenth)."""
+    assert peak is not None and size < peak < size + 100 * MiB, (peak, size)
+    assert float(said) == pytest.approx(peak / MiB, abs=0.05)
+
+
+def test_a_trial_that_fails_after_allocating_says_its_peak_memory(embedded, tmp_path: Path):
+    size = beyond_own_peak()
     definition = study_definition(maxTrials=1, parallelism=1)
-    definition["trialTemplate"] = {"command": [sys.executable, "-c", SIGKILLED, "${trialParameters.x}"],
+    definition["trialTemplate"] = {"command": [sys.executable, "-c", allocating(size, "raise SystemExit(3)"),
+                                               "${trialParameters.x}"]}
+    run_study(embedded, definition, tmp_path)
+    trial = embedded.store.get_trial("demo", 0)
+    said = re.fullmatch(r"exited with code 3 \(peak memory (\d+\.\d) MiB\); last lines:\nallocated the last layer",
+                        trial.reason)
+    assert said is not None, trial.reason
+    assert_peak(trial.peak_memory, said[1], size)
+
+
+def test_a_trial_killed_by_sigkill_says_the_out_of_memory_killer_may_have_its_peak_memory_and_last_lines(
+        embedded, tmp_path: Path):
+    size = beyond_own_peak()
+    definition = study_definition(maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"command": [sys.executable, "-c", sigkilled(size), "${trialParameters.x}"],
                                    "maxAttempts": 1}
     record = run_study(embedded, definition, tmp_path)
     trial = embedded.store.get_trial("demo", 0)
     assert (trial.state, trial.exit_code) == ("FAIL", -9)
-    assert trial.reason == ("preempted in all 1 attempts: killed by SIGKILL from outside katuna (another process, or "
-                            "the kernel's out-of-memory killer); last lines:\nallocating the last layer")
-    assert record.reason == ("max trials reached (1); no trial succeeded; the latest, trial 0: preempted in all 1 "
-                             "attempts: killed by SIGKILL from outside katuna (another process, or the kernel's "
-                             "out-of-memory killer)"), "the study says why its trials failed"
+    said = re.fullmatch(f"preempted in all 1 attempts: {KILLED}; last lines:\nallocated the last layer", trial.reason)
+    assert said is not None, trial.reason
+    assert_peak(trial.peak_memory, said[1], size)
+    assert re.fullmatch(r"max trials reached \(1\); no trial succeeded; the latest, trial 0: preempted in all 1 "
+                        f"attempts: {KILLED}", record.reason), "the study says why its trials failed"
 
 
-def test_a_status_of_128_and_a_signal_from_a_shell_names_the_signal(embedded, tmp_path: Path):
+def test_a_status_of_128_and_a_signal_from_a_shell_names_the_signal_and_the_peak_of_what_it_waited_for(
+        embedded, tmp_path: Path):
+    size = beyond_own_peak()
     definition = study_definition(maxTrials=1, parallelism=1)
-    definition["trialTemplate"] = {"command": ["sh", "-c", f"{sys.executable} -c \"{SIGKILLED}\"; exit 137",
+    definition["trialTemplate"] = {"command": ["sh", "-c", f"{sys.executable} -c \"{sigkilled(size)}\"; exit 137",
                                    "${trialParameters.x}"]}
     run_study(embedded, definition, tmp_path)
     trial = embedded.store.get_trial("demo", 0)
     assert (trial.state, trial.exit_code, trial.attempt) == ("FAIL", 137, 1)
-    assert trial.reason.splitlines()[:2] == [
-        "exited with code 137 (128+9: a process under the shell was killed by SIGKILL); last lines:",
-        "allocating the last layer"], "the shell may add a line of its own (Killed)"
+    first, output = trial.reason.splitlines()[:2]
+    said = re.fullmatch(r"exited with code 137 \(128\+9: a process under the shell was killed by SIGKILL; "
+                        r"peak memory (\d+\.\d) MiB\); last lines:", first)
+    assert said is not None, first
+    assert_peak(trial.peak_memory, said[1], size)
+    assert output == "allocated the last layer", "the shell may add a line of its own (Killed)"

@@ -496,6 +496,8 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
     ("exitCode-string", "/", _ce(FINISHED, _finished(exitCode="0")), 400, "data.exitCode"),
     ("running-a-string", "/", _ce(FINISHED, _finished(running="yes")), 400,
      "data.running: expected true (the workload still runs), or no field, got 'yes'"),
+    ("peakMemory-negative", "/", _ce(FINISHED, _finished(peakMemory=-1)), 400,
+     "data.peakMemory: expected an integer from 0 to"),
     ("message-missing", "/", _ce(FINISHED, _finished(message=...)), 400, "data.message"),
     ("uid-missing", "/", _ce(FINISHED, _finished(uid=...)), 400, "data.uid"),
     ("study-a-number", "/", _ce(FINISHED, _finished(study=7)), 400, "study"),

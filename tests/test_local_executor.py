@@ -17,7 +17,7 @@ from conftest import study_definition
 from proc_stat import state
 from waiting import eventually
 
-from functions.adapters import process_tree
+from functions.adapters import local_exits, process_tree
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import RUNNER
@@ -116,6 +116,23 @@ def test_an_attempts_processes_end_with_the_process_that_runs_it_killed_outright
     finally:
         for pid in alive():
             os.kill(pid, signal.SIGKILL)
+
+
+def test_asking_whether_a_process_ended_leaves_its_status_and_peak_memory_to_its_wait():
+    """The thread waiting for an attempt collects its status with its peak memory; a stop or a
+    progress reader asking meanwhile whether it ended collects nothing, and Popen, told the
+    status, sees the process ended."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert local_exits.wait_within(process, 0.01, floor=0) is None, "it sleeps on past the timeout"
+        assert not local_exits.ended(process)
+    finally:
+        process.kill()
+    eventually(lambda: local_exits.ended(process), "the killed process is seen ended")
+    assert (process.returncode, state(process.pid)) == (None, "Z"), "seen ended, its status not collected"
+    end = local_exits.wait(process, floor=0)
+    assert end.code == -9 and end.memory is not None and end.memory.exact and end.memory.peak > 0
+    assert (process.returncode, process.poll(), process.wait(timeout=0)) == (-9, -9, -9)
 
 
 def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path):

@@ -17,6 +17,7 @@ from waiting import eventually
 
 from functions.adapters import local_ends
 from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.local_exits import Memory
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import TRIAL_FINISHED, Event, study_created
 from functions.core.launch import trial_launch
@@ -174,6 +175,29 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
         (tmp_path / "elsewhere.exit").write_text(local_ends.path(log).name)
         local_ends.path(log).symlink_to(tmp_path / "elsewhere.exit")
         assert executor.recorded_end(launch) is None
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_a_recorded_end_keeps_the_peak_memory_its_reason_says(tmp_path: Path):
+    """An end handled from its record (the handling of its report given up) says what its
+    report said: a failure's peak memory, in its reason and for the trial's record."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    native = study_definition("ended", maxTrials=1, parallelism=1)
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    try:
+        record, _ = store_study(Deps(store, executor, lambda: 1000.0), parse_study(native), native)
+        launch = trial_launch(record, TrialRecord("ended", 0, {"x": 1.0}, RUNNING))
+        log = executor.log_path(launch)
+        log.parent.mkdir(parents=True)
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(3, memory=Memory(3 * 2**30, exact=True)))
+        end = executor.recorded_end(launch).data
+        assert (end["exitCode"], end["message"], end["peakMemory"]) == (3, "peak memory 3.0 GiB", 3 * 2**30)
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(-9, memory=Memory(60 * 2**20, exact=False)))
+        end = executor.recorded_end(launch).data
+        assert end["message"].endswith("killer); peak memory at most 60.0 MiB") and "peakMemory" not in end, \
+            "a peak within katuna's own as the trial started only bounds the trial's"
     finally:
         executor.shutdown()
         store.close()

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from functions.adapters import local_ends, local_marks, local_outputs, process_tree
+from functions.adapters import local_ends, local_exits, local_marks, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
@@ -172,6 +172,7 @@ class LocalAttempts:
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message, cause)
+        run.floor = local_exits.own_peak()
         self._guard.started(run.marker, run.process.pid)
         if not streamed(launch):
             log.close()
@@ -199,26 +200,26 @@ class LocalAttempts:
         self._wait(run)
 
     def _wait(self, run: LocalRun) -> None:
-        """Wait for the main process, end whatever it left behind, then report the end; only
+        """Wait for the main process (this thread alone collects its status, with its peak
+        memory: :mod:`.local_exits`), end whatever it left behind, then report the end; only
         then look for orphans (:meth:`_end_adopted`), off the path to the successor's start."""
-        process, timeout = run.started, local_timeout(run.launch)
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        end = local_exits.wait_within(run.started, local_timeout(run.launch), run.floor)
+        if end is None:
             run.timed_out = True
-            code = self._kill(run)
+            self._kill(run)
+            end = local_exits.wait(run.started, run.floor)
         self._contain(run)
         if run.streamer is not None:
             run.streamer.join()
         if run.interrupted:
-            self._record_end(run, local_ends.End(code, interrupted=True))
+            self._record_end(run, local_ends.End(end.code, interrupted=True, memory=end.memory))
         elif not run.stopped:
-            self._record_end(run, local_ends.End(code, run.timed_out))
+            self._record_end(run, local_ends.End(end.code, run.timed_out, memory=end.memory))
         self._ended(run)
         if run.stopped and not self._closed:
             self._keep_stopped_end(run)
         if not (run.stopped or self._closed):
-            self._report(run, finished_event(run.launch, code, run.timed_out))
+            self._report(run, finished_event(run.launch, end.code, run.timed_out, memory=end.memory))
         self._end_adopted()
 
     def _keep_stopped_end(self, run: LocalRun) -> None:
@@ -287,12 +288,12 @@ class LocalAttempts:
         process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since,
                          own=process_tree.adopts_orphans())
 
-    def _kill(self, run: LocalRun) -> int:
-        """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
+    def _kill(self, run: LocalRun) -> None:
+        """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period.
+        The thread waiting for the attempt collects its main process (:meth:`_wait`)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.started.pid, signal.SIGTERM)
         self._contain(run)
-        return run.started.wait()
 
     def _end_adopted(self) -> None:
         """End the orphans of trial processes that left their session and cleared their

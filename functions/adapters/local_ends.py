@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from functions.adapters import local_outputs
+from functions.adapters.local_exits import Memory
 from functions.core.launch import TrialLaunch
 
 SUFFIX = ".exit"
@@ -39,27 +40,33 @@ def path(log: Path) -> Path:
 
 class End(NamedTuple):
     """How an attempt's main process ended: its exit ``code`` (negative: a signal), killed past
-    its timeout (``timed_out``) or by katuna stopping itself (``interrupted``)."""
+    its timeout (``timed_out``) or by katuna stopping itself (``interrupted``), and its peak
+    ``memory`` where it was measured."""
 
     code: int
     timed_out: bool = False
     interrupted: bool = False
+    memory: Memory | None = None
 
 
 def record(log: Path, log_dir: Path, launch: TrialLaunch, end: End) -> None:
     """Record how the attempt ended; raises :class:`OSError` (or :class:`RefusedFile`) when it
     cannot be written."""
+    memory = {} if end.memory is None else {"peakMemory": end.memory.peak, "peakExact": end.memory.exact}
     local_outputs.write_record(path(log), log_dir, launch, {"exitCode": end.code, "timedOut": end.timed_out,
-                                                            "interrupted": end.interrupted})
+                                                            "interrupted": end.interrupted, **memory})
 
 
 def recorded(log: Path, launch: TrialLaunch) -> End | None:
     """The end recorded for this very attempt (its study's uid, trial and attempt); None
-    without a record katuna can read as its own."""
+    without a record katuna can read as its own. A peak memory is read where the record has a
+    whole one (records of older releases have none)."""
     data = local_outputs.read_record(path(log), launch, MAX_BYTES)
     if data is None:
         return None
     code, timed_out, interrupted = data.get("exitCode"), data.get("timedOut"), data.get("interrupted", False)
     if type(code) is not int or type(timed_out) is not bool or type(interrupted) is not bool:
         return None
-    return End(code, timed_out, interrupted)
+    peak, exact = data.get("peakMemory"), data.get("peakExact")
+    memory = Memory(peak, exact) if type(peak) is int and peak >= 0 and type(exact) is bool else None
+    return End(code, timed_out, interrupted, memory)

@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 
-from functions.adapters import local_ends, local_marks, local_outputs
+from functions.adapters import local_ends, local_exits, local_marks, local_outputs
 from functions.adapters.local_attempts import LocalAttempts
 from functions.adapters.local_run import Key, LocalRun, attempt_key
 from functions.adapters.owners import RUNNER
@@ -151,7 +151,7 @@ class LocalExecutor(LocalAttempts):
         its process ended on its own (:mod:`functions.adapters.local_ends`): the handling of that
         end was given up, or lost with the process that ran it. None without such a record."""
         end = local_ends.recorded(self.log_path(launch), launch)
-        return None if end is None else finished_event(launch, end.code, end.timed_out, end.interrupted)
+        return None if end is None else finished_event(launch, end.code, end.timed_out, end.interrupted, end.memory)
 
     def stop_study(self, study: str, uid: str | None = None) -> None:
         """Stop every attempt of the study (of that uid, if given) that is still running here."""
@@ -183,7 +183,7 @@ class LocalExecutor(LocalAttempts):
             if run.stopped:
                 continue
             run.stopped = True
-            if run.process is not None and run.process.poll() is None:
+            if run.process is not None and not local_exits.ended(run.process):
                 threading.Thread(target=self._kill, args=(run,), daemon=True).start()
 
     def running(self, study: str | None = None) -> int:
@@ -199,7 +199,7 @@ class LocalExecutor(LocalAttempts):
             runs = list(self._active.values())
         killed = [run for run in runs if run.process is not None and not run.done.is_set()]
         for run in killed:
-            run.interrupted = not (run.stopped or run.timed_out) and run.started.poll() is None
+            run.interrupted = not (run.stopped or run.timed_out) and not local_exits.ended(run.started)
         threads = [threading.Thread(target=self._kill, args=(run,)) for run in killed]
         for thread in threads:
             thread.start()

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from functions.adapters import local_exits
 from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
 from functions.adapters.local_pace import Held, Pace
@@ -61,7 +62,7 @@ class ProgressReports:
         file proves no trial's (the trial's end then says why its metrics are missing)."""
         path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
         try:
-            self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None, mark=run.mark))
+            self._report_steps(run, progress, follow(path, lambda: local_exits.ended(run.started), mark=run.mark))
         except RefusedFile as refused:
             log.warning("progress of %s trial %d is not followed: %s", run.launch.study, run.launch.number, refused)
 

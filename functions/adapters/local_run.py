@@ -33,6 +33,9 @@ class LocalRun:
     since: float | None = None
     """A second before the process started, in clock ticks since boot: no process of the
     attempt is older (:func:`functions.adapters.process_tree.end`)."""
+    floor: int | None = None
+    """This process's peak memory as the attempt's process started, which that process's
+    measured peak counts (:mod:`functions.adapters.local_exits`)."""
 
     @property
     def started(self) -> subprocess.Popen[bytes]:

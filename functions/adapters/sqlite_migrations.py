@@ -297,9 +297,15 @@ def _migrate_35(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE TRIGGER dead_letter_tallied AFTER INSERT ON dead_letters BEGIN {letter}; END")
 
 
+def _migrate_36(db: sqlite_utils.Database) -> None:
+    """The peak memory of each trial's ended attempt, in bytes, where its executor measured it
+    (empty on older rows)."""
+    db.table("trials").add_column("peak_memory", int)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, migrate_25, migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
-              _migrate_35)
+              _migrate_35, _migrate_36)

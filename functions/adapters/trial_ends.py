@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 
+from functions.adapters.local_exits import Memory
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, past_deadline
 
@@ -21,23 +22,33 @@ INTERRUPTED = "the katuna process running it stopped, and ended it"
 """The message of an attempt katuna killed as its own process stopped."""
 
 
-def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted: bool = False) -> Event:
-    """The end of an attempt whose main process exited with ``code`` (negative: a signal)."""
+def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted: bool = False,
+                   memory: Memory | None = None) -> Event:
+    """The end of an attempt whose main process exited with ``code`` (negative: a signal). The
+    message of a failed one says its peak ``memory`` where it was measured (one killed by the
+    out-of-memory killer among them), and the event carries a measured peak for the trial's record."""
     ids = launch.study, launch.uid, launch.number, launch.attempt
+    peak = memory.peak if memory is not None and memory.exact else None
     if interrupted:
-        return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED)
+        return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED, peak_memory=peak)
+    outcome, message = _described(launch, code, timed_out)
+    if memory is not None and (outcome != "exited" or code):
+        message = f"{message}; {memory}" if message else str(memory)
+    return trial_finished(*ids, outcome=outcome, exit_code=code, message=message, peak_memory=peak)
+
+
+def _described(launch: TrialLaunch, code: int, timed_out: bool) -> tuple[str, str]:
+    """The outcome of an attempt that was not interrupted, and what ended it."""
     if timed_out and past_deadline(launch):
-        return trial_finished(*ids, outcome="timeout", exit_code=code, message=(
-            f"ran past its Job's spec.activeDeadlineSeconds of {launch.deadline}s (DeadlineExceeded: Kubernetes "
-            "fails the Job there, and the trial with it)"))
+        return "timeout", (f"ran past its Job's spec.activeDeadlineSeconds of {launch.deadline}s (DeadlineExceeded: "
+                           "Kubernetes fails the Job there, and the trial with it)")
     if timed_out:
-        return trial_finished(*ids, outcome="timeout", exit_code=code,
-                              message=f"ran past its timeout of {launch.timeout:g}s")
+        return "timeout", f"ran past its timeout of {launch.timeout:g}s"
     if code < 0 and -code in PREEMPTION_SIGNALS:
-        return trial_finished(*ids, outcome="preempted", exit_code=code, message=killed_from_outside(-code))
+        return "preempted", killed_from_outside(-code)
     if code < 0:
-        return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
-    return trial_finished(*ids, outcome="exited", exit_code=code, message=shell_status(code) or "")
+        return "exited", f"died of {signal.Signals(-code).name}"
+    return "exited", shell_status(code) or ""
 
 
 def killed_from_outside(signum: int) -> str:

@@ -138,7 +138,7 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
     image_id: str | None = None, disruptions: int | None = None, cause: str | None = None, running: bool = False,
-    pod: str | None = None,
+    pod: str | None = None, peak_memory: int | None = None,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
     interrupted (killed as the katuna process running it stopped: run again, uncounted);
@@ -151,7 +151,8 @@ def trial_finished(
     such an end, the uid of the pod so held. That end lasts only while its pod runs (a deleted
     pod's Job starts the trial again in another), so it is a fact of that pod, with an id of its
     own: one found stale and handled as nothing never makes the attempt's later end (its Job's,
-    or another pod's held end) a duplicate of it."""
+    or another pod's held end) a duplicate of it. ``peak_memory`` is the most resident memory
+    the attempt's process held, in bytes, where its executor measured it."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
@@ -164,6 +165,8 @@ def trial_finished(
         data["running"] = True
     if pod:
         data["pod"] = pod
+    if peak_memory is not None:
+        data["peakMemory"] = peak_memory
     return Event(
         TRIAL_FINISHED,
         data,
@@ -303,7 +306,7 @@ _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),
-                     "pod": _TEXT},
+                     "pod": _TEXT, "peakMemory": _COUNT},
     **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 

@@ -203,6 +203,9 @@ class TrialRecord:
     finished_at: float | None = None
     image_digest: str | None = None
     """The trial image as the cluster ran it (a pod's ``imageID``, with its digest), where it says."""
+    peak_memory: int | None = None
+    """The most resident memory, in bytes, that the ended attempt's process held, where its
+    executor measured it (:mod:`functions.adapters.local_exits`)."""
     suggested_at: float | None = None
     """When its current attempt was suggested, where that is a later attempt than the first
     (the first was suggested when the trial was created). See :meth:`suggested_since`."""

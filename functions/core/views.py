@@ -28,6 +28,7 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
         "startedAt": trial.started_at,
         "finishedAt": trial.finished_at,
         "imageDigest": trial.image_digest,
+        "peakMemory": trial.peak_memory,
     }
 
 

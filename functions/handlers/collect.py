@@ -111,7 +111,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     reason = "\n".join(part for part in (rotation, reason) if part)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
-               "image_digest": _image_digest(data)}
+               "image_digest": _image_digest(data), "peak_memory": data.get("peakMemory")}
     store.update_trial(record.name, trial.number, **outcome)
     if running:
         stop_once_stored(record, [trial], deps)

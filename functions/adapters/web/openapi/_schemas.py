@@ -43,6 +43,11 @@ SCHEMAS: dict[str, Any] = {
                   "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
                   "imageDigest": {"type": ["string", "null"],
                                   "description": "the image the cluster ran, with its digest, where it reports one"},
+                  "peakMemory": {"type": ["integer", "null"], "description": (
+                      "the most resident memory, in bytes, that a local trial's main process, or the largest of "
+                      "the children it waited for, held; null for a cluster trial, one katuna stopped, and one "
+                      "whose peak was no larger than katuna's own process as it started the trial (which a "
+                      "started process counts as its own)")},
                   "lostRuns": {"type": "array", "description": (
                       "the runs of its current attempt lost to disruptions (a pod preempted, evicted or gone with "
                       "its node, replaced within its Job), each counted against maxAttempts; none for a local "
