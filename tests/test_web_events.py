@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import jwt
 import pytest
@@ -98,11 +99,13 @@ class Issuer:
 
     def __init__(self, keys: list[dict]) -> None:
         issuer = self
+        self.key_reads = 0
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 documents = {"/.well-known/openid-configuration": {"issuer": ISSUER, "jwks_uri": issuer.url + "/openid/v1/jwks"},
                              "/openid/v1/jwks": {"keys": keys}}
+                issuer.key_reads += self.path == "/openid/v1/jwks"
                 body = json.dumps(documents.get(self.path, {})).encode()
                 self.send_response(200 if self.path in documents else 404)
                 self.send_header("Content-Type", "application/json")
@@ -209,6 +212,23 @@ def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
     headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
     for path in ("/", "/functions/provision", "/dead-letters"):
         assert _post(knative, path, completed("any"), **headers)[0] == 401, (case, path)
+
+
+def test_tokens_naming_unknown_keys_do_not_each_make_the_service_read_the_issuers_keys(tmp_path: Path):
+    """A token whose key id the issuer's keys lack has the keys read again (a rotated key), at
+    most once within the key client's cooldown: anyone who can reach the service cannot make it
+    ask the API server once per request."""
+    issuer = Issuer([_jwk(RSA_KEY, "rsa", jwt.algorithms.RSAAlgorithm)])
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_OIDC_AUDIENCE=AUDIENCE, KATUNA_OIDC_ISSUER_URL=issuer.url)
+    try:
+        for number in range(6):
+            token = jwt.encode(_claims(), OTHER_KEY, "RS256", headers={"kid": f"rotated-{number}"})
+            assert _post(service, "/", completed("any"), Authorization=f"Bearer {token}")[0] == 401
+        assert issuer.key_reads <= 2, issuer.key_reads
+    finally:
+        service.close()
+        issuer.close()
 
 
 def test_the_api_token_still_reaches_the_event_paths_beside_oidc(knative: Service):
