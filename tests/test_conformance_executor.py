@@ -8,6 +8,7 @@ happens, or learnt by asking). A new executor comes with its tests ready: subcla
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 from collections import deque
@@ -47,7 +48,7 @@ class ExecutorContract:
 
     def attempt(self, tmp_path: Path, argv: list[str], number: int = 0) -> TrialLaunch:
         study = f"contract-{next(_studies)}"
-        return TrialLaunch(study=study, uid=f"{study}-uid", number=number, attempt=1, job_name=f"{study}-{number}",
+        return TrialLaunch(study=study, uid=f"{study}-{os.getpid()}", number=number, attempt=1, job_name=f"{study}-{number}",
                            argv=argv, env={}, working_dir=str(tmp_path), timeout=None, image=self.image)
 
     def test_an_attempt_runs_and_its_end_carries_the_exit_code_and_output(self, executor: Executor, tmp_path: Path):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,15 +33,18 @@ from functions.handlers.submit import store_study
 from functions.watch import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
-UID = f"u1-{os.getpid()}"
-"""The study uid of this module's attempts, one of this test process's own: an attempt's
-processes are found by a marker made of its uid and numbers, and an owner killed in one test
-process has its guard end every process of its attempt's marker, which must not take another
-test process's attempt for it."""
+
+
+def uid_of(folder: Path) -> str:
+    """The study uid of the attempts a test makes in its ``folder``, its own: an attempt's
+    processes are found by a marker made of its uid and numbers, and an owner a test kills has
+    its guard end every process of its attempt's marker after the test is done with it, which
+    must not take another test's attempt (the next in this process, or one in another) for it."""
+    return "u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16]
 
 
 def attempt(tmp_path: Path, argv: list[str]) -> TrialLaunch:
-    return TrialLaunch(study="demo", uid=UID, number=0, attempt=1, job_name="demo-0-1", argv=argv, env={},
+    return TrialLaunch(study="demo", uid=uid_of(tmp_path), number=0, attempt=1, job_name="demo-0-1", argv=argv, env={},
                        working_dir=str(tmp_path), timeout=None)
 
 
@@ -58,11 +62,12 @@ OWNER = textwrap.dedent("""
 """)
 
 
-def start_owner(logs: Path, *argv: str, uid: str = UID) -> subprocess.Popen[str]:
-    """Another process that runs attempt 1 of trial 0 of ``demo`` of ``uid`` (``argv``, or 5 s
-    of sleep), logging to ``logs``."""
+def start_owner(logs: Path, *argv: str, uid: str | None = None) -> subprocess.Popen[str]:
+    """Another process that runs attempt 1 of trial 0 of ``demo`` of ``uid`` (by default the
+    test's, whose folder holds ``logs``: :func:`uid_of`) (``argv``, or 5 s of sleep), logging to
+    ``logs``."""
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs), *argv], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT), "OWNER_UID": uid})
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "OWNER_UID": uid or uid_of(logs.parent)})
     assert owner.stdout is not None and owner.stdout.readline().strip() == "launched"
     return owner
 
