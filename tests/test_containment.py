@@ -63,7 +63,8 @@ def family_argv(folder: Path, *flags: str) -> list[str]:
 def launch_of(folder: Path, argv: list[str], timeout: float | None = None) -> TrialLaunch:
     """The attempt of a trial run in ``folder``, with a study uid of that folder's alone: its
     processes are found by a marker made of the uid, which another test's must not match."""
-    return TrialLaunch(study="kin", uid="u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16], number=0, attempt=1, job_name="kin-0-1", argv=argv,
+    uid = "u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16]
+    return TrialLaunch(study="kin", uid=uid, number=0, attempt=1, job_name="kin-0-1", argv=argv,
                        env={"KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1"}, working_dir=str(folder), timeout=timeout)
 
 
