@@ -422,6 +422,52 @@ def test_each_example_is_taken_or_refused_naming_the_field(path: str, tmp_path: 
     assert list(problems) == [field_] and why in problems[field_], "the reason alone, no follow-on noise"
 
 
+KATIB_TRIAL_TEMPLATES = {"defaultTrialTemplate.yaml": yaml.safe_dump({
+    "apiVersion": "batch/v1", "kind": "Job",
+    "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+        "name": "training-container", "image": "ghcr.io/kubeflow/katib/pytorch-mnist-cpu:latest",
+        "command": ["python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1", "--batch-size=16",
+                    "--lr=${trialParameters.learningRate}", "--momentum=${trialParameters.momentum}"]}]}}}})}
+"""The default template of Katib's own ``trial-templates`` ConfigMap
+(``manifests/v1beta1/components/controller/trial-templates.yaml``)."""
+
+
+def _tekton_as_shipped(doc: dict[str, Any]) -> None:
+    """Katib's PipelineRun as it ships: its first param names the trial parameter rather than
+    passing its value, and the training step reads ``$(trialParameters.lr)``, which Tekton never sets."""
+    run = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]
+    run["params"][0] = {"name": "learningRate", "description": "Learning rate for the training model",
+                        "reference": "lr"}
+    step = run["pipelineSpec"]["tasks"][1]["taskSpec"]["steps"][0]
+    step["command"] = [arg.replace("$(params.lr)", "$(trialParameters.lr)") for arg in step["command"]]
+
+
+AS_SHIPPED: dict[str, tuple[Callable[[dict[str, Any]], None], dict[str, str], list[str]]] = {
+    "hp-tuning/simple-pbt.yaml": (lambda doc: doc["spec"].update(maxFailedTrialCount=3), TRIAL_TEMPLATES,
+                                  ["spec.algorithm.algorithmName", "spec.maxFailedTrialCount"]),
+    "tekton/pipeline-run.yaml": (_tekton_as_shipped, TRIAL_TEMPLATES, ["spec.trialTemplate.trialParameters[0].name"]),
+    "trial-template/trial-configmap-source.yaml": (lambda doc: None, KATIB_TRIAL_TEMPLATES, [
+        "spec.trialTemplate.trialParameters[1].name", "spec.trialTemplate.trialParameters[2].name",
+        "spec.trialTemplate.trialSpec"]),
+}
+"""The examples Katib's own webhook refuses as Katib ships them: the change that makes katuna's
+counterpart as shipped, the ConfigMap templates it reads, and the fields refused (each as
+``validator.go`` refuses it: a trial parameter the template never uses, one it uses undeclared,
+more failures allowed than trials)."""
+
+
+@pytest.mark.parametrize("path", sorted(AS_SHIPPED))
+def test_an_example_as_katib_ships_it_is_refused_as_katibs_webhook_refuses_it(path: str, tmp_path: Path):
+    change, templates, fields = AS_SHIPPED[path]
+    doc = experiment(INVENTORY[path], tmp_path)
+    change(doc)
+    with pytest.raises(InvalidStudy) as refused:
+        template_sources.load(doc, template_sources.ClusterTemplates(
+            lambda namespace, name: templates if (namespace, name) == (NAMESPACE, "trial-templates") else None,
+            "katuna"))
+    assert [problem.path for problem in refused.value.problems] == fields
+
+
 def test_a_configmap_template_is_refused_by_the_command_line_naming_the_field(tmp_path: Path):
     example = INVENTORY["trial-template/trial-configmap-source.yaml"]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}

@@ -778,6 +778,18 @@ def test_a_push_collector_is_refused_with_its_own_reason():
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]
 
 
+def test_a_custom_collector_or_an_algorithm_not_run_is_refused_naming_what_katuna_runs():
+    """The refusals of Katib's custom collector and pbt example say what to write instead: every
+    collector kind katuna runs, every algorithm name it takes."""
+    custom = problems_of(experiment(metricsCollectorSpec={"collector": {
+        "kind": "Custom", "customCollector": {"name": "c", "image": "i"}}}))
+    assert custom["spec.metricsCollectorSpec.collector.customCollector"].endswith(
+        "expected the collector's kind StdOut, File or TensorFlowEvent, without a customCollector")
+    pbt = problems_of(experiment(algorithm={"algorithmName": "pbt"}))["spec.algorithm.algorithmName"]
+    assert pbt.endswith("expected one of random, grid, tpe, multivariate-tpe, cmaes, sobol, bayesianoptimization, "
+                        "hyperband"), pbt
+
+
 def hyperband(r_l: str, eta: str | None = None, parallel: int = 9) -> dict:
     """A hyperband Experiment; ``parallel`` trials at once, 9 by default (the largest bracket of
     ``r_l`` 9 with Katib's default ``eta`` 3)."""

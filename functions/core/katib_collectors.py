@@ -19,6 +19,8 @@ COLLECTORS_REFUSED = {
     "Push": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
 }
 """Katib metrics collectors katuna does not run, each with the reason."""
+RUN = "StdOut, File or TensorFlowEvent"
+"""The collector kinds katuna runs, as a refusal names what it expected."""
 EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
 """Katib's default directory of the TensorFlowEvent collector."""
 METRICS_FILE = "/var/log/katib/metrics.log"
@@ -37,7 +39,7 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
     if not kind:
         # Katib defaults a missing collector to StdOut, not a collector without a kind (validator.go).
         problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
-                                "required: the collector given has no kind; expected StdOut, File or TensorFlowEvent "
+                                f"required: the collector given has no kind; expected {RUN} "
                                 "(or leave out spec.metricsCollectorSpec.collector for StdOut)"))
         return None
     source = spec.get("source") or {}
@@ -48,7 +50,8 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
     custom = (spec.get("collector") or {}).get("customCollector") is not None
     if custom:
         problems.append(Problem("spec.metricsCollectorSpec.collector.customCollector",
-                                "a custom collector container is not run by katuna; use the StdOut or File collector"))
+                                f"a custom collector container is not run by katuna: {COLLECTORS_REFUSED['Custom']}; "
+                                f"expected the collector's kind {RUN}, without a customCollector"))
     if kind == "File":
         return _file_collector(source, filters, problems)
     if kind == "TensorFlowEvent":
@@ -56,7 +59,7 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
     why = COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
     if not (custom and kind == "Custom"):  # the custom collector's refusal says why already
         problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
-                                f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
+                                f"{kind} is not supported: {why}; expected {RUN}"))
     return None
 
 

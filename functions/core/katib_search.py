@@ -33,7 +33,8 @@ def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, 
     if not name:
         problems.append(Problem(f"{path}.algorithmName", f"required; expected one of {', '.join(ALGORITHMS)}"))
     elif name in REFUSED:
-        problems.append(Problem(f"{path}.algorithmName", f"{name!r}: {REFUSED[name]}"))
+        problems.append(Problem(f"{path}.algorithmName", f"{name!r}: {REFUSED[name]}; expected one of "
+                                                         f"{', '.join(ALGORITHMS)}"))
     elif name not in ALGORITHMS:
         problems.append(Problem(f"{path}.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
     given = algorithm.get("algorithmSettings") or []
