@@ -8,7 +8,9 @@ processes, a real SQLite store, the handlers as dispatched."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_exits import Memory
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import TRIAL_FINISHED, Event, study_created
-from functions.core.launch import trial_launch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
@@ -152,9 +154,10 @@ def test_an_attempt_that_ended_on_its_own_before_its_end_was_handled_is_recorded
         store.close()
 
 
-def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path):
-    """Only a record of this very attempt, written as katuna writes it, proves its end: one of
-    another attempt (or study made again under the name), a malformed one, or a link are not."""
+@contextlib.contextmanager
+def _started_attempt(tmp_path: Path) -> Iterator[tuple[LocalExecutor, TrialLaunch, Path, str]]:
+    """A local executor, the launch of trial 0 of a stored study ``ended`` (whose uid is given),
+    and the folder of that attempt's log made: where an end's record is written beside it."""
     store = SqliteStore(tmp_path / "katuna.db")
     native = study_definition("ended", maxTrials=1, parallelism=1)
     executor = LocalExecutor(tmp_path / "logs", lambda event: None)
@@ -163,11 +166,21 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
         launch = trial_launch(record, TrialRecord("ended", 0, {"x": 1.0}, RUNNING))
         log = executor.log_path(launch)
         log.parent.mkdir(parents=True)
+        yield executor, launch, log, record.uid
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path):
+    """Only a record of this very attempt, written as katuna writes it, proves its end: one of
+    another attempt (or study made again under the name), a malformed one, or a link are not."""
+    with _started_attempt(tmp_path) as (executor, launch, log, uid):
         local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
         assert executor.recorded_end(launch).data["exitCode"] == 0
         local_ends.path(log).write_text(local_ends.path(log).read_text().replace('"attempt": 1', '"attempt": 2'))
         assert executor.recorded_end(launch) is None
-        text_code = {"uid": record.uid, "trial": 0, "attempt": 1, "exitCode": "0", "timedOut": False}
+        text_code = {"uid": uid, "trial": 0, "attempt": 1, "exitCode": "0", "timedOut": False}
         for forged in (json.dumps(text_code), "not json", ""):
             local_ends.path(log).write_text(forged)
             assert executor.recorded_end(launch) is None, forged
@@ -175,22 +188,12 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
         (tmp_path / "elsewhere.exit").write_text(local_ends.path(log).name)
         local_ends.path(log).symlink_to(tmp_path / "elsewhere.exit")
         assert executor.recorded_end(launch) is None
-    finally:
-        executor.shutdown()
-        store.close()
 
 
 def test_a_recorded_end_keeps_the_peak_memory_its_reason_says(tmp_path: Path):
     """An end handled from its record (the handling of its report given up) says what its
     report said: a failure's peak memory, in its reason and for the trial's record."""
-    store = SqliteStore(tmp_path / "katuna.db")
-    native = study_definition("ended", maxTrials=1, parallelism=1)
-    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
-    try:
-        record, _ = store_study(Deps(store, executor, lambda: 1000.0), parse_study(native), native)
-        launch = trial_launch(record, TrialRecord("ended", 0, {"x": 1.0}, RUNNING))
-        log = executor.log_path(launch)
-        log.parent.mkdir(parents=True)
+    with _started_attempt(tmp_path) as (executor, launch, log, _):
         local_ends.record(log, tmp_path / "logs", launch, local_ends.End(3, memory=Memory(3 * 2**30, exact=True)))
         end = executor.recorded_end(launch).data
         assert (end["exitCode"], end["message"], end["peakMemory"]) == (3, "peak memory 3.0 GiB", 3 * 2**30)
@@ -198,9 +201,6 @@ def test_a_recorded_end_keeps_the_peak_memory_its_reason_says(tmp_path: Path):
         end = executor.recorded_end(launch).data
         assert end["message"].endswith("killer); peak memory at most 60.0 MiB") and "peakMemory" not in end, \
             "a peak within katuna's own as the trial started only bounds the trial's"
-    finally:
-        executor.shutdown()
-        store.close()
 
 
 def _lost_after_end(tmp_path: Path, order: str, outcome: str) -> tuple[str, str, str, int]:
