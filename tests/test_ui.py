@@ -169,6 +169,9 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     page.locator('#parallel-axes input[data-axis="mode"]').uncheck()
     expect(titles).to_have_count(3)
     assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions[1].visible") is False
+    for chart in ("history", "parallel"):  # the parallel coordinates drawn again as an axis was hidden
+        expect(page.locator(f"#plot-{chart} .modebar-btn[data-title='Download plot as a PNG']")).to_have_count(1)
+        expect(page.locator(f"#plot-{chart} .modebar-btn[data-title='Share chart...']")).to_have_count(0)
 
     assert page.evaluate("document.getElementById('plot-pair').data[0].type") == "scatter"
     page.locator('input[name="pair-kind"][value="contour"]').check()
