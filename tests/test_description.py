@@ -1,6 +1,6 @@
-"""A study's ``description`` is kept, shown (``GET /studies/{name}``, ``katuna show``) and part of
-what makes a study submitted again the same one: through the real app (Flask's test client on a
-real Runtime and a real SQLite file) and the real CLI."""
+"""A study's ``description`` is kept, shown (``GET /studies/{name}``, ``katuna show``, the dashboard's
+study page) and part of what makes a study submitted again the same one: through the real app
+(Flask's test client on a real Runtime and a real SQLite file) and the real CLI."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ def test_a_study_shows_its_description_and_one_submitted_again_with_another_is_a
 def test_a_study_without_a_description_shows_none(served):
     assert served.post("/studies", data=json.dumps(study_definition(name="plain")), headers=JSON).status_code == 201
     assert served.get("/studies/plain").get_json()["description"] is None
+    assert 'id="study-description"' not in served.get("/ui/studies/plain").text
+
+
+def test_the_dashboards_study_page_shows_the_description_as_text(served):
+    """As written, markup and all, in its summary; a terminal's colour codes left out."""
+    definition = study_definition(name="described", description="ünïcode <b>baseline</b> \x1b[31mred")
+    assert served.post("/studies", data=json.dumps(definition), headers=JSON).status_code == 201
+    page = served.get("/ui/studies/described").text
+    assert '<dd id="study-description" class="description">ünïcode &lt;b&gt;baseline&lt;/b&gt; red</dd>' in page
 
 
 def test_katuna_show_prints_the_description_under_the_status_line(tmp_path: Path):

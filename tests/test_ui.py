@@ -135,17 +135,47 @@ def test_studies_list_shows_each_study_with_its_progress(service: Service, page:
     assert page.url == service.base + "/ui/", "the service's address leads to the dashboard"
 
 
+LONG_NAME = "скорость обучения очень длинное имя параметра"
+"""A parameter's name longer than a phone's screen is wide in its pickers and tables."""
+
+CONTRAST = """(selector) => {
+  const rgb = (color) => color.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const luminance = (color) => rgb(color).map((v) => v / 255)
+    .map((v) => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  return [...document.querySelectorAll(selector)].map((el) => {
+    const style = getComputedStyle(el);
+    const [a, b] = [luminance(style.color), luminance(style.backgroundColor)].sort((x, y) => y - x);
+    return [el.className, (a + 0.05) / (b + 0.05)];
+  });
+}"""
+"""Each element's contrast of its text's colour against its background (WCAG 2's ratio)."""
+
+
 def test_the_pages_fit_a_narrow_screen_and_go_down_one_heading_level_at_a_time(service: Service, page: Page):
-    """A phone's 375 px: no page scrolls sideways (a wide table scrolls in its own box); each
-    heading is at most one level below the one before it, as a screen reader's outline needs;
-    the new-study form's problems are announced."""
+    """A phone's 375 px: no page scrolls sideways (a wide table scrolls in its own box), a long
+    parameter name included; each heading is at most one level below the one before it, as a
+    screen reader's outline needs; the new-study form's problems are announced; every status
+    and state badge's white text stands out from its colour (4.5:1, WCAG AA for small text)."""
+    long = study_definition(name="ui-narrow", maxTrials=1, parallelism=1,
+                            parameters=[{"name": LONG_NAME, "type": "float", "min": 0.0, "max": 1.0}])
+    long["trialTemplate"]["command"][3] = f"${{trialParameters.{LONG_NAME}}}"
+    assert post(service, long) == 201
+    service.wait_for("ui-narrow")
     page.set_viewport_size({"width": 375, "height": 800})
-    for path in ("/ui/", "/ui/studies/ui-demo", "/ui/studies/ui-pareto", "/ui/new"):
+    for path in ("/ui/", "/ui/studies/ui-demo", "/ui/studies/ui-pareto", "/ui/new", "/ui/studies/ui-narrow",
+                 "/ui/studies/ui-narrow/trials", "/ui/studies/ui-narrow/trials/0"):
         page.goto(service.base + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
         levels = page.evaluate("[...document.querySelectorAll('h1, h2, h3, h4')].map(h => Number(h.tagName[1]))")
         assert all(later <= earlier + 1 for earlier, later in zip([1, *levels], levels)), (path, levels)
+    page.goto(service.base + "/ui/new")
     assert page.get_attribute("#study-problems", "role") == "alert"
+    badges = [f'<span class="status {s}">{s}</span>' for s in ("running", "completed", "failed", "stopped", "deleted")]
+    badges += [f'<span class="state {s}">{s}</span>' for s in ("WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED")]
+    page.evaluate("(html) => document.querySelector('main').insertAdjacentHTML('beforeend', html)", "".join(badges))
+    ratios = page.evaluate(CONTRAST, ".status, .state")
+    assert len(ratios) == 10 and all(ratio >= 4.5 for _, ratio in ratios), ratios
 
 
 def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page: Page):
@@ -169,6 +199,9 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     page.locator('#parallel-axes input[data-axis="mode"]').uncheck()
     expect(titles).to_have_count(3)
     assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions[1].visible") is False
+    for chart in ("history", "parallel"):  # the parallel coordinates drawn again as an axis was hidden
+        expect(page.locator(f"#plot-{chart} .modebar-btn[data-title='Download plot as a PNG']")).to_have_count(1)
+        expect(page.locator(f"#plot-{chart} .modebar-btn[data-title='Share chart...']")).to_have_count(0)
 
     assert page.evaluate("document.getElementById('plot-pair').data[0].type") == "scatter"
     page.locator('input[name="pair-kind"][value="contour"]').check()

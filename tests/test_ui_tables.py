@@ -69,6 +69,48 @@ def test_the_csv_export_sorts_and_filters_the_same(client):
     assert [row["b"] for row in csv.DictReader(io.StringIO(answer.text))] == ["128", "128", "32", "32"]
 
 
+def test_the_csv_export_names_the_zone_of_its_times_and_the_unit_of_its_durations(client):
+    """The page says its times are UTC; the export's columns say so too, and that a duration is seconds."""
+    header = next(csv.reader(io.StringIO(client.get(f"{TABLE}.csv").text)))
+    assert header[-4:] == ["started (UTC)", "finished (UTC)", "duration (s)", "reason"]
+
+
+def ranges_form(page: str) -> str:
+    """The ranges' fieldset of a trial table's page."""
+    return page.split('<fieldset class="ranges">')[1].split("</fieldset>")[0]
+
+
+def test_a_refused_bound_is_said_beside_its_range_marked_and_focused_the_spare_row_not_repeated(client):
+    """The refusal stands right under the range at fault, its bad bound marked and focused (a
+    keyboard or screen-reader user lands on it); the blank spare row the form sent is not shown
+    again beside its own, so each Apply of the refused form keeps the same rows."""
+    answer = client.get(f"{TABLE}?field=param:b&min=1&max=&field=param:b&min=0,5&max=9&field=&min=&max=")
+    assert answer.status_code == 400
+    rows = re.split(r'<div class="range">', ranges_form(answer.text))[1:]
+    assert len(rows) == 3, "the two ranges typed, and one spare row"
+    assert 'id="filter-problem"' not in rows[0] and "aria-invalid" not in rows[0]
+    assert re.search(r'<input name="min"[^>]*value="0,5" aria-invalid="true" aria-describedby="filter-problem" '
+                     r'autofocus>', rows[1])
+    assert "aria-invalid" not in rows[1].split('name="max"')[1].split(">")[0]
+    assert rows[1].rstrip().endswith("</p>") and "min of b: expected a number, got &#39;0,5&#39;" in rows[1]
+    assert answer.text.count('id="filter-problem"') == 1 and answer.text.count("autofocus") == 1
+
+
+def test_a_bound_of_no_field_is_refused_beside_its_range_marking_the_field(client):
+    """A bound typed without its field picked would filter nothing, silently: it is refused,
+    the field's picker marked; a refusal of no one range stands after the form."""
+    answer = client.get(f"{TABLE}?field=&min=5&max=")
+    assert answer.status_code == 400
+    row = ranges_form(answer.text).split('<div class="range">')[1]
+    assert re.search(r'<select name="field" aria-label="field" aria-invalid="true" '
+                     r'aria-describedby="filter-problem" autofocus>', row)
+    assert "field: a range has a bound but no field: pick the field it bounds" in row
+    other = client.get(f"{TABLE}?stat=FAIL&field=param:b&min=20")
+    assert other.status_code == 400
+    assert 'id="filter-problem"' not in ranges_form(other.text) and 'id="filter-problem"' in other.text
+    assert "aria-invalid" not in other.text and "autofocus" not in other.text
+
+
 def test_a_categorical_parameter_is_offered_no_range_and_one_asked_for_is_refused(client):
     page = client.get(TABLE).text
     options = re.findall(r'<option value="([^"]+)"', page.split('name="field"')[1].split("</select>")[0])

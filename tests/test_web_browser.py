@@ -304,8 +304,9 @@ def test_a_study_submitted_again_unchanged_after_it_ended_is_said_so_on_the_form
 def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_naming_its_field(tmp_path,
                                                                                                browser: Browser):
     """A bound of ``0,5`` is refused (400), on the trial table's page: its form as typed, the
-    refusal beside it naming the range's field and the bound, the bad input marked, and the
-    table below without the range refused, keeping the states, sort and size asked for."""
+    refusal right under the range naming its field and the bound, the bad input marked in red
+    and focused, and the table below without the range refused, keeping the states, sort and size
+    asked for; applied again as it stands, the form keeps its rows."""
     service = Service(tmp_path, workers=1)
     page = browser.new_page()
     console = Console(page)
@@ -326,6 +327,9 @@ def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_
         bad = page.locator(".range input[name=min]").first
         expect(bad).to_have_value("0,5")
         expect(bad).to_have_attribute("aria-invalid", "true")
+        expect(bad).to_be_focused()
+        expect(bad).to_have_css("border-color", "rgb(217, 45, 32)")
+        expect(page.locator("fieldset.ranges > .range:nth-of-type(1) + #filter-problem")).to_have_count(1)
         expect(page.locator(".range select[name=field]").first).to_have_value("param:x")
         expect(page.locator('input[name=state][value="COMPLETE"]')).to_be_checked()
         expect(page.locator("select[name=size]")).to_have_value("25")
@@ -333,6 +337,10 @@ def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_
         csv = urllib.parse.urlsplit(page.get_attribute("#csv-link", "href"))
         assert (csv.path, sorted(urllib.parse.parse_qsl(csv.query))) == (
             "/ui/studies/filtered/trials.csv", [("desc", "1"), ("size", "25"), ("sort", "value"), ("state", "COMPLETE")])
+        with page.expect_response(lambda r: "/ui/studies/filtered/trials?" in r.url) as again:
+            page.click("#apply-filters")
+        assert again.value.status == 400
+        expect(page.locator(".range")).to_have_count(2)  # the range typed and one spare, however often applied
         assert not console.unexpected()
     finally:
         page.close()

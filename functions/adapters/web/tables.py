@@ -93,7 +93,8 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
     """The ``field``/``min``/``max`` triples that name a bound, one range per field in the order
     the fields first come: since all must hold, a field's several ranges are the one of their
     tightest bounds. A field of labels (the state, a categorical parameter) has no order a
-    number could bound, so a range on it is refused; so are more than :data:`RANGED_FIELDS` fields."""
+    number could bound, so a range on it is refused; so is a bound of no field, which would filter
+    nothing, and so are more than :data:`RANGED_FIELDS` fields."""
     labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
     titles = {c.field: c.title for c in columns(spec)}
     bounds: dict[str, tuple[float | None, float | None]] = {}
@@ -102,6 +103,8 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
         named = f"of {titles.get(field, field)}" if field else "of a range with no field"
         low = _number(lows[index] if index < len(lows) else "", f"min {named}")
         high = _number(highs[index] if index < len(highs) else "", f"max {named}")
+        if not field and (low is not None or high is not None):
+            raise MalformedRequest("field: a range has a bound but no field: pick the field it bounds")
         if field and (low is not None or high is not None):
             if field not in known:
                 raise MalformedRequest(_unknown_field("field", field, [f for f in _all_fields(spec) if f not in labels]))
@@ -145,10 +148,12 @@ def _number(given: str, name: str) -> float | None:
 
 
 def typed_ranges(args: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """The ``field``/``min``/``max`` triples as they were typed, in order (a missing one blank):
-    the form's rows, shown again beside a refusal of them."""
+    """The ``field``/``min``/``max`` triples as they were typed, in order (a missing one blank),
+    but those left wholly blank (the form's spare row, which it sends as it is): the form's rows,
+    shown again beside a refusal of them, which the form follows with one spare row of its own."""
     fields_, lows, highs = (every_value(name, args) for name in ("field", "min", "max"))
-    return list(zip_longest(fields_, lows, highs, fillvalue=""))[:len(fields_)]
+    typed = list(zip_longest(fields_, lows, highs, fillvalue=""))[:len(fields_)]
+    return [triple for triple in typed if any(text.strip() for text in triple)]
 
 
 def is_bound(text: str) -> bool:
@@ -206,8 +211,8 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
-    writer.writerow([_csv(title) for title in ("number", "state", *metrics, *params, "attempt", "started", "finished",
-                                               "duration", "reason")])
+    writer.writerow([_csv(title) for title in ("number", "state", *metrics, *params, "attempt", "started (UTC)",
+                                               "finished (UTC)", "duration (s)", "reason")])
     for trial in trials:
         writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),

@@ -12,6 +12,10 @@ const katuna = (() => {
   const RETRY_MAX_S = 30;
   const NOTICE_KEY = "katuna-notice";
   const ENDED = ["completed", "failed", "stopped"];  // a study's statuses once it ended
+  // How every chart is drawn. plotly.js offers a "Share chart..." button by default, which
+  // uploads the chart (the study's parameters and values) to Plotly Cloud: a study's data goes
+  // nowhere but this page, so the button is not shown.
+  const PLOT_CONFIG = {responsive: true, displaylogo: false, showSendToCloud: false};
 
   // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
   function writeHeaders(type = "application/json") {
@@ -404,7 +408,7 @@ const katuna = (() => {
         delete div.dataset.message;
         if (div.dataset.kind === "parallel") keepAxisChoices(div, figure);
         figure.layout.uirevision = url;
-        await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+        await Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
         if (div.dataset.kind === "parallel") axisToggles(div);
       }
       Object.assign(div.dataset, {drawn: url, etag: response.headers.get("ETag") || ""});
@@ -456,7 +460,7 @@ const katuna = (() => {
       input.dataset.axis = text;
       input.addEventListener("change", () => {
         div.data[0].dimensions[index].visible = input.checked;
-        Plotly.react(div, div.data, div.layout);
+        Plotly.react(div, div.data, div.layout, PLOT_CONFIG);
       });
       label.append(input, " " + text);
       box.appendChild(label);

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core.log_reads import without_escapes
-from functions.core.views import cost_text, figure
+from functions.core.views import cost_text, figure, memory
 
 
 @blueprint.app_template_filter("when")
@@ -33,6 +33,7 @@ def _num(value) -> str:
 
 blueprint.app_template_filter("figure")(figure)
 blueprint.app_template_filter("cost")(cost_text)
+blueprint.app_template_filter("memory")(memory)
 
 
 @blueprint.app_template_filter("plain")

@@ -38,9 +38,10 @@ def trials(name: str):
         usable = _usable(record.spec, request.args)
         context = _trials_context(record, usable, tables.parse_query(record.spec, usable))
         context["form"] = _typed_form(request.args, usable)
-        return render_template("trials.html", problem=str(exc), **context), 400
+        refused = _refused_row(record.spec, context["form"]["ranges"], str(exc))
+        return render_template("trials.html", problem=str(exc), refused_row=refused, **context), 400
     context = _trials_context(record, request.args, query)
-    return render_template("trials.html", problem=None, **context)
+    return render_template("trials.html", problem=None, refused_row=None, **context)
 
 
 @blueprint.get("/studies/<name>/trials.fragment")
@@ -93,6 +94,19 @@ def _usable(spec: Study, args: MultiDict[str, str]) -> MultiDict[str, str]:
         if _takes(spec, triple):
             ranges += triple
     return MultiDict(kept + ranges if _takes(spec, kept + ranges) else kept)
+
+
+def _refused_row(spec: Study, ranges: list[tuple[str, str, str]], refusal: str) -> int | None:
+    """The index of the first of the form's ``ranges`` that is refused on its own as the table
+    refused its arguments (``refusal``): the row the refusal is shown beside, its bound or field
+    marked; None where the refusal is of no one range (another argument, too many ranges)."""
+    for index, (field, low, high) in enumerate(ranges):
+        try:
+            tables.parse_query(spec, MultiDict([("field", field), ("min", low), ("max", high)]))
+        except MalformedRequest as exc:
+            if str(exc) == refusal:
+                return index
+    return None
 
 
 _OTHERS = ("state", "sort", "desc", "size", "page")

@@ -1,0 +1,63 @@
+"""The dashboard's trial page on trials written through the store (katuna's own SQLite store, read
+by the real app through Flask's test client): the peak memory a local trial kept, an observation
+log's columns, and how a pruned trial's note is headed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import study_definition
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
+from functions.core.metrics import Observation
+from functions.core.records import COMPLETE, PRUNED, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+PEAK = 323_809_280
+"""A trial's peak memory in bytes: 308.8 MiB."""
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator:
+    db = tmp_path_factory.mktemp("trial-page") / "katuna.db"
+    definition = study_definition(name="kept", maxTrials=2)
+    now = time.time()
+    store = SqliteStore(db)
+    store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "test", status="completed",
+                                reason="max trials reached", created_at=now, started_at=now, completed_at=now))
+    store.add_trial(TrialRecord("kept", 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0}, exit_code=0,
+                                started_at=now, finished_at=now + 2, peak_memory=PEAK))
+    store.add_observations("kept", 0, 1, [Observation("loss", 2.0, 1), Observation("loss", 1.0, 2)])
+    store.add_trial(TrialRecord("kept", 1, {"x": 0.7}, PRUNED, metrics={"loss": 3.0}, started_at=now,
+                                finished_at=now + 1, reason="pruned at step 1 by the median rule (loss=3)"))
+    store.add_observations("kept", 1, 1, [Observation("loss", 3.0, 1, "2026-12-05T13:14:05Z")])
+    store.close()
+    runtime = Runtime(Settings(db=db))
+    try:
+        yield create_app(runtime).test_client()
+    finally:
+        runtime.close()
+
+
+def test_a_trials_peak_memory_is_shown_as_its_reason_words_one(client):
+    page = client.get("/ui/studies/kept/trials/0").text
+    assert '<dt>peak memory</dt><dd id="trial-peak-memory">308.8 MiB</dd>' in page
+    assert "peak memory" not in client.get("/ui/studies/kept/trials/1").text, "a trial with none measured"
+
+
+def test_the_observation_log_has_a_time_column_only_where_an_observation_has_a_time(client):
+    untimed = client.get("/ui/studies/kept/trials/0").text.split('id="observations"')[1].split("</table>")[0]
+    assert "<th>step</th></tr>" in untimed and "<th>time</th>" not in untimed
+    timed = client.get("/ui/studies/kept/trials/1").text.split('id="observations"')[1].split("</table>")[0]
+    assert "<th>time</th>" in timed and "<td>2026-12-05T13:14:05Z</td>" in timed
+
+
+def test_a_pruned_trials_note_is_headed_pruned_not_as_a_failure(client):
+    page = client.get("/ui/studies/kept/trials/1").text
+    assert '<section class="card" id="reason">' in page and "<h2>Pruned</h2>" in page
+    assert "pruned at step 1 by the median rule (loss=3)" in page
