@@ -16,7 +16,7 @@ from pathlib import Path
 import jwt
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, unlined
 from http_helpers import Service
 from kube_stub import KubeStub
 from test_cli import here
@@ -165,7 +165,7 @@ def test_a_parameter_that_makes_a_pod_run_as_a_triggers_account_fails_the_launch
     refused = render(COLLECT)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f"{path}: {COLLECT!r} in namespace 'katuna' is an account katuna takes events from" in " ".join(
-        refused.stderr.split())
+        unlined(refused.stderr).split())
     rendered = render("trainer")
     assert rendered.returncode == 0, rendered.stderr
     assert yaml.safe_load(rendered.stdout)["spec"]["template"]["spec"]["serviceAccountName"] == "trainer"

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import study_definition
+from conftest import study_definition, unlined
 from test_katib import experiment
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -88,7 +88,7 @@ def test_katuna_run_refuses_a_wide_study_with_exit_2_in_a_new_database_and_in_on
             SqliteStore(db).close()
         result = CliRunner().invoke(main, ["run", str(study), "--db", str(db)])
         assert result.exit_code == 2, result.output
-        assert WIDE_REFUSAL in " ".join(result.stderr.split()), result.stderr
+        assert WIDE_REFUSAL in " ".join(unlined(result.stderr).split()), result.stderr
     assert not (tmp_path / "new.db").exists(), "no empty database left behind"
     store = SqliteStore(tmp_path / "old.db")
     assert store.list_studies() == [] and store.optuna_version("wide") == 0

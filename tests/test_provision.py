@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import study_definition, undo_trial_changes
+from conftest import study_definition, undo_trial_changes, unlined
 from gke_stub import GkeStub
 from test_nodepools_gke import MetadataServerHiccup, signed_in
 
@@ -421,7 +421,7 @@ def test_katuna_render_places_the_job_on_the_pool_and_katuna_run_refuses_a_pool(
     assert pod["tolerations"] == [{"key": "katuna.dev/trial", "operator": "Equal", "value": "true",
                                    "effect": "NoSchedule"}]
     ran = CliRunner().invoke(main, ["run", str(path), "--db", str(tmp_path / "k.db")])
-    assert ran.exit_code == 2 and "nodePool: trials run on this machine here" in ran.output
+    assert ran.exit_code == 2 and "nodePool: trials run on this machine here" in unlined(ran.output)
 
 
 def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_tick(world, gke_api: GkeStub):
