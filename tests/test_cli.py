@@ -23,7 +23,7 @@ import sqlite_utils
 import yaml
 from child_signals import interruptible
 from click.testing import CliRunner, Result
-from conftest import shared_journal, study_definition
+from conftest import shared_journal, study_definition, unlined
 from http_helpers import Service, free_port
 from proc_stat import alive
 from waiting import eventually
@@ -85,7 +85,7 @@ def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp
     result = subprocess.run([*KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "KATUNA_EXECUTOR": executor})
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"trialTemplate.workingDir: expected a directory; {tmp_path / 'runs'} is none" in result.stderr
+    assert f"trialTemplate.workingDir: expected a directory; {tmp_path / 'runs'} is none" in unlined(result.stderr)
     assert not (tmp_path / "katuna.db").exists()
     (tmp_path / "runs").mkdir()
     assert katuna("run", str(study), cwd=tmp_path).returncode == 0

@@ -59,3 +59,10 @@ def test_text_that_is_no_yaml_has_no_lines():
 
 def test_a_path_reads_as_keys_and_indexes_a_quoted_key_whole():
     assert steps('spec.containers[0].env["A.B/c"].value') == ("spec", "containers", 0, "env", "A.B/c", "value")
+
+
+def test_a_document_written_on_one_line_gives_no_line():
+    """JSON a program wrote on one line: every field is on line 1, which tells nothing."""
+    text = '{"name": "demo", "objective": {"metric": "loss", "direction": "down"}}\n'
+    assert field_lines(text) == {}
+    assert located(Problem("objective.direction", "wrong"), field_lines(text)) == "objective.direction: wrong"

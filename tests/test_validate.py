@@ -373,8 +373,8 @@ def clashing_study(name: str = "clash") -> dict:
 
 
 def refusals(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """The problems ``katuna run`` lists, one a line."""
-    return [line.strip().removeprefix("- ") for line in result.stderr.splitlines() if line.startswith("  - ")]
+    """The problems ``katuna run`` lists, one a line, without the line of the file each names."""
+    return [line.strip().removeprefix("- ") for line in unlined(result.stderr).splitlines() if line.startswith("  - ")]
 
 
 @pytest.mark.slow

@@ -24,14 +24,15 @@ _STEP = re.compile(r'\.?([^.\[\]]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 
 def field_lines(text: str) -> dict[Path, int]:
     """The line (from 1) each field of the YAML or JSON document in ``text`` is written on: a
-    mapping's entry at its key, a list's item where it starts; none where the text is no YAML."""
+    mapping's entry at its key, a list's item where it starts; none where the text is no YAML,
+    or where every field is on one line (JSON written by a program), which a line tells nothing of."""
     try:
         root = bounded_yaml.compose(text)
     except yaml.YAMLError:
         return {}
     lines: dict[Path, int] = {}
     _walk(root, (), lines)
-    return lines
+    return lines if len(set(lines.values())) > 1 else {}
 
 
 def _walk(node: yaml.Node | None, path: Path, lines: dict[Path, int]) -> None:
