@@ -33,6 +33,7 @@ from typing import Protocol
 from functions.adapters.log_lines import about
 from functions.core.errors import (
     ForgedEvent,
+    KatunaError,
     MalformedRequest,
     PermanentError,
     StudyNotFound,
@@ -41,7 +42,7 @@ from functions.core.errors import (
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.core.store_port import has_study
-from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
+from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
 
@@ -135,9 +136,11 @@ class Dispatcher:
         observer: Observer | None = None,
         turns: Turns | None = None,
         preparers: Mapping[str, Preparer] = PREPARERS,
+        idlers: Mapping[str, Idler] = IDLERS,
     ) -> None:
         self.deps = deps
         self._preparers = preparers
+        self._idlers = idlers
         self.turns = turns
         self._observer = observer if observer is not None else Unobserved()
         self._handlers = handlers
@@ -204,11 +207,26 @@ class Dispatcher:
         return self._handlers[name](event, self.deps), OK
 
     def _recorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
+        if self._idle(name, event):
+            return [], OK
         parsed = self._prepared(name, event)
         if self.turns is None:
             return self._recorded_with(replace(self.deps, parsed=parsed), name, event)
         with self.turns.turn() as deps:
             return self._recorded_with(replace(deps, parsed=parsed), name, event)
+
+    def _idle(self, name: str, event: Event) -> bool:
+        """Whether the handler proves, outside any transaction, that the event leaves it nothing
+        to do (:data:`~functions.handlers.IDLERS`): then no transaction is taken and no record
+        kept. A handler that cannot tell (its study gone, the read failed) handles the event as
+        usual, failing there as it would have."""
+        idle = self._idlers.get(name)
+        if idle is None:
+            return False
+        try:
+            return idle(event, self.deps)
+        except KatunaError:
+            return False
 
     def _prepared(self, name: str, event: Event) -> ParsedOutput | None:
         """What the handler reads before its transaction, on this thread's store outside any
