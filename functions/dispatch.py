@@ -211,9 +211,9 @@ class Dispatcher:
             return [], OK
         parsed = self._prepared(name, event)
         if self.turns is None:
-            return self._recorded_with(replace(self.deps, parsed=parsed), name, event)
+            return self._recorded_with(_with_parsed(self.deps, parsed), name, event)
         with self.turns.turn() as deps:
-            return self._recorded_with(replace(deps, parsed=parsed), name, event)
+            return self._recorded_with(_with_parsed(deps, parsed), name, event)
 
     def _idle(self, name: str, event: Event) -> bool:
         """Whether the handler proves, outside any transaction, that the event leaves it nothing
@@ -295,6 +295,12 @@ def _about(event: Event) -> dict[str, object]:
     """The study and event a log line of ``event`` is about, fields of its JSON line."""
     study = event.data.get("study")
     return about(study if isinstance(study, str) else None, event=event)
+
+
+def _with_parsed(deps: Deps, parsed: ParsedOutput | None) -> Deps:
+    """The ports a handling gets, with what was read before its transaction: ``deps`` itself
+    where that is nothing (copying its many fields cost every handling a few microseconds)."""
+    return deps if parsed is None and deps.parsed is None else replace(deps, parsed=parsed)
 
 
 def _failure(exc: BaseException) -> str:
