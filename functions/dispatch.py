@@ -4,7 +4,8 @@ Each handler runs in one store transaction with the record of its processing, wh
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
 Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
-facts they found) need neither, and run bare. What a handler reads before its transaction (the
+facts they found) need neither, and run bare; nor does a handling its handler proves idle from a
+read outside any transaction (``IDLERS``: ``provision`` for a study without a node pool). What a handler reads before its transaction (the
 ended attempt's output ``collect`` parses: :mod:`functions.handlers.parsed`) is read first,
 outside it, so that no long read holds the database's write lock; the handler takes it only if
 the state it was read against still holds.
