@@ -4,7 +4,8 @@ Each handler runs in one store transaction with the record of its processing, wh
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
 Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
-facts they found) need neither, and run bare. What a handler reads before its transaction (the
+facts they found) need neither, and run bare; nor does a handling its handler proves idle from a
+read outside any transaction (``IDLERS``: ``provision`` for a study without a node pool). What a handler reads before its transaction (the
 ended attempt's output ``collect`` parses: :mod:`functions.handlers.parsed`) is read first,
 outside it, so that no long read holds the database's write lock; the handler takes it only if
 the state it was read against still holds.
@@ -33,6 +34,7 @@ from typing import Protocol
 from functions.adapters.log_lines import about
 from functions.core.errors import (
     ForgedEvent,
+    KatunaError,
     MalformedRequest,
     PermanentError,
     StudyNotFound,
@@ -41,7 +43,7 @@ from functions.core.errors import (
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.core.store_port import has_study
-from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
+from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
 
@@ -135,9 +137,11 @@ class Dispatcher:
         observer: Observer | None = None,
         turns: Turns | None = None,
         preparers: Mapping[str, Preparer] = PREPARERS,
+        idlers: Mapping[str, Idler] = IDLERS,
     ) -> None:
         self.deps = deps
         self._preparers = preparers
+        self._idlers = idlers
         self.turns = turns
         self._observer = observer if observer is not None else Unobserved()
         self._handlers = handlers
@@ -204,11 +208,26 @@ class Dispatcher:
         return self._handlers[name](event, self.deps), OK
 
     def _recorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
+        if self._idle(name, event):
+            return [], OK
         parsed = self._prepared(name, event)
         if self.turns is None:
-            return self._recorded_with(replace(self.deps, parsed=parsed), name, event)
+            return self._recorded_with(_with_parsed(self.deps, parsed), name, event)
         with self.turns.turn() as deps:
-            return self._recorded_with(replace(deps, parsed=parsed), name, event)
+            return self._recorded_with(_with_parsed(deps, parsed), name, event)
+
+    def _idle(self, name: str, event: Event) -> bool:
+        """Whether the handler proves, outside any transaction, that the event leaves it nothing
+        to do (:data:`~functions.handlers.IDLERS`): then no transaction is taken and no record
+        kept. A handler that cannot tell (its study gone, the read failed) handles the event as
+        usual, failing there as it would have."""
+        idle = self._idlers.get(name)
+        if idle is None:
+            return False
+        try:
+            return idle(event, self.deps)
+        except KatunaError:
+            return False
 
     def _prepared(self, name: str, event: Event) -> ParsedOutput | None:
         """What the handler reads before its transaction, on this thread's store outside any
@@ -277,6 +296,12 @@ def _about(event: Event) -> dict[str, object]:
     """The study and event a log line of ``event`` is about, fields of its JSON line."""
     study = event.data.get("study")
     return about(study if isinstance(study, str) else None, event=event)
+
+
+def _with_parsed(deps: Deps, parsed: ParsedOutput | None) -> Deps:
+    """The ports a handling gets, with what was read before its transaction: ``deps`` itself
+    where that is nothing (copying its many fields cost every handling a few microseconds)."""
+    return deps if parsed is None and deps.parsed is None else replace(deps, parsed=parsed)
 
 
 def _failure(exc: BaseException) -> str:

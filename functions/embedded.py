@@ -120,8 +120,14 @@ class Embedded:
                 on_tick()
 
         def finished() -> bool:
+            """Whether the study ended and its trials are gone. Asked each time the loop wakes
+            (after every trial's end), so the study is read only once no trial runs: while one
+            does, the run goes on whatever is stored, and the ticks read the study (noticing
+            its deletion) a few times a second."""
+            if self.executor.running(name):
+                return False
             studies = followed.current()
-            return self.executor.running(name) == 0 and (not studies or studies[0].terminal)
+            return not studies or studies[0].terminal
 
         self.broker.run(until=finished, tick=tick)
         studies = followed.current()

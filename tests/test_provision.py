@@ -3,6 +3,7 @@ SQLite store and the GKE adapter against the loopback GKE API; every event deliv
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -980,3 +981,26 @@ def test_a_pool_past_the_count_when_its_use_is_created_fails_the_study_and_asks_
     deliver_twice(dispatcher, emitted[0])
     deliver_twice(dispatcher, pool_check())
     assert len(gke_api.calls("POST", "/nodePools")) == 2 and "katuna-third" not in gke_api.pools
+
+
+def test_a_study_without_a_pool_leaves_provision_nothing_to_write_nor_to_wait_for(tmp_path: Path):
+    """Every trial's continuation reaches ``provision``: for a study without a node pool it
+    takes no write lock (another process holding it does not hold the handling up) and keeps
+    no record, while a pool study's handling still writes and records."""
+    store = SqliteStore(tmp_path / "katuna.db", busy_timeout=0.05)
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock()))
+    submit(store, study_definition(name="plain"), "u-plain")
+    submit(store, pool_study("pooled"), "u-pooled")
+    other = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        for event in (created("plain", "u-plain"), study_completed("plain", "u-plain", "completed", "done"),
+                      created("plain", "an earlier study's uid")):
+            assert dispatcher.deliver_to("provision", event) == []
+            assert store.processed(event.id, "provision") is None
+        with pytest.raises(TemporaryError):
+            dispatcher.deliver_to("provision", created("pooled", "u-pooled"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()

@@ -284,8 +284,13 @@ class LocalAttempts:
         run.done.set()
 
     def _contain(self, run: LocalRun) -> None:
-        """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since,
+        """End every process of the attempt that is still alive, and reap those adopted here.
+        The guard process is left out of the look, with what it started: it starts nothing, and
+        no trial's process can be adopted under it, as it is no ancestor of any; its exit status
+        is the guard's own to collect."""
+        guard = self._guard.pid
+        keep = self._leaders() | ({guard} if guard is not None else set())
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=keep, since=run.since,
                          own=process_tree.adopts_orphans())
 
     def _kill(self, run: LocalRun) -> None:

@@ -20,6 +20,9 @@ from functions.handlers.parsed import ParsedOutput
 Handler = Callable[[Event, Deps], list[Event]]
 Preparer = Callable[[Event, Deps], ParsedOutput | None]
 """What a handler reads before its transaction (:mod:`functions.handlers.parsed`)."""
+Idler = Callable[[Event, Deps], bool]
+"""Whether a handler would change nothing and emit nothing for an event, whenever it ran, as a
+read outside any transaction proves (:data:`IDLERS`)."""
 
 F = TypeVar("F")
 
@@ -32,11 +35,15 @@ class Registry(Mapping[str, F], Generic[F]):
     def __init__(self, names: tuple[str, ...], attribute: str = "handle") -> None:
         self._names = names
         self._attribute = attribute
+        self._found: dict[str, F] = {}
+        """The functions looked up once: an event's handlers are found again for every event."""
 
     def __getitem__(self, name: str) -> F:
-        if name not in self._names:
-            raise KeyError(name)
-        function: F = getattr(importlib.import_module(f"{__name__}.{name}"), self._attribute)
+        function = self._found.get(name)
+        if function is None:
+            if name not in self._names:
+                raise KeyError(name)
+            function = self._found[name] = getattr(importlib.import_module(f"{__name__}.{name}"), self._attribute)
         return function
 
     def __iter__(self) -> Iterator[str]:
@@ -53,6 +60,14 @@ PREPARERS: Mapping[str, Preparer] = Registry(("collect",), "prepare")
 """Handlers that read what they can before their transaction: ``collect`` parses the ended
 attempt's output there, so that no large output holds the database's write lock."""
 
+IDLERS: Mapping[str, Idler] = Registry(("provision",), "idle")
+"""Handlers that can tell, from a read outside any transaction, that an event leaves them
+nothing to do whenever they handle it: ``provision`` for a study without a node pool (which a
+study's uid keeps for good). The dispatcher then neither takes the write lock nor records the
+handling: a redelivered event would find nothing to do again, so its record would answer what
+running it again answers. Every trial of a local study otherwise paid a write transaction for
+the continuation's ``provision`` alone."""
+
 UNRECORDED: frozenset[str] = frozenset({"writeback", "reconcile"})
 """Handlers whose effect is the same however often it happens: they leave no processed-event
 record, and run outside a store transaction of the dispatcher's (``writeback`` copies the stored
@@ -62,4 +77,4 @@ reads, and every event it emits has an id derived from what it found, so a dupli
 emits the same events again and no tick holds the database's write lock while it asks the
 cluster)."""
 
-__all__ = ["HANDLERS", "PREPARERS", "UNRECORDED", "Deps", "Handler", "Preparer"]
+__all__ = ["HANDLERS", "IDLERS", "PREPARERS", "UNRECORDED", "Deps", "Handler", "Idler", "Preparer"]

@@ -70,6 +70,18 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return advance(use, record, deps)
 
 
+def idle(event: Event, deps: Deps) -> bool:
+    """Whether the event leaves nothing to do whenever it is handled: it is about a study run
+    here without a node pool, or no longer stored under its name (not a tick's ``POOL_CHECK``).
+    A study's uid keeps its node pool for good (an edit or a restart that would change it is
+    refused), so no later handling of the event could find one to act on. A study run
+    elsewhere, or gone, raises as the handling would (which then drops the event)."""
+    if event.type == POOL_CHECK:
+        return False
+    record = study_here(deps, event.data["study"])
+    return not record.owns(event.data) or record.spec.node_pool is None
+
+
 def reconcile(deps: Deps) -> list[Event]:
     """Move every pool use that waits on the cloud, or on its study's end, one step on; and
     provision the pool of a running study whose ``study.created`` never got that far."""
