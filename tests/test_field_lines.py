@@ -66,3 +66,11 @@ def test_a_document_written_on_one_line_gives_no_line():
     text = '{"name": "demo", "objective": {"metric": "loss", "direction": "down"}}\n'
     assert field_lines(text) == {}
     assert located(Problem("objective.direction", "wrong"), field_lines(text)) == "objective.direction: wrong"
+
+
+def test_a_quoted_key_that_is_no_json_string_ends_the_path_where_it_stands():
+    """A key the file wrote with a backslash that JSON does not take (``bad["\\q"]``): the path
+    reads up to it, and the problem is placed on its nearest written field above."""
+    assert steps('spec["\\q"].x') == ("spec",)
+    text = 'name: demo\nspec:\n  bad: 1\n'
+    assert located(Problem('spec["\\q"]', "unknown"), field_lines(text)) == 'spec["\\q"] (line 2): unknown'

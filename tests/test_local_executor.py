@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -138,6 +139,21 @@ def test_asking_whether_a_process_ended_leaves_its_status_and_peak_memory_to_its
     end = local_exits.wait(process, floor=0)
     assert end.code == -9 and end.memory is not None and end.memory.exact and end.memory.peak > 0
     assert (process.returncode, process.poll(), process.wait(timeout=0)) == (-9, -9, -9)
+
+
+def test_where_peaks_are_not_measured_asking_whether_a_process_ended_never_loses_its_status(
+        monkeypatch: pytest.MonkeyPatch):
+    """On a system whose peaks katuna does not read (``MEASURED`` false off Linux), asking
+    whether a process ended collects its status through Popen, and the wait takes what Popen
+    collected: a failed trial never reads as exit 0 however the two threads meet."""
+    monkeypatch.setattr(local_exits, "MEASURED", False)
+    for _ in range(40):
+        process = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
+        asking = threading.Thread(target=lambda started=process: [local_exits.ended(started) for _ in range(200)])
+        asking.start()
+        end = local_exits.wait_within(process, 30, floor=None)
+        asking.join()
+        assert end is not None and (end.code, end.memory) == (3, None)
 
 
 def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path):

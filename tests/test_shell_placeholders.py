@@ -211,8 +211,11 @@ def test_a_value_a_shells_arithmetic_would_run_is_refused_however_it_reaches_the
     (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "TAG"]),
     (["bash", "train.sh", "${trialParameters.opt}"], ["1", "KATUNA_PARAM_tag"]),
     (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "KATUNA_PARAM_hop"]),
+    (["bash", "-c", "echo $(( ${trialParameters.opt} + 1 )); echo loss=1"], ["1", "CHAIN"]),
+    (["bash", "-c", "echo $(( CHAIN + ${trialParameters.opt} )); echo loss=1"], ["1", "2"]),
 ], ids=["the variable of another parameter", "an index naming it", "a variable of env holding it", "a script file",
-        "through a third parameter"])
+        "through a third parameter", "through a variable of env naming one holding it",
+        "a script reading a variable of env naming one holding it"])
 def test_a_value_a_shells_arithmetic_would_run_is_refused_where_a_value_the_script_reads_names_it(
         command: list[str], values: list[str]):
     """bash's arithmetic evaluates the variable a value names, and what that variable holds in
@@ -222,10 +225,12 @@ def test_a_value_a_shells_arithmetic_would_run_is_refused_where_a_value_the_scri
     definition = _options_study(command, values)
     definition["parameters"] += [{"name": "tag", "type": "categorical", "values": ["a", "a[$(touch /tmp/x)]"]},
                                  {"name": "hop", "type": "categorical", "values": ["1", "KATUNA_PARAM_tag"]}]
-    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}", "HOP": "${trialParameters.hop}"}
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}", "HOP": "${trialParameters.hop}",
+                                          "CHAIN": "TAG"}
     found = problems(definition)
     assert [p.partition(": ")[0] for p in found] == ["trialTemplate.command[2]"], found
-    assert "parameter 'tag' can be 'a[$(touch /tmp/x)]', and a shell's script here reads parameter 'opt'" in found[0]
+    assert ("parameter 'tag' can be 'a[$(touch /tmp/x)]', and a shell's script here reads parameter 'opt'" in found[0]
+            or "parameter 'tag' can be 'a[$(touch /tmp/x)]', which a shell's script reads here" in found[0]), found
 
 
 def test_a_value_naming_a_parameter_whose_values_run_nothing_is_taken_by_a_shells_script():

@@ -12,6 +12,7 @@ the children it waited for held (the largest of them, not their sum); processes 
 on, which katuna ends and collects, are not counted. It also counts the memory of katuna's
 process that started it (a started process is katuna's copy until it runs its program), so a
 peak no larger than katuna's own at the start only bounds the trial's (:class:`Memory`).
+Elsewhere no peak is measured, and ``Popen`` waits and polls, under its own lock.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import sys
 import time
 from typing import NamedTuple
 
+from functions.core import views
+
 MEASURED = sys.platform.startswith("linux")
 """Whether peaks are measured: Linux gives ``ru_maxrss`` in KiB, and another system in another unit."""
-
-UNITS = ("KiB", "MiB", "GiB", "TiB")
 
 LONGEST_DELAY = 0.05
 """The longest pause between two looks at a process waited for with a timeout, as ``Popen.wait``'s."""
@@ -40,10 +41,7 @@ class Memory(NamedTuple):
     exact: bool
 
     def __str__(self) -> str:
-        value, unit = self.peak / 1024, 0
-        while value >= 1024 and unit < len(UNITS) - 1:
-            value, unit = value / 1024, unit + 1
-        return f"peak memory {'' if self.exact else 'at most '}{value:.1f} {UNITS[unit]}"
+        return f"peak memory {'' if self.exact else 'at most '}{views.memory(self.peak)}"
 
 
 class Exit(NamedTuple):
@@ -63,7 +61,10 @@ def own_peak() -> int | None:
 
 def wait(process: subprocess.Popen[bytes], floor: int | None) -> Exit:
     """Wait for the process to end, and collect its status. ``floor`` is :func:`own_peak` as the
-    process started."""
+    process started. Where peaks are not measured, ``Popen.wait`` collects it, under the lock
+    that :func:`ended`'s ``Popen.poll`` takes too."""
+    if not MEASURED:
+        return Exit(process.wait())
     while (end := _collect(process, 0, floor)) is None:
         continue
     return end
@@ -71,6 +72,11 @@ def wait(process: subprocess.Popen[bytes], floor: int | None) -> Exit:
 
 def wait_within(process: subprocess.Popen[bytes], timeout: float | None, floor: int | None) -> Exit | None:
     """:func:`wait`, for at most ``timeout`` seconds (where given): None once they passed first."""
+    if not MEASURED:
+        try:
+            return Exit(process.wait(timeout))
+        except subprocess.TimeoutExpired:
+            return None
     if timeout is None:
         return wait(process, floor)
     deadline, delay = time.monotonic() + timeout, 0.0005

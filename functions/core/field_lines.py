@@ -48,12 +48,18 @@ def _walk(node: yaml.Node | None, path: Path, lines: dict[Path, int]) -> None:
 
 
 def steps(path: str) -> Path:
-    """A problem's field path as mapping keys and list indexes, as far as it reads as one."""
+    """A problem's field path as mapping keys and list indexes, as far as it reads as one (a
+    quoted key stops it where its quotes hold no JSON string: the key a file gave, unescaped)."""
     found: list[str | int] = []
     position = 0
     while position < len(path) and (step := _STEP.match(path, position)):
         key, index, quoted = step.groups()
-        found.append(int(index) if index is not None else json.loads(quoted) if quoted is not None else key)
+        if quoted is not None:
+            try:
+                key = json.loads(quoted)
+            except json.JSONDecodeError:
+                break
+        found.append(int(index) if index is not None else key)
         position = step.end()
     return tuple(found)
 

@@ -88,11 +88,9 @@ def _reached(names: set[str], words: Mapping[str, set[str]], variables: Iterable
     the parameter read whose value leads to it (itself, for one of ``names``): bash's arithmetic
     reads a name in a value as a variable and evaluates its value in turn, so a value that names
     (``words``: the names each parameter's values hold) the variable of another parameter
-    (``KATUNA_PARAM_m``), or one of ``variables`` holding its placeholder, reaches that
-    parameter, and what its values name, and so on."""
-    carriers: dict[str, set[str]] = {variable(name): {name} for name in words}
-    for key, value in variables:
-        carriers.setdefault(key, set()).update(n for n in parameter_names(value) if n in words)
+    (``KATUNA_PARAM_m``), or one of ``variables`` leading to it (:func:`_carriers`), reaches
+    that parameter, and what its values name, and so on."""
+    carriers = _carriers(words, variables)
     reached = {name: name for name in names}
     pending = list(names)
     while pending:
@@ -103,6 +101,27 @@ def _reached(names: set[str], words: Mapping[str, set[str]], variables: Iterable
                     reached[name] = reached[read]
                     pending.append(name)
     return reached
+
+
+def _carriers(parameters: Mapping[str, object], variables: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """The parameters each variable leads arithmetic to, where it evaluates the variable: each
+    parameter's own (``KATUNA_PARAM_m``); one of ``variables`` whose value holds a parameter's
+    placeholder, or names another variable that leads to some (``A=B``, ``B=${trialParameters.m}``),
+    however long the chain."""
+    carriers: dict[str, set[str]] = {variable(name): {name} for name in parameters}
+    named: dict[str, set[str]] = {}
+    for key, value in variables:
+        carriers.setdefault(key, set()).update(n for n in parameter_names(value) if n in parameters)
+        named.setdefault(key, set()).update(_WORD.findall(value))
+    grown = True
+    while grown:
+        grown = False
+        for key, words in named.items():
+            led = set().union(*(carriers.get(word, ()) for word in words)) - carriers[key]
+            if led:
+                carriers[key] |= led
+                grown = True
+    return carriers
 
 
 def _argv_reads(where: Sequence[str], argv: list[str], env: Iterable[tuple[str, str]],
@@ -124,10 +143,9 @@ def _argv_reads(where: Sequence[str], argv: list[str], env: Iterable[tuple[str, 
 
 def _script_reads(script: str, env: Iterable[tuple[str, str]], values: Mapping[str, list[str]]) -> set[str]:
     """The parameters of ``values`` that ``script`` reads: by a placeholder, by the variable
-    every trial has, or by a variable of ``env`` whose value holds a placeholder."""
+    every trial has, or by a variable of ``env`` that leads to them (:func:`_carriers`)."""
     names = {name for name in parameter_names(script) if name in values}
-    names |= {name for name in values if _names(script, variable(name))}
-    return names | {name for key, value in env if _names(script, key) for name in parameter_names(value) if name in values}
+    return names.union(*(led for key, led in _carriers(values, env).items() if _names(script, key)))
 
 
 def _names(script: str, name: str) -> bool:

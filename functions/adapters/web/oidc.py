@@ -29,6 +29,9 @@ ALGORITHMS = ["RS256", "ES256"]
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TIMEOUT_SECONDS = 10
 LEEWAY_SECONDS = 30
+COOLDOWN_SECONDS = 30
+"""The least time between two reads of the issuer's keys for tokens naming a key they lack, so
+tokens naming made-up keys cannot make the service ask the API server once each."""
 log = logging.getLogger("katuna.oidc")
 
 
@@ -59,17 +62,26 @@ class Verifier:
                 with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=self._ssl_context()) as answer:
                     self._issuer = json.load(answer)["issuer"]
                 self._keys = jwt.PyJWKClient(self.base + "/openid/v1/jwks", headers=self._headers(),
-                                             timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context())
+                                             timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context(),
+                                             cooldown_duration=COOLDOWN_SECONDS)
             return self._issuer, self._keys
 
     def subject(self, token: str) -> str | None:
         """The subject (``sub``) of ``token`` when it is a valid delivery token for this service,
-        else None; ``TemporaryError`` when the issuer cannot be asked (the broker retries)."""
+        else None; ``TemporaryError`` when the issuer cannot be asked, or when the token names a
+        key its keys lacked when last read, which are read again at most every
+        :data:`COOLDOWN_SECONDS` (a key rotated in meanwhile: the broker retries, and the retry
+        finds it, where a refusal would have sent the event to the dead letters)."""
         try:
+            if not jwt.get_unverified_header(token).get("kid"):
+                raise jwt.InvalidTokenError("the token names no key (kid)")
             issuer, keys = self._discover()
             key = keys.get_signing_key_from_jwt(token)
         except (jwt.PyJWKClientConnectionError, OSError) as exc:
             raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
+        except jwt.PyJWKClientError as exc:
+            raise TemporaryError(f"the token names a key the issuer's keys lack as last read (a key rotated in "
+                                 f"since is read at most every {COOLDOWN_SECONDS} s): {exc}") from exc
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             log.warning("refused an event delivery token: %s", exc)
             return None
