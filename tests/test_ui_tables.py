@@ -231,3 +231,12 @@ def test_a_refused_argument_alone_is_left_out_of_the_table_below_and_of_the_form
         ("field", "param:b"), ("min", "20"), ("state", "COMPLETE")]
     assert refused.rpartition("&")[2] not in exported
     assert re.findall(r'<input type="hidden" name="sort" value="([^"]*)">', page.text) == ["number"]
+
+
+def test_a_page_past_the_tables_last_leads_to_its_last_page_with_the_same_arguments(client):
+    answer = client.get(f"{TABLE}?state=COMPLETE&size=25&page=9999")
+    assert answer.status_code == 302
+    target = urllib.parse.urlsplit(answer.headers["Location"])
+    assert (target.path, urllib.parse.parse_qs(target.query)) == (TABLE, {"state": ["COMPLETE"], "size": ["25"],
+                                                                          "page": ["1"]})
+    assert client.get(f"{TABLE}?size=25&page=1").status_code == 200

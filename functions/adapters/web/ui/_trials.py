@@ -7,7 +7,7 @@ from dataclasses import replace
 from functools import partial
 from urllib.parse import urlencode
 
-from flask import Response, jsonify, render_template, request, stream_with_context, url_for
+from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
 from functions.adapters.web import tables
@@ -30,7 +30,8 @@ def trials(name: str):
     """The trial table's page. Arguments the table refuses (a bound that is not a number, a
     field without a range) bring the page back with its form as it was typed and the refusal,
     naming the argument, beside it (a 400); the table below shows what can be shown without
-    what was refused (:func:`_usable`), and its links and its export keep to that."""
+    what was refused (:func:`_usable`), and its links and its export keep to that. A page past
+    the table's last (an old link, a hand-edited one) leads to its last page."""
     record = runtime().store().get_study(name)
     try:
         query = tables.parse_query(record.spec, request.args)
@@ -41,6 +42,8 @@ def trials(name: str):
         refused = _refused_row(record.spec, context["form"]["ranges"], str(exc))
         return render_template("trials.html", problem=str(exc), refused_row=refused, **context), 400
     context = _trials_context(record, request.args, query)
+    if context["page"] > context["pages"]:
+        return redirect(context["link"](page=context["pages"]))
     return render_template("trials.html", problem=None, refused_row=None, **context)
 
 
