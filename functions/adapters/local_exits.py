@@ -24,7 +24,7 @@ import sys
 import time
 from typing import NamedTuple
 
-from functions.core import views
+from functions.core.memory_sizes import memory
 
 MEASURED = sys.platform.startswith("linux")
 """Whether peaks are measured: Linux gives ``ru_maxrss`` in KiB, and another system in another unit."""
@@ -41,7 +41,7 @@ class Memory(NamedTuple):
     exact: bool
 
     def __str__(self) -> str:
-        return f"peak memory {'' if self.exact else 'at most '}{views.memory(self.peak)}"
+        return f"peak memory {'' if self.exact else 'at most '}{memory(self.peak)}"
 
 
 class Exit(NamedTuple):

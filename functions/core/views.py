@@ -101,18 +101,6 @@ def figure(value: float) -> str:
     return f"{value:,.2f}"
 
 
-MEMORY_UNITS = ("KiB", "MiB", "GiB", "TiB")
-
-
-def memory(count: int) -> str:
-    """A trial's peak memory in bytes as the dashboard shows it, as its failure's reason words
-    it: one decimal, in the largest binary unit it holds at least one of (``308.8 MiB``)."""
-    value, unit = count / 1024, 0
-    while value >= 1024 and unit < len(MEMORY_UNITS) - 1:
-        value, unit = value / 1024, unit + 1
-    return f"{value:.1f} {MEMORY_UNITS[unit]}"
-
-
 def price(value: float, currency: str | None) -> str:
     """A price as the study gives it, every decimal it has and none added (``0.0035``,
     ``4,800,000``), thousands grouped, with its currency when the study names one."""

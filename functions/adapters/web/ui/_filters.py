@@ -5,7 +5,8 @@ from __future__ import annotations
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core.log_reads import without_escapes
-from functions.core.views import cost_text, figure, memory
+from functions.core.memory_sizes import memory
+from functions.core.views import cost_text, figure
 
 
 @blueprint.app_template_filter("when")
