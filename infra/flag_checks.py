@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 import click
 
@@ -74,18 +75,16 @@ pool's name to katuna's own rule besides (an EKS group's name ends with a letter
 the label value its nodes carry must); ``down`` and ``status`` take any name the cloud can hold."""
 
 
-def gke_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """A GKE flag naming a resource, as given, if GKE could take it (:data:`NAMES`)."""
-    return _name("gke", param, value)
+def resource_name(cloud: str) -> Callable[[click.Context, click.Parameter, str], str]:
+    """The callback of a ``cloud`` flag naming a resource: the value as given, if that cloud
+    could take it (:data:`NAMES`)."""
+    def checked(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+        pattern, expected = NAMES[(cloud, param.opts[0])]
+        if not pattern.fullmatch(value):
+            raise click.BadParameter(f"expected {expected}, got {value!r}")
+        return value
+    return checked
 
 
-def eks_name(_ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """An EKS flag naming a resource, as given, if EKS could take it (:data:`NAMES`)."""
-    return _name("eks", param, value)
-
-
-def _name(cloud: str, param: click.Parameter, value: str) -> str:
-    pattern, expected = NAMES[(cloud, param.opts[0])]
-    if not pattern.fullmatch(value):
-        raise click.BadParameter(f"expected {expected}, got {value!r}")
-    return value
+gke_name = resource_name("gke")
+eks_name = resource_name("eks")

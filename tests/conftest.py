@@ -8,6 +8,7 @@ import gc
 import json
 import re
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,11 @@ def unlined(text: str) -> str:
     """CLI output with the line of each of a study file's problems left out (``path (line 3):
     ...`` read as ``path: ...``), for tests of what a problem says rather than where."""
     return re.sub(r" \(line \d+\)(?=: )", "", text)
+
+
+def uid_of(folder: Path) -> str:
+    """The study uid of the attempts a test makes in its ``folder``, its own: an attempt's
+    processes are found by a marker made of its uid and numbers, and an owner a test kills has
+    its guard end every process of its attempt's marker after the test is done with it, which
+    must not take another test's attempt (the next in this process, or one in another) for it."""
+    return "u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16]

@@ -163,16 +163,15 @@ def test_a_command_line_a_program_has_a_shell_run_refuses_a_value_and_no_trial_r
     it first), which ran a pasted ``$(touch ...)``: refused when submitted, and nothing runs."""
     marker = tmp_path / "ran"
     argv = [arg.replace("{lock}", str(tmp_path / "lock")) for arg in command]
-    runnable = [arg.replace("${trialParameters.opt}", f"$(touch {marker})") for arg in argv]
-    if shutil.which(runnable[0]) is None:
-        pytest.skip(f"needs {runnable[0]}")
-    subprocess.run(runnable, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert marker.exists(), "pasted in, the value is code the shell runs"
-    marker.unlink()
     index = next(i for i, arg in enumerate(argv) if "${" in arg)
     message = _refused(client, _study("line", argv, ["adam", *hostile(marker)]), f"trialTemplate.command[{index}]")
     assert message.startswith("the value of parameter 'opt' is pasted into the code "), message
     assert not marker.exists()
+    runnable = [arg.replace("${trialParameters.opt}", f"$(touch {marker})") for arg in argv]
+    if shutil.which(runnable[0]) is None:
+        pytest.skip(f"the refusal holds; showing that {runnable[0]} runs the value needs {runnable[0]}")
+    subprocess.run(runnable, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert marker.exists(), "pasted in, the value is code the shell runs"
 
 
 def test_numbers_are_one_token_of_every_language():

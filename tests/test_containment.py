@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, uid_of
 from http_helpers import KATUNA, Service
 from proc_stat import alive, parent_of
 from test_cli import here
@@ -63,8 +62,7 @@ def family_argv(folder: Path, *flags: str) -> list[str]:
 def launch_of(folder: Path, argv: list[str], timeout: float | None = None) -> TrialLaunch:
     """The attempt of a trial run in ``folder``, with a study uid of that folder's alone: its
     processes are found by a marker made of the uid, which another test's must not match."""
-    uid = "u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16]
-    return TrialLaunch(study="kin", uid=uid, number=0, attempt=1, job_name="kin-0-1", argv=argv,
+    return TrialLaunch(study="kin", uid=uid_of(folder), number=0, attempt=1, job_name="kin-0-1", argv=argv,
                        env={"KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1"}, working_dir=str(folder), timeout=timeout)
 
 

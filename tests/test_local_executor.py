@@ -10,12 +10,11 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import study_definition, uid_of
 from proc_stat import state
 from waiting import eventually
 
@@ -34,14 +33,6 @@ from functions.handlers.submit import store_study
 from functions.watch import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def uid_of(folder: Path) -> str:
-    """The study uid of the attempts a test makes in its ``folder``, its own: an attempt's
-    processes are found by a marker made of its uid and numbers, and an owner a test kills has
-    its guard end every process of its attempt's marker after the test is done with it, which
-    must not take another test's attempt (the next in this process, or one in another) for it."""
-    return "u-" + uuid.uuid5(uuid.NAMESPACE_URL, str(folder)).hex[:16]
 
 
 def attempt(tmp_path: Path, argv: list[str]) -> TrialLaunch:
