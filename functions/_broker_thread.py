@@ -6,8 +6,11 @@ it crashes the process."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from functions.core.errors import TemporaryError
 
@@ -48,6 +51,13 @@ class BrokerThread:
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the thread to end."""
         self._thread.join(timeout=timeout)
+
+    def where(self) -> str:
+        """The calls the thread is in now, innermost first, each ``file:line function`` (empty
+        once it ended): what a thread that would not stop in time waits on, on one log line."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        calls = reversed(traceback.extract_stack(frame)) if frame is not None else ()
+        return " < ".join(f"{Path(call.filename).name}:{call.lineno} {call.name}" for call in calls)
 
     def hand_over(self) -> bool:
         """Whether the thread, still busy, closes the connections as it ends (then the caller

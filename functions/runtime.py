@@ -311,7 +311,7 @@ class Runtime:
             self.executor.shutdown()
         if self._thread is not None and self._thread.hand_over():
             log.warning("the event broker thread is still busy after %g s; it closes the database connections "
-                        "as it ends", BROKER_STOP_WAIT)
+                        "as it ends; it is in %s", BROKER_STOP_WAIT, self._thread.where())
             return
         self._close_connections()
 

@@ -126,6 +126,7 @@ class Watcher:
         self._resources_checked = now
         for event in resource_events(self._deps, self._deps.store.list_studies(), self._ticks):
             self._events.put(event)
+
     def _read_progress(self) -> None:
         """Now and then, the progress events of the reports in running trials' logs, and their
         observations kept; the logs of studies without early stopping less often (none where the

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -62,6 +63,44 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
     assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
 
 
+@pytest.mark.slow
+def test_a_worker_whose_broker_waits_on_a_database_held_elsewhere_still_stops_whole(tmp_path: Path):
+    """Another process (a backup, an ``sqlite3`` shell) holds the database's write lock as the
+    service is stopped, and each worker's broker thread waits on it, putting the progress its
+    trials report: the close gives up on the broker after its wait, then ends and records the
+    trials within the arbiter's grace, and says where the broker waited."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("w") as log:
+        service = subprocess.Popen(serve_command(tmp_path, port, workers=2), cwd=tmp_path, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        holder = None
+        try:
+            eventually(lambda: answers(port), "the service answers")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
+                                             data=json.dumps(_stubborn_study(report=True)).encode(),
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).close()
+            eventually(lambda: len(_running(port)) == 2, "two trials run")
+            eventually(lambda: _serving(service.pid), "both workers serving")
+            running = _running(port)
+            holder = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            time.sleep(3)
+            os.killpg(service.pid, signal.SIGINT)
+            assert service.wait(timeout=60) == 0
+        finally:
+            if holder is not None:
+                holder.close()
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+                service.wait()
+    said = (tmp_path / "serve.log").read_text()
+    assert "SIGKILL" not in said and "Traceback" not in said, said
+    assert "the event broker thread is still busy" in said and "sqlite_queue.py" in said, said
+    ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
+    assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
+
+
 _FORKED = """
 import os, signal, subprocess, sys, time
 from functions.adapters.web.worker_signals import hold_stop_signals_across_worker_fork
@@ -92,11 +131,13 @@ def test_a_signal_that_reaches_a_worker_before_its_handlers_are_set_waits_for_th
     assert done.stdout.split() == ["False", "0", "0000000000000000"], done.stderr
 
 
-def _stubborn_study() -> dict:
-    """Trials that run until killed, ignoring SIGTERM."""
-    definition = study_definition()
+def _stubborn_study(report: bool = False) -> dict:
+    """Trials that run until killed, ignoring SIGTERM; reporting their loss every tenth of a
+    second if ``report``."""
+    definition = study_definition(earlyStopping={"algorithm": "median"}) if report else study_definition()
+    wait = "while True: print('loss=1.0', flush=True); time.sleep(0.1)" if report else "time.sleep(600)"
     definition["trialTemplate"]["command"] = [
-        sys.executable, "-c", "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+        sys.executable, "-c", f"import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n{wait}",
         "${trialParameters.x}"]
     return definition
 

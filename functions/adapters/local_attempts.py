@@ -202,14 +202,17 @@ class LocalAttempts:
     def _wait(self, run: LocalRun) -> None:
         """Wait for the main process (this thread alone collects its status, with its peak
         memory: :mod:`.local_exits`), end whatever it left behind, then report the end; only
-        then look for orphans (:meth:`_end_adopted`), off the path to the successor's start."""
+        then look for orphans (:meth:`_end_adopted`), off the path to the successor's start. Its
+        progress reports are all published before its end, but for a shutdown, which reports no
+        end: a report waiting on a database another process holds would hold up the record of
+        the end, which the shutdown waits for, by as long as the busy timeout."""
         end = local_exits.wait_within(run.started, local_timeout(run.launch), run.floor)
         if end is None:
             run.timed_out = True
             self._kill(run)
             end = local_exits.wait(run.started, run.floor)
         self._contain(run)
-        if run.streamer is not None:
+        if run.streamer is not None and not self._closed:
             run.streamer.join()
         if run.interrupted:
             self._record_end(run, local_ends.End(end.code, interrupted=True, memory=end.memory))

@@ -205,8 +205,9 @@ class LocalExecutor(LocalAttempts):
             thread.start()
         for thread in threads:
             thread.join()
+        ends_by = time.monotonic() + self._kill_grace + 2
         for run in runs:
-            run.done.wait(timeout=self._kill_grace + 2)
+            run.done.wait(timeout=max(0.0, ends_by - time.monotonic()))
         self._end_adopted()
         deadline = time.monotonic() + self._kill_grace + SWEEP_SCANS
         for sweeper in self._sweepers:

@@ -21,8 +21,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from functions.adapters.broker import MAX_BACKOFF, MAX_DELIVERIES, Delivery
@@ -39,6 +39,9 @@ MAX_TAKEN_BACK = MAX_DELIVERIES
 """Takes of an event after which it is no longer taken back from a taker that ended: it may be
 what ends them (a handling that runs the worker out of memory), so it waits out its lease."""
 POLL_SECONDS = 0.05
+CLOSE_WAIT = 0.5
+"""Seconds :meth:`SqliteQueue.close` waits for another thread to let the connection go before
+leaving the closing to it (see there)."""
 CLOCK_SLACK = 60.0
 """Seconds by which the clocks of the processes sharing the queue may differ. Times are the
 wall clock's, shared by every process: an event due later than the queue's longest retry delay
@@ -73,6 +76,8 @@ class SqliteQueue:
         self._clock = clock
         self._path = Path(path)
         self._lock = threading.Lock()
+        """Held by the one thread using the connection (:meth:`_held`)."""
+        self._closing = False
         self._wake = threading.Event()
         self._woken = threading.Event()
         self._stopped = threading.Event()
@@ -85,8 +90,31 @@ class SqliteQueue:
             create_table(self._conn)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Close the connection now, or, where another thread is in a statement, as that thread
+        lets it go: a statement waiting on a database another process holds waits out the busy
+        timeout (SQLite's wait heeds no interrupt), and a stopping service must not wait as long."""
+        self._closing = True
+        if self._lock.acquire(timeout=CLOSE_WAIT):
+            try:
+                self._conn.close()
+            finally:
+                self._lock.release()
+
+    @contextmanager
+    def _held(self, within: float = -1) -> Iterator[bool]:
+        """The connection to this thread alone (whether it was had within ``within`` seconds, or
+        at all if that is negative), its storage errors katuna's; closed as it is let go if
+        :meth:`close` came meanwhile."""
+        if not self._lock.acquire(timeout=within):
+            yield False
+            return
+        try:
+            with translated(self._path):
+                yield True
+        finally:
+            if self._closing:
+                self._conn.close()
+            self._lock.release()
 
     def stop_waiting(self) -> None:
         """Let every :meth:`take`, waiting now or to come, return None at once: the process is
@@ -98,7 +126,7 @@ class SqliteQueue:
     def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
         it ahead of every event waiting but other follow-ups."""
-        with self._lock, translated(self._path):
+        with self._held():
             self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
                                (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else self._clock()))
         if wake:
@@ -117,12 +145,15 @@ class SqliteQueue:
             self._wake.clear()
 
     def wait(self, timeout: float) -> None:
-        """Until an event may be claimed, one is put here or woken for, or ``timeout`` passed;
-        looking every poll's time, as an event put by another process wakes nothing here."""
+        """Until an event may be claimed, one is put here or woken for, the queue is stopped,
+        or ``timeout`` passed; looking every poll's time, as an event put by another process
+        wakes nothing here. A look waits no longer than a poll for the connection, which another
+        thread's statement may hold for the busy timeout, so that a stop is seen meanwhile."""
         deadline = time.monotonic() + timeout
         while not (self._stopped.is_set() or self._woken.is_set()):
-            with self._lock, translated(self._path):
-                if self._available(self._clock()):
+            remaining = deadline - time.monotonic()
+            with self._held(min(POLL_SECONDS, max(0.0, remaining))) as held:
+                if held and self._available(self._clock()):
                     return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -142,7 +173,9 @@ class SqliteQueue:
     def _claim(self) -> Delivery | None:
         now = self._clock()
         bounds = self._bounds(now)
-        with self._lock, translated(self._path):
+        with self._held(POLL_SECONDS) as held:
+            if not held:
+                return None
             if time.monotonic() >= self._take_back_at:
                 self._take_back(now)
             if not self._available(now):
@@ -191,7 +224,7 @@ class SqliteQueue:
     def _discard(self, row_id: int, exc: Exception) -> None:
         """Drop a queued row that is no event (a damaged file): it would fail every taker."""
         log.error("dropped queued row %s, which is no event: %s: %s", row_id, type(exc).__name__, exc)
-        with self._lock, translated(self._path):
+        with self._held():
             self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (row_id,))
 
     def wake(self) -> None:
@@ -199,7 +232,7 @@ class SqliteQueue:
         self._wake.set()
 
     def done(self, delivery: Delivery) -> None:
-        with self._lock, translated(self._path):
+        with self._held():
             self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,))
 
     def retry(self, delivery: Delivery, delay: float) -> None:
@@ -207,7 +240,7 @@ class SqliteQueue:
         as a later due would be taken for a clock set back and taken at once."""
         if delay > self._longest_delay:
             raise ValueError(f"a retry in {delay:g} s is past this queue's longest delay of {self._longest_delay:g} s")
-        with self._lock, translated(self._path):
+        with self._held():
             self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
                                (self._clock() + delay, delivery.token))
 
@@ -215,23 +248,23 @@ class SqliteQueue:
         """Give back an event this process took and will not settle (its post cut short as the
         process stops): any process may take it at once, in its place in the queue, the cut post
         not counted; one another taker holds already is left alone."""
-        with self._lock, translated(self._path):
+        with self._held():
             self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, taken_at = NULL, "
                                "attempts = max(attempts - 1, 0) WHERE id = ? AND taken_by = ?",
                                (delivery.token, self._taker))
 
     def empty(self) -> bool:
-        with self._lock, translated(self._path):
+        with self._held():
             return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
 
     def depth(self) -> int:
         """How many events wait in the queue or are being handled."""
-        with self._lock, translated(self._path):
+        with self._held():
             return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
 
     def pending(self, study: str) -> bool:
         """Whether any event about ``study`` is waiting or being handled."""
-        with self._lock, translated(self._path):
+        with self._held():
             return self._conn.execute(
                 f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
                 "LIMIT 1",

@@ -30,6 +30,13 @@ from functions.adapters.web import access_log
 from functions.adapters.web.worker import Worker
 from functions.core.errors import InvalidSetting
 
+STOP_GRACE = 30
+"""Seconds the arbiter gives a stopping worker before killing it (gunicorn's ``graceful_timeout``,
+its default, which the image keeps): the worker's close may first wait out
+:data:`functions.runtime.BROKER_STOP_WAIT` for a broker thread held up (by a database another
+process holds, or a loaded machine), then its trials' kill grace, and a worker killed part way
+leaves its trials' ends unrecorded, each then counted as a lost attempt."""
+
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's variable (:mod:`functions.adapters.prometheus`, which this module must not
 import: the master would choose prometheus_client's mode before the variable is set)."""
@@ -159,7 +166,7 @@ class Server(BaseApplication):
         self.build = build
         self.metrics_dir, self._metrics_lock = metrics_dir()
         self.options = {"bind": bind_address(host, port), "workers": workers, "worker_class": Worker, "threads": threads,
-                        "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
+                        "timeout": timeout, "keepalive": 5, "graceful_timeout": STOP_GRACE, "accesslog": "-",
                         "access_log_format": access_log.FORMAT,
                         "logger_class": access_log.AccessLogger,
                         "on_exit": self._on_exit, "control_socket_disable": True}
