@@ -79,12 +79,14 @@ class BrokerThread:
                 self._close_connections()
 
     def _deliver(self) -> None:
-        """Deliver events until stopped; whatever breaks the loop is logged (a temporary failure,
-        the database busy past its timeout, in a line) and the loop starts again, so the service
+        """Deliver events until stopped; whatever breaks the loop, or keeps it from being built
+        (a database a newer katuna migrated, unreadable), is logged (a temporary failure, the
+        database busy past its timeout, in a line) and the loop starts again, so the service
         never stops delivering for good."""
-        delivery = self._build()
+        delivery: Delivery | None = None
         while not self._stopping.is_set():
             try:
+                delivery = delivery or self._build()
                 delivery(self._stopping.is_set)
             except TemporaryError as exc:
                 log.warning("delivering events failed; starting again: %s", exc)

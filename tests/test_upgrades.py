@@ -12,6 +12,7 @@ pre-release versions, which no migration upgrades, is refused as such, left as i
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
 from test_katib import experiment
+from waiting import eventually
 
 from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
 from functions.adapters.sqlite_store import SqliteStore
@@ -166,6 +168,20 @@ def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_write
     finally:
         store.close()
     assert [row[0] for row in sqlite3.connect(db).execute("SELECT name FROM studies")] == ["demo"]
+
+
+def test_a_broker_thread_opening_a_database_a_newer_katuna_migrated_says_so_and_tries_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Before, its thread ended on the error, with a traceback, and never delivered again."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        migrated_by_a_newer_katuna(tmp_path / "katuna.db")
+        with caplog.at_level(logging.WARNING, "katuna.runtime"):
+            runtime.start()
+            eventually(lambda: caplog.text.count("migrated by a newer katuna") >= 2, "two tries, each logged")
+        assert runtime.not_ready() is not None and "not running" not in runtime.not_ready()
+    finally:
+        runtime.close()
 
 
 def test_the_service_answers_503_once_a_newer_katuna_migrated_its_database(tmp_path: Path):
