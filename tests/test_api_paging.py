@@ -7,6 +7,7 @@ parameter the listing does not take, is a ``400`` naming it."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -220,5 +221,36 @@ def test_the_dashboards_list_shows_the_newest_studies_and_says_how_many_are_stor
         assert [int(n) for n in shown] == list(range(stored - 1, 1, -1)), "the newest first"
         assert f"The {STUDIES_SHOWN} newest of {stored} studies" in fragment
         assert 'data-running="true"' in fragment, "an older study runs: the list is still followed"
+    finally:
+        runtime.close()
+
+
+def test_the_dashboards_list_is_answered_304_only_while_what_it_shows_is_unchanged(tmp_path):
+    """RFC 9110 section 8.8: a validator changes whenever what it validates does. The list shows
+    each study's trial counts and best trial, which change as trials end (a study may run in
+    another katuna process, one this service leaves alone, while the list here is idle), and a
+    running study's duration, which the clock moves: its ETag is weak, and a trial's end changes
+    it, so a client that names the ETag it holds is never told ``304`` of a list that changed."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    definition = study_definition(name="elsewhere")
+    store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-e", status="running",
+                                runs_on="kubernetes", started_at=time.time()))
+    store.add_trial(TrialRecord("elsewhere", 0, {"x": 0.1}, "RUNNING"))
+    client = create_app(runtime).test_client()
+    try:
+        first = client.get("/ui/studies.fragment")
+        etag = first.headers["ETag"]
+        assert etag.startswith('W/"'), "a running study's duration moves with the clock"
+        assert 'data-running="false"' in first.get_data(as_text=True), "the list is idle: it asks with its ETag"
+        assert "0 done" in first.get_data(as_text=True)
+        again = client.get("/ui/studies.fragment", headers={"If-None-Match": etag})
+        assert (again.status_code, again.headers["ETag"]) == (304, etag), "nothing changed"
+        store.update_trial("elsewhere", 0, state=COMPLETE, values=[0.5], metrics={"loss": 0.5})
+        changed = client.get("/ui/studies.fragment", headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and "1 done" in changed.get_data(as_text=True)
+        assert changed.headers["ETag"] != etag
+        strong = client.get("/ui/studies.fragment", headers={"If-None-Match": changed.headers["ETag"][2:]})
+        assert strong.status_code == 304, "If-None-Match compares weakly (RFC 9110 section 13.1.2)"
     finally:
         runtime.close()

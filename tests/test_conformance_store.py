@@ -473,13 +473,20 @@ class TestSqliteStore(StoreContract):
     def close(self, store: Store) -> None:
         store.close()
 
-    def test_the_studies_version_changes_as_a_study_is_stored_deleted_or_ends_and_not_with_its_trials(
+    def test_the_studies_version_changes_as_a_study_is_stored_deleted_or_ends_or_a_trial_changes_state(
             self, store: SqliteStore):
+        """What the dashboard's list shows of each study: a trial's end changes its counts and
+        best trial (the study may run in another process while the list is idle); what the list
+        does not show, an observation, changes nothing."""
         store.add_study(record(name="a"))
         store.add_study(record(name="b"))
         versions = [store.studies_version(2)]
-        store.add_trial(TrialRecord("a", 0, {"x": 0.1}, "COMPLETE", values=[1.0]))
-        assert store.studies_version(2) == versions[-1], "trials are the running list's to show"
+        store.add_trial(TrialRecord("a", 0, {"x": 0.1}, "RUNNING"))
+        versions.append(store.studies_version(2))
+        store.add_observations("a", 0, 1, [Observation("loss", 1.0, 1)])
+        assert store.studies_version(2) == versions[-1], "an observation is shown on the trial's page only"
+        store.update_trial("a", 0, state="COMPLETE", values=[1.0])
+        versions.append(store.studies_version(2))
         store.add_study(record(name="c"))
         versions.append(store.studies_version(2))
         store.update_study("c", status="completed", reason="max trials reached")

@@ -17,7 +17,7 @@ from typing import Any
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.core.conflicts import same_study, study_conflict
 from functions.core.errors import StudyNotFound
-from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord, TrialCap
+from functions.core.records import FAILED, STUDY_RUNNING, TERMINAL_STATUSES, StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
 
@@ -175,12 +175,18 @@ class SqliteStudies(SqliteConnection):
 
     @reading
     def studies_version(self, newest: int) -> str:
-        """A text that changes as a study is stored or deleted, or one of the ``newest``
-        restarts or changes status: read from a few columns of the studies table alone (however
-        many trials they hold), so a list of the newest can ask often whether it changed."""
-        rows = self.db.execute("SELECT (SELECT count(*) FROM studies), rowid, uid, status, restarts FROM studies "
-                               "ORDER BY rowid DESC LIMIT ?", [newest]).fetchall()
-        return hashlib.blake2b(json.dumps(rows).encode(), digest_size=12).hexdigest()
+        """A text that changes as a study is stored or deleted, as one of the ``newest``
+        restarts, changes status or has a trial change state (its counts and best trial, which a
+        list shows), and as studies start or end running anywhere (whether a list must follow
+        them): read from the studies table and the kept trial counts alone (however many trials
+        the studies hold), so a list of the newest can ask often whether it changed."""
+        rows = self.db.execute(
+            "SELECT (SELECT count(*) FROM studies), rowid, uid, status, restarts, "
+            "(SELECT json_group_array(state || '=' || n) FROM trial_counts WHERE study = studies.name) "
+            "FROM studies ORDER BY rowid DESC LIMIT ?", [newest]).fetchall()
+        running = self.db.execute("SELECT runs_on, count(*) FROM studies WHERE status = ? GROUP BY runs_on "
+                                  "ORDER BY runs_on", [STUDY_RUNNING]).fetchall()
+        return hashlib.blake2b(json.dumps([rows, running]).encode(), digest_size=12).hexdigest()
 
     def delete_study(self, name: str, uid: str | None = None) -> None:
         with self.transaction():

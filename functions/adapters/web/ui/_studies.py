@@ -36,14 +36,15 @@ def studies():
 def studies_fragment():
     """The studies table alone, for the list's refresh; ``304``, without a study read, to an
     ``If-None-Match`` of its version as it is (:meth:`studies_version`), which the idle list
-    asks with."""
+    asks with. The version follows everything the table shows but the clock (a running
+    study's duration), so its ETag is weak, and compared weakly (RFC 9110 section 13.1.2)."""
     version = runtime().store().studies_version(STUDIES_SHOWN)
-    if request.if_none_match.contains(version):
+    if request.if_none_match.contains_weak(version):
         unchanged = Response(status=304)
-        unchanged.set_etag(version)
+        unchanged.set_etag(version, weak=True)
         return unchanged
     response = Response(render_template("studies_table.html", **_studies_context(version)))
-    response.set_etag(version)
+    response.set_etag(version, weak=True)
     return response
 
 
