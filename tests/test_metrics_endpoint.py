@@ -9,6 +9,7 @@ the app and the dispatcher directly.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import signal
@@ -280,6 +281,32 @@ def test_openmetrics_when_asked_and_the_events_not_yet_sent_behind_a_broker(tmp_
         assert {"katuna_trials", "katuna_studies", "katuna_node_pool_uses"} <= set(families)
         assert [sample.value for sample in families["katuna_queue_depth"].samples] == [0.0], \
             "behind a broker the queue holds the events not yet sent to it"
+    finally:
+        runtime.close()
+
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+"""The ``Accept`` of Prometheus's scrapes (its ``scrape.go``): OpenMetrics first."""
+
+
+def test_a_scrape_as_prometheus_asks_is_openmetrics_gzipped_and_says_it_follows_both_headers(tmp_path):
+    """Prometheus takes gzip and asks for OpenMetrics first: that answer is compressed as the text
+    format is, and, since a scrape's format follows ``Accept`` as its coding follows
+    ``Accept-Encoding``, ``Vary`` names both (RFC 9110 section 12.5.5). A type refused with
+    ``q=0`` is not sent, however early it comes."""
+    runtime, client = _app(tmp_path)
+    try:
+        answer = client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+        assert answer.content_type.startswith("application/openmetrics-text; version=1.0.0")
+        assert answer.headers.get("Content-Encoding") == "gzip"
+        assert gzip.decompress(answer.data).endswith(b"# EOF\n")
+        assert set(answer.vary) == {"Accept", "Accept-Encoding"}
+        plain = client.get("/metrics", headers={"Accept": "application/openmetrics-text; q=0, text/plain"})
+        assert plain.content_type.startswith("text/plain; version=0.0.4") and set(plain.vary) == {
+            "Accept", "Accept-Encoding"}
+        assert client.get("/metrics", headers={"Accept": "application/openmetrics-text;q=0.0"}).content_type \
+            .startswith("text/plain; version=0.0.4"), "the text format is what a scrape gets unless it asks"
     finally:
         runtime.close()
 

@@ -7,6 +7,7 @@ which the composition root (:mod:`functions.runtime`) builds and hands in.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,9 +171,18 @@ def _home():
 
 
 def _metrics():
-    """The service's metrics for Prometheus: the text format, or OpenMetrics when asked."""
-    body, content_type = current_app.extensions["katuna"].metrics(request.headers.get("Accept", ""))
-    return Response(body, content_type=content_type)
+    """The service's metrics for Prometheus: the text format, or OpenMetrics when asked (a type
+    the client refuses, ``q=0``, is no asking: prometheus-client takes any type it names);
+    ``Vary`` says the format follows ``Accept``."""
+    accept = ",".join(kind for kind in request.headers.get("Accept", "").split(",") if not _REFUSED.search(kind))
+    body, content_type = current_app.extensions["katuna"].metrics(accept)
+    response = Response(body, content_type=content_type)
+    response.vary.add("Accept")
+    return response
+
+
+_REFUSED = re.compile(r";\s*q\s*=\s*0(?:\.0{0,3})?\s*(?:;|$)", re.IGNORECASE)
+"""A media range's weight of zero (RFC 9110 section 12.4.2): the type is not acceptable."""
 
 
 def _cross_site_read_refused():

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Iterator
 from flask import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
-COMPRESSED_TYPES = frozenset({"application/json", "text/plain", "text/csv"})
+COMPRESSED_TYPES = frozenset({"application/json", "text/plain", "text/csv", "application/openmetrics-text"})
+"""OpenMetrics too: the format Prometheus asks for first, which it takes gzipped as it does the text format."""
 MIN_BYTES = 1024
 LEVEL = 6
 """zlib's own default: on plotly's bundle within 0.3% of level 9's size, in 85% of its time
