@@ -210,6 +210,30 @@ def test_the_answers_of_a_working_service_are_documented(client):
     assert client.get("/studies/one/trials?limit=1").headers["Link"], "a page that is not the last links the next"
 
 
+def test_each_documented_bound_of_a_query_parameter_is_where_the_service_refuses(client):
+    """Every whole-number query parameter of the document, asked of the working service at its
+    documented bounds (taken) and just past them (a ``400`` naming it): a client that keeps to
+    the document is never refused, and one that strays is told which parameter."""
+    for path, item in DOCUMENT["paths"].items():
+        operation = item.get("get")
+        if operation is None:
+            continue
+        concrete = path.replace("{name}", "one").replace("{number}", "0")
+        for parameter in item.get("parameters", []) + operation.get("parameters", []):
+            schema = parameter["schema"]
+            if parameter["in"] != "query" or schema.get("type") != "integer":
+                continue
+            name = parameter["name"]
+            for value in (schema["minimum"], schema["maximum"]):
+                answer = client.get(f"{concrete}?{name}={value}")
+                assert answer.status_code in (200, 404) and "malformed" not in answer.get_data(as_text=True), \
+                    (path, name, value)
+            for value in (schema["minimum"] - 1, schema["maximum"] + 1):
+                answer = client.get(f"{concrete}?{name}={value}")
+                body = _check(answer, path, "GET")
+                assert (answer.status_code, body["message"].split(":")[0]) == (400, name), (path, name, value, body)
+
+
 def test_a_parameter_the_log_does_not_take_is_refused_naming_it(client):
     """A misspelt ``attempt`` would otherwise be ignored, and the current attempt's log served
     as if it were the one asked for."""

@@ -219,7 +219,7 @@ def test_a_refusal_of_an_unknown_field_lists_a_wide_study_s_first_fields_only(cl
     assert "param:q16 and 27 more" in text and "param:q17" not in text
 
 
-@pytest.mark.parametrize("refused", ["sort=bogus", "size=7", "state=NOPE", "page=0", "desc=1&page=x"])
+@pytest.mark.parametrize("refused", ["sort=bogus", "size=7", "state=NOPE", "page=0", "desc=1&page=x", "desc=yes"])
 def test_a_refused_argument_alone_is_left_out_of_the_table_below_and_of_the_form(client, refused: str):
     """One bad argument outside the ranges keeps the valid states and ranges in the table, its
     links and its export, and is not written back into the form, so the next Apply is taken."""
@@ -231,6 +231,16 @@ def test_a_refused_argument_alone_is_left_out_of_the_table_below_and_of_the_form
         ("field", "param:b"), ("min", "20"), ("state", "COMPLETE")]
     assert refused.rpartition("&")[2] not in exported
     assert re.findall(r'<input type="hidden" name="sort" value="([^"]*)">', page.text) == ["number"]
+
+
+@pytest.mark.parametrize("order", ["yes", "descending", "2", "TRUE"])
+def test_an_order_the_table_does_not_take_is_refused_naming_desc_not_taken_as_ascending(client, order: str):
+    """``desc`` takes 1 or true, 0 or false: any other value was taken as ascending, and an
+    export in the wrong order looked like the one asked for."""
+    answer = client.get(f"{TABLE}.csv?sort=param:b&desc={order}")
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == f"desc: expected 1 or true (descending), 0 or false (ascending), got {order!r}"
+    assert client.get(f"{TABLE}.csv?sort=param:b&desc=false").status_code == 200
 
 
 def test_a_page_past_the_tables_last_leads_to_its_last_page_with_the_same_arguments(client):

@@ -72,7 +72,7 @@ def attempt_of(trial: TrialRecord) -> int:
     if text is None:
         return trial.attempt
     number = _whole(text)
-    if number is None or number < 1:
+    if number is None or not 1 <= number <= MAX_STORED_INT:
         raise MalformedRequest(f"attempt: expected a whole number from 1 to {trial.attempt}, got {text!r:.40}")
     if number > trial.attempt:
         raise StudyNotFound(f"trial {trial.number} of study {trial.study!r} has no attempt {number}: "

@@ -84,7 +84,7 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     ranges = _ranges(spec, args, known)
     size = _page_size(one_value("size", args) or "50")
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
-    descending = one_value("desc", args) in ("1", "true")
+    descending = _descending(one_value("desc", args) or "")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=descending,
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
@@ -169,6 +169,17 @@ def exact(value: Any) -> str:
     """A number as it reads back to itself (a form's bound, applied again, is the same bound);
     text as it is."""
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+ORDERS = {"": False, "0": False, "false": False, "1": True, "true": True}
+"""What ``desc`` takes: whether the table's order is descending."""
+
+
+def _descending(text: str) -> bool:
+    """``desc`` as :data:`ORDERS` reads it; another value is refused, not taken as ascending."""
+    if text not in ORDERS:
+        raise MalformedRequest(f"desc: expected 1 or true (descending), 0 or false (ascending), got {text!r:.40}")
+    return ORDERS[text]
 
 
 def _page_size(text: str) -> int:

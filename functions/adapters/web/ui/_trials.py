@@ -79,7 +79,7 @@ def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
     be corrected where it stands), and the states, sort and size the table below uses, so that
     a refused sort, kept in a hidden input, is not sent again by the next Apply."""
     return {"states": usable.getlist("state"), "sort": usable.get("sort") or "number",
-            "descending": usable.get("desc") in ("1", "true"), "size": usable.get("size") or "50",
+            "descending": tables.ORDERS.get(usable.get("desc") or "", False), "size": usable.get("size") or "50",
             "ranges": tables.typed_ranges(args)}
 
 
