@@ -130,7 +130,7 @@ def test_a_range_filters_bounds_are_kept_as_given_so_applying_it_again_matches_t
 
 
 def test_a_dashboard_path_with_nothing_there_is_the_dashboards_error_page(client):
-    for path in ("/ui/studies", "/ui/nonexistent", "/ui/studies/katib-like/trials/abc"):
+    for path in ("/ui/studies", "/ui/nonexistent", "/ui/studies/katib-like/trials/1/nothing"):
         answer = client.get(path)
         assert answer.status_code == 404 and answer.mimetype == "text/html", path
         assert "Not Found" in answer.text and 'href="/ui/"' in answer.text
@@ -250,3 +250,15 @@ def test_a_page_past_the_tables_last_leads_to_its_last_page_with_the_same_argume
     assert (target.path, urllib.parse.parse_qs(target.query)) == (TABLE, {"state": ["COMPLETE"], "size": ["25"],
                                                                           "page": ["1"]})
     assert client.get(f"{TABLE}?size=25&page=1").status_code == 200
+
+
+@pytest.mark.parametrize("segment", ["%EF%BC%91", "%D9%A1", "-1", "abc"])
+def test_a_trials_page_and_its_log_take_its_number_in_ascii_digits_as_the_api_does(client, segment: str):
+    """werkzeug's ``int`` takes any Unicode digit, so ``１`` served trial 1's page under
+    another address; the dashboard's trial paths read the number as the API's do."""
+    for suffix in ("", "/log"):
+        answer = client.get(f"{TABLE}/{segment}{suffix}")
+        assert answer.status_code == 400, (segment, suffix)
+        assert "number: expected a whole number from 0 to 9223372036854775807" in answer.get_data(as_text=True)
+    assert client.get(f"{TABLE}/%EF%BC%91").mimetype == "text/html", "a page's refusal is the dashboard's error page"
+    assert client.get(f"{TABLE}/1").status_code == 200

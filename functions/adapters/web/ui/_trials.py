@@ -144,7 +144,7 @@ def trials_csv(name: str):
     return response
 
 
-@blueprint.get("/studies/<name>/trials/<int:number>")
+@blueprint.get("/studies/<name>/trials/<trial:number>")
 def trial(name: str, number: int):
     record, found = find_trial(name, number)
     observations = runtime().store().observations(name, number)
@@ -155,7 +155,7 @@ def trial(name: str, number: int):
                            active=found.state in ACTIVE_STATES)
 
 
-@blueprint.get("/studies/<name>/trials/<int:number>/log")
+@blueprint.get("/studies/<name>/trials/<trial:number>/log")
 def trial_log(name: str, number: int):
     """Log text from byte ``offset`` on (at most ``LOG_CHUNK`` bytes), the next offset, whether
     more text follows already, and whether the trial still runs (the page polls while it does),
