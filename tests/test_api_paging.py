@@ -106,6 +106,37 @@ def test_the_trials_of_a_missing_study_are_a_404(client):
     assert client.get("/studies/nosuch/trials?limit=5").status_code == 404
 
 
+def test_the_whole_pareto_front_comes_a_page_at_a_time_where_the_study_samples_it(tmp_path):
+    """``GET /studies/{name}`` lists at most 20 trials of a front; ``/best`` lists every one, by
+    number, found by dominance in each objective's direction (ties all on it), and nothing else."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        definition = study_definition(name="front", maxTrials=200, objective={"metrics": [
+            {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-f", status="completed"))
+        values = {n: [n % 60, n % 60 if n < 120 else n % 60 - 1] for n in range(150)}
+        with store.transaction():
+            for number, pair in values.items():
+                store.add_trial(TrialRecord("front", number, {"x": 0.5}, COMPLETE, values=[float(v) for v in pair]))
+            store.add_trial(TrialRecord("front", 150, {"x": 0.5}, "FAIL", reason="exited with code 1"))
+        client = create_app(runtime).test_client()
+        assert client.get("/studies/front").get_json()["frontSize"] == 120
+        assert client.get("/studies/front").get_json()["links"]["best"] == "/studies/front/best"
+        items, sizes = _walk(client, "/studies/front/best?limit=50")
+        assert [t["number"] for t in items] == list(range(120)) and sizes == [50, 50, 20]
+        assert items[7]["values"] == [7.0, 7.0]
+    finally:
+        runtime.close()
+
+
+def test_the_best_of_one_objective_is_its_best_trial(client):
+    assert [t["number"] for t in client.get("/studies/big/best").get_json()] == [0]
+    assert client.get("/studies/big/best?after=0").get_json() == []
+    assert client.get("/studies/big/best?offset=1").status_code == 400
+    assert client.get("/studies/nosuch/best").status_code == 404
+
+
 def test_a_page_of_large_trials_is_cut_at_the_page_bytes(tmp_path):
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     try:

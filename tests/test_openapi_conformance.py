@@ -199,6 +199,7 @@ def test_the_answers_of_a_working_service_are_documented(client):
     for path, document_path in (("/studies", "/studies"), ("/studies/one", "/studies/{name}"),
                                 ("/studies/two", "/studies/{name}"), ("/studies/two/trials", "/studies/{name}/trials"),
                                 ("/studies/one/trials?limit=1", "/studies/{name}/trials"),
+                                ("/studies/one/best", "/studies/{name}/best"), ("/studies/two/best", "/studies/{name}/best"),
                                 ("/studies/one/trials/0", "/studies/{name}/trials/{number}"),
                                 ("/studies/one/trials/0/logs", "/studies/{name}/trials/{number}/logs"),
                                 ("/studies/one/trials/0/logs?attempt=1", "/studies/{name}/trials/{number}/logs"),

@@ -177,6 +177,16 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
     return store.best_trials(record.name, limit)
 
 
+def best_after(store: Store, record: StudyRecord, after: int | None, most: int) -> list[TrialRecord]:
+    """At most ``most`` of the best trials (:func:`best_trials`: the whole Pareto front of
+    several objectives) numbered after ``after`` (None: from the first), by number: a page of
+    them, of which only the page's trials are read whole."""
+    if not record.spec.multi_objective:
+        return [t for t in store.best_trials(record.name, 1) if after is None or t.number > after][:most]
+    numbers = sorted(n for n in _FRONTS.numbers(store, record) if after is None or n > after)[:most]
+    return sorted(store.numbered_trials(record.name, numbers), key=lambda t: t.number)
+
+
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
     it), read whole, and the size of the whole front, of which only the numbers are read."""

@@ -213,7 +213,7 @@ def timestamp(seconds: float | None) -> str | None:
 PARETO_FRONT_SHOWN = 100
 """The most trials of a Pareto front a status lists (``paretoFrontSize`` counts them all): a
 front of several objectives can hold most of a long study's trials, and a resource is stored
-whole in etcd, at most 1.5 MiB. ``GET /studies/{name}`` and ``katuna show`` give all of it."""
+whole in etcd, at most 1.5 MiB. ``GET /studies/{name}/best`` and ``katuna best`` give all of it."""
 
 _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
             ("too many failed trials", "ExperimentFailed"), ("time budget", "StudyTimeBudgetUsed"),

@@ -1,4 +1,4 @@
-"""The study API: submit, list, inspect, stop and delete studies; read trials and their logs."""
+"""The study API: submit, list, inspect, stop and delete studies; read trials, their logs and the best of them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from functions.core.application import Application
 from functions.core.errors import FollowsResource, LogGone, MalformedRequest, StudyNotFound
 from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
+from functions.core.pareto import best_after
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
 from functions.core.template_sources import load
@@ -48,7 +49,7 @@ def _runtime() -> Application:
 
 def _links(name: str) -> dict[str, str]:
     return {"self": url_for("api.get_study", name=name), "trials": url_for("api.list_trials", name=name),
-            "stop": url_for("api.stop_study", name=name)}
+            "best": url_for("api.list_best", name=name), "stop": url_for("api.stop_study", name=name)}
 
 
 @blueprint.get("/healthz")
@@ -134,6 +135,20 @@ def list_trials(name: str):
     store.get_study(name)
     trials = ((t.number, t) for t in store.trials_after(name, after, limit + 1))
     return paging.page(trials, limit, lambda last: url_for("api.list_trials", name=name, limit=limit, after=last),
+                       trial_view)
+
+
+@blueprint.get("/studies/<name>/best")
+@takes.query
+def list_best(name: str):
+    """The study's best trials by number, a page at a time (:mod:`.paging`): its best trial, or
+    with several objectives every trial of its Pareto front, of which ``GET /studies/{name}``
+    lists a sample."""
+    limit, after = paging.page_request("after", TRIALS_PAGE, MAX_TRIALS_PAGE)
+    store = _runtime().store()
+    record = store.get_study(name)
+    trials = ((t.number, t) for t in best_after(store, record, after, limit + 1))
+    return paging.page(trials, limit, lambda last: url_for("api.list_best", name=name, limit=limit, after=last),
                        trial_view)
 
 

@@ -35,8 +35,11 @@ SCHEMAS: dict[str, Any] = {
                   "number": {"type": "integer"},
                   "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES]},
                   "params": {"type": "object"},
-                  "value": {"oneOf": [_VALUE, {"type": "null"}]},
-                  "values": {"type": ["array", "null"], "items": _VALUE},
+                  "value": {"oneOf": [_VALUE, {"type": "null"}],
+                            "description": "the objective's value, null unless the trial completed; with several "
+                                           "objectives, the first one's (values holds each)"},
+                  "values": {"type": ["array", "null"], "items": _VALUE,
+                             "description": "each objective's value, in the order of the study's objectives"},
                   "metrics": {"type": "object", "additionalProperties": _VALUE},
                   "reason": {"type": ["string", "null"]},
                   "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
@@ -83,7 +86,8 @@ SCHEMAS: dict[str, Any] = {
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
                                 "spread evenly along it, its two ends included"},
         "frontSize": {"type": "integer", "description": "with several objectives: the trials on the whole Pareto "
-                                                        "front (best lists at most 20 of them)"},
+                                                        "front (best lists at most 20 of them; GET /studies/{name}/best lists "
+                                                        "them all)"},
         "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
         "definition": {"type": "object"}, "links": {"type": "object"},
         "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "

@@ -64,6 +64,16 @@ def study_paths() -> dict[str, Any]:
                         "200": page("Trial", "trials"),
                         "400": error("limit or after is not a whole number in range, or another parameter was given"),
                         "404": _NOT_FOUND}}},
+        "/studies/{name}/best": {
+            "parameters": [_NAME, limit(1_000, 10_000, "trials"),
+                           cursor("after", "the number of the trial the page follows (as the next link gives it)")],
+            "get": {"summary": "The best trial of a study, or every trial of the Pareto front of several objectives "
+                               "(the study's best lists at most 20), by number, a page at a time",
+                    "operationId": "listBestTrials",
+                    "responses": {
+                        "200": page("Trial", "the best trials"),
+                        "400": error("limit or after is not a whole number in range, or another parameter was given"),
+                        "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}": {
             "parameters": [_NAME, _NUMBER],
             "get": {"summary": "One trial with its observations", "operationId": "getTrial",
