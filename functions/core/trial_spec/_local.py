@@ -56,17 +56,17 @@ def local_engine_fields(trial_spec: Mapping[str, Any], primary: str | None,
     command alone, without the engine or the steps before it, so it would get the expression
     as written (``--epochs={{inputs.parameters.epochs}}``) and fail, every trial alike."""
     known = trial_kinds.kind_of(trial_spec)
-    engine = ENGINES.get(known.kind) if known is not None else None
+    kind = known.kind if known is not None else ""
     container = primary_container(trial_spec, primary, labels)
     found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
-    if engine is None or container is None or found is None:
+    if kind not in ENGINES or container is None or found is None:
         return []
-    name, expression = engine
+    name, expression = ENGINES[kind]
     problems = []
     for path, value in _run_fields(container):
         if (met := expression.search(value)) is not None:
             problems.append(Problem(f"{PATH}.{found}.{path}", (
-                f"{value!r:.200} holds {name}'s {met.group()}, which {name} fills in when it runs the {known.kind} "
+                f"{value!r:.200} holds {name}'s {met.group()}, which {name} fills in when it runs the {kind} "
                 f"(from its parameters or an earlier step's outputs); {LOCAL} the primary container's command runs "
                 f"alone, as a process, and would get it as written: expected a value without it here (a number, or "
                 f"a ${{trialParameters.<name>}} placeholder), or submit the study where trials run on "
