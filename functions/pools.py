@@ -16,7 +16,7 @@ from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
-from functions.core.trial_spec import PATH, local_entrypoint
+from functions.core.trial_spec import PATH, local_engine_fields, local_entrypoint
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -68,13 +68,17 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
 def _local_problems(spec: Study) -> list[Problem]:
     """What a study whose trials run on this machine cannot have: a metrics file under a system
     folder, a ``trialSpec`` primary container with no ``command`` (a local process runs no
-    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it), or a
-    field a ``batch/v1`` Job does not have in a Job ``trialSpec`` (a cluster's dry run refuses it
-    where trials run as Jobs: :mod:`functions.adapters.kubernetes_access`)."""
+    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it) or one
+    reading what an Argo Workflow or Tekton PipelineRun fills in (a local process runs it
+    without the engine), or a field a ``batch/v1`` Job does not have in a Job ``trialSpec`` (a
+    cluster's dry run refuses it where trials run as Jobs: :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
-    entrypoint = None if template.trial_spec is None else local_entrypoint(
-        template.trial_spec, template.primary_container, dict(template.primary_pod_labels) or None)
-    return local_problems(spec) + ([entrypoint] if entrypoint is not None else []) + _unknown_job_fields(spec)
+    if template.trial_spec is None:
+        return local_problems(spec)
+    labels = dict(template.primary_pod_labels) or None
+    entrypoint = local_entrypoint(template.trial_spec, template.primary_container, labels)
+    return (local_problems(spec) + ([entrypoint] if entrypoint is not None else [])
+            + local_engine_fields(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
 
 
 def _unknown_job_fields(spec: Study) -> list[Problem]:

@@ -145,6 +145,38 @@ def test_a_container_with_args_alone_is_taken_where_trials_run_on_a_cluster():
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+EXAMPLES = Path(__file__).parent / "data" / "katib_examples"
+
+
+@pytest.mark.parametrize("example, refused", [
+    ("katib-argo-workflow", {"spec.templates[2].container.command[3]": "Argo's {{inputs.parameters.epochs}}"}),
+    ("tekton-pipeline-run", {"spec.pipelineSpec.tasks[1].taskSpec.steps[0].command[2]": "Tekton's $(params.epochs)",
+                             "spec.pipelineSpec.tasks[1].taskSpec.steps[0].command[4]": "Tekton's $(params.lr)"}),
+])
+def test_a_workflow_step_reading_what_its_engine_fills_in_is_refused_where_trials_run_on_this_machine(
+        embedded, tmp_path: Path, example: str, refused: dict[str, str]):
+    """Katib's Argo and Tekton examples pass their training step a value an earlier step made:
+    a local trial runs that step's command alone, with no engine to fill it in, so each trial
+    would get ``--epochs={{inputs.parameters.epochs}}`` as written and fail."""
+    spec, definition = load_study((EXAMPLES / f"{example}.yaml").read_text())
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(spec, definition, tmp_path)
+    found = {problem.path.removeprefix("spec.trialTemplate.trialSpec."): problem.message
+             for problem in caught.value.problems}
+    assert list(found) == list(refused)
+    for path, expression in refused.items():
+        assert f"holds {expression}" in found[path] and "expected a value without it here" in found[path]
+    assert embedded.store.list_studies() == []
+
+
+def test_a_workflow_step_reading_what_its_engine_fills_in_is_taken_where_trials_run_on_a_cluster():
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    spec, definition = load_study((EXAMPLES / "katib-argo-workflow.yaml").read_text())
+    check_study(spec, definition, Settings(), runs_jobs=True)
+
+
 def misspelt() -> dict:
     """An Experiment whose Job trialSpec has two fields a Job does not have."""
     doc = experiment()

@@ -430,10 +430,11 @@ def test_a_refused_experiment_leads_with_its_reason_and_adds_no_follow_on():
     nas["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] = \
         "--search-space=${trialParameters.searchSpace}"
     nas["spec"]["resumePolicy"] = "Sometimes"
-    assert problems_of(nas) == {"spec.nasConfig": "neural architecture search is not supported: katuna tunes the "
-                                                  "values of spec.parameters",
-                                "spec.resumePolicy": "expected Never, LongRunning or FromVolume"}, \
-        "a problem that does not follow from it is still told"
+    found = problems_of(nas)
+    assert list(found) == ["spec.nasConfig", "spec.resumePolicy"], "a problem that does not follow from it is still told"
+    assert found["spec.nasConfig"].startswith("neural architecture search is not supported: katuna tunes the values "
+                                              "of spec.parameters")
+    assert found["spec.resumePolicy"] == "expected Never, LongRunning or FromVolume"
     custom = experiment(metricsCollectorSpec={"collector": {"kind": "Custom", "customCollector": {"name": "c"}}})
     assert list(problems_of(custom)) == ["spec.metricsCollectorSpec.collector.customCollector"]
 
@@ -788,6 +789,38 @@ def test_a_custom_collector_or_an_algorithm_not_run_is_refused_naming_what_katun
     pbt = problems_of(experiment(algorithm={"algorithmName": "pbt"}))["spec.algorithm.algorithmName"]
     assert pbt.endswith("expected one of random, grid, tpe, multivariate-tpe, cmaes, sobol, bayesianoptimization, "
                         "hyperband"), pbt
+
+
+def test_neural_architecture_search_is_refused_saying_what_comes_closest():
+    """Katib's NAS examples (darts, enas): the refusal says what katuna takes instead and the
+    closest search it runs, whether the Experiment gives a nasConfig or only the algorithm."""
+    nas = experiment(nasConfig={"graphConfig": {"numLayers": 8}, "operations": []})
+    message = problems_of(nas)["spec.nasConfig"]
+    assert "categorical parameters" in message and "tpe or random" in message
+    assert message.endswith("expected spec.parameters in place of spec.nasConfig")
+    darts = problems_of(experiment(algorithm={"algorithmName": "darts"}))["spec.algorithm.algorithmName"]
+    assert "categorical parameters" in darts and darts.endswith("bayesianoptimization, hyperband")
+
+
+@pytest.mark.parametrize("kind, like", [("None", None), ("stdout", "StdOut"), ("tensorflowevent", "TensorFlowEvent")])
+def test_a_collector_kind_katib_does_not_have_is_refused_as_such(kind: str, like: str | None):
+    """Katib's webhook refuses a kind it does not have (``invalid metrics collector kind``): the
+    refusal says so, with the kind it is spelt like, rather than that katuna does not support it."""
+    message = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": kind}}))[
+        "spec.metricsCollectorSpec.collector.kind"]
+    assert message.startswith(f"{kind!r} is no metrics collector kind of Katib's")
+    assert (f"spelt like {like} (Katib's kinds are case-sensitive)" in message) is (like is not None)
+    assert message.endswith("expected StdOut, File or TensorFlowEvent, the kinds katuna runs")
+
+
+def test_a_trial_parameter_the_trialspec_never_uses_is_refused_saying_what_to_do():
+    unused = experiment()
+    unused["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] = "--x=1"
+    [(path, message)] = problems_of(unused).items()
+    name = unused["spec"]["trialTemplate"]["trialParameters"][0]["name"]
+    assert path == "spec.trialTemplate.trialParameters[0].name"
+    assert message.endswith(f"expected the trialSpec to use ${{trialParameters.{name}}} where the trial takes the "
+                            "value, or the entry left out")
 
 
 def hyperband(r_l: str, eta: str | None = None, parallel: int = 9) -> dict:

@@ -91,7 +91,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
                  for key in spec if key not in _SPEC | {"nasConfig"}]
     if "nasConfig" in spec:
-        problems.append(Problem("spec.nasConfig", katib_search.NAS))
+        problems.append(Problem("spec.nasConfig", katib_search.NAS_CONFIG))
     if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
         problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
     _name(metadata.get("name"), problems)

@@ -21,6 +21,8 @@ COLLECTORS_REFUSED = {
 """Katib metrics collectors katuna does not run, each with the reason."""
 RUN = "StdOut, File or TensorFlowEvent"
 """The collector kinds katuna runs, as a refusal names what it expected."""
+KINDS = ("StdOut", "File", "TensorFlowEvent", *COLLECTORS_REFUSED)
+"""Every collector kind Katib's webhook takes (``CollectorKind`` in Katib's ``common_types.go``)."""
 EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
 """Katib's default directory of the TensorFlowEvent collector."""
 METRICS_FILE = "/var/log/katib/metrics.log"
@@ -56,11 +58,21 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         return _file_collector(source, filters, problems)
     if kind == "TensorFlowEvent":
         return _event_collector(source, problems)
-    why = COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
     if not (custom and kind == "Custom"):  # the custom collector's refusal says why already
-        problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
-                                f"{kind} is not supported: {why}; expected {RUN}"))
+        problems.append(Problem("spec.metricsCollectorSpec.collector.kind", _refused_kind(kind)))
     return None
+
+
+def _refused_kind(kind: Any) -> str:
+    """Why a collector kind is refused: one of Katib's katuna does not run, with the reason; or
+    no kind of Katib's at all (``None``, ``stdout``), as Katib's webhook refuses it, with the
+    kind it is spelt like where there is one (Katib's kinds are case-sensitive)."""
+    if kind in COLLECTORS_REFUSED:
+        return f"{kind} is not supported: {COLLECTORS_REFUSED[kind]}; expected {RUN}"
+    like = next((known for known in KINDS if known.lower() == str(kind).lower()), None)
+    hint = f", though it is spelt like {like} (Katib's kinds are case-sensitive)" if like else ""
+    return (f"{kind!r} is no metrics collector kind of Katib's (its webhook refuses it: invalid metrics collector "
+            f"kind){hint}; expected {RUN}, the kinds katuna runs")
 
 
 def _filter_problems(filters: list[Any]) -> list[Problem]:

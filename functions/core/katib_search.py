@@ -16,7 +16,12 @@ ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tp
 """Katib's algorithms katuna runs, each with the native sampler it becomes."""
 MEDIANSTOP_SETTINGS = {"min_trials_required": 1, "start_step": 1}
 """Katib's medianstop settings, each with the least value its service accepts."""
-NAS = "neural architecture search is not supported: katuna tunes the values of spec.parameters"
+NAS = ("neural architecture search is not supported: katuna tunes the values of spec.parameters, and trains no "
+       "ENAS controller or DARTS supernet (the closest it runs: a few architectures written as categorical "
+       "parameters, such as a layer count and each layer's operation, searched by tpe or random)")
+"""Why an Experiment of neural architecture search is refused, and what comes closest."""
+NAS_CONFIG = f"{NAS}; expected spec.parameters in place of spec.nasConfig"
+"""The refusal of a ``nasConfig``, with what katuna takes instead."""
 REFUSED = {"pbt": "population-based training is not supported: its trials resume from and mutate each other's "
                   "checkpoints, and katuna's trials share none",
            "enas": NAS, "darts": NAS}

@@ -111,7 +111,7 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
             placeholder = _placeholder(str(reference), parameter_names, metadata, f"{where}.reference", problems)
             references[f"trialParameters.{name}"] = placeholder
             if name not in used and not unread:
-                problems.append(Problem(f"{where}.name", f"${{trialParameters.{name}}} is not used in spec.trialTemplate.trialSpec"))
+                problems.append(Problem(f"{where}.name", _unused(name)))
     undeclared = [] if unread else sorted(used - {key.removeprefix("trialParameters.") for key in references}
                         - {item.get("name") for item in items if isinstance(item, Mapping)})
     problems += [Problem(f"{PATH}.trialSpec", f"${{trialParameters.{name}}} is not declared in spec.trialTemplate.trialParameters")
@@ -176,3 +176,11 @@ def _missing_key(field: str, metadata: Mapping[str, Any] | None) -> str | None:
 def _used_names(trial_spec: Any) -> set[str]:
     """The ``${trialParameters.<name>}`` names the trialSpec uses."""
     return {name for _, text in template.strings(trial_spec, "") for name in template.referenced_parameters(text)[0]}
+
+
+def _unused(name: str) -> str:
+    """Why a trial parameter no placeholder of the trialSpec names is refused, as Katib's webhook
+    refuses it: its value would reach no trial."""
+    return (f"${{trialParameters.{name}}} is not used in spec.trialTemplate.trialSpec, so its value would reach no "
+            f"trial (Katib's webhook refuses it too: parameter name not found in spec.trialTemplate); expected the "
+            f"trialSpec to use ${{trialParameters.{name}}} where the trial takes the value, or the entry left out")

@@ -12,7 +12,13 @@ process (its image is noted and ignored), ended at a Job's own deadline (:func:`
 
 from functions.core.trial_spec._check import check
 from functions.core.trial_spec._job_fields import template_field
-from functions.core.trial_spec._local import active_deadline, local_entrypoint, local_process, no_command
+from functions.core.trial_spec._local import (
+    active_deadline,
+    local_engine_fields,
+    local_entrypoint,
+    local_process,
+    no_command,
+)
 from functions.core.trial_spec._render import render, render_workload
 from functions.core.trial_spec._shapes import (
     PATH,
@@ -24,6 +30,6 @@ from functions.core.trial_spec._shapes import (
 )
 
 __all__ = [
-    "PATH", "active_deadline", "all_containers", "check", "init_containers", "local_entrypoint", "local_process", "located_containers",
+    "PATH", "active_deadline", "all_containers", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_process", "located_containers",
     "no_command", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
 ]

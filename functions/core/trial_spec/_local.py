@@ -1,10 +1,11 @@
 """A ``trialSpec`` run where trials run on this machine: its primary container's command and
-args as a process, ended at a Job's own deadline; and why a container without a command
-cannot run so."""
+args as a process, ended at a Job's own deadline; and why a container without a command, or
+one that reads what an Argo Workflow or Tekton PipelineRun fills in, cannot run so."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from functions.core import container_scripts, template, trial_kinds
@@ -33,9 +34,57 @@ def local_entrypoint(trial_spec: Mapping[str, Any], primary: str | None,
     found = next(((path, own) for path, _, own, c in located_containers(trial_spec) if c is container), None)
     if found is None or container is None or container.get("command"):
         return None
-    return no_command(*found, "where trials run on this machine (katuna run, or a service whose trials run as local "
-                              "processes): a local trial runs the container's command and args as a process, and "
+    return no_command(*found, f"{LOCAL}: a local trial runs the container's command and args as a process, and "
                               "outside a cluster its image's entrypoint is not known")
+
+
+ENGINES = {"Workflow": ("Argo", re.compile(r"\{\{.*?\}\}")),
+           "PipelineRun": ("Tekton", re.compile(
+               r"\$\((?:params|tasks|context|results|workspaces|steps|step|inputs|outputs)\b[^)]*\)"))}
+"""The expressions a workflow engine fills in a step's container before its pod starts, by the
+kind of workload that runs it: Argo's ``{{inputs.parameters.epochs}}``, Tekton's
+``$(params.lr)`` or ``$(tasks.prep.results.epochs)``. A Kubernetes variable reference,
+``$(NAME)``, is no Tekton expression."""
+LOCAL = "where trials run on this machine (katuna run, or a service whose trials run as local processes)"
+"""Where a check of this module applies, as its problems say it."""
+
+
+def local_engine_fields(trial_spec: Mapping[str, Any], primary: str | None,
+                        labels: Mapping[str, str] | None = None) -> list[Problem]:
+    """The fields of an Argo Workflow's or Tekton PipelineRun's primary container that hold an
+    expression the engine fills in (:data:`ENGINES`). A local trial runs that container's
+    command alone, without the engine or the steps before it, so it would get the expression
+    as written (``--epochs={{inputs.parameters.epochs}}``) and fail, every trial alike."""
+    known = trial_kinds.kind_of(trial_spec)
+    kind = known.kind if known is not None else ""
+    container = primary_container(trial_spec, primary, labels)
+    found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
+    if kind not in ENGINES or container is None or found is None:
+        return []
+    name, expression = ENGINES[kind]
+    problems = []
+    for path, value in _run_fields(container):
+        if (met := expression.search(value)) is not None:
+            problems.append(Problem(f"{PATH}.{found}.{path}", (
+                f"{value!r:.200} holds {name}'s {met.group()}, which {name} fills in when it runs the {kind} "
+                f"(from its parameters or an earlier step's outputs); {LOCAL} the primary container's command runs "
+                f"alone, as a process, and would get it as written: expected a value without it here (a number, or "
+                f"a ${{trialParameters.<name>}} placeholder), or submit the study where trials run on "
+                f"Kubernetes, with {name} installed")))
+    return problems
+
+
+def _run_fields(container: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(path in the container, text)`` of what a local process gets: its command and args,
+    its variables' values and its working folder."""
+    for key in ("command", "args"):
+        for i, item in enumerate(container.get(key) or []):
+            yield f"{key}[{i}]", str(item)
+    for i, variable in enumerate(container.get("env") or []):
+        if isinstance(variable, Mapping) and "value" in variable:
+            yield f"env[{i}].value", str(variable["value"])
+    if container.get("workingDir") is not None:
+        yield "workingDir", str(container["workingDir"])
 
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
