@@ -32,7 +32,6 @@ from functions.cli_common import (
     opened_beside_logs,
     settings_for,
     warn_if_root,
-    warn_of_a_shared_metrics_file,
     warn_of_executor,
     writing_output,
 )
@@ -234,7 +233,6 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
     if ran:
         warn_if_root()
         warn_of_executor(embedded.settings)
-        warn_of_a_shared_metrics_file(record.spec)
         record = _run_to_end(embedded, record)
     else:
         with writing_output():

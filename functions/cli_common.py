@@ -20,7 +20,6 @@ from functions.adapters.sqlite_errors import check_creatable, check_file
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, LogsUnavailable, StudyNotFound
 from functions.core.records import StudyRecord
-from functions.core.spec import Study
 from functions.core.strict_json import dumps
 from functions.settings import Settings
 from functions.terminal import UNBOUNDED, markup
@@ -86,19 +85,6 @@ def warn_of_executor(settings: Settings) -> None:
         warn("KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process on this "
              "machine. To run the trials as Kubernetes Jobs, submit the study to katuna serve --executor kubernetes "
              "(POST /studies)")
-
-
-def warn_of_a_shared_metrics_file(spec: Study) -> None:
-    """Trials running at once here that write one metrics file (Katib's ``/katib/mnist.log``,
-    each pod's own volume on a cluster) read each other's lines: each attempt is read for what
-    it wrote after it started, and another running beside it writes there too."""
-    collector = spec.metrics_collector
-    path, working_dir = collector.path, spec.trial_template.working_dir or ""
-    if path is None or spec.parallelism < 2 or "${" in path or (not os.path.isabs(path) and "${" in working_dir):
-        return
-    warn(f"every trial writes its metrics to {path}, and {spec.parallelism} run at once on this machine: each reads "
-         "the lines of the trials running beside it (on Kubernetes each has its own). Name each trial's file with "
-         "${trialSpec.Name}, or run one at a time (parallelism 1)")
 
 
 def escape_what_the_output_cannot_encode() -> None:

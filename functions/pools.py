@@ -7,6 +7,7 @@ With no node-pool settings nothing is built, and a study without ``nodePool`` ru
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -67,18 +68,34 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
 
 def _local_problems(spec: Study) -> list[Problem]:
     """What a study whose trials run on this machine cannot have: a metrics file under a system
-    folder, a ``trialSpec`` primary container with no ``command`` (a local process runs no
+    folder or one several trials would write at once, a ``trialSpec`` primary container with no ``command`` (a local process runs no
     image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it) or one
     reading what an Argo Workflow or Tekton PipelineRun fills in (a local process runs it
     without the engine), or a field a ``batch/v1`` Job does not have in a Job ``trialSpec`` (a
     cluster's dry run refuses it where trials run as Jobs: :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
+    path = local_problems(spec) or _shared_metrics_file(spec)
     if template.trial_spec is None:
-        return local_problems(spec)
+        return path
     labels = dict(template.primary_pod_labels) or None
     entrypoint = local_entrypoint(template.trial_spec, template.primary_container, labels)
-    return (local_problems(spec) + ([entrypoint] if entrypoint is not None else [])
+    return (path + ([entrypoint] if entrypoint is not None else [])
             + local_engine_fields(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
+
+
+def _shared_metrics_file(spec: Study) -> list[Problem]:
+    """A metrics file or event folder every trial writes (Katib's ``/katib/mnist.log``, which
+    each pod has on its own volume on a cluster) while several run at once on this machine:
+    each attempt is read for what was written there after it started, the lines of the trials
+    running beside it too, so trials would get each other's metrics, and wrong results."""
+    path, working_dir = spec.metrics_collector.path, spec.trial_template.working_dir or ""
+    if path is None or spec.parallelism < 2 or "${" in path or (not posixpath.isabs(path) and "${" in working_dir):
+        return []
+    return [Problem("metricsCollector.path", (
+        f"every trial writes its metrics to {path}, and {spec.parallelism} would run at once on this machine "
+        f"(parallelism): each would read the lines of the trials running beside it, and take their metrics for its "
+        f"own (on Kubernetes each pod has its own file); expected a path naming each trial's own file, with "
+        f"${{trialSpec.Name}} in it (or in trialTemplate.workingDir, for a relative path), or parallelism 1"))]
 
 
 def _unknown_job_fields(spec: Study) -> list[Problem]:

@@ -110,17 +110,21 @@ def test_a_stored_study_run_again_from_elsewhere_checks_its_working_directory_wh
         str(first / "runs")
 
 
-def test_a_run_of_trials_at_once_writing_one_metrics_file_warns_that_they_read_each_others_lines(tmp_path: Path):
+def test_trials_at_once_writing_one_metrics_file_are_refused_as_each_would_read_the_others_lines(tmp_path: Path):
+    """Before, the run only warned, and the trials took each other's metrics for their own."""
     shared = study_definition(maxTrials=2, parallelism=2, metricsCollector={"kind": "file", "path": "metrics.log"})
     shared["trialTemplate"]["command"] = ["sh", "-c", 'echo "loss=$1" >> metrics.log', "trial", "${trialParameters.x}"]
-    warned = katuna("run", str(write_study(tmp_path / "shared.yaml", shared)), cwd=tmp_path, columns=500)
-    assert ("warning: every trial writes its metrics to metrics.log, and 2 run at once on this machine: each reads the "
-            "lines of the trials running beside it (on Kubernetes each has its own). Name each trial's file with "
-            "${trialSpec.Name}, or run one at a time (parallelism 1)") in warned.stderr
+    refused = katuna("run", str(write_study(tmp_path / "shared.yaml", shared)), cwd=tmp_path, check=False, columns=500)
+    assert refused.returncode == 2 and not (tmp_path / "metrics.log").exists()
+    assert ("metricsCollector.path: every trial writes its metrics to metrics.log, and 2 would run at once on this "
+            "machine (parallelism): each would read the lines of the trials running beside it") in unlined(refused.stderr)
+    one_at_a_time = dict(shared, parallelism=1)
+    assert katuna("run", str(write_study(tmp_path / "shared.yaml", one_at_a_time)), cwd=tmp_path).returncode == 0
     own = dict(shared, name="own", metricsCollector={"kind": "file", "path": "m-${trialSpec.Name}.log"})
     own["trialTemplate"] = dict(shared["trialTemplate"], command=[
         "sh", "-c", 'echo "loss=$1" >> "m-$2.log"', "trial", "${trialParameters.x}", "${trialSpec.Name}"])
-    assert "metrics to" not in katuna("run", str(write_study(tmp_path / "own.yaml", own)), cwd=tmp_path).stderr
+    ran = katuna("run", str(write_study(tmp_path / "own.yaml", own)), cwd=tmp_path)
+    assert ran.returncode == 0 and "metrics to" not in ran.stderr
 
 
 def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path):

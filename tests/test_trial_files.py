@@ -122,6 +122,17 @@ def test_a_metrics_path_under_the_systems_folders_is_refused_at_submission_namin
     assert service.request("GET", "/studies/sys-path", headers=AUTH)[0] == 404
 
 
+def test_a_metrics_file_every_trial_would_write_at_once_is_refused_at_submission(service):
+    """Katib's ``/katib/mnist.log``, each pod's own on a cluster: trials running at once here
+    would take each other's lines for their own metrics."""
+    definition = study_definition(name="shared", parallelism=3, metricsCollector={"kind": "file", "path": "/katib/mnist.log"})
+    status, body = _post(service, definition)
+    assert status == 422, body
+    [problem] = json.loads(body)["problems"]
+    assert problem["path"] == "metricsCollector.path" and "3 would run at once on this machine" in problem["message"]
+    assert service.request("GET", "/studies/shared", headers=AUTH)[0] == 404
+
+
 def test_a_katib_experiment_gets_the_refusal_at_its_own_field(tmp_path: Path):
     experiment = _katib_experiment()
     runner = Embedded(Settings(db=tmp_path / "katuna.db"))
