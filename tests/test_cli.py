@@ -23,7 +23,7 @@ import sqlite_utils
 import yaml
 from child_signals import interruptible
 from click.testing import CliRunner, Result
-from conftest import shared_journal, study_definition, unlined
+from conftest import katib_job_experiment, shared_journal, study_definition, unlined
 from http_helpers import Service, free_port
 from proc_stat import alive
 from waiting import eventually
@@ -125,6 +125,28 @@ def test_trials_at_once_writing_one_metrics_file_are_refused_as_each_would_read_
         "sh", "-c", 'echo "loss=$1" >> "m-$2.log"', "trial", "${trialParameters.x}", "${trialSpec.Name}"])
     ran = katuna("run", str(write_study(tmp_path / "own.yaml", own)), cwd=tmp_path)
     assert ran.returncode == 0 and "metrics to" not in ran.stderr
+
+
+def test_a_local_trial_runs_in_its_containers_working_directory_as_kubernetes_runs_it(tmp_path: Path):
+    """Before, it ran in the study's folder, where a command reading files beside it found none."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "data.txt").write_text("0.25\n")
+    experiment = katib_job_experiment("in-folder", {
+        "workingDir": str(tmp_path / "work"),
+        "command": ["sh", "-c", 'echo "loss=$(cat data.txt)"; echo "--lr=$1"', "trial", "${trialParameters.learningRate}"]})
+    katuna("run", str(write_study(tmp_path / "exp.yaml", experiment)), cwd=tmp_path)
+    shown = json.loads(katuna("trials", "in-folder", "--json", cwd=tmp_path).stdout)
+    assert [trial["value"] for trial in shown] == [0.25]
+
+
+def test_a_containers_working_directory_missing_here_stops_the_run_saying_which_field_to_fix(tmp_path: Path):
+    experiment = katib_job_experiment("no-folder", {
+        "workingDir": str(tmp_path / "absent"), "command": ["sh", "-c", "echo loss=1", "${trialParameters.learningRate}"]})
+    experiment["spec"].update(maxTrialCount=10, maxFailedTrialCount=10)
+    ran = katuna("run", str(write_study(tmp_path / "exp.yaml", experiment)), cwd=tmp_path, check=False, columns=500)
+    assert ran.returncode != 0
+    assert f'working directory "{tmp_path / "absent"}" cannot be entered' in unlined(ran.stdout + ran.stderr)
+    assert "Fix the workingDir of the trialSpec's primary container" in unlined(ran.stdout + ran.stderr)
 
 
 def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path):

@@ -114,9 +114,11 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     spec = record.spec
     tmpl = spec.trial_template
     name = job_name(spec.name, trial.number, trial.attempt)
+    container_dir = None
     if tmpl.trial_spec is not None:
-        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
-                                             dict(tmpl.primary_pod_labels), spec.trial_cluster.namespace)
+        argv, env, container_dir = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params,
+                                                            name, dict(tmpl.primary_pod_labels),
+                                                            spec.trial_cluster.namespace)
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
@@ -133,7 +135,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         job_name=name,
         argv=argv,
         env=env,
-        working_dir=os.path.normpath(os.path.join(record.base_dir, working_dir or ".")),
+        working_dir=os.path.normpath(os.path.join(record.base_dir, container_dir or working_dir or ".")),
         timeout=tmpl.timeout,
         deadline=(trial_spec.active_deadline(tmpl.trial_spec, trial.params, frozenset(tmpl.typed_fields))
                   if tmpl.trial_spec is not None else None),

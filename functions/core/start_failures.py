@@ -46,6 +46,7 @@ from typing import Any
 
 from functions.core.records import Counts, TrialRecord
 from functions.core.spec import TrialTemplate
+from functions.core.trial_spec import primary_container
 
 UNSTARTABLE_TRIALS = 3
 """Failed trials, every one unable to start for the same cause, after which the study fails."""
@@ -148,6 +149,23 @@ def _walk(value: Any, key: object = None) -> Iterator[tuple[object, Any]]:
             yield from _walk(item)
 
 
+def _directory_fix(template: TrialTemplate) -> str | None:
+    """How to fix a working directory every trial fails to enter: the template's own, or the
+    ``workingDir`` of its trialSpec's primary container, where a local trial runs as the
+    container would (None where a trial's parameters fill it in: each trial has its own)."""
+    if template.trial_spec is not None:
+        container = primary_container(template.trial_spec, template.primary_container,
+                                      dict(template.primary_pod_labels) or None) or {}
+        folder = container.get("workingDir")
+        if isinstance(folder, str) and folder and "${" not in folder:
+            return ("Fix the workingDir of the trialSpec's primary container (a folder that exists on this machine, "
+                    "where a local trial runs its command as Kubernetes runs it in that folder of the image), or "
+                    "leave it out to run the trials in the study's folder")
+    if template.working_dir is None or "${" in template.working_dir:
+        return None
+    return "Fix trialTemplate.workingDir (a folder that exists, relative to where katuna runs)"
+
+
 def _images(value: Any) -> Iterator[str]:
     """Every ``image`` a template holds, in a trialSpec of any kind (a container's, a TrainJob's
     trainer's, an Argo script's, a Tekton step's)."""
@@ -222,9 +240,7 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
         return ("Fix the program the trial template runs (its command's first word: one on the trials' PATH, or "
                 "the path of an executable file)")
     if _DIRECTORY.match(cause):
-        if template.working_dir is None or "${" in template.working_dir:
-            return None
-        return "Fix trialTemplate.workingDir (a folder that exists, relative to where katuna runs)"
+        return _directory_fix(template)
     if _INVALID_POD.match(cause):
         if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
             return None

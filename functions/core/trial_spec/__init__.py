@@ -25,11 +25,12 @@ from functions.core.trial_spec._shapes import (
     all_containers,
     init_containers,
     located_containers,
+    primary_container,
     primary_container_name,
     requests_resources,
 )
 
 __all__ = [
     "PATH", "active_deadline", "all_containers", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_process", "located_containers",
-    "no_command", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
+    "no_command", "primary_container", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
 ]

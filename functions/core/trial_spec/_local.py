@@ -89,10 +89,12 @@ def _run_fields(container: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
                   name: str, labels: Mapping[str, str] | None = None,
-                  namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
-    """The argv and extra environment of the primary container, to run as a local process (an
-    empty argv where the workload has no container katuna can find, a kind it has no shape of;
-    ``${trialSpec.Namespace}`` is the study's namespace)."""
+                  namespace: str | None = None) -> tuple[list[str], dict[str, str], str | None]:
+    """The argv, extra environment and working directory (None where the container names none)
+    of the primary container, to run as a local process (an empty argv where the workload has
+    no container katuna can find, a kind it has no shape of; ``${trialSpec.Namespace}`` is the
+    study's namespace). The container's ``workingDir`` is where Kubernetes runs its command, so
+    the process runs there too, not in the study's folder."""
     context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
                                     annotations=(trial_spec.get("metadata") or {}).get("annotations"),
                                     kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
@@ -100,7 +102,8 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
     container = container_scripts.fill(found, [found], params, context)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     env = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
-    return argv, env
+    working_dir = container.get("workingDir")
+    return argv, env, None if working_dir in (None, "") else str(working_dir)
 
 
 def active_deadline(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
