@@ -92,8 +92,8 @@ class Settings:
 
     ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
     beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
-    service is open, but listens on and answers loopback only); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` characters of a
-    trial log served by the API (8 Mi: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
+    service is open, but listens on and answers loopback only); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` bytes of a
+    trial log served by the API (8 MiB: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
     directory that relative trial working directories of POSTed studies start from (the current
     one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and

@@ -53,6 +53,24 @@ def test_every_link_leads_to_a_file_and_heading_that_exist(page: str):
             assert fragment in {anchor(h) for h in headings(str(path.resolve().relative_to(ROOT)))}, f"{page}: {link}"
 
 
+REPOSITORY_PATH = re.compile(r"(?<![\w/.-])((?:functions|tests|infra|knative|examples|benchmarks|docs)/[\w./*-]*[\w/*])")
+OTHER_REPOSITORIES = {"examples/v1beta1/": "Katib's", "tests/storages_tests/test_storages.py": "Optuna's",
+                      "tests/storages_tests/journal_tests": "Optuna's"}
+"""Paths the pages name in another project's repository."""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_path_of_the_repository_a_page_names_exists(page: str):
+    """A file or folder named in the text (``functions/handlers/spawn.py``,
+    ``knative/trial-kinds/``, ``tests/test_kube_standin*.py``), not only in a link, is where it
+    says; a folder git ignores is made by what writes it."""
+    ignored = set(re.findall(r"^(\S+/)$", (ROOT / ".gitignore").read_text(), flags=re.M))
+    named = {path.rstrip(".") for path in REPOSITORY_PATH.findall((ROOT / page).read_text())}
+    missing = sorted(path for path in named - set(OTHER_REPOSITORIES) - ignored
+                     if not any(ROOT.glob(path.rstrip("/"))))
+    assert missing == []
+
+
 def test_every_page_but_the_readme_is_linked_from_the_readme():
     linked = {link.split("#")[0] for link in local_links("README.md")}
     assert {p for p in PAGES if p.startswith("docs/")} <= linked
@@ -165,6 +183,68 @@ def test_every_function_the_api_page_names_is_a_handler():
     assert all((ROOT / f"functions/handlers/{name}.py").is_file() for name in names), names
 
 
+def _outside_parentheses(text: str) -> str:
+    """``text`` without what its parentheses hold, nested ones included."""
+    kept, depth = [], 0
+    for char in text:
+        depth += char == "("
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ")" and depth > 0
+    return "".join(kept)
+
+
+def _error_table() -> dict[str, int | None]:
+    """The ``error`` codes the errors table of docs/api.md names, each with its row's status
+    (None for the row of other statuses); a row of two statuses pairs them with its codes in turn."""
+    from functions.adapters.web.openapi import ERROR_CODES
+
+    table = (ROOT / "docs/api.md").read_text().split("| status | `error` |", 1)[1].split("\n\n", 1)[0]
+    codes: dict[str, int | None] = {}
+    for row in table.splitlines()[2:]:
+        statuses, named = row.strip("|").split("|", 1)
+        numbers = [int(status) for status in re.findall(r"`(\d{3})`", statuses)] or [None]
+        found = [code for code in re.findall(r"`([a-z_]+)`", _outside_parentheses(named)) if code in ERROR_CODES
+                 or "_" in code]
+        assert len(numbers) in (1, len(found)), row
+        codes.update({code: numbers[i] if len(numbers) > 1 else numbers[0] for i, code in enumerate(found)})
+    return codes
+
+
+def _katuna_errors() -> dict[str, type]:
+    """Every error class of katuna's, by the ``error`` code its answer carries."""
+    import functions.cli  # noqa: F401  (imports every module that defines an error)
+    import functions.runtime  # noqa: F401
+    from functions.adapters.web.errors import error_code
+    from functions.core.errors import KatunaError
+
+    found, todo = {}, [KatunaError]
+    while todo:
+        kind = todo.pop()
+        found[error_code(kind.__new__(kind))] = kind
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+def test_the_error_codes_the_api_page_names_are_the_services_with_their_statuses():
+    """Each code of the page's errors table is one the service answers with, in the row of the
+    status it comes with; a code the table leaves out is a permanent error, the ``422`` of "a
+    handler's permanent errors", and every temporary one is in the ``503`` row."""
+    from functions.adapters.web.errors import status_of
+    from functions.adapters.web.openapi import ERROR_CODES
+    from functions.core.errors import PermanentError, TemporaryError
+
+    table, errors = _error_table(), _katuna_errors()
+    assert sorted(code for code in table if code not in ERROR_CODES) == [], "codes the service never answers with"
+    assert {code: status for code, status in table.items() if code in errors} == {
+        code: status_of(errors[code].__new__(errors[code])) for code in table if code in errors}
+    left_out = [code for code in ERROR_CODES if code not in table]
+    assert [code for code in left_out if not issubclass(errors.get(code, TemporaryError), PermanentError)
+            or status_of(errors[code].__new__(errors[code])) != 422] == [], "codes of no row"
+    assert sorted(code for code, kind in errors.items() if issubclass(kind, TemporaryError) and table.get(code) != 503) \
+        == [], "temporary errors outside the 503 row"
+
+
 def test_the_serve_command_on_the_api_page_exists():
     _assert_cli_usage(command_lines(block("docs/api.md", "The HTTP API and CloudEvent functions", "sh"), "katuna"))
 
@@ -229,6 +309,32 @@ def test_the_katib_examples_convert_to_valid_studies(example: str):
 
 
 # docs/architecture.md
+
+
+def test_the_architecture_pages_event_table_is_the_routing_table():
+    """Each row names event types and the handler module that receives them; together they are
+    :data:`functions.core.events.ROUTES`, ``dev.knative.apiserver.resource.*`` standing for each
+    change the ApiServerSource sends."""
+    from functions.core.events import APISERVER_EVENTS, ROUTES
+
+    text = (ROOT / "docs/architecture.md").read_text()
+    table = text.split("| event | handler | does |", 1)[1].split("\n\n", 1)[0]
+    routes: dict[str, set[str]] = {}
+    for row in table.splitlines()[2:]:
+        events, handler = row.strip("|").split("|")[:2]
+        module = re.fullmatch(r" `functions/handlers/(\w+)\.py` ", handler)
+        assert module, row
+        for event in re.findall(r"`([\w.*]+)`", events):
+            for each in APISERVER_EVENTS if event == "dev.knative.apiserver.resource.*" else (event,):
+                routes.setdefault(each, set()).add(module.group(1))
+    assert routes == {event: set(handlers) for event, handlers in ROUTES.items()}
+
+
+def test_the_layout_names_every_function_module():
+    row = next(line for line in (ROOT / "docs/architecture.md").read_text().splitlines()
+               if line.startswith("| `functions/handlers/` |"))
+    functions = row.split("one module per function:", 1)[1].split("; and", 1)[0]
+    assert sorted(re.findall(r"`(\w+)`", functions)) == sorted(HANDLERS)
 
 
 @pytest.mark.slow
@@ -331,6 +437,22 @@ def test_the_performance_page_names_the_cpu_each_result_file_ran_on():
 
 
 # docs/reliability.md
+
+
+def test_the_pages_give_the_test_processes_make_runs():
+    """CONTRIBUTING.md and the reliability page say how many pytest-xdist processes ``make test``
+    and ``make check`` run: the Makefile's ``-n``."""
+    makefile = (ROOT / "Makefile").read_text()
+    runs = {target: int(re.search(r"^\t.*-m pytest.* -n (\d+)", recipe, flags=re.M).group(1))
+            for target, recipe in re.findall(r"^(test|check):.*\n((?:\t.*\n)+)", makefile, flags=re.M)}
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"]
+    contributing = " ".join((ROOT / "CONTRIBUTING.md").read_text().split())
+    reliability = " ".join((ROOT / "docs/reliability.md").read_text().split())
+    said = {"test": [*re.findall(r"(\w+) for `make test`", contributing),
+                     *re.findall(r"`make test`,[^)]*? (\w+) pytest-xdist processes", reliability)],
+            "check": re.findall(r"(\w+) for `make check`", contributing)}
+    assert {target: [words.index(word) for word in found] for target, found in said.items()} == \
+        {"test": [runs["test"]] * 2, "check": [runs["check"]]}
 
 
 def test_every_suite_the_reliability_page_runs_exists():

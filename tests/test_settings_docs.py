@@ -17,7 +17,7 @@ from conftest import study_definition
 from doc_blocks import ROOT
 
 from functions.cli import main
-from functions.core.cluster import MIN_TTL, TTL
+from functions.core.cluster import MIN_TTL, START_ALLOWANCE, TTL
 from functions.core.limits import EksQuotas, Limits
 from functions.settings import PREFIX, VARIABLES, Settings
 
@@ -82,6 +82,27 @@ def test_the_limits_table_gives_the_defaults_katuna_uses():
     rows = re.findall(r"^\| [^|]+ \| ([^|]+) \| `(KATUNA_[A-Z0-9_]+)` \|$", page, re.MULTILINE)
     assert len(rows) > 15
     assert [(name, _figure(cell)) for cell, name in rows] == [(name, _default(name)) for _, name in rows]
+
+
+STATED_DEFAULT = re.compile(r"`(KATUNA_[A-Z0-9_]+)`(?: [a-z]+){0,3} \((\d{1,3}(?:,\d{3})*(?:\.\d+)?)"
+                           r"( s| seconds| hours| MiB)?(?=\)|;| by default)")
+"""A default a page gives in passing: ``KATUNA_BUSY_TIMEOUT`` seconds (30), ``KATUNA_CLIENT_TIMEOUT``
+(15 s), ``KATUNA_K8S_START_ALLOWANCE`` (3600 seconds by default), ``KATUNA_MAX_BODY`` (1 MiB; ...)."""
+UNSET = {f"{PREFIX}K8S_TTL_SECONDS": TTL, f"{PREFIX}K8S_START_ALLOWANCE": START_ALLOWANCE}
+"""Settings unset by default whose value then comes from the study or katuna's own default."""
+
+
+def test_each_default_the_pages_give_in_passing_is_the_one_katuna_uses():
+    settings, checked = _settings(), 0
+    for page in PAGES:
+        for name, number, unit in STATED_DEFAULT.findall(" ".join(page.read_text().split())):
+            if name not in settings:
+                continue
+            stated = float(number.replace(",", "")) * {" hours": 3600, " MiB": 1 << 20}.get(unit, 1)
+            default = _default(name)
+            assert stated == (UNSET[name] if default is None else default), f"{page.name}: {name} ({number}{unit})"
+            checked += 1
+    assert checked >= 15, checked
 
 
 def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses():
