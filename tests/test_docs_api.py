@@ -100,7 +100,8 @@ def test_the_quick_start_calls_submit_read_and_stop_the_study(service: Service):
         answers.append(shell(service, line.replace("curl ", "curl -sS --fail-with-body ", 1)))
     created, study, trials, log, stopped = answers
     assert json.loads(created) == {"name": "quickstart", "status": "running", "links": {
-        "self": "/studies/quickstart", "stop": "/studies/quickstart/stop", "trials": "/studies/quickstart/trials"}}
+        "self": "/studies/quickstart", "stop": "/studies/quickstart/stop", "trials": "/studies/quickstart/trials",
+        "best": "/studies/quickstart/best"}}
     assert json.loads(study)["definition"]["maxTrials"] == 30
     assert json.loads(trials)[0]["number"] == 0
     assert all(line.startswith("epoch=") for line in log.splitlines()), log
