@@ -214,7 +214,8 @@ def test_a_log_and_the_csv_export_go_gzipped_as_they_stream_and_so_do_the_metric
     service.wait_for("verbose")
     for path in ("/studies/verbose/trials/0/logs", "/ui/studies/verbose/trials.csv", "/metrics"):
         status, answer, body = service.request("GET", path, headers={"Accept-Encoding": "gzip"})
-        assert (status, answer["Content-Encoding"], answer["Vary"]) == (200, "gzip", "Accept-Encoding"), path
+        vary = "Accept, Accept-Encoding" if path == "/metrics" else "Accept-Encoding"  # its format follows Accept
+        assert (status, answer["Content-Encoding"], answer["Vary"]) == (200, "gzip", vary), path
         if path != "/metrics":  # its counters move between two requests
             assert gzip.decompress(body) == service.request("GET", path)[2], path
     log = service.request("GET", "/studies/verbose/trials/0/logs", headers={"Accept-Encoding": "gzip"})
@@ -287,7 +288,7 @@ def test_a_refused_body_is_read_before_the_answer(service: Service):
 def test_huge_or_negative_trial_numbers_and_pages_are_clean_4xx(service: Service):
     assert service.request("POST", "/studies", _study_json("numbers"), {"Content-Type": "application/json"})[0] == 201
     for path in (f"/ui/studies/numbers/trials/{HUGE}", f"/ui/studies/numbers/trials/{HUGE}/log"):
-        assert service.request("GET", path)[0] == 404, path
+        assert service.request("GET", path)[0] == 400, path
     for path in (f"/studies/numbers/trials/{HUGE}", f"/studies/numbers/trials/{HUGE}/logs",
                  "/studies/numbers/trials/-1"):
         status, _, body = service.request("GET", path)
