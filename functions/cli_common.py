@@ -8,7 +8,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -18,9 +18,11 @@ from rich.console import Console, ConsoleDimensions
 from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_errors import check_creatable, check_file
 from functions.adapters.sqlite_store import SqliteStore
+from functions.blas_threads import load_numpy_with_one_blas_thread, one_blas_thread
 from functions.core.errors import KatunaError, LogsUnavailable, StudyNotFound
 from functions.core.records import StudyRecord
 from functions.core.strict_json import dumps
+from functions.interrupts import loading
 from functions.settings import Settings
 from functions.terminal import UNBOUNDED, markup
 
@@ -152,6 +154,12 @@ def writing_output() -> Iterator[None]:
         fail(f"cannot write the output: {exc.strerror or exc}", 2)
 
 
+def tell(message: str) -> None:
+    """A line on stderr, if there is still somewhere to write it (a hung-up terminal is gone)."""
+    with suppress(OSError):
+        errors.print(message, highlight=False, soft_wrap=True)
+
+
 class Command(click.Command):
     """A katuna command whose ``--help`` fails as its output does (:func:`writing_output`): a
     full disk ends it with exit 2 and a line, not a traceback; a reader gone away (``| head``)
@@ -162,6 +170,32 @@ class Command(click.Command):
         with writing_output():
             return super().make_context(info_name, args, parent, **extra)
         raise click.exceptions.Exit(0)
+
+
+class ReadingCommand(Command):
+    """A command that reads (or prints) what is stored and starts no process: it loads neither
+    Optuna nor NumPy unless what it reads needs them (a Pareto front), and then NumPy with one
+    BLAS thread (:func:`~functions.blas_threads.one_blas_thread`, held while it runs: no process
+    of its own would inherit it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with one_blas_thread():
+            return super().invoke(ctx)
+
+
+class TuningCommand(Command):
+    """A command that asks, runs, stops or serves studies with Optuna: NumPy is loaded with one
+    BLAS thread (:mod:`functions.blas_threads`) and Optuna with its INFO lines ("A new study
+    created") silenced, which are not katuna's, before it runs; Ctrl-C meanwhile ends it as it
+    ends one running (:func:`~functions.interrupts.loading`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with loading():
+            load_numpy_with_one_blas_thread()
+            import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return super().invoke(ctx)
 
 
 def open_store(db: str | None) -> SqliteStore:

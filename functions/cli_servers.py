@@ -1,4 +1,5 @@
-"""The ``katuna`` commands that serve a database: the service (``serve``) and Optuna's dashboard."""
+"""The ``katuna`` commands that serve a database: the service (``serve``) and Optuna's dashboard.
+What serves (the web app, gunicorn, optuna-dashboard) is imported as a command runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import click
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
-    Command,
+    TuningCommand,
     console,
     db_option,
     existing_db,
@@ -35,7 +36,7 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-@click.command(cls=Command, short_help="Serve the HTTP API, the event functions and the dashboard.")
+@click.command(cls=TuningCommand)
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (an IPv6 one as ::1 or [::1]).")
@@ -112,7 +113,7 @@ def _warn_of_history(db: Path, limits: Limits, busy_timeout: float) -> None:
             warn(problem)
 
 
-@click.command("optuna-dashboard", cls=Command, short_help="Serve the studies in optuna-dashboard.")
+@click.command("optuna-dashboard", cls=TuningCommand)
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (loopback only).")
@@ -171,5 +172,3 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     finally:
         store.close()
 
-
-COMMANDS = (serve, optuna_dashboard)

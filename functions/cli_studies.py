@@ -1,4 +1,6 @@
-"""The ``katuna`` commands about stored studies: list, show, trials, best, logs, stop and delete."""
+"""The ``katuna`` commands about stored studies: list, show, trials, best, logs, stop and delete.
+Those that read import the store and the views alone; a Pareto front, the runner and the
+service's runtime are imported where a command needs them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from functions.adapters import trial_files
 from functions.adapters.owners import RUNNER, alive, orphaned, pid_of, suspended
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
-    Command,
+    ReadingCommand,
+    TuningCommand,
     console,
     db_option,
     existing_db,
@@ -33,16 +36,14 @@ from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_table import trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
-from functions.core.pareto import best_trials, front_sample
 from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, WAITING, StudyRecord, TrialRecord, stop_reach
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
-from functions.embedded import Embedded
-from functions.handlers.stopping import stop_study_marked
 from functions.settings import Settings
 from functions.terminal import markup, text
 
 if TYPE_CHECKING:
+    from functions.embedded import Embedded
     from functions.runtime import Runtime
 
 
@@ -94,7 +95,7 @@ def _as_seen(view: dict) -> dict:
     return view
 
 
-@click.command(cls=Command)
+@click.command(cls=ReadingCommand)
 @db_option
 @json_option
 def studies(db: str | None, as_json: bool) -> None:
@@ -108,7 +109,7 @@ def studies(db: str | None, as_json: bool) -> None:
         console.print(studies_table([_as_seen(view) for view in views]))
 
 
-@click.command(cls=Command, short_help="Show a study: status, counts, best trial.")
+@click.command(cls=ReadingCommand)
 @click.argument("name")
 @db_option
 @json_option
@@ -117,7 +118,7 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     store, record = with_study(db, name)
     view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
-    front = front_sample(store, record)[0] if record.spec.multi_objective else []
+    front = _front(store, record)
     store.close()
     if as_json:
         print_json(view)
@@ -126,12 +127,22 @@ def show(name: str, db: str | None, as_json: bool) -> None:
         print_study(console, _as_seen(view), record, front)
 
 
+def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
+    """The trials of a multi-objective study's Pareto front that ``show`` prints (none for a
+    study of one objective, which needs neither the front nor NumPy)."""
+    if not record.spec.multi_objective:
+        return []
+    from functions.core.pareto import front_sample
+
+    return front_sample(store, record)[0]
+
+
 TRIALS_READ = 500
 """Trials read from the database at a time by ``katuna trials``: its memory stays the same at
 any study size, and no read is held open while the output waits on a slow reader."""
 
 
-@click.command(cls=Command, short_help="List a study's trials by number.")
+@click.command(cls=ReadingCommand)
 @click.argument("name")
 @db_option
 @json_option
@@ -172,13 +183,15 @@ def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: i
         left = None if left is None else left - len(page)
 
 
-@click.command(cls=Command, short_help="Show the best trial, or the Pareto front.")
+@click.command(cls=ReadingCommand)
 @click.argument("name")
 @db_option
 @json_option
 def best(name: str, db: str | None, as_json: bool) -> None:
     """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is
     none (`null` with --json, whatever the objectives)."""
+    from functions.core.pareto import best_trials
+
     store, record = with_study(db, name)
     found = best_trials(store, record)
     store.close()
@@ -193,7 +206,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
                                   else "Best trial"))
 
 
-@click.command(cls=Command, short_help="Stop a running study and its trials.")
+@click.command(cls=TuningCommand)
 @click.argument("name")
 @db_option
 def stop(name: str, db: str | None) -> None:
@@ -237,6 +250,8 @@ def _stopper(settings: Settings) -> Embedded | Runtime:
     (its stop deletes them, and releases the study's node pools), else an embedded runner (a
     ``katuna run`` of the study, in its own process, kills its trial processes when it sees the
     study ended). No cluster configuration stops the command before anything changes."""
+    from functions.embedded import Embedded
+
     return _on_cluster(settings) if settings.runs_jobs else Embedded(settings)
 
 
@@ -252,7 +267,7 @@ def _on_cluster(settings: Settings) -> Runtime:
     return Runtime(settings)
 
 
-@click.command(cls=Command, short_help="Delete an ended study and its trials.")
+@click.command(cls=TuningCommand)
 @click.argument("name")
 @db_option
 def delete(name: str, db: str | None) -> None:
@@ -296,6 +311,8 @@ def _deletable(name: str, store: SqliteStore) -> StudyRecord:
 def _stop_marked(settings: Settings, name: str) -> None:
     """Delete the trial Jobs the study's end left to stop, through the cluster as the service
     would; exit saying why, the study kept, when the cluster refuses."""
+    from functions.handlers.stopping import stop_study_marked
+
     runtime = _on_cluster(settings)
     try:
         stop_study_marked(runtime.deps(), name)
@@ -310,7 +327,7 @@ LOG_CHUNK = 1 << 16
 """Bytes of a log copied to the output at a time: any log is printed in bounded memory."""
 
 
-@click.command(cls=Command, short_help="Print what a trial printed.")
+@click.command(cls=ReadingCommand)
 @click.argument("name")
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT))
 @db_option
@@ -352,5 +369,3 @@ def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, ex
                 "(KATUNA_LOG_DIR as it was set where the study ran)")
     return f"it cannot be read: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
 
-
-COMMANDS = (studies, show, trials, best, stop, delete, logs)

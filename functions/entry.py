@@ -23,15 +23,13 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from functions.blas_threads import load_numpy_with_one_blas_thread
 from functions.collector import collect_less_often
+from functions.interrupts import loading
 
 INTERRUPTED = 128 + signal.SIGINT
 BROKEN_STDOUT = 120
 """Python's exit status when the standard output cannot be flushed at exit."""
 
-_interrupted: list[bool] = [False]
-"""Whether Ctrl-C came while the CLI loaded."""
 _status: list[int | None] = [None]
 """The status to exit with, once the CLI has ended with a ``SystemExit``; None leaves the exit to Python."""
 
@@ -50,33 +48,18 @@ def main() -> None:
 
 def _loaded_cli() -> Callable[[], object]:
     """The CLI, imported; Ctrl-C meanwhile ends the process as it ends any command
-    (:func:`_interrupted_while_loading`), wherever in an import it came."""
-    noting = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if noting:
-        signal.signal(signal.SIGINT, _note_interrupt)
+    (:func:`_interrupted_while_loading`), wherever in an import it came (:func:`loading`)."""
     try:
-        load_numpy_with_one_blas_thread()
-        from functions.cli import main as cli
-    except (KeyboardInterrupt, ImportError):
-        if not _interrupted[0]:
-            raise
+        with loading():
+            from functions.cli import main as cli
+    except KeyboardInterrupt:
         _interrupted_while_loading()
-    finally:
-        if noting:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
     return cli
 
 
-def _note_interrupt(signum: int, frame: object) -> None:
-    """Python's own Ctrl-C, noted: an interrupt that reaches an extension module's import (numpy
-    loading ``datetime``) comes out of it as an ``ImportError``."""
-    _interrupted[0] = True
-    raise KeyboardInterrupt
-
-
 def _interrupted_while_loading() -> NoReturn:
-    """Ctrl-C while the CLI loads (its imports take a few tenths of a second) ends it as it ends
-    any command, with 130 and one line, not a traceback from inside an import."""
+    """Ctrl-C while the CLI loads ends it as it ends any command, with 130 and one line, not a
+    traceback from inside an import."""
     if sys.stderr is not None:
         print("\nInterrupted (SIGINT).", file=sys.stderr)
     _status[0] = INTERRUPTED

@@ -104,3 +104,30 @@ def _watch(readable: int, call: Callable[[], None]) -> None:
         if not called and stopping.intersection(numbers):
             called = True
             call()
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """Imports that Ctrl-C ends with a :class:`KeyboardInterrupt`, wherever in them it came: one
+    that reaches an extension module's import (NumPy loading ``datetime``) comes out of it as an
+    ``ImportError``, raised here as the interrupt it was. Only where Python's own Ctrl-C handler
+    is in place, in the main thread (a signal ignored stays ignored)."""
+    noted: list[bool] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        noted.append(True)
+        raise KeyboardInterrupt
+
+    noting = (threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if noting:
+        signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    except ImportError:
+        if not noted:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        if noting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

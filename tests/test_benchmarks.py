@@ -327,6 +327,14 @@ def test_process_exit(tmp_path: Path):
     assert number(found["serve_workers_gone_s"]) <= number(found["serve_stop_s"])
 
 
+def test_cli_start(tmp_path: Path):
+    """A bare Python, the list of commands and the list of studies are each timed to their ends."""
+    found, result = run("cli_start.py", tmp_path)
+    assert all(len(runs) == 2 for runs in result["runs"].values())
+    assert list(found) == ["python_s", "cli_help_s", "cli_studies_s"]
+    assert all(number(value) > 0 for value in found.values())
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
 def test_peer_lookup(tmp_path: Path):
     """Both lookups find the caller's owner, before and after the TIME_WAIT sockets are added."""

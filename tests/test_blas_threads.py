@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from functions.blas_threads import VARIABLE
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
 
-KATUNA_VERSION = """
+KATUNA = """
 import json, os, sys, threading
 from functions import entry
 
@@ -25,11 +26,16 @@ def report():
                       "variable": os.environ.get("OPENBLAS_NUM_THREADS")}), flush=True)
 
 threading.Thread(target=report).start()
-sys.argv = ["katuna", "--version"]
+sys.argv = ["katuna", *sys.argv[1:]]
 entry.main()
 """
-"""A ``katuna --version`` process, reporting once its CLI has ended: its threads (the main one and
-the reporting one, then NumPy's), whether NumPy is loaded, and the variable."""
+"""A ``katuna`` process, reporting once its CLI has ended: its threads (the main one and the
+reporting one, then NumPy's), whether NumPy is loaded, and the variable."""
+
+STUDY = str(Path(__file__).parent.parent / "examples" / "quickstart.yaml")
+COMMANDS = {"render": ["render", STUDY], "convert": ["convert", STUDY]}
+"""A command that loads NumPy as it starts (it asks Optuna's sampler), and one that comes to load
+it as it reads the study (the validation's samplers), with no BLAS thread set up beforehand."""
 
 GUNICORN_MASTER = """
 import json, os, sys
@@ -40,23 +46,30 @@ print(json.dumps({"threads": len(os.listdir("/proc/self/task")), "numpy": "numpy
 """
 
 
-def probe(program: str, environment: dict[str, str]) -> dict:
-    """What ``program`` reports, run in a fresh Python with ``environment`` added to this one's
-    (without the variable)."""
+def probe(program: str, environment: dict[str, str], *args: str) -> dict:
+    """What ``program`` reports, run with ``args`` in a fresh Python with ``environment`` added
+    to this one's (without the variable)."""
     env = {name: value for name, value in os.environ.items() if name != VARIABLE} | environment
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env,
-                          check=True)
+    done = subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=60,
+                          env=env)
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_katuna_process_runs_numpy_on_one_blas_thread_and_leaves_the_environment_as_it_was():
-    assert probe(KATUNA_VERSION, {}) == {"threads": 2, "numpy": True, "variable": None}
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_katuna_process_runs_numpy_on_one_blas_thread_and_leaves_the_environment_as_it_was(command: str):
+    assert probe(KATUNA, {}, *COMMANDS[command]) == {"threads": 2, "numpy": True, "variable": None}
 
 
-def test_the_operators_own_blas_thread_count_rules_katunas_process_too():
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_operators_own_blas_thread_count_rules_katunas_process_too(command: str):
     """OpenBLAS runs no more threads than there are cores (its main thread is the process's)."""
     blas_threads = min(2, os.cpu_count() or 1)
-    assert probe(KATUNA_VERSION, {VARIABLE: "2"}) == {"threads": 1 + blas_threads, "numpy": True, "variable": "2"}
+    assert probe(KATUNA, {VARIABLE: "2"}, *COMMANDS[command]) == {"threads": 1 + blas_threads, "numpy": True,
+                                                                   "variable": "2"}
+
+
+def test_a_command_that_needs_no_numpy_loads_none():
+    assert probe(KATUNA, {}, "--version") == {"threads": 2, "numpy": False, "variable": None}
 
 
 def test_the_images_gunicorn_master_loads_numpy_on_one_blas_thread_for_its_workers():

@@ -388,7 +388,7 @@ def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_p
     store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
     for column in ("nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
-    undo_trial_changes(store.db)
+    undo_trial_changes(store.tables())
     store.db.execute("PRAGMA user_version = 10")
     store.close()
     reopened = SqliteStore(tmp_path / "old.db")

@@ -675,7 +675,7 @@ def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_dele
                                     phase="ready", created=created))
     for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
-    undo_trial_changes(store.db)
+    undo_trial_changes(store.tables())
     store.db.execute("PRAGMA user_version = 9")
     store.close()
     reopened = SqliteStore(tmp_path / "old.db")

@@ -129,7 +129,7 @@ def test_a_study_stored_before_its_place_was_kept_runs_on_kubernetes_where_what_
     store.save_pool_use(PoolUse("uid-pooled", "pooled", "katuna-pool", "gke", "spot", ("e2-standard-4",), 3, False))
     store.add_trial(TrialRecord("imaged", 0, {"x": 1.0}, state=COMPLETE, image_digest="sha256:" + "0" * 64))
     store.add_trial(TrialRecord("plain", 0, {"x": 1.0}, state=COMPLETE))
-    drop_runs_on(store.db)
+    drop_runs_on(store.tables())
     store.db.execute("PRAGMA user_version = 30")
     store.close()
     reopened = SqliteStore(tmp_path / "katuna.db")

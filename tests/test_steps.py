@@ -15,8 +15,9 @@ import pytest
 from conftest import run_study, study_definition
 
 from functions.core.errors import InvalidStudy
+from functions.core.grid import grid_values
 from functions.core.samplers import build_sampler, first_suggestion
-from functions.core.space import distribution, grid_values, sample, values
+from functions.core.space import distribution, sample, values
 from functions.core.validate import parse_study
 
 ARGV = Path(__file__).parent / "trials" / "argv.py"

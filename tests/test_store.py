@@ -60,7 +60,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         old.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     old.db.execute("DROP TABLE sessions")
-    undo_trial_changes(old.db)
+    undo_trial_changes(old.tables())
     old.db.execute("DROP TABLE optuna_snapshot")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
@@ -78,7 +78,7 @@ def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_
     old.db.execute("DROP TABLE sessions")
     old.db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
     old.db.execute("INSERT INTO sessions VALUES ('clear-session-id', 'csrf', 'localhost', ?)", [time.time() + 600])
-    drop_log_reads(old.db)
+    drop_log_reads(old.tables())
     old.db.execute("PRAGMA user_version = 16")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -94,7 +94,7 @@ def test_sessions_bound_to_no_api_token_are_dropped_on_opening(tmp_path: Path):
     """An older katuna did not bind a session to the token it was opened with: such a session
     would outlive a change of the token, so its user logs in again."""
     old = SqliteStore(tmp_path / "k.db")
-    drop_lost_pods(old.db)
+    drop_lost_pods(old.tables())
     old.db.execute("DROP TABLE sessions")
     old.db.execute("CREATE TABLE sessions (id_sha256 TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
     old.db.execute("INSERT INTO sessions VALUES (?, 'csrf', 'localhost', ?)",
@@ -113,7 +113,7 @@ def test_studies_stored_before_progress_tokens_get_a_key_of_their_own_on_opening
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
     old.add_study(record(name="other"))
-    drop_report_keys(old.db)
+    drop_report_keys(old.tables())
     old.db.execute("PRAGMA user_version = 18")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -128,7 +128,7 @@ def test_a_database_of_an_older_katuna_is_recognised_and_its_studies_logs_read_f
     while a study stored now has a folder of its own, so a later one of its name writes elsewhere."""
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
-    drop_log_folders(old.db)
+    drop_log_folders(old.tables())
     old.db.execute("PRAGMA application_id = 0")
     old.db.execute("PRAGMA user_version = 20")
     old.close()
@@ -150,7 +150,7 @@ def test_a_database_from_before_the_history_count_gets_each_studys_on_opening(tm
             for _ in range(asked):
                 study.ask()
         optuna.delete_study(study_name="gone", storage=old.optuna_storage())
-    drop_optuna_history(old.db)
+    drop_optuna_history(old.tables())
     old.db.execute("PRAGMA user_version = 24")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -172,7 +172,7 @@ def test_the_running_trials_of_an_older_database_have_lost_no_pods_yet(tmp_path:
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
     old.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
-    drop_lost_pods(old.db)
+    drop_lost_pods(old.tables())
     old.db.execute("PRAGMA user_version = 23")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -203,7 +203,7 @@ def test_how_far_the_running_trials_logs_were_read_comes_over_from_optunas_attri
             storage.set_trial_system_attr(trial_id, "katuna:log_cursor", cursor.to_dict())
             storage.set_trial_system_attr(trial_id, "katuna:log_kept", kept.to_dict())
     old.update_trial("demo", 2, state="COMPLETE", values=[0.5])
-    drop_log_reads(old.db)
+    drop_log_reads(old.tables())
     old.db.execute("PRAGMA user_version = 17")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -365,7 +365,7 @@ def test_a_kept_tail_is_kept_per_attempt_never_lost_to_a_later_empty_one_and_goe
     that kept none. Deleting the study deletes its tails."""
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
-    drop_kept_tails(old.db)
+    drop_kept_tails(old.tables())
     old.db.execute("PRAGMA user_version = 32")
     old.close()
     store = SqliteStore(tmp_path / "k.db")

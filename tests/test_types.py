@@ -13,8 +13,9 @@ from conftest import study_definition
 
 import functions
 import infra
+from functions.core.grid import grid_values
 from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter
-from functions.core.space import distribution, grid_values
+from functions.core.space import distribution
 from functions.core.stored import study_from_dict
 from functions.core.validate import parse_study
 

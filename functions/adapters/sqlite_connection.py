@@ -17,20 +17,23 @@ from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
-
-import optuna
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from functions.adapters.sqlite_errors import busy, check_same_file, file_identity, translated
-from functions.adapters.sqlite_histories import ChartHistories
-from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
-from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.adapters.sqlite_journal_tables import STREAMS_TABLE
+from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.adapters.sqlite_schema import connect, refuse_migrated
-from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
 from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlite_utils
+
+    from functions.adapters.sqlite_histories import ChartHistories
+    from functions.adapters.sqlite_journal import KatunaJournalStorage
+    from functions.adapters.sqlite_streams import KatunaStreams
 
 
 def dumps(value: Any) -> str:
@@ -41,6 +44,19 @@ def dumps(value: Any) -> str:
 def loads(text: str | None) -> Any:
     """A JSON column's value; None for an empty column."""
     return json.loads(text) if text else None
+
+
+class Statements:
+    """The connection as the store's modules run SQL on it: ``execute`` and ``conn``. Neither
+    Optuna nor sqlite-utils is imported to open and read the database (a command that lists
+    studies needs neither): Optuna's storage is made at its first use
+    (:meth:`SqliteConnection.optuna_storage`), sqlite-utils only for a migration that is due."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters)
 
 
 def reading(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,15 +96,14 @@ class SqliteConnection:
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None) -> None:
         self.path = Path(path)
-        self._histories = histories if histories is not None else ChartHistories()
-        """Where the charts' histories are read and kept: one object shared by a process's stores."""
+        self._histories = histories
+        """Where the charts' histories are read and kept: one object shared by a process's stores
+        (made at first use where none is given)."""
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
         self.opened = file_identity(self.path)
         """The file opened: writes are refused once the path names another (:meth:`transaction`)."""
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        """Without sqlite-utils' plugins: one installed beside katuna would change its connections
-        (its SQL functions, its settings), and looking for them reads every installed package's metadata."""
+        self.db = Statements(conn)
         self._closing = weakref.finalize(self, _fold_and_close, conn)
         self._optuna: KatunaStreams | None = None
         self._transactions = itertools.count(1)
@@ -133,8 +148,9 @@ class SqliteConnection:
         try:
             with self.transaction():
                 version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                tables = self.tables()
                 for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                    migration(self.db)
+                    migration(tables)
                     self.db.execute(f"PRAGMA user_version = {number}")
         except TemporaryError as exc:
             if not busy(exc):
@@ -143,6 +159,15 @@ class SqliteConnection:
                 f"the database is busy: it is due a one-off migration (schema {found} to {len(MIGRATIONS)}), which "
                 "another katuna process may be running (minutes, for a large database), and the write lock was held "
                 "past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later") from exc
+
+    def tables(self) -> sqlite_utils.Database:
+        """sqlite-utils' view of the connection, which the migrations make and alter tables
+        with; without its plugins: one installed beside katuna would change its connections
+        (its SQL functions, its settings), and looking for them reads every installed package's
+        metadata."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.db.conn, execute_plugins=False)
 
     def await_writers(self) -> None:
         """Return once no other connection is writing: taking the write lock an instant waits
@@ -204,6 +229,8 @@ class SqliteConnection:
     def optuna_storage(self) -> KatunaStreams:
         """Optuna's storage of every study (:mod:`functions.adapters.sqlite_streams`)."""
         if self._optuna is None:
+            from functions.adapters.sqlite_streams import KatunaStreams
+
             self._optuna = KatunaStreams(self.db.conn, lambda: self._writing)
         return self._optuna
 
@@ -226,6 +253,10 @@ class SqliteConnection:
         row = self.db.execute(f"SELECT id FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
         if row is None:
             return None
+        if self._histories is None:
+            from functions.adapters.sqlite_histories import ChartHistories
+
+            self._histories = ChartHistories()
         history = self._histories.history(str(self.path), row[0], version)
         cut = HistoryCut(history.trials, self.optuna_history(name), history.reader.budget) if history.cut else None
         return ChartHistory(history.storage, cut)
@@ -261,6 +292,10 @@ class SqliteConnection:
         gives (loaded again where the storage dropped that journal since: two objects of one
         journal would not see each other's writes in a transaction); loading before creating
         keeps the journal free of repeated creation records."""
+        import optuna
+
+        from functions.adapters.sqlite_streams import KEPT_STREAMS
+
         storage = self.optuna_storage()
         stream = storage.stream_of(name)
         if stream is None:
@@ -277,7 +312,7 @@ class SqliteConnection:
         return loaded[1]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-        """Rows as dicts, straight from the connection (``db.query`` adds a savepoint per call)."""
+        """Rows as dicts, straight from the connection."""
         cursor = self.db.conn.execute(sql, args)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]

@@ -33,13 +33,9 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from functions.adapters.sqlite_journal_tables import SNAPSHOT_TABLE, STREAMS_TABLE, TABLE
 from functions.core.optuna_compat import CREATE_TRIAL, BaseJournalSnapshot, journal_position, journal_snapshot
 
-TABLE = "optuna_journal"
-SNAPSHOT_TABLE = "optuna_snapshot"
-STREAMS_TABLE = "optuna_streams"
-"""A row per study's journal: its number (never given twice), the study's name, and how many
-trials its records created."""
 SNAPSHOT_FROM = 5_000
 """Journal records below which a fresh process replays everything (a fraction of a second)."""
 SNAPSHOT_GROWTH = 1.25

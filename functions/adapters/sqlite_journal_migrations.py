@@ -16,8 +16,8 @@ import sqlite_utils
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 
-from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, STREAMS_TABLE
-from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.adapters.sqlite_journal_tables import SNAPSHOT_TABLE, STREAMS_TABLE
+from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
 from functions.core.journal_split import Created, Deleted, Kept, split
 from functions.core.optuna_compat import CREATE_TRIAL
 

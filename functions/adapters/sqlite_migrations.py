@@ -3,16 +3,20 @@
 opening the file and refusing one katuna must not touch (:mod:`functions.adapters.sqlite_schema`),
 and from the store's reads and writes, which see only the tables as the last migration leaves them.
 The three that rewrote Optuna's journal, which lean on Optuna's journal API, are in
-:mod:`functions.adapters.sqlite_journal_migrations`.
+:mod:`functions.adapters.sqlite_journal_migrations`, imported only when one of them is due: a
+database migrated already is opened without Optuna. The migrations are given sqlite-utils'
+view of the connection (:meth:`functions.adapters.sqlite_connection.SqliteConnection._migrate`).
 """
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
 
-from functions.adapters.sqlite_journal import SNAPSHOT_TABLE
-from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.adapters.sqlite_journal_migrations import migrate_18, migrate_25, migrate_26
+from functions.adapters.sqlite_journal_tables import SNAPSHOT_TABLE
+from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 APPLICATION_ID = 0x6B74756E
 """What katuna's databases say they are in SQLite's ``application_id`` ("ktun"): set by the
@@ -303,9 +307,27 @@ def _migrate_36(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("peak_memory", int)
 
 
+def _migrate_18(db: sqlite_utils.Database) -> None:
+    from functions.adapters.sqlite_journal_migrations import migrate_18
+
+    migrate_18(db)
+
+
+def _migrate_25(db: sqlite_utils.Database) -> None:
+    from functions.adapters.sqlite_journal_migrations import migrate_25
+
+    migrate_25(db)
+
+
+def _migrate_26(db: sqlite_utils.Database) -> None:
+    from functions.adapters.sqlite_journal_migrations import migrate_26
+
+    migrate_26(db)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16, _migrate_17, migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23, _migrate_24, migrate_25, migrate_26, _migrate_27,
+              _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
               _migrate_35, _migrate_36)

@@ -42,7 +42,7 @@ class SqliteObservations(SqliteConnection):
     @reading
     def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
         which = "" if attempt is None else " AND attempt = ?"
-        rows = self.db.query(
+        rows = self._rows(
             f"SELECT metric, value, step, timestamp FROM observations WHERE study = ? AND trial = ?{which} "
             "ORDER BY attempt, seq", [study, number, *([] if attempt is None else [attempt])])
         return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])

@@ -19,7 +19,7 @@ class SqlitePoolUses(SqliteConnection):
     """The node pool uses, on the store's connection."""
 
     def pool_use(self, uid: str) -> PoolUse | None:
-        rows = list(self.db.query("SELECT * FROM node_pools WHERE uid = ?", [uid]))
+        rows = self._rows("SELECT * FROM node_pools WHERE uid = ?", [uid])
         return self._pool_use(rows[0]) if rows else None
 
     def save_pool_use(self, use: PoolUse) -> None:
@@ -43,7 +43,7 @@ class SqlitePoolUses(SqliteConnection):
         if pool is not None:
             sql += " AND pool = ?"
             args.append(pool)
-        return [self._pool_use(row) for row in self.db.query(sql + " ORDER BY requested_at", args)]
+        return [self._pool_use(row) for row in self._rows(sql + " ORDER BY requested_at", args)]
 
     @staticmethod
     def _pool_use(row: dict[str, Any]) -> PoolUse:

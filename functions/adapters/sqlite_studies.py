@@ -107,7 +107,7 @@ class SqliteStudies(SqliteConnection):
                     raise study_conflict(existing, record.spec, record.definition)
                 return existing
             record = replace(record, stored_log_folder=record.log_folder)
-            self.db.table("studies").insert({
+            columns = {
                 "name": record.name, "uid": record.uid, "definition": dumps(record.definition),
                 "normalized": dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
@@ -116,7 +116,9 @@ class SqliteStudies(SqliteConnection):
                 "library_versions": _json_or_none(record.library_versions),
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
                 "log_folder": record.log_folder, **_cap_columns(record.trial_cap), "runs_on": record.runs_on,
-            })
+            }
+            self.db.execute(f"INSERT INTO studies ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                            list(columns.values()))
         return record
 
     def _study_row(self, name: str) -> dict[str, Any] | None:

@@ -14,8 +14,6 @@ from collections.abc import Generator, Hashable, Sequence
 from contextlib import closing
 from typing import Any
 
-from optuna.trial import TrialState
-
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
@@ -95,8 +93,8 @@ class SqliteTrials(SqliteStudies):
         found: dict[int, TrialRecord] = {}
         for start in range(0, len(numbers), _CHUNK):
             wanted = numbers[start:start + _CHUNK]
-            rows = self.db.query(f"SELECT * FROM trials WHERE study = ? AND number IN ({', '.join('?' * len(wanted))})",
-                                 [study, *wanted])
+            rows = self._rows(f"SELECT * FROM trials WHERE study = ? AND number IN ({', '.join('?' * len(wanted))})",
+                              [study, *wanted])
             found.update((row["number"], self._trial(row)) for row in rows)
         return [found[number] for number in numbers if number in found]
 
@@ -158,6 +156,8 @@ class SqliteTrials(SqliteStudies):
         learns from it and Optuna's own views can tell it apart. Its grid point, if it had one, is
         left unvisited (:data:`GRID_SPACE` emptied, a grid no sampler has), so that a later trial
         runs it. Discarding twice changes nothing."""
+        from optuna.trial import TrialState
+
         with self.transaction():
             self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
             self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
@@ -204,7 +204,7 @@ class SqliteTrials(SqliteStudies):
         if query.limit is not None:
             sql += " LIMIT ? OFFSET ?"
             page_args += [query.limit, query.offset]
-        return [self._trial(row) for row in self.db.query(sql, page_args)], total
+        return [self._trial(row) for row in self._rows(sql, page_args)], total
 
     def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
         """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left
@@ -254,7 +254,7 @@ class SqliteTrials(SqliteStudies):
         if not spec.objectives:
             return []
         order = "ASC" if spec.objectives[0].direction == MINIMIZE else "DESC"
-        rows = self.db.query(
+        rows = self._rows(
             f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "
             f"ORDER BY value {order}, number LIMIT ?", [study, limit])
         return [self._trial(row) for row in rows]

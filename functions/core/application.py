@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
-
-import optuna
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
@@ -23,6 +21,9 @@ from functions.core.ports import Executor, Resources
 from functions.core.records import Census, StudyRecord
 from functions.core.spec import Study
 from functions.core.store_port import Store
+
+if TYPE_CHECKING:
+    import optuna
 
 
 class Delivers(Protocol):

@@ -10,13 +10,15 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-
-import numpy
+from typing import TYPE_CHECKING
 
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 from functions.core.spread import spread
 from functions.core.store_port import Store
+
+if TYPE_CHECKING:
+    import numpy
 
 FRONT_SHOWN = 20
 """The most trials of a Pareto front a study's view lists (``frontSize`` counts them all): with
@@ -154,7 +156,10 @@ def _front_by_tree(ranked: list[tuple[list[float], int]]) -> list[int]:
 def _front_by_blocks(ranked: list[tuple[list[float], int]], objectives: int) -> list[int]:
     """:func:`pareto_front` of any number of objectives: each trial is compared with the front
     alone, a block of trials with all of it at once (arrays), as a front can hold thousands,
-    then with those of its block that joined it."""
+    then with those of its block that joined it. NumPy is imported here, where a front of three
+    or more objectives is found: a study of one objective is read without it."""
+    import numpy
+
     points = numpy.array([values for values, _ in ranked], dtype=float).reshape(len(ranked), objectives)
     front = numpy.empty_like(points)
     numbers: list[int] = []

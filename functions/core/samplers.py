@@ -33,11 +33,12 @@ from optuna.study import StudyDirection
 
 from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
+from functions.core.grid import grid_size, grid_values
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import distributions, grid_count, grid_values, sample, stepped, values
+from functions.core.space import distributions, sample, stepped, values
 from functions.core.spec import Algorithm, Study
 from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -241,11 +242,6 @@ def _quiet_optuna() -> Iterator[None]:
             yield
         finally:
             logger.setLevel(level)
-
-
-def grid_size(parameters: tuple[Parameter, ...]) -> int:
-    """How many points a grid over these parameters has, counted without listing them."""
-    return math.prod(grid_count(p) for p in parameters)
 
 
 def build_sampler(

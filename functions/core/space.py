@@ -8,7 +8,6 @@ trial receives; :func:`sampler_params` turns known values back for the sampler.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,7 @@ from optuna.trial import FrozenTrial
 from functions.core import quantiles
 from functions.core.errors import Problem
 from functions.core.optuna_compat import contains
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, decimals
+from functions.core.parameters import FloatParameter, IntParameter, Parameter, decimals
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
@@ -160,31 +159,6 @@ def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
 def distributions(parameters: tuple[Parameter, ...]) -> dict[str, BaseDistribution]:
     """The whole space, keyed by parameter name, for ``Study.ask``."""
     return {p.name: distribution(p) for p in parameters}
-
-
-GRID_COUNT_CAP = 2**1024
-"""What :func:`grid_count` answers for a range of more steps than a float holds."""
-
-
-def grid_count(parameter: Parameter) -> int:
-    """How many values a grid search visits for one parameter, counted by division, never listed."""
-    if isinstance(parameter, ChoiceParameter):
-        return len(parameter.values)
-    if isinstance(parameter, IntParameter):
-        return (parameter.high - parameter.low) // parameter.step + 1
-    steps = (parameter.high - parameter.low) / (parameter.step or 1)
-    return int(round(steps, 9)) + 1 if math.isfinite(steps) else GRID_COUNT_CAP
-
-
-def grid_values(parameter: Parameter) -> list[Any]:
-    """Every value a grid search visits for one parameter."""
-    if isinstance(parameter, ChoiceParameter):
-        return list(parameter.values)
-    if isinstance(parameter, IntParameter):
-        return list(range(parameter.low, parameter.high + 1, parameter.step))
-    step = parameter.step or 1
-    places = decimals(parameter.low, step)
-    return [round(parameter.low + i * step, places) for i in range(grid_count(parameter))]
 
 
 def sample(study: optuna.Study, parameters: tuple[Parameter, ...]) -> optuna.trial.Trial:

@@ -12,8 +12,6 @@ from collections.abc import Callable, Generator, Hashable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-import optuna
-
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.kept_tails import KeptTail
@@ -24,6 +22,8 @@ from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
 
 if TYPE_CHECKING:
+    import optuna
+
     from functions.core.disruptions import LostPods
 
 

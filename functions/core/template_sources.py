@@ -36,11 +36,9 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.formats import load_definition
 from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.source_annotation import SOURCE_ANNOTATION, annotated_source
 from functions.core.spec import Study
 from functions.core.validate import none_stored
-
-SOURCE_ANNOTATION = "katuna.dev/trial-template-source"
-"""Where a stored definition's trial template was read from (``ConfigMap <namespace>/<name>, key <key>``)."""
 
 CONFIG_MAP = "spec.trialTemplate.configMap"
 TEMPLATE_PATH = "spec.workerSpec.goTemplate.templatePath"
@@ -121,13 +119,6 @@ def _same_worker_source(spec: Mapping[str, Any], stored: Mapping[str, Any], reco
     kept = ((stored.get("workerSpec") or {}).get("goTemplate") or {}).get("rawTemplate")
     inlined = {**{k: v for k, v in template.items() if k != "templatePath"}, "rawTemplate": kept}
     return {**spec, "workerSpec": {**worker, "goTemplate": inlined}}
-
-
-def annotated_source(definition: Mapping[str, Any]) -> str | None:
-    """Where the stored definition's trial template was read from, if from a ConfigMap."""
-    annotations = (definition.get("metadata") or {}).get("annotations")
-    source = annotations.get(SOURCE_ANNOTATION) if isinstance(annotations, Mapping) else None
-    return source if isinstance(source, str) else None
 
 
 def _kind(definition: Mapping[str, Any]) -> str | None:

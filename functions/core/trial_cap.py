@@ -21,11 +21,11 @@ study's ``maxTrials``. An admission that would leave no trial more to run is ref
 from __future__ import annotations
 
 from functions.core.errors import Problem
+from functions.core.grid import grid_size
 from functions.core.history import history_problem
 from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
-from functions.core.samplers import grid_size
 from functions.core.spec import Study
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"

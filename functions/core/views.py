@@ -9,8 +9,8 @@ from typing import Any
 from functions.core.pareto import best_trials, front_sample
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
+from functions.core.source_annotation import annotated_source
 from functions.core.store_port import Store
-from functions.core.template_sources import annotated_source
 from functions.core.trial_cap import shown_cap
 
 

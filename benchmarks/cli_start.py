@@ -1,0 +1,84 @@
+"""How long a short ``katuna`` command takes, from its start to its exit: the list of commands
+(``katuna --help``) and the list of a database's studies (``katuna studies``, on a database
+holding one study), beside a bare Python started and ended (``python -c pass``), the floor
+of any command.
+
+Neither command loads Optuna or NumPy: a command's module is imported only when it is the one
+asked for, and the commands that read stored studies read them without Optuna (``katuna run``
+and ``katuna serve`` load it as they start).
+
+Ends with ``python_s=``, ``cli_help_s=`` and ``cli_studies_s=``, each the median wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import report
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.validate import parse_study
+from functions.handlers import Deps
+from functions.handlers.submit import store_study
+
+NAME = "cli_start"
+KATUNA = [sys.executable, "-m", "functions"]
+"""The ``katuna`` command (``python -m functions`` is the console script's twin)."""
+
+
+def _database(folder: Path) -> Path:
+    """A database holding one study, for the command to list."""
+    path = folder / "katuna.db"
+    definition = {"name": "listed", "objective": {"metric": "loss", "direction": "minimize"},
+                  "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+                  "maxTrials": 1, "trialTemplate": {"command": ["echo", "${trialParameters.x}"]}}
+    store = SqliteStore(path)
+    store_study(Deps(store, executor=None, clock=time.time, workdir=str(folder)), parse_study(definition), definition)
+    store.close()
+    return path
+
+
+def seconds(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def plot(results: dict[str, list[float]], out: Path | None) -> None:
+    fig, ax = report.figure()
+    names = list(results)
+    ax.bar(names, [statistics.median(results[n]) for n in names])
+    ax.set_ylabel("seconds (median)")
+    ax.set_title("a short katuna command, start to exit")
+    report.save_plot(fig, NAME, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = report.arguments(__doc__, "2 runs of each (a smoke run)")
+    parser.add_argument("-r", "--repeats", type=int, default=15, help="runs of each; the median counts")
+    args = report.parsed(parser, argv)
+    repeats = 2 if args.quick else args.repeats
+    with tempfile.TemporaryDirectory() as name:
+        commands = {"python": [sys.executable, "-c", "pass"], "cli_help": [*KATUNA, "--help"],
+                    "cli_studies": [*KATUNA, "studies", "--db", str(_database(Path(name)))]}
+        results: dict[str, list[float]] = {key: [] for key in commands}
+        for _ in range(repeats):
+            for key, command in commands.items():
+                results[key].append(seconds(command))
+    figures = {f"{key}_s": round(statistics.median(values), 4) for key, values in results.items()}
+    print(report.table(["run", *results], [[n + 1, *(round(v[n], 3) for v in results.values())]
+                                           for n in range(repeats)]))
+    report.save(NAME, {"repeats": repeats, "runs": results, "figures": figures, "cpus": os.cpu_count()}, args.out)
+    plot(results, args.out)
+    report.lines(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
