@@ -21,27 +21,9 @@ import time
 from pathlib import Path
 
 import report
-
-from functions.adapters.sqlite_store import SqliteStore
-from functions.core.validate import parse_study
-from functions.handlers import Deps
-from functions.handlers.submit import store_study
+from process_exit import KATUNA, listed_database
 
 NAME = "cli_start"
-KATUNA = [sys.executable, "-m", "functions"]
-"""The ``katuna`` command (``python -m functions`` is the console script's twin)."""
-
-
-def _database(folder: Path) -> Path:
-    """A database holding one study, for the command to list."""
-    path = folder / "katuna.db"
-    definition = {"name": "listed", "objective": {"metric": "loss", "direction": "minimize"},
-                  "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
-                  "maxTrials": 1, "trialTemplate": {"command": ["echo", "${trialParameters.x}"]}}
-    store = SqliteStore(path)
-    store_study(Deps(store, executor=None, clock=time.time, workdir=str(folder)), parse_study(definition), definition)
-    store.close()
-    return path
 
 
 def seconds(argv: list[str]) -> float:
@@ -66,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 2 if args.quick else args.repeats
     with tempfile.TemporaryDirectory() as name:
         commands = {"python": [sys.executable, "-c", "pass"], "cli_help": [*KATUNA, "--help"],
-                    "cli_studies": [*KATUNA, "studies", "--db", str(_database(Path(name)))]}
+                    "cli_studies": [*KATUNA, "studies", "--db", str(listed_database(Path(name)))]}
         results: dict[str, list[float]] = {key: [] for key in commands}
         for _ in range(repeats):
             for key, command in commands.items():

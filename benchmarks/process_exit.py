@@ -40,7 +40,7 @@ KATUNA = [sys.executable, "-m", "functions"]
 TEARDOWN = [sys.executable, "-c", "import sys; sys.argv[0] = 'katuna'; from functions.cli import main; main()"]
 
 
-def _database(folder: Path) -> Path:
+def listed_database(folder: Path) -> Path:
     """A database holding one study, for the command to list."""
     path = folder / "katuna.db"
     definition = {"name": "listed", "objective": {"metric": "loss", "direction": "minimize"},
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "serve_stop": []}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        database = _database(folder)
+        database = listed_database(folder)
         for _ in range(repeats):
             results["command"].append(command_seconds(KATUNA, database))
             results["command_teardown"].append(command_seconds(TEARDOWN, database))
