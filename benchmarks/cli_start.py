@@ -12,7 +12,6 @@ Ends with ``python_s=``, ``cli_help_s=`` and ``cli_studies_s=``, each the median
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -54,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, command in commands.items():
                 results[key].append(seconds(command))
     figures = {f"{key}_s": round(statistics.median(values), 4) for key, values in results.items()}
-    print(report.table(["run", *results], [[n + 1, *(round(v[n], 3) for v in results.values())]
-                                           for n in range(repeats)]))
-    report.save(NAME, {"repeats": repeats, "runs": results, "figures": figures, "cpus": os.cpu_count()}, args.out)
+    report.repeated_runs(NAME, results, figures, args.out)
     plot(results, args.out)
     report.lines(figures)
     return 0

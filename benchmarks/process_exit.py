@@ -16,7 +16,6 @@ Ends with ``command_s=`` (the console script's wall time, median), ``command_tea
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import statistics
@@ -128,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             results["serve_workers_gone"].append(workers_gone)
             results["serve_stop"].append(stopped)
     figures = {f"{key}_s": statistics.median(values) for key, values in results.items()}
-    print(report.table(["run", *results], [[n + 1, *(round(v[n], 3) for v in results.values())]
-                                           for n in range(repeats)]))
-    report.save(NAME, {"repeats": repeats, "runs": results, "figures": figures, "cpus": os.cpu_count()}, args.out)
+    report.repeated_runs(NAME, results, figures, args.out)
     plot(results, args.out)
     report.lines(figures)
     return 0

@@ -70,6 +70,14 @@ def save(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
     return path
 
 
+def repeated_runs(name: str, runs: dict[str, list[float]], figures: dict[str, Any], out: Path | None) -> Path:
+    """Print a table of repeated runs (a row per round, a column per measure) and save them with
+    their ``figures``."""
+    repeats = len(next(iter(runs.values())))
+    print(table(["run", *runs], [[n + 1, *(round(v[n], 3) for v in runs.values())] for n in range(repeats)]))
+    return save(name, {"repeats": repeats, "runs": runs, "figures": figures, "cpus": os.cpu_count()}, out)
+
+
 def figure():
     """A new matplotlib figure drawn off-screen."""
     import matplotlib
