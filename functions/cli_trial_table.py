@@ -146,7 +146,9 @@ class _TrialTable:
         return table
 
     def _values(self, trial: TrialRecord) -> list[str]:
-        values: list[float | None] = [*trial.values] if trial.values else [None] * len(self._spec.objectives)
+        """Each objective's value once the trial completed; before, or without one (a failed or
+        pruned trial), the last it reported of each, as the dashboard and the CSV export show."""
+        values = [*trial.values] if trial.values else [trial.metrics.get(o.metric) for o in self._spec.objectives]
         return [_number(v, ".6g") for v in values]
 
     def _cells(self, trial: TrialRecord) -> list[str]:

@@ -97,3 +97,16 @@ def test_a_cell_is_one_line_its_line_breaks_shown_as_escapes(width: int):
 def test_a_tab_in_a_cell_is_a_space():
     printed = _printed(trial_table(_record(), _trials()[-1:]), 400, terminal=False)
     assert "exited with code 1; last lines: … epoch 1 loss 0.5" in printed
+
+
+def test_a_trial_without_values_shows_the_objectives_it_reported():
+    """Before, a failed trial's objective cells were blank though it reported them, which the
+    dashboard, the CSV export and ``--json`` show."""
+    definition = study_definition(name="two", objective={"metrics": [{"name": "f1", "direction": "minimize"},
+                                                                      {"name": "f2", "direction": "maximize"}]},
+                                  algorithm={"name": "nsga2"})
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-two")
+    failed = TrialRecord("two", 0, {"x": 1.0}, FAILED, metrics={"f1": 0.25}, reason="exited with code 1")
+    row = trial_table(record, [failed])._row(failed, wide=True)
+    assert row[:4] == ["0", FAILED, "0.25", ""]
+
