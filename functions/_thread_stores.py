@@ -26,6 +26,7 @@ class ThreadStores:
         self._lock = threading.Lock()
         self._opened: FileIdentity | None = None
         """The file the first store opened: a later one is not opened once the path names another."""
+        self._stopping = threading.Event()
 
     def current(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -39,12 +40,19 @@ class ThreadStores:
         refused once the path no longer names the file the first one opened, where it would
         create an empty database and split the process's reads and writes between two files."""
         check_same_file(self._db, self._opened)
-        store = SqliteStore(self._db, self._busy_timeout, self._histories)
+        store = SqliteStore(self._db, self._busy_timeout, self._histories, stopped=self._stopping.is_set)
         with self._lock:
             self._stores.add(store)
             if self._opened is None:
                 self._opened = store.opened
         return store
+
+    def stop_waiting(self) -> None:
+        """Let every wait for the database's write lock, now or to come, give up at once with
+        :class:`~functions.core.errors.Stopping` while another connection holds the lock: the
+        process is stopping, and a request or a handling waiting out the busy timeout would hold
+        the stop up by as long (:mod:`functions.adapters.sqlite_write_lock`)."""
+        self._stopping.set()
 
     def close(self) -> None:
         """Close every connection still open."""

@@ -33,6 +33,11 @@ from functions.pools import check_study
 from functions.settings import Settings
 from functions.watch import Watcher
 
+RELEASE_WAIT = 2.0
+"""Seconds :meth:`Embedded.close` waits for the database's write lock to give up its claims: a
+``katuna run`` stopped while another process holds the database (a backup, an ``sqlite3``
+shell) would otherwise wait out the busy timeout after its trials were stopped, saying nothing."""
+
 
 class Embedded:
     """One process running studies end to end on this machine."""
@@ -144,12 +149,14 @@ class Embedded:
         """Stop: a handler reading a trial's output gives up at once (its attempt's end is
         handled when the study resumes), then nothing more is handled, the trials still running
         are killed, the studies this process claimed are given up (its process may live on: a
-        notebook's) and the store is closed."""
+        notebook's) and the store is closed. The claims wait at most :data:`RELEASE_WAIT` for a
+        database another process holds; left, they name this process until it ends, which
+        every other process then tells."""
         self.executor.stop_reads()
         self.broker.close()
         self.executor.shutdown()
         with suppress(KatunaError):
-            self.store.release_runner(self.executor.identity)
+            self.store.release_runner(self.executor.identity, RELEASE_WAIT)
         self.store.close()
 
 

@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("katuna.runtime")
 
+QUEUE_DEPTH_WAIT = 1.0
+"""Seconds ``GET /metrics`` waits for the queue's connection to count its events: another thread
+may hold it for the busy timeout, while another process holds the database, and the scrape is
+then answered without the count."""
 BROKER_STOP_WAIT = 10.0
 """Seconds :meth:`Runtime.close` waits for the broker thread to stop; one still busy after
 that (a handling held up on a busy machine) closes the database connections itself as it ends."""
@@ -145,7 +149,7 @@ class Runtime:
         imported, after ``katuna serve`` has named the directory (:mod:`functions.adapters.prometheus`)."""
         from functions.adapters.prometheus import ServiceMetrics
 
-        return ServiceMetrics(lambda: self.store().census(), self.queue.depth)
+        return ServiceMetrics(lambda: self.store().census(), lambda: self.queue.depth(QUEUE_DEPTH_WAIT))
 
     def metrics(self, accept: str) -> tuple[bytes, str]:
         return self._metrics.exposition(accept)
@@ -287,9 +291,17 @@ class Runtime:
                 watched.append(store.get_study(name))
         return watched
 
+    def stopping(self) -> None:
+        """Give up at once what would hold a stop up: a read of a trial's output, and every wait
+        for the database's write lock, which another process may hold for the busy timeout (a
+        request waiting is answered ``503 stopping``, a handling's event goes back to the queue)."""
+        self.executor.stop_reads()
+        self._stores.stop_waiting()
+
     def close(self) -> None:
         """Stop taking events and kill this process's local trials (trial Jobs run on); the
-        studies stay resumable. A handler reading a trial's output (a local log, or a pod's
+        studies stay resumable. Waits for the database's write lock are given up
+        (:meth:`stopping`). A handler reading a trial's output (a local log, or a pod's
         streamed from the cluster) gives up at once, as ``katuna run``'s does
         (:meth:`~functions.core.ports.Executor.stop_reads`): its event goes back to the
         queue, to be handled again, where a stop would otherwise wait for a log of hundreds of
@@ -298,7 +310,7 @@ class Runtime:
         the database file, which is then whole on its own. A broker thread still busy after
         :data:`BROKER_STOP_WAIT` seconds is not waited for further: it closes them as it ends,
         for a connection closed while another thread reads through it crashes the process."""
-        self.executor.stop_reads()
+        self.stopping()
         self._started = True  # a start() after close() starts no thread on closed connections
         if self._thread is not None:
             self._thread.signal_stop()

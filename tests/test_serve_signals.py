@@ -14,7 +14,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -99,6 +101,60 @@ def test_a_worker_whose_broker_waits_on_a_database_held_elsewhere_still_stops_wh
     assert "the event broker thread is still busy" in said and "sqlite_queue.py" in said, said
     ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
     assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
+
+
+@pytest.mark.slow
+def test_a_request_waiting_on_a_database_held_elsewhere_is_answered_as_the_service_stops(tmp_path: Path):
+    """Another process holds the database's write lock: ``GET /metrics`` still answers while the
+    trials' progress reports wait on it, and a submission waiting on it (30 s by default) as
+    the service is stopped is answered ``503 stopping`` at once, the worker stopping whole."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("w") as log:
+        service = subprocess.Popen(serve_command(tmp_path, port), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        holder = None
+        answered: list[tuple[int, dict]] = []
+        try:
+            eventually(lambda: answers(port), "the service answers")
+            urllib.request.urlopen(_submission(port, _stubborn_study(report=True)), timeout=30).close()
+            eventually(lambda: len(_running(port)) == 2, "two trials run")
+            holder = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            time.sleep(1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=20) as metrics:
+                assert metrics.status == 200
+            submit = threading.Thread(target=lambda: answered.append(_answer(_submission(port, study_definition("b")))))
+            submit.start()
+            submit.join(2)
+            assert submit.is_alive(), "the submission waits on the write lock"
+            os.killpg(service.pid, signal.SIGINT)
+            submit.join(20)
+            assert answered and answered[0][0] == 503 and answered[0][1]["error"] == "stopping", answered
+            assert service.wait(timeout=60) == 0
+        finally:
+            if holder is not None:
+                holder.close()
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+                service.wait()
+    said = (tmp_path / "serve.log").read_text()
+    assert "SIGKILL" not in said and "Traceback" not in said, said
+    ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
+    assert len(ends) == 2 and all(end["interrupted"] for end in ends), ends
+
+
+def _submission(port: int, definition: dict) -> urllib.request.Request:
+    return urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
+                                  data=json.dumps(definition).encode(), headers={"Content-Type": "application/json"})
+
+
+def _answer(request: urllib.request.Request) -> tuple[int, dict]:
+    """The status and JSON body of the answer to ``request``, an error's too."""
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
 
 
 _FORKED = """

@@ -88,10 +88,13 @@ class StateCollector:
     """Gauges computed at scrape time from what the store holds (a prometheus_client collector).
 
     ``census`` reads the store; ``queue_depth`` counts the events waiting in the queue (behind
-    a Knative broker, those not yet sent to it), and is None where no queue is used.
+    a Knative broker, those not yet sent to it), and is None where no queue is used; where it
+    counts None (the queue's connection held past
+    :data:`functions.runtime.QUEUE_DEPTH_WAIT`), the
+    scrape has no ``katuna_queue_depth`` rather than waiting.
     """
 
-    def __init__(self, census: Callable[[], Census], queue_depth: Callable[[], int] | None) -> None:
+    def __init__(self, census: Callable[[], Census], queue_depth: Callable[[], int | None] | None) -> None:
         self._census = census
         self._queue_depth = queue_depth
 
@@ -111,9 +114,10 @@ class StateCollector:
         yield finished
         yield CounterMetricFamily("katuna_dead_letters", "Dead letters received: events the broker (or, in queue "
                                   "mode, the service's own queue) gave up delivering", value=census.dead_letters)
-        if self._queue_depth is not None:
+        depth = self._queue_depth() if self._queue_depth is not None else None
+        if depth is not None:
             yield GaugeMetricFamily("katuna_queue_depth", "Events waiting in the queue or being handled",
-                                    value=self._queue_depth())
+                                    value=depth)
 
 
 def _by(name: str, documentation: str, label: str, known: tuple[str, ...], counts: Mapping[str, int]) -> Metric:
@@ -128,7 +132,7 @@ class ServiceMetrics:
     """What ``GET /metrics`` answers: this process's (or, in multiprocess mode, every worker's)
     event metrics, and the store's state."""
 
-    def __init__(self, census: Callable[[], Census], queue_depth: Callable[[], int] | None) -> None:
+    def __init__(self, census: Callable[[], Census], queue_depth: Callable[[], int | None] | None) -> None:
         self.events = EventMetrics()
         self._registry = CollectorRegistry()
         if os.environ.get(MULTIPROCESS_DIR):

@@ -24,6 +24,7 @@ from functions.adapters.sqlite_journal_tables import STREAMS_TABLE
 from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.adapters.sqlite_schema import connect, refuse_migrated
+from functions.adapters.sqlite_write_lock import begin_immediate
 from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
 
@@ -94,8 +95,13 @@ class SqliteConnection:
     exits, for a ``sqlite3`` connection is freed only by the cyclic garbage collector, which may
     never run: it would stay open, and the write-ahead log would not be folded in."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None,
+                 stopped: Callable[[], bool] = lambda: False) -> None:
+        """``stopped`` says when a wait for another connection's write lock is to be given up
+        (:func:`~functions.adapters.sqlite_write_lock.begin_immediate`): the process is stopping."""
         self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._stopped = stopped
         self._histories = histories
         """Where the charts' histories are read and kept: one object shared by a process's stores
         (made at first use where none is given)."""
@@ -177,22 +183,29 @@ class SqliteConnection:
         if conn.in_transaction:
             return
         with translated(self.path):
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(self._busy_timeout)
             conn.execute("COMMIT")
 
+    def _begin(self, within: float) -> None:
+        """Take the write lock, waiting up to ``within`` seconds for another connection's, and
+        no longer once the process stops (:func:`begin_immediate`)."""
+        begin_immediate(self.db.conn, within, self._busy_timeout, self._stopped)
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction (``BEGIN IMMEDIATE``), refused while the path names another file
-        than the one opened (:func:`~functions.adapters.sqlite_errors.check_same_file`) and once a
-        newer katuna has migrated the database (:func:`refuse_migrated`); one already under way on
-        this connection is joined."""
+    def transaction(self, within: float | None = None) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``, its lock awaited up to ``within`` seconds,
+        the busy timeout by default, and no longer once the process stops), refused while the
+        path names another file than the one opened
+        (:func:`~functions.adapters.sqlite_errors.check_same_file`) and once a newer katuna has
+        migrated the database (:func:`refuse_migrated`); one already under way on this
+        connection is joined."""
         conn = self.db.conn
         if conn.in_transaction:
             yield
             return
         check_same_file(self.path, self.opened)
         with translated(self.path):
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(self._busy_timeout if within is None else within)
             self._writing = next(self._transactions)
             try:
                 refuse_migrated(conn, self.path)

@@ -257,10 +257,12 @@ class SqliteQueue:
         with self._held():
             return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
 
-    def depth(self) -> int:
-        """How many events wait in the queue or are being handled."""
-        with self._held():
-            return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    def depth(self, within: float = -1) -> int | None:
+        """How many events wait in the queue or are being handled; None where the connection
+        was not had within ``within`` seconds (at all if negative): another thread's statement
+        may hold it for the busy timeout, while another process holds the database."""
+        with self._held(within) as held:
+            return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] if held else None
 
     def pending(self, study: str) -> bool:
         """Whether any event about ``study`` is waiting or being handled."""

@@ -221,11 +221,12 @@ class SqliteStudies(SqliteConnection):
             self.db.execute("UPDATE studies SET runner = ? WHERE name = ? AND uid = ?", [runner, name, uid])
         return None
 
-    def release_runner(self, runner: str) -> None:
+    def release_runner(self, runner: str, within: float | None = None) -> None:
         """Mark the claims of ``runner`` as given up (its runner closed, while its process may live
         on): no live process is named by them, so another may run each study, and each still
-        tells that a process ran it, and is gone."""
-        with self.transaction():
+        tells that a process ran it, and is gone. The write lock is awaited ``within`` seconds
+        (the busy timeout by default)."""
+        with self.transaction(within):
             self.db.execute("UPDATE studies SET runner = ? WHERE runner = ?", [runner + RELEASED, runner])
 
     def update_study(self, name: str, **fields: Any) -> None:

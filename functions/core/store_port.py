@@ -84,9 +84,10 @@ class Store(Protocol):
         """Name ``runner`` as the process that runs the study, unless another that ``alive``
         says lives is named (returned, nothing changed); of two claiming at once, one is named."""
 
-    def release_runner(self, runner: str) -> None:
+    def release_runner(self, runner: str, within: float | None = None) -> None:
         """Give up ``runner``'s claims, as its runner closes: another process may run those
-        studies, and each still tells that the process that ran it is gone."""
+        studies, and each still tells that the process that ran it is gone. The write lock is
+        awaited ``within`` seconds (the busy timeout by default)."""
 
     def update_study(self, name: str, **fields: Any) -> None:
         """Change fields of the stored record (``spec`` replaces the definition's normal form)."""

@@ -100,10 +100,13 @@ class SignalledWorker(ThreadWorker):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: serve no more (gunicorn's graceful stop), and give up at once any read of a
-        trial's output under way. The worker may take a second or more to leave its loop and
-        answer the requests it holds before its runtime closes; a handler reading a log of
-        hundreds of megabytes meanwhile would read on to its end. Given up, its event goes back
-        to the queue (see :meth:`functions.runtime.Runtime.close`)."""
+        trial's output under way and any wait for the database's write lock
+        (:meth:`functions.runtime.Runtime.stopping`). The worker may take a second or more to
+        leave its loop and answer the requests it holds before its runtime closes; a handler
+        reading a log of hundreds of megabytes meanwhile would read on to its end, and a request
+        waiting on a database another process holds would wait out the busy timeout, the
+        arbiter's whole grace. Given up, a handling's event goes back to the queue (see
+        :meth:`functions.runtime.Runtime.close`)."""
         super().handle_exit(sig, frame)
         if self.runtime is not None:
-            self.runtime.executor.stop_reads()
+            self.runtime.stopping()
