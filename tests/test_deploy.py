@@ -201,11 +201,6 @@ def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
     problems += _masked(spec)
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     containers = spec.get("containers", [])
-    ports = sum(len(container.get("ports", [])) for container in containers)
-    if ports > 1:
-        problems.append("ports: more than one container port is set")
-    elif ports == 0 and len(containers) > 1:
-        problems.append("ports: missing, with more than one container")
     for kind in ("containers", "initContainers"):
         for index, container in enumerate(spec.get(kind, [])):
             at = f"{kind}[{index}]"

@@ -683,6 +683,13 @@ def test_delivery_reads_iso_durations_and_refuses_what_it_does_not_emulate():
             Delivery.from_spec(bad)
 
 
+def test_a_backoff_delay_keeps_one_decimal_place_as_knatives_period_parser_does():
+    """rickb777/date's ``period.Parse`` keeps tenths: finer delays are cut, not rounded."""
+    assert iso_seconds("PT0.25S") == 0.2 and iso_seconds("PT0.99S") == 0.9 and iso_seconds("PT1.05S") == 1.0
+    assert Delivery.from_spec({"backoffPolicy": "exponential", "backoffDelay": "PT0.05S"}).backoff(3) == 0, \
+        "PT0.05S is no delay at all on a cluster"
+
+
 def test_the_manifests_triggers_route_each_event_type_to_its_functions():
     broker = Broker(MANIFESTS, {SERVICE_REF: "http://127.0.0.1:1"})
     try:
@@ -804,11 +811,15 @@ def revision_service(**spec: object) -> dict:
     ({"containerConcurrency": 1001}, "containerConcurrency"),
     ({"containerConcurrency": -1}, "containerConcurrency"),
     ({"idleTimeoutSeconds": 30}, "idleTimeoutSeconds"),
+    ({"containers": [{"image": "k:1", "ports": [{"containerPort": 8080}, {"containerPort": 9000}]}]},
+     "more than one container port is set"),
+    ({"containers": [{"image": "k:1"}, {"image": "s:1"}]}, "ports: missing, with more than one container"),
 ])
 def test_the_services_limits_are_those_servings_webhook_takes_under_its_default_config(spec: dict, limits):
     """config-defaults: ``timeoutSeconds`` up to 600 (``max-revision-timeout-seconds``), 0 or
     none meaning 300; ``containerConcurrency`` up to 1,000 (``container-concurrency-max-limit``),
-    0 meaning no limit. What the webhook refuses, the emulator refuses, naming the field."""
+    0 meaning no limit; one port in all the containers (k8s_validation.go
+    ``validateContainersPorts``). What the webhook refuses, the emulator refuses, naming the field."""
     service = revision_service(**spec)
     if isinstance(limits, str):
         with pytest.raises(ValueError, match=limits):

@@ -9,8 +9,10 @@ config-autoscaler and config-defaults, after its defaulting (revision_defaults.g
   HPA, a ``metric`` its class takes, ``target-burst-capacity`` a number not below 0 or -1
   (unlimited), ``progress-deadline`` a Go duration of whole seconds, not
   negative. Any other ``autoscaling.knative.dev`` annotation is refused loudly: not checked here.
-- the serving container's port (k8s_validation.go ``validateContainerPorts``): named ``""``,
-  ``h2c`` or ``http1``, protocol TCP, no ``hostPort`` or ``hostIP``;
+- the ports (k8s_validation.go ``validateContainersPorts``): one in all the containers, and
+  one at least where there are several containers; the serving container's
+  (``validateContainerPorts``) named ``""``, ``h2c`` or ``http1``, protocol TCP, no ``hostPort``
+  or ``hostIP``;
 - probes (``validateProbe``, ``validateReadinessProbe``): one handler, only the fields Serving's
   masks take, a serving container's probe port by name only its port's name; a readiness probe
   with ``periodSeconds`` 0 (Knative's own aggressive probing) sets no ``timeoutSeconds`` nor
@@ -129,7 +131,7 @@ def pod_problems(spec: Mapping[str, Any]) -> list[str]:
     containers = spec.get("containers") or []
     serving = [c for c in containers if len(containers) == 1 or c.get("ports")][:1]
     port = ((serving[0].get("ports") or [{}])[0]) if serving else {}
-    problems = _port_problems(port)
+    problems = _ports_count_problems(containers) + _port_problems(port)
     for index, container in enumerate(containers):
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             if container.get(probe) is not None:
@@ -137,6 +139,15 @@ def pod_problems(spec: Mapping[str, Any]) -> list[str]:
                              _probe_problems(container[probe], probe == "readinessProbe", port if
                                              container in serving else None)]
     return problems + _volume_problems(spec)
+
+
+def _ports_count_problems(containers: list[Mapping[str, Any]]) -> list[str]:
+    """Serving's one port: more than one across the containers is refused, and so is none where
+    there are several (the serving container is the one with the port)."""
+    ports = sum(len(container.get("ports") or []) for container in containers)
+    if ports > 1:
+        return ["ports: more than one container port is set"]
+    return ["ports: missing, with more than one container"] if ports == 0 and len(containers) > 1 else []
 
 
 def _port_problems(port: Mapping[str, Any]) -> list[str]:

@@ -33,12 +33,21 @@ _DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(
 
 
 def iso_seconds(text: str) -> float:
-    """Seconds of an ISO-8601 duration such as ``PT0.5S`` or ``PT1M``."""
+    """Seconds of an ISO-8601 duration such as ``PT0.5S`` or ``PT1M``, as Knative reads a
+    ``backoffDelay``: with ``period.Parse`` of rickb777/date v1.13.0 (eventing's go.mod), which
+    keeps one decimal place of a number and drops the rest (period/parse.go
+    ``parseDecimalFixedPoint``), so ``PT0.25S`` waits 0.2 s and ``PT0.05S`` none at all."""
     match = _DURATION.match(text)
     if not match or text in ("P", "PT") or text.endswith("T"):
         raise ValueError(f"backoffDelay: {text!r} is not an ISO-8601 duration")
-    parts = {key: float(value) for key, value in match.groupdict().items() if value}
+    parts = {key: _tenths(value) / 10 for key, value in match.groupdict().items() if value}
     return parts.get("d", 0) * 86400 + parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+
+
+def _tenths(number: str) -> int:
+    """Tenths of a decimal number, the digits past the first decimal one dropped."""
+    whole, _, fraction = number.partition(".")
+    return int(whole + (fraction[:1] or "0"))
 
 
 def retried(status: int | None) -> bool:
