@@ -68,11 +68,12 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
 
 def _local_problems(spec: Study) -> list[Problem]:
     """What a study whose trials run on this machine cannot have: a metrics file under a system
-    folder or one several trials would write at once, a ``trialSpec`` primary container with no ``command`` (a local process runs no
-    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it) or one
-    reading what an Argo Workflow or Tekton PipelineRun fills in (a local process runs it
-    without the engine), or a field a ``batch/v1`` Job does not have in a Job ``trialSpec`` (a
-    cluster's dry run refuses it where trials run as Jobs: :mod:`functions.adapters.kubernetes_access`)."""
+    folder or one several trials would write at once, a ``trialSpec`` primary container with no
+    ``command`` (a local process runs no image, so the image's entrypoint its ``args`` go to is
+    unknown: a cluster runs it) or one reading what an Argo Workflow or Tekton PipelineRun fills
+    in (a local process runs it without the engine), or a field a ``batch/v1`` Job does not have
+    in a Job ``trialSpec`` (a cluster's dry run refuses it where trials run as Jobs:
+    :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
     path = local_problems(spec) or _shared_metrics_file(spec)
     if template.trial_spec is None:
