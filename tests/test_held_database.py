@@ -20,10 +20,8 @@ from http_helpers import KATUNA
 from waiting import eventually
 from write_lock import WriteLock
 
-from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import Stopping, TemporaryError
-from functions.core.events import study_created
 
 
 def _waiting_write(store: SqliteStore) -> tuple[threading.Thread, list[BaseException]]:
@@ -75,23 +73,6 @@ def test_a_transaction_without_a_stop_waits_out_the_busy_timeout_then_says_the_d
     finally:
         lock.close()
         store.close()
-
-
-def test_the_queue_depth_asked_within_a_bound_is_unknown_while_a_put_holds_the_connection(tmp_path: Path):
-    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
-    lock = WriteLock(tmp_path / "queue.db")
-    lock.hold()
-    put = threading.Thread(target=queue.put, args=(study_created("demo", "uid-1"),), daemon=True)
-    put.start()
-    put.join(0.5)
-    try:
-        assert put.is_alive(), "the put waits on the write lock"
-        assert queue.depth(0.2) is None
-    finally:
-        lock.close()
-        put.join(20)
-    assert queue.depth(0.2) == 1
-    queue.close()
 
 
 @pytest.mark.slow

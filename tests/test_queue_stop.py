@@ -56,3 +56,18 @@ def test_a_stop_reaches_a_wait_for_events_while_a_put_holds_the_connection(tmp_p
         lock.close()
         put.join(20)
         queue.close()
+
+
+def test_the_queue_depth_asked_within_a_bound_is_unknown_while_a_put_holds_the_connection(tmp_path: Path):
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    put = _waiting_put(queue)
+    try:
+        assert queue.depth(0.2) is None
+    finally:
+        lock.close()
+        put.join(20)
+    assert queue.depth(0.2) == 1
+    queue.close()
+
