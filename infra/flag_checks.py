@@ -49,18 +49,23 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
                                    "not done by then is an error.")
 
 
+_GKE_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?")
+"""A GKE cluster's or node pool's name."""
+
+
+def _gke_name(kind: str) -> str:
+    return (f"a GKE {kind} name: lower-case letters, digits and '-', starting with a letter, at most 40 "
+            "characters")
+
+
 NAMES = {
     ("gke", "--project"): (re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z](?:[-a-z0-9]{0,28}[a-z0-9])?"),
                            "a Google Cloud project id: lower-case letters, digits and '-', starting with a letter, "
                            "at most 30 characters"),
     ("gke", "--location"): (re.compile(r"[a-z]+-[a-z]+[0-9]+(?:-[a-z])?"),
                             "a region (europe-west4) or a zone (europe-west4-a)"),
-    ("gke", "--cluster"): (re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?"),
-                           "a GKE cluster name: lower-case letters, digits and '-', starting with a letter, at most "
-                           "40 characters"),
-    ("gke", "--pool"): (re.compile(r"[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?"),
-                        "a GKE node pool name: lower-case letters, digits and '-', starting with a letter, at most "
-                        "40 characters"),
+    ("gke", "--cluster"): (_GKE_NAME, _gke_name("cluster")),
+    ("gke", "--pool"): (_GKE_NAME, _gke_name("node pool")),
     ("eks", "--cluster"): (re.compile(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}"),
                            "an EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at "
                            "most 100 characters"),
