@@ -436,6 +436,97 @@ def test_the_performance_page_names_the_cpu_each_result_file_ran_on():
         assert set(cpu.split()) <= set(recorded.split()), f"{name}: the page says {cpu}, the file {recorded}"
 
 
+
+def _figures_rows() -> list[list[str]]:
+    """The cells of each row of the performance page's Figures table."""
+    text = (ROOT / "docs/performance.md").read_text()
+    table = text.split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    rows = [[cell.strip() for cell in line[2:-2].split(" | ")] for line in table.splitlines() if line.startswith("| ")]
+    return rows[2:]
+
+
+def _cpus() -> set[str]:
+    """The CPUs the performance page's first table names."""
+    intro = (ROOT / "docs/performance.md").read_text().split("\n## ", 1)[0]
+    return set(re.findall(r"^\| ([^|`]+?) \| `", intro, re.M))
+
+
+def test_each_figure_row_is_short_with_its_machine_date_and_verdict_and_links_to_its_section():
+    """A row gives the current figure, the CPU and the day it ran, and whether it meets a target,
+    in a sentence or two; its history is in the benchmark's own section, which the row links to."""
+    cpus = _cpus()
+    rows = _figures_rows()
+    assert len(rows) >= 15
+    for benchmark, target, result in rows:
+        assert len(result) <= 500, f"{benchmark}: a result cell of {len(result)} characters"
+        named = re.findall("|".join(map(re.escape, cpus)), result)
+        assert named, f"{benchmark}: no CPU named"
+        script = re.search(r"benchmarks/(\w+)\.py", benchmark)
+        if script and (RESULTS / f"{script[1]}.json").exists():
+            recorded = json.loads((RESULTS / f"{script[1]}.json").read_text())["machine"]["cpu"].replace("(R)", "")
+            assert set(named[0].split()) <= set(recorded.split()), f"{benchmark}: {named[0]}, the file {recorded}"
+        assert re.search(r"\b20\d\d-\d\d-\d\d\b", result), f"{benchmark}: no date"
+        verdict = target == "none: figures" or re.search(r"\*\*(?:not )?met\*\*", result)
+        assert verdict, f"{benchmark}: no verdict"
+        assert re.search(r"\]\(#[\w-]+\)", result), f"{benchmark}: no link to its section"
+
+
+def test_each_figure_rows_verdict_follows_from_its_figures_and_target():
+    """Where a target bounds figures a result file holds (``name`` ≤ or ≥ a number), the row's
+    first verdict is **met** exactly when the file's figures are within every bound."""
+    held = _held_figures()
+    checked = 0
+    for benchmark, target, result in _figures_rows():
+        bounds = re.findall(r"`(\w+)` ([≤≥]) (\d+(?:\.\d+)?)", target)
+        script = re.search(r"benchmarks/(\w+)\.py", benchmark)
+        if not bounds or script is None or not all(name in held for name, _, _ in bounds):
+            continue
+        within = []
+        for name, sign, bound in bounds:
+            (value,) = [v for file, v in held[name] if file == f"{script[1]}.json"]
+            within.append(value <= float(bound) if sign == "≤" else value >= float(bound))
+        verdict = re.search(r"\*\*(not met|met)\*\*", result)
+        assert verdict and (verdict[1] == "met") == all(within), f"{benchmark}: {verdict and verdict[1]}"
+        checked += 1
+    assert checked >= 4, checked
+
+
+def test_the_peers_table_is_the_result_files_run():
+    """The table of katuna beside its peers gives the medians of ``benchmarks/results/overhead.json``:
+    each tuner's wall time, and its wall time per trial (over the trials each ran: Ray runs fewer)."""
+    result = json.loads((RESULTS / "overhead.json").read_text())
+    section = (ROOT / "docs/performance.md").read_text().split("\n## Beside Optuna's RDB storage and Ray Tune\n")[1]
+    table = section.split("\n\n| tuner |", 1)[1].split("\n\n", 1)[0]
+    names = {"katuna": "katuna", "in-memory": "optuna", "journal": "optuna+journal", "RDB": "optuna+rdb",
+             "tuned": "ray+tuned", "defaults": "ray+default"}
+    rows = [line[2:-2].split(" | ") for line in table.splitlines()[2:]]
+    assert len(rows) == len(names)
+    for tuner, wall, per_trial, _ in rows:
+        (run,) = [run for word, run in names.items() if word in tuner]
+        median = sorted(r[0] for r in result["runs"][run])[len(result["runs"][run]) // 2]
+        trials = result["ray_trials"] if run.startswith("ray") else result["trials"]
+        assert float(wall) == round(median, 2), f"{tuner}: {wall}, the file {median}"
+        written = per_trial.replace(",", "")
+        decimals = len(written.partition(".")[2])
+        assert abs(float(written) - median / trials * 1000) <= 0.5 * 10 ** -decimals + 1e-9, f"{tuner}: {per_trial}"
+
+
+def test_the_readme_cost_figures_are_the_result_files_with_their_machine():
+    """README.md's cost of the reference study on each cloud is that of the cloud's result file,
+    with the CPU that file ran on."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for cloud, file in (("GKE", "cluster_cost"), ("EKS", "cluster_cost_eks")):
+        result = json.loads((RESULTS / f"{file}.json").read_text())
+        found = re.search(rf"On {cloud} \(([^)]*)\),.*?(\d\.\d\d)(?: of the fixed pool)? at (\d\.\d\d)×", readme)
+        assert found, cloud
+        cpu = result["machine"]["cpu"].replace("(R)", "")
+        assert any(set(name.split()) <= set(cpu.split()) and name in found[1] for name in _cpus()), \
+            f"{cloud}: {found[1]}, the file {cpu}"
+        figures = result["figures"]
+        assert (float(found[2]), float(found[3])) == (round(figures["cost_ratio_vs_fixed"], 2),
+                                                      round(figures["makespan_ratio_vs_fixed"], 2)), cloud
+
+
 # docs/reliability.md
 
 
