@@ -436,7 +436,6 @@ def test_the_performance_page_names_the_cpu_each_result_file_ran_on():
         assert set(cpu.split()) <= set(recorded.split()), f"{name}: the page says {cpu}, the file {recorded}"
 
 
-
 def _figures_rows() -> list[list[str]]:
     """The cells of each row of the performance page's Figures table."""
     text = (ROOT / "docs/performance.md").read_text()
