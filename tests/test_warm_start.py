@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from functions.core.limits import Limits
 from functions.core.records import TrialRecord
 from functions.core.skopt_sampler import fitted
 from functions.core.validate import parse_study
+from functions.core.views import study_view
 from functions.embedded import Embedded
 from functions.settings import Settings
 
@@ -460,3 +462,23 @@ def test_refusing_a_warm_start_past_the_limit_reads_no_more_of_the_earlier_study
         assert large < 2 * small, (small, large)
     finally:
         runner.close()
+
+
+def test_a_study_shows_what_its_warm_start_gave_its_sampler(embedded, tmp_path: Path):
+    """Known results are no trials of the study, so no listing shows them: the study's view
+    (``GET /studies/{name}``, ``katuna show``) says how many were given and how many of the
+    earlier study's trials fit and were taken, where the others were left out without a word."""
+    run_study(embedded, study_definition(name="first", maxTrials=4, parallelism=1), tmp_path)
+    inside = [t for t in embedded.store.trials("first") if t.params["x"] >= 0]
+    later = study_definition(name="second", maxTrials=1, parallelism=1,
+                             parameters=[{"name": "x", "type": "float", "min": 0.0, "max": 5.0}],
+                             warmStart={"study": "first", "trials": [{"params": {"x": 1.0}, "value": 1.0}]})
+    run_study(embedded, later, tmp_path)
+    assert 0 < len(inside) < 4
+    assert study_view(embedded.store, embedded.store.get_study("second"))["warmStart"] == {
+        "knownResults": len(inside) + 1, "given": 1, "study": "first", "taken": len(inside)}
+    assert study_view(embedded.store, embedded.store.get_study("first"))["warmStart"] is None
+    shown = subprocess.run([KATUNA, "show", "second", "--db", str(tmp_path / "katuna.db")], check=True,
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert f"warm start: {len(inside) + 1} known results (1 given, {len(inside)} taken from 'first'), not counted " \
+           "as the study's trials" in shown

@@ -17,7 +17,6 @@ from functions.core import start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
-    COMPLETE,
     FAIL,
     FAILED,
     STUDY_RUNNING,
@@ -36,7 +35,6 @@ from functions.core.trial_cap import grid_points, study_cap
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 from functions.handlers.deps import Deps
-
 
 EARLIER_PAGE = 500
 """Trials of an earlier study read at a time while its results are taken (fewer where fewer
