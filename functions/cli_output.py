@@ -73,6 +73,17 @@ def _set_by(setting: str | None) -> str:
     return " (the grid's size)" if setting == GRID else f" (set by {setting})"
 
 
+def warm_start_text(warm: dict[str, Any]) -> str:
+    """``katuna show``'s line of what a study's warm start gave its sampler (its view's
+    ``warmStart``): the known results in all, given and taken from the earlier study."""
+    parts = [f"{warm['given']:,} given"] if warm["given"] else []
+    if warm["study"] is not None:
+        taken = "taken when it starts" if warm["taken"] is None else f"{warm['taken']:,} taken"
+        parts.append(f"{taken} from {warm['study']!r}")
+    total = "" if warm["knownResults"] is None else f"{warm['knownResults']:,} known results "
+    return f"warm start: {total}({', '.join(parts)}), not counted as the study's trials"
+
+
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
     """``katuna show``: status, reason, description, counts, best trial (or, with several objectives, the
     Pareto ``front``) and node pool of a study's view."""
@@ -92,6 +103,9 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
         libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
                       f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
+    warm = view["warmStart"]
+    if warm is not None:
+        console.print(text(warm_start_text(warm)), highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

@@ -104,3 +104,16 @@ def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(t
         assert fetched.count("<tr><td>") == 600
     finally:
         runtime.close()
+
+
+def test_a_study_page_says_what_its_warm_start_gave_the_sampler(embedded, tmp_path: Path):
+    definition = study_definition(name="warm", maxTrials=1, parallelism=1, objective={"metrics": BOTH},
+                                  warmStart={"trials": KNOWN})
+    run_study(embedded, definition, tmp_path)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        page = create_app(runtime).test_client().get("/ui/studies/warm").get_data(as_text=True)
+    finally:
+        runtime.close()
+    summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
+    assert summary.startswith('id="warm-start">2 known results (2 given), not counted as the study\'s trials')

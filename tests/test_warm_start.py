@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -20,8 +22,10 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy
 from functions.core.events import ROUTES
 from functions.core.limits import Limits
+from functions.core.records import TrialRecord
 from functions.core.skopt_sampler import fitted
 from functions.core.validate import parse_study
+from functions.core.views import study_view
 from functions.embedded import Embedded
 from functions.settings import Settings
 
@@ -137,8 +141,9 @@ def test_a_warm_start_with_more_known_results_than_the_limit_is_refused_and_noth
         with pytest.raises(InvalidStudy) as caught:
             runner.submit(parse_study(later), later, tmp_path)
         assert [str(p) for p in caught.value.problems] == [
-            "warmStart.study: expected at most 3 known results (set by KATUNA_MAX_WARM_START), got 4: 3 completed "
-            "trials of 'first' that fit this space and 1 in warmStart.trials"]
+            "warmStart.study: expected at most 3 known results (set by KATUNA_MAX_WARM_START), got more than 3: at "
+            "least 3 completed trials of 'first' that fit this space and 1 in warmStart.trials; give the ones to "
+            "learn from in a file (warmStart.file), or raise the limit"]
         assert [s.name for s in runner.store.list_studies()] == ["first"]
         del later["warmStart"]["trials"]
         assert runner.submit(parse_study(later), later, tmp_path).name == "second"
@@ -418,3 +423,62 @@ def test_a_warm_start_none_of_whose_trials_can_be_taken_is_refused(embedded, tmp
         "warmStart.study: no completed trial of 'first' fits this study's space with a value of each of its "
         "objectives (accuracy); expected a study whose completed trials report them"]
     assert [s.name for s in embedded.store.list_studies()] == ["first"]
+
+
+def steps_to_refuse(runner: Embedded, completed: int, tmp_path: Path) -> int:
+    """The SQLite steps a submission takes to refuse a warm start from a study of ``completed``
+    trials that all fit, past a limit of 5 known results."""
+    runner.store.add_study(replace(runner.store.get_study("first"), spec=replace(runner.store.get_study("first").spec,
+                                                                                  name=f"first{completed}")))
+    for number in range(completed):
+        runner.store.add_trial(TrialRecord(f"first{completed}", number, {"x": number / completed}, "COMPLETE",
+                                           values=[1.0], metrics={"loss": 1.0}))
+    later = study_definition(name=f"later{completed}", warmStart={"study": f"first{completed}"})
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    runner.store.db.conn.set_progress_handler(count, 100)
+    try:
+        with pytest.raises(InvalidStudy) as caught:
+            runner.submit(parse_study(later), later, tmp_path)
+    finally:
+        runner.store.db.conn.set_progress_handler(None, 0)
+    assert [p.path for p in caught.value.problems] == ["warmStart.study"]
+    assert "more than 5" in caught.value.problems[0].message
+    return steps[0]
+
+
+def test_refusing_a_warm_start_past_the_limit_reads_no_more_of_the_earlier_study_than_the_limit_needs(tmp_path: Path):
+    """The results of the earlier study are taken until one more than the limit fit: a study of
+    thousands of trials costs the refusal what one of a few hundred does, not a read of all of
+    them while the submission holds the database's write lock."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(warm_start=5)))
+    try:
+        run_study(runner, study_definition(name="first", maxTrials=1, parallelism=1), tmp_path)
+        small, large = steps_to_refuse(runner, 200, tmp_path), steps_to_refuse(runner, 4_000, tmp_path)
+        assert large < 2 * small, (small, large)
+    finally:
+        runner.close()
+
+
+def test_a_study_shows_what_its_warm_start_gave_its_sampler(embedded, tmp_path: Path):
+    """Known results are no trials of the study, so no listing shows them: the study's view
+    (``GET /studies/{name}``, ``katuna show``) says how many were given and how many of the
+    earlier study's trials fit and were taken, where the others were left out without a word."""
+    run_study(embedded, study_definition(name="first", maxTrials=4, parallelism=1), tmp_path)
+    inside = [t for t in embedded.store.trials("first") if t.params["x"] >= 0]
+    later = study_definition(name="second", maxTrials=1, parallelism=1,
+                             parameters=[{"name": "x", "type": "float", "min": 0.0, "max": 5.0}],
+                             warmStart={"study": "first", "trials": [{"params": {"x": 1.0}, "value": 1.0}]})
+    run_study(embedded, later, tmp_path)
+    assert 0 < len(inside) < 4
+    assert study_view(embedded.store, embedded.store.get_study("second"))["warmStart"] == {
+        "knownResults": len(inside) + 1, "given": 1, "study": "first", "taken": len(inside)}
+    assert study_view(embedded.store, embedded.store.get_study("first"))["warmStart"] is None
+    shown = subprocess.run([KATUNA, "show", "second", "--db", str(tmp_path / "katuna.db")], check=True,
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert f"warm start: {len(inside) + 1} known results (1 given, {len(inside)} taken from 'first'), not counted " \
+           "as the study's trials" in shown

@@ -55,6 +55,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "counts": counts.by_state(),
         "maxTrials": cap.trials if cap is not None else None,
         "maxTrialsSetBy": cap.setting if cap is not None else None,
+        "warmStart": warm_start_view(record),
         **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
@@ -68,6 +69,19 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
                             "libraryVersions": None if record.library_versions is None else dict(record.library_versions),
                             "lookahead": record.lookahead},
     }
+
+
+def warm_start_view(record: StudyRecord) -> dict[str, Any] | None:
+    """What the study's warm start gave its sampler: the known results given (inline and from a
+    file), the earlier study named and how many of its completed trials fit this space and were
+    taken (None for a study stored before they were kept with it), and their sum. None without a
+    warm start. Known results are no trials of the study, so nothing else shows them."""
+    warm = record.spec.warm_start
+    if warm is None:
+        return None
+    taken = None if record.warm_results is None else len(record.warm_results)
+    return {"knownResults": None if taken is None and warm.study is not None else len(warm.trials) + (taken or 0),
+            "given": len(warm.trials), "study": warm.study, "taken": taken}
 
 
 def _best(store: Store, record: StudyRecord) -> dict[str, Any]:

@@ -180,14 +180,17 @@ def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
 
 
 def study_results(parameters: Sequence[Parameter], objectives: Sequence[str],
-                  trials: Iterable[TrialRecord]) -> tuple[KnownResult, ...]:
+                  trials: Iterable[TrialRecord], most: int | None = None) -> tuple[KnownResult, ...]:
     """The completed ``trials`` of an earlier study as known results of a study with these
     ``parameters`` and ``objectives`` (metric names): those whose parameters are a point of this
     space (a study over another space informs only where the two agree) and whose metrics have a
     finite value of each objective, read by name: the earlier study may order its objectives
-    otherwise, or optimise others, and a value taken by its place would be another metric's."""
-    results = []
+    otherwise, or optimise others, and a value taken by its place would be another metric's.
+    At most ``most`` of them: ``trials`` is read no further."""
+    results: list[KnownResult] = []
     for trial in trials:
+        if most is not None and len(results) >= most:
+            break
         values = [trial.metrics.get(name) for name in objectives]
         if trial.state == COMPLETE and all(v is not None and math.isfinite(v) for v in values) \
                 and fits(parameters, trial.params):
@@ -209,14 +212,17 @@ def nothing_taken(warm: WarmStart, taken: int, objectives: Sequence[str]) -> Pro
 def over_limit(warm: WarmStart, taken: int, limit: int) -> Problem | None:
     """The problem of a warm start with more than ``limit`` known results in all: those given
     inline (or in a file) and the ``taken`` of ``warm.study`` (the sampler learns from each at
-    every suggestion, as :attr:`functions.core.limits.Limits.warm_start` bounds them)."""
+    every suggestion, as :attr:`functions.core.limits.Limits.warm_start` bounds them). The
+    earlier study's are taken only until one more than the limit fits, so ``taken`` is a count
+    of at least that many."""
     total = len(warm.trials) + taken
     if total <= limit:
         return None
     inline = f" and {len(warm.trials):,} in warmStart.trials" if warm.trials else ""
     return Problem(join(PATH, "study"), f"expected at most {limit:,} known results (set by {PREFIX}MAX_WARM_START), "
-                                        f"got {total:,}: {taken:,} completed trials of {warm.study!r} that fit "
-                                        f"this space{inline}")
+                                        f"got more than {limit:,}: at least {taken:,} completed trials of "
+                                        f"{warm.study!r} that fit this space{inline}; give the ones to learn from "
+                                        f"in a file (warmStart.file), or raise the limit")
 
 
 def lost_study(warm: WarmStart) -> str:

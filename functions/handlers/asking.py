@@ -6,6 +6,7 @@ every handler asks and tells the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,6 @@ from functions.core import start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
-    COMPLETE,
     FAIL,
     FAILED,
     STUDY_RUNNING,
@@ -36,10 +36,26 @@ from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 from functions.handlers.deps import Deps
 
+EARLIER_PAGE = 500
+"""Trials of an earlier study read at a time while its results are taken (fewer where fewer
+are wanted)."""
 
-def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
-    """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
-    return study_results(spec.parameters, [o.metric for o in spec.objectives], deps.store.trials(earlier, (COMPLETE,)))
+
+def earlier_results(deps: Deps, spec: Study, earlier: str, most: int | None = None) -> tuple[KnownResult, ...]:
+    """The completed trials of the study ``earlier`` that fit ``spec``, as known results: at most
+    ``most`` of them, the first by number, read a page at a time and no further than they are
+    needed, so a study of a hundred thousand trials costs no more to take ``most`` from (or to
+    refuse for having more) than one of a few hundred."""
+    page = EARLIER_PAGE if most is None else max(1, min(most, EARLIER_PAGE))
+    return study_results(spec.parameters, [o.metric for o in spec.objectives], _by_page(deps, earlier, page), most)
+
+
+def _by_page(deps: Deps, study: str, size: int) -> Iterator[TrialRecord]:
+    """The study's trials by number, ``size`` at a time through its primary key."""
+    after = None
+    while page := list(deps.store.trials_after(study, after, size)):
+        yield from page
+        after = page[-1].number
 
 
 def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:

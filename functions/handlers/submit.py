@@ -156,7 +156,7 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     problem = missing_study(warm, has_study(deps.store, warm.study))
     if problem is not None:
         raise InvalidStudy([problem])
-    taken = earlier_results(deps, spec, warm.study)
+    taken = earlier_results(deps, spec, warm.study, most=deps.limits.warm_start - len(warm.trials) + 1)
     problem = over_limit(warm, len(taken), deps.limits.warm_start) or \
         nothing_taken(warm, len(taken), [o.metric for o in spec.objectives])
     if problem is not None:

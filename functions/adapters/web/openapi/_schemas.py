@@ -81,6 +81,15 @@ SCHEMAS: dict[str, Any] = {
         "maxTrialsSetBy": {"type": ["string", "null"], "description": "what set maxTrials for a study without one: "
                            "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
                            "grid (the grid's size); null where the study gives maxTrials"},
+        "warmStart": {"type": ["object", "null"], "description": "what the study's warm start gave its sampler "
+                      "before its first trial, as completed trials that are not the study's own (no listing of "
+                      "trials shows them); null without a warm start",
+                      "properties": {"knownResults": {"type": ["integer", "null"], "description": "given and taken "
+                                                      "in all (null: a study stored before katuna kept what it took)"},
+                                     "given": {"type": "integer", "description": "given in warmStart.trials or its file"},
+                                     "study": {"type": ["string", "null"], "description": "the earlier study named"},
+                                     "taken": {"type": ["integer", "null"], "description": "that study's completed "
+                                               "trials that fit this space, taken when this one was stored"}}},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
