@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import time
@@ -482,3 +483,38 @@ def test_a_study_shows_what_its_warm_start_gave_its_sampler(embedded, tmp_path: 
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
     assert f"warm start: {len(inside) + 1} known results (1 given, {len(inside)} taken from 'first'), not counted " \
            "as the study's trials" in shown
+
+
+def _cmaes_first_generation(embedded, tmp_path: Path, name: str, known: int, **settings) -> list[tuple[float, float]]:
+    """The points of the first CMA-ES generation (6 trials in two dimensions) of a study warm
+    started with ``known`` results around the optimum (2, 0) of ``loss = (x - 2)² + y²``."""
+    near = [(2 + 0.1 * (i % 5 - 2), 0.1 * (i // 5 - 2)) for i in range(known)]
+    trials = [{"params": {"x": x, "y": y}, "value": (x - 2) ** 2 + y ** 2} for x, y in near]
+    definition = study_definition(
+        name=name, maxTrials=6, algorithm={"name": "cmaes", "seed": 3, "settings": settings},
+        parameters=[{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+                    {"name": "y", "type": "float", "min": -5.0, "max": 5.0}],
+        warmStart={"trials": trials} if trials else None)
+    if not trials:
+        del definition["warmStart"]
+    definition["trialTemplate"]["command"] += ["--y", "${trialParameters.y}"]
+    assert run_study(embedded, definition, tmp_path).status == "completed"
+    return [(t.params["x"], t.params["y"]) for t in embedded.store.trials(name)]
+
+
+def _centre(points: list[tuple[float, float]]) -> tuple[float, float]:
+    return (sum(x for x, _ in points) / len(points), sum(y for _, y in points) / len(points))
+
+
+def test_cmaes_starts_from_the_best_of_ten_or_more_known_results_unless_told_where_to_start(embedded, tmp_path: Path):
+    """With ten or more known results, CMA-ES's first run starts where their best tenth is (Optuna's
+    Warm Starting CMA-ES); with fewer it starts in the middle of the space, as a cold study does;
+    a start given in its settings (``x0``) is kept."""
+    cold = _cmaes_first_generation(embedded, tmp_path, "cold", 0)
+    warm = _cmaes_first_generation(embedded, tmp_path, "warm", 20)
+    few = _cmaes_first_generation(embedded, tmp_path, "few", 9)
+    told = _cmaes_first_generation(embedded, tmp_path, "told", 20, x0={"x": -4.0, "y": -4.0}, sigma0=0.05)
+    assert math.dist(_centre(cold), (0, 0)) < 1.0 < math.dist(_centre(cold), (2, 0)), cold
+    assert math.dist(_centre(warm), (2, 0)) < 0.75, warm
+    assert math.dist(_centre(few), (0, 0)) < 1.0 < math.dist(_centre(few), (2, 0)), few
+    assert math.dist(_centre(told), (-4, -4)) < 0.5, told

@@ -199,6 +199,11 @@ class RestartKeys:
         return f"{self.prefix}restart_{restarts}:generation"
 
 
+WARM_MIN = 10
+"""Known results a warm start gives CMA-ES for its first run to start from them: it takes their
+best tenth, so ten at least."""
+
+
 def restart_keys(strategy: str) -> RestartKeys:
     prefix = f"{strategy}:"
     return RestartKeys(prefix, *(prefix + name for name in ("restarts", "popsize", "regime", "budget")))
@@ -241,6 +246,7 @@ class RestartingCmaEsSampler(CmaEsSampler):
         lr_adapt: bool = False,
         source_trials: list[FrozenTrial] | None = None,
         search_space: dict[str, BaseDistribution] | None = None,
+        known: int = 0,
     ) -> None:
         if restart_strategy is not None and restart_strategy not in RESTART_STRATEGIES:
             raise ValueError(f"restart_strategy {restart_strategy!r} is not run by katuna; expected "
@@ -264,6 +270,11 @@ class RestartingCmaEsSampler(CmaEsSampler):
         if restart_strategy is not None:
             self._keys = restart_keys(restart_strategy)
             self._attr_prefix = self._keys.prefix
+        starts_given = source_trials is not None or x0 is not None or sigma0 is not None or use_separable_cma
+        self._known_count = 0 if starts_given else known
+        """The study's first trials that are a warm start's known results, which the first run
+        starts from; none where a setting gives the start (Optuna refuses both at once)."""
+        self._sources: list[FrozenTrial] = []
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The space given up front, so that trials asked before any completes (a first wave of
@@ -272,6 +283,27 @@ class RestartingCmaEsSampler(CmaEsSampler):
         if self._known is None:
             return super().infer_relative_search_space(study, trial)
         return dict(self._known)
+
+    def _get_trials(self, study: optuna.Study) -> list[FrozenTrial]:
+        """The completed trials CMA-ES reads, noting the known results among them."""
+        completed = super()._get_trials(study)
+        self._sources = [t for t in completed if t.number < self._known_count]
+        return completed
+
+    def _init_optimizer(self, trans: Any, direction: StudyDirection) -> Any:
+        """The first run: with :data:`WARM_MIN` or more known results, from the distribution
+        their best tenth suggests (Warm Starting CMA-ES, Optuna's ``source_trials``, told them
+        over the space CMA-ES samples); else from the middle of the space, as Optuna starts."""
+        space = trans._search_space
+        sources = [t for t in self._sources if space.keys() <= t.params.keys()]
+        if len(sources) < WARM_MIN:
+            return super()._init_optimizer(trans, direction)
+        self._source_trials = [optuna.trial.create_trial(params={name: t.params[name] for name in space},
+                                                         distributions=dict(space), value=t.value) for t in sources]
+        try:
+            return super()._init_optimizer(trans, direction)
+        finally:
+            self._source_trials = None
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -338,7 +370,7 @@ class RestartingCmaEsSampler(CmaEsSampler):
         first = self._popsize
         self._popsize = popsize
         try:
-            optimizer = self._init_optimizer(trans, direction)
+            optimizer = super()._init_optimizer(trans, direction)
         finally:
             self._popsize = first
         lower, upper = trans.bounds[:, 0], trans.bounds[:, 1]

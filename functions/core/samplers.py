@@ -82,7 +82,7 @@ REGISTRY: dict[str, SamplerKind] = {
                       libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
 }
 
-_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin"}
+_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin", "known"}
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
@@ -245,12 +245,16 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def build_sampler(
-    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: int = 0
 ) -> optuna.samplers.BaseSampler:
-    """The sampler that suggests trial ``trial_number``; its state comes from the storage. Stepped
-    values come out exactly on their step (:class:`OnStepSampler`)."""
+    """The sampler that suggests trial ``trial_number``; its state comes from the storage, whose
+    first ``known`` trials are a warm start's known results (CMA-ES starts from them; other
+    samplers read them as any trial). Stepped values come out exactly on their step
+    (:class:`OnStepSampler`)."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
+    if "known" in inspect.signature(kind.factory).parameters:
+        kwargs["known"] = known
     if isinstance(kwargs.get("gamma"), (int, float)):
         kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
     if kind.seed_per_study:
@@ -278,11 +282,11 @@ _BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorit
 
 def sampler_for(
     current: optuna.samplers.BaseSampler | None, algorithm: Algorithm, parameters: tuple[Parameter, ...],
-    trial_number: int,
+    trial_number: int, known: int = 0,
 ) -> optuna.samplers.BaseSampler:
-    """The sampler that suggests trial ``trial_number``: ``current`` reseeded when it was built
-    here for the same algorithm and space and its kind keeps no state but its random ones, else
-    a new one. Either way a seeded study gets the suggestion :func:`build_sampler` would give
+    """The sampler that suggests trial ``trial_number`` (``known`` as :func:`build_sampler` takes
+    it): ``current`` reseeded when it was built here for the same algorithm and space and its
+    kind keeps no state but its random ones, else a new one. Either way a seeded study gets the suggestion :func:`build_sampler` would give
     (an unseeded one goes on drawing from the same random states)."""
     kind = REGISTRY[algorithm.name]
     if current is not None and kind.reusable and _BUILT_FOR.get(current) == (algorithm, parameters):
@@ -290,7 +294,7 @@ def sampler_for(
         if seed is not None:
             reseed(current, seed)
         return current
-    sampler = build_sampler(algorithm, parameters, trial_number)
+    sampler = build_sampler(algorithm, parameters, trial_number, known)
     _BUILT_FOR[sampler] = (algorithm, parameters)
     return sampler
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from functions.core import start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
+from functions.core.history_cells import known_results
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
     FAIL,
@@ -117,9 +118,10 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     study = optuna_study(record, deps)
     first = deps.store.optuna_history(spec.name)
     asked = min(wanted, ASKS_PER_EVENT)
+    known = known_results(spec, record.warm_results)
     events = []
     for offset in range(asked):
-        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset)
+        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset, known)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING, created_at=deps.clock())
