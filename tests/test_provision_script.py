@@ -513,6 +513,29 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
     assert found.stderr == "", "status says nothing of changes"
 
 
+@pytest.mark.parametrize(("profile", "words"), [
+    ("sso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-1\nsso_account_id = 123456789012\n"
+     "sso_role_name = Admin", "Error loading SSO Token"),
+    ("credential_process = /bin/false", "Error when retrieving credentials from custom-process"),
+])
+def test_eks_with_credentials_that_cannot_be_had_says_so_at_once_not_unreachable(moto_server: dict[str, str],
+                                                                                tmp_path: Path, profile: str,
+                                                                                words: str):
+    """An SSO session never started or expired, or a profile's credential_process failing, waits
+    for someone to log in: ``down`` exits 1 at once saying what to do, not asked again as an
+    unreachable EKS until ``--timeout``."""
+    config = tmp_path / "config"
+    config.write_text(f"[profile lab]\nregion = eu-west-1\n{profile}\n")
+    env = {**moto_server, "AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
+           "AWS_PROFILE": "lab", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"}
+    result = provision("eks", "down", *EKS_FLAGS, "--timeout", "30", env=env,
+                       unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.startswith(f"error: the AWS credentials could not be used: {words}"), result.stderr
+    assert "aws sso login" in result.stderr and "refused for now" not in result.stderr, result.stderr
+    assert "unreachable" not in result.stderr and "cannot reach" not in result.stderr, result.stderr
+
+
 def test_eks_up_while_the_cluster_updates_asks_again_until_it_is_active(moto_server: dict[str, str]):
     """EKS refuses node group changes while the cluster is UPDATING (an update of its
     configuration): ``up`` asks again until the update is done, within ``--timeout``."""
