@@ -113,6 +113,21 @@ def test_gke_status_and_down_on_a_cluster_gke_does_not_have_name_the_flags_and_f
     assert gke_api.pools["trials"]["status"] == "RUNNING"
 
 
+@pytest.mark.parametrize("location", ["europe-west99", "europe-west5-a", "us-centrall1-b"])
+def test_gke_on_a_location_google_cloud_does_not_have_names_the_location_and_fails(gke_api: GkeStub, location: str):
+    """GKE answers a location Google Cloud does not have with a 400 of its own, not the 404 of a
+    missing cluster: every command exits 1 naming ``--location``, and ``down`` deletes nothing."""
+    gke_api.speed = 1e6
+    assert provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url).returncode == 0
+    for command in ("status", "down", "up"):
+        result = provision("gke", command, *GKE_FLAGS, "--location", location, "--endpoint", gke_api.url)
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        assert result.stderr == (f"error: --location: Google Cloud has no location {location} (expected a region, "
+                                 f"such as europe-west4, or one of its zones): Location \"{location}\" does not "
+                                 "exist.\n"), result.stderr
+    assert gke_api.pools["trials"]["status"] == "RUNNING"
+
+
 def test_a_pool_that_cannot_be_adopted_is_refused_naming_the_flag_and_status_only_prints_it(gke_api: GkeStub):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
