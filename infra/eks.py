@@ -32,12 +32,18 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
+    CredentialRetrievalError,
     EndpointConnectionError,
+    InvalidConfigError,
     InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
 )
 from botocore.parsers import ResponseParserError
 
@@ -109,6 +115,12 @@ brings them, so they are refusals naming what to set, not an unreachable EKS."""
 _NO_CREDENTIALS = ("no AWS credentials: give the service's Kubernetes service account katuna an IAM role (IRSA, or "
                    "an EKS Pod Identity association); elsewhere set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                    "AWS_SECRET_ACCESS_KEY")
+_UNUSABLE = (SSOError, TokenRetrievalError, ProfileNotFound, InvalidConfigError, ConfigParseError)
+"""What botocore raises when the AWS configuration names credentials it cannot get: an SSO
+session never started or expired (``Error loading SSO Token: Token for ... does not exist``,
+``The SSO session associated with this profile has expired``), a profile the configuration
+lacks, a configuration it cannot read. They wait for someone to log in or fix a file, so they
+are refusals naming what to do, not an unreachable EKS asked again until ``--timeout``."""
 _NO_REGION = "no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)"
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
@@ -125,7 +137,7 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
         session = boto3.session.Session(region_name=region)
         return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
                 session.client("ec2", config=bounded))
-    except (*_UNSET, InvalidRegionError) as exc:
+    except (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError) as exc:
         raise _translate(exc, region) from exc
     except BotoCoreError as exc:
         raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
@@ -161,6 +173,14 @@ def _no_region(exc: Exception, region: str | None) -> bool:
         isinstance(exc, EndpointConnectionError) and region is not None and region not in _regions())
 
 
+def _unusable(exc: Exception) -> bool:
+    """Whether ``exc`` says the configured credentials cannot be had (:data:`_UNUSABLE`), or a
+    profile's ``credential_process`` failed; the container credentials endpoint (EKS Pod
+    Identity's agent) not answering is for now."""
+    return isinstance(exc, _UNUSABLE) or (
+        isinstance(exc, CredentialRetrievalError) and exc.kwargs.get("provider") != "container-role")
+
+
 def _translate(exc: Exception, region: str | None = None) -> Exception:
     if _no_region(exc, region):
         return NodePoolFailed(f"EKS has no region {region} (expected an AWS region, such as us-east-1): {exc}",
@@ -180,6 +200,9 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
         return NodePoolFailed(_NO_REGION, REGION_SETTING)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return NodePoolFailed(f"{_NO_CREDENTIALS} ({exc})")
+    if _unusable(exc):
+        return NodePoolFailed(f"the AWS credentials could not be used: {exc}; log in again (`aws sso login`), or fix "
+                              "the AWS profile (AWS_PROFILE, its credential_process) or the credentials set")
     return TemporaryError(f"EKS is unreachable: {exc}")
 
 

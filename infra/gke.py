@@ -51,6 +51,7 @@ from functions.core.nodepool import (
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.gke_requests import (
     CLUSTER_SETTINGS,
+    LOCATION_SETTING,
     NODE_ACCOUNT_SETTING,
     GkeCluster,
     autoscaling_request,
@@ -106,6 +107,10 @@ keras-team/kinetic#305 quotes it): the study's ``nodePool.machineType`` to fix."
 _NO_CLUSTER = re.compile(r"/clusters/[^/\s]+\.?$")
 """How GKE's ``NOT_FOUND`` ends when the cluster is missing (``Not found:
 projects/P/locations/L/clusters/C.``); a missing pool's names the pool (``…/nodePools/N.``)."""
+_NO_LOCATION = re.compile(r'Location "[^"]*" does not exist')
+"""How GKE's 400 begins for a region or zone Google Cloud does not have (``Location
+"europe-west99" does not exist.``, as terraform-google-modules/terraform-google-kubernetes-engine
+#444 quotes it), where a cluster missing from a location it has is a 404: the location to fix."""
 _HTTP_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                   409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
                   504: "DEADLINE_EXCEEDED"}
@@ -190,10 +195,14 @@ class GkeNodePools:
             raise self._refusal(exc) from exc
 
     def _refusal(self, exc: Exception) -> Exception:
-        """katuna's error for one GKE raised: a cluster GKE does not have is the settings'
-        fault (a typo, or a zone given for a regional cluster), never an absent pool."""
+        """katuna's error for one GKE raised: a location Google Cloud does not have, or a cluster
+        GKE does not have, is the settings' fault (a typo, or a zone given for a regional
+        cluster), never an absent pool."""
+        where = self.cluster
+        if isinstance(exc, google_errors.GoogleAPICallError) and _NO_LOCATION.match(_message(exc)):
+            return NodePoolFailed(f"Google Cloud has no location {where.location} (expected a region, such as "
+                                  f"europe-west4, or one of its zones): {_message(exc)}", LOCATION_SETTING)
         if _no_cluster(exc):
-            where = self.cluster
             return NodePoolFailed(f"GKE has no cluster {where.cluster} in location {where.location} of project "
                                   f"{where.project} (a regional cluster's location is its region, not one of its "
                                   f"zones): {_message(exc)}", CLUSTER_SETTINGS)

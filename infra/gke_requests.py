@@ -15,6 +15,8 @@ from functions.core.nodepool import ON_DEMAND, OWNER_KEY, PREEMPTIBLE, SPOT, Nod
 
 CLUSTER_SETTINGS = "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
 """The service's settings that name the cluster: what to fix when GKE has no such cluster."""
+LOCATION_SETTING = "KATUNA_GKE_LOCATION"
+"""The service's setting that names the cluster's location: what to fix when Google Cloud has no such location."""
 NODE_ACCOUNT_SETTING = "KATUNA_GKE_NODE_SERVICE_ACCOUNT"
 """The service's setting that names the nodes' service account: what to fix when it does not exist."""
 

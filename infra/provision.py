@@ -44,6 +44,7 @@ FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "
 """The flag that sets each field of a study's ``nodePool``; the name's and the capacity's are
 each command's own (:func:`_flags`)."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
+                 gke_requests.LOCATION_SETTING: "--location",
                  gke_requests.NODE_ACCOUNT_SETTING: "--node-service-account",
                  eks_requests.REGION_SETTING: "--region", eks_requests.SUBNETS_SETTING: "--subnets"}
 """The flags that set what the service's settings set."""

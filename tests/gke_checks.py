@@ -65,6 +65,33 @@ TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSch
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 
 
+REGIONS = frozenset({"africa-south1", "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2",
+    "asia-northeast3", "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2", "australia-southeast1",
+    "australia-southeast2", "europe-central2", "europe-north1", "europe-north2", "europe-southwest1", "europe-west1",
+    "europe-west2", "europe-west3", "europe-west4", "europe-west6", "europe-west8", "europe-west9", "europe-west10",
+    "europe-west12", "me-central1", "me-central2", "me-west1", "northamerica-northeast1", "northamerica-northeast2",
+    "northamerica-south1", "southamerica-east1", "southamerica-west1", "us-central1", "us-east1", "us-east4",
+    "us-east5", "us-south1", "us-west1", "us-west2", "us-west3", "us-west4"})
+"""Google Cloud's regions (its regions-and-zones page)."""
+ZONE = re.compile(r"([a-z]+-[a-z]+\d+)-[a-f]")
+"""A zone: its region and a letter (the letters each region has are not held exactly)."""
+
+
+def location_exists(location: str) -> bool:
+    """Whether Google Cloud has the region or zone."""
+    zone = ZONE.fullmatch(location)
+    return (zone[1] if zone else location) in REGIONS
+
+
+def check_location(location: str, held: set[str]) -> None:
+    """GKE's 400 for a location Google Cloud does not have (``Location "europe-west99" does not
+    exist.``, as terraform-google-modules/terraform-google-kubernetes-engine#444 quotes it from
+    ``gcloud``), where it answers 404 for a cluster missing from a location it has. The
+    locations of the clusters a test added (``held``) exist whatever their names."""
+    if location not in held and not location_exists(location):
+        raise Refused(400, f'Location "{location}" does not exist.')
+
+
 class Refused(Exception):
     """A request GKE answers with an error."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from gke_checks import NODES_PER_ZONE, Refused, check_autoscaling, check_pool, error, invalid
+from gke_checks import NODES_PER_ZONE, Refused, check_autoscaling, check_location, check_pool, error, invalid
 
 CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
@@ -62,9 +62,16 @@ class GkeOperations:
         if refused_poll is not None and "/operations/" in path:
             return self.error(*refused_poll)
         try:
+            self._location(path)
             return self._route(method, path, body or {})
         except Refused as refused:
             return refused.answer
+
+    def _location(self, path: str) -> None:
+        """GKE's 400 for a location Google Cloud does not have, before the cluster is looked for."""
+        found = re.match(r"/v1/projects/[^/]+/locations/([^/]+)/", path)
+        if found:
+            check_location(found[1], {location for _, location, _ in self.clusters})
 
     def _cluster(self, match: re.Match) -> dict[str, dict]:
         """The pools of the cluster a request names; GKE's 404 for a cluster it does not hold."""

@@ -22,7 +22,9 @@ metadata mode GKE does not know, or ``GKE_METADATA`` on a cluster without Worklo
 
 The stand-in holds the clusters a test adds (:meth:`GkeStub.add_cluster`: project, location and
 name), each with its own pools; a request naming any other cluster (a typo, a zone given for a
-regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/clusters/C.``
+regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/clusters/C.``,
+and a request naming a location Google Cloud does not have (:func:`gke_checks.check_location`)
+GKE's 400 ``Location "L" does not exist.``
 :attr:`GkeStub.pools` and the autoscaler's view are those of the first cluster added.
 
 Tests can fail the next operation with a message (``fail_next``: its pool is left ``ERROR``

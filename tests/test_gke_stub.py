@@ -265,11 +265,15 @@ def test_the_service_names_its_node_account_from_its_settings(gke_api: GkeStub):
 
 def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api: GkeStub):
     """A request naming another cluster, or the cluster in another location, gets GKE's 404 for
-    the cluster; a pool made in one cluster is not seen from another."""
+    the cluster, and one naming a location Google Cloud does not have GKE's 400 for it; a pool
+    made in one cluster is not seen from another."""
     other = gke_api.add_cluster("proj", "europe-west4", "batch")
     api.create_node_pool(request=request())
+    with pytest.raises(google_errors.BadRequest) as nowhere:
+        api.get_node_pool(request={"name": "projects/proj/locations/mars-west1/clusters/tuning/nodePools/trials"})
+    assert nowhere.value.message.endswith('Location "mars-west1" does not exist.')
     for parent in ("projects/proj/locations/europe-west4/clusters/tunign",
-                   "projects/proj/locations/mars-west1/clusters/tuning"):
+                   "projects/proj/locations/europe-west1/clusters/tuning"):
         with pytest.raises(google_errors.NotFound) as missing:
             api.get_node_pool(request={"name": f"{parent}/nodePools/trials"})
         assert missing.value.message.endswith(f"Not found: {parent}.")

@@ -79,8 +79,39 @@ def test_the_identities_are_shown_with_their_annotations():
     assert "iam.gke.io/gcp-service-account: katuna@PROJECT_ID.iam.gserviceaccount.com" in gke
     assert "eks.amazonaws.com/role-arn:" in eks
     commands = block(PAGE, "IAM on GKE", "sh")
-    for role in ("roles/container.clusterAdmin", "roles/iam.serviceAccountUser", "roles/iam.workloadIdentityUser"):
+    for role in ("projects/PROJECT_ID/roles/katunaNodePools", "roles/iam.serviceAccountUser",
+                 "roles/iam.workloadIdentityUser"):
         assert role in commands
     assert "svc.id.goog[katuna/katuna]" in commands
     text = (ROOT / PAGE).read_text()
     assert "eks:DescribeNodegroup" in text.split("cluster-autoscaler, installed")[1], "the autoscaler's own need"
+
+
+def test_katunas_gke_role_holds_exactly_the_permissions_of_its_calls():
+    """A custom role of the table's permissions, not a predefined one that creates and deletes clusters."""
+    section = (ROOT / PAGE).read_text().split("### IAM on GKE")[1].split("###")[0]
+    needed = set(re.findall(r"^\| `[a-z_]+` \| `[^`]+` \| `([a-z.]+)` \|", section, flags=re.MULTILINE))
+    commands = block(PAGE, "IAM on GKE", "sh")
+    [granted] = re.findall(r"gcloud iam roles create katunaNodePools .*--permissions (\S+)", commands)
+    assert set(granted.split(",")) == needed == {"container.clusters.get", "container.clusters.update",
+                                                 "container.operations.get"}
+    bound = re.findall(r"add-iam-policy-binding PROJECT_ID --member serviceAccount:katuna@\S+ --role (\S+)", commands)
+    assert bound == ["projects/PROJECT_ID/roles/katunaNodePools"]
+
+
+def test_the_eks_policy_changes_only_the_clusters_node_groups_and_auto_scaling_groups():
+    """Every action that AWS authorizes on a resource is held to the cluster ``tuning``: its own
+    ARN and its node groups', and, for tags, the Auto Scaling groups EKS tagged with its name."""
+    policy = json.loads(block(PAGE, "IAM on EKS", "json"))
+    describes = {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"}
+    for statement in policy["Statement"]:
+        actions = {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
+        if actions <= describes:
+            continue
+        if all(action.startswith("eks:") for action in actions):
+            assert statement["Resource"] == ["arn:aws:eks:eu-west-1:123456789012:cluster/tuning",
+                                             "arn:aws:eks:eu-west-1:123456789012:nodegroup/tuning/*/*"]
+        elif actions == {"autoscaling:CreateOrUpdateTags"}:
+            assert statement["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/eks:cluster-name": "tuning"}}
+        else:
+            assert statement["Resource"] != "*" or "Condition" in statement, statement

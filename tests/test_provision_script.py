@@ -113,6 +113,21 @@ def test_gke_status_and_down_on_a_cluster_gke_does_not_have_name_the_flags_and_f
     assert gke_api.pools["trials"]["status"] == "RUNNING"
 
 
+@pytest.mark.parametrize("location", ["europe-west99", "europe-west5-a", "us-centrall1-b"])
+def test_gke_on_a_location_google_cloud_does_not_have_names_the_location_and_fails(gke_api: GkeStub, location: str):
+    """GKE answers a location Google Cloud does not have with a 400 of its own, not the 404 of a
+    missing cluster: every command exits 1 naming ``--location``, and ``down`` deletes nothing."""
+    gke_api.speed = 1e6
+    assert provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url).returncode == 0
+    for command in ("status", "down", "up"):
+        result = provision("gke", command, *GKE_FLAGS, "--location", location, "--endpoint", gke_api.url)
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        assert result.stderr == (f"error: --location: Google Cloud has no location {location} (expected a region, "
+                                 f"such as europe-west4, or one of its zones): Location \"{location}\" does not "
+                                 "exist.\n"), result.stderr
+    assert gke_api.pools["trials"]["status"] == "RUNNING"
+
+
 def test_a_pool_that_cannot_be_adopted_is_refused_naming_the_flag_and_status_only_prints_it(gke_api: GkeStub):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
@@ -511,6 +526,29 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
                       env=moto_server)
     assert found.returncode == 0 and json.loads(found.stdout) == {"pool": "trials", "state": "ABSENT"}, found.stderr
     assert found.stderr == "", "status says nothing of changes"
+
+
+@pytest.mark.parametrize(("profile", "words"), [
+    ("sso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-1\nsso_account_id = 123456789012\n"
+     "sso_role_name = Admin", "Error loading SSO Token"),
+    ("credential_process = /bin/false", "Error when retrieving credentials from custom-process"),
+])
+def test_eks_with_credentials_that_cannot_be_had_says_so_at_once_not_unreachable(moto_server: dict[str, str],
+                                                                                tmp_path: Path, profile: str,
+                                                                                words: str):
+    """An SSO session never started or expired, or a profile's credential_process failing, waits
+    for someone to log in: ``down`` exits 1 at once saying what to do, not asked again as an
+    unreachable EKS until ``--timeout``."""
+    config = tmp_path / "config"
+    config.write_text(f"[profile lab]\nregion = eu-west-1\n{profile}\n")
+    env = {**moto_server, "AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
+           "AWS_PROFILE": "lab", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"}
+    result = provision("eks", "down", *EKS_FLAGS, "--timeout", "30", env=env,
+                       unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.startswith(f"error: the AWS credentials could not be used: {words}"), result.stderr
+    assert "aws sso login" in result.stderr and "refused for now" not in result.stderr, result.stderr
+    assert "unreachable" not in result.stderr and "cannot reach" not in result.stderr, result.stderr
 
 
 def test_eks_up_while_the_cluster_updates_asks_again_until_it_is_active(moto_server: dict[str, str]):
