@@ -193,6 +193,9 @@ def test_a_study_stored_before_results_were_kept_starts_warm_or_fails_saying_why
     ("x,loss\n1.0,0.5\nabc,0.1\n", ["known.csv line 3, column x: expected a number, got 'abc'"]),
     ("x,loss\n10,0.1\n", ["known.csv line 2, column x: expected a value in [-5.0, 5.0], got 10"]),
     ("x,loss\n1.0,high\n", ["known.csv line 2, column loss: expected the objective's value, a finite number; got 'high'"]),
+    ("x,loss\n1_0,0.1\n", ["known.csv line 2, column x: expected a number, got '1_0'"]),
+    ("x,loss\n1.0,1_000\n", ["known.csv line 2, column loss: expected the objective's value, a finite number; got "
+                             "'1_000'"]),
     ("y,loss\n1,0.1\n2,0.2\n3,0.3\n", ["known.csv line 1: column 'y' is no parameter or objective of the study; "
                                         "expected columns among x, loss",
                                         "known.csv line 1: no column 'x' (the file has y, loss); expected one per "
@@ -215,6 +218,17 @@ def test_a_bad_known_results_file_names_the_file_the_line_the_column_and_the_val
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})), read_file=lambda path: content)
     assert [str(p) for p in caught.value.problems] == [f"warmStart.file: {p}" for p in problems]
+
+
+def test_known_results_of_a_study_whose_objective_is_refused_are_not_refused_for_it_too():
+    """With no objective read, no known result can be told to hold one value per objective: the
+    objective's own problem is the one listed."""
+    definition = study_definition(objective={"metrics": "loss"},
+                                  warmStart={"trials": [{"params": {"x": 1.0}, "value": 0.5}]})
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert [p.path for p in caught.value.problems if p.path.startswith("warmStart")] == []
+    assert [p.path for p in caught.value.problems if p.path.startswith("objective")], caught.value.problems
 
 
 def test_a_csv_file_a_spreadsheet_saved_with_a_byte_order_mark_is_read():

@@ -17,6 +17,15 @@ from functions.core.parameters import ChoiceParameter, FloatParameter, IntParame
 from functions.core.space import admits, on_step, stepped
 
 
+def text_number(raw: str) -> float:
+    """The number ``raw`` writes, as a CSV cell or a command line writes one: Python's ``float``
+    but for its digit separators (``1_0``), which no spreadsheet writes and would be read as
+    another number than the one meant; :class:`ValueError` for what is no number."""
+    if "_" in raw:
+        raise ValueError(f"could not convert string to float: {raw!r}")
+    return float(raw)
+
+
 def from_text(parameter: Parameter, raw: str) -> Any:
     """The value ``raw`` (as written on a command line or in a CSV cell) stands for, typed as
     the parameter's values are; :class:`ValueError` saying what was expected when it is none."""
@@ -27,7 +36,7 @@ def from_text(parameter: Parameter, raw: str) -> Any:
         raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
     whole = isinstance(parameter, IntParameter)
     try:
-        number = float(raw)
+        number = text_number(raw)
     except ValueError:
         raise ValueError(f"expected {'an integer' if whole else 'a number'}, got {raw!r}") from None
     if not math.isfinite(number) or (whole and not number.is_integer()):

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from functions.core.assignments import from_text, point_problems
+from functions.core.assignments import from_text, point_problems, text_number
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 from functions.core.parameters import Parameter
@@ -80,7 +80,7 @@ def _csv_result(row: Mapping[Any, Any], parameters: Sequence[Parameter],
 
 def _number(cell: Any) -> float | None:
     try:
-        number = float(cell)
+        number = text_number(cell)
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
@@ -96,7 +96,8 @@ def _entry_result(entry: Any, parameters: Sequence[Parameter],
     values = item.get("values", [item["value"]] if "value" in item else None)
     if "value" in item and "values" in item:
         r.fail("values", "given with value; expected value (one objective's) or values (one per objective), not both")
-    elif not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
+    elif objectives and (not isinstance(values, list) or len(values) != len(objectives)
+                         or not all(map(is_number, values))):
         r.fail("", f"expected value (or values: a list of {len(objectives)}) with finite numbers")
     names = {p.name for p in parameters}
     for name in params:
