@@ -7,14 +7,17 @@ from __future__ import annotations
 import ast
 import base64
 import re
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import study_definition
 from http_helpers import Service
 from waiting import eventually
 
+from functions.adapters.web import create_app, paging
 from functions.adapters.web.openapi import document
 from functions.core import pod_security
 from functions.core.cluster import Cluster
@@ -22,7 +25,11 @@ from functions.core.errors import InvalidStudy
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
 from functions.core.pod_fields import is_dns_subdomain
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.resources import API_VERSION, GROUP, KINDS, PLURALS
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
 
 ROOT = Path(__file__).parent.parent
 KNATIVE = ROOT / "knative"
@@ -398,3 +405,38 @@ def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(lo
                                             .read_text())) >= 2 and text, "the access lines of both requests")
     assert "s3cret-token" not in log
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
+
+
+BIG_PARAMETER = 400_000
+"""Characters of a parameter's value in the wide Pareto front below: a page of such trials is
+cut at :data:`paging.PAGE_BYTES` after about twenty of them."""
+
+
+def test_a_page_of_the_pareto_front_reads_no_more_trials_than_it_answers(tmp_path):
+    """``GET /studies/{name}/best?limit=10000`` answers one page of at most ``PAGE_BYTES``, and
+    reads only that page's trials whole: it read the whole limit's (10,000 trials of hundreds of
+    kilobytes each, gigabytes) before the page was cut, where the trials listing reads one at a
+    time. Here 120 front trials of 400 KB each, 48 MB, of which a page takes 8 MiB."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        definition = study_definition(name="wide", maxTrials=200, objective={"metrics": [
+            {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-w", status="completed"))
+        with store.transaction():
+            for number in range(120):
+                store.add_trial(TrialRecord("wide", number, {"x": "v" * BIG_PARAMETER}, COMPLETE,
+                                            values=[float(number), float(number)]))
+        client = create_app(runtime).test_client()
+        assert client.get("/studies/wide").get_json()["frontSize"] == 120
+        tracemalloc.start()
+        try:
+            answer = client.get("/studies/wide/best?limit=10000")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert answer.status_code == 200 and 'rel="next"' in answer.headers["Link"]
+        assert len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
+        assert peak < 4 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"
+    finally:
+        runtime.close()

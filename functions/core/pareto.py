@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING
 
 from functions.core.records import StudyRecord, TrialRecord
@@ -182,14 +182,23 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
     return store.best_trials(record.name, limit)
 
 
-def best_after(store: Store, record: StudyRecord, after: int | None, most: int) -> list[TrialRecord]:
+PAGE_READ = 16
+"""Trials of a Pareto front read whole at once as a page of it is answered: a page stops at its
+bytes (:data:`functions.adapters.web.paging.PAGE_BYTES`), and a trial's parameters may hold
+hundreds of kilobytes, so the page's trials are read a few at a time, as it takes them."""
+
+
+def best_after(store: Store, record: StudyRecord, after: int | None, most: int) -> Iterator[TrialRecord]:
     """At most ``most`` of the best trials (:func:`best_trials`: the whole Pareto front of
     several objectives) numbered after ``after`` (None: from the first), by number: a page of
-    them, of which only the page's trials are read whole."""
+    them, read whole :data:`PAGE_READ` at a time as they are taken, so a page cut short by its
+    bytes never reads the rest."""
     if not record.spec.multi_objective:
-        return [t for t in store.best_trials(record.name, 1) if after is None or t.number > after][:most]
+        yield from [t for t in store.best_trials(record.name, 1) if after is None or t.number > after][:most]
+        return
     numbers = sorted(n for n in _FRONTS.numbers(store, record) if after is None or n > after)[:most]
-    return sorted(store.numbered_trials(record.name, numbers), key=lambda t: t.number)
+    for start in range(0, len(numbers), PAGE_READ):
+        yield from sorted(store.numbered_trials(record.name, numbers[start:start + PAGE_READ]), key=lambda t: t.number)
 
 
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
