@@ -203,7 +203,7 @@ def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried
         broker.close()
     queue.close()
     lock.close()
-    assert "the database is busy" in caplog.text
+    assert f"the database {tmp_path / 'queue.db'} is busy" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
 
 def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture):
