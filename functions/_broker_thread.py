@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from functions.core.errors import TemporaryError
+from functions.core.errors import Stopping, TemporaryError
 
 log = logging.getLogger("katuna.runtime")
 
@@ -89,7 +89,8 @@ class BrokerThread:
                 delivery = delivery or self._build()
                 delivery(self._stopping.is_set)
             except TemporaryError as exc:
-                log.warning("delivering events failed; starting again: %s", exc)
+                said = log.debug if isinstance(exc, Stopping) else log.warning
+                said("delivering events failed; starting again: %s", exc)
                 self._stopping.wait(RESTART_AFTER)
             except Exception:
                 log.exception("delivering events failed; starting again")

@@ -54,6 +54,11 @@ class ThreadStores:
         the stop up by as long (:mod:`functions.adapters.sqlite_write_lock`)."""
         self._stopping.set()
 
+    def stopping(self) -> bool:
+        """Whether the process is stopping (:meth:`stop_waiting` was called): what the waits of
+        the process's other connections to the database, the event queue's, heed too."""
+        return self._stopping.is_set()
+
     def close(self) -> None:
         """Close every connection still open."""
         with self._lock:

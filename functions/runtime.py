@@ -61,8 +61,8 @@ log = logging.getLogger("katuna.runtime")
 
 QUEUE_DEPTH_WAIT = 1.0
 """Seconds ``GET /metrics`` waits for the queue's connection to count its events: another thread
-may hold it for the busy timeout, while another process holds the database, and the scrape is
-then answered without the count."""
+holds it a slice of its wait for the write lock at a time, while another process holds the
+database, and a scrape that still cannot have it is answered without the count."""
 BROKER_STOP_WAIT = 10.0
 """Seconds :meth:`Runtime.close` waits for the broker thread to stop; one still busy after
 that (a handling held up on a busy machine) closes the database connections itself as it ends."""
@@ -86,9 +86,10 @@ class Runtime:
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
-        self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended) \
+        self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended,
+                                              stopped=self._stores.stopping) \
             if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
-                                                          taker_ended)
+                                                          taker_ended, stopped=self._stores.stopping)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None
@@ -294,7 +295,8 @@ class Runtime:
     def stopping(self) -> None:
         """Give up at once what would hold a stop up: a read of a trial's output, and every wait
         for the database's write lock, which another process may hold for the busy timeout (a
-        request waiting is answered ``503 stopping``, a handling's event goes back to the queue)."""
+        request waiting is answered ``503 stopping``, a handling's event goes back to the queue,
+        an event put raises to its publisher: :mod:`~functions.adapters.sqlite_queue`)."""
         self.executor.stop_reads()
         self._stores.stop_waiting()
 

@@ -76,11 +76,12 @@ def wait_after(post: int) -> float:
 
 def event_queue(path: str | Path, busy_timeout: float = 30.0, taker: str | None = None,
                 ended: Callable[[str], bool] = lambda taker: False,
-                clock: Callable[[], float] = time.time) -> SqliteQueue:
+                clock: Callable[[], float] = time.time, stopped: Callable[[], bool] = lambda: False) -> SqliteQueue:
     """The database queue the senders take from: an event taken is held past the longest post
     (:data:`LEASE_SECONDS`), and one put back waits as long as :func:`wait_after` asks, where a
     queue bounded by the local broker's shorter back-off would take it again at once."""
-    return SqliteQueue(path, busy_timeout, LEASE_SECONDS, taker, ended, longest_delay=MAX_BACKOFF, clock=clock)
+    return SqliteQueue(path, busy_timeout, LEASE_SECONDS, taker, ended, longest_delay=MAX_BACKOFF, clock=clock,
+                       stopped=stopped)
 
 
 class SinkSenders:

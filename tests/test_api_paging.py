@@ -227,12 +227,60 @@ def test_studies_are_listed_a_page_at_a_time_in_the_order_they_were_stored(tmp_p
         refused = client.get("/studies?limit=1001")
         assert refused.status_code == 400 and "limit" in refused.get_json()["message"]
         assert client.get("/studies?offset=5").status_code == 400, "a parameter the listing does not take"
+        first = client.get("/studies?limit=2")
         store.delete_study("s001")
-        assert [s["name"] for s in _walk(client, "/studies?limit=5&after=1")[0]] == names[2:], "keys, not positions"
+        assert [s["name"] for s in _walk(client, _next(first))[0]] == names[2:], "keys, not positions"
         fragment = client.get("/ui/studies.fragment").get_data(as_text=True)
         assert 'data-running="true"' in fragment and "studies-more" not in fragment
     finally:
         runtime.close()
+
+
+def test_a_study_stored_after_the_last_ones_are_deleted_comes_on_the_next_page(tmp_path):
+    """SQLite gives the id of a deleted last row again to the next row stored (a table without
+    ``AUTOINCREMENT``): a page continued after the id of a study deleted since would leave out
+    a study stored in its place. The links name studies by their creation time and name."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+
+    def stored(name: str, created_at: float) -> None:
+        definition = study_definition(name=name)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), f"uid-{name}",
+                                    status="completed", created_at=created_at))
+
+    for at, name in enumerate(("a", "b", "c")):
+        stored(name, 1_000.0 + at)
+    client = create_app(runtime).test_client()
+    try:
+        first = client.get("/studies?limit=2")
+        assert [s["name"] for s in first.get_json()] == ["a", "b"]
+        assert _next(first) == "/studies?limit=2&after=1001.0~b"
+        store.delete_study("c")
+        store.delete_study("b")
+        stored("x", 1_010.0)
+        stored("y", 1_011.0)
+        rest, _ = _walk(client, _next(first))
+        assert [s["name"] for s in rest] == ["x", "y"], "none left out, none twice"
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("key, said", [
+    ("2", "is a key an older katuna gave"), ("1001.0", "expected the key of a study"),
+    ("1001.0~", "expected the key"), ("nan~b", "expected the key"), ("1e999~b", "expected the key"),
+    ("1_001.0~b", "expected the key"), ("1001.0~" + "b" * 200, "expected the key"),
+    ("1.0~a&after=2.0~b", "given 2 times")])
+def test_a_study_key_no_next_link_gives_is_refused_naming_after(tmp_path, key: str, said: str):
+    """An older katuna's key, the row's id, is refused rather than read: the row it named may
+    be another study's now, and a page continued after it could leave studies out."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        answer = create_app(runtime).test_client().get(f"/studies?after={key}")
+    finally:
+        runtime.close()
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    message = answer.get_json()["message"]
+    assert message.startswith("after: ") and said in message, message
 
 
 def test_the_dashboards_list_shows_the_newest_studies_and_says_how_many_are_stored(tmp_path):

@@ -1207,7 +1207,8 @@ def test_an_unusable_trial_log_folder_exits_2_naming_it_before_any_study_is_stor
 @pytest.mark.timeout(120)
 def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_is_busy(tmp_path: Path):
     """Reading needs no write lock (not even to learn that no migration is due); a command that
-    must write waits KATUNA_BUSY_TIMEOUT, then exits 2 with one line instead of a traceback."""
+    must write waits KATUNA_BUSY_TIMEOUT, then exits 2 with one line instead of a traceback,
+    naming the database, as a user with several cannot tell which one is held otherwise."""
     katuna("run", str(write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))), cwd=tmp_path)
     write_study(tmp_path / "other.yaml", study_definition(name="other", maxTrials=2))
     writer = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
@@ -1225,8 +1226,9 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
         for command in (("run", "other.yaml"), ("delete", "demo")):
             write = run(*command)
             assert write.returncode == 2, write.stdout + write.stderr
-            assert write.stderr.splitlines()[-1] == ("error: the database is busy: another writer held it past the "
-                                                     "busy timeout (KATUNA_BUSY_TIMEOUT); retry later"), write.stderr
+            assert write.stderr.splitlines()[-1] == ("error: the database katuna.db is busy: another writer held it "
+                                                     "past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later"), \
+                write.stderr
             assert "Traceback" not in write.stderr
     finally:
         writer.execute("ROLLBACK")
@@ -1254,7 +1256,7 @@ def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_
         for command in READ_COMMANDS[:4]:
             result = in_process(*command, "--db", str(path))
             assert (result.exit_code, result.stderr) == (2, (
-                f"error: the database is busy: it is due a one-off migration (schema {len(MIGRATIONS) - 2} to "
+                f"error: the database {path} is busy: it is due a one-off migration (schema {len(MIGRATIONS) - 2} to "
                 f"{len(MIGRATIONS)}), which another katuna process may be running (minutes, for a large database), "
                 "and the write lock was held past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later\n")), command
     finally:

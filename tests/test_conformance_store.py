@@ -398,14 +398,32 @@ class StoreContract:
             self.close(other)
 
     def test_studies_come_a_page_at_a_time_by_keys_that_rise_as_they_are_stored(self, store: Store):
-        for name in ("a", "c", "b", "d"):
-            store.add_study(record(name=name))
+        for at, name in enumerate(("a", "c", "b", "d")):
+            store.add_study(replace(record(name=name), uid=f"uid-{name}", created_at=100.0 + at))
         first = store.studies_page(2)
-        assert [r.name for _, r in first] == ["a", "c"]
+        assert [r.name for _, r in first] == ["a", "c"] and first[-1][0] == (101.0, "c")
         assert [r.name for _, r in store.studies_page(5, after=first[-1][0])] == ["b", "d"]
-        newest = store.studies_page(3, newest_first=True)
-        assert [r.name for _, r in newest] == ["d", "b", "c"]
-        assert [r.name for _, r in store.studies_page(3, after=newest[-1][0], newest_first=True)] == ["a"]
+        assert [r.name for r in store.newest_studies(3)] == ["d", "b", "c"]
+
+    def test_a_study_stored_once_the_last_are_deleted_comes_after_a_key_given_before(self, store: Store):
+        """A key is never given again: a study stored after the one a page ended on, and every
+        later one, were deleted comes after that page, however the store numbers its rows."""
+        for at, name in enumerate(("a", "b", "c")):
+            store.add_study(replace(record(name=name), uid=f"uid-{name}", created_at=100.0 + at))
+        first = store.studies_page(2)
+        store.delete_study("c")
+        store.delete_study("b")
+        store.add_study(replace(record(name="x"), uid="uid-x", created_at=110.0))
+        assert [r.name for _, r in store.studies_page(5, after=first[-1][0])] == ["x"]
+        assert [r.name for r in store.newest_studies(5)] == ["x", "a"]
+
+    def test_studies_created_at_the_same_time_come_by_name(self, store: Store):
+        for name in ("b", "a", "c"):
+            store.add_study(replace(record(name=name), uid=f"uid-{name}", created_at=5.0))
+        first = store.studies_page(1)
+        assert [r.name for _, r in first] == ["a"]
+        assert [r.name for _, r in store.studies_page(5, after=first[-1][0])] == ["b", "c"]
+        assert [r.name for r in store.list_studies()] == ["a", "b", "c"], "as the CLI lists them"
 
     def test_every_matching_trial_is_read_in_the_querys_order_a_page_at_a_time(self, store: Store):
         store.add_study(record())

@@ -21,7 +21,10 @@ from waiting import eventually
 from write_lock import WriteLock
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
 from functions.core.errors import Stopping, TemporaryError
+from functions.runtime import Runtime
+from functions.settings import Settings
 
 
 def _waiting_write(store: SqliteStore) -> tuple[threading.Thread, list[BaseException]]:
@@ -65,7 +68,8 @@ def test_a_transaction_without_a_stop_waits_out_the_busy_timeout_then_says_the_d
     try:
         writer, raised = _waiting_write(store)
         writer.join(20)
-        assert len(raised) == 1 and type(raised[0]) is TemporaryError and "busy" in str(raised[0]), raised
+        assert len(raised) == 1 and type(raised[0]) is TemporaryError, raised
+        assert str(raised[0]).startswith(f"the database {tmp_path / 'katuna.db'} is busy: "), "which of several"
         lock.release()
         with store.transaction():
             store.db.execute("PRAGMA user_version").fetchone()
@@ -73,6 +77,23 @@ def test_a_transaction_without_a_stop_waits_out_the_busy_timeout_then_says_the_d
     finally:
         lock.close()
         store.close()
+
+
+def test_a_request_the_held_database_keeps_waiting_is_answered_503_naming_the_database(tmp_path: Path):
+    """The service's database is named in the API's answer, as it is in its logs and in the
+    CLI's message, and as the answers for a database it cannot use or a full disk name it: the
+    API serves only its own user or a token's holder, to whom the path is no secret."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", busy_timeout=0.2))
+    client = create_app(runtime).test_client()
+    lock = WriteLock(tmp_path / "katuna.db")
+    lock.hold()
+    try:
+        answer = client.post("/studies", json=study_definition())
+    finally:
+        lock.close()
+        runtime.close()
+    assert answer.status_code == 503 and answer.get_json()["error"] == "temporary_error", answer.get_json()
+    assert answer.get_json()["message"].startswith(f"the database {tmp_path / 'katuna.db'} is busy: ")
 
 
 @pytest.mark.slow

@@ -168,8 +168,8 @@ def test_a_note_the_database_cannot_take_now_is_answered_503_with_the_reason_the
         kept = get(study)["note"]
         again = send("PUT", f"{study}/note", {"version": 2, "body": "second " * 1000})
         saved = get(study)["note"]
-    assert busy == (503, {"reason": "the note was not saved: the database is busy: another writer held it past the "
-                                    "busy timeout (KATUNA_BUSY_TIMEOUT); retry later"})
+    assert busy == (503, {"reason": f"the note was not saved: the database {tmp_path / 'katuna.db'} is busy: another "
+                                    "writer held it past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later"})
     assert kept == {"version": 1, "body": "first"}
     assert again[0] == 204 and saved == {"version": 2, "body": "second " * 1000}
     assert "Traceback" not in (tmp_path / "dashboard.log").read_text()

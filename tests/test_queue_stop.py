@@ -1,48 +1,128 @@
-"""The event queue as its process stops while another process holds the database: a statement
-then waits out the busy timeout (SQLite's wait heeds no interrupt), holding the queue's one
-connection, and the stop must neither wait as long nor lose the event that statement puts."""
+"""The event queue while another process holds the database, and as its process stops: a write
+waits for the lock a slice at a time, letting the queue's one connection go between tries, so
+other threads' looks at the queue answer meanwhile; a stop ends the wait at once, and the event
+a waiting put carries is then either stored or its put raises, never dropped unsaid."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from write_lock import WriteLock
 
 from functions.adapters.sqlite_queue import SqliteQueue
+from functions.core.errors import Stopping, TemporaryError
 from functions.core.events import study_created
 
 
-def _waiting_put(queue: SqliteQueue) -> threading.Thread:
-    """A thread putting an event, held by the write lock another connection holds."""
-    put = threading.Thread(target=queue.put, args=(study_created("demo", "uid-1"),), daemon=True)
-    put.start()
-    put.join(0.5)
-    assert put.is_alive(), "the put waits on the write lock"
-    return put
+def _waiting_put(queue: SqliteQueue) -> tuple[threading.Thread, list[BaseException]]:
+    """A thread putting an event, held by the write lock another connection holds, and what
+    the put raised (once it has)."""
+    raised: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            queue.put(study_created("demo", "uid-1"))
+        except BaseException as exc:  # noqa: BLE001 - what the put raised is the test's subject
+            raised.append(exc)
+
+    putting = threading.Thread(target=put, daemon=True)
+    putting.start()
+    putting.join(0.5)
+    assert putting.is_alive(), "the put waits on the write lock"
+    return putting, raised
 
 
-def test_a_queue_closed_while_a_put_waits_on_a_held_database_is_closed_once_the_put_is_done(tmp_path: Path):
+def _stored(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT count(*) FROM event_queue").fetchone()[0]
+
+
+def test_a_put_waiting_as_the_queue_closes_raises_to_its_caller_and_the_connection_closes(tmp_path: Path):
     queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
     lock = WriteLock(tmp_path / "queue.db")
     lock.hold()
-    put = _waiting_put(queue)
+    put, raised = _waiting_put(queue)
     queue.close()
-    assert put.is_alive(), "close() returned without waiting for the put"
-    lock.close()
+    put.join(5)
+    try:
+        assert not put.is_alive(), "the put gave its wait up as the queue closed"
+        assert len(raised) == 1 and isinstance(raised[0], Stopping), raised
+    finally:
+        lock.close()
+    assert not (tmp_path / "queue.db-wal").exists(), "the queue's connection was closed, the last one"
+    assert _stored(tmp_path / "queue.db") == 0, "nothing was written"
+
+
+def test_a_put_waiting_as_its_process_stops_raises_to_its_caller(tmp_path: Path):
+    stop = threading.Event()
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0, stopped=stop.is_set)
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    put, raised = _waiting_put(queue)
+    stop.set()
+    put.join(5)
+    try:
+        assert not put.is_alive() and len(raised) == 1 and isinstance(raised[0], Stopping), raised
+    finally:
+        lock.close()
+    assert _stored(tmp_path / "queue.db") == 0
+    queue.put(study_created("demo", "uid-1"))
+    assert _stored(tmp_path / "queue.db") == 1, "a stop gives up waits only: a free database is written"
+    queue.close()
+
+
+def test_a_put_without_a_stop_is_stored_once_the_lock_is_let_go_or_says_the_database_is_busy(tmp_path: Path):
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    put, raised = _waiting_put(queue)
+    lock.release()
     put.join(20)
-    assert not put.is_alive()
-    assert not (tmp_path / "queue.db-wal").exists(), "the put's thread closed the connection, the last one"
-    with sqlite3.connect(tmp_path / "queue.db") as conn:
-        assert conn.execute("SELECT count(*) FROM event_queue").fetchone() == (1,)
+    assert not put.is_alive() and raised == []
+    assert _stored(tmp_path / "queue.db") == 1
+    queue.close()
+    brief = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.5)
+    lock.hold()
+    try:
+        put, raised = _waiting_put(brief)
+        put.join(20)
+        assert len(raised) == 1 and type(raised[0]) is TemporaryError and "is busy" in str(raised[0]), raised
+    finally:
+        lock.close()
+        brief.close()
+    assert _stored(tmp_path / "queue.db") == 1
+
+
+def test_the_queue_is_looked_at_while_a_put_waits_on_a_held_database(tmp_path: Path):
+    """The broker's looks (whether the queue is empty, holds a study's events, how many) are
+    reads, which a held write lock does not stop: they no longer wait behind a waiting put."""
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    put, _ = _waiting_put(queue)
+    looked: list[object] = []
+    looking = threading.Thread(target=lambda: looked.extend((queue.empty(), queue.pending("demo"), queue.depth())),
+                               daemon=True)
+    looking.start()
+    looking.join(5)
+    try:
+        assert not looking.is_alive() and looked == [True, False, 0], looked
+        assert put.is_alive(), "the put still waits"
+    finally:
+        lock.close()
+        put.join(20)
+    assert queue.depth(0.2) == 1
+    queue.close()
 
 
 def test_a_stop_reaches_a_wait_for_events_while_a_put_holds_the_connection(tmp_path: Path):
     queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
     lock = WriteLock(tmp_path / "queue.db")
     lock.hold()
-    put = _waiting_put(queue)
+    put, _ = _waiting_put(queue)
     waiter = threading.Thread(target=queue.wait, args=(60.0,), daemon=True)
     waiter.start()
     waiter.join(0.3)
@@ -50,24 +130,9 @@ def test_a_stop_reaches_a_wait_for_events_while_a_put_holds_the_connection(tmp_p
     queue.stop_waiting()
     waiter.join(5)
     try:
-        assert not waiter.is_alive(), "the wait saw the stop while the put still held the connection"
+        assert not waiter.is_alive(), "the wait saw the stop while the put still waited"
         assert put.is_alive()
     finally:
         lock.close()
         put.join(20)
         queue.close()
-
-
-def test_the_queue_depth_asked_within_a_bound_is_unknown_while_a_put_holds_the_connection(tmp_path: Path):
-    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
-    lock = WriteLock(tmp_path / "queue.db")
-    lock.hold()
-    put = _waiting_put(queue)
-    try:
-        assert queue.depth(0.2) is None
-    finally:
-        lock.close()
-        put.join(20)
-    assert queue.depth(0.2) == 1
-    queue.close()
-

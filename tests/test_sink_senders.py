@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -203,15 +204,22 @@ def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried
         broker.close()
     queue.close()
     lock.close()
-    assert "the database is busy" in caplog.text
+    assert f"the database {tmp_path / 'queue.db'} is busy" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
 
 def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture):
-    """An error that is no storage failure (here the queue's connection closed under the sender)
-    is not katuna's temporary error: it is logged with its traceback, to be looked into."""
+    """An error that is no storage failure (here a trigger another connection made refuses the
+    sender's write) is not katuna's temporary error: it is logged with its traceback, to be
+    looked into."""
     queue = SqliteQueue(tmp_path / "queue.db")
     queue.put(Event("test.sent", {"name": "a"}))
-    broker = Sink(answering=queue.close)
+
+    def refuse_writes() -> None:
+        with closing(sqlite3.connect(tmp_path / "queue.db", isolation_level=None)) as other:
+            other.execute("CREATE TRIGGER refused BEFORE DELETE ON event_queue BEGIN SELECT RAISE(ABORT, "
+                          "'no deletes here'); END")
+
+    broker = Sink(answering=refuse_writes)
     senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
     caplog.set_level(logging.WARNING, logger="katuna")
     senders.start()
@@ -221,8 +229,9 @@ def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: P
     finally:
         senders.stop()
         broker.close()
-    assert "Cannot operate on a closed database" in str(failed[0].exc_info[1])
+    assert "no deletes here" in str(failed[0].exc_info[1])
     assert "cannot be written yet" not in caplog.text
+    queue.close()
 
 
 def test_a_post_waits_as_long_as_the_channel_may_wait_on_the_widest_fan_out_deployed():

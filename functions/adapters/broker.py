@@ -180,7 +180,8 @@ class Settlements:
                 write()
             except TemporaryError as exc:
                 self._writes.appendleft(write)
-                self._log.warning("the event queue cannot be written yet, trying again: %s", exc)
+                (self._log.debug if isinstance(exc, Stopping) else self._log.warning)(
+                    "the event queue cannot be written yet, trying again: %s", exc)
                 return False
         return True
 

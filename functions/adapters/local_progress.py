@@ -23,7 +23,7 @@ from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
 from functions.adapters.local_pace import Held, Pace
 from functions.adapters.local_run import LocalRun, ids
-from functions.core.errors import KatunaError, RefusedFile
+from functions.core.errors import KatunaError, RefusedFile, Stopping
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
@@ -84,8 +84,12 @@ class ProgressReports:
             held.close()
 
     def _publish_progress(self, event: Event) -> None:
-        """A step that cannot be reported is skipped: the output must go on being read."""
+        """A step that cannot be reported is skipped: the output must go on being read. One
+        given up as katuna stops (the database held elsewhere) is no failure: the trial is
+        being ended, and said of at debug level only, where each of its steps would warn."""
         try:
             self._publish(event)
+        except Stopping as exc:
+            log.debug("progress %s not reported: %s", event.id, exc)
         except Exception as exc:
             log.warning("could not report progress %s: %s", event.id, exc, exc_info=not isinstance(exc, KatunaError))

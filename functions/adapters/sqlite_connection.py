@@ -162,7 +162,7 @@ class SqliteConnection:
             if not busy(exc):
                 raise
             raise TemporaryError(
-                f"the database is busy: it is due a one-off migration (schema {found} to {len(MIGRATIONS)}), which "
+                f"the database {self.path} is busy: it is due a one-off migration (schema {found} to {len(MIGRATIONS)}), which "
                 "another katuna process may be running (minutes, for a large database), and the write lock was held "
                 "past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later") from exc
 

@@ -68,8 +68,8 @@ def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
         return _told("full", StorageFull(_full(path)))
     if code in _BUSY:
-        return _told("busy", TemporaryError("the database is busy: another writer held it past the busy timeout "
-                                            "(KATUNA_BUSY_TIMEOUT); retry later"))
+        return _told("busy", TemporaryError(f"the database {path} is busy: another writer held it past the busy "
+                                            "timeout (KATUNA_BUSY_TIMEOUT); retry later"))
     if code in _UNWRITABLE:
         return _told("unavailable", StorageUnavailable(
             f"cannot use the database {path} ({exc}); katuna needs to read and write the file and to create files "

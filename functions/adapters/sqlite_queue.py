@@ -11,6 +11,16 @@ same, as it may be what kills them. Every statement's storage failure
 (a lock held past the busy timeout, a full disk) is katuna's temporary error, as the store's are
 (:func:`functions.adapters.sqlite_errors.translated`): the service answers 503 and the broker
 tries again, where a raw SQLite error would be an internal error.
+
+The one connection is shared by the process's threads, one at a time, and a statement waits for
+another process's write lock (a backup, an ``sqlite3`` shell) a slice at a time
+(:mod:`functions.adapters.sqlite_write_lock`), letting the connection go between tries: one
+waiting out the busy timeout in SQLite, which heeds no interrupt, held the connection for as
+long, so that every other thread's look at the queue (the broker's, whether it is empty or holds
+a study's events) waited behind it, and a stopping service gave its broker thread up. As the
+process stops or the queue closes, a statement still waiting gives up with
+:class:`~functions.core.errors.Stopping`, having written nothing: an event put is stored or its
+put raises, never dropped unsaid.
 """
 
 from __future__ import annotations
@@ -23,13 +33,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from functions.adapters.broker import MAX_BACKOFF, MAX_DELIVERIES, Delivery
 from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_write_lock import SLICE, given_up, held_elsewhere
 from functions.core.events import Event
 
 log = logging.getLogger("katuna.queue")
+Result = TypeVar("Result")
 
 TABLE = "event_queue"
 LEASE_SECONDS = 300.0
@@ -66,12 +80,16 @@ class SqliteQueue:
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS,
                  taker: str | None = None, ended: Callable[[str], bool] = lambda taker: False,
-                 longest_delay: float = MAX_BACKOFF, clock: Callable[[], float] = time.time) -> None:
+                 longest_delay: float = MAX_BACKOFF, clock: Callable[[], float] = time.time,
+                 stopped: Callable[[], bool] = lambda: False) -> None:
         """``taker`` names this queue's holds on the events it takes (a new random name by
         default); ``ended`` tells whether another taker has ended (none, by default);
         ``longest_delay`` is the longest wait its takers put an event back for (:meth:`retry`),
-        the local broker's by default; ``clock`` is the wall clock every process shares."""
+        the local broker's by default; ``clock`` is the wall clock every process shares;
+        ``stopped`` says when the process stops, and a wait for the write lock is given up."""
         self._lease = lease_seconds
+        self._busy_timeout = busy_timeout
+        self._process_stopped = stopped
         self._longest_delay = longest_delay
         self._clock = clock
         self._path = Path(path)
@@ -88,17 +106,37 @@ class SqliteQueue:
             self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             create_table(self._conn)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(SLICE * 1000)}")
 
     def close(self) -> None:
         """Close the connection now, or, where another thread is in a statement, as that thread
-        lets it go: a statement waiting on a database another process holds waits out the busy
-        timeout (SQLite's wait heeds no interrupt), and a stopping service must not wait as long."""
+        lets it go: within a slice of a wait for the write lock, which then gives up."""
         self._closing = True
         if self._lock.acquire(timeout=CLOSE_WAIT):
             try:
                 self._conn.close()
             finally:
                 self._lock.release()
+
+    def _waiting(self, statements: Callable[[], Result]) -> Result:
+        """``statements`` run with the connection this thread's alone, tried again while another
+        connection holds the write lock, up to the busy timeout, the connection let go between
+        tries; :class:`~functions.core.errors.Stopping` once the process stops or the queue
+        closes meanwhile, and once it has closed (only a stopping process closes it, and a
+        thread of its may still publish). A try that found the lock held wrote nothing, so none
+        is made twice."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            with self._held():
+                if self._closing:
+                    raise given_up()
+                try:
+                    return statements()
+                except sqlite3.OperationalError as exc:
+                    if not held_elsewhere(exc) or time.monotonic() >= deadline:
+                        raise
+            if self._process_stopped():
+                raise given_up()
 
     @contextmanager
     def _held(self, within: float = -1) -> Iterator[bool]:
@@ -125,10 +163,12 @@ class SqliteQueue:
 
     def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
-        it ahead of every event waiting but other follow-ups."""
-        with self._held():
-            self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
-                               (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else self._clock()))
+        it ahead of every event waiting but other follow-ups. The event is stored, or the put
+        raises: the database busy past the busy timeout, or :class:`~functions.core.errors.Stopping`
+        as the process stops or the queue closes while it waits (:meth:`_waiting`)."""
+        due = 0.0 if follow_up else self._clock()
+        self._waiting(lambda: self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
+                                                 (event.id, json.dumps(event.to_dict()), due)))
         if wake:
             self._wake.set()
 
@@ -171,28 +211,7 @@ class SqliteQueue:
         return now, now + self._longest_delay + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK
 
     def _claim(self) -> Delivery | None:
-        now = self._clock()
-        bounds = self._bounds(now)
-        with self._held(POLL_SECONDS) as held:
-            if not held:
-                return None
-            if time.monotonic() >= self._take_back_at:
-                self._take_back(now)
-            if not self._available(now):
-                return None
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    f"SELECT id, body, attempts FROM {TABLE} WHERE {AVAILABLE} ORDER BY due, id LIMIT 1",
-                    bounds).fetchone()
-                if row is not None:
-                    self._conn.execute(
-                        f"UPDATE {TABLE} SET taken_by = ?, taken_at = ?, attempts = attempts + 1 WHERE id = ?",
-                        (self._taker, now, row[0]))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._roll_back()
-                raise
+        row = self._waiting(partial(self._claim_row, self._clock()))
         if row is None:
             return None
         try:
@@ -201,6 +220,27 @@ class SqliteQueue:
             self._discard(row[0], exc)
             return None
         return Delivery(event, row[2] + 1, row[0])
+
+    def _claim_row(self, now: float) -> tuple[int, str, int] | None:
+        """Take the first event available at ``now``: its row (under the lock)."""
+        if time.monotonic() >= self._take_back_at:
+            self._take_back(now)
+        if not self._available(now):
+            return None
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._conn.execute(
+                f"SELECT id, body, attempts FROM {TABLE} WHERE {AVAILABLE} ORDER BY due, id LIMIT 1",
+                self._bounds(now)).fetchone()
+            if row is not None:
+                self._conn.execute(
+                    f"UPDATE {TABLE} SET taken_by = ?, taken_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    (self._taker, now, row[0]))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._roll_back()
+            raise
+        return row
 
     def _take_back(self, now: float) -> None:
         """Make the events whose takers ended available again (under the lock)."""
@@ -224,51 +264,44 @@ class SqliteQueue:
     def _discard(self, row_id: int, exc: Exception) -> None:
         """Drop a queued row that is no event (a damaged file): it would fail every taker."""
         log.error("dropped queued row %s, which is no event: %s: %s", row_id, type(exc).__name__, exc)
-        with self._held():
-            self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (row_id,))
+        self._waiting(lambda: self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (row_id,)))
 
     def wake(self) -> None:
         self._woken.set()
         self._wake.set()
 
     def done(self, delivery: Delivery) -> None:
-        with self._held():
-            self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,))
+        self._waiting(lambda: self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,)))
 
     def retry(self, delivery: Delivery, delay: float) -> None:
         """Put the event back, due ``delay`` seconds from now: at most the queue's longest delay,
         as a later due would be taken for a clock set back and taken at once."""
         if delay > self._longest_delay:
             raise ValueError(f"a retry in {delay:g} s is past this queue's longest delay of {self._longest_delay:g} s")
-        with self._held():
-            self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
-                               (self._clock() + delay, delivery.token))
+        due = self._clock() + delay
+        self._waiting(lambda: self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
+                                                 (due, delivery.token)))
 
     def release(self, delivery: Delivery) -> None:
         """Give back an event this process took and will not settle (its post cut short as the
         process stops): any process may take it at once, in its place in the queue, the cut post
         not counted; one another taker holds already is left alone."""
-        with self._held():
-            self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, taken_at = NULL, "
-                               "attempts = max(attempts - 1, 0) WHERE id = ? AND taken_by = ?",
-                               (delivery.token, self._taker))
+        self._waiting(lambda: self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, taken_at = NULL, "
+                                                 "attempts = max(attempts - 1, 0) WHERE id = ? AND taken_by = ?",
+                                                 (delivery.token, self._taker)))
 
     def empty(self) -> bool:
-        with self._held():
-            return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
+        return self._waiting(lambda: self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None)
 
     def depth(self, within: float = -1) -> int | None:
         """How many events wait in the queue or are being handled; None where the connection
         was not had within ``within`` seconds (at all if negative): another thread's statement
-        may hold it for the busy timeout, while another process holds the database."""
+        holds it for a slice of its wait for the write lock at a time."""
         with self._held(within) as held:
             return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] if held else None
 
     def pending(self, study: str) -> bool:
         """Whether any event about ``study`` is waiting or being handled."""
-        with self._held():
-            return self._conn.execute(
-                f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
-                "LIMIT 1",
-                (study,)
-            ).fetchone() is not None
+        return self._waiting(lambda: self._conn.execute(
+            f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
+            "LIMIT 1", (study,)).fetchone() is not None)

@@ -19,6 +19,7 @@ from functions.core.conflicts import same_study, study_conflict
 from functions.core.errors import StudyNotFound
 from functions.core.records import FAILED, STUDY_RUNNING, TERMINAL_STATUSES, StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study
+from functions.core.store_port import StudyKey
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
 
 RELEASED = " (released)"
@@ -157,7 +158,7 @@ class SqliteStudies(SqliteConnection):
 
     @reading
     def list_studies(self) -> list[StudyRecord]:
-        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at, name", [])]
 
     def unended_studies(self) -> list[StudyRecord]:
         """The studies not ended, oldest first; only their rows are read into records."""
@@ -166,14 +167,22 @@ class SqliteStudies(SqliteConnection):
             f"SELECT * FROM studies WHERE status NOT IN ({ended}) ORDER BY created_at", list(TERMINAL_STATUSES))]
 
     @reading
-    def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
-        """Up to ``limit`` studies (each with its key, the row's id: the order they were stored
-        in) after the one keyed ``after``, oldest first or ``newest_first``."""
-        sql, args = "SELECT rowid AS key, * FROM studies", [limit]
-        if after is not None:
-            sql, args = sql + (" WHERE rowid < ?" if newest_first else " WHERE rowid > ?"), [after, limit]
-        rows = self._rows(sql + f" ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ?", args)
-        return [(row["key"], self._study(row)) for row in rows]
+    def studies_page(self, limit: int, after: StudyKey | None = None) -> list[tuple[StudyKey, StudyRecord]]:
+        """Up to ``limit`` studies after the one keyed ``after``, by creation time and name, each
+        with that key. Not keyed by the row's id: the table has no ``AUTOINCREMENT``, so SQLite
+        gives a deleted last row's id to the next study stored, and a page continued after that
+        id would leave the new study out. The creation time is taken under the write lock
+        (:func:`~functions.handlers.submit.store_study`), so it rises as studies are stored."""
+        made = "ifnull(created_at, 0.0)"
+        where, args = ("", []) if after is None else (f" WHERE ({made}, name) > (?, ?)", [*after])
+        rows = self._rows(f"SELECT {made} AS made, * FROM studies{where} ORDER BY made, name LIMIT ?", [*args, limit])
+        return [((row["made"], row["name"]), self._study(row)) for row in rows]
+
+    @reading
+    def newest_studies(self, limit: int) -> list[StudyRecord]:
+        """The ``limit`` studies stored last, newest first, by the row's id: the id a study
+        is given is always above every id still in the table, so they rise as studies are stored."""
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY rowid DESC LIMIT ?", [limit])]
 
     @reading
     def studies_version(self, newest: int) -> str:

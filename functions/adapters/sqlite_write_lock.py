@@ -36,10 +36,20 @@ def begin_immediate(conn: sqlite3.Connection, within: float, busy_timeout: float
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY or time.monotonic() >= deadline:
+                if not held_elsewhere(exc) or time.monotonic() >= deadline:
                     raise
             if stopped():
-                raise Stopping("katuna is stopping: the wait for the database, which another connection holds, "
-                               "was given up; retry later")
+                raise given_up()
     finally:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+
+
+def held_elsewhere(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLite's for a lock another connection holds (one slice's wait over)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY
+
+
+def given_up() -> Stopping:
+    """The error of a wait for the write lock given up as katuna stops: nothing was written."""
+    return Stopping("katuna is stopping: the wait for the database, which another connection holds, was given up; "
+                    "retry later")

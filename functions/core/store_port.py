@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from functions.core.disruptions import LostPods
 
 
+StudyKey = tuple[float, str]
+"""A study's place in the order studies were stored, as a page of them is continued from it: its
+creation time and its name, neither of which changes, and which together no other study has."""
+
+
 class Store(Protocol):
     """Studies, trials, observations, processed events and Optuna's state, in one transaction scope."""
 
@@ -76,9 +81,13 @@ class Store(Protocol):
         """The studies not ended (running, oldest first): a few, where a long-lived service
         stores thousands."""
 
-    def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
-        """Up to ``limit`` studies after the one keyed ``after``, each with its key (keys rise in
-        the order studies were stored), oldest first or ``newest_first``."""
+    def studies_page(self, limit: int, after: StudyKey | None = None) -> list[tuple[StudyKey, StudyRecord]]:
+        """Up to ``limit`` studies after the one keyed ``after``, oldest first, each with its key
+        (:data:`StudyKey`: a study's key is never another's, and studies stored later have
+        larger ones)."""
+
+    def newest_studies(self, limit: int) -> list[StudyRecord]:
+        """The ``limit`` studies stored last, newest first."""
 
     def claim_runner(self, name: str, uid: str, runner: str, alive: Callable[[str], bool]) -> str | None:
         """Name ``runner`` as the process that runs the study, unless another that ``alive``

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
-from functions.adapters.web import paging, query, takes
+from functions.adapters.web import paging, query, study_keys, takes
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.application import Application
@@ -100,11 +100,13 @@ MAX_STUDIES_PAGE = 1_000
 @takes.query
 def list_studies():
     """The studies in the order they were stored, a page at a time (:mod:`.paging`): however
-    many are stored, one request views at most ``limit`` of them."""
-    limit, after = paging.page_request("after", STUDIES_PAGE, MAX_STUDIES_PAGE)
+    many are stored, one request views at most ``limit`` of them. A page follows the study
+    keyed ``after`` (:mod:`.study_keys`)."""
+    limit, text = paging.page_asked("after", STUDIES_PAGE, MAX_STUDIES_PAGE)
+    after = study_keys.study_key("after", text)
     store = _runtime().store()
     return paging.page((row for row in store.studies_page(limit + 1, after)), limit,
-                       lambda last: url_for("api.list_studies", limit=limit, after=last),
+                       lambda last: url_for("api.list_studies", limit=limit, after=study_keys.key_text(last)),
                        partial(study_view, store))
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 
-from functions.adapters.web.query import whole_number
+from functions.adapters.web.query import one_value, whole_number, whole_of
 from functions.core.errors import MalformedRequest
 
 PAGE_BYTES = 8 << 20
@@ -30,28 +30,36 @@ LIMIT = "limit"
 
 def page_request(cursor: str, default: int, maximum: int) -> tuple[int, int | None]:
     """The page asked for: its ``limit`` (``default`` when absent) and the key of the item it
-    follows, the ``cursor`` parameter (None: from the first). Any other parameter is refused,
-    as one that would be ignored, such as ``offset``, makes a wrong page look right."""
+    follows, the ``cursor`` parameter, a whole number (None: from the first)."""
+    limit, key = page_asked(cursor, default, maximum)
+    return limit, None if key is None else whole_of(cursor, key, 0, 0)
+
+
+def page_asked(cursor: str, default: int, maximum: int) -> tuple[int, str | None]:
+    """The page asked for: its ``limit`` (``default`` when absent) and the ``cursor``
+    parameter's text, the key of the item it follows (None: from the first), for the listing
+    to read. Any other parameter is refused, as one that would be ignored, such as ``offset``,
+    makes a wrong page look right."""
     unknown = sorted(set(request.args) - {LIMIT, cursor})
     if unknown:
         raise MalformedRequest(f"{unknown[0]}: not a parameter of this listing, which takes {LIMIT} (1 to "
                                f"{maximum}, {default} when left out) and {cursor} (the key the page follows, as "
                                "its next link gives it)")
-    return whole_number(LIMIT, default, 1, maximum), _cursor(cursor)
+    return whole_number(LIMIT, default, 1, maximum), one_value(cursor)
 
 
-def _cursor(name: str) -> int | None:
-    return None if name not in request.args else whole_number(name, 0, 0)
+Key = TypeVar("Key")
 
 
-def page(items: Generator[tuple[int, Any], None, None], limit: int, next_link: Callable[[int], str],
+def page(items: Generator[tuple[Key, Any], None, None], limit: int, next_link: Callable[[Key], str],
          view: Callable[[Any], Any] = lambda item: item) -> Response:
     """A JSON list of the ``view`` of each of the first ``limit`` of ``items`` (key, item) that
     fit in :data:`PAGE_BYTES`, with the link to the page after the last one when more follow.
     ``items`` should hold at most ``limit + 1``: the one past the page only tells that more
     follow, and no view is made of it."""
     parts: list[str] = []
-    size, last, more = 0, 0, False
+    size, more = 0, False
+    last: Key | None = None
     with closing(items):
         for key, item in items:
             if len(parts) == limit:
@@ -64,6 +72,6 @@ def page(items: Generator[tuple[int, Any], None, None], limit: int, next_link: C
             parts.append(text)
             size, last = size + len(text) + 1, key
     response = Response("[" + ",".join(parts) + "]", mimetype="application/json")
-    if more:
+    if more and last is not None:
         response.headers["Link"] = f'<{next_link(last)}>; rel="next"'
     return response

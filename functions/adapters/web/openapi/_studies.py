@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.web.openapi._parts import cursor, error, json_body, limit, located, page
+from functions.adapters.web.study_keys import KEY_PATTERN, MAX_KEY
 from functions.core.naming import DNS1123_LABEL, MAX_NAME
 
 _NAME = {"name": "name", "in": "path", "required": True, "description": "the study's name, a DNS-1123 label",
@@ -13,6 +14,10 @@ _NUMBER = {"name": "number", "in": "path", "required": True, "description": "the
            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
 _BAD_NUMBER = "number is not a whole number from 0 to 9223372036854775807"
 _NOT_FOUND = error("no such study or trial")
+_STUDY_KEY = {"name": "after", "in": "query",
+              "description": "the key of the study the page follows, its creation time and name (as the next link "
+                             "gives it)",
+              "schema": {"type": "string", "maxLength": MAX_KEY, "pattern": KEY_PATTERN}}
 
 
 def study_paths() -> dict[str, Any]:
@@ -39,10 +44,11 @@ def study_paths() -> dict[str, Any]:
             "get": {"summary": "The studies in the order they were stored, a page at a time",
                     "operationId": "listStudies",
                     "parameters": [limit(500, 1_000, "studies"),
-                                   cursor("after", "the key of the study the page follows (as the next link gives it)")],
+                                   _STUDY_KEY],
                     "responses": {
                         "200": page("Study", "studies"),
-                        "400": error("limit or after is not a whole number in range, or another parameter was "
+                        "400": error("limit is not a whole number in range, after is not a key a next link gives "
+                                     "(an older katuna's whole number included), or another parameter was "
                                      "given")}}},
         "/studies/{name}": {
             "parameters": [_NAME],

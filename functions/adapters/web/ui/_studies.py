@@ -55,7 +55,7 @@ def _studies_context(version: str | None = None) -> dict:
     its trials elsewhere keeps the list idle: in a copied database it would run forever."""
     store, executor = runtime().store(), runtime().settings.executor
     version = version or store.studies_version(STUDIES_SHOWN)
-    views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
+    views = [study_view(store, record) for record in store.newest_studies(STUDIES_SHOWN)]
     census = store.census()
     return {"studies": views, "stored": sum(census.studies.values()), "running": census.running_for(executor) > 0,
             "now": runtime().clock(), "version": version, "executor": executor, "runs_on": RUNS_ON}
