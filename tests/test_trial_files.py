@@ -21,6 +21,7 @@ import tfevent_writer
 from conftest import run_study, study_definition
 from http_helpers import Service
 
+from functions import pools
 from functions.adapters import local_outputs, trial_files
 from functions.adapters.file_follow import follow
 from functions.adapters.local_executor import LocalExecutor
@@ -349,3 +350,40 @@ def test_the_log_of_an_attempt_opened_again_is_made_new(tmp_path: Path):
         again.write(b"loss=1\n")
     assert path.read_bytes() == b"loss=1\n"
     assert all(p.stat().st_mode & 0o077 == 0 for p in (logs, logs / "demo", path))
+
+
+def _runs_in(folder: str, **template: object) -> dict:
+    """A trialSpec Job whose container runs in ``folder`` (its ``workingDir``), where a local trial runs."""
+    container = {"name": "trial", "image": "python:3.12", "workingDir": folder, "command": [sys.executable, "-c", "0", "${trialParameters.x}"]}
+    return {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [container]}}}}, **template}
+
+
+def test_a_metrics_path_relative_to_a_trial_spec_containers_folder_under_proc_is_refused_at_submission(service):
+    """A local trialSpec trial runs, and its relative metrics path is read, in its container's
+    ``workingDir``: the check at submission resolved it against ``trialTemplate.workingDir``
+    alone, and took ``environ`` from ``/proc/self`` (the service's own environment)."""
+    definition = study_definition(name="sys-container", parallelism=1, metricsCollector={"kind": "file", "path": "environ"})
+    definition["trialTemplate"] = _runs_in("/proc/self")
+    status, body = _post(service, definition)
+    assert status == 422, body
+    [problem] = json.loads(body)["problems"]
+    assert problem["path"] == "metricsCollector.path" and problem["message"].startswith(
+        "'environ' (from the workingDir of the trialSpec's primary container '/proc/self') lies under /proc")
+    assert service.request("GET", "/studies/sys-container", headers=AUTH)[0] == 404
+
+
+def test_a_metrics_file_shared_by_trials_is_found_in_the_folder_a_trial_spec_trial_runs_in():
+    """Three trials at once in their container's one ``workingDir`` all write its ``metrics.log``,
+    whatever ``trialTemplate.workingDir`` says (the trials do not run there); a container's
+    folder naming each trial is each trial's own."""
+    shared = study_definition(name="shared-folder", parallelism=3, metricsCollector={"kind": "file", "path": "metrics.log"})
+    shared["trialTemplate"] = _runs_in("/srv/train", workingDir="runs/${trialSpec.Name}")
+    with pytest.raises(InvalidStudy) as refused:
+        pools.check_study(parse_study(shared), shared, Settings(), runs_jobs=False)
+    [problem] = refused.value.problems
+    assert problem.path == "metricsCollector.path" and "3 would run at once on this machine" in problem.message
+    assert "or in the workingDir of the trialSpec's primary container, where the trial runs" in problem.message
+    own = study_definition(name="own-folder", parallelism=3, metricsCollector={"kind": "file", "path": "metrics.log"})
+    own["trialTemplate"] = _runs_in("runs/${trialSpec.Name}")
+    pools.check_study(parse_study(own), own, Settings(), runs_jobs=False)

@@ -17,6 +17,7 @@ import posixpath
 
 from functions.core.errors import Problem
 from functions.core.spec import Study
+from functions.core.trial_spec import local_folder
 
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 """Folders of processes, the kernel and devices: no trial's output lives there."""
@@ -39,15 +40,16 @@ def system_root(path: str) -> str | None:
 
 def local_problems(spec: Study) -> list[Problem]:
     """Where a study run by the local executor would have the service read a file under a system
-    folder: its metrics collector's path, from the trial's working directory."""
+    folder: its metrics collector's path, from the folder the trial runs in
+    (:func:`~functions.core.trial_spec.local_folder`)."""
     collector = spec.metrics_collector
     if collector.kind not in ("file", "tfevent") or collector.path is None:
         return []
-    working_dir = spec.trial_template.working_dir or ""
-    root = system_root(posixpath.join(working_dir, collector.path))
+    runs_in = local_folder(spec.trial_template)
+    root = system_root(posixpath.join(runs_in.folder if runs_in else "", collector.path))
     if root is None:
         return []
-    where = "" if posixpath.isabs(collector.path) else f" (from trialTemplate.workingDir {working_dir!r})"
+    where = "" if posixpath.isabs(collector.path) or runs_in is None else f" (from {runs_in.field} {runs_in.folder!r})"
     return [Problem("metricsCollector.path", f"{collector.path!r}{where} lies under {root}, which holds the service's "
                                              f"own process, the kernel's and the machine's devices, never a trial's "
                                              f"files; trials run on this machine here, and katuna reads no file under "
