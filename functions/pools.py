@@ -17,7 +17,7 @@ from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
-from functions.core.trial_spec import PATH, local_engine_fields, local_entrypoint
+from functions.core.trial_spec import PATH, TEMPLATE_FOLDER, local_engine_fields, local_entrypoint, local_folder
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -89,14 +89,16 @@ def _shared_metrics_file(spec: Study) -> list[Problem]:
     each pod has on its own volume on a cluster) while several run at once on this machine:
     each attempt is read for what was written there after it started, the lines of the trials
     running beside it too, so trials would get each other's metrics, and wrong results."""
-    path, working_dir = spec.metrics_collector.path, spec.trial_template.working_dir or ""
-    if path is None or spec.parallelism < 2 or "${" in path or (not posixpath.isabs(path) and "${" in working_dir):
+    path, runs_in = spec.metrics_collector.path, local_folder(spec.trial_template)
+    relative = path is not None and not posixpath.isabs(path)
+    if path is None or spec.parallelism < 2 or "${" in path or (relative and runs_in and "${" in runs_in.folder):
         return []
     return [Problem("metricsCollector.path", (
         f"every trial writes its metrics to {path}, and {spec.parallelism} would run at once on this machine "
         f"(parallelism): each would read the lines of the trials running beside it, and take their metrics for its "
         f"own (on Kubernetes each pod has its own file); expected a path naming each trial's own file, with "
-        f"${{trialSpec.Name}} in it (or in trialTemplate.workingDir, for a relative path), or parallelism 1"))]
+        f"${{trialSpec.Name}} in it (or in {(runs_in.field if runs_in else TEMPLATE_FOLDER)}, where the trial runs, "
+        f"for a relative path), or parallelism 1"))]
 
 
 def _unknown_job_fields(spec: Study) -> list[Problem]:

@@ -7,6 +7,8 @@ import ast
 import inspect
 import json
 import math
+import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -205,3 +207,43 @@ def test_a_line_nested_past_pythons_recursion_limit_is_no_record():
     """A trial's log holds whatever it printed beside the wrapper's records: none of it raises."""
     record = {"dir": "", "tag": "accuracy", "step": 1, "value": 0.5}
     assert list(tfevents.records(["[" * 30_000 + "]" * 30_000, json.dumps(record)])) == [record]
+
+
+@pytest.mark.parametrize("length", [1 << 40, (1 << 64) - 5])
+def test_a_record_claiming_more_than_is_left_of_its_file_is_told_as_damaged_without_being_read(
+        tmp_path: Path, length: int):
+    """A header with a valid checksum over a huge length had ``read(length + 4)`` called: a
+    ``MemoryError`` at 2**40, an ``OverflowError`` past 2**63, escaping the reader. The file is
+    read up to that record, said damaged (its path and why), and the other files are read."""
+    good = writer.write(tmp_path / "a" / "events.out.tfevents.1", [writer.event(0, [("loss", 1.0)])])
+    claim = struct.pack("<Q", length)
+    crafted = tmp_path / "b" / "events.out.tfevents.2"
+    crafted.parent.mkdir()
+    crafted.write_bytes(good.read_bytes() + claim + struct.pack("<I", tfevents.masked_crc(claim)) + b"x" * 8)
+    damaged: list[tuple[str, str]] = []
+    found = list(tfevents.directory_records(str(tmp_path), damaged=lambda path, why: damaged.append((path, why))))
+    assert [(Path(str(r["dir"])).name, r["tag"]) for r in found] == [("a", "loss"), ("b", "loss")]
+    assert damaged == [(str(crafted), f"a record claims {length:,} bytes, and 4 are left of the file")]
+
+
+def test_the_walk_of_an_event_folder_stops_as_soon_as_it_meets_more_files_than_it_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The folders past the limit are never listed (a folder of ``/`` listed the machine's every
+    file, 1.3 million here, before the limit was compared), and nothing is read."""
+    for folder in range(10):
+        for name in range(3):
+            (tmp_path / f"d{folder}").mkdir(exist_ok=True)
+            (tmp_path / f"d{folder}" / f"f{name}").write_bytes(b"")
+    listed: list[str] = []
+    walk = os.walk
+
+    def listing(top: str, *args: object, **kwargs: object):
+        for root, folders, files in walk(top, *args, **kwargs):
+            listed.append(os.path.relpath(root, tmp_path))
+            yield root, folders, files
+
+    monkeypatch.setattr(os, "walk", listing)
+    with pytest.raises(tfevents.TooManyFiles, match=f"{tmp_path} holds more than 5 files"):
+        tfevents.event_files(str(tmp_path), most=5)
+    assert listed == [".", "d0", "d1"]
+    assert len(tfevents.event_files(str(tmp_path), most=30)) == 30

@@ -6,9 +6,11 @@ written never through a link, FIFO or second name a trial planted where a later 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -21,12 +23,15 @@ import tfevent_writer
 from conftest import run_study, study_definition
 from http_helpers import Service
 
-from functions.adapters import local_outputs, trial_files
+from functions import pools
+from functions.adapters import local_marks, local_outputs, trial_files
 from functions.adapters.file_follow import follow
 from functions.adapters.local_executor import LocalExecutor
+from functions.core import tfevents
 from functions.core.errors import InvalidStudy, RefusedFile, Stopping
 from functions.core.formats import load_definition
 from functions.core.launch import TrialLaunch
+from functions.core.tfevents import masked_crc
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -349,3 +354,82 @@ def test_the_log_of_an_attempt_opened_again_is_made_new(tmp_path: Path):
         again.write(b"loss=1\n")
     assert path.read_bytes() == b"loss=1\n"
     assert all(p.stat().st_mode & 0o077 == 0 for p in (logs, logs / "demo", path))
+
+
+def _runs_in(folder: str, **template: object) -> dict:
+    """A trialSpec Job whose container runs in ``folder`` (its ``workingDir``), where a local trial runs."""
+    container = {"name": "trial", "image": "python:3.12", "workingDir": folder, "command": [sys.executable, "-c", "0", "${trialParameters.x}"]}
+    return {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [container]}}}}, **template}
+
+
+def test_a_metrics_path_relative_to_a_trial_spec_containers_folder_under_proc_is_refused_at_submission(service):
+    """A local trialSpec trial runs, and its relative metrics path is read, in its container's
+    ``workingDir``: the check at submission resolved it against ``trialTemplate.workingDir``
+    alone, and took ``environ`` from ``/proc/self`` (the service's own environment)."""
+    definition = study_definition(name="sys-container", parallelism=1, metricsCollector={"kind": "file", "path": "environ"})
+    definition["trialTemplate"] = _runs_in("/proc/self")
+    status, body = _post(service, definition)
+    assert status == 422, body
+    [problem] = json.loads(body)["problems"]
+    assert problem["path"] == "metricsCollector.path" and problem["message"].startswith(
+        "'environ' (from the workingDir of the trialSpec's primary container '/proc/self') lies under /proc")
+    assert service.request("GET", "/studies/sys-container", headers=AUTH)[0] == 404
+
+
+def test_a_metrics_file_shared_by_trials_is_found_in_the_folder_a_trial_spec_trial_runs_in():
+    """Three trials at once in their container's one ``workingDir`` all write its ``metrics.log``,
+    whatever ``trialTemplate.workingDir`` says (the trials do not run there); a container's
+    folder naming each trial is each trial's own."""
+    shared = study_definition(name="shared-folder", parallelism=3, metricsCollector={"kind": "file", "path": "metrics.log"})
+    shared["trialTemplate"] = _runs_in("/srv/train", workingDir="runs/${trialSpec.Name}")
+    with pytest.raises(InvalidStudy) as refused:
+        pools.check_study(parse_study(shared), shared, Settings(), runs_jobs=False)
+    [problem] = refused.value.problems
+    assert problem.path == "metricsCollector.path" and "3 would run at once on this machine" in problem.message
+    assert "or in the workingDir of the trialSpec's primary container, where the trial runs" in problem.message
+    own = study_definition(name="own-folder", parallelism=3, metricsCollector={"kind": "file", "path": "metrics.log"})
+    own["trialTemplate"] = _runs_in("runs/${trialSpec.Name}")
+    pools.check_study(parse_study(own), own, Settings(), runs_jobs=False)
+
+
+def test_an_event_folder_of_more_files_than_are_read_or_a_damaged_event_file_is_named_in_a_refusal(tmp_path: Path):
+    """A folder of more than ``MAX_FILES`` files is refused before any is read (a folder of ``/``
+    was walked whole at each attempt's start and end, and read whole), its mark not taken; a
+    damaged event file is named once every other file was read, its records before the damage
+    read too."""
+    events = tmp_path / "events"
+    good = tfevent_writer.write(events / "a" / "events.out.tfevents.1", [tfevent_writer.event(0, [("loss", 1.0)])])
+    claim = struct.pack("<Q", 1 << 40)
+    (events / "b").mkdir()
+    (events / "b" / "events.out.tfevents.2").write_bytes(
+        good.read_bytes() + claim + struct.pack("<I", masked_crc(claim)))
+    tfevent_writer.write(events / "c" / "events.out.tfevents.3", [tfevent_writer.event(1, [("loss", 0.5)])])
+    read = local_outputs.read_file(_launch(tmp_path), "events")
+    assert [json.loads(line)["step"] for line in itertools.islice(read, 3)] == [0, 0, 1]
+    with pytest.raises(RefusedFile, match=r"events/b/events\.out\.tfevents\.2: a record claims 1,099,511,627,776 "
+                                          r"bytes, and 0 are left of the file: read up to that record$"):
+        next(read)
+    launch = replace(_launch(tmp_path), metrics_file="events", metrics_events=("loss",))
+    assert local_marks.taken(launch) is not None
+    for number in range(tfevents.MAX_FILES):
+        (events / f"{number}.txt").write_bytes(b"")
+    assert local_marks.taken(launch) is None
+    with pytest.raises(RefusedFile, match=r"events holds more than 10,000 files; katuna reads the event files of a "
+                                          r"folder of at most 10,000: name the trial's own event folder"):
+        next(local_outputs.read_file(launch, "events"))
+
+
+@pytest.mark.parametrize(("collector", "template", "where"), [
+    ({"kind": "tfevent", "path": "/"}, {}, ""),
+    ({"kind": "tfevent", "path": "."}, {"workingDir": "/"}, " (from trialTemplate.workingDir '/')"),
+    ({"kind": "tfevent", "path": "."}, _runs_in("//"), " (from the workingDir of the trialSpec's primary container '//')"),
+])
+def test_the_root_folder_as_an_event_folder_is_refused_at_submission_naming_the_field(collector, template, where):
+    definition = study_definition(name="root-events", parallelism=1, metricsCollector=collector)
+    definition["trialTemplate"] = template if "trialSpec" in template else {**definition["trialTemplate"], **template}
+    with pytest.raises(InvalidStudy) as refused:
+        pools.check_study(parse_study(definition), definition, Settings(), runs_jobs=False)
+    [problem] = refused.value.problems
+    assert problem.path == "metricsCollector.path"
+    assert problem.message.startswith(f"{collector['path']!r}{where} is the root folder: katuna would walk the machine's")

@@ -6,6 +6,7 @@ additional metrics."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,8 +83,9 @@ def test_the_pareto_chart_names_each_trial_by_its_number_where_a_parameter_is_no
 
 def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(tmp_path: Path):
     """Every one of 600 trials trades loss for size: the study page lists 500 of them, its two
-    ends among them, and links to the whole front, which then stays whole as the table is
-    fetched again."""
+    ends among them, and links to the whole front, listed a page at a time by number (500 when
+    no size is given), each page linking to the next, the one before and the first, and staying
+    the same page as the table is fetched again."""
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     try:
         store = runtime.store()
@@ -98,12 +100,29 @@ def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(t
         assert "500 of its 600 trials, spread along it" in page and "/ui/studies/long/trials/599\"" in page
         assert 'href="/ui/studies/long?front=all#best-trials"' in page
         whole = client.get("/ui/studies/long?front=all").get_data(as_text=True)
-        assert whole.count('<tr><td><a href="/ui/studies/long/trials/') == 600 and "600 trials" in whole
+        assert _listed(whole) == list(range(500)) and "trials 1–500 of its 600, by number" in whole
         assert 'data-src="/ui/studies/long/best.fragment?front=all"' in whole
-        fetched = client.get("/ui/studies/long/best.fragment?front=all").get_data(as_text=True)
-        assert fetched.count("<tr><td>") == 600
+        assert '<a href="/ui/studies/long?front=all&amp;after=499#best-trials" id="front-next">' in whole
+        assert _listed(client.get("/ui/studies/long/best.fragment?front=all").get_data(as_text=True)) == list(range(500))
+        rest = client.get("/ui/studies/long?front=all&after=499").get_data(as_text=True)
+        assert _listed(rest) == list(range(500, 600)) and "trials 501–600 of its 600, by number" in rest
+        assert 'id="front-next"' not in rest and 'href="/ui/studies/long?front=all#best-trials" id="front-previous"' in rest
+        assert 'data-src="/ui/studies/long/best.fragment?front=all&amp;after=499"' in rest
+        small = client.get("/ui/studies/long/best.fragment?front=all&size=25&after=99").get_data(as_text=True)
+        assert _listed(small) == list(range(100, 125)) and "trials 101–125 of its 600" in small
+        assert 'href="/ui/studies/long?front=all&amp;size=25&amp;after=74#best-trials" id="front-previous"' in small
+        assert 'href="/ui/studies/long?front=all&amp;size=25&amp;after=574#best-trials">last' in small
+        assert _listed(client.get("/ui/studies/long?front=all&after=5000").get_data(as_text=True)) == \
+            list(range(100, 600)), "a page past the end is the last"
+        refused = client.get("/ui/studies/long/best.fragment?front=all&size=7")
+        assert refused.status_code == 400 and "size: expected one of 25, 50, 100, 500" in refused.get_data(as_text=True)
     finally:
         runtime.close()
+
+
+def _listed(page: str) -> list[int]:
+    """The numbers of the trials a best-trials table lists, in its order."""
+    return [int(number) for number in re.findall(r'<tr><td><a href="/ui/studies/[^/]+/trials/(\d+)"', page)]
 
 
 def test_a_study_page_says_what_its_warm_start_gave_the_sampler(embedded, tmp_path: Path):

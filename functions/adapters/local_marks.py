@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from functions.adapters import local_outputs, trial_files
+from functions.core import tfevents
 from functions.core.errors import RefusedFile
 from functions.core.launch import TrialLaunch
 
 SUFFIX = ".mark"
 """The record's name is the log's with this suffix."""
-MAX_FILES = 10_000
-"""The most files of an event folder recorded: a folder holding more is read whole."""
 MAX_BYTES = 4 << 20
 """The most of a record read."""
 TAIL = 64 * 1024
@@ -59,14 +58,18 @@ def _digest(handle: BinaryIO, size: int) -> str:
 
 
 def taken(launch: TrialLaunch) -> Mark | None:
-    """What the attempt's metrics file or event folder holds now; None without one."""
+    """What the attempt's metrics file or event folder holds now; None without one, or for a
+    folder of more files than are read (:data:`~functions.core.tfevents.MAX_FILES`: its walk
+    stops at the next one, and its read is refused)."""
     if launch.metrics_file is None:
         return None
     target = Path(launch.working_dir) / launch.metrics_file
     if launch.metrics_events:
-        files = [os.path.relpath(os.path.join(root, name), target) for root, _, names in os.walk(target)
-                 for name in names]
-        return Mark(files=frozenset(files)) if len(files) <= MAX_FILES else None
+        try:
+            files = tfevents.event_files(str(target), tfevents.MAX_FILES)
+        except tfevents.TooManyFiles:
+            return None
+        return Mark(files=frozenset(os.path.relpath(file, target) for file in files))
     try:
         with trial_files.open_file(target) as handle:
             held = os.fstat(handle.fileno())

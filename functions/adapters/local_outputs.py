@@ -211,16 +211,32 @@ def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lamb
     ``mark`` of what was there before the attempt, only what it added is read."""
     target = Path(launch.working_dir) / path
     if target.is_dir():
-        try:
-            directory = trial_files.real_directory(target)
-        except FileNotFoundError:
-            return
-        earlier = mark.files if mark is not None else frozenset()
-        for record in tfevents.directory_records(directory, trial_files.open_file, earlier):
-            _check(stopped, target)
-            yield json.dumps(record)
+        yield from _event_lines(target, stopped, mark)
     else:
         yield from lines(target, stopped, mark)
+
+
+def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -> Iterator[str]:
+    """The records of the event files under the folder ``target``, a JSON record a line. A folder
+    of more than :data:`~functions.core.tfevents.MAX_FILES` files is a :class:`RefusedFile`
+    before any is read; so is, once every other file was read, an event file found damaged
+    (what came before the damage is read), naming it and why."""
+    try:
+        directory = trial_files.real_directory(target)
+    except FileNotFoundError:
+        return
+    earlier = mark.files if mark is not None else frozenset()
+    damaged: list[str] = []
+    try:
+        for record in tfevents.directory_records(directory, trial_files.open_file, earlier, tfevents.MAX_FILES,
+                                                 lambda file, why: damaged.append(f"{file}: {why}")):
+            _check(stopped, target)
+            yield json.dumps(record)
+    except tfevents.TooManyFiles as exc:
+        raise RefusedFile(str(exc)) from None
+    if damaged:
+        more = f" (and {len(damaged) - 1} more damaged event files)" if len(damaged) > 1 else ""
+        raise RefusedFile(f"{damaged[0]}: read up to that record{more}")
 
 
 def lines(path: Path, stopped: Callable[[], bool] = lambda: False, mark: Mark | None = None) -> Iterator[str]:

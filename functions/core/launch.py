@@ -124,6 +124,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     env.update(template.render_env(tmpl.env, trial.params, name))
     env.update(template.parameter_env(trial.params))
     working_dir = None if tmpl.working_dir is None else template.substitute(tmpl.working_dir, trial.params, name)
+    folder = trial_spec.local_folder(tmpl)
+    local_dir = (container_dir if folder is not None and folder.in_container else None) or working_dir
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
     return TrialLaunch(
@@ -135,7 +137,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         job_name=name,
         argv=argv,
         env=env,
-        working_dir=os.path.normpath(os.path.join(record.base_dir, container_dir or working_dir or ".")),
+        working_dir=os.path.normpath(os.path.join(record.base_dir, local_dir or ".")),
         timeout=tmpl.timeout,
         deadline=(trial_spec.active_deadline(tmpl.trial_spec, trial.params, frozenset(tmpl.typed_fields))
                   if tmpl.trial_spec is not None else None),

@@ -196,9 +196,17 @@ def best_after(store: Store, record: StudyRecord, after: int | None, most: int) 
     if not record.spec.multi_objective:
         yield from [t for t in store.best_trials(record.name, 1) if after is None or t.number > after][:most]
         return
-    numbers = sorted(n for n in _FRONTS.numbers(store, record) if after is None or n > after)[:most]
+    front = front_numbers(store, record)
+    start = 0 if after is None else bisect.bisect_right(front, after)
+    numbers = front[start:start + most]
     for start in range(0, len(numbers), PAGE_READ):
         yield from sorted(store.numbered_trials(record.name, numbers[start:start + PAGE_READ]), key=lambda t: t.number)
+
+
+def front_numbers(store: Store, record: StudyRecord) -> list[int]:
+    """The numbers of a multi-objective study's Pareto front, by number: where a page of it
+    (:func:`best_after`) starts, and how many come before and after it."""
+    return sorted(_FRONTS.numbers(store, record))
 
 
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:

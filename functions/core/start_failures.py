@@ -46,7 +46,7 @@ from typing import Any
 
 from functions.core.records import Counts, TrialRecord
 from functions.core.spec import TrialTemplate
-from functions.core.trial_spec import primary_container
+from functions.core.trial_spec import local_folder
 
 UNSTARTABLE_TRIALS = 3
 """Failed trials, every one unable to start for the same cause, after which the study fails."""
@@ -150,19 +150,17 @@ def _walk(value: Any, key: object = None) -> Iterator[tuple[object, Any]]:
 
 
 def _directory_fix(template: TrialTemplate) -> str | None:
-    """How to fix a working directory every trial fails to enter: the template's own, or the
-    ``workingDir`` of its trialSpec's primary container, where a local trial runs as the
-    container would (None where a trial's parameters fill it in: each trial has its own)."""
-    if template.trial_spec is not None:
-        container = primary_container(template.trial_spec, template.primary_container,
-                                      dict(template.primary_pod_labels) or None) or {}
-        folder = container.get("workingDir")
-        if isinstance(folder, str) and folder and "${" not in folder:
-            return ("Fix the workingDir of the trialSpec's primary container (a folder that exists on this machine, "
-                    "where a local trial runs its command as Kubernetes runs it in that folder of the image), or "
-                    "leave it out to run the trials in the study's folder")
-    if template.working_dir is None or "${" in template.working_dir:
+    """How to fix a working directory every trial fails to enter: the folder a local trial runs
+    in (:func:`~functions.core.trial_spec.local_folder`), the ``workingDir`` of its trialSpec's
+    primary container, where it runs as the container would, or the template's own (None where
+    a trial's parameters fill it in: each trial has its own)."""
+    runs_in = local_folder(template)
+    if runs_in is None or "${" in runs_in.folder:
         return None
+    if runs_in.in_container:
+        return ("Fix the workingDir of the trialSpec's primary container (a folder that exists on this machine, "
+                "where a local trial runs its command as Kubernetes runs it in that folder of the image), or "
+                "leave it out to run the trials in the study's folder")
     return "Fix trialTemplate.workingDir (a folder that exists, relative to where katuna runs)"
 
 

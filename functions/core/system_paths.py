@@ -7,8 +7,10 @@ opened by the service is the service's environment (its API token, its cloud cre
 ``/proc/self/fd/N`` its open files, and a study's own metric filters could move their characters
 into stored metric values. So a study whose metrics path lies there is refused at submission
 (:func:`local_problems`), and the local executor refuses any file that turns out to be there once
-opened, however a link led to it (:mod:`functions.adapters.trial_files`). A trial on a cluster
-reads its files inside its own pod, where none of this applies.
+opened, however a link led to it (:mod:`functions.adapters.trial_files`). The root folder itself
+is refused as a metrics path too: read as an event folder, it would have the machine's every file
+walked at each attempt's start and end. A trial on a cluster reads its files inside its own pod,
+where none of this applies.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import posixpath
 
 from functions.core.errors import Problem
 from functions.core.spec import Study
+from functions.core.trial_spec import local_folder
 
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 """Folders of processes, the kernel and devices: no trial's output lives there."""
@@ -39,15 +42,21 @@ def system_root(path: str) -> str | None:
 
 def local_problems(spec: Study) -> list[Problem]:
     """Where a study run by the local executor would have the service read a file under a system
-    folder: its metrics collector's path, from the trial's working directory."""
+    folder, or walk the root folder for event files: its metrics collector's path, from the
+    folder the trial runs in (:func:`~functions.core.trial_spec.local_folder`)."""
     collector = spec.metrics_collector
     if collector.kind not in ("file", "tfevent") or collector.path is None:
         return []
-    working_dir = spec.trial_template.working_dir or ""
-    root = system_root(posixpath.join(working_dir, collector.path))
+    runs_in = local_folder(spec.trial_template)
+    path = posixpath.join(runs_in.folder if runs_in else "", collector.path)
+    where = "" if posixpath.isabs(collector.path) or runs_in is None else f" (from {runs_in.field} {runs_in.folder!r})"
+    if posixpath.isabs(path) and posixpath.normpath(path).lstrip("/") == "":
+        return [Problem("metricsCollector.path", f"{collector.path!r}{where} is the root folder: katuna would walk the "
+                                                 f"machine's every file for the trial's event files, at each attempt's "
+                                                 f"start and end; name the folder the trial writes its own to")]
+    root = system_root(path)
     if root is None:
         return []
-    where = "" if posixpath.isabs(collector.path) else f" (from trialTemplate.workingDir {working_dir!r})"
     return [Problem("metricsCollector.path", f"{collector.path!r}{where} lies under {root}, which holds the service's "
                                              f"own process, the kernel's and the machine's devices, never a trial's "
                                              f"files; trials run on this machine here, and katuna reads no file under "

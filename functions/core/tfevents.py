@@ -56,15 +56,38 @@ def masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+class DamagedFile(ValueError):
+    """An event file whose record claims more bytes than are left of the file: one cut short
+    (its writer still writing, or killed while it wrote) or damaged. What came before it is read."""
+
+
+class TooManyFiles(ValueError):
+    """An event folder holding more files than its reader reads (:data:`MAX_FILES`)."""
+
+
+MAX_FILES = 10_000
+"""The most files of an event folder katuna reads (or records, as a local attempt starts), its
+walk stopped as soon as it meets one more: a trial's event folder holds a few, and a folder of
+the whole machine would be walked at each attempt's start and end."""
+
+
 def tf_records(stream: BinaryIO) -> Iterator[bytes]:
-    """The records of a TFRecord file, read one at a time, up to the first one cut short or
-    corrupt (a file that is no TFRecord file fails its first header's checksum)."""
+    """The records of a TFRecord file, read one at a time, up to the first one failing its
+    checksum (a file that is no TFRecord file fails its first header's). A record claiming more
+    bytes than are left of the file is a :class:`DamagedFile`, found before it is read: a
+    header's length alone would otherwise have that many bytes read at once (2**40: a
+    ``MemoryError``)."""
+    left = os.fstat(stream.fileno()).st_size - stream.tell()
     while True:
         header = stream.read(12)
+        left -= len(header)
         if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
             return
         (length,) = struct.unpack("<Q", header[:8])
+        if length + 4 > left:
+            raise DamagedFile(f"a record claims {length:,} bytes, and {max(left - 4, 0):,} are left of the file")
         data = stream.read(length + 4)
+        left -= len(data)
         if len(data) < length + 4 or struct.unpack("<I", data[length:])[0] != masked_crc(data[:length]):
             return
         yield data[:length]
@@ -171,24 +194,41 @@ def _summary_value(data: bytes) -> tuple[str, str] | None:
 
 
 def directory_records(directory: str, opener: Callable[[str], BinaryIO] | None = None,
-                      earlier: Collection[str] = ()) -> Iterator[dict[str, object]]:
+                      earlier: Collection[str] = (), most: int | None = None,
+                      damaged: Callable[[str, str], None] | None = None) -> Iterator[dict[str, object]]:
     """Each scalar of every event file under ``directory``, in file order: its file's folder,
     tag, step and value (text). Files that are no event files give nothing, nor the ``earlier``
     ones (their paths from ``directory``: a local trial's folder held them before it started).
-    Each file is opened by ``opener`` (the service's checks of a local trial's files), else as it is."""
+    Each file is opened by ``opener`` (the service's checks of a local trial's files), else as it is.
+    A folder of more than ``most`` files is a :class:`TooManyFiles` before any is read; a damaged
+    file gives what came before the damage, and is told to ``damaged`` (its path and why)."""
+    for path in event_files(directory, most):
+        if os.path.relpath(path, directory) in earlier:
+            continue
+        try:
+            with opener(path) if opener is not None else open(path, "rb") as handle:
+                for record in tf_records(handle):
+                    for tag, step, value in scalars(record):
+                        yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
+        except (DamagedFile, MemoryError) as exc:
+            if damaged is not None:
+                damaged(path, str(exc) or "a record too large to hold in memory")
+        except (OSError, ValueError):
+            continue
+
+
+def event_files(directory: str, most: int | None = None) -> list[str]:
+    """The paths of the files under ``directory``, in the order they are read (sorted in each
+    folder, a folder's files before its subfolders'); a :class:`TooManyFiles` as soon as the
+    walk meets more than ``most``."""
+    found: list[str] = []
     for root, folders, files in os.walk(directory):
         folders.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if os.path.relpath(path, directory) in earlier:
-                continue
-            try:
-                with opener(path) if opener is not None else open(path, "rb") as handle:
-                    for record in tf_records(handle):
-                        for tag, step, value in scalars(record):
-                            yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
-            except (OSError, ValueError):
-                continue
+        found += (os.path.join(root, name) for name in sorted(files))
+        if most is not None and len(found) > most:
+            raise TooManyFiles(f"{directory} holds more than {most:,} files; katuna reads the event files of a "
+                               f"folder of at most {most:,}: name the trial's own event folder")
+    return found
 
 
 def matches(tag: str, metric: str, folder: str) -> bool:
@@ -229,7 +269,7 @@ def main(argv: list[str]) -> None:
     names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar."""
     mark, directory, names = argv
     metrics = json.loads(names)
-    for record in directory_records(directory):
+    for record in directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr)):
         if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
             sys.stdout.write(mark + json.dumps(record) + "\n")
     sys.stdout.flush()

@@ -57,21 +57,30 @@ def page(items: Generator[tuple[Key, Any], None, None], limit: int, next_link: C
     fit in :data:`PAGE_BYTES`, with the link to the page after the last one when more follow.
     ``items`` should hold at most ``limit + 1``: the one past the page only tells that more
     follow, and no view is made of it."""
-    parts: list[str] = []
-    size, more = 0, False
-    last: Key | None = None
+    parts, more = cut(items, limit, lambda item: current_app.json.dumps(view(item)))
+    response = Response("[" + ",".join(text for _, text in parts) + "]", mimetype="application/json")
+    if more:
+        response.headers["Link"] = f'<{next_link(parts[-1][0])}>; rel="next"'
+    return response
+
+
+def cut(items: Generator[tuple[Key, Any], None, None], limit: int, made: Callable[[Any], Any],
+        size: Callable[[Any], int] = len) -> tuple[list[tuple[Key, Any]], bool]:
+    """What the page makes (``made``) of each of the first ``limit`` of ``items`` (key, item)
+    whose ``size`` (in bytes of JSON) fits in :data:`PAGE_BYTES` (always at least one), each
+    with its key, and whether more follow. ``items`` is read no further than the one past the
+    page, of which nothing is made, and closed: a page of the API (:func:`page`) and one of
+    the dashboard are cut alike."""
+    parts: list[tuple[Key, Any]] = []
+    total = 0
     with closing(items):
         for key, item in items:
             if len(parts) == limit:
-                more = True
-                break
-            text = current_app.json.dumps(view(item))
-            if parts and size + len(text) > PAGE_BYTES:
-                more = True
-                break
-            parts.append(text)
-            size, last = size + len(text) + 1, key
-    response = Response("[" + ",".join(parts) + "]", mimetype="application/json")
-    if more and last is not None:
-        response.headers["Link"] = f'<{next_link(last)}>; rel="next"'
-    return response
+                return parts, True
+            part = made(item)
+            weight = size(part)
+            if parts and total + weight > PAGE_BYTES:
+                return parts, True
+            parts.append((key, part))
+            total += weight + 1
+    return parts, False

@@ -82,7 +82,7 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     if sort not in known:
         raise MalformedRequest(_unknown_field("sort", sort, _all_fields(spec)))
     ranges = _ranges(spec, args, known)
-    size = _page_size(one_value("size", args) or "50")
+    size = page_size(one_value("size", args) or "50")
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
     descending = _descending(one_value("desc", args) or "")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=descending,
@@ -182,7 +182,7 @@ def _descending(text: str) -> bool:
     return ORDERS[text]
 
 
-def _page_size(text: str) -> int:
+def page_size(text: str) -> int:
     """One of :data:`PAGE_SIZES`, written as the page writes it."""
     if text not in {str(size) for size in PAGE_SIZES}:
         raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {text!r:.40}")

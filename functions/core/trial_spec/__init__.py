@@ -13,9 +13,13 @@ process (its image is noted and ignored), ended at a Job's own deadline (:func:`
 from functions.core.trial_spec._check import check
 from functions.core.trial_spec._job_fields import template_field
 from functions.core.trial_spec._local import (
+    CONTAINER_FOLDER,
+    TEMPLATE_FOLDER,
+    LocalFolder,
     active_deadline,
     local_engine_fields,
     local_entrypoint,
+    local_folder,
     local_process,
     no_command,
 )
@@ -31,6 +35,6 @@ from functions.core.trial_spec._shapes import (
 )
 
 __all__ = [
-    "PATH", "active_deadline", "all_containers", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_process", "located_containers",
+    "CONTAINER_FOLDER", "PATH", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_folder", "local_process", "located_containers",
     "no_command", "primary_container", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
 ]

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from functions.core import container_scripts, template, trial_kinds
 from functions.core.documents import Path
 from functions.core.errors import Problem
 from functions.core.trial_spec._job_fields import DEADLINE, is_deadline
 from functions.core.trial_spec._shapes import PATH, located_containers, primary_container
+
+if TYPE_CHECKING:
+    from functions.core.spec import TrialTemplate
 
 
 def no_command(path: str, container: str, needed: str) -> Problem:
@@ -85,6 +89,40 @@ def _run_fields(container: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"env[{i}].value", str(variable["value"])
     if container.get("workingDir") is not None:
         yield "workingDir", str(container["workingDir"])
+
+
+CONTAINER_FOLDER = "the workingDir of the trialSpec's primary container"
+TEMPLATE_FOLDER = "trialTemplate.workingDir"
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    """The folder a local trial runs in, as its template names it (placeholders not filled in),
+    and the field that names it."""
+
+    folder: str
+    field: str
+
+    @property
+    def in_container(self) -> bool:
+        """Whether it is the trialSpec primary container's ``workingDir`` (filled in as the
+        container's other fields are: :func:`local_process`)."""
+        return self.field == CONTAINER_FOLDER
+
+
+def local_folder(template: TrialTemplate) -> LocalFolder | None:
+    """Where a trial of ``template`` run on this machine runs, relative to the study's folder:
+    the ``workingDir`` of its trialSpec's primary container, where Kubernetes runs its command,
+    else ``trialTemplate.workingDir``; None for the study's folder. The launch runs the trial
+    there, and the checks at submission resolve a relative metrics path against it, so what is
+    checked is what is read."""
+    if template.trial_spec is not None:
+        container = primary_container(template.trial_spec, template.primary_container,
+                                      dict(template.primary_pod_labels) or None) or {}
+        folder = container.get("workingDir")
+        if folder not in (None, ""):
+            return LocalFolder(str(folder), CONTAINER_FOLDER)
+    return None if template.working_dir is None else LocalFolder(template.working_dir, TEMPLATE_FOLDER)
 
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],

@@ -9,6 +9,7 @@ from flask import Response, render_template, request
 
 from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.adapters.web.ui._front import front_page
 from functions.core.pareto import best_trials, front_sample
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
@@ -20,7 +21,7 @@ BEST_SHOWN = 5
 """How many best trials the study page lists for one objective."""
 FRONT_LISTED = 500
 """How many trials of a Pareto front the study page lists, spread along it, unless asked for all
-(``?front=all``): a front can hold most of a long study's trials, and the page and its table,
+(``?front=all``, a page at a time): a front can hold most of a long study's trials, and the page and its table,
 fetched again as trials finish, would grow with it (5,000 rows: a megabyte)."""
 STUDIES_SHOWN = 200
 """The most studies the dashboard's list shows, the newest: the list is fetched again every few
@@ -108,8 +109,8 @@ def node_hours_fragment(name: str):
 
 @blueprint.get("/studies/<name>/best.fragment")
 def best_fragment(name: str):
-    """The study page's best trials (the whole Pareto front of several objectives) alone, which
-    the page fetches again as trials finish."""
+    """The study page's best trials (of several objectives, the Pareto front, spread along it
+    or a page of all of it) alone, which the page fetches again as trials finish."""
     store = runtime().store()
     record = store.get_study(name)
     return render_template("best_table.html", record=record, spec=record.spec, **_best(store, record))
@@ -117,15 +118,14 @@ def best_fragment(name: str):
 
 def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
     """The best trials the study page lists (``best``): of a Pareto front, :data:`FRONT_LISTED`
-    spread along it, or all of it with ``?front=all`` (``whole``), and its size (``front``)."""
+    spread along it, or with ``?front=all`` a page of all of it (:func:`._front.front_page`,
+    with its ``pager`` and the arguments that fetch it ``again``), and the front's size (``front``)."""
     if not record.spec.multi_objective:
-        return {"best": best_trials(store, record, limit=BEST_SHOWN), "front": None, "whole": False}
-    whole = request.args.get("front") == "all"
-    if whole:
-        listed = best_trials(store, record)
-        return {"best": listed, "front": len(listed), "whole": True}
+        return {"best": best_trials(store, record, limit=BEST_SHOWN), "front": None, "pager": None, "again": {}}
+    if request.args.get("front") == "all":
+        return front_page(store, record)
     listed, size = front_sample(store, record, most=FRONT_LISTED)
-    return {"best": listed, "front": size, "whole": False}
+    return {"best": listed, "front": size, "pager": None, "again": {}}
 
 
 @blueprint.get("/new")
