@@ -14,6 +14,12 @@ also gets the autoscaler's per-group scale-down option (:func:`infra.eks_request
 unless its Auto Scaling group has one already. A create's or an update's check is done only
 once those tags are written, so a tick that finds the group active writes them.
 
+A group katuna creates boots from katuna's launch template (:func:`infra.eks_requests.template_request`:
+IMDSv2 required with a hop limit of 1, so that no pod reads the node role's credentials, and the
+group's disk size): made before the group unless a run before made it (its name follows from
+the group and its content), and deleted once the group is gone (a delete's check, or a delete
+that finds no group), never before, since EKS launches the group's nodes from it.
+
 A group katuna creates for a study carries the study's uid as a tag
 (:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
 limits as found are what :meth:`EksNodePools.scale_back` gives back.
@@ -74,6 +80,8 @@ from infra.eks_requests import (
     option_tags,
     scaling_request,
     subnet_problem,
+    template_filters,
+    template_request,
     template_tags,
 )
 from infra.polling import until_done
@@ -109,6 +117,10 @@ _NO_INSTANCE_TYPES = "The following supplied instance types do not exist"
 _NO_CLUSTER = "No cluster found"
 """How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
 for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
+_NO_TEMPLATE = {"InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"}
+"""EC2's codes for a launch template it does not have (asked by name, or by id)."""
+_TEMPLATE_TAKEN = "InvalidLaunchTemplateName.AlreadyExistsException"
+"""EC2's code for a launch template name in use: made meanwhile by another run of the same create."""
 _UNSET = (NoCredentialsError, PartialCredentialsError, NoRegionError)
 """What botocore raises when the AWS configuration lacks credentials or a region: no retry
 brings them, so they are refusals naming what to set, not an unreachable EKS."""
@@ -250,16 +262,11 @@ class EksNodePools:
         if not self.cluster.subnets or not self.cluster.node_role:
             raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
                                  "KATUNA_EKS_NODE_ROLE)")
-        self._check_subnets(pool.name)
-        try:
-            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
-            return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
-        except ClientError as exc:
-            if _code(exc) != "ResourceInUseException":
-                raise self._refusal(exc) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
         group = self._group(pool.name)
+        if group is None:
+            if self._create(pool, owner, request_id):
+                return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
+            group = self._group(pool.name)
         if group is None:
             raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
         status = group["status"]
@@ -278,12 +285,27 @@ class EksNodePools:
         return replace(whose, operation=self._update(
             scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
 
-    def _check_subnets(self, name: str) -> None:
+    def _create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
+        """Create the group, absent when looked for, with its launch template: whether EKS took
+        the create (not when it answers that the group exists, made meanwhile)."""
+        self._check_subnets()
+        self._make_template(pool)
+        try:
+            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
+            return True
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise self._refusal(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return False
+
+    def _check_subnets(self) -> None:
         """Refuse, before anything is created, subnets that cannot hold the cluster's node groups
         (:func:`infra.eks_requests.subnet_problem`): EKS would refuse some with a bare
         ``InvalidParameterException`` and accept the public ones that give no address, only for
-        the group to fail minutes later. A group ``name`` that exists already is not created,
-        so it is adopted or raised whatever the subnets."""
+        the group to fail minutes later. Only a group to be created is checked: one that exists
+        already is adopted or raised whatever the subnets."""
         cluster = self._call("describe_cluster", {"name": self.cluster.name})["cluster"]
         wanted = list(self.cluster.subnets)
         try:
@@ -295,8 +317,45 @@ class EksNodePools:
             raise self._failed(exc) from exc
         vpc = cluster.get("resourcesVpcConfig", {}).get("vpcId")
         problem = subnet_problem(self.cluster.name, vpc, self.cluster.subnets, subnets, tables)
-        if problem and self._group(name) is None:
+        if problem:
             raise NodePoolFailed(problem, SUBNETS_SETTING)
+
+    def _make_template(self, pool: NodePool) -> None:
+        """Create the group's launch template unless it exists: a create delivered twice, or one
+        whose earlier run stopped before the group, finds the template made then (its name
+        follows from its content), and one made meanwhile by another run is that run's. No
+        ``ClientToken``: EC2 would answer a token used again with the template it made for it,
+        even one deleted since with the group it was for."""
+        request = template_request(self.cluster, pool)
+        try:
+            self.ec2.describe_launch_templates(LaunchTemplateNames=[request["LaunchTemplateName"]])
+            return
+        except ClientError as exc:
+            if _code(exc) not in _NO_TEMPLATE:
+                raise self._failed(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        try:
+            self.ec2.create_launch_template(**request)
+        except ClientError as exc:
+            if _code(exc) != _TEMPLATE_TAKEN:
+                raise self._failed(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+
+    def _drop_templates(self, name: str) -> None:
+        """Delete the launch templates katuna made for the group ``name``, which is gone (EKS
+        launches a group's nodes from its template until then); one deleted meanwhile is gone too."""
+        try:
+            found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
+            for template in found["LaunchTemplates"]:
+                try:
+                    self.ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+                except ClientError as exc:
+                    if _code(exc) not in _NO_TEMPLATE:
+                        raise
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
@@ -324,10 +383,13 @@ class EksNodePools:
         Ansible's ``community.aws.eks_nodegroup`` does), so a delete run twice waits for the first."""
         group = self._group(name)
         if group is None:
+            self._drop_templates(name)
             return PoolChange()
         if group["status"] == "DELETING":
             return PoolChange("delete:" + name)
         found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
+        if not found:
+            self._drop_templates(name)
         return PoolChange("delete:" + name) if found else PoolChange()
 
     def empty(self, name: str) -> PoolChange:
@@ -348,6 +410,7 @@ class EksNodePools:
         group = self._group(name)
         if kind == "delete":
             if group is None:
+                self._drop_templates(name)
                 return OperationStatus(True)
             failed = group["status"] == "DELETE_FAILED"
             return OperationStatus(failed, f"could not delete node group {name}: {_issues(group)}" if failed else None)

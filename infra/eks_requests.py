@@ -10,10 +10,22 @@ A create or an update carries the AMI type its instance types need
 change it belongs to (the pool use's request, :attr:`functions.core.pool_use.PoolUse.request_id`):
 a retried change is the same change to EKS, the next change is a new one; without an id (the
 provisioning script), botocore gives each call a fresh token.
+
+A group katuna creates boots from a launch template of its own (:func:`template_request`): without
+one, EKS gives the nodes its default template's instance metadata options, IMDSv2 optional and a
+response hop limit of 2, and any pod on them reads the node role's credentials at
+169.254.169.254. katuna's template requires IMDSv2 tokens with a hop limit of 1 (the node itself,
+its host-network agents included, still reaches the metadata service; a pod's packets, one hop
+further, do not) and holds the group's boot disk size, which EKS refuses beside a launch template
+(``diskSize`` "must be specified within the launch template", the EKS User Guide's launch
+templates page). Its name (:func:`template_name`) follows from the cluster, the group and the
+template's content, so a create run again finds the template its first run made; its tags
+(:func:`template_filters`) find every template katuna made for a group once the group is gone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -44,6 +56,21 @@ TAGS_PER_CALL = 25
 of tags that you can add or remove using a single call is 25", the Amazon EC2 Auto Scaling User
 Guide's tag restrictions): a group's node-template tags are written in calls of at most as many."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
+MANAGED_BY = {"app.kubernetes.io/managed-by": "katuna"}
+CLUSTER_TAG = "katuna.dev/cluster"
+"""The tag naming the cluster a launch template of katuna's is for: what the IAM policy's
+conditions on creating and deleting templates hold to (docs/kubernetes.md, IAM on EKS)."""
+POOL_TAG = "katuna.dev/pool"
+METADATA_OPTIONS = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+"""The instance metadata options of katuna's nodes: the service on (the node's kubelet, its
+network plugin and its other host-network agents read it), IMDSv2 session tokens required, and
+a token's response hop limit of 1, so that it never reaches a pod's network namespace."""
+ROOT_DEVICE = "/dev/xvda"
+"""The root device of EKS's Amazon Linux 2023 AMIs (awslabs/amazon-eks-ami's
+``templates/al2023/template.json``), the only AMI types katuna's groups boot
+(:mod:`functions.core.eks_ami`): where a boot disk size goes in a launch template."""
+TEMPLATE_VERSION = "1"
+"""The version of katuna's template its groups boot: the only one katuna creates."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +93,45 @@ def _token_field(request_id: str | None, call: str, request: dict[str, Any]) -> 
     return {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call} {content}"))}
 
 
+def _template_data(pool: NodePool) -> dict[str, Any]:
+    """A launch template's content: katuna's metadata options, and the pool's boot disk size if it has one."""
+    data: dict[str, Any] = {"MetadataOptions": dict(METADATA_OPTIONS)}
+    if pool.disk_size_gb is not None:
+        data["BlockDeviceMappings"] = [{"DeviceName": ROOT_DEVICE, "Ebs": {"VolumeSize": pool.disk_size_gb}}]
+    return data
+
+
+def template_name(cluster: EksCluster, pool: NodePool) -> str:
+    """The name of the launch template of the group: ``katuna-<group>-<digest>``, the digest of the
+    cluster's name, the group's and the template's content, so the same group asked again names
+    the same template, and another cluster's group of that name or another disk size another one
+    (EC2's template names are unique in a region; at most 128 characters)."""
+    content = json.dumps([cluster.name, pool.name, _template_data(pool)], sort_keys=True)
+    return f"katuna-{pool.name}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def _template_tags(cluster: EksCluster, name: str) -> dict[str, str]:
+    return {**MANAGED_BY, CLUSTER_TAG: cluster.name, POOL_TAG: name}
+
+
+def template_request(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
+    """``create_launch_template``: katuna's template for the group, tagged as katuna's, the
+    cluster's and the group's."""
+    tags = [{"Key": key, "Value": value} for key, value in _template_tags(cluster, pool.name).items()]
+    return {"LaunchTemplateName": template_name(cluster, pool), "LaunchTemplateData": _template_data(pool),
+            "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tags}]}
+
+
+def template_filters(cluster: EksCluster, name: str) -> list[dict[str, Any]]:
+    """``describe_launch_templates``'s filters that find the templates katuna made for the group ``name``."""
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in _template_tags(cluster, name).items()]
+
+
 def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None,
                    request_id: str | None = None) -> dict[str, Any]:
     """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
-    the AMI type its instance types need; tagged with the uid of the study it is made for, if any."""
+    the AMI type its instance types need from katuna's launch template (:func:`template_request`,
+    which holds its disk size); tagged with the uid of the study it is made for, if any."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
@@ -81,12 +143,11 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
         "nodeRole": cluster.node_role,
         "labels": pool.node_labels,
         "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
-        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": pool.name},
+        "tags": {**MANAGED_BY, POOL_TAG: pool.name},
+        "launchTemplate": {"name": template_name(cluster, pool), "version": TEMPLATE_VERSION},
     }
     if owner is not None:
         request["tags"][OWNER_KEY] = owner_value(owner)
-    if pool.disk_size_gb is not None:
-        request["diskSize"] = pool.disk_size_gb
     return request | _token_field(request_id, "create", request)
 
 

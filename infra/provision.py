@@ -15,7 +15,8 @@ cloud refuses for now (a cluster busy with another operation, throttling) is ask
 until ``--timeout`` has passed; a change not done by then is an error naming what is still
 pending (exit code 1). A pool its cloud could not create is an error saying why, and that
 ``down`` then ``up`` creates it again. ``status`` prints its state and autoscaling limits as
-JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
+JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing (with, for ``eks up``,
+the launch template's request sent first).
 Credentials come from the SDKs' standard chains (Application Default Credentials; the AWS
 profile or environment), and the EKS region from ``--region`` or that chain; ``--endpoint``
 (GKE) and ``AWS_ENDPOINT_URL`` point at another API.
@@ -65,8 +66,11 @@ def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAU
     return pool
 
 
-def _dry_run(call: str, request: dict[str, Any]) -> None:
-    print_json({"call": call, "request": request})
+def _dry_run(call: str, request: dict[str, Any], first: tuple[str, dict[str, Any]] | None = None) -> None:
+    """Print the request a command would send, and the one it would send ``first`` if any (an
+    EKS group's launch template)."""
+    print_json({"call": call, "request": request} | (
+        {"first": {"call": first[0], "request": first[1]}} if first else {}))
 
 
 def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str, str]) -> None:
@@ -296,7 +300,8 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
                   "maxNodes": max_nodes, "labels": labels}, flags, quota)
     where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
-        return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
+        return _dry_run("create_nodegroup", eks_requests.create_request(where, spec),
+                        ("create_launch_template", eks_requests.template_request(where, spec)))
     _run(pools, change(lambda adapter: _ensure_eks(adapter, spec, where), nodegroup, "active", timeout, settle=True,
                        max_nodes=max_nodes), flags)
 

@@ -17,7 +17,8 @@ those :func:`teach` is given, or those :func:`raise_quotas` gives one region, as
 granted in the Service Quotas console would.
 
 moto checks little else of a node group's configuration: :func:`teach` makes it refuse what EKS
-refuses (:mod:`moto_eks_checks`).
+refuses (:mod:`moto_eks_checks`), and a launch template EKS would not take
+(:func:`moto_eks_ec2.check_launch_template`).
 
 EKS holds a cluster ``UPDATING`` while an update of its configuration runs, and refuses to
 create or update its node groups meanwhile (``InvalidRequestException``: ``Cluster 'C' is not
@@ -85,7 +86,15 @@ from moto_eks_checks import (
     check_tags,
     check_taints,
 )
-from moto_eks_ec2 import check_subnets, delete_autoscaling_groups, ec2_subnets, fail_creation, make_autoscaling_group
+from moto_eks_ec2 import (
+    check_launch_template,
+    check_subnets,
+    delete_autoscaling_groups,
+    ec2_subnets,
+    fail_creation,
+    from_template,
+    make_autoscaling_group,
+)
 
 from functions.core.limits import EksQuotas
 from functions.setting_values import eks_quotas
@@ -179,8 +188,11 @@ def _create_nodegroup(answer: Any) -> Any:
                     clusterName=cluster_name, nodegroupName=nodegroup_name, subscriptionId=None,
                     message=f"Cluster {cluster_name} already has {len(cluster.nodegroups)} managed node groups, the "
                             f"account's quota of managed node groups per cluster ({most})")
+            check_disk(cluster_name, nodegroup_name, check_launch_template(
+                self, cluster_name, nodegroup_name, rest.get("launch_template"), rest.get("instance_types")))
         group = answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
                        **rest)
+        from_template(group)
         if unaddressed:
             lifecycle.begin(group, "CREATING", lambda: fail_creation(group, unaddressed))
         else:
@@ -286,6 +298,12 @@ def network(ec2: Any, count: int = 2, *, public: bool = False, addresses: bool =
     for subnet in subnets if addresses else ():
         ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
     return subnets
+
+
+def by_hand(request: dict[str, Any]) -> dict[str, Any]:
+    """katuna's ``create_nodegroup`` request as a group made by hand is asked for (the console,
+    ``aws eks``): without katuna's launch template, so on EKS's default one."""
+    return {key: value for key, value in request.items() if key != "launchTemplate"}
 
 
 def minutes_pass() -> None:

@@ -19,6 +19,18 @@ EKS makes each managed node group's Auto Scaling group, which moto only names in
 group's ``scalingConfig``) and delete it with the group, so the node-template tags katuna
 writes on it land as they do on AWS, and a group katuna waits for becomes done.
 
+A node group may boot from a launch template (``launchTemplate``: its ``name`` or its ``id``,
+and a ``version``); moto takes one EC2 does not have, or a version it does not have, and keeps
+them. :func:`check_launch_template` makes it refuse, with ``InvalidParameterException``, a
+specification giving both the name and the id or neither (EKS's words, as eksctl-io/eksctl#3104
+quotes them), a template or a version EC2 does not have (the wording is the stand-in's), and,
+with ``InvalidRequestException``, instance types given both in the template's version and in
+the request (EKS's words, terraform-aws-modules/terraform-aws-eks#1386; "If you specify an
+instance type in a launch template ... you can't specify any instance types" in the request,
+the EKS User Guide's launch templates page). moto refuses by itself ``diskSize`` and
+``remoteAccess`` beside a launch template (they go in the template). A group made from a
+launch template has no ``diskSize`` nor ``remoteAccess`` of its own (:func:`from_template`).
+
 Imported by :mod:`moto_eks`, which points moto's EC2 at its one image before moto's EC2 is
 first imported.
 """
@@ -28,9 +40,16 @@ from __future__ import annotations
 from typing import Any
 
 from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
 from moto.ec2.models import ec2_backends
+from moto.eks.exceptions import InvalidRequestException
 from moto.eks.models import EKSBackend
 from moto_eks_checks import invalid
+
+ONE_TEMPLATE = "Either provide launch template ID or launch template name in the request."
+BOTH_TYPES = "Cannot specify instance types in launch template and API Request"
+AL2023_ROOT = "/dev/xvda"
+"""The root device of EKS's Amazon Linux 2023 AMIs (awslabs/amazon-eks-ami's ``templates/al2023/template.json``)."""
 
 IMAGE = "ami-12c6146b"
 """The AMI moto's EC2 holds (tests/moto_amis.json), for the instances a node group's Auto Scaling group launches."""
@@ -118,3 +137,35 @@ def delete_autoscaling_groups(backend: EKSBackend, group: Any) -> None:
             continue
         autoscaling.delete_auto_scaling_group(asg["name"])
         autoscaling.delete_launch_configuration(asg["name"])
+
+
+def check_launch_template(backend: EKSBackend, cluster: str, group: str, spec: dict[str, str] | None,
+                          instance_types: list[str] | None) -> int | None:
+    """Refuse a launch template specification EKS refuses: by name and id, or by neither; a
+    template or version EC2 does not have; instance types both in the version and the request.
+    The size of the root volume the version gives, if any, which EKS holds to its AMI's snapshot
+    as it does a ``diskSize`` (EC2 refuses a launch with a smaller one)."""
+    if spec is None:
+        return None
+    if bool(spec.get("name")) == bool(spec.get("id")):
+        raise invalid(cluster, group, ONE_TEMPLATE)
+    templates = ec2_backends[backend.account_id][backend.region_name].launch_templates.values()
+    found = [t for t in templates if spec.get("name") in (None, t.name) and spec.get("id") in (None, t.id)]
+    wanted = spec.get("name") or spec.get("id")
+    if not found:
+        raise invalid(cluster, group, f"Launch template {wanted} does not exist")
+    try:
+        version = found[0].get_version(spec["version"]) if spec.get("version") else found[0].default_version()
+    except (InvalidLaunchTemplateVersionNotFound, ValueError):
+        raise invalid(cluster, group, f"Version {spec['version']} of launch template {wanted} does not exist") from None
+    if version.instance_type and instance_types:
+        raise InvalidRequestException(message=BOTH_TYPES)
+    return next((mapping.get("Ebs", {}).get("VolumeSize") for mapping in version.data.get("BlockDeviceMappings", [])
+                 if mapping.get("DeviceName") == AL2023_ROOT), None)
+
+
+def from_template(group: Any) -> None:
+    """A group made from a launch template: its disk size and remote access are the template's."""
+    if group.launch_template:
+        group.disk_size = None
+        group.remote_access = None

@@ -225,7 +225,8 @@ class TestEksNodePools(NodePoolsContract):
             yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))
 
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
-        request = eks_requests.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
+        request = moto_eks.by_hand(eks_requests.create_request(pools.cluster, self.pool(capacity=capacity,
+                                                                                       max_nodes=max_nodes)))
         request["scalingConfig"] = {"minSize": 1, "maxSize": max_nodes, "desiredSize": 1}
         if not tainted:
             del request["taints"]

@@ -9,15 +9,20 @@ import re
 
 from doc_blocks import ROOT, block
 
+from infra.eks_requests import CLUSTER_TAG
+
 PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
            "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"}}
 """For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
 one by name) and the cloud service it speaks to."""
 NOT_CALLS = {"get_waiter"}
-EXTRA_EKS = {"iam:PassRole", "eks:TagResource", "iam:CreateServiceLinkedRole"}
-"""Allowed besides the calls: passing the node role to EKS, tagging on create, and creating
-EKS's node-group service-linked role with an account's first managed node group."""
+EXTRA_EKS = {"iam:PassRole", "eks:TagResource", "iam:CreateServiceLinkedRole", "ec2:CreateTags", "ec2:RunInstances",
+             "ec2:DescribeLaunchTemplateVersions"}
+"""Allowed besides the calls: passing the node role to EKS, tagging on create (a node group, a
+launch template), creating EKS's node-group service-linked role with an account's first managed
+node group, and what EKS authorizes as the caller of a create that names a launch template
+(launching from it, reading its version)."""
 
 
 def calls() -> dict[str, set[str]]:
@@ -46,7 +51,9 @@ def test_the_calls_are_read_from_the_code():
     assert {"create_node_pool", "set_node_pool_autoscaling", "get_operation"} <= found["container"]
     assert {"create_nodegroup", "update_nodegroup_config"} <= found["eks"]
     assert found["autoscaling"] == {"describe_auto_scaling_groups", "create_or_update_tags"}
-    assert found["ec2"] == {"describe_subnets", "describe_route_tables"} and "describe_cluster" in found["eks"]
+    assert found["ec2"] == {"describe_subnets", "describe_route_tables", "describe_launch_templates",
+                            "create_launch_template", "delete_launch_template"}
+    assert "describe_cluster" in found["eks"]
 
 
 def test_the_gke_table_names_every_call_and_nothing_else():
@@ -103,7 +110,8 @@ def test_the_eks_policy_changes_only_the_clusters_node_groups_and_auto_scaling_g
     """Every action that AWS authorizes on a resource is held to the cluster ``tuning``: its own
     ARN and its node groups', and, for tags, the Auto Scaling groups EKS tagged with its name."""
     policy = json.loads(block(PAGE, "IAM on EKS", "json"))
-    describes = {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"}
+    describes = {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+                 "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"}
     for statement in policy["Statement"]:
         actions = {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
         if actions <= describes:
@@ -115,3 +123,19 @@ def test_the_eks_policy_changes_only_the_clusters_node_groups_and_auto_scaling_g
             assert statement["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/eks:cluster-name": "tuning"}}
         else:
             assert statement["Resource"] != "*" or "Condition" in statement, statement
+
+
+def test_the_eks_policy_creates_and_deletes_only_the_clusters_launch_templates():
+    """A template is created only tagged with the cluster katuna tags it with, tagged only as
+    it is created, deleted only if it carries that tag, and nodes launch only from templates."""
+    policy = json.loads(block(PAGE, "IAM on EKS", "json"))
+    by_action = {s["Action"]: s for s in policy["Statement"] if isinstance(s["Action"], str)}
+    templates = "arn:aws:ec2:eu-west-1:123456789012:launch-template/*"
+    assert by_action["ec2:CreateLaunchTemplate"]["Condition"] == {
+        "StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": "tuning"}}
+    assert by_action["ec2:DeleteLaunchTemplate"]["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/{CLUSTER_TAG}": "tuning"}}
+    assert by_action["ec2:CreateTags"]["Condition"] == {"StringEquals": {"ec2:CreateAction": "CreateLaunchTemplate"}}
+    for action in ("ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate", "ec2:CreateTags"):
+        assert by_action[action]["Resource"] == templates
+    assert by_action["ec2:RunInstances"]["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": templates}}

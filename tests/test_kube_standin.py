@@ -365,8 +365,8 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
         groups = boto3.client("eks", region_name="eu-west-1")
         groups.create_cluster(name="tuning", roleArn=cluster.node_role,
                               resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
-        groups.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
-            name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+        groups.create_nodegroup(**moto_eks.by_hand(eks_requests.create_request(cluster, PoolSpec(
+            name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2))))
         moto_eks.minutes_pass()
         kube = KubeStub(pools=eks_pools(lambda: [
             groups.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]
@@ -399,8 +399,8 @@ def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_desc
         katuna.create_cluster(name="tuning", roleArn=cluster.node_role,
                               resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
         for name in ("katuna-a", "katuna-b"):
-            katuna.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
-                name=name, provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+            katuna.create_nodegroup(**moto_eks.by_hand(eks_requests.create_request(cluster, PoolSpec(
+                name=name, provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2))))
         moto_eks.minutes_pass()
 
         def delete_first(params, **_):

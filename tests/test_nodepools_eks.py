@@ -74,7 +74,7 @@ def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, p
     assert found["tags"]["katuna-study-uid"] == "5e0f9b2c7d41", "the study whose request created it"
     assert found["capacityType"] == "SPOT"
     assert found["scalingConfig"] == {"minSize": 0, "maxSize": 6, "desiredSize": 0}
-    assert found["instanceTypes"] == ["m5.xlarge", "m5a.xlarge"] and found["diskSize"] == 80
+    assert found["instanceTypes"] == ["m5.xlarge", "m5a.xlarge"] and "diskSize" not in found, "in its launch template"
     assert found["labels"] == {"team": "vision", "katuna.dev/pool": "katuna-digits"}
     assert found["taints"] == [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}]
     assert found["subnets"] == list(aws.subnets) and found["nodeRole"] == ROLE
@@ -150,7 +150,7 @@ def test_the_stand_in_holds_subnets_to_ec2_as_eks_does(aws, pools):
         "subnetIds": ["subnet-0bad"]}))["code"] == "InvalidParameterException"
     public = moto_eks.network(pools.ec2, public=True)
     pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
-    pools.eks.create_nodegroup(**{**request, "clusterName": "edge", "subnets": list(public)})
+    pools.eks.create_nodegroup(**{**moto_eks.by_hand(request), "clusterName": "edge", "subnets": list(public)})
     moto_eks.minutes_pass()
     status = in_subnets(pools, public, "edge").check("create:katuna-digits")
     assert status.done and status.error.startswith(
@@ -198,9 +198,9 @@ def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cl
     for call in ("CreateNodegroup", "UpdateNodegroupConfig"):
         pools.eks.meta.events.register(f"before-parameter-build.eks.{call}", lambda params, **_: sent.append(
             params.get("clientRequestToken")))
-    subnets_checked(pools, stubber)
+    before_create(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ThrottlingException", "Rate exceeded", 400)
-    subnets_checked(pools, stubber)
+    before_create(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
     stubber.add_response("describe_nodegroup", _described("ACTIVE", scalingConfig={"minSize": 0, "maxSize": 3},
                                                           taints=[TAINT], labels={"team": "vision"}), NAMES)
@@ -239,7 +239,7 @@ def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refus
     backend.status = "ACTIVE"
     assert pools.ensure(spot_pool()).created
     stubbed_pools, stubber = stubbed(cluster)
-    subnets_checked(stubbed_pools, stubber)
+    before_create(stubbed_pools, stubber)
     stubber.add_client_error("create_nodegroup", "InvalidRequestException",
                              "Launch template and diskSize cannot be given together", 400)
     with stubber, pytest.raises(NodePoolFailed, match="Launch template and diskSize"):
@@ -399,14 +399,24 @@ def stubbed(cluster: eks_requests.EksCluster) -> tuple[eks.EksNodePools, Stubber
     return eks.EksNodePools(cluster, client, boto3.client("autoscaling", region_name=REGION), ec2), stubber
 
 
-def subnets_checked(pools: eks.EksNodePools, stubber: Stubber) -> None:
-    """EKS's and EC2's answers to the check of the subnets before a create: private subnets of
-    the cluster's VPC."""
+def before_create(pools: eks.EksNodePools, stubber: Stubber) -> None:
+    """EKS's and EC2's answers before a create: no such group, private subnets of the cluster's
+    VPC, and no launch template of katuna's for it yet, which is made."""
+    stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException", "No node group found", 404,
+                             expected_params=NAMES)
     stubber.add_response("describe_cluster", {"cluster": {"name": "tuning", "resourcesVpcConfig": {"vpcId": VPC}}},
                          {"name": "tuning"})
     stubber.ec2.add_response("describe_subnets", {"Subnets": [
         {"SubnetId": subnet, "VpcId": VPC, "MapPublicIpOnLaunch": False} for subnet in pools.cluster.subnets]})
     stubber.ec2.add_response("describe_route_tables", {"RouteTables": []})
+    stubber.ec2.add_client_error("describe_launch_templates", "InvalidLaunchTemplateName.NotFoundException",
+                                 "At least one of the launch templates specified in the request does not exist.", 400)
+    stubber.ec2.add_response("create_launch_template", {"LaunchTemplate": {"LaunchTemplateId": "lt-0a1b2c3d4e5f6a7b8"}})
+
+
+def no_templates_left(stubber: Stubber) -> None:
+    """EC2's answer to the look for katuna's launch templates of a group that is gone: none."""
+    stubber.ec2.add_response("describe_launch_templates", {"LaunchTemplates": []})
 
 
 def test_creating_and_deleting_states_are_pending(cluster):
@@ -415,6 +425,7 @@ def test_creating_and_deleting_states_are_pending(cluster):
     stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
     stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException", "No node group found", 404,
                              expected_params=NAMES)
+    no_templates_left(stubber)
     with stubber:
         assert pools.check("create:katuna-digits") == OperationStatus(False)
         assert pools.check("delete:katuna-digits") == OperationStatus(False)
@@ -423,7 +434,7 @@ def test_creating_and_deleting_states_are_pending(cluster):
 
 def test_a_node_group_found_creating_is_waited_for(cluster):
     pools, stubber = stubbed(cluster)
-    subnets_checked(pools, stubber)
+    before_create(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
     stubber.add_response("describe_nodegroup", _described("CREATING", tags={"katuna-study-uid": "5e0f9b2c7d41"}),
                          NAMES)
@@ -483,7 +494,7 @@ def test_a_failed_creation_reports_the_health_issues(cluster):
 ])
 def test_throttling_is_temporary_and_refusals_permanent(cluster, code, status, error):
     pools, stubber = stubbed(cluster)
-    subnets_checked(pools, stubber)
+    before_create(pools, stubber)
     stubber.add_client_error("create_nodegroup", code, f"{code} happened", status)
     with stubber, pytest.raises(error, match=f"{code} happened"):
         pools.ensure(spot_pool())
@@ -512,6 +523,7 @@ def test_a_delete_of_a_group_eks_is_deleting_already_waits_for_it_without_asking
     stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
     stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException",
                              "No node group found for name: katuna-digits.", 404)
+    no_templates_left(stubber)
     with stubber:
         change = pools.delete("katuna-digits")
         assert change == PoolChange("delete:katuna-digits")
@@ -535,7 +547,7 @@ def test_limits_given_back_move_the_desired_size_only_when_it_falls_outside_them
 
 
 def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(pools):
-    pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool(max_nodes=3)),
+    pools.eks.create_nodegroup(**{**moto_eks.by_hand(eks_requests.create_request(pools.cluster, spot_pool(max_nodes=3))),
                                   "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
     moto_eks.minutes_pass()
     change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
@@ -677,7 +689,7 @@ def test_the_stand_in_holds_a_cluster_updating_and_refuses_node_group_changes_me
 
 
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
-    pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool()),
+    pools.eks.create_nodegroup(**{**moto_eks.by_hand(eks_requests.create_request(pools.cluster, spot_pool())),
                                   "instanceTypes": ["m5.xlarge", "c5.large"]})
     with pytest.raises(NodePoolFailed, match="nodePool.instanceTypes: node pool katuna-digits exists with "
                                              "instance types m5.xlarge, c5.large; the study accepts m5.xlarge, "
@@ -737,6 +749,7 @@ def test_waiting_polls_again_after_a_throttled_poll(cluster):
     stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
     stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException",
                              "No node group found for name: katuna-digits.", 404)
+    no_templates_left(stubber)
     with stubber:
         assert pools.wait("delete:katuna-digits", interval=0.01, timeout=60) == OperationStatus(True)
         stubber.assert_no_pending_responses()
@@ -846,3 +859,111 @@ def test_a_group_being_deleted_has_no_node_role_or_subnets_to_keep(pools: eks.Ek
     assert pools.node_settings("katuna-digits") == (ROLE, frozenset(pools.cluster.subnets))
     pools.delete("katuna-digits")
     assert pools.node_settings("katuna-digits") is None
+
+
+IMDS = {"HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+
+
+def launch_template_of(pools: eks.EksNodePools, name: str = "katuna-digits") -> dict:
+    """The content of the launch template version the group boots from, as EC2 holds it."""
+    spec = group(pools, name)["launchTemplate"]
+    [version] = pools.ec2.describe_launch_template_versions(LaunchTemplateName=spec["name"],
+                                                            Versions=[spec["version"]])["LaunchTemplateVersions"]
+    return version["LaunchTemplateData"]
+
+
+def katunas_templates(pools: eks.EksNodePools) -> list[str]:
+    return sorted(t["LaunchTemplateName"] for t in pools.ec2.describe_launch_templates()["LaunchTemplates"])
+
+
+def test_a_group_katuna_creates_requires_imdsv2_with_one_hop_so_no_pod_reads_the_node_roles_credentials(pools):
+    """Without a launch template EKS's default one leaves IMDSv1 on and a hop limit of 2: any
+    trial pod reads the node role's credentials at 169.254.169.254. katuna's template requires
+    IMDSv2 tokens with a hop limit of 1 and holds the disk size on the AMI's root device."""
+    pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
+    data = launch_template_of(pools)
+    assert data["MetadataOptions"] == IMDS
+    assert data["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 80}}]
+    [template] = pools.ec2.describe_launch_templates()["LaunchTemplates"]
+    assert {t["Key"]: t["Value"] for t in template["Tags"]} == {
+        "app.kubernetes.io/managed-by": "katuna", "katuna.dev/cluster": "tuning", "katuna.dev/pool": "katuna-digits"}
+    pools.ensure(spot_pool(name="default-disk", disk_size_gb=None))
+    default = launch_template_of(pools, "default-disk")
+    assert default["MetadataOptions"] == IMDS and "BlockDeviceMappings" not in default, "the AMI's own disk size"
+
+
+def test_the_launch_template_is_deleted_once_its_group_is_gone_and_a_delete_run_twice_is_fine(pools):
+    pools.ensure(spot_pool())
+    pools.ensure(spot_pool(name="other"))
+    moto_eks.minutes_pass()
+    [mine] = [name for name in katunas_templates(pools) if name.startswith("katuna-katuna-digits-")]
+    change = pools.delete("katuna-digits")
+    assert pools.check(change.operation) == OperationStatus(False)
+    assert mine in katunas_templates(pools), "EKS launches the group's nodes from it until the group is gone"
+    moto_eks.minutes_pass()
+    assert pools.check(change.operation) == OperationStatus(True)
+    assert pools.check(change.operation) == OperationStatus(True), "a check delivered twice"
+    assert pools.delete("katuna-digits") == PoolChange(), "a delete delivered twice"
+    assert [name.startswith("katuna-other-") for name in katunas_templates(pools)] == [True], "another group's stays"
+
+
+def test_a_create_run_again_makes_no_second_template(pools):
+    """At-least-once delivery: an earlier run that made the template and stopped before the
+    group, a run that made it meanwhile, and a create delivered twice all leave one template."""
+    left = pools.ec2.create_launch_template(**eks_requests.template_request(pools.cluster, spot_pool()))
+    assert pools.ensure(spot_pool()).created
+    assert pools.ensure(spot_pool()).operation == "create:katuna-digits", "delivered twice: the create under way"
+    assert katunas_templates(pools) == [left["LaunchTemplate"]["LaunchTemplateName"]]
+    assert group(pools)["launchTemplate"]["id"] == left["LaunchTemplate"]["LaunchTemplateId"]
+    other = spot_pool(name="raced")
+    meanwhile = {"made": False}
+
+    def another_run_makes_it(**_) -> None:
+        if not meanwhile["made"]:
+            meanwhile["made"] = True
+            boto3.client("ec2", region_name=REGION).create_launch_template(
+                **eks_requests.template_request(pools.cluster, other))
+
+    pools.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplates", another_run_makes_it)
+    assert pools.ensure(other).created
+    assert len(katunas_templates(pools)) == 2
+    assert group(pools, "raced")["launchTemplate"]["name"] == eks_requests.template_name(pools.cluster, other)
+
+
+def test_a_template_asked_again_with_another_disk_size_is_another_template(pools):
+    """The template's name follows from its content: a group made again with another disk size
+    boots that size, not a template made for the size before."""
+    ours, bigger = (eks_requests.template_name(pools.cluster, spot_pool(disk_size_gb=size)) for size in (80, 120))
+    elsewhere = eks_requests.template_name(eks_requests.EksCluster("other"), spot_pool())
+    assert len({ours, bigger, elsewhere}) == 3 and len(ours) <= 128
+    pools.ec2.create_launch_template(**eks_requests.template_request(pools.cluster, spot_pool()))
+    pools.ensure(spot_pool(disk_size_gb=120))
+    assert launch_template_of(pools)["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 120
+
+
+@pytest.mark.parametrize("change,code,words", [
+    ({"diskSize": 80}, "InvalidParameterException", "Disk size must be specified within the launch template."),
+    ({"remoteAccess": {"ec2SshKey": "ops"}}, "InvalidParameterException",
+     "Remote access configuration cannot be specified with a launch template."),
+    ({"launchTemplate": {"name": "katuna-none", "version": "1"}}, "InvalidParameterException",
+     "Launch template katuna-none does not exist"),
+    ({"launchTemplate": {"name": "typed", "version": "2"}}, "InvalidParameterException",
+     "Version 2 of launch template typed does not exist"),
+    ({"launchTemplate": {"name": "typed", "id": "lt-0a1b2c3d4e5f6a7b8", "version": "1"}},
+     "InvalidParameterException", "Either provide launch template ID or launch template name in the request."),
+    ({"launchTemplate": {"name": "typed", "version": "1"}}, "InvalidRequestException",
+     "Cannot specify instance types in launch template and API Request"),
+], ids=["disk-size", "remote-access", "no-template", "no-version", "name-and-id", "types-twice"])
+def test_the_stand_in_refuses_launch_templates_eks_refuses(aws, pools, change, code, words):
+    """moto alone takes a template or version EC2 does not have, and instance types both in the
+    template and the request; EKS refuses them, as it refuses a disk size or SSH access beside a
+    template (they belong in it)."""
+    pools.ec2.create_launch_template(LaunchTemplateName="typed", LaunchTemplateData={"InstanceType": "m5.xlarge"})
+    pools.ec2.create_launch_template(**eks_requests.template_request(aws, spot_pool()))
+    request = {**eks_requests.create_request(aws, spot_pool()), **change}
+    with pytest.raises(ClientError) as refused:
+        pools.eks.create_nodegroup(**request)
+    assert (refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]) == (code, words)
+    assert pools.eks.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+    pools.eks.create_nodegroup(**eks_requests.create_request(aws, spot_pool()))
+    assert "diskSize" not in group(pools) and "remoteAccess" not in group(pools), "the template's"

@@ -350,6 +350,8 @@ def test_eks_dry_run_prints_the_exact_request():
                        "--dry-run", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
+    template = printed["first"]["request"]["LaunchTemplateName"]
+    assert re.fullmatch(r"katuna-trials-[0-9a-f]{12}", template)
     assert printed == {"call": "create_nodegroup", "request": {
         "clusterName": "tuning", "nodegroupName": "trials",
         "scalingConfig": {"minSize": 0, "maxSize": 8, "desiredSize": 0},
@@ -358,7 +360,15 @@ def test_eks_dry_run_prints_the_exact_request():
         "labels": {"team": "vision", "katuna.dev/pool": "trials"},
         "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
         "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": "trials"},
-    }}
+        "launchTemplate": {"name": template, "version": "1"},
+    }, "first": {"call": "create_launch_template", "request": {
+        "LaunchTemplateName": template,
+        "LaunchTemplateData": {"MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": "required",
+                                                   "HttpPutResponseHopLimit": 1}},
+        "TagSpecifications": [{"ResourceType": "launch-template", "Tags": [
+            {"Key": "app.kubernetes.io/managed-by", "Value": "katuna"}, {"Key": "katuna.dev/cluster", "Value": "tuning"},
+            {"Key": "katuna.dev/pool", "Value": "trials"}]}],
+    }}}
     # No clientRequestToken: each run is a change of its own (up, down, up with the same flags
     # included), so botocore gives each call a fresh one.
     gpus = provision("eks", "up", *EKS_FLAGS, "--instance-types", "g5.xlarge,g6.xlarge", "--subnets", "subnet-1",
@@ -431,6 +441,11 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
         AutoScalingGroupNames=[before["resources"]["autoScalingGroups"][0]["name"]])["AutoScalingGroups"]
     assert {t["Key"] for t in asg["Tags"]} >= {"k8s.io/cluster-autoscaler/node-template/taint/katuna.dev/trial"}, (
         "tagged for scale-up from zero")
+    ec2 = aws_client("ec2", moto_server)
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateName=before["launchTemplate"]["name"],
+                                                      Versions=["1"])["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["MetadataOptions"] == {
+        "HttpEndpoint": "enabled", "HttpTokens": "required", "HttpPutResponseHopLimit": 1}, "no pod reaches IMDS"
     second = provision(*up, env=moto_server)
     assert second.returncode == 0 and "nothing to change" in second.stderr
     after = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
@@ -443,6 +458,8 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     down = provision("eks", "down", *EKS_FLAGS, env=moto_server)
     assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
     assert client.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+    assert before["launchTemplate"]["name"] not in [t["LaunchTemplateName"] for t in ec2.describe_launch_templates(
+        )["LaunchTemplates"]], "its launch template goes with it"
 
 
 def test_eks_up_again_on_a_group_missing_an_autoscaler_tag_writes_it_and_says_so(moto_server: dict[str, str]):
