@@ -31,7 +31,7 @@ from pathlib import Path
 from functions.adapters.broker import Delivery, Settlements
 from functions.adapters.cloudevents_http import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import PermanentError, Stopping, TemporaryError
 from functions.core.events import ROUTES
 
 log = logging.getLogger("katuna.sink")
@@ -125,7 +125,8 @@ class SinkSenders:
 
     def _run(self) -> None:
         """Send events until stopped; a failure is logged (a temporary one, the database busy past
-        its timeout, in a line) and the sender goes on after :data:`BACKOFF`."""
+        its timeout, in a line; a wait for it given up as katuna stops at debug level only) and
+        the sender goes on after :data:`BACKOFF`."""
         settlements = Settlements(log)
         while not self._stopping.is_set():
             try:
@@ -136,7 +137,8 @@ class SinkSenders:
                 if delivery is not None:
                     self._send(delivery, settlements)
             except TemporaryError as exc:
-                log.warning("sending events to %s failed for now; going on: %s", self._sink.url, exc)
+                (log.debug if isinstance(exc, Stopping) else log.warning)(
+                    "sending events to %s failed for now; going on: %s", self._sink.url, exc)
                 self._stopping.wait(BACKOFF)
             except Exception:
                 log.exception("sending events to %s failed; going on", self._sink.url)

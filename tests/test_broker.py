@@ -7,6 +7,7 @@ handlers on a real store, routed by the dispatcher's injectable table.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -229,6 +230,29 @@ def test_a_failing_tick_does_not_stop_the_broker(store):
 
     broker.run(until=lambda: len(ticks) >= 2, tick=tick, interval=0.01)
     assert seen == ["after tick 2"]
+
+
+def test_a_tick_given_up_as_katuna_stops_is_no_warning(store, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """The watcher's puts, given up as the service stops while another process holds the
+    database, fail the tick each time it runs until the broker stops: said at debug level only."""
+    queue = SqliteQueue(tmp_path / "k.db", stopped=lambda: True)
+    broker = LocalBroker(chain_dispatcher(store, []), queue)
+    ticks: list[int] = []
+    lock = WriteLock(tmp_path / "k.db")
+    lock.hold()
+
+    def tick() -> None:
+        ticks.append(1)
+        queue.put(Event("test.other", {"name": "from a tick"}))
+
+    caplog.set_level(logging.DEBUG, logger="katuna")
+    try:
+        broker.run(until=lambda: len(ticks) >= 2, tick=tick, interval=0.01, drain=False)
+    finally:
+        lock.close()
+        queue.close()
+    given_up = [r for r in caplog.records if "a tick failed" in r.getMessage()]
+    assert len(given_up) == 2 and {r.levelno for r in given_up} == {logging.DEBUG}, given_up
 
 
 def test_a_slow_tick_leaves_time_for_the_events_it_queued(store, tmp_path: Path):

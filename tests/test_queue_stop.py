@@ -136,3 +136,57 @@ def test_a_stop_reaches_a_wait_for_events_while_a_put_holds_the_connection(tmp_p
         lock.close()
         put.join(20)
         queue.close()
+
+
+def test_the_queue_is_counted_while_many_puts_wait_on_a_held_database(tmp_path: Path):
+    """Each waiting put holds the queue's connection for its try alone, and waits between tries
+    without it: a count (``GET /metrics``) answers behind eight of them, as behind one."""
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0)
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    puts = [threading.Thread(target=queue.put, args=(study_created(f"s{n}", "uid"),), daemon=True) for n in range(8)]
+    for put in puts:
+        put.start()
+    try:
+        counts = [queue.depth(1.0) for _ in range(5)]
+        assert counts == [0] * 5, counts
+        assert all(put.is_alive() for put in puts), "the puts still wait"
+    finally:
+        lock.close()
+        for put in puts:
+            put.join(20)
+    assert queue.depth() == 8
+    queue.close()
+
+
+def test_a_closed_queue_is_not_counted_and_its_wait_for_events_ends(tmp_path: Path):
+    """A scrape or a look answered as the worker closes its queue finds no count and no event,
+    where it read through the closed connection and failed."""
+    queue = SqliteQueue(tmp_path / "queue.db")
+    queue.put(study_created("demo", "uid-1"))
+    queue.close()
+    assert queue.depth(0.2) is None
+    queue.wait(0.2)
+
+
+def test_a_take_that_waited_for_the_write_lock_is_stamped_when_it_took_the_event(tmp_path: Path):
+    """The lease of an event taken after a wait for another process's write lock runs from the
+    take, not from when the wait began: it would end as much sooner, and the event be taken
+    again while handled."""
+    now = [1_000.0]
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0, clock=lambda: now[0])
+    queue.put(study_created("demo", "uid-1"))
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    taken: list[object] = []
+    taking = threading.Thread(target=lambda: taken.append(queue.take(0)), daemon=True)
+    taking.start()
+    taking.join(0.5)
+    assert taking.is_alive(), "the take waits on the write lock"
+    now[0] = 1_200.0
+    lock.close()
+    taking.join(20)
+    assert taken and taken[0] is not None
+    with closing(sqlite3.connect(tmp_path / "queue.db")) as conn:
+        assert conn.execute("SELECT taken_at FROM event_queue").fetchone()[0] == 1_200.0
+    queue.close()

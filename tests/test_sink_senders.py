@@ -207,6 +207,28 @@ def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried
     assert f"the database {tmp_path / 'queue.db'} is busy" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
 
+def test_a_take_given_up_as_katuna_stops_is_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """As the service stops while another process holds the database, a sender's take gives its
+    wait up: said at debug level only, as the same take given up by the busy timeout warns."""
+    queue = SqliteQueue(tmp_path / "queue.db", stopped=lambda: True)
+    queue.put(Event("test.sent", {"name": "a"}))
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    broker = Sink()
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
+    caplog.set_level(logging.DEBUG, logger="katuna")
+    senders.start()
+    try:
+        eventually(lambda: "failed for now" in caplog.text, "the given-up take logged")
+    finally:
+        senders.stop()
+        broker.close()
+        lock.close()
+        queue.close()
+    said = {r.levelno for r in caplog.records if "failed for now" in r.getMessage()}
+    assert said == {logging.DEBUG} and "katuna is stopping" in caplog.text, said
+
+
 def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     """An error that is no storage failure (here a trigger another connection made refuses the
     sender's write) is not katuna's temporary error: it is logged with its traceback, to be

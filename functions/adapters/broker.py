@@ -303,10 +303,11 @@ class LocalBroker:
 
 
 def _tick(tick: Callable[[], None]) -> None:
-    """Run one tick; its failure is logged (a temporary one in a line), and the next tick tries again."""
+    """Run one tick; its failure is logged (a temporary one in a line; one given up as katuna
+    stops, an event it queues, at debug level only, as it is no failure), and the next tick tries again."""
     try:
         tick()
     except TemporaryError as exc:
-        log.warning("a tick failed; trying again at the next: %s", exc)
+        (log.debug if isinstance(exc, Stopping) else log.warning)("a tick failed; trying again at the next: %s", exc)
     except Exception:
         log.exception("a tick failed; trying again at the next")

@@ -13,11 +13,14 @@ same, as it may be what kills them. Every statement's storage failure
 tries again, where a raw SQLite error would be an internal error.
 
 The one connection is shared by the process's threads, one at a time, and a statement waits for
-another process's write lock (a backup, an ``sqlite3`` shell) a slice at a time
-(:mod:`functions.adapters.sqlite_write_lock`), letting the connection go between tries: one
-waiting out the busy timeout in SQLite, which heeds no interrupt, held the connection for as
-long, so that every other thread's look at the queue (the broker's, whether it is empty or holds
-a study's events) waited behind it, and a stopping service gave its broker thread up. As the
+another process's write lock (a backup, an ``sqlite3`` shell) a try at a time, holding the
+connection for the try alone (:data:`TRY_SECONDS` of SQLite's own busy wait) and waiting between
+tries without it, up to a slice (:mod:`functions.adapters.sqlite_write_lock`): one waiting out
+the busy timeout in SQLite, which heeds no interrupt, held the connection for as long, so that
+every other thread's look at the queue (the broker's, whether it is empty or holds a study's
+events, and ``GET /metrics``' count) waited behind it, and a stopping service gave its broker
+thread up; waiting whole slices with it, the puts of a few trials' progress took it in turns and
+left a look none. As the
 process stops or the queue closes, a statement still waiting gives up with
 :class:`~functions.core.errors.Stopping`, having written nothing: an event put is stored or its
 put raises, never dropped unsaid.
@@ -33,7 +36,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,6 +55,10 @@ MAX_TAKEN_BACK = MAX_DELIVERIES
 """Takes of an event after which it is no longer taken back from a taker that ended: it may be
 what ends them (a handling that runs the worker out of memory), so it waits out its lease."""
 POLL_SECONDS = 0.05
+TRY_SECONDS = 0.01
+"""Seconds of SQLite's busy wait a statement is given while it holds the connection: enough for
+another connection's short write, and short enough that a look at the queue is not kept waiting
+behind statements that wait on a write lock held longer (:meth:`SqliteQueue._waiting`)."""
 CLOSE_WAIT = 0.5
 """Seconds :meth:`SqliteQueue.close` waits for another thread to let the connection go before
 leaving the closing to it (see there)."""
@@ -106,11 +112,12 @@ class SqliteQueue:
             self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             create_table(self._conn)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(SLICE * 1000)}")
+            self._conn.execute(f"PRAGMA busy_timeout = {int(TRY_SECONDS * 1000)}")
 
     def close(self) -> None:
         """Close the connection now, or, where another thread is in a statement, as that thread
-        lets it go: within a slice of a wait for the write lock, which then gives up."""
+        lets it go: within a try of a wait for the write lock (:data:`TRY_SECONDS`), which
+        then gives up."""
         self._closing = True
         if self._lock.acquire(timeout=CLOSE_WAIT):
             try:
@@ -120,15 +127,18 @@ class SqliteQueue:
 
     def _waiting(self, statements: Callable[[], Result]) -> Result:
         """``statements`` run with the connection this thread's alone, tried again while another
-        connection holds the write lock, up to the busy timeout, the connection let go between
-        tries; :class:`~functions.core.errors.Stopping` once the process stops or the queue
-        closes meanwhile, and once it has closed (only a stopping process closes it, and a
-        thread of its may still publish). A try that found the lock held wrote nothing, so none
-        is made twice."""
+        connection holds the write lock, up to the busy timeout; between tries the connection
+        is let go and the thread waits without it, twice as long each time up to a slice, so
+        that other threads' statements have it meanwhile however many wait.
+        :class:`~functions.core.errors.Stopping` once the process stops or the queue closes
+        meanwhile, and once it has closed (only a stopping process closes it, and a thread of
+        its may still publish). A try that found the lock held wrote nothing, so none is made
+        twice."""
         deadline = time.monotonic() + self._busy_timeout
+        pause = TRY_SECONDS
         while True:
-            with self._held():
-                if self._closing:
+            with self._held() as held:
+                if not held:
                     raise given_up()
                 try:
                     return statements()
@@ -137,13 +147,20 @@ class SqliteQueue:
                         raise
             if self._process_stopped():
                 raise given_up()
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(2 * pause, SLICE)
 
     @contextmanager
     def _held(self, within: float = -1) -> Iterator[bool]:
         """The connection to this thread alone (whether it was had within ``within`` seconds, or
-        at all if that is negative), its storage errors katuna's; closed as it is let go if
-        :meth:`close` came meanwhile."""
+        at all if that is negative, and is still open: not once :meth:`close` was called), its
+        storage errors katuna's; closed as it is let go if :meth:`close` came meanwhile."""
         if not self._lock.acquire(timeout=within):
+            yield False
+            return
+        if self._closing:
+            self._conn.close()
+            self._lock.release()
             yield False
             return
         try:
@@ -211,7 +228,7 @@ class SqliteQueue:
         return now, now + self._longest_delay + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK
 
     def _claim(self) -> Delivery | None:
-        row = self._waiting(partial(self._claim_row, self._clock()))
+        row = self._waiting(lambda: self._claim_row(self._clock()))
         if row is None:
             return None
         try:
@@ -222,7 +239,9 @@ class SqliteQueue:
         return Delivery(event, row[2] + 1, row[0])
 
     def _claim_row(self, now: float) -> tuple[int, str, int] | None:
-        """Take the first event available at ``now``: its row (under the lock)."""
+        """Take the first event available at ``now``, the time of this try (a claim that waited
+        for the write lock is stamped when it took its event, its lease whole): its row (under
+        the lock)."""
         if time.monotonic() >= self._take_back_at:
             self._take_back(now)
         if not self._available(now):
@@ -295,8 +314,8 @@ class SqliteQueue:
 
     def depth(self, within: float = -1) -> int | None:
         """How many events wait in the queue or are being handled; None where the connection
-        was not had within ``within`` seconds (at all if negative): another thread's statement
-        holds it for a slice of its wait for the write lock at a time."""
+        was not had within ``within`` seconds (at all if negative), or is closed: another
+        thread's statement holds it for a try of its wait for the write lock at a time."""
         with self._held(within) as held:
             return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] if held else None
 
