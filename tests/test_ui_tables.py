@@ -111,6 +111,20 @@ def test_a_bound_of_no_field_is_refused_beside_its_range_marking_the_field(clien
     assert "aria-invalid" not in other.text and "autofocus" not in other.text
 
 
+def test_a_bound_beyond_the_fields_named_is_refused_not_left_out(client):
+    """A link's ``max=50`` with no ``field`` (or a ``min`` more than the fields named) bounds no
+    field: left out, the table and its export would list every trial as if filtered."""
+    for query in ("max=50", "field=param:b&min=20&min=40", "size=25&min=1&max="):
+        for path in (TABLE, f"{TABLE}.csv"):
+            answer = client.get(f"{path}?{query}")
+            assert answer.status_code == 400, (path, query)
+            assert "field: a range has a bound but no field: pick the field it bounds" in answer.text
+    page = client.get(f"{TABLE}?max=50&sort=param:b")
+    assert 'id="filter-problem"' not in ranges_form(page.text) and 'id="filter-problem"' in page.text
+    assert len(re.findall(r'<td class="num" data-field="param:b">', page.text)) == 6, "the table without the bound"
+    assert shown(client, "field=param:b&min=&max=&min=&max=") == shown(client, ""), "blank bounds bound nothing"
+
+
 def test_a_categorical_parameter_is_offered_no_range_and_one_asked_for_is_refused(client):
     page = client.get(TABLE).text
     options = re.findall(r'<option value="([^"]+)"', page.split('name="field"')[1].split("</select>")[0])

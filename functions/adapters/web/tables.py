@@ -30,6 +30,10 @@ for the count and again for the page: a field's repeated ranges are one (:func:`
 past this many fields a query is refused rather than left to cost seconds of a worker."""
 NAMED_FIELDS = 20
 """The most fields a refusal of an unknown one lists (a study may have thousands of parameters)."""
+NO_FIELD = "field: a range has a bound but no field: pick the field it bounds"
+"""The refusal of a bound that names no field (a ``min`` or ``max`` beside a blank ``field``, or
+beyond the ``field`` values given), which would filter nothing: the table and its export would
+list every trial as if filtered."""
 TABLE_ARGUMENTS = ("state", "field", "min", "max", "sort", "desc", "page", "size")
 """What the trial table's page, its fragment and its CSV export take."""
 
@@ -93,18 +97,21 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
     """The ``field``/``min``/``max`` triples that name a bound, one range per field in the order
     the fields first come: since all must hold, a field's several ranges are the one of their
     tightest bounds. A field of labels (the state, a categorical parameter) has no order a
-    number could bound, so a range on it is refused; so is a bound of no field, which would filter
-    nothing, and so are more than :data:`RANGED_FIELDS` fields."""
+    number could bound, so a range on it is refused; so is a bound of no field (:data:`NO_FIELD`),
+    and so are more than :data:`RANGED_FIELDS` fields."""
     labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
     titles = {c.field: c.title for c in columns(spec)}
     bounds: dict[str, tuple[float | None, float | None]] = {}
     lows, highs = every_value("min", args), every_value("max", args)
-    for index, field in enumerate(every_value("field", args)):
+    given = every_value("field", args)
+    if any(text.strip() for text in lows[len(given):] + highs[len(given):]):
+        raise MalformedRequest(NO_FIELD)
+    for index, field in enumerate(given):
         named = f"of {titles.get(field, field)}" if field else "of a range with no field"
         low = _number(lows[index] if index < len(lows) else "", f"min {named}")
         high = _number(highs[index] if index < len(highs) else "", f"max {named}")
         if not field and (low is not None or high is not None):
-            raise MalformedRequest("field: a range has a bound but no field: pick the field it bounds")
+            raise MalformedRequest(NO_FIELD)
         if field and (low is not None or high is not None):
             if field not in known:
                 raise MalformedRequest(_unknown_field("field", field, [f for f in _all_fields(spec) if f not in labels]))
