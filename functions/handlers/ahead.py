@@ -6,8 +6,8 @@ the sampler while the others ran (TPE's constant liar counts it as running) and 
 ``WAITING``; it counts against ``maxTrials`` like any trial created. When a trial ends, the
 handling of its end starts the lowest-numbered waiting trials in the free slots itself, once
 the outcome is stored and told and no stop rule fires: no event stands between a slot freeing
-and its refill. Only then is the sampler asked for the trials that top the look-ahead up (a
-``study.created`` continuation), while the started trials run.
+and its refill. Only then, in the same handling, is the sampler asked for the trials that top
+the look-ahead up, while the started trials run.
 
 Where a handling frees slots without a trial's end (the first trials asked, a continuation),
 the waiting trials are released as ``trial.suggested`` events, and the ``spawn`` handler
@@ -27,7 +27,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from functions.core.events import STUDY_CREATED, Event, run_field, trial_suggested
+from functions.core.events import Event, run_field, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -50,11 +50,6 @@ def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
     """The ``trial.suggested`` of the lowest-numbered waiting trials that fit the free slots."""
     return [replace(trial_suggested(record.name, record.uid, trial.number, trial.attempt), id=str(uuid.uuid4()))
             for trial in releasable(record, deps, counts)]
-
-
-def refill(record: StudyRecord, counts: Counts) -> Event:
-    """The continuation that asks for the trials that top the look-ahead up."""
-    return Event(STUDY_CREATED, continued(record, counts.created), subject=record.name)
 
 
 def continued(record: StudyRecord, created: int) -> dict[str, object]:
