@@ -125,5 +125,6 @@ def test_a_run_interrupted_while_another_process_holds_the_database_stops_at_onc
             lock.close()
     assert run.returncode == 130 and "Interrupted (SIGINT): running trials were stopped" in said, said
     assert "Traceback" not in said, said
-    ends = [json.loads(path.read_text()) for path in (tmp_path / "katuna-logs").rglob("*.exit")]
+    ends = [json.loads(line) for path in (tmp_path / "katuna-logs").rglob("ends.jsonl")
+            for line in path.read_text().split("\n") if line]
     assert len(ends) == 2 and all(end["interrupted"] for end in ends), ends

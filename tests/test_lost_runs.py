@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from functions.adapters import local_ends
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_exits import Memory
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import RefusedFile
 from functions.core.events import TRIAL_FINISHED, Event, study_created
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
@@ -52,9 +55,9 @@ def _resume(store: SqliteStore, tmp_path: Path, uid: str, lookahead: int, delive
     finally:
         executor.shutdown()
         if outright:
-            for record in (tmp_path / "logs").glob(f"{name}/*/*{local_ends.SUFFIX}"):
-                if json.loads(record.read_text())["interrupted"]:
-                    record.unlink()
+            for ends in (tmp_path / "logs").glob(f"{name}/*/{local_ends.ENDS}"):
+                kept = [line for line in ends.read_text().split("\n") if line and not json.loads(line)["interrupted"]]
+                ends.write_text("".join(f"\n{line}" for line in kept))
 
 
 def test_a_run_lost_while_the_study_was_not_running_counts_against_max_attempts(tmp_path: Path):
@@ -176,18 +179,55 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
     """Only a record of this very attempt, written as katuna writes it, proves its end: one of
     another attempt (or study made again under the name), a malformed one, or a link are not."""
     with _started_attempt(tmp_path) as (executor, launch, log, uid):
+        ends = local_ends.ends(log)
         local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
         assert executor.recorded_end(launch).data["exitCode"] == 0
-        local_ends.path(log).write_text(local_ends.path(log).read_text().replace('"attempt": 1', '"attempt": 2'))
+        ends.write_text(ends.read_text().replace('"attempt": 1', '"attempt": 2'))
         assert executor.recorded_end(launch) is None
         text_code = {"uid": uid, "trial": 0, "attempt": 1, "exitCode": "0", "timedOut": False}
         for forged in (json.dumps(text_code), "not json", ""):
-            local_ends.path(log).write_text(forged)
+            ends.write_text(forged)
             assert executor.recorded_end(launch) is None, forged
-        local_ends.path(log).unlink()
-        (tmp_path / "elsewhere.exit").write_text(local_ends.path(log).name)
-        local_ends.path(log).symlink_to(tmp_path / "elsewhere.exit")
-        assert executor.recorded_end(launch) is None
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
+        with ends.open("a") as appended:
+            appended.write("\n" + json.dumps(text_code))
+        assert executor.recorded_end(launch) is None, "the attempt's last line is its record"
+        ends.unlink()
+        elsewhere = tmp_path / "elsewhere.jsonl"
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
+        ends.rename(elsewhere)
+        ends.symlink_to(elsewhere)
+        assert executor.recorded_end(launch) is None, "a link is not followed"
+        with pytest.raises(RefusedFile, match="is a link"):
+            local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
+        ends.unlink()
+        os.link(elsewhere, ends)
+        assert executor.recorded_end(launch) is None, "nor a file with another name"
+
+
+def test_the_ends_of_a_studys_attempts_are_appended_to_one_file_and_read_from_its_end(tmp_path: Path):
+    """Each end is one line of the study's ends file, the attempt's last line its record, found
+    however many records follow; an earlier release's record of its own is still read, a line
+    cut short spoils no other, and no new file is made per attempt."""
+    with _started_attempt(tmp_path) as (executor, launch, log, uid):
+        ends = local_ends.ends(log)
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(3))
+        for number in range(1, 3000):
+            local_ends.record(log, tmp_path / "logs", replace(launch, number=number), local_ends.End(0))
+        assert executor.recorded_end(launch).data["exitCode"] == 3, "found behind 2,999 later records"
+        assert executor.recorded_end(replace(launch, number=2999)).data["exitCode"] == 0
+        assert executor.recorded_end(replace(launch, attempt=2)) is None
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(5))
+        assert executor.recorded_end(launch).data["exitCode"] == 5, "an attempt launched again: its latest end"
+        with ends.open("a") as appended:
+            appended.write('\n{"uid": "' + uid + '", "trial": 0, "attempt": 1, "exitC')
+        local_ends.record(log, tmp_path / "logs", replace(launch, number=1), local_ends.End(7))
+        assert executor.recorded_end(replace(launch, number=1)).data["exitCode"] == 7, "a line cut short spoils no other"
+        assert sorted(path.name for path in log.parent.iterdir() if path.name != "runner.owner") == [local_ends.ENDS]
+        earlier = replace(launch, number=5000)
+        local_ends.path(executor.log_path(earlier)).write_text(json.dumps(
+            {"uid": uid, "trial": 5000, "attempt": 1, "exitCode": 9, "timedOut": False}))
+        assert executor.recorded_end(earlier).data["exitCode"] == 9, "an earlier release's record"
 
 
 def test_a_recorded_end_keeps_the_peak_memory_its_reason_says(tmp_path: Path):

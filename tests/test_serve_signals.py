@@ -61,7 +61,8 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
                 service.wait()
     said = (tmp_path / "serve.log").read_text()
     assert "SIGKILL" not in said and "Traceback" not in said and said.count("Booting worker") == 2, said
-    ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
+    ends = [json.loads(line) for path in sorted((tmp_path / "katuna-logs").rglob("ends.jsonl"))
+            for line in path.read_text().split("\n") if line]
     assert len(ends) == len(running) == 2 and all(end["interrupted"] for end in ends), ends
 
 
@@ -144,7 +145,8 @@ def _stopped_whole(tmp_path: Path, trials: int) -> str:
     of its ``trials`` running trials was recorded as interrupted."""
     said = (tmp_path / "serve.log").read_text()
     assert "SIGKILL" not in said and "Traceback" not in said, said
-    ends = [json.loads(path.read_text()) for path in sorted((tmp_path / "katuna-logs").rglob("*.exit"))]
+    ends = [json.loads(line) for path in sorted((tmp_path / "katuna-logs").rglob("ends.jsonl"))
+            for line in path.read_text().split("\n") if line]
     assert len(ends) == trials and all(end["interrupted"] for end in ends), ends
     return said
 

@@ -165,29 +165,41 @@ def _subfolder(parent: int, name: str, path: Path) -> int:
 
 def _new_file(folder: int, path: Path) -> BinaryIO:
     """The log ``path`` (named in the open ``folder``) opened for writing, emptied, or created
-    readable by this user only; never through a link, never a FIFO, a device or a file that
-    has another name too (a hard link to a file of the service's)."""
+    readable by this user only (:func:`own_file`)."""
+    fd = own_file(folder, path, _FILE, "log")
     try:
-        fd = os.open(path.name, _FILE, 0o600, dir_fd=folder)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise RefusedFile(f"{path} is a link (one a trial could have planted to have katuna overwrite the "
-                              "file it names); katuna writes a trial's log only as a file of its own") from exc
-        if exc.errno == errno.ENXIO:
-            raise RefusedFile(f"{path} is a FIFO or a socket, not a regular file; katuna writes a trial's log only "
-                              "as a file of its own") from exc
-        raise
-    try:
-        held = os.fstat(fd)
-        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
-            kind = "a file with another name too" if stat.S_ISREG(held.st_mode) else "not a regular file"
-            raise RefusedFile(f"{path} is {kind}; katuna writes a trial's log only as a file of its own")
         os.ftruncate(fd, 0)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return os.fdopen(fd, "wb")
+
+
+def own_file(folder: int, path: Path, flags: int, what: str) -> int:
+    """The file ``path`` (named in the open ``folder``; a trial's ``what``, for refusals)
+    opened with ``flags`` (created readable by this user only); never through a link, never a
+    FIFO, a device or a file that has another name too (a hard link to a file of the
+    service's): those are a :class:`RefusedFile`."""
+    try:
+        fd = os.open(path.name, flags, 0o600, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedFile(f"{path} is a link (one a trial could have planted to have katuna overwrite the "
+                              f"file it names); katuna writes a trial's {what} only as a file of its own") from exc
+        if exc.errno == errno.ENXIO:
+            raise RefusedFile(f"{path} is a FIFO or a socket, not a regular file; katuna writes a trial's {what} "
+                              "only as a file of its own") from exc
+        raise
+    try:
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
+            kind = "a file with another name too" if stat.S_ISREG(held.st_mode) else "not a regular file"
+            raise RefusedFile(f"{path} is {kind}; katuna writes a trial's {what} only as a file of its own")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def make_metrics_folder(launch: TrialLaunch) -> None:
