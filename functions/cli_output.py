@@ -65,23 +65,30 @@ def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecor
     console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json", highlight=False)
 
 
-def _set_by(setting: str | None) -> str:
+def _set_by(setting: str | None, grid: dict[str, int] | None) -> str:
     """What set a study's total, as ``katuna show`` notes it after the number: nothing for the
-    study's own ``maxTrials``."""
+    study's own ``maxTrials``; the grid's size, less the points its warm start covers (the
+    view's ``grid``)."""
     if setting is None:
         return ""
-    return " (the grid's size)" if setting == GRID else f" (set by {setting})"
+    if setting != GRID:
+        return f" (set by {setting})"
+    if grid is None or not grid["covered"]:
+        return " (the grid's size)"
+    return f" (the grid's {grid['points']:,} points less the {grid['covered']:,} its warm start covers)"
 
 
-def warm_start_text(warm: dict[str, Any]) -> str:
+def warm_start_text(warm: dict[str, Any], grid: dict[str, int] | None = None) -> str:
     """``katuna show``'s line of what a study's warm start gave its sampler (its view's
-    ``warmStart``): the known results in all, given and taken from the earlier study."""
+    ``warmStart``): the known results in all, given and taken from the earlier study; for a grid
+    study (its view's ``grid``), the points of the grid they cover, which its trials do not run."""
     parts = [f"{warm['given']:,} given"] if warm["given"] else []
     if warm["study"] is not None:
         taken = "taken when it starts" if warm["taken"] is None else f"{warm['taken']:,} taken"
         parts.append(f"{taken} from {warm['study']!r}")
     total = "" if warm["knownResults"] is None else f"{warm['knownResults']:,} known results "
-    return f"warm start: {total}({', '.join(parts)}), not counted as the study's trials"
+    covers = "" if grid is None else f"; they cover {grid['covered']:,} of the grid's {grid['points']:,} points"
+    return f"warm start: {total}({', '.join(parts)}), not counted as the study's trials{covers}"
 
 
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
@@ -92,7 +99,7 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
         console.print(text(view["description"]), highlight=False)
-    cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'])}" if view["maxTrials"] is not None else "-"
+    cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'], view['grid'])}" if view["maxTrials"] is not None else "-"
     running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
@@ -105,7 +112,7 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                       f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
     warm = view["warmStart"]
     if warm is not None:
-        console.print(text(warm_start_text(warm)), highlight=False)
+        console.print(text(warm_start_text(warm, view["grid"])), highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

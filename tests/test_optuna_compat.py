@@ -6,6 +6,7 @@ An Optuna release that changes any of it fails here first.
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from functions.core.optuna_compat import (
     STUDY_RECORDS,
     TRIAL_RECORDS,
     BaseJournalSnapshot,
+    KnownGridSampler,
     color_scale,
     contains,
     journal_position,
@@ -146,6 +148,47 @@ def _journal_study(trials: int) -> tuple[JournalStorage, _MemoryJournal]:
     study = optuna.create_study(study_name="pinned", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=trials)
     return storage, backend
+
+
+GRID_SPACE = {"x": [0.0, 0.5, 1.0], "y": ["a", "b", 2]}
+
+
+def _grid_points(sampler: optuna.samplers.BaseSampler, known: list[dict[str, Any]], asked: int) -> list[tuple]:
+    """The points ``sampler`` gives ``asked`` trials of a study warm started with ``known``, each
+    trial finished before the next is asked for."""
+    study = optuna.create_study(sampler=sampler)
+    dists = {name: optuna.distributions.CategoricalDistribution(values) for name, values in GRID_SPACE.items()}
+    study.add_trials([optuna.trial.create_trial(params=p, distributions=dists, value=0.0) for p in known])
+    points = []
+    for _ in range(asked):
+        trial = study.ask(dists)
+        points.append((trial.params["x"], trial.params["y"]))
+        with pytest.raises(RuntimeError, match="Study.stop") if len(points) == asked else contextlib.nullcontext():
+            study.tell(trial, 1.0)  # the grid's last point stops the study, outside an optimize loop
+    return points
+
+
+def test_without_known_results_the_grid_sampler_visits_optunas_points_in_optunas_order():
+    optunas = _grid_points(optuna.samplers.GridSampler(GRID_SPACE, seed=5), [], 9)
+    assert _grid_points(KnownGridSampler(GRID_SPACE, seed=5), [], 9) == optunas
+
+
+def test_optunas_grid_sampler_runs_the_points_of_known_results_again():
+    """Optuna's ``add_trials`` gives a trial no ``grid_id``, so its point is unvisited to Optuna:
+    what :class:`KnownGridSampler` makes up for."""
+    known = [{"x": 0.5, "y": 2}, {"x": 0.0, "y": "a"}]
+    assert set(_grid_points(optuna.samplers.GridSampler(GRID_SPACE, seed=5), known, 9)) >= {(0.5, 2), (0.0, "a")}
+
+
+def test_the_grid_sampler_skips_the_points_of_known_results_in_its_seeds_order():
+    """A point known twice is skipped once; one off the grid covers nothing; the rest come in
+    the order of the seed's shuffle."""
+    known = [{"x": 0.5, "y": 2}, {"x": 0.0, "y": "a"}, {"x": 0.5, "y": 2}]
+    every = _grid_points(optuna.samplers.GridSampler(GRID_SPACE, seed=5), [], 9)
+    points = _grid_points(KnownGridSampler(GRID_SPACE, seed=5, known=3), known, 7)
+    assert points == [p for p in every if p not in {(0.5, 2), (0.0, "a")}]
+    off = _grid_points(KnownGridSampler({"x": [0.0, 1.0], "y": ["a"]}, seed=5, known=1), [{"x": 0.5, "y": "a"}], 2)
+    assert sorted(off) == [(0.0, "a"), (1.0, "a")]
 
 
 def test_the_journal_position_counts_the_records_replayed():

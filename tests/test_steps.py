@@ -15,7 +15,7 @@ import pytest
 from conftest import run_study, study_definition
 
 from functions.core.errors import InvalidStudy
-from functions.core.grid import grid_values
+from functions.core.grid import covered_points, grid_index, grid_values
 from functions.core.samplers import build_sampler, first_suggestion
 from functions.core.space import distribution, sample, values
 from functions.core.validate import parse_study
@@ -100,3 +100,21 @@ def test_a_trial_gets_the_rounded_value_on_its_command_line(embedded, tmp_path: 
     stored = {t.params["x"] for t in embedded.store.trials("demo")}
     assert given <= {"--x=0.0", "--x=0.3", "--x=0.6", "--x=0.9"} and len(given) > 1, given
     assert stored <= {0.0, 0.3, 0.6, 0.9}
+
+
+def test_a_known_point_covers_a_point_of_the_grid_only_on_its_steps():
+    """A warm start's known points that the grid counts as visited: each point once, a value
+    written as another kind of the same number too (1.0 for an int), none off a step, outside
+    the range or lacking a parameter."""
+    definition = study_definition(algorithm={"name": "grid"}, parameters=[
+        {"name": "x", "type": "float", "min": 0.1, "max": 0.7, "step": 0.2},
+        {"name": "n", "type": "int", "min": 1, "max": 9, "step": 4},
+        {"name": "k", "type": "categorical", "values": ["a", 2]}])
+    definition["trialTemplate"]["command"] += ["${trialParameters.n}", "${trialParameters.k}"]
+    spec = parse_study(definition)
+    on = {"x": 0.3, "n": 5, "k": "a"}
+    assert covered_points(spec.parameters, [on, dict(on), {"x": 0.3, "n": 5.0, "k": 2.0}]) == 2
+    assert covered_points(spec.parameters, [{**on, "x": 0.30000000000000004}, {**on, "x": 0.4}, {**on, "n": 3},
+                                            {**on, "n": 13}, {**on, "k": "b"}, {**on, "k": True}, {"x": 0.3, "n": 5},
+                                            {**on, "x": 0.9}]) == 0
+    assert [grid_index(spec.parameters[0], v) for v in grid_values(spec.parameters[0])] == [0, 1, 2, 3]

@@ -136,3 +136,21 @@ def test_a_study_page_says_what_its_warm_start_gave_the_sampler(embedded, tmp_pa
         runtime.close()
     summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
     assert summary.startswith('id="warm-start">2 known results (2 given), not counted as the study\'s trials')
+
+
+def test_a_grid_study_page_says_how_many_points_of_the_grid_its_warm_start_covered(embedded, tmp_path: Path):
+    """The known points its trials do not run again, and the total the grid leaves them."""
+    definition = study_definition(name="grid", parallelism=1, algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "int", "min": 0, "max": 3}],
+                                  warmStart={"trials": [{"params": {"x": 1}, "value": 1.0},
+                                                        {"params": {"x": 1}, "value": 1.0}]})
+    del definition["maxTrials"]
+    run_study(embedded, definition, tmp_path)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        page = create_app(runtime).test_client().get("/ui/studies/grid").get_data(as_text=True)
+    finally:
+        runtime.close()
+    summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
+    assert 'they cover <span id="grid-covered">1 of the grid\'s 4 points</span>, which its trials do not run' in summary
+    assert 'id="trial-counts">3 of 3:' in page

@@ -25,6 +25,7 @@ from functions.core.events import ROUTES
 from functions.core.limits import Limits
 from functions.core.records import TrialRecord
 from functions.core.skopt_sampler import fitted
+from functions.core.store_port import has_study
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.embedded import Embedded
@@ -532,3 +533,108 @@ def test_cmaes_starts_from_the_best_of_ten_or_more_known_results_unless_told_whe
     assert math.dist(_centre(warm), (2, 0)) < 0.75, warm
     assert math.dist(_centre(few), (0, 0)) < 1.0 < math.dist(_centre(few), (2, 0)), few
     assert math.dist(_centre(told), (-4, -4)) < 0.5, told
+
+
+GRID = [{"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 0.5},
+        {"name": "y", "type": "categorical", "values": [0, 1, 2]}]
+"""A 3 x 3 grid: nine points, x on its step, y a list of numbers."""
+
+
+def _grid_study(name: str, **overrides) -> dict:
+    """A seeded grid study over :data:`GRID`, without maxTrials: the grid ends it."""
+    definition = study_definition(name=name, **{"algorithm": {"name": "grid", "seed": 3}, "parameters": GRID,
+                                                "parallelism": 1, **overrides})
+    definition["trialTemplate"]["command"] += ["--y", "${trialParameters.y}"]
+    if "maxTrials" not in overrides:
+        del definition["maxTrials"]
+    return definition
+
+
+def _points(embedded, name: str) -> list[tuple]:
+    return [(t.params["x"], t.params["y"]) for t in embedded.store.trials(name)]
+
+
+EVERY_POINT = {(x, y) for x in (0.0, 0.5, 1.0) for y in (0, 1, 2)}
+
+
+def test_a_grid_study_started_warm_from_one_that_ran_part_of_its_grid_runs_only_the_rest(embedded, tmp_path: Path):
+    """Half a grid run in one study, the other study over the same grid warm started from it
+    runs the other half: the known points count as visited, its cap is the points left, and
+    the grid's end stops it there, in the seeded order of the grid less the known points."""
+    run_study(embedded, _grid_study("first", maxTrials=4), tmp_path)
+    known = _points(embedded, "first")
+    record = run_study(embedded, _grid_study("second", warmStart={"study": "first"}), tmp_path)
+    own = _points(embedded, "second")
+    assert len(set(known)) == 4 and sorted(own) == sorted(EVERY_POINT - set(known)), (known, own)
+    assert (record.status, record.reason) == (
+        "completed", "search space exhausted after 5 trials, the grid's other 4 points known from the warm start")
+    again = run_study(embedded, _grid_study("again", warmStart={"study": "first"}), tmp_path)
+    assert again.status == "completed" and _points(embedded, "again") == own, "the order of the points left is the seed's"
+    view = study_view(embedded.store, record)
+    assert (view["maxTrials"], view["maxTrialsSetBy"], view["grid"]) == (5, "grid", {"points": 9, "covered": 4})
+    assert study_view(embedded.store, embedded.store.get_study("first"))["grid"] == {"points": 9, "covered": 0}
+    shown = subprocess.run([KATUNA, "show", "second", "--db", str(tmp_path / "katuna.db")], check=True,
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "trials: 5/5 (the grid's 9 points less the 4 its warm start covers)" in shown, shown
+    assert "not counted as the study's trials; they cover 4 of the grid's 9 points" in shown, shown
+
+
+def test_known_results_given_twice_or_with_maxtrials_cover_their_points_once(embedded, tmp_path: Path):
+    """Each point a known result lies on counts once, however often it is given; a study's own
+    ``maxTrials`` above the points left is cut short by the grid's end, one below them ends it first."""
+    given = [{"params": {"x": x, "y": y}, "value": 1.0} for x, y in [(0.0, 0), (0.5, 1), (0.5, 1), (1.0, 2), (0.0, 0)]]
+    record = run_study(embedded, _grid_study("twice", maxTrials=9, warmStart={"trials": given}), tmp_path)
+    own = _points(embedded, "twice")
+    assert sorted(own) == sorted(EVERY_POINT - {(0.0, 0), (0.5, 1), (1.0, 2)}), own
+    assert record.reason == "search space exhausted after 6 trials, the grid's other 3 points known from the warm start"
+    assert study_view(embedded.store, record)["grid"] == {"points": 9, "covered": 3}
+    short = run_study(embedded, _grid_study("short", maxTrials=2, warmStart={"trials": given}), tmp_path)
+    assert short.reason.startswith("max trials reached") and _points(embedded, "short") == own[:2]
+
+
+def test_a_warm_grid_study_restarted_with_a_raised_budget_runs_the_points_left_and_no_known_one(embedded, tmp_path: Path):
+    """Restarted with ``maxTrials`` raised, the study goes on over the points neither its trials
+    nor its known results visited, and the grid's end stops it below the raised budget."""
+    given = [{"params": {"x": x, "y": y}, "value": 1.0} for x, y in [(0.0, 0), (0.5, 1), (1.0, 2), (1.0, 0)]]
+    definition = _grid_study("budget", maxTrials=2, warmStart={"trials": given})
+    assert run_study(embedded, definition, tmp_path).reason.startswith("max trials reached")
+    definition["maxTrials"] = 20
+    record = run_study(embedded, definition, tmp_path)
+    own = _points(embedded, "budget")
+    assert sorted(own) == sorted(EVERY_POINT - {(0.0, 0), (0.5, 1), (1.0, 2), (1.0, 0)}), own
+    assert (record.restarts, record.reason) == (
+        1, "search space exhausted after 5 trials, the grid's other 4 points known from the warm start")
+
+
+def test_a_warm_grid_study_delivered_shuffled_and_twice_runs_each_point_left_once(tmp_path: Path):
+    """At-least-once delivery, events shuffled and handled up to three times, three trials at
+    a time: every point the known results leave runs once, none they cover."""
+    from test_delivery import ChaosDelivery
+
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    given = [{"params": {"x": x, "y": y}, "value": 1.0} for x, y in [(0.0, 0), (0.5, 1)]]
+    definition = _grid_study("chaos", parallelism=3, warmStart={"trials": given})
+    try:
+        runner.submit(parse_study(definition), definition, tmp_path)
+        ChaosDelivery(runner, 7).run("chaos")
+        own = _points(runner, "chaos")
+        assert sorted(own) == sorted(EVERY_POINT - {(0.0, 0), (0.5, 1)}), own
+        assert runner.store.get_study("chaos").status == "completed"
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize("warm", ["trials", "study"])
+def test_a_grid_its_warm_start_covers_wholly_is_refused_naming_the_warm_start(embedded, tmp_path: Path, warm: str):
+    """Not one trial would run: the submission is refused at ``warmStart``, nothing stored, as a
+    budget that leaves nothing to run is."""
+    every = [{"params": {"x": x, "y": y}, "value": 1.0} for x, y in sorted(EVERY_POINT)]
+    if warm == "study":
+        run_study(embedded, _grid_study("all"), tmp_path)
+    definition = _grid_study("covered", warmStart={"trials": every} if warm == "trials" else {"study": "all"})
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(parse_study(definition), definition, tmp_path)
+    assert [(p.path, p.message) for p in caught.value.problems] == [(
+        "warmStart", "its known results cover every point of the grid (all 9), so not one trial would run; expected "
+                     "known results that leave points of the grid to visit, or another algorithm to learn from them")]
+    assert not has_study(embedded.store, "covered")

@@ -5,9 +5,10 @@ the parameters, without Optuna."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from functions.core.parameters import ChoiceParameter, IntParameter, Parameter, decimals
+from functions.core.parameters import ChoiceParameter, IntParameter, Parameter, decimals, same_value
 
 GRID_COUNT_CAP = 2**1024
 """What :func:`grid_count` answers for a range of more steps than a float holds."""
@@ -31,7 +32,43 @@ def grid_values(parameter: Parameter) -> list[Any]:
         return list(range(parameter.low, parameter.high + 1, parameter.step))
     step = parameter.step or 1
     places = decimals(parameter.low, step)
-    return [round(parameter.low + i * step, places) for i in range(grid_count(parameter))]
+    return [_on_grid(parameter.low, step, i, places) for i in range(grid_count(parameter))]
+
+
+def _on_grid(low: float, step: float, index: int, places: int) -> float:
+    """The ``index``-th value of a float parameter's grid: ``min + index * step`` rounded to
+    the decimals of ``min`` and ``step`` (``places``), as every sampler puts a value on its
+    step (:func:`functions.core.space.on_step`)."""
+    return round(low + index * step, places)
+
+
+def grid_index(parameter: Parameter, value: Any) -> int | None:
+    """Where ``value`` is among the values a grid search visits for the parameter
+    (:func:`grid_values`), found without listing them; None where it is none of them: off the
+    step, out of range, or of another kind."""
+    if isinstance(parameter, ChoiceParameter):
+        return next((i for i, choice in enumerate(parameter.values) if same_value(choice, value)), None)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    step = parameter.step or 1
+    index = round((value - parameter.low) / step)
+    if not 0 <= index < grid_count(parameter):
+        return None
+    on_grid = parameter.low + index * step if isinstance(parameter, IntParameter) else \
+        _on_grid(parameter.low, step, index, decimals(parameter.low, step))
+    return index if on_grid == value else None
+
+
+def covered_points(parameters: tuple[Parameter, ...], points: Iterable[Mapping[str, Any]]) -> int:
+    """How many points of the grid over ``parameters`` are among ``points`` (the parameters of
+    a warm start's known results): each counted once however often it is given; a point that
+    lacks a parameter, or has a value off its grid, covers none."""
+    covered = set()
+    for point in points:
+        where = tuple(grid_index(p, point[p.name]) if p.name in point else None for p in parameters)
+        if None not in where:
+            covered.add(where)
+    return len(covered)
 
 
 def grid_size(parameters: tuple[Parameter, ...]) -> int:

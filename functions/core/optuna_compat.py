@@ -7,8 +7,10 @@ records' format and the name it gives a study created without one (each study's 
 kept in a journal of their own), the study attribute in which genetic samplers keep trial ids,
 the data Optuna prepares for its parallel-coordinate chart and the text its charts show over a trial, the optimizer state inside
 Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP- and BIPOP-CMA-ES
-do, which Optuna's own CMA-ES no longer offers), and the QMC sampler's count of the points it
-drew (:class:`KnownSpaceQMCSampler` starts after the origin, as Katib's Sobol sampler does). An Optuna release may change
+do, which Optuna's own CMA-ES no longer offers), the QMC sampler's count of the points it
+drew (:class:`KnownSpaceQMCSampler` starts after the origin, as Katib's Sobol sampler does), and
+the grid sampler's shuffled points and its reckoning of those visited (:class:`KnownGridSampler`
+counts a warm start's known points among them). An Optuna release may change
 any of them without notice; ``tests/test_optuna_compat.py`` (and, for the CMA-ES restarts,
 ``tests/test_restarting_cmaes.py``) pins the behaviour relied on here,
 so an upgrade that changes it fails there first, and only this module needs adapting.
@@ -22,14 +24,14 @@ import copy
 import math
 import pickle
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler
+from optuna.samplers import BaseSampler, CmaEsSampler, GridSampler, QMCSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX
@@ -37,7 +39,7 @@ from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.storages.journal._storage import JournalOperation
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 CREATE_STUDY = int(JournalOperation.CREATE_STUDY)
 DELETE_STUDY = int(JournalOperation.DELETE_STUDY)
@@ -55,7 +57,7 @@ _PARENT_CACHE = re.compile(r"[A-Za-z_]\w*:parent:\d+")
 generation's parents, as trial ids (``BaseGASampler._PARENT_CACHE_KEY_PREFIX`` and the generation)."""
 
 __all__ = ["CREATE_STUDY", "CREATE_TRIAL", "DEFAULT_STUDY_NAME_PREFIX", "DELETE_STUDY", "STUDY_RECORDS", "TRIAL_RECORDS", "BaseJournalSnapshot",
-           "FrozenStudy", "KnownSpaceQMCSampler", "OptimizationHistory", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains", "hover_text",
+           "FrozenStudy", "KnownGridSampler", "KnownSpaceQMCSampler", "OptimizationHistory", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains", "hover_text",
            "journal_position", "journal_snapshot", "optimization_history", "parallel_coordinate_info", "reseed", "restart_keys",
            "trial_id_of", "trial_ids_in", "with_study_id", "with_trial_id"]
 
@@ -423,3 +425,52 @@ class KnownSpaceQMCSampler(QMCSampler):
         """The index into the sequence of the next point: Optuna's count of the points drawn,
         one further on where the origin is skipped."""
         return super()._find_sample_id(study, search_space) + self._skipped
+
+
+class KnownGridSampler(GridSampler):
+    """Optuna's grid sampler that counts the points of a warm start's known results as visited:
+    the first ``known`` trials of the study's history (Optuna's ``add_trials`` gives them no
+    ``grid_id``, so Optuna's own runs those points again). With known results, each trial takes
+    the first point of the seeded shuffle no trial has visited, runs or knows, rather than the
+    point of its trial number (Optuna's rule, which would give a known point to a trial numbered
+    past the known ones); without them it is Optuna's, point for point."""
+
+    def __init__(self, search_space: Mapping[str, Sequence[Any]], seed: int | None = None, known: int = 0) -> None:
+        super().__init__(search_space, seed)
+        self._known = known
+        self._covered: frozenset[int] | None = None
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Give the trial its point (see the class)."""
+        taken = "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs
+        unvisited = [] if taken or not self._known else self._get_unvisited_grid_ids(study)
+        if not unvisited:
+            super().before_trial(study, trial)
+            return
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", min(unvisited))
+
+    def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
+        """Optuna's points neither finished nor running (failing those, the ones not finished),
+        less the known ones."""
+        if not self._known:
+            return super()._get_unvisited_grid_ids(study)
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        visited, running = set(self._known_ids(trials)), set()
+        for t in trials:
+            if "grid_id" in t.system_attrs and self._same_search_space(t.system_attrs["search_space"]):
+                if t.state.is_finished():
+                    visited.add(t.system_attrs["grid_id"])
+                elif t.state == TrialState.RUNNING:
+                    running.add(t.system_attrs["grid_id"])
+        every = set(range(self._n_min_trials))
+        return sorted(every - visited - running or every - visited)
+
+    def _known_ids(self, trials: Sequence[FrozenTrial]) -> frozenset[int]:
+        """The grid's points the known results lie on: the completed trials among the first
+        ``known`` of the history that Optuna gave no point. Found once a sampler, as they never change."""
+        if self._covered is None:
+            known = {tuple(t.params.get(name) for name in self._param_names) for t in trials
+                     if t.number < self._known and t.state == TrialState.COMPLETE and "grid_id" not in t.system_attrs}
+            self._covered = frozenset(i for i, point in enumerate(self._all_grids) if point in known)
+        return self._covered

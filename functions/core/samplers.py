@@ -35,7 +35,7 @@ from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
 from functions.core.grid import grid_size, grid_values
 from functions.core.limits import DEFAULTS, Limits
-from functions.core.optuna_compat import KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
+from functions.core.optuna_compat import KnownGridSampler, KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import distributions, sample, stepped, values
@@ -67,7 +67,7 @@ class SamplerKind:
 
 REGISTRY: dict[str, SamplerKind] = {
     "random": SamplerKind(optuna.samplers.RandomSampler, {}, reusable=True),
-    "grid": SamplerKind(optuna.samplers.GridSampler, {}, needs_grid=True, seed_per_study=True),
+    "grid": SamplerKind(KnownGridSampler, {}, needs_grid=True, seed_per_study=True),
     "tpe": SamplerKind(optuna.samplers.TPESampler, {}, reusable=True),
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
@@ -248,8 +248,8 @@ def build_sampler(
     algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: int = 0
 ) -> optuna.samplers.BaseSampler:
     """The sampler that suggests trial ``trial_number``; its state comes from the storage, whose
-    first ``known`` trials are a warm start's known results (CMA-ES starts from them; other
-    samplers read them as any trial). Stepped values come out exactly on their step
+    first ``known`` trials are a warm start's known results (CMA-ES starts from them, the grid
+    counts their points as visited; other samplers read them as any trial). Stepped values come out exactly on their step
     (:class:`OnStepSampler`)."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}

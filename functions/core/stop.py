@@ -51,11 +51,13 @@ def decide(
     grid_size: int | None = None,
     *,
     cap: TrialCap,
+    covered: int = 0,
 ) -> Decision | None:
     """The stop rule that fires now, if any.
 
     ``trial`` is the trial that just completed, checked against the goals; ``grid_size`` is set
-    for the grid algorithm, whose space runs out; ``cap`` is the most trials the study creates:
+    for the grid algorithm, whose space runs out: the points its own trials visit, the grid's
+    less the ``covered`` ones its warm start's known results lie on; ``cap`` is the most trials the study creates:
     its ``maxTrials``, or the cap it was admitted with
     (:func:`functions.core.trial_cap.study_cap`). It has no default, so no caller lets a study
     create trials without end, nor past the cap its limits set.
@@ -72,7 +74,8 @@ def decide(
         exhausted = grid_size is not None and counts.created >= grid_size
         if counts.created >= cap.trials and not (exhausted and cap.setting is not None):
             return _final(counts, cap.reached, trial)
-        return _final(counts, f"search space exhausted after {counts.created} trials", trial)
+        known = f", the grid's other {covered:,} points known from the warm start" if covered else ""
+        return _final(counts, f"search space exhausted after {counts.created} trials{known}", trial)
     return None
 
 

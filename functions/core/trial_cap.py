@@ -20,19 +20,24 @@ study's ``maxTrials``. An admission that would leave no trial more to run is ref
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from functions.core.errors import Problem
-from functions.core.grid import grid_size
+from functions.core.grid import covered_points, grid_size
 from functions.core.history import history_problem
 from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
-from functions.core.spec import Study
+from functions.core.spec import KnownResult, Study
+from functions.core.warm import PATH as WARM_START
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
 MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
 MAX_HISTORY_CELLS = f"{PREFIX}MAX_HISTORY_CELLS"
 GRID = "grid"
-"""What bounds the trials of a grid study without ``maxTrials`` whose grid is smaller than its cap."""
+"""What bounds the trials of a grid study without ``maxTrials`` whose grid (less the points its
+warm start covers) is smaller than its cap."""
 
 
 def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
@@ -78,21 +83,60 @@ def study_cap(record: StudyRecord, limits: Limits) -> TrialCap:
     return record.trial_cap or TrialCap(limits.trials, MAX_TRIALS)
 
 
-def grid_points(spec: Study) -> int | None:
-    """The points of the study's grid, where its sampler is a grid's (None otherwise): a study
-    that has tried them all ends, by a stop rule of katuna's."""
-    return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
+@dataclass(frozen=True)
+class GridCover:
+    """A grid study's grid: its ``points``, and the ``covered`` ones among them its warm start's
+    known results lie on, which its own trials do not run again (the grid sampler counts them
+    as visited: :class:`functions.core.optuna_compat.KnownGridSampler`)."""
+
+    points: int
+    covered: int
+
+    @property
+    def left(self) -> int:
+        """The points the study's own trials visit: a study that has tried them all ends."""
+        return self.points - self.covered
+
+
+def grid_cover(spec: Study, taken: Sequence[KnownResult] | None) -> GridCover | None:
+    """The study's grid, where its sampler is a grid's (None otherwise), with the points its
+    known results cover: those given (inline or in a file) and those ``taken`` from an earlier
+    study, each point counted once, one off the grid not at all."""
+    if spec.algorithm.name != "grid":
+        return None
+    known = (*(spec.warm_start.trials if spec.warm_start is not None else ()), *(taken or ()))
+    return GridCover(grid_size(spec.parameters), covered_points(spec.parameters, (k.params for k in known)))
+
+
+def grid_points(record: StudyRecord) -> int | None:
+    """The points of the stored study's grid its own trials visit (:attr:`GridCover.left`); None
+    where its sampler is no grid's. A study that has tried them all ends, by a stop rule of
+    katuna's."""
+    cover = grid_cover(record.spec, record.warm_results)
+    return None if cover is None else cover.left
+
+
+def covered_problem(spec: Study, taken: Sequence[KnownResult] | None) -> Problem | None:
+    """Why a new grid study is refused whose known results cover every point of its grid: not
+    one trial would run (None where some point is left)."""
+    cover = grid_cover(spec, taken)
+    if cover is None or cover.left > 0:
+        return None
+    return Problem(WARM_START, f"its known results cover every point of the grid (all {cover.points:,}), so not one "
+                               "trial would run; expected known results that leave points of the grid to visit, or "
+                               "another algorithm to learn from them")
 
 
 def shown_cap(record: StudyRecord) -> TrialCap | None:
     """The most trials the stored study creates, as every view shows its total (``katuna show``,
     ``katuna run``'s progress bar, ``GET /studies/{name}``, the dashboard, a resource's status):
     its ``maxTrials``; without one, the cap it was admitted with, or its grid's size
-    (:data:`GRID`) where that is smaller, since the grid ends the study there. None only for a
+    (:data:`GRID`; less the points its warm start covers) where that is smaller, since the grid
+    ends the study there. None only for a
     study stored before katuna kept its cap, that is no grid."""
     if record.spec.max_trials is not None:
         return TrialCap(record.spec.max_trials)
-    points, cap = grid_points(record.spec), record.trial_cap
+    points, cap = grid_points(record), record.trial_cap
     if points is not None and (cap is None or points < cap.trials):
         return TrialCap(points, GRID)
     return cap

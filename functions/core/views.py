@@ -11,7 +11,7 @@ from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
 from functions.core.store_port import Store
-from functions.core.trial_cap import shown_cap
+from functions.core.trial_cap import grid_cover, shown_cap
 
 
 def trial_view(trial: TrialRecord) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "maxTrials": cap.trials if cap is not None else None,
         "maxTrialsSetBy": cap.setting if cap is not None else None,
         "warmStart": warm_start_view(record),
+        "grid": grid_view(record),
         **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
@@ -82,6 +83,14 @@ def warm_start_view(record: StudyRecord) -> dict[str, Any] | None:
     taken = None if record.warm_results is None else len(record.warm_results)
     return {"knownResults": None if taken is None and warm.study is not None else len(warm.trials) + (taken or 0),
             "given": len(warm.trials), "study": warm.study, "taken": taken}
+
+
+def grid_view(record: StudyRecord) -> dict[str, int] | None:
+    """A grid study's grid: its ``points``, and the ``covered`` ones its warm start's known
+    results lie on, which its own trials do not run (each point once); None for another
+    algorithm."""
+    cover = grid_cover(record.spec, record.warm_results)
+    return None if cover is None else {"points": cover.points, "covered": cover.covered}
 
 
 def _best(store: Store, record: StudyRecord) -> dict[str, Any]:

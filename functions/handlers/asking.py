@@ -32,7 +32,7 @@ from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.store_port import has_study
-from functions.core.trial_cap import grid_points, study_cap
+from functions.core.trial_cap import grid_cover, grid_points, study_cap
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 from functions.handlers.deps import Deps
@@ -68,9 +68,11 @@ def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
 
 
 def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
-    """Give the sampler the study's known results, once: before its first trial. Those of an
-    earlier study are the ones taken when the study was stored; a study stored before katuna
-    took them reads that study now, and fails (the decision returned) where it is gone."""
+    """Give the sampler the study's known results, once: before its first trial, so they are
+    the first trials of its history (where the grid sampler finds the points they cover:
+    :class:`~functions.core.optuna_compat.KnownGridSampler`). Those of an earlier study are the
+    ones taken when the study was stored; a study stored before katuna took them reads that
+    study now, and fails (the decision returned) where it is gone."""
     warm = record.spec.warm_start
     study = optuna_study(record, deps)
     if warm is None or study.get_trials(deepcopy=False):
@@ -112,7 +114,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     ``counts`` are the study's trial counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, grid_points(record.spec), deps.lookahead, cap=study_cap(record, deps.limits))
+    wanted = trials_to_ask(spec, counts, grid_points(record), deps.lookahead, cap=study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps)
@@ -162,8 +164,9 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
     started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
-    decision = decide(record.spec, counts, finished, deps.clock() - started, grid_points(record.spec),
-                      cap=study_cap(record, deps.limits))
+    grid = grid_cover(record.spec, record.warm_results)
+    decision = decide(record.spec, counts, finished, deps.clock() - started, None if grid is None else grid.left,
+                      cap=study_cap(record, deps.limits), covered=0 if grid is None else grid.covered)
     if decision is None and finished is not None and finished.state == FAIL \
             and finished.reason.startswith(f"{start_failures.PREFIX}: "):
         why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from functions.core import resume
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.errors import InvalidStudy, Problem, StudyConflict
 from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
 from functions.core.store_port import has_study
-from functions.core.trial_cap import admit
+from functions.core.trial_cap import admit, covered_problem
 from functions.core.warm import missing_study, nothing_taken, over_limit
 from functions.handlers.asking import earlier_results, reopen
 from functions.handlers.deps import Deps
@@ -46,6 +46,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         if not stored_already:
             _check_pool_room(deps, spec)
             taken = warm_results(deps, spec)
+            _check_grid_left(spec, definition, taken)
             cap = _check_history_room(deps, spec, definition, taken)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
                              origin=origin, warm_results=taken, report_key=new_key(), trial_cap=cap,
@@ -115,6 +116,17 @@ def raised_budget(deps: Deps, stored: StudyRecord, spec: Study, definition: dict
                      counts.created, counts.finished)
 
 
+def _check_grid_left(spec: Study, definition: dict[str, Any], taken: tuple[KnownResult, ...] | None) -> None:
+    """Refuse a new grid study whose warm start's known results (inline, from a file, and
+    ``taken`` from an earlier study) cover every point of its grid (:class:`InvalidStudy` at
+    ``warmStart``): its trials visit only the points left, and not one would run. Refused
+    rather than completed at once, as a budget that leaves nothing to run is: a study without
+    a trial of its own has no result to show."""
+    problem = covered_problem(spec, taken)
+    if problem is not None:
+        _refuse(definition, problem)
+
+
 def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
                         taken: tuple[KnownResult, ...] | None) -> TrialCap | None:
     """Refuse a new study whose ``maxTrials`` would take its Optuna history past either limit
@@ -136,6 +148,11 @@ def _admitted(deps: Deps, name: str, spec: Study, definition: dict[str, Any], kn
                          made, finished, known)
     if problem is None:
         return cap
+    _refuse(definition, problem)
+
+
+def _refuse(definition: dict[str, Any], problem: Problem) -> NoReturn:
+    """Raise ``problem`` as :class:`InvalidStudy`, at its path's line in ``definition``."""
     # Imported here: formats brings YAML, which a trial's end (handled with this module loaded)
     # never needs in a fresh process.
     from functions.core.formats import in_definition

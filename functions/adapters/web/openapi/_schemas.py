@@ -76,11 +76,12 @@ SCHEMAS: dict[str, Any] = {
         "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
                       "or for a study without one the cap the service's limits gave it when it was admitted, or "
-                      "its grid's size where that is smaller (null for such a study stored before katuna kept "
-                      "that cap, that is no grid)"},
+                      "its grid's size (less the points its warm start covers) where that is smaller (null for "
+                      "such a study stored before katuna kept that cap, that is no grid)"},
         "maxTrialsSetBy": {"type": ["string", "null"], "description": "what set maxTrials for a study without one: "
                            "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
-                           "grid (the grid's size); null where the study gives maxTrials"},
+                           "grid (the grid's size, less the points its warm start covers: see grid); null where the study "
+                           "gives maxTrials"},
         "warmStart": {"type": ["object", "null"], "description": "what the study's warm start gave its sampler "
                       "before its first trial, as completed trials that are not the study's own (no listing of "
                       "trials shows them); null without a warm start",
@@ -90,6 +91,11 @@ SCHEMAS: dict[str, Any] = {
                                      "study": {"type": ["string", "null"], "description": "the earlier study named"},
                                      "taken": {"type": ["integer", "null"], "description": "that study's completed "
                                                "trials that fit this space, taken when this one was stored"}}},
+        "grid": {"type": ["object", "null"], "description": "a grid study's grid; null for another algorithm",
+                 "properties": {"points": {"type": "integer", "description": "the grid's size"},
+                                "covered": {"type": "integer", "description": "its points the warm start's known "
+                                            "results lie on (each once), which the study's own trials do not "
+                                            "run: they visit the others, and maxTrials (set by grid) counts those"}}},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
