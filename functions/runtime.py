@@ -48,8 +48,10 @@ from functions.core.spec import Study
 from functions.dispatch import Dispatcher, Turns
 from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
+from functions.handlers.deps import served_here
 from functions.handlers.stopping import stop_study_marked
 from functions.handlers.submit import store_or_restart
+from functions.handlers.suggest import warn_of_drift
 from functions.pools import check_access, check_study, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -220,11 +222,20 @@ class Runtime:
         if self._started:
             return
         self._started = True
+        self._warn_of_drift()
         if self._senders is not None:
             self._senders.start()
         elif self.settings.events == "queue":
             self._thread = BrokerThread(self._delivery, self._close_connections)
             self._thread.start()
+
+    def _warn_of_drift(self) -> None:
+        """Each study this service goes on with that was started by other releases, or with a
+        look-ahead, is warned of once as it starts (an upgraded service serving it on): its
+        seed no longer repeats what an uninterrupted run suggests."""
+        deps = self.deps()
+        for record in served_here(deps, deps.store.unended_studies()):
+            warn_of_drift(record, deps.lookahead)
 
     def not_ready(self) -> str | None:
         """Why this process cannot serve, or None; a change is logged once, not at every probe.

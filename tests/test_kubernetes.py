@@ -83,6 +83,7 @@ def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: K
     for trial in trials(service, "jobs"):
         assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
         assert trial["imageDigest"] == image_id("python:3.12"), "the image as the cluster ran it"
+        assert trial["imageDigest"].startswith("docker.io/library/python@sha256:"), "by its digest, not its tag"
     assert study["reproducibility"]["seed"] == 1
     _, _, logs = service.request("GET", "/studies/jobs/trials/0/logs")
     assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")

@@ -18,6 +18,7 @@ from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.embedded import Embedded
+from functions.runtime import Runtime
 from functions.settings import Settings
 
 
@@ -75,6 +76,57 @@ def test_a_study_records_the_versions_of_the_libraries_its_sampler_draws_on(tmp_
     shown = " ".join(here("show", "demo", "--db", str(tmp_path / "katuna.db")).stdout.split())
     listed = " ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES[algorithm])
     assert f"optuna {optuna.__version__} {listed} look-ahead 1" in shown, shown
+
+
+def _started(path: Path) -> Embedded:
+    """A runner (look-ahead 1) on ``path`` whose seeded study ``demo`` has started, its releases recorded."""
+    runner = Embedded(Settings(db=path))
+    definition = study_definition()
+    record = runner.submit(parse_study(definition), definition, path.parent)
+    runner.dispatcher.deliver(study_created("demo", record.uid))
+    return runner
+
+
+def _drift_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "katuna.studies" and r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize(("changed", "said"), [
+    ({"optuna_version": "4.0.0"}, f"optuna 4.0.0 (now {optuna.__version__})"),
+    ({"library_versions": {"numpy": "1.26.4"}}, f"numpy 1.26.4 (now {metadata.version('numpy')})"),
+    ({"lookahead": 0}, "look-ahead 0 (now 1)"),
+])
+def test_a_study_resumed_under_other_releases_or_look_ahead_is_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, changed: dict, said: str):
+    caplog.set_level("WARNING", logger="katuna.studies")
+    runner = _started(tmp_path / "katuna.db")
+    try:
+        record = runner.store.get_study("demo")
+        runner.dispatcher.deliver(study_created("demo", record.uid))
+        assert _drift_warnings(caplog) == [], "started and resumed under the same releases and look-ahead"
+        runner.store.update_study("demo", **changed)
+        runner.dispatcher.deliver(study_created("demo", record.uid))
+    finally:
+        runner.close()
+    assert _drift_warnings(caplog) == [
+        f"study 'demo' was started with {said}: the trials it suggests from here on may differ from those its seed 1 "
+        "gave an uninterrupted run"]
+
+
+def test_a_service_going_on_with_a_study_started_by_other_releases_warns_as_it_starts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    caplog.set_level("WARNING", logger="katuna.studies")
+    runner = _started(tmp_path / "katuna.db")
+    runner.store.update_study("demo", optuna_version="4.0.0")
+    runner.close()
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        runtime.start()
+    finally:
+        runtime.close()
+    assert _drift_warnings(caplog) == [
+        f"study 'demo' was started with optuna 4.0.0 (now {optuna.__version__}), look-ahead 1 (now 0): the trials it "
+        "suggests from here on may differ from those its seed 1 gave an uninterrupted run"]
 
 
 def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):

@@ -6,6 +6,8 @@ katuna, Optuna and the libraries its sampler draws on that started it, and the l
 started with. Submitting the definition
 again with ``algorithm.seed`` set to that seed, run with the same look-ahead (and, above
 parallelism 1, with trials ending in the same order), repeats the study's suggestions.
+A study resumed or restarted by a process whose releases or look-ahead differ from those
+recorded is told apart (:func:`drift`): what it suggests from then on may differ.
 """
 
 from __future__ import annotations
@@ -59,3 +61,22 @@ def provenance(record: StudyRecord, lookahead: int) -> dict[str, Any]:
     it is asked for a trial)."""
     return {"seed": seed_for(record), "katuna_version": katuna_version(), "optuna_version": optuna.__version__,
             "library_versions": library_versions(record.spec.algorithm.name), "lookahead": lookahead}
+
+
+def drift(record: StudyRecord, lookahead: int) -> str | None:
+    """How the process about to ask the sampler for the started study's trials differs from the
+    one that started it, in what changes the trials a seed gives: a release of katuna, Optuna or
+    a library its sampler draws on, or the look-ahead; None where nothing recorded differs (or,
+    for a study not started yet, or stored before katuna recorded these, nothing is recorded)."""
+    if record.started_at is None:
+        return None
+    recorded = {"katuna": record.katuna_version, "optuna": record.optuna_version, **(record.library_versions or {})}
+    now = {"katuna": katuna_version(), "optuna": optuna.__version__,
+           **{name: installed(name) for name in record.library_versions or {}}}
+    changed = [f"{name} {was} (now {now[name]})" for name, was in recorded.items() if was is not None and was != now[name]]
+    if record.lookahead is not None and record.lookahead != lookahead:
+        changed.append(f"look-ahead {record.lookahead} (now {lookahead})")
+    if not changed:
+        return None
+    return (f"study {record.name!r} was started with {', '.join(changed)}: the trials it suggests from here on may "
+            f"differ from those its seed {record.seed} gave an uninterrupted run")

@@ -11,13 +11,17 @@ gives the sampler the study's known results (its warm start).
 
 from __future__ import annotations
 
+import logging
+
 from functions.core.events import Event, trial_finished, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
-from functions.core.reproducible import provenance
+from functions.core.reproducible import drift, provenance
 from functions.handlers.ahead import CONTINUED
 from functions.handlers.asking import ask_trials, check_stop, complete, discard, warm_start
 from functions.handlers.deps import Deps, study_here
+
+log = logging.getLogger("katuna.studies")
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -31,12 +35,23 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         lost = warm_start(record, deps)
         if lost is not None:
             return complete(record, deps, lost)
+    elif CONTINUED not in event.data:
+        warn_of_drift(record, deps.lookahead)
     events = [] if CONTINUED in event.data else _resume(record, deps)
     counts = store.count_trials(record.name)  # read once for both: nothing between them writes
     decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return complete(record, deps, decision)
     return events + ask_trials(record, deps, counts)
+
+
+def warn_of_drift(record: StudyRecord, lookahead: int) -> None:
+    """Log a warning when a process of releases or look-ahead other than those recorded when the
+    study started goes on with it (resumes it, restarts it, or serves it after an upgrade): a
+    seeded study then no longer repeats the trials an uninterrupted run of it suggests."""
+    differs = drift(record, lookahead)
+    if differs is not None:
+        log.warning("%s", differs)
 
 
 def _resume(record: StudyRecord, deps: Deps) -> list[Event]:

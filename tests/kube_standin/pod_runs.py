@@ -14,8 +14,18 @@ RESOURCES = ("memory", "ephemeral-storage")
 
 
 def image_id(image: str) -> str:
-    """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
-    return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+    """The ``imageID`` the kubelet (containerd's) reports for a container of ``image``: the
+    image's repository, fully qualified, by its digest, a tag it was named by left out
+    (``python:3.12`` runs as ``docker.io/library/python@sha256:…``)."""
+    name = image.split("@")[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    first = name.split("/")[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    return f"{name}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
 @dataclass
