@@ -24,6 +24,7 @@ from kube_stub import KubeStub
 
 from functions.adapters.web import create_app
 from functions.collector import collect_less_often
+from functions.core.formats import load_study
 from functions.core.limits import DEFAULTS
 from functions.core.optuna_compat import CREATE_TRIAL
 from functions.core.records import StudyRecord, TrialCap
@@ -310,6 +311,21 @@ def run_study(runner: Embedded, definition: dict[str, Any], base_dir: Path):
     """Submit and run a study to its end; the final study record."""
     runner.submit(parse_study(definition), definition, base_dir)
     return runner.run(definition["name"])
+
+
+def run_file(path: Path, db: Path | None = None, base_dir: Path | None = None) -> StudyRecord:
+    """The study file at ``path`` (native, or Katib's) run to its end in this process on ``db``
+    (default: ``katuna.db`` beside it), its trials run from ``base_dir`` (default: its folder), as
+    ``katuna run`` run from there stores it: for a test of what is done with a study a run
+    stored, where a ``katuna run`` process would only add its start-up. The final study record."""
+    folder = path.parent
+    runner = Embedded(Settings(db=db or folder / "katuna.db"))
+    try:
+        spec, definition = load_study(path.read_text())
+        runner.submit(spec, definition, base_dir or folder)
+        return runner.run(spec.name)
+    finally:
+        runner.close()
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from warm_python import WarmPython
 
 pytestmark = pytest.mark.slow
 
@@ -25,18 +26,25 @@ def figures(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\w+)=(\S+)$", stdout, re.MULTILINE))
 
 
-def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240,
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmPython]:
+    """Each script run in a process of its own, forked from one that imported their libraries."""
+    warm = WarmPython(tmp_path_factory.mktemp("warm"))
+    yield warm
+    warm.close()
+
+
+def run(warm: WarmPython, script: str, tmp_path: Path, *extra: str, timeout: float = 240,
         name: str | None = None) -> tuple[dict[str, str], dict]:
     """Run ``script`` at its quick size; its figures, and its ``<name>.json`` (default: the script's name)."""
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra],
-                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    done = warm.run([str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra], tmp_path, timeout)
     assert done.returncode == 0, done.stdout + done.stderr
     name = name or script.removesuffix(".py")
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
     return figures(done.stdout), json.loads((tmp_path / f"{name}.json").read_text())
 
 
-def test_a_quick_run_without_out_leaves_the_full_size_figures_alone():
+def test_a_quick_run_without_out_leaves_the_full_size_figures_alone(warm: WarmPython):
     """docs/performance.md suggests ``--quick``: its tiny-size figures go to an ignored folder of
     their own, never over the committed ones in benchmarks/results/."""
     committed = {path.name: path.read_bytes() for path in (BENCHMARKS / "results").glob("peer_lookup.*")}
@@ -44,8 +52,7 @@ def test_a_quick_run_without_out_leaves_the_full_size_figures_alone():
     for path in made:
         path.unlink(missing_ok=True)
     try:
-        done = subprocess.run([sys.executable, str(BENCHMARKS / "peer_lookup.py"), "--quick"],
-                              capture_output=True, text=True, timeout=240)
+        done = warm.run([str(BENCHMARKS / "peer_lookup.py"), "--quick"], Path.cwd(), 240)
         assert done.returncode == 0, done.stdout + done.stderr
         assert {path.name: path.read_bytes() for path in (BENCHMARKS / "results").glob("peer_lookup.*")} == committed
         assert all(path.stat().st_size > 0 for path in made)
@@ -60,13 +67,13 @@ def number(value: str) -> float:
     return float(value)
 
 
-def test_overhead(tmp_path: Path):
+def test_overhead(warm: WarmPython, tmp_path: Path):
     """Every tuner runs its trials with the Python it is given (here a wrapper that counts its starts)."""
     starts = tmp_path / "starts.log"
     python = tmp_path / "python"
     python.write_text(f'#!/bin/sh\necho start >> "{starts}"\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    found, result = run("overhead.py", tmp_path, "--ray", "off", "--trial-python", str(python))
+    found, result = run(warm, "overhead.py", tmp_path, "--ray", "off", "--trial-python", str(python))
     assert result["trial_python"] == str(python)
     assert len(starts.read_text().splitlines()) == 3 + 4 * 10, \
         "3 bare trials, then 10 trials for each of katuna, Optuna in memory, on a journal and on RDB"
@@ -99,18 +106,16 @@ def test_peers(tmp_path: Path):
     assert all(t.value == (t.params["x"] - 2) ** 2 for t in trials), "the loss the trial process printed"
 
 
-def test_overhead_refuses_a_trial_python_that_cannot_run(tmp_path: Path):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "off",
-                           "--trial-python", str(tmp_path / "missing"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def test_overhead_refuses_a_trial_python_that_cannot_run(warm: WarmPython, tmp_path: Path):
+    done = warm.run([str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "off", "--trial-python",
+                     str(tmp_path / "missing"), "--out", str(tmp_path)], tmp_path, 60)
     assert done.returncode == 2 and "--trial-python: expected an executable Python" in done.stderr, done.stderr
     assert not (tmp_path / "overhead.json").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray Tune is installed here")
-def test_overhead_refuses_ray_when_it_is_not_installed(tmp_path: Path):
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "on",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+def test_overhead_refuses_ray_when_it_is_not_installed(warm: WarmPython, tmp_path: Path):
+    done = warm.run([str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "on", "--out", str(tmp_path)], tmp_path, 60)
     assert done.returncode == 2 and "make bench-peers" in done.stderr, done.stderr
     assert not (tmp_path / "overhead.json").exists()
 
@@ -119,8 +124,8 @@ def test_overhead_refuses_ray_when_it_is_not_installed(tmp_path: Path):
                     reason="Ray Tune is not in requirements.lock (it is large); `make bench-peers` installs it "
                            "into .venv-peers, where this test runs")
 @pytest.mark.timeout(900)  # two Ray clusters started and stopped: minutes on a loaded machine
-def test_overhead_beside_ray_tune(tmp_path: Path):
-    found, result = run("overhead.py", tmp_path, "--ray", "on", timeout=840)
+def test_overhead_beside_ray_tune(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "overhead.py", tmp_path, "--ray", "on", timeout=840)
     assert result["ray_trials"] == 4
     for prefix in ("ray", "ray_default"):
         assert number(found[f"{prefix}_ratio"]) > 0 and number(found[f"{prefix}_wall_ms_per_trial"]) > 0
@@ -128,8 +133,8 @@ def test_overhead_beside_ray_tune(tmp_path: Path):
     assert len(result["runs"]["ray+tuned"]) == len(result["runs"]["ray+default"]) == 1
 
 
-def test_handler_latency(tmp_path: Path):
-    found, result = run("handler_latency.py", tmp_path)
+def test_handler_latency(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "handler_latency.py", tmp_path)
     assert number(found["own_ms_p50_at_60"]) > 0 and number(found["own_ms_p50_at_20"]) > 0
     assert number(found["sampler_ms_p50_at_60"]) > 0
     assert number(found["cold_start_s"]) > 0
@@ -144,22 +149,22 @@ def test_handler_latency(tmp_path: Path):
     assert result["parse"]["parse_mb"] == 2
 
 
-def test_scale(tmp_path: Path):
-    found, result = run("scale.py", tmp_path)
+def test_scale(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "scale.py", tmp_path)
     assert found["completed"] == "1" and found["trials"] == "300"
     assert number(found["peak_rss_mb"]) > 0 and number(found["db_mb"]) > 0 and number(found["trials_per_s"]) > 0
     assert result["counts"]["complete"] == 300
 
 
-def test_burst(tmp_path: Path):
-    found, result = run("burst.py", tmp_path)
+def test_burst(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "burst.py", tmp_path)
     assert found["lost"] == "0" and found["duplicated"] == "0" and found["failed_posts"] == "0"
     assert number(found["events_per_s"]) > 0
     assert result["complete"] == result["told_complete"] == result["events"] == 60
 
 
-def test_search_quality(tmp_path: Path):
-    found, result = run("search_quality.py", tmp_path)
+def test_search_quality(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "search_quality.py", tmp_path)
     for figure in ("wins_vs_random", "lookahead_wins_vs_random", "lookahead_wins_vs_tpe"):
         wins, functions = found[figure].split("/")
         assert functions == "2" and 0 <= int(wins) <= 2
@@ -168,15 +173,15 @@ def test_search_quality(tmp_path: Path):
     assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "tpe-ahead", "random", "cmaes"))
 
 
-def test_pruning(tmp_path: Path):
-    found, result = run("pruning.py", tmp_path)
+def test_pruning(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "pruning.py", tmp_path)
     assert 0 <= number(found["epochs_saved_pct"]) < 100
     assert all(0 <= number(found[f"{p}_epochs_saved_pct"]) < 100 for p in ("median", "asha", "hyperband"))
     assert result["summary"]["none"]["epochs"] == 8 * 5, "without pruning every epoch runs"
 
 
-def test_ui_render(tmp_path: Path):
-    found, result = run("ui_render.py", tmp_path)
+def test_ui_render(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "ui_render.py", tmp_path)
     assert result["trials"] == 200 and set(result["pages"]) >= {"study_page", "trial_table", "csv_export"}
     assert all(number(found[f"{page}_ms"]) > 0 for page in result["pages"])
     assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
@@ -185,19 +190,19 @@ def test_ui_render(tmp_path: Path):
     assert number(found["cli_trials_table_s"]) > 0 and number(found["cli_trials_table_mb"]) > 0
 
 
-def test_pareto_front(tmp_path: Path):
+def test_pareto_front(warm: WarmPython, tmp_path: Path):
     """A multi-objective study's view: its front computed, shown again, computed after a change;
     its Pareto chart."""
-    found, result = run("pareto_front.py", tmp_path)
+    found, result = run(warm, "pareto_front.py", tmp_path)
     assert result["trials"] == 500 and 0 < result["front_size"] <= 500
     assert all(number(found[name]) > 0 for name in ("first_ms", "again_ms", "after_change_ms", "chart_ms"))
     assert result["chart_note"] is None and number(found["chart_bytes"]) > 0, "500 trials: every one drawn"
 
 
-def test_history_load(tmp_path: Path):
+def test_history_load(warm: WarmPython, tmp_path: Path):
     """A fresh process's first suggestion of a new study beside a study past its first snapshot,
     and that study's next; a wide study's parallel coordinates charted in a fresh process."""
-    found, result = run("history_load.py", tmp_path)
+    found, result = run(warm, "history_load.py", tmp_path)
     measured = result["sizes"]["6000"]
     assert measured["history"] == 1, "the new study loads its own first trial, none of the other's"
     assert measured["large_history"] == 6_001, "the large study's trials and its next"
@@ -208,8 +213,8 @@ def test_history_load(tmp_path: Path):
     assert number(found["wide_chart_s"]) > 0 and number(found["wide_chart_bytes"]) > 40 * 256
 
 
-def test_reliability(tmp_path: Path):
-    found, result = run("reliability.py", tmp_path)
+def test_reliability(warm: WarmPython, tmp_path: Path):
+    found, result = run(warm, "reliability.py", tmp_path)
     assert found["load_5xx_other_than_503"] == "0"
     assert number(found["load_requests_per_second"]) > 0
     assert number(found["peak_rss_loud_mb"]) > 0 and number(found["peak_rss_quiet_mb"]) > 0
@@ -232,20 +237,20 @@ def test_every_script_is_smoke_tested(script: str):
     assert f"def test_{script.removesuffix('.py')}(" in Path(__file__).read_text()
 
 
-def test_progress_scan(tmp_path: Path):
+def test_progress_scan(warm: WarmPython, tmp_path: Path):
     """Through the real executor and client against the Kubernetes stand-in on a simulated clock:
     every running trial's log read once a round, and nothing written to Optuna's journal."""
-    found, result = run("progress_scan.py", tmp_path)
+    found, result = run(warm, "progress_scan.py", tmp_path)
     assert [r["reads"] for r in result["rounds"]] == [result["trials"]] * 3, "each running trial's log once a round"
     assert found["journal_records_per_round"] == "0"
     assert number(found["store_cpu_ms_per_trial"]) > 0 and number(found["scan_ms_per_trial"]) > 0
     assert list(found)[-1] == "scan_ms_per_trial"
 
 
-def test_cluster_requests(tmp_path: Path):
+def test_cluster_requests(warm: WarmPython, tmp_path: Path):
     """A look at every running trial, a progress scan and the study's end, counted from the
     Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial."""
-    found, result = run("cluster_requests.py", tmp_path)
+    found, result = run(warm, "cluster_requests.py", tmp_path)
     assert result["requests"]["look"] == {"list jobs": 1, "list pods": 1}
     assert result["requests"]["stop"] == {"list pods": 1, "get pods": result["trials"], "deletecollection jobs": 1}, \
         "the pods listed together, and one read of each log's last lines before the Jobs go"
@@ -254,11 +259,11 @@ def test_cluster_requests(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("cloud", "name"), [("gke", "cluster_cost"), ("eks", "cluster_cost_eks")])
-def test_cluster_cost(tmp_path: Path, cloud: str, name: str):
+def test_cluster_cost(warm: WarmPython, tmp_path: Path, cloud: str, name: str):
     """Through katuna's Kubernetes executor and node-pool adapter (GKE's, or EKS's against moto)
     against the stand-ins on a simulated clock, with spot interruptions frequent enough to hit the
     small study; each cloud's figures in a file of their own."""
-    found, result = run("cluster_cost.py", tmp_path, "--preemptions", "2", "--cloud", cloud, name=name)
+    found, result = run(warm, "cluster_cost.py", tmp_path, "--preemptions", "2", "--cloud", cloud, name=name)
     assert result["cloud"] == cloud
     assert [path.name for path in tmp_path.glob("cluster_cost*.json")] == [f"{name}.json"]
     policies = ["spot", "on_demand", "fixed", "spot_shared_first", "spot_steady"]
@@ -319,26 +324,26 @@ def test_cluster_cost_submits_its_study_as_the_api_does(monkeypatch: pytest.Monk
         cloud.close()
 
 
-def test_process_exit(tmp_path: Path):
+def test_process_exit(warm: WarmPython, tmp_path: Path):
     """A command and a stopping service are timed to their ends; the service's workers go before it."""
-    found, result = run("process_exit.py", tmp_path)
+    found, result = run(warm, "process_exit.py", tmp_path)
     assert all(len(runs) == 2 for runs in result["runs"].values())
     assert all(number(found[key]) > 0 for key in ("command_s", "command_teardown_s", "serve_stop_s"))
     assert number(found["serve_workers_gone_s"]) <= number(found["serve_stop_s"])
 
 
-def test_cli_start(tmp_path: Path):
+def test_cli_start(warm: WarmPython, tmp_path: Path):
     """A bare Python, the list of commands and the list of studies are each timed to their ends."""
-    found, result = run("cli_start.py", tmp_path)
+    found, result = run(warm, "cli_start.py", tmp_path)
     assert all(len(runs) == 2 for runs in result["runs"].values())
     assert list(found) == ["python_s", "cli_help_s", "cli_studies_s"]
     assert all(number(value) > 0 for value in found.values())
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
-def test_peer_lookup(tmp_path: Path):
+def test_peer_lookup(warm: WarmPython, tmp_path: Path):
     """Both lookups find the caller's owner, before and after the TIME_WAIT sockets are added."""
-    found, result = run("peer_lookup.py", tmp_path)
+    found, result = run(warm, "peer_lookup.py", tmp_path)
     assert [r["time_wait_added"] for r in result["results"]] == [0, 500]
     assert int(found["tables_sockets"]) >= 500, "the closed connections are still listed, in TIME_WAIT"
     assert number(found["tables_us_per_lookup"]) > 0 and number(found["sock_diag_us_per_lookup"]) > 0

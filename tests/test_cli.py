@@ -24,7 +24,7 @@ import sqlite_utils
 import yaml
 from child_signals import interruptible
 from click.testing import CliRunner, Result
-from conftest import katib_job_experiment, shared_journal, study_definition, unlined
+from conftest import katib_job_experiment, run_file, shared_journal, study_definition, unlined
 from http_helpers import Service, free_port
 from proc_stat import alive
 from waiting import eventually
@@ -102,12 +102,12 @@ def test_a_stored_study_run_again_from_elsewhere_checks_its_working_directory_wh
     definition = study_definition(maxTrials=1, parallelism=1, trialTemplate={
         "command": [sys.executable, "-c", "import os; print('loss=1'); print(os.getcwd())", "${trialParameters.x}"],
         "workingDir": "runs"})
-    katuna("run", str(write_study(first / "s.yaml", definition)), cwd=first)
+    run_file(write_study(first / "s.yaml", definition))
     definition["maxTrials"] = 2
     again = katuna("run", str(write_study(elsewhere / "s.yaml", definition)), "--db", str(first / "katuna.db"),
                    cwd=elsewhere)
     assert again.returncode == 0
-    assert katuna("logs", "demo", "1", "--db", str(first / "katuna.db"), cwd=elsewhere).stdout.splitlines()[-1] == \
+    assert here("logs", "demo", "1", "--db", str(first / "katuna.db"), cwd=elsewhere).stdout.splitlines()[-1] == \
         str(first / "runs")
 
 
@@ -135,8 +135,8 @@ def test_a_local_trial_runs_in_its_containers_working_directory_as_kubernetes_ru
     experiment = katib_job_experiment("in-folder", {
         "workingDir": str(tmp_path / "work"),
         "command": ["sh", "-c", 'echo "loss=$(cat data.txt)"; echo "--lr=$1"', "trial", "${trialParameters.learningRate}"]})
-    katuna("run", str(write_study(tmp_path / "exp.yaml", experiment)), cwd=tmp_path)
-    shown = json.loads(katuna("trials", "in-folder", "--json", cwd=tmp_path).stdout)
+    run_file(write_study(tmp_path / "exp.yaml", experiment))
+    shown = json.loads(here("trials", "in-folder", "--json", cwd=tmp_path).stdout)
     assert [trial["value"] for trial in shown] == [0.25]
 
 
@@ -157,7 +157,7 @@ def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path
                        "workingDir": "runs/${trialParameters.tool}"}))
     for tool in ("a", "b c"):
         (tmp_path / "runs" / tool).mkdir(parents=True)
-    katuna("run", str(study), cwd=tmp_path)
+    run_file(study)
     assert (tmp_path / "runs" / "a" / "ran").exists() and (tmp_path / "runs" / "b c" / "ran").exists()
 
 
@@ -231,8 +231,7 @@ def test_a_run_with_the_kubernetes_executor_set_warns_that_its_trials_run_here(t
 
 
 def test_a_different_definition_under_the_same_name_is_refused_naming_what_changed_and_how_to_go_on(tmp_path: Path):
-    write_study(tmp_path / "a.yaml", study_definition(maxTrials=1, parallelism=1))
-    katuna("run", "a.yaml", cwd=tmp_path)
+    run_file(write_study(tmp_path / "a.yaml", study_definition(maxTrials=1, parallelism=1)))
     edited = study_definition(maxTrials=2, parallelism=1)
     edited["parameters"][0]["max"] = 4.0
     write_study(tmp_path / "b.yaml", edited)
@@ -250,7 +249,7 @@ def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_
     the sampler sees them, and the raised budget runs the rest; a study that ended otherwise,
     or a budget not above its trials, is refused saying so."""
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2, parallelism=1))
-    katuna("run", str(study), cwd=tmp_path)
+    run_file(study)
     before = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     write_study(study, study_definition(maxTrials=4, parallelism=2))
     katuna("run", str(study), cwd=tmp_path)
@@ -262,7 +261,7 @@ def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_
 
     goal = write_study(tmp_path / "goal.yaml", study_definition(
         name="goal", maxTrials=3, parallelism=1, objective={"metric": "loss", "direction": "minimize", "goal": 100.0}))
-    katuna("run", str(goal), cwd=tmp_path)
+    run_file(goal)
     write_study(goal, study_definition(name="goal", maxTrials=5, parallelism=1,
                                        objective={"metric": "loss", "direction": "minimize", "goal": 100.0}))
     refused = katuna("run", str(goal), cwd=tmp_path, check=False)
@@ -292,8 +291,8 @@ def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its
     assert gone.returncode == 1 and "no study named 'demo'" in gone.stderr
     again = katuna("delete", "demo", cwd=tmp_path, check=False)
     assert again.returncode == 1 and f"no study named 'demo' in {tmp_path / 'katuna.db'}" in again.stderr
-    write_study(tmp_path / "other.yaml", study_definition(maxTrials=1, parallelism=1))
-    assert "Study demo: completed" in katuna("run", "other.yaml", cwd=tmp_path).stdout
+    assert run_file(write_study(tmp_path / "other.yaml", study_definition(maxTrials=1, parallelism=1))).status == \
+        "completed"
 
 
 def _printing_study(path: Path, words: str) -> None:
@@ -304,11 +303,11 @@ def _printing_study(path: Path, words: str) -> None:
 
 def test_the_logs_delete_keeps_stay_whole_when_a_study_of_the_same_name_runs_again(tmp_path: Path):
     _printing_study(tmp_path / "s.yaml", "first run")
-    katuna("run", "s.yaml", cwd=tmp_path)
+    run_file(tmp_path / "s.yaml")
     deleted = katuna("delete", "demo", cwd=tmp_path).stdout
     kept = Path(deleted.split("its trial logs stay in ", 1)[1].removesuffix(".\n"))
     _printing_study(tmp_path / "s.yaml", "second run")
-    katuna("run", "s.yaml", cwd=tmp_path)
+    run_file(tmp_path / "s.yaml")
     assert (kept / "0.1.log").read_text().startswith("first run\n")
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     try:
@@ -506,7 +505,7 @@ def test_ctrl_c_ends_any_other_command_with_130_as_it_ends_run_not_with_a_studys
     definition = study_definition(maxTrials=1, parallelism=1)
     definition["trialTemplate"]["command"] = [sys.executable, "-c",
                                               "x = ${trialParameters.x}; print('x' * (1 << 21)); print('loss=1')"]
-    katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path)
+    run_file(write_study(tmp_path / "study.yaml", definition))
     process = subprocess.Popen([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, preexec_fn=interruptible)
     assert process.stdout is not None and process.stderr is not None
@@ -538,8 +537,7 @@ def test_ctrl_c_while_a_run_loads_optuna_exits_130_in_a_line_not_a_traceback_fro
 def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_nothing(tmp_path: Path):
     """Before its trials start (the write lock held by another connection, say), Ctrl-C ends a
     run as it does later: exit 130, one line saying how to go on, and the study not stored."""
-    katuna("run", str(write_study(tmp_path / "first.yaml", study_definition(name="first", maxTrials=1,
-                                                                             parallelism=1))), cwd=tmp_path)
+    run_file(write_study(tmp_path / "first.yaml", study_definition(name="first", maxTrials=1, parallelism=1)))
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
     db = tmp_path / "katuna.db"
     writer = sqlite3.connect(db, isolation_level=None)
@@ -901,8 +899,7 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
 
 
 def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: Path):
-    study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
-    katuna("run", str(study), cwd=tmp_path, check=False)
+    run_file(write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1)))
     log = next((tmp_path / "katuna-logs" / "demo").glob("*/0.1.log")).read_bytes()
     printed = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, check=True)
     assert printed.stdout == log and b"training without reporting the objective\n" in log
@@ -1011,7 +1008,7 @@ def _conditional_study(tmp_path: Path, parameters: list[dict]) -> Path:
 
 
 def test_trials_shows_additional_metrics_and_a_dash_for_a_parameter_a_trial_does_not_have(tmp_path: Path):
-    katuna("run", str(_conditional_study(tmp_path, CONDITIONAL[:3])), cwd=tmp_path)
+    run_file(_conditional_study(tmp_path, CONDITIONAL[:3]))
     trials = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     assert {"degree" in t["params"] for t in trials} == {True, False}, "the seed gives trials with and without degree"
     lines = katuna("trials", "demo", cwd=tmp_path).stdout.splitlines()
@@ -1042,7 +1039,7 @@ def test_output_to_a_pipe_is_never_cut_to_a_width_and_has_no_spinner(tmp_path: P
 
 
 def test_a_wide_trials_table_fits_80_columns_keeping_every_number_whole(tmp_path: Path):
-    katuna("run", str(_conditional_study(tmp_path, CONDITIONAL)), cwd=tmp_path)
+    run_file(_conditional_study(tmp_path, CONDITIONAL))
     trials = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
     output = katuna("trials", "demo", cwd=tmp_path, columns=80).stdout
     lines = output.splitlines()
@@ -1070,7 +1067,7 @@ def test_a_terminal_a_few_columns_wide_gets_every_table_squeezed_not_a_traceback
 def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_directions(tmp_path: Path):
     definition = study_definition(maxTrials=6, objective={"metrics": [{"name": "loss", "direction": "minimize"},
                                                                       {"name": "size", "direction": "maximize"}]})
-    katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path)
+    run_file(write_study(tmp_path / "study.yaml", definition))
     front = json.loads(here("best", "demo", "--json", cwd=tmp_path).stdout)
     lines = [line.strip() for line in katuna("show", "demo", cwd=tmp_path).stdout.splitlines()]
     title = lines.index("Pareto front (loss minimize, size maximize)")
@@ -1209,7 +1206,7 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
     """Reading needs no write lock (not even to learn that no migration is due); a command that
     must write waits KATUNA_BUSY_TIMEOUT, then exits 2 with one line instead of a traceback,
     naming the database, as a user with several cannot tell which one is held otherwise."""
-    katuna("run", str(write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))), cwd=tmp_path)
+    run_file(write_study(tmp_path / "study.yaml", study_definition(maxTrials=2)))
     write_study(tmp_path / "other.yaml", study_definition(name="other", maxTrials=2))
     writer = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")

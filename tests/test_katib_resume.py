@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_file
 from http_helpers import KATUNA, Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from test_cli import here
 from test_katib import experiment
 from test_resources import katib_resource, send, wait_trials
 
@@ -45,9 +47,7 @@ def katuna(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def trials_of(tmp_path: Path, name: str) -> list[dict]:
-    listed = katuna(tmp_path, "trials", name, "--json")
-    assert listed.returncode == 0, listed.stderr
-    return json.loads(listed.stdout)
+    return json.loads(here("trials", name, "--json", cwd=tmp_path).stdout)
 
 
 def resumable(name: str, policy: str = "LongRunning", **spec) -> dict:
@@ -60,8 +60,7 @@ def resumable(name: str, policy: str = "LongRunning", **spec) -> dict:
 @pytest.mark.parametrize("policy", ["LongRunning", "FromVolume"])
 def test_katuna_run_of_the_file_with_a_raised_budget_continues_the_ended_experiment(tmp_path: Path, policy: str):
     doc = resumable("resumed", policy)
-    write(tmp_path / "experiment.yaml", doc)
-    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    assert run_file(write(tmp_path / "experiment.yaml", doc)).status == "completed"
     first = trials_of(tmp_path, "resumed")
     assert [t["number"] for t in first] == [0, 1]
 
@@ -72,7 +71,7 @@ def test_katuna_run_of_the_file_with_a_raised_budget_continues_the_ended_experim
     trials = trials_of(tmp_path, "resumed")
     assert [t["number"] for t in trials] == [0, 1, 2, 3] and all(t["state"] == "COMPLETE" for t in trials)
     assert trials[:2] == first, "the trials of the first run stay as they were"
-    shown = json.loads(katuna(tmp_path, "show", "resumed", "--json").stdout)
+    shown = json.loads(here("show", "resumed", "--json", cwd=tmp_path).stdout)
     assert (shown["status"], shown["maxTrials"]) == ("completed", 4)
 
     once_more = katuna(tmp_path, "run", "experiment.yaml")
@@ -93,8 +92,7 @@ REFUSED = {
 @pytest.mark.parametrize("change,why", REFUSED.values(), ids=REFUSED.keys())
 def test_katuna_run_refuses_what_katib_does_not_restart(tmp_path: Path, change, why: str):
     doc = resumable("kept", "Never" if why == "spec.resumePolicy" else "LongRunning")
-    write(tmp_path / "experiment.yaml", doc)
-    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    assert run_file(write(tmp_path / "experiment.yaml", doc)).status == "completed"
     edited = copy.deepcopy(doc)
     change(edited)
     write(tmp_path / "experiment.yaml", edited)
@@ -103,15 +101,14 @@ def test_katuna_run_refuses_what_katib_does_not_restart(tmp_path: Path, change, 
     message = " ".join(refused.stderr.split())
     assert "does not restart" in message and why in message
     assert len(trials_of(tmp_path, "kept")) == 2
-    assert json.loads(katuna(tmp_path, "show", "kept", "--json").stdout)["maxTrials"] == 2
+    assert json.loads(here("show", "kept", "--json", cwd=tmp_path).stdout)["maxTrials"] == 2
 
 
 @pytest.mark.slow
 def test_an_experiment_ended_by_its_goal_does_not_restart(tmp_path: Path):
     doc = resumable("reached")
     doc["spec"]["objective"]["goal"] = 1000.0
-    write(tmp_path / "experiment.yaml", doc)
-    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    assert run_file(write(tmp_path / "experiment.yaml", doc)).status == "completed"
     doc["spec"]["maxTrialCount"] = 4
     write(tmp_path / "experiment.yaml", doc)
     refused = katuna(tmp_path, "run", "experiment.yaml")

@@ -28,7 +28,10 @@ from http_helpers import KATUNA, NOBODY, answer_as, free_port
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_created
+from functions.core.records import TrialRecord
 from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -79,16 +82,29 @@ def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -
         log.close()
 
 
-def test_optuna_dashboard_reads_the_study_from_katunas_database(embedded, tmp_path):
-    record = run_study(embedded, study_definition(name="od-demo"), tmp_path)
-    assert record.status == "completed"
-    trials = embedded.store.trials("od-demo")
-    with dashboard(tmp_path) as base:
-        [summary] = [s for s in get(base + "/api/studies")["study_summaries"] if s["study_name"] == "od-demo"]
-        detail = get(f"{base}/api/studies/{summary['study_id']}")
-        assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in trials]
-        assert {t["number"]: t["values"][0] for t in detail["trials"]} == {t.number: t.values[0] for t in trials}
-        assert detail["trials"][0]["params"][0]["name"] == "x"
+@pytest.fixture(scope="module")
+def read_only_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, list[TrialRecord]]]:
+    """A dashboard of a database holding the completed study ``od-demo``, shared by the tests
+    that only read through it: its base URL, its folder (its log in ``dashboard.log``), and the
+    study's trials as katuna stored them."""
+    folder = tmp_path_factory.mktemp("od")
+    runner = Embedded(Settings(db=folder / "katuna.db"))
+    try:
+        assert run_study(runner, study_definition(name="od-demo"), folder).status == "completed"
+        trials = runner.store.trials("od-demo")
+    finally:
+        runner.close()
+    with dashboard(folder) as base:
+        yield base, folder, trials
+
+
+def test_optuna_dashboard_reads_the_study_from_katunas_database(read_only_dashboard):
+    base, _, trials = read_only_dashboard
+    [summary] = [s for s in get(base + "/api/studies")["study_summaries"] if s["study_name"] == "od-demo"]
+    detail = get(f"{base}/api/studies/{summary['study_id']}")
+    assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in trials]
+    assert {t["number"]: t["values"][0] for t in detail["trials"]} == {t.number: t.values[0] for t in trials}
+    assert detail["trials"][0]["params"][0]["name"] == "x"
 
 
 def test_optuna_dashboard_shows_the_trials_katuna_has_a_prepared_one_waiting_a_discarded_one_not_at_all(
@@ -241,31 +257,29 @@ def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its
     assert framing == "DENY"
 
 
-def test_optuna_dashboard_refuses_the_reads_another_sites_page_asks_for_and_serves_a_visit(embedded, tmp_path):
+def test_optuna_dashboard_refuses_the_reads_another_sites_page_asks_for_and_serves_a_visit(read_only_dashboard):
     """A page the user opens could otherwise have the dashboard compute parameter importances
     or export a study again and again, each behind the other on its one thread."""
-    run_study(embedded, study_definition(name="od-demo"), tmp_path)
-    with dashboard(tmp_path) as base:
-        [summary] = get(base + "/api/studies")["study_summaries"]
-        study = summary["study_id"]
-        embeds = {path: send("GET", base + path, headers=EMBEDDED)
-                  for path in (f"/api/studies/{study}/param_importances", f"/api/studies/{study}", "/api/studies")}
-        visit = urllib.request.Request(f"{base}/dashboard/studies/{study}", headers=VISIT)
-        with urllib.request.urlopen(visit, timeout=10) as page:
-            visited = page.status
+    base, _, _ = read_only_dashboard
+    [summary] = get(base + "/api/studies")["study_summaries"]
+    study = summary["study_id"]
+    embeds = {path: send("GET", base + path, headers=EMBEDDED)
+              for path in (f"/api/studies/{study}/param_importances", f"/api/studies/{study}", "/api/studies")}
+    visit = urllib.request.Request(f"{base}/dashboard/studies/{study}", headers=VISIT)
+    with urllib.request.urlopen(visit, timeout=10) as page:
+        visited = page.status
     assert {path: (status, answer.get("error")) for path, (status, answer) in embeds.items()} == {
         path: (403, "cross_origin") for path in embeds}
     assert visited == 200
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
-def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serves_its_own_user(embedded, tmp_path):
-    run_study(embedded, study_definition(name="od-demo"), tmp_path)
-    with dashboard(tmp_path) as base:
-        port = int(base.rpartition(":")[2])
-        asked = answer_as(NOBODY, port, f"GET /api/studies HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        silent = answer_as(NOBODY, port, b"")
-        own = get(base + "/api/studies")
+def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serves_its_own_user(read_only_dashboard):
+    base, folder, _ = read_only_dashboard
+    port = int(base.rpartition(":")[2])
+    asked = answer_as(NOBODY, port, f"GET /api/studies HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    silent = answer_as(NOBODY, port, b"")
+    own = get(base + "/api/studies")
     for head, _, body in (asked.partition(b"\r\n\r\n"), silent.partition(b"\r\n\r\n")):
         assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head, head
         answer = json.loads(body)
@@ -273,7 +287,7 @@ def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serv
         assert f"serves only its own user on this machine (uid {os.geteuid()}), not a caller of uid {NOBODY}" in \
             answer["message"]
     assert [summary["study_name"] for summary in own["study_summaries"]] == ["od-demo"]
-    assert "HTTP/1.0" not in (tmp_path / "dashboard.log").read_text(), "the refused request was never read"
+    assert "HTTP/1.0" not in (folder / "dashboard.log").read_text(), "the refused request was never read"
 
 
 def test_a_client_that_stops_part_way_through_its_request_holds_optuna_dashboard_only_until_the_client_timeout(

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from gke_stub import GkeStub
-from test_provision_script import GKE_FLAGS, provision, said, started
+from test_provision_script import GKE_FLAGS, provision, provisioned, said, started
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def test_gke_interrupted_while_it_waits_exits_130_saying_what_goes_on_in_the_clo
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     if command == "down":
         gke_api.speed = 1e6
-        assert provision("gke", "up", *flags).returncode == 0
+        provisioned("gke", "up", *flags)
         gke_api.speed = 0.0
     run = started("gke", command, *flags)
     waiting = said(run, "waiting for")[-1]
@@ -80,7 +80,7 @@ def test_gke_status_of_a_pool_without_autoscaling_says_so_and_gives_no_limits(gk
 def test_gke_up_with_a_lower_max_nodes_says_the_maximum_stays(gke_api: GkeStub):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
-    assert provision("gke", "up", *flags, "--max-nodes", "6").returncode == 0
+    provisioned("gke", "up", *flags, "--max-nodes", "6")
     lower = provision("gke", "up", *flags, "--max-nodes", "2")
     assert lower.returncode == 0 and json.loads(lower.stdout)["maxNodes"] == 6
     assert lower.stderr == ("node pool trials: nothing to change; its maximum stays 6 nodes, above --max-nodes 2: `up` "
@@ -97,7 +97,7 @@ def test_gke_up_of_settings_a_pool_cannot_change_in_place_says_so_and_what_to_do
                                                                                   value: str | None, what: str):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
-    assert provision("gke", "up", *flags).returncode == 0
+    provisioned("gke", "up", *flags)
     result = provision("gke", "up", *flags, flag, *([value] if value else []))
     assert result.returncode == 1 and result.stderr.startswith(f"error: {flag}: node pool trials exists with "), (
         result.stderr)
@@ -124,7 +124,7 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     account = "katuna-nodes@proj.iam.gserviceaccount.com"
-    assert provision("gke", "up", *flags).returncode == 0
+    provisioned("gke", "up", *flags)
     result = provision("gke", "up", *flags, "--node-service-account", account)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
     assert result.stderr.startswith(f"error: --node-service-account: node pool trials exists with its nodes running "
@@ -195,7 +195,7 @@ def test_gke_up_on_a_pool_with_per_zone_limits_allows_no_more_nodes_than_asked(g
 def test_gke_up_on_a_pool_that_cannot_be_adopted_speaks_of_the_flags_not_of_a_study(gke_api: GkeStub):
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
-    assert provision("gke", "up", *flags).returncode == 0
+    provisioned("gke", "up", *flags)
     result = provision("gke", "up", *flags, "--label", "team=vision")
     assert (result.returncode, result.stderr) == (1, "error: --label: node pool trials exists, its nodes without the "
                                                      "labels team=vision the flags give them; label the pool so, or "
