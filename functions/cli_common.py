@@ -110,7 +110,7 @@ def existing_db(db: str | None) -> Path:
     path = settings_for(db).db
     check_file(path)
     if not path.exists() or path.stat().st_size == 0:
-        empty = " (the file is empty)" if path.exists() else ""
+        empty = ": the file is empty" if path.exists() else ""
         fail(f"no database at {path.absolute()}{empty} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
     return path
 

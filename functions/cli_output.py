@@ -48,9 +48,11 @@ FAILURE_LINES = 12
 
 
 def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecord) -> None:
-    """For a run with no completed trial, the reason of the last trial that failed, with the
-    last lines it printed: the first thing to know, where a table of best trials is empty."""
-    failed, count = store.query_trials(record.name, TrialQuery(states=(FAIL,), sort="number", descending=True, limit=1))
+    """For a run with no completed trial, the reason of the failed trial that ended last, with
+    the last lines it printed: the first thing to know, where a table of best trials is empty.
+    It is the one the study's reason names (its latest), whatever their numbers' order."""
+    query = TrialQuery(states=(FAIL,), sort="finishedAt", descending=True, limit=1)
+    failed, count = store.query_trials(record.name, query)
     if not failed:
         console.print("No trial completed.")
         return

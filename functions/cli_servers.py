@@ -49,7 +49,8 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
 @click.option("--executor", type=click.Choice(list(RUNS_ON)), default=None,
               help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
 def serve(db: str | None, host: str, port: int, workers: int, threads: int, executor: str | None) -> None:
-    """Serve the HTTP API and the event functions with gunicorn.
+    """Serve the HTTP API, the event functions and the dashboard (http://HOST:PORT/ui/, by
+    default http://127.0.0.1:8080/ui/) with gunicorn.
 
     Without KATUNA_API_TOKEN it listens on loopback only, answers loopback Host names only, and
     takes requests only from this user's (or root's) connections, refusing others before

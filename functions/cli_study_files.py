@@ -270,6 +270,15 @@ class _Plain(bounded_yaml.Dumper):
         return True
 
 
+IDENTITY = ("apiVersion", "kind", "metadata")
+"""What a printed workload starts with, as ``kubectl get -o yaml`` prints one: a ``trialSpec``
+gets its ``metadata`` from katuna after its ``spec``."""
+
+
+def _identity_first(workload: dict[str, Any]) -> dict[str, Any]:
+    return {**{key: workload[key] for key in IDENTITY if key in workload}, **workload}
+
+
 def _plain_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Plain, sort_keys=False)
 
@@ -310,4 +319,4 @@ def render_job(file: str, assignments: tuple[str, ...]) -> None:
     except KatunaError as exc:
         fail(str(exc), 2)
     with writing_output():
-        click.echo(_plain_yaml(job), nl=False)
+        click.echo(_plain_yaml(_identity_first(job)), nl=False)

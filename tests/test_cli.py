@@ -403,7 +403,7 @@ def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp
     empty.touch()
     for command in READ_COMMANDS:
         result = in_process(*command, "--db", str(empty))
-        assert (result.exit_code, result.stderr) == (2, f"error: no database at {empty} (the file is empty) (give "
+        assert (result.exit_code, result.stderr) == (2, f"error: no database at {empty}: the file is empty (give "
                                                          "--db PATH or set KATUNA_DB; katuna run creates it)\n")
         assert empty.stat().st_size == 0
     write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
@@ -417,6 +417,14 @@ def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
     rendered = katuna("render", str(study), cwd=tmp_path)
     assert rendered.stderr == ""
     assert "kind: Job" in rendered.stdout
+
+
+@pytest.mark.parametrize("study", ["examples/trial-image/study.yaml", "examples/katib-experiment.yaml"])
+def test_render_prints_a_jobs_identity_before_its_spec_as_kubectl_does(study: str):
+    """A Katib Experiment's Job too, whose ``metadata`` katuna adds to the ``trialSpec``."""
+    rendered = in_process("render", str(Path(__file__).parent.parent / study))
+    assert rendered.exit_code == 0, rendered.output
+    assert list(yaml.safe_load(rendered.stdout))[:4] == ["apiVersion", "kind", "metadata", "spec"]
 
 
 def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
@@ -896,6 +904,20 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     assert (table.returncode, as_json.returncode) == (1, 1)
     assert "error: study 'demo' has no completed trial\n" in table.stderr
     assert json.loads(as_json.stdout) is None
+
+
+def test_a_failed_runs_summary_names_the_failure_the_studys_reason_names(tmp_path: Path):
+    """Trial 0 fails after trial 1 has: the summary's last failure is the one that ended last,
+    as the study's reason has it, not the highest-numbered one."""
+    script = ('if [ "$KATUNA_TRIAL" = 0 ]; then while [ ! -e one-ended ]; do sleep 0.05; done; sleep 0.5; '
+              'echo "trial 0 ends"; else echo "trial 1 ends"; touch one-ended; fi; exit 3')
+    study = write_study(tmp_path / "study.yaml", study_definition(
+        maxTrials=2, parallelism=2, trialTemplate={"command": ["sh", "-c", script, "sh", "${trialParameters.x}"]}))
+    result = katuna("run", str(study), cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert "; no trial succeeded; the latest, trial 0: exited with code 3" in unlined(result.stdout)
+    assert "No trial completed. The last of 2 failed, trial 0: exited with code 3" in result.stdout
+    assert "\n  trial 0 ends\n" in result.stdout
 
 
 def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: Path):

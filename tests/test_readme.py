@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -62,6 +63,38 @@ def test_every_command_in_the_readme_exists_with_its_options():
         assert result.exit_code == 0, result.output
         for option in re.findall(r"--[a-z]+", " ".join(words)):
             assert option in result.output, f"{option} of katuna {words[1]}"
+
+
+def test_each_usage_in_the_readme_gives_the_arguments_its_help_names():
+    """``katuna logs NAME NUMBER`` as its ``--help`` says, not ``NAME TRIAL``; a file's argument
+    may be an example name (``study.yaml`` for ``FILE``)."""
+    for words in command_lines(block(README, "The command line", "sh"), "katuna"):
+        given = list(itertools.takewhile(lambda word: not word.startswith("["), words[2:]))
+        usage = CliRunner().invoke(main, [words[1], "--help"]).output.splitlines()[0]
+        named = usage.partition("[OPTIONS]")[2].split()
+        assert len(given) == len(named), usage
+        for word, argument in zip(given, named, strict=True):
+            assert word == argument or not word.isupper(), usage
+
+
+def test_the_readme_says_where_the_katuna_command_is():
+    """``make run`` installs ``katuna`` in ``.venv/bin`` only: the README's later commands need
+    it on the PATH."""
+    assert "`. .venv/bin/activate` puts it on the `PATH`" in (ROOT / README).read_text()
+
+
+def test_the_readme_names_what_make_clean_deletes():
+    """``make clean`` deletes more than the quick start's results: the venv, and every database
+    and log folder of the checkout's root."""
+    (line,) = [line for line in (ROOT / README).read_text().splitlines() if "`make clean`" in line]
+    recipe = re.search(r"^clean:\n\t(.*)$", (ROOT / "Makefile").read_text(), flags=re.M)[1].split()
+    for removed, named in (("$(VENV)", "`.venv`"), ("*.db", "`*.db`"), ("*-logs", "`*-logs`")):
+        assert removed in recipe and named in line, removed
+
+
+def test_serves_help_says_where_the_dashboard_is_as_the_readme_does():
+    (address,) = re.findall(r"a dashboard at `(http://[^`]+)`", (ROOT / README).read_text())
+    assert address in " ".join(CliRunner().invoke(main, ["serve", "--help"]).output.split())
 
 
 def test_the_render_usage_repeats_the_option_as_the_command_takes_it():

@@ -76,6 +76,15 @@ def test_every_problem_is_reported_at_once_with_its_path():
         assert any(p.startswith(item) for p in found), f"{item!r} missing from {found}"
 
 
+def test_a_name_that_is_no_label_is_quoted_in_its_problem():
+    """As every other problem of the list says what it got, so that a long study file's
+    name need not be looked up."""
+    found = problems(study_definition(name="My_Study"))
+    assert [p for p in found if p.startswith("name:")] == [
+        "name: expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, "
+        "at most 63 characters, got 'My_Study'"]
+
+
 def test_placeholders_must_name_parameters_and_parameters_must_be_used():
     definition = study_definition()
     definition["parameters"].append({"name": "unused", "type": "int", "min": 1, "max": 2})

@@ -18,7 +18,7 @@ from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.pruners import parse_early_stopping
-from functions.core.reader import Reader, kind_of, unfit_characters
+from functions.core.reader import Reader, kind_of, shown, unfit_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
 from functions.core.space import distribution_problems
 from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
@@ -59,7 +59,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     r.problems += unfit_characters(data)
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and not is_label(name):
-        r.fail("name", f"expected {LABEL_EXPECTED}")
+        r.fail("name", f"expected {LABEL_EXPECTED}, got {shown(name)}")
     if top.get("description") is not None and not isinstance(top["description"], str):
         r.fail("description", f"expected text, got {kind_of(top['description'])}")
     objectives, additional, strategies = parse_objective(r, top.get("objective"))
