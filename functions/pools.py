@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.job import hugepages_alone, missing_requests
+from functions.core.job import NotRenderable, container_folder, hugepages_alone, missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
@@ -57,13 +57,30 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     metrics file under the system's folders for trials run on this machine
     (:mod:`functions.core.system_paths`), a trialSpec container that runs its image's
     entrypoint or a field a Job trialSpec's type does not have, hugepages without cpu or memory
-    for trials run as Jobs, and a node pool it cannot provide."""
+    or a relative working folder for trials run as Jobs, and a node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else _local_problems(spec))
     if runs_jobs and (alone := hugepages_alone(spec, settings.cluster_defaults())) is not None:
         problems.append(alone)
+    if runs_jobs and (relative := _relative_job_folder(spec)) is not None:
+        problems.append(relative)
     if problems:
         _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)
+
+
+def _relative_job_folder(spec: Study) -> Problem | None:
+    """A ``trialTemplate.workingDir`` that names a relative folder for katuna's trial Jobs
+    (:func:`functions.core.job.container_folder`), where no placeholder begins it: every
+    trial's pod would fail to start. One a placeholder begins is known per trial only."""
+    template = spec.trial_template
+    folder = template.working_dir
+    if template.trial_spec is not None or folder is None or folder.startswith("${"):
+        return None
+    try:
+        container_folder(folder)
+    except NotRenderable as refused:
+        return Problem(TEMPLATE_FOLDER, str(refused).removeprefix(f"{TEMPLATE_FOLDER}: "))
+    return None
 
 
 def _local_problems(spec: Study) -> list[Problem]:

@@ -677,6 +677,38 @@ def test_hugepages_without_cpu_or_memory_are_refused_where_trials_run_as_jobs():
     check_study(spec, definition, bare, runs_jobs=False)
 
 
+@pytest.mark.parametrize(("folder", "rendered"), [(".", None), ("./", None), ("/app/runs", "/app/runs")])
+def test_a_jobs_container_runs_in_an_absolute_folder_of_its_image_or_the_images_own(folder: str, rendered: str | None):
+    """A container runtime runs no container in a relative folder (the OCI runtime spec's ``cwd``
+    "MUST be an absolute path"): ``.``, where a study's trials run locally, is the image's own
+    working directory on a cluster, and an absolute folder is taken as it is."""
+    definition = k8s_definition()
+    definition["trialTemplate"]["workingDir"] = folder
+    container = job_for(definition, {"x": 0.0, "tag": "a"})["spec"]["template"]["spec"]["containers"][0]
+    assert container.get("workingDir") == rendered
+
+
+def test_a_relative_working_folder_is_refused_where_trials_run_as_jobs_and_kept_where_they_run_here():
+    """``workingDir: examples`` names a folder of the study's machine: for trials run as Jobs it
+    would be a relative folder of the container, which the runtime refuses, every trial's pod
+    failing to start, so a service running Jobs refuses the study naming the field."""
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    definition = study_definition(trialTemplate={**study_definition()["trialTemplate"], "image": "python:3.12",
+                                                 "workingDir": "examples"})
+    spec = parse_study(definition)
+    with pytest.raises(InvalidStudy) as refused:
+        check_study(spec, definition, Settings(), runs_jobs=True)
+    [problem] = refused.value.problems
+    assert problem.path == "trialTemplate.workingDir" and problem.message == (
+        "expected an absolute folder of the image for trials run on Kubernetes (a container runs in no relative "
+        "one), or '.' for the image's own working directory; got 'examples'")
+    with pytest.raises(NotRenderable, match="trialTemplate.workingDir"):
+        job_for(definition, {"x": 1.0})
+    check_study(spec, definition, Settings(), runs_jobs=False)
+
+
 def test_a_katib_trials_pods_carry_katibs_labels_each_that_a_label_value_can_hold():
     from dataclasses import replace
 

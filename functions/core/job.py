@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,6 +79,22 @@ def own_conditions(launch: TrialLaunch) -> bool:
 
 class NotRenderable(PermanentError):
     """The study lacks what a trial needs to run on Kubernetes (an image, for one)."""
+
+
+def container_folder(working_dir: str | None) -> str | None:
+    """The ``workingDir`` of katuna's trial container for ``trialTemplate.workingDir`` (its
+    placeholders filled in): an absolute folder of the image as it is; none for ``.``, the
+    image's own working directory; a :class:`NotRenderable` for another relative one, which
+    names a folder of the study's machine the image does not have, and which the container
+    runtime refuses, as the OCI runtime spec has it (``cwd`` "MUST be an absolute path";
+    runc: "cwd must be an absolute path"), the trial's pod never starting."""
+    if not working_dir or posixpath.normpath(working_dir) == ".":
+        return None
+    if not working_dir.startswith("/"):
+        raise NotRenderable(f"trialTemplate.workingDir: expected an absolute folder of the image for trials run "
+                            f"on Kubernetes (a container runs in no relative one), or '.' for the image's own "
+                            f"working directory; got {working_dir!r}")
+    return working_dir
 
 
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
@@ -276,8 +293,9 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     resources = trial_resources(request.resources or {}, cluster)
     if resources:
         container["resources"] = _resources(resources)
-    if request.container_working_dir:
-        container["workingDir"] = request.container_working_dir
+    folder = container_folder(request.container_working_dir)
+    if folder is not None:
+        container["workingDir"] = folder
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
                            "securityContext": pod_security.pod_context(cluster.pod_security, cluster.run_as_user),
                            "automountServiceAccountToken": bool(cluster.automount_token)}
