@@ -323,6 +323,21 @@ def test_failures_beyond_the_backoff_limit_fail_the_job(static: KubeStub):
     assert all(t["startedAt"] <= t["finishedAt"] for t in terminated)
 
 
+def test_a_container_in_a_relative_folder_never_starts_and_its_pod_fails(static: KubeStub):
+    """The API server takes a relative ``workingDir``, but the container runtime refuses it (the OCI
+    runtime spec's ``cwd`` is absolute): containerd reports a ``StartError`` with exit code 128,
+    and the pod of a Job fails."""
+    failing = job("relative", backoffLimit=0)
+    failing["spec"]["template"]["spec"]["containers"][0]["workingDir"] = "examples"
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", failing)
+    ended = eventually(lambda: condition(static, "relative"), "the Job fails")
+    assert ended["type"] == "Failed"
+    [pod] = pods_of(static, "relative")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 128, "StartError")
+    assert "cwd 'examples' is not an absolute path" in terminated["message"]
+
+
 def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
     static.image_pull_seconds = 60
     client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("pull"))

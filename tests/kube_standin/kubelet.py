@@ -45,6 +45,8 @@ from kube_standin.pod_inits import PodInits
 from kube_standin.pod_runs import RESOURCES, Run, container_status, set_condition, set_statuses
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
+EPOCH = "1970-01-01T00:00:00Z"
+"""The start time containerd reports of a container that never started."""
 SYNC_BACKOFF_SECONDS = 10.0
 """How long after a failed sync the kubelet syncs the pod again (``backOffPeriod``, kubelet.go):
 a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a container whose
@@ -227,7 +229,12 @@ class Kubelets(PodEnds, PodInits):
             if refusal is not None:
                 failed[container["name"]] = {"reason": "CreateContainerConfigError", "message": refusal}
         if not failed:
-            self._start(cluster, pod, run, envs[pod["spec"]["containers"][0]["name"]])
+            relative = next((c["workingDir"] for c in pod["spec"]["containers"]
+                             if c.get("workingDir") and not c["workingDir"].startswith("/")), None)
+            if relative is None:
+                self._start(cluster, pod, run, envs[pod["spec"]["containers"][0]["name"]])
+            else:
+                self._start_error(cluster, pod, run, relative)
             return
         run.config_retry_at = now + SYNC_BACKOFF_SECONDS
         self.clock.wake_at(run.config_retry_at)
@@ -236,6 +243,22 @@ class Kubelets(PodEnds, PodInits):
         if pod["status"]["containerStatuses"] != statuses:
             pod["status"]["containerStatuses"] = statuses
             cluster.modified("pods", pod)
+
+    def _start_error(self, cluster, pod: dict, run: Run, folder: str) -> None:
+        """A container whose ``workingDir`` is relative never starts: the API server takes it, but
+        the OCI runtime refuses a ``cwd`` that is not absolute (runc's "cwd must be an absolute
+        path"), and containerd reports the container terminated, ``StartError`` with exit code
+        128, its start time the epoch; with ``restartPolicy: Never`` the pod fails, and otherwise
+        its kubelet starts it again and again, the container waiting in ``CrashLoopBackOff``."""
+        message = ("failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                   f"runc create failed: cwd {folder!r} is not an absolute path: unknown")
+        if pod["spec"].get("restartPolicy", "Always") != "Never":
+            self._waiting(cluster, pod, {"reason": "CrashLoopBackOff", "message": message})
+            return
+        run.ended = {"terminated": {
+            "exitCode": 128, "reason": "StartError", "message": message, "startedAt": EPOCH,
+            "finishedAt": self.clock.stamp()}}
+        self._end(cluster, pod, run, "Failed", 128, "StartError")
 
     def _start(self, cluster, pod: dict, run: Run, env: dict[str, str]) -> None:
         """Run the pod's first container, with its environment ``env``."""
