@@ -368,6 +368,9 @@ class StoreContract:
         page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", descending=True, offset=15, limit=10))
         assert [t.number for t in page] == [23, 25, 26, 28, 29, 27, 24, 21, 18, 15], "trials without the field last"
         assert total == 30
+        total, rows = store.trials_page("demo", TrialQuery(sort="metric:loss", descending=True, offset=15, limit=10))
+        assert total == 30 and [next(rows).number for _ in range(3)] == [23, 25, 26], "the same page, row by row"
+        rows.close()
 
         page, total = store.query_trials("demo", TrialQuery(states=("COMPLETE",), ranges=(("param:x", 1.0, 2.0),),
                                                             sort="duration", limit=None))

@@ -480,6 +480,19 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
     assert spec.algorithm.seed == 7
 
 
+@pytest.mark.parametrize("algorithm", ["random", "cmaes", "hyperband"])
+@pytest.mark.parametrize("seed", ["4294967296", "-1"])
+def test_a_random_state_out_of_the_seeds_range_is_refused_by_its_name(algorithm: str, seed: str):
+    """The seed is checked against its range as the setting is read, so the refusal names
+    ``random_state`` at its entry: the native study's check named the entry alone
+    (``algorithmSettings[1].value: expected an integer from 0 to 4294967295``), and
+    hyperband's not even the entry."""
+    doc = _with_settings(algorithm, {"sigma" if algorithm == "cmaes" else "eta": "3", "random_state": seed})
+    found = problems_of(doc)
+    assert found["spec.algorithm.algorithmSettings[1].value"] == (
+        f"random_state of {algorithm}: expected an integer from 0 to 4294967295, got {seed}"), found
+
+
 @pytest.mark.parametrize("given", [{}, {"value": None}], ids=["left out", "null"])
 def test_a_setting_without_its_value_is_read_as_katib_reads_it_the_empty_string(given: dict):
     """Not as the word ``None``, which is one of ``restart_strategy``'s values: Katib's CMA-ES

@@ -129,6 +129,26 @@ def test_a_service_going_on_with_a_study_started_by_other_releases_warns_as_it_s
         "suggests from here on may differ from those its seed 1 gave an uninterrupted run"]
 
 
+def test_a_service_warns_of_a_drifting_study_once_though_its_start_event_is_still_queued(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A study-start event of the study left in the queue, delivered once the service started
+    (which warned of the study), warned again of the same: once per study in a process."""
+    caplog.set_level("WARNING", logger="katuna.studies")
+    runner = _started(tmp_path / "katuna.db")
+    uid = runner.store.get_study("demo").uid
+    runner.store.update_study("demo", optuna_version="4.0.0")
+    runner.close()
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        runtime.start()
+        runtime.dispatcher().deliver(study_created("demo", uid))
+    finally:
+        runtime.close()
+    assert _drift_warnings(caplog) == [
+        f"study 'demo' was started with optuna 4.0.0 (now {optuna.__version__}), look-ahead 1 (now 0): the trials it "
+        "suggests from here on may differ from those its seed 1 gave an uninterrupted run"]
+
+
 def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
     path = tmp_path / "katuna.db"
     store = SqliteStore(path)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import ast
 import base64
 import html
+import itertools
 import re
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -476,5 +479,89 @@ def test_the_dashboard_lists_the_whole_pareto_front_a_bounded_page_at_a_time(tmp
             found = re.search(r'<a href="([^"#]+)#best-trials" id="front-next">', page)
             link = html.unescape(found.group(1)) if found else None
         assert listed == list(range(120))
+    finally:
+        runtime.close()
+
+
+def _wide_front(tmp_path: Path) -> Runtime:
+    """A runtime whose completed study ``wide`` has 120 trials of 400 KB each, all on its
+    Pareto front: 48 MB, of which a page takes 8 MiB."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    definition = study_definition(name="wide", maxTrials=200, objective={"metrics": [
+        {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})
+    store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-w", status="completed"))
+    with store.transaction():
+        for number in range(120):
+            store.add_trial(TrialRecord("wide", number, {"x": "v" * BIG_PARAMETER}, COMPLETE,
+                                        values=[float(number), float(number)]))
+    return runtime
+
+
+T = TypeVar("T")
+
+
+def _peak_of(get: Callable[[], T]) -> tuple[T, int]:
+    """What ``get`` answers, and the most memory it held at once."""
+    tracemalloc.start()
+    try:
+        answer = get()
+        return answer, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_study_page_spreads_along_the_pareto_front_what_fits_in_a_bounded_page(tmp_path):
+    """The study page's default view of a front (500 trials spread along it) is cut at
+    ``PAGE_BYTES`` of their JSON, as a page of ``?front=all`` is, read a few trials at a time,
+    and says so with the way to the rest: it read and rendered the 500 whole (hundreds of
+    megabytes of a study of thousands of parameters). What fits still spreads along the front:
+    its two ends first, then the points halving the gaps."""
+    runtime = _wide_front(tmp_path)
+    try:
+        client = create_app(runtime).test_client()
+        answer, peak = _peak_of(lambda: client.get("/ui/studies/wide/best.fragment"))
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
+        assert peak < 6 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"
+        listed = [int(n) for n in re.findall(r'<tr><td><a href="/ui/studies/wide/trials/(\d+)"', page)]
+        assert listed == sorted(listed) and 10 < len(listed) < 120 and {0, 119} <= set(listed), listed
+        assert max(b - a for a, b in itertools.pairwise(listed)) <= 2 * 120 // len(listed), listed
+        said = html.unescape(" ".join(re.search(r'id="best-count">(.*?)</span></h2>', page, re.S).group(1).split()))
+        assert re.sub(r"<[^>]+>", "", said) == (
+            f"{len(listed)} of its 120 trials, spread along it (fewer than the 500 asked for: a page holds at most "
+            "8 MiB of its trials' JSON, and their parameters fill it) · list all, a page at a time")
+        assert 'href="/ui/studies/wide?front=all#best-trials"' in page
+    finally:
+        runtime.close()
+
+
+def test_the_trial_table_lists_a_page_bounded_in_bytes_and_leads_on_to_the_rows_it_left_out(tmp_path):
+    """A page of the trial table (up to 500 rows) is cut at ``PAGE_BYTES`` of its trials'
+    JSON, read a row at a time, and says so: it read and rendered its every row whole. Its next
+    page starts at the first row it left out (``row``), so following the next links lists every
+    trial once, even where a row is too large for 25 of them to fit a page."""
+    runtime = _wide_front(tmp_path)
+    try:
+        client = create_app(runtime).test_client()
+        for path in ("/ui/studies/wide/trials?size=500", "/ui/studies/wide/trials.fragment?size=500"):
+            answer, peak = _peak_of(lambda path=path: client.get(path))
+            assert answer.status_code == 200 and len(answer.get_data()) <= paging.PAGE_BYTES + 2 * BIG_PARAMETER
+            assert peak < 8 * paging.PAGE_BYTES, f"{path}: {peak:,} bytes at the peak"
+        for size in (500, 25):
+            listed: list[int] = []
+            link: str | None = f"/ui/studies/wide/trials?size={size}"
+            while link is not None:
+                page = client.get(link).get_data(as_text=True)
+                shown = [int(n) for n in re.findall(r'<tr data-number="(\d+)">', page)]
+                notice = re.search(r'<p class="notice" id="rows-cut">(.*?)</p>', page, re.S)
+                assert notice is not None and re.sub(r"<[^>]+>", "", html.unescape(notice.group(1))) == (
+                    f"This page lists {len(shown)} rows, fewer than the {size} asked for: a page holds at most 8 MiB "
+                    "of its trials' JSON, and their parameters fill it: next › lists the rest.") \
+                    or shown[-1] == 119, page[:2000]
+                listed += shown
+                found = re.search(r'<a href="([^"]+)" id="next-page">', page)
+                link = html.unescape(found.group(1)) if found else None
+            assert listed == list(range(120)), size
     finally:
         runtime.close()

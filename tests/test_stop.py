@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from conftest import stored_cap, study_definition
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import Counts, TrialRecord
+from functions.core.errors import ServiceBusy
+from functions.core.events import trial_suggested
+from functions.core.history import history_problem
+from functions.core.limits import DEFAULTS
+from functions.core.records import RUNNING, WAITING, Counts, TrialCap, TrialRecord
+from functions.core.resume import too_few_trials
 from functions.core.stop import decide, trials_to_ask
+from functions.core.trial_cap import admit
 from functions.core.validate import parse_study
+from functions.handlers import spawn
 from functions.handlers.asking import check_stop, reopen
 from functions.handlers.deps import Deps
 from functions.handlers.submit import store_study
@@ -116,4 +124,38 @@ def test_a_restarted_studys_time_budget_counts_from_its_restart(tmp_path: Path):
         assert check_stop(restarted, deps).reason == "time budget of 1h00m used; no trial succeeded"
     finally:
         executor.shutdown()
+        store.close()
+
+
+def test_reasons_count_one_trial_in_the_singular(tmp_path: Path):
+    """A grid of one point ends "after 1 trial", and every other reason or refusal that counts
+    trials reads right for one ("1 trials" before); other counts read as they did."""
+    grid = spec(algorithm={"name": "grid"}, parameters=[{"name": "x", "type": "int", "min": 0, "max": 0}])
+    assert decide(grid, Counts(complete=1), None, 0, 1, cap=TrialCap(10, None)).reason == \
+        "search space exhausted after 1 trial"
+    assert decide(grid, Counts(complete=2), None, 0, 2, cap=TrialCap(10, None)).reason == \
+        "search space exhausted after 2 trials"
+    assert too_few_trials({"spec": {"maxTrialCount": 1}}, 1) == \
+        "spec.maxTrialCount must be more than the 1 trial it has, got 1"
+    assert history_problem(0, 5, 1).message.startswith("a study's Optuna history holds at most 1 trial (set by ")
+    assert "Run it as several studies of at most 1 trial (warmStart" in history_problem(0, 5, 1).message
+    assert "after 1 trial, may add 4 (maxTrials)" in history_problem(1, 5, 3, made=1).message
+    open_ended = spec(maxTrials=None, timeBudget="1h")
+    _, refused = admit(open_ended, replace(DEFAULTS, trials=1), 1, 1, made=1)
+    assert refused is not None and "expected maxTrials above the 1 trial the study has" in refused.message
+
+
+def test_a_trial_waiting_for_room_says_one_trial_runs_in_the_singular(tmp_path: Path):
+    """Past ``KATUNA_MAX_RUNNING_TRIALS=1`` the waiting trial's answer reads "1 trial runs now"."""
+    store = SqliteStore(tmp_path / "k.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, lambda: 1_000.0, running_trials=1)
+    try:
+        definition = study_definition(parallelism=2)
+        record, _ = store_study(deps, parse_study(definition), definition)
+        store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, RUNNING))
+        store.add_trial(TrialRecord("demo", 1, {"x": 2.0}, WAITING))
+        with pytest.raises(ServiceBusy, match=r"^1 trial runs now, as many as the service runs at once "):
+            spawn.handle(trial_suggested("demo", record.uid, 1, 1), deps)
+    finally:
         store.close()

@@ -206,6 +206,22 @@ class SqliteTrials(SqliteStudies):
             page_args += [query.limit, query.offset]
         return [self._trial(row) for row in self._rows(sql, page_args)], total
 
+    def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
+        """As :meth:`query_trials`, the page's rows read one at a time, as the dashboard's trial
+        table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
+        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return total, self._trials_of(self._lazy_rows(sql, page_args))
+
+    def _trials_of(self, rows: Generator[dict[str, Any], None, None]) -> Generator[TrialRecord, None, None]:
+        with closing(rows):
+            for row in rows:
+                yield self._trial(row)
+
     def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
         """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left
         aside), read ``page`` at a time: the numbers of them all come from one sorted query, then

@@ -21,6 +21,7 @@ one study's history, from its start, and a chart drawn from a history cut there 
 
 from __future__ import annotations
 
+from functions.core.counted import counted
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 
@@ -47,10 +48,10 @@ def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0
     if before < limit and (added is None or before + added <= limit):
         return None
     room = max(limit - before, 0)
-    return Problem("maxTrials", f"a study's Optuna history holds at most {limit:,} trials (set by "
+    return Problem("maxTrials", f"a study's Optuna history holds at most {counted(limit, 'trial', ',')} (set by "
                                 f"{PREFIX}MAX_HISTORY), and {_asked(max_trials, made, held, room, known)}: every "
                                 f"process that serves the study first loads its whole history, {load_time(limit)} at "
-                                f"the limit. Run it as several studies of at most {limit:,} trials (warmStart carries "
+                                f"the limit. Run it as several studies of at most {counted(limit, 'trial', ',')} (warmStart carries "
                                 "the results of one into the next)")
 
 
@@ -94,7 +95,7 @@ def _asked(max_trials: int | None, made: int, held: int, room: int, known: int) 
     if room == 0:
         return f"this study's holds {held:,}"
     if made and max_trials is not None:
-        return (f"this study, restarted with maxTrials {max_trials:,} after {made:,} trials, may add "
+        return (f"this study, restarted with maxTrials {max_trials:,} after {counted(made, 'trial', ',')}, may add "
                 f"{max_trials - made:,} (maxTrials) where {room:,} fit")
     if held:
         return f"this study's holds {held:,} and it may add {max_trials:,} (maxTrials) where {room:,} fit"

@@ -153,7 +153,7 @@ def _asked(spec: Study, per: int, held: int, made: int, known: int) -> str:
     each = f"of {per:,} values each ({', '.join(parts)})"
     warm = f" and take {_counted(known, 'known result')} (warmStart)" if known else ""
     if made:
-        return (f"this study, with maxTrials {trials:,} after {made:,} finished trials, holds {held:,} values and "
+        return (f"this study, with maxTrials {trials:,} after {_counted(made, 'finished trial')}, holds {held:,} values and "
                 f"may add {_counted(max(trials - made, 0), 'trial')} {each}{warm}")
     holds = f"this study's holds {held:,} and it" if held else "this study"
     return f"{holds} may create {_counted(trials, 'trial')} (maxTrials) {each}{warm}"
@@ -177,5 +177,5 @@ def _advice(spec: Study, most: int, made: int) -> str:
     shape = _counted(len(spec.parameters), "parameter") + (" with earlyStopping" if spec.early_stopping else "")
     if most <= made:
         return f"No more trials fit for {shape}"
-    return (f"At most {most:,} trials fit for {shape}: run it as several studies (warmStart carries the results of "
+    return (f"At most {_counted(most, 'trial')} {'fits' if most == 1 else 'fit'} for {shape}: run it as several studies (warmStart carries the results of "
             "one into the next), or with fewer parameters")

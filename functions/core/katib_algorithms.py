@@ -18,6 +18,7 @@ from typing import Any
 
 from functions.core import skopt_sampler
 from functions.core.errors import Problem
+from functions.core.limits import MAX_SEED
 
 SEED = "seed"
 """The Optuna name that stands for the algorithm's seed (``random_state`` in Katib)."""
@@ -32,12 +33,15 @@ class Setting:
     convert: Callable[[str], Any]
 
 
-def _integer(minimum: int) -> Callable[[str], int]:
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole-number setting of at least ``minimum`` and, where given, at most ``maximum``."""
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise ValueError(f"expected an integer, got {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise ValueError(f"expected an integer from {minimum} to {maximum}, got {value}")
         if value < minimum:
             raise ValueError(f"expected an integer >= {minimum}, got {value}")
         return value
@@ -65,7 +69,9 @@ def _one_of(accepted: Mapping[str, Any]) -> Callable[[str], Any]:
     return convert
 
 
-RANDOM_STATE = Setting(SEED, _integer(0))
+RANDOM_STATE = Setting(SEED, _integer(0, MAX_SEED))
+"""``random_state``, the study's seed: checked here against the seed's range, so that its
+refusal names the setting (``random_state of random: expected an integer from 0 to …``)."""
 TPE = {
     "random_state": RANDOM_STATE,
     "gamma": Setting("gamma", _number(lambda v: 0 < v < 1, "a number in (0, 1)")),

@@ -46,11 +46,8 @@ def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, 
     out: dict[str, Any] = {"name": ALGORITHMS.get(str(name), name or "random"), "settings": {}}
     if name == "hyperband":
         out["settings"] = {s.get("name"): typed_setting(s.get("value")) for s in given}
-        seed = out["settings"].pop("random_state", None)
-        if isinstance(seed, int):
-            out["seed"] = seed
-        elif seed is not None:
-            problems.append(Problem(f"{path}.algorithmSettings", f"random_state must be an integer, got {seed!r}"))
+        out["settings"].pop("random_state", None)
+        _hyperband_seed(given, out, problems)
     elif name in ALGORITHMS:
         settings, seed, wrong = katib_algorithms.translate(name, given, f"{path}.algorithmSettings")
         problems += wrong
@@ -58,6 +55,20 @@ def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, 
         if seed is not None:
             out["seed"] = seed
     return out
+
+
+def _hyperband_seed(given: list[Any], out: dict[str, Any], problems: list[Problem]) -> None:
+    """Hyperband's ``random_state`` as the study's seed (in ``out``), checked as every other
+    algorithm's is (:data:`katib_algorithms.RANDOM_STATE`); a refusal names the setting, at its
+    entry of ``algorithmSettings``."""
+    for i, setting in enumerate(given):
+        if setting.get("name") != "random_state":
+            continue
+        text = setting.get("value")
+        try:
+            out["seed"] = katib_algorithms.RANDOM_STATE.convert("" if text is None else str(text))
+        except ValueError as exc:
+            problems.append(Problem(f"spec.algorithm.algorithmSettings[{i}].value", f"random_state of hyperband: {exc}"))
 
 
 def typed_setting(text: Any) -> Any:

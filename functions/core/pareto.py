@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Generator, Hashable, Iterator
 from typing import TYPE_CHECKING
 
 from functions.core.records import StudyRecord, TrialRecord
@@ -214,3 +214,31 @@ def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> 
     it), read whole, and the size of the whole front, of which only the numbers are read."""
     numbers = _FRONTS.numbers(store, record)
     return store.numbered_trials(record.name, spread(numbers, most)), len(numbers)
+
+
+def front_spread(store: Store, record: StudyRecord,
+                 most: int) -> tuple[Generator[tuple[int, TrialRecord], None, None], int]:
+    """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
+    it), each with its place in that sample, and the size of the whole front. They are read
+    whole :data:`PAGE_READ` at a time as they are taken, its two ends then the points halving
+    the gaps between those read (:func:`coarse_first`), so that a page cut short by its bytes
+    still spreads along the front, and never reads the rest."""
+    numbers = _FRONTS.numbers(store, record)
+    sample = spread(numbers, most)
+
+    def trials() -> Generator[tuple[int, TrialRecord], None, None]:
+        order = coarse_first(len(sample))
+        for start in range(0, len(order), PAGE_READ):
+            places = {sample[place]: place for place in order[start:start + PAGE_READ]}
+            for trial in store.numbered_trials(record.name, list(places)):
+                yield places[trial.number], trial
+    return trials(), len(numbers)
+
+
+def coarse_first(count: int) -> list[int]:
+    """The places ``0 .. count - 1`` in an order whose every start spreads along them: the two
+    ends, then by the reversed bits of the place (0, 1/2, 1/4, 3/4, ... of the way)."""
+    bits = max(count - 1, 0).bit_length()
+    return sorted(range(count), key=lambda place: (place not in (0, count - 1),
+                                                   int(f"{place:0{bits}b}"[::-1] or "0", 2)))
+

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core.counted import counted
 from functions.core.records import COMPLETED, FAILED, STUDY_RUNNING, StudyRecord
 from functions.core.resources import Origin
 
@@ -115,7 +116,7 @@ def _too_few_native(edited: Mapping[str, Any], trials: int) -> str | None:
     """Why a native study's raised budget restarts nothing: ``maxTrials`` not above its ``trials``."""
     limit = edited.get("maxTrials")
     if not isinstance(limit, int) or limit <= trials:
-        return f"maxTrials must be more than the {trials} trials it has to restart it, got {limit}"
+        return f"maxTrials must be more than the {counted(trials, 'trial')} it has to restart it, got {limit}"
     return None
 
 
@@ -131,7 +132,7 @@ def too_few_trials(edited: Mapping[str, Any], trials: int, purpose: str = "") ->
     ``purpose`` says what the edit is for."""
     limit = (edited.get("spec") or {}).get("maxTrialCount")
     if isinstance(limit, int) and limit <= trials:
-        return f"spec.maxTrialCount must be more than the {trials} trials it has{purpose}, got {limit}"
+        return f"spec.maxTrialCount must be more than the {counted(trials, 'trial')} it has{purpose}, got {limit}"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from functions.core.counted import counted
 from functions.core.durations import format_duration
 from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialCap, TrialRecord
 from functions.core.spec import Study
@@ -75,7 +76,7 @@ def decide(
         if counts.created >= cap.trials and not (exhausted and cap.setting is not None):
             return _final(counts, cap.reached, trial)
         known = f", the grid's other {covered:,} points known from the warm start" if covered else ""
-        return _final(counts, f"search space exhausted after {counts.created} trials{known}", trial)
+        return _final(counts, f"search space exhausted after {counted(counts.created, 'trial')}{known}", trial)
     return None
 
 

@@ -194,6 +194,10 @@ class Store(Protocol):
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """One page of the trials that match ``query``, and how many match in all."""
 
+    def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
+        """How many trials match ``query`` in all, and its page of them read one at a time as
+        they are taken: a page cut short by its bytes reads no further (closing it ends the read)."""
+
     def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
         """Every trial that matches ``query``, in its order, read a page at a time: a whole
         export's cost is one sort, whatever the study's size."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from functions.core.counted import counted
 from functions.core.errors import Problem
 from functions.core.grid import covered_points, grid_size
 from functions.core.history import history_problem
@@ -153,5 +154,5 @@ def _nothing_left(cap: TrialCap, made: int) -> Problem | None:
     none more to run (a restart, an edit, after the limits were lowered); None when it does not."""
     if cap.trials > made:
         return None
-    return Problem("maxTrials", f"expected maxTrials above the {made:,} trials the study has: without it, it may "
+    return Problem("maxTrials", f"expected maxTrials above the {counted(made, 'trial', ',')} the study has: without it, it may "
                                 f"create {cap.trials:,} in all (set by {cap.setting}), and none more would run")

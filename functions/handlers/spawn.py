@@ -15,6 +15,7 @@ waiting, and the event is delivered again with back-off until another trial's en
 
 from __future__ import annotations
 
+from functions.core.counted import counted
 from functions.core.errors import ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
@@ -48,6 +49,7 @@ def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
         return
     running = deps.store.count_running()
     if running >= bound and not deps.executor.exists(trial_launch(record, trial)):
-        raise ServiceBusy(f"{running} trials run now, as many as the service runs at once across every study "
+        runs = "runs" if running == 1 else "run"
+        raise ServiceBusy(f"{counted(running, 'trial')} {runs} now, as many as the service runs at once across every study "
                           f"(KATUNA_MAX_RUNNING_TRIALS={bound}): trial {trial.number} of {record.name} waits for "
                           "one of them to end")

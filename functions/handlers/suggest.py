@@ -12,6 +12,7 @@ gives the sampler the study's known results (its warm start).
 from __future__ import annotations
 
 import logging
+import threading
 
 from functions.core.events import Event, trial_finished, trial_suggested
 from functions.core.launch import trial_launch
@@ -45,12 +46,34 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return events + ask_trials(record, deps, counts)
 
 
+class _Warned:
+    """The studies (name and uid) a process has warned of drifting, each once: a service that
+    starts warns of each study it goes on with, and a study-start event of the study still
+    queued then would warn again of the same."""
+
+    def __init__(self) -> None:
+        self._studies: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def first(self, record: StudyRecord) -> bool:
+        """Whether this is the process's first warning of the study (then it is counted)."""
+        with self._lock:
+            if (record.name, record.uid) in self._studies:
+                return False
+            self._studies.add((record.name, record.uid))
+            return True
+
+
+_WARNED = _Warned()
+
+
 def warn_of_drift(record: StudyRecord, lookahead: int) -> None:
-    """Log a warning when a process of releases or look-ahead other than those recorded when the
-    study started goes on with it (resumes it, restarts it, or serves it after an upgrade): a
-    seeded study then no longer repeats the trials an uninterrupted run of it suggests."""
+    """Log a warning, once per study in a process, when a process of releases or look-ahead
+    other than those recorded when the study started goes on with it (resumes it, restarts it,
+    or serves it after an upgrade): a seeded study then no longer repeats the trials an
+    uninterrupted run of it suggests."""
     differs = drift(record, lookahead)
-    if differs is not None:
+    if differs is not None and _WARNED.first(record):
         log.warning("%s", differs)
 
 

@@ -34,8 +34,10 @@ NO_FIELD = "field: a range has a bound but no field: pick the field it bounds"
 """The refusal of a bound that names no field (a ``min`` or ``max`` beside a blank ``field``, or
 beyond the ``field`` values given), which would filter nothing: the table and its export would
 list every trial as if filtered."""
-TABLE_ARGUMENTS = ("state", "field", "min", "max", "sort", "desc", "page", "size")
-"""What the trial table's page, its fragment and its CSV export take."""
+TABLE_ARGUMENTS = ("state", "field", "min", "max", "sort", "desc", "page", "size", "row")
+"""What the trial table's page, its fragment and its CSV export take. ``row`` (from 1) starts a
+page at that row instead of at its ``page``: where a page was cut short by its bytes, its next
+page starts at the first row it left out."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def _all_fields(spec: Study) -> list[str]:
 
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
     """The query the page's arguments ask for: ``state`` (repeatable), ranges as repeated
-    ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` and ``size``;
+    ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` (or ``row``) and ``size``;
     ``MalformedRequest`` names a bad argument, or one the table does not take (a misspelt
     ``stat=FAIL`` would export every trial as if filtered)."""
     unknown = sorted(set(args) - set(TABLE_ARGUMENTS))
@@ -88,9 +90,10 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     ranges = _ranges(spec, args, known)
     size = page_size(one_value("size", args) or "50")
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
+    row = whole_of("row", one_value("row", args) or None, (page - 1) * size + 1, 1, LARGEST_OFFSET)
     descending = _descending(one_value("desc", args) or "")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=descending,
-                      offset=(page - 1) * size if paged else 0, limit=size if paged else None)
+                      offset=row - 1 if paged else 0, limit=size if paged else None)
 
 
 def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple[str, float | None, float | None]]:

@@ -41,29 +41,38 @@ def front_page(store: Store, record: StudyRecord) -> dict[str, Any]:
         start = max(len(numbers) - size, 0)
         after = numbers[start - 1] if start else None
     trials = ((t.number, t) for t in best_after(store, record, after, size + 1))
-    taken, more = paging.cut(trials, size, lambda trial: trial, _json_size)
+    taken, more = paging.cut(trials, size, lambda trial: trial, json_size)
     best = [trial for _, trial in taken]
     kept = {"front": "all", "size": given}
     return {"best": best, "front": len(numbers), "again": {**kept, "after": after},
             "pager": _pager(record.name, kept, numbers, start, best, more, size)}
 
 
-def _json_size(trial: TrialRecord) -> int:
-    """The bytes of the trial's JSON, as the API's page counts them."""
+def json_size(trial: TrialRecord) -> int:
+    """The bytes of the trial's JSON, as the API's page counts them: what the dashboard's pages
+    of trials (the front, the trial table) are cut at, :data:`~functions.adapters.web.paging.PAGE_BYTES` of them."""
     return len(current_app.json.dumps(trial_view(trial)))
+
+
+def cut_short(asked: int) -> str:
+    """Why a page of trials lists fewer than the ``asked`` for: its bytes."""
+    return (f"fewer than the {asked:,} asked for: a page holds at most {paging.PAGE_BYTES >> 20} MiB of its trials' "
+            "JSON, and their parameters fill it")
 
 
 def _pager(name: str, kept: dict[str, str | None], numbers: list[int], start: int, best: list[TrialRecord],
            more: bool, size: int) -> dict[str, Any]:
     """Where the page lies in the front (its first and last place, from 1) and the links to the
     first, previous, next and last pages, and to this place in pages of each size (None where
-    there is no such page). The previous page is the ``size`` trials before this one, the last
-    the front's last ``size``; a page cut short by its bytes links on to the rest."""
+    there is no such page), and whether the page was cut short by its bytes (``cut``). The
+    previous page is the ``size`` trials before this one, the last the front's last ``size``; a
+    page cut short links on to the rest."""
     def link(after: int | None, **changes: Any) -> str:
         return url_for("ui.study", name=name, **{**kept, "after": after, **changes}) + "#best-trials"
 
     before = start - size - 1
     return {"first": start + 1, "last": start + len(best), "whole": start == 0 and not more,
+            "cut": cut_short(size) if more and len(best) < size else None,
             "to_first": link(None) if start else None,
             "to_previous": link(numbers[before] if before >= 0 else None) if start else None,
             "to_next": link(best[-1].number) if more else None,

@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Response, render_template, request
 
+from functions.adapters.web import paging
 from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
-from functions.adapters.web.ui._front import front_page
-from functions.core.pareto import best_trials, front_sample
+from functions.adapters.web.ui._front import cut_short, front_page, json_size
+from functions.core.pareto import best_trials, front_spread
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
@@ -22,7 +23,8 @@ BEST_SHOWN = 5
 FRONT_LISTED = 500
 """How many trials of a Pareto front the study page lists, spread along it, unless asked for all
 (``?front=all``, a page at a time): a front can hold most of a long study's trials, and the page and its table,
-fetched again as trials finish, would grow with it (5,000 rows: a megabyte)."""
+fetched again as trials finish, would grow with it (5,000 rows: a megabyte). Fewer where their JSON
+passes :data:`~functions.adapters.web.paging.PAGE_BYTES` (:func:`_spread`)."""
 STUDIES_SHOWN = 200
 """The most studies the dashboard's list shows, the newest: the list is fetched again every few
 seconds while a study runs, and each study's view costs a few reads of its own."""
@@ -124,8 +126,19 @@ def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
         return {"best": best_trials(store, record, limit=BEST_SHOWN), "front": None, "pager": None, "again": {}}
     if request.args.get("front") == "all":
         return front_page(store, record)
-    listed, size = front_sample(store, record, most=FRONT_LISTED)
-    return {"best": listed, "front": size, "pager": None, "again": {}}
+    return _spread(store, record)
+
+
+def _spread(store: Store, record: StudyRecord) -> dict[str, Any]:
+    """The study page's :data:`FRONT_LISTED` trials spread along its Pareto front, cut at
+    :data:`~functions.adapters.web.paging.PAGE_BYTES` of their JSON as a page of ``?front=all``
+    is (a trial's parameters may hold hundreds of kilobytes: 500 of them, hundreds of
+    megabytes), read a few at a time and spread along the front however many fit; ``cut``
+    says why fewer were listed than asked for (None where none were left out)."""
+    trials, size = front_spread(store, record, FRONT_LISTED)
+    taken, cut = paging.cut(trials, FRONT_LISTED, lambda trial: trial, json_size)
+    listed = [trial for _, trial in sorted(taken, key=lambda placed: placed[0])]
+    return {"best": listed, "front": size, "pager": None, "again": {}, "cut": cut_short(FRONT_LISTED) if cut else None}
 
 
 @blueprint.get("/new")

@@ -3,6 +3,7 @@ page with its log, tailed while it runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from urllib.parse import urlencode
@@ -10,10 +11,11 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
-from functions.adapters.web import tables
+from functions.adapters.web import paging, tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.adapters.web.ui._front import cut_short, json_size
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
@@ -43,7 +45,7 @@ def trials(name: str):
         return render_template("trials.html", problem=str(exc), refused_row=refused, **context), 400
     context = _trials_context(record, request.args, query)
     if context["page"] > context["pages"]:
-        return redirect(context["link"](page=context["pages"]))
+        return redirect(context["link"](page=context["pages"], row=None))
     return render_template("trials.html", problem=None, refused_row=None, **context)
 
 
@@ -60,18 +62,37 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     """The trial table ``query`` (parsed from ``args``) asks for, its links leading to the
     table's page, and the filter form that asks for it."""
     store, name = runtime().store(), record.name
-    rows, total = store.query_trials(name, query)
+    total, trials = store.trials_page(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
+    taken, cut = paging.cut(((trial.number, trial) for trial in trials), size, lambda trial: trial, json_size)
+    rows = [trial for _, trial in taken]
     pages = max((total + size - 1) // size, 1)
-    page_path = url_for("ui.trials", name=name)
+    link = partial(_table_link, url_for("ui.trials", name=name), args)
     form = {"states": query.states, "sort": query.sort, "descending": query.descending, "size": str(query.limit),
             "ranges": [(field, tables.exact(low), tables.exact(high)) for field, low, high in query.ranges]}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
             "page": query.offset // size + 1, "pages": pages, "columns": tables.columns(record.spec),
             "states": tables.STATES, "sizes": tables.PAGE_SIZES, "cell": tables.cell, "summary": tables.summary,
-            "link": partial(_table_link, page_path, args), "form": form,
+            "link": link, "form": form, "cut": cut_short(size) if cut else None,
+            "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),
+            "to_next": _next(link, query.offset + len(rows), size, total),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args)}
+
+
+def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:
+    """The page before the one starting at row ``offset`` (from 0): the page holding the row
+    before it (None on the first page)."""
+    return link(page=(offset - 1) // size + 1, row=None) if offset else None
+
+
+def _next(link: Callable[..., str], shown: int, size: int, total: int) -> str | None:
+    """The page after the rows up to ``shown`` (from 0, the first not listed): the next page of
+    ``size``, or, where the page was cut short by its bytes (or started at a ``row``), the page
+    starting at that row; None after the last row."""
+    if shown >= total:
+        return None
+    return link(page=shown // size + 1, row=None) if shown % size == 0 else link(row=shown + 1, page=None)
 
 
 def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
@@ -112,7 +133,7 @@ def _refused_row(spec: Study, ranges: list[tuple[str, str, str]], refusal: str) 
     return None
 
 
-_OTHERS = ("state", "sort", "desc", "size", "page")
+_OTHERS = ("state", "sort", "desc", "size", "page", "row")
 """The table's arguments other than its ranges', ``page`` after the ``size`` it counts in."""
 
 
