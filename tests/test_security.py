@@ -416,73 +416,6 @@ BIG_PARAMETER = 400_000
 cut at :data:`paging.PAGE_BYTES` after about twenty of them."""
 
 
-def test_a_page_of_the_pareto_front_reads_no_more_trials_than_it_answers(tmp_path):
-    """``GET /studies/{name}/best?limit=10000`` answers one page of at most ``PAGE_BYTES``, and
-    reads only that page's trials whole: it read the whole limit's (10,000 trials of hundreds of
-    kilobytes each, gigabytes) before the page was cut, where the trials listing reads one at a
-    time. Here 120 front trials of 400 KB each, 48 MB, of which a page takes 8 MiB."""
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        store = runtime.store()
-        definition = study_definition(name="wide", maxTrials=200, objective={"metrics": [
-            {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})
-        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-w", status="completed"))
-        with store.transaction():
-            for number in range(120):
-                store.add_trial(TrialRecord("wide", number, {"x": "v" * BIG_PARAMETER}, COMPLETE,
-                                            values=[float(number), float(number)]))
-        client = create_app(runtime).test_client()
-        assert client.get("/studies/wide").get_json()["frontSize"] == 120
-        tracemalloc.start()
-        try:
-            answer = client.get("/studies/wide/best?limit=10000")
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert answer.status_code == 200 and 'rel="next"' in answer.headers["Link"]
-        assert len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
-        assert peak < 4 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"
-    finally:
-        runtime.close()
-
-
-def test_the_dashboard_lists_the_whole_pareto_front_a_bounded_page_at_a_time(tmp_path):
-    """The study page's ``?front=all`` lists a page of the front, cut at ``PAGE_BYTES`` of its
-    trials' JSON as the API's pages are, read a few trials at a time: it read and rendered every
-    trial of the front at once (up to ``KATUNA_MAX_HISTORY``, 100,000, of hundreds of kilobytes
-    each). Here 120 front trials of 400 KB each, 48 MB: each page holds what fits in 8 MiB, and
-    following the next links lists every trial once."""
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        store = runtime.store()
-        definition = study_definition(name="wide", maxTrials=200, objective={"metrics": [
-            {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})
-        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-w", status="completed"))
-        with store.transaction():
-            for number in range(120):
-                store.add_trial(TrialRecord("wide", number, {"x": "v" * BIG_PARAMETER}, COMPLETE,
-                                            values=[float(number), float(number)]))
-        client = create_app(runtime).test_client()
-        tracemalloc.start()
-        try:
-            answer = client.get("/ui/studies/wide/best.fragment?front=all")
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert answer.status_code == 200 and len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
-        assert peak < 6 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"  # the page, its HTML, and their copies
-        listed: list[int] = []
-        link: str | None = "/ui/studies/wide?front=all"
-        while link is not None:
-            page = client.get(link).get_data(as_text=True)
-            listed += [int(n) for n in re.findall(r'<tr><td><a href="/ui/studies/wide/trials/(\d+)"', page)]
-            found = re.search(r'<a href="([^"#]+)#best-trials" id="front-next">', page)
-            link = html.unescape(found.group(1)) if found else None
-        assert listed == list(range(120))
-    finally:
-        runtime.close()
-
-
 def _wide_front(tmp_path: Path) -> Runtime:
     """A runtime whose completed study ``wide`` has 120 trials of 400 KB each, all on its
     Pareto front: 48 MB, of which a page takes 8 MiB."""
@@ -509,6 +442,47 @@ def _peak_of(get: Callable[[], T]) -> tuple[T, int]:
         return answer, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_a_page_of_the_pareto_front_reads_no_more_trials_than_it_answers(tmp_path):
+    """``GET /studies/{name}/best?limit=10000`` answers one page of at most ``PAGE_BYTES``, and
+    reads only that page's trials whole: it read the whole limit's (10,000 trials of hundreds of
+    kilobytes each, gigabytes) before the page was cut, where the trials listing reads one at a
+    time. Here 120 front trials of 400 KB each, 48 MB, of which a page takes 8 MiB."""
+    runtime = _wide_front(tmp_path)
+    try:
+        client = create_app(runtime).test_client()
+        assert client.get("/studies/wide").get_json()["frontSize"] == 120
+        answer, peak = _peak_of(lambda: client.get("/studies/wide/best?limit=10000"))
+        assert answer.status_code == 200 and 'rel="next"' in answer.headers["Link"]
+        assert len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
+        assert peak < 4 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"
+    finally:
+        runtime.close()
+
+
+def test_the_dashboard_lists_the_whole_pareto_front_a_bounded_page_at_a_time(tmp_path):
+    """The study page's ``?front=all`` lists a page of the front, cut at ``PAGE_BYTES`` of its
+    trials' JSON as the API's pages are, read a few trials at a time: it read and rendered every
+    trial of the front at once (up to ``KATUNA_MAX_HISTORY``, 100,000, of hundreds of kilobytes
+    each). Here 120 front trials of 400 KB each, 48 MB: each page holds what fits in 8 MiB, and
+    following the next links lists every trial once."""
+    runtime = _wide_front(tmp_path)
+    try:
+        client = create_app(runtime).test_client()
+        answer, peak = _peak_of(lambda: client.get("/ui/studies/wide/best.fragment?front=all"))
+        assert answer.status_code == 200 and len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
+        assert peak < 6 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"  # the page, its HTML, and their copies
+        listed: list[int] = []
+        link: str | None = "/ui/studies/wide?front=all"
+        while link is not None:
+            page = client.get(link).get_data(as_text=True)
+            listed += [int(n) for n in re.findall(r'<tr><td><a href="/ui/studies/wide/trials/(\d+)"', page)]
+            found = re.search(r'<a href="([^"#]+)#best-trials" id="front-next">', page)
+            link = html.unescape(found.group(1)) if found else None
+        assert listed == list(range(120))
+    finally:
+        runtime.close()
 
 
 def test_the_study_page_spreads_along_the_pareto_front_what_fits_in_a_bounded_page(tmp_path):
