@@ -190,32 +190,31 @@ class SqliteTrials(SqliteStudies):
         """Up to ``limit`` of the study's trials numbered above ``after`` (from the first when
         None), by number, through the primary key and read one at a time as they are taken: a
         page of the API's listing costs the same at any study size."""
-        rows = self._lazy_rows("SELECT * FROM trials WHERE study = ? AND number > ? ORDER BY number LIMIT ?",
-                               [study, -1 if after is None else after, limit])
-        with closing(rows):
-            for row in rows:
-                yield self._trial(row)
+        yield from self._trials_of(self._lazy_rows(
+            "SELECT * FROM trials WHERE study = ? AND number > ? ORDER BY number LIMIT ?",
+            [study, -1 if after is None else after, limit]))
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
-        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
-        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
-        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
-        if query.limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            page_args += [query.limit, query.offset]
-        return [self._trial(row) for row in self._rows(sql, page_args)], total
+        total, sql, args = self._query(study, query)
+        return [self._trial(row) for row in self._rows(sql, args)], total
 
     def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
         """As :meth:`query_trials`, the page's rows read one at a time, as the dashboard's trial
         table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
+        total, sql, args = self._query(study, query)
+        return total, self._trials_of(self._lazy_rows(sql, args))
+
+    def _query(self, study: str, query: TrialQuery) -> tuple[int, str, list[Any]]:
+        """The count of the trials ``query`` matches, and the statement (with its arguments)
+        that reads its page of them."""
         condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
         total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
         sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
         if query.limit is not None:
             sql += " LIMIT ? OFFSET ?"
             page_args += [query.limit, query.offset]
-        return total, self._trials_of(self._lazy_rows(sql, page_args))
+        return total, sql, page_args
 
     def _trials_of(self, rows: Generator[dict[str, Any], None, None]) -> Generator[TrialRecord, None, None]:
         with closing(rows):
