@@ -31,7 +31,6 @@ from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study
-from functions.core.warm import PATH as WARM_START
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
 MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
@@ -123,7 +122,7 @@ def covered_problem(spec: Study, taken: Sequence[KnownResult] | None) -> Problem
     cover = grid_cover(spec, taken)
     if cover is None or cover.left > 0:
         return None
-    return Problem(WARM_START, f"its known results cover every point of the grid (all {cover.points:,}), so not one "
+    return Problem("warmStart", f"its known results cover every point of the grid (all {cover.points:,}), so not one "
                                "trial would run; expected known results that leave points of the grid to visit, or "
                                "another algorithm to learn from them")
 
