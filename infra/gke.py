@@ -172,7 +172,9 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):
             return TemporaryError(f"GKE: Google Cloud credentials could not be refreshed now: {exc}")
-        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}")
+        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}; sign in again (`gcloud auth "
+                              "application-default login`), or give the service's Kubernetes service account a "
+                              "Google service account again (Workload Identity)")
     return TemporaryError(f"GKE is unreachable: {exc}")
 
 

@@ -238,8 +238,10 @@ def test_credentials_errors_are_temporary_unless_the_credentials_are_refused(gke
 
 def test_credentials_the_api_refuses_are_a_permanent_refusal(gke_api: GkeStub):
     gke_api.tokens = {"ya29.katuna"}
-    with pytest.raises(NodePoolFailed, match="credentials were refused: Anonymous credentials cannot be refreshed"):
+    with pytest.raises(NodePoolFailed, match="credentials were refused: Anonymous credentials cannot be refreshed") \
+            as refused:
         gke.GkeNodePools(CLUSTER, gke.client(gke_api.url)).ensure(spot_pool())
+    assert "sign in again (`gcloud auth application-default login`)" in str(refused.value)
     assert len(gke_api.requests) == 1, "answered 401, on which the client tries to refresh its credentials"
 
 
