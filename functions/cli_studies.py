@@ -38,6 +38,7 @@ from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, WAITING, StudyRecord, TrialRecord, stop_reach
 from functions.core.resources import Origin
+from functions.core.store_port import trials_by_number
 from functions.core.views import study_view, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -153,7 +154,7 @@ def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: i
     """List the trials of a study by number: all of them, or a page with --after and --limit."""
     store, record = with_study(db, name)
     try:
-        rows = _trials_by_number(store, name, after, limit)
+        rows = trials_by_number(store, name, TRIALS_READ, after, limit)
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:
@@ -168,19 +169,6 @@ def _as_interrupted(rows: Iterator[TrialRecord]) -> Iterator[TrialRecord]:
     """The trials of an interrupted study as a person reads them: a running one says
     ``INTERRUPTED``, as the study's counts do (no process runs it; the next run resumes it)."""
     return (replace(t, state="INTERRUPTED") if t.state == "RUNNING" else t for t in rows)
-
-
-def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: int | None) -> Iterator[TrialRecord]:
-    """The study's trials numbered above ``after``, at most ``limit`` of them, read
-    :data:`TRIALS_READ` at a time; trials added meanwhile come when their number is reached."""
-    left = limit
-    while left is None or left > 0:
-        page = list(store.trials_after(name, after, TRIALS_READ if left is None else min(left, TRIALS_READ)))
-        yield from page
-        if len(page) < TRIALS_READ:
-            return
-        after = page[-1].number
-        left = None if left is None else left - len(page)
 
 
 @click.command(cls=ReadingCommand)

@@ -8,7 +8,7 @@ the largest port by far, and its contract reads best on its own. Adapters implem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Hashable, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -264,3 +264,20 @@ def stored_study(store: Store, name: str, uid: str | None = None) -> StudyRecord
 def has_study(store: Store, name: str, uid: str | None = None) -> bool:
     """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study)."""
     return stored_study(store, name, uid) is not None
+
+
+def trials_by_number(store: Store, study: str, page: int, after: int | None = None,
+                     limit: int | None = None) -> Iterator[TrialRecord]:
+    """The study's trials numbered above ``after`` (from the first when None), at most ``limit``
+    of them (all when None), by number, read ``page`` at a time through the primary key: a
+    reader that stops early reads no further, its memory stays that of a page at any study
+    size, and trials added meanwhile come when their number is reached."""
+    left = limit
+    while left is None or left > 0:
+        size = page if left is None else min(left, page)
+        rows = list(store.trials_after(study, after, size))
+        yield from rows
+        if len(rows) < size:
+            return
+        after = rows[-1].number
+        left = None if left is None else left - len(rows)

@@ -6,7 +6,6 @@ every handler asks and tells the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,7 +30,7 @@ from functions.core.samplers import sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
-from functions.core.store_port import has_study
+from functions.core.store_port import has_study, trials_by_number
 from functions.core.trial_cap import grid_cover, grid_points, study_cap
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
@@ -48,15 +47,8 @@ def earlier_results(deps: Deps, spec: Study, earlier: str, most: int | None = No
     needed, so a study of a hundred thousand trials costs no more to take ``most`` from (or to
     refuse for having more) than one of a few hundred."""
     page = EARLIER_PAGE if most is None else max(1, min(most, EARLIER_PAGE))
-    return study_results(spec.parameters, [o.metric for o in spec.objectives], _by_page(deps, earlier, page), most)
-
-
-def _by_page(deps: Deps, study: str, size: int) -> Iterator[TrialRecord]:
-    """The study's trials by number, ``size`` at a time through its primary key."""
-    after = None
-    while page := list(deps.store.trials_after(study, after, size)):
-        yield from page
-        after = page[-1].number
+    return study_results(spec.parameters, [o.metric for o in spec.objectives],
+                         trials_by_number(deps.store, earlier, page), most)
 
 
 def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
