@@ -18,7 +18,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
 from waiting import eventually
-from write_lock import WriteLock
+from write_lock import WriteLock, blocked
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
@@ -29,20 +29,11 @@ from functions.settings import Settings
 
 def _waiting_write(store: SqliteStore) -> tuple[threading.Thread, list[BaseException]]:
     """A thread taking the store's write lock, held by the write lock another connection holds."""
-    raised: list[BaseException] = []
-
     def write() -> None:
-        try:
-            with store.transaction():
-                pass
-        except BaseException as exc:  # noqa: BLE001 - what the transaction raised is the test's subject
-            raised.append(exc)
+        with store.transaction():
+            pass
 
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    writer.join(0.5)
-    assert writer.is_alive(), "the transaction waits on the write lock"
-    return writer, raised
+    return blocked(write, "the transaction waits on the write lock")
 
 
 def test_a_transaction_waiting_on_a_held_database_gives_up_as_its_process_stops(tmp_path: Path):

@@ -10,7 +10,7 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
-from write_lock import WriteLock
+from write_lock import WriteLock, blocked
 
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import Stopping, TemporaryError
@@ -20,19 +20,7 @@ from functions.core.events import study_created
 def _waiting_put(queue: SqliteQueue) -> tuple[threading.Thread, list[BaseException]]:
     """A thread putting an event, held by the write lock another connection holds, and what
     the put raised (once it has)."""
-    raised: list[BaseException] = []
-
-    def put() -> None:
-        try:
-            queue.put(study_created("demo", "uid-1"))
-        except BaseException as exc:  # noqa: BLE001 - what the put raised is the test's subject
-            raised.append(exc)
-
-    putting = threading.Thread(target=put, daemon=True)
-    putting.start()
-    putting.join(0.5)
-    assert putting.is_alive(), "the put waits on the write lock"
-    return putting, raised
+    return blocked(lambda: queue.put(study_created("demo", "uid-1")), "the put waits on the write lock")
 
 
 def _stored(path: Path) -> int:
