@@ -31,15 +31,6 @@ def seconds(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def plot(results: dict[str, list[float]], out: Path | None) -> None:
-    fig, ax = report.figure()
-    names = list(results)
-    ax.bar(names, [statistics.median(results[n]) for n in names])
-    ax.set_ylabel("seconds (median)")
-    ax.set_title("a short katuna command, start to exit")
-    report.save_plot(fig, NAME, out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = report.arguments(__doc__, "2 runs of each (a smoke run)")
     parser.add_argument("-r", "--repeats", type=int, default=15, help="runs of each; the median counts")
@@ -53,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, command in commands.items():
                 results[key].append(seconds(command))
     figures = {f"{key}_s": round(statistics.median(values), 4) for key, values in results.items()}
-    report.repeated_runs(NAME, results, figures, args.out)
-    plot(results, args.out)
+    report.repeated_runs(NAME, results, figures, args.out, "a short katuna command, start to exit")
     report.lines(figures)
     return 0
 

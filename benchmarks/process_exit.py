@@ -100,16 +100,6 @@ def serve_stop_seconds(folder: Path) -> tuple[float, float]:
     return workers_gone, time.perf_counter() - start
 
 
-def plot(results: dict[str, list[float]], out: Path | None) -> None:
-    fig, ax = report.figure()
-    names = list(results)
-    ax.bar(names, [statistics.median(results[n]) for n in names])
-    ax.set_ylabel("seconds (median)")
-    ax.set_title("a katuna process ending")
-    ax.tick_params(axis="x", labelrotation=15)
-    report.save_plot(fig, NAME, out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = report.arguments(__doc__, "2 runs of each (a smoke run)")
     parser.add_argument("-r", "--repeats", type=int, default=9, help="runs of each; the median counts")
@@ -127,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             results["serve_workers_gone"].append(workers_gone)
             results["serve_stop"].append(stopped)
     figures = {f"{key}_s": statistics.median(values) for key, values in results.items()}
-    report.repeated_runs(NAME, results, figures, args.out)
-    plot(results, args.out)
+    report.repeated_runs(NAME, results, figures, args.out, "a katuna process ending", rotation=15)
     report.lines(figures)
     return 0
 

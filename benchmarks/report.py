@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,21 @@ def save(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
     return path
 
 
-def repeated_runs(name: str, runs: dict[str, list[float]], figures: dict[str, Any], out: Path | None) -> Path:
-    """Print a table of repeated runs (a row per round, a column per measure) and save them with
-    their ``figures``."""
+def repeated_runs(name: str, runs: dict[str, list[float]], figures: dict[str, Any], out: Path | None,
+                  title: str, rotation: int = 0) -> Path:
+    """Print a table of repeated runs of measures in seconds (a row per round, a column per
+    measure), save them with their ``figures``, and plot each measure's median as a bar under
+    ``title`` (its names turned by ``rotation`` degrees)."""
     repeats = len(next(iter(runs.values())))
     print(table(["run", *runs], [[n + 1, *(round(v[n], 3) for v in runs.values())] for n in range(repeats)]))
-    return save(name, {"repeats": repeats, "runs": runs, "figures": figures, "cpus": os.cpu_count()}, out)
+    saved = save(name, {"repeats": repeats, "runs": runs, "figures": figures, "cpus": os.cpu_count()}, out)
+    fig, ax = figure()
+    ax.bar(list(runs), [statistics.median(values) for values in runs.values()])
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelrotation=rotation)
+    save_plot(fig, name, out)
+    return saved
 
 
 def figure():
