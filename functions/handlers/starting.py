@@ -58,32 +58,23 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     """After a trial ended (its outcome stored and told): end the study if a stop rule fires,
     else fill the freed slots. ``ended`` is checked against the goals when it completed. With
     look-ahead, the waiting trials that fit the free slots start now, in this handling, so no
-    event stands between a slot freeing and its refill; only then, in the same handling and
-    while they run, is the sampler asked for the trials that top the look-ahead up
-    (:func:`_top_up`)."""
+    event stands between a slot freeing and its refill; only then, in the same transaction and
+    while they run, is the sampler asked for the trials that top the look-ahead up, as a
+    continuation of the study would: the counts read again (a start refused for the trial's
+    workload failed it, which a stop rule may count), the study ended if a rule fires. So a
+    trial's end takes one write transaction, not a second one with its own event,
+    processed-event record and read of the study."""
     if record.terminal:
         return []
     counts = deps.store.count_trials(record.name)
     decision = check_stop(record, deps, ended, counts)
-    if decision is not None:
-        return complete(record, deps, decision)
-    if deps.lookahead:
+    if decision is None and deps.lookahead:
         waiting = ahead.releasable(record, deps, counts)
         for trial in waiting:
             start(record, trial, deps)
         if waiting:
-            return _top_up(record, deps)
-    return ask_trials(record, deps, counts)
-
-
-def _top_up(record: StudyRecord, deps: Deps) -> list[Event]:
-    """Ask for the trials that top the look-ahead up once the waiting ones started, as a
-    continuation of the study would, in the same transaction: the counts read again (a start
-    refused for the trial's workload failed it, which a stop rule may count), then the study
-    ended if a rule fires, else the sampler asked. So a trial's end takes one write transaction,
-    not a second one with its own event, processed-event record and read of the study."""
-    counts = deps.store.count_trials(record.name)
-    decision = check_stop(record, deps, counts=counts)
+            counts = deps.store.count_trials(record.name)
+            decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return complete(record, deps, decision)
     return ask_trials(record, deps, counts)
