@@ -207,6 +207,7 @@ def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried
     assert f"the database {tmp_path / 'queue.db'} is busy" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
 
+
 def test_a_take_given_up_as_katuna_stops_is_no_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     """As the service stops while another process holds the database, a sender's take gives its
     wait up: said at debug level only, as the same take given up by the busy timeout warns."""
