@@ -7,9 +7,11 @@ from __future__ import annotations
 import ast
 import base64
 import html
+import http.client
 import itertools
 import re
 import tracemalloc
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -409,6 +411,62 @@ def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(lo
                                             .read_text())) >= 2 and text, "the access lines of both requests")
     assert "s3cret-token" not in log
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
+
+
+def _form(service: Service, path: str, fields: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    """A form posted to ``path``, its redirect not followed: the status and the cookie it sets."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    try:
+        connection.request("POST", path, urllib.parse.urlencode(fields),
+                           {"Content-Type": "application/x-www-form-urlencoded", **headers})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status, answer.headers.get("Set-Cookie", "")
+    finally:
+        connection.close()
+
+
+PLACED_POSTS = {"Origin of the page": {"Origin": "{base}"},
+                "Sec-Fetch-Site alone": {"Sec-Fetch-Site": "same-origin"},
+                "no referrer (Origin: null)": {"Origin": "null", "Sec-Fetch-Site": "same-origin",
+                                               "Sec-Fetch-Mode": "navigate"}}
+"""How a browser posts the dashboard's own forms: naming the page's origin, or (where the user's
+browser sends no referrer, which empties the Origin of a POST) saying so in Sec-Fetch-Site."""
+UNPLACED_POSTS = {"no header": {}, "Referer of the page alone": {"Referer": "{base}/ui/login"},
+                  "Referer of another site": {"Referer": "http://evil.example/"},
+                  "another site": {"Origin": "http://evil.example"}, "null alone": {"Origin": "null"},
+                  "a sandboxed frame": {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+                  "a sibling site": {"Sec-Fetch-Site": "same-site"}}
+"""Form posts that do not say they come from the dashboard's own page: the header that names
+the origin missing (a script, a browser too old to say), or naming another one."""
+
+
+def _headers(kind: dict[str, str], service: Service) -> dict[str, str]:
+    return {name: value.format(base=service.base) for name, value in kind.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", UNPLACED_POSTS)
+def test_the_login_form_is_refused_unless_the_browser_says_it_comes_from_the_dashboard(locked: Service, kind: str):
+    """The login form needs no session, so no CSRF token guards it: the browser's word that the
+    post comes from this origin does, as for every write made with a session. A Referer is no
+    such word (a browser may leave it out, and it says nothing a script could not)."""
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, _headers(UNPLACED_POSTS[kind], locked))
+    assert (status, cookie) == (403, ""), kind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", PLACED_POSTS)
+def test_the_dashboards_own_forms_log_in_and_out_whether_or_not_the_browser_sends_a_referrer(locked: Service,
+                                                                                            kind: str):
+    headers = _headers(PLACED_POSTS[kind], locked)
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, headers)
+    assert status == 302 and cookie.startswith("katuna_session="), (kind, status)
+    session = {"Cookie": cookie.split(";")[0]}
+    page = locked.request("GET", "/ui/", headers=session)[2].decode()
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+    assert _form(locked, "/ui/logout", {"csrf": csrf}, {**headers, **session})[0] == 302, kind
+    assert locked.request("GET", "/studies", headers=session)[0] == 401, "the session is over"
 
 
 BIG_PARAMETER = 400_000

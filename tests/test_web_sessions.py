@@ -24,6 +24,8 @@ from functions.settings import Settings
 pytestmark = pytest.mark.slow
 
 TOKEN = "sessions-token-0123456789"
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+"""What a browser says of a form the dashboard's own page posts (the test client's Host has no port)."""
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def unfollowed(service: Service, method: str, path: str, body: str, headers: dic
 
 def login(service: Service) -> tuple[str, dict[str, str]]:
     """Log in through the form: the session cookie's value, and its attributes."""
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Origin": service.base}
     status, answer = unfollowed(service, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}), headers)
     assert status == 302
     morsel = next(iter(SimpleCookie(answer["Set-Cookie"]).values()))
@@ -133,7 +135,7 @@ def test_the_services_root_leads_a_browser_to_the_dashboard_through_the_login(gu
     status, answer = unfollowed(guarded, "GET", "/", "", {})
     assert (status, answer["Location"]) == (302, "/ui/login?next=/")
     status, answer = unfollowed(guarded, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN, "next": "/"}),
-                                {"Content-Type": "application/x-www-form-urlencoded"})
+                                {"Content-Type": "application/x-www-form-urlencoded", "Origin": guarded.base})
     assert (status, answer["Location"]) == (302, "/ui/")
     cookie, _ = login(guarded)
     status, answer = unfollowed(guarded, "GET", "/", "", {"Cookie": f"katuna_session={cookie}"})
@@ -183,7 +185,8 @@ def test_over_https_the_cookie_has_the_host_prefix(tmp_path):
     app = create_app(runtime)
     try:
         client = app.test_client()
-        answer = client.post("/ui/login", data={"token": TOKEN}, base_url="https://127.0.0.1")
+        answer = client.post("/ui/login", data={"token": TOKEN}, base_url="https://127.0.0.1",
+                             headers={"Origin": "https://127.0.0.1"})
         cookie = answer.headers["Set-Cookie"]
         assert cookie.startswith("__Host-katuna_session=") and "Secure" in cookie and "Domain" not in cookie
         session = cookie.split(";")[0].partition("=")[2]
@@ -202,7 +205,7 @@ def test_login_goes_on_only_to_a_dashboard_path_a_location_header_carries(tmp_pa
         client = create_app(runtime).test_client()
 
         def goes_to(target: str) -> str:
-            answer = (client.post("/ui/login", data={"token": token, "next": target}) if token
+            answer = (client.post("/ui/login", data={"token": token, "next": target}, headers=SAME_ORIGIN) if token
                       else client.get("/ui/login", query_string={"next": target}))
             assert answer.status_code == 302, (target, answer.text)
             return answer.headers["Location"]

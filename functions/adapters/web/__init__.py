@@ -96,7 +96,8 @@ def create_app(runtime: Application) -> Flask:
 def _guard():
     """Every request but the health probes: an allowed Host, a body within the limit, no read
     another site's page asks for (:func:`guard.cross_site_read`), then for writes an accepted
-    content type and no cross-site Origin, then a known caller."""
+    content type and no cross-site Origin (for the dashboard's forms, this origin, said), then a
+    known caller."""
     settings = current_app.extensions["katuna"].settings
     path = request.path
     if path in OPEN_PATHS:
@@ -119,15 +120,29 @@ def _guard():
         problem = guard.content_type_problem(request, kind)
         if problem:
             return guard.refusal(request, 415, "unsupported_media_type", problem)
-        if guard.same_origin(request) is False:
+        same = guard.same_origin(request)
+        if same is False:
             return guard.refusal(request, 403, "cross_origin",
                                  "writes from another site are refused, whatever token they carry (the Origin or "
                                  "Sec-Fetch-Site header names another site): send them from this service's own "
                                  "pages, or from a script that sends neither header, with Authorization: Bearer "
                                  "<KATUNA_API_TOKEN>")
+        if same is None and kind == "form":
+            return guard.refusal(request, 403, "cross_origin", FORM_UNPLACED)
     if event_path:
         return _check_event_sender(settings)
     return _check_caller(settings, path)
+
+
+FORM_UNPLACED = ("the dashboard's forms (log in, log out) are taken only from its own pages, which a browser names "
+                 "in the Origin or Sec-Fetch-Site header; this request names no origin: log in from the dashboard's "
+                 "page, and script the API with Authorization: Bearer <KATUNA_API_TOKEN>")
+"""The refusal of a form post that says nothing of where it comes from. Only a browser posts the
+dashboard's forms (the login form needs no session, so no CSRF token guards it), and every
+browser that keeps ``SameSite`` cookies names the origin of a POST: one naming none is another
+site's page in a browser too old to say, or a script, which has the API. So a form, as every
+write made with a session (:func:`_check_caller`), needs the browser to say it comes from this
+origin, whatever other header (``Referer``) it carries."""
 
 
 def _takes():

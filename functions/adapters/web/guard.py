@@ -81,14 +81,20 @@ def exposure_problem(allowed_hosts: tuple[str, ...], api_token: str | None, bind
 
 def same_origin(request: Request) -> bool | None:
     """True when the browser says the request comes from this origin, False when it says
-    otherwise, None when it says nothing (a script, not a browser)."""
+    otherwise, None when it says nothing (a script, not a browser).
+
+    ``Origin`` decides where it names an origin. ``Origin: null`` names none: a browser sends it
+    from a sandboxed frame, after a redirect from another site, and also from katuna's own page
+    where the user's browser sends no referrer (``no-referrer``, which empties ``Origin`` on a
+    POST as well); ``Sec-Fetch-Site``, which no referrer setting changes, then tells (a sandboxed
+    frame or a redirect is ``cross-site`` there), and without it the request is refused."""
     origin = request.headers.get("Origin")
-    if origin is not None:
-        return urlsplit(origin).netloc.lower() == request.host.lower() and origin != "null"
     site = request.headers.get("Sec-Fetch-Site")
+    if origin is not None and origin != "null":
+        return urlsplit(origin).netloc.lower() == request.host.lower()
     if site is not None:
         return site == "same-origin"
-    return None
+    return None if origin is None else False
 
 
 def cross_site_read(request: Request) -> bool:
