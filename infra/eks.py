@@ -37,12 +37,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
+    CapacityNotAvailableError,
     ClientError,
     ConfigParseError,
     CredentialRetrievalError,
     EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     InvalidConfigError,
     InvalidRegionError,
+    MetadataRetrievalError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -51,7 +55,9 @@ from botocore.exceptions import (
     SSOError,
     TokenRetrievalError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
+from urllib3.exceptions import LocationValueError
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
@@ -134,6 +140,16 @@ session never started or expired (``Error loading SSO Token: Token for ... does 
 lacks, a configuration it cannot read. They wait for someone to log in or fix a file, so they
 are refusals naming what to do, not an unreachable EKS asked again until ``--timeout``."""
 _NO_REGION = "no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)"
+_FIX_CONFIGURATION = "no retry helps: fix the AWS_* variables or the AWS profile (AWS_PROFILE, AWS_CONFIG_FILE)"
+_BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
+                 "_AUTO_SCALING, or the AWS profile's endpoint_url); no retry helps: fix it, or unset it for AWS's own")
+_PASSING = (BotoConnectionError, HTTPClientError, IncompleteReadError, ResponseParserError, MetadataRetrievalError,
+            CredentialRetrievalError, CapacityNotAvailableError)
+"""What botocore raises for a call the network, the endpoint or a credentials service failed
+for now: a connection refused, reset or timed out, an answer cut short or unreadable (a proxy's
+error page), the instance metadata or container credentials endpoint not answering, botocore's
+own retry quota spent. Any other error of botocore is raised before anything is sent, from the
+configuration or the request, and no retry changes it."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -147,12 +163,16 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
                      retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
     try:
         session = boto3.session.Session(region_name=region)
+        if not session.region_name:
+            raise NoRegionError()
         return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
                 session.client("ec2", config=bounded))
     except (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError) as exc:
         raise _translate(exc, region) from exc
     except BotoCoreError as exc:
-        raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
+        raise NodePoolFailed(f"the AWS configuration is invalid: {exc}; {_FIX_CONFIGURATION}") from exc
+    except ValueError as exc:
+        raise NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}") from exc
 
 
 def _code(exc: ClientError) -> str:
@@ -207,7 +227,7 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
         field = "nodePool.instanceTypes" if message.startswith(_NO_INSTANCE_TYPES) else None
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}", field)
     if isinstance(exc, ParamValidationError):
-        return NodePoolFailed(f"EKS would refuse the request: {exc}")
+        return NodePoolFailed(f"botocore refused the request before sending it: {exc}; no retry helps")
     if isinstance(exc, NoRegionError):
         return NodePoolFailed(_NO_REGION, REGION_SETTING)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -215,7 +235,17 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
     if _unusable(exc):
         return NodePoolFailed(f"the AWS credentials could not be used: {exc}; log in again (`aws sso login`), or fix "
                               "the AWS profile (AWS_PROFILE, its credential_process) or the credentials set")
-    return TemporaryError(f"EKS is unreachable: {exc}")
+    if _bad_scheme(exc):
+        return NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}")
+    if isinstance(exc, _PASSING):
+        return TemporaryError(f"EKS is unreachable for now (tried again later): {exc}")
+    return NodePoolFailed(f"the AWS client refused to send the request: {exc}; {_FIX_CONFIGURATION}")
+
+
+def _bad_scheme(exc: Exception) -> bool:
+    """Whether ``exc`` is botocore's wrapping of urllib3's refusal of an endpoint URL's scheme
+    (``ftp://``), raised at each call, never sent."""
+    return isinstance(exc, HTTPClientError) and isinstance(exc.kwargs.get("error"), LocationValueError)
 
 
 class EksNodePools:
