@@ -18,7 +18,9 @@ A group katuna creates boots from katuna's launch template (:func:`infra.eks_req
 IMDSv2 required with a hop limit of 1, so that no pod reads the node role's credentials, and the
 group's disk size): made before the group unless a run before made it (its name follows from
 the group and its content), and deleted once the group is gone (a delete's check, or a delete
-that finds no group), never before, since EKS launches the group's nodes from it.
+that finds no group), never before, since EKS launches the group's nodes from it; a group of
+the same name created meanwhile keeps it (:meth:`EksNodePools._drop_templates`), and a create
+that finds it deleted since its look makes it again (:meth:`EksNodePools._create_again`).
 
 A group katuna creates for a study carries the study's uid as a tag
 (:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
@@ -242,6 +244,12 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
     return NodePoolFailed(f"the AWS client refused to send the request: {exc}; {_FIX_CONFIGURATION}")
 
 
+def _about_template(exc: ClientError) -> bool:
+    """Whether EKS refused a create for its launch template (``InvalidParameterException``
+    naming one): the refusal of one EC2 does not have, among others."""
+    return _code(exc) == "InvalidParameterException" and "launch template" in _message(exc).lower()
+
+
 def _bad_scheme(exc: Exception) -> bool:
     """Whether ``exc`` is botocore's wrapping of urllib3's refusal of an endpoint URL's scheme
     (``ftp://``), raised at each call, never sent."""
@@ -324,8 +332,39 @@ class EksNodePools:
             self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
             return True
         except ClientError as exc:
+            if _code(exc) == "ResourceInUseException":
+                return False
+            if not _about_template(exc) or self._has_template(pool):
+                raise self._refusal(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return self._create_again(pool, owner, request_id)
+
+    def _create_again(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
+        """The create EKS refused because the group's launch template was gone: deleted between
+        its look and the create by the end of an earlier group of the same name (its template is
+        named by its content, so the same one; :meth:`_drop_templates`). Made again, and the
+        create asked once more."""
+        self._make_template(pool)
+        try:
+            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
+            return True
+        except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
                 raise self._refusal(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return False
+
+    def _has_template(self, pool: NodePool) -> bool:
+        """Whether EC2 has the group's launch template (:func:`infra.eks_requests.template_name`)."""
+        try:
+            self.ec2.describe_launch_templates(LaunchTemplateNames=[template_request(self.cluster, pool)[
+                "LaunchTemplateName"]])
+            return True
+        except ClientError as exc:
+            if _code(exc) not in _NO_TEMPLATE:
+                raise self._failed(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
         return False
@@ -375,9 +414,15 @@ class EksNodePools:
 
     def _drop_templates(self, name: str) -> None:
         """Delete the launch templates katuna made for the group ``name``, which is gone (EKS
-        launches a group's nodes from its template until then); one deleted meanwhile is gone too."""
+        launches a group's nodes from its template until then); one deleted meanwhile is gone too.
+        The group is looked for again once they are listed: a create of a group of the same name
+        (another study's, another service's) may have taken the same template since the group was
+        found gone, and its group keeps it. A create that finds it gone at its own create makes
+        it again (:meth:`_create_again`)."""
         try:
             found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
+            if found["LaunchTemplates"] and self._group(name) is not None:
+                return
             for template in found["LaunchTemplates"]:
                 try:
                     self.ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])

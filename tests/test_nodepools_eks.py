@@ -978,6 +978,59 @@ def test_the_launch_template_is_deleted_once_its_group_is_gone_and_a_delete_run_
     assert [name.startswith("katuna-other-") for name in katunas_templates(pools)] == [True], "another group's stays"
 
 
+def gone_with_its_template(pools: eks.EksNodePools) -> str:
+    """The operation of katuna-digits' delete, its group gone and its launch template not yet
+    deleted (its check not yet made)."""
+    pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
+    change = pools.delete("katuna-digits")
+    moto_eks.minutes_pass()
+    assert pools.describe("katuna-digits") is None and len(katunas_templates(pools)) == 1
+    return change.operation
+
+
+def once(action):
+    """A botocore event handler that runs ``action`` at its first event only."""
+    done: list[bool] = []
+
+    def handler(**_) -> None:
+        if not done:
+            done.append(True)
+            action()
+    return handler
+
+
+def test_a_create_whose_launch_template_the_end_of_an_earlier_group_deletes_makes_it_again(pools):
+    """The template is named by its content, so a group created again under a name whose earlier
+    group has just gone finds that group's template, which the earlier delete's check may delete
+    between that look and the create: EKS refuses a group of a template it does not have, so the
+    create makes the template again and asks once more."""
+    operation = gone_with_its_template(pools)
+    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    pools.eks.meta.events.register("before-call.eks.CreateNodegroup",
+                                   once(lambda: other_service.check(operation)))
+    assert pools.ensure(spot_pool()).created
+    assert group(pools)["launchTemplate"]["name"] in katunas_templates(pools)
+    assert launch_template_of(pools)["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_a_launch_template_a_new_group_of_the_same_name_took_meanwhile_is_kept(pools):
+    """The delete's check finds the group gone, and before it deletes the template a create of
+    the same name takes it: the group is looked for again once the templates are listed, and
+    the new group keeps its template; it goes once that group is gone."""
+    operation = gone_with_its_template(pools)
+    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    pools.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplates",
+                                   once(lambda: other_service.ensure(spot_pool())))
+    assert pools.check(operation) == OperationStatus(True)
+    assert group(pools)["launchTemplate"]["name"] in katunas_templates(pools), "the new group boots from it"
+    moto_eks.minutes_pass()
+    assert pools.check(pools.delete("katuna-digits").operation) == OperationStatus(False)
+    moto_eks.minutes_pass()
+    assert pools.check("delete:katuna-digits") == OperationStatus(True)
+    assert katunas_templates(pools) == []
+
+
 def test_a_create_run_again_makes_no_second_template(pools):
     """At-least-once delivery: an earlier run that made the template and stopped before the
     group, a run that made it meanwhile, and a create delivered twice all leave one template."""
