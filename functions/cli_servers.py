@@ -78,6 +78,8 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
         if problem:
             fail(problem, 2)
         load_apis()
+    if settings.gke_cluster or settings.eks_cluster:
+        _check_node_pools(settings)
     warn_if_root()
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
@@ -85,6 +87,19 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     _open_database(settings)
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers, threads, settings.worker_timeout).run()
+
+
+def _check_node_pools(settings: Settings) -> None:
+    """Build the cloud's node-pool adapter once before any worker does: a client the
+    configuration cannot make (no region, an endpoint that is no URL, a profile that is not
+    there) is refused in one line with exit 2, not a traceback of each worker failing to boot."""
+    from functions.core.errors import KatunaError
+    from functions.pools import node_pools
+
+    try:
+        node_pools(settings)
+    except KatunaError as exc:
+        fail(str(exc), 2)
 
 
 def _open_database(settings: Settings) -> None:

@@ -17,7 +17,14 @@ from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
-from functions.core.trial_spec import PATH, TEMPLATE_FOLDER, local_engine_fields, local_entrypoint, local_folder
+from functions.core.trial_spec import (
+    PATH,
+    TEMPLATE_FOLDER,
+    local_engine_fields,
+    local_entrypoint,
+    local_folder,
+    relative_pod_folders,
+)
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -57,12 +64,15 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     metrics file under the system's folders for trials run on this machine
     (:mod:`functions.core.system_paths`), a trialSpec container that runs its image's
     entrypoint or a field a Job trialSpec's type does not have, hugepages without cpu or memory
-    or a relative working folder for trials run as Jobs, and a node pool it cannot provide."""
+    or a relative working folder (katuna's container's, or a trialSpec pod's container's) for
+    trials run as Jobs, and a node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else _local_problems(spec))
     if runs_jobs and (alone := hugepages_alone(spec, settings.cluster_defaults())) is not None:
         problems.append(alone)
     if runs_jobs and (relative := _relative_job_folder(spec)) is not None:
         problems.append(relative)
+    if runs_jobs and spec.trial_template.trial_spec is not None:
+        problems += relative_pod_folders(spec.trial_template.trial_spec)
     if problems:
         _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)

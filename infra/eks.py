@@ -18,7 +18,9 @@ A group katuna creates boots from katuna's launch template (:func:`infra.eks_req
 IMDSv2 required with a hop limit of 1, so that no pod reads the node role's credentials, and the
 group's disk size): made before the group unless a run before made it (its name follows from
 the group and its content), and deleted once the group is gone (a delete's check, or a delete
-that finds no group), never before, since EKS launches the group's nodes from it.
+that finds no group), never before, since EKS launches the group's nodes from it; a group of
+the same name created meanwhile keeps it (:meth:`EksNodePools._drop_templates`), and a create
+that finds it deleted since its look makes it again (:meth:`EksNodePools._create_again`).
 
 A group katuna creates for a study carries the study's uid as a tag
 (:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
@@ -37,12 +39,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
+    CapacityNotAvailableError,
     ClientError,
     ConfigParseError,
     CredentialRetrievalError,
     EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     InvalidConfigError,
     InvalidRegionError,
+    MetadataRetrievalError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -51,7 +57,9 @@ from botocore.exceptions import (
     SSOError,
     TokenRetrievalError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
+from urllib3.exceptions import LocationValueError
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
@@ -134,6 +142,16 @@ session never started or expired (``Error loading SSO Token: Token for ... does 
 lacks, a configuration it cannot read. They wait for someone to log in or fix a file, so they
 are refusals naming what to do, not an unreachable EKS asked again until ``--timeout``."""
 _NO_REGION = "no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)"
+_FIX_CONFIGURATION = "no retry helps: fix the AWS_* variables or the AWS profile (AWS_PROFILE, AWS_CONFIG_FILE)"
+_BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
+                 "_AUTO_SCALING, or the AWS profile's endpoint_url); no retry helps: fix it, or unset it for AWS's own")
+_PASSING = (BotoConnectionError, HTTPClientError, IncompleteReadError, ResponseParserError, MetadataRetrievalError,
+            CredentialRetrievalError, CapacityNotAvailableError)
+"""What botocore raises for a call the network, the endpoint or a credentials service failed
+for now: a connection refused, reset or timed out, an answer cut short or unreadable (a proxy's
+error page), the instance metadata or container credentials endpoint not answering, botocore's
+own retry quota spent. Any other error of botocore is raised before anything is sent, from the
+configuration or the request, and no retry changes it."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -147,12 +165,16 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
                      retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
     try:
         session = boto3.session.Session(region_name=region)
+        if not session.region_name:
+            raise NoRegionError()
         return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
                 session.client("ec2", config=bounded))
     except (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError) as exc:
         raise _translate(exc, region) from exc
     except BotoCoreError as exc:
-        raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
+        raise NodePoolFailed(f"the AWS configuration is invalid: {exc}; {_FIX_CONFIGURATION}") from exc
+    except ValueError as exc:
+        raise NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}") from exc
 
 
 def _code(exc: ClientError) -> str:
@@ -207,7 +229,7 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
         field = "nodePool.instanceTypes" if message.startswith(_NO_INSTANCE_TYPES) else None
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}", field)
     if isinstance(exc, ParamValidationError):
-        return NodePoolFailed(f"EKS would refuse the request: {exc}")
+        return NodePoolFailed(f"botocore refused the request before sending it: {exc}; no retry helps")
     if isinstance(exc, NoRegionError):
         return NodePoolFailed(_NO_REGION, REGION_SETTING)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -215,7 +237,23 @@ def _translate(exc: Exception, region: str | None = None) -> Exception:
     if _unusable(exc):
         return NodePoolFailed(f"the AWS credentials could not be used: {exc}; log in again (`aws sso login`), or fix "
                               "the AWS profile (AWS_PROFILE, its credential_process) or the credentials set")
-    return TemporaryError(f"EKS is unreachable: {exc}")
+    if _bad_scheme(exc):
+        return NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}")
+    if isinstance(exc, _PASSING):
+        return TemporaryError(f"EKS is unreachable for now (tried again later): {exc}")
+    return NodePoolFailed(f"the AWS client refused to send the request: {exc}; {_FIX_CONFIGURATION}")
+
+
+def _about_template(exc: ClientError) -> bool:
+    """Whether EKS refused a create for its launch template (``InvalidParameterException``
+    naming one): the refusal of one EC2 does not have, among others."""
+    return _code(exc) == "InvalidParameterException" and "launch template" in _message(exc).lower()
+
+
+def _bad_scheme(exc: Exception) -> bool:
+    """Whether ``exc`` is botocore's wrapping of urllib3's refusal of an endpoint URL's scheme
+    (``ftp://``), raised at each call, never sent."""
+    return isinstance(exc, HTTPClientError) and isinstance(exc.kwargs.get("error"), LocationValueError)
 
 
 class EksNodePools:
@@ -294,8 +332,39 @@ class EksNodePools:
             self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
             return True
         except ClientError as exc:
+            if _code(exc) == "ResourceInUseException":
+                return False
+            if not _about_template(exc) or self._has_template(pool):
+                raise self._refusal(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return self._create_again(pool, owner, request_id)
+
+    def _create_again(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
+        """The create EKS refused because the group's launch template was gone: deleted between
+        its look and the create by the end of an earlier group of the same name (its template is
+        named by its content, so the same one; :meth:`_drop_templates`). Made again, and the
+        create asked once more."""
+        self._make_template(pool)
+        try:
+            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
+            return True
+        except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
                 raise self._refusal(exc) from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return False
+
+    def _has_template(self, pool: NodePool) -> bool:
+        """Whether EC2 has the group's launch template (:func:`infra.eks_requests.template_name`)."""
+        try:
+            self.ec2.describe_launch_templates(LaunchTemplateNames=[template_request(self.cluster, pool)[
+                "LaunchTemplateName"]])
+            return True
+        except ClientError as exc:
+            if _code(exc) not in _NO_TEMPLATE:
+                raise self._failed(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
         return False
@@ -345,9 +414,15 @@ class EksNodePools:
 
     def _drop_templates(self, name: str) -> None:
         """Delete the launch templates katuna made for the group ``name``, which is gone (EKS
-        launches a group's nodes from its template until then); one deleted meanwhile is gone too."""
+        launches a group's nodes from its template until then); one deleted meanwhile is gone too.
+        The group is looked for again once they are listed: a create of a group of the same name
+        (another study's, another service's) may have taken the same template since the group was
+        found gone, and its group keeps it. A create that finds it gone at its own create makes
+        it again (:meth:`_create_again`)."""
         try:
             found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
+            if found["LaunchTemplates"] and self._group(name) is not None:
+                return
             for template in found["LaunchTemplates"]:
                 try:
                     self.ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])

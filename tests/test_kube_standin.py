@@ -338,6 +338,25 @@ def test_a_container_in_a_relative_folder_never_starts_and_its_pod_fails(static:
     assert "cwd 'examples' is not an absolute path" in terminated["message"]
 
 
+def test_an_init_container_in_a_relative_folder_never_starts_and_its_pod_fails(static: KubeStub):
+    """The runtime refuses an init container's relative ``workingDir`` as it does a container's:
+    the init container ends ``StartError`` with exit code 128, the pod fails with its containers
+    never started, and so does its Job."""
+    failing = job("relative-init", backoffLimit=0)
+    pod_spec = failing["spec"]["template"]["spec"]
+    pod_spec["initContainers"] = [{"name": "fetch", "image": pod_spec["containers"][0]["image"],
+                                   "command": ["true"], "workingDir": "src"}]
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", failing)
+    ended = eventually(lambda: condition(static, "relative-init"), "the Job fails")
+    assert ended["type"] == "Failed"
+    [pod] = pods_of(static, "relative-init")
+    [init] = pod["status"]["initContainerStatuses"]
+    terminated = init["state"]["terminated"]
+    assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 128, "StartError")
+    assert "cwd 'src' is not an absolute path" in terminated["message"]
+    assert all("running" not in s["state"] for s in pod["status"].get("containerStatuses") or [])
+
+
 def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
     static.image_pull_seconds = 60
     client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("pull"))

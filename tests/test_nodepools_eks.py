@@ -6,7 +6,11 @@ checked by the contract in tests/test_conformance_nodepools.py."""
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import boto3
@@ -799,6 +803,73 @@ def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path)
                                   "the AWS profile's region)")
 
 
+BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
+                "_AUTO_SCALING, or the AWS profile's endpoint_url); no retry helps: fix it, or unset it for AWS's own: ")
+SET_UP = {
+    "endpoint no URL": ({"AWS_ENDPOINT_URL": "localhost:5000"}, REGION, BAD_ENDPOINT + "Invalid endpoint: localhost:5000"),
+    "endpoint half an IPv6 URL": ({"AWS_ENDPOINT_URL": "http://[::1"}, REGION, BAD_ENDPOINT + "Invalid IPv6 URL"),
+    "setting botocore refuses": ({"AWS_STS_REGIONAL_ENDPOINTS": "bogus"}, REGION, (
+        'the AWS configuration is invalid: STS regional endpoints option bogus is invalid. Valid options are: '
+        '"legacy", "regional"; no retry helps: fix the AWS_* variables or the AWS profile (AWS_PROFILE, '
+        'AWS_CONFIG_FILE)')),
+    "empty region": ({"AWS_DEFAULT_REGION": ""}, None, (
+        "KATUNA_EKS_REGION: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)")),
+    "profile not there": ({"AWS_PROFILE": "nope"}, REGION, (
+        "the AWS credentials could not be used: The config profile (nope) could not be found; log in again")),
+}
+
+
+@pytest.mark.parametrize(("env", "region", "words"), SET_UP.values(), ids=SET_UP.keys())
+def test_an_aws_configuration_botocore_cannot_set_up_a_client_with_is_a_refusal_saying_what_is_wrong(
+        aws, monkeypatch, env: dict[str, str], region: str | None, words: str):
+    """No retry mends a configuration: each is a refusal (never an unreachable EKS) saying what
+    to fix; the same clients, configured, reach EKS."""
+    assert eks.EksNodePools(aws, *eks.clients(REGION)).describe("katuna-digits") is None
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(NodePoolFailed) as refused:
+        eks.clients(region)
+    assert str(refused.value).startswith(words)
+
+
+def test_an_endpoint_of_another_scheme_is_a_refusal_at_each_call_not_an_unreachable_eks(aws, monkeypatch):
+    """botocore takes ``ftp://`` at set-up and its HTTP client refuses it at each call: that is
+    the configuration, for good, not the network for now."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", "ftp://127.0.0.1:5000")
+    pools = eks.EksNodePools(aws, *eks.clients(REGION))
+    with pytest.raises(NodePoolFailed) as refused:
+        pools.describe("katuna-digits")
+    assert str(refused.value) == BAD_ENDPOINT + ("An HTTP Client raised an unhandled exception: Not supported URL "
+                                                 "scheme ftp")
+
+
+def test_an_endpoint_that_does_not_answer_is_unreachable_for_now(aws, monkeypatch):
+    """A connection refused is the network's, for now: a temporary error, tried again."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", f"http://127.0.0.1:{port}")
+    pools = eks.EksNodePools(aws, *eks.clients(REGION, timeout=2))
+    with pytest.raises(TemporaryError, match=r"^EKS is unreachable for now \(tried again later\): Could not connect"):
+        pools.describe("katuna-digits")
+
+
+def test_a_service_whose_aws_configuration_cannot_make_a_client_refuses_to_start_in_one_line(tmp_path):
+    """``katuna serve`` builds the node-pool adapter before its workers do: a configuration it
+    cannot be built from is one line and exit 2, not a traceback of every worker failing to boot."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_ENDPOINT_URL": "localhost:5000", "KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_REGION": REGION,
+           "KATUNA_EKS_SUBNETS": "subnet-0a1b2c3d", "KATUNA_EKS_NODE_ROLE": ROLE}
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "functions", "serve", "--db", str(tmp_path / "k.db"),
+                           "--port", str(port)], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (2, "error: " + BAD_ENDPOINT + "Invalid endpoint: "
+                                                                                           "localhost:5000")
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("call,request_,words", [
     ("create", {"scalingConfig": {"minSize": 3, "maxSize": 1, "desiredSize": 2}},
      "minSize can't be greater than desiredSize"),
@@ -905,6 +976,59 @@ def test_the_launch_template_is_deleted_once_its_group_is_gone_and_a_delete_run_
     assert pools.check(change.operation) == OperationStatus(True), "a check delivered twice"
     assert pools.delete("katuna-digits") == PoolChange(), "a delete delivered twice"
     assert [name.startswith("katuna-other-") for name in katunas_templates(pools)] == [True], "another group's stays"
+
+
+def gone_with_its_template(pools: eks.EksNodePools) -> str:
+    """The operation of katuna-digits' delete, its group gone and its launch template not yet
+    deleted (its check not yet made)."""
+    pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
+    change = pools.delete("katuna-digits")
+    moto_eks.minutes_pass()
+    assert pools.describe("katuna-digits") is None and len(katunas_templates(pools)) == 1
+    return change.operation
+
+
+def once(action):
+    """A botocore event handler that runs ``action`` at its first event only."""
+    done: list[bool] = []
+
+    def handler(**_) -> None:
+        if not done:
+            done.append(True)
+            action()
+    return handler
+
+
+def test_a_create_whose_launch_template_the_end_of_an_earlier_group_deletes_makes_it_again(pools):
+    """The template is named by its content, so a group created again under a name whose earlier
+    group has just gone finds that group's template, which the earlier delete's check may delete
+    between that look and the create: EKS refuses a group of a template it does not have, so the
+    create makes the template again and asks once more."""
+    operation = gone_with_its_template(pools)
+    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    pools.eks.meta.events.register("before-call.eks.CreateNodegroup",
+                                   once(lambda: other_service.check(operation)))
+    assert pools.ensure(spot_pool()).created
+    assert group(pools)["launchTemplate"]["name"] in katunas_templates(pools)
+    assert launch_template_of(pools)["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_a_launch_template_a_new_group_of_the_same_name_took_meanwhile_is_kept(pools):
+    """The delete's check finds the group gone, and before it deletes the template a create of
+    the same name takes it: the group is looked for again once the templates are listed, and
+    the new group keeps its template; it goes once that group is gone."""
+    operation = gone_with_its_template(pools)
+    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    pools.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplates",
+                                   once(lambda: other_service.ensure(spot_pool())))
+    assert pools.check(operation) == OperationStatus(True)
+    assert group(pools)["launchTemplate"]["name"] in katunas_templates(pools), "the new group boots from it"
+    moto_eks.minutes_pass()
+    assert pools.check(pools.delete("katuna-digits").operation) == OperationStatus(False)
+    moto_eks.minutes_pass()
+    assert pools.check("delete:katuna-digits") == OperationStatus(True)
+    assert katunas_templates(pools) == []
 
 
 def test_a_create_run_again_makes_no_second_template(pools):

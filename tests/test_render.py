@@ -723,3 +723,36 @@ def test_a_katib_trials_pods_carry_katibs_labels_each_that_a_label_value_can_hol
     long = "e" * 62
     assert {k for k in labels(replace(launch, katib_experiment=long)) if k.startswith("katib")} == {
         "katib.kubeflow.org/experiment"}, "the Trial's name would be 64 characters"
+
+
+def test_a_relative_working_folder_of_a_trial_specs_container_is_refused_where_trials_run_as_jobs():
+    """A trialSpec container's ``workingDir: src`` (an init container's too) is a folder of the
+    study's machine where trials run here, and a relative ``cwd`` the container runtime refuses
+    on a cluster, where the API server takes it and every trial's pod fails to start: a service
+    running Jobs refuses the study naming each field; an absolute one, none, or one a
+    placeholder begins (known per trial) passes."""
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    definition = katib_style()
+    pod = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["workingDir"] = "/app"
+    pod["containers"][1]["workingDir"] = "src"
+    pod["initContainers"] = [{"name": "fetch", "image": "busybox", "command": ["true"], "workingDir": "."},
+                             {"name": "unpack", "image": "busybox", "command": ["true"],
+                              "workingDir": "${trialParameters.tag}"}]
+    spec = parse_study(definition)
+    with pytest.raises(InvalidStudy) as refused:
+        check_study(spec, definition, Settings(), runs_jobs=True)
+    found = {p.path: p.message for p in refused.value.problems}
+    where = "trialTemplate.trialSpec.spec.template.spec"
+    assert found == {
+        f"{where}.containers[1].workingDir": (
+            "expected an absolute folder of the image for trials run on Kubernetes (a container runs in no relative "
+            "one), or none for the image's own working directory; got 'src'"),
+        f"{where}.initContainers[0].workingDir": (
+            "expected an absolute folder of the image for trials run on Kubernetes (a container runs in no relative "
+            "one), or none for the image's own working directory; got '.'")}
+    check_study(spec, definition, Settings(), runs_jobs=False)
+    pod["containers"][1]["workingDir"], pod["initContainers"][0]["workingDir"] = "/app/src", ""
+    check_study(parse_study(definition), definition, Settings(), runs_jobs=True)

@@ -70,6 +70,10 @@ class PodInits:
         if waiting is not None:
             self._init_waiting(cluster, pod, name, waiting)
             return False
+        folder = container.get("workingDir")
+        if folder and not folder.startswith("/"):
+            self._init_start_error(cluster, pod, name, folder)
+            return False
         run.pull_retry_at, run.pull_backoff, run.init_retry_at = None, 0.0, None
         started = {"running": {"startedAt": self.clock.stamp()}}
         if container.get("restartPolicy") != "Always":
@@ -80,6 +84,22 @@ class PodInits:
         set_init_status(pod, name, started)
         cluster.modified("pods", pod)
         return True
+
+    def _init_start_error(self, cluster, pod: dict, name: str, folder: str) -> None:
+        """The init container ``name`` runs in the relative ``folder``, which the OCI runtime
+        refuses (runc: "cwd must be an absolute path"): containerd reports it terminated,
+        ``StartError`` with exit code 128, and under ``restartPolicy: Never`` the pod fails;
+        otherwise its kubelet tries it again and again, the init container waiting in
+        ``CrashLoopBackOff``."""
+        message = ("failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                   f"runc create failed: cwd {folder!r} is not an absolute path: unknown")
+        if pod["spec"].get("restartPolicy") != "Never":
+            self._init_waiting(cluster, pod, name, {"reason": "CrashLoopBackOff", "message": message})
+            return
+        self._init_failed(cluster, pod, name, {"terminated": {
+            "exitCode": 128, "reason": "StartError", "message": message, "startedAt": "1970-01-01T00:00:00Z",
+            "finishedAt": self.clock.stamp()}})
+        cluster.modified("pods", pod)
 
     def _init_waiting(self, cluster, pod: dict, name: str, waiting: dict) -> None:
         """The init container ``name`` waits, for the ``reason`` and ``message`` of ``waiting``."""

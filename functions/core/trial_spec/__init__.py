@@ -11,6 +11,7 @@ process (its image is noted and ignored), ended at a Job's own deadline (:func:`
 """
 
 from functions.core.trial_spec._check import check
+from functions.core.trial_spec._folders import relative_pod_folders
 from functions.core.trial_spec._job_fields import template_field
 from functions.core.trial_spec._local import (
     CONTAINER_FOLDER,
@@ -36,5 +37,5 @@ from functions.core.trial_spec._shapes import (
 
 __all__ = [
     "CONTAINER_FOLDER", "PATH", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_folder", "local_process", "located_containers",
-    "no_command", "primary_container", "primary_container_name", "render", "render_workload", "requests_resources", "template_field",
+    "no_command", "primary_container", "primary_container_name", "relative_pod_folders", "render", "render_workload", "requests_resources", "template_field",
 ]
