@@ -1,8 +1,8 @@
-"""EKS managed node groups through ``boto3``: the only module that imports it.
+"""EKS managed node groups through ``boto3``, whose clients this module alone makes.
 
 It sends the requests :mod:`infra.eks_requests` builds (each create or update with the
-``clientRequestToken`` of the logical change it belongs to), translates EKS's and Auto
-Scaling's errors into katuna's, and judges the groups it finds. A pending change is
+``clientRequestToken`` of the logical change it belongs to), raises katuna's errors for EKS's
+and Auto Scaling's (:mod:`infra.eks_errors`), and judges the groups it finds. A pending change is
 ``create:<group>``, ``update:<group>:<update id>``, ``delete:<group>`` or a maximum given back once the autoscaler
 has shrunk the group (:data:`SHRINK`): a create or a delete is judged by the group's status, an update by EKS's Update (``describe_update``: in progress,
 successful, or failed with its errors); an ``update:<group>`` stored before katuna kept update
@@ -14,13 +14,10 @@ also gets the autoscaler's per-group scale-down option (:func:`infra.eks_request
 unless its Auto Scaling group has one already. A create's or an update's check is done only
 once those tags are written, so a tick that finds the group active writes them.
 
-A group katuna creates boots from katuna's launch template (:func:`infra.eks_requests.template_request`:
-IMDSv2 required with a hop limit of 1, so that no pod reads the node role's credentials, and the
-group's disk size): made before the group unless a run before made it (its name follows from
-the group and its content), and deleted once the group is gone (a delete's check, or a delete
-that finds no group), never before, since EKS launches the group's nodes from it; a group of
-the same name created meanwhile keeps it (:meth:`EksNodePools._drop_templates`), and a create
-that finds it deleted since its look makes it again (:meth:`EksNodePools._create_again`).
+A group katuna creates boots from katuna's launch template (:mod:`infra.eks_templates`),
+made before the group and deleted once the group is gone (a delete's check, or a delete that
+finds no group); a create that EKS refuses because the template was deleted since its look (by
+the end of an earlier group of the same name) makes it again and asks once more.
 
 A group katuna creates for a study carries the study's uid as a tag
 (:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
@@ -29,37 +26,14 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    CapacityNotAvailableError,
-    ClientError,
-    ConfigParseError,
-    CredentialRetrievalError,
-    EndpointConnectionError,
-    HTTPClientError,
-    IncompleteReadError,
-    InvalidConfigError,
-    InvalidRegionError,
-    MetadataRetrievalError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSOError,
-    TokenRetrievalError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from botocore.parsers import ResponseParserError
-from urllib3.exceptions import LocationValueError
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
@@ -77,9 +51,9 @@ from functions.core.nodepool import (
     claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
+from infra.eks_errors import about_template, code, message, no_cluster, set_up_failure, translate
 from infra.eks_requests import (
     CLUSTER_SETTING,
-    REGION_SETTING,
     SUBNETS_SETTING,
     TAGS_PER_CALL,
     EksCluster,
@@ -88,18 +62,11 @@ from infra.eks_requests import (
     option_tags,
     scaling_request,
     subnet_problem,
-    template_filters,
-    template_request,
     template_tags,
 )
+from infra.eks_templates import LaunchTemplates
 from infra.polling import until_done
 
-_TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-              "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
-              "ResourceInUseException", "ResourceContention"}
-"""Error codes that pass: throttling, a server's failure, and a group busy with another change
-(EKS refuses to update or delete a group that is not active with ``ResourceInUseException``;
-Auto Scaling refuses a change to a group with one pending with ``ResourceContention``)."""
 SHRINK = "shrink"
 """The kind of a pending maximum given back (``shrink:<group>:<min>:<max>:<held>``): the group
 runs more nodes than the maximum, so its maximum is held at that many (``held``) until the
@@ -109,49 +76,6 @@ among them (the API reference's ``NodegroupScalingConfig``: with the Cluster Aut
 shouldn't change the desiredSize value directly")."""
 ATTEMPTS = 2
 """Tries of one call, the first included."""
-_NOT_ACTIVE = "is not in ACTIVE status"
-"""EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
-version upgrade) or deleted: the same request passes once the cluster is active again."""
-_OVERTAKEN = re.compile(r"desired capacity \d+ can't be greater than max size \d+"
-                        r"|minimum capacity \d+ can't be greater than desired size \d+", re.IGNORECASE)
-"""EKS's ``InvalidParameterException`` to ``UpdateNodegroupConfig`` for limits asked of a group
-whose desired size its autoscaler moved past them since katuna looked (``desired capacity 7
-can't be greater than max size 4``, ``Minimum capacity 8 can't be greater than desired size
-4``, as terraform-aws-modules/terraform-aws-eks#3306 and eksctl users quote them): the next
-look asks limits that hold it."""
-_NO_INSTANCE_TYPES = "The following supplied instance types do not exist"
-"""How EKS's ``InvalidParameterException`` begins for instance types EC2 has not in the region
-(``... do not exist: [m5n.large, m5zn.large]``): the study's ``nodePool.instanceTypes`` to fix."""
-_NO_CLUSTER = "No cluster found"
-"""How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
-for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
-_NO_TEMPLATE = {"InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"}
-"""EC2's codes for a launch template it does not have (asked by name, or by id)."""
-_TEMPLATE_TAKEN = "InvalidLaunchTemplateName.AlreadyExistsException"
-"""EC2's code for a launch template name in use: made meanwhile by another run of the same create."""
-_UNSET = (NoCredentialsError, PartialCredentialsError, NoRegionError)
-"""What botocore raises when the AWS configuration lacks credentials or a region: no retry
-brings them, so they are refusals naming what to set, not an unreachable EKS."""
-_NO_CREDENTIALS = ("no AWS credentials: give the service's Kubernetes service account katuna an IAM role (IRSA, or "
-                   "an EKS Pod Identity association); elsewhere set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                   "AWS_SECRET_ACCESS_KEY")
-_UNUSABLE = (SSOError, TokenRetrievalError, ProfileNotFound, InvalidConfigError, ConfigParseError)
-"""What botocore raises when the AWS configuration names credentials it cannot get: an SSO
-session never started or expired (``Error loading SSO Token: Token for ... does not exist``,
-``The SSO session associated with this profile has expired``), a profile the configuration
-lacks, a configuration it cannot read. They wait for someone to log in or fix a file, so they
-are refusals naming what to do, not an unreachable EKS asked again until ``--timeout``."""
-_NO_REGION = "no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)"
-_FIX_CONFIGURATION = "no retry helps: fix the AWS_* variables or the AWS profile (AWS_PROFILE, AWS_CONFIG_FILE)"
-_BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
-                 "_AUTO_SCALING, or the AWS profile's endpoint_url); no retry helps: fix it, or unset it for AWS's own")
-_PASSING = (BotoConnectionError, HTTPClientError, IncompleteReadError, ResponseParserError, MetadataRetrievalError,
-            CredentialRetrievalError, CapacityNotAvailableError)
-"""What botocore raises for a call the network, the endpoint or a credentials service failed
-for now: a connection refused, reset or timed out, an answer cut short or unreadable (a proxy's
-error page), the instance metadata or container credentials endpoint not answering, botocore's
-own retry quota spent. Any other error of botocore is raised before anything is sent, from the
-configuration or the request, and no retry changes it."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -169,91 +93,8 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
             raise NoRegionError()
         return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
                 session.client("ec2", config=bounded))
-    except (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError) as exc:
-        raise _translate(exc, region) from exc
-    except BotoCoreError as exc:
-        raise NodePoolFailed(f"the AWS configuration is invalid: {exc}; {_FIX_CONFIGURATION}") from exc
-    except ValueError as exc:
-        raise NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}") from exc
-
-
-def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", exc))
-
-
-def _no_cluster(exc: ClientError) -> bool:
-    """EKS's ``ResourceNotFoundException`` for the cluster a request names."""
-    return _code(exc) == "ResourceNotFoundException" and _message(exc).startswith(_NO_CLUSTER)
-
-
-@functools.cache
-def _regions() -> frozenset[str]:
-    """The regions botocore knows EKS in, in every partition."""
-    session = boto3.session.Session()
-    return frozenset(region for partition in session.get_available_partitions()
-                     for region in session.get_available_regions("eks", partition))
-
-
-def _no_region(exc: Exception, region: str | None) -> bool:
-    """Whether ``exc`` says the region is none of AWS's: a name botocore refuses, or one it
-    knows of nowhere whose endpoint does not answer (GKE's answer to a location it does not
-    have is a refusal naming the setting too). An endpoint of a region botocore knows not
-    answering is the network's fault, for now."""
-    return isinstance(exc, InvalidRegionError) or (
-        isinstance(exc, EndpointConnectionError) and region is not None and region not in _regions())
-
-
-def _unusable(exc: Exception) -> bool:
-    """Whether ``exc`` says the configured credentials cannot be had (:data:`_UNUSABLE`), or a
-    profile's ``credential_process`` failed; the container credentials endpoint (EKS Pod
-    Identity's agent) not answering is for now."""
-    return isinstance(exc, _UNUSABLE) or (
-        isinstance(exc, CredentialRetrievalError) and exc.kwargs.get("provider") != "container-role")
-
-
-def _translate(exc: Exception, region: str | None = None) -> Exception:
-    if _no_region(exc, region):
-        return NodePoolFailed(f"EKS has no region {region} (expected an AWS region, such as us-east-1): {exc}",
-                              REGION_SETTING)
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = _message(exc)
-        busy = (_code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message) or (
-            _code(exc) == "InvalidParameterException" and _OVERTAKEN.search(message) is not None)
-        if _code(exc) in _TEMPORARY or status >= 500 or busy:
-            return TemporaryError(f"EKS: {_code(exc)}: {message}")
-        field = "nodePool.instanceTypes" if message.startswith(_NO_INSTANCE_TYPES) else None
-        return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}", field)
-    if isinstance(exc, ParamValidationError):
-        return NodePoolFailed(f"botocore refused the request before sending it: {exc}; no retry helps")
-    if isinstance(exc, NoRegionError):
-        return NodePoolFailed(_NO_REGION, REGION_SETTING)
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return NodePoolFailed(f"{_NO_CREDENTIALS} ({exc})")
-    if _unusable(exc):
-        return NodePoolFailed(f"the AWS credentials could not be used: {exc}; log in again (`aws sso login`), or fix "
-                              "the AWS profile (AWS_PROFILE, its credential_process) or the credentials set")
-    if _bad_scheme(exc):
-        return NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}")
-    if isinstance(exc, _PASSING):
-        return TemporaryError(f"EKS is unreachable for now (tried again later): {exc}")
-    return NodePoolFailed(f"the AWS client refused to send the request: {exc}; {_FIX_CONFIGURATION}")
-
-
-def _about_template(exc: ClientError) -> bool:
-    """Whether EKS refused a create for its launch template (``InvalidParameterException``
-    naming one): the refusal of one EC2 does not have, among others."""
-    return _code(exc) == "InvalidParameterException" and "launch template" in _message(exc).lower()
-
-
-def _bad_scheme(exc: Exception) -> bool:
-    """Whether ``exc`` is botocore's wrapping of urllib3's refusal of an endpoint URL's scheme
-    (``ftp://``), raised at each call, never sent."""
-    return isinstance(exc, HTTPClientError) and isinstance(exc.kwargs.get("error"), LocationValueError)
+    except (BotoCoreError, ValueError) as exc:
+        raise set_up_failure(exc, region) from exc
 
 
 class EksNodePools:
@@ -266,6 +107,7 @@ class EksNodePools:
         self.eks = eks
         self.autoscaling = autoscaling
         self.ec2 = ec2
+        self.templates = LaunchTemplates(cluster, ec2, self._failed)
 
     def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
         """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent
@@ -273,7 +115,7 @@ class EksNodePools:
         try:
             return getattr(self.eks, method)(**request)
         except ClientError as exc:
-            if absent_ok and _code(exc) == "ResourceNotFoundException" and not _no_cluster(exc):
+            if absent_ok and code(exc) == "ResourceNotFoundException" and not no_cluster(exc):
                 return {}
             raise self._refusal(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
@@ -282,15 +124,15 @@ class EksNodePools:
     def _failed(self, exc: Exception) -> Exception:
         """katuna's error for a call that raised ``exc`` before or without EKS's answer, or with an
         EC2 or Auto Scaling one."""
-        return _translate(exc, self.eks.meta.region_name)
+        return translate(exc, self.eks.meta.region_name)
 
     def _refusal(self, exc: ClientError) -> Exception:
         """katuna's error for one EKS answered: a cluster EKS does not have is the settings' fault
         (a typo, or another region), never an absent group."""
-        if _no_cluster(exc):
+        if no_cluster(exc):
             return NodePoolFailed(f"EKS has no cluster {self.cluster.name} in region {self.eks.meta.region_name}: "
-                                  f"{_message(exc)}", CLUSTER_SETTING)
-        return _translate(exc)
+                                  f"{message(exc)}", CLUSTER_SETTING)
+        return translate(exc)
 
     def _group(self, name: str) -> dict[str, Any] | None:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
@@ -325,49 +167,35 @@ class EksNodePools:
 
     def _create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
         """Create the group, absent when looked for, with its launch template: whether EKS took
-        the create (not when it answers that the group exists, made meanwhile)."""
+        the create (not when it answers that the group exists, made meanwhile). A create refused
+        because the template is gone (deleted between its look and the create by the end of an
+        earlier group of the same name, whose template it is: named by its content) makes it
+        again and asks once more."""
         self._check_subnets()
-        self._make_template(pool)
+        self.templates.make(pool)
+        try:
+            return self._ask_create(pool, owner, request_id)
+        except ClientError as exc:
+            if not about_template(exc) or self.templates.exists(pool):
+                raise self._refusal(exc) from exc
+        self.templates.make(pool)
+        try:
+            return self._ask_create(pool, owner, request_id)
+        except ClientError as exc:
+            raise self._refusal(exc) from exc
+
+    def _ask_create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
+        """Ask EKS for the group: whether it took the create; False where it answers that the
+        group exists. Its other refusals are raised as EKS's, for the caller to read."""
         try:
             self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
             return True
         except ClientError as exc:
-            if _code(exc) == "ResourceInUseException":
+            if code(exc) == "ResourceInUseException":
                 return False
-            if not _about_template(exc) or self._has_template(pool):
-                raise self._refusal(exc) from exc
+            raise
         except (BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
-        return self._create_again(pool, owner, request_id)
-
-    def _create_again(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
-        """The create EKS refused because the group's launch template was gone: deleted between
-        its look and the create by the end of an earlier group of the same name (its template is
-        named by its content, so the same one; :meth:`_drop_templates`). Made again, and the
-        create asked once more."""
-        self._make_template(pool)
-        try:
-            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
-            return True
-        except ClientError as exc:
-            if _code(exc) != "ResourceInUseException":
-                raise self._refusal(exc) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-        return False
-
-    def _has_template(self, pool: NodePool) -> bool:
-        """Whether EC2 has the group's launch template (:func:`infra.eks_requests.template_name`)."""
-        try:
-            self.ec2.describe_launch_templates(LaunchTemplateNames=[template_request(self.cluster, pool)[
-                "LaunchTemplateName"]])
-            return True
-        except ClientError as exc:
-            if _code(exc) not in _NO_TEMPLATE:
-                raise self._failed(exc) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-        return False
 
     def _check_subnets(self) -> None:
         """Refuse, before anything is created, subnets that cannot hold the cluster's node groups
@@ -389,49 +217,6 @@ class EksNodePools:
         if problem:
             raise NodePoolFailed(problem, SUBNETS_SETTING)
 
-    def _make_template(self, pool: NodePool) -> None:
-        """Create the group's launch template unless it exists: a create delivered twice, or one
-        whose earlier run stopped before the group, finds the template made then (its name
-        follows from its content), and one made meanwhile by another run is that run's. No
-        ``ClientToken``: EC2 would answer a token used again with the template it made for it,
-        even one deleted since with the group it was for."""
-        request = template_request(self.cluster, pool)
-        try:
-            self.ec2.describe_launch_templates(LaunchTemplateNames=[request["LaunchTemplateName"]])
-            return
-        except ClientError as exc:
-            if _code(exc) not in _NO_TEMPLATE:
-                raise self._failed(exc) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-        try:
-            self.ec2.create_launch_template(**request)
-        except ClientError as exc:
-            if _code(exc) != _TEMPLATE_TAKEN:
-                raise self._failed(exc) from exc
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-
-    def _drop_templates(self, name: str) -> None:
-        """Delete the launch templates katuna made for the group ``name``, which is gone (EKS
-        launches a group's nodes from its template until then); one deleted meanwhile is gone too.
-        The group is looked for again once they are listed: a create of a group of the same name
-        (another study's, another service's) may have taken the same template since the group was
-        found gone, and its group keeps it. A create that finds it gone at its own create makes
-        it again (:meth:`_create_again`)."""
-        try:
-            found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
-            if found["LaunchTemplates"] and self._group(name) is not None:
-                return
-            for template in found["LaunchTemplates"]:
-                try:
-                    self.ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
-                except ClientError as exc:
-                    if _code(exc) not in _NO_TEMPLATE:
-                        raise
-        except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
         group = self._group(pool.name)
@@ -447,6 +232,10 @@ class EksNodePools:
         if (scaling["minSize"], scaling["maxSize"]) != (low, desired):
             self._update(scaling_request(self.cluster, pool.name, low, desired, desired, request_id))
         return PoolChange(f"{SHRINK}:{pool.name}:{low}:{high}:{desired}")
+
+    def _drop_templates(self, name: str) -> None:
+        """Delete the gone group's launch templates, unless a group of its name is back."""
+        self.templates.drop(name, lambda: self._group(name) is not None)
 
     def _update(self, request: dict[str, Any]) -> str:
         """Ask for a scaling update; the operation that names it, with the id of EKS's Update."""

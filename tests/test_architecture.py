@@ -24,8 +24,8 @@ VENDORS = {
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
     "google": "infra/gke.py",
-    "boto3": "infra/eks.py",
-    "botocore": "infra/eks.py",
+    "boto3": ("infra/eks.py", "infra/eks_errors.py"),
+    "botocore": ("infra/eks.py", "infra/eks_errors.py", "infra/eks_templates.py"),
     "prometheus_client": "functions/adapters/prometheus.py",
     "skopt": "functions/core/skopt_sampler.py",
 }

@@ -13,7 +13,8 @@ from infra.eks_requests import CLUSTER_TAG
 
 PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
-           "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"}}
+           "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"},
+           "eks_templates.py": {"ec2": "ec2"}}
 """For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
 one by name) and the cloud service it speaks to."""
 NOT_CALLS = {"get_waiter"}
