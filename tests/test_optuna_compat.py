@@ -180,14 +180,14 @@ def test_optunas_grid_sampler_runs_the_points_of_known_results_again():
     assert set(_grid_points(optuna.samplers.GridSampler(GRID_SPACE, seed=5), known, 9)) >= {(0.5, 2), (0.0, "a")}
 
 
-def test_the_grid_sampler_skips_the_points_of_known_results_in_its_seeds_order():
-    """A point known twice is skipped once; one off the grid covers nothing; the rest come in
-    the order of the seed's shuffle."""
-    known = [{"x": 0.5, "y": 2}, {"x": 0.0, "y": "a"}, {"x": 0.5, "y": 2}]
+def test_the_grid_sampler_skips_the_covered_points_in_its_seeds_order():
+    """The points it is told are covered are skipped, the rest come in the order of the seed's
+    shuffle; told none is covered (known results that lie on no point), it visits every point."""
+    known = [{"x": 0.5, "y": 2}, {"x": 0.0, "y": "a"}]
     every = _grid_points(optuna.samplers.GridSampler(GRID_SPACE, seed=5), [], 9)
-    points = _grid_points(KnownGridSampler(GRID_SPACE, seed=5, known=3), known, 7)
+    points = _grid_points(KnownGridSampler(GRID_SPACE, seed=5, covered=known), known, 7)
     assert points == [p for p in every if p not in {(0.5, 2), (0.0, "a")}]
-    off = _grid_points(KnownGridSampler({"x": [0.0, 1.0], "y": ["a"]}, seed=5, known=1), [{"x": 0.5, "y": "a"}], 2)
+    off = _grid_points(KnownGridSampler({"x": [0.0, 1.0], "y": ["a"]}, seed=5, covered=[]), [{"x": 0.5, "y": "a"}], 2)
     assert sorted(off) == [(0.0, "a"), (1.0, "a")]
 
 

@@ -105,7 +105,7 @@ def grid_cover(spec: Study, taken: Sequence[KnownResult] | None) -> GridCover | 
     if spec.algorithm.name != "grid":
         return None
     known = known_results(spec, taken)
-    return GridCover(grid_size(spec.parameters), covered_points(spec.parameters, (k.params for k in known)))
+    return GridCover(grid_size(spec.parameters), len(covered_points(spec.parameters, (k.params for k in known))))
 
 
 def grid_points(record: StudyRecord) -> int | None:

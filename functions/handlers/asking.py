@@ -111,7 +111,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     study = optuna_study(record, deps)
     first = deps.store.optuna_history(spec.name)
     asked = min(wanted, ASKS_PER_EVENT)
-    known = len(known_results(spec, record.warm_results))
+    known = known_results(spec, record.warm_results)
     events = []
     for offset in range(asked):
         study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset, known)
