@@ -41,12 +41,11 @@ from functions.core.errors import (
 )
 from functions.core.field_lines import field_lines, located
 from functions.core.formats import in_definition, load_definition, parse_text
-from functions.core.history_cells import known_results
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.records import COMPLETED, STOPPED, StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
-from functions.core.spec import Study
+from functions.core.spec import Study, known_results
 from functions.core.store_port import stored_study
 from functions.core.trial_cap import admit
 from functions.core.trial_identity import study_problems
@@ -218,7 +217,7 @@ def _check_new_database(file: _StudyFile, spec: Study, definition: dict[str, Any
     submission, against what it holds."""
     if settings.db.exists():
         return
-    _, history = admit(spec, settings.limits, 0, 0, known=known_results(spec, None))
+    _, history = admit(spec, settings.limits, 0, 0, known=len(known_results(spec, None)))
     problems = [problem for problem in (missing_study(spec.warm_start, False), history) if problem is not None]
     if problems:
         _problems(file, InvalidStudy(in_definition(definition, problems)))

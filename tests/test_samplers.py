@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -19,7 +22,9 @@ from functions.core.formats import load_study
 from functions.core.records import RUNNING
 from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import distribution, sample
+from functions.core.space import distribution, sample, sampler_params
+from functions.core.spec import KnownResult, WarmStart
+from functions.core.trial_cap import grid_cover
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -348,3 +353,43 @@ def test_a_katib_bayesian_experiment_runs_locally(embedded, tmp_path: Path):
     trials = embedded.store.trials(spec.name)
     assert [t.state for t in trials] == ["COMPLETE"] * 3
     assert all(0.5 <= float(t.params["x"]) <= 4 for t in trials)
+
+
+def test_each_sampler_that_takes_a_warm_start_or_a_per_trial_sampler_says_so_in_the_registry():
+    """What :func:`build_sampler` gives a sampler beyond its settings is declared in the registry,
+    not read off its constructor: the flags agree with what each constructor takes."""
+    for name, kind in REGISTRY.items():
+        takes = set(inspect.signature(kind.factory).parameters)
+        assert (kind.told_known is not None) == bool({"known", "covered"} & takes), name
+        assert kind.random_outside == (kind.seed_per_study and "independent_sampler" in takes), name
+
+
+GRID_SPACE = [{"name": "x", "type": "float", "min": 0.1, "max": 0.7, "step": 0.2},
+              {"name": "n", "type": "int", "min": 1, "max": 9, "step": 4}]
+
+
+def test_the_grid_sampler_skips_exactly_the_points_the_trial_cap_counts_covered():
+    """One reckoning of a warm start's cover (:func:`functions.core.grid.covered_points`): the
+    sampler visits the points the trial cap leaves, each once, and no covered one. The known
+    results repeat a point, give an int as a float, and give one off its step, which covers
+    none (though the sampler's history holds it put on the step)."""
+    definition = study_definition(algorithm={"name": "grid", "seed": 3}, parameters=GRID_SPACE)
+    definition["trialTemplate"]["command"] += ["${trialParameters.n}"]
+    spec = parse_study(definition)
+    known = (KnownResult({"x": 0.3, "n": 5}, (1.0,)), KnownResult({"x": 0.3, "n": 5.0}, (1.0,)),
+             KnownResult({"x": 0.7, "n": 1}, (1.0,)), KnownResult({"x": 0.4, "n": 9}, (1.0,)))
+    cover = grid_cover(replace(spec, warm_start=WarmStart(trials=known)), None)
+    study = optuna.create_study()
+    space = {p.name: distribution(p) for p in spec.parameters}
+    study.add_trials([optuna.trial.create_trial(params=sampler_params(spec.parameters, k.params),
+                                                distributions=space, values=list(k.values)) for k in known])
+    visited = []
+    for number in range(len(known), len(known) + cover.left):
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, number, known)
+        trial = sample(study, spec.parameters)
+        visited.append((trial.params["x"], trial.params["n"]))
+        with contextlib.suppress(RuntimeError):  # the grid's last point stops the study
+            study.tell(trial, 0.0)
+    assert (cover.points, cover.covered) == (12, 2)
+    every = {(x, n) for x in (0.1, 0.3, 0.5, 0.7) for n in (1, 5, 9)}
+    assert sorted(visited) == sorted(every - {(0.3, 5), (0.7, 1)})

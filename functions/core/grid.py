@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from functions.core.parameters import ChoiceParameter, IntParameter, Parameter, decimals, same_value
 
@@ -50,25 +50,41 @@ def grid_index(parameter: Parameter, value: Any) -> int | None:
         return next((i for i, choice in enumerate(parameter.values) if same_value(choice, value)), None)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
-    step = parameter.step or 1
-    index = round((value - parameter.low) / step)
+    index = round((value - parameter.low) / (parameter.step or 1))
     if not 0 <= index < grid_count(parameter):
         return None
-    on_grid = parameter.low + index * step if isinstance(parameter, IntParameter) else \
-        _on_grid(parameter.low, step, index, decimals(parameter.low, step))
-    return index if on_grid == value else None
+    return index if grid_value(parameter, index) == value else None
 
 
-def covered_points(parameters: tuple[Parameter, ...], points: Iterable[Mapping[str, Any]]) -> int:
-    """How many points of the grid over ``parameters`` are among ``points`` (the parameters of
-    a warm start's known results): each counted once however often it is given; a point that
-    lacks a parameter, or has a value off its grid, covers none."""
+def grid_value(parameter: Parameter, index: int) -> Any:
+    """The ``index``-th of the values a grid search visits for the parameter
+    (:func:`grid_values`), found without listing them."""
+    if isinstance(parameter, ChoiceParameter):
+        return parameter.values[index]
+    step = parameter.step or 1
+    if isinstance(parameter, IntParameter):
+        return parameter.low + index * step
+    return _on_grid(parameter.low, step, index, decimals(parameter.low, step))
+
+
+def covered_points(parameters: tuple[Parameter, ...], points: Iterable[Mapping[str, Any]]) -> frozenset[tuple[int, ...]]:
+    """The points of the grid over ``parameters`` among ``points`` (the parameters of a warm
+    start's known results), each as where its values are in the parameters' grids
+    (:func:`grid_index`), once however often it is given; a point that lacks a parameter, or has
+    a value off its grid, covers none. The one reckoning of a warm start's cover: a grid study's
+    trial cap counts these points, and its sampler takes them as visited (:func:`grid_point`)."""
     covered = set()
     for point in points:
         where = tuple(grid_index(p, point[p.name]) if p.name in point else None for p in parameters)
         if None not in where:
-            covered.add(where)
-    return len(covered)
+            covered.add(cast(tuple[int, ...], where))
+    return frozenset(covered)
+
+
+def grid_point(parameters: tuple[Parameter, ...], where: tuple[int, ...]) -> dict[str, Any]:
+    """The point of the grid over ``parameters`` at ``where`` (as :func:`covered_points` gives
+    it): each parameter's value as the grid sampler is given it (:func:`grid_values`)."""
+    return {p.name: grid_value(p, index) for p, index in zip(parameters, where, strict=True)}
 
 
 def grid_size(parameters: tuple[Parameter, ...]) -> int:

@@ -20,8 +20,6 @@ A trial's intermediate values are bounded by its study's share of the limit: wit
 
 from __future__ import annotations
 
-from collections.abc import Sized
-
 from functions.core.errors import Problem
 from functions.core.history import named_studies
 from functions.core.limits import PREFIX
@@ -43,12 +41,6 @@ def trial_values(spec: Study) -> int:
     """The values one trial of the study holds besides its intermediate values: its parameters
     and its objective values (a known result of a warm start holds as many)."""
     return len(spec.parameters) + len(spec.objectives)
-
-
-def known_results(spec: Study, taken: Sized | None) -> int:
-    """How many known results the study's warm start gives its history: those given inline and
-    those ``taken`` from an earlier study."""
-    return (len(spec.warm_start.trials) if spec.warm_start is not None else 0) + len(taken or ())
 
 
 def steps_kept(spec: Study, limit: int, known: int = 0, cap: int | None = None) -> int:

@@ -24,7 +24,7 @@ import math
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,13 +33,13 @@ from optuna.study import StudyDirection
 
 from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
-from functions.core.grid import grid_size, grid_values
+from functions.core.grid import covered_points, grid_point, grid_size, grid_values
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownGridSampler, KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import distributions, sample, stepped, values
-from functions.core.spec import Algorithm, Study
+from functions.core.spec import Algorithm, KnownResult, Study
 from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
@@ -63,26 +63,47 @@ class SamplerKind:
     libraries: tuple[str, ...] = ("numpy",)
     """The distributions, besides Optuna, whose release may change what it suggests for a seed
     (every sampler draws from numpy's random generator): a study records their versions."""
+    told_known: Callable[[tuple[Parameter, ...], Sequence[KnownResult]], dict[str, Any]] | None = None
+    """The settings a warm start's known results (the first trials of the study's history) give
+    it, where it treats them apart from its own trials; the others read them as any trial."""
+    random_outside: bool = False
+    """Seeded per study, it draws the parameters outside its space from an ``independent_sampler``
+    it is given, seeded per trial (else they would repeat the same value in every trial)."""
+
+
+def _known_count(parameters: tuple[Parameter, ...], known: Sequence[KnownResult]) -> dict[str, Any]:
+    """CMA-ES's first run starts from the known results: it is told how many open the history."""
+    return {"known": len(known)}
+
+
+def _covered_grid(parameters: tuple[Parameter, ...], known: Sequence[KnownResult]) -> dict[str, Any]:
+    """The grid sampler counts the points the known results cover as visited
+    (:func:`functions.core.grid.covered_points`, as the study's trial cap counts them); without
+    known results it visits Optuna's points in Optuna's order."""
+    if not known:
+        return {}
+    return {"covered": [grid_point(parameters, where) for where in covered_points(parameters, (k.params for k in known))]}
 
 
 REGISTRY: dict[str, SamplerKind] = {
     "random": SamplerKind(optuna.samplers.RandomSampler, {}, reusable=True),
-    "grid": SamplerKind(KnownGridSampler, {}, needs_grid=True, seed_per_study=True),
+    "grid": SamplerKind(KnownGridSampler, {}, needs_grid=True, seed_per_study=True, told_known=_covered_grid),
     "tpe": SamplerKind(optuna.samplers.TPESampler, {}, reusable=True),
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
     "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False, known_space=True,
-                         libraries=("numpy", "cmaes")),
+                         libraries=("numpy", "cmaes"), told_known=_known_count),
     "sobol": SamplerKind(KnownSpaceQMCSampler, {"qmc_type": "sobol", "skip_origin": True}, seed_per_study=True,
-                         known_space=True, libraries=("numpy", "scipy")),
-    "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True, libraries=("numpy", "scipy")),
+                         known_space=True, libraries=("numpy", "scipy"), random_outside=True),
+    "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True, libraries=("numpy", "scipy"),
+                       random_outside=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
     "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True,
                       libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
 }
 
-_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin", "known"}
+_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin", "known", "covered"}
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
@@ -245,21 +266,21 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def build_sampler(
-    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: int = 0
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: Sequence[KnownResult] = ()
 ) -> optuna.samplers.BaseSampler:
     """The sampler that suggests trial ``trial_number``; its state comes from the storage, whose
-    first ``known`` trials are a warm start's known results (CMA-ES starts from them, the grid
-    counts their points as visited; other samplers read them as any trial). Stepped values come out exactly on their step
-    (:class:`OnStepSampler`)."""
+    first trials are the ``known`` results of a warm start (:attr:`SamplerKind.told_known`:
+    CMA-ES starts from them, the grid counts their points as visited; other samplers read them
+    as any trial). Stepped values come out exactly on their step (:class:`OnStepSampler`)."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
-    if "known" in inspect.signature(kind.factory).parameters:
-        kwargs["known"] = known
+    if kind.told_known is not None:
+        kwargs |= kind.told_known(parameters, known)
     if isinstance(kwargs.get("gamma"), (int, float)):
         kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
     if kind.seed_per_study:
         kwargs["seed"] = algorithm.seed or 0
-        if "independent_sampler" in inspect.signature(kind.factory).parameters:
+        if kind.random_outside:
             kwargs["independent_sampler"] = optuna.samplers.RandomSampler(seed=trial_seed(algorithm.seed, trial_number))
     else:
         kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
@@ -282,7 +303,7 @@ _BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorit
 
 def sampler_for(
     current: optuna.samplers.BaseSampler | None, algorithm: Algorithm, parameters: tuple[Parameter, ...],
-    trial_number: int, known: int = 0,
+    trial_number: int, known: Sequence[KnownResult] = (),
 ) -> optuna.samplers.BaseSampler:
     """The sampler that suggests trial ``trial_number`` (``known`` as :func:`build_sampler` takes
     it): ``current`` reseeded when it was built here for the same algorithm and space and its

@@ -6,7 +6,7 @@ normalised native format, which parses to an equal study.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,3 +251,12 @@ class Study:
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
+
+
+def known_results(spec: Study, taken: Sequence[KnownResult] | None) -> tuple[KnownResult, ...]:
+    """The known results the study's warm start gives its sampler, in the order they open its
+    Optuna history: those given (inline or in a file), then those ``taken`` from an earlier
+    study (kept with the stored study; None where none were taken). Every count and use of them
+    starts here: the history's room, the grid's cover, the sampler's start."""
+    given = spec.warm_start.trials if spec.warm_start is not None else ()
+    return (*given, *(taken or ()))

@@ -30,7 +30,7 @@ from functions.core.history import history_problem
 from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
-from functions.core.spec import KnownResult, Study
+from functions.core.spec import KnownResult, Study, known_results
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
 MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
@@ -104,8 +104,8 @@ def grid_cover(spec: Study, taken: Sequence[KnownResult] | None) -> GridCover | 
     study, each point counted once, one off the grid not at all."""
     if spec.algorithm.name != "grid":
         return None
-    known = (*(spec.warm_start.trials if spec.warm_start is not None else ()), *(taken or ()))
-    return GridCover(grid_size(spec.parameters), covered_points(spec.parameters, (k.params for k in known)))
+    known = known_results(spec, taken)
+    return GridCover(grid_size(spec.parameters), len(covered_points(spec.parameters, (k.params for k in known))))
 
 
 def grid_points(record: StudyRecord) -> int | None:

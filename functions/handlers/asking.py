@@ -14,7 +14,6 @@ from optuna.trial import TrialState
 
 from functions.core import start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
-from functions.core.history_cells import known_results
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
     FAIL,
@@ -28,7 +27,7 @@ from functions.core.records import (
 )
 from functions.core.samplers import sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
-from functions.core.spec import KnownResult, Study
+from functions.core.spec import KnownResult, Study, known_results
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.store_port import has_study, trials_by_number
 from functions.core.trial_cap import grid_cover, grid_points, study_cap
@@ -61,8 +60,8 @@ def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
 
 def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
     """Give the sampler the study's known results, once: before its first trial, so they are
-    the first trials of its history (where the grid sampler finds the points they cover:
-    :class:`~functions.core.optuna_compat.KnownGridSampler`). Those of an earlier study are the
+    the first trials of its history (:func:`~functions.core.spec.known_results`, whose order
+    :func:`~functions.core.samplers.build_sampler` relies on). Those of an earlier study are the
     ones taken when the study was stored; a study stored before katuna took them reads that
     study now, and fails (the decision returned) where it is gone."""
     warm = record.spec.warm_start
@@ -78,7 +77,7 @@ def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
     study.add_trials([
         optuna.trial.create_trial(params=sampler_params(record.spec.parameters, k.params), distributions={n: space[n] for n in k.params},
                                   values=list(k.values))
-        for k in (*warm.trials, *(taken or ()))
+        for k in known_results(record.spec, taken)
     ])
     return None
 

@@ -28,11 +28,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
-from functions.core.history_cells import known_results, steps_kept
+from functions.core.history_cells import steps_kept
 from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
+from functions.core.spec import known_results
 from functions.handlers.asking import optuna_study, tell
 from functions.handlers.deps import Deps, study_here
 from functions.handlers.output import record_output
@@ -133,7 +134,7 @@ def _cap(record: StudyRecord, deps: Deps) -> int:
     (:func:`~functions.core.history_cells.steps_kept`), so that no study's Optuna history, which
     every process serving it loads, grows past what it was admitted for (a study without
     ``maxTrials`` its share as one of the trials its cap allows)."""
-    return steps_kept(record.spec, deps.limits.history_cells, known_results(record.spec, record.warm_results),
+    return steps_kept(record.spec, deps.limits.history_cells, len(known_results(record.spec, record.warm_results)),
                       record.max_trials)
 
 

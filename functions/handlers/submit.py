@@ -15,11 +15,10 @@ from typing import Any, NoReturn
 from functions.core import resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, Problem, StudyConflict
-from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
-from functions.core.spec import KnownResult, Study
+from functions.core.spec import KnownResult, Study, known_results
 from functions.core.store_port import has_study
 from functions.core.trial_cap import admit, covered_problem
 from functions.core.warm import missing_study, nothing_taken, over_limit
@@ -112,7 +111,7 @@ def raised_budget(deps: Deps, stored: StudyRecord, spec: Study, definition: dict
     (:class:`InvalidStudy` at ``maxTrials``, nothing changed). The trial cap of a study without
     ``maxTrials`` (:mod:`functions.core.trial_cap`); None for one with it."""
     counts = deps.store.count_trials(stored.name)
-    return _admitted(deps, stored.name, spec, definition, known_results(spec, stored.warm_results),
+    return _admitted(deps, stored.name, spec, definition, len(known_results(spec, stored.warm_results)),
                      counts.created, counts.finished)
 
 
@@ -137,7 +136,7 @@ def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
     inline and ``taken`` from an earlier study). A name Optuna holds a study of already (made
     through Optuna directly) counts what that study holds. The trial cap of a study without
     ``maxTrials``, which those limits set (:mod:`functions.core.trial_cap`); None for one with it."""
-    return _admitted(deps, spec.name, spec, definition, known_results(spec, taken))
+    return _admitted(deps, spec.name, spec, definition, len(known_results(spec, taken)))
 
 
 def _admitted(deps: Deps, name: str, spec: Study, definition: dict[str, Any], known: int, made: int = 0,

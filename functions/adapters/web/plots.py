@@ -38,7 +38,7 @@ from functions.core.parameters import CategoricalParameter, Parameter
 from functions.core.pareto import pareto_front
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
-from functions.core.spec import Study
+from functions.core.spec import Study, known_results
 from functions.core.spread import spread
 
 CONTOUR_TRIALS = 300
@@ -108,7 +108,7 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
         raise NoChart(NOT_STARTED) from exc
     spec = record.spec
     study = _as_shown(study, spec.parameters, as_text=kind != "parallel")
-    study.own_from = known_results(record) if kind == "pareto" else 0
+    study.own_from = len(known_results(spec, record.warm_results)) if kind == "pareto" else 0
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
     index = min(max(objective, 0), len(spec.objectives) - 1)
@@ -144,13 +144,6 @@ def _serialized(fig, kind: str, notes: list[str]) -> str:
         return plotly.io.to_json(fig, validate=False)
     fig.update_layout(title=title, margin=margin, template="plotly_white")
     return fig.to_json()
-
-
-def known_results(record: StudyRecord) -> int:
-    """How many known results of a warm start come before the study's own trials in Optuna's
-    storage: those given inline and those taken from an earlier study."""
-    warm = record.spec.warm_start
-    return 0 if warm is None else len(warm.trials) + len(record.warm_results or ())
 
 
 def _as_shown(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...], as_text: bool) -> _ReadOnlyStudy:
