@@ -238,6 +238,46 @@ def test_a_workflow_step_reading_what_its_engine_fills_in_is_taken_where_trials_
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+def reading_from_the_pod() -> dict:
+    """An Experiment whose primary container reads a variable from a Secret, one from the pod's
+    labels and every key of a ConfigMap, beside a plain one; a sidecar reads one too."""
+    doc = experiment()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "data", "key": "api-key"}}},
+        {"name": "TRIAL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['katib.kubeflow.org/trial']"}}}]
+    pod["containers"][0]["envFrom"] = [{"configMapRef": {"name": "settings"}}]
+    pod["containers"].append({"name": "side", "image": "busybox", "command": ["sleep", "1"],
+                              "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]})
+    return doc
+
+
+def test_a_variable_kubernetes_reads_from_elsewhere_is_refused_where_trials_run_on_this_machine(client):
+    """A local trial has no pod: a variable read from a Secret, a ConfigMap or the pod's fields
+    would be unset in every trial, where the same trial on a cluster gets it. Each is named, and
+    what it reads from; the sidecar's is not run here, so not refused."""
+    answer = client.post("/studies", data=yaml.safe_dump(reading_from_the_pod()), content_type="application/yaml")
+    assert answer.status_code == 422, answer.get_json()
+    found = {p["path"].removeprefix("spec.trialTemplate.trialSpec.spec.template.spec.containers[0]."): p["message"]
+             for p in answer.get_json()["problems"]}
+    assert list(found) == ["env[1].valueFrom", "env[2].valueFrom", "envFrom[0]"]
+    assert found["env[1].valueFrom"].startswith("variable 'API_KEY' is read from key 'api-key' of Secret 'data' "
+                                                "when Kubernetes starts the container")
+    assert "the pod's field \"metadata.labels['katib.kubeflow.org/trial']\"" in found["env[2].valueFrom"]
+    assert found["envFrom[0]"].startswith("every variable it names is read from ConfigMap 'settings'")
+    assert all("the trial would run without it: expected a plain value here" in m for m in found.values())
+    assert client.get("/studies/katib-exp").status_code == 404, "nothing is stored"
+
+
+def test_a_variable_kubernetes_reads_from_elsewhere_is_taken_where_trials_run_on_a_cluster():
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    spec, definition = load_study(yaml.safe_dump(reading_from_the_pod()))
+    check_study(spec, definition, Settings(), runs_jobs=True)
+
+
 def misspelt() -> dict:
     """An Experiment whose Job trialSpec has two fields a Job does not have."""
     doc = experiment()
