@@ -278,6 +278,28 @@ def test_a_variable_kubernetes_reads_from_elsewhere_is_taken_where_trials_run_on
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+@pytest.mark.parametrize("word", ["--data=${DATA_DIR}/train", "--out=$HOME/runs", "${LOG_DIR:-/tmp}"])
+def test_a_shell_expansion_in_a_primary_command_katib_runs_through_its_shell_is_refused(word: str):
+    """Katib's collector wraps the primary container as ``sh -c "<command and args joined>"``, so
+    its shell expands ``$HOME``; katuna runs the command without a shell, and the program would
+    get it as written. Refused naming the field; in a ``sh -c`` script, or a container Katib does
+    not wrap (a sidecar), it stays, and a Kubernetes ``$(NAME)`` is the kubelet's."""
+    doc = experiment()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["args"] = ["$(POD_IP)", word]
+    pod["containers"].append({"name": "side", "image": "busybox", "command": ["echo", word]})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    [problem] = caught.value.problems
+    assert problem.path == "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].args[1]"
+    assert "which a shell expands: Katib's collector runs the primary container's command and args as one sh -c " \
+           "line" in problem.message
+    assert "expected the command as a script (command: [sh, -c, '<the command line>'])" in problem.message
+    script = " ".join(pod["containers"][0].pop("command")) + " " + " ".join(pod["containers"][0].pop("args"))
+    pod["containers"][0]["command"] = ["sh", "-c", script]
+    load_study(yaml.safe_dump(doc))
+
+
 def misspelt() -> dict:
     """An Experiment whose Job trialSpec has two fields a Job does not have."""
     doc = experiment()
