@@ -22,6 +22,7 @@ from functions.core.trial_spec import (
     TEMPLATE_FOLDER,
     local_engine_fields,
     local_entrypoint,
+    local_env_sources,
     local_folder,
     relative_pod_folders,
 )
@@ -98,7 +99,8 @@ def _local_problems(spec: Study) -> list[Problem]:
     folder or one several trials would write at once, a ``trialSpec`` primary container with no
     ``command`` (a local process runs no image, so the image's entrypoint its ``args`` go to is
     unknown: a cluster runs it) or one reading what an Argo Workflow or Tekton PipelineRun fills
-    in (a local process runs it without the engine), or a field a ``batch/v1`` Job does not have
+    in (a local process runs it without the engine) or a variable Kubernetes reads from elsewhere
+    (a Secret, a ConfigMap, the pod's fields: a local process has no pod), or a field a ``batch/v1`` Job does not have
     in a Job ``trialSpec`` (a cluster's dry run refuses it where trials run as Jobs:
     :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
@@ -108,7 +110,8 @@ def _local_problems(spec: Study) -> list[Problem]:
     labels = dict(template.primary_pod_labels) or None
     entrypoint = local_entrypoint(template.trial_spec, template.primary_container, labels)
     return (path + ([entrypoint] if entrypoint is not None else [])
-            + local_engine_fields(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
+            + local_engine_fields(template.trial_spec, template.primary_container, labels)
+            + local_env_sources(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
 
 
 def _shared_metrics_file(spec: Study) -> list[Problem]:

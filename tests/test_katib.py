@@ -14,8 +14,14 @@ from conftest import TRIAL
 from http_helpers import KATUNA, Service
 from test_cli import here
 
+from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
+from functions.core.job import render_job
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.trial_spec import located_containers
+from functions.core.validate import parse_study
 
 ROOT = Path(__file__).parent.parent
 
@@ -67,6 +73,61 @@ def test_an_experiment_runs_locally_as_its_primary_container(embedded, tmp_path:
     trials = embedded.store.trials("katib-exp")
     assert len(trials) == 4 and all(t.state == "COMPLETE" for t in trials)
     assert all(t.values[0] == pytest.approx((t.params["x"] - 2) ** 2, abs=1e-5) for t in trials)
+
+
+NAMED_TRIAL = ("import os, sys\n"
+               "name = os.environ.get('KATIB_TRIAL_NAME')\n"
+               "sys.exit(f'no KATIB_TRIAL_NAME') if name is None else print(f'loss={name.rsplit(\"-\", 1)[1]}')\n")
+"""A trial that reads its Trial's name as Katib's pod webhook passes it, and fails without it."""
+
+
+def test_a_local_trial_reads_its_trial_name_from_katib_trial_name(embedded, tmp_path: Path):
+    """Katib gives every trial's primary container ``KATIB_TRIAL_NAME`` (its SDK's
+    ``report_metrics`` reads it, as may a program naming its outputs after its trial)."""
+    doc = experiment(maxTrialCount=2, parallelTrialCount=1)
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "-c", NAMED_TRIAL, "${trialParameters.position}"]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    assert embedded.run("katib-exp").status == "completed"
+    assert sorted(t.values[0] for t in embedded.store.trials("katib-exp")) == [0.0, 1.0]
+
+
+def _pytorch_job() -> dict:
+    """A Katib Experiment whose trial is a PyTorchJob, master and worker both ``pytorch``."""
+    doc = experiment()
+    replica = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [
+        {"name": "pytorch", "image": "python:3.12", "command": ["python3", "train.py", "--x=${trialParameters.position}"]},
+        {"name": "sidecar", "image": "busybox", "command": ["sleep", "1"]}]}}}
+    doc["spec"]["trialTemplate"]["primaryContainerName"] = "pytorch"
+    doc["spec"]["trialTemplate"]["trialSpec"] = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {
+        "pytorchReplicaSpecs": {"Master": copy.deepcopy(replica), "Worker": copy.deepcopy(replica)}}}
+    return doc
+
+
+@pytest.mark.parametrize("doc", [experiment(), _pytorch_job()], ids=["Job", "PyTorchJob"])
+def test_a_trial_workload_gives_katib_trial_name_to_every_container_named_primary(doc: dict):
+    """As Katib's pod webhook does for every pod of a trial: the Job's primary container, and a
+    PyTorchJob's master's and workers' ``pytorch`` containers, hold the Trial's name (the same
+    on a later attempt); no other container does."""
+    spec, definition = load_study(yaml.safe_dump(doc))
+    record = StudyRecord(spec, definition, "/somewhere", "uid")
+    for attempt in (1, 2):
+        rendered = render_job(trial_launch(record, TrialRecord(spec.name, 7, {"x": 0.5}, attempt=attempt)), Cluster())
+        named = {(where, own): [e.get("value") for e in c.get("env") or [] if e["name"] == "KATIB_TRIAL_NAME"]
+                 for where, _, own, c in located_containers(rendered)}
+        primary = doc["spec"]["trialTemplate"]["primaryContainerName"]
+        assert named and all(found == (["katib-exp-7"] if own == primary else []) for (_, own), found in named.items())
+
+
+def test_a_native_study_gets_no_katib_trial_name(tmp_path: Path):
+    definition = {"name": "native", "objective": {"metric": "loss", "direction": "minimize"}, "maxTrials": 1,
+                  "parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}],
+                  "trialTemplate": {"command": ["python3", "t.py", "${trialParameters.x}"], "image": "python:3.12"}}
+    spec = parse_study(definition)
+    launch = trial_launch(StudyRecord(spec, definition, str(tmp_path), "uid"), TrialRecord(spec.name, 0, {"x": 0.5}))
+    assert "KATIB_TRIAL_NAME" not in launch.env
+    assert "KATIB_TRIAL_NAME" not in str(render_job(launch, Cluster()))
 
 
 def test_a_local_trial_fails_at_its_jobs_active_deadline_as_kubernetes_fails_the_job(embedded, tmp_path: Path):
@@ -175,6 +236,68 @@ def test_a_workflow_step_reading_what_its_engine_fills_in_is_taken_where_trials_
 
     spec, definition = load_study((EXAMPLES / "katib-argo-workflow.yaml").read_text())
     check_study(spec, definition, Settings(), runs_jobs=True)
+
+
+def reading_from_the_pod() -> dict:
+    """An Experiment whose primary container reads a variable from a Secret, one from the pod's
+    labels and every key of a ConfigMap, beside a plain one; a sidecar reads one too."""
+    doc = experiment()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "data", "key": "api-key"}}},
+        {"name": "TRIAL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['katib.kubeflow.org/trial']"}}}]
+    pod["containers"][0]["envFrom"] = [{"configMapRef": {"name": "settings"}}]
+    pod["containers"].append({"name": "side", "image": "busybox", "command": ["sleep", "1"],
+                              "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]})
+    return doc
+
+
+def test_a_variable_kubernetes_reads_from_elsewhere_is_refused_where_trials_run_on_this_machine(client):
+    """A local trial has no pod: a variable read from a Secret, a ConfigMap or the pod's fields
+    would be unset in every trial, where the same trial on a cluster gets it. Each is named, and
+    what it reads from; the sidecar's is not run here, so not refused."""
+    answer = client.post("/studies", data=yaml.safe_dump(reading_from_the_pod()), content_type="application/yaml")
+    assert answer.status_code == 422, answer.get_json()
+    found = {p["path"].removeprefix("spec.trialTemplate.trialSpec.spec.template.spec.containers[0]."): p["message"]
+             for p in answer.get_json()["problems"]}
+    assert list(found) == ["env[1].valueFrom", "env[2].valueFrom", "envFrom[0]"]
+    assert found["env[1].valueFrom"].startswith("variable 'API_KEY' is read from key 'api-key' of Secret 'data' "
+                                                "when Kubernetes starts the container")
+    assert "the pod's field \"metadata.labels['katib.kubeflow.org/trial']\"" in found["env[2].valueFrom"]
+    assert found["envFrom[0]"].startswith("every variable it names is read from ConfigMap 'settings'")
+    assert all("the trial would run without it: expected a plain value here" in m for m in found.values())
+    assert client.get("/studies/katib-exp").status_code == 404, "nothing is stored"
+
+
+def test_a_variable_kubernetes_reads_from_elsewhere_is_taken_where_trials_run_on_a_cluster():
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    spec, definition = load_study(yaml.safe_dump(reading_from_the_pod()))
+    check_study(spec, definition, Settings(), runs_jobs=True)
+
+
+@pytest.mark.parametrize("word", ["--data=${DATA_DIR}/train", "--out=$HOME/runs", "${LOG_DIR:-/tmp}"])
+def test_a_shell_expansion_in_a_primary_command_katib_runs_through_its_shell_is_refused(word: str):
+    """Katib's collector wraps the primary container as ``sh -c "<command and args joined>"``, so
+    its shell expands ``$HOME``; katuna runs the command without a shell, and the program would
+    get it as written. Refused naming the field; in a ``sh -c`` script, or a container Katib does
+    not wrap (a sidecar), it stays, and a Kubernetes ``$(NAME)`` is the kubelet's."""
+    doc = experiment()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["args"] = ["$(POD_IP)", word]
+    pod["containers"].append({"name": "side", "image": "busybox", "command": ["echo", word]})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    [problem] = caught.value.problems
+    assert problem.path == "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].args[1]"
+    assert "which a shell expands: Katib's collector runs the primary container's command and args as one sh -c " \
+           "line" in problem.message
+    assert "expected the command as a script (command: [sh, -c, '<the command line>'])" in problem.message
+    script = " ".join(pod["containers"][0].pop("command")) + " " + " ".join(pod["containers"][0].pop("args"))
+    pod["containers"][0]["command"] = ["sh", "-c", script]
+    load_study(yaml.safe_dump(doc))
 
 
 def misspelt() -> dict:

@@ -77,3 +77,16 @@ def test_a_job_with_a_manual_selector_has_its_pods_found_by_katunas_own_labels(s
     assert (study["status"], trial["state"], trial["value"], trial["attempt"]) == ("completed", "COMPLETE", 0.25, 1), trial
     (pod,) = [p for p in kube.pods.values() if p["metadata"]["labels"].get("katuna.dev/study") == "manual"]
     assert "batch.kubernetes.io/job-name" not in pod["metadata"]["labels"], "the stand-in labels as the API does"
+
+
+def test_a_trial_pod_reads_its_trial_name_from_katib_trial_name(service: Service):
+    """Katib's pod webhook gives a trial's primary container ``KATIB_TRIAL_NAME``, the Trial's
+    name; a trial that needs it runs on the cluster too."""
+    program = ("import os, sys\nname = os.environ.get('KATIB_TRIAL_NAME')\n"
+               "sys.exit('no KATIB_TRIAL_NAME') if name != 'named-0' else print('loss=0.75')\n")
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("named", program)),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("named", timeout=120)
+    trial = service.json("GET", "/studies/named/trials")[1][0]
+    assert (study["status"], trial["state"], trial["value"]) == ("completed", "COMPLETE", 0.75), trial

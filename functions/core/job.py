@@ -320,17 +320,35 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         spec["activeDeadlineSeconds"] = job_deadline(request, cluster)
     metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
     if request.trial_spec is not None:
-        katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
+        katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_") or k == katib_trials.TRIAL_NAME_ENV}
         del spec["template"]["spec"]["containers"]
         added = _added_to_trial_spec(request, cluster)
         if not is_job(request):
-            return trial_spec.render_workload(request.trial_spec, request.primary_container,
-                                              request.primary_pod_labels, request.params or {}, metadata, pod,
-                                              katuna_env, added, spec["ttlSecondsAfterFinished"],
-                                              request.typed_fields, POD_ANNOTATIONS, request.retain)
+            workload = trial_spec.render_workload(request.trial_spec, request.primary_container,
+                                                  request.primary_pod_labels, request.params or {}, metadata, pod,
+                                                  katuna_env, added, spec["ttlSecondsAfterFinished"],
+                                                  request.typed_fields, POD_ANNOTATIONS, request.retain)
+            _trial_named_in_every_replica(workload, request)
+            return workload
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, added, request.typed_fields)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def _trial_named_in_every_replica(workload: dict[str, Any], request: TrialLaunch) -> None:
+    """Katib's :data:`~functions.core.katib_trials.TRIAL_NAME_ENV`, where the launch has it, in
+    every container of the workload named as its primary one (each replica's: a PyTorchJob's
+    workers', each Argo step's), as Katib's pod webhook gives it to every pod of a trial; the
+    primary container has it already, with katuna's variables."""
+    value = request.env.get(katib_trials.TRIAL_NAME_ENV)
+    if value is None:
+        return
+    entry = {"name": katib_trials.TRIAL_NAME_ENV, "value": value}
+    name = trial_spec.primary_container_name(workload, request.primary_container, request.primary_pod_labels)
+    for _, _, own, container in trial_spec.located_containers(workload):
+        if own == name and isinstance(container, dict):
+            given = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") == entry["name"])]
+            container["env"] = [*given, entry]
 
 
 def render_trial(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:

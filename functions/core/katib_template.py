@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template, trial_kinds
+from functions.core import inline_code, template, trial_kinds
 from functions.core.errors import Problem
+from functions.core.trial_spec import located_containers, primary_container
 
 PATH = "spec.trialTemplate"
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
@@ -27,6 +28,9 @@ NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster whe
 convert``, a service whose trials run as local processes)."""
 KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
+SHELL_EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})")
+"""What a shell expands in a word: ``$HOME``, ``${DATA_DIR}``, ``${OUT:-/tmp}`` (a Kubernetes
+``$(NAME)`` is the kubelet's, which it expands before any shell runs)."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -49,6 +53,7 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
     _retried_as_in_katib(out["trialSpec"])
+    problems += _expanded_by_katibs_shell(trial)
     for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
         if trial.get(key):
             out[key] = trial[key]
@@ -63,6 +68,37 @@ def _retried_as_in_katib(trial_spec: Any) -> None:
     spec = trial_spec.get("spec") if known is not None and known.kind == "Job" else None
     if isinstance(spec, dict) and spec.get("backoffLimit") is None:
         spec["backoffLimit"] = KUBERNETES_BACKOFF_LIMIT
+
+
+def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
+    """A shell's expansion (:data:`SHELL_EXPANSION`) in the primary container's command or args
+    where they start no shell. Katib's pod webhook wraps that container for its collector (StdOut,
+    File or TensorFlowEvent) as ``sh -c "<command and args joined by spaces> 1>... 2>&1 && ..."``
+    (``wrapWorkerContainer`` in ``pkg/webhook/v1beta1/pod/utils.go``), so a shell expands
+    ``$HOME`` there; katuna runs the command as Kubernetes does, without a shell, and the program
+    would get it as written, every trial alike."""
+    trial_spec = trial.get("trialSpec")
+    if not isinstance(trial_spec, Mapping):
+        return []
+    labels = trial.get("primaryPodLabels") if isinstance(trial.get("primaryPodLabels"), Mapping) else None
+    container = primary_container(trial_spec, trial.get("primaryContainerName"), labels)
+    found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
+    if container is None or found is None:
+        return []
+    argv = [(f"{key}[{i}]", item) for key in ("command", "args") for i, item in enumerate(container.get(key) or [])]
+    if inline_code.shell_script([str(item) for _, item in argv]) is not None:
+        return []
+    problems = []
+    for field, item in argv:
+        met = SHELL_EXPANSION.search(template.OWN.sub("", str(item)))
+        if met is not None:
+            problems.append(Problem(f"{PATH}.trialSpec.{found}.{field}", (
+                f"{str(item)!r:.200} holds {met.group()}, which a shell expands: Katib's collector runs the primary "
+                f"container's command and args as one sh -c line, where it is expanded, and katuna runs them as "
+                f"Kubernetes does, with no shell, so the program would get {met.group()} as written: expected the "
+                f"command as a script (command: [sh, -c, '<the command line>']), which a shell runs under both, or "
+                f"the value itself")))
+    return problems
 
 
 def without_trial_spec(spec: Mapping[str, Any]) -> bool:

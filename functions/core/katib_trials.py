@@ -35,8 +35,24 @@ trial_types.go, counted in the Experiment's ``trialsKilled``): a trial katuna st
 the study ended, which no early-stopping rule stopped."""
 
 
+TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"
+"""The variable holding the trial's Trial name, which Katib's pod webhook gives the primary
+container of every pod of a trial (its SDK's ``report_metrics`` reads it, and so may a program
+naming its checkpoints or outputs after its trial): katuna gives it to a Katib Experiment's
+trials, locally and on a cluster (:func:`trial_env`)."""
+
+
 def trial_name(experiment: str, number: int) -> str:
     return f"{experiment}-{number}"
+
+
+def trial_env(definition: Mapping[str, Any], experiment: str, number: int) -> dict[str, str]:
+    """:data:`TRIAL_NAME_ENV` with the Trial name of trial ``number`` of ``experiment``, for a
+    study whose stored ``definition`` is a Katib Experiment (none for any other study). The name
+    is the trial's, the same for each of its attempts, as Katib's is for each pod of its Job."""
+    if definition.get("apiVersion") != KATIB_API_VERSIONS[0] or definition.get("kind") != "Experiment":
+        return {}
+    return {TRIAL_NAME_ENV: trial_name(experiment, number)}
 
 
 TRIAL_LISTS = {WAITING: "pendingTrialList", RUNNING: "runningTrialList", COMPLETE: "succeededTrialList",

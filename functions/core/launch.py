@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.core import template, trial_spec
-from functions.core.katib_trials import trials_owner
+from functions.core.katib_trials import trial_env, trials_owner
 from functions.core.naming import job_name
 from functions.core.parameters import ChoiceParameter
 from functions.core.records import StudyRecord, TrialRecord
@@ -128,6 +128,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     local_dir = (container_dir if folder is not None and folder.in_container else None) or working_dir
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
+    env.update(trial_env(record.definition, spec.name, trial.number))
     return TrialLaunch(
         study=spec.name,
         uid=record.uid,

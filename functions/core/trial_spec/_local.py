@@ -78,6 +78,52 @@ def local_engine_fields(trial_spec: Mapping[str, Any], primary: str | None,
     return problems
 
 
+SOURCES = {"fieldRef": "the pod's field {fieldPath}", "resourceFieldRef": "the container's {resource}",
+           "secretKeyRef": "key {key} of Secret {name}", "configMapKeyRef": "key {key} of ConfigMap {name}",
+           "secretRef": "Secret {name}", "configMapRef": "ConfigMap {name}"}
+"""What Kubernetes reads a container's variables from when it starts it, by the field naming it."""
+
+
+def local_env_sources(trial_spec: Mapping[str, Any], primary: str | None,
+                      labels: Mapping[str, str] | None = None) -> list[Problem]:
+    """The primary container's variables that Kubernetes fills in when it starts the pod (an
+    ``env`` entry's ``valueFrom``, an ``envFrom`` source: a Secret, a ConfigMap, the pod's own
+    fields or the container's resources). A local trial has no pod, and nothing here to read
+    them from, so its process would start without them, every trial alike, and run on as if
+    they were unset, where the same trial on a cluster gets them."""
+    container = primary_container(trial_spec, primary, labels)
+    found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
+    if container is None or found is None:
+        return []
+    problems = []
+    for field, name, source in _env_sources(container):
+        problems.append(Problem(f"{PATH}.{found}.{field}", (
+            f"{name} is read from {source} when Kubernetes starts the container; {LOCAL} the primary container's "
+            f"command runs as a process, with no pod and nothing to read that from, so the trial would run without "
+            f"it: expected a plain value here (env[].value), or submit the study where trials run on Kubernetes")))
+    return problems
+
+
+def _env_sources(container: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """``(field, what it sets, where from)`` of each variable of ``container`` read from
+    elsewhere: each ``env[i].valueFrom`` and ``envFrom[i]``."""
+    for i, variable in enumerate(container.get("env") or []):
+        if isinstance(variable, Mapping) and isinstance(variable.get("valueFrom"), Mapping):
+            yield f"env[{i}].valueFrom", f"variable {variable.get('name')!r:.100}", _source(variable["valueFrom"])
+    for i, source in enumerate(container.get("envFrom") or []):
+        if isinstance(source, Mapping):
+            yield f"envFrom[{i}]", "every variable it names", _source(source)
+
+
+def _source(given: Mapping[str, Any]) -> str:
+    """Where a ``valueFrom`` or ``envFrom`` entry reads from, as a person names it."""
+    for key, text in SOURCES.items():
+        if isinstance(given.get(key), Mapping):
+            fields = {k: repr(str(v))[:100] for k, v in given[key].items()}
+            return text.format_map({"fieldPath": "?", "resource": "resources", "key": "?", "name": "?", **fields})
+    return "a source of the pod's"
+
+
 def _run_fields(container: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """``(path in the container, text)`` of what a local process gets: its command and args,
     its variables' values and its working folder."""
