@@ -265,9 +265,12 @@ class KubeStub(ApiServer, Workloads):
             self.nodes[obj["metadata"]["name"]] = obj
             self.history.record("ADDED", "nodes", obj)
 
-    def remove_node(self, name: str, reason: str = "TerminationByKubelet") -> None:
+    def remove_node(self, name: str, reason: str = "DeletionByPodGC") -> None:
         """The node goes away (a preemption, a scale-down): its running pods are disrupted with
-        ``reason`` and fail; the pod GC removes them."""
+        ``reason`` and fail; the pod GC removes them. By default its Node object goes with no
+        notice to its pods (a spot instance reclaimed with no handler, a pool deleted under
+        them): the pod GC marks each ``DisruptionTarget`` (``DeletionByPodGC``, "PodGC: node no
+        longer exists", ``gcOrphaned`` in pkg/controller/podgc) and deletes it."""
         with self.lock:
             obj = self.nodes.pop(name, None)
             self.unreachable.pop(name, None)
@@ -279,6 +282,16 @@ class KubeStub(ApiServer, Workloads):
             self.history.record("DELETED", "nodes", obj)
 
     preempt_node = remove_node
+
+    def restart_node(self, name: str) -> None:
+        """The node's VM stopped and came back under the same name before its kubelet could tell
+        the API (a GKE spot VM preempted, its graceful shutdown cut short, recreated by its
+        managed instance group): the kubelet, started again, fails the pods it finds bound there
+        that the API says run, having lost their containers (:meth:`~kube_standin.pod_ends.PodEnds.lose`)."""
+        with self.lock:
+            for pod in [p for p in self.pods.values() if p["spec"].get("nodeName") == name]:
+                if pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                    self.kubelets.lose(self, pod)
 
     def preempt_pod(self, namespace: str, name: str, reason: str = "PreemptionByScheduler") -> None:
         with self.lock:

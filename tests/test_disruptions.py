@@ -256,6 +256,56 @@ def test_a_pod_shut_down_with_its_node_without_the_condition_is_a_run_lost_thoug
         executor.stop(launch)
 
 
+def test_a_pod_whose_node_came_back_without_its_container_is_a_run_lost_though_it_failed_its_job(kube: KubeStub):
+    """A GKE spot VM preempted before its kubelet's graceful shutdown reached the API, and
+    recreated under the same name: the kubelet, back, finds no container of the pod the API
+    says runs, and fails it with the container ``ContainerStatusUnknown``, exit code 137, and no
+    ``DisruptionTarget`` condition. The Job counts it (``backoffLimit`` 0: the Job fails); the
+    trial did not exit 137, its run was lost: the attempt ends ``preempted``, to run again."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("rebooted", "u1", 0, 1, "rebooted-0",
+                         [c.replace("${trialParameters.x}", "1") for c in command], {}, ".", timeout=None,
+                         image="python:3.12", cluster=Cluster(namespace=NAMESPACE), max_attempts=2)
+    executor.launch(launch)
+    try:
+        pod = running_pod(kube, "rebooted-0", 1)
+        kube.restart_node(pod["spec"]["nodeName"])
+        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
+        assert kube.jobs[(NAMESPACE, "rebooted-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        [lost] = pods_of(kube, "rebooted-0")
+        assert lost["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "ContainerStatusUnknown"
+        assert "reason" not in lost["status"] and not [
+            c for c in lost["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+        assert (ended.data["outcome"], ended.data["message"]) == ("preempted", "every pod of its Job was disrupted")
+    finally:
+        executor.stop(launch)
+
+
+def test_a_pod_whose_containers_its_kubelet_lost_counts_as_a_run_lost_while_its_job_runs_on(kube: KubeStub):
+    """With a ``backoffLimit`` of the study's the Job replaces the pod its kubelet lost the
+    containers of; katuna counts it as a run lost, as a preempted one, so the attempt's pods
+    stay bounded by ``maxAttempts``."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("relost", "u1", 0, 1, "relost-0", [c.replace("${trialParameters.x}", "1") for c in command],
+                         {}, ".", timeout=None, image="python:3.12", cluster=Cluster(namespace=NAMESPACE, backoff_limit=5),
+                         max_attempts=2)
+    executor.launch(launch)
+    try:
+        for count in (1, 2):
+            pod = running_pod(kube, "relost-0", count)
+            assert executor.poll(launch) is None, "the trial may lose one pod"
+            kube.restart_node(pod["spec"]["nodeName"])
+        ended = executor.poll(launch)
+        assert ended is not None and (ended.data["outcome"], ended.data["disruptions"]) == ("preempted", 2)
+        assert ended.data["message"] == (
+            "its Job lost 2 pods (2 ContainerStatusUnknown: The container could not be located when the pod was "
+            "terminated): the trial lost 2 runs, and trialTemplate.maxAttempts is 2")
+    finally:
+        executor.stop(launch)
+
+
 def pod_of(phase: str, reason: str | None = None, init: dict | None = None, main: dict | None = None,
            condition: bool = False) -> client.V1Pod:
     """A pod as the client reads it: its init container ``fetch`` and its container ``trial`` in
@@ -293,4 +343,8 @@ def test_a_failed_init_container_is_the_trials_failure_and_a_node_shutdown_a_run
     for reason in ("Terminated", "Shutdown", "NodeShutdown"):
         assert not ran(pod_of("Failed", reason, main=killed)), reason
     assert ran(pod_of("Failed", "Evicted", main=killed)), "evicted over its own limit"
+    lost = {"terminated": {"exit_code": 137, "reason": "ContainerStatusUnknown",
+                           "message": "The container could not be located when the pod was terminated"}}
+    assert not ran(pod_of("Failed", main=lost)), "its kubelet lost its container (its node came back without it)"
+    assert ran(pod_of("Failed", "Evicted", main=lost)), "evicted over its own limit, its container gone since"
     assert not ran(pod_of("Failed", "Evicted", main=killed, condition=True)), "evicted for its node's pressure"

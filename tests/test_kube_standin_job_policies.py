@@ -79,6 +79,38 @@ def test_policies_a_cluster_refuses_are_refused_field_by_field(spec: dict, expec
     assert job_problems(job(**spec)) == expected
 
 
+def with_restart(restart: str | None, **spec: object) -> dict:
+    made = job(**spec)
+    made["spec"]["template"]["spec"]["restartPolicy"] = restart
+    return made
+
+
+@pytest.mark.parametrize(("made", "expected"), [
+    (with_restart("OnFailure", **policy({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]})),
+     'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'),
+    (with_restart("OnFailure", podFailurePolicy={}),
+     'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'),
+    (with_restart(None, **policy({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]})),
+     'Required value: valid values: "OnFailure", "Never"'),
+    (with_restart("Always"), 'Required value: valid values: "OnFailure", "Never"'),
+    (with_restart("Sometimes", podFailurePolicy={"rules": []}),
+     'Unsupported value: "Sometimes": supported values: "OnFailure", "Never"'),
+], ids=["OnFailure with a policy", "OnFailure with an empty policy", "none given (Always) with a policy", "Always",
+        "unknown, with a policy"])
+def test_a_restart_policy_a_job_refuses_is_refused_once_in_the_api_servers_words(made: dict, expected: str):
+    """``validateJobSpec`` judges the template's ``restartPolicy`` once (the pod's defaulting
+    makes a missing one ``Always``), a ``podFailurePolicy`` given (even with no rules) allowing
+    only ``Never``; ``OnFailure`` alone is taken."""
+    assert job_problems(made) == [("spec.template.spec.restartPolicy", expected)]
+    assert job_problems(with_restart("OnFailure")) == []
+
+
+def test_an_empty_pod_failure_policy_defaults_pods_to_be_replaced_only_once_failed():
+    assert defaulted(job(podFailurePolicy={}), "u")["spec"]["podReplacementPolicy"] == "Failed"
+    assert job_problems(job(podFailurePolicy={}, podReplacementPolicy="TerminatingOrFailed")) == [
+        ("spec.podReplacementPolicy", 'Unsupported value: "TerminatingOrFailed": supported values: "Failed"')]
+
+
 def test_a_job_counting_failures_per_index_is_defaulted_to_no_job_wide_limit():
     assert defaulted(job(completionMode="Indexed", completions=2, backoffLimitPerIndex=1), "u")["spec"][
         "backoffLimit"] == 2**31 - 1

@@ -22,6 +22,14 @@ turned off) the reason is all that says so."""
 KUBELET_ENDS = NODE_SHUTDOWN | {"Evicted"}
 """A failed pod's ``status.reason`` when its node's kubelet ended it: its node's shutdown
 (:data:`NODE_SHUTDOWN`), or evicted (node pressure, or over a local-storage limit)."""
+CONTAINER_LOST = "ContainerStatusUnknown"
+"""A container's ``terminated`` reason (exit code 137, "The container could not be located when
+the pod was terminated") when its kubelet had seen it running and can no longer find it
+(``convertToAPIContainerStatuses``, pkg/kubelet/kubelet_pods.go): its node's VM stopped and came
+back under the same name before the kubelet could say so (a GKE spot VM preempted, its graceful
+shutdown cut short, and recreated by its instance group), and the kubelet, started again, fails
+the pod, with no reason and no ``DisruptionTarget`` condition. The container did not exit: its
+run was lost."""
 
 
 CANNOT_START = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -95,24 +103,45 @@ def suspended_since(job: Any) -> tuple[float, str] | None:
 def disrupted(pod: Any) -> bool:
     """Whether something other than its trial ended the pod: its ``DisruptionTarget`` condition
     says so, or its node's shutdown did (:data:`NODE_SHUTDOWN`, all a cluster without the
-    condition says). A pod ``Evicted`` without the condition is not: the kubelet evicts a pod
-    over its own local-storage limit so (its trial's doing), and a node-pressure eviction adds
-    the condition wherever the feature is on."""
+    condition says), or its kubelet lost its containers (:data:`CONTAINER_LOST`). A pod
+    ``Evicted`` without the condition is not: the kubelet evicts a pod over its own local-storage
+    limit so (its trial's doing), and a node-pressure eviction adds the condition wherever the
+    feature is on."""
     status = pod.status
     if status is None:
         return False
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (status.conditions or [])) or (
-        status.phase == "Failed" and status.reason in NODE_SHUTDOWN)
+        status.phase == "Failed" and status.reason in NODE_SHUTDOWN) or _lost_containers(pod) is not None
+
+
+def _lost_containers(pod: Any) -> Any | None:
+    """The ``terminated`` state of the failed pod's first container its kubelet lost
+    (:data:`CONTAINER_LOST`) when every container that ended, did so (none exited on its own, no
+    init container failed); None otherwise. A pod ``Evicted`` is not: the kubelet evicts a pod
+    over its own local-storage limit so (its container lost since), which is its trial's doing."""
+    status = pod.status
+    if status.phase != "Failed" or status.reason == "Evicted":
+        return None
+    ended = [s.state.terminated for s in status.container_statuses or [] if s.state and s.state.terminated]
+    ended += [s.state.terminated for s in status.init_container_statuses or []
+              if s.state and s.state.terminated and s.state.terminated.exit_code]
+    if not ended or any(t.reason != CONTAINER_LOST for t in ended):
+        return None
+    return ended[0]
 
 
 def disruption_of(pod: Any) -> Disruption | None:
     """How the pod was lost, if something other than its trial ended it: its kubelet's reason
-    (:data:`KUBELET_ENDS`), else its ``DisruptionTarget`` condition's."""
+    (:data:`KUBELET_ENDS`), its containers lost (:data:`CONTAINER_LOST`), else its
+    ``DisruptionTarget`` condition's."""
     status = pod.status
     if status is None:
         return None
     if status.phase == "Failed" and status.reason in KUBELET_ENDS:
         return Disruption(status.reason, status.message or "")
+    lost = _lost_containers(pod)
+    if lost is not None:
+        return Disruption(CONTAINER_LOST, lost.message or "")
     target = next((c for c in status.conditions or [] if c.type == "DisruptionTarget" and c.status == "True"), None)
     return None if target is None else Disruption(target.reason or "DisruptionTarget", target.message or "")
 

@@ -175,7 +175,7 @@ class Autoscaler:
         for name, node in list(cluster.nodes.items()):
             pool = pools.get(pool_of(node) or "")
             if pool_of(node) and pool is None:
-                cluster.remove_node(name, reason="DeletionByTaintManager")
+                cluster.remove_node(name, reason="DeletionByPodGC")
             elif pool is not None and pool.deleting and not node["spec"].get("unschedulable"):
                 node["spec"]["unschedulable"] = True
                 cluster.modified("nodes", node)

@@ -14,6 +14,7 @@ DISRUPTION_MESSAGES = {
     "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
     "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
     "EvictionByEvictionAPI": "Eviction API: evicting",
+    "DeletionByPodGC": "PodGC: node no longer exists",
 }
 KUBELET_REASONS = {"TerminationByKubelet": "Terminated"}
 """The ``status.reason`` of a pod its kubelet disrupted: killed as its node shut down."""
@@ -23,6 +24,11 @@ scheduler's preemption (``preemption.go``, ``util.DeletePod``), the Eviction API
 (``eviction.go``, ``addConditionAndDeletePod``), the taint manager (``taint_eviction.go``) and
 the pod GC (``gc_controller.go``, ``gcOrphaned``). A Job's pod goes once its Job controller has
 seen it failed (its tracking finalizer holds it until then): nothing is left to count later."""
+LOST = {"exitCode": 137, "reason": "ContainerStatusUnknown",
+        "message": "The container could not be located when the pod was terminated"}
+"""The ``terminated`` state the kubelet writes of a container it had seen running and can no
+longer find (``convertToAPIContainerStatuses``, pkg/kubelet/kubelet_pods.go: "this code
+indicates an error")."""
 
 
 class PodEnds:
@@ -44,6 +50,29 @@ class PodEnds:
             cluster.delete_pod(pod)
         else:
             self.kill(cluster, pod)
+
+    def lose(self, cluster, pod: dict) -> None:
+        """The pod's kubelet lost its containers: its node's VM stopped and came back under the
+        same name before the kubelet could tell the API (a GKE spot VM preempted, its graceful
+        shutdown cut short, and recreated by its instance group; a crash), and the kubelet, started
+        again, finds none of the containers the API says run, nor their log files. It fails the
+        pod with each container :data:`LOST`, and no ``status.reason`` and no ``DisruptionTarget``
+        condition: a failure a ``podFailurePolicy`` cannot tell from the trial's own exit 137."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None:
+            self.stop_init(run)
+        if run is not None and run.process is not None:
+            kill(run.process)
+        stamp = self.clock.stamp()
+        pod["status"]["phase"] = "Failed"
+        set_statuses(pod, {"terminated": dict(LOST)}, ready=False)
+        for kind in ("ContainersReady", "Ready"):
+            set_condition(pod, kind, "False", stamp, "PodFailed")
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        cluster.logs[key] = []
+        cluster.lost_logs.add(key)
+        self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
+        cluster.modified("pods", pod)
 
     def exhaust(self, cluster, pod: dict, resource: str) -> None:
         """The pod's container uses more ``resource`` (one of :data:`kube_standin.pod_runs.RESOURCES`) than it may.

@@ -85,7 +85,7 @@ class ScaleDown:
             for pod in evicted:
                 cluster.kubelets.disrupt(cluster, pod, "EvictionByEvictionAPI")
             drained = drained or bool(evicted)
-            cluster.remove_node(name, reason="DeletionByTaintManager")
+            cluster.remove_node(name, reason="DeletionByPodGC")
             self.unneeded_since.pop(name, None)
             counts[pool.name] -= 1
             removed += 1

@@ -77,7 +77,8 @@ def defaulted(job: dict, uid: str) -> dict:
     backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32  # with one per index, none Job-wide
     for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
                        ("completionMode", "NonIndexed"), ("manualSelector", False),
-                       ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
+                       ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") is not None
+                        else "TerminatingOrFailed")):
         if spec.get(key) is None:
             spec[key] = value
     job["metadata"]["uid"] = uid
@@ -130,13 +131,8 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     problems += metadata_problems(template.get("metadata"), "spec.template")
     problems += _name_label_problems(job)
     pod = template.get("spec") or {}
-    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
-        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
-                                                              ': supported values: "OnFailure", "Never"'))
+    problems += _restart_problems(job.get("spec") or {}, pod.get("restartPolicy"))
     problems += _replacement_problems(job.get("spec", {}))
-    if job.get("spec", {}).get("podFailurePolicy") and pod.get("restartPolicy") != "Never":
-        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
-                                                              ': supported values: "Never"'))
     for field in NON_NEGATIVE:
         value = job.get("spec", {}).get(field)
         if value is not None and value < 0:
@@ -172,11 +168,26 @@ JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 """The pod template labels the API server sets to a Job's name where the Job gives none."""
 
 
+def _restart_problems(spec: dict, restart: str | None) -> list[tuple[str, str]]:
+    """The pod template's ``restartPolicy`` as ``validateJobSpec`` judges it, after the pod's
+    defaulting (none given is ``Always``): ``Never`` or ``OnFailure``, and only ``Never`` with a
+    ``podFailurePolicy`` (one given, even with no rules)."""
+    path = "spec.template.spec.restartPolicy"
+    if restart in (None, "", "Always"):
+        return [(path, 'Required value: valid values: "OnFailure", "Never"')]
+    if restart not in ("Never", "OnFailure"):
+        return [(path, f'Unsupported value: {json.dumps(restart)}: supported values: "OnFailure", "Never"')]
+    if spec.get("podFailurePolicy") is not None and restart != "Never":
+        return [(path, f'Invalid value: {json.dumps(restart)}: only "Never" is supported when podFailurePolicy is '
+                       "specified")]
+    return []
+
+
 def _replacement_problems(spec: dict) -> list[tuple[str, str]]:
     """``podReplacementPolicy``: with a ``podFailurePolicy`` only ``Failed``, a pod is replaced
     once it has failed."""
     replacement = spec.get("podReplacementPolicy")
-    allowed = ("Failed",) if spec.get("podFailurePolicy") else ("TerminatingOrFailed", "Failed")
+    allowed = ("Failed",) if spec.get("podFailurePolicy") is not None else ("TerminatingOrFailed", "Failed")
     if replacement is None or replacement in allowed:
         return []
     return [("spec.podReplacementPolicy", f"Unsupported value: {json.dumps(replacement)}: supported values: "
