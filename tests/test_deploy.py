@@ -554,6 +554,16 @@ def test_the_network_policy_admits_knatives_data_plane_the_broker_and_labelled_c
     ])
 
 
+def test_prometheus_pods_labelled_as_the_docs_say_may_scrape_the_service_pod():
+    """The PodMonitor scrapes the pod directly, past the activator: the shipped NetworkPolicy
+    refuses Prometheus's pods unless they wear the label the metrics section names."""
+    section = (ROOT / "docs/knative.md").read_text().split("## Operations: metrics")[1].split("\n## ")[0]
+    key, value = re.search(r'label `([\w./-]+): "(\w+)"`', section).groups()
+    prometheus = {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"}
+    assert not admitted("monitoring", prometheus)
+    assert admitted("monitoring", {**prometheus, key: value})
+
+
 def test_k_sink_comes_from_a_sink_binding_on_the_service_naming_the_broker():
     [binding] = documents("sinkbinding.yaml")
     [service] = documents("service.yaml")
@@ -603,6 +613,39 @@ def test_the_image_installs_the_deploy_lock_compiles_byte_code_and_runs_without_
     help_text = subprocess.run([str(Path(sys.executable).with_name("gunicorn")), "--help"],
                                capture_output=True, text=True, check=True).stdout
     assert all(option in help_text for option in command if option.startswith("--"))
+
+
+def test_the_image_listens_on_the_port_knative_gives_it_and_runs_as_the_pods_user():
+    """Knative sets ``PORT`` to the container's port and queue-proxy forwards to it; the image's
+    gunicorn binds that port (and the startup probe, which Knative passes on as it is, names it),
+    and runs as the uid and gid the pod's securityContext and fsGroup give the database volume."""
+    dockerfile = (KNATIVE / "Dockerfile").read_text()
+    command = yaml.safe_load(re.search(r"^CMD (\[.*?\])$", dockerfile, re.MULTILINE | re.DOTALL).group(1)
+                             .replace("\\\n", ""))
+    spec = pod_spec()
+    [container] = spec["containers"]
+    [port] = container["ports"]
+    assert command[command.index("--bind") + 1] == f"0.0.0.0:{port['containerPort']}"
+    assert container["startupProbe"]["httpGet"]["port"] == port["containerPort"]
+    user, group = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE).groups()
+    pod = spec["securityContext"]
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"], container["securityContext"]["runAsUser"]) == \
+        (int(user), int(group), int(group), int(user))
+
+
+def test_the_build_backend_the_project_requires_reads_its_license():
+    """The image installs katuna from pyproject.toml with setuptools: a ``project.license`` given as
+    an SPDX string (PEP 639) is refused as invalid configuration by every setuptools before 77.0.0,
+    so the build-system requirement admits none of them."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [backend] = [Requirement(text) for text in pyproject["build-system"]["requires"]]
+    assert backend.name == "setuptools" and pyproject["build-system"]["build-backend"] == "setuptools.build_meta"
+    if isinstance(pyproject["project"].get("license"), str):
+        assert not [version for version in ("69.0.0", "75.8.0", "76.1.0") if Version(version) in backend.specifier]
+        assert Version("77.0.0") in backend.specifier
 
 
 def test_the_build_context_holds_what_the_image_copies_and_no_virtualenv():
