@@ -2,8 +2,9 @@
 trial pods kept from the instance metadata service).
 
 kustomize itself is not installed here, so :func:`render` is a small renderer of exactly the
-kustomize features the manifests use (resources, a base folder as a resource, components, JSON
-6902 patches with a target, the namespace, and the ServiceAccount a binding's subject names) that
+kustomize features the manifests and the documented overlays use (resources, a base folder as a
+resource, components, JSON 6902 patches with a target, the namespace, and the ServiceAccount a
+binding's subject names) that
 refuses anything else, and the kustomize rule that a kustomization may not load a folder that
 contains it (an overlay inside ``knative/`` cannot build on ``knative/``). A kustomization's
 ``namespace`` applies to what it builds only: an overlay without one leaves its base's objects
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +36,7 @@ from functions.core.launch import TrialLaunch
 
 KNATIVE = Path(__file__).parent.parent / "knative"
 
-KINDS = {"Kustomization": ("kustomize.config.k8s.io/v1beta1", {"namespace", "resources", "components"}),
+KINDS = {"Kustomization": ("kustomize.config.k8s.io/v1beta1", {"namespace", "resources", "components", "patches"}),
          "Component": ("kustomize.config.k8s.io/v1alpha1", {"resources", "patches"})}
 """Each kind of kustomization the renderer takes: its apiVersion and the fields it may use."""
 
@@ -61,6 +63,9 @@ def render(folder: Path, kind: str = "Kustomization", components: tuple[str, ...
         added = render(component, "Component")
         objects += added
         for patch in yaml.safe_load((component / "kustomization.yaml").read_text()).get("patches", []):
+            _patch(objects, patch)
+    if kind == "Kustomization":
+        for patch in spec.get("patches", []):
             _patch(objects, patch)
     accounts = _accounts_named(objects)
     if spec.get("namespace"):
@@ -407,3 +412,101 @@ def test_the_sources_accounts_record_events_in_their_sources_namespace_only(comp
             assert authorizer.allows(Request(user, verb, "", "events", namespace=home)), (account, verb)
             assert not [where for where in ("kube-system", "default", "team-a", "")
                         if authorizer.allows(Request(user, verb, "", "events", namespace=where))], (account, verb)
+
+
+IDENTITIES = {"IAM on GKE": "iam.gke.io/gcp-service-account", "IAM on EKS": "eks.amazonaws.com/role-arn"}
+"""The cloud identity each page section gives the service's account, by its annotation."""
+
+
+def _overlay(tmp_path: Path, **fields: Any) -> Path:
+    """An overlay of one's own beside the checkout, building on ``knative/``, with ``fields``."""
+    overlay = _checkout_beside(tmp_path)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../katuna/knative"], **fields}))
+    return overlay
+
+
+@pytest.mark.parametrize("heading", sorted(IDENTITIES))
+def test_the_documented_cloud_identity_is_a_patch_of_the_kustomization_that_owns_the_account(tmp_path, heading):
+    """``kubectl apply -k`` owns the ServiceAccount ``katuna``: an annotation a separate ``kubectl
+    apply -f`` added is deleted by its next run (the three-way merge drops what the last applied
+    configuration had and the new one lacks), so the docs give it as the kustomization's patch."""
+    patches = yaml.safe_load(block("docs/kubernetes.md", heading, "yaml"))["patches"]
+    objects = render(_overlay(tmp_path, patches=patches))
+    [account] = [doc for doc in objects if doc["kind"] == "ServiceAccount" and doc["metadata"]["name"] == "katuna"]
+    assert set(account["metadata"]["annotations"]) == {IDENTITIES[heading]}
+    assert account["metadata"]["namespace"] == NAMESPACE
+    assert [doc for doc in objects if doc is not account] == [doc for doc in render(KNATIVE) if not (
+        doc["kind"] == "ServiceAccount" and doc["metadata"]["name"] == "katuna")]
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+def _kubectl_kustomize(folder: Path) -> subprocess.CompletedProcess:
+    """``kubectl kustomize`` (kustomize itself, built into kubectl) run on ``folder``, no cluster named."""
+    assert KUBECTL is not None
+    return subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "KUBECONFIG": "/dev/null", "HOME": str(folder.parent)})
+
+
+def kustomize(folder: Path) -> list[dict]:
+    """What kustomize makes of ``folder``."""
+    built = _kubectl_kustomize(folder)
+    assert built.returncode == 0, built.stderr
+    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+
+def _by_name(objects: list[dict]) -> dict[tuple[str, str | None, str], dict]:
+    """The objects by kind, namespace and name (kustomize sorts them; the renderer keeps file order)."""
+    keyed = {(doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]): doc for doc in objects}
+    assert len(keyed) == len(objects)
+    return keyed
+
+
+def _documented_overlays() -> dict[str, dict[str, Any]]:
+    """Every overlay of one's own the docs give, by where."""
+    katib = yaml.safe_load(block("docs/katib.md", "Watching only the namespaces trials run in", "yaml"))
+    own = yaml.safe_load(block("docs/knative.md", "An overlay of your own", "yaml"))
+    storage = yaml.safe_load(block("docs/knative.md", "Storage", "yaml"))
+    identities = {heading: yaml.safe_load(block("docs/kubernetes.md", heading, "yaml")) for heading in IDENTITIES}
+    overlays = {"knative.md: An overlay of your own": own, "katib.md: namespaced jobs source": katib,
+                "knative.md: Storage": {"resources": ["../katuna/knative"], **storage},
+                "every component": {"resources": ["../katuna/knative"],
+                                    "components": [f"../katuna/knative/{name}" for name in COMPONENTS]},
+                **{f"kubernetes.md: {heading}": {"resources": ["../katuna/knative"], **identities[heading]}
+                   for heading in IDENTITIES}}
+    return {name: {key: value for key, value in spec.items() if key not in ("apiVersion", "kind")}
+            for name, spec in overlays.items()}
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+@pytest.mark.parametrize("components", [(), *((name,) for name in COMPONENTS)], ids=["base", *COMPONENTS])
+def test_the_renderer_makes_what_kustomize_makes_of_knative_with_a_component_listed(tmp_path, components):
+    """The renderer stands in for kustomize where kubectl is missing: where it is installed, both
+    build ``knative/``, with each component added to its ``components:`` as the docs say, alike."""
+    shutil.copytree(KNATIVE, tmp_path / "knative")
+    kustomization = tmp_path / "knative" / "kustomization.yaml"
+    spec = yaml.safe_load(kustomization.read_text())
+    kustomization.write_text(yaml.safe_dump({**spec, "components": list(components)} if components else spec))
+    assert _by_name(kustomize(tmp_path / "knative")) == _by_name(render(tmp_path / "knative"))
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+@pytest.mark.parametrize("name", sorted(_documented_overlays()))
+def test_the_renderer_makes_what_kustomize_makes_of_each_documented_overlay(tmp_path, name):
+    overlay = _overlay(tmp_path, **_documented_overlays()[name])
+    assert _by_name(kustomize(overlay)) == _by_name(render(overlay))
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+def test_kustomize_refuses_an_overlay_inside_knative_as_the_renderer_does(tmp_path):
+    shutil.copytree(KNATIVE, tmp_path / "knative")
+    (tmp_path / "knative" / "mine").mkdir()
+    (tmp_path / "knative" / "mine" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": [".."]}))
+    built = _kubectl_kustomize(tmp_path / "knative" / "mine")
+    assert built.returncode != 0 and "cycle detected" in built.stderr
+    with pytest.raises(Unsupported, match="cycle detected"):
+        render(tmp_path / "knative" / "mine")
