@@ -281,6 +281,26 @@ def test_the_knative_install_commands_name_files_and_secrets_that_exist():
     assert secret in (ROOT / "knative/service.yaml").read_text()
 
 
+def test_the_install_waits_for_the_service_then_forwards_to_one_of_its_pods():
+    """Right after ``kubectl apply -k`` there is no pod yet (it waits for the Secret and its
+    database), and during a rollout there are two: ``kubectl port-forward`` takes one pod name,
+    so the commands wait for the Service, as long as its revision may take, and pick one."""
+    text = block("docs/knative.md", "Install", "sh").replace("\\\n", " ")
+    lines = [line.split("#")[0].strip() for line in text.splitlines() if line.startswith("kubectl ")]
+    service = yaml.safe_load((ROOT / "knative/service.yaml").read_text())
+    wait = next(index for index, line in enumerate(lines) if " wait " in line)
+    forward = next(index for index, line in enumerate(lines) if " port-forward " in line)
+    secret = next(index for index, line in enumerate(lines) if "create secret" in line)
+    assert secret < wait < forward
+    assert f"ksvc/{service['metadata']['name']} --for=condition=Ready" in lines[wait]
+    timeout = int(re.search(r"--timeout=(\d+)m", lines[wait]).group(1)) * 60
+    deadline = service["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"]
+    assert timeout >= int(deadline.removesuffix("s"))
+    assert "-o name | head -n 1)" in lines[forward]
+    port = service["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert lines[forward].endswith(f" 8080:{port}")
+
+
 def test_the_kubectl_example_applies_a_study_resource_the_cli_reads():
     text = block("docs/knative.md", "Run a study with kubectl", "sh")
     files = set(re.findall(r"-f (examples/\S+)", text))
@@ -292,6 +312,10 @@ def test_the_kubectl_example_applies_a_study_resource_the_cli_reads():
         "digits",
     )
     assert "-n katuna" in text
+    image = resource["spec"]["trialTemplate"]["image"]
+    assert image in block("docs/knative.md", "Install", "sh"), "the image the Install builds and pushes"
+    section = (ROOT / "docs/knative.md").read_text().split("## Run a study with kubectl")[1].split("\n## ")[0]
+    assert "`trialTemplate.image`" in section and "`REGISTRY`" in section, "the docs say to set the placeholder"
     converted = CliRunner().invoke(main, ["convert", str(ROOT / "examples/digits-study.yaml")])
     assert converted.exit_code == 0, converted.output
     assert load_study(converted.output)[0].name == "digits"
