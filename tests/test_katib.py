@@ -300,6 +300,33 @@ def test_a_shell_expansion_in_a_primary_command_katib_runs_through_its_shell_is_
     load_study(yaml.safe_dump(doc))
 
 
+@pytest.mark.parametrize(("args", "at", "operator"), [
+    (["a.py", "&&", "echo", "done"], 1, "&&"), (["a.py", "|", "tee", "out.log"], 1, "|"),
+    (["a.py", ">", "out.log"], 1, ">"), (["a.py", "2>&1"], 1, ">&"), (["a.py;", "echo"], 0, ";"),
+    (["--url=http://host/?a=1&b=2"], 0, "&")])
+def test_a_shell_operator_in_a_primary_command_katib_runs_through_its_shell_is_refused(args: list, at: int,
+                                                                                      operator: str):
+    """Katib's collector runs the primary container as ``sh -c "<command and args joined>"``,
+    where ``&&``, ``|``, ``>`` and ``;`` end, pipe or redirect the command; katuna runs the
+    command without a shell, and the program would get them as arguments. Refused naming the
+    field; quoted or escaped (which the shell reads as a word) or in a ``sh -c`` script, it stays."""
+    doc = experiment()
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = args
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    [problem] = caught.value.problems
+    assert problem.path == f"spec.trialTemplate.trialSpec.spec.template.spec.containers[0].args[{at}]"
+    assert f"holds {operator}, which a shell reads as an operator" in problem.message
+    assert "Katib's collector runs the primary container's command and args as one sh -c line" in problem.message
+    assert "expected the command as a script (command: [sh, -c, '<the command line>'])" in problem.message
+    container["args"] = ["a.py", "'&&'", "a\\;b", '"x > y"']
+    load_study(yaml.safe_dump(doc))
+    container["command"] = ["sh", "-c", " ".join([*container["command"], *args])]
+    del container["args"]
+    load_study(yaml.safe_dump(doc))
+
+
 def misspelt() -> dict:
     """An Experiment whose Job trialSpec has two fields a Job does not have."""
     doc = experiment()

@@ -134,6 +134,18 @@ def labels(launch: TrialLaunch) -> dict[str, str]:
     return own | {key: value for key, value in katib.items() if valid_value(value)}
 
 
+def pod_labels(launch: TrialLaunch) -> dict[str, str]:
+    """The labels of every pod of the attempt: a Katib Experiment's labels
+    (:attr:`TrialLaunch.experiment_labels`), as Katib's pod webhook gives a Trial's labels to its
+    pods, under the workload's (:func:`labels`), so that katuna's own, which select each attempt's
+    pods, and ``katib.kubeflow.org/trial`` win over one of theirs of the same key (an
+    ``app.kubernetes.io/managed-by`` Helm set; ``katuna.dev/`` keys are refused at submission);
+    both win over the pod template's own. The workload itself gets :func:`labels` alone, as
+    Katib's Job gets only its template's: a label a controller reads off a Job (Kueue's
+    ``kueue.x-k8s.io/queue-name``) does not reach it from the Experiment."""
+    return {**launch.experiment_labels, **labels(launch)}
+
+
 def holder(found: Mapping[str, str] | None, launch: TrialLaunch) -> str:
     """Whose is a workload named as the launch's, by its labels ``found``: :data:`OWN` (this
     attempt's: the study's uid and the attempt match), :data:`EARLIER` (a trial of an earlier
@@ -313,7 +325,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
         "ttlSecondsAfterFinished": None if request.retain else cluster.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": {**job_labels, **POD_LABELS}, "annotations": dict(POD_ANNOTATIONS)},
+        "template": {"metadata": {"labels": {**pod_labels(request), **POD_LABELS}, "annotations": dict(POD_ANNOTATIONS)},
                      "spec": pod},
     }
     if request.timeout:
@@ -322,12 +334,14 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     if request.trial_spec is not None:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_") or k == katib_trials.TRIAL_NAME_ENV}
         del spec["template"]["spec"]["containers"]
+        spec["template"]["metadata"]["labels"] = pod_labels(request)
         added = _added_to_trial_spec(request, cluster)
         if not is_job(request):
             workload = trial_spec.render_workload(request.trial_spec, request.primary_container,
                                                   request.primary_pod_labels, request.params or {}, metadata, pod,
                                                   katuna_env, added, spec["ttlSecondsAfterFinished"],
-                                                  request.typed_fields, POD_ANNOTATIONS, request.retain)
+                                                  request.typed_fields, POD_ANNOTATIONS, request.retain,
+                                                  pod_labels(request))
             _trial_named_in_every_replica(workload, request)
             return workload
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},

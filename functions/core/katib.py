@@ -27,6 +27,7 @@ from functions.core import (
     katib_search,
     katib_shapes,
     katib_template,
+    labels,
     validate,
 )
 from functions.core.errors import InvalidStudy, Problem
@@ -60,13 +61,31 @@ def is_experiment(data: Mapping[str, Any]) -> bool:
 
 
 def document_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata of an Experiment that katuna reads: name, namespace and katuna's own
-    annotation (not the others: kubectl's copy of the last applied object, say)."""
+    """The metadata of an Experiment that katuna reads: name, namespace, its labels (which
+    Katib gives its Trials and their pods: :func:`~functions.core.katib_trials.experiment_labels`)
+    and katuna's own annotation (not the others: kubectl's copy of the last applied object, say,
+    which Katib carries nowhere)."""
     out = {"name": metadata.get("name"), "namespace": metadata.get("namespace")}
+    if isinstance(metadata.get("labels"), Mapping) and metadata["labels"]:
+        out["labels"] = dict(metadata["labels"])
     annotated = annotated_pool(metadata)
     if annotated is not None:
         out["annotations"] = {NODE_POOL_ANNOTATION: annotated}
     return out
+
+
+def label_problems(metadata: Mapping[str, Any]) -> list[Problem]:
+    """The Experiment's ``metadata.labels`` the API server would refuse (a file given to
+    ``katuna run`` was never checked by one), and those of katuna's own prefix: Katib gives
+    them to every pod of its trials, where katuna's select the pods of each attempt (and
+    ``katuna.dev/client`` admits a pod to the service), so they are refused rather than left
+    to lose to katuna's own or to take their place."""
+    given = metadata.get("labels")
+    if not isinstance(given, Mapping):
+        return []
+    found = labels.problems(given, "metadata.labels")
+    return found + [Problem(f"metadata.labels.{key}", labels.OWN_PREFIX_EXPECTED) for key in sorted(given)
+                    if isinstance(key, str) and key.startswith(labels.OWN_PREFIX)]
 
 
 def annotated_pool(metadata: Mapping[str, Any]) -> Any:
@@ -95,6 +114,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
         problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
     _name(metadata.get("name"), problems)
+    problems += label_problems(metadata)
     native: dict[str, Any] = {
         "name": metadata.get("name"),
         "objective": _objective(spec.get("objective") or {}, problems),

@@ -31,6 +31,11 @@ KUBERNETES_BACKOFF_LIMIT = 6
 SHELL_EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})")
 """What a shell expands in a word: ``$HOME``, ``${DATA_DIR}``, ``${OUT:-/tmp}`` (a Kubernetes
 ``$(NAME)`` is the kubelet's, which it expands before any shell runs)."""
+SHELL_OPERATORS = frozenset(";&|<>")
+"""The characters a shell reads as a control or redirection operator wherever they stand
+unquoted in a word (``&&``, ``||``, ``;``, ``|``, ``>``, ``2>&1``)."""
+KUBELET_REFERENCE = re.compile(r"\$\([^()]*\)")
+"""A Kubernetes ``$(NAME)``, which the kubelet expands before any shell reads the word."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -75,8 +80,10 @@ def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
     where they start no shell. Katib's pod webhook wraps that container for its collector (StdOut,
     File or TensorFlowEvent) as ``sh -c "<command and args joined by spaces> 1>... 2>&1 && ..."``
     (``wrapWorkerContainer`` in ``pkg/webhook/v1beta1/pod/utils.go``), so a shell expands
-    ``$HOME`` there; katuna runs the command as Kubernetes does, without a shell, and the program
-    would get it as written, every trial alike."""
+    ``$HOME`` there, and ends, pipes or redirects the command at an operator of a word without
+    spaces (:func:`shell_operator`: ``&&``, ``|``, ``>``, ``;``); katuna runs the command as
+    Kubernetes does, without a shell, and the program would get either as written, every trial
+    alike."""
     trial_spec = trial.get("trialSpec")
     if not isinstance(trial_spec, Mapping):
         return []
@@ -90,7 +97,8 @@ def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
         return []
     problems = []
     for field, item in argv:
-        met = SHELL_EXPANSION.search(template.OWN.sub("", str(item)))
+        text = template.OWN.sub("", str(item))
+        met = SHELL_EXPANSION.search(text)
         if met is not None:
             problems.append(Problem(f"{PATH}.trialSpec.{found}.{field}", (
                 f"{str(item)!r:.200} holds {met.group()}, which a shell expands: Katib's collector runs the primary "
@@ -98,7 +106,45 @@ def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
                 f"Kubernetes does, with no shell, so the program would get {met.group()} as written: expected the "
                 f"command as a script (command: [sh, -c, '<the command line>']), which a shell runs under both, or "
                 f"the value itself")))
+        operator = None if met is not None or _spaced(text) else shell_operator(KUBELET_REFERENCE.sub("", text))
+        if operator is not None:
+            problems.append(Problem(f"{PATH}.trialSpec.{found}.{field}", (
+                f"{str(item)!r:.200} holds {operator}, which a shell reads as an operator (a command's end, a pipe, "
+                f"a redirection): Katib's collector runs the primary container's command and args as one sh -c line, "
+                f"where it runs as one, and katuna runs them as Kubernetes does, with no shell, so the program would "
+                f"get {operator} as an argument: expected the command as a script (command: [sh, -c, '<the command "
+                f"line>']), which a shell runs under both, or the argument quoted as the shell should read it")))
     return problems
+
+
+def _spaced(word: str) -> bool:
+    """Whether ``word`` holds whitespace, which Katib's shell splits it at: code another program
+    reads (``python -c 'import sys; ...'``), a command line given as one argument. Such a word
+    runs differently under Katib whatever it holds (the split is documented), so an operator
+    in it is not refused on its own."""
+    return any(char.isspace() for char in word)
+
+
+def shell_operator(word: str) -> str | None:
+    """The first control or redirection operator (:data:`SHELL_OPERATORS`, with the operator
+    characters that follow it: ``&&``, ``2>&1``'s ``>&``) a POSIX shell reads in ``word``
+    outside quotes and backslash escapes; None where it reads none."""
+    quote = ""
+    escaped = False
+    for at, char in enumerate(word):
+        if escaped or (quote == "'" and char != "'"):
+            escaped = False
+            continue
+        if char == "\\":
+            escaped = True
+        elif char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        elif not quote and char in SHELL_OPERATORS:
+            end = at
+            while end < len(word) and word[end] in SHELL_OPERATORS:
+                end += 1
+            return word[at:end]
+    return None
 
 
 def without_trial_spec(spec: Mapping[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """Katib's ``kubeflow.org/v1beta1`` Trial resources, as katuna keeps them for a study that came
 from a Katib Experiment: one Trial per trial, named as the Experiment's status names the best
-one (``<experiment>-<number>``), labelled ``katib.kubeflow.org/experiment`` (how Katib's SDK
-lists an Experiment's trials), owned by the Experiment (deleted with it), with Katib's
+one (``<experiment>-<number>``), labelled as Katib labels it (:func:`experiment_labels`: the
+Experiment's labels and ``katib.kubeflow.org/experiment``, how Katib's SDK lists an
+Experiment's trials), owned by the Experiment (deleted with it), with Katib's
 conditions and observation in its status.
 
 Everything here is computed from the store, so writing the same Trials twice is harmless. Trial
@@ -46,11 +47,29 @@ def trial_name(experiment: str, number: int) -> str:
     return f"{experiment}-{number}"
 
 
+def is_katib_experiment(definition: Mapping[str, Any]) -> bool:
+    """Whether a stored ``definition`` is a Katib Experiment (submitted as one, or the
+    Experiment resource a study came from)."""
+    return definition.get("apiVersion") == KATIB_API_VERSIONS[0] and definition.get("kind") == "Experiment"
+
+
+def experiment_labels(definition: Mapping[str, Any], experiment: str) -> dict[str, str]:
+    """The labels Katib gives each Trial of the Experiment ``definition`` (``TrialLabels`` in
+    its controller's util/labels.go): the Experiment's own ``metadata.labels``, with
+    :data:`EXPERIMENT_LABEL` naming ``experiment`` over any of that key; none for any other
+    study. Its pod webhook gives a Trial's labels to every pod of its workload, over the pod
+    template's (``mutatePodMetadata``); its annotations, which Katib carries nowhere, stay on it."""
+    if not is_katib_experiment(definition):
+        return {}
+    given = (definition.get("metadata") or {}).get("labels")
+    return {**(dict(given) if isinstance(given, Mapping) else {}), EXPERIMENT_LABEL: experiment}
+
+
 def trial_env(definition: Mapping[str, Any], experiment: str, number: int) -> dict[str, str]:
     """:data:`TRIAL_NAME_ENV` with the Trial name of trial ``number`` of ``experiment``, for a
     study whose stored ``definition`` is a Katib Experiment (none for any other study). The name
     is the trial's, the same for each of its attempts, as Katib's is for each pod of its Job."""
-    if definition.get("apiVersion") != KATIB_API_VERSIONS[0] or definition.get("kind") != "Experiment":
+    if not is_katib_experiment(definition):
         return {}
     return {TRIAL_NAME_ENV: trial_name(experiment, number)}
 
@@ -99,7 +118,7 @@ def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> d
         "apiVersion": KATIB_API_VERSIONS[0], "kind": "Trial",
         "metadata": {
             "name": trial_name(ref.name, trial.number), "namespace": ref.namespace,
-            "labels": {EXPERIMENT_LABEL: ref.name},
+            "labels": experiment_labels(record.definition, ref.name),
             "ownerReferences": [{"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": origin.uid,
                                  "controller": True}],
         },

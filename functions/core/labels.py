@@ -17,6 +17,9 @@ MAX_NAME = 63
 MAX_PREFIX = 253
 KEY_EXPECTED = ("a Kubernetes label key: an optional DNS subdomain prefix of at most 253 characters and '/', then a "
                 "name of 1 to 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit")
+OWN_PREFIX = "katuna.dev/"
+OWN_PREFIX_EXPECTED = (f"expected a label of another prefix: {OWN_PREFIX} is katuna's own (its trials' study, "
+                       "trial and attempt; katuna.dev/client admits a pod to the service past Knative's data plane)")
 VALUE_EXPECTED = ("a Kubernetes label value: a string of at most 63 letters, digits, '-', '_' or '.' that begins and "
                   "ends with a letter or digit, or the empty string")
 

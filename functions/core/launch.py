@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.core import template, trial_spec
-from functions.core.katib_trials import trial_env, trials_owner
+from functions.core.katib_trials import experiment_labels, is_katib_experiment, trial_env
 from functions.core.naming import job_name
 from functions.core.parameters import ChoiceParameter
 from functions.core.records import StudyRecord, TrialRecord
@@ -68,8 +68,13 @@ class TrialLaunch:
     """``trialTemplate.maxAttempts``: with ``attempt``, how many disrupted pods the attempt's Job
     may lose (:func:`functions.core.disruptions.pods_to_lose`)."""
     katib_experiment: str | None = None
-    """The Katib Experiment (``kubeflow.org``) the study came from, whose Trial resource stands
-    for the trial (None for any other study): its pods carry Katib's labels."""
+    """The Katib Experiment (``kubeflow.org``) the study is, as submitted or as the resource it
+    came from, whose Trial resource (on a cluster serving Katib's API) stands for the trial
+    (None for any other study): its pods carry Katib's labels."""
+    experiment_labels: Mapping[str, str] = field(default_factory=dict)
+    """The labels Katib gives the Experiment's Trials, its own among them
+    (:func:`~functions.core.katib_trials.experiment_labels`), which Katib's pod webhook gives
+    every pod of the trial's workload (not the workload itself); none for any other study."""
     lost_pods: Mapping[str, Disruption] = field(default_factory=dict)
     """The pods of this attempt seen disrupted at earlier looks, by uid (kept with the trial,
     :class:`functions.core.disruptions.LostPods`): counted with those seen now, as the
@@ -158,14 +163,9 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),
         retain=tmpl.retain,
         max_attempts=tmpl.max_attempts,
-        katib_experiment=_katib_experiment(record),
+        katib_experiment=spec.name if is_katib_experiment(record.definition) else None,
+        experiment_labels=experiment_labels(record.definition, spec.name),
     )
-
-
-def _katib_experiment(record: StudyRecord) -> str | None:
-    """The name of the Katib Experiment the study came from, if it did."""
-    owner = trials_owner(record)
-    return owner.ref.name if owner is not None else None
 
 
 def first_launch(spec: Study) -> TrialLaunch:

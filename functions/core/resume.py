@@ -138,14 +138,16 @@ def too_few_trials(edited: Mapping[str, Any], trials: int, purpose: str = "") ->
 
 def _changed(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
     """The paths an edit changes besides the editable spec fields: other spec fields, the
-    metadata katuna reads (name, namespace, node-pool annotation) and any other top-level field."""
+    metadata katuna reads (name, namespace, node-pool annotation; not the labels, which Katib
+    gives the Trials it makes after an edit as they are then) and any other top-level field."""
     from functions.core import katib
 
     def fields(definition: Mapping[str, Any]) -> dict[str, Any]:
         spec = definition.get("spec") or {}
         rest = {k: v for k, v in definition.items() if k not in ("spec", "metadata")}
-        return {**{f"spec.{k}": v for k, v in spec.items() if k not in EDITABLE},
-                "metadata": katib.document_metadata(definition.get("metadata") or {}), **rest}
+        metadata = {k: v for k, v in katib.document_metadata(definition.get("metadata") or {}).items()
+                    if k != "labels"}
+        return {**{f"spec.{k}": v for k, v in spec.items() if k not in EDITABLE}, "metadata": metadata, **rest}
 
     before, after = fields(stored), fields(edited)
     return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))

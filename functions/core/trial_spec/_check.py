@@ -9,6 +9,7 @@ from typing import Any
 
 from functions.core import container_scripts, template, trial_kinds
 from functions.core.cluster import MIN_TTL, TTL_WHY
+from functions.core.labels import OWN_PREFIX, OWN_PREFIX_EXPECTED
 from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
 from functions.core.trial_spec._job_fields import (
@@ -160,9 +161,6 @@ def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:
                                              "(kubernetes.namespace; a resource's own)")
 
 
-OWN_PREFIX = "katuna.dev/"
-
-
 def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
     """Labels the API server would refuse whatever the trial: a bad key, or a bad value without
     placeholders (one with placeholders is checked once they are filled in, at launch); and
@@ -172,6 +170,4 @@ def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
         for problem in label_problems(literal, path):
             r.fail(problem.path, problem.message)
         for key in sorted(k for k in found if isinstance(k, str) and k.startswith(OWN_PREFIX)):
-            r.fail(f"{path}.{key}", f"expected a label of another prefix: {OWN_PREFIX} is katuna's own (its trials' "
-                                    "study, trial and attempt; katuna.dev/client admits a pod to the service past "
-                                    "Knative's data plane)")
+            r.fail(f"{path}.{key}", OWN_PREFIX_EXPECTED)

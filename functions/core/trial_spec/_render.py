@@ -27,8 +27,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
            resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
     Job spec fields of katuna win (the template's ``backoffLimit`` and TTL are kept, and its
-    ``podFailurePolicy`` rules follow katuna's: :func:`required_field`); the pod template gets the ``required`` one's annotations where
-    it sets none of them; katuna's node selector and tolerations (a node pool's, say)
+    ``podFailurePolicy`` rules follow katuna's: :func:`required_field`); the pod template gets the
+    ``required`` one's labels over its own, and its annotations where it sets none of them; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
     (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
     scalars once substituted."""
@@ -41,7 +41,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
             spec[key] = required_field(key, value, spec.get(key), spec)
     pod_template = spec.setdefault("template", {})
     pod_template["metadata"] = pod_template.get("metadata") or {}
-    pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
+    pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}),
+                                          **required["template"]["metadata"]["labels"]}
     pod_template["metadata"]["annotations"] = {**required["template"]["metadata"].get("annotations", {}),
                                                **(pod_template["metadata"].get("annotations") or {})}
     pod = pod_template.setdefault("spec", {})
@@ -68,9 +69,11 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
                     params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
                     env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
                     ttl: int | None = None, typed: frozenset[Path] = frozenset(),
-                    pod_annotations: Mapping[str, str] | None = None, retain: bool = False) -> dict[str, Any]:
+                    pod_annotations: Mapping[str, str] | None = None, retain: bool = False,
+                    pod_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
-    namespace, labels) wins; its pods get ``pod_annotations`` where the template sets none of
+    namespace, labels) wins; its pods get ``pod_labels`` (else those of ``metadata``) over their
+    own, and ``pod_annotations`` where the template sets none of
     them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
     ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods; a
     TrainJob and a PipelineRun where :func:`~functions.core.trial_kinds.scheduled_elsewhere`
@@ -87,7 +90,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     context, labels = _context(trial_spec, params, metadata)
     workload = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
-    trial_kinds.pod_labelled(workload, metadata["labels"])
+    trial_kinds.pod_labelled(workload, metadata["labels"] if pod_labels is None else pod_labels)
     trial_kinds.pod_annotated(workload, pod_annotations or {})
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
     if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
