@@ -1,11 +1,10 @@
 """What ``kubectl apply -k knative/`` installs, with and without the EKS component (storage, and
 trial pods kept from the instance metadata service).
 
-kustomize itself is not installed here, so :func:`render` is a small renderer of exactly the
+kustomize itself may not be installed, so :func:`render` is a small renderer of exactly the
 kustomize features the manifests and the documented overlays use (resources, a base folder as a
 resource, components, JSON 6902 patches with a target, the namespace, and the ServiceAccount a
-binding's subject names) that
-refuses anything else, and the kustomize rule that a kustomization may not load a folder that
+binding's subject names) that refuses anything else, and the kustomize rule that a kustomization may not load a folder that
 contains it (an overlay inside ``knative/`` cannot build on ``knative/``). A kustomization's
 ``namespace`` applies to what it builds only: an overlay without one leaves its base's objects
 where the base put them and its components' objects where they say. The rendered objects are
