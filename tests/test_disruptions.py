@@ -306,6 +306,32 @@ def test_a_pod_whose_containers_its_kubelet_lost_counts_as_a_run_lost_while_its_
         executor.stop(launch)
 
 
+def test_a_trial_that_failed_before_a_later_pod_was_lost_fails_with_its_own_exit(kube: KubeStub, tmp_path):
+    """With a ``backoffLimit`` of the study's the trial's first pod exits 3 on its own; the Job
+    replaces it, and the replacement's node comes back without its container
+    (``ContainerStatusUnknown``, 137), which fails the Job past its limit. The trial's reason
+    names its own exit, not the lost pod's 137. The replacement comes after the Job
+    controller's back-off (10 s in a cluster), so it is the later pod by creation time."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    kube.backoff_seconds = 1.1
+    mark = tmp_path / "failed-once"
+    code = (f"import os, sys, time\nif os.path.exists({str(mark)!r}): time.sleep(3600)\n"
+            f"open({str(mark)!r}, 'w').close()\nsys.exit(3)")
+    launch = TrialLaunch("ownexit", "u1", 0, 1, "ownexit-0", ["python", "-c", code], {}, ".", timeout=None,
+                         image="python:3.12", cluster=Cluster(namespace=NAMESPACE, backoff_limit=1), max_attempts=2)
+    executor.launch(launch)
+    try:
+        pod = running_pod(kube, "ownexit-0", 2)
+        kube.restart_node(pod["spec"]["nodeName"])
+        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
+        assert kube.jobs[(NAMESPACE, "ownexit-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
+        assert ended.data["message"].endswith("; container trial exited with code 3 (Error)"), ended.data["message"]
+    finally:
+        kube.backoff_seconds = 0.0
+        executor.stop(launch)
+
+
 def pod_of(phase: str, reason: str | None = None, init: dict | None = None, main: dict | None = None,
            condition: bool = False) -> client.V1Pod:
     """A pod as the client reads it: its init container ``fetch`` and its container ``trial`` in
@@ -348,3 +374,6 @@ def test_a_failed_init_container_is_the_trials_failure_and_a_node_shutdown_a_run
     assert not ran(pod_of("Failed", main=lost)), "its kubelet lost its container (its node came back without it)"
     assert ran(pod_of("Failed", "Evicted", main=lost)), "evicted over its own limit, its container gone since"
     assert not ran(pod_of("Failed", "Evicted", main=killed, condition=True)), "evicted for its node's pressure"
+    own = pod_of("Failed", main={"terminated": {"exit_code": 3, "reason": "Error"}})
+    assert exit_of([own, pod_of("Failed", main=lost)], "trial") == (3, "container trial exited with code 3 (Error)"), \
+        "a later pod lost is no exit of the trial's"

@@ -398,12 +398,17 @@ def image_of(pods: list[Any], container: str) -> str | None:
 
 
 def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
-    """How the trial's ``container`` exited in the latest pod where it has: its code, and words
-    saying so. Only the primary container's: the kubelet lists a pod's containers by name, so a
-    sidecar (an injected Istio proxy, a Vault agent) or a second container of a ``trialSpec``
-    may come first, with a code of its own. A pod whose init container failed never started it:
-    that init container's code, saying so."""
+    """How the trial's ``container`` exited in the latest pod where it has of its own (not
+    :func:`disrupted`): its code, and words saying so. A disrupted pod's code is no exit of the
+    trial's: one whose node came back without its container (:data:`CONTAINER_LOST`, 137) or
+    shut down may follow the trial's own failure where a ``backoffLimit`` replaced that pod, and
+    fail the Job past its limit. Only the primary container's: the kubelet lists a pod's
+    containers by name, so a sidecar (an injected Istio proxy, a Vault agent) or a second
+    container of a ``trialSpec`` may come first, with a code of its own. A pod whose init
+    container failed never started it: that init container's code, saying so."""
     for pod in reversed(pods):
+        if disrupted(pod):
+            continue
         status = status_of(pod, container)
         terminated = status.state.terminated if status is not None and status.state else None
         if terminated is not None:
