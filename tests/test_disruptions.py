@@ -256,6 +256,16 @@ def test_a_pod_shut_down_with_its_node_without_the_condition_is_a_run_lost_thoug
         executor.stop(launch)
 
 
+def lost_until_failed(kube: KubeStub, executor: KubernetesExecutor, launch: TrialLaunch, count: int):
+    """The attempt's end, once the node of its Job's running pod ``count`` came back without the
+    pod's container (:meth:`KubeStub.restart_node`) and the Job failed past its ``backoffLimit``."""
+    pod = running_pod(kube, launch.job_name, count)
+    kube.restart_node(pod["spec"]["nodeName"])
+    ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
+    assert kube.jobs[(NAMESPACE, launch.job_name)]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+    return ended
+
+
 def test_a_pod_whose_node_came_back_without_its_container_is_a_run_lost_though_it_failed_its_job(kube: KubeStub):
     """A GKE spot VM preempted before its kubelet's graceful shutdown reached the API, and
     recreated under the same name: the kubelet, back, finds no container of the pod the API
@@ -269,10 +279,7 @@ def test_a_pod_whose_node_came_back_without_its_container_is_a_run_lost_though_i
                          image="python:3.12", cluster=Cluster(namespace=NAMESPACE), max_attempts=2)
     executor.launch(launch)
     try:
-        pod = running_pod(kube, "rebooted-0", 1)
-        kube.restart_node(pod["spec"]["nodeName"])
-        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
-        assert kube.jobs[(NAMESPACE, "rebooted-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        ended = lost_until_failed(kube, executor, launch, 1)
         [lost] = pods_of(kube, "rebooted-0")
         assert lost["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "ContainerStatusUnknown"
         assert "reason" not in lost["status"] and not [
@@ -321,10 +328,7 @@ def test_a_trial_that_failed_before_a_later_pod_was_lost_fails_with_its_own_exit
                          image="python:3.12", cluster=Cluster(namespace=NAMESPACE, backoff_limit=1), max_attempts=2)
     executor.launch(launch)
     try:
-        pod = running_pod(kube, "ownexit-0", 2)
-        kube.restart_node(pod["spec"]["nodeName"])
-        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
-        assert kube.jobs[(NAMESPACE, "ownexit-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        ended = lost_until_failed(kube, executor, launch, 2)
         assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
         assert ended.data["message"].endswith("; container trial exited with code 3 (Error)"), ended.data["message"]
     finally:
