@@ -11,7 +11,6 @@ nothing else would move. The web adapter sees the runtime only as a
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
@@ -22,27 +21,22 @@ from wsgiref.types import WSGIApplication
 
 import optuna
 
-from functions import sink_senders
-from functions._broker_thread import BrokerThread, Delivery
+from functions._broker_thread import Delivery
 from functions._thread_stores import ThreadStores
-from functions.adapters import cloudevents_http, sqlite_errors
-from functions.adapters.broker import LocalBroker
+from functions.adapters import sqlite_errors
 from functions.adapters.local_executor import LocalExecutor
-from functions.adapters.local_log_reads import LocalLogReads
-from functions.adapters.owners import Runner, taker, taker_ended
+from functions.adapters.owners import Runner
 from functions.adapters.sqlite_histories import ChartHistories
-from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidSetting, KatunaError, Problem, StudyNotFound, TemporaryError
+from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_completed, study_created
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
-from functions.core.log_reads import LogReads, StreamedLogReads
-from functions.core.ports import Admissions, Executor, RunningLogs
+from functions.core.ports import Admissions, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher, Turns
@@ -53,21 +47,15 @@ from functions.handlers.stopping import stop_study_marked
 from functions.handlers.submit import store_or_restart
 from functions.handlers.suggest import warn_of_drift
 from functions.pools import check_access, check_study, node_pools
+from functions.service_delivery import delivery
+from functions.service_events import ServiceEvents
+from functions.service_executor import service_executor
 from functions.settings import Settings
-from functions.watch import Watcher
 
 if TYPE_CHECKING:
     from functions.adapters.prometheus import ServiceMetrics
 
 log = logging.getLogger("katuna.runtime")
-
-QUEUE_DEPTH_WAIT = 1.0
-"""Seconds ``GET /metrics`` waits for the queue's connection to count its events: another thread
-holds it a slice of its wait for the write lock at a time, while another process holds the
-database, and a scrape that still cannot have it is answered without the count."""
-BROKER_STOP_WAIT = 10.0
-"""Seconds :meth:`Runtime.close` waits for the broker thread to stop; one still busy after
-that (a handling held up on a busy machine) closes the database connections itself as it ends."""
 
 
 class Runtime:
@@ -79,26 +67,24 @@ class Runtime:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.clock = clock
-        self._sole_parent = sole_parent
-        self.runner: Runner | None = None
-        """This process, where its executor runs local trials: it leaves a study a live ``katuna
-        run`` claimed to it, and claims none itself (the workers of every service on the database
-        share the studies)."""
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
         self.store()
-        self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended,
-                                              stopped=self._stores.stopping) \
-            if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
-                                                          taker_ended, stopped=self._stores.stopping)
-        self.logs: RunningLogs | None = None
+        self._events = ServiceEvents(settings, self._stores.stopping, lambda reason: self._metrics.events.dropped(reason))
+        self.queue = self._events.queue
+        wired = service_executor(settings, clock, self.publish, self._kept_tail, sole_parent)
+        self.executor, self.log_reads = wired.executor, wired.log_reads
+        self.logs: RunningLogs | None = wired.logs
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
-        self.admissions: Admissions | None = None
+        self.admissions: Admissions | None = wired.admissions
         """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
-        self.access_refusal: Callable[[Study], Problem | None] | None = None
+        self.access_refusal: Callable[[Study], Problem | None] | None = wired.access_refusal
         """Why katuna may not create a study's trials where they would run, asked of the cluster."""
-        self.executor, self.log_reads = self._executor()
+        self.runner: Runner | None = wired.runner
+        """This process, where its executor runs local trials: it leaves a study a live ``katuna
+        run`` claimed to it, and claims none itself (the workers of every service on the database
+        share the studies)."""
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
                                           settings.remote_timeout)
@@ -111,37 +97,11 @@ class Runtime:
         self._unready: str | None = None
         """Why this process was not ready at the last probe (None: ready), to log changes only."""
         self._readiness_lock = threading.Lock()
-        self._thread: BrokerThread | None = None
         self._metrics = self._service_metrics()
         self._unobserve = sqlite_errors.observe(self._metrics.events.storage_error)
         """Stops counting this process's storage failures into the metrics (:meth:`close`)."""
-        self._senders = sink_senders.SinkSenders(
-            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
-                                              settings.event_key, settings.ce_overrides),
-            on_drop=self._metrics.events.dropped) \
-            if settings.sink and settings.events == "reply" else None
         self._turns = Turns(self.deps(self._stores.new()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
-
-    def _executor(self) -> tuple[Executor, LogReads]:
-        """The executor, and where trials' logs are read for a person: a local trial's log file,
-        a cluster trial's pods' logs, the runs its Job lost included
-        (:meth:`~functions.adapters.kubernetes_executor.KubernetesExecutor.log`)."""
-        if self.settings.runs_jobs:
-            from functions.adapters.kubernetes_access import Access
-            from functions.adapters.kubernetes_client import api_client
-            from functions.adapters.kubernetes_executor import KubernetesExecutor
-
-            api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
-            executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
-            self.logs = self.admissions = executor
-            self.access_refusal = Access(api, self.settings.cluster_defaults(),
-                                         hands_tokens=bool(self.settings.report_url)).refusal
-            return executor, StreamedLogReads(executor.log, self._kept_tail)
-        local = LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
-                              sole_parent=self._sole_parent)
-        self.runner = Runner(local.identity)
-        return local, LocalLogReads(local.log_file)
 
     def _kept_tail(self, launch: TrialLaunch) -> KeptTail | None:
         """What this thread's store kept of the attempt's log as katuna stopped it."""
@@ -152,7 +112,7 @@ class Runtime:
         imported, after ``katuna serve`` has named the directory (:mod:`functions.adapters.prometheus`)."""
         from functions.adapters.prometheus import ServiceMetrics
 
-        return ServiceMetrics(lambda: self.store().census(), lambda: self.queue.depth(QUEUE_DEPTH_WAIT))
+        return ServiceMetrics(lambda: self.store().census(), self._events.depth)
 
     def metrics(self, accept: str) -> tuple[bytes, str]:
         return self._metrics.exposition(accept)
@@ -184,7 +144,7 @@ class Runtime:
         check_study(spec, definition, self.settings, runs_jobs=self.settings.runs_jobs)
         if self.access_refusal is not None:
             check_access(spec, definition, self.access_refusal)
-        self._check_publishing()
+        self._events.check_publishing()
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid, stored.restarts))
@@ -204,14 +164,8 @@ class Runtime:
         """Send an event on through the queue: to this service's own broker threads, or (reply
         mode) to the threads that post it to the Knative broker at ``K_SINK``
         (:mod:`functions.sink_senders`)."""
-        self._check_publishing()
+        self._events.check_publishing()
         self.queue.put(event)
-
-    def _check_publishing(self) -> None:
-        """A temporary error where nothing could send an event on (reply mode without ``K_SINK``):
-        a submission is refused before its study is stored, not stored and then answered 503."""
-        if self.settings.events == "reply" and self._senders is None:
-            raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
 
     def start(self) -> None:
         """Start taking events from the queue in background threads: this service's broker
@@ -223,11 +177,7 @@ class Runtime:
             return
         self._started = True
         self._warn_of_drift()
-        if self._senders is not None:
-            self._senders.start()
-        elif self.settings.events == "queue":
-            self._thread = BrokerThread(self._delivery, self._close_connections)
-            self._thread.start()
+        self._events.start(self._delivery, self._close_connections)
 
     def _warn_of_drift(self) -> None:
         """Each study this service goes on with that was started by other releases, or with a
@@ -256,22 +206,14 @@ class Runtime:
             self.store().check_readable()
         except TemporaryError as exc:
             return str(exc)
-        if self.settings.events == "queue" and (self._thread is None or not self._thread.alive()):
-            return "the event broker thread is not running"
-        if self._senders is not None and not self._senders.alive():
-            return "the threads sending events to K_SINK are not running"
-        return None
+        return self._events.not_taking()
 
     def _delivery(self) -> Delivery:
-        """The broker thread's delivery loop (built on that thread, over its own store): the
-        local broker taking events from the queue, and the watcher ticking between them."""
+        """The broker thread's delivery loop (built on that thread, over its own store:
+        :func:`~functions.service_delivery.delivery`)."""
         deps = self.deps()
-        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events, turns=self._turns), self.queue,
-                             on_dead_letter=self._dropped)
-        stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
-        watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds,
-                          keep_every=self.settings.k8s_keep_seconds)
-        return lambda until: broker.run(until=until, tick=watcher.tick, drain=False)
+        dispatcher = Dispatcher(deps, observer=self._metrics.events, turns=self._turns)
+        return delivery(deps, dispatcher, self.queue, self.settings, self._dropped)
 
     def fail_dead_letter(self, event: Event, reason: str) -> bool:
         """A dead letter's study (if it names one) fails with the reason its delivery was refused
@@ -289,19 +231,6 @@ class Runtime:
         self.store().add_dead_letter(event, str(error), keep=self.settings.max_dead_letters)
         if not error.retryable:
             self.fail_dead_letter(event, str(error))
-
-    def _watched(self) -> list[StudyRecord]:
-        """What the watcher looks at, five times a second: the studies not ended, and those ended
-        whose trials this process still runs. Ended studies are read by name only: they are most
-        of a long-lived service's, and reading every one each time cost a worker a seventh of a
-        core at 1,000 stored studies."""
-        store = self.store()
-        watched = store.unended_studies()
-        local = {key[0] for key in self.executor.attempts()} if isinstance(self.executor, LocalExecutor) else set()
-        for name in sorted(local - {record.name for record in watched}):
-            with contextlib.suppress(StudyNotFound):
-                watched.append(store.get_study(name))
-        return watched
 
     def stopping(self) -> None:
         """Give up at once what would hold a stop up: a read of a trial's output, and every wait
@@ -321,24 +250,16 @@ class Runtime:
         megabytes to be read, then cut the read off at the broker thread's join. Every
         connection to the database is closed: the last one to go folds the write-ahead log into
         the database file, which is then whole on its own. A broker thread still busy after
-        :data:`BROKER_STOP_WAIT` seconds is not waited for further: it closes them as it ends,
-        for a connection closed while another thread reads through it crashes the process."""
+        :data:`~functions.service_events.BROKER_STOP_WAIT` seconds is not waited for further: it
+        closes them as it ends, for a connection closed while another thread reads through it
+        crashes the process."""
         self.stopping()
         self._started = True  # a start() after close() starts no thread on closed connections
-        if self._thread is not None:
-            self._thread.signal_stop()
-        self.queue.stop_waiting()
-        if self._thread is not None:
-            self._thread.join(BROKER_STOP_WAIT)
-        if self._senders is not None:
-            self._senders.stop()
+        self._events.stop()
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
-        if self._thread is not None and self._thread.hand_over():
-            log.warning("the event broker thread is still busy after %g s; it closes the database connections "
-                        "as it ends; it is in %s", BROKER_STOP_WAIT, self._thread.where())
-            return
-        self._close_connections()
+        if not self._events.handed_over():
+            self._close_connections()
 
     def _close_connections(self) -> None:
         """Close the queue's connection and every thread's store (see :meth:`close`), and stop

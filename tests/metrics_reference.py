@@ -9,7 +9,8 @@ from collections.abc import Iterable
 
 import re2
 
-from functions.core.metrics import Observation, _as_float, _step, compile_filter, rfc3339
+from functions.core.metric_filters import compile_filter
+from functions.core.metrics import Observation, _as_float, _step, rfc3339
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 NON_FINITE = re2.compile(r"(?i)(nan|inf(inity)?)\b")

@@ -26,7 +26,8 @@ from functions.core.errors import StudyConflict, StudyNotFound
 from functions.core.events import study_created
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.metrics import Observation, Summary
+from functions.core.metric_summary import Summary
+from functions.core.metrics import Observation
 from functions.core.pareto import best_trials, front_sample, pareto_front
 from functions.core.pool_use import READY, RELEASED, PoolUse
 from functions.core.records import StudyRecord, TrialQuery, TrialRecord

@@ -256,6 +256,16 @@ def test_a_pod_shut_down_with_its_node_without_the_condition_is_a_run_lost_thoug
         executor.stop(launch)
 
 
+def lost_until_failed(kube: KubeStub, executor: KubernetesExecutor, launch: TrialLaunch, count: int):
+    """The attempt's end, once the node of its Job's running pod ``count`` came back without the
+    pod's container (:meth:`KubeStub.restart_node`) and the Job failed past its ``backoffLimit``."""
+    pod = running_pod(kube, launch.job_name, count)
+    kube.restart_node(pod["spec"]["nodeName"])
+    ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
+    assert kube.jobs[(NAMESPACE, launch.job_name)]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+    return ended
+
+
 def test_a_pod_whose_node_came_back_without_its_container_is_a_run_lost_though_it_failed_its_job(kube: KubeStub):
     """A GKE spot VM preempted before its kubelet's graceful shutdown reached the API, and
     recreated under the same name: the kubelet, back, finds no container of the pod the API
@@ -269,10 +279,7 @@ def test_a_pod_whose_node_came_back_without_its_container_is_a_run_lost_though_i
                          image="python:3.12", cluster=Cluster(namespace=NAMESPACE), max_attempts=2)
     executor.launch(launch)
     try:
-        pod = running_pod(kube, "rebooted-0", 1)
-        kube.restart_node(pod["spec"]["nodeName"])
-        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
-        assert kube.jobs[(NAMESPACE, "rebooted-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        ended = lost_until_failed(kube, executor, launch, 1)
         [lost] = pods_of(kube, "rebooted-0")
         assert lost["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "ContainerStatusUnknown"
         assert "reason" not in lost["status"] and not [
@@ -303,6 +310,29 @@ def test_a_pod_whose_containers_its_kubelet_lost_counts_as_a_run_lost_while_its_
             "its Job lost 2 pods (2 ContainerStatusUnknown: The container could not be located when the pod was "
             "terminated): the trial lost 2 runs, and trialTemplate.maxAttempts is 2")
     finally:
+        executor.stop(launch)
+
+
+def test_a_trial_that_failed_before_a_later_pod_was_lost_fails_with_its_own_exit(kube: KubeStub, tmp_path):
+    """With a ``backoffLimit`` of the study's the trial's first pod exits 3 on its own; the Job
+    replaces it, and the replacement's node comes back without its container
+    (``ContainerStatusUnknown``, 137), which fails the Job past its limit. The trial's reason
+    names its own exit, not the lost pod's 137. The replacement comes after the Job
+    controller's back-off (10 s in a cluster), so it is the later pod by creation time."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    kube.backoff_seconds = 1.1
+    mark = tmp_path / "failed-once"
+    code = (f"import os, sys, time\nif os.path.exists({str(mark)!r}): time.sleep(3600)\n"
+            f"open({str(mark)!r}, 'w').close()\nsys.exit(3)")
+    launch = TrialLaunch("ownexit", "u1", 0, 1, "ownexit-0", ["python", "-c", code], {}, ".", timeout=None,
+                         image="python:3.12", cluster=Cluster(namespace=NAMESPACE, backoff_limit=1), max_attempts=2)
+    executor.launch(launch)
+    try:
+        ended = lost_until_failed(kube, executor, launch, 2)
+        assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
+        assert ended.data["message"].endswith("; container trial exited with code 3 (Error)"), ended.data["message"]
+    finally:
+        kube.backoff_seconds = 0.0
         executor.stop(launch)
 
 
@@ -348,3 +378,6 @@ def test_a_failed_init_container_is_the_trials_failure_and_a_node_shutdown_a_run
     assert not ran(pod_of("Failed", main=lost)), "its kubelet lost its container (its node came back without it)"
     assert ran(pod_of("Failed", "Evicted", main=lost)), "evicted over its own limit, its container gone since"
     assert not ran(pod_of("Failed", "Evicted", main=killed, condition=True)), "evicted for its node's pressure"
+    own = pod_of("Failed", main={"terminated": {"exit_code": 3, "reason": "Error"}})
+    assert exit_of([own, pod_of("Failed", main=lost)], "trial") == (3, "container trial exited with code 3 (Error)"), \
+        "a later pod lost is no exit of the trial's"

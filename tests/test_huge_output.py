@@ -20,7 +20,7 @@ from http_helpers import KATUNA, Service
 from proc_stat import state
 from waiting import eventually
 
-from functions.core.metrics import MAX_OBSERVATIONS
+from functions.core.metric_summary import MAX_OBSERVATIONS
 from functions.embedded import Embedded
 from functions.settings import Settings
 

@@ -15,7 +15,8 @@ from conftest import run_study, study_definition
 from test_cli import here
 
 from functions.core.lines import bounded_lines
-from functions.core.metrics import Observation, Summary, json_timestamp, parse_json_lines, parse_text
+from functions.core.metric_summary import Summary
+from functions.core.metrics import Observation, json_timestamp, parse_json_lines, parse_text
 
 
 def reduced(observations: list[Observation], strategies: dict[str, str]) -> dict[str, float]:

@@ -13,7 +13,8 @@ from http_helpers import Service
 
 from functions.core.errors import InvalidStudy
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
-from functions.core.metrics import compile_filter, parse_text
+from functions.core.metric_filters import compile_filter
+from functions.core.metrics import parse_text
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import sample
 from functions.core.validate import parse_study

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from functions.core.metric_filters import default_matches
-from functions.core.metrics import Observation, Summary, parse_json_lines, parse_text
+from functions.core.metric_summary import Summary
+from functions.core.metrics import Observation, parse_json_lines, parse_text
 
 
 def reduced(observations: list[Observation], strategies: dict[str, str]) -> dict[str, float]:
@@ -73,7 +74,7 @@ def test_nan_and_infinities_spelt_out_are_reports_of_them():
 
 
 def test_an_objective_reported_once_as_nan_or_infinity_stays_so_whatever_its_strategy():
-    from functions.core.metrics import Summary
+    from functions.core.metric_summary import Summary
 
     for strategy, values in (("min", (math.inf, 0.2)), ("max", (-math.inf, 0.2)), ("latest", (math.nan, 0.2))):
         summary = Summary({"loss": strategy, "acc": strategy}, objectives=["loss"])

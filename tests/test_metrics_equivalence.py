@@ -14,8 +14,8 @@ import metrics_reference
 import pytest
 
 from functions.core.lines import bounded_lines
-from functions.core.metric_filters import KATIB_DEFAULT_FILTER, default_matches
-from functions.core.metrics import compile_filter, parse_text
+from functions.core.metric_filters import KATIB_DEFAULT_FILTER, compile_filter, default_matches
+from functions.core.metrics import parse_text
 
 METRICS = ["loss", "accuracy", "val-loss", "a|b", "step", "epoch", "x", "é"]
 

@@ -16,7 +16,7 @@ from test_missing_objects import deliver, started
 from test_trial_pods import ALLOWANCE, pods_of
 
 from functions.adapters.kubernetes_client import translate
-from functions.adapters.kubernetes_status import COMBINED
+from functions.adapters.kubernetes_unstartable import COMBINED
 from functions.core.errors import PermanentError, TemporaryError
 from functions.handlers.starting import look
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from functions import runtime as runtime_module
+from functions import service_events
 from functions.adapters.web import create_app
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -37,7 +37,7 @@ def test_a_broker_thread_not_stopped_in_time_closes_the_connections_as_it_ends(t
                                                                                 monkeypatch: pytest.MonkeyPatch):
     """``close()`` gives up waiting at once here: whichever of it and the broker thread ends last
     closes the connections, and the write-ahead log is folded into the database file."""
-    monkeypatch.setattr(runtime_module, "BROKER_STOP_WAIT", 0.0)
+    monkeypatch.setattr(service_events, "BROKER_STOP_WAIT", 0.0)
     before = brokers()
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     runtime.start()

@@ -164,7 +164,7 @@ def test_a_database_from_before_the_history_count_gets_each_studys_on_opening(tm
 
 
 TALLY = {"seen": 2, "counts": {"loss": 2}, "values": {"loss": [0.5, 0.75, 0.5, 0.0]}, "nonFinite": {}}
-"""What a summary of two observations of ``loss`` learnt (:meth:`functions.core.metrics.Summary.tally`)."""
+"""What a summary of two observations of ``loss`` learnt (:meth:`functions.core.metric_summary.Summary.tally`)."""
 
 
 def test_the_running_trials_of_an_older_database_have_lost_no_pods_yet(tmp_path: Path):

@@ -21,7 +21,7 @@ from kubernetes import client
 from test_missing_objects import deliver, started
 from test_trial_pods import pods_of
 
-from functions.adapters.kubernetes_status import Unstartable, misfit, unfit
+from functions.adapters.kubernetes_unstartable import Unstartable, misfit, unfit
 from functions.handlers.starting import look
 
 POOL = NodePool("standard", 0, 3, {"pool": "standard"}, (), {"cpu": "2", "memory": "8Gi", "pods": "110"})

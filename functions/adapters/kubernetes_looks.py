@@ -20,7 +20,6 @@ from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_sidecars import held_end
 from functions.adapters.kubernetes_status import (
     SUCCEEDED,
-    Unstartable,
     current_pod,
     current_run,
     disrupted,
@@ -29,11 +28,10 @@ from functions.adapters.kubernetes_status import (
     failed_on_its_own,
     final_condition,
     image_of,
-    misfit,
-    pod_cannot_start,
     ran,
     suspended_since,
 )
+from functions.adapters.kubernetes_unstartable import Unstartable, misfit, pod_cannot_start
 from functions.adapters.kubernetes_workloads import End as WorkloadEnd
 from functions.adapters.kubernetes_workloads import Workloads, created_at
 from functions.adapters.kubernetes_workloads import end as workload_end
@@ -210,7 +208,7 @@ class Looks:
                               disruptions=len(lost))
 
     def _cannot_start(self, launch: TrialLaunch, pods: list[Any], job: Any) -> Look:
-        """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_status.pod_cannot_start`),
+        """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_unstartable.pod_cannot_start`),
         why: its kubelet retries a pull for ever and the scheduler waits for a node, so only katuna
         ends the wait, with or without a timeout: once the pod has waited the start allowance
         since its creation, the attempt ends as an ``error`` with the kubelet's or the scheduler's
@@ -247,7 +245,7 @@ class Looks:
 
     def _judged(self, launch: TrialLaunch, pod: Any, held: Unstartable) -> Unstartable:
         """``held`` as the cluster autoscaler judges it, for a ``pod`` no node fits: its Events on
-        the pod (:func:`~functions.adapters.kubernetes_status.misfit`), listed by the pod's uid. A
+        the pod (:func:`~functions.adapters.kubernetes_unstartable.misfit`), listed by the pod's uid. A
         cluster without one records none, and an account that may not list Events (403) reads
         none: the pod then waits its start allowance."""
         if not held.unschedulable:

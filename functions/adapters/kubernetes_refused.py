@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from functions.adapters.kubernetes_status import COMBINED, Unstartable
+from functions.adapters.kubernetes_unstartable import COMBINED, Unstartable
 from functions.core.start_failures import account_cause, invalid_pod_cause
 
 FAILED_CREATE = "FailedCreate"
@@ -39,7 +39,7 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     when there is none. It waits from the first refusal recorded after ``since``: the earliest
     first record of those events, as the event recorder combines similar ones (refusals naming
     each pod it was refused by its own name) into an Event of its own once ten came, first
-    recorded then, its message behind :data:`~functions.adapters.kubernetes_status.COMBINED`. A
+    recorded then, its message behind :data:`~functions.adapters.kubernetes_unstartable.COMBINED`. A
     missing ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
     Security refusal, or a pod the API server's validation finds invalid, meets every pod of the
     template and fails at once; any other (a ResourceQuota full) waits, as it may pass."""

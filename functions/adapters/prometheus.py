@@ -90,7 +90,7 @@ class StateCollector:
     ``census`` reads the store; ``queue_depth`` counts the events waiting in the queue (behind
     a Knative broker, those not yet sent to it), and is None where no queue is used; where it
     counts None (the queue's connection held past
-    :data:`functions.runtime.QUEUE_DEPTH_WAIT`), the
+    :data:`functions.service_events.QUEUE_DEPTH_WAIT`), the
     scrape has no ``katuna_queue_depth`` rather than waiting.
     """
 

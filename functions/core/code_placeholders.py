@@ -24,11 +24,12 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from functions.core import container_scripts, inline_code, shell_arithmetic, shell_quoting
+from functions.core import code_languages, container_scripts, inline_code, shell_arithmetic, shell_quoting
 from functions.core import trial_spec as trial_spec_shapes
+from functions.core.code_languages import Language
 from functions.core.documents import value_at
 from functions.core.errors import Problem
-from functions.core.inline_code import Code, Language
+from functions.core.inline_code import Code
 from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.spec import TrialTemplate
 from functions.core.template import OWN, format_value, parameter_names
@@ -65,7 +66,7 @@ def _container_problems(path: str, container: Mapping[str, Any], values: Mapping
     for field in container_scripts.script_fields(container):
         problems += _script_problems(container_scripts.field_path(path, field), str(value_at(container, field)), values)
     for field, program in container_scripts.program_code(container):
-        code = Code(-1, program.rsplit("/", 1)[-1], inline_code.language_of(program) or UNKNOWN)
+        code = Code(-1, program.rsplit("/", 1)[-1], code_languages.language_of(program) or UNKNOWN)
         problems += _pasted(container_scripts.field_path(path, field), str(value_at(container, field)), code, values)
     return problems
 
@@ -136,7 +137,7 @@ def _message(name: str, value: str, code: Code, in_script: bool = False) -> str:
     language, variable = code.language, shell_quoting.variable(name)
     where = (f"the code {code.program} reads from this here-document" if code.index == -1 and in_script
              else f"the code {code.program} runs" + (" (given it by a command of this shell script)" if in_script else ""))
-    token = ("a number or a word of ASCII letters, digits and _" if language.plain is inline_code.TOKEN
+    token = ("a number or a word of ASCII letters, digits and _" if language.plain is code_languages.TOKEN
              else "a plain word of ASCII letters, digits and _@%+:,./-")
     read = [f"pass it as an argument after the code and read it there ({language.argument})"] if language.argument else []
     read.append(f"read it from the variable {variable}, which every trial has"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from functions.core import inline_code, template
+from functions.core import code_languages, inline_code, template
 from functions.core.documents import Path, value_at
 from functions.core.limits import PREFIX
 
@@ -69,7 +69,7 @@ def script_fields(container: Mapping[str, Any]) -> list[Path]:
     """Where in ``container`` a shell reads a script (see the module)."""
     found = [paths[index] for paths, argv in argvs(container) if (index := inline_code.shell_script(argv)) is not None]
     command = _strings(container.get("command"))
-    if isinstance(container.get("source"), str) and command and inline_code.is_shell(command[0]) \
+    if isinstance(container.get("source"), str) and command and code_languages.is_shell(command[0]) \
             and inline_code.shell_script(command + _strings(container.get("args"))) is None:
         found.append(("source",))
     if isinstance(container.get("script"), str) and _shebang(container["script"]) is None:
@@ -82,7 +82,7 @@ def program_code(container: Mapping[str, Any]) -> list[tuple[Path, str]]:
     Tekton ``script`` with a shebang: see the module), and that program's word."""
     found: list[tuple[Path, str]] = []
     command = _strings(container.get("command"))
-    if isinstance(container.get("source"), str) and command and not inline_code.is_shell(command[0]):
+    if isinstance(container.get("source"), str) and command and not code_languages.is_shell(command[0]):
         found.append((("source",), _program(command)))
     if isinstance(container.get("script"), str) and (program := _shebang(container["script"])) is not None:
         found.append((("script",), program))
@@ -94,7 +94,7 @@ def _shebang(script: str) -> str | None:
     python3``), unless it is a shell or names none (Tekton then runs it with ``sh``)."""
     first = script.split("\n", 1)[0]
     words = first[2:].split() if first.startswith("#!") else []
-    if not words or any(inline_code.is_shell(word) for word in words[:2]):
+    if not words or any(code_languages.is_shell(word) for word in words[:2]):
         return None
     return _program(words)
 
@@ -102,7 +102,7 @@ def _shebang(script: str) -> str | None:
 def _program(command: list[str]) -> str:
     """The program a command runs: the first word naming a language katuna knows (past
     ``env``), else its first word."""
-    return next((word for word in command if inline_code.language_of(word) is not None), command[0])
+    return next((word for word in command if code_languages.language_of(word) is not None), command[0])
 
 
 def reserved_names(containers: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:

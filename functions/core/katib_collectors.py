@@ -11,7 +11,7 @@ import re2
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS
-from functions.core.metrics import compile_filter
+from functions.core.metric_filters import compile_filter
 
 COLLECTORS_REFUSED = {
     "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",

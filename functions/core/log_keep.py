@@ -7,8 +7,8 @@ The kubelet starts a new log file for a running container each time the current 
 first lines, with any best value of a ``min`` or ``max`` metric among them. So katuna reads every
 running cluster trial's log a piece at a time (the scan of :mod:`functions.handlers.progress_scan`)
 and keeps the observations of the study's metrics as it reads them: the observations themselves
-(at most :data:`~functions.core.metrics.MAX_OBSERVATIONS`, the first and the last), and the
-:class:`~functions.core.metrics.Summary`'s tally of all of them, so a ``min``, ``max`` or
+(at most :data:`~functions.core.metric_summary.MAX_OBSERVATIONS`, the first and the last), and the
+:class:`~functions.core.metric_summary.Summary`'s tally of all of them, so a ``min``, ``max`` or
 ``latest`` reduces over the whole run. :class:`Kept` is what was kept of an attempt: how far each
 of its pods' logs was read (a :class:`~functions.core.log_cursor.Cursor` each), and the tally. At
 the end, the lines of the final read past each pod's cursor are added to it (:func:`unread`), so
@@ -31,7 +31,8 @@ from typing import Any
 from functions.core.file_collector import file_lines
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog, complete_lines, pieces
-from functions.core.metrics import Observation, StepCounter, Summary, parse_json_lines, parse_text
+from functions.core.metric_summary import Summary
+from functions.core.metrics import Observation, StepCounter, parse_json_lines, parse_text
 from functions.core.spec import Study
 
 Parse = Callable[[Iterable[str]], list[Observation]]
@@ -66,7 +67,7 @@ def format_parser(spec: Study) -> Parse:
 class Kept:
     """What was kept of attempt ``attempt``'s running log: how far each of its pods' logs was
     read (the pod read last, last), and the tally of the observations kept (see
-    :meth:`functions.core.metrics.Summary.tally`)."""
+    :meth:`functions.core.metric_summary.Summary.tally`)."""
 
     attempt: int
     cursors: tuple[Cursor, ...] = ()

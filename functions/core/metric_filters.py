@@ -13,10 +13,14 @@ about 2 MiB in 10 s. So:
 - a study's own filters are matched by RE2 over the line's UTF-8 bytes, stepping past an empty
   match by one character as the binding does on ``str``: the same matches, without the mapping.
   A filter with ``\\C`` (any byte, which may split a character) keeps the binding's ``str`` path.
+
+A study's filters are checked as it is read (:func:`check_filter`, :func:`filter_program`), and
+compiled once for all the lines of its output (:func:`matchers`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 
@@ -113,3 +117,45 @@ def _text(data: bytes, span: tuple[int, int]) -> str:
 def _char_length(lead: int) -> int:
     """Bytes of the UTF-8 character whose first byte is ``lead``."""
     return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
+@functools.lru_cache(maxsize=256)
+def compile_filter(pattern: str) -> re2._Regexp:
+    """``pattern`` compiled by RE2 (``re2.error`` when RE2 refuses it), errors kept off the log."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+@functools.lru_cache(maxsize=128)
+def matchers(filters: tuple[str, ...]) -> tuple[Matcher, ...]:
+    """How each of a study's filters is matched against a line (Katib's default filter wherever
+    it is given: :func:`~functions.core.metric_filters.default_matches`), kept per study (per
+    set of filters) rather than per pattern: its output is parsed a line at a time, and the
+    patterns of many studies together would outgrow :func:`compile_filter`'s cache and be
+    compiled again for every line."""
+    return tuple(default_matches if pattern == KATIB_DEFAULT_FILTER else re2_matcher(compile_filter(pattern))
+                 for pattern in filters)
+
+
+def filter_program(pattern: str) -> int:
+    """The size of the program RE2 compiles a valid filter ``pattern`` to: RE2 says it is
+    roughly proportional to the cost of a search with it."""
+    return int(compile_filter(pattern).programsize)
+
+
+def check_filter(pattern: object, max_length: int = 4_096) -> str | None:
+    """Why ``pattern`` cannot serve as a metric filter, or None when it can."""
+    if not isinstance(pattern, str):
+        return "expected a regular expression string"
+    if len(pattern) > max_length:
+        return f"expected at most {max_length:,} characters, got {len(pattern):,}"
+    try:
+        compiled = compile_filter(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return (f"not a valid regular expression in RE2's syntax (Katib's, as in Go: no backreferences or "
+                f"lookaround): {reason}")
+    if compiled.groups < 2:
+        return "expected at least two groups: the metric name, then its value"
+    return None

@@ -9,7 +9,7 @@ its commands: ``a[$(touch /tmp/x)]``, ``a[`id`]``, or ``a[$x]`` where ``x`` hold
 
 The shells looked at are those an argv starts (the trial's command, a ``trialSpec``
 container's command and args, its probes' and hooks'), past the wrappers that run the rest of
-their argv (:data:`inline_code.WRAPPERS`), and an Argo ``source`` or Tekton ``script`` a shell
+their argv (:data:`command_wrappers.WRAPPERS`), and an Argo ``source`` or Tekton ``script`` a shell
 runs. A script katuna can read is checked for the parameters it reads: by a placeholder, as an
 argument after it, or by a variable it names (``KATUNA_PARAM_<name>``, or one of ``env`` whose
 value holds a placeholder). A shell whose script katuna cannot read (``bash train.sh``, ``bash

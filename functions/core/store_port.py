@@ -219,7 +219,7 @@ class Store(Protocol):
     def append_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation],
                             keep: int) -> None:
         """Add observations after those stored for the attempt, then keep at most ``keep`` of
-        them: the first half and the latest (as :class:`~functions.core.metrics.Summary` keeps them)."""
+        them: the first half and the latest (as :class:`~functions.core.metric_summary.Summary` keeps them)."""
 
     def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
         """The trial's observations in order (of one attempt, when given)."""

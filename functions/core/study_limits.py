@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX, Limits
-from functions.core.metrics import filter_program
+from functions.core.metric_filters import filter_program
 from functions.core.nodepool import NodePool
 from functions.core.parameters import ChoiceParameter
 from functions.core.reader import shown

@@ -16,7 +16,8 @@ from functions.core.file_collector import EndCopy
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
-from functions.core.metrics import Summary, parse_json_lines, parse_text
+from functions.core.metric_summary import Summary
+from functions.core.metrics import parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.deps import Deps
 from functions.handlers.parsed import ParsedOutput

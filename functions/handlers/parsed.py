@@ -18,7 +18,7 @@ from typing import Any
 
 from functions.core.errors import OutputLost
 from functions.core.log_rotation import LogStart
-from functions.core.metrics import Summary
+from functions.core.metric_summary import Summary
 
 
 @dataclass(frozen=True)

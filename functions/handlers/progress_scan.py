@@ -36,7 +36,7 @@ from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.log_cursor import Cursor, RunningLog, reports
 from functions.core.log_keep import Kept, keeps, line_parser, lost_run, new_summary, start, take
-from functions.core.metrics import MAX_OBSERVATIONS
+from functions.core.metric_summary import MAX_OBSERVATIONS
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
 from functions.core.store_port import Store

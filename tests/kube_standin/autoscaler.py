@@ -75,10 +75,16 @@ class Machine:
     pool: str
     created: float
     removed: float | None = None
+    stopped: list[tuple[float, float]] = field(default_factory=list)
+    """When it was stopped before the cloud recreated it under its name (a spot VM whose
+    shutdown was cut short, :mod:`kube_standin.interruptions`): not billed."""
 
     def seconds(self, since: float, until: float) -> float:
         """How long it ran between ``since`` and ``until``."""
-        return max(0.0, min(until, self.removed if self.removed is not None else until) - max(since, self.created))
+        def within(start: float, end: float) -> float:
+            return max(0.0, min(until, end) - max(since, start))
+        ran = within(self.created, self.removed if self.removed is not None else until)
+        return ran - sum(within(start, end) for start, end in self.stopped)
 
 
 class Autoscaler:
@@ -285,11 +291,15 @@ class Autoscaler:
                     self.resize(name, count)
 
     def _bill(self, cluster, now: float) -> None:
-        """Machines neither registered nor booting any more, or stopped, are gone from now on."""
+        """Machines neither registered nor booting any more, or stopped, are gone from now on; a
+        stopped one whose Node is reachable again was recreated, and is billed again."""
         for name, machine in self.machines.items():
             gone = name not in cluster.nodes and name not in self.booting
             if machine.removed is None and (gone or name in cluster.unreachable):
                 machine.removed = now
+            elif machine.removed is not None and name in cluster.nodes and name not in cluster.unreachable:
+                machine.stopped.append((machine.removed, now))
+                machine.removed = None
 
 
 def _unschedulable(pods: Iterable[dict]) -> list[dict]:

@@ -12,6 +12,12 @@ later (billed until then):
   ``Unknown``: the API server answers 500 to a read of a log there), with its failed pods, for
   ``unreachable_seconds`` (300: the managed instance group recreates the VM, and the taint
   manager deletes the pods of a node not ready for five minutes), then goes;
+* GKE's graceful shutdown may be cut short (``cut_short``): the VM stops before its kubelet
+  tells the API of the shutdown or of its pods, which stay ``Running`` there, its kubelet
+  silent (``Ready`` ``Unknown``); the managed instance group recreates it under the same name
+  ``recreate_seconds`` later, and its kubelet, started again, fails the pods bound there with
+  their containers lost (``ContainerStatusUnknown``, :meth:`kube_standin.pod_ends.PodEnds.lose`)
+  and no ``DisruptionTarget`` condition. The Node is Ready again, and billed again;
 * AWS gives two minutes: an EKS managed node group cordons and drains the node, its pods evicted
   with ``DisruptionTarget`` reason ``EvictionByEvictionAPI``; the instance is terminated, and
   the cloud's node controller deletes its Node at once.
@@ -39,6 +45,10 @@ class Interruptions:
     """The node is cordoned and drained (EKS); otherwise its kubelet shuts down (GKE)."""
     unreachable_seconds: float = 0.0
     """How long a Node stays, its kubelet unreachable, once its VM stopped (0: it goes then)."""
+    cut_short: bool = False
+    """The VM stops at its notice, before its kubelet says anything, and comes back (GKE)."""
+    recreate_seconds: float = 60.0
+    """How long a VM whose shutdown was cut short stays stopped before it is recreated."""
     seed: int = 0
     due: dict[str, float] = field(default_factory=dict)
     """When each spot node that registered gets its notice."""
@@ -50,8 +60,8 @@ class Interruptions:
         self._random = random.Random(self.seed)
 
     @classmethod
-    def gke(cls, per_hour: float, seed: int = 0) -> Interruptions:
-        return cls(per_hour, 30.0, drain=False, unreachable_seconds=300.0, seed=seed)
+    def gke(cls, per_hour: float, seed: int = 0, cut_short: bool = False) -> Interruptions:
+        return cls(per_hour, 30.0, drain=False, unreachable_seconds=300.0, cut_short=cut_short, seed=seed)
 
     @classmethod
     def eks(cls, per_hour: float, seed: int = 0) -> Interruptions:
@@ -69,20 +79,28 @@ class Interruptions:
         for name, stops in list(self.stopping.items()):
             if stops <= now and name in cluster.nodes and name not in cluster.unreachable:
                 self._stop(cluster, name, now)
-            if stops + self.unreachable_seconds <= now and name in cluster.nodes:
+            if self.cut_short and stops + self.recreate_seconds <= now and name in cluster.nodes:
+                self._recreate(cluster, name)
+            elif stops + self.unreachable_seconds <= now and name in cluster.nodes:
                 cluster.remove_node(name, reason=self._reason())
 
     def _stop(self, cluster, name: str, now: float) -> None:
-        """The VM stops: its Node stays ``unreachable_seconds`` longer, its kubelet silent."""
+        """The VM stops: its Node stays ``unreachable_seconds`` longer (``recreate_seconds``, cut
+        short), its kubelet silent."""
         if not self.unreachable_seconds:
             return
-        node = cluster.nodes[name]
         cluster.unreachable[name] = now
-        cluster.clock.wake_at(now + self.unreachable_seconds)
-        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
-        ready.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
-                     lastTransitionTime=cluster.clock.stamp())
-        cluster.modified("nodes", node)
+        cluster.clock.wake_at(now + (self.recreate_seconds if self.cut_short else self.unreachable_seconds))
+        _ready(cluster, cluster.nodes[name], "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+
+    def _recreate(self, cluster, name: str) -> None:
+        """The managed instance group recreates the stopped VM under its name: its kubelet, back,
+        posts the Node Ready and fails the pods bound there, their containers lost; the new VM
+        may be interrupted in its turn."""
+        del self.stopping[name], self.due[name]
+        cluster.unreachable.pop(name, None)
+        _ready(cluster, cluster.nodes[name], "True", "KubeletReady", "kubelet is posting ready status")
+        cluster.restart_node(name)
 
     def _reason(self) -> str:
         return "EvictionByEvictionAPI" if self.drain else "TerminationByKubelet"
@@ -90,15 +108,15 @@ class Interruptions:
     def _notice(self, cluster, node: dict, now: float) -> None:
         name = node["metadata"]["name"]
         self.count += 1
-        self.stopping[name] = now + self.notice_seconds
+        self.stopping[name] = now + (0.0 if self.cut_short else self.notice_seconds)
         cluster.clock.wake_at(self.stopping[name])
+        if self.cut_short:
+            return
         if self.drain:
             node["spec"]["unschedulable"] = True
+            cluster.modified("nodes", node)
         else:
-            ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
-            ready.update(status="False", reason="KubeletNotReady", message="node is shutting down",
-                         lastTransitionTime=cluster.clock.stamp())
-        cluster.modified("nodes", node)
+            _ready(cluster, node, "False", "KubeletNotReady", "node is shutting down")
         for pod in [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name]:
             if pod["status"].get("phase") not in TERMINATED:
                 cluster.kubelets.disrupt(cluster, pod, self._reason())
@@ -107,3 +125,10 @@ class Interruptions:
 def _spot(node: dict) -> bool:
     labels = node["metadata"].get("labels") or {}
     return any(labels.get(key) == value for key, value in SPOT_LABELS.items())
+
+
+def _ready(cluster, node: dict, status: str, reason: str, message: str) -> None:
+    """The Node's ``Ready`` condition changes, as its kubelet (or the node controller) says."""
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    ready.update(status=status, reason=reason, message=message, lastTransitionTime=cluster.clock.stamp())
+    cluster.modified("nodes", node)

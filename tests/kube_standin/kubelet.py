@@ -108,7 +108,7 @@ class Kubelets(PodEnds, PodInits):
                 self._collect(cluster, pod)
             elif not pod["spec"].get("nodeName"):
                 self._schedule(cluster, pod, bound, state)
-            else:
+            elif pod["spec"]["nodeName"] not in cluster.unreachable:  # a stopped VM's kubelet says nothing
                 self._run(cluster, pod)
 
     def _schedule(self, cluster, pod: dict, bound: dict[str, list[dict]], state: tuple) -> None:

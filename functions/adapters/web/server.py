@@ -33,7 +33,7 @@ from functions.core.errors import InvalidSetting
 STOP_GRACE = 30
 """Seconds the arbiter gives a stopping worker before killing it (gunicorn's ``graceful_timeout``,
 its default, which the image keeps): the worker's close may first wait out
-:data:`functions.runtime.BROKER_STOP_WAIT` for a broker thread held up (by a database another
+:data:`functions.service_events.BROKER_STOP_WAIT` for a broker thread held up (by a database another
 process holds, or a loaded machine), then its trials' kill grace, and a worker killed part way
 leaves its trials' ends unrecorded, each then counted as a lost attempt."""
 

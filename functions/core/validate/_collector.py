@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.core import file_collector, trial_spec
 from functions.core.limits import PREFIX, Limits
-from functions.core.metrics import check_filter
+from functions.core.metric_filters import check_filter
 from functions.core.reader import Reader, join
 from functions.core.spec import MetricsCollector, TrialTemplate
 
