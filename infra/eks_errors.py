@@ -89,7 +89,9 @@ configuration or the request, and no retry changes it."""
 def set_up_failure(exc: Exception, region: str | None) -> Exception:
     """katuna's error for EKS, EC2 and Auto Scaling clients that the AWS configuration cannot
     make: a region or credentials missing or unusable, a setting botocore refuses, an endpoint
-    URL that is none (urllib3's ``ValueError``). None passes, so each is a refusal."""
+    URL that is none (urllib3's ``ValueError``), each a refusal; only a credentials endpoint
+    that does not answer for now (EKS Pod Identity's agent, read as the clients are made) passes
+    (:func:`translate`)."""
     if isinstance(exc, (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError)):
         return translate(exc, region)
     if isinstance(exc, BotoCoreError):

@@ -589,3 +589,13 @@ class KubeStub(ApiServer, Workloads):
         while self._running:
             self.step()
             time.sleep(TICK_SECONDS)
+
+
+def serving_katib(namespace: str, user: str) -> Iterator[KubeStub]:
+    """A cluster serving Katib's API, where ``user`` may edit Katib's resources in ``namespace``
+    (``katuna-katib-edit``): for a fixture to ``yield from``, which closes it after its tests."""
+    cluster = KubeStub(namespaces=(namespace,))
+    katib_api.install(cluster)
+    katib_api.bind(cluster, user, "katuna-katib-edit", namespace)
+    yield cluster
+    cluster.close()

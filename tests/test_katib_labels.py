@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from kube_standin import katib_api
-from kube_stub import KubeStub
+from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
 
@@ -63,11 +62,7 @@ def expected_pod_labels(number: int) -> dict[str, str]:
 
 @pytest.fixture
 def kube() -> Iterator[KubeStub]:
-    cluster = KubeStub(namespaces=(TEAM,))
-    katib_api.install(cluster)
-    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
-    yield cluster
-    cluster.close()
+    yield from serving_katib(TEAM, USER)
 
 
 def test_an_experiment_resources_labels_reach_its_trials_and_their_pods_not_its_annotations(kube: KubeStub,

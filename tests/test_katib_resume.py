@@ -16,8 +16,7 @@ import pytest
 import yaml
 from conftest import run_file
 from http_helpers import KATUNA, Service
-from kube_standin import katib_api
-from kube_stub import KubeStub
+from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_cli import here
@@ -144,11 +143,7 @@ def test_the_end_of_the_first_run_never_ends_the_restarted_one(embedded, tmp_pat
 
 @pytest.fixture(scope="module")
 def kube() -> Iterator[KubeStub]:
-    cluster = KubeStub(namespaces=(TEAM,))
-    katib_api.install(cluster)
-    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
-    yield cluster
-    cluster.close()
+    yield from serving_katib(TEAM, USER)
 
 
 @pytest.fixture(scope="module")

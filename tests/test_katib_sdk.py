@@ -15,7 +15,7 @@ import pytest
 import yaml
 from http_helpers import Service
 from kube_standin import katib_api
-from kube_stub import KubeStub
+from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_studyjob import studyjob
@@ -36,11 +36,7 @@ USER = "alice"
 
 @pytest.fixture(scope="module")
 def kube() -> Iterator[KubeStub]:
-    cluster = KubeStub(namespaces=(TEAM,))
-    katib_api.install(cluster)
-    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
-    yield cluster
-    cluster.close()
+    yield from serving_katib(TEAM, USER)
 
 
 @pytest.fixture(scope="module")

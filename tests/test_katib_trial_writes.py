@@ -17,7 +17,7 @@ from unittest.mock import ANY
 import pytest
 from kube_standin import katib_api
 from kube_standin.server import KATUNA_USER as KATUNA
-from kube_stub import KubeStub
+from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
 from test_security import KNATIVE, granted_permissions
@@ -58,11 +58,7 @@ class CountedClient(client.ApiClient):
 
 @pytest.fixture
 def kube() -> Iterator[KubeStub]:
-    cluster = KubeStub(namespaces=(TEAM,))
-    katib_api.install(cluster)
-    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
-    yield cluster
-    cluster.close()
+    yield from serving_katib(TEAM, USER)
 
 
 def user_api(kube: KubeStub) -> client.CustomObjectsApi:

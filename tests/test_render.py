@@ -756,3 +756,28 @@ def test_a_relative_working_folder_of_a_trial_specs_container_is_refused_where_t
     check_study(spec, definition, Settings(), runs_jobs=False)
     pod["containers"][1]["workingDir"], pod["initContainers"][0]["workingDir"] = "/app/src", ""
     check_study(parse_study(definition), definition, Settings(), runs_jobs=True)
+
+
+@pytest.mark.parametrize("windows", [{"os": {"name": "windows"}}, {"nodeSelector": {"kubernetes.io/os": "windows"}}],
+                         ids=["os.name", "nodeSelector"])
+def test_a_windows_trial_pods_folder_of_its_drive_is_absolute(windows: dict):
+    """A Windows container's absolute folder names its drive (``C:\\app``): the runtime starts
+    it there, so a service running Jobs takes it, and refuses a relative one as on Linux."""
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    definition = katib_style()
+    pod = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod.update(windows)
+    pod["containers"][0]["workingDir"], pod["containers"][1]["workingDir"] = "C:\\app", "D:/data"
+    pod["initContainers"] = [{"name": "fetch", "image": "busybox", "command": ["true"], "workingDir": "\\tools"}]
+    check_study(parse_study(definition), definition, Settings(), runs_jobs=True)
+    pod["containers"][1]["workingDir"] = "data"
+    with pytest.raises(InvalidStudy) as refused:
+        check_study(parse_study(definition), definition, Settings(), runs_jobs=True)
+    assert [p.path for p in refused.value.problems] == ["trialTemplate.trialSpec.spec.template.spec.containers[1].workingDir"]
+    del pod["initContainers"]
+    pod.pop("os", None), pod.pop("nodeSelector", None)
+    pod["containers"][1]["workingDir"] = "/app"
+    with pytest.raises(InvalidStudy, match="got 'C:"):
+        check_study(parse_study(definition), definition, Settings(), runs_jobs=True)

@@ -100,21 +100,26 @@ def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
         text = template.OWN.sub("", str(item))
         met = SHELL_EXPANSION.search(text)
         if met is not None:
-            problems.append(Problem(f"{PATH}.trialSpec.{found}.{field}", (
-                f"{str(item)!r:.200} holds {met.group()}, which a shell expands: Katib's collector runs the primary "
-                f"container's command and args as one sh -c line, where it is expanded, and katuna runs them as "
-                f"Kubernetes does, with no shell, so the program would get {met.group()} as written: expected the "
-                f"command as a script (command: [sh, -c, '<the command line>']), which a shell runs under both, or "
-                f"the value itself")))
+            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, met.group(), (
+                "which a shell expands", "it is expanded", "as written", "the value itself")))
         operator = None if met is not None or _spaced(text) else shell_operator(KUBELET_REFERENCE.sub("", text))
         if operator is not None:
-            problems.append(Problem(f"{PATH}.trialSpec.{found}.{field}", (
-                f"{str(item)!r:.200} holds {operator}, which a shell reads as an operator (a command's end, a pipe, "
-                f"a redirection): Katib's collector runs the primary container's command and args as one sh -c line, "
-                f"where it runs as one, and katuna runs them as Kubernetes does, with no shell, so the program would "
-                f"get {operator} as an argument: expected the command as a script (command: [sh, -c, '<the command "
-                f"line>']), which a shell runs under both, or the argument quoted as the shell should read it")))
+            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, operator, (
+                "which a shell reads as an operator (a command's end, a pipe, a redirection)", "it runs as one",
+                "as an argument", "the argument quoted as the shell should read it")))
     return problems
+
+
+def _run_by_katibs_shell(path: str, item: Any, held: str, words: tuple[str, str, str, str]) -> Problem:
+    """The refusal of ``item``, a word of the primary container's command or args that holds
+    ``held``, which Katib's shell acts on and katuna passes on; ``words`` say what that shell does
+    with it, what it does there, how the program would get it, and the other way to write it."""
+    what, there, passed, instead = words
+    return Problem(path, (
+        f"{str(item)!r:.200} holds {held}, {what}: Katib's collector runs the primary container's command and args "
+        f"as one sh -c line, where {there}, and katuna runs them as Kubernetes does, with no shell, so the program "
+        f"would get {held} {passed}: expected the command as a script (command: [sh, -c, '<the command line>']), "
+        f"which a shell runs under both, or {instead}"))
 
 
 def _spaced(word: str) -> bool:
