@@ -129,14 +129,19 @@ def test_an_experiment_submitted_as_a_document_labels_its_trials_pods_as_katib_w
     ({"katuna.dev/study": "mine"}, "metadata.labels.katuna.dev/study", "expected a label of another prefix: "
                                                                        "katuna.dev/ is katuna's own"),
     ({"katuna.dev/client": "true"}, "metadata.labels.katuna.dev/client", "katuna.dev/client admits a pod"),
+    ({"job-name": "mine"}, "metadata.labels.job-name", "the API server gives each trial's Job pod template"),
+    ({"batch.kubernetes.io/controller-uid": "1"}, "metadata.labels.batch.kubernetes.io/controller-uid",
+     "refuses any other value there"),
     ({"team": "a b"}, "metadata.labels.team", "expected a Kubernetes label value"),
     ({"team": 42}, "metadata.labels.team", "expected a Kubernetes label value"),
     ({"bad key!": "x"}, "metadata.labels.bad key!", "expected a Kubernetes label key")])
 def test_an_experiment_label_katuna_keeps_for_itself_or_kubernetes_refuses_is_refused_naming_it(
         labels: dict, path: str, expected: str):
-    """A label the API server would refuse (an Experiment file never met one) and one of
-    katuna's own prefix, which selects each attempt's pods (and admits a pod to the service),
-    are refused at submission naming the label, where Katib would carry them to every pod."""
+    """A label the API server would refuse (an Experiment file never met one), one of katuna's
+    own prefix, which selects each attempt's pods (and admits a pod to the service), and one
+    the API server sets on a Job's pod template to select its pods (every trial's Job would be
+    refused) are refused at submission naming the label, where Katib would carry them to every
+    pod."""
     doc = experiment()
     doc["metadata"]["labels"] = labels
     with pytest.raises(InvalidStudy) as caught:

@@ -85,7 +85,19 @@ def label_problems(metadata: Mapping[str, Any]) -> list[Problem]:
         return []
     found = labels.problems(given, "metadata.labels")
     return found + [Problem(f"metadata.labels.{key}", labels.OWN_PREFIX_EXPECTED) for key in sorted(given)
-                    if isinstance(key, str) and key.startswith(labels.OWN_PREFIX)]
+                    if isinstance(key, str) and key.startswith(labels.OWN_PREFIX)] + [
+        Problem(f"metadata.labels.{key}", JOB_SELECTING_EXPECTED) for key in sorted(given) if key in JOB_SELECTING]
+
+
+JOB_SELECTING = frozenset({"job-name", "controller-uid", "batch.kubernetes.io/job-name",
+                           "batch.kubernetes.io/controller-uid"})
+"""The pod labels by which a Job's pods are its own, which the API server gives a Job's pod
+template itself and refuses there at any other value (``validateGeneratedSelector``: ``must be
+'<job name>'``): an Experiment's label of such a key, which katuna puts on its trials' pod
+templates, would have every trial's Job refused, where Katib's pod webhook sets it on each pod
+after the Job made it."""
+JOB_SELECTING_EXPECTED = ("expected a label of another key: the API server gives each trial's Job pod template this "
+                          "label (the Job's name or uid, which select its pods) and refuses any other value there")
 
 
 def annotated_pool(metadata: Mapping[str, Any]) -> Any:
