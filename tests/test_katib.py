@@ -278,25 +278,45 @@ def test_a_variable_kubernetes_reads_from_elsewhere_is_taken_where_trials_run_on
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
-@pytest.mark.parametrize("word", ["--data=${DATA_DIR}/train", "--out=$HOME/runs", "${LOG_DIR:-/tmp}"])
-def test_a_shell_expansion_in_a_primary_command_katib_runs_through_its_shell_is_refused(word: str):
+@pytest.mark.parametrize(("word", "held"), [
+    ("--data=${DATA_DIR}/train", "${DATA_DIR}"), ("--out=$HOME/runs", "$HOME"), ("${LOG_DIR:-/tmp}", "${LOG_DIR:-/tmp}"),
+    ('--out="$HOME/runs"', "$HOME"), ("--seed=$1", "$1"), ("--stamp=$(date +%s)", "$(date +%s)"),
+    ("--host=$(hostname)", "$(hostname)"), ("--ip=$$(POD_IP)", "$(POD_IP)"), ("--user=`id -u`", "`"),
+    ("~/data", "~")])
+def test_a_shell_expansion_in_a_primary_command_katib_runs_through_its_shell_is_refused(word: str, held: str):
     """Katib's collector wraps the primary container as ``sh -c "<command and args joined>"``, so
-    its shell expands ``$HOME``; katuna runs the command without a shell, and the program would
-    get it as written. Refused naming the field; in a ``sh -c`` script, or a container Katib does
-    not wrap (a sidecar), it stays, and a Kubernetes ``$(NAME)`` is the kubelet's."""
+    its shell expands ``$HOME``, runs ``$(date)`` and backquotes, and expands a leading ``~``;
+    katuna runs the command without a shell, and the program would get it as written. Refused
+    naming the field; in a ``sh -c`` script, or a container Katib does not wrap (a sidecar), it
+    stays. A Kubernetes ``$(NAME)`` of a variable the container defines is the kubelet's, which
+    replaces it before any shell reads the word; of another, the kubelet leaves it for the shell
+    to run, as it makes ``$$(NAME)`` ``$(NAME)``."""
     doc = experiment()
     pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
     pod["containers"][0]["args"] = ["$(POD_IP)", word]
     pod["containers"].append({"name": "side", "image": "busybox", "command": ["echo", word]})
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(doc))
     [problem] = caught.value.problems
     assert problem.path == "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].args[1]"
-    assert "which a shell expands: Katib's collector runs the primary container's command and args as one sh -c " \
-           "line" in problem.message
+    assert f"holds {held}, which a shell expands: Katib's collector runs the primary container's command and args " \
+           "as one sh -c line" in problem.message
     assert "expected the command as a script (command: [sh, -c, '<the command line>'])" in problem.message
     script = " ".join(pod["containers"][0].pop("command")) + " " + " ".join(pod["containers"][0].pop("args"))
     pod["containers"][0]["command"] = ["sh", "-c", script]
+    load_study(yaml.safe_dump(doc))
+
+
+@pytest.mark.parametrize("word", ["'$HOME'", "--cost=100$", "a\\$b", "$(DATA)", "--dir=a~b", "--lr=0.1"])
+def test_what_katibs_shell_leaves_as_written_is_taken(word: str):
+    """What Katib's shell passes on unchanged is taken: a ``$`` in single quotes, escaped, or
+    ending a word, a ``~`` inside one, and a ``$(NAME)`` the kubelet replaces (``DATA`` may be
+    any of the ConfigMap's keys the container's ``envFrom`` reads)."""
+    doc = experiment()
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"] = [{"configMapRef": {"name": "settings"}}]
+    container["args"] = [word]
     load_study(yaml.safe_dump(doc))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from functions.core import inline_code, template, trial_kinds
 from functions.core.errors import Problem
-from functions.core.trial_spec import located_containers, primary_container
+from functions.core.trial_spec import as_the_engine_gives, located_containers, primary_container
 
 PATH = "spec.trialTemplate"
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
@@ -28,14 +28,17 @@ NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster whe
 convert``, a service whose trials run as local processes)."""
 KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
-SHELL_EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\})")
-"""What a shell expands in a word: ``$HOME``, ``${DATA_DIR}``, ``${OUT:-/tmp}`` (a Kubernetes
-``$(NAME)`` is the kubelet's, which it expands before any shell runs)."""
+SHELL_EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\}|[0-9$?#@*!-]|\([^()]*\)|\()")
+"""What a shell expands at a ``$``: a variable (``$HOME``, ``${DATA_DIR}``, ``${OUT:-/tmp}``), a
+special parameter (``$1``, ``$$``), a command's output (``$(date)``)."""
 SHELL_OPERATORS = frozenset(";&|<>")
 """The characters a shell reads as a control or redirection operator wherever they stand
 unquoted in a word (``&&``, ``||``, ``;``, ``|``, ``>``, ``2>&1``)."""
 KUBELET_REFERENCE = re.compile(r"\$\([^()]*\)")
 """A Kubernetes ``$(NAME)``, which the kubelet expands before any shell reads the word."""
+KUBELET_EXPANSION = re.compile(r"\$\$|\$\(([^()]*)\)")
+"""What the kubelet expands in a container's command and args, left to right: ``$$`` (to ``$``)
+and ``$(NAME)`` (to the variable's value, where the container defines it)."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -76,7 +79,7 @@ def _retried_as_in_katib(trial_spec: Any) -> None:
 
 
 def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
-    """A shell's expansion (:data:`SHELL_EXPANSION`) in the primary container's command or args
+    """A shell's expansion (:func:`shell_expansion`) in the primary container's command or args
     where they start no shell. Katib's pod webhook wraps that container for its collector (StdOut,
     File or TensorFlowEvent) as ``sh -c "<command and args joined by spaces> 1>... 2>&1 && ..."``
     (``wrapWorkerContainer`` in ``pkg/webhook/v1beta1/pod/utils.go``), so a shell expands
@@ -98,9 +101,9 @@ def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for field, item in argv:
         text = template.OWN.sub("", str(item))
-        met = SHELL_EXPANSION.search(text)
+        met = shell_expansion(as_the_kubelet_gives(as_the_engine_gives(trial_spec, text), _defined(container)))
         if met is not None:
-            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, met.group(), (
+            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, met, (
                 "which a shell expands", "it is expanded", "as written", "the value itself")))
         operator = None if met is not None or _spaced(text) else shell_operator(KUBELET_REFERENCE.sub("", text))
         if operator is not None:
@@ -128,6 +131,50 @@ def _spaced(word: str) -> bool:
     runs differently under Katib whatever it holds (the split is documented), so an operator
     in it is not refused on its own."""
     return any(char.isspace() for char in word)
+
+
+def _defined(container: Mapping[str, Any]) -> frozenset[str] | None:
+    """The variables the container defines, whose ``$(NAME)`` the kubelet expands before any
+    shell reads the word; None where an ``envFrom`` may define any."""
+    if container.get("envFrom"):
+        return None
+    listed = container.get("env")
+    return frozenset(e["name"] for e in listed if isinstance(e, Mapping) and isinstance(e.get("name"), str)) \
+        if isinstance(listed, list) else frozenset()
+
+
+def as_the_kubelet_gives(word: str, defined: frozenset[str] | None) -> str:
+    """``word`` as the kubelet gives it to the container, which Katib's shell then reads: each
+    ``$(NAME)`` of a variable the container defines (``defined``; any, where None) replaced (by
+    ``_``: its value is not known here), one of another left as written, and ``$$`` made ``$``."""
+    def expanded(met: re.Match[str]) -> str:
+        if met.group() == "$$":
+            return "$"
+        return "_" if defined is None or met.group(1) in defined else met.group()
+    return KUBELET_EXPANSION.sub(expanded, word)
+
+
+def shell_expansion(word: str) -> str | None:
+    """The first expansion a POSIX shell makes in ``word`` outside single quotes and backslash
+    escapes: at a ``$`` (:data:`SHELL_EXPANSION`), at a backquote (a command's output), at a
+    ``~`` that begins it; None where it makes none."""
+    if word.startswith("~"):
+        return "~"
+    quote = ""
+    escaped = False
+    for at, char in enumerate(word):
+        if escaped or (quote == "'" and char != "'"):
+            escaped = False
+            continue
+        if char == "\\":
+            escaped = True
+        elif char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        elif char == "`":
+            return char
+        elif char == "$" and (met := SHELL_EXPANSION.match(word, at)) is not None:
+            return met.group()
+    return None
 
 
 def shell_operator(word: str) -> str | None:

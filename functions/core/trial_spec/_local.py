@@ -49,6 +49,16 @@ ENGINES = {"Workflow": ("Argo", re.compile(r"\{\{.*?\}\}")),
 kind of workload that runs it: Argo's ``{{inputs.parameters.epochs}}``, Tekton's
 ``$(params.lr)`` or ``$(tasks.prep.results.epochs)``. A Kubernetes variable reference,
 ``$(NAME)``, is no Tekton expression."""
+
+def as_the_engine_gives(trial_spec: Mapping[str, Any], word: str) -> str:
+    """``word`` of a step's container as its pod gets it from the workload's engine (where its
+    kind has one: :data:`ENGINES`), each expression the engine fills in replaced (by ``_``: its
+    value is not known here)."""
+    known = trial_kinds.kind_of(trial_spec)
+    engine = ENGINES.get(known.kind) if known is not None else None
+    return word if engine is None else engine[1].sub("_", word)
+
+
 LOCAL = "where trials run on this machine (katuna run, or a service whose trials run as local processes)"
 """Where a check of this module applies, as its problems say it."""
 
