@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import inline_code, template, trial_kinds
+from functions.core import template, trial_kinds
 from functions.core.errors import Problem
-from functions.core.trial_spec import as_the_engine_gives, located_containers, primary_container
+from functions.core.katib_shell import expanded_by_katibs_shell
 
 PATH = "spec.trialTemplate"
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
@@ -28,17 +28,6 @@ NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster whe
 convert``, a service whose trials run as local processes)."""
 KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
-SHELL_EXPANSION = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[^}]*\}|[0-9$?#@*!-]|\([^()]*\)|\()")
-"""What a shell expands at a ``$``: a variable (``$HOME``, ``${DATA_DIR}``, ``${OUT:-/tmp}``), a
-special parameter (``$1``, ``$$``), a command's output (``$(date)``)."""
-SHELL_OPERATORS = frozenset(";&|<>")
-"""The characters a shell reads as a control or redirection operator wherever they stand
-unquoted in a word (``&&``, ``||``, ``;``, ``|``, ``>``, ``2>&1``)."""
-KUBELET_REFERENCE = re.compile(r"\$\([^()]*\)")
-"""A Kubernetes ``$(NAME)``, which the kubelet expands before any shell reads the word."""
-KUBELET_EXPANSION = re.compile(r"\$\$|\$\(([^()]*)\)")
-"""What the kubelet expands in a container's command and args, left to right: ``$$`` (to ``$``)
-and ``$(NAME)`` (to the variable's value, where the container defines it)."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -61,7 +50,7 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
     _retried_as_in_katib(out["trialSpec"])
-    problems += _expanded_by_katibs_shell(trial)
+    problems += expanded_by_katibs_shell(trial)
     for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
         if trial.get(key):
             out[key] = trial[key]
@@ -76,127 +65,6 @@ def _retried_as_in_katib(trial_spec: Any) -> None:
     spec = trial_spec.get("spec") if known is not None and known.kind == "Job" else None
     if isinstance(spec, dict) and spec.get("backoffLimit") is None:
         spec["backoffLimit"] = KUBERNETES_BACKOFF_LIMIT
-
-
-def _expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
-    """A shell's expansion (:func:`shell_expansion`) in the primary container's command or args
-    where they start no shell. Katib's pod webhook wraps that container for its collector (StdOut,
-    File or TensorFlowEvent) as ``sh -c "<command and args joined by spaces> 1>... 2>&1 && ..."``
-    (``wrapWorkerContainer`` in ``pkg/webhook/v1beta1/pod/utils.go``), so a shell expands
-    ``$HOME`` there, and ends, pipes or redirects the command at an operator of a word without
-    spaces (:func:`shell_operator`: ``&&``, ``|``, ``>``, ``;``); katuna runs the command as
-    Kubernetes does, without a shell, and the program would get either as written, every trial
-    alike."""
-    trial_spec = trial.get("trialSpec")
-    if not isinstance(trial_spec, Mapping):
-        return []
-    labels = trial.get("primaryPodLabels") if isinstance(trial.get("primaryPodLabels"), Mapping) else None
-    container = primary_container(trial_spec, trial.get("primaryContainerName"), labels)
-    found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
-    if container is None or found is None:
-        return []
-    argv = [(f"{key}[{i}]", item) for key in ("command", "args") for i, item in enumerate(container.get(key) or [])]
-    if inline_code.shell_script([str(item) for _, item in argv]) is not None:
-        return []
-    problems = []
-    for field, item in argv:
-        text = template.OWN.sub("", str(item))
-        met = shell_expansion(as_the_kubelet_gives(as_the_engine_gives(trial_spec, text), _defined(container)))
-        if met is not None:
-            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, met, (
-                "which a shell expands", "it is expanded", "as written", "the value itself")))
-        operator = None if met is not None or _spaced(text) else shell_operator(KUBELET_REFERENCE.sub("", text))
-        if operator is not None:
-            problems.append(_run_by_katibs_shell(f"{PATH}.trialSpec.{found}.{field}", item, operator, (
-                "which a shell reads as an operator (a command's end, a pipe, a redirection)", "it runs as one",
-                "as an argument", "the argument quoted as the shell should read it")))
-    return problems
-
-
-def _run_by_katibs_shell(path: str, item: Any, held: str, words: tuple[str, str, str, str]) -> Problem:
-    """The refusal of ``item``, a word of the primary container's command or args that holds
-    ``held``, which Katib's shell acts on and katuna passes on; ``words`` say what that shell does
-    with it, what it does there, how the program would get it, and the other way to write it."""
-    what, there, passed, instead = words
-    return Problem(path, (
-        f"{str(item)!r:.200} holds {held}, {what}: Katib's collector runs the primary container's command and args "
-        f"as one sh -c line, where {there}, and katuna runs them as Kubernetes does, with no shell, so the program "
-        f"would get {held} {passed}: expected the command as a script (command: [sh, -c, '<the command line>']), "
-        f"which a shell runs under both, or {instead}"))
-
-
-def _spaced(word: str) -> bool:
-    """Whether ``word`` holds whitespace, which Katib's shell splits it at: code another program
-    reads (``python -c 'import sys; ...'``), a command line given as one argument. Such a word
-    runs differently under Katib whatever it holds (the split is documented), so an operator
-    in it is not refused on its own."""
-    return any(char.isspace() for char in word)
-
-
-def _defined(container: Mapping[str, Any]) -> frozenset[str] | None:
-    """The variables the container defines, whose ``$(NAME)`` the kubelet expands before any
-    shell reads the word; None where an ``envFrom`` may define any."""
-    if container.get("envFrom"):
-        return None
-    listed = container.get("env")
-    return frozenset(e["name"] for e in listed if isinstance(e, Mapping) and isinstance(e.get("name"), str)) \
-        if isinstance(listed, list) else frozenset()
-
-
-def as_the_kubelet_gives(word: str, defined: frozenset[str] | None) -> str:
-    """``word`` as the kubelet gives it to the container, which Katib's shell then reads: each
-    ``$(NAME)`` of a variable the container defines (``defined``; any, where None) replaced (by
-    ``_``: its value is not known here), one of another left as written, and ``$$`` made ``$``."""
-    def expanded(met: re.Match[str]) -> str:
-        if met.group() == "$$":
-            return "$"
-        return "_" if defined is None or met.group(1) in defined else met.group()
-    return KUBELET_EXPANSION.sub(expanded, word)
-
-
-def shell_expansion(word: str) -> str | None:
-    """The first expansion a POSIX shell makes in ``word`` outside single quotes and backslash
-    escapes: at a ``$`` (:data:`SHELL_EXPANSION`), at a backquote (a command's output), at a
-    ``~`` that begins it; None where it makes none."""
-    if word.startswith("~"):
-        return "~"
-    quote = ""
-    escaped = False
-    for at, char in enumerate(word):
-        if escaped or (quote == "'" and char != "'"):
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char in "'\"" and quote in ("", char):
-            quote = "" if quote else char
-        elif char == "`":
-            return char
-        elif char == "$" and (met := SHELL_EXPANSION.match(word, at)) is not None:
-            return met.group()
-    return None
-
-
-def shell_operator(word: str) -> str | None:
-    """The first control or redirection operator (:data:`SHELL_OPERATORS`, with the operator
-    characters that follow it: ``&&``, ``2>&1``'s ``>&``) a POSIX shell reads in ``word``
-    outside quotes and backslash escapes; None where it reads none."""
-    quote = ""
-    escaped = False
-    for at, char in enumerate(word):
-        if escaped or (quote == "'" and char != "'"):
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char in "'\"" and quote in ("", char):
-            quote = "" if quote else char
-        elif not quote and char in SHELL_OPERATORS:
-            end = at
-            while end < len(word) and word[end] in SHELL_OPERATORS:
-                end += 1
-            return word[at:end]
-    return None
 
 
 def without_trial_spec(spec: Mapping[str, Any]) -> bool:
