@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 from standin_server import StandInServer
+from warm_katuna import WarmKatuna
+from warm_katuna import run as warm_run
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 NOBODY = 65534
@@ -108,8 +110,29 @@ def refused_start(workdir: Path, host: str | None = None, **env: str) -> subproc
         raise AssertionError("katuna serve started where it should have refused to") from exc
 
 
+_warm: list[WarmKatuna] = []
+_warming = threading.Lock()
+
+
+def warm_runner() -> WarmKatuna:
+    """The test run's warm Python for ``katuna serve`` processes, started at the first one."""
+    with _warming:
+        if not _warm:
+            _warm.append(WarmKatuna())
+        return _warm[0]
+
+
+def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``katuna ARGS...`` run in a process of its own (forked from :func:`warm_runner`), as
+    ``subprocess.run(..., capture_output=True, text=True)`` runs it, with ``env`` (by default
+    this process's environment)."""
+    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout)
+
+
 class Service:
-    """``katuna serve`` in a subprocess; requests as (status, headers, body)."""
+    """``katuna serve`` in a subprocess of its own (forked from :func:`warm_runner`, so that it
+    does not import its web app again); requests as (status, headers, body)."""
 
     def __init__(self, workdir: Path, workers: int = 2, port: int | None = None, host: str | None = None,
                  **env: str) -> None:
@@ -117,10 +140,9 @@ class Service:
         address = host or "127.0.0.1"
         self.base = f"http://{f'[{address}]' if ':' in address and not address.startswith('[') else address}:{self.port}"
         self.workdir = workdir
-        self.log = (workdir / "serve.log").open("w")
-        self.process = subprocess.Popen(
-            serve_command(workdir, self.port, workers, host), cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, **env})
+        (workdir / "serve.log").write_text("")
+        self.process = warm_runner().start(serve_command(workdir, self.port, workers, host), workdir,
+                                           {**os.environ, **env}, workdir / "serve.log")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -166,7 +188,6 @@ class Service:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self.log.close()
 
 
 def run_on_cluster(kube_url: str, workdir: Path, namespace: str, definition: dict,

@@ -25,7 +25,7 @@ import yaml
 from child_signals import interruptible
 from click.testing import CliRunner, Result
 from conftest import katib_job_experiment, run_file, shared_journal, study_definition, unlined
-from http_helpers import Service, free_port
+from http_helpers import Service, free_port, run_katuna
 from proc_stat import alive
 from waiting import eventually
 
@@ -45,8 +45,7 @@ KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
 def katuna(*args: str, cwd: Path, check: bool = True, columns: int = 200) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*KATUNA, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "COLUMNS": str(columns)})
+    result = run_katuna(*args, cwd=cwd, env={**os.environ, "COLUMNS": str(columns)})
     if check and result.returncode != 0:
         raise AssertionError(f"katuna {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -83,8 +82,7 @@ def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp
     ``katuna serve``'s), so it checks their working directory here."""
     study = write_study(tmp_path / "s.yaml", study_definition(trialTemplate={
         "command": [sys.executable, "-c", "print('loss=1')", "${trialParameters.x}"], "workingDir": "runs"}))
-    result = subprocess.run([*KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "KATUNA_EXECUTOR": executor})
+    result = run_katuna("run", str(study), cwd=tmp_path, env={**os.environ, "KATUNA_EXECUTOR": executor})
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"trialTemplate.workingDir: expected a directory; {tmp_path / 'runs'} is none" in unlined(result.stderr)
     assert not (tmp_path / "katuna.db").exists()
@@ -774,8 +772,7 @@ def test_a_run_of_a_study_another_run_runs_is_refused_and_leaves_that_run_as_it_
     how = {"same folders": ([], {}), "another log folder": ([], {"KATUNA_LOG_DIR": str(tmp_path / "other-logs")}),
            "the database through a link": (["--db", str(tmp_path / "alias.db")], {})}[elsewhere]
     try:
-        second = subprocess.run([*KATUNA, "run", str(study), *how[0]], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=120, env={**os.environ, "COLUMNS": "200", **how[1]})
+        second = run_katuna("run", str(study), *how[0], cwd=tmp_path, env={**os.environ, "COLUMNS": "200", **how[1]})
         assert second.returncode == 2, second.stdout + second.stderr
         assert second.stderr == (f"error: study 'demo' is running in another `katuna run` (process {process.pid}) "
                                  "on this database; follow it with `katuna show demo`, or stop that process first "
@@ -1214,8 +1211,7 @@ def test_an_unusable_trial_log_folder_exits_2_naming_it_before_any_study_is_stor
     write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))
     (tmp_path / "a-file").write_text("")
     logs = tmp_path / "a-file" / "logs"
-    result = subprocess.run([*KATUNA, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "KATUNA_LOG_DIR": str(logs)})
+    result = run_katuna(*command, cwd=tmp_path, env={**os.environ, "KATUNA_LOG_DIR": str(logs)}, timeout=60)
     assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
     assert result.stderr.splitlines()[-1] == (f"error: cannot use the trial-log folder {logs}: Not a directory; katuna "
                                               "needs to create it and write in it (KATUNA_LOG_DIR names another folder)")
@@ -1235,7 +1231,7 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
     env = {**os.environ, "KATUNA_BUSY_TIMEOUT": "0.2", "COLUMNS": "200"}
     try:
         def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([*KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+            return run_katuna(*args, cwd=tmp_path, env=env, timeout=60)
 
         for command, shown in ((("studies",), "demo"), (("show", "demo"), "completed"), (("trials", "demo"), "COMPLETE"),
                                (("best", "demo", "--json"), '"state": "COMPLETE"')):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition, uid_of
-from http_helpers import KATUNA, Service
+from http_helpers import KATUNA, Service, run_katuna
 from proc_stat import alive, parent_of
 from test_cli import here
 from waiting import eventually
@@ -158,8 +158,7 @@ def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_t
 
 def test_stopping_a_study_kills_the_trial_processes_a_killed_service_left(tmp_path: Path, family: Path):
     _, stale = killed_run(tmp_path, family)
-    stop = subprocess.run([KATUNA, "stop", "stale", "--db", str(tmp_path / "katuna.db")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    stop = run_katuna("stop", "stale", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path, timeout=60)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert [pid for pid in stale if alive(pid)] == []
 

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from doc_blocks import ROOT, anchor, block, command_lines, headings, local_links
+from http_helpers import run_katuna
 
 from functions.cli import main
 from functions.core.formats import load_study
 from functions.core.metrics import parse_text
 from functions.handlers import HANDLERS
 
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")) + [
     "README.md",
     "CONTRIBUTING.md",
@@ -372,7 +372,7 @@ def test_optuna_reads_a_study_as_the_architecture_page_shows(tmp_path: Path):
         "trialTemplate": {"command": ["python", "-c", "print('accuracy=0.5')", "${trialParameters.x}"]},
     }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    run = subprocess.run([KATUNA, "run", "study.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    run = run_katuna("run", "study.yaml", cwd=tmp_path, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     code = block("docs/architecture.md", "Reading a study with Optuna", "python")
     read = subprocess.run(
@@ -640,26 +640,10 @@ def test_the_trial_image_script_runs_as_a_trial_reporting_json_lines_to_a_file(t
     study.update(yaml.safe_load(block("docs/trials.md", "A file", "yaml")), maxTrials=1, parallelism=1)
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
-    run = subprocess.run(
-        [KATUNA, "run", "study.yaml", "--db", "k.db"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    run = run_katuna("run", "study.yaml", "--db", "k.db", cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "metrics-digits-sgd-0.jsonl").read_text().count("\n") == 2
-    trials = json.loads(
-        subprocess.run(
-            [KATUNA, "trials", "digits-sgd", "--db", "k.db", "--json"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-        ).stdout
-    )
+    trials = json.loads(run_katuna("trials", "digits-sgd", "--db", "k.db", "--json", cwd=tmp_path, env=env).stdout)
     assert [t["state"] for t in trials] == ["COMPLETE"]
     assert 0.5 < trials[0]["metrics"]["accuracy"] <= 1.0 and trials[0]["metrics"]["loss"] > 0
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TRIAL
-from http_helpers import KATUNA, Service
+from http_helpers import Service, run_katuna
 from test_cli import here
 
 from functions.core.cluster import Cluster
@@ -420,7 +419,8 @@ def test_parameter_names_katib_takes_run_locally_and_show_as_written(tmp_path: P
     template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] += [
         "--y=${trialParameters.optimizer}"]
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
-    subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    run = run_katuna("run", "experiment.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
     listed = here("trials", "katib-exp", "--json", cwd=tmp_path)
     trials = json.loads(listed.stdout)
     assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]

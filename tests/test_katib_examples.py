@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from http_helpers import KATUNA, Service
+from http_helpers import Service, run_katuna
 from kube_standin import katib_api
 from kube_standin.nodes import STATIC_ALLOCATABLE, node
 from kube_stub import KubeStub
@@ -474,8 +473,8 @@ def test_an_example_as_katib_ships_it_is_refused_as_katibs_webhook_refuses_it(pa
 def test_a_configmap_template_is_refused_by_the_command_line_naming_the_field(tmp_path: Path):
     example = INVENTORY["trial-template/trial-configmap-source.yaml"]
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
-    done = subprocess.run([KATUNA, "run", str(DATA / f"{example.file}.yaml"), "--db", str(tmp_path / "k.db")],
-                          capture_output=True, text=True, timeout=120, env=environ)
+    done = run_katuna("run", str(DATA / f"{example.file}.yaml"), "--db", str(tmp_path / "k.db"), cwd=Path.cwd(),
+                      env=environ)
     assert done.returncode == 2, done
     assert "spec.trialTemplate.configMap" in done.stderr
 

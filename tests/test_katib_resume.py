@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_file
-from http_helpers import KATUNA, Service
+from http_helpers import Service, run_katuna
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -42,7 +42,7 @@ def write(path: Path, doc: dict) -> Path:
 
 
 def katuna(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return run_katuna(*args, cwd=tmp_path)
 
 
 def trials_of(tmp_path: Path, name: str) -> list[dict]:

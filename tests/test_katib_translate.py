@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
-from http_helpers import KATUNA
+from http_helpers import run_katuna
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import here
@@ -138,7 +137,7 @@ def test_katuna_run_passes_discrete_strings_and_trial_metadata_to_the_trial(tmp_
     container["command"] = [sys.executable, "-c", TRIAL_SCRIPT, "${trialParameters.batchSize}",
                             "${trialParameters.jobName}", "${trialParameters.where}"]
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
-    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = run_katuna("run", "experiment.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     seen = {path.name.removeprefix("seen-"): path.read_text() for path in tmp_path.glob("seen-*")}
     assert len(seen) == 3
@@ -168,7 +167,7 @@ def test_katuna_run_fails_an_experiment_once_its_failures_reach_max_failed_trial
     """As Katib, the Experiment fails when its failed trials reach the count, not past it; 0
     fails it at the first failure, as 1 does."""
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(failing(mode, max_failed)))
-    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = run_katuna("run", "experiment.yaml", cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     listed = here("trials", f"fails-{mode}", "--json", cwd=tmp_path)
     states = [t["state"] for t in json.loads(listed.stdout)]
@@ -193,7 +192,7 @@ def test_a_trial_reporting_nan_keeps_the_value_of_its_finite_reports_as_katib_re
     doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
         sys.executable, "-c", script, "${trialParameters.position}"]
     (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
-    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    run = run_katuna("run", "experiment.yaml", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     listed = here("trials", "katib-exp", "--json", cwd=tmp_path)
     trial = json.loads(listed.stdout)[0]

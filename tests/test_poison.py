@@ -15,7 +15,7 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import TRIAL, run_study, study_definition
-from http_helpers import KATUNA, Service, Sink
+from http_helpers import Service, Sink, run_katuna
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import trial_suggested
@@ -114,7 +114,7 @@ def test_a_study_stored_under_looser_rules_still_loads_and_a_damaged_row_fails_a
 
 
 def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KATUNA, *args, "--db", str(db)], capture_output=True, text=True, timeout=60)
+    return run_katuna(*args, "--db", str(db), cwd=Path.cwd(), timeout=60)
 
 
 def test_the_cli_lists_and_shows_every_study_beside_a_damaged_one(tmp_path: Path):

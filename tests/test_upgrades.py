@@ -22,7 +22,7 @@ import pytest
 import sqlite_utils
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA
+from http_helpers import run_katuna
 from test_katib import experiment
 from waiting import eventually
 
@@ -47,7 +47,7 @@ def as_converted(normalized: dict) -> None:
 
 
 def katuna(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return run_katuna(*args, cwd=tmp_path)
 
 
 def stored_as_older(db: Path, definition: dict, status: str, older: Callable[[dict], None]) -> None:

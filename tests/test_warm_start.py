@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import time
 from collections import deque
 from dataclasses import replace
@@ -16,7 +15,7 @@ import pytest
 import sqlite_utils
 import yaml
 from conftest import run_study, study_definition, undo_trial_changes
-from http_helpers import KATUNA, Service, Sink
+from http_helpers import Service, Sink, run_katuna
 from optuna.distributions import FloatDistribution
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -95,6 +94,14 @@ def test_a_warm_start_from_a_study_the_database_lacks_is_refused_and_nothing_is_
         "the identical study submitted again (to resume it) is not refused"
 
 
+def _shown(tmp_path: Path) -> str:
+    """What ``katuna show second`` prints for the database in ``tmp_path``; it must exit 0."""
+    shown = run_katuna("show", "second", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return shown.stdout
+
+
 def completed(store: SqliteStore, name: str) -> list[tuple[float, float]]:
     """The study's completed trials as (x, loss), by number."""
     return [(t.params["x"], t.values[0]) for t in store.trials(name, ("COMPLETE",))]
@@ -111,7 +118,7 @@ def test_a_warm_start_keeps_the_results_of_a_study_deleted_before_its_first_tria
     taken = completed(embedded.store, "first")
     later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
     embedded.submit(parse_study(later), later, tmp_path)
-    subprocess.run([KATUNA, "delete", "first", "--db", str(tmp_path / "katuna.db")], check=True, capture_output=True)
+    assert run_katuna("delete", "first", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path).returncode == 0
     fresh = Embedded(Settings(db=tmp_path / "katuna.db"))
     try:
         assert fresh.run("second").status == "completed"
@@ -320,17 +327,15 @@ def test_a_bad_entry_of_a_json_known_results_file_names_the_file_the_entry_and_t
 @pytest.mark.slow
 def test_the_cli_reads_known_results_from_csv_and_json_files(tmp_path: Path):
     import json
-    import subprocess
 
     import yaml
-    from http_helpers import KATUNA
 
     (tmp_path / "known.csv").write_text("x,loss\n2.0,0.0\n-1.0,9.0\n")
     (tmp_path / "known.json").write_text(json.dumps([{"params": {"x": 3.0}, "value": 1.0}]))
     for name, file in (("from-csv", "known.csv"), ("from-json", "known.json")):
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(
             study_definition(name=name, maxTrials=2, warmStart={"file": file})))
-        subprocess.run([KATUNA, "run", f"{name}.yaml"], cwd=tmp_path, check=True, capture_output=True)
+        assert run_katuna("run", f"{name}.yaml", cwd=tmp_path).returncode == 0
     from functions.adapters.sqlite_store import SqliteStore
 
     store = SqliteStore(tmp_path / "katuna.db")
@@ -389,7 +394,7 @@ def broker(service: Service, sink: Sink, ended: str) -> None:
 @pytest.mark.slow
 def test_over_the_api_a_study_keeps_the_warm_start_it_was_submitted_with(tmp_path: Path):
     (tmp_path / "first.yaml").write_text(yaml.safe_dump(study_definition(name="first", maxTrials=3)))
-    subprocess.run([KATUNA, "run", "first.yaml"], cwd=tmp_path, check=True, capture_output=True)
+    assert run_katuna("run", "first.yaml", cwd=tmp_path).returncode == 0
     sink = Sink()
     service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url)
     try:
@@ -494,8 +499,7 @@ def test_a_study_shows_what_its_warm_start_gave_its_sampler(embedded, tmp_path: 
     assert study_view(embedded.store, embedded.store.get_study("second"))["warmStart"] == {
         "knownResults": len(inside) + 1, "given": 1, "study": "first", "taken": len(inside)}
     assert study_view(embedded.store, embedded.store.get_study("first"))["warmStart"] is None
-    shown = subprocess.run([KATUNA, "show", "second", "--db", str(tmp_path / "katuna.db")], check=True,
-                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    shown = _shown(tmp_path)
     assert f"warm start: {len(inside) + 1} known results (1 given, {len(inside)} taken from 'first'), not counted " \
            "as the study's trials" in shown
 
@@ -573,8 +577,7 @@ def test_a_grid_study_started_warm_from_one_that_ran_part_of_its_grid_runs_only_
     view = study_view(embedded.store, record)
     assert (view["maxTrials"], view["maxTrialsSetBy"], view["grid"]) == (5, "grid", {"points": 9, "covered": 4})
     assert study_view(embedded.store, embedded.store.get_study("first"))["grid"] == {"points": 9, "covered": 0}
-    shown = subprocess.run([KATUNA, "show", "second", "--db", str(tmp_path / "katuna.db")], check=True,
-                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    shown = _shown(tmp_path)
     assert "trials: 5/5 (the grid's 9 points less the 4 its warm start covers)" in shown, shown
     assert "not counted as the study's trials; they cover 4 of the grid's 9 points" in shown, shown
 

@@ -1,0 +1,49 @@
+"""The warm Python the tests fork ``katuna`` commands from (``tests/warm_katuna.py``): each
+command is a process of its own, with its own environment, working directory, streams, exit
+status and signals, as if started with :mod:`subprocess`."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_file, study_definition
+from http_helpers import answers, free_port, run_katuna, serve_command, warm_runner
+from waiting import eventually
+
+NAME = "a-study-whose-name-is-longer-than-a-narrow-terminal-has-room"
+
+
+def test_a_command_reads_its_own_environment_folder_and_terminal_width_and_exits_with_its_status(tmp_path: Path):
+    """``COLUMNS`` is read as the command starts, not as the warm Python imported katuna (the
+    CLI's consoles take it when they are made), and a relative ``--db`` is the command's folder's."""
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(study_definition(name=NAME, maxTrials=1, parallelism=1)))
+    run_file(study, tmp_path / "katuna.db", tmp_path)
+    wide = run_katuna("studies", "--db", "katuna.db", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert (wide.returncode, wide.stderr) == (0, "")
+    assert [line for line in wide.stdout.splitlines() if NAME in line][0].split()[1:4] == [NAME, "│", "completed"]
+    narrow = run_katuna("studies", "--db", "katuna.db", cwd=tmp_path, env={**os.environ, "COLUMNS": "60"})
+    assert narrow.returncode == 0 and not [line for line in narrow.stdout.splitlines() if NAME in line]
+    missing = run_katuna("studies", "--db", "none.db", cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert f"no database at {tmp_path / 'none.db'} " in missing.stderr
+
+
+@pytest.mark.parametrize("sig, returncode", [(signal.SIGTERM, 0), (signal.SIGKILL, -signal.SIGKILL)])
+def test_a_service_is_signalled_and_waited_for_by_its_own_process_id(tmp_path: Path, sig: int, returncode: int):
+    """A ``katuna serve`` ends on SIGTERM with 0, as gunicorn's arbiter does, and a SIGKILL shows as
+    the signal; until then it is running."""
+    port = free_port()
+    (tmp_path / "serve.log").write_text("")
+    process = warm_runner().start(serve_command(tmp_path, port), tmp_path, dict(os.environ), tmp_path / "serve.log")
+    eventually(lambda: answers(port), "katuna serve to answer")
+    assert process.poll() is None
+    assert Path(f"/proc/{process.pid}/cwd").resolve() == tmp_path.resolve()
+    process.send_signal(sig)
+    assert process.wait(timeout=30) == returncode
+    assert process.poll() == returncode
+    process.kill()  # an ended command is not signalled again: its pid may be another process's by now

@@ -1,0 +1,225 @@
+"""A Python that has imported what ``katuna serve`` imports before it starts gunicorn, and starts
+each ``katuna`` command it is asked for in a fork of itself: a process of the command's own (the
+``katuna`` console script run as ``__main__``, its own ``sys.argv``, environment, working
+directory, standard streams and exit status), without each paying again the 0.4 s or so of CPU
+that importing katuna's web app, Flask, Optuna and SQLAlchemy takes. Several commands may run at
+once (services side by side); the test signals and waits for each by its process id.
+
+Requests come on standard input, a JSON line each: ``{"argv": [katuna, *args], "cwd": folder,
+"env": {...}, "stdout": file, "stderr": file}`` (the two files may be one, as with
+``stderr=subprocess.STDOUT``); the standard input is ``/dev/null``. For each, it answers on standard output ``{"started": pid}`` as
+the command starts and, whenever one ends, ``{"ended": pid, "returncode": ...}`` (negative: the
+signal that ended it). It forks from this one thread only, before any other starts; its own
+``SIGCHLD`` handler and wake-up pipe are undone in each child before the command runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import runpy
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from subprocess import CompletedProcess
+
+
+def _preload() -> None:
+    """What every ``katuna serve`` imports before its workers start, and what ``katuna run``
+    imports to run a study, and nothing more: nothing that reads the environment, a terminal or
+    the working directory as it is imported (the CLI's consoles, made as :mod:`functions.cli`
+    is imported, take ``COLUMNS`` then), so that each command still sees its own."""
+    import functions.adapters.log_lines  # noqa: F401
+    import functions.adapters.process_tree  # noqa: F401
+    import functions.adapters.web.guard  # noqa: F401
+    import functions.adapters.web.peers  # noqa: F401
+    import functions.adapters.web.server  # noqa: F401
+    import functions.embedded  # noqa: F401
+    import functions.runtime  # noqa: F401
+
+    assert "functions.cli_common" not in sys.modules, "the CLI's consoles would keep this process's COLUMNS"
+
+
+def _become(request: dict) -> None:
+    """In the forked child: be the process ``subprocess.Popen(argv, cwd=..., env=...,
+    stdin=DEVNULL, stdout=..., stderr=...)`` would start, then run the console script."""
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    opened = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(opened, 0)
+    os.close(opened)
+    for fd, path in ((1, request["stdout"]), (2, request.get("stderr") or request["stdout"])):
+        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)
+    script = request["argv"][0]
+    sys.argv = list(request["argv"])
+    sys.path[0] = str(Path(script).resolve().parent)
+    runpy.run_path(script, run_name="__main__")
+
+
+def _answer(value: dict) -> None:
+    os.write(1, (json.dumps(value) + "\n").encode())
+
+
+def _reap() -> None:
+    """Answer for each child that has ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _answer({"ended": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+
+def _serve() -> dict | None:
+    """Start a child for each request until standard input ends (None); in a child, its request."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_write)
+    pending = b""
+    while True:
+        readable = select.select([0, wake_read], [], [])[0]
+        if wake_read in readable:
+            while os.read(wake_read, 512) == 512:
+                pass
+            _reap()
+        if 0 not in readable:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return None
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(wake_read)
+                os.close(wake_write)
+                return request
+            _answer({"started": pid})
+
+
+def main() -> None:
+    _preload()
+    request = _serve()
+    if request is not None:
+        _become(request)
+
+
+class WarmProcess:
+    """A command the warm Python started, as much of :class:`subprocess.Popen` as the tests
+    use: its ``pid``, ``returncode``, :meth:`poll`, :meth:`wait` and signals."""
+
+    def __init__(self, pid: int, ended: threading.Condition) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._ended = ended
+
+    def poll(self) -> int | None:
+        with self._ended:
+            return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        with self._ended:
+            if not self._ended.wait_for(lambda: self.returncode is not None, timeout):
+                raise subprocess.TimeoutExpired(f"katuna (pid {self.pid})", timeout or 0)
+            assert self.returncode is not None
+            return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the command unless it is known to have ended (its pid may be another's by then)."""
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class WarmKatuna:
+    """This module run as a process of its own, started for the first command asked of it and
+    kept for the rest of the test run (it ends once the test run closes its standard input)."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         bufsize=0)
+        self._asking = threading.Lock()
+        self._started: queue.Queue[WarmProcess | None] = queue.Queue()
+        self._ended = threading.Condition()
+        self._running: dict[int, WarmProcess] = {}
+        threading.Thread(target=self._read, name="warm-katuna", daemon=True).start()
+        atexit.register(self.close)
+
+    def _read(self) -> None:
+        """Hand each started command to the request that asked for it, and give each that ended
+        its exit status (a pid is only ever one running command's: a reused one is a new start)."""
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            answer = json.loads(line)
+            with self._ended:
+                if "started" in answer:
+                    started = self._running[answer["started"]] = WarmProcess(answer["started"], self._ended)
+                    self._started.put(started)
+                else:
+                    self._running.pop(answer["ended"]).returncode = answer["returncode"]
+                    self._ended.notify_all()
+        self._started.put(None)
+
+    def close(self) -> None:
+        """End the warm Python (commands still running are left running, as a subprocess a
+        test left is), once the test run ends: waited for, so that its CPU is the test run's."""
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
+
+    def start(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path,
+              stderr: Path | None = None) -> WarmProcess:
+        """``argv`` (the ``katuna`` script and its arguments) started in ``cwd`` with ``env``, its
+        standard output appended to ``stdout``, its standard error to ``stderr`` (by default to
+        ``stdout`` too)."""
+        assert self._process.stdin is not None
+        with self._asking:
+            self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(stdout),
+                                                  "stderr": str(stderr or stdout)}).encode() + b"\n")
+            started = self._started.get(timeout=60)
+        assert started is not None, "the warm Python ended"
+        return started
+
+
+
+def run(warm: WarmKatuna, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> CompletedProcess[str]:
+    """``argv`` run as ``subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+    timeout=timeout, stdin=DEVNULL)`` runs it: killed, and :class:`subprocess.TimeoutExpired`
+    raised, after ``timeout`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="katuna-output-") as folder:
+        out, err = Path(folder, "stdout"), Path(folder, "stderr")
+        process = warm.start(argv, cwd, env, out, err)
+        try:
+            returncode = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise subprocess.TimeoutExpired(argv, timeout) from None
+        return CompletedProcess(argv, returncode, out.read_text() if out.exists() else "",
+                                err.read_text() if err.exists() else "")
+
+
+if __name__ == "__main__":
+    main()
