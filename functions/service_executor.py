@@ -48,5 +48,5 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail), executor, executor, refusal)
-    local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, sole_parent=sole_parent)
+    local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
     return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity))

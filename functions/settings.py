@@ -50,7 +50,8 @@ _POSITIVE_SECONDS = ("session_ttl", "node_look_seconds", "k8s_progress_seconds",
 
 VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
-    "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
+    "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int),
+    "max_checkpoint": ("MAX_CHECKPOINT", int), "workdir": ("WORKDIR", Path),
     "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
     "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
     "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
@@ -196,7 +197,9 @@ class Settings:
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
-    ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_RUNNING_TRIALS`` (1000): the most trials ``katuna serve``
+    ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_CHECKPOINT`` (4,096 MiB): the most bytes of a trial's
+    checkpoint folder copied for a child trial under population-based training (a larger one
+    fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_RUNNING_TRIALS`` (1000): the most trials ``katuna serve``
     runs at once across every study; a trial past it waits until another ends
     (:mod:`functions.handlers.spawn`). ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
@@ -240,6 +243,7 @@ class Settings:
     metrics_token: str | None = None
     max_body: int = 1 << 20
     max_log: int = 8 << 20
+    max_checkpoint: int = 4 << 30
     workdir: Path = Path(".")
     events: str = "queue"
     sink: str | None = None
@@ -362,7 +366,7 @@ class Settings:
     def _check_sizes(self) -> None:
         """Sizes and waits that must be positive (a read of a negative size reads everything), and
         the trial Jobs' TTL, long enough for katuna to read a finished trial's pods."""
-        for name, value in (("MAX_BODY", self.max_body), ("MAX_LOG", self.max_log),
+        for name, value in (("MAX_BODY", self.max_body), ("MAX_LOG", self.max_log), ("MAX_CHECKPOINT", self.max_checkpoint),
                             ("BUSY_TIMEOUT", self.busy_timeout)):
             if not 0 < value < math.inf:
                 raise InvalidSetting(f"{PREFIX}{name}: expected a positive number, got {value}")

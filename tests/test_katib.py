@@ -492,7 +492,7 @@ def test_file_collector_with_json_and_custom_filters_translate():
 def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
     doc = experiment(
         earlyStopping={"algorithmName": "truncation"}, resumePolicy="Always", colour="blue",
-        algorithm={"algorithmName": "pbt"},
+        algorithm={"algorithmName": "enas"},
         metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
         parameters=[{"name": "x", "parameterType": "double",
                      "feasibleSpace": {"min": "0", "max": "1", "distribution": "gaussian"}}],

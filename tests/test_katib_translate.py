@@ -229,7 +229,7 @@ def test_a_negative_max_failed_trial_count_is_refused_as_written():
 
 
 def test_every_problem_is_listed_at_once_with_its_katib_path():
-    doc = experiment(algorithm={"algorithmName": "pbt"}, parallelTrialCount=0,
+    doc = experiment(algorithm={"algorithmName": "enas"}, parallelTrialCount=0,
                      parameters=[experiment()["spec"]["parameters"][0],
                                  {"name": "y", "parameterType": "int", "feasibleSpace": {"min": "5", "max": "1"}}])
     doc["spec"]["objective"]["type"] = "maximise"
@@ -792,15 +792,15 @@ def test_a_push_collector_is_refused_with_its_own_reason():
 
 
 def test_a_custom_collector_or_an_algorithm_not_run_is_refused_naming_what_katuna_runs():
-    """The refusals of Katib's custom collector and pbt example say what to write instead: every
-    collector kind katuna runs, every algorithm name it takes."""
+    """The refusals of Katib's custom collector and of an algorithm katuna does not run say what
+    to write instead: every collector kind katuna runs, every algorithm name it takes."""
     custom = problems_of(experiment(metricsCollectorSpec={"collector": {
         "kind": "Custom", "customCollector": {"name": "c", "image": "i"}}}))
     assert custom["spec.metricsCollectorSpec.collector.customCollector"].endswith(
         "expected the collector's kind StdOut, File or TensorFlowEvent, without a customCollector")
-    pbt = problems_of(experiment(algorithm={"algorithmName": "pbt"}))["spec.algorithm.algorithmName"]
-    assert pbt.endswith("expected one of random, grid, tpe, multivariate-tpe, cmaes, sobol, bayesianoptimization, "
-                        "hyperband"), pbt
+    named = problems_of(experiment(algorithm={"algorithmName": "asha"}))["spec.algorithm.algorithmName"]
+    assert named.endswith("expected one of random, grid, tpe, multivariate-tpe, cmaes, sobol, bayesianoptimization, "
+                          "hyperband, pbt"), named
 
 
 def test_neural_architecture_search_is_refused_saying_what_comes_closest():
@@ -811,7 +811,7 @@ def test_neural_architecture_search_is_refused_saying_what_comes_closest():
     assert "categorical parameters" in message and "tpe or random" in message
     assert message.endswith("expected spec.parameters in place of spec.nasConfig")
     darts = problems_of(experiment(algorithm={"algorithmName": "darts"}))["spec.algorithm.algorithmName"]
-    assert "categorical parameters" in darts and darts.endswith("bayesianoptimization, hyperband")
+    assert "categorical parameters" in darts and darts.endswith("bayesianoptimization, hyperband, pbt")
 
 
 @pytest.mark.parametrize("kind, like", [("None", None), ("stdout", "StdOut"), ("tensorflowevent", "TensorFlowEvent")])

@@ -43,6 +43,9 @@ def definition_for(algorithm: str, trials: int = 8, grid_step: float = 2.5) -> d
         for parameter in definition["parameters"]:
             parameter["step"] = grid_step
         definition["maxTrials"] = 100
+    if algorithm == "pbt":
+        definition["algorithm"]["settings"] = {"suggestion_trial_dir": "/ckpt", "n_population": 5,
+                                               "truncation_threshold": 0.2}
     if algorithm == "nsga2":
         definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
                                                {"name": "size", "direction": "minimize"}]}
@@ -87,7 +90,8 @@ def test_sampler_from_fresh_state_is_distinct_and_reproducible(tmp_path: Path, a
     second = drive_with_fresh_state(tmp_path / "b", definition)
     assert first == second, "a seeded study is reproducible"
     points = [(p["x"], p["y"]) for p in first]
-    assert len(set(points)) == len(points), "no suggestion repeats"
+    if algorithm != "pbt":  # pbt's exploiting child takes a better trial's hyperparameters, on its own checkpoint
+        assert len(set(points)) == len(points), "no suggestion repeats"
     assert all(-5 <= x <= 5 and -5 <= y <= 5 for x, y in points)
     expected = 9 if algorithm == "grid" else 8  # grid: its 3 x 3 points, though maxTrials is 100
     assert len(points) == expected

@@ -80,8 +80,10 @@ class LocalAttempts:
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
                  pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS,
-                 sole_parent: bool = False) -> None:
+                 sole_parent: bool = False, max_checkpoint: int = 4 << 30) -> None:
         self.log_dir = Path(log_dir)
+        self._max_checkpoint = max_checkpoint
+        """Bytes of a parent's checkpoint folder copied for a child trial, at most."""
         self._publish = publish
         self._kill_grace = kill_grace
         self._pass_env = tuple(pass_env)

@@ -41,7 +41,7 @@ from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 
-from functions.adapters import local_ends, local_exits, local_marks, local_outputs
+from functions.adapters import local_checkpoints, local_ends, local_exits, local_marks, local_outputs
 from functions.adapters.local_attempts import LocalAttempts
 from functions.adapters.local_run import Key, LocalRun, attempt_key
 from functions.adapters.owners import RUNNER
@@ -77,6 +77,10 @@ class LocalExecutor(LocalAttempts):
             raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec "
                                         "that could run as a local process")])
         key = attempt_key(launch)
+        with self._lock:
+            if key in self._runs or self._closed:
+                return
+        launch = local_checkpoints.prepared(launch, self.log_dir, self._max_checkpoint)
         with self._lock:
             if key in self._runs or self._closed:
                 return

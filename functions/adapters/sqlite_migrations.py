@@ -307,6 +307,12 @@ def _migrate_36(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("peak_memory", int)
 
 
+def _migrate_37(db: sqlite_utils.Database) -> None:
+    """Each trial's generation and parent under population-based training (empty otherwise)."""
+    db.table("trials").add_column("generation", int)
+    db.table("trials").add_column("parent", int)
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -330,4 +336,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
-              _migrate_35, _migrate_36)
+              _migrate_35, _migrate_36, _migrate_37)

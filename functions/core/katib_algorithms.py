@@ -101,6 +101,16 @@ BAYESIAN = {
     "acq_func": Setting("acq_func", _choice("acq_func", skopt_sampler.ACQUISITION_FUNCTIONS)),
     "acq_optimizer": Setting("acq_optimizer", _choice("acq_optimizer", skopt_sampler.ACQUISITION_OPTIMIZERS)),
 }
+_THRESHOLD = _number(lambda v: 0 <= v <= 1, "a number from 0 to 1, inclusive")
+PBT = {
+    "suggestion_trial_dir": Setting("suggestion_trial_dir", str),
+    "n_population": Setting("n_population", _integer(5)),
+    "truncation_threshold": Setting("truncation_threshold", _THRESHOLD),
+    "resample_probability": Setting("resample_probability", _THRESHOLD),
+}
+"""Katib's pbt service's settings, checked as it checks them (``ValidateAlgorithmSettings``;
+its check of ``resample_probability`` compares the setting's text with numbers, which Python
+refuses, so on Katib any Experiment that gives it fails: katuna checks it as documented)."""
 HYPEROPT_TPE = frozenset({"random_state", "gamma", "prior_weight", "n_EI_candidates"})
 """The settings Katib's hyperopt service takes for ``tpe``, where Katib runs it by default."""
 OPTUNA_TPE = frozenset({"random_state", "n_startup_trials", "n_ei_candidates"})
@@ -113,6 +123,7 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     "multivariate-tpe": {name: setting for name, setting in TPE.items() if name in OPTUNA_TPE},
     "cmaes": CMAES,
     "bayesianoptimization": BAYESIAN,
+    "pbt": PBT,
 }
 """For each Katib algorithm, the settings its suggestion services document."""
 IMPLIED: dict[str, dict[str, Any]] = {"bayesianoptimization": {"log_uniform_floats": True},

@@ -12,7 +12,8 @@ from functions.core import katib_algorithms
 from functions.core.errors import Problem
 
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
-              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random"}
+              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random",
+              "pbt": "pbt"}
 """Katib's algorithms katuna runs, each with the native sampler it becomes."""
 MEDIANSTOP_SETTINGS = {"min_trials_required": 1, "start_step": 1}
 """Katib's medianstop settings, each with the least value its service accepts."""
@@ -22,9 +23,7 @@ NAS = ("neural architecture search is not supported: katuna tunes the values of 
 """Why an Experiment of neural architecture search is refused, and what comes closest."""
 NAS_CONFIG = f"{NAS}; expected spec.parameters in place of spec.nasConfig"
 """The refusal of a ``nasConfig``, with what katuna takes instead."""
-REFUSED = {"pbt": "population-based training is not supported: its trials resume from and mutate each other's "
-                  "checkpoints, and katuna's trials share none",
-           "enas": NAS, "darts": NAS}
+REFUSED = {"enas": NAS, "darts": NAS}
 """Katib algorithms katuna does not run, each with the reason."""
 HYPEROPT_GAMMA = 0.25
 """The fraction in hyperopt's TPE rule for the good trials, ``ceil(gamma * sqrt(n))``, by default."""

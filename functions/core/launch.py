@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from functions.core import template, trial_spec
+from functions.core import checkpoints, pbt, template, trial_spec
+from functions.core.checkpoints import Checkpoint
 from functions.core.katib_trials import experiment_labels, is_katib_experiment, trial_env
 from functions.core.naming import job_name
 from functions.core.parameters import ChoiceParameter
@@ -79,6 +80,9 @@ class TrialLaunch:
     """The pods of this attempt seen disrupted at earlier looks, by uid (kept with the trial,
     :class:`functions.core.disruptions.LostPods`): counted with those seen now, as the
     controllers delete a disrupted pod soon after."""
+    checkpoint: Checkpoint | None = None
+    """Population-based training: the trial's checkpoint folder, and its parent's, which a
+    local attempt's folder is made a copy of (:mod:`functions.core.checkpoints`)."""
     running_pods: frozenset[str] = frozenset()
     """The uids of this attempt's pods running at the latest look: one gone now, its Job still
     running, was lost to a disruption no look saw."""
@@ -165,6 +169,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         max_attempts=tmpl.max_attempts,
         katib_experiment=spec.name if is_katib_experiment(record.definition) else None,
         experiment_labels=experiment_labels(record.definition, spec.name),
+        checkpoint=(checkpoints.of_trial(dict(spec.algorithm.settings), record.log_folder, trial.number, trial.parent)
+                    if spec.algorithm.name == pbt.NAME else None),
     )
 
 

@@ -206,6 +206,11 @@ class TrialRecord:
     peak_memory: int | None = None
     """The most resident memory, in bytes, that the ended attempt's process held, where its
     executor measured it (:mod:`functions.adapters.local_exits`)."""
+    generation: int | None = None
+    """Population-based training: the trial's generation (0 for one drawn from the space)."""
+    parent: int | None = None
+    """Population-based training: the trial whose checkpoint folder the trial's started as a
+    copy of (None in the first generation)."""
     suggested_at: float | None = None
     """When its current attempt was suggested, where that is a later attempt than the first
     (the first was suggested when the trial was created). See :meth:`suggested_since`."""

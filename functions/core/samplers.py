@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.study import StudyDirection
 
+from functions.core import pbt
 from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
 from functions.core.grid import covered_points, grid_point, grid_size, grid_values
@@ -85,6 +86,16 @@ def _covered_grid(parameters: tuple[Parameter, ...], known: Sequence[KnownResult
     return {"covered": [grid_point(parameters, where) for where in covered_points(parameters, (k.params for k in known))]}
 
 
+def _population(n_population: int | None = None, truncation_threshold: float | None = None,
+                suggestion_trial_dir: str | None = None, resample_probability: float | None = None,
+                seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """Population-based training's sampler: it draws the trials of no parent (the first
+    generation) at random, as Katib's service does; every other trial's hyperparameters are
+    decided by :mod:`functions.core.pbt` and given to it as fixed. Its settings, each required
+    (:func:`functions.core.pbt.settings_problems`), shape those decisions."""
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
 REGISTRY: dict[str, SamplerKind] = {
     "random": SamplerKind(optuna.samplers.RandomSampler, {}, reusable=True),
     "grid": SamplerKind(KnownGridSampler, {}, needs_grid=True, seed_per_study=True, told_known=_covered_grid),
@@ -99,6 +110,7 @@ REGISTRY: dict[str, SamplerKind] = {
     "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True, libraries=("numpy", "scipy"),
                        random_outside=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
+    pbt.NAME: SamplerKind(_population, {}, multi_objective=False, reusable=True),
     "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True,
                       libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
 }
@@ -199,6 +211,8 @@ def check_algorithm(algorithm: Algorithm, parameters: tuple[Parameter, ...], lim
     x0 = dict(algorithm.settings).get("x0")
     if isinstance(x0, Mapping):
         problems += start_problems(x0, parameters)
+    if algorithm.name == pbt.NAME:
+        problems += pbt.settings_problems(dict(algorithm.settings), parameters)
     if kind.needs_grid and any(p.when for p in parameters):
         problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:

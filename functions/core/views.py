@@ -15,6 +15,8 @@ from functions.core.trial_cap import grid_cover, shown_cap
 
 
 def trial_view(trial: TrialRecord) -> dict[str, Any]:
+    """A trial's fields; a trial of population-based training's also its generation and parent."""
+    lineage = {} if trial.generation is None else {"generation": trial.generation, "parent": trial.parent}
     return {
         "number": trial.number,
         "state": trial.state,
@@ -29,7 +31,7 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
         "finishedAt": trial.finished_at,
         "imageDigest": trial.image_digest,
         "peakMemory": trial.peak_memory,
-    }
+    } | lineage
 
 
 def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:

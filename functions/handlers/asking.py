@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import start_failures
+from functions.core import pbt, start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
@@ -32,7 +32,7 @@ from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.store_port import has_study, trials_by_number
 from functions.core.trial_cap import grid_cover, grid_points, study_cap
 from functions.core.warm import lost_study, study_results
-from functions.handlers import ahead
+from functions.handlers import ahead, population
 from functions.handlers.deps import Deps
 
 EARLIER_PAGE = 500
@@ -114,11 +114,14 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     known = known_results(spec, record.warm_results)
     events = []
     for offset in range(asked):
-        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset, known)
-        trial = sample(study, spec.parameters)
-        deps.store.add_trial(
-            TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING, created_at=deps.clock())
-        )
+        lineage: dict[str, Any] = {}
+        if spec.algorithm.name == pbt.NAME:
+            trial, lineage = population.ask(record, deps, study, first + offset, known)
+        else:
+            study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset, known)
+            trial = sample(study, spec.parameters)
+        deps.store.add_trial(TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING,
+                                         created_at=deps.clock(), **lineage))
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
     if deps.lookahead:
         events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))

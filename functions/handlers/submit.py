@@ -12,11 +12,11 @@ import os
 import uuid
 from typing import Any, NoReturn
 
-from functions.core import resume
+from functions.core import pbt, resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, Problem, StudyConflict
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
-from functions.core.records import StudyRecord, TrialCap, runs_elsewhere
+from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study, known_results
 from functions.core.store_port import has_study
@@ -43,6 +43,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         stored_already = has_study(deps.store, spec.name)
         taken, cap = None, None
         if not stored_already:
+            _check_runs_here(deps, spec, definition)
             _check_pool_room(deps, spec)
             taken = warm_results(deps, spec)
             _check_grid_left(spec, definition, taken)
@@ -88,6 +89,19 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
     with deps.store.transaction():
         cap = raised_budget(deps, stored, spec, definition)
         return reopen(stored, deps, spec, definition, origin, cap)
+
+
+def _check_runs_here(deps: Deps, spec: Study, definition: dict[str, Any]) -> None:
+    """Refuse population-based training where trials run as Kubernetes Jobs
+    (:class:`InvalidStudy` at ``algorithm.name``, a Katib Experiment's
+    ``spec.algorithm.algorithmName``): its trials start from copies of each other's checkpoint
+    folders, which katuna keeps on this machine's disk, where Jobs on other nodes cannot reach."""
+    if spec.algorithm.name == pbt.NAME and deps.runs_on != LOCAL:
+        _refuse(definition, Problem("algorithm.name", f"pbt runs only with local trials for now (katuna run, or "
+                                                      f"katuna serve with KATUNA_EXECUTOR=local): each trial starts "
+                                                      f"from a copy of its parent's checkpoint folder, which katuna "
+                                                      f"keeps on its own disk, out of reach of trials that run as "
+                                                      f"Kubernetes Jobs (KATUNA_EXECUTOR={deps.runs_on})"))
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:

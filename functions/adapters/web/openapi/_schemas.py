@@ -46,6 +46,10 @@ SCHEMAS: dict[str, Any] = {
                   "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
                   "imageDigest": {"type": ["string", "null"],
                                   "description": "the image the cluster ran, with its digest, where it reports one"},
+                  "generation": {"type": "integer", "description": "population-based training (pbt) only: the "
+                                 "trial's generation, 0 for one drawn from the search space"},
+                  "parent": {"type": ["integer", "null"], "description": "population-based training (pbt) only: "
+                             "the trial whose checkpoint folder the trial started as a copy of (null in generation 0)"},
                   "peakMemory": {"type": ["integer", "null"], "description": (
                       "the most resident memory, in bytes, that a local trial's main process, or the largest of "
                       "the children it waited for, held; null for a cluster trial, one katuna stopped, and one "

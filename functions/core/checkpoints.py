@@ -1,0 +1,48 @@
+"""Where a trial of population-based training keeps its checkpoint, and how it is told.
+
+On Katib, the suggestion service keeps a folder per trial, ``<experiment>/<trial>`` on a
+volume it shares with the trials, seeded with a copy of the parent trial's folder, and the
+trial's primary container finds its own folder mounted at the path the Experiment's
+``suggestion_trial_dir`` setting names (``/var/log/katib/checkpoints/``), which its command
+passes to the program (``--checkpoint=/var/log/katib/checkpoints/``). A local trial has no
+mounts: its folder is ``checkpoints/<trial number>`` in the study's folder of trial logs, and
+the path ``suggestion_trial_dir`` names, where it opens an argument of the trial's command or a
+value of its environment, or follows ``=`` in one (alone or followed by ``/``), is replaced with
+that folder's. So the program reads and writes where it is told, as on Katib. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FOLDER = "checkpoints"
+"""The folder of the study's trial checkpoints, in its folder of trial logs."""
+MAX_FILES = 10_000
+"""Files and folders a checkpoint folder may hold, at most, for a child's copy of it."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trial's checkpoint folder and its parent's, each under the logs folder, and the path
+    the study's trials are told it is at (``suggestion_trial_dir``)."""
+
+    mount: str
+    folder: str
+    parent: str | None = None
+
+
+def of_trial(settings: Mapping[str, Any], log_folder: str, number: int, parent: int | None) -> Checkpoint:
+    """The checkpoint of trial ``number`` of a study whose trial logs go to ``log_folder``."""
+    base = f"{log_folder}/{FOLDER}"
+    return Checkpoint(str(settings["suggestion_trial_dir"]), f"{base}/{number}",
+                      None if parent is None else f"{base}/{parent}")
+
+
+def told(text: str, mount: str, real: str) -> str:
+    """``text`` with the path ``mount`` replaced by ``real`` where it opens it, alone or
+    followed by ``/`` (``--checkpoint=`` before it is kept: the path opens the value)."""
+    path = mount.rstrip("/")
+    return re.sub(rf"(?:(?<=^)|(?<==)){re.escape(path)}(?=/|$)", lambda _: real, text)
