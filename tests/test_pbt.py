@@ -180,3 +180,30 @@ def test_where_trials_run_as_kubernetes_jobs_pbt_is_refused_at_submission(tmp_pa
     finally:
         executor.shutdown()
         store.close()
+
+
+@pytest.mark.parametrize(("max_trials", "extra", "given"), [
+    (None, {"timeBudget": 3600}, "none"), (10_001, {}, "10,001")])
+def test_a_study_without_a_bounded_max_trials_is_refused(max_trials: int | None, extra: dict, given: str):
+    """Each trial's decision reads every trial before it: a study of pbt gives ``maxTrials``,
+    at most :data:`pbt.MOST_TRIALS`, so its decisions' cost is bounded."""
+    definition = {**native(**VALID), **extra}
+    definition.pop("maxTrials")
+    if max_trials is not None:
+        definition["maxTrials"] = max_trials
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    [problem] = refused.value.problems
+    assert problem.path == "maxTrials"
+    assert problem.message.startswith(f"expected at most 10,000 with the pbt algorithm, got {given}")
+    definition["maxTrials"] = pbt.MOST_TRIALS
+    parse_study(definition)
+
+
+def test_a_katib_experiment_without_max_trial_count_is_refused_naming_it():
+    doc = yaml.safe_load((DATA / "simple-pbt.yaml").read_text())
+    del doc["spec"]["maxTrialCount"]
+    doc["spec"]["objective"]["goal"] = 0.99
+    with pytest.raises(InvalidStudy) as refused:
+        load_study(yaml.safe_dump(doc))
+    assert [p.path for p in refused.value.problems] == ["spec.maxTrialCount"]

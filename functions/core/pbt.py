@@ -35,6 +35,11 @@ NAME = "pbt"
 """The algorithm's name, in a native study and in a Katib Experiment alike."""
 REQUIRED = ("suggestion_trial_dir", "n_population", "truncation_threshold")
 """The settings Katib's service requires (``_REQUIRED_SETTINGS``)."""
+MOST_TRIALS = 10_000
+"""The most trials a study of population-based training may run (its ``maxTrials``, which it
+must give): each of its trials is decided from every trial before it, so a study's decisions
+cost the square of its trials. Populations of 10 to 80 over tens of generations (the PBT
+paper's, Katib's example's 40) stay far below it."""
 LEAST_POPULATION = 5
 """The smallest ``n_population`` Katib's service accepts."""
 FACTORS = (0.8, 1.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functions.core import pbt
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX, Limits
 from functions.core.metric_filters import filter_program
@@ -35,7 +36,17 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
                           f"got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound] + \
         _name_problems(study.metric_names, limits.text) + \
-        _filter_problems(study.metrics_collector.filters, limits.filter_program)
+        _filter_problems(study.metrics_collector.filters, limits.filter_program) + _population_problems(study)
+
+
+def _population_problems(study: Study) -> list[Problem]:
+    """A study of population-based training without ``maxTrials``, or past
+    :data:`~functions.core.pbt.MOST_TRIALS`."""
+    if study.algorithm.name != pbt.NAME or (study.max_trials is not None and study.max_trials <= pbt.MOST_TRIALS):
+        return []
+    given = "none" if study.max_trials is None else f"{study.max_trials:,}"
+    return [Problem("maxTrials", f"expected at most {pbt.MOST_TRIALS:,} with the pbt algorithm, got {given}: each of "
+                                 "its trials is decided from every trial before it")]
 
 
 _UNITS = {"DURATION": " seconds"}
