@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -282,3 +284,72 @@ def test_a_run_lost_after_its_study_ended_is_stopped_at_end_whichever_event_come
 
     results = [_lost_after_end(tmp_path, order, outcome) for order in ("lost first", "end first")]
     assert results == [(PRUNED, STOPPED_AT_END, "PRUNED", 1)] * 2
+
+
+
+WORKER = """
+import sys, time
+from pathlib import Path
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import trial_suggested
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+
+db, logs, uid = sys.argv[1:4]
+executor = LocalExecutor(Path(logs), lambda event: None)
+Dispatcher(Deps(SqliteStore(db), executor, time.time)).deliver(trial_suggested("worker", uid, 0, 1))
+while sys.argv[4] == "ends" and executor.running():
+    time.sleep(0.05)
+print("ready", flush=True)
+time.sleep(600)
+"""
+"""A worker of ``katuna serve`` in a process of its own: it launches trial 0 of the study
+``worker``, says so (once the trial ended, where it ``ends``), and lives on until killed; the
+end it would report goes nowhere."""
+
+
+@pytest.mark.parametrize("trial_0", ["runs", "ends"])
+def test_a_trial_whose_worker_died_is_found_by_the_tick_while_its_studys_other_trials_run(tmp_path: Path,
+                                                                                          trial_0: str):
+    """``katuna serve``'s worker that ran trial 0 is killed outright (its guard ends the trial),
+    while another worker runs trial 1 on. The tick of the worker left, while trial 1 keeps the
+    study from stalling, finds trial 0's run lost, and it runs again as its next attempt in the
+    slot it held; one that had ended on its own, its end recorded, is recorded from its log. A
+    trial another live worker runs is left alone."""
+    from functions.core.events import study_completed, trial_suggested
+    from functions.handlers.reconcile import Budget, reconcile_study
+
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, lambda: 1000.0)
+    dispatcher = Dispatcher(deps)
+    ends = 'if [ "$KATUNA_TRIAL" = 0 ]; then echo loss=1; exit; fi; ' if trial_0 == "ends" else ""
+    native = study_definition("worker", maxTrials=4, parallelism=2)
+    native["trialTemplate"]["command"] = ["/bin/sh", "-c", ends + "exec sleep 600", "trial", "${trialParameters.x}"]
+    record, _ = store_study(deps, parse_study(native), native)
+    assert len(dispatcher.deliver(study_created("worker", record.uid))) == 2
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "katuna.db"), str(tmp_path / "logs"),
+                               record.uid, trial_0], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        dispatcher.deliver(trial_suggested("worker", record.uid, 1, 1))
+        assert reconcile_study(store.get_study("worker"), deps, Budget()) == [], "trial 0's worker lives"
+    finally:
+        worker.kill()
+        worker.wait()
+    try:
+        found = reconcile_study(store.get_study("worker"), deps, Budget())
+        assert [(e.type, e.data["trial"], e.data["attempt"]) for e in found] == [(TRIAL_FINISHED, 0, 1)]
+        _deliver_all(dispatcher, found)
+        trial = store.get_trial("worker", 0)
+        assert (store.get_trial("worker", 1).state, store.get_trial("worker", 1).attempt) == (RUNNING, 1)
+        if trial_0 == "ends":
+            assert (trial.state, trial.attempt, trial.values) == ("COMPLETE", 1, [1.0]), trial.reason
+        else:
+            assert (trial.state, trial.attempt) == (RUNNING, 2), trial.reason
+            assert trial.reason.startswith("attempt 1 preempted: its run was lost"), trial.reason
+    finally:
+        dispatcher.deliver(study_completed("worker", record.uid, "stopped", "the test ended"))
+        executor.shutdown()
+        store.close()

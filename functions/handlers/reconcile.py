@@ -8,7 +8,9 @@ changes after a relist or a failed send; a Trigger gives up after its retries), 
 wait on one. A tick compares what the store believes with what the executor and the cluster
 say, and sends the event that was missing:
 
-1. a running attempt whose Job ended or vanished: its ``trial.finished``;
+1. a running attempt whose Job ended or vanished: its ``trial.finished``; and, in a study that
+   is not stalled (step 4), a running local attempt that no live process runs any more (the
+   ``katuna serve`` worker that ran it died): its recorded end, or its run lost;
 2. node-pool operations: the ``provision`` function takes the same tick;
 3. a stop rule that fires with no event to check it (a ``timeBudget`` running out):
    ``study.completed``; a study that ended with trials never stopped: its ``study.completed``
@@ -57,7 +59,7 @@ from typing import Any
 from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
+from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
@@ -66,7 +68,7 @@ from functions.handlers.asking import check_stop
 from functions.handlers.deps import Deps, served_here
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
-from functions.handlers.starting import look
+from functions.handlers.starting import gone, look
 from functions.handlers.stopping import finish_marked
 from functions.handlers.strays import sweep
 from functions.handlers.writeback import behind
@@ -175,7 +177,7 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
         return ended
     if settled(lambda: _alive(current, deps, running, budget)):
         return [_stalled(current, deps)]
-    return _unsuggested(current, deps)
+    return (_gone_beside_live(current, deps, running, budget) if poll else []) + _unsuggested(current, deps)
 
 
 def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
@@ -184,6 +186,24 @@ def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budg
     looked = [trial for trial in running if budget.take()]
     with deps.executor.together([trial_launch(record, trial) for trial in looked]):
         return [finished for trial in looked if (finished := look(record, trial, deps)) is not None]
+
+
+def _gone_beside_live(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
+    """Where trials are local processes, the ends of the running attempts that no live process
+    runs any more (the ``katuna serve`` worker that ran them died, and they with it), while
+    another attempt of the study lives (:func:`~functions.handlers.starting.gone`). Only the
+    process that runs a local attempt hears of its end (:meth:`~functions.core.ports.Executor.poll`
+    answers for its own), so such a trial held its slot while any other attempt of its study
+    lived, and ran again only once the study stalled. A study none of whose attempts lives is
+    resumed as stalled instead (step 4), which also discards the trials a ``katuna run`` prepared
+    beyond its parallelism. On a cluster, :func:`look` finds a Job gone already."""
+    if deps.runs_on != LOCAL:
+        return []
+    looked = [trial for trial in running if budget.take()]
+    lost = [trial for trial in looked if not deps.executor.exists(trial_launch(record, trial))]
+    if len(lost) == len(looked):
+        return []
+    return [gone(record, trial, deps, "while its study ran") for trial in lost]
 
 
 def _alive(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from functions.core.admission import noted
 from functions.core.disruptions import Disruption
 from functions.core.errors import RefusedFile, RefusedWorkload
-from functions.core.events import Event
+from functions.core.events import Event, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
 from functions.core.store_port import Store, has_study
@@ -98,6 +98,23 @@ def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
     if seen.finished is None:
         _note_held(record, trial, deps, seen.held)
     return seen.finished
+
+
+def gone(record: StudyRecord, trial: TrialRecord, deps: Deps, found: str) -> Event:
+    """The end of the running trial's attempt of which no process or Job exists any more: the end
+    its executor recorded (:meth:`~functions.core.ports.Executor.recorded_end`: it ended on its
+    own, its handling given up), else a run lost (:func:`lost_run`, ``found`` saying when). Either
+    event's id is the attempt's, so its own end, or another look that found it gone, changes
+    nothing twice."""
+    return deps.executor.recorded_end(trial_launch(record, trial)) or lost_run(record, trial, found)
+
+
+def lost_run(record: StudyRecord, trial: TrialRecord, found: str) -> Event:
+    """The ``preempted`` end of a running attempt of which nothing runs any more, as found
+    ``found``: ``collect`` runs the trial again as its next attempt, saying so in its reason, or
+    fails it once it lost ``trialTemplate.maxAttempts`` runs."""
+    return trial_finished(record.name, record.uid, trial.number, trial.attempt, outcome="preempted",
+                          message=f"its run was lost: no process or Job of it was found {found}")
 
 
 def current_attempt(store: Store, record: StudyRecord, trial: TrialRecord,

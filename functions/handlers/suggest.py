@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from functions.core.events import Event, trial_finished, trial_suggested
+from functions.core.events import Event, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.reproducible import drift, provenance
 from functions.handlers.ahead import CONTINUED
 from functions.handlers.asking import ask_trials, check_stop, complete, discard, warm_start
 from functions.handlers.deps import Deps, study_here
+from functions.handlers.starting import gone
 
 log = logging.getLogger("katuna.studies")
 
@@ -82,29 +83,20 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
     lost (its process or Job is gone) as preempted. With look-ahead, waiting trials are
     released into the free slots by :func:`ask_trials` instead.
 
-    A lost run is a run lost as a preempted one is: its ``trial.finished`` (:func:`_lost`) lets
-    ``collect`` run the trial again as its next attempt, saying so in its reason, or fail it once
-    it lost ``trialTemplate.maxAttempts`` runs. An attempt the executor proves ended on its own
-    (its exit recorded, its handling given up as katuna stopped: :meth:`Executor.recorded_end`)
-    is no lost run: its own ``trial.finished`` is handled, from its output. Either event's id is
-    the attempt's, so a delivery of ``study.created`` again, or the attempt's own end arriving
-    too, changes nothing twice."""
+    A lost run is a run lost as a preempted one is (:func:`~functions.handlers.starting.gone`).
+    An attempt the executor proves ended on its own (its exit recorded, its handling given up as
+    katuna stopped: :meth:`Executor.recorded_end`) is no lost run: its own ``trial.finished`` is
+    handled, from its output. Either event's id is the attempt's, so a delivery of
+    ``study.created`` again, or the attempt's own end arriving too, changes nothing twice."""
     events, lost = [], []
     active = deps.store.trials(record.name, ACTIVE_STATES)
     for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
         if trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
             continue
-        launch = trial_launch(record, trial)
-        if not deps.executor.exists(launch):
-            lost.append(deps.executor.recorded_end(launch) or _lost(record, trial))
+        if not deps.executor.exists(trial_launch(record, trial)):
+            lost.append(gone(record, trial, deps, "when the study resumed"))
     return lost if deps.lookahead else lost + events
-
-
-def _lost(record: StudyRecord, trial: TrialRecord) -> Event:
-    """The ``preempted`` end of a running attempt of which nothing runs any more."""
-    return trial_finished(record.name, record.uid, trial.number, trial.attempt, outcome="preempted",
-                          message="its run was lost: no process or Job of it was found when the study resumed")
 
 
 def _within_parallelism(record: StudyRecord, deps: Deps, active: list[TrialRecord]) -> list[TrialRecord]:
