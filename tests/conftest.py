@@ -69,8 +69,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_lineage(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-seventh migration (each trial's generation and
+    parent under population-based training)."""
+    for column in ("generation", "parent"):
+        if column in db["trials"].columns_dict:
+            db.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+
+
 def drop_peak_memory(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirty-sixth migration (each trial's peak memory)."""
+    """Take a database back to before the thirty-sixth migration (each trial's peak memory), and
+    the thirty-seventh."""
+    drop_lineage(db)
     if "peak_memory" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN peak_memory")
 

@@ -123,6 +123,8 @@ a map's values) and the validator's values for it."""
 
 
 PRUNER_SETTINGS = {"percentile": {"percentile": 25.0}, "threshold": {"upper": 1.0}}
+SAMPLER_SETTINGS = {"pbt": {"suggestion_trial_dir": "/checkpoints", "n_population": 5, "truncation_threshold": 0.2}}
+"""The settings an algorithm requires, for the study that names it."""
 """The settings a pruner cannot do without."""
 
 
@@ -133,7 +135,8 @@ def changed(value: str, **fields: Any) -> dict:
 
 def one_of_each() -> list[dict]:
     """A study for each enumerated value the two forms above do not use."""
-    studies = [changed(name, algorithm={"name": name}) for name in samplers.REGISTRY]
+    studies = [changed(name, algorithm={"name": name, **({"settings": SAMPLER_SETTINGS[name]} if name in SAMPLER_SETTINGS
+                                                        else {})}) for name in samplers.REGISTRY]
     studies += [changed(name, earlyStopping={"algorithm": name, "settings": PRUNER_SETTINGS.get(name, {})})
                 for name in pruners.REGISTRY]
     studies += [changed(strategy, objective={"metric": "acc", "direction": "maximize", "additionalMetrics": ["loss"],

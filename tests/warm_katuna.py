@@ -153,11 +153,19 @@ class WarmProcess:
         self.send_signal(signal.SIGKILL)
 
 
+STARTUP = ("PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED", "PYTHONPATH", "PYTHONSAFEPATH", "PYTHONWARNINGS",
+           "PYTHONDONTWRITEBYTECODE", "LANG", "LC_ALL", "LC_CTYPE")
+"""The variables a Python interpreter reads as it starts (its standard streams' encoding, its
+hashing, its path, its warnings, the locale), whose effect a forked child keeps from the warm
+Python whatever its own environment says."""
+
+
 class WarmKatuna:
     """This module run as a process of its own, started for the first command asked of it and
     kept for the rest of the test run (it ends once the test run closes its standard input)."""
 
     def __init__(self) -> None:
+        self._startup = {name: os.environ.get(name) for name in STARTUP}
         self._process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          bufsize=0)
         self._asking = threading.Lock()
@@ -190,10 +198,15 @@ class WarmKatuna:
         self._process.wait(timeout=60)
 
     def start(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path,
-              stderr: Path | None = None) -> WarmProcess:
+              stderr: Path | None = None) -> WarmProcess | subprocess.Popen[bytes]:
         """``argv`` (the ``katuna`` script and its arguments) started in ``cwd`` with ``env``, its
         standard output appended to ``stdout``, its standard error to ``stderr`` (by default to
-        ``stdout`` too)."""
+        ``stdout`` too): forked from the warm Python, or, where ``env`` gives a variable an
+        interpreter reads as it starts another value than the warm Python's (:data:`STARTUP`),
+        started afresh, as a fork would keep what the warm Python made of it."""
+        if any(env.get(name) != value for name, value in self._startup.items()):
+            with open(stdout, "ab") as out, open(stderr or stdout, "ab") as err:
+                return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         assert self._process.stdin is not None
         with self._asking:
             self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(stdout),

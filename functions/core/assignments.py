@@ -13,8 +13,8 @@ from typing import Any
 
 from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
-from functions.core.space import admits, on_step, stepped
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step, same_value
+from functions.core.space import admits, stepped
 
 
 def text_number(raw: str) -> float:

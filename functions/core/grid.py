@@ -38,7 +38,7 @@ def grid_values(parameter: Parameter) -> list[Any]:
 def _on_grid(low: float, step: float, index: int, places: int) -> float:
     """The ``index``-th value of a float parameter's grid: ``min + index * step`` rounded to
     the decimals of ``min`` and ``step`` (``places``), as every sampler puts a value on its
-    step (:func:`functions.core.space.on_step`)."""
+    step (:func:`functions.core.parameters.on_step`)."""
     return round(low + index * step, places)
 
 

@@ -134,3 +134,14 @@ def decimals(*numbers: float) -> int:
     of its start, loses the float noise of ``start + k * step`` and nothing else."""
     exponents = [Decimal(repr(float(n))).as_tuple().exponent for n in numbers]
     return max([0] + [-e for e in exponents if isinstance(e, int)])
+
+
+def on_step(parameter: IntParameter | FloatParameter, value: float) -> float:
+    """A value of a stepped parameter exactly on its step: ``min + k * step``, a float's rounded
+    to the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
+    trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic)."""
+    step = parameter.step or 1
+    k = round((value - parameter.low) / step)
+    if isinstance(parameter, IntParameter):
+        return parameter.low + k * step
+    return round(parameter.low + k * step, decimals(parameter.low, step))

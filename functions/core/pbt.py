@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import Problem
-from functions.core.parameters import FloatParameter, IntParameter, Parameter
-from functions.core.space import on_step
+from functions.core.parameters import FloatParameter, IntParameter, Parameter, on_step
 
 NAME = "pbt"
 """The algorithm's name, in a native study and in a Katib Experiment alike."""

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial
 from functions.core import quantiles
 from functions.core.errors import Problem
 from functions.core.optuna_compat import contains
-from functions.core.parameters import FloatParameter, IntParameter, Parameter, decimals
+from functions.core.parameters import FloatParameter, IntParameter, Parameter, on_step
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
@@ -42,7 +42,7 @@ def distribution(parameter: Parameter) -> BaseDistribution:
 def _int_step(parameter: IntParameter) -> int:
     """An int parameter's step as Optuna's distribution takes it: none (1) on a log scale,
     which Optuna refuses a step on; there the value drawn is put on its step afterwards
-    (:func:`on_step`), as Katib's ``logUniform`` with a step draws (hyperopt's ``qloguniform``)."""
+    (:func:`~functions.core.parameters.on_step`), as Katib's ``logUniform`` with a step draws (hyperopt's ``qloguniform``)."""
     return 1 if parameter.log else parameter.step
 
 
@@ -63,17 +63,6 @@ def top(parameter: IntParameter | FloatParameter) -> float:
     low, step = Decimal(str(parameter.low)), Decimal(str(parameter.step))
     span = Decimal(str(parameter.high)) - low
     return float(span // step * step + low) if span % step else parameter.high
-
-
-def on_step(parameter: IntParameter | FloatParameter, value: float) -> float:
-    """A value of a stepped parameter exactly on its step: ``min + k * step``, a float's rounded
-    to the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
-    trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic)."""
-    step = parameter.step or 1
-    k = round((value - parameter.low) / step)
-    if isinstance(parameter, IntParameter):
-        return parameter.low + k * step
-    return round(parameter.low + k * step, decimals(parameter.low, step))
 
 
 def stepped(parameters: tuple[Parameter, ...]) -> dict[str, IntParameter | FloatParameter]:
