@@ -7,7 +7,7 @@ a word is refused at submission, naming its field, rather than passed on as writ
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from functions.core import inline_code, template
@@ -105,25 +105,33 @@ def as_the_kubelet_gives(word: str, defined: frozenset[str] | None) -> str:
     return KUBELET_EXPANSION.sub(expanded, word)
 
 
+def _read(word: str) -> Iterator[tuple[int, str, str]]:
+    """Each character of ``word`` a POSIX shell reads as itself, outside single quotes and
+    backslash escapes, with its position and the quote it is in (``"``, or none); the quotes
+    and backslashes that say so are not given."""
+    quote = ""
+    escaped = False
+    for at, char in enumerate(word):
+        if escaped or (quote == "'" and char != "'"):
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "'\"" and quote in ("", char):
+            quote = "" if quote else char
+        else:
+            yield at, char, quote
+
+
 def shell_expansion(word: str) -> str | None:
     """The first expansion a POSIX shell makes in ``word`` outside single quotes and backslash
     escapes: at a ``$`` (:data:`SHELL_EXPANSION`), at a backquote (a command's output), at a
     ``~`` that begins it; None where it makes none."""
     if word.startswith("~"):
         return "~"
-    quote = ""
-    escaped = False
-    for at, char in enumerate(word):
-        if escaped or (quote == "'" and char != "'"):
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char in "'\"" and quote in ("", char):
-            quote = "" if quote else char
-        elif char == "`":
+    for at, char, _ in _read(word):
+        if char == "`":
             return char
-        elif char == "$" and (met := SHELL_EXPANSION.match(word, at)) is not None:
+        if char == "$" and (met := SHELL_EXPANSION.match(word, at)) is not None:
             return met.group()
     return None
 
@@ -132,17 +140,8 @@ def shell_operator(word: str) -> str | None:
     """The first control or redirection operator (:data:`SHELL_OPERATORS`, with the operator
     characters that follow it: ``&&``, ``2>&1``'s ``>&``) a POSIX shell reads in ``word``
     outside quotes and backslash escapes; None where it reads none."""
-    quote = ""
-    escaped = False
-    for at, char in enumerate(word):
-        if escaped or (quote == "'" and char != "'"):
-            escaped = False
-            continue
-        if char == "\\":
-            escaped = True
-        elif char in "'\"" and quote in ("", char):
-            quote = "" if quote else char
-        elif not quote and char in SHELL_OPERATORS:
+    for at, char, quote in _read(word):
+        if not quote and char in SHELL_OPERATORS:
             end = at
             while end < len(word) and word[end] in SHELL_OPERATORS:
                 end += 1
