@@ -138,15 +138,21 @@ def _pools(members: Sequence[Member]) -> dict[int, list[Member]]:
 
 def _unanswered_failure(members: Sequence[Member]) -> Member | None:
     """The first failed member not run again yet: run again as one later member of the same
-    generation, parent and hyperparameters."""
-    for i, member in enumerate(members):
-        if member.ended == FAILED and not any(_same(member, later) for later in members[i + 1:]):
-            return member
-    return None
+    generation, parent and hyperparameters. One pass from the last member back, so a study of
+    many failures costs no more than one of few."""
+    later: set[tuple[Any, ...]] = set()
+    first = None
+    for member in reversed(members):
+        key = _plan_of(member)
+        if member.ended == FAILED and key not in later:
+            first = member
+        later.add(key)
+    return first
 
 
-def _same(one: Member, other: Member) -> bool:
-    return (one.generation, one.parent, dict(one.params)) == (other.generation, other.parent, dict(other.params))
+def _plan_of(member: Member) -> tuple[Any, ...]:
+    """What a member was asked to run: its generation, parent and hyperparameters."""
+    return member.generation, member.parent, tuple(sorted(member.params.items()))
 
 
 def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member], children: list[Member],
