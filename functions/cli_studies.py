@@ -34,9 +34,20 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_table import trial_table
+from functions.core import pbt
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
-from functions.core.records import KUBERNETES, RUNS_ON, STUDY_RUNNING, WAITING, StudyRecord, TrialRecord, stop_reach
+from functions.core.records import (
+    COMPLETE,
+    FAIL,
+    KUBERNETES,
+    RUNS_ON,
+    STUDY_RUNNING,
+    WAITING,
+    StudyRecord,
+    TrialRecord,
+    stop_reach,
+)
 from functions.core.resources import Origin
 from functions.core.store_port import trials_by_number
 from functions.core.views import study_view, trial_view
@@ -119,13 +130,26 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     store, record = with_study(db, name)
     view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
-    front = _front(store, record)
-    store.close()
+    try:
+        front = _front(store, record)
+        population = None if as_json else _population(store, record)
+    finally:
+        store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_study(console, _as_seen(view), record, front)
+        print_study(console, _as_seen(view), record, front, population)
+
+
+def _population(store: SqliteStore, record: StudyRecord) -> pbt.Progress | None:
+    """How far the population of a study of population-based training has come (None for
+    another study): from each of its trials, at most :data:`~functions.core.pbt.MOST_TRIALS`."""
+    if record.spec.algorithm.name != pbt.NAME:
+        return None
+    ended = {COMPLETE: pbt.SUCCEEDED, FAIL: pbt.FAILED}
+    return pbt.progress((t.generation, ended.get(t.state, pbt.OTHER))
+                        for t in trials_by_number(store, record.name, TRIALS_READ))
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:

@@ -23,6 +23,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from functions.core import pbt
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.terminal import printable
@@ -45,8 +46,8 @@ trial's output."""
 
 def trial_table(record: StudyRecord, trials: Sequence[TrialRecord], title: str | None = None) -> RenderableType:
     """Trials with their values, additional metrics and parameters; without a title (all
-    trials) with their state, and with their reasons in a line when any has one
-    (:func:`reason_cell`)."""
+    trials) with their state (and, under population-based training, their generation and
+    parent), and with their reasons in a line when any has one (:func:`reason_cell`)."""
     return _TrialTable(record.spec, trials, title)
 
 
@@ -95,6 +96,7 @@ class _TrialTable:
         self._title = title
         self._title_width = Text.from_markup(title).cell_len if title else 0
         self._with_reason = title is None and any(t.reason for t in trials)
+        self._with_lineage = title is None and spec.algorithm.name == pbt.NAME
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         columns, rows = self._columns(wide=True), [self._row(t, wide=True) for t in self._trials]
@@ -113,6 +115,8 @@ class _TrialTable:
         columns = [_Column("trial", "right", no_wrap=True)]
         if self._title is None:
             columns.append(_Column("state", no_wrap=True))
+        if self._with_lineage:
+            columns += [_Column("generation", "right", no_wrap=True), _Column("parent", "right", no_wrap=True)]
         columns += [_Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
         if wide:
             columns += [_Column(_one_line(m), "right") for m in spec.additional_metrics]
@@ -126,8 +130,8 @@ class _TrialTable:
         return columns
 
     def _row(self, trial: TrialRecord, wide: bool) -> list[str]:
-        row = [str(trial.number), *([trial.state] if self._title is None else []), *self._values(trial),
-               *(self._cells(trial) if wide else self._lists(trial))]
+        row = [str(trial.number), *([trial.state] if self._title is None else []), *self._lineage(trial),
+               *self._values(trial), *(self._cells(trial) if wide else self._lists(trial))]
         if self._with_reason:
             row.append(reason_cell(trial.reason))
         return [_one_line(cell) for cell in row]
@@ -144,6 +148,12 @@ class _TrialTable:
         for row in rows:
             table.add_row(*map(Text, row))
         return table
+
+    def _lineage(self, trial: TrialRecord) -> list[str]:
+        """The trial's generation and parent (blank for none), under population-based training."""
+        if not self._with_lineage:
+            return []
+        return ["" if trial.generation is None else str(trial.generation), "" if trial.parent is None else str(trial.parent)]
 
     def _values(self, trial: TrialRecord) -> list[str]:
         """Each objective's value once the trial completed; before, or without one (a failed or

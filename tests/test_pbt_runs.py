@@ -6,6 +6,7 @@ whole or not at all, following no link of the parent's folder."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -13,23 +14,29 @@ from pathlib import Path
 
 import pytest
 import yaml
-from http_helpers import KATUNA
+from http_helpers import KATUNA, Service, settled_trials
 
 from functions.adapters.local_checkpoints import made
-from functions.core.checkpoints import Checkpoint
+from functions.core.checkpoints import MAX_DEPTH, Checkpoint
 from functions.core.errors import RefusedFile
 
 DATA = Path(__file__).parent / "data" / "katib_examples"
 TRIALS = Path(__file__).parent / "trials"
 
 
-def run(tmp_path: Path, *extra: str, max_trials: int = 12, env: dict[str, str] | None = None,
-        failed: int = 3, parallel: int = 2) -> subprocess.CompletedProcess[str]:
-    """Katib's simple-pbt, its trial program given ``extra`` arguments, run by ``katuna run``."""
+def experiment(*extra: str, max_trials: int = 12, failed: int = 3, parallel: int = 2) -> dict:
+    """Katib's simple-pbt, its trial program given ``extra`` arguments."""
     doc = yaml.safe_load((DATA / "simple-pbt.yaml").read_text())
     doc["spec"].update(maxTrialCount=max_trials, maxFailedTrialCount=failed, parallelTrialCount=parallel)
     container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
     container["command"] = [arg.replace("tests/trials/", f"{TRIALS}/") for arg in container["command"]] + list(extra)
+    return doc
+
+
+def run(tmp_path: Path, *extra: str, max_trials: int = 12, env: dict[str, str] | None = None,
+        failed: int = 3, parallel: int = 2) -> subprocess.CompletedProcess[str]:
+    """Katib's simple-pbt, its trial program given ``extra`` arguments, run by ``katuna run``."""
+    doc = experiment(*extra, max_trials=max_trials, failed=failed, parallel=parallel)
     (tmp_path / "simple-pbt.yaml").write_text(yaml.safe_dump(doc))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")} | (env or {})
     return subprocess.run([KATUNA, "run", "simple-pbt.yaml"], cwd=tmp_path, capture_output=True, text=True,
@@ -47,12 +54,10 @@ def checkpoint(tmp_path: Path, number: int) -> dict:
     return json.loads((folder / "checkpoints" / str(number) / "training.ckpt").read_text())
 
 
-@pytest.mark.slow
-def test_simple_pbt_runs_generations_each_child_resuming_from_its_parents_checkpoint(tmp_path: Path):
-    done = run(tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    found = trials(tmp_path)
-    assert len(found) == 12 and all(t["state"] == "COMPLETE" for t in found)
+def assert_lineage(tmp_path: Path, found: list[dict]) -> None:
+    """Each trial of the ended study ``found`` resumed from a copy of its parent's checkpoint,
+    a first population of n_population before."""
+    assert len(found) == 12 and all(t["state"] == "COMPLETE" for t in found), found
     first = [t for t in found if t["generation"] == 0]
     children = [t for t in found if t["generation"] > 0]
     assert len(first) >= 5 and all(t["parent"] is None for t in first), "a population of n_population first"
@@ -65,9 +70,33 @@ def test_simple_pbt_runs_generations_each_child_resuming_from_its_parents_checkp
         saved = checkpoint(tmp_path, trial["number"])
         assert saved["trials"] == lineage, "each trial resumed from the copy of its parent's checkpoint"
         assert saved["step"] == 1 + 3 * len(lineage)
+
+
+@pytest.mark.slow
+def test_simple_pbt_runs_generations_each_child_resuming_from_its_parents_checkpoint(tmp_path: Path):
+    done = run(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = trials(tmp_path)
+    assert_lineage(tmp_path, found)
     again = run(tmp_path)
     assert again.returncode == 0 and "Nothing to run" in again.stdout
     assert trials(tmp_path) == found
+
+
+@pytest.mark.slow
+def test_katuna_serve_runs_simple_pbt_with_local_trials(tmp_path: Path):
+    """The service, two workers asking for trials as their events come, runs the Experiment
+    posted to it as ``katuna run`` does: every trial's lineage in the API, each resuming from
+    its parent's checkpoint."""
+    service = Service(tmp_path, workers=2)
+    try:
+        service.submit(experiment())
+        study = service.wait_for("simple-pbt", timeout=120)
+        found = settled_trials(service, "simple-pbt", 60)
+    finally:
+        service.close()
+    assert (study["status"], study["reason"]) == ("completed", "max trials reached (12)"), study
+    assert_lineage(tmp_path, found)
 
 
 @pytest.mark.slow
@@ -133,3 +162,68 @@ def test_a_fifo_or_too_many_bytes_is_refused_and_nothing_is_left(tmp_path: Path)
     with pytest.raises(RefusedFile, match="KATUNA_MAX_CHECKPOINT"):
         made(tmp_path, child, 1000)
     assert sorted(p.name for p in (tmp_path / "s" / "checkpoints").iterdir()) == ["0"]
+
+
+def nested(folder: Path, depth: int) -> None:
+    """``depth`` folders, one in the next, in ``folder``, and a file in the innermost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for _ in range(depth):
+        folder = folder / "d"
+        folder.mkdir()
+    (folder / "w").write_text("deep")
+
+
+def test_a_folder_nested_past_the_depth_limit_is_refused_not_a_crash(tmp_path: Path):
+    """A trial may nest folders as deep as it likes; copying them is bounded (a thousand levels
+    raised RecursionError out of the handling, and the study failed for it)."""
+    parent = tmp_path / "s" / "checkpoints" / "0"
+    nested(parent, MAX_DEPTH)
+    own = made(tmp_path, Checkpoint("/ckpt", "s/checkpoints/1", "s/checkpoints/0"), 1000)
+    assert (own / Path(*["d"] * MAX_DEPTH) / "w").read_text() == "deep"
+    nested(parent / "more", MAX_DEPTH)
+    with pytest.raises(RefusedFile, match=f"folders nested more than {MAX_DEPTH} deep"):
+        made(tmp_path, Checkpoint("/ckpt", "s/checkpoints/2", "s/checkpoints/0"), 1000)
+    assert sorted(p.name for p in (tmp_path / "s" / "checkpoints").iterdir()) == ["0", "1"]
+
+
+def test_a_link_planted_on_the_way_to_the_checkpoints_is_refused_and_nothing_read_through_it(tmp_path: Path):
+    """A trial can replace its study's checkpoints folder with a link (to ``/proc``, whose
+    ``<pid>`` folders hold a process's ``environ``): katuna neither reads a parent's folder nor
+    writes a child's through it."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "0").mkdir(parents=True)
+    (elsewhere / "0" / "environ").write_text("KATUNA_API_TOKEN=secret")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "checkpoints").symlink_to(elsewhere)
+    with pytest.raises(RefusedFile, match="checkpoints on the way is not a folder"):
+        made(tmp_path, Checkpoint("/ckpt", "s/checkpoints/1", "s/checkpoints/0"), 1000)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["0"], "nothing copied there"
+
+
+def test_a_link_planted_at_a_childs_folder_fails_that_child_only(tmp_path: Path):
+    parent = tmp_path / "s" / "checkpoints" / "0"
+    parent.mkdir(parents=True)
+    (parent / "training.ckpt").write_text("saved")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "s" / "checkpoints" / "1").symlink_to(elsewhere)
+    with pytest.raises(RefusedFile, match="is not a folder"):
+        made(tmp_path, Checkpoint("/ckpt", "s/checkpoints/1", "s/checkpoints/0"), 1000)
+    assert list(elsewhere.iterdir()) == [] and sorted(os.listdir(parent.parent)) == ["0", "1"]
+
+
+def test_a_parent_file_that_cannot_be_read_fails_the_child_not_the_study(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """An error reading the parent's folder (a disk's I/O error; a file made unreadable, or
+    removed, by a process the parent left) is the child's refusal, so the study goes on."""
+    parent = tmp_path / "s" / "checkpoints" / "0"
+    parent.mkdir(parents=True)
+    (parent / "training.ckpt").write_text("saved")
+
+    def broken(fd: int, size: int) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "read", broken)
+    with pytest.raises(RefusedFile, match="training.ckpt, which cannot be read: Input/output error"):
+        made(tmp_path, Checkpoint("/ckpt", "s/checkpoints/1", "s/checkpoints/0"), 1000)
+    assert sorted(os.listdir(parent.parent)) == ["0"]

@@ -5,30 +5,43 @@ told where it is (:mod:`functions.core.checkpoints`).
 The copy is made beside the folder (``.N.partial``) and renamed to it once whole, so a folder
 that exists is complete: a launch delivered twice, or a later attempt of the trial, finds it
 and copies nothing (the trial resumes from what it saved, as a Katib trial's restarted pod
-finds its volume), and a copy cut short by a crash is made again from the start. Nothing of
-the parent's folder is followed: a link is copied as the link it is (the trial, not the
-service, may follow it), each file and folder is opened without following links, and any other
-kind of file (a FIFO, a device) is refused; so is a folder of more than ``max_bytes`` bytes
-(``KATUNA_MAX_CHECKPOINT``) or :data:`~functions.core.checkpoints.MAX_FILES` entries. A
-refusal is a :class:`~functions.core.errors.RefusedFile`, which fails the trial with its reason.
+finds its volume), and a copy cut short by a crash is made again from the start. A local trial
+runs as the service's user and can plant links: no link below the log folder is followed on
+the way to the study's checkpoints folder, nor at a trial's folder, and nothing of the
+parent's folder is followed either: a link is copied as the link it is (the trial, not the
+service, may follow it), each file and folder is opened by its folder's descriptor without
+following links, and any other kind of file (a FIFO, a device) is refused; so is a folder of
+more than ``max_bytes`` bytes (``KATUNA_MAX_CHECKPOINT``), more than
+:data:`~functions.core.checkpoints.MAX_FILES` entries or folders nested more than
+:data:`~functions.core.checkpoints.MAX_DEPTH` deep, and a file of it that cannot be read. A
+refusal is a :class:`~functions.core.errors.RefusedFile`, which fails the trial with its reason
+(the study goes on); a full disk is a :class:`~functions.core.errors.StorageFull`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
-from functions.core.checkpoints import MAX_FILES, Checkpoint, told
-from functions.core.errors import RefusedFile
+from functions.adapters.local_outputs import open_folder
+from functions.core.checkpoints import MAX_DEPTH, MAX_FILES, Checkpoint, told
+from functions.core.errors import RefusedFile, StorageFull
 from functions.core.launch import TrialLaunch
+
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 """Bytes copied at a time."""
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -62,67 +75,151 @@ def prepared(launch: TrialLaunch, log_dir: Path, max_bytes: int) -> TrialLaunch:
 
 
 def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int) -> Path:
-    """The trial's checkpoint folder, made (a copy of its parent's) unless it exists."""
+    """The trial's checkpoint folder, made (a copy of its parent's, the folder of that name
+    beside it) unless it exists."""
     own = log_dir / checkpoint.folder
-    if own.is_dir() and not own.is_symlink():
-        return own
-    partial = own.with_name(f".{own.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    own.parent.mkdir(parents=True, exist_ok=True)
-    if checkpoint.parent is None:
-        partial.mkdir()
-    else:
-        _copy(log_dir / checkpoint.parent, partial, max_bytes)
-    os.rename(partial, own)
+    try:
+        folder = open_folder(own, log_dir)
+        try:
+            if not _is_folder(folder, own):
+                _make(folder, own.name, None if checkpoint.parent is None else Path(checkpoint.parent).name,
+                      max_bytes)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"the disk holding the trial logs {log_dir} is full; trials start again once space "
+                              "is freed there") from exc
+        raise
     return own
 
 
-def _copy(source: Path, target: Path, max_bytes: int) -> None:
-    """The folder ``source`` copied to ``target``, links as links, within the bounds."""
+def _is_folder(folder: int, path: Path) -> bool:
+    """Whether the trial's folder ``path`` (named in the open ``folder``) exists; anything but a
+    folder there (a link a trial planted) is refused."""
     try:
-        fd = os.open(source, _DIRECTORY)
+        mode = os.stat(path.name, dir_fd=folder, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(mode):
+        raise RefusedFile(f"{path} is not a folder (a link, say, that a trial could have planted); katuna makes a "
+                          "trial's checkpoint folder only as a folder of its own")
+    return True
+
+
+def _make(folder: int, name: str, parent: str | None, max_bytes: int) -> None:
+    """The folder ``name`` in ``folder``, made whole: a copy of ``parent`` (in ``folder`` too)
+    made as ``.name.partial``, then renamed."""
+    partial = f".{name}.partial"
+    _clear(folder, partial)
+    if parent is None:
+        os.mkdir(partial, dir_fd=folder)
+    else:
+        _copy(folder, parent, partial, max_bytes)
+    os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def _clear(folder: int, name: str) -> None:
+    """Remove ``name`` from ``folder`` (a copy cut short), whatever it is, following no link."""
+    try:
+        mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(name, dir_fd=folder)
+    else:
+        os.unlink(name, dir_fd=folder)
+
+
+def _copy(folder: int, parent: str, target: str, max_bytes: int) -> None:
+    """The folder ``parent`` copied to ``target`` (both in ``folder``), links as links, within
+    the bounds; nothing of ``target`` left when it could not be."""
+    try:
+        source = os.open(parent, _DIRECTORY, dir_fd=folder)
     except OSError as exc:
-        raise RefusedFile(f"the parent's checkpoint folder {source} cannot be copied: "
+        raise RefusedFile(f"the parent's checkpoint folder {parent} cannot be copied: "
                           f"{exc.strerror or exc} (it was moved, deleted, or replaced by a link)") from exc
+    budget = _Budget(Path(parent), max_bytes)
     try:
-        _copy_folder(fd, target, _Budget(source, max_bytes))
+        os.mkdir(target, dir_fd=folder)
+        out = os.open(target, _DIRECTORY, dir_fd=folder)
+        try:
+            _copy_folder(source, out, budget, 0)
+        finally:
+            os.close(out)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(target, dir_fd=folder, ignore_errors=True)
         raise
     finally:
-        os.close(fd)
+        os.close(source)
 
 
-def _copy_folder(fd: int, target: Path, budget: _Budget) -> None:
-    target.mkdir()
-    with os.scandir(fd) as entries:
-        for entry in entries:
+@contextmanager
+def _reading(budget: _Budget, name: str) -> Iterator[None]:
+    """An error reading the parent's entry ``name`` as a refusal naming it: the child fails."""
+    try:
+        yield
+    except OSError as exc:
+        raise RefusedFile(f"the parent's checkpoint folder {budget.source} holds {name}, which cannot be read: "
+                          f"{exc.strerror or exc}; katuna copies only what it can read for a child trial") from exc
+
+
+def _read(budget: _Budget, name: str, step: Callable[[], T]) -> T:
+    with _reading(budget, name):
+        return step()
+
+
+def _copy_folder(source: int, target: int, budget: _Budget, depth: int) -> None:
+    with _reading(budget, "a folder"):
+        names = [entry.name for entry in _listed(source, budget)]
+    for name in names:
+        _copy_entry(source, target, name, budget, depth)
+
+
+def _listed(source: int, budget: _Budget) -> list[os.DirEntry[str]]:
+    """The entries of the open folder ``source``, counted against the budget as they are read."""
+    entries = []
+    with os.scandir(source) as listing:
+        for entry in listing:
             budget.take(entries=1)
-            _copy_entry(fd, entry.name, target / entry.name, budget)
+            entries.append(entry)
+    return entries
 
 
-def _copy_entry(fd: int, name: str, target: Path, budget: _Budget) -> None:
-    mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+def _copy_entry(source: int, target: int, name: str, budget: _Budget, depth: int) -> None:
+    mode = _read(budget, name, lambda: os.stat(name, dir_fd=source, follow_symlinks=False)).st_mode
     if stat.S_ISLNK(mode):
-        os.symlink(os.readlink(name, dir_fd=fd), target)
+        os.symlink(_read(budget, name, lambda: os.readlink(name, dir_fd=source)), name, dir_fd=target)
         return
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
         raise RefusedFile(f"{budget.source} holds {name}, neither a file, a folder nor a link: katuna copies no "
                           f"other kind of file for a child trial")
-    inner = os.open(name, _DIRECTORY if stat.S_ISDIR(mode) else _FILE, dir_fd=fd)
+    if stat.S_ISDIR(mode) and depth >= MAX_DEPTH:
+        raise RefusedFile(f"{budget.source} holds folders nested more than {MAX_DEPTH} deep, more than katuna "
+                          f"copies for a child trial")
+    inner = _read(budget, name, lambda: os.open(name, _DIRECTORY if stat.S_ISDIR(mode) else _FILE, dir_fd=source))
     try:
         if stat.S_ISDIR(mode):
-            _copy_folder(inner, target, budget)
+            _copy_subfolder(inner, target, name, budget, depth)
         else:
-            _copy_file(inner, target, budget)
+            _copy_file(inner, target, name, budget)
     finally:
         os.close(inner)
 
 
-def _copy_file(fd: int, target: Path, budget: _Budget) -> None:
+def _copy_subfolder(source: int, target: int, name: str, budget: _Budget, depth: int) -> None:
+    os.mkdir(name, dir_fd=target)
+    out = os.open(name, _DIRECTORY, dir_fd=target)
+    try:
+        _copy_folder(source, out, budget, depth + 1)
+    finally:
+        os.close(out)
+
+
+def _copy_file(fd: int, target: int, name: str, budget: _Budget) -> None:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
-        raise RefusedFile(f"{budget.source} holds {target.name}, which changed into no regular file as it was copied")
-    with open(target, "xb") as out:
-        while chunk := os.read(fd, CHUNK):
+        raise RefusedFile(f"{budget.source} holds {name}, which changed into no regular file as it was copied")
+    with os.fdopen(os.open(name, _NEW, 0o666, dir_fd=target), "wb") as out:
+        while chunk := _read(budget, name, lambda: os.read(fd, CHUNK)):
             budget.take(size=len(chunk))
             out.write(chunk)

@@ -159,7 +159,7 @@ def _subfolder(parent: int, name: str, path: Path) -> int:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise RefusedFile(f"{path}: {name} on the way is not a folder (a link, say, that a trial could have "
-                              "planted); katuna writes a trial's log only into its own folders") from exc
+                              "planted); katuna writes a trial's files only into its own folders") from exc
         raise
 
 

@@ -13,7 +13,8 @@ from functions.core.records import TrialQuery
 from functions.core.spec import Study
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
-                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
+                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)",
+                  "generation": "generation", "parent": "parent"}
 
 
 def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:

@@ -22,6 +22,9 @@ FOLDER = "checkpoints"
 """The folder of the study's trial checkpoints, in its folder of trial logs."""
 MAX_FILES = 10_000
 """Files and folders a checkpoint folder may hold, at most, for a child's copy of it."""
+MAX_DEPTH = 32
+"""Folders one in the next a checkpoint folder may hold, at most, for a child's copy of it
+(a framework's checkpoint nests a few: a step's folder, an item's, a shard's)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,30 @@ class Plan:
     params: Mapping[str, Any] | None
     generation: int
     parent: int | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a study's population has come: its newest generation, the trials asked for in
+    it and how many of them succeeded (``n_population`` close it, and start the next)."""
+
+    generation: int
+    asked: int
+    succeeded: int
+
+
+def progress(trials: Iterable[tuple[int | None, str]]) -> Progress:
+    """The progress of the population whose trials are ``(generation, how it ended)`` pairs (a
+    trial of no generation is of the first)."""
+    newest, asked, succeeded = 0, 0, 0
+    for generation, ended in trials:
+        generation = generation or 0
+        if generation > newest:
+            newest, asked, succeeded = generation, 0, 0
+        if generation == newest:
+            asked += 1
+            succeeded += ended == SUCCEEDED
+    return Progress(newest, asked, succeeded)
 
 
 def settings_of(settings: Mapping[str, Any]) -> Settings:
@@ -138,15 +162,21 @@ def _pools(members: Sequence[Member]) -> dict[int, list[Member]]:
 
 def _unanswered_failure(members: Sequence[Member]) -> Member | None:
     """The first failed member not run again yet: run again as one later member of the same
-    generation, parent and hyperparameters."""
-    for i, member in enumerate(members):
-        if member.ended == FAILED and not any(_same(member, later) for later in members[i + 1:]):
-            return member
-    return None
+    generation, parent and hyperparameters. One pass from the last member back, so a study of
+    many failures costs no more than one of few."""
+    later: set[tuple[Any, ...]] = set()
+    first = None
+    for member in reversed(members):
+        key = _plan_of(member)
+        if member.ended == FAILED and key not in later:
+            first = member
+        later.add(key)
+    return first
 
 
-def _same(one: Member, other: Member) -> bool:
-    return (one.generation, one.parent, dict(one.params)) == (other.generation, other.parent, dict(other.params))
+def _plan_of(member: Member) -> tuple[Any, ...]:
+    """What a member was asked to run: its generation, parent and hyperparameters."""
+    return member.generation, member.parent, tuple(sorted(member.params.items()))
 
 
 def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member], children: list[Member],

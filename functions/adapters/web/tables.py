@@ -12,6 +12,7 @@ from itertools import zip_longest
 from typing import Any
 
 from functions.adapters.web.query import every_value, one_value, whole_of
+from functions.core import pbt
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
@@ -51,9 +52,12 @@ class Column:
 
 
 def columns(spec: Study) -> list[Column]:
-    """Number, state, the objectives, the parameters, the other metrics, then times. A
-    categorical parameter's values are unordered labels: it sorts, but has no range."""
+    """Number, state (under population-based training, then generation and parent), the
+    objectives, the parameters, the other metrics, then times. A categorical parameter's values
+    are unordered labels: it sorts, but has no range."""
     out = [Column("number", "trial"), Column("state", "state")]
+    if spec.algorithm.name == pbt.NAME:
+        out += [Column("generation", "generation", ranged=True), Column("parent", "parent", ranged=True)]
     out += [Column(f"metric:{name}", name, ranged=True) for name in spec.metric_names]
     out += [Column(f"param:{p.name}", p.name, ranged=not isinstance(p, CategoricalParameter)) for p in spec.parameters]
     out += [Column("duration", "duration", ranged=True), Column("startedAt", "started")]
@@ -208,7 +212,8 @@ def cell(trial: TrialRecord, field: str) -> Any:
         return trial.metrics.get(name)
     if field == "duration":
         return duration(trial.started_at, trial.finished_at)
-    return {"number": trial.number, "state": trial.state, "startedAt": trial.started_at,
+    return {"number": trial.number, "state": trial.state, "generation": trial.generation, "parent": trial.parent,
+            "startedAt": trial.started_at,
             "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
 
 
@@ -228,14 +233,17 @@ def timestamp(value: float | None) -> str:
 
 
 def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
-    """The trials as CSV text in chunks (header first), for streaming any number of them."""
+    """The trials as CSV text in chunks (header first), for streaming any number of them; under
+    population-based training, each with its generation and parent after its state."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
-    writer.writerow([_csv(title) for title in ("number", "state", *metrics, *params, "attempt", "started (UTC)",
-                                               "finished (UTC)", "duration (s)", "reason")])
+    lineage = ("generation", "parent") if spec.algorithm.name == pbt.NAME else ()
+    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *metrics, *params, "attempt",
+                                               "started (UTC)", "finished (UTC)", "duration (s)", "reason")])
     for trial in trials:
-        writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
+        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage],
+                         *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
                          _csv(summary(trial.reason))])
