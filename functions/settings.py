@@ -20,6 +20,7 @@ from typing import Any
 from functions import reporter
 from functions.adapters.log_lines import FORMATS, LEVELS
 from functions.core import event_signature, pod_security, senders
+from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
 from functions.core.limits import PREFIX, Limits
@@ -37,6 +38,8 @@ by name is refused with ``Invalid Role Arn``."""
 ROLE_EXPECTED = "the IAM role ARN of the nodes (arn:aws:iam::ACCOUNT_ID:role/NAME)"
 NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A Kubernetes namespace's name (a DNS label)."""
+CLAIM_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A PersistentVolumeClaim's name (a DNS subdomain)."""
 
 
 DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
@@ -62,6 +65,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
        for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
     "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
     "service_claims": ("SERVICE_CLAIMS", comma_list),
+    "checkpoint_claim": ("CHECKPOINT_CLAIM", str), "checkpoint_image": ("CHECKPOINT_IMAGE", str),
     "trial_pod_security": ("TRIAL_POD_SECURITY", str),
     "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
@@ -110,7 +114,12 @@ class Settings:
     pods would name one (an env, a volume, an image pull Secret) is refused, and
     ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_SERVICE_CLAIMS`` (comma-separated,
     default ``katuna-data``), the service's own PersistentVolumeClaims (its database): a study
-    whose trial pods would mount one is refused; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
+    whose trial pods would mount one is refused; ``KATUNA_CHECKPOINT_CLAIM`` (unset: population-based
+    training is refused where trials run as Jobs), a ReadWriteMany PersistentVolumeClaim of the
+    trials' namespace (none of ``KATUNA_SERVICE_CLAIMS``) that holds the checkpoints of such studies'
+    trials, and ``KATUNA_CHECKPOINT_IMAGE``, required with it: katuna's own image (the Service's),
+    whose init container seeds each trial's folder (:mod:`functions.core.checkpoint_volume`);
+    ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
     (the default: a study whose trial pods ask for what Kubernetes' baseline Pod Security Standard
     forbids, a privileged container or the node's files or namespaces, is refused),
     ``restricted`` (for trials whose namespaces enforce restricted: katuna's own trial pods set
@@ -252,6 +261,8 @@ class Settings:
     service_accounts: tuple[str, ...] = ("katuna",)
     service_secrets: tuple[str, ...] = ("katuna-api-token",)
     service_claims: tuple[str, ...] = ("katuna-data",)
+    checkpoint_claim: str | None = None
+    checkpoint_image: str | None = None
     trial_pod_security: str = "baseline"
     template_namespaces: tuple[str, ...] = ()
     k8s_image_pull_secrets: tuple[str, ...] = ()
@@ -321,6 +332,7 @@ class Settings:
         self._check_choices()
         self._check_node_pools()
         self._check_trial_identity()
+        self._check_checkpoints()
         self._check_trial_env()
         self._check_waits_and_dead_letters()
         self._check_sizes()
@@ -337,6 +349,26 @@ class Settings:
                                  f"{', '.join(LEVELS)}; got {self.log_format!r} and {self.log_level!r}")
         if self.executor not in RUNS_ON:
             raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {self.executor!r}")
+
+    def _check_checkpoints(self) -> None:
+        """The claim of population-based training's checkpoints: a claim's name, none of the
+        service's own (trials write to it), given with the image that seeds its folders."""
+        claim, image = self.checkpoint_claim, self.checkpoint_image
+        if claim is None:
+            if image is not None:
+                raise InvalidSetting(f"{PREFIX}CHECKPOINT_IMAGE: set only with {PREFIX}CHECKPOINT_CLAIM, the claim whose "
+                                     "checkpoint folders its init containers seed")
+            return
+        if not CLAIM_NAME.fullmatch(claim):
+            raise InvalidSetting(f"{PREFIX}CHECKPOINT_CLAIM: expected a PersistentVolumeClaim's name (lower-case "
+                                 f"letters, digits, '-' and '.', at most 253), got {claim!r}")
+        if claim in self.service_claims:
+            raise InvalidSetting(f"{PREFIX}CHECKPOINT_CLAIM: {claim!r} is one of the service's own claims "
+                                 f"({PREFIX}SERVICE_CLAIMS), which trials may never mount; name a claim made for "
+                                 "checkpoints")
+        if not image:
+            raise InvalidSetting(f"{PREFIX}CHECKPOINT_IMAGE: required with {PREFIX}CHECKPOINT_CLAIM: katuna's own image "
+                                 "(the one its Service runs), whose init container seeds each trial's checkpoint folder")
 
     def _check_trial_env(self) -> None:
         """The variables local trials get: names of variables, never the service's own."""
@@ -481,7 +513,13 @@ class Settings:
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
                        reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
                        reserved_claims=self.service_claims,
-                       sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security)
+                       sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security,
+                       checkpoints=self._checkpoint_volume())
+
+    def _checkpoint_volume(self) -> CheckpointVolume | None:
+        if self.checkpoint_claim is None or self.checkpoint_image is None:
+            return None
+        return CheckpointVolume(self.checkpoint_claim, self.checkpoint_image, self.max_checkpoint)
 
     @property
     def logs(self) -> Path:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 from kube_standin import admission, configmaps, events, katib_api, kueue, patches, pod_validation, secrets
 from kube_standin.api import PLURALS, ApiServer
@@ -85,6 +87,9 @@ class KubeStub(ApiServer, Workloads):
         """Each namespace's ResourceQuota, hard ``pods`` and ``count/jobs.batch`` (:meth:`set_quota`)."""
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
+        self.claims: dict[tuple[str, str], dict] = {}
+        """PersistentVolumeClaims, each a folder of :attr:`volumes_dir` (:mod:`kube_standin.claims`)."""
+        self.volumes_dir = Path(tempfile.mkdtemp(prefix="kube-standin-volumes-"))
         self.jobs: dict[tuple[str, str], dict] = {}
         self.faults = Faults()
         """Answers held after their change was made, or refused before it (:mod:`kube_standin.faults`)."""
@@ -186,6 +191,7 @@ class KubeStub(ApiServer, Workloads):
             server.shutdown()
             server.server_close()
         shutil.rmtree(self.kubelets.logs_dir, ignore_errors=True)
+        shutil.rmtree(self.volumes_dir, ignore_errors=True)
         for controller in self.operator_controllers.values():
             if hasattr(controller, "close"):
                 controller.close()

@@ -192,7 +192,8 @@ INVENTORY: dict[str, Example] = {
     "hp-tuning/random.yaml": Example("random", "random; double ×2; StdOut", metrics=_mnist_loss),
     "hp-tuning/simple-pbt.yaml": Example(
         "simple-pbt", "pbt (suggestion_trial_dir, n_population, truncation_threshold); resumePolicy FromVolume",
-        refused=("spec.algorithm.algorithmName", "pbt runs only with local trials for now"), local=True),
+        refused=("spec.algorithm.algorithmName", "pbt runs where trials run as Kubernetes Jobs only with a shared "
+                                                  "claim for its checkpoints: set KATUNA_CHECKPOINT_CLAIM"), local=True),
     "hp-tuning/sobol.yaml": Example("sobol", "sobol; double ×2", metrics=_mnist_loss),
     "hp-tuning/tpe.yaml": Example("tpe", "tpe; double ×2", metrics=_mnist_loss),
     "kubeflow-trainer/trainjob-pytorch.yaml": Example(

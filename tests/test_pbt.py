@@ -14,6 +14,8 @@ from conftest import study_definition
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core import pbt
+from functions.core.checkpoint_volume import CheckpointVolume
+from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.parameters import CategoricalParameter, FloatParameter, IntParameter
@@ -175,8 +177,38 @@ def test_where_trials_run_as_kubernetes_jobs_pbt_is_refused_at_submission(tmp_pa
             store_study(deps, spec, definition)
         [problem] = refused.value.problems
         assert problem.path == "spec.algorithm.algorithmName"
-        assert problem.message.startswith("pbt runs only with local trials for now")
+        assert problem.message.startswith("pbt runs where trials run as Kubernetes Jobs only with a shared claim "
+                                          "for its checkpoints: set KATUNA_CHECKPOINT_CLAIM to a ReadWriteMany "
+                                          "PersistentVolumeClaim"), problem.message
         assert store.list_studies() == [], "nothing stored"
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_with_a_checkpoint_claim_pbt_is_refused_only_for_trials_that_run_as_other_workloads_than_jobs(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    claim = Cluster(checkpoints=CheckpointVolume("pbt-checkpoints", "ghcr.io/katuna/katuna:0.1.0", 1 << 30))
+    deps = Deps(store, executor, lambda: 100.0, workdir=str(tmp_path), runs_on=KUBERNETES, trial_defaults=claim)
+    try:
+        spec, definition = load_study((DATA / "simple-pbt.yaml").read_text())
+        store_study(deps, spec, definition)
+        pytorch = yaml.safe_load((DATA / "simple-pbt.yaml").read_text())
+        pytorch["metadata"]["name"] = "pbt-pytorch"
+        pytorch["spec"]["trialTemplate"]["trialSpec"] = {
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {"Master": {
+                "replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [
+                    {"name": "pytorch", "image": "python:3.12", "command": [
+                        "python3", "train.py", "--lr=${trialParameters.learningRate}",
+                        "--checkpoint=/var/log/katib/checkpoints/"]}]}}}}}}
+        pytorch["spec"]["trialTemplate"]["primaryContainerName"] = "pytorch"
+        spec, definition = load_study(yaml.safe_dump(pytorch))
+        with pytest.raises(InvalidStudy) as refused:
+            store_study(deps, spec, definition)
+        [problem] = refused.value.problems
+        assert (problem.path, problem.message.split(" (")[0]) == (
+            "spec.algorithm.algorithmName", "pbt runs its trials on Kubernetes as Jobs only")
     finally:
         executor.shutdown()
         store.close()

@@ -219,7 +219,9 @@ def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
     fail the Job past its limit. Only the primary container's: the kubelet lists a pod's
     containers by name, so a sidecar (an injected Istio proxy, a Vault agent) or a second
     container of a ``trialSpec`` may come first, with a code of its own. A pod whose init
-    container failed never started it: that init container's code, saying so."""
+    container failed never started it: that init container's code, saying so, with its
+    termination message (what it wrote there, or under ``FallbackToLogsOnError`` its log's last
+    lines, as katuna's checkpoint init container gives its reason)."""
     for pod in reversed(pods):
         if disrupted(pod):
             continue
@@ -231,6 +233,7 @@ def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
         init = _failed_init(pod)
         if init is not None:
             ended = init.state.terminated
+            said = f": {ended.message.strip()}" if ended.message and ended.message.strip() else ""
             return ended.exit_code, (f"init container {init.name} exited with code {ended.exit_code} ({ended.reason}), "
-                                     f"so container {container} never started")
+                                     f"so container {container} never started{said}")
     return None, f"no status of container {container}"

@@ -35,13 +35,17 @@ class Checkpoint:
     mount: str
     folder: str
     parent: str | None = None
+    trial: int = 0
+    """The trial's number: its folder's name, on a shared claim (:mod:`functions.core.checkpoint_volume`)."""
+    parent_trial: int | None = None
+    """The parent trial's number (None in generation 0)."""
 
 
 def of_trial(settings: Mapping[str, Any], log_folder: str, number: int, parent: int | None) -> Checkpoint:
     """The checkpoint of trial ``number`` of a study whose trial logs go to ``log_folder``."""
     base = f"{log_folder}/{FOLDER}"
     return Checkpoint(str(settings["suggestion_trial_dir"]), f"{base}/{number}",
-                      None if parent is None else f"{base}/{parent}")
+                      None if parent is None else f"{base}/{parent}", number, parent)
 
 
 def told(text: str, mount: str, real: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from functions.core import pod_fields
+from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.reader import Reader, join
 
 STUDY_LABEL = "katuna.dev/study"
@@ -76,6 +77,10 @@ class Cluster:
     timeout itself counts from the start of the trial's container (the executor measures it), so
     waiting for a node never times a trial out; a pod that cannot start (its image cannot be
     pulled, no node fits it) for this long fails its trial."""
+    checkpoints: CheckpointVolume | None = None
+    """Where population-based training keeps its trials' checkpoints, for trials that run as
+    Jobs (``KATUNA_CHECKPOINT_CLAIM``, from the service's settings; see
+    :mod:`functions.core.checkpoint_volume`); None: such a study is refused."""
 
     def with_defaults(self, defaults: Cluster) -> Cluster:
         return replace(
@@ -90,6 +95,7 @@ class Cluster:
             reserved_claims=defaults.reserved_claims,
             sender_subjects=defaults.sender_subjects,
             pod_security=defaults.pod_security,
+            checkpoints=defaults.checkpoints,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from functions.core import (
+    checkpoint_volume,
     file_collector,
     katib_trials,
     pod_security,
@@ -280,13 +281,41 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
     """The workload that runs one trial attempt (a ``batch/v1`` Job, or the ``trialSpec``'s kind);
     ``defaults`` fill what the study leaves out. A trial whose pods would run as one of the
     service's own accounts, or would name one of its Secrets, is refused
-    (:mod:`functions.core.trial_identity`). Numeric resource quantities are written as text
-    (:mod:`functions.core.quantities`), as Kubernetes' typed clients take them."""
+    (:mod:`functions.core.trial_identity`); then a trial of population-based training gets its
+    checkpoint folder's mount and init container (:func:`_with_checkpoint`). Numeric resource
+    quantities are written as text (:mod:`functions.core.quantities`), as Kubernetes' typed
+    clients take them."""
     rendered = _render(request, defaults)
     quantities.write_as_text(rendered)
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
     trial_identity.check_launch(cluster, rendered if request.trial_spec is not None else None, request.trial_spec)
+    _with_checkpoint(rendered, request, cluster)
     return rendered
+
+
+def _with_checkpoint(rendered: dict[str, Any], request: TrialLaunch, cluster: Cluster) -> None:
+    """Population-based training: the Job's pod mounts the trial's checkpoint folder on the
+    service's claim, seeded by an init container (:mod:`functions.core.checkpoint_volume`). A
+    :class:`NotRenderable` where no claim is set, for a workload other than a Job, or where the
+    pod has katuna's names or a mount at the checkpoint path already."""
+    if request.checkpoint is None:
+        return
+    if cluster.checkpoints is None:
+        raise NotRenderable(f"algorithm: pbt needs a shared claim for its checkpoints on Kubernetes: "
+                            f"{CHECKPOINT_SETTING}")
+    if not is_job(request):
+        raise NotRenderable("algorithm: pbt runs its trials on Kubernetes as Jobs only (katuna's own, or a trialSpec "
+                            "of kind batch/v1 Job), whose pod mounts the trial's checkpoint folder")
+    try:
+        checkpoint_volume.add_to_pod(rendered["spec"]["template"]["spec"], primary_container_name(request),
+                                     cluster.checkpoints, request.uid, request.checkpoint)
+    except checkpoint_volume.CheckpointClash as exc:
+        raise NotRenderable(f"algorithm: pbt: {exc}") from exc
+
+
+CHECKPOINT_SETTING = ("set KATUNA_CHECKPOINT_CLAIM to a ReadWriteMany PersistentVolumeClaim of the trials' "
+                      "namespace, and KATUNA_CHECKPOINT_IMAGE to katuna's own image")
+"""What enables population-based training where trials run as Kubernetes Jobs."""
 
 
 def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     return (unreadable + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
-            + _claims(strings, service.reserved_claims) + beyond)
+            + _claims(strings, service.reserved_claims) + _checkpoint_claim(strings, service) + beyond)
 
 
 def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
@@ -130,7 +130,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     own = (workload or {}).get("metadata", {}).get("name")
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
                       report_token.holder_name(own) if isinstance(own, str) else None)
-    found += _claims(strings, cluster.reserved_claims)
+    found += _claims(strings, cluster.reserved_claims) + _checkpoint_claim(strings, cluster)
     if workload is not None and cluster.pod_security != pod_security.PRIVILEGED:
         found += pod_security.launch_problems(trial_spec, workload, cluster.pod_security)
     if found:
@@ -146,7 +146,7 @@ def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, An
     as_stored = {*unreadable, *_accounts(account, strings, cluster.reserved_accounts),
                  *_senders(account, strings, cluster, namespace),
                  *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets),
-                 *_claims(strings, cluster.reserved_claims)}
+                 *_claims(strings, cluster.reserved_claims), *_checkpoint_claim(strings, cluster)}
     return InvalidStudy(found) if as_stored.intersection(found) else RefusedWorkload(found)
 
 
@@ -198,12 +198,26 @@ def _token(path: str, secret: str) -> Problem:
                          "<job>.report); a trial may never read another's, which would let it report for that trial")
 
 
-def _claims(strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
+def _claims(strings: Iterable[tuple[str, str]], reserved: Iterable[str],
+            problem: Callable[[str, str], Problem] | None = None) -> list[Problem]:
     """Where a ``trialSpec``'s ``strings`` mount a ``reserved`` PersistentVolumeClaim (a
     ``persistentVolumeClaim`` volume's ``claimName``) or clone one (the ``name`` of a claim
     template's ``dataSource`` or ``dataSourceRef``: an ephemeral volume's, an Argo or Tekton
     ``volumeClaimTemplate``'s)."""
-    return _reserved([(path, value) for path, value in strings if _claim_field(path.lower())], reserved, _claim)
+    return _reserved([(path, value) for path, value in strings if _claim_field(path.lower())], reserved,
+                     problem or _claim)
+
+
+def _checkpoint_claim(strings: Iterable[tuple[str, str]], cluster: Cluster) -> list[Problem]:
+    """Where a ``trialSpec`` mounts or clones the claim of population-based training's
+    checkpoints itself (``KATUNA_CHECKPOINT_CLAIM``): katuna mounts each trial's own folder of
+    it, and the whole claim holds every study's checkpoints."""
+    if cluster.checkpoints is None:
+        return []
+    return _claims(strings, (cluster.checkpoints.claim,), lambda path, claim: Problem(
+        path, f"{claim!r} is the claim of population-based training's checkpoints (KATUNA_CHECKPOINT_CLAIM), which "
+              "holds every study's; katuna mounts each pbt trial's own folder of it, and a trial may never mount or "
+              "clone it itself: name a claim made for trials"))
 
 
 def _claim_field(path: str) -> bool:

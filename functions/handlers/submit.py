@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from functions.core import pbt, resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, Problem, StudyConflict
+from functions.core.job import CHECKPOINT_SETTING, runs_as_job
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
@@ -92,16 +93,24 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
 
 
 def _check_runs_here(deps: Deps, spec: Study, definition: dict[str, Any]) -> None:
-    """Refuse population-based training where trials run as Kubernetes Jobs
-    (:class:`InvalidStudy` at ``algorithm.name``, a Katib Experiment's
-    ``spec.algorithm.algorithmName``): its trials start from copies of each other's checkpoint
-    folders, which katuna keeps on this machine's disk, where Jobs on other nodes cannot reach."""
-    if spec.algorithm.name == pbt.NAME and deps.runs_on != LOCAL:
-        _refuse(definition, Problem("algorithm.name", f"pbt runs only with local trials for now (katuna run, or "
-                                                      f"katuna serve with KATUNA_EXECUTOR=local): each trial starts "
-                                                      f"from a copy of its parent's checkpoint folder, which katuna "
-                                                      f"keeps on its own disk, out of reach of trials that run as "
-                                                      f"Kubernetes Jobs (KATUNA_EXECUTOR={deps.runs_on})"))
+    """Refuse population-based training where trials run as Kubernetes Jobs and the service
+    has no claim for their checkpoints (``KATUNA_CHECKPOINT_CLAIM``), or where its trials would
+    run as another kind of workload (:class:`InvalidStudy` at ``algorithm.name``, a Katib
+    Experiment's ``spec.algorithm.algorithmName``): each trial starts from a copy of its parent's
+    checkpoint folder, which Jobs on any node reach only on such a claim, mounted in their pod
+    (:mod:`functions.core.checkpoint_volume`)."""
+    if spec.algorithm.name != pbt.NAME or deps.runs_on == LOCAL:
+        return
+    if deps.trial_defaults.checkpoints is None:
+        _refuse(definition, Problem("algorithm.name", f"pbt runs where trials run as Kubernetes Jobs only with a "
+                                                      f"shared claim for its checkpoints: {CHECKPOINT_SETTING} "
+                                                      f"(each trial starts from a copy of its parent's checkpoint "
+                                                      f"folder); or run it with local trials (katuna run, or katuna "
+                                                      f"serve with KATUNA_EXECUTOR=local)"))
+    if not runs_as_job(spec.trial_template.trial_spec):
+        _refuse(definition, Problem("algorithm.name", "pbt runs its trials on Kubernetes as Jobs only (katuna's own, "
+                                                      "or a trialSpec of kind batch/v1 Job), whose pod mounts the "
+                                                      "trial's checkpoint folder from KATUNA_CHECKPOINT_CLAIM"))
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from kube_standin import (
     admission,
+    claims,
     configmaps,
     events,
     fields,
@@ -69,6 +70,8 @@ class ApiServer:
                                     options.get("propagationPolicy"))
         if call.resource == "configmaps" and call.method == "POST" and not call.name:
             return configmaps.create(self, call.namespace or "", call.body, call.dry_run)
+        if call.resource == "persistentvolumeclaims" and call.method == "POST" and not call.name:
+            return claims.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "POST" and not call.name:
             return secrets.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
@@ -108,7 +111,7 @@ class ApiServer:
 
     def _table(self, resource: str) -> dict:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
-                "configmaps": self.configmaps, "secrets": self.secrets}[resource]
+                "configmaps": self.configmaps, "secrets": self.secrets, "persistentvolumeclaims": self.claims}[resource]
 
     @staticmethod
     def _patch_types(call: Call) -> tuple[str, ...]:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import takewhile
 from pathlib import Path
 from typing import NamedTuple
@@ -37,14 +38,22 @@ class Processes:
     def __init__(self, directory: Path) -> None:
         self.image_bin = image_interpreter(directory / "bin")
 
-    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None) -> Container:
+    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None,
+              mounts: Mapping[str, Path] | None = None) -> Container:
         """Run the pod's ``container`` (its first, unless given: one of its init containers) with
-        its environment ``env``, as its kubelet made it."""
+        its environment ``env``, as its kubelet made it. A local process has no mount namespace:
+        each path of ``mounts`` (a claim's folder, by the path the container mounts it at) is
+        replaced by its folder where it opens an argument or a variable's value, or follows ``=``
+        in one, and in the ``workingDir``, the process's folder when it names a mount."""
         container = container or pod["spec"]["containers"][0]
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+        at = dict(mounts or {})
+        folder = container.get("workingDir")
+        cwd = mounted(folder, at) if folder and mounted(folder, at) != folder else None
         with log.open("w") as out:
-            process = Container([expand(arg, env) for arg in _argv(container)], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PATH": path, **env}, start_new_session=True)
+            process = Container([mounted(expand(arg, env), at) for arg in _argv(container)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
+                                env={**os.environ, "PATH": path, **{k: mounted(v, at) for k, v in env.items()}})
         threading.Thread(target=process.note_exit, daemon=True).start()
         return process
 
@@ -59,6 +68,15 @@ class Container(subprocess.Popen):
     def note_exit(self) -> None:
         self.wait()
         self.exited_at = time.monotonic()
+
+
+def mounted(text: str, mounts: Mapping[str, Path]) -> str:
+    """``text`` with each mount path replaced by its folder where it opens it, or follows ``=``,
+    alone or followed by ``/``."""
+    for mount, folder in mounts.items():
+        path = re.escape(mount.rstrip("/"))
+        text = re.sub(rf"(?:(?<=^)|(?<==)){path}(?=/|$)", lambda _, f=folder: str(f), text)
+    return text
 
 
 def kill(process: subprocess.Popen | SimulatedProcess) -> None:
@@ -138,7 +156,8 @@ class SimulatedContainers:
         self.behaviour = behaviour
         self.init = init
 
-    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None) -> SimulatedProcess:
+    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None,
+              mounts: Mapping[str, Path] | None = None) -> SimulatedProcess:
         return SimulatedProcess(self.clock, self.behaviour(pod) if container is None else self.init(container), log)
 
 

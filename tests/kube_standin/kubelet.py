@@ -34,6 +34,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from kube_standin import claims
 from kube_standin.clock import RealClock
 from kube_standin.containers import Processes, SimulatedContainers
 from kube_standin.environment import Unresolved, environment
@@ -113,11 +114,12 @@ class Kubelets(PodEnds, PodInits):
 
     def _schedule(self, cluster, pod: dict, bound: dict[str, list[dict]], state: tuple) -> None:
         """Bind the pod to the first node it fits; a pod found unschedulable is tried again only
-        once the nodes or what runs on them changed."""
-        if self.tried.get(pod["metadata"]["uid"]) == state:
+        once the nodes or what runs on them changed, or each pass while a claim it mounts is absent."""
+        missing = claims.missing_claim(cluster, pod)
+        if missing is None and self.tried.get(pod["metadata"]["uid"]) == state:
             return
         reasons = []
-        for name, node in cluster.nodes.items():
+        for name, node in cluster.nodes.items() if missing is None else ():
             why = misfit(pod, node, bound[name])
             if why is None:
                 pod["spec"]["nodeName"] = name
@@ -127,8 +129,11 @@ class Kubelets(PodEnds, PodInits):
                 cluster.modified("pods", pod)
                 return
             reasons.append(why)
-        self.tried[pod["metadata"]["uid"]] = state
-        message = unschedulable_message(reasons, len(cluster.nodes))
+        if missing is None:
+            self.tried[pod["metadata"]["uid"]] = state
+        message = (unschedulable_message(reasons, len(cluster.nodes)) if missing is None else
+                   f"0/{len(cluster.nodes)} nodes are available: {missing}. preemption: 0/{len(cluster.nodes)} "
+                   "nodes are available: 1 Preemption is not helpful for scheduling.")
         scheduled = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
         if scheduled is None or scheduled.get("message") != message:
             set_condition(pod, "PodScheduled", "False", self.clock.stamp(), "Unschedulable", message)
@@ -267,7 +272,8 @@ class Kubelets(PodEnds, PodInits):
                           waits_for_reader=self.log_rotation_waits_for_reader,
                           on_rotation=partial(self._log_rotated, pod["metadata"]["name"]),
                           on_read_to_end=partial(self._log_read, pod["metadata"]["name"]))
-        run.process = self.containers.start(pod, run.log.output, env)
+        run.process = self.containers.start(pod, run.log.output, env,
+                                            mounts=claims.mounts(cluster, pod, pod["spec"]["containers"][0]))
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
         run.started_at, run.seen_running = self.clock.stamp(), self.clock.monotonic()

@@ -14,6 +14,7 @@ log is kept once it ended, and the API serves it by the container's name.
 
 from __future__ import annotations
 
+from kube_standin import claims
 from kube_standin.containers import kill
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
@@ -22,6 +23,17 @@ from kube_standin.pod_runs import Run, set_condition, set_init_status
 
 RESTART_BACKOFF = (10.0, 300.0)
 """The kubelet's crash-loop back-off: its first wait, and the most it doubles to."""
+
+
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
+"""What the kubelet keeps of a failed container's log as its termination message under
+``terminationMessagePolicy: FallbackToLogsOnError`` (its last lines, at most so many bytes)."""
+
+
+def fallback_message(lines: list[Line]) -> str:
+    """The last lines of a log as the kubelet's termination message."""
+    tail = b"".join(line.data + (b"\n" if line.complete else b"") for line in lines[-FALLBACK_LINES:])
+    return tail[-FALLBACK_BYTES:].decode(errors="replace")
 
 
 class PodInits:
@@ -79,7 +91,8 @@ class PodInits:
         if container.get("restartPolicy") != "Always":
             run.init_log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.{name}.log",
                                    self.clock)
-            run.init_process = self.containers.start(pod, run.init_log.output, env, container)
+            run.init_process = self.containers.start(pod, run.init_log.output, env, container,
+                                                     mounts=claims.mounts(cluster, pod, container))
             cluster.processes.append(run.init_process)
         set_init_status(pod, name, started)
         cluster.modified("pods", pod)
@@ -117,6 +130,8 @@ class PodInits:
         started = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == container["name"])
         ended = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                 "startedAt": started["state"]["running"]["startedAt"], "finishedAt": self.clock.stamp()}}
+        if code != 0 and container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            ended["terminated"]["message"] = fallback_message(run.init_logs[container["name"]])
         run.init_process, run.init_log = None, None
         if code == 0:
             set_init_status(pod, container["name"], ended)

@@ -47,6 +47,7 @@ KINDS = {
     ("", "configmaps"): Kind("ConfigMap", "v1"),
     ("", "events"): Kind("Event", "v1"),
     ("", "secrets"): Kind("Secret", "v1"),
+    ("", "persistentvolumeclaims"): Kind("PersistentVolumeClaim", "v1"),
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }

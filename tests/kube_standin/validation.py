@@ -307,15 +307,32 @@ def _volume_problems(pod: dict) -> list[tuple[str, str]]:
             # validateVolumeSource (pkg/apis/core/validation/validation.go) forbids a negative sizeLimit.
             problems.append((f"{path}.emptyDir.sizeLimit", "Forbidden: SizeLimit field must be a valid resource "
                                                            "quantity"))
-    for index, container in enumerate(pod.get("containers") or []):
-        seen: set[str] = set()
-        for number, mount in enumerate(container.get("volumeMounts") or []):
-            path = f"spec.template.spec.containers[{index}].volumeMounts[{number}]"
-            if mount.get("name") not in names:
-                problems.append((f"{path}.name", f"Not found: {json.dumps(mount.get('name'))}"))
-            if not mount.get("mountPath"):
-                problems.append((f"{path}.mountPath", "Required value"))
-            elif mount["mountPath"] in seen:
-                problems.append((f"{path}.mountPath", f"Invalid value: {json.dumps(mount['mountPath'])}: must be unique"))
-            seen.add(mount.get("mountPath") or "")
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, dict) and not claim.get("claimName"):
+            problems.append((f"{path}.persistentVolumeClaim.claimName", "Required value"))
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(pod.get(kind) or []):
+            problems += _mount_problems(f"spec.template.spec.{kind}[{index}]", container, names)
+    return problems
+
+
+def _mount_problems(at: str, container: dict, names: list) -> list[tuple[str, str]]:
+    """A container's mounts (``ValidateVolumeMounts``): of a named volume, at distinct paths, a
+    ``subPath`` relative and without ``..`` (``validateLocalDescendingPath``)."""
+    problems = []
+    seen: set[str] = set()
+    for number, mount in enumerate(container.get("volumeMounts") or []):
+        path = f"{at}.volumeMounts[{number}]"
+        if mount.get("name") not in names:
+            problems.append((f"{path}.name", f"Not found: {json.dumps(mount.get('name'))}"))
+        if not mount.get("mountPath"):
+            problems.append((f"{path}.mountPath", "Required value"))
+        elif mount["mountPath"] in seen:
+            problems.append((f"{path}.mountPath", f"Invalid value: {json.dumps(mount['mountPath'])}: must be unique"))
+        seen.add(mount.get("mountPath") or "")
+        sub = mount.get("subPath") or ""
+        if sub.startswith("/"):
+            problems.append((f"{path}.subPath", f"Invalid value: {json.dumps(sub)}: must be a relative path"))
+        if ".." in sub.replace("\\", "/").split("/"):
+            problems.append((f"{path}.subPath", f"Invalid value: {json.dumps(sub)}: must not contain '..'"))
     return problems
