@@ -1,5 +1,5 @@
 """The init container that makes a trial's checkpoint folder on the shared claim
-(``python -m functions.checkpoint_seed``, in katuna's image: :mod:`functions.core.checkpoint_volume`).
+(``python -I -m functions.checkpoint_seed``, in katuna's image: :mod:`functions.core.checkpoint_volume`).
 
 Its working directory is the claim's folder of the study. ``TRIAL_FOLDER`` names the trial's
 folder in it and ``PARENT_FOLDER`` its parent's (absent in generation 0), both trial numbers;

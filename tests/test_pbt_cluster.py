@@ -79,7 +79,7 @@ def test_katunas_own_job_mounts_the_trials_folder_seeded_by_its_init_container(t
     assert pod["containers"][0]["volumeMounts"] == [{"name": VOLUME, "mountPath": "/ckpt", "subPath": "0123456789ab/7"}]
     assert pod["containers"][0]["command"][-1] == "--checkpoint=/ckpt", "the path stays the one the study names"
     [init] = pod["initContainers"]
-    assert init["image"] == IMAGE and init["command"] == ["python", "-m", "functions.checkpoint_seed"]
+    assert init["image"] == IMAGE and init["command"] == ["python", "-I", "-m", "functions.checkpoint_seed"]
     assert init["env"] == [{"name": "TRIAL_FOLDER", "value": "7"}, {"name": "KATUNA_MAX_CHECKPOINT", "value": "1048576"},
                            {"name": "PARENT_FOLDER", "value": "3"}]
     assert init["volumeMounts"] == [{"name": VOLUME, "mountPath": "/checkpoints", "subPath": "0123456789ab"}]
@@ -240,9 +240,15 @@ def test_a_parents_folder_past_the_limit_fails_the_child_by_its_init_container_s
     assert not (study_folder(kube, tmp_path, "big-pbt") / str(failed["number"])).exists()
 
 
-def test_the_seed_program_runs_as_a_module_with_its_variables(tmp_path: Path):
-    done = subprocess.run([sys.executable, "-m", "functions.checkpoint_seed"], cwd=tmp_path, capture_output=True,
-                          text=True, env={"TRIAL_FOLDER": "0", "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=60)
+def test_the_seed_program_runs_as_a_module_with_its_variables_and_nothing_of_its_working_folder(tmp_path: Path):
+    """The init container's working folder is the claim's folder of the study: a ``functions``
+    package planted there (or a ``PYTHONPATH`` naming it) is not what it runs."""
+    planted = tmp_path / "functions"
+    planted.mkdir()
+    (planted / "__init__.py").write_text("")
+    (planted / "checkpoint_seed.py").write_text("open('planted-ran', 'w').close()\n")
+    done = subprocess.run([sys.executable, *checkpoint_volume.COMMAND[1:]], cwd=tmp_path, capture_output=True,
+                          text=True, env={"TRIAL_FOLDER": "0", "PYTHONPATH": str(tmp_path)}, timeout=60)
     assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "planted-ran").exists()
     assert (tmp_path / "0").is_dir() and (tmp_path / "0").stat().st_mode & 0o777 == 0o777
-    assert checkpoint_volume.COMMAND == ("python", "-m", "functions.checkpoint_seed")

@@ -32,8 +32,10 @@ INIT_CONTAINER = "katuna-checkpoint"
 """The init container that makes the trial's checkpoint folder."""
 STUDY_FOLDER = "/checkpoints"
 """Where the init container finds the claim's folder of the study."""
-COMMAND = ("python", "-m", "functions.checkpoint_seed")
-"""The init container's fixed program, in katuna's image."""
+COMMAND = ("python", "-I", "-m", "functions.checkpoint_seed")
+"""The init container's fixed program, in katuna's image, run isolated (``-I``): its working
+folder, the claim's folder of the study, which trials write to, is not on its import path, and
+no ``PYTHON*`` variable changes how it starts."""
 TRIAL_ENV, PARENT_ENV, MAX_ENV = "TRIAL_FOLDER", "PARENT_FOLDER", "KATUNA_MAX_CHECKPOINT"
 """The variables the init container reads: the trial's folder, its parent's (absent in
 generation 0), both names in the study's folder, and the most bytes copied."""
