@@ -1,5 +1,6 @@
 """The attempts of a :class:`functions.adapters.local_executor.LocalExecutor`, each a subprocess of
-this one: its start (what kept it from starting, where it failed to), the wait for its end
+this one: its start (a child trial's checkpoint folder copied first, on a worker thread; what
+kept it from starting, where it failed to), the wait for its end
 (within its timeout, its output streamed or its metrics file followed meanwhile), the
 containment of every process it started, and its end recorded beside its log and reported.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import signal
@@ -23,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from functions.adapters import local_ends, local_exits, local_marks, local_outputs, process_tree
+from functions.adapters import local_checkpoints, local_ends, local_exits, local_marks, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
@@ -32,7 +34,7 @@ from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publis
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
 from functions.core import start_failures
-from functions.core.errors import RefusedFile
+from functions.core.errors import RefusedFile, StorageFull
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, local_timeout
 
@@ -68,6 +70,10 @@ character); any other error is unforeseen, and fails the attempt all the same.""
 STOPPED_ENDS = 1_000
 """Ends of attempts katuna stopped that :meth:`functions.adapters.local_executor.LocalExecutor.poll` keeps
 answering."""
+
+SPACE_WAITS = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds waited before each new try of copying a child trial's checkpoint folder that a full
+disk cut short, the last one repeated until space is freed."""
 
 ENDED_KEPT = 1_000
 """Ended attempts whose runs the executor keeps, the latest: a launch of one again (an event
@@ -141,16 +147,82 @@ class LocalAttempts:
                          if (launch.study, launch.uid, launch.number, attempt) not in self._claimed
                          and self._owners.abandoned(self._owner_path(launch, attempt)))
 
-    def _start_after_strays(self, run: LocalRun, log: BinaryIO, strays: frozenset[str]) -> None:
-        """End every process the abandoned attempts of the trial left behind, then start the attempt."""
-        self._end_strays(strays)
+    def _start_when_ready(self, run: LocalRun, log: BinaryIO, strays: frozenset[str]) -> None:
+        """On a worker thread, off the launching handler's transaction: end every process the
+        abandoned attempts of the trial left behind (``strays``), make its checkpoint folder
+        (:meth:`_make_checkpoint`), then start the attempt, unless it was stopped or the executor
+        closed meanwhile."""
+        if strays:
+            self._end_strays(strays)
+        failure = self._make_checkpoint(run)
         if run.stopped or self._closed:
-            log.close()
-            self._ended(run)
-            if run.stopped and not self._closed:
-                self._keep_stopped_end(run)
-            return
-        self._start(run, log)()
+            self._not_started(run, log)
+        elif isinstance(failure, RefusedFile):
+            self._refused(run, log, failure)
+        elif failure is not None:
+            self._not_copied(run, log, failure)
+        else:
+            self._start(run, log)()
+
+    def _make_checkpoint(self, run: LocalRun) -> Exception | None:
+        """Make the attempt's checkpoint folder, where it has one
+        (:func:`~functions.adapters.local_checkpoints.made`): what kept it from being made, or
+        None. A full disk fails nothing (the trial did nothing wrong; a launch that met it in
+        the handling was retried): the copy is made again after each of :data:`SPACE_WAITS`
+        (the last repeated) until space is freed, the attempt existing meanwhile, unless it is
+        stopped or the executor closes, which also give up a copy under way."""
+        checkpoint = run.launch.checkpoint
+        if checkpoint is None:
+            return None
+        waits = itertools.chain(SPACE_WAITS, itertools.repeat(SPACE_WAITS[-1]))
+        while not (run.stopped or self._closed):
+            try:
+                local_checkpoints.made(self.log_dir, checkpoint, self._max_checkpoint,
+                                       lambda: run.stopped or self._closed)
+                return None
+            except local_checkpoints.CopyStopped:
+                return None
+            except StorageFull as full:
+                wait = next(waits)
+                log.warning("could not copy the checkpoint folder of %s trial %d attempt %d, trying again in %gs: %s",
+                            run.launch.study, run.launch.number, run.launch.attempt, wait, full)
+                run.woken.wait(wait)
+            except Exception as exc:  # whatever kept the folder from being made fails the attempt, as a start would
+                return exc
+        return None
+
+    def _not_started(self, run: LocalRun, log: BinaryIO) -> None:
+        """End an attempt stopped, or whose executor closed, before its process started. Nothing
+        is reported: a stopped attempt's end is kept for :meth:`poll`; one the closing cut short
+        is recorded as interrupted (its code a SIGTERM's), as a shutdown records the attempts it
+        kills, so the study's resume runs it again, uncounted."""
+        log.close()
+        if self._closed and not run.stopped:
+            self._record_end(run, local_ends.End(-signal.SIGTERM, interrupted=True))
+        self._ended(run)
+        if run.stopped and not self._closed:
+            self._keep_stopped_end(run)
+
+    def _not_copied(self, run: LocalRun, log: BinaryIO, exc: Exception) -> None:
+        """Fail the attempt whose checkpoint folder could not be made for another reason than a
+        refusal or a full disk (an I/O error, the logs folder unwritable), as one that could not
+        start fails: saying so in its log and reason."""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        folder = self.log_dir / run.launch.checkpoint.folder if run.launch.checkpoint else self.log_dir
+        message = f"the attempt: its checkpoint folder {folder} could not be made: {reason}"
+        with log:
+            log.write(f"katuna: could not start {message}\n".encode())
+        self._failed_to_start(run, message, None)
+
+    def _refused(self, run: LocalRun, log: BinaryIO, refused: RefusedFile) -> None:
+        """Fail the attempt whose parent's checkpoint folder katuna refused to copy (too large, a
+        FIFO in it, a link planted: :mod:`.local_checkpoints`) with the reason a launch refused in
+        its handling gives: that trial fails, and the study goes on. Reported from this thread:
+        the caller may hold a transaction that publishing waits on."""
+        with log:
+            log.write(f"katuna: {start_failures.refusal(str(refused))}\n".encode())
+        self._ended(run)
+        self._report(run, trial_finished(*ids(run.launch), outcome="error", message=str(refused), refused=True))
 
     def _end_strays(self, strays: frozenset[str]) -> None:
         """End every process of the attempts whose markers are ``strays``."""

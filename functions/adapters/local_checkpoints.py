@@ -16,6 +16,12 @@ more than ``max_bytes`` bytes (``KATUNA_MAX_CHECKPOINT``), more than
 :data:`~functions.core.checkpoints.MAX_DEPTH` deep, and a file of it that cannot be read. A
 refusal is a :class:`~functions.core.errors.RefusedFile`, which fails the trial with its reason
 (the study goes on); a full disk is a :class:`~functions.core.errors.StorageFull`.
+
+The path the study names is replaced in the attempt's command and environment without I/O
+(:func:`told_where`), where the launch is made, inside its handling's write transaction; the
+copy itself (:func:`made`, up to ``KATUNA_MAX_CHECKPOINT`` bytes) is made by the executor's
+worker thread, after that transaction, before the attempt's process starts, and stops between
+files and chunks once the attempt is stopped (:class:`CopyStopped`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,15 +50,28 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+class CopyStopped(Exception):
+    """The copy was given up as ``cancelled()`` said (the attempt stopped, its executor closing):
+    nothing of it is left, and the folder is not made."""
+
+
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class _Budget:
-    """What a copy may still take, and the parent's folder it copies (for a refusal)."""
+    """What a copy may still take, the parent's folder it copies (for a refusal), and whether to
+    give it up."""
 
     source: Path
     bytes_left: int
     entries_left: int = MAX_FILES
+    cancelled: Callable[[], bool] = field(default=_never)
 
     def take(self, entries: int = 0, size: int = 0) -> None:
+        if self.cancelled():
+            raise CopyStopped(f"the copy of {self.source} was given up")
         self.entries_left -= entries
         self.bytes_left -= size
         if self.entries_left < 0:
@@ -63,27 +82,29 @@ class _Budget:
                               f"a child trial (KATUNA_MAX_CHECKPOINT)")
 
 
-def prepared(launch: TrialLaunch, log_dir: Path, max_bytes: int) -> TrialLaunch:
-    """``launch`` with its checkpoint folder made, and the path its study names for it
-    replaced in its command and environment; ``launch`` itself when it has none."""
+def told_where(launch: TrialLaunch, log_dir: Path) -> TrialLaunch:
+    """``launch`` with the path its study names for its checkpoint folder replaced, in its
+    command and environment, by where :func:`made` makes that folder; ``launch`` itself when it
+    has none. No I/O: the folder is made later, off the handling's transaction."""
     if launch.checkpoint is None:
         return launch
-    folder = str(made(log_dir, launch.checkpoint, max_bytes))
+    folder = str(log_dir / launch.checkpoint.folder)
     mount = launch.checkpoint.mount
     return replace(launch, argv=[told(word, mount, folder) for word in launch.argv],
                    env={name: told(value, mount, folder) for name, value in launch.env.items()})
 
 
-def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int) -> Path:
+def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Callable[[], bool] = _never) -> Path:
     """The trial's checkpoint folder, made (a copy of its parent's, the folder of that name
-    beside it) unless it exists."""
+    beside it) unless it exists; :class:`CopyStopped` once ``cancelled()`` says so, before the
+    copy is whole."""
     own = log_dir / checkpoint.folder
     try:
         folder = open_folder(own, log_dir)
         try:
             if not _is_folder(folder, own):
-                _make(folder, own.name, None if checkpoint.parent is None else Path(checkpoint.parent).name,
-                      max_bytes)
+                parent = None if checkpoint.parent is None else Path(checkpoint.parent).name
+                _make(folder, own.name, parent, _Budget(Path(parent or own.name), max_bytes, cancelled=cancelled))
         finally:
             os.close(folder)
     except OSError as exc:
@@ -107,15 +128,15 @@ def _is_folder(folder: int, path: Path) -> bool:
     return True
 
 
-def _make(folder: int, name: str, parent: str | None, max_bytes: int) -> None:
+def _make(folder: int, name: str, parent: str | None, budget: _Budget) -> None:
     """The folder ``name`` in ``folder``, made whole: a copy of ``parent`` (in ``folder`` too)
-    made as ``.name.partial``, then renamed."""
+    made as ``.name.partial`` within ``budget``, then renamed."""
     partial = f".{name}.partial"
     _clear(folder, partial)
     if parent is None:
         os.mkdir(partial, dir_fd=folder)
     else:
-        _copy(folder, parent, partial, max_bytes)
+        _copy(folder, parent, partial, budget)
     os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
 
 
@@ -131,15 +152,14 @@ def _clear(folder: int, name: str) -> None:
         os.unlink(name, dir_fd=folder)
 
 
-def _copy(folder: int, parent: str, target: str, max_bytes: int) -> None:
+def _copy(folder: int, parent: str, target: str, budget: _Budget) -> None:
     """The folder ``parent`` copied to ``target`` (both in ``folder``), links as links, within
-    the bounds; nothing of ``target`` left when it could not be."""
+    the ``budget``; nothing of ``target`` left when it could not be."""
     try:
         source = os.open(parent, _DIRECTORY, dir_fd=folder)
     except OSError as exc:
         raise RefusedFile(f"the parent's checkpoint folder {parent} cannot be copied: "
                           f"{exc.strerror or exc} (it was moved, deleted, or replaced by a link)") from exc
-    budget = _Budget(Path(parent), max_bytes)
     try:
         os.mkdir(target, dir_fd=folder)
         out = os.open(target, _DIRECTORY, dir_fd=folder)

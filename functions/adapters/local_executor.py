@@ -70,17 +70,16 @@ class LocalExecutor(LocalAttempts):
         """Register the attempt and start its process now (a trial slot is refilled without a
         hand-off between threads); a worker thread then waits for it to end. Processes left by
         an earlier run of the trial whose owner died (a service killed with ``kill -9``) are
-        ended first, on the worker thread. The owner file is written after the start, off the
-        path to it, and before the caller's transaction makes the attempt visible to other
-        processes."""
+        ended first, and a child trial's checkpoint folder is copied from its parent's
+        (population-based training), on the worker thread, before the process starts there: the
+        caller holds the database's write transaction, which neither may hold for seconds. The
+        owner file is written after the start, off the path to it, and before the caller's
+        transaction makes the attempt visible to other processes."""
         if not launch.argv:
             raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec "
                                         "that could run as a local process")])
         key = attempt_key(launch)
-        with self._lock:
-            if key in self._runs or self._closed:
-                return
-        launch = local_checkpoints.prepared(launch, self.log_dir, self._max_checkpoint)
+        launch = local_checkpoints.told_where(launch, self.log_dir)
         with self._lock:
             if key in self._runs or self._closed:
                 return
@@ -92,8 +91,8 @@ class LocalExecutor(LocalAttempts):
                 del self._runs[key], self._active[key]
             raise
         strays = self._abandoned(launch)
-        if strays:
-            self._workers.submit(partial(self._start_after_strays, run, log, strays))
+        if strays or launch.checkpoint is not None:
+            self._workers.submit(partial(self._start_when_ready, run, log, strays))
         else:
             self._workers.submit(self._start(run, log))
         self._owners.claim(self._owner_path(launch))
@@ -187,6 +186,7 @@ class LocalExecutor(LocalAttempts):
             if run.stopped:
                 continue
             run.stopped = True
+            run.woken.set()
             if run.process is not None and not local_exits.ended(run.process):
                 threading.Thread(target=self._kill, args=(run,), daemon=True).start()
 
@@ -201,6 +201,8 @@ class LocalExecutor(LocalAttempts):
         self._closed = True
         with self._lock:
             runs = list(self._active.values())
+        for run in runs:
+            run.woken.set()
         killed = [run for run in runs if run.process is not None and not run.done.is_set()]
         for run in killed:
             run.interrupted = not (run.stopped or run.timed_out) and not local_exits.ended(run.started)

@@ -27,6 +27,9 @@ class LocalRun:
     interrupted: bool = False
     """Killed because the executor shut down: recorded so, never reported."""
     done: threading.Event = field(default_factory=threading.Event)
+    woken: threading.Event = field(default_factory=threading.Event)
+    """Set once the attempt is stopped or its executor closes: a wait before its process starts
+    (for space to copy its checkpoint folder) ends then."""
     streamer: threading.Thread | None = None
     mark: Mark | None = None
     """What the attempt's metrics file or event folder held before it started (:mod:`.local_marks`)."""

@@ -138,7 +138,7 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
     image_id: str | None = None, disruptions: int | None = None, cause: str | None = None, running: bool = False,
-    pod: str | None = None, peak_memory: int | None = None,
+    pod: str | None = None, peak_memory: int | None = None, refused: bool = False,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
     interrupted (killed as the katuna process running it stopped: run again, uncounted);
@@ -152,7 +152,9 @@ def trial_finished(
     pod's Job starts the trial again in another), so it is a fact of that pod, with an id of its
     own: one found stale and handled as nothing never makes the attempt's later end (its Job's,
     or another pod's held end) a duplicate of it. ``peak_memory`` is the most resident memory
-    the attempt's process held, in bytes, where its executor measured it."""
+    the attempt's process held, in bytes, where its executor measured it. ``refused``, of an
+    attempt that could not start, says katuna refused to start it for what an earlier trial left
+    (its ``message`` the refusal: a parent's checkpoint folder it does not copy)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
@@ -167,6 +169,8 @@ def trial_finished(
         data["pod"] = pod
     if peak_memory is not None:
         data["peakMemory"] = peak_memory
+    if refused:
+        data["refused"] = True
     return Event(
         TRIAL_FINISHED,
         data,
@@ -306,7 +310,8 @@ _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),
-                     "pod": _TEXT, "peakMemory": _COUNT},
+                     "pod": _TEXT, "peakMemory": _COUNT,
+                     "refused": (lambda v: v is True, "true (katuna refused to start the attempt), or no field")},
     **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 

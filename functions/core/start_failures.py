@@ -51,6 +51,8 @@ from functions.core.trial_spec import local_folder
 UNSTARTABLE_TRIALS = 3
 """Failed trials, every one unable to start for the same cause, after which the study fails."""
 PREFIX = "could not start"
+REFUSED = "katuna refused to start the attempt"
+"""How the reason of a trial whose attempt katuna refused to start begins."""
 _CAUSE = re.compile(r"^could not start: (?P<cause>[^;]*)(?:; |$)")
 _IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
 _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
@@ -122,12 +124,21 @@ def directory_cause(directory: str, why: str) -> str:
     return f'working directory "{directory}" cannot be entered: {why}'.replace(";", ",")
 
 
-def reason(message: str, cause: str | None) -> str:
+def reason(message: str, cause: str | None, refused: bool = False) -> str:
     """A trial's reason when it could not start: the executor's ``message``, behind the ``cause``
-    where it has one (the cause alone where the message would only repeat it)."""
+    where it has one (the cause alone where the message would only repeat it); for an attempt
+    katuna ``refused`` to start (:func:`refusal`), its refusal."""
+    if refused:
+        return refusal(message)
     if cause:
         return f"{PREFIX}: {cause}; {message}" if message else f"{PREFIX}: {cause}"
     return f"{PREFIX} {message}"
+
+
+def refusal(message: str) -> str:
+    """A trial's reason when katuna refused to start its attempt for what an earlier trial left
+    (a link planted where it would log, a parent's checkpoint folder it does not copy)."""
+    return f"{REFUSED}: {message}"
 
 
 def _cause(trial: TrialRecord) -> str | None:

@@ -251,7 +251,7 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     last = "\n".join(tail) or "(no output)"
     outcome, code = data["outcome"], data.get("exitCode")
     if outcome == "error":
-        return FAIL, None, start_failures.reason(data["message"], data.get("cause"))
+        return FAIL, None, start_failures.reason(data["message"], data.get("cause"), data.get("refused") is True)
     if outcome == "timeout":
         return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
     if outcome == "preempted" and "disruptions" in data:

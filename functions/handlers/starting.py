@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core import start_failures
 from functions.core.admission import noted
 from functions.core.disruptions import Disruption
 from functions.core.errors import RefusedFile, RefusedWorkload
@@ -49,7 +50,7 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
 def _refusal(refused: RefusedWorkload | RefusedFile) -> str:
     """The reason of a trial whose launch was refused."""
     if isinstance(refused, RefusedFile):
-        return f"katuna refused to start the attempt: {refused}"
+        return start_failures.refusal(str(refused))
     problems = "; ".join(str(problem) for problem in refused.problems)
     return f"katuna refused the workload its parameters make: {problems}"
 
