@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,9 +34,11 @@ class Containers(SimulatedContainers):
         super().__init__(clock, lambda pod: Run(60, "loss=0.5\n"))
         self.started: dict[str, dict[str, str]] = {}
 
-    def start(self, pod: dict, log: Path, env: dict[str, str]):
-        self.started[pod["metadata"]["name"]] = env
-        return super().start(pod, log, env)
+    def start(self, pod: dict, log: Path, env: dict[str, str], container: dict | None = None,
+              mounts: Mapping[str, Path] | None = None):
+        if container is None:
+            self.started[pod["metadata"]["name"]] = env
+        return super().start(pod, log, env, container, mounts)
 
 
 @pytest.fixture

@@ -15,6 +15,6 @@ ERROR_CODES = (
     "study_not_found", "study_conflict", "study_runs_elsewhere", "follows_resource", "forged_event", "forged_report",
     "unknown_event_type", "unknown_function", "output_lost", "log_gone", "no_command", "not_renderable", "node_pool_failed",
     "no_node_pools", "permanent_error", "temporary_error", "service_busy", "storage_unavailable", "storage_full", "foreign_database",
-    "newer_database", "logs_unavailable", "stopping", "invalid_setting",
+    "newer_database", "logs_unavailable", "stopping", "invalid_setting", "checkpoint_clash",
 )
 """Every ``error`` an answer may carry, snake_case: a client switches on these."""
