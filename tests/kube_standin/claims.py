@@ -16,11 +16,10 @@ API's generic ones.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 from kube_standin.names import metadata_problems
-from kube_standin.objects import DNS_SUBDOMAIN, already_exists, invalid, not_found, quantity, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, added, invalid, quantity, snapshot, status
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 
@@ -36,21 +35,13 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
     problems = problems_of(name, spec) + metadata_problems(metadata, "metadata")
     if problems:
         return invalid("PersistentVolumeClaim", "persistentvolumeclaims", name, problems)
-    with cluster.lock:
-        if namespace not in cluster.namespaces:
-            return not_found("namespaces", namespace)
-        if (namespace, name) in cluster.claims:
-            return already_exists("persistentvolumeclaims", name)
-        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
-        obj.update(apiVersion="v1", kind="PersistentVolumeClaim")
-        obj["status"] = {"phase": "Bound", "accessModes": list(spec["accessModes"]),
-                         "capacity": {"storage": spec["resources"]["requests"]["storage"]}}
-        if dry_run:
-            return 201, obj
-        cluster.claims[(namespace, name)] = obj
+    made = added(cluster, cluster.claims, "persistentvolumeclaims", namespace, obj, dry_run, lambda claim: claim.update(
+        apiVersion="v1", kind="PersistentVolumeClaim", status={
+            "phase": "Bound", "accessModes": list(spec["accessModes"]),
+            "capacity": {"storage": spec["resources"]["requests"]["storage"]}}))
+    if made[0] == 201 and not dry_run:
         folder_of(cluster, namespace, name).mkdir(parents=True, exist_ok=True)
-        cluster.history.record("ADDED", "persistentvolumeclaims", obj)
-        return 201, snapshot(obj)
+    return made
 
 
 def problems_of(name: str, spec: dict) -> list[tuple[str, str]]:

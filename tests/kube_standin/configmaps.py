@@ -7,10 +7,9 @@ absent) are the API's generic ones (:meth:`kube_standin.api.ApiServer.read`). ka
 from __future__ import annotations
 
 import re
-import uuid
 
 from kube_standin.names import metadata_problems
-from kube_standin.objects import DNS_SUBDOMAIN, already_exists, invalid, not_found, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, added, invalid, snapshot, status
 
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_DATA_BYTES = 1024 * 1024
@@ -29,18 +28,8 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
     problems = problems_of(name, data) + metadata_problems(metadata, "metadata")
     if problems:
         return invalid("ConfigMap", "configmaps", name, problems)
-    with cluster.lock:
-        if namespace not in cluster.namespaces:
-            return not_found("namespaces", namespace)
-        if (namespace, name) in cluster.configmaps:
-            return already_exists("configmaps", name)
-        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
-        obj.update(apiVersion="v1", kind="ConfigMap")
-        if dry_run:
-            return 201, obj
-        cluster.configmaps[(namespace, name)] = obj
-        cluster.history.record("ADDED", "configmaps", obj)
-        return 201, snapshot(obj)
+    return added(cluster, cluster.configmaps, "configmaps", namespace, obj, dry_run,
+                 lambda made: made.update(apiVersion="v1", kind="ConfigMap"))
 
 
 def problems_of(name: str, data: dict) -> list[tuple[str, str]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import random
 import re
+import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -163,3 +165,24 @@ def quantity(text: str | int | float) -> Decimal:
         raise ValueError(f"quantities must match the regular expression {QUANTITY.pattern!r}: {text!r}")
     number, exponent, unit = found.groups()
     return Decimal(number) * (Decimal(10) ** int(exponent) if exponent else Decimal(SUFFIXES[unit or ""]))
+
+
+def added(cluster: Any, table: dict, plural: str, namespace: str, obj: dict, dry_run: bool,
+          complete: Callable[[dict], None]) -> tuple[int, dict]:
+    """A namespaced object created as the API server creates it, once its own checks passed:
+    refused where its namespace is not, or an object of its name is; else given its namespace,
+    uid and creation time, and what ``complete`` adds (its kind, its status), and kept in
+    ``table`` (its ``ADDED`` event recorded) unless ``dry_run``."""
+    name = obj["metadata"].get("name") or ""
+    with cluster.lock:
+        if namespace not in cluster.namespaces:
+            return not_found("namespaces", namespace)
+        if (namespace, name) in table:
+            return already_exists(plural, name)
+        obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
+        complete(obj)
+        if dry_run:
+            return 201, snapshot(obj)
+        table[(namespace, name)] = obj
+        cluster.history.record("ADDED", plural, obj)
+        return 201, snapshot(obj)

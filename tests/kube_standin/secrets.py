@@ -17,11 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 
 from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
 from kube_standin.names import metadata_problems
-from kube_standin.objects import already_exists, invalid, not_found, snapshot, status
+from kube_standin.objects import added, invalid, not_found, snapshot, status
 
 
 def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) -> tuple[int, dict]:
@@ -40,19 +39,9 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
         problems.append(("data", f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
     if problems:
         return invalid("Secret", "secrets", name, problems)
-    with cluster.lock:
-        if namespace not in cluster.namespaces:
-            return not_found("namespaces", namespace)
-        if (namespace, name) in cluster.secrets:
-            return already_exists("secrets", name)
-        obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
-        obj.update(apiVersion="v1", kind="Secret", type=obj.get("type") or "Opaque",
-                   data={key: base64.b64encode(value).decode() for key, value in data.items()})
-        if dry_run:
-            return 201, snapshot(obj)
-        cluster.secrets[(namespace, name)] = obj
-        cluster.history.record("ADDED", "secrets", obj)
-        return 201, snapshot(obj)
+    return added(cluster, cluster.secrets, "secrets", namespace, obj, dry_run, lambda made: made.update(
+        apiVersion="v1", kind="Secret", type=made.get("type") or "Opaque",
+        data={key: base64.b64encode(value).decode() for key, value in data.items()}))
 
 
 def data_of(cluster, namespace: str, name: str) -> dict[str, str] | None:
