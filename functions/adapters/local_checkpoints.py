@@ -26,7 +26,6 @@ files and chunks once the attempt is stopped (:class:`CopyStopped`).
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -36,9 +35,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from functions.adapters.local_outputs import open_folder
+from functions.adapters.local_outputs import disk_full, full, open_folder
 from functions.core.checkpoints import MAX_DEPTH, MAX_FILES, Checkpoint, told
-from functions.core.errors import RefusedFile, StorageFull
+from functions.core.errors import RefusedFile
 from functions.core.launch import TrialLaunch
 
 T = TypeVar("T")
@@ -108,9 +107,8 @@ def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Calla
         finally:
             os.close(folder)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(f"the disk holding the trial logs {log_dir} is full; trials start again once space "
-                              "is freed there") from exc
+        if full(exc):
+            raise disk_full(log_dir) from exc
         raise
     return own
 

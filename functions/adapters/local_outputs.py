@@ -55,12 +55,22 @@ def new_log(path: Path, log_dir: Path) -> BinaryIO:
         finally:
             os.close(folder)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(f"the disk holding the trial logs {log_dir} is full; "
-                              "trials start again once space is freed there") from exc
+        if full(exc):
+            raise disk_full(log_dir) from exc
         raise LogsUnavailable(f"cannot write the trial log {path}: {exc.strerror or exc}; katuna needs "
                               f"to write in the trial-log folder {log_dir} (KATUNA_LOG_DIR); trials start again once "
                               "it can") from exc
+
+
+def full(exc: OSError) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota on it) is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(log_dir: Path) -> StorageFull:
+    """The error of a full disk under the trial-log folder: temporary, trials start again."""
+    return StorageFull(f"the disk holding the trial logs {log_dir} is full; trials start again once space is freed "
+                       "there")
 
 
 def open_folder(path: Path, log_dir: Path) -> int:
