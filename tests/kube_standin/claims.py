@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kube_standin.names import metadata_problems
-from kube_standin.objects import DNS_SUBDOMAIN, added, invalid, quantity, snapshot, status
+from kube_standin.names import metadata_problems, object_name_problems
+from kube_standin.objects import added, invalid, quantity, snapshot, status
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 
@@ -46,12 +46,7 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
 
 def problems_of(name: str, spec: dict) -> list[tuple[str, str]]:
     """The API server's validation of a claim's name, access modes and storage request."""
-    problems = []
-    if not name:
-        problems.append(("metadata.name", "Required value: name or generateName is required"))
-    elif not DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        problems.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
-                                          "lower case alphanumeric characters, '-' or '.'"))
+    problems = object_name_problems(name)
     modes = spec.get("accessModes") or []
     if not modes:
         problems.append(("spec.accessModes", "Required value: at least 1 access mode is required"))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from kube_standin.names import metadata_problems
-from kube_standin.objects import DNS_SUBDOMAIN, added, invalid, snapshot, status
+from kube_standin.names import metadata_problems, object_name_problems
+from kube_standin.objects import added, invalid, snapshot, status
 
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_DATA_BYTES = 1024 * 1024
@@ -35,12 +35,7 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
 def problems_of(name: str, data: dict) -> list[tuple[str, str]]:
     """The API server's validation of a ConfigMap (``ValidateConfigMap``), and of a Secret's name
     and keys (``ValidateSecret`` checks them alike)."""
-    problems = []
-    if not name:
-        problems.append(("metadata.name", "Required value: name or generateName is required"))
-    elif not DNS_SUBDOMAIN.match(name) or len(name) > 253:
-        problems.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
-                                          "lower case alphanumeric characters, '-' or '.'"))
+    problems = object_name_problems(name)
     for key in data:
         if not CONFIG_KEY.match(key) or len(key) > 253 or key in (".", ".."):
             problems.append((f"data[{key}]", f'Invalid value: "{key}": a valid config key must consist of '

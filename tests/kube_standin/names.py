@@ -21,6 +21,17 @@ SUBDOMAIN_FORMAT = ("a lowercase RFC 1123 subdomain must consist of lower case a
                     "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
 
 
+def object_name_problems(name: str) -> list[tuple[str, str]]:
+    """The API server's refusal of an object's ``metadata.name`` that is missing or no DNS
+    subdomain (``NameIsDNSSubdomain``: a ConfigMap's, a Secret's, a claim's)."""
+    if not name:
+        return [("metadata.name", "Required value: name or generateName is required")]
+    if not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        return [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower '
+                                  "case alphanumeric characters, '-' or '.'")]
+    return []
+
+
 def label_problems(labels: object, path: str) -> list[tuple[str, str]]:
     """What ``ValidateLabels`` refuses of the labels at ``path``: keys that are no qualified
     name (a name of at most 63 characters, with an optional DNS subdomain prefix of at most
