@@ -125,15 +125,20 @@ def _listed(page: str) -> list[int]:
     return [int(number) for number in re.findall(r'<tr><td><a href="/ui/studies/[^/]+/trials/(\d+)"', page)]
 
 
+def study_page(tmp_path: Path, name: str) -> str:
+    """The dashboard's page of the study ``name`` in the database under ``tmp_path``."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        return create_app(runtime).test_client().get(f"/ui/studies/{name}").get_data(as_text=True)
+    finally:
+        runtime.close()
+
+
 def test_a_study_page_says_what_its_warm_start_gave_the_sampler(embedded, tmp_path: Path):
     definition = study_definition(name="warm", maxTrials=1, parallelism=1, objective={"metrics": BOTH},
                                   warmStart={"trials": KNOWN})
     run_study(embedded, definition, tmp_path)
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        page = create_app(runtime).test_client().get("/ui/studies/warm").get_data(as_text=True)
-    finally:
-        runtime.close()
+    page = study_page(tmp_path, "warm")
     summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
     assert summary.startswith('id="warm-start">2 known results (2 given), not counted as the study\'s trials')
 
@@ -146,11 +151,7 @@ def test_a_grid_study_page_says_how_many_points_of_the_grid_its_warm_start_cover
                                                         {"params": {"x": 1}, "value": 1.0}]})
     del definition["maxTrials"]
     run_study(embedded, definition, tmp_path)
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        page = create_app(runtime).test_client().get("/ui/studies/grid").get_data(as_text=True)
-    finally:
-        runtime.close()
+    page = study_page(tmp_path, "grid")
     summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
     assert 'they cover <span id="grid-covered">1 of the grid\'s 4 points</span>, which its trials do not run' in summary
     assert 'id="trial-counts">3 of 3:' in page
