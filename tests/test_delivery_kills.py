@@ -44,6 +44,8 @@ from functions.settings import Settings
 pytestmark = pytest.mark.slow
 
 TRIALS, PARALLELISM = 5, 2
+KILLS = 4
+"""The times a run is killed outright before the one left to end the study."""
 
 GATED = '''\
 """A trial that records how many of its study's trials run as it starts, then waits for the
@@ -128,7 +130,12 @@ def _ends(tmp_path: Path) -> list[dict]:
             for line in path.read_text().split("\n") if line]
 
 
-def _assert_exactly_once(tmp_path: Path, db: Path) -> list[dict]:
+def _assert_exactly_once(tmp_path: Path, db: Path, relaunched: int = 0) -> list[dict]:
+    """The study's trials each stored once, complete, their logs those of their attempts, never
+    more than its parallelism running at once; and at most ``relaunched`` starts of an attempt
+    begun again: a trial is started inside the handling that makes it running, so a process
+    killed before that handling commits leaves it waiting, and the next run starts the same
+    attempt anew (its earlier process ended by its guard)."""
     trials = _trials(db)
     assert [(t["number"], t["state"]) for t in trials] == [(n, "COMPLETE") for n in range(TRIALS)], trials
     seen = _seen(tmp_path)
@@ -136,7 +143,7 @@ def _assert_exactly_once(tmp_path: Path, db: Path) -> list[dict]:
     logs = sorted(p.name for p in (tmp_path / "katuna-logs").glob("demo/*/*.log"))
     assert logs == sorted(f"{t['number']}.{a}.log" for t in trials for a in range(1, t["attempt"] + 1)), logs
     starts = (tmp_path / "starts").read_text().split()
-    assert len(starts) == len(set(starts)), f"an attempt was launched twice: {sorted(starts)}"
+    assert len(starts) - len(set(starts)) <= relaunched, f"an attempt was launched twice: {sorted(starts)}"
     left = _live_trials(tmp_path)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
@@ -180,12 +187,14 @@ def test_a_run_killed_outright_again_and_again_ends_with_exactly_its_trials_once
     """``katuna run`` killed with SIGKILL at random moments of a study whose trials end quickly
     (between a trial's end and its handling's commit, inside the handling that starts the trial
     prepared ahead, as it asks the sampler), then run again each time: no trial is counted
-    twice or launched twice in one attempt, none exceeds the study's parallelism, and the last
-    run ends the study with exactly its trials."""
+    twice, none exceeds the study's parallelism, and the last
+    run ends the study with exactly its trials. A kill before the handling that starts a trial
+    commits may have the next run start that attempt again: at most the trials running at each
+    kill."""
     rng = random.Random(seed)
     study, db = _study(tmp_path), tmp_path / "katuna.db"
     (tmp_path / "go").touch()
-    for _ in range(4):
+    for _ in range(KILLS):
         process = subprocess.Popen([KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         try:
@@ -195,7 +204,7 @@ def test_a_run_killed_outright_again_and_again_ends_with_exactly_its_trials_once
         process.communicate()
     rerun = subprocess.run([KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    trials = _assert_exactly_once(tmp_path, db)
+    trials = _assert_exactly_once(tmp_path, db, relaunched=KILLS * PARALLELISM)
     assert len(trials) == TRIALS
 
 
