@@ -215,14 +215,18 @@ def _workers(service: Service) -> list[int]:
 
 def test_a_serve_worker_killed_mid_study_loses_and_repeats_no_trial_and_exceeds_no_slot(tmp_path: Path):
     """Every worker of ``katuna serve`` is killed with SIGKILL, one after the other, while the
-    study's trials run and one waits prepared; gunicorn starts new ones. The study still ends
-    with exactly its trials, each counted once, never more than its parallelism running."""
+    study's trials run; gunicorn starts new ones. The study still ends with exactly its trials,
+    each counted once, never more than its parallelism running, none launched twice. The kills
+    come once the handlings that launched the two trials committed (a kill inside such a
+    handling may start its attempt again, as the random kills of ``katuna run`` above bound)."""
     definition = yaml.safe_load(_study(tmp_path).read_text())
     db = tmp_path / "katuna.db"
     service = Service(tmp_path, workers=2)
     try:
         service.submit(definition)
-        eventually(lambda: len(_seen(tmp_path)) == PARALLELISM, "two trials run", timeout=60)
+        eventually(lambda: len(_seen(tmp_path)) == PARALLELISM
+                   and [t["state"] for t in _trials(db)] == ["RUNNING"] * PARALLELISM,
+                   "two trials run, their launches committed", timeout=60)
         for worker in _workers(service):
             os.kill(worker, signal.SIGKILL)
             eventually(lambda killed=worker: killed not in _workers(service) and len(_workers(service)) == 2,
