@@ -270,6 +270,22 @@ def test_a_refused_edit_leaves_the_experiments_state_as_its_last_condition(start
     assert "UpdateRefused" in types
 
 
+def test_an_experiments_created_and_running_conditions_have_katibs_reasons():
+    """Katib's controller writes ``ExperimentCreated`` and ``ExperimentRunning`` (its
+    status_util.go), which a script or a dashboard selecting a condition by its reason matches;
+    katuna's own Study keeps its words."""
+    definition = study_definition()
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-1", created_at=1.0, started_at=2.0)
+    katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
+    for origin in (katib_origin(), katuna_experiment):
+        found = {c["type"]: c for c in resources.study_status(record, Counts(running=1), [], origin)["conditions"]}
+        assert (found["Created"]["reason"], found["Created"]["message"]) == ("ExperimentCreated", "Experiment is created")
+        assert (found["Running"]["reason"], found["Running"]["message"]) == ("ExperimentRunning", "Experiment is running")
+    study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
+    found = {c["type"]: c for c in resources.study_status(record, Counts(running=1), [], study_origin)["conditions"]}
+    assert (found["Created"]["reason"], found["Running"]["reason"]) == ("StudyCreated", "StudyRunning")
+
+
 def test_a_katib_experiment_without_a_completed_trial_has_an_empty_optimal_trial_as_katib_writes():
     """Katib's ``currentOptimalTrial`` is no pointer: its status always has one, and Katib's UI
     reads it without a guard. katuna's own resources leave it out until a trial completes."""

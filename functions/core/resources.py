@@ -227,6 +227,16 @@ def end_reason(reason: str) -> str:
     return next((code for words, code in _REASONS if words in reason), "StudyEnded")
 
 
+_STARTED_WORDS = {
+    "Experiment": {"Created": ("ExperimentCreated", "Experiment is created"),
+                   "Running": ("ExperimentRunning", "Experiment is running")},
+    "Study": {"Created": ("StudyCreated", "study {name} accepted"), "Running": ("StudyRunning", "trials are running")},
+}
+"""The reason and message of a resource's ``Created`` and ``Running`` conditions: an
+Experiment's as Katib's controller writes them (``ExperimentCreated``, ``ExperimentRunning``,
+which a script or dashboard selecting a condition by its reason matches), a Study's katuna's."""
+
+
 def _condition(kind: str, reason: str, message: str, when: float | None, status: str = "True") -> dict[str, Any]:
     return {"type": kind, "status": status, "reason": reason, "message": message,
             "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
@@ -247,7 +257,9 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
     ``trialsEarlyStopped``, which counts those an early-stopping rule stopped. ``observed``
     holds the best trial's observations (:func:`katib_metrics`)."""
-    created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
+    words = _STARTED_WORDS["Experiment" if origin.ref.kind == "Experiment" else "Study"]
+    reason, message = words["Created"]
+    created = _condition("Created", reason, message.format(name=record.name), record.created_at)
     conditions = [created]
     phase = "Created"
     if record.restarts:
@@ -255,8 +267,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                      f"({record.restarts} time(s)): its trial budget was raised", record.restarted_at))
     if record.started_at is not None:
         phase = "Running"
-        conditions.append(_condition("Running", "StudyRunning", "trials are running",
-                                     record.restarted_at or record.started_at,
+        conditions.append(_condition("Running", *words["Running"], record.restarted_at or record.started_at,
                                      "False" if record.terminal else "True"))
     if record.terminal:
         phase = _end_phase(record, origin)
