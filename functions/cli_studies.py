@@ -34,12 +34,9 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_table import trial_table
-from functions.core import pbt
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.records import (
-    COMPLETE,
-    FAIL,
     KUBERNETES,
     RUNS_ON,
     STUDY_RUNNING,
@@ -132,24 +129,13 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     view["definition"] = record.spec.to_dict()
     try:
         front = _front(store, record)
-        population = None if as_json else _population(store, record)
     finally:
         store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_study(console, _as_seen(view), record, front, population)
-
-
-def _population(store: SqliteStore, record: StudyRecord) -> pbt.Progress | None:
-    """How far the population of a study of population-based training has come (None for
-    another study): from each of its trials, at most :data:`~functions.core.pbt.MOST_TRIALS`."""
-    if record.spec.algorithm.name != pbt.NAME:
-        return None
-    ended = {COMPLETE: pbt.SUCCEEDED, FAIL: pbt.FAILED}
-    return pbt.progress((t.generation, ended.get(t.state, pbt.OTHER))
-                        for t in trials_by_number(store, record.name, TRIALS_READ))
+        print_study(console, _as_seen(view), record, front)
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
