@@ -272,7 +272,12 @@ def delete(name: str, db: str | None) -> None:
     """Delete a study that is not running, with its trials, at once (no confirmation, as
     DELETE /studies/NAME); its name is then free for another definition. With
     KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
-    stop the cluster refused, or a service that died first) are deleted before it is."""
+    stop the cluster refused, or a service that died first) are deleted before it is. The
+    checkpoints of its local trials (population-based training) are deleted first; its trial
+    logs stay."""
+    from functions.adapters import local_checkpoints
+    from functions.core.checkpoints import FOLDER
+
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
@@ -280,6 +285,7 @@ def delete(name: str, db: str | None) -> None:
             _deletable(name, store)
             if store.stopping_trials(1, name):
                 _stop_marked(settings, name)
+        checkpoints = local_checkpoints.dropped(settings.logs, _deletable(name, store).log_folder)
         with store.transaction():
             record = _deletable(name, store)
             trials = store.count_trials(name).created
@@ -288,6 +294,7 @@ def delete(name: str, db: str | None) -> None:
         store.close()
     logs = settings.logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
+    kept += f" (its checkpoints in {logs.resolve() / FOLDER} deleted)" if checkpoints else ""
     with writing_output():
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
                            f"{kept}{_suspended_run(record)}."), soft_wrap=True)
