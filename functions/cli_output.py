@@ -15,7 +15,6 @@ from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_trial_table import split_reason, trial_table
-from functions.core import pbt
 from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
 from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.trial_cap import GRID
@@ -94,17 +93,17 @@ def warm_start_text(warm: dict[str, Any], grid: dict[str, int] | None = None) ->
     return f"warm start: {total}({', '.join(parts)}), not counted as the study's trials{covers}"
 
 
-def population_text(population: pbt.Progress, record: StudyRecord) -> str:
-    """``katuna show``'s line of a population's progress: its newest generation, and how many
-    of that generation's trials succeeded of the ``n_population`` that start the next."""
-    size = pbt.settings_of(dict(record.spec.algorithm.settings)).n_population
-    return (f"population: generation {population.generation}, {population.succeeded} of its "
-            f"{population.asked} trial{'' if population.asked == 1 else 's'} succeeded ({size} succeeded start "
-            f"generation {population.generation + 1})")
+def population_text(population: dict[str, int]) -> str:
+    """The line of a population's progress (a study view's ``population``): its newest
+    generation, and how many of that generation's trials succeeded of the ``n_population`` that
+    start the next."""
+    generation, asked = population["generation"], population["trials"]
+    return (f"population: generation {generation}, {population['succeeded']} of its {asked} "
+            f"trial{'' if asked == 1 else 's'} succeeded ({population['size']} succeeded start generation "
+            f"{generation + 1})")
 
 
-def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord],
-                population: pbt.Progress | None = None) -> None:
+def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
     """``katuna show``: status, reason, description, counts, best trial (or, with several objectives, the
     Pareto ``front``) and node pool of a study's view; the ``population`` of a study of
     population-based training."""
@@ -124,8 +123,8 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
         libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
                       f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
-    if population is not None:
-        console.print(population_text(population, record), highlight=False)
+    if view.get("population") is not None:
+        console.print(population_text(view["population"]), highlight=False)
     warm = view["warmStart"]
     if warm is not None:
         console.print(text(warm_start_text(warm, view["grid"])), highlight=False)

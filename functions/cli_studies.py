@@ -34,12 +34,9 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_table import trial_table
-from functions.core import pbt
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.records import (
-    COMPLETE,
-    FAIL,
     KUBERNETES,
     RUNS_ON,
     STUDY_RUNNING,
@@ -132,24 +129,13 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     view["definition"] = record.spec.to_dict()
     try:
         front = _front(store, record)
-        population = None if as_json else _population(store, record)
     finally:
         store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_study(console, _as_seen(view), record, front, population)
-
-
-def _population(store: SqliteStore, record: StudyRecord) -> pbt.Progress | None:
-    """How far the population of a study of population-based training has come (None for
-    another study): from each of its trials, at most :data:`~functions.core.pbt.MOST_TRIALS`."""
-    if record.spec.algorithm.name != pbt.NAME:
-        return None
-    ended = {COMPLETE: pbt.SUCCEEDED, FAIL: pbt.FAILED}
-    return pbt.progress((t.generation, ended.get(t.state, pbt.OTHER))
-                        for t in trials_by_number(store, record.name, TRIALS_READ))
+        print_study(console, _as_seen(view), record, front)
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
@@ -286,7 +272,12 @@ def delete(name: str, db: str | None) -> None:
     """Delete a study that is not running, with its trials, at once (no confirmation, as
     DELETE /studies/NAME); its name is then free for another definition. With
     KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
-    stop the cluster refused, or a service that died first) are deleted before it is."""
+    stop the cluster refused, or a service that died first) are deleted before it is. The
+    checkpoints of its local trials (population-based training) are deleted first; its trial
+    logs stay."""
+    from functions.adapters import local_checkpoints
+    from functions.core.checkpoints import FOLDER
+
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
@@ -294,6 +285,7 @@ def delete(name: str, db: str | None) -> None:
             _deletable(name, store)
             if store.stopping_trials(1, name):
                 _stop_marked(settings, name)
+        checkpoints = local_checkpoints.dropped(settings.logs, _deletable(name, store).log_folder)
         with store.transaction():
             record = _deletable(name, store)
             trials = store.count_trials(name).created
@@ -302,6 +294,7 @@ def delete(name: str, db: str | None) -> None:
         store.close()
     logs = settings.logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
+    kept += f" (its checkpoints in {logs.resolve() / FOLDER} deleted)" if checkpoints else ""
     with writing_output():
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
                            f"{kept}{_suspended_run(record)}."), soft_wrap=True)

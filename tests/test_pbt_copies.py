@@ -232,3 +232,35 @@ def test_a_full_disk_during_the_copy_waits_for_space_then_starts(tmp_path: Path,
         assert started(tmp_path) == ["training.ckpt"]
     finally:
         executor.shutdown()
+
+
+def test_a_disk_that_stays_full_fails_the_child_naming_it_once_the_wait_for_space_runs_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The wait for space has an end (the executor's ``space_wait``, an hour in all by default):
+    past it the child fails as one that could not start, its reason and log naming the full
+    disk and the wait, and its process never starts; nothing of the copy is left."""
+    tries = []
+    real = os.mkdir
+
+    def mkdir(path, mode=0o777, *, dir_fd=None):
+        if str(path).endswith(".partial"):
+            tries.append(path)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    ends: list[Event] = []
+    logs = with_parent(tmp_path)
+    executor = LocalExecutor(logs, ends.append, space_wait=0.5)
+    launch = launch_of(tmp_path)
+    try:
+        executor.launch(launch)
+        [end] = eventually(lambda: ends, "the child's end is reported once the wait for space ran out")
+        assert end.data["outcome"] == "error"
+        assert f"its checkpoint folder {logs / 'demo/checkpoints/1'} could not be made: the disk holding the trial " \
+               f"logs {logs} is full, and stayed full through 0.5 s of waiting for space" in end.data["message"]
+        assert len(tries) == 2, "tried at once, and once more after the whole wait"
+        assert "stayed full through 0.5 s" in executor.log_path(launch).read_text()
+        assert started(tmp_path) == [] and not (logs / "demo" / "checkpoints" / "1").exists()
+    finally:
+        executor.shutdown()

@@ -22,6 +22,7 @@ from functions.cli_trial_table import trial_table
 from functions.core import pbt
 from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
+from functions.core.views import population_view
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -82,11 +83,30 @@ def test_katuna_trials_gives_a_pbt_study_generation_and_parent_columns():
     assert "generation" not in other and "parent" not in other
 
 
-def test_the_population_progress_is_its_newest_generations_trials():
-    assert pbt.progress([]) == pbt.Progress(0, 0, 0)
-    ended = {COMPLETE: pbt.SUCCEEDED, FAIL: pbt.FAILED}
-    assert pbt.progress((g, ended.get(s, pbt.OTHER)) for g, _, s in LINEAGE) == pbt.Progress(1, 3, 1)
-    assert pbt.progress([(0, pbt.SUCCEEDED), (None, pbt.FAILED)]) == pbt.Progress(0, 2, 1)
+def test_the_api_gives_how_far_the_population_has_come(client):
+    """GET /studies/{name} gives the newest generation, its trials asked for and succeeded, and
+    n_population, as katuna show and the dashboard's study page word them; null for another study."""
+    assert client.get("/studies/population").json["population"] == {"generation": 1, "trials": 3, "succeeded": 1,
+                                                                      "size": 5}
+    assert client.get("/studies/drawn").json["population"] is None
+    listed = {view["name"]: view for view in client.get("/studies").json}
+    assert listed["population"]["population"]["generation"] == 1
+
+
+def test_the_dashboards_study_page_says_how_far_the_population_has_come(client):
+    page = client.get("/ui/studies/population").text
+    assert '<dd id="population">generation 1: 1 of its 3 trials succeeded' in page
+    assert "(5 succeeded start generation 2)" in page
+    assert 'id="population"' not in client.get("/ui/studies/drawn").text
+
+
+def test_a_population_with_no_trial_yet_is_at_generation_0(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        fresh = store.add_study(record("fresh", pbt.NAME))
+        assert population_view(store, fresh) == {"generation": 0, "trials": 0, "succeeded": 0, "size": 5}
+    finally:
+        store.close()
 
 
 def test_katuna_show_says_how_far_the_population_has_come(db: Path):

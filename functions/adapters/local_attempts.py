@@ -73,7 +73,13 @@ answering."""
 
 SPACE_WAITS = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds waited before each new try of copying a child trial's checkpoint folder that a full
-disk cut short, the last one repeated until space is freed."""
+disk cut short, the last one repeated until space is freed, or :data:`SPACE_WAIT` runs out."""
+
+SPACE_WAIT = 3600.0
+"""Seconds of waits for space, in all, after which a child trial whose checkpoint copy a full
+disk keeps cutting short fails saying so (as a Kubernetes trial's pod that cannot start within
+``KATUNA_K8S_START_ALLOWANCE``, 3600 s by default, fails): a disk nobody frees holds no slot of
+the study for ever, and the study goes on (its failed trial runs again, as any failed one)."""
 
 ENDED_KEPT = 1_000
 """Ended attempts whose runs the executor keeps, the latest: a launch of one again (an event
@@ -86,10 +92,12 @@ class LocalAttempts:
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
                  pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS,
-                 sole_parent: bool = False, max_checkpoint: int = 4 << 30) -> None:
+                 sole_parent: bool = False, max_checkpoint: int = 4 << 30, space_wait: float = SPACE_WAIT) -> None:
         self.log_dir = Path(log_dir)
         self._max_checkpoint = max_checkpoint
         """Bytes of a parent's checkpoint folder copied for a child trial, at most."""
+        self._space_wait = space_wait
+        """Seconds a child trial's checkpoint copy waits for space on a full disk, in all (:data:`SPACE_WAIT`)."""
         self._publish = publish
         self._kill_grace = kill_grace
         self._pass_env = tuple(pass_env)
@@ -167,14 +175,17 @@ class LocalAttempts:
     def _make_checkpoint(self, run: LocalRun) -> Exception | None:
         """Make the attempt's checkpoint folder, where it has one
         (:func:`~functions.adapters.local_checkpoints.made`): what kept it from being made, or
-        None. A full disk fails nothing (the trial did nothing wrong; a launch that met it in
-        the handling was retried): the copy is made again after each of :data:`SPACE_WAITS`
-        (the last repeated) until space is freed, the attempt existing meanwhile, unless it is
-        stopped or the executor closes, which also give up a copy under way."""
+        None. A full disk fails nothing at first (the trial did nothing wrong; a launch that met
+        it in the handling was retried): the copy is made again after each of
+        :data:`SPACE_WAITS` (the last repeated) until space is freed, the attempt existing
+        meanwhile, unless it is stopped or the executor closes, which also give up a copy under
+        way; once the waits add up to the executor's ``space_wait`` (:data:`SPACE_WAIT`), the
+        full disk is what kept the folder from being made, and the attempt fails naming it."""
         checkpoint = run.launch.checkpoint
         if checkpoint is None:
             return None
         waits = itertools.chain(SPACE_WAITS, itertools.repeat(SPACE_WAITS[-1]))
+        waited = 0.0
         while not (run.stopped or self._closed):
             try:
                 local_checkpoints.made(self.log_dir, checkpoint, self._max_checkpoint,
@@ -183,7 +194,11 @@ class LocalAttempts:
             except local_checkpoints.CopyStopped:
                 return None
             except StorageFull as full:
-                wait = next(waits)
+                wait = min(next(waits), self._space_wait - waited)
+                if wait <= 0:
+                    return StorageFull(f"the disk holding the trial logs {self.log_dir} is full, and stayed full "
+                                       f"through {self._space_wait:g} s of waiting for space")
+                waited += wait
                 log.warning("could not copy the checkpoint folder of %s trial %d attempt %d, trying again in %gs: %s",
                             run.launch.study, run.launch.number, run.launch.attempt, wait, full)
                 run.woken.wait(wait)
@@ -205,9 +220,11 @@ class LocalAttempts:
 
     def _not_copied(self, run: LocalRun, log: BinaryIO, exc: Exception) -> None:
         """Fail the attempt whose checkpoint folder could not be made for another reason than a
-        refusal or a full disk (an I/O error, the logs folder unwritable), as one that could not
-        start fails: saying so in its log and reason."""
+        refusal (an I/O error, the logs folder unwritable, a disk full past the wait for space),
+        as one that could not start fails: saying so in its log and reason."""
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StorageFull):
+            reason = str(exc)
         folder = self.log_dir / run.launch.checkpoint.folder if run.launch.checkpoint else self.log_dir
         message = f"the attempt: its checkpoint folder {folder} could not be made: {reason}"
         with log:

@@ -26,6 +26,7 @@ files and chunks once the attempt is stopped (:class:`CopyStopped`).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -36,8 +37,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from functions.adapters.local_outputs import disk_full, full, open_folder
-from functions.core.checkpoints import MAX_DEPTH, MAX_FILES, Checkpoint, told
-from functions.core.errors import RefusedFile
+from functions.core.checkpoints import FOLDER, MAX_DEPTH, MAX_FILES, Checkpoint, told
+from functions.core.errors import LogsUnavailable, RefusedFile
 from functions.core.launch import TrialLaunch
 
 T = TypeVar("T")
@@ -111,6 +112,38 @@ def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Calla
             raise disk_full(log_dir) from exc
         raise
     return own
+
+
+def dropped(log_dir: Path, log_folder: str) -> bool:
+    """Delete the study's checkpoints (the folder :data:`~functions.core.checkpoints.FOLDER` in
+    its folder of trial logs ``log_folder``, with all in it), as the study is deleted, before its
+    record goes: whether there were any. Safe to repeat (none there is nothing to do), so a
+    deletion cut short is finished by the next. No link below ``log_dir`` is followed: one on
+    the way (a trial could plant it) leaves the folder as it is, as nothing katuna made is
+    behind it, and a link inside is deleted, not followed. A folder that cannot be deleted (a
+    trial still writing in it, a permission) is :class:`~functions.core.errors.LogsUnavailable`:
+    the study is kept, for a deletion again."""
+    try:
+        folder = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        for part in Path(log_folder).parts:
+            inner = os.open(part, _DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        os.stat(FOLDER, dir_fd=folder, follow_symlinks=False)
+        _clear(folder, FOLDER)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise LogsUnavailable(f"cannot delete the study's checkpoints {log_dir / log_folder / FOLDER}: "
+                              f"{exc.strerror or exc}; the study is kept, and deleting it again deletes them") from exc
+    finally:
+        os.close(folder)
 
 
 def _is_folder(folder: int, path: Path) -> bool:

@@ -94,6 +94,10 @@ class ServiceSettings(Protocol):
     @property
     def executor(self) -> str: ...
 
+    @property
+    def logs(self) -> Path:
+        """The trial-log folder, which holds a local study's checkpoints (deleted with the study)."""
+
 
 class TickClaim(NamedTuple):
     """A claim on handling a tick nobody vouches for (:meth:`ServiceStore.claim_tick`)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,30 +78,6 @@ class Plan:
     params: Mapping[str, Any] | None
     generation: int
     parent: int | None
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a study's population has come: its newest generation, the trials asked for in
-    it and how many of them succeeded (``n_population`` close it, and start the next)."""
-
-    generation: int
-    asked: int
-    succeeded: int
-
-
-def progress(trials: Iterable[tuple[int | None, str]]) -> Progress:
-    """The progress of the population whose trials are ``(generation, how it ended)`` pairs (a
-    trial of no generation is of the first)."""
-    newest, asked, succeeded = 0, 0, 0
-    for generation, ended in trials:
-        generation = generation or 0
-        if generation > newest:
-            newest, asked, succeeded = generation, 0, 0
-        if generation == newest:
-            asked += 1
-            succeeded += ended == SUCCEEDED
-    return Progress(newest, asked, succeeded)
 
 
 def settings_of(settings: Mapping[str, Any]) -> Settings:

@@ -6,8 +6,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from functions.core import pbt
 from functions.core.pareto import best_trials, front_sample
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
 from functions.core.store_port import Store
@@ -59,6 +60,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "maxTrialsSetBy": cap.setting if cap is not None else None,
         "warmStart": warm_start_view(record),
         "grid": grid_view(record),
+        "population": population_view(store, record),
         **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
@@ -85,6 +87,22 @@ def warm_start_view(record: StudyRecord) -> dict[str, Any] | None:
     taken = None if record.warm_results is None else len(record.warm_results)
     return {"knownResults": None if taken is None and warm.study is not None else len(warm.trials) + (taken or 0),
             "given": len(warm.trials), "study": warm.study, "taken": taken}
+
+
+def population_view(store: Store, record: StudyRecord) -> dict[str, int] | None:
+    """How far a study of population-based training has come: its newest ``generation``, the
+    ``trials`` asked for in it, how many ``succeeded``, and the ``size`` (``n_population``)
+    whose successes start the next; None for another algorithm. Counted by the store (one trial
+    read, to find the newest generation), so no trial's parameters or metrics are read."""
+    if record.spec.algorithm.name != pbt.NAME:
+        return None
+    newest, _ = store.query_trials(record.name, TrialQuery(sort="generation", descending=True, limit=1))
+    generation = (newest[0].generation or 0) if newest else 0
+    within = (("generation", float(generation), float(generation)),)
+    _, asked = store.query_trials(record.name, TrialQuery(ranges=within, limit=0))
+    _, succeeded = store.query_trials(record.name, TrialQuery(states=(COMPLETE,), ranges=within, limit=0))
+    size = pbt.settings_of(dict(record.spec.algorithm.settings)).n_population
+    return {"generation": generation, "trials": asked, "succeeded": succeeded, "size": size}
 
 
 def grid_view(record: StudyRecord) -> dict[str, int] | None:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
+from functions.adapters import local_checkpoints
 from functions.adapters.web import paging, query, study_keys, takes
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
@@ -214,10 +215,16 @@ def stop_study(name: str):
 @blueprint.delete("/studies/<name>")
 def delete_study(name: str):
     """Stop, then delete the study; one that follows a Kubernetes resource that is still there
-    is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`)."""
+    is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`).
+    The checkpoints of its local trials (population-based training) are deleted before its
+    record, so a deletion cut short leaves the study, for a deletion again; its trial logs stay."""
     uid = _refuse_followed(name)
     _stop(name)
-    _runtime().store().delete_study(name, uid)
+    runtime = _runtime()
+    record = runtime.store().get_study(name)
+    if record.uid == uid:
+        local_checkpoints.dropped(runtime.settings.logs, record.log_folder)
+    runtime.store().delete_study(name, uid)
     return "", 204
 
 

@@ -100,6 +100,16 @@ SCHEMAS: dict[str, Any] = {
                                 "covered": {"type": "integer", "description": "its points the warm start's known "
                                             "results lie on (each once), which the study's own trials do not "
                                             "run: they visit the others, and maxTrials (set by grid) counts those"}}},
+        "population": {"type": ["object", "null"], "description": "how far a study of population-based "
+                       "training (pbt) has come; null for another algorithm",
+                       "required": ["generation", "trials", "succeeded", "size"],
+                       "properties": {"generation": {"type": "integer", "description": "its newest generation "
+                                                     "(0: drawn from the search space)"},
+                                      "trials": {"type": "integer", "description": "the trials asked for in it"},
+                                      "succeeded": {"type": "integer", "description": "those of them that "
+                                                    "succeeded"},
+                                      "size": {"type": "integer", "description": "n_population: the successes "
+                                               "of a generation that start the next"}}},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
