@@ -249,7 +249,11 @@ def _still_stopping(embedded: Embedded, name: str, signum: int) -> None:
 
 
 def _resume_hint(name: str) -> str:
-    return f"Run the same command again to resume {markup(repr(name))}."
+    """What an interrupted run leaves: the study resumable by the same command, or, sooner, by a
+    ``katuna serve`` on the database, which goes on with any study whose process is gone (a run
+    of it is then refused, as another process runs it): ``katuna stop`` ends it for good."""
+    return (f"Run the same command again to resume {markup(repr(name))} (a katuna serve on this "
+            f"database resumes it by itself; katuna stop {markup(name)} ends it).")
 
 
 

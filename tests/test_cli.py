@@ -698,7 +698,8 @@ def test_a_second_ctrl_c_while_trials_are_stopped_does_not_abort_the_stopping(tm
     assert process.returncode == 130
     assert "Aborted!" not in stderr
     assert "SIGINT again: still stopping 2 running trial(s)" in stderr
-    assert stderr.rstrip().endswith("Run the same command again to resume 'demo'.")
+    assert stderr.rstrip().endswith("Run the same command again to resume 'demo' (a katuna serve on this database "
+                                    "resumes it by itself; katuna stop demo ends it).")
     _assert_resumes(study, tmp_path, interrupted=2)
 
 
