@@ -19,6 +19,7 @@ import yaml
 from conftest import TRIAL, unlined
 from http_helpers import Service
 from kube_standin import katib_api
+from kube_standin.rbac import Request
 from kube_standin.server import KATUNA_USER
 from kube_stub import KubeStub
 from test_cli import here
@@ -368,6 +369,31 @@ def test_the_trial_templates_role_bound_in_a_namespace_lets_katuna_read_its_temp
         katib_api.bind(kube, KATUNA_USER, "katuna-trial-templates", "kubeflow")
         _, stored = load(wrong, templates(kube))
         assert stored["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
+    finally:
+        kube.close()
+
+
+def test_a_katuna_experiment_reads_shared_templates_through_the_trial_templates_role_of_the_base():
+    """Without Katib's kinds (the base of ``knative/``), a ``katuna.dev`` Experiment naming a
+    namespace of shared templates is read once the operator binds ``katuna-trial-templates``
+    there as the docs say; before, the refusal names that role, which grants ``get`` on
+    ConfigMaps and nothing else, not ``katuna-trials``, which would let katuna run trials there."""
+    kube = KubeStub()
+    try:
+        kube.add_namespace("kubeflow", grant=False)
+        kube.create_config_map("kubeflow", "trial-templates", {"job.yaml": JOB_TEMPLATE})
+        shared = experiment("cm-shared", api_version="katuna.dev/v1", configMapNamespace="kubeflow",
+                            configMapName="trial-templates")
+        with pytest.raises(InvalidStudy) as caught:
+            load(shared, templates(kube, "team", ("kubeflow",)))
+        [refusal] = caught.value.problems
+        assert refusal.path == "spec.trialTemplate.configMap.configMapNamespace"
+        assert "bind the katuna-trial-templates ClusterRole" in refusal.message, refusal.message
+        with kube.lock:
+            kube.authorizer.bind("katuna-trial-templates", "kubeflow", "katuna", "katuna")
+        _, stored = load(shared, templates(kube, "team", ("kubeflow",)))
+        assert stored["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
+        assert not kube.authorizer.allows(Request(KATUNA_USER, "create", "batch", "jobs", namespace="kubeflow"))
     finally:
         kube.close()
 

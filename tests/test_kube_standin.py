@@ -18,6 +18,7 @@ import moto_eks
 import pytest
 from kube_standin.clouds import eks_node_groups, eks_pools
 from kube_standin.nodes import NodePool
+from kube_standin.rbac import Authorizer, Request
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -184,6 +185,28 @@ def test_any_account_may_ask_what_it_may_do_and_is_told_as_rbac_decides(static: 
     neither = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec())
     refused = refusal(lambda: reviews.create_self_subject_access_review(neither))
     assert refused[0] == 422 and "exactly one of nonResourceAttributes or resourceAttributes" in refused[1]
+
+
+WILDCARDS = {
+    "pods/* grants no subresource": ("pods/*", "log", False),
+    "*/log grants every resource's log": ("*/log", "log", True),
+    "*/log grants no other subresource": ("*/log", "exec", False),
+    "* grants every subresource": ("*", "log", True),
+}
+
+
+@pytest.mark.parametrize("granted,subresource,allowed", WILDCARDS.values(), ids=WILDCARDS.keys())
+def test_a_rules_wildcard_reaches_the_subresources_rbac_lets_it_reach(granted: str, subresource: str, allowed: bool):
+    """As RBAC's ``ResourceMatches``: ``*`` matches every resource and subresource, ``*/log`` the
+    ``log`` subresource of every resource, and ``pods/*`` no more than a resource of that name."""
+    user = "system:serviceaccount:katuna:reader"
+    authorizer = Authorizer([
+        {"kind": "Role", "metadata": {"name": "r", "namespace": "katuna"},
+         "rules": [{"apiGroups": [""], "resources": [granted], "verbs": ["get"]}]},
+        {"kind": "RoleBinding", "metadata": {"name": "r", "namespace": "katuna"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "katuna"}]}])
+    assert authorizer.allows(Request(user, "get", "", "pods", subresource, "katuna", "p")) is allowed
 
 
 def test_a_bearer_token_names_another_account_with_its_own_grants(static: KubeStub):

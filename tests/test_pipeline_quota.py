@@ -17,7 +17,7 @@ from kubernetes import client
 from functions.adapters.kubernetes_client import api_client
 
 WORKFLOW = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "wf"}, "spec": {
-    "serviceAccountName": "katuna-argo-executor", "entrypoint": "fit",
+    "serviceAccountName": "trial-argo-executor", "entrypoint": "fit",
     "templates": [{"name": "fit", "container": {"image": "python:3.12", "command": ["train"]}}]}}
 PIPELINE_RUN = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": "pr"}, "spec": {
     "pipelineSpec": {"tasks": [{"name": "fit", "taskSpec": {"steps": [

@@ -124,16 +124,18 @@ def test_the_service_role_grants_exactly_what_the_code_uses():
 
 def test_no_role_grants_wildcards_a_read_of_secrets_or_cluster_scope_beyond_listing_nodes():
     """A ClusterRole is bound with a ClusterRoleBinding only to list nodes: the trials' and the
-    source's are bound with RoleBindings, which grant them in one namespace each. Of Secrets,
-    only the trials' role grants anything: to create and delete its attempts' report tokens'
-    Secrets, never to read one."""
+    source's are bound with RoleBindings, which grant them in one namespace each, and the trial
+    templates' (``get`` on ConfigMaps alone) is left for the operator to bind in a namespace of
+    shared templates. Of Secrets, only the trials' role grants anything: to create and delete
+    its attempts' report tokens' Secrets, never to read one."""
     docs = [d for path in KNATIVE.glob("*.yaml") for d in _docs(path)]
     assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == ["katuna-nodes"]
     cluster_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
-    assert cluster_roles == {"katuna-nodes", "katuna-trials", "katuna-jobs-source"}
+    assert cluster_roles == {"katuna-nodes", "katuna-trials", "katuna-jobs-source", "katuna-trial-templates"}
     assert {d["roleRef"]["name"] for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["kind"] == "ClusterRole"} \
-        == cluster_roles - {"katuna-nodes"}
+        == cluster_roles - {"katuna-nodes", "katuna-trial-templates"}
     assert granted_permissions("katuna-nodes") == {("", "nodes", "list")}
+    assert granted_permissions("katuna-trial-templates") == {("", "configmaps", "get")}
     for doc in (d for d in docs if d["kind"] in ("Role", "ClusterRole")):
         for rule in doc["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], doc["metadata"]["name"]

@@ -422,9 +422,34 @@ def test_each_component_routes_the_changes_its_source_reports_to_jobwatch(operat
     assert _routed(triggers, job) == {"/functions/jobwatch"}, "a Job still reaches jobwatch once"
 
 
+def test_a_workflow_may_run_as_the_argo_components_account_in_katunas_namespace_which_sends_no_events():
+    """The shipped deployment (``knative/config.yaml``, trials in ``katuna``) takes a study whose
+    Workflow names the account the argo component makes for it, as the component says to: that
+    account is none katuna or the broker's EventPolicy takes events from, so a trial's pod holding
+    its token could not send events as katuna's own senders do."""
+    from functions.core import senders
+    from functions.core.trial_identity import study_problems
+    from functions.settings import Settings
+
+    [account] = [doc["metadata"]["name"] for doc in yaml.safe_load_all(
+        (KNATIVE / "trial-kinds" / "argo" / "executor.yaml").read_text()) if doc["kind"] == "ServiceAccount"]
+    config = yaml.safe_load((KNATIVE / "config.yaml").read_text())["data"]
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "serviceAccountName": account, "entrypoint": "fit", "templates": [{"name": "fit", "container": {
+            "image": "python:3.12", "command": ["python", "fit.py", "--x", "${trialParameters.x}"]}}]}}
+    spec = parse_study(study_definition(name="argo-account", trialTemplate={
+        "trialSpec": workflow, "primaryContainerName": "main", "successCondition": "status.done",
+        "failureCondition": "status.broken"}))
+    assert study_problems(spec, Settings.from_env(config).cluster_defaults()) == []
+    policies = yaml.safe_load_all((KNATIVE / "oidc" / "eventpolicy.yaml").read_text())
+    subs = tuple(entry["sub"] for policy in policies for entry in policy["spec"]["from"] if "sub" in entry)
+    subject = senders.account_subject(config["KATUNA_K8S_NAMESPACE"], account)
+    assert not senders.allowed(subject, subs), "the broker would take its pods' events"
+
+
 def test_the_argo_component_gives_workflows_an_account_their_executor_may_report_with():
     """Argo's executor creates and patches a WorkflowTaskResult as its pod's account
-    (argo-workflows docs/workflow-rbac.md): the component's ``katuna-argo-executor`` may, in
+    (argo-workflows docs/workflow-rbac.md): the component's ``trial-argo-executor`` may, in
     katuna's namespace only (another namespace binds the ClusterRole itself); the namespace's
     ``default`` account, which a Workflow naming none runs as, may not."""
     from kube_standin.rbac import Authorizer, Request
@@ -433,7 +458,7 @@ def test_the_argo_component_gives_workflows_an_account_their_executor_may_report
     objects = render(KNATIVE, components=("trial-kinds/argo",))
     authorizer = Authorizer([o for o in objects if o["kind"] in ("Role", "ClusterRole", "RoleBinding",
                                                                   "ClusterRoleBinding")])
-    assert ("ServiceAccount", "katuna-argo-executor", "katuna") in {
+    assert ("ServiceAccount", "trial-argo-executor", "katuna") in {
         (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objects}
 
     def allowed(account: str, namespace: str) -> list[str]:
@@ -441,6 +466,6 @@ def test_the_argo_component_gives_workflows_an_account_their_executor_may_report
         return [verb for verb in ("create", "patch", "get", "delete") if authorizer.allows(
             Request(user, verb, "argoproj.io", "workflowtaskresults", namespace=namespace))]
 
-    assert allowed("katuna-argo-executor", "katuna") == ["create", "patch"]
-    assert allowed("katuna-argo-executor", "team") == []
+    assert allowed("trial-argo-executor", "katuna") == ["create", "patch"]
+    assert allowed("trial-argo-executor", "team") == []
     assert allowed("default", "katuna") == []

@@ -23,8 +23,10 @@ OBJECTIVE = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--epoch
 DECOY = [sys.executable, "-c", "print('loss=999')"]
 IDLE = [sys.executable, "-c", "import time; time.sleep(600)"]
 """A worker that waits, as a distributed job's idle workers do once the master is done."""
-EXECUTOR = "katuna-argo-executor"
+EXECUTOR = "trial-argo-executor"
 """The account trial Workflows name, which Argo's executor needs to report each step."""
+EXECUTOR_ROLE = "katuna-argo-executor"
+"""The ClusterRole the argo component grants that account."""
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def service(kube: KubeStub, tmp_path_factory):
         kube.install_operator(operator)
     # As knative/trial-kinds/argo/executor.yaml says for a namespace trials run in besides katuna's.
     kube.add_service_account("kinds", EXECUTOR)
-    kube.authorizer.bind(EXECUTOR, "kinds", "kinds", EXECUTOR)
+    kube.authorizer.bind(EXECUTOR_ROLE, "kinds", "kinds", EXECUTOR)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")
     yield running

@@ -157,8 +157,9 @@ class KubernetesResources:
         except PermanentError as exc:
             if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 403:
                 raise ConfigMapForbidden(f"katuna's service account may not get configmaps in namespace {namespace!r}: "
-                                         "bind the katuna-trials ClusterRole (knative/rbac.yaml, which grants get on "
-                                         "configmaps) there with a RoleBinding") from exc
+                                         "bind the katuna-trial-templates ClusterRole (knative/rbac.yaml, which grants "
+                                         "get on configmaps and nothing else) there with a RoleBinding, or the "
+                                         "katuna-trials ClusterRole where trials run there") from exc
             raise
         return None if found is None else dict(found.data or {})
 

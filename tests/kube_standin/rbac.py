@@ -2,9 +2,10 @@
 ClusterRoles and their bindings in the repository's Kustomization (``knative/``).
 
 A request is allowed when a rule bound to its user (directly, or through a ServiceAccount
-subject) names its verb, API group and resource (``pods/log`` for a subresource), in the
-request's namespace for a Role, anywhere for a ClusterRole. Everything else is 403 Forbidden
-with the API server's wording.
+subject) names its verb, API group and resource (``pods/log`` for a subresource; ``*`` every
+resource and subresource, ``*/log`` that subresource of every resource, and no other
+wildcard, as RBAC's ``ResourceMatches``), in the request's namespace for a Role, anywhere for
+a ClusterRole. Everything else is 403 Forbidden with the API server's wording.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class Authorizer:
         return ((request.verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
                 and (request.group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
                 and (resource in resources or "*" in resources
-                     or (request.subresource and f"{request.resource}/*" in resources))
+                     or (request.subresource and f"*/{request.subresource}" in resources))
                 and (not rule.get("resourceNames") or request.name in rule["resourceNames"]))
 
 
