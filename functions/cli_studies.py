@@ -285,7 +285,8 @@ def delete(name: str, db: str | None) -> None:
             _deletable(name, store)
             if store.stopping_trials(1, name):
                 _stop_marked(settings, name)
-        checkpoints = local_checkpoints.dropped(settings.logs, _deletable(name, store).log_folder)
+        deletable = _deletable(name, store)
+        checkpoints = local_checkpoints.dropped(settings.logs, deletable.log_folder, deletable.uid)
         with store.transaction():
             record = _deletable(name, store)
             trials = store.count_trials(name).created

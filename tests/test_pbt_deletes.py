@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from conftest import study_definition
-from http_helpers import run_katuna
+from http_helpers import Service, run_katuna
+from test_pbt_runs import experiment
 
 from functions.adapters.local_checkpoints import dropped
 from functions.adapters.sqlite_store import SqliteStore
@@ -73,11 +74,64 @@ def test_a_link_a_trial_planted_is_deleted_never_followed(tmp_path: Path):
     logs = stored(tmp_path / "katuna.db", "population")
     (logs / "checkpoints" / "0" / "out").symlink_to(elsewhere)
     log_dir, folder = Settings(db=tmp_path / "katuna.db").logs, "population/uid-population"
-    assert dropped(log_dir, folder)
+    assert dropped(log_dir, folder, "uid-population")
     assert not (logs / "checkpoints").exists() and (elsewhere / "checkpoints" / "precious").exists()
-    assert not dropped(log_dir, folder), "nothing left to delete, and no error"
+    assert not dropped(log_dir, folder, "uid-population"), "nothing left to delete, and no error"
     os.rename(logs, tmp_path / "moved")
     logs.symlink_to(elsewhere)
-    assert not dropped(log_dir, folder)
+    assert not dropped(log_dir, folder, "uid-population")
     assert (elsewhere / "checkpoints" / "precious").read_text() == "keep"
-    assert not dropped(tmp_path / "no-logs", folder)
+    assert not dropped(tmp_path / "no-logs", folder, "uid-population")
+
+
+def started_trial(tmp_path: Path, service: Service) -> tuple[Path, Path]:
+    """A pbt study posted to ``service`` whose trials save their checkpoints once stopped, with
+    its first trial running: its folder of trial logs and the folder its trials tell of."""
+    told = tmp_path / "told"
+    told.mkdir()
+    service.submit(experiment(f"--save-when-stopped={told}", parallel=1))
+    deadline = time.monotonic() + 60
+    while not (told / "started-0").exists():
+        assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+        time.sleep(0.05)
+    [logs] = (tmp_path / "katuna-logs" / "simple-pbt").iterdir()
+    assert (logs / "checkpoints" / "0").is_dir()
+    return logs, told
+
+
+def saved(told: Path) -> None:
+    """Once the stopped trial saved its checkpoint (it may, while the stop's grace lasts)."""
+    deadline = time.monotonic() + 30
+    while not (told / "saved-0").exists():
+        assert time.monotonic() < deadline, "the stopped trial saved nothing"
+        time.sleep(0.05)
+
+
+def test_a_trial_that_saves_as_it_is_stopped_leaves_no_checkpoint_after_the_apis_delete(tmp_path: Path):
+    """The deletion stops the study's trials, whose processes have a grace to end in; one that
+    saves its checkpoint then is waited for, and what it saved is deleted with the rest."""
+    service = Service(tmp_path, workers=1)
+    try:
+        logs, told = started_trial(tmp_path, service)
+        status, _, body = service.request("DELETE", "/studies/simple-pbt")
+        assert status == 204, body
+        saved(told)
+    finally:
+        service.close()
+    assert not (logs / "checkpoints").exists(), sorted(p.name for p in (logs / "checkpoints").rglob("*"))
+
+
+def test_a_trial_that_saves_as_it_is_stopped_leaves_no_checkpoint_after_katuna_delete(tmp_path: Path):
+    """``katuna delete`` of a study the service has just stopped ends what still runs of its
+    trials (their grace included) before it deletes their checkpoints."""
+    service = Service(tmp_path, workers=1)
+    try:
+        logs, told = started_trial(tmp_path, service)
+        status, _, body = service.request("POST", "/studies/simple-pbt/stop")
+        assert status in (200, 202, 204), body
+        done = run_katuna("delete", "simple-pbt", cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        saved(told)
+    finally:
+        service.close()
+    assert not (logs / "checkpoints").exists(), sorted(p.name for p in (logs / "checkpoints").rglob("*"))

@@ -90,7 +90,7 @@ run it ever made (some KB each) until it stopped."""
 class LocalAttempts:
     """The attempts this process runs, and the steps of each from its start to its reported end."""
 
-    def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
+    def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = process_tree.KILL_GRACE,
                  pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS,
                  sole_parent: bool = False, max_checkpoint: int = 4 << 30, space_wait: float = SPACE_WAIT) -> None:
         self.log_dir = Path(log_dir)

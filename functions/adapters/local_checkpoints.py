@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from functions.adapters import process_tree
 from functions.adapters.local_outputs import disk_full, full, open_folder
 from functions.core.checkpoints import FOLDER, MAX_DEPTH, MAX_FILES, Checkpoint, told
 from functions.core.errors import LogsUnavailable, RefusedFile
@@ -114,11 +115,14 @@ def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Calla
     return own
 
 
-def dropped(log_dir: Path, log_folder: str) -> bool:
+def dropped(log_dir: Path, log_folder: str, uid: str) -> bool:
     """Delete the study's checkpoints (the folder :data:`~functions.core.checkpoints.FOLDER` in
-    its folder of trial logs ``log_folder``, with all in it), as the study is deleted, before its
-    record goes: whether there were any. Safe to repeat (none there is nothing to do), so a
-    deletion cut short is finished by the next. No link below ``log_dir`` is followed: one on
+    its folder of trial logs ``log_folder``, with all in it), as the study ``uid`` is deleted,
+    before its record goes: whether there were any. What still runs of its trials is ended
+    first, and waited for (:func:`~functions.adapters.process_tree.end_study`): a trial stopped
+    as its study ended has a grace to end in, in which it may save its checkpoint, and would
+    otherwise make its folder again once it was deleted, kept for good. Safe to repeat (none
+    there is nothing to do), so a deletion cut short is finished by the next. No link below ``log_dir`` is followed: one on
     the way (a trial could plant it) leaves the folder as it is, as nothing katuna made is
     behind it, and a link inside is deleted, not followed. A folder that cannot be deleted (a
     trial still writing in it, a permission) is :class:`~functions.core.errors.LogsUnavailable`:
@@ -133,6 +137,7 @@ def dropped(log_dir: Path, log_folder: str) -> bool:
             os.close(folder)
             folder = inner
         os.stat(FOLDER, dir_fd=folder, follow_symlinks=False)
+        process_tree.end_study(uid)
         _clear(folder, FOLDER)
         return True
     except (FileNotFoundError, NotADirectoryError):

@@ -45,6 +45,8 @@ PROC = Path("/proc")
 _subreaper: int | None = None
 """The pid of the process that made itself a child subreaper here: the setting is not inherited
 by a forked child, so a child (a gunicorn worker) must make itself one too."""
+KILL_GRACE = 3.0
+"""Seconds a trial's process is given, after SIGTERM, before SIGKILL: to save its work, say."""
 KILL_ROUNDS = 50
 """SIGKILL rounds at most, for descendants still forking while they are killed."""
 
@@ -260,6 +262,14 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
             found = members(leader, markers, since, own, apart)
         snapshot = _snapshot(since, own, apart)
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
+
+
+def end_study(uid: str, grace: float = KILL_GRACE) -> None:
+    """End every process of the study ``uid``'s attempts on this machine, whichever process
+    started it (SIGTERM, then SIGKILL after ``grace`` seconds), and wait for them to be gone;
+    this process's children are left for the threads that wait for them to collect."""
+    prefix = f"{uid}/"
+    end(None, lambda found: found.startswith(prefix), grace, keep=children())
 
 
 def children() -> frozenset[int]:

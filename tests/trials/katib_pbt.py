@@ -6,15 +6,21 @@ accuracy, saves the checkpoint and prints ``epoch N:``, ``lr=`` and ``Validation
 Katib's does. No randomness, so a test can tell what each trial should print: the checkpoint
 is JSON rather than a pickle, and it also keeps the trials that wrote it, in order
 (``KATUNA_TRIAL``), so a test sees whose checkpoint a trial resumed from. ``--fail-at=N`` fails
-(exit 1) once the checkpoint has ``N`` steps, ``--grow=BYTES`` writes a file of that size."""
+(exit 1) once the checkpoint has ``N`` steps, ``--grow=BYTES`` writes a file of that size.
+``--save-when-stopped=FOLDER`` trains until stopped, then saves its checkpoint (as a trial told
+to stop saves its work), writing ``started-N`` and ``saved-N`` to ``FOLDER`` as it does each."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 
+STOP_WORK = 1.5
+"""Seconds a trial told to stop works before it saves: within katuna's grace of 3 s."""
 MIDPOINT = 50.0
 """The accuracy (out of 100) past which the best learning rate decreases."""
 
@@ -28,6 +34,31 @@ def step(accuracy: float, lr: float) -> float:
     return max(0.0, min(100.0, accuracy + gained))
 
 
+def save(path: str, state: dict) -> None:
+    """The checkpoint ``state`` written to ``path``, its folder made where it is not there."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as saved:
+        json.dump(state, saved)
+
+
+def save_when_stopped(path: str, state: dict, folder: str) -> int:
+    """Wait to be stopped, then save the checkpoint, after a moment's work (SIGTERM's grace)."""
+    trial = os.environ.get("KATUNA_TRIAL", "-1")
+
+    def stopped(signum: int, frame: object) -> None:
+        time.sleep(STOP_WORK)
+        save(path, state)
+        with open(os.path.join(folder, f"saved-{trial}"), "w"):
+            pass
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stopped)
+    with open(os.path.join(folder, f"started-{trial}"), "w"):
+        pass
+    while True:
+        signal.pause()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lr", type=float, required=True)
@@ -35,6 +66,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--fail-at", type=int)
     parser.add_argument("--grow", type=int, default=0)
+    parser.add_argument("--save-when-stopped")
     options = parser.parse_args()
     path = os.path.join(options.checkpoint, "training.ckpt")
     state = {"step": 1, "accuracy": 0.0, "trials": []}
@@ -46,6 +78,8 @@ def main() -> int:
     if options.fail_at is not None and state["step"] >= options.fail_at:
         print(f"failing at step {state['step']}", file=sys.stderr)
         return 1
+    if options.save_when_stopped:
+        return save_when_stopped(path, state, options.save_when_stopped)
     for _ in range(options.epochs):
         state["accuracy"] = step(state["accuracy"], options.lr)
         state["step"] += 1

@@ -223,7 +223,7 @@ def delete_study(name: str):
     runtime = _runtime()
     record = runtime.store().get_study(name)
     if record.uid == uid:
-        local_checkpoints.dropped(runtime.settings.logs, record.log_folder)
+        local_checkpoints.dropped(runtime.settings.logs, record.log_folder, uid)
     runtime.store().delete_study(name, uid)
     return "", 204
 
