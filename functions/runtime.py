@@ -23,7 +23,7 @@ import optuna
 
 from functions._broker_thread import Delivery
 from functions._thread_stores import ThreadStores
-from functions.adapters import sqlite_errors
+from functions.adapters import local_checkpoints, sqlite_errors
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner
 from functions.adapters.sqlite_histories import ChartHistories
@@ -159,6 +159,11 @@ class Runtime:
         record = self.store().get_study(name)
         self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
         stop_study_marked(self.deps(), name)
+
+    def drop_checkpoints(self, record: StudyRecord) -> bool:
+        """Delete the checkpoints of the study's local trials (population-based training) as it
+        is deleted (:func:`~functions.adapters.local_checkpoints.dropped`)."""
+        return local_checkpoints.dropped(self.settings.logs, record.log_folder, record.uid)
 
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply

@@ -94,10 +94,6 @@ class ServiceSettings(Protocol):
     @property
     def executor(self) -> str: ...
 
-    @property
-    def logs(self) -> Path:
-        """The trial-log folder, which holds a local study's checkpoints (deleted with the study)."""
-
 
 class TickClaim(NamedTuple):
     """A claim on handling a tick nobody vouches for (:meth:`ServiceStore.claim_tick`)."""
@@ -202,6 +198,10 @@ class Application(Protocol):
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """End the study, or finish ending it: its running trials stopped where they run; a
         failure to stop them raises once the stop is stored (a later call, or the tick, stops them)."""
+
+    def drop_checkpoints(self, record: StudyRecord) -> bool:
+        """Delete the checkpoints of the study's local trials as it is deleted, what still runs of
+        them ended first; whether there were any. Safe to repeat."""
 
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""
