@@ -416,11 +416,13 @@ def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(lo
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
 
 
-def _form(service: Service, path: str, fields: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
-    """A form posted to ``path``, its redirect not followed: the status and the cookie it sets."""
+def _form(service: Service, path: str, fields: dict[str, str], headers: dict[str, str],
+          method: str = "POST") -> tuple[int, str]:
+    """A form sent to ``path`` (posted, unless ``method`` says otherwise), its redirect not
+    followed: the status and the cookie it sets."""
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
     try:
-        connection.request("POST", path, urllib.parse.urlencode(fields),
+        connection.request(method, path, urllib.parse.urlencode(fields),
                            {"Content-Type": "application/x-www-form-urlencoded", **headers})
         answer = connection.getresponse()
         answer.read()
@@ -470,6 +472,15 @@ def test_the_dashboards_own_forms_log_in_and_out_whether_or_not_the_browser_send
     csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
     assert _form(locked, "/ui/logout", {"csrf": csrf}, {**headers, **session})[0] == 302, kind
     assert locked.request("GET", "/studies", headers=session)[0] == 401, "the session is over"
+
+
+def test_a_head_of_the_login_page_is_its_read_and_starts_no_session(locked: Service):
+    """``HEAD /ui/login`` is the login page's ``GET``, a read the guard takes without asking
+    where it comes from: it answers as the page does, and a form body sent with it, the right
+    token included, starts no session (only a post the browser places on this origin does)."""
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, {}, method="HEAD")
+    assert (status, cookie) == (200, "")
+    assert _form(locked, "/ui/login", {"token": "wrong"}, {}, method="HEAD") == (200, "")
 
 
 BIG_PARAMETER = 400_000

@@ -12,12 +12,14 @@ from functions.adapters.web.ui._blueprint import blueprint, runtime
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """The token, typed into a form, starts a session (:mod:`functions.adapters.web.auth`)."""
+    """The token, typed into a form and posted, starts a session (:mod:`functions.adapters.web.auth`).
+    A ``HEAD`` is the page's ``GET``: a read, which the guard lets through without asking where it
+    comes from, so a form body sent with it starts no session and fails no login."""
     token = runtime().settings.api_token
     target = _safe_next(request.values.get("next", ""))
     if not token:
         return redirect(target)
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("login.html", next=target, failed=False)
     if not token_matches(request.form.get("token", ""), token):
         return render_template("login.html", next=target, failed=True), 401
