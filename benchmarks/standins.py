@@ -73,6 +73,7 @@ class Eks(Cloud):
     def __init__(self, clock: SimulatedClock, interruptions_per_hour: float, seed: int) -> None:
         import boto3  # only a run on EKS pays for importing moto and boto3
         import moto_eks
+        import moto_eks_iam
         import moto_eks_lifecycle
         from moto import mock_aws
 
@@ -85,6 +86,7 @@ class Eks(Cloud):
         self.clock = clock
         self.eks = boto3.client("eks", region_name=AWS_REGION)
         self.subnets = list(moto_eks.network(boto3.client("ec2", region_name=AWS_REGION)))
+        moto_eks_iam.node_role(boto3.client("iam", region_name=AWS_REGION))
         self.eks.create_cluster(name=CLUSTER, roleArn=NODE_ROLE, resourcesVpcConfig={"subnetIds": self.subnets})
         self.pools = eks_pools(eks_node_groups(self.eks, CLUSTER), boto3.client("autoscaling", region_name=AWS_REGION))
         self.interruptions = Interruptions.eks(interruptions_per_hour, seed)

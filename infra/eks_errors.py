@@ -37,7 +37,7 @@ from urllib3.exceptions import LocationValueError
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePoolFailed
-from infra.eks_requests import REGION_SETTING
+from infra.eks_requests import NODE_ROLE_SETTING, REGION_SETTING
 
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
@@ -58,6 +58,11 @@ look asks limits that hold it."""
 _NO_INSTANCE_TYPES = "The following supplied instance types do not exist"
 """How EKS's ``InvalidParameterException`` begins for instance types EC2 has not in the region
 (``... do not exist: [m5n.large, m5zn.large]``): the study's ``nodePool.instanceTypes`` to fix."""
+_NODE_ROLE = re.compile(r"trust relationships of nodeRole|^The role with name \S+ cannot be found")
+"""How EKS's ``InvalidParameterException`` reads for a node role EC2 may not assume (``Following
+required service principals [ec2.amazonaws.com] were not found in the trust relationships of
+nodeRole ARN``, as eksctl-io/eksctl#3290 quotes it) or that IAM does not have (IAM's ``The role
+with name NAME cannot be found.``): ``KATUNA_EKS_NODE_ROLE`` to fix."""
 _NO_CLUSTER = "No cluster found"
 """How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
 for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
@@ -154,7 +159,8 @@ def translate(exc: Exception, region: str | None = None) -> Exception:
             code(exc) == "InvalidParameterException" and _OVERTAKEN.search(said) is not None)
         if code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {code(exc)}: {said}")
-        field = "nodePool.instanceTypes" if said.startswith(_NO_INSTANCE_TYPES) else None
+        field = "nodePool.instanceTypes" if said.startswith(_NO_INSTANCE_TYPES) else \
+            NODE_ROLE_SETTING if code(exc) == "InvalidParameterException" and _NODE_ROLE.search(said) else None
         return NodePoolFailed(f"EKS refused the request: {code(exc)}: {said}", field)
     if isinstance(exc, ParamValidationError):
         return NodePoolFailed(f"botocore refused the request before sending it: {exc}; no retry helps")

@@ -49,6 +49,8 @@ CLUSTER_SETTING = "KATUNA_EKS_CLUSTER"
 """The service's setting that names the cluster: what to fix when EKS has no such cluster."""
 SUBNETS_SETTING = "KATUNA_EKS_SUBNETS"
 """The service's setting that names the subnets of new node groups: what to fix when one cannot hold them."""
+NODE_ROLE_SETTING = "KATUNA_EKS_NODE_ROLE"
+"""The service's setting that names the nodes' IAM role: what to fix when EKS refuses it."""
 REGION_SETTING = "KATUNA_EKS_REGION"
 """The service's setting that names the cluster's region: what to set when AWS's configuration has none."""
 TAGS_PER_CALL = 25

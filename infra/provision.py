@@ -47,7 +47,8 @@ each command's own (:func:`_flags`)."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
                  gke_requests.LOCATION_SETTING: "--location",
                  gke_requests.NODE_ACCOUNT_SETTING: "--node-service-account",
-                 eks_requests.REGION_SETTING: "--region", eks_requests.SUBNETS_SETTING: "--subnets"}
+                 eks_requests.REGION_SETTING: "--region", eks_requests.SUBNETS_SETTING: "--subnets",
+                 eks_requests.NODE_ROLE_SETTING: "--node-role"}
 """The flags that set what the service's settings set."""
 
 

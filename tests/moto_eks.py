@@ -28,6 +28,9 @@ in Active State``, as EKS users quote it). :func:`teach` makes moto's ``UpdateCl
 hold the cluster ``UPDATING`` for :data:`UPDATE_SECONDS` (minutes on EKS; seconds here, so the
 tests wait little), and refuse both.
 
+moto takes any node role, and EKS only one IAM has that EC2 may assume: :func:`teach` makes
+moto refuse the others (:mod:`moto_eks_iam`).
+
 moto takes any subnet ids, and only names the Auto Scaling group EKS makes for each managed node
 group: :func:`teach` makes it check the subnets and make the groups as EKS does (:mod:`moto_eks_ec2`),
 and moto's Auto Scaling refuse tags past AWS's bounds on a group's (:mod:`moto_autoscaling`).
@@ -95,6 +98,7 @@ from moto_eks_ec2 import (
     from_template,
     make_autoscaling_group,
 )
+from moto_eks_iam import check_node_role
 
 from functions.core.limits import EksQuotas
 from functions.setting_values import eks_quotas
@@ -176,6 +180,7 @@ def _create_nodegroup(answer: Any) -> Any:
             check_instance_types(cluster_name, nodegroup_name, rest.get("instance_types"))
             check_ami_type(cluster_name, nodegroup_name, rest.get("ami_type"), rest.get("instance_types"))
             unaddressed = check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
+            check_node_role(self, cluster_name, nodegroup_name, rest.get("node_role"))
             check_tags(cluster_name, nodegroup_name, rest.get("tags"))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)
             check_order(cluster_name, nodegroup_name, scaling_config or {}, update=False)

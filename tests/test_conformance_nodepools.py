@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 from gke_stub import GkeStub
 from moto import mock_aws
@@ -220,6 +221,7 @@ class TestEksNodePools(NodePoolsContract):
         role = "arn:aws:iam::123456789012:role/katuna-nodes"
         with mock_aws():
             subnets = moto_eks.network(boto3.client("ec2", region_name=self.region))
+            moto_eks_iam.node_role(boto3.client("iam", region_name=self.region))
             boto3.client("eks", region_name=self.region).create_cluster(
                 name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
             yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))

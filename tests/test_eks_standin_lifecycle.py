@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import moto_eks_lifecycle
 import pytest
 from botocore.exceptions import ClientError
@@ -41,6 +42,7 @@ def eks(monkeypatch) -> Iterator[Eks]:
     """EKS on moto, with cluster tuning in private subnets."""
     fake_credentials(monkeypatch, REGION)
     with mock_aws():
+        moto_eks_iam.node_role(boto3.client("iam", region_name=REGION))
         yield Eks(moto_eks.network(boto3.client("ec2", region_name=REGION)))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 from kube_standin.clouds import eks_node_groups, eks_pools
 from kube_standin.nodes import NodePool
@@ -418,7 +419,7 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         cluster = eks_requests.EksCluster("tuning", moto_eks.network(boto3.client("ec2", region_name="eu-west-1")),
-                                          "arn:aws:iam::123456789012:role/nodes")
+                                          moto_eks_iam.node_role(boto3.client("iam", region_name="eu-west-1")))
         groups = boto3.client("eks", region_name="eu-west-1")
         groups.create_cluster(name="tuning", roleArn=cluster.node_role,
                               resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
@@ -451,7 +452,7 @@ def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_desc
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         cluster = eks_requests.EksCluster("tuning", moto_eks.network(boto3.client("ec2", region_name="eu-west-1")),
-                                          "arn:aws:iam::123456789012:role/nodes")
+                                          moto_eks_iam.node_role(boto3.client("iam", region_name="eu-west-1")))
         katuna, reader = (boto3.client("eks", region_name="eu-west-1") for _ in range(2))
         katuna.create_cluster(name="tuning", roleArn=cluster.node_role,
                               resourcesVpcConfig={"subnetIds": list(cluster.subnets)})

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
@@ -50,6 +51,7 @@ def aws(cluster: eks_requests.EksCluster):
     """The cluster in moto, with private subnets of its VPC for its node groups."""
     with mock_aws():
         subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
+        moto_eks_iam.node_role(boto3.client("iam", region_name=REGION))
         boto3.client("eks", region_name=REGION).create_cluster(
             name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
         yield replace(cluster, subnets=subnets)
@@ -124,6 +126,24 @@ def test_subnets_that_cannot_hold_a_node_group_are_refused_naming_the_setting_an
             in_subnets(pools, subnets, cluster).ensure(spot_pool())
         assert refused.value.field == "KATUNA_EKS_SUBNETS" and refused.value.reason.startswith(words), refused.value
         assert pools.eks.list_nodegroups(clusterName=cluster)["nodegroups"] == [], "nothing created"
+
+
+def test_a_node_role_eks_refuses_is_named_as_the_setting_to_fix(aws, pools):
+    """A node role IAM does not have, or one EC2 may not assume: EKS refuses the group, and the
+    refusal names KATUNA_EKS_NODE_ROLE with EKS's words; no group is created. The role the
+    operator makes (trusting EC2) is taken."""
+    iam = boto3.client("iam", region_name=REGION)
+    eks_only = moto_eks_iam.node_role(iam, "eks-only", {**moto_eks_iam.TRUST, "Statement": [
+        {**moto_eks_iam.TRUST["Statement"][0], "Principal": {"Service": "eks.amazonaws.com"}}]})
+    for role, words in ((eks_only, "Following required service principals [ec2.amazonaws.com] were not found in "
+                                   f"the trust relationships of nodeRole {eks_only}"),
+                        ("arn:aws:iam::123456789012:role/gone", "The role with name gone cannot be found.")):
+        with pytest.raises(NodePoolFailed) as refused:
+            eks.EksNodePools(replace(aws, node_role=role), pools.eks, pools.autoscaling, pools.ec2).ensure(spot_pool())
+        assert refused.value.field == "KATUNA_EKS_NODE_ROLE", refused.value
+        assert refused.value.reason == f"EKS refused the request: InvalidParameterException: {words}"
+        assert pools.eks.list_nodegroups(clusterName="tuning")["nodegroups"] == [], "nothing created"
+    assert pools.ensure(spot_pool()).created, "the role the operator made, which EC2 may assume"
 
 
 def test_a_group_that_exists_is_adopted_whatever_the_subnets_since_none_is_created(aws, pools):

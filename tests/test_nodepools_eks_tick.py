@@ -20,6 +20,7 @@ from pathlib import Path
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 import yaml
 from conftest import study_definition
@@ -53,6 +54,7 @@ def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
     try:
         eventually(lambda: _listening(port) or server.poll() is not None, "moto server to start", timeout=60)
         subnets = moto_eks.network(client("ec2", env))
+        moto_eks_iam.node_role(client("iam", env))
         client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
         yield {**env, "KATUNA_EKS_SUBNETS": ",".join(subnets)}
     finally:

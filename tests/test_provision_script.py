@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 from child_signals import interruptible
 from gke_stub import GkeStub
@@ -414,6 +415,7 @@ def served(speed: str) -> Iterator[dict[str, str]]:
             assert time.monotonic() < deadline and server.poll() is None, "moto server did not start"
             time.sleep(0.1)
     try:
+        moto_eks_iam.node_role(aws_client("iam", env))
         yield env
     finally:
         server.terminate()
@@ -520,6 +522,21 @@ def test_eks_up_in_subnets_that_cannot_hold_nodes_names_the_flag_and_creates_not
         assert result.returncode == 1 and result.stderr.startswith(f"error: --subnets: {words}"), result.stderr
         assert "KATUNA_EKS" not in result.stderr
         assert client.list_nodegroups(clusterName=cluster)["nodegroups"] == [], "nothing created"
+
+
+def test_eks_up_with_a_node_role_eks_refuses_names_the_flag(moto_server: dict[str, str]):
+    """A node role IAM does not have: EKS refuses the group, and ``up`` exits 1 naming
+    ``--node-role`` with EKS's words, not the service's setting."""
+    client = aws_client("eks", moto_server)
+    subnets = moto_eks.network(aws_client("ec2", moto_server))
+    client.create_cluster(name="roles", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    result = provision("eks", "up", "--cluster", "roles", "--region", "eu-west-1", "--nodegroup", "trials",
+                       "--subnets", ",".join(subnets), "--node-role", "arn:aws:iam::123456789012:role/gone",
+                       env=moto_server)
+    assert result.returncode == 1 and result.stderr.startswith(
+        "error: --node-role: EKS refused the request: InvalidParameterException: The role with name gone cannot be "
+        "found."), result.stderr
+    assert client.list_nodegroups(clusterName="roles")["nodegroups"] == [], "nothing created"
 
 
 def test_eks_status_and_down_on_a_cluster_eks_does_not_have_name_the_flag_and_fail(moto_server: dict[str, str]):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import boto3
 import moto_eks
+import moto_eks_iam
 import pytest
 from gke_stub import GkeStub
 from http_helpers import free_port
@@ -164,6 +165,8 @@ def moto_server() -> Iterator[dict[str, str]]:
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
     eventually(lambda: _accepts(port) or server.poll() is not None, "moto's server", timeout=30)
+    moto_eks_iam.node_role(boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
+                                        aws_access_key_id="testing", aws_secret_access_key="testing"))
     yield env
     server.terminate()
     server.wait(timeout=10)
