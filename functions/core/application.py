@@ -203,6 +203,10 @@ class Application(Protocol):
         """End the study, or finish ending it: its running trials stopped where they run; a
         failure to stop them raises once the stop is stored (a later call, or the tick, stops them)."""
 
+    def drop_claim_checkpoints(self, record: StudyRecord) -> bool:
+        """Ask the cluster to delete the study's checkpoints from the claim, as it is deleted,
+        before its record goes; whether it was asked (trials run as Jobs, under pbt)."""
+
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""
 
