@@ -23,7 +23,7 @@ import optuna
 
 from functions._broker_thread import Delivery
 from functions._thread_stores import ThreadStores
-from functions.adapters import sqlite_errors
+from functions.adapters import local_checkpoints, sqlite_errors
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner
 from functions.adapters.sqlite_histories import ChartHistories
@@ -160,6 +160,13 @@ class Runtime:
         record = self.store().get_study(name)
         self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
         stop_study_marked(self.deps(), name)
+
+    def drop_checkpoints(self, record: StudyRecord) -> None:
+        """Delete the study's checkpoints as it is deleted, before its record goes: those of its
+        local trials at once (:func:`~functions.adapters.local_checkpoints.dropped`), those on
+        the cluster's claim by the Job asked for (:meth:`drop_claim_checkpoints`)."""
+        local_checkpoints.dropped(self.settings.logs, record.log_folder)
+        self.drop_claim_checkpoints(record)
 
     def drop_claim_checkpoints(self, record: StudyRecord) -> bool:
         """Ask the cluster to delete the study's checkpoints from the claim (population-based

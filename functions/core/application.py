@@ -203,9 +203,10 @@ class Application(Protocol):
         """End the study, or finish ending it: its running trials stopped where they run; a
         failure to stop them raises once the stop is stored (a later call, or the tick, stops them)."""
 
-    def drop_claim_checkpoints(self, record: StudyRecord) -> bool:
-        """Ask the cluster to delete the study's checkpoints from the claim, as it is deleted,
-        before its record goes; whether it was asked (trials run as Jobs, under pbt)."""
+    def drop_checkpoints(self, record: StudyRecord) -> None:
+        """Delete the study's checkpoints (population-based training) as it is deleted, before
+        its record goes: its local trials' at once, those on the cluster's claim by a Job asked
+        for; a failure raises, the study kept."""
 
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""

@@ -11,7 +11,6 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
-from functions.adapters import local_checkpoints
 from functions.adapters.web import paging, query, study_keys, takes
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
@@ -224,8 +223,7 @@ def delete_study(name: str):
     runtime = _runtime()
     record = runtime.store().get_study(name)
     if record.uid == uid:
-        local_checkpoints.dropped(runtime.settings.logs, record.log_folder)
-        runtime.drop_claim_checkpoints(record)
+        runtime.drop_checkpoints(record)
     runtime.store().delete_study(name, uid)
     return "", 204
 
