@@ -273,18 +273,21 @@ def delete(name: str, db: str | None) -> None:
     DELETE /studies/NAME); its name is then free for another definition. With
     KATUNA_EXECUTOR=kubernetes (the service's setting), the trial Jobs its end left to stop (a
     stop the cluster refused, or a service that died first) are deleted before it is. The
-    checkpoints of its local trials (population-based training) are deleted first; its trial
-    logs stay."""
+    checkpoints of its trials (population-based training) are deleted first, local ones at once,
+    those on the claim of KATUNA_CHECKPOINT_CLAIM by a Job it asks for; its trial logs stay."""
     from functions.adapters import local_checkpoints
+    from functions.core.checkpoint_drop import job_name
     from functions.core.checkpoints import FOLDER
 
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
+        on_claim = False
         if settings.runs_jobs:
             _deletable(name, store)
             if store.stopping_trials(1, name):
                 _stop_marked(settings, name)
+            on_claim = _drop_on_claim(settings, _deletable(name, store))
         deletable = _deletable(name, store)
         checkpoints = local_checkpoints.dropped(settings.logs, deletable.log_folder, deletable.uid)
         with store.transaction():
@@ -296,6 +299,7 @@ def delete(name: str, db: str | None) -> None:
     logs = settings.logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
     kept += f" (its checkpoints in {logs.resolve() / FOLDER} deleted)" if checkpoints else ""
+    kept += f"; Job {job_name(record.uid)} deletes its checkpoints from the claim" if on_claim else ""
     with writing_output():
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
                            f"{kept}{_suspended_run(record)}."), soft_wrap=True)
@@ -325,6 +329,23 @@ def _stop_marked(settings: Settings, name: str) -> None:
     except KatunaError as exc:
         fail(f"study {name!r} was not deleted: the Jobs of the trials its end stopped could not be deleted ({exc}); "
              "they run on until they are: try again", failure_code(exc))
+    finally:
+        runtime.close()
+
+
+def _drop_on_claim(settings: Settings, record: StudyRecord) -> bool:
+    """Ask the cluster to delete a pbt study's checkpoints from the claim, as the service
+    would; whether it was asked. Exit saying why, the study kept, when the cluster refuses."""
+    from functions.core import pbt
+
+    if record.spec.algorithm.name != pbt.NAME:
+        return False
+    runtime = _on_cluster(settings)
+    try:
+        return runtime.drop_claim_checkpoints(record)
+    except KatunaError as exc:
+        fail(f"study {record.name!r} was not deleted: the Job deleting its checkpoints from the claim could not be "
+             f"created ({exc}): try again", failure_code(exc))
     finally:
         runtime.close()
 

@@ -35,7 +35,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_completed, study_created
 from functions.core.kept_tails import KeptTail
-from functions.core.launch import TrialLaunch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.ports import Admissions, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -82,6 +82,7 @@ class Runtime:
         self.access_refusal: Callable[[Study], Problem | None] | None = wired.access_refusal
         """Why katuna may not create a study's trials where they would run, asked of the cluster."""
         self.runner: Runner | None = wired.runner
+        self._checkpoint_drops = wired.checkpoint_drops
         """This process, where its executor runs local trials: it leaves a study a live ``katuna
         run`` claimed to it, and claims none itself (the workers of every service on the database
         share the studies)."""
@@ -160,10 +161,20 @@ class Runtime:
         self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
         stop_study_marked(self.deps(), name)
 
-    def drop_checkpoints(self, record: StudyRecord) -> bool:
-        """Delete the checkpoints of the study's local trials (population-based training) as it
-        is deleted (:func:`~functions.adapters.local_checkpoints.dropped`)."""
-        return local_checkpoints.dropped(self.settings.logs, record.log_folder, record.uid)
+    def drop_checkpoints(self, record: StudyRecord) -> None:
+        """Delete the study's checkpoints as it is deleted, before its record goes: those of its
+        local trials at once (:func:`~functions.adapters.local_checkpoints.dropped`), those on
+        the cluster's claim by the Job asked for (:meth:`drop_claim_checkpoints`)."""
+        local_checkpoints.dropped(self.settings.logs, record.log_folder, record.uid)
+        self.drop_claim_checkpoints(record)
+
+    def drop_claim_checkpoints(self, record: StudyRecord) -> bool:
+        """Ask the cluster to delete the study's checkpoints from the claim (population-based
+        training whose trials run as Jobs: :mod:`functions.core.checkpoint_drop`), as the study
+        is deleted, before its record goes; whether it was asked. A study of no trial has none."""
+        drops = self._checkpoint_drops
+        first = None if drops is None else self.store().get_trial(record.name, 0)
+        return drops is not None and first is not None and drops(trial_launch(record, first))
 
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply

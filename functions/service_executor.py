@@ -1,6 +1,7 @@
 """Where a service process (:class:`functions.runtime.Runtime`) runs trials, as
 ``KATUNA_EXECUTOR`` says: as local processes, or as Kubernetes Jobs, with the ports that only a
-cluster offers (the running trials' logs, the admissions that hold Jobs, the access review)."""
+cluster offers (the running trials' logs, the admissions that hold Jobs, the access review, the
+Jobs deleting deleted studies' checkpoints from the claim)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class ServiceExecutor(NamedTuple):
     admissions: Admissions | None = None
     access_refusal: Callable[[Study], Problem | None] | None = None
     runner: Runner | None = None
+    checkpoint_drops: Callable[[TrialLaunch], bool] | None = None
 
 
 def service_executor(settings: Settings, clock: Callable[[], float], publish: Callable[[Event], None],
@@ -41,12 +43,15 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
     trials' ``sole_parent``."""
     if settings.runs_jobs:
         from functions.adapters.kubernetes_access import Access
+        from functions.adapters.kubernetes_checkpoints import CheckpointDrops
         from functions.adapters.kubernetes_client import api_client
         from functions.adapters.kubernetes_executor import KubernetesExecutor
 
         api = api_client(settings.k8s_api, settings.remote_timeout)
         executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
-        return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail), executor, executor, refusal)
+        drops = CheckpointDrops(settings.cluster_defaults(), api).ask
+        return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail), executor, executor, refusal,
+                               checkpoint_drops=drops)
     local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
     return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity))

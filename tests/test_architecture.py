@@ -15,7 +15,8 @@ ROOT = Path(__file__).parent.parent
 VENDORS = {
     "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_journal_migrations.py",
                      "functions/adapters/sqlite_migrations.py"),
-    "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_client.py",
+    "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_checkpoints.py",
+                   "functions/adapters/kubernetes_client.py",
                    "functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_jobs.py",
                    "functions/adapters/kubernetes_kueue.py", "functions/adapters/kubernetes_looks.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_report_secrets.py",

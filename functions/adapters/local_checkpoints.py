@@ -151,6 +151,21 @@ def dropped(log_dir: Path, log_folder: str, uid: str) -> bool:
         os.close(folder)
 
 
+def removed(parent: Path, name: str) -> bool:
+    """Delete ``name`` from the folder ``parent`` (a folder with all in it, a file, a link),
+    following no link: whether it was there. Safe to repeat; an ``OSError`` when it cannot be."""
+    folder = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    else:
+        _clear(folder, name)
+        return True
+    finally:
+        os.close(folder)
+
+
 def _is_folder(folder: int, path: Path) -> bool:
     """Whether the trial's folder ``path`` (named in the open ``folder``) exists; anything but a
     folder there (a link a trial planted) is refused."""

@@ -14,6 +14,7 @@ from collections.abc import Generator, Hashable, Sequence
 from contextlib import closing
 from typing import Any
 
+from functions.adapters import sqlite_population
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
@@ -31,6 +32,7 @@ from functions.core.records import (
     TrialRecord,
 )
 from functions.core.spec import MINIMIZE
+from functions.core.store_port import PopulationTrial
 
 GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs
@@ -273,6 +275,10 @@ class SqliteTrials(SqliteStudies):
             f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "
             f"ORDER BY value {order}, number LIMIT ?", [study, limit])
         return [self._trial(row) for row in rows]
+
+    @reading
+    def population_trials(self, study: str, n_population: int) -> list[PopulationTrial]:
+        return sqlite_population.population_trials(self.db.conn, study, n_population)
 
     @reading
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:

@@ -199,9 +199,10 @@ class Application(Protocol):
         """End the study, or finish ending it: its running trials stopped where they run; a
         failure to stop them raises once the stop is stored (a later call, or the tick, stops them)."""
 
-    def drop_checkpoints(self, record: StudyRecord) -> bool:
-        """Delete the checkpoints of the study's local trials as it is deleted, what still runs of
-        them ended first; whether there were any. Safe to repeat."""
+    def drop_checkpoints(self, record: StudyRecord) -> None:
+        """Delete the study's checkpoints (population-based training) as it is deleted, before
+        its record goes: its local trials' at once, what still runs of them ended first, those on
+        the cluster's claim by a Job asked for; a failure raises, the study kept. Safe to repeat."""
 
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""

@@ -36,8 +36,9 @@ REQUIRED = ("suggestion_trial_dir", "n_population", "truncation_threshold")
 """The settings Katib's service requires (``_REQUIRED_SETTINGS``)."""
 MOST_TRIALS = 10_000
 """The most trials a study of population-based training may run (its ``maxTrials``, which it
-must give): each of its trials is decided from every trial before it, so a study's decisions
-cost the square of its trials. Populations of 10 to 80 over tens of generations (the PBT
+must give): each of its trials is decided from the trials before it (the newest full generation,
+the next, the failures not run again yet, as the store finds them), which a larger study would
+still read more of. Populations of 10 to 80 over tens of generations (the PBT
 paper's, Katib's example's 40) stay far below it."""
 LEAST_POPULATION = 5
 """The smallest ``n_population`` Katib's service accepts."""

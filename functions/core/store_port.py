@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 StudyKey = tuple[float, str]
 """A study's place in the order studies were stored, as a page of them is continued from it: its
 creation time and its name, neither of which changes, and which together no other study has."""
+
+
+class PopulationTrial(NamedTuple):
+    """What population-based training reads of a trial, as :class:`TrialRecord` holds it."""
+
+    number: int
+    params: dict[str, Any]
+    generation: int | None
+    parent: int | None
+    state: str
+    values: list[float] | None
 
 
 class Store(Protocol):
@@ -208,6 +219,13 @@ class Store(Protocol):
 
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
         """The number and objective values of each completed trial that has values, by number."""
+
+    def population_trials(self, study: str, n_population: int) -> list[PopulationTrial]:
+        """The trials a decision of population-based training of ``n_population`` reads, by
+        number (:mod:`functions.adapters.sqlite_population`): the failed ones, each with the
+        later trials of its generation and parent, and the newest generation with
+        ``n_population`` succeeded trials with the next one; its decision on them is its
+        decision on all of the study's trials."""
 
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed

@@ -1,5 +1,6 @@
 """Asking for a trial of population-based training (``pbt``): :mod:`functions.core.pbt` decides
-its hyperparameters, generation and parent from the study's trials; Optuna's storage keeps the
+its hyperparameters, generation and parent from the study's trials (those its decision reads:
+:meth:`~functions.core.store_port.Store.population_trials`); Optuna's storage keeps the
 trial, its hyperparameters given as fixed (a trial of generation 0 drawn by the study's random
 sampler), with its generation and parent as user attributes for anyone reading it with Optuna.
 """
@@ -16,11 +17,8 @@ from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
 from functions.core.samplers import sampler_for, trial_seed
 from functions.core.space import sample, sampler_params
 from functions.core.spec import KnownResult
-from functions.core.store_port import trials_by_number
+from functions.core.store_port import PopulationTrial
 from functions.handlers.deps import Deps
-
-PAGE = 500
-"""Trials read at a time while the population is gathered."""
 
 
 def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int,
@@ -28,10 +26,11 @@ def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int,
     """The next trial, asked of ``study``, with its generation and parent (the fields of its
     record); ``seed_number`` seeds the decision and the sampler, as every sampler's trial."""
     spec = record.spec
-    members = [member(record, t) for t in trials_by_number(deps.store, spec.name, PAGE)]
+    settings = pbt.settings_of(dict(spec.algorithm.settings))
+    members = [member(record, t) for t in deps.store.population_trials(spec.name, settings.n_population)]
     seed = trial_seed(record.algorithm.seed, seed_number)
     rng = random.Random(seed)  # noqa: S311 - draws hyperparameters, reproducibly for a seeded study: no secret
-    plan = pbt.next_plan(pbt.settings_of(dict(spec.algorithm.settings)), spec.parameters, members, rng)
+    plan = pbt.next_plan(settings, spec.parameters, members, rng)
     if plan.params is not None:
         study.enqueue_trial(sampler_params(spec.parameters, plan.params), skip_if_exists=False)
     study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, seed_number, known)
@@ -42,7 +41,7 @@ def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int,
     return trial, lineage
 
 
-def member(record: StudyRecord, trial: TrialRecord) -> pbt.Member:
+def member(record: StudyRecord, trial: TrialRecord | PopulationTrial) -> pbt.Member:
     """A stored trial as a member of the population: its objective scaled so more is better."""
     ended = {COMPLETE: pbt.SUCCEEDED, FAIL: pbt.FAILED}.get(trial.state, pbt.OTHER)
     score = None

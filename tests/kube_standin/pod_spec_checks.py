@@ -1,9 +1,9 @@
 """What the API server's pod validation refuses in a pod template's security settings, deadline
 and environment sources (pkg/apis/core/validation/validation.go): a user or group id out of
-range (``IsValidUserID``), a privileged container that may not escalate, a seccomp profile of
-an unknown type, a pod deadline out of range, an ``env`` ``valueFrom`` that names no source or
-a key reference without its key. Each problem is a field path and the API server's
-reason for it."""
+range (``IsValidUserID``; a pod's ``fsGroup`` and each of its ``supplementalGroups`` by
+``IsValidGroupID``), a privileged container that may not escalate, a seccomp profile of an
+unknown type, a pod deadline out of range, an ``env`` ``valueFrom`` that names no source or a
+key reference without its key. Each problem is a field path and the API server's reason for it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def pod_spec_problems(path: str, pod: dict) -> list[tuple[str, str]]:
     if isinstance(deadline, int) and not 1 <= deadline <= MAX_INT32:
         problems.append((f"{path}.activeDeadlineSeconds", f"Invalid value: {deadline}: {_range(1)}"))
     problems += _context_problems(f"{path}.securityContext", pod.get("securityContext") or {})
+    problems += _group_problems(f"{path}.securityContext", pod.get("securityContext") or {})
     for group in ("initContainers", "containers"):
         for index, container in enumerate(pod.get(group) or []):
             where = f"{path}.{group}[{index}]"
@@ -54,6 +55,14 @@ def _context_problems(path: str, context: dict) -> list[tuple[str, str]]:
         problems.append((f"{path}.seccompProfile.localhostProfile", "Required value: must be set when seccomp type is "
                                                                     "Localhost"))
     return problems
+
+
+def _group_problems(path: str, context: dict) -> list[tuple[str, str]]:
+    """A pod's ``fsGroup`` and each of its ``supplementalGroups`` (``IsValidGroupID``)."""
+    groups = [("fsGroup", context.get("fsGroup"))]
+    groups += [(f"supplementalGroups[{index}]", gid) for index, gid in enumerate(context.get("supplementalGroups") or [])]
+    return [(f"{path}.{field}", f"Invalid value: {gid}: {_range(0)}") for field, gid in groups
+            if isinstance(gid, int) and not 0 <= gid <= MAX_INT32]
 
 
 def _source_problems(path: str, source: dict | None) -> list[tuple[str, str]]:

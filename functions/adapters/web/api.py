@@ -215,8 +215,9 @@ def stop_study(name: str):
 def delete_study(name: str):
     """Stop, then delete the study; one that follows a Kubernetes resource that is still there
     is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`).
-    The checkpoints of its local trials (population-based training) are deleted before its
-    record, so a deletion cut short leaves the study, for a deletion again; its trial logs stay."""
+    The checkpoints of its trials (population-based training) are deleted before its record,
+    local ones at once, those on the cluster's claim by a Job asked for, so a deletion cut short
+    leaves the study, for a deletion again; its trial logs stay."""
     uid = _refuse_followed(name)
     _stop(name)
     runtime = _runtime()

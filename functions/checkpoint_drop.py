@@ -1,0 +1,53 @@
+"""The program of the Job that deletes a deleted study's checkpoints from the shared claim
+(``python -I -m functions.checkpoint_drop``, in katuna's image: :mod:`functions.core.checkpoint_drop`).
+
+Its working directory is the whole claim; ``STUDY_FOLDER`` names the study's folder in it, its
+uid, checked to be one. The folder is deleted with all in it by folder descriptors, following
+no link (:func:`functions.adapters.local_checkpoints.removed`): a link a trial planted is
+deleted, never followed, and a link where the study's folder is goes, its target left. Exit
+codes: 0 deleted (or not there: nothing to do, so a pod run again, or a Job asked for twice,
+finds it done), :data:`UNUSABLE` the variable is no study uid, :data:`LEFT` something could
+not be deleted (a trial's pod still writing as it ends, a folder its user may not empty: the
+reason on standard error, which the kubelet keeps as the termination message); the Job runs
+the pod again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from functions.adapters.local_checkpoints import removed
+from functions.core.checkpoint_drop import STUDY_ENV, valid_uid
+
+UNUSABLE = 2
+"""The variable names no study uid."""
+LEFT = 3
+"""The study's folder could not be deleted whole."""
+
+
+def drop(environ: Mapping[str, str], claim: Path) -> int:
+    """Delete the study's folder ``environ`` names from the ``claim``; the exit code."""
+    uid = environ.get(STUDY_ENV, "")
+    if not valid_uid(uid):
+        print(f"katuna checkpoints: {STUDY_ENV} must be a study's uid, got {uid!r}", file=sys.stderr)
+        return UNUSABLE
+    try:
+        found = removed(claim, uid)
+    except OSError as exc:
+        print(f"katuna checkpoints: the checkpoints of study {uid} could not all be deleted from the claim, "
+              f"as user {os.getuid()}: {exc}", file=sys.stderr)
+        return LEFT
+    print(f"katuna checkpoints: the checkpoints of study {uid} were deleted" if found
+          else f"katuna checkpoints: study {uid} has no checkpoints on the claim")
+    return 0
+
+
+def main() -> None:
+    sys.exit(drop(os.environ, Path.cwd()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The Job that deletes a deleted study's checkpoints from the shared claim
+(``KATUNA_CHECKPOINT_CLAIM``, :mod:`functions.core.checkpoint_volume`): the claim's folder
+``<study uid>``, with every trial's folder in it.
+
+A study's deletion asks for it before the study's record goes, so a deletion cut short (the
+service restarted, the cluster refused) keeps the study, and deleting it again asks again. The
+Job is named from the study's uid (:func:`job_name`), so asking twice, or in any order with
+other deliveries, is one Job: a conflict is the Job asked for already. Once made, Kubernetes
+runs it to its end whatever becomes of the service: a pod that fails (a trial's pod still
+writing as it ends) is run again (:data:`BACKOFF_LIMIT`, with the Job controller's growing
+back-off), within :data:`DEADLINE` seconds in all, and the finished Job is kept for the trial
+Jobs' ``ttlSecondsAfterFinished`` (``KATUNA_K8S_TTL_SECONDS``), long enough to see a failure.
+
+Its one container runs katuna's image (``KATUNA_CHECKPOINT_IMAGE``) with a fixed program
+(:data:`COMMAND`, no shell) whose only input is the study's uid, checked to be one
+(:func:`valid_uid`), in a variable; it deletes that folder of the claim (mounted whole at
+:data:`CLAIM_FOLDER`, its working folder) by folder descriptors, following no link
+(:mod:`functions.checkpoint_drop`). It runs as the user the study's trials run as
+(:func:`trial_user`), so it may delete what they wrote (the seed's folders are writable by
+every user) and no more: the user and groups the trial's primary container and pod name,
+which its files are owned by; where they name none, the trial ran as its image's user, which
+katuna cannot know: at the ``restricted`` level that is some non-root user and the Job runs as
+katuna's image's (10001), elsewhere images mostly run as root and so does the Job. Whatever the
+user, every capability is dropped (a root without them deletes only what root owns), it may not
+escalate, and its root filesystem is read-only, restricted's pod security but for a root user.
+No I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.checkpoint_volume import IMAGE_USER, RESOURCES, VOLUME, CheckpointVolume
+from functions.core.job import MANAGED_BY, POD_LABELS
+from functions.core.pod_security_restricted import RESTRICTED
+
+PREFIX = "katuna-checkpoints-"
+"""The Job's name before the study's uid."""
+COMMAND = ("python", "-I", "-m", "functions.checkpoint_drop")
+"""The fixed program, in katuna's image, run isolated (``-I``): the claim, its working folder,
+is not on its import path, and no ``PYTHON*`` variable changes how it starts."""
+STUDY_ENV = "STUDY_FOLDER"
+"""The variable naming the study's folder in the claim: its uid."""
+CLAIM_FOLDER = "/checkpoints"
+"""Where the container finds the whole claim."""
+CONTAINER = "delete-checkpoints"
+OF_LABEL = "katuna.dev/checkpoints-of"
+"""The label naming the study's uid whose checkpoints the Job deletes: none of a trial's, so no
+sweep of trial Jobs (:data:`~functions.core.job.STRAY_SELECTOR`) ever takes it for one."""
+BACKOFF_LIMIT = 6
+"""Pods run again after a failure, 10 s, 20 s, ... apart (about ten minutes in all)."""
+DEADLINE = 3600
+"""Seconds the Job may run, all its pods together (``activeDeadlineSeconds``)."""
+UID = re.compile(r"[a-z0-9]([a-z0-9-]{0,34}[a-z0-9])?")
+"""A study's uid: katuna's twelve hex digits, or a Kubernetes resource's uid (36 characters)."""
+USER_FIELDS = ("runAsUser", "runAsGroup")
+POD_FIELDS = ("fsGroup", "supplementalGroups")
+MAX_ID = 2**31 - 1
+
+
+def valid_uid(uid: str) -> bool:
+    """Whether ``uid`` is a study uid: one folder name, never ``..``, a ``/`` or a link's target."""
+    return UID.fullmatch(uid) is not None
+
+
+def job_name(uid: str) -> str:
+    return f"{PREFIX}{uid}"
+
+
+def trial_user(pod: Mapping[str, Any], primary: str) -> dict[str, Any]:
+    """The user fields a trial's pod spec ``pod`` gives its ``primary`` container: its
+    ``runAsUser`` and ``runAsGroup`` (the container's own over the pod's) and the pod's
+    ``fsGroup`` and ``supplementalGroups``; each only where it is an id (a value a parameter
+    filled in that is not one is left out)."""
+    pod_context = pod.get("securityContext") or {}
+    container: Mapping[str, Any] = next((c for c in pod.get("containers") or [] if c.get("name") == primary), {})
+    own = container.get("securityContext") or {}
+    found: dict[str, Any] = {}
+    for field in USER_FIELDS:
+        value = own.get(field, pod_context.get(field))
+        if _is_id(value):
+            found[field] = value
+    if _is_id(pod_context.get("fsGroup")):
+        found["fsGroup"] = pod_context["fsGroup"]
+    groups = pod_context.get("supplementalGroups")
+    if isinstance(groups, list) and groups and all(_is_id(g) for g in groups):
+        found["supplementalGroups"] = list(groups)
+    return found
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+
+
+def drop_job(volume: CheckpointVolume, uid: str, user: Mapping[str, Any], level: str,
+             ttl: int | None) -> dict[str, Any]:
+    """The Job deleting the study ``uid``'s folder of the claim, run as ``user`` (:func:`trial_user`;
+    empty: the trials' image's user, unknown), its pods meeting the trials' pod security
+    ``level``, kept ``ttl`` seconds once finished."""
+    if not valid_uid(uid):
+        raise ValueError(f"not a study uid: {uid!r}")
+    labels = {MANAGED_BY: "katuna", OF_LABEL: uid}
+    container: dict[str, Any] = {"name": CONTAINER, "image": volume.image, "command": list(COMMAND),
+                 "env": [{"name": STUDY_ENV, "value": uid}], "workingDir": CLAIM_FOLDER,
+                 "resources": copy.deepcopy(RESOURCES), "securityContext": _container_context(user, level),
+                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                 "volumeMounts": [{"name": VOLUME, "mountPath": CLAIM_FOLDER}]}
+    pod_context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    pod_context.update({field: copy.deepcopy(user[field]) for field in POD_FIELDS if field in user})
+    spec: dict[str, Any] = {"backoffLimit": BACKOFF_LIMIT, "activeDeadlineSeconds": DEADLINE, "template": {
+        "metadata": {"labels": {**labels, **POD_LABELS}},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "enableServiceLinks": False,
+                 "securityContext": pod_context, "containers": [container],
+                 "volumes": [{"name": VOLUME, "persistentVolumeClaim": {"claimName": volume.claim}}]}}}
+    if ttl is not None:
+        spec["ttlSecondsAfterFinished"] = ttl
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name(uid), "labels": labels},
+            "spec": spec}
+
+
+def _container_context(user: Mapping[str, Any], level: str) -> dict[str, Any]:
+    """The trials' user (or, unknown, katuna's image's at restricted and root elsewhere), with
+    nothing it may escalate to."""
+    uid = user.get("runAsUser", IMAGE_USER if level == RESTRICTED else 0)
+    context: dict[str, Any] = {"runAsUser": uid, "allowPrivilegeEscalation": False, "privileged": False,
+                               "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+                               "seccompProfile": {"type": "RuntimeDefault"}}
+    group = user.get("runAsGroup", IMAGE_USER if "runAsUser" not in user and level == RESTRICTED else None)
+    if group is not None:
+        context["runAsGroup"] = group
+    if uid != 0:
+        context["runAsNonRoot"] = True
+    return context

@@ -1,0 +1,241 @@
+"""A deleted study of population-based training whose trials ran as Jobs takes its checkpoints on
+the claim (``KATUNA_CHECKPOINT_CLAIM``) with it: ``DELETE /studies/{name}`` and ``katuna
+delete`` ask, before the study's record goes, for the Job ``katuna-checkpoints-<uid>``, which
+runs katuna's fixed program (no shell) as the trials' user, deleting the claim's folder of the
+study and following no link. The Job as rendered (valid to ``kubernetes-validate`` and the strict
+stand-in, restricted where the trials are), the program in-process and as a module, and the
+deletion end to end: ``katuna serve`` and the CLI on the stand-in, whose claims are folders."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service, run_katuna
+from kube_standin import admission, claims
+from kube_stub import KubeStub
+from test_pbt_cluster import CLAIM, IMAGE, VOLUME_OF, native_pbt, rendered, run_on_claim, simple_pbt, study_folder
+from test_render import validate
+
+from functions import checkpoint_drop as program
+from functions.adapters.kubernetes_checkpoints import CheckpointDrops
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core import checkpoint_drop
+from functions.core.checkpoint_drop import drop_job, job_name, trial_user
+from functions.core.cluster import Cluster
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+
+KUBE_NAMESPACES = ("pbt",)
+UID = "0123456789ab"
+
+
+def user_of(definition: dict, level: str = "baseline") -> dict:
+    """The drop Job's container securityContext and pod's for a study of ``definition``."""
+    job = rendered(definition)
+    user = trial_user(job["spec"]["template"]["spec"], "training-container" if "spec" in definition else "trial")
+    pod = drop_job(VOLUME_OF, UID, user, level, 600)["spec"]["template"]["spec"]
+    return {**pod["securityContext"], **pod["containers"][0]["securityContext"]}
+
+
+def test_the_job_runs_the_fixed_program_on_the_whole_claim_bounded_and_valid(tmp_path: Path, kube: KubeStub):
+    job = drop_job(VOLUME_OF, UID, {}, "baseline", 600)
+    validate(tmp_path, job)
+    assert kube.create_job("pbt", job, dry_run=True)[0] == 201
+    assert job["metadata"]["name"] == f"katuna-checkpoints-{UID}"
+    assert (job["spec"]["ttlSecondsAfterFinished"], job["spec"]["activeDeadlineSeconds"]) == (600, 3600)
+    assert job["spec"]["backoffLimit"] == 6
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"] == ["python", "-I", "-m", "functions.checkpoint_drop"]
+    assert container["env"] == [{"name": "STUDY_FOLDER", "value": UID}]
+    assert container["volumeMounts"] == [{"name": "katuna-checkpoints", "mountPath": "/checkpoints"}]
+    assert container["workingDir"] == "/checkpoints" and container["image"] == IMAGE
+    assert pod["volumes"] == [{"name": "katuna-checkpoints", "persistentVolumeClaim": {"claimName": CLAIM}}]
+    assert container["resources"]["limits"] == {"memory": "256Mi"} and pod["automountServiceAccountToken"] is False
+    assert "katuna.dev/trial" not in job["metadata"]["labels"], "no sweep of trial Jobs takes it for a trial's"
+    with pytest.raises(ValueError, match="not a study uid"):
+        drop_job(VOLUME_OF, "../x", {}, "baseline", 600)
+
+
+def test_it_runs_as_the_user_the_trials_run_as():
+    doc = simple_pbt()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["securityContext"] = {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000, "supplementalGroups": [4000]}
+    pod["containers"][0]["securityContext"] = {"runAsUser": 1001}
+    found = user_of(doc)
+    assert (found["runAsUser"], found["runAsGroup"], found["fsGroup"], found["supplementalGroups"]) == \
+        (1001, 3000, 2000, [4000]), "the primary container's user over its pod's, the pod's groups"
+    assert found["runAsNonRoot"] and found["capabilities"] == {"drop": ["ALL"]}
+    assert found["allowPrivilegeEscalation"] is False and found["readOnlyRootFilesystem"] is True
+    native = native_pbt()
+    native["kubernetes"] = {"runAsUser": 1234}
+    assert user_of(native)["runAsUser"] == 1234, "katuna's own Job: the study's kubernetes.runAsUser"
+
+
+def test_trials_of_their_images_user_have_it_run_as_root_without_capabilities_or_as_katunas_where_restricted():
+    root = user_of(native_pbt())
+    assert root["runAsUser"] == 0 and "runAsNonRoot" not in root and root["capabilities"] == {"drop": ["ALL"]}
+    restricted = drop_job(VOLUME_OF, UID, {}, "restricted", 600)["spec"]["template"]
+    context = restricted["spec"]["containers"][0]["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["runAsNonRoot"]) == (10001, 10001, True)
+    assert admission.pod_security("restricted", restricted["metadata"], restricted["spec"]) == []
+    assert admission.pod_security("baseline", restricted["metadata"], drop_job(
+        VOLUME_OF, UID, {}, "baseline", 600)["spec"]["template"]["spec"]) == []
+
+
+def test_the_stand_in_refuses_group_ids_the_api_server_refuses(kube: KubeStub):
+    for context, field in (({"fsGroup": -1}, "fsGroup"), ({"supplementalGroups": [5, 2**31]}, "supplementalGroups[1]")):
+        job = drop_job(VOLUME_OF, UID, {}, "baseline", 600)
+        job["spec"]["template"]["spec"]["securityContext"].update(context)
+        status, body = kube.create_job("pbt", job, dry_run=True)
+        assert status == 422 and f"spec.template.spec.securityContext.{field}: Invalid value" in body["message"], body
+
+
+def planted(claim: Path) -> tuple[Path, Path]:
+    """The study's folder in ``claim``, two trials' folders in it holding checkpoints and links a
+    trial planted to a folder and a file outside; that outside folder."""
+    outside = claim.parent / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "weights").write_text("not the study's")
+    study = claim / UID
+    for trial in ("0", "1", ".2.partial"):
+        (study / trial / "step").mkdir(parents=True)
+        (study / trial / "step" / "model.ckpt").write_bytes(b"weights")
+    os.symlink(outside / "keep", study / "1" / "escape")
+    os.symlink(outside / "keep" / "weights", study / "1" / "step" / "file")
+    return study, outside
+
+
+def test_the_program_deletes_the_studys_folder_following_no_link_and_again_finds_it_done(tmp_path: Path):
+    claim = tmp_path / "claim"
+    (claim / "other-study" / "0").mkdir(parents=True)
+    study, outside = planted(claim)
+    assert program.drop({"STUDY_FOLDER": UID}, claim) == 0
+    assert not study.exists() and (claim / "other-study" / "0").is_dir()
+    assert (outside / "keep" / "weights").read_text() == "not the study's"
+    assert program.drop({"STUDY_FOLDER": UID}, claim) == 0, "deleted already: nothing to do"
+    for bad in ("", "..", "a/b", "/etc", "UPPER", "x" * 40):
+        assert program.drop({"STUDY_FOLDER": bad}, claim) == program.UNUSABLE
+
+
+def test_a_link_where_the_studys_folder_is_goes_its_target_kept(tmp_path: Path):
+    claim = tmp_path / "claim"
+    claim.mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "data").write_text("kept")
+    os.symlink(tmp_path / "target", claim / UID)
+    assert program.drop({"STUDY_FOLDER": UID}, claim) == 0
+    assert not os.path.lexists(claim / UID) and (tmp_path / "target" / "data").read_text() == "kept"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root deletes whatever the permissions")
+def test_what_it_may_not_delete_fails_its_pod_saying_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    claim = tmp_path / "claim"
+    locked = claim / UID / "3" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "model.ckpt").write_text("w")
+    locked.chmod(0o555)
+    try:
+        assert program.drop({"STUDY_FOLDER": UID}, claim) == program.LEFT
+    finally:
+        locked.chmod(0o755)
+    assert f"the checkpoints of study {UID} could not all be deleted from the claim, as user" in capsys.readouterr().err
+
+
+def test_the_program_runs_as_a_module_with_nothing_of_its_working_folder(tmp_path: Path):
+    planted_module = tmp_path / "functions"
+    planted_module.mkdir()
+    (planted_module / "__init__.py").write_text("")
+    (planted_module / "checkpoint_drop.py").write_text("open('planted-ran', 'w').close()\n")
+    (tmp_path / UID / "0").mkdir(parents=True)
+    done = subprocess.run([sys.executable, *checkpoint_drop.COMMAND[1:]], cwd=tmp_path, capture_output=True,
+                          text=True, env={"STUDY_FOLDER": UID, "PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "planted-ran").exists() and not (tmp_path / UID).exists()
+
+
+def test_asking_twice_is_one_job_and_a_study_of_no_checkpoints_asks_none(kube: KubeStub):
+    drops = CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30))
+    definition = native_pbt()
+    record = StudyRecord(parse_study(definition), definition, ".", uid="feedbeef0001")
+    launch = trial_launch(record, TrialRecord(record.name, 0, {"lr": 0.01}, generation=0))
+    assert drops.ask(launch) and drops.ask(launch)
+    assert [name for where, name in kube.jobs if name == job_name("feedbeef0001")] == [job_name("feedbeef0001")]
+    other = copy.deepcopy(definition)
+    other["algorithm"] = {"name": "random"}
+    plain = StudyRecord(parse_study(other), other, ".", uid="feedbeef0002")
+    assert not drops.ask(trial_launch(plain, TrialRecord(plain.name, 0, {"lr": 0.01})))
+    assert (("pbt", job_name("feedbeef0002")) not in kube.jobs)
+
+
+def wait_gone(folder: Path) -> None:
+    """Until the stand-in's Job deleted ``folder``."""
+    deadline = time.monotonic() + 120
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+
+
+def uid_of(tmp_path: Path, name: str) -> str:
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        return store.get_study(name).uid
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_the_apis_delete_has_a_job_delete_the_studys_folder_on_the_claim(kube: KubeStub, tmp_path: Path):
+    doc = simple_pbt(max_trials=6)
+    doc["metadata"]["name"] = "api-pbt"
+    study, _ = run_on_claim(kube, tmp_path, doc)
+    folder = study_folder(kube, tmp_path, "api-pbt")
+    assert study["status"] == "completed" and (folder / "0").is_dir()
+    uid = folder.name
+    os.symlink(tmp_path, folder / "0" / "escape")
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="pbt", KATUNA_CHECKPOINT_CLAIM=CLAIM, KATUNA_CHECKPOINT_IMAGE=IMAGE)
+    try:
+        assert service.request("DELETE", "/studies/api-pbt")[0] == 204
+        assert service.request("DELETE", "/studies/api-pbt")[0] == 404
+    finally:
+        service.close()
+    wait_gone(folder)
+    assert (tmp_path / "katuna.db").exists(), "the link a trial planted was not followed"
+    job = kube.jobs[("pbt", job_name(uid))]
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "STUDY_FOLDER", "value": uid}]
+
+
+@pytest.mark.slow
+def test_katuna_delete_asks_for_the_job_and_a_deletion_cut_short_is_finished_by_the_next(kube: KubeStub,
+                                                                                        tmp_path: Path):
+    doc = simple_pbt(max_trials=6)
+    doc["metadata"]["name"] = "cli-pbt"
+    run_on_claim(kube, tmp_path, doc)
+    folder = study_folder(kube, tmp_path, "cli-pbt")
+    uid = folder.name
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        record, first = store.get_study("cli-pbt"), store.get_trial("cli-pbt", 0)
+    finally:
+        store.close()
+    assert first is not None
+    drops = CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30))
+    assert drops.ask(trial_launch(record, first)), "a deletion that asked, then stopped before the record went"
+    env = {**os.environ, "KATUNA_EXECUTOR": "kubernetes", "KATUNA_K8S_API": kube.url, "KATUNA_K8S_NAMESPACE": "pbt",
+           "KATUNA_CHECKPOINT_CLAIM": CLAIM, "KATUNA_CHECKPOINT_IMAGE": IMAGE}
+    done = run_katuna("delete", "cli-pbt", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"Job katuna-checkpoints-{uid} deletes its checkpoints from the claim" in done.stdout
+    wait_gone(folder)
+    assert claims.folder_of(kube, "pbt", CLAIM).is_dir()
+    assert yaml.safe_load(yaml.safe_dump(kube.jobs[("pbt", job_name(uid))]))["spec"]["backoffLimit"] == 6
