@@ -348,3 +348,11 @@ def test_peer_lookup(warm: WarmPython, tmp_path: Path):
     assert int(found["tables_sockets"]) >= 500, "the closed connections are still listed, in TIME_WAIT"
     assert number(found["tables_us_per_lookup"]) > 0 and number(found["sock_diag_us_per_lookup"]) > 0
     assert list(found)[-1] == "sock_diag_us_per_lookup"
+
+
+def test_pbt_decision(warm: WarmPython, tmp_path: Path):
+    """A pbt decision reads the few trials it needs, and decides as it did reading every one."""
+    found, result = run(warm, "pbt_decision.py", tmp_path)
+    assert [row[0] for row in result["rows"]] == [200, 1000]
+    assert all(row[1] < 200 for row in result["rows"]), "a decision reads a few generations, not every trial"
+    assert all(number(found[f"{kind}_ms_at_{size}"]) > 0 for kind in ("decision", "every_trial") for size in (200, 1000))
