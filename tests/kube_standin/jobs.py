@@ -25,6 +25,7 @@ from calendar import timegm
 
 from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
+from kube_standin.job_policies import JOB_CONTROLLER
 from kube_standin.objects import snapshot
 from kube_standin.scheduling import requests
 
@@ -149,12 +150,14 @@ class JobController:
         once a sync succeeds."""
 
     def step(self, cluster) -> None:
-        """One sync of every Job (the cluster's lock held)."""
+        """One sync of every Job (the cluster's lock held) but those another controller manages
+        (``spec.managedBy``: ``syncJob`` skips them, and their pods and status are that
+        controller's to make); the TTL of a finished one runs whoever finished it."""
         owned = pods_by_owner(cluster)
         for job in list(cluster.jobs.values()):
             if _finished(job):
                 self._expire(cluster, job)
-            else:
+            elif job["spec"].get("managedBy", JOB_CONTROLLER) == JOB_CONTROLLER:
                 self._sync(cluster, job, owned.get(job["metadata"]["uid"], []))
 
     def _sync(self, cluster, job: dict, pods: list[dict]) -> None:

@@ -31,6 +31,10 @@ from functions.core.trial_spec._shapes import (
 from functions.core.trial_spec._types import type_problems
 
 
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+"""The ``managedBy`` of a Job Kubernetes' own Job controller runs (its default)."""
+
+
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
           primary_pod_labels: Mapping[str, str] | None = None) -> list[str]:
     """Problems of a ``trialSpec`` go to ``r``; the parameter names it references. A kind katuna
@@ -110,6 +114,12 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
             r.fail(f"{PATH}.spec.podReplacementPolicy",
                    f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
                    "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
+        manager = spec.get("managedBy")
+        if manager not in (None, JOB_CONTROLLER):
+            r.fail(f"{PATH}.spec.managedBy",
+                   f"expected {JOB_CONTROLLER} or nothing, got {manager!r}: Kubernetes' Job controller leaves a Job "
+                   "another controller manages (MultiKueue runs it on another cluster), so katuna would see none "
+                   "of its pods and no log, and its trial would wait for ever")
         suspend = spec.get("suspend")
         if suspend not in (None, False):
             r.fail(f"{PATH}.spec.suspend",
