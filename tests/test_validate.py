@@ -372,6 +372,23 @@ def test_a_trial_spec_job_may_not_be_managed_by_another_controller():
     parse_study(definition)
 
 
+@pytest.mark.parametrize(("field", "why"), [("parallelism", "a Job of parallelism 0 makes no pods"),
+                                           ("completions", "a Job of 0 completions succeeds at once without a pod")])
+def test_a_trial_spec_job_may_not_run_no_pod(field: str, why: str):
+    """The API server takes 0 for either, and the Job then never runs its pod: the trial would
+    wait for ever (no container ever starts its timeout), or end as a run lost at every attempt."""
+    definition = study_definition(name="empty")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {field: 0, "template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}}}
+    assert problems(definition) == [
+        f"trialTemplate.trialSpec.spec.{field}: expected at least 1 (or nothing), got 0: {why}, so its trial would "
+        "never run"]
+    definition["trialTemplate"]["trialSpec"]["spec"][field] = 1
+    parse_study(definition)
+
+
 def test_primary_pod_labels_must_be_labels_a_selector_can_name():
     """They become the label selector that finds the primary pods: the API server answers 400
     to a selector of a key or value no label can have, at every read of the trial's pods."""

@@ -75,7 +75,9 @@ def defaulted(job: dict, uid: str) -> dict:
     :func:`generated_selector_problems`)."""
     spec = job["spec"]
     backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32  # with one per index, none Job-wide
-    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1  # a work queue's parallelism alone leaves completions unset
+    for key, value in (("parallelism", 1), ("backoffLimit", backoff), ("suspend", False),
                        ("completionMode", "NonIndexed"), ("manualSelector", False),
                        ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") is not None
                         else "TerminatingOrFailed")):
