@@ -1038,3 +1038,14 @@ def test_the_pod_of_a_job_named_near_63_characters_is_named_by_its_name_cut_as_t
     [pod] = eventually(lambda: pods_of(static, name), "the Job's pod")
     assert len(pod["metadata"]["name"]) == 63 and pod["metadata"]["name"].startswith("y" * 58)
     assert not pod["metadata"]["name"].startswith(f"{name}-")
+
+
+def test_a_job_another_controller_manages_gets_no_pod_and_no_status_from_the_job_controller(static: KubeStub):
+    """``syncJob`` skips a Job whose ``managedBy`` names another controller (MultiKueue, which runs
+    it on a worker cluster): nothing here makes its pods, starts its clock or ends it."""
+    batch = client.BatchV1Api(api(static))
+    batch.create_namespaced_job("katuna", job("elsewhere", managedBy="kueue.x-k8s.io/multikueue",
+                                              activeDeadlineSeconds=1))
+    batch.create_namespaced_job("katuna", job("here", managedBy="kubernetes.io/job-controller"))
+    eventually(lambda: condition(static, "here"), "the Job the built-in controller manages runs to its end")
+    assert not pods_of(static, "elsewhere") and static.jobs[("katuna", "elsewhere")]["status"] == {}

@@ -127,3 +127,17 @@ def test_a_container_name_past_63_characters_and_an_env_var_with_value_and_value
         ("spec.template.spec.containers[0].name", f'Invalid value: "{"t" * 64}": must be no more than 63 characters'),
         ("spec.template.spec.containers[0].env[0].valueFrom", 'Invalid value: "": may not be specified when `value` '
                                                               "is not empty")]
+
+
+@pytest.mark.parametrize(("manager", "expected"), [
+    ("kubernetes.io/job-controller", []),
+    ("kueue.x-k8s.io/multikueue", []),
+    ("multikueue", [("spec.managedBy", 'Invalid value: "multikueue": must be a domain-prefixed path (such as '
+                                       '"acme.io/foo")')]),
+    ("Kueue.io/x", [("spec.managedBy", 'Invalid value: "Kueue.io": a lowercase RFC 1123 subdomain must consist of '
+                                       "lower case alphanumeric characters, '-' or '.'")]),
+    ("example.com/" + "x" * 60, [("spec.managedBy", "Too long: may not be more than 63 bytes")]),
+])
+def test_a_jobs_manager_is_a_domain_prefixed_path_of_at_most_63_characters(manager: str, expected: list):
+    """``validateManagedBy``: any controller may be named, in the shape of a domain-prefixed path."""
+    assert job_problems(job(managedBy=manager)) == expected

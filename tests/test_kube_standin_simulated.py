@@ -6,6 +6,7 @@ spot nodes get their cloud's notice, then go; every machine is billed from creat
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 from gke_stub import GkeStub
@@ -291,3 +292,76 @@ def test_the_nodes_of_a_pool_gke_deletes_stay_cordoned_and_billed_until_its_oper
     finally:
         kube.close()
         gke.close()
+
+
+def job_changes(kube: KubeStub, name: str) -> list[list[str]]:
+    """The condition types of each change of the Job a watch would see, in their order."""
+    return [[c["type"] for c in change.object["status"].get("conditions", [])] for change in kube.history.changes
+            if change.resource == "jobs" and change.object["metadata"]["name"] == name]
+
+
+def test_a_jobs_end_is_written_first_as_its_interim_condition_and_its_terminal_one_once_no_pod_stops():
+    """Kubernetes 1.31+: ``FailureTarget`` (``SuccessCriteriaMet``) is written alone, the Job's
+    pods still stopping counted ``terminating``; ``Failed`` (``Complete``, with ``completionTime``)
+    follows once none is. A failed Job has no ``completionTime``."""
+    clock = SimulatedClock()
+    kube = static(clock, seconds=3600.0)
+    kube.stop_seconds = 20.0
+    try:
+        late, done = job("late", {}), job("done", {})
+        late["spec"]["activeDeadlineSeconds"] = 60
+        kube.create_job("katuna", late)
+        kube.run_until(lambda: job_changes(kube, "late")[-1] == ["FailureTarget"])
+        status = kube.jobs[("katuna", "late")]["status"]
+        assert (status["terminating"], status.get("active"), status["failed"]) == (1, None, 1), status
+        kube.run_until(lambda: "Failed" in job_changes(kube, "late")[-1])
+        target, failed = kube.jobs[("katuna", "late")]["status"]["conditions"]
+        assert (target["type"], failed["type"], failed["reason"]) == ("FailureTarget", "Failed", "DeadlineExceeded")
+        assert failed["lastTransitionTime"] == rfc3339(START + 80), "once its pod stopped, 20 s after the deadline"
+        assert "completionTime" not in status and status["terminating"] == 0
+
+        kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(30.0))
+        kube.create_job("katuna", done)
+        kube.run_until(lambda: "Complete" in job_changes(kube, "done")[-1])
+        assert ["SuccessCriteriaMet"] in job_changes(kube, "done"), "the interim condition is written alone first"
+        status = kube.jobs[("katuna", "done")]["status"]
+        assert status["completionTime"] == status["conditions"][-1]["lastTransitionTime"] and status["succeeded"] == 1
+    finally:
+        kube.close()
+
+
+def test_a_job_of_parallelism_without_completions_runs_every_pod_and_succeeds_once_one_did_and_all_ended():
+    """batch/v1's defaulting sets ``completions`` only where ``parallelism`` is unset too: a work
+    queue's Job runs ``parallelism`` pods, makes no more once one succeeded, and is complete
+    when none is active."""
+    clock = SimulatedClock()
+    kube = static(clock, seconds=30.0)
+    try:
+        queue = job("queue", {})
+        queue["spec"]["parallelism"] = 2
+        kube.create_job("katuna", queue)
+        kube.run_until(lambda: "Complete" in job_changes(kube, "queue")[-1])
+        stored = kube.jobs[("katuna", "queue")]
+        assert "completions" not in stored["spec"] and stored["status"]["succeeded"] == 2
+        assert len(pods_of(kube, "queue")) == 2
+    finally:
+        kube.close()
+
+
+def test_a_failed_pod_is_replaced_after_a_back_off_doubled_with_each_failure_up_to_ten_minutes():
+    """``DefaultJobPodFailureBackOff`` (10 s here), doubled per failure, at most
+    ``MaxJobPodFailureBackOff``: ten minutes."""
+    clock = SimulatedClock()
+    kube = static(clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(0.0, code=1))
+    kube.backoff_seconds = 10.0
+    try:
+        crash = job("crash", {})
+        crash["spec"]["backoffLimit"] = 8
+        kube.create_job("katuna", crash)
+        kube.run_until(lambda: "Failed" in job_changes(kube, "crash")[-1])
+        made = sorted(datetime.fromisoformat(p["metadata"]["creationTimestamp"]).timestamp()
+                      for p in pods_of(kube, "crash"))
+        assert [b - a for a, b in zip(made, made[1:], strict=False)] == [10, 20, 40, 80, 160, 320, 600, 600]
+    finally:
+        kube.close()

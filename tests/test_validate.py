@@ -354,6 +354,41 @@ def test_a_trial_spec_job_may_not_be_suspended():
     parse_study(definition)
 
 
+def test_a_trial_spec_job_may_not_be_managed_by_another_controller():
+    """Kubernetes' Job controller leaves a Job whose ``managedBy`` names another controller:
+    MultiKueue runs it on a worker cluster, where katuna sees neither its pods nor their logs,
+    and without it nothing runs the Job at all."""
+    definition = study_definition(name="managed")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"managedBy": "kueue.x-k8s.io/multikueue", "template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}}}
+    assert problems(definition) == [
+        "trialTemplate.trialSpec.spec.managedBy: expected kubernetes.io/job-controller or nothing, got "
+        "'kueue.x-k8s.io/multikueue': Kubernetes' Job controller leaves a Job another controller manages (MultiKueue "
+        "runs it on another cluster), so katuna would see none of its pods and no log, and its trial would wait "
+        "for ever"]
+    definition["trialTemplate"]["trialSpec"]["spec"]["managedBy"] = "kubernetes.io/job-controller"
+    parse_study(definition)
+
+
+@pytest.mark.parametrize(("field", "why"), [("parallelism", "a Job of parallelism 0 makes no pods"),
+                                           ("completions", "a Job of 0 completions succeeds at once without a pod")])
+def test_a_trial_spec_job_may_not_run_no_pod(field: str, why: str):
+    """The API server takes 0 for either, and the Job then never runs its pod: the trial would
+    wait for ever (no container ever starts its timeout), or end as a run lost at every attempt."""
+    definition = study_definition(name="empty")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {field: 0, "template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}}}
+    assert problems(definition) == [
+        f"trialTemplate.trialSpec.spec.{field}: expected at least 1 (or nothing), got 0: {why}, so its trial would "
+        "never run"]
+    definition["trialTemplate"]["trialSpec"]["spec"][field] = 1
+    parse_study(definition)
+
+
 def test_primary_pod_labels_must_be_labels_a_selector_can_name():
     """They become the label selector that finds the primary pods: the API server answers 400
     to a selector of a key or value no label can have, at every read of the trial's pods."""

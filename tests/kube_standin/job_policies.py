@@ -1,13 +1,16 @@
 """The API server's validation of a Job's failure and completion policies, as
 ``pkg/apis/batch/validation`` words it: ``podFailurePolicy`` rules (``validatePodFailurePolicy``
 and the rule, exit-code and pod-condition checks under it) and the Indexed completion mode's
-fields (``backoffLimitPerIndex``, ``maxFailedIndexes``, ``successPolicy``)."""
+fields (``backoffLimitPerIndex``, ``maxFailedIndexes``, ``successPolicy``); and ``managedBy``
+(``validateManagedBy``)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from kube_standin.names import qualified_name_problems
+from kube_standin.objects import DNS_SUBDOMAIN
 
 MAX_RULES = 20
 MAX_EXIT_CODES = 255
@@ -18,6 +21,11 @@ ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")
 OPERATORS = ("In", "NotIn")
 STATUSES = ("False", "True", "Unknown")
 MODES = ("NonIndexed", "Indexed")
+MAX_MANAGER = 63
+"""The longest ``managedBy`` the API server takes."""
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+"""The ``managedBy`` of a Job Kubernetes' own Job controller runs; any other is left to its controller."""
+_PATH_CHARACTERS = re.compile(r"^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$")
 
 
 def _listed(values: tuple[str, ...]) -> str:
@@ -137,4 +145,30 @@ def _indexed_problems(spec: dict, completions: int | None, most_failed: int | No
     if completions is not None and most_failed is not None and most_failed > completions:
         problems.append(("spec.maxFailedIndexes", f"Invalid value: {most_failed}: must be less than or equal to "
                                                   "completions"))
+    return problems
+
+
+def managed_by_problems(spec: dict) -> list[tuple[str, str]]:
+    """What ``validateManagedBy`` refuses of ``spec.managedBy``: more than :data:`MAX_MANAGER`
+    characters, or no domain-prefixed path (``IsDomainPrefixedPath``: a DNS subdomain, ``/``,
+    and a path of URL characters)."""
+    manager = spec.get("managedBy")
+    if manager is None:
+        return []
+    path = "spec.managedBy"
+    problems = []
+    if len(manager) > MAX_MANAGER:
+        problems.append((path, f"Too long: may not be more than {MAX_MANAGER} bytes"))
+    host, slash, rest = manager.partition("/")
+    if not manager:
+        return [(path, "Required value")]
+    if not slash or not host or not rest:
+        return [*problems, (path, f'Invalid value: {json.dumps(manager)}: must be a domain-prefixed path (such as '
+                                  '"acme.io/foo")')]
+    if not DNS_SUBDOMAIN.match(host) or len(host) > 253:
+        problems.append((path, f"Invalid value: {json.dumps(host)}: a lowercase RFC 1123 subdomain must consist of "
+                               "lower case alphanumeric characters, '-' or '.'"))
+    if not _PATH_CHARACTERS.match(rest):
+        problems.append((path, f"Invalid value: {json.dumps(rest)}: Invalid path: must match the regex "
+                               f"{_PATH_CHARACTERS.pattern[1:-1]}"))
     return problems

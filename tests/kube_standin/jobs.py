@@ -14,8 +14,11 @@ makes pods for ever, as the real controller does, and its status counts none of 
 preempted pod, deleted once seen, leaves no trace of it). Pods are created by ``generateName`` as the
 real controller creates them (``<job>-``, ``<job>-<index>-`` in an Indexed Job, then five
 random characters the API draws again while the name is taken), so no pod of an earlier Job of
-the same name, Terminating or orphaned, ever holds a new pod's name. A finished Job gets ``SuccessCriteriaMet``/``Complete``
-or ``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
+the same name, Terminating or orphaned, ever holds a new pod's name. A Job's end is written
+first as ``SuccessCriteriaMet`` or ``FailureTarget``, and ``Complete`` or ``Failed`` follows once
+none of its pods is terminating (:mod:`kube_standin.job_status`); ``ttlSecondsAfterFinished``
+after that it is deleted with its pods. A Job without ``completions`` (a work queue: its
+``parallelism`` alone given) succeeds once one pod has, and its others have ended.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from __future__ import annotations
 import time
 from calendar import timegm
 
+from kube_standin import job_status
 from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
+from kube_standin.job_policies import JOB_CONTROLLER
 from kube_standin.objects import snapshot
+from kube_standin.pod_failures import failure_action
 from kube_standin.scheduling import requests
 
 
@@ -72,50 +78,6 @@ def pods_by_owner(cluster) -> dict[str, list[dict]]:
     return owned
 
 
-def _failure_action(job: dict, pod: dict) -> tuple[str, str | None]:
-    """``(action, message)`` of the first podFailurePolicy rule matching the failed ``pod``."""
-    for index, rule in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", [])):
-        if _rule_matches(rule, pod):
-            container = _terminated(pod)
-            message = (f"Container {container[0]} for pod {pod['metadata']['namespace']}/{pod['metadata']['name']} "
-                       f"failed with exit code {container[1]} matching {rule['action']} rule at index {index}"
-                       if container else None)
-            return rule["action"], message
-    return "Count", None
-
-
-def _rule_matches(rule: dict, pod: dict) -> bool:
-    if "onPodConditions" in rule:
-        have = {(c["type"], c["status"]) for c in pod["status"].get("conditions", [])}
-        return any((p["type"], p.get("status", "True")) in have for p in rule["onPodConditions"])
-    codes = rule.get("onExitCodes")
-    if not codes:
-        return False
-    for status in _statuses(pod):
-        terminated = status.get("state", {}).get("terminated")
-        if terminated is None or terminated["exitCode"] == 0:
-            continue
-        if codes.get("containerName") not in (None, status["name"]):
-            continue
-        if (terminated["exitCode"] in codes["values"]) == (codes["operator"] == "In"):
-            return True
-    return False
-
-
-def _terminated(pod: dict) -> tuple[str, int] | None:
-    for status in _statuses(pod):
-        terminated = status.get("state", {}).get("terminated")
-        if terminated and terminated["exitCode"] != 0:
-            return status["name"], terminated["exitCode"]
-    return None
-
-
-def _statuses(pod: dict) -> list[dict]:
-    """The pod's containers' statuses, then its init containers': a ``podFailurePolicy``'s
-    ``onExitCodes`` matches either (``matchOnExitCodes``, pod_failure_policy.go)."""
-    return [*pod["status"].get("containerStatuses", []), *pod["status"].get("initContainerStatuses", [])]
-
-
 def _finished(job: dict) -> bool:
     return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
                for c in job["status"].get("conditions", []))
@@ -130,7 +92,7 @@ class JobController:
         self.counted: dict[str, dict[str, set[str]]] = {}
         """Per Job uid, the uids of its pods counted ``failed`` and ``succeeded`` (pods may be gone)."""
         self.backoff_seconds = 0.0
-        """The first delay before a failed pod is replaced, doubled with each failure up to six
+        """The first delay before a failed pod is replaced, doubled with each failure up to ten
         minutes (the real controller's is 10 s; ignored failures such as preemptions count too)."""
         self.failures: dict[str, tuple[set[str], float]] = {}
         """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
@@ -149,79 +111,123 @@ class JobController:
         once a sync succeeds."""
 
     def step(self, cluster) -> None:
-        """One sync of every Job (the cluster's lock held)."""
+        """One sync of every Job (the cluster's lock held) but those another controller manages
+        (``spec.managedBy``: ``syncJob`` skips them, and their pods and status are that
+        controller's to make); the TTL of a finished one runs whoever finished it."""
         owned = pods_by_owner(cluster)
         for job in list(cluster.jobs.values()):
             if _finished(job):
                 self._expire(cluster, job)
-            else:
+            elif job["spec"].get("managedBy", JOB_CONTROLLER) == JOB_CONTROLLER:
                 self._sync(cluster, job, owned.get(job["metadata"]["uid"], []))
 
-    def _sync(self, cluster, job: dict, pods: list[dict]) -> None:
+    def _sync(self, cluster, job: dict, owned: list[dict]) -> None:
+        """Count the Job's pods that ended, decide its end (:meth:`_verdict`) or keep its pods up
+        to its parallelism (or, suspended, delete them), then write its status (:mod:`kube_standin.job_status`)."""
         status, uid = job["status"], job["metadata"]["uid"]
         before = snapshot(status)
         suspended = bool(job["spec"].get("suspend"))
         released = self.released.setdefault(uid, set())
-        pods = [p for p in pods if p["metadata"]["uid"] not in released]
+        pods = [p for p in owned if p["metadata"]["uid"] not in released]
         if not suspended:
             self._start(job)
-        started = self.started.get(uid, 0.0)
         counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
-        active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
+        fail_job = self._count(job, pods, counted)
+        live = [p for p in pods if job_status.active(p)]
+        ended = job_status.interim(job) or self._verdict(job, counted, fail_job, suspended, live)
+        made: list[dict] = []
+        if ended is not None:
+            self._end(cluster, job, live, counted, ended)
+        elif suspended:
+            self._suspend(cluster, job, live, released)
+        else:
+            made = self._replace(cluster, job, [p for p in pods if p["status"].get("phase") not in job_status.TERMINAL],
+                                 len(counted["succeeded"]))
+        kept = [p for p in owned if cluster.pods.get((p["metadata"]["namespace"], p["metadata"]["name"])) is p]
+        job_status.write_counts(status, [*kept, *made], len(counted["succeeded"]), len(counted["failed"]))
+        if ended is not None:
+            self._finish(job, kept, ended)
+        if status != before:
+            cluster.modified("jobs", job)
+
+    def _count(self, job: dict, pods: list[dict], counted: dict[str, set[str]]) -> str | None:
+        """Count the Job's pods that ended (a failed one as its ``podFailurePolicy`` says); the
+        message of a ``FailJob`` rule one matched, if one did."""
         fail_job = None
         for pod in pods:
             if pod["status"].get("phase") == "Succeeded":
                 self.tracked.add(pod["metadata"]["uid"])
                 counted["succeeded"].add(pod["metadata"]["uid"])
             elif pod["status"].get("phase") == "Failed":
-                self._failed(uid, pod)
-                action, message = _failure_action(job, pod)
+                self._failed(job["metadata"]["uid"], pod)
+                action, message = failure_action(job, pod)
                 if action != "Ignore":
                     counted["failed"].add(pod["metadata"]["uid"])
                 fail_job = message if action == "FailJob" else fail_job
-        failed, succeeded = len(counted["failed"]), len(counted["succeeded"])
-        deadline = None if suspended else job["spec"].get("activeDeadlineSeconds")
+        return fail_job
+
+    def _verdict(self, job: dict, counted: dict[str, set[str]], fail_job: str | None, suspended: bool,
+                 live: list[dict]) -> tuple[str, str, str] | None:
+        """The Job's end, as ``syncJob`` decides it in its order: a ``FailJob`` rule matched, more
+        counted failures than ``backoffLimit``, past ``activeDeadlineSeconds``, then its
+        completions reached with no pod active (without ``completions``, one pod succeeded and
+        none active); None while it runs."""
+        spec = job["spec"]
+        deadline = None if suspended else spec.get("activeDeadlineSeconds")
+        started = self.started.get(job["metadata"]["uid"], 0.0)
         if deadline is not None:
             self.clock.wake_at(started + deadline)
+        succeeded, completions = len(counted["succeeded"]), spec.get("completions")
+        if fail_job is not None:
+            return "FailureTarget", "PodFailurePolicy", fail_job
+        if len(counted["failed"]) > spec.get("backoffLimit", 6):
+            return "FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         if deadline is not None and self.clock.time() - started >= deadline:
-            self._fail(cluster, job, active, counted, "DeadlineExceeded", "Job was active longer than specified deadline")
-        elif fail_job is not None:
-            self._fail(cluster, job, active, counted, "PodFailurePolicy", fail_job)
-        elif failed > job["spec"].get("backoffLimit", 6):
-            self._fail(cluster, job, active, counted, "BackoffLimitExceeded",
-                       "Job has reached the specified backoff limit")
-        elif succeeded >= job["spec"].get("completions", 1):
-            _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
-            status["completionTime"] = self.clock.stamp()
-            _conditions(job, ("SuccessCriteriaMet", "Complete"), "CompletionsReached",
-                        "Reached expected number of succeeded pods", status["completionTime"])
-        elif suspended:
-            self._suspend(cluster, job, active, released)
-            _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
-        else:
-            self._replace(cluster, job, active, succeeded)
-            _counts(status, active=len(active), succeeded=succeeded, failed=failed,
-                    ready=sum(p["status"].get("phase") == "Running" for p in active))
-        if status != before:
+            return "FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"
+        if not live and (succeeded > 0 if completions is None else succeeded >= completions):
+            return "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"
+        return None
+
+    def _end(self, cluster, job: dict, live: list[dict], counted: dict[str, set[str]],
+             ended: tuple[str, str, str]) -> None:
+        """Write the interim condition of the Job's end; a failed Job's active pods are deleted,
+        and count as failed."""
+        kind, reason, message = ended
+        if kind == "FailureTarget":
+            for pod in live:
+                counted["failed"].add(pod["metadata"]["uid"])
+                cluster.delete_pod(pod)
+        if job_status.interim(job) is None:
+            job_status.add_condition(job, kind, reason, message, self.clock.stamp())
             cluster.modified("jobs", job)
+
+    def _finish(self, job: dict, kept: list[dict], ended: tuple[str, str, str]) -> None:
+        """The terminal condition after the interim one, once no pod of the Job is terminating;
+        ``completionTime`` with ``Complete``."""
+        if any(job_status.terminating(p) for p in kept):
+            return
+        kind, reason, message = ended
+        stamp = self.clock.stamp()
+        job_status.add_condition(job, job_status.INTERIM[kind], reason, message, stamp)
+        if kind == "SuccessCriteriaMet":
+            job["status"].setdefault("completionTime", stamp)
 
     def _start(self, job: dict) -> None:
         """Start the Job's clock at its first sync not suspended; a resumed Job's starts again
         (its ``Suspended`` condition turned ``False``, ``JobResumed``)."""
         status, uid = job["status"], job["metadata"]["uid"]
-        resumed = _set_suspended(job, "False", "JobResumed", "Job resumed", self.clock.stamp())
+        resumed = job_status.set_suspended(job, "False", "JobResumed", "Job resumed", self.clock.stamp())
         if resumed or "startTime" not in status:
             status["startTime"] = self.clock.stamp()
             self.started[uid] = self.clock.time()
         self.started.setdefault(uid, self.clock.time())
 
-    def _suspend(self, cluster, job: dict, active: list[dict], released: set[str]) -> None:
+    def _suspend(self, cluster, job: dict, live: list[dict], released: set[str]) -> None:
         """Delete the suspended Job's active pods (no longer its to count) and say it is suspended."""
-        for pod in active:
-            if not pod["metadata"].get("deletionTimestamp"):
-                released.add(pod["metadata"]["uid"])
-                cluster.delete_pod(pod)
-        _set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
+        for pod in live:
+            released.add(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+        job_status.set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
 
     def seen(self, cluster, pod: dict) -> bool:
         """Whether the terminated pod was seen by the controller of its Job, or has no Job to be
@@ -240,27 +246,33 @@ class JobController:
 
     def _backing_off(self, uid: str) -> bool:
         failed, last = self.failures.get(uid, (set(), 0.0))
-        delay = min(self.backoff_seconds * 2 ** (len(failed) - 1), 360.0) if failed else 0.0
+        delay = min(self.backoff_seconds * 2 ** (len(failed) - 1), 600.0) if failed else 0.0
         self.clock.wake_at(last + delay)
         return self.clock.monotonic() - last < delay
 
-    def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> None:
-        """Make pods up to the Job's parallelism (what is left of its completions), once the
-        back-off after the last failure has passed."""
-        uid = job["metadata"]["uid"]
+    def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> list[dict]:
+        """Make pods up to the Job's parallelism (what is left of its completions; a Job without
+        ``completions`` makes none once one of its pods succeeded), once the back-off after the last
+        failure has passed; the pods made. The ``active`` pods, terminating ones included, count:
+        under ``podReplacementPolicy: Failed`` a pod is replaced only once it has failed."""
+        uid, spec = job["metadata"]["uid"], job["spec"]
         if self._backing_off(uid) or self._refused_lately(uid):
-            return
-        wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
-        while len(active) < wanted:
+            return []
+        completions = spec.get("completions")
+        wanted = spec.get("parallelism", 1) if completions is None else min(spec.get("parallelism", 1),
+                                                                             completions - succeeded)
+        made: list[dict] = []
+        while len(active) + len(made) < wanted and not (completions is None and succeeded):
             try:
-                active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
+                made.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
             except Forbidden as refused:
                 cluster.record_event(job, "Warning", "FailedCreate", f"Error creating: {refused}", "job-controller")
                 self.refusals[uid] = (self.refusals.get(uid, (0, 0.0))[0] + 1, self.clock.monotonic())
                 self._refused_lately(uid)  # the clock wakes when the back-off has passed
-                return
+                return made
             self.refusals.pop(uid, None)
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
+        return made
 
     def _refused_lately(self, uid: str) -> bool:
         """Whether the Job's last pod create was refused less than its back-off ago (:attr:`refusals`)."""
@@ -270,15 +282,6 @@ class JobController:
         due = last + min(2.0 ** (count - 1), 60.0)
         self.clock.wake_at(due)
         return self.clock.monotonic() < due
-
-    def _fail(self, cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
-              message: str) -> None:
-        """Delete the active pods (they count as failed) and fail the Job."""
-        for pod in active:
-            counted["failed"].add(pod["metadata"]["uid"])
-            cluster.delete_pod(pod)
-        _counts(job["status"], active=0, ready=0, failed=len(counted["failed"]), succeeded=len(counted["succeeded"]))
-        _conditions(job, ("FailureTarget", "Failed"), reason, message, self.clock.stamp())
 
     def _expire(self, cluster, job: dict) -> None:
         ttl = job["spec"].get("ttlSecondsAfterFinished")
@@ -293,35 +296,3 @@ class JobController:
         if self.clock.time() >= self.expires[uid]:
             cluster.remove_job(job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
 
-
-def _counts(status: dict, **counts: int) -> None:
-    """Set each count, leaving zero ones out as the API's ``omitempty`` does."""
-    for key, value in counts.items():
-        if value:
-            status[key] = value
-        else:
-            status.pop(key, None)
-
-
-def _set_suspended(job: dict, value: str, reason: str, message: str, stamp: str) -> bool:
-    """Set the Job's ``Suspended`` condition to ``value``, as the real controller does: added only
-    as ``True`` (never from nothing to ``False``), changed only when its status changes. Whether
-    it changed."""
-    conditions = job["status"].setdefault("conditions", [])
-    found = next((c for c in conditions if c["type"] == "Suspended"), None)
-    if (found is None and value == "False") or (found is not None and found["status"] == value):
-        if not conditions:
-            job["status"].pop("conditions")
-        return False
-    if found is None:
-        found = {"type": "Suspended"}
-        conditions.append(found)
-    found.update(status=value, reason=reason, message=message, lastProbeTime=stamp, lastTransitionTime=stamp)
-    return True
-
-
-def _conditions(job: dict, types: tuple[str, str], reason: str, message: str, stamp: str) -> None:
-    job["status"]["conditions"] = [
-        *job["status"].get("conditions", []),
-        *({"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": stamp,
-           "lastTransitionTime": stamp} for t in types)]

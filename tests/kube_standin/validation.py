@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 
 from kube_standin.field_types import job_undecodable
-from kube_standin.job_policies import completion_problems, failure_policy_problems
+from kube_standin.job_policies import completion_problems, failure_policy_problems, managed_by_problems
 from kube_standin.names import metadata_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
 from kube_standin.pod_spec_checks import MAX_INT32, pod_spec_problems
@@ -75,7 +75,9 @@ def defaulted(job: dict, uid: str) -> dict:
     :func:`generated_selector_problems`)."""
     spec = job["spec"]
     backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32  # with one per index, none Job-wide
-    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1  # a work queue's parallelism alone leaves completions unset
+    for key, value in (("parallelism", 1), ("backoffLimit", backoff), ("suspend", False),
                        ("completionMode", "NonIndexed"), ("manualSelector", False),
                        ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") is not None
                         else "TerminatingOrFailed")):
@@ -144,6 +146,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     problems += pod_spec_problems("spec.template.spec", pod)
     problems += _selector_problems(job.get("spec") or {})
     problems += failure_policy_problems(job.get("spec") or {}) + completion_problems(job.get("spec") or {})
+    problems += managed_by_problems(job.get("spec") or {})
     problems += _indexed_problems(job)
     problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):

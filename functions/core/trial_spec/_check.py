@@ -30,6 +30,13 @@ from functions.core.trial_spec._shapes import (
 )
 from functions.core.trial_spec._types import type_problems
 
+JOB_CONTROLLER = "kubernetes.io/job-controller"
+"""The ``managedBy`` of a Job Kubernetes' own Job controller runs (its default)."""
+
+EMPTY_JOB = {"parallelism": "a Job of parallelism 0 makes no pods",
+             "completions": "a Job of 0 completions succeeds at once without a pod"}
+"""The Job fields the API server takes at 0, each with what such a Job does."""
+
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
           primary_pod_labels: Mapping[str, str] | None = None) -> list[str]:
@@ -110,6 +117,16 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
             r.fail(f"{PATH}.spec.podReplacementPolicy",
                    f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
                    "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
+        manager = spec.get("managedBy")
+        if manager not in (None, JOB_CONTROLLER):
+            r.fail(f"{PATH}.spec.managedBy",
+                   f"expected {JOB_CONTROLLER} or nothing, got {manager!r}: Kubernetes' Job controller leaves a Job "
+                   "another controller manages (MultiKueue runs it on another cluster), so katuna would see none "
+                   "of its pods and no log, and its trial would wait for ever")
+        for field, why in EMPTY_JOB.items():
+            if type(spec.get(field)) is int and spec[field] == 0:
+                r.fail(f"{PATH}.spec.{field}", f"expected at least 1 (or nothing), got 0: {why}, so its trial would "
+                                               "never run")
         suspend = spec.get("suspend")
         if suspend not in (None, False):
             r.fail(f"{PATH}.spec.suspend",
