@@ -160,7 +160,7 @@ def drop_trials_removed(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE studies DROP COLUMN trials_removed")
 
 
-def shared_journal(db: sqlite_utils.Database, bodies: list[str], snapshot: bool = True) -> None:
+def shared_journal(db: sqlite_utils.Database, bodies: list[str]) -> None:
     """Optuna's journal as katuna kept it before the twenty-sixth migration (and the
     twenty-seventh): one table of every study's records (``bodies``, in order), an empty
     snapshot table and the count of the trials they created, in place of today's tables."""
@@ -171,9 +171,8 @@ def shared_journal(db: sqlite_utils.Database, bodies: list[str], snapshot: bool 
     db.execute("DROP TABLE IF EXISTS optuna_history")
     db.execute("CREATE TABLE optuna_journal (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
     db.conn.executemany("INSERT INTO optuna_journal (body) VALUES (?)", [(body,) for body in bodies])
-    if snapshot:
-        db.execute("CREATE TABLE optuna_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
-                   "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+    db.execute("CREATE TABLE optuna_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
     db.execute("CREATE TABLE optuna_history (id INTEGER PRIMARY KEY CHECK (id = 1), trials INTEGER NOT NULL)")
     db.execute("INSERT INTO optuna_history VALUES (1, ?)",
                [sum(json.loads(body)["op_code"] == CREATE_TRIAL for body in bodies)])

@@ -191,12 +191,12 @@ class GkeStub(GkeOperations):
             self._offset += seconds
             self._settle()
 
-    def update_master(self, seconds: float, busy: str = "master", cluster: Key | None = None) -> str:
-        """Start a control-plane upgrade of the cluster (the first added by default), as GKE does
+    def update_master(self, seconds: float, busy: str = "master") -> str:
+        """Start a control-plane upgrade of the cluster (the first added), as GKE does
         on its own schedule: for ``seconds`` of stand-in time every change to it is refused in the
         :data:`BUSY` wording named. The operation's number."""
         with self.lock:
-            project, location, name = key = cluster or self.main
+            project, location, name = key = self.main
             number = f"operation-{len(self.operations) + 1}"
             self.operations[number] = {
                 "name": number, "operationType": "UPGRADE_MASTER", "status": "RUNNING", "pool": None,

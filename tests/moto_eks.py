@@ -119,10 +119,10 @@ class ResourceLimitExceededException(EKSError):
     STATUS = 400
 
 
-def raise_quotas(quotas: EksQuotas, region: str, account: str = DEFAULT_ACCOUNT_ID) -> None:
+def raise_quotas(quotas: EksQuotas, region: str) -> None:
     """The account's EKS quotas in ``region`` from now on, as an increase granted in the Service
     Quotas console sets them (emptied with the backend)."""
-    eks_backends[account][region].__dict__["katuna_quotas"] = quotas
+    eks_backends[DEFAULT_ACCOUNT_ID][region].__dict__["katuna_quotas"] = quotas
 
 
 def quotas_of(backend: EKSBackend) -> EksQuotas:

@@ -63,8 +63,10 @@ def native_pbt() -> dict:
                                                                   "--checkpoint=/ckpt"]}}
 
 
-def rendered(definition: dict, number: int = 7, parent: int | None = 3, volume: CheckpointVolume | None = VOLUME_OF,
-             trial_spec_pod: dict | None = None) -> dict:
+def rendered(definition: dict, number: int = 7, parent: int | None = 3,
+             volume: CheckpointVolume | None = VOLUME_OF) -> dict:
+    """The Job of trial ``number`` of ``definition``, a child of ``parent`` (None: of the first
+    generation), its checkpoints on ``volume``."""
     spec = parse_study(from_experiment(definition) if is_experiment(definition) else definition)
     record = StudyRecord(spec, definition, ".", uid="0123456789ab")
     trial = TrialRecord(spec.name, number, {"lr": 0.01}, generation=1 if parent is not None else 0, parent=parent)

@@ -14,7 +14,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,19 @@ def waiting(service: Service) -> float:
 
 def settled(service: Service, count: float, timeout: float = 30.0) -> None:
     eventually(lambda: waiting(service) == count, f"{count} events waiting", timeout)
+
+
+@contextmanager
+def sending(queue: SqliteQueue, broker: Sink, **options) -> Iterator[SinkSenders]:
+    """One sender posting ``queue``'s events to ``broker``, started; stopped, and the broker
+    closed, as the block ends."""
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1, **options)
+    senders.start()
+    try:
+        yield senders
+    finally:
+        senders.stop()
+        broker.close()
 
 
 @pytest.mark.slow
@@ -166,16 +180,11 @@ def test_a_queue_write_failing_while_the_database_is_held_is_made_once_it_is_fre
     queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.05)
     queue.put(Event("test.sent", {"name": "a"}))
     broker = Sink(status=status, answering=hold_the_queue_once)
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
     caplog.set_level(logging.WARNING, logger="katuna")
-    senders.start()
-    try:
+    with sending(queue, broker):
         assert len(broker.wait(posts)) == posts, "put back and posted again once the database was free"
         if status == 202:
             eventually(lambda: queue.depth() == 0, "the event sent left the queue")
-    finally:
-        senders.stop()
-        broker.close()
     queue.close()
     lock.close()
     assert "the event queue cannot be written yet" in caplog.text
@@ -191,17 +200,12 @@ def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried
     lock = WriteLock(tmp_path / "queue.db")
     lock.hold()
     broker = Sink()
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
     caplog.set_level(logging.WARNING, logger="katuna")
-    senders.start()
-    try:
+    with sending(queue, broker):
         eventually(lambda: "failed for now" in caplog.text, "the failed take logged")
         lock.release()
         assert len(broker.wait(1)) == 1
         eventually(lambda: queue.depth() == 0, "the event sent left the queue")
-    finally:
-        senders.stop()
-        broker.close()
     queue.close()
     lock.close()
     assert f"the database {tmp_path / 'queue.db'} is busy" in caplog.text
@@ -216,14 +220,11 @@ def test_a_take_given_up_as_katuna_stops_is_no_warning(tmp_path: Path, caplog: p
     lock = WriteLock(tmp_path / "queue.db")
     lock.hold()
     broker = Sink()
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
     caplog.set_level(logging.DEBUG, logger="katuna")
-    senders.start()
     try:
-        eventually(lambda: "failed for now" in caplog.text, "the given-up take logged")
+        with sending(queue, broker):
+            eventually(lambda: "failed for now" in caplog.text, "the given-up take logged")
     finally:
-        senders.stop()
-        broker.close()
         lock.close()
         queue.close()
     said = {r.levelno for r in caplog.records if "failed for now" in r.getMessage()}
@@ -243,15 +244,10 @@ def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: P
                           "'no deletes here'); END")
 
     broker = Sink(answering=refuse_writes)
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
     caplog.set_level(logging.WARNING, logger="katuna")
-    senders.start()
-    try:
+    with sending(queue, broker):
         broker.wait(1)
         failed = eventually(lambda: [r for r in caplog.records if r.exc_info], "a failure logged with its traceback")
-    finally:
-        senders.stop()
-        broker.close()
     assert "no deletes here" in str(failed[0].exc_info[1])
     assert "cannot be written yet" not in caplog.text
     queue.close()
@@ -307,10 +303,8 @@ def test_a_sink_failing_for_now_is_posted_to_at_each_wait_of_the_schedule_then_t
     broker = Sink(status=503, answering=lambda: posted_at.append(clock.now))
     queue.put(Event("test.sent", {"name": "a"}))
     drops: list[str] = []
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1, on_drop=drops.append)
     caplog.set_level(logging.WARNING, logger="katuna")
-    senders.start()
-    try:
+    with sending(queue, broker, on_drop=drops.append):
         for post in range(1, sink_senders.MAX_SENDS):
             row = eventually(lambda post=post: _put_back(db, post), f"post {post} put back")
             looked = clock.readings
@@ -318,9 +312,6 @@ def test_a_sink_failing_for_now_is_posted_to_at_each_wait_of_the_schedule_then_t
             assert _queued(db)[:2] == (post, None), f"post {post + 1} was taken before its wait"
             clock.now = row[2]
         eventually(lambda: _queued(db) is None, "the event dropped after its last post")
-    finally:
-        senders.stop()
-        broker.close()
     queue.close()
     waits = [later - earlier for earlier, later in zip(posted_at, posted_at[1:])]
     assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256]

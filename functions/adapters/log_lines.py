@@ -146,11 +146,11 @@ class Stderr(logging.StreamHandler):
         """Kept as ``sys.stderr``, whatever ``logging`` sets."""
 
 
-def configure(log_format: str, level: str, stream: Any = None) -> logging.Handler:
-    """Write every record of WARNING and up, and katuna's own from ``level``, to ``stream``
-    (stderr) in ``log_format``, a repeating message (:data:`REPEATING`) at most once a minute. Done
+def configure(log_format: str, level: str) -> logging.Handler:
+    """Write every record of WARNING and up, and katuna's own from ``level``, to stderr in
+    ``log_format``, a repeating message (:data:`REPEATING`) at most once a minute. Done
     once where the service starts; a second call replaces the first's handler."""
-    handler = Stderr() if stream is None else logging.StreamHandler(stream)
+    handler = Stderr()
     handler.setFormatter(JsonLines() if log_format == "json" else TextLines())
     handler.addFilter(Repeats())
     _install(handler)

@@ -264,12 +264,12 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
 
 
-def end_study(uid: str, grace: float = KILL_GRACE) -> None:
+def end_study(uid: str) -> None:
     """End every process of the study ``uid``'s attempts on this machine, whichever process
-    started it (SIGTERM, then SIGKILL after ``grace`` seconds), and wait for them to be gone;
+    started it (SIGTERM, then SIGKILL after :data:`KILL_GRACE` seconds), and wait for them to be gone;
     this process's children are left for the threads that wait for them to collect."""
     prefix = f"{uid}/"
-    end(None, lambda found: found.startswith(prefix), grace, keep=children())
+    end(None, lambda found: found.startswith(prefix), KILL_GRACE, keep=children())
 
 
 def children() -> frozenset[int]:

@@ -125,9 +125,10 @@ MAX_USER = MAX_INT32
 """The greatest user id Kubernetes takes (``IsValidUserID``)."""
 
 
-def parse_cluster(r: Reader, data: Any, path: str = "kubernetes", trial_spec: bool = False) -> Cluster:
+def parse_cluster(r: Reader, data: Any, trial_spec: bool = False) -> Cluster:
     """The ``kubernetes`` section of a study (one whose trials are a ``trial_spec``'s, or katuna's
     own Job); problems go to ``r``."""
+    path = "kubernetes"
     item = r.mapping(data, path, _FIELDS)
     secrets = r.get(item, "imagePullSecrets", path, "list") or []
     for i, secret in enumerate(secrets):

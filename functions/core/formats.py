@@ -105,15 +105,14 @@ def _translated(translate: Callable[[dict[str, Any]], dict[str, Any]], definitio
                                             f"({type(exc).__name__}: {exc})")]) from exc
 
 
-def load_study(text: str, read_file: Callable[[str], str] | None = None,
-               limits: Limits = DEFAULTS) -> tuple[Study, dict[str, Any]]:
+def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
     """The validated study in ``text``, and the definition as submitted.
 
     ``read_file`` reads the file a ``warmStart.file`` names (the CLI's reader); without one, a
-    file is a problem: a service cannot read the submitter's files. ``limits`` bound what the
-    study may ask of the service.
+    file is a problem: a service cannot read the submitter's files. The study may ask of the
+    service what the default limits allow (:data:`functions.core.limits.DEFAULTS`).
     """
-    return load_definition(parse_text(text), read_file, limits)
+    return load_definition(parse_text(text), read_file)
 
 
 def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None,

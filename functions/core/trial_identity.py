@@ -203,7 +203,7 @@ def _claims(strings: Iterable[tuple[str, str]], reserved: Iterable[str],
     """Where a ``trialSpec``'s ``strings`` mount a ``reserved`` PersistentVolumeClaim (a
     ``persistentVolumeClaim`` volume's ``claimName``) or clone one (the ``name`` of a claim
     template's ``dataSource`` or ``dataSourceRef``: an ephemeral volume's, an Argo or Tekton
-    ``volumeClaimTemplate``'s)."""
+    ``volumeClaimTemplate``'s), each said by ``problem`` (by default as one of the service's own claims)."""
     return _reserved([(path, value) for path, value in strings if _claim_field(path.lower())], reserved,
                      problem or _claim)
 

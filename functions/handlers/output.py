@@ -71,7 +71,9 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
 def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False,
                  launch: TrialLaunch | None = None) -> ParsedOutput:
     """The attempt's output parsed against the stored state, outside any transaction: what
-    :func:`record_output` takes in the handling's transaction while that state holds."""
+    :func:`record_output` takes in the handling's transaction while that state holds. ``launch``
+    is the attempt's, where the handling made it already (else made here); with ``log_start``,
+    where its log began on the cluster is read too."""
     kept = _kept(record, trial, deps)
     return _parse(record, trial, deps, kept, _basis(record, trial, kept, launch), log_start)
 

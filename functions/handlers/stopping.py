@@ -92,12 +92,12 @@ def _read_tails(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> dic
     return tails
 
 
-def finish_marked(deps: Deps, limit: int = MAX_MARKED) -> None:
+def finish_marked(deps: Deps) -> None:
     """The tick's part: stop the workloads still marked (their stop failed, or its process died
     after the verdict was stored), study by study; a stop that fails again is logged, and tried
     at the next tick."""
     marked: dict[str, list[int]] = {}
-    for study, number in deps.store.stopping_trials(limit):
+    for study, number in deps.store.stopping_trials(MAX_MARKED):
         marked.setdefault(study, []).append(number)
     for study, numbers in marked.items():
         record = stored_study(deps.store, study)

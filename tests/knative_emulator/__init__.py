@@ -46,8 +46,9 @@ def documents(components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def manifests(kind: str, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [doc for doc in documents(components) if doc.get("kind") == kind]
+def manifests(kind: str) -> list[dict[str, Any]]:
+    """The objects of ``knative/`` of ``kind``."""
+    return [doc for doc in documents() if doc.get("kind") == kind]
 
 
 def sink_binding_env(broker: Broker, docs: list[dict[str, Any]] | None = None) -> dict[str, str]:

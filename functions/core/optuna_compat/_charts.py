@@ -19,13 +19,13 @@ __all__ = ["OptimizationHistory", "color_scale", "hover_text", "optimization_his
 
 
 def parallel_coordinate_info(study: optuna.Study, target: Callable[[optuna.trial.FrozenTrial], float] | None,
-                             target_name: str, params: Sequence[str] | None = None) -> Any:
+                             target_name: str) -> Any:
     """The data Optuna's parallel-coordinate chart draws: ``dims_objectives`` and
     ``dims_params`` (each with ``label``, ``values``, ``range``, ``tickvals``, ``ticktext``),
     ``color_values``, ``reverse_scale`` and ``colorbar_title``."""
     from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
 
-    return _get_parallel_coordinate_info(study, list(params) if params is not None else None, target, target_name)
+    return _get_parallel_coordinate_info(study, None, target, target_name)
 
 
 @dataclass(frozen=True)
