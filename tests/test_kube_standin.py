@@ -362,6 +362,27 @@ def test_a_container_in_a_relative_folder_never_starts_and_its_pod_fails(static:
     assert "cwd 'examples' is not an absolute path" in terminated["message"]
 
 
+def test_a_container_whose_command_is_not_found_never_starts_and_its_pod_fails(static: KubeStub):
+    """A command the container's ``PATH`` lacks: runc cannot execute it, containerd reports a
+    ``StartError`` with exit code 128 naming it, and the pod of a Job fails, as does an init
+    container's."""
+    failing = job("absent", backoffLimit=0)
+    failing["spec"]["template"]["spec"]["containers"][0]["command"] = ["no-such-program-here"]
+    init = job("absent-init", backoffLimit=0)
+    pod_spec = init["spec"]["template"]["spec"]
+    pod_spec["initContainers"] = [{"name": "fetch", "image": pod_spec["containers"][0]["image"],
+                                   "command": ["no-such-fetcher"]}]
+    for made in (failing, init):
+        client.BatchV1Api(api(static)).create_namespaced_job("katuna", made)
+    for name, program in (("absent", "no-such-program-here"), ("absent-init", "no-such-fetcher")):
+        assert eventually(lambda n=name: condition(static, n), f"the Job {name} fails")["type"] == "Failed"
+        [pod] = pods_of(static, name)
+        [status] = pod["status"]["initContainerStatuses" if name == "absent-init" else "containerStatuses"]
+        terminated = status["state"]["terminated"]
+        assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 128, "StartError")
+        assert f'exec: "{program}": executable file not found in $PATH' in terminated["message"]
+
+
 def test_an_init_container_in_a_relative_folder_never_starts_and_its_pod_fails(static: KubeStub):
     """The runtime refuses an init container's relative ``workingDir`` as it does a container's:
     the init container ends ``StartError`` with exit code 128, the pod fails with its containers

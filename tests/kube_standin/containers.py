@@ -170,3 +170,11 @@ def image_interpreter(directory: Path) -> Path:
         script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
         script.chmod(0o755)
     return directory
+
+
+def exec_refusal(container: dict, exc: OSError) -> str:
+    """runc's words for a container whose command it could not execute (``exc``, as starting its
+    process here met it: not found on its ``PATH``, not executable)."""
+    argv = _argv(container)
+    why = "executable file not found in $PATH" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
+    return f'runc create failed: unable to start container process: exec: "{argv[0] if argv else ""}": {why}'

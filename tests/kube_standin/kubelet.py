@@ -36,7 +36,7 @@ from pathlib import Path
 
 from kube_standin import claims
 from kube_standin.clock import RealClock
-from kube_standin.containers import Processes, SimulatedContainers
+from kube_standin.containers import Processes, SimulatedContainers, exec_refusal
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
@@ -236,10 +236,13 @@ class Kubelets(PodEnds, PodInits):
         if not failed:
             relative = next((c["workingDir"] for c in pod["spec"]["containers"]
                              if c.get("workingDir") and not c["workingDir"].startswith("/")), None)
-            if relative is None:
+            if relative is not None:
+                self._start_error(cluster, pod, run, f"runc create failed: cwd {relative!r} is not an absolute path")
+                return
+            try:
                 self._start(cluster, pod, run, envs[pod["spec"]["containers"][0]["name"]])
-            else:
-                self._start_error(cluster, pod, run, relative)
+            except OSError as exc:
+                self._start_error(cluster, pod, run, exec_refusal(pod["spec"]["containers"][0], exc))
             return
         run.config_retry_at = now + SYNC_BACKOFF_SECONDS
         self.clock.wake_at(run.config_retry_at)
@@ -249,14 +252,16 @@ class Kubelets(PodEnds, PodInits):
             pod["status"]["containerStatuses"] = statuses
             cluster.modified("pods", pod)
 
-    def _start_error(self, cluster, pod: dict, run: Run, folder: str) -> None:
-        """A container whose ``workingDir`` is relative never starts: the API server takes it, but
-        the OCI runtime refuses a ``cwd`` that is not absolute (runc's "cwd must be an absolute
-        path"), and containerd reports the container terminated, ``StartError`` with exit code
-        128, its start time the epoch; with ``restartPolicy: Never`` the pod fails, and otherwise
-        its kubelet starts it again and again, the container waiting in ``CrashLoopBackOff``."""
+    def _start_error(self, cluster, pod: dict, run: Run, refusal: str) -> None:
+        """A container the OCI runtime cannot start: the API server takes it, but runc refuses a
+        ``workingDir`` that is not absolute ("cwd must be an absolute path"), or a command it
+        cannot execute (not found on the container's ``PATH``, not executable); containerd
+        reports the container terminated, ``StartError`` with exit code 128 and runc's
+        ``refusal``, its start time the epoch; with ``restartPolicy: Never`` the pod fails, and
+        otherwise its kubelet starts it again and again, the container waiting in
+        ``CrashLoopBackOff``."""
         message = ("failed to create containerd task: failed to create shim task: OCI runtime create failed: "
-                   f"runc create failed: cwd {folder!r} is not an absolute path: unknown")
+                   f"{refusal}: unknown")
         if pod["spec"].get("restartPolicy", "Always") != "Never":
             self._waiting(cluster, pod, {"reason": "CrashLoopBackOff", "message": message})
             return

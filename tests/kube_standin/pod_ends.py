@@ -120,7 +120,7 @@ class PodEnds:
         kubelet runs them: the pod stays ``Running``, not ready, until they are killed with it
         (it is deleted or disrupted), so its Job counts no end (kubernetes/kubernetes#73118).
         With no other container, the pod ends in ``phase``; its native sidecars
-        (:func:`~kube_standin.pod_runs.native_sidecars`) are stopped then, exiting 0, or killed."""
+        (init containers with ``restartPolicy: Always``) are stopped then, exiting 0, or killed."""
         stamp = self.clock.stamp()
         if run.ended is None:
             key = (pod["metadata"]["namespace"], pod["metadata"]["name"])

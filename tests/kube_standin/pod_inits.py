@@ -15,7 +15,7 @@ log is kept once it ended, and the API serves it by the container's name.
 from __future__ import annotations
 
 from kube_standin import claims
-from kube_standin.containers import kill
+from kube_standin.containers import exec_refusal, kill
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.logs import Capture, Line
@@ -84,28 +84,32 @@ class PodInits:
             return False
         folder = container.get("workingDir")
         if folder and not folder.startswith("/"):
-            self._init_start_error(cluster, pod, name, folder)
+            self._init_start_error(cluster, pod, name, f"runc create failed: cwd {folder!r} is not an absolute path")
             return False
         run.pull_retry_at, run.pull_backoff, run.init_retry_at = None, 0.0, None
         started = {"running": {"startedAt": self.clock.stamp()}}
         if container.get("restartPolicy") != "Always":
             run.init_log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.{name}.log",
                                    self.clock)
-            run.init_process = self.containers.start(pod, run.init_log.output, env, container,
-                                                     mounts=claims.mounts(cluster, pod, container))
+            try:
+                run.init_process = self.containers.start(pod, run.init_log.output, env, container,
+                                                         mounts=claims.mounts(cluster, pod, container))
+            except OSError as exc:
+                self._init_start_error(cluster, pod, name, exec_refusal(container, exc))
+                return False
             cluster.processes.append(run.init_process)
         set_init_status(pod, name, started)
         cluster.modified("pods", pod)
         return True
 
-    def _init_start_error(self, cluster, pod: dict, name: str, folder: str) -> None:
-        """The init container ``name`` runs in the relative ``folder``, which the OCI runtime
-        refuses (runc: "cwd must be an absolute path"): containerd reports it terminated,
+    def _init_start_error(self, cluster, pod: dict, name: str, refusal: str) -> None:
+        """The OCI runtime cannot start the init container ``name`` (runc's ``refusal``: a
+        relative ``workingDir``, a command it cannot execute): containerd reports it terminated,
         ``StartError`` with exit code 128, and under ``restartPolicy: Never`` the pod fails;
         otherwise its kubelet tries it again and again, the init container waiting in
         ``CrashLoopBackOff``."""
         message = ("failed to create containerd task: failed to create shim task: OCI runtime create failed: "
-                   f"runc create failed: cwd {folder!r} is not an absolute path: unknown")
+                   f"{refusal}: unknown")
         if pod["spec"].get("restartPolicy") != "Never":
             self._init_waiting(cluster, pod, name, {"reason": "CrashLoopBackOff", "message": message})
             return

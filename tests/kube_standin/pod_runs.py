@@ -76,17 +76,11 @@ def set_condition(pod: dict, kind: str, value: str, stamp: str, reason: str | No
     pod["status"]["conditions"] = [*conditions, condition]
 
 
-def native_sidecars(pod: dict) -> list[dict]:
-    """The pod's native sidecars: its init containers with ``restartPolicy: Always`` (Kubernetes
-    1.29+). The kubelet starts them before the pod's containers, runs them beside those, and
-    stops them once every one of those has ended, so they never hold the pod's end."""
-    return [c for c in pod["spec"].get("initContainers") or [] if c.get("restartPolicy") == "Always"]
-
-
 def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None) -> None:
     """Each container's status, listed by name as the kubelet lists them: the first container
     (the one that runs the command) in ``state``, the others and the native sidecars
-    (:func:`native_sidecars`, in ``initContainerStatuses``) in ``others``, else in ``state`` too.
+    (its init containers with ``restartPolicy: Always``, in
+    ``initContainerStatuses``) in ``others``, else in ``state`` too.
     A native sidecar that has not started keeps its status while the containers wait, and every
     other init container keeps its own (:mod:`kube_standin.pod_inits`); one not started yet
     waits ``PodInitializing``. Only a running container is ever ready."""

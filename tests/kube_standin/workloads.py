@@ -94,9 +94,6 @@ class Workloads:
                 self.crds[(crd.group, crd.plural)] = crd
             self.operators.add(operator)  # type: ignore[attr-defined]
 
-    def workloads_of(self, kind: str) -> list[dict]:
-        return [w for w in self.workloads.values() if w["kind"] == kind]
-
     def serve_workload(self, call: Call, version: str) -> tuple[int, dict]:
         crd = self.crds[(call.group, call.resource)]
         namespace = call.namespace or ""
