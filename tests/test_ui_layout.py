@@ -1,7 +1,8 @@
 """The dashboard's pages in a real headless Chromium against a real ``katuna serve``: values with
 no place to break a line (a categorical parameter's path, a long parameter name, a failure's
-output) keep every page within the window, and a browser with JavaScript off still reaches a
-trial's log and is told what needs JavaScript."""
+output) keep every page within the window; a browser with JavaScript off still reaches a
+trial's log and is told what needs JavaScript; a screen reader hears why a chart is not drawn,
+and why a login failed."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def study(name: str) -> dict:
             "algorithm": {"name": "grid"}, "parallelism": 1, "maxTrials": 2,
             "trialTemplate": {"command": [sys.executable, "-c", FAILING, f"${{trialParameters.{LONG_NAME}}}",
                                           "${trialParameters.x}"]}}
+
+
+TOKEN = "layout-token-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,38 @@ def test_without_javascript_a_trials_log_is_a_link_away_and_the_study_page_says_
         expect(page.locator("#trials-table tbody tr")).to_have_count(2)
     finally:
         context.close()
+
+
+def test_a_screen_reader_hears_why_a_chart_is_not_drawn(service: Service, browser: Browser):
+    """A chart's place is an image to a screen reader, which reads its label and nothing inside:
+    where the study cannot have the chart yet (no trial completed), the label says so too."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(service.base + "/ui/studies/wide")
+        history = page.locator("#plot-history")
+        expect(history).to_have_attribute("data-ready", "true")
+        expect(history).to_have_attribute("role", "img")
+        expect(history).to_have_attribute("aria-label", "Optimization history chart: no completed trial yet")
+    finally:
+        context.close()
+
+
+def test_a_refused_token_is_announced_and_tied_to_its_field(tmp_path, browser: Browser):
+    """A login refused brings the form back with the token's field marked invalid and described
+    by the refusal, which is announced: its focus alone, on that field, would say nothing of why."""
+    guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(guarded.base + "/ui/login")
+        page.fill("#token", "not-" + TOKEN)
+        page.click("#login button")
+        expect(page.locator("#login-error")).to_have_attribute("role", "alert")
+        field = page.locator("#token")
+        expect(field).to_be_focused()
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_accessible_description("That token is not the service's token.")
+    finally:
+        context.close()
+        guarded.close()
