@@ -392,9 +392,11 @@ const katuna = (() => {
   // builds a WebGL context (well over a second of CPU where the browser renders in software). The
   // view a person zoomed or panned to stays while the chart is the same one (``uirevision``: its
   // address, which names the objective and the parameters drawn). A chart the service says is
-  // unchanged (304) stays as it is drawn.
+  // unchanged (304) stays as it is drawn. The chart's place is an image to a screen reader,
+  // which reads its label alone: a message or a failure in its place is said in its label too.
   async function draw(div, url) {
     div.classList.add("loading");
+    const label = div.dataset.label || (div.dataset.label = div.getAttribute("aria-label") || "");
     try {
       const response = await chartAnswer(div, url);
       if (response.status === 304) return;
@@ -403,6 +405,7 @@ const katuna = (() => {
         clearChart(div);
         div.dataset.message = figure.message;
         div.appendChild(Object.assign(document.createElement("p"), {className: "muted", textContent: figure.message}));
+        div.setAttribute("aria-label", `${label}: ${figure.message}`);
       } else {
         if (!div.data) clearChart(div);  // a message or a failure is there, not a plot
         delete div.dataset.message;
@@ -410,11 +413,13 @@ const katuna = (() => {
         figure.layout.uirevision = url;
         await Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
         if (div.dataset.kind === "parallel") axisToggles(div);
+        div.setAttribute("aria-label", label);
       }
       Object.assign(div.dataset, {drawn: url, etag: response.headers.get("ETag") || ""});
     } catch (error) {
       clearChart(div);
       div.textContent = `Could not load the chart: ${error.message}`;
+      div.setAttribute("aria-label", `${label}: ${div.textContent}`);
     } finally {
       div.classList.remove("loading");
       div.dataset.ready = "true";

@@ -44,3 +44,14 @@ def _plain(text: str | None) -> str:
 
 
 blueprint.app_template_filter("is_bound")(tables.is_bound)
+
+
+LONG_CELL = 24
+"""The most characters a table cell shows on one line: a longer value (a categorical parameter's
+path, a long label) wraps within its column, where it would widen its table past the page."""
+
+
+@blueprint.app_template_test("long")
+def _long(shown: str) -> bool:
+    """Whether a cell's text is longer than :data:`LONG_CELL` characters (its cell wraps it)."""
+    return len(shown) > LONG_CELL
