@@ -212,7 +212,7 @@ def with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
         return store, store.get_study(name)
     except KatunaError as exc:
         store.close()
-        fail(looked_in(exc, store.path), failure_code(exc))
+        fail(looked_in(exc, store.path, name), failure_code(exc))
 
 
 def failure_code(exc: KatunaError) -> int:
@@ -221,9 +221,46 @@ def failure_code(exc: KatunaError) -> int:
     return 2 if exc.retryable else 1
 
 
-def looked_in(exc: KatunaError, db: Path) -> str:
-    """The error, naming the database when the study is not in it: the wrong one, perhaps."""
-    return f"{exc} in {db.absolute()}" if isinstance(exc, StudyNotFound) else str(exc)
+def looked_in(exc: KatunaError, db: Path, name: str) -> str:
+    """The error, naming the database when the study ``name`` is not in it (the wrong one,
+    perhaps), and saying so when ``name`` is a file's path (:func:`_given_a_file`)."""
+    if not isinstance(exc, StudyNotFound):
+        return str(exc)
+    return f"{exc} in {db.absolute()}{_given_a_file(name)}"
+
+
+def _given_a_file(name: str) -> str:
+    """A hint for a study file given where a command takes a study's name (``katuna show
+    study.yaml``): the commands but ``run``, ``convert`` and ``render`` take the name, and the
+    file's own, where it reads as a mapping with one, is the name to give. Empty where ``name``
+    is no regular file."""
+    if not os.path.isfile(name):
+        return ""
+    defined = _defined_name(name)
+    which = f"it defines the study {defined!r}" if defined else "it defines no study name katuna could read"
+    return (f"; {name} is a file: this command takes a study's name, not its file ({which}; `katuna studies` "
+            "lists the stored studies)")
+
+
+def _defined_name(path: str) -> str | None:
+    """The name the study file at ``path`` gives its study: its ``name``, or a Katib
+    Experiment's, StudyJob's or katuna resource's ``metadata.name``; None where the file cannot
+    be read as a mapping with one. Read within the default ``KATUNA_MAX_BODY``, in the bounds a
+    study file is read in (:mod:`functions.core.bounded_yaml`)."""
+    import yaml
+
+    from functions.core import bounded_yaml
+    from functions.userfiles import read_text
+
+    try:
+        data = bounded_yaml.load(read_text(path, Settings.max_body, "a YAML or JSON text file"))
+    except (KatunaError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    metadata = data.get("metadata")
+    named = data.get("name") if "name" in data else metadata.get("name") if isinstance(metadata, dict) else None
+    return named if isinstance(named, str) and named else None
 
 
 Opened = TypeVar("Opened")

@@ -230,7 +230,7 @@ def stop(name: str, db: str | None) -> None:
             console.print(f"Study {markup(repr(name))} stopped"
                           + (f"; {stop_reach(record)}." if elsewhere else f"{_suspended_run(record)}."))
     except KatunaError as exc:
-        fail(looked_in(exc, path), failure_code(exc))
+        fail(looked_in(exc, path, name), failure_code(exc))
 
 
 def _suspended_run(record: StudyRecord) -> str:

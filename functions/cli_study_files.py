@@ -34,7 +34,6 @@ from functions.core.documents import Path as DocumentPath
 from functions.core.errors import (
     InvalidStudy,
     KatunaError,
-    Problem,
     StudyConflict,
     StudyNotFound,
     StudyRunsElsewhere,
@@ -53,6 +52,7 @@ from functions.core.validate import none_stored
 from functions.core.warm import missing_study
 from functions.embedded import Embedded, deleted_while_running
 from functions.interrupts import Interrupted, interruptible
+from functions.pools import missing_working_dir
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.terminal import markup, printable
@@ -106,18 +106,12 @@ def _stored(settings: Settings, name: str) -> StudyRecord | None:
 
 
 def _check_working_dir(file: _StudyFile, spec: Study, stored: StudyRecord | None) -> None:
-    """Exit 2 when the study's ``workingDir`` is not a directory where its trials run (relative
-    to the directory the ``stored`` study was first run from: a resume from elsewhere runs them
-    there); every trial would fail to start. Only for local trials: a container's working
-    directory is inside its image; and only for one without placeholders, each trial's own
-    (filled in with its parameters)."""
-    working_dir = spec.trial_template.working_dir
-    if working_dir is None or spec.trial_template.trial_spec is not None or "${" in working_dir:
-        return
-    base = Path(stored.base_dir) if stored is not None else Path.cwd()
-    if not (base / working_dir).is_dir():
-        _problems(file, InvalidStudy([Problem("trialTemplate.workingDir",
-                                              f"expected a directory; {base / working_dir} is none")]))
+    """Exit 2 when the study's ``workingDir`` is not a directory where its trials run, relative
+    to the directory the ``stored`` study was first run from (a resume from elsewhere runs them
+    there), else to this one (:func:`functions.pools.missing_working_dir`)."""
+    missing = missing_working_dir(spec, Path(stored.base_dir) if stored is not None else Path.cwd())
+    if missing is not None:
+        _problems(file, InvalidStudy([missing]))
 
 
 def run_study(file: str, db: str | None) -> NoReturn:

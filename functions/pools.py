@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
@@ -77,6 +78,28 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     if problems:
         _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)
+
+
+def missing_working_dir(spec: Study, base: Path) -> Problem | None:
+    """The study's ``trialTemplate.workingDir`` where it is no directory of this machine, taken
+    relative to ``base`` (the folder the study was first run from, where its trials run): every
+    local trial would fail to start there. Only for trials run on this machine (``katuna run``,
+    and a service whose trials run as local processes); a container's working directory is
+    inside its image. Only for one without placeholders: each trial's own is known once its
+    parameters fill it in, and it fails that trial alone."""
+    working_dir = spec.trial_template.working_dir
+    if working_dir is None or spec.trial_template.trial_spec is not None or "${" in working_dir:
+        return None
+    folder = base / working_dir
+    return None if folder.is_dir() else Problem(TEMPLATE_FOLDER, f"expected a directory; {folder} is none")
+
+
+def check_working_dir(spec: Study, definition: dict, base: Path) -> None:
+    """Refuse, before anything is stored, a study whose local trials' ``workingDir`` is no
+    directory relative to ``base`` (:func:`missing_working_dir`), naming the field."""
+    missing = missing_working_dir(spec, base)
+    if missing is not None:
+        _refuse(definition, [missing])
 
 
 def _relative_job_folder(spec: Study) -> Problem | None:

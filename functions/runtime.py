@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from wsgiref.types import WSGIApplication
 
@@ -39,6 +40,7 @@ from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.ports import Admissions, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
+from functions.core.store_port import stored_study
 from functions.dispatch import Dispatcher, Turns
 from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
@@ -46,7 +48,7 @@ from functions.handlers.deps import served_here
 from functions.handlers.stopping import stop_study_marked
 from functions.handlers.submit import store_or_restart
 from functions.handlers.suggest import warn_of_drift
-from functions.pools import check_access, check_study, node_pools
+from functions.pools import check_access, check_study, check_working_dir, node_pools
 from functions.service_delivery import delivery
 from functions.service_events import ServiceEvents
 from functions.service_executor import service_executor
@@ -143,6 +145,8 @@ class Runtime:
         trial budget the definition raises, as Katib restarts one, runs on.
         """
         check_study(spec, definition, self.settings, runs_jobs=self.settings.runs_jobs)
+        if not self.settings.runs_jobs:
+            self._check_working_dir(spec, definition)
         if self.access_refusal is not None:
             check_access(spec, definition, self.access_refusal)
         self._events.check_publishing()
@@ -150,6 +154,16 @@ class Runtime:
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid, stored.restarts))
         return stored, created
+
+    def _check_working_dir(self, spec: Study, definition: dict) -> None:
+        """Refuse a study whose local trials would all fail to enter a ``workingDir`` that does
+        not exist, as ``katuna run`` refuses it: relative to the folder the stored study of the
+        name was first run from, else to this service's (``KATUNA_WORKDIR``). A stored study
+        whose trials run elsewhere is left to :func:`store_or_restart` to refuse."""
+        stored = stored_study(self.store(), spec.name)
+        if stored is not None and stored.runs_away_from(self.settings.executor):
+            return
+        check_working_dir(spec, definition, Path(stored.base_dir) if stored else self.settings.workdir.resolve())
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """Stop a study (``POST /studies/NAME/stop``, and ``katuna stop`` where

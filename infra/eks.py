@@ -16,7 +16,7 @@ once those tags are written, so a tick that finds the group active writes them.
 
 A group katuna creates boots from katuna's launch template (:mod:`infra.eks_templates`),
 made before the group and deleted once the group is gone (a delete's check, or a delete that
-finds no group); a create that EKS refuses because the template was deleted since its look (by
+finds no group), or once EKS refuses the group's create for good; a create that EKS refuses because the template was deleted since its look (by
 the end of an earlier group of the same name) makes it again and asks once more.
 
 A group katuna creates for a study carries the study's uid as a tag
@@ -27,6 +27,7 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
-from functions.core.errors import TemporaryError
+from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import (
     EKS,
     ON_DEMAND,
@@ -51,7 +52,7 @@ from functions.core.nodepool import (
     claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
-from infra.eks_errors import about_template, code, message, no_cluster, set_up_failure, translate
+from infra.eks_errors import about_template, code, issues_text, message, no_cluster, set_up_failure, stuck, translate
 from infra.eks_requests import (
     CLUSTER_SETTING,
     SUBNETS_SETTING,
@@ -152,8 +153,9 @@ class EksNodePools:
         status = group["status"]
         if status in ("DELETING", "UPDATING"):
             raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
-        if status == "CREATE_FAILED":
-            raise NodePoolFailed(f"EKS node group {pool.name} failed to create: {_issues(group)}")
+        failure = stuck(self.cluster.name, group)
+        if failure is not None:
+            raise failure
         found = _status(group)
         whose = claim(pool, found, owner, {"minSize": found.min_nodes, "maxSize": found.max_nodes})
         if status == "CREATING":
@@ -177,12 +179,25 @@ class EksNodePools:
             return self._ask_create(pool, owner, request_id)
         except ClientError as exc:
             if not about_template(exc) or self.templates.exists(pool):
-                raise self._refusal(exc) from exc
+                raise self._create_refused(pool.name, exc) from exc
         self.templates.make(pool)
         try:
             return self._ask_create(pool, owner, request_id)
         except ClientError as exc:
-            raise self._refusal(exc) from exc
+            raise self._create_refused(pool.name, exc) from exc
+
+    def _create_refused(self, name: str, exc: ClientError) -> Exception:
+        """katuna's error for a create EKS refused. One refused for good (a node role, instance
+        types, a quota) first deletes the launch template made for it, unless a group of the name
+        took it meanwhile (:meth:`_drop_templates`): no group holds it, so no delete of a group
+        would. A template that cannot be deleted now is left (a create of the same content takes
+        it, the next delete of a group of the name deletes it), the refusal told all the same;
+        one refused for now keeps it for the next try."""
+        refusal = self._refusal(exc)
+        if isinstance(refusal, NodePoolFailed):
+            with suppress(KatunaError):
+                self._drop_templates(name)
+        return refusal
 
     def _ask_create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
         """Ask EKS for the group: whether it took the create; False where it answers that the
@@ -277,11 +292,12 @@ class EksNodePools:
                 self._drop_templates(name)
                 return OperationStatus(True)
             failed = group["status"] == "DELETE_FAILED"
-            return OperationStatus(failed, f"could not delete node group {name}: {_issues(group)}" if failed else None)
+            return OperationStatus(failed, f"could not delete node group {name}: {issues_text(group)}" if failed else None)
         if group is None:
             return OperationStatus(True, f"node group {name} disappeared")
-        if group["status"] == "CREATE_FAILED":
-            return OperationStatus(True, f"node group {name} failed to create: {_issues(group)}")
+        failure = stuck(self.cluster.name, group, advise=False)
+        if failure is not None:
+            return OperationStatus(True, failure.reason.removeprefix("EKS "))
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
         return OperationStatus(self._tag(group, _pool_of(group))[0])
@@ -376,7 +392,7 @@ def _status(group: dict[str, Any]) -> PoolStatus:
     return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
                       owner=(group.get("tags") or {}).get(OWNER_KEY), labels=_pool_of(group).labels,
-                      message=_issues(group) if issues else None)
+                      message=issues_text(group) if issues else None)
 
 
 def _parts(operation: str) -> tuple[str, str, str]:
@@ -390,11 +406,6 @@ def _parts(operation: str) -> tuple[str, str, str]:
 def _errors(update: dict[str, Any]) -> str:
     errors = update.get("errors") or []
     return "; ".join(f"{e.get('errorCode')}: {e.get('errorMessage')}" for e in errors) or "EKS gave no reason"
-
-
-def _issues(group: dict[str, Any]) -> str:
-    issues = (group.get("health") or {}).get("issues") or []
-    return "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or group["status"]
 
 
 def _told(written: list[dict[str, Any]]) -> str:

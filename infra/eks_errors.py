@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 import boto3
 from botocore.exceptions import (
@@ -37,7 +38,7 @@ from urllib3.exceptions import LocationValueError
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePoolFailed
-from infra.eks_requests import NODE_ROLE_SETTING, REGION_SETTING
+from infra.eks_requests import NODE_ROLE_SETTING, REGION_SETTING, SUBNETS_SETTING
 
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
@@ -188,3 +189,56 @@ def _bad_scheme(exc: Exception) -> bool:
     """Whether ``exc`` is botocore's wrapping of urllib3's refusal of an endpoint URL's scheme
     (``ftp://``), raised at each call, never sent."""
     return isinstance(exc, HTTPClientError) and isinstance(exc.kwargs.get("error"), LocationValueError)
+
+
+_LASTING_ISSUES: dict[str, str | None] = {
+    **dict.fromkeys(("Ec2SubnetNotFound", "Ec2SubnetInvalidConfiguration", "Ec2SubnetMissingIpv6Assignment",
+                     "Ec2SubnetListTooLong"), SUBNETS_SETTING),
+    **dict.fromkeys(("IamNodeRoleNotFound", "IamInstanceProfileNotFound", "NodeCreationFailure", "AccessDenied"),
+                    NODE_ROLE_SETTING),
+    "Ec2InstanceTypeDoesNotExist": "nodePool.instanceTypes",
+    **dict.fromkeys(("InstanceLimitExceeded", "IamLimitExceeded", "LimitExceeded", "AmiIdNotFound",
+                     "AutoScalingGroupNotFound", "AutoScalingGroupInvalidConfiguration", "AutoScalingGroupOptInRequired",
+                     "Ec2LaunchTemplateNotFound", "Ec2LaunchTemplateVersionMismatch",
+                     "Ec2LaunchTemplateInvalidConfiguration", "Ec2LaunchTemplateMaxLimitExceeded",
+                     "Ec2LaunchTemplateVersionMaxLimitExceeded", "SourceEc2LaunchTemplateNotFound",
+                     "Ec2SecurityGroupNotFound", "KubernetesLabelInvalid")),
+}
+"""The health issues of a ``DEGRADED`` node group that no wait cures, with the setting or
+field each names where one is to blame (the API reference's ``Issue`` codes: a subnet, role,
+instance profile, launch template, Auto Scaling group or security group EKS cannot find or use,
+an instance type or AMI that does not exist, a quota reached, nodes that cannot join the
+cluster). The others pass with time: instances EC2 had no capacity for
+(``AsgInstanceLaunchFailures``: the group stays ``DEGRADED``, and usable, until a scale-out
+succeeds, aws/containers-roadmap#2326), addresses in use, throttling, the cluster unreachable
+for now, EKS's own failures; such a group is used as it is."""
+_FAILED = {"CREATE_FAILED": "failed to create", "DELETE_FAILED": "failed to delete", "DEGRADED": "is DEGRADED"}
+"""The states a node group stays in until someone acts, in words: EKS neither creates a group
+again nor retries its delete, and holds a ``DEGRADED`` one so while its issue lasts."""
+
+
+def issues_text(group: dict[str, Any]) -> str:
+    """The group's health issues (``code: message; ...``), or its status where it has none."""
+    issues = (group.get("health") or {}).get("issues") or []
+    return "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or group["status"]
+
+
+def stuck(cluster: str, group: dict[str, Any], *, advise: bool = True) -> NodePoolFailed | None:
+    """The refusal for a node group no wait brings back: one that failed to create or to
+    delete, or is ``DEGRADED`` with an issue of :data:`_LASTING_ISSUES`, naming EKS's issues and
+    the setting to fix where one is to blame; with ``advise``, what to do too (a group that
+    failed stays so until it is deleted; one whose delete failed, until it is deleted again),
+    which a check of katuna's own create leaves out: the study's release deletes a group it made.
+    None for any other."""
+    status = group["status"]
+    codes = [issue.get("code") for issue in (group.get("health") or {}).get("issues") or []]
+    lasting = [code for code in codes if code in _LASTING_ISSUES]
+    if status not in _FAILED or (status == "DEGRADED" and not lasting):
+        return None
+    name = group["nodegroupName"]
+    again = " again" if status == "DELETE_FAILED" else ""
+    advice = (f"; EKS does not bring it back by itself: fix what it names, then delete the group{again} (aws eks "
+              f"delete-nodegroup --cluster-name {cluster} --nodegroup-name {name}): it is created anew when next "
+              "asked for") if advise else ""
+    return NodePoolFailed(f"EKS node group {name} {_FAILED[status]}: {issues_text(group)}{advice}",
+                          next((_LASTING_ISSUES[code] for code in lasting if _LASTING_ISSUES[code]), None))

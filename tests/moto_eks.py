@@ -29,7 +29,11 @@ hold the cluster ``UPDATING`` for :data:`UPDATE_SECONDS` (minutes on EKS; second
 tests wait little), and refuse both.
 
 moto takes any node role, and EKS only one IAM has that EC2 may assume: :func:`teach` makes
-moto refuse the others (:mod:`moto_eks_iam`).
+moto refuse the others (:mod:`moto_eks_iam`), and shows an active group whose role IAM no longer
+has ``DEGRADED`` with the health issue ``IamNodeRoleNotFound``, in the API reference's words, as
+EKS does; it takes a ``DEGRADED`` group's updates (:data:`UPDATABLE`). Health issues moto has no
+cause for (EC2 without capacity) and a delete that fails are given to a group by hand
+(:func:`moto_eks_lifecycle.degrade`, :func:`moto_eks_lifecycle.hold_deletion`).
 
 moto takes any subnet ids, and only names the Auto Scaling group EKS makes for each managed node
 group: :func:`teach` makes it check the subnets and make the groups as EKS does (:mod:`moto_eks_ec2`),
@@ -98,7 +102,7 @@ from moto_eks_ec2 import (
     from_template,
     make_autoscaling_group,
 )
-from moto_eks_iam import check_node_role
+from moto_eks_iam import check_node_role, role_exists
 
 from functions.core.limits import EksQuotas
 from functions.setting_values import eks_quotas
@@ -110,6 +114,10 @@ UPDATE_SECONDS = 10.0
 """How long an ``UpdateClusterConfig`` holds the cluster ``UPDATING``, in seconds of this process's
 clock: long enough that a test's next call, a new process on a loaded machine, still finds it so."""
 GROUP_BUSY = "Nodegroup cannot be updated as it is currently not in Active State"
+UPDATABLE = ("ACTIVE", "DEGRADED")
+"""The states in which EKS takes a node group's ``UpdateNodegroupConfig``: a ``DEGRADED`` group
+is scaled as an active one is (aws/containers-roadmap#2326: scaling one to zero, or out, is
+how its users try to bring it back)."""
 
 
 class ResourceLimitExceededException(EKSError):
@@ -216,8 +224,8 @@ def _delete_nodegroup(answer: Any) -> Any:
             return answer(self, cluster_name, nodegroup_name)
         lifecycle.refuse_busy(group, cluster_name, f"Nodegroup {nodegroup_name} cannot be deleted as it is currently "
                                                    f"{group.status}")
-        lifecycle.begin(group, "DELETING",
-                        lambda: delete_autoscaling_groups(self, answer(self, cluster_name, nodegroup_name)))
+        lifecycle.begin(group, "DELETING", lifecycle.deleted(
+            group, lambda: delete_autoscaling_groups(self, answer(self, cluster_name, nodegroup_name))))
         return group
 
     return delete_nodegroup
@@ -236,7 +244,7 @@ def _update_nodegroup_config(answer: Any) -> Any:
         group = self.clusters[cluster_name].nodegroups.get(nodegroup_name) if cluster_name in self.clusters else None
         if group is None:
             return answer(self, cluster_name, nodegroup_name, **changes)
-        if group.status != "ACTIVE":
+        if group.status not in UPDATABLE:
             raise ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
                                          message=GROUP_BUSY)
         check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
@@ -267,6 +275,17 @@ def _describe_cluster(answer: Any) -> Any:
         return cluster
 
     return describe_cluster
+
+
+def _describe_nodegroup(answer: Any) -> Any:
+    def describe_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str) -> Any:
+        group = answer(self, cluster_name, nodegroup_name)
+        if group.status == "ACTIVE" and not role_exists(self, group.node_role):
+            lifecycle.degrade(group, "IamNodeRoleNotFound", "We couldn't find the IAM role for your managed node "
+                                                            "group.", [group.node_role])
+        return group
+
+    return describe_nodegroup
 
 
 def describe_update(self: EKSBackend, cluster_name: str, update_id: str, nodegroup_name: str | None) -> dict:
@@ -330,7 +349,7 @@ def teach(quotas: EksQuotas | None = None) -> None:
     EKSBackend.update_nodegroup_config = settling(_update_nodegroup_config(EKSBackend.update_nodegroup_config))
     EKSBackend.update_cluster_config = _update_cluster_config(EKSBackend.update_cluster_config)
     EKSBackend.describe_cluster = settling(_describe_cluster(EKSBackend.describe_cluster))
-    EKSBackend.describe_nodegroup = settling(EKSBackend.describe_nodegroup)
+    EKSBackend.describe_nodegroup = settling(_describe_nodegroup(EKSBackend.describe_nodegroup))
     EKSBackend.list_nodegroups = settling(EKSBackend.list_nodegroups)
     EKSBackend.delete_cluster = settling(EKSBackend.delete_cluster)
     EKSBackend.describe_update = settling(describe_update)

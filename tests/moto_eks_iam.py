@@ -56,3 +56,8 @@ def check_node_role(backend: EKSBackend, cluster: str, group: str, arn: str | No
     if EC2 not in _services(role.assume_role_policy_document):
         raise invalid(cluster, group, f"Following required service principals [{EC2}] were not found in the trust "
                                       f"relationships of nodeRole {arn}")
+
+
+def role_exists(backend: EKSBackend, arn: str) -> bool:
+    """Whether IAM has the role of ``arn`` (a group's nodes' role, deleted since, has none)."""
+    return any(role.arn == arn for role in iam_backends[backend.account_id]["global"].roles.values())

@@ -131,6 +131,7 @@ def deferred_update(group: Any, apply: Callable[[], dict[str, Any]]) -> dict[str
     and the Update is ``InProgress``, until :data:`SECONDS` later the new one shows and the
     Update is ``Successful``."""
     before = {name: copy.deepcopy(getattr(group, name, None)) for name in CONFIG}
+    was = group.status
     update = {**apply(), "status": "InProgress"}
     after = {name: getattr(group, name, None) for name in CONFIG}
     for name, value in before.items():
@@ -139,8 +140,45 @@ def deferred_update(group: Any, apply: Callable[[], dict[str, Any]]) -> dict[str
     def done() -> None:
         for name, value in after.items():
             setattr(group, name, value)
-        group.status = "ACTIVE"
+        group.status = was
         update["status"] = "Successful"
 
     begin(group, "UPDATING", done)
     return update
+
+
+def degrade(group: Any, code: str, message: str, resource_ids: list[str] | None = None) -> None:
+    """The group as EKS shows it once a health issue of ``code`` arises (its Auto Scaling group
+    finding no capacity, its nodes' role deleted): ``DEGRADED``, the issue in its health."""
+    group.status = "DEGRADED"
+    group.health = {"issues": [{"code": code, "message": message, "resourceIds": resource_ids or []}]}
+
+
+DELETION_FAILURE = {
+    "code": "Ec2SecurityGroupDeletionFailure",
+    "message": "We could not delete the remote access security group for your managed node group. Remove any "
+               "dependencies from the security group."}
+"""The health issue of a group whose delete failed, in the API reference's words for its
+``Ec2SecurityGroupDeletionFailure``: a network interface still holds the remote-access
+security group EKS made for the group."""
+
+
+def hold_deletion(group: Any) -> None:
+    """The group's next delete fails, as EKS's does while something outside the group still uses
+    its remote-access security group: :data:`SECONDS` ``DELETING``, then ``DELETE_FAILED`` with
+    :data:`DELETION_FAILURE`, the group still there (EKS retries no delete; a delete asked again
+    once the dependency is gone deletes it)."""
+    group.__dict__["katuna_deletion_held"] = True
+
+
+def deleted(group: Any, delete: Callable[[], None]) -> Callable[[], None]:
+    """What the end of the group's ``DELETING`` does: ``delete`` it, or fail as
+    :func:`hold_deletion` asked, once."""
+    def end() -> None:
+        if group.__dict__.pop("katuna_deletion_held", False):
+            group.status = "DELETE_FAILED"
+            group.health = {"issues": [{**DELETION_FAILURE, "resourceIds": []}]}
+            return
+        delete()
+
+    return end

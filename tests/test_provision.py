@@ -702,20 +702,20 @@ def test_a_study_whose_pool_create_meets_a_control_plane_upgrade_waits_and_then_
 def test_a_pool_refused_for_now_past_the_pool_wait_fails_its_study_with_the_clouds_last_answer(world, gke_api):
     dispatcher, store, clock = world
     submit(store, pool_study("stuck"), "u1")
-    precondition = (400, "Workload metadata mode GKE_METADATA needs Workload Identity on the cluster",
-                    "FAILED_PRECONDITION")
+    precondition = (400, "Operation operation-9 is currently upgrading cluster tuning. Please wait and try again "
+                         "once it is done.", "FAILED_PRECONDITION")
     for minutes in (0, 30, 59):
         clock.now = START + minutes * 60
         gke_api.refuse_next = precondition
         dispatcher.deliver_to("provision", pool_check())
         assert store.get_study("stuck").status == "running" and store.pool_use("u1") is None, \
-            "within KATUNA_POOL_WAIT the refusal may be a busy cluster: asked again on the next tick"
+            "within KATUNA_POOL_WAIT a busy cluster is asked again on the next tick"
     clock.now = START + 3600
     gke_api.refuse_next = precondition
     dispatcher.deliver_to("provision", pool_check())
     record = store.get_study("stuck")
     assert record.status == "failed"
-    assert "not created within 3600 s" in record.reason and "needs Workload Identity" in record.reason
+    assert "not created within 3600 s" in record.reason and "is currently upgrading cluster" in record.reason
     assert store.pool_use("u1").phase == "failed"
     deliver_twice(dispatcher, pool_check())
     deliver_twice(dispatcher, created("stuck", "u1"))

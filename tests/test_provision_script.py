@@ -624,7 +624,8 @@ def test_eks_group_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(
     flags = ["--cluster", "edge2", "--nodegroup", "trials"]
     failed = provision("eks", "up", *flags, "--subnets", ",".join(public), "--node-role", ROLE, env=moto_server)
     assert failed.returncode == 1, failed.stderr
-    assert failed.stderr.startswith("error: EKS node group trials failed to create: Ec2SubnetInvalidConfiguration: ")
+    assert failed.stderr.startswith("error: --subnets: EKS node group trials failed to create: "
+                                    "Ec2SubnetInvalidConfiguration: ")
     assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down`, then `up` to create it again\n")
     status = provision("eks", "status", *flags, env=moto_server)
     assert json.loads(status.stdout)["state"] == "CREATE_FAILED"

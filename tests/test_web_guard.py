@@ -16,6 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import study_definition
 from http_helpers import Service, free_port, refused_start
 
@@ -46,12 +47,24 @@ def _study_json(name: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "text/yaml"])
+                                          "multipart/form-data; boundary=x", "application/xml"])
 def test_a_study_in_a_type_a_cross_site_form_can_send_is_refused(service: Service, content_type: str):
     status, _, body = service.request("POST", "/studies", _study_json("plain"), {"Content-Type": content_type})
     assert status == 415
     assert "application/json" in json.loads(body)["message"]
     assert "plain" not in _studies(service)
+
+
+@pytest.mark.parametrize("content_type", ["application/yaml", "application/x-yaml", "text/yaml",
+                                          "text/x-yaml; charset=utf-8"])
+def test_a_study_is_taken_as_yaml_under_each_name_clients_send_yaml_by(service: Service, content_type: str):
+    """``text/yaml`` and ``text/x-yaml`` were refused (415) though katuna reads YAML; none of
+    them is a type a cross-site form or a no-cors fetch can send."""
+    name = f"y{len(content_type)}"
+    body = yaml.safe_dump(study_definition(name=name, maxTrials=1, parallelism=1))
+    status, _, answer = service.request("POST", "/studies", body, {"Content-Type": content_type})
+    assert status == 201, answer
+    assert name in _studies(service)
 
 
 def test_a_body_in_a_coding_katuna_does_not_decode_is_refused_naming_it_and_nothing_stored(service: Service):

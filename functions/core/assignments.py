@@ -113,6 +113,17 @@ def _when(parameter: Parameter) -> str:
     return " and ".join(f"{name} is {' or '.join(map(str, values))}" for name, values in parameter.when)
 
 
+def _repeat_hint(text: str, by_name: Mapping[str, Parameter]) -> str:
+    """How to give several parameters, where a refused ``NAME=VALUE`` reads as several joined
+    by commas (``a=1,b=2``, each part naming a parameter): the option is repeated, once per
+    parameter. Commas are never split on, since a list parameter's value may hold one (``1,b=2``
+    is a value of such a parameter ``a``); empty otherwise."""
+    parts = text.split(",")
+    if len(parts) < 2 or not all(part.partition("=")[0] in by_name and "=" in part for part in parts):
+        return ""
+    return f"; to give several parameters, repeat the option: {' '.join(f'--params {part}' for part in parts)}"
+
+
 def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str]) -> dict[str, Any]:
     """A trial's parameter values from ``NAME=VALUE`` strings (``--params``), each name once,
     each value checked, every parameter that applies given and no other; :class:`InvalidStudy`
@@ -132,7 +143,7 @@ def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str])
             try:
                 values[name] = from_text(by_name[name], raw)
             except ValueError as exc:
-                problems.append(Problem(f"--params {name}", str(exc)))
+                problems.append(Problem(f"--params {name}", str(exc) + _repeat_hint(text, by_name)))
     if not problems:
         problems = [Problem(f"--params {name}", message) for name, message in point_problems(parameters, values)]
     if problems:

@@ -20,7 +20,11 @@ from functions.adapters.web.framing import serve_unchunked
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml")
+STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+"""The types a study is taken in: JSON, and YAML under each name clients send it by (RFC 9512's
+``application/yaml``, and the older ``application/x-yaml``, ``text/yaml`` and ``text/x-yaml``).
+None is one a cross-site form or a no-cors fetch may send: only ``text/plain``, form and
+multipart bodies go without a CORS preflight, which katuna grants none."""
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 STRUCTURED_EVENT_TYPE = "application/cloudevents+json"
 DRAIN_LIMIT = 64 << 20

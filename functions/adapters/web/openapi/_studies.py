@@ -28,6 +28,8 @@ def study_paths() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {
                          "application/yaml": {"schema": {"type": "string"}},
                          "application/x-yaml": {"schema": {"type": "string"}},
+                         "text/yaml": {"schema": {"type": "string"}},
+                         "text/x-yaml": {"schema": {"type": "string"}},
                          "application/json": {"schema": {"type": "object"}}}},
                      "responses": {"201": located(json_body("Submitted", "created"), "the study's path"),
                                    "200": located(json_body("Submitted", "the identical study exists already, or an "
