@@ -83,11 +83,13 @@ def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
 API_ERRORS = (google_errors.GoogleAPICallError, google_errors.RetryError, OSError, GoogleAuthError)
 """What a call to GKE raises: the API's refusal, the client's retries running out, the network,
 or the credentials (a token refresh, which Workload Identity makes at the metadata server)."""
-_TEMPORARY_STATUSES = frozenset({"ABORTED", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL"})
-"""Canonical codes that retrying may help. ``FAILED_PRECONDITION`` is not among them: GKE answers
-it for a cluster held by another operation (:data:`_BUSY`'s wordings), which passes, and for a
-state of the cluster that no wait changes (an Autopilot cluster, whose node pools GKE alone
-manages; a feature the cluster lacks; a cluster or pool in an error state), which does not."""
+_TEMPORARY_STATUSES = frozenset({"ABORTED", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL",
+                                 "FAILED_PRECONDITION"})
+"""Canonical codes that retrying may help. GKE answers a change to a cluster held by another
+operation (its own control-plane upgrades and updates included) ``FAILED_PRECONDITION``, in
+wordings it does not publish, and Google's Terraform provider retries node-pool changes on that
+code alone: so does katuna, for at most ``KATUNA_POOL_WAIT``, after which the study fails with
+GKE's last words. An Autopilot cluster (:data:`_AUTOPILOT`) is the one such state known to last."""
 _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
                                 "userRateLimitExceeded"})
 """``ErrorInfo`` reasons of a refusal (a 403 among them) that clears as operations finish or the minute turns."""
@@ -168,13 +170,15 @@ def _translate(exc: Exception) -> Exception:
     Judged by the canonical status and reasons, so gRPC and REST answers are judged alike."""
     if isinstance(exc, google_errors.GoogleAPICallError):
         message = _message(exc)
+        if _AUTOPILOT.search(message):
+            return NodePoolFailed(f"GKE refused the request: {message}; the cluster is an Autopilot cluster, whose "
+                                  "node pools GKE alone manages: name a Standard cluster, or leave nodePool out of "
+                                  "the study", CLUSTER_SETTINGS)
         if (_status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
                 or _BUSY.search(message)):
             return TemporaryError(f"GKE: {message}")
         field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(message) else \
             NODE_ACCOUNT_SETTING if _NO_SERVICE_ACCOUNT.match(message) else None
-        if _AUTOPILOT.search(message) or _status_name(exc) == "FAILED_PRECONDITION":
-            return _lasting_state(message, field)
         return NodePoolFailed(f"GKE refused the request: {message}", field)
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):
@@ -183,20 +187,6 @@ def _translate(exc: Exception) -> Exception:
                               "application-default login`), or give the service's Kubernetes service account a "
                               "Google service account again (Workload Identity)")
     return TemporaryError(f"GKE is unreachable: {exc}")
-
-
-def _lasting_state(message: str, field: str | None) -> NodePoolFailed:
-    """The refusal for a ``FAILED_PRECONDITION`` that is no busy cluster, or for an Autopilot
-    cluster whatever its code: a state of the cluster no wait changes, what to do said (an
-    Autopilot cluster names the cluster setting: GKE makes and sizes its nodes itself, and katuna
-    can use no node pool of it)."""
-    if _AUTOPILOT.search(message):
-        return NodePoolFailed(f"GKE refused the request: {message}; the cluster is an Autopilot cluster, whose node "
-                              "pools GKE alone manages: name a Standard cluster, or leave nodePool out of the study",
-                              CLUSTER_SETTINGS)
-    return NodePoolFailed(f"GKE refused the request: {message}; no wait changes this state of the cluster: fix what "
-                          "it names (gcloud container clusters describe shows the cluster's status and features), "
-                          "then submit the study again", field)
 
 
 class GkeNodePools:
