@@ -53,7 +53,7 @@ def test_a_workflow_in_error_fails_its_trial_with_argos_message(cluster: KubeStu
     executor.launch(launch)
     eventually(lambda: _workflow(cluster, "err-0").get("status", {}).get("phase") == "Error", "the Workflow to err")
     assert _workflow(cluster, "err-0")["status"]["message"].startswith(FORBIDDEN)
-    finished = eventually(lambda: executor.poll(launch), "the trial to end", timeout=10)
+    finished = eventually(lambda: executor.poll(launch), "the trial to end")
     assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 1)
     assert finished.data["message"].startswith(f"Workflow failed: Error: {FORBIDDEN}")
     assert finished.data["message"].count(FORBIDDEN) == 1
@@ -72,7 +72,7 @@ def test_a_workflow_of_steps_fails_on_a_step_that_erred_and_says_which(cluster: 
     [(node_id, node)] = status["nodes"].items()
     assert status["message"] == f"child '{node_id}' failed"
     assert (node["phase"], node["displayName"]) == ("Error", "train") and node["message"].startswith(FORBIDDEN)
-    finished = eventually(lambda: executor.poll(launch), "the trial to end", timeout=10)
+    finished = eventually(lambda: executor.poll(launch), "the trial to end")
     assert finished.data["message"].startswith(
         f"Workflow failed: Failed: child '{node_id}' failed; step train: {FORBIDDEN}")
 
@@ -89,7 +89,7 @@ def test_a_workflow_in_error_as_its_pod_was_deleted_is_a_lost_run_naming_argos_m
     with cluster.lock:
         cluster.delete_pod(pod)
     eventually(lambda: _workflow(cluster, "gone-0").get("status", {}).get("phase") == "Error", "the Workflow to err")
-    finished = eventually(lambda: executor.poll(launch), "the trial to end", timeout=10)
+    finished = eventually(lambda: executor.poll(launch), "the trial to end")
     assert finished.data["outcome"] == "preempted"
     assert finished.data["message"].endswith("the run is lost, not failed (Workflow Error: pod deleted)")
 

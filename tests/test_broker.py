@@ -119,15 +119,19 @@ def test_a_published_event_is_handled_on_the_publishing_thread_unless_another_th
     broker.publish_and_handle(Event("test.start", {"name": "a"}))
     assert seen == ["a", "a>next", "a>next>last"], "handled at once, follow-ups included"
 
-    release = threading.Event()
-    running = threading.Thread(target=broker.run, kwargs={"until": release.is_set, "tick": release.wait,
-                                                          "interval": 0.01})
+    release, ticking = threading.Event(), threading.Event()
+
+    def tick() -> None:
+        ticking.set()
+        release.wait()
+
+    running = threading.Thread(target=broker.run, kwargs={"until": release.is_set, "tick": tick, "interval": 0.01})
     running.start()
-    time.sleep(0.05)  # the broker's thread now waits, holding the handler's turn, in its tick
+    assert ticking.wait(30), "the broker's thread ticks"
     broker.publish_and_handle(Event("test.other", {"name": "x"}))
-    assert seen == ["a", "a>next", "a>next>last"], "left to the thread that is handling"
+    assert seen == ["a", "a>next", "a>next>last"], "left to the thread that is handling (waiting in its tick)"
     release.set()
-    running.join(timeout=5)
+    running.join(timeout=30)
     assert seen[-1] == "x"
 
     broker.close()
@@ -183,7 +187,7 @@ def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(s
         time.sleep(0.01)
     time.sleep(0.1)  # past its first tick, now waiting up to 30 s for the next event
     broker.publish_and_handle(Event("test.start", {"name": "a"}))
-    running.join(timeout=5)
+    running.join(timeout=15)
     assert not running.is_alive(), "woken when the chain was handled elsewhere, not at its next tick"
 
 

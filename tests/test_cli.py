@@ -691,7 +691,7 @@ def test_a_second_ctrl_c_while_trials_are_stopped_does_not_abort_the_stopping(tm
                                stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     _wait_for_two_running_trials(tmp_path)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    eventually(lambda: list(tmp_path.glob("*.1.term")), "the run begins to stop its trials")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     _assert_no_trial_outlives(tmp_path)

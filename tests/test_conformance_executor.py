@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kube_stub import KubeStub
+from proc_stat import alive
 from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
@@ -35,6 +35,24 @@ _studies = itertools.count()
 
 def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
+
+
+def gated(folder: Path, number: int = 0) -> list[str]:
+    """An attempt that writes its pid to ``started-N`` in ``folder``, waits (a minute at most)
+    for ``go`` there, then writes ``finished-N``: it finishes its work only once let."""
+    return python(f"import os, time\nfolder = {str(folder)!r}\n"
+                  f"open(f'{{folder}}/.started-{number}', 'w').write(str(os.getpid()))\n"
+                  f"os.rename(f'{{folder}}/.started-{number}', f'{{folder}}/started-{number}')\n"
+                  "deadline = time.monotonic() + 60\n"
+                  "while not os.path.exists(f'{folder}/go') and time.monotonic() < deadline:\n"
+                  "    time.sleep(0.05)\n"
+                  f"open(f'{{folder}}/finished-{number}', 'w').close()\n")
+
+
+def started_pid(folder: Path, number: int = 0) -> int | None:
+    """The pid a :func:`gated` attempt wrote once it started."""
+    path = folder / f"started-{number}"
+    return int(path.read_text()) if path.exists() else None
 
 
 class ExecutorContract:
@@ -83,29 +101,30 @@ class ExecutorContract:
         assert runs.read_text() == "ran\n"
 
     def test_stopping_a_trial_stops_its_running_attempt(self, executor: Executor, tmp_path: Path):
-        started, finished = tmp_path / "started", tmp_path / "finished"
-        launch = self.attempt(tmp_path, python(f"import time; open({str(started)!r}, 'w').close(); time.sleep(1.5); "
-                                               f"open({str(finished)!r}, 'w').close()"))
+        launch = self.attempt(tmp_path, gated(tmp_path))
         executor.launch(launch)
-        eventually(started.exists, "the attempt starts", timeout=ENDS_WITHIN)
+        pid = eventually(lambda: started_pid(tmp_path), "the attempt starts", timeout=ENDS_WITHIN)
         executor.stop(launch)
-        time.sleep(2.0)
-        assert not finished.exists(), "the attempt was stopped before it finished its work"
+        eventually(lambda: not alive(pid), "the stopped attempt's process ends", timeout=ENDS_WITHIN)
+        (tmp_path / "go").touch()
+        assert not (tmp_path / "finished-0").exists(), "the attempt was stopped before it finished its work"
 
     def test_stopping_trials_of_a_study_stops_their_attempts_and_no_other(self, executor: Executor,
                                                                          tmp_path: Path):
         """A study's end stops every trial it still runs at once; a trial not named runs on."""
         first = self.attempt(tmp_path, [])
-        launches = [replace(first, number=number, job_name=f"{first.study}-{number}", argv=python(
-            f"import time; open({str(tmp_path / f'started-{number}')!r}, 'w').close(); time.sleep(1.5); "
-            f"open({str(tmp_path / f'finished-{number}')!r}, 'w').close()")) for number in range(3)]
+        launches = [replace(first, number=number, job_name=f"{first.study}-{number}", argv=gated(tmp_path, number))
+                    for number in range(3)]
         for launch in launches:
             executor.launch(launch)
-        eventually(lambda: all((tmp_path / f"started-{n}").exists() for n in range(3)), "the attempts start",
-                   timeout=ENDS_WITHIN)
+        pids = eventually(lambda: all(started := [started_pid(tmp_path, n) for n in range(3)]) and started,
+                          "the attempts start", timeout=ENDS_WITHIN)
         executor.stop_trials(launches[:2])
+        eventually(lambda: not alive(pids[0]) and not alive(pids[1]), "the stopped attempts' processes end",
+                   timeout=ENDS_WITHIN)
+        assert alive(pids[2]), "the trial not named runs on"
+        (tmp_path / "go").touch()
         assert self.end_of(executor, launches[2]).data["exitCode"] == 0
-        time.sleep(1.0)
         assert [(tmp_path / f"finished-{n}").exists() for n in range(3)] == [False, False, True]
 
     def test_a_file_the_attempt_did_not_write_has_no_lines(self, executor: Executor, tmp_path: Path):

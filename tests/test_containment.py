@@ -120,10 +120,29 @@ def guards_of(pid: int) -> list[int]:
     return found
 
 
+def running(db: Path, study: str) -> list[TrialRecord]:
+    """The study's trials recorded as running. A run killed between starting an attempt and
+    recording it leaves a trial that never ran, as far as the database says: its resume starts
+    that attempt again (ending what the first start left), as the same attempt."""
+    store = SqliteStore(db)
+    try:
+        return store.trials(study, [RUNNING])
+    finally:
+        store.close()
+
+
+def first_attempt_recorded(db: Path, study: str, family: Path) -> bool:
+    """Whether the first attempt of trial 0 started its children and the handling that launched
+    it committed: a service killed before that commit starts the same attempt again, where the
+    tests of a killed service look for the next one."""
+    return (family / "pids.0.1").exists() and [(t.number, t.attempt) for t in running(db, study)] == [(0, 1)]
+
+
 def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
-    """A ``katuna run`` killed with SIGKILL while its trial runs, its trials' guard killed
-    first (else the guard ends the trial): its command, and the pids of the trial processes
-    it left behind, which only katuna's own clean-up of stale attempts can end."""
+    """A ``katuna run`` killed with SIGKILL while its trial runs, once its launch is recorded,
+    its trials' guard killed first (else the guard ends the trial): its command, and the pids
+    of the trial processes it left behind, which only katuna's own clean-up of stale attempts
+    can end."""
     definition = {
         "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
@@ -135,7 +154,8 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
+        eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "stale", family),
+                   "the first attempt starts its children and is recorded", timeout=60)
         guards = guards_of(first.pid)
         assert len(guards) == 1, "the run started one guard for its trials"
         os.kill(guards[0], signal.SIGKILL)
@@ -204,7 +224,8 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
     try:
         submit(service, study_of("crashed", family, trialTemplate={
             "command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}}))
-        eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
+        eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "crashed", family),
+                   "the first attempt starts its children and is recorded", timeout=60)
         workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
                    .read_text().split()]
         guards = [guard for worker in workers for guard in guards_of(worker)]
@@ -218,7 +239,7 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
     assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
     restarted = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
-        eventually(lambda: (family / "pids.0.2").exists(), "the trial runs again", timeout=20)
+        eventually(lambda: (family / "pids.0.2").exists(), "the trial runs again", timeout=60)
         assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
         assert [pid for pid in stale if alive(pid)] == []
     finally:
@@ -262,17 +283,6 @@ def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path
             [("forged-job-0", "Background")]
     finally:
         service.close()
-
-
-def running(db: Path, study: str) -> list[TrialRecord]:
-    """The study's trials recorded as running. A run killed between starting an attempt and
-    recording it leaves a trial that never ran, as far as the database says: its resume starts
-    that attempt again (ending what the first start left), as the same attempt."""
-    store = SqliteStore(db)
-    try:
-        return store.trials(study, [RUNNING])
-    finally:
-        store.close()
 
 
 def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_path: Path, family: Path):

@@ -16,6 +16,7 @@ from http_helpers import KATUNA, Service
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.records import RUNNING
 
 
 def test_an_interrupted_run_says_a_service_on_its_database_resumes_it_and_how_to_end_it(tmp_path: Path):
@@ -29,7 +30,8 @@ def test_an_interrupted_run_says_a_service_on_its_database_resumes_it_and_how_to
         run = subprocess.Popen([KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
         try:
-            eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2, "the run's two trials", timeout=60)
+            eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and len(store.trials("demo", [RUNNING])) == 2,
+                       "the run's two trials, their launches committed", timeout=60)
             run.send_signal(signal.SIGINT)
             _, stderr = run.communicate(timeout=90)
         finally:

@@ -71,7 +71,7 @@ def served_log(service: Service, study: str, number: int) -> bytes:
         answers.append((status, body))
         return status == 200
 
-    eventually(served, f"trial {number}'s kept log served", timeout=10)
+    eventually(served, f"trial {number}'s kept log served")
     return answers[-1][1]
 
 

@@ -157,7 +157,7 @@ def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path
 
     executor = LocalExecutor(tmp_path / "logs", publish, publish_delays=(0.01, 0.01, 0.01))
     executor.launch(attempt(tmp_path, [sys.executable, "-c", "pass"]))
-    eventually(lambda: arrived, "the end is published", timeout=10)
+    eventually(lambda: arrived, "the end is published")
     assert (arrived[0].data["outcome"], arrived[0].data["exitCode"]) == ("exited", 0)
     executor.shutdown()
 
@@ -237,7 +237,7 @@ def test_a_start_failure_names_the_templates_program_as_its_cause_only_for_what_
     try:
         executor.launch(attempt(tmp_path, ["no-such-program-k7"]))
         executor.launch(replace(attempt(tmp_path, [sys.executable, "-c", "pass", "x" * 200_000]), number=1))
-        eventually(lambda: len(ends) == 2, "both ends", timeout=10)
+        eventually(lambda: len(ends) == 2, "both ends")
     finally:
         executor.shutdown()
     causes = {end.data["trial"]: end.data.get("cause") for end in ends}
@@ -253,7 +253,7 @@ def test_an_attempt_that_fails_to_start_for_an_unforeseen_reason_is_failed_not_l
     executor = LocalExecutor(tmp_path / "logs", ends.append, publish_delays=())
     try:
         executor.launch(replace(attempt(tmp_path, [sys.executable, "-c", "pass"]), env={5: "x"}))
-        eventually(lambda: len(ends) == 1, "the attempt's end", timeout=10)
+        eventually(lambda: len(ends) == 1, "the attempt's end")
         assert executor.running() == 0
     finally:
         executor.shutdown()

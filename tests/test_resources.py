@@ -542,7 +542,7 @@ def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(s
     old_uid = service.json("GET", "/studies/kst-delete")[1]
     kube.delete("Study", "team", "kst-delete")
     assert send(service, "delete", obj) == ["dev.katuna.study.completed"]
-    stopped = service.wait_for("kst-delete", timeout=10)
+    stopped = service.wait_for("kst-delete", timeout=30)
     assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
     wait_trials(service, "kst-delete", 2, state="PRUNED")
     assert send(service, "delete", obj) == [] and send(service, "add", obj) == [], "late events change nothing"
@@ -592,7 +592,7 @@ def test_a_study_whose_resource_is_there_is_deleted_through_the_resource_only(ku
 
         kube.delete("Study", "kept", "kst-kept")
         assert send(watching, "delete", obj) == ["dev.katuna.study.completed"]
-        assert watching.wait_for("kst-kept", timeout=10)["status"] == "stopped"
+        assert watching.wait_for("kst-kept", timeout=30)["status"] == "stopped"
         assert watching.request("DELETE", "/studies/kst-kept")[0] == 204
         assert tick(watching) == [] and watching.request("GET", "/studies/kst-kept")[0] == 404
 
@@ -656,7 +656,7 @@ def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(servic
     assert status["progress"] == "0/3"
     kube.delete("Study", "team", "kst-edit")
     send(service, "delete", fewer)
-    assert service.wait_for("kst-edit", timeout=10)["status"] == "stopped"
+    assert service.wait_for("kst-edit", timeout=30)["status"] == "stopped"
 
 
 def test_an_edit_raising_max_trials_past_the_history_limit_is_refused_and_changes_nothing(kube: KubeStub,
@@ -682,7 +682,7 @@ def test_an_edit_raising_max_trials_past_the_history_limit_is_refused_and_change
         assert limited.json("GET", "/studies/kst-history")[1]["definition"]["maxTrials"] == 10
         kube.delete("Study", "team", "kst-history")
         send(limited, "delete", fits)
-        assert limited.wait_for("kst-history", timeout=10)["status"] == "stopped"
+        assert limited.wait_for("kst-history", timeout=30)["status"] == "stopped"
     finally:
         limited.close()
 
@@ -764,7 +764,7 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         wait_status(kube, obj, lambda s: s.get("phase") == "Running" and s.get("trialsRunning") == 2)
         kube.delete("Study", "katuna", "kst-jobs")
         assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
-        assert cluster.wait_for("kst-jobs", timeout=10)["status"] == "stopped"
+        assert cluster.wait_for("kst-jobs", timeout=30)["status"] == "stopped"
         wait_trials(cluster, "kst-jobs", 2, state="PRUNED")
         eventually(lambda: {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")}
                    == {"kst-jobs-0", "kst-jobs-1"}, "the Jobs deleted once the trials' verdicts are stored")
@@ -956,7 +956,7 @@ def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_th
     kube.delete("Study", "team", "kst-again")
     new = kube.apply(study("kst-again", maxTrials=3))  # the delete and add events are lost
     service.json("POST", "/studies/kst-again/stop")
-    assert service.wait_for("kst-again", timeout=10)["status"] == "stopped"
+    assert service.wait_for("kst-again", timeout=30)["status"] == "stopped"
     assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"
 
 
@@ -1022,7 +1022,7 @@ def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Se
     assert service.json("GET", "/studies/kst-pool-edit")[1]["nodePool"] is None
     kube.delete("Experiment", "team", "kst-pool-edit")
     send(service, "delete", edited)
-    assert service.wait_for("kst-pool-edit", timeout=10)["status"] == "stopped"
+    assert service.wait_for("kst-pool-edit", timeout=30)["status"] == "stopped"
 
 
 def test_katibs_api_versions_are_the_ones_its_importers_read():

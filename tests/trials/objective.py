@@ -14,12 +14,21 @@ parser.add_argument("--mode", default="ok")
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--epochs", type=int, default=8)
 parser.add_argument("--until", help="after the first epoch, wait until this file exists")
-parser.add_argument("--ignore-sigterm", action="store_true", help="only SIGKILL ends this trial")
+parser.add_argument("--ignore-sigterm", action="store_true",
+                    help="only SIGKILL ends this trial (a SIGTERM is noted in <trial>.<attempt>.term of PID_DIR)")
 args = parser.parse_args()
-if args.ignore_sigterm:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
 pid_dir = os.environ.get("PID_DIR")
+
+
+def note_sigterm(signum, frame):
+    """Go on, leaving word that katuna began to stop this trial."""
+    name = f"{os.environ['KATUNA_TRIAL']}.{os.environ['KATUNA_ATTEMPT']}.term"
+    open(os.path.join(pid_dir, name), "w").close()
+
+
+if args.ignore_sigterm:
+    signal.signal(signal.SIGTERM, note_sigterm if pid_dir else signal.SIG_IGN)
+
 if pid_dir:
     name = f"{os.environ['KATUNA_TRIAL']}.{os.environ['KATUNA_ATTEMPT']}.pid"
     draft = os.path.join(pid_dir, f".{name}.draft")
