@@ -36,6 +36,8 @@ from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_table import trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
+from functions.core.lines import bounded_lines
+from functions.core.overwrites import overwritten_lines
 from functions.core.records import (
     KUBERNETES,
     RUNS_ON,
@@ -360,7 +362,10 @@ LOG_CHUNK = 1 << 16
 @db_option
 @click.option("--attempt", type=click.IntRange(min=1), default=None, metavar="K",
               help="The log of the trial's attempt K, from 1 (its latest when left out).")
-def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
+@click.option("--terminal", is_flag=True,
+              help="Print each line as a terminal shows it: a line redrawn with carriage returns (a progress bar) "
+                   "at its last state, for a pager or grep.")
+def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: bool) -> None:
     """Print what a trial printed (its output and errors), byte for byte, as it stands: a
     running trial's log so far. A trial run on Kubernetes keeps its log in its pods: read it
     with GET /studies/NAME/trials/NUMBER/logs of the service that ran it."""
@@ -380,8 +385,18 @@ def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()}: "
              f"{_why_no_log(record, trial, attempt, exc)}")
     with log, writing_output():
-        while sys.stdout is not None and (chunk := log.read(LOG_CHUNK)):
+        for chunk in _as_shown(iter(lambda: log.read(LOG_CHUNK), b""), terminal):
+            if sys.stdout is None:
+                return
             sys.stdout.buffer.write(chunk)
+
+
+def _as_shown(chunks: Iterator[bytes], terminal: bool) -> Iterator[bytes]:
+    """The log's bytes as they are, or with ``terminal`` its lines as a terminal shows them
+    (:func:`~functions.core.overwrites.overwritten_lines`), a line at a time: bounded memory either way."""
+    if not terminal:
+        return chunks
+    return (line.encode() for line in overwritten_lines(bounded_lines(chunks, returns=True)))
 
 
 def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, exc: Exception) -> str:

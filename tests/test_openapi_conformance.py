@@ -241,7 +241,7 @@ def test_a_parameter_the_log_does_not_take_is_refused_naming_it(client):
     answer = client.get("/studies/one/trials/0/logs?atempt=1")
     body = _check(answer, "/studies/{name}/trials/{number}/logs", "GET")
     assert (answer.status_code, body["error"]) == (400, "malformed_request")
-    assert body["message"] == "atempt: not a parameter of this path, which takes attempt"
+    assert body["message"] == "atempt: not a parameter of this path, which takes attempt, terminal"
     twice = client.get("/studies/one/trials/0/logs?attempt=1&attempt=5")
     body = _check(twice, "/studies/{name}/trials/{number}/logs", "GET")
     assert (twice.status_code, body["message"]) == (400, "attempt: given 2 times; expected it once"), \

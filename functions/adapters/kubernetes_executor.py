@@ -207,7 +207,7 @@ class KubernetesExecutor:
         lost = {pods[index].metadata.uid: (pods[index], later) for index, later in replacements(pods).items()}
         last = "\n"
         for uid, lines in self._pod_logs.streams(pods, self._jobs.namespace(launch), primary_container_name(launch),
-                                                 False, launch.job_name, every=True):
+                                                 False, launch.job_name, every=True, returns=True):
             for line in lines:
                 last = line
                 yield line

@@ -55,10 +55,11 @@ class PodLogs:
         self._stopped.set()
 
     def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
-                job_name: str, every: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
+                job_name: str, every: bool = False, returns: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
         """The uid and the streamed log of each pod whose output is the attempt's
         (:func:`~functions.adapters.kubernetes_status.counted`: not a disrupted one that a later
-        pod replaced), or, with ``every``, of each pod, the runs lost included, that has one. A
+        pod replaced), or, with ``every``, of each pod, the runs lost included, that has one;
+        with ``returns``, its lines keep their carriage returns (a log a person reads). A
         disrupted pod's log the API cannot read now (its node stopped) is skipped, as its run was
         lost anyway; when no pod that ran to its end (and none still running) has one, the output
         is lost (:class:`OutputLost`)."""
@@ -71,7 +72,7 @@ class PodLogs:
             if response is None:
                 continue
             read = read or not disrupted(pod)
-            yield pod.metadata.uid, self._streamed(pod.metadata.name, response)
+            yield pod.metadata.uid, self._streamed(pod.metadata.name, response, returns)
         if not read:
             raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
                              "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
@@ -130,11 +131,12 @@ class PodLogs:
             response.release_conn()
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
-    def _streamed(self, pod: str, response: BaseHTTPResponse) -> Iterator[str]:
-        """The lines of a pod's log as its answer streams in (:meth:`_raw`)."""
+    def _streamed(self, pod: str, response: BaseHTTPResponse, returns: bool = False) -> Iterator[str]:
+        """The lines of a pod's log as its answer streams in (:meth:`_raw`), with their
+        carriage returns kept where ``returns`` asks."""
         raw = self._raw(pod, response)
         try:
-            yield from bounded_lines(raw)
+            yield from bounded_lines(raw, returns=returns)
         finally:
             raw.close()
 

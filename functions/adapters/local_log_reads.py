@@ -16,6 +16,7 @@ from functions.core.errors import LogGone
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.log_reads import LogWindow, char_start, joined, window_of
+from functions.core.overwrites import overwritten_lines
 
 CHUNK = 64 * 1024
 """Bytes read at a time."""
@@ -29,16 +30,16 @@ class LocalLogReads:
     def __init__(self, log_path: Callable[[TrialLaunch], Path]) -> None:
         self._log_path = log_path
 
-    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+    def ends(self, launch: TrialLaunch, head: int, tail: int, overwrite: bool = False) -> Iterator[str]:
         with _opened(launch, self._log_path(launch)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size <= head + tail:
-                yield from bounded_lines(_chunks(handle, 0, size))
+                yield from _lines(_chunks(handle, 0, size), overwrite)
                 return
             head_end = head + _lead(handle, head)
             tail_start = size - tail + _lead(handle, size - tail)
-            yield from joined(bounded_lines(_chunks(handle, 0, head_end)), tail_start - head_end, head_end,
-                              bounded_lines(_chunks(handle, tail_start, size)), size - tail_start)
+            yield from joined(_lines(_chunks(handle, 0, head_end), overwrite), tail_start - head_end, head_end,
+                              _lines(_chunks(handle, tail_start, size), overwrite), size - tail_start)
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
         with _opened(launch, self._log_path(launch)) as handle:
@@ -46,6 +47,12 @@ class LocalLogReads:
             start = max(size - limit, 0) if offset < 0 else min(offset, size)
             handle.seek(start)
             return window_of(handle.read(limit + 1), start, limit, offset < 0)
+
+
+def _lines(chunks: Iterator[bytes], overwrite: bool) -> Iterator[str]:
+    """The lines of ``chunks``, each ``\\r`` a line break, or with ``overwrite`` as a terminal
+    shows them (:func:`~functions.core.overwrites.overwritten_lines`)."""
+    return overwritten_lines(bounded_lines(chunks, returns=True)) if overwrite else bounded_lines(chunks)
 
 
 def _opened(launch: TrialLaunch, path: Path) -> BinaryIO:

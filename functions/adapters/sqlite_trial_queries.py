@@ -34,6 +34,28 @@ def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
     raise ValueError(f"unknown trial field {field!r}")
 
 
+_JSON_TYPES = {True: "'true'", False: "'false'", None: "'null'"}
+"""The JSON type of a parameter's value that is its value alone, as SQLite's ``json_type`` names it."""
+
+
+def _one_of(field: str, values: tuple[Any, ...]) -> tuple[str, list[Any]]:
+    """The condition that a trial's parameter ``field`` (``param:<name>``) holds one of
+    ``values`` (text, numbers, booleans or null, as stored), with its arguments. Each value is
+    matched with its JSON type, so the text ``"1"`` is not the number 1, nor 1 the boolean true."""
+    path = '$."' + field.partition(":")[2] + '"'
+    conditions: list[str] = []
+    args: list[Any] = []
+    for value in values:
+        if isinstance(value, bool) or value is None:
+            conditions.append(f"json_type(params, ?) = {_JSON_TYPES[value]}")
+            args.append(path)
+            continue
+        kind = "= 'text'" if isinstance(value, str) else "IN ('integer', 'real')"
+        conditions.append(f"(json_type(params, ?) {kind} AND json_extract(params, ?) = ?)")
+        args += [path, path, value]
+    return f"CASE WHEN json_valid(params) THEN ({' OR '.join(conditions) or '0'}) END", args
+
+
 def where_and_order(study: str, spec: Study, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
     """The ``WHERE`` condition of ``query`` on the trials of ``study`` (whose ``spec`` tells which
     parameters are discrete) with its arguments, and its ``ORDER BY`` with its own: the trials
@@ -44,6 +66,10 @@ def where_and_order(study: str, spec: Study, query: TrialQuery) -> tuple[str, li
     if query.states:
         where.append(f"state IN ({', '.join('?' * len(query.states))})")
         args += list(query.states)
+    for field, values in query.labels:
+        condition, label_args = _one_of(field, values)
+        where.append(condition)
+        args += label_args
     for field, low, high in query.ranges:
         expression, field_args = _trial_field(field, spec)
         if low is not None and high is not None:  # the field's value read once per trial, not twice

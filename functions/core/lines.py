@@ -28,40 +28,46 @@ CUT_SLACK = 4 * 1024
 """How far before :data:`MAX_LINE` a piece may end, at a separator, so no value is split."""
 
 _BREAK = re.compile(r"\r\n|\r|\n")
+_FEED = re.compile(r"\r?\n")
+"""What ends a line that keeps its carriage returns (``returns``)."""
 _LAST_SEPARATOR = re.compile(r"[^\w|+\-.=][\w|+\-.=]*\Z")
 _NAME = re.compile(r"(?<![\w|+\-.=:])(?<![=:]\s)[A-Za-z_][\w|+\-.]*\s*[=:]")
 """A name with its ``=`` or ``:`` (a metric's start): not the tail of a longer name, nor a value
 run together with the name after it (``acc=0.9loss=0.3``)."""
 
 
-def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
+def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE, returns: bool = False) -> Iterator[str]:
     """Lines (with their ``\\n``) from chunks of UTF-8 bytes; undecodable bytes are replaced.
     The unfinished line is searched for a line break only where it grew, so output without
-    line breaks costs time in proportion to its length, whatever the size of its chunks."""
+    line breaks costs time in proportion to its length, whatever the size of its chunks. With
+    ``returns``, a lone ``\\r`` is a character of its line, not a break (a log shown as a
+    terminal shows it: :mod:`functions.core.overwrites`); the lines are as long either way."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    breaks = _FEED if returns else _BREAK
     pending, scanned = "", 0
     for chunk in chunks:
         pending += decoder.decode(chunk)
-        pending, scanned = yield from _complete_lines(pending, scanned, max_line)
+        pending, scanned = yield from _complete_lines(pending, scanned, max_line, breaks)
     pending += decoder.decode(b"", final=True)
-    pending, _ = yield from _complete_lines(pending, scanned, max_line)
+    pending, _ = yield from _complete_lines(pending, scanned, max_line, breaks)
     if pending:
-        yield pending[:-1] + "\n" if pending.endswith("\r") else pending
+        yield pending[:-1] + "\n" if pending.endswith("\r") and not returns else pending
 
 
-def _complete_lines(text: str, scanned: int, max_line: int) -> Generator[str, None, tuple[str, int]]:
+def _complete_lines(text: str, scanned: int, max_line: int,
+                    breaks: re.Pattern[str] = _BREAK) -> Generator[str, None, tuple[str, int]]:
     """Yield the complete (or overlong) lines of ``text``, whose first ``scanned`` characters
     hold no line break (but a last ``\\r``, which may begin a ``\\r\\n``); return the
     unfinished rest and how many of its characters are searched so."""
     start = 0
     while True:
         end = start + max_line + 1
-        match = _BREAK.search(text, max(start, scanned), end)
+        match = breaks.search(text, max(start, scanned), end)
         if match is not None and not (match.group() == "\r" and match.end() == len(text)):
             yield text[start:match.start()] + "\n"
             start = match.end()
             continue
-        scanned = match.start() if match is not None else min(end, len(text))
+        scanned = match.start() if match is not None else min(end, len(text) - text.endswith("\r"))
         if len(text) - start <= max_line:
             return text[start:], scanned - start
         cut = _cut(text, start, max_line)

@@ -12,12 +12,15 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from functions.core.disruptions import MESSAGE_CHARS, Disruption
 from functions.core.errors import LogGone, OutputLost
 from functions.core.kept_tails import KeptTail, kept_lines, nothing_kept
 from functions.core.launch import TrialLaunch
+from functions.core.overwrites import overwritten, overwritten_lines
 
 _CONTINUATION = 0b1100_0000
 """Masks the top two bits: UTF-8 bytes ``10xxxxxx`` continue a character, any other starts one."""
@@ -37,9 +40,11 @@ class LogReads(Protocol):
     """A trial attempt's log, read in part. Each read raises ``LogGone`` when the attempt has no
     log to read (none yet, or none left): only the reader knows whether the attempt has ended."""
 
-    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+    def ends(self, launch: TrialLaunch, head: int, tail: int, overwrite: bool = False) -> Iterator[str]:
         """The log's lines, or, when it is longer than ``head`` and ``tail`` bytes together, its
-        first ``head`` and last ``tail`` bytes with a note of what was left out between them."""
+        first ``head`` and last ``tail`` bytes with a note of what was left out between them.
+        Each ``\\r`` breaks a line, as metrics are read; with ``overwrite``, the lines are as a
+        terminal shows them (:func:`~functions.core.overwrites.overwritten_lines`)."""
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
         """At most ``limit`` bytes of the log from ``offset`` on; ``-1`` reads its last ``limit``."""
@@ -65,10 +70,10 @@ def whole_chars(data: bytes) -> int:
 
 
 def as_text(data: bytes) -> str:
-    """Log bytes as text, line breaks as :mod:`functions.core.lines` has them (``\\r\\n`` and
-    ``\\r`` become ``\\n``), without terminal escape sequences (:func:`without_escapes`);
-    undecodable bytes are replaced."""
-    return without_escapes(data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
+    """Log bytes as a terminal shows them (:func:`~functions.core.overwrites.overwritten`: a
+    line redrawn with ``\\r`` shows its last state; ``\\r\\n`` ends a line as ``\\n`` does),
+    without terminal escape sequences (:func:`without_escapes`); undecodable bytes are replaced."""
+    return overwritten(without_escapes(data.decode("utf-8", errors="replace").replace("\r\n", "\n")))
 
 
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
@@ -153,27 +158,15 @@ class StreamedLogReads:
         self._output = output
         self._kept = kept
 
-    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+    def ends(self, launch: TrialLaunch, head: int, tail: int, overwrite: bool = False) -> Iterator[str]:
         """Whole lines: those of the first ``head`` bytes, then those of the last ``tail``, held
-        while the stream goes on (memory is bounded by ``tail`` plus one line)."""
-        shown = 0
-        kept: deque[str] = deque()
-        kept_size = left_out = 0
-        for line in self._left(launch):
-            size = len(line.encode())
-            if shown + size <= head and not kept:
-                shown += size
-                yield line
-                continue
-            kept.append(line)
-            kept_size += size
-            while kept_size > tail:
-                dropped = len(kept.popleft().encode())
-                kept_size -= dropped
-                left_out += dropped
-        if left_out:
-            yield note(left_out, shown, kept_size)
-        yield from kept
+        while the stream goes on (memory is bounded by ``tail`` plus one line). The stream's
+        lines keep their carriage returns: each is a line break here, unless ``overwrite``
+        shows the head and the tail each as a terminal shows it."""
+        parts = _ends(self._left(launch), head, tail)
+        if not overwrite:
+            return (line.replace("\r", "\n") for _, line in parts)
+        return chain.from_iterable(overwritten_lines(line for _, line in part) for _, part in groupby(parts, itemgetter(0)))
 
     def _left(self, launch: TrialLaunch) -> Iterator[str]:
         """The log's lines, ending where the rest of the output is lost (what the lost runs of
@@ -222,3 +215,26 @@ class StreamedLogReads:
                 kept_size -= len(kept.popleft())
         start = max(total - limit, 0)
         return window_of(b"".join(kept)[kept_size - (total - start):], start, limit, True)
+
+
+def _ends(lines: Iterable[str], head: int, tail: int) -> Iterator[tuple[int, str]]:
+    """The lines of ``lines`` that :meth:`StreamedLogReads.ends` serves, each with its part
+    (0 the head, 1 the note of what was left out, 2 the tail)."""
+    shown = 0
+    kept: deque[str] = deque()
+    kept_size = left_out = 0
+    for line in lines:
+        size = len(line.encode())
+        if shown + size <= head and not kept:
+            shown += size
+            yield 0, line
+            continue
+        kept.append(line)
+        kept_size += size
+        while kept_size > tail:
+            dropped = len(kept.popleft().encode())
+            kept_size -= dropped
+            left_out += dropped
+    if left_out:
+        yield 1, note(left_out, shown, kept_size)
+    yield from ((2, line) for line in kept)

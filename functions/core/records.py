@@ -301,11 +301,12 @@ SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration
 
 @dataclass(frozen=True)
 class TrialQuery:
-    """One page of a study's trials: which states, which ranges, in which order.
+    """One page of a study's trials: which states, which ranges, which values, in which order.
 
     A field is one of :data:`SORT_COLUMNS`, ``param:<name>`` or ``metric:<name>``; a range is
     ``(field, low, high)`` with either bound optional (inclusive). Trials without the field
-    sort last and fall outside every range.
+    sort last and fall outside every range. A label is ``(field, values)``, a categorical
+    parameter and the values (as stored: text, numbers, booleans, null) one of which it must have.
     """
 
     states: tuple[str, ...] = ()
@@ -314,3 +315,4 @@ class TrialQuery:
     descending: bool = False
     offset: int = 0
     limit: int | None = 50
+    labels: tuple[tuple[str, tuple[Any, ...]], ...] = ()

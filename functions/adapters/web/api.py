@@ -180,15 +180,19 @@ def get_trial(name: str, number: int):
 @takes.query
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
-    ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` bytes is served as its start
-    and its end, with a note: the middle is never read. An ended attempt whose log is gone is a
-    404 saying why (``log_gone``), never an empty log. No other parameter is taken."""
-    query.only("attempt")
+    ran), streamed as plain text, each carriage return a line break (the lines metrics are read
+    from), or with ``?terminal=true`` as a terminal shows it: a line redrawn with carriage
+    returns (a progress bar) shows its last state (:mod:`functions.core.overwrites`). A log over
+    ``KATUNA_MAX_LOG`` bytes is served as its start and its end, with a note: the middle is
+    never read. An ended attempt whose log is gone is a 404 saying why (``log_gone``), never an
+    empty log. No other parameter is taken."""
+    query.only("attempt", "terminal")
+    terminal = query.flag("terminal")
     record, trial = find_trial(name, number)
     attempt = attempt_of(trial)
     launch = trial_launch(record, replace(trial, attempt=attempt))
     limit = _runtime().settings.max_log
-    lines = _runtime().log_reads.ends(launch, limit // 2, limit - limit // 2)
+    lines = _runtime().log_reads.ends(launch, limit // 2, limit - limit // 2, overwrite=terminal)
     return Response(stream_with_context(_begun(lines, attempt_ended(trial, attempt))), mimetype="text/plain")
 
 

@@ -50,6 +50,21 @@ def whole_of(name: str, text: str | None, default: int, low: int, high: int = MA
     return number
 
 
+FLAGS = {"0": False, "false": False, "1": True, "true": True}
+"""What a yes-or-no parameter takes."""
+
+
+def flag(name: str) -> bool:
+    """The yes-or-no ``name`` parameter (:data:`FLAGS`), False when it is absent; another value
+    is refused, naming it, not taken as either."""
+    text = one_value(name)
+    if text is None:
+        return False
+    if text not in FLAGS:
+        raise MalformedRequest(f"{name}: expected true or 1 (yes), false or 0 (no), got {text!r:.40}")
+    return FLAGS[text]
+
+
 def only(*names: str) -> None:
     """``MalformedRequest`` naming a query parameter the route does not take (one of ``names``
     is all it takes): a parameter ignored, a misspelt ``attempt`` say, would make a wrong answer

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import zip_longest
 from typing import Any
 
+from functions.adapters.web import table_labels
 from functions.adapters.web.query import every_value, one_value, whole_of
 from functions.core import pbt
 from functions.core.errors import MalformedRequest
@@ -36,7 +38,8 @@ NO_FIELD = "field: a range has a bound but no field: pick the field it bounds"
 beyond the ``field`` values given), which would filter nothing: the table and its export would
 list every trial as if filtered."""
 TABLE_ARGUMENTS = ("state", "field", "min", "max", "sort", "desc", "page", "size", "row")
-"""What the trial table's page, its fragment and its CSV export take. ``row`` (from 1) starts a
+"""What the trial table's page, its fragment and its CSV export take, besides a categorical
+parameter's values (``param:<name>``, repeatable: :mod:`.table_labels`). ``row`` (from 1) starts a
 page at that row instead of at its ``page``: where a page was cut short by its bytes, its next
 page starts at the first row it left out."""
 
@@ -79,10 +82,10 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` (or ``row``) and ``size``;
     ``MalformedRequest`` names a bad argument, or one the table does not take (a misspelt
     ``stat=FAIL`` would export every trial as if filtered)."""
-    unknown = sorted(set(args) - set(TABLE_ARGUMENTS))
+    unknown = sorted(name for name in set(args) - set(TABLE_ARGUMENTS) if not name.startswith("param:"))
     if unknown:
         raise MalformedRequest(f"{unknown[0]:.40}: not an argument of the trial table, which takes "
-                               f"{', '.join(TABLE_ARGUMENTS)}")
+                               f"{', '.join(TABLE_ARGUMENTS)} and param:<name> (a categorical parameter's values)")
     known = fields(spec)
     states = tuple(s for s in every_value("state", args) if s)
     unknown = [s for s in states if s not in STATES]
@@ -92,12 +95,16 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     if sort not in known:
         raise MalformedRequest(_unknown_field("sort", sort, _all_fields(spec)))
     ranges = _ranges(spec, args, known)
+    labels = table_labels.labels(spec, args)
+    if len(ranges) + len(labels) > RANGED_FIELDS:
+        raise MalformedRequest(f"field: expected ranges and values on at most {RANGED_FIELDS} fields at once, got "
+                               f"{len(ranges) + len(labels)} (a field's several ranges count once)")
     size = page_size(one_value("size", args) or "50")
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
     row = whole_of("row", one_value("row", args) or None, (page - 1) * size + 1, 1, LARGEST_OFFSET)
     descending = _descending(one_value("desc", args) or "")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=descending,
-                      offset=row - 1 if paged else 0, limit=size if paged else None)
+                      offset=row - 1 if paged else 0, limit=size if paged else None, labels=labels)
 
 
 def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple[str, float | None, float | None]]:
@@ -115,8 +122,8 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
         raise MalformedRequest(NO_FIELD)
     for index, field in enumerate(given):
         named = f"of {titles.get(field, field)}" if field else "of a range with no field"
-        low = _number(lows[index] if index < len(lows) else "", f"min {named}")
-        high = _number(highs[index] if index < len(highs) else "", f"max {named}")
+        low = bound(lows[index] if index < len(lows) else "", f"min {named}", field)
+        high = bound(highs[index] if index < len(highs) else "", f"max {named}", field)
         if not field and (low is not None or high is not None):
             raise MalformedRequest(NO_FIELD)
         if field and (low is not None or high is not None):
@@ -124,7 +131,8 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
                 raise MalformedRequest(_unknown_field("field", field, [f for f in _all_fields(spec) if f not in labels]))
             if field in labels:
                 raise MalformedRequest(f"field: {field!r} takes labels, not numbers, so it has no min/max range: "
-                                       "expected a metric, a time, or a parameter that is not categorical")
+                                       "expected a metric, a time, or a parameter that is not categorical "
+                                       "(param:<name>=<value> keeps a categorical parameter's values)")
             bounds[field] = _tightest(bounds.get(field, (None, None)), low, high)
     if len(bounds) > RANGED_FIELDS:
         raise MalformedRequest(f"field: expected ranges on at most {RANGED_FIELDS} fields at once, got {len(bounds)} "
@@ -170,19 +178,52 @@ def typed_ranges(args: Mapping[str, str]) -> list[tuple[str, str, str]]:
     return [triple for triple in typed if any(text.strip() for text in triple)]
 
 
-def is_bound(text: str) -> bool:
-    """Whether ``text`` is a bound a range takes: blank (none), or a finite number."""
+def is_bound(text: str, field: str = "") -> bool:
+    """Whether ``text`` is a bound a range of ``field`` takes: blank (none), or a finite number
+    (for the duration, one with units too: :func:`bound`)."""
     try:
-        _number(text, "bound")
+        bound(text, "bound", field)
     except MalformedRequest:
         return False
     return True
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600}
+"""The units a duration's bound may be written in, in seconds."""
+_SPAN = re.compile(r"(?:\s*(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*[smh])+\s*")
+_SPAN_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smh])")
+
+
+def bound(given: str, name: str, field: str) -> float | None:
+    """A range's bound of ``field`` (None when blank): a finite number, in the field's unit; the
+    duration's, in seconds, may also be written with units, as the table writes durations
+    (``90s``, ``5m``, ``1.5h``, ``1h 30m``, ``1m 05s``). ``MalformedRequest`` naming ``name``
+    otherwise."""
+    text = given.strip()
+    if field != "duration" or not text or not _SPAN.fullmatch(text):
+        try:
+            return _number(given, name)
+        except MalformedRequest:
+            if field != "duration":
+                raise
+            raise MalformedRequest(f"{name}: expected seconds (90 or 90s), or minutes and hours (5m, 1.5h, "
+                                   f"1h 30m), got {text!r:.40}") from None
+    return float(sum(float(number) * UNITS[unit] for number, unit in _SPAN_PART.findall(text)))
 
 
 def exact(value: Any) -> str:
     """A number as it reads back to itself (a form's bound, applied again, is the same bound);
     text as it is."""
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+def bound_text(field: str, value: float | None) -> str:
+    """A range's bound as the form shows it again (:func:`exact`), the duration's with its unit,
+    in seconds (``300s``)."""
+    text = exact(value)
+    if field != "duration" or not text:
+        return text
+    return (text[:-2] if text.endswith(".0") else text) + "s"
 
 
 ORDERS = {"": False, "0": False, "false": False, "1": True, "true": True}

@@ -90,12 +90,17 @@ def study_paths() -> dict[str, Any]:
         "/studies/{name}/trials/{number}/logs": {
             "parameters": [_NAME, _NUMBER,
                            {"name": "attempt", "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+                           {"name": "terminal", "in": "query",
+                            "description": "true: the log as a terminal shows it, a line redrawn with carriage returns "
+                                           "(a progress bar) at its last state; false (the default): each carriage "
+                                           "return a line break, as metrics are read",
+                            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}}],
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
-                        "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1, or another parameter "
-                                     "was given"),
+                        "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1, terminal is not true, "
+                                     "false, 1 or 0, or another parameter was given"),
                         "404": error("no such study, trial or attempt, or the attempt ended and its log is gone "
                                      "(log_gone: its file removed, or its pods deleted)")}}},
     }

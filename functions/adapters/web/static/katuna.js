@@ -503,10 +503,21 @@ const katuna = (() => {
       const separator = log.querySelector(".attempt-separator");
       if (trimmed) log.prepend(note(separator ? separator.dataset.before : attempt, "earlier output"));
     };
+    // The service sends each chunk's lines as a terminal shows them (a progress bar redrawn with
+    // carriage returns at its last state); what a chunk cannot know is said with a "\r": one that
+    // begins it overwrites the line the page shows last, and one that ends it has the next text
+    // overwrite its last line, unless that text begins a new line. A lone "\r" erases nothing.
+    let back = false;
+    const write = (text) => {
+      const rest = text.endsWith("\r") ? text.slice(0, -1) : text;
+      if (rest.startsWith("\r") || (back && rest && !rest.startsWith("\n"))) eraseLine(log);
+      back = text.endsWith("\r") || (back && !rest);
+      log.append(rest.replace(/^\r/, ""));
+    };
     const show = (chunk) => {
       if (chunk.skipped) log.append(note(chunk.attempt, `${chunk.skipped} earlier bytes`));
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-      log.append(chunk.text);
+      write(chunk.text);
       offset = chunk.offset;
       trim();
       if (atBottom) log.scrollTop = log.scrollHeight;
@@ -573,9 +584,25 @@ const katuna = (() => {
     poll();
   }
 
+  // The text of the log's last line, the one the page shows unfinished, erased (from the page's
+  // last line break on): a carriage return has the text after it written over it.
+  function eraseLine(log) {
+    for (let node = log.lastChild; node && node.nodeType === Node.TEXT_NODE; node = log.lastChild) {
+      const end = node.data.lastIndexOf("\n");
+      if (end >= 0) {
+        node.data = node.data.slice(0, end + 1);
+        return;
+      }
+      node.remove();
+    }
+  }
+
   // The trial's state and reason as the log's answer gives them now: those of the attempt the
-  // page follows, and the notes of the runs lost before it, not those the page was opened with.
+  // page follows, and the notes of the runs lost before it, not those the page was opened with;
+  // how long it has run so far, while it runs.
   function showTrial(chunk) {
+    const elapsed = document.getElementById("trial-elapsed");
+    if (elapsed && chunk.elapsed !== null) elapsed.textContent = duration(chunk.elapsed);
     const state = document.getElementById("trial-state");
     if (state.textContent !== chunk.state) {
       state.textContent = chunk.state;

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
-from functions.adapters.web import paging, tables
+from functions.adapters.web import paging, table_labels, tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
@@ -19,7 +19,7 @@ from functions.adapters.web.ui._front import cut_short, json_size
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
-from functions.core.records import ACTIVE_STATES, StudyRecord, TrialQuery
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
 from functions.core.views import lost_runs, study_view, trial_view
 
@@ -69,10 +69,13 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     pages = max((total + size - 1) // size, 1)
     link = partial(_table_link, url_for("ui.trials", name=name), args)
     form = {"states": query.states, "sort": query.sort, "descending": query.descending, "size": str(query.limit),
-            "ranges": [(field, tables.exact(low), tables.exact(high)) for field, low, high in query.ranges]}
+            "ranges": [(field, tables.bound_text(field, low), tables.bound_text(field, high))
+                       for field, low, high in query.ranges],
+            "labels": {field: {table_labels.choice_text(value) for value in values} for field, values in query.labels}}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
             "page": query.offset // size + 1, "pages": pages, "columns": tables.columns(record.spec),
-            "states": tables.STATES, "sizes": tables.PAGE_SIZES, "cell": tables.cell, "summary": tables.summary,
+            "states": tables.STATES, "sizes": tables.PAGE_SIZES, "choices": table_labels.choices(record.spec), "cell": tables.cell, "summary": tables.summary,
+            "so_far": partial(elapsed, now=runtime().clock()),
             "link": link, "form": form, "cut": cut_short(size) if cut else None,
             "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),
             "to_next": _next(link, query.offset + len(rows), size, total),
@@ -101,15 +104,18 @@ def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
     a refused sort, kept in a hidden input, is not sent again by the next Apply."""
     return {"states": usable.getlist("state"), "sort": usable.get("sort") or "number",
             "descending": tables.ORDERS.get(usable.get("desc") or "", False), "size": usable.get("size") or "50",
-            "ranges": tables.typed_ranges(args)}
+            "ranges": tables.typed_ranges(args),
+            "labels": {name: set(usable.getlist(name)) for name in usable if name.startswith("param:")}}
 
 
 def _usable(spec: Study, args: MultiDict[str, str]) -> MultiDict[str, str]:
-    """``args`` without what the table refuses: each value of another argument (``state``,
-    ``sort``, ``desc``, ``size``, then ``page``, which counts in sizes) it refuses, keeping the
-    rest; each range it refuses on its own; every range, if it still refuses them."""
+    """``args`` without what the table refuses: each value of another argument (``state``, a
+    categorical parameter's values, ``sort``, ``desc``, ``size``, then ``page``, which counts in
+    sizes) it refuses, keeping the rest; each range it refuses on its own; every range, if it
+    still refuses them."""
     kept: list[tuple[str, str]] = []
-    for pair in ((key, value) for key in _OTHERS for value in args.getlist(key)):
+    labels = [key for key in args if key.startswith("param:")]
+    for pair in ((key, value) for key in (_OTHERS[0], *labels, *_OTHERS[1:]) for value in args.getlist(key)):
         if _takes(spec, [*kept, pair]):
             kept.append(pair)
     ranges = []
@@ -173,7 +179,13 @@ def trial(name: str, number: int):
     return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
                            lost=lost_runs(runtime().store(), found), observations=observations, reason=found.reason,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
-                           active=found.state in ACTIVE_STATES)
+                           active=found.state in ACTIVE_STATES, elapsed=elapsed(found, runtime().clock()))
+
+
+def elapsed(trial: TrialRecord, now: float) -> float | None:
+    """How long a running trial has run so far (None for one that does not run): its page and
+    its row in the trial table show it, as the duration it will have once it ends."""
+    return max(now - trial.started_at, 0.0) if trial.state == RUNNING and trial.started_at is not None else None
 
 
 @blueprint.get("/studies/<name>/trials/<trial:number>/log")
@@ -183,7 +195,11 @@ def trial_log(name: str, number: int):
     with the trial's state and reason as they are now (the page shows those of the attempt it
     follows, which a lost run replaces). ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes
     (``skipped`` says how many came before). Only that part of the log is read, however large it is.
-    ``gone`` says why an attempt that ended has no log (its file removed, its pods deleted), null otherwise."""
+    ``gone`` says why an attempt that ended has no log (its file removed, its pods deleted), null otherwise.
+    The text is as a terminal shows it (:func:`~functions.core.log_reads.as_text`): a page that
+    appends it overwrites its last line where the text begins with ``\\r``, and, where the
+    text ends with ``\\r``, with the text after it, unless that begins with a line break.
+    ``elapsed`` is how long the trial has run so far while it runs (null otherwise)."""
     record, found = find_trial(name, number)
     attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
@@ -196,4 +212,4 @@ def trial_log(name: str, number: int):
         gone = str(exc) if attempt_ended(found, attempt) else None
     return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
                    running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason),
-                   gone=gone)
+                   gone=gone, elapsed=elapsed(found, runtime().clock()))
