@@ -7,6 +7,7 @@ never ran."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,11 +206,21 @@ def test_a_log_offset_that_is_no_whole_number_from_minus_1_is_refused(client, fi
     assert answer.get_json()["message"].startswith("offset: expected a whole number from -1 to ")
 
 
-def test_a_missing_working_directory_is_named_as_what_kept_the_trial_from_starting(client, tmp_path: Path):
-    missing = tmp_path / "no-such-dir"
-    definition = study_definition(name="nowhere", maxTrials=1, parallelism=1)
-    definition["trialTemplate"]["workingDir"] = str(missing)
+def test_a_working_directory_gone_since_submission_is_named_as_what_kept_the_trial_from_starting(
+        client, tmp_path: Path):
+    """A folder missing at submission is refused then (``test_working_dir_at_submission``); one
+    removed while the study runs is what keeps its next trial from starting, said in its reason."""
+    folder, go = tmp_path / "work", tmp_path / "go"
+    folder.mkdir()
+    wait = f"import os, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)\nprint('loss=1')"
+    definition = study_definition(name="nowhere", maxTrials=2, parallelism=1)
+    definition["trialTemplate"].update(command=[sys.executable, "-c", wait, "${trialParameters.x}"],
+                                       workingDir=str(folder))
     assert client.post("/studies", json=definition).status_code == 201
-    _wait(client, "nowhere", lambda s: s["status"] == "failed")
-    trial = client.get("/studies/nowhere/trials").get_json()[0]
-    assert trial["reason"] == f'could not start: working directory "{missing}" cannot be entered: No such file or directory'
+    _wait(client, "nowhere", lambda s: s["counts"]["running"] == 1)
+    folder.rmdir()
+    go.touch()
+    _wait(client, "nowhere", lambda s: s["status"] in ("completed", "failed"))
+    first, second = client.get("/studies/nowhere/trials").get_json()
+    assert first["state"] == "COMPLETE"
+    assert second["reason"] == f'could not start: working directory "{folder}" cannot be entered: No such file or directory'
