@@ -5,6 +5,7 @@ exit code it gave, and its pod ends as its containers (or, where its kubelet end
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kube_standin.clock import SimulatedClock
@@ -16,6 +17,8 @@ from test_kube_standin import pods_of as live_pods
 from test_kube_standin_simulated import conditions, job, pods_of
 from test_kube_standin_simulated import static as on_simulated_clock
 from waiting import eventually
+
+from functions.core.file_collector import final_lines, wrap
 
 DEAF = Run(3600.0, term_seconds=None)
 """A container that ignores SIGTERM."""
@@ -186,3 +189,28 @@ def test_a_held_pod_deleted_fails_where_its_sidecar_exits_143_on_sigterm():
         assert (pod["status"]["phase"], codes) == ("Failed", {"trial": 0, "sql": 143})
     finally:
         kube.close()
+
+
+def test_katunas_metrics_file_wrapper_passes_sigterm_on_and_prints_the_files_last_line(cluster: KubeStub,
+                                                                                       tmp_path: Path):
+    """A File-collector trial whose pod is deleted: the wrapper passes SIGTERM on to the command,
+    whose handler writes a last metric and exits 0, then prints the whole file, that line included,
+    and exits with the command's 0."""
+    path = tmp_path / "metrics.log"
+    code = ("import signal, sys, time\n"
+            f"out = open({str(path)!r}, 'a'); out.write('loss=0.9\\n'); out.flush()\n"
+            "def stop(*_):\n    out.write('loss=0.7\\n'); out.close(); sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\nprint('ready', flush=True)\ntime.sleep(60)")
+    cluster.create_job("katuna", wrap(process_job("filed", code), "trial", str(path)))
+
+    def log() -> list[str]:
+        [pod] = live_pods(cluster, "filed") or [None]
+        return [] if pod is None else cluster.read_log("katuna", pod["metadata"]["name"], None)[1].decode().splitlines()
+    eventually(lambda: "ready" in log() and "katuna-metrics-file| loss=0.9" in log(), "the command runs")
+    [pod] = live_pods(cluster, "filed")
+    with cluster.lock:
+        run = cluster.kubelets.runs[pod["metadata"]["uid"]]  # its log, read to its end as it ends
+        cluster.delete_pod(pod)
+    eventually(lambda: pod["status"].get("phase") == "Succeeded", "the wrapper exits with the command's 0")
+    lines = [line.text for line in run.log.lines]
+    assert list(final_lines(lambda: lines)) == ["loss=0.9", "loss=0.7"], lines

@@ -181,6 +181,7 @@ class Kubelets(PodEnds, PodInits, PodStops):
                       "Completed" if code == 0 else "Error")
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
             run.disrupt_at = None
+            run.overtaken = run.process.poll() is not None
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             if run.cause in RESOURCES:

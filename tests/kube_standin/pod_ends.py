@@ -120,7 +120,8 @@ class PodEnds:
             self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
-            self._end(cluster, pod, run, "Failed", exit_code(run.process.wait() or 0), "Error", others=KILLED)
+            code = exit_code(run.process.wait() or 0)
+            self._end(cluster, pod, run, "Failed", code, "Completed" if code == 0 else "Error", others=KILLED)
         else:
             pod["status"]["phase"] = "Failed"
             self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()

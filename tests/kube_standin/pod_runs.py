@@ -66,6 +66,10 @@ class Run:
     stop_at: float | None = None
     """While its kubelet stops the pod's containers, when it kills those still running
     (:mod:`kube_standin.pod_stops`)."""
+    overtaken: bool = False
+    """Whether the container was found exited only after its disruption was due (a kubelet pass
+    late on a busy machine): it is taken as ended by the SIGTERM due first (143), as a process
+    that does not handle SIGTERM is, not as having run to its own end."""
     stop_failed: bool = False
     """Whether the pod so stopped fails whatever its containers exit with (its kubelet ends it)."""
     ended: dict | None = None

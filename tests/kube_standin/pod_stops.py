@@ -86,7 +86,7 @@ class PodStops:
             return
         if running:
             kill(process)
-        code = exit_code(process.wait() or 0)
+        code = 143 if run.overtaken else exit_code(process.wait() or 0)
         if run.process is None:
             self._init_stopped(cluster, pod, run, code)
             return
