@@ -99,6 +99,20 @@ def terminate(process: subprocess.Popen | SimulatedProcess) -> None:
         process.terminate()
 
 
+def exited(process: subprocess.Popen | SimulatedProcess) -> bool:
+    """Whether the container's main process has exited, reaped or not: :meth:`Container.note_exit`'s
+    thread, blocked in ``wait``, holds Popen's lock, so ``poll()`` says None for a process already
+    gone until that thread has taken its status."""
+    if process.poll() is not None:
+        return True
+    if not isinstance(process, subprocess.Popen):
+        return False
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def exit_code(returncode: int) -> int:
     """The exit code the runtime reports of a process that ended with ``returncode`` (as
     :class:`subprocess.Popen` gives it: minus the signal that ended it)."""

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from kube_standin import claims
 from kube_standin.clock import RealClock
-from kube_standin.containers import Processes, SimulatedContainers, exec_refusal, exit_code
+from kube_standin.containers import Processes, SimulatedContainers, exec_refusal, exit_code, exited
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
@@ -181,7 +181,7 @@ class Kubelets(PodEnds, PodInits, PodStops):
                       "Completed" if code == 0 else "Error")
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
             run.disrupt_at = None
-            run.overtaken = run.process.poll() is not None
+            run.overtaken = exited(run.process)
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             if run.cause in RESOURCES:
