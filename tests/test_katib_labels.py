@@ -17,6 +17,7 @@ from conftest import study_definition
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
@@ -98,7 +99,9 @@ def test_an_experiment_resources_labels_reach_its_trials_and_their_pods_not_its_
             "the Job has katuna's and Katib's labels alone"
         assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "katuna"
         assert not set(ANNOTATIONS) & set(job["metadata"].get("annotations") or {})
-    pods = [pod for (namespace, _), pod in kube.pods.items() if namespace == TEAM]
+    pods = eventually(lambda: (found := [pod for (namespace, _), pod in list(kube.pods.items())
+                                         if namespace == TEAM]) and len(found) == 2 and found,
+                      "the Job controller makes each Job's pod")
     assert sorted(pod["metadata"]["labels"][TRIAL_NAME_LABEL] for pod in pods) == [f"{NAME}-0", f"{NAME}-1"]
     for pod in pods:
         number = int(pod["metadata"]["labels"][TRIAL_NAME_LABEL].rsplit("-", 1)[1])
