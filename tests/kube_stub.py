@@ -40,6 +40,7 @@ from kube_standin.objects import AlreadyExists, generated_name, invalid, not_fou
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.pod_runs import image_id
+from kube_standin.pod_stops import grace_of
 from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, Request, kustomization_objects
 from kube_standin.server import KATUNA_USER, KINDS, handler
 from kube_standin.structural import Refused, admitted
@@ -105,8 +106,6 @@ class KubeStub(ApiServer, Workloads):
         self.on_log_read: Callable[[str, dict[str, str]], None] | None = None
         """Called with the pod and query of each read of a pod's log, before the API answers it."""
         self.resources: dict[tuple[str, str, str], dict] = {}
-        self.stop_seconds = 0.0
-        """How long a deleted pod's running container takes to exit (its grace period caps it)."""
         self.terminating: dict[tuple[str, str], float] = {}
         """Pods deleted while running, by (namespace, name): when their grace period ends."""
         self.gc_seconds = 0.0
@@ -497,23 +496,28 @@ class KubeStub(ApiServer, Workloads):
                     if (e["involvedObject"]["kind"], e["involvedObject"]["name"]) == (kind, name)]
 
     def delete_pod(self, pod: dict) -> None:
-        """Delete a pod: one whose container runs stays ``Terminating`` (its
-        ``deletionTimestamp`` set) while the container takes ``stop_seconds`` to exit, at most
-        the pod's ``terminationGracePeriodSeconds`` (30 unless set), after which the kubelet
-        kills it; then, or at once, the pod goes with its log. A Job's pod deleted by its
-        disruption (:data:`kube_standin.pod_ends.DELETING`) fails instead, and goes once its Job
-        controller has seen it (its tracking finalizer holds it until then)."""
+        """Delete a pod: one whose containers run stays ``Terminating`` (its ``deletionTimestamp``
+        set) while its kubelet stops them, SIGTERM then SIGKILL once its grace period
+        (``terminationGracePeriodSeconds``, 30 unless set) is over
+        (:meth:`~kube_standin.pod_stops.PodStops.terminate`); it ends as they exited, and goes
+        with its log; one with nothing running goes at once. One on a node whose kubelet is
+        unreachable stays ``Terminating`` until the kubelet is back, or the node gone. A Job's pod
+        deleted by its disruption (:data:`kube_standin.pod_ends.DELETING`) goes once its Job
+        controller has seen it end (its tracking finalizer holds it until then)."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         pod = self.pods.get(key)
         if pod is None:
             return
-        grace = min(self.stop_seconds, pod["spec"].get("terminationGracePeriodSeconds", 30))
-        if grace > 0 and pod["status"].get("phase") == "Running" and key not in self.terminating:
+        if key not in self.terminating and self.kubelets.stoppable(pod):
+            grace = grace_of(pod)
             self.terminating[key] = self.clock.monotonic() + grace
-            self.clock.wake_at(self.terminating[key])
             pod["metadata"].update(deletionTimestamp=rfc3339(self.clock.time() + grace),
                                    deletionGracePeriodSeconds=math.ceil(grace))
+            if pod["spec"].get("nodeName") not in self.unreachable:
+                self.kubelets.terminate(self, pod, grace)
             self.history.record("MODIFIED", "pods", pod)
+            return
+        if key in self.terminating and pod["status"].get("phase") not in ("Succeeded", "Failed"):
             return
         if pod["metadata"]["uid"] in self.kubelets.deleting:
             self.terminating.pop(key, None)
@@ -532,14 +536,16 @@ class KubeStub(ApiServer, Workloads):
             self.history.record("DELETED", "pods", pod)
 
     def _end_terminating(self) -> None:
-        """The kubelets' side of graceful deletion: a Terminating pod goes once its container
-        exited, or its grace period is over."""
-        now = self.clock.monotonic()
-        for key, until in list(self.terminating.items()):
+        """The API server's side of graceful deletion: a Terminating pod goes once its kubelet
+        ended it and its Job controller has seen it end (its tracking finalizer holds it until
+        then; one a disruption deleted goes by the pod GC: :meth:`delete_pod`)."""
+        for key in list(self.terminating):
             pod = self.pods.get(key)
-            if pod is None or until <= now or pod["status"].get("phase") != "Running":
-                self.delete_pod(pod) if pod is not None and pod["metadata"]["uid"] in self.kubelets.deleting \
-                    else self._remove_pod(key)
+            if pod is None:
+                self.terminating.pop(key, None)
+            elif pod["status"].get("phase") in ("Succeeded", "Failed") and pod["metadata"]["uid"] \
+                    not in self.kubelets.deleting and self.job_controller.seen(self, pod):
+                self._remove_pod(key)
 
     def modified(self, resource: str, obj: dict) -> None:
         self.history.record("MODIFIED", resource, obj)

@@ -202,9 +202,10 @@ class TestKubernetesExecutor(ExecutorContract):
         assert [(ns, policy) for ns, _, policy in kube.collection_deletes[before:]] == [("contract", "Background")]
         assert {name for ns, name in kube.jobs if ns == "contract" and name.startswith(first.study)} == {
             f"{first.study}-3"}
-        assert pods_of(kube, first.study) == {f"{first.study}-3"}
+        eventually(lambda: pods_of(kube, first.study) == {f"{first.study}-3"}, "the pods go once their containers stopped",
+                   timeout=ENDS_WITHIN)
         executor.stop(launches[3])
-        assert pods_of(kube, first.study) == set()
+        eventually(lambda: pods_of(kube, first.study) == set(), "its pod goes too", timeout=ENDS_WITHIN)
 
     def test_where_a_log_begins_is_read_when_its_first_bytes_cut_a_character(self, executor: KubernetesExecutor,
                                                                              tmp_path: Path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -217,8 +218,8 @@ def test_pods_shut_down_with_their_node_count_without_the_disruption_condition(k
             pod = running_pod(kube, "shutdown-0", count)
             assert executor.poll(launch) is None, "the trial may lose one pod"
             kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "TerminationByKubelet")
-        ended = executor.poll(launch)
-        assert ended is not None and (ended.data["outcome"], ended.data["disruptions"]) == ("preempted", 2)
+        ended = eventually(lambda: executor.poll(launch), "the second pod stopped by its kubelet")
+        assert (ended.data["outcome"], ended.data["disruptions"]) == ("preempted", 2)
         assert ended.data["message"] == (
             "its Job lost 2 pods (2 Terminated: Pod was terminated in response to imminent node shutdown.): "
             "the trial lost 2 runs, and trialTemplate.maxAttempts is 2")
@@ -381,3 +382,26 @@ def test_a_failed_init_container_is_the_trials_failure_and_a_node_shutdown_a_run
     own = pod_of("Failed", main={"terminated": {"exit_code": 3, "reason": "Error"}})
     assert exit_of([own, pod_of("Failed", main=lost)], "trial") == (3, "container trial exited with code 3 (Error)"), \
         "a later pod lost is no exit of the trial's"
+
+
+def test_a_pod_whose_containers_ended_after_its_deletion_was_asked_ran_to_no_end_of_its_own():
+    """A training operator deletes a master still running once a worker failed (or a person's
+    ``kubectl delete pod``): its kubelet's SIGTERM ends it with 143 (or 0, handled) while it is
+    still listed, ``Terminating``. That code is the deletion's, not the trial's; a pod deleted
+    once it had ended on its own ran to its own end."""
+    asked = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
+    for code in (143, 0, 137):
+        ended = {"terminated": {"exit_code": code, "reason": "Error" if code else "Completed",
+                                "finished_at": asked + timedelta(seconds=1)}}
+        deleted = pod_of("Failed", main=ended)
+        deleted.metadata.deletion_timestamp = asked + timedelta(seconds=30)
+        deleted.metadata.deletion_grace_period_seconds = 30
+        assert not ran(deleted), code
+    done = pod_of("Failed", main={"terminated": {"exit_code": 2, "reason": "Error",
+                                                 "finished_at": asked - timedelta(seconds=5)}})
+    done.metadata.deletion_timestamp = asked + timedelta(seconds=30)
+    done.metadata.deletion_grace_period_seconds = 30
+    assert ran(done) and exit_of([done], "trial")[0] == 2
+    stopping = pod_of("Running", main={"running": {}})
+    stopping.metadata.deletion_timestamp = asked + timedelta(seconds=30)
+    assert not ran(stopping)

@@ -891,7 +891,9 @@ def test_a_delete_with_a_body_takes_its_options_from_the_body_alone_and_a_job_or
         _, _, headers = batch.delete_namespaced_job_with_http_info(name, "katuna", body=body,
                                                                    propagation_policy="Background")
         warned[name] = headers.get("Warning")
-    assert not pods_of(static, "queried") and not pods_of(static, "background")
+    assert all(p["metadata"].get("deletionTimestamp") for p in pods_of(static, "queried") + pods_of(static, "background"))
+    eventually(lambda: not pods_of(static, "queried") and not pods_of(static, "background"),
+               "the deleted Jobs' pods go once their containers stopped")
     assert [p["metadata"]["ownerReferences"] for p in pods_of(static, "bodied")] == [[]], "orphaned"
     assert warned == {"queried": None, "background": None, "bodied": (
         '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to '

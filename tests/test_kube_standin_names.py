@@ -22,9 +22,10 @@ GRACE_SECONDS = 45
 
 
 def _behaviour(pod: dict) -> Run:
-    """The first workload's containers run for ten minutes; the second's print their loss in five seconds."""
+    """The first workload's containers run for ten minutes, deaf to SIGTERM; the second's print their loss in
+    five seconds."""
     if pod["metadata"]["labels"].get("run") == "first":
-        return Run(600.0, "loss=999\n")
+        return Run(600.0, "loss=999\n", term_seconds=None)
     return Run(5.0, "loss=3\n")
 
 
@@ -63,7 +64,6 @@ def _conditions(obj: dict) -> list[str]:
 def test_a_pod_whose_name_an_earlier_jobs_terminating_pod_holds_is_made_once_it_is_gone(simulated):
     kube, clock = simulated
     kube.install_operator("training-operator")
-    kube.stop_seconds = 600
     objects, core = client.CustomObjectsApi(api_client(kube.url)), client.CoreV1Api(api_client(kube.url))
 
     def job() -> dict:

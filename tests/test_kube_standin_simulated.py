@@ -241,11 +241,12 @@ def test_a_container_that_takes_its_nodes_memory_or_disk_is_evicted_and_replaced
         kube.close()
 
 
-@pytest.mark.parametrize(("resource", "limit", "reason"), [("memory", "1Gi", "OOMKilled"),
-                                                          ("ephemeral-storage", "1Gi", "Error")])
-def test_a_container_over_its_own_limit_fails_its_job(resource: str, limit: str, reason: str):
+@pytest.mark.parametrize(("resource", "limit", "code", "reason"), [("memory", "1Gi", 137, "OOMKilled"),
+                                                                  ("ephemeral-storage", "1Gi", 143, "Error")])
+def test_a_container_over_its_own_limit_fails_its_job(resource: str, limit: str, code: int, reason: str):
     """Over its memory limit the kernel kills the container; over its ephemeral-storage limit the
-    kubelet evicts the pod with no ``DisruptionTarget``: failures the Job counts, so it fails."""
+    kubelet evicts the pod with no ``DisruptionTarget`` (SIGTERM ends its container, 143):
+    failures the Job counts, so it fails."""
     clock = SimulatedClock()
     kube = static(clock)
     kube.exhaust = lambda job, index: (60.0, resource)
@@ -257,7 +258,7 @@ def test_a_container_over_its_own_limit_fails_its_job(resource: str, limit: str,
                                    kube.jobs[("katuna", "trial-0")]["status"].get("conditions", [])))
         [pod] = pods_of(kube, "trial-0")
         terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
-        assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 137, reason)
+        assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", code, reason)
         assert "DisruptionTarget" not in conditions(pod)
         if resource == "ephemeral-storage":
             assert (pod["status"]["reason"], pod["status"]["message"]) == (
@@ -306,7 +307,7 @@ def test_a_jobs_end_is_written_first_as_its_interim_condition_and_its_terminal_o
     follows once none is. A failed Job has no ``completionTime``."""
     clock = SimulatedClock()
     kube = static(clock, seconds=3600.0)
-    kube.stop_seconds = 20.0
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(3600.0, term_seconds=20.0))
     try:
         late, done = job("late", {}), job("done", {})
         late["spec"]["activeDeadlineSeconds"] = 60

@@ -204,19 +204,22 @@ def _held_end(worker: Worker, record: StudyRecord, other_than: Event | None = No
     return eventually(held, "the held end", timeout=60)
 
 
-def _delete_pod(cluster: Workers) -> None:
-    """``kubectl delete pod`` of the trial Job's one pod (gone at once: its containers stop at once)."""
+def _drain_pod(cluster: Workers) -> None:
+    """A drain of the trial Job's one pod (the Eviction API), whose proxy exits 143 on SIGTERM
+    (as Cloud SQL Auth Proxy v2 does unless told otherwise): the pod fails with its
+    ``DisruptionTarget`` condition, and its Job replaces it."""
+    cluster.kube.kubelets.sidecar_term_codes[PROXY["image"]] = 143
     with cluster.kube.lock:
         [pod] = [p for p in cluster.kube.pods.values()
                  if p["metadata"]["namespace"] == cluster.namespace and p["metadata"]["labels"]["job-name"] == "demo-0"]
-        cluster.kube.delete_pod(pod)
+        cluster.kube.kubelets.disrupt(cluster.kube, pod, "EvictionByEvictionAPI")
 
 
 def test_a_held_end_handled_once_its_pod_is_gone_changes_nothing_and_the_replacements_own_end_is_taken(
         kube: KubeStub, tmp_path: Path):
     """The trial's container prints ``loss=0.25`` and exits 0 while the proxy holds its pod: the
-    held end names that pod. The pod is deleted before the end is handled (``kubectl delete
-    pod``, a drain), and the Job replaces it, which runs the trial again. Handled late, that end
+    held end names that pod. The pod is drained before the end is handled, fails as its proxy
+    exits 143 on SIGTERM, and the Job replaces it, which runs the trial again. Handled late, that end
     no longer holds (the executor, asked again, reports no end, then the replacement's): it
     changes nothing, whenever it comes. Before, it was judged from whatever pods the Job had
     then: with no log yet, the output lost, the trial ran again as attempt 2 beside the old
@@ -234,7 +237,7 @@ def test_a_held_end_handled_once_its_pod_is_gone_changes_nothing_and_the_replace
     try:
         stale = _held_end(worker, record)
         assert stale.data["exitCode"] == 0 and stale.data["pod"], stale.data
-        _delete_pod(cluster)
+        _drain_pod(cluster)
         assert worker.deliver(replace(stale, id=str(uuid.uuid4()))) == [], "handled as the pod goes"
         eventually(second.exists, "the replacement runs the trial again", timeout=60)
         assert worker.deliver(stale) == [], "handled while the replacement runs"

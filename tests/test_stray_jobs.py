@@ -149,7 +149,7 @@ def test_a_pytorchjob_stored_after_its_study_ended_is_deleted_with_its_pods_at_t
         Dispatcher(deps).deliver(pool_check())
         assert _pytorchjob_of(kube, "late-torch") is None, "the tick deleted the workload nobody wants"
         assert ("late-torch", "demo-0", "Background") in kube.deleted, "with its pods"
-        assert _pods_of(kube, "late-torch") == []
+        eventually(lambda: _pods_of(kube, "late-torch") == [], "its pods go once their containers stopped")
     finally:
         deps.store.close()
 

@@ -22,6 +22,8 @@ IMAGE = "python:3.12"
 OBJECTIVE = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--epochs", "2"]
 DECOY = [sys.executable, "-c", "print('loss=999')"]
 IDLE = [sys.executable, "-c", "import time; time.sleep(600)"]
+DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+"""What starts a command that only SIGKILL ends: its pod stays Terminating for its grace period."""
 """A worker that waits, as a distributed job's idle workers do once the master is done."""
 EXECUTOR = "trial-argo-executor"
 """The account trial Workflows name, which Argo's executor needs to report each step."""
@@ -290,8 +292,7 @@ def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_
     containers take their grace period to stop), which hold the new trial's pod names. The
     operator makes the new pods once the old ones are gone; the trial reads its own master's
     metric, never the first run's."""
-    monkeypatch.setattr(kube, "stop_seconds", 60.0)
-    linger = [sys.executable, "-c", "import time; print('loss=999', flush=True); time.sleep(600)",
+    linger = [sys.executable, "-c", DEAF + "print('loss=999', flush=True); time.sleep(600)",
               "${trialParameters.x}"]
 
     def submit(master: list[str]) -> None:
@@ -339,8 +340,7 @@ def test_a_trainjob_study_submitted_again_while_the_first_ones_pods_terminate_re
     again under its name runs its new trial beside the first one's pod, Terminating still (its
     container takes its time to stop). The trial reads only its own pods, known by their owners,
     and never reports the first run's loss."""
-    monkeypatch.setattr(kube, "stop_seconds", 60.0)
-    linger = [sys.executable, "-c", "import time; print('loss=999', flush=True); time.sleep(600)",
+    linger = [sys.executable, "-c", DEAF + "print('loss=999', flush=True); time.sleep(600)",
               "${trialParameters.x}"]
 
     def submit(command: list[str]) -> None:

@@ -17,6 +17,8 @@ from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
 
+DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+"""What starts a command that only SIGKILL ends: its pod stays Terminating for its grace period."""
 PYTORCHJOB = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"},
               "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [
                   {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", "print('loss=1')"]}]}}},
@@ -83,7 +85,9 @@ def test_deleting_a_workload_deletes_its_pods_and_finishes_nothing_twice(cluster
     api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p",
                                         propagation_policy="Background")
     with cluster.lock:
-        assert not [k for k in cluster.pods if k[1].startswith("p-")]
+        assert all(p["metadata"].get("deletionTimestamp") for k, p in cluster.pods.items() if k[1].startswith("p-"))
+    eventually(lambda: not [k for k in list(cluster.pods) if k[1].startswith("p-")],
+               "its pods go once their containers stopped")
     with pytest.raises(ApiException) as caught:
         api.get_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p")
     assert caught.value.status == 404 and _message(caught.value) == 'pytorchjobs.kubeflow.org "p" not found'
@@ -341,7 +345,6 @@ def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_th
     from functions.core.launch import TrialLaunch
 
     cluster.install_operator("jobset")
-    cluster.stop_seconds = 60
     executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
 
     def launch(uid: str, code: str) -> TrialLaunch:
@@ -352,7 +355,7 @@ def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_th
         return TrialLaunch("sets", uid, 0, 1, "sets-0", [], {}, ".", timeout=None, trial_spec=spec,
                            primary_container="node")
 
-    earlier = launch("0123456789ab", "import time; print('loss=0', flush=True); time.sleep(600)")
+    earlier = launch("0123456789ab", DEAF + "print('loss=0', flush=True); time.sleep(600)")
     executor.launch(earlier)
     _await_printed(executor, earlier, "loss=0\n")
     executor.stop(earlier)
@@ -404,9 +407,8 @@ def test_the_pods_an_earlier_studys_trainjob_left_terminating_are_not_read_as_th
     from functions.core.cluster import Cluster
 
     cluster.install_operator("trainer")
-    cluster.stop_seconds = 60
     executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
-    earlier = _trainjob("0123456789ab", "import time; print('loss=999', flush=True); time.sleep(600)")
+    earlier = _trainjob("0123456789ab", DEAF + "print('loss=999', flush=True); time.sleep(600)")
     executor.launch(earlier)
     _await_printed(executor, earlier, "loss=999\n")
     executor.stop(earlier)
@@ -466,5 +468,5 @@ def test_the_operator_deletes_the_pods_a_jobs_clean_pod_policy_names_at_its_end(
             return any(c["type"] == "Succeeded" for c in found.get("status", {}).get("conditions", []))
 
     eventually(succeeded, "the PyTorchJob succeeded", timeout=20)
-    with cluster.lock:
-        assert {name for namespace, name in cluster.pods if namespace == "default"} == left
+    eventually(lambda: {name for namespace, name in list(cluster.pods) if namespace == "default"} == left,
+               "the pods it deletes go once their containers stopped")

@@ -216,7 +216,7 @@ def test_the_pods_an_attempt_lost_are_kept_though_each_is_deleted_once_its_job_s
     Each preempted pod is seen while it terminates (katuna looks as its Job changes) and is
     gone by the next look; the count is kept with the trial, and only grows."""
     simulated_kube.disrupt = lambda job, index: 600.0
-    simulated_kube.stop_seconds = 30.0
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(3600, term_seconds=None))
     store, deps, record, dispatcher = started(simulated_kube, tmp_path, "spot", image="python:3.12", maxAttempts=2)
     try:
         terminating(simulated_kube)

@@ -4,6 +4,7 @@ image it ran and how it exited. Why a pod cannot start is :mod:`kubernetes_unsta
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from functions.core.disruptions import Disruption
@@ -101,14 +102,32 @@ def disruption_of(pod: Any) -> Disruption | None:
 
 
 def ran(pod: Any) -> bool:
-    """Whether the pod ran to an end of its own (not disrupted): a container of it ended, so its
-    log holds the attempt's output, or an init container failed, which fails the pod before its
-    containers start (the trial's own failure, not a run lost)."""
-    if disrupted(pod):
+    """Whether the pod ran to an end of its own (not disrupted, nor ended by its deletion): a
+    container of it ended, so its log holds the attempt's output, or an init container failed,
+    which fails the pod before its containers start (the trial's own failure, not a run lost)."""
+    if disrupted(pod) or _ended_by_deletion(pod):
         return False
     status = pod.status
     return any(s.state is not None and s.state.terminated is not None for s in (status.container_statuses or [])) \
         or _failed_init(pod) is not None
+
+
+def _ended_by_deletion(pod: Any) -> bool:
+    """Whether the pod's containers ended after its deletion was asked: its kubelet stopped them
+    (SIGTERM, then SIGKILL past the grace period), as a training operator's cleanup deletes a
+    master still running once a worker failed, or a person's ``kubectl delete pod`` does; their
+    codes (143, 137, or 0 from a trial that handled SIGTERM) are the deletion's, not the trial's.
+    The deletion was asked at its ``deletionTimestamp`` less its ``deletionGracePeriodSeconds``;
+    a pod that had ended before (deleted once done) ran to its own end."""
+    metadata = pod.metadata
+    deleting = metadata.deletion_timestamp if metadata is not None else None
+    if deleting is None:
+        return False
+    asked = deleting - timedelta(seconds=metadata.deletion_grace_period_seconds or 0)
+    statuses = (pod.status.container_statuses or []) if pod.status else []
+    ends = [s.state.terminated.finished_at for s in statuses
+            if s.state is not None and s.state.terminated is not None and s.state.terminated.finished_at is not None]
+    return not ends or max(ends) >= asked
 
 
 def failed_on_its_own(pods: list[Any]) -> tuple[str, int | None] | None:

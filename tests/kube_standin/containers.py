@@ -6,8 +6,17 @@ uses) is the interpreter running the tests (:func:`image_interpreter`), with the
 
 :class:`SimulatedContainers` runs nothing: a ``behaviour`` given by whoever drives the
 simulated cluster says, from the pod, how long its container runs, what it prints and how it
-exits; the output reaches the log when the run ends (its timed pieces, at their moments), and a
-container killed before that leaves only the pieces printed by then.
+exits, and what it does on SIGTERM; the output reaches the log when the run ends (its timed
+pieces, at their moments), and a container killed before that leaves only the pieces printed by then.
+
+A container is stopped as a container runtime stops it (containerd's ``StopContainer``, as the
+kubelet's ``killContainer`` asks): SIGTERM to its main process alone (:func:`terminate`), then,
+once the grace period is over, SIGKILL to every process in it (:func:`kill`). Its exit code is
+the runtime's: a process ended by a signal exits ``128 +`` the signal (:func:`exit_code`: 143
+for SIGTERM, 137 for SIGKILL). A container's main process is its PID 1 on a node, which the
+kernel gives only the signals it handles: one that does not handle SIGTERM runs on there until
+its grace period is over. Here it is an ordinary process, which SIGTERM ends at once (as a
+command run under a shell, an init such as ``tini``, or katuna's metrics-file wrapper is ended).
 """
 
 from __future__ import annotations
@@ -79,6 +88,37 @@ def mounted(text: str, mounts: Mapping[str, Path]) -> str:
     return text
 
 
+def terminate(process: subprocess.Popen | SimulatedProcess) -> None:
+    """Send SIGTERM to the container's main process (not to its other processes: the runtime
+    signals the container's PID 1, which passes it on or not)."""
+    if isinstance(process, subprocess.Popen):
+        with contextlib.suppress(ProcessLookupError):
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+
+
+def exited(process: subprocess.Popen | SimulatedProcess) -> bool:
+    """Whether the container's main process has exited, reaped or not: :meth:`Container.note_exit`'s
+    thread, blocked in ``wait``, holds Popen's lock, so ``poll()`` says None for a process already
+    gone until that thread has taken its status."""
+    if process.poll() is not None:
+        return True
+    if not isinstance(process, subprocess.Popen):
+        return False
+    try:
+        return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def exit_code(returncode: int) -> int:
+    """The exit code the runtime reports of a process that ended with ``returncode`` (as
+    :class:`subprocess.Popen` gives it: minus the signal that ended it)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def kill(process: subprocess.Popen | SimulatedProcess) -> None:
     """Kill the container: every process in it, as the end of its PID namespace does on a node
     (a local container is a session of its own), and wait for its main process."""
@@ -99,12 +139,18 @@ def _argv(container: dict) -> list[str]:
 
 class Run(NamedTuple):
     """How a simulated container runs: for ``seconds``, printing each of ``pieces`` (seconds
-    after its start, text) at its moment and ``output`` at its end, exiting with ``code``."""
+    after its start, text) at its moment and ``output`` at its end, exiting with ``code``.
+    Sent SIGTERM, it ends ``term_seconds`` later (None: it ignores SIGTERM and runs on until its
+    end or SIGKILL), printing ``term_output`` then and exiting with ``term_code`` (by default
+    as SIGTERM ends a process that does not handle it, at once, 143)."""
 
     seconds: float
     output: str = ""
     code: int = 0
     pieces: tuple[tuple[float, str], ...] = ()
+    term_seconds: float | None = 0.0
+    term_output: str = ""
+    term_code: int = 143
 
 
 class SimulatedProcess:
@@ -117,6 +163,8 @@ class SimulatedProcess:
         self.ends_at = self.started_at + run.seconds
         self.returncode: int | None = None
         self.printed = 0
+        self.code, self.output = run.code, run.output
+        """How it exits, and what it prints then: its run's end's, or, sent SIGTERM, its handler's."""
         log.write_text("")
         clock.wake_at(self.ends_at)
         for after, _ in run.pieces:
@@ -124,14 +172,23 @@ class SimulatedProcess:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            now = self.clock.monotonic()
+            now = min(self.clock.monotonic(), self.ends_at)
             due = [text for after, text in takewhile(lambda p: self.started_at + p[0] <= now, self.run.pieces[self.printed:])]
             self.printed += len(due)
             ended = self.clock.monotonic() >= self.ends_at
             with self.log.open("a") as out:
-                out.write("".join(due) + (self.run.output if ended else ""))
-            self.returncode = self.run.code if ended else None
+                out.write("".join(due) + (self.output if ended else ""))
+            self.returncode = self.code if ended else None
         return self.returncode
+
+    def terminate(self) -> None:
+        """SIGTERM: the run ends as :attr:`Run.term_seconds` says, unless it ends earlier on its own."""
+        if self.poll() is not None or self.run.term_seconds is None:
+            return
+        ends_at = self.clock.monotonic() + self.run.term_seconds
+        if ends_at < self.ends_at:
+            self.ends_at, self.code, self.output = ends_at, self.run.term_code, self.run.term_output
+            self.clock.wake_at(ends_at)
 
     @property
     def exited_at(self) -> float | None:

@@ -7,7 +7,10 @@ registration. At the notice its pods are disrupted at once, and the VM stops ``n
 later (billed until then):
 
 * GKE gives 30 seconds: the kubelet's graceful node shutdown marks the node not ready ("node is
-  shutting down") and fails its pods with ``DisruptionTarget`` reason ``TerminationByKubelet``.
+  shutting down") and stops its pods, SIGTERM then SIGKILL, in the 15 seconds its shutdown grace
+  leaves ordinary pods (``shutdownGracePeriod`` 30 s less ``shutdownGracePeriodCriticalPods``
+  15 s), or their own ``terminationGracePeriodSeconds`` if shorter; it fails them with
+  ``DisruptionTarget`` reason ``TerminationByKubelet``.
   The VM is stopped, not deleted, so its Node stays, its kubelet unreachable (``Ready``
   ``Unknown``: the API server answers 500 to a read of a log there), with its failed pods, for
   ``unreachable_seconds`` (300: the managed instance group recreates the VM, and the taint
@@ -19,8 +22,9 @@ later (billed until then):
   their containers lost (``ContainerStatusUnknown``, :meth:`kube_standin.pod_ends.PodEnds.lose`)
   and no ``DisruptionTarget`` condition. The Node is Ready again, and billed again;
 * AWS gives two minutes: an EKS managed node group cordons and drains the node, its pods evicted
-  with ``DisruptionTarget`` reason ``EvictionByEvictionAPI``; the instance is terminated, and
-  the cloud's node controller deletes its Node at once.
+  with ``DisruptionTarget`` reason ``EvictionByEvictionAPI`` and stopped in their own grace
+  period; the instance is terminated, whatever still runs there with it, and the cloud's node
+  controller deletes its Node at once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Interruptions:
     notice_seconds: float
     drain: bool = False
     """The node is cordoned and drained (EKS); otherwise its kubelet shuts down (GKE)."""
+    shutdown_grace_seconds: float | None = None
+    """The grace period a kubelet shutting down gives a pod at most (GKE: 15 s); None: the pod's own."""
     unreachable_seconds: float = 0.0
     """How long a Node stays, its kubelet unreachable, once its VM stopped (0: it goes then)."""
     cut_short: bool = False
@@ -61,7 +67,8 @@ class Interruptions:
 
     @classmethod
     def gke(cls, per_hour: float, seed: int = 0, cut_short: bool = False) -> Interruptions:
-        return cls(per_hour, 30.0, drain=False, unreachable_seconds=300.0, cut_short=cut_short, seed=seed)
+        return cls(per_hour, 30.0, drain=False, shutdown_grace_seconds=15.0, unreachable_seconds=300.0,
+                   cut_short=cut_short, seed=seed)
 
     @classmethod
     def eks(cls, per_hour: float, seed: int = 0) -> Interruptions:
@@ -119,7 +126,7 @@ class Interruptions:
             _ready(cluster, node, "False", "KubeletNotReady", "node is shutting down")
         for pod in [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name]:
             if pod["status"].get("phase") not in TERMINATED:
-                cluster.kubelets.disrupt(cluster, pod, self._reason())
+                cluster.kubelets.disrupt(cluster, pod, self._reason(), self.shutdown_grace_seconds)
 
 
 def _spot(node: dict) -> bool:

@@ -8,7 +8,8 @@ failed: the real controller takes their tracking finalizer off first), it gets t
 ``Suspended`` condition (``JobSuspended``), and its deadline does not run. Resumed, the
 condition turns ``False`` (``JobResumed``) and the start time, with the deadline, starts again. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
 it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
-otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
+otherwise it counts; a deleted pod counts, and is replaced, once it failed, or at once without a
+``podFailurePolicy``: :func:`~kube_standin.pod_failures.failed`); more counted failures than ``backoffLimit`` fail the Job with
 ``BackoffLimitExceeded``. Ignored failures are not bounded: a Job whose every pod is disrupted
 makes pods for ever, as the real controller does, and its status counts none of them (a
 preempted pod, deleted once seen, leaves no trace of it). Pods are created by ``generateName`` as the
@@ -31,7 +32,7 @@ from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
 from kube_standin.job_policies import JOB_CONTROLLER
 from kube_standin.objects import snapshot
-from kube_standin.pod_failures import failure_action
+from kube_standin.pod_failures import failed, failure_action
 from kube_standin.scheduling import requests
 
 
@@ -141,8 +142,8 @@ class JobController:
         elif suspended:
             self._suspend(cluster, job, live, released)
         else:
-            made = self._replace(cluster, job, [p for p in pods if p["status"].get("phase") not in job_status.TERMINAL],
-                                 len(counted["succeeded"]))
+            made = self._replace(cluster, job, [p for p in pods if p["status"].get("phase") not in job_status.TERMINAL
+                                                and not failed(job, p)], len(counted["succeeded"]))
         kept = [p for p in owned if cluster.pods.get((p["metadata"]["namespace"], p["metadata"]["name"])) is p]
         job_status.write_counts(status, [*kept, *made], len(counted["succeeded"]), len(counted["failed"]))
         if ended is not None:
@@ -155,10 +156,10 @@ class JobController:
         message of a ``FailJob`` rule one matched, if one did."""
         fail_job = None
         for pod in pods:
-            if pod["status"].get("phase") == "Succeeded":
+            if pod["status"].get("phase") == "Succeeded" and pod["metadata"]["uid"] not in counted["failed"]:
                 self.tracked.add(pod["metadata"]["uid"])
                 counted["succeeded"].add(pod["metadata"]["uid"])
-            elif pod["status"].get("phase") == "Failed":
+            elif failed(job, pod) and pod["metadata"]["uid"] not in counted["succeeded"]:
                 self._failed(job["metadata"]["uid"], pod)
                 action, message = failure_action(job, pod)
                 if action != "Ignore":
@@ -230,10 +231,10 @@ class JobController:
         job_status.set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
 
     def seen(self, cluster, pod: dict) -> bool:
-        """Whether the terminated pod was seen by the controller of its Job, or has no Job to be
-        seen by: the real controller takes the tracking finalizer off a pod whose Job is gone
+        """Whether the terminated pod was seen by the controller of its Job, was released by it
+        (deleted as its Job was suspended), or has no Job to be seen by: the real controller takes the tracking finalizer off a pod whose Job is gone
         (``syncOrphanPod``), so a Job deleted before it counted the pod does not keep it."""
-        if pod["metadata"]["uid"] in self.tracked:
+        if pod["metadata"]["uid"] in self.tracked or any(pod["metadata"]["uid"] in r for r in self.released.values()):
             return True
         owners = {o.get("uid") for o in pod["metadata"].get("ownerReferences", []) if o.get("kind") == "Job"}
         return not any(job["metadata"]["uid"] in owners for job in cluster.jobs.values())
@@ -253,8 +254,9 @@ class JobController:
     def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> list[dict]:
         """Make pods up to the Job's parallelism (what is left of its completions; a Job without
         ``completions`` makes none once one of its pods succeeded), once the back-off after the last
-        failure has passed; the pods made. The ``active`` pods, terminating ones included, count:
-        under ``podReplacementPolicy: Failed`` a pod is replaced only once it has failed."""
+        failure has passed; the pods made. The ``active`` pods count, terminating ones included
+        under ``podReplacementPolicy: Failed``, where a pod is replaced only once it has failed
+        (:func:`~kube_standin.pod_failures.failed`)."""
         uid, spec = job["metadata"]["uid"], job["spec"]
         if self._backing_off(uid) or self._refused_lately(uid):
             return []

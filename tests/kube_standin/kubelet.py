@@ -13,13 +13,16 @@ one that must not run as root from an image that may, in ``CreateContainerConfig
 with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs). A pod's first container runs the command; any other is
-modelled as a sidecar that runs until it is killed, as an Istio proxy or a Vault agent does, so
+modelled as a sidecar that runs until it is stopped, as an Istio proxy or a Vault agent does, so
 the pod stays ``Running`` after the first one exits (statuses listed by container name, as the
 kubelet lists them). A pod's init containers run first, in their order
 (:mod:`kube_standin.pod_inits`); a native sidecar (an init container with ``restartPolicy:
 Always``) starts among them, runs beside the containers and is stopped once they have ended;
-then the pod ends. A disruption (a scenario's, or the node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
-(and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
+then the pod ends. A disruption (a scenario's, or the node going away) marks the pod with the
+``DisruptionTarget`` condition (and, when its kubelet ends it as its node shuts down,
+``status.reason`` ``Terminated``) and stops its containers as a kubelet does: SIGTERM, then
+SIGKILL once the grace period is over (:mod:`kube_standin.pod_stops`), or at once where the node
+is gone; so is a pod deleted. A
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
 kubelet kill it (:meth:`Kubelets.exhaust`).
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once,
@@ -36,7 +39,7 @@ from pathlib import Path
 
 from kube_standin import claims
 from kube_standin.clock import RealClock
-from kube_standin.containers import Processes, SimulatedContainers, exec_refusal
+from kube_standin.containers import Processes, SimulatedContainers, exec_refusal, exit_code, exited
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
@@ -44,6 +47,7 @@ from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.pod_ends import PodEnds
 from kube_standin.pod_inits import PodInits
 from kube_standin.pod_runs import RESOURCES, Run, container_status, set_condition, set_statuses
+from kube_standin.pod_stops import PodStops
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
 EPOCH = "1970-01-01T00:00:00Z"
@@ -54,7 +58,7 @@ a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a
 environment could not be made is tried again then."""
 
 
-class Kubelets(PodEnds, PodInits):
+class Kubelets(PodEnds, PodInits, PodStops):
     def __init__(self, disruption: Callable[[str, int], tuple[float, bool, str] | None],
                  clock: RealClock | None = None) -> None:
         self.clock = clock or RealClock()
@@ -69,6 +73,10 @@ class Kubelets(PodEnds, PodInits):
         self.image_users: dict[str, str] = {}
         """The ``USER`` of each image's config, as its registry serves it (``10001``, ``10001:10001``,
         ``app``); an image not listed names none and runs as root, as most do (``python``, ``ubuntu``)."""
+        self.sidecar_term_codes: dict[str, int] = {}
+        """The exit code a modelled sidecar of each image gives on SIGTERM (Cloud SQL Auth Proxy
+        v2 exits 143 unless told ``--exit-zero-on-sigterm``); one not listed exits 0, as an Istio
+        proxy or a Vault agent does (:mod:`kube_standin.pod_stops`)."""
         self.disruption_conditions = True
         """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
         disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
@@ -149,6 +157,8 @@ class Kubelets(PodEnds, PodInits):
             set_statuses(pod, {"waiting": {"reason": "PodInitializing" if initializing else "ContainerCreating"}},
                          ready=False)
             cluster.modified("pods", pod)
+        elif run.stop_at is not None:
+            self.stopping(cluster, pod, run)
         elif run.process is None:
             if self._initializing(cluster, pod, run):
                 return
@@ -166,11 +176,12 @@ class Kubelets(PodEnds, PodInits):
         elif run.ended is not None:
             return
         elif _exited_first(run):
-            code = run.process.returncode
+            code = exit_code(run.process.returncode)
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
                       "Completed" if code == 0 else "Error")
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
             run.disrupt_at = None
+            run.overtaken = exited(run.process)
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             if run.cause in RESOURCES:

@@ -1,13 +1,14 @@
 """How a pod's run ends on its kubelet (:class:`PodEnds`, of :class:`kube_standin.kubelet.Kubelets`):
 its container exits, is disrupted (a scenario's, or its node going away), runs short of memory
-or disk, or is killed; a pod deleted stops its container and loses its log; and the pod GC
-deletes terminated pods.
+or disk, or is killed (or stopped gracefully: :mod:`kube_standin.pod_stops`); a pod deleted
+stops its container and loses its log; and the pod GC deletes terminated pods.
 """
 
 from __future__ import annotations
 
-from kube_standin.containers import kill
+from kube_standin.containers import exit_code, kill
 from kube_standin.pod_runs import Run, set_condition, set_statuses
+from kube_standin.pod_stops import KILLED, STOPPED, grace_of
 
 DISRUPTION_MESSAGES = {
     "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
@@ -34,22 +35,30 @@ indicates an error")."""
 class PodEnds:
     """The ends of pods' runs, and the pod GC, for the kubelets' state."""
 
-    def disrupt(self, cluster, pod: dict, reason: str) -> None:
-        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition;
-        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too. One
-        disrupted by a controller that deletes it (:data:`DELETING`) is deleted: ``Terminating``
-        while its container stops (the cluster's ``stop_seconds``, at most its grace period),
-        then failed, and gone once its Job controller has seen it."""
+    def disrupt(self, cluster, pod: dict, reason: str, grace: float | None = None) -> None:
+        """Mark the pod with the ``DisruptionTarget`` condition and stop it; a pod its kubelet
+        ends (its node shutting down) says so in ``status.reason`` too, and its containers are
+        stopped by its kubelet in ``grace`` seconds (the node's shutdown grace for its pods, at
+        most the pod's own), the pod failed whatever they exit with. One disrupted by a controller
+        that deletes it (:data:`DELETING`) is deleted: ``Terminating`` while its containers stop
+        in its grace period (:mod:`kube_standin.pod_stops`), then ended as they exited, and gone
+        once its Job controller has seen it. Where its node is gone (no kubelet, no VM) its
+        containers are gone with it: the pod fails at once. A pod stopping for an earlier
+        disruption keeps that one's condition (the cluster autoscaler removes a node it drained
+        once its pods stopped: the stand-in removes it at once, and ends them then)."""
         message = DISRUPTION_MESSAGES.get(reason, reason)
-        if self.disruption_conditions:
+        marked = any(c["type"] == "DisruptionTarget" for c in pod["status"].get("conditions", []))
+        if self.disruption_conditions and not marked:
             set_condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, message)
         if reason in KUBELET_REASONS:
             pod["status"].update(reason=KUBELET_REASONS[reason], message=message)
+        if pod["spec"].get("nodeName") not in cluster.nodes:
+            self.kill(cluster, pod)
         if reason in DELETING:
             self.deleting.add(pod["metadata"]["uid"])
             cluster.delete_pod(pod)
-        else:
-            self.kill(cluster, pod)
+        elif pod["status"].get("phase") not in ("Succeeded", "Failed"):
+            self.terminate(cluster, pod, min(grace_of(pod), grace) if grace is not None else None, failed=True)
 
     def lose(self, cluster, pod: dict) -> None:
         """The pod's kubelet lost its containers: its node's VM stopped and came back under the
@@ -78,9 +87,11 @@ class PodEnds:
         """The pod's container uses more ``resource`` (one of :data:`kube_standin.pod_runs.RESOURCES`) than it may.
         Over its own memory limit, the kernel kills it (``OOMKilled``, 137); over its own
         ephemeral-storage limit, the kubelet evicts the pod with no condition: failures the Job
-        counts. With no limit it takes its node's, and the kubelet's node-pressure eviction fails
-        the pod ``Evicted`` with ``DisruptionTarget`` (``TerminationByKubelet``), which the Job's
-        ``podFailurePolicy`` may ignore: its replacement runs into the same pressure."""
+        counts. An eviction stops the pod as a hard eviction threshold does: with no grace
+        period but the runtime's minimum (:mod:`kube_standin.pod_stops`). With no limit it takes
+        its node's, and the kubelet's node-pressure eviction fails the pod ``Evicted`` with
+        ``DisruptionTarget`` (``TerminationByKubelet``), which the Job's ``podFailurePolicy`` may
+        ignore: its replacement runs into the same pressure."""
         container = pod["spec"]["containers"][0]
         resources = container.get("resources") or {}
         limit = resources.get("limits", {}).get(resource)
@@ -99,28 +110,33 @@ class PodEnds:
             if self.disruption_conditions:
                 set_condition(pod, "DisruptionTarget", "True", self.clock.stamp(), "TerminationByKubelet", message)
         pod["status"].update(reason="Evicted", message=message)
-        self.kill(cluster, pod)
+        self.terminate(cluster, pod, 0.0, failed=True)
 
     def kill(self, cluster, pod: dict) -> None:
-        """Kill the pod's containers (or the init container running), if they run, and fail the pod."""
+        """Kill the pod's containers (or the init container running), if they run, and fail the
+        pod: no SIGTERM first, as where their node is gone."""
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None:
             self.stop_init(run)
         if run is not None and run.process is not None:
             kill(run.process)
-            self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
+            code = exit_code(run.process.wait() or 0)
+            self._end(cluster, pod, run, "Failed", code, "Completed" if code == 0 else "Error", others=KILLED)
         else:
             pod["status"]["phase"] = "Failed"
             self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
             cluster.modified("pods", pod)
 
-    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str, killed: bool = False) -> None:
-        """The first container's end with ``code``, or with the pod's containers ``killed``. The
-        pod's other containers (sidecars: an Istio proxy, a Vault agent) run on after it, as a
-        kubelet runs them: the pod stays ``Running``, not ready, until they are killed with it
-        (it is deleted or disrupted), so its Job counts no end (kubernetes/kubernetes#73118).
-        With no other container, the pod ends in ``phase``; its native sidecars
-        (init containers with ``restartPolicy: Always``) are stopped then, exiting 0, or killed."""
+    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str,
+             others: dict | None = None) -> None:
+        """The first container's end with ``code``, or with the pod's other containers stopped
+        with it, ending as ``others`` says (:data:`~kube_standin.pod_stops.KILLED`,
+        :data:`~kube_standin.pod_stops.STOPPED`). Otherwise the pod's other containers (sidecars:
+        an Istio proxy, a Vault agent) run on after it, as a kubelet runs them: the pod stays
+        ``Running``, not ready, until they are stopped with it (it is deleted or disrupted), so
+        its Job counts no end (kubernetes/kubernetes#73118). With no other container, the pod
+        ends in ``phase``; its native sidecars (init containers with ``restartPolicy: Always``)
+        are stopped then, exiting 0, or as ``others`` says."""
         stamp = self.clock.stamp()
         if run.ended is None:
             key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -130,7 +146,7 @@ class PodEnds:
             run.ended = {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
                                         "finishedAt": stamp}}
         times = {"startedAt": run.started_at, "finishedAt": stamp}
-        if len(pod["spec"]["containers"]) > 1 and not killed:
+        if len(pod["spec"]["containers"]) > 1 and others is None:
             set_statuses(pod, run.ended, ready=True, others={"running": {"startedAt": run.started_at}})
             unready = f"containers with unready status: [{pod['spec']['containers'][0]['name']}]"
             for kind in ("ContainersReady", "Ready"):
@@ -138,9 +154,7 @@ class PodEnds:
             cluster.modified("pods", pod)
             return
         pod["status"]["phase"] = phase
-        set_statuses(pod, run.ended, ready=False,
-                     others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
-                             {"exitCode": 0, "reason": "Completed", **times}})
+        set_statuses(pod, run.ended, ready=False, others={"terminated": {**(others or STOPPED), **times}})
         for kind in ("ContainersReady", "Ready"):
             set_condition(pod, kind, "False", stamp, "PodCompleted")
         self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()

@@ -1,8 +1,21 @@
 """How the Job controller judges a failed pod by its Job's ``podFailurePolicy``
 (``matchPodFailurePolicy``, pkg/controller/job/pod_failure_policy.go): the first rule that
-matches it gives the action (``Count`` where none does)."""
+matches it gives the action (``Count`` where none does); and which pods count as failed
+(:func:`failed`)."""
 
 from __future__ import annotations
+
+
+def failed(job: dict, pod: dict) -> bool:
+    """Whether the Job controller counts ``pod`` as failed (``isPodFailed``, job_controller.go):
+    a ``Failed`` one, and under ``podReplacementPolicy: TerminatingOrFailed`` (the default of a
+    Job without ``podFailurePolicy``) one deleted and not ``Succeeded`` too, while it still
+    terminates: that Job counts it, and replaces it, at once."""
+    phase = pod["status"].get("phase")
+    spec = job["spec"]
+    default = "Failed" if spec.get("podFailurePolicy") is not None else "TerminatingOrFailed"
+    terminating = bool(pod["metadata"].get("deletionTimestamp")) and phase != "Succeeded"
+    return phase == "Failed" or (terminating and spec.get("podReplacementPolicy", default) == "TerminatingOrFailed")
 
 
 def failure_action(job: dict, pod: dict) -> tuple[str, str | None]:

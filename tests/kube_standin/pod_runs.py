@@ -63,6 +63,15 @@ class Run:
     """The logs of the init containers that ended, by name."""
     init_retry_at: float | None = None
     """When a failed init container is run again (``restartPolicy: OnFailure``)."""
+    stop_at: float | None = None
+    """While its kubelet stops the pod's containers, when it kills those still running
+    (:mod:`kube_standin.pod_stops`)."""
+    overtaken: bool = False
+    """Whether the container was found exited only after its disruption was due (a kubelet pass
+    late on a busy machine): it is taken as ended by the SIGTERM due first (143), as a process
+    that does not handle SIGTERM is, not as having run to its own end."""
+    stop_failed: bool = False
+    """Whether the pod so stopped fails whatever its containers exit with (its kubelet ends it)."""
     ended: dict | None = None
     """The first container's ``terminated`` state, once it ended while the pod's other
     containers run on (:meth:`kube_standin.pod_ends.PodEnds._end`)."""
