@@ -284,13 +284,10 @@ def delete(name: str, db: str | None) -> None:
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
-        on_claim = False
-        if settings.runs_jobs:
-            _deletable(name, store)
-            if store.stopping_trials(1, name):
-                _stop_marked(settings, name)
-            on_claim = _drop_on_claim(settings, _deletable(name, store))
         deletable = _deletable(name, store)
+        if settings.runs_jobs and store.stopping_trials(1, name):
+            _stop_marked(settings, name)
+        on_claim = settings.runs_jobs and _drop_on_claim(settings, deletable)
         checkpoints = local_checkpoints.dropped(settings.logs, deletable.log_folder, deletable.uid)
         with store.transaction():
             record = _deletable(name, store)
