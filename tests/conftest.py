@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from browser import MISSING, chromium_path
+from browser import MISSING, chromium, chromium_path
 from gke_stub import GkeStub
 from hypothesis import settings as hypothesis_settings
 from kube_standin.clock import SimulatedClock
@@ -306,6 +306,13 @@ def stored_cap(spec: Study) -> TrialCap:
     """The cap the stop rules get for ``spec`` stored under the default limits: its
     ``maxTrials``, as :func:`functions.core.trial_cap.study_cap` gives it to them."""
     return study_cap(StudyRecord(spec, {}, ".", "uid-1"), DEFAULTS)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the browser tests of one module (skipping them where it is missing)."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from browser import Console, chromium, screenshot
+from browser import Console, screenshot
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, Route, expect
@@ -66,12 +66,6 @@ def service(tmp_path_factory):
         running.wait_for(name)
     yield running
     running.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import json
 import sys
 
 import pytest
-from browser import chromium, screenshot
+from browser import screenshot
 from http_helpers import Service
 from playwright.sync_api import Browser, expect
 
@@ -48,12 +48,6 @@ def service(tmp_path_factory):
     running.wait_for("wide")
     yield running
     running.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 def long_trial(service: Service) -> int:

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 import yaml
-from browser import Console, chromium
+from browser import Console
 from conftest import study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, expect
@@ -21,12 +21,6 @@ from standin_server import StandInServer
 pytestmark = pytest.mark.browser
 
 TOKEN = "browser-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 class AttackPage:
