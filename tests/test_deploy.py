@@ -5,7 +5,8 @@ Knative's webhook refuses a Service using a pod field behind a feature flag that
 fields, so a test can hold the Service to the flags ``knative/knative-serving/`` ships.
 :func:`serving_webhook_problems` adds what the webhook refuses whatever the flags say: the
 environment variables, ports, mount paths and container name Serving reserves for itself, and
-(:mod:`knative_emulator.admission`) its rules for ports, probes, volumes and the template's annotations.
+(:mod:`knative_emulator.admission`) its rules for ports, probes, volumes and the template's annotations,
+and (:mod:`knative_emulator.pod_masks`) the field masks of volumes, mounts, env and resources.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 import yaml
 from doc_blocks import block
 from knative_emulator.admission import pod_problems, template_problems
+from knative_emulator.pod_masks import mask_problems
 
 from functions import reporter
 from functions.adapters.web.worker import Worker
@@ -71,7 +73,8 @@ GATED: dict[str, Callable[[dict], bool]] = {
     "kubernetes.podspec-volumes-mount-propagation": lambda spec: any(
         "mountPropagation" in mount for c in _containers(spec) for mount in c.get("volumeMounts", [])),
     "kubernetes.podspec-fieldref": lambda spec: any(
-        "fieldRef" in env.get("valueFrom", {}) for c in _containers(spec) for env in c.get("env", [])),
+        {"fieldRef", "resourceFieldRef"} & set(env.get("valueFrom", {})) for c in _containers(spec)
+        for env in c.get("env", [])),
     "kubernetes.containerspec-addcapabilities": lambda spec: any(
         c.get("securityContext", {}).get("capabilities", {}).get("add") for c in _containers(spec)),
 }
@@ -195,10 +198,10 @@ def _clean(mount_path: str) -> str:
 def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
     """What Serving's webhook refuses in a Service's pod ``spec`` under the feature ``flags`` (the
     ``config-features`` data): a gated field whose flag is off, a field Serving's masks never
-    take (fieldmask.go), and the names, ports and paths Serving reserves
-    (pkg/apis/serving/k8s_validation.go)."""
+    take (fieldmask.go; :func:`knative_emulator.pod_masks.mask_problems` for volumes, mounts, env
+    and resources), and the names, ports and paths Serving reserves (pkg/apis/serving/k8s_validation.go)."""
     problems = [f"{flag} is off" for flag in sorted(flags_needed(spec, flags)) if not flag_on(flags, flag)]
-    problems += _masked(spec)
+    problems += _masked(spec) + mask_problems(spec)
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     containers = spec.get("containers", [])
     for kind in ("containers", "initContainers"):
@@ -301,6 +304,13 @@ def _port(port: int) -> Callable[[dict], None]:
     return lambda spec: spec["containers"][0].update(ports=[{"containerPort": port}])
 
 
+def _volume_at(volume: dict, path: str) -> Callable[[dict], None]:
+    def change(spec: dict) -> None:
+        spec["volumes"].append(volume)
+        spec["containers"][0]["volumeMounts"].append({"name": volume["name"], "mountPath": path, "readOnly": True})
+    return change
+
+
 def _emptydir_at(path: str) -> Callable[[dict], None]:
     def change(spec: dict) -> None:
         spec["volumes"].append({"name": "scratch", "emptyDir": {}})
@@ -331,10 +341,36 @@ def _emptydir_at(path: str) -> Callable[[dict], None]:
      "containers[0].securityContext.appArmorProfile is not allowed"),
     (lambda spec: spec["containers"][0]["securityContext"].update(privileged=True),
      "containers[0].securityContext.privileged is not allowed (only false)"),
+    *((_volume_at({"name": "shared", kind: source}, "/shared"),
+       [f"volumes[2].{kind} is not allowed", "volumes[2]: expected exactly one volume kind Serving takes, got []"])
+      for kind, source in (("nfs", {"server": "nfs.example.org", "path": "/exports"}),
+                           ("downwardAPI", {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}),
+                           ("gitRepo", {"repository": "https://example.org/repo.git"}))),
+    (_volume_at({"name": "twice", "emptyDir": {}, "secret": {"secretName": "s"}}, "/twice"),
+     "volumes[2]: expected exactly one volume kind Serving takes, got ['emptyDir', 'secret']"),
+    (_volume_at({"name": "Scratch", "emptyDir": {}}, "/scratch"), "volumes[2].name: 'Scratch' is no DNS-1123 label"),
+    (_volume_at({"name": "scratch", "emptyDir": {"medium": "HugePages"}}, "/scratch"),
+     "volumes[2].emptyDir.medium: expected Memory or none, got 'HugePages'"),
+    (_volume_at({"name": "bundle", "projected": {"sources": [{"clusterTrustBundle": {"signerName": "x/y",
+                                                                                      "path": "ca.pem"}}]}}, "/bundle"),
+     ["volumes[2].projected.sources[0].clusterTrustBundle is not allowed",
+      "volumes[2].projected.sources[0]: expected exactly one projection Serving takes, got []"]),
+    (lambda spec: spec["containers"][0]["volumeMounts"][0].update(subPathExpr="$(POD_NAME)"),
+     "containers[0].volumeMounts[0].subPathExpr is not allowed"),
+    (lambda spec: spec["containers"][0]["volumeMounts"][1].update(readOnly=True, recursiveReadOnly="Enabled"),
+     "containers[0].volumeMounts[1].recursiveReadOnly is not allowed"),
+    (_add("env", {"name": "SEED", "valueFrom": {"fileKeyRef": {"volumeName": "tmp", "path": "seed.env",
+                                                               "key": "SEED"}}}),
+     "containers[0].env[2].valueFrom.fileKeyRef is not allowed"),
+    (_add("envFrom", {"prefix": "X_"}), "containers[0].envFrom[1]: expected exactly one of configMapRef, secretRef"),
+    (lambda spec: spec["containers"][0]["resources"].update(claims=[{"name": "gpu"}]),
+     "containers[0].resources.claims is not allowed"),
+    (_add("env", {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}),
+     "kubernetes.podspec-fieldref is off"),
 ])
 def test_the_webhook_check_refuses_what_servings_webhook_refuses(change, problem):
     shipped = yaml.safe_load(FEATURES.read_text())["data"]
-    assert serving_webhook_problems(_changed(change), shipped) == [problem]
+    assert serving_webhook_problems(_changed(change), shipped) == (problem if isinstance(problem, list) else [problem])
 
 
 def test_a_containers_mount_of_a_kind_serving_does_not_write_is_made_read_only_and_an_init_containers_refused():
