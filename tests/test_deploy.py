@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from doc_blocks import block
-from knative_emulator.admission import pod_problems, template_problems
+from knative_emulator.admission import pod_problems, service_problems, template_problems
 from knative_emulator.pod_masks import mask_problems
 
 from functions import reporter
@@ -404,6 +404,23 @@ def test_the_services_template_with_every_component_passes_servings_annotation_p
                  if doc["kind"] == "Service" and doc["apiVersion"].startswith("serving.knative.dev")]
     assert template_problems(service["spec"]["template"]) == []
     assert template_problems(_annotated()) == []
+    assert service_problems(service) == []
+
+
+@pytest.mark.parametrize(("annotations", "problem"), [
+    ({f"{SCALE}min-scale": "1"}, f"metadata.annotations.{SCALE}min-scale: autoscaling annotations must be put under "
+                                 "spec.template.metadata.annotations to work"),
+    ({"serving.knative.dev/rollout-duration": "90"}, "metadata.annotations.serving.knative.dev/rollout-duration: "
+     "expected a Go duration of whole seconds, not negative, such as 300s, got '90'"),
+    ({"serving.knative.dev/rollout-duration": "-5m"}, "metadata.annotations.serving.knative.dev/rollout-duration: "
+     "expected a Go duration of whole seconds, not negative, such as 300s, got '-5m'"),
+])
+def test_the_service_check_refuses_the_services_own_annotations_servings_webhook_refuses(annotations, problem):
+    [service] = documents("service.yaml")
+    service["metadata"].setdefault("annotations", {}).update(annotations)
+    assert service_problems(service) == [problem]
+    service["metadata"]["annotations"] = {"serving.knative.dev/rollout-duration": "5m"}
+    assert service_problems(service) == []
 
 
 @pytest.mark.parametrize(("annotations", "problem"), [

@@ -850,6 +850,14 @@ def test_the_services_address_is_refused_for_a_template_servings_webhook_refuses
         revision_limits(service)
 
 
+def test_the_services_address_is_refused_for_a_service_annotation_servings_webhook_refuses():
+    """An autoscaling annotation on the Service itself, where it would do nothing, is refused."""
+    service = copy.deepcopy(katuna_service(documents()))
+    service["metadata"].setdefault("annotations", {})["autoscaling.knative.dev/max-scale"] = "1"
+    with pytest.raises(ValueError, match="autoscaling annotations must be put under spec.template"):
+        revision_limits(service)
+
+
 def _functions() -> set[str]:
     return {doc["spec"]["subscriber"]["uri"].rsplit("/", 1)[1] for doc in manifests("Trigger")}
 

@@ -18,7 +18,10 @@ config-autoscaler and config-defaults, after its defaulting (revision_defaults.g
   with ``periodSeconds`` 0 (Knative's own aggressive probing) sets no ``timeoutSeconds`` nor
   ``failureThreshold``;
 - volumes (``ValidateVolumes``, ``validateVolumeMounts``): each mounted, each mount naming a
-  volume at an absolute path of its own.
+  volume at an absolute path of its own;
+- the Service's own annotations (service_validation.go, metadata_validation.go): no
+  ``autoscaling.knative.dev`` one (it works only on the template), and a ``rollout-duration``
+  a Go duration of whole seconds, not negative.
 """
 
 from __future__ import annotations
@@ -43,6 +46,26 @@ HANDLER_FIELDS = {"httpGet": {"host", "path", "scheme", "httpHeaders", "port"}, 
 """Each probe handler's fields Serving's masks take (``HTTPGetActionMask`` and the rest)."""
 _GO_DURATION = re.compile(r"^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+ROLLOUT_DURATION = "serving.knative.dev/rollout-duration"
+
+
+def service_problems(service: Mapping[str, Any]) -> list[str]:
+    """What the webhook refuses in a Service: its own annotations, then its template's."""
+    annotations = (service.get("metadata") or {}).get("annotations") or {}
+    problems = [f"metadata.annotations.{key}: autoscaling annotations must be put under "
+                "spec.template.metadata.annotations to work" for key in sorted(annotations) if key.startswith(AUTOSCALING)]
+    if annotations.get(ROLLOUT_DURATION) and not _whole_seconds(annotations[ROLLOUT_DURATION]):
+        problems.append(f"metadata.annotations.{ROLLOUT_DURATION}: expected a Go duration of whole seconds, not "
+                        f"negative, such as 300s, got {annotations[ROLLOUT_DURATION]!r}")
+    return problems + template_problems(service["spec"]["template"])
+
+
+def _whole_seconds(text: str) -> bool:
+    """Whether ``text`` is a Go duration of whole seconds, not negative (``900s``, ``15m``)."""
+    seconds = go_duration(text)
+    return seconds is not None and seconds >= 0 and seconds == round(seconds)
 
 
 def template_problems(template: Mapping[str, Any]) -> list[str]:
@@ -73,11 +96,9 @@ def annotation_problems(annotations: Mapping[str, str]) -> list[str]:
     if burst is not None and not _burst_capacity(burst):
         problems.append(f"{BURST}: expected a number not below 0, or -1 for no limit, got {burst!r}")
     deadline = annotations.get(PROGRESS_DEADLINE)
-    if deadline:
-        seconds = go_duration(deadline)
-        if seconds is None or seconds < 0 or seconds != round(seconds):
-            problems.append(f"{PROGRESS_DEADLINE}: expected a Go duration of whole seconds, not negative, "
-                            f"such as 900s, got {deadline!r}")
+    if deadline and not _whole_seconds(deadline):
+        problems.append(f"{PROGRESS_DEADLINE}: expected a Go duration of whole seconds, not negative, "
+                        f"such as 900s, got {deadline!r}")
     return problems
 
 

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .admission import BURST, template_problems
+from .admission import BURST, service_problems
 from .queue_proxy import Answer, Transport, UpstreamError
 from .readiness import PROBE_PERIOD, Readiness, readiness_probe
 
@@ -80,9 +80,9 @@ def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
     burst = (service["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(BURST)
     if burst != "-1":
         raise ValueError(f"{BURST}: only -1 is emulated (the activator in the path of every request), got {burst!r}")
-    problems = template_problems(service["spec"]["template"])
+    problems = service_problems(service)
     if problems:
-        raise ValueError(f"Serving's webhook refuses the template: {'; '.join(problems)}")
+        raise ValueError(f"Serving's webhook refuses the Service: {'; '.join(problems)}")
     return concurrency, float(timeout)
 
 
