@@ -281,6 +281,10 @@ class SqliteTrials(SqliteStudies):
         return sqlite_population.population_trials(self.db.conn, study, n_population)
 
     @reading
+    def newest_generation(self, study: str) -> tuple[int, int, int]:
+        return sqlite_population.newest_generation(self.db.conn, study)
+
+    @reading
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
         """Two columns of the completed trials, found through the (study, state) index: a tenth
         of the cost of reading whole trials, which a Pareto front of a large study would pay on

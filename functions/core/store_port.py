@@ -227,6 +227,10 @@ class Store(Protocol):
         ``n_population`` succeeded trials with the next one; its decision on them is its
         decision on all of the study's trials."""
 
+    def newest_generation(self, study: str) -> tuple[int, int, int]:
+        """The newest generation of the study's trials, its trials and those that completed,
+        counted in one statement (0, 0, 0 while no trial has a generation)."""
+
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed
         trials or their values (equal markers: the same :meth:`completed_values`)."""
