@@ -20,6 +20,7 @@ from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
+from functions.core.trial_order import TrialKey
 
 if TYPE_CHECKING:
     import optuna
@@ -212,6 +213,11 @@ class Store(Protocol):
     def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
         """Every trial that matches ``query``, in its order, read a page at a time: a whole
         export's cost is one sort, whatever the study's size."""
+
+    def keyed_trials(self, study: str, query: TrialQuery,
+                     after: TrialKey | None) -> Generator[tuple[TrialKey, TrialRecord], None, None]:
+        """Up to ``query.limit`` trials ``query`` matches, in its order, after the trial keyed
+        ``after`` (None: from the first), each with its key, read as they are taken."""
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         """Completed trials, best first by the first objective; none of a study not stored (one
