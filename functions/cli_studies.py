@@ -33,6 +33,7 @@ from functions.cli_common import (
     writing_output,
 )
 from functions.cli_output import front_title, print_study, studies_table
+from functions.cli_trial_filters import asked_listing, filter_options
 from functions.cli_trial_table import trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
@@ -48,7 +49,7 @@ from functions.core.records import (
     stop_reach,
 )
 from functions.core.resources import Origin
-from functions.core.store_port import trials_by_number
+from functions.core.trial_listing import listed_trials
 from functions.core.views import study_view, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -159,14 +160,17 @@ any study size, and no read is held open while the output waits on a slow reader
 @click.argument("name")
 @db_option
 @json_option
-@click.option("--after", type=click.IntRange(0, MAX_STORED_INT), default=None, metavar="NUMBER",
-              help="Only the trials numbered above NUMBER (the API's `after`).")
+@filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N trials.")
-def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: int | None) -> None:
-    """List the trials of a study by number: all of them, or a page with --after and --limit."""
+def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lows: tuple[tuple[str, str], ...],
+           highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], order: str | None, after: str | None,
+           limit: int | None) -> None:
+    """List the trials of a study by number (or --order), filtered as the API's listing is: all
+    of them, or a page with --after and --limit."""
     store, record = with_study(db, name)
     try:
-        rows = trials_by_number(store, name, TRIALS_READ, after, limit)
+        query, key = asked_listing(record.spec, states, lows, highs, labels, order, after)
+        rows = listed_trials(store, name, query, key, TRIALS_READ, limit)
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:

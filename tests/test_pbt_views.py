@@ -143,3 +143,22 @@ def test_the_csv_export_gives_a_pbt_studys_lineage(client):
     assert rows[0].startswith("number,state,generation,parent,loss,x,")
     assert rows[7].startswith("6,COMPLETE,1,3,")
     assert client.get("/ui/studies/drawn/trials.csv").text.startswith("number,state,loss,x,")
+
+
+def test_how_far_the_population_has_come_is_one_grouped_count(db: Path):
+    """A study's view, and each pbt study's in the studies' listing, counts its newest generation
+    in one statement, not a read of its newest trial and two counts."""
+    store = SqliteStore(db)
+    try:
+        record = store.get_study("population")
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        try:
+            view = population_view(store, record)
+        finally:
+            store.db.conn.set_trace_callback(None)
+        assert view == {"generation": 1, "trials": 3, "succeeded": 1, "size": 5}
+        reads = [sql for sql in statements if "FROM trials" in sql]
+        assert len(reads) == 1 and "GROUP BY generation" in reads[0], statements
+    finally:
+        store.close()

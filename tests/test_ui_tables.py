@@ -17,7 +17,7 @@ import pytest
 from conftest import TRIAL, study_definition
 
 from functions.adapters.web import create_app
-from functions.adapters.web.tables import RANGED_FIELDS
+from functions.core.trial_filters import RANGED_FIELDS
 from functions.runtime import Runtime
 from functions.settings import Settings
 

@@ -56,3 +56,12 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
                 f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [study, *args]))
     return [PopulationTrial(number, loads(params), generation, parent, state, loads(values))
             for number, params, generation, parent, state, values in (rows[n] for n in sorted(rows))]
+
+
+def newest_generation(conn: sqlite3.Connection, study: str) -> tuple[int, int, int]:
+    """The newest generation of ``study``'s trials, its trials and those of them that completed,
+    in one grouped count (0, 0, 0 before any trial has a generation)."""
+    row = conn.execute("SELECT generation, count(*), sum(state = ?) FROM trials WHERE study = ? "
+                       "AND generation IS NOT NULL GROUP BY generation ORDER BY generation DESC LIMIT 1",
+                       [COMPLETE, study]).fetchone()
+    return (0, 0, 0) if row is None else (row[0], row[1], row[2])

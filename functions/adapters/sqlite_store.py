@@ -13,9 +13,9 @@ from functions.adapters.sqlite_observations import SqliteObservations
 from functions.adapters.sqlite_pool_uses import SqlitePoolUses
 from functions.adapters.sqlite_service import SqliteServiceRecords
 from functions.adapters.sqlite_trial_logs import SqliteTrialLogs
-from functions.adapters.sqlite_trials import SqliteTrials
+from functions.adapters.sqlite_trial_pages import SqliteTrialPages
 
 
-class SqliteStore(SqliteTrials, SqliteTrialLogs, SqliteObservations, SqliteKeptTails, SqliteServiceRecords,
+class SqliteStore(SqliteTrialPages, SqliteTrialLogs, SqliteObservations, SqliteKeptTails, SqliteServiceRecords,
                   SqlitePoolUses):
     """Implements :class:`functions.core.store_port.Store`. Use one instance per thread."""

@@ -86,3 +86,30 @@ def where_and_order(study: str, spec: Study, query: TrialQuery) -> tuple[str, li
         return " AND ".join(where), args, f"number {direction}", []
     order = f"({expression}) IS NULL, {expression} {direction}, number {direction}"
     return " AND ".join(where), args, order, [*sort_args, *sort_args]
+
+
+KEY_COLUMN = "katuna_order_key"
+"""The column of a keyed page's statement that holds each trial's value of the order's field."""
+
+
+def keyed_page(study: str, spec: Study, query: TrialQuery, after: tuple[Any, int] | None) -> tuple[str, list[Any]]:
+    """The statement (with its arguments) that reads up to ``query.limit`` of the trials of
+    ``study`` that ``query`` matches, in its order, after the trial keyed ``after`` (its value
+    of the order's field and its number; None: from the first), each with that value in
+    :data:`KEY_COLUMN` for the key of the page after it. The trials without a value come last,
+    as :func:`where_and_order` orders them, so a key without one (None) goes on among them."""
+    condition, args, order, order_args = where_and_order(study, spec, query)
+    expression, field_args = _trial_field(query.sort, spec)
+    if after is not None:
+        value, number = after
+        later = "<" if query.descending else ">"
+        if query.sort == "number":
+            condition, args = f"{condition} AND number {later} ?", [*args, number]
+        elif value is None:
+            condition, args = f"{condition} AND ({expression}) IS NULL AND number {later} ?", [*args, *field_args, number]
+        else:
+            condition += (f" AND (({expression}) IS NULL OR {expression} {later} ? "
+                          f"OR ({expression} = ? AND number {later} ?))")
+            args += [*field_args, *field_args, value, *field_args, value, number]
+    sql = f"SELECT *, {expression} AS {KEY_COLUMN} FROM trials WHERE {condition} ORDER BY {order} LIMIT ?"
+    return sql, [*field_args, *args, *order_args, query.limit]

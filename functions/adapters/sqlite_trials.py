@@ -18,7 +18,6 @@ from functions.adapters import sqlite_population
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
-from functions.adapters.sqlite_trial_queries import where_and_order
 from functions.core.errors import StudyNotFound
 from functions.core.records import (
     COMPLETE,
@@ -28,7 +27,6 @@ from functions.core.records import (
     STUDY_RUNNING,
     Census,
     Counts,
-    TrialQuery,
     TrialRecord,
 )
 from functions.core.spec import MINIMIZE
@@ -196,43 +194,10 @@ class SqliteTrials(SqliteStudies):
             "SELECT * FROM trials WHERE study = ? AND number > ? ORDER BY number LIMIT ?",
             [study, -1 if after is None else after, limit]))
 
-    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
-        """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
-        total, sql, args = self._query(study, query)
-        return [self._trial(row) for row in self._rows(sql, args)], total
-
-    def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
-        """As :meth:`query_trials`, the page's rows read one at a time, as the dashboard's trial
-        table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
-        total, sql, args = self._query(study, query)
-        return total, self._trials_of(self._lazy_rows(sql, args))
-
-    def _query(self, study: str, query: TrialQuery) -> tuple[int, str, list[Any]]:
-        """The count of the trials ``query`` matches, and the statement (with its arguments)
-        that reads its page of them."""
-        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
-        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
-        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
-        if query.limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            page_args += [query.limit, query.offset]
-        return total, sql, page_args
-
     def _trials_of(self, rows: Generator[dict[str, Any], None, None]) -> Generator[TrialRecord, None, None]:
         with closing(rows):
             for row in rows:
                 yield self._trial(row)
-
-    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
-        """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left
-        aside), read ``page`` at a time: the numbers of them all come from one sorted query, then
-        their rows by number. So a whole export costs one sort and memory for the numbers alone,
-        where pages at growing offsets sorted the study again for each, quadratic in its size."""
-        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
-        numbers = [row[0] for row in self.db.execute(f"SELECT number FROM trials WHERE {condition} ORDER BY {order}",
-                                                     [*args, *order_args])]
-        for start in range(0, len(numbers), page):
-            yield from self.numbered_trials(study, numbers[start:start + page])
 
     @reading
     def count_trials(self, study: str) -> Counts:
@@ -279,6 +244,10 @@ class SqliteTrials(SqliteStudies):
     @reading
     def population_trials(self, study: str, n_population: int) -> list[PopulationTrial]:
         return sqlite_population.population_trials(self.db.conn, study, n_population)
+
+    @reading
+    def newest_generation(self, study: str) -> tuple[int, int, int]:
+        return sqlite_population.newest_generation(self.db.conn, study)
 
     @reading
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:

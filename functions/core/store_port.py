@@ -20,6 +20,7 @@ from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
+from functions.core.trial_order import TrialKey
 
 if TYPE_CHECKING:
     import optuna
@@ -213,6 +214,11 @@ class Store(Protocol):
         """Every trial that matches ``query``, in its order, read a page at a time: a whole
         export's cost is one sort, whatever the study's size."""
 
+    def keyed_trials(self, study: str, query: TrialQuery,
+                     after: TrialKey | None) -> Generator[tuple[TrialKey, TrialRecord], None, None]:
+        """Up to ``query.limit`` trials ``query`` matches, in its order, after the trial keyed
+        ``after`` (None: from the first), each with its key, read as they are taken."""
+
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         """Completed trials, best first by the first objective; none of a study not stored (one
         another process deleted), as it has no trials to count."""
@@ -226,6 +232,10 @@ class Store(Protocol):
         later trials of its generation and parent, and the newest generation with
         ``n_population`` succeeded trials with the next one; its decision on them is its
         decision on all of the study's trials."""
+
+    def newest_generation(self, study: str) -> tuple[int, int, int]:
+        """The newest generation of the study's trials, its trials and those that completed,
+        counted in one statement (0, 0, 0 while no trial has a generation)."""
 
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed

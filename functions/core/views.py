@@ -8,7 +8,7 @@ from typing import Any
 
 from functions.core import pbt
 from functions.core.pareto import best_trials, front_sample
-from functions.core.records import COMPLETE, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
 from functions.core.store_port import Store
@@ -92,15 +92,11 @@ def warm_start_view(record: StudyRecord) -> dict[str, Any] | None:
 def population_view(store: Store, record: StudyRecord) -> dict[str, int] | None:
     """How far a study of population-based training has come: its newest ``generation``, the
     ``trials`` asked for in it, how many ``succeeded``, and the ``size`` (``n_population``)
-    whose successes start the next; None for another algorithm. Counted by the store (one trial
-    read, to find the newest generation), so no trial's parameters or metrics are read."""
+    whose successes start the next; None for another algorithm. Counted by the store in one
+    statement, so no trial is read."""
     if record.spec.algorithm.name != pbt.NAME:
         return None
-    newest, _ = store.query_trials(record.name, TrialQuery(sort="generation", descending=True, limit=1))
-    generation = (newest[0].generation or 0) if newest else 0
-    within = (("generation", float(generation), float(generation)),)
-    _, asked = store.query_trials(record.name, TrialQuery(ranges=within, limit=0))
-    _, succeeded = store.query_trials(record.name, TrialQuery(states=(COMPLETE,), ranges=within, limit=0))
+    generation, asked, succeeded = store.newest_generation(record.name)
     size = pbt.settings_of(dict(record.spec.algorithm.settings)).n_population
     return {"generation": generation, "trials": asked, "succeeded": succeeded, "size": size}
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from itertools import chain
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from werkzeug.exceptions import BadRequest
@@ -22,6 +23,8 @@ from functions.core.pareto import best_after
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
 from functions.core.template_sources import load
+from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing
+from functions.core.trial_order import TrialKey, key_text
 from functions.core.views import lost_runs, study_view, trial_view
 
 blueprint = Blueprint("api", __name__)
@@ -127,17 +130,34 @@ MAX_TRIALS_PAGE = 10_000
 """The largest ``limit`` of that listing; a page is also cut at :data:`paging.PAGE_BYTES`."""
 
 
+LISTING_PARAMETERS = (paging.LIMIT, *LISTING_ARGUMENTS)
+"""What ``GET /studies/{name}/trials`` takes, besides a categorical parameter's values."""
+
+
 @blueprint.get("/studies/<name>/trials")
 @takes.query
 def list_trials(name: str):
-    """The study's trials by number, a page at a time (:mod:`.paging`): ``limit`` of them after
-    trial ``after``, and a ``Link`` to the next page while more follow."""
-    limit, after = paging.page_request("after", TRIALS_PAGE, MAX_TRIALS_PAGE)
+    """The study's trials, a page at a time (:mod:`.paging`): ``limit`` of them after the trial
+    keyed ``after``, and a ``Link`` to the next page while more follow. Filtered and ordered as
+    :mod:`functions.core.trial_listing` reads the request (by number when no ``order`` is
+    asked), all in SQL; the next link keeps the filters and the order."""
+    unknown = sorted(key for key in set(request.args) - set(LISTING_PARAMETERS) if not key.startswith("param:"))
+    if unknown:
+        raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this listing, which takes "
+                               f"{', '.join(LISTING_PARAMETERS)} and param:<name> (a categorical parameter's values)")
+    limit = query.whole_number(paging.LIMIT, TRIALS_PAGE, 1, MAX_TRIALS_PAGE)
     store = _runtime().store()
-    store.get_study(name)
-    trials = ((t.number, t) for t in store.trials_after(name, after, limit + 1))
-    return paging.page(trials, limit, lambda last: url_for("api.list_trials", name=name, limit=limit, after=last),
-                       trial_view)
+    asked, after = parse_listing(store.get_study(name).spec, request.args)
+    trials = store.keyed_trials(name, replace(asked, limit=limit + 1), after)
+    return paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort), trial_view)
+
+
+def _next_trials(name: str, limit: int, field: str, key: TrialKey) -> str:
+    """The path of the page of the listing after the trial keyed ``key``: the same filters and
+    order, its ``limit`` written out, and its ``after``."""
+    kept = [(arg, value) for arg, value in request.args.items(multi=True) if arg not in (paging.LIMIT, "after")]
+    pairs = [(paging.LIMIT, str(limit)), *kept, ("after", key_text(field, key))]
+    return url_for("api.list_trials", name=name) + "?" + urlencode(pairs)
 
 
 @blueprint.get("/studies/<name>/best")

@@ -5,21 +5,14 @@ given twice, so a wrong value would be answered as if it were right. Here a wron
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from flask import request
 
 from functions.core.errors import MalformedRequest, StudyNotFound
 from functions.core.events import MAX_STORED_INT
+from functions.core.query_args import one_of, whole, whole_of
 from functions.core.records import ACTIVE_STATES, TrialRecord
-
-_WHOLE = re.compile(r"-?[0-9]{1,19}")
-"""At most 19 digits: no stored number has more, and no longer text is read."""
-
-
-def _whole(text: str) -> int | None:
-    return int(text) if _WHOLE.fullmatch(text) else None
 
 
 def whole_number(name: str, default: int, low: int, high: int = MAX_STORED_INT) -> int:
@@ -32,22 +25,7 @@ def one_value(name: str, args: Mapping[str, str] | None = None) -> str | None:
     """The ``name`` parameter of ``args`` (the request's by default), None when it is absent;
     ``MalformedRequest`` when it is given more than once, as which one the client meant is not
     for the service to guess (``limit=1&limit=2``)."""
-    values = every_value(name, request.args if args is None else args)
-    if len(values) > 1:
-        raise MalformedRequest(f"{name}: given {len(values)} times; expected it once")
-    return values[0] if values else None
-
-
-def whole_of(name: str, text: str | None, default: int, low: int, high: int = MAX_STORED_INT) -> int:
-    """``text``, parameter ``name``'s value, as a whole number from ``low`` to ``high`` (ASCII
-    digits, an optional ``-``, nothing else: ``int`` would take ``1_0`` and full-width digits);
-    ``default`` when there is none; ``MalformedRequest`` naming ``name`` otherwise."""
-    if text is None:
-        return default
-    number = _whole(text)
-    if number is None or not low <= number <= high:
-        raise MalformedRequest(f"{name}: expected a whole number from {low} to {high}, got {text!r:.40}")
-    return number
+    return one_of(name, request.args if args is None else args)
 
 
 FLAGS = {"0": False, "false": False, "1": True, "true": True}
@@ -74,19 +52,13 @@ def only(*names: str) -> None:
         raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this path, which takes {', '.join(names)}")
 
 
-def every_value(name: str, args: Mapping[str, str]) -> list[str]:
-    """Each value the ``name`` parameter of ``args`` is given (a request's, or a plain mapping's one)."""
-    getlist = getattr(args, "getlist", None)
-    return getlist(name) if getlist is not None else [args[name]] if name in args else []
-
-
 def attempt_of(trial: TrialRecord) -> int:
     """The attempt a log request asks for (``?attempt=k``), the trial's current one by default;
     ``StudyNotFound`` (a 404) for an attempt that never ran."""
     text = one_value("attempt")
     if text is None:
         return trial.attempt
-    number = _whole(text)
+    number = whole(text)
     if number is None or not 1 <= number <= MAX_STORED_INT:
         raise MalformedRequest(f"attempt: expected a whole number from 1 to {trial.attempt}, got {text!r:.40}")
     if number > trial.attempt:

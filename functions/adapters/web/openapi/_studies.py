@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.web.openapi._parts import cursor, error, json_body, limit, located, page
+from functions.adapters.web.openapi._trial_filters import trial_filters
 from functions.adapters.web.study_keys import KEY_PATTERN, MAX_KEY
 from functions.core.naming import DNS1123_LABEL, MAX_NAME
 
@@ -65,12 +66,19 @@ def study_paths() -> dict[str, Any]:
             "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
                      "responses": {"200": json_body("Study", "stopped"), "404": _NOT_FOUND}}},
         "/studies/{name}/trials": {
-            "parameters": [_NAME, limit(1_000, 10_000, "trials"),
-                           cursor("after", "the number of the trial the page follows (as the next link gives it)")],
-            "get": {"summary": "The trials of a study by number, a page at a time", "operationId": "listTrials",
+            "parameters": [_NAME, limit(1_000, 10_000, "trials"), *trial_filters()],
+            "get": {"summary": "The trials of a study, filtered and ordered (by number unless asked), a page at a time",
+                    "operationId": "listTrials",
                     "responses": {
                         "200": page("Trial", "trials"),
-                        "400": error("limit or after is not a whole number in range, or another parameter was given"),
+                        "400": error("limit is not a whole number in range; after is not a key the next link gives; "
+                                     "state names no trial state; field names no field of numbers of the study; "
+                                     "a min or max is no number (the duration's: seconds, 90s, 5m, 1.5h), is given "
+                                     "neither once per field nor not at all, or a min is above its max; "
+                                     "param:<name> names no categorical parameter, or a value it does not have; "
+                                     "order names no field of numbers; a parameter other than state, field, min, "
+                                     "max and param:<name> was given twice, or another parameter was given "
+                                     "(malformed_request, naming it)"),
                         "404": _NOT_FOUND}}},
         "/studies/{name}/best": {
             "parameters": [_NAME, limit(1_000, 10_000, "trials"),

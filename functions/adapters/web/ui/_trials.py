@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from flask import Response, jsonify, redirect, render_template, request, stream_with_context, url_for
 from werkzeug.datastructures import MultiDict
 
-from functions.adapters.web import paging, table_labels, tables
+from functions.adapters.web import paging, tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
@@ -21,6 +21,8 @@ from functions.core.launch import trial_launch
 from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
+from functions.core.trial_fields import STATES, bound_text, columns
+from functions.core.trial_labels import choice_text, choices
 from functions.core.views import lost_runs, study_view, trial_view
 
 LOG_CHUNK = 256 * 1024
@@ -69,12 +71,12 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     pages = max((total + size - 1) // size, 1)
     link = partial(_table_link, url_for("ui.trials", name=name), args)
     form = {"states": query.states, "sort": query.sort, "descending": query.descending, "size": str(query.limit),
-            "ranges": [(field, tables.bound_text(field, low), tables.bound_text(field, high))
+            "ranges": [(field, bound_text(field, low), bound_text(field, high))
                        for field, low, high in query.ranges],
-            "labels": {field: {table_labels.choice_text(value) for value in values} for field, values in query.labels}}
+            "labels": {field: {choice_text(value) for value in values} for field, values in query.labels}}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
-            "page": query.offset // size + 1, "pages": pages, "columns": tables.columns(record.spec),
-            "states": tables.STATES, "sizes": tables.PAGE_SIZES, "choices": table_labels.choices(record.spec), "cell": tables.cell, "summary": tables.summary,
+            "page": query.offset // size + 1, "pages": pages, "columns": columns(record.spec),
+            "states": STATES, "sizes": tables.PAGE_SIZES, "choices": choices(record.spec), "cell": tables.cell, "summary": tables.summary,
             "so_far": partial(elapsed, now=runtime().clock()),
             "link": link, "form": form, "cut": cut_short(size) if cut else None,
             "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),

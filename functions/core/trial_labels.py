@@ -1,6 +1,7 @@
-"""The trial table's filter by the values of categorical parameters, as optuna-dashboard offers
-it: ``param:<name>=<value>`` arguments, repeated, keep the trials whose parameter holds one of
-the values given (several parameters: each must hold). A categorical value is a label, with no
+"""A trial listing's filter by the values of categorical parameters (the dashboard's trial table,
+as optuna-dashboard offers it, the API's trial listing, ``katuna trials --param``):
+``param:<name>=<value>`` arguments, repeated, keep the trials whose parameter holds one of the
+values given (several parameters: each must hold). A categorical value is a label, with no
 order a ``min``/``max`` range could bound."""
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.adapters.web.query import every_value
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
+from functions.core.query_args import every_value
 from functions.core.spec import Study
 
 NAMED = 20

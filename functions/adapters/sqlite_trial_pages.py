@@ -1,0 +1,64 @@
+"""A study's trials as the listings read them: filtered, ordered and paged in SQL
+(:mod:`functions.adapters.sqlite_trial_queries`), a page at a time, at the same cost at any
+study size: by position with a count (the dashboard's trial table), every match (its CSV
+export), or after a key (the API's trial listing and ``katuna trials``)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import closing
+from typing import Any
+
+from functions.adapters.sqlite_trial_queries import KEY_COLUMN, keyed_page, where_and_order
+from functions.adapters.sqlite_trials import SqliteTrials
+from functions.core.records import TrialQuery, TrialRecord
+from functions.core.trial_order import TrialKey
+
+
+class SqliteTrialPages(SqliteTrials):
+    """The listings of the trials, on the store's connection."""
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        total, sql, args = self._query(study, query)
+        return [self._trial(row) for row in self._rows(sql, args)], total
+
+    def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
+        """As :meth:`query_trials`, the page's rows read one at a time, as the dashboard's trial
+        table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
+        total, sql, args = self._query(study, query)
+        return total, self._trials_of(self._lazy_rows(sql, args))
+
+    def _query(self, study: str, query: TrialQuery) -> tuple[int, str, list[Any]]:
+        """The count of the trials ``query`` matches, and the statement (with its arguments)
+        that reads its page of them."""
+        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return total, sql, page_args
+
+    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
+        """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left
+        aside), read ``page`` at a time: the numbers of them all come from one sorted query, then
+        their rows by number. So a whole export costs one sort and memory for the numbers alone,
+        where pages at growing offsets sorted the study again for each, quadratic in its size."""
+        condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
+        numbers = [row[0] for row in self.db.execute(f"SELECT number FROM trials WHERE {condition} ORDER BY {order}",
+                                                     [*args, *order_args])]
+        for start in range(0, len(numbers), page):
+            yield from self.numbered_trials(study, numbers[start:start + page])
+
+    def keyed_trials(self, study: str, query: TrialQuery,
+                     after: TrialKey | None) -> Generator[tuple[TrialKey, TrialRecord], None, None]:
+        """Up to ``query.limit`` trials that ``query`` matches, in its order, after the trial
+        keyed ``after`` (None: from the first), each with its key, read one at a time as they
+        are taken. No count: a page costs its own rows (and, ordered by another field than the
+        number, one sort of the trials that match), at any study size."""
+        sql, args = keyed_page(study, self.get_study(study).spec, query, after)
+        with closing(self._lazy_rows(sql, args)) as rows:
+            for row in rows:
+                yield (row.pop(KEY_COLUMN), row["number"]), self._trial(row)
+

@@ -1,0 +1,70 @@
+"""The options of ``katuna trials`` that filter and order the listing as the API's
+``GET /studies/{name}/trials`` does, read by the same parsing
+(:func:`functions.core.trial_listing.parse_listing`): each option is written as the API's
+argument it stands for, and a refusal names the option."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from functions.core.errors import MalformedRequest
+from functions.core.query_args import Arguments
+from functions.core.records import TrialQuery
+from functions.core.spec import Study
+from functions.core.trial_fields import STATES
+from functions.core.trial_listing import parse_listing
+from functions.core.trial_order import TrialKey
+
+OPTIONS = (
+    click.option("--state", "states", multiple=True, metavar="STATE",
+                 help=f"Only the trials in STATE ({', '.join(STATES)}); repeated, or a comma list, for several."),
+    click.option("--min", "lows", multiple=True, nargs=2, metavar="FIELD BOUND",
+                 help="Only the trials whose FIELD is at least BOUND: metric:NAME, param:NAME, value, duration "
+                      "(90s, 5m, 1.5h), startedAt, finishedAt; repeated for several fields."),
+    click.option("--max", "highs", multiple=True, nargs=2, metavar="FIELD BOUND",
+                 help="Only the trials whose FIELD is at most BOUND (as --min)."),
+    click.option("--param", "labels", multiple=True, metavar="NAME=VALUE",
+                 help="Only the trials whose categorical parameter NAME is VALUE; repeated: any of its VALUEs."),
+    click.option("--order", metavar="FIELD[:desc]",
+                 help="Order by FIELD (a number: value, duration, metric:NAME, ...), :desc for descending; by "
+                      "number when left out. Trials without a value for it come last."),
+    click.option("--after", metavar="KEY",
+                 help="Only the trials after KEY, as the API's after: a trial's number, or with --order its "
+                      "value and number (0.25~17)."),
+)
+"""The options, for :func:`filter_options` to give a command."""
+
+_OPTION_OF = {"state": "--state", "order": "--order", "after": "--after", "min": "--min", "max": "--max",
+              "field": "--min/--max", "param": "--param"}
+"""The option a refusal's argument (its first word) stands for."""
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with the options of :data:`OPTIONS`."""
+    for option in reversed(OPTIONS):
+        command = option(command)
+    return command
+
+
+def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, str]],
+                  highs: Sequence[tuple[str, str]], labels: Sequence[str], order: str | None,
+                  after: str | None) -> tuple[TrialQuery, TrialKey | None]:
+    """The listing the options ask for, as the API's arguments of the same names; a usage
+    error (exit 2) naming the option at fault."""
+    pairs = [("state", state) for state in states]
+    pairs += [pair for field, low in lows for pair in (("field", field), ("min", low), ("max", ""))]
+    pairs += [pair for field, high in highs for pair in (("field", field), ("min", ""), ("max", high))]
+    for label in labels:
+        name, equals, value = label.partition("=")
+        if not equals:
+            raise click.BadParameter(f"expected NAME=VALUE, got {label!r:.40}", param_hint="'--param'")
+        pairs.append((f"param:{name}", value))
+    pairs += [(name, text) for name, text in (("order", order), ("after", after)) if text is not None]
+    try:
+        return parse_listing(spec, Arguments(pairs))
+    except MalformedRequest as exc:
+        argument = str(exc).split(":")[0].split()[0]
+        raise click.BadParameter(str(exc), param_hint=f"'{_OPTION_OF.get(argument, argument)}'") from None
