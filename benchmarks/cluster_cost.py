@@ -17,7 +17,10 @@ Each policy runs on a cluster of its own:
 * ``spot``: katuna's default, a pool of spot machines that katuna creates when the study
   starts, which the autoscaler grows from 0 to 100 nodes, and which katuna deletes when the study
   ends; a node is interrupted at ``--preemptions`` per node-hour (GKE gives 30 s notice, AWS
-  120 s) and its trial starts over on another node;
+  120 s) and its trial starts over on another node: the trial, deaf to SIGTERM as a training
+  script run as its container's PID 1 is, runs on until SIGKILL at the end of its grace (GKE's
+  node shutdown gives it 15 s, an EKS drain's eviction its own 30 s), and its Job replaces the
+  pod 10 s later (the Job controller's back-off);
 * ``on_demand``: the same pool of on-demand machines (no interruptions, the full price);
 * ``fixed``: 100 on-demand nodes left running, as a Katib cluster is usually sized, counted
   only while the study runs (a lower bound of what they cost);

@@ -43,10 +43,16 @@ BOOT_SECONDS = 210.0
 """From the autoscaler's request to a Ready node: the middle of its FAQ's 3 to 4 minutes on GCE."""
 IDLE_SECONDS = 600.0
 """The autoscaler's ``--scale-down-unneeded-time``, and its ``--scale-down-delay-after-add``."""
+JOB_BACKOFF_SECONDS = 10.0
+"""The Job controller's first delay before it replaces a failed pod (``DefaultJobPodFailureBackOff``),
+doubled with each failure of the Job's: a preempted pod's too, which the ``podFailurePolicy``
+ignores (Kubernetes 1.28 on, kubernetes/kubernetes#119434)."""
 SOURCE_CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
 """The ApiServerSource's event type for each kind of change it watches."""
-ENDED = ("Complete", "Failed")
-"""The conditions of a Job that ended."""
+ENDED = ("SuccessCriteriaMet", "Complete", "FailureTarget", "Failed")
+"""The conditions of a Job that ended, as katuna reads its end: Kubernetes 1.31 on writes the
+interim ``SuccessCriteriaMet`` or ``FailureTarget`` first, ``Complete`` or ``Failed`` once none
+of its pods is terminating."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,14 @@ class Reference:
         return random.Random(self.seed * 100_003 + number).uniform(self.shortest, self.longest)
 
     def container(self, pod: dict) -> Run:
-        """How a trial's container runs: its trial's run time, then its loss, ``(x - 2)^2``."""
+        """How a trial's container runs: its trial's run time, then its loss, ``(x - 2)^2``. It
+        handles no SIGTERM, as a training script run as its container's PID 1 does not (the
+        kernel gives PID 1 no signal it has no handler for): its pod stopped, it runs on to its
+        end or, once the grace period is over, to SIGKILL, killed with nothing printed."""
         number = int(pod["metadata"]["labels"][TRIAL_LABEL])
         container = pod["spec"]["containers"][0]
         x = float([*container.get("command", []), *container.get("args", [])][-1])
-        return Run(self.seconds(number), f"loss={(x - 2.0) ** 2!r}\n")
+        return Run(self.seconds(number), f"loss={(x - 2.0) ** 2!r}\n", term_seconds=None)
 
 
 def definition(ref: Reference, cloud: str, capacity: str | None, name: str = "reference",
@@ -121,6 +130,7 @@ class Simulation:
         self.clock = cloud.clock
         self.kube = KubeStub(namespaces=(NAMESPACE,), pools=cloud.pools, resize=cloud.resize,
                              boot_seconds=BOOT_SECONDS, idle_seconds=IDLE_SECONDS, clock=self.clock)
+        self.kube.backoff_seconds = JOB_BACKOFF_SECONDS
         self.kube.kubelets.containers = SimulatedContainers(self.clock, ref.container)
         self.autoscaler = self.kube.autoscaler
         self.autoscaler.interruptions = cloud.interruptions

@@ -10,6 +10,7 @@ import pytest
 from test_benchmarks import load_cluster_cost
 
 from functions.core.pool_use import CREATING
+from functions.core.records import COMPLETE
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,39 @@ def test_on_eks_a_shared_group_katuna_made_gives_back_its_nodes_two_minutes_afte
                 for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
         assert sim.machines_running() == 0 and [row["complete"] for row in rows] == [TINY["trials"]] * 2
         assert [row["tail_s"] <= 150 for row in rows] == [True, True], [row["tail_s"] for row in rows]
+    finally:
+        sim.close()
+        cloud.close()
+
+
+@pytest.mark.parametrize(("cloud_name", "grace"), [("gke", 15.0), ("eks", 30.0)])
+def test_a_preempted_trial_runs_on_to_the_end_of_its_grace_and_is_replaced_after_the_jobs_back_off(
+        cost, tmp_path: Path, cloud_name: str, grace: float):
+    """The reference trial handles no SIGTERM, as a training script run as its container's PID 1
+    does not: its node's notice ends it only at SIGKILL, once its grace is over (a GKE node's
+    shutdown gives it 15 s, an EKS drain's eviction its own 30 s), and its Job makes the
+    replacement 10 s later (the Job controller's back-off, which a failure its podFailurePolicy
+    ignores starts too). The run lost is no failure and leaves no metric: the trial completes in
+    its first attempt, with its replacement's objective."""
+    ref = cost.Reference(trials=1, parallelism=1)
+    cloud = cost.make_cloud(cloud_name, cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, ref)
+    try:
+        record = sim.submit(cost.definition(ref, cloud_name, "spot"))
+        sim.until(lambda: record.name in sim.timelines and sim.timelines[record.name].first_running is not None)
+        [first] = sim.kube.pods.values()
+        cloud.interruptions.per_hour = 3600.0
+        sim.until(lambda: cloud.interruptions.count)
+        cloud.interruptions.per_hour = 0.0
+        notice = sim.clock.now
+        sim.until(lambda: any(pod is not first for pod in sim.kube.pods.values()))
+        killed = first["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (first["status"]["phase"], killed["exitCode"]) == ("Failed", 137), "SIGKILLed, deaf to SIGTERM"
+        assert sim.clock.now - notice == grace + 10.0, "its grace, then the Job's back-off"
+        sim.until(lambda: sim.deps.store.get_trial(record.name, 0).state == COMPLETE)
+        trial = sim.deps.store.get_trial(record.name, 0)
+        assert (trial.attempt, trial.values) == (1, [(trial.params["x"] - 2.0) ** 2]), trial.reason
+        assert cloud.interruptions.count == 1
     finally:
         sim.close()
         cloud.close()
