@@ -37,12 +37,19 @@ def drop(environ: Mapping[str, str], claim: Path) -> int:
     try:
         found = removed(claim, uid)
     except OSError as exc:
-        print(f"katuna checkpoints: the checkpoints of study {uid} could not all be deleted from the claim, "
-              f"as user {os.getuid()}: {exc}", file=sys.stderr)
+        print(f"katuna checkpoints: the checkpoints of study {uid} could not all be deleted from the claim "
+              f"(its folder {uid}), as user {os.getuid()} (groups {', '.join(map(str, _groups()))}): {exc}",
+              file=sys.stderr)
         return LEFT
     print(f"katuna checkpoints: the checkpoints of study {uid} were deleted" if found
           else f"katuna checkpoints: study {uid} has no checkpoints on the claim")
     return 0
+
+
+def _groups() -> list[int]:
+    """The process's group and its supplementary groups (``runAsGroup``, ``fsGroup``,
+    ``supplementalGroups``), which decide what it may delete as much as its user."""
+    return sorted({os.getgid(), *os.getgroups()})
 
 
 def main() -> None:

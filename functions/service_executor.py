@@ -43,14 +43,13 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
     trials' ``sole_parent``."""
     if settings.runs_jobs:
         from functions.adapters.kubernetes_access import Access
-        from functions.adapters.kubernetes_checkpoints import CheckpointDrops
         from functions.adapters.kubernetes_client import api_client
         from functions.adapters.kubernetes_executor import KubernetesExecutor
 
         api = api_client(settings.k8s_api, settings.remote_timeout)
         executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
-        drops = CheckpointDrops(settings.cluster_defaults(), api).ask
+        drops = executor.checkpoint_drops.ask
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail), executor, executor, refusal,
                                checkpoint_drops=drops)
     local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)

@@ -112,12 +112,21 @@ def test_a_progress_bar_redrawn_with_carriage_returns_is_one_record_and_the_log_
     definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]
     service.submit(definition)
     eventually(lambda: printed(service, name).endswith(b"done\n"), "trial 0 prints its last line")
+    assert terminal_views(service, name) == ("starting\n02999\ndone\n",) * 2, "from the pod, as a terminal shows it"
     assert service.json("POST", f"/studies/{name}/stop")[0] == 200
     pods_gone(kube, f"{name}-0")
     redrawn = "".join(f"{n:05d}\n" for n in range(3000))
-    assert served_log(service, name, 0).decode() == (
-        f"[katuna: attempt 1's log, kept when katuna deleted Job {name}-0 as the trial ended]\n"
-        f"starting\n{redrawn}done\n")
+    note = f"[katuna: attempt 1's log, kept when katuna deleted Job {name}-0 as the trial ended]\n"
+    assert served_log(service, name, 0).decode() == f"{note}starting\n{redrawn}done\n"
+    assert terminal_views(service, name) == (f"{note}starting\n02999\ndone\n",) * 2, \
+        "the kept tail as a terminal shows it too, as the pod's log was"
+
+
+def terminal_views(service: Service, name: str) -> tuple[str, str]:
+    """Trial 0's log as a terminal shows it: the API's ``?terminal=true``, and the dashboard's window."""
+    status, _, body = service.request("GET", f"/studies/{name}/trials/0/logs?terminal=true")
+    assert status == 200, body
+    return body.decode(), service.json("GET", f"/ui/studies/{name}/trials/0/log?offset=0")[1]["text"]
 
 
 def test_a_pruned_cluster_trials_log_is_served_from_its_kept_tail(service: Service, kube: KubeStub):

@@ -200,4 +200,17 @@ def test_a_tail_that_may_begin_inside_a_line_leaves_out_all_its_first_line_says_
     whole of it is left out, the pieces its ``\\r`` make included, not only the first."""
     assert kept_text([b"12%\r", b"57%\r100%\n", b"loss=0.3\n", b"done\n"], asked=3) == ("loss=0.3\ndone\n", False)
     assert kept_text([b"12%\r57%\r100%\n", b"loss=0.3\n", b"done\n"], asked=4) == (
-        "12%\n57%\n100%\nloss=0.3\ndone\n", True), "fewer records than asked for: the whole log"
+        "12%\r57%\r100%\nloss=0.3\ndone\n", True), "fewer records than asked for: the whole log, \\r kept"
+
+
+def test_a_kept_tail_is_shown_as_a_terminal_shows_it_where_asked_as_the_pods_log_is():
+    """The kept tail keeps each progress line's carriage returns: the terminal view collapses a
+    redrawn line to its last state, the plain view breaks it at each ``\\r``, as for a pod's log."""
+    launch = TrialLaunch("demo", "u1", 3, 1, "demo-3", ["true"], {}, ".", timeout=None)
+    text, whole = kept_text([b"starting\n1%\r50%\r100%\r\n", b"done\n"], asked=10)
+    assert (text, whole) == ("starting\n1%\r50%\r100%\r\ndone\n".replace("\r\n", "\n"), True)
+    reads = StreamedLogReads(lost, lambda launch: KeptTail(text, "deleted Job demo-3", whole))
+    note_line = "[katuna: attempt 1's log, kept when katuna deleted Job demo-3 as the trial ended]\n"
+    assert "".join(reads.ends(launch, 1000, 1000, overwrite=True)) == note_line + "starting\n100%\ndone\n"
+    assert "".join(reads.ends(launch, 1000, 1000)) == note_line + "starting\n1%\n50%\n100%\ndone\n"
+    assert reads.window(launch, 0, 1000).text == note_line + "starting\n100%\ndone\n"

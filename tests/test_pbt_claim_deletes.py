@@ -9,6 +9,7 @@ deletion end to end: ``katuna serve`` and the CLI on the stand-in, whose claims 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from kube_standin import admission, claims
 from kube_stub import KubeStub
 from test_pbt_cluster import CLAIM, IMAGE, VOLUME_OF, native_pbt, rendered, run_on_claim, simple_pbt, study_folder
 from test_render import validate
+from waiting import eventually
 
 from functions import checkpoint_drop as program
 from functions.adapters.kubernetes_checkpoints import CheckpointDrops
@@ -239,3 +241,89 @@ def test_katuna_delete_asks_for_the_job_and_a_deletion_cut_short_is_finished_by_
     wait_gone(folder)
     assert claims.folder_of(kube, "pbt", CLAIM).is_dir()
     assert yaml.safe_load(yaml.safe_dump(kube.jobs[("pbt", job_name(uid))]))["spec"]["backoffLimit"] == 6
+
+
+def immutable(path: Path, on: bool) -> bool:
+    """Make ``path`` a file not even root may delete (``chattr +i``), or deletable again; whether it could."""
+    try:
+        return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def failed_job(kube: KubeStub, name: str, other_than: str | None = None) -> dict:
+    """The Job ``name`` of namespace pbt once it failed (another than the Job of uid ``other_than``)."""
+    def failed() -> dict | None:
+        job = kube.jobs.get(("pbt", name))
+        return job if job is not None and job["metadata"]["uid"] != other_than and any(
+            c["type"] == "Failed" and c["status"] == "True" for c in job.get("status", {}).get("conditions", [])) \
+            else None
+    return eventually(failed, f"Job {name} fails", timeout=120)
+
+
+def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_again(
+        kube: KubeStub, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]):
+    """The folder holds a file its pods may not delete (here an immutable one: the stand-in runs
+    them as root): each run's seven pods fail, and the Job with them. The sweep warns once per
+    run, naming the Job, the claim, the folder, what the pod said and the likely cause, runs it
+    again once it has been failed five minutes; a deletion asked again runs it again at once,
+    and that run, the file deletable now, deletes the folder."""
+    if ("pbt", CLAIM) not in kube.claims:
+        assert claims.create(kube, "pbt", {"metadata": {"name": CLAIM}, "spec": {
+            "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})[0] == 201
+    uid = "feedbeef0003"
+    stuck = claims.folder_of(kube, "pbt", CLAIM) / uid / "0" / "model.ckpt"
+    stuck.parent.mkdir(parents=True)
+    stuck.write_text("weights")
+    if not immutable(stuck, True):
+        pytest.skip("chattr +i is not available here")
+    try:
+        assert program.drop({"STUDY_FOLDER": uid}, stuck.parent.parent.parent) == program.LEFT
+        assert f"from the claim (its folder {uid}), as user 0 (groups " in capsys.readouterr().err
+        now = [time.time()]
+        drops = CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30),
+                                clock=lambda: now[0])
+        definition = native_pbt()
+        record = StudyRecord(parse_study(definition), definition, ".", uid=uid)
+        launch = trial_launch(record, TrialRecord(record.name, 0, {"lr": 0.01}, generation=0))
+        assert drops.ask(launch)
+        first = failed_job(kube, job_name(uid))
+        with caplog.at_level(logging.WARNING, logger="katuna.kubernetes"):
+            drops.sweep("pbt")
+            drops.sweep("pbt")
+        [told] = [r.getMessage() for r in caplog.records if job_name(uid) in r.getMessage()]
+        assert told.startswith(f"Job pbt/{job_name(uid)} failed (BackoffLimitExceeded, run 1 of 3): the checkpoints "
+                               f"of the deleted study of uid {uid} are left on claim {CLAIM}, in its folder {uid}; "
+                               f"its last pod said: katuna checkpoints: the checkpoints of study {uid} could not all "
+                               "be deleted from the claim"), told
+        assert "Operation not permitted" in told and "Likely cause: its user (runAsUser 0" in told
+        assert told.endswith("katuna runs it again in 300 s"), told
+        assert kube.jobs[("pbt", job_name(uid))]["metadata"]["uid"] == first["metadata"]["uid"], "not failed 5 min"
+        now[0] += checkpoint_drop.RETRY_AFTER + 60
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="katuna.kubernetes"):
+            drops.sweep("pbt")
+            second = failed_job(kube, job_name(uid), other_than=first["metadata"]["uid"])
+            assert second["metadata"]["annotations"] == {"katuna.dev/runs": "2"}
+            now[0] = time.time()
+            drops.sweep("pbt")
+        assert [r.getMessage() for r in caplog.records if "run 2 of 3" in r.getMessage()], caplog.records
+        assert immutable(stuck, False)
+        assert drops.ask(launch), "the deletion asked again"
+        eventually(lambda: not stuck.parent.parent.exists(), "the run asked again deletes the folder", timeout=120)
+        assert kube.jobs[("pbt", job_name(uid))]["metadata"]["annotations"] == {"katuna.dev/runs": "1"}
+    finally:
+        immutable(stuck, False)
+
+
+def test_the_last_run_that_fails_says_katuna_tries_no_more_and_what_to_do():
+    job = drop_job(VOLUME_OF, UID, {"runAsUser": 1000}, "baseline", 600)
+    job["metadata"]["annotations"] = {checkpoint_drop.RUNS: "3"}
+    said = f"could not all be deleted: [Errno 13] Permission denied: '{UID}/0/model.ckpt'"
+    text = checkpoint_drop.left(job, "pbt", "BackoffLimitExceeded", said, retry=False)
+    assert "run 3 of 3" in text and "Likely cause: its user (runAsUser 1000" in text
+    assert text.endswith(f"katuna runs it no more: delete the folder {UID} from the claim by hand (as the user that "
+                         "owns its files)")
+    again = checkpoint_drop.again(job, 2)
+    assert again["spec"]["template"] == job["spec"]["template"] and again["metadata"]["annotations"] == {
+        checkpoint_drop.RUNS: "2"}

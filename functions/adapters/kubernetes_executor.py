@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from kubernetes import client
 
+from functions.adapters.kubernetes_checkpoints import CheckpointDrops
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_logs import PodLogs
@@ -61,6 +62,7 @@ class KubernetesExecutor:
         self._together = Together(client.BatchV1Api(api), client.CoreV1Api(api))
         self._jobs = TrialJobs(defaults, api, self._workloads, self._together)
         self._looks = Looks(self._jobs, api, self._workloads, self._secrets, report_url, clock)
+        self.checkpoint_drops = CheckpointDrops(defaults, api, clock)
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """Within the block, the Jobs and pods of these running attempts (of one study) are read
@@ -137,10 +139,16 @@ class KubernetesExecutor:
         says retains them (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop_strays`);
         then, in each place whose ``trialSpec`` is another kind, delete the stray workloads of
         that kind that have not ended (:meth:`~functions.adapters.kubernetes_workloads.Workloads.stop_strays`);
-        a kind that cannot be listed is logged and the others swept."""
+        a kind that cannot be listed is logged and the others swept. In each namespace, a Job
+        deleting a deleted study's checkpoints that failed is told of and run again
+        (:meth:`~functions.adapters.kubernetes_checkpoints.CheckpointDrops.sweep`)."""
         default = self._defaults.namespace or "default"
         for namespace in sorted({place.namespace or default for place in places} | {default}):
             self._jobs.stop_strays(namespace, wanted)
+            try:
+                self.checkpoint_drops.sweep(namespace)
+            except KatunaError as exc:
+                log.warning("following the Jobs deleting checkpoints in namespace %s: %s", namespace, exc)
         kinds = {(place.namespace or default, trial_kinds.resource(place.trial_spec)) for place in places
                  if place.trial_spec is not None and not runs_as_job(place.trial_spec)}
         for namespace, resource in sorted(kinds):

@@ -23,7 +23,15 @@ katuna cannot know: at the ``restricted`` level that is some non-root user and t
 katuna's image's (10001), elsewhere images mostly run as root and so does the Job. Whatever the
 user, every capability is dropped (a root without them deletes only what root owns), it may not
 escalate, and its root filesystem is read-only, restricted's pod security but for a root user.
-No I/O.
+
+A Job that fails all its pods leaves the folder on the claim, which nothing else would tell once
+the study is gone: katuna's sweep of the cluster (:meth:`~functions.adapters.kubernetes_checkpoints.CheckpointDrops.sweep`)
+logs a warning for each such Job (:func:`left`: the Job, the claim, the folder, what its last
+pod said, and the likely cause), and runs it again (:func:`again`) once it has been failed
+:data:`RETRY_AFTER` seconds, :data:`MAX_RUNS` runs in all, counted in its :data:`RUNS`
+annotation: what a trial's pod still writing made fail deletes at the next, and a folder its
+user may not empty is deleted once the operator, told, fixed its owner. A deletion asked again
+runs a failed Job again at once. No I/O.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from functions.core.checkpoint_volume import IMAGE_USER, RESOURCES, VOLUME, CheckpointVolume
@@ -59,6 +68,15 @@ UID = re.compile(r"[a-z0-9]([a-z0-9-]{0,34}[a-z0-9])?")
 USER_FIELDS = ("runAsUser", "runAsGroup")
 POD_FIELDS = ("fsGroup", "supplementalGroups")
 MAX_ID = 2**31 - 1
+RUNS = "katuna.dev/runs"
+"""The annotation counting the Job's runs (1 when absent: the first)."""
+MAX_RUNS = 3
+"""Runs of the Job in all, the first included, before katuna leaves the folder to the operator."""
+RETRY_AFTER = 300
+"""Seconds a failed Job is left, to be seen, before it runs again: less than the least
+``ttlSecondsAfterFinished`` katuna gives (600), so the Job is still there to run again."""
+DENIED = ("Permission denied", "Operation not permitted", "Read-only file system")
+"""What the program's error says where its user may not delete a file of the folder."""
 
 
 def valid_uid(uid: str) -> bool:
@@ -134,3 +152,61 @@ def _container_context(user: Mapping[str, Any], level: str) -> dict[str, Any]:
     if uid != 0:
         context["runAsNonRoot"] = True
     return context
+
+
+def failed_at(job: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The reason and the time (seconds since the epoch) a stored Job failed (its ``Failed``
+    condition, true), or None."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            when = condition.get("lastTransitionTime")
+            return str(condition.get("reason") or "Failed"), rfc3339_seconds(when) if isinstance(when, str) else 0.0
+    return None
+
+
+def rfc3339_seconds(stamp: str) -> float:
+    """An API time (``2027-01-01T00:00:00Z``) as seconds since the epoch."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def runs(job: Mapping[str, Any]) -> int:
+    """The Job's runs so far (:data:`RUNS`): 1 where it says none, or no number."""
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(RUNS, "1")
+    return int(value) if isinstance(value, str) and value.isdigit() else 1
+
+
+def again(job: Mapping[str, Any], run: int) -> dict[str, Any]:
+    """The stored drop Job ``job`` made anew as its run ``run``: its name, katuna's labels,
+    its limits and its pod spec, without what the API server added to it (its selector, the
+    controller's labels, its status)."""
+    metadata, spec = job["metadata"], job["spec"]
+    uid = metadata["labels"][OF_LABEL]
+    labels = {MANAGED_BY: "katuna", OF_LABEL: uid}
+    kept = {key: spec[key] for key in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+            if spec.get(key) is not None}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": metadata["name"], "labels": labels, "annotations": {RUNS: str(run)}},
+            "spec": {**kept, "template": {"metadata": {"labels": {**labels, **POD_LABELS}},
+                                          "spec": copy.deepcopy(spec["template"]["spec"])}}}
+
+
+def left(job: Mapping[str, Any], namespace: str, reason: str, said: str | None, retry: bool) -> str:
+    """The warning that the drop Job ``job`` failed (for ``reason``), its last pod having ``said``
+    so: the Job, the claim and the folder left, the likely cause, and what comes next
+    (``retry``: katuna runs it again)."""
+    name, uid, run = job["metadata"]["name"], job["metadata"]["labels"][OF_LABEL], runs(job)
+    pod = job["spec"]["template"]["spec"]
+    claim = next((v.get("persistentVolumeClaim", {}).get("claimName") for v in pod.get("volumes") or []
+                  if v.get("name") == VOLUME), None)
+    user = ((pod.get("containers") or [{}])[0].get("securityContext") or {}).get("runAsUser")
+    text = (f"Job {namespace}/{name} failed ({reason}, run {run} of {MAX_RUNS}): the checkpoints of the deleted "
+            f"study of uid {uid} are left on claim {claim}, in its folder {uid}")
+    text += f"; its last pod said: {' '.join(said.split())}" if said else "; no pod of it said why"
+    if said and any(words in said for words in DENIED):
+        text += (f". Likely cause: its user (runAsUser {user}, as the trials' pod spec gives it, else their "
+                 "image's) may not delete what the trials wrote there as another user: give the trials' pod "
+                 "spec the runAsUser and fsGroup they write as, or make the folder deletable by that user")
+    if retry:
+        return text + f". katuna runs it again in {RETRY_AFTER} s"
+    return text + (f". katuna runs it no more: delete the folder {uid} from the claim by hand (as the user "
+                   "that owns its files)")

@@ -52,21 +52,30 @@ def records(size: int) -> int:
 
 def kept_text(chunks: Iterable[bytes], asked: int) -> tuple[str, bool]:
     """What is kept of a tail of a log read with ``tailLines`` ``asked`` (its raw bytes, as the
-    API streams them): its last :data:`KEPT_BYTES` as lines, and whether that is the whole log.
+    API streams them): its last :data:`KEPT_BYTES` as lines that keep their carriage returns
+    (so the kept log is shown as a terminal shows it where asked, as the pods' own log is:
+    :func:`~functions.core.overwrites.overwritten_lines`), and whether that is the whole log.
     Where all ``asked`` records came, the log may go on before them, and their first line may be
     the end of a line begun earlier (the API gives no sign of it): it is left out, and the tail
     is not the whole log."""
     counted = _Records()
-    text, whole = last_bytes(bounded_lines(counted.chunks(chunks)), KEPT_BYTES)
+    text, whole = last_bytes(bounded_lines(counted.chunks(chunks), returns=True), KEPT_BYTES)
     if counted.records < asked:
         return text, whole
     return (_after_line(text, counted.first) if whole else text), False
 
 
 def _after_line(text: str, line: bytes) -> str:
-    """``text``, lines from the start of the log, without those the log's first ``line`` (its
-    raw bytes) reads as: a ``\r`` in it makes several."""
-    return "\n".join(text.split("\n")[sum(1 for _ in bounded_lines([line])):])
+    """``text``, lines from the start of the log, without the log's first ``line`` (its raw
+    bytes, its carriage returns kept as ``text``'s are)."""
+    return "".join(split_lines(text)[sum(1 for _ in bounded_lines([line], returns=True)):])
+
+
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines, each with its ``\n``: only a line feed ends one, so a ``\r`` (a
+    progress bar redrawn) and any other character ``str.splitlines`` breaks at stay in their line."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 class _Records:
@@ -124,7 +133,7 @@ def kept_lines(tail: KeptTail, launch: TrialLaunch) -> Iterator[str]:
         f"the last {len(tail.text.encode()):,} bytes of attempt {launch.attempt}'s log"
     rest = "" if tail.whole else "; the lines before them are not kept"
     yield f"[katuna: {what}, kept when katuna {tail.stopped} as the trial ended{rest}]\n"
-    yield from tail.text.splitlines(keepends=True)
+    yield from split_lines(tail.text)
 
 
 def nothing_kept(tail: KeptTail, launch: TrialLaunch) -> str:

@@ -7,6 +7,7 @@ stops its container and loses its log; and the pod GC deletes terminated pods.
 from __future__ import annotations
 
 from kube_standin.containers import exit_code, kill
+from kube_standin.pod_inits import fallback_message
 from kube_standin.pod_runs import Run, set_condition, set_statuses
 from kube_standin.pod_stops import KILLED, STOPPED, grace_of
 
@@ -145,6 +146,8 @@ class PodEnds:
             cluster.logs[key] = run.log.lines if run.log is not None else []
             run.ended = {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
                                         "finishedAt": stamp}}
+            if code != 0 and pod["spec"]["containers"][0].get("terminationMessagePolicy") == "FallbackToLogsOnError":
+                run.ended["terminated"]["message"] = fallback_message(cluster.logs[key])
         times = {"startedAt": run.started_at, "finishedAt": stamp}
         if len(pod["spec"]["containers"]) > 1 and others is None:
             set_statuses(pod, run.ended, ready=True, others={"running": {"startedAt": run.started_at}})
