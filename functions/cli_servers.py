@@ -22,6 +22,7 @@ from functions.cli_common import (
     warn,
     warn_if_root,
 )
+from functions.core.errors import StudyNotFound
 from functions.core.history import WARNED_STUDIES, history_warning
 from functions.core.history_cells import cells_warning
 from functions.core.limits import Limits
@@ -181,10 +182,19 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     try:
         storage = DashboardStorage(store.optuna_storage, HTTPError,
                                    lambda name: {trial.number for trial in store.trials(name, (WAITING,))},
-                                   partial(translated, store.path))
+                                   partial(translated, store.path), partial(_objectives, store))
         app = whole_writes(wsgi(storage), storage.note_write, store.transaction, NOT_SAVED)
         run(guarded(app, storage.refused_request, settings.max_body), host=host, port=port, quiet=True,
             **dashboard_server(settings.client_timeout))
     finally:
         store.close()
 
+
+
+def _objectives(store: SqliteStore, name: str) -> list[str] | None:
+    """The metrics of the stored study ``name``'s objectives, in order, that optuna-dashboard
+    names them by; None for a study katuna does not hold."""
+    try:
+        return [objective.metric for objective in store.get_study(name).spec.objectives]
+    except StudyNotFound:
+        return None

@@ -233,8 +233,10 @@ class Settings:
     start, inline and taken from ``warmStart.study`` (1,000); ``KATUNA_MAX_HISTORY`` trials Optuna's storage may hold for
     one study, past which a study's ``maxTrials`` is refused (100,000: every process serving
     the study loads them all); ``KATUNA_MAX_HISTORY_CELLS`` values (its trials' parameters,
-    objective values and intermediate values) it may hold for one study, likewise (500,000).
-    A study without ``maxTrials`` runs at most the largest ``maxTrials`` these three allow it
+    objective values and intermediate values) it may hold for one study, likewise (500,000);
+    ``KATUNA_MAX_TPE_HISTORY`` trials it may hold for a study of ``tpe`` or ``multivariate-tpe``
+    with three or more objectives, likewise (2,000: :mod:`functions.core.tpe_history`).
+    A study without ``maxTrials`` runs at most the largest ``maxTrials`` these allow it
     when it is admitted (:mod:`functions.core.trial_cap`). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
     ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most

@@ -123,6 +123,15 @@ def test_the_early_stopping_example_is_valid():
     assert spec.early_stopping.algorithm == "median" and spec.early_stopping.patience == 2
 
 
+def test_the_several_objectives_example_is_valid():
+    section = yaml.safe_load(block("docs/study-format.md", "Several objectives", "yaml"))
+    example = yaml.safe_load(_study_format_example())
+    spec, _ = load_study(yaml.safe_dump({**example, **section}))
+    assert [(o.metric, o.direction, o.goal) for o in spec.objectives] == [
+        ("accuracy", "maximize", None), ("latency", "minimize", 0.05), ("size", "minimize", None)]
+    assert spec.additional_metrics == ("loss",) and spec.algorithm.name == "nsga2"
+
+
 # docs/kubernetes.md
 
 

@@ -107,6 +107,29 @@ def test_optuna_dashboard_reads_the_study_from_katunas_database(read_only_dashbo
     assert detail["trials"][0]["params"][0]["name"] == "x"
 
 
+def test_optuna_dashboard_names_each_objective_by_its_metric(tmp_path):
+    """As ``study.set_metric_names`` names them: its charts and tables title each objective of a
+    study of several by its metric, not "Objective 0", "Objective 1"; the storage holds no name."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        front = study_definition(name="od-front", objective={"metrics": [{"name": "loss", "direction": "minimize"},
+                                                                         {"name": "size", "direction": "maximize"}]})
+        for definition in (front, study_definition(name="od-one")):
+            assert run_study(runner, definition, tmp_path).status == "completed"
+    finally:
+        runner.close()
+    with dashboard(tmp_path) as base:
+        ids = {s["study_name"]: s["study_id"] for s in get(base + "/api/studies")["study_summaries"]}
+        assert get(f"{base}/api/studies/{ids['od-front']}")["objective_names"] == ["loss", "size"]
+        assert get(f"{base}/api/studies/{ids['od-one']}")["objective_names"] == ["loss"]
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert optuna.load_study(study_name="od-front", storage=store.optuna_storage()).metric_names is None, \
+            "nothing written"
+    finally:
+        store.close()
+
+
 def test_optuna_dashboard_shows_the_trials_katuna_has_a_prepared_one_waiting_a_discarded_one_not_at_all(
         embedded, tmp_path):
     """A trial asked for ahead (look-ahead) is running to Optuna but waits in katuna; once the study

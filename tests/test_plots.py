@@ -216,3 +216,67 @@ def test_a_long_pareto_front_draws_a_sample_along_it_with_its_ends_and_says_so(o
     for trace in (best, others):
         drawn = zip(trace["marker"]["color"], *(trace[axis] for axis in "xyz"[:objectives]), strict=True)
         assert all(stored[number].values == list(values) for number, *values in drawn)
+
+
+TWO_PARAMETERS = [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}, {"name": "y", "type": "float", "min": 0.0, "max": 1.0}]
+PLANE = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+
+
+def lopsided(values_of) -> list[optuna.trial.FrozenTrial]:
+    """Trials on a grid of ``x`` and ``y`` whose ``size`` is high where ``x`` is (above 0.9)
+    and low where ``y`` is high: maximising it, ``x`` matters; minimising it, ``y`` does."""
+    made = []
+    for i in range(20):
+        for j in range(20):
+            x, y = (i + 0.5) / 20, (j + 0.5) / 20
+            size = 2.0 if x > 0.9 else -y
+            made.append(optuna.trial.create_trial(params={"x": x, "y": y}, distributions=PLANE,
+                                                  values=values_of(x, size)))
+    return made
+
+
+def charted_plane(objective: dict, trials: list[optuna.trial.FrozenTrial]) -> tuple[optuna.Study, StudyRecord]:
+    """:func:`charted`, of the parameters ``x`` and ``y``."""
+    definition = study_definition(name="charted", maxTrials=1_000, objective=objective, parameters=TWO_PARAMETERS,
+                                  trialTemplate={"command": ["train", "${trialParameters.x}", "${trialParameters.y}"]})
+    spec = parse_study(definition)
+    study = optuna.create_study(study_name="charted", storage=optuna.storages.InMemoryStorage(),
+                                directions=[o.direction for o in spec.objectives])
+    study.add_trials(trials)
+    return study, StudyRecord(spec, definition, "/tmp", "uid-charted", status="completed")
+
+
+def drawn_importances(study: optuna.Study, record: StudyRecord, index: int) -> dict[str, float]:
+    bars = json.loads(plots.figure_json(study._storage, record, "importance", objective=index))["data"][0]
+    return dict(zip(bars["y"], bars["x"], strict=True))
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_the_importances_of_an_objective_of_several_are_those_of_its_own_direction(direction):
+    """The importance chart of a chosen objective of several is the one a study of that
+    objective alone draws: its parameters' importance to its better values, maximised or
+    minimised (Optuna's PED-ANOVA, told a target, takes lower as better whatever the study)."""
+    objectives = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": direction}]}
+    several, several_record = charted_plane(objectives, lopsided(lambda x, size: [x, size]))
+    alone, alone_record = charted_plane({"metric": "size", "direction": direction}, lopsided(lambda x, size: [size]))
+    ours = drawn_importances(several, several_record, 1)
+    assert ours == pytest.approx(drawn_importances(alone, alone_record, 0))
+    assert max(ours, key=ours.get) == ("x" if direction == "maximize" else "y")
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("kind", ["parallel", "contour"])
+def test_the_colors_of_an_objective_of_several_run_the_way_of_its_direction(kind, direction):
+    """Parallel coordinates and a contour of a chosen objective of several shade it as a study
+    of that objective alone does: its better values the darker, whichever way is better."""
+    objectives = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": direction}]}
+    several, several_record = charted_plane(objectives, lopsided(lambda x, size: [x, size]))
+    alone, alone_record = charted_plane({"metric": "size", "direction": direction}, lopsided(lambda x, size: [size]))
+
+    def reversed_scales(study: optuna.Study, record: StudyRecord, index: int) -> list[bool]:
+        figure = json.loads(plots.figure_json(study._storage, record, kind, ["x", "y"], objective=index))
+        traces = [t for t in figure["data"] if t["type"] in ("parcoords", "contour")]
+        return [bool(t["line"]["reversescale"] if kind == "parallel" else t["reversescale"]) for t in traces]
+
+    assert reversed_scales(several, several_record, 1) == reversed_scales(alone, alone_record, 0) == \
+        [direction == "minimize"]

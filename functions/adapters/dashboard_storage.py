@@ -24,6 +24,11 @@ not started. One katuna discarded, never started (the study ended first), is no 
 study: Optuna keeps it failed and marked :data:`~functions.core.records.DISCARDED`, and it is left
 out, as katuna's own listings and counts leave it out.
 
+Each study is shown with its objectives named by their metrics, as Optuna's
+``study.set_metric_names`` names them (its system attribute ``study:metric_names``, which
+optuna-dashboard titles charts and tables by, where it would write "Objective 0", "Objective 1"):
+added as the study is read, from katuna's record of it, and never written.
+
 Renaming a study is refused before optuna-dashboard sees the request
 (:meth:`DashboardStorage.refused_request`): its handler creates the new study inside an
 ``except Exception`` that catches the storage's refusal, then fails on its own (optuna-dashboard
@@ -47,6 +52,8 @@ from functions.core.errors import KatunaError
 from functions.core.optuna_compat import FrozenStudy
 from functions.core.records import DISCARDED
 
+METRIC_NAMES = "study:metric_names"
+"""The study system attribute Optuna's ``set_metric_names`` keeps the objectives' names in."""
 NOTES = "dashboard:"
 """The prefix of the study system attributes optuna-dashboard keeps its notes in."""
 RENAME = re.compile(r"/api/studies/(\d+)/rename")
@@ -70,14 +77,18 @@ class DashboardStorage(BaseStorage):
     replaced) for optuna-dashboard: every read passes, the trials in katuna's states; a write
     other than a note raises ``answer(403, reason)``, and a note the database cannot take, which
     ``writing()`` raises katuna's error for, ``answer(503, reason)``. ``prepared(study_name)``
-    gives the numbers of the study's trials katuna holds asked for and not started."""
+    gives the numbers of the study's trials katuna holds asked for and not started;
+    ``metrics(study_name)`` its objectives' metrics, in order (None for a study katuna does not
+    hold)."""
 
     def __init__(self, storage: Callable[[], BaseStorage], answer: Callable[[int, str], Exception],
-                 prepared: Callable[[str], Container[int]], writing: Callable[[], AbstractContextManager[object]]) -> None:
+                 prepared: Callable[[str], Container[int]], writing: Callable[[], AbstractContextManager[object]],
+                 metrics: Callable[[str], list[str] | None] = lambda name: None) -> None:
         self._current = storage
         self._answer = answer
         self._prepared = prepared
         self._writing = writing
+        self._metrics = metrics
 
     @property
     def _storage(self) -> BaseStorage:
@@ -157,10 +168,18 @@ class DashboardStorage(BaseStorage):
         return self._storage.get_study_user_attrs(study_id)
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._storage.get_study_system_attrs(study_id)
+        return self._named(self._storage.get_study_name_from_id(study_id),
+                           self._storage.get_study_system_attrs(study_id))
 
     def get_all_studies(self) -> list[FrozenStudy]:
-        return self._storage.get_all_studies()
+        return [_with_attrs(study, self._named(study.study_name, study.system_attrs))
+                for study in self._storage.get_all_studies()]
+
+    def _named(self, study_name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        """``attrs`` with the study's objectives named by their metrics, where neither Optuna
+        nor katuna left them unnamed."""
+        metrics = None if METRIC_NAMES in attrs else self._metrics(study_name)
+        return attrs if metrics is None else {**attrs, METRIC_NAMES: metrics}
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
         return self._storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
@@ -183,6 +202,15 @@ class DashboardStorage(BaseStorage):
             prepared = self._prepared(self._storage.get_study_name_from_id(study_id))
             trials = [_waiting(t) if t.state == TrialState.RUNNING and t.number in prepared else t for t in trials]
         return trials if states is None else [t for t in trials if t.state in states]
+
+
+def _with_attrs(study: FrozenStudy, attrs: dict[str, Any]) -> FrozenStudy:
+    """A copy of ``study`` with the system attributes ``attrs`` (the storage's own object left as it is)."""
+    if attrs is study.system_attrs:
+        return study
+    shown = copy.copy(study)
+    shown.system_attrs = attrs
+    return shown
 
 
 def _waiting(trial: FrozenTrial) -> FrozenTrial:

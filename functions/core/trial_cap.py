@@ -31,6 +31,7 @@ from functions.core.history_cells import cells_problem, most_trials
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study, known_results
+from functions.core.tpe_history import MAX_TPE_HISTORY, room, tpe_problem
 
 MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
 MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
@@ -47,6 +48,7 @@ def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, fi
     study) and its ``known`` results of a warm start: the cap of a study without ``maxTrials``
     (None for one with it), and why it is refused (None when it is not)."""
     problem = history_problem(held, spec.max_trials, limits.history, made, warm_trials(held, known)) or \
+        tpe_problem(spec, limits.tpe_history, held, made, warm_trials(held, known)) or \
         cells_problem(spec, limits.history_cells, values, finished, known)
     if problem is not None:
         return None, problem
@@ -65,12 +67,16 @@ def warm_trials(held: int, known: int) -> int:
 def implicit_cap(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
                  known: int = 0) -> TrialCap | None:
     """The largest ``maxTrials`` the study would be admitted with, and the setting that bounds
-    it (the first of ``KATUNA_MAX_TRIALS``, ``KATUNA_MAX_HISTORY`` and ``KATUNA_MAX_HISTORY_CELLS``
-    on a tie); None for a study that gives ``maxTrials``. Its history as :func:`admit` takes it."""
+    it (the first of ``KATUNA_MAX_TRIALS``, ``KATUNA_MAX_HISTORY``, ``KATUNA_MAX_TPE_HISTORY``
+    (:mod:`functions.core.tpe_history`) and ``KATUNA_MAX_HISTORY_CELLS`` on a tie); None for a
+    study that gives ``maxTrials``. Its history as :func:`admit` takes it."""
     if spec.max_trials is not None:
         return None
-    room = limits.history - held - warm_trials(held, known) + made
-    cap = min(TrialCap(limits.trials, MAX_TRIALS), TrialCap(room, MAX_HISTORY), key=lambda c: c.trials)
+    left = limits.history - held - warm_trials(held, known) + made
+    tpe = room(spec, limits.tpe_history, held, made, warm_trials(held, known))
+    caps = [TrialCap(limits.trials, MAX_TRIALS), TrialCap(left, MAX_HISTORY)] + \
+        ([] if tpe is None else [TrialCap(tpe, MAX_TPE_HISTORY)])
+    cap = min(caps, key=lambda c: c.trials)
     fit = most_trials(spec, limits.history_cells, values, finished, known, cap.trials)
     return TrialCap(fit, MAX_HISTORY_CELLS) if fit < cap.trials else cap
 

@@ -38,7 +38,7 @@ from functions.core.parameters import CategoricalParameter, Parameter
 from functions.core.pareto import pareto_front
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
-from functions.core.spec import Study, known_results
+from functions.core.spec import MINIMIZE, Study, known_results
 from functions.core.spread import spread
 
 CONTOUR_TRIALS = 300
@@ -191,18 +191,21 @@ def _text_distribution(distribution: Any) -> Any:
     return CategoricalDistribution([_as_text(choice) for choice in distribution.choices])
 
 
-def _target(index: int) -> Callable[[FrozenTrial], float]:
-    return lambda trial: trial.values[index]
+def _target(index: int, sign: float = 1.0) -> Callable[[FrozenTrial], float]:
+    """Objective ``index`` of a trial, times ``sign``. A chart given a target reads it as Optuna
+    reads one: lower is better for PED-ANOVA's importances, and shaded as if minimised. So a
+    maximised objective of several is negated for its importances, and its colors reversed."""
+    return lambda trial: sign * trial.values[index]
 
 
 def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: list[str]):
     """Optuna's figure for ``kind``, and what it says of the trials it drew where it drew a
     sample; multi-objective studies chart objective ``index``."""
-    name = spec.objectives[index].metric
+    name, lower_better = spec.objectives[index].metric, spec.objectives[index].direction == MINIMIZE
     target = {"target": _target(index)} if spec.multi_objective else {}
     if kind == "parallel":  # which writes its labels as text itself
         sample, sampled = _sample(study, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
-        return _parallel_coordinates(sample, **target, target_name=name), sampled
+        return _parallel_coordinates(sample, lower_better, **target, target_name=name), sampled
     one = {**target, "target_name": _as_text(name)}
     if kind == "history":
         sampled = _thinned(study, None, "trials", spec, corners=True)
@@ -214,11 +217,13 @@ def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: li
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
         sample, sampled = _sample(study, CONTOUR_TRIALS)
-        return vis.plot_contour(sample, params=params[:2], **one), sampled
+        contour = vis.plot_contour(sample, params=params[:2], **one)
+        return contour.update_traces(reversescale=lower_better, selector={"type": "contour"}), sampled
     if kind == "importance":
         from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
 
-        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **one), None
+        lowest = {"target": _target(index, -1.0)} if spec.multi_objective and not lower_better else {}
+        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **(one | lowest)), None
     if kind == "intermediate":
         if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
@@ -303,9 +308,11 @@ def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: 
     return kept | {trials[-1].number} if corners else kept
 
 
-def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
+def _parallel_coordinates(study: optuna.Study, lower_better: bool, **target) -> dict[str, Any]:
     """Optuna's parallel-coordinate data (log axes, categories, missing values, Pareto ranks)
     drawn as one plotly ``parcoords`` trace: axes that brush ranges and that the page can hide.
+    Shaded darker the better the objective (``lower_better``: minimised), as Optuna shades a
+    study of one objective; given a target, Optuna's own shades it as if minimised.
 
     Optuna 5 draws this chart as one line trace per trial, which cannot brush and grows heavy
     with thousands of trials; the data it prepares is the same either way. The figure is plain
@@ -319,7 +326,7 @@ def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
     ]
     colors = color_scale()
     scale = [[i / (len(colors) - 1), color] for i, color in enumerate(colors)]
-    line = {"color": list(info.color_values), "colorscale": scale, "reversescale": info.reverse_scale,
+    line = {"color": list(info.color_values), "colorscale": scale, "reversescale": lower_better,
             "showscale": True, "colorbar": {"title": {"text": _as_text(info.colorbar_title)}}}
     return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}
 

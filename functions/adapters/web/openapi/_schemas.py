@@ -83,7 +83,7 @@ SCHEMAS: dict[str, Any] = {
                       "its grid's size (less the points its warm start covers) where that is smaller (null for "
                       "such a study stored before katuna kept that cap, that is no grid)"},
         "maxTrialsSetBy": {"type": ["string", "null"], "description": "what set maxTrials for a study without one: "
-                           "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
+                           "the setting (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY, KATUNA_MAX_TPE_HISTORY or KATUNA_MAX_HISTORY_CELLS), or "
                            "grid (the grid's size, less the points its warm start covers: see grid); null where the study "
                            "gives maxTrials"},
         "warmStart": {"type": ["object", "null"], "description": "what the study's warm start gave its sampler "
