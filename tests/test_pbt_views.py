@@ -33,11 +33,13 @@ LINEAGE = [(0, None, COMPLETE), (0, None, COMPLETE), (0, None, FAIL), (0, None, 
 
 
 def record(name: str, algorithm: str) -> StudyRecord:
+    """A running study whose trials run on a cluster, which the service under test leaves to the
+    cluster's: one it ran itself it would resume, running trials over the stored ones."""
     settings = {"settings": SETTINGS} if algorithm == pbt.NAME else {}
     definition = study_definition(name=name, algorithm={"name": algorithm, "seed": 1, **settings}, maxTrials=20)
     now = time.time()
     return StudyRecord(parse_study(definition), definition, ".", f"uid-{name}", status="running", created_at=now,
-                       started_at=now)
+                       started_at=now, runs_on="kubernetes")
 
 
 def trials(name: str, pbt_study: bool) -> list[TrialRecord]:

@@ -34,8 +34,9 @@ def client(tmp_path_factory) -> Iterator:
         {"name": "lr", "type": "float", "min": 0.0, "max": 1.0}],
         trialTemplate={"command": ["echo", "${trialParameters.opt}", "${trialParameters.lr}"]})
     store = SqliteStore(db)
+    # Run on a cluster, not by the service under test: it would resume a study of its own.
     store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "test", status="running",
-                                created_at=NOW - 7200, started_at=NOW - 7200))
+                                created_at=NOW - 7200, started_at=NOW - 7200, runs_on="kubernetes"))
     for number, (value, seconds) in enumerate(zip(VALUES, [30, 90, 300, 3600, 5400, 45], strict=True)):
         store.add_trial(TrialRecord("labels", number, {"opt": value, "lr": 0.5}, COMPLETE if number % 3 else FAIL,
                                     values=[float(number)], metrics={"loss": float(number)},
