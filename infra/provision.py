@@ -4,6 +4,9 @@
     python -m infra.provision eks up --cluster C --nodegroup trials --instance-types m5.xlarge,m5a.xlarge \\
         --max-nodes 10 --subnets subnet-a,subnet-b --node-role arn:aws:iam::123456789012:role/nodes
 
+``up`` is held to the bounds the service holds a study's pool to (``--max-nodes`` at most
+``KATUNA_MAX_POOL_NODES``, machine types among ``KATUNA_POOL_MACHINE_TYPES`` where set): what one
+run can make scale is what the operator allows.
 ``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
 changes nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool found still being created (an earlier run interrupted) is waited for
@@ -24,17 +27,20 @@ profile or environment), and the EKS region from ``--region`` or that chain; ``-
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from functions.core.errors import KatunaError
-from functions.core.limits import DEFAULTS, EksQuotas, Limits
+from functions.core.errors import InvalidSetting, KatunaError
+from functions.core.limits import PREFIX, EksQuotas, Limits
 from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, PoolChange, parse_node_pool
 from functions.core.reader import Reader
+from functions.setting_values import study_limits
 from functions.settings import IAM_ROLE_ARN, ROLE_EXPECTED
 from infra import eks_requests, flag_checks, gke_requests
 from infra.changes import change, interrupted, print_json, print_status
@@ -58,12 +64,33 @@ def _flags(name_flag: str, capacity: str | None = None) -> dict[str, str]:
     return FLAGS | {"name": name_flag} | ({"capacity": f"--{capacity}"} if capacity else {})
 
 
-def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAULTS) -> NodePool:
-    """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
+def _limits(nodes_per_group: int | None = None) -> Limits:
+    """The bounds the service's operator sets on what one pool may cost, read from the same
+    variables as the service reads (``KATUNA_MAX_POOL_NODES``, ``KATUNA_POOL_MACHINE_TYPES``; the
+    documented defaults where unset), with the EKS account's quota of nodes per group where the
+    command is told it. A pool the script makes is one studies then scale: it may not be one the
+    service would refuse a study. A variable that holds no such bound is a bad flag, naming it."""
+    try:
+        limits = study_limits(os.environ)
+    except InvalidSetting as exc:
+        raise click.UsageError(str(exc)) from exc
+    if nodes_per_group is None:
+        return limits
+    return replace(limits, eks=replace(limits.eks, nodes_per_group=nodes_per_group))
+
+
+def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits) -> NodePool:
+    """The pool the flags describe, checked by the same rules as a study's ``nodePool``: what
+    the cloud takes, and the operator's bounds (``limits``) on its machine types and its nodes,
+    so that one invocation cannot make a pool that scales past them."""
     reader = Reader()
     pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {})}, None, None, limits)
     if reader.problems or pool is None:
         raise click.UsageError("; ".join(f"{_flag(p.path, flags) or p.path}: {p.message}" for p in reader.problems))
+    if pool.max_nodes > limits.pool_nodes:
+        raise click.UsageError(f"--max-nodes: expected at most {limits.pool_nodes} nodes, the most this service lets "
+                               f"one pool have ({PREFIX}MAX_POOL_NODES), got {pool.max_nodes}: each node may bill "
+                               f"at once; set {PREFIX}MAX_POOL_NODES to allow more")
     return pool
 
 
@@ -203,9 +230,11 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None,
 
 @gke_group.command(name="up")
 @gke_options
-@click.option("--machine-type", default="e2-standard-4", show_default=True, help="The machine type of every node.")
+@click.option("--machine-type", default="e2-standard-4", show_default=True,
+              help="The machine type of every node (one of KATUNA_POOL_MACHINE_TYPES, where set).")
 @click.option("--max-nodes", type=int, default=3, show_default=True,
-              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes).")
+              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes), at most "
+                   "KATUNA_MAX_POOL_NODES (100).")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot VMs (the default).")
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
@@ -218,7 +247,7 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
     """Create the node pool, or raise its maximum; wait until it is ready."""
     flags = _flags("--pool", capacity)
     spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
-                  "maxNodes": max_nodes, "labels": labels}, flags)
+                  "maxNodes": max_nodes, "labels": labels}, flags, _limits())
     where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
@@ -277,9 +306,11 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
 @eks_group.command(name="up")
 @eks_options
 @click.option("--instance-types", callback=flag_checks.csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
-              help="Instance types, comma-separated (several give spot capacity more pools to come from).")
+              help="Instance types, comma-separated (several give spot capacity more pools to come from; "
+                   "each one of KATUNA_POOL_MACHINE_TYPES, where set).")
 @click.option("--max-nodes", type=int, default=3, show_default=True,
-              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes).")
+              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes), at most "
+                   "KATUNA_MAX_POOL_NODES (100).")
 @click.option("--subnets", callback=flag_checks.csv, required=True, help="Subnet ids, comma-separated.")
 @click.option("--node-role", required=True, metavar="ARN", help="The IAM role of the nodes.")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
@@ -295,10 +326,9 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     """Create the node group, or raise its maximum; wait until it is active."""
     _required_flags(subnets, node_role)
     _warn_single_spot_type(capacity, instance_types)
-    quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     flags = _flags("--nodegroup", capacity)
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
-                  "maxNodes": max_nodes, "labels": labels}, flags, quota)
+                  "maxNodes": max_nodes, "labels": labels}, flags, _limits(nodes_per_group_quota))
     where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec),

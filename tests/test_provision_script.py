@@ -343,14 +343,15 @@ def test_eks_up_of_spot_capacity_in_one_instance_type_is_taken_with_a_warning():
 
 def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():
     """``--max-nodes`` above EKS's default quota of 450 is refused naming the setting; told the
-    account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent."""
+    account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent
+    (to an operator who lets a pool have that many nodes, KATUNA_MAX_POOL_NODES)."""
     flags = ["eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "600", "--dry-run"]
-    refused = provision(*flags)
+    refused = provision(*flags, env={"KATUNA_MAX_POOL_NODES": "600"})
     assert refused.returncode == 2 and ("--max-nodes: expected an integer from 1 to 450: EKS's quota of nodes per "
                                         "managed node group") in refused.stderr
     assert "KATUNA_EKS_NODES_PER_GROUP" in refused.stderr
-    for sent in (provision(*flags, "--nodes-per-group-quota", "600"),
-                 provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "600"})):
+    for sent in (provision(*flags, "--nodes-per-group-quota", "600", env={"KATUNA_MAX_POOL_NODES": "600"}),
+                 provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "600"})):
         assert sent.returncode == 0, sent.stderr
         assert json.loads(sent.stdout)["request"]["scalingConfig"] == {"minSize": 0, "maxSize": 600, "desiredSize": 0}
     zero = provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "0"})
