@@ -229,10 +229,21 @@ def _counts(machine: str, kind: str) -> set[int]:
     return {int(machine.rsplit("-", 1)[1].removesuffix("g"))}
 
 
+LOCATION_POLICIES = ("LOCATION_POLICY_UNSPECIFIED", "BALANCED", "ANY")
+"""``NodePoolAutoscaling.LocationPolicy``'s names: a REST request naming another is refused by
+GKE's JSON transcoding before GKE reads it, in its ``Invalid value at`` wording (a number, as
+the client sends an enum with ``enum-encoding=int``, is the proto's own to judge: not checked)."""
+
+
 def check_autoscaling(scaling: dict, field: str, zones: int = 1) -> None:
     """Autoscaling limits: per-zone or pool-wide, never both; minimum at most maximum; a maximum,
     within GKE's :data:`NODES_PER_ZONE` in each of the pool's ``zones`` (the refusal's wording is
     the stand-in's)."""
+    policy = scaling.get("locationPolicy")
+    if isinstance(policy, str) and policy not in LOCATION_POLICIES:
+        raise Refused(400, f"Invalid value at '{field}.location_policy' "
+                           f"(type.googleapis.com/google.container.v1.NodePoolAutoscaling.LocationPolicy), "
+                           f"{json.dumps(policy)}")
     if not scaling.get("enabled"):
         return
     zone = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))

@@ -90,6 +90,7 @@ from moto_eks_checks import (
     check_instance_types,
     check_labels,
     check_order,
+    check_shapes,
     check_tags,
     check_taints,
 )
@@ -185,6 +186,8 @@ def _create_nodegroup(answer: Any) -> Any:
             _settle(cluster)
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
             check_create(cluster_name, nodegroup_name, scaling_config)
+            check_shapes(cluster_name, nodegroup_name, scaling_config, capacityType=rest.get("capacity_type"),
+                         amiType=rest.get("ami_type"))
             check_instance_types(cluster_name, nodegroup_name, rest.get("instance_types"))
             check_ami_type(cluster_name, nodegroup_name, rest.get("ami_type"), rest.get("instance_types"))
             unaddressed = check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
@@ -239,6 +242,7 @@ def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
 def _update_nodegroup_config(answer: Any) -> Any:
     def update_nodegroup_config(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                                 **changes: Any) -> dict[str, Any]:
+        check_shapes(cluster_name, nodegroup_name, changes.get("scaling_config"))
         _check_active(self, cluster_name)
         _check_size(self, cluster_name, nodegroup_name, changes.get("scaling_config"))
         group = self.clusters[cluster_name].nodegroups.get(nodegroup_name) if cluster_name in self.clusters else None

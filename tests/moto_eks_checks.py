@@ -14,8 +14,11 @@ than 20 instance types (the API reference's ``CreateNodegroup``) or 50 taints ("
 50 taints per node group", the EKS User Guide's node taints page), a
 taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
 label whose key or value Kubernetes refuses (EKS's own wording for a value, as
-aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's), and an
-instance type of another architecture than the AMI type's.
+aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's), an
+instance type of another architecture than the AMI type's, and values outside the API's shapes
+(:func:`check_shapes`: a ``capacityType`` or ``amiType`` not in its enum, a ``maxSize`` below 1,
+a negative ``minSize`` or ``desiredSize``), which botocore checks of the sizes only, and only
+where its parameter validation is on; the wording is the stand-in's.
 
 Imported by :mod:`moto_eks`, which points moto's EC2 at its one image before moto's EC2 is
 first imported.
@@ -24,7 +27,9 @@ first imported.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import botocore.session
 from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.eks.exceptions import InvalidParameterException
 
@@ -50,9 +55,30 @@ AL2023_SNAPSHOT_GB = 20
 """The root snapshot of EKS's Amazon Linux 2023 AMIs, in GiB: the smallest boot disk EKS takes."""
 
 
+_MODEL = botocore.session.get_session().get_service_model("eks")
+ENUMS = {"capacityType": tuple(_MODEL.shape_for("CapacityTypes").enum),
+         "amiType": tuple(_MODEL.shape_for("AMITypes").enum)}
+"""The values EKS takes for a node group's ``capacityType`` (``ON_DEMAND``, ``SPOT``,
+``CAPACITY_BLOCK``) and ``amiType``, as botocore's model of the EKS API lists them."""
+SIZE_LEAST = {"minSize": 0, "maxSize": 1, "desiredSize": 0}
+"""The least value of each ``NodegroupScalingConfig`` size (the model's ``min``)."""
+
+
 def invalid(cluster: str, group: str, message: str) -> InvalidParameterException:
     return InvalidParameterException(clusterName=cluster, nodegroupName=group, fargateProfileName=None,
                                      addonName=None, message=message)
+
+
+def check_shapes(cluster: str, group: str, scaling: dict[str, int] | None, **enums: Any) -> None:
+    """EKS refuses a size below its least (:data:`SIZE_LEAST`) and an enum's value it does not
+    have (:data:`ENUMS`: ``capacityType``, ``amiType``, given by their API names)."""
+    for field, least in SIZE_LEAST.items():
+        value = (scaling or {}).get(field)
+        if value is not None and value < least:
+            raise invalid(cluster, group, f"scalingConfig.{field} must be at least {least}, got {value}")
+    for field, value in enums.items():
+        if value is not None and value not in ENUMS[field]:
+            raise invalid(cluster, group, f"{field} {value!r} is not one of {', '.join(ENUMS[field])}")
 
 
 def check_order(cluster: str, group: str, scaling: dict[str, int], *, update: bool) -> None:

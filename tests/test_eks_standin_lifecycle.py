@@ -11,6 +11,7 @@ import moto_eks
 import moto_eks_iam
 import moto_eks_lifecycle
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from kube_standin.clock import SimulatedClock
 from kube_standin.clouds import eks_node_groups, eks_pools
@@ -141,3 +142,23 @@ def test_on_a_simulated_clock_the_states_end_when_the_clock_reaches_them(eks):
         assert clock.advance() and status(eks) == "ACTIVE"
     finally:
         moto_eks_lifecycle.pace(moto_eks_lifecycle.RealClock(), speed=0.0)
+
+
+@pytest.mark.parametrize("change", [
+    {"capacityType": "PREEMPTIBLE"}, {"capacityType": "spot"}, {"amiType": "UBUNTU_2204_x86_64"},
+    {"scalingConfig": {"minSize": 0, "maxSize": 0, "desiredSize": 0}},
+    {"scalingConfig": {"minSize": -1, "maxSize": 2, "desiredSize": 0}},
+    {"scalingConfig": {"minSize": 0, "maxSize": 2, "desiredSize": -1}},
+], ids=["preemptible", "lower-case", "ami", "max-0", "min-negative", "desired-negative"])
+def test_values_outside_ekss_shapes_are_refused_as_eks_refuses_them(eks, change):
+    """``capacityType`` and ``amiType`` take only their enums' values, and ``scalingConfig`` a
+    ``maxSize`` of at least 1 and no negative size: botocore checks the sizes before sending (a
+    client without that check sends them), EKS refuses each, and so must the stand-in."""
+    unchecked = boto3.client("eks", region_name=REGION, config=Config(parameter_validation=False))
+    code, _ = refused(lambda: unchecked.create_nodegroup(**{**eks.create_request, **change}))
+    assert code == "InvalidParameterException"
+    assert eks.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+    if "scalingConfig" in change:
+        eks.create_nodegroup(**eks.create_request)
+        code, _ = refused(lambda: unchecked.update_nodegroup_config(**GROUP, scalingConfig=change["scalingConfig"]))
+        assert code == "InvalidParameterException"

@@ -314,3 +314,16 @@ def test_a_pool_whose_creation_failed_is_left_in_error_saying_why(api, gke_api: 
     gke_api.advance(600)
     found = gke.GkeNodePools(CLUSTER, api).describe("trials")
     assert (found.state, found.message) == ("ERROR", reason)
+
+
+@pytest.mark.parametrize("policy", ["CHEAPEST", "any"])
+def test_a_location_policy_gke_does_not_have_is_refused(gke_api: GkeStub, policy):
+    """``NodePoolAutoscaling.location_policy`` is an enum (``BALANCED``, ``ANY``): GKE's JSON
+    transcoding refuses another name, which a raw REST request can send and proto clients cannot."""
+    body = {"nodePool": {"name": "trials", "initialNodeCount": 0, "config": {"machineType": "e2-standard-4"},
+                         "autoscaling": {"enabled": True, "totalMinNodeCount": 0, "totalMaxNodeCount": 3,
+                                         "locationPolicy": policy}}}
+    code, answer = gke_api.answer("POST", f"/v1/{CLUSTER.parent}/nodePools", body, None)
+    assert code == 400 and answer["error"]["status"] == "INVALID_ARGUMENT", answer
+    assert "node_pool.autoscaling.location_policy" in answer["error"]["message"]
+    assert gke_api.pools == {}
