@@ -69,9 +69,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_stopped_at_end_index(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-eighth migration (the index of the trials each
+    study's end stopped)."""
+    db.execute("DROP INDEX IF EXISTS trials_stopped_at_end")
+
+
 def drop_lineage(db: sqlite_utils.Database) -> None:
     """Take a database back to before the thirty-seventh migration (each trial's generation and
-    parent under population-based training)."""
+    parent under population-based training), and the thirty-eighth."""
+    drop_stopped_at_end_index(db)
     for column in ("generation", "parent"):
         if column in db["trials"].columns_dict:
             db.execute(f"ALTER TABLE trials DROP COLUMN {column}")

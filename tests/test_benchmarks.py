@@ -356,3 +356,15 @@ def test_pbt_decision(warm: WarmPython, tmp_path: Path):
     assert [row[0] for row in result["rows"]] == [200, 1000]
     assert all(row[1] < 200 for row in result["rows"]), "a decision reads a few generations, not every trial"
     assert all(number(found[f"{kind}_ms_at_{size}"]) > 0 for kind in ("decision", "every_trial") for size in (200, 1000))
+
+
+def test_large_study(warm: WarmPython, tmp_path: Path):
+    """Every command and request answers for both studies, and the front shown again after a trial
+    reads fewer rows than its first computation."""
+    found, result = run(warm, "large_study.py", tmp_path)
+    assert result["trials"] == int(found["trials"]) == 2_000
+    assert all(r["bytes"] > 0 and r["peak_mb"] > 0 for r in result["commands"].values())
+    assert all(r["bytes"] > 0 for r in result["requests"].values())
+    front = result["front"]
+    assert front["front_size"] > 0 and front["after_trial_steps"] < front["first_steps"]
+    assert all(number(found[key]) > 0 for key in ("slowest_request_s", "chart_pareto_warm_s", "front_after_trial_ms"))

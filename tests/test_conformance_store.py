@@ -77,6 +77,11 @@ def _random_write(store: Store, rng: random.Random, step: int) -> None:
         store.add_trial(TrialRecord("demo", number, {"x": step}, state, values=values if state == "COMPLETE" else None))
 
 
+def completed_values(store: Store) -> list[tuple[int, list[float]]]:
+    """The number and objective values of each of study ``demo``'s completed trials, by number."""
+    return [(number, values) for number, values in store.changed_values("demo", 0)[0] if values is not None]
+
+
 class StoreContract:
     """What every store does. Subclasses provide the ``store`` fixture and :meth:`open_again`."""
 
@@ -273,7 +278,9 @@ class StoreContract:
                   ("PRUNED", [0.1, 9.0])]
         for number, (state, values) in enumerate(trials):
             store.add_trial(TrialRecord("demo", number, {"x": number}, state, values=values))
-        assert store.completed_values("demo") == [(n, v) for n, (state, v) in enumerate(trials) if state == "COMPLETE"]
+        assert completed_values(store) == [(n, v) for n, (state, v) in enumerate(trials) if state == "COMPLETE"]
+        assert store.changed_values("demo", 0)[0] == [(n, v if state == "COMPLETE" else None)
+                                                      for n, (state, v) in enumerate(trials)]
         assert [t.number for t in best_trials(store, study)] == [6, 1, 0, 3]
 
     def test_a_shown_pareto_front_follows_every_change_of_the_completed_trials(self, store: Store):
@@ -289,11 +296,11 @@ class StoreContract:
         other = self.open_again(store)
         rng = random.Random(7)
         try:
-            marker, values = store.trials_marker("demo"), store.completed_values("demo")
+            marker, values = store.trials_marker("demo"), completed_values(store)
             for step in range(300):
                 writer = other if step % 3 == 0 else store
                 _random_write(writer, rng, step)
-                now = store.completed_values("demo")
+                now = completed_values(store)
                 assert store.trials_marker("demo") != marker or now == values, f"step {step}"
                 marker, values = store.trials_marker("demo"), now
                 fresh = pareto_front(study.spec, now)

@@ -1,9 +1,11 @@
 """What katuna's events and ticks cost does not grow with what the database has kept: the
 database work of a ``trial.finished`` and the events it leads to (the prepared trial's launch,
-the next ask) is the same at 100 stored trials as at 2,000, and the watcher's check of the pools
-whose nodes it measures reads those pools only, not every pool any study ever used. Work is
-counted in SQLite's virtual-machine steps, which grow with every row a statement reads, never in
-time."""
+the next ask) is the same at 100 stored trials as at 2,000, the Pareto front shown after a trial
+of a study of several objectives ended (a Katib Experiment's status, the study's view) reads the
+trials changed since it was last shown, a Katib Experiment's count of the trials its end stopped
+reads those trials, not every trial early stopping pruned, and the watcher's check of the pools whose nodes it
+measures reads those pools only, not every pool any study ever used. Work is counted in SQLite's
+virtual-machine steps, which grow with every row a statement reads, never in time."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.node_hours import NodeLife
+from functions.core.pareto import best_trials
 from functions.core.pool_use import READY, RELEASED, WATCH_AFTER_RELEASE, PoolUse
-from functions.core.records import COMPLETE, RUNNING, TrialRecord
+from functions.core.records import COMPLETE, PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.handlers import Deps
@@ -104,6 +107,59 @@ def test_the_database_work_of_a_trial_end_does_not_grow_with_the_study(runner: E
     small = chain_work(runner, 100)
     large = chain_work(runner, 2_000)
     assert large <= 1.2 * small, f"{large * STEPS} SQLite steps at 2,000 trials against {small * STEPS} at 100"
+
+
+TWO_OBJECTIVES = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "minimize"}]}
+
+
+def front_work(folder: Path, trials: int) -> int:
+    """The SQLite work of showing a two-objective study's front again after one more trial
+    completed, with ``trials`` stored: the front of ten (``(i, 10 - i)``), every later trial
+    beaten by them, shown once before; the trial that completes joins the front."""
+    store = SqliteStore(folder / f"front-{trials}.db")
+    definition = study_definition(name="front", maxTrials=trials + 1, objective=TWO_OBJECTIVES)
+    record = store.add_study(StudyRecord(parse_study(definition), definition, str(folder), f"uid-front-{trials}"))
+    with store.transaction():
+        for number in range(trials):
+            values = [float(number), 10.0 - number] if number < 10 else [20.0 + number % 7, 20.0 + number % 5]
+            store.add_trial(TrialRecord("front", number, {"x": 0.5}, COMPLETE, values=values))
+    assert [t.number for t in best_trials(store, record)] == list(range(10))
+    store.add_trial(TrialRecord("front", trials, {"x": 0.5}, COMPLETE, values=[0.5, 9.5]))
+    try:
+        with sqlite_work(store) as counted:
+            shown = [t.number for t in best_trials(store, record)]
+        assert shown == [0, trials, *range(1, 10)]
+        return counted[0]
+    finally:
+        store.close()
+
+
+def test_a_front_shown_again_after_a_trial_completed_reads_what_changed_not_every_trial(tmp_path: Path):
+    small, large = front_work(tmp_path, 200), front_work(tmp_path, 5_000)
+    assert large <= 1.2 * small, f"{large * STEPS} SQLite steps at 5,000 trials against {small * STEPS} at 200"
+
+
+def killed_count_work(folder: Path, pruned: int) -> int:
+    """The SQLite work of counting a study's trials stopped because it ended (three), among
+    ``pruned`` trials early stopping pruned."""
+    store = SqliteStore(folder / f"pruned-{pruned}.db")
+    definition = study_definition(name="pruned", maxTrials=pruned + 3)
+    store.add_study(StudyRecord(parse_study(definition), definition, str(folder), f"uid-pruned-{pruned}"))
+    with store.transaction():
+        for number in range(pruned + 3):
+            reason = STOPPED_AT_END if number >= pruned else f"pruned at step {number % 9}: below the median"
+            store.add_trial(TrialRecord("pruned", number, {"x": 0.5}, PRUNED, reason=reason))
+    try:
+        with sqlite_work(store) as counted:
+            assert store.count_stopped_at_end("pruned") == 3
+        return counted[0]
+    finally:
+        store.close()
+
+
+def test_the_count_of_trials_a_studys_end_stopped_reads_those_not_every_pruned_trial(tmp_path: Path):
+    small, large = killed_count_work(tmp_path, 200), killed_count_work(tmp_path, 5_000)
+    assert large <= 1.2 * small, f"{large * STEPS} SQLite steps among 5,000 pruned trials against {small * STEPS} among 200"
 
 
 def no_cluster() -> NoReturn:

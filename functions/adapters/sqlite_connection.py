@@ -14,7 +14,7 @@ import json
 import sqlite3
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,6 +252,9 @@ class SqliteConnection:
         :meth:`optuna_study` uses it; ``KeyError`` when Optuna has no such study."""
         storage = self.optuna_storage()
         return storage.stream(storage.get_study_id_from_name(name))
+
+    def database(self) -> Hashable:
+        return str(self.path), self.opened
 
     def optuna_version(self, name: str) -> int:
         """How many records the study's Optuna journal holds: any change to its state raises it."""

@@ -223,8 +223,10 @@ class Store(Protocol):
         """Completed trials, best first by the first objective; none of a study not stored (one
         another process deleted), as it has no trials to count."""
 
-    def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
-        """The number and objective values of each completed trial that has values, by number."""
+    def changed_values(self, study: str, after: int) -> tuple[list[tuple[int, list[float] | None]], int]:
+        """The study's trials written (added or updated) since its trial change ``after`` (0: all
+        of them), by number, each with its objective values where it is completed with values
+        (None where not), and its latest trial change (``after`` when none is later)."""
 
     def population_trials(self, study: str, n_population: int) -> list[PopulationTrial]:
         """The trials a decision of population-based training of ``n_population`` reads, by
@@ -237,9 +239,14 @@ class Store(Protocol):
         """The newest generation of the study's trials, its trials and those that completed,
         counted in one statement (0, 0, 0 while no trial has a generation)."""
 
+    def database(self) -> Hashable:
+        """Which database the store reads (its file as opened): what a process keeps of one
+        database's trials (a Pareto front, :mod:`functions.core.pareto`) is never taken for
+        another's, whose trial change numbers count other changes."""
+
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed
-        trials or their values (equal markers: the same :meth:`completed_values`)."""
+        trials or their values (equal markers: the same completed values, :meth:`changed_values`)."""
 
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
         """Replaces any observations stored earlier for the same attempt."""

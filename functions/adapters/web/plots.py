@@ -204,7 +204,7 @@ def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: li
     name, lower_better = spec.objectives[index].metric, spec.objectives[index].direction == MINIMIZE
     target = {"target": _target(index)} if spec.multi_objective else {}
     if kind == "parallel":  # which writes its labels as text itself
-        sample, sampled = _sample(study, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
+        sample, sampled = _sample(study, spec, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
         return _parallel_coordinates(sample, lower_better, **target, target_name=name), sampled
     one = {**target, "target_name": _as_text(name)}
     if kind == "history":
@@ -216,7 +216,7 @@ def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: li
     if kind == "contour":
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
-        sample, sampled = _sample(study, CONTOUR_TRIALS)
+        sample, sampled = _sample(study, spec, CONTOUR_TRIALS)
         contour = vis.plot_contour(sample, params=params[:2], **one)
         return contour.update_traces(reversescale=lower_better, selector={"type": "contour"}), sampled
     if kind == "importance":
@@ -243,21 +243,22 @@ def _pareto(study: optuna.Study, spec: Study) -> tuple[dict[str, Any], str | Non
     return pareto_figure(complete, spec, [_as_text(metric) for metric in metrics])
 
 
-def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, str | None]:
-    """``study`` itself when it has at most ``limit`` completed trials, else an in-memory copy
-    holding ``limit`` of them: its best trials (as many as fit), and the others spread evenly over
-    the study; and what the chart says of it."""
+def _sample(study: _ReadOnlyStudy, spec: Study, limit: int) -> tuple[_ReadOnlyStudy, str | None]:
+    """``study`` showing at most ``limit`` of its completed trials (all where it has no more):
+    its best trials (as many as fit: those tied on the best value, or the Pareto front as
+    katuna's tables show it), and the others spread evenly over the study; and what the chart
+    says of it. As :func:`_thinned`, it copies nothing: copying 25,000 trials into a study of
+    their own took seconds, and so did Optuna's ``best_trials`` of 100,000."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) <= limit:
         return study, None
-    best = {t.number for t in study.best_trials}
-    chosen = [t for t in complete if t.number in best][:limit]
-    rest = [t for t in complete if t.number not in best]
+    best = set(pareto_front(spec, [(t.number, t.values) for t in complete if t.values]))
+    chosen = [t.number for t in complete if t.number in best][:limit]
+    rest = [t.number for t in complete if t.number not in best]
     room = limit - len(chosen)
     chosen += [rest[int(i * len(rest) / room)] for i in range(room)]
-    copy = optuna.create_study(directions=study.directions)
-    copy.add_trials(sorted(chosen, key=lambda t: t.number))
-    return copy, f"from {limit:,} of {len(complete):,} completed trials"
+    study.shown = frozenset(chosen)
+    return study, f"from {limit:,} of {len(complete):,} completed trials"
 
 
 def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] | None, noun: str,

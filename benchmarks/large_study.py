@@ -1,0 +1,222 @@
+"""Every read of a study of 100,000 trials, as a user makes them, and what a trial's end costs
+the views of a study of two objectives that large.
+
+Builds two finished studies directly through the store (katuna's trial rows and Optuna's
+journal, no trial processes): ``big``, one objective and three parameters (``ui_render.build``),
+and ``front``, two objectives (a front of a few hundred trials). Then each read a user makes, in
+a fresh process of its own as a command or a ``katuna serve`` worker meets it: the commands
+(``katuna studies``, ``show``, ``best``, ``trials`` as a table, as JSON and a page of it), the
+HTTP API (the studies, a study, a page of trials, the best, one trial), the dashboard (the
+study page, its trial table sorted by a metric at a deep page, the CSV export) and the charts,
+the Pareto front's among them. A request is asked twice in its worker: the first answer
+(``cold``: a chart's first reads the study's Optuna history) and the next (``warm``), with the
+memory the worker added at its peak (MB) and the bytes of the answer; a command's seconds and
+its peak resident memory. A chart is built again for the warm answer (what a running study's
+page costs after each trial).
+
+Then, in a warm process, the Pareto front of ``front`` shown after one more trial completed (a
+Katib Experiment's status is written, and the study's view shown, after each trial): the
+milliseconds and the SQLite work (virtual-machine steps), against the first computation. Ends
+with ``name=value`` lines; the JSON and a bar chart go to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import report
+from optuna.distributions import FloatDistribution
+from ui_render import NAME, build, memory_mb
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+
+FRONT = "front"
+FRONT_DEFINITION = {
+    "name": FRONT,
+    "objective": {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "latency", "direction": "minimize"}]},
+    "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+    "algorithm": {"name": "random"},
+    "trialTemplate": {"command": ["python", "train.py", "--x", "${trialParameters.x}"]},
+}
+COMMANDS = {"studies": ["studies"], "show": ["show", NAME], "show_front": ["show", FRONT], "best_front": ["best", FRONT],
+            "trials_table": ["trials", NAME], "trials_json": ["trials", NAME, "--json"],
+            "trials_page": ["trials", NAME, "--after", "{deep}", "--limit", "100"]}
+REQUESTS = {"api_studies": "/studies", "api_study": f"/studies/{NAME}", "api_front_study": f"/studies/{FRONT}",
+            "api_trials_page": f"/studies/{NAME}/trials?after={{deep}}", "api_best_front": f"/studies/{FRONT}/best",
+            "api_trial": f"/studies/{NAME}/trials/{{deep}}", "ui_studies": "/ui/", "ui_study": f"/ui/studies/{NAME}",
+            "ui_table_sorted_deep": f"/ui/studies/{NAME}/trials.fragment?sort=metric:loss&desc=true&page={{page}}",
+            "ui_csv": f"/ui/studies/{NAME}/trials.csv", "chart_history": f"/ui/studies/{NAME}/plots/history",
+            "chart_parallel": f"/ui/studies/{NAME}/plots/parallel", "chart_contour": f"/ui/studies/{NAME}/plots/contour",
+            "chart_importance": f"/ui/studies/{NAME}/plots/importance",
+            "chart_pareto": f"/ui/studies/{FRONT}/plots/pareto", "chart_front_parallel": f"/ui/studies/{FRONT}/plots/parallel"}
+
+
+def two_objectives(rng: random.Random) -> list[float]:
+    """A loss and a latency that trade against each other, with noise: a front of a few hundred."""
+    loss = rng.random()
+    return [round(loss, 4), round((1 - loss) ** 2 + rng.random() * 0.2, 4)]
+
+
+def build_front(db: Path, trials: int) -> None:
+    """A finished study of ``trials`` completed trials of two objectives, in one transaction."""
+    rng, store = random.Random(2), SqliteStore(db)
+    spec = parse_study({**FRONT_DEFINITION, "maxTrials": trials + 1})
+    store.add_study(StudyRecord(spec, FRONT_DEFINITION, str(db.parent), "bench-front", status="completed",
+                                reason="max trials reached", created_at=time.time()))
+    frozen = []
+    with store.transaction():
+        for number in range(trials):
+            params, scored = {"x": rng.random()}, two_objectives(rng)
+            store.add_trial(TrialRecord(FRONT, number, params, COMPLETE, values=scored))
+            frozen.append(optuna.trial.create_trial(params=params, distributions={"x": FloatDistribution(0.0, 1.0)},
+                                                    values=scored))
+        store.optuna_study(FRONT, ["minimize", "minimize"]).add_trials(frozen)
+    store.close()
+
+
+def request(db: Path, path: str) -> dict[str, float]:
+    """In this process, as a fresh ``katuna serve`` worker: ``path`` asked twice (a chart built
+    again the second time), the seconds of each answer, the memory added at the peak, the bytes."""
+    from functions.adapters.web import create_app
+    from functions.adapters.web.chart_cache import chart_cache
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=db, log_dir=db.parent / "logs"))
+    client = create_app(runtime).test_client()
+    client.get("/healthz")
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    before, seconds, size = memory_mb(os.getpid(), "VmRSS"), [], 0
+    for _ in range(2):
+        chart_cache.clear()
+        start = time.perf_counter()
+        response = client.get(path)
+        size = sum(len(chunk) for chunk in response.response)
+        seconds.append(time.perf_counter() - start)
+        assert response.status_code == 200, (path, response.status_code)
+    added = memory_mb(os.getpid(), "VmHWM") - before
+    runtime.close()
+    return {"cold_s": seconds[0], "warm_s": seconds[1], "peak_added_mb": added, "bytes": size}
+
+
+def in_child(*args: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True,
+                          cwd=Path(__file__).parent)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+MEASURED = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:]); _, status, usage = "
+            "os.wait4(child.pid, 0); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, file=sys.stderr)")
+"""Runs a command and writes its exit code and peak resident memory (KiB) to stderr: from a
+small process of its own, as a process's peak counts that of the one it was forked from."""
+
+
+def command(db: Path, args: list[str]) -> dict[str, float]:
+    """``katuna <args>`` from start to exit: seconds, its peak resident memory (MB), its output's bytes."""
+    katuna = str(Path(sys.executable).with_name("katuna"))
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, katuna, *args, "--db", str(db)], capture_output=True,
+                          check=True)
+    seconds = time.perf_counter() - start
+    code, peak = done.stderr.decode().split()[-2:]
+    assert code == "0", (args, done.stderr[-500:])
+    return {"seconds": seconds, "peak_mb": int(peak) / 1024, "bytes": len(done.stdout)}
+
+
+def front_after_trial(db: Path, trials: int) -> dict[str, float]:
+    """Milliseconds and SQLite steps of the front of ``front`` computed in a warm process, then
+    shown again after one more trial completed (in a copy of the database)."""
+    from functions.core.pareto import best_trials
+
+    store = SqliteStore(db)
+    record = store.get_study(FRONT)
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    def shown() -> tuple[float, int, int]:
+        steps[0] = 0
+        store.db.conn.set_progress_handler(step, 100)
+        start = time.perf_counter()
+        size = len(best_trials(store, record))
+        elapsed = (time.perf_counter() - start) * 1000
+        store.db.conn.set_progress_handler(None, 0)
+        return elapsed, steps[0] * 100, size
+
+    first_ms, first_steps, _ = shown()
+    store.add_trial(TrialRecord(FRONT, trials, {"x": 0.5}, COMPLETE, values=two_objectives(random.Random(3))))
+    after_ms, after_steps, size = shown()
+    store.close()
+    return {"first_ms": first_ms, "first_steps": first_steps, "after_trial_ms": after_ms,
+            "after_trial_steps": after_steps, "front_size": size}
+
+
+def main() -> None:
+    parser = report.arguments(__doc__, "2,000 trials (a smoke run)")
+    parser.add_argument("--trials", type=int, default=100_000)
+    parser.add_argument("--request", nargs=2, metavar=("DB", "PATH"), help=argparse.SUPPRESS)
+    args = report.parsed(parser)
+    if args.request:
+        print(json.dumps(request(Path(args.request[0]), args.request[1])))
+        return
+    trials = 2_000 if args.quick else args.trials
+    deep = {"deep": str(trials - 1_000), "page": str(trials // 100)}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "katuna.db"
+        start = time.perf_counter()
+        build(db, trials)
+        build_front(db, trials)
+        print(f"built two studies of {trials:,} trials in {time.perf_counter() - start:.1f} s", flush=True)
+        commands = {name: command(db, [word.format(**deep) for word in words]) for name, words in COMMANDS.items()}
+        requests = {name: in_child("--request", str(db), path.format(**deep)) for name, path in REQUESTS.items()}
+        copy = Path(tmp) / "copy.db"
+        copy.write_bytes(db.read_bytes())
+        front = front_after_trial(copy, trials)
+    print(f"two studies of {trials:,} trials: each command in a process of its own")
+    print(report.table(["command", "s", "peak MB", "bytes"],
+                       [[name, r["seconds"], r["peak_mb"], r["bytes"]] for name, r in commands.items()]))
+    print("each request in a fresh worker: the first answer, the next (a chart built again), the memory added")
+    print(report.table(["request", "cold s", "warm s", "peak added MB", "bytes"],
+                       [[name, r["cold_s"], r["warm_s"], r["peak_added_mb"], r["bytes"]] for name, r in requests.items()]))
+    print(f"the front of {trials:,} trials of two objectives ({front['front_size']} on it): first "
+          f"{front['first_ms']:.0f} ms ({front['first_steps']:,} SQLite steps), shown again after a trial completed "
+          f"{front['after_trial_ms']:.1f} ms ({front['after_trial_steps']:,} steps)")
+    result = {"trials": trials, "commands": commands, "requests": requests, "front": front}
+    report.save("large_study", {**result, **summary(result)}, args.out)
+    fig, ax = report.figure()
+    names = [*commands, *requests]
+    ax.barh(names, [r["seconds"] for r in commands.values()] + [r["warm_s"] for r in requests.values()])
+    ax.set_xlabel(f"seconds (a request's warm answer), {trials:,} trials")
+    ax.invert_yaxis()
+    report.save_plot(fig, "large_study", args.out)
+    report.lines(summary(result))
+
+
+def summary(result: dict) -> dict[str, float]:
+    """The closing figures, which the JSON holds too."""
+    requests, commands, front = result["requests"], result["commands"], result["front"]
+    return {"trials": result["trials"],
+            "slowest_request_s": round(max(max(r["cold_s"], r["warm_s"]) for r in requests.values()), 2),
+            "largest_request_added_mb": round(max(r["peak_added_mb"] for r in requests.values()), 1),
+            "chart_parallel_warm_s": round(requests["chart_parallel"]["warm_s"], 2),
+            "chart_pareto_warm_s": round(requests["chart_pareto"]["warm_s"], 2),
+            "cli_trials_table_mb": round(commands["trials_table"]["peak_mb"], 1),
+            "cli_trials_json_mb": round(commands["trials_json"]["peak_mb"], 1),
+            "front_first_ms": round(front["first_ms"], 1), "front_after_trial_ms": round(front["after_trial_ms"], 1),
+            "front_after_trial_steps": front["after_trial_steps"]}
+
+if __name__ == "__main__":
+    main()
