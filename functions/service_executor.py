@@ -50,7 +50,7 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
         drops = executor.checkpoint_drops.ask
-        return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail), executor, executor, refusal,
+        return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail, executor), executor, executor, refusal,
                                checkpoint_drops=drops)
     local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
     return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity))

@@ -402,6 +402,36 @@ def test_an_init_container_in_a_relative_folder_never_starts_and_its_pod_fails(s
     assert all("running" not in s["state"] for s in pod["status"].get("containerStatuses") or [])
 
 
+def test_a_container_exiting_under_on_failure_runs_again_in_place_keeping_its_last_runs_log(static: KubeStub,
+                                                                                           tmp_path):
+    """Under ``restartPolicy: OnFailure`` the kubelet runs a container that exited other than 0
+    again in place: the pod stays ``Running``, its status counts the restarts and keeps the run
+    before the current one as ``lastState``, whose log alone ``previous=true`` serves (the run
+    before that one's is gone)."""
+    static.kubelets.restart_backoff = (0.2, 0.4)
+    runs = tmp_path / "runs"
+    code = (f"import pathlib, sys, time\np = pathlib.Path({str(runs)!r})\nn = len(p.read_text()) if p.exists() else 0\n"
+            "p.write_text('x' * (n + 1))\nprint(f'run {n + 1}', flush=True)\nsys.exit(n + 2) if n < 2 else time.sleep(600)")
+    body = job("again", code)
+    body["spec"].pop("podFailurePolicy")
+    body["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", body)
+    core = client.CoreV1Api(api(static))
+
+    def third_run() -> dict | None:
+        pods = pods_of(static, "again")
+        held = pods[0]["status"].get("containerStatuses", [{}])[0] if pods else {}
+        return pods[0] if held.get("restartCount") == 2 and "running" in held.get("state", {}) else None
+
+    pod = eventually(third_run, "the container runs a third time")
+    [held] = pod["status"]["containerStatuses"]
+    assert (pod["status"]["phase"], held["lastState"]["terminated"]["exitCode"]) == ("Running", 3)
+    name = pod["metadata"]["name"]
+    eventually(lambda: core.read_namespaced_pod_log(name, "katuna", container="trial") == "run 3\n", "run 3 prints")
+    assert core.read_namespaced_pod_log(name, "katuna", container="trial", previous=True) == "run 2\n"
+    assert condition(static, "again") is None, "the Job runs on"
+
+
 def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
     static.image_pull_seconds = 60
     client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("pull"))

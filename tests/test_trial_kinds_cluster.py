@@ -129,14 +129,16 @@ def test_a_jobs_worker_failing_fails_its_trial_once_and_stops_the_master_left_ru
         service: Service, kube: KubeStub, kind: str, specs: str, master: str, container: str):
     """A worker's exit fails the job while its master runs on (a PyTorchJob's ``cleanPodPolicy``
     is ``None``) or is deleted (a TFJob's is ``Running``): the trial's failure with the worker's
-    code, not a run lost to run again, and the master left running is stopped."""
+    code, not a run lost to run again, and the master left running is stopped. The worker's
+    ``restartPolicy`` is ``Never``: under ``OnFailure`` its kubelet would run it again in place."""
     name = f"failing-{kind.lower()}"
     definition = study_definition(name, maxTrials=1, parallelism=1, maxFailedTrials=1)
     definition["trialTemplate"] = {"primaryContainerName": container, "trialSpec": {
         "apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {specs: {
             master: _replica(1, _container(container, [sys.executable, "-c", "import time; time.sleep(86400)",
                                                     "${trialParameters.x}"])),
-            "Worker": _replica(1, _container(container, [sys.executable, "-c", "raise SystemExit(3)"]))}}}}
+            "Worker": {**_replica(1, _container(container, [sys.executable, "-c", "raise SystemExit(3)"])),
+                       "restartPolicy": "Never"}}}}}
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})
     assert status == 201, body
     assert service.wait_for(name, timeout=120)["status"] == "failed"

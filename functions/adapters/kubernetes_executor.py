@@ -41,6 +41,7 @@ from functions.core.events import Event
 from functions.core.job import is_job, primary_container_name, render_trial, runs_as_job
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
+from functions.core.live_log import LiveRead, LogMark
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_reads import lost_run
 from functions.core.log_rotation import LogStart
@@ -210,19 +211,37 @@ class KubernetesExecutor:
         marked, once a pod replaced it: a Job (whose ``podFailurePolicy`` holds its replacements
         to ``podReplacementPolicy: Failed``) makes the replacement once the lost pod has ended,
         so the mark comes after all the lost run printed, and the bytes before it stay where
-        they are: the offsets the log is read at (:class:`~functions.core.log_reads.StreamedLogReads`) hold."""
+        they are: the offsets the log is read at (:class:`~functions.core.log_reads.StreamedLogReads`) hold.
+        Of a container its kubelet ran again in place (a training operator's pod under
+        ``restartPolicy: OnFailure``), its run before the current one comes first, marked
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.read_as_shown`)."""
+        return (line for line, _ in self._shown(launch, False))
+
+    def marked(self, launch: TrialLaunch) -> Iterator[tuple[str, LogMark | None]]:
+        """:meth:`log`, each line of the current run of the last pod's container with the mark
+        past it (:class:`~functions.core.live_log.LiveLogs`)."""
+        return self._shown(launch, True)
+
+    def since(self, launch: TrialLaunch, mark: LogMark, limit_bytes: int) -> LiveRead | None:
+        """The mark's container run's log from a little before the mark
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.since`)."""
+        return self._pod_logs.since(self._jobs.pods(launch), self._jobs.namespace(launch),
+                                    primary_container_name(launch), mark, limit_bytes)
+
+    def _shown(self, launch: TrialLaunch, marks: bool) -> Iterator[tuple[str, LogMark | None]]:
+        """The log :meth:`log` reads, with marks where ``marks`` asks for them."""
         pods = self._jobs.pods(launch)
         lost = {pods[index].metadata.uid: (pods[index], later) for index, later in replacements(pods).items()}
         last = "\n"
-        for uid, lines in self._pod_logs.streams(pods, self._jobs.namespace(launch), primary_container_name(launch),
-                                                 False, launch.job_name, every=True, returns=True):
-            for line in lines:
+        for uid, lines in self._pod_logs.read_as_shown(pods, self._jobs.namespace(launch), primary_container_name(launch),
+                                                       launch.job_name, marks):
+            for line, mark in lines:
                 last = line
-                yield line
+                yield line, mark
             if uid in lost:
                 pod, later = lost[uid]
                 yield ("" if last.endswith("\n") else "\n") + lost_run(pod.metadata.name, disruption_of(pod),
-                                                                       later.metadata.name)
+                                                                       later.metadata.name), None
                 last = "\n"
 
     def stamped_output(self, launch: TrialLaunch) -> Iterator[tuple[str, Iterator[str]]]:

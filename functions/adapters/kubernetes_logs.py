@@ -1,8 +1,9 @@
 """Reading a trial's pod logs from the Kubernetes API, for the Kubernetes executor: the whole
-output streamed pod by pod in bounded memory, a bounded slice of the running pod's log, where
-the current pod's log begins, and the last lines of the attempt's log, to keep as katuna ends
-it. A pod that has no log to give (never started, gone, or on a node that cannot be reached) is
-skipped rather than an error.
+output streamed pod by pod in bounded memory, the log a person reads (every pod's, and, of a
+container its kubelet ran again in place, its run before the current one too), a bounded slice
+of the running pod's log, where the current pod's log begins, and the last lines of the
+attempt's log, to keep as katuna ends it. A pod that has no log to give (never started, gone,
+or on a node that cannot be reached) is skipped rather than an error.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Generator, Iterator
+from itertools import chain
 from typing import Any, cast
 
 from kubernetes import client
@@ -19,11 +21,13 @@ from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
-from functions.adapters.kubernetes_status import counted, current_run, disrupted
+from functions.adapters.kubernetes_status import counted, current_run, disrupted, status_of
 from functions.core.errors import OutputLost, Stopping
-from functions.core.kept_tails import KEPT_LINES, kept_text
+from functions.core.kept_tails import KEPT_BYTES, KEPT_LINES, kept_text, last_bytes, split_lines
 from functions.core.lines import bounded_lines
-from functions.core.log_cursor import Cursor, RunningLog, written_at
+from functions.core.live_log import LiveRead, LogMark, marked_lines
+from functions.core.log_cursor import NANOS, Cursor, RunningLog, written_at
+from functions.core.log_reads import earlier_run, this_run
 from functions.core.log_rotation import LogStart
 
 log = logging.getLogger("katuna.kubernetes")
@@ -33,6 +37,9 @@ CHUNK = 64 * 1024
 
 FIRST_STAMP_BYTES = 64
 """Bytes read of a log to learn when its first line was written: its RFC 3339 time comes first."""
+
+EARLIER_NOTE_BYTES = 512
+"""Bytes the lines of katuna's around an earlier run's kept tail take at most."""
 
 CLOCK_ALLOWANCE = 2
 """Seconds a running trial's log is read from before the last line read: the API counts
@@ -55,27 +62,92 @@ class PodLogs:
         self._stopped.set()
 
     def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
-                job_name: str, every: bool = False, returns: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
+                job_name: str) -> Iterator[tuple[str, Iterator[str]]]:
         """The uid and the streamed log of each pod whose output is the attempt's
         (:func:`~functions.adapters.kubernetes_status.counted`: not a disrupted one that a later
-        pod replaced), or, with ``every``, of each pod, the runs lost included, that has one;
-        with ``returns``, its lines keep their carriage returns (a log a person reads). A
-        disrupted pod's log the API cannot read now (its node stopped) is skipped, as its run was
-        lost anyway; when no pod that ran to its end (and none still running) has one, the output
-        is lost (:class:`OutputLost`)."""
+        pod replaced). A disrupted pod's log the API cannot read now (its node stopped) is
+        skipped, as its run was lost anyway; when no pod that ran to its end (and none still
+        running) has one, the output is lost (:class:`OutputLost`)."""
+        for uid, lines in self._pod_streams(counted(pods), namespace, container, job_name, timestamps=timestamps):
+            yield uid, (line for line, _ in lines)
+
+    def read_as_shown(self, pods: list[Any], namespace: str, container: str, job_name: str,
+                      marks: bool) -> Iterator[tuple[str, Iterator[tuple[str, LogMark | None]]]]:
+        """The uid and the streamed log of each pod, the runs lost included, that has one, its
+        lines keeping their carriage returns (a log a person reads); of a container its kubelet
+        ran again in place (``restartPolicy: OnFailure``), its run before the current one first,
+        between lines of katuna's saying so (the kubelet keeps that one only). With ``marks``,
+        the current run of the last pod is read with ``timestamps``, each of its lines with the
+        mark past it (:mod:`functions.core.live_log`); other lines have none."""
+        return self._pod_streams(pods, namespace, container, job_name, marks=marks, shown=True)
+
+    def _pod_streams(self, pods: list[Any], namespace: str, container: str, job_name: str, timestamps: bool = False,
+                     marks: bool = False, shown: bool = False) -> Iterator[tuple[str, Iterator[tuple[str, LogMark | None]]]]:
+        """The logs :meth:`streams` and :meth:`read_as_shown` read, each line with its mark or None."""
         read = False
-        for pod in pods if every else counted(pods):
+        for pod in pods:
             self._check(pod.metadata.name)
             if not (pod.spec and pod.spec.node_name):
                 continue  # never scheduled: the API answers an empty log (204), as if it had written nothing
-            response = self._read(pod, namespace, logging.WARNING, container=container, timestamps=timestamps or None)
-            if response is None:
+            earlier = self._earlier(pod, namespace, container) if shown else None
+            stamped = marks and pod is pods[-1]
+            response = self._read(pod, namespace, logging.WARNING, container=container,
+                                  timestamps=timestamps or stamped or None)
+            if response is None and earlier is None:
                 continue
             read = read or not disrupted(pod)
-            yield pod.metadata.uid, self._streamed(pod.metadata.name, response, returns)
+            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response, shown)
+            run = getattr(status_of(pod, container), "restart_count", 0) or 0
+            current = marked_lines(pod.metadata.uid, run, lines) if stamped else ((line, None) for line in lines)
+            yield pod.metadata.uid, chain(((line, None) for line in earlier or ()), current)
         if not read:
             raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
                              "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
+
+    def _earlier(self, pod: Any, namespace: str, container: str) -> Iterator[str] | None:
+        """Of a container its kubelet ran again in place, the log of its run before the current
+        one (``previous``) between lines of katuna's saying what it is; None for one never run
+        again, or whose earlier run's log the API cannot give."""
+        ended = restarted(pod, container)
+        response = None if ended is None else self._read(pod, namespace, logging.WARNING, container=container,
+                                                         previous=True)
+        if ended is None or response is None:
+            return None
+        return self._between(pod.metadata.name, ended, self._streamed(pod.metadata.name, response, True))
+
+    @staticmethod
+    def _between(pod: str, ended: tuple[int, Any], lines: Iterator[str]) -> Iterator[str]:
+        """An earlier run's ``lines`` between the lines of katuna's that say what they are."""
+        yield earlier_run(pod, ended[0], ended[1].exit_code, ended[1].reason)
+        last = "\n"
+        for line in lines:
+            last = line
+            yield line
+        yield ("" if last.endswith("\n") else "\n") + this_run(pod)
+
+    def since(self, pods: list[Any], namespace: str, container: str, mark: LogMark, limit_bytes: int) -> LiveRead | None:
+        """At most ``limit_bytes`` of the log of the mark's container run, each line behind its
+        time, from the mark's second less :data:`CLOCK_ALLOWANCE` on (the API counts
+        ``sinceSeconds`` back from its node's clock); None when that run is not the last of the
+        attempt's log (its pod not the last, its container run again since) or has no log."""
+        pod = pods[-1] if pods else None
+        status = status_of(pod, container)
+        if pod is None or pod.metadata.uid != mark.pod or (getattr(status, "restart_count", 0) or 0) != mark.run:
+            return None
+        since = max(1, math.ceil(self._clock() - mark.at / NANOS) + CLOCK_ALLOWANCE)
+        response = self._read(pod, namespace, container=container, timestamps=True, limit_bytes=limit_bytes,
+                              since_seconds=since)
+        if response is None:
+            return None
+        size = [0]
+
+        def counted_chunks() -> Iterator[bytes]:
+            for chunk in self._raw(pod.metadata.name, response):
+                size[0] += len(chunk)
+                yield chunk
+
+        lines = list(bounded_lines(counted_chunks(), returns=True))
+        return LiveRead(lines, size[0] >= limit_bytes)
 
     def running(self, pods: list[Any], namespace: str, container: str, after: Cursor | None,
                 limit_bytes: int) -> RunningLog | None:
@@ -101,15 +173,34 @@ class PodLogs:
         latest pod that has one (of its last :data:`~functions.core.kept_tails.KEPT_LINES`
         records and one more, which tells a log cut short, so a long log costs no more to read
         than a short one: :func:`~functions.core.kept_tails.kept_text`), and whether that is the
-        attempt's whole log (its only pod's, all of it); None when no pod has a log."""
+        attempt's whole log (its only pod's, all of it); None when no pod has a log. Of a
+        container its kubelet ran again in place, the tail of its run before the current one
+        comes first, as :meth:`read_as_shown` shows it, in up to half the bytes where the
+        current run's tail needs the rest: the crash a person looks for is often there."""
         for pod in reversed(counted(pods)):
             if not (pod.spec and pod.spec.node_name):
                 continue
-            response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1)
-            if response is not None:
-                text, whole = kept_text(self._raw(pod.metadata.name, response), KEPT_LINES + 1)
-                return text, whole and len(pods) == 1
+            ended = restarted(pod, container)
+            earlier = None if ended is None else self._tail_of(pod, namespace, container, previous=True)
+            read = self._tail_of(pod, namespace, container)
+            if read is None and earlier is None:
+                continue
+            text, whole = read or ("", True)
+            if ended is not None and earlier is not None:
+                room = KEPT_BYTES - EARLIER_NOTE_BYTES - min(len(text.encode()), KEPT_BYTES // 2)
+                before, all_kept = last_bytes(split_lines(earlier[0]), room)
+                text, rest = last_bytes(split_lines(text), KEPT_BYTES - len(before.encode()) - EARLIER_NOTE_BYTES)
+                text = "".join(self._between(pod.metadata.name, ended, iter(split_lines(before)))) + text
+                whole = whole and rest and all_kept and earlier[1] and ended[0] == 1
+            return text, whole and len(pods) == 1
         return None
+
+    def _tail_of(self, pod: Any, namespace: str, container: str, previous: bool = False) -> tuple[str, bool] | None:
+        """The kept text of the last records of the log of the pod's container (of its run
+        before the current one, ``previous``) (:func:`~functions.core.kept_tails.kept_text`),
+        and whether it is the run's whole log."""
+        response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1, previous=previous or None)
+        return None if response is None else kept_text(self._raw(pod.metadata.name, response), KEPT_LINES + 1)
 
     def start(self, pods: list[Any], namespace: str, container: str) -> LogStart | None:
         """Where the log of the current pod (the latest one not disrupted) begins: the time of its
@@ -176,3 +267,13 @@ class PodLogs:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         except HTTPError as exc:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+
+
+def restarted(pod: Any, container: str) -> tuple[int, Any] | None:
+    """How many times the pod's kubelet ran its container ``container`` again in place, and the
+    ``terminated`` state of its run before the current one; None for one never run again."""
+    status = status_of(pod, container)
+    last = status.last_state if status is not None else None
+    if status is None or not status.restart_count or last is None or last.terminated is None:
+        return None
+    return status.restart_count, last.terminated

@@ -15,6 +15,7 @@ from functions.adapters import trial_files
 from functions.core.errors import LogGone
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
+from functions.core.live_log import LogMark
 from functions.core.log_reads import LogWindow, char_start, joined, window_of
 from functions.core.overwrites import overwritten_lines
 
@@ -41,7 +42,8 @@ class LocalLogReads:
             yield from joined(_lines(_chunks(handle, 0, head_end), overwrite), tail_start - head_end, head_end,
                               _lines(_chunks(handle, tail_start, size), overwrite), size - tail_start)
 
-    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
+    def window(self, launch: TrialLaunch, offset: int, limit: int, mark: LogMark | None = None) -> LogWindow:
+        """The file read at ``offset`` (``mark`` is of no use where the log is read at offsets)."""
         with _opened(launch, self._log_path(launch)) as handle:
             size = os.fstat(handle.fileno()).st_size
             start = max(size - limit, 0) if offset < 0 else min(offset, size)

@@ -20,6 +20,7 @@ from functions.core.disruptions import MESSAGE_CHARS, Disruption
 from functions.core.errors import LogGone, OutputLost
 from functions.core.kept_tails import KeptTail, kept_lines, nothing_kept
 from functions.core.launch import TrialLaunch
+from functions.core.live_log import LiveLogs, LogMark, after_mark
 from functions.core.overwrites import overwritten, overwritten_lines
 
 _CONTINUATION = 0b1100_0000
@@ -28,12 +29,15 @@ _CONTINUATION = 0b1100_0000
 
 class LogWindow(NamedTuple):
     """Log text from a byte offset: the offset after it, whether more of the log follows
-    already, and how many bytes came before where it began (0 unless read from the end)."""
+    already, how many bytes came before where it began (0 unless read from the end), and where
+    the next poll may go on from without reading the log from its start
+    (:mod:`functions.core.live_log`; None where it may not)."""
 
     text: str
     offset: int
     more: bool
     skipped: int
+    mark: LogMark | None = None
 
 
 class LogReads(Protocol):
@@ -46,8 +50,9 @@ class LogReads(Protocol):
         Each ``\\r`` breaks a line, as metrics are read; with ``overwrite``, the lines are as a
         terminal shows them (:func:`~functions.core.overwrites.overwritten_lines`)."""
 
-    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
-        """At most ``limit`` bytes of the log from ``offset`` on; ``-1`` reads its last ``limit``."""
+    def window(self, launch: TrialLaunch, offset: int, limit: int, mark: LogMark | None = None) -> LogWindow:
+        """At most ``limit`` bytes of the log from ``offset`` on; ``-1`` reads its last ``limit``.
+        A ``mark`` the window ending at ``offset`` carried may spare reading what comes before."""
 
 
 def char_start(data: bytes) -> int:
@@ -136,6 +141,22 @@ def lost_run(pod: str, disruption: Disruption | None, replacement: str) -> str:
     return f"[katuna: the run in pod {pod} was lost ({why}); pod {replacement} ran the trial again from its start]\n"
 
 
+def earlier_run(pod: str, restarts: int, code: int | None, reason: str | None) -> str:
+    """The line that stands in a log a person reads before the log of the run of the trial's
+    container in ``pod`` before its current one, which its kubelet ran again in place
+    (``restartPolicy: OnFailure``, ``restarts`` times so far): the kubelet keeps that run's
+    log only, so any before it is said to be gone."""
+    ended = f"exit code {code}" + (f", {reason}" if reason else "")
+    gone = "" if restarts == 1 else f"; the {restarts - 1} run(s) before it are not kept by the kubelet"
+    return (f"[katuna: the trial's container in pod {pod} was run again in place ({restarts} restart(s)); "
+            f"its previous run's log follows, which ended ({ended}){gone}]\n")
+
+
+def this_run(pod: str) -> str:
+    """The line that stands after the previous run's log (:func:`earlier_run`), before the current run's."""
+    return f"[katuna: the current run of the trial's container in pod {pod} follows]\n"
+
+
 def joined(head: Iterable[str], left_out: int, head_size: int, tail: Iterable[str], tail_size: int) -> Iterator[str]:
     """The head's lines, then, when bytes were left out, the note on a line of its own and the tail's lines."""
     last = "\n"
@@ -147,6 +168,12 @@ def joined(head: Iterable[str], left_out: int, head_size: int, tail: Iterable[st
     yield from tail
 
 
+LIVE_READ_BYTES = 1024 * 1024
+"""Bytes of a running container's log one poll reads at most from a mark (what was written in
+the seconds before it, and since): a trial printing faster than that between two polls has its
+window read from the offset, which the page, more than a window behind, reads from the end."""
+
+
 class StreamedLogReads:
     """A log that can only be read as a stream of lines from its start (pods' logs from the
     Kubernetes API): each read goes through it, bounded in memory, not in work. The window's
@@ -154,9 +181,10 @@ class StreamedLogReads:
     as katuna ended the trial), what ``kept`` has of it is read instead (:mod:`functions.core.kept_tails`)."""
 
     def __init__(self, output: Callable[[TrialLaunch], Iterator[str]],
-                 kept: Callable[[TrialLaunch], KeptTail | None]) -> None:
+                 kept: Callable[[TrialLaunch], KeptTail | None], live: LiveLogs | None = None) -> None:
         self._output = output
         self._kept = kept
+        self._live = live
 
     def ends(self, launch: TrialLaunch, head: int, tail: int, overwrite: bool = False) -> Iterator[str]:
         """Whole lines: those of the first ``head`` bytes, then those of the last ``tail``, held
@@ -172,11 +200,18 @@ class StreamedLogReads:
         """The log's lines, ending where the rest of the output is lost (what the lost runs of
         a Job printed stays in sight); when there is none at all, the lines kept of it as
         katuna stopped the attempt, else ``LogGone``."""
+        return (line for line, _ in self._marked(launch, False))
+
+    def _marked(self, launch: TrialLaunch, marks: bool = True) -> Iterator[tuple[str, LogMark | None]]:
+        """:meth:`_left`'s lines, each with the mark past it (:meth:`LiveLogs.marked`) where
+        ``marks`` asks for them and the log has them."""
+        lines = self._live.marked(launch) if marks and self._live is not None else \
+            ((line, None) for line in self._output(launch))
         shown = False
         try:
-            for line in self._output(launch):
+            for line, mark in lines:
                 shown = True
-                yield line
+                yield line, mark
         except OutputLost as lost:
             if shown:
                 return
@@ -185,36 +220,49 @@ class StreamedLogReads:
                 raise LogGone(str(lost)) from lost
             if not tail.text:
                 raise LogGone(nothing_kept(tail, launch)) from lost
-            yield from kept_lines(tail, launch)
+            yield from ((line, None) for line in kept_lines(tail, launch))
 
-    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
+    def window(self, launch: TrialLaunch, offset: int, limit: int, mark: LogMark | None = None) -> LogWindow:
+        """The window from ``offset``: with a ``mark``, the lines written since it alone, where
+        they can be read so (:func:`~functions.core.live_log.after_mark`), else read from the
+        log's start. A window that ends where the log ends, after a line of the container run
+        still written to, carries the mark past it."""
+        if mark is not None and offset >= 0 and self._live is not None:
+            read = self._live.since(launch, mark, LIVE_READ_BYTES)
+            followed = None if read is None else after_mark(read, mark, limit)
+            if followed is not None:
+                return LogWindow(as_text(followed.text.encode()), offset + len(followed.text.encode()), followed.more,
+                                 0, followed.mark)
         if offset < 0:
             return self._last(launch, limit)
         data = bytearray()
-        position = 0
-        for line in self._left(launch):
-            raw = line.encode()
+        position, last = 0, None
+        for line, mark_past in self._marked(launch):
+            raw, last = line.encode(), mark_past
             if position + len(raw) > offset:
                 data += raw[max(offset - position, 0):]
             position += len(raw)
             if len(data) > limit:
                 break
-        return window_of(bytes(data[:limit + 1]), offset, limit, False)
+        window = window_of(bytes(data[:limit + 1]), offset, limit, False)
+        return window._replace(mark=last) if window.offset == position and not window.more else window
 
     def _last(self, launch: TrialLaunch, limit: int) -> LogWindow:
         """The window of the log's last ``limit`` bytes, in one pass over the stream, holding
         only the lines that may end within them."""
         kept: deque[bytes] = deque()
         kept_size = total = 0
-        for line in self._left(launch):
-            raw = line.encode()
+        last = None
+        for line, mark_past in self._marked(launch):
+            raw, last = line.encode(), mark_past
             kept.append(raw)
             kept_size += len(raw)
             total += len(raw)
             while kept_size - len(kept[0]) >= limit:
                 kept_size -= len(kept.popleft())
         start = max(total - limit, 0)
-        return window_of(b"".join(kept)[kept_size - (total - start):], start, limit, True)
+        window = window_of(b"".join(kept)[kept_size - (total - start):], start, limit, True)
+        return window._replace(mark=last) if window.offset == total else window
 
 
 def _ends(lines: Iterable[str], head: int, tail: int) -> Iterator[tuple[int, str]]:

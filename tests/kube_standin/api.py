@@ -203,8 +203,10 @@ class ApiServer:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound has an empty one (204: its log has no location), a container not yet
         started has none (400), nor has the run before a container's current one (``previous``,
-        400) where it never restarted (none here does: the kubelet's ``validateContainerLogStatus``
-        looks for its last terminated state first), a pod that is gone
+        400) where it never restarted (the kubelet's ``validateContainerLogStatus`` looks for its
+        last terminated state first; the first container run again in place under
+        ``restartPolicy: OnFailure`` has one, its run before the current one, whose log is
+        served: :meth:`~kube_standin.pod_ends.PodEnds.restart`), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500), a
         pod whose log file is gone from its node (:attr:`lost_logs`) the kubelet's failed open
         (400, as ``kubectl logs`` shows it); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
@@ -237,7 +239,7 @@ class ApiServer:
                 return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
                                                       "not found")
             state = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}
-            if "waiting" in state:
+            if "waiting" in state and not logs.previous(query or {}):
                 return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                                       f'{state["waiting"]["reason"]}')
             node = pod["spec"]["nodeName"]
@@ -252,6 +254,8 @@ class ApiServer:
                 return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:
                 return 200, b""
+            if logs.previous(query or {}):
+                return 200, logs.serve(self.kubelets.previous_log_of(pod), query or {}, self.clock.time())
             stored = self.logs.get((namespace, name))
             if stored:
                 return 200, logs.serve(stored, query or {}, self.clock.time())

@@ -18,7 +18,8 @@ the pod stays ``Running`` after the first one exits (statuses listed by containe
 kubelet lists them). A pod's init containers run first, in their order
 (:mod:`kube_standin.pod_inits`); a native sidecar (an init container with ``restartPolicy:
 Always``) starts among them, runs beside the containers and is stopped once they have ended;
-then the pod ends. A disruption (a scenario's, or the node going away) marks the pod with the
+then the pod ends. Under ``restartPolicy: OnFailure`` a first container that exits other than 0
+is run again in place instead, after a back-off (:meth:`PodEnds.restart`). A disruption (a scenario's, or the node going away) marks the pod with the
 ``DisruptionTarget`` condition (and, when its kubelet ends it as its node shuts down,
 ``status.reason`` ``Terminated``) and stops its containers as a kubelet does: SIGTERM, then
 SIGKILL once the grace period is over (:mod:`kube_standin.pod_stops`), or at once where the node
@@ -45,7 +46,7 @@ from kube_standin.image_refs import invalid_image_message
 from kube_standin.image_users import non_root_refusal
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.pod_ends import PodEnds
-from kube_standin.pod_inits import PodInits
+from kube_standin.pod_inits import RESTART_BACKOFF, PodInits
 from kube_standin.pod_runs import RESOURCES, Run, container_status, set_condition, set_statuses
 from kube_standin.pod_stops import PodStops
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
@@ -81,6 +82,8 @@ class Kubelets(PodEnds, PodInits, PodStops):
         """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
         disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
         self.pod_gc_seconds: float | None = None
+        self.restart_backoff = RESTART_BACKOFF
+        """The crash-loop back-off of a container run again in place: its first wait, and the most it doubles to."""
         self.log_max_size = MAX_SIZE
         """The kubelets' ``containerLogMaxSize``, in bytes: a running container's log file is
         rotated once it passes it, and the API serves only the current file (:mod:`kube_standin.logs`)."""
@@ -167,8 +170,8 @@ class Kubelets(PodEnds, PodInits, PodStops):
                             and (m := invalid_image_message(c["image"]))), None)
             if invalid is not None:
                 self._waiting(cluster, pod, {"reason": "InvalidImageName", "message": invalid})
-            elif self.clock.monotonic() - run.creating_since < self.image_pull_seconds:
-                return
+            elif self.clock.monotonic() < max(run.creating_since + self.image_pull_seconds, run.restart_at or 0.0):
+                return  # the image is pulled, or the container waits out its crash-loop back-off
             elif missing is not None:
                 self._pull_failed(cluster, pod, run, missing)
             else:
@@ -177,6 +180,9 @@ class Kubelets(PodEnds, PodInits, PodStops):
             return
         elif _exited_first(run):
             code = exit_code(run.process.returncode)
+            if code != 0 and pod["spec"].get("restartPolicy") == "OnFailure":
+                self.restart(cluster, pod, run, code)
+                return
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
                       "Completed" if code == 0 else "Error")
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:

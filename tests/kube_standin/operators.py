@@ -5,7 +5,8 @@ conditions of the workload.
 - Kubeflow Training Operator (TFJob, PyTorchJob, MPIJob, XGBoostJob, PaddleJob, JAXJob): a pod
   ``<job>-<role>-<index>`` per replica, labelled ``training.kubeflow.org/job-name``,
   ``replica-type`` (the role lower-cased), ``replica-index``, and ``job-role: master`` on the
-  master role (Master, Chief or Launcher; without one, worker 0); an MPIJob's launcher is
+  master role (Master, Chief or Launcher; without one, worker 0), each with its replica's
+  ``restartPolicy`` (``ExitCode`` as ``Never``); an MPIJob's launcher is
   ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
   job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods its
@@ -108,8 +109,18 @@ def _replicas(job: dict) -> list[tuple[str, dict, dict, int]]:
             if job["kind"] == "MPIJob":
                 labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
                 pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
-            replicas.append((pod_name, replica["template"], labels, index))
+            replicas.append((pod_name, _restarting(replica), labels, index))
     return replicas
+
+
+def _restarting(replica: dict) -> dict:
+    """The replica's pod template with its ``restartPolicy`` where the replica names one, as
+    the operator sets it (``setRestartPolicy``: ``ExitCode`` is ``Never`` for the kubelet)."""
+    policy = replica.get("restartPolicy")
+    if not policy:
+        return replica["template"]
+    spec = {**(replica["template"].get("spec") or {}), "restartPolicy": "Never" if policy == "ExitCode" else policy}
+    return {**replica["template"], "spec": spec}
 
 
 def clean_pod_policy(job: dict) -> str:

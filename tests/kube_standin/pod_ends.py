@@ -1,5 +1,6 @@
 """How a pod's run ends on its kubelet (:class:`PodEnds`, of :class:`kube_standin.kubelet.Kubelets`):
-its container exits, is disrupted (a scenario's, or its node going away), runs short of memory
+its container exits (and, under ``restartPolicy: OnFailure``, other than 0, is run again in
+place: :meth:`PodEnds.restart`), is disrupted (a scenario's, or its node going away), runs short of memory
 or disk, or is killed (or stopped gracefully: :mod:`kube_standin.pod_stops`); a pod deleted
 stops its container and loses its log; and the pod GC deletes terminated pods.
 """
@@ -7,6 +8,7 @@ stops its container and loses its log; and the pod GC deletes terminated pods.
 from __future__ import annotations
 
 from kube_standin.containers import exit_code, kill
+from kube_standin.logs import Line
 from kube_standin.pod_inits import fallback_message
 from kube_standin.pod_runs import Run, set_condition, set_statuses
 from kube_standin.pod_stops import KILLED, STOPPED, grace_of
@@ -162,6 +164,41 @@ class PodEnds:
             set_condition(pod, kind, "False", stamp, "PodCompleted")
         self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
         cluster.modified("pods", pod)
+
+    def restart(self, cluster, pod: dict, run: Run, code: int) -> None:
+        """The first container exited with ``code`` (not 0) under ``restartPolicy: OnFailure``:
+        the kubelet runs it again in place after its crash-loop back-off (10 s, doubled up to
+        300 s: ``restart_backoff``), the pod staying ``Running``, not ready. Its status counts the restart
+        (``restartCount``) and keeps the run that ended as ``lastState.terminated``; of its log,
+        the runtime keeps the run that ended beside the new one's (``previous``), and only that
+        one: the one before goes (the kubelet keeps a container's last dead instance only)."""
+        assert run.log is not None
+        run.log.read(final=True)
+        run.previous_log = run.log.lines
+        held = next(s for s in pod["status"]["containerStatuses"] if s["name"] == pod["spec"]["containers"][0]["name"])
+        restarts = held["restartCount"] + 1
+        ended = {"exitCode": code, "reason": "Error", "startedAt": run.started_at, "finishedAt": self.clock.stamp()}
+        if pod["spec"]["containers"][0].get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            ended["message"] = fallback_message(run.log.lines)
+        first, most = self.restart_backoff
+        backoff = min(first * 2 ** (restarts - 1), most)
+        run.process, run.log, run.restart_at = None, None, self.clock.monotonic() + backoff
+        self.clock.wake_at(run.restart_at)
+        name = held["name"]
+        set_statuses(pod, {"waiting": {"reason": "CrashLoopBackOff", "message": (
+            f"back-off {backoff:g}s restarting failed container={name} pod="
+            f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})")}}, ready=False)
+        held = next(s for s in pod["status"]["containerStatuses"] if s["name"] == name)
+        held.update(restartCount=restarts, lastState={"terminated": ended})
+        for kind in ("ContainersReady", "Ready"):
+            set_condition(pod, kind, "False", self.clock.stamp(), "ContainersNotReady",
+                          f"containers with unready status: [{name}]")
+        cluster.modified("pods", pod)
+
+    def previous_log_of(self, pod: dict) -> list[Line]:
+        """The log of the first container's run before its current one (:meth:`restart`)."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        return run.previous_log if run is not None else []
 
     def stop(self, pod: dict) -> None:
         """The pod is deleted: its containers (or the init container running) are killed and their logs go."""

@@ -72,6 +72,11 @@ class Run:
     that does not handle SIGTERM is, not as having run to its own end."""
     stop_failed: bool = False
     """Whether the pod so stopped fails whatever its containers exit with (its kubelet ends it)."""
+    previous_log: list[Line] = field(default_factory=list)
+    """The log of the first container's run before its current one, once it was run again in
+    place (:meth:`kube_standin.pod_ends.PodEnds.restart`)."""
+    restart_at: float | None = None
+    """When the first container, exited under ``restartPolicy: OnFailure``, is run again."""
     ended: dict | None = None
     """The first container's ``terminated`` state, once it ended while the pod's other
     containers run on (:meth:`kube_standin.pod_ends.PodEnds._end`)."""
@@ -92,10 +97,14 @@ def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None
     ``initContainerStatuses``) in ``others``, else in ``state`` too.
     A native sidecar that has not started keeps its status while the containers wait, and every
     other init container keeps its own (:mod:`kube_standin.pod_inits`); one not started yet
-    waits ``PodInitializing``. Only a running container is ever ready."""
+    waits ``PodInitializing``. Only a running container is ever ready. A container's
+    ``restartCount`` and ``lastState`` stay as they were: only a restart in place changes them
+    (:meth:`kube_standin.kubelet.Kubelets.restart`)."""
     first = pod["spec"]["containers"][0]["name"]
+    held = {s["name"]: s for s in pod["status"].get("containerStatuses", [])}
     pod["status"]["containerStatuses"] = sorted((
-        container_status(c, state if c["name"] == first or others is None else others, ready)
+        restarted(container_status(c, state if c["name"] == first or others is None else others, ready),
+                  held.get(c["name"]))
         for c in pod["spec"]["containers"]), key=lambda status: status["name"])
     inits = pod["spec"].get("initContainers") or []
     if inits:
@@ -105,6 +114,15 @@ def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None
             container_status(c, beside, ready) if c.get("restartPolicy") == "Always" and "waiting" not in beside
             else kept.get(c["name"]) or container_status(c, {"waiting": {"reason": "PodInitializing"}}, False)
             for c in inits]
+
+
+def restarted(status: dict, old: dict | None) -> dict:
+    """``status`` with the ``restartCount`` and ``lastState`` of ``old``, the container's status before."""
+    if old is not None:
+        status["restartCount"] = old.get("restartCount", 0)
+        if old.get("lastState"):
+            status["lastState"] = old["lastState"]
+    return status
 
 
 def set_init_status(pod: dict, name: str, state: dict, restarts: int | None = None, last: dict | None = None) -> None:

@@ -484,7 +484,11 @@ const katuna = (() => {
     const following = status.textContent;
     let attempt = Number(log.dataset.attempt);
     let offset = -1;
-    const read = (at, from) => getJSON(`${log.dataset.src}?offset=${from}${at ? `&attempt=${at}` : ""}`);
+    // Where the log shown ends, as the service marks it on a cluster: the next poll reads only
+    // the lines written since, not the pod's log up to the offset (null: read from the offset).
+    let mark = null;
+    const read = (at, from) => getJSON(`${log.dataset.src}?offset=${from}${at ? `&attempt=${at}` : ""}` +
+      (mark && from >= 0 ? `&mark=${encodeURIComponent(mark)}` : ""));
     const note = (at, words) => {
       const link = Object.assign(document.createElement("a"),
         {href: `${log.dataset.full}?attempt=${at}`, className: "muted"});
@@ -519,6 +523,7 @@ const katuna = (() => {
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       write(chunk.text);
       offset = chunk.offset;
+      mark = chunk.mark || null;
       trim();
       if (atBottom) log.scrollTop = log.scrollHeight;
     };
@@ -529,6 +534,7 @@ const katuna = (() => {
       const chunk = await read(at, offset);
       if (!chunk.more || offset < 0 || chunk.attempt !== attempt) return chunk;
       log.replaceChildren();
+      mark = null;
       return read(chunk.attempt, -1);
     };
     const switchTo = async (to) => {
@@ -548,6 +554,7 @@ const katuna = (() => {
         separator.textContent = `\n——— attempt ${to}: the trial was run again; its log from the beginning ———\n`;
         log.append(separator);
         offset = 0;
+        mark = null;
       }
       attempt = to;
       showAttempt(log, attempt);

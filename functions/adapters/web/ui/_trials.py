@@ -13,11 +13,12 @@ from werkzeug.datastructures import MultiDict
 
 from functions.adapters.web import paging, tables
 from functions.adapters.web.api import find_trial
-from functions.adapters.web.query import attempt_ended, attempt_of, whole_number
+from functions.adapters.web.query import attempt_ended, attempt_of, one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._front import cut_short, json_size
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
+from functions.core.live_log import LogMark
 from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
@@ -201,17 +202,34 @@ def trial_log(name: str, number: int):
     The text is as a terminal shows it (:func:`~functions.core.log_reads.as_text`): a page that
     appends it overwrites its last line where the text begins with ``\\r``, and, where the
     text ends with ``\\r``, with the text after it, unless that begins with a line break.
-    ``elapsed`` is how long the trial has run so far while it runs (null otherwise)."""
+    ``elapsed`` is how long the trial has run so far while it runs (null otherwise).
+    ``mark``, where given, is where the next poll goes on from (with the ``offset`` given with
+    it): on a cluster, the lines written since are read alone, not the log up to the offset
+    (:mod:`functions.core.live_log`); null where it cannot."""
     record, found = find_trial(name, number)
     attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
     offset = whole_number("offset", 0, -1)
+    mark = log_mark()
     gone = None
     try:
-        window = runtime().log_reads.window(launch, offset, LOG_CHUNK)
+        window = runtime().log_reads.window(launch, offset, LOG_CHUNK, mark)
     except LogGone as exc:
         window = LogWindow("", max(offset, 0), False, 0)
         gone = str(exc) if attempt_ended(found, attempt) else None
     return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
                    running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason),
-                   gone=gone, elapsed=elapsed(found, runtime().clock()))
+                   gone=gone, elapsed=elapsed(found, runtime().clock()),
+                   mark=window.mark.token() if window.mark is not None else None)
+
+
+def log_mark() -> LogMark | None:
+    """The ``mark`` parameter (:meth:`~functions.core.live_log.LogMark.token`), None when absent;
+    ``MalformedRequest`` when it holds no mark."""
+    token = one_value("mark")
+    if token is None:
+        return None
+    mark = LogMark.parse(token)
+    if mark is None:
+        raise MalformedRequest("mark: not a mark of a log this service gave; leave it out to read from the offset")
+    return mark
