@@ -157,6 +157,30 @@ def test_a_closed_queue_is_not_counted_and_its_wait_for_events_ends(tmp_path: Pa
     queue.wait(0.2)
 
 
+def test_a_take_whose_write_lock_came_as_it_read_the_time_is_stamped_when_it_took_the_event(tmp_path: Path):
+    """The other process lets its write lock go between the take's reading of the time for a
+    try and its taking of the lock: the event is stamped when it was taken all the same."""
+    now, armed = [1_000.0], []
+
+    def clock() -> float:
+        read = now[0]
+        if armed:
+            armed.pop().release()
+            now[0] = 1_200.0
+        return read
+
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=20.0, clock=clock)
+    queue.put(study_created("demo", "uid-1"))
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    armed.append(lock)
+    assert queue.take(0) is not None
+    with closing(sqlite3.connect(tmp_path / "queue.db")) as conn:
+        assert conn.execute("SELECT taken_at FROM event_queue").fetchone()[0] == 1_200.0
+    lock.close()
+    queue.close()
+
+
 def test_a_take_that_waited_for_the_write_lock_is_stamped_when_it_took_the_event(tmp_path: Path):
     """The lease of an event taken after a wait for another process's write lock runs from the
     take, not from when the wait began: it would end as much sooner, and the event be taken

@@ -239,15 +239,17 @@ class SqliteQueue:
         return Delivery(event, row[2] + 1, row[0])
 
     def _claim_row(self, now: float) -> tuple[int, str, int] | None:
-        """Take the first event available at ``now``, the time of this try (a claim that waited
-        for the write lock is stamped when it took its event, its lease whole): its row (under
-        the lock)."""
+        """Take the first event available at ``now``, the time of this try, as the write lock
+        was had (a claim that waited for the lock is stamped when it took its event, its lease
+        whole, even where the lock came between the time read for the try and its taking): its
+        row (under the lock)."""
         if time.monotonic() >= self._take_back_at:
             self._take_back(now)
         if not self._available(now):
             return None
         self._conn.execute("BEGIN IMMEDIATE")
         try:
+            now = self._clock()
             row = self._conn.execute(
                 f"SELECT id, body, attempts FROM {TABLE} WHERE {AVAILABLE} ORDER BY due, id LIMIT 1",
                 self._bounds(now)).fetchone()
