@@ -41,7 +41,7 @@ from functions.core.errors import (
     StudyRunsElsewhere,
     TemporaryError,
 )
-from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
+from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems, delivery_key
 from functions.core.store_port import has_study
 from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
@@ -237,7 +237,7 @@ class Dispatcher:
         reads in its transaction, and fails there as it would have. A temporary failure is
         the handling's (nothing was written: the event is delivered again)."""
         prepare = self._preparers.get(name)
-        if prepare is None or self.deps.store.processed(event.id, name) is not None:
+        if prepare is None or self.deps.store.processed(delivery_key(event), name) is not None:
             return None
         try:
             return prepare(event, self.deps)
@@ -247,11 +247,12 @@ class Dispatcher:
     def _recorded_with(self, deps: Deps, name: str, event: Event) -> tuple[list[Event], str]:
         store = deps.store
         with store.transaction():
-            done = store.processed(event.id, name)
+            key = delivery_key(event)
+            done = store.processed(key, name)
             if done is not None:
                 return done, DUPLICATE
             emitted = self._handlers[name](event, deps)
-            store.record_processed(event.id, name, emitted)
+            store.record_processed(key, name, emitted)
         return emitted, OK
 
     def _observe(self, event_type: str, handler: str, outcome: str, started: float) -> None:

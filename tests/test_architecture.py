@@ -122,13 +122,13 @@ SEAMS = frozenset({
 
 def adapter_family(module: str, adapters: str) -> str:
     """The vendor or transport an adapter module belongs to: its name's prefix (``sqlite_``,
-    ``local_``, ``kubernetes_``), its subpackage (``web``), or itself; the local executor's
-    helpers are named in :data:`LOCAL_PROCESSES`."""
+    ``local_``, ``kubernetes_``, ``cloudevents_``), its subpackage (``web``), or itself; the
+    local executor's helpers are named in :data:`LOCAL_PROCESSES`."""
     name = module.removeprefix(adapters + ".").split(".")[0]
     if name in LOCAL_PROCESSES:
         return "local"
     prefix, _, rest = name.partition("_")
-    return prefix if rest and prefix in ("sqlite", "local", "kubernetes") else name
+    return prefix if rest and prefix in ("sqlite", "local", "kubernetes", "cloudevents") else name
 
 
 def family_crossings(package: str, adapters: str, seams: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:

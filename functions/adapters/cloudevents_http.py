@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -26,22 +25,23 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from functions.adapters.cloudevents_data import (
+    CONTROL,
+    MalformedEvent,
+    check_encodable,
+    check_time,
+    decoded_json,
+    json_object,
+    kept,
+)
 from functions.core import event_signature, utf8
-from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
-from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, ROUTES, Event
+from functions.core.errors import PermanentError, TemporaryError
+from functions.core.events import ADVISORY, APISERVER_EVENTS, ROUTES, Event
 from functions.core.json_keys import DuplicateKey, unique_keys
 
 REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 """A broker ingress's answers to an event it will never take (malformed, too large, of a media
 type it does not read); any other failure may pass when the event is posted again."""
-
-
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-"""The control characters a CloudEvents String may not hold (the specification's type system)."""
-
-
-class MalformedEvent(MalformedRequest):
-    """The request is not a CloudEvent, or its data is not the JSON object katuna expects."""
 
 
 def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
@@ -74,9 +74,7 @@ def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
             raise MalformedEvent(f"attributes.{name}: expected a CloudEvents String, which holds no control "
                                  f"character (U+0000-U+001F, U+007F-U+009F), got {value[:100]!r}")
     for where in (utf8.unencodable(attributes, "attributes"), utf8.unencodable(data, "data")):
-        if where is not None:
-            raise MalformedEvent(f"{where}: expected Unicode text, got a lone surrogate (a \\uD800-\\uDFFF escape "
-                                 "that is no character), which UTF-8 cannot hold")
+        check_encodable(where)
     factory = get_event_factory_for_version(attributes["specversion"])
     return factory(attributes, data)
 
@@ -204,7 +202,7 @@ def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> s
     refused: the text of JSON data that gives a key twice is returned, to be kept as it is."""
     lowered = {k.lower(): v for k, v in headers.items()}
     binary = any(name.startswith("ce-") for name in lowered)
-    _check_time(lowered.get("ce-time"), "ce-time")
+    check_time(lowered.get("ce-time"), "ce-time")
     content_type = lowered.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
     if binary and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
         return None
@@ -224,25 +222,8 @@ def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> s
     except (ValueError, RecursionError):
         return None  # not JSON at all: the SDK's refusal says so
     if not binary and isinstance(parsed, dict):
-        _check_time(parsed.get("time"), "attributes.time")
+        check_time(parsed.get("time"), "attributes.time")
     return None
-
-
-RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
-
-
-def _check_time(value: object, where: str) -> None:
-    """Refuse a ``time`` attribute that is no RFC 3339 timestamp, naming it."""
-    if value is None:
-        return
-    try:
-        valid = isinstance(value, str) and RFC_3339.fullmatch(value) is not None \
-            and datetime.fromisoformat(value.upper().replace("Z", "+00:00")) is not None
-    except ValueError:
-        valid = False
-    if not valid:
-        raise MalformedEvent(f"{where}: expected an RFC 3339 timestamp such as 2026-12-05T10:00:00Z, "
-                             f"got {str(value)[:100]!r}")
 
 
 def _signature(cloud_event: BaseCloudEvent) -> str | None:
@@ -256,30 +237,29 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     an event of a type or for a function that does not exist is refused as such (``422``)."""
     data = cloud_event.get_data()
     if not strict or cloud_event.get_type() not in ROUTES:
-        data = data if isinstance(data, dict) else _kept(data)
-    elif cloud_event.get_type() in APISERVER_EVENTS:
-        if not isinstance(data, dict):
-            raise MalformedEvent("expected the Kubernetes object as JSON data")
-    elif cloud_event.get_type() == POOL_CHECK:
-        data = {} if data is None else data
-        if not isinstance(data, dict):
-            raise MalformedEvent("expected a PingSource tick's data as a JSON object, such as {}")
-    elif not isinstance(data, dict):
-        raise MalformedEvent("expected JSON data: an object with the study's name in 'study'")
+        data = data if isinstance(data, dict) else kept(data)
+    else:
+        data = json_object(cloud_event.get_type(), _json_data(cloud_event))
     time = cloud_event.get_time() or datetime.now(UTC)
     return Event(type=cloud_event.get_type(), data=data, id=cloud_event.get_id(),
                  source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())
 
 
-def _kept(data: Any) -> dict[str, Any]:
-    """Data that is no JSON object, kept as it came: text (or another JSON value) as
-    ``{"raw": ...}``, bytes that are not UTF-8 as ``{"base64": ...}``, never with a byte replaced."""
+def _json_data(cloud_event: BaseCloudEvent) -> Any:
+    """The data of an event katuna handles, read as the JSON it must be. Bytes of a JSON
+    ``datacontenttype``, or of none (which CloudEvents' JSON format reads as JSON), are a
+    structured event's ``data_base64``, as the CloudEvents SDKs write data given as bytes: read
+    as JSON, as strictly as a body is (UTF-8, each key once). Data of any other type is refused
+    naming its type: the refusal of ``curl -d``'s form type said JSON was expected, which is what
+    was sent."""
+    data, content_type = cloud_event.get_data(), cloud_event.get_datacontenttype()
+    if isinstance(data, (str, bytes)) and content_type is not None \
+            and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+        raise MalformedEvent(f"datacontenttype: expected application/json (the Content-Type header in binary "
+                             f"mode): katuna reads an event's data as JSON; got {content_type[:100]!r}")
     if not isinstance(data, bytes):
-        return {"raw": data}
-    try:
-        return {"raw": utf8.text(data)}
-    except utf8.NotUtf8:
-        return {"base64": base64.b64encode(data).decode()}
+        return data
+    return decoded_json(data)
 
 
 def to_http(event: Event, key: bytes | None = None,

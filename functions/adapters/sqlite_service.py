@@ -30,9 +30,10 @@ PRUNE_EVERY = 1_000
 """Records made on one connection between two prunings of the old ones (a scan of the table)."""
 
 TICK_CLAIM = "katuna.tick-claim"
-"""The event id under which the last tick nobody vouched for is kept, with the function it was
-for as the handler: an id no delivered event has (each of katuna's is named by the fact it
-stands for, a source's is a UUID), so no handling's record is taken for it."""
+"""The key under which the last tick nobody vouched for is kept, with the function it was for as
+the handler: a key no delivered event has (katuna's own are named by the UUID of the fact they
+stand for, any other source's by its source and id as a JSON pair:
+:func:`~functions.core.events.delivery_key`), so no handling's record is taken for it."""
 
 
 class SqliteServiceRecords(SqliteConnection):

@@ -9,6 +9,7 @@ and handlers ignore events of a study that no longer exists.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import uuid
@@ -105,6 +106,15 @@ class Event:
     def from_dict(cls, raw: Mapping[str, Any]) -> Event:
         return cls(type=raw["type"], data=raw["data"], id=raw["id"], source=raw["source"],
                    subject=raw.get("subject"), time=raw["time"])
+
+
+def delivery_key(event: Event) -> str:
+    """What tells ``event`` from every other event, as CloudEvents identifies one: its ``source``
+    and ``id`` together, since two producers may number their events alike (each from 1). A
+    handling is recorded under it, so a redelivery is handled once and another producer's event
+    of the same id is handled as the event it is. katuna's own events (:data:`SOURCE`) are keyed
+    by their id alone, as their records always were."""
+    return event.id if event.source == SOURCE else json.dumps([event.source, event.id])
 
 
 def derived_id(*parts: object) -> str:

@@ -267,10 +267,11 @@ class Store(Protocol):
         None), newest first, each with its number (``id``), read as they are taken."""
 
     def processed(self, event_id: str, handler: str) -> list[Event] | None:
-        """The events a handler emitted for this event id, or None if it never handled it."""
+        """The events a handler emitted for the event of this key (its source and id:
+        :func:`~functions.core.events.delivery_key`), or None if it never handled it."""
 
     def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
-        """Record that ``handler`` handled the event ``event_id`` and emitted ``emitted``: the
+        """Record that ``handler`` handled the event keyed ``event_id`` and emitted ``emitted``: the
         idempotency record :meth:`processed` reads: a delivery made again gets the same events
         back, and changes nothing."""
 

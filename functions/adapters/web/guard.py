@@ -27,6 +27,9 @@ None is one a cross-site form or a no-cors fetch may send: only ``text/plain``, 
 multipart bodies go without a CORS preflight, which katuna grants none."""
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 STRUCTURED_EVENT_TYPE = "application/cloudevents+json"
+BATCHED_EVENTS_TYPE = "application/cloudevents-batch+json"
+"""CloudEvents' batched mode over HTTP, which katuna does not take: each event's answer (a
+reply, a refusal, a retry) is its own."""
 DRAIN_LIMIT = 64 << 20
 """The most body bytes read and discarded before a refusal; a larger body is cut off."""
 DRAIN_CHUNK = 64 * 1024
@@ -128,6 +131,9 @@ def content_type_problem(request: Request, kind: str) -> str | None:
     if kind == "event":
         if mimetype == STRUCTURED_EVENT_TYPE or "ce-specversion" in request.headers:
             return None
+        if mimetype == BATCHED_EVENTS_TYPE:
+            return (f"batched mode ({BATCHED_EVENTS_TYPE}) is not taken: post each event on its own, in "
+                    f"structured mode as {STRUCTURED_EVENT_TYPE} or in binary mode")
         return (f"send a CloudEvent: structured mode as {STRUCTURED_EVENT_TYPE}, or binary mode with "
                 f"ce-specversion, ce-type, ce-source and ce-id headers (got {mimetype or 'no content type'})")
     accepted = FORM_TYPES if kind == "form" else STUDY_TYPES

@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import g
 
 from functions.core.application import Application, DispatchesFunctions
-from functions.core.events import POOL_CHECK, ROUTES, Event
+from functions.core.events import POOL_CHECK, ROUTES, Event, delivery_key
 
 ANONYMOUS = "katuna_anonymous_sender"
 """Set on the request context when the event came behind a broker without OIDC, with neither the
@@ -39,7 +39,7 @@ def deliver(runtime: Application, dispatcher: DispatchesFunctions, event: Event,
     emitted: list[Event] = []
     handled = False
     for name in (function,) if function else ROUTES[POOL_CHECK]:
-        if store.processed(event.id, name) is not None:
+        if store.processed(delivery_key(event), name) is not None:
             emitted += dispatcher.deliver_to(name, event)
             handled = True
             continue

@@ -1,0 +1,186 @@
+"""Events a producer outside katuna posts to a real ``katuna serve``, made with the CloudEvents
+SDK or by hand: an event is told from another by its source and id together, data the SDK
+writes as ``data_base64`` is read as the JSON it is, data of a type katuna does not read is
+refused naming that type, and a batch is refused saying so; and the events katuna sends are
+those its documentation describes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters.cloudevents_http import to_http
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core import events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TOKEN = "producer-token-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    served = Service(tmp_path_factory.mktemp("producers"), workers=1, KATUNA_API_TOKEN=TOKEN)
+    yield served
+    served.close()
+
+
+def _running(service: Service, name: str) -> str:
+    """A study of one trial that hangs, running; its uid, which katuna's events name."""
+    definition = study_definition(name, mode="hang", maxTrials=1, parallelism=1)
+    status, _, body = service.request("POST", "/studies", json.dumps(definition),
+                                      {"Content-Type": "application/json", **BEARER})
+    assert status == 201, body
+    return SqliteStore(service.workdir / "katuna.db").get_study(name).uid
+
+
+def _stop(study: str, uid: str, **attributes: str) -> CloudEvent:
+    return CloudEvent(attributes={"type": "dev.katuna.study.completed", "datacontenttype": "application/json",
+                                  **attributes},
+                      data={"study": study, "uid": uid, "status": "stopped", "reason": "stopped by its producer"})
+
+
+def _post(service: Service, message: ce_http.HTTPMessage, **headers: str) -> tuple[int, dict]:
+    status, _, body = service.request("POST", "/", message.body, {**message.headers, **BEARER, **headers})
+    return status, json.loads(body) if body else {}
+
+
+def _status(service: Service, name: str, wanted: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = service.json("GET", f"/studies/{name}", headers=BEARER)[1]["status"]
+        if status == wanted or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def _duplicates(service: Service) -> float:
+    """The handlings of ``study.completed`` by ``stop`` answered from their record."""
+    text = service.request("GET", "/metrics", headers=BEARER)[2].decode()
+    found = re.search(r'^katuna_events_handled_total\{(?=[^}]*handler="stop")(?=[^}]*outcome="duplicate")'
+                      r'(?=[^}]*type="dev.katuna.study.completed")[^}]*\} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.slow
+def test_two_producers_events_of_the_same_id_are_two_events_and_each_is_handled_once(service: Service):
+    """CloudEvents identifies an event by its source and id: two producers may both number
+    their events from 1. The second was taken for a redelivery of the first, answered from its
+    record, and its study went on running."""
+    first, second = _running(service, "by-x"), _running(service, "by-y")
+    assert _post(service, ce_http.to_binary_event(_stop("by-x", first, source="/producer/x", id="1")))[0] == 202
+    assert _post(service, ce_http.to_binary_event(_stop("by-y", second, source="/producer/y", id="1")))[0] == 202
+    assert (_status(service, "by-x", "stopped"), _status(service, "by-y", "stopped")) == ("stopped", "stopped")
+    before = _duplicates(service)
+    again = ce_http.to_binary_event(_stop("by-y", second, source="/producer/y", id="1"))
+    assert _post(service, again)[0] == 202
+    assert _duplicates(service) == before + 1, "a redelivery of the same source and id is handled once"
+
+
+@pytest.mark.slow
+def test_a_structured_event_whose_data_the_sdk_wrote_as_base64_json_is_read_as_that_json(service: Service):
+    """The CloudEvents SDKs write data given as bytes as ``data_base64`` in structured mode,
+    whatever its ``datacontenttype``: JSON bytes were refused as no JSON data."""
+    uid = _running(service, "based")
+    event = _stop("based", uid, source="/producer/z", id="b-1")
+    as_bytes = CloudEvent(attributes=event.get_attributes(), data=json.dumps(event.get_data()).encode())
+    message = ce_http.to_structured_event(as_bytes)
+    assert b"data_base64" in message.body
+    status, answer = _post(service, message)
+    assert status == 202, answer
+    assert _status(service, "based", "stopped") == "stopped"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("data", "named"), [
+    (b'{"study": "based", "study": "other"}', "duplicate key 'study'"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"study=based", "not JSON"),
+])
+def test_base64_data_of_a_json_type_that_is_no_json_is_refused_naming_data_base64(service: Service, data: bytes,
+                                                                                  named: str):
+    body = json.dumps({"specversion": "1.0", "type": "dev.katuna.study.created", "source": "/producer/z",
+                       "id": "b-2", "datacontenttype": "application/json",
+                       "data_base64": base64.b64encode(data).decode()})
+    status, _, answer = service.request("POST", "/", body, {"Content-Type": "application/cloudevents+json", **BEARER})
+    message = json.loads(answer)["message"]
+    assert (status, message.startswith("data_base64:"), named in message) == (400, True, True), message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "application/xml"])
+def test_data_of_a_type_katuna_does_not_read_is_refused_naming_the_type(service: Service, content_type: str):
+    """``curl -d`` and Python's urllib label a body ``application/x-www-form-urlencoded``: the
+    refusal said katuna expected JSON data, which is what was sent, not what was wrong."""
+    message = ce_http.to_binary_event(_stop("any", "no-such-uid", source="/producer/z", id="t-1"))
+    status, answer = _post(service, message, **{"Content-Type": content_type})
+    assert status == 400
+    assert answer["message"].startswith("datacontenttype:") and content_type in answer["message"], answer
+
+
+@pytest.mark.slow
+def test_a_batch_of_events_is_refused_saying_batched_mode_is_not_taken(service: Service):
+    """The refusal asked for a CloudEvent in structured or binary mode, not saying that a batch
+    is one katuna does not take."""
+    batch = json.dumps([{"specversion": "1.0", "type": "dev.katuna.study.created", "source": "/producer/z",
+                         "id": "batch-1", "data": {"study": "any", "uid": "no-such-uid"}}])
+    status, _, answer = service.request("POST", "/", batch, {"Content-Type": "application/cloudevents-batch+json",
+                                                             **BEARER})
+    message = json.loads(answer)["message"]
+    assert (status, message.startswith("batched mode"), "each event on its own" in message) == (415, True, True)
+
+
+def _sent_table() -> dict[str, tuple[str, str]]:
+    """The documented events katuna sends: each type's ``subject`` and data cells."""
+    text = (ROOT / "docs" / "api.md").read_text()
+    section = text[text.index("### The events katuna sends"):]
+    section = section[:section.index("\n## ")]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    return {row[0].strip("| `"): (row[1].strip("`"), row[2]) for row in rows}
+
+
+def _documented_type(table: dict[str, tuple[str, str]], event_type: str) -> tuple[str, str]:
+    for documented, cells in table.items():
+        prefix, _, changes = documented.partition("{")
+        names = changes.rstrip("}").split(",") if changes else [""]
+        if event_type in (prefix + name for name in names):
+            return cells
+    raise AssertionError(f"{event_type} is not in the table of the events katuna sends (docs/api.md)")
+
+
+def test_the_events_katuna_sends_are_those_the_documentation_describes():
+    """Each type katuna sends, with every data field its events may carry, its subject's form,
+    its source, and no ``dataschema``, as docs/api.md says; the documentation said nothing of
+    source, subject or data."""
+    study = {"apiVersion": "katuna.dev/v1", "kind": "Study",
+             "metadata": {"name": "demo", "namespace": "ml", "uid": "r-1", "generation": 2}}
+    sent = [events.study_created("demo", "u-1", restarts=1),
+            events.trial_suggested("demo", "u-1", 3, 1),
+            events.trial_finished("demo", "u-1", 3, 1, "exited", 0, "", image_id="img", disruptions=1, cause="c",
+                                  running=True, pod="p", peak_memory=1, refused=True),
+            events.trial_progress("demo", "u-1", 3, 1, 2, 0.5, "t", cursor={"offset": 1}),
+            events.study_completed("demo", "u-1", "stopped", "r", restarts=1),
+            *(events.resource_changed(change, study) for change in ("add", "update", "delete"))]
+    table = _sent_table()
+    placeholders = {"<study>": "demo", "<trial>": "3", "<kind>": "Study", "<namespace>": "ml", "<name>": "demo"}
+    for event in sent:
+        subject, data = _documented_type(table, event.type)
+        for placeholder, value in placeholders.items():
+            subject = subject.replace(placeholder, value)
+        assert subject == event.subject, event.type
+        assert [key for key in event.data if f"`{key}`" not in data] == [], event.type
+        headers, _ = to_http(event)
+        assert (headers["ce-source"], headers["content-type"], "ce-dataschema" in headers) == (
+            events.SOURCE, "application/json", False)
+        assert event.type in events.ROUTES, "katuna accepts back each event it sends"
+    assert f"`source` `{events.SOURCE}`" in (ROOT / "docs" / "api.md").read_text()
