@@ -49,7 +49,7 @@ from functions.core.records import (
     stop_reach,
 )
 from functions.core.resources import Origin
-from functions.core.trial_listing import listed_trials
+from functions.core.trial_listing import listed_trials, with_front
 from functions.core.views import study_view, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -163,14 +163,14 @@ any study size, and no read is held open while the output waits on a slow reader
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N trials.")
 def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lows: tuple[tuple[str, str], ...],
-           highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], order: str | None, after: str | None,
-           limit: int | None) -> None:
+           highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], pareto: bool, order: str | None,
+           after: str | None, limit: int | None) -> None:
     """List the trials of a study by number (or --order), filtered as the API's listing is: all
     of them, or a page with --after and --limit."""
     store, record = with_study(db, name)
     try:
-        query, key = asked_listing(record.spec, states, lows, highs, labels, order, after)
-        rows = listed_trials(store, name, query, key, TRIALS_READ, limit)
+        query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
+        rows = listed_trials(store, name, with_front(store, record, query), key, TRIALS_READ, limit)
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:

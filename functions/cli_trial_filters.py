@@ -28,6 +28,8 @@ OPTIONS = (
                  help="Only the trials whose FIELD is at most BOUND (as --min)."),
     click.option("--param", "labels", multiple=True, metavar="NAME=VALUE",
                  help="Only the trials whose categorical parameter NAME is VALUE; repeated: any of its VALUEs."),
+    click.option("--pareto", is_flag=True,
+                 help="Only the trials on the Pareto front of a study of several objectives."),
     click.option("--order", metavar="FIELD[:desc]",
                  help="Order by FIELD (a number: value, duration, metric:NAME, ...), :desc for descending; by "
                       "number when left out. Trials without a value for it come last."),
@@ -38,7 +40,7 @@ OPTIONS = (
 """The options, for :func:`filter_options` to give a command."""
 
 _OPTION_OF = {"state": "--state", "order": "--order", "after": "--after", "min": "--min", "max": "--max",
-              "field": "--min/--max", "param": "--param"}
+              "field": "--min/--max", "param": "--param", "pareto": "--pareto"}
 """The option a refusal's argument (its first word) stands for."""
 
 
@@ -51,7 +53,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, str]],
                   highs: Sequence[tuple[str, str]], labels: Sequence[str], order: str | None,
-                  after: str | None) -> tuple[TrialQuery, TrialKey | None]:
+                  after: str | None, pareto: bool = False) -> tuple[TrialQuery, TrialKey | None]:
     """The listing the options ask for, as the API's arguments of the same names; a usage
     error (exit 2) naming the option at fault."""
     pairs = [("state", state) for state in states]
@@ -63,6 +65,7 @@ def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, 
             raise click.BadParameter(f"expected NAME=VALUE, got {label!r:.40}", param_hint="'--param'")
         pairs.append((f"param:{name}", value))
     pairs += [(name, text) for name, text in (("order", order), ("after", after)) if text is not None]
+    pairs += [("pareto", "true")] if pareto else []
     try:
         return parse_listing(spec, Arguments(pairs))
     except MalformedRequest as exc:

@@ -204,7 +204,7 @@ def test_a_page_goes_on_after_its_last_trials_key_whatever_changed_since(client)
     ("order=value&after=NaN~3", "after: expected the key of a trial"),
     ("order=value&after=[1]~3", "after: expected the key of a trial"),
     ("order=value&after=1~-3", "after: expected the key of a trial"),
-    ("offset=5", "offset: not a parameter of this listing, which takes limit, state, field, min, max, order, after"),
+    ("offset=5", "offset: not a parameter of this listing, which takes limit, state, field, min, max, pareto, order, after"),
     ("sort=value", "sort: not a parameter of this listing"),
     ("limit=0", "limit: expected a whole number from 1 to 10000"),
 ])

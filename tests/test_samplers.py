@@ -46,7 +46,7 @@ def definition_for(algorithm: str, trials: int = 8, grid_step: float = 2.5) -> d
     if algorithm == "pbt":
         definition["algorithm"]["settings"] = {"suggestion_trial_dir": "/ckpt", "n_population": 5,
                                                "truncation_threshold": 0.2}
-    if algorithm == "nsga2":
+    if algorithm in ("nsga2", "nsga3"):
         definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
                                                {"name": "size", "direction": "minimize"}]}
     return definition

@@ -210,8 +210,8 @@ def test_an_argument_the_table_does_not_take_or_one_given_twice_is_refused_namin
     for path in (TABLE, f"{TABLE}.fragment", f"{TABLE}.csv"):
         answer = client.get(f"{path}?stat=COMPLETE")
         assert answer.status_code == 400, path
-        assert ("stat: not an argument of the trial table, which takes state, field, min, max, sort, desc, page, "
-                "size") in html.unescape(answer.text)
+        assert ("stat: not an argument of the trial table, which takes state, field, min, max, pareto, sort, desc, "
+                "page, size") in html.unescape(answer.text)
         answer = client.get(f"{path}?sort=number&sort=value")
         assert answer.status_code == 400 and "sort: given 2 times; expected it once" in html.unescape(answer.text)
         kept = client.get(f"{path}?state=COMPLETE&state=FAIL&field=param:b&min=1&field=param:b&max=99")

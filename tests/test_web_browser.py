@@ -339,3 +339,39 @@ def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_
     finally:
         page.close()
         service.close()
+
+
+def test_the_trial_table_marks_the_pareto_front_and_keeps_it_alone_when_its_box_is_ticked(tmp_path,
+                                                                                          browser: Browser):
+    """A study of two objectives (loss falls as x nears 2, size rises with |x|): the table marks
+    the trials of its front, those ``GET /studies/{name}/best`` lists; ticking "on the front
+    only" and applying lists them alone, the box ticked, and the export keeps the filter."""
+    service = Service(tmp_path, workers=1)
+    page = browser.new_page()
+    console = Console(page)
+    try:
+        service.submit(study_definition(name="fronted", maxTrials=8, parallelism=2,
+                                        parameters=[{"name": "x", "type": "float", "min": -1.0, "max": 3.0}],
+                                        objective={"metrics": [{"name": "loss", "direction": "minimize"},
+                                                               {"name": "size", "direction": "minimize"}]}))
+        service.wait_for("fronted")
+        _, best = service.json("GET", "/studies/fronted/best")
+        front = sorted(t["number"] for t in best)
+        assert 0 < len(front) < 8, "some trials beaten"
+        page.goto(service.base + "/ui/studies/fronted/trials")
+        expect(page.locator("#trials tbody tr")).to_have_count(8)
+        marked = page.locator("#trials tbody tr:has(.on-front)")
+        expect(marked).to_have_count(len(front))
+        assert sorted(int(n) for n in marked.evaluate_all("rows => rows.map(r => r.dataset.number)")) == front
+        page.check("input[name=pareto]")
+        with page.expect_response(lambda r: "/ui/studies/fronted/trials?" in r.url) as answer:
+            page.click("#apply-filters")
+        assert answer.value.status == 200
+        expect(page.locator("#trials tbody tr")).to_have_count(len(front))
+        expect(page.locator("input[name=pareto]")).to_be_checked()
+        assert ("pareto", "1") in urllib.parse.parse_qsl(urllib.parse.urlsplit(
+            page.get_attribute("#csv-link", "href")).query)
+        assert not console.unexpected()
+    finally:
+        page.close()
+        service.close()

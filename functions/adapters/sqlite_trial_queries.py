@@ -6,6 +6,7 @@ any study size. Field names travel as arguments, never as SQL text.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from functions.core.parameters import DiscreteParameter
@@ -66,6 +67,11 @@ def where_and_order(study: str, spec: Study, query: TrialQuery) -> tuple[str, li
     if query.states:
         where.append(f"state IN ({', '.join('?' * len(query.states))})")
         args += list(query.states)
+    if query.pareto:
+        if query.front is None:
+            raise ValueError("a query of the Pareto front's trials without the front's numbers")
+        where.append("number IN (SELECT value FROM json_each(?))")  # one argument, however large the front
+        args.append(json.dumps(query.front))
     for field, values in query.labels:
         condition, label_args = _one_of(field, values)
         where.append(condition)

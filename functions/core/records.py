@@ -307,6 +307,9 @@ class TrialQuery:
     ``(field, low, high)`` with either bound optional (inclusive). Trials without the field
     sort last and fall outside every range. A label is ``(field, values)``, a categorical
     parameter and the values (as stored: text, numbers, booleans, null) one of which it must have.
+    ``pareto`` keeps the trials of the study's Pareto front alone, whose numbers ``front`` holds
+    once the front is read (:func:`functions.core.trial_listing.with_front`): a store refuses a
+    query that asks for the front without them, rather than list every trial as if filtered.
     """
 
     states: tuple[str, ...] = ()
@@ -316,3 +319,5 @@ class TrialQuery:
     offset: int = 0
     limit: int | None = 50
     labels: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    pareto: bool = False
+    front: tuple[int, ...] | None = None

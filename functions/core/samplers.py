@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.study import StudyDirection
 
-from functions.core import pbt
+from functions.core import nsga3, pbt
 from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
 from functions.core.grid import covered_points, grid_point, grid_size, grid_values
@@ -110,6 +110,7 @@ REGISTRY: dict[str, SamplerKind] = {
     "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True, libraries=("numpy", "scipy"),
                        random_outside=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
+    nsga3.NAME: SamplerKind(optuna.samplers.NSGAIIISampler, {}),
     pbt.NAME: SamplerKind(_population, {}, multi_objective=False, reusable=True),
     "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True,
                       libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
@@ -148,7 +149,7 @@ def _x0(value: Any, path: str) -> list[Problem]:
 
 
 STRUCTURED: dict[str, tuple[tuple[str, ...], Callable[[Any, str], list[Problem]]]] = {
-    "gamma": (("float",), _gamma), "x0": ((), _x0)}
+    "gamma": (("float",), _gamma), "x0": ((), _x0), "reference_points": ((), nsga3.reference_problems)}
 """Settings that are not plain values in Optuna (a callable, a mapping): the plain type each is
 given as in a study, and its check."""
 
@@ -164,6 +165,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_ei_candidates": (lambda v: 1 <= v <= EI_CANDIDATES, f"an integer from 1 to {EI_CANDIDATES:,}: the samples "
                                                            "TPE scores at each suggestion to pick one"),
     "n_startup_trials": (lambda v: v >= 0, "an integer >= 0: the trials sampled at random first"),
+    "dividing_parameter": (lambda v: v >= 1, "an integer >= 1: the divisions of each objective's axis between "
+                                             "NSGA-III's reference points"),
 }
 """Settings whose value Optuna takes without a check (clamping it, or failing inside its first
 suggestions with a message that names no setting), with the check and what is expected."""
@@ -227,13 +230,17 @@ def check_algorithm(algorithm: Algorithm, parameters: tuple[Parameter, ...], lim
     return problems
 
 
-def objectives_problem(algorithm: Algorithm, n_objectives: int) -> Problem | None:
-    """Why the algorithm cannot take this many objectives, if it cannot (an unknown one is
-    another problem)."""
+def objectives_problems(algorithm: Algorithm, n_objectives: int) -> list[Problem]:
+    """Why the algorithm cannot take this many objectives, or its settings do not fit them (an
+    unknown algorithm is another problem)."""
     kind = REGISTRY.get(algorithm.name)
-    if kind is None or n_objectives <= 1 or kind.multi_objective:
-        return None
-    return Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only")
+    if kind is None:
+        return []
+    if algorithm.name == nsga3.NAME:
+        return nsga3.objectives_problems(dict(algorithm.settings), n_objectives)
+    if n_objectives <= 1 or kind.multi_objective:
+        return []
+    return [Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only")]
 
 
 def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int) -> list[Problem]:
@@ -292,6 +299,8 @@ def build_sampler(
         kwargs |= kind.told_known(parameters, known)
     if isinstance(kwargs.get("gamma"), (int, float)):
         kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
+    if algorithm.name == nsga3.NAME:
+        kwargs = nsga3.sampler_settings(kwargs)
     if kind.seed_per_study:
         kwargs["seed"] = algorithm.seed or 0
         if kind.random_outside:

@@ -6,9 +6,13 @@ filters here, so that each takes the same and refuses the same, naming the argum
   ``state`` names them;
 - ``field``/``min``/``max``: ranges, repeated as triples, on a field whose values are numbers (a
   metric, the objective's ``value``, a parameter that is not categorical, the duration, a time);
-- ``param:<name>``: a categorical parameter's values to keep (:mod:`.trial_labels`).
+- ``param:<name>``: a categorical parameter's values to keep (:mod:`.trial_labels`);
+- ``pareto``: ``true`` (or ``1``) keeps the trials of the study's Pareto front alone, a study of
+  several objectives' (one of a single objective has none: the filter is refused there, naming
+  it, where silently listing its best trials would hide a mistaken study).
 
-All must hold. The store applies them in SQL (:class:`~functions.core.records.TrialQuery`).
+All must hold. The store applies them in SQL (:class:`~functions.core.records.TrialQuery`), the
+front as the numbers of the front the process keeps (:func:`.trial_listing.with_front`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Mapping
 
 from functions.core import trial_labels
 from functions.core.errors import MalformedRequest
-from functions.core.query_args import every_value
+from functions.core.query_args import every_value, one_of
 from functions.core.records import TrialQuery
 from functions.core.spec import Study
 from functions.core.trial_fields import (
@@ -31,8 +35,11 @@ from functions.core.trial_fields import (
     unknown_field,
 )
 
-FILTER_ARGUMENTS = ("state", "field", "min", "max")
+FILTER_ARGUMENTS = ("state", "field", "min", "max", "pareto")
 """The filters' arguments, besides a categorical parameter's values (``param:<name>``)."""
+PARETO = {"": False, "0": False, "false": False, "1": True, "true": True}
+"""What ``pareto`` takes: whether the listing keeps the Pareto front's trials alone (the
+dashboard's box sends ``1``, the API's users write ``true``)."""
 RANGED_FIELDS = 8
 """Fields the ranges and values may bound at once. Each is a test of every trial of the study,
 run for the count and again for the page: a field's repeated ranges are one (:func:`_ranges`),
@@ -56,7 +63,20 @@ def parse_filters(spec: Study, args: Mapping[str, str], aligned: bool = False) -
     if len(ranges) + len(labels) > RANGED_FIELDS:
         raise MalformedRequest(f"field: expected ranges and values on at most {RANGED_FIELDS} fields at once, got "
                                f"{len(ranges) + len(labels)} (a field's several ranges count once)")
-    return TrialQuery(states=states, ranges=tuple(ranges), labels=labels)
+    return TrialQuery(states=states, ranges=tuple(ranges), labels=labels, pareto=parse_pareto(spec, args))
+
+
+def parse_pareto(spec: Study, args: Mapping[str, str]) -> bool:
+    """Whether ``args`` keep the Pareto front's trials alone (:data:`PARETO`); ``MalformedRequest``
+    naming ``pareto`` for another value, or for a study of one objective, which has no front."""
+    text = (one_of("pareto", args) or "").strip().lower()
+    if text not in PARETO:
+        raise MalformedRequest(f"pareto: expected true or 1 (the trials on the Pareto front alone), false or 0, "
+                               f"got {text!r:.40}")
+    if PARETO[text] and not spec.multi_objective:
+        raise MalformedRequest(f"pareto: needs several objectives: this study has one, {spec.objectives[0].metric!r}, "
+                               f"and no Pareto front; its best trial is GET /studies/{spec.name}/best (katuna best)")
+    return PARETO[text]
 
 
 def parse_states(args: Mapping[str, str]) -> tuple[str, ...]:

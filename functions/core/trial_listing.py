@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
+from functions.core.pareto import front_numbers
 from functions.core.query_args import one_of
-from functions.core.records import TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
 from functions.core.store_port import Store
 from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
@@ -46,3 +47,12 @@ def listed_trials(store: Store, study: str, query: TrialQuery, after: TrialKey |
             return
         after = rows[-1][0]
         left = None if left is None else left - len(rows)
+
+
+def with_front(store: Store, record: StudyRecord, query: TrialQuery) -> TrialQuery:
+    """``query`` with the numbers of the study's Pareto front where it keeps the front's trials
+    alone (``pareto``): the front the process keeps (:func:`functions.core.pareto.front_numbers`),
+    computed again only where the study's trials changed, never for each page."""
+    if not query.pareto:
+        return query
+    return replace(query, front=tuple(front_numbers(store, record)))

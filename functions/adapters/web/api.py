@@ -23,7 +23,7 @@ from functions.core.pareto import best_after
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
 from functions.core.template_sources import load
-from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing
+from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
 from functions.core.views import lost_runs, study_view, trial_view
 
@@ -140,15 +140,17 @@ def list_trials(name: str):
     """The study's trials, a page at a time (:mod:`.paging`): ``limit`` of them after the trial
     keyed ``after``, and a ``Link`` to the next page while more follow. Filtered and ordered as
     :mod:`functions.core.trial_listing` reads the request (by number when no ``order`` is
-    asked), all in SQL; the next link keeps the filters and the order."""
+    asked), all in SQL, ``pareto`` as the numbers of the front the process keeps; the next link
+    keeps the filters and the order."""
     unknown = sorted(key for key in set(request.args) - set(LISTING_PARAMETERS) if not key.startswith("param:"))
     if unknown:
         raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this listing, which takes "
                                f"{', '.join(LISTING_PARAMETERS)} and param:<name> (a categorical parameter's values)")
     limit = query.whole_number(paging.LIMIT, TRIALS_PAGE, 1, MAX_TRIALS_PAGE)
     store = _runtime().store()
-    asked, after = parse_listing(store.get_study(name).spec, request.args)
-    trials = store.keyed_trials(name, replace(asked, limit=limit + 1), after)
+    record = store.get_study(name)
+    asked, after = parse_listing(record.spec, request.args)
+    trials = store.keyed_trials(name, replace(with_front(store, record, asked), limit=limit + 1), after)
     return paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort), trial_view)
 
 

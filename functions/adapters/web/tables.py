@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -121,17 +121,21 @@ def timestamp(value: float | None) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
+def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] | None = None) -> Iterator[str]:
     """The trials as CSV text in chunks (header first), for streaming any number of them; under
-    population-based training, each with its generation and parent after its state."""
+    population-based training, each with its generation and parent after its state; given the
+    numbers of a multi-objective study's Pareto ``front``, each with whether it is on it
+    (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
     lineage = ("generation", "parent") if spec.algorithm.name == pbt.NAME else ()
-    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *metrics, *params, "attempt",
+    marked = ("pareto",) if front is not None else ()
+    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *marked, *metrics, *params, "attempt",
                                                "started (UTC)", "finished (UTC)", "duration (s)", "reason")])
     for trial in trials:
-        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage],
+        on_front = [str(trial.number in front).lower()] if front is not None else []
+        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front,
                          *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),

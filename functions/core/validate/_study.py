@@ -19,7 +19,7 @@ from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, kind_of, shown, unfit_characters
-from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
+from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problems
 from functions.core.space import distribution_problems
 from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
 from functions.core.study_limits import over_limits
@@ -67,8 +67,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     parameters = tuple(p for p in listed if p is not None)
     check_values(r, listed, name, stored)
     algorithm = _algorithm(r, top.get("algorithm"), limits)
-    if (unfit := objectives_problem(algorithm, len(objectives))) is not None:
-        r.problems.append(unfit)
+    r.problems += objectives_problems(algorithm, len(objectives))
     parallelism = r.get(top, "parallelism", "", "int")
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")

@@ -20,7 +20,7 @@ def _repeated(name: str, description: str, items: dict[str, Any]) -> dict[str, A
 
 def trial_filters() -> list[dict[str, Any]]:
     """The listing's ``after``, ``order`` and filters: ``state``, the ``field``/``min``/``max``
-    ranges and a categorical parameter's values (``param:<name>``)."""
+    ranges, the Pareto front (``pareto``) and a categorical parameter's values (``param:<name>``)."""
     bound = {"type": "string", "maxLength": 100,
              "description": "a number (blank: none); the duration's in seconds, or with units: 90s, 5m, 1.5h, 1h 30m"}
     return [
@@ -39,6 +39,10 @@ def trial_filters() -> list[dict[str, Any]]:
         _repeated("min", "each range's least value, in the fields' order: given once per field or not at all", bound),
         _repeated("max", "each range's greatest value, in the fields' order: given once per field or not at all",
                   bound),
+        {"name": "pareto", "in": "query", "schema": {"type": "string", "enum": ["true", "1", "false", "0", ""]},
+         "description": "true (or 1): the trials on the study's Pareto front alone, the front katuna keeps (as GET "
+                        "/studies/{name}/best lists it), with the other filters and the order applied as to any "
+                        "trial; refused (400, naming pareto) for a study of one objective, which has no front"},
         {"name": "param", "in": "query", "style": "form", "explode": True,
          "description": "a categorical parameter's values to keep, each as param:<name>=<value>, repeated for several "
                         "(param:optimizer=adam&param:optimizer=sgd): text as it is, a number as written in the study, "

@@ -20,10 +20,14 @@ from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.live_log import LogMark
 from functions.core.log_reads import LogWindow, without_escapes
+from functions.core.pareto import front_numbers
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
+from functions.core.store_port import Store
 from functions.core.trial_fields import STATES, bound_text, columns
+from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
+from functions.core.trial_listing import with_front
 from functions.core.views import lost_runs, study_view, trial_view
 
 LOG_CHUNK = 256 * 1024
@@ -65,6 +69,7 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     """The trial table ``query`` (parsed from ``args``) asks for, its links leading to the
     table's page, and the filter form that asks for it."""
     store, name = runtime().store(), record.name
+    query = with_front(store, record, query)
     total, trials = store.trials_page(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
     taken, cut = paging.cut(((trial.number, trial) for trial in trials), size, lambda trial: trial, json_size)
@@ -74,7 +79,8 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     form = {"states": query.states, "sort": query.sort, "descending": query.descending, "size": str(query.limit),
             "ranges": [(field, bound_text(field, low), bound_text(field, high))
                        for field, low, high in query.ranges],
-            "labels": {field: {choice_text(value) for value in values} for field, values in query.labels}}
+            "labels": {field: {choice_text(value) for value in values} for field, values in query.labels},
+            "pareto": query.pareto}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
             "page": query.offset // size + 1, "pages": pages, "columns": columns(record.spec),
             "states": STATES, "sizes": tables.PAGE_SIZES, "choices": choices(record.spec), "cell": tables.cell, "summary": tables.summary,
@@ -83,7 +89,14 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),
             "to_next": _next(link, query.offset + len(rows), size, total),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
-            "fragment": _table_link(url_for("ui.trials_fragment", name=name), args)}
+            "fragment": _table_link(url_for("ui.trials_fragment", name=name), args),
+            "front": _front(store, record)}
+
+
+def _front(store: Store, record: StudyRecord) -> frozenset[int] | None:
+    """The numbers of a multi-objective study's Pareto front, which its table marks (None for a
+    study of one objective): the front the process keeps, read again only where trials changed."""
+    return frozenset(front_numbers(store, record)) if record.spec.multi_objective else None
 
 
 def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:
@@ -108,7 +121,8 @@ def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
     return {"states": usable.getlist("state"), "sort": usable.get("sort") or "number",
             "descending": tables.ORDERS.get(usable.get("desc") or "", False), "size": usable.get("size") or "50",
             "ranges": tables.typed_ranges(args),
-            "labels": {name: set(usable.getlist(name)) for name in usable if name.startswith("param:")}}
+            "labels": {name: set(usable.getlist(name)) for name in usable if name.startswith("param:")},
+            "pareto": PARETO.get((usable.get("pareto") or "").strip().lower(), False)}
 
 
 def _usable(spec: Study, args: MultiDict[str, str]) -> MultiDict[str, str]:
@@ -142,7 +156,7 @@ def _refused_row(spec: Study, ranges: list[tuple[str, str, str]], refusal: str) 
     return None
 
 
-_OTHERS = ("state", "sort", "desc", "size", "page", "row")
+_OTHERS = ("state", "pareto", "sort", "desc", "size", "page", "row")
 """The table's arguments other than its ranges', ``page`` after the ``size`` it counts in."""
 
 
@@ -164,12 +178,14 @@ def _table_link(path: str, args: MultiDict[str, str], **changes) -> str:
 
 @blueprint.get("/studies/<name>/trials.csv")
 def trials_csv(name: str):
-    """Every trial that matches the table's filters, in its order, streamed as CSV."""
+    """Every trial that matches the table's filters, in its order, streamed as CSV; a
+    multi-objective study's with whether each is on the Pareto front."""
     store = runtime().store()
-    spec = store.get_study(name).spec
-    query = tables.parse_query(spec, request.args, paged=False)
+    record = store.get_study(name)
+    query = with_front(store, record, tables.parse_query(record.spec, request.args, paged=False))
     rows = store.matching_trials(name, query)
-    response = Response(stream_with_context(tables.csv_rows(spec, rows)), mimetype="text/csv")
+    csv_text = tables.csv_rows(record.spec, rows, _front(store, record))
+    response = Response(stream_with_context(csv_text), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-trials.csv"'
     return response
 
