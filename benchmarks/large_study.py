@@ -32,14 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import optuna
+import pareto_front
 import report
-from optuna.distributions import FloatDistribution
 from ui_render import NAME, build, memory_mb
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, StudyRecord, TrialRecord
-from functions.core.validate import parse_study
+from functions.core.records import COMPLETE, TrialRecord
 
 FRONT = "front"
 FRONT_DEFINITION = {
@@ -66,23 +64,6 @@ def two_objectives(rng: random.Random) -> list[float]:
     """A loss and a latency that trade against each other, with noise: a front of a few hundred."""
     loss = rng.random()
     return [round(loss, 4), round((1 - loss) ** 2 + rng.random() * 0.2, 4)]
-
-
-def build_front(db: Path, trials: int) -> None:
-    """A finished study of ``trials`` completed trials of two objectives, in one transaction."""
-    rng, store = random.Random(2), SqliteStore(db)
-    spec = parse_study({**FRONT_DEFINITION, "maxTrials": trials + 1})
-    store.add_study(StudyRecord(spec, FRONT_DEFINITION, str(db.parent), "bench-front", status="completed",
-                                reason="max trials reached", created_at=time.time()))
-    frozen = []
-    with store.transaction():
-        for number in range(trials):
-            params, scored = {"x": rng.random()}, two_objectives(rng)
-            store.add_trial(TrialRecord(FRONT, number, params, COMPLETE, values=scored))
-            frozen.append(optuna.trial.create_trial(params=params, distributions={"x": FloatDistribution(0.0, 1.0)},
-                                                    values=scored))
-        store.optuna_study(FRONT, ["minimize", "minimize"]).add_trials(frozen)
-    store.close()
 
 
 def request(db: Path, path: str) -> dict[str, float]:
@@ -178,7 +159,7 @@ def main() -> None:
         db = Path(tmp) / "katuna.db"
         start = time.perf_counter()
         build(db, trials)
-        build_front(db, trials)
+        pareto_front.build(db, trials, FRONT_DEFINITION, two_objectives, seed=2, uid="bench-front")
         print(f"built two studies of {trials:,} trials in {time.perf_counter() - start:.1f} s", flush=True)
         commands = {name: command(db, [word.format(**deep) for word in words]) for name, words in COMMANDS.items()}
         requests = {name: in_child("--request", str(db), path.format(**deep)) for name, path in REQUESTS.items()}

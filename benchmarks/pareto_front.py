@@ -23,7 +23,9 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import report
@@ -56,22 +58,24 @@ def values(rng: random.Random) -> list[float]:
     return [round(loss, 3), round(latency, 3), round(accuracy, 3)]
 
 
-def build(db: Path, trials: int) -> StudyRecord:
-    """A finished study of ``trials`` completed trials, in one transaction: katuna's rows and
-    Optuna's history, which the chart is drawn from."""
-    rng = random.Random(1)
+def build(db: Path, trials: int, definition: dict[str, Any] = DEFINITION,
+          draw: Callable[[random.Random], list[float]] = values, seed: int = 1, uid: str = "bench") -> StudyRecord:
+    """A finished study of ``definition`` with ``trials`` completed trials, their values drawn by
+    ``draw``, in one transaction: katuna's rows and Optuna's history, which the chart is drawn
+    from."""
+    rng, name = random.Random(seed), definition["name"]
     store = SqliteStore(db)
-    spec = parse_study({**DEFINITION, "maxTrials": trials + 1})
-    record = store.add_study(StudyRecord(spec, DEFINITION, str(db.parent), "bench", status="completed",
+    spec = parse_study({**definition, "maxTrials": trials + 1})
+    record = store.add_study(StudyRecord(spec, definition, str(db.parent), uid, status="completed",
                                          reason="max trials reached", created_at=time.time()))
     frozen = []
     with store.transaction():
         for number in range(trials):
-            params, scored = {"x": rng.random()}, values(rng)
-            store.add_trial(TrialRecord(NAME, number, params, COMPLETE, values=scored))
+            params, scored = {"x": rng.random()}, draw(rng)
+            store.add_trial(TrialRecord(name, number, params, COMPLETE, values=scored))
             frozen.append(optuna.trial.create_trial(params=params, distributions={"x": FloatDistribution(0.0, 1.0)},
                                                     values=scored))
-        store.optuna_study(NAME, [o.direction for o in spec.objectives]).add_trials(frozen)
+        store.optuna_study(name, [o.direction for o in spec.objectives]).add_trials(frozen)
     store.close()
     return record
 
