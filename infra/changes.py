@@ -11,7 +11,7 @@ another's change) is asked again once that is done, so the pool ends with the fl
 told with its cloud's reason and what brings it back: ``down``, then ``up``.
 
 A change that goes on in the cloud when the command ends (its ``--timeout`` up, or the command
-interrupted: exit code 130) is told so, with how to check it: ``status``, or the command again,
+interrupted: exit code 130 for Ctrl-C, 143 for SIGTERM) is told so, with how to check it: ``status``, or the command again,
 which waits for it. ``up`` that leaves a pool's maximum above ``--max-nodes`` says so, since it
 never lowers one.
 """
@@ -19,6 +19,7 @@ never lowers one.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -43,22 +44,42 @@ def print_json(value: Any) -> None:
 
 INTERRUPTED = 130
 """The exit code of a command interrupted (Ctrl-C), as a shell gives one a SIGINT ended."""
+TERMINATED = 143
+"""The exit code of a command terminated (SIGTERM: a CI job cancelled, ``timeout``, ``kill``), as
+a shell gives one a SIGTERM ended."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, as Ctrl-C raises :class:`KeyboardInterrupt`: the
+    command ends as an interrupted one does, saying what goes on in the cloud."""
+
+
+def _terminate(_signal: int, _frame: Any) -> None:
+    raise Terminated
+
+
+def on_sigterm() -> None:
+    """Have SIGTERM end the command as Ctrl-C does (:func:`interrupted`), with exit code 143."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def change(ask: Callable[[Any], PoolChange], pool: str, done: str, timeout: float, *,
-           settle: bool = False, max_nodes: int | None = None) -> Callable[[Any], None]:
+           settle: bool = False, max_nodes: int | None = None,
+           worst: Callable[[PoolStatus], str | None] | None = None) -> Callable[[Any], None]:
     """What the command does with its adapter: ``ask`` the change of it, wait for the change and
     print how the pool stands, all within ``timeout`` seconds; ``settle`` for ``up``, whose
-    ``max_nodes`` asked is compared with the pool's. A failed change, or one still pending when
-    the time is up, is an error and exit code 1; an interrupted one, exit code 130."""
+    ``max_nodes`` asked is compared with the pool's, and whose ``worst`` case (the most its pool
+    costs at once, where the operator gave a price) is told. A failed change, or one still
+    pending when the time is up, is an error and exit code 1; an interrupted one, exit code 130
+    (143 for SIGTERM)."""
     def act(pools: Any) -> None:
-        run = _Run(pool, time.monotonic() + timeout, timeout, "up" if settle else "down")
-        _finish(pools, ask, run, done, settle, max_nodes)
+        run = Run(pool, time.monotonic() + timeout, timeout, "up" if settle else "down")
+        _finish(pools, ask, run, done, settle, max_nodes, worst)
     return act
 
 
 @dataclass(frozen=True)
-class _Run:
+class Run:
     """The pool a command changes, and when its time is up (``deadline``, after ``timeout`` seconds)."""
 
     pool: str
@@ -74,10 +95,10 @@ class _Run:
                 "waits for it")
 
 
-def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, settle: bool,
-            max_nodes: int | None) -> None:
+def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: Run, done: str, settle: bool,
+            max_nodes: int | None, worst: Callable[[PoolStatus], str | None] | None) -> None:
     def again() -> PoolChange:
-        return _retried(lambda: ask(pools), run)
+        return retried(lambda: ask(pools), run)
 
     try:
         made = again()
@@ -88,18 +109,22 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, 
             made = again() if settle and not made.created else PoolChange()
             told = done
         run.pending.clear()
-        described = _retried(lambda: pools.describe(run.pool), run)
+        described = retried(lambda: pools.describe(run.pool), run)
     except NodePoolFailed as exc:
-        raise _advised(pools, run.pool, exc) from exc
-    except KeyboardInterrupt:
-        interrupted(run)
-    click.echo(f"node pool {run.pool}: {told}{_kept(described, max_nodes)}", err=True)
+        raise (_advised(pools, run.pool, exc) if settle else exc) from exc
+    except KeyboardInterrupt as exc:
+        interrupted(run, exc)
+    click.echo(f"node pool {run.pool}: {told}{kept(described, max_nodes)}", err=True)
+    cost = worst(described) if worst is not None and described is not None else None
+    if cost:
+        click.echo(f"node pool {run.pool}: {cost}", err=True)
     show_status(described, run.pool)
 
 
-def interrupted(run: _Run | None = None) -> NoReturn:
-    """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130. Without a
-    ``run`` (``status``, or a command stopped before it asked anything) nothing was changed."""
+def interrupted(run: Run | None = None, exc: KeyboardInterrupt | None = None) -> NoReturn:
+    """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130; SIGTERM
+    (:class:`Terminated`) the same with exit code 143. Without a ``run`` (``status``, a
+    ``--dry-run`` plan, or a command stopped before it asked anything) nothing was changed."""
     if run is None:
         said = "nothing was changed"
     elif run.pending:
@@ -107,11 +132,12 @@ def interrupted(run: _Run | None = None) -> NoReturn:
     else:
         said = (f"node pool {run.pool}: no change of it was under way, unless the cloud took one as the command "
                 "was stopped; `status` shows how the pool stands")
-    click.echo(f"\ninterrupted: {said}", err=True)
-    sys.exit(INTERRUPTED)
+    terminated = isinstance(exc, Terminated)
+    click.echo(f"\n{'terminated' if terminated else 'interrupted'}: {said}", err=True)
+    sys.exit(TERMINATED if terminated else INTERRUPTED)
 
 
-def _kept(described: PoolStatus | None, max_nodes: int | None) -> str:
+def kept(described: PoolStatus | None, max_nodes: int | None) -> str:
     """A maximum ``up`` left above ``--max-nodes``: it raises a maximum, never lowers one (a
     study may be using the nodes above it)."""
     if described is None or max_nodes is None or described.max_nodes <= max_nodes:
@@ -120,7 +146,7 @@ def _kept(described: PoolStatus | None, max_nodes: int | None) -> str:
             "maximum, never lowers it")
 
 
-def _retried(call: Callable[[], Any], run: _Run) -> Any:
+def retried(call: Callable[[], Any], run: Run) -> Any:
     """``call()``, asked again while the cloud refuses it for now, until the time is up; each
     refusal is told on stderr, and the one still there then is the error."""
     def told(exc: TemporaryError, pause: float) -> None:
@@ -133,7 +159,7 @@ def _retried(call: Callable[[], Any], run: _Run) -> Any:
                              f"up: {exc}") from exc
 
 
-def _wait(pools: Any, operation: str, run: _Run) -> None:
+def _wait(pools: Any, operation: str, run: Run) -> None:
     """Wait for the operation until the time is up: a failed one is a refusal; one still
     pending then, or one whose polls are refused (a permission to read operations missing), is
     an error and exit code 1, saying that it goes on."""
@@ -163,10 +189,10 @@ def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:
         return exc
     if found is None or found.state not in BROKEN:
         return exc
-    return NodePoolFailed(f"{exc.reason}; {_broken(found, exc.reason)}", exc.field)
+    return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
 
 
-def _broken(found: PoolStatus, said: str = "") -> str:
+def broken(found: PoolStatus, said: str = "") -> str:
     """What to do about a pool its cloud could not create, with the cloud's reason unless ``said`` already holds it."""
     cause = f" ({found.message})" if found.message and found.message not in said else ""
     return f"node pool {found.name} is {found.state}{cause}: run `down`, then `up` to create it again"
@@ -181,5 +207,5 @@ def show_status(described: PoolStatus | None, pool: str) -> None:
     """The pool as described, as JSON on stdout (``ABSENT`` when there is none); a pool its cloud
     could not create is told on stderr too."""
     if described is not None and described.state in BROKEN:
-        click.echo(f"warning: {_broken(described)}", err=True)
+        click.echo(f"warning: {broken(described)}", err=True)
     print_json(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})

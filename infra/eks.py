@@ -27,7 +27,6 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
@@ -36,37 +35,24 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from botocore.parsers import ResponseParserError
 
-from functions.core.cluster import TRIAL_TAINT
-from functions.core.errors import KatunaError, TemporaryError
-from functions.core.nodepool import (
-    EKS,
-    ON_DEMAND,
-    OWNER_KEY,
-    POOL_LABEL,
-    SPOT,
-    NodePool,
-    NodePoolFailed,
-    OperationStatus,
-    PoolChange,
-    PoolStatus,
-    claim,
-)
+from functions.core.errors import TemporaryError
+from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStatus, PoolChange, PoolStatus, claim
 from functions.core.timeouts import REMOTE_TIMEOUT
-from infra.eks_errors import about_template, code, issues_text, message, no_cluster, set_up_failure, stuck, translate
+from infra.eks_creates import GroupCreates
+from infra.eks_errors import code, issues_text, message, no_cluster, set_up_failure, stuck, translate
+from infra.eks_groups import group_status, missing_tags, parts, told, update_errors
 from infra.eks_requests import (
     CLUSTER_SETTING,
-    SUBNETS_SETTING,
     TAGS_PER_CALL,
     EksCluster,
     create_request,
     name_request,
-    option_tags,
     scaling_request,
-    subnet_problem,
-    template_tags,
+    template_request,
 )
 from infra.eks_templates import LaunchTemplates
 from infra.polling import until_done
+from infra.verdict import Verdict
 
 SHRINK = "shrink"
 """The kind of a pending maximum given back (``shrink:<group>:<min>:<max>:<held>``): the group
@@ -109,6 +95,8 @@ class EksNodePools:
         self.autoscaling = autoscaling
         self.ec2 = ec2
         self.templates = LaunchTemplates(cluster, ec2, self._failed)
+        self.creates = GroupCreates(cluster, eks, ec2, self.templates, self._failed, self._refusal,
+                                    self._drop_templates)
 
     def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
         """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent
@@ -145,92 +133,53 @@ class EksNodePools:
                                  "KATUNA_EKS_NODE_ROLE)")
         group = self._group(pool.name)
         if group is None:
-            if self._create(pool, owner, request_id):
+            if self.creates.create(pool, owner, request_id):
                 return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
             group = self._group(pool.name)
         if group is None:
             raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
+        verdict = self._existing(group, pool, owner, request_id)
+        if verdict.call == "update_nodegroup_config" and verdict.request is not None:
+            return replace(verdict.whose, operation=self._update(verdict.request))
+        if verdict.call is not None and verdict.request is not None:
+            self._write(verdict.request["Tags"])
+            return replace(verdict.whose, changed=told(verdict.request["Tags"]))
+        return verdict.whose
+
+    def judge(self, pool: NodePool) -> Verdict:
+        """What :meth:`ensure` would do with the group for the provisioning script (no study
+        owns it), from reads alone: create it (its subnets checked, its launch template first
+        unless EC2 has it), wait for it, raise its maximum, write its missing autoscaler tags, or
+        nothing; a group it would refuse is refused in its words, a busy one for now."""
+        group = self._group(pool.name)
+        if group is not None:
+            return self._existing(group, pool, None, None)
+        self.creates.check_subnets()
+        first = None if self.templates.exists(pool) else ("create_launch_template",
+                                                          template_request(self.cluster, pool))
+        return Verdict(PoolChange(created=True), "create_nodegroup", create_request(self.cluster, pool), first)
+
+    def _existing(self, group: dict[str, Any], pool: NodePool, owner: str | None,
+                  request_id: str | None) -> Verdict:
+        """What :meth:`ensure` does with a group that exists: refuse a busy one for now, and for
+        good one that failed or cannot serve (:func:`claim`); wait for one still being created;
+        raise a maximum below the one asked; write the autoscaler tags its Auto Scaling groups lack."""
         status = group["status"]
         if status in ("DELETING", "UPDATING"):
             raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
         failure = stuck(self.cluster.name, group)
         if failure is not None:
             raise failure
-        found = _status(group)
+        found = group_status(group)
         whose = claim(pool, found, owner, {"minSize": found.min_nodes, "maxSize": found.max_nodes})
         if status == "CREATING":
-            return replace(whose, operation="create:" + pool.name)
+            return Verdict(replace(whose, operation="create:" + pool.name))
         scaling = group["scalingConfig"]
-        if scaling["maxSize"] >= pool.max_nodes:
-            _, written = self._tag(group, _pool_of(group))
-            return replace(whose, changed=_told(written)) if written else whose
-        return replace(whose, operation=self._update(
-            scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
-
-    def _create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
-        """Create the group, absent when looked for, with its launch template: whether EKS took
-        the create (not when it answers that the group exists, made meanwhile). A create refused
-        because the template is gone (deleted between its look and the create by the end of an
-        earlier group of the same name, whose template it is: named by its content) makes it
-        again and asks once more."""
-        self._check_subnets()
-        self.templates.make(pool)
-        try:
-            return self._ask_create(pool, owner, request_id)
-        except ClientError as exc:
-            if not about_template(exc) or self.templates.exists(pool):
-                raise self._create_refused(pool.name, exc) from exc
-        self.templates.make(pool)
-        try:
-            return self._ask_create(pool, owner, request_id)
-        except ClientError as exc:
-            raise self._create_refused(pool.name, exc) from exc
-
-    def _create_refused(self, name: str, exc: ClientError) -> Exception:
-        """katuna's error for a create EKS refused. One refused for good (a node role, instance
-        types, a quota) first deletes the launch template made for it, unless a group of the name
-        took it meanwhile (:meth:`_drop_templates`): no group holds it, so no delete of a group
-        would. A template that cannot be deleted now is left (a create of the same content takes
-        it, the next delete of a group of the name deletes it), the refusal told all the same;
-        one refused for now keeps it for the next try."""
-        refusal = self._refusal(exc)
-        if isinstance(refusal, NodePoolFailed):
-            with suppress(KatunaError):
-                self._drop_templates(name)
-        return refusal
-
-    def _ask_create(self, pool: NodePool, owner: str | None, request_id: str | None) -> bool:
-        """Ask EKS for the group: whether it took the create; False where it answers that the
-        group exists. Its other refusals are raised as EKS's, for the caller to read."""
-        try:
-            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
-            return True
-        except ClientError as exc:
-            if code(exc) == "ResourceInUseException":
-                return False
-            raise
-        except (BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-
-    def _check_subnets(self) -> None:
-        """Refuse, before anything is created, subnets that cannot hold the cluster's node groups
-        (:func:`infra.eks_requests.subnet_problem`): EKS would refuse some with a bare
-        ``InvalidParameterException`` and accept the public ones that give no address, only for
-        the group to fail minutes later. Only a group to be created is checked: one that exists
-        already is adopted or raised whatever the subnets."""
-        cluster = self._call("describe_cluster", {"name": self.cluster.name})["cluster"]
-        wanted = list(self.cluster.subnets)
-        try:
-            subnets = self.ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": wanted}])["Subnets"]
-            vpcs = sorted({subnet["VpcId"] for subnet in subnets})
-            tables = self.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": vpcs}])["RouteTables"] \
-                if vpcs else []
-        except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            raise self._failed(exc) from exc
-        vpc = cluster.get("resourcesVpcConfig", {}).get("vpcId")
-        problem = subnet_problem(self.cluster.name, vpc, self.cluster.subnets, subnets, tables)
-        if problem:
-            raise NodePoolFailed(problem, SUBNETS_SETTING)
+        if scaling["maxSize"] < pool.max_nodes:
+            return Verdict(whose, "update_nodegroup_config", scaling_request(
+                self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id))
+        _, missing = missing_tags(self.autoscaling, group, self._failed)
+        return Verdict(whose, "create_or_update_tags", {"Tags": missing}) if missing else Verdict(whose)
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
@@ -281,7 +230,7 @@ class EksNodePools:
     def check(self, operation: str) -> OperationStatus:
         if operation.startswith(SHRINK + ":"):
             return self._shrink(*operation.split(":")[1:])
-        kind, name, update_id = _parts(operation)
+        kind, name, update_id = parts(operation)
         if update_id:
             update = self._update_status(name, update_id)
             if update is not None:
@@ -300,7 +249,7 @@ class EksNodePools:
             return OperationStatus(True, failure.reason.removeprefix("EKS "))
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
-        return OperationStatus(self._tag(group, _pool_of(group))[0])
+        return OperationStatus(self._tag(group))
 
     def _shrink(self, name: str, low: str, high: str, held: str) -> OperationStatus:
         """A maximum given back once the autoscaler has brought the group within it: pending
@@ -328,36 +277,26 @@ class EksNodePools:
         update = self._call("describe_update", request)["update"]
         if update["status"] in _UPDATE_FAILED:
             return OperationStatus(True, f"update {update_id} of node group {name} "
-                                         f"{_UPDATE_FAILED[update['status']]}: {_errors(update)}")
+                                         f"{_UPDATE_FAILED[update['status']]}: {update_errors(update)}")
         if update["status"] != "Successful":
             return OperationStatus(False)
         return None
 
-    def _tag(self, group: dict[str, Any], pool: NodePool) -> tuple[bool, list[dict[str, Any]]]:
-        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing,
-        and, if katuna made the group for a study, with its scale-down option where it has none
-        (a value found, the user's, is kept): whether every one was there to tag (not while the
-        group names none, or one is not there yet), and the tags written (in as many calls as
-        Auto Scaling's :data:`~infra.eks_requests.TAGS_PER_CALL` needs)."""
-        names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
-        if not names:
-            return False, []
-        made = OWNER_KEY in (group.get("tags") or {})
+    def _tag(self, group: dict[str, Any]) -> bool:
+        """Tag the group's Auto Scaling groups where a tag is missing (:func:`missing_tags`):
+        whether every one was there to tag."""
+        complete, missing = missing_tags(self.autoscaling, group, self._failed)
+        self._write(missing)
+        return complete
+
+    def _write(self, tags: list[dict[str, Any]]) -> None:
+        """Write Auto Scaling group tags, in as many calls as Auto Scaling's
+        :data:`~infra.eks_requests.TAGS_PER_CALL` needs."""
         try:
-            found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
-            capacity_type = group.get("capacityType", "ON_DEMAND")
-            missing = []
-            for asg in found:
-                present = {(t["Key"], t["Value"]) for t in asg.get("Tags", [])}
-                missing += [t for t in template_tags(asg["AutoScalingGroupName"], pool, capacity_type)
-                            if (t["Key"], t["Value"]) not in present]
-                keys = {key for key, _ in present}
-                missing += [t for t in option_tags(asg["AutoScalingGroupName"]) if made and t["Key"] not in keys]
-            for start in range(0, len(missing), TAGS_PER_CALL):
-                self.autoscaling.create_or_update_tags(Tags=missing[start:start + TAGS_PER_CALL])
+            for start in range(0, len(tags), TAGS_PER_CALL):
+                self.autoscaling.create_or_update_tags(Tags=tags[start:start + TAGS_PER_CALL])
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
-        return len(found) == len(names), missing
 
     def wait(self, operation: str, interval: float = 30.0, timeout: float = 1800.0) -> OperationStatus:
         """Block until a change is done or ``timeout`` seconds have passed (for the provisioning
@@ -370,7 +309,7 @@ class EksNodePools:
 
     def describe(self, name: str) -> PoolStatus | None:
         group = self._group(name)
-        return None if group is None else _status(group)
+        return None if group is None else group_status(group)
 
     def node_settings(self, name: str) -> tuple[str, frozenset[str]] | None:
         """The IAM role the group's nodes run as and its subnets, which EKS cannot change of a
@@ -380,44 +319,3 @@ class EksNodePools:
         if group is None or group["status"] == "DELETING":
             return None
         return group.get("nodeRole", ""), frozenset(group.get("subnets") or ())
-
-
-def _status(group: dict[str, Any]) -> PoolStatus:
-    """The group as katuna judges it: state, limits, capacity, taint, and who made it."""
-    scaling = group.get("scalingConfig", {})
-    capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
-    tainted = {"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"} in (
-        group.get("taints") or [])
-    issues = (group.get("health") or {}).get("issues")
-    return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
-                      capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
-                      owner=(group.get("tags") or {}).get(OWNER_KEY), labels=_pool_of(group).labels,
-                      message=issues_text(group) if issues else None)
-
-
-def _parts(operation: str) -> tuple[str, str, str]:
-    """An operation's kind, group, and Update id (empty but for an update; empty too for one
-    stored before katuna kept update ids)."""
-    kind, _, rest = operation.partition(":")
-    name, _, update_id = rest.partition(":")
-    return kind, name, update_id
-
-
-def _errors(update: dict[str, Any]) -> str:
-    errors = update.get("errors") or []
-    return "; ".join(f"{e.get('errorCode')}: {e.get('errorMessage')}" for e in errors) or "EKS gave no reason"
-
-
-def _told(written: list[dict[str, Any]]) -> str:
-    """The node-template tags written, in words: how many, on which Auto Scaling groups."""
-    groups = sorted({tag["ResourceId"] for tag in written})
-    return (f"wrote {len(written)} cluster-autoscaler node-template tag{'s' if len(written) > 1 else ''} to its "
-            f"Auto Scaling group{'s' if len(groups) > 1 else ''} {', '.join(groups)}")
-
-
-def _pool_of(group: dict[str, Any]) -> NodePool:
-    """The pool a node group stands for, from its own description."""
-    labels = {k: v for k, v in (group.get("labels") or {}).items() if k != POOL_LABEL}
-    capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
-    return NodePool(group["nodegroupName"], EKS, capacity, tuple(group.get("instanceTypes") or ()),
-                    group.get("scalingConfig", {}).get("maxSize", 1), labels=tuple(sorted(labels.items())))

@@ -33,7 +33,7 @@ from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.eks_ami import ami_type
-from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
+from functions.core.nodepool import MADE_BY_KEY, ON_DEMAND, OWNER_KEY, NodePool, owner_value
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 UNNEEDED_TIME_TAG = f"{TEMPLATE}/autoscaling-options/scaledownunneededtime"
@@ -82,6 +82,9 @@ class EksCluster:
     name: str
     subnets: tuple[str, ...] = ()
     node_role: str | None = None
+    made_by: str | None = None
+    """The mark (tag :data:`~functions.core.nodepool.MADE_BY_KEY`) of the groups created here
+    outside any study: the provisioning script's; None for the service's."""
 
 
 def _token_field(request_id: str | None, call: str, request: dict[str, Any]) -> dict[str, str]:
@@ -133,7 +136,8 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
                    request_id: str | None = None) -> dict[str, Any]:
     """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
     the AMI type its instance types need from katuna's launch template (:func:`template_request`,
-    which holds its disk size); tagged with the uid of the study it is made for, if any."""
+    which holds its disk size); tagged with the uid of the study it is made for, if any, or with
+    the cluster's :attr:`EksCluster.made_by` mark (the provisioning script's)."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
@@ -150,6 +154,8 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
     }
     if owner is not None:
         request["tags"][OWNER_KEY] = owner_value(owner)
+    elif cluster.made_by is not None:
+        request["tags"][MADE_BY_KEY] = cluster.made_by
     return request | _token_field(request_id, "create", request)
 
 

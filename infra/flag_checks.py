@@ -4,15 +4,31 @@ takes for what the flags name: GKE's project, location, cluster and node pool, E
 and node group. A flag that cannot name one would reach the SDK, which raises on an empty one,
 or the cloud, which answers that it has no such cluster; a pool name would become part of the
 request's path, where ``trials?x`` or ``a/b`` names another resource or none (GKE's REST
-transport sends the name unescaped: ``down --pool 'trials?x'`` deleted the pool ``trials``)."""
+transport sends the name unescaped: ``down --pool 'trials?x'`` deleted the pool ``trials``).
+
+The pool ``up``'s flags describe is checked by the same rules as a study's ``nodePool``
+(:func:`node_pool`), within the bounds the service's operator sets (:func:`limits`), and EKS's
+subnets and node role as EKS takes them (:func:`eks_required`): each a bad flag, exit code 2,
+dry run or not."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 import click
+
+from functions.core.errors import InvalidSetting
+from functions.core.limits import PREFIX, Limits
+from functions.core.nodepool import NodePool, parse_node_pool
+from functions.core.reader import Reader
+from functions.setting_values import study_limits
+from functions.settings import IAM_ROLE_ARN, ROLE_EXPECTED
+from infra.refusals import FLAGS, flag_of
 
 
 def labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -93,3 +109,64 @@ def resource_name(cloud: str) -> Callable[[click.Context, click.Parameter, str],
 
 gke_name = resource_name("gke")
 eks_name = resource_name("eks")
+
+
+def limits(nodes_per_group: int | None = None) -> Limits:
+    """The bounds the service's operator sets on what one pool may cost, read from the same
+    variables as the service reads (``KATUNA_MAX_POOL_NODES``, ``KATUNA_POOL_MACHINE_TYPES``; the
+    documented defaults where unset), with the EKS account's quota of nodes per group where the
+    command is told it. A pool the script makes is one studies then scale: it may not be one the
+    service would refuse a study. A variable that holds no such bound is a bad flag, naming it."""
+    try:
+        limits = study_limits(os.environ)
+    except InvalidSetting as exc:
+        raise click.UsageError(str(exc)) from exc
+    if nodes_per_group is None:
+        return limits
+    return replace(limits, eks=replace(limits.eks, nodes_per_group=nodes_per_group))
+
+
+def node_pool(section: dict[str, Any], flags: dict[str, str], limits: Limits) -> NodePool:
+    """The pool the flags describe, checked by the same rules as a study's ``nodePool``: what
+    the cloud takes, and the operator's bounds (``limits``) on its machine types and its nodes,
+    so that one invocation cannot make a pool that scales past them."""
+    reader = Reader()
+    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {})}, None, None, limits)
+    if reader.problems or pool is None:
+        raise click.UsageError("; ".join(f"{flag_of(p.path, flags) or p.path}: {flag_words(p.message)}"
+                                         for p in reader.problems))
+    if pool.max_nodes > limits.pool_nodes:
+        raise click.UsageError(f"--max-nodes: expected at most {limits.pool_nodes} nodes, the most this service lets "
+                               f"one pool have ({PREFIX}MAX_POOL_NODES), got {pool.max_nodes}: each node may bill "
+                               f"at once; set {PREFIX}MAX_POOL_NODES to allow more")
+    return pool
+
+
+def flag_words(message: str) -> str:
+    """A study's refusal naming other fields of ``nodePool`` (a currency without its price), by their flags."""
+    for field, flag in FLAGS.items():
+        message = message.replace(f"nodePool.{field}", flag)
+    return message
+
+
+def warn_single_spot_type(capacity: str, instance_types: Sequence[str]) -> None:
+    """EKS takes a spot node group of one instance type, but it cannot scale up while that type
+    has no spot capacity in any of its zones (AWS's best practices for Spot on EKS: add several
+    instance types): a warning on stderr, dry run or not."""
+    if capacity == "spot" and len(instance_types) == 1:
+        click.echo(f"warning: --instance-types: a spot node group of one instance type ({instance_types[0]}) cannot "
+                   "scale up while that type has no spot capacity in its zones; several types give spot capacity "
+                   "more pools to come from", err=True)
+
+
+def eks_required(subnets: Sequence[str], node_role: str) -> None:
+    """EKS creates a node group only in subnets and with a node role's ARN: flags given empty
+    (``--subnets " , "``, ``--node-role ""``), and a role given otherwise than by its ARN, which
+    EKS refuses, are refused as bad flags, dry run or not."""
+    empty = [flag for flag, value in (("--subnets", subnets), ("--node-role", node_role.strip())) if not value]
+    if empty:
+        raise click.UsageError("; ".join(f"{flag}: expected {what}" for flag, what in (
+            ("--subnets", "at least one subnet id (comma-separated)"), ("--node-role", "the IAM role ARN of the nodes"))
+            if flag in empty))
+    if not IAM_ROLE_ARN.fullmatch(node_role):
+        raise click.UsageError(f"--node-role: expected {ROLE_EXPECTED}, got {node_role!r}")

@@ -11,31 +11,35 @@ pool katuna made is emptied at once when its last study is done (:meth:`GkeNodeP
 
 from __future__ import annotations
 
-import json
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, TypeGuard
+from typing import Any
 
-SUPPORT_NOTICES = r"google\.api_core\._python_(version|package)_support"
-"""Where google-api-core warns, as it and google-cloud-container are imported, of the Python
-and dependency versions Google will stop supporting (``FutureWarning``): news for whoever builds
-the image, not for the provisioning script's user, whose stderr carries only errors and warnings
-of the pool, nor for the service's log. Only those warnings, only while importing, are ignored."""
+from infra.gke_errors import (
+    API_ERRORS,
+    NO_LOCATION,
+    SUPPORT_NOTICES,
+    message,
+    no_cluster,
+    no_pool,
+    status_name,
+    translate,
+)
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning, module=SUPPORT_NOTICES)
     from google.api_core import exceptions as google_errors
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
-    from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError, TransportError
+    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import container_v1
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
     GKE,
+    MADE_BY_KEY,
     ON_DEMAND,
     OWNER_KEY,
     POOL_LABEL,
@@ -52,7 +56,6 @@ from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.gke_requests import (
     CLUSTER_SETTINGS,
     LOCATION_SETTING,
-    NODE_ACCOUNT_SETTING,
     GkeCluster,
     autoscaling_request,
     create_request,
@@ -60,6 +63,7 @@ from infra.gke_requests import (
     size_request,
 )
 from infra.polling import until_done
+from infra.verdict import Verdict
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
@@ -78,115 +82,6 @@ def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
                                                  client_options=ClientOptions(api_endpoint=endpoint))
     except DefaultCredentialsError as exc:
         raise NodePoolFailed(f"no Google Cloud credentials (Application Default Credentials): {exc}") from exc
-
-
-API_ERRORS = (google_errors.GoogleAPICallError, google_errors.RetryError, OSError, GoogleAuthError)
-"""What a call to GKE raises: the API's refusal, the client's retries running out, the network,
-or the credentials (a token refresh, which Workload Identity makes at the metadata server)."""
-_TEMPORARY_STATUSES = frozenset({"ABORTED", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL",
-                                 "FAILED_PRECONDITION"})
-"""Canonical codes that retrying may help. GKE answers a change to a cluster held by another
-operation (its own control-plane upgrades and updates included) ``FAILED_PRECONDITION``, in
-wordings it does not publish, and Google's Terraform provider retries node-pool changes on that
-code alone: so does katuna, for at most ``KATUNA_POOL_WAIT``, after which the study fails with
-GKE's last words. An Autopilot cluster (:data:`_AUTOPILOT`) is the one such state known to last."""
-_TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
-                                "userRateLimitExceeded"})
-"""``ErrorInfo`` reasons of a refusal (a 403 among them) that clears as operations finish or the minute turns."""
-_BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute"
-                   r"|currently being created, deleted, updated or repaired|Please wait and try again")
-"""GKE's wordings for a busy cluster (as Google's own GKE module retries them; the next to last
-as GKE answers a change while the cluster itself is changing; the last as it ends ``Operation
-operation-… is currently upgrading cluster C. Please wait and try again once it is done.``,
-hashicorp/terraform-provider-google#3650 and #10366) and for a per-minute quota: temporary
-whatever code they come with."""
-_AUTOPILOT = re.compile(r"\bAutopilot\b", re.IGNORECASE)
-"""GKE's refusal of node-pool calls on an Autopilot cluster (``Autopilot node pools cannot be
-accessed or modified.``, as turbot/steampipe-plugin-gcp#591 quotes it): the cluster setting to fix."""
-_NO_SERVICE_ACCOUNT = re.compile(r'Service account "[^"]*" does not exist')
-"""How GKE's 400 begins for a node service account the project does not have (``Service account
-"x@p.iam.gserviceaccount.com" does not exist.``, as sassoftware/viya4-iac-gcp#148 quotes it):
-``KATUNA_GKE_NODE_SERVICE_ACCOUNT`` to fix."""
-_NO_MACHINE_TYPE = re.compile(r"Invalid machine type\b")
-"""How GKE's 400 begins for a machine type Compute Engine has not in the pool's zones
-(``Invalid machine type "e2-standard-3" in zone "europe-west4-a": GCE_NOT_FOUND``, as
-keras-team/kinetic#305 quotes it): the study's ``nodePool.machineType`` to fix."""
-_NO_CLUSTER = re.compile(r"/clusters/[^/\s]+\.?$")
-"""How GKE's ``NOT_FOUND`` ends when the cluster is missing (``Not found:
-projects/P/locations/L/clusters/C.``); a missing pool's names the pool (``…/nodePools/N.``)."""
-_NO_LOCATION = re.compile(r'Location "[^"]*" does not exist')
-"""How GKE's 400 begins for a region or zone Google Cloud does not have (``Location
-"europe-west99" does not exist.``, as terraform-google-modules/terraform-google-kubernetes-engine
-#444 quotes it), where a cluster missing from a location it has is a 404: the location to fix."""
-_HTTP_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                  409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
-                  504: "DEADLINE_EXCEEDED"}
-
-
-def _status_name(exc: google_errors.GoogleAPICallError) -> str:
-    """The canonical status (``FAILED_PRECONDITION``) whatever the transport: a REST answer's
-    body names it, a gRPC error carries it; a bare HTTP answer is read by its code."""
-    try:
-        return str(json.loads(exc.response.text)["error"]["status"])
-    except (AttributeError, KeyError, TypeError, ValueError):
-        pass
-    if exc.grpc_status_code is not None:
-        return str(exc.grpc_status_code.name)
-    return _HTTP_STATUSES.get(exc.code or 0, "UNKNOWN")
-
-
-def _reasons(exc: google_errors.GoogleAPICallError) -> set[str]:
-    """The refusal's reasons: ``ErrorInfo`` details (JSON over REST, messages over gRPC) and a
-    REST answer's legacy ``errors[].reason``."""
-    found = set()
-    for item in (*exc.details, *exc.errors):
-        reason = item.get("reason") if isinstance(item, dict) else getattr(item, "reason", None)
-        if isinstance(reason, str):
-            found.add(reason)
-    return found
-
-
-def _message(exc: google_errors.GoogleAPICallError) -> str:
-    """The cloud's own message (a REST error's ``message`` names the URL first)."""
-    try:
-        return str(json.loads(exc.response.text)["error"]["message"])
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return str(exc.message)
-
-
-def _auth_temporary(exc: GoogleAuthError) -> bool:
-    """A credentials error retrying may help: the token endpoint or metadata server not reached
-    (``TransportError``, which Compute Engine and Workload Identity credentials re-raise as the
-    cause of a ``RefreshError``), or one google-auth marks ``retryable`` (a 5xx or
-    ``temporarily_unavailable`` answer). A refusal of the credentials themselves (revoked,
-    deleted account, ``invalid_grant``) is permanent."""
-    return (isinstance(exc, TransportError) or exc.retryable
-            or isinstance(exc.__cause__, TransportError) or isinstance(exc.__context__, TransportError))
-
-
-def _translate(exc: Exception) -> Exception:
-    """Throttling, server errors, an unreachable API or token endpoint, and a cluster busy with
-    another operation are temporary; every other refusal is permanent, with the cloud's message.
-    Judged by the canonical status and reasons, so gRPC and REST answers are judged alike."""
-    if isinstance(exc, google_errors.GoogleAPICallError):
-        message = _message(exc)
-        if _AUTOPILOT.search(message):
-            return NodePoolFailed(f"GKE refused the request: {message}; the cluster is an Autopilot cluster, whose "
-                                  "node pools GKE alone manages: name a Standard cluster, or leave nodePool out of "
-                                  "the study", CLUSTER_SETTINGS)
-        if (_status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
-                or _BUSY.search(message)):
-            return TemporaryError(f"GKE: {message}")
-        field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(message) else \
-            NODE_ACCOUNT_SETTING if _NO_SERVICE_ACCOUNT.match(message) else None
-        return NodePoolFailed(f"GKE refused the request: {message}", field)
-    if isinstance(exc, GoogleAuthError):
-        if _auth_temporary(exc):
-            return TemporaryError(f"GKE: Google Cloud credentials could not be refreshed now: {exc}")
-        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}; sign in again (`gcloud auth "
-                              "application-default login`), or give the service's Kubernetes service account a "
-                              "Google service account again (Workload Identity)")
-    return TemporaryError(f"GKE is unreachable: {exc}")
 
 
 class GkeNodePools:
@@ -212,14 +107,14 @@ class GkeNodePools:
         GKE does not have, is the settings' fault (a typo, or a zone given for a regional
         cluster), never an absent pool."""
         where = self.cluster
-        if isinstance(exc, google_errors.GoogleAPICallError) and _NO_LOCATION.match(_message(exc)):
+        if isinstance(exc, google_errors.GoogleAPICallError) and NO_LOCATION.match(message(exc)):
             return NodePoolFailed(f"Google Cloud has no location {where.location} (expected a region, such as "
-                                  f"europe-west4, or one of its zones): {_message(exc)}", LOCATION_SETTING)
-        if _no_cluster(exc):
+                                  f"europe-west4, or one of its zones): {message(exc)}", LOCATION_SETTING)
+        if no_cluster(exc):
             return NodePoolFailed(f"GKE has no cluster {where.cluster} in location {where.location} of project "
                                   f"{where.project} (a regional cluster's location is its region, not one of its "
-                                  f"zones): {_message(exc)}", CLUSTER_SETTINGS)
-        return _translate(exc)
+                                  f"zones): {message(exc)}", CLUSTER_SETTINGS)
+        return translate(exc)
 
     def _operation(self, operation: Any) -> PoolChange:
         return PoolChange(self.cluster.operation_path(operation.name))
@@ -229,7 +124,7 @@ class GkeNodePools:
         try:
             return self.api.get_node_pool(request=name_request(self.cluster, name), timeout=self.timeout)
         except API_ERRORS as exc:
-            if _no_pool(exc):
+            if no_pool(exc):
                 return None
             raise self._refusal(exc) from exc
 
@@ -238,23 +133,25 @@ class GkeNodePools:
             operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner), timeout=self.timeout)
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
         except API_ERRORS as exc:
-            if not (isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "ALREADY_EXISTS"):
+            if not (isinstance(exc, google_errors.GoogleAPICallError) and status_name(exc) == "ALREADY_EXISTS"):
                 raise self._refusal(exc) from exc
         current = self._get(pool.name)
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
-        found = _status(current)
-        if found.state == "STOPPING":
-            raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
-        if found.state == "ERROR":
-            raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
-        whose = claim(pool, found, owner, _autoscaling(current))
-        if found.state in _PENDING:
-            return replace(whose, operation=POOL_TOKEN + pool.name)
-        if found.autoscaling and found.max_nodes >= pool.max_nodes:
-            return whose
-        raised = self._call("set_node_pool_autoscaling", _raise_request(self.cluster, current, pool, found.min_nodes))
-        return replace(whose, operation=self.cluster.operation_path(raised.name))
+        verdict = _existing(self.cluster, current, pool, owner)
+        if verdict.request is None:
+            return verdict.whose
+        raised = self._call("set_node_pool_autoscaling", verdict.request)
+        return replace(verdict.whose, operation=self.cluster.operation_path(raised.name))
+
+    def judge(self, pool: NodePool) -> Verdict:
+        """What :meth:`ensure` would do with the pool for the provisioning script (no study
+        owns it), from a read of it alone: create it, wait for it, raise its maximum, or nothing;
+        a pool it would refuse is refused in its words, one being deleted is refused for now."""
+        current = self._get(pool.name)
+        if current is None:
+            return Verdict(PoolChange(created=True), "create_node_pool", create_request(self.cluster, pool))
+        return _existing(self.cluster, current, pool, None)
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
@@ -283,10 +180,10 @@ class GkeNodePools:
             return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name),
                                                               timeout=self.timeout))
         except API_ERRORS as exc:
-            if _no_pool(exc):
+            if no_pool(exc):
                 return PoolChange()
             refusal = self._refusal(exc)
-            busy = isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "FAILED_PRECONDITION"
+            busy = isinstance(exc, google_errors.GoogleAPICallError) and status_name(exc) == "FAILED_PRECONDITION"
             if busy and isinstance(refusal, TemporaryError) and self._being_deleted(name):
                 return PoolChange(GONE_TOKEN + name)
             raise refusal from exc
@@ -300,7 +197,7 @@ class GkeNodePools:
             return self._operation(self.api.set_node_pool_size(request=size_request(self.cluster, name, 0),
                                                                timeout=self.timeout))
         except API_ERRORS as exc:
-            if _no_pool(exc):
+            if no_pool(exc):
                 return PoolChange()
             raise self._refusal(exc) from exc
 
@@ -355,18 +252,9 @@ class GkeNodePools:
         return current.config.service_account or "default"
 
 
-def _no_cluster(exc: Exception) -> TypeGuard[google_errors.NotFound]:
-    """GKE's ``NOT_FOUND`` for the cluster a request names."""
-    return isinstance(exc, google_errors.NotFound) and bool(_NO_CLUSTER.search(_message(exc).strip()))
-
-
-def _no_pool(exc: Exception) -> bool:
-    """GKE's ``NOT_FOUND`` for a pool of a cluster it has."""
-    return isinstance(exc, google_errors.NotFound) and not _no_cluster(exc)
-
-
 def _status(current: container_v1.NodePool) -> PoolStatus:
-    """The pool as katuna judges it: state, limits, capacity, taint, and who made it."""
+    """The pool as katuna judges it: state, limits, capacity, taint, and who made it (a study,
+    by its uid, or the provisioning script, by its mark)."""
     config = current.config
     capacity = SPOT if config.spot else PREEMPTIBLE if config.preemptible else ON_DEMAND
     low, high = _limits(current)
@@ -375,8 +263,26 @@ def _status(current: container_v1.NodePool) -> PoolStatus:
     return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
                       (config.machine_type,) if config.machine_type else (), tainted=tainted,
                       autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY),
+                      made_by=config.resource_labels.get(MADE_BY_KEY),
                       labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)),
                       message=current.status_message or None)
+
+
+def _existing(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool, owner: str | None) -> Verdict:
+    """What :meth:`GkeNodePools.ensure` does with a pool that exists: refuse one being deleted
+    for now, and for good one in error or one that cannot serve (:func:`claim`); wait for one
+    still being made; raise a maximum below the one asked (``set_node_pool_autoscaling``)."""
+    found = _status(current)
+    if found.state == "STOPPING":
+        raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
+    if found.state == "ERROR":
+        raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
+    whose = claim(pool, found, owner, _autoscaling(current))
+    if found.state in _PENDING:
+        return Verdict(replace(whose, operation=POOL_TOKEN + pool.name))
+    if found.autoscaling and found.max_nodes >= pool.max_nodes:
+        return Verdict(whose)
+    return Verdict(whose, "set_node_pool_autoscaling", _raise_request(cluster, current, pool, found.min_nodes))
 
 
 def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:

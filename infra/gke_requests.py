@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT
-from functions.core.nodepool import ON_DEMAND, OWNER_KEY, PREEMPTIBLE, SPOT, NodePool, owner_value
+from functions.core.nodepool import MADE_BY_KEY, ON_DEMAND, OWNER_KEY, PREEMPTIBLE, SPOT, NodePool, owner_value
 
 CLUSTER_SETTINGS = "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
 """The service's settings that name the cluster: what to fix when GKE has no such cluster."""
@@ -31,6 +31,9 @@ class GkeCluster:
     node_service_account: str | None = None
     """The Google service account (email) the nodes of katuna's pools run as; None: the
     cluster's default (the Compute Engine default service account, unless the cluster says)."""
+    made_by: str | None = None
+    """The mark (resource label :data:`~functions.core.nodepool.MADE_BY_KEY`) of the pools
+    created here outside any study: the provisioning script's; None for the service's."""
 
     @property
     def parent(self) -> str:
@@ -53,7 +56,8 @@ def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str,
 
 def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
     """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
-    labelled with the uid of the study it is made for, if any. Its nodes run the GKE metadata
+    labelled with the uid of the study it is made for, if any, or with the cluster's
+    :attr:`GkeCluster.made_by` mark (the provisioning script's). Its nodes run the GKE metadata
     server (``GKE_METADATA``), so trial pods never read the node's service account token from
     the metadata server, only what Workload Identity grants their own account (GKE refuses it
     on a cluster without Workload Identity, which katuna's own identity needs too); they run as
@@ -73,6 +77,8 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
         config["preemptible"] = True
     if owner is not None:
         config["resource_labels"] = {OWNER_KEY: owner_value(owner)}
+    elif cluster.made_by is not None:
+        config["resource_labels"] = {MADE_BY_KEY: cluster.made_by}
     if pool.disk_size_gb is not None:
         config["disk_size_gb"] = pool.disk_size_gb
     if pool.accelerators:

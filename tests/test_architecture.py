@@ -24,9 +24,10 @@ VENDORS = {
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
-    "google": "infra/gke.py",
+    "google": ("infra/gke.py", "infra/gke_errors.py"),
     "boto3": ("infra/eks.py", "infra/eks_errors.py"),
-    "botocore": ("infra/eks.py", "infra/eks_errors.py", "infra/eks_templates.py"),
+    "botocore": ("infra/eks.py", "infra/eks_creates.py", "infra/eks_errors.py", "infra/eks_groups.py",
+                 "infra/eks_templates.py"),
     "prometheus_client": "functions/adapters/prometheus.py",
     "skopt": "functions/core/skopt_sampler.py",
 }

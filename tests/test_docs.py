@@ -159,6 +159,22 @@ def test_every_provisioning_command_uses_flags_the_script_has():
             assert option in result.output, f"{option} of {' '.join(words[3:5])}"
 
 
+def test_every_provisioning_commands_help_ends_with_the_exit_codes_the_docs_list():
+    """The exit codes were in the docs alone; each ``--help`` lists them, as the docs do."""
+    from infra.provision import main as provision
+
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    documented = dict(re.findall(r"^  \| (\d+) \| (.+?) \|$", text.split("## The provisioning script")[1], re.M))
+    assert set(documented) == {"0", "1", "2", "130", "143"}, documented
+    for command in ([], ["gke"], ["eks"], *([cloud, verb] for cloud in ("gke", "eks") for verb in ("up", "down",
+                                                                                                  "status"))):
+        helped = CliRunner().invoke(provision, [*command, "--help"]).output
+        listed = dict(re.findall(r"^    (\d+) +(.+(?:\n {9}.+)*)", helped.split("Exit codes:")[1], re.M))
+        assert {code: " ".join(words.split()) for code, words in listed.items()} == {
+            code: words.replace("`--timeout`", "--timeout").replace("`--dry-run`", "--dry-run")
+            for code, words in documented.items()}, command
+
+
 # docs/api.md
 
 

@@ -13,7 +13,7 @@ from test_kube_standin_simulated import SPOT, finished, job, pods_of, simulated
 from test_nodepools_gke import CLUSTER, OPERATIONS, settled, spot_pool
 
 from functions.core.errors import TemporaryError
-from infra import gke
+from infra import gke, gke_errors
 
 NAME = "katuna-digits"
 POOL_PATH = f"{CLUSTER.pool_path(NAME)}"
@@ -57,10 +57,10 @@ def test_gke_refuses_a_negative_size_one_past_its_nodes_per_zone_and_a_pool_not_
     settled(gke_api, either, either.ensure(spot_pool()))
     for nodes in (-1, 1001):
         refused = set_size(either, nodes)
-        assert gke._status_name(refused) == "INVALID_ARGUMENT" and "node_count" in gke._message(refused)
+        assert gke_errors.status_name(refused) == "INVALID_ARGUMENT" and "node_count" in gke_errors.message(refused)
     gke_api.pools[NAME]["status"] = "ERROR"
     refused = set_size(either, 0)
-    assert gke._status_name(refused) == "FAILED_PRECONDITION" and "not running" in gke._message(refused)
+    assert gke_errors.status_name(refused) == "FAILED_PRECONDITION" and "not running" in gke_errors.message(refused)
     assert gke_api.operations.keys() == {"operation-1"}, "no resize started"
 
 

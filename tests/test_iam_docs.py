@@ -14,9 +14,10 @@ from infra.eks_requests import CLUSTER_TAG
 PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
            "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"},
-           "eks_templates.py": {"ec2": "ec2"}}
-"""For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
-one by name) and the cloud service it speaks to."""
+           "eks_templates.py": {"ec2": "ec2"}, "eks_creates.py": {"eks": "eks", "ec2": "ec2"},
+           "eks_groups.py": {"autoscaling": "autoscaling"}}
+"""For each adapter, the attribute of ``self`` (or the parameter of a helper) that holds a client
+(or the helper that calls one by name) and the cloud service it speaks to."""
 NOT_CALLS = {"get_waiter"}
 EXTRA_EKS = {"iam:PassRole", "eks:TagResource", "iam:CreateServiceLinkedRole", "ec2:CreateTags", "ec2:RunInstances",
              "ec2:DescribeLaunchTemplateVersions"}
@@ -36,9 +37,13 @@ def calls() -> dict[str, set[str]]:
             target = node.func.value
             if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
                 found.setdefault(clients["_call"], set()).add(node.args[0].value)
+            elif node.func.attr in NOT_CALLS:
+                continue
             elif (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                  and target.value.id == "self" and target.attr in clients and node.func.attr not in NOT_CALLS):
+                  and target.value.id == "self" and target.attr in clients):
                 found.setdefault(clients[target.attr], set()).add(node.func.attr)
+            elif isinstance(target, ast.Name) and target.id in clients:
+                found.setdefault(clients[target.id], set()).add(node.func.attr)
     return found
 
 

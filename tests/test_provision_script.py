@@ -49,13 +49,14 @@ def provisioned(*args: str, env: dict[str, str] | None = None) -> None:
     assert result.exit_code == 0, f"{result.output}{result.exception!r}"
 
 
-def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub):
+def test_gke_dry_run_prints_the_exact_request_and_changes_nothing(gke_api: GkeStub):
     result = provision("gke", "up", *GKE_FLAGS, "--machine-type", "n2-standard-8", "--max-nodes", "10",
                        "--preemptible", "--label", "team=vision", "--label", "tier=batch",
                        "--node-service-account", "katuna-nodes@proj.iam.gserviceaccount.com",
                        "--endpoint", gke_api.url, "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"call": "create_node_pool", "request": {
+    printed = json.loads(result.stdout)
+    assert {"call": printed["call"], "request": printed["request"]} == {"call": "create_node_pool", "request": {
         "parent": "projects/proj/locations/europe-west4/clusters/tuning",
         "node_pool": {
             "name": "trials", "initial_node_count": 0,
@@ -64,16 +65,16 @@ def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub
                        "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
                        "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                        "workload_metadata_config": {"mode": "GKE_METADATA"},
-                       "service_account": "katuna-nodes@proj.iam.gserviceaccount.com"},
+                       "service_account": "katuna-nodes@proj.iam.gserviceaccount.com",
+                       "resource_labels": {"katuna-made-by": "infra-provision"}},
             "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 10,
                             "location_policy": "ANY"},
             "management": {"auto_repair": True, "auto_upgrade": True},
         }}}
-    assert gke_api.requests == []
+    assert {method for method, _, _ in gke_api.requests} == {"GET"}, "the pool read, nothing asked of it"
     down = provision("gke", "down", *GKE_FLAGS, "--endpoint", gke_api.url, "--dry-run")
-    assert json.loads(down.stdout) == {"call": "delete_node_pool", "request": {
-        "name": "projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials"}}
-    assert gke_api.requests == []
+    assert json.loads(down.stdout)["action"] == "nothing to delete"
+    assert {method for method, _, _ in gke_api.requests} == {"GET"} and gke_api.pools == {}
 
 
 def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_api: GkeStub):
@@ -105,7 +106,9 @@ def test_gke_status_and_dry_runs_say_nothing_on_stderr_not_even_the_sdks_notices
     assert (absent.returncode, absent.stderr) == (0, "") and json.loads(absent.stdout)["state"] == "ABSENT"
     for command in ("up", "down", "status"):
         dry = provision("gke", command, *flags, "--dry-run")
-        assert (dry.returncode, dry.stderr) == (0, ""), dry.stderr
+        assert dry.returncode == 0 and dry.stderr in ("", f"plan: node pool trials: {json.loads(dry.stdout).get('summary')}"
+                                                          + ("; at most 3 spot nodes of e2-standard-4 at once\n"
+                                                             if command == "up" else "\n")), dry.stderr
     gke_api.speed = 1e6
     provisioned("gke", "up", *flags)
     found = provision("gke", "status", *flags)
@@ -329,82 +332,97 @@ def test_eks_up_with_a_node_role_that_is_no_role_arn_names_the_flag(dry_run):
             "'katuna-nodes'") in result.stderr
 
 
-def test_eks_up_of_spot_capacity_in_one_instance_type_is_taken_with_a_warning():
+def eks_cluster(env: dict[str, str], name: str) -> list[str]:
+    """An EKS cluster on the moto server ``env`` points at, in a VPC of its own: its subnets."""
+    subnets = list(moto_eks.network(aws_client("ec2", env)))
+    aws_client("eks", env).create_cluster(name=name, roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets})
+    return subnets
+
+
+def test_eks_up_of_spot_capacity_in_one_instance_type_is_taken_with_a_warning(moto_server: dict[str, str]):
     """EKS takes a spot group of one type; it cannot scale up while that type has no spot capacity."""
-    flags = ["eks", "up", *EKS_FLAGS, "--subnets", "subnet-1", "--node-role", ROLE, "--dry-run"]
-    one = provision(*flags, "--instance-types", "m5.xlarge")
+    subnets = eks_cluster(moto_server, "onetype")
+    flags = ["eks", "up", "--cluster", "onetype", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+             "--node-role", ROLE, "--dry-run"]
+    one = provision(*flags, "--instance-types", "m5.xlarge", env=moto_server)
     assert one.returncode == 0 and json.loads(one.stdout)["request"]["instanceTypes"] == ["m5.xlarge"]
     assert one.stderr.startswith("warning: --instance-types: a spot node group of one instance type (m5.xlarge) "
                                  "cannot scale up while that type has no spot capacity in its zones"), one.stderr
-    for quiet in (provision(*flags, "--instance-types", "m5.xlarge,m5a.xlarge"),
-                  provision(*flags, "--instance-types", "m5.xlarge", "--on-demand")):
+    for quiet in (provision(*flags, "--instance-types", "m5.xlarge,m5a.xlarge", env=moto_server),
+                  provision(*flags, "--instance-types", "m5.xlarge", "--on-demand", env=moto_server)):
         assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
 
 
-def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():
+def test_eks_up_takes_as_many_nodes_as_the_accounts_quota(moto_server: dict[str, str]):
     """``--max-nodes`` above EKS's default quota of 450 is refused naming the setting; told the
     account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent
     (to an operator who lets a pool have that many nodes, KATUNA_MAX_POOL_NODES)."""
-    flags = ["eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "600", "--dry-run"]
-    refused = provision(*flags, env={"KATUNA_MAX_POOL_NODES": "600"})
+    subnets = eks_cluster(moto_server, "quota")
+    flags = ["eks", "up", "--cluster", "quota", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+             "--node-role", ROLE, "--max-nodes", "600", "--dry-run"]
+    refused = provision(*flags, env={**moto_server, "KATUNA_MAX_POOL_NODES": "600"})
     assert refused.returncode == 2 and ("--max-nodes: expected an integer from 1 to 450: EKS's quota of nodes per "
                                         "managed node group") in refused.stderr
     assert "KATUNA_EKS_NODES_PER_GROUP" in refused.stderr
-    for sent in (provision(*flags, "--nodes-per-group-quota", "600", env={"KATUNA_MAX_POOL_NODES": "600"}),
-                 provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "600"})):
+    for sent in (provision(*flags, "--nodes-per-group-quota", "600", env={**moto_server, "KATUNA_MAX_POOL_NODES": "600"}),
+                 provision(*flags, env={**moto_server, "KATUNA_EKS_NODES_PER_GROUP": "600",
+                                        "KATUNA_MAX_POOL_NODES": "600"})):
         assert sent.returncode == 0, sent.stderr
         assert json.loads(sent.stdout)["request"]["scalingConfig"] == {"minSize": 0, "maxSize": 600, "desiredSize": 0}
-    zero = provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "0"})
+    zero = provision(*flags, env={**moto_server, "KATUNA_EKS_NODES_PER_GROUP": "0"})
     assert zero.returncode == 2 and "KATUNA_EKS_NODES_PER_GROUP" in zero.stderr and "0 is not in the range" in zero.stderr
 
 
-def test_eks_dry_run_prints_the_exact_request():
-    result = provision("eks", "up", *EKS_FLAGS, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
-                       "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",
-                       "--dry-run", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+def test_eks_dry_run_prints_the_exact_request(moto_server: dict[str, str]):
+    subnets = eks_cluster(moto_server, "exact")
+    flags = ["--cluster", "exact", "--nodegroup", "trials"]
+    result = provision("eks", "up", *flags, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
+                       "--subnets", ",".join(subnets), "--node-role", ROLE, "--spot", "--label", "team=vision",
+                       "--dry-run", env=moto_server)
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     template = printed["first"]["request"]["LaunchTemplateName"]
     assert re.fullmatch(r"katuna-trials-[0-9a-f]{12}", template)
-    assert printed == {"call": "create_nodegroup", "request": {
-        "clusterName": "tuning", "nodegroupName": "trials",
+    assert {key: printed[key] for key in ("call", "request", "first")} == {"call": "create_nodegroup", "request": {
+        "clusterName": "exact", "nodegroupName": "trials",
         "scalingConfig": {"minSize": 0, "maxSize": 8, "desiredSize": 0},
-        "subnets": ["subnet-1", "subnet-2"], "instanceTypes": ["m5.xlarge", "m5a.xlarge"],
+        "subnets": subnets, "instanceTypes": ["m5.xlarge", "m5a.xlarge"],
         "amiType": "AL2023_x86_64_STANDARD", "capacityType": "SPOT", "nodeRole": ROLE,
         "labels": {"team": "vision", "katuna.dev/pool": "trials"},
         "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
-        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": "trials"},
+        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": "trials",
+                 "katuna-made-by": "infra-provision"},
         "launchTemplate": {"name": template, "version": "1"},
     }, "first": {"call": "create_launch_template", "request": {
         "LaunchTemplateName": template,
         "LaunchTemplateData": {"MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": "required",
                                                    "HttpPutResponseHopLimit": 1}},
         "TagSpecifications": [{"ResourceType": "launch-template", "Tags": [
-            {"Key": "app.kubernetes.io/managed-by", "Value": "katuna"}, {"Key": "katuna.dev/cluster", "Value": "tuning"},
+            {"Key": "app.kubernetes.io/managed-by", "Value": "katuna"}, {"Key": "katuna.dev/cluster", "Value": "exact"},
             {"Key": "katuna.dev/pool", "Value": "trials"}]}],
     }}}
     # No clientRequestToken: each run is a change of its own (up, down, up with the same flags
     # included), so botocore gives each call a fresh one.
-    gpus = provision("eks", "up", *EKS_FLAGS, "--instance-types", "g5.xlarge,g6.xlarge", "--subnets", "subnet-1",
-                     "--node-role", ROLE, "--dry-run")
+    gpus = provision("eks", "up", *flags, "--instance-types", "g5.xlarge,g6.xlarge", "--subnets", subnets[0],
+                     "--node-role", ROLE, "--dry-run", env=moto_server)
     assert json.loads(gpus.stdout)["request"]["amiType"] == "AL2023_x86_64_NVIDIA", "NVIDIA's drivers for GPUs"
-    mixed = provision("eks", "up", *EKS_FLAGS, "--instance-types", "g5.xlarge,m5.xlarge", "--subnets", "subnet-1",
+    mixed = provision("eks", "up", *flags, "--instance-types", "g5.xlarge,m5.xlarge", "--subnets", subnets[0],
                       "--node-role", ROLE, "--dry-run")
     assert mixed.returncode == 2 and "--instance-types: expected instance types that boot the same EKS AMI" in (
         mixed.stderr)
-    down = provision("eks", "down", *EKS_FLAGS, "--dry-run")
-    assert json.loads(down.stdout) == {"call": "delete_nodegroup",
-                                       "request": {"clusterName": "tuning", "nodegroupName": "trials"}}
+    assert aws_client("eks", moto_server).list_nodegroups(clusterName="exact")["nodegroups"] == []
 
 
 @contextmanager
-def served(speed: str) -> Iterator[dict[str, str]]:
+def served(speed: str, recording: Path | None = None) -> Iterator[dict[str, str]]:
     """moto's server, taught EKS's DescribeUpdate and its node groups' states (tests/moto_eks.py),
-    at ``speed`` stand-in seconds per second: the environment that reaches it."""
+    at ``speed`` stand-in seconds per second, recording the requests it is sent into
+    ``recording`` once told to (moto's recorder): the environment that reaches it."""
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_eks.py"), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "MOTO_EKS_SPEED": speed})
+                              env={**os.environ, "MOTO_EKS_SPEED": speed,
+                                   **({"MOTO_RECORDER_FILEPATH": str(recording)} if recording else {})})
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
     deadline = time.monotonic() + 30
@@ -631,7 +649,10 @@ def test_eks_group_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(
     status = provision("eks", "status", *flags, env=moto_server)
     assert json.loads(status.stdout)["state"] == "CREATE_FAILED"
     assert "warning: node pool trials is CREATE_FAILED (Ec2SubnetInvalidConfiguration: " in status.stderr
-    down = provision("eks", "down", *flags, env=moto_server)
+    refused = provision("eks", "down", *flags, env=moto_server)
+    assert refused.returncode == 1 and "give --any-katuna-pool to delete this one" in refused.stderr
+    assert "run `down`, then `up`" not in refused.stderr, "no advice that `down` refuses"
+    down = provision("eks", "down", *flags, "--any-katuna-pool", env=moto_server)
     assert down.returncode == 0 and json.loads(down.stdout)["state"] == "ABSENT", down.stderr
 
 

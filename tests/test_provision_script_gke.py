@@ -14,10 +14,14 @@ from test_provision_script import GKE_FLAGS, provision, provisioned, said, start
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("stop,code,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("command", ["up", "down"])
-def test_gke_interrupted_while_it_waits_exits_130_saying_what_goes_on_in_the_cloud(gke_api: GkeStub, command: str):
-    """Ctrl-C during the wait: no traceback, no "Aborted!", exit code 130, and the operation
-    left running named, with how to check it."""
+def test_gke_stopped_while_it_waits_exits_130_or_143_saying_what_goes_on_in_the_cloud(
+        gke_api: GkeStub, command: str, stop: signal.Signals, code: int, word: str):
+    """Ctrl-C or SIGTERM (a CI job cancelled, ``timeout``) during the wait: no traceback, no
+    "Aborted!", exit code 130 or 143, and the operation left running named, with how to check
+    it. SIGTERM ended the command silently."""
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     if command == "down":
         gke_api.speed = 1e6
@@ -26,10 +30,10 @@ def test_gke_interrupted_while_it_waits_exits_130_saying_what_goes_on_in_the_clo
     run = started("gke", command, *flags)
     waiting = said(run, "waiting for")[-1]
     operation = waiting.rsplit(" ", 1)[1].strip()
-    run.send_signal(signal.SIGINT)
+    run.send_signal(stop)
     out, err = run.communicate(timeout=60)
-    assert (run.returncode, out) == (130, ""), err
-    assert err == (f"\ninterrupted: node pool trials: {operation} goes on in the cloud; `status` shows how the pool "
+    assert (run.returncode, out) == (code, ""), err
+    assert err == (f"\n{word}: node pool trials: {operation} goes on in the cloud; `status` shows how the pool "
                    f"stands, and `{command}` again waits for it\n"), err
     assert "Traceback" not in err and "Aborted" not in err
 

@@ -23,11 +23,13 @@ from functions.core.nodepool._pool import (
     CAPACITIES,
     EKS,
     GKE,
+    MADE_BY_KEY,
     ON_DEMAND,
     OWNER_KEY,
     POOL_LABEL,
     PREEMPTIBLE,
     PROVIDERS,
+    SCRIPT_MARK,
     SELECTOR_KEYS,
     SPOT,
     NodePool,
@@ -38,7 +40,7 @@ from functions.core.nodepool._pool import (
 )
 
 __all__ = [
-    "CAPACITIES", "EKS", "GKE", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
-    "SELECTOR_KEYS", "SPOT", "NodePool", "NodePoolFailed", "OperationStatus", "PoolChange", "PoolStatus",
+    "CAPACITIES", "EKS", "GKE", "MADE_BY_KEY", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
+    "SCRIPT_MARK", "SELECTOR_KEYS", "SPOT", "NodePool", "NodePoolFailed", "OperationStatus", "PoolChange", "PoolStatus",
     "adoption_problem", "claim", "default_pool_name", "owner_value", "parse_node_pool", "place_trials",
 ]

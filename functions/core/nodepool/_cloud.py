@@ -59,6 +59,9 @@ class PoolStatus:
     autoscaling: bool = True
     owner: str | None = None
     """The :data:`OWNER_KEY` value of a pool katuna created, None for any other pool."""
+    made_by: str | None = None
+    """The :data:`MADE_BY_KEY` value of a pool made outside any study (the provisioning script's
+    ``up``: :data:`SCRIPT_MARK`), None for any other pool."""
     labels: tuple[tuple[str, str], ...] = ()
     """The labels its nodes get, but for katuna's own :data:`POOL_LABEL`."""
     message: str | None = None

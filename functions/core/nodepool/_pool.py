@@ -19,6 +19,12 @@ POOL_LABEL = "katuna.dev/pool"
 SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/nodegroup"}
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
+MADE_BY_KEY = "katuna-made-by"
+"""The label (GKE ``resourceLabels``) or tag (EKS) naming what made a pool outside any study:
+``python -m infra.provision``'s ``up`` marks the pools it creates so (:data:`SCRIPT_MARK`), and
+its ``down`` deletes only pools so marked unless told otherwise."""
+SCRIPT_MARK = "infra-provision"
+"""The :data:`MADE_BY_KEY` value of a pool the provisioning script's ``up`` created."""
 
 
 class NodePoolFailed(PermanentError):

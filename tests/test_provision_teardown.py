@@ -1,0 +1,101 @@
+"""``python -m infra.provision gke|eks down`` deletes the pools ``up`` made, which carry its mark
+(``katuna-made-by=infra-provision``: a GKE resource label, an EKS tag), and by default no other:
+not a pool made by hand or by an ``up`` from before pools were marked, nor the pool the service
+made for a study, each deleted only with ``--any-katuna-pool``. Against the loopback GKE API
+and moto's server, with the service's own adapters making a study's pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import moto_eks
+import pytest
+from gke_stub import GkeStub
+from test_provision_script import GKE_FLAGS, ROLE, aws_client, eks_cluster, provision, served
+
+from functions.core.nodepool import EKS, GKE, NodePool
+
+pytestmark = pytest.mark.slow
+
+TAINT = [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}]
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[dict[str, str]]:
+    """moto's server on which EKS's minutes pass in a blink: the environment that reaches it."""
+    with served("1000000") as env:
+        yield env
+
+
+def test_gke_down_deletes_the_pool_up_made_and_one_made_otherwise_only_when_asked(gke_api: GkeStub):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    assert provision("gke", "up", *flags).returncode == 0
+    assert gke_api.pools["trials"]["config"]["resourceLabels"] == {"katuna-made-by": "infra-provision"}
+    gke_api.pools["older"] = {"name": "older", "locations": ["europe-west4-a"], "status": "RUNNING",
+                              "config": {"machineType": "e2-standard-4", "spot": True, "taints": TAINT},
+                              "autoscaling": {"enabled": True, "totalMaxNodeCount": 3}}
+    refused = provision("gke", "down", *flags, "--pool", "older")
+    assert (refused.returncode, refused.stdout) == (1, ""), refused.stderr
+    assert refused.stderr == (
+        "error: --pool: node pool older was not made by `up`: it lacks the resource label "
+        "katuna-made-by=infra-provision `up` gives the pools it creates (one made by hand, or by `up` before it "
+        "marked them); `down` deletes only pools `up` made: give --any-katuna-pool to delete this one, which carries "
+        "katuna's trial taint katuna.dev/trial=true:NoSchedule\n"), refused.stderr
+    assert gke_api.calls("DELETE") == [] and gke_api.pools["older"]["status"] == "RUNNING"
+    asked = provision("gke", "down", *flags, "--pool", "older", "--any-katuna-pool")
+    assert asked.returncode == 0 and json.loads(asked.stdout)["state"] == "ABSENT", asked.stderr
+    down = provision("gke", "down", *flags)
+    assert down.returncode == 0 and gke_api.pools == {}, down.stderr
+
+
+def test_gke_down_leaves_a_studys_own_pool_unless_asked(gke_api: GkeStub):
+    from infra import gke, gke_requests
+
+    gke_api.speed = 1e6
+    service = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    made = service.ensure(NodePool("katuna-study", GKE, machine_types=("e2-standard-4",), max_nodes=2), owner="uid-7")
+    assert service.wait(made.operation, interval=0.01, timeout=30).done
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url, "--pool", "katuna-study"]
+    for dry_run in ((), ("--dry-run",)):
+        refused = provision("gke", "down", *flags, *dry_run)
+        assert refused.returncode == 1 and refused.stderr.startswith(
+            "error: --pool: node pool katuna-study is the one katuna made for a study (katuna-study-uid uid-7): the "
+            "service deletes it once no running study uses it, and makes it again while one does"), refused.stderr
+        assert "--any-katuna-pool" in refused.stderr and gke_api.calls("DELETE") == []
+    asked = provision("gke", "down", *flags, "--any-katuna-pool")
+    assert asked.returncode == 0 and gke_api.pools == {}, asked.stderr
+
+
+def test_eks_down_deletes_the_group_up_made_and_others_only_when_asked(aws: dict[str, str]):
+    subnets = eks_cluster(aws, "marks")
+    eks = aws_client("eks", aws)
+    flags = ["--cluster", "marks", "--nodegroup"]
+    made = provision("eks", "up", *flags, "trials", "--subnets", ",".join(subnets), "--node-role", ROLE,
+                     env=aws)
+    assert made.returncode == 0, made.stderr
+    tags = eks.describe_nodegroup(clusterName="marks", nodegroupName="trials")["nodegroup"]["tags"]
+    assert tags["katuna-made-by"] == "infra-provision"
+    eks.create_nodegroup(**moto_eks.by_hand({"clusterName": "marks", "nodegroupName": "older", "subnets": subnets,
+                                             "nodeRole": ROLE, "taints": TAINT}))
+    from infra import eks_requests
+    from infra.eks import EksNodePools
+
+    clients = [boto3.client(service, endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+               for service in ("eks", "autoscaling", "ec2")]
+    service = EksNodePools(eks_requests.EksCluster("marks", tuple(subnets), ROLE), *clients)
+    service.ensure(NodePool("katuna-study", EKS, machine_types=("m5.xlarge",), max_nodes=2), owner="uid-8")
+    for name, words in (("older", "node pool older was not made by `up`: it lacks the tag katuna-made-by="),
+                        ("katuna-study", "node pool katuna-study is the one katuna made for a study")):
+        refused = provision("eks", "down", *flags, name, env=aws)
+        assert refused.returncode == 1 and refused.stderr.startswith(f"error: --nodegroup: {words}"), refused.stderr
+        assert "--any-katuna-pool" in refused.stderr
+    assert set(eks.list_nodegroups(clusterName="marks")["nodegroups"]) == {"trials", "older", "katuna-study"}
+    for name in ("older", "katuna-study"):
+        asked = provision("eks", "down", *flags, name, "--any-katuna-pool", env=aws)
+        assert asked.returncode == 0, asked.stderr
+    down = provision("eks", "down", *flags, "trials", env=aws)
+    assert down.returncode == 0 and eks.list_nodegroups(clusterName="marks")["nodegroups"] == [], down.stderr
