@@ -5,6 +5,7 @@ service's runtime are imported where a command needs them."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -29,6 +30,7 @@ from functions.cli_common import (
     print_json,
     print_json_list,
     settings_for,
+    tell,
     with_study,
     writing_output,
 )
@@ -365,20 +367,26 @@ LOG_CHUNK = 1 << 16
               help="The log of the trial's attempt K, from 1 (its latest when left out).")
 @click.option("--terminal", is_flag=True,
               help="Print each line as a terminal shows it: a line redrawn with carriage returns (a progress bar) "
-                   "at its last state, for a pager or grep.")
-def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: bool) -> None:
+                   "at its last state, for a pager or grep (with -f, to a terminal, redrawn in place as it runs).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Follow the log as it is written, to the trial's end, from one attempt to the next as the trial "
+                   "runs again (with --attempt, to that attempt's end); a trial still to start is waited for.")
+def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: bool, follow: bool) -> None:
     """Print what a trial printed (its output and errors), byte for byte, as it stands: a
-    running trial's log so far. A trial run on Kubernetes keeps its log in its pods: read it
-    with GET /studies/NAME/trials/NUMBER/logs of the service that ran it."""
+    running trial's log so far, or with -f as it is written. A trial run on Kubernetes keeps
+    its log in its pods: the error names the API call that reads it and the kubectl command
+    that follows it."""
     store, record = with_study(db, name)
     try:
         trial = store.get_trial(name, number)
+        if trial is None:
+            fail(f"study {name!r} has no trial {number}")
+        if attempt is not None and attempt > trial.attempt:
+            fail(f"trial {number} of {name!r} has run {trial.attempt} attempt(s); --attempt goes up to {trial.attempt}")
+        if follow and _followed(store, record, trial, attempt, terminal, db):
+            return
     finally:
         store.close()
-    if trial is None:
-        fail(f"study {name!r} has no trial {number}")
-    if attempt is not None and attempt > trial.attempt:
-        fail(f"trial {number} of {name!r} has run {trial.attempt} attempt(s); --attempt goes up to {trial.attempt}")
     path = settings_for(db).logs / record.log_folder / f"{number}.{attempt or trial.attempt}.log"
     try:
         log = trial_files.open_file(path)
@@ -386,10 +394,52 @@ def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: 
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()}: "
              f"{_why_no_log(record, trial, attempt, exc)}")
     with log, writing_output():
-        for chunk in _as_shown(iter(lambda: log.read(LOG_CHUNK), b""), terminal):
-            if sys.stdout is None:
-                return
-            sys.stdout.buffer.write(chunk)
+        _write(_as_shown(iter(lambda: log.read(LOG_CHUNK), b""), terminal))
+
+
+def _write(chunks: Iterator[bytes]) -> None:
+    """Write the log's bytes to standard output, as long as there is one."""
+    for chunk in chunks:
+        if sys.stdout is None:
+            return
+        sys.stdout.buffer.write(chunk)
+
+
+def _followed(store: SqliteStore, record: StudyRecord, trial: TrialRecord, attempt: int | None, terminal: bool,
+              db: str | None) -> bool:
+    """``logs -f``: the log followed (:mod:`functions.log_follow`), with each carriage return
+    written through to a terminal; whether it was, which it is not where the attempt has ended
+    (its log is then printed as it stands). Exit 1 saying why where there is nothing to follow here."""
+    from functions.log_follow import LogFollow, Unfollowable, attempt_over, cluster_reads
+
+    if attempt_over(trial, attempt or trial.attempt):
+        return False
+    if record.runs_on == KUBERNETES:
+        fail(f"trial {trial.number} of {record.name!r} is not followed here: "
+             f"{cluster_reads(record, trial, attempt, settings_for(db).cluster_defaults())}")
+
+    def flushed() -> None:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+
+    def told(message: str) -> None:
+        flushed()
+        tell(markup(f"[katuna: {message}]"))
+
+    def slept(seconds: float) -> None:
+        flushed()
+        time.sleep(seconds)
+
+    follow = LogFollow(store, record.name, trial.number, settings_for(db).logs / record.log_folder, told,
+                       lambda: _interrupted(store, store.get_study(record.name), db), attempt is not None,
+                       sleep=slept)
+    try:
+        with writing_output():
+            to_terminal = sys.stdout is not None and sys.stdout.isatty()
+            _write(_as_shown(follow.output(attempt or trial.attempt), terminal and not to_terminal))
+    except Unfollowable as exc:
+        fail(str(exc))
+    return True
 
 
 def _as_shown(chunks: Iterator[bytes], terminal: bool) -> Iterator[bytes]:
@@ -403,8 +453,9 @@ def _as_shown(chunks: Iterator[bytes], terminal: bool) -> Iterator[bytes]:
 def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, exc: Exception) -> str:
     """Why the log file of a trial's attempt could not be opened, from what is known of it."""
     if record.runs_on == KUBERNETES:
-        return ("the trial ran on Kubernetes, whose pods keep its log: read it with GET "
-                "/studies/NAME/trials/NUMBER/logs of the service that ran it")
+        from functions.log_follow import cluster_reads
+
+        return cluster_reads(record, trial, attempt, Settings.from_env().cluster_defaults())
     if (trial.started_at is None or trial.state == WAITING) and attempt in (None, trial.attempt):
         return f"the attempt has not started (the trial is {trial.state})"
     if isinstance(exc, FileNotFoundError):

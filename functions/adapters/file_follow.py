@@ -8,6 +8,7 @@ complete lines are given while the writer runs; once ``ended()`` says the writer
 file is read one last time, and a last line without its line break is given too. Only a
 trial's file is read (:mod:`functions.adapters.trial_files`): one a link turned into another
 (``/proc/self/environ``) ends the following with :class:`functions.core.errors.RefusedFile`.
+``katuna logs -f`` reads a trial's log so too (:class:`GrowingFile`, :mod:`functions.log_follow`).
 """
 
 from __future__ import annotations
@@ -43,26 +44,54 @@ def follow(path: Path, ended: Callable[[], bool], poll: float = POLL_SECONDS,
 def _chunks(path: Path, ended: Callable[[], bool], poll: float,
             sleep: Callable[[float], None], mark: Mark | None) -> Iterator[bytes]:
     """The file's bytes as they are written, from the ``mark`` of the file it was when the
-    attempt started; a line break before a read from the start again, so that a line cut short
-    by a truncation does not run into the new first line."""
-    handle: BinaryIO | None = None
-    try:
+    attempt started (:class:`GrowingFile`)."""
+    with GrowingFile(path, mark) as growing:
         while True:
             last = ended()
-            if handle is not None and _rewritten(handle, path):
-                handle.close()
-                handle = None
-                mark = None
-                yield b"\n"
-            handle = handle or _open(path, mark)
-            if handle is not None:
-                yield from iter(partial(handle.read, CHUNK), b"")
+            yield from growing.read()
             if last:
                 return
             sleep(poll)
-    finally:
-        if handle is not None:
-            handle.close()
+
+
+class GrowingFile:
+    """A file another process writes, read a part at a time as it grows: opened once it exists
+    (from where a ``mark`` says the attempt's lines begin), and read again from its start
+    where it was truncated or replaced, after a line break, so that a line cut short by the
+    truncation does not run into the new first line. A file that is no trial's raises
+    :class:`RefusedFile` (:mod:`functions.adapters.trial_files`)."""
+
+    def __init__(self, path: Path, mark: Mark | None = None) -> None:
+        self.path = path
+        self._mark = mark
+        self._handle: BinaryIO | None = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether the file was there to open (a read opens it once it is)."""
+        return self._handle is not None
+
+    def read(self) -> Iterator[bytes]:
+        """What was written since the last read, :data:`CHUNK` bytes at a time; nothing while
+        the file is not there."""
+        if self._handle is not None and _rewritten(self._handle, self.path):
+            self.close()
+            self._mark = None
+            yield b"\n"
+        self._handle = self._handle or _open(self.path, self._mark)
+        if self._handle is not None:
+            yield from iter(partial(self._handle.read, CHUNK), b"")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> GrowingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _open(path: Path, mark: Mark | None) -> BinaryIO | None:

@@ -32,15 +32,14 @@ from functions.adapters.kubernetes_workloads import (
     Workloads,
     made_by,
     own_pods,
-    pod_selector,
     settle_conflict,
-    workload_pod_selector,
 )
 from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
 from functions.core.naming import OWN
+from functions.core.pod_selectors import pod_selector, workload_pod_selector
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 

@@ -29,7 +29,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
-from functions.core.cluster import ATTEMPT_LABEL, TRIAL_LABEL, UID_LABEL
+from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selector
 from functions.core.launch import TrialLaunch
@@ -49,39 +49,6 @@ class End:
     succeeded: bool
     reason: str
     message: str
-
-
-def pod_selector(launch: TrialLaunch) -> str:
-    """The label selector of the attempt's primary pods (:func:`workload_pod_selector`'s) with
-    the primary pod labels."""
-    spec = launch.trial_spec or {}
-    primary = sorted(trial_kinds.primary_pod_labels(spec, launch.primary_pod_labels).items())
-    return ",".join(_workload_terms(launch) + [f"{k}={v}" for k, v in primary])
-
-
-def workload_pod_selector(launch: TrialLaunch) -> str:
-    """The label selector of every pod of the attempt's workload, primary or not; a kind whose
-    pods no label of its operator's tells apart gets :func:`pod_selector`'s."""
-    known = trial_kinds.kind_of(launch.trial_spec or {})
-    if known is None or known.owner_label is None:
-        return pod_selector(launch)
-    return ",".join(_workload_terms(launch))
-
-
-def _workload_terms(launch: TrialLaunch) -> list[str]:
-    """The label the kind's controller puts on each pod it makes, valued with the workload's
-    name, and the study's uid where katuna's labels reach the pods: none of an earlier study's
-    workload of the same name, whose pods may still be Terminating (a TrainJob's are told apart
-    by their owners, :func:`made_by`). A Job with ``manualSelector`` gets no such label
-    (:func:`~functions.core.trial_kinds.manual_selector`): katuna's trial and attempt labels,
-    which its template carries, select its pods instead."""
-    spec = launch.trial_spec or {}
-    known = trial_kinds.kind_of(spec)
-    uid = [f"{UID_LABEL}={launch.uid}"] if trial_kinds.labels_pods(spec) else []
-    if trial_kinds.manual_selector(spec):
-        return [f"{TRIAL_LABEL}={launch.number}", f"{ATTEMPT_LABEL}={launch.attempt}", *uid]
-    owner = known.owner_label if known is not None else None
-    return ([f"{owner}={launch.job_name}"] if owner else []) + uid
 
 
 def settle_conflict(launch: TrialLaunch, what: str, found: Found | None, delete: Callable[[str | None], None]) -> None:
