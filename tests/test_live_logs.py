@@ -48,7 +48,7 @@ def test_a_running_trials_polls_read_only_what_its_pod_wrote_since_the_last(serv
     """After the first window, each poll asks the API for the lines of the last few seconds
     alone (``sinceSeconds``, ``limitBytes``), not for the pod's log from its start; the text
     the polls add up to is the log, no line lost or shown twice, though lines written within
-    the same second share their time."""
+    the same second share their time. A mark the service never gave is refused, naming it."""
     name = "live-polls"
     code = ("import sys, time\nprint('x' * 2000, flush=True)\nfor n in range(120):\n"
             "    print(f'line {n}', flush=True)\n    time.sleep(0.02 if n % 10 else 0.3)\ntime.sleep(600)")
@@ -71,12 +71,9 @@ def test_a_running_trials_polls_read_only_what_its_pod_wrote_since_the_last(serv
     assert text == "x" * 2000 + "\n" + "".join(f"line {n}\n" for n in range(120))
     assert reads and all("sinceSeconds" in q and "limitBytes" in q for q in reads), reads
     assert (_window(service, name, offset, mark) or {}).get("text") == "", "nothing more is written"
+    status, answer = service.json("GET", f"/ui/studies/{name}/trials/0/log?offset=0&mark=nope")
+    assert status == 400 and answer["message"].startswith("mark: "), "a mark the service never gave is refused"
     service.json("POST", f"/studies/{name}/stop")
-
-
-def test_a_mark_that_is_none_is_refused_naming_it(service: Service):
-    status, answer = service.json("GET", "/ui/studies/live-polls/trials/0/log?offset=0&mark=nope")
-    assert status == 400 and answer["message"].startswith("mark: "), answer
 
 
 def _restarting(marker: Path) -> dict:
