@@ -317,7 +317,7 @@ def test_a_study_that_parses_to_no_mapping_is_invalid_at_its_top_level(client):
 def test_a_structured_event_without_its_specversion_is_refused_naming_it(client, path: str):
     answer = client.post(path, data='{"type": "dev.knative.sources.ping", "source": "/p", "id": "n1", "data": {}}',
                          content_type="application/cloudevents+json")
-    assert answer.get_json()["message"].startswith("attributes.specversion: the CloudEvent has none")
+    assert answer.get_json()["message"].startswith("attributes.specversion: the CloudEvent has no specversion")
 
 
 def test_a_dead_letters_attributes_are_read_strictly_and_its_data_is_kept_as_it_came(client):

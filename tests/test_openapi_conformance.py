@@ -29,6 +29,7 @@ from referencing import Registry, Resource
 
 from functions.adapters.web import create_app, guard
 from functions.adapters.web.openapi import ERROR_CODES, document
+from functions.core import content_modes
 from functions.core.metrics import Observation
 from functions.core.naming import is_label
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
@@ -180,7 +181,7 @@ def test_the_documented_body_types_of_writes_are_those_the_service_takes():
     operation = DOCUMENT["paths"]["/studies"]["post"]
     assert set(operation["requestBody"]["content"]) == set(guard.STUDY_TYPES)
     for path in ("/", "/functions/{function}", "/dead-letters"):
-        assert guard.STRUCTURED_EVENT_TYPE in DOCUMENT["paths"][path]["post"]["requestBody"]["content"], path
+        assert content_modes.STRUCTURED_JSON in DOCUMENT["paths"][path]["post"]["requestBody"]["content"], path
 
 
 def test_every_query_parameter_is_bounded():

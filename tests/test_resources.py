@@ -23,6 +23,7 @@ from waiting import eventually
 
 from functions.core import resources
 from functions.core.errors import InvalidStudy
+from functions.core.events import Event, delivery_key
 from functions.core.formats import load_definition, load_study
 from functions.core.katib_trials import trial_status
 from functions.core.metrics import Observation
@@ -431,8 +432,11 @@ def wait_trials(service: Service, name: str, count: int, state: str = "RUNNING",
 
 
 def handled_by(service: Service, event_id: str) -> list[str]:
+    """The handlers that recorded the handling of :func:`send`'s event ``event_id``, kept under
+    its source and id together (:func:`functions.core.events.delivery_key`)."""
+    key = delivery_key(Event("", {}, event_id, "https://10.96.0.1:443"))
     with sqlite3.connect(service.workdir / "katuna.db") as db:
-        return [r[0] for r in db.execute("SELECT handler FROM processed_events WHERE event_id = ?", [event_id])]
+        return [r[0] for r in db.execute("SELECT handler FROM processed_events WHERE event_id = ?", [key])]
 
 
 def conditions(status: dict) -> dict[str, dict]:

@@ -30,13 +30,17 @@ def check_time(value: object, where: str) -> None:
     if value is None:
         return
     try:
-        valid = isinstance(value, str) and RFC_3339.fullmatch(value) is not None \
-            and datetime.fromisoformat(value.upper().replace("Z", "+00:00")) is not None
+        valid = isinstance(value, str) and RFC_3339.fullmatch(value) is not None and timestamp(value) is not None
     except ValueError:
         valid = False
     if not valid:
         raise MalformedEvent(f"{where}: expected an RFC 3339 timestamp such as 2026-12-05T10:00:00Z, "
                              f"got {str(value)[:100]!r}")
+
+
+def timestamp(value: str) -> datetime:
+    """A ``time`` :func:`check_time` took, as a ``datetime`` with its offset."""
+    return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
 
 
 def json_object(event_type: str, data: Any) -> dict[str, Any]:

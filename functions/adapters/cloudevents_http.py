@@ -1,6 +1,7 @@
 """katuna events over HTTP as CloudEvents, through the CloudEvents SDK (the only module using it).
 
-Requests are read in binary or structured mode; katuna sends binary mode with JSON data.
+Requests are read in binary or structured mode, as their ``Content-Type`` tells (the HTTP
+binding's rule); katuna sends binary mode with JSON data.
 """
 
 from __future__ import annotations
@@ -20,21 +21,14 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
-from cloudevents.core.bindings.common import get_event_factory_for_version
-from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from functions.adapters.cloudevents_data import (
-    CONTROL,
-    MalformedEvent,
-    check_encodable,
-    check_time,
-    decoded_json,
-    json_object,
-    kept,
-)
+from functions.adapters.cloudevents_attributes import binary, structured
+from functions.adapters.cloudevents_data import MalformedEvent, check_encodable, decoded_json, json_object, kept
 from functions.core import event_signature, utf8
+from functions.core.content_modes import content_mode
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import ADVISORY, APISERVER_EVENTS, ROUTES, Event
 from functions.core.json_keys import DuplicateKey, unique_keys
@@ -44,39 +38,38 @@ REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 type it does not read); any other failure may pass when the event is posted again."""
 
 
-def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
-    message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
+def _read(headers: Mapping[str, str], body: bytes, strict_data: bool = True) -> tuple[BaseCloudEvent, str | None]:
+    """The CloudEvent of a request, in the content mode its ``Content-Type`` names (structured
+    for ``application/cloudevents+json``, else binary: :mod:`functions.core.content_modes`), its
+    attributes checked as CloudEvents 1.0 has them (:mod:`.cloudevents_attributes`); with the text
+    of binary-mode JSON data giving a key twice where ``strict_data`` is off (a dead letter's)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if content_mode(lowered.get("content-type")) == "structured":
+        return _checked(*structured(body, strict_data)), None
+    lowered = binary(lowered)
+    kept_text = _check_json(lowered, body, strict_data)
     try:
-        return ce_http.from_http(message, JSONFormat(), _checked)
-    except AttributeError as exc:  # the SDK reads a structured event's JSON as a mapping
-        raise MalformedEvent("not a CloudEvent: expected a JSON object of its attributes (structured mode), "
-                             "got JSON of another kind") from exc
+        return ce_http.from_binary(ce_http.HTTPMessage(headers=lowered, body=body), JSONFormat(), _checked), kept_text
     except (BaseCloudEventException, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+        raise MalformedEvent(_refusal(exc)) from exc
 
 
 def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
-    """The event of the version its ``specversion`` names, where it has one (the SDK would take
-    a structured event without it as 1.0, where CloudEvents requires it) and an ``id``, and all its text
-    is text UTF-8 holds, with no control character in an attribute (CloudEvents' String type
-    forbids them; a header could not carry one in binary mode, and a structured event's id with a
-    line end made an answer's header, and a line of the log, of the sender's choosing). The SDK gives an event without an id a random one, so a redelivery of it
-    would be taken for another event (CloudEvents requires the id: its source and id identify the
-    event); an attribute or data whose JSON escapes a lone surrogate would fail where it is stored."""
-    if "specversion" not in attributes:
-        raise MalformedEvent("attributes.specversion: the CloudEvent has none; expected the CloudEvents version, "
-                             "\"1.0\" (ce-specversion header in binary mode, specversion in structured mode)")
-    if "id" not in attributes:
-        raise MalformedEvent("the CloudEvent has no id (ce-id header, or id in structured mode); expected a "
-                             "non-empty string that, with its source, identifies the event")
-    for name, value in attributes.items():
-        if isinstance(value, str) and CONTROL.search(value):
-            raise MalformedEvent(f"attributes.{name}: expected a CloudEvents String, which holds no control "
-                                 f"character (U+0000-U+001F, U+007F-U+009F), got {value[:100]!r}")
-    for where in (utf8.unencodable(attributes, "attributes"), utf8.unencodable(data, "data")):
-        check_encodable(where)
-    factory = get_event_factory_for_version(attributes["specversion"])
-    return factory(attributes, data)
+    """The CloudEvents 1.0 event of ``attributes`` (checked already) and ``data``, whose text is
+    text UTF-8 holds: data whose JSON escapes a lone surrogate would fail where it is stored."""
+    check_encodable(utf8.unencodable(data, "data"))
+    try:
+        return CloudEvent(attributes, data)
+    except BaseCloudEventException as exc:
+        raise MalformedEvent(_refusal(exc)) from exc
+
+
+def _refusal(exc: Exception) -> str:
+    """The SDK's refusal in katuna's words, each attribute named (``attributes.<name>: ...``):
+    none comes past the checks before it, but the SDK may check more in a later version."""
+    if isinstance(exc, CloudEventValidationError):
+        return "; ".join(f"attributes.{name}: {', '.join(map(str, problems))}" for name, problems in exc.errors.items())
+    return f"not a CloudEvent: {exc}"
 
 
 TEMPORARY_CODES = frozenset({404, 408, 409, 429})
@@ -143,8 +136,7 @@ def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = Non
     a JSON object katuna reads strictly (JSON with a key given twice, or text) is kept as its
     text, ``{"raw": ...}``, and bytes that are not UTF-8 as ``{"base64": ...}``: never a key
     dropped or a byte replaced."""
-    binary_data = _check_json(headers, body, data=False)
-    cloud_event = _parse(headers, body)
+    cloud_event, binary_data = _read(headers, body, strict_data=False)
     dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
     reason = " ".join(part for part in (dest, code, _error_text(data)) if part)
@@ -183,8 +175,7 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
     signed it with that key. JSON that is not UTF-8 is refused naming its first undecodable byte
     (:func:`_check_json`)."""
-    _check_json(headers, body)
-    cloud_event = _parse(headers, body)
+    cloud_event = _read(headers, body)[0]
     event = _to_event(cloud_event)
     if key is not None:
         event_signature.check(key, event.type, event.data, _signature(cloud_event))
@@ -192,37 +183,30 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
 
 
 def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> str | None:
-    """Refuse what the SDK would take without a word: a body of JSON that is not UTF-8 (as JSON
-    must be, RFC 8259 section 8.1), the data in binary mode (``ce-*`` headers, a JSON
-    ``Content-Type`` or none, which CloudEvents reads as JSON), the whole event in structured
-    mode, or JSON with a key given twice (which ``id`` or ``study`` was meant?); and a ``time``
-    that is no RFC 3339 timestamp, named. The SDK would take such data as bytes, or fail naming a
-    character of its own reading; a study resource's JSON read with bytes replaced would submit
-    a name or command nobody wrote. Without ``data`` (a dead letter's), binary mode's data is not
-    refused: the text of JSON data that gives a key twice is returned, to be kept as it is."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    binary = any(name.startswith("ce-") for name in lowered)
-    check_time(lowered.get("ce-time"), "ce-time")
-    content_type = lowered.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
-    if binary and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+    """Refuse binary-mode data the SDK would take without a word: JSON (a JSON ``Content-Type``,
+    or none, which CloudEvents reads as JSON) that is not UTF-8 (as JSON must be, RFC 8259
+    section 8.1), or that gives a key twice (which ``study`` was meant?). The SDK would take such
+    data as bytes, or as text; a study resource's JSON read with bytes replaced would submit a
+    name or command nobody wrote. Without ``data`` (a dead letter's), nothing is refused: the
+    text of JSON that gives a key twice is returned, to be kept as it is."""
+    content_type = headers.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
+    if not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
         return None
-    what = "the event's JSON data" if binary else "the event as JSON (structured mode)"
+    what = "the event's JSON data"
     try:
         text = utf8.text(body)
     except utf8.NotUtf8 as exc:
-        if binary and not data:
+        if not data:
             return None
         raise MalformedEvent(f"the body is not UTF-8 text: {exc}; expected {what} in UTF-8") from exc
     try:
-        parsed = json.loads(text, object_pairs_hook=unique_keys) if text.strip() else None
+        json.loads(text, object_pairs_hook=unique_keys) if text.strip() else None
     except DuplicateKey as exc:
-        if binary and not data:
+        if not data:
             return text
         raise MalformedEvent(f"duplicate key {exc.key!r}; expected {what} with each key once") from exc
     except (ValueError, RecursionError):
-        return None  # not JSON at all: the SDK's refusal says so
-    if not binary and isinstance(parsed, dict):
-        check_time(parsed.get("time"), "attributes.time")
+        return None  # not JSON at all: the SDK takes it as text, refused as no JSON data
     return None
 
 

@@ -18,7 +18,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import NoKubernetesApi, PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 
@@ -45,7 +45,10 @@ class KubernetesResources:
             try:
                 self._api = client.CustomObjectsApi(self._connect())
             except config.ConfigException as exc:
-                raise TemporaryError(f"no Kubernetes API to reach study resources: {exc}") from exc
+                raise NoKubernetesApi(f"no Kubernetes API to read study resources from: not in a cluster, no "
+                                      f"KATUNA_K8S_API and no usable kubeconfig ({' '.join(str(exc).split())}); a "
+                                      "Kubernetes resource's event is handled by a katuna that reaches the cluster's "
+                                      "API: in the cluster, or with KATUNA_K8S_API or KUBECONFIG set") from exc
         return self._api
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:

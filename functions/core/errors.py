@@ -11,6 +11,7 @@
         ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
         ``RefusedFile``      a file a local trial left is not one the service reads (under /proc)
         ``ForgedEvent``      an event that does not prove it comes from katuna (HTTP 403)
+        ``NoKubernetesApi``  an event about a Kubernetes resource, where no cluster's API is configured
             ``ForgedReport``  a progress report without its attempt's token
     ``TemporaryError`` (retrying later may help; HTTP 503)
         ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
@@ -138,6 +139,13 @@ class ForgedEvent(PermanentError):
 class ForgedReport(ForgedEvent):
     """A progress report that does not carry its attempt's token, so neither the attempt nor
     katuna sent it (a trial posting as another trial of its study, say)."""
+
+
+class NoKubernetesApi(PermanentError):
+    """An event about a Kubernetes resource came to a service with no Kubernetes API configured
+    (not in a cluster, no ``KATUNA_K8S_API``, no usable kubeconfig): the resource cannot be
+    read, however often the event comes, so it is refused for good (``422``), not answered with
+    a ``503`` that a broker would retry until it gives up."""
 
 
 class Stopping(TemporaryError):

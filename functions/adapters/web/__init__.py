@@ -86,6 +86,7 @@ def create_app(runtime: Application) -> Flask:
     app.before_request(_guard)
     app.before_request(_takes)
     app.after_request(_safety_headers)
+    app.after_request(_untyped_when_empty)
     app.after_request(_compressed)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -173,6 +174,14 @@ def _safety_headers(response: Response) -> Response:
         response.headers.setdefault(name, value)
     if not request.path.startswith(STATIC_PREFIXES):
         response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+def _untyped_when_empty(response: Response) -> Response:
+    """An answer with no content (a ``204``, an event path's empty ``202``) names no media type:
+    Flask would label it ``text/html``, a type for a body that is not there."""
+    if response.status_code in (202, 204) and not response.is_streamed and not response.get_data():
+        response.headers.pop("Content-Type", None)
     return response
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import Request, Response, jsonify
 
 from functions.adapters.web.framing import serve_unchunked
+from functions.core import content_modes
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -26,10 +27,6 @@ STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "te
 None is one a cross-site form or a no-cors fetch may send: only ``text/plain``, form and
 multipart bodies go without a CORS preflight, which katuna grants none."""
 FORM_TYPES = ("application/x-www-form-urlencoded",)
-STRUCTURED_EVENT_TYPE = "application/cloudevents+json"
-BATCHED_EVENTS_TYPE = "application/cloudevents-batch+json"
-"""CloudEvents' batched mode over HTTP, which katuna does not take: each event's answer (a
-reply, a refusal, a retry) is its own."""
 DRAIN_LIMIT = 64 << 20
 """The most body bytes read and discarded before a refusal; a larger body is cut off."""
 DRAIN_CHUNK = 64 * 1024
@@ -129,17 +126,31 @@ def content_type_problem(request: Request, kind: str) -> str | None:
         return coded
     mimetype = request.mimetype
     if kind == "event":
-        if mimetype == STRUCTURED_EVENT_TYPE or "ce-specversion" in request.headers:
-            return None
-        if mimetype == BATCHED_EVENTS_TYPE:
-            return (f"batched mode ({BATCHED_EVENTS_TYPE}) is not taken: post each event on its own, in "
-                    f"structured mode as {STRUCTURED_EVENT_TYPE} or in binary mode")
-        return (f"send a CloudEvent: structured mode as {STRUCTURED_EVENT_TYPE}, or binary mode with "
-                f"ce-specversion, ce-type, ce-source and ce-id headers (got {mimetype or 'no content type'})")
+        return _event_type_problem(request)
     accepted = FORM_TYPES if kind == "form" else STUDY_TYPES
     if mimetype in accepted or (not mimetype and not _has_body(request)):
         return None
     return f"send the body as one of {', '.join(accepted)}, not {mimetype or 'no content type'}"
+
+
+def _event_type_problem(request: Request) -> str | None:
+    """Why an event's content type is refused, or None. Its content mode is told by the
+    ``Content-Type`` alone (:mod:`functions.core.content_modes`): batched mode, where each event's
+    answer (a reply, a refusal, a retry) would not be its own, is not taken, nor is structured mode
+    in a format other than JSON; binary mode needs ``ce-specversion`` (a body of any type without
+    it is no CloudEvent)."""
+    mode, mimetype = content_modes.content_mode(request.mimetype), request.mimetype
+    if mode == "batched":
+        return (f"batched mode ({mimetype}) is not taken: post each event on its own, in structured mode as "
+                f"{content_modes.STRUCTURED_JSON} or in binary mode")
+    if mode == "structured":
+        return None if mimetype == content_modes.STRUCTURED_JSON else (
+            f"structured mode in the event format of {mimetype} is not taken: katuna reads the JSON format, "
+            f"{content_modes.STRUCTURED_JSON}, or binary mode")
+    if "ce-specversion" in request.headers:
+        return None
+    return (f"send a CloudEvent: structured mode as {content_modes.STRUCTURED_JSON}, or binary mode with "
+            f"ce-specversion, ce-type, ce-source and ce-id headers (got {mimetype or 'no content type'})")
 
 
 def _codings_problem(request: Request) -> str | None:

@@ -12,8 +12,9 @@ from functions.core.events import ROUTES
 def event_operation(summary: str, operation: str) -> dict[str, Any]:
     """An operation that takes a CloudEvent: ``POST /``, ``/functions/{function}``, ``/dead-letters``."""
     return {"summary": summary, "operationId": operation,
-            "description": ("A CloudEvent in binary mode (ce-* headers) or structured mode "
-                            "(application/cloudevents+json), with the API token or, with KATUNA_OIDC_AUDIENCE, "
+            "description": ("A CloudEvent 1.0 in binary mode (ce-* headers) or structured mode "
+                            "(application/cloudevents+json), told apart by Content-Type alone, with the API token "
+                            "or, with KATUNA_OIDC_AUDIENCE, "
                             "Knative Eventing's OIDC delivery token. An event for a study that does not exist "
                             "changes nothing and is answered like any event that changes nothing. Event types: "
                             + ", ".join(sorted(ROUTES))),
@@ -21,8 +22,8 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                                                           "application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": _reply(),
                           "202": {"description": (
-                              "handled; emitted events were queued or sent to K_SINK. The body is empty, as Knative's "
-                              "broker filter requires of a 2xx answer that is no CloudEvent"),
+                              "handled; emitted events were queued or sent to K_SINK. The body is empty, with no "
+                              "Content-Type, as Knative's broker filter requires of a 2xx answer that is no CloudEvent"),
                               "headers": {
                                   "Katuna-Emitted-Count": {"description": "how many events were sent",
                                                            "schema": {"type": "string"}},
@@ -33,12 +34,17 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                                       "'true' on a tick left unhandled: it came behind a broker without OIDC less "
                                       "than KATUNA_TICK_FLOOR seconds after one the same function handled"),
                                       "schema": {"type": "string"}}}},
-                          "400": error("not a CloudEvent"),
+                          "400": error("not a CloudEvent 1.0: the attribute refused is named (attributes.<name> in "
+                                       "structured mode, ce-<name> or Content-Type in binary mode) with what was "
+                                       "expected; or its data is not what its type takes"),
                           "403": error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); "
                                        "without the API token (a broker's delivery), an event of a type katuna "
                                        "sends itself without its signature (katunasignature)"),
-                          "415": error("neither binary nor structured mode (unsupported_media_type)"),
-                          "422": error("permanently unprocessable"),
+                          "415": error("neither binary mode (ce-specversion) nor structured mode in the JSON format; "
+                                       "batched mode (unsupported_media_type)"),
+                          "422": error("permanently unprocessable: a type or function that does not exist, an event "
+                                       "refused for good by its handler, a study resource's event where no Kubernetes "
+                                       "API is configured (no_kubernetes_api)"),
                           "503": error("temporarily unavailable; retry after Retry-After seconds")}}
 
 
@@ -103,7 +109,8 @@ def _dead_letters_path() -> dict[str, Any]:
     return {
         "post": {**event_operation("Keep an event the broker could not deliver (its dead-letter sink)", "deadLetter"),
                  "responses": {"202": {"description": (
-                     "kept (the newest KATUNA_MAX_DEAD_LETTERS). The body is empty: with OIDC, Knative reaches the "
+                     "kept (the newest KATUNA_MAX_DEAD_LETTERS). The body is empty, with no Content-Type: with "
+                     "OIDC, Knative reaches the "
                      "dead-letter sink through its broker filter, which fails a 2xx answer that is no CloudEvent. "
                      "Katuna-Study-Failed says whether the event's study was failed: only for a delivery refused "
                      "for good (a knativeerrorcode below 500 that Knative does not retry, 501, 505), never after "
@@ -113,7 +120,8 @@ def _dead_letters_path() -> dict[str, Any]:
                                                      "schema": {"type": "string"}},
                                  "Katuna-Study-Failed": {"description": "true or false",
                                                          "schema": {"type": "string"}}}},
-                               "400": error("not a CloudEvent")}},
+                               "400": error("not a CloudEvent 1.0: the attribute refused is named with what was "
+                                            "expected")}},
         "get": {"summary": "The kept dead letters, newest first, a page at a time", "operationId": "listDeadLetters",
                 "parameters": [limit(100, 1_000, "dead letters"),
                                cursor("before", "the id of the letter the page follows (as the next link gives it)")],
