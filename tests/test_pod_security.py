@@ -8,6 +8,7 @@ with ``KATUNA_TRIAL_POD_SECURITY=privileged``."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -36,9 +37,10 @@ MAIN = {"name": "main", "image": "python:3.12", "command": ["t", "${trialParamet
 
 
 def _job(main: dict | None = None, **pod: object) -> dict:
-    """A trialSpec Job whose pod spec has ``pod`` besides its container ``main`` (with ``main``'s fields)."""
+    """A trialSpec Job whose pod spec has ``pod`` besides its container ``main`` (with ``main``'s
+    fields), its own copy: a test that changes its command changes no other test's."""
     return {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-        "restartPolicy": "Never", "containers": [{**MAIN, **(main or {})}], **pod}}}}
+        "restartPolicy": "Never", "containers": [{**copy.deepcopy(MAIN), **(main or {})}], **pod}}}}
 
 
 def _study(name: str, trial_spec: dict, **template: object) -> dict:
