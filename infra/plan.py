@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from functions.core.errors import PermanentError
 from functions.core.nodepool import NodePool, NodePoolFailed, PoolStatus
 from infra.changes import BROKEN, Run, broken, kept, print_json, retried
 from infra.pool_checks import check_delete
@@ -33,7 +34,7 @@ BUSY = frozenset({"STOPPING", "DELETING", "UPDATING"})
 CREATES = frozenset({"create_node_pool", "create_nodegroup"})
 
 
-class Refused(Exception):
+class Refused(PermanentError):
     """A plan whose command would be refused: the refusal, and the plan that says so."""
 
     def __init__(self, refusal: NodePoolFailed, plan: dict[str, Any]) -> None:
