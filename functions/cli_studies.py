@@ -51,7 +51,8 @@ from functions.core.records import (
     stop_reach,
 )
 from functions.core.resources import Origin
-from functions.core.trial_listing import listed_trials, with_front
+from functions.core.trial_listing import keyed_listing, with_front
+from functions.core.trial_order import TrialKey, key_text
 from functions.core.views import study_view, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -163,7 +164,8 @@ any study size, and no read is held open while the output waits on a slow reader
 @db_option
 @json_option
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N trials.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N trials; where more follow, stderr names the next page's --after KEY.")
 def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lows: tuple[tuple[str, str], ...],
            highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], pareto: bool, order: str | None,
            after: str | None, limit: int | None) -> None:
@@ -172,15 +174,39 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
     store, record = with_study(db, name)
     try:
         query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
-        rows = listed_trials(store, name, with_front(store, record, query), key, TRIALS_READ, limit)
+        listed = _Page(keyed_listing(store, name, with_front(store, record, query), key, TRIALS_READ,
+                                     None if limit is None else limit + 1), limit)
+        rows = iter(listed)
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:
             shown = _as_interrupted(rows) if _interrupted(store, record, db) else rows
             with writing_output():
                 console.print(trial_table(record, list(shown)))
+        if listed.more:
+            tell(f"more trials follow: the next page is --after {key_text(query.sort, listed.last)} (with the "
+                 "same options)")
     finally:
         store.close()
+
+
+class _Page:
+    """The first ``limit`` trials of a keyed listing (all when None), read one past them to
+    tell whether ``more`` follow, and the key of the ``last`` listed: the page that goes on
+    from it, which a value the table rounds would not name."""
+
+    def __init__(self, rows: Iterator[tuple[TrialKey, TrialRecord]], limit: int | None) -> None:
+        self.rows, self.limit = rows, limit
+        self.more = False
+        self.last: TrialKey = (None, -1)
+
+    def __iter__(self) -> Iterator[TrialRecord]:
+        for count, (key, trial) in enumerate(self.rows):
+            if count == self.limit:
+                self.more = True
+                return
+            self.last = key
+            yield trial
 
 
 def _as_interrupted(rows: Iterator[TrialRecord]) -> Iterator[TrialRecord]:
@@ -370,7 +396,8 @@ LOG_CHUNK = 1 << 16
                    "at its last state, for a pager or grep (with -f, to a terminal, redrawn in place as it runs).")
 @click.option("-f", "--follow", is_flag=True,
               help="Follow the log as it is written, to the trial's end, from one attempt to the next as the trial "
-                   "runs again (with --attempt, to that attempt's end); a trial still to start is waited for.")
+                   "runs again (with --attempt, to that attempt's end); a trial asked for and still to start (WAITING) "
+                   "is waited for.")
 def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: bool, follow: bool) -> None:
     """Print what a trial printed (its output and errors), byte for byte, as it stands: a
     running trial's log so far, or with -f as it is written. A trial run on Kubernetes keeps

@@ -84,9 +84,11 @@ def gke_group() -> None:
     """A GKE node pool (google-cloud-container)."""
 
 
-PLAN_HELP = ("Print what the command would do (create, raise the maximum, nothing to change, delete, refuse), "
-             "read from the cloud with read-only calls, as JSON; change nothing.")
-dry_run_option = click.option("--dry-run", is_flag=True, help=PLAN_HELP)
+PLAN_HELP = ("Print what the command would do ({}), read from the cloud with read-only calls, as JSON; change "
+             "nothing.")
+up_plan_option = click.option("--dry-run", is_flag=True, help=PLAN_HELP.format(
+    "create, raise the maximum, write autoscaler tags, nothing to change, wait, refuse"))
+down_plan_option = click.option("--dry-run", is_flag=True, help=PLAN_HELP.format("delete, nothing to delete, refuse"))
 price_options = [
     click.option("--price-per-node-hour", type=float, metavar="PRICE",
                  help="What one node costs an hour, in your currency (as a study's nodePool.pricePerNodeHour): "
@@ -153,7 +155,7 @@ def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, ti
 
 @gke_group.command(name="up", epilog=EXIT_CODES)
 @gke_options
-@dry_run_option
+@up_plan_option
 @click.option("--machine-type", default="e2-standard-4", show_default=True,
               help="The machine type of every node (one of KATUNA_POOL_MACHINE_TYPES, where set).")
 @click.option("--max-nodes", type=int, default=3, show_default=True,
@@ -181,7 +183,7 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
 
 @gke_group.command(name="down", epilog=EXIT_CODES)
 @gke_options
-@dry_run_option
+@down_plan_option
 @any_pool_option
 @flag_checks.timeout_option
 def gke_down(project, location, cluster, pool, endpoint, dry_run, any_pool, timeout) -> None:
@@ -227,7 +229,7 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
 
 @eks_group.command(name="up", epilog=EXIT_CODES)
 @eks_options
-@dry_run_option
+@up_plan_option
 @click.option("--instance-types", callback=flag_checks.csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
               help="Instance types, comma-separated (several give spot capacity more pools to come from; "
                    "each one of KATUNA_POOL_MACHINE_TYPES, where set).")
@@ -261,7 +263,7 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
 
 @eks_group.command(name="down", epilog=EXIT_CODES)
 @eks_options
-@dry_run_option
+@down_plan_option
 @any_pool_option
 @flag_checks.timeout_option
 def eks_down(cluster, region, nodegroup, dry_run, any_pool, timeout) -> None:

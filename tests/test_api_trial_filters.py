@@ -246,7 +246,7 @@ def test_katuna_trials_takes_the_same_filters_and_order_as_options(client, db: P
     paged = CliRunner().invoke(main, ["trials", "big", "--db", str(db), "--json", "--order", "value:desc",
                                       "--state", "COMPLETE", "--after", key.split(">")[0].replace("%7E", "~"),
                                       "--limit", "2"])
-    assert [t["number"] for t in json.loads(paged.output)] == in_order(
+    assert [t["number"] for t in json.loads(paged.stdout)] == in_order(
         "value", True, [t for t in EVERY if t.state == COMPLETE])[4:6]
 
 

@@ -47,8 +47,9 @@ def db(tmp_path_factory) -> Iterator[Path]:
 
 
 def _trials(db: Path, *options: str) -> tuple[int, str]:
+    """The exit code, and the output: stdout, or stderr where the command failed."""
     result = CliRunner().invoke(main, ["trials", "big", "--db", str(db), *options])
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def _api_pages(db: Path) -> list[dict]:
@@ -121,3 +122,31 @@ def test_a_full_disk_fails_the_command_in_a_line(db: Path, command: tuple[str, .
                                 text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot write the output: No space left on device"
+
+
+def test_a_page_cut_by_limit_names_the_next_pages_key_and_following_them_lists_every_trial_once(db: Path):
+    """Ordered by another field than the number, a page's next key holds the last trial's exact
+    value, which the table shows rounded: the command says it on stderr, as the API's next link
+    does, and nothing once the last page is listed."""
+    listed: list[int] = []
+    after: tuple[str, ...] = ()
+    while True:
+        result = CliRunner().invoke(main, ["trials", "big", "--db", str(db), "--json", "--order", "metric:loss:desc",
+                                           "--limit", str(TRIALS_READ - 3), *after])
+        assert result.exit_code == 0, result.output
+        listed += [t["number"] for t in json.loads(result.stdout)]
+        if not result.stderr:
+            break
+        prefix = "more trials follow: the next page is --after "
+        assert result.stderr.startswith(prefix), result.stderr
+        after = ("--after", result.stderr.removeprefix(prefix).split()[0])
+    runtime = Runtime(Settings(db=db))
+    try:
+        client, expected, url = create_app(runtime).test_client(), [], "/studies/big/trials?order=metric:loss:desc"
+        while url:
+            answer = client.get(url)
+            expected += [t["number"] for t in answer.get_json()]
+            url = answer.headers.get("Link", "").partition(">")[0].removeprefix("<")
+    finally:
+        runtime.close()
+    assert listed == expected and sorted(listed) == list(range(TRIALS))

@@ -110,6 +110,23 @@ def test_a_selection_too_large_to_run_in_the_write_lock_is_refused_naming_what_m
     assert parse_study(nsga3_study({"dividing_parameter": 3}) | {"objective": eight})
 
 
+def test_dividing_parameter_beside_reference_points_is_refused_as_optuna_would_ignore_it():
+    """Optuna spreads its own reference points by ``dividing_parameter`` only where no
+    ``reference_points`` are given: a study giving both would run without the divisions it
+    names, so it is refused naming the setting that would do nothing."""
+    assert problems({"dividing_parameter": 2, "reference_points": [[1, 0, 0], [0, 1, 0]]}) == [
+        "algorithm.settings.dividing_parameter: not used beside reference_points: NSGA-III spreads its own "
+        "reference points by dividing_parameter only where none are given; give one of the two"]
+
+
+def test_a_population_too_large_for_the_default_points_is_refused_naming_population_size():
+    """The study that sets ``population_size`` alone is told of it, not of the
+    ``dividing_parameter`` it never wrote."""
+    [found] = problems({"population_size": 100_000})
+    assert found.startswith("algorithm.settings.population_size: 10 reference points for 3 objectives and "
+                            "population_size 100000 make 6,000,000 distances per selection"), found
+
+
 def test_the_api_refuses_its_settings_naming_each(tmp_path: Path):
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
     try:

@@ -149,6 +149,9 @@ def test_a_pareto_filter_the_listing_cannot_apply_is_a_400_naming_it(app, study:
     body = documented(answer)
     assert body["error"] == "malformed_request" and body["message"] == message
     assert client.get(f"/studies/{study}/trials?pareto=false").status_code == 200
+    described = client.get("/openapi.json").get_json()["paths"]["/studies/{name}/trials"]["get"]["responses"]["400"]
+    assert "pareto is other than true, 1, false or 0, or asked of a study of one objective" in described[
+        "description"], "the document says why the listing refuses pareto"
 
 
 def table_rows(page: str) -> dict[int, str]:

@@ -60,9 +60,20 @@ def _finite(value: Any) -> bool:
 
 
 def objectives_problems(settings: Mapping[str, Any], n_objectives: int) -> list[Problem]:
-    """Why the settings of ``nsga3`` do not fit the study's objectives: reference points of
-    another length, or a selection past :data:`SELECTION_CELLS`. Settings already refused for
-    their own values are left to that refusal."""
+    """Why the settings of ``nsga3`` do not fit the study's objectives or one another:
+    ``dividing_parameter`` beside the ``reference_points`` that make Optuna ignore it, reference
+    points of another length, or a selection past :data:`SELECTION_CELLS`. Settings already
+    refused for their own values are left to that refusal."""
+    ignored = [] if settings.get("reference_points") is None or "dividing_parameter" not in settings else [
+        Problem("algorithm.settings.dividing_parameter", "not used beside reference_points: NSGA-III spreads its "
+                "own reference points by dividing_parameter only where none are given; give one of the two")]
+    return ignored + _selection_problems(settings, n_objectives)
+
+
+def _selection_problems(settings: Mapping[str, Any], n_objectives: int) -> list[Problem]:
+    """Reference points of another length than the objectives, or a selection past
+    :data:`SELECTION_CELLS`, named by the setting that makes it: the points' (given, or
+    ``dividing_parameter``), else ``population_size`` where the study set it alone."""
     points = settings.get("reference_points")
     path = "algorithm.settings.reference_points"
     if n_objectives < 1:
@@ -85,6 +96,8 @@ def objectives_problems(settings: Mapping[str, Any], n_objectives: int) -> list[
     cells = 2 * population * count * n_objectives
     if cells <= SELECTION_CELLS:
         return []
+    if cause not in settings and "population_size" in settings:
+        cause = "population_size"
     return [Problem(f"algorithm.settings.{cause}",
                     f"{count:,} reference points for {n_objectives} objectives and population_size {population} "
                     f"make {cells:,} distances per selection (2 x population x points x objectives); expected at "

@@ -13,8 +13,9 @@ the database's write lock beyond ``KATUNA_BUSY_TIMEOUT``, and every other writer
 studies, ``katuna stop``, the dashboard) would fail meanwhile. So such a study is refused at
 submission when its history (its ``maxTrials``, with a warm start's known results) would pass
 the limit, as one past ``KATUNA_MAX_HISTORY`` is, and one without ``maxTrials`` is capped there
-(:mod:`functions.core.trial_cap`). ``nsga2`` (whose selection is a sort) and two objectives take
-the other limits alone.
+(:mod:`functions.core.trial_cap`). ``nsga2`` (whose selection is a sort), ``nsga3`` (a niching by
+reference points, bounded of its own: :mod:`functions.core.nsga3`) and two objectives take the
+other limits alone.
 """
 
 from __future__ import annotations
@@ -57,4 +58,4 @@ def tpe_problem(spec: Study, limit: int, held: int, made: int = 0, known: int = 
                                 f"{counted(limit, 'trial', ',')} in a study's Optuna history (set by {MAX_TPE_HISTORY}), "
                                 f"and {asked}: at every suggestion, made in the database's write lock, it selects its "
                                 "good trials by a hypervolume subset selection whose cost grows as the cube of the "
-                                "trials. Use nsga2, or fewer objectives, for a longer study")
+                                "trials. Use nsga2 or nsga3, or fewer objectives, for a longer study")

@@ -33,16 +33,17 @@ def parse_listing(spec: Study, args: Mapping[str, str]) -> tuple[TrialQuery, Tri
     return replace(filters, sort=field, descending=descending), after
 
 
-def listed_trials(store: Store, study: str, query: TrialQuery, after: TrialKey | None, page: int,
-                  limit: int | None = None) -> Iterator[TrialRecord]:
+def keyed_listing(store: Store, study: str, query: TrialQuery, after: TrialKey | None, page: int,
+                  limit: int | None = None) -> Iterator[tuple[TrialKey, TrialRecord]]:
     """The trials ``query`` matches after the trial keyed ``after``, at most ``limit`` of them
-    (all when None), read ``page`` at a time: a reader that stops early reads no further, and
-    its memory stays that of a page at any study size."""
+    (all when None), each with its key (the ``after`` of the page that goes on from it), read
+    ``page`` at a time: a reader that stops early reads no further, and its memory stays that
+    of a page at any study size."""
     left = limit
     while left is None or left > 0:
         size = page if left is None else min(left, page)
         rows = list(store.keyed_trials(study, replace(query, limit=size), after))
-        yield from (trial for _, trial in rows)
+        yield from rows
         if len(rows) < size:
             return
         after = rows[-1][0]

@@ -76,7 +76,8 @@ def study_paths() -> dict[str, Any]:
                                      "a min or max is no number (the duration's: seconds, 90s, 5m, 1.5h), is given "
                                      "neither once per field nor not at all, or a min is above its max; "
                                      "param:<name> names no categorical parameter, or a value it does not have; "
-                                     "order names no field of numbers; a parameter other than state, field, min, "
+                                     "order names no field of numbers; pareto is other than true, 1, false or 0, "
+                                     "or asked of a study of one objective; a parameter other than state, field, min, "
                                      "max and param:<name> was given twice, or another parameter was given "
                                      "(malformed_request, naming it)"),
                         "404": _NOT_FOUND}}},
