@@ -23,7 +23,7 @@ from functions.adapters.file_follow import GrowingFile
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_trial_table import EARLIER_ATTEMPT, reason_cell
 from functions.core.cluster import Cluster
-from functions.core.errors import PermanentError, StudyNotFound
+from functions.core.errors import StudyNotFound
 from functions.core.launch import trial_launch
 from functions.core.pod_selectors import follow_command
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
@@ -36,8 +36,9 @@ CLUSTER_LOG = "the trial ran on Kubernetes, whose pods keep its log"
 """Why ``katuna logs`` reads no log of a cluster trial: it reads the trial-log folder alone."""
 
 
-class Unfollowable(PermanentError):
-    """The followed trial has no log to follow here; the message says why."""
+class Unfollowable(Exception):
+    """The followed trial has no log to follow here; the message says why. The command's own
+    signal, turned into its exit at once: never an error of katuna's API (no answer's code)."""
 
 
 def attempt_over(trial: TrialRecord, attempt: int) -> bool:
