@@ -215,8 +215,6 @@ class LocalAttempts:
         if self._closed and not run.stopped:
             self._record_end(run, local_ends.End(-signal.SIGTERM, interrupted=True))
         self._ended(run)
-        if run.stopped and not self._closed:
-            self._keep_stopped_end(run)
 
     def _not_copied(self, run: LocalRun, log: BinaryIO, exc: Exception) -> None:
         """Fail the attempt whose checkpoint folder could not be made for another reason than a
@@ -310,8 +308,6 @@ class LocalAttempts:
         elif not run.stopped:
             self._record_end(run, local_ends.End(end.code, run.timed_out, memory=end.memory))
         self._ended(run)
-        if run.stopped and not self._closed:
-            self._keep_stopped_end(run)
         if not (run.stopped or self._closed):
             self._report(run, finished_event(run.launch, end.code, run.timed_out, memory=end.memory))
         self._end_adopted()
@@ -319,13 +315,13 @@ class LocalAttempts:
     def _keep_stopped_end(self, run: LocalRun) -> None:
         """Keep the end of an attempt katuna stopped for :meth:`poll`, the latest
         :data:`STOPPED_ENDS` only: its trial's verdict is stored, or rolled back and found by the
-        next reconcile pass, within seconds."""
+        next reconcile pass, within seconds. Under the lock, as the attempt stops being active:
+        no one sees it neither running nor ended."""
         event = trial_finished(*ids(run.launch), outcome="interrupted", message=(
             "katuna stopped it (its trial judged, or its study ending), and that verdict was not stored"))
-        with self._lock:
-            self._stopped_ends[attempt_key(run.launch)] = event
-            while len(self._stopped_ends) > STOPPED_ENDS:
-                self._stopped_ends.popitem(last=False)
+        self._stopped_ends[attempt_key(run.launch)] = event
+        while len(self._stopped_ends) > STOPPED_ENDS:
+            self._stopped_ends.popitem(last=False)
 
     def _mark_metrics(self, run: LocalRun) -> None:
         """Record beside its log what the attempt's metrics file or event folder holds before it
@@ -367,6 +363,8 @@ class LocalAttempts:
     def _ended(self, run: LocalRun) -> None:
         key = attempt_key(run.launch)
         with self._lock:
+            if run.stopped and not self._closed:
+                self._keep_stopped_end(run)
             self._active.pop(key, None)
             self._ended_keys.append(key)
             while len(self._ended_keys) > ENDED_KEPT:
