@@ -8,6 +8,7 @@ deletion end to end: ``katuna serve`` and the CLI on the stand-in, whose claims 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -243,12 +244,21 @@ def test_katuna_delete_asks_for_the_job_and_a_deletion_cut_short_is_finished_by_
     assert yaml.safe_load(yaml.safe_dump(kube.jobs[("pbt", job_name(uid))]))["spec"]["backoffLimit"] == 6
 
 
-def immutable(path: Path, on: bool) -> bool:
-    """Make ``path`` a file not even root may delete (``chattr +i``), or deletable again; whether it could."""
+def undeletable(path: Path, on: bool) -> str | None:
+    """Make ``path`` a file its pods may not delete, or deletable again: the error a deletion of
+    it then meets, None where it cannot be made so. The stand-in runs pods as the tests' user:
+    any user but root is kept out by the folder's permissions; root deletes whatever they say,
+    so for root the file is made immutable (``chattr +i``, which needs the file system's support
+    and CAP_LINUX_IMMUTABLE)."""
+    if os.geteuid() != 0:
+        with contextlib.suppress(FileNotFoundError):
+            path.parent.chmod(0o555 if on else 0o755)
+        return "Permission denied"
     try:
-        return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, timeout=30).returncode == 0
+        made = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True, timeout=30)
     except OSError:
-        return False
+        return None
+    return "Operation not permitted" if made.returncode == 0 else None
 
 
 def failed_job(kube: KubeStub, name: str, other_than: str | None = None) -> dict:
@@ -263,8 +273,8 @@ def failed_job(kube: KubeStub, name: str, other_than: str | None = None) -> dict
 
 def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_again(
         kube: KubeStub, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]):
-    """The folder holds a file its pods may not delete (here an immutable one: the stand-in runs
-    them as root): each run's seven pods fail, and the Job with them. The sweep warns once per
+    """The folder holds a file its pods may not delete (:func:`undeletable`): each run's seven
+    pods fail, and the Job with them. The sweep warns once per
     run, naming the Job, the claim, the folder, what the pod said and the likely cause, runs it
     again once it has been failed five minutes; a deletion asked again runs it again at once,
     and that run, the file deletable now, deletes the folder."""
@@ -275,11 +285,12 @@ def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_aga
     stuck = claims.folder_of(kube, "pbt", CLAIM) / uid / "0" / "model.ckpt"
     stuck.parent.mkdir(parents=True)
     stuck.write_text("weights")
-    if not immutable(stuck, True):
-        pytest.skip("chattr +i is not available here")
+    denial = undeletable(stuck, True)
+    if denial is None:
+        pytest.skip("run as root, whom no permission keeps from a file, where chattr +i cannot make one immutable")
     try:
         assert program.drop({"STUDY_FOLDER": uid}, stuck.parent.parent.parent) == program.LEFT
-        assert f"from the claim (its folder {uid}), as user 0 (groups " in capsys.readouterr().err
+        assert f"from the claim (its folder {uid}), as user {os.getuid()} (groups " in capsys.readouterr().err
         now = [time.time()]
         drops = CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30),
                                 clock=lambda: now[0])
@@ -296,7 +307,7 @@ def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_aga
                                f"of the deleted study of uid {uid} are left on claim {CLAIM}, in its folder {uid}; "
                                f"its last pod said: katuna checkpoints: the checkpoints of study {uid} could not all "
                                "be deleted from the claim"), told
-        assert "Operation not permitted" in told and "Likely cause: its user (runAsUser 0" in told
+        assert denial in told and "Likely cause: its user (runAsUser 0" in told
         assert told.endswith("katuna runs it again in 300 s"), told
         assert kube.jobs[("pbt", job_name(uid))]["metadata"]["uid"] == first["metadata"]["uid"], "not failed 5 min"
         now[0] += checkpoint_drop.RETRY_AFTER + 60
@@ -308,12 +319,12 @@ def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_aga
             now[0] = time.time()
             drops.sweep("pbt")
         assert [r.getMessage() for r in caplog.records if "run 2 of 3" in r.getMessage()], caplog.records
-        assert immutable(stuck, False)
+        assert undeletable(stuck, False)
         assert drops.ask(launch), "the deletion asked again"
         eventually(lambda: not stuck.parent.parent.exists(), "the run asked again deletes the folder", timeout=120)
         assert kube.jobs[("pbt", job_name(uid))]["metadata"]["annotations"] == {"katuna.dev/runs": "1"}
     finally:
-        immutable(stuck, False)
+        undeletable(stuck, False)
 
 
 def test_the_last_run_that_fails_says_katuna_tries_no_more_and_what_to_do():
