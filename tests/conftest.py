@@ -3,6 +3,7 @@ marked ``browser`` skip before any of their fixtures start when Chromium is miss
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -378,15 +379,23 @@ def either(request: pytest.FixtureRequest, gke_api: GkeStub):
     face.close()
 
 
+@contextlib.contextmanager
+def app_client(db: Path, **runtime: Any) -> Iterator:
+    """Flask's test client on the real app and a Runtime (given ``runtime``'s arguments) over the
+    SQLite file ``db``, the Runtime closed once the client is done with."""
+    served = Runtime(Settings(db=db), **runtime)
+    try:
+        yield create_app(served).test_client()
+    finally:
+        served.close()
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """Flask's test client on the real app and Runtime over a new SQLite file, shared by a
     module's tests (a module needing studies in it first makes its own)."""
-    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("app") / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(tmp_path_factory.mktemp("app") / "katuna.db") as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 import referencing.jsonschema
 from click.testing import CliRunner
-from conftest import study_definition
+from conftest import app_client, study_definition
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from functions.adapters.web import create_app
 from functions.adapters.web.openapi import document
 from functions.cli import main
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
@@ -77,11 +76,8 @@ def db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(db: Path) -> Iterator:
-    runtime = Runtime(Settings(db=db))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(db) as served:
+        yield served
 
 
 def documented(answer) -> Any:

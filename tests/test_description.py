@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import study_definition
+from conftest import app_client, study_definition
 
 from functions.adapters.web import create_app
 from functions.cli import main
@@ -22,11 +22,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator:
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(tmp_path / "katuna.db") as served:
+        yield served
 
 
 def test_a_study_shows_its_description_and_one_submitted_again_with_another_is_a_conflict(served):

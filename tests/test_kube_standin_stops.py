@@ -31,6 +31,12 @@ def cluster() -> Iterator[KubeStub]:
     stub.close()
 
 
+def run_until_running(kube: KubeStub, *names: str) -> None:
+    """The simulated clock run until the first pod of each Job named runs."""
+    kube.run_until(lambda: all(pods_of(kube, name) and pods_of(kube, name)[0]["status"].get("phase") == "Running"
+                               for name in names))
+
+
 def state(pod: dict) -> dict:
     return pod["status"]["containerStatuses"][0]["state"]
 
@@ -83,7 +89,7 @@ def test_a_preempted_pod_terminates_for_its_grace_period_before_a_policy_job_rep
     spec["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 45
     try:
         kube.create_job("katuna", spec)
-        kube.run_until(lambda: pods_of(kube, "spot") and pods_of(kube, "spot")[0]["status"].get("phase") == "Running")
+        run_until_running(kube, "spot")
         [first] = pods_of(kube, "spot")
         preempted_at = clock.now
         kube.preempt_pod("katuna", first["metadata"]["name"])
@@ -108,7 +114,7 @@ def test_a_job_without_a_pod_failure_policy_counts_a_deleted_pod_failed_and_repl
     spec["spec"]["backoffLimit"] = 3
     try:
         kube.create_job("katuna", spec)
-        kube.run_until(lambda: pods_of(kube, "plain") and pods_of(kube, "plain")[0]["status"].get("phase") == "Running")
+        run_until_running(kube, "plain")
         [first] = pods_of(kube, "plain")
         with kube.lock:
             kube.delete_pod(first)
@@ -132,8 +138,7 @@ def test_a_node_shutting_down_gives_its_pods_its_own_grace_and_fails_them_whatev
     try:
         for name in ("deaf", "saving"):
             kube.create_job("katuna", job(name, {}))
-        kube.run_until(lambda: all(pods_of(kube, n) and pods_of(kube, n)[0]["status"].get("phase") == "Running"
-                                   for n in ("deaf", "saving")))
+        run_until_running(kube, "deaf", "saving")
         deaf, saving = pods_of(kube, "deaf")[0], pods_of(kube, "saving")[0]
         shut_at = clock.now
         with kube.lock:
@@ -156,7 +161,7 @@ def test_a_sidecar_ends_with_its_pod_exiting_0_on_sigterm():
     spec["spec"]["template"]["spec"]["containers"].append({"name": "istio-proxy", "image": "istio/proxyv2"})
     try:
         kube.create_job("katuna", spec)
-        kube.run_until(lambda: pods_of(kube, "proxied") and pods_of(kube, "proxied")[0]["status"].get("phase") == "Running")
+        run_until_running(kube, "proxied")
         [pod] = pods_of(kube, "proxied")
         kube.preempt_pod("katuna", pod["metadata"]["name"])
         kube.run_until(lambda: pod["status"]["phase"] == "Failed")

@@ -12,19 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import app_client, study_definition
 from http_helpers import run_katuna
 from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app
 from functions.cli_trial_table import trial_table
 from functions.core import pbt
 from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import population_view
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 SETTINGS = {"suggestion_trial_dir": "/ckpt", "n_population": 5, "truncation_threshold": 0.2}
 LINEAGE = [(0, None, COMPLETE), (0, None, COMPLETE), (0, None, FAIL), (0, None, COMPLETE), (0, None, COMPLETE),
@@ -63,11 +60,8 @@ def db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(db: Path) -> Iterator:
-    runtime = Runtime(Settings(db=db))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(db) as served:
+        yield served
 
 
 def printed(name: str, algorithm: str) -> str:

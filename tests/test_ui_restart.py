@@ -10,20 +10,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import study_definition
-
-from functions.adapters.web import create_app
-from functions.runtime import Runtime
-from functions.settings import Settings
+from conftest import app_client, study_definition
 
 
 @pytest.fixture
 def client(tmp_path) -> Iterator:
-    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(tmp_path / "katuna.db") as served:
+        yield served
 
 
 def wait_for(client, name: str, status: str) -> None:

@@ -11,14 +11,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import study_definition
+from conftest import app_client, study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app
 from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 NOW = 1_800_000_000.0
 TABLE = "/ui/studies/labels/trials"
@@ -43,11 +40,8 @@ def client(tmp_path_factory) -> Iterator:
                                     started_at=NOW - 7000, finished_at=NOW - 7000 + seconds))
     store.add_trial(TrialRecord("labels", 6, {"opt": "adam", "lr": 0.5}, RUNNING, started_at=NOW - 65))
     store.close()
-    runtime = Runtime(Settings(db=db), clock=lambda: NOW)
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(db, clock=lambda: NOW) as served:
+        yield served
 
 
 def numbers(client, query: str, status: int = 200) -> list[int]:

@@ -8,15 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import study_definition
+from conftest import app_client, study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app
 from functions.core.metrics import Observation
 from functions.core.records import COMPLETE, PRUNED, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 PEAK = 323_809_280
 """A trial's peak memory in bytes: 308.8 MiB."""
@@ -37,11 +34,8 @@ def client(tmp_path_factory) -> Iterator:
                                 finished_at=now + 1, reason="pruned at step 1 by the median rule (loss=3)"))
     store.add_observations("kept", 1, 1, [Observation("loss", 3.0, 1, "2026-12-05T13:14:05Z")])
     store.close()
-    runtime = Runtime(Settings(db=db))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
+    with app_client(db) as served:
+        yield served
 
 
 def test_a_trials_peak_memory_is_shown_as_its_reason_words_one(client):
