@@ -67,7 +67,15 @@ def alive(pid):
         return False
 
 
-live = [p.read_text() for p in running.iterdir() if alive(int(p.name))]
+def running_attempt(path):
+    """The attempt a live trial process recorded; None once it ended (its file may go meanwhile)."""
+    try:
+        return path.read_text() if alive(int(path.name)) else None
+    except FileNotFoundError:
+        return None
+
+
+live = [attempt for p in running.iterdir() if (attempt := running_attempt(p)) is not None]
 (work / "seen").mkdir(exist_ok=True)
 (work / "seen" / me).write_text(" ".join(live))
 with open(work / "starts", "a") as starts:
