@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import html
 import http.client
 import itertools
 import re
+import socket
+import threading
 import tracemalloc
 import urllib.parse
 from collections.abc import Callable
@@ -611,3 +614,46 @@ def test_the_trial_table_lists_a_page_bounded_in_bytes_and_leads_on_to_the_rows_
             assert listed == list(range(120)), size
     finally:
         runtime.close()
+
+
+HELD_CONNECTIONS = 1_050
+"""Connections one client opens and holds: gunicorn's ``worker_connections`` (1,000), and more
+waiting to be accepted ahead of anyone else's."""
+
+
+def _hold(connections: list[socket.socket], stop: threading.Event) -> None:
+    """Keep each of ``connections`` part way through its request head, a byte every second
+    (sooner than ``katuna serve``'s keep-alive closes a silent one), until ``stop``."""
+    while not stop.wait(1.0):
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.send(b"x")
+
+
+@pytest.mark.slow
+def test_a_client_holding_every_connection_open_keeps_no_other_client_waiting(tmp_path):
+    """One client, without the token, opens more connections than a worker holds and keeps
+    each part way through its request head (a slowloris) for as long as the client timeout
+    lets it: gunicorn stopped accepting at its bound, and every other client, token holders
+    and the readiness probe among them, waited until those connections timed out. The worker
+    now closes the held connection nearest its deadline to take a waiting one, so a request
+    sent whole is answered while the held ones go on."""
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret-token", KATUNA_CLIENT_TIMEOUT="600")
+    held: list[socket.socket] = []
+    stop = threading.Event()
+    holder = threading.Thread(target=_hold, args=(held, stop))
+    try:
+        for _ in range(HELD_CONNECTIONS):
+            connection = socket.create_connection(("127.0.0.1", service.port), timeout=30)
+            connection.sendall(b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            held.append(connection)
+        holder.start()
+        assert service.request("GET", "/readyz")[0] == 200
+        assert service.request("GET", "/studies", headers={"Authorization": "Bearer s3cret-token"})[0] == 200
+    finally:
+        stop.set()
+        if holder.is_alive():
+            holder.join()
+        for connection in held:
+            connection.close()
+        service.close()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import select
 import socket
 import time
 from typing import Any
@@ -112,8 +113,9 @@ class Worker(SignalledWorker):
         """gunicorn's close of the connections silent for its ``keepalive`` before their request
         was whole, but one due at its request's deadline (:meth:`_due_by_deadline`) goes to a
         thread, which answers it as a request late in coming (``408`` for a body, closed
-        unanswered for a head: :meth:`ClientSocket.gather`); and the half-closed connections
-        whose time is up are closed."""
+        unanswered for a head: :meth:`ClientSocket.gather`); the half-closed connections
+        whose time is up are closed; and a connection waiting to be accepted gets room
+        (:meth:`_make_room`)."""
         now = time.monotonic()
         pending = self.pending_conns
         while pending and pending[0].timeout <= now:
@@ -127,6 +129,27 @@ class Worker(SignalledWorker):
                 self.nr_conns -= 1
                 conn.close()
         self.lingering.sweep()
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """When the worker holds every connection it may (gunicorn's ``worker_connections``,
+        1,000) and a new one waits to be accepted, close the connection idle longest since its
+        answer (kept alive) or, without one, the one nearest its deadline of those waiting for
+        the rest of a request. gunicorn stops accepting at the bound, so one client holding that
+        many connections open (sending nothing, or a byte now and then) kept every other client,
+        the readiness probe and every token holder among them, waiting until its connections
+        timed out, and could open them again; now a client that sends its request at once is
+        served whoever holds the rest."""
+        if self.nr_conns < self.worker_connections or not _waiting(self.sockets):
+            return
+        for held in (self.keepalived_conns, self.pending_conns):
+            if held:
+                conn = held.popleft()
+                with contextlib.suppress(OSError, KeyError, ValueError):
+                    self.poller.unregister(conn.sock)
+                self.nr_conns -= 1
+                conn.close()
+                return
 
     def murder_keepalived(self, force: bool = False) -> None:
         """gunicorn's; forced as the worker ends, it closes the half-closed connections too."""
@@ -177,6 +200,11 @@ class Worker(SignalledWorker):
                 peers.turn_away(connection, problem)
                 return None
         return ClientSocket.adopt(connection, self.client_timeout, self.body_limit)
+
+
+def _waiting(listeners: list[Any]) -> bool:
+    """Whether a connection waits to be accepted on one of ``listeners``."""
+    return bool(listeners) and bool(select.select(listeners, [], [], 0)[0])
 
 
 def _declared_length(req: Any) -> int:
