@@ -84,8 +84,8 @@ class KubeStub(ApiServer, Workloads):
         """The labels ``knative/`` gives its namespaces (``katuna``'s Pod Security level), and the
         ServiceAccounts (namespace, name) that exist: those ``knative/`` deploys, each namespace's
         ``default``, and those a test adds (:meth:`add_service_account`)."""
-        self.quotas: dict[str, dict[str, int]] = {}
-        """Each namespace's ResourceQuota, hard ``pods`` and ``count/jobs.batch`` (:meth:`set_quota`)."""
+        self.quotas: dict[str, dict[str, int | str]] = {}
+        """Each namespace's ResourceQuota, its hard limits (:meth:`set_quota`)."""
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.claims: dict[tuple[str, str], dict] = {}
@@ -260,8 +260,10 @@ class KubeStub(ApiServer, Workloads):
         with self.lock:
             self.namespaces[name]["metadata"]["labels"].update(labels)
 
-    def set_quota(self, namespace: str, hard: dict[str, int]) -> None:
-        """Give ``namespace`` a ResourceQuota (its hard ``pods`` and ``count/jobs.batch``); an empty one removes it."""
+    def set_quota(self, namespace: str, hard: dict[str, int | str]) -> None:
+        """Give ``namespace`` a ResourceQuota (its hard ``pods`` and ``count/jobs.batch``, and the
+        cpu and memory it tracks, whose every container must ask for them:
+        :mod:`kube_standin.admission`); an empty one removes it."""
         with self.lock:
             self.quotas[namespace] = dict(hard)
 

@@ -3,8 +3,9 @@ what a real one refuses or does not do: a dry-run delete deletes nothing, a Job'
 decoded and held to the Job's identity, a write's options are validated before anything is
 done (a ``dryRun`` other than ``All`` acts on nothing), a Secret's ownerReferences are validated whole, a log's
 ``timestamps`` is read as any boolean query parameter, a log's line longer than 16 KiB is
-served from the several records the runtime wrote it as, and a list's or a watch's field
-selector selects, or is refused where it names a field its kind does not make selectable."""
+served from the several records the runtime wrote it as, a list's or a watch's field
+selector selects, or is refused where it names a field its kind does not make selectable, and a
+quota tracking cpu or memory refuses a pod one of whose containers does not ask for them."""
 
 from __future__ import annotations
 
@@ -235,3 +236,36 @@ def test_a_watch_whose_field_selector_names_a_field_its_kind_does_not_select_by_
     assert refusal(lambda: watcher.list_namespaced_job("katuna", field_selector="spec.suspend=true", watch=True,
                                                        timeout_seconds=1)) == (
         400, "field label not supported: spec.suspend")
+
+
+def test_a_quota_tracking_cpu_or_memory_refuses_a_pod_whose_containers_do_not_all_ask_for_them(kube: KubeStub):
+    """A ResourceQuota of ``limits.cpu`` and ``requests.memory`` refuses the pods of a Job whose
+    container asks for cpu alone, and of one whose init container asks for nothing, naming each
+    resource and the containers that lack it, however much of the quota is free; the Job
+    controller records the refusal and makes no pod. A pod asking for both is made."""
+    kube.add_namespace("quota")
+    kube.set_quota("quota", {"limits.cpu": 8, "requests.memory": "16Gi"})
+    try:
+        batch = client.BatchV1Api(kube_api(kube))
+        batch.create_namespaced_job("quota", job("cpu-only", cpu="500m"))
+        asking = job("asking")
+        container = asking["spec"]["template"]["spec"]["containers"][0]
+        container["resources"] = {"requests": {"memory": "64Mi"}, "limits": {"cpu": "1"}}
+        init = job("init")
+        init["spec"]["template"]["spec"]["containers"][0]["resources"] = container["resources"]
+        init["spec"]["template"]["spec"]["initContainers"] = [{"name": "seed", "image": "python:3.12",
+                                                               "command": ["true"]}]
+        batch.create_namespaced_job("quota", init)
+        batch.create_namespaced_job("quota", asking)
+        eventually(lambda: len(kube.events_of("Job", "cpu-only")) and len(kube.events_of("Job", "init"))
+                   and any(p["metadata"]["labels"].get("job-name") == "asking" for p in kube.pods.values()),
+                   "both Jobs refused their pods, and the third's made")
+        said = {name: kube.events_of("Job", name)[0]["message"].partition(" is forbidden: ")
+                for name in ("cpu-only", "init")}
+        assert {name: (named.startswith(f'Error creating: pods "{name}-'), why) for name, (named, _, why) in said.items()} \
+            == {"cpu-only": (True, "failed quota: trial-quota: must specify limits.cpu for: trial; requests.memory for: "
+                                   "trial"),
+                "init": (True, "failed quota: trial-quota: must specify limits.cpu for: seed; requests.memory for: seed")}
+        assert not [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") in said]
+    finally:
+        kube.set_quota("quota", {})

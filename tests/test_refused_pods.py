@@ -129,6 +129,41 @@ def test_a_trial_whose_pod_the_api_server_finds_invalid_fails_at_once_and_the_st
         store.close()
 
 
+UNASKED = ('ResourceQuota "trial-quota" of namespace "katuna" needs every container to ask for what it tracks: '
+           "must specify cpu for: trial, memory for: trial")
+
+
+def test_a_trial_whose_container_asks_for_none_of_the_cpu_its_namespace_quota_tracks_fails_at_once(
+        simulated_kube: KubeStub, tmp_path: Path):
+    """A ResourceQuota that tracks cpu or memory refuses every pod one of whose containers does
+    not ask for them (``failed quota: NAME: must specify cpu for: trial``), however much of
+    the quota is free: no wait changes it, so the trial fails at once, and the study stops after
+    3 saying which containers lack what. A trial asking for them runs under the same quota."""
+    simulated_kube.set_quota("katuna", {"cpu": 4, "memory": "8Gi"})
+    begun = started(simulated_kube, tmp_path, "unasked", trials=5)
+    store = begun[0]
+    try:
+        assert [end.data["cause"] for end in three_refused(simulated_kube, begun, "unasked")] == [UNASKED] * 3
+        assert store.get_trial("unasked", 0).reason.startswith(
+            f"could not start: {UNASKED}; its Job's pod: the API server refuses to create it: failed quota: trial-quota: "
+            "must specify cpu for: trial; memory for: trial")
+        study = store.get_study("unasked")
+        assert (study.status, [t.state for t in store.trials("unasked")]) == ("failed", ["FAIL"] * 3)
+        assert study.reason.startswith(f"every trial could not start: {UNASKED} (3 trials); every later trial would "
+                                       "meet the same, so the study stops. Give every container of the trial pod the "
+                                       "requests and limits the quota names (each container's resources in the "
+                                       "trialSpec's pod template)")
+    finally:
+        store.close()
+    asking = {"requests": {"cpu": "500m", "memory": "256Mi"}}
+    store, _, _, _ = started(simulated_kube, tmp_path / "asking", "asking", trials=1, resources=asking)
+    try:
+        simulated_kube.run_until(lambda: bool(pods_of(simulated_kube, "asking-0")))
+        assert store.get_trial("asking", 0).state == "RUNNING"
+    finally:
+        store.close()
+
+
 def test_a_job_the_namespaces_quota_refuses_is_refused_for_now(simulated_kube: KubeStub, tmp_path: Path):
     """The quota frees as Jobs end: the launch is retried (its event delivered again), and the
     trial runs once the quota lets it."""

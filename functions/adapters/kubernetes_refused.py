@@ -1,7 +1,7 @@
 """A trial Job's pod the API server refuses to create, as the Job controller's Events on the Job
 tell it: ``FailedCreate``, ``Error creating: pods "x" is forbidden: ...``. An admission plugin
 refused the pod (a ServiceAccount that does not exist, the namespace's Pod Security level, a
-ResourceQuota full), or its validation found the pod invalid (``Pod "x" is invalid: ...``: an
+ResourceQuota full, or tracking cpu or memory a container does not ask for), or its validation found the pod invalid (``Pod "x" is invalid: ...``: an
 image with whitespace around it, which a pod template may hold but a pod may not), and the
 controller tries again for ever, so the Job waits with no pod and no condition; only its Events
 say why."""
@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from functions.adapters.kubernetes_unstartable import COMBINED, Unstartable
-from functions.core.start_failures import account_cause, invalid_pod_cause
+from functions.core.start_failures import account_cause, invalid_pod_cause, quota_cause
 
 FAILED_CREATE = "FailedCreate"
 """The reason of the Job controller's Event on a Job whose pod the API server refused to create."""
@@ -27,9 +27,11 @@ POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of th
 RESTRICTED_HINT = ("; where the namespace enforces restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has "
                    "katuna's own trial pods meet it (runAsNonRoot) and checks a trialSpec against it at submission")
 INVALID_NEVER = "the API server's validation refuses every pod of the template alike, so no wait can change it"
+QUOTA_NEVER = "the quota refuses every pod of the template alike, however much of it is free, so no wait can change it"
 _FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
 _INVALID = re.compile(r'^(?:Error creating: )?Pod "[^"]*" is invalid: (?P<why>.*)$', re.DOTALL)
 _NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
+_UNASKED = re.compile(r"^failed quota: (?P<quota>[^:]+): must specify (?P<missing>.+)$", re.DOTALL)
 
 
 def refused_create(events: list[Any], since: float, now: float) -> Unstartable | None:
@@ -42,7 +44,9 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     recorded then, its message behind :data:`~functions.adapters.kubernetes_unstartable.COMBINED`. A
     missing ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
     Security refusal, or a pod the API server's validation finds invalid, meets every pod of the
-    template and fails at once; any other (a ResourceQuota full) waits, as it may pass."""
+    template and fails at once, as does a ResourceQuota's refusal of a pod one of whose containers
+    does not ask for the cpu or memory it tracks (``failed quota: NAME: must specify ...``); any
+    other (a ResourceQuota full) waits, as it may pass."""
     refusals = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1]
     current = [event for event in refusals if now - _last(event) <= RECENT]
     if not current:
@@ -61,10 +65,19 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     account = _NO_ACCOUNT.match(why)
     if account is not None:
         return Unstartable(waiting, "", said, account_cause(account["name"], account["namespace"]), False)
+    unasked = _UNASKED.match(why)
+    if unasked is not None:
+        return Unstartable(waiting, "", said, quota_cause(unasked["quota"], _namespace(latest), unasked["missing"]), True,
+                           QUOTA_NEVER)
     if why.startswith("violates PodSecurity "):
         hint = RESTRICTED_HINT if why.startswith('violates PodSecurity "restricted:') else ""
         return Unstartable(waiting, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER + hint)
     return Unstartable(waiting, "", said, None, False)
+
+
+def _namespace(event: Any) -> str:
+    """The namespace of an Event (its object's, where the pod was refused)."""
+    return str((event.metadata.namespace if event.metadata else None) or "")
 
 
 def _last(event: Any) -> float:

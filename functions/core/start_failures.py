@@ -27,8 +27,9 @@ a user.
 
 A pod the API server refuses to create (the Job controller tries again for ever) waits the start
 allowance as well where its ServiceAccount is missing (:func:`account_cause`), and fails at once
-where its namespace's Pod Security level forbids it; a study whose every trial meets either stops
-after 3, saying what to create or change.
+where its namespace's Pod Security level forbids it, or where a container of it does not ask for
+the cpu or memory its namespace's ResourceQuota tracks (:func:`quota_cause`); a study whose every
+trial meets one of these stops after 3, saying what to create or change.
 
 A pod no node of the cluster's pools can fit (it asks for more cpu, memory or GPUs than the
 pool's machine type has, or for labels or taints no pool's nodes have) waits for nothing: the
@@ -65,6 +66,7 @@ _NON_ROOT = re.compile(r"""^(?:image "(?P<image>[^"]*)" runs as .*|the container
 _PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
 _DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
 _INVALID_POD = re.compile(r"^the API server refuses the pod as invalid: ")
+_QUOTA = re.compile(r'^ResourceQuota "[^"]*" of namespace "[^"]*" needs ')
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
 """The fields of a trialSpec's pod that decide which nodes may take it."""
 REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
@@ -105,6 +107,14 @@ def invalid_pod_cause(why: str) -> str:
     in its words: what a pod may not hold that a Job's pod template may (an image with whitespace
     around it)."""
     return f"the API server refuses the pod as invalid: {why}".replace(";", ",")
+
+
+def quota_cause(quota: str, namespace: str, missing: str) -> str:
+    """The cause of a pod the namespace's ResourceQuota ``quota`` refuses because a container of
+    it does not ask for cpu or memory the quota tracks (every container must: ``must specify``),
+    ``missing`` in its words (each resource, and the containers that lack it)."""
+    return f'ResourceQuota "{quota}" of namespace "{namespace}" needs every container to ask for what it tracks: ' \
+           f"must specify {missing}".replace(";", ",")
 
 
 def unfit_cause(asked: str, autoscaler: str) -> str:
@@ -250,6 +260,11 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
                 "the path of an executable file)")
     if _DIRECTORY.match(cause):
         return _directory_fix(template)
+    if _QUOTA.match(cause):
+        own = "each container's resources in the trialSpec's pod template" if template.trial_spec is not None \
+            else "trialTemplate.resources"
+        return (f"Give every container of the trial pod the requests and limits the quota names ({own}), or run "
+                "the trials in a namespace whose quota does not track them (kubernetes.namespace)")
     if _INVALID_POD.match(cause):
         if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
             return None

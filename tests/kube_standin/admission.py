@@ -17,7 +17,12 @@
   modelled.
 - ResourceQuota (plugin/pkg/admission/resourcequota): a create past its namespace's hard
   ``pods`` (pods not yet ended) or ``count/jobs.batch`` (every Job): ``exceeded quota: NAME,
-  requested: pods=1, used: pods=2, limited: pods=2``.
+  requested: pods=1, used: pods=2, limited: pods=2``. A quota that tracks cpu or memory
+  (``cpu``, ``memory``, ``requests.*``, ``limits.*`` of them) first refuses any pod one of whose
+  containers or init containers does not ask for each of those it tracks (the pod evaluator's
+  ``Constraints``, kept for backward compatibility): ``failed quota: NAME: must specify
+  limits.cpu for: trial; requests.cpu for: init,trial``, which no wait changes. Only that
+  requirement of a compute quota is modelled, not its sums.
 
 Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
 refusal of a Job's pods words its own Event).
@@ -75,15 +80,50 @@ def account_refusal(accounts: set[tuple[str, str]], pod: dict) -> str | None:
             f'serviceaccount "{account}" not found')
 
 
-def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int] | None, live_pods: int) -> str | None:
+def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int | str] | None, live_pods: int) -> str | None:
     """Why the validating plugins refuse to create the named ``pod`` in ``namespace``, the first
-    one's words (Pod Security, then quota), or None."""
+    one's words (Pod Security, then quota: its constraints before its counts), or None."""
     name = pod["metadata"]["name"]
     level = (namespace["metadata"].get("labels") or {}).get(ENFORCE, "privileged")
     violations = pod_security(level, pod["metadata"], pod["spec"])
     if violations:
         return f'pods "{name}" is forbidden: violates PodSecurity "{level}:latest": {", ".join(violations)}'
+    unmet = _unmet_constraints(pod["spec"], quota or {})
+    if unmet:
+        return f'pods "{name}" is forbidden: failed quota: {QUOTA}: must specify {unmet}'
     return _over_quota("pods", name, "pods", quota, live_pods)
+
+
+QUOTA = "trial-quota"
+"""The name of each namespace's ResourceQuota (:meth:`kube_stub.KubeStub.set_quota`)."""
+CONSTRAINED = ("cpu", "limits.cpu", "limits.memory", "memory", "requests.cpu", "requests.memory")
+"""The resources whose quota every container must ask for (``validationSet``, pkg/quota/v1/evaluator/core/pods.go)."""
+
+
+def _unmet_constraints(spec: dict, quota: dict[str, int | str]) -> str:
+    """What the quota's pod evaluator says is missing of the pod ``spec`` (``Constraints``):
+    each constrained resource the quota tracks, sorted, with the containers (and init
+    containers) that do not ask for it; empty when every one does."""
+    required = [resource for resource in CONSTRAINED if resource in quota]
+    missing: dict[str, set[str]] = {}
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        asked = _asked(container.get("resources") or {})
+        for resource in required:
+            if resource not in asked:
+                missing.setdefault(resource, set()).add(container.get("name") or "")
+    return "; ".join(f"{resource} for: {','.join(sorted(names))}" for resource, names in sorted(missing.items()))
+
+
+def _asked(resources: dict) -> set[str]:
+    """The quota resources a container's ``resources`` count towards (``podComputeUsageHelper``):
+    a request of cpu or memory counts as both ``cpu`` and ``requests.cpu``, a limit as ``limits.cpu``."""
+    asked = set()
+    for kind in ("cpu", "memory"):
+        if kind in (resources.get("requests") or {}):
+            asked |= {kind, f"requests.{kind}"}
+        if kind in (resources.get("limits") or {}):
+            asked.add(f"limits.{kind}")
+    return asked
 
 
 def workload_warnings(namespace: dict, template: dict) -> list[str]:
@@ -110,14 +150,15 @@ def pod_security(level: str, metadata: dict, spec: dict) -> list[str]:
     return [f"{reason} ({detail})" for reason, detail in filter(None, results)]
 
 
-def job_refusal(name: str, quota: dict[str, int] | None, jobs: int) -> str | None:
+def job_refusal(name: str, quota: dict[str, int | str] | None, jobs: int) -> str | None:
     """Why the API server refuses to create the Job ``name`` where ``jobs`` exist: its namespace's quota."""
     return _over_quota("jobs.batch", name, "count/jobs.batch", quota, jobs)
 
 
-def _over_quota(qualified: str, name: str, resource: str, quota: dict[str, int] | None, used: int) -> str | None:
+def _over_quota(qualified: str, name: str, resource: str, quota: dict[str, int | str] | None,
+                used: int) -> str | None:
     limit = (quota or {}).get(resource)
-    if limit is None or used + 1 <= limit:
+    if limit is None or used + 1 <= int(limit):
         return None
-    return (f'{qualified} "{name}" is forbidden: exceeded quota: trial-quota, requested: {resource}=1, '
+    return (f'{qualified} "{name}" is forbidden: exceeded quota: {QUOTA}, requested: {resource}=1, '
             f"used: {resource}={used}, limited: {resource}={limit}")
