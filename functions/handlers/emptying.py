@@ -12,7 +12,9 @@ Each step is checked again as it is taken, since a study may start using the poo
 moment, and is safe to take twice: the resize is asked once per release, recorded on the
 releasing study's pool use (:attr:`PoolUse.empty_asked`), and only once every other use of the
 pool was released before it with no operation of theirs pending, since a cloud takes one
-operation on a cluster at a time (a cluster busy with another is left for the next tick). A
+operation on a cluster at a time (a cluster busy with another is left for the next tick), and
+once the trials of the studies that ended on it are stopped (a stop the cluster refused is
+tried again by the tick first: a pool emptied under their Jobs has them boot fresh nodes). A
 refusal for good fails nothing: it is logged, the nodes are left to the autoscaler, and the
 use's message says so. A cloud that resizes no pool the autoscaler sizes (EKS) answers no
 operation, and the nodes are left to the autoscaler as before.
@@ -28,7 +30,7 @@ from functions.core.nodepool import NodePool, OperationStatus
 from functions.core.pool_use import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse
 from functions.core.ports import NodePools
 from functions.core.records import StudyRecord
-from functions.core.store_port import Store
+from functions.core.store_port import Store, stored_study
 from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.pools")
@@ -81,7 +83,8 @@ def empty_step(use: PoolUse, deps: Deps) -> PoolUse:
 def _may_empty(use: PoolUse, store: Store) -> bool:
     """Whether the use's release is to empty its pool now: a shared pool katuna made, kept (not
     deleted), not asked yet; the latest release of the pool, every other use of it released
-    before with no operation pending; and no running study using the pool or waiting for it."""
+    before with no operation pending; no running study using the pool or waiting for it; and no
+    trial of an ended one left on it (:func:`_trials_left_on`)."""
     if not (use.phase == RELEASED and use.owned and use.shared and use.adopted is None and not use.deleted
             and not use.empty_asked and use.released_at is not None):
         return False
@@ -90,7 +93,25 @@ def _may_empty(use: PoolUse, store: Store) -> bool:
             continue
         if other.released_at is None or other.operation or (other.released_at, other.uid) > (use.released_at, use.uid):
             return False
-    return not running_others(use, store) and not _waited_for(use, store)
+    return not running_others(use, store) and not _waited_for(use, store) and not _trials_left_on(use, store)
+
+
+def _trials_left_on(use: PoolUse, store: Store) -> bool:
+    """Whether a study that ended on the pool may still run trials there: trials still active
+    (its ``study.completed`` not yet handled by ``stop``, which Knative delivers beside
+    ``provision``) or still marked to stop (the cluster refused their stop, which the tick tries
+    again: :mod:`functions.handlers.stopping`). Emptying the pool under them only evicts their
+    pods, which their Jobs replace; once the resize is done the autoscaler boots nodes for those,
+    and bills them for its unneeded time after the stop goes through. The pool is emptied once
+    they are stopped instead."""
+    for other in store.pool_uses(pool=use.pool):
+        if other.provider != use.provider or not (
+                store.count_trials(other.study).active or store.stopping_trials(1, other.study)):
+            continue
+        record = stored_study(store, other.study, other.uid)
+        if record is not None and record.terminal:
+            return True
+    return False
 
 
 def unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
