@@ -5,7 +5,8 @@ done (a ``dryRun`` other than ``All`` acts on nothing), a Secret's ownerReferenc
 ``timestamps`` is read as any boolean query parameter, a log's line longer than 16 KiB is
 served from the several records the runtime wrote it as, a list's or a watch's field
 selector selects, or is refused where it names a field its kind does not make selectable, and a
-quota tracking cpu or memory refuses a pod one of whose containers does not ask for them."""
+quota tracking cpu or memory refuses a pod one of whose containers does not ask for them (a
+limit given alone standing for its request)."""
 
 from __future__ import annotations
 
@@ -269,3 +270,28 @@ def test_a_quota_tracking_cpu_or_memory_refuses_a_pod_whose_containers_do_not_al
         assert not [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") in said]
     finally:
         kube.set_quota("quota", {})
+
+
+def test_a_limit_given_alone_stands_for_its_request_in_a_quotas_constraints(kube: KubeStub):
+    """The API server defaults a pod's absent request to its limit before admission, so a pod
+    whose container and init container give cpu and memory limits alone meets a quota tracking
+    both requests and limits; one whose init container gives a cpu request alone lacks its limit."""
+    kube.add_namespace("defaulted")
+    kube.set_quota("defaulted", {"requests.cpu": 8, "requests.memory": "16Gi", "limits.cpu": 8, "limits.memory": "16Gi"})
+    try:
+        batch = client.BatchV1Api(kube_api(kube))
+        limited = {"limits": {"cpu": "1", "memory": "64Mi"}}
+        unlimited_cpu = {"requests": {"cpu": "1"}, "limits": {"memory": "64Mi"}}
+        for name, init in (("limits-alone", limited), ("init-request", unlimited_cpu)):
+            made = job(name)
+            made["spec"]["template"]["spec"]["containers"][0]["resources"] = limited
+            made["spec"]["template"]["spec"]["initContainers"] = [{"name": "seed", "image": "python:3.12",
+                                                                   "command": ["true"], "resources": init}]
+            batch.create_namespaced_job("defaulted", made)
+        eventually(lambda: any(p["metadata"]["labels"].get("job-name") == "limits-alone" for p in kube.pods.values())
+                   and kube.events_of("Job", "init-request"), "the first Job's pod made, the second's refused")
+        assert not kube.events_of("Job", "limits-alone")
+        assert kube.events_of("Job", "init-request")[0]["message"].partition(" is forbidden: ")[2] == (
+            "failed quota: trial-quota: must specify limits.cpu for: seed")
+    finally:
+        kube.set_quota("defaulted", {})

@@ -63,7 +63,8 @@ def test_the_job_runs_the_fixed_program_on_the_whole_claim_bounded_and_valid(tmp
     assert container["volumeMounts"] == [{"name": "katuna-checkpoints", "mountPath": "/checkpoints"}]
     assert container["workingDir"] == "/checkpoints" and container["image"] == IMAGE
     assert pod["volumes"] == [{"name": "katuna-checkpoints", "persistentVolumeClaim": {"claimName": CLAIM}}]
-    assert container["resources"]["limits"] == {"memory": "256Mi"} and pod["automountServiceAccountToken"] is False
+    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
+    assert pod["automountServiceAccountToken"] is False
     assert "katuna.dev/trial" not in job["metadata"]["labels"], "no sweep of trial Jobs takes it for a trial's"
     with pytest.raises(ValueError, match="not a study uid"):
         drop_job(VOLUME_OF, "../x", {}, "baseline", 600)

@@ -8,7 +8,7 @@ import pytest
 from conftest import study_definition
 
 from functions.core.records import Counts, TrialRecord
-from functions.core.start_failures import image_cause, missing_cause, non_root_cause, reason, unstartable
+from functions.core.start_failures import image_cause, missing_cause, non_root_cause, quota_cause, reason, unstartable
 from functions.core.validate import parse_study
 
 IMAGE = "registry.example.com/team/trainer:v2"
@@ -55,6 +55,24 @@ def test_a_study_goes_on_after_a_completed_trial_a_different_cause_or_an_image_i
 def test_a_reason_without_a_cause_reads_as_before():
     assert reason("'no-such-program' (No such file or directory)", None) == \
         "could not start 'no-such-program' (No such file or directory)"
+
+
+@pytest.mark.parametrize(("missing", "fix"), [
+    ("limits.cpu for: trial", "katuna's own trial container asks for trialTemplate.resources.cpu as a request, never "
+                              "a limit: give the study a trialSpec (a batch/v1 Job whose container sets "
+                              "resources.limits.cpu and the rest the quota names), or run the trials in a namespace"),
+    ("limits.memory for: trial; memory for: trial", "Give the trial pod the requests and limits the quota names "
+                                                    "(trialTemplate.resources: cpu is its container's request, memory "
+                                                    "its request and limit), or run the trials in a namespace"),
+])
+def test_a_quota_katunas_own_trial_container_does_not_meet_says_what_the_study_may_set(missing: str, fix: str):
+    """katuna's own trial container asks for ``trialTemplate.resources.cpu`` as a request only:
+    where the namespace's quota tracks ``limits.cpu``, no ``trialTemplate.resources`` meets it, so
+    the study's stop says to give it a ``trialSpec`` instead; memory it may set there."""
+    cause = quota_cause("team-quota", "team", missing)
+    trials = [TrialRecord("demo", n, {}, state="FAIL", reason=reason("its Job's pod: refused", cause)) for n in range(3)]
+    why = unstartable(_template(), Counts(failed=3), trials)
+    assert why is not None and f"so the study stops. {fix}" in why, why
 
 
 def _reading(*env: dict, env_from: tuple[dict, ...] = ()):

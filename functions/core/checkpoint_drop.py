@@ -23,6 +23,9 @@ katuna cannot know: at the ``restricted`` level that is some non-root user and t
 katuna's image's (10001), elsewhere images mostly run as root and so does the Job. Whatever the
 user, every capability is dropped (a root without them deletes only what root owns), it may not
 escalate, and its root filesystem is read-only, restricted's pod security but for a root user.
+It asks for the seed's small requests and limits of cpu and memory
+(:data:`~functions.core.checkpoint_volume.RESOURCES`), which a namespace whose ResourceQuota
+tracks them needs of every container.
 
 A Job that fails all its pods leaves the folder on the claim, which nothing else would tell once
 the study is gone: katuna's sweep of the cluster (:meth:`~functions.adapters.kubernetes_checkpoints.CheckpointDrops.sweep`)

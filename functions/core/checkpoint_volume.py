@@ -13,7 +13,7 @@ folder made beside it and renamed once whole (empty in generation 0), within
 pod run again (a preemption, a Job delivered twice, a later attempt) resumes from what it saved.
 Its values come through environment variables to a fixed program (no shell), it runs as
 katuna's image's non-root user with nothing it may escalate to (restricted-level, whatever the
-trials' level), and it requests its cpu and memory. No I/O.
+trials' level), and it asks for cpu and memory, requests and limits (:data:`RESOURCES`). No I/O.
 """
 
 from __future__ import annotations
@@ -41,8 +41,15 @@ TRIAL_ENV, PARENT_ENV, MAX_ENV = "TRIAL_FOLDER", "PARENT_FOLDER", "KATUNA_MAX_CH
 generation 0), both names in the study's folder, and the most bytes copied."""
 IMAGE_USER = 10001
 """The user and group katuna's image runs as (``knative/Dockerfile``)."""
-RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
-"""The init container's resources: a streamed copy, a chunk at a time, needs little memory."""
+RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+"""The resources of katuna's own containers beside the trials' (this init container, and the
+checkpoint-drop Job's): requests and limits of cpu and memory both, so a namespace whose
+ResourceQuota tracks any of them (``cpu``, ``requests.memory``, ``limits.cpu``: every container
+must ask for each, init containers too) admits their pods, and a LimitRange's defaults need not
+fill them in. Small: a streamed copy, a chunk at a time, needs little memory, and half a core
+copies the largest checkpoint (``KATUNA_MAX_CHECKPOINT``) in seconds; a pod is charged the most
+of its init containers' and the sum of its containers', so below a trial's own they add nothing
+to what the quota counts."""
 SECURITY = {"runAsNonRoot": True, "runAsUser": IMAGE_USER, "runAsGroup": IMAGE_USER, "allowPrivilegeEscalation": False,
             "privileged": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}

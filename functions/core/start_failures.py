@@ -170,6 +170,23 @@ def _walk(value: Any, key: object = None) -> Iterator[tuple[object, Any]]:
             yield from _walk(item)
 
 
+def _quota_fix(cause: str, template: TrialTemplate) -> str:
+    """What to set where the namespace's quota needs every container to ask for cpu or memory:
+    the ``trialSpec``'s containers' resources; or ``trialTemplate.resources``, whose cpu is katuna's
+    own container's request and never its limit, so a quota tracking ``limits.cpu`` needs a
+    ``trialSpec`` Job whose container gives one."""
+    elsewhere = "or run the trials in a namespace whose quota does not track them (kubernetes.namespace)"
+    if template.trial_spec is not None:
+        return ("Give every container of the trial pod the requests and limits the quota names (each container's "
+                f"resources in the trialSpec's pod template), {elsewhere}")
+    if "limits.cpu for:" in cause:
+        return ("katuna's own trial container asks for trialTemplate.resources.cpu as a request, never a limit: give "
+                "the study a trialSpec (a batch/v1 Job whose container sets resources.limits.cpu and the rest the "
+                f"quota names), {elsewhere}")
+    return ("Give the trial pod the requests and limits the quota names (trialTemplate.resources: cpu is its "
+            f"container's request, memory its request and limit), {elsewhere}")
+
+
 def _directory_fix(template: TrialTemplate) -> str | None:
     """How to fix a working directory every trial fails to enter: the folder a local trial runs
     in (:func:`~functions.core.trial_spec.local_folder`), the ``workingDir`` of its trialSpec's
@@ -261,10 +278,7 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
     if _DIRECTORY.match(cause):
         return _directory_fix(template)
     if _QUOTA.match(cause):
-        own = "each container's resources in the trialSpec's pod template" if template.trial_spec is not None \
-            else "trialTemplate.resources"
-        return (f"Give every container of the trial pod the requests and limits the quota names ({own}), or run "
-                "the trials in a namespace whose quota does not track them (kubernetes.namespace)")
+        return _quota_fix(cause, template)
     if _INVALID_POD.match(cause):
         if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
             return None

@@ -20,9 +20,10 @@
   requested: pods=1, used: pods=2, limited: pods=2``. A quota that tracks cpu or memory
   (``cpu``, ``memory``, ``requests.*``, ``limits.*`` of them) first refuses any pod one of whose
   containers or init containers does not ask for each of those it tracks (the pod evaluator's
-  ``Constraints``, kept for backward compatibility): ``failed quota: NAME: must specify
+  ``Constraints``, kept for backward compatibility; a limit given alone stands for its request,
+  as the pod's defaulting copies it there first): ``failed quota: NAME: must specify
   limits.cpu for: trial; requests.cpu for: init,trial``, which no wait changes. Only that
-  requirement of a compute quota is modelled, not its sums.
+  requirement of a compute quota is modelled, not its sums, nor a LimitRange's defaults.
 
 Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
 refusal of a Job's pods words its own Event).
@@ -116,12 +117,16 @@ def _unmet_constraints(spec: dict, quota: dict[str, int | str]) -> str:
 
 def _asked(resources: dict) -> set[str]:
     """The quota resources a container's ``resources`` count towards (``podComputeUsageHelper``):
-    a request of cpu or memory counts as both ``cpu`` and ``requests.cpu``, a limit as ``limits.cpu``."""
+    a request of cpu or memory counts as both ``cpu`` and ``requests.cpu``, a limit as
+    ``limits.cpu``, and as a request too where the container gives none (the API server's
+    defaulting of a pod, ``SetDefaults_Pod``, copies a limit to its absent request before
+    admission)."""
     asked = set()
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
     for kind in ("cpu", "memory"):
-        if kind in (resources.get("requests") or {}):
+        if kind in requests or kind in limits:
             asked |= {kind, f"requests.{kind}"}
-        if kind in (resources.get("limits") or {}):
+        if kind in limits:
             asked.add(f"limits.{kind}")
     return asked
 
