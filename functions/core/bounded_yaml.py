@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import yaml
 
-from functions.core import bounded_json, yaml_core
+from functions.core import bounded_json, yaml_core, yaml_streams
 from functions.core.documents import Path, value_at
 
 MAX_NODES = 100_000
@@ -89,6 +89,11 @@ class _BoundedLoader(yaml.SafeLoader):
         self._open_anchors: list[str] = []
         self._max_chars = max(MAX_CHARS, 4 * len(stream))
         self._aliased = False
+
+    def get_single_node(self) -> yaml.Node | None:
+        """The stream's one document with something in it, empty ones passed over, as kubectl
+        passes them over (:mod:`yaml_streams`)."""
+        return yaml_streams.single_node(self)
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a

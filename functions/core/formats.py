@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core
+from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core, yaml_streams
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.json_keys import unique_keys
 from functions.core.limits import DEFAULTS, Limits
@@ -46,6 +46,8 @@ def parse_text(text: str) -> dict[str, Any]:
         raise InvalidStudy([Problem(found.path, found.message) for found in exc.found]) from exc
     except bounded_yaml.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
+    except yaml_streams.SeveralDocuments as exc:
+        raise UnparseableStudy([Problem("", str(exc))]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {bounded_yaml.describe(exc)}")]) from exc
     if not text.strip():

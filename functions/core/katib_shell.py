@@ -1,7 +1,8 @@
 """What Katib's shell does to a Katib Experiment's primary command that katuna does not: Katib's
 collector runs the primary container's command and args as one ``sh -c`` line, where a shell
-expands ``$HOME`` and runs ``&&``; katuna runs them as Kubernetes does, with no shell, so such
-a word is refused at submission, naming its field, rather than passed on as written.
+expands ``$HOME``, runs ``&&`` and splits a command line given as one word into its program
+and arguments; katuna runs them as Kubernetes does, with no shell, so such a word is refused at
+submission, naming its field, rather than passed on as written.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
     File or TensorFlowEvent) as ``sh -c "<command and args joined by spaces> 1>... 2>&1 && ..."``
     (``wrapWorkerContainer`` in ``pkg/webhook/v1beta1/pod/utils.go``), so a shell expands
     ``$HOME`` there, and ends, pipes or redirects the command at an operator of a word without
-    spaces (:func:`shell_operator`: ``&&``, ``|``, ``>``, ``;``); katuna runs the command as
-    Kubernetes does, without a shell, and the program would get either as written, every trial
-    alike."""
+    spaces (:func:`shell_operator`: ``&&``, ``|``, ``>``, ``;``), and splits a program word
+    holding spaces (:func:`_program_split`); katuna runs the command as Kubernetes does, without
+    a shell, and the program would get either as written, or never start, every trial alike."""
     trial_spec = trial.get("trialSpec")
     if not isinstance(trial_spec, Mapping):
         return []
@@ -51,6 +52,9 @@ def expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
         return []
     problems = []
     for field, item in argv:
+        if field == "command[0]" and _spaced(str(item)):
+            problems.append(_program_split(f"{TEMPLATE}.trialSpec.{found}.{field}", item))
+            continue
         text = template.OWN.sub("", str(item))
         met = shell_expansion(as_the_kubelet_gives(as_the_engine_gives(trial_spec, text), _defined(container)))
         if met is not None:
@@ -74,6 +78,19 @@ def _run_by_katibs_shell(path: str, item: Any, held: str, words: tuple[str, str,
         f"as one sh -c line, where {there}, and katuna runs them as Kubernetes does, with no shell, so the program "
         f"would get {held} {passed}: expected the command as a script (command: [sh, -c, '<the command line>']), "
         f"which a shell runs under both, or {instead}"))
+
+
+def _program_split(path: str, item: Any) -> Problem:
+    """The refusal of a program word holding whitespace (a whole command line given as one
+    word, a name with a stray space): Katib's shell splits it into a program and its arguments
+    (or trims it), where no program of that name exists without a shell, so every trial would
+    fail to start."""
+    return Problem(path, (
+        f"{str(item)!r:.200} is a program name with spaces, which Katib's shell splits into a program and its "
+        "arguments: Katib's collector runs the primary container's command and args as one sh -c line, and katuna "
+        "runs them as Kubernetes does, with no shell, where no program has that name and every trial would fail to "
+        "start: expected the command as a script (command: [sh, -c, '<the command line>']), which a shell runs "
+        "under both, or the program and each of its arguments as words of their own"))
 
 
 def _spaced(word: str) -> bool:

@@ -1,0 +1,46 @@
+"""A YAML stream read as kubectl reads a file holding one object: documents that hold nothing (a
+``---`` ending the file, or two in a row) are passed over, and a second document that holds
+something is refused as such, naming the line it begins at, never as text that is no YAML.
+A study is one document: a file holding an Experiment and the ConfigMap its trial template is
+read from, as ``kubectl apply -f`` takes them, is refused saying so."""
+
+from __future__ import annotations
+
+import yaml
+
+_NULL = "tag:yaml.org,2002:null"
+
+
+class SeveralDocuments(yaml.YAMLError):
+    """The stream holds more than one document with something in it; ``line`` (from 1) is where
+    the second begins."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"holds more than one YAML document (the next begins at line {line}): expected one study; "
+                         "apply the others (a ConfigMap a trial template is read from, say) with kubectl, or put "
+                         "each study in a file of its own")
+
+
+def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
+    """The one document of the loader's stream that holds something (None where none does), as
+    ``get_single_node`` gives it; :class:`SeveralDocuments` where two do."""
+    loader.get_event()  # the stream's start
+    found: yaml.Node | None = None
+    while not loader.check_event(yaml.StreamEndEvent):
+        start = loader.peek_event().start_mark
+        node = loader.compose_document()
+        if _empty(node):
+            continue
+        if found is not None:
+            raise SeveralDocuments(start.line + 1)
+        found = node
+    loader.get_event()  # the stream's end
+    return found
+
+
+def _empty(node: yaml.Node | None) -> bool:
+    """Whether a document holds nothing: no node, or the empty plain scalar YAML reads as null
+    where a document has no content (an explicit ``null`` or ``~`` is something)."""
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL and node.value == ""
+                            and node.style is None)
