@@ -140,9 +140,9 @@ def first_attempt_recorded(db: Path, study: str, family: Path) -> bool:
 
 def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     """A ``katuna run`` killed with SIGKILL while its trial runs, once its launch is recorded,
-    its trials' guard killed first (else the guard ends the trial): its command, and the pids
-    of the trial processes it left behind, which only katuna's own clean-up of stale attempts
-    can end."""
+    its trials' guard killed first (else the guard ends the trial), the run held meanwhile
+    (SIGSTOP: else it starts its guard again): its command, and the pids of the trial
+    processes it left behind, which only katuna's own clean-up of stale attempts can end."""
     definition = {
         "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
@@ -158,6 +158,7 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
                    "the first attempt starts its children and is recorded", timeout=60)
         guards = guards_of(first.pid)
         assert len(guards) == 1, "the run started one guard for its trials"
+        os.kill(first.pid, signal.SIGSTOP)
         os.kill(guards[0], signal.SIGKILL)
     finally:
         first.kill()
@@ -165,6 +166,31 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     stale = pids(family, "pids.0.1")
     assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
     return command, stale
+
+
+def test_a_run_whose_guard_was_killed_starts_another_that_ends_its_trial_when_the_run_is_killed_outright(
+        tmp_path: Path, family: Path):
+    """The trials' guard of a ``katuna run`` is killed with SIGKILL (the OOM killer, a user's
+    ``kill``) while a trial runs: the run starts another, told of the running attempt, so the
+    run killed outright afterwards still takes the trial and its children with it."""
+    definition = study_definition(name="reguarded", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] = family_argv(family, "--ignore-term", "--hold-first", "300")
+    definition["trialTemplate"]["env"] = {"X": "${trialParameters.x}"}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    run = subprocess.Popen([KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "reguarded", family),
+                   "the first attempt starts its children and is recorded", timeout=60)
+        [guard] = guards_of(run.pid)
+        os.kill(guard, signal.SIGKILL)
+        eventually(lambda: [pid for pid in guards_of(run.pid) if pid != guard], "the run starts another guard")
+    finally:
+        run.kill()
+        run.wait()
+    trial = pids(family, "pids.0.1")
+    assert len(trial) == 3, "the trial, its background child and its child in a new session"
+    eventually(lambda: not [pid for pid in trial if alive(pid)], "the new guard ends the trial's processes")
 
 
 def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(
@@ -219,7 +245,8 @@ def test_deleting_a_study_kills_its_trials_run_by_another_service_process(tmp_pa
 def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_killed_on_restart(
         tmp_path: Path, family: Path):
     """The trials' guard processes are killed with it (as when every process of katuna's container
-    is killed), so only the restarted service can end the attempt it finds stale."""
+    is killed; the workers held first, else they start their guards again), so only the
+    restarted service can end the attempt it finds stale."""
     service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
         submit(service, study_of("crashed", family, trialTemplate={
@@ -230,6 +257,8 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
                    .read_text().split()]
         guards = [guard for worker in workers for guard in guards_of(worker)]
         assert guards, "the worker running the trial started a guard for it"
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
         for pid in [*guards, service.process.pid, *workers]:
             os.kill(pid, signal.SIGKILL)
         service.process.wait()

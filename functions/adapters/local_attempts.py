@@ -402,8 +402,8 @@ class LocalAttempts:
         with self._lock:
             if self._active:
                 return
-            kept = {*self._inherited, self._guard.pid}
-            orphans = process_tree.adopted(lambda p: p.pid in kept)
+            # The guard's pid is read as each child is looked at: one started again since is left too.
+            orphans = process_tree.adopted(lambda p: p.pid in self._inherited or p.pid == self._guard.pid)
         process_tree.end_family(orphans, self._kill_grace)
         if orphans:
             log.warning("ended %d process(es) that trials left running outside their session and without "

@@ -9,7 +9,9 @@ attempt's marker before the attempt starts, its main process once started, and i
 pipe that only katuna holds. When katuna dies, however it dies, the kernel closes the pipe; the
 guard then ends every attempt still listed as a stop does (SIGTERM, a grace period, then
 SIGKILL, to the attempt's session and to every process carrying its marker) and exits. A katuna
-process that ends normally ends its trials first, and the guard finds none.
+process that ends normally ends its trials first, and the guard finds none. A guard that dies
+first (the OOM killer, a user's ``kill``) is started again and told every attempt still running,
+so none runs unguarded for longer than that takes.
 
 A trial process that left its session and cleared its environment carries neither, and once
 katuna is dead nothing ties it to katuna either (:mod:`functions.adapters.local_family`). The
@@ -48,9 +50,16 @@ log = logging.getLogger("katuna.executor")
 
 class Guard:
     """The katuna side: the guard process, started on first use, and the pipe to it; safe from
-    any thread. Where the guard cannot be started or has died, trials run unguarded (said once).
-    ``kept``: every child this process starts is a trial's but these, which it had already; the
-    guard then keeps track of its children (if it adopts orphans)."""
+    any thread. ``kept``: every child this process starts is a trial's but these, which it had
+    already; the guard then keeps track of its children (if it adopts orphans).
+
+    A guard that dies (the OOM killer, a user's ``kill``) is started again, at once while an
+    attempt runs (a thread waits for each guard's end), else with the next attempt, and told
+    every attempt still listed, with its main process: a later kill of this process still ends
+    them. One that dies within :data:`RESTART_PAUSE` seconds of its start is started again only
+    once that pause is over, so a guard that cannot run is not started over and over. Where
+    the guard cannot be started, trials run unguarded (said once), and each later message tries
+    again."""
 
     def __init__(self, grace: float, kept: frozenset[int] | None = None) -> None:
         self._grace = grace
@@ -58,29 +67,43 @@ class Guard:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: IO[bytes] | None = None
-        self._failed = False
+        self._attempts: dict[str, int | None] = {}
+        """The attempts listed (marker, and main process once started): what a new guard is told."""
+        self._unguarded = False
+        """Whether trials were said to run unguarded (the guard could not be started) since a
+        guard last started."""
+        self._closed = False
+        """Whether the guard was closed: a thread finding it dead then starts none."""
 
     def starting(self, marker: str) -> None:
         """An attempt of ``marker`` is about to start."""
-        self._send(f"+ {marker}")
+        with self._lock:
+            self._attempts[marker] = None
+            self._send(f"+ {marker}")
 
     def started(self, marker: str, pid: int) -> None:
         """The attempt's main process is ``pid`` (it leads the attempt's session)."""
-        self._send(f"= {marker} {pid}")
+        with self._lock:
+            if marker in self._attempts:
+                self._attempts[marker] = pid
+            self._send(f"= {marker} {pid}")
 
     def ended(self, marker: str) -> None:
         """The attempt and every process it started have ended."""
-        self._send(f"- {marker}")
+        with self._lock:
+            self._attempts.pop(marker, None)
+            self._send(f"- {marker}")
 
     @property
     def pid(self) -> int | None:
-        """The guard process's pid, once started."""
+        """The guard process's pid, once started (that of a guard started again, once it is)."""
         with self._lock:
             return None if self._process is None else self._process.pid
 
     def close(self) -> None:
         """Close the pipe (the guard ends what is still listed, then exits) and wait for the guard."""
         with self._lock:
+            self._closed = True
             pipe, process, self._pipe, self._process = self._pipe, self._process, None, None
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -92,34 +115,83 @@ class Guard:
                 log.warning("the trials' guard process %d did not exit", process.pid)
 
     def _send(self, line: str) -> None:
-        with self._lock:
-            if self._failed:
-                return
+        """Tell the guard ``line`` (under the lock); a guard found dead, or none yet, is
+        started and told every attempt listed, which ``line`` is already part of."""
+        if self._pipe is not None:
             try:
-                pipe = self._pipe or self._start()
-                pipe.write(line.encode() + b"\n")
-                pipe.flush()
-            except OSError as exc:
-                self._failed = True
+                self._pipe.write(line.encode() + b"\n")
+                self._pipe.flush()
+                return
+            except OSError:
+                self._drop()
+        if self._attempts:
+            self._restart()
+
+    def _restart(self) -> None:
+        """Start a guard and tell it every attempt listed (under the lock)."""
+        try:
+            pipe = self._start()
+            pipe.write(b"".join(f"+ {marker}\n".encode() + (b"" if pid is None else f"= {marker} {pid}\n".encode())
+                                for marker, pid in self._attempts.items()))
+            pipe.flush()
+        except OSError as exc:
+            self._drop()
+            if not self._unguarded:
                 log.warning("trials keep running if this process is killed outright: their guard process "
-                            "could not be started or died (%s)", exc)
+                            "could not be started (%s)", exc)
+            self._unguarded = True
+            return
+        if self._unguarded:
+            log.warning("the trials' guard process runs again (%d), told of %d running attempt(s)",
+                        self._process.pid if self._process else 0, len(self._attempts))
+        self._unguarded = False
+
+    def _drop(self) -> None:
+        """Forget the guard and close the pipe to it (under the lock); its end is collected by
+        the thread waiting for it."""
+        pipe, self._pipe, self._process = self._pipe, None, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     def _start(self) -> IO[bytes]:
         """Start the guard in a session of its own (no terminal's signal reaches it), with none of
         this process's environment (its trials could read the guard's) but where Python finds
-        katuna; the pipe to it."""
+        katuna, and a thread waiting for its end; the pipe to it."""
         env = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
         argv = [sys.executable, "-m", __name__, str(self._grace)]
         if self._kept is not None and process_tree.adopts_orphans():
             argv += [str(os.getpid()), *map(str, sorted(self._kept))]
         # This Python running this module, numbers: nothing in the command comes from outside.
-        self._process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603
             argv, stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, env=env, start_new_session=True)
-        self._pipe = pipe = self._process.stdin
-        if pipe is None:
+        self._process, self._pipe, self._closed = process, process.stdin, False
+        threading.Thread(target=self._watch, args=(process, time.monotonic()), daemon=True).start()
+        if self._pipe is None:
             raise OSError("the guard process has no standard input")
-        return pipe
+        return self._pipe
+
+    def _watch(self, process: subprocess.Popen[bytes], since: float) -> None:
+        """Wait for the guard's end; if it died while still the guard (not closed, not replaced),
+        start another once :data:`RESTART_PAUSE` seconds have passed since its start, where an
+        attempt is listed and the guard was not closed meanwhile (else the next attempt starts one)."""
+        code = process.wait()
+        with self._lock:
+            if self._process is not process:
+                return
+            log.warning("the trials' guard process %d died (%s): starting another", process.pid,
+                        f"signal {-code}" if code < 0 else f"exit code {code}")
+            self._drop()
+        time.sleep(max(0.0, since + RESTART_PAUSE - time.monotonic()))
+        with self._lock:
+            if self._process is None and self._attempts and not self._closed:
+                self._restart()
+
+
+RESTART_PAUSE = 1.0
+"""Seconds after a guard's start before one that died is started again: a guard that cannot run
+(its Python gone, say) is started once a second at most, not over and over."""
 
 
 POLL = 0.1
