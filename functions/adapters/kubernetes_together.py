@@ -10,7 +10,9 @@ old, as a look one by one would have been by the end of the loop; a scan of logs
 Job, lists none); the lists select by katuna's labels the trials named, so the retained Jobs and
 pods of ended trials are not read again and again. An
 attempt whose pods carry no katuna label (a TrainJob's), or whose lists could not be made, is
-read one by one as before.
+read one by one as before. The lists belong to the block's context (:mod:`contextvars`): the
+thread that opened it, and threads it runs work in with a copy of its context (the reads of the
+last lines of many trials' logs at once, :mod:`functions.handlers.tail_reads`), share them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from kubernetes import client
@@ -44,26 +47,28 @@ class _Lists:
         self.chunks = chunks
         self.trials = {(namespace, launch.uid, launch.number) for namespace, chunk in chunks for launch in chunk}
         self.made: dict[str, tuple[dict[Key, list[Any]], set[Key]]] = {}
+        self.lock = threading.Lock()
+        """Held while a list is made: threads sharing the lists make each once."""
 
 
 class Together:
-    """Lists of running attempts' Jobs and pods, made once for a loop over them, per thread."""
+    """Lists of running attempts' Jobs and pods, made once for a loop over them, per context."""
 
     def __init__(self, batch: client.BatchV1Api, core: client.CoreV1Api) -> None:
         self._batch = batch
         self._core = core
-        self._local = threading.local()
+        self._lists: ContextVar[_Lists | None] = ContextVar(f"katuna_together_{id(self)}", default=None)
 
     @contextmanager
     def reading(self, launches: Sequence[TrialLaunch], namespace_of: Callable[[TrialLaunch], str]) -> Iterator[None]:
         """Within the block, :meth:`job` and :meth:`pods` answer for the ``launches`` (of one
         study) that katuna's labels select, from lists made at their first read."""
-        outer = getattr(self._local, "lists", None)
-        self._local.lists = _Lists(selector_chunks([launch for launch in launches if _labelled(launch)], namespace_of))
+        token = self._lists.set(_Lists(selector_chunks([launch for launch in launches if _labelled(launch)],
+                                                       namespace_of)))
         try:
             yield
         finally:
-            self._local.lists = outer
+            self._lists.reset(token)
 
     def job(self, namespace: str, launch: TrialLaunch) -> tuple[bool, Any | None]:
         """Whether the launch's Job was listed, and the Job of its name listed (None if none)."""
@@ -84,13 +89,14 @@ class Together:
     def _listed(self, kind: str, namespace: str, launch: TrialLaunch) -> list[Any] | None:
         """The listed objects of ``kind`` of the launch's trial, the lists made now if not yet;
         None when the trial is not read together, or its list could not be made."""
-        lists: _Lists | None = getattr(self._local, "lists", None)
+        lists = self._lists.get()
         key = (namespace, launch.uid, launch.number)
         if lists is None or key not in lists.trials:
             return None
-        if kind not in lists.made:
-            lists.made[kind] = self._list(kind, lists.chunks)
-        by_trial, covered = lists.made[kind]
+        with lists.lock:
+            if kind not in lists.made:
+                lists.made[kind] = self._list(kind, lists.chunks)
+            by_trial, covered = lists.made[kind]
         return by_trial.get(key, []) if key in covered else None
 
     def _list(self, kind: str, chunks: list[tuple[str, list[TrialLaunch]]]) -> tuple[dict[Key, list[Any]], set[Key]]:

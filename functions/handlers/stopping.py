@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from functools import partial
 
 from functions.core.errors import KatunaError
-from functions.core.kept_tails import KeptTail
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
+from functions.handlers.tail_reads import Tails, read_in_rounds
 
 log = logging.getLogger("katuna.stopping")
 
@@ -48,15 +48,31 @@ def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: D
 
 def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
     """Stop the workloads of the trials ``numbers`` of the study (that very study: ``uid``)
-    that have ended and are still marked, and clear their marks, in one transaction: a stop
-    that fails raises and leaves them marked. The last lines of their logs are read first,
-    outside the transaction (:func:`_read_tails`: reads of the cluster, which would hold the
-    database's write lock), and kept in it for the trials it stops (a trial is marked with its
-    verdict, so each marked one has ended when it is read). The stop that commits a
-    verdict and the tick may both come for a mark; the one that claims it stops the workloads,
-    the other finds it gone."""
+    that have ended and are still marked, and clear their marks, in a transaction per round of
+    reads (:func:`~functions.handlers.tail_reads.read_in_rounds`; one, unless a log is slow to
+    read): a stop that fails raises and leaves the marks of that round and the later ones. The
+    last lines of their logs are read first, outside the transaction (reads of the cluster,
+    which would hold the database's write lock), and kept in it for the trials it stops (a trial
+    is marked with its verdict, so each marked one has ended when it is read). The stop that
+    commits a verdict and the tick may both come for a mark; the one that claims it stops the
+    workloads, the other finds it gone."""
+    record = stored_study(deps.store, study, uid)
+    if record is None:
+        return
+    trials = [deps.store.get_trial(study, number) for number in numbers]
+    launches = [trial_launch(record, trial) for trial in trials if trial is not None and trial.finished]
+    unread = sorted(set(numbers) - {launch.number for launch in launches})
+    for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain):
+        _stop_read(deps, study, uid, [*unread, *read], tails)
+        unread = []
+    if unread:
+        _stop_read(deps, study, uid, unread, {})
+
+
+def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: Tails) -> None:
+    """In one transaction, claim the marks of the trials ``numbers``, keep the ``tails`` read of
+    those that ended, and stop their workloads."""
     store = deps.store
-    tails = _read_tails(deps, study, uid, numbers)
     with store.transaction():
         record = stored_study(store, study, uid)
         if record is None:
@@ -71,25 +87,6 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
                 if tail is not None:
                     store.keep_tail(launch.study, launch.number, launch.attempt, tail)
             deps.executor.stop_trials(launches, keep=record.spec.trial_template.retain)
-
-
-def _read_tails(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> dict[tuple[int, int], KeptTail]:
-    """The last lines of the log of each ended trial of ``numbers`` that stopping its workload
-    loses (:meth:`~functions.core.ports.Executor.last_lines`), by trial and attempt, their pods
-    listed together (one list, then a log read a trial); a trial another process stops
-    meanwhile is read for nothing."""
-    record = stored_study(deps.store, study, uid)
-    if record is None:
-        return {}
-    trials = [deps.store.get_trial(study, number) for number in numbers]
-    launches = [trial_launch(record, trial) for trial in trials if trial is not None and trial.finished]
-    tails = {}
-    with deps.executor.together(launches):
-        for launch in launches:
-            tail = deps.executor.last_lines(launch, record.spec.trial_template.retain)
-            if tail is not None:
-                tails[launch.number, launch.attempt] = tail
-    return tails
 
 
 def finish_marked(deps: Deps) -> None:
