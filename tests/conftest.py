@@ -70,9 +70,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_stop_taken(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the thirty-ninth migration (when the tick last took each
+    marked trial's stop)."""
+    db.execute("DROP INDEX IF EXISTS trials_stop_taken")
+    if "stop_taken" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN stop_taken")
+
+
 def drop_stopped_at_end_index(db: sqlite_utils.Database) -> None:
     """Take a database back to before the thirty-eighth migration (the index of the trials each
-    study's end stopped)."""
+    study's end stopped), and the thirty-ninth."""
+    drop_stop_taken(db)
     db.execute("DROP INDEX IF EXISTS trials_stopped_at_end")
 
 

@@ -326,6 +326,14 @@ def _migrate_38(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS trials_stopped_at_end ON trials (study) WHERE {STOPPED_AT_END_ROWS}")
 
 
+def _migrate_39(db: sqlite_utils.Database) -> None:
+    """When the tick last took each marked trial's stop (0: not yet), and the marked trials in
+    that order: the tick takes those it tried least recently first, so marks whose stops keep
+    failing starve no other (:func:`functions.handlers.stopping.finish_marked`)."""
+    db.table("trials").add_column("stop_taken", float, not_null_default=0)
+    db.execute("CREATE INDEX trials_stop_taken ON trials (stop_taken, study, number) WHERE stopping = 1")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -349,4 +357,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
-              _migrate_35, _migrate_36, _migrate_37, _migrate_38)
+              _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39)

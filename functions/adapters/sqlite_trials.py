@@ -79,7 +79,7 @@ class SqliteTrials(SqliteStudies):
     @staticmethod
     def _trial(row: dict[str, Any]) -> TrialRecord:
         fields = {k: v for k, v in row.items()
-                  if k not in ("value", "trial_values", "changed", "stopping", *LOG_COLUMNS)}
+                  if k not in ("value", "trial_values", "changed", "stopping", "stop_taken", *LOG_COLUMNS)}
         fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
                       values=loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
@@ -126,8 +126,15 @@ class SqliteTrials(SqliteStudies):
     def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
         """Mark the trials' workloads as still to be stopped (no change of the trials
         themselves: the change feeds see nothing)."""
-        self.db.conn.executemany("UPDATE trials SET stopping = 1 WHERE study = ? AND number = ?",
+        self.db.conn.executemany("UPDATE trials SET stopping = 1, stop_taken = 0 WHERE study = ? AND number = ?",
                                  [(study, number) for number in numbers])
+
+    def take_stopping(self, marks: Sequence[tuple[str, int]], at: float) -> None:
+        """Record that the stops of the marked trials ``marks`` (study, number) were taken at
+        ``at``: :meth:`stopping_trials` gives them after every mark taken earlier, or not yet."""
+        with self.transaction():
+            self.db.conn.executemany("UPDATE trials SET stop_taken = ? WHERE study = ? AND number = ? AND stopping = 1",
+                                     [(at, study, number) for study, number in marks])
 
     def claim_stopping(self, study: str, numbers: Sequence[int]) -> list[int]:
         """Clear the marks of the trials ``numbers``, returning those that were marked: within
@@ -143,11 +150,16 @@ class SqliteTrials(SqliteStudies):
 
     @reading
     def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
-        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of
-        ``study`` alone, when given), by study name, through the index of those marked."""
-        where, args = ("stopping = 1", []) if study is None else ("stopping = 1 AND study = ?", [study])
-        rows = self.db.execute(f"SELECT study, number FROM trials INDEXED BY trials_stopping WHERE {where} "
-                               "ORDER BY study, number LIMIT ?", [*args, limit]).fetchall()
+        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped: of
+        ``study`` alone, when given, by number; else of every study, those whose stops were taken
+        least recently (:meth:`take_stopping`) first, not yet taken before all, through an index
+        of those marked in that order."""
+        if study is None:
+            rows = self.db.execute("SELECT study, number FROM trials INDEXED BY trials_stop_taken WHERE stopping = 1 "
+                                   "ORDER BY stop_taken, study, number LIMIT ?", [limit]).fetchall()
+        else:
+            rows = self.db.execute("SELECT study, number FROM trials INDEXED BY trials_stopping WHERE stopping = 1 "
+                                   "AND study = ? ORDER BY number LIMIT ?", [study, limit]).fetchall()
         return [(study, number) for study, number in rows]
 
     def discard_trial(self, study: str, number: int) -> None:

@@ -168,9 +168,14 @@ class Store(Protocol):
         """Clear the marks of the trials ``numbers``, returning those that were marked (in a
         transaction: of two stops racing for a mark, one claims it)."""
 
+    def take_stopping(self, marks: Sequence[tuple[str, int]], at: float) -> None:
+        """Record that the stops of the marked trials ``marks`` (study, number) were taken at
+        ``at`` (in a transaction of its own)."""
+
     def stopping_trials(self, limit: int, study: str | None = None) -> list[tuple[str, int]]:
-        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped (of
-        ``study`` alone, when given)."""
+        """Up to ``limit`` (study, trial number) whose workloads are still to be stopped: of
+        ``study`` alone, when given, by number; else of every study, those never taken
+        (:meth:`take_stopping`) first, then those taken least recently."""
 
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that was asked for and never started: it is no trial of the study

@@ -33,7 +33,8 @@ from functions.handlers.tail_reads import Tails, read_in_rounds
 log = logging.getLogger("katuna.stopping")
 
 MAX_MARKED = 1_000
-"""Marked trials one tick takes (a stop of their workloads per study), the rest at the next."""
+"""Marked trials one tick takes (a stop of their workloads per study), the rest at the next
+(:func:`finish_marked`)."""
 
 
 def stop_once_stored(record: StudyRecord, trials: Sequence[TrialRecord], deps: Deps) -> None:
@@ -91,15 +92,26 @@ def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: 
 
 def finish_marked(deps: Deps) -> None:
     """The tick's part: stop the workloads still marked (their stop failed, or its process died
-    after the verdict was stored), study by study; a stop that fails again is logged, and tried
-    at the next tick."""
+    after the verdict was stored), study by study, :data:`MAX_MARKED` at most, those never
+    taken first, then those taken least recently: each taken is recorded as such first, so
+    marks whose stops keep failing (a namespace the API server refuses) go behind the others
+    and starve none of them. A stop that fails again is logged (an unforeseen error with its
+    traceback, and the next study's stop goes on), and tried again in its turn."""
+    marks = deps.store.stopping_trials(MAX_MARKED)
+    if not marks:
+        return
+    deps.store.take_stopping(marks, deps.clock())
     marked: dict[str, list[int]] = {}
-    for study, number in deps.store.stopping_trials(MAX_MARKED):
+    for study, number in marks:
         marked.setdefault(study, []).append(number)
     for study, numbers in marked.items():
-        record = stored_study(deps.store, study)
-        if record is not None:
-            _stop_logged(deps, study, record.uid, numbers)
+        try:
+            record = stored_study(deps.store, study)
+            if record is not None:
+                _stop_logged(deps, study, record.uid, numbers)
+        except Exception:  # an unforeseen error of one study's stop ends no tick: the others wait on it
+            log.exception("stopping the workloads of trials %s of study %s; the tick tries again",
+                          ", ".join(map(str, numbers)), study)
 
 
 def stop_study_marked(deps: Deps, study: str) -> None:
