@@ -141,7 +141,8 @@ def test_a_command_that_ends_at_once_never_loses_the_file(tmp_path: Path):
     for _ in range(150):
         done = run_wrapper(tmp_path, ":")
         assert (done.returncode, done.stderr) == (0, "")
-        assert done.stdout.splitlines() == [f"{MARK}acc=1", END_BEGIN, f"{END_MARK}acc=1", END_DONE]
+        assert done.stdout.splitlines() == ["", f"{MARK}acc=1", "", END_BEGIN, "", f"{END_MARK}acc=1", "", END_DONE], \
+            "each line the wrapper prints starts with a carriage return"
 
 
 CATCHES_TERM = r"""while read -r key mask; do

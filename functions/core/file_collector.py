@@ -57,22 +57,22 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
     last=$stop
     if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
     if [ -n "$opened" ]; then
-      while IFS= read -r line <&3; do printf 'katuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
+      while IFS= read -r line <&3; do printf '\rkatuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
       pending=$pending$line
     fi
     if [ -n "$last" ]; then break; fi
     sleep 0.2 >/dev/null 2>&1 <&- 3<&- & wait $!
   done
-  if [ -n "$pending" ]; then printf 'katuna-metrics-file| %s\n' "$pending"; fi
+  if [ -n "$pending" ]; then printf '\rkatuna-metrics-file| %s\n' "$pending"; fi
 ) &
 follower=$!
 while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01; done
 """ + RUN_COMMAND + r"""kill -USR1 "$follower"; wait "$follower"
-printf 'katuna-metrics-begin.\n'
+printf '\rkatuna-metrics-begin.\n'
 if [ -r "$file" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do printf 'katuna-metrics-end| %s\n' "$line"; done <"$file"
+  while IFS= read -r line || [ -n "$line" ]; do printf '\rkatuna-metrics-end| %s\n' "$line"; done <"$file"
 fi
-printf 'katuna-metrics-end.\n'
+printf '\rkatuna-metrics-end.\n'
 exit "$code"
 """
 """``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``. The follower copies each new line of the
@@ -81,7 +81,10 @@ tells the script it is ready (``USR2``, once its own ``USR1`` trap is set) befor
 starts, so a command that ends at once cannot kill it with the ``USR1`` meant to stop it. Then
 the script prints the whole file as it is at the end behind :data:`END_MARK`, between
 :data:`END_BEGIN` and :data:`END_DONE` (both even when there is no file): what Katib's collector
-reads, a file rewritten in place or replaced included (:func:`final_lines`). SIGTERM and SIGINT are caught before the
+reads, a file rewritten in place or replaced included (:func:`final_lines`). Each line the
+script prints starts with a carriage return, where katuna's readers cut a log's lines: the
+trial's own output, which the script shares, may have a line begun and not ended (a progress
+bar redrawn in place), which would otherwise hold the script's line and hide its mark. SIGTERM and SIGINT are caught before the
 command starts: one that came first ends the wrapper with 143 and the command never starts, one
 that comes while it starts is passed on once it has. The script holds no ``$$`` nor ``$(``: the
 kubelet expands those in a container's command (``$$`` to ``$``, ``$(NAME)`` to a variable's
