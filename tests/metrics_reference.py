@@ -21,11 +21,9 @@ def _rfc3339(text: str) -> str | None:
     return text if RFC3339.fullmatch(text) and rfc3339(text) else None
 
 
-def _split_timestamp(line: str) -> tuple[str | None, str]:
-    head, sep, rest = line.partition(" ")
-    if sep and _rfc3339(head):
-        return head, rest
-    return None, line
+def _timestamp(line: str) -> str | None:
+    head, sep, _ = line.partition(" ")
+    return _rfc3339(head) if sep else None
 
 
 def _non_finite(sign: str, rest: str) -> float | None:
@@ -41,7 +39,8 @@ def parse_text(lines: Iterable[str], metrics: Iterable[str], filters: Iterable[s
     for raw in lines:
         if not any(name in raw for name in wanted):
             continue
-        timestamp, line = _split_timestamp(raw.rstrip("\r\n"))
+        line = raw.rstrip("\r\n")
+        timestamp = _timestamp(line)
         pairs: list[tuple[str, float]] = []
         for pattern in patterns:
             for match in pattern.finditer(line):

@@ -17,6 +17,7 @@ from kube_stub import KubeStub
 from waiting import eventually
 
 from functions.core.file_collector import (
+    END_BEGIN,
     END_DONE,
     END_MARK,
     EVENTS_WRAPPER,
@@ -140,7 +141,8 @@ def test_a_command_that_ends_at_once_never_loses_the_file(tmp_path: Path):
     for _ in range(150):
         done = run_wrapper(tmp_path, ":")
         assert (done.returncode, done.stderr) == (0, "")
-        assert done.stdout.splitlines() == [f"{MARK}acc=1", f"{END_MARK}acc=1", END_DONE]
+        assert done.stdout.splitlines() == ["", f"{MARK}acc=1", "", END_BEGIN, "", f"{END_MARK}acc=1", "", END_DONE], \
+            "each line the wrapper prints starts with a carriage return"
 
 
 CATCHES_TERM = r"""while read -r key mask; do

@@ -96,7 +96,8 @@ class PodLogs:
             if response is None and earlier is None:
                 continue
             read = read or not disrupted(pod)
-            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response, shown)
+            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response,
+                                                                       shown or bool(timestamps))
             run = getattr(status_of(pod, container), "restart_count", 0) or 0
             current = marked_lines(pod.metadata.uid, run, lines) if stamped else ((line, None) for line in lines)
             yield pod.metadata.uid, chain(((line, None) for line in earlier or ()), current)
@@ -166,7 +167,7 @@ class PodLogs:
                               limit_bytes=limit_bytes, since_seconds=since)
         if response is None:
             return None
-        return RunningLog(pod.metadata.uid, list(self._streamed(pod.metadata.name, response)))
+        return RunningLog(pod.metadata.uid, list(self._streamed(pod.metadata.name, response, returns=True)))
 
     def tail(self, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
         """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's
@@ -224,7 +225,9 @@ class PodLogs:
 
     def _streamed(self, pod: str, response: BaseHTTPResponse, returns: bool = False) -> Iterator[str]:
         """The lines of a pod's log as its answer streams in (:meth:`_raw`), with their
-        carriage returns kept where ``returns`` asks."""
+        carriage returns kept where ``returns`` asks: always with ``timestamps``, where only
+        the text after a line break has a time ahead of it (the text after a carriage return is
+        then cut off by :func:`~functions.core.log_cursor.returns_cut` where metrics are read)."""
         raw = self._raw(pod, response)
         try:
             yield from bounded_lines(raw, returns=returns)

@@ -57,30 +57,34 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
     last=$stop
     if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
     if [ -n "$opened" ]; then
-      while IFS= read -r line <&3; do printf 'katuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
+      while IFS= read -r line <&3; do printf '\rkatuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
       pending=$pending$line
     fi
     if [ -n "$last" ]; then break; fi
     sleep 0.2 >/dev/null 2>&1 <&- 3<&- & wait $!
   done
-  if [ -n "$pending" ]; then printf 'katuna-metrics-file| %s\n' "$pending"; fi
+  if [ -n "$pending" ]; then printf '\rkatuna-metrics-file| %s\n' "$pending"; fi
 ) &
 follower=$!
 while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01; done
 """ + RUN_COMMAND + r"""kill -USR1 "$follower"; wait "$follower"
+printf '\rkatuna-metrics-begin.\n'
 if [ -r "$file" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do printf 'katuna-metrics-end| %s\n' "$line"; done <"$file"
+  while IFS= read -r line || [ -n "$line" ]; do printf '\rkatuna-metrics-end| %s\n' "$line"; done <"$file"
 fi
-printf 'katuna-metrics-end.\n'
+printf '\rkatuna-metrics-end.\n'
 exit "$code"
 """
 """``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``. The follower copies each new line of the
 file behind :data:`MARK` while the command runs, and stops one full read after it ended; it
 tells the script it is ready (``USR2``, once its own ``USR1`` trap is set) before the command
 starts, so a command that ends at once cannot kill it with the ``USR1`` meant to stop it. Then
-the script prints the whole file as it is at the end behind :data:`END_MARK`, and
-:data:`END_DONE` (even when there is no file): what Katib's collector reads, a file rewritten
-in place or replaced included (:func:`final_lines`). SIGTERM and SIGINT are caught before the
+the script prints the whole file as it is at the end behind :data:`END_MARK`, between
+:data:`END_BEGIN` and :data:`END_DONE` (both even when there is no file): what Katib's collector
+reads, a file rewritten in place or replaced included (:func:`final_lines`). Each line the
+script prints starts with a carriage return, where katuna's readers cut a log's lines: the
+trial's own output, which the script shares, may have a line begun and not ended (a progress
+bar redrawn in place), which would otherwise hold the script's line and hide its mark. SIGTERM and SIGINT are caught before the
 command starts: one that came first ends the wrapper with 143 and the command never starts, one
 that comes while it starts is passed on once it has. The script holds no ``$$`` nor ``$(``: the
 kubelet expands those in a container's command (``$$`` to ``$``, ``$(NAME)`` to a variable's
@@ -89,8 +93,13 @@ value), so the wrapper's own process id is written ``${$}``."""
 END_MARK = "katuna-metrics-end| "
 """What starts each line of the metrics file as the wrapper prints it whole once the command ended."""
 
+END_BEGIN = "katuna-metrics-begin."
+"""The line the wrapper prints before it prints the whole file: an end copy read without it lost
+its start (the kubelet rotated the log while the wrapper printed it, and the API serves only the
+lines since)."""
+
 END_DONE = "katuna-metrics-end."
-"""The line the wrapper prints once it printed the whole file (none, when there was no file)."""
+"""The line the wrapper prints once it printed the whole file (or found no file)."""
 
 
 class NoCommand(PermanentError):
@@ -199,16 +208,25 @@ def file_lines(output: Iterable[str]) -> Iterator[str]:
 class EndCopy:
     """The metrics file as the wrapper printed it whole once the command ended, read from a
     wrapped container's output lines (:meth:`lines`): ``complete`` once its closing line was
-    read (a container killed while printing it has none)."""
+    read (a container killed while printing it has none), ``whole`` once its opening line was
+    read too (a log the kubelet rotated while the wrapper printed the copy, or a wrapper of an
+    earlier katuna, has none)."""
 
     def __init__(self) -> None:
         self.complete = False
+        self.begun = False
+
+    @property
+    def whole(self) -> bool:
+        return self.begun and self.complete
 
     def lines(self, output: Iterable[str]) -> Iterator[str]:
         """The file's lines printed at the end, among ``output``."""
         for line in output:
             if line.startswith(END_MARK):
                 yield line[len(END_MARK):]
+            elif line.rstrip("\n") == END_BEGIN:
+                self.begun = True
             elif line.rstrip("\n") == END_DONE:
                 self.complete = True
 
@@ -217,8 +235,9 @@ def final_lines(read: Callable[[], Iterable[str]]) -> Iterator[str]:
     """The metrics file's lines in a wrapped container's output, which ``read`` reads (twice:
     the output is streamed, never held): the whole file as it was when the command ended, as
     Katib's collector reads it then (a file rewritten in place or replaced gives its last
-    content), when the wrapper printed it to its end; else the lines copied while the command
-    ran (the container was killed first)."""
+    content), when the wrapper printed it to its end (all the log still holds of it, where the
+    kubelet rotated the log while the wrapper printed it: the lines copied before are gone
+    too); else the lines copied while the command ran (the container was killed first)."""
     ended = EndCopy()
     deque(ended.lines(read()), maxlen=0)
     return EndCopy().lines(read()) if ended.complete else file_lines(read())

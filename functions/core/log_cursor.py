@@ -125,6 +125,15 @@ def pieces(lines: Iterable[str]) -> Iterator[tuple[int, int, str, bool]]:
             yield at, same, piece.rstrip("\n"), fresh
 
 
+def returns_cut(texts: Iterable[str]) -> list[str]:
+    """The pieces of a line read with its carriage returns kept (a read with ``timestamps``,
+    where only the text after a line break has a time ahead of it), cut at each one: a progress
+    bar redrawn in place, then a report after its last ``\r``, is read as a reader of the log
+    without times cuts it (:func:`~functions.core.lines.bounded_lines`), and as a local trial's
+    output is read, each piece a line of its own."""
+    return [part for text in texts for part in text.split("\r")]
+
+
 def complete_lines(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
     """``(at, same, pieces)`` of each line of a running log's read (:func:`pieces`) that ended
     within it: the last one may be cut short by the read's limit, and is read on next time."""
@@ -153,6 +162,7 @@ def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list
     for at, same, texts in complete_lines(log.lines):
         if (at, same) <= (cursor.at, cursor.same):
             continue
+        texts = returns_cut(texts)
         lines = list(file_lines(texts)) if launch.metrics_file is not None else texts
         for step, value in counter.steps(parse(lines, [progress.metric])):
             found.append(Report(step, value, Cursor(log.pod, at, same, counter.reports, counter.named)))

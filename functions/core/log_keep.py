@@ -30,7 +30,7 @@ from typing import Any
 
 from functions.core.file_collector import file_lines
 from functions.core.launch import TrialLaunch
-from functions.core.log_cursor import Cursor, RunningLog, complete_lines, pieces
+from functions.core.log_cursor import Cursor, RunningLog, complete_lines, pieces, returns_cut
 from functions.core.metric_summary import Summary
 from functions.core.metrics import Observation, StepCounter, parse_json_lines, parse_text
 from functions.core.spec import Study
@@ -161,7 +161,7 @@ def take(log: RunningLog, parse: Parse, objective: str, after: Cursor | None) ->
     for at, same, texts in complete_lines(log.lines):
         if (at, same) <= (after.at, after.same):
             continue
-        observations = parse(texts)
+        observations = parse(returns_cut(texts))
         found += observations
         deque(counter.steps(observations), maxlen=0)
         cursor = Cursor(log.pod, at, same, counter.reports, counter.named)
@@ -179,10 +179,12 @@ def lost_run(kept: Kept, counted: frozenset[str]) -> bool:
 def unread(output: Iterable[tuple[str, Iterable[str]]], kept: Kept) -> Iterator[tuple[str, bool]]:
     """Each piece of each line of an ended attempt's output (``(pod, lines)`` for each of its
     pods, each line behind the time it was written, as a read with ``timestamps`` gives it),
-    without its time, and whether it is past what was kept of its pod's log (its observations
-    are not kept yet). A last line without its line break counts as a line: the container ended."""
+    without its time, cut at its carriage returns (:func:`~functions.core.log_cursor.returns_cut`),
+    and whether it is past what was kept of its pod's log (its observations are not kept yet). A
+    last line without its line break counts as a line: the container ended."""
     for pod, lines in output:
         cursor = kept.of(pod)
         position = (cursor.at, cursor.same) if cursor is not None else (0, 0)
         for at, same, text, _ in pieces(lines):
-            yield text, (at, same) > position
+            for part in returns_cut([text]):
+                yield part, (at, same) > position

@@ -3,7 +3,8 @@ them per metric, in bounded memory).
 
 Text lines follow Katib's default rule: ``name=value`` pairs matched by
 :data:`KATIB_DEFAULT_FILTER`, names compared exactly, an optional leading RFC 3339
-timestamp. A ``step`` or ``epoch`` key on the same line marks the other values as
+timestamp, which stays part of the line the filters are matched against, as in Katib's
+collector (a study's filter may read it, or be anchored at the line's start). A ``step`` or ``epoch`` key on the same line marks the other values as
 intermediate values of that step; without one, each report of the objective is a step of its
 own, counted as Katib counts them (:class:`StepCounter`, which counts every report where a
 study asks, as a Katib Experiment with median stopping does). JSON lines hold one object per line,
@@ -79,11 +80,10 @@ def json_timestamp(value: object) -> str | None:
     return f"{instant}.{fraction}Z" if fraction else f"{instant}Z"
 
 
-def _split_timestamp(line: str) -> tuple[str | None, str]:
-    head, sep, rest = line.partition(" ")
-    if sep and rfc3339(head):
-        return head, rest
-    return None, line
+def _timestamp(line: str) -> str | None:
+    """The RFC 3339 timestamp ``line`` starts with, before its first space, else None."""
+    head, sep, _ = line.partition(" ")
+    return rfc3339(head) if sep else None
 
 
 def _as_float(value: Any) -> float | None:
@@ -132,7 +132,8 @@ def parse_text(
     for raw in lines:
         if (equals and "=" not in raw) or not any(name in raw for name in wanted):
             continue
-        timestamp, line = _split_timestamp(raw.rstrip("\r\n"))
+        line = raw.rstrip("\r\n")
+        timestamp = _timestamp(line)
         pairs: list[tuple[str, float]] = []
         for matches in found:
             for name, text, end in matches(line):

@@ -266,12 +266,14 @@ def metric_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     """``MARK DIRECTORY NAMES``: print each record under the directory that one of the metric
-    names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar."""
+    names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar. Each
+    line starts with a carriage return, where katuna's readers cut lines, so a last line the
+    trial's command left unended does not hold the first record."""
     mark, directory, names = argv
     metrics = json.loads(names)
     for record in directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr)):
         if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
-            sys.stdout.write(mark + json.dumps(record) + "\n")
+            sys.stdout.write("\r" + mark + json.dumps(record) + "\n")
     sys.stdout.flush()
 
 

@@ -47,7 +47,9 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
     Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
     they count with those of the lines read now past them; but where the File collector's
     wrapper printed the whole metrics file once the command ended, that file alone gives them,
-    as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`).
+    as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`), unless
+    the log read now lost the copy's start to the kubelet's rotation: then the file's lines
+    kept as the running log was read give them.
 
     With ``log_start``, where the attempt's cluster log began is read with it (:attr:`Output.start`).
 
@@ -141,7 +143,7 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kep
             if new:
                 summary.add(parse_line([text]))
             whole.add(parse_file(ended.lines([text])))
-        return whole if ended.complete else summary, list(tail), size
+        return whole if ended.whole else summary, list(tail), size
 
     def output() -> Iterator[str]:
         for line in deps.executor.output(launch):
