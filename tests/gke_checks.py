@@ -1,7 +1,7 @@
 """What GKE validates in the node-pool requests the stand-in (:mod:`gke_stub`) is sent, and how it
-refuses them: a pool name, machine type, accelerators, labels, disk, taints, service account,
-workload metadata mode and autoscaling limits GKE would not take get its 400s, in GKE's JSON
-error (:func:`error`)."""
+refuses them: a pool name, machine type, accelerators, labels, disk (too small or too large),
+taints, service account, workload metadata mode and autoscaling limits GKE would not take get
+its 400s, in GKE's JSON error (:func:`error`)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ NODES_PER_ZONE = 1000
 """GKE's documented limit of nodes per node pool zone (its quotas and limits page), which no quota raises."""
 MIN_DISK_GB = 10
 """``NodeConfig.disk_size_gb``: "The smallest allowed disk size is 10GB"."""
+MAX_DISK_GB = 65536
+"""The largest disk Compute Engine makes of the types GKE boots nodes from (balanced, SSD and
+standard Persistent Disk, Hyperdisk Balanced: 64 TiB); the refusal's wording is the stand-in's."""
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
@@ -146,6 +149,8 @@ def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-centr
     disk = int(config.get("diskSizeGb") or 0)
     if disk and disk < MIN_DISK_GB:
         raise invalid("node_pool.config.disk_size_gb", disk, f"The smallest allowed disk size is {MIN_DISK_GB}GB.")
+    if disk > MAX_DISK_GB:
+        raise invalid("node_pool.config.disk_size_gb", disk, f"The largest allowed disk size is {MAX_DISK_GB}GB.")
     for taint in config.get("taints", []):
         if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
             raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")

@@ -53,6 +53,10 @@ INSTANCE_TYPES_MOST = 20
 reference); the refusal's wording is the stand-in's."""
 AL2023_SNAPSHOT_GB = 20
 """The root snapshot of EKS's Amazon Linux 2023 AMIs, in GiB: the smallest boot disk EKS takes."""
+VOLUME_MOST_GB = 16384
+"""The largest gp2 or gp3 volume a launch template's block device takes ("gp2 and gp3: 1 -
+16,384 GiB", EC2's ``LaunchTemplateEbsBlockDeviceRequest``): EC2 launches no node with a larger
+boot volume."""
 
 
 _MODEL = botocore.session.get_session().get_service_model("eks")
@@ -133,10 +137,15 @@ def check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> Non
 
 def check_disk(cluster: str, group: str, size: int | None) -> None:
     """EKS refuses a boot disk smaller than its AMI's root snapshot: 20 GiB for Amazon Linux 2023
-    (awslabs/amazon-eks-ami#1581), in its own words (seen in cilium/cilium#43051)."""
+    (awslabs/amazon-eks-ami#1581), in its own words (seen in cilium/cilium#43051). A boot
+    volume above :data:`VOLUME_MOST_GB` is refused too: EC2 would refuse every launch of the
+    group's nodes, which would never come (the wording is the stand-in's)."""
     if size is not None and size < AL2023_SNAPSHOT_GB:
         raise invalid(cluster, group, f"Volume of size {size}GB is smaller than snapshot 'snap-0al2023root', "
                                       f"expect size>= {AL2023_SNAPSHOT_GB}GB")
+    if size is not None and size > VOLUME_MOST_GB:
+        raise invalid(cluster, group, f"Volume of size {size}GiB is too large for a gp2 or gp3 volume; the largest is "
+                                      f"{VOLUME_MOST_GB}GiB")
 
 
 def check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:

@@ -68,6 +68,7 @@ def test_a_pool_name_gke_does_not_accept_is_refused(api, gke_api: GkeStub, name:
     ({"config__labels": {"team": "v" * 64}}, "Kubernetes' syntax"),
     ({"config__labels": {f"label-{n:02}": "v" * 63 for n in range(15)}}, "1024 characters in all"),
     ({"config__disk_size_gb": 5}, "smallest allowed disk size is 10GB"),
+    ({"config__disk_size_gb": 65537}, "largest allowed disk size is 65536GB"),
     ({"config__taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "EFFECT_UNSPECIFIED"}]},
      "A taint needs a key and an effect"),
     ({"autoscaling__total_max_node_count": 3001}, "at most 1000 nodes per zone (3 zone(s) here)"),

@@ -102,6 +102,22 @@ def test_a_disk_smaller_than_the_amis_root_snapshot_is_refused_by_eks_and_by_kat
     assert pools.ensure(spot_pool(disk_size_gb=20), owner="5e0f9b2c7d41").created
 
 
+@pytest.mark.slow
+def test_a_disk_larger_than_ec2s_largest_boot_volume_is_refused_by_eks_and_by_katuna_at_submission(aws, pools):
+    with pytest.raises(NodePoolFailed, match="EKS refused the request: InvalidParameterException: Volume of size "
+                                             "16385GiB is too large"):
+        pools.ensure(spot_pool(disk_size_gb=16385), owner="5e0f9b2c7d41")
+    definition = study_definition(name="huge-disk", nodePool={"provider": "eks", "diskSizeGb": 16385})
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [(
+        "nodePool.diskSizeGb", "expected at most 16384 for an EKS node group: EC2 launches no node with a gp2 or gp3 "
+                               "boot volume above 16,384 GiB")]
+    definition["nodePool"] = {"provider": "eks", "diskSizeGb": 16384}
+    assert parse_study(definition).node_pool.disk_size_gb == 16384
+    assert pools.ensure(spot_pool(disk_size_gb=16384), owner="5e0f9b2c7d41").created
+
+
 def in_subnets(pools: eks.EksNodePools, subnets: tuple[str, ...], cluster: str = "tuning") -> eks.EksNodePools:
     """The adapter of ``cluster`` told to create its node groups in ``subnets``."""
     return eks.EksNodePools(eks_requests.EksCluster(cluster, subnets, ROLE), pools.eks, pools.autoscaling, pools.ec2)

@@ -5,6 +5,7 @@ pools do is checked by the contract in tests/test_conformance_nodepools.py."""
 from __future__ import annotations
 
 import pytest
+from conftest import study_definition
 from gke_operations import BUSY
 from gke_stub import GkeStub
 from google.api_core.client_options import ClientOptions
@@ -13,8 +14,9 @@ from google.auth.exceptions import RefreshError, TransportError
 from google.cloud import container_v1
 from waiting import eventually
 
-from functions.core.errors import TemporaryError
+from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
+from functions.core.validate import parse_study
 from infra import gke, gke_requests
 
 CLUSTER = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
@@ -74,6 +76,21 @@ def test_the_request_is_built_purely_and_sent_unchanged():
                         "location_policy": "ANY"},
         "management": {"auto_repair": True, "auto_upgrade": True},
     }}
+
+
+def test_a_disk_larger_than_compute_engines_largest_is_refused_by_gke_and_by_katuna_at_submission(
+        gke_api: GkeStub, pools: gke.GkeNodePools):
+    with pytest.raises(NodePoolFailed, match="GKE refused the request: .*disk_size_gb.*65537"):
+        pools.ensure(spot_pool(disk_size_gb=65537))
+    assert gke_api.pools == {}
+    definition = study_definition(name="huge-disk", nodePool={"provider": "gke", "diskSizeGb": 65537})
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [(
+        "nodePool.diskSizeGb", "expected at most 65536 for a GKE node pool: Compute Engine's largest disk is 64 TiB")]
+    definition["nodePool"] = {"provider": "gke", "diskSizeGb": 65536}
+    assert parse_study(definition).node_pool.disk_size_gb == 65536
+    assert pools.ensure(spot_pool(disk_size_gb=65536)).created
 
 
 def test_on_demand_capacity_is_balanced_across_zones(gke_api: GkeStub, pools: gke.GkeNodePools):

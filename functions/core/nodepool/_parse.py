@@ -98,9 +98,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     most = _most_nodes(provider, limits.eks)
     if max_nodes is not None and not 1 <= max_nodes <= most:
         r.fail(join(path, "maxNodes"), _too_many(provider, most))
-    least = MIN_DISK_GB.get(provider or GKE, MIN_DISK_GB[GKE])
-    if disk is not None and disk < least:
-        r.fail(join(path, "diskSizeGb"), f"expected at least {least}" + (EKS_DISK_WHY if provider == EKS else ""))
+    if disk is not None:
+        _check_disk(r, path, provider, disk)
     labels = _labels(r, item, path, provider, name)
     machines = _machines(r, item, path, provider)
     accelerators = _accelerators(r, item, path, machines[0] if provider == GKE and machines else None)
@@ -138,6 +137,24 @@ MIN_DISK_GB = {GKE: 10, EKS: 20}
 """The smallest boot disk each provider takes, in GiB."""
 EKS_DISK_WHY = (" for an EKS node group: EKS refuses a disk smaller than its Amazon Linux 2023 AMIs' root "
                 "snapshot (20 GiB)")
+MAX_DISK_GB = {GKE: 65536, EKS: 16384}
+"""The largest boot disk each provider's nodes can have, in GiB: Compute Engine's largest
+balanced, SSD and Hyperdisk Balanced disk (64 TiB), what GKE's boot disks are; on EKS, the
+largest gp2 or gp3 volume a launch template's block device takes ("gp2 and gp3: 1 - 16,384
+GiB", EC2's ``LaunchTemplateEbsBlockDeviceRequest``), which katuna's template sizes. A larger
+disk is no study's to ask: GKE refuses the pool, and EC2 every launch of an EKS group's nodes,
+which then never come."""
+_MAX_DISK_WHY = {GKE: " for a GKE node pool: Compute Engine's largest disk is 64 TiB",
+                 EKS: " for an EKS node group: EC2 launches no node with a gp2 or gp3 boot volume above 16,384 GiB"}
+
+
+def _check_disk(r: Reader, path: str, provider: str | None, disk: int) -> None:
+    """A boot disk the provider's nodes can have (:data:`MIN_DISK_GB`, :data:`MAX_DISK_GB`)."""
+    least, most = MIN_DISK_GB.get(provider or GKE, MIN_DISK_GB[GKE]), MAX_DISK_GB.get(provider or GKE, MAX_DISK_GB[GKE])
+    if disk < least:
+        r.fail(join(path, "diskSizeGb"), f"expected at least {least}" + (EKS_DISK_WHY if provider == EKS else ""))
+    elif disk > most:
+        r.fail(join(path, "diskSizeGb"), f"expected at most {most}" + _MAX_DISK_WHY.get(provider or "", ""))
 
 
 def _most_nodes(provider: str | None, quotas: EksQuotas) -> int:
