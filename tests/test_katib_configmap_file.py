@@ -299,11 +299,14 @@ def test_an_alias_bomb_in_a_later_document_is_refused():
     assert message.startswith("too large to read: the document stands for more than")
 
 
-def test_a_later_documents_yaml_error_names_its_line():
-    text = runnable() + "---\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n  a: c\n"
-    [message] = _refusal(text)
-    assert message == (f"the document beginning at line {len(runnable().splitlines()) + 1}: data.a: duplicate key "
-                       "'a'; each key may appear once in a mapping")
+@pytest.mark.parametrize("before", ["", "third"])
+def test_a_later_documents_yaml_error_names_its_line(before: str):
+    """Second or third, a document's YAML error names the line it begins at, never a field of the study."""
+    first = runnable() if before else EXPERIMENT
+    for bad in ("---\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n  a: c\n",
+                "---\napiVersion: v1\nkind: ConfigMap\ndata:\n  a: yes\n"):
+        [message] = _refusal(first + bad)
+        assert message.startswith(f"the document beginning at line {len(first.splitlines()) + 1}: data.a: "), message
 
 
 def test_a_posted_file_is_refused_with_the_same_problems(tmp_path: Path):
@@ -311,7 +314,9 @@ def test_a_posted_file_is_refused_with_the_same_problems(tmp_path: Path):
     with app_client(tmp_path / "served.db") as client:
         answer = client.post("/studies", data=text.encode(), content_type="application/yaml")
         assert answer.status_code in (400, 422), answer.get_data(as_text=True)
-        assert {p["path"]: p["message"] for p in answer.get_json()["problems"]} == _problems(text)
+        posted = {p["path"]: p["message"] for p in answer.get_json()["problems"]}
+        assert posted == _problems(text)
+        assert "is not the ConfigMap the study reads its trial template from" in posted[""]
         assert client.get(f"/studies/{NAME}").status_code == 404
 
 

@@ -27,7 +27,7 @@ def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
     found: yaml.Node | None = None
     while not loader.check_event(yaml.StreamEndEvent):
         start = loader.peek_event().start_mark
-        node = loader.compose_document()
+        node = _later(loader, start.line + 1) if found is not None else loader.compose_document()
         if empty(node):
             continue
         if found is not None:
@@ -35,6 +35,15 @@ def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
         found = node
     loader.get_event()  # the stream's end
     return found
+
+
+def _later(loader: yaml.SafeLoader, line: int) -> yaml.Node | None:
+    """A document after the one with something in it: a YAML error of it is one of a stream of
+    several documents, which its reader (:mod:`yaml_documents`) names by the line it begins at."""
+    try:
+        return loader.compose_document()
+    except yaml.YAMLError as exc:
+        raise SeveralDocuments(line) from exc
 
 
 def empty(node: yaml.Node | None) -> bool:
