@@ -28,7 +28,7 @@ from functions.cli_common import (
     writing_output,
 )
 from functions.cli_output import print_result
-from functions.core import bounded_yaml
+from functions.core import bounded_yaml, template_sources
 from functions.core.assignments import parse_assignments
 from functions.core.documents import Path as DocumentPath
 from functions.core.errors import (
@@ -39,13 +39,14 @@ from functions.core.errors import (
     StudyRunsElsewhere,
 )
 from functions.core.field_lines import field_lines, located
-from functions.core.formats import in_definition, load_definition, parse_text
+from functions.core.formats import in_definition
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.records import COMPLETED, STOPPED, StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study, known_results
 from functions.core.store_port import stored_study
+from functions.core.study_file import parse_file
 from functions.core.trial_cap import admit
 from functions.core.trial_identity import study_problems
 from functions.core.validate import none_stored
@@ -85,11 +86,11 @@ def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_st
 
     source = _StudyFile(file, read_text(file, settings.max_body, "a YAML or JSON text file"))
     try:
-        definition = parse_text(source.text)
+        definition, given = parse_file(source.text)
         if "name" not in definition and not STUDY_FIELDS & definition.keys():
             fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
-        return *load_definition(definition, read, settings.limits, stored), source
+        return *template_sources.load(definition, None, settings.limits, stored, given, read), source
     except InvalidStudy as exc:
         _problems(source, exc)
 

@@ -37,6 +37,7 @@ from functions.core.katib_template import NO_CLUSTER
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.stored import study_from_dict
+from functions.core.study_file import parse_file
 from functions.core.template_sources import SOURCE_ANNOTATION, ClusterTemplates, load
 from functions.settings import Settings
 
@@ -193,6 +194,43 @@ def test_posting_an_experiment_to_a_cluster_service_stores_the_template_inline(s
     assert study["trialTemplateSource"] == "ConfigMap team/templates, key job.yaml"
     assert "${trialParameters.lr}" in study["definition"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
         "containers"][0]["command"]
+
+
+def with_its_configmap(definition: dict, mode: str) -> str:
+    """``definition`` and the ConfigMap ``team/templates`` it names in one file, as ``kubectl apply -f``
+    takes them; the file's ``job.yaml`` runs the trial with ``--mode mode``."""
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "templates", "namespace": "team"},
+                  "data": {"job.yaml": job_template(mode)}}
+    return yaml.safe_dump_all([definition, config_map])
+
+
+FROM_FILE = "ConfigMap team/templates, key job.yaml, given in the submitted file"
+
+
+def test_the_configmap_of_the_submitted_file_wins_over_the_clusters(cluster: KubeStub):
+    """The file is what its author applies: its ConfigMap is the template, and the cluster's
+    ConfigMap of the same name, which holds another, is not read."""
+    definition, given = parse_file(with_its_configmap(experiment("cm-file"), "from-file"))
+    _, stored = load(definition, templates(cluster), given=given)
+    command = stored["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[-2:] == ["--mode", "from-file"]
+    assert stored["metadata"]["annotations"][SOURCE_ANNOTATION] == FROM_FILE
+    _, from_cluster = load(experiment("cm-file"), templates(cluster))
+    assert from_cluster["spec"]["trialTemplate"]["trialSpec"] != stored["spec"]["trialTemplate"]["trialSpec"]
+
+
+@pytest.mark.slow
+def test_a_file_posted_to_a_cluster_service_runs_the_template_of_its_own_configmap(service: Service,
+                                                                                  cluster: KubeStub):
+    status, created = service.json("POST", "/studies", body=with_its_configmap(experiment("cm-posted"), "file"),
+                                   headers={"Content-Type": "application/yaml"})
+    assert status == 201, created
+    assert service.wait_for("cm-posted", timeout=90)["status"] == "completed"
+    assert service.json("GET", "/studies/cm-posted")[1]["trialTemplateSource"] == FROM_FILE
+    jobs = [job for name, job in cluster.created_jobs.items() if name.startswith("cm-posted-")]
+    assert len(jobs) == 2
+    for job in jobs:
+        assert job["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--mode", "file"]
 
 
 REFUSED = {

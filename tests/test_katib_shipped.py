@@ -3,7 +3,8 @@ file given to ``katuna run``, the same text posted to ``POST /studies``. The fil
 ``tests/data/katib_examples/shipped/`` are copied unchanged from kubeflow/katib (commit
 ``33c8ff4``): ``examples/v1beta1/hp-tuning/random.yaml``,
 ``examples/v1beta1/trial-template/trial-configmap-source.yaml`` and the ``trial-templates``
-ConfigMap it reads (``manifests/v1beta1/components/controller/trial-templates.yaml``)."""
+ConfigMap it reads (``manifests/v1beta1/components/controller/trial-templates.yaml``), which
+``tests/test_katib_configmap_file.py`` submits in one file."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import app_client
 from http_helpers import run_katuna
 
-from functions.core.errors import InvalidStudy, UnparseableStudy
+from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 
 SHIPPED = Path(__file__).parent / "data" / "katib_examples" / "shipped"
@@ -25,43 +25,6 @@ PRIMARY = "spec.trialTemplate.trialSpec.spec.template.spec.containers[0]"
 
 def _environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
-
-
-def _with_its_configmap() -> str:
-    """Katib's ConfigMap example and the ConfigMap it reads in one file, as ``kubectl apply -f``
-    takes them; the Experiment's document begins at its own ``---``."""
-    return (SHIPPED / "trial-templates.yaml").read_text() + "\n" + (SHIPPED / "trial-configmap-source.yaml").read_text()
-
-
-def _second_document_line(text: str) -> int:
-    """The line (from 1) of the ``---`` that begins the text's second document."""
-    separators = [number for number, line in enumerate(text.splitlines(), 1) if line.rstrip() == "---"]
-    return separators[1]
-
-
-def test_a_file_holding_the_experiment_and_its_configmap_is_refused_as_two_documents(tmp_path: Path):
-    """``kubectl apply -f`` takes a file of several documents; katuna takes one study, so such a
-    file is refused saying so and where the next document begins, never as text that is no
-    YAML, and nothing is stored or run."""
-    text = _with_its_configmap()
-    line = _second_document_line(text)
-    with pytest.raises(UnparseableStudy) as refused:
-        load_study(text)
-    [problem] = refused.value.problems
-    assert problem.message.startswith(f"holds more than one YAML document (the next begins at line {line}")
-    assert "not valid YAML" not in problem.message
-    file = tmp_path / "experiment.yaml"
-    file.write_text(text)
-    done = run_katuna("run", str(file), "--db", str(tmp_path / "k.db"), cwd=tmp_path, env=_environ())
-    assert done.returncode == 2, done
-    assert f"holds more than one YAML document (the next begins at line {line}" in done.stderr
-    assert not (tmp_path / "k.db").exists()
-    with app_client(tmp_path / "served.db") as client:
-        answer = client.post("/studies", data=text.encode(), content_type="application/yaml")
-        assert answer.status_code == 400, answer.get_data(as_text=True)
-        [posted] = answer.get_json()["problems"]
-        assert posted["message"] == problem.message
-        assert client.get("/studies/trial-configmap-source").status_code == 404
 
 
 @pytest.mark.parametrize("around", [("", "---\n"), ("", "---\n...\n---\n"), ("---\n", "")])

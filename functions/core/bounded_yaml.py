@@ -126,6 +126,15 @@ class _BoundedLoader(yaml.SafeLoader):
                                    "are expanded")
         return node
 
+    @property
+    def max_chars(self) -> int:
+        """Characters of text the stream may stand for, aliases expanded."""
+        return self._max_chars
+
+    def weight(self, node: yaml.Node) -> tuple[int, int]:
+        """The nodes a composed ``node`` stands for and the characters of their text, aliases expanded."""
+        return self._weigh(node)
+
     def _weigh(self, node: yaml.Node) -> tuple[int, int]:
         """The nodes ``node`` stands for and the characters of their text, aliases expanded (a
         node an alias names again counts again), kept for each node once composed."""
@@ -246,6 +255,10 @@ class _CoreLoader(_BoundedLoader):
         if self.ambiguous:
             raise yaml_core.Ambiguities(self.ambiguous)
         return data
+
+
+CoreLoader = _CoreLoader
+"""The loader :func:`load` reads a document with, for a reader of several (:mod:`yaml_documents`)."""
 
 
 class Dumper(yaml.SafeDumper):

@@ -14,7 +14,7 @@ import re
 
 import yaml
 
-from functions.core import bounded_yaml
+from functions.core import bounded_yaml, yaml_documents, yaml_streams
 from functions.core.documents import Path
 from functions.core.errors import Problem
 
@@ -28,11 +28,31 @@ def field_lines(text: str) -> dict[Path, int]:
     or where every field is on one line (JSON written by a program), which a line tells nothing of."""
     try:
         root = bounded_yaml.compose(text)
+    except yaml_streams.SeveralDocuments:
+        root = _study_node(text)
     except yaml.YAMLError:
         return {}
     lines: dict[Path, int] = {}
     _walk(root, (), lines)
     return lines if len(set(lines.values())) > 1 else {}
+
+
+def _study_node(text: str) -> yaml.Node | None:
+    """The study's document of a file that gives ConfigMaps beside it (:mod:`study_file`): the
+    first that is no ConfigMap; None where none is, or where the text is no YAML."""
+    try:
+        nodes = yaml_documents.compose_all(text)
+    except yaml.YAMLError:
+        return None
+    return next((node for node in nodes if not _config_map(node)), None)
+
+
+def _config_map(node: yaml.Node) -> bool:
+    if not isinstance(node, yaml.MappingNode):
+        return False
+    fields = {key.value: value.value for key, value in node.value
+              if isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)}
+    return fields.get("apiVersion") == "v1" and fields.get("kind") == "ConfigMap"
 
 
 def _walk(node: yaml.Node | None, path: Path, lines: dict[Path, int]) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core, yaml_streams
+from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core, yaml_documents, yaml_streams
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.json_keys import unique_keys
 from functions.core.limits import DEFAULTS, Limits
@@ -36,8 +37,22 @@ def parse_text(text: str) -> dict[str, Any]:
     """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping: an empty text
     is unparseable (``UnparseableStudy``), a document of another kind (a list, a number, ``null``)
     an invalid study whose problem is at its top level (path ``""``)."""
-    try:
+    with yaml_problems():
         data = bounded_yaml.load(text)
+    if not text.strip():
+        raise UnparseableStudy([Problem("", "the definition is empty: expected a study as YAML or JSON")])
+    if not isinstance(data, dict):
+        raise InvalidStudy([Problem("", "expected a mapping at the top level of the study definition, "
+                                        f"got {kind_of(data)}")])
+    return data
+
+
+@contextmanager
+def yaml_problems() -> Iterator[None]:
+    """The YAML errors of reading a study's text as the study's problems: a value too large or
+    one YAML 1.1 and 1.2 read differently at its path, the rest unparseable."""
+    try:
+        yield
     except bounded_yaml.DuplicateKey as exc:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
     except bounded_yaml.NumberTooLarge as exc:
@@ -46,19 +61,13 @@ def parse_text(text: str) -> dict[str, Any]:
         raise InvalidStudy([Problem(found.path, found.message) for found in exc.found]) from exc
     except bounded_yaml.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
-    except yaml_streams.SeveralDocuments as exc:
+    except (yaml_streams.SeveralDocuments, yaml_documents.InDocument, yaml_documents.TooManyDocuments) as exc:
         raise UnparseableStudy([Problem("", str(exc))]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {bounded_yaml.describe(exc)}")]) from exc
-    if not text.strip():
-        raise UnparseableStudy([Problem("", "the definition is empty: expected a study as YAML or JSON")])
-    if not isinstance(data, dict):
-        raise InvalidStudy([Problem("", "expected a mapping at the top level of the study definition, "
-                                        f"got {_kind(data)}")])
-    return data
 
 
-def _kind(data: object) -> str:
+def kind_of(data: object) -> str:
     """What a definition's top level holds instead of a mapping, in words."""
     if data is None:
         return "null (or no document)"

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob, template
+from functions.core import bounded_yaml, given_templates, katib, resources, studyjob, template
 from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem
@@ -38,6 +38,7 @@ from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.source_annotation import SOURCE_ANNOTATION, annotated_source
 from functions.core.spec import Study
+from functions.core.study_file import GivenConfigMap
 from functions.core.validate import none_stored
 
 CONFIG_MAP = "spec.trialTemplate.configMap"
@@ -49,14 +50,17 @@ DEFAULT_WORKER_TEMPLATE = "defaultWorkerTemplate.yaml"
 MAX_NAME = 253
 
 def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: Limits = DEFAULTS,
-         stored: Callable[[str], bool] = none_stored) -> tuple[Study, dict[str, Any]]:
+         stored: Callable[[str], bool] = none_stored, given: Sequence[GivenConfigMap] = (),
+         read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
     """The validated study of ``definition`` with any template held in a ConfigMap read from
-    ``cluster`` (None: no cluster to read from), and the definition to store (the template
-    inline). Every problem is reported at once: those of reading the template, then the rest.
-    ``stored`` tells whether a study of a name is stored already (:func:`functions.core.validate.parse_study`)."""
-    resolved, problems = inline(definition, cluster)
+    the ConfigMaps ``given`` in its file, else from ``cluster`` (None: no cluster to read from),
+    and the definition to store (the template inline). Every problem is reported at once: those
+    of reading the template, then the rest. ``stored`` tells whether a study of a name is stored
+    already (:func:`functions.core.validate.parse_study`); ``read_file`` reads a warm start's
+    file (the CLI's reader)."""
+    resolved, problems = inline(definition, cluster, given)
     try:
-        study, _ = load_definition(resolved, limits=limits, stored=stored)
+        study, _ = load_definition(resolved, read_file, limits, stored)
     except InvalidStudy as exc:
         if not problems:
             raise
@@ -67,11 +71,15 @@ def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: L
     return study, resolved
 
 
-def inline(definition: dict[str, Any], cluster: ClusterTemplates | None) -> tuple[dict[str, Any], list[Problem]]:
+def inline(definition: dict[str, Any], cluster: ClusterTemplates | None, given: Sequence[GivenConfigMap] = ()
+           ) -> tuple[dict[str, Any], list[Problem]]:
     """``definition`` with the template its ConfigMap holds given inline and the source annotated,
-    and the problems of reading it (then the definition is returned as it was). Unchanged
-    without a cluster, or when the template is inline already."""
+    and the problems of reading it (then the definition is returned as it was): from the
+    ConfigMaps ``given`` in its file where there are any (:mod:`given_templates`), else from
+    ``cluster``. Unchanged without either, or when the template is inline already."""
     kind = _kind(definition)
+    if given:
+        return _from_file(definition, kind, given)
     if kind is None:
         return definition, []
     out = _unannotated(definition)
@@ -81,6 +89,19 @@ def inline(definition: dict[str, Any], cluster: ClusterTemplates | None) -> tupl
     if kind == "Experiment":
         return _experiment(out, spec, cluster)
     return _studyjob(out, spec, cluster.read, cluster.home)
+
+
+def _from_file(definition: dict[str, Any], kind: str | None, given: Sequence[GivenConfigMap]
+               ) -> tuple[dict[str, Any], list[Problem]]:
+    """The Experiment's template read from the ConfigMap of its file it names, as from a cluster's."""
+    out = _unannotated(definition) if kind is not None else definition
+    read, found, problems = given_templates.reader(out, kind == "Experiment", given)
+    spec = out.get("spec")
+    if problems or not isinstance(spec, Mapping):
+        return out, problems
+    if read is None or found is None:  # the reference lacks a field, which the reading names
+        return _experiment(out, spec, ClusterTemplates(lambda namespace, name: None, home=""))
+    return _experiment(out, spec, ClusterTemplates(read, home=""), f" (line {found.line} of the file)")
 
 
 def as_stored(edited: dict[str, Any], stored: Mapping[str, Any], home: str) -> dict[str, Any]:
@@ -153,12 +174,13 @@ def _source(namespace: Any, name: Any, key: Any) -> str:
     return f"ConfigMap {namespace}/{name}, key {key}"
 
 
-def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: ClusterTemplates
+def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: ClusterTemplates, where: str = ""
                 ) -> tuple[dict[str, Any], list[Problem]]:
     """Katib's ``trialTemplate.configMap``: each of its fields required (Katib's webhook), and,
     as Katib sets no default conditions for a template it has not read, both conditions too; a
     namespace the resource may not take a template from is refused unread
-    (:meth:`ClusterTemplates.refusal`)."""
+    (:meth:`ClusterTemplates.refusal`). ``where`` follows the ConfigMap's name in messages and in
+    the source annotation, for one given in the study's file."""
     trial = spec.get("trialTemplate")
     given = trial.get("configMap") if isinstance(trial, Mapping) else None
     if given is None or not isinstance(trial, Mapping) or trial.get("trialSpec") is not None:
@@ -178,24 +200,24 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: Cl
     if refused is not None:
         return definition, [Problem(f"{CONFIG_MAP}.configMapNamespace", refused)]
     text, problems = _read(cluster.read, namespace, name, key, f"{CONFIG_MAP}.configMapName",
-                           f"{CONFIG_MAP}.configMapNamespace", f"{CONFIG_MAP}.templatePath")
+                           f"{CONFIG_MAP}.configMapNamespace", f"{CONFIG_MAP}.templatePath", where)
     if text is None:
         return definition, problems
     try:
         trial_spec, plain = bounded_yaml.load_plain(text, _substituted)
     except yaml.YAMLError as exc:
-        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
+        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name}{where} "
                                                                    f"is not valid YAML: {bounded_yaml.describe(exc)}")]
     if not isinstance(trial_spec, Mapping):
-        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
+        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name}{where} "
                                                                    "holds no trialSpec: expected a mapping "
                                                                    "(apiVersion, kind, spec)")]
     inlined = {k: v for k, v in trial.items() if k != "configMap"}
     inlined["trialSpec"] = trial_spec
     typed_paths = [list(path) for path in plain if not _string_only(path)]
     typed = json.dumps(typed_paths) if typed_paths else None
-    return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, _source(namespace, name, key),
-                      typed), []
+    source = _source(namespace, name, key) + (", given in the submitted file" if where else "")
+    return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, source, typed), []
 
 
 def _string_only(path: Path) -> bool:
@@ -233,7 +255,7 @@ def _worker_source(template: Mapping[str, Any], home: str) -> str:
 
 
 def _read(read: ReadConfigMap, namespace: Any, name: Any, key: Any, name_path: str, namespace_path: str,
-          key_path: str) -> tuple[str | None, list[Problem]]:
+          key_path: str, where: str = "") -> tuple[str | None, list[Problem]]:
     """The text at ``key`` of the ConfigMap, or the problems naming the field at fault."""
     for value, path in ((name, name_path), (namespace, namespace_path), (key, key_path)):
         if not isinstance(value, str) or len(value) > MAX_NAME or "/" in value or value in (".", ".."):
@@ -246,5 +268,5 @@ def _read(read: ReadConfigMap, namespace: Any, name: Any, key: Any, name_path: s
         return None, [Problem(name_path, f"no ConfigMap {name!r} in namespace {namespace!r}")]
     if not isinstance(data.get(key), str):
         keys = ", ".join(sorted(map(str, data))) or "none"
-        return None, [Problem(key_path, f"ConfigMap {namespace}/{name} has no key {key!r}; its keys: {keys}")]
+        return None, [Problem(key_path, f"ConfigMap {namespace}/{name}{where} has no key {key!r}; its keys: {keys}")]
     return data[key], []

@@ -1,8 +1,8 @@
 """A YAML stream read as kubectl reads a file holding one object: documents that hold nothing (a
 ``---`` ending the file, or two in a row) are passed over, and a second document that holds
 something is refused as such, naming the line it begins at, never as text that is no YAML.
-A study is one document: a file holding an Experiment and the ConfigMap its trial template is
-read from, as ``kubectl apply -f`` takes them, is refused saying so."""
+A study file of several documents, an Experiment and the ConfigMap its trial template is read
+from, is read by :mod:`functions.core.study_file`, which takes this refusal as its cue."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ class SeveralDocuments(yaml.YAMLError):
 
     def __init__(self, line: int) -> None:
         self.line = line
-        super().__init__(f"holds more than one YAML document (the next begins at line {line}): expected one study; "
-                         "apply the others (a ConfigMap a trial template is read from, say) with kubectl, or put "
-                         "each study in a file of its own")
+        super().__init__(f"holds more than one YAML document (the next begins at line {line}): expected one")
 
 
 def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
@@ -29,8 +27,8 @@ def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
     found: yaml.Node | None = None
     while not loader.check_event(yaml.StreamEndEvent):
         start = loader.peek_event().start_mark
-        node = loader.compose_document()
-        if _empty(node):
+        node = _later(loader, start.line + 1) if found is not None else loader.compose_document()
+        if empty(node):
             continue
         if found is not None:
             raise SeveralDocuments(start.line + 1)
@@ -39,7 +37,16 @@ def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
     return found
 
 
-def _empty(node: yaml.Node | None) -> bool:
+def _later(loader: yaml.SafeLoader, line: int) -> yaml.Node | None:
+    """A document after the one with something in it: a YAML error of it is one of a stream of
+    several documents, which its reader (:mod:`yaml_documents`) names by the line it begins at."""
+    try:
+        return loader.compose_document()
+    except yaml.YAMLError as exc:
+        raise SeveralDocuments(line) from exc
+
+
+def empty(node: yaml.Node | None) -> bool:
     """Whether a document holds nothing: no node, or the empty plain scalar YAML reads as null
     where a document has no content (an explicit ``null`` or ``~`` is something)."""
     return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL and node.value == ""

@@ -17,11 +17,12 @@ from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.application import Application
 from functions.core.errors import FollowsResource, LogGone, MalformedRequest, StudyNotFound
-from functions.core.formats import decode, parse_text
+from functions.core.formats import decode
 from functions.core.launch import trial_launch
 from functions.core.pareto import best_after
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
+from functions.core.study_file import parse_file
 from functions.core.template_sources import load
 from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
@@ -82,8 +83,9 @@ def create_study():
     trials run on Kubernetes, and stored inline. List values that clash are refused only in a
     study not stored yet (:func:`functions.core.validate.parse_study`)."""
     runtime = _runtime()
-    spec, definition = load(parse_text(decode(request.get_data())), runtime.templates, runtime.settings.limits,
-                            partial(has_study, runtime.store()))
+    submitted, given = parse_file(decode(request.get_data()))
+    spec, definition = load(submitted, runtime.templates, runtime.settings.limits, partial(has_study, runtime.store()),
+                            given)
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)
