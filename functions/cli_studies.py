@@ -36,7 +36,7 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_filters import asked_listing, filter_options
-from functions.cli_trial_table import trial_table
+from functions.cli_trial_table import print_trials, trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.lines import bounded_lines
@@ -174,15 +174,22 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
     store, record = with_study(db, name)
     try:
         query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
-        listed = _Page(keyed_listing(store, name, with_front(store, record, query), key, TRIALS_READ,
-                                     None if limit is None else limit + 1), limit)
-        rows = iter(listed)
+        query = with_front(store, record, query)
+        pages: list[_Page] = []
+
+        def listing() -> Iterator[TrialRecord]:
+            """The page asked for, read anew at each call (a table of many trials reads it again)."""
+            pages.append(_Page(keyed_listing(store, name, query, key, TRIALS_READ,
+                                             None if limit is None else limit + 1), limit))
+            return iter(pages[-1])
+
         if as_json:
-            print_json_list(trial_view(t) for t in rows)
+            print_json_list(trial_view(t) for t in listing())
         else:
-            shown = _as_interrupted(rows) if _interrupted(store, record, db) else rows
+            interrupted = _interrupted(store, record, db)
             with writing_output():
-                console.print(trial_table(record, list(shown)))
+                print_trials(console, record, lambda: _as_interrupted(listing()) if interrupted else listing())
+        listed = pages[-1]
         if listed.more:
             tell(f"more trials follow: the next page is --after {key_text(query.sort, listed.last)} (with the "
                  "same options)")
