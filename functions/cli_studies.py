@@ -41,6 +41,7 @@ from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.lines import bounded_lines
 from functions.core.overwrites import overwritten_lines
+from functions.core.pareto import front_marks
 from functions.core.records import (
     KUBERNETES,
     RUNS_ON,
@@ -53,7 +54,7 @@ from functions.core.records import (
 from functions.core.resources import Origin
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import study_view, trial_view
+from functions.core.views import marked_view, study_view, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -184,7 +185,7 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
             return iter(pages[-1])
 
         if as_json:
-            print_json_list(trial_view(t) for t in listing())
+            print_json_list(map(marked_view(front_marks(store, record)), listing()))
         else:
             interrupted = _interrupted(store, record, db)
             with writing_output():
@@ -235,7 +236,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
     found = best_trials(store, record)
     store.close()
     if as_json:
-        views = [trial_view(t) for t in found]
+        views = [trial_view(t, pareto=True if record.spec.multi_objective else None) for t in found]
         print_json(None if not views else views if record.spec.multi_objective else views[0])
         sys.exit(0 if found else 1)
     if not found:

@@ -220,3 +220,28 @@ def test_katuna_trials_lists_the_front_alone_with_pareto(app):
     refused = CliRunner().invoke(main, ["trials", "one", "--db", str(db), "--pareto"])
     assert refused.exit_code == 2
     assert "'--pareto'" in refused.output and "needs several objectives" in refused.output
+
+
+def test_every_json_of_a_multi_objective_studys_trials_says_whether_each_is_on_the_front(app):
+    """The API's listing, its best trials and a trial of its own, ``katuna trials --json``,
+    ``best --json`` and ``show --json`` mark each trial as the table and the CSV export do; a
+    study of one objective, which has no front, has no such field."""
+    _, client, db = app
+    marks = {n: n in FRONT for n in range(TRIALS)}
+    listed = documented(client.get("/studies/mo/trials?limit=1000"))
+    assert {t["number"]: t["pareto"] for t in listed} == marks
+    assert {t["number"]: t["pareto"] for t in client.get("/studies/mo/best").get_json()} == {n: True for n in FRONT}
+    assert [client.get(f"/studies/mo/trials/{n}").get_json()["pareto"] for n in (FRONT[0], 0, 1)] == [True, False,
+                                                                                                    False]
+    assert {t["pareto"] for t in client.get("/studies/mo").get_json()["best"]} == {True}
+    cli = {args[0]: CliRunner().invoke(main, [*args, "--db", str(db), "--json"]) for args in
+           (("trials", "mo"), ("best", "mo"), ("show", "mo"))}
+    assert {t["number"]: t["pareto"] for t in json.loads(cli["trials"].stdout)} == marks
+    assert {t["number"]: t["pareto"] for t in json.loads(cli["best"].stdout)} == {n: True for n in FRONT}
+    assert {t["pareto"] for t in json.loads(cli["show"].stdout)["best"]} == {True}
+    one = [*client.get("/studies/one/trials").get_json(), *client.get("/studies/one/best").get_json(),
+           client.get("/studies/one/trials/2").get_json(),
+           *json.loads(CliRunner().invoke(main, ["trials", "one", "--db", str(db), "--json"]).stdout)]
+    assert one and not [t for t in one if "pareto" in t]
+    schema = client.get("/openapi.json").get_json()["components"]["schemas"]["Trial"]["properties"]
+    assert schema["pareto"]["type"] == "boolean"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
@@ -15,9 +16,11 @@ from functions.core.store_port import Store
 from functions.core.trial_cap import grid_cover, shown_cap
 
 
-def trial_view(trial: TrialRecord) -> dict[str, Any]:
-    """A trial's fields; a trial of population-based training's also its generation and parent."""
+def trial_view(trial: TrialRecord, pareto: bool | None = None) -> dict[str, Any]:
+    """A trial's fields; a trial of population-based training's also its generation and parent,
+    and one of a multi-objective study (``pareto`` given) whether it is on the Pareto front."""
     lineage = {} if trial.generation is None else {"generation": trial.generation, "parent": trial.parent}
+    lineage |= {} if pareto is None else {"pareto": pareto}
     return {
         "number": trial.number,
         "state": trial.state,
@@ -33,6 +36,14 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
         "imageDigest": trial.image_digest,
         "peakMemory": trial.peak_memory,
     } | lineage
+
+
+def marked_view(front: Collection[int] | None) -> Callable[[TrialRecord], dict[str, Any]]:
+    """:func:`trial_view`, with whether each trial is on the Pareto ``front`` where the study has
+    one (:func:`functions.core.pareto.front_marks`), as every listing of trials marks it."""
+    if front is None:
+        return trial_view
+    return lambda trial: trial_view(trial, trial.number in front)
 
 
 def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
@@ -116,7 +127,7 @@ def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
         best = best_trials(store, record)
         return {"best": trial_view(best[0]) if best else None}
     shown, size = front_sample(store, record)
-    return {"best": [trial_view(t) for t in shown], "frontSize": size}
+    return {"best": [trial_view(t, pareto=True) for t in shown], "frontSize": size}
 
 
 def node_pool_view(store: Store, record: StudyRecord) -> dict[str, Any] | None:
