@@ -6,9 +6,10 @@ rich would draw them."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import IO, Literal
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions
@@ -74,6 +75,36 @@ class Measure:
 
 UNCAPPED = 1 << 62
 """The most width of a column that has none."""
+
+
+class Spill:
+    """Rows kept in a temporary file as they pass, to be read back a line at a time: a table
+    of any number of rows is drawn, once measured, without holding them. A row's cells hold
+    neither a NUL nor a line break (values are printable, and made one line), which part them
+    there. The file has no name, and is gone once closed (or its process is)."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+
+    def passing(self, rows: Iterable[list[str]]) -> Iterator[list[str]]:
+        """``rows``, each written as it passes, in place of those written before."""
+        self.close()
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed by close)
+        for row in rows:
+            self._file.write("\0".join(row) + "\n")
+            yield row
+
+    def rows(self, count: int) -> Iterator[list[str]]:
+        """The rows written last, each cut to its first ``count`` cells."""
+        if self._file is None:
+            return iter([])
+        self._file.seek(0)
+        return (line[:-1].split("\0")[:count] for line in self._file)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def measured(rows: Iterable[list[str]], columns: int) -> Measure:

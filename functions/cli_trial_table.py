@@ -23,7 +23,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from functions.cli_table_widths import Column, Layout, drawable, fitted, measured, table_width
+from functions.cli_table_widths import Column, Layout, Spill, drawable, fitted, measured, table_width
 from functions.core import pbt
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
@@ -63,9 +63,9 @@ PRINTED = 500
 def print_trials(console: Console, record: StudyRecord, listing: Callable[[], Iterator[TrialRecord]]) -> None:
     """The table of the trials ``listing`` reads (each call reads them anew), printed in the
     memory of :data:`HELD` trials at any study size: up to them as :func:`trial_table`; past
-    them, the rows measured as they are read, then read again and printed :data:`PRINTED` at a
-    time, in the widths measured (a trial written in between, wider than its column, folds as
-    a long cell does). A study of more trials is read two or three times."""
+    them, each row is measured as it is read and formatted, and kept in a temporary file, then
+    printed from there :data:`PRINTED` at a time. A table too wide for the output reads the
+    trials a second time, for its narrow layout."""
     first = listing()
     held = list(islice(first, HELD + 1))
     if len(held) <= HELD:
@@ -74,10 +74,21 @@ def print_trials(console: Console, record: StudyRecord, listing: Callable[[], It
     passes = [chain(held, first)]
     del held
     table = _TrialTable(record.spec, lambda: passes.pop() if passes else listing(), None)
+    try:
+        _print_spilled(console, table)
+    finally:
+        table.close()
+
+
+def _print_spilled(console: Console, table: _TrialTable) -> None:
+    """The table laid out, then printed a page of rows at a time: drawn, or where rich must lay
+    it out (an output too narrow for it), as rich's tables, the headers atop the first alone."""
     layout = table.layout(console, console.options)
     if not layout.drawable:
-        for rows in _batched(table.rows(layout.wide)):
-            console.print(table.rich_table(layout, rows))
+        for page, rows in enumerate(_batched(table.rows(layout.wide))):
+            shown = table.rich_table(layout, rows)
+            shown.show_header = page == 0
+            console.print(shown)
         return
     console.print(_Drawn(list(layout.head_lines(console, console.options))))
     for rows in _batched(table.rows(layout.wide)):
@@ -139,6 +150,7 @@ class _TrialTable:
         self._reasoned = False
         self._with_lineage = title is None and spec.algorithm.name == pbt.NAME
         self._held: tuple[bool, list[list[str]]] | None = None
+        self._spill = Spill()
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         layout = self.layout(console, options)
@@ -164,10 +176,10 @@ class _TrialTable:
         return Layout(wide, columns, widths, head, drawable(columns, widths, natural))
 
     def rows(self, wide: bool) -> Iterator[list[str]]:
-        """The trials' rows, wide or narrow: those of trials held formatted once, those of a
-        listing read anew and formatted as they are read."""
+        """The trials' rows, wide or narrow, each formatted once: those of trials held kept in
+        memory, those of a listing in the file they were spilled to as they were measured."""
         if self._trials is None:
-            return self._listed_rows(wide)
+            return self._spill.rows(len(self._columns(wide)))
         if self._held is None or self._held[0] != wide:
             self._held = (wide, [self._row(t, wide) for t in self._trials])
         return iter(self._held[1])
@@ -178,16 +190,22 @@ class _TrialTable:
         widths = layout.widths if min(layout.widths) > 0 else None
         return self._table(layout.columns, rows, layout.head.min_width or 0, widths)
 
-    def _listed_rows(self, wide: bool) -> Iterator[list[str]]:
+    def close(self) -> None:
+        """Delete the file a listing's rows were spilled to, if any."""
+        self._spill.close()
+
+    def _listed(self, wide: bool) -> Iterator[list[str]]:
+        """The rows of a listing, read anew and formatted as they are read."""
         for trial in self._listing():
             self._reasoned = self._reasoned or bool(trial.reason)
             yield self._row(trial, wide)
 
     def _measured(self, wide: bool) -> tuple[list[Column], list[int], list[list[str]]]:
         """The columns, their natural widths and the rows rich measures them by. A listing's
-        rows are measured with a reason column, which is left out after where no trial had a
-        reason."""
-        measure = measured(self.rows(wide), len(self._columns(wide)))
+        rows are measured as they are spilled (:class:`Spill`: what :meth:`rows` reads after),
+        with a reason column, which is left out after where no trial had a reason."""
+        rows = self.rows(wide) if self._trials is not None else self._spill.passing(self._listed(wide))
+        measure = measured(rows, len(self._columns(wide)))
         dropped = self._trials is None and self._with_reason and not self._reasoned
         self._with_reason = self._with_reason and not dropped
         columns = self._columns(wide)
