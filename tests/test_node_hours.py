@@ -4,6 +4,7 @@ a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
 from __future__ import annotations
 
 import calendar
+import math
 import os
 import re
 import subprocess
@@ -289,6 +290,10 @@ def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
     with pytest.raises(InvalidStudy, match=r"nodePool.pricePerNodeHour: expected a price from 0 to 1,000,000,000,000 "
                                            r"per node-hour, got 1e\+308"):
         parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 1e308}))
+    for no_price, shown in ((math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")):
+        with pytest.raises(InvalidStudy, match=r"nodePool.pricePerNodeHour: expected a price from 0 to "
+                                               rf"1,000,000,000,000 per node-hour, got {shown}$"):
+            parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": no_price}))
 
 
 def test_a_currency_is_a_code_of_three_capital_letters_beside_a_price():
