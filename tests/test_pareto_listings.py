@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import study_definition
+from http_helpers import Service
 from test_api_trial_filters import documented
 
 from functions.adapters.web import create_app
@@ -245,3 +246,26 @@ def test_every_json_of_a_multi_objective_studys_trials_says_whether_each_is_on_t
     assert one and not [t for t in one if "pareto" in t]
     schema = client.get("/openapi.json").get_json()["components"]["schemas"]["Trial"]["properties"]
     assert schema["pareto"]["type"] == "boolean"
+
+
+def test_the_served_trial_page_says_whether_the_trial_is_on_the_front(tmp_path: Path):
+    """Through ``katuna serve`` (gunicorn): a trial's page of a multi-objective study says whether
+    it is on the front, as its JSON does, and links the front; a study of one objective's says
+    nothing of a front."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    add_study(runtime, "mo", TWO, EVERY)
+    add_study(runtime, "one", {"metric": "loss", "direction": "minimize"},
+              [TrialRecord("one", 0, {"x": 0.1}, COMPLETE, values=[1.0], metrics={"loss": 1.0})])
+    runtime.close()
+    service = Service(tmp_path, workers=1)
+    try:
+        for number, said in ((FRONT[0], "on it"), (0, "not on it")):
+            status, _, page = service.request("GET", f"/ui/studies/mo/trials/{number}")
+            shown = re.search(r'<dd id="trial-pareto">(.*?)</dd>', page.decode(), re.S)
+            assert status == 200 and shown and shown.group(1).startswith(said), page.decode()[:2000]
+            assert service.json("GET", f"/studies/mo/trials/{number}")[1]["pareto"] is (said == "on it")
+        assert "/ui/studies/mo/trials?pareto=1" in service.request("GET", f"/ui/studies/mo/trials/{FRONT[0]}")[2].decode()
+        status, _, page = service.request("GET", "/ui/studies/one/trials/0")
+        assert status == 200 and b"trial-pareto" not in page
+    finally:
+        service.close()
