@@ -147,7 +147,11 @@ def node_pool_view(store: Store, record: StudyRecord) -> dict[str, Any] | None:
 
 def figure(value: float) -> str:
     """Node-hours or money as the CLI and the dashboard show them: two decimals, thousands grouped
-    (``1,080,000.00``, never ``1.08e+06``)."""
+    (``1,080,000.00``, never ``1.08e+06``); a figure above 0 that two decimals would show as
+    ``0.00`` (a few minutes of a node, their cost at a cent an hour) with its first two digits
+    (``0.0017``), so that what was measured, or cost something, never reads as nothing."""
+    if 0 < abs(value) < 0.005:
+        return f"{Decimal(f'{value:.2g}'):f}"
     return f"{value:,.2f}"
 
 
