@@ -54,7 +54,7 @@ from functions.core.records import (
 from functions.core.resources import Origin
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import marked_view, study_view, trial_view
+from functions.core.views import marked_view, study_view, trial_detail, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -127,10 +127,16 @@ def studies(db: str | None, as_json: bool) -> None:
 
 @click.command(cls=ReadingCommand)
 @click.argument("name")
+@click.argument("number", type=click.IntRange(0, MAX_STORED_INT), required=False)
 @db_option
 @json_option
-def show(name: str, db: str | None, as_json: bool) -> None:
-    """Show a study: status, trial counts, best trial, stop reason."""
+def show(name: str, number: int | None, db: str | None, as_json: bool) -> None:
+    """Show a study: status, trial counts, best trial, stop reason. With NUMBER, its trial
+    NUMBER: its state, attempt, reason, the runs it lost to disruptions and each value it
+    reported, in order (--json: as GET /studies/NAME/trials/NUMBER)."""
+    if number is not None:
+        _show_trial(name, number, db, as_json)
+        return
     store, record = with_study(db, name)
     view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
@@ -143,6 +149,26 @@ def show(name: str, db: str | None, as_json: bool) -> None:
         return
     with writing_output():
         print_study(console, _as_seen(view), record, front)
+
+
+def _show_trial(name: str, number: int, db: str | None, as_json: bool) -> None:
+    """``katuna show NAME NUMBER``: the trial's view with its lost runs and observations; exit 1
+    where the study has no such trial."""
+    from functions.cli_trial_detail import print_trial
+
+    store, record = with_study(db, name)
+    try:
+        trial = store.get_trial(name, number)
+        if trial is None:
+            fail(f"study {name!r} has no trial {number}")
+        view = trial_detail(store, record, trial)
+    finally:
+        store.close()
+    if as_json:
+        print_json(view)
+        return
+    with writing_output():
+        print_trial(console, name, view)
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from functions.core import pbt
-from functions.core.pareto import best_trials, front_sample
+from functions.core.pareto import best_trials, front_marks, front_sample
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
@@ -53,6 +53,17 @@ def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
     lost = store.lost_pods(trial.study, trial.number).of(trial.attempt)
     return [{"pod": uid, "cause": disruption.cause, "message": disruption.message}
             for uid, disruption in lost.items()]
+
+
+def trial_detail(store: Store, record: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
+    """A trial's view (marked on or off the Pareto front of a multi-objective study) with the
+    runs its attempt lost (:func:`lost_runs`) and each value it reported, in order: ``GET
+    /studies/{name}/trials/{number}`` and ``katuna show NAME NUMBER --json``."""
+    view = marked_view(front_marks(store, record))(trial)
+    view["lostRuns"] = lost_runs(store, trial)
+    view["observations"] = [{"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
+                            for o in store.observations(trial.study, trial.number)]
+    return view
 
 
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:

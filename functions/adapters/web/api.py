@@ -25,7 +25,7 @@ from functions.core.store_port import has_study
 from functions.core.template_sources import load
 from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import lost_runs, marked_view, study_view
+from functions.core.views import marked_view, study_view, trial_detail
 
 blueprint = Blueprint("api", __name__)
 
@@ -190,13 +190,7 @@ def find_trial(name: str, number: int):
 @blueprint.get("/studies/<name>/trials/<trial:number>")
 def get_trial(name: str, number: int):
     record, trial = find_trial(name, number)
-    view = marked_view(front_marks(_runtime().store(), record))(trial)
-    view["lostRuns"] = lost_runs(_runtime().store(), trial)
-    view["observations"] = [
-        {"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
-        for o in _runtime().store().observations(name, number)
-    ]
-    return jsonify(view)
+    return jsonify(trial_detail(_runtime().store(), record, trial))
 
 
 @blueprint.get("/studies/<name>/trials/<trial:number>/logs")
