@@ -265,6 +265,9 @@ def test_a_caller_of_another_account_is_refused_as_documented(client):
 
 
 def test_every_error_katuna_raises_has_its_code_in_the_document():
+    """Every error of the service's own code (``functions``): the scripts of ``infra`` have
+    errors of their own, which no answer carries, and a test run in the same process may have
+    imported them."""
     for module in pkgutil.walk_packages(functions.__path__, "functions."):
         if module.name != "functions.__main__":
             importlib.import_module(module.name)
@@ -272,7 +275,8 @@ def test_every_error_katuna_raises_has_its_code_in_the_document():
     while pending:
         for subclass in pending.pop().__subclasses__():
             pending.append(subclass)
-            seen.add(error_code(subclass.__new__(subclass)))
+            if subclass.__module__.startswith("functions."):
+                seen.add(error_code(subclass.__new__(subclass)))
     assert seen - {"katuna_error"} <= set(ERROR_CODES), seen - set(ERROR_CODES)
 
 
