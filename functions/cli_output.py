@@ -145,7 +145,8 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                            + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
         if pool["nodeHours"] is not None:
             cost = cost_text(pool)
-            console.print(f"node-hours: {figure(pool['nodeHours'])} measured on {pool['nodesSeen']} nodes "
+            nodes = f"{pool['nodesSeen']} node{'' if pool['nodesSeen'] == 1 else 's'}"
+            console.print(f"node-hours: {figure(pool['nodeHours'])} measured on {nodes} "
                           f"({pool['nodesRunning']} up){', ' + cost if cost else ''}", highlight=False)
         elif pool["nodesProblem"]:
             console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)

@@ -36,11 +36,12 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_filters import asked_listing, filter_options
-from functions.cli_trial_table import trial_table
+from functions.cli_trial_table import print_trials, trial_table
 from functions.core.errors import KatunaError, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.lines import bounded_lines
 from functions.core.overwrites import overwritten_lines
+from functions.core.pareto import front_marks
 from functions.core.records import (
     KUBERNETES,
     RUNS_ON,
@@ -53,7 +54,7 @@ from functions.core.records import (
 from functions.core.resources import Origin
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import study_view, trial_view
+from functions.core.views import marked_view, study_view, trial_detail, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -126,10 +127,16 @@ def studies(db: str | None, as_json: bool) -> None:
 
 @click.command(cls=ReadingCommand)
 @click.argument("name")
+@click.argument("number", type=click.IntRange(0, MAX_STORED_INT), required=False)
 @db_option
 @json_option
-def show(name: str, db: str | None, as_json: bool) -> None:
-    """Show a study: status, trial counts, best trial, stop reason."""
+def show(name: str, number: int | None, db: str | None, as_json: bool) -> None:
+    """Show a study: status, trial counts, best trial, stop reason. With NUMBER, its trial
+    NUMBER: its state, attempt, reason, the runs it lost to disruptions and each value it
+    reported, in order (--json: as GET /studies/NAME/trials/NUMBER)."""
+    if number is not None:
+        _show_trial(name, number, db, as_json)
+        return
     store, record = with_study(db, name)
     view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
@@ -142,6 +149,26 @@ def show(name: str, db: str | None, as_json: bool) -> None:
         return
     with writing_output():
         print_study(console, _as_seen(view), record, front)
+
+
+def _show_trial(name: str, number: int, db: str | None, as_json: bool) -> None:
+    """``katuna show NAME NUMBER``: the trial's view with its lost runs and observations; exit 1
+    where the study has no such trial."""
+    from functions.cli_trial_detail import print_trial
+
+    store, record = with_study(db, name)
+    try:
+        trial = store.get_trial(name, number)
+        if trial is None:
+            fail(f"study {name!r} has no trial {number}")
+        view = trial_detail(store, record, trial)
+    finally:
+        store.close()
+    if as_json:
+        print_json(view)
+        return
+    with writing_output():
+        print_trial(console, name, view)
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
@@ -174,15 +201,22 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
     store, record = with_study(db, name)
     try:
         query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
-        listed = _Page(keyed_listing(store, name, with_front(store, record, query), key, TRIALS_READ,
-                                     None if limit is None else limit + 1), limit)
-        rows = iter(listed)
+        query = with_front(store, record, query)
+        pages: list[_Page] = []
+
+        def listing() -> Iterator[TrialRecord]:
+            """The page asked for, read anew at each call (a table of many trials reads it again)."""
+            pages.append(_Page(keyed_listing(store, name, query, key, TRIALS_READ,
+                                             None if limit is None else limit + 1), limit))
+            return iter(pages[-1])
+
         if as_json:
-            print_json_list(trial_view(t) for t in rows)
+            print_json_list(map(marked_view(front_marks(store, record)), listing()))
         else:
-            shown = _as_interrupted(rows) if _interrupted(store, record, db) else rows
+            interrupted = _interrupted(store, record, db)
             with writing_output():
-                console.print(trial_table(record, list(shown)))
+                print_trials(console, record, lambda: _as_interrupted(listing()) if interrupted else listing())
+        listed = pages[-1]
         if listed.more:
             tell(f"more trials follow: the next page is --after {key_text(query.sort, listed.last)} (with the "
                  "same options)")
@@ -228,7 +262,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
     found = best_trials(store, record)
     store.close()
     if as_json:
-        views = [trial_view(t) for t in found]
+        views = [trial_view(t, pareto=True if record.spec.multi_objective else None) for t in found]
         print_json(None if not views else views if record.spec.multi_objective else views[0])
         sys.exit(0 if found else 1)
     if not found:

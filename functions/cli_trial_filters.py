@@ -5,6 +5,7 @@ argument it stands for, and a refusal names the option."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,8 +63,9 @@ def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, 
     pairs += [pair for field, high in highs for pair in (("field", field), ("min", ""), ("max", high))]
     for label in labels:
         name, equals, value = label.partition("=")
-        if not equals:
-            raise click.BadParameter(f"expected NAME=VALUE, got {label!r:.40}", param_hint="'--param'")
+        if not equals or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, a categorical parameter's NAME and one of its values, "
+                                     f"got {label!r:.40}", param_hint="'--param'")
         pairs.append((f"param:{name}", value))
     pairs += [(name, text) for name, text in (("order", order), ("after", after)) if text is not None]
     pairs += [("pareto", "true")] if pareto else []
@@ -71,4 +73,22 @@ def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, 
         return parse_listing(spec, Arguments(pairs))
     except MalformedRequest as exc:
         argument = str(exc).split(":")[0].split()[0]
-        raise click.BadParameter(str(exc), param_hint=f"'{_OPTION_OF.get(argument, argument)}'") from None
+        raise click.BadParameter(_in_options_words(str(exc), argument),
+                                 param_hint=f"'{_OPTION_OF.get(argument, argument)}'") from None
+
+
+_PARAM_WORDS = ((re.compile(r"^param:|(?:(?<=expected )|(?<=, ))param:"), ""),
+                (re.compile(r"a min/max range filters \(field (param:[^)]*)\)"), r"--min/--max \1 filters"),
+                (re.compile(r"param:<name> takes"), "--param takes"))
+"""A refusal of ``param:<name>`` in the words of ``--param``, which takes the parameter's name alone."""
+
+
+def _in_options_words(message: str, argument: str) -> str:
+    """The API's refusal of ``argument`` as the option standing for it says it, which click
+    names before it: without the argument's name (``order: ...``), and a categorical
+    parameter's name without the API's ``param:`` (:data:`_PARAM_WORDS`)."""
+    if argument != "param":
+        return message.removeprefix(f"{argument}: ")
+    for pattern, words in _PARAM_WORDS:
+        message = pattern.sub(words, message)
+    return message

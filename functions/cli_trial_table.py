@@ -12,17 +12,18 @@ made one line (:func:`_one_line`), so a trial is a row.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import chain, islice
+from typing import Any
 
 from rich import box
-from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from functions.cli_table_widths import Column, Layout, Spill, drawable, fitted, measured, table_width
 from functions.core import pbt
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
@@ -51,6 +52,65 @@ def trial_table(record: StudyRecord, trials: Sequence[TrialRecord], title: str |
     return _TrialTable(record.spec, trials, title)
 
 
+HELD = 2_000
+"""Trials ``katuna trials`` holds to print them as one table; a listing of more is printed a
+page at a time (:func:`print_trials`)."""
+
+PRINTED = 500
+"""Rows of a listing of more than :data:`HELD` trials printed at a time."""
+
+
+def print_trials(console: Console, record: StudyRecord, listing: Callable[[], Iterator[TrialRecord]]) -> None:
+    """The table of the trials ``listing`` reads (each call reads them anew), printed in the
+    memory of :data:`HELD` trials at any study size: up to them as :func:`trial_table`; past
+    them, each row is measured as it is read and formatted, and kept in a temporary file, then
+    printed from there :data:`PRINTED` at a time. A table too wide for the output reads the
+    trials a second time, for its narrow layout."""
+    first = listing()
+    held = list(islice(first, HELD + 1))
+    if len(held) <= HELD:
+        console.print(_TrialTable(record.spec, held, None))
+        return
+    passes = [chain(held, first)]
+    del held
+    table = _TrialTable(record.spec, lambda: passes.pop() if passes else listing(), None)
+    try:
+        _print_spilled(console, table)
+    finally:
+        table.close()
+
+
+def _print_spilled(console: Console, table: _TrialTable) -> None:
+    """The table laid out, then printed a page of rows at a time: drawn, or where rich must lay
+    it out (an output too narrow for it), as rich's tables, the headers atop the first alone."""
+    layout = table.layout(console, console.options)
+    if not layout.drawable:
+        for page, rows in enumerate(_batched(table.rows(layout.wide))):
+            shown = table.rich_table(layout, rows)
+            shown.show_header = page == 0
+            console.print(shown)
+        return
+    console.print(_Drawn(list(layout.head_lines(console, console.options))))
+    for rows in _batched(table.rows(layout.wide)):
+        console.print(_Drawn([Segment(line) for row in rows for line in layout.lines(console, row)]))
+    console.print(_Drawn([Segment(layout.foot())]))
+
+
+def _batched(rows: Iterator[list[str]]) -> Iterator[list[list[str]]]:
+    while batch := list(islice(rows, PRINTED)):
+        yield batch
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """Lines of a table already drawn, printed as they are."""
+
+    segments: list[Segment]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.segments
+
+
 def split_reason(reason: str) -> tuple[list[str], list[str]]:
     """A trial's reason as its own lines (the first, then the last lines the trial printed,
     where it has them), and the notes of its earlier attempts that follow."""
@@ -70,17 +130,6 @@ def reason_cell(reason: str) -> str:
     return lines[0] if lines else ""
 
 
-@dataclass(frozen=True)
-class _Column:
-    """A column as rich is told of it: its header, and how its cells are laid out."""
-
-    header: str
-    justify: Literal["left", "right"] = "left"
-    no_wrap: bool = False
-    overflow: Literal["ellipsis", "fold"] = "ellipsis"
-    max_width: int | None = None
-
-
 class _TrialTable:
     """A table of trials laid out for the width it is printed in: a column for each value,
     metric and parameter where they fit side by side; else a column for each value, and the
@@ -90,43 +139,95 @@ class _TrialTable:
     A parameter a trial does not have (its ``when`` did not hold) shows as ``—`` in its column
     and is left out of a list; a value or metric not measured (yet) is blank."""
 
-    def __init__(self, spec: Study, trials: Sequence[TrialRecord], title: str | None) -> None:
+    def __init__(self, spec: Study, trials: Sequence[TrialRecord] | Callable[[], Iterable[TrialRecord]],
+                 title: str | None) -> None:
         self._spec = spec
-        self._trials = trials
+        self._trials = trials if isinstance(trials, Sequence) else None
+        self._listing = trials if callable(trials) else lambda: trials
         self._title = title
         self._title_width = Text.from_markup(title).cell_len if title else 0
-        self._with_reason = title is None and any(t.reason for t in trials)
+        self._with_reason = title is None and (self._trials is None or any(t.reason for t in self._trials))
+        self._reasoned = False
         self._with_lineage = title is None and spec.algorithm.name == pbt.NAME
+        self._held: tuple[bool, list[list[str]]] | None = None
+        self._spill = Spill()
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        columns, rows = self._columns(wide=True), [self._row(t, wide=True) for t in self._trials]
-        natural, min_width = _widths(columns, rows), self._title_width
-        if max(_table_width(natural), min_width) > options.max_width:
-            columns, rows = self._columns(wide=False), [self._row(t, wide=False) for t in self._trials]
-            natural, min_width = _widths(columns, rows), min(min_width, options.max_width)
-        widths = _fitted(self._table(columns, _extremes(rows), min_width), console, options)
-        if _drawable(columns, widths, natural):
-            yield from _drawn(console, options, self._table(columns, [], min_width, widths), columns, widths, rows)
+        layout = self.layout(console, options)
+        if layout.drawable:
+            yield from layout.head_lines(console, options)
+            for row in self.rows(layout.wide):
+                yield from map(Segment, layout.lines(console, row))
+            yield Segment(layout.foot())
         else:
-            yield self._table(columns, rows, min_width, widths if min(widths) > 0 else None)
+            yield self.rich_table(layout, list(self.rows(layout.wide)))
 
-    def _columns(self, wide: bool) -> list[_Column]:
+    def layout(self, console: Console, options: ConsoleOptions) -> Layout:
+        """How the table is laid out in ``options.max_width``: wide where its natural width
+        fits, else narrow, each column as wide as rich would make it; its trials read once for
+        each layout it measures."""
+        columns, natural, extremes = self._measured(wide=True)
+        wide, min_width = True, self._title_width
+        if max(table_width(natural), min_width) > options.max_width:
+            columns, natural, extremes = self._measured(wide=False)
+            wide, min_width = False, min(min_width, options.max_width)
+        widths = fitted(self._table(columns, extremes, min_width), console, options)
+        head = self._table(columns, [], min_width, widths)
+        return Layout(wide, columns, widths, head, drawable(columns, widths, natural))
+
+    def rows(self, wide: bool) -> Iterator[list[str]]:
+        """The trials' rows, wide or narrow, each formatted once: those of trials held kept in
+        memory, those of a listing in the file they were spilled to as they were measured."""
+        if self._trials is None:
+            return self._spill.rows(len(self._columns(wide)))
+        if self._held is None or self._held[0] != wide:
+            self._held = (wide, [self._row(t, wide) for t in self._trials])
+        return iter(self._held[1])
+
+    def rich_table(self, layout: Layout, rows: list[list[str]]) -> Table:
+        """``rows`` laid out by rich, in the widths of ``layout`` where none is 0 (a terminal
+        too narrow for the table, where rich hides columns or cuts cells)."""
+        widths = layout.widths if min(layout.widths) > 0 else None
+        return self._table(layout.columns, rows, layout.head.min_width or 0, widths)
+
+    def close(self) -> None:
+        """Delete the file a listing's rows were spilled to, if any."""
+        self._spill.close()
+
+    def _listed(self, wide: bool) -> Iterator[list[str]]:
+        """The rows of a listing, read anew and formatted as they are read."""
+        for trial in self._listing():
+            self._reasoned = self._reasoned or bool(trial.reason)
+            yield self._row(trial, wide)
+
+    def _measured(self, wide: bool) -> tuple[list[Column], list[int], list[list[str]]]:
+        """The columns, their natural widths and the rows rich measures them by. A listing's
+        rows are measured as they are spilled (:class:`Spill`: what :meth:`rows` reads after),
+        with a reason column, which is left out after where no trial had a reason."""
+        rows = self.rows(wide) if self._trials is not None else self._spill.passing(self._listed(wide))
+        measure = measured(rows, len(self._columns(wide)))
+        dropped = self._trials is None and self._with_reason and not self._reasoned
+        self._with_reason = self._with_reason and not dropped
+        columns = self._columns(wide)
+        return columns, measure.widths(columns, dropped), measure.extremes(dropped)
+
+    def _columns(self, wide: bool) -> list[Column]:
         spec = self._spec
-        columns = [_Column("trial", "right", no_wrap=True)]
+        columns = [Column("trial", "right", no_wrap=True)]
         if self._title is None:
-            columns.append(_Column("state", no_wrap=True))
+            columns.append(Column("state", no_wrap=True))
         if self._with_lineage:
-            columns += [_Column("generation", "right", no_wrap=True), _Column("parent", "right", no_wrap=True)]
-        columns += [_Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
+            columns += [Column("generation", "right", no_wrap=True), Column("parent", "right", no_wrap=True)]
+        columns += [Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
         if wide:
-            columns += [_Column(_one_line(m), "right") for m in spec.additional_metrics]
-            columns += [_Column(_one_line(p.name)) for p in spec.parameters]
+            columns += [Column(_one_line(m), "right") for m in spec.additional_metrics]
+            columns += [Column(_one_line(p.name)) for p in spec.parameters]
         else:
             if spec.additional_metrics:
-                columns.append(_Column("metrics", overflow="fold"))
-            columns.append(_Column("params", overflow="fold"))
+                columns.append(Column("metrics", overflow="fold"))
+            columns.append(Column("params", overflow="fold"))
         if self._with_reason:
-            columns.append(_Column("reason", overflow="fold", max_width=REASON_WIDTH))
+            columns.append(Column("reason", overflow="fold", max_width=REASON_WIDTH))
         return columns
 
     def _row(self, trial: TrialRecord, wide: bool) -> list[str]:
@@ -136,7 +237,7 @@ class _TrialTable:
             row.append(reason_cell(trial.reason))
         return [_one_line(cell) for cell in row]
 
-    def _table(self, columns: list[_Column], rows: list[list[str]], min_width: int,
+    def _table(self, columns: list[Column], rows: list[list[str]], min_width: int,
                widths: list[int] | None = None) -> Table:
         """The rich table, at least as wide as its title where there is room for it (rich fails
         on a table whose least width is past the room it is given: a terminal a few columns
@@ -173,94 +274,6 @@ class _TrialTable:
         params = " ".join(f"{p.name}={_short(trial.params[p.name])}" for p in self._spec.parameters
                           if p.name in trial.params)
         return [metrics, params] if self._spec.additional_metrics else [params]
-
-
-def _widths(columns: list[_Column], rows: list[list[str]]) -> list[int]:
-    """Each column's natural width: its longest cell or header, up to the column's most."""
-    widths = [cell_len(column.header) for column in columns]
-    for row in rows:
-        widths = [max(width, cell_len(cell)) for width, cell in zip(widths, row, strict=True)]
-    return [width if column.max_width is None else min(width, column.max_width)
-            for width, column in zip(widths, columns, strict=True)]
-
-
-def _drawable(columns: list[_Column], widths: list[int], natural: list[int]) -> bool:
-    """Whether every column shows: rich hides a column it had to make 0 wide, and cuts a cell
-    of a column that may not wrap short of its end; those tables are left to rich."""
-    return all(width > 0 and (width >= most or not column.no_wrap)
-               for column, width, most in zip(columns, widths, natural, strict=True))
-
-
-def _extremes(rows: list[list[str]]) -> list[list[str]]:
-    """The rows that hold, for some column, its widest cell or its widest word: what rich
-    measures a column by (as wide as its widest cell, at least as wide as its widest word)."""
-    if not rows:
-        return []
-    chosen: set[int] = set()
-    for index in range(len(rows[0])):
-        for measure in (cell_len, _widest_word):
-            sizes = [measure(row[index]) for row in rows]
-            chosen.add(sizes.index(max(sizes)))
-    return [rows[position] for position in sorted(chosen)]
-
-
-def _widest_word(cell: str) -> int:
-    return max(map(cell_len, cell.split()), default=0)
-
-
-def _fitted(table: Table, console: Console, options: ConsoleOptions) -> list[int]:
-    """The widths rich gives ``table``'s columns in ``options.max_width``: each as wide as its
-    widest cell where they all fit, else narrowed, and widened to the table's least width (its
-    title's); rich's own reckoning, which its table keeps private."""
-    padded = table._calculate_column_widths(console, options.update_width(options.max_width - table._extra_width))
-    return [width - _padding(index, len(padded)) for index, width in enumerate(padded)]
-
-
-def _padding(index: int, count: int) -> int:
-    """The padding beside a column's cells: a space on each side but the table's outer sides."""
-    return (index > 0) + (index < count - 1)
-
-
-def _table_width(widths: list[int]) -> int:
-    """The width of the drawn table: a space at each edge, one between columns, and a space of
-    padding on each side of a cell but the outer sides of the first and last."""
-    return sum(widths) + 2 + (len(widths) - 1) + sum(_padding(index, len(widths)) for index in range(len(widths)))
-
-
-def _drawn(console: Console, options: ConsoleOptions, head: Table, columns: list[_Column], widths: list[int],
-           rows: list[list[str]]) -> Iterator[Segment]:
-    """The table's lines as rich draws them: its head (its title, a blank line, the headers, a
-    rule) drawn by rich from the table of no row ``head``, then each row's lines, which rich
-    would leave unstyled, then a blank line; a cell wider than its column folded as rich does."""
-    width = _table_width(widths)
-    for line in console.render_lines(head, options.update_width(width))[:-1]:
-        yield from line
-        yield Segment.line()
-    for row in rows:
-        yield from map(Segment, _lines(console, columns, widths, row))
-    yield Segment(" " * width + "\n")
-
-
-def _lines(console: Console, columns: list[_Column], widths: list[int], row: list[str]) -> Iterator[str]:
-    """One row's lines: one, unless a cell is wider than its column."""
-    if all(cell_len(cell) <= width for cell, width in zip(row, widths, strict=True)):
-        yield _line(columns, widths, row)
-        return
-    folded = [[cell] if cell_len(cell) <= width else
-              [line.plain for line in Text(cell).wrap(console, width, overflow=column.overflow)]
-              for cell, width, column in zip(row, widths, columns, strict=True)]
-    for index in range(max(map(len, folded))):
-        yield _line(columns, widths, [cells[index] if index < len(cells) else "" for cells in folded])
-
-
-def _line(columns: list[_Column], widths: list[int], cells: list[str]) -> str:
-    padded = [_justified(cell, width, column.justify) for cell, width, column in zip(cells, widths, columns, strict=True)]
-    return " " + "   ".join(padded) + " \n"
-
-
-def _justified(cell: str, width: int, justify: str) -> str:
-    gap = " " * (width - cell_len(cell))
-    return gap + cell if justify == "right" else cell + gap
 
 
 def _one_line(value: object) -> str:

@@ -25,7 +25,10 @@ from referencing import Registry, Resource
 
 from functions.adapters.web.openapi import document
 from functions.cli import main
+from functions.core.errors import MalformedRequest
+from functions.core.query_args import Arguments
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
+from functions.core.trial_listing import parse_listing
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -193,7 +196,11 @@ def test_a_page_goes_on_after_its_last_trials_key_whatever_changed_since(client)
     ("field=param:opt&min=1", "field: 'param:opt' takes labels, not numbers"),
     ("order=opt", "order: unknown trial field 'opt'; expected a field whose values are numbers"),
     ("order=param:opt", "order: unknown trial field 'param:opt'"),
-    ("order=value:down", "order: unknown trial field 'value:down'"),
+    ("order=value:down", "order: expected value alone or followed by :asc or :desc, got 'value:down'"),
+    ("order=metric:loss:up", "order: expected metric:loss alone or followed by :asc or :desc, got 'metric:loss:up'"),
+    ("order=:up", "order: no field before ':up'; expected a field whose values are numbers, optionally followed by "
+                  ":asc or :desc: one of number, "),
+    ("order=:desc", "order: no field before ':desc'; expected a field whose values are numbers"),
     ("order=value&order=number", "order: given 2 times; expected it once"),
     ("after=0.5~3", "after: expected a whole number from 0 to"),
     ("order=value&after=3", "after: expected the key of a trial as the next link gives it, its value and number"),
@@ -254,6 +261,36 @@ def test_katuna_trials_takes_the_same_filters_and_order_as_options(client, db: P
 def test_katuna_trials_refuses_a_filter_naming_its_option(db: Path, options: tuple[str, ...], named: str):
     result = CliRunner().invoke(main, ["trials", "big", "--db", str(db), *options])
     assert result.exit_code == 2 and f"Invalid value for {named}" in result.output, result.output
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--state", "DONE"), "'--state': expected one of WAITING, RUNNING, COMPLETE, FAIL, PRUNED, got 'DONE'"),
+    (("--order", ":up"), "'--order': no field before ':up'; expected a field whose values are numbers"),
+    (("--order", "value:down"), "'--order': expected value alone or followed by :asc or :desc, got 'value:down'"),
+    (("--min", "x", "1"), "'--min/--max': unknown trial field 'x'; expected one of number, "),
+    (("--param", "x=1"), "'--param': x: its values are numbers, which --min/--max param:x filters; --param takes a "
+                         "categorical parameter's values"),
+    (("--param", "y=1"), "'--param': y: not a categorical parameter of the study; expected opt"),
+    (("--param", "opt=nadam"), "'--param': opt: expected one of its values, 'adam', 'sgd', 'rms'; got 'nadam'"),
+    (("--param", "=adam"), "'--param': expected NAME=VALUE, a categorical parameter's NAME and one of its values, "
+                           "got '=adam'"),
+])
+def test_katuna_trials_says_what_its_option_expected_in_the_options_words(db: Path, options: tuple[str, ...],
+                                                                          message: str):
+    """A refusal names the option once, and a parameter as ``--param`` takes it (its name alone)."""
+    result = CliRunner().invoke(main, ["trials", "big", "--db", str(db), *options])
+    assert result.exit_code == 2 and f"Error: Invalid value for {message}" in result.output, result.output
+
+
+def test_a_categorical_filter_of_a_study_without_one_says_it_has_none():
+    spec = parse_study(study_definition())
+    with pytest.raises(MalformedRequest) as refused:
+        parse_listing(spec, Arguments([("param:x", "1")]))
+    assert str(refused.value) == ("param:x: its values are numbers, which a min/max range filters (field param:x); "
+                                  "param:<name> takes a categorical parameter's values")
+    with pytest.raises(MalformedRequest) as refused:
+        parse_listing(spec, Arguments([("param:kind", "a")]))
+    assert str(refused.value) == "param:kind: not a categorical parameter of the study, which has none"
 
 
 def test_the_dashboards_table_takes_a_comma_list_of_states_and_refuses_a_min_above_its_max(client):

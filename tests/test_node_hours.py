@@ -4,6 +4,7 @@ a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
 from __future__ import annotations
 
 import calendar
+import math
 import os
 import re
 import subprocess
@@ -289,6 +290,10 @@ def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
     with pytest.raises(InvalidStudy, match=r"nodePool.pricePerNodeHour: expected a price from 0 to 1,000,000,000,000 "
                                            r"per node-hour, got 1e\+308"):
         parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 1e308}))
+    for no_price, shown in ((math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")):
+        with pytest.raises(InvalidStudy, match=r"nodePool.pricePerNodeHour: expected a price from 0 to "
+                                               rf"1,000,000,000,000 per node-hour, got {shown}$"):
+            parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": no_price}))
 
 
 def test_a_currency_is_a_code_of_three_capital_letters_beside_a_price():
@@ -508,3 +513,31 @@ def test_a_large_cost_reads_in_full_with_its_currency_in_katuna_show_the_api_and
             page[page.find("node-hours") - 200:][:600]
     finally:
         runtime.close()
+
+
+def test_a_small_cost_or_measure_shows_its_first_digits_never_zero(tmp_path: Path):
+    """A node up for five minutes at a cent a node-hour costs less than a tenth of a cent: shown
+    as 0.0008 (the API's cost, to four decimals) in ``katuna show`` and on the served dashboard,
+    never as a cost of 0.00; and one node is one node."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        spec = parse_study(study_definition("priced", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
+                                                                "pricePerNodeHour": 0.01, "currency": "USD"}))
+        start = time.time() - 600
+        record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-priced", created_at=start,
+                                             runs_on=KUBERNETES))
+        store.save_pool_use(PoolUse(record.uid, "priced", POOL, "gke", "spot", ("e2-standard-4",), 3, False,
+                                    phase=READY, requested_at=start, ready_at=start,
+                                    nodes=(NodeLife("a", start, start + 300, start + 300),), looked_at=time.time()))
+    finally:
+        store.close()
+    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert ("node-hours: 0.08 measured on 1 node (0 up), cost 0.0008 USD at 0.01 USD a node-hour"
+            in shown.stdout), shown.stdout + shown.stderr
+    service = Service(tmp_path, workers=1)
+    try:
+        status, _, fragment = service.request("GET", "/ui/studies/priced/node-hours.fragment")
+        assert status == 200 and "· cost 0.0008 USD at 0.01 USD a node-hour" in fragment.decode(), fragment
+    finally:
+        service.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import study_definition
+from http_helpers import Service
 from test_api_trial_filters import documented
 
 from functions.adapters.web import create_app
@@ -220,3 +221,51 @@ def test_katuna_trials_lists_the_front_alone_with_pareto(app):
     refused = CliRunner().invoke(main, ["trials", "one", "--db", str(db), "--pareto"])
     assert refused.exit_code == 2
     assert "'--pareto'" in refused.output and "needs several objectives" in refused.output
+
+
+def test_every_json_of_a_multi_objective_studys_trials_says_whether_each_is_on_the_front(app):
+    """The API's listing, its best trials and a trial of its own, ``katuna trials --json``,
+    ``best --json`` and ``show --json`` mark each trial as the table and the CSV export do; a
+    study of one objective, which has no front, has no such field."""
+    _, client, db = app
+    marks = {n: n in FRONT for n in range(TRIALS)}
+    listed = documented(client.get("/studies/mo/trials?limit=1000"))
+    assert {t["number"]: t["pareto"] for t in listed} == marks
+    assert {t["number"]: t["pareto"] for t in client.get("/studies/mo/best").get_json()} == {n: True for n in FRONT}
+    assert [client.get(f"/studies/mo/trials/{n}").get_json()["pareto"] for n in (FRONT[0], 0, 1)] == [True, False,
+                                                                                                    False]
+    assert {t["pareto"] for t in client.get("/studies/mo").get_json()["best"]} == {True}
+    cli = {args[0]: CliRunner().invoke(main, [*args, "--db", str(db), "--json"]) for args in
+           (("trials", "mo"), ("best", "mo"), ("show", "mo"))}
+    assert {t["number"]: t["pareto"] for t in json.loads(cli["trials"].stdout)} == marks
+    assert {t["number"]: t["pareto"] for t in json.loads(cli["best"].stdout)} == {n: True for n in FRONT}
+    assert {t["pareto"] for t in json.loads(cli["show"].stdout)["best"]} == {True}
+    one = [*client.get("/studies/one/trials").get_json(), *client.get("/studies/one/best").get_json(),
+           client.get("/studies/one/trials/2").get_json(),
+           *json.loads(CliRunner().invoke(main, ["trials", "one", "--db", str(db), "--json"]).stdout)]
+    assert one and not [t for t in one if "pareto" in t]
+    schema = client.get("/openapi.json").get_json()["components"]["schemas"]["Trial"]["properties"]
+    assert schema["pareto"]["type"] == "boolean"
+
+
+def test_the_served_trial_page_says_whether_the_trial_is_on_the_front(tmp_path: Path):
+    """Through ``katuna serve`` (gunicorn): a trial's page of a multi-objective study says whether
+    it is on the front, as its JSON does, and links the front; a study of one objective's says
+    nothing of a front."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    add_study(runtime, "mo", TWO, EVERY)
+    add_study(runtime, "one", {"metric": "loss", "direction": "minimize"},
+              [TrialRecord("one", 0, {"x": 0.1}, COMPLETE, values=[1.0], metrics={"loss": 1.0})])
+    runtime.close()
+    service = Service(tmp_path, workers=1)
+    try:
+        for number, said in ((FRONT[0], "on it"), (0, "not on it")):
+            status, _, page = service.request("GET", f"/ui/studies/mo/trials/{number}")
+            shown = re.search(r'<dd id="trial-pareto">(.*?)</dd>', page.decode(), re.S)
+            assert status == 200 and shown and shown.group(1).startswith(said), page.decode()[:2000]
+            assert service.json("GET", f"/studies/mo/trials/{number}")[1]["pareto"] is (said == "on it")
+        assert "/ui/studies/mo/trials?pareto=1" in service.request("GET", f"/ui/studies/mo/trials/{FRONT[0]}")[2].decode()
+        status, _, page = service.request("GET", "/ui/studies/one/trials/0")
+        assert status == 200 and b"trial-pareto" not in page
+    finally:
+        service.close()

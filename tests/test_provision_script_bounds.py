@@ -61,3 +61,14 @@ def test_up_of_a_machine_type_the_service_does_not_allow_is_refused_naming_the_f
 def test_a_bound_the_script_cannot_read_is_named():
     refused = provision("gke", "up", *GKE_FLAGS, "--dry-run", env={"KATUNA_MAX_POOL_NODES": "lots"})
     assert refused.returncode == 2 and "KATUNA_MAX_POOL_NODES" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("price", ["nan", "inf", "-inf", "-1", "1e13"])
+def test_a_price_per_node_hour_that_is_no_price_is_refused_naming_the_flag_and_the_prices_taken(price: str):
+    """``nan`` and the infinities, which click reads as numbers, are refused in the words of any
+    price out of range, before anything is asked, as a study's ``nodePool.pricePerNodeHour``."""
+    refused = provision("gke", "up", *GKE_FLAGS, "--price-per-node-hour", price, "--dry-run")
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    shown = {"-1": "-1.0", "1e13": "10000000000000.0"}.get(price, price)
+    assert (f"--price-per-node-hour: expected a price from 0 to 1,000,000,000,000 per node-hour, got {shown}"
+            in refused.stderr), refused.stderr

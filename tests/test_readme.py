@@ -66,10 +66,12 @@ def test_every_command_in_the_readme_exists_with_its_options():
 
 
 def test_each_usage_in_the_readme_gives_the_arguments_its_help_names():
-    """``katuna logs NAME NUMBER`` as its ``--help`` says, not ``NAME TRIAL``; a file's argument
-    may be an example name (``study.yaml`` for ``FILE``)."""
+    """``katuna logs NAME NUMBER`` as its ``--help`` says, not ``NAME TRIAL``, an optional one in
+    brackets as the help has it (``[NUMBER]``); a file's argument may be an example name
+    (``study.yaml`` for ``FILE``)."""
     for words in command_lines(block(README, "The command line", "sh"), "katuna"):
-        given = list(itertools.takewhile(lambda word: not word.startswith("["), words[2:]))
+        given = list(itertools.takewhile(lambda word: not word.startswith("[") or re.fullmatch(r"\[[A-Z]+\]", word),
+                                         words[2:]))
         usage = CliRunner().invoke(main, [words[1], "--help"]).output.splitlines()[0]
         named = usage.partition("[OPTIONS]")[2].split()
         assert len(given) == len(named), usage

@@ -249,6 +249,14 @@ def front_numbers(store: Store, record: StudyRecord) -> list[int]:
     return sorted(_FRONTS.numbers(store, record))
 
 
+def front_marks(store: Store, record: StudyRecord) -> frozenset[int] | None:
+    """The numbers of a multi-objective study's Pareto front, for a listing of its trials to
+    mark each as on it or not; None for a study of one objective, which has no front."""
+    if not record.spec.multi_objective:
+        return None
+    return frozenset(_FRONTS.numbers(store, record))
+
+
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
     it), read whole, and the size of the whole front, of which only the numbers are read."""

@@ -41,7 +41,7 @@ class Reader:
             return None
         value = data[key]
         if not _CHECKS[kind](value):
-            self.fail(where, f"expected {_EXPECTED[kind]}, got {kind_of(value)} {shown(value)}")
+            self.fail(where, f"expected {_EXPECTED[kind]}, got {_kind_and_value(value)}")
             return None
         if kind == "int" and abs(value) > MAX_EXACT_INT:
             self.fail(where, f"expected an integer of at most 2**53 in magnitude, got {shown(value)}")
@@ -128,6 +128,14 @@ def _unfit(text: str) -> str | None:
 def _shown(key: str) -> str:
     """A key as a problem's path names it: a NUL as ``\\0``, a lone surrogate as its escape."""
     return key.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _kind_and_value(value: Any) -> str:
+    """A value a field refused, with its kind: ``a string 'x'``; a float that is no finite number
+    alone (``nan``, ``inf``), which "a number" would misname."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return shown(value)
+    return f"{kind_of(value)} {shown(value)}"
 
 
 def kind_of(value: Any) -> str:

@@ -63,8 +63,9 @@ def _not_categorical(name: str, known: bool, spec: Study) -> str:
         return (f"{name:.60}: its values are numbers, which a min/max range filters (field {name:.60}); "
                 "param:<name> takes a categorical parameter's values")
     fields = [field for field, _, _ in choices(spec)]
-    return (f"{name:.60}: not a categorical parameter of the study; expected "
-            f"{', '.join(fields[:NAMED]) + _more(fields) if fields else 'none: the study has none'}")
+    if not fields:
+        return f"{name:.60}: not a categorical parameter of the study, which has none"
+    return f"{name:.60}: not a categorical parameter of the study; expected {', '.join(fields[:NAMED]) + _more(fields)}"
 
 
 def _listed(texts: list[str]) -> str:

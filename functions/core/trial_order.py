@@ -42,7 +42,12 @@ def parse_order(spec: Study, text: str | None, name: str = "order") -> tuple[str
         return field, DIRECTIONS[direction]
     if text in choices:
         return text, False
-    raise MalformedRequest(unknown_field(name, text, choices).replace(
+    if field in choices:
+        raise MalformedRequest(f"{name}: expected {field} alone or followed by :asc or :desc, got {text!r:.80}")
+    unknown = unknown_field(name, text, choices)
+    if text.startswith(":"):
+        unknown = unknown.replace(f"unknown trial field {text!r}", f"no field before {text!r:.40}")
+    raise MalformedRequest(unknown.replace(
         "expected one of", "expected a field whose values are numbers, optionally followed by :asc or :desc: one of"))
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
 from functions.core import pbt
-from functions.core.pareto import best_trials, front_sample
+from functions.core.pareto import best_trials, front_marks, front_sample
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
@@ -15,9 +16,11 @@ from functions.core.store_port import Store
 from functions.core.trial_cap import grid_cover, shown_cap
 
 
-def trial_view(trial: TrialRecord) -> dict[str, Any]:
-    """A trial's fields; a trial of population-based training's also its generation and parent."""
+def trial_view(trial: TrialRecord, pareto: bool | None = None) -> dict[str, Any]:
+    """A trial's fields; a trial of population-based training's also its generation and parent,
+    and one of a multi-objective study (``pareto`` given) whether it is on the Pareto front."""
     lineage = {} if trial.generation is None else {"generation": trial.generation, "parent": trial.parent}
+    lineage |= {} if pareto is None else {"pareto": pareto}
     return {
         "number": trial.number,
         "state": trial.state,
@@ -35,6 +38,14 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
     } | lineage
 
 
+def marked_view(front: Collection[int] | None) -> Callable[[TrialRecord], dict[str, Any]]:
+    """:func:`trial_view`, with whether each trial is on the Pareto ``front`` where the study has
+    one (:func:`functions.core.pareto.front_marks`), as every listing of trials marks it."""
+    if front is None:
+        return trial_view
+    return lambda trial: trial_view(trial, trial.number in front)
+
+
 def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
     """The runs of the trial's current attempt lost to disruptions (a pod preempted, evicted, or
     gone with its node, replaced within its Job): each counts against ``maxAttempts``, and its
@@ -42,6 +53,17 @@ def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
     lost = store.lost_pods(trial.study, trial.number).of(trial.attempt)
     return [{"pod": uid, "cause": disruption.cause, "message": disruption.message}
             for uid, disruption in lost.items()]
+
+
+def trial_detail(store: Store, record: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
+    """A trial's view (marked on or off the Pareto front of a multi-objective study) with the
+    runs its attempt lost (:func:`lost_runs`) and each value it reported, in order: ``GET
+    /studies/{name}/trials/{number}`` and ``katuna show NAME NUMBER --json``."""
+    view = marked_view(front_marks(store, record))(trial)
+    view["lostRuns"] = lost_runs(store, trial)
+    view["observations"] = [{"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
+                            for o in store.observations(trial.study, trial.number)]
+    return view
 
 
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
@@ -116,7 +138,7 @@ def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
         best = best_trials(store, record)
         return {"best": trial_view(best[0]) if best else None}
     shown, size = front_sample(store, record)
-    return {"best": [trial_view(t) for t in shown], "frontSize": size}
+    return {"best": [trial_view(t, pareto=True) for t in shown], "frontSize": size}
 
 
 def node_pool_view(store: Store, record: StudyRecord) -> dict[str, Any] | None:
@@ -136,7 +158,11 @@ def node_pool_view(store: Store, record: StudyRecord) -> dict[str, Any] | None:
 
 def figure(value: float) -> str:
     """Node-hours or money as the CLI and the dashboard show them: two decimals, thousands grouped
-    (``1,080,000.00``, never ``1.08e+06``)."""
+    (``1,080,000.00``, never ``1.08e+06``); a figure above 0 that two decimals would show as
+    ``0.00`` (a few minutes of a node, their cost at a cent an hour) with its first two digits
+    (``0.0017``), so that what was measured, or cost something, never reads as nothing."""
+    if 0 < abs(value) < 0.005:
+        return f"{Decimal(f'{value:.2g}'):f}"
     return f"{value:,.2f}"
 
 

@@ -19,14 +19,14 @@ from functions.core.application import Application
 from functions.core.errors import FollowsResource, LogGone, MalformedRequest, StudyNotFound
 from functions.core.formats import decode
 from functions.core.launch import trial_launch
-from functions.core.pareto import best_after
+from functions.core.pareto import best_after, front_marks
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
 from functions.core.study_file import parse_file
 from functions.core.template_sources import load
 from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import lost_runs, study_view, trial_view
+from functions.core.views import marked_view, study_view, trial_detail
 
 blueprint = Blueprint("api", __name__)
 
@@ -153,7 +153,8 @@ def list_trials(name: str):
     record = store.get_study(name)
     asked, after = parse_listing(record.spec, request.args)
     trials = store.keyed_trials(name, replace(with_front(store, record, asked), limit=limit + 1), after)
-    return paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort), trial_view)
+    return paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort),
+                       marked_view(front_marks(store, record)))
 
 
 def _next_trials(name: str, limit: int, field: str, key: TrialKey) -> str:
@@ -175,7 +176,7 @@ def list_best(name: str):
     record = store.get_study(name)
     trials = ((t.number, t) for t in best_after(store, record, after, limit + 1))
     return paging.page(trials, limit, lambda last: url_for("api.list_best", name=name, limit=limit, after=last),
-                       trial_view)
+                       marked_view(front_marks(store, record)))
 
 
 def find_trial(name: str, number: int):
@@ -190,14 +191,8 @@ def find_trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<trial:number>")
 def get_trial(name: str, number: int):
-    _, trial = find_trial(name, number)
-    view = trial_view(trial)
-    view["lostRuns"] = lost_runs(_runtime().store(), trial)
-    view["observations"] = [
-        {"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
-        for o in _runtime().store().observations(name, number)
-    ]
-    return jsonify(view)
+    record, trial = find_trial(name, number)
+    return jsonify(trial_detail(_runtime().store(), record, trial))
 
 
 @blueprint.get("/studies/<name>/trials/<trial:number>/logs")

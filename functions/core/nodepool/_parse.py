@@ -22,7 +22,7 @@ from functions.core.nodepool._pool import (
     NodePool,
     default_pool_name,
 )
-from functions.core.reader import Reader, join
+from functions.core.reader import Reader, join, shown
 
 MAX_PRICE = 1e12
 """The largest ``pricePerNodeHour``: above any machine's price in any currency, and low enough
@@ -89,9 +89,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     capacity = r.get(item, "capacity", path, "str") or SPOT
     max_nodes = r.get(item, "maxNodes", path, "int")
     disk = r.get(item, "diskSizeGb", path, "int")
-    price = r.get(item, "pricePerNodeHour", path, "number")
-    if price is not None and not 0 <= price <= MAX_PRICE:
-        r.fail(join(path, "pricePerNodeHour"), f"expected a price from 0 to {MAX_PRICE:,.0f} per node-hour, got {price}")
+    price = _price(r, item, path)
     currency = _currency(r, item, path)
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
@@ -118,6 +116,17 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
                     max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price),
                     currency=currency)
+
+
+def _price(r: Reader, item: Mapping[str, Any], path: str) -> float | int | None:
+    """``pricePerNodeHour``: a number from 0 to :data:`MAX_PRICE`; one out of that range, or no
+    number at all (``nan``, an infinity), refused in the same words."""
+    given = item.get("pricePerNodeHour")
+    if isinstance(given, float | int) and not isinstance(given, bool) and not 0 <= given <= MAX_PRICE:
+        r.fail(join(path, "pricePerNodeHour"), f"expected a price from 0 to {MAX_PRICE:,.0f} per node-hour, "
+                                               f"got {shown(given)}")
+        return None
+    return r.get(item, "pricePerNodeHour", path, "number")
 
 
 def _currency(r: Reader, item: Mapping[str, Any], path: str) -> str | None:

@@ -50,6 +50,9 @@ SCHEMAS: dict[str, Any] = {
                                  "trial's generation, 0 for one drawn from the search space"},
                   "parent": {"type": ["integer", "null"], "description": "population-based training (pbt) only: "
                              "the trial whose checkpoint folder the trial started as a copy of (null in generation 0)"},
+                  "pareto": {"type": "boolean", "description": "a study of several objectives only: whether the "
+                             "trial is on its Pareto front (as the dashboard's trial table and the CSV export mark "
+                             "it; every trial of GET /studies/{name}/best is)"},
                   "peakMemory": {"type": ["integer", "null"], "description": (
                       "the most resident memory, in bytes, that a local trial's main process, or the largest of "
                       "the children it waited for, held; null for a cluster trial, one katuna stopped, and one "

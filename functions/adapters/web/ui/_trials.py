@@ -20,15 +20,14 @@ from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.live_log import LogMark
 from functions.core.log_reads import LogWindow, without_escapes
-from functions.core.pareto import front_numbers
+from functions.core.pareto import front_marks
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
-from functions.core.store_port import Store
 from functions.core.trial_fields import STATES, bound_text, columns
 from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
 from functions.core.trial_listing import with_front
-from functions.core.views import lost_runs, study_view, trial_view
+from functions.core.views import lost_runs, marked_view, study_view
 
 LOG_CHUNK = 256 * 1024
 """The most log bytes one poll returns; the page asks again from the new offset."""
@@ -90,13 +89,7 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "to_next": _next(link, query.offset + len(rows), size, total),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args),
-            "front": _front(store, record)}
-
-
-def _front(store: Store, record: StudyRecord) -> frozenset[int] | None:
-    """The numbers of a multi-objective study's Pareto front, which its table marks (None for a
-    study of one objective): the front the process keeps, read again only where trials changed."""
-    return frozenset(front_numbers(store, record)) if record.spec.multi_objective else None
+            "front": front_marks(store, record)}
 
 
 def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:
@@ -184,7 +177,7 @@ def trials_csv(name: str):
     record = store.get_study(name)
     query = with_front(store, record, tables.parse_query(record.spec, request.args, paged=False))
     rows = store.matching_trials(name, query)
-    csv_text = tables.csv_rows(record.spec, rows, _front(store, record))
+    csv_text = tables.csv_rows(record.spec, rows, front_marks(store, record))
     response = Response(stream_with_context(csv_text), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-trials.csv"'
     return response
@@ -195,7 +188,8 @@ def trial(name: str, number: int):
     record, found = find_trial(name, number)
     observations = runtime().store().observations(name, number)
     missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
-    return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
+    shown = marked_view(front_marks(runtime().store(), record))(found)
+    return render_template("trial.html", spec=record.spec, record=record, trial=shown,
                            lost=lost_runs(runtime().store(), found), observations=observations, reason=found.reason,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
                            active=found.state in ACTIVE_STATES, elapsed=elapsed(found, runtime().clock()))
