@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import study_definition
 from doc_blocks import ROOT, anchor, block, command_lines, headings, local_links
 from http_helpers import run_katuna
 
@@ -130,6 +131,31 @@ def test_the_several_objectives_example_is_valid():
     assert [(o.metric, o.direction, o.goal) for o in spec.objectives] == [
         ("accuracy", "maximize", None), ("latency", "minimize", 0.05), ("size", "minimize", None)]
     assert spec.additional_metrics == ("loss",) and spec.algorithm.name == "nsga2"
+
+
+def _stop_rules() -> str:
+    """The first paragraph of the study format's Stop rules, on one line."""
+    section = (ROOT / "docs/study-format.md").read_text().split("\n## Stop rules\n", 1)[1]
+    return " ".join(section.strip().split("\n\n", 1)[0].split())
+
+
+def test_three_trials_that_could_not_start_end_a_study_whatever_its_max_failed_trials(embedded, tmp_path: Path):
+    """The stop rule of trials that cannot start holds beside ``maxFailedTrials`` (the page once
+    gave it only to studies without one): a study allowing 5 failures whose program is on no PATH
+    ends failed after 3 of them."""
+    from conftest import run_study
+
+    from functions.core.start_failures import UNSTARTABLE_TRIALS
+
+    rules = _stop_rules()
+    assert "without `maxFailedTrials`" not in rules
+    assert f"{UNSTARTABLE_TRIALS} trials failed, none completed, that [could not start]" in rules
+    assert "whatever `maxFailedTrials`" in rules
+    definition = study_definition(name="typo", maxTrials=8, parallelism=1, maxFailedTrials=5)
+    definition["trialTemplate"]["command"] = ["no-such-program-k7", "${trialParameters.x}"]
+    record = run_study(embedded, definition, tmp_path)
+    assert (record.status, embedded.store.count_trials("typo").failed) == ("failed", UNSTARTABLE_TRIALS)
+    assert record.reason.startswith("every trial could not start:"), record.reason
 
 
 # docs/kubernetes.md
@@ -649,6 +675,39 @@ def test_the_trial_image_study_renders_the_job_of_its_image():
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "REGISTRY/digits-trial:1"
     assert container["command"][:4] == ["python", "examples/trial-image/train.py", "--alpha=0.001", "--lr=0.05"]
+
+
+def _rendered_pod(study: dict, tmp_path: Path) -> dict:
+    """The pod template of the Job ``katuna render`` prints for ``study``."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    rendered = CliRunner().invoke(main, ["render", str(tmp_path / "study.yaml")])
+    assert rendered.exit_code == 0, rendered.output
+    return yaml.safe_load(rendered.output[rendered.output.index("apiVersion"):])["spec"]["template"]["spec"]
+
+
+def test_a_metrics_file_on_a_cluster_is_read_as_the_trials_page_says(tmp_path: Path):
+    """The trials page's file collector works on a cluster too (the page once said files were
+    read for local trials only): the trial image's study with it renders a Job whose command is
+    wrapped in ``sh``; the absolute path the page advises gets an ``emptyDir`` at its folder, which
+    the image's non-root user can write, where the relative one stays in the image's working
+    directory, which the image's user cannot."""
+    section = (ROOT / "docs/trials.md").read_text().split("\n### A file\n", 1)[1].split("\n## ", 1)[0]
+    prose = " ".join(section.split("```", 1)[0].split())
+    study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())
+    study.update(yaml.safe_load(block("docs/trials.md", "A file", "yaml")))
+    relative = _rendered_pod(study, tmp_path)
+    assert relative["containers"][0]["command"][:2] == ["sh", "-c"] and not relative.get("volumes")
+    (advised,) = re.findall(r"such as `(/[^`]+)`", prose)
+    study["metricsCollector"]["path"] = advised
+    absolute = _rendered_pod(study, tmp_path)
+    assert absolute["containers"][0]["command"][:2] == ["sh", "-c"]
+    assert [mount["mountPath"] for mount in absolute["containers"][0]["volumeMounts"]] == [str(Path(advised).parent)]
+    assert [volume.get("emptyDir") for volume in absolute["volumes"]] == [{}]
+    dockerfile = _dockerfile_lines(ROOT / "examples/trial-image/Dockerfile")
+    assert [line for line in dockerfile if line.startswith("USER ")][-1] != "USER root", "the page's non-root image"
+    assert "local trials only" not in prose
+    for said in ("the image needs `sh`", "an `emptyDir` at its folder", "an image running as a non-root user"):
+        assert said.lower() in prose.lower(), said
 
 
 @pytest.mark.slow

@@ -143,3 +143,4 @@ def test_make_builds_the_venv_on_the_systems_python_only_when_it_is_the_same_ver
     fake = _script(tmp_path / "system-python", system.format(python=sys.executable)) if system else str(tmp_path / "none")
     assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}") == (fake if chosen == "system" else "python3")
     assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}", "PYTHON=/opt/python") == "/opt/python"
+
