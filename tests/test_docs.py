@@ -11,10 +11,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from click.testing import CliRunner
-from doc_blocks import ROOT, anchor, block, command_lines, headings, local_links
+from conftest import study_definition
+from doc_blocks import ROOT, anchor, block, blocks, command_lines, headings, local_links
 from http_helpers import run_katuna
 
 from functions.cli import main
@@ -41,6 +43,54 @@ def _assert_cli_usage(lines: list[list[str]]) -> None:
         assert result.exit_code == 0, result.output
         for option in re.findall(r"--[a-z-]+", " ".join(words)):
             assert option in result.output, f"{option} of katuna {words[1]}"
+
+
+SHOWN_COMMAND = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*katuna ([^#]*)")
+"""A line of a code block that runs ``katuna`` (``KATUNA_LOOKAHEAD=0 katuna run study.yaml``), its
+comment left out."""
+
+
+def _katuna_usages(page: str) -> list[tuple[str, list[str]]]:
+    """Each ``katuna`` command ``page`` shows, as where it is and its words after ``katuna``: the
+    lines of its code blocks that run it, and its inline code that starts with a command's name
+    (``katuna logs NAME N --terminal``; ``katuna cannot start: ...`` is a message, not a command)."""
+    from functions.cli import COMMANDS
+
+    found = []
+    for shown in blocks(page):
+        for line in shown.text.replace("\\\n", " ").splitlines():
+            if match := SHOWN_COMMAND.match(line.strip()):
+                found.append((f"{shown.heading!r}: {line.strip()}", re.split(r"\||;|&&", match.group(1))[0].split()))
+    prose = re.sub(r"```.*?```", "", (ROOT / page).read_text(), flags=re.S)
+    for code in re.findall(r"`(katuna [^`]+)`", " ".join(prose.split())):
+        words = re.split(r"\||;|&&", code)[0].split()[1:]
+        if words[0] in COMMANDS or words[0].startswith("-"):
+            found.append((code, words))
+    return found
+
+
+def _options(command: click.Command) -> set[str]:
+    return {name for param in command.params if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)}
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if page != "CHANGELOG.md"])
+def test_every_katuna_command_a_page_shows_is_a_command_with_those_options(page: str):
+    """Every ``katuna`` line of a page's code blocks, and every command in its text, names one of
+    the commands and only options that command takes, long or short (``-f``), as click has them:
+    a renamed command or option fails here, wherever a page shows it."""
+    from functions.cli import COMMANDS
+
+    context = click.Context(main)
+    for where, words in _katuna_usages(page):
+        if words[0].startswith("-"):
+            command, given = main, words
+        else:
+            assert words[0] in COMMANDS, f"{page}: {where}: no command {words[0]!r}"
+            command, given = main.get_command(context, words[0]), words[1:]
+        options = _options(command) | {"--help", "-h"}
+        for option in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", " ".join(given)):
+            assert option in options, f"{page}: {where}: {option}"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -132,6 +182,31 @@ def test_the_several_objectives_example_is_valid():
     assert spec.additional_metrics == ("loss",) and spec.algorithm.name == "nsga2"
 
 
+def _stop_rules() -> str:
+    """The first paragraph of the study format's Stop rules, on one line."""
+    section = (ROOT / "docs/study-format.md").read_text().split("\n## Stop rules\n", 1)[1]
+    return " ".join(section.strip().split("\n\n", 1)[0].split())
+
+
+def test_three_trials_that_could_not_start_end_a_study_whatever_its_max_failed_trials(embedded, tmp_path: Path):
+    """The stop rule of trials that cannot start holds beside ``maxFailedTrials`` (the page once
+    gave it only to studies without one): a study allowing 5 failures whose program is on no PATH
+    ends failed after 3 of them."""
+    from conftest import run_study
+
+    from functions.core.start_failures import UNSTARTABLE_TRIALS
+
+    rules = _stop_rules()
+    assert "without `maxFailedTrials`" not in rules
+    assert f"{UNSTARTABLE_TRIALS} trials failed, none completed, that [could not start]" in rules
+    assert "whatever `maxFailedTrials`" in rules
+    definition = study_definition(name="typo", maxTrials=8, parallelism=1, maxFailedTrials=5)
+    definition["trialTemplate"]["command"] = ["no-such-program-k7", "${trialParameters.x}"]
+    record = run_study(embedded, definition, tmp_path)
+    assert (record.status, embedded.store.count_trials("typo").failed) == ("failed", UNSTARTABLE_TRIALS)
+    assert record.reason.startswith("every trial could not start:"), record.reason
+
+
 # docs/kubernetes.md
 
 
@@ -199,6 +274,43 @@ def test_every_endpoint_on_the_api_page_is_in_the_openapi_document():
             assert (method.group(1) if method else ("POST" if "--data" in line else "GET")).lower() in paths[path], line
             if "@" in line:
                 assert (ROOT / line.split("@")[1].split()[0]).is_file(), line
+
+
+def _operation(document: dict, method: str, path: str) -> tuple[str, set[str]] | None:
+    """The OpenAPI path a request's ``path`` matches, and the query parameters its ``method``'s
+    operation takes; None without one."""
+    for template, item in document["paths"].items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method.lower() in item:
+            parameters = [*item.get("parameters", []), *item[method.lower()].get("parameters", [])]
+            return template, {parameter["name"] for parameter in parameters if parameter.get("in") == "query"}
+    return None
+
+
+@pytest.mark.parametrize("page", [page for page in PAGES if page != "CHANGELOG.md"])
+def test_every_request_a_page_shows_with_curl_is_an_operation_with_those_parameters(page: str):
+    """Each ``curl`` of a page's code blocks asks for a path and method the OpenAPI document has,
+    with query parameters its operation takes (``param:optimizer`` is the ``param`` family)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from functions.adapters.web.openapi import document
+
+    spec = document()
+    for shown in blocks(page):
+        for line in shown.text.replace("\\\n", " ").splitlines():
+            if not line.strip().startswith("curl "):
+                continue
+            if re.search(r"(?:localhost|127\.0\.0\.1)(?::\d+)?\$", line):
+                continue  # a path the script reads from the service (the paging loop, run as written)
+            address = re.search(r"(?:https?://[^/\s'\"]+|localhost(?::\d+)?|127\.0\.0\.1(?::\d+)?)(/[^\s'\"]*)", line)
+            assert address, f"{page}: {line}"
+            method = re.search(r"-X (\w+)", line)
+            method = method.group(1) if method else ("POST" if re.search(r"--data|-d ", line) else "GET")
+            url = urlsplit(address.group(1))
+            found = _operation(spec, method, url.path)
+            assert found, f"{page}: {method} {url.path}: no such operation"
+            for name, _ in parse_qsl(url.query, keep_blank_values=True):
+                assert name.split(":")[0] in found[1], f"{page}: {line}: {name} ({found[0]} takes {sorted(found[1])})"
 
 
 def test_every_function_the_api_page_names_is_a_handler():
@@ -649,6 +761,39 @@ def test_the_trial_image_study_renders_the_job_of_its_image():
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "REGISTRY/digits-trial:1"
     assert container["command"][:4] == ["python", "examples/trial-image/train.py", "--alpha=0.001", "--lr=0.05"]
+
+
+def _rendered_pod(study: dict, tmp_path: Path) -> dict:
+    """The pod template of the Job ``katuna render`` prints for ``study``."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    rendered = CliRunner().invoke(main, ["render", str(tmp_path / "study.yaml")])
+    assert rendered.exit_code == 0, rendered.output
+    return yaml.safe_load(rendered.output[rendered.output.index("apiVersion"):])["spec"]["template"]["spec"]
+
+
+def test_a_metrics_file_on_a_cluster_is_read_as_the_trials_page_says(tmp_path: Path):
+    """The trials page's file collector works on a cluster too (the page once said files were
+    read for local trials only): the trial image's study with it renders a Job whose command is
+    wrapped in ``sh``; the absolute path the page advises gets an ``emptyDir`` at its folder, which
+    the image's non-root user can write, where the relative one stays in the image's working
+    directory, which the image's user cannot."""
+    section = (ROOT / "docs/trials.md").read_text().split("\n### A file\n", 1)[1].split("\n## ", 1)[0]
+    prose = " ".join(section.split("```", 1)[0].split())
+    study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())
+    study.update(yaml.safe_load(block("docs/trials.md", "A file", "yaml")))
+    relative = _rendered_pod(study, tmp_path)
+    assert relative["containers"][0]["command"][:2] == ["sh", "-c"] and not relative.get("volumes")
+    (advised,) = re.findall(r"such as `(/[^`]+)`", prose)
+    study["metricsCollector"]["path"] = advised
+    absolute = _rendered_pod(study, tmp_path)
+    assert absolute["containers"][0]["command"][:2] == ["sh", "-c"]
+    assert [mount["mountPath"] for mount in absolute["containers"][0]["volumeMounts"]] == [str(Path(advised).parent)]
+    assert [volume.get("emptyDir") for volume in absolute["volumes"]] == [{}]
+    dockerfile = _dockerfile_lines(ROOT / "examples/trial-image/Dockerfile")
+    assert [line for line in dockerfile if line.startswith("USER ")][-1] != "USER root", "the page's non-root image"
+    assert "local trials only" not in prose
+    for said in ("the image needs `sh`", "an `emptyDir` at its folder", "an image running as a non-root user"):
+        assert said.lower() in prose.lower(), said
 
 
 @pytest.mark.slow

@@ -145,3 +145,22 @@ def test_make_builds_the_venv_on_the_systems_python_only_when_it_is_the_same_ver
     fake = _script(tmp_path / "system-python", system.format(python=sys.executable)) if system else str(tmp_path / "none")
     assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}") == (fake if chosen == "system" else "python3")
     assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}", "PYTHON=/opt/python") == "/opt/python"
+
+
+def test_the_values_the_usage_shows_are_the_defaults_the_commands_take():
+    """``[--port 8080]`` shows the default, not an example: where a usage gives an option a value
+    that is no placeholder (``N``, ``PATH``) nor one of its choices (``--executor kubernetes``),
+    it is the value the command uses when the option is left out."""
+    import click
+
+    context, checked = click.Context(main), 0
+    for words in command_lines(block(README, "The command line", "sh"), "katuna"):
+        options = {name: param for param in main.get_command(context, words[1]).params
+                   if isinstance(param, click.Option) for name in param.opts}
+        for option, value in re.findall(r"\[(--[a-z-]+) ([^\]\s]+)\]", " ".join(words)):
+            param = options[option]
+            if not re.fullmatch(r"[a-z0-9.]+", value) or isinstance(param.type, click.Choice):
+                continue
+            assert value == str(param.default), f"katuna {words[1]} {option}: {value}, default {param.default}"
+            checked += 1
+    assert checked >= 4, checked
