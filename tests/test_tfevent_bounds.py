@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import tfevent_writer as writer
 
-from functions.core import tfevents
+from functions.core import tfevent_lines, tfevents
 from functions.core.metric_summary import MAX_OBSERVATIONS, Summary
 from functions.core.metrics import parse_json_lines
 
@@ -33,7 +33,7 @@ def _records(seed: int, count: int) -> list[str]:
 
 def _all_in_step_order(lines: list[str]) -> list[str]:
     """Every report, in step order: what the collector read before it was bounded."""
-    found = [(int(r["step"]), json.dumps({name: r["value"]})) for r in tfevents.records(lines) for name in NAMES
+    found = [(int(r["step"]), json.dumps({name: r["value"]})) for r in tfevent_lines.records(lines) for name in NAMES
              if tfevents.matches(str(r["tag"]), name, str(r["dir"]))]
     return [line for _, line in sorted(found, key=lambda item: item[0])]
 
@@ -50,14 +50,14 @@ def test_the_kept_reports_reduce_as_all_of_them_do():
     them again keeps them all."""
     for seed in range(40):
         lines = _records(seed, 600)
-        kept = tfevents.metric_lines(lines, NAMES, keep=10)
+        kept = tfevent_lines.metric_lines(lines, NAMES, keep=10)
         assert len(kept) <= 10 + 8 * len(NAMES)
         for skip in (False, True):
             assert _summary(kept, 10, skip) == _summary(_all_in_step_order(lines), 10, skip), seed
         again = [json.dumps({"dir": "/logs/test" if name != "accuracy" else "/logs/train",
                              "tag": name.split("/")[-1], "step": 0, "value": json.loads(line)[name]})
                  for line in kept for name in json.loads(line)]
-        assert len(tfevents.metric_lines(again, ["accuracy", "loss"], keep=10)) <= len(kept)
+        assert len(tfevent_lines.metric_lines(again, ["accuracy", "loss"], keep=10)) <= len(kept)
 
 
 def test_a_long_runs_scalars_are_read_and_printed_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -72,8 +72,8 @@ def test_a_long_runs_scalars_are_read_and_printed_bounded(tmp_path: Path, capsys
     assert len(printed) <= MAX_OBSERVATIONS + 16, "a bounded number of records, far under the kubelet's log size"
     records = [line.removeprefix("\rkatuna-metrics-file| ") for line in printed]
     every = [json.dumps(record) for record in tfevents.directory_records(str(tmp_path))]
-    read = tfevents.metric_lines(records, ["accuracy", "loss"])
-    assert len(tfevents.metric_lines(every, ["accuracy", "loss"])) <= MAX_OBSERVATIONS + 16
+    read = tfevent_lines.metric_lines(records, ["accuracy", "loss"])
+    assert len(tfevent_lines.metric_lines(every, ["accuracy", "loss"])) <= MAX_OBSERVATIONS + 16
     summaries = [Summary({"accuracy": "max", "loss": "min"}) for _ in range(2)]
     summaries[0].add(parse_json_lines(read, ["accuracy", "loss"]))
     summaries[1].add(parse_json_lines(_all_in_step_order(every), ["accuracy", "loss"]))

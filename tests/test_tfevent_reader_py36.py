@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tfevent_writer as writer
 
-from functions.core import file_collector, tfevents
+from functions.core import file_collector, tfevent_lines, tfevents
 
 
 def _wrapped(directory: Path, metrics: list[str]) -> list[str]:
@@ -61,7 +61,7 @@ def test_the_reader_runs_on_python_3_6_as_the_image_runs_it(tmp_path: Path):
                           env={"PATH": str(folder)})
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("events.out.tfevents.1: a record claims 37 bytes, and 30 are left of the file\n")
-    printed = list(tfevents.records(file_collector.file_lines(done.stdout.splitlines())))
+    printed = list(tfevent_lines.records(file_collector.file_lines(done.stdout.splitlines())))
     expected = [record for record in tfevents.directory_records(str(tmp_path / "logs"))
                 if record["tag"] != "accuracy" or str(record["dir"]).endswith("test")]
     assert printed == json.loads(json.dumps(expected)) and len(printed) == 8

@@ -82,7 +82,7 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
       fi
     fi
     if [ -n "$last" ]; then break; fi
-    sleep 0.2 >/dev/null 2>&1 <&- 3<&- & wait $!
+    sleep 0.2 >/dev/null 2>&1 <&- 3<&- 4>&- & wait $!
   done
   if [ -n "$pending" ]; then printf '\rkatuna-metrics-file| %s\n' "$pending"; fi
 ) &

@@ -240,17 +240,6 @@ def matches(tag: str, metric: str, folder: str) -> bool:
     return tag.startswith(parts[-1]) and (len(parts) < 2 or folder.endswith(os.path.dirname(metric)))
 
 
-def records(lines: Iterable[str]) -> Iterator[dict[str, object]]:
-    """The records among lines of JSON (as :func:`main` prints them); other lines are skipped."""
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
-            continue
-        if isinstance(record, dict) and {"dir", "tag", "step", "value"} <= record.keys():
-            yield record
-
-
 KEEP = 10_000
 """The reports of an attempt's metrics kept in their step order: the first and the last halves,
 as many as katuna keeps for the observation log (``metric_summary.MAX_OBSERVATIONS``)."""
@@ -300,19 +289,10 @@ def _mark(marks: dict[tuple[str, str], tuple[Any, ...]], item: tuple[int, int, s
             marks[name, kind] = (key, item)
 
 
-def _step(record: dict[str, object]) -> int:
+def step_of(record: dict[str, object]) -> int:
+    """A record's step (0 where it holds none that is an integer)."""
     step = record["step"]
     return step if isinstance(step, int) else 0
-
-
-def metric_lines(lines: Iterable[str], metrics: Iterable[str], keep: int = KEEP) -> list[str]:
-    """Each report of ``metrics`` among the records in ``lines`` as a JSON line
-    ``{"name": "value"}``, in step order (each report of the objective is one step, as Katib
-    counts them): those that reduce as all of them do (:func:`kept_reports`), in bounded memory."""
-    names = list(metrics)
-    reports = ((name, _step(record), str(record["value"]), None) for record in records(lines) for name in names
-               if matches(str(record["tag"]), name, str(record["dir"])))
-    return [json.dumps({name: value}) for _, _, name, value, _ in kept_reports(reports, keep)]
 
 
 def main(argv: list[str]) -> None:
@@ -324,7 +304,7 @@ def main(argv: list[str]) -> None:
     mark, directory, names = argv
     metrics = json.loads(names)
     found = directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr))
-    reports = ((name, _step(record), str(record["value"]), record) for record in found for name in metrics
+    reports = ((name, step_of(record), str(record["value"]), record) for record in found for name in metrics
                if matches(str(record["tag"]), name, str(record["dir"])))
     printed: set[int] = set()
     for item in sorted(kept_reports(reports), key=lambda item: item[1]):
