@@ -72,7 +72,7 @@ chromium:
 	fi
 
 # Every benchmark at full size (tens of minutes on 2 cores); figures land in benchmarks/results/.
-BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render reliability cluster_cost progress_scan cluster_requests process_exit cli_start peer_lookup history_load pareto_front pbt_decision large_study
+BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render reliability cluster_cost progress_scan cluster_requests process_exit cli_start peer_lookup history_load pareto_front pbt_decision large_study metrics_wrapper
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 

@@ -332,6 +332,14 @@ def test_process_exit(warm: WarmPython, tmp_path: Path):
     assert number(found["serve_workers_gone_s"]) <= number(found["serve_stop_s"])
 
 
+def test_metrics_wrapper(warm: WarmPython, tmp_path: Path):
+    """The wrapper copies the metrics file both ways; the block copy reads it in fewer system calls."""
+    found, result = run(warm, "metrics_wrapper.py", tmp_path)
+    assert all(len(runs) == 2 for runs in result["runs"].values())
+    assert number(found["block_s"]) > 0 and number(found["shell_s"]) > 0
+    assert int(found["block_reads"]) < int(found["shell_reads"])
+
+
 def test_cli_start(warm: WarmPython, tmp_path: Path):
     """A bare Python, the list of commands and the list of studies are each timed to their ends."""
     found, result = run(warm, "cli_start.py", tmp_path)

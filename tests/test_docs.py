@@ -533,7 +533,7 @@ def test_the_benchmarks_on_the_performance_page_are_the_ones_make_bench_runs():
     assert named == set(re.search(r"^BENCHMARKS := (.+)$", makefile, flags=re.M).group(1).split())
     counts = re.findall(r"(?:`make bench` runs|#) all (\w+) at full size", " ".join(text.split()))
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-             "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen"]
+             "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
     assert counts and set(counts) == {words[len(named)]}, "the page counts the benchmarks make bench runs"
     assert all((ROOT / f"benchmarks/{name}.py").is_file() for name in named)
     commands = block("docs/performance.md", "Running the benchmarks", "sh")

@@ -217,5 +217,5 @@ def test_katunas_metrics_file_wrapper_passes_sigterm_on_and_prints_the_files_las
         run = cluster.kubelets.runs[pod["metadata"]["uid"]]  # its log, read to its end as it ends
         cluster.delete_pod(pod)
     eventually(lambda: pod["status"].get("phase") == "Succeeded", "the wrapper exits with the command's 0")
-    lines = [line.text for line in run.log.lines]
+    lines = [line.text.rsplit("\r", 1)[-1] for line in run.log.lines]  # cut at a carriage return, as katuna reads
     assert list(final_lines(lambda: lines)) == ["loss=0.9", "loss=0.7"], lines

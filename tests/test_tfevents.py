@@ -17,7 +17,7 @@ import pytest
 import tfevent_writer as writer
 from conftest import run_study, study_definition
 
-from functions.core import file_collector, katib, tfevents
+from functions.core import file_collector, katib, tfevent_lines, tfevents
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
 from functions.core.metrics import parse_json_lines
@@ -73,7 +73,7 @@ def test_names_match_as_katib_matches_them_in_step_order(tmp_path: Path):
     """A plain name takes the tag from every folder; ``test/loss`` only from a folder ending in
     ``test`` (``test/nested`` does not); reports come in step order."""
     names = ["accuracy", "test/accuracy", "test/loss", "train/loss"]
-    lines = tfevents.metric_lines(_lines(_logs(tmp_path)), names)
+    lines = tfevent_lines.metric_lines(_lines(_logs(tmp_path)), names)
     observed = [(o.metric, o.value) for o in parse_json_lines(lines, names)]
     assert observed == [("accuracy", 0.25), ("test/accuracy", 0.25), ("accuracy", 0.5), ("train/loss", 1.0),
                         ("accuracy", 0.5), ("test/accuracy", 0.5), ("accuracy", 0.6), ("train/loss", 1.0),
@@ -94,9 +94,9 @@ def test_the_wrapped_container_prints_the_scalars_after_its_command_and_keeps_it
     assert done.returncode == 3, done.stderr
     output = done.stdout.splitlines()
     assert output[0].startswith("Train Epoch: 1")
-    assert [r["tag"] for r in tfevents.records(file_collector.file_lines(output))] == ["accuracy"], \
+    assert [r["tag"] for r in tfevent_lines.records(file_collector.file_lines(output))] == ["accuracy"], \
         "the log holds the metrics' scalars only"
-    lines = tfevents.metric_lines(file_collector.file_lines(output), ["accuracy"])
+    lines = tfevent_lines.metric_lines(file_collector.file_lines(output), ["accuracy"])
     assert lines == [json.dumps({"accuracy": "0.6452"})], "test/'s accuracy at lr 0.02, not train/'s or the output's"
 
 
@@ -206,7 +206,7 @@ def test_katib_early_stopping_with_the_tensorflow_event_collector_is_refused_by_
 def test_a_line_nested_past_pythons_recursion_limit_is_no_record():
     """A trial's log holds whatever it printed beside the wrapper's records: none of it raises."""
     record = {"dir": "", "tag": "accuracy", "step": 1, "value": 0.5}
-    assert list(tfevents.records(["[" * 30_000 + "]" * 30_000, json.dumps(record)])) == [record]
+    assert list(tfevent_lines.records(["[" * 30_000 + "]" * 30_000, json.dumps(record)])) == [record]
 
 
 @pytest.mark.parametrize("length", [1 << 40, (1 << 64) - 5])

@@ -3,8 +3,9 @@
 A file inside a trial's pod is out of katuna's reach. As Katib's webhook does for its own
 collector, the primary container's command is wrapped by a small POSIX shell script (so the
 image needs ``sh``, as Katib's wrapped containers do): it runs the command, follows the metrics
-file while the command runs (from its first line, whenever it appears; a last line without its
-line break included) and copies each new line to the container's output behind :data:`MARK`.
+file while the command runs (from its first line, whenever it appears; again from its start
+when it is truncated or replaced; a last line without its line break included) and copies each
+new line to the container's output behind :data:`MARK`.
 katuna then reads the file's lines from the pod log (:func:`file_lines`) and parses them with
 the study's format and filters, as it parses a local trial's file. The wrapper passes signals
 on to the command and exits with its status. An ``emptyDir`` volume is mounted at the file's
@@ -23,6 +24,7 @@ from typing import Any
 
 from functions.core import tfevents
 from functions.core.errors import PermanentError, Problem
+from functions.core.portable_source import portable
 from functions.core.trial_spec import no_command
 
 MARK = "katuna-metrics-file| "
@@ -46,22 +48,41 @@ copy of the trap and is lost (``sh`` offers no way to close it); the pod then en
 grace period, as one whose command ignores SIGTERM."""
 
 WRAPPER = r"""file=$1; shift
-child=; term=; ready=
+child=; term=; ready=; bulk=1
+for tool in awk tail ls; do command -v "$tool" >/dev/null 2>&1 || bulk=; done
 trap 'ready=1' USR2
 trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 (
-  stop=; opened=; pending=
+  stop=; opened=; pending=; inode=; size=; from=1; copied=0
   trap 'stop=1' USR1
   kill -USR2 ${$}
+  set -f
+  exec 4>&1
   while :; do
     last=$stop
-    if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
-    if [ -n "$opened" ]; then
-      while IFS= read -r line <&3; do printf '\rkatuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
-      pending=$pending$line
+    if [ -n "$bulk" ]; then
+      set -- `ls -dinL -- "$file" 2>/dev/null`
+      if [ "$#" -ge 6 ] && [ "${2#-}" != "$2" ]; then
+        if [ "$1" != "$inode" ] || [ "$6" -lt "$copied" ] 2>/dev/null; then inode=$1; size=; from=1; copied=0; fi
+        if [ "$6" != "$size" ] || [ -n "$last" ]; then
+          size=$6
+          at=`{ tail -c +"$from" <"$file"; echo; } 2>/dev/null | LC_ALL=C awk -v copied="$copied" -v last="$last" '
+            NR > 1 { printf "\rkatuna-metrics-file| %s\n", held; copied += length(held) + 1 }
+            { held = $0 }
+            END { if (last != "" && held != "") printf "\rkatuna-metrics-file| %s\n", held
+                  printf("%.0f %.0f\n", copied + 1, copied) > "/dev/stderr" }' 2>&1 >&4`
+          case $at in *[!0-9\ ]* | "") ;; *) from=${at% *}; copied=${at#* } ;; esac
+        fi
+      fi
+    else
+      if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
+      if [ -n "$opened" ]; then
+        while IFS= read -r line <&3; do printf '\rkatuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
+        pending=$pending$line
+      fi
     fi
     if [ -n "$last" ]; then break; fi
-    sleep 0.2 >/dev/null 2>&1 <&- 3<&- & wait $!
+    sleep 0.2 >/dev/null 2>&1 <&- 3<&- 4>&- & wait $!
   done
   if [ -n "$pending" ]; then printf '\rkatuna-metrics-file| %s\n' "$pending"; fi
 ) &
@@ -69,17 +90,26 @@ follower=$!
 while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01; done
 """ + RUN_COMMAND + r"""kill -USR1 "$follower"; wait "$follower"
 printf '\rkatuna-metrics-begin.\n'
-if [ -r "$file" ]; then
+if [ -r "$file" ] && [ -n "$bulk" ]; then
+  LC_ALL=C awk '{ printf "\rkatuna-metrics-end| %s\n", $0 }' <"$file"
+elif [ -r "$file" ]; then
   while IFS= read -r line || [ -n "$line" ]; do printf '\rkatuna-metrics-end| %s\n' "$line"; done <"$file"
 fi
 printf '\rkatuna-metrics-end.\n'
 exit "$code"
 """
 """``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``. The follower copies each new line of the
-file behind :data:`MARK` while the command runs, and stops one full read after it ended; it
+file behind :data:`MARK` while the command runs, and stops one full read after it ended. Where
+the image has ``ls``, ``tail`` and ``awk`` (busybox's, GNU's with mawk or gawk), it looks at the
+file every 0.2 s (``ls -dinL``: inode and size), and when the file grew reads it from the first
+byte not copied (``tail -c +N``) with ``awk``, which prints the complete lines and gives back
+where the line it left unended begins: the file is read a block at a time, its lines kept whole,
+and a file truncated below what was copied, or another file in its place, is read again from its
+start (as Katib's collector and katuna's local follower read it). Without those tools the shell
+copies it line by line (``read``, a byte at a time) from the file it first opened. It
 tells the script it is ready (``USR2``, once its own ``USR1`` trap is set) before the command
 starts, so a command that ends at once cannot kill it with the ``USR1`` meant to stop it. Then
-the script prints the whole file as it is at the end behind :data:`END_MARK`, between
+the script prints the whole file as it is at the end (``awk``, else ``read``) behind :data:`END_MARK`, between
 :data:`END_BEGIN` and :data:`END_DONE` (both even when there is no file): what Katib's collector
 reads, a file rewritten in place or replaced included (:func:`final_lines`). Each line the
 script prints starts with a carriage return, where katuna's readers cut a log's lines: the
@@ -114,9 +144,12 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 exit "$code"
 """
 """``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: once the
-command ended, the reader's SOURCE (:mod:`functions.core.tfevents`) prints each scalar of the
-event files under DIRECTORY that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent collector reads them
-when the training has ended. The image needs ``python3`` or ``python``, as TensorFlow's have."""
+command ended, the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
+:mod:`functions.core.portable_source`) prints the scalars of the event files under DIRECTORY
+that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent
+collector reads them when the training has ended: those that reduce as all of them do, a bounded
+number (:func:`~functions.core.tfevents.kept_reports`). The image needs ``python3`` or
+``python`` of version 3.6 or later, as TensorFlow's have since 1.13."""
 
 
 def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, Any]:
@@ -130,7 +163,7 @@ def wrap_events(manifest: Mapping[str, Any], container: str, directory: str,
     """``manifest`` with container ``container`` of each pod template wrapped to print the
     scalars of ``metrics`` in the TensorFlow event files under ``directory`` once its command
     ended; an ``emptyDir`` is mounted at the directory itself, as Katib mounts one."""
-    script = [EVENTS_WRAPPER, VOLUME, directory, inspect.getsource(tfevents), json.dumps(list(metrics))]
+    script = [EVENTS_WRAPPER, VOLUME, directory, portable(inspect.getsource(tfevents)), json.dumps(list(metrics))]
     return _wrap(manifest, container, "TensorFlowEvent", script, directory)
 
 

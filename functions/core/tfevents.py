@@ -20,12 +20,14 @@ printing each record of the metrics behind ``MARK`` for katuna to read from the 
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 import os
 import struct
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _CRC_TABLE: list[int] = []
 for _byte in range(256):
@@ -238,42 +240,77 @@ def matches(tag: str, metric: str, folder: str) -> bool:
     return tag.startswith(parts[-1]) and (len(parts) < 2 or folder.endswith(os.path.dirname(metric)))
 
 
-def records(lines: Iterable[str]) -> Iterator[dict[str, object]]:
-    """The records among lines of JSON (as :func:`main` prints them); other lines are skipped."""
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
-            continue
-        if isinstance(record, dict) and {"dir", "tag", "step", "value"} <= record.keys():
-            yield record
+KEEP = 10_000
+"""The reports of an attempt's metrics kept in their step order: the first and the last halves,
+as many as katuna keeps for the observation log (``metric_summary.MAX_OBSERVATIONS``)."""
 
 
-def metric_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[str]:
-    """Each report of ``metrics`` among the records in ``lines`` as a JSON line
-    ``{"name": "value"}``, in step order (each report of the objective is one step, as Katib
-    counts them)."""
-    names = list(metrics)
-    found: list[tuple[int, str]] = []
-    for record in records(lines):
-        for name in names:
-            if matches(str(record["tag"]), name, str(record["dir"])):
-                step = record["step"]
-                found.append((step if isinstance(step, int) else 0, json.dumps({name: record["value"]})))
-    found.sort(key=lambda item: item[0])
-    return [line for _, line in found]
+def kept_reports(reports: Iterable[tuple[str, int, str, object]],
+                 keep: int = KEEP) -> list[tuple[int, int, str, str, object]]:
+    """``(step, order, name, value, payload)`` of the reports that reduce, in step order (then
+    in the order given), as all of them do, each ``(name, step, value text, payload)``: the
+    first ``keep // 2`` and the last ``keep - keep // 2``, and each name's first report that is
+    not finite, its first NaN, its last report and last finite one, its least and greatest value
+    (of those not NaN, and of the finite ones). A run's per-step scalars so come in bounded
+    memory (and, on a cluster, print to a bounded log); only the count of reports is lost.
+    Giving the kept reports again keeps them all."""
+    head: list[tuple[tuple[int, int], tuple[int, int, str, str, object]]] = []
+    tail: list[tuple[tuple[int, int], tuple[int, int, str, str, object]]] = []
+    marks: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for order, (name, step, value, payload) in enumerate(reports):
+        item = (step, order, name, value, payload)
+        _mark(marks, item)
+        heapq.heappush(head, ((-step, -order), item))  # the greatest key first: the one to move on
+        if len(head) > keep // 2:
+            moved = heapq.heappop(head)[1]
+            heapq.heappush(tail, ((moved[0], moved[1]), moved))  # the least key first: the one to drop
+            if len(tail) > keep - keep // 2:
+                heapq.heappop(tail)
+    found = {item[1]: item for _, item in head + tail}
+    found.update((mark[1][1], mark[1]) for mark in marks.values())
+    return sorted(found.values(), key=lambda item: item[:2])
+
+
+def _mark(marks: dict[tuple[str, str], tuple[Any, ...]], item: tuple[int, int, str, str, object]) -> None:
+    """Keep ``item`` among its name's marks where it is one (:func:`kept_reports`): each mark
+    holds its sort key and the item, the least key kept."""
+    step, order, name, value = item[:4]
+    try:
+        number = float(value)
+    except ValueError:
+        return
+    finite, nan = math.isfinite(number), math.isnan(number)
+    wanted = [("last", (-step, -order), True), ("last finite", (-step, -order), finite),
+              ("first not finite", (step, order), not finite), ("first nan", (step, order), nan),
+              ("least", (number, step, order), not nan), ("greatest", (-number, step, order), not nan),
+              ("least finite", (number, step, order), finite), ("greatest finite", (-number, step, order), finite)]
+    for kind, key, applies in wanted:
+        if applies and ((name, kind) not in marks or key < marks[name, kind][0]):
+            marks[name, kind] = (key, item)
+
+
+def step_of(record: dict[str, object]) -> int:
+    """A record's step (0 where it holds none that is an integer)."""
+    step = record["step"]
+    return step if isinstance(step, int) else 0
 
 
 def main(argv: list[str]) -> None:
     """``MARK DIRECTORY NAMES``: print each record under the directory that one of the metric
-    names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar. Each
+    names (a JSON list) matches as JSON, behind ``MARK``, those that reduce as all of them do
+    (:func:`kept_reports`): the log holds no other scalar, and a bounded number. Each
     line starts with a carriage return, where katuna's readers cut lines, so a last line the
     trial's command left unended does not hold the first record."""
     mark, directory, names = argv
     metrics = json.loads(names)
-    for record in directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr)):
-        if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
-            sys.stdout.write("\r" + mark + json.dumps(record) + "\n")
+    found = directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr))
+    reports = ((name, step_of(record), str(record["value"]), record) for record in found for name in metrics
+               if matches(str(record["tag"]), name, str(record["dir"])))
+    printed: set[int] = set()
+    for item in sorted(kept_reports(reports), key=lambda item: item[1]):
+        if id(item[4]) not in printed:
+            printed.add(id(item[4]))
+            sys.stdout.write("\r" + mark + json.dumps(item[4]) + "\n")
     sys.stdout.flush()
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
-from functions.core import template, tfevents
+from functions.core import template, tfevent_lines
 from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
 from functions.core.launch import TrialLaunch, trial_launch
@@ -153,7 +153,7 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kep
         if collector.kind in ("file", "tfevent") and collector.path is not None:
             deque(output(), maxlen=0)
             found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
-            yield from tfevents.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
+            yield from tfevent_lines.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
         else:
             yield from output()
 
