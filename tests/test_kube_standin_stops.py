@@ -209,8 +209,12 @@ def test_katunas_metrics_file_wrapper_passes_sigterm_on_and_prints_the_files_las
     cluster.create_job("katuna", wrap(process_job("filed", code), "trial", str(path)))
 
     def log() -> list[str]:
+        """The pod's log lines; none while it has no pod, or its container has not started."""
         [pod] = live_pods(cluster, "filed") or [None]
-        return [] if pod is None else cluster.read_log("katuna", pod["metadata"]["name"], None)[1].decode().splitlines()
+        if pod is None:
+            return []
+        status, body = cluster.read_log("katuna", pod["metadata"]["name"], None)
+        return body.decode().splitlines() if status == 200 and isinstance(body, bytes) else []
     eventually(lambda: "ready" in log() and "katuna-metrics-file| loss=0.9" in log(), "the command runs")
     [pod] = live_pods(cluster, "filed")
     with cluster.lock:
