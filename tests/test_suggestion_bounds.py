@@ -107,3 +107,25 @@ def test_a_katib_experiment_is_refused_at_its_n_ei_candidates_setting():
         load_study(yaml.safe_dump(doc))
     assert [p.path for p in caught.value.problems] == ["spec.algorithm.algorithmSettings[1].value"], \
         caught.value.problems
+
+
+def test_a_grid_tell_compares_each_trials_stored_grid_as_a_whole(monkeypatch: pytest.MonkeyPatch):
+    """Every trial of a grid study stores the whole grid, and each tell compares every trial's
+    with the sampler's: value by value in Optuna's own Python comparison, that cost grew with
+    the trials times the grid's values (0.35 s a tell at 150 trials of a 300 x 300 grid, in the
+    write lock). Grids that are equal as lists are taken as the same without it; the study still
+    visits each point once."""
+    import optuna
+    from optuna.samplers import GridSampler
+
+    from functions.core.optuna_compat import KnownGridSampler
+
+    compared = []
+    equal = GridSampler._grid_value_equal
+    monkeypatch.setattr(GridSampler, "_grid_value_equal", staticmethod(
+        lambda a, b: compared.append(a) or equal(a, b)))
+    grid = {"a": list(range(5)), "b": [0.5, 1.5, 2.5]}
+    study = optuna.create_study(sampler=KnownGridSampler(grid, seed=1))
+    study.optimize(lambda t: t.suggest_int("a", 0, 4) + t.suggest_float("b", 0.5, 2.5), n_trials=15)
+    assert compared == []
+    assert sorted((t.params["a"], t.params["b"]) for t in study.trials) == [(a, b) for a in grid["a"] for b in grid["b"]]
