@@ -216,3 +216,34 @@ def test_the_warning_at_start_names_every_study_past_the_values_limit_the_larges
     assert "within" not in warning
     _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=values["s11"]), 5.0)
     assert capsys.readouterr().err == "", "none past the limit: no warning"
+
+
+def choices(name: str, count: int, max_trials: int | None, **overrides: Any) -> dict[str, Any]:
+    """A study of one categorical parameter of ``count`` choices, given to its trial's command."""
+    definition = wide(name, 0, max_trials or 1, **overrides)
+    definition["parameters"] = [{"name": "c", "type": "categorical", "values": [f"v{i}" for i in range(count)]}]
+    definition["trialTemplate"]["command"].append("${trialParameters.c}")
+    if max_trials is None:
+        del definition["maxTrials"]
+    return definition
+
+
+def test_a_categorical_of_many_choices_counts_them_as_optuna_stores_them_with_every_trial(tmp_path: Path):
+    """Optuna stores each trial's value with the parameter's whole list of choices, which a
+    process loads for every trial (2,000 trials of 10,000 choices took 1.8 GB): such a study is
+    refused at ``maxTrials`` where it would have been admitted 100,000 trials, naming the
+    choices; one without ``maxTrials`` is capped at the trials that fit; a handful of choices
+    count as one value, as before."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    message = refused(runner, tmp_path, choices("many", 10_000, 2_000))
+    assert "this study may create 2,000 trials (maxTrials) of 1,252 values each (1 parameter, 1,250 for the choices " \
+           "of its categorical and discrete parameters, one for every 8 of them, which Optuna stores with each " \
+           "trial's value, 1 objective value)" in message, message
+    assert "At most 399 trials fit for 1 parameter: run it as several studies" in message
+    assert message.endswith("or with fewer parameters or choices"), message
+    definition = choices("capped", 10_000, None, timeBudget="1h")
+    capped = runner.submit(parse_study(definition), definition, tmp_path)
+    assert (capped.trial_cap.trials, capped.trial_cap.setting) == (399, "KATUNA_MAX_HISTORY_CELLS")
+    few = choices("few", 7, 100_000)
+    assert runner.submit(parse_study(few), few, tmp_path).spec.max_trials == 100_000, "7 choices count one value"
+    runner.close()

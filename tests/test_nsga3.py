@@ -18,6 +18,7 @@ from functions.adapters.web import create_app
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.nsga3 import SELECTION_CELLS
+from functions.core.samplers import POPULATION
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -28,6 +29,8 @@ THREE = {"metrics": [{"name": "f1", "direction": "minimize"}, {"name": "f2", "di
 PRINT_THREE = ("import sys; x, y = map(float, sys.argv[1:]); "
                "print(f'f1={(x + 5) ** 2:.6f} f2={(y + 5) ** 2:.6f} f3={-(x - 5) ** 2 - (y - 5) ** 2:.6f}')")
 """A trial of three objectives that pull apart: f1 wants x low, f2 y low, f3 both high."""
+
+EIGHT = {"metrics": [{"name": f"f{i}", "direction": "minimize"} for i in range(8)]}
 
 
 def nsga3_study(settings: dict | None = None, seed: int = 5, trials: int = 14) -> dict:
@@ -104,9 +107,9 @@ def test_a_selection_too_large_to_run_in_the_write_lock_is_refused_naming_what_m
     assert found.startswith("algorithm.settings.dividing_parameter: 50,388 reference points for 8 objectives and "
                             "population_size 50 make 40,310,400 distances per selection"), found
     assert f"expected at most {SELECTION_CELLS:,}" in found
-    [found] = problems({"population_size": 40_000, "reference_points": [[1, 0, 0], [0, 1, 0], [0, 0, 1]] * 9},
+    [found] = problems({"population_size": 5_000, "reference_points": [[1, 0, 0], [0, 1, 0], [0, 0, 1]] * 150},
                        THREE)
-    assert found.startswith("algorithm.settings.reference_points: 27 reference points"), found
+    assert found.startswith("algorithm.settings.reference_points: 450 reference points"), found
     assert parse_study(nsga3_study({"dividing_parameter": 3}) | {"objective": eight})
 
 
@@ -122,9 +125,25 @@ def test_dividing_parameter_beside_reference_points_is_refused_as_optuna_would_i
 def test_a_population_too_large_for_the_default_points_is_refused_naming_population_size():
     """The study that sets ``population_size`` alone is told of it, not of the
     ``dividing_parameter`` it never wrote."""
-    [found] = problems({"population_size": 100_000})
-    assert found.startswith("algorithm.settings.population_size: 10 reference points for 3 objectives and "
-                            "population_size 100000 make 6,000,000 distances per selection"), found
+    [found] = problems({"population_size": 5_000}, EIGHT)
+    assert found.startswith("algorithm.settings.population_size: 120 reference points for 8 objectives and "
+                            "population_size 5000 make 9,600,000 distances per selection"), found
+
+
+@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
+def test_a_population_whose_selection_would_hold_the_write_lock_for_minutes_is_refused_naming_it(name: str):
+    """Each generation's parents are selected from two generations by a non-dominated sort whose
+    cost grows as their square: a population of 50,000 took 72 s of CPU in the database's write
+    lock, so it is refused at submission, as 5,000 is taken."""
+    definition = nsga3_study({"population_size": 50_000}) | {"algorithm": {"name": name, "settings": {
+        "population_size": 50_000}}}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert [str(p) for p in caught.value.problems] == [
+        f"algorithm.settings.population_size: expected an integer of at most {POPULATION:,}: the trials of each "
+        "generation, whose next parents are selected from two of them, got 50000"]
+    definition["algorithm"]["settings"]["population_size"] = POPULATION
+    assert dict(parse_study(definition).algorithm.settings) == {"population_size": POPULATION}
 
 
 def test_the_api_refuses_its_settings_naming_each(tmp_path: Path):

@@ -24,6 +24,7 @@ from functions.core.errors import Problem
 from functions.core.history import named_studies
 from functions.core.limits import PREFIX
 from functions.core.metrics import MAX_STEPS
+from functions.core.parameters import CategoricalParameter, DiscreteParameter, Parameter
 from functions.core.spec import Study
 
 MIN_STEPS = 100
@@ -36,11 +37,30 @@ VALUE_BYTES = 700
 being the costliest (680 MB for 4,000 trials of 256 parameters; an intermediate value about a
 tenth of that): ``benchmarks/history_load.py``."""
 
+CHOICES_PER_VALUE = 8
+"""The choices of a categorical or discrete parameter that take as much loaded as one value:
+Optuna stores a trial's value of such a parameter with its distribution, the whole list of
+choices, and a process that loads the history holds a list of its own for each trial (about 90
+bytes a choice: 2,000 trials of one categorical of 10,000 choices took 1.8 GB loaded, and 380 MB
+in the database). Counted so, that parameter's value counts 1,251 values and such a study holds
+about 400 trials, where counted as one value it was admitted 100,000 (``KATUNA_MAX_HISTORY``)
+and the load of its 2,300th passed 2 GB whatever its algorithm."""
+
 
 def trial_values(spec: Study) -> int:
     """The values one trial of the study holds besides its intermediate values: its parameters
-    and its objective values (a known result of a warm start holds as many)."""
-    return len(spec.parameters) + len(spec.objectives)
+    and its objective values (a known result of a warm start holds as many), a parameter of a
+    list of values counting its choices too (:func:`parameter_values`)."""
+    return sum(map(parameter_values, spec.parameters)) + len(spec.objectives)
+
+
+def parameter_values(parameter: Parameter) -> int:
+    """The values one trial's value of ``parameter`` counts for in the history: one, and for a
+    parameter of a list of values (categorical, discrete) one more for each
+    :data:`CHOICES_PER_VALUE` of its choices, which Optuna stores with every trial's value."""
+    if isinstance(parameter, CategoricalParameter | DiscreteParameter):
+        return 1 + len(parameter.values) // CHOICES_PER_VALUE
+    return 1
 
 
 def steps_kept(spec: Study, limit: int, known: int = 0, cap: int | None = None) -> int:
@@ -140,6 +160,10 @@ def _asked(spec: Study, per: int, held: int, made: int, known: int) -> str:
     """What the study would put in its history, in words."""
     trials = spec.max_trials or 0
     parts = [_counted(len(spec.parameters), "parameter"), _counted(len(spec.objectives), "objective value")]
+    choices = sum(map(parameter_values, spec.parameters)) - len(spec.parameters)
+    if choices:
+        parts.insert(1, f"{choices:,} for the choices of its categorical and discrete parameters, one for every "
+                        f"{CHOICES_PER_VALUE} of them, which Optuna stores with each trial's value")
     if spec.early_stopping is not None:
         parts.append(f"{_counted(per - trial_values(spec), 'intermediate value')} for earlyStopping")
     each = f"of {per:,} values each ({', '.join(parts)})"
@@ -169,5 +193,6 @@ def _advice(spec: Study, most: int, made: int) -> str:
     shape = _counted(len(spec.parameters), "parameter") + (" with earlyStopping" if spec.early_stopping else "")
     if most <= made:
         return f"No more trials fit for {shape}"
-    return (f"At most {_counted(most, 'trial')} {'fits' if most == 1 else 'fit'} for {shape}: run it as several studies (warmStart carries the results of "
-            "one into the next), or with fewer parameters")
+    fewer = "parameters or choices" if trial_values(spec) > len(spec.parameters) + len(spec.objectives) else "parameters"
+    return (f"At most {_counted(most, 'trial')} {'fits' if most == 1 else 'fit'} for {shape}: run it as several "
+            f"studies (warmStart carries the results of one into the next), or with fewer {fewer}")

@@ -38,7 +38,7 @@ from functions.core.grid import covered_points, grid_point, grid_size, grid_valu
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownGridSampler, KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
-from functions.core.skopt_sampler import BayesianSampler
+from functions.core.skopt_sampler import BayesianSampler, model_problems
 from functions.core.space import distributions, sample, stepped, values
 from functions.core.spec import Algorithm, KnownResult, Study
 from functions.core.step_sampler import OnStepSampler
@@ -159,12 +159,20 @@ every candidate against every trial of the history for each parameter (1,000 ove
 of 20 parameters: about a second of CPU; 10,000 over 1,000 of 2 took 1.4 s and 300 MB). Optuna's
 and hyperopt's default is 24."""
 
+POPULATION = 5_000
+"""NSGA-II's and NSGA-III's ``population_size`` at most: each generation's first suggestion,
+made in the database's write lock, selects the next parents from two generations by a
+non-dominated sort whose cost grows as their square (three objectives: 12 s of CPU at a
+population of 20,000, 72 s at 50,000; about 0.8 s at this bound). Optuna's default is 50."""
+
 RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sigma0": (lambda v: v > 0, "a number > 0: CMA-ES's initial spread, a fraction of each range"),
     "popsize": (lambda v: v >= 2, "an integer >= 2: CMA-ES ranks two or more samples of each generation"),
     "n_ei_candidates": (lambda v: 1 <= v <= EI_CANDIDATES, f"an integer from 1 to {EI_CANDIDATES:,}: the samples "
                                                            "TPE scores at each suggestion to pick one"),
     "n_startup_trials": (lambda v: v >= 0, "an integer >= 0: the trials sampled at random first"),
+    "population_size": (lambda v: v <= POPULATION, f"an integer of at most {POPULATION:,}: the trials of each "
+                                                    "generation, whose next parents are selected from two of them"),
     "dividing_parameter": (lambda v: v >= 1, "an integer >= 1: the divisions of each objective's axis between "
                                              "NSGA-III's reference points"),
 }
@@ -216,6 +224,8 @@ def check_algorithm(algorithm: Algorithm, parameters: tuple[Parameter, ...], lim
         problems += start_problems(x0, parameters)
     if algorithm.name == pbt.NAME:
         problems += pbt.settings_problems(dict(algorithm.settings), parameters)
+    if kind.factory is BayesianSampler:
+        problems += model_problems(parameters)
     if kind.needs_grid and any(p.when for p in parameters):
         problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:

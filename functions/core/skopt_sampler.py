@@ -28,6 +28,9 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from functions.core.errors import Problem
+from functions.core.parameters import ChoiceParameter, Parameter
+
 BASE_ESTIMATORS = {"GP": "", "RF": "", "ET": "",
                    "GBRT": "scikit-optimize's gradient-boosting estimator fails with the scikit-learn katuna "
                            "ships (it is no longer taken for a regressor)"}
@@ -46,6 +49,30 @@ of the others. A Gaussian process's fit grows with the cube of its points (about
 for 100, over a minute for 1,000) and every ask fits afresh, so without this bound a long study,
 or a large warm start, would make each suggestion cost minutes. Katib's service tells every
 trial; katuna tells the same up to this many."""
+
+
+MODEL_DIMENSIONS = 32
+"""Dimensions of the space the model is fitted in, at most: a categorical parameter of more than
+two choices takes one for each (scikit-optimize encodes it one-hot), any other parameter one.
+Each suggestion, made in the database's write lock, fits a length scale per dimension and
+scores 10,000 candidate points against every told trial in each: about 0.13 s of CPU a
+dimension (32: 3.9 s; 64: 7.4 s; 256 floats: 37 s; a categorical of 200 choices: 32 s, of
+1,000: over five minutes, where one of 200 beside 49 more asked 9 GB at once), past
+``KATUNA_BUSY_TIMEOUT`` (30 s) on a busy machine well before that."""
+
+
+def model_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
+    """Why the model cannot be fitted at each suggestion in good time: more than
+    :data:`MODEL_DIMENSIONS` dimensions."""
+    count = sum(len(p.values) if isinstance(p, ChoiceParameter) and len(p.values) > 2 else 1 for p in parameters)
+    if count <= MODEL_DIMENSIONS:
+        return []
+    return [Problem("parameters", f"bayesian optimization (gp) fits its model in {count:,} dimensions here (a "
+                                  "categorical or discrete parameter of more than two choices takes one for each "
+                                  f"choice, any other parameter one); expected at most {MODEL_DIMENSIONS}: each "
+                                  "suggestion, made in the database's write lock, fits a length scale per dimension "
+                                  "and scores 10,000 candidates in each (about 0.13 s of CPU a dimension). Use tpe, "
+                                  "or fewer parameters or choices")]
 
 
 def check_choice(setting: str, value: str, accepted: Mapping[str, str]) -> None:

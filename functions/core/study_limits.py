@@ -10,6 +10,7 @@ from functions.core.nodepool import NodePool
 from functions.core.parameters import ChoiceParameter
 from functions.core.reader import shown
 from functions.core.spec import Study
+from functions.core.tpe_candidates import candidate_problems
 
 
 def over_limits(study: Study, limits: Limits) -> list[Problem]:
@@ -36,7 +37,8 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
                           f"got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound] + \
         _name_problems(study.metric_names, limits.text) + \
-        _filter_problems(study.metrics_collector.filters, limits.filter_program) + _population_problems(study)
+        _filter_problems(study.metrics_collector.filters, limits.filter_program) + _population_problems(study) + \
+        candidate_problems(study, limits)
 
 
 def _population_problems(study: Study) -> list[Problem]:

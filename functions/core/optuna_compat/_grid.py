@@ -47,6 +47,13 @@ class KnownGridSampler(GridSampler):
         study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
         study._storage.set_trial_system_attr(trial._trial_id, "grid_id", min(unvisited))
 
+    def _same_search_space(self, search_space: Mapping[str, Sequence[Any]]) -> bool:
+        """Optuna's comparison of a trial's grid with this one, taken only where plain equality
+        of the lists fails (it is true wherever theirs is, NaN aside): every trial stores the whole
+        grid, and every tell compares each trial's value by value in Python, which grew with the
+        trials times the grid's values (0.35 s a tell at 150 trials of a 300 x 300 grid)."""
+        return search_space == self._search_space or super()._same_search_space(search_space)
+
     def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
         """Optuna's points neither finished nor running (failing those, the ones not finished),
         less the covered ones."""
