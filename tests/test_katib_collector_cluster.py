@@ -188,12 +188,16 @@ def _alive(pid: int) -> bool:
 def test_the_whole_file_at_the_end_counts_though_it_was_rewritten_or_replaced(tmp_path: Path):
     """The wrapper prints the file as it is once the command ended; that copy is read, as Katib
     reads the file then. Without it (the container was killed first) the followed lines count."""
-    program = ("import os, time\nopen('m.log', 'w').write('acc=0.1\\nacc=0.2\\n'); time.sleep(0.5)\n"
+    out = tmp_path / "out.txt"
+    program = ("import os, pathlib, time\nopen('m.log', 'w').write('acc=0.1\\nacc=0.2\\n')\n"
+               f"while 'acc=0.2' not in pathlib.Path({str(out)!r}).read_text(): time.sleep(0.05)\n"
                "open('m.log', 'w').write('acc=0.9\\n'); time.sleep(0.5)\n"
                "open('new.log', 'w').write('acc=0.5\\nacc=0.6'); os.rename('new.log', 'm.log')\n")
-    done = run_wrapper(tmp_path, sys.executable, "-c", program)
+    with out.open("w") as printed:  # the program rewrites the file once the first lines were followed
+        done = subprocess.run(["sh", "-c", WRAPPER, "katuna-metrics-file", "m.log", sys.executable, "-c", program],
+                              cwd=tmp_path, stdout=printed, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = out.read_text().splitlines()
     assert list(file_lines(lines))[:2] == ["acc=0.1", "acc=0.2"], "followed as it was first written"
     assert list(final_lines(lambda: lines)) == ["acc=0.5", "acc=0.6"]
     assert list(final_lines(lambda: lines[:-1])) == list(file_lines(lines)), "an end copy cut short is not read"

@@ -14,6 +14,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 from kube_stub import KubeStub
@@ -70,7 +71,7 @@ def test_a_dry_run_delete_answers_as_done_and_deletes_nothing(kube: KubeStub):
     ("", {"metadata": {"uid": "0000"}}, 409, "Precondition failed: UID in precondition: 0000, UID in object meta: "),
 ])
 def test_a_job_patch_the_api_server_refuses_is_refused_and_changes_nothing(kube: KubeStub, query, patch, code, words):
-    name = f"patched-{abs(hash(json.dumps(patch))) % 10_000}"
+    name = f"patched-{uuid.uuid4().hex[:10]}"  # a Job of its own for each case, in the shared stand-in
     client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
         "katuna", job(name, "import time; time.sleep(60)"))
     before = json.dumps(kube.jobs[("katuna", name)]["spec"], sort_keys=True)

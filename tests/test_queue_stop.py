@@ -10,6 +10,7 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from write_lock import WriteLock, blocked
 
 from functions.adapters.sqlite_queue import SqliteQueue
@@ -75,9 +76,9 @@ def test_a_put_without_a_stop_is_stored_once_the_lock_is_let_go_or_says_the_data
     brief = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.5)
     lock.hold()
     try:
-        put, raised = _waiting_put(brief)
-        put.join(20)
-        assert len(raised) == 1 and type(raised[0]) is TemporaryError and "is busy" in str(raised[0]), raised
+        with pytest.raises(TemporaryError, match="is busy") as busy:  # once its half second of waiting is up
+            brief.put(study_created("demo", "uid-1"))
+        assert type(busy.value) is TemporaryError
     finally:
         lock.close()
         brief.close()
