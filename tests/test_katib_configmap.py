@@ -369,7 +369,9 @@ def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):
 def test_a_studyjob_resource_runs_the_worker_template_of_katunas_namespace(service: Service, cluster: KubeStub):
     job = studyjob(studyName="cm-sj", requestcount=1, workerSpec={"goTemplate": {"templatePath": "cpuWorkerTemplate.yaml"}})
     job["metadata"] = {"name": "cm-sj", "namespace": "team"}
-    assert send(service, "add", cluster.apply(job)) == ["dev.katuna.study.created"]
+    emitted = send(service, "add", cluster.apply(job))
+    # The service's tick, which lists the study resources whose events were lost, may take it first.
+    assert emitted in ([], ["dev.katuna.study.created"]), emitted
     done = service.wait_for("cm-sj", timeout=90)
     assert done["status"] == "completed", done
     assert done["trialTemplateSource"] == "ConfigMap katuna/worker-template, key cpuWorkerTemplate.yaml"
