@@ -143,13 +143,14 @@ class Service:
         (workdir / "serve.log").write_text("")
         self.process = warm_runner().start(serve_command(workdir, self.port, workers, host), workdir,
                                            {**os.environ, **env}, workdir / "serve.log")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if self.request("GET", "/readyz")[0] == 200:
                     return
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         self.close()
         raise RuntimeError("katuna serve did not become ready:\n" + (workdir / "serve.log").read_text())
 

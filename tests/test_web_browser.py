@@ -244,7 +244,7 @@ def test_every_chart_of_a_running_study_follows_its_trials_keeping_brushed_range
         page.locator('#parallel-axes input[data-axis="y"]').uncheck()
         page.wait_for_function(f"""() => document.getElementById('study-status').textContent === 'running'
             && ({CHART_POINTS})('plot-parallel') > {drawn['plot-parallel']}
-            && ({CHART_POINTS})('plot-pair') > {drawn['plot-pair']}""", timeout=40_000)
+            && ({CHART_POINTS})('plot-pair') > {drawn['plot-pair']}""", timeout=90_000)
         dimensions = page.evaluate("document.getElementById('plot-parallel').data[0].dimensions"
                                    ".map((d) => [d.label, d.visible !== false, d.constraintrange || null])")
         assert [d[1:] for d in dimensions if d[0] == "y"] == [[False, None]], "the hidden axis stays hidden"
