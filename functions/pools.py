@@ -25,6 +25,7 @@ from functions.core.trial_spec import (
     local_entrypoint,
     local_env_sources,
     local_folder,
+    local_pod_parts,
     relative_pod_folders,
 )
 from functions.settings import Settings
@@ -134,7 +135,8 @@ def _local_problems(spec: Study) -> list[Problem]:
     entrypoint = local_entrypoint(template.trial_spec, template.primary_container, labels)
     return (path + ([entrypoint] if entrypoint is not None else [])
             + local_engine_fields(template.trial_spec, template.primary_container, labels)
-            + local_env_sources(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
+            + local_env_sources(template.trial_spec, template.primary_container, labels)
+            + local_pod_parts(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
 
 
 def _shared_metrics_file(spec: Study) -> list[Problem]:

@@ -255,11 +255,14 @@ def reading_from_the_pod() -> dict:
 def test_a_variable_kubernetes_reads_from_elsewhere_is_refused_where_trials_run_on_this_machine(client):
     """A local trial has no pod: a variable read from a Secret, a ConfigMap or the pod's fields
     would be unset in every trial, where the same trial on a cluster gets it. Each is named, and
-    what it reads from; the sidecar's is not run here, so not refused."""
+    what it reads from; the sidecar is not run here, so it is refused as a container that would
+    not run (:func:`test_a_pods_other_parts_are_refused_where_trials_run_on_this_machine`), not
+    for its variable."""
     answer = client.post("/studies", data=yaml.safe_dump(reading_from_the_pod()), content_type="application/yaml")
     assert answer.status_code == 422, answer.get_json()
     found = {p["path"].removeprefix("spec.trialTemplate.trialSpec.spec.template.spec.containers[0]."): p["message"]
              for p in answer.get_json()["problems"]}
+    assert found.pop("spec.trialTemplate.trialSpec.spec.template.spec.containers[1]").startswith("container 'side'")
     assert list(found) == ["env[1].valueFrom", "env[2].valueFrom", "envFrom[0]"]
     assert found["env[1].valueFrom"].startswith("variable 'API_KEY' is read from key 'api-key' of Secret 'data' "
                                                 "when Kubernetes starts the container")
@@ -274,6 +277,70 @@ def test_a_variable_kubernetes_reads_from_elsewhere_is_taken_where_trials_run_on
     from functions.settings import Settings
 
     spec, definition = load_study(yaml.safe_dump(reading_from_the_pod()))
+    check_study(spec, definition, Settings(), runs_jobs=True)
+
+
+def with_pod_parts() -> dict:
+    """An Experiment whose trial's pod holds more than its primary container: an init container
+    that fetches the data set into a folder shared with it, a sidecar it talks to, and mounts of
+    a claim (the data set), that shared folder and a memory-backed ``/dev/shm``."""
+    doc = experiment()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["initContainers"] = [{"name": "fetch", "image": "busybox", "command": ["wget", "-O", "/work/data.csv", "x"],
+                              "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    pod["containers"].append({"name": "cache", "image": "redis:7", "command": ["redis-server"]})
+    pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "mnist"}},
+                      {"name": "work", "emptyDir": {}}, {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "work", "mountPath": "/work"},
+                                            {"name": "data", "mountPath": "/data", "readOnly": True},
+                                            {"name": "shm", "mountPath": "/dev/shm"}]
+    return doc
+
+
+POD = "spec.trialTemplate.trialSpec.spec.template.spec"
+
+
+def test_a_pods_other_parts_are_refused_where_trials_run_on_this_machine(client, tmp_path: Path):
+    """A local trial runs its primary container's command alone, as a process: the init
+    container that fetches its data, the sidecar it talks to and the claim it reads would not be
+    there, and every trial would run without them (or on this machine's folders of those paths).
+    Each is named, by ``katuna run`` and by ``POST /studies`` alike, and nothing is stored; the
+    ``emptyDir`` mounts (a folder that starts empty) are taken."""
+    expected = [f"{POD}.initContainers[0]", f"{POD}.containers[1]", f"{POD}.containers[0].volumeMounts[1]"]
+    answer = client.post("/studies", data=yaml.safe_dump(with_pod_parts()), content_type="application/yaml")
+    assert answer.status_code == 422, answer.get_json()
+    found = {p["path"]: p["message"] for p in answer.get_json()["problems"]}
+    assert list(found) == expected
+    assert found[expected[0]].startswith("init container 'fetch' would not run")
+    assert found[expected[1]].startswith("container 'cache' would not run beside the primary container 'main'")
+    assert found[expected[2]].startswith("mounts volume 'data' (persistentVolumeClaim) at '/data'")
+    assert all("or submit the study where trials run on Kubernetes" in m for m in found.values())
+    assert client.get("/studies/katib-exp").status_code == 404, "nothing is stored"
+
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(with_pod_parts()))
+    run = run_katuna("run", "experiment.yaml", "--db", "k.db", cwd=tmp_path)
+    assert run.returncode == 2, run
+    assert all(path in run.stderr for path in expected), run.stderr
+    assert not (tmp_path / "k.db").exists() or "katib-exp" not in run_katuna("studies", "--db", "k.db",
+                                                                             cwd=tmp_path).stdout
+
+
+def test_a_pod_of_the_primary_container_alone_with_empty_folders_runs_on_this_machine(embedded, tmp_path: Path):
+    doc = with_pod_parts()
+    pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    del pod["initContainers"], pod["containers"][1], pod["containers"][0]["volumeMounts"][1]
+    doc["spec"].update(maxTrialCount=2)
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    record = embedded.run(spec.name)
+    assert (record.status, record.reason) == ("completed", "max trials reached (2)")
+
+
+def test_a_pods_other_parts_are_taken_where_trials_run_on_a_cluster():
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    spec, definition = load_study(yaml.safe_dump(with_pod_parts()))
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -179,9 +180,14 @@ def test_a_katib_style_trial_spec_renders_with_every_placeholder_and_katunas_req
 
 
 def test_a_katib_style_trial_spec_runs_locally_as_its_primary_container(embedded, tmp_path: Path):
+    """Its placeholders filled in as on a cluster; the pod holds the primary container alone, as
+    a local trial runs it (a sidecar, which would not run here, is refused where trials run on
+    this machine: ``tests/test_katib.py``)."""
     from conftest import run_study
 
-    record = run_study(embedded, katib_style(maxTrials=2), tmp_path)
+    definition = katib_style(maxTrials=2)
+    del definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    record = run_study(embedded, definition, tmp_path)
     assert record.status == "completed"
     for trial in embedded.store.trials("katib-style"):
         assert trial.values[0] == pytest.approx((trial.params["x"] - 2) ** 2, abs=1e-5)
@@ -753,7 +759,10 @@ def test_a_relative_working_folder_of_a_trial_specs_container_is_refused_where_t
         f"{where}.initContainers[0].workingDir": (
             "expected an absolute folder of the image for trials run on Kubernetes (a container runs in no relative "
             "one), or none for the image's own working directory; got '.'")}
-    check_study(spec, definition, Settings(), runs_jobs=False)
+    alone = copy.deepcopy(definition)  # a local trial runs the primary container alone: its pod holds no other
+    alone_pod = alone["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    del alone_pod["initContainers"], alone_pod["containers"][0]
+    check_study(parse_study(alone), alone, Settings(), runs_jobs=False)
     pod["containers"][1]["workingDir"], pod["initContainers"][0]["workingDir"] = "/app/src", ""
     check_study(parse_study(definition), definition, Settings(), runs_jobs=True)
 

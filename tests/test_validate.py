@@ -566,6 +566,20 @@ def test_problems_of_different_checks_are_listed_together():
     assert "objective.strategies.f1: not a collected metric; expected one of loss, acc" in problems(definition)
 
 
+@pytest.mark.parametrize("objective", [
+    {"metric": "loss", "strategies": {"loss": "latest"}},
+    {"metric": "loss", "direction": "upward", "strategies": {"loss": "latest"}},
+    {"metrics": [{"name": "loss"}, {"name": "acc", "direction": "maximize"}], "strategies": {"loss": "latest"}}])
+def test_an_objective_refused_for_its_direction_still_names_a_metric_its_strategy_may_name(objective):
+    """The one problem is the direction's: the objective's metric is still the one a strategy
+    names, not "not a collected metric" (a Katib Experiment without ``objective.type`` was told
+    both, and the second, at its ``metricStrategies[0].value``, was false)."""
+    definition = study_definition()
+    definition["objective"] = objective
+    found = problems(definition)
+    assert len(found) == 1 and "direction" in found[0].split(":")[0], found
+
+
 def _launch(definition: dict, params: dict):
     spec = parse_study(definition)
     return trial_launch(StudyRecord(spec, definition, "/base", "uid"), TrialRecord(spec.name, 3, params))

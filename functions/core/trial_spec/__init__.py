@@ -23,6 +23,7 @@ from functions.core.trial_spec._local import (
     local_entrypoint,
     local_env_sources,
     local_folder,
+    local_pod_parts,
     local_process,
     no_command,
 )
@@ -38,6 +39,6 @@ from functions.core.trial_spec._shapes import (
 )
 
 __all__ = [
-    "CONTAINER_FOLDER", "PATH", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "as_the_engine_gives", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_env_sources", "local_folder", "local_process", "located_containers",
+    "CONTAINER_FOLDER", "PATH", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "as_the_engine_gives", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_env_sources", "local_pod_parts", "local_folder", "local_process", "located_containers",
     "no_command", "primary_container", "primary_container_name", "relative_pod_folders", "render", "render_workload", "requests_resources", "template_field",
 ]

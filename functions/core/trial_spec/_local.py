@@ -13,7 +13,7 @@ from functions.core import container_scripts, template, trial_kinds
 from functions.core.documents import Path
 from functions.core.errors import Problem
 from functions.core.trial_spec._job_fields import DEADLINE, is_deadline
-from functions.core.trial_spec._shapes import PATH, located_containers, primary_container
+from functions.core.trial_spec._shapes import PATH, _indexed, located_containers, primary_container
 
 if TYPE_CHECKING:
     from functions.core.spec import TrialTemplate
@@ -111,6 +111,53 @@ def local_env_sources(trial_spec: Mapping[str, Any], primary: str | None,
             f"{name} is read from {source} when Kubernetes starts the container; {LOCAL} the primary container's "
             f"command runs as a process, with no pod and nothing to read that from, so the trial would run without "
             f"it: expected a plain value here (env[].value), or submit the study where trials run on Kubernetes")))
+    return problems
+
+
+def local_pod_parts(trial_spec: Mapping[str, Any], primary: str | None,
+                    labels: Mapping[str, str] | None = None) -> list[Problem]:
+    """What the primary container's pod gives it besides its own fields, which a local trial,
+    its command run alone as a process, would run without: the pod's init containers (which
+    would prepare its data first), its other containers (a sidecar it talks to) and each volume
+    it mounts that holds content of its own (a claim, a ConfigMap, a Secret, a host folder: all
+    but an ``emptyDir``, which starts empty as the folder of this machine may stand for it). Each
+    trial would run on without them, and its results mean something else than on a cluster."""
+    container = primary_container(trial_spec, primary, labels)
+    found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
+    pod = next((spec for path, _, spec in trial_kinds.pod_specs(trial_spec)
+                if found is not None and found.startswith(f"{path}.spec.containers[")), None)
+    if container is None or found is None or pod is None:
+        return []
+    pod_path = found.rsplit(".containers[", 1)[0]
+    remedy = "or submit the study where trials run on Kubernetes, where the pod runs whole"
+    problems = [Problem(f"{PATH}.{pod_path}.initContainers[{i}]", (
+        f"init container {c.get('name')!r:.100} would not run: {LOCAL} the primary container's command runs alone, "
+        f"as a process, so the trial would start without what the init container prepares; expected no init "
+        f"containers here, {remedy}")) for i, c in _indexed(pod.get("initContainers"))]
+    problems += [Problem(f"{PATH}.{pod_path}.containers[{i}]", (
+        f"container {c.get('name')!r:.100} would not run beside the primary container "
+        f"{container.get('name')!r:.100}: {LOCAL} the primary container's command runs alone, as a process; "
+        f"expected the primary container alone in its pod here, {remedy}"))
+        for i, c in _indexed(pod.get("containers")) if c is not container]
+    return problems + _local_mounts(container, pod, f"{PATH}.{found}", remedy)
+
+
+def _local_mounts(container: Mapping[str, Any], pod: Mapping[str, Any], where: str, remedy: str) -> list[Problem]:
+    """The primary container's mounts of volumes that hold content of their own (all but an
+    ``emptyDir``), each a problem: a local process sees this machine's folder at the mount's
+    path, not the volume."""
+    volumes = {v.get("name"): v for _, v in _indexed(pod.get("volumes"))}
+    problems = []
+    for i, mount in _indexed(container.get("volumeMounts")):
+        volume = volumes.get(mount.get("name")) or {}
+        if "emptyDir" in volume:
+            continue
+        source = next((key for key in volume if key != "name"), "a volume the pod does not define")
+        problems.append(Problem(f"{where}.volumeMounts[{i}]", (
+            f"mounts volume {mount.get('name')!r:.100} ({source}) at {mount.get('mountPath')!r:.200}: {LOCAL} the "
+            f"primary container's command runs as a process, with no pod and no volume, and would read and write "
+            f"this machine's folder of that path instead; expected no such mount here (an emptyDir is taken), "
+            f"{remedy}")))
     return problems
 
 

@@ -29,14 +29,17 @@ def parse_objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[
         if not items:
             r.fail("objective.metrics", "expected at least one objective")
         objectives = [_one_objective(r, item, f"objective.metrics[{i}]", "name") for i, item in enumerate(items)]
+        named = [item.get("name") for item in items if isinstance(item, Mapping)]
     else:
         objectives = [_one_objective(r, obj, "objective", "metric")]
+        named = [obj.get("metric")]
     found = tuple(o for o in objectives if o is not None)
     additional = tuple(r.get(obj, "additionalMetrics", "objective", "list") or ())
     for i, metric in enumerate(additional):
         if not isinstance(metric, str) or not metric:
             r.fail(f"objective.additionalMetrics[{i}]", "expected a metric name")
-    names = [o.metric for o in found] + [m for m in additional if isinstance(m, str)]
+    # An objective refused for another field (its direction) still names a collected metric.
+    names = [n for n in named if isinstance(n, str) and n] + [m for m in additional if isinstance(m, str)]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         r.fail("objective", f"metric {dup!r} is listed more than once")
     strategies = r.get(obj, "strategies", "objective", "mapping") or {}
