@@ -107,10 +107,10 @@ def start_session(request: Request, response: Response, store: ServiceStore, ttl
 
 
 def end_session(request: Request, response: Response, store: ServiceStore) -> None:
-    """Revoke the request's session (whatever Host it names) and clear its cookie."""
-    session_id = session_id_of(request)
-    if session_id:
-        store.delete_session(session_id)
-    secure = SECURE_COOKIE in request.cookies or on_https(request)
-    response.delete_cookie(SECURE_COOKIE if secure else COOKIE, path="/", secure=secure, httponly=True,
-                           samesite="Strict")
+    """Revoke the sessions of the cookies the request came with (whatever Host each names) and
+    clear those cookies (the one a login would set, where it came with none)."""
+    held = [name for name in (SECURE_COOKIE, COOKIE) if request.cookies.get(name)]
+    for name in held:
+        store.delete_session(request.cookies[name])
+    for name in held or [SECURE_COOKIE if on_https(request) else COOKIE]:
+        response.delete_cookie(name, path="/", secure=name == SECURE_COOKIE, httponly=True, samesite="Strict")
