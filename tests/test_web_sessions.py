@@ -152,6 +152,35 @@ def test_behind_a_proxy_that_ends_tls_the_session_cookie_is_sent_over_https_alon
     assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "logged out"
 
 
+def test_logout_revokes_the_session_of_each_cookie_the_browser_holds(guarded: Service):
+    """A browser that logged in over plain HTTP and then over HTTPS holds both cookies: logging
+    out ends both sessions and clears both cookies."""
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Host": "katuna.example"}
+    cookies = {}
+    for scheme in ("http", "https"):
+        status, answer = unfollowed(guarded, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}),
+                                    {**form, "Origin": f"{scheme}://katuna.example"})
+        [morsel] = SimpleCookie(answer["Set-Cookie"]).values()
+        cookies[morsel.key] = morsel.value
+    assert set(cookies) == {"katuna_session", "__Host-katuna_session"}
+    jar = {"Host": "katuna.example", "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    _, _, page = guarded.request("GET", "/ui/", headers=jar)
+    csrf = re.search(rb'<meta name="csrf-token" content="([^"]+)">', page).group(1).decode()
+    connection = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=30)
+    try:
+        connection.request("POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf}),
+                           {**form, **jar, "Origin": "https://katuna.example"})
+        answer = connection.getresponse()
+        answer.read()
+        cleared = sorted(c.partition("=")[0] for c in answer.headers.get_all("Set-Cookie"))
+    finally:
+        connection.close()
+    assert (answer.status, cleared) == (302, ["__Host-katuna_session", "katuna_session"])
+    for name, value in cookies.items():
+        assert guarded.request("GET", "/studies", headers={"Host": "katuna.example", "Cookie": f"{name}={value}"}
+                               )[0] == 401, name
+
+
 def test_the_services_root_leads_a_browser_to_the_dashboard_through_the_login(guarded: Service):
     """``GET /`` (the address a user types) is the dashboard, not a 405 of the event receiver's
     ``POST /``; without a session it is the login form first, which then leads to the studies."""
