@@ -296,6 +296,21 @@ def test_optuna_dashboard_refuses_the_reads_another_sites_page_asks_for_and_serv
     assert visited == 200
 
 
+def test_optuna_dashboard_refuses_a_request_a_proxy_passed_on(read_only_dashboard):
+    """A proxy of this user's own (nginx setting Host to its upstream, as it does by default)
+    connects as this user whoever its client is; the dashboard has no sign-in, so a request
+    naming a header by which a proxy says it passed it on is refused, and one without is served."""
+    base, _, _ = read_only_dashboard
+    [summary] = get(base + "/api/studies")["study_summaries"]
+    note = f"{base}/api/studies/{summary['study_id']}/note"
+    read = send("GET", base + "/api/studies", headers={"X-Forwarded-For": "203.0.113.7"})
+    written = send("PUT", note, {"version": 1, "body": "from beyond a proxy"}, headers={"X-Real-IP": "203.0.113.7"})
+    assert (read[0], read[1]["error"], written[0], written[1]["error"]) == (
+        403, "local_user_not_allowed", 403, "local_user_not_allowed")
+    assert "came through a proxy (its X-Forwarded-For header says so)" in read[1]["message"]
+    assert get(base + "/api/studies")["study_summaries"] == [summary]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
 def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serves_its_own_user(read_only_dashboard):
     base, folder, _ = read_only_dashboard

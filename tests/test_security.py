@@ -419,6 +419,40 @@ def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(lo
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
 
 
+PROXY_HEADERS = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7;proto=https",
+                 "X-Real-IP": "203.0.113.7", "X-Forwarded-Host": "katuna.example.org", "X-Forwarded-Proto": "https",
+                 "Via": "1.1 edge"}
+"""The headers by which proxies say they passed a request on, as nginx, Apache, Caddy, Traefik
+and Envoy send them."""
+
+
+@pytest.mark.slow
+def test_without_a_token_a_request_a_proxy_passed_on_is_refused_though_its_connection_is_the_services_own_user(
+        tmp_path: Path):
+    """A proxy run as the service's own user (or root) on this machine connects as that user,
+    whoever its client is: an nginx in front, whose requests name the upstream's Host
+    (``127.0.0.1:port``) unless told otherwise, would give anyone who reaches it the service's
+    writes, each study a command run here. So a service without a token refuses every request
+    that says a proxy passed it on (reads too: the studies are its user's), naming the header
+    and the token that would serve it; the service's own user, sending none, is served."""
+    service = Service(tmp_path, workers=1)
+    definition = yaml.safe_dump(study_definition(name="proxied"))
+    try:
+        for header, value in PROXY_HEADERS.items():
+            for method, path, body in (("POST", "/studies", definition), ("GET", "/studies", None),
+                                       ("GET", "/ui/", None)):
+                status, _, answer = service.request(method, path, body,
+                                                    {"Content-Type": "application/yaml", header: value})
+                assert status == 403, (header, method, path, answer)
+                refusal = yaml.safe_load(answer)
+                assert refusal["error"] == "local_user_not_allowed", refusal
+                assert f"its {header} header says so" in refusal["message"] and "KATUNA_API_TOKEN" in refusal["message"]
+        assert service.json("GET", "/studies") == (200, []), "no study was made, and the own user is served"
+        assert service.json("GET", "/healthz")[0] == 200
+    finally:
+        service.close()
+
+
 def _form(service: Service, path: str, fields: dict[str, str], headers: dict[str, str],
           method: str = "POST") -> tuple[int, str]:
     """A form sent to ``path`` (posted, unless ``method`` says otherwise), its redirect not

@@ -129,6 +129,58 @@ def test_logout_revokes_the_session_everywhere(guarded: Service):
         assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "a copy of the cookie is revoked too"
 
 
+def test_behind_a_proxy_that_ends_tls_the_session_cookie_is_sent_over_https_alone(guarded: Service):
+    """An nginx that ends TLS passes the login on as plain HTTP without saying so (it sends no
+    ``X-Forwarded-Proto`` unless told): the page's ``Origin`` says the browser is on HTTPS, so
+    the cookie is ``Secure`` and ``__Host-`` prefixed, which a browser never sends over plain
+    HTTP, and it serves the requests the proxy passes on, until logout clears it."""
+    site = {"Host": "katuna.example", "Origin": "https://katuna.example"}
+    status, answer = unfollowed(guarded, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}),
+                                {"Content-Type": "application/x-www-form-urlencoded", **site})
+    assert status == 302, answer
+    [morsel] = SimpleCookie(answer["Set-Cookie"]).values()
+    assert (morsel.key, morsel["secure"], morsel["httponly"], morsel["samesite"], morsel["domain"]) == (
+        "__Host-katuna_session", True, True, "Strict", ""), answer["Set-Cookie"]
+    jar = {"Host": "katuna.example", "Cookie": f"__Host-katuna_session={morsel.value}"}
+    assert guarded.request("GET", "/studies", headers=jar)[0] == 200
+    _, _, page = guarded.request("GET", "/ui/", headers=jar)
+    csrf = re.search(rb'<meta name="csrf-token" content="([^"]+)">', page).group(1).decode()
+    status, answer = unfollowed(guarded, "POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf}),
+                                {"Content-Type": "application/x-www-form-urlencoded", **site, "Cookie": jar["Cookie"]})
+    assert status == 302 and answer["Set-Cookie"].startswith("__Host-katuna_session=;"), answer["Set-Cookie"]
+    assert "Secure" in answer["Set-Cookie"]
+    assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "logged out"
+
+
+def test_logout_revokes_the_session_of_each_cookie_the_browser_holds(guarded: Service):
+    """A browser that logged in over plain HTTP and then over HTTPS holds both cookies: logging
+    out ends both sessions and clears both cookies."""
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Host": "katuna.example"}
+    cookies = {}
+    for scheme in ("http", "https"):
+        status, answer = unfollowed(guarded, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}),
+                                    {**form, "Origin": f"{scheme}://katuna.example"})
+        [morsel] = SimpleCookie(answer["Set-Cookie"]).values()
+        cookies[morsel.key] = morsel.value
+    assert set(cookies) == {"katuna_session", "__Host-katuna_session"}
+    jar = {"Host": "katuna.example", "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    _, _, page = guarded.request("GET", "/ui/", headers=jar)
+    csrf = re.search(rb'<meta name="csrf-token" content="([^"]+)">', page).group(1).decode()
+    connection = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=30)
+    try:
+        connection.request("POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf}),
+                           {**form, **jar, "Origin": "https://katuna.example"})
+        answer = connection.getresponse()
+        answer.read()
+        cleared = sorted(c.partition("=")[0] for c in answer.headers.get_all("Set-Cookie"))
+    finally:
+        connection.close()
+    assert (answer.status, cleared) == (302, ["__Host-katuna_session", "katuna_session"])
+    for name, value in cookies.items():
+        assert guarded.request("GET", "/studies", headers={"Host": "katuna.example", "Cookie": f"{name}={value}"}
+                               )[0] == 401, name
+
+
 def test_the_services_root_leads_a_browser_to_the_dashboard_through_the_login(guarded: Service):
     """``GET /`` (the address a user types) is the dashboard, not a 405 of the event receiver's
     ``POST /``; without a session it is the login form first, which then leads to the studies."""
@@ -193,7 +245,9 @@ def test_over_https_the_cookie_has_the_host_prefix(tmp_path):
         session = cookie.split(";")[0].partition("=")[2]
         client.set_cookie("__Host-katuna_session", session, domain="127.0.0.1")
         assert client.get("/studies", base_url="https://127.0.0.1").status_code == 200
-        assert client.get("/studies", base_url="http://127.0.0.1").status_code == 401, "not the plain cookie"
+        plain = app.test_client()
+        plain.set_cookie("katuna_session", session, domain="127.0.0.1")
+        assert plain.get("/studies", base_url="https://127.0.0.1").status_code == 401, "not the plain cookie"
     finally:
         runtime.close()
 

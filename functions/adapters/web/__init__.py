@@ -21,7 +21,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
 )
 
-from functions.adapters.web import api, compression, functions_ce, guard, peers, takes, tick_floor, ui
+from functions.adapters.web import api, compression, forwarded, functions_ce, guard, peers, takes, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -157,10 +157,19 @@ def _check_local_user():
     root): any account of the machine can connect to loopback (:mod:`.peers`). ``katuna
     serve``'s worker refuses other connections before reading them (:mod:`.worker`); this
     check stands for servers that do not. A server that does not hand over the connection
-    (tests' clients) is taken as before."""
+    (tests' clients) is taken as before. Whatever the connection, a request a proxy says it
+    passed on is refused: its client is whoever reached the proxy (:func:`forwarded.proxy_header`)."""
     connection = request.environ.get("gunicorn.socket")
     problem = None if connection is None else peers.stranger(connection)
+    if problem is None and (header := forwarded.proxy_header(request)) is not None:
+        problem = PROXIED.format(header=header)
     return None if problem is None else guard.refusal(request, 403, "local_user_not_allowed", problem)
+
+
+PROXIED = ("without KATUNA_API_TOKEN this service takes requests only from its own user on this machine, and this "
+           "one came through a proxy (its {header} header says so), whose clients are whoever can reach the proxy: "
+           "set KATUNA_API_TOKEN to serve through a proxy (its clients then send Authorization: Bearer <token>)")
+"""The refusal, by a service without a token, of a request a proxy passed on."""
 
 
 DASHBOARD_POLICY = "frame-ancestors 'none'; script-src 'self' 'unsafe-eval'; object-src 'none'; base-uri 'none'"

@@ -1,8 +1,8 @@
 """Who may use the service when ``KATUNA_API_TOKEN`` is set.
 
 Scripts send ``Authorization: Bearer <token>``. The dashboard's login form trades the token for
-a session: a random id in an HttpOnly, SameSite=Strict cookie (``__Host-`` prefixed over HTTPS),
-kept in the database so every worker knows it, bound to the Host (with port) it was issued for,
+a session: a random id in an HttpOnly, SameSite=Strict cookie (``Secure`` and ``__Host-`` prefixed
+where the browser is on HTTPS: :func:`on_https`), kept in the database so every worker knows it, bound to the Host (with port) it was issued for,
 expiring after ``KATUNA_SESSION_TTL`` and ended by logging out. Each session has its own CSRF
 token, which the dashboard's forms and fetches send with every write.
 
@@ -53,8 +53,23 @@ def has_token(request: Request, token: str) -> bool:
     return given is not None and token_matches(given, token)
 
 
-def cookie_name(request: Request) -> str:
-    return SECURE_COOKIE if request.is_secure else COOKIE
+def on_https(request: Request) -> bool:
+    """Whether the browser that posts the login form is on HTTPS: the request came over TLS as
+    the server sees it, or the page's ``Origin`` says ``https``. A proxy that ends TLS passes the
+    request on as plain HTTP, and the server sees HTTPS only where the proxy says so in
+    ``X-Forwarded-Proto`` and gunicorn trusts it (from loopback alone, by default): nginx does
+    not say so unless told, and a proxy on another host is not trusted. Its session cookie
+    would then go without ``Secure``, and the browser would send it over plain HTTP to that
+    host (any port) whenever the user opens an ``http://`` address of it, for anyone on the
+    way to read."""
+    return request.is_secure or request.headers.get("Origin", "").lower().startswith("https://")
+
+
+def session_id_of(request: Request) -> str:
+    """The session id the request's cookie carries: the ``__Host-`` cookie (which a browser sends
+    over HTTPS alone, whatever plain hop follows a proxy), else the plain one on a request the
+    server sees as plain HTTP."""
+    return request.cookies.get(SECURE_COOKIE) or ("" if request.is_secure else request.cookies.get(COOKIE, ""))
 
 
 def token_mac(session_id: str, token: str) -> str:
@@ -64,7 +79,7 @@ def token_mac(session_id: str, token: str) -> str:
 
 def current_session(request: Request, store: ServiceStore, token: str) -> Session | None:
     """The request's unexpired session, if it was issued for this very Host with this ``token``."""
-    session_id = request.cookies.get(cookie_name(request), "")
+    session_id = session_id_of(request)
     if not session_id:
         return None
     row = store.session(session_id)
@@ -81,17 +96,21 @@ def csrf_matches(request: Request, session: Session) -> bool:
 
 
 def start_session(request: Request, response: Response, store: ServiceStore, ttl: float, token: str) -> None:
-    """A new session for this Host and ``token``, set as the response's cookie."""
+    """A new session for this Host and ``token``, set as the response's cookie (``Secure`` and
+    ``__Host-`` prefixed where the browser is on HTTPS)."""
     session_id = secrets.token_urlsafe(32)
     store.add_session(session_id, secrets.token_urlsafe(32), request.host.lower(), time.time() + ttl,
                       token_mac(session_id, token))
-    response.set_cookie(cookie_name(request), session_id, max_age=int(ttl), httponly=True, samesite="Strict",
-                        secure=request.is_secure, path="/")
+    secure = on_https(request)
+    response.set_cookie(SECURE_COOKIE if secure else COOKIE, session_id, max_age=int(ttl), httponly=True,
+                        samesite="Strict", secure=secure, path="/")
 
 
 def end_session(request: Request, response: Response, store: ServiceStore) -> None:
-    """Revoke the request's session (whatever Host it names) and clear its cookie."""
-    session_id = request.cookies.get(cookie_name(request), "")
-    if session_id:
-        store.delete_session(session_id)
-    response.delete_cookie(cookie_name(request), path="/", secure=request.is_secure, httponly=True, samesite="Strict")
+    """Revoke the sessions of the cookies the request came with (whatever Host each names) and
+    clear those cookies (the one a login would set, where it came with none)."""
+    held = [name for name in (SECURE_COOKIE, COOKIE) if request.cookies.get(name)]
+    for name in held:
+        store.delete_session(request.cookies[name])
+    for name in held or [SECURE_COOKIE if on_https(request) else COOKIE]:
+        response.delete_cookie(name, path="/", secure=name == SECURE_COOKIE, httponly=True, samesite="Strict")

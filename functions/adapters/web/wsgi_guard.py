@@ -8,7 +8,9 @@ site is refused (403), and so is a read another site's page asks for (an image, 
 or fetch: :func:`guard.cross_site_read`), which the page could make again and again with the
 user's own connection, each one having Optuna's dashboard compute parameter importances or
 build a chart while the user's own page waits behind it. No page of another site may frame the
-dashboard. Requests the caller names are refused too (403, with the reason as Optuna's
+dashboard. A request a proxy says it passed on (:func:`.forwarded.proxy_header`) is refused
+(403): a proxy of this user's own connects as this user whoever its client is, and the dashboard
+has no sign-in. Requests the caller names are refused too (403, with the reason as Optuna's
 dashboard gives its own).
 """
 
@@ -20,7 +22,11 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import Request
 
-from functions.adapters.web import SAFETY_HEADERS, guard
+from functions.adapters.web import SAFETY_HEADERS, forwarded, guard
+
+PROXIED = ("optuna-dashboard has no sign-in, so katuna optuna-dashboard serves only its own user on this machine, "
+           "and this request came through a proxy (its {header} header says so), whose clients are whoever can reach "
+           "the proxy: reach the dashboard through a tunnel instead (ssh -L 8081:127.0.0.1:8081 HOST)")
 
 
 def _none(method: str, path: str) -> str | None:
@@ -29,10 +35,10 @@ def _none(method: str, path: str) -> str | None:
 
 def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _none,
             max_body: int = 1 << 20) -> WSGIApplication:
-    """``app`` answering only requests that name a loopback Host, and reads and writes only from
-    its own pages, visits or scripts, with bodies of at most ``max_body`` bytes (``KATUNA_MAX_BODY``: a
-    note of 50 MB was taken, and every later load of Optuna's storage replayed it); every
-    answer forbids framing. ``refused(method, path)`` says why a request is refused before
+    """``app`` answering only requests that name a loopback Host and that no proxy passed on,
+    and reads and writes only from its own pages, visits or scripts, with bodies of at most
+    ``max_body`` bytes (``KATUNA_MAX_BODY``: a note of 50 MB was taken, and every later load of
+    Optuna's storage replayed it); every answer forbids framing. ``refused(method, path)`` says why a request is refused before
     ``app`` sees it (403, ``{"reason": ...}``), or None."""
 
     def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -40,6 +46,8 @@ def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _n
         if not guard.host_allowed(request.host, ()):
             return _refuse(start_response, "400 Bad Request", "host_not_allowed",
                            f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
+        if (header := forwarded.proxy_header(request)) is not None:
+            return _refuse(start_response, "403 Forbidden", "local_user_not_allowed", PROXIED.format(header=header))
         chunked = request.content_length is None and "chunked" in (request.headers.get("Transfer-Encoding") or "").lower()
         if chunked or (request.content_length or 0) > max_body:
             return _refuse(start_response, "413 Request Entity Too Large", "request_entity_too_large",

@@ -74,8 +74,8 @@ def _server_refusals() -> list[tuple[str, str]]:
     (``functions.adapters.web.worker``), on every path before the app sees the request: another
     account's connection, a body cut short or late, and what gunicorn's parser does not take.
     The app checks the local user too on the paths it guards, for servers that do not."""
-    return [("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
-                    "(local_user_not_allowed)"),
+    return [("403", "without KATUNA_API_TOKEN, a caller of another account of the machine, or a request a "
+                    "proxy says it passed on (local_user_not_allowed)"),
             ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
             ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
             ("417", "an Expect header other than 100-continue (http_error, katuna serve)"),
