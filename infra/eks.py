@@ -127,7 +127,8 @@ class EksNodePools:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return found["nodegroup"] if found else None
 
-    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None,
+               raising: bool = True) -> PoolChange:
         if not self.cluster.subnets or not self.cluster.node_role:
             raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
                                  "KATUNA_EKS_NODE_ROLE)")
@@ -140,6 +141,8 @@ class EksNodePools:
             raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
         verdict = self._existing(group, pool, owner, request_id)
         if verdict.call == "update_nodegroup_config" and verdict.request is not None:
+            if not raising:
+                return replace(verdict.whose, operation="create:" + pool.name)
             return replace(verdict.whose, operation=self._update(verdict.request))
         if verdict.call is not None and verdict.request is not None:
             self._write(verdict.request["Tags"])

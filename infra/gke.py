@@ -66,7 +66,8 @@ from infra.polling import until_done
 from infra.verdict import Verdict
 
 POOL_TOKEN = "pool:"
-"""An operation that is a pool's own status: an existing pool found still provisioning."""
+"""An operation that is a pool's own status: an existing pool found still provisioning, or found
+with a lower maximum, raised by the next ``ensure`` once it may be changed."""
 GONE_TOKEN = "gone:"
 """An operation that is a pool's deletion found under way (another's delete): done once the pool is absent."""
 _PENDING = ("PROVISIONING", "RECONCILING", "STOPPING")
@@ -128,7 +129,8 @@ class GkeNodePools:
                 return None
             raise self._refusal(exc) from exc
 
-    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None,
+               raising: bool = True) -> PoolChange:
         try:
             operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner), timeout=self.timeout)
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
@@ -141,6 +143,8 @@ class GkeNodePools:
         verdict = _existing(self.cluster, current, pool, owner)
         if verdict.request is None:
             return verdict.whose
+        if not raising:
+            return replace(verdict.whose, operation=POOL_TOKEN + pool.name)
         raised = self._call("set_node_pool_autoscaling", verdict.request)
         return replace(verdict.whose, operation=self.cluster.operation_path(raised.name))
 

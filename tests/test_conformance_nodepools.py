@@ -121,6 +121,15 @@ class NodePoolsContract:
         change = pools.ensure(self.pool(max_nodes=8, labels=()), owner=UID)
         assert change.adopted is not None
 
+    def test_a_pool_to_raise_is_left_as_found_until_ensured_again_when_not_raising(self, pools: NodePools):
+        self.make_by_hand(pools, tainted=True)
+        change = pools.ensure(self.pool(max_nodes=8), owner=UID, raising=False)
+        assert change.adopted is not None and change.operation, "its settings as found, and the raise to come"
+        assert (pools.describe(NAME).min_nodes, pools.describe(NAME).max_nodes) == (1, 3), "nothing changed yet"
+        self.settle(pools, change)
+        self.settle(pools, pools.ensure(self.pool(max_nodes=8), owner=UID))
+        assert (pools.describe(NAME).min_nodes, pools.describe(NAME).max_nodes) == (1, 8)
+
     def test_a_larger_maximum_raises_it_and_keeps_the_minimum(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
         self.set_minimum(pools, 1)

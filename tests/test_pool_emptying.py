@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import test_provision
 from gke_stub import GkeStub
-from test_provision import created, deliver_twice, end, made_by_hand, pool_study, submit
+from test_provision import created, deliver_twice, end, made_by_hand, pool_study, provisioned, submit
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import pool_check
@@ -95,7 +95,7 @@ def test_a_pool_katuna_did_not_make_is_never_resized(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     made_by_hand(gke_api, POOL)
     submit(store, pool_study("adopting", name=POOL, shared=True), "u1")
-    deliver_twice(dispatcher, created("adopting", "u1"))
+    provisioned(dispatcher, created("adopting", "u1"))
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     end(dispatcher, store, "adopting")

@@ -20,7 +20,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
 from functions.core.errors import InvalidStudy, TemporaryError
-from functions.core.events import Event, pool_check, study_completed, study_created
+from functions.core.events import POOL_CHECK, Event, pool_check, study_completed, study_created
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
 from functions.core.limits import Limits
@@ -73,6 +73,17 @@ def deliver_twice(dispatcher: Dispatcher, event: Event) -> list[Event]:
     first = dispatcher.deliver_to("provision", event)
     assert dispatcher.deliver_to("provision", event) == first, "a redelivery changes nothing and emits the same"
     return first
+
+
+def provisioned(dispatcher: Dispatcher, event: Event) -> list[Event]:
+    """Deliver ``event`` twice, then, as a broker does, each tick its handling sent twice (the
+    check that raises the maximum of a pool it found, once the use recording its limits as
+    found is stored); the events ``event`` emitted."""
+    emitted = deliver_twice(dispatcher, event)
+    for check in emitted:
+        assert check.type == POOL_CHECK
+        deliver_twice(dispatcher, check)
+    return emitted
 
 
 def created(name: str, uid: str) -> Event:
@@ -151,7 +162,7 @@ def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
-    deliver_twice(dispatcher, created("second", "u2"))
+    provisioned(dispatcher, created("second", "u2"))
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
     use = store.pool_use("u2")
     assert (use.created, use.owned, use.adopted) == (False, True, None), "katuna's pool, made for another study"
@@ -555,7 +566,7 @@ def test_a_pool_katuna_did_not_create_is_never_deleted_and_gets_its_limits_back(
     dispatcher, store, _ = world
     made_by_hand(gke_api, "trials")
     submit(store, pool_study("adopting", name="trials", maxNodes=6), "u1")
-    deliver_twice(dispatcher, created("adopting", "u1"))
+    provisioned(dispatcher, created("adopting", "u1"))
     assert limits(gke_api, "trials") == (1, 6), "the maximum raised for the study, the minimum kept"
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
@@ -567,6 +578,51 @@ def test_a_pool_katuna_did_not_create_is_never_deleted_and_gets_its_limits_back(
     summary = study_view(store, store.get_study("adopting"))["nodePool"]
     assert (summary["phase"], summary["created"], summary["owned"], summary["adopted"], summary["deleted"]) == (
         "released", False, False, True, False)
+
+
+class RaiseAnswerLost:
+    """GKE's node pools, whose first raise of a pool's maximum is made and its answer lost (a
+    timeout, or the handling's process killed before its commit): the handling fails."""
+
+    def __init__(self, pools: gke.GkeNodePools, gke_api: GkeStub, name: str) -> None:
+        self._pools, self._gke_api, self._name = pools, gke_api, name
+        self.lost = False
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._pools, attribute)
+
+    def ensure(self, *args, **kwargs):
+        before = limits(self._gke_api, self._name)
+        change = self._pools.ensure(*args, **kwargs)
+        if not self.lost and limits(self._gke_api, self._name) != before:
+            self.lost = True
+            raise TemporaryError("GKE: the request timed out")
+        return change
+
+
+def test_a_pool_whose_raise_lost_its_answer_gets_back_the_limits_it_was_found_with(gke_api: GkeStub, tmp_path: Path):
+    made_by_hand(gke_api, "trials")
+    store = SqliteStore(tmp_path / "katuna.db")
+    pools = RaiseAnswerLost(gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"),
+                                             gke.client(gke_api.url)), gke_api, "trials")
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools))
+    submit(store, pool_study("raised", name="trials", maxNodes=6), "u1")
+    for event in [created("raised", "u1"), *[pool_check()] * 3]:
+        for _ in range(3):  # delivered again while it fails, as a Trigger retries it
+            try:
+                for emitted in dispatcher.deliver_to("provision", event):
+                    dispatcher.deliver_to("provision", emitted)
+                break
+            except TemporaryError:
+                continue
+        gke_api.advance(600)
+    assert pools.lost and limits(gke_api, "trials") == (1, 6), "raised for the study, its first answer lost"
+    assert store.pool_use("u1").phase == "ready"
+    end(dispatcher, store, "raised")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (1, 3), "given back as found, not as the lost raise left it"
+    store.close()
 
 
 def test_a_pool_adopted_by_two_studies_gets_back_the_limits_the_first_one_found(world, gke_api: GkeStub):
@@ -869,7 +925,7 @@ def test_a_shared_pools_maximum_comes_back_once_the_study_that_raised_it_ends(wo
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     submit(store, pool_study("large", name="trials", shared=True, maxNodes=10), "u2")
-    deliver_twice(dispatcher, created("large", "u2"))
+    provisioned(dispatcher, created("large", "u2"))
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert limits(gke_api, "trials") == (0, 10), "raised for the larger study"

@@ -187,11 +187,16 @@ class NodePools(Protocol):
 
     provider: str
 
-    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None,
+               raising: bool = True) -> PoolChange:
         """Create the pool if it is missing (labelled with ``owner``, a study uid, when given);
         raise its autoscaling maximum if it is lower than ``pool.max_nodes``. A pool that exists
         already is success once it passes :func:`functions.core.nodepool.claim`
-        (``NodePoolFailed`` with that problem otherwise)."""
+        (``NodePoolFailed`` with that problem otherwise). Without ``raising``, a pool found with
+        a lower maximum is not raised yet: the change comes back with an operation to
+        :meth:`check`, done once the pool may be changed, and the next ``ensure`` raises it. So
+        the settings a study found are stored before anything changes them: a raise whose
+        answer is lost would otherwise be found again as the pool's own settings."""
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:

@@ -34,7 +34,7 @@ from dataclasses import replace
 from typing import Any
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
-from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
+from functions.core.events import POOL_CHECK, STUDY_CREATED, Event, pool_check
 from functions.core.nodepool import NodePool, owner_value
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASING, PoolUse
@@ -209,14 +209,20 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
 
     Once the cloud has refused the pool for now for ``deps.pool_wait`` seconds since the study
     was stored, its refusal counts as final: the study fails with the cloud's last answer rather
-    than waiting for its pool for good."""
+    than waiting for its pool for good.
+
+    A pool found with a lower maximum than the study asks for is raised only once the use that
+    records its settings as found is stored: here it waits on an operation, and the tick this
+    handling sends raises it (:func:`~functions.handlers.releasing.advance`). Raised here, a
+    raise whose answer was lost (a timeout, the process killed before its commit) was found on
+    the redelivery as the pool's own settings, and given back as such when the study ended."""
     use = _new_use(record, pool, deps)
     problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING)), deps.limits.pools)
     if problem is not None:
         deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(problem), released_at=deps.clock()))
         return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {problem}"))
     try:
-        change = node_pools(deps, pool).ensure(pool, owner=record.uid, request_id=use.request_id)
+        change = node_pools(deps, pool).ensure(pool, owner=record.uid, request_id=use.request_id, raising=False)
     except PermanentError as exc:
         return _refused(record, use, str(exc), deps)
     except TemporaryError as exc:
@@ -229,7 +235,7 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
     if change.operation is None:
         use = replace(use, phase=READY, ready_at=deps.clock())
     deps.store.save_pool_use(use)
-    return []
+    return [] if change.created or change.operation is None else [pool_check()]
 
 
 def _release_unrecorded(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
