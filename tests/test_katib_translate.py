@@ -822,6 +822,7 @@ def test_a_collector_kind_katib_does_not_have_is_refused_as_such(kind: str, like
         "spec.metricsCollectorSpec.collector.kind"]
     assert message.startswith(f"{kind!r} is no metrics collector kind of Katib's")
     assert (f"spelt like {like} (Katib's kinds are case-sensitive)" in message) is (like is not None)
+    assert ("Katib 0.17 and earlier had it" in message and "renamed Push" in message) is (kind == "None")
     assert message.endswith("expected StdOut, File or TensorFlowEvent, the kinds katuna runs")
 
 

@@ -19,6 +19,8 @@ COLLECTORS_REFUSED = {
     "Push": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
 }
 """Katib metrics collectors katuna does not run, each with the reason."""
+FORMER_PUSH = "None"
+"""The kind Katib 0.17 and earlier gave a trial that writes its own metrics, ``Push`` since 0.18."""
 RUN = "StdOut, File or TensorFlowEvent"
 """The collector kinds katuna runs, as a refusal names what it expected."""
 KINDS = ("StdOut", "File", "TensorFlowEvent", *COLLECTORS_REFUSED)
@@ -66,11 +68,15 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
 def _refused_kind(kind: Any) -> str:
     """Why a collector kind is refused: one of Katib's katuna does not run, with the reason; or
     no kind of Katib's at all (``None``, ``stdout``), as Katib's webhook refuses it, with the
-    kind it is spelt like where there is one (Katib's kinds are case-sensitive)."""
+    kind it is spelt like where there is one (Katib's kinds are case-sensitive), or the kind it
+    became (``None``, :data:`FORMER_PUSH`)."""
     if kind in COLLECTORS_REFUSED:
         return f"{kind} is not supported: {COLLECTORS_REFUSED[kind]}; expected {RUN}"
     like = next((known for known in KINDS if known.lower() == str(kind).lower()), None)
     hint = f", though it is spelt like {like} (Katib's kinds are case-sensitive)" if like else ""
+    if kind == FORMER_PUSH:
+        hint = (", though Katib 0.17 and earlier had it: the trial writes its own metrics to Katib's database, the "
+                f"kind Katib 0.18 renamed Push, which katuna does not take ({COLLECTORS_REFUSED['Push']})")
     return (f"{kind!r} is no metrics collector kind of Katib's (its webhook refuses it: invalid metrics collector "
             f"kind){hint}; expected {RUN}, the kinds katuna runs")
 
