@@ -43,7 +43,7 @@ from functions.core.errors import (
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems, delivery_key
 from functions.core.store_port import has_study
-from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, Deps, Handler, Idler, Preparer
+from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, WAITERS, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
 
@@ -197,6 +197,8 @@ class Dispatcher:
                 return []
             if name in self._unrecorded:
                 raise
+            if temporary(exc) and name in WAITERS:
+                self._waited(name, event, exc)
             ended = self._count_failure(name, event, exc) if counts(exc) else None
             if ended is None:
                 raise
@@ -281,6 +283,15 @@ class Dispatcher:
         process deleted): its late events are done, not failures to count or dead letters."""
         study, uid = event.data.get("study"), event.data.get("uid")
         return isinstance(study, str) and not has_study(self.deps.store, study, uid if isinstance(uid, str) else None)
+
+    def _waited(self, name: str, event: Event, exc: Exception) -> None:
+        """Let the handler note why its temporary failure holds the event's trial back
+        (:data:`~functions.handlers.WAITERS`); a note that cannot be written now is left out, the
+        failure itself answered as it is."""
+        try:
+            WAITERS[name](event, self.deps, exc)
+        except KatunaError as failed:
+            log.info("noting why %s (%s) waits: %s", event.type, event.id, failed, extra=_about(event))
 
     def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
         study, uid = event.data.get("study"), event.data.get("uid")

@@ -23,9 +23,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
-from kube_standin import admission, configmaps, events, katib_api, kueue, patches, pod_validation, secrets
+from kube_standin import (
+    admission,
+    configmaps,
+    events,
+    katib_api,
+    kueue,
+    limit_ranges,
+    patches,
+    pod_validation,
+    quota_usage,
+    secrets,
+)
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -86,6 +98,8 @@ class KubeStub(ApiServer, Workloads):
         ``default``, and those a test adds (:meth:`add_service_account`)."""
         self.quotas: dict[str, dict[str, int | str]] = {}
         """Each namespace's ResourceQuota, its hard limits (:meth:`set_quota`)."""
+        self.limit_ranges: dict[tuple[str, str], dict] = {}
+        """LimitRanges by (namespace, name) (:meth:`set_limit_range`)."""
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.claims: dict[tuple[str, str], dict] = {}
@@ -266,6 +280,34 @@ class KubeStub(ApiServer, Workloads):
         :mod:`kube_standin.admission`); an empty one removes it."""
         with self.lock:
             self.quotas[namespace] = dict(hard)
+
+    def quota_used(self, namespace: str) -> dict[str, str]:
+        """The ResourceQuota's ``status.used``: what the pods of ``namespace`` not yet ended count
+        of each resource it tracks (:mod:`kube_standin.quota_usage`), and its Jobs."""
+        with self.lock:
+            hard = self.quotas.get(namespace) or {}
+            used = self._pods_usage(namespace)
+            used["count/jobs.batch"] = (Decimal(sum(1 for where, _ in self.jobs if where == namespace)), False)
+            return {name: quota_usage.shown(*used.get(name, (Decimal(0), False))) for name in hard}
+
+    def _pods_usage(self, namespace: str) -> quota_usage.Usage:
+        """What the pods of ``namespace`` that have not ended count towards its quota."""
+        return quota_usage.added(quota_usage.pod_usage(pod["spec"]) for (where, _), pod in self.pods.items()
+                                 if where == namespace
+                                 and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
+
+    def set_limit_range(self, namespace: str, name: str, limits: list[dict]) -> None:
+        """Give ``namespace`` the LimitRange ``name`` with the items ``limits`` (each with its
+        ``type``, ``min``, ``max``, ``default``, ``defaultRequest``, ``maxLimitRequestRatio``:
+        :mod:`kube_standin.limit_ranges`); no items removes it."""
+        with self.lock:
+            if not limits:
+                self.limit_ranges.pop((namespace, name), None)
+                return
+            self.limit_ranges[(namespace, name)] = {
+                "apiVersion": "v1", "kind": "LimitRange", "spec": {"limits": limit_ranges.made(limits)},
+                "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                             "creationTimestamp": self.clock.stamp()}}
 
     def add_node(self, obj: dict) -> None:
         with self.lock:
@@ -457,13 +499,15 @@ class KubeStub(ApiServer, Workloads):
         if refused is None:
             if not metadata.get("name"):
                 metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
+            ranges = [o["spec"]["limits"] for (where, _), o in sorted(self.limit_ranges.items()) if where == namespace]
+            if ranges:
+                limit_ranges.default(pod, ranges)
             problems = pod_validation.create_problems(pod)
             if problems:
                 raise admission.Invalid(f'Pod "{metadata["name"]}" is invalid: '
                                         + "; ".join(f"{field}: {message}" for field, message in problems))
-            live = sum(1 for (where, _), other in self.pods.items()
-                       if where == namespace and other.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
-            refused = admission.pod_refusal(self.namespaces[namespace], pod, self.quotas.get(namespace), live)
+            refused = admission.pod_refusal(self.namespaces[namespace], pod, self.quotas.get(namespace),
+                                            self._pods_usage(namespace), ranges)
         if refused is not None:
             raise admission.Forbidden(refused)
         if (namespace, metadata["name"]) in self.pods:

@@ -259,8 +259,14 @@ def test_refusals_the_event_recorder_combined_still_say_why_and_the_wait_counts_
     naming the pod by the name the API server drew: after ten such messages in ten minutes, the
     recorder combines the next ones into an Event of its own, first recorded then, its message
     behind ``(combined from similar events): ``. The trial still says why it waits, and it waits
-    its start allowance from the first refusal, not from the combined Event's first record."""
-    simulated_kube.set_quota("katuna", {"pods": 0})
+    its start allowance from the first refusal, not from the combined Event's first record. The
+    quota's one pod is held by a pod no node takes (a quota of none would refuse for good)."""
+    simulated_kube.set_quota("katuna", {"pods": 1})
+    holder = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "holder"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "nodeSelector": {"pool": "none"},
+        "containers": [{"name": "c", "image": "python:3.12", "command": ["true"]}]}}}}
+    assert simulated_kube.create_job("katuna", holder)[0] == 201
+    simulated_kube.run_until(lambda: pods_of(simulated_kube, "holder"))
     store, deps, record, _ = started(simulated_kube, tmp_path, "full", trials=1)
     try:
         simulated_kube.run_until(lambda: any(e["message"].startswith(COMBINED)

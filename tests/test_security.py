@@ -97,7 +97,8 @@ def _calls(tree: ast.Module, apis: dict[str, str]) -> set[tuple[str, str, str]]:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr in apis):
             verb, _, rest = node.attr.replace("delete_collection", "deletecollection").partition("_")
-            resource = rest.removeprefix("namespaced_").replace("config_map", "configmap")  # one word in the API
+            resource = rest.removeprefix("namespaced_").replace("config_map", "configmap").replace(
+                "limit_range", "limitrange")  # one word each in the API
             resource, _, sub = resource.partition("_")
             used.add((apis[node.value.attr], resource + "s" + (f"/{sub}" if sub else ""), VERBS[verb]))
         if isinstance(node, ast.Attribute) and "custom_object" in node.attr:

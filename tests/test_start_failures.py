@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from conftest import study_definition
 
+from functions.core.quota_causes import quota_cause
 from functions.core.records import Counts, TrialRecord
-from functions.core.start_failures import image_cause, missing_cause, non_root_cause, quota_cause, reason, unstartable
+from functions.core.start_failures import image_cause, missing_cause, non_root_cause, reason, unstartable
 from functions.core.validate import parse_study
 
 IMAGE = "registry.example.com/team/trainer:v2"

@@ -4,7 +4,8 @@
 A Job of its name there already is the one asked for before (its name is the study's uid):
 asking twice is asking once, unless that Job failed, which is run again. Until the create is
 answered the study is kept, so a refusal, a timeout or a restart leaves it for a deletion again,
-which asks again. Katuna's sweep of the cluster (:meth:`CheckpointDrops.sweep`) tells of each
+which asks again. Its container asks for what the namespace's LimitRanges allow
+(:mod:`~functions.adapters.kubernetes_limit_ranges`). Katuna's sweep of the cluster (:meth:`CheckpointDrops.sweep`) tells of each
 Job that failed, the folder it left and why, and runs it again a few times.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from functions.adapters.kubernetes_client import call, delete_options
+from functions.adapters.kubernetes_limit_ranges import LimitRanges
 from functions.core import checkpoint_drop
 from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError
@@ -30,8 +32,10 @@ log = logging.getLogger("katuna.kubernetes")
 class CheckpointDrops:
     """Create the Jobs deleting studies' checkpoints from the claim, and follow those that fail."""
 
-    def __init__(self, defaults: Cluster, api: client.ApiClient, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, defaults: Cluster, api: client.ApiClient, clock: Callable[[], float] = time.time,
+                 limits: LimitRanges | None = None) -> None:
         self._defaults = defaults
+        self._limits = limits or LimitRanges(api)
         self._api = api
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
@@ -53,6 +57,7 @@ class CheckpointDrops:
         job = checkpoint_drop.drop_job(cluster.checkpoints, launch.uid, self._user(launch), cluster.pod_security,
                                        cluster.ttl_seconds_after_finished)
         name, namespace = job["metadata"]["name"], cluster.namespace or "default"
+        self._limits.fit(namespace, job, [checkpoint_drop.CONTAINER], alone=True)
         doing = f"create Job {name} deleting study {launch.study}'s checkpoints"
         if call(lambda: self._batch.create_namespaced_job(namespace, cast(client.V1Job, job)), doing,
                 tolerate=(409,)) is None:

@@ -5,6 +5,7 @@ included) temporary, so its event is delivered again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
@@ -14,7 +15,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from functions.core.errors import PermanentError, Problem, TemporaryError
+from functions.core.errors import PermanentError, Problem, QuotaFull, TemporaryError
 from functions.core.timeouts import REMOTE_TIMEOUT
 
 RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
@@ -101,11 +102,21 @@ def translate(exc: Exception, doing: str) -> Exception:
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not over_quota(exc):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
-        return TemporaryError(f"Kubernetes refused to {doing} for now, its namespace's quota full: {exc.status} "
-                              f"{exc.reason}: {exc.body}")
+        return QuotaFull(f"Kubernetes refused to {doing} for now, its namespace's quota full: {exc.status} "
+                         f"{exc.reason}: {exc.body}", _refusal(exc))
     if isinstance(exc, ReadTimeoutError):
         return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
     return TemporaryError(f"could not {doing}: {exc}")
+
+
+def _refusal(exc: ApiException) -> str:
+    """The API server's words refusing a request, after ``is forbidden: `` (its Status's
+    ``message``; the body as it came where it is none)."""
+    try:
+        message = str(json.loads(exc.body or "").get("message") or "")
+    except (ValueError, AttributeError):
+        message = str(exc.body or "")
+    return message.partition(" is forbidden: ")[2] or message
 
 
 def all_pages(page: Callable[[str], Any], next_token: Callable[[Any], str]) -> list[Any]:

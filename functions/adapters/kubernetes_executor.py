@@ -28,6 +28,7 @@ from kubernetes import client
 from functions.adapters.kubernetes_checkpoints import CheckpointDrops
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_jobs import TrialJobs
+from functions.adapters.kubernetes_limit_ranges import LimitRanges
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_looks import Looks
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
@@ -35,6 +36,7 @@ from functions.adapters.kubernetes_status import counted, disruption_of, replace
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import Workloads
 from functions.core import file_collector, report_token, trial_kinds
+from functions.core.checkpoint_volume import INIT_CONTAINER
 from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError, PermanentError
 from functions.core.events import Event
@@ -63,7 +65,8 @@ class KubernetesExecutor:
         self._together = Together(client.BatchV1Api(api), client.CoreV1Api(api))
         self._jobs = TrialJobs(defaults, api, self._workloads, self._together)
         self._looks = Looks(self._jobs, api, self._workloads, self._secrets, report_url, clock)
-        self.checkpoint_drops = CheckpointDrops(defaults, api, clock)
+        self._limits = LimitRanges(api)
+        self.checkpoint_drops = CheckpointDrops(defaults, api, clock, self._limits)
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """Within the block, the Jobs and pods of these running attempts (of one study) are read
@@ -80,6 +83,8 @@ class KubernetesExecutor:
         and with which token, which their container reads from a Secret made once the Job is,
         owned by it (:mod:`~functions.adapters.kubernetes_report_secrets`). A Secret Kubernetes
         refuses for good deletes the Job again, so no attempt waits for a token that never comes.
+        The checkpoint init container of a trial of population-based training asks for what the
+        namespace's LimitRanges allow (:mod:`~functions.adapters.kubernetes_limit_ranges`).
         A Job the client refuses before sending it (a value of a type its model does not take,
         which a parameter put there: the submission's dry run passed) is a :class:`RefusedWorkload`
         naming the field: that trial fails, not every delivery."""
@@ -88,6 +93,8 @@ class KubernetesExecutor:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url or "",
                                           report_token.ENV: value})
         job, namespace = render_trial(launch, self._defaults), self._jobs.namespace(launch)
+        if launch.checkpoint is not None and is_job(launch):
+            self._limits.fit(namespace, job, [INIT_CONTAINER])
         uid = self._workloads.create(namespace, job, launch) if not is_job(launch) else \
             self._jobs.create(namespace, job, launch)
         if value is None:

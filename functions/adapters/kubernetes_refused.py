@@ -1,7 +1,8 @@
 """A trial Job's pod the API server refuses to create, as the Job controller's Events on the Job
 tell it: ``FailedCreate``, ``Error creating: pods "x" is forbidden: ...``. An admission plugin
 refused the pod (a ServiceAccount that does not exist, the namespace's Pod Security level, a
-ResourceQuota full, or tracking cpu or memory a container does not ask for), or its validation found the pod invalid (``Pod "x" is invalid: ...``: an
+ResourceQuota full or smaller than the pod, or tracking cpu or memory a container does not ask for, a
+LimitRange's bounds), or its validation found the pod invalid (``Pod "x" is invalid: ...``: an
 image with whitespace around it, which a pod template may hold but a pod may not), and the
 controller tries again for ever, so the Job waits with no pod and no condition; only its Events
 say why."""
@@ -9,10 +10,13 @@ say why."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from functions.adapters.kubernetes_unstartable import COMBINED, Unstartable
-from functions.core.start_failures import account_cause, invalid_pod_cause, quota_cause
+from functions.core.limit_ranges import quantity
+from functions.core.quota_causes import limit_range_cause, quota_cause, quota_small_cause
+from functions.core.start_failures import account_cause, invalid_pod_cause
 
 FAILED_CREATE = "FailedCreate"
 """The reason of the Job controller's Event on a Job whose pod the API server refused to create."""
@@ -32,6 +36,12 @@ _FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<w
 _INVALID = re.compile(r'^(?:Error creating: )?Pod "[^"]*" is invalid: (?P<why>.*)$', re.DOTALL)
 _NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
 _UNASKED = re.compile(r"^failed quota: (?P<quota>[^:]+): must specify (?P<missing>.+)$", re.DOTALL)
+_EXCEEDED = re.compile(r"^exceeded quota: (?P<quota>[^,]+), requested: (?P<requested>\S*), used: \S*, "
+                       r"limited: (?P<limited>\S*)$")
+_LIMIT_RANGE = re.compile(r"^\[?(?:(?:minimum|maximum) \S+ usage per|\S+ max limit to request ratio per) "
+                          r"(?:Container|Pod) is ")
+SMALL_NEVER = "the quota in all is less than one pod of the template asks for, so no wait can change it"
+LIMIT_RANGE_NEVER = "its namespace's LimitRange refuses every pod of the template alike, so no wait can change it"
 
 
 def refused_create(events: list[Any], since: float, now: float) -> Unstartable | None:
@@ -45,8 +55,10 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     missing ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
     Security refusal, or a pod the API server's validation finds invalid, meets every pod of the
     template and fails at once, as does a ResourceQuota's refusal of a pod one of whose containers
-    does not ask for the cpu or memory it tracks (``failed quota: NAME: must specify ...``); any
-    other (a ResourceQuota full) waits, as it may pass."""
+    does not ask for the cpu or memory it tracks (``failed quota: NAME: must specify ...``) or that
+    asks for more than the quota allows in all (``exceeded quota``, what one pod requests above
+    what the quota limits), and a LimitRange's refusal (a container outside its bounds); any
+    other (a ResourceQuota full for now) waits, as it may pass."""
     refusals = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1]
     current = [event for event in refusals if now - _last(event) <= RECENT]
     if not current:
@@ -69,10 +81,35 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     if unasked is not None:
         return Unstartable(waiting, "", said, quota_cause(unasked["quota"], _namespace(latest), unasked["missing"]), True,
                            QUOTA_NEVER)
+    small = _EXCEEDED.match(why)
+    if small is not None and (beyond := _beyond(small["requested"], small["limited"])):
+        return Unstartable(waiting, "", said, quota_small_cause(small["quota"], _namespace(latest), beyond), True,
+                           SMALL_NEVER)
+    if _LIMIT_RANGE.match(why):
+        return Unstartable(waiting, "", said, limit_range_cause(_namespace(latest), why), True, LIMIT_RANGE_NEVER)
     if why.startswith("violates PodSecurity "):
         hint = RESTRICTED_HINT if why.startswith('violates PodSecurity "restricted:') else ""
         return Unstartable(waiting, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER + hint)
     return Unstartable(waiting, "", said, None, False)
+
+
+def _beyond(requested: str, limited: str) -> str:
+    """Of a quota's refusal, each resource one pod asks for more of than the quota's hard limit
+    (``requests.cpu=8 of requests.cpu=4``, comma-separated), where one does; empty otherwise."""
+    asked, hard = _amounts(requested), _amounts(limited)
+    over = [name for name, value in asked.items() if name in hard and value[0] > hard[name][0]]
+    return ", ".join(f"{name}={asked[name][1]} of {name}={hard[name][1]}" for name in over)
+
+
+def _amounts(listed: str) -> dict[str, tuple[Decimal, str]]:
+    """A quota refusal's list of amounts (``pods=1,requests.cpu=2``), each as a number and as written."""
+    found = {}
+    for item in listed.split(","):
+        name, _, text = item.partition("=")
+        value = quantity(text)
+        if value is not None:
+            found[name] = (value, text)
+    return found
 
 
 def _namespace(event: Any) -> str:

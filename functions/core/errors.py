@@ -159,6 +159,16 @@ class ServiceBusy(TemporaryError):
     (``KATUNA_MAX_RUNNING_TRIALS``): the trial waits, and its launch is tried again later."""
 
 
+class QuotaFull(TemporaryError):
+    """A namespace's ResourceQuota has no room now for what katuna creates (a 403 ``exceeded
+    quota``): room frees as Jobs end and go, so it is retried; a trial whose Job it refuses waits,
+    its reason naming the quota. ``why`` is the API server's refusal after ``is forbidden: ``."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why
+
+
 class StorageUnavailable(TemporaryError):
     """The database cannot be opened or written: a read-only directory or file, missing rights,
     an I/O error. Temporary for the service (an operator can fix it while it runs)."""

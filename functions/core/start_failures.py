@@ -26,10 +26,12 @@ study whose template itself names that image stops after 3 such failures, saying
 a user.
 
 A pod the API server refuses to create (the Job controller tries again for ever) waits the start
-allowance as well where its ServiceAccount is missing (:func:`account_cause`), and fails at once
-where its namespace's Pod Security level forbids it, or where a container of it does not ask for
-the cpu or memory its namespace's ResourceQuota tracks (:func:`quota_cause`); a study whose every
-trial meets one of these stops after 3, saying what to create or change.
+allowance as well where its ServiceAccount is missing (:func:`account_cause`) or its namespace's
+ResourceQuota is full for now, and fails at once where its namespace's Pod Security level forbids
+it, where a container of it does not ask for the cpu or memory its namespace's ResourceQuota tracks
+(:func:`~functions.core.quota_causes.quota_cause`), where it asks for more than that quota allows in
+all, or where a LimitRange of the namespace refuses it (:mod:`functions.core.quota_causes`); a study whose every trial meets one of these stops after 3, saying
+what to create or change.
 
 A pod no node of the cluster's pools can fit (it asks for more cpu, memory or GPUs than the
 pool's machine type has, or for labels or taints no pool's nodes have) waits for nothing: the
@@ -45,6 +47,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from functions.core import quota_causes
 from functions.core.records import Counts, TrialRecord
 from functions.core.spec import TrialTemplate
 from functions.core.trial_spec import local_folder
@@ -66,7 +69,6 @@ _NON_ROOT = re.compile(r"""^(?:image "(?P<image>[^"]*)" runs as .*|the container
 _PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
 _DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
 _INVALID_POD = re.compile(r"^the API server refuses the pod as invalid: ")
-_QUOTA = re.compile(r'^ResourceQuota "[^"]*" of namespace "[^"]*" needs ')
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
 """The fields of a trialSpec's pod that decide which nodes may take it."""
 REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
@@ -107,14 +109,6 @@ def invalid_pod_cause(why: str) -> str:
     in its words: what a pod may not hold that a Job's pod template may (an image with whitespace
     around it)."""
     return f"the API server refuses the pod as invalid: {why}".replace(";", ",")
-
-
-def quota_cause(quota: str, namespace: str, missing: str) -> str:
-    """The cause of a pod the namespace's ResourceQuota ``quota`` refuses because a container of
-    it does not ask for cpu or memory the quota tracks (every container must: ``must specify``),
-    ``missing`` in its words (each resource, and the containers that lack it)."""
-    return f'ResourceQuota "{quota}" of namespace "{namespace}" needs every container to ask for what it tracks: ' \
-           f"must specify {missing}".replace(";", ",")
 
 
 def unfit_cause(asked: str, autoscaler: str) -> str:
@@ -168,23 +162,6 @@ def _walk(value: Any, key: object = None) -> Iterator[tuple[object, Any]]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _walk(item)
-
-
-def _quota_fix(cause: str, template: TrialTemplate) -> str:
-    """What to set where the namespace's quota needs every container to ask for cpu or memory:
-    the ``trialSpec``'s containers' resources; or ``trialTemplate.resources``, whose cpu is katuna's
-    own container's request and never its limit, so a quota tracking ``limits.cpu`` needs a
-    ``trialSpec`` Job whose container gives one."""
-    elsewhere = "or run the trials in a namespace whose quota does not track them (kubernetes.namespace)"
-    if template.trial_spec is not None:
-        return ("Give every container of the trial pod the requests and limits the quota names (each container's "
-                f"resources in the trialSpec's pod template), {elsewhere}")
-    if "limits.cpu for:" in cause:
-        return ("katuna's own trial container asks for trialTemplate.resources.cpu as a request, never a limit: give "
-                "the study a trialSpec (a batch/v1 Job whose container sets resources.limits.cpu and the rest the "
-                f"quota names), {elsewhere}")
-    return ("Give the trial pod the requests and limits the quota names (trialTemplate.resources: cpu is its "
-            f"container's request, memory its request and limit), {elsewhere}")
 
 
 def _directory_fix(template: TrialTemplate) -> str | None:
@@ -277,8 +254,9 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
                 "the path of an executable file)")
     if _DIRECTORY.match(cause):
         return _directory_fix(template)
-    if _QUOTA.match(cause):
-        return _quota_fix(cause, template)
+    if quota_causes.refused(cause):
+        parametrized = _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec)
+        return quota_causes.fix(cause, template, parametrized)
     if _INVALID_POD.match(cause):
         if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
             return None

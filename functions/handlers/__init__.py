@@ -68,6 +68,15 @@ handling: a redelivered event would find nothing to do again, so its record woul
 running it again answers. Every trial of a local study otherwise paid a write transaction for
 the continuation's ``provision`` alone."""
 
+Waiter = Callable[[Event, Deps, Exception], None]
+"""What a handler notes, in a transaction of its own, of a temporary refusal that holds its event's
+trial back (:data:`WAITERS`)."""
+
+WAITERS: Mapping[str, Waiter] = Registry(("spawn",), "waits")
+"""Handlers whose temporary failure may hold a trial back for a while: ``spawn`` whose launch the
+namespace's quota refuses for now notes why in the trial's reason, after its own transaction was
+rolled back, so the wait shows while the event is delivered again."""
+
 UNRECORDED: frozenset[str] = frozenset({"writeback", "reconcile"})
 """Handlers whose effect is the same however often it happens: they leave no processed-event
 record, and run outside a store transaction of the dispatcher's (``writeback`` copies the stored
@@ -77,4 +86,5 @@ reads, and every event it emits has an id derived from what it found, so a dupli
 emits the same events again and no tick holds the database's write lock while it asks the
 cluster)."""
 
-__all__ = ["HANDLERS", "IDLERS", "PREPARERS", "UNRECORDED", "Deps", "Handler", "Idler", "Preparer"]
+__all__ = ["HANDLERS", "IDLERS", "PREPARERS", "UNRECORDED", "WAITERS", "Deps", "Handler", "Idler", "Preparer",
+           "Waiter"]

@@ -11,17 +11,23 @@ Where the service bounds the trials running at once across every study
 (``Deps.running_trials``, ``KATUNA_MAX_RUNNING_TRIALS``), a launch past it is refused for now
 (:class:`ServiceBusy`, a temporary error): the handling changes nothing, the trial stays
 waiting, and the event is delivered again with back-off until another trial's end made room.
+
+A launch its namespace's ResourceQuota refuses for now (:class:`QuotaFull`: ``count/jobs.batch``
+full, as finished Jobs count until deleted) is a temporary error too, retried the same way; the
+trial waits, its reason saying which quota (:func:`waits`), and never counts as failed.
 """
 
 from __future__ import annotations
 
+from functions.core.admission import noted
 from functions.core.counted import counted
-from functions.core.errors import ServiceBusy
+from functions.core.errors import QuotaFull, ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
-from functions.core.records import RUNNING, StudyRecord, TrialRecord
+from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
+from functions.core.store_port import has_study
 from functions.handlers.deps import Deps, study_here
-from functions.handlers.starting import go_on, start
+from functions.handlers.starting import go_on, quota_wait, start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -37,6 +43,25 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     _check_room(record, trial, deps)
     failed = start(record, trial, deps)
     return [] if failed is None else go_on(record, deps, failed)
+
+
+def waits(event: Event, deps: Deps, exc: Exception) -> None:
+    """Note in the trial's reason that its launch waits for room in its namespace's quota
+    (:class:`QuotaFull`: the Job refused for now), in a transaction of its own, while the trial
+    still waits at the event's attempt; the note goes once the trial runs
+    (:func:`~functions.handlers.starting.start`)."""
+    if not isinstance(exc, QuotaFull):
+        return
+    study, number, attempt = event.data["study"], event.data["trial"], event.data["attempt"]
+    with deps.store.transaction():
+        if not has_study(deps.store, study, event.data["uid"]):
+            return
+        trial = deps.store.get_trial(study, number)
+        if trial is None or trial.state != WAITING or trial.attempt != attempt:
+            return
+        reason = noted(trial.reason, quota_wait(exc))
+        if reason != trial.reason:
+            deps.store.update_trial(study, number, reason=reason)
 
 
 def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:

@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from functions.core import start_failures
-from functions.core.admission import noted
+from functions.core.admission import noted, without_note
 from functions.core.disruptions import Disruption
-from functions.core.errors import RefusedFile, RefusedWorkload
+from functions.core.errors import QuotaFull, RefusedFile, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
@@ -43,7 +43,8 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
         tell(record, deps, trial.number, FAIL)
         return replace(trial, **failed)
     if trial.state != RUNNING:
-        deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
+        deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock(),
+                                reason=without_note(trial.reason))
     return None
 
 
@@ -72,13 +73,32 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     if decision is None and deps.lookahead:
         waiting = ahead.releasable(record, deps, counts)
         for trial in waiting:
-            start(record, trial, deps)
+            if not _started_or_held(record, trial, deps):
+                break
         if waiting:
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return complete(record, deps, decision)
     return ask_trials(record, deps, counts)
+
+
+def _started_or_held(record: StudyRecord, trial: TrialRecord, deps: Deps) -> bool:
+    """Start a waiting trial in a freed slot (:func:`start`); False where its namespace's quota
+    has no room for its Job now (:class:`QuotaFull`): it stays waiting, its reason saying so, and
+    the trial's end that freed the slot is stored all the same. A later end, or the tick once no
+    attempt of the study runs, starts it again."""
+    try:
+        start(record, trial, deps)
+    except QuotaFull as full:
+        deps.store.update_trial(record.name, trial.number, reason=noted(trial.reason, quota_wait(full)))
+        return False
+    return True
+
+
+def quota_wait(full: QuotaFull) -> str:
+    """Why a trial whose Job its namespace's quota has no room for waits (a reason's note)."""
+    return f"its Job cannot be created now: {full.why or full}; katuna tries again as Jobs end"
 
 
 def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:

@@ -15,17 +15,22 @@
   template falls short of the namespace's ``warn`` level (its ``enforce`` one when unset):
   ``would violate PodSecurity "restricted:latest": ...``. Only the ``latest`` version is
   modelled.
+- LimitRanger (plugin/pkg/admission/limitranger): a pod, once defaulted from its namespace's
+  LimitRanges, one of whose containers (or whose sums) falls outside their min, max or
+  limit-to-request ratio (:mod:`kube_standin.limit_ranges`): ``maximum cpu usage per Container is
+  200m, but limit is 500m``.
 - ResourceQuota (plugin/pkg/admission/resourcequota): a create past its namespace's hard
-  ``pods`` (pods not yet ended) or ``count/jobs.batch`` (every Job): ``exceeded quota: NAME,
-  requested: pods=1, used: pods=2, limited: pods=2``. A quota that tracks cpu or memory
+  ``pods`` (pods not yet ended), compute (the sums of the pods not yet ended: ``requests.cpu``,
+  ``limits.memory``, ``requests.nvidia.com/gpu``, :mod:`kube_standin.quota_usage`) or
+  ``count/jobs.batch`` (every Job): ``exceeded quota: NAME, requested: pods=1,requests.cpu=2,
+  used: pods=2,requests.cpu=3, limited: pods=2,requests.cpu=4``. A quota that tracks cpu or memory
   (``cpu``, ``memory``, ``requests.*``, ``limits.*`` of them) first refuses any pod one of whose
   containers or init containers does not ask for each of those it tracks (the pod evaluator's
   ``Constraints``, kept for backward compatibility; a limit given alone stands for its request,
   as the pod's defaulting copies it there first): ``failed quota: NAME: must specify
-  limits.cpu for: trial; requests.cpu for: init,trial``, which no wait changes. Only that
-  requirement of a compute quota is modelled, not its sums, nor a LimitRange's defaults.
+  limits.cpu for: trial; requests.cpu for: init,trial``, which no wait changes.
 
-Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
+LimitRanger, Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
 refusal of a Job's pods words its own Event).
 Before those validating plugins, the pod is validated as a pod, which a Job's pod template is
 not: a container image with whitespace around it is refused (``Pod "x" is invalid: ...``).
@@ -37,9 +42,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kube_standin import manifests
+from kube_standin import limit_ranges, manifests, quota_usage
 from kube_standin.pod_security import BASELINE
 from kube_standin.pod_security_restricted import RESTRICTED
+from kube_standin.quota_usage import Usage
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
 WARN = "pod-security.kubernetes.io/warn"
@@ -81,10 +87,15 @@ def account_refusal(accounts: set[tuple[str, str]], pod: dict) -> str | None:
             f'serviceaccount "{account}" not found')
 
 
-def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int | str] | None, live_pods: int) -> str | None:
-    """Why the validating plugins refuse to create the named ``pod`` in ``namespace``, the first
-    one's words (Pod Security, then quota: its constraints before its counts), or None."""
+def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int | str] | None, used: Usage,
+                ranges: list[list[dict]] | None = None) -> str | None:
+    """Why the validating plugins refuse to create the named, defaulted ``pod`` in ``namespace``,
+    the first one's words (LimitRanger by the namespace's ``ranges``, Pod Security, then quota:
+    its constraints before its sums, ``used`` by the pods not yet ended), or None."""
     name = pod["metadata"]["name"]
+    limited = limit_ranges.refusal(pod, ranges or [])
+    if limited:
+        return f'pods "{name}" is forbidden: {limited}'
     level = (namespace["metadata"].get("labels") or {}).get(ENFORCE, "privileged")
     violations = pod_security(level, pod["metadata"], pod["spec"])
     if violations:
@@ -92,7 +103,8 @@ def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int | str] | None, 
     unmet = _unmet_constraints(pod["spec"], quota or {})
     if unmet:
         return f'pods "{name}" is forbidden: failed quota: {QUOTA}: must specify {unmet}'
-    return _over_quota("pods", name, "pods", quota, live_pods)
+    over = quota_usage.refusal(QUOTA, quota or {}, used, quota_usage.pod_usage(pod["spec"]))
+    return f'pods "{name}" is forbidden: {over}' if over else None
 
 
 QUOTA = "trial-quota"

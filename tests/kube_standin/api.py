@@ -111,7 +111,8 @@ class ApiServer:
 
     def _table(self, resource: str) -> dict:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
-                "configmaps": self.configmaps, "secrets": self.secrets, "persistentvolumeclaims": self.claims}[resource]
+                "configmaps": self.configmaps, "secrets": self.secrets, "persistentvolumeclaims": self.claims,
+                "limitranges": self.limit_ranges}[resource]
 
     @staticmethod
     def _patch_types(call: Call) -> tuple[str, ...]:

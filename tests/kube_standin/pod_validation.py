@@ -47,12 +47,16 @@ def _restart_problems(path: str, pod: dict) -> list[tuple[str, str]]:
 
 def create_problems(pod: dict) -> list[tuple[str, str]]:
     """What the API server refuses in a pod it creates but takes in a pod template (a Job's, which
-    is created): an image with leading or trailing whitespace (``validateContainersOnlyForPod``)."""
+    is created): an image with leading or trailing whitespace (``validateContainersOnlyForPod``);
+    and a request its LimitRange's default limit leaves above that limit (the pod is validated after
+    its mutating admission, :mod:`kube_standin.limit_ranges`)."""
     spec = pod.get("spec") or {}
-    return [(f"spec.{group}[{index}].image",
-             f"Invalid value: {json.dumps(image)}: must not have leading or trailing whitespace")
-            for group in ("containers", "initContainers") for index, container in enumerate(spec.get(group) or [])
-            if (image := container.get("image") or "") != image.strip()]
+    containers = [(f"spec.{group}[{index}]", container) for group in ("containers", "initContainers")
+                  for index, container in enumerate(spec.get(group) or [])]
+    return [(f"{path}.image", f"Invalid value: {json.dumps(image)}: must not have leading or trailing whitespace")
+            for path, container in containers if (image := container.get("image") or "") != image.strip()] + [
+        problem for path, container in containers
+        for problem in resource_problems(f"{path}.resources", container.get("resources") or {})]
 
 
 def _toleration_problems(path: str, toleration: dict) -> list[tuple[str, str]]:

@@ -48,6 +48,7 @@ KINDS = {
     ("", "events"): Kind("Event", "v1"),
     ("", "secrets"): Kind("Secret", "v1"),
     ("", "persistentvolumeclaims"): Kind("PersistentVolumeClaim", "v1"),
+    ("", "limitranges"): Kind("LimitRange", "v1"),
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }
