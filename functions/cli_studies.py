@@ -52,6 +52,7 @@ from functions.core.records import (
     stop_reach,
 )
 from functions.core.resources import Origin
+from functions.core.terminal_safe import for_terminal
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
 from functions.core.views import marked_view, study_view, trial_detail, trial_view
@@ -459,7 +460,10 @@ def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: 
 
 
 def _write(chunks: Iterator[bytes]) -> None:
-    """Write the log's bytes to standard output, as long as there is one."""
+    """Write the log's bytes to standard output, as long as there is one: to a terminal, without
+    what the terminal would act on beyond drawing the log (:mod:`functions.core.terminal_safe`)."""
+    if sys.stdout is not None and sys.stdout.isatty():
+        chunks = for_terminal(chunks)
     for chunk in chunks:
         if sys.stdout is None:
             return

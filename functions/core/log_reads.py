@@ -81,15 +81,20 @@ def as_text(data: bytes) -> str:
     return overwritten(without_escapes(data.decode("utf-8", errors="replace").replace("\r\n", "\n")))
 
 
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
-"""A terminal's escape sequences: colours and cursor moves (CSI), window titles (OSC), and the
-two-character ones."""
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-OQ-WYZ\\`-~]")
+"""A terminal's escape sequences: colours and cursor moves (CSI), strings with what they hold
+(OSC's window titles and links, DCS's requests, SOS, PM, APC), and the others (a character
+set's, a reset)."""
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
+"""The control characters a page would show as boxes or not at all (a bell, a backspace, a
+shift out, an escape that begins no sequence, C1's): all but the tab and the line breaks."""
 
 
 def without_escapes(text: str) -> str:
-    """``text`` without the escape sequences a training logger colours its output with, which a
-    page would show as raw control characters."""
-    return _ESCAPES.sub("", text)
+    """``text`` without the escape sequences a training logger colours its output with, nor
+    other control characters, which a page would show as raw control characters."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
 SEQUENCE_MOST = 256
