@@ -11,9 +11,11 @@ page's Pareto chart (``GET /ui/studies/<name>/plots/pareto``: the front drawn fr
 sample of the trials), its milliseconds and bytes, once another chart loaded the plotting
 libraries and read the study's Optuna history. Ends with ``name=value`` lines in
 milliseconds; the JSON and a bar chart go to ``benchmarks/results/``. Last, the front alone
-(:func:`~functions.core.pareto.pareto_front`) of 200,000 trials each on it and each going in at
+(:func:`~functions.core.pareto_search.pareto_front`) of 200,000 trials each on it and each going in at
 the start of the staircase of the later objectives (``(i, -i, i)``, its worst case), in CPU
-seconds (``worst_front_s``).
+seconds (``worst_front_s``); and the front of 20,000 trials of four objectives, each on it (a
+simplex), where every trial is compared with the front: computed from every trial
+(``four_front_s``), then extended by one more trial as a kept front is (``four_extended_s``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from optuna.distributions import FloatDistribution
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
-from functions.core.pareto import pareto_front
+from functions.core.pareto_search import extended_front, pareto_front
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -119,6 +121,23 @@ def worst_front(trials: int) -> float:
     return elapsed
 
 
+def four_objectives(trials: int) -> tuple[float, float]:
+    """CPU seconds :func:`pareto_front` takes for ``trials`` trials of four objectives that sum to
+    one (each on the front), and :func:`extended_front` for one more trial added to that front."""
+    spec = parse_study({**DEFINITION, "objective": {"metrics": [{"name": f"m{i}", "direction": "minimize"}
+                                                                for i in range(4)]}})
+    rng = random.Random(4)
+    drawn = [[rng.random() for _ in range(4)] for _ in range(trials + 1)]
+    scored = [(number, [v / sum(values) for v in values]) for number, values in enumerate(drawn)]
+    start = time.process_time()
+    front = pareto_front(spec, scored[:trials])
+    computed = time.process_time() - start
+    values = dict(scored)
+    start = time.process_time()
+    extended_front(spec, [(number, values[number]) for number in front], scored[trials:])
+    return computed, time.process_time() - start
+
+
 def main() -> None:
     parser = report.arguments(__doc__, "500 trials (a smoke run)")
     parser.add_argument("--trials", type=int, default=20_000)
@@ -127,6 +146,7 @@ def main() -> None:
     trials = 500 if args.quick else args.trials
     result = measure(trials, 3 if args.quick else args.repeats)
     result["worst_front_s"] = worst_front(2_000 if args.quick else 200_000)
+    result["four_front_s"], result["four_extended_s"] = four_objectives(500 if args.quick else 20_000)
     print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
     print(report.table(["request", "ms"], [["first (front computed)", result["first_ms"]],
                                             ["again (front kept)", result["again_ms"]],
@@ -134,6 +154,8 @@ def main() -> None:
                                             ["Pareto chart (history read by another)", result["chart_ms"]]]))
     print(f"Pareto chart: {result['chart_bytes']:,} bytes, {result['chart_note'] or 'every trial drawn'}")
     print(f"front of its worst shape, {2_000 if args.quick else 200_000:,} trials: {result['worst_front_s']:.2f} CPU s")
+    print(f"four objectives, {500 if args.quick else 20_000:,} trials each on the front: {result['four_front_s']:.2f} "
+          f"CPU s, then {result['four_extended_s']:.3f} CPU s for one more trial")
     report.save("pareto_front", {"trials": trials, **result}, args.out)
     fig, ax = report.figure()
     ax.bar(["first", "again", "after a new trial"], [result["first_ms"], result["again_ms"], result["after_change_ms"]])
@@ -142,7 +164,9 @@ def main() -> None:
     report.lines({"first_ms": round(result["first_ms"], 1), "again_ms": round(result["again_ms"], 2),
                   "after_change_ms": round(result["after_change_ms"], 1), "front_size": result["front_size"],
                   "chart_ms": round(result["chart_ms"], 1), "chart_bytes": result["chart_bytes"],
-                  "worst_front_s": round(result["worst_front_s"], 3)})
+                  "worst_front_s": round(result["worst_front_s"], 3),
+                  "four_front_s": round(result["four_front_s"], 3),
+                  "four_extended_s": round(result["four_extended_s"], 4)})
 
 
 if __name__ == "__main__":

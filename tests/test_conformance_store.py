@@ -28,7 +28,8 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metric_summary import Summary
 from functions.core.metrics import Observation
-from functions.core.pareto import best_trials, front_sample, pareto_front
+from functions.core.pareto import best_trials, front_sample
+from functions.core.pareto_search import pareto_front
 from functions.core.pool_use import READY, RELEASED, PoolUse
 from functions.core.records import StudyRecord, TrialQuery, TrialRecord
 from functions.core.store_port import Store
@@ -55,11 +56,12 @@ def listed_by_state(store: Store, study: str) -> dict[str, int]:
     return counts
 
 
-def _random_write(store: Store, rng: random.Random, step: int) -> None:
-    """One write of a random history of study ``demo``: a trial added (in any state), completed,
-    re-marked failed or pruned, given other values, or discarded (one that never started)."""
+def _random_write(store: Store, rng: random.Random, step: int, objectives: int = 3) -> None:
+    """One write of a random history of study ``demo`` of ``objectives`` objectives: a trial
+    added (in any state), completed, re-marked failed or pruned, given other values, or
+    discarded (one that never started)."""
     trials = store.trials("demo")
-    values = [float(rng.randint(0, 2)) for _ in range(3)]
+    values = [float(rng.randint(0, 2)) for _ in range(objectives)]
     kind = rng.choice(["add", "add", "complete", "remark", "rewrite", "discard"])
     completed = [t.number for t in trials if t.state == "COMPLETE"]
     waiting = [t.number for t in trials if t.state in ("WAITING", "RUNNING")]
@@ -283,15 +285,19 @@ class StoreContract:
                                                       for n, (state, v) in enumerate(trials)]
         assert [t.number for t in best_trials(store, study)] == [6, 1, 0, 3]
 
-    def test_a_shown_pareto_front_follows_every_change_of_the_completed_trials(self, store: Store):
+    @pytest.mark.parametrize("directions", [("minimize", "maximize", "minimize"),
+                                            ("minimize", "maximize", "minimize", "maximize")])
+    def test_a_shown_pareto_front_follows_every_change_of_the_completed_trials(self, store: Store,
+                                                                                directions: tuple[str, ...]):
         """A front shown again may be the one computed before, so it must be the front of the
-        trials as they are now: after each write of a random history (three objectives of few
-        values, so ties and duplicates abound; trials added, completed, re-marked failed or
-        pruned, their values rewritten, discarded; some through another connection), the marker
-        differs whenever the completed values do, and the front shown (whole, and its sample
-        and size) is the one computed afresh, trial for trial and in order."""
-        objective = {"metrics": [{"name": "a", "direction": "minimize"}, {"name": "b", "direction": "maximize"},
-                                 {"name": "c", "direction": "minimize"}]}
+        trials as they are now: after each write of a random history (three or four objectives
+        of few values, so ties and duplicates abound; trials added, completed, re-marked failed
+        or pruned, their values rewritten, discarded; some through another connection), the
+        marker differs whenever the completed values do, and the front shown (whole, and its
+        sample and size) is the one computed afresh, trial for trial and in order (with four
+        objectives, the kept front extended by the trials completed since)."""
+        objective = {"metrics": [{"name": name, "direction": direction}
+                                 for name, direction in zip("abcd", directions, strict=False)]}
         study = store.add_study(record(objective=objective))
         other = self.open_again(store)
         rng = random.Random(7)
@@ -299,7 +305,7 @@ class StoreContract:
             marker, values = store.trials_marker("demo"), completed_values(store)
             for step in range(300):
                 writer = other if step % 3 == 0 else store
-                _random_write(writer, rng, step)
+                _random_write(writer, rng, step, len(directions))
                 now = completed_values(store)
                 assert store.trials_marker("demo") != marker or now == values, f"step {step}"
                 marker, values = store.trials_marker("demo"), now

@@ -76,6 +76,19 @@ def _katib(path: str, value) -> dict:
     return experiment
 
 
+def _studyjob(template: str, names: int = 1) -> dict:
+    """A Katib v1alpha1 StudyJob whose worker template is ``template``, with ``names`` parameters."""
+    return {"apiVersion": "kubeflow.org/v1alpha1", "kind": "StudyJob", "metadata": {"name": "hostile"},
+            "spec": {"studyName": "hostile", "owner": "crd", "optimizationtype": "minimize",
+                     "objectivevaluename": "loss", "requestcount": 2, "metricsnames": ["loss"],
+                     "parameterconfigs": [{"name": f"p{i}" + "x" * 1_000, "parametertype": "double",
+                                           "feasible": {"min": "0", "max": "1"}} for i in range(names)],
+                     "workerSpec": {"goTemplate": {"rawTemplate": template}},
+                     "suggestionSpec": {"suggestionAlgorithm": "random", "requestNumber": 1}}}
+
+
+_RAW_TEMPLATE = "spec.workerSpec.goTemplate.rawTemplate"
+
 # (case id, definition, a field path the answer must name)
 STUDIES: list[tuple[str, dict, str]] = [
     ("name-not-a-string", _mutated(_set("name", 5)), "name"),
@@ -229,6 +242,13 @@ STUDIES: list[tuple[str, dict, str]] = [
         "metricsFormat": [r"(\w+)=(\d+)\1"]}}}), "spec.metricsCollectorSpec.source.filter.metricsFormat[0]"),
     ("katib-gamma-not-a-number", _katib("spec.algorithm", {"algorithmName": "tpe", "algorithmSettings": [
         {"name": "gamma", "value": "a quarter"}]}), "spec.algorithm.algorithmSettings[0].value"),
+    # text whose reading would grow with its square, or a template with its output's
+    ("studyjob-template-unclosed-actions", _studyjob("{{" * 400_000), _RAW_TEMPLATE),
+    ("studyjob-template-range-per-character", _studyjob(
+        "{{range .HyperParameters}}{{range .Value}}" + "y" * 20_000 + "{{end}}{{end}}", names=50), _RAW_TEMPLATE),
+    ("studyjob-template-nested-blocks", _studyjob("{{with .}}" * 3_000 + "{{end}}" * 3_000), _RAW_TEMPLATE),
+    ("placeholders-unclosed", _mutated(_command("${trialSpec." * 80_000)), "trialTemplate.command[4]"),
+    ("placeholders-nested", _mutated(_command("${" * 150_000 + "}" * 150_000)), "trialTemplate.command[4]"),
 ]
 
 # (case id, definition, field path, the limit the message must state)

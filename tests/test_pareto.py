@@ -6,7 +6,7 @@ import random
 
 from conftest import study_definition
 
-from functions.core.pareto import pareto_front
+from functions.core.pareto_search import extended_front, pareto_front
 from functions.core.validate import parse_study
 
 
@@ -50,3 +50,23 @@ def test_a_front_each_trial_of_which_goes_in_before_the_others_is_found_as_defin
     scored = [(number, [s * v for s, v in zip(signs, values)]) for number, values in signed]
     rng.shuffle(scored)
     assert pareto_front(parse_study(study_definition(objective=objective)), scored) == by_definition(signs, scored)
+
+
+def test_a_front_extended_by_trials_added_since_is_the_front_of_them_all():
+    """A process keeps a study's front and, as trials complete, compares with it only the
+    trials added since: random histories of 2 to 8 objectives (ties, duplicates and infinities
+    among them), cut anywhere into a front found before and the trials added after it, give the
+    front of them all, as defined."""
+    rng = random.Random(11)
+    for case in range(300):
+        signs = [rng.choice([1, -1]) for _ in range(rng.randint(2, 8))]
+        objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
+                                 for i, s in enumerate(signs)]}
+        spec = parse_study(study_definition(objective=objective))
+        few = rng.choice([[0.0, 1.0], [0.0, 1.0, 2.0], [float("-inf"), -1.5, 0.5, float("inf")]])
+        scored = [(number, [rng.choice(few) if rng.random() < 0.8 else rng.random() for _ in signs])
+                  for number in range(rng.randint(0, 120))]
+        cut = rng.randint(0, len(scored))
+        earlier = scored[:cut]
+        front = [(number, dict(earlier)[number]) for number in by_definition(signs, earlier)]
+        assert extended_front(spec, front, scored[cut:]) == by_definition(signs, scored), case

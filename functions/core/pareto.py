@@ -11,15 +11,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Generator, Hashable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from functions.core.pareto_search import extended_front, pareto_front
 from functions.core.records import StudyRecord, TrialRecord
-from functions.core.spec import MINIMIZE, Study
 from functions.core.spread import spread
 from functions.core.store_port import Store
-
-if TYPE_CHECKING:
-    import numpy
 
 FRONT_SHOWN = 20
 """The most trials of a Pareto front a study's view lists (``frontSize`` counts them all): with
@@ -67,10 +63,13 @@ class _Fronts:
             if kept is not None and kept.marker == marker:
                 self._kept.move_to_end(key)
                 return kept.numbers
-        scored, change = _updated(store, record.name, kept) if kept is not None else (None, 0)
-        if scored is None:
+        added, change = _updated(store, record.name, kept) if kept is not None else (None, 0)
+        if kept is not None and added is not None:
+            scored = {**kept.values, **added}
+            numbers = extended_front(record.spec, [(n, kept.values[n]) for n in kept.numbers], list(added.items()))
+        else:
             scored, change = _scored(store.changed_values(record.name, 0))
-        numbers = pareto_front(record.spec, list(scored.items()))
+            numbers = pareto_front(record.spec, list(scored.items()))
         with self._lock:
             self._kept[key] = _Front(marker, change, numbers, {number: scored[number] for number in numbers})
             self._kept.move_to_end(key)
@@ -87,130 +86,24 @@ def _scored(changed: tuple[list[tuple[int, list[float] | None]], int]) -> tuple[
 
 
 def _updated(store: Store, name: str, kept: _Front) -> tuple[dict[int, list[float]] | None, int]:
-    """The values the study's front is now found among: those of the ``kept`` front and of the
-    trials completed since, and the latest change; None where a trial of the kept front changed
-    its values or left the completed trials, which may leave a trial it beat unbeaten. A trial
-    off the front that changed needs no more: one of the front beats what it was, so the front
-    is the same without it. (A trial leaves the store only before it starts, never completed.)"""
+    """The values the study's front is now found among beside the ``kept`` front's, those of the
+    trials completed (or changed off the front) since, and the latest change; None where a trial
+    of the kept front changed its values or left the completed trials, which may leave a trial it
+    beat unbeaten. A trial off the front that changed needs no more: one of the front beats what
+    it was, so the front is the same without it. (A trial leaves the store only before it
+    starts, never completed.)"""
     rows, change = store.changed_values(name, kept.change)
-    scored = dict(kept.values)
+    added: dict[int, list[float]] = {}
     for number, values in rows:
-        if number in kept.values and values != kept.values[number]:
-            return None, change
-        if values is not None:
-            scored[number] = values
-    return scored, change
+        if number in kept.values:
+            if values != kept.values[number]:
+                return None, change
+        elif values is not None:
+            added[number] = values
+    return added, change
 
 
 _FRONTS = _Fronts()
-
-
-_BLOCK = 256
-"""How many trials (in their order) are compared with the front at once, before each of them
-with those of the block that joined it."""
-
-
-def _beaten(front: numpy.ndarray, points: numpy.ndarray) -> numpy.ndarray:
-    """For each point, whether a point of ``front`` is no worse on every objective and better
-    on one (signed values: less is better)."""
-    no_worse = (front[None, :, :] <= points[:, None, :]).all(axis=2)
-    return (no_worse & (front[None, :, :] != points[:, None, :]).any(axis=2)).any(axis=1)
-
-
-_SHIFTS = 256
-"""Entries of the staircase, per trial, its list inserts may shift in all before the front is
-found again by the tree (:func:`_front_by_tree`): the staircase is 4 to 10 times faster on the
-fronts studies make (200,000 trials on a sphere's front shift about 100 per trial), but a front
-whose every trial goes in at its start (``(i, -i, i)``) shifts the whole list each time,
-O(n²): 7.0 s for 200,000 trials, 1.3 s by the tree (``benchmarks/pareto_front.py``'s
-``worst_front_s``)."""
-
-
-def pareto_front(spec: Study, scored: list[tuple[int, list[float]]]) -> list[int]:
-    """The numbers of the trials (number, objective values) that no other beats on every
-    objective (no worse on each, better on one), best first on the first objective. Sorted so,
-    a trial can only be beaten by one before it, and then by one already on the front. For two
-    or three objectives in O(n log n) steps, whatever the values."""
-    signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
-    ranked = sorted(([s * v for s, v in zip(signs, values)], number) for number, values in scored)
-    if len(signs) > 3:
-        return _front_by_blocks(ranked, len(signs))
-    found = _front_by_staircase(ranked)
-    return _front_by_tree(ranked) if found is None else found
-
-
-def _front_by_staircase(ranked: list[tuple[list[float], int]]) -> list[int] | None:
-    """:func:`pareto_front` of two or three objectives: a trial is beaten by one before it
-    exactly where one is no worse on the other objectives, and better on one of all, so each is
-    looked up in the staircase of the front's later objectives (ascending on the second,
-    descending on the third: the points no other of the front is no worse than on both). None
-    where its inserts would shift more than :data:`_SHIFTS` entries per trial."""
-    seconds: list[float] = []
-    thirds: list[float] = []
-    firsts: list[float] = []
-    numbers: list[int] = []
-    budget = _SHIFTS * len(ranked)
-    for values, number in ranked:
-        first, second, third = (*values, 0.0, 0.0)[:3]
-        at = bisect.bisect_right(seconds, second)
-        if at and (thirds[at - 1] < third or (thirds[at - 1] == third and
-                                              (seconds[at - 1] < second or firsts[at - 1] < first))):
-            continue
-        numbers.append(number)
-        if at and (seconds[at - 1], thirds[at - 1]) == (second, third):
-            continue
-        start = end = bisect.bisect_left(seconds, second, 0, at)
-        while end < len(seconds) and thirds[end] >= third:
-            end += 1
-        budget -= len(seconds) - start
-        if budget < 0:
-            return None
-        seconds[start:end], thirds[start:end], firsts[start:end] = [second], [third], [first]
-    return numbers
-
-
-def _front_by_tree(ranked: list[tuple[list[float], int]]) -> list[int]:
-    """:func:`pareto_front` of two or three objectives in O(n log n) steps whatever the values:
-    a trial is beaten exactly where, of the trials before it no worse on the second objective,
-    the least by (third, second, first) is less than it, found in a Fenwick tree of the least
-    rank of that order, indexed by the second objective's rank."""
-    points = [(*values, 0.0, 0.0)[:3] for values, _ in ranked]
-    seconds = sorted({second for _, second, _ in points})
-    order = {key: rank for rank, key in enumerate(sorted({(third, second, first) for first, second, third in points}))}
-    none = len(order)
-    tree = [none] * (len(seconds) + 1)
-    numbers: list[int] = []
-    for (first, second, third), (_, number) in zip(points, ranked, strict=True):
-        own, at = order[(third, second, first)], bisect.bisect_right(seconds, second)
-        i, least = at, none
-        while i:
-            least, i = min(least, tree[i]), i & (i - 1)
-        if least < own:
-            continue
-        numbers.append(number)
-        while at < len(tree):
-            tree[at], at = min(tree[at], own), at + (at & -at)
-    return numbers
-
-
-def _front_by_blocks(ranked: list[tuple[list[float], int]], objectives: int) -> list[int]:
-    """:func:`pareto_front` of any number of objectives: each trial is compared with the front
-    alone, a block of trials with all of it at once (arrays), as a front can hold thousands,
-    then with those of its block that joined it. NumPy is imported here, where a front of three
-    or more objectives is found: a study of one objective is read without it."""
-    import numpy
-
-    points = numpy.array([values for values, _ in ranked], dtype=float).reshape(len(ranked), objectives)
-    front = numpy.empty_like(points)
-    numbers: list[int] = []
-    for start in range(0, len(ranked), _BLOCK):
-        block = points[start:start + _BLOCK]
-        before = len(numbers)
-        for offset in numpy.flatnonzero(~_beaten(front[:before], block)):
-            if not _beaten(front[before:len(numbers)], block[offset:offset + 1])[0]:
-                front[len(numbers)] = block[offset]
-                numbers.append(ranked[start + offset][1])
-    return numbers
 
 
 def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:

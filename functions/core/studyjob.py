@@ -5,12 +5,15 @@ The worker's Go template is rendered once, with placeholders where Katib would p
 and each hyperparameter's ``{{.Value}}`` ``${trialParameters.<name>}``. The result is parsed as
 YAML into a ``trialSpec``, whose strings are substituted one by one per trial, so no value is
 ever spliced into YAML text. The template constructs supported are those these templates use:
-fields, ``with``, ``range`` and ``end``, with ``{{-``/``-}}`` trimming.
+fields, ``with``, ``range`` and ``end``, with ``{{-``/``-}}`` trimming. A template is read in
+one pass, nests at most :data:`MAX_NESTING` blocks and renders to at most
+:data:`~functions.core.bounded_yaml.MAX_CHARS` characters (or four times its own length): a
+``range`` over each parameter's value repeats its body once a character, so a few kilobytes
+would otherwise stand for gigabytes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +25,6 @@ from functions.core.katib_search import typed_setting
 
 API_VERSION = "kubeflow.org/v1alpha1"
 ALGORITHMS = {"random": "random", "grid": "grid", "bayesianoptimization": "gp", "tpe": "tpe"}
-_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
 _SPEC = {"studyName", "owner", "optimizationtype", "objectivevaluename", "optimizationgoal", "requestcount",
          "metricsnames", "parameterconfigs", "workerSpec", "suggestionSpec", "metricsCollectorSpec"}
 
@@ -43,69 +45,100 @@ class TemplateError(ValueError):
     """The Go template uses a construct outside the supported subset."""
 
 
+MAX_NESTING = 32
+"""``with`` and ``range`` blocks a template may nest: rendering goes one level deeper for each,
+and Katib's worker templates nest two."""
+
+
+class _Output:
+    """The rendered text, refused (:class:`TemplateError`) once past ``most`` characters."""
+
+    def __init__(self, most: int) -> None:
+        self.parts: list[str] = []
+        self.left = most
+        self.most = most
+
+    def add(self, text: str) -> None:
+        self.left -= len(text)
+        if self.left < 0:
+            raise TemplateError(f"renders to more than {self.most:,} characters (a range repeats its body "
+                                "for each item)")
+        self.parts.append(text)
+
+
 def render_go_template(text: str, root: Mapping[str, Any]) -> str:
-    """``text`` rendered with ``root`` as ``.``, for the subset described above."""
+    """``text`` rendered with ``root`` as ``.``, for the subset described above, in at most
+    :data:`~functions.core.bounded_yaml.MAX_CHARS` characters (or four times ``text``'s length)."""
     tokens = _tokens(text)
-    out, rest = _render(tokens, 0, root)
-    if rest != len(tokens):
-        raise TemplateError("{{end}} without {{with}} or {{range}}")
-    return out
+    out = _Output(max(bounded_yaml.MAX_CHARS, 4 * len(text)))
+    _render(tokens, _block_ends(tokens), 0, len(tokens), root, out)
+    return "".join(out.parts)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    """("text", s) and ("action", body) pairs, with the trimming markers applied."""
+    """("text", s) and ("action", body) pairs, with the trimming markers applied: an action is
+    ``{{`` to the first ``}}`` after it, ``-`` just inside either end trimming the space beside it.
+    Read in one pass: where no ``}}`` follows a ``{{``, none follows a later one either."""
     tokens: list[tuple[str, str]] = []
     position = 0
-    for match in _ACTION.finditer(text):
-        chunk = text[position:match.start()]
-        if match.group(1):
-            chunk = chunk.rstrip()
-        tokens.append(("text", chunk))
-        tokens.append(("action", match.group(2)))
-        position = match.end()
-        if match.group(3):
+    while (start := text.find("{{", position)) >= 0 and (end := text.find("}}", start + 2)) >= 0:
+        inner = text[start + 2:end]
+        trim_before = inner.startswith("-")
+        inner = inner[1:].lstrip() if trim_before else inner.lstrip()
+        trim_after = inner.endswith("-")
+        chunk = text[position:start]
+        tokens.append(("text", chunk.rstrip() if trim_before else chunk))
+        tokens.append(("action", (inner[:-1] if trim_after else inner).rstrip()))
+        position = end + 2
+        if trim_after:
             while position < len(text) and text[position].isspace():
                 position += 1
     tokens.append(("text", text[position:]))
     return tokens
 
 
-def _render(tokens: list[tuple[str, str]], start: int, dot: Any) -> tuple[str, int]:
-    out: list[str] = []
+def _render(tokens: list[tuple[str, str]], ends: dict[int, int], start: int, stop: int, dot: Any,
+            out: _Output) -> None:
+    """The tokens from ``start`` to ``stop`` rendered with ``dot`` as ``.`` into ``out``
+    (``ends``: the ``{{end}}`` of each block, :func:`_block_ends`)."""
     index = start
-    while index < len(tokens):
+    while index < stop:
         kind, body = tokens[index]
         if kind == "text":
-            out.append(body)
+            out.add(body)
             index += 1
-        elif body == "end":
-            return "".join(out), index
         elif body.startswith(("with ", "range ")):
             word, _, field = body.partition(" ")
             value = _field(dot, field)
-            end = _block_end(tokens, index + 1)
             items = ([value] if value else []) if word == "with" else list(value or [])
-            out.extend(_render(tokens, index + 1, item)[0] for item in items)
-            index = end + 1
+            for item in items:
+                _render(tokens, ends, index + 1, ends[index], item, out)
+            index = ends[index] + 1
         elif body.startswith("."):
-            out.append(str(_field(dot, body)))
+            out.add(str(_field(dot, body)))
             index += 1
         else:
             raise TemplateError(f"unsupported template action {{{{{body}}}}}")
-    return "".join(out), index
 
 
-def _block_end(tokens: list[tuple[str, str]], start: int) -> int:
-    depth = 0
-    for index in range(start, len(tokens)):
-        kind, body = tokens[index]
+def _block_ends(tokens: list[tuple[str, str]]) -> dict[int, int]:
+    """The index of each block's ``{{end}}``, by the index of its ``{{with}}`` or ``{{range}}``;
+    a :class:`TemplateError` for an ``{{end}}`` or a block left unpaired, or blocks nested
+    deeper than :data:`MAX_NESTING`."""
+    ends: dict[int, int] = {}
+    open_blocks: list[int] = []
+    for index, (kind, body) in enumerate(tokens):
         if kind == "action" and body.startswith(("with ", "range ")):
-            depth += 1
+            open_blocks.append(index)
+            if len(open_blocks) > MAX_NESTING:
+                raise TemplateError(f"{{{{with}}}} and {{{{range}}}} blocks nested deeper than {MAX_NESTING}")
         elif kind == "action" and body == "end":
-            if depth == 0:
-                return index
-            depth -= 1
-    raise TemplateError("{{with}} or {{range}} without {{end}}")
+            if not open_blocks:
+                raise TemplateError("{{end}} without {{with}} or {{range}}")
+            ends[open_blocks.pop()] = index
+    if open_blocks:
+        raise TemplateError("{{with}} or {{range}} without {{end}}")
+    return ends
 
 
 def _field(dot: Any, path: str) -> Any:

@@ -5,7 +5,7 @@ Optuna's own draws every completed trial, and tells the front from the rest by l
 trial up in the list of the front's: a study of 20,000 trials all on its front took 39 s and
 made 7 MB of JSON, 50,000 took minutes, and the chart is built again after every trial of a
 running study. This one finds the front as katuna's tables do
-(:func:`~functions.core.pareto.pareto_front`, O(n log n) for 2 or 3 objectives), draws at most
+(:func:`~functions.core.pareto_search.pareto_front`, O(n log n) for 2 or 3 objectives), draws at most
 :data:`PARETO_POINTS` trials, and writes them as a plain plotly figure (plotly's Python-side
 validation of every value is half of a chart's build), with Optuna's traces, colors, hover text
 and axis titles.
@@ -21,7 +21,7 @@ import plotly.io
 from optuna.trial import FrozenTrial
 
 from functions.core.optuna_compat import hover_text
-from functions.core.pareto import pareto_front
+from functions.core.pareto_search import pareto_front
 from functions.core.spec import MINIMIZE, Study
 from functions.core.spread import spread
 

@@ -35,7 +35,7 @@ from functions.adapters.web.pareto_chart import pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
-from functions.core.pareto import pareto_front
+from functions.core.pareto_search import pareto_front
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
 from functions.core.spec import MINIMIZE, Study, known_results
@@ -285,7 +285,7 @@ def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] 
 def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: bool) -> set[int]:
     """The numbers of the ``trials`` a sample draws whatever it holds, at most
     :data:`HISTORY_POINTS`: the best trials (the Pareto front as katuna's tables show it, where
-    the study has several objectives: :func:`~functions.core.pareto.pareto_front`, where
+    the study has several objectives: :func:`~functions.core.pareto_search.pareto_front`, where
     Optuna's takes seconds for three objectives at 20,000 trials; else each completed trial
     better than every one before it, the best trial the last of them), spread evenly along the
     front or over the improvements where they are more, both ends (the first improvement and
