@@ -18,18 +18,29 @@ _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "start
                   "generation": "generation", "parent": "parent"}
 
 
+_METRICS_AS_JSON = "replace(replace(replace(metrics, ': NaN', ': null'), ': Infinity', ': 1e999'), ': -Infinity', ': -1e999')"
+"""A trial's metrics as JSON that SQLite reads: they are stored as Python writes them, a NaN or an
+infinity as ``NaN``, ``Infinity`` or ``-Infinity``, which is no JSON, and SQLite reads no value
+of a text that holds one. Here a NaN is null (no value, as no order holds it) and an infinity
+``1e999``, which SQLite reads as the infinity of its sign, so that a trial whose objective
+diverged, or whose other metric did, keeps its other metrics for a filter or an order."""
+
+
 def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
     """A query field as an SQL expression and its arguments (names travel as arguments). A
     discrete parameter's values are numbers, which a Katib Experiment writes as strings (kept as
-    written, ``"16"``): they sort and compare as the numbers they spell, not as text."""
+    written, ``"16"``): they sort and compare as the numbers they spell, not as text. A metric
+    is read from the stored text where it is JSON, else from :data:`_METRICS_AS_JSON`."""
     kind, _, name = field.partition(":")
-    if kind in ("param", "metric") and name:
-        column = "params" if kind == "param" else "metrics"
-        value = f"json_extract({column}, ?)"
-        if kind == "param" and any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
+    path = '$."' + name + '"'
+    if kind == "metric" and name:
+        return (f"CASE WHEN json_valid(metrics) THEN json_extract(metrics, ?) "
+                f"WHEN json_valid({_METRICS_AS_JSON}) THEN json_extract({_METRICS_AS_JSON}, ?) END"), [path, path]
+    if kind == "param" and name:
+        value = "json_extract(params, ?)"
+        if any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
             value = f"CAST({value} AS REAL)"
-        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
-        return f"CASE WHEN json_valid({column}) THEN {value} END", ['$."' + name + '"']
+        return f"CASE WHEN json_valid(params) THEN {value} END", [path]
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
