@@ -95,9 +95,19 @@ def configuration_problem(host: str | None = None, wanted_by: str = "--executor 
     return None
 
 
+TOO_LARGE = "etcdserver: request is too large"
+"""What the API server answers (a 500, its message etcd's: kubernetes/kubernetes#112152) when
+the object written would be past etcd's ``--max-request-bytes`` (1.5 MiB by default): the same
+write is refused again however often it is tried."""
+
+
 def translate(exc: Exception, doing: str) -> Exception:
-    """The katuna error for a failed API call: permanent for a refusal the API will repeat,
-    temporary (retried) otherwise, a call that timed out and a quota full included."""
+    """The katuna error for a failed API call: permanent for a refusal the API will repeat (an
+    object too large for etcd among them, :data:`TOO_LARGE`), temporary (retried) otherwise, a
+    call that timed out and a quota full included."""
+    if isinstance(exc, ApiException) and too_large(exc):
+        return PermanentError(f"Kubernetes refused to {doing}: the object would be larger than etcd stores "
+                              f"(--max-request-bytes, 1.5 MiB by default): {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not over_quota(exc):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
@@ -210,3 +220,8 @@ def _location(steps: tuple[int | str, ...]) -> str:
 def over_quota(exc: ApiException) -> bool:
     """Whether the API server refused for a quota full (:data:`OVER_QUOTA`): a 403 saying so."""
     return exc.status == FORBIDDEN and OVER_QUOTA in str(exc.body or "")
+
+
+def too_large(exc: ApiException) -> bool:
+    """Whether the API server refused the write as larger than etcd stores (:data:`TOO_LARGE`)."""
+    return exc.status == 500 and TOO_LARGE in str(exc.body or "")

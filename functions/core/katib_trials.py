@@ -21,6 +21,7 @@ from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, katib_metrics, timestamp
 from functions.core.spec import Study
+from functions.core.status_room import message as condition_message
 from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
@@ -158,7 +159,7 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
     (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
     name, as :mod:`functions.core.strict_json` writes it)."""
     def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
-        return {"type": kind, "status": status, "reason": reason, "message": trial.reason or reason,
+        return {"type": kind, "status": status, "reason": reason, "message": condition_message(trial.reason or reason),
                 "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
     conditions = [condition("Created", "TrialCreated", trial.created_at)]

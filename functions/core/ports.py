@@ -227,7 +227,8 @@ class Resources(Protocol):
         """The resource as the API holds it now, or None when there is none."""
 
     def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
-        """Write what ``status()`` computes (whole; None values left out) as the status of the
+        """Write what ``status()`` computes (None values left out; its lists cut where the
+        resource would outgrow etcd: :mod:`functions.core.status_room`) as the status of the
         resource with this ``uid``, computed after the resource was read and written only over
         that version (computed again when another write came between); False when that resource
         is gone (deleted, or replaced by another of the same name)."""

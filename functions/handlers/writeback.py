@@ -44,6 +44,7 @@ from functions.core.pareto import best_trials
 from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import Origin, study_status
+from functions.core.status_room import fitted, room
 from functions.core.store_port import Store
 from functions.handlers.deps import Deps
 
@@ -71,12 +72,14 @@ def report(record: StudyRecord, deps: Deps) -> None:
     resources.write_status(origin.ref, origin.uid, status)
 
 
-def behind(record: StudyRecord, origin: Origin, shown: Mapping[str, Any], store: Store) -> bool:
-    """Whether a resource that shows the status ``shown`` lags the store: its status is not the
-    one a report would write now, or a trial changed since its Trial resources were written.
-    Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
-    status = {key: value for key, value in _status(record, origin, store).items() if value is not None}
-    return shown != status or (trials_owner(record) is not None and _changed(record, store))
+def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:
+    """Whether the study's ``resource`` (as listed) lags the store: its status is not the one a
+    report would write now (cut as the write cuts it to fit etcd beside the resource:
+    :mod:`functions.core.status_room`), or a trial changed since its Trial resources were
+    written. Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
+    status = {key: value for key, value in fitted(_status(record, origin, store), room(resource)).items()
+              if value is not None}
+    return (resource.get("status") or {}) != status or (trials_owner(record) is not None and _changed(record, store))
 
 
 def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
