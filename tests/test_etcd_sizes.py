@@ -160,3 +160,23 @@ def test_a_conditions_message_holds_at_most_what_a_kubernetes_condition_does():
     messages = [c["message"] for c in trial_status(trial, spec)["conditions"]]
     assert all(len(m) <= status_room.MESSAGE_CHARS and m.startswith("attempt 100 preempted") for m in messages)
     assert messages[0].endswith("more characters)")
+
+
+def test_a_job_its_parameters_make_larger_than_etcd_stores_fails_that_trial(kube: KubeStub):
+    """A template that repeats a placeholder, filled with a long value, renders a Job past what
+    etcd stores though the study fits: the API server's 500 is that trial's refusal, naming its
+    template, and nothing is stored; the launch is not tried again and again."""
+    from functions.core.errors import RefusedWorkload
+    from functions.core.launch import TrialLaunch
+    from functions.core.naming import job_name
+
+    executor = KubernetesExecutor(Cluster(namespace="team"), api_client(kube.url))
+    launch = TrialLaunch("wide-argv", "0123456789ab", 0, 1, job_name("wide-argv", 0, 1),
+                         ["python", "train.py", *(["--note=" + "n" * 100_000] * 16)], {}, ".", timeout=None,
+                         image="python:3.12")
+    with pytest.raises(RefusedWorkload) as refused:
+        executor.launch(launch)
+    assert [p.path for p in refused.value.problems] == ["trialTemplate"]
+    assert "larger than the cluster stores" in str(refused.value)
+    assert ("team", "wide-argv-0") not in kube.jobs
+
