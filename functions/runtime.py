@@ -132,7 +132,8 @@ class Runtime:
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
                     pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces,
                     access_refusal=self.access_refusal, running_trials=self.settings.max_running_trials,
-                    runs_on=self.settings.executor, runner=self.runner)
+                    runs_on=self.settings.executor, runner=self.runner,
+                    katib_trials_kept=self.settings.katib_trials_kept)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events, turns=self._turns)

@@ -23,6 +23,7 @@ from functions.core import event_signature, pod_security, senders
 from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
+from functions.core.katib_trials import LEAST_KEPT, TRIALS_KEPT
 from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
@@ -77,7 +78,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "oidc_subjects": ("OIDC_SUBJECTS", comma_list),
     "max_dead_letters": ("MAX_DEAD_LETTERS", int), "max_running_trials": ("MAX_RUNNING_TRIALS", int),
     "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
-    "katib_api": ("KATIB_API", flag),
+    "katib_api": ("KATIB_API", flag), "katib_trials_kept": ("KATIB_TRIALS_KEPT", int),
     "node_look_seconds": ("NODE_LOOK_SECONDS", float),
     "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
     "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
@@ -210,7 +211,9 @@ class Settings:
     checkpoint folder copied for a child trial under population-based training (a larger one
     fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_RUNNING_TRIALS`` (1000): the most trials ``katuna serve``
     runs at once across every study; a trial past it waits until another ends
-    (:mod:`functions.handlers.spawn`). ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
+    (:mod:`functions.handlers.spawn`). ``KATUNA_KATIB_TRIALS_KEPT`` (10,000, at least 100): the
+    most Trial resources of ended trials a Katib Experiment keeps on the cluster, those of its
+    latest trials and its best (:func:`functions.core.katib_trials.kept_trials`). ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
     ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
     ``KATUNA_KATIB_API`` (false): ``true`` where the overlay ``knative/katib-api`` serves Katib's
@@ -294,6 +297,7 @@ class Settings:
     max_running_trials: int = 1000
     in_cluster: bool = False
     katib_api: bool = False
+    katib_trials_kept: int = TRIALS_KEPT
     lookahead: int = 1
     limits: Limits = Limits()
     node_look_seconds: float = LOOK_EVERY
@@ -389,6 +393,9 @@ class Settings:
         if self.max_running_trials < 1:
             raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
                                  f"got {self.max_running_trials}")
+        if self.katib_trials_kept < LEAST_KEPT:
+            raise InvalidSetting(f"{PREFIX}KATIB_TRIALS_KEPT: expected at least {LEAST_KEPT} Trials (as many as a "
+                                 f"status's Trial list names), got {self.katib_trials_kept}")
         if self.lookahead < 0:
             raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {self.lookahead}")
         if self.k8s_start_allowance is not None and self.k8s_start_allowance < 0:

@@ -140,6 +140,8 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_NODE_LOOK_SECONDS", "1e999", "KATUNA_NODE_LOOK_SECONDS: expected a positive number of seconds, got inf"),
     ("KATUNA_K8S_KEEP_SECONDS", "1e999", "KATUNA_K8S_KEEP_SECONDS: expected a positive number of seconds, got inf"),
     ("KATUNA_MAX_DURATION", "1e999", "KATUNA_MAX_DURATION: expected a positive number, got '1e999'"),
+    ("KATUNA_KATIB_TRIALS_KEPT", "99", "KATUNA_KATIB_TRIALS_KEPT: expected at least 100 Trials (as many as a status's "
+                                       "Trial list names), got 99"),
     ("KATUNA_TRIAL_ENV", "HOME,a b,=x", "KATUNA_TRIAL_ENV: expected names of environment variables (letters, "
                                         "digits and _, not beginning with a digit), got 'a b', '=x'"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",

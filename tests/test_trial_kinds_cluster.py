@@ -167,11 +167,12 @@ def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_
 
 
 def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):
+    """Kept (``retain``) so that its pods are read here once it ended."""
     spot = {"key": "spot", "operator": "Exists", "effect": "NoSchedule"}
     _run(service, "train", {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
         "runtimeRef": {"name": "torch-distributed"},
         "trainer": {"numNodes": 2, "image": IMAGE, "command": OBJECTIVE}}}, kubernetes={"tolerations": [spot]},
-        primaryContainerName="node")
+        primaryContainerName="node", retain=True)
     pods = _pods(kube, "jobset.sigs.k8s.io/jobset-name", "train-0")
     assert sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1"]
     assert [p["spec"]["containers"][0]["resources"]["requests"] for p in pods] == [
@@ -231,7 +232,8 @@ def test_an_argo_workflow_naming_no_account_fails_its_trials_as_its_executor_may
 
 
 def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(service: Service, kube: KubeStub):
-    """As Katib's pipeline-run example: a task's result is the training task's parameter."""
+    """As Katib's pipeline-run example: a task's result is the training task's parameter. Kept
+    (``retain``) to be read here: :func:`test_a_workload_no_ttl_deletes_goes_once_its_trial_is_read`."""
     write = "open('$(results.epochs.path)', 'w').write('3')"
     _run(service, "tekton", {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {
         "params": [{"name": "x", "value": "${trialParameters.x}"}],
@@ -243,12 +245,36 @@ def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(ser
              "taskSpec": {"params": [{"name": "x"}, {"name": "epochs"}], "steps": [
                  {"name": "fit", "image": IMAGE, "command": [sys.executable, str(TRIAL), "--x", "$(params.x)",
                                                              "--epochs", "$(params.epochs)"]}]}}]}}},
-        primaryContainerName="step-fit", primaryPodLabels={"tekton.dev/pipelineTask": "model-training"})
+        primaryContainerName="step-fit", primaryPodLabels={"tekton.dev/pipelineTask": "model-training"}, retain=True)
     with kube.lock:
         run = kube.workloads[("pipelineruns", "kinds", "tekton-0")]
     assert [(c["type"], c["status"]) for c in run["status"]["conditions"]] == [("Succeeded", "True")]
     assert [p["metadata"]["annotations"] for p in _pods(kube, "tekton.dev/pipelineRun", "tekton-0")] == [KEEP, KEEP], \
         "the run's annotations reach its tasks' pods"
+
+
+def _workloads(kube: KubeStub, plural: str, prefix: str) -> list[str]:
+    with kube.lock:
+        return sorted(name for kind, _, name in kube.workloads if kind == plural and name.startswith(prefix))
+
+
+@pytest.mark.parametrize("plural", ["pipelineruns", "trainjobs"])
+def test_a_workload_no_ttl_deletes_goes_once_its_trial_is_read(service: Service, kube: KubeStub, plural: str):
+    """A PipelineRun and a TrainJob keep no lifetime katuna can set: each trial's is deleted once
+    its output is read, as Katib deletes an ended trial's workload, rather than kept for the
+    study's whole life, one a trial (with a PipelineRun's TaskRuns and pods)."""
+    name = f"gone-{plural[:5]}"
+    if plural == "pipelineruns":
+        _run(service, name, {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+            {"name": "model-training", "taskSpec": {"steps": [{"name": "fit", "image": IMAGE, "command": OBJECTIVE}]}}]}}},
+             primaryContainerName="step-fit", primaryPodLabels={"tekton.dev/pipelineTask": "model-training"})
+    else:
+        _run(service, name, {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+            "runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 1, "image": IMAGE,
+                                                                     "command": OBJECTIVE}}},
+             primaryContainerName="node")
+    eventually(lambda: _workloads(kube, plural, f"{name}-") == [], f"each trial's {plural} deleted", timeout=30)
+    eventually(lambda: _running_pods(kube, f"{name}-") == [], "and its pods", timeout=30)
 
 
 def test_a_kind_katuna_is_not_granted_is_refused_when_submitted_naming_it(service: Service):

@@ -15,13 +15,14 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from functions.core.errors import PermanentError, Problem, QuotaFull, TemporaryError
+from functions.core.errors import PermanentError, Problem, QuotaFull, RefusedWorkload, TemporaryError
 from functions.core.timeouts import REMOTE_TIMEOUT
 
 RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
 """Statuses a later try may not get: 410 Gone is a resourceVersion or ``continue`` token the API
 server compacted away, which a list started again gets past (:func:`all_pages`)."""
 GONE = 410
+REQUEST_TOO_LARGE = 413
 FORBIDDEN = 403
 OVER_QUOTA = "exceeded quota"
 """What the API server's ResourceQuota admission says of a create past its namespace's quota (a
@@ -96,9 +97,19 @@ def configuration_problem(host: str | None = None, wanted_by: str = "--executor 
     return None
 
 
+TOO_LARGE = "etcdserver: request is too large"
+"""What the API server answers (a 500, its message etcd's: kubernetes/kubernetes#112152) when
+the object written would be past etcd's ``--max-request-bytes`` (1.5 MiB by default): the same
+write is refused again however often it is tried."""
+
+
 def translate(exc: Exception, doing: str) -> Exception:
-    """The katuna error for a failed API call: permanent for a refusal the API will repeat,
-    temporary (retried) otherwise, a call that timed out and a quota full included."""
+    """The katuna error for a failed API call: permanent for a refusal the API will repeat (an
+    object too large for etcd among them, :data:`TOO_LARGE`), temporary (retried) otherwise, a
+    call that timed out and a quota full included."""
+    if isinstance(exc, ApiException) and too_large(exc):
+        return PermanentError(f"Kubernetes refused to {doing}: the object would be larger than etcd stores "
+                              f"(--max-request-bytes, 1.5 MiB by default): {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not over_quota(exc):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
@@ -221,3 +232,20 @@ def _location(steps: tuple[int | str, ...]) -> str:
 def over_quota(exc: ApiException) -> bool:
     """Whether the API server refused for a quota full (:data:`OVER_QUOTA`): a 403 saying so."""
     return exc.status == FORBIDDEN and OVER_QUOTA in str(exc.body or "")
+
+
+def too_large(exc: ApiException) -> bool:
+    """Whether the API server refused the write as larger than etcd stores (:data:`TOO_LARGE`),
+    or its body as larger than it decodes (413, 3 MiB)."""
+    return exc.status == REQUEST_TOO_LARGE or (exc.status == 500 and TOO_LARGE in str(exc.body or ""))
+
+
+def oversized_workload(exc: ApiException, field: str, what: str) -> RefusedWorkload | None:
+    """The refusal of a trial's workload that its parameters made larger than the cluster stores
+    (:func:`too_large`; a placeholder a template repeats, filled with a long value): that trial
+    fails, naming ``field``, rather than its launch tried for ever. None for any other refusal."""
+    if not too_large(exc):
+        return None
+    return RefusedWorkload([Problem(field, f"{what}, as the trial's parameters fill it, is larger than the cluster "
+                                           "stores (etcd's --max-request-bytes, 1.5 MiB by default; 3 MiB of request "
+                                           f"body): {exc.status} {exc.reason}")])

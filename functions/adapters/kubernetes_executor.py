@@ -167,12 +167,17 @@ class KubernetesExecutor:
                             namespace, exc)
 
     def lingers(self, launch: TrialLaunch) -> bool:
-        """Whether a pod of the ended attempt's workload of another kind than Job still runs, or
+        """Whether the ended attempt's workload of another kind than Job stays unless deleted:
+        a kind no TTL deletes (:func:`~functions.core.trial_kinds.kept_for_ever`: a TrainJob, a
+        PipelineRun with its TaskRuns and pods), which would otherwise leave one workload a
+        trial on the cluster for the study's whole life, or one a pod of which still runs, or
         waits to (not being deleted): the Training Operator leaves a job's pods as they are at
         its end unless its ``cleanPodPolicy`` says otherwise, and defaults it to ``None`` for
         every kind but TFJob. A Job's are ended by the Job controller: False, without a read."""
         if is_job(launch):
             return False
+        if launch.trial_spec is not None and trial_kinds.kept_for_ever(launch.trial_spec):
+            return True
         return any(pod.status is not None and pod.status.phase in ("Pending", "Running")
                    and not pod.metadata.deletion_timestamp for pod in self._jobs.pods(launch, every=True))
 

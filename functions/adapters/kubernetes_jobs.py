@@ -21,6 +21,7 @@ from functions.adapters.kubernetes_client import (
     call,
     client_refusals,
     delete_options,
+    oversized_workload,
     read_or_none,
     translate,
 )
@@ -69,13 +70,18 @@ class TrialJobs:
     def create(self, namespace: str, job: dict[str, Any], launch: TrialLaunch) -> str:
         """Create the attempt's Job; its uid (the one there already when the launch was
         delivered before). A Job the client refuses before sending it (a value of a type its
-        model does not take, which a parameter put there: the submission's dry run passed) is a
+        model does not take, which a parameter put there: the submission's dry run passed), or
+        that the cluster refuses as larger than it stores (:func:`oversized_workload`), is a
         :class:`RefusedWorkload` naming the field."""
         try:
             # The client checks the dict against its V1Job model, then sends it as it is.
             created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
             return cast(str, cast(Any, created).metadata.uid)
         except ApiException as exc:
+            oversized = oversized_workload(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
+                                           f"Job {launch.job_name}")
+            if oversized is not None:
+                raise oversized from exc
             if exc.status != 409:
                 raise translate(exc, f"create Job {launch.job_name}") from exc
             found = self._named(launch)

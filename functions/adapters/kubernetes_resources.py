@@ -21,6 +21,7 @@ from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import NoKubernetesApi, PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
+from functions.core.status_room import fitted, room
 
 WRITE_TRIES = 5
 """Status writes tried before giving up (a TemporaryError: the event is delivered again), each
@@ -57,7 +58,8 @@ class KubernetesResources:
 
     def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
         """Read the resource, then replace its status subresource with what ``status()`` computes
-        now, over the version read only; a write that another overtook (the resource changed in
+        now, cut to what etcd leaves beside the resource as read (:func:`~functions.core.status_room.fitted`),
+        over the version read only; a write that another overtook (the resource changed in
         between) reads and computes again, so a status computed earlier never lands over a later
         one, whichever write ends last. False when the resource is gone or is another one of the
         same name."""
@@ -66,7 +68,7 @@ class KubernetesResources:
             metadata = (current or {}).get("metadata") or {}
             if metadata.get("uid") != uid:
                 return False
-            if self._replace_status(ref, uid, metadata["resourceVersion"], status()):
+            if self._replace_status(ref, uid, metadata["resourceVersion"], fitted(status(), room(current or {}))):
                 return True
         raise TemporaryError(f"the status of {ref} was changed by another writer under each of {WRITE_TRIES} writes")
 

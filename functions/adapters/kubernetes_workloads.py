@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options
+from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
@@ -35,6 +35,7 @@ from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selecto
 from functions.core.launch import TrialLaunch
 from functions.core.naming import EARLIER, OWN
 from functions.core.ports import Strays
+from functions.core.trial_spec import PATH as TRIAL_SPEC
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -135,6 +136,8 @@ class Workloads:
             created = self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload))
             return cast(str, cast(Mapping[str, Any], created)["metadata"]["uid"])
         except ApiException as exc:
+            if (refused := oversized_workload(exc, TRIAL_SPEC, what)) is not None:
+                raise refused from exc
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
                                            "is its operator installed and katuna's Role granted it?)") from exc

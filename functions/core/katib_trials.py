@@ -13,7 +13,7 @@ orphaned by ``kubectl delete --cascade=orphan``); :func:`holder` tells them from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from functions.core.metrics import Observation
@@ -21,6 +21,7 @@ from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, katib_metrics, timestamp
 from functions.core.spec import Study
+from functions.core.status_room import message as condition_message
 from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
@@ -84,6 +85,43 @@ KILLED_LIST = "killedTrialList"
 TRIALS_LISTED = PARETO_FRONT_SHOWN
 """The most Trials a list names (the ``trials*`` counters count them all), as a status lists at
 most this many trials of a Pareto front: a resource is stored whole, at most 1.5 MiB."""
+
+
+TRIALS_KEPT = 10_000
+"""The most Trial resources of ended trials an Experiment keeps on the cluster by default
+(``KATUNA_KATIB_TRIALS_KEPT``): those of its latest trials by number, and its best trial's. Each
+Trial is an etcd value of about 2 KB (its spec, status and the API server's ``managedFields``),
+which the API server also holds in its watch cache, and Katib's SDK lists an Experiment's Trials
+in one request, unpaged: 100,000 of them would be about 200 MB of a cluster's etcd, whose
+default quota is 2 GiB for every object of the cluster. Every trial stays in katuna's store
+(``katuna trials``, ``GET /studies/{name}/trials``)."""
+LEAST_KEPT = 100
+"""The fewest ``KATUNA_KATIB_TRIALS_KEPT`` may be: the most names one of the Experiment status's
+Trial lists holds (:data:`TRIALS_LISTED`)."""
+
+
+def kept_trials(changed: Sequence[TrialRecord], newest: int, kept: int, best: int | None,
+                ended: Callable[[int], bool]) -> tuple[list[TrialRecord], list[int]]:
+    """Of the ``changed`` trials of an Experiment whose latest trial is number ``newest``: those
+    whose Trials are written, and the numbers of the Trials to delete, so that the Trials of
+    ended trials are those of the latest ``kept`` numbers, and of trial ``best`` (Katib's UI
+    links the ``currentOptimalTrial``), however large the study grows. A trial that ends below
+    the window is not written and its Trial deleted; each trial's end deletes the Trial ``kept``
+    numbers before it, where that trial has ended (``ended``) and is not the best, so a report
+    deletes at most two Trials a changed trial, whatever the study's size. A Trial of a trial
+    still running is kept until it ends."""
+    start = newest - kept + 1
+    written: list[TrialRecord] = []
+    dropped: set[int] = set()
+    for trial in changed:
+        if trial.finished and trial.number < start and trial.number != best:
+            dropped.add(trial.number)
+        else:
+            written.append(trial)
+        older = trial.number - kept
+        if trial.finished and older >= 0 and older != best and ended(older):
+            dropped.add(older)
+    return written, sorted(dropped)
 
 
 def trial_lists(experiment: str, trials: Sequence[TrialRecord]) -> dict[str, list[str] | None]:
@@ -158,7 +196,7 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
     (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
     name, as :mod:`functions.core.strict_json` writes it)."""
     def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
-        return {"type": kind, "status": status, "reason": reason, "message": trial.reason or reason,
+        return {"type": kind, "status": status, "reason": reason, "message": condition_message(trial.reason or reason),
                 "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
     conditions = [condition("Created", "TrialCreated", trial.created_at)]

@@ -78,8 +78,10 @@ class Executor(Protocol):
         (:mod:`functions.handlers.strays`)."""
 
     def lingers(self, launch: TrialLaunch) -> bool:
-        """Whether the ended attempt's workload still runs pods its end left (an operator that
-        leaves them: a PyTorchJob's ``cleanPodPolicy`` is ``None`` by default)."""
+        """Whether the ended attempt's workload is to be deleted once its output is read: it
+        still runs pods its end left (an operator that leaves them: a PyTorchJob's
+        ``cleanPodPolicy`` is ``None`` by default), or no TTL of its kind would ever delete it (a
+        TrainJob, a Tekton PipelineRun)."""
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """A block within which the executor's reads of these running attempts (of one study:
@@ -232,7 +234,8 @@ class Resources(Protocol):
         """The resource as the API holds it now, or None when there is none."""
 
     def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
-        """Write what ``status()`` computes (whole; None values left out) as the status of the
+        """Write what ``status()`` computes (None values left out; its lists cut where the
+        resource would outgrow etcd: :mod:`functions.core.status_room`) as the status of the
         resource with this ``uid``, computed after the resource was read and written only over
         that version (computed again when another write came between); False when that resource
         is gone (deleted, or replaced by another of the same name)."""

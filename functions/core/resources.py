@@ -22,6 +22,7 @@ from functions.core.metrics import Observation
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.spread import spread
+from functions.core.status_room import message as condition_message
 from functions.core.stop import ran_out_failing
 from functions.core.strict_json import finite
 from functions.core.trial_cap import shown_total
@@ -238,7 +239,7 @@ which a script or dashboard selecting a condition by its reason matches), a Stud
 
 
 def _condition(kind: str, reason: str, message: str, when: float | None, status: str = "True") -> dict[str, Any]:
-    return {"type": kind, "status": status, "reason": reason, "message": message,
+    return {"type": kind, "status": status, "reason": reason, "message": condition_message(message),
             "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
 

@@ -122,6 +122,15 @@ def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:
     return known if known is not None and trial_spec.get("apiVersion") in known.api_versions else None
 
 
+def kept_for_ever(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether a finished workload of the ``trialSpec``'s kind stays until someone deletes it:
+    its kind keeps no lifetime katuna can set (a TrainJob, a Tekton PipelineRun, a kind katuna
+    has no defaults for), where a Job, the Training Operator's jobs, a JobSet and an Argo
+    Workflow are deleted by their controllers once their TTL passed (:attr:`TrialKind.ttl`)."""
+    known = kind_of(trial_spec)
+    return known is None or not known.ttl
+
+
 def resource(trial_spec: Mapping[str, Any]) -> tuple[str, str, str]:
     """``(group, version, plural)`` of the workload: a known kind's, else the kind lower-cased
     plus ``s`` (the plural a CustomResourceDefinition gets by convention)."""

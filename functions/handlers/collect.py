@@ -215,8 +215,9 @@ def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
 
 def _lingering(record: StudyRecord, deps: Deps, launch: TrialLaunch) -> bool:
     """Whether the ended attempt's workload still runs pods its end left (a PyTorchJob's, whose
-    ``cleanPodPolicy`` is ``None`` by default), to be deleted once its output is read, as Katib
-    deletes an ended trial's workload; a template that ``retain``s it keeps it as it is."""
+    ``cleanPodPolicy`` is ``None`` by default), or is of a kind no TTL deletes (a TrainJob, a
+    PipelineRun), to be deleted once its output is read, as Katib deletes an ended trial's
+    workload; a template that ``retain``s it keeps it as it is."""
     return not record.spec.trial_template.retain and deps.executor.lingers(launch)
 
 

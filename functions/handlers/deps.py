@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from functions.core.cluster import Cluster
 from functions.core.errors import Problem
+from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunnerClaims, RunningLogs
@@ -68,6 +69,9 @@ class Deps:
     runs_on: str = LOCAL
     """Where this service runs trials (``KATUNA_EXECUTOR``): a study whose trials run elsewhere
     is left alone (:func:`study_here`)."""
+    katib_trials_kept: int = TRIALS_KEPT
+    """The most Trial resources of ended trials a Katib Experiment keeps on the cluster
+    (``KATUNA_KATIB_TRIALS_KEPT``, :func:`~functions.core.katib_trials.kept_trials`)."""
     runner: RunnerClaims | None = None
     """This process, where trials are its processes (None: Jobs on a cluster): a study that
     another live process claimed (a ``katuna run`` of it) is left to it."""

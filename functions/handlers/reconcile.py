@@ -277,7 +277,7 @@ def status_events(deps: Deps, studies: Sequence[StudyRecord], listed: Mapping[Re
     events = []
     for record, origin in rotated(ended, window, MAX_STATUS_CHECKS)[:MAX_STATUS_CHECKS]:
         obj = listed[origin.ref]
-        if obj["metadata"].get("uid") == origin.uid and behind(record, origin, obj.get("status") or {}, deps.store):
+        if obj["metadata"].get("uid") == origin.uid and behind(record, origin, obj, deps.store):
             events.append(study_completed(record.name, record.uid, record.status, record.reason, record.restarts))
     return events
 

@@ -34,7 +34,9 @@ from functions.core.events import Event
 from functions.core.katib_trials import (
     TRIAL_LISTS,
     TRIALS_LISTED,
+    kept_trials,
     trial_lists,
+    trial_name,
     trial_resource,
     trial_status,
     trials_owner,
@@ -44,6 +46,7 @@ from functions.core.pareto import best_trials
 from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import Origin, study_status
+from functions.core.status_room import fitted, room
 from functions.core.store_port import Store
 from functions.handlers.deps import Deps
 
@@ -66,17 +69,19 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    status = (partial(_status_after_trials, record, origin, deps.store, resources) if trials_owner(record) is not None
-              else partial(_current_status, record, origin, deps.store))
+    status = (partial(_status_after_trials, record, origin, deps.store, resources, deps.katib_trials_kept)
+              if trials_owner(record) is not None else partial(_current_status, record, origin, deps.store))
     resources.write_status(origin.ref, origin.uid, status)
 
 
-def behind(record: StudyRecord, origin: Origin, shown: Mapping[str, Any], store: Store) -> bool:
-    """Whether a resource that shows the status ``shown`` lags the store: its status is not the
-    one a report would write now, or a trial changed since its Trial resources were written.
-    Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
-    status = {key: value for key, value in _status(record, origin, store).items() if value is not None}
-    return shown != status or (trials_owner(record) is not None and _changed(record, store))
+def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:
+    """Whether the study's ``resource`` (as listed) lags the store: its status is not the one a
+    report would write now (cut as the write cuts it to fit etcd beside the resource:
+    :mod:`functions.core.status_room`), or a trial changed since its Trial resources were
+    written. Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
+    status = {key: value for key, value in fitted(_status(record, origin, store), room(resource)).items()
+              if value is not None}
+    return (resource.get("status") or {}) != status or (trials_owner(record) is not None and _changed(record, store))
 
 
 def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
@@ -134,7 +139,8 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
     return _status(current, now if now.uid == origin.uid else origin, store)
 
 
-def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> dict[str, Any]:
+def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources,
+                         kept: int) -> dict[str, Any]:
     """A Katib Experiment's status, computed once every trial change it counts is on its Trial
     resources. Where no trial changed since the last report, it is computed without the lock and
     stands if still none has changed after it (the last report wrote them all, up to a change
@@ -147,7 +153,7 @@ def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, reso
         if not _changed(record, store):
             return status
     with store.transaction():
-        _report_trials(record, origin, store, resources)
+        _report_trials(record, origin, store, resources, kept)
         return _current_status(record, origin, store)
 
 
@@ -158,21 +164,40 @@ def _changed(record: StudyRecord, store: Store) -> bool:
     return store.trial_changes(record.name, reported)[1] > reported
 
 
-def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> None:
-    """Write the Trial resources of the trials changed since the last report, then record the
-    change this report reached. A report whose study was deleted and submitted again under its
-    name (a late one of a deleted Experiment) stops: the changes stored are the new study's,
-    which only a report of the new study writes and records."""
+def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources, kept: int) -> None:
+    """Write the Trial resources of the trials changed since the last report, and delete those
+    of ended trials that fell out of the ``kept`` latest (:func:`~functions.core.katib_trials.kept_trials`),
+    then record the change this report reached. A report whose study was deleted and submitted
+    again under its name (a late one of a deleted Experiment) stops: the changes stored are the
+    new study's, which only a report of the new study writes and records."""
     if not _current(record, store):
         return
     reported = store.trials_reported(record.name)
     changed, latest = store.trial_changes(record.name, reported)
     if changed:
-        resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
-                                           "status": trial_status(t, record.spec, _observed(t, store))}
-                                          for t in changed])
+        best = best_trials(store, record)
+        written, dropped = kept_trials(changed, _newest(record, store), kept, best[0].number if best else None,
+                                       partial(_ended, record, store))
+        if written:
+            resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
+                                               "status": trial_status(t, record.spec, _observed(t, store))}
+                                              for t in written])
+        if dropped:
+            resources.delete_trials(origin.ref, origin.uid, [trial_name(origin.ref.name, n) for n in dropped])
     if latest > reported:
         store.set_trials_reported(record.name, latest)
+
+
+def _newest(record: StudyRecord, store: Store) -> int:
+    """The number of the study's latest trial (-1: none yet)."""
+    latest = store.query_trials(record.name, TrialQuery(sort="number", descending=True, limit=1))[0]
+    return latest[0].number if latest else -1
+
+
+def _ended(record: StudyRecord, store: Store, number: int) -> bool:
+    """Whether the study's trial ``number`` is stored and has ended."""
+    trial = store.get_trial(record.name, number)
+    return trial is not None and trial.finished
 
 
 def _current(record: StudyRecord, store: Store) -> bool:

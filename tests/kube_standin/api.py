@@ -12,6 +12,7 @@ from kube_standin import (
     admission,
     claims,
     configmaps,
+    etcd,
     events,
     fields,
     job_fields,
@@ -333,6 +334,8 @@ class ApiServer:
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
             if dry_run:
                 return 201, job
+            if (too_large := etcd.store_refusal(job)) is not None:
+                return too_large
             self.jobs[(namespace, name)] = job
             self.created.append(name)
             self.created_jobs[name] = job

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from kube_standin import manifests
+from kube_standin import etcd, manifests
 from kube_standin.names import metadata_problems
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
@@ -115,6 +115,8 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
         metadata.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=cluster.clock.stamp())
         if dry_run:
             return 201, obj
+        if (too_large := etcd.store_refusal(obj)) is not None:
+            return too_large
         cluster.resources[(resource_key, namespace, name)] = obj
         cluster.history.record("ADDED", resource_key, obj)
         return 201, snapshot(obj)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from kube_standin import etcd
+
 SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """The characters Kubernetes' name generator uses (no vowels, no look-alikes)."""
 
@@ -183,6 +185,8 @@ def added(cluster: Any, table: dict, plural: str, namespace: str, obj: dict, dry
         complete(obj)
         if dry_run:
             return 201, snapshot(obj)
+        if (too_large := etcd.store_refusal(obj)) is not None:
+            return too_large
         table[(namespace, name)] = obj
         cluster.history.record("ADDED", plural, obj)
         return 201, snapshot(obj)

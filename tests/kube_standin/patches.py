@@ -28,6 +28,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
+from kube_standin import etcd
 from kube_standin.names import metadata_problems
 from kube_standin.objects import invalid, merge, snapshot, status
 from kube_standin.structural import Refused, admitted, unknown_fields
@@ -60,6 +61,8 @@ def patch(cluster, resource_key: str, qualified: str, namespace: str, name: str,
             return refused.code, refused.body
         if warnings is not None:
             warnings.extend(warned)
+        if new != current and (too_large := etcd.store_refusal(new)) is not None:
+            return too_large
         if new != current:
             cluster.resources[key] = new
             cluster.history.record("MODIFIED", resource_key, new)

@@ -19,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from kube_standin import access_review, fields, owner_refs
+from kube_standin import access_review, etcd, fields, owner_refs
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -163,6 +163,10 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if self.command in ("POST", "PUT", "PATCH") and (too_large := etcd.body_refusal(length)) is not None:
+                self.rfile.read(length)
+                self._send(*too_large)
+                return
             content_type = self.headers.get("Content-Type", "").partition(";")[0].strip()
             try:
                 body = json.loads(self.rfile.read(length), parse_constant=_no_constant) if length else None
