@@ -13,6 +13,8 @@ import yaml
 from conftest import study_definition, unlined
 from test_cli import here, katuna
 
+from functions.adapters.sqlite_store import SqliteStore
+
 pytestmark = pytest.mark.slow
 
 SECRET = "hunter2-secret-value"
@@ -122,6 +124,35 @@ def test_a_database_path_no_database_can_be_at_exits_2_naming_what_is_there_and_
         assert _one_line_error(result.stderr) == (f"error: cannot use the database k.db: {what}; expected an SQLite "
                                                   "database file, or a path where katuna creates one"), command
     assert sorted(path.name for path in tmp_path.iterdir()) == ["k.db", "study.yaml"]
+
+
+DAMAGES = {
+    "header": (0, b"\0" * 100, "file is not a database"),
+    "schema": (100, bytes(range(256)) * 15, "database disk image is malformed"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_database_is_named_as_damaged_by_every_command_and_left_byte_for_byte(
+        tmp_path: Path, damage: str):
+    """A katuna database damaged in place (its header, or its schema's page, overwritten) is
+    refused by every command in one line naming the file and saying it is damaged, not told as
+    a matter of rights; nothing is written to it."""
+    SqliteStore(tmp_path / "k.db").close()
+    offset, garbage, why = DAMAGES[damage]
+    with (tmp_path / "k.db").open("r+b") as file:
+        file.seek(offset)
+        file.write(garbage)
+    before = (tmp_path / "k.db").read_bytes()
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    for command in (["run", "study.yaml"], ["studies"], ["show", "demo"], ["delete", "demo"]):
+        result = here(*command, "--db", "k.db", cwd=tmp_path, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert _one_line_error(result.stderr) == (
+            f"error: cannot use the database k.db ({why}): the file is damaged, or is no SQLite database; katuna "
+            "left it as it is: restore it from a backup (docs/reliability.md, Backups), or give --db (or "
+            "KATUNA_DB) another path"), command
+    assert (tmp_path / "k.db").read_bytes() == before
 
 
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
