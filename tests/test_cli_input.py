@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,25 @@ def test_a_damaged_database_is_named_as_damaged_by_every_command_and_left_byte_f
             "left it as it is: restore it from a backup (docs/reliability.md, Backups), or give --db (or "
             "KATUNA_DB) another path"), command
     assert (tmp_path / "k.db").read_bytes() == before
+
+
+def test_a_damaged_page_of_a_studys_trials_is_told_as_damaged_by_every_command_that_reads_it(tmp_path: Path):
+    """A page of the trials table overwritten, the file's header and schema intact: each
+    command reading the trials says the database is damaged, in one line, never a traceback."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    here("run", "study.yaml", "--db", "k.db", cwd=tmp_path)
+    conn = sqlite3.connect(tmp_path / "k.db")
+    page_size, = conn.execute("PRAGMA page_size").fetchone()
+    root, = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'trials'").fetchone()
+    conn.close()
+    with (tmp_path / "k.db").open("r+b") as file:
+        file.seek((root - 1) * page_size + 8)
+        file.write(b"\xff" * 200)
+    for command in (["studies"], ["show", "demo"], ["best", "demo"], ["trials", "demo"], ["run", "study.yaml"]):
+        result = here(*command, "--db", "k.db", cwd=tmp_path, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert _one_line_error(result.stderr).startswith(
+            "error: cannot use the database k.db (database disk image is malformed): the file is damaged"), command
 
 
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
