@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition, unlined
 from test_cli import here, katuna
+
+from functions.adapters.sqlite_store import SqliteStore
 
 pytestmark = pytest.mark.slow
 
@@ -122,6 +125,54 @@ def test_a_database_path_no_database_can_be_at_exits_2_naming_what_is_there_and_
         assert _one_line_error(result.stderr) == (f"error: cannot use the database k.db: {what}; expected an SQLite "
                                                   "database file, or a path where katuna creates one"), command
     assert sorted(path.name for path in tmp_path.iterdir()) == ["k.db", "study.yaml"]
+
+
+DAMAGES = {
+    "header": (0, b"\0" * 100, "file is not a database"),
+    "schema": (100, bytes(range(256)) * 15, "database disk image is malformed"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_database_is_named_as_damaged_by_every_command_and_left_byte_for_byte(
+        tmp_path: Path, damage: str):
+    """A katuna database damaged in place (its header, or its schema's page, overwritten) is
+    refused by every command in one line naming the file and saying it is damaged, not told as
+    a matter of rights; nothing is written to it."""
+    SqliteStore(tmp_path / "k.db").close()
+    offset, garbage, why = DAMAGES[damage]
+    with (tmp_path / "k.db").open("r+b") as file:
+        file.seek(offset)
+        file.write(garbage)
+    before = (tmp_path / "k.db").read_bytes()
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    for command in (["run", "study.yaml"], ["studies"], ["show", "demo"], ["delete", "demo"]):
+        result = here(*command, "--db", "k.db", cwd=tmp_path, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert _one_line_error(result.stderr) == (
+            f"error: cannot use the database k.db ({why}): the file is damaged, or is no SQLite database; katuna "
+            "left it as it is: restore it from a backup (docs/reliability.md, Backups), or give --db (or "
+            "KATUNA_DB) another path"), command
+    assert (tmp_path / "k.db").read_bytes() == before
+
+
+def test_a_damaged_page_of_a_studys_trials_is_told_as_damaged_by_every_command_that_reads_it(tmp_path: Path):
+    """A page of the trials table overwritten, the file's header and schema intact: each
+    command reading the trials says the database is damaged, in one line, never a traceback."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition()))
+    here("run", "study.yaml", "--db", "k.db", cwd=tmp_path)
+    conn = sqlite3.connect(tmp_path / "k.db")
+    page_size, = conn.execute("PRAGMA page_size").fetchone()
+    root, = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'trials'").fetchone()
+    conn.close()
+    with (tmp_path / "k.db").open("r+b") as file:
+        file.seek((root - 1) * page_size + 8)
+        file.write(b"\xff" * 200)
+    for command in (["studies"], ["show", "demo"], ["best", "demo"], ["trials", "demo"], ["run", "study.yaml"]):
+        result = here(*command, "--db", "k.db", cwd=tmp_path, check=False)
+        assert result.returncode == 2, (command, result.stderr)
+        assert _one_line_error(result.stderr).startswith(
+            "error: cannot use the database k.db (database disk image is malformed): the file is damaged"), command
 
 
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):

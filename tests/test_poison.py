@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -325,3 +326,31 @@ def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: 
     finally:
         runner.close()
     assert good.status == "completed"
+
+
+def test_a_study_whose_optuna_journal_is_damaged_fails_naming_the_record_and_can_still_be_deleted(tmp_path: Path):
+    """A record of a study's Optuna journal damaged in the file: running the study again fails
+    it at once, its reason naming the database, the study and the record; deleting it works
+    (without reading its journal) and leaves the database usable."""
+    db = tmp_path / "katuna.db"
+    definition = study_definition("torn", maxTrials=2)
+    runner = Embedded(Settings(db=db))
+    try:
+        assert run_study(runner, definition, tmp_path).status == "completed"
+    finally:
+        runner.close()
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE optuna_journal SET body = substr(body, 1, 30) WHERE number = 2")
+    conn.close()
+    raised = tmp_path / "raised.yaml"
+    raised.write_text(json.dumps({**definition, "maxTrials": 3}))
+    run = _cli(db, "run", str(raised))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    shown = json.loads(_cli(db, "show", "torn", "--json").stdout)
+    assert shown["status"] == "failed", shown
+    assert f"the Optuna journal of study 'torn' in the database {db} is damaged: its record 2 cannot be read" \
+        in shown["reason"], shown["reason"]
+    deleted = _cli(db, "delete", "torn")
+    assert deleted.returncode == 0 and "Traceback" not in deleted.stderr, deleted.stderr
+    assert json.loads(_cli(db, "studies", "--json").stdout) == []

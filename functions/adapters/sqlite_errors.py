@@ -19,8 +19,10 @@ from pathlib import Path
 from functions.core.errors import KatunaError, StorageFull, StorageUnavailable, TemporaryError
 from functions.core.file_kinds import kind_of
 
+_DAMAGED = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+"""SQLite's primary result codes for a file whose content is no sound database."""
 _UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
-               sqlite3.SQLITE_AUTH, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+               sqlite3.SQLITE_AUTH} | _DAMAGED
 """SQLite's primary result codes for a database that cannot be opened or written at all."""
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 """SQLite's primary result codes for a lock another connection held past the busy timeout."""
@@ -70,6 +72,11 @@ def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     if code in _BUSY:
         return _told("busy", TemporaryError(f"the database {path} is busy: another writer held it past the busy "
                                             "timeout (KATUNA_BUSY_TIMEOUT); retry later"))
+    if code in _DAMAGED:
+        return _told("unavailable", StorageUnavailable(
+            f"cannot use the database {path} ({exc}): the file is damaged, or is no SQLite database; katuna "
+            "left it as it is: restore it from a backup (docs/reliability.md, Backups), or give --db (or "
+            "KATUNA_DB) another path"))
     if code in _UNWRITABLE:
         return _told("unavailable", StorageUnavailable(
             f"cannot use the database {path} ({exc}); katuna needs to read and write the file and to create files "

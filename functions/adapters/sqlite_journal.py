@@ -34,6 +34,7 @@ from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.adapters.sqlite_journal_tables import SNAPSHOT_TABLE, STREAMS_TABLE, TABLE
+from functions.core.errors import DamagedJournal
 from functions.core.optuna_compat import CREATE_TRIAL, BaseJournalSnapshot, journal_position, journal_snapshot
 
 SNAPSHOT_FROM = 5_000
@@ -93,7 +94,26 @@ class SqliteJournalBackend(BaseJournalBackend):
             bodies = [body for (body,) in rows]
             self._known_in, self._end = transaction, log_number_from + len(bodies)
         self._fresh = []
-        return (self._noted(json.loads(body)) for body in bodies)
+        return (self._noted(self._decoded(number, body)) for number, body in enumerate(bodies, log_number_from + 1))
+
+    def _decoded(self, number: int, body: str) -> dict[str, Any]:
+        """Record ``number``'s body as Optuna's log; :class:`DamagedJournal` naming the database,
+        the study and the record where it is no JSON object (the file damaged in place)."""
+        try:
+            log = json.loads(body)
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(number, str(exc)) from exc
+        if not isinstance(log, dict):
+            raise self._damaged(number, f"a JSON {type(log).__name__}, not an object")
+        return log
+
+    def _damaged(self, number: int, why: str) -> DamagedJournal:
+        path = self._conn.execute("PRAGMA database_list").fetchone()[2]
+        row = self._conn.execute(f"SELECT name FROM {STREAMS_TABLE} WHERE id = ?", (self.stream,)).fetchone()
+        study = row[0] if row else f"of journal {self.stream}"
+        return DamagedJournal(f"the Optuna journal of study {study!r} in the database {path} is damaged: its record "
+                              f"{number} cannot be read ({why}); its sampler cannot be rebuilt: restore the database "
+                              "from a backup (docs/reliability.md, Backups), or delete the study")
 
     def _noted(self, log: dict[str, Any]) -> dict[str, Any]:
         if log.get("state") == TrialState.WAITING.value:

@@ -108,10 +108,14 @@ class KatunaStreams(BaseStorage):
     def _existing(self, study_id: int) -> KatunaJournalStorage:
         """The stream of study ``study_id``, which must still exist (another process may have
         deleted it since it was read here)."""
+        self._check_exists(study_id)
+        return self.stream(study_id)
+
+    def _check_exists(self, study_id: int) -> None:
+        """``KeyError`` when the stream of study ``study_id`` is gone, forgotten here too."""
         if self._conn.execute(f"SELECT 1 FROM {STREAMS_TABLE} WHERE id = ?", (study_id,)).fetchone() is None:
             self._streams.pop(study_id, None)
             raise KeyError(NOT_FOUND)
-        return self.stream(study_id)
 
     def _trial(self, trial_id: int) -> tuple[int, KatunaJournalStorage, int]:
         """The stream number, its storage and the id in it of combined trial id ``trial_id``."""
@@ -156,8 +160,9 @@ class KatunaStreams(BaseStorage):
         return number
 
     def delete_study(self, study_id: int) -> None:
-        """The study's stream goes, its records and snapshot with it."""
-        self._existing(study_id)
+        """The study's stream goes, its records and snapshot with it, unread: deleting a study
+        costs no replay of its journal, and a journal damaged past reading goes too."""
+        self._check_exists(study_id)
         with self._savepoint():
             for table, column in ((TABLE, "stream"), (SNAPSHOT_TABLE, "stream"), (STREAMS_TABLE, "id")):
                 self._conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (study_id,))

@@ -169,6 +169,11 @@ class QuotaFull(TemporaryError):
         self.why = why
 
 
+class DamagedJournal(PermanentError):
+    """A record of a study's Optuna journal in the database cannot be read (the file damaged in
+    place): the study's sampler cannot be rebuilt, so the study cannot go on; deleting it works."""
+
+
 class StorageUnavailable(TemporaryError):
     """The database cannot be opened or written: a read-only directory or file, missing rights,
     an I/O error. Temporary for the service (an operator can fix it while it runs)."""
