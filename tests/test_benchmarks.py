@@ -252,8 +252,13 @@ def test_cluster_requests(warm: WarmPython, tmp_path: Path):
     Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial."""
     found, result = run(warm, "cluster_requests.py", tmp_path)
     assert result["requests"]["look"] == {"list jobs": 1, "list pods": 1}
-    assert result["requests"]["stop"] == {"list pods": 1, "get pods": result["trials"], "deletecollection jobs": 1}, \
+    stop = dict(result["requests"]["stop"])
+    deletes = stop.pop("deletecollection jobs")
+    assert stop == {"list pods": 1, "get pods": result["trials"]}, \
         "the pods listed together, and one read of each log's last lines before the Jobs go"
+    # One delete for the trials whose logs were read in each round of a second (a loaded machine
+    # reads them over a few rounds), never one a trial.
+    assert 1 <= deletes <= result["trials"] // 4, deletes
     assert result["requests"]["scan"]["get pods"] == result["trials"], "one log read a trial"
     assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests"]
 
