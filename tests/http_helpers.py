@@ -122,12 +122,12 @@ def warm_runner() -> WarmKatuna:
         return _warm[0]
 
 
-def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+               stdout: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``katuna ARGS...`` run in a process of its own (forked from :func:`warm_runner`), as
     ``subprocess.run(..., capture_output=True, text=True)`` runs it, with ``env`` (by default
-    this process's environment)."""
-    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout)
+    this process's environment); its standard output to the file ``stdout`` if given."""
+    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout, stdout)
 
 
 class Service:
