@@ -100,12 +100,11 @@ def serve_command(workdir: Path, port: int, workers: int = 1, host: str | None =
 
 
 def refused_start(workdir: Path, host: str | None = None, **env: str) -> subprocess.CompletedProcess:
-    """A ``katuna serve`` expected not to start: its exit status and output (it is killed if it
-    does start)."""
+    """A ``katuna serve`` expected not to start (forked from :func:`warm_runner`): its exit
+    status and output (it is killed if it does start)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
     try:
-        return subprocess.run(serve_command(workdir, free_port(), 1, host), cwd=workdir, capture_output=True,
-                              text=True, timeout=20, env={**environ, **env})
+        return warm_run(warm_runner(), serve_command(workdir, free_port(), 1, host), workdir, {**environ, **env}, 20)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError("katuna serve started where it should have refused to") from exc
 
