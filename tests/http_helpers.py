@@ -100,12 +100,11 @@ def serve_command(workdir: Path, port: int, workers: int = 1, host: str | None =
 
 
 def refused_start(workdir: Path, host: str | None = None, **env: str) -> subprocess.CompletedProcess:
-    """A ``katuna serve`` expected not to start: its exit status and output (it is killed if it
-    does start)."""
+    """A ``katuna serve`` expected not to start (forked from :func:`warm_runner`): its exit
+    status and output (it is killed if it does start)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
     try:
-        return subprocess.run(serve_command(workdir, free_port(), 1, host), cwd=workdir, capture_output=True,
-                              text=True, timeout=20, env={**environ, **env})
+        return warm_run(warm_runner(), serve_command(workdir, free_port(), 1, host), workdir, {**environ, **env}, 20)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError("katuna serve started where it should have refused to") from exc
 
@@ -122,12 +121,12 @@ def warm_runner() -> WarmKatuna:
         return _warm[0]
 
 
-def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+               stdout: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``katuna ARGS...`` run in a process of its own (forked from :func:`warm_runner`), as
     ``subprocess.run(..., capture_output=True, text=True)`` runs it, with ``env`` (by default
-    this process's environment)."""
-    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout)
+    this process's environment); its standard output to the file ``stdout`` if given."""
+    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout, stdout)
 
 
 class Service:

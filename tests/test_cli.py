@@ -967,9 +967,7 @@ def test_every_command_that_prints_fails_in_a_line_on_a_full_disk(tmp_path: Path
     for command in (("run", str(study)), ("run", str(study)), ("studies",), ("show", "demo"), ("trials", "demo"),
                     ("best", "demo"), ("convert", str(study)), ("render", str(image)), ("stop", "demo"),
                     ("delete", "demo"), ("--help",), ("--version",), ("trials", "--help"), ("serve", "-h")):
-        with open("/dev/full", "w") as full:
-            result = subprocess.run([*KATUNA, *command], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True,
-                                    timeout=60)
+        result = run_katuna(*command, cwd=tmp_path, stdout=Path("/dev/full"), timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
         assert result.stderr.splitlines()[-1] == "error: cannot write the output: No space left on device", command
     assert json.loads(here("studies", "--json", cwd=tmp_path).stdout) == []

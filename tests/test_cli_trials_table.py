@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
+from http_helpers import run_katuna
 from rich.console import Console
 
 from functions.cli_trial_table import HELD, trial_table
@@ -21,7 +22,6 @@ from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
 
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 TRIALS = 6 * HELD + 7
 PARAMETERS = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
               {"name": "kernel", "type": "categorical", "values": ["poly", "rbf", "a-kernel-of-a-long-name"]}]
@@ -71,8 +71,8 @@ def _held(record: StudyRecord, trials: list[TrialRecord], width: int) -> str:
 @pytest.mark.parametrize("width", [200, 60])
 def test_a_table_of_more_trials_than_held_reads_as_the_table_of_all_of_them(stored, name: str, width: int):
     db, studies = stored
-    result = subprocess.run([KATUNA, "trials", name, "--db", str(db)], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "COLUMNS": str(width)})
+    result = run_katuna("trials", name, "--db", str(db), cwd=db.parent, env={**os.environ, "COLUMNS": str(width)},
+                        timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout == _held(*studies[name], width)
 

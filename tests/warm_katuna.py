@@ -217,12 +217,14 @@ class WarmKatuna:
 
 
 
-def run(warm: WarmKatuna, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> CompletedProcess[str]:
+def run(warm: WarmKatuna, argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
+        stdout: Path | None = None) -> CompletedProcess[str]:
     """``argv`` run as ``subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
     timeout=timeout, stdin=DEVNULL)`` runs it: killed, and :class:`subprocess.TimeoutExpired`
-    raised, after ``timeout`` seconds."""
+    raised, after ``timeout`` seconds. With ``stdout`` (a file such as ``/dev/full``), its
+    standard output goes there instead, as ``stdout=open(stdout, "a")`` sends it."""
     with tempfile.TemporaryDirectory(prefix="katuna-output-") as folder:
-        out, err = Path(folder, "stdout"), Path(folder, "stderr")
+        out, err = stdout or Path(folder, "stdout"), Path(folder, "stderr")
         process = warm.start(argv, cwd, env, out, err)
         try:
             returncode = process.wait(timeout)
@@ -230,7 +232,7 @@ def run(warm: WarmKatuna, argv: list[str], cwd: Path, env: dict[str, str], timeo
             process.kill()
             process.wait()
             raise subprocess.TimeoutExpired(argv, timeout) from None
-        return CompletedProcess(argv, returncode, out.read_text() if out.exists() else "",
+        return CompletedProcess(argv, returncode, out.read_text() if stdout is None and out.exists() else "",
                                 err.read_text() if err.exists() else "")
 
 
