@@ -11,7 +11,8 @@ tainted ``katuna.dev/trial=true:NoSchedule``, marked ``katuna-made-by=infra-prov
 it exists, raises its maximum if it is lower, and waits until it is ready; run again, it changes
 nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool
 found still being created is waited for and then asked again for the flags' settings; settings
-a pool cannot change in place are refused, saying so (:mod:`infra.refusals`). ``down`` deletes
+a pool cannot change in place are refused, saying so (:mod:`infra.refusals`), and so is the pool
+the service made for a study, which the service deletes or scales back (:mod:`infra.pool_checks`). ``down`` deletes
 only a pool ``up`` made, unless ``--any-katuna-pool`` (and never one without the trial taint),
 and waits (:mod:`infra.pool_checks`). A change the cloud refuses for now is asked again until
 ``--timeout``; a change not done by then is an error naming what is still pending
