@@ -166,8 +166,8 @@ def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, ti
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
 @click.option("--label", "labels", multiple=True, callback=flag_checks.labels, metavar="KEY=VALUE", help="A node label (repeat).")
-@click.option("--node-service-account", metavar="EMAIL",
-              help="The Google service account the nodes run as (default: the cluster's).")
+@click.option("--node-service-account", metavar="EMAIL", callback=flag_checks.node_service_account,
+              help="The Google service account the nodes run as, its email (default: the cluster's).")
 @with_options(price_options)
 @flag_checks.timeout_option
 def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
