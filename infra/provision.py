@@ -146,11 +146,13 @@ def _up(pools: Callable[[], Any], spec: NodePool, check: Callable[[Any], None], 
 
 
 def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, timeout: float, flags: dict[str, str],
-          request: tuple[str, dict[str, Any]], also: str = "") -> None:
-    """``down``, or its plan: the pool deleted if :func:`infra.pool_checks.check_delete` lets it be."""
+          request: tuple[str, dict[str, Any]], also: str = "",
+          leftovers: Callable[[Any], list[dict[str, str]]] | None = None) -> None:
+    """``down``, or its plan: the pool deleted if :func:`infra.pool_checks.check_delete` lets it
+    be (and what an earlier create left of an absent one, ``leftovers``)."""
     if dry_run:
-        return _run(pools, lambda adapter: plan.show(plan.down(adapter, name, any_pool, timeout, *request, also)),
-                    flags)
+        return _run(pools, lambda adapter: plan.show(plan.down(adapter, name, any_pool, timeout, *request, also,
+                                                               leftovers)), flags)
     _run(pools, change(lambda adapter: pool_checks.delete(adapter, name, any_pool), name, "deleted", timeout), flags)
 
 
@@ -271,7 +273,8 @@ def eks_down(cluster, region, nodegroup, dry_run, any_pool, timeout) -> None:
     """Delete the node group `up` made and wait until it is gone (an absent one is fine)."""
     where, pools = _eks(cluster, region)
     _down(pools, nodegroup, any_pool, dry_run, timeout, command_flags("--nodegroup"),
-          ("delete_nodegroup", eks_requests.name_request(where, nodegroup)), ", then the launch templates katuna made for it")
+          ("delete_nodegroup", eks_requests.name_request(where, nodegroup)), ", then the launch templates katuna made for it",
+          lambda adapter: adapter.leftovers(nodegroup))
 
 
 @eks_group.command(name="status", epilog=EXIT_CODES)
