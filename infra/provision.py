@@ -12,9 +12,11 @@ it exists, raises its maximum if it is lower, and waits until it is ready; run a
 nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool
 found still being created is waited for and then asked again for the flags' settings; settings
 a pool cannot change in place are refused, saying so (:mod:`infra.refusals`), and so is the pool
-the service made for a study, which the service deletes or scales back (:mod:`infra.pool_checks`). ``down`` deletes
-only a pool ``up`` made, unless ``--any-katuna-pool`` (and never one without the trial taint),
-and waits (:mod:`infra.pool_checks`). A change the cloud refuses for now is asked again until
+the service made for a study, which the service deletes or scales back (:mod:`infra.pool_checks`).
+``down`` deletes only a pool ``up`` made, unless ``--any-katuna-pool`` (and never one without
+the trial taint), and waits (:mod:`infra.pool_checks`); of an absent EKS group, it deletes the
+launch templates an earlier create left, and tells them. A refused permission is told what to
+grant, and to whom. A change the cloud refuses for now is asked again until
 ``--timeout``; a change not done by then is an error naming what is still pending
 (:mod:`infra.changes`). ``status`` prints the pool's state and autoscaling limits as JSON.
 ``--dry-run`` of ``up`` and ``down`` reads the cloud (read-only calls) and prints what the
