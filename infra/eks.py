@@ -40,7 +40,7 @@ from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStat
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_creates import GroupCreates
 from infra.eks_errors import code, issues_text, message, no_cluster, set_up_failure, stuck, translate
-from infra.eks_groups import group_status, missing_tags, parts, told, update_errors
+from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
 from infra.eks_requests import (
     CLUSTER_SETTING,
     TAGS_PER_CALL,
@@ -200,9 +200,15 @@ class EksNodePools:
             self._update(scaling_request(self.cluster, pool.name, low, desired, desired, request_id))
         return PoolChange(f"{SHRINK}:{pool.name}:{low}:{high}:{desired}")
 
-    def _drop_templates(self, name: str) -> None:
-        """Delete the gone group's launch templates, unless a group of its name is back."""
-        self.templates.drop(name, lambda: self._group(name) is not None)
+    def _drop_templates(self, name: str) -> list[str]:
+        """Delete the gone group's launch templates, unless a group of its name is back: the names of those deleted."""
+        return self.templates.drop(name, lambda: self._group(name) is not None)
+
+    def leftovers(self, name: str) -> list[dict[str, str]]:
+        """The launch templates katuna made for the group ``name``, read alone: what :meth:`delete`
+        deletes of an absent group (one an interrupted or refused create left), as ``down``'s
+        plan tells it."""
+        return self.templates.left(name)
 
     def _update(self, request: dict[str, Any]) -> str:
         """Ask for a scaling update; the operation that names it, with the id of EKS's Update."""
@@ -214,14 +220,11 @@ class EksNodePools:
         Ansible's ``community.aws.eks_nodegroup`` does), so a delete run twice waits for the first."""
         group = self._group(name)
         if group is None:
-            self._drop_templates(name)
-            return PoolChange()
+            return dropped(self._drop_templates(name))
         if group["status"] == "DELETING":
             return PoolChange("delete:" + name)
         found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
-        if not found:
-            self._drop_templates(name)
-        return PoolChange("delete:" + name) if found else PoolChange()
+        return PoolChange("delete:" + name) if found else dropped(self._drop_templates(name))
 
     def empty(self, name: str) -> PoolChange:
         """No change: EKS's API reference says not to change a node group's ``desiredSize``
@@ -322,3 +325,4 @@ class EksNodePools:
         if group is None or group["status"] == "DELETING":
             return None
         return group.get("nodeRole", ""), frozenset(group.get("subnets") or ())
+

@@ -26,7 +26,7 @@ class GroupCreates:
 
     def __init__(self, cluster: EksCluster, eks: Any, ec2: Any, templates: LaunchTemplates,
                  failed: Callable[[Exception], Exception], refusal: Callable[[ClientError], Exception],
-                 drop_templates: Callable[[str], None]) -> None:
+                 drop_templates: Callable[[str], object]) -> None:
         self.cluster = cluster
         self.eks = eks
         self.ec2 = ec2

@@ -12,7 +12,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
-from functions.core.nodepool import EKS, MADE_BY_KEY, ON_DEMAND, OWNER_KEY, POOL_LABEL, SPOT, NodePool, PoolStatus
+from functions.core.nodepool import (
+    EKS,
+    MADE_BY_KEY,
+    ON_DEMAND,
+    OWNER_KEY,
+    POOL_LABEL,
+    SPOT,
+    NodePool,
+    PoolChange,
+    PoolStatus,
+)
 from infra.eks_errors import issues_text
 from infra.eks_requests import option_tags, template_tags
 
@@ -77,6 +87,14 @@ def told(written: list[dict[str, Any]]) -> str:
     groups = sorted({tag["ResourceId"] for tag in written})
     return (f"wrote {len(written)} cluster-autoscaler node-template tag{'s' if len(written) > 1 else ''} to its "
             f"Auto Scaling group{'s' if len(groups) > 1 else ''} {', '.join(groups)}")
+
+
+def dropped(templates: list[str]) -> PoolChange:
+    """No change of an absent group but the launch templates katuna made for it, deleted: told."""
+    if not templates:
+        return PoolChange()
+    return PoolChange(changed=f"it is absent; deleted the launch template{'s' if len(templates) > 1 else ''} katuna "
+                              f"made for it: {', '.join(templates)}")
 
 
 def pool_of(group: dict[str, Any]) -> NodePool:

@@ -64,18 +64,28 @@ class LaunchTemplates:
         except (BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
 
-    def drop(self, name: str, group_back: Callable[[], bool]) -> None:
+    def left(self, name: str) -> list[dict[str, str]]:
+        """The launch templates katuna made for the group ``name`` (their names and ids), read
+        alone: what :meth:`drop` deletes once the group is gone, as ``down``'s plan tells it."""
+        try:
+            found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        return [{"LaunchTemplateName": t["LaunchTemplateName"], "LaunchTemplateId": t["LaunchTemplateId"]}
+                for t in found["LaunchTemplates"]]
+
+    def drop(self, name: str, group_back: Callable[[], bool]) -> list[str]:
         """Delete the launch templates katuna made for the group ``name``, which is gone (EKS
         launches a group's nodes from its template until then); one deleted meanwhile is gone too.
         ``group_back`` looks for the group again once they are listed: a create of a group of the
         same name (another study's, another service's) may have taken the same template since the
         group was found gone, and its group keeps it. A create that finds it gone at its own
-        create makes it again (:meth:`infra.eks.EksNodePools.ensure`)."""
+        create makes it again (:meth:`infra.eks.EksNodePools.ensure`). The names of those it deleted."""
+        found = self.left(name)
+        if found and group_back():
+            return []
         try:
-            found = self.ec2.describe_launch_templates(Filters=template_filters(self.cluster, name))
-            if found["LaunchTemplates"] and group_back():
-                return
-            for template in found["LaunchTemplates"]:
+            for template in found:
                 try:
                     self.ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
                 except ClientError as exc:
@@ -83,3 +93,4 @@ class LaunchTemplates:
                         raise
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
+        return [template["LaunchTemplateName"] for template in found]

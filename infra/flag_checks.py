@@ -1,7 +1,7 @@
 """The provisioning script's flags checked as click reads them, before anything is asked of the
 cloud: labels, comma-separated lists, a ``--timeout`` in seconds, and the names each cloud
 takes for what the flags name: GKE's project, location, cluster and node pool, EKS's cluster
-and node group. A flag that cannot name one would reach the SDK, which raises on an empty one,
+and node group, and GKE nodes' service account. A flag that cannot name one would reach the SDK, which raises on an empty one,
 or the cloud, which answers that it has no such cluster; a pool name would become part of the
 request's path, where ``trials?x`` or ``a/b`` names another resource or none (GKE's REST
 transport sends the name unescaped: ``down --pool 'trials?x'`` deleted the pool ``trials``).
@@ -27,7 +27,7 @@ from functions.core.limits import PREFIX, Limits
 from functions.core.nodepool import NodePool, parse_node_pool
 from functions.core.reader import Reader
 from functions.setting_values import study_limits
-from functions.settings import IAM_ROLE_ARN, ROLE_EXPECTED
+from functions.settings import GSA_EMAIL, IAM_ROLE_ARN, ROLE_EXPECTED
 from infra.refusals import FLAGS, flag_of
 
 
@@ -109,6 +109,17 @@ def resource_name(cloud: str) -> Callable[[click.Context, click.Parameter, str],
 
 gke_name = resource_name("gke")
 eks_name = resource_name("eks")
+
+
+def node_service_account(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--node-service-account``: a Google service account's email, as GKE takes a node pool's
+    ``service_account`` (and the service its ``KATUNA_GKE_NODE_SERVICE_ACCOUNT``), or ``default``,
+    the cluster's; a bad flag, dry run or not, where GKE would refuse the pool's create without
+    naming the flag."""
+    if value is not None and value != "default" and not GSA_EMAIL.fullmatch(value):
+        raise click.BadParameter(f"expected a Google service account's email (NAME@PROJECT_ID.iam.gserviceaccount.com) "
+                                 f"or default, got {value!r}")
+    return value
 
 
 def limits(nodes_per_group: int | None = None) -> Limits:

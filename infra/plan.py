@@ -129,9 +129,10 @@ def worst_of(pool: NodePool) -> Callable[[PoolStatus], str | None]:
 
 
 def down(adapter: Any, name: str, any_pool: bool, timeout: float, call: str, request: dict[str, Any],
-         also: str = "") -> dict[str, Any]:
+         also: str = "", leftovers: Callable[[Any], list[dict[str, str]]] | None = None) -> dict[str, Any]:
     """What ``down`` would do with the pool ``name``: ``call`` with ``request`` deletes it (and
-    ``also`` what else it deletes once the pool is gone, in words)."""
+    ``also`` what else it deletes once the pool is gone, in words); of an absent pool, it deletes
+    the ``leftovers`` an earlier create left (an EKS group's launch templates), if any."""
     run = Run(name, time.monotonic() + timeout, timeout, "down")
     found = retried(lambda: adapter.describe(name), run)
     try:
@@ -140,11 +141,21 @@ def down(adapter: Any, name: str, any_pool: bool, timeout: float, call: str, req
         raise Refused(exc, _refused(name, found)) from exc
     plan: dict[str, Any] = {"pool": name, "found": _found(found)}
     if found is None:
-        return plan | {"action": "nothing to delete", "summary": "it is absent: nothing to delete"}
+        return plan | _absent(retried(lambda: leftovers(adapter), run) if leftovers else [])
     if found.state in ("STOPPING", "DELETING"):
         return plan | {"action": "wait", "summary": "it is being deleted: `down` waits until it is gone"}
     return plan | {"action": "delete", "summary": f"delete it{also}, and wait until it is gone", "call": call,
                    "request": request}
+
+
+def _absent(templates: list[dict[str, str]]) -> dict[str, Any]:
+    """The plan of ``down`` of an absent pool: nothing, or the launch templates katuna made for it deleted."""
+    if not templates:
+        return {"action": "nothing to delete", "summary": "it is absent: nothing to delete"}
+    names = ", ".join(template["LaunchTemplateName"] for template in templates)
+    return {"action": "delete", "summary": f"it is absent: delete the launch template{'s' if len(templates) > 1 else ''} "
+                                          f"katuna made for it ({names})", "call": "delete_launch_template",
+            "requests": [{"LaunchTemplateId": template["LaunchTemplateId"]} for template in templates]}
 
 
 def _found(found: PoolStatus | None) -> dict[str, Any] | None:

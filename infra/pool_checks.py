@@ -1,6 +1,11 @@
 """What the provisioning script holds a pool found to before ``up`` or ``down`` changes it,
-beyond what a study's claim holds it to: settings a cloud cannot change in place (GKE nodes'
-service account, an EKS group's node role and subnets), and, for ``down``, whose the pool is.
+beyond what a study's claim holds it to: whose the pool is, and settings a cloud cannot change
+in place (GKE nodes' service account, an EKS group's node role and subnets).
+
+``up`` refuses the pool the service made for a study (it carries the study's uid,
+:data:`functions.core.nodepool.OWNER_KEY`): the service deletes it once no running study uses
+it, or, made for a shared pool, gives it back the maximum it was made with, so what ``up`` would
+give it does not last, and ``up`` would report ready a pool that goes.
 
 ``down`` deletes a pool only if it carries the trial taint (another runs other workloads) and,
 unless told ``any_pool`` (``--any-katuna-pool``), only one ``up`` made, which carries its mark
@@ -28,12 +33,15 @@ from infra.eks_requests import EksCluster
 
 ANY_POOL_FLAG = "--any-katuna-pool"
 """``down``'s flag that deletes a tainted pool ``up`` did not make."""
+GOING = frozenset({"STOPPING", "DELETING"})
+"""A pool's states while it is being deleted (GKE's ``STOPPING``, EKS's ``DELETING``)."""
 
 
 def check_gke(adapter: Any, pool: NodePool, account: str | None) -> None:
-    """GKE cannot change the service account of an existing pool's nodes: one running as
-    another than ``--node-service-account`` asks for is refused, naming it, not left as it is
-    with "nothing to change"."""
+    """A study's pool is refused (:func:`check_whose`); and GKE cannot change the service
+    account of an existing pool's nodes: one running as another than ``--node-service-account``
+    asks for is refused, naming it, not left as it is with "nothing to change"."""
+    check_whose(adapter.describe(pool.name), pool.name)
     found = adapter.node_service_account(pool.name) if account else None
     if found is not None and found != account:
         raise NodePoolFailed(f"node pool {pool.name} exists with its nodes running as {found}; the flags ask for "
@@ -41,9 +49,10 @@ def check_gke(adapter: Any, pool: NodePool, account: str | None) -> None:
 
 
 def check_eks(adapter: Any, pool: NodePool, where: EksCluster) -> None:
-    """EKS cannot change the node role or the subnets of an existing group: one whose differ
-    from ``--node-role`` or ``--subnets`` (in any order) is refused, naming them, not left as it
-    is with "nothing to change"."""
+    """A study's group is refused (:func:`check_whose`); and EKS cannot change the node role or
+    the subnets of an existing group: one whose differ from ``--node-role`` or ``--subnets`` (in
+    any order) is refused, naming them, not left as it is with "nothing to change"."""
+    check_whose(adapter.describe(pool.name), pool.name)
     found = adapter.node_settings(pool.name)
     if found is None:
         return
@@ -54,6 +63,19 @@ def check_eks(adapter: Any, pool: NodePool, where: EksCluster) -> None:
     if subnets != set(where.subnets):
         raise NodePoolFailed(f"node pool {pool.name} exists with subnets {', '.join(sorted(subnets))}; the flags ask "
                              f"for {', '.join(sorted(set(where.subnets)))}", "nodePool.subnets")
+
+
+def check_whose(found: PoolStatus | None, name: str) -> None:
+    """Refuse ``up`` of the pool the service made for a study, unless it is being deleted (``up``
+    waits until it is gone, then creates its own): the service, not ``up``, decides what becomes
+    of it."""
+    if found is None or found.owner is None or found.state in GOING:
+        return
+    raise NodePoolFailed(f"node pool {name} is the one katuna made for a study ({OWNER_KEY} {found.owner}): the "
+                         "service deletes it once no running study uses it, or, made as a shared pool, gives it back "
+                         "the maximum it was made with, so what `up` gives it would not last; name another pool, or "
+                         f"delete this one (`down {ANY_POOL_FLAG}`, once no study runs on it) and run `up` again",
+                         "nodePool.name")
 
 
 def check_delete(found: PoolStatus | None, name: str, provider: str, any_pool: bool) -> None:

@@ -11,9 +11,12 @@ tainted ``katuna.dev/trial=true:NoSchedule``, marked ``katuna-made-by=infra-prov
 it exists, raises its maximum if it is lower, and waits until it is ready; run again, it changes
 nothing (but an EKS group's missing cluster-autoscaler tags, which it writes and tells). A pool
 found still being created is waited for and then asked again for the flags' settings; settings
-a pool cannot change in place are refused, saying so (:mod:`infra.refusals`). ``down`` deletes
-only a pool ``up`` made, unless ``--any-katuna-pool`` (and never one without the trial taint),
-and waits (:mod:`infra.pool_checks`). A change the cloud refuses for now is asked again until
+a pool cannot change in place are refused, saying so (:mod:`infra.refusals`), and so is the pool
+the service made for a study, which the service deletes or scales back (:mod:`infra.pool_checks`).
+``down`` deletes only a pool ``up`` made, unless ``--any-katuna-pool`` (and never one without
+the trial taint), and waits (:mod:`infra.pool_checks`); of an absent EKS group, it deletes the
+launch templates an earlier create left, and tells them. A refused permission is told what to
+grant, and to whom. A change the cloud refuses for now is asked again until
 ``--timeout``; a change not done by then is an error naming what is still pending
 (:mod:`infra.changes`). ``status`` prints the pool's state and autoscaling limits as JSON.
 ``--dry-run`` of ``up`` and ``down`` reads the cloud (read-only calls) and prints what the
@@ -145,11 +148,13 @@ def _up(pools: Callable[[], Any], spec: NodePool, check: Callable[[Any], None], 
 
 
 def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, timeout: float, flags: dict[str, str],
-          request: tuple[str, dict[str, Any]], also: str = "") -> None:
-    """``down``, or its plan: the pool deleted if :func:`infra.pool_checks.check_delete` lets it be."""
+          request: tuple[str, dict[str, Any]], also: str = "",
+          leftovers: Callable[[Any], list[dict[str, str]]] | None = None) -> None:
+    """``down``, or its plan: the pool deleted if :func:`infra.pool_checks.check_delete` lets it
+    be (and what an earlier create left of an absent one, ``leftovers``)."""
     if dry_run:
-        return _run(pools, lambda adapter: plan.show(plan.down(adapter, name, any_pool, timeout, *request, also)),
-                    flags)
+        return _run(pools, lambda adapter: plan.show(plan.down(adapter, name, any_pool, timeout, *request, also,
+                                                               leftovers)), flags)
     _run(pools, change(lambda adapter: pool_checks.delete(adapter, name, any_pool), name, "deleted", timeout), flags)
 
 
@@ -165,8 +170,8 @@ def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, ti
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
 @click.option("--label", "labels", multiple=True, callback=flag_checks.labels, metavar="KEY=VALUE", help="A node label (repeat).")
-@click.option("--node-service-account", metavar="EMAIL",
-              help="The Google service account the nodes run as (default: the cluster's).")
+@click.option("--node-service-account", metavar="EMAIL", callback=flag_checks.node_service_account,
+              help="The Google service account the nodes run as, its email (default: the cluster's).")
 @with_options(price_options)
 @flag_checks.timeout_option
 def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
@@ -270,7 +275,8 @@ def eks_down(cluster, region, nodegroup, dry_run, any_pool, timeout) -> None:
     """Delete the node group `up` made and wait until it is gone (an absent one is fine)."""
     where, pools = _eks(cluster, region)
     _down(pools, nodegroup, any_pool, dry_run, timeout, command_flags("--nodegroup"),
-          ("delete_nodegroup", eks_requests.name_request(where, nodegroup)), ", then the launch templates katuna made for it")
+          ("delete_nodegroup", eks_requests.name_request(where, nodegroup)), ", then the launch templates katuna made for it",
+          lambda adapter: adapter.leftovers(nodegroup))
 
 
 @eks_group.command(name="status", epilog=EXIT_CODES)

@@ -2,7 +2,9 @@
 cloud refused (a study's ``nodePool`` field, a service setting) named instead of the field, the
 words of a study's refusal put in the flags', and what can be done about a setting a cloud
 cannot change of a pool in place. ``up``, ``down`` and their ``--dry-run`` plans tell each refusal
-in the same words (:func:`refusal_text`)."""
+in the same words (:func:`refusal_text`). A refusal for a permission the caller lacks, which the
+cloud names, is told what to grant and to whom: the identity the script runs as, not the
+service's (:data:`GRANTS`)."""
 
 from __future__ import annotations
 
@@ -68,7 +70,30 @@ def in_place(exc: NodePoolFailed) -> str:
             "`down`, then `up` to create it again with these (its nodes, and any trials on them, go with it)")
 
 
+GRANTS = (
+    (re.compile(r'Required "[^"]+" permission|Permission \'[^\']+\' denied'),
+     "grant the permission it names to the Google identity the script runs as (its Application Default "
+     "Credentials: `gcloud auth application-default login`, or GOOGLE_APPLICATION_CREDENTIALS) on the cluster's "
+     "project: `up` and `down` need container.clusters.get, container.clusters.update and container.operations.get "
+     "(the role of docs/kubernetes.md, IAM on GKE, holds exactly these; roles/container.clusterAdmin holds them "
+     "too), and `up` Service Account User on the nodes' service account"),
+    (re.compile(r"EKS refused the request: (AccessDeniedException|AccessDenied|UnauthorizedOperation):"),
+     "grant the action it names to the AWS identity the script runs as (`aws sts get-caller-identity` names it): "
+     "the policy of docs/kubernetes.md, IAM on EKS, allows every call `up` and `down` make"),
+)
+"""A cloud's refusal for a permission the caller lacks (GKE's ``Required "container.clusters.update"
+permission(s) for ...``; AWS's ``AccessDeniedException``, EC2's ``UnauthorizedOperation``, each
+naming the action, as :func:`infra.eks_errors.translate` tells a refused call: not a node
+group's health issue ``AccessDenied``, which is its node role's), and what to grant, to whom."""
+
+
+def grant(reason: str) -> str:
+    """What to grant, after a refusal for a permission the identity running the script lacks; "" for another refusal."""
+    return next((f"; {said}" for pattern, said in GRANTS if pattern.search(reason)), "")
+
+
 def refusal_text(exc: NodePoolFailed, flags: dict[str, str]) -> str:
-    """A refusal as the command tells it after ``error:``: its flag first, where one sets what was refused."""
+    """A refusal as the command tells it after ``error:``: its flag first, where one sets what was
+    refused, and what to grant, where a permission is missing."""
     flag = flag_of(exc.field, flags)
-    return f"{flag}: {in_place(exc)}" if flag else str(exc)
+    return (f"{flag}: {in_place(exc)}" if flag else str(exc)) + grant(exc.reason)

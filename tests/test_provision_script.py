@@ -85,12 +85,12 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "autoscaling": True,
                                         "minNodes": 0, "maxNodes": 4,
                                         "capacity": "spot", "machineTypes": ["e2-standard-4"], "labels": {}}
-    assert [m for m, _, _ in gke_api.calls()] == ["POST", "GET"]
+    assert [m for m, _, _ in gke_api.calls()] == ["GET", "POST", "GET"], "whose the pool is read first"
     gke_api.requests.clear()
     second = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert second.returncode == 0 and "nothing to change" in second.stderr
-    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in gke_api.requests] == [("POST", "nodePools"), ("GET", "trials"),
-                                                                        ("GET", "trials")]
+    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in gke_api.requests] == [("GET", "trials"), ("POST", "nodePools"),
+                                                                        ("GET", "trials"), ("GET", "trials")]
     status = provision("gke", "status", *flags)
     assert json.loads(status.stdout)["maxNodes"] == 4
     down = provision("gke", "down", *flags)

@@ -149,6 +149,23 @@ def test_gke_up_with_a_node_service_account_the_project_lacks_names_the_flag(gke
     assert gke_api.pools == {}
 
 
+@pytest.mark.parametrize("value", ["katuna-nodes", "katuna-nodes@proj.iam.example.com", ""])
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_gke_up_with_a_node_service_account_that_is_no_email_is_a_bad_flag(gke_api: GkeStub, value: str,
+                                                                          dry_run: tuple[str, ...]):
+    """A name that is no service account's email went to GKE, whose refusal named no flag (exit
+    1), and a dry run planned the pool's create (exit 0)."""
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--node-service-account", value, *dry_run)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert ("Invalid value for '--node-service-account': expected a Google service account's email "
+            f"(NAME@PROJECT_ID.iam.gserviceaccount.com) or default, got {value!r}") in result.stderr, result.stderr
+    assert gke_api.requests == []
+    taken = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--node-service-account", "default",
+                      "--dry-run")
+    assert taken.returncode == 0 and json.loads(taken.stdout)["request"]["node_pool"]["config"][
+        "service_account"] == "default", taken.stderr
+
+
 def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made(gke_api: GkeStub):
     """A poll refused for good (no ``container.operations.get``) is not the create refused: GKE
     took it and goes on, and the message said only "GKE refused the request"."""
@@ -157,10 +174,10 @@ def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made
     gke_api.refused_polls.append((403, f"{denied}."))
     result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
-    assert result.stderr.endswith(
+    assert result.stderr.split("\n")[1].startswith(
         "error: node pool trials: projects/proj/locations/europe-west4/operations/operation-1 could not be followed: "
         f"GKE refused the request: {denied}; it goes on in the cloud; `status` shows how the pool stands, and `up` "
-        "again waits for it\n"), result.stderr
+        "again waits for it; grant the permission it names to the Google identity the script runs as "), result.stderr
     assert gke_api.pools["trials"]["status"] == "PROVISIONING"
 
 

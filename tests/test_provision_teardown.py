@@ -99,3 +99,47 @@ def test_eks_down_deletes_the_group_up_made_and_others_only_when_asked(aws: dict
         assert asked.returncode == 0, asked.stderr
     down = provision("eks", "down", *flags, "trials", env=aws)
     assert down.returncode == 0 and eks.list_nodegroups(clusterName="marks")["nodegroups"] == [], down.stderr
+
+
+def test_eks_down_of_an_absent_group_plans_and_tells_the_launch_templates_it_deletes(aws: dict[str, str]):
+    """A create that stopped after the group's launch template (interrupted, or refused until
+    its ``--timeout``) leaves the template; ``down`` deleted it saying "nothing to change", and
+    its plan said "nothing to delete". Another group's template, and one of a group of the same
+    name in another cluster, stay."""
+    from infra import eks_requests
+    from infra.eks import EksNodePools
+
+    clients = [boto3.client(service, endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+               for service in ("eks", "autoscaling", "ec2")]
+    for cluster in ("leftover", "elsewhere"):
+        subnets = eks_cluster(aws, cluster)
+        pools = EksNodePools(eks_requests.EksCluster(cluster, tuple(subnets), ROLE), *clients)
+        for group in ("trials", "other"):
+            pools.templates.make(NodePool(group, EKS, machine_types=("m5.xlarge", "m5a.xlarge"), max_nodes=3))
+    ec2 = aws_client("ec2", aws)
+
+    def templates() -> set[str]:
+        return {t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]}
+
+    before = templates()
+    left = {t["LaunchTemplateName"]: t["LaunchTemplateId"] for t in ec2.describe_launch_templates(Filters=[
+        {"Name": "tag:katuna.dev/cluster", "Values": ["leftover"]},
+        {"Name": "tag:katuna.dev/pool", "Values": ["trials"]}])["LaunchTemplates"]}
+    assert len(left) == 1
+    [(name, template_id)] = left.items()
+    flags = ["eks", "down", "--cluster", "leftover", "--nodegroup", "trials"]
+    plan = provision(*flags, "--dry-run", env=aws)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout) == {
+        "pool": "trials", "found": None, "action": "delete", "call": "delete_launch_template",
+        "requests": [{"LaunchTemplateId": template_id}],
+        "summary": f"it is absent: delete the launch template katuna made for it ({name})"}
+    assert templates() == before, "a plan deletes nothing"
+    down = provision(*flags, env=aws)
+    assert (down.returncode, json.loads(down.stdout)) == (0, {"pool": "trials", "state": "ABSENT"}), down.stderr
+    assert down.stderr == f"node pool trials: it is absent; deleted the launch template katuna made for it: {name}\n"
+    assert templates() == before - {name}
+    again = provision(*flags, "--dry-run", env=aws)
+    assert json.loads(again.stdout)["action"] == "nothing to delete"
+    assert provision(*flags, env=aws).stderr == "node pool trials: nothing to change\n"
