@@ -290,8 +290,14 @@ def test_duplicated_and_shuffled_job_events_with_a_trial_prepared_ahead_run_each
         assert runner.store.get_study("demo").status == "completed"
     finally:
         runner.close()
-    assert [(t.number, t.state, t.attempt) for t in trials] == [(n, "COMPLETE", 1) for n in range(6)]
-    assert sorted(name for ns, name in kube.create_requests if ns == namespace) == [f"demo-{n}" for n in range(6)]
+    # A pod preempted just as its trial ended, before its end was read, takes its log with it:
+    # that run is lost, not failed, and runs again as the trial's next attempt, as on a cluster.
+    lost = {t.number for t in trials if ("demo-" + str(t.number), 0) in kube.disrupted
+            and f"attempt 1 preempted: the pods of Job demo-{t.number} are gone" in t.reason}
+    assert [(t.number, t.state, t.attempt) for t in trials] == [(n, "COMPLETE", 2 if n in lost else 1)
+                                                                 for n in range(6)]
+    assert sorted(name for ns, name in kube.create_requests if ns == namespace) == sorted(
+        [f"demo-{n}" for n in range(6)] + [f"demo-{n}-a2" for n in lost])
     assert chaos.most <= 2, f"{chaos.most} Jobs ran at once"
 
 
