@@ -7,6 +7,7 @@ import random
 from conftest import study_definition
 
 from functions.core.pareto_search import extended_front, pareto_front
+from functions.core.spec import Study
 from functions.core.validate import parse_study
 
 
@@ -25,13 +26,7 @@ def test_the_front_is_every_trial_no_other_beats_in_order_with_ties_and_duplicat
     objectives, trials equal on all), infinities among them."""
     rng = random.Random(5)
     for case in range(400):
-        signs = [rng.choice([1, -1]) for _ in range(rng.choice([2, 3, rng.randint(2, 8)]))]
-        objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
-                                 for i, s in enumerate(signs)]}
-        spec = parse_study(study_definition(objective=objective))
-        few = rng.choice([[0.0, 1.0], [0.0, 1.0, 2.0], [float("-inf"), -1.5, 0.5, float("inf")]])
-        scored = [(number, [rng.choice(few) if rng.random() < 0.8 else rng.random() for _ in signs])
-                  for number in range(rng.randint(0, 120))]
+        signs, spec, scored = _random_history(rng, rng.choice([2, 3, rng.randint(2, 8)]))
         rng.shuffle(scored)
         assert pareto_front(spec, scored) == by_definition(signs, scored), case
 
@@ -59,14 +54,20 @@ def test_a_front_extended_by_trials_added_since_is_the_front_of_them_all():
     front of them all, as defined."""
     rng = random.Random(11)
     for case in range(300):
-        signs = [rng.choice([1, -1]) for _ in range(rng.randint(2, 8))]
-        objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
-                                 for i, s in enumerate(signs)]}
-        spec = parse_study(study_definition(objective=objective))
-        few = rng.choice([[0.0, 1.0], [0.0, 1.0, 2.0], [float("-inf"), -1.5, 0.5, float("inf")]])
-        scored = [(number, [rng.choice(few) if rng.random() < 0.8 else rng.random() for _ in signs])
-                  for number in range(rng.randint(0, 120))]
+        signs, spec, scored = _random_history(rng, rng.randint(2, 8))
         cut = rng.randint(0, len(scored))
         earlier = scored[:cut]
         front = [(number, dict(earlier)[number]) for number in by_definition(signs, earlier)]
         assert extended_front(spec, front, scored[cut:]) == by_definition(signs, scored), case
+
+
+def _random_history(rng: random.Random, objectives: int) -> tuple[list[int], Study, list[tuple[int, list[float]]]]:
+    """A study of ``objectives`` objectives, each minimized (sign 1) or maximized (-1) at random,
+    and up to 120 trials' values drawn mostly from a few (ties, duplicates, infinities)."""
+    signs = [rng.choice([1, -1]) for _ in range(objectives)]
+    objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
+                             for i, s in enumerate(signs)]}
+    few = rng.choice([[0.0, 1.0], [0.0, 1.0, 2.0], [float("-inf"), -1.5, 0.5, float("inf")]])
+    scored = [(number, [rng.choice(few) if rng.random() < 0.8 else rng.random() for _ in signs])
+              for number in range(rng.randint(0, 120))]
+    return signs, parse_study(study_definition(objective=objective)), scored
