@@ -11,10 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from wrapper_runs import streamed
 
 from functions.core.file_collector import WRAPPER, file_lines, final_lines
 
@@ -87,20 +87,8 @@ fails the test instead of hanging it)."""
 @pytest.mark.parametrize("tools", ["system", "busybox"])
 def test_a_truncated_or_replaced_file_is_followed_from_its_start(tmp_path: Path, tools: str):
     env = toolset(tmp_path, tools)
-    wrapper = subprocess.Popen([env["SH"], "-c", WRAPPER, "katuna-metrics-file", "m.log", sys.executable, "-c",
-                                PHASES], cwd=tmp_path, env=env, stdout=subprocess.PIPE)
-    assert wrapper.stdout is not None
-    output = b""
-    deadline = time.monotonic() + 120
-    while chunk := wrapper.stdout.read1(4096):
-        output += chunk
-        if b"acc=0.3\n" in output:
-            (tmp_path / "first").touch()
-        if b"acc=0.9\n" in output:
-            (tmp_path / "truncated").touch()
-        assert time.monotonic() < deadline, output
-    assert wrapper.wait(timeout=60) == 0
-    lines = output.decode().splitlines()
+    lines = streamed(tmp_path, PHASES, {b"acc=0.3\n": "first", b"acc=0.9\n": "truncated"}, env["SH"], env,
+                     timeout=120).splitlines()
     assert list(file_lines(lines)) == ["acc=0.1", "acc=0.2", "acc=0.3", "acc=0.9", "acc=0.70", "acc=0.80"]
     assert list(final_lines(lambda: lines)) == ["acc=0.70", "acc=0.80"]
 

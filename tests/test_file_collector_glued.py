@@ -7,12 +7,11 @@ stopping, the metrics where the end copy is not whole) and the end copy itself."
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from functions.core.file_collector import WRAPPER, file_lines, final_lines
+from wrapper_runs import streamed
+
+from functions.core.file_collector import file_lines, final_lines
 from functions.core.lines import bounded_lines
 
 PROGRAM = """
@@ -31,18 +30,7 @@ wrapper copied the file's line to the output (the test says so); it ends with a 
 def run(tmp_path: Path) -> str:
     """The wrapper's output around :data:`PROGRAM`, read as it streams: ``copied`` is created once
     it holds the copy of the file's line."""
-    wrapper = subprocess.Popen(["sh", "-c", WRAPPER, "katuna-metrics-file", "m.log", sys.executable, "-c", PROGRAM],
-                               cwd=tmp_path, stdout=subprocess.PIPE)
-    assert wrapper.stdout is not None
-    output = b""
-    deadline = time.monotonic() + 60
-    while chunk := wrapper.stdout.read1(4096):
-        output += chunk
-        if b"loss=0.1" in output:
-            (tmp_path / "copied").touch()
-        assert time.monotonic() < deadline, output
-    assert wrapper.wait(timeout=60) == 0
-    return output.decode()
+    return streamed(tmp_path, PROGRAM, {b"loss=0.1": "copied"})
 
 
 def test_the_files_lines_are_read_though_the_trial_left_its_own_line_unended(tmp_path: Path):
