@@ -346,9 +346,24 @@ def test_a_late_report_of_an_attempt_run_again_judges_it_where_it_has_got_to():
     for step in range(1, 11):
         storage.set_trial_intermediate_value(trial_id, step, 5.0 if step <= 3 else 0.5)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=1)
-    assert prune._reached(storage, trial_id, 2, 10) == 10
+    assert prune._reached(storage, trial_id, prune.Run(2), 10) == 10
     assert not pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, 10))
-    late = prune._reached(storage, trial_id, 2, 3)
+    late = prune._reached(storage, trial_id, prune.Run(2), 3)
     assert late == 10 and not pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, late))
     assert pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, 3)), "judged at step 3 it is pruned"
-    assert prune._reached(storage, trial_id, 3, 2) == 2, "a later attempt counts from its own steps"
+    assert prune._reached(storage, trial_id, prune.Run(3), 2) == 2, "a later attempt counts from its own steps"
+
+
+def test_a_report_of_another_pod_in_the_same_attempt_begins_a_new_run():
+    """A pod its Job made in place of a disrupted one runs the trial again from its start: its
+    report at step 2 judges it at step 2, not where the lost pod's run had got to; a late report
+    of that pod's run judges it where it has got to."""
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage, trial_id = study._storage, trial._trial_id
+    assert prune._reached(storage, trial_id, prune.Run(1, "pod-a"), 5) is None, "a first run's values are its own"
+    assert prune._reached(storage, trial_id, prune.Run(1, "pod-b", replaced=True), 2) == 2
+    assert prune._reached(storage, trial_id, prune.Run(1, "pod-b"), 4) == 4
+    assert prune._reached(storage, trial_id, prune.Run(1, "pod-b"), 1) == 4, "a late report"
+    assert prune._reached(storage, trial_id, prune.Run(1, "pod-c"), 1) == 1, "a second replacement"
+    assert prune._reached(storage, trial_id, prune.Run(1), 3) == 3, "a posted report of the latest run"

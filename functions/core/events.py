@@ -194,15 +194,20 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
     """An intermediate value of the objective, at a step, while the attempt runs (NaN or an
     infinity as :func:`json_value` writes it), with the attempt's ``token``
     (:mod:`functions.core.report_token`); ``cursor``, where it was read from the attempt's log,
-    says how far that log has been read (:mod:`functions.core.log_cursor`)."""
+    says how far that log has been read (:mod:`functions.core.log_cursor`). A report read from
+    a log is named by its pod too: a pod the Job made in place of a disrupted one runs the trial
+    again from its start, in the same attempt, and its reports at the steps the lost run reached
+    are new facts, not that run's delivered again."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
                             "value": json_value(value), "token": token}
+    run: tuple[object, ...] = ()
     if cursor is not None:
         data["cursor"] = dict(cursor)
+        run = (cursor.get("pod"),)
     return Event(
         TRIAL_PROGRESS,
         data,
-        id=derived_id("progress", uid, number, attempt, step),
+        id=derived_id("progress", uid, number, attempt, *run, step),
         subject=f"{study}/{number}",
     )
 

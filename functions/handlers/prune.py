@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -29,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
 from functions.core.history_cells import steps_kept
+from functions.core.log_cursor import Cursor
 from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
@@ -54,6 +58,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             or trial.attempt != data["attempt"]):
         return []
     value = progress_value(data)
+    pod = _pod_of(data)
+    if pod is not None and pod in store.lost_pods(record.name, trial.number).of(trial.attempt):
+        return []
+    replaced = pod is not None and (before := store.log_read(record.name, trial.number).cursor) is not None \
+        and before.pod != pod
     study = optuna_study(record, deps)
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
@@ -61,7 +70,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"], _cap(record, deps)):
         return []
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
-    through = _reached(storage, trial_id, trial.attempt, data["step"])
+    through = _reached(storage, trial_id, Run(trial.attempt, pod, replaced), data["step"])
     pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name))
     judged = as_launched(storage.get_trial(trial_id), trial.started_at, through)
     reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
@@ -139,22 +148,56 @@ def _cap(record: StudyRecord, deps: Deps) -> int:
 
 
 REACHED = "katuna:attempt_reached"
-"""The Optuna trial's system attribute of ``[attempt, step]``: the highest step a run again
-attempt has reported, up to which the trial's intermediate values are its own."""
+"""The Optuna trial's system attribute of ``[attempt, step, pod]``: the highest step the latest
+run has reported, of a run again attempt or of an attempt whose pod its Job replaced (the pod's
+uid; None where its reports name none), up to which the trial's intermediate values are its own."""
 
 
-def _reached(storage: BaseStorage, trial_id: int, attempt: int, step: int) -> int | None:
-    """The highest step attempt ``attempt`` has reported with this one, kept with the trial; None
-    for a first attempt, all of whose values are its own. A report that comes late (a
-    redelivery, the log scan's copy of a report the trial posted) judges the attempt where it
-    has got to, not at the step it names."""
-    if attempt == 1:
-        return None
+@dataclass(frozen=True)
+class Run:
+    """Which run a report is of: its ``attempt``, the ``pod`` whose log it was read from (None
+    for a report the trial posted, or a local trial's), and whether the reports handled before
+    it were of another pod (``replaced``: the attempt's Job replaced a disrupted pod, whose
+    successor runs the trial again from its start)."""
+
+    attempt: int
+    pod: str | None = None
+    replaced: bool = False
+
+
+def _pod_of(data: Mapping[str, Any]) -> str | None:
+    """The pod a report was read from, as its cursor names it; None for one the trial posted."""
+    cursor = Cursor.from_dict(data.get("cursor"))
+    return None if cursor is None else cursor.pod
+
+
+def _reached(storage: BaseStorage, trial_id: int, run: Run, step: int) -> int | None:
+    """The highest step the ``run`` has reported with this one, kept with the trial; None for
+    the first run of a first attempt, all of whose values are its own. A report that comes late
+    (a redelivery, the log scan's copy of a report the trial posted) judges the run where it
+    has got to, not at the step it names. A report of another pod than the one kept begins a
+    new run: the pod the Job made in place of a disrupted one starts the trial again."""
     kept = storage.get_trial_system_attrs(trial_id).get(REACHED)
-    reached = max(step, kept[1]) if isinstance(kept, list) and kept[0] == attempt else step
-    if kept != [attempt, reached]:
-        storage.set_trial_system_attr(trial_id, REACHED, [attempt, reached])
+    ours: list[Any] = kept if isinstance(kept, list) and kept[0] == run.attempt else []
+    kept_pod = ours[2] if len(ours) > 2 else None
+    if not ours and run.attempt == 1 and not run.replaced:
+        return None
+    new_run = not ours or (run.pod is not None and kept_pod is not None and run.pod != kept_pod)
+    reached = step if new_run else max(step, ours[1])
+    now = [run.attempt, reached, run.pod if run.pod is not None else kept_pod]
+    if kept != now:
+        storage.set_trial_system_attr(trial_id, REACHED, now)
     return reached
+
+
+def _run_again(storage: BaseStorage, trial_id: int, trial: TrialRecord, deps: Deps, record: StudyRecord) -> bool:
+    """Whether the trial's attempt is a run again: a later attempt, or one whose Job lost a pod
+    (its replacement started the trial again) or whose reports came from a pod that replaced
+    another (:func:`_reached`)."""
+    if trial.attempt > 1 or deps.store.lost_pods(record.name, trial.number).of(trial.attempt):
+        return True
+    kept = storage.get_trial_system_attrs(trial_id).get(REACHED)
+    return isinstance(kept, list) and kept[0] == trial.attempt
 
 
 def as_launched(frozen: FrozenTrial, started_at: float | None, through: int | None = None) -> FrozenTrial:
@@ -193,12 +236,13 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     stored, taken = dict(frozen.intermediate_values), set()
     counter = StepCounter(record.spec.objectives[0].metric, record.spec.metrics_collector.steps == "reports")
     cap = _cap(record, deps)
+    again = _run_again(storage, trial_id, trial, deps, record)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
         if step in taken or _past_the_cap(stored, step, cap):
             continue
         taken.add(step)
-        if step not in stored or (trial.attempt > 1 and stored[step] != value):
+        if step not in stored or (again and stored[step] != value):
             storage.set_trial_intermediate_value(trial_id, step, value)
             stored[step] = value
-    if trial.attempt > 1 and taken:
+    if again and taken:
         _carry(storage, trial_id, max(taken))
