@@ -23,7 +23,8 @@ def _stdout() -> dict:
     doc = experiment(earlyStopping={"algorithmName": "medianstop",
                                     "algorithmSettings": [{"name": "min_trials_required", "value": "2"}]},
                      metricsCollectorSpec={"collector": {"kind": "StdOut"},
-                                           "source": {"filter": {"metricsFormat": [r"(\w+)=(-?\d+(\.\d+)?)"]}}},
+                                           "source": {"filter": {"metricsFormat": [r"(\w+)=(-?\d+(\.\d+)?)"]},
+                                                      "httpGet": {"path": "/metrics", "port": 8080}}},
                      resumePolicy="Never")
     doc["metadata"].update(annotations={"note": "kept"}, labels={"team": "a"})
     spec = doc["spec"]
@@ -181,3 +182,60 @@ def test_a_metric_strategy_katuna_does_not_take_is_refused_at_its_entry_in_the_e
         load_study(yaml.safe_dump(doc))
     assert [(p.path, p.message) for p in caught.value.problems] == [
         ("spec.objective.metricStrategies[1].value", "expected one of min, max, latest, got 'median'")]
+
+
+def _misspelt(make: Any, keys: tuple[Any, ...], key: str) -> dict:
+    """``make()`` with the field ``key`` added to the mapping at ``keys``."""
+    doc = make()
+    node = doc
+    for step in keys:
+        node = node[step]
+    node[key] = "x"
+    return doc
+
+
+@pytest.mark.parametrize(("make", "keys", "key", "expected"), [
+    (_stdout, ("spec", "algorithm"), "algorithmSetting", "algorithmName, algorithmSettings"),
+    (_stdout, ("spec", "algorithm", "algorithmSettings", 0), "val", "name, value"),
+    (_stdout, ("spec", "earlyStopping"), "algorithmSetting", "algorithmName, algorithmSettings"),
+    (_stdout, ("spec", "earlyStopping", "algorithmSettings", 0), "vaule", "name, value"),
+    (_stdout, ("spec", "objective", "metricStrategies", 0), "strategy", "name, value"),
+    (_stdout, ("spec", "metricsCollectorSpec"), "sources", "collector, source"),
+    (_stdout, ("spec", "metricsCollectorSpec", "collector"), "kinds", "customCollector, kind"),
+    (_stdout, ("spec", "metricsCollectorSpec", "source"), "filters", "fileSystemPath, filter, httpGet"),
+    (_stdout, ("spec", "metricsCollectorSpec", "source", "filter"), "metricFormat", "metricsFormat"),
+    (_file, ("spec", "metricsCollectorSpec", "source", "fileSystemPath"), "paths", "format, kind, path"),
+    (_stdout, ("spec", "trialTemplate", "trialParameters", 0), "referance", "description, name, reference"),
+])
+def test_a_field_katibs_types_do_not_have_is_refused_by_its_path(make, keys, key, expected):
+    """Katib's CRD keeps any field and its webhook drops one its types lack, so a misspelt
+    ``algorithmSettings`` would run without its seed, a misspelt ``metricsFormat`` with the
+    default filter, a misspelt ``earlyStopping`` setting at Katib's default: each is refused,
+    alone, naming the field and the fields expected there."""
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(_misspelt(make, keys, key)))
+    path = "spec" + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys[1:]) + f".{key}"
+    assert [(p.path, p.message) for p in caught.value.problems] == [(path, f"unknown field; expected one of {expected}")]
+
+
+def test_a_misspelt_field_of_a_configmap_reference_is_named_beside_the_field_it_leaves_out():
+    doc = experiment()
+    trial = doc["spec"]["trialTemplate"]
+    del trial["trialSpec"]
+    trial.update(configMap={"configMapName": "templates", "configMapNamespace": "kubeflow", "templatePaht": "t.yaml"},
+                 successCondition="status.succeeded>0", failureCondition="status.failed>0")
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert found["spec.trialTemplate.configMap.templatePaht"] == (
+        "unknown field; expected one of configMapName, configMapNamespace, templatePath")
+
+
+@pytest.mark.parametrize(("kind", "native"), [("File", "file"), ("TensorFlowEvent", "tfevent")])
+def test_an_empty_file_system_path_kind_is_the_collectors_own_as_katib_defaults_it(kind, native):
+    """Katib's defaulting webhook fills in an empty ``fileSystemPath.kind`` (File for the File
+    collector, Directory for TensorFlowEvent), as it fills in an empty path or format."""
+    doc = experiment(metricsCollectorSpec={"collector": {"kind": kind},
+                                           "source": {"fileSystemPath": {"kind": "", "path": "/var/log/katib/m"}}})
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert (spec.metrics_collector.kind, spec.metrics_collector.path) == (native, "/var/log/katib/m")

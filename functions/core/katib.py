@@ -118,7 +118,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
     algorithm = (spec.get("algorithm") or {}).get("algorithmName")
-    problems = katib_shapes.repeated_names(spec)
+    problems = katib_shapes.repeated_names(spec) + katib_shapes.unknown_fields(spec)
     problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
                  for key in spec if key not in _SPEC | {"nasConfig"}]
     if "nasConfig" in spec:

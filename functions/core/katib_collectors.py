@@ -108,7 +108,7 @@ def _file_collector(source: Mapping[str, Any], filters: list[Any], problems: lis
     where = "spec.metricsCollectorSpec.source"
     file = source.get("fileSystemPath") or {}
     path, fmt = file.get("path") or METRICS_FILE, file.get("format") or "TEXT"
-    if file.get("kind", "File") != "File":
+    if (file.get("kind") or "File") != "File":  # Katib's defaulting webhook fills in an empty kind
         problems.append(Problem(f"{where}.fileSystemPath.kind",
                                 f"expected File: the File collector reads one file, got {file.get('kind')!r} "
                                 "(a Directory is read by the TensorFlowEvent collector)"))
@@ -134,7 +134,7 @@ def _event_collector(source: Mapping[str, Any], problems: list[Problem]) -> dict
     path = "spec.metricsCollectorSpec.source"
     file = source.get("fileSystemPath") or {}
     directory = file.get("path") or EVENTS_DIRECTORY
-    if file.get("kind", "Directory") != "Directory":
+    if (file.get("kind") or "Directory") != "Directory":
         problems.append(Problem(f"{path}.fileSystemPath.kind", f"expected Directory: the TensorFlowEvent collector "
                                                                f"reads every event file under one, got {file.get('kind')!r}"))
     if not str(directory).startswith("/"):

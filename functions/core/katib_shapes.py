@@ -5,8 +5,10 @@ a list belongs (``additionalMetricNames: f1``) is refused by the field's path be
 else is read. :data:`SHAPE` describes the fields the translation reads the same way, and
 :func:`problems` names each field holding the wrong kind of value ("expected a list of strings,
 got a string"), so no field is read character by character or in the wrong sense. Free-form
-fields (the ``trialSpec``, a custom collector) are checked to be mappings only; fields not in
-:data:`SHAPE` are left to the translation, which refuses unknown ones.
+fields (the ``trialSpec``, a custom collector) are checked to be mappings only. A field
+:data:`SHAPE` does not have is refused by its path (:func:`unknown_fields`): Katib's webhook
+decodes leniently and drops it, so a misspelt ``algorithmSettings`` or ``metricsFormat`` would
+run the Experiment without the settings or filter it meant to give.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ SHAPE: Shape = {
         "metricsCollectorSpec": {
             "collector": {"kind": "string", "customCollector": "mapping"},
             "source": {"filter": {"metricsFormat": ["string"]},
-                       "fileSystemPath": {"path": "string", "kind": "string", "format": "string"}}},
+                       "fileSystemPath": {"path": "string", "kind": "string", "format": "string"},
+                       "httpGet": "mapping"}},
     },
 }
 """The fields of an Experiment the translation reads, each with the kind of value it holds.
@@ -84,6 +87,36 @@ def check(value: Any, shape: Shape, path: str) -> list[Problem]:
         return [p for key, item in value.items() if item is not None and (key in shape or "*" in shape)
                 for p in check(item, shape.get(key, shape.get("*", "mapping")), _join(path, str(key)))]
     return [] if _KINDS[shape][0](value) else [_wrong(value, shape, path)]
+
+
+TRANSLATED = frozenset({"spec", "spec.objective", "spec.parameters[]", "spec.parameters[].feasibleSpace",
+                        "spec.trialTemplate"})
+"""The sections whose unknown fields the translation itself refuses (:mod:`katib`,
+:mod:`katib_template`), left out of :func:`unknown_fields` so that each is told once."""
+
+
+def unknown_fields(spec: Any) -> list[Problem]:
+    """A problem for each field of the Experiment's ``spec``, below the sections the translation
+    checks (:data:`TRANSLATED`), that Katib's types do not have: ``spec.algorithm.algorithmSetting``,
+    ``...source.filter.metricFormat``, ``trialParameters[0].referance``. Katib's CRD keeps any
+    field and its webhook ignores one it does not know, so the Experiment would run without what
+    the field meant (the seed, the filter, the start step); katuna names it instead. The spec's
+    shape is checked already (:func:`problems`)."""
+    return _unknown(spec, SHAPE["spec"], "spec", "spec") if isinstance(SHAPE, Mapping) else []
+
+
+def _unknown(value: Any, shape: Shape, path: str, section: str) -> list[Problem]:
+    """Unknown fields of ``value`` at ``path`` and below; ``section`` is ``path`` with every
+    list index written ``[]``."""
+    if isinstance(shape, list) and isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _unknown(item, shape[0], f"{path}[{i}]", f"{section}[]")]
+    if not isinstance(shape, Mapping) or not isinstance(value, Mapping) or "*" in shape:
+        return []
+    found = [] if section in TRANSLATED else [
+        Problem(f"{path}.{key}", f"unknown field; expected one of {', '.join(sorted(shape))}")
+        for key in value if key not in shape]
+    return found + [p for key, item in value.items() if key in shape
+                    for p in _unknown(item, shape[key], f"{path}.{key}", f"{section}.{key}")]
 
 
 def _wrong(value: Any, shape: Shape, path: str) -> Problem:
