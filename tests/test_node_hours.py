@@ -337,13 +337,16 @@ def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_remov
                                     phase=READY, requested_at=time.time(), ready_at=time.time()))
         for n in range(3):
             assert kube.create_job("katuna", _job(f"hours-{n}"))[0] == 201
-        eventually(lambda: kube.peak_nodes(POOL) == 3, "three nodes", timeout=30)
-        eventually(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()),
-                   "the Jobs", timeout=30)
-        while any(n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values()):
+
+        def made_and_removed() -> bool:
+            """Look at the nodes all along, as the tick does: one whose Job ends first is
+            removed while the others still run."""
             look_at_nodes(deps)
-            time.sleep(0.05)
-        look_at_nodes(deps)
+            return kube.peak_nodes(POOL) == 3 and not any(
+                n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values())
+
+        eventually(made_and_removed, "three nodes made and removed", timeout=60, interval=0.05)
+        assert all(j["status"].get("succeeded") for j in kube.jobs.values())
         use = store.pool_use(record.uid)
         assert [life.gone_seen is not None for life in use.nodes] == [True] * 3, use.nodes
         measured = use.node_hours(time.time()) * 3600
