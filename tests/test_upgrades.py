@@ -15,7 +15,9 @@ import json
 import logging
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ import sqlite_utils
 import yaml
 from conftest import study_definition
 from http_helpers import run_katuna
+from proc_stat import alive
 from test_katib import experiment
 from waiting import eventually
 
@@ -34,6 +37,8 @@ from functions.core.formats import load_definition
 from functions.core.records import StudyRecord
 from functions.runtime import Runtime
 from functions.settings import Settings
+
+KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
 def without_non_finite(normalized: dict) -> None:
@@ -168,6 +173,50 @@ def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_write
     finally:
         store.close()
     assert [row[0] for row in sqlite3.connect(db).execute("SELECT name FROM studies")] == ["demo"]
+
+
+def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_and_exits_2(tmp_path: Path):
+    """Before, the run retried every handling and tick for ever, a warning each time, and stored
+    nothing more: not even the ends of its trials, which ran to their end meanwhile."""
+    definition = study_definition(maxTrials=4, parallelism=2)
+    definition["trialTemplate"]["command"] += ["--until", str(tmp_path / "go")]
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    db = tmp_path / "katuna.db"
+    process = subprocess.Popen([*KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and running_trials(db) == 2,
+                   "two running trials", timeout=60)
+        migrated_by_a_newer_katuna(db)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 2, stderr
+    assert stderr.endswith(
+        f"error: {db} was migrated by a newer katuna (schema {len(MIGRATIONS) + 1}; this katuna knows schema "
+        f"{len(MIGRATIONS)} at most) while this process had it open; this process reads and writes it no more: "
+        "replace it with the newer katuna. The study's running trials were stopped: run the same command with the "
+        "newer katuna to resume 'demo'.\n"), stderr
+    assert not any(alive(pid.read_text()) for pid in tmp_path.glob("*.1.pid")), "its trials were stopped"
+    with sqlite3.connect(db) as conn:  # the newer katuna, as far as this study is concerned
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    conn.close()
+    (tmp_path / "go").touch()
+    resumed = katuna(tmp_path, "run", "study.yaml")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall() == [("COMPLETE", 4)]
+
+
+def running_trials(db: Path) -> int:
+    """How many of the database's trials are stored as running (0 before it has its tables)."""
+    with closing(sqlite3.connect(db)) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
 
 
 def test_a_broker_thread_opening_a_database_a_newer_katuna_migrated_says_so_and_tries_again(
