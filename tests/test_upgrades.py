@@ -11,6 +11,7 @@ pre-release versions, which no migration upgrades, is refused as such, left as i
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
@@ -30,11 +31,13 @@ from test_katib import experiment
 from waiting import eventually
 
 from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
+from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.core.errors import NewerDatabase
+from functions.core.events import Event, trial_finished
 from functions.core.formats import load_definition
-from functions.core.records import StudyRecord
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -251,6 +254,45 @@ def test_the_service_answers_503_once_a_newer_katuna_migrated_its_database(tmp_p
                        client.post("/studies", data=yaml.safe_dump(doc), content_type="application/yaml")):
             assert (answer.status_code, answer.get_json()["error"]) == (503, "newer_database")
             assert "replace it with the newer katuna" in answer.get_json()["message"]
+    finally:
+        runtime.close()
+
+
+# A newer katuna's events and Triggers, during its rollout
+
+
+NEWER_DELIVERIES = (
+    ("/functions/checkpoint", trial_finished("katib-exp", "uid-old", 0, 1, "exited", exit_code=0), "unknown_function"),
+    ("/functions/spawn", trial_finished("katib-exp", "uid-old", 0, 1, "exited", exit_code=0), "unknown_function"),
+    ("/", Event("dev.katuna.trial.checkpointed", {"study": "katib-exp", "uid": "uid-old", "trial": 0}),
+     "newer_event_type"),
+)
+"""What a newer katuna's Triggers deliver to this revision before the newer one serves: to a
+function it added, a type routed to another function, a type it added."""
+
+
+@pytest.mark.parametrize(("path", "event", "code"), NEWER_DELIVERIES, ids=["added-function", "rerouted-type", "added-type"])
+def test_a_newer_katunas_delivery_is_answered_503_and_its_dead_letter_fails_no_study(
+        tmp_path: Path, path: str, event: Event, code: str):
+    """Before, the answer was 422, refused for good: the broker dead-lettered the event at once,
+    and the dead letter (its code 422) failed the study, which the newer revision would have run on."""
+    stored_as_older(tmp_path / "katuna.db", experiment(), "running", as_converted)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        store.add_trial(TrialRecord("katib-exp", 0, {}, RUNNING, attempt=1))
+    finally:
+        store.close()
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        headers, body = cloudevents_http.to_http(event)
+        answer = client.post(path, data=body, headers=headers)
+        assert (answer.status_code, answer.get_json()["error"]) == (503, code), answer.get_json()
+        letter = {**headers, "ce-knativeerrordest": f"http://katuna{path}",
+                  "ce-knativeerrorcode": str(answer.status_code), "ce-knativeerrordata": base64.b64encode(answer.get_data()).decode()}
+        lettered = client.post("/dead-letters", data=body, headers=letter)
+        assert (lettered.status_code, lettered.headers["Katuna-Study-Failed"]) == (202, "false")
+        assert client.get("/studies/katib-exp").get_json()["status"] == "running"
     finally:
         runtime.close()
 
