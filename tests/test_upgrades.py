@@ -30,12 +30,12 @@ from proc_stat import alive
 from test_katib import experiment
 from waiting import eventually
 
-from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
 from functions.adapters import cloudevents_http
+from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.core.errors import NewerDatabase
-from functions.core.events import Event, trial_finished
+from functions.core.events import STUDY_CREATED, Event, trial_finished
 from functions.core.formats import load_definition
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.runtime import Runtime
@@ -293,6 +293,21 @@ def test_a_newer_katunas_delivery_is_answered_503_and_its_dead_letter_fails_no_s
         lettered = client.post("/dead-letters", data=body, headers=letter)
         assert (lettered.status_code, lettered.headers["Katuna-Study-Failed"]) == (202, "false")
         assert client.get("/studies/katib-exp").get_json()["status"] == "running"
+    finally:
+        runtime.close()
+
+
+def test_an_event_whose_data_holds_a_field_this_katuna_does_not_know_is_handled(tmp_path: Path):
+    """A newer katuna may add a field to an event's data: this one handles the event as it would without it."""
+    stored_as_older(tmp_path / "katuna.db", study_definition(maxTrials=2), "running", as_converted)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        headers, body = cloudevents_http.to_http(Event(STUDY_CREATED, {"study": "demo", "uid": "uid-old",
+                                                                       "newerField": {"any": ["value"]}}))
+        answer = client.post("/functions/suggest", data=body, headers=headers)
+        assert answer.status_code in (200, 202), answer.get_data(as_text=True)
+        assert [trial["number"] for trial in client.get("/studies/demo/trials").get_json()] == [0, 1]
     finally:
         runtime.close()
 
