@@ -34,6 +34,7 @@ from functions.core.documents import Path as DocumentPath
 from functions.core.errors import (
     InvalidStudy,
     KatunaError,
+    NewerDatabase,
     StudyConflict,
     StudyNotFound,
     StudyRunsElsewhere,
@@ -223,7 +224,8 @@ def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
     resumable, says so and exits 128 + the signal's number; another such signal meanwhile only
     says what is left to stop. A study another process deleted meanwhile (``DELETE
     /studies/{name}`` through ``katuna serve``) ends the run with exit 1 and one line saying so,
-    its trials stopped."""
+    its trials stopped; a database a newer katuna migrated meanwhile, with exit 2, its trials
+    stopped as an interrupted run's (the newer katuna resumes the study)."""
     spec = record.spec
     with interruptible(partial(_still_stopping, embedded, spec.name), at_once=embedded.executor.stop_reads):
         try:
@@ -236,6 +238,10 @@ def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
         except StudyNotFound as exc:
             embedded.close()
             fail(str(exc), 1)
+        except NewerDatabase as exc:
+            embedded.close()
+            fail(f"{exc}. The study's running trials were stopped: run the same command with the newer katuna to "
+                 f"resume {spec.name!r}.", 2)
 
 
 def _still_stopping(embedded: Embedded, name: str, signum: int) -> None:

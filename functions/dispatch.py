@@ -83,11 +83,26 @@ class Unobserved:
 
 
 class UnknownEventType(PermanentError):
-    """No handler subscribes to the event's type."""
+    """No handler subscribes to the event's type, which is not one of katuna's own."""
 
 
-class UnknownFunction(PermanentError):
-    """No function has that name, or it does not handle the event's type."""
+class NewerEventType(TemporaryError):
+    """An event type of katuna's own (``dev.katuna.``) that this katuna does not know: a newer
+    katuna's, during its rollout. Temporary, so the broker delivers it again, to the newer
+    revision once it serves, where a refusal for good would dead-letter it and fail its study."""
+
+
+class UnknownFunction(TemporaryError):
+    """No function has that name, or it does not handle the event's type: a newer katuna's
+    Trigger (applied with its release, which goes on delivering to this revision until the newer
+    one serves). Temporary, as :class:`NewerEventType`: retried, never a dead letter that fails
+    the event's study; a Trigger misnamed for good is dead-lettered as temporary, left to the tick."""
+
+
+OWN_TYPES = "dev.katuna."
+"""The prefix of katuna's own event types: one this katuna does not know is a newer katuna's."""
+
+NEWER_KATUNA = "a newer katuna's, whose revision takes it once it serves; retry later"
 
 
 class MalformedEventData(MalformedRequest):
@@ -154,6 +169,10 @@ class Dispatcher:
         names = self._routes.get(event.type)
         if names is None:
             known = ", ".join(sorted(self._routes))
+            if event.type.startswith(OWN_TYPES):
+                self._refused(event, TEMPORARY_ERROR)
+                raise NewerEventType(f"event type {event.type!r} is not one this katuna knows ({known}): "
+                                     f"{NEWER_KATUNA}")
             self._refused(event)
             raise UnknownEventType(f"unknown event type {event.type!r}; expected one of {known}")
         self._check(event)
@@ -166,11 +185,13 @@ class Dispatcher:
     def deliver_to(self, function: str, event: Event) -> list[Event]:
         """The events to emit after one function handles ``event`` (a Trigger's subscriber)."""
         if function not in self._handlers:
-            self._refused(event)
-            raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}")
+            self._refused(event, TEMPORARY_ERROR)
+            raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}"
+                                  f" (a Trigger of {NEWER_KATUNA})")
         if function not in self._routes.get(event.type, ()):
-            self._refused(event)
-            raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
+            self._refused(event, TEMPORARY_ERROR)
+            raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r} (a Trigger of "
+                                  f"{NEWER_KATUNA})")
         self._check(event)
         return self._run(function, event) if self._takes(function, event) else []
 
@@ -260,9 +281,9 @@ class Dispatcher:
     def _observe(self, event_type: str, handler: str, outcome: str, started: float) -> None:
         self._observer.handled(event_type, handler, outcome, time.perf_counter() - started)
 
-    def _refused(self, event: Event) -> None:
+    def _refused(self, event: Event, outcome: str = PERMANENT_ERROR) -> None:
         """Report an event refused before any handler ran."""
-        self._observe_refusal(event.type, PERMANENT_ERROR)
+        self._observe_refusal(event.type, outcome)
 
     def forged(self, event_type: str) -> None:
         """Report an event refused as forged before any handler ran (the web layer checks

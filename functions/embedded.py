@@ -20,7 +20,7 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner, alive, pid_of
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import KatunaError, NewerDatabase, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, StudyRecord
@@ -112,17 +112,23 @@ class Embedded:
         """Claim the study as this process's to run (``katuna show`` tells by the claim whether
         its runner is gone), then deliver its events until it ends; raises
         :class:`StudyNotFound` once its trials are stopped if another process deleted it (or
-        stored another study under its name) meanwhile."""
+        stored another study under its name) meanwhile, and :class:`NewerDatabase` at the first
+        tick after a newer katuna migrated the database: nothing could be stored any more (the
+        ends of its trials included), so the run stops instead of retrying for ever."""
         record = self.store.get_study(name)
         self.executor.claim_study(record.log_folder)
         self.broker.publish(study_created(name, record.uid, record.restarts))
         followed = _Followed(self.store, self.executor, record)
         watcher = Watcher(self.deps, self.broker.events, followed.current, stop_local=self.executor.stop_study)
+        refused: list[NewerDatabase] = []
 
         def tick() -> None:
-            watcher.tick()
-            if not followed.gone:
-                on_tick()
+            try:
+                watcher.tick()
+                if not followed.gone:
+                    on_tick()
+            except NewerDatabase as exc:
+                refused.append(exc)
 
         def finished() -> bool:
             """Whether the study ended and its trials are gone. Asked each time the loop wakes
@@ -134,7 +140,9 @@ class Embedded:
             studies = followed.current()
             return not studies or studies[0].terminal
 
-        self.broker.run(until=finished, tick=tick)
+        self.broker.run(until=finished, tick=tick, halt=lambda: bool(refused))
+        if refused:
+            raise refused[0]
         studies = followed.current()
         if not studies:
             raise deleted_while_running(name)

@@ -140,10 +140,12 @@ REFUSALS = [
     ("POST", "/", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422,
      "unknown_event_type"),
     ("POST", "/functions/nosuch", "/functions/{function}",
-     {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422, "unknown_function"),
+     {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 503, "unknown_function"),
     ("POST", "/functions/suggest", "/functions/{function}",
-     {"data": '{"study": "s1"}', "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422,
+     {"data": '{"study": "s1"}', "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 503,
      "unknown_function"),
+    ("POST", "/", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "dev.katuna.trial.checkpointed"},
+                        "content_type": JSON}, 503, "newer_event_type"),
     ("POST", "/dead-letters", "/dead-letters", {"data": "{}", "content_type": "application/cloudevents+json"}, 400,
      "malformed_event"),
     ("POST", "/", "/", {"data": '{"type": "dev.knative.sources.ping", "source": "/p", "id": "n1", "data": {}}',
@@ -162,7 +164,8 @@ def test_each_refusal_is_documented_for_its_path(client, method: str, url: str, 
     assert (answer.status_code, (answer.get_json(silent=True) or {}).get("error")) == (status, error), \
         answer.get_data(as_text=True)[:300]
     body = _check(answer, path, method)
-    assert body["retryable"] is False
+    assert body["retryable"] is (status == 503), "only a 503 is worth retrying"
+    assert ("Retry-After" in answer.headers) is (status == 503)
 
 
 def test_a_write_the_database_cannot_take_now_is_a_documented_503(runtime, client):

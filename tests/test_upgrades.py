@@ -11,11 +11,14 @@ pre-release versions, which no migration upgrades, is refused as such, left as i
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,17 +26,22 @@ import sqlite_utils
 import yaml
 from conftest import study_definition
 from http_helpers import run_katuna
+from proc_stat import alive
 from test_katib import experiment
 from waiting import eventually
 
+from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.core.errors import NewerDatabase
+from functions.core.events import STUDY_CREATED, Event, trial_finished
 from functions.core.formats import load_definition
-from functions.core.records import StudyRecord
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.runtime import Runtime
 from functions.settings import Settings
+
+KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
 def without_non_finite(normalized: dict) -> None:
@@ -170,6 +178,50 @@ def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_write
     assert [row[0] for row in sqlite3.connect(db).execute("SELECT name FROM studies")] == ["demo"]
 
 
+def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_and_exits_2(tmp_path: Path):
+    """Before, the run retried every handling and tick for ever, a warning each time, and stored
+    nothing more: not even the ends of its trials, which ran to their end meanwhile."""
+    definition = study_definition(maxTrials=4, parallelism=2)
+    definition["trialTemplate"]["command"] += ["--until", str(tmp_path / "go")]
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    db = tmp_path / "katuna.db"
+    process = subprocess.Popen([*KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and running_trials(db) == 2,
+                   "two running trials", timeout=60)
+        migrated_by_a_newer_katuna(db)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 2, stderr
+    assert stderr.endswith(
+        f"error: {db} was migrated by a newer katuna (schema {len(MIGRATIONS) + 1}; this katuna knows schema "
+        f"{len(MIGRATIONS)} at most) while this process had it open; this process reads and writes it no more: "
+        "replace it with the newer katuna. The study's running trials were stopped: run the same command with the "
+        "newer katuna to resume 'demo'.\n"), stderr
+    assert not any(alive(pid.read_text()) for pid in tmp_path.glob("*.1.pid")), "its trials were stopped"
+    with sqlite3.connect(db) as conn:  # the newer katuna, as far as this study is concerned
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    conn.close()
+    (tmp_path / "go").touch()
+    resumed = katuna(tmp_path, "run", "study.yaml")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT state, count(*) FROM trials GROUP BY state").fetchall() == [("COMPLETE", 4)]
+
+
+def running_trials(db: Path) -> int:
+    """How many of the database's trials are stored as running (0 before it has its tables)."""
+    with closing(sqlite3.connect(db)) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
 def test_a_broker_thread_opening_a_database_a_newer_katuna_migrated_says_so_and_tries_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture):
     """Before, its thread ended on the error, with a traceback, and never delivered again."""
@@ -202,6 +254,60 @@ def test_the_service_answers_503_once_a_newer_katuna_migrated_its_database(tmp_p
                        client.post("/studies", data=yaml.safe_dump(doc), content_type="application/yaml")):
             assert (answer.status_code, answer.get_json()["error"]) == (503, "newer_database")
             assert "replace it with the newer katuna" in answer.get_json()["message"]
+    finally:
+        runtime.close()
+
+
+# A newer katuna's events and Triggers, during its rollout
+
+
+NEWER_DELIVERIES = (
+    ("/functions/checkpoint", trial_finished("katib-exp", "uid-old", 0, 1, "exited", exit_code=0), "unknown_function"),
+    ("/functions/spawn", trial_finished("katib-exp", "uid-old", 0, 1, "exited", exit_code=0), "unknown_function"),
+    ("/", Event("dev.katuna.trial.checkpointed", {"study": "katib-exp", "uid": "uid-old", "trial": 0}),
+     "newer_event_type"),
+)
+"""What a newer katuna's Triggers deliver to this revision before the newer one serves: to a
+function it added, a type routed to another function, a type it added."""
+
+
+@pytest.mark.parametrize(("path", "event", "code"), NEWER_DELIVERIES, ids=["added-function", "rerouted-type", "added-type"])
+def test_a_newer_katunas_delivery_is_answered_503_and_its_dead_letter_fails_no_study(
+        tmp_path: Path, path: str, event: Event, code: str):
+    """Before, the answer was 422, refused for good: the broker dead-lettered the event at once,
+    and the dead letter (its code 422) failed the study, which the newer revision would have run on."""
+    stored_as_older(tmp_path / "katuna.db", experiment(), "running", as_converted)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        store.add_trial(TrialRecord("katib-exp", 0, {}, RUNNING, attempt=1))
+    finally:
+        store.close()
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        headers, body = cloudevents_http.to_http(event)
+        answer = client.post(path, data=body, headers=headers)
+        assert (answer.status_code, answer.get_json()["error"]) == (503, code), answer.get_json()
+        letter = {**headers, "ce-knativeerrordest": f"http://katuna{path}",
+                  "ce-knativeerrorcode": str(answer.status_code), "ce-knativeerrordata": base64.b64encode(answer.get_data()).decode()}
+        lettered = client.post("/dead-letters", data=body, headers=letter)
+        assert (lettered.status_code, lettered.headers["Katuna-Study-Failed"]) == (202, "false")
+        assert client.get("/studies/katib-exp").get_json()["status"] == "running"
+    finally:
+        runtime.close()
+
+
+def test_an_event_whose_data_holds_a_field_this_katuna_does_not_know_is_handled(tmp_path: Path):
+    """A newer katuna may add a field to an event's data: this one handles the event as it would without it."""
+    stored_as_older(tmp_path / "katuna.db", study_definition(maxTrials=2), "running", as_converted)
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        headers, body = cloudevents_http.to_http(Event(STUDY_CREATED, {"study": "demo", "uid": "uid-old",
+                                                                       "newerField": {"any": ["value"]}}))
+        answer = client.post("/functions/suggest", data=body, headers=headers)
+        assert answer.status_code in (200, 202), answer.get_data(as_text=True)
+        assert [trial["number"] for trial in client.get("/studies/demo/trials").get_json()] == [0, 1]
     finally:
         runtime.close()
 

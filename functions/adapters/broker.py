@@ -230,12 +230,13 @@ class LocalBroker:
             self._closed = True
 
     def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2,
-            drain: bool = True) -> None:
+            drain: bool = True, halt: Callable[[], bool] = lambda: False) -> None:
         """Deliver events until ``until()`` holds (and, with ``drain``, the queue is empty),
-        calling ``tick`` a few times a second. A tick is due ``interval`` after the last one
-        ended, and never sooner than that tick took: a slow tick (many studies to reconcile)
-        leaves as much time to the events it queued, which would otherwise pile up one tick
-        per event."""
+        calling ``tick`` a few times a second, or until ``halt()`` holds after a tick, whatever
+        the queue holds (none of it can be handled: a newer katuna migrated the database). A
+        tick is due ``interval`` after the last one ended, and never sooner than that tick took:
+        a slow tick (many studies to reconcile) leaves as much time to the events it queued,
+        which would otherwise pile up one tick per event."""
         next_tick = 0.0
         while True:
             with self._handling:
@@ -246,6 +247,8 @@ class LocalBroker:
                 if time.monotonic() >= next_tick:
                     started = time.monotonic()
                     _tick(tick)
+                    if halt():
+                        return
                     ended = time.monotonic()
                     next_tick = ended + max(interval, ended - started)
                 elif not self.events.empty():
