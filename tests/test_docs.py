@@ -410,7 +410,7 @@ def test_the_optuna_dashboard_commands_exist():
 
 def test_the_knative_install_commands_name_files_and_secrets_that_exist():
     text = block("docs/knative.md", "Install", "sh")
-    dockerfile, version = re.search(r"docker build -f (\S+) -t \S+:(\S+) \.", text).groups()
+    dockerfile, version = re.search(r"docker build --platform \S+ -f (\S+) -t \S+:(\S+) \.", text).groups()
     assert (ROOT / dockerfile).is_file()
     assert version == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert "kubectl apply -k knative/" in text and (ROOT / "knative/kustomization.yaml").is_file()
@@ -435,7 +435,7 @@ def test_the_install_waits_for_the_service_then_forwards_to_one_of_its_pods():
     assert timeout >= int(deadline.removesuffix("s"))
     assert "-o name | head -n 1)" in lines[forward]
     port = service["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
-    assert lines[forward].endswith(f" 8080:{port}")
+    assert lines[forward].endswith(f" 8080:{port} &")
 
 
 def test_the_kubectl_example_applies_a_study_resource_the_cli_reads():
@@ -734,7 +734,7 @@ def test_the_commands_to_run_a_trial_locally_exist():
 
 def test_the_trial_image_runs_its_script_as_a_non_root_user_on_a_slim_python():
     build = block("docs/trials.md", "Build and push the image", "sh")
-    dockerfile = re.search(r"docker build -f (\S+) -t (\S+) \.$", build, flags=re.M)
+    dockerfile = re.search(r"docker build --platform \S+ -f (\S+) -t (\S+) \.$", build, flags=re.M)
     assert dockerfile and f"docker push {dockerfile.group(2)}" in build
     instructions = [line.split(None, 1) for line in _dockerfile_lines(ROOT / dockerfile.group(1))]
     assert instructions[0][0] == "FROM" and re.fullmatch(r"python:3\.\d+-slim", instructions[0][1])
