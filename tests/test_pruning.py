@@ -411,9 +411,23 @@ def test_posted_reports_that_name_no_pod_are_judged_as_before():
     study = optuna.create_study()
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     storage, trial_id = study._storage, trial._trial_id
-    assert prune._run_of(storage, trial_id, 1, None, None) == prune.Run(1)
-    assert prune._run_of(storage, trial_id, 1, "pod-a", None) == prune.Run(1, "pod-a")
-    assert prune._run_of(storage, trial_id, 1, "pod-b", None) == prune.Run(1, "pod-b", replaced=True)
-    assert prune._run_of(storage, trial_id, 1, None, None) == prune.Run(1), "no pod named: the latest run's"
-    assert prune._run_of(storage, trial_id, 1, "pod-a", None) is None, "a replaced pod's"
-    assert prune._run_of(storage, trial_id, 2, "pod-a", None) == prune.Run(2, "pod-a"), "another attempt's pods"
+    assert prune._run_of(storage, trial_id, prune.Run(1), None) == prune.Run(1)
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-a"), None) == prune.Run(1, "pod-a")
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-b"), None) == prune.Run(1, "pod-b", replaced=True)
+    assert prune._run_of(storage, trial_id, prune.Run(1), None) == prune.Run(1), "no pod named: the latest run's"
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-a"), None) is None, "a replaced pod's"
+    assert prune._run_of(storage, trial_id, prune.Run(2, "pod-a"), None) == prune.Run(2, "pod-a"), \
+        "another attempt's pods"
+
+
+def test_a_lost_pods_reports_that_all_come_after_its_replacements_leave_the_replacement_taken_once_it_is_seen_lost():
+    """Pod c's reports are all delayed (its broker retried them) past those of d, which its Job
+    made in place of c: c's are taken for a later run, and d's drop, until katuna's look sees c
+    lost; then d's are its run's again."""
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage, trial_id = study._storage, trial._trial_id
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None) == prune.Run(1, "pod-d")
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-c"), None) == prune.Run(1, "pod-c", replaced=True)
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None) is None
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None, {"pod-c"}) == prune.Run(1, "pod-d")

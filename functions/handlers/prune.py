@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,12 +59,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     value = progress_value(data)
     pod = _pod_of(data)
-    if pod is not None and pod in store.lost_pods(record.name, trial.number).of(trial.attempt):
+    lost = store.lost_pods(record.name, trial.number).of(trial.attempt)
+    if pod is not None and pod in lost:
         return []
     study = optuna_study(record, deps)
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
-    run = _run_of(storage, trial_id, trial.attempt, pod, store.log_read(record.name, trial.number).cursor)
+    run = _run_of(storage, trial_id, Run(trial.attempt, pod), store.log_read(record.name, trial.number).cursor, lost)
     if run is None:
         return []
     remember(store, record.name, trial.number, data.get("cursor"))
@@ -187,19 +188,23 @@ def _pod_of(data: Mapping[str, Any]) -> str | None:
     return posted if isinstance(posted, str) and posted else None
 
 
-def _run_of(storage: BaseStorage, trial_id: int, attempt: int, pod: str | None, logged: Cursor | None) -> Run | None:
-    """The run a report of ``pod`` is of, the attempt's pods kept with the trial (:data:`PODS`);
-    None for a report of a pod its Job has replaced since, which comes late or again (a retried
-    post, a log read once more): that run was lost, and its values are no part of the trial's.
-    A pod is a replacement where another came before it: in :data:`PODS`, whose order a report
-    handled again finds as its first handling left it, or as the pod whose log was read last
-    (``logged``: the attempt's first pod, where its reports came before its pods were kept)."""
+def _run_of(storage: BaseStorage, trial_id: int, report: Run, logged: Cursor | None,
+            lost: Collection[str] = ()) -> Run | None:
+    """The run of a ``report`` (its attempt and pod), the attempt's pods kept with the trial
+    (:data:`PODS`); None for a report of a pod another has followed since, which comes late or
+    again (a retried post, a log read once more): that run was lost, and its values are no part
+    of the trial's. A pod is a replacement where another came before it: in :data:`PODS`, whose
+    order a report handled again finds as its first handling left it, or as the pod whose log
+    was read last (``logged``: the attempt's first pod, where its reports came before its pods
+    were kept). A pod seen ``lost`` follows none: a lost pod's reports that all came late, after
+    its replacement's first, leave the replacement's taken again once its look has seen it lost."""
+    attempt, pod = report.attempt, report.pod
     if pod is None:
-        return Run(attempt)
+        return report
     kept = storage.get_trial_system_attrs(trial_id).get(PODS)
     pods = list(kept[1]) if isinstance(kept, list) and len(kept) == 2 and kept[0] == attempt \
         and isinstance(kept[1], list) else []
-    if pod in pods[:-1]:
+    if pod in pods and any(later not in lost for later in pods[pods.index(pod) + 1:]):
         return None
     if pod not in pods:
         pods = [*pods, pod][-MAX_PODS:]
