@@ -11,7 +11,10 @@ It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, wh
 for trials of studies with early stopping, and does nothing elsewhere. Each report carries the
 attempt's ``KATUNA_REPORT_TOKEN``, set with it: katuna takes a report only with its attempt's
 token, so a copy of this file from a release before the token is refused (the trial's log is
-still read for its progress). The posts go out in the background, in order, so a slow or
+still read for its progress). On a cluster each report names its pod too (``KATUNA_POD_UID``,
+its uid, which katuna sets with the token): a pod its Job made in place of a disrupted one runs
+the trial again from its start, in the same attempt, and its reports are judged as its own,
+not taken for the lost pod's sent again. The posts go out in the background, in order, so a slow or
 unreachable broker never holds up training; the reports still waiting when the trial exits get
 :data:`EXIT_WAIT` seconds to go out, and ``flush()`` waits for them at any point. A trial the
 pruner stops is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and
@@ -109,11 +112,15 @@ def report(step: int, **metrics: float) -> bool:
     data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
             "step": int(step), "value": _json_value(float(metrics[objective])),
             "token": env.get("KATUNA_REPORT_TOKEN", "")}
+    pod = env.get("KATUNA_POD_UID")
+    if pod:
+        data["pod"] = pod
     extensions = _extensions(env.get(OVERRIDES, ""))
     if extensions is None:
         return False
     headers = {**extensions, "ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress",
-               "ce-source": "/katuna/reporter", "ce-id": "/".join([*ids[1:], "progress", str(step)]),
+               "ce-source": "/katuna/reporter", "ce-id": "/".join([*ids[1:], *([pod] if pod else []), "progress",
+                                                                   str(step)]),
                "ce-subject": f"{ids[0]}/{ids[2]}", "content-type": "application/json"}
     _SENDER.put(url, json.dumps(data, allow_nan=False).encode(), headers)
     return True

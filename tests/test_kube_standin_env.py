@@ -2,7 +2,8 @@
 the container (``makeEnvironmentVariables``, pkg/kubelet/kubelet_pods.go): a ConfigMap, Secret
 or key the container reads that is missing leaves it waiting with ``CreateContainerConfigError``
 and the kubelet's words, the pod ``Pending`` for ever; it starts once what it reads is there;
-an optional reference is skipped."""
+an optional reference is skipped. A ``fieldRef`` reads the pod's own field (the downward API),
+and one the API server would refuse is refused when the Job is created."""
 
 from __future__ import annotations
 
@@ -112,6 +113,41 @@ def test_a_process_container_gets_what_it_reads():
         assert simulated_kube.read_log("katuna", pod["metadata"]["name"], None) == (200, b"hunter2 0.1 32\n")
     finally:
         simulated_kube.close()
+
+
+def test_a_container_reads_its_pods_own_fields_through_the_downward_api(simulated_kube: KubeStub):
+    fields = {"POD_UID": "metadata.uid", "POD_NAME": "metadata.name", "NODE": "spec.nodeName",
+              "ROLE": "metadata.labels['job-name']"}
+    env = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in fields.items()]
+    containers = simulated_kube.kubelets.containers
+    started: dict[str, dict[str, str]] = {}
+    start = containers.start
+    containers.start = lambda pod, log, given, *rest, **more: started.setdefault("env", given) and start(
+        pod, log, given, *rest, **more)
+    assert simulated_kube.create_job("katuna", job("fields", env=env))[0] == 201
+    simulated_kube.run_until(lambda: "env" in started)
+    pod = pod_of(simulated_kube, "fields")
+    assert {name: started["env"][name] for name in fields} == {
+        "POD_UID": pod["metadata"]["uid"], "POD_NAME": pod["metadata"]["name"], "NODE": pod["spec"]["nodeName"],
+        "ROLE": "fields"}
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ({"fieldPath": "metadata.labels"}, 'Unsupported value: "metadata.labels": supported values: "metadata.name", '
+                                      '"metadata.namespace", "metadata.uid", "spec.nodeName", '
+                                      '"spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", '
+                                      '"status.podIPs"'),
+    ({"fieldPath": "metadata.secret"}, 'Invalid value: "metadata.secret": error converting fieldPath: field label not '
+                                      "supported: metadata.secret"),
+    ({"fieldPath": "spec.containers['a']"}, "Invalid value: \"spec.containers['a']\": error converting fieldPath: "
+                                           "field label does not support subscript: spec.containers['a']"),
+    ({"apiVersion": "v1"}, "Required value"),
+])
+def test_a_field_reference_the_api_server_refuses_is_refused(simulated_kube: KubeStub, field: dict, message: str):
+    body = job("badfield", env=[{"name": "A", "valueFrom": {"fieldRef": field}}])
+    code, answer = simulated_kube.create_job("katuna", body)
+    assert (code, answer["message"]) == (422, 'Job.batch "badfield" is invalid: spec.template.spec.containers[0].'
+                                              f"env[0].valueFrom.fieldRef.fieldPath: {message}")
 
 
 def test_a_secret_is_refused_as_the_api_server_refuses_it(simulated_kube: KubeStub):

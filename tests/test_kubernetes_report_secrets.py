@@ -80,8 +80,12 @@ def test_the_token_is_in_a_secret_owned_by_the_job_and_the_container_reads_it(ku
     assert secret["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "tok-0",
                                                       "uid": job["metadata"]["uid"]}]
     assert held_value(kube) == VALUE and secret["metadata"]["labels"] == job["metadata"]["labels"]
+    assert env["KATUNA_POD_UID"] == {"name": "KATUNA_POD_UID", "valueFrom": {
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}}, "the pod's uid, which its reports carry"
     kube.run_until(lambda: started_env(kube) is not None)
+    [pod] = [p for p in kube.pods.values() if p["metadata"]["name"].startswith("tok-0-")]
     assert started_env(kube)["KATUNA_REPORT_TOKEN"] == VALUE
+    assert started_env(kube)["KATUNA_POD_UID"] == pod["metadata"]["uid"]
 
 
 def test_the_garbage_collector_deletes_the_secret_with_its_job(kube: KubeStub):

@@ -367,3 +367,67 @@ def test_a_report_of_another_pod_in_the_same_attempt_begins_a_new_run():
     assert prune._reached(storage, trial_id, prune.Run(1, "pod-b"), 1) == 4, "a late report"
     assert prune._reached(storage, trial_id, prune.Run(1, "pod-c"), 1) == 1, "a second replacement"
     assert prune._reached(storage, trial_id, prune.Run(1), 3) == 3, "a posted report of the latest run"
+
+
+def test_a_replacement_pods_posted_reports_begin_a_new_run_and_the_lost_pods_late_ones_are_dropped(tmp_path: Path):
+    """Pod a posts steps 1 to 3 far below the threshold; its Job's replacement, pod b, posts step 1
+    below it too, then step 2 above it: b is judged on its own run (at step 1, then pruned at step
+    2), not at a's step 3. A report of a coming late (a retried post) after b's is a lost run's:
+    it is dropped however often it comes. Each report handled twice (at-least-once delivery)
+    changes nothing the first handling did not."""
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "podded")
+    try:
+        record, token = started(store, deps, dispatcher, definition)
+
+        def posted(pod: str, step: int, value: float):
+            event = trial_progress("podded", record.uid, 0, 1, step, value, token)
+            return replace(event, data={**event.data, "pod": pod}, id=f"{record.uid}/0/1/{pod}/progress/{step}",
+                           source="/katuna/reporter")
+
+        def report(pod: str, step: int, value: float) -> str:
+            event = posted(pod, step, value)
+            assert prune.handle(event, deps) == prune.handle(event, deps) == []
+            return store.get_trial("podded", 0).state
+
+        def values() -> dict[int, float]:
+            return store.optuna_study("podded", ["minimize"]).trials[0].intermediate_values
+
+        assert [report("pod-a", step, 1.0) for step in (1, 2, 3)] == [RUNNING] * 3
+        assert report("pod-b", 1, 2.0) == RUNNING and values() == {1: 2.0, 2: 1.0, 3: 1.0}
+        assert report("pod-a", 3, 100.0) == RUNNING, "a late report of the lost pod's run"
+        assert values() == {1: 2.0, 2: 1.0, 3: 1.0}
+        assert dispatcher.deliver(posted("pod-b", 2, 100.0))
+        trial = store.get_trial("podded", 0)
+        assert (trial.state, trial.reason) == (PRUNED, "pruned at step 2 by the threshold rule (loss=100)")
+        assert values() == {1: 2.0, 2: 100.0, 3: 100.0}, "b's last value carried over a's step 3"
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_posted_reports_that_name_no_pod_are_judged_as_before():
+    """A report posted by a reporter that names no pod (an older copy in a trial image, a local
+    trial) is of the latest run, as before: a first attempt's reports are all its own."""
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage, trial_id = study._storage, trial._trial_id
+    assert prune._run_of(storage, trial_id, prune.Run(1), None) == prune.Run(1)
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-a"), None) == prune.Run(1, "pod-a")
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-b"), None) == prune.Run(1, "pod-b", replaced=True)
+    assert prune._run_of(storage, trial_id, prune.Run(1), None) == prune.Run(1), "no pod named: the latest run's"
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-a"), None) is None, "a replaced pod's"
+    assert prune._run_of(storage, trial_id, prune.Run(2, "pod-a"), None) == prune.Run(2, "pod-a"), \
+        "another attempt's pods"
+
+
+def test_a_lost_pods_reports_that_all_come_after_its_replacements_leave_the_replacement_taken_once_it_is_seen_lost():
+    """Pod c's reports are all delayed (its broker retried them) past those of d, which its Job
+    made in place of c: c's are taken for a later run, and d's drop, until katuna's look sees c
+    lost; then d's are its run's again."""
+    study = optuna.create_study()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage, trial_id = study._storage, trial._trial_id
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None) == prune.Run(1, "pod-d")
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-c"), None) == prune.Run(1, "pod-c", replaced=True)
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None) is None
+    assert prune._run_of(storage, trial_id, prune.Run(1, "pod-d"), None, {"pod-c"}) == prune.Run(1, "pod-d")

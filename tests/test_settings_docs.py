@@ -25,7 +25,7 @@ KATUNA = str(Path(sys.executable).with_name("katuna"))
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 NAME = re.compile(r"KATUNA_[A-Z0-9_]*[A-Z0-9]")
 TRIAL_ENV = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_ATTEMPT_ID",
-             "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN"}
+             "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN", "KATUNA_POD_UID"}
 """Variables katuna gives a trial's process (no settings), named in functions/."""
 TRIAL_ENV_FAMILIES = {"KATUNA_PARAM"}
 """Variables katuna gives a trial's process one for each parameter (``KATUNA_PARAM_<name>``),

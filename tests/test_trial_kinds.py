@@ -214,6 +214,35 @@ def _rendered(workload: dict, primary: str, retain: bool = False) -> dict:
     return render_job(launch)
 
 
+POD_UID = {"name": "KATUNA_POD_UID", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}}
+"""How a reporting trial's container is told its pod's uid: the downward API, never a value."""
+
+
+@pytest.mark.parametrize(("workload", "primary", "labels"), [
+    ({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [
+        {"name": "main", "command": ARGV}]}}}}, "main", None),
+    (_replicas("PyTorchJob", "pytorchReplicaSpecs", "Master", {"command": ARGV}), "main", None),
+    (_tekton({}), "step-fit", {"tekton.dev/pipelineTask": "train"}),
+    (_workflow({"metadata": {"labels": {"model-training": "true"}}}), "main", {"model-training": "true"}),
+    (_trainer({}), "node", None),
+    (JOBSET, "main", None),
+], ids=["Job", "PyTorchJob", "PipelineRun", "Workflow", "TrainJob", "JobSet"])
+def test_a_reporting_trials_container_is_told_its_pods_uid_in_every_kind(workload: dict, primary: str,
+                                                                        labels: dict | None):
+    """With its report token, the primary container reads its pod's uid from the downward API
+    (each report names it, so a pod that replaced a disrupted one reports as itself), in place of
+    a variable of that name the template sets; without the token it is not told."""
+    container = trial_spec.primary_container(workload, primary, labels)
+    container["env"] = [*(container.get("env") or []), {"name": "KATUNA_POD_UID", "value": "mine"}]
+    for env, told in (({"KATUNA_REPORT_TOKEN": "t", "KATUNA_STUDY": "kinds"}, [POD_UID]),
+                      ({"KATUNA_STUDY": "kinds"}, [{"name": "KATUNA_POD_UID", "value": "mine"}])):
+        launch = TrialLaunch(study="kinds", uid="u", number=0, attempt=1, job_name="kinds-0", argv=[], env=env,
+                             working_dir=".", timeout=None, params={"x": 1.0}, trial_spec=workload,
+                             primary_container=primary, primary_pod_labels=labels)
+        rendered = trial_spec.primary_container(render_job(launch), primary, labels)
+        assert [e for e in rendered["env"] if e["name"] == "KATUNA_POD_UID"] == told, rendered["env"]
+
+
 def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_job_is():
     pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
         "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}},

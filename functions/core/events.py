@@ -195,9 +195,10 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
     infinity as :func:`json_value` writes it), with the attempt's ``token``
     (:mod:`functions.core.report_token`); ``cursor``, where it was read from the attempt's log,
     says how far that log has been read (:mod:`functions.core.log_cursor`). A report read from
-    a log is named by its pod too: a pod the Job made in place of a disrupted one runs the trial
-    again from its start, in the same attempt, and its reports at the steps the lost run reached
-    are new facts, not that run's delivered again."""
+    a log is named by its pod too, as one posted by ``functions.reporter`` on a cluster is (its
+    ``pod`` field and id): a pod the Job made in place of a disrupted one runs the trial again
+    from its start, in the same attempt, and its reports at the steps the lost run reached are
+    new facts, not that run's delivered again."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
                             "value": json_value(value), "token": token}
     run: tuple[object, ...] = ()
@@ -302,6 +303,10 @@ _ATTEMPT = _whole(1, MAX_STORED_INT)
 _EXIT_CODE = _whole(*EXIT_CODES)
 _PROGRESS_VALUE = (_is_progress_value,
                    'a finite number a float can hold, or the string "nan", "inf" or "-inf" for a value that is not')
+MAX_POD_CHARS = 128
+"""The longest pod a posted ``trial.progress`` may name: a pod's uid is a UUID (36 characters)."""
+_POD = (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_POD_CHARS,
+        f"a pod's uid (its metadata.uid): a non-empty string of at most {MAX_POD_CHARS} characters")
 _STUDY_FIELDS = {"study": _STUDY_NAME, "uid": _TEXT}
 _TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
 OUTCOMES = ("exited", "timeout", "error", "preempted", "interrupted")
@@ -323,6 +328,7 @@ _OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_CREATED: {"restarts": _COUNT},
     STUDY_COMPLETED: {"restarts": _COUNT},
+    TRIAL_PROGRESS: {"pod": _POD},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),
                      "pod": _TEXT, "peakMemory": _COUNT,

@@ -16,6 +16,7 @@ which katuna creates beside the workload, owned by it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import secrets
@@ -27,6 +28,15 @@ from functions.core.events import TRIAL_PROGRESS
 
 ENV = "KATUNA_REPORT_TOKEN"
 """The variable that hands a trial attempt its token."""
+
+POD_ENV = "KATUNA_POD_UID"
+"""The variable that tells a reporting container on Kubernetes its pod's uid, which each of its
+reports carries: a pod its Job made in place of a disrupted one runs the trial again from its
+start, in the same attempt, and its reports are its own, not the lost pod's sent again."""
+
+POD_FIELD = {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}
+"""Where the container reads :data:`POD_ENV` from: the downward API, the pod's own uid (nothing a
+reader of the pod does not see)."""
 
 KEY_BYTES = 16
 """A study's key: 128 random bits."""
@@ -73,6 +83,10 @@ def env_entries(env: Mapping[str, str], workload: str) -> list[dict[str, Any]]:
     """A container's ``env`` entries for ``env``, by name: each variable's value, but the token's
     (:data:`ENV`), which the container reads from its attempt's Secret (:func:`holder_name`),
     so the workload's spec never holds it. The kubelet retries a container whose Secret is not
-    there yet (``CreateContainerConfigError``), and starts it once it is."""
-    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": holder_name(workload), "key": HOLDER_KEY}}}
-            if name == ENV else {"name": name, "value": value} for name, value in sorted(env.items())]
+    there yet (``CreateContainerConfigError``), and starts it once it is. With the token, the
+    container is told its pod's uid too (:data:`POD_ENV`), which its reports carry."""
+    entries = [{"name": name, "valueFrom": {"secretKeyRef": {"name": holder_name(workload), "key": HOLDER_KEY}}}
+               if name == ENV else {"name": name, "value": value} for name, value in sorted(env.items())]
+    if ENV not in env:
+        return entries
+    return [*(e for e in entries if e["name"] != POD_ENV), {"name": POD_ENV, "valueFrom": copy.deepcopy(POD_FIELD)}]

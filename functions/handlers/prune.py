@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,18 +59,20 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     value = progress_value(data)
     pod = _pod_of(data)
-    if pod is not None and pod in store.lost_pods(record.name, trial.number).of(trial.attempt):
+    lost = store.lost_pods(record.name, trial.number).of(trial.attempt)
+    if pod is not None and pod in lost:
         return []
-    replaced = pod is not None and (before := store.log_read(record.name, trial.number).cursor) is not None \
-        and before.pod != pod
     study = optuna_study(record, deps)
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
+    run = _run_of(storage, trial_id, Run(trial.attempt, pod), store.log_read(record.name, trial.number).cursor, lost)
+    if run is None:
+        return []
     remember(store, record.name, trial.number, data.get("cursor"))
     if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"], _cap(record, deps)):
         return []
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
-    through = _reached(storage, trial_id, Run(trial.attempt, pod, replaced), data["step"])
+    through = _reached(storage, trial_id, run, data["step"])
     pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name))
     judged = as_launched(storage.get_trial(trial_id), trial.started_at, through)
     reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
@@ -153,11 +155,22 @@ run has reported, of a run again attempt or of an attempt whose pod its Job repl
 uid; None where its reports name none), up to which the trial's intermediate values are its own."""
 
 
+PODS = "katuna:attempt_pods"
+"""The Optuna trial's system attribute of ``[attempt, [pod, ...]]``: the pods (uids) of the
+attempt whose reports were handled, in the order their runs began (the latest
+:data:`MAX_PODS`). A pod after the first replaced a disrupted one; a report of a pod before the
+last is of a run its Job has replaced since."""
+
+MAX_PODS = 100
+"""Pods of an attempt kept in :data:`PODS`: far more than a Job replaces (``maxAttempts`` bounds
+its lost pods), so what a trial reports about its own pods keeps a bounded size."""
+
+
 @dataclass(frozen=True)
 class Run:
-    """Which run a report is of: its ``attempt``, the ``pod`` whose log it was read from (None
-    for a report the trial posted, or a local trial's), and whether the reports handled before
-    it were of another pod (``replaced``: the attempt's Job replaced a disrupted pod, whose
+    """Which run a report is of: its ``attempt``, the ``pod`` it was read from or posted by (None
+    for a local trial's, or one posted by a reporter that names none), and whether it is of a pod
+    that replaced another (``replaced``: the attempt's Job replaced a disrupted pod, whose
     successor runs the trial again from its start)."""
 
     attempt: int
@@ -166,9 +179,37 @@ class Run:
 
 
 def _pod_of(data: Mapping[str, Any]) -> str | None:
-    """The pod a report was read from, as its cursor names it; None for one the trial posted."""
+    """The pod a report is of: the one its cursor names, read from its log, or the one that
+    posted it (``pod``, which ``functions.reporter`` sends on a cluster); None where it names none."""
     cursor = Cursor.from_dict(data.get("cursor"))
-    return None if cursor is None else cursor.pod
+    if cursor is not None:
+        return cursor.pod
+    posted = data.get("pod")
+    return posted if isinstance(posted, str) and posted else None
+
+
+def _run_of(storage: BaseStorage, trial_id: int, report: Run, logged: Cursor | None,
+            lost: Collection[str] = ()) -> Run | None:
+    """The run of a ``report`` (its attempt and pod), the attempt's pods kept with the trial
+    (:data:`PODS`); None for a report of a pod another has followed since, which comes late or
+    again (a retried post, a log read once more): that run was lost, and its values are no part
+    of the trial's. A pod is a replacement where another came before it: in :data:`PODS`, whose
+    order a report handled again finds as its first handling left it, or as the pod whose log
+    was read last (``logged``: the attempt's first pod, where its reports came before its pods
+    were kept). A pod seen ``lost`` follows none: a lost pod's reports that all came late, after
+    its replacement's first, leave the replacement's taken again once its look has seen it lost."""
+    attempt, pod = report.attempt, report.pod
+    if pod is None:
+        return report
+    kept = storage.get_trial_system_attrs(trial_id).get(PODS)
+    pods = list(kept[1]) if isinstance(kept, list) and len(kept) == 2 and kept[0] == attempt \
+        and isinstance(kept[1], list) else []
+    if pod in pods and any(later not in lost for later in pods[pods.index(pod) + 1:]):
+        return None
+    if pod not in pods:
+        pods = [*pods, pod][-MAX_PODS:]
+        storage.set_trial_system_attr(trial_id, PODS, [attempt, pods])
+    return Run(attempt, pod, pods.index(pod) > 0 or (logged is not None and logged.pod != pod))
 
 
 def _reached(storage: BaseStorage, trial_id: int, run: Run, step: int) -> int | None:

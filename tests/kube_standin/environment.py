@@ -3,8 +3,8 @@
 
 Each ``envFrom`` first: every key of its ConfigMap or Secret, behind its ``prefix``. Then each
 ``env`` in order: a ``value`` with ``$(VAR)`` expanded from the variables before it (:func:`expand`), else a
-``configMapKeyRef``'s or ``secretKeyRef``'s key; another ``valueFrom`` (``fieldRef``,
-``resourceFieldRef``) is not modelled and reads as empty. An object or key that is missing
+``configMapKeyRef``'s or ``secretKeyRef``'s key, or the pod's field a ``fieldRef`` names (the
+downward API: :func:`pod_field`); a ``resourceFieldRef`` is not modelled and reads as empty. An object or key that is missing
 and not ``optional: true`` stops it with the kubelet's error: the ConfigMap and Secret
 managers' NotFound (``configmap "NAME" not found``, ``secret "NAME" not found``: the API's
 wording for ``corev1.Resource("configmap")`` and ``corev1.Resource("secret")``), or ``couldn't
@@ -16,6 +16,7 @@ object or key is skipped: its variables are not set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from kube_standin import secrets
@@ -28,9 +29,10 @@ class Unresolved(Exception):
     """What the container reads is missing: the kubelet's message."""
 
 
-def environment(cluster, namespace: str, container: dict) -> dict[str, str]:
-    """The ``container``'s variables, from the objects of ``namespace``; :class:`Unresolved`
-    when one it reads is missing."""
+def environment(cluster, pod: dict, container: dict) -> dict[str, str]:
+    """The variables of the ``pod``'s ``container``, from the objects of its namespace and its own
+    fields; :class:`Unresolved` when one it reads is missing."""
+    namespace = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         kind = next((kind for kind in KINDS if source.get(f"{kind}Ref")), None)
@@ -42,7 +44,8 @@ def environment(cluster, namespace: str, container: dict) -> dict[str, str]:
             raise Unresolved(f'{kind.lower()} "{ref["name"]}" not found')
         env.update({source.get("prefix", "") + key: value for key, value in (data or {}).items()})
     for variable in container.get("env") or []:
-        value = _value(cluster, namespace, variable)
+        field = (variable.get("valueFrom") or {}).get("fieldRef")
+        value = pod_field(pod, field["fieldPath"]) if field else _value(cluster, namespace, variable)
         if value is not None:
             env[variable["name"]] = expand(value, env) if variable.get("value") else value
     return env
@@ -63,6 +66,25 @@ def _value(cluster, namespace: str, variable: dict) -> str | None:
     if data is None:
         raise Unresolved(f'{kind.lower()} "{ref["name"]}" not found')
     raise Unresolved(f"couldn't find key {ref['key']} in {KINDS[kind]} {namespace}/{ref['name']}")
+
+
+SUBSCRIPTED = re.compile(r"metadata\.(labels|annotations)\['(.*)'\]")
+
+
+def pod_field(pod: dict, path: str) -> str:
+    """The pod's field at ``path`` as the kubelet reads a ``fieldRef`` (``podFieldSelectorRuntimeValue``,
+    kubelet_pods.go, and ``fieldpath.ExtractFieldPathAsString``): its name, namespace or uid, one
+    label or annotation (empty where it has none), its node or service account. The API server
+    refuses any other path (:mod:`kube_standin.pod_spec_checks`); a status field (an IP) is not
+    modelled and reads as empty."""
+    metadata, spec = pod["metadata"], pod.get("spec") or {}
+    subscripted = SUBSCRIPTED.fullmatch(path)
+    if subscripted:
+        return str((metadata.get(subscripted.group(1)) or {}).get(subscripted.group(2), ""))
+    fields = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace"),
+              "metadata.uid": metadata.get("uid"), "spec.nodeName": spec.get("nodeName"),
+              "spec.serviceAccountName": spec.get("serviceAccountName")}
+    return str(fields.get(path) or "")
 
 
 def _data(cluster, kind: str, namespace: str, name: str) -> dict[str, str] | None:

@@ -243,7 +243,7 @@ class Kubelets(PodEnds, PodInits, PodStops):
         envs, failed = {}, {}
         for container in pod["spec"]["containers"]:
             try:
-                envs[container["name"]] = environment(cluster, pod["metadata"]["namespace"], container)
+                envs[container["name"]] = environment(cluster, pod, container)
             except Unresolved as unresolved:
                 failed[container["name"]] = {"reason": "CreateContainerConfigError", "message": str(unresolved)}
                 continue

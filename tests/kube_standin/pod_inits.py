@@ -76,7 +76,7 @@ class PodInits:
             waiting = self._pull_waiting(run, image)
         else:
             try:
-                env = environment(cluster, pod["metadata"]["namespace"], container)
+                env = environment(cluster, pod, container)
             except Unresolved as unresolved:
                 waiting = {"reason": "CreateContainerConfigError", "message": str(unresolved)}
         if waiting is not None:

@@ -2,17 +2,28 @@
 and environment sources (pkg/apis/core/validation/validation.go): a user or group id out of
 range (``IsValidUserID``; a pod's ``fsGroup`` and each of its ``supplementalGroups`` by
 ``IsValidGroupID``), a privileged container that may not escalate, a seccomp profile of an
-unknown type, a pod deadline out of range, an ``env`` ``valueFrom`` that names no source or a
-key reference without its key. Each problem is a field path and the API server's reason for it."""
+unknown type, a pod deadline out of range, an ``env`` ``valueFrom`` that names no source, a
+key reference without its key, or a ``fieldRef`` to a field the downward API does not give a
+variable. Each problem is a field path and the API server's reason for it."""
 
 from __future__ import annotations
 
 import json
+import re
 
 MAX_INT32 = 2**31 - 1
 """The largest number an ``int32`` field holds."""
 SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+POD_LABELS = ("metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid",
+              "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName", "spec.schedulerName", "status.phase",
+              "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs")
+"""The pod's field paths of v1 (``ConvertDownwardAPIFieldLabel``, pkg/apis/core/pods/helpers.go)."""
+ENV_FIELDS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName",
+              "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs")
+"""Those a variable may read (``validEnvDownwardAPIFieldPathExpressions``), besides one label or
+annotation (``metadata.labels['KEY']``)."""
+SUBSCRIPTED = re.compile(r"([^[]+)\['.*'\]")
 
 
 def pod_spec_problems(path: str, pod: dict) -> list[tuple[str, str]]:
@@ -76,6 +87,32 @@ def _source_problems(path: str, source: dict | None) -> list[tuple[str, str]]:
     if len(given) > 1:
         return [(path, 'Invalid value: "": may not have more than one field specified at a time')]
     reference = source[given[0]]
+    if given[0] == "fieldRef" and isinstance(reference, dict):
+        return _field_problems(f"{path}.fieldRef", reference)
     if given[0] not in ("configMapKeyRef", "secretKeyRef") or not isinstance(reference, dict):
         return []
     return [] if reference.get("key") else [(f"{path}.{given[0]}.key", "Required value")]
+
+
+def _field_problems(path: str, reference: dict) -> list[tuple[str, str]]:
+    """A variable's ``fieldRef`` (``validateObjectFieldSelector``; its ``apiVersion`` defaults to
+    v1): a path of the pod, and one a variable may read."""
+    field = reference.get("fieldPath") or ""
+    if reference.get("apiVersion", "v1") != "v1":
+        return [(f"{path}.fieldPath", f"Invalid value: {json.dumps(field)}: error converting fieldPath: unsupported "
+                                      f"pod version: {reference['apiVersion']}")]
+    if not field:
+        return [(f"{path}.fieldPath", "Required value")]
+    subscripted = SUBSCRIPTED.fullmatch(field)
+    if subscripted:
+        if subscripted.group(1) in ("metadata.labels", "metadata.annotations"):
+            return []
+        return [(f"{path}.fieldPath", f"Invalid value: {json.dumps(field)}: error converting fieldPath: field label "
+                                      f"does not support subscript: {field}")]
+    if field not in POD_LABELS:
+        return [(f"{path}.fieldPath", f"Invalid value: {json.dumps(field)}: error converting fieldPath: field label "
+                                      f"not supported: {field}")]
+    if field not in ENV_FIELDS:
+        return [(f"{path}.fieldPath", f"Unsupported value: {json.dumps(field)}: supported values: "
+                                      + ", ".join(json.dumps(f) for f in sorted(ENV_FIELDS)))]
+    return []

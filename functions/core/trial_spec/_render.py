@@ -118,10 +118,13 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
 
 
 def _add_env(container: dict[str, Any], env: Mapping[str, str], workload: str) -> None:
-    """katuna's variables ``env`` added to the primary ``container`` of ``workload``, over those
-    of the same name it has (the parameters' variables, which every container gets already)."""
-    own = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") in env)]
-    container["env"] = [*own, *report_token.env_entries(env, workload)]
+    """katuna's variables ``env`` added to the primary ``container`` of ``workload`` (with the
+    pod's uid where it reports progress: :func:`~functions.core.report_token.env_entries`), over
+    those of the same name it has (the parameters' variables, which every container gets already)."""
+    added = report_token.env_entries(env, workload)
+    names = {entry["name"] for entry in added}
+    own = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") in names)]
+    container["env"] = [*own, *added]
 
 
 def _every_container(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
