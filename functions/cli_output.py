@@ -117,6 +117,8 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
                   f"{running} {counts['running']}, waiting {counts['waiting']})")
+    if view.get("waitingBecause"):
+        console.print(text(f"waiting: {view['waitingBecause']}"), highlight=False)
     made = view["reproducibility"]
     if made["seed"] is not None:
         ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"

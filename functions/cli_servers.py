@@ -4,7 +4,6 @@ What serves (the web app, gunicorn, optuna-dashboard) is imported as a command r
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -71,7 +70,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     if problem:
         fail(problem, 2)
     if executor:
-        settings = replace(settings, executor=executor)
+        settings = settings.with_executor(executor)
     if settings.runs_jobs:
         from functions.adapters.kubernetes_client import configuration_problem, load_apis
 

@@ -37,7 +37,7 @@ from functions.cli_common import (
 from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_trial_filters import asked_listing, filter_options
 from functions.cli_trial_table import print_trials, trial_table
-from functions.core.errors import KatunaError, RefusedFile
+from functions.core.errors import KatunaError, MalformedRequest, RefusedFile
 from functions.core.events import MAX_STORED_INT
 from functions.core.lines import bounded_lines
 from functions.core.overwrites import overwritten_lines
@@ -55,7 +55,7 @@ from functions.core.resources import Origin
 from functions.core.terminal_safe import for_terminal
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import marked_view, study_view, trial_detail, trial_view
+from functions.core.views import marked_view, observation_key, study_view, trial_detail, trial_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 
@@ -131,13 +131,19 @@ def studies(db: str | None, as_json: bool) -> None:
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT), required=False)
 @db_option
 @json_option
-def show(name: str, number: int | None, db: str | None, as_json: bool) -> None:
+@click.option("--after", metavar="KEY", callback=lambda ctx, param, value: _observation_key(value),
+              help="With NUMBER: the trial's observations after the one keyed KEY (as the line under its table, or "
+                   "observationsAfter, gives it).")
+def show(name: str, number: int | None, db: str | None, as_json: bool, after: tuple[int, int] | None) -> None:
     """Show a study: status, trial counts, best trial, stop reason. With NUMBER, its trial
-    NUMBER: its state, attempt, reason, the runs it lost to disruptions and each value it
-    reported, in order (--json: as GET /studies/NAME/trials/NUMBER)."""
+    NUMBER: its state, attempt, reason, the runs it lost to disruptions and the first 1,000
+    values it reported, in order (--after for the next 1,000; --json: as GET
+    /studies/NAME/trials/NUMBER)."""
     if number is not None:
-        _show_trial(name, number, db, as_json)
+        _show_trial(name, number, db, as_json, after)
         return
+    if after is not None:
+        raise click.UsageError("--after: given only with a trial's NUMBER, whose observations it pages")
     store, record = with_study(db, name)
     view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
@@ -152,9 +158,17 @@ def show(name: str, number: int | None, db: str | None, as_json: bool) -> None:
         print_study(console, _as_seen(view), record, front)
 
 
-def _show_trial(name: str, number: int, db: str | None, as_json: bool) -> None:
-    """``katuna show NAME NUMBER``: the trial's view with its lost runs and observations; exit 1
-    where the study has no such trial."""
+def _observation_key(text: str | None) -> tuple[int, int] | None:
+    """The key ``--after`` gives; a usage error naming it when it is none."""
+    try:
+        return None if text is None else observation_key("--after", text)
+    except MalformedRequest as exc:
+        raise click.BadParameter(str(exc).removeprefix("--after: ")) from exc
+
+
+def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tuple[int, int] | None) -> None:
+    """``katuna show NAME NUMBER``: the trial's view with its lost runs and a page of its
+    observations; exit 1 where the study has no such trial."""
     from functions.cli_trial_detail import print_trial
 
     store, record = with_study(db, name)
@@ -162,14 +176,14 @@ def _show_trial(name: str, number: int, db: str | None, as_json: bool) -> None:
         trial = store.get_trial(name, number)
         if trial is None:
             fail(f"study {name!r} has no trial {number}")
-        view = trial_detail(store, record, trial)
+        view = trial_detail(store, record, trial, after)
     finally:
         store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_trial(console, name, view)
+        print_trial(console, name, view, after is not None)
 
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:

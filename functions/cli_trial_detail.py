@@ -17,8 +17,9 @@ from functions.core.memory_sizes import memory
 from functions.terminal import markup, printable, text
 
 
-def print_trial(console: Console, study: str, view: dict[str, Any]) -> None:
-    """The trial ``view`` (:func:`~functions.core.views.trial_detail`) of the study ``study``."""
+def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool = False) -> None:
+    """The trial ``view`` (:func:`~functions.core.views.trial_detail`) of the study ``study``
+    (``paged``: its observations from a later page on)."""
     pareto = "" if "pareto" not in view else ("  on the Pareto front" if view["pareto"] else "  not on the Pareto front")
     exit_code = "" if view["exitCode"] is None else f"  exit code {view['exitCode']}"
     console.print(f"[bold]{markup(study)}[/bold] trial {view['number']}  state: {view['state']}  "
@@ -40,7 +41,11 @@ def print_trial(console: Console, study: str, view: dict[str, Any]) -> None:
         console.print("reason:", highlight=False)
         for line in view["reason"].splitlines():
             console.print(text(f"  {line}"), highlight=False, soft_wrap=True)
-    console.print(_observations(view["observations"]))
+    console.print(_observations(view["observations"], paged))
+    shown, count, after = len(view["observations"]), view["observationCount"], view["observationsAfter"]
+    if paged or shown < count:
+        more = "" if after is None else f"; more follow: katuna show {study} {view['number']} --after {after}"
+        console.print(text(f"{shown:,} of {count:,} observations shown{more}"), highlight=False, soft_wrap=True)
 
 
 def _pairs(values: dict[str, Any]) -> str:
@@ -62,10 +67,12 @@ def _when(value: float | None) -> str:
     return "-" if value is None else datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _observations(observations: list[dict[str, Any]]) -> Table | str:
-    """Each value the trial reported, in order, with its step and time where it gave them."""
+def _observations(observations: list[dict[str, Any]], paged: bool) -> Table | str:
+    """The values of a page of those the trial reported, in order, with their step and time
+    where it gave them."""
     if not observations:
-        return "observations: none stored (they are read when the trial ends)"
+        return "observations: none after the key given" if paged else \
+            "observations: none stored (they are read when the trial ends)"
     timed = any(o["timestamp"] for o in observations)
     table = Table(title=f"Observations ({len(observations)})", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("metric", "value", "step", *(["time"] if timed else [])):

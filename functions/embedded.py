@@ -51,7 +51,8 @@ class Embedded:
         self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint,
                                       sole_parent=sole_parent)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead,
-                         runner=Runner(self.executor.identity))
+                         runner=Runner(self.executor.identity), running_trials=settings.max_running_trials,
+                         running_trials_set_by=settings.running_trials_set_by)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped)
 

@@ -132,6 +132,7 @@ class Runtime:
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
                     pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces,
                     access_refusal=self.access_refusal, running_trials=self.settings.max_running_trials,
+                    running_trials_set_by=self.settings.running_trials_set_by,
                     runs_on=self.settings.executor, runner=self.runner,
                     katib_trials_kept=self.settings.katib_trials_kept)
 

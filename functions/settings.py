@@ -43,6 +43,25 @@ CLAIM_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9](
 """A PersistentVolumeClaim's name (a DNS subdomain)."""
 
 
+CLUSTER_RUNNING_TRIALS = 1000
+"""The default bound on the trials running at once where they run as Jobs: the cluster and its
+node pools bound them further."""
+
+
+def default_running_trials(executor: str) -> int:
+    """The bound on the trials running at once where ``KATUNA_MAX_RUNNING_TRIALS`` is unset."""
+    return machine_cpus() if executor == LOCAL else CLUSTER_RUNNING_TRIALS
+
+
+def machine_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container's cpuset narrows), the
+    default bound on the trials running at once where they are processes of this machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 """The resources of a trial container whose study names neither cpu nor memory, unless
 ``KATUNA_K8S_DEFAULT_RESOURCES`` says otherwise: a pod without them is BestEffort, the first
@@ -209,9 +228,11 @@ class Settings:
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
     ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_CHECKPOINT`` (4,096 MiB): the most bytes of a trial's
     checkpoint folder copied for a child trial under population-based training (a larger one
-    fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_RUNNING_TRIALS`` (1000): the most trials ``katuna serve``
-    runs at once across every study; a trial past it waits until another ends
-    (:mod:`functions.handlers.spawn`). ``KATUNA_KATIB_TRIALS_KEPT`` (10,000, at least 100): the
+    fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_RUNNING_TRIALS``: the most trials ``katuna run`` and
+    ``katuna serve`` run at once across every study on the database (the CPUs this process may
+    use where trials are local processes, 1,000 where they are Jobs); a trial past it waits,
+    saying why, until another ends (:mod:`functions.handlers.spawn`). A study's ``parallelism``
+    above it is no error: its trials past the bound wait their turn. ``KATUNA_KATIB_TRIALS_KEPT`` (10,000, at least 100): the
     most Trial resources of ended trials a Katib Experiment keeps on the cluster, those of its
     latest trials and its best (:func:`functions.core.katib_trials.kept_trials`). ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
@@ -294,7 +315,8 @@ class Settings:
     oidc_subjects: tuple[str, ...] = ()
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
-    max_running_trials: int = 1000
+    max_running_trials: int | None = None
+    running_trials_by_default: bool = False
     in_cluster: bool = False
     katib_api: bool = False
     katib_trials_kept: int = TRIALS_KEPT
@@ -329,6 +351,9 @@ class Settings:
         values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = study_limits(env)
+        if "max_running_trials" not in values:
+            values["max_running_trials"] = default_running_trials(values.get("executor", LOCAL))
+            values["running_trials_by_default"] = True
         settings = cls(**values)
         settings._check()
         return settings
@@ -390,7 +415,7 @@ class Settings:
     def _check_counts(self) -> None:
         """Counts of trials and seconds that have a floor: at least one running trial, no
         negative look-ahead or start allowance, and a worker timeout of a second or more."""
-        if self.max_running_trials < 1:
+        if self.max_running_trials is not None and self.max_running_trials < 1:
             raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
                                  f"got {self.max_running_trials}")
         if self.katib_trials_kept < LEAST_KEPT:
@@ -491,6 +516,21 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
                              f"managed node groups per cluster; where the account's quota is raised, set "
                              f"{PREFIX}EKS_GROUPS_PER_CLUSTER to it), got {self.limits.pools}")
+
+    @property
+    def running_trials_set_by(self) -> str:
+        """What set the bound on the trials running at once, for the note of a trial that waits
+        for room (:mod:`functions.handlers.spawn`)."""
+        if not self.running_trials_by_default:
+            return f"{PREFIX}MAX_RUNNING_TRIALS"
+        where = "this machine's CPUs" if self.executor == LOCAL else "the default where trials run as Jobs"
+        return f"{where}, as {PREFIX}MAX_RUNNING_TRIALS is unset"
+
+    def with_executor(self, executor: str) -> Settings:
+        """These settings with trials run ``executor`` (``katuna serve --executor``): a bound on
+        the trials running at once left to its default is that executor's default."""
+        bound = default_running_trials(executor) if self.running_trials_by_default else self.max_running_trials
+        return replace(self, executor=executor, max_running_trials=bound)
 
     @property
     def node_pool_provider(self) -> str | None:

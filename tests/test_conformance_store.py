@@ -221,6 +221,30 @@ class StoreContract:
         with pytest.raises(StudyNotFound, match="no trial demo 9"):
             store.set_lost_pods("demo", 9, later)
 
+    def test_a_trials_observations_are_read_a_page_at_a_time_in_order_of_attempt(self, store: Store):
+        store.add_study(record())
+        store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING", attempt=2))
+        store.add_observations("demo", 0, 2, [Observation("loss", 2.0, 0), Observation("loss", 3.0, 1)])
+        store.add_observations("demo", 0, 1, [Observation("loss", 1.0, 0)])
+        assert store.count_observations("demo", 0) == 3 and store.count_observations("demo", 9) == 0
+        assert [(key, o.value) for key, o in store.observations_after("demo", 0, None, 2)] == [((1, 0), 1.0),
+                                                                                               ((2, 0), 2.0)]
+        assert [key for key, _ in store.observations_after("demo", 0, (2, 0), 10)] == [(2, 1)]
+        assert list(store.observations_after("demo", 0, (2, 1), 10)) == []
+
+    def test_running_trials_are_counted_by_their_studys_runner_and_a_waiting_trial_tells_why(self, store: Store):
+        store.add_study(replace(record(), runs_on="local"))
+        store.add_study(replace(record(name="other"), runs_on="kubernetes"))
+        store.add_study(record(name="older"))
+        store.add_trial(TrialRecord("older", 0, {"x": 1.0}, "RUNNING"))
+        for number, state in enumerate(["RUNNING", "RUNNING", "WAITING", "WAITING"]):
+            store.add_trial(TrialRecord("demo", number, {"x": 1.0}, state,
+                                        reason="waiting: for room" if number == 3 else ""))
+        store.add_trial(TrialRecord("other", 0, {"x": 1.0}, "RUNNING"))
+        assert sorted(store.running_by_runner("local")) == [(None, 1), (None, 2)], "a study that says nothing runs here"
+        assert sorted(store.running_by_runner("kubernetes")) == [(None, 1), (None, 1)]
+        assert store.waiting_note("demo") == "for room" and store.waiting_note("other") is None
+
     def test_studies_are_listed_updated_and_deleted_with_their_trials_and_optunas_twin(self, store: Store):
         store.add_study(record())
         store.add_study(record(name="other"))

@@ -19,7 +19,8 @@ from doc_blocks import ROOT
 from functions.cli import main
 from functions.core.cluster import MIN_TTL, START_ALLOWANCE, TTL
 from functions.core.limits import EksQuotas, Limits
-from functions.settings import PREFIX, VARIABLES, Settings
+from functions.core.records import LOCAL
+from functions.settings import PREFIX, VARIABLES, Settings, default_running_trials, machine_cpus
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -57,8 +58,11 @@ def test_every_setting_is_documented_and_every_documented_variable_exists():
 
 
 def _default(name: str) -> object:
-    """What katuna uses when the variable ``name`` is unset."""
+    """What katuna uses when the variable ``name`` is unset (the trials running at once: as
+    many as the CPUs of the machine the suite runs on, where trials are local processes)."""
     field = {PREFIX + variable: key for key, (variable, _) in VARIABLES.items()}.get(name)
+    if name == f"{PREFIX}MAX_RUNNING_TRIALS":
+        return default_running_trials(LOCAL)
     if field is not None:
         return getattr(Settings(), field)
     if name.startswith(f"{PREFIX}EKS_"):
@@ -72,6 +76,8 @@ def _figure(cell: str) -> object:
     """A default as the limits table writes it: ``1,000``, ``30 s``, ``1 MiB``, ``any``."""
     if cell == "any":
         return ()
+    if cell.startswith("this machine's CPUs"):
+        return machine_cpus()
     number, _, unit = cell.partition(" ")
     scale = {"MiB": 1 << 20}.get(unit.split(" ")[0], 1)
     return int(number.replace(",", "")) * scale

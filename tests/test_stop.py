@@ -155,7 +155,7 @@ def test_a_trial_waiting_for_room_says_one_trial_runs_in_the_singular(tmp_path: 
         record, _ = store_study(deps, parse_study(definition), definition)
         store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, RUNNING))
         store.add_trial(TrialRecord("demo", 1, {"x": 2.0}, WAITING))
-        with pytest.raises(ServiceBusy, match=r"^1 trial runs now, as many as the service runs at once "):
+        with pytest.raises(ServiceBusy, match=r"^1 trial runs now, as many as katuna runs at once "):
             spawn.handle(trial_suggested("demo", record.uid, 1, 1), deps)
     finally:
         store.close()

@@ -5,10 +5,11 @@ bounded number (the first and the latest of a long run), deleted with the trial 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 
 from functions.adapters.sqlite_connection import SqliteConnection, reading
-from functions.core.metrics import Observation
+from functions.core.metrics import Observation, ObservationKey
 
 
 class SqliteObservations(SqliteConnection):
@@ -47,3 +48,21 @@ class SqliteObservations(SqliteConnection):
             "ORDER BY attempt, seq", [study, number, *([] if attempt is None else [attempt])])
         return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])
                 for r in rows]
+
+    def observations_after(self, study: str, number: int, after: ObservationKey | None,
+                           limit: int) -> Generator[tuple[ObservationKey, Observation], None, None]:
+        """At most ``limit`` of the trial's observations in order after the one keyed ``after``
+        (attempt, seq), each read only when taken, through the primary key."""
+        attempt, seq = after if after is not None else (-1, -1)
+        rows = self._lazy_rows(
+            "SELECT attempt, seq, metric, value, step, timestamp FROM observations WHERE study = ? AND trial = ? "
+            "AND (attempt, seq) > (?, ?) ORDER BY attempt, seq LIMIT ?", [study, number, attempt, seq, limit])
+        with closing(rows):
+            for r in rows:
+                yield ((r["attempt"], r["seq"]), Observation(r["metric"], math.nan if r["value"] is None else r["value"],
+                                                             r["step"], r["timestamp"]))
+
+    @reading
+    def count_observations(self, study: str, number: int) -> int:
+        return self.db.execute("SELECT count(*) FROM observations WHERE study = ? AND trial = ?",
+                               [study, number]).fetchone()[0]

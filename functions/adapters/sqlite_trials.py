@@ -19,12 +19,14 @@ from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_migrations import STOPPED_AT_END_ROWS
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
+from functions.core.admission import HELD
 from functions.core.errors import StudyNotFound
 from functions.core.records import (
     COMPLETE,
     DISCARDED,
     RUNNING,
     STUDY_RUNNING,
+    WAITING,
     Census,
     Counts,
     TrialRecord,
@@ -217,8 +219,19 @@ class SqliteTrials(SqliteStudies):
         return _counts(dict(rows))
 
     @reading
-    def count_running(self) -> int:
-        return self.db.execute("SELECT coalesce(sum(n), 0) FROM trial_counts WHERE state = ?", [RUNNING]).fetchone()[0]
+    def waiting_note(self, study: str) -> str | None:
+        """Through the index of the study's trials by state: its waiting trials alone."""
+        row = self.db.execute("SELECT reason FROM trials WHERE study = ? AND state = ? AND reason LIKE ? "
+                              "ORDER BY number LIMIT 1", [study, WAITING, HELD + "%"]).fetchone()
+        return None if row is None else row[0].partition("\n")[0].removeprefix(HELD)
+
+    @reading
+    def running_by_runner(self, runs_on: str) -> list[tuple[str | None, int]]:
+        """Through the kept per-study counts: one row per study with trials running, however many
+        run; a study stored before katuna kept where its trials run runs where it is served."""
+        return [(row[0], row[1]) for row in self.db.execute(
+            "SELECT s.runner, c.n FROM trial_counts c JOIN studies s ON s.name = c.study "
+            "WHERE c.state = ? AND c.n > 0 AND coalesce(s.runs_on, ?) = ?", [RUNNING, runs_on, runs_on]).fetchall()]
 
     @reading
     def count_stopped_at_end(self, study: str) -> int:

@@ -56,6 +56,11 @@ class Observation:
     timestamp: str | None = None
 
 
+ObservationKey = tuple[int, int]
+"""Where an observation stands among its trial's: its attempt, and its place in the attempt's
+output (kept in order, the first and the latest of a long run)."""
+
+
 def rfc3339(text: str) -> str | None:
     """``text`` when it is an RFC 3339 timestamp of a real instant, else None."""
     if not RFC3339.fullmatch(text):

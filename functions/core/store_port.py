@@ -17,7 +17,7 @@ from functions.core.events import Event
 from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.metrics import Observation
+from functions.core.metrics import Observation, ObservationKey
 from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.trial_order import TrialKey
@@ -187,8 +187,14 @@ class Store(Protocol):
     def count_trials(self, study: str) -> Counts:
         """The trials in each state (``stopped_at_end`` left 0: see :meth:`count_stopped_at_end`)."""
 
-    def count_running(self) -> int:
-        """The trials running now, across every study."""
+    def waiting_note(self, study: str) -> str | None:
+        """Why the study's lowest-numbered waiting trial that says so waits (the note of its
+        reason, :mod:`functions.core.admission`), else None."""
+
+    def running_by_runner(self, runs_on: str) -> list[tuple[str | None, int]]:
+        """The trials running now of each study whose trials run ``runs_on`` (local or
+        kubernetes; or that says nothing, as run where it is served), with the runner its row
+        names (:attr:`~functions.core.records.StudyRecord.runner`)."""
 
     def count_stopped_at_end(self, study: str) -> int:
         """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
@@ -263,6 +269,14 @@ class Store(Protocol):
 
     def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
         """The trial's observations in order (of one attempt, when given)."""
+
+    def observations_after(self, study: str, number: int, after: ObservationKey | None,
+                           limit: int) -> Generator[tuple[ObservationKey, Observation], None, None]:
+        """At most ``limit`` of the trial's observations in order, each with its key, after the
+        one keyed ``after`` (from the first when None), read one at a time."""
+
+    def count_observations(self, study: str, number: int) -> int:
+        """How many observations the trial has stored, of all its attempts."""
 
     def add_dead_letter(self, event: Event, reason: str) -> None:
         """Keep an event that could not be delivered, with why."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Any
 
 from functions.core import pbt
+from functions.core.errors import MalformedRequest
+from functions.core.metrics import Observation, ObservationKey
 from functions.core.pareto import best_trials, front_marks, front_sample
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
@@ -55,15 +58,54 @@ def lost_runs(store: Store, trial: TrialRecord) -> list[dict[str, str]]:
             for uid, disruption in lost.items()]
 
 
-def trial_detail(store: Store, record: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
+OBSERVATIONS_SHOWN = 1_000
+"""Observations a trial's view holds: a trial keeps up to 10,000 of each attempt, over up to 100
+attempts, so its whole history is read a page at a time (:func:`observation_page`)."""
+
+KEY = re.compile(r"(\d{1,18})~(\d{1,18})")
+"""An observation's key as text: its attempt and its place in the attempt's output, ``2~417``."""
+
+
+def trial_detail(store: Store, record: StudyRecord, trial: TrialRecord,
+                 after: ObservationKey | None = None) -> dict[str, Any]:
     """A trial's view (marked on or off the Pareto front of a multi-objective study) with the
-    runs its attempt lost (:func:`lost_runs`) and each value it reported, in order: ``GET
-    /studies/{name}/trials/{number}`` and ``katuna show NAME NUMBER --json``."""
+    runs its attempt lost (:func:`lost_runs`) and the first :data:`OBSERVATIONS_SHOWN` values
+    it reported (after the one keyed ``after``), in order, how many it has stored
+    (``observationCount``), and the key of the last shown while more follow
+    (``observationsAfter``, else None): ``GET /studies/{name}/trials/{number}`` and ``katuna
+    show NAME NUMBER --json``."""
     view = marked_view(front_marks(store, record))(trial)
     view["lostRuns"] = lost_runs(store, trial)
-    view["observations"] = [{"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
-                            for o in store.observations(trial.study, trial.number)]
+    shown, more = observation_page(store, trial, after, OBSERVATIONS_SHOWN)
+    view["observations"] = [item for _, item in shown]
+    view["observationCount"] = store.count_observations(trial.study, trial.number)
+    view["observationsAfter"] = observation_key_text(shown[-1][0]) if more else None
     return view
+
+
+def observation_page(store: Store, trial: TrialRecord, after: ObservationKey | None,
+                     limit: int) -> tuple[list[tuple[ObservationKey, dict[str, Any]]], bool]:
+    """At most ``limit`` of the trial's observations after the one keyed ``after``, each with
+    its key, and whether more follow."""
+    rows = list(store.observations_after(trial.study, trial.number, after, limit + 1))
+    return [(key, observation_view(key, o)) for key, o in rows[:limit]], len(rows) > limit
+
+
+def observation_view(key: ObservationKey, o: Observation) -> dict[str, Any]:
+    return {"attempt": key[0], "metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
+
+
+def observation_key_text(key: ObservationKey) -> str:
+    return f"{key[0]}~{key[1]}"
+
+
+def observation_key(name: str, text: str) -> ObservationKey:
+    """The key ``text`` gives (:data:`KEY`); :class:`MalformedRequest` naming ``name`` otherwise."""
+    match = KEY.fullmatch(text)
+    if match is None:
+        raise MalformedRequest(f"{name}: expected an observation's key as a next link gives it (such as 1~999), "
+                               f"got {text[:40]!r}")
+    return int(match[1]), int(match[2])
 
 
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
@@ -78,6 +120,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "objectives": [{"metric": o.metric, "direction": o.direction, "goal": o.goal} for o in spec.objectives],
         "trials": counts.created,
         "counts": counts.by_state(),
+        "waitingBecause": store.waiting_note(record.name) if counts.waiting and not record.terminal else None,
         "maxTrials": cap.trials if cap is not None else None,
         "maxTrialsSetBy": cap.setting if cap is not None else None,
         "warmStart": warm_start_view(record),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from functions.core.events import Event, run_field, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
+from functions.handlers.deps import running_here
 
 if TYPE_CHECKING:
     from functions.handlers.deps import Deps
@@ -38,8 +39,19 @@ CONTINUED = "continued"
 it was sent."""
 
 
+def startable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialRecord]:
+    """The lowest-numbered waiting trials that fit the study's free slots and the room left
+    among the trials katuna runs at once (``Deps.running_trials``): those a trial's end starts
+    itself. A waiting trial past that room keeps its ``trial.suggested`` delivered again, which
+    notes in its reason why it waits (:func:`functions.handlers.spawn.waits`)."""
+    waiting = releasable(record, deps, counts)
+    if deps.running_trials is None or not waiting:
+        return waiting
+    return waiting[:max(deps.running_trials - running_here(deps), 0)]
+
+
 def releasable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialRecord]:
-    """The lowest-numbered waiting trials that fit the free slots."""
+    """The lowest-numbered waiting trials that fit the study's free slots."""
     free = record.spec.parallelism - counts.running
     if free <= 0 or counts.waiting == 0:
         return []

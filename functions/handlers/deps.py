@@ -50,8 +50,11 @@ class Deps:
     lookahead: int = 0
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
     running_trials: int | None = None
-    """The most trials the service runs at once across every study (``KATUNA_MAX_RUNNING_TRIALS``,
-    :mod:`functions.handlers.spawn`); None: no bound but each study's ``parallelism``."""
+    """The most trials run at once across every study of the database whose trials run where
+    this service runs them (``KATUNA_MAX_RUNNING_TRIALS``, :mod:`functions.handlers.spawn`);
+    None: no bound but each study's ``parallelism``."""
+    running_trials_set_by: str = "KATUNA_MAX_RUNNING_TRIALS"
+    """What set :attr:`running_trials`, for the note of a trial that waits for room."""
     logs: RunningLogs | None = None
     """Running trials' logs, where progress is read from them (:mod:`functions.handlers.progress_scan`)."""
     admissions: Admissions | None = None
@@ -96,6 +99,18 @@ def served_here(deps: Deps, records: list[StudyRecord]) -> list[StudyRecord]:
     another live process runs, are left to it (:func:`study_here`)."""
     return [record for record in records
             if not record.runs_away_from(deps.runs_on) and _other_runner(deps, record) is None]
+
+
+def running_here(deps: Deps) -> int:
+    """The trials running now that count against :attr:`Deps.running_trials`: those of the
+    studies whose trials run where this service runs them, except the studies of a runner that
+    is gone (a ``katuna run`` interrupted or killed leaves its trials stored running, with no
+    process, until it is run again)."""
+    rows = deps.store.running_by_runner(deps.runs_on)
+    if deps.runner is None:
+        return sum(n for _, n in rows)
+    return sum(n for claim, n in rows if claim is None or claim == deps.runner.identity
+               or deps.runner.other(claim) is not None)
 
 
 def _other_runner(deps: Deps, record: StudyRecord) -> int | None:

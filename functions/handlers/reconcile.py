@@ -63,7 +63,7 @@ from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, T
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
-from functions.handlers.ahead import releasable
+from functions.handlers.ahead import startable
 from functions.handlers.asking import check_stop
 from functions.handlers.deps import Deps, served_here
 from functions.handlers.failures import count_failure, temporary
@@ -213,15 +213,18 @@ def _alive(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budg
 
 
 def _unsuggested(record: StudyRecord, deps: Deps) -> list[Event]:
-    """The ``trial.suggested`` again of each waiting trial that fits a free slot and was
-    suggested :data:`IN_FLIGHT` seconds ago or more: its event was lost, so the trial waits for
-    nothing. ``spawn`` launches its attempt unless one exists, and marks it running either way;
-    the event has the id of the lost one, so that one, arriving late, is a duplicate. Store
-    reads only (the free slots count the trials stored running), so no budget is taken."""
+    """The ``trial.suggested`` again of each waiting trial that fits a free slot, and the room
+    left among the trials katuna runs at once (:func:`~functions.handlers.ahead.startable`),
+    and was suggested :data:`IN_FLIGHT` seconds ago or more: its event was lost, so the trial
+    waits for nothing. ``spawn`` launches its attempt unless one exists, and marks it running
+    either way; the event has the id of the lost one, so that one, arriving late, is a
+    duplicate. A trial waiting past that room is sent nothing: its own event is delivered again
+    meanwhile, and one more at every tick would pile up in a queue for as long as it waits.
+    Store reads only (the free slots count the trials stored running), so no budget is taken."""
     counts = deps.store.count_trials(record.name)
     due = deps.clock() - IN_FLIGHT
     return [trial_suggested(record.name, record.uid, trial.number, trial.attempt)
-            for trial in releasable(record, deps, counts) if trial.suggested_since <= due]
+            for trial in startable(record, deps, counts) if trial.suggested_since <= due]
 
 
 def _stalled(record: StudyRecord, deps: Deps) -> Event:

@@ -7,10 +7,13 @@ same transaction, so the launch waits for nothing else. With look-ahead
 prepared, until a trial's end starts it. A trial whose parameters make a workload katuna
 refuses fails at its launch, and the study goes on as after any trial's end.
 
-Where the service bounds the trials running at once across every study
-(``Deps.running_trials``, ``KATUNA_MAX_RUNNING_TRIALS``), a launch past it is refused for now
-(:class:`ServiceBusy`, a temporary error): the handling changes nothing, the trial stays
-waiting, and the event is delivered again with back-off until another trial's end made room.
+Where katuna bounds the trials running at once across every study (``Deps.running_trials``,
+``KATUNA_MAX_RUNNING_TRIALS``: by default as many as this machine's CPUs where trials are its
+processes), a launch past it is refused for now (:class:`ServiceBusy`, a temporary error): the
+handling changes nothing, the trial stays waiting, its reason saying why (:func:`waits`), and
+the event is delivered again with back-off; the end of one of its study's trials starts it at
+once (:func:`~functions.handlers.ahead.startable`). A study's ``parallelism`` above the bound
+is no error: its trials past it wait their turn.
 
 A launch its namespace's ResourceQuota refuses for now (:class:`QuotaFull`: ``count/jobs.batch``
 full, as finished Jobs count until deleted) is a temporary error too, retried the same way; the
@@ -26,7 +29,7 @@ from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.store_port import has_study
-from functions.handlers.deps import Deps, study_here
+from functions.handlers.deps import Deps, running_here, study_here
 from functions.handlers.starting import go_on, quota_wait, start
 
 
@@ -47,10 +50,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 
 def waits(event: Event, deps: Deps, exc: Exception) -> None:
     """Note in the trial's reason that its launch waits for room in its namespace's quota
-    (:class:`QuotaFull`: the Job refused for now), in a transaction of its own, while the trial
-    still waits at the event's attempt; the note goes once the trial runs
-    (:func:`~functions.handlers.starting.start`)."""
-    if not isinstance(exc, QuotaFull):
+    (:class:`QuotaFull`: the Job refused for now) or among the trials katuna runs at once
+    (:class:`ServiceBusy`), in a transaction of its own, while the trial still waits at the
+    event's attempt; the note goes once the trial runs (:func:`~functions.handlers.starting.start`)."""
+    if isinstance(exc, QuotaFull):
+        note = quota_wait(exc)
+    elif isinstance(exc, ServiceBusy) and deps.running_trials is not None:
+        note = room_wait(deps.running_trials, deps.running_trials_set_by)
+    else:
         return
     study, number, attempt = event.data["study"], event.data["trial"], event.data["attempt"]
     with deps.store.transaction():
@@ -59,22 +66,28 @@ def waits(event: Event, deps: Deps, exc: Exception) -> None:
         trial = deps.store.get_trial(study, number)
         if trial is None or trial.state != WAITING or trial.attempt != attempt:
             return
-        reason = noted(trial.reason, quota_wait(exc))
+        reason = noted(trial.reason, note)
         if reason != trial.reason:
             deps.store.update_trial(study, number, reason=reason)
 
 
+def room_wait(bound: int, set_by: str) -> str:
+    """Why a trial waits for room among the trials katuna runs at once (a reason's note)."""
+    return (f"katuna runs at most {counted(bound, 'trial')} at once ({set_by}); it starts as soon as one "
+            "of those running ends")
+
+
 def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
-    """Refuse for now a launch that would take the trials running across every study past
-    ``deps.running_trials``; a trial marked running already, or whose attempt exists, takes no
-    room more. The count and the launch are in one write transaction, so no two workers both
-    take the last room."""
+    """Refuse for now a launch that would take the trials running past ``deps.running_trials``
+    (:func:`~functions.handlers.deps.running_here`); a trial marked running already, or whose
+    attempt exists, takes no room more. The count and the launch are in one write transaction,
+    so no two workers both take the last room."""
     bound = deps.running_trials
     if bound is None or trial.state == RUNNING:
         return
-    running = deps.store.count_running()
+    running = running_here(deps)
     if running >= bound and not deps.executor.exists(trial_launch(record, trial)):
         runs = "runs" if running == 1 else "run"
-        raise ServiceBusy(f"{counted(running, 'trial')} {runs} now, as many as the service runs at once across every study "
-                          f"(KATUNA_MAX_RUNNING_TRIALS={bound}): trial {trial.number} of {record.name} waits for "
+        raise ServiceBusy(f"{counted(running, 'trial')} {runs} now, as many as katuna runs at once across every study "
+                          f"({deps.running_trials_set_by}: {bound}): trial {trial.number} of {record.name} waits for "
                           "one of them to end")

@@ -59,9 +59,10 @@ def _refusal(refused: RefusedWorkload | RefusedFile) -> str:
 def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:
     """After a trial ended (its outcome stored and told): end the study if a stop rule fires,
     else fill the freed slots. ``ended`` is checked against the goals when it completed. With
-    look-ahead, the waiting trials that fit the free slots start now, in this handling, so no
-    event stands between a slot freeing and its refill; only then, in the same transaction and
-    while they run, is the sampler asked for the trials that top the look-ahead up, as a
+    look-ahead, or a bound on the trials katuna runs at once (which holds trials back waiting),
+    the waiting trials that fit the free slots start now, in this handling, so no event (nor
+    its back-off) stands between a slot freeing and its refill; only then, in the same
+    transaction and while they run, is the sampler asked for the trials that top the look-ahead up, as a
     continuation of the study would: the counts read again (a start refused for the trial's
     workload failed it, which a stop rule may count), the study ended if a rule fires. So a
     trial's end takes one write transaction, not a second one with its own event,
@@ -70,8 +71,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
         return []
     counts = deps.store.count_trials(record.name)
     decision = check_stop(record, deps, ended, counts)
-    if decision is None and deps.lookahead:
-        waiting = ahead.releasable(record, deps, counts)
+    if decision is None and (deps.lookahead or deps.running_trials is not None):
+        waiting = ahead.startable(record, deps, counts)
         for trial in waiting:
             if not _started_or_held(record, trial, deps):
                 break

@@ -26,7 +26,14 @@ from functions.core.study_file import parse_file
 from functions.core.template_sources import load
 from functions.core.trial_listing import LISTING_ARGUMENTS, parse_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
-from functions.core.views import marked_view, study_view, trial_detail
+from functions.core.views import (
+    marked_view,
+    observation_key,
+    observation_key_text,
+    observation_view,
+    study_view,
+    trial_detail,
+)
 
 blueprint = Blueprint("api", __name__)
 
@@ -191,8 +198,32 @@ def find_trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<trial:number>")
 def get_trial(name: str, number: int):
+    """The trial with its first observations; while more follow, ``observationsAfter`` is the
+    key :func:`list_observations` goes on from."""
     record, trial = find_trial(name, number)
     return jsonify(trial_detail(_runtime().store(), record, trial))
+
+
+OBSERVATIONS_PAGE = 1_000
+"""Observations in a page of ``GET /studies/{name}/trials/{number}/observations`` when ``limit`` is left out."""
+
+MAX_OBSERVATIONS_PAGE = 10_000
+"""The largest ``limit`` of that listing (an attempt keeps at most as many)."""
+
+
+@blueprint.get("/studies/<name>/trials/<trial:number>/observations")
+@takes.query
+def list_observations(name: str, number: int):
+    """The values the trial reported, in order (by attempt, then as each attempt printed them),
+    a page at a time (:mod:`.paging`): ``limit`` of them after the one keyed ``after``
+    (``attempt~place``, as the next link gives it)."""
+    limit, text = paging.page_asked("after", OBSERVATIONS_PAGE, MAX_OBSERVATIONS_PAGE)
+    after = None if text is None else observation_key("after", text)
+    _, trial = find_trial(name, number)
+    rows = ((key, observation_view(key, o))
+            for key, o in _runtime().store().observations_after(name, trial.number, after, limit + 1))
+    return paging.page(rows, limit, lambda last: url_for("api.list_observations", name=name, number=number,
+                                                          limit=limit, after=observation_key_text(last)))
 
 
 @blueprint.get("/studies/<name>/trials/<trial:number>/logs")

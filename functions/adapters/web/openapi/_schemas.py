@@ -66,11 +66,19 @@ SCHEMAS: dict[str, Any] = {
                           "cause": {"type": "string", "description": "as Kubernetes names it: "
                                                                      "PreemptionByScheduler, Evicted, ..."},
                           "message": {"type": "string"}}}},
-                  "observations": {"type": "array", "description": "each value the trial reported, in order",
-                                   "items": {"type": "object", "required": ["metric", "value"], "properties": {
-                                       "metric": {"type": "string"}, "value": _VALUE,
-                                       "step": {"type": ["integer", "null"]},
-                                       "timestamp": {"type": ["string", "null"]}}}}}},
+                  "observations": {"type": "array", "description": (
+                      "the first 1,000 values the trial reported, in order (by attempt, then as printed); "
+                      "observationsAfter says where the rest go on"), "items": {"$ref": "#/components/schemas/Observation"}},
+                  "observationCount": {"type": "integer", "description": "how many observations the trial has stored, "
+                                                                          "of every attempt"},
+                  "observationsAfter": {"type": ["string", "null"], "description": (
+                      "while more observations follow those shown, the key of the last shown: GET "
+                      "/studies/{name}/trials/{number}/observations?after=KEY (or katuna show NAME NUMBER --after KEY) "
+                      "gives the next; null when every one is shown")}}},
+    "Observation": {"type": "object", "required": ["attempt", "metric", "value"], "properties": {
+        "attempt": {"type": "integer", "description": "the attempt that reported it"},
+        "metric": {"type": "string"}, "value": _VALUE, "step": {"type": ["integer", "null"]},
+        "timestamp": {"type": ["string", "null"]}}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
         "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
@@ -79,6 +87,9 @@ SCHEMAS: dict[str, Any] = {
             "metric": {"type": "string"}, "direction": {"enum": ["minimize", "maximize"]},
             "goal": {"oneOf": [_VALUE, {"type": "null"}]}}}},
         "trials": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "waitingBecause": {"type": ["string", "null"], "description": (
+            "why the study's trials that wait do (its lowest-numbered waiting trial's note: room among the trials "
+            "katuna runs at once, KATUNA_MAX_RUNNING_TRIALS, or its namespace's quota); null when none says")},
         "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
         "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "

@@ -96,6 +96,16 @@ def study_paths() -> dict[str, Any]:
             "get": {"summary": "One trial with its observations", "operationId": "getTrial",
                     "responses": {"200": json_body("Trial", "the trial"), "400": error(_BAD_NUMBER),
                                   "404": _NOT_FOUND}}},
+        "/studies/{name}/trials/{number}/observations": {
+            "parameters": [_NAME, _NUMBER, limit(1_000, 10_000, "observations"),
+                           {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+~[0-9]+$"},
+                            "description": "the key of the observation the page follows (attempt~place, as the next "
+                                           "link, or the trial's observationsAfter, gives it)"}],
+            "get": {"summary": "The values a trial reported, in order, a page at a time", "operationId": "listObservations",
+                    "responses": {"200": page("Observation", "observations"),
+                                  "400": error(f"{_BAD_NUMBER}, limit is not a whole number in range, after is not a "
+                                               "key a next link gives, or another parameter was given"),
+                                  "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}/logs": {
             "parameters": [_NAME, _NUMBER,
                            {"name": "attempt", "in": "query",

@@ -27,7 +27,15 @@ from functions.core.trial_fields import STATES, bound_text, columns
 from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
 from functions.core.trial_listing import with_front
-from functions.core.views import lost_runs, marked_view, study_view
+from functions.core.views import (
+    OBSERVATIONS_SHOWN,
+    lost_runs,
+    marked_view,
+    observation_key,
+    observation_key_text,
+    observation_page,
+    study_view,
+)
 
 LOG_CHUNK = 256 * 1024
 """The most log bytes one poll returns; the page asks again from the new offset."""
@@ -185,12 +193,20 @@ def trials_csv(name: str):
 
 @blueprint.get("/studies/<name>/trials/<trial:number>")
 def trial(name: str, number: int):
+    """A trial's page, with the first :data:`~functions.core.views.OBSERVATIONS_SHOWN` of its
+    observations, or those after the one keyed ``after``, and a link to the next ones."""
     record, found = find_trial(name, number)
-    observations = runtime().store().observations(name, number)
+    text = one_value("after")
+    after = None if text is None else observation_key("after", text)
+    read, more = observation_page(runtime().store(), found, after, OBSERVATIONS_SHOWN)
+    observations = [item for _, item in read]
+    following = url_for("ui.trial", name=name, number=number, after=observation_key_text(read[-1][0])) if more else None
     missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
     shown = marked_view(front_marks(runtime().store(), record))(found)
     return render_template("trial.html", spec=record.spec, record=record, trial=shown,
                            lost=lost_runs(runtime().store(), found), observations=observations, reason=found.reason,
+                           observation_count=runtime().store().count_observations(name, number), paged=after is not None,
+                           following=following,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
                            active=found.state in ACTIVE_STATES, elapsed=elapsed(found, runtime().clock()))
 
