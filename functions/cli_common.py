@@ -137,6 +137,13 @@ def print_json_list(items: Iterable[Any]) -> None:
         click.echo("[]" if first else "\n]")
 
 
+def print_text(chunks: Iterable[str]) -> None:
+    """``chunks`` of text written to standard output as they come (a CSV export of any length)."""
+    with writing_output():
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+
+
 @contextmanager
 def writing_output() -> Iterator[None]:
     """Output written to standard output: a reader that went away ends the output, not the

@@ -29,6 +29,7 @@ from functions.cli_common import (
     open_store,
     print_json,
     print_json_list,
+    print_text,
     settings_for,
     tell,
     with_study,
@@ -53,6 +54,7 @@ from functions.core.records import (
 )
 from functions.core.resources import Origin
 from functions.core.terminal_safe import for_terminal
+from functions.core.trial_csv import csv_rows
 from functions.core.trial_listing import keyed_listing, with_front
 from functions.core.trial_order import TrialKey, key_text
 from functions.core.views import marked_view, observation_key, study_view, trial_detail, trial_view
@@ -208,11 +210,16 @@ any study size, and no read is held open while the output waits on a slow reader
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="At most N trials; where more follow, stderr names the next page's --after KEY.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print CSV with the columns of the dashboard's Export CSV: number, state, each metric and "
+                   "parameter, attempt, times (UTC), duration (s), reason.")
 def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lows: tuple[tuple[str, str], ...],
            highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], pareto: bool, order: str | None,
-           after: str | None, limit: int | None) -> None:
+           after: str | None, limit: int | None, as_csv: bool) -> None:
     """List the trials of a study by number (or --order), filtered as the API's listing is: all
-    of them, or a page with --after and --limit."""
+    of them, or a page with --after and --limit; as a table, JSON or CSV."""
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: give one of them")
     store, record = with_study(db, name)
     try:
         query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
@@ -227,6 +234,8 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
 
         if as_json:
             print_json_list(map(marked_view(front_marks(store, record)), listing()))
+        elif as_csv:
+            print_text(csv_rows(record.spec, listing(), front_marks(store, record)))
         else:
             interrupted = _interrupted(store, record, db)
             with writing_output():

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
 
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -110,18 +115,27 @@ def _watch(readable: int, call: Callable[[], None]) -> None:
 def loading() -> Iterator[None]:
     """Imports that Ctrl-C ends with a :class:`KeyboardInterrupt`, wherever in them it came: one
     that reaches an extension module's import (NumPy loading ``datetime``) comes out of it as an
-    ``ImportError``, raised here as the interrupt it was. Only where Python's own Ctrl-C handler
-    is in place, in the main thread (a signal ignored stays ignored)."""
+    ``ImportError``, raised here as the interrupt it was; one that came while Python ran code
+    whose exceptions it drops (the callback with which the import system frees a module's lock,
+    run at every import) is raised once they are done, not lost with a traceback on stderr.
+    Only where Python's own Ctrl-C handler is in place, in the main thread (a signal ignored
+    stays ignored)."""
     noted: list[bool] = []
 
     def note(signum: int, frame: FrameType | None) -> None:
         noted.append(True)
         raise KeyboardInterrupt
 
+    def dropped(unraisable: UnraisableHookArgs) -> None:
+        if not (noted and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            former_hook(unraisable)
+
     noting = (threading.current_thread() is threading.main_thread()
               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    former_hook = sys.unraisablehook
     if noting:
         signal.signal(signal.SIGINT, note)
+        sys.unraisablehook = dropped
     try:
         yield
     except ImportError:
@@ -131,3 +145,6 @@ def loading() -> Iterator[None]:
     finally:
         if noting:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = former_hook
+    if noted:
+        raise KeyboardInterrupt

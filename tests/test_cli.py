@@ -539,6 +539,41 @@ def test_ctrl_c_while_a_run_loads_optuna_exits_130_in_a_line_not_a_traceback_fro
     assert not (tmp_path / "katuna.db").exists(), "nothing was stored"
 
 
+INTERRUPTED_IN_A_DROPPING_CALLBACK = """
+import os, signal, sys, weakref
+
+class Held:
+    pass
+
+class SignalAtTheCli:
+    \"\"\"Ctrl-C as the CLI's module is imported, in a weakref's callback, where Python drops
+    exceptions (as in the callback that frees an import's module lock).\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "functions.cli":
+            held = Held()
+            kept = weakref.ref(held, lambda ref: os.kill(os.getpid(), signal.SIGINT))
+            del held
+        return None
+
+sys.meta_path.insert(0, SignalAtTheCli())
+sys.argv = ["katuna", *sys.argv[1:]]
+from functions.entry import main
+main()
+"""
+
+
+def test_ctrl_c_that_comes_where_python_drops_exceptions_while_the_cli_loads_still_ends_it_with_130(tmp_path: Path):
+    """Ctrl-C while the CLI loads, come as Python runs code whose exceptions it drops (every
+    import frees its module lock in such a callback): the command ends as any does on Ctrl-C,
+    130 and one line, instead of going on with a traceback on stderr and exit 0."""
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_A_DROPPING_CALLBACK, "run", str(study)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, preexec_fn=interruptible)
+    assert (result.returncode, result.stdout, result.stderr) == (130, "", "\nInterrupted (SIGINT).\n")
+    assert not (tmp_path / "katuna.db").exists(), "nothing was stored"
+
+
 @pytest.mark.timeout(90)
 def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_nothing(tmp_path: Path):
     """Before its trials start (the write lock held by another connection, say), Ctrl-C ends a

@@ -5,6 +5,8 @@ disk fails the command in a line with exit 2."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import study_definition
+from conftest import app_client, study_definition
 
 from functions.adapters.web import create_app
 from functions.cli import main
@@ -150,3 +152,58 @@ def test_a_page_cut_by_limit_names_the_next_pages_key_and_following_them_lists_e
     finally:
         runtime.close()
     assert listed == expected and sorted(listed) == list(range(TRIALS))
+
+
+def _dashboard_csv(db: Path, query: str) -> str:
+    """The dashboard's Export CSV of the study ``big`` for the table's arguments ``query``."""
+    with app_client(db) as client:
+        answer = client.get(f"/ui/studies/big/trials.csv?{query}")
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+
+@pytest.mark.parametrize(("options", "query", "first"), [
+    ((), "", None),
+    (("--state", "FAIL,COMPLETE", "--order", "value:desc", "--min", "number", "40"),
+     "state=FAIL&state=COMPLETE&sort=value&desc=1&field=number&min=40", None),
+    (("--order", "metric:loss", "--limit", "7"), "sort=metric:loss", 7),
+])
+def test_csv_of_the_trials_asked_for_is_the_dashboards_export_of_the_same_trials(db: Path, options: tuple[str, ...],
+                                                                                   query: str, first: int | None):
+    """``katuna trials --csv``, its options filtering and ordering as the dashboard's table does:
+    a column per metric and per parameter, streamed to the output, the same text as the
+    dashboard's Export CSV of that table (a NaN written ``nan``, which pandas reads as NaN)."""
+    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv", *options], capture_output=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    exported = _dashboard_csv(db, query)
+    if first is not None:
+        exported = "".join(exported.splitlines(keepends=True)[:first + 1])
+    assert result.stdout.decode() == exported
+    rows = list(csv.DictReader(io.StringIO(exported, newline="")))
+    assert {"number", "state", "loss", "x", "attempt", "reason"} <= set(rows[0])
+    assert first is None or len(rows) == first
+
+
+def test_csv_is_read_whole_by_a_csv_reader_with_nan_and_a_reader_gone_away_ends_it_quietly(db: Path):
+    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv"], capture_output=True, text=True,
+                            timeout=120)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [int(row["number"]) for row in rows] == list(range(TRIALS))
+    assert rows[TRIALS_READ]["loss"] == "nan" and float(rows[7]["loss"]) == 1.0
+    assert float(rows[1]["x"]) == 0.001
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        unread = subprocess.run([KATUNA, "trials", "big", "--csv", "--db", str(db)], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert (unread.returncode, unread.stderr) == (0, "")
+
+
+def test_csv_and_json_together_are_refused_naming_both(db: Path):
+    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv", "--json"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--json and --csv: give one of them" in result.stderr and result.stdout == ""

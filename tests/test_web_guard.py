@@ -20,8 +20,8 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service, free_port, refused_start
 
-from functions.adapters.web import tables
 from functions.adapters.web.guard import host_allowed
+from functions.core import trial_csv
 from functions.core.records import TrialRecord
 from functions.core.validate import parse_study
 from functions.settings import Settings
@@ -321,8 +321,8 @@ def test_csv_export_neutralises_spreadsheet_formulas():
     spec = parse_study(definition)
     trials = [TrialRecord(study="sheet", number=n, state="FAILED", params={"c": value}, reason="=cmd|' /C calc'!A0")
               for n, value in enumerate(spec.parameters[0].values)]
-    rows = list(csv.reader(io.StringIO("".join(tables.csv_rows(spec, trials)))))[1:]
-    header = next(csv.reader(io.StringIO(next(tables.csv_rows(spec, [])))))
+    rows = list(csv.reader(io.StringIO("".join(trial_csv.csv_rows(spec, trials)))))[1:]
+    header = next(csv.reader(io.StringIO(next(trial_csv.csv_rows(spec, [])))))
     cells = [row[header.index("c")] for row in rows]
     assert cells == ["'=HYPERLINK(\"http://x\")", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "plain"]
     assert {row[header.index("reason")] for row in rows} == {"'=cmd|' /C calc'!A0"}
@@ -332,5 +332,5 @@ def test_csv_export_neutralises_a_parameter_name_a_spreadsheet_would_run():
     """A parameter's name is any printable text but ``=``: one starting ``@`` or ``+`` heads its column quoted."""
     definition = study_definition(name="sheet", parameters=[{"name": "@SUM(A1)", "type": "float", "min": 0, "max": 1}])
     definition["trialTemplate"]["command"][3] = "${trialParameters.@SUM(A1)}"
-    header = next(csv.reader(io.StringIO(next(tables.csv_rows(parse_study(definition), [])))))
+    header = next(csv.reader(io.StringIO(next(trial_csv.csv_rows(parse_study(definition), [])))))
     assert "'@SUM(A1)" in header and "@SUM(A1)" not in header

@@ -1,31 +1,23 @@
 """The dashboard's trial table: a query from the page's arguments (its filters parsed as the API's are,
-by :mod:`functions.core.trial_filters`), its cells, and CSV export."""
+by :mod:`functions.core.trial_filters`); its cells and CSV export are :mod:`functions.core.trial_csv`'s."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from itertools import zip_longest
-from typing import Any
 
 from functions.adapters.web.query import one_value, whole_of
-from functions.core import pbt
 from functions.core.errors import MalformedRequest
 from functions.core.query_args import every_value
-from functions.core.records import TrialQuery, TrialRecord
+from functions.core.records import TrialQuery
 from functions.core.spec import Study
 from functions.core.trial_fields import all_fields, bound, fields, unknown_field
 from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
 
 PAGE_SIZES = (25, 50, 100, 500)
-CSV_CHUNK = 64 * 1024
 LARGEST_OFFSET = (1 << 63) - 1
 """SQLite's largest integer: no page may start beyond it."""
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
 TABLE_ARGUMENTS = (*FILTER_ARGUMENTS, "sort", "desc", "page", "size", "row")
 """What the trial table's page, its fragment and its CSV export take, besides a categorical
 parameter's values (``param:<name>``, repeatable: :mod:`functions.core.trial_labels`). ``row``
@@ -90,67 +82,3 @@ def page_size(text: str) -> int:
     if text not in {str(size) for size in PAGE_SIZES}:
         raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {text!r:.40}")
     return int(text)
-
-
-def cell(trial: TrialRecord, field: str) -> Any:
-    """The raw value of ``field`` for ``trial`` (None when it has none)."""
-    kind, _, name = field.partition(":")
-    if kind == "param":
-        return trial.params.get(name)
-    if kind == "metric":
-        return trial.metrics.get(name)
-    if field == "duration":
-        return duration(trial.started_at, trial.finished_at)
-    return {"number": trial.number, "state": trial.state, "generation": trial.generation, "parent": trial.parent,
-            "startedAt": trial.started_at,
-            "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
-
-
-def summary(reason: str) -> str:
-    """A reason's headline: its first line, without the output that follows it."""
-    return reason.splitlines()[0].split("; last lines:")[0] if reason else ""
-
-
-def duration(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else end - start
-
-
-def timestamp(value: float | None) -> str:
-    if value is None:
-        return ""
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] | None = None) -> Iterator[str]:
-    """The trials as CSV text in chunks (header first), for streaming any number of them; under
-    population-based training, each with its generation and parent after its state; given the
-    numbers of a multi-objective study's Pareto ``front``, each with whether it is on it
-    (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    metrics, params = spec.metric_names, [p.name for p in spec.parameters]
-    lineage = ("generation", "parent") if spec.algorithm.name == pbt.NAME else ()
-    marked = ("pareto",) if front is not None else ()
-    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *marked, *metrics, *params, "attempt",
-                                               "started (UTC)", "finished (UTC)", "duration (s)", "reason")])
-    for trial in trials:
-        on_front = [str(trial.number in front).lower()] if front is not None else []
-        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front,
-                         *[_csv(trial.metrics.get(m)) for m in metrics],
-                         *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
-                         timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
-                         _csv(summary(trial.reason))])
-        if buffer.tell() > CSV_CHUNK:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _csv(value: Any) -> Any:
-    """A cell's value; text a spreadsheet would run as a formula gets a leading ``'``."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value

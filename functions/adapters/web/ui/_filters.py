@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
+from functions.core import trial_csv
 from functions.core.log_reads import without_escapes
 from functions.core.memory_sizes import memory
 from functions.core.views import cost_text, figure
@@ -12,7 +13,7 @@ from functions.core.views import cost_text, figure
 @blueprint.app_template_filter("when")
 def _when(value: float | None) -> str:
     """A time as the pages show it, saying its zone."""
-    shown = tables.timestamp(value)
+    shown = trial_csv.timestamp(value)
     return f"{shown} UTC" if shown else ""
 
 

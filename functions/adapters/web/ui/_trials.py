@@ -16,6 +16,7 @@ from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._front import cut_short, json_size
+from functions.core import trial_csv
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.live_log import LogMark
@@ -90,7 +91,7 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "pareto": query.pareto}
     return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
             "page": query.offset // size + 1, "pages": pages, "columns": columns(record.spec),
-            "states": STATES, "sizes": tables.PAGE_SIZES, "choices": choices(record.spec), "cell": tables.cell, "summary": tables.summary,
+            "states": STATES, "sizes": tables.PAGE_SIZES, "choices": choices(record.spec), "cell": trial_csv.cell, "summary": trial_csv.summary,
             "so_far": partial(elapsed, now=runtime().clock()),
             "link": link, "form": form, "cut": cut_short(size) if cut else None,
             "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),
@@ -185,7 +186,7 @@ def trials_csv(name: str):
     record = store.get_study(name)
     query = with_front(store, record, tables.parse_query(record.spec, request.args, paged=False))
     rows = store.matching_trials(name, query)
-    csv_text = tables.csv_rows(record.spec, rows, front_marks(store, record))
+    csv_text = trial_csv.csv_rows(record.spec, rows, front_marks(store, record))
     response = Response(stream_with_context(csv_text), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-trials.csv"'
     return response

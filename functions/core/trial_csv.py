@@ -1,0 +1,83 @@
+"""A study's trials as CSV, the columns of the dashboard's **Export CSV** and of ``katuna trials
+--csv``, and the cells of the trial table they share: one writer, so the two exports agree."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.core import pbt
+from functions.core.records import TrialRecord
+from functions.core.spec import Study
+
+CSV_CHUNK = 64 * 1024
+"""Bytes of CSV text gathered before they are handed on: any number of trials streams in bounded memory."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
+
+
+def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] | None = None) -> Iterator[str]:
+    """The trials as CSV text in chunks (header first), for streaming any number of them; under
+    population-based training, each with its generation and parent after its state; given the
+    numbers of a multi-objective study's Pareto ``front``, each with whether it is on it
+    (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    metrics, params = spec.metric_names, [p.name for p in spec.parameters]
+    lineage = ("generation", "parent") if spec.algorithm.name == pbt.NAME else ()
+    marked = ("pareto",) if front is not None else ()
+    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *marked, *metrics, *params, "attempt",
+                                               "started (UTC)", "finished (UTC)", "duration (s)", "reason")])
+    for trial in trials:
+        on_front = [str(trial.number in front).lower()] if front is not None else []
+        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front,
+                         *[_csv(trial.metrics.get(m)) for m in metrics],
+                         *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
+                         timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
+                         _csv(summary(trial.reason))])
+        if buffer.tell() > CSV_CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv(value: Any) -> Any:
+    """A cell's value; text a spreadsheet would run as a formula gets a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def cell(trial: TrialRecord, field: str) -> Any:
+    """The raw value of ``field`` for ``trial`` (None when it has none)."""
+    kind, _, name = field.partition(":")
+    if kind == "param":
+        return trial.params.get(name)
+    if kind == "metric":
+        return trial.metrics.get(name)
+    if field == "duration":
+        return duration(trial.started_at, trial.finished_at)
+    return {"number": trial.number, "state": trial.state, "generation": trial.generation, "parent": trial.parent,
+            "startedAt": trial.started_at,
+            "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
+
+
+def summary(reason: str) -> str:
+    """A reason's headline: its first line, without the output that follows it."""
+    return reason.splitlines()[0].split("; last lines:")[0] if reason else ""
+
+
+def duration(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def timestamp(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
