@@ -7,6 +7,7 @@ import contextlib
 import copy
 import gc
 import json
+import os
 import re
 import sys
 import uuid
@@ -39,6 +40,13 @@ from functions.settings import Settings
 TRIAL = Path(__file__).parent / "trials" / "objective.py"
 
 
+SUITE_RUNNING_TRIALS = 64
+"""``KATUNA_MAX_RUNNING_TRIALS`` for the suite's own services and runs, unless a test sets its
+own: by default it is the machine's CPUs, and a test of another feature that runs three trials
+at once would otherwise wait on a two-CPU machine and pass on a larger one. The default itself
+is tested with environments that leave it unset (``tests/test_running_trials.py``)."""
+
+
 LONGEST = ("test_seed_study.py", "test_katib_examples.py")
 """Modules whose tests take minutes: run first, so that with two processes (``make test``) they
 overlap the many short tests instead of finishing alone at the end."""
@@ -48,8 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """The suite's own processes allocate heavily too (assertion rewriting, moto's AWS,
     hypothesis): at Python's default thresholds the collector took a third of their CPU.
     Property tests assert results, never timings: Hypothesis's per-example deadline is off, so a
-    busy machine cannot fail one."""
+    busy machine cannot fail one. The services and runs the tests start get a bound on the trials
+    running at once that no machine sets (:data:`SUITE_RUNNING_TRIALS`)."""
     collect_less_often()
+    os.environ.setdefault("KATUNA_MAX_RUNNING_TRIALS", str(SUITE_RUNNING_TRIALS))
     hypothesis_settings.register_profile("untimed", deadline=None)
     hypothesis_settings.load_profile("untimed")
 

@@ -100,8 +100,10 @@ def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
         return service.request("POST", path, message.body, message.headers)[0]
 
     assert send("/", "com.example.unknown", {"study": "calm"}) == 422
-    assert send("/functions/spawn", "dev.katuna.study.created", {"study": "calm"}) == 422
-    assert send("/functions/nope", "dev.katuna.study.created", {"study": "calm"}) == 422
+    # a function this katuna lacks, or one not taking the type, may be a newer release's Trigger:
+    # retried (503), never a dead letter that fails the study; it changes nothing either way
+    assert send("/functions/spawn", "dev.katuna.study.created", {"study": "calm"}) == 503
+    assert send("/functions/nope", "dev.katuna.study.created", {"study": "calm"}) == 503
     assert send("/functions/suggest", "dev.katuna.study.created", {"study": "missing", "uid": "x"}) == 202
     assert send("/functions/suggest", "dev.katuna.study.created", {"study": "calm", "uid": "x"}) == 202
     assert send("/functions/suggest", "dev.katuna.study.created", {"no": "study"}) == 400

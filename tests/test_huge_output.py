@@ -67,9 +67,12 @@ def test_a_trial_printing_100_mb_is_parsed_in_bounded_memory_and_served_capped(t
         status, trial = service.json("GET", "/studies/loud/trials/0")
         assert status == 200 and trial["state"] == "COMPLETE"
         assert trial["value"] == 0.125, "the smallest report counts, though it is not among the kept observations"
-        assert len(trial["observations"]) == MAX_OBSERVATIONS
+        assert trial["observationCount"] == MAX_OBSERVATIONS, "the kept ones, of which the view holds a page"
         assert [o["step"] for o in trial["observations"]][:2] == [0, 1]
-        assert trial["observations"][-1]["step"] == REPORTS - 1
+        status, rest = service.json("GET", f"/studies/loud/trials/0/observations?limit={MAX_OBSERVATIONS}"
+                                           f"&after={trial['observationsAfter']}")
+        assert status == 200 and len(trial["observations"]) + len(rest) == MAX_OBSERVATIONS
+        assert rest[-1]["step"] == REPORTS - 1
         status, _, body = service.request("GET", "/studies/loud/trials/0/logs")
     finally:
         service.close()

@@ -205,7 +205,7 @@ def test_a_chatty_trial_keeps_every_observation_though_its_log_was_rotated(kube:
     assert [o["metric"] for o in observations].count("loss") == 202, "each line printed counted once"
     assert [o["metric"] for o in observations].count("acc") == 202
     assert [o["value"] for o in observations if o["metric"] == "loss"][:2] == [0.1, 0.3]
-    assert observations[-1] == {"metric": "acc", "value": 0.9, "step": None, "timestamp": None}
+    assert observations[-1] == {"attempt": 1, "metric": "acc", "value": 0.9, "step": None, "timestamp": None}
     assert not trial["reason"], "nothing was lost"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import Service, run_katuna
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
@@ -157,3 +157,25 @@ def test_the_tick_sends_a_trial_waiting_for_room_nothing_more_until_room_frees(t
         assert [(event.type, event.data["trial"]) for event in resent] == [(TRIAL_SUGGESTED, 1)]
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_katuna_run_left_to_its_default_runs_as_many_trials_at_once_as_the_machine_has_cpus(tmp_path: Path):
+    """A real ``katuna run`` with no ``KATUNA_MAX_RUNNING_TRIALS``: a study asking for two trials
+    more at once than the CPUs this process may use runs no more than those CPUs, and completes."""
+    cpus = len(os.sched_getaffinity(0))
+    running = tmp_path / "running"
+    running.mkdir()
+    study = tmp_path / "study.yaml"
+    study.write_text(json.dumps(study_definition(parallelism=cpus + 2, maxTrials=cpus + 2,
+                                                 trialTemplate={"command": ["sh", "-c", CONCURRENCY.format(d=running)]})))
+    env = {k: v for k, v in os.environ.items() if k != "KATUNA_MAX_RUNNING_TRIALS"}
+    ran = run_katuna("run", str(study), "--db", str(tmp_path / "katuna.db"), cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        trials = store.trials("demo")
+    finally:
+        store.close()
+    assert [trial.state for trial in trials] == ["COMPLETE"] * (cpus + 2)
+    assert max(trial.values[0] for trial in trials) <= cpus, [trial.values for trial in trials]
