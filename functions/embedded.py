@@ -54,7 +54,7 @@ class Embedded:
                          runner=Runner(self.executor.identity), running_trials=settings.max_running_trials,
                          running_trials_set_by=settings.running_trials_set_by)
         self.dispatcher = Dispatcher(self.deps)
-        self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped)
+        self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped, done_soon=self._none_runs)
 
     def _dropped(self, event: Event, error: KatunaError) -> None:
         """An event refused for good fails its study with the reason, as a dead letter does on
@@ -65,11 +65,19 @@ class Embedded:
 
     def _publish(self, event: Event) -> None:
         """A trial's end is handled on the thread that saw it, which has nothing else to do;
-        its progress is queued, so reading a trial's output never waits on a handler."""
+        its progress is queued, so reading a trial's output never waits on a handler. The run's
+        own thread is woken after an end only once none of the study's trials runs: only then
+        may the run be over (:meth:`run`)."""
         if event.type == TRIAL_FINISHED:
             self.broker.publish_and_handle(event)
         else:
             self.broker.publish(event)
+
+    def _none_runs(self, event: Event) -> bool:
+        """Whether none of the trials of the event's study runs here any more: only then may a
+        run be over (:meth:`run`), so only then is its thread woken after a trial's end."""
+        study = event.data.get("study")
+        return not self.executor.running(study if isinstance(study, str) else None)
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before, or restart the ended Katib

@@ -191,6 +191,33 @@ def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(s
     assert not running.is_alive(), "woken when the chain was handled elsewhere, not at its next tick"
 
 
+class CountedWakes(MemoryQueue):
+    """A queue that counts the wakes of the thread waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+        super().wake()
+
+
+def test_a_thread_that_handled_what_waited_wakes_the_brokers_thread_only_where_it_may_be_done(store):
+    """The broker is told whether its thread may find its work done once an event is handled;
+    that thread is not woken only to find that it is not, but it is where events were left to it."""
+    seen: list[str] = []
+    events = CountedWakes()
+    broker = LocalBroker(chain_dispatcher(store, seen), events, done_soon=lambda event: event.data["name"] == "b")
+    broker.publish_and_handle(Event("test.start", {"name": "a"}))
+    assert seen == ["a", "a>next", "a>next>last"] and events.wakes == 0
+    broker.publish_and_handle(Event("test.other", {"name": "b"}))
+    assert seen[-1] == "b" and events.wakes == 1
+    broker.close()
+    broker.publish_and_handle(Event("test.other", {"name": "left"}))
+    assert "left" not in seen and events.wakes == 2, "an event left in the queue wakes it"
+
+
 def test_stopping_the_queue_releases_every_thread_waiting_on_it_and_each_later_take(tmp_path: Path):
     """A stopping service's taker threads (the broker's, or the four senders to ``K_SINK``) see
     their stop flag at once: a wake would reach only one of them, the others waiting out a minute."""

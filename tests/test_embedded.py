@@ -53,6 +53,24 @@ def test_the_sampler_hears_every_result(embedded, tmp_path: Path):
     assert creations == 1, "the journal records the study's creation once, not once per event"
 
 
+def test_a_runs_thread_is_woken_by_a_trials_end_only_once_none_of_its_trials_runs(embedded, tmp_path: Path):
+    """Each trial's end is handled on its own thread; the run's thread, which only looks whether
+    the study is over, is woken for the ends after which no trial of the study runs, not for
+    every end (the prepared trial already runs in the freed slot)."""
+    wakes: list[int] = []
+    events = embedded.broker.events
+    woken = events.wake
+
+    def wake() -> None:
+        wakes.append(embedded.executor.running("demo"))
+        woken()
+
+    events.wake = wake
+    record = run_study(embedded, study_definition(maxTrials=8, parallelism=2), tmp_path)
+    assert record.status == "completed" and embedded.store.count_trials("demo").complete == 8
+    assert wakes and set(wakes) == {0}, "woken only once no trial of the study ran"
+
+
 @pytest.mark.slow
 def test_a_time_budget_ends_the_study_and_kills_its_trials(embedded, tmp_path: Path):
     definition = study_definition(mode="hang", timeBudget=1.5, maxTrials=10)

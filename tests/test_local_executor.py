@@ -302,3 +302,19 @@ def test_a_step_held_back_by_the_pace_is_reported_while_the_trial_prints_nothing
         eventually(lambda: any(e.type == TRIAL_FINISHED for e in published), "the attempt's end", timeout=30)
     finally:
         executor.shutdown()
+
+
+def test_an_end_says_how_large_the_output_its_metrics_are_read_from_is(tmp_path: Path):
+    """The log's size where the metrics are read from the log; none where they come from a
+    metrics file, whose size the log does not tell."""
+    arrived: list[Event] = []
+    executor = LocalExecutor(tmp_path / "logs", arrived.append)
+    printed = [sys.executable, "-c", "print('loss=' + '1' * 99)"]
+    executor.launch(attempt(tmp_path, printed))
+    executor.launch(replace(attempt(tmp_path, printed), number=1, job_name="demo-1-1",
+                            metrics_file=str(tmp_path / "metrics.txt")))
+    eventually(lambda: len(arrived) == 2, "both ends are published")
+    sizes = {event.data["trial"]: event.data.get("outputBytes") for event in arrived}
+    assert sizes == {0: len("loss=" + "1" * 99) + 1, 1: None}
+    assert sizes[0] == executor.log_file(attempt(tmp_path, printed)).stat().st_size
+    executor.shutdown()

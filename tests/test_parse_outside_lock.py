@@ -23,6 +23,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import TRIAL_FINISHED, Event, study_created, trial_finished
@@ -218,3 +219,27 @@ def test_a_cluster_trials_log_and_where_it_begins_are_read_while_other_writers_g
     assert any(query.get("limitBytes") for query, _ in reads), "where the log begins was read"
     assert any(not query.get("limitBytes") for query, _ in reads), "the whole log was read"
     assert [query for query, locked in reads if locked] == [], "no read waited in the write transaction"
+
+
+@pytest.mark.parametrize(("output_bytes", "parsed_before"), [(100, False), (collect.SMALL_OUTPUT, False),
+                                                             (collect.SMALL_OUTPUT + 1, True), (None, True)])
+def test_a_small_output_is_read_in_the_handlings_transaction_and_a_larger_one_before_it(
+        tmp_path: Path, output_bytes: int | None, parsed_before: bool):
+    """An end whose executor says its output is small has nothing parsed before its handling's
+    transaction (the handling reads it there, at less cost than the reads of the study and the
+    trial a parse before it makes again); a larger output, or one whose size is not told (a
+    cluster's), is parsed before. The trial is recorded the same either way."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    definition = study_definition(maxTrials=1, parallelism=1)
+    record = runner.submit(parse_study(definition), definition, tmp_path)
+    runner.broker.publish_and_handle = lambda event: None  # the end is handled below, once
+    waiting = [study_created("demo", record.uid)]
+    while waiting:
+        waiting += runner.dispatcher.deliver(waiting.pop(0))
+    eventually(lambda: not runner.executor.running("demo"), "the trial ends")
+    end = trial_finished("demo", record.uid, 0, 1, outcome="exited", exit_code=0, output_bytes=output_bytes)
+    assert isinstance(collect.prepare(end, runner.deps), ParsedOutput) is parsed_before
+    runner.dispatcher.deliver(end)
+    trial = runner.store.get_trial("demo", 0)
+    assert trial.state == "COMPLETE" and trial.metrics["loss"] == trial.values[0]
+    runner.close()

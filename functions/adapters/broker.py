@@ -190,11 +190,14 @@ class LocalBroker:
     """A queue in front of a dispatcher (:class:`functions.dispatch.Dispatcher`, handed in by
     the composition root); events are handled one at a time. An event given up on goes to
     ``on_dead_letter`` with the error that ended it, as a Knative broker sends one to its
-    dead-letter sink."""
+    dead-letter sink. ``done_soon(event)``: whether the thread in :meth:`run` may find its work
+    done once ``event``, published by :meth:`publish_and_handle`, was handled (by default always)."""
 
     def __init__(self, dispatcher: Delivers, events: EventQueue | None = None, backoff: float = 0.5,
-                 on_dead_letter: Callable[[Event, KatunaError], None] = lambda event, error: None) -> None:
+                 on_dead_letter: Callable[[Event, KatunaError], None] = lambda event, error: None,
+                 done_soon: Callable[[Event], bool] = lambda event: True) -> None:
         self._dispatcher = dispatcher
+        self._done_soon = done_soon
         self.events = events if events is not None else MemoryQueue()
         self._backoff = backoff
         self._on_dead_letter = on_dead_letter
@@ -212,7 +215,10 @@ class LocalBroker:
         handling. A trial's thread reports its trial's end this way: the end is handled on the
         CPU the trial just freed, instead of waking the thread in :meth:`run` on a CPU that the
         other trials keep busy (it is not woken for the event, nor for the events that follow
-        from it). That thread is woken afterwards, to see whether it is done."""
+        from it). That thread is woken afterwards to see whether it is done, where the broker's
+        ``done_soon(event)`` says it may be (``katuna run``: no trial of the event's study runs
+        any more) or events are left to it; otherwise it would only find that it is not, at the
+        cost of a thread switch per trial."""
         if not self._handling.acquire(blocking=False):
             self.publish(event)
             return
@@ -222,7 +228,8 @@ class LocalBroker:
                 self._deliver(delivery)
         finally:
             self._handling.release()
-        self.events.wake()
+        if self._done_soon(event) or not self.events.empty():
+            self.events.wake()
 
     def close(self) -> None:
         """Handle nothing more (waiting for a handler that runs now)."""

@@ -309,8 +309,20 @@ class LocalAttempts:
             self._record_end(run, local_ends.End(end.code, run.timed_out, memory=end.memory))
         self._ended(run)
         if not (run.stopped or self._closed):
-            self._report(run, finished_event(run.launch, end.code, run.timed_out, memory=end.memory))
+            self._report(run, finished_event(run.launch, end.code, run.timed_out, memory=end.memory,
+                                             output_bytes=self._output_bytes(run.launch)))
         self._end_adopted()
+
+    def _output_bytes(self, launch: TrialLaunch) -> int | None:
+        """The size of the attempt's log where its metrics are read from it (not from a metrics
+        file or an event folder), told with its end so that a small one is read in the handling's
+        own transaction; None where that is not so, or the log cannot be looked at."""
+        if launch.metrics_file is not None or launch.metrics_events:
+            return None
+        try:
+            return os.stat(self.log_path(launch)).st_size
+        except OSError:
+            return None
 
     def _keep_stopped_end(self, run: LocalRun) -> None:
         """Keep the end of an attempt katuna stopped for :meth:`poll`, the latest

@@ -23,18 +23,21 @@ INTERRUPTED = "the katuna process running it stopped, and ended it"
 
 
 def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted: bool = False,
-                   memory: Memory | None = None) -> Event:
+                   memory: Memory | None = None, output_bytes: int | None = None) -> Event:
     """The end of an attempt whose main process exited with ``code`` (negative: a signal). The
     message of a failed one says its peak ``memory`` where it was measured (one killed by the
-    out-of-memory killer among them), and the event carries a measured peak for the trial's record."""
+    out-of-memory killer among them), and the event carries a measured peak for the trial's record,
+    and the size of the output its metrics are read from where that is known (``output_bytes``)."""
     ids = launch.study, launch.uid, launch.number, launch.attempt
     peak = memory.peak if memory is not None and memory.exact else None
     if interrupted:
-        return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED, peak_memory=peak)
+        return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED, peak_memory=peak,
+                              output_bytes=output_bytes)
     outcome, message = _described(launch, code, timed_out)
     if memory is not None and (outcome != "exited" or code):
         message = f"{message}; {memory}" if message else str(memory)
-    return trial_finished(*ids, outcome=outcome, exit_code=code, message=message, peak_memory=peak)
+    return trial_finished(*ids, outcome=outcome, exit_code=code, message=message, peak_memory=peak,
+                          output_bytes=output_bytes)
 
 
 def _described(launch: TrialLaunch, code: int, timed_out: bool) -> tuple[str, str]:

@@ -148,7 +148,7 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
     image_id: str | None = None, disruptions: int | None = None, cause: str | None = None, running: bool = False,
-    pod: str | None = None, peak_memory: int | None = None, refused: bool = False,
+    pod: str | None = None, peak_memory: int | None = None, refused: bool = False, output_bytes: int | None = None,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
     interrupted (killed as the katuna process running it stopped: run again, uncounted);
@@ -164,7 +164,10 @@ def trial_finished(
     or another pod's held end) a duplicate of it. ``peak_memory`` is the most resident memory
     the attempt's process held, in bytes, where its executor measured it. ``refused``, of an
     attempt that could not start, says katuna refused to start it for what an earlier trial left
-    (its ``message`` the refusal: a parent's checkpoint folder it does not copy)."""
+    (its ``message`` the refusal: a parent's checkpoint folder it does not copy). ``output_bytes``
+    is the size of the output the attempt's metrics are read from, where its executor knows it
+    (a local attempt's log): a small one is read in the handling's own transaction
+    (:func:`functions.handlers.collect.prepare`)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
@@ -181,6 +184,8 @@ def trial_finished(
         data["peakMemory"] = peak_memory
     if refused:
         data["refused"] = True
+    if output_bytes is not None:
+        data["outputBytes"] = output_bytes
     return Event(
         TRIAL_FINISHED,
         data,
@@ -332,7 +337,8 @@ _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),
                      "pod": _TEXT, "peakMemory": _COUNT,
-                     "refused": (lambda v: v is True, "true (katuna refused to start the attempt), or no field")},
+                     "refused": (lambda v: v is True, "true (katuna refused to start the attempt), or no field"),
+                     "outputBytes": _COUNT},
     **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 

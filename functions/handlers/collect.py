@@ -53,14 +53,23 @@ from functions.handlers.stopping import stop_once_stored
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""
 
+SMALL_OUTPUT = 64 << 10
+"""Bytes of output, at most, that the handling of an attempt's end reads in its own transaction
+without a parse before it (:func:`prepare`): read there, such an output holds the write lock for
+a fraction of a millisecond, less than the reads of the study and the trial that a parse before
+the transaction costs again."""
+
 
 def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
     """The attempt's output parsed before the handling's transaction, where the handling would
     read it (the end accepted, the attempt not to run again), so that a large output does not
     hold the database's write lock (:mod:`functions.handlers.parsed`); None elsewhere (a held
-    end that holds no more among them: nothing is read for it). A workload still running is
-    stopped first, as the handling stops it before it reads."""
+    end that holds no more among them: nothing is read for it), and for an output its executor
+    says is small (:data:`SMALL_OUTPUT`), which the handling reads itself. A workload still
+    running is stopped first, as the handling stops it before it reads."""
     data = event.data
+    if isinstance(data.get("outputBytes"), int) and data["outputBytes"] <= SMALL_OUTPUT:
+        return None
     record = study_here(deps, data["study"])
     trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
     if trial is None:
