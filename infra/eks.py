@@ -157,7 +157,7 @@ class EksNodePools:
         group = self._group(pool.name)
         if group is not None:
             return self._existing(group, pool, None, None)
-        self.creates.check_subnets()
+        self.creates.check_subnets(pool)
         first = None if self.templates.exists(pool) else ("create_launch_template",
                                                           template_request(self.cluster, pool))
         return Verdict(PoolChange(created=True), "create_nodegroup", create_request(self.cluster, pool), first)

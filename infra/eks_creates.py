@@ -1,5 +1,5 @@
-"""The create of an EKS node group, for :class:`infra.eks.EksNodePools`: its subnets checked
-against EC2 first (:meth:`GroupCreates.check_subnets`), its launch template made
+"""The create of an EKS node group, for :class:`infra.eks.EksNodePools`: its subnets and its
+instance types checked against EC2 first (:meth:`GroupCreates.check_subnets`), its launch template made
 (:mod:`infra.eks_templates`), the create asked, and the template of a create refused for good
 deleted again."""
 
@@ -15,7 +15,14 @@ from botocore.parsers import ResponseParserError
 from functions.core.errors import KatunaError
 from functions.core.nodepool import NodePool, NodePoolFailed
 from infra.eks_errors import about_template, code
-from infra.eks_requests import SUBNETS_SETTING, EksCluster, create_request, subnet_problem
+from infra.eks_requests import (
+    SUBNETS_SETTING,
+    TYPES_FIELD,
+    EksCluster,
+    create_request,
+    instance_type_problem,
+    subnet_problem,
+)
 from infra.eks_templates import LaunchTemplates
 
 
@@ -41,7 +48,7 @@ class GroupCreates:
         because the template is gone (deleted between its look and the create by the end of an
         earlier group of the same name, whose template it is: named by its content) makes it
         again and asks once more."""
-        self.check_subnets()
+        self.check_subnets(pool)
         self.templates.make(pool)
         try:
             return self._ask(pool, owner, request_id)
@@ -80,12 +87,14 @@ class GroupCreates:
         except (BotoCoreError, ResponseParserError) as exc:
             raise self._failed(exc) from exc
 
-    def check_subnets(self) -> None:
+    def check_subnets(self, pool: NodePool) -> None:
         """Refuse, before anything is created, subnets that cannot hold the cluster's node groups
         (:func:`infra.eks_requests.subnet_problem`): EKS would refuse some with a bare
         ``InvalidParameterException`` and accept the public ones that give no address, only for
-        the group to fail minutes later. Only a group to be created is checked: one that exists
-        already is adopted or raised whatever the subnets."""
+        the group to fail minutes later; then instance types EC2 does not offer in every zone of
+        those subnets (:func:`infra.eks_requests.instance_type_problem`), which EKS refuses, so
+        that a ``--dry-run`` plan, which asks for no create, refuses them too. Only a group to be
+        created is checked: one that exists already is adopted or raised whatever the subnets."""
         try:
             cluster = self.eks.describe_cluster(name=self.cluster.name)["cluster"]
         except ClientError as exc:
@@ -104,3 +113,22 @@ class GroupCreates:
         problem = subnet_problem(self.cluster.name, vpc, self.cluster.subnets, subnets, tables)
         if problem:
             raise NodePoolFailed(problem, SUBNETS_SETTING)
+        problem = instance_type_problem(pool.machine_types, subnets, self._offered(pool.machine_types))
+        if problem:
+            raise NodePoolFailed(problem, TYPES_FIELD)
+
+    def _offered(self, types: tuple[str, ...]) -> set[tuple[str, str]]:
+        """The (instance type, availability zone) pairs of ``types`` EC2 offers in the region,
+        every page of them."""
+        offered: set[tuple[str, str]] = set()
+        request: dict[str, Any] = {"LocationType": "availability-zone",
+                                   "Filters": [{"Name": "instance-type", "Values": list(types)}]}
+        try:
+            while True:
+                page = self.ec2.describe_instance_type_offerings(**request)
+                offered |= {(o["InstanceType"], o["Location"]) for o in page.get("InstanceTypeOfferings", [])}
+                if not page.get("NextToken"):
+                    return offered
+                request["NextToken"] = page["NextToken"]
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ NODE_ROLE_SETTING = "KATUNA_EKS_NODE_ROLE"
 """The service's setting that names the nodes' IAM role: what to fix when EKS refuses it."""
 REGION_SETTING = "KATUNA_EKS_REGION"
 """The service's setting that names the cluster's region: what to set when AWS's configuration has none."""
+TYPES_FIELD = "nodePool.instanceTypes"
+"""The study field that names a group's instance types (the provisioning script's ``--instance-types``)."""
 TAGS_PER_CALL = 25
 """The most tags one ``CreateOrUpdateTags`` call adds to Auto Scaling groups ("the maximum number
 of tags that you can add or remove using a single call is 25", the Amazon EC2 Auto Scaling User
@@ -195,6 +198,32 @@ def subnet_problem(cluster: str, vpc: str | None, wanted: tuple[str, ...], subne
         return (f"subnet {', '.join(unaddressed)} is public (its route table sends traffic to an internet gateway) "
                 "but does not assign public IPv4 addresses on launch, so nodes there could not reach EKS; expected "
                 "private subnets, or public ones with auto-assign public IPv4 addresses turned on (MapPublicIpOnLaunch)")
+    return None
+
+
+def instance_type_problem(types: Sequence[str], subnets: list[dict[str, Any]],
+                          offered: Collection[tuple[str, str]]) -> str | None:
+    """Why the instance ``types`` cannot run a node group in the availability zones of its
+    ``subnets`` (EC2's, each with its ``AvailabilityZone``), judged from EC2's offerings in the
+    region (``offered``: its (instance type, zone) pairs); None when they can. EKS refuses a
+    create naming a type EC2 does not offer in one of the subnets' zones (400
+    ``InvalidRequestException``: "Your requested instance type (m4.xlarge) is not supported in
+    your requested Availability Zone (us-west-2d). Please retry your request by not specifying an
+    Availability Zone or choosing us-west-2a, us-west-2b, us-west-2c.", as
+    awslabs/ec2-spot-workshops#154 and eksctl-io/eksctl#6461 quote it), and one EC2 has nowhere
+    ("The following supplied instance types do not exist")."""
+    zones = {subnet["SubnetId"]: subnet["AvailabilityZone"] for subnet in subnets}
+    for kind in types:
+        where = sorted({zone for offered_kind, zone in offered if offered_kind == kind})
+        if not where:
+            return (f"EC2 offers no instance type {kind} in any availability zone of this region (a misspelt name, "
+                    "or a type this region does not have): expected instance types `aws ec2 "
+                    "describe-instance-type-offerings --location-type availability-zone` lists here")
+        lacking = [f"{subnet} (in {zone})" for subnet, zone in zones.items() if zone not in where]
+        if lacking:
+            return (f"EC2 does not offer instance type {kind} in the availability zone of subnet {', '.join(lacking)}, "
+                    f"so EKS refuses the node group: it offers it in {', '.join(where)} of this region; give subnets "
+                    "in those zones only, or other instance types")
     return None
 
 

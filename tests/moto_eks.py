@@ -96,6 +96,7 @@ from moto_eks_checks import (
 )
 from moto_eks_ec2 import (
     check_launch_template,
+    check_offered,
     check_subnets,
     delete_autoscaling_groups,
     ec2_subnets,
@@ -191,6 +192,7 @@ def _create_nodegroup(answer: Any) -> Any:
             check_instance_types(cluster_name, nodegroup_name, rest.get("instance_types"))
             check_ami_type(cluster_name, nodegroup_name, rest.get("ami_type"), rest.get("instance_types"))
             unaddressed = check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
+            check_offered(self, list(rest.get("subnets") or []), rest.get("instance_types"))
             check_node_role(self, cluster_name, nodegroup_name, rest.get("node_role"))
             check_tags(cluster_name, nodegroup_name, rest.get("tags"))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)

@@ -31,6 +31,9 @@ the EKS User Guide's launch templates page). moto refuses by itself ``diskSize``
 ``remoteAccess`` beside a launch template (they go in the template). A group made from a
 launch template has no ``diskSize`` nor ``remoteAccess`` of its own (:func:`from_template`).
 
+A group of an instance type EC2 does not offer in one of its subnets' availability zones is
+refused with ``InvalidRequestException``, in EKS's words (:func:`check_offered`).
+
 Imported by :mod:`moto_eks`, which points moto's EC2 at its one image before moto's EC2 is
 first imported.
 """
@@ -86,6 +89,23 @@ def check_subnets(backend: EKSBackend, cluster: Any, group: str, ids: list[str])
                                                f"VPC {vpc}")
     return [s.id for s in subnets
             if not (s.map_public_ip_on_launch or s.assign_ipv6_address_on_creation) and _public(backend, s)]
+
+
+def check_offered(backend: EKSBackend, ids: list[str], types: list[str] | None) -> None:
+    """EKS refuses a group of an instance type EC2 does not offer in the availability zone of
+    one of its subnets, in its words (awslabs/ec2-spot-workshops#154, eksctl-io/eksctl#6461 quote
+    them), naming the zones that have it; EC2's offerings are moto's copy of AWS's."""
+    ec2 = ec2_backends[backend.account_id][backend.region_name]
+    zones = sorted({subnet.availability_zone for subnet in ec2.describe_subnets(subnet_ids=ids)})
+    for kind in types or ["t3.medium"]:
+        offered = sorted(o["Location"] for o in ec2.describe_instance_type_offerings(
+            location_type="availability-zone", filters={"instance-type": [kind]}))
+        lacking = [zone for zone in zones if zone not in offered]
+        if lacking:
+            raise InvalidRequestException(
+                message=f"Your requested instance type ({kind}) is not supported in your requested Availability Zone "
+                        f"({lacking[0]}). Please retry your request by not specifying an Availability Zone or "
+                        f"choosing {', '.join(offered)}.")
 
 
 def fail_creation(group: Any, subnets: list[str]) -> None:

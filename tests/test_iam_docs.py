@@ -57,7 +57,8 @@ def test_the_calls_are_read_from_the_code():
     assert {"create_node_pool", "set_node_pool_autoscaling", "get_operation"} <= found["container"]
     assert {"create_nodegroup", "update_nodegroup_config"} <= found["eks"]
     assert found["autoscaling"] == {"describe_auto_scaling_groups", "create_or_update_tags"}
-    assert found["ec2"] == {"describe_subnets", "describe_route_tables", "describe_launch_templates",
+    assert found["ec2"] == {"describe_subnets", "describe_route_tables", "describe_instance_type_offerings",
+                            "describe_launch_templates",
                             "create_launch_template", "delete_launch_template"}
     assert "describe_cluster" in found["eks"]
 
@@ -117,6 +118,7 @@ def test_the_eks_policy_changes_only_the_clusters_node_groups_and_auto_scaling_g
     ARN and its node groups', and, for tags, the Auto Scaling groups EKS tagged with its name."""
     policy = json.loads(block(PAGE, "IAM on EKS", "json"))
     describes = {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeSubnets", "ec2:DescribeRouteTables",
+                 "ec2:DescribeInstanceTypeOfferings",
                  "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions"}
     for statement in policy["Statement"]:
         actions = {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])

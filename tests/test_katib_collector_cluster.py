@@ -84,7 +84,7 @@ def test_a_trial_writing_katibs_metrics_file_on_a_cluster_gets_its_metrics(servi
     assert (study["status"], trial["state"]) == ("completed", "COMPLETE"), trial
     assert trial["value"] == 888.333, "the file's best accuracy, not the 999999 printed to stdout"
     assert trial["metrics"] == {"accuracy": 888.333, "loss": 0.8671}
-    job = kube.jobs[("files", "file-metrics-0")]
+    job = kube.created_jobs["file-metrics-0"]
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"][:2] == ["sh", "-c"] and "args" not in container

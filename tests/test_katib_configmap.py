@@ -375,7 +375,8 @@ def test_a_studyjob_resource_runs_the_worker_template_of_katunas_namespace(servi
     done = service.wait_for("cm-sj", timeout=90)
     assert done["status"] == "completed", done
     assert done["trialTemplateSource"] == "ConfigMap katuna/worker-template, key cpuWorkerTemplate.yaml"
-    assert {ns for ns, name in cluster.jobs if name.startswith("cm-sj")} == {"team"}
+    assert {job["metadata"]["namespace"] for name, job in cluster.created_jobs.items() if name.startswith("cm-sj")} == \
+        {"team"}
 
 
 def test_a_studyjob_takes_its_worker_template_from_the_worker_template_configmap(cluster: KubeStub):

@@ -392,8 +392,8 @@ def _on_step(value: float, low: float, step: float) -> bool:
 def _metadata(kube: KubeStub) -> list[str]:
     """Katib's trial-metadata substitution: each trial's Job gets its own name, namespace, kind,
     API version, and the label and annotation of the trialSpec."""
-    jobs = {name: job for (ns, name), job in kube.jobs.items()
-            if ns == NAMESPACE and name.startswith("trial-metadata-substitution-")}
+    jobs = {name: job for name, job in kube.created_jobs.items()
+            if job["metadata"]["namespace"] == NAMESPACE and name.startswith("trial-metadata-substitution-")}
     wrong = [] if len(jobs) == 2 else [f"trial-metadata-substitution: {len(jobs)} Jobs"]
     for name, job in jobs.items():
         env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]

@@ -47,7 +47,7 @@ def test_a_trial_whose_first_pod_fails_is_run_again_and_succeeds(service: Servic
     trial = service.json("GET", "/studies/flaky/trials")[1][0]
     assert (study["status"], trial["state"], trial["value"]) == ("completed", "COMPLETE", 0.5), trial
     assert runs.read_text() == "2"
-    assert kube.jobs[("retries", "flaky-0")]["spec"]["backoffLimit"] == 6
+    assert kube.created_jobs["flaky-0"]["spec"]["backoffLimit"] == 6
 
 
 def test_a_trial_whose_every_pod_fails_ends_failed_after_kubernetes_retries(service: Service, tmp_path: Path):
@@ -70,6 +70,7 @@ def test_a_job_with_a_manual_selector_has_its_pods_found_by_katunas_own_labels(s
     job["manualSelector"] = True
     job["selector"] = {"matchLabels": {"app": "manual-training"}}
     job["template"]["metadata"] = {"labels": {"app": "manual-training"}}
+    manual["spec"]["trialTemplate"]["retain"] = True  # its Job and pod kept, to be looked at
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(manual), {"Content-Type": "application/yaml"})
     assert status == 201, body
     study = service.wait_for("manual", timeout=120)

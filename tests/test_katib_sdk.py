@@ -92,9 +92,9 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
     for trial in trials:
         assert {c.type for c in trial.status.conditions if c.status == "True"} >= {"Created", "Succeeded"}
         assert trial.status.observation.metrics[0].name == "loss"
-    jobs = [(ns, name) for (ns, name) in kube.jobs if name.startswith("sdk-tune")]
-    assert {ns for ns, _ in jobs} == {TEAM}, "trials run in the Experiment's namespace"
-    pods = [p["metadata"]["labels"] for p in kube.pods.values() if p["metadata"]["name"].startswith("sdk-tune")]
+    jobs = {name: job for name, job in kube.created_jobs.items() if name.startswith("sdk-tune")}
+    assert {job["metadata"]["namespace"] for job in jobs.values()} == {TEAM}, "trials run in the Experiment's namespace"
+    pods = [job["spec"]["template"]["metadata"]["labels"] for job in jobs.values()]
     assert sorted(labels.get("katib.kubeflow.org/trial") for labels in pods) == [f"sdk-tune-{i}" for i in range(3)], \
         "Katib's SDK and UI find a trial's pods by its name"
     assert {labels.get(EXPERIMENT_LABEL) for labels in pods} == {"sdk-tune"}
@@ -212,7 +212,7 @@ def test_a_studyjob_is_applied_shown_and_deleted_as_kubectl_does(kube: KubeStub,
     assert shown["status"]["progress"] == "2/2" and columns["Trials"] == ".status.progress"
     assert columns["Status"] == ".status.phase" and isinstance(shown["status"]["currentOptimalTrial"]["objectiveValue"],
                                                                float)
-    assert {ns for ns, name in kube.jobs if name.startswith("sdk-sj")} == {TEAM}
+    assert {job["metadata"]["namespace"] for name, job in kube.created_jobs.items() if name.startswith("sdk-sj")} == {TEAM}
     kube.delete("StudyJob", TEAM, "sdk-sj", api_version="kubeflow.org/v1alpha1")
     assert service.request("GET", "/studies/sdk-sj")[0] == 200, "an ended study stays, as after kubectl delete"
 

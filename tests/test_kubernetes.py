@@ -79,21 +79,45 @@ def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: K
     assert (study["status"], study["counts"]["complete"]) == ("completed", 4)
     created = [n for n in kube.created if n.startswith("jobs-")]
     assert sorted(created) == ["jobs-0", "jobs-1", "jobs-2", "jobs-3"], "each Job created once"
-    assert all(kube.jobs[("trials", n)]["metadata"]["labels"]["katuna.dev/study"] == "jobs" for n in created)
+    assert all(kube.created_jobs[n]["metadata"]["labels"]["katuna.dev/study"] == "jobs" for n in created)
     for trial in trials(service, "jobs"):
         assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
         assert trial["imageDigest"] == image_id("python:3.12"), "the image as the cluster ran it"
         assert trial["imageDigest"].startswith("docker.io/library/python@sha256:"), "by its digest, not its tag"
     assert study["reproducibility"]["seed"] == 1
-    _, _, logs = service.request("GET", "/studies/jobs/trials/0/logs")
-    assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")
+    header, first, *_ = service.request("GET", "/studies/jobs/trials/0/logs")[2].decode().splitlines()
+    assert header == "[katuna: attempt 1's log, kept when katuna deleted Job jobs-0 as the trial ended]"
+    assert first.startswith("epoch=1 loss=")
+
+
+def test_a_finished_trials_job_is_deleted_with_its_pods_once_its_result_is_stored_and_its_log_kept(
+        service: Service, kube: KubeStub):
+    """A finished Job would stay, with its pods, for its ttlSecondsAfterFinished (an hour) after
+    katuna read its output: it is deleted (``Background``: its pods with it) once the trial's
+    result is stored, as Katib deletes an ended trial's Job, its TTL left as the backstop; the
+    log is served from the lines kept before. The finished event delivered again changes nothing."""
+    submit(service, job_study("done-jobs", maxTrials=2, parallelism=2))
+    assert service.wait_for("done-jobs")["status"] == "completed"
+    eventually(lambda: not [k for k in kube.jobs if k[1].startswith("done-jobs-")], "the finished Jobs deleted")
+    deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("done-jobs-")}
+    assert deleted == {"done-jobs-0": "Background", "done-jobs-1": "Background"}
+    assert not [name for _, name in kube.pods if name.startswith("done-jobs-")], "their pods went with them"
+    assert all(kube.created_jobs[name]["spec"]["ttlSecondsAfterFinished"] == 3600 for name in deleted)
+    for trial in trials(service, "done-jobs"):
+        assert trial["state"] == "COMPLETE" and trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2,
+                                                                                  abs=1e-5)
+        logs = service.request("GET", f"/studies/done-jobs/trials/{trial['number']}/logs")[2].decode()
+        assert logs.startswith("[katuna: attempt 1's log, kept when katuna deleted Job done-jobs-") and "epoch=1 " in logs
 
 
 def test_a_finished_trials_log_gone_with_its_pods_is_said_to_be_gone_not_shown_empty(service: Service,
                                                                                       kube: KubeStub):
-    """Kubernetes deletes a finished Job's pods, and their logs, once its TTL has passed: the API
-    answers that the log is gone and why, and the dashboard says so, where both showed an empty log."""
-    submit(service, job_study("gone-logs", maxTrials=1, parallelism=1))
+    """A finished Job's pods, and their logs, can go without katuna (a kept Job's with their node,
+    or its TTL passed): the API answers that the log is gone and why, and the dashboard says so,
+    where both showed an empty log."""
+    definition = job_study("gone-logs", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["retain"] = True
+    submit(service, definition)
     assert service.wait_for("gone-logs")["status"] == "completed"
     assert service.request("GET", "/studies/gone-logs/trials/0/logs")[2].startswith(b"epoch=1 loss=")
     with kube.lock:
@@ -133,8 +157,8 @@ def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube:
     submit(service, definition)
     study = service.wait_for("spec-jobs")
     assert (study["status"], study["counts"]["complete"]) == ("completed", 2)
-    pods = [p for (_, name), p in kube.pods.items() if name.startswith("spec-jobs-")]
-    assert {c["name"] for p in pods for c in p["spec"]["containers"]} == {"training-container"}
+    templates = [kube.created_jobs[f"spec-jobs-{n}"]["spec"]["template"]["spec"] for n in (0, 1)]
+    assert {c["name"] for t in templates for c in t["containers"]} == {"training-container"}
     assert kube.created_jobs["spec-jobs-1"]["metadata"]["labels"]["run"] == "spec-jobs-1"
     for trial in trials(service, "spec-jobs"):
         assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
@@ -581,8 +605,10 @@ def _started(pod: dict) -> float:
 
 def test_a_preempted_pod_is_replaced_inside_its_job_and_not_failed(service: Service, kube: KubeStub):
     kube.preempt_first_pod = True
+    definition = job_study("job-preempt", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["retain"] = True  # the Job and its pods kept, to be looked at
     try:
-        submit(service, job_study("job-preempt", maxTrials=1, parallelism=1))
+        submit(service, definition)
         service.wait_for("job-preempt")
     finally:
         kube.preempt_first_pod = False
@@ -645,7 +671,7 @@ def test_a_study_submitted_again_under_its_name_runs_its_own_jobs_beside_the_kep
     trial = trials(service, "again")[0]
     assert 6 <= trial["params"]["x"] <= 7 and trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
     assert kube.created.count("again-0") == 2, "its own Job, not the first study's"
-    assert kube.jobs[("trials", "again-0")]["metadata"]["labels"]["katuna.dev/uid"] != kept["again-0"]
+    assert kube.created_jobs["again-0"]["metadata"]["labels"]["katuna.dev/uid"] != kept["again-0"]
 
     assert service.request("DELETE", "/studies/again")[0] == 204
     submit(service, job_study("again", mode="hang", maxTrials=1, parallelism=1))

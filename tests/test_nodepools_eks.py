@@ -26,6 +26,7 @@ from moto_cluster import fake_credentials
 from moto_eks_ec2 import eks_tags
 from waiting import eventually
 
+from functions.core.eks_ami import ami_type
 from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
@@ -255,11 +256,9 @@ def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cl
 
 
 @pytest.mark.parametrize("types,ami", [
-    (("g5.xlarge", "g6.xlarge"), "AL2023_x86_64_NVIDIA"),
-    (("p4d.24xlarge",), "AL2023_x86_64_NVIDIA"),
-    (("g5g.xlarge",), "AL2023_ARM_64_NVIDIA"),
+    (("g5.xlarge", "g4dn.xlarge"), "AL2023_x86_64_NVIDIA"),
     (("m7g.xlarge", "c6gn.xlarge"), "AL2023_ARM_64_STANDARD"),
-    (("inf2.xlarge", "trn1.2xlarge"), "AL2023_x86_64_NEURON"),
+    (("inf2.xlarge", "inf1.xlarge"), "AL2023_x86_64_NEURON"),
     (("m5.xlarge", "m5a.xlarge"), "AL2023_x86_64_STANDARD"),
 ])
 def test_a_node_group_boots_the_ami_its_instance_types_need(pools, types, ami):
@@ -267,6 +266,18 @@ def test_a_node_group_boots_the_ami_its_instance_types_need(pools, types, ami):
     nvidia.com/gpu); Graviton needs the ARM64 build, Inferentia and Trainium the Neuron one."""
     pools.ensure(spot_pool(machine_types=types))
     assert group(pools)["amiType"] == ami
+
+
+@pytest.mark.parametrize("kind,ami", [("g6.xlarge", "AL2023_x86_64_NVIDIA"), ("p4d.24xlarge", "AL2023_x86_64_NVIDIA"),
+                                      ("g5g.xlarge", "AL2023_ARM_64_NVIDIA"), ("trn1.2xlarge", "AL2023_x86_64_NEURON")])
+def test_a_group_of_a_type_the_subnets_zones_lack_is_refused_before_any_create_whatever_its_ami(pools, kind, ami):
+    """EC2 offers these in no zone of the group's subnets (eu-west-1a and b): the create is
+    refused naming the instance types, nothing made; on a region that has them they boot ``ami``."""
+    assert ami_type(kind) == ami
+    with pytest.raises(NodePoolFailed, match=f"instance type {kind} in (the availability zone of subnet|any)") as refused:
+        pools.ensure(spot_pool(machine_types=(kind,)))
+    assert refused.value.field == "nodePool.instanceTypes" and pools.describe("katuna-digits") is None
+    assert pools.ec2.describe_launch_templates()["LaunchTemplates"] == [], "no launch template made for it"
 
 
 def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refusals(pools, cluster):
@@ -441,14 +452,19 @@ def stubbed(cluster: eks_requests.EksCluster) -> tuple[eks.EksNodePools, Stubber
 
 def before_create(pools: eks.EksNodePools, stubber: Stubber) -> None:
     """EKS's and EC2's answers before a create: no such group, private subnets of the cluster's
-    VPC, and no launch template of katuna's for it yet, which is made."""
+    VPC in a zone that offers the group's instance types, and no launch template of katuna's for
+    it yet, which is made."""
     stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException", "No node group found", 404,
                              expected_params=NAMES)
     stubber.add_response("describe_cluster", {"cluster": {"name": "tuning", "resourcesVpcConfig": {"vpcId": VPC}}},
                          {"name": "tuning"})
     stubber.ec2.add_response("describe_subnets", {"Subnets": [
-        {"SubnetId": subnet, "VpcId": VPC, "MapPublicIpOnLaunch": False} for subnet in pools.cluster.subnets]})
+        {"SubnetId": subnet, "VpcId": VPC, "MapPublicIpOnLaunch": False, "AvailabilityZone": f"{REGION}a"}
+        for subnet in pools.cluster.subnets]})
     stubber.ec2.add_response("describe_route_tables", {"RouteTables": []})
+    stubber.ec2.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": [
+        {"InstanceType": kind, "LocationType": "availability-zone", "Location": f"{REGION}a"}
+        for kind in ("m5.xlarge", "m5a.xlarge", "m6i.xlarge", "c5.xlarge", "t3.medium")]})
     stubber.ec2.add_client_error("describe_launch_templates", "InvalidLaunchTemplateName.NotFoundException",
                                  "At least one of the launch templates specified in the request does not exist.", 400)
     stubber.ec2.add_response("create_launch_template", {"LaunchTemplate": {"LaunchTemplateId": "lt-0a1b2c3d4e5f6a7b8"}})
@@ -686,8 +702,8 @@ def test_instance_types_ec2_does_not_have_are_refused_naming_the_field(aws, pool
     with pytest.raises(NodePoolFailed) as refused:
         pools.ensure(spot_pool(machine_types=("m5.xlarge", "m5.xlargee")))
     assert refused.value.field == "nodePool.instanceTypes"
-    assert refused.value.reason == ("EKS refused the request: InvalidParameterException: The following supplied "
-                                    "instance types do not exist: [m5.xlargee]")
+    assert refused.value.reason.startswith("EC2 offers no instance type m5.xlargee in any availability zone of this "
+                                           "region (a misspelt name, or a type this region does not have)")
     assert pools.describe("katuna-digits") is None
 
 

@@ -12,6 +12,7 @@ from urllib.request import Request, urlopen
 
 import moto_eks
 import pytest
+from botocore.exceptions import ClientError
 from test_provision_script import ROLE, aws_client, provision, provisioned, served
 
 pytestmark = pytest.mark.slow
@@ -119,3 +120,33 @@ def test_eks_down_plan_says_delete_or_refuse_reading_alone(recorded: dict[str, s
     code, plan, said, sent = planned(recorded, *down[:-1], "handmade", "--any-katuna-pool")
     assert (code, plan["action"]) == (0, "delete") and read_only(sent), said
     assert {group for group in eks.list_nodegroups(clusterName="teardown")["nodegroups"]} == {"trials", "handmade"}
+
+
+@pytest.mark.parametrize("kind, refused", [
+    ("m8id.xlarge", "error: --instance-types: EC2 does not offer instance type m8id.xlarge in the availability zone "
+                     "of subnet {0} (in eu-west-1a), so EKS refuses the node group: it offers it "
+                     "in eu-west-1b, eu-west-1c of this region; give subnets in those zones only, or other instance types\n"),
+    ("m5.xlargee", "error: --instance-types: EC2 offers no instance type m5.xlargee in any availability zone of this "
+                   "region (a misspelt name, or a type this region does not have): expected instance types `aws ec2 "
+                   "describe-instance-type-offerings --location-type availability-zone` lists here\n"),
+], ids=["not in the subnets' zones", "in no zone"])
+def test_eks_up_plan_refuses_instance_types_ec2_does_not_offer_in_the_subnets_zones_as_up_is_refused(
+        recorded: dict[str, str], kind: str, refused: str):
+    """A plan read EC2's subnets but not which instance types their zones offer: it said create
+    where ``up`` is refused (EKS's ``InvalidRequestException``: the type is not supported in a
+    subnet's Availability Zone), or creates a group that fails (a type the region has not)."""
+    subnets = moto_eks.network(aws_client("ec2", recorded))
+    eks = aws_client("eks", recorded)
+    name = f"offered-{kind.replace('.', '-')}"
+    eks.create_cluster(name=name, roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["up", "--cluster", name, "--nodegroup", "trials", "--subnets", ",".join(subnets), "--node-role", ROLE,
+          "--instance-types", f"{kind},m5.xlarge"]
+    code, plan, said, sent = planned(recorded, *up)
+    assert (code, (plan or {}).get("action"), said) == (1, "refuse", refused.format(*subnets)), said
+    assert read_only(sent) and "DescribeInstanceTypeOfferings" in sent, sent
+    real = provision("eks", *up, env=recorded)
+    assert (real.returncode, real.stderr) == (1, said)
+    with pytest.raises(ClientError, match=r"not supported in your requested Availability Zone \(eu-west-1a\)|do not exist"):
+        eks.create_nodegroup(clusterName=name, nodegroupName="by-hand", subnets=list(subnets), nodeRole=ROLE,
+                             instanceTypes=[kind])
+    assert eks.list_nodegroups(clusterName=name)["nodegroups"] == []

@@ -403,7 +403,7 @@ def test_eks_dry_run_prints_the_exact_request(moto_server: dict[str, str]):
     }}}
     # No clientRequestToken: each run is a change of its own (up, down, up with the same flags
     # included), so botocore gives each call a fresh one.
-    gpus = provision("eks", "up", *flags, "--instance-types", "g5.xlarge,g6.xlarge", "--subnets", subnets[0],
+    gpus = provision("eks", "up", *flags, "--instance-types", "g5.xlarge,g4dn.xlarge", "--subnets", subnets[0],
                      "--node-role", ROLE, "--dry-run", env=moto_server)
     assert json.loads(gpus.stdout)["request"]["amiType"] == "AL2023_x86_64_NVIDIA", "NVIDIA's drivers for GPUs"
     mixed = provision("eks", "up", *flags, "--instance-types", "g5.xlarge,m5.xlarge", "--subnets", subnets[0],
@@ -663,8 +663,9 @@ def test_eks_up_of_instance_types_ec2_does_not_have_names_the_flag(moto_server: 
     result = provision("eks", "up", "--cluster", "typo", "--nodegroup", "trials", "--subnets", ",".join(subnets),
                        "--node-role", ROLE, "--instance-types", "m5.xlarge,m5.xlargee", env=moto_server)
     assert result.returncode == 1 and result.stderr.endswith(
-        "error: --instance-types: EKS refused the request: InvalidParameterException: The following supplied instance "
-        "types do not exist: [m5.xlargee]\n"), result.stderr
+        "error: --instance-types: EC2 offers no instance type m5.xlargee in any availability zone of this region (a "
+        "misspelt name, or a type this region does not have): expected instance types `aws ec2 "
+        "describe-instance-type-offerings --location-type availability-zone` lists here\n"), result.stderr
     assert client.list_nodegroups(clusterName="typo")["nodegroups"] == []
 
 

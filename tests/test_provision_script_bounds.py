@@ -27,7 +27,7 @@ def up_in(cloud: str, request: pytest.FixtureRequest) -> tuple[list[str], dict[s
 
 
 @pytest.mark.parametrize("cloud,kinds", [("gke", ["--machine-type", "a3-highgpu-8g"]),
-                                         ("eks", ["--instance-types", "p5.48xlarge,p5e.48xlarge"])], ids=["gke", "eks"])
+                                         ("eks", ["--instance-types", "g5.48xlarge,g4dn.12xlarge"])], ids=["gke", "eks"])
 def test_up_past_the_services_pool_size_is_refused_naming_the_flag_and_the_setting(cloud: str, kinds: list[str],
                                                                                   request: pytest.FixtureRequest):
     """A typo of ``--max-nodes 1000`` for 100 of GPU machines is refused before anything is asked,

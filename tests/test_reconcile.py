@@ -18,7 +18,9 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink
+from kube_standin import katib_api
 from kube_stub import KubeStub
+from test_resources import katib_resource
 from waiting import eventually
 
 from functions.adapters.kubernetes_resources import LIST_PAGE
@@ -498,6 +500,37 @@ def test_a_list_whose_continue_token_expires_again_is_a_temporary_error(monkeypa
         assert len(asked) == 2, "the list was started again once"
     finally:
         kube.close()
+
+
+def test_katibs_experiments_are_listed_across_namespaces_page_by_page_and_whole_when_a_token_expires(
+        monkeypatch: pytest.MonkeyPatch):
+    """Katib's Experiments in every namespace are read :data:`LIST_PAGE` at a time, never in one
+    answer of them all; a continue token the API server compacted away (410 Expired) starts the
+    list again: every Experiment, those made meanwhile included, listed once."""
+    kube = KubeStub(namespaces=("kx-a", "kx-b"), history=20)
+    katib_api.install(kube)
+    try:
+        names = [(f"kx-{'ab'[i % 2]}", f"kx-{i:03}") for i in range(LIST_PAGE + 1)]
+        for namespace, name in names:
+            kube.apply(katib_experiment(namespace, name))
+        late = [("kx-b", f"kx-late-{i:02}") for i in range(25)]
+        asked = compacting_during_the_list(kube, monkeypatch, lambda i: kube.apply(katib_experiment(*late[i])),
+                                           len(late))
+        serve, limits = kube.serve, []
+        monkeypatch.setattr(kube, "serve", lambda call: limits.append(call.query.get("limit")) or serve(call))
+        listed = ClusterResources(kube.url, katib_api=True).list_katib()
+        assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in listed) == sorted(names + late)
+        assert {(o["apiVersion"], o["kind"]) for o in listed} == {("kubeflow.org/v1beta1", "Experiment")}
+        assert len(asked) == 2, "the expired token, then the new list's own"
+        assert limits and set(limits) == {str(LIST_PAGE)}, "every page asked for with a limit"
+    finally:
+        kube.close()
+
+
+def katib_experiment(namespace: str, name: str) -> dict:
+    """Katib's own Experiment (``kubeflow.org/v1beta1``) named ``name`` in ``namespace``."""
+    return {**katib_resource(name), "apiVersion": "kubeflow.org/v1beta1",
+            "metadata": {"name": name, "namespace": namespace}}
 
 
 def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_enough_of_them():

@@ -62,7 +62,8 @@ def test_a_run_lost_inside_its_job_counts_nothing_once_its_replacement_ran(kube:
     deps = Deps(store, executor, kube.clock.time, trial_defaults=Cluster(namespace="katuna"), logs=executor,
                 admissions=executor)
     definition = study_definition("lost", maxTrials=1, parallelism=1)
-    definition["trialTemplate"] = {"image": "python:3.12", "command": ["train", "--x=${trialParameters.x}"]}
+    definition["trialTemplate"] = {"image": "python:3.12", "command": ["train", "--x=${trialParameters.x}"],
+                                   "retain": True}  # the Job and its pods kept once the trial ends, to be read
     record, _ = store_study(deps, parse_study(definition), definition)
     dispatcher = Dispatcher(deps)
     try:

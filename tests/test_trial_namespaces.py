@@ -41,7 +41,7 @@ def study(name: str, namespace: str, mode: str = "ok", **overrides) -> dict:
 
 def job_namespaces(kube: KubeStub, study_name: str) -> set[str]:
     with kube.lock:
-        return {namespace for namespace, name in kube.jobs if name.startswith(f"{study_name}-")}
+        return {job["metadata"]["namespace"] for name, job in kube.created_jobs.items() if name.startswith(f"{study_name}-")}
 
 
 @pytest.mark.parametrize("home", ["katuna", "team"])

@@ -601,6 +601,7 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     assert second.startswith("epoch=1 "), "attempt 2's log from its first line"
     earlier = page.locator('#earlier-attempts a[data-attempt="1"]')
     expect(earlier).to_be_visible()
+    assert earlier.get_attribute("href").endswith("?attempt=1&terminal=true"), "as the page shows a log"
     status, _, body = service.request("GET", earlier.get_attribute("href"))
     assert status == 200 and body.decode().startswith("epoch=1 ")
     screenshot(page, "trial-log-attempt-2")

@@ -167,15 +167,17 @@ class KubernetesExecutor:
                             namespace, exc)
 
     def lingers(self, launch: TrialLaunch) -> bool:
-        """Whether the ended attempt's workload of another kind than Job stays unless deleted:
-        a kind no TTL deletes (:func:`~functions.core.trial_kinds.kept_for_ever`: a TrainJob, a
-        PipelineRun with its TaskRuns and pods), which would otherwise leave one workload a
-        trial on the cluster for the study's whole life, or one a pod of which still runs, or
-        waits to (not being deleted): the Training Operator leaves a job's pods as they are at
-        its end unless its ``cleanPodPolicy`` says otherwise, and defaults it to ``None`` for
-        every kind but TFJob. A Job's are ended by the Job controller: False, without a read."""
+        """Whether the ended attempt's workload is deleted once its output is read: a Job, which
+        its ``ttlSecondsAfterFinished`` would otherwise keep, with its pods, for the TTL (an
+        hour by default) after katuna has its result, as Katib deletes an ended trial's Job
+        (the TTL stays, for a Job whose delete fails for good); of another kind, one no TTL
+        deletes (:func:`~functions.core.trial_kinds.kept_for_ever`: a TrainJob, a PipelineRun
+        with its TaskRuns and pods), which would otherwise stay for the study's whole life, or
+        one a pod of which still runs, or waits to (not being deleted): the Training Operator
+        leaves a job's pods as they are at its end unless its ``cleanPodPolicy`` says
+        otherwise, and defaults it to ``None`` for every kind but TFJob."""
         if is_job(launch):
-            return False
+            return True
         if launch.trial_spec is not None and trial_kinds.kept_for_ever(launch.trial_spec):
             return True
         return any(pod.status is not None and pod.status.phase in ("Pending", "Running")

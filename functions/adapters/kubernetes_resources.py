@@ -27,7 +27,8 @@ WRITE_TRIES = 5
 """Status writes tried before giving up (a TemporaryError: the event is delivered again), each
 one overtaken by another write to the resource after it was read."""
 LIST_PAGE = 500
-"""Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
+"""Objects asked for in one list request (the API's ``limit``; ``continue`` asks for more): study
+resources, Katib's Experiments and StudyJobs, nodes."""
 
 
 class KubernetesResources:
@@ -123,18 +124,28 @@ class KubernetesResources:
         return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
 
     def list_katib(self) -> Sequence[Mapping[str, Any]]:
-        """Every Katib Experiment and StudyJob in every namespace the service may list (one
-        request per kind; none of a kind whose definition is not installed)."""
+        """Every Katib Experiment and StudyJob in every namespace the service may list, read
+        page by page as :meth:`list` reads (:data:`LIST_PAGE` at a time, started again where a
+        page's token expired), so a cluster of many Experiments is never one answer of them all;
+        none of a kind whose definition is not installed."""
         found: list[Mapping[str, Any]] = []
         if not self.katib_api:
             return found
         for api_version in KATIB_API_VERSIONS:
             group, _, version = api_version.partition("/")
             for kind in KINDS[api_version]:
-                page = read_or_none(partial(self._objects().list_cluster_custom_object, group, version, PLURALS[kind]),
-                             f"list the {PLURALS[kind]}.{group}")
-                found += [{**item, "apiVersion": api_version, "kind": kind} for item in (page or {}).get("items") or []]
+                pages = read_or_none(partial(all_pages, partial(self._cluster_page, group, version, PLURALS[kind]),
+                                             _continue_of), f"list the {PLURALS[kind]}.{group}")
+                found += [{**item, "apiVersion": api_version, "kind": kind}
+                          for page in pages or [] for item in page.get("items") or []]
         return found
+
+    def _cluster_page(self, group: str, version: str, plural: str, token: str) -> Any:
+        """One page of a list across namespaces, from where ``token`` left off."""
+        if token:
+            return self._objects().list_cluster_custom_object(group, version, plural, limit=LIST_PAGE,
+                                                              _continue=token)
+        return self._objects().list_cluster_custom_object(group, version, plural, limit=LIST_PAGE)
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         """Write the status of each Trial given, creating the Trial first where the API has none:

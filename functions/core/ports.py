@@ -78,10 +78,10 @@ class Executor(Protocol):
         (:mod:`functions.handlers.strays`)."""
 
     def lingers(self, launch: TrialLaunch) -> bool:
-        """Whether the ended attempt's workload is to be deleted once its output is read: it
-        still runs pods its end left (an operator that leaves them: a PyTorchJob's
-        ``cleanPodPolicy`` is ``None`` by default), or no TTL of its kind would ever delete it (a
-        TrainJob, a Tekton PipelineRun)."""
+        """Whether the ended attempt's workload is to be deleted once its output is read: a
+        Job (its TTL is the backstop), one that still runs pods its end left (an operator that
+        leaves them: a PyTorchJob's ``cleanPodPolicy`` is ``None`` by default), or one no TTL of
+        its kind would ever delete (a TrainJob, a Tekton PipelineRun)."""
 
     def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
         """A block within which the executor's reads of these running attempts (of one study:

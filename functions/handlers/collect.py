@@ -6,8 +6,8 @@ an attempt that was superseded, changes nothing; nor does an end a sidecar held 
 (:func:`_holds`). A cluster trial's log that the kubelet rotated while
 it ran has lost its first lines, but for the observations kept as its running log was read
 (:mod:`functions.core.log_keep`): the trial's reason says when some are lost (:mod:`functions.core.log_rotation`).
-An accepted end stops the attempt's process or Job if it still runs, and deletes, once its output is read, a
-workload whose operator left its pods running at its end (:func:`_lingering`); a trial past its timeout, or whose Job lost more pods to disruptions
+An accepted end stops the attempt's process or Job if it still runs, and deletes, once its result is stored, its
+Job, or a workload whose operator left its pods running at its end (:func:`_lingering`); a trial past its timeout, or whose Job lost more pods to disruptions
 than the trial may lose (both of which an executor may report while it still runs), is stopped
 once its output is read and its verdict stored (:mod:`functions.handlers.stopping`). Each pod so lost is a run lost, as a preempted attempt is one:
 ``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
@@ -223,9 +223,10 @@ def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
 
 
 def _lingering(record: StudyRecord, deps: Deps, launch: TrialLaunch) -> bool:
-    """Whether the ended attempt's workload still runs pods its end left (a PyTorchJob's, whose
+    """Whether the ended attempt's workload is a Job (which its TTL would keep, with its pods, an
+    hour after its result is stored), still runs pods its end left (a PyTorchJob's, whose
     ``cleanPodPolicy`` is ``None`` by default), or is of a kind no TTL deletes (a TrainJob, a
-    PipelineRun), to be deleted once its output is read, as Katib deletes an ended trial's
+    PipelineRun), to be deleted once its result is stored, as Katib deletes an ended trial's
     workload; a template that ``retain``s it keeps it as it is."""
     return not record.spec.trial_template.retain and deps.executor.lingers(launch)
 

@@ -22,6 +22,7 @@ from werkzeug.exceptions import (
 )
 
 from functions.adapters.web import api, compression, forwarded, functions_ce, guard, peers, takes, tick_floor, ui
+from functions.adapters.web.attempts import ATTEMPTS, Attempts, client_of, refusal_wait
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -62,6 +63,7 @@ def create_app(runtime: Application) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
+    app.extensions[ATTEMPTS] = Attempts()
     app.url_map.merge_slashes = False  # /studies//x is no path, not a redirect to one in an HTML page
     if runtime.settings.oidc_audience:
         from functions.adapters.web.oidc import Verifier  # PyJWT and its cryptography: only where tokens come
@@ -241,8 +243,11 @@ def _check_scraper(settings: ServiceSettings):
         if not guard.host_allowed(request.host, settings.allowed_hosts):
             return _host_refused()
         return _cross_site_read_refused() if guard.cross_site_read(request) else None
+    if (waited := _too_many_attempts()) is not None:
+        return waited
     if any(has_token(request, token) for token in tokens):
         return None
+    _failed_attempt()
     return _unauthorized("send Authorization: Bearer <KATUNA_METRICS_TOKEN> (or <KATUNA_API_TOKEN>)")
 
 
@@ -254,17 +259,24 @@ def _check_event_sender(settings: ServiceSettings):
     Whoever delivers it, an event of katuna's own types is believed without the API token only
     with katuna's signature (:data:`functions_ce.API_CALLER`): a broker, OIDC or not, passes on
     what any sender its policy admits posted to it."""
+    verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
+    checked = settings.api_token or verifier is not None
+    if checked and (waited := _too_many_attempts()) is not None:
+        return waited
     if settings.api_token and has_token(request, settings.api_token):
         setattr(g, functions_ce.API_CALLER, True)
         return None
-    verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     if verifier is None:
         if settings.events == "reply":
             setattr(g, tick_floor.ANONYMOUS, True)
-        return None if settings.events == "reply" or not settings.api_token else _unauthorized()
+        if settings.events == "reply" or not settings.api_token:
+            return None
+        _failed_attempt()
+        return _unauthorized()
     given = bearer(request)
     subject = verifier.subject(given) if given is not None else None
     if subject is None:
+        _failed_attempt()
         return _unauthorized()
     if settings.oidc_subjects and not senders.allowed(subject, settings.oidc_subjects):
         log.warning("refused an event delivery from %s: not one of KATUNA_OIDC_SUBJECTS", subject)
@@ -278,8 +290,13 @@ def _check_caller(settings: ServiceSettings, path: str):
     """With ``KATUNA_API_TOKEN`` set, the bearer token, or a dashboard session whose writes
     come from this origin with the session's CSRF token; pages send a browser to the login."""
     token = settings.api_token
-    if not token or ui.is_open_path(path) or has_token(request, token):
+    if not token or ui.is_open_path(path):
         return None
+    if (waited := _too_many_attempts()) is not None:
+        return waited
+    if has_token(request, token):
+        return None
+    _failed_attempt()
     session = current_session(request, current_app.extensions["katuna"].store(), token)
     if session is not None:
         g.katuna_session = session
@@ -291,6 +308,32 @@ def _check_caller(settings: ServiceSettings, path: str):
     if ui.is_page(path) and request.method == "GET":
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
     return _unauthorized()
+
+
+def _too_many_attempts():
+    """The refusal of a request carrying a bearer token from a client past its failed attempts
+    (:mod:`.attempts`): the token is not even compared. None where there is no token to refuse."""
+    if bearer(request) is None:
+        return None
+    wait = refusal_wait(current_app.extensions[ATTEMPTS], request)
+    return None if wait is None else _waiting(wait)
+
+
+def _waiting(wait: int) -> Response:
+    """``429 too_many_attempts`` with ``Retry-After``: the client failed too often of late."""
+    response = guard.refusal(request, 429, "too_many_attempts", TOO_MANY.format(wait=wait), retryable=True)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+TOO_MANY = ("too many wrong tokens from this client of late: no token it sends is looked at for {wait} s "
+            "(Retry-After); check the token it sends (KATUNA_API_TOKEN)")
+
+
+def _failed_attempt() -> None:
+    """Count the request's bearer token, which the service does not take, against its client."""
+    if bearer(request) is not None:
+        current_app.extensions[ATTEMPTS].failed(client_of(request))
 
 
 def _unauthorized(message: str = "send Authorization: Bearer <KATUNA_API_TOKEN>"):

@@ -220,13 +220,13 @@ def _continue_withheld(request: Request) -> bool:
             and (request.content_length or 0) > limit)
 
 
-def refusal(request: Request, status: int, error: str, message: str) -> Response:
+def refusal(request: Request, status: int, error: str, message: str, retryable: bool = False) -> Response:
     """A JSON refusal, sent after the body was drained; the connection closes after it (``katuna
     serve``'s worker ends it on ``Connection: close``, which gunicorn would drop:
     :func:`.whole_body._closing`). Nothing the guard refuses changes by trying again (``retryable``
-    false)."""
+    false) but a client's wait out its failed attempts (:mod:`.attempts`)."""
     drain(request)
-    response = jsonify(error=error, message=message, retryable=False)
+    response = jsonify(error=error, message=message, retryable=retryable)
     response.status_code = status
     response.headers["Connection"] = "close"
     return response

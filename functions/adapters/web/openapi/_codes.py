@@ -6,7 +6,7 @@ ERROR_CODES = (
     # refused before any route: the Host, the local user, the body, the origin, the caller
     "host_not_allowed", "local_user_not_allowed", "request_entity_too_large", "unsupported_media_type",
     "request_timeout", "incomplete_body", "uri_too_long", "request_header_fields_too_large",
-    "cross_origin", "csrf", "unauthorized", "sender_not_allowed",
+    "cross_origin", "csrf", "unauthorized", "too_many_attempts", "sender_not_allowed",
     # no such route or method; a service not ready; a fault of katuna's own; another HTTP error
     "not_found", "method_not_allowed", "not_ready", "internal_server_error", "http_error",
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)

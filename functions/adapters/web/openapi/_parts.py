@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+TOO_MANY_ATTEMPTS = ("a bearer token from a client that sent 10 wrong ones within 60 s: no token it sends is "
+                     "looked at until Retry-After seconds have passed (too_many_attempts)")
+"""The refusal of a client past its failed attempts (``functions.adapters.web.attempts``)."""
+
 
 def json_body(schema_ref: str, description: str) -> dict[str, Any]:
     """An answer whose JSON body is the schema ``schema_ref``."""

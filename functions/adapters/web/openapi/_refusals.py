@@ -5,7 +5,7 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any
 
-from functions.adapters.web.openapi._parts import error
+from functions.adapters.web.openapi._parts import TOO_MANY_ATTEMPTS, error
 
 _OPEN = ("/healthz", "/readyz")
 """Paths no check of the app stands in front of (``functions.adapters.web.OPEN_PATHS``): only
@@ -57,9 +57,11 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
                   ("403", "a write from another site's Origin (cross_origin)")]
     if event:
         found += [("401", "neither the API token nor an accepted OIDC delivery token (unauthorized)"),
+                  ("429", TOO_MANY_ATTEMPTS),
                   ("403", "an OIDC token of a sender not in KATUNA_OIDC_SUBJECTS (sender_not_allowed)")]
     elif path not in _PAGES:
-        found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
+        found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)"),
+                  ("429", TOO_MANY_ATTEMPTS)]
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
     found.append(fault)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.adapters.web.openapi._parts import cursor, error, limit, located, page, status_body
+from functions.adapters.web.openapi._parts import TOO_MANY_ATTEMPTS, cursor, error, limit, located, page, status_body
 from functions.core.events import ROUTES
 
 
@@ -77,6 +77,7 @@ def metrics_path() -> dict[str, Any]:
                       "400": error("a Host that is not served (no token set)"),
                       "401": error("missing or wrong bearer token (when KATUNA_METRICS_TOKEN or "
                                    "KATUNA_API_TOKEN is set)"),
+                      "429": error(TOO_MANY_ATTEMPTS),
                       "503": error("the database cannot be read now; retry after Retry-After seconds")}}}
 
 

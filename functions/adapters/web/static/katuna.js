@@ -623,14 +623,15 @@ const katuna = (() => {
     }
   }
 
-  // The attempt in the heading, and a link to the log of each one before it.
+  // The attempt in the heading, and a link to the log of each one before it, as a terminal shows
+  // it (as the page shows the current attempt's).
   function showAttempt(log, attempt) {
     document.getElementById("log-attempt").textContent = attempt > 1 ? `(attempt ${attempt})` : "";
     document.getElementById("trial-attempt").textContent = attempt;
     const earlier = document.getElementById("earlier-attempts");
     earlier.querySelectorAll("a").forEach((link) => link.remove());
     for (let k = 1; k < attempt; k++) {
-      const link = Object.assign(document.createElement("a"), {href: `${log.dataset.full}?attempt=${k}`});
+      const link = Object.assign(document.createElement("a"), {href: `${log.dataset.full}?attempt=${k}&terminal=true`});
       link.dataset.attempt = k;
       link.textContent = `attempt ${k}`;
       earlier.append(link, " ");

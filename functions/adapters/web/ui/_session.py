@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 
+from functions.adapters.web.attempts import ATTEMPTS, client_of, refusal_wait
 from functions.adapters.web.auth import end_session, start_session, token_matches
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 
@@ -14,14 +15,21 @@ from functions.adapters.web.ui._blueprint import blueprint, runtime
 def login():
     """The token, typed into a form and posted, starts a session (:mod:`functions.adapters.web.auth`).
     A ``HEAD`` is the page's ``GET``: a read, which the guard lets through without asking where it
-    comes from, so a form body sent with it starts no session and fails no login."""
+    comes from, so a form body sent with it starts no session and fails no login. A wrong token
+    counts against its client, which past its failed attempts is refused (``429``) whatever it
+    posts (:mod:`functions.adapters.web.attempts`)."""
     token = runtime().settings.api_token
     target = _safe_next(request.values.get("next", ""))
     if not token:
         return redirect(target)
     if request.method != "POST":
         return render_template("login.html", next=target, failed=False)
+    attempts = current_app.extensions[ATTEMPTS]
+    wait = refusal_wait(attempts, request)
+    if wait is not None:
+        return render_template("login.html", next=target, failed=False, wait=wait), 429, {"Retry-After": str(wait)}
     if not token_matches(request.form.get("token", ""), token):
+        attempts.failed(client_of(request))
         return render_template("login.html", next=target, failed=True), 401
     response = redirect(target)
     start_session(request, response, runtime().store(), runtime().settings.session_ttl, token)
