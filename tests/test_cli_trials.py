@@ -106,14 +106,18 @@ def test_a_bad_page_is_refused_naming_the_option(db: Path, options: tuple[str, .
     assert named in output
 
 
-def test_a_reader_that_goes_away_ends_the_output_not_the_command(db: Path):
+def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """``katuna ARGS...`` writing to a pipe whose reader is gone (``| head`` once it has enough)."""
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        result = subprocess.run([KATUNA, "trials", "big", "--json", "--db", str(db)], stdout=writer,
-                                stderr=subprocess.PIPE, text=True, timeout=120)
+        return subprocess.run([KATUNA, *args], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
     finally:
         os.close(writer)
+
+
+def test_a_reader_that_goes_away_ends_the_output_not_the_command(db: Path):
+    result = _to_a_closed_pipe("trials", "big", "--json", "--db", str(db))
     assert (result.returncode, result.stderr) == (0, "")
 
 
@@ -192,13 +196,7 @@ def test_csv_is_read_whole_by_a_csv_reader_with_nan_and_a_reader_gone_away_ends_
     assert [int(row["number"]) for row in rows] == list(range(TRIALS))
     assert rows[TRIALS_READ]["loss"] == "nan" and float(rows[7]["loss"]) == 1.0
     assert float(rows[1]["x"]) == 0.001
-    reader, writer = os.pipe()
-    os.close(reader)
-    try:
-        unread = subprocess.run([KATUNA, "trials", "big", "--csv", "--db", str(db)], stdout=writer,
-                                stderr=subprocess.PIPE, text=True, timeout=120)
-    finally:
-        os.close(writer)
+    unread = _to_a_closed_pipe("trials", "big", "--csv", "--db", str(db))
     assert (unread.returncode, unread.stderr) == (0, "")
 
 
