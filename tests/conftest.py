@@ -80,9 +80,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_waiting_line(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the fortieth migration (each study's waiting trials by
+    since when they wait)."""
+    db.execute("DROP INDEX IF EXISTS trials_waiting_line")
+
+
 def drop_stop_taken(db: sqlite_utils.Database) -> None:
     """Take a database back to before the thirty-ninth migration (when the tick last took each
-    marked trial's stop)."""
+    marked trial's stop), and the fortieth."""
+    drop_waiting_line(db)
     db.execute("DROP INDEX IF EXISTS trials_stop_taken")
     if "stop_taken" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN stop_taken")

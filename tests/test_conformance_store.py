@@ -241,8 +241,9 @@ class StoreContract:
             store.add_trial(TrialRecord("demo", number, {"x": 1.0}, state,
                                         reason="waiting: for room" if number == 3 else ""))
         store.add_trial(TrialRecord("other", 0, {"x": 1.0}, "RUNNING"))
-        assert sorted(store.running_by_runner("local")) == [(None, 1), (None, 2)], "a study that says nothing runs here"
-        assert sorted(store.running_by_runner("kubernetes")) == [(None, 1), (None, 1)]
+        assert sorted(store.load_by_runner("local")) == [("demo", None, False, 2, 2), ("older", None, False, 1, 0)], \
+            "a study that says nothing runs here"
+        assert sorted(store.load_by_runner("kubernetes")) == [("older", None, False, 1, 0), ("other", None, False, 1, 0)]
         assert store.waiting_note("demo") == "for room" and store.waiting_note("other") is None
 
     def test_studies_are_listed_updated_and_deleted_with_their_trials_and_optunas_twin(self, store: Store):

@@ -104,7 +104,8 @@ def test_a_trial_past_the_bound_says_why_it_waits_until_it_runs(tmp_path: Path):
             runner.dispatcher.deliver(trial_suggested("demo", record.uid, 1, 1))
         trial = runner.store.get_trial("demo", 1)
         assert trial is not None and trial.state == WAITING
-        why = "katuna runs at most 1 trial at once (KATUNA_MAX_RUNNING_TRIALS); it starts as soon as one of those running ends"
+        why = ("katuna runs at most 1 trial at once (KATUNA_MAX_RUNNING_TRIALS); it starts as soon as one of those "
+               "running ends and the trials waiting longer, of any study, have started")
         assert trial.reason == f"waiting: {why}"
         assert study_view(runner.store, runner.store.get_study("demo"))["waitingBecause"] == why
     finally:

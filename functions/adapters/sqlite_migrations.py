@@ -334,6 +334,21 @@ def _migrate_39(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX trials_stop_taken ON trials (stop_taken, study, number) WHERE stopping = 1")
 
 
+WAITING_LINE = "trials_waiting_line"
+"""The index of each study's waiting trials by since when their current attempt waits."""
+
+WAITING_SINCE = "coalesce(suggested_at, created_at, 0)"
+"""Since when a trial's current attempt waits, as the index :data:`WAITING_LINE` keeps it."""
+
+
+def _migrate_40(db: sqlite_utils.Database) -> None:
+    """Each study's waiting trials by since when they wait, the waiting trials alone: those that
+    waited longest are read first, in line for room among the trials running at once
+    (:mod:`functions.handlers.turns`), however many of a study wait."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS {WAITING_LINE} ON trials (study, {WAITING_SINCE}, number) "
+               "WHERE state = 'WAITING'")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -357,4 +372,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
-              _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39)
+              _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40)

@@ -1,7 +1,8 @@
 """A study's trials as the listings read them: filtered, ordered and paged in SQL
 (:mod:`functions.adapters.sqlite_trial_queries`), a page at a time, at the same cost at any
 study size: by position with a count (the dashboard's trial table), every match (its CSV
-export), or after a key (the API's trial listing and ``katuna trials``)."""
+export), or after a key (the API's trial listing and ``katuna trials``); and a study's waiting
+trials as they stand in line for room among the trials running at once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from collections.abc import Generator
 from contextlib import closing
 from typing import Any
 
+from functions.adapters.sqlite_connection import reading
+from functions.adapters.sqlite_migrations import WAITING_LINE, WAITING_SINCE
 from functions.adapters.sqlite_trial_queries import KEY_COLUMN, keyed_page, where_and_order
 from functions.adapters.sqlite_trials import SqliteTrials
-from functions.core.records import TrialQuery, TrialRecord
+from functions.core.records import WAITING, TrialQuery, TrialRecord
+from functions.core.store_port import InLine
 from functions.core.trial_order import TrialKey
 
 
@@ -28,6 +32,20 @@ class SqliteTrialPages(SqliteTrials):
         table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
         total, sql, args = self._query(study, query)
         return total, self._trials_of(self._lazy_rows(sql, args))
+
+    @reading
+    def waiting_line(self, study: str, slots: int | None, first: int, passed_over: str) -> list[InLine]:
+        """Through the index of the study's waiting trials by since when they wait, read from the
+        longest waiting on until ``first`` are found; where ``slots`` are fewer than those
+        waiting, the lowest-numbered past them is found first, from the same index alone."""
+        waiting = f"FROM trials INDEXED BY {WAITING_LINE} WHERE study = ? AND state = '{WAITING}'"
+        past = None if slots is None else self.db.execute(
+            f"SELECT number {waiting} ORDER BY number LIMIT 1 OFFSET ?", [study, slots]).fetchone()
+        rows = self.db.execute(
+            f"SELECT number, attempt, {WAITING_SINCE} AS since {waiting} AND (? IS NULL OR number < ?) "
+            "AND substr(coalesce(reason, ''), 1, ?) != ? ORDER BY since, number LIMIT ?",
+            [study, *[past[0] if past else None] * 2, len(passed_over), passed_over, first]).fetchall()
+        return [InLine(*row) for row in rows]
 
     def _query(self, study: str, query: TrialQuery) -> tuple[int, str, list[Any]]:
         """The count of the trials ``query`` matches, and the statement (with its arguments)
@@ -61,4 +79,5 @@ class SqliteTrialPages(SqliteTrials):
         with closing(self._lazy_rows(sql, args)) as rows:
             for row in rows:
                 yield (row.pop(KEY_COLUMN), row["number"]), self._trial(row)
+
 

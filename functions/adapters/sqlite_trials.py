@@ -32,7 +32,7 @@ from functions.core.records import (
     TrialRecord,
 )
 from functions.core.spec import MINIMIZE
-from functions.core.store_port import PopulationTrial
+from functions.core.store_port import PopulationTrial, StudyLoad
 
 GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs
@@ -226,12 +226,15 @@ class SqliteTrials(SqliteStudies):
         return None if row is None else row[0].partition("\n")[0].removeprefix(HELD)
 
     @reading
-    def running_by_runner(self, runs_on: str) -> list[tuple[str | None, int]]:
-        """Through the kept per-study counts: one row per study with trials running, however many
-        run; a study stored before katuna kept where its trials run runs where it is served."""
-        return [(row[0], row[1]) for row in self.db.execute(
-            "SELECT s.runner, c.n FROM trial_counts c JOIN studies s ON s.name = c.study "
-            "WHERE c.state = ? AND c.n > 0 AND coalesce(s.runs_on, ?) = ?", [RUNNING, runs_on, runs_on]).fetchall()]
+    def load_by_runner(self, runs_on: str) -> list[StudyLoad]:
+        """Through the kept per-study counts: one row per study with trials running or waiting,
+        however many; a study stored before katuna kept where its trials run runs where it is served."""
+        return [StudyLoad(name, runner, status != STUDY_RUNNING, running, waiting) for name, runner, status, running, waiting
+                in self.db.execute(
+                    "SELECT s.name, s.runner, s.status, sum(c.n * (c.state = ?)), sum(c.n * (c.state = ?)) "
+                    "FROM trial_counts c JOIN studies s ON s.name = c.study WHERE c.state IN (?, ?) AND c.n > 0 "
+                    "AND coalesce(s.runs_on, ?) = ? GROUP BY s.name",
+                    [RUNNING, WAITING, RUNNING, WAITING, runs_on, runs_on]).fetchall()]
 
     @reading
     def count_stopped_at_end(self, study: str) -> int:

@@ -33,6 +33,27 @@ StudyKey = tuple[float, str]
 creation time and its name, neither of which changes, and which together no other study has."""
 
 
+class StudyLoad(NamedTuple):
+    """A study's trials running and waiting, as the bound on the trials running at once across
+    studies counts them (:meth:`Store.load_by_runner`)."""
+
+    study: str
+    runner: str | None
+    ended: bool
+    running: int
+    waiting: int
+
+
+class InLine(NamedTuple):
+    """A waiting trial as it stands in line for room among the trials running at once
+    (:meth:`Store.waiting_line`)."""
+
+    number: int
+    attempt: int
+    since: float
+    """When its current attempt was suggested (:attr:`~functions.core.records.TrialRecord.suggested_since`)."""
+
+
 class PopulationTrial(NamedTuple):
     """What population-based training reads of a trial, as :class:`TrialRecord` holds it."""
 
@@ -191,10 +212,15 @@ class Store(Protocol):
         """Why the study's lowest-numbered waiting trial that says so waits (the note of its
         reason, :mod:`functions.core.admission`), else None."""
 
-    def running_by_runner(self, runs_on: str) -> list[tuple[str | None, int]]:
-        """The trials running now of each study whose trials run ``runs_on`` (local or
-        kubernetes; or that says nothing, as run where it is served), with the runner its row
-        names (:attr:`~functions.core.records.StudyRecord.runner`)."""
+    def load_by_runner(self, runs_on: str) -> list[StudyLoad]:
+        """The trials running and waiting now of each study whose trials run ``runs_on`` (local
+        or kubernetes; or that says nothing, as run where it is served) and that has any, with
+        the runner its row names (:attr:`~functions.core.records.StudyRecord.runner`)."""
+
+    def waiting_line(self, study: str, slots: int | None, first: int, passed_over: str) -> list[InLine]:
+        """Of the study's ``slots`` lowest-numbered waiting trials (None: all of them), but those
+        whose reason begins ``passed_over``, the ``first`` that have waited longest (by since
+        when, then number)."""
 
     def count_stopped_at_end(self, study: str) -> int:
         """Of the study's pruned trials, those stopped because it ended: counted apart, as only a

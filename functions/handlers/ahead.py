@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 from functions.core.events import Event, run_field, trial_suggested
 from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
-from functions.handlers.deps import running_here
+from functions.handlers import turns
+from functions.handlers.turns import Turn
 
 if TYPE_CHECKING:
     from functions.handlers.deps import Deps
@@ -40,14 +41,24 @@ it was sent."""
 
 
 def startable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialRecord]:
-    """The lowest-numbered waiting trials that fit the study's free slots and the room left
-    among the trials katuna runs at once (``Deps.running_trials``): those a trial's end starts
-    itself. A waiting trial past that room keeps its ``trial.suggested`` delivered again, which
-    notes in its reason why it waits (:func:`functions.handlers.spawn.waits`)."""
+    """The lowest-numbered waiting trials that fit the study's free slots and whose turn it is to
+    take room among the trials katuna runs at once (``Deps.running_trials``,
+    :mod:`functions.handlers.turns`): those a trial's end starts itself. A waiting trial past
+    that room keeps its ``trial.suggested`` delivered again, which notes in its reason why it
+    waits (:func:`functions.handlers.spawn.waits`)."""
     waiting = releasable(record, deps, counts)
     if deps.running_trials is None or not waiting:
         return waiting
-    return waiting[:max(deps.running_trials - running_here(deps), 0)]
+    return turns.in_turn(record, deps, waiting, deps.running_trials)[0]
+
+
+def taking(record: StudyRecord, deps: Deps, counts: Counts) -> tuple[list[TrialRecord], list[Turn]]:
+    """As :func:`startable`, with the turns of the other studies' trials that take the rest of
+    the room left (their own study starts them): what a trial's end gives its freed room to."""
+    waiting = releasable(record, deps, counts)
+    if deps.running_trials is None:
+        return waiting, []
+    return turns.in_turn(record, deps, waiting, deps.running_trials)
 
 
 def releasable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialRecord]:

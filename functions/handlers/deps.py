@@ -19,7 +19,7 @@ from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunnerClaims, RunningLogs
 from functions.core.records import LOCAL, StudyRecord, run_by_another, runs_elsewhere
 from functions.core.spec import Study
-from functions.core.store_port import Store
+from functions.core.store_port import Store, StudyLoad
 from functions.core.timeouts import POOL_WAIT
 from functions.handlers.parsed import ParsedOutput
 
@@ -102,15 +102,22 @@ def served_here(deps: Deps, records: list[StudyRecord]) -> list[StudyRecord]:
 
 
 def running_here(deps: Deps) -> int:
-    """The trials running now that count against :attr:`Deps.running_trials`: those of the
-    studies whose trials run where this service runs them, except the studies of a runner that
-    is gone (a ``katuna run`` interrupted or killed leaves its trials stored running, with no
-    process, until it is run again)."""
-    rows = deps.store.running_by_runner(deps.runs_on)
-    if deps.runner is None:
-        return sum(n for _, n in rows)
-    return sum(n for claim, n in rows if claim is None or claim == deps.runner.identity
-               or deps.runner.other(claim) is not None)
+    """The trials running now that count against :attr:`Deps.running_trials` (:func:`loads_here`)."""
+    return sum(load.running for load in loads_here(deps))
+
+
+def loads_here(deps: Deps) -> list[StudyLoad]:
+    """The trials running and waiting of the studies whose trials run where this service runs
+    them, except the studies of a runner that is gone (a ``katuna run`` interrupted or killed
+    leaves its trials stored running, with no process, until it is run again): those whose
+    running trials count against :attr:`Deps.running_trials`, and whose waiting trials stand in
+    line for room (:mod:`functions.handlers.turns`)."""
+    loads = deps.store.load_by_runner(deps.runs_on)
+    runner = deps.runner
+    if runner is None:
+        return loads
+    return [load for load in loads if load.runner is None or load.runner == runner.identity
+            or runner.other(load.runner) is not None]
 
 
 def _other_runner(deps: Deps, record: StudyRecord) -> int | None:

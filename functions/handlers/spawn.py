@@ -11,9 +11,11 @@ Where katuna bounds the trials running at once across every study (``Deps.runnin
 ``KATUNA_MAX_RUNNING_TRIALS``: by default as many as this machine's CPUs where trials are its
 processes), a launch past it is refused for now (:class:`ServiceBusy`, a temporary error): the
 handling changes nothing, the trial stays waiting, its reason saying why (:func:`waits`), and
-the event is delivered again with back-off; the end of one of its study's trials starts it at
-once (:func:`~functions.handlers.ahead.startable`). A study's ``parallelism`` above the bound
-is no error: its trials past it wait their turn.
+the event is delivered again with back-off. Room goes first come, first served across the
+studies served here (:mod:`functions.handlers.turns`): a launch that would take room a trial
+waiting longer is due is refused the same way, and the trial's end that frees room starts the
+trial whose turn it is at once. A study's ``parallelism`` above the bound is no error: its
+trials past it wait their turn.
 
 A launch its namespace's ResourceQuota refuses for now (:class:`QuotaFull`: ``count/jobs.batch``
 full, as finished Jobs count until deleted) is a temporary error too, retried the same way; the
@@ -29,8 +31,9 @@ from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.store_port import has_study
-from functions.handlers.deps import Deps, running_here, study_here
+from functions.handlers.deps import Deps, study_here
 from functions.handlers.starting import go_on, quota_wait, start
+from functions.handlers.turns import ahead_of
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -73,21 +76,23 @@ def waits(event: Event, deps: Deps, exc: Exception) -> None:
 
 def room_wait(bound: int, set_by: str) -> str:
     """Why a trial waits for room among the trials katuna runs at once (a reason's note)."""
-    return (f"katuna runs at most {counted(bound, 'trial')} at once ({set_by}); it starts as soon as one "
-            "of those running ends")
+    return (f"katuna runs at most {counted(bound, 'trial')} at once ({set_by}); it starts as soon as one of those running "
+            "ends and the trials waiting longer, of any study, have started")
 
 
 def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     """Refuse for now a launch that would take the trials running past ``deps.running_trials``
-    (:func:`~functions.handlers.deps.running_here`); a trial marked running already, or whose
+    (:func:`~functions.handlers.deps.running_here`), or take room a trial that waited longer is
+    due (:func:`~functions.handlers.turns.ahead_of`); a trial marked running already, or whose
     attempt exists, takes no room more. The count and the launch are in one write transaction,
     so no two workers both take the last room."""
     bound = deps.running_trials
     if bound is None or trial.state == RUNNING:
         return
-    running = running_here(deps)
-    if running >= bound and not deps.executor.exists(trial_launch(record, trial)):
+    running, ahead = ahead_of(record, trial, deps, bound)
+    if running + ahead >= bound and not deps.executor.exists(trial_launch(record, trial)):
         runs = "runs" if running == 1 else "run"
-        raise ServiceBusy(f"{counted(running, 'trial')} {runs} now, as many as katuna runs at once across every study "
-                          f"({deps.running_trials_set_by}: {bound}): trial {trial.number} of {record.name} waits for "
-                          "one of them to end")
+        before = f" and {counted(ahead, 'trial')} waited longer" if ahead else ""
+        raise ServiceBusy(f"{counted(running, 'trial')} {runs} now{before}, as many as katuna runs at once across every "
+                          f"study ({deps.running_trials_set_by}: {bound}): trial {trial.number} of {record.name} waits "
+                          "for its turn")

@@ -18,7 +18,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
 from functions.core.store_port import Store, has_study
-from functions.handlers import ahead
+from functions.handlers import ahead, turns
 from functions.handlers.asking import ask_trials, check_stop, complete, tell
 from functions.handlers.deps import Deps
 
@@ -66,13 +66,16 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     continuation of the study would: the counts read again (a start refused for the trial's
     workload failed it, which a stop rule may count), the study ended if a rule fires. So a
     trial's end takes one write transaction, not a second one with its own event,
-    processed-event record and read of the study."""
+    processed-event record and read of the study. Under the bound, the freed room goes first
+    to whichever trial waited longest, of any study served here (:mod:`~functions.handlers.turns`):
+    the other studies' trials whose turn it is are sent on (:func:`~functions.handlers.turns.handed`)."""
     if record.terminal:
-        return []
+        return handed_over(record, deps)
     counts = deps.store.count_trials(record.name)
     decision = check_stop(record, deps, ended, counts)
+    others: list[turns.Turn] = []
     if decision is None and (deps.lookahead or deps.running_trials is not None):
-        waiting = ahead.startable(record, deps, counts)
+        waiting, others = ahead.taking(record, deps, counts)
         for trial in waiting:
             if not _started_or_held(record, trial, deps):
                 break
@@ -80,8 +83,17 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
-        return complete(record, deps, decision)
-    return ask_trials(record, deps, counts)
+        return complete(record, deps, decision) + handed_over(record, deps)
+    return ask_trials(record, deps, counts) + turns.handed(others)
+
+
+def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:
+    """The ``trial.suggested`` of the other studies' trials whose turn it is to take the room
+    left (:mod:`~functions.handlers.turns`), where a study's end, or a trial's end in a study
+    that ended, frees it and no trial of its own takes it."""
+    if deps.running_trials is None:
+        return []
+    return turns.handed(turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1])
 
 
 def _started_or_held(record: StudyRecord, trial: TrialRecord, deps: Deps) -> bool:
@@ -99,7 +111,7 @@ def _started_or_held(record: StudyRecord, trial: TrialRecord, deps: Deps) -> boo
 
 def quota_wait(full: QuotaFull) -> str:
     """Why a trial whose Job its namespace's quota has no room for waits (a reason's note)."""
-    return f"its Job cannot be created now: {full.why or full}; katuna tries again as Jobs end"
+    return f"{turns.QUOTA_HELD}: {full.why or full}; katuna tries again as Jobs end"
 
 
 def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:

@@ -15,6 +15,7 @@ from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED, STOPPED_AT_END
 from functions.handlers.asking import discard, tell
 from functions.handlers.deps import Deps
+from functions.handlers.starting import handed_over
 from functions.handlers.stopping import stop_once_stored
 
 
@@ -38,4 +39,4 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     stop_once_stored(record, stopped, deps)
-    return []
+    return handed_over(record, deps) if stopped else []
