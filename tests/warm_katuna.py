@@ -16,6 +16,7 @@ signal that ended it). It forks from this one thread only, before any other star
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -142,9 +143,12 @@ class WarmProcess:
             return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        """Signal the command unless it is known to have ended (its pid may be another's by then)."""
+        """Signal the command unless it is known to have ended (its pid may be another's by then);
+        one that ended and was reaped since that was looked at is left alone too, as
+        ``subprocess.Popen`` leaves it."""
         if self.poll() is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
