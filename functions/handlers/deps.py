@@ -101,11 +101,6 @@ def served_here(deps: Deps, records: list[StudyRecord]) -> list[StudyRecord]:
             if not record.runs_away_from(deps.runs_on) and _other_runner(deps, record) is None]
 
 
-def running_here(deps: Deps) -> int:
-    """The trials running now that count against :attr:`Deps.running_trials` (:func:`loads_here`)."""
-    return sum(load.running for load in loads_here(deps))
-
-
 def loads_here(deps: Deps) -> list[StudyLoad]:
     """The trials running and waiting of the studies whose trials run where this service runs
     them, except the studies of a runner that is gone (a ``katuna run`` interrupted or killed

@@ -59,13 +59,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     value = progress_value(data)
     pod = _pod_of(data)
-    lost = store.lost_pods(record.name, trial.number).of(trial.attempt)
-    if pod is not None and pod in lost:
+    lost = store.lost_pods(record.name, trial.number).of(trial.attempt) if pod is not None else ()
+    if pod in lost:
         return []
     study = optuna_study(record, deps)
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
-    run = _run_of(storage, trial_id, Run(trial.attempt, pod), store.log_read(record.name, trial.number).cursor, lost)
+    logged = store.log_read(record.name, trial.number).cursor if pod is not None else None
+    run = _run_of(storage, trial_id, Run(trial.attempt, pod), logged, lost)
     if run is None:
         return []
     remember(store, record.name, trial.number, data.get("cursor"))

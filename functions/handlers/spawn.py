@@ -82,7 +82,7 @@ def room_wait(bound: int, set_by: str) -> str:
 
 def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     """Refuse for now a launch that would take the trials running past ``deps.running_trials``
-    (:func:`~functions.handlers.deps.running_here`), or take room a trial that waited longer is
+    (those of :func:`~functions.handlers.deps.loads_here`), or take room a trial that waited longer is
     due (:func:`~functions.handlers.turns.ahead_of`); a trial marked running already, or whose
     attempt exists, takes no room more. The count and the launch are in one write transaction,
     so no two workers both take the last room."""
