@@ -14,7 +14,10 @@ token, so a copy of this file from a release before the token is refused (the tr
 still read for its progress). On a cluster each report names its pod too (``KATUNA_POD_UID``,
 its uid, which katuna sets with the token): a pod its Job made in place of a disrupted one runs
 the trial again from its start, in the same attempt, and its reports are judged as its own,
-not taken for the lost pod's sent again. The posts go out in the background, in order, so a slow or
+not taken for the lost pod's sent again. Where the trial's workload runs this code in several
+pods (a TrainJob's nodes, a Job of several pods with ``primaryPodLabels``), only its primary pods
+report, as katuna reads only their logs (``KATUNA_PRIMARY_POD_LABELS``); the others' ``report``
+sends nothing and returns False. The posts go out in the background, in order, so a slow or
 unreachable broker never holds up training; the reports still waiting when the trial exits get
 :data:`EXIT_WAIT` seconds to go out, and ``flush()`` waits for them at any point. A trial the
 pruner stops is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and
@@ -51,6 +54,7 @@ import unicodedata
 import urllib.parse
 import urllib.request
 from collections import deque
+from collections.abc import Mapping
 
 OIDC_MOUNT = "/oidc/token"
 """Where a SinkBinding mounts the OIDC token for its sink."""
@@ -102,11 +106,11 @@ _REFUSED: set[str] = set()
 
 def report(step: int, **metrics: float) -> bool:
     """Send the objective's value at ``step``, in the background; whether it was taken to be
-    sent (katuna asked for reports, ``metrics`` hold the objective, and the binding's overrides
-    are ones Knative sends)."""
+    sent (katuna asked for reports, ``metrics`` hold the objective, this pod is one of the
+    trial's primary pods, and the binding's overrides are ones Knative sends)."""
     env = os.environ
     url, objective = env.get("KATUNA_REPORT_URL"), env.get("KATUNA_OBJECTIVE")
-    if not url or objective not in metrics:
+    if not url or objective not in metrics or not _primary(env):
         return False
     ids = [env.get(k, "") for k in ("KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT")]
     data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
@@ -124,6 +128,21 @@ def report(step: int, **metrics: float) -> bool:
                "ce-subject": f"{ids[0]}/{ids[2]}", "content-type": "application/json"}
     _SENDER.put(url, json.dumps(data, allow_nan=False).encode(), headers)
     return True
+
+
+def _primary(env: Mapping[str, str]) -> bool:
+    """Whether this pod is one of the trial's primary pods, whose reports are the trial's: its
+    labels (``KATUNA_POD_LABEL_1``, ... from the downward API) are those katuna names
+    (``KATUNA_PRIMARY_POD_LABELS``, a JSON object, in its keys' order), or katuna names none (a
+    trial of one pod, a local one). A TrainJob's other nodes, or a Job's other pods, run the
+    same code and would report their own values."""
+    try:
+        wanted = json.loads(env.get("KATUNA_PRIMARY_POD_LABELS") or "{}")
+    except ValueError:
+        return True
+    if not isinstance(wanted, dict):
+        return True
+    return all(env.get(f"KATUNA_POD_LABEL_{i}") == str(wanted[key]) for i, key in enumerate(sorted(wanted), 1))
 
 
 def flush(timeout: float = EXIT_WAIT) -> bool:

@@ -26,11 +26,12 @@ KATUNA = str(Path(sys.executable).with_name("katuna"))
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 NAME = re.compile(r"KATUNA_[A-Z0-9_]*[A-Z0-9]")
 TRIAL_ENV = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_ATTEMPT_ID",
-             "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN", "KATUNA_POD_UID"}
+             "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN", "KATUNA_POD_UID",
+             "KATUNA_PRIMARY_POD_LABELS"}
 """Variables katuna gives a trial's process (no settings), named in functions/."""
-TRIAL_ENV_FAMILIES = {"KATUNA_PARAM"}
-"""Variables katuna gives a trial's process one for each parameter (``KATUNA_PARAM_<name>``),
-their prefix named in functions/."""
+TRIAL_ENV_FAMILIES = {"KATUNA_PARAM", "KATUNA_POD_LABEL"}
+"""Variables katuna gives a trial's process one for each parameter (``KATUNA_PARAM_<name>``) or
+primary pod label (``KATUNA_POD_LABEL_<n>``), their prefix named in functions/."""
 SUITE_KNOBS = {"KATUNA_CHAOS_SEEDS", "KATUNA_FUZZ_EXAMPLES", "KATUNA_LOAD_EVENTS", "KATUNA_LOAD_STUDIES"}
 """Variables of the test suite's own, named in tests/."""
 

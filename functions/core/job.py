@@ -374,7 +374,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             _trial_named_in_every_replica(workload, request)
             return workload
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
-                                 metadata, spec, katuna_env, added, request.typed_fields)
+                                 metadata, spec, katuna_env, added, request.typed_fields, request.primary_pod_labels)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 

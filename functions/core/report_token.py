@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,18 @@ start, in the same attempt, and its reports are its own, not the lost pod's sent
 POD_FIELD = {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}
 """Where the container reads :data:`POD_ENV` from: the downward API, the pod's own uid (nothing a
 reader of the pod does not see)."""
+
+PRIMARY_ENV = "KATUNA_PRIMARY_POD_LABELS"
+"""The variable that tells a reporting container the labels of the trial's primary pods (the
+study's ``primaryPodLabels``, else its kind's), as a JSON object, where the workload has several
+pods made from one template (a TrainJob's nodes, a Training Operator job's workers without a
+master, a Job with ``primaryPodLabels``): only a primary pod's reports are the trial's, as Katib
+reads the metrics of its primary pods alone, and as katuna reads those pods' logs alone."""
+
+LABEL_ENV = "KATUNA_POD_LABEL_"
+"""The prefix of the variables that give the container its own pod's value of each label of
+:data:`PRIMARY_ENV` (``KATUNA_POD_LABEL_1`` the first key's, in the keys' order), from the
+downward API, empty where the pod has no such label."""
 
 KEY_BYTES = 16
 """A study's key: 128 random bits."""
@@ -79,14 +92,31 @@ def is_holder(secret: str) -> bool:
     return secret.endswith(HOLDER_SUFFIX)
 
 
-def env_entries(env: Mapping[str, str], workload: str) -> list[dict[str, Any]]:
+def env_entries(env: Mapping[str, str], workload: str,
+                primary: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """A container's ``env`` entries for ``env``, by name: each variable's value, but the token's
     (:data:`ENV`), which the container reads from its attempt's Secret (:func:`holder_name`),
     so the workload's spec never holds it. The kubelet retries a container whose Secret is not
     there yet (``CreateContainerConfigError``), and starts it once it is. With the token, the
-    container is told its pod's uid too (:data:`POD_ENV`), which its reports carry."""
+    container is told its pod's uid too (:data:`POD_ENV`), which its reports carry, and, where the
+    workload's ``primary`` pods are told apart by their labels, those labels and its own pod's
+    values of them (:data:`PRIMARY_ENV`, :func:`primary_entries`), so a pod that is not one of
+    them sends no report."""
     entries = [{"name": name, "valueFrom": {"secretKeyRef": {"name": holder_name(workload), "key": HOLDER_KEY}}}
                if name == ENV else {"name": name, "value": value} for name, value in sorted(env.items())]
     if ENV not in env:
         return entries
-    return [*(e for e in entries if e["name"] != POD_ENV), {"name": POD_ENV, "valueFrom": copy.deepcopy(POD_FIELD)}]
+    added = [{"name": POD_ENV, "valueFrom": copy.deepcopy(POD_FIELD)}, *primary_entries(primary or {})]
+    names = {entry["name"] for entry in added}
+    return [*(e for e in entries if e["name"] not in names), *added]
+
+
+def primary_entries(primary: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The ``env`` entries that tell a container the ``primary`` pods' labels (:data:`PRIMARY_ENV`)
+    and its own pod's value of each, in the keys' order (:data:`LABEL_ENV`); none without labels."""
+    if not primary:
+        return []
+    keys = sorted(primary)
+    return [{"name": PRIMARY_ENV, "value": json.dumps({key: primary[key] for key in keys}, sort_keys=True)},
+            *({"name": f"{LABEL_ENV}{i}", "valueFrom": {"fieldRef": {
+                "apiVersion": "v1", "fieldPath": f"metadata.labels['{key}']"}}} for i, key in enumerate(keys, 1))]

@@ -24,14 +24,16 @@ from functions.core.trial_spec._shapes import (
 
 def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
            metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
-           resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
+           resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset(),
+           primary_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
     Job spec fields of katuna win (the template's ``backoffLimit`` and TTL are kept, and its
     ``podFailurePolicy`` rules follow katuna's: :func:`required_field`); the pod template gets the
     ``required`` one's labels over its own, and its annotations where it sets none of them; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
     (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
-    scalars once substituted."""
+    scalars once substituted. ``primary_labels`` (the study's ``primaryPodLabels``) tell the
+    Job's primary pods apart, whose reports alone are the trial's (:func:`_add_env`)."""
     context, labels = _context(trial_spec, params, metadata)
     job = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
@@ -56,7 +58,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     container = primary_container(job, primary)
     if not isinstance(container, dict):
         raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
-    _add_env(container, env, metadata["name"])
+    _add_env(container, env, metadata["name"], trial_kinds.primary_pod_labels(trial_spec, primary_labels))
     if resources:
         own = container["resources"] = dict(container.get("resources") or {})
         for kind, values in resources.items():
@@ -104,7 +106,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
             spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):
-        _add_env(container, env, metadata["name"])
+        _add_env(container, env, metadata["name"], trial_kinds.primary_pod_labels(trial_spec, primary_labels))
     name = primary_container_name(workload, primary, primary_labels)
     for path, _, own, each in located_containers(workload):
         key = resources_key(workload, path)
@@ -117,11 +119,14 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     return workload
 
 
-def _add_env(container: dict[str, Any], env: Mapping[str, str], workload: str) -> None:
+def _add_env(container: dict[str, Any], env: Mapping[str, str], workload: str, primary: Mapping[str, str]) -> None:
     """katuna's variables ``env`` added to the primary ``container`` of ``workload`` (with the
-    pod's uid where it reports progress: :func:`~functions.core.report_token.env_entries`), over
-    those of the same name it has (the parameters' variables, which every container gets already)."""
-    added = report_token.env_entries(env, workload)
+    pod's uid where it reports progress, and the ``primary`` pods' labels where it has any:
+    :func:`~functions.core.report_token.env_entries`), over those of the same name it has (the
+    parameters' variables, which every container gets already). Every pod made from the
+    container's template gets them (each worker of a TrainJob, each pod of a Job of several), and
+    a pod that is not primary sends no report (:mod:`functions.reporter`)."""
+    added = report_token.env_entries(env, workload, primary)
     names = {entry["name"] for entry in added}
     own = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") in names)]
     container["env"] = [*own, *added]
