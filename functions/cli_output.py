@@ -20,7 +20,7 @@ from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.trial_cap import GRID
 from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
-from functions.terminal import markup, printable, text
+from functions.terminal import markup, pairs, printable, text
 
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
@@ -134,7 +134,8 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]
     if isinstance(best, dict):
-        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")
+        console.print(text(f"best: trial {best['number']} value {best['value']:.6g} params {pairs(best['params'])}"),
+                      highlight=False)
     elif record.spec.multi_objective:
         console.print(trial_table(record, front, title=front_title(record, view["frontSize"])) if front
                       else f"{front_title(record)}: no completed trial{'' if record.terminal else ' yet'}")

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.core.memory_sizes import memory
-from functions.terminal import markup, printable, text
+from functions.terminal import markup, pairs, printable, text
 
 
 def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool = False) -> None:
@@ -27,8 +27,8 @@ def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool 
     if "generation" in view:
         parent = "none (drawn from the search space)" if view["parent"] is None else str(view["parent"])
         console.print(f"generation {view['generation']}  parent {parent}", highlight=False)
-    console.print(text("params: " + _pairs(view["params"])), highlight=False)
-    console.print(text("metrics: " + (_pairs(view["metrics"]) or "none reported")), highlight=False)
+    console.print(text("params: " + pairs(view["params"])), highlight=False)
+    console.print(text("metrics: " + (pairs(view["metrics"]) or "none reported")), highlight=False)
     console.print(_times(view), highlight=False)
     if view["peakMemory"] is not None:
         console.print(f"peak memory: {memory(view['peakMemory'])}", highlight=False)
@@ -46,10 +46,6 @@ def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool 
     if paged or shown < count:
         more = "" if after is None else f"; more follow: katuna show {study} {view['number']} --after {after}"
         console.print(text(f"{shown:,} of {count:,} observations shown{more}"), highlight=False, soft_wrap=True)
-
-
-def _pairs(values: dict[str, Any]) -> str:
-    return " ".join(f"{name}={_value(value)}" for name, value in values.items())
 
 
 def _value(value: Any) -> str:

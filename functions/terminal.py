@@ -9,6 +9,8 @@ open a link of its own; right-to-left overrides must not reorder what is shown.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
@@ -34,6 +36,13 @@ def printable(value: object) -> str:
 def markup(value: object) -> str:
     """``value`` to place inside a rich markup string: printable, its brackets escaped."""
     return escape(printable(value))
+
+
+def pairs(values: Mapping[str, Any]) -> str:
+    """Each item of ``values`` as ``name=value``, a float to six significant figures, as katuna
+    prints a trial's parameters and metrics (not a Python dict's braces and quotes)."""
+    return " ".join(f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}"
+                    for name, value in values.items())
 
 
 def text(value: object) -> Text:

@@ -19,7 +19,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
 from functions.core.disruptions import Disruption, LostPods
 from functions.core.metrics import Observation
-from functions.core.records import FAIL, KUBERNETES, RUNNING, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAIL, KUBERNETES, RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 START = 1_796_500_000.0
@@ -81,3 +81,23 @@ def test_a_trial_that_is_not_there_exits_1_naming_it(db: Path):
     assert result.exit_code == 1 and "error: study 'c' has no trial 7" in result.output
     refused = CliRunner().invoke(main, ["show", "c", "-1", "--db", str(db)])
     assert refused.exit_code == 2 and "NUMBER" in refused.output
+
+
+def test_a_studys_best_trial_reads_its_parameters_as_name_value_pairs(tmp_path: Path):
+    """``katuna show NAME`` prints the best trial's parameters as a trial's page prints them
+    (``x=0.001 c=日本``), not as a Python dict with its braces and quotes."""
+    path = tmp_path / "katuna.db"
+    definition = study_definition(name="b", parameters=[
+        {"name": "x", "type": "float", "min": 0.0001, "max": 1.0},
+        {"name": "c", "type": "categorical", "values": ["日本", "it's"]}])
+    definition["trialTemplate"]["command"].append("${trialParameters.c}")
+    store = SqliteStore(path)
+    try:
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-b"))
+        store.add_trial(TrialRecord("b", 0, {"x": 0.001, "c": "日本"}, COMPLETE, values=[0.25], metrics={"loss": 0.25},
+                                    started_at=START, finished_at=START + 1))
+    finally:
+        store.close()
+    shown = CliRunner().invoke(main, ["show", "b", "--db", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "best: trial 0 value 0.25 params x=0.001 c=日本\n" in shown.stdout, shown.stdout
