@@ -125,3 +125,29 @@ def test_a_service_not_ready_says_when_to_ask_again(tmp_path: Path):
     finally:
         runtime.close()
 
+
+def _instants(node: Any, at: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each property of the schemas whose name says it holds an instant (``createdAt``,
+    ``timestamp``), with where it is."""
+    if isinstance(node, list):
+        for n, item in enumerate(node):
+            yield from _instants(item, f"{at}/{n}")
+    elif isinstance(node, dict):
+        for name, schema in (node.get("properties") or {}).items():
+            if isinstance(schema, dict) and (name.endswith("At") or name == "timestamp"):
+                yield f"{at}/properties/{name}", schema
+        for key, value in node.items():
+            yield from _instants(value, f"{at}/{key}")
+
+
+def test_every_instant_says_its_unit():
+    """A study's, a trial's, a node pool's and a dead letter's times are numbers of seconds since
+    the epoch (in UTC whatever the server's zone); an observation's ``timestamp`` is the text the
+    trial printed. Each says so, where a client had to guess the unit of a bare number."""
+    found = dict(_instants(DOCUMENT["components"]["schemas"]))
+    assert {"#/Trial/properties/startedAt", "#/DeadLetter/properties/receivedAt",
+            "#/Observation/properties/timestamp"} <= set(found)
+    for at, schema in found.items():
+        unit = "RFC 3339" if at.endswith("/timestamp") else "seconds since the epoch"
+        assert unit in schema.get("description", ""), at
+
