@@ -151,3 +151,19 @@ def test_every_instant_says_its_unit():
         unit = "RFC 3339" if at.endswith("/timestamp") else "seconds since the epoch"
         assert unit in schema.get("description", ""), at
 
+
+def test_an_options_request_is_answered_with_what_the_path_takes_and_no_type(tmp_path: Path):
+    """``OPTIONS`` answers ``Allow`` with no body, so it names no media type (Flask labelled its
+    empty answer ``text/html``), as a ``204`` and an event's ``202`` name none."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        for path, allowed in (("/studies", {"GET", "HEAD", "OPTIONS", "POST"}),
+                              ("/studies/none/stop", {"OPTIONS", "POST"})):
+            answer = client.options(path)
+            assert (answer.status_code, answer.get_data(), answer.headers.get("Content-Type")) == (200, b"", None)
+            assert {m.strip() for m in answer.headers["Allow"].split(",")} == allowed
+        assert client.options("/studies/none?x=1").get_json()["error"] == "malformed_request", \
+            "the refusals keep their JSON"
+    finally:
+        runtime.close()
