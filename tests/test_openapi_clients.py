@@ -167,3 +167,17 @@ def test_an_options_request_is_answered_with_what_the_path_takes_and_no_type(tmp
             "the refusals keep their JSON"
     finally:
         runtime.close()
+
+
+def test_each_answer_with_a_body_has_its_type_documented(tmp_path: Path):
+    """A body the service sends is one the document gives a type for: ``GET /``'s redirect
+    carries a short HTML page (werkzeug's), which the document did not list."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        for url, path in (("/", "/"), ("/healthz", "/healthz"), ("/studies", "/studies")):
+            answer = client.get(url)
+            content = DOCUMENT["paths"][path]["get"]["responses"][str(answer.status_code)].get("content") or {}
+            assert answer.get_data() and answer.mimetype in {kind.split(";")[0] for kind in content}, (url, content)
+    finally:
+        runtime.close()

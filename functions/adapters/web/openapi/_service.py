@@ -109,7 +109,9 @@ def _home() -> dict[str, Any]:
     return {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
             "operationId": "home", "security": OPEN, "responses": {"302": located(
                 {"description": "to the dashboard; with KATUNA_API_TOKEN set, a caller with neither the token nor "
-                                "a dashboard session to its login form first"},
+                                "a dashboard session to its login form first. The body is a short page linking "
+                                "there, for a client that does not follow redirects",
+                 "content": {"text/html": {"schema": {"type": "string"}}}},
                 "/ui/, or /ui/login?next=/ (the login form)")}}
 
 
