@@ -189,9 +189,11 @@ def _safety_headers(response: Response) -> Response:
 
 
 def _untyped_when_empty(response: Response) -> Response:
-    """An answer with no content (a ``204``, an event path's empty ``202``) names no media type:
-    Flask would label it ``text/html``, a type for a body that is not there."""
-    if response.status_code in (202, 204) and not response.is_streamed and not response.get_data():
+    """An answer with no content (a ``204``, an event path's empty ``202``, an ``OPTIONS``'s
+    ``Allow``) names no media type: Flask would label it ``text/html``, a type for a body that is
+    not there."""
+    empty_kind = response.status_code in (202, 204) or request.method == "OPTIONS"
+    if empty_kind and not response.is_streamed and not response.get_data():
         response.headers.pop("Content-Type", None)
     return response
 

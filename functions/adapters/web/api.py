@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
 from functions.adapters.web import paging, query, study_keys, takes
+from functions.adapters.web.errors import RETRY_AFTER_SECONDS
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.application import Application
@@ -70,9 +71,11 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
+    """Ready, or ``503 not_ready`` saying why, with ``Retry-After`` as every ``503`` has it."""
     reason = _runtime().not_ready()
     if reason:
-        return jsonify(status="not ready", error="not_ready", message=reason, retryable=True), 503
+        return (jsonify(status="not ready", error="not_ready", message=reason, retryable=True), 503,
+                {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return jsonify(status="ready")
 
 

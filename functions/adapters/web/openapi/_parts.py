@@ -53,6 +53,32 @@ def page(item: str, what: str) -> dict[str, Any]:
 
 
 
+ANSWER_HEADERS = {
+    "401": {"WWW-Authenticate": {"description": 'the scheme the service takes: Bearer realm="katuna"',
+                                 "schema": {"type": "string"}}},
+    "429": {"Retry-After": {"description": "seconds until a token from this client is looked at again",
+                            "schema": {"type": "integer", "minimum": 0}}},
+    "503": {"Retry-After": {"description": "seconds to wait before sending the request again",
+                            "schema": {"type": "integer", "minimum": 0}}},
+}
+"""The headers every answer of a status carries, whoever answers: the challenge of a ``401``
+(:func:`functions.adapters.web._unauthorized`), the wait of a ``429`` and of a ``503``
+(:func:`functions.adapters.web.errors.error_response`, ``/readyz``)."""
+
+
+def with_answer_headers(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with each answer of a status in :data:`ANSWER_HEADERS` naming its headers, so a
+    client generated from the document reads the wait it is told to keep."""
+    for item in paths.values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                if status in ANSWER_HEADERS:
+                    response["headers"] = {**response.get("headers", {}), **ANSWER_HEADERS[status]}
+    return paths
+
+
 def closed(node: Any) -> Any:
     """``node`` with every object schema that names its properties taking no other: the service
     sends no field its document leaves out, and a client may rely on that

@@ -8,7 +8,11 @@ from functions.adapters.web.openapi._codes import ERROR_CODES
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, RUNS_ON, STUDY_RUNNING, TERMINAL_STATUSES
 
 _VALUE = {"$ref": "#/components/schemas/Number"}
-_TIME = {"type": ["number", "null"], "description": "seconds since the epoch"}
+_EPOCH = "seconds since the epoch (1970-01-01T00:00:00Z), with their fraction"
+_INSTANT = {"type": "number", "description": _EPOCH}
+_TIME = {"type": ["number", "null"], "description": f"{_EPOCH}; null before it happened"}
+"""Every instant the service gives as its own is a number of seconds since the epoch, so in UTC
+whatever the server's time zone; an observation's ``timestamp`` is the trial's text."""
 
 SCHEMAS: dict[str, Any] = {
     "Number": {"description": "a metric's number: NaN and the infinities, which JSON has no number for, by name",
@@ -43,7 +47,7 @@ SCHEMAS: dict[str, Any] = {
                   "metrics": {"type": "object", "additionalProperties": _VALUE},
                   "reason": {"type": ["string", "null"]},
                   "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
-                  "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
+                  "startedAt": _TIME, "finishedAt": _TIME,
                   "imageDigest": {"type": ["string", "null"],
                                   "description": "the image the cluster ran, with its digest, where it reports one"},
                   "generation": {"type": "integer", "description": "population-based training (pbt) only: the "
@@ -78,7 +82,9 @@ SCHEMAS: dict[str, Any] = {
     "Observation": {"type": "object", "required": ["attempt", "metric", "value"], "properties": {
         "attempt": {"type": "integer", "description": "the attempt that reported it"},
         "metric": {"type": "string"}, "value": _VALUE, "step": {"type": ["integer", "null"]},
-        "timestamp": {"type": ["string", "null"]}}},
+        "timestamp": {"type": ["string", "null"], "description": (
+            "the time the trial printed with the value: RFC 3339 text with the offset it printed, or for seconds "
+            "since the epoch in a JSON line that instant in UTC (Z); null where it printed none")}}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
         "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
@@ -90,7 +96,7 @@ SCHEMAS: dict[str, Any] = {
         "waitingBecause": {"type": ["string", "null"], "description": (
             "why the study's trials that wait do (its lowest-numbered waiting trial's note: room among the trials "
             "katuna runs at once, KATUNA_MAX_RUNNING_TRIALS, or its namespace's quota); null when none says")},
-        "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
+        "createdAt": _INSTANT, "startedAt": _TIME,
         "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
                       "or for a study without one the cap the service's limits gave it when it was admitted, or "
@@ -165,14 +171,14 @@ SCHEMAS: dict[str, Any] = {
         "shared": {"type": "boolean"}, "phase": {"enum": ["creating", "ready", "releasing", "released", "failed"]},
         "created": {"type": "boolean"}, "owned": {"type": "boolean"}, "adopted": {"type": "boolean"},
         "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
-        "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
-        "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"},
+        "requestedAt": _INSTANT, "readyAt": _TIME,
+        "releasedAt": _TIME, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"},
         "nodeHours": {"type": ["number", "null"], "description": "node-hours measured from the pool's Node objects "
                       "(creation to removal, within the study's use of the pool, shared evenly with the studies using "
                       "the pool at the same time); null until the nodes were listed"},
         "nodesSeen": {"type": "integer", "description": "how many nodes the looks found (a Node whose VM stopped "
                       "and started again counts once)"}, "nodesRunning": {"type": "integer"},
-        "nodesLookedAt": {"type": ["number", "null"]},
+        "nodesLookedAt": _TIME,
         "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
         "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
         "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"},
@@ -180,7 +186,7 @@ SCHEMAS: dict[str, Any] = {
                      "currency of pricePerNodeHour and cost; null when the study names none"}}},
     "DeadLetter": {"type": "object", "required": ["id", "event", "reason", "receivedAt"], "properties": {
         "id": {"type": "integer", "description": "the letter's number: the next page's before"},
-        "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": {"type": "number"}}},
+        "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": _INSTANT}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }

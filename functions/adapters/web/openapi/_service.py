@@ -8,10 +8,18 @@ from typing import Any
 from functions.adapters.web.openapi._parts import TOO_MANY_ATTEMPTS, cursor, error, limit, located, page, status_body
 from functions.core.events import ROUTES
 
+EVENT_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+"""What the event paths take: a bearer token (the API token, or with ``KATUNA_OIDC_AUDIENCE``
+Knative's OIDC delivery token), never a dashboard session (``functions.adapters.web._check_event_sender``)."""
+
+OPEN: list[dict[str, list[str]]] = []
+"""The security of an operation that answers every caller: the health probes, and ``GET /``,
+which sends a caller without the token or a session to the login form."""
+
 
 def event_operation(summary: str, operation: str) -> dict[str, Any]:
     """An operation that takes a CloudEvent: ``POST /``, ``/functions/{function}``, ``/dead-letters``."""
-    return {"summary": summary, "operationId": operation,
+    return {"summary": summary, "operationId": operation, "security": EVENT_SECURITY,
             "description": ("A CloudEvent 1.0 in binary mode (ce-* headers) or structured mode "
                             "(application/cloudevents+json), told apart by Content-Type alone, with the API token "
                             "or, with KATUNA_OIDC_AUDIENCE, "
@@ -99,9 +107,11 @@ def service_paths() -> dict[str, Any]:
 def _home() -> dict[str, Any]:
     """``GET /``: a browser opening the service's address."""
     return {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
-            "operationId": "home", "responses": {"302": located(
+            "operationId": "home", "security": OPEN, "responses": {"302": located(
                 {"description": "to the dashboard; with KATUNA_API_TOKEN set, a caller with neither the token nor "
-                                "a dashboard session to its login form first"},
+                                "a dashboard session to its login form first. The body is a short page linking "
+                                "there, for a client that does not follow redirects",
+                 "content": {"text/html": {"schema": {"type": "string"}}}},
                 "/ui/, or /ui/login?next=/ (the login form)")}}
 
 
@@ -134,9 +144,9 @@ def _dead_letters_path() -> dict[str, Any]:
 def _probe_paths() -> dict[str, Any]:
     """The health probes and this document."""
     return {
-        "/healthz": {"get": {"summary": "healthz", "operationId": "healthz",
+        "/healthz": {"get": {"summary": "healthz", "operationId": "healthz", "security": OPEN,
                              "responses": {"200": {"description": "the process answers", **status_body("ok")}}}},
-        "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
+        "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "security": OPEN, "responses": {
             "200": {"description": "ready", **status_body("ready")},
             "503": {"description": ("not ready: the database cannot be read, or its path no longer names the "
                                     "file the service opened, or a thread taking events is not running"),
