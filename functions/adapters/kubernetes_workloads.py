@@ -28,6 +28,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
 from functions.adapters.kubernetes_resources import LIST_PAGE
+from functions.adapters.log_lines import about
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
@@ -211,7 +212,7 @@ class Workloads:
                     or wanted.ended(attempt[0], attempt[1], item):
                 continue
             log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", item.get("kind"),
-                        metadata.get("name"), attempt[0])
+                        metadata.get("name"), attempt[0], extra=about(attempt[0]))
             self._delete_object(resource, namespace, str(metadata.get("name")), metadata.get("uid"))
 
     def _labelled(self, namespace: str, resource: tuple[str, str, str]) -> list[Mapping[str, Any]]:

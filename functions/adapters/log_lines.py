@@ -59,6 +59,21 @@ def about(study: str | None = None, trial: int | None = None, event: Any = None)
     return {key: value for key, value in given.items() if value is not None}
 
 
+NAMED_KEPT = 256
+"""Characters kept of the study an event's data names, which a client may have chosen."""
+
+
+def of_event(event: Any) -> dict[str, Any]:
+    """A log call's ``extra`` for a line about ``event``: its id and type, and the study and trial
+    its data names (katuna's events name them), so that a JSON line about an event can be found by
+    any of them, whichever function, thread or sender wrote it."""
+    data = getattr(event, "data", None)
+    found = data if isinstance(data, dict) else {}
+    study, trial = found.get("study"), found.get("trial")
+    return about(study[:NAMED_KEPT] if isinstance(study, str) else None,
+                 trial if isinstance(trial, int) and not isinstance(trial, bool) else None, event)
+
+
 def _whole(record: logging.LogRecord, formatter: logging.Formatter) -> str:
     """The record's message, its traceback (if any) after it."""
     message = record.getMessage()

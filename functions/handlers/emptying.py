@@ -144,7 +144,7 @@ def _left(use: PoolUse, error: str) -> PoolUse:
     """A resize the cloud refused for good: logged, and said in the use's message; the nodes are
     the autoscaler's to remove, as for a pool katuna does not empty."""
     log.warning("node pool %s was not emptied after study %s: %s; its nodes are left to the cluster autoscaler",
-                use.pool, use.study, error)
+                use.pool, use.study, error, extra={"study": use.study})
     message = (f"emptying the pool: {error}; node pool {use.pool}'s nodes are left to the cluster autoscaler, "
                "which removes each once it is unneeded")
     return replace(use, empty_asked=True, emptied=False, message=message)

@@ -77,7 +77,8 @@ def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_stud
                 try:
                     events += trial_reports(record, trial, deps)
                 except KatunaError as exc:
-                    log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc)
+                    log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc,
+                                extra={"study": record.name, "trial": trial.number})
     return events
 
 

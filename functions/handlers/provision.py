@@ -141,7 +141,8 @@ def _create_again(use: PoolUse, record: StudyRecord, pool: NodePool, deps: Deps)
             return []
     except PermanentError:
         return []
-    log.warning("node pool %s of the running study %s is gone; creating it again", use.pool, use.study)
+    log.warning("node pool %s of the running study %s is gone; creating it again", use.pool, use.study,
+                extra={"study": use.study})
     use = replace(use, phase=CREATING, adopted=None, ready_at=None)
     try:
         change = pools.ensure(pool, owner=record.uid, request_id=use.request_id)

@@ -144,7 +144,7 @@ def guarded(deps: Deps, record: StudyRecord, work: Callable[[], list[Event]]) ->
         return work()
     except Exception as exc:
         if temporary(exc):
-            log.warning("reconciling study %s: %s", record.name, exc)
+            log.warning("reconciling study %s: %s", record.name, exc, extra={"study": record.name})
             return []
         return count_failure(deps, record.name, record.uid, "reconciling", exc) or []
 
