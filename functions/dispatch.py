@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
-from functions.adapters.log_lines import of_event
 from functions.core.errors import (
     ForgedEvent,
     KatunaError,
@@ -42,6 +41,7 @@ from functions.core.errors import (
     TemporaryError,
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems, delivery_key
+from functions.core.log_context import of_event
 from functions.core.store_port import has_study
 from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, WAITERS, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from functions.adapters.broker import Delivery, Settlements
 from functions.adapters.cloudevents_http import Sink
-from functions.adapters.log_lines import of_event
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, Stopping, TemporaryError
 from functions.core.events import ROUTES
+from functions.core.log_context import of_event
 
 log = logging.getLogger("katuna.sink")
 

@@ -20,8 +20,9 @@ from conftest import study_definition
 from http_helpers import Sink, answers, free_port
 from waiting import eventually
 
-from functions.adapters.log_lines import JsonLines, Repeats, TextLines, about
+from functions.adapters.log_lines import JsonLines, Repeats, TextLines
 from functions.core.events import trial_finished
+from functions.core.log_context import about
 
 TOKEN = "log-token-0123456789abcdefghijklmnop"
 TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \d+ \S")

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from functions.adapters.log_lines import of_event
 from functions.core.application import Delivers
 from functions.core.errors import KatunaError, ServiceBusy, Stopping, TemporaryError
 from functions.core.events import Event
+from functions.core.log_context import of_event
 
 log = logging.getLogger("katuna.broker")
 

@@ -20,12 +20,12 @@ from kubernetes import client
 
 from functions.adapters.kubernetes_client import call, delete_options
 from functions.adapters.kubernetes_limit_ranges import LimitRanges
-from functions.adapters.log_lines import about
 from functions.core import checkpoint_drop
 from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError
 from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 
 log = logging.getLogger("katuna.kubernetes")
 

@@ -35,11 +35,11 @@ from functions.adapters.kubernetes_workloads import (
     own_pods,
     settle_conflict,
 )
-from functions.adapters.log_lines import about
 from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 from functions.core.naming import OWN
 from functions.core.pod_selectors import pod_selector, workload_pod_selector
 from functions.core.ports import Strays

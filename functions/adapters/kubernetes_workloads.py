@@ -28,12 +28,12 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
 from functions.adapters.kubernetes_resources import LIST_PAGE
-from functions.adapters.log_lines import about
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selector
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 from functions.core.naming import EARLIER, OWN
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC

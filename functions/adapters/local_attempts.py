@@ -29,7 +29,6 @@ from functions.adapters import local_checkpoints, local_ends, local_exits, local
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
-from functions.adapters.log_lines import about, of_event
 from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
@@ -38,6 +37,7 @@ from functions.core import start_failures
 from functions.core.errors import RefusedFile, StorageFull
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, local_timeout
+from functions.core.log_context import about, of_event
 
 log = logging.getLogger("katuna.executor")
 

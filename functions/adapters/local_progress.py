@@ -23,11 +23,11 @@ from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
 from functions.adapters.local_pace import Held, Pace
 from functions.adapters.local_run import LocalRun, ids
-from functions.adapters.log_lines import about, of_event
 from functions.core.errors import KatunaError, RefusedFile, Stopping
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
+from functions.core.log_context import about, of_event
 from functions.core.metrics import MAX_STEPS, StepCounter, parse_json_lines, parse_text
 
 log = logging.getLogger("katuna.executor")

@@ -30,6 +30,7 @@ from gunicorn.glogging import Logger
 
 from functions.adapters import log_lines
 from functions.adapters.log_lines import printable
+from functions.core.log_context import of_event
 
 __all__ = ["FORMAT", "EVENT", "AccessLogger", "printable", "unqueried"]
 
@@ -85,7 +86,7 @@ def _named(event: Any) -> dict[str, Any]:
     line: one trial's events can be followed through every function that handled them."""
     if event is None:
         return {}
-    return {key: value for key, value in log_lines.of_event(event).items() if key in ("study", "trial")}
+    return {key: value for key, value in of_event(event).items() if key in ("study", "trial")}
 
 
 def _http_request(atoms: dict[str, Any]) -> dict[str, Any]:

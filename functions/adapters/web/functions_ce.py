@@ -22,7 +22,6 @@ import logging
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
-from functions.adapters.log_lines import about, of_event
 from functions.adapters.web import paging, takes, tick_floor
 from functions.adapters.web.access_log import EVENT, printable
 from functions.adapters.web.errors import error_response
@@ -30,6 +29,7 @@ from functions.adapters.web.forwarded import sender
 from functions.core.application import Application, DispatchesFunctions
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
+from functions.core.log_context import about, of_event
 from functions.core.records import FAILED
 
 blueprint = Blueprint("functions", __name__)
