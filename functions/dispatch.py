@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
-from functions.adapters.log_lines import about
 from functions.core.errors import (
     ForgedEvent,
     KatunaError,
@@ -42,6 +41,7 @@ from functions.core.errors import (
     TemporaryError,
 )
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems, delivery_key
+from functions.core.log_context import of_event
 from functions.core.store_port import has_study
 from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, WAITERS, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
@@ -211,10 +211,10 @@ class Dispatcher:
             self._observe(event.type, name, _failure(exc), started)
             if isinstance(exc, StudyNotFound) and self._gone(event):
                 log.info("dropped %s (%s) for %s: its study %s is gone", event.type, event.id, name,
-                         event.data.get("study"), extra=_about(event))
+                         event.data.get("study"), extra=of_event(event))
                 return []
             if isinstance(exc, StudyRunsElsewhere):
-                log.debug("dropped %s (%s) for %s: %s", event.type, event.id, name, exc, extra=_about(event))
+                log.debug("dropped %s (%s) for %s: %s", event.type, event.id, name, exc, extra=of_event(event))
                 return []
             if name in self._unrecorded:
                 raise
@@ -312,7 +312,7 @@ class Dispatcher:
         try:
             WAITERS[name](event, self.deps, exc)
         except KatunaError as failed:
-            log.info("noting why %s (%s) waits: %s", event.type, event.id, failed, extra=_about(event))
+            log.info("noting why %s (%s) waits: %s", event.type, event.id, failed, extra=of_event(event))
 
     def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
         study, uid = event.data.get("study"), event.data.get("uid")
@@ -323,12 +323,6 @@ class Dispatcher:
     def fail_dead_letter(self, event: Event, reason: str) -> list[Event]:
         """The events that end the study a dead letter names (:func:`dead_letter_ends`)."""
         return dead_letter_ends(self.deps, event, reason)
-
-
-def _about(event: Event) -> dict[str, object]:
-    """The study and event a log line of ``event`` is about, fields of its JSON line."""
-    study = event.data.get("study")
-    return about(study if isinstance(study, str) else None, event=event)
 
 
 def _with_parsed(deps: Deps, parsed: ParsedOutput | None) -> Deps:

@@ -33,6 +33,7 @@ from functions.adapters.cloudevents_http import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, Stopping, TemporaryError
 from functions.core.events import ROUTES
+from functions.core.log_context import of_event
 
 log = logging.getLogger("katuna.sink")
 
@@ -121,7 +122,7 @@ class SinkSenders:
                 self._queue.release(delivery)
             except TemporaryError as exc:
                 log.warning("could not give %s (%s) back to the queue; it is posted again when its lease "
-                            "runs out: %s", delivery.event.type, delivery.event.id, exc)
+                            "runs out: %s", delivery.event.type, delivery.event.id, exc, extra=of_event(delivery.event))
 
     def _run(self) -> None:
         """Send events until stopped; a failure is logged (a temporary one, the database busy past
@@ -151,15 +152,16 @@ class SinkSenders:
         try:
             self._sink.send(event, timeout=SEND_TIMEOUT)
         except PermanentError as exc:
-            log.error("dropped %s (%s), which the broker refused: %s", event.type, event.id, exc)
+            log.error("dropped %s (%s), which the broker refused: %s", event.type, event.id, exc, extra=of_event(event))
             self._on_drop("refused")
         except TemporaryError as exc:
             if delivery.attempt < MAX_SENDS:
-                log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc)
+                log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc,
+                            extra=of_event(event))
                 settlements.settle(partial(self._queue.retry, delivery, wait_after(delivery.attempt)))
                 return
             log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
-                      delivery.attempt, exc)
+                      delivery.attempt, exc, extra=of_event(event))
             self._on_drop("exhausted")
         finally:
             del self._posting[threading.get_ident()]

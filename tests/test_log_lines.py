@@ -16,11 +16,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from http_helpers import answers, free_port
+from conftest import study_definition
+from http_helpers import Sink, answers, free_port
 from waiting import eventually
 
-from functions.adapters.log_lines import JsonLines, Repeats, TextLines, about
+from functions.adapters.log_lines import JsonLines, Repeats, TextLines
 from functions.core.events import trial_finished
+from functions.core.log_context import about
 
 TOKEN = "log-token-0123456789abcdefghijklmnop"
 TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \d+ \S")
@@ -137,3 +139,36 @@ def test_the_service_writes_json_lines_naming_events_their_studies_and_their_for
                                        str(event_line["message"].rsplit(" ", 1)[1]))
     refused = next(line for line in access if line["httpRequest"]["status"] == "400")
     assert '"GET /studies?… HTTP/1.1" 400' in refused["message"], "what was received, without its query"
+
+
+@pytest.mark.slow
+def test_one_studys_events_are_found_by_its_name_in_every_json_line_about_them(tmp_path: Path):
+    """The access line of each event names the study and trial its data names, and the sender's
+    line about an event the broker refused names the event and its study, as the functions'
+    own lines do: a collector filtering on ``study`` finds them all."""
+    port, sink = free_port(), Sink(status=400)
+    process = _serve(tmp_path, port, KATUNA_LOG_FORMAT="json", KATUNA_API_TOKEN=TOKEN, KATUNA_EVENTS="reply",
+                     K_SINK=sink.url)
+    finished = {"study": "followed", "uid": "u-1", "trial": 3, "attempt": 1, "outcome": "exited", "exitCode": 0,
+                "message": ""}
+    try:
+        eventually(lambda: answers(port, "/healthz"), "the service to answer", timeout=60)
+        definition = json.dumps(study_definition("followed", maxTrials=1, parallelism=1)).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", definition, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 201
+        assert _post(port, {"ce-id": "finished-3", "Authorization": f"Bearer {TOKEN}"}, finished) == 202
+        sink.wait(1)
+        err = eventually(lambda: "which the broker refused" in (text := (tmp_path / "err").read_text()) and text,
+                         "the sender's line")
+        out = eventually(lambda: "finished-3" in (text := (tmp_path / "out").read_text()) and text, "the access line")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        sink.close()
+    refused = [json.loads(line) for line in err.splitlines() if "which the broker refused" in line]
+    assert [(line["study"], line["eventType"], line["eventId"] in line["message"]) for line in refused] == \
+        [("followed", "dev.katuna.study.created", True)], refused
+    access = next(json.loads(line) for line in out.splitlines() if "finished-3" in line)
+    assert (access["study"], access["trial"], access["eventId"]) == ("followed", 3, "finished-3"), access

@@ -97,6 +97,53 @@ def test_a_study_used_while_others_are_read_shares_its_journal_with_the_stream_h
         store.close()
 
 
+def _journal_of(store: SqliteStore, name: str, trials: int) -> None:
+    """Study ``name`` with ``trials`` completed trials in its Optuna journal (a record each)."""
+    import optuna
+
+    with store.transaction():
+        study = store.optuna_study(name, ("minimize",))
+        study.add_trials([optuna.trial.create_trial(params={}, distributions={}, value=float(number))
+                          for number in range(trials)])
+
+
+def test_the_studies_a_store_keeps_loaded_hold_at_most_its_budget_of_journal_records_the_rest_freed(
+        tmp_path: Path, monkeypatch):
+    """A service's pod has a memory limit (2 GiB in knative/service.yaml), and a study's loaded
+    history takes up to hundreds of megabytes: kept by their count alone, a few large studies
+    served in turn would take the pod past its limit, and its restart would load them again. The
+    studies read latest are kept while their journals' records fit the budget; an older one is
+    freed and read again whole when next used, and one study larger than the budget is kept while
+    it is the one in use."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(sqlite_streams, "KEPT_RECORDS", 250, raising=False)
+    writer = SqliteStore(tmp_path / "katuna.db")
+    try:
+        for name in ("a", "b", "c"):
+            _journal_of(writer, name, 100)
+        _journal_of(writer, "large", 300)
+    finally:
+        writer.close()
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        loaded = {}
+        for name in ("a", "b", "c"):
+            loaded[name] = (weakref.ref(store.optuna_study(name, ("minimize",))), weakref.ref(store.optuna_stream(name)))
+        gc.collect()
+        assert [all(ref() is not None for ref in loaded[name]) for name in ("a", "b", "c")] == [False, True, True]
+        assert len(store.optuna_study("a", ("minimize",)).trials) == 100, "read again whole"
+        assert len(store.optuna_study("large", ("minimize",)).trials) == 300
+        assert len(store.optuna_study("large", ("minimize",)).trials) == 300
+        kept = weakref.ref(store.optuna_stream("large"))
+        assert store.optuna_stream("large") is kept(), "the study in use is kept, larger than the budget as it is"
+        gc.collect()
+        assert all(ref() is None for name in ("a", "b", "c") for ref in loaded[name])
+    finally:
+        store.close()
+
+
 def test_old_handling_records_are_pruned_and_a_deleted_study_leaves_no_counts(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(sqlite_service, "PRUNE_EVERY", 3)
     store = SqliteStore(tmp_path / "katuna.db")

@@ -38,6 +38,7 @@ from typing import Protocol
 from functions.core.application import Delivers
 from functions.core.errors import KatunaError, ServiceBusy, Stopping, TemporaryError
 from functions.core.events import Event
+from functions.core.log_context import of_event
 
 log = logging.getLogger("katuna.broker")
 
@@ -274,7 +275,8 @@ class LocalBroker:
             self._failed(delivery, exc)
             return
         except Exception as exc:
-            log.exception("unexpected failure handling %s (%s)", delivery.event.type, delivery.event.id)
+            log.exception("unexpected failure handling %s (%s)", delivery.event.type, delivery.event.id,
+                          extra=of_event(delivery.event))
             self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"), bounded=True)
             return
         try:
@@ -282,7 +284,7 @@ class LocalBroker:
                 self.events.put(event, follow_up=True, wake=False)
         except TemporaryError as exc:
             log.warning("could not queue the events %s (%s) led to; delivering it again: %s", delivery.event.type,
-                        delivery.event.id, exc)
+                        delivery.event.id, exc, extra=of_event(delivery.event))
             self._settlements.settle(partial(self.events.retry, delivery, self._delay(delivery)))
             return
         self._settlements.settle(partial(self.events.done, delivery))
@@ -296,15 +298,15 @@ class LocalBroker:
         if exc.retryable and not (bounded and delivery.attempt >= MAX_DELIVERIES):
             delay = self._delay(delivery)
             (log.debug if isinstance(exc, (Stopping, ServiceBusy)) else log.warning)(
-                "retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc)
+                "retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc, extra=of_event(event))
             self._settlements.settle(partial(self.events.retry, delivery, delay))
             return
-        log.error("dropped %s (%s): %s", event.type, event.id, exc)
+        log.error("dropped %s (%s): %s", event.type, event.id, exc, extra=of_event(event))
         self.dead_letters.append((event, str(exc)))
         try:
             self._on_dead_letter(event, exc)
         except Exception:
-            log.exception("the dead letter %s (%s) could not be taken", event.type, event.id)
+            log.exception("the dead letter %s (%s) could not be taken", event.type, event.id, extra=of_event(event))
         self._settlements.settle(partial(self.events.done, delivery))
 
     def _delay(self, delivery: Delivery) -> float:

@@ -25,6 +25,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError
 from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -52,7 +53,7 @@ class CheckpointDrops:
             return False
         if cluster.checkpoints is None:
             log.warning("study %s (uid %s) keeps its checkpoints on the claim: KATUNA_CHECKPOINT_CLAIM and "
-                        "KATUNA_CHECKPOINT_IMAGE are no longer set", launch.study, launch.uid)
+                        "KATUNA_CHECKPOINT_IMAGE are no longer set", launch.study, launch.uid, extra=about(launch.study))
             return False
         job = checkpoint_drop.drop_job(cluster.checkpoints, launch.uid, self._user(launch), cluster.pod_security,
                                        cluster.ttl_seconds_after_finished)
@@ -120,6 +121,7 @@ class CheckpointDrops:
         try:
             pod = render_trial(launch, self._defaults)["spec"]["template"]["spec"]
         except (KatunaError, KeyError, TypeError) as exc:
-            log.warning("deleting study %s's checkpoints as its trials' image's user: %s", launch.study, exc)
+            log.warning("deleting study %s's checkpoints as its trials' image's user: %s", launch.study, exc,
+                        extra=about(launch.study))
             return {}
         return checkpoint_drop.trial_user(pod, primary_container_name(launch))

@@ -39,6 +39,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 from functions.core.naming import OWN
 from functions.core.pod_selectors import pod_selector, workload_pod_selector
 from functions.core.ports import Strays
@@ -173,7 +174,7 @@ class TrialJobs:
                 continue
             kept = wanted.retained(study, uid)
             log.warning("Job %s of study %s runs while its trial is no longer wanted: %s", job.metadata.name, study,
-                        "suspended" if kept else "deleted")
+                        "suspended" if kept else "deleted", extra=about(study))
             if not kept:
                 self.delete(namespace, job.metadata.name, job.metadata.uid)
             elif not self._queues.deactivate(namespace, [job.metadata.uid], f"Job {job.metadata.name}"):

@@ -33,6 +33,7 @@ from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selector
 from functions.core.launch import TrialLaunch
+from functions.core.log_context import about
 from functions.core.naming import EARLIER, OWN
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
@@ -211,7 +212,7 @@ class Workloads:
                     or wanted.ended(attempt[0], attempt[1], item):
                 continue
             log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", item.get("kind"),
-                        metadata.get("name"), attempt[0])
+                        metadata.get("name"), attempt[0], extra=about(attempt[0]))
             self._delete_object(resource, namespace, str(metadata.get("name")), metadata.get("uid"))
 
     def _labelled(self, namespace: str, resource: tuple[str, str, str]) -> list[Mapping[str, Any]]:

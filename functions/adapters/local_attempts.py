@@ -37,6 +37,7 @@ from functions.core import start_failures
 from functions.core.errors import RefusedFile, StorageFull
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, local_timeout
+from functions.core.log_context import about, of_event
 
 log = logging.getLogger("katuna.executor")
 
@@ -200,7 +201,8 @@ class LocalAttempts:
                                        f"through {self._space_wait:g} s of waiting for space")
                 waited += wait
                 log.warning("could not copy the checkpoint folder of %s trial %d attempt %d, trying again in %gs: %s",
-                            run.launch.study, run.launch.number, run.launch.attempt, wait, full)
+                            run.launch.study, run.launch.number, run.launch.attempt, wait, full,
+                            extra=about(run.launch.study, run.launch.number))
                 run.woken.wait(wait)
             except Exception as exc:  # whatever kept the folder from being made fails the attempt, as a start would
                 return exc
@@ -346,7 +348,8 @@ class LocalAttempts:
             local_marks.record(self.log_path(run.launch), self.log_dir, run.launch, run.mark)
         except (OSError, RefusedFile) as exc:
             log.warning("could not record what the metrics file of %s trial %d held before attempt %d (it is read "
-                        "whole): %s", run.launch.study, run.launch.number, run.launch.attempt, exc)
+                        "whole): %s", run.launch.study, run.launch.number, run.launch.attempt, exc,
+                        extra=about(run.launch.study, run.launch.number))
 
     def _record_end(self, run: LocalRun, end: local_ends.End) -> None:
         """Record beside its log how the attempt ended, on its own or killed by a shutdown,
@@ -359,7 +362,7 @@ class LocalAttempts:
         except (OSError, RefusedFile) as exc:
             log.warning("could not record the end of %s trial %d attempt %d beside its log (were its handling "
                         "interrupted, it would run again): %s", run.launch.study, run.launch.number,
-                        run.launch.attempt, exc)
+                        run.launch.attempt, exc, extra=about(run.launch.study, run.launch.number))
 
     def _report(self, run: LocalRun, event: Event) -> None:
         """Publish the attempt's end, trying again while publishing fails; an end still
@@ -368,7 +371,7 @@ class LocalAttempts:
                                      give_up=lambda: self._closed or run.stopped)
         if error is not None:
             log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
-                      run.launch.study, run.launch.number, run.launch.attempt, event.id, error)
+                      run.launch.study, run.launch.number, run.launch.attempt, event.id, error, extra=of_event(event))
             with self._lock:
                 self._unreported[attempt_key(run.launch)] = event
 

@@ -27,6 +27,7 @@ from functions.core.errors import KatunaError, RefusedFile, Stopping
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
+from functions.core.log_context import about, of_event
 from functions.core.metrics import MAX_STEPS, StepCounter, parse_json_lines, parse_text
 
 log = logging.getLogger("katuna.executor")
@@ -64,7 +65,8 @@ class ProgressReports:
         try:
             self._report_steps(run, progress, follow(path, lambda: local_exits.ended(run.started), mark=run.mark))
         except RefusedFile as refused:
-            log.warning("progress of %s trial %d is not followed: %s", run.launch.study, run.launch.number, refused)
+            log.warning("progress of %s trial %d is not followed: %s", run.launch.study, run.launch.number, refused,
+                        extra=about(run.launch.study, run.launch.number))
 
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib
@@ -90,6 +92,7 @@ class ProgressReports:
         try:
             self._publish(event)
         except Stopping as exc:
-            log.debug("progress %s not reported: %s", event.id, exc)
+            log.debug("progress %s not reported: %s", event.id, exc, extra=of_event(event))
         except Exception as exc:
-            log.warning("could not report progress %s: %s", event.id, exc, exc_info=not isinstance(exc, KatunaError))
+            log.warning("could not report progress %s: %s", event.id, exc, exc_info=not isinstance(exc, KatunaError),
+                        extra=of_event(event))

@@ -6,9 +6,10 @@ their escapes (a traceback is part of its record's one line), so neither a clien
 an exception can forge or split a line. A JSON line holds ``time``, ``severity`` (the field
 Cloud Logging and most collectors take the level from: on GKE every line on stderr that is not
 JSON with it counts as ERROR), ``logger``, ``pid``, ``message``, and where the call gave them the
-study, trial and event it is about (:func:`about`). A line that may repeat for as long as a
-condition lasts (a database that stays unusable, a client that keeps sending malformed requests
-or a refused token) is written once a minute at most, word for word (:class:`Repeats`).
+study, trial and event it is about (:mod:`functions.core.log_context`). A line that may repeat
+for as long as a condition lasts (a database that stays unusable, a client that keeps sending
+malformed requests or a refused token) is written once a minute at most, word for word
+(:class:`Repeats`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core.log_context import CONTEXT
+
 FORMATS = ("text", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-CONTEXT = ("study", "trial", "eventId", "eventType")
-"""What a record may be about (:func:`about`): a field of its JSON line when the call gave it."""
 
 HTTP_REQUEST = "httpRequest"
 """The field of an access line, as Cloud Logging names a request's method, path, status and so on."""
@@ -49,14 +49,6 @@ OURS = "_katuna"
 def printable(text: str) -> str:
     """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
     return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def about(study: str | None = None, trial: int | None = None, event: Any = None) -> dict[str, Any]:
-    """A log call's ``extra``: the study, trial and event (its id and type) a line is about,
-    fields of its JSON line."""
-    given = {"study": study, "trial": trial, "eventId": getattr(event, "id", None),
-             "eventType": getattr(event, "type", None)}
-    return {key: value for key, value in given.items() if value is not None}
 
 
 def _whole(record: logging.LogRecord, formatter: logging.Formatter) -> str:

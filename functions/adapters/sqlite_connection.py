@@ -118,7 +118,9 @@ class SqliteConnection:
         self._after: list[Callable[[], None]] = []
         """What the transaction under way does once it commits (:meth:`after_commit`)."""
         self._studies: OrderedDict[tuple[str, int], tuple[KatunaJournalStorage, optuna.Study]] = OrderedDict()
-        """Optuna's view of the studies loaded, the :data:`~functions.adapters.sqlite_streams.KEPT_STREAMS` used latest."""
+        """Optuna's view of the studies loaded, those whose journals the storage keeps read
+        (:meth:`~functions.adapters.sqlite_streams.KatunaStreams.stream`): a study holds its
+        journal, which would otherwise stay in memory after the storage dropped it."""
         try:
             self._migrate()
         except KatunaError:
@@ -310,8 +312,6 @@ class SqliteConnection:
         keeps the journal free of repeated creation records."""
         import optuna
 
-        from functions.adapters.sqlite_streams import KEPT_STREAMS
-
         storage = self.optuna_storage()
         stream = storage.stream_of(name)
         if stream is None:
@@ -322,9 +322,9 @@ class SqliteConnection:
         loaded = self._studies.get(key)
         if loaded is None or loaded[0] is not journal:
             loaded = self._studies[key] = (journal, optuna.load_study(study_name=name, storage=journal))
-            while len(self._studies) > KEPT_STREAMS:
-                self._studies.popitem(last=False)
         self._studies.move_to_end(key)
+        for dropped in [other for other, (kept, _) in self._studies.items() if not storage.keeps(kept)]:
+            del self._studies[dropped]
         return loaded[1]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:

@@ -234,6 +234,10 @@ class KatunaJournalStorage(JournalStorage):
             self._none_waiting[study_id] = seen
         return waiting
 
+    def appended_now(self) -> bool:
+        """Whether the write transaction the connection holds has appended to this journal."""
+        return self._backend.appended_now()
+
     def snapshot_if_due(self) -> None:
         """Save the replayed state when the journal has grown enough since the last snapshot;
         called inside a write transaction, just before it commits. Due for a journal this

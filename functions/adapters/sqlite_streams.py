@@ -41,6 +41,7 @@ from functions.adapters.sqlite_journal import (
 from functions.core.optuna_compat import (
     DEFAULT_STUDY_NAME_PREFIX,
     FrozenStudy,
+    journal_position,
     trial_id_of,
     trial_ids_in,
     with_study_id,
@@ -56,6 +57,14 @@ KEPT_STREAMS = 64
 """Journals a storage object keeps read, the latest used: each holds its study's every trial,
 and a worker of a service that ran thousands of studies kept them all (megabytes each for large
 ones) for as long as it lived. One dropped is read again when next used, from its snapshot."""
+
+KEPT_RECORDS = 1_000_000
+"""Journal records the journals kept read hold at most between them, the one in use aside: a
+record is about one value of a trial (a parameter, an objective, an intermediate value), which
+takes up to 0.7 KB loaded, so this is two studies at ``KATUNA_MAX_HISTORY_CELLS`` (500,000),
+about 0.7 to 0.9 GB. Counted by studies alone, a few large ones served in turn would take a
+process past its memory limit (2 GiB in knative/service.yaml), and its restart would load them
+again; a study past the budget is read again whole when next used (about a second at the limit)."""
 
 
 def _outside_transactions() -> int | None:
@@ -73,7 +82,8 @@ class KatunaStreams(BaseStorage):
         self._conn = conn
         self._writing = writing
         self._streams: OrderedDict[int, KatunaJournalStorage] = OrderedDict()
-        """The journals read, by stream number: the :data:`KEPT_STREAMS` used latest."""
+        """The journals read, by stream number: those used latest, within :data:`KEPT_STREAMS`
+        and :data:`KEPT_RECORDS`."""
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled storage is the database's path: a copy opens its own connection, outside the
@@ -90,15 +100,32 @@ class KatunaStreams(BaseStorage):
 
     def stream(self, number: int) -> KatunaJournalStorage:
         """The storage of one stream, read on first use and kept while it is among the
-        :data:`KEPT_STREAMS` used latest: its study is study 0."""
+        :data:`KEPT_STREAMS` used latest and the records of those fit :data:`KEPT_RECORDS`
+        (the journals grow as their studies run, so the count is taken at each use): its study
+        is study 0."""
         storage = self._streams.get(number)
         if storage is None:
             storage = KatunaJournalStorage(SqliteJournalBackend(self._conn, number, self._writing))
             self._streams[number] = storage
-            while len(self._streams) > KEPT_STREAMS:
-                self._streams.popitem(last=False)
         self._streams.move_to_end(number)
+        self._drop_beyond_budget()
         return storage
+
+    def _drop_beyond_budget(self) -> None:
+        """Drop the journals used longest ago while more than :data:`KEPT_STREAMS` are kept or
+        their records are past :data:`KEPT_RECORDS`; never the one used last, nor one this
+        transaction appended to (its snapshot is taken as the transaction commits)."""
+        records = sum(journal_position(kept) for kept in self._streams.values())
+        for number, kept in list(self._streams.items())[:-1]:
+            if len(self._streams) <= KEPT_STREAMS and records <= KEPT_RECORDS:
+                return
+            if not kept.appended_now():
+                del self._streams[number]
+                records -= journal_position(kept)
+
+    def keeps(self, storage: KatunaJournalStorage) -> bool:
+        """Whether ``storage`` is one of the journals kept read here (not one dropped since)."""
+        return any(kept is storage for kept in self._streams.values())
 
     def snapshot_if_due(self) -> None:
         """Snapshot each journal read here that is due one (see ``KatunaJournalStorage.snapshot_if_due``)."""

@@ -26,6 +26,7 @@ import logging
 from dataclasses import replace
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
+from functions.core.log_context import about
 from functions.core.nodepool import NodePool, OperationStatus
 from functions.core.pool_use import POOL_IN_USE, RELEASED, WATCH_AFTER_RELEASE, PoolUse
 from functions.core.ports import NodePools
@@ -144,7 +145,7 @@ def _left(use: PoolUse, error: str) -> PoolUse:
     """A resize the cloud refused for good: logged, and said in the use's message; the nodes are
     the autoscaler's to remove, as for a pool katuna does not empty."""
     log.warning("node pool %s was not emptied after study %s: %s; its nodes are left to the cluster autoscaler",
-                use.pool, use.study, error)
+                use.pool, use.study, error, extra=about(use.study))
     message = (f"emptying the pool: {error}; node pool {use.pool}'s nodes are left to the cluster autoscaler, "
                "which removes each once it is unneeded")
     return replace(use, empty_asked=True, emptied=False, message=message)

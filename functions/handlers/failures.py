@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import ADVISORY, STUDY_COMPLETED, STUDY_CREATED, Event, attempt_named, of_this_run
+from functions.core.log_context import about
 from functions.core.records import FAILED, StudyRecord, stale_attempt
 from functions.core.stop import Decision
 from functions.handlers.asking import complete
@@ -46,7 +47,7 @@ def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) 
     has failed :data:`MAX_FAILURES` times, else None (the error stands)."""
     count = deps.store.count_failure(study, uid)
     log.warning("%s failed for study %s (failure %s of %d): %s: %s", where, study, count, MAX_FAILURES,
-                type(exc).__name__, exc, exc_info=not isinstance(exc, KatunaError), extra={"study": study})
+                type(exc).__name__, exc, exc_info=not isinstance(exc, KatunaError), extra=about(study))
     if count is None or count < MAX_FAILURES:
         return None
     return fail_study(deps, study, uid, f"{type(exc).__name__}: {exc} ({where} failed {count} times)")

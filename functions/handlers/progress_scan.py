@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from functions.core.errors import KatunaError
 from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
+from functions.core.log_context import about
 from functions.core.log_cursor import Cursor, RunningLog, reports
 from functions.core.log_keep import Kept, keeps, line_parser, lost_run, new_summary, start, take
 from functions.core.metric_summary import MAX_OBSERVATIONS
@@ -77,7 +78,8 @@ def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_stud
                 try:
                     events += trial_reports(record, trial, deps)
                 except KatunaError as exc:
-                    log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc)
+                    log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc,
+                                extra=about(record.name, trial.number))
     return events
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event, pool_check
+from functions.core.log_context import about
 from functions.core.nodepool import NodePool, owner_value
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASING, PoolUse
@@ -141,7 +142,8 @@ def _create_again(use: PoolUse, record: StudyRecord, pool: NodePool, deps: Deps)
             return []
     except PermanentError:
         return []
-    log.warning("node pool %s of the running study %s is gone; creating it again", use.pool, use.study)
+    log.warning("node pool %s of the running study %s is gone; creating it again", use.pool, use.study,
+                extra=about(use.study))
     use = replace(use, phase=CREATING, adopted=None, ready_at=None)
     try:
         change = pools.ensure(pool, owner=record.uid, request_id=use.request_id)

@@ -59,6 +59,7 @@ from typing import Any
 from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
+from functions.core.log_context import about
 from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
@@ -144,7 +145,7 @@ def guarded(deps: Deps, record: StudyRecord, work: Callable[[], list[Event]]) ->
         return work()
     except Exception as exc:
         if temporary(exc):
-            log.warning("reconciling study %s: %s", record.name, exc)
+            log.warning("reconciling study %s: %s", record.name, exc, extra=about(record.name))
             return []
         return count_failure(deps, record.name, record.uid, "reconciling", exc) or []
 

@@ -25,6 +25,7 @@ from functools import partial
 
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
+from functions.core.log_context import about
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
@@ -111,7 +112,7 @@ def finish_marked(deps: Deps) -> None:
                 _stop_logged(deps, study, record.uid, numbers)
         except Exception:  # an unforeseen error of one study's stop ends no tick: the others wait on it
             log.exception("stopping the workloads of trials %s of study %s; the tick tries again",
-                          ", ".join(map(str, numbers)), study)
+                          ", ".join(map(str, numbers)), study, extra=about(study))
 
 
 def stop_study_marked(deps: Deps, study: str) -> None:
@@ -129,4 +130,4 @@ def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> No
         stop_marked(deps, study, uid, numbers)
     except KatunaError as exc:
         log.warning("stopping the workloads of trials %s of study %s: %s; the tick tries again",
-                    ", ".join(map(str, numbers)), study, exc)
+                    ", ".join(map(str, numbers)), study, exc, extra=about(study))

@@ -30,6 +30,7 @@ from gunicorn.glogging import Logger
 
 from functions.adapters import log_lines
 from functions.adapters.log_lines import printable
+from functions.core.log_context import of_event
 
 __all__ = ["FORMAT", "EVENT", "AccessLogger", "printable", "unqueried"]
 
@@ -80,6 +81,14 @@ def _event_atoms(environ: dict[str, Any]) -> dict[str, str]:
     return {key: str(value)[:KEPT].replace(" ", "%20") if value else "-" for key, value in found.items()}
 
 
+def _named(event: Any) -> dict[str, Any]:
+    """The study and trial the event the functions read names in its data, fields of a JSON
+    line: one trial's events can be followed through every function that handled them."""
+    if event is None:
+        return {}
+    return {key: value for key, value in of_event(event).items() if key in ("study", "trial")}
+
+
 def _http_request(atoms: dict[str, Any]) -> dict[str, Any]:
     """An access line's values as Cloud Logging's ``httpRequest`` names them."""
     return {"requestMethod": atoms["m"], "requestUrl": atoms["U"], "protocol": atoms["H"], "status": atoms["s"],
@@ -117,6 +126,7 @@ class AccessLogger(Logger):
         found = _printable(read)
         extra = {log_lines.HTTP_REQUEST: _http_request(found)}
         extra.update({"eventId": found["ce_id"], "eventType": found["ce_type"]} if found["ce_id"] != "-" else {})
+        extra.update(_named(environ.get(EVENT)))
         line = {**found, **{key: printable(_quoted(read[key])) for key in QUOTED if isinstance(read.get(key), str)}}
         try:
             self.access_log.info(self.cfg.access_log_format, self.atoms_wrapper_class(line), extra=extra)

@@ -22,7 +22,6 @@ import logging
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
-from functions.adapters.log_lines import about
 from functions.adapters.web import paging, takes, tick_floor
 from functions.adapters.web.access_log import EVENT, printable
 from functions.adapters.web.errors import error_response
@@ -30,6 +29,7 @@ from functions.adapters.web.forwarded import sender
 from functions.core.application import Application, DispatchesFunctions
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
+from functions.core.log_context import about, of_event
 from functions.core.records import FAILED
 
 blueprint = Blueprint("functions", __name__)
@@ -184,14 +184,15 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
         return runtime.fail_dead_letter(letter.event,
                                         f"refused for good, and again when katuna handled it once more: {exc}")
     except Exception:
-        log.exception("dead letter %s (%s): handling it once more failed", letter.event.type, letter.event.id)
+        log.exception("dead letter %s (%s): handling it once more failed", letter.event.type, letter.event.id,
+                      extra=of_event(letter.event))
         return False
     for event in emitted:
         runtime.publish(event)
     ended = [e for e in emitted if e.type == STUDY_COMPLETED and e.data.get("status") == FAILED]
     if not ended:
         log.warning("dead letter %s (%s) handled here: its refusal (%s) did not come again", letter.event.type,
-                    letter.event.id, printable(letter.reason))
+                    letter.event.id, printable(letter.reason), extra=of_event(letter.event))
     return bool(ended)
 
 
