@@ -114,7 +114,8 @@ def test_a_katib_experiment_running_trials_as_the_service_fails_in_its_status(se
 def test_a_trial_naming_its_own_account_runs_without_an_api_token(service: Service, cluster: KubeStub):
     obj = cluster.apply(experiment("exp-trainer", "trainer"))
     assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
-    assert service.wait_for("exp-trainer", timeout=90)["status"] == "completed"
+    study = service.wait_for("exp-trainer", timeout=90)
+    assert study["status"] == "completed", service.json("GET", "/studies/exp-trainer/trials")[1]
     pod = cluster.created_jobs["exp-trainer-0"]["spec"]["template"]["spec"]
     assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("trainer", False)
 
