@@ -106,15 +106,15 @@ def test_without_javascript_a_trials_log_is_a_link_away_and_the_study_page_says_
 
 
 def test_a_screen_reader_hears_why_a_chart_is_not_drawn(service: Service, browser: Browser):
-    """A chart's place is an image to a screen reader, which reads its label and nothing inside:
-    where the study cannot have the chart yet (no trial completed), the label says so too."""
+    """A screen reader reads a chart's place by its label and the text after it: where the study
+    cannot have the chart yet (no trial completed), the label says so too."""
     context = browser.new_context()
     page = context.new_page()
     try:
         page.goto(service.base + "/ui/studies/wide")
         history = page.locator("#plot-history")
         expect(history).to_have_attribute("data-ready", "true")
-        expect(history).to_have_attribute("role", "img")
+        expect(history).to_have_attribute("role", "figure")
         expect(history).to_have_attribute("aria-label", "Optimization history chart: no completed trial yet")
     finally:
         context.close()

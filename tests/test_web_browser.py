@@ -322,7 +322,7 @@ def test_a_range_bound_that_is_not_a_number_is_said_beside_the_filters_as_typed_
         expect(bad).to_have_value("0,5")
         expect(bad).to_have_attribute("aria-invalid", "true")
         expect(bad).to_be_focused()
-        expect(bad).to_have_css("border-color", "rgb(217, 45, 32)")
+        expect(bad).to_have_css("border-color", "rgb(180, 35, 24)")
         expect(page.locator("fieldset.ranges > .range:nth-of-type(1) + #filter-problem")).to_have_count(1)
         expect(page.locator(".range select[name=field]").first).to_have_value("param:x")
         expect(page.locator('input[name=state][value="COMPLETE"]')).to_be_checked()

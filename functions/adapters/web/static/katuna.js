@@ -86,14 +86,23 @@ const katuna = (() => {
     }
   }
 
+  // Whether the parts of the page that update themselves may do so now: a person can pause them
+  // with the page's "update live" box (#live), as content updating by itself must let them, so a
+  // screen reader's place in a table, or a person reading it, is not lost to a refresh.
+  function live() {
+    const box = document.getElementById("live");
+    return !box || box.checked;
+  }
+
   // A server-rendered part of the page fetched again while the element ``flag`` in it says
   // data-running="true", the next fetch timed from the end of the last, so a slow answer never
-  // has others piling up behind it. The last fetch is the one that says it no longer runs.
+  // has others piling up behind it. The last fetch is the one that says it no longer runs. Paused
+  // (:func:`live`), nothing is fetched until it is resumed.
   function refillWhileRunning(holder, flag) {
     const tick = async () => {
       const marker = document.getElementById(flag);
       if (!marker || marker.dataset.running !== "true") return;
-      await refill(holder).catch(() => null);
+      if (live()) await refill(holder).catch(() => null);
       setTimeout(tick, REFRESH_MS);
     };
     setTimeout(tick, REFRESH_MS);
@@ -103,8 +112,8 @@ const katuna = (() => {
   // does, asked every IDLE_MS whether it changed (a study stored or deleted by the CLI or the
   // API meanwhile): a conditional request of the version it shows, which the service answers
   // 304, reading no study's trials, while nothing changed. Each fetch is timed from the end of
-  // the last, so a slow answer never has others piling up behind it. A hidden tab asks nothing,
-  // and asks at once when it is shown again.
+  // the last, so a slow answer never has others piling up behind it. A hidden tab, or a list
+  // paused (:func:`live`), asks nothing, and asks at once when it is shown or resumed.
   function studiesPage() {
     showNotice();
     const holder = document.getElementById("studies");
@@ -112,9 +121,10 @@ const katuna = (() => {
     let timer = null;
     let asking = false;
     const table = () => document.getElementById("studies-table");
+    const paused = () => document.visibilityState === "hidden" || !live();
     const schedule = () => {
       clearTimeout(timer);
-      timer = document.visibilityState === "hidden" ? null
+      timer = paused() ? null
         : setTimeout(tick, table().dataset.running === "true" ? REFRESH_MS : IDLE_MS);
     };
     const tick = async () => {
@@ -126,15 +136,18 @@ const katuna = (() => {
       asking = false;
       schedule();
     };
-    document.addEventListener("visibilitychange", () => {
+    const resume = () => {
       if (asking) return;
-      if (document.visibilityState === "hidden") {
+      if (paused()) {
         clearTimeout(timer);
         timer = null;
       } else if (timer === null) {
         tick();
       }
-    });
+    };
+    document.addEventListener("visibilitychange", resume);
+    const box = document.getElementById("live");
+    if (box) box.addEventListener("change", resume);
     schedule();
   }
 
@@ -252,13 +265,15 @@ const katuna = (() => {
   // chart again as trials finish (each updated in place by :func:`draw`, which keeps a zoom, the
   // ranges brushed on the parallel coordinates and the axes hidden there; a chart the service
   // says is unchanged, 304 to its ETag, is not drawn again); once it ends, ``ended``. A study deleted meanwhile (404) is said to be, and no longer followed; other
-  // failures are tried again at the next tick. A study the page ended (its Stop) is not followed.
+  // failures are tried again at the next tick. A study the page ended (its Stop) is not followed;
+  // while the page is paused (:func:`live`) nothing is asked.
   function followStudy(charts, redraw, ended) {
     const best = document.getElementById("best-trials");
     const nodeHours = document.getElementById("node-hours");
     let finished = Number(charts.dataset.finished);
     const tick = async () => {
       if (charts.dataset.running !== "true") return;
+      if (!live()) return setTimeout(tick, STUDY_REFRESH_MS);
       let study = null;
       try {
         study = await getJSON(charts.dataset.studyUrl);
@@ -392,8 +407,9 @@ const katuna = (() => {
   // builds a WebGL context (well over a second of CPU where the browser renders in software). The
   // view a person zoomed or panned to stays while the chart is the same one (``uirevision``: its
   // address, which names the objective and the parameters drawn). A chart the service says is
-  // unchanged (304) stays as it is drawn. The chart's place is an image to a screen reader,
-  // which reads its label alone: a message or a failure in its place is said in its label too.
+  // unchanged (304) stays as it is drawn. A screen reader reads the chart's place by its label and
+  // the text after it, which says where its data is as text: a message or a failure in its place
+  // is said in its label too.
   async function draw(div, url) {
     div.classList.add("loading");
     const label = div.dataset.label || (div.dataset.label = div.getAttribute("aria-label") || "");
@@ -413,6 +429,7 @@ const katuna = (() => {
         figure.layout.uirevision = url;
         await Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
         if (div.dataset.kind === "parallel") axisToggles(div);
+        if (div.dataset.kind === "importance") listImportances(figure);
         div.setAttribute("aria-label", label);
       }
       Object.assign(div.dataset, {drawn: url, etag: response.headers.get("ETag") || ""});
@@ -424,6 +441,18 @@ const katuna = (() => {
       div.classList.remove("loading");
       div.dataset.ready = "true";
     }
+  }
+
+  // The importance chart's bars as the text after it, most important first, as the chart labels
+  // them: its values are shown nowhere else, and a screen reader reads no bar of the drawing.
+  function listImportances(figure) {
+    const text = document.getElementById("plot-importance-text");
+    const bars = figure.data.filter((trace) => trace.type === "bar" && trace.y);
+    if (!text || !bars.length) return;
+    text.textContent = "As text: " + bars.map((bar) => {
+      const shown = bar.y.map((name, i) => `${chartText(String(name))} ${bar.text ? bar.text[i] : bar.x[i]}`).reverse();
+      return `each parameter's importance${bar.name ? ` for ${chartText(bar.name)}` : ""}, most important first: ${shown.join(", ")}.`;
+    }).join(" ");
   }
 
   // An empty chart's place, its plot (if any) let go of (Plotly.purge deletes its ``data`` too),
@@ -478,6 +507,7 @@ const katuna = (() => {
   // A poll the service cannot answer for now (:func:`transient`: a restarting worker, a busy
   // database, an API server away) is asked again after its Retry-After, the heading saying so;
   // the log stops being followed only for an answer that will not change (a trial deleted).
+  // Paused (:func:`live`), the log is left as it is, and followed on from there once resumed.
   function trialPage() {
     const log = document.getElementById("log");
     const status = document.getElementById("log-status");
@@ -560,6 +590,10 @@ const katuna = (() => {
       showAttempt(log, attempt);
     };
     const poll = async () => {
+      if (!live()) {
+        status.textContent = "paused";
+        return setTimeout(poll, LOG_POLL_MS);
+      }
       let chunk;
       try {
         chunk = await next(null);
