@@ -77,6 +77,9 @@ class InstantExecutor:
         """None: an instant trial's output is computed again whenever it is read."""
         return None
 
+    def drop_kept(self, study: str, uid: str, place: object) -> None:
+        """Nothing is kept once a trial ended."""
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """False: an ended trial leaves nothing running."""
         return False

@@ -134,6 +134,53 @@ def test_deleting_an_experiment_stops_its_study(service: Service, sdk: KatibClie
         sdk.get_experiment("sdk-stop")
 
 
+def kept_jobs(kube: KubeStub, name: str) -> list[str]:
+    """The Jobs, and the pods, of the Experiment ``name``'s trials left on the cluster."""
+    prefix = f"{name}-"
+    return sorted(n for (ns, n) in [*kube.jobs, *kube.pods] if ns == TEAM and n.startswith(prefix))
+
+
+def retaining(name: str, command: list[str], trials: int) -> dict:
+    """An Experiment whose trials' Jobs ``retain`` keeps, one trial at a time."""
+    retained = experiment(name, command)
+    retained["spec"].update(maxTrialCount=trials, parallelTrialCount=1)
+    retained["spec"]["trialTemplate"]["retain"] = True
+    return retained
+
+
+@pytest.mark.slow
+def test_deleting_a_succeeded_experiment_deletes_the_jobs_retain_kept(kube: KubeStub, service: Service,
+                                                                      sdk: KatibClient):
+    """Katib's Job is owned by its Trial, and its Trial by the Experiment: ``retain`` keeps a
+    finished trial's Job until the Experiment is deleted, and the garbage collector then
+    deletes it with its pods."""
+    sdk.create_experiment(retaining("sdk-kept", ["python3", "-c", "import sys; print(f'loss={sys.argv[1]}')"], 2))
+    sdk.wait_for_experiment_condition("sdk-kept", timeout=120, polling_interval=1)
+    assert [n for n in kept_jobs(kube, "sdk-kept") if n in ("sdk-kept-0", "sdk-kept-1")] == ["sdk-kept-0",
+                                                                                             "sdk-kept-1"]
+    sdk.delete_experiment("sdk-kept")
+    eventually(lambda: kept_jobs(kube, "sdk-kept") == [], "the kept Jobs and their pods deleted", timeout=60)
+    assert service.json("GET", "/studies/sdk-kept")[1]["status"] == "completed", "the study stays, as it ended"
+
+
+@pytest.mark.slow
+def test_deleting_a_running_experiment_deletes_the_jobs_retain_kept_once_its_trials_are_stopped(
+        kube: KubeStub, service: Service, sdk: KatibClient):
+    command = ["python3", "-c", "import os, time; print('loss=1'); "
+               "time.sleep(0 if os.environ['KATIB_TRIAL_NAME'].endswith('-0') else 600)"]
+    sdk.create_experiment(retaining("sdk-drop", command, 3))
+    def states() -> list[str]:
+        found, trials = service.json("GET", "/studies/sdk-drop/trials")
+        return [t["state"] for t in trials] if found == 200 else []
+
+    eventually(lambda: states() == ["COMPLETE", "RUNNING"], "one trial ended and one running", timeout=120)
+    sdk.delete_experiment("sdk-drop")
+    stopped = service.wait_for("sdk-drop", timeout=60)
+    assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
+    eventually(lambda: kept_jobs(kube, "sdk-drop") == [], "every Job of the Experiment deleted", timeout=60)
+    assert states() == ["COMPLETE", "PRUNED"], "the running trial stopped, counted as killed"
+
+
 @pytest.mark.slow
 def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(service: Service, sdk: KatibClient):
     broken = experiment("sdk-broken", ["true"])

@@ -166,6 +166,15 @@ class KubernetesExecutor:
                 log.warning("stopping the %s.%s no study wants in namespace %s: %s", resource[2], resource[0],
                             namespace, exc)
 
+    def drop_kept(self, study: str, uid: str, place: Place) -> None:
+        """Delete every Job of the study in ``place``'s namespace with its pods, in one request,
+        and where its ``trialSpec`` is another kind, every workload of that kind it made, as the
+        garbage collector deletes a deleted Katib Experiment's (:meth:`~functions.core.ports.Executor.drop_kept`)."""
+        namespace = place.namespace or self._defaults.namespace or "default"
+        self._jobs.drop(namespace, study, uid)
+        if place.trial_spec is not None and not runs_as_job(place.trial_spec):
+            self._workloads.drop(namespace, trial_kinds.resource(place.trial_spec), study, uid)
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """Whether the ended attempt's workload is deleted once its output is read: a Job, which
         its ``ttlSecondsAfterFinished`` would otherwise keep, with its pods, for the TTL (an

@@ -37,7 +37,15 @@ from functions.adapters.kubernetes_workloads import (
 )
 from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
-from functions.core.job import STRAY_SELECTOR, attempt_of, holder, is_job, selector_chunks, trials_selector
+from functions.core.job import (
+    STRAY_SELECTOR,
+    attempt_of,
+    holder,
+    is_job,
+    selector_chunks,
+    study_selector,
+    trials_selector,
+)
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
 from functions.core.naming import OWN
@@ -145,23 +153,29 @@ class TrialJobs:
         Workloads of other kinds are not Jobs: see
         :meth:`~functions.adapters.kubernetes_workloads.Workloads.delete_trial`."""
         for namespace, chunk in selector_chunks([launch for launch in launches if is_job(launch)], self.namespace):
-            (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
+            (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), _trials(chunk))
 
-    def _delete_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
-        """Delete the Jobs ``selector`` selects, with their pods, in one request; where katuna's
-        grant lacks ``deletecollection`` (its namespace bound to a Role of an older katuna's
-        manifests), listed and deleted one by one, as such a katuna did."""
+    def drop(self, namespace: str, study: str, uid: str) -> None:
+        """Delete every Job of the study (of ``uid``) in ``namespace`` with its pods, running,
+        suspended or finished, in one request: its resource was deleted
+        (:meth:`~functions.adapters.kubernetes_executor.KubernetesExecutor.drop_kept`)."""
+        self._delete_jobs(namespace, study_selector(study, uid), f"study {study}")
+
+    def _delete_jobs(self, namespace: str, selector: str, what: str) -> None:
+        """Delete the Jobs ``selector`` selects (those of ``what``), with their pods, in one
+        request; where katuna's grant lacks ``deletecollection`` (its namespace bound to a Role
+        of an older katuna's manifests), listed and deleted one by one, as such a katuna did."""
         try:
             self._batch.delete_collection_namespaced_job(namespace, label_selector=selector, body=delete_options())
         except ApiException as exc:
             if exc.status != 403:
-                raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+                raise translate(exc, f"delete the Jobs of {what}") from exc
             log.warning("katuna may not deletecollection jobs.batch in namespace %s (grant it, as the katuna-trials "
-                        "ClusterRole does): the Jobs of %s are deleted one by one", namespace, _trials(launches))
-            for name, uid in self._jobs_listed(namespace, selector, launches):
+                        "ClusterRole does): the Jobs of %s are deleted one by one", namespace, what)
+            for name, uid in self._jobs_listed(namespace, selector, what):
                 self.delete(namespace, name, uid)
         except HTTPError as exc:
-            raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+            raise translate(exc, f"delete the Jobs of {what}") from exc
 
     def stop_strays(self, namespace: str, wanted: Strays) -> None:
         """Delete each Job katuna made in ``namespace`` that still runs (neither finished nor
@@ -192,20 +206,19 @@ class TrialJobs:
                 and (attempt := attempt_of(job.metadata.labels)) is not None
                 and not (job.spec and job.spec.suspend) and not _finished(job)]
 
-    def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
-        """Suspend each Job ``selector`` selects, listed once: those Kueue manages by their
-        Workloads (Kueue suspends them), the others themselves."""
-        jobs = self._jobs_listed(namespace, selector, launches)
-        queued = self._queues.deactivate(namespace, [uid for _, uid in jobs if uid], _trials(launches))
+    def _suspend_jobs(self, namespace: str, selector: str, what: str) -> None:
+        """Suspend each Job ``selector`` selects (those of ``what``), listed once: those Kueue
+        manages by their Workloads (Kueue suspends them), the others themselves."""
+        jobs = self._jobs_listed(namespace, selector, what)
+        queued = self._queues.deactivate(namespace, [uid for _, uid in jobs if uid], what)
         for name, uid in jobs:
             if uid not in queued:
                 self._suspend(namespace, name)
 
-    def _jobs_listed(self, namespace: str, selector: str,
-                     launches: Sequence[TrialLaunch]) -> list[tuple[str, str | None]]:
+    def _jobs_listed(self, namespace: str, selector: str, what: str) -> list[tuple[str, str | None]]:
         """The name and uid of each Job ``selector`` selects (the uid a delete's precondition)."""
         jobs = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=selector).items,
-                    f"list the Jobs of {_trials(launches)}")
+                    f"list the Jobs of {what}")
         return [(job.metadata.name, job.metadata.uid) for job in jobs if job.metadata and job.metadata.name]
 
     def _suspend(self, namespace: str, name: str) -> None:

@@ -31,7 +31,7 @@ from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
-from functions.core.job import STRAY_SELECTOR, attempt_of, holder, trial_selector
+from functions.core.job import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
 from functions.core.naming import EARLIER, OWN
@@ -244,6 +244,16 @@ class Workloads:
     def delete_own(self, launch: TrialLaunch, namespace: str, uid: str) -> None:
         """Delete the attempt's workload, only while ``uid`` is its uid, with its pods."""
         self._delete(launch, namespace, launch.job_name, uid)
+
+    def drop(self, namespace: str, resource: tuple[str, str, str], study: str, uid: str) -> None:
+        """Delete every workload of ``resource`` of the study (of ``uid``) in ``namespace``, with
+        its pods, ended or not: its resource was deleted. A kind the cluster no longer serves has none."""
+        group, version, plural = resource
+        found = call(lambda: self._objects.list_namespaced_custom_object(
+            group, version, namespace, plural, label_selector=study_selector(study, uid)),
+            f"list the {plural} of study {study}", tolerate=(404,), translator=self._translate)
+        for item in cast(Mapping[str, Any], found or {}).get("items") or []:
+            self._delete_object(resource, namespace, item["metadata"]["name"], None)
 
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""

@@ -168,6 +168,9 @@ class LocalExecutor(LocalAttempts):
         """Stop the attempts running here that ``wanted`` calls strays (a process has nothing to keep)."""
         self._stop(wanted.stray)
 
+    def drop_kept(self, study: str, uid: str, place: Place) -> None:
+        """Nothing: a process keeps no workload once it ended, ``retain`` or not."""
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """False: an attempt's processes end with it (:mod:`functions.adapters.process_tree`)."""
         return False

@@ -179,6 +179,12 @@ def trial_selector(launch: TrialLaunch) -> str:
     return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
 
 
+def study_selector(study: str, uid: str) -> str:
+    """The label selector of every workload of every trial of the study (that very study:
+    ``uid``), and of no earlier study of the same name."""
+    return f"{STUDY_LABEL}={study},{UID_LABEL}={uid}"
+
+
 TRIALS_PER_SELECTOR = 100
 """Trials one :func:`trials_selector` names at most: their numbers keep a request's query well
 under any URL limit."""

@@ -77,6 +77,13 @@ class Executor(Protocol):
         of a study it says retains its Jobs is kept, stopped, where there is a Job to keep
         (:mod:`functions.handlers.strays`)."""
 
+    def drop_kept(self, study: str, uid: str, place: Place) -> None:
+        """Delete every workload of the study (of ``uid``) in ``place``, with its pods, those
+        ``retain`` kept once their trials ended included: the resource the study came from was
+        deleted, and with it everything it made, as Kubernetes' garbage collector deletes a
+        deleted Katib Experiment's Trials and their workloads whatever its ``retain``. A
+        workload gone already is no failure."""
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """Whether the ended attempt's workload is to be deleted once its output is read: a
         Job (its TTL is the backstop), one that still runs pods its end left (an operator that

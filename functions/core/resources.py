@@ -83,7 +83,8 @@ class Ref:
 class Origin:
     """The resource a stored study came from, and the last generation of it katuna handled.
 
-    ``refused`` explains why that generation's spec was not applied (empty when it was).
+    ``refused`` explains why that generation's spec was not applied (empty when it was);
+    ``dropped`` says the study's workloads that ``retain`` kept were deleted once the resource was.
     """
 
     ref: Ref
@@ -91,17 +92,19 @@ class Origin:
     generation: int
     refused: str = ""
     refused_at: float | None = None
+    dropped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name, "uid": self.uid,
                 "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at,
-                "apiVersion": self.ref.api_version}
+                "apiVersion": self.ref.api_version, "dropped": self.dropped}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Origin:
         """An origin as :meth:`to_dict` wrote it (stored before Katib's kinds: ``katuna.dev``)."""
         ref = Ref(raw["kind"], raw["namespace"], raw["name"], raw.get("apiVersion") or API_VERSION)
-        return cls(ref, raw["uid"], raw["generation"], raw.get("refused") or "", raw.get("refusedAt"))
+        return cls(ref, raw["uid"], raw["generation"], raw.get("refused") or "", raw.get("refusedAt"),
+                   bool(raw.get("dropped")))
 
     def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
         return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)

@@ -22,7 +22,8 @@ say, and sends the event that was missing:
    given up), so the trial starts while the study's other trials run;
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
-   resource is gone: the resource's delete event; an ended study whose resource shows another
+   resource is gone, or an ended one whose workloads ``retain`` kept are still to be deleted
+   with it (:func:`~functions.handlers.stopping.kept_behind`): the resource's delete event; an ended study whose resource shows another
    status than the store's (its last write-back given up) and which ended :data:`IN_FLIGHT`
    seconds ago or more: its ``study.completed`` again, which ``writeback`` takes. Skipped where
    there is no cluster. Where the Katib overlay is enabled, Katib's own Experiments and
@@ -70,7 +71,7 @@ from functions.handlers.deps import Deps, served_here
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
 from functions.handlers.starting import gone, look
-from functions.handlers.stopping import finish_marked
+from functions.handlers.stopping import finish_marked, kept_behind
 from functions.handlers.strays import sweep
 from functions.handlers.writeback import behind
 
@@ -262,7 +263,8 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0)
         origin = _origin(record)
         watched = resources.katib_api if origin is not None and origin.ref.katib else \
             origin is not None and origin.ref.namespace == namespace
-        if origin is not None and watched and not record.terminal and origin.ref not in listed:
+        if origin is not None and watched and origin.ref not in listed \
+                and (not record.terminal or kept_behind(record, origin, deps)):
             events.append(resource_changed("delete", _skeleton(origin)))
     return events[:MAX_RESOURCE_EVENTS] + status_events(deps, studies, listed, window)
 

@@ -10,7 +10,9 @@ resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
 cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
-stops the study; an edit of the fields a running study takes (parallelism, max
+stops the study, and once its trials are stopped deletes the workloads ``retain`` kept
+(:func:`~functions.handlers.stopping.drop_kept`; the tick's delete event comes for them where
+the study was still running); an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules; not one whose maxTrials would take the study's Optuna history past
 ``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken;
@@ -57,7 +59,7 @@ from functions.core.trial_identity import study_problems
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
 from functions.handlers.starting import go_on
-from functions.handlers.stopping import MAX_MARKED
+from functions.handlers.stopping import MAX_MARKED, drop_kept, drop_workloads, kept_behind
 from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report
 
@@ -74,8 +76,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     stored = _stored(deps, ref.name)
     origin = Origin.from_dict(stored.origin) if stored is not None and stored.origin is not None else None
     if current is None:
-        if stored is not None and origin is not None and origin.ref == ref and not stored.terminal:
+        if stored is None or origin is None or origin.ref != ref:
+            return []
+        if not stored.terminal:
             return complete(stored, deps, Decision(STOPPED, DELETED))
+        if kept_behind(stored, origin, deps):
+            drop_kept(stored, origin, deps)
         return []
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     if stored is not None and origin is not None and origin.ref == ref:
@@ -254,10 +260,12 @@ def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, me
 def _retire(deps: Deps, stored: StudyRecord) -> None:
     """Forget the study of a resource that was deleted and made again under the same name
     (its trials stopped, and the ended ones whose workloads are still marked to stop:
-    :mod:`functions.handlers.stopping`): the new resource is a new study."""
+    :mod:`functions.handlers.stopping`; the workloads ``retain`` kept deleted, as the garbage
+    collector deletes a deleted Experiment's): the new resource is a new study."""
     stopped = deps.store.trials(stored.name, ACTIVE_STATES)
     for _, number in deps.store.stopping_trials(MAX_MARKED, stored.name):
         if (trial := deps.store.get_trial(stored.name, number)) is not None:
             stopped.append(trial)
     deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
+    drop_workloads(stored, deps)
     deps.store.delete_study(stored.name)

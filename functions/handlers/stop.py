@@ -1,7 +1,10 @@
 """``study.completed``: record the final status and stop the trials still running: each is
 ``PRUNED`` with a reason beginning :data:`~functions.core.records.STOPPED_AT_END` (Katib's Trial
 shows it ``Killed``, :mod:`functions.core.katib_trials`), and its workload stopped once that is
-stored (:mod:`functions.handlers.stopping`); a template with ``retain`` keeps its Job, suspended.
+stored (:mod:`functions.handlers.stopping`); a template with ``retain`` keeps its Job, suspended,
+unless the study ended because its resource was deleted: then, once those stops are made, every
+workload ``retain`` kept is deleted, as with a deleted Katib Experiment
+(:func:`~functions.handlers.stopping.drop_once_stopped`).
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
@@ -10,13 +13,16 @@ The end of an earlier run of a study reopened since (:mod:`functions.core.resume
 
 from __future__ import annotations
 
+from functools import partial
+
 from functions.core.events import Event, of_this_run
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED, STOPPED_AT_END
+from functions.core.resources import DELETED
 from functions.handlers.asking import discard, tell
 from functions.handlers.deps import Deps
 from functions.handlers.starting import handed_over
-from functions.handlers.stopping import stop_once_stored
+from functions.handlers.stopping import drop_once_stopped, stop_once_stored
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -39,4 +45,6 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     stop_once_stored(record, stopped, deps)
+    if record.reason == DELETED:
+        deps.store.after_commit(partial(drop_once_stopped, deps, record.name, record.uid))
     return handed_over(record, deps) if stopped else []

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
+from functions.core.ports import Place
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.resources import Origin
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
 from functions.handlers.tail_reads import Tails, read_in_rounds
@@ -122,6 +125,47 @@ def stop_study_marked(deps: Deps, study: str) -> None:
     record = stored_study(deps.store, study)
     if numbers and record is not None:
         stop_marked(deps, study, record.uid, numbers)
+
+
+def kept_behind(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
+    """Whether the ended study, whose resource is gone, has workloads left that ``retain`` kept
+    (its ended trials', and those its end suspended) and that are now to be deleted, as Katib's
+    are with its deleted Experiment (:func:`drop_kept`): not deleted yet, and its trials' stops
+    done (none running, none marked), so that each stopped trial's last lines were kept first."""
+    if not record.terminal or not record.spec.trial_template.retain or origin.dropped:
+        return False
+    return deps.store.count_trials(record.name).active == 0 and not deps.store.stopping_trials(1, record.name)
+
+
+def drop_kept(record: StudyRecord, origin: Origin, deps: Deps) -> None:
+    """Delete the workloads ``retain`` kept of the ended study whose resource is gone, with
+    their pods, and record that in its origin: the garbage collector deletes a deleted Katib
+    Experiment's Trials, and the workloads they own with them, whatever its ``retain``. A
+    failure raises, for the event to come again, and leaves the origin as it was."""
+    drop_workloads(record, deps)
+    deps.store.update_study(record.name, origin=replace(origin, dropped=True).to_dict())
+
+
+def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
+    """After the stops of the study that ended because its resource was deleted: delete the
+    workloads ``retain`` kept (:func:`drop_kept`), in a transaction; a failure is logged, and the
+    tick's delete event of the resource comes for them again."""
+    try:
+        with deps.store.transaction():
+            record = stored_study(deps.store, study, uid)
+            origin = Origin.from_dict(record.origin) if record is not None and record.origin is not None else None
+            if record is not None and origin is not None and kept_behind(record, origin, deps):
+                drop_kept(record, origin, deps)
+    except KatunaError as exc:
+        log.warning("deleting the workloads study %s kept, its resource deleted: %s; the tick tries again", study, exc)
+
+
+def drop_workloads(record: StudyRecord, deps: Deps) -> None:
+    """Delete every workload of the study (:meth:`~functions.core.ports.Executor.drop_kept`)
+    where its template ``retain``s them; else none is left to delete."""
+    if record.spec.trial_template.retain:
+        place = Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec)
+        deps.executor.drop_kept(record.name, record.uid, place)
 
 
 def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
