@@ -13,6 +13,8 @@ then validated as in ``test_knative.py``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
 import shlex
 import shutil
@@ -107,6 +109,17 @@ def _inside(folder: Path, entry: str) -> Path:
     return target
 
 
+def _documents(text: str) -> list[dict]:
+    """The non-empty YAML documents of ``text``, each call its own copy (the renderer patches
+    them in place). The tests render the same few files tens of times: each text is parsed once."""
+    return copy.deepcopy(_parsed(text))
+
+
+@functools.cache
+def _parsed(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
 def _load(folder: Path, entry: str) -> list[dict]:
     """A resource file inside ``folder``, or a folder anywhere holding a kustomization (a base)."""
     path = (folder / entry).resolve()
@@ -116,7 +129,7 @@ def _load(folder: Path, entry: str) -> list[dict]:
         raise Unsupported(f"file {path} is not in or below {folder.resolve()}")
     if path.is_dir():
         raise Unsupported(f"{path}: only files are modelled as resources")
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return _documents(path.read_text())
 
 
 def _patch(objects: list[dict], patch: dict[str, Any]) -> None:
@@ -454,7 +467,7 @@ def kustomize(folder: Path) -> list[dict]:
     """What kustomize makes of ``folder``."""
     built = _kubectl_kustomize(folder)
     assert built.returncode == 0, built.stderr
-    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    return _documents(built.stdout)
 
 
 def _by_name(objects: list[dict]) -> dict[tuple[str, str | None, str], dict]:
