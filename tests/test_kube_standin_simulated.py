@@ -6,6 +6,7 @@ spot nodes get their cloud's notice, then go; every machine is billed from creat
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -364,5 +365,35 @@ def test_a_failed_pod_is_replaced_after_a_back_off_doubled_with_each_failure_up_
         made = sorted(datetime.fromisoformat(p["metadata"]["creationTimestamp"]).timestamp()
                       for p in pods_of(kube, "crash"))
         assert [b - a for a, b in zip(made, made[1:], strict=False)] == [10, 20, 40, 80, 160, 320, 600, 600]
+    finally:
+        kube.close()
+
+
+def test_a_pool_resized_down_loses_nodes_picked_with_no_regard_to_their_pods():
+    """gcloud's reference for a resize: "when resizing down, instances running pods and instances
+    without pods are not differentiated. Resize will pick instances to remove at random". So a
+    pool of six nodes, three of them running a trial, resized to three, may lose a trial's node
+    while an empty one stays: its pod is evicted, and its Job runs it again."""
+    clock = SimulatedClock()
+    labels = {**SPOT["gke"], "cloud.google.com/gke-nodepool": "spot"}
+    pool = NodePool("spot", 6, 6, labels, (TRIAL_TAINT,))
+    pools = [pool]
+    kube = simulated(clock, lambda: pools)
+    try:
+        kube.run_until(lambda: len(kube.nodes) == 6)
+        for n in range(3):
+            kube.create_job("katuna", job(f"trial-{n}", labels))
+        kube.run_until(lambda: all(p["status"].get("phase") == "Running" for p in kube.pods.values())
+                       and len(kube.pods) == 3)
+        running = {p["spec"]["nodeName"]: p for p in kube.pods.values()}
+        pools[0] = replace(pool, min_nodes=0, reconciling=True, resizing=3)
+        kube.run_until(lambda: sum(bool(n["spec"].get("unschedulable")) for n in kube.nodes.values()) == 3)
+        drained = {name for name, node in kube.nodes.items() if node["spec"].get("unschedulable")}
+        assert drained & set(running) and drained - set(running), "trials' nodes and empty ones alike"
+        for name in drained & set(running):
+            assert conditions(running[name])["DisruptionTarget"] == "EvictionByEvictionAPI"
+        pools[0] = replace(pool, min_nodes=0, max_nodes=3)
+        kube.run_until(lambda: all(finished(kube, f"trial-{n}") for n in range(3)))
+        assert len(kube.nodes) == 3 and not drained & set(kube.nodes), "the resize done, the drained nodes are gone"
     finally:
         kube.close()

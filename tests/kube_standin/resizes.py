@@ -2,15 +2,19 @@
 
 While the resize runs (``NodePool.resizing``: the node count it takes the pool to) the nodes
 above that count are drained: cordoned, their pods evicted (``DisruptionTarget`` reason
-``EvictionByEvictionAPI``, gracefully terminated as the autoscaler's scale-down evicts them),
-empty nodes chosen first; a node still booting there is never made. Once the resize is done
-(the pool no longer resizing, or gone) their VMs are deleted and their Node objects removed,
-billed until then. A resize upwards makes the missing nodes at once, which the autoscaler may
-remove later as unneeded.
+``EvictionByEvictionAPI``, gracefully terminated as the autoscaler's scale-down evicts them).
+Nodes still booting there go first, never made; then registered nodes, picked at random,
+whatever runs on them (gcloud's reference for a resize: "when resizing down, instances running
+pods and instances without pods are not differentiated. Resize will pick instances to remove at
+random"), so a resize under running trials may stop them while empty nodes stay. Once the
+resize is done (the pool no longer resizing, or gone) their VMs are deleted and their Node
+objects removed, billed until then. A resize upwards makes the missing nodes at once, which the
+autoscaler may remove later as unneeded.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +29,8 @@ class Resizes:
     """The nodes being drained by a resize under way, each with its pool."""
 
     draining: dict[str, str] = field(default_factory=dict)
+    choice: random.Random = field(default_factory=lambda: random.Random(0))
+    """Which nodes a resize removes: at random, seeded so that a run is repeatable."""
 
     def step(self, cluster, pools: dict[str, NodePool], booting: dict, boot: Callable[[NodePool], object]) -> None:
         """Remove the drained nodes of resizes done; drain, or make, the nodes of those under way
@@ -50,15 +56,14 @@ class Resizes:
         for name in coming[:extra]:
             del booting[name]
         extra -= min(extra, len(coming))
-        bound = {name: [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name
-                        and p["status"].get("phase") not in TERMINATED] for name in kept}
-        for name in sorted(kept, key=lambda n: (bool(bound[n]), n))[:extra]:
-            self._drain(cluster, name, pool.name, bound[name])
+        for name in self.choice.sample(kept, extra):
+            self._drain(cluster, name, pool.name)
 
-    def _drain(self, cluster, name: str, pool: str, pods: list[dict]) -> None:
+    def _drain(self, cluster, name: str, pool: str) -> None:
         node = cluster.nodes[name]
         node["spec"]["unschedulable"] = True
         cluster.modified("nodes", node)
-        for pod in pods:
-            cluster.kubelets.disrupt(cluster, pod, REASON)
+        for pod in [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name]:
+            if pod["status"].get("phase") not in TERMINATED:
+                cluster.kubelets.disrupt(cluster, pod, REASON)
         self.draining[name] = pool
