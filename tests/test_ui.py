@@ -325,12 +325,13 @@ def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: 
     expect(page.locator("#plot-intermediate")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
     curves = page.evaluate("document.getElementById('plot-intermediate').data.map(t => [t.name, t.x])")
     assert sorted(name for name, _ in curves) == sorted(f"Trial{t['number']}" for t in trials)
-    pruned = [t["number"] for t in trials if t["state"] == "PRUNED"]
+    verdicts = {t["number"]: int(re.match(r"pruned at step (\d+)", t["reason"])[1])
+                for t in trials if t["state"] == "PRUNED"}
     assert all(steps == sorted(steps) for _, steps in curves)
     # a completed trial's curve is made whole from its output at its end; a pruned one's holds the
     # reports handled before its verdict (one handled by another worker meanwhile is too late)
-    assert all(steps[0] == 1 for name, steps in curves if int(name[5:]) not in pruned)
-    assert all(len(steps) < 8 for name, steps in curves if int(name[5:]) in pruned)
+    assert all(steps[0] == 1 for name, steps in curves if int(name[5:]) not in verdicts)
+    assert all(steps[-1] <= verdicts[int(name[5:])] for name, steps in curves if int(name[5:]) in verdicts)
 
 
 def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Page):
