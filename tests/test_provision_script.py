@@ -438,7 +438,11 @@ def served(speed: str, recording: Path | None = None) -> Iterator[dict[str, str]
         yield env
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @pytest.fixture(scope="module")
