@@ -26,7 +26,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
 from kube_stub import KubeStub
-from waiting import eventually
+from waiting import eventually, stopped
 
 from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_store import SqliteStore
@@ -58,8 +58,7 @@ def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
         client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
         yield {**env, "KATUNA_EKS_SUBNETS": ",".join(subnets)}
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stopped(server)
 
 
 @pytest.fixture(scope="module")

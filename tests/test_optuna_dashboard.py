@@ -25,6 +25,7 @@ import pytest
 from conftest import run_study, study_definition
 from doc_blocks import ROOT
 from http_helpers import KATUNA, NOBODY, answer_as, free_port
+from waiting import stopped
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_created
@@ -77,8 +78,7 @@ def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -
                 time.sleep(0.2)
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stopped(server)
         log.close()
 
 

@@ -21,6 +21,7 @@ import pytest
 from child_signals import interruptible
 from gke_stub import GkeStub
 from http_helpers import free_port
+from waiting import stopped
 
 pytestmark = pytest.mark.slow
 
@@ -437,12 +438,7 @@ def served(speed: str, recording: Path | None = None) -> Iterator[dict[str, str]
         moto_eks_iam.node_role(aws_client("iam", env))
         yield env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stopped(server)
 
 
 @pytest.fixture(scope="module")

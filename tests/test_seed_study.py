@@ -30,7 +30,7 @@ from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
 from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
 from kube_stub import KubeStub
-from waiting import eventually
+from waiting import eventually, stopped
 
 pytestmark = pytest.mark.slow
 
@@ -168,8 +168,7 @@ def moto_server() -> Iterator[dict[str, str]]:
     moto_eks_iam.node_role(boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
                                         aws_access_key_id="testing", aws_secret_access_key="testing"))
     yield env
-    server.terminate()
-    server.wait(timeout=10)
+    stopped(server)
 
 
 def _accepts(port: int) -> bool:

@@ -7,6 +7,7 @@ for, once a deadline passes.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,3 +28,21 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 30, interval:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(interval)
     return result
+
+
+STOP_WAIT = 120.0
+"""Seconds a stand-in server (moto's, a dashboard's) may take to exit once sent SIGTERM. Its
+exit takes a third of a second of CPU (werkzeug's shutdown, then the teardown of moto's modules),
+and on a machine loaded eighteen processes deep on two cores a process gets a ninth of one."""
+
+
+def stopped(process: subprocess.Popen, timeout: float = STOP_WAIT) -> int:
+    """SIGTERM to ``process``, then its exit status once it has exited, within ``timeout``
+    seconds; past that it is killed, and :class:`subprocess.TimeoutExpired` raised."""
+    process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
