@@ -115,9 +115,16 @@ def test_a_trial_naming_its_own_account_runs_without_an_api_token(service: Servi
     obj = cluster.apply(experiment("exp-trainer", "trainer"))
     assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
     study = service.wait_for("exp-trainer", timeout=90)
-    assert study["status"] == "completed", service.json("GET", "/studies/exp-trainer/trials")[1]
+    assert study["status"] == "completed", (study["reason"], service.json("GET", "/studies/exp-trainer/trials")[1],
+                                            _warnings(service))
     pod = cluster.created_jobs["exp-trainer-0"]["spec"]["template"]["spec"]
     assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("trainer", False)
+
+
+def _warnings(service: Service) -> list[str]:
+    """The service's warnings and errors so far (a failure it counted against a study among them)."""
+    lines = (service.workdir / "serve.log").read_text().splitlines()
+    return [line for line in lines if " WARNING " in line or " ERROR " in line]
 
 
 WORKLOADS = {
