@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 from standin_server import StandInServer
-from warm_katuna import WarmKatuna
+from warm_katuna import WarmKatuna, warm
 from warm_katuna import run as warm_run
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
@@ -109,16 +109,9 @@ def refused_start(workdir: Path, host: str | None = None, **env: str) -> subproc
         raise AssertionError("katuna serve started where it should have refused to") from exc
 
 
-_warm: list[WarmKatuna] = []
-_warming = threading.Lock()
-
-
 def warm_runner() -> WarmKatuna:
     """The test run's warm Python for ``katuna serve`` processes, started at the first one."""
-    with _warming:
-        if not _warm:
-            _warm.append(WarmKatuna())
-        return _warm[0]
+    return warm("katuna")
 
 
 def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,

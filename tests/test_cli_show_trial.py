@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import app_client, study_definition
+from http_helpers import run_katuna
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
@@ -58,8 +57,7 @@ def test_the_json_of_a_trial_is_the_apis(db: Path):
 
 
 def test_a_trial_reads_with_its_reason_its_lost_runs_and_its_metrics_history(db: Path):
-    failed = subprocess.run([sys.executable, "-m", "functions", "show", "c", "0", "--db", str(db)], capture_output=True,
-                            text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
+    failed = run_katuna("show", "c", "0", "--db", str(db), cwd=db.parent, env={**os.environ, "COLUMNS": "120"})
     assert failed.returncode == 0, failed.stderr
     lines = [line.strip() for line in failed.stdout.splitlines()]
     assert lines[0] == "c trial 0  state: FAIL  attempt 1  exit code 1"

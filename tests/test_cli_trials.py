@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import app_client, study_definition
+from http_helpers import run_katuna
 
 from functions.adapters.web import create_app
 from functions.cli import main
@@ -190,8 +191,7 @@ def test_csv_of_the_trials_asked_for_is_the_dashboards_export_of_the_same_trials
 
 
 def test_csv_is_read_whole_by_a_csv_reader_with_nan_and_a_reader_gone_away_ends_it_quietly(db: Path):
-    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv"], capture_output=True, text=True,
-                            timeout=120)
+    result = run_katuna("trials", "big", "--db", str(db), "--csv", cwd=db.parent)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [int(row["number"]) for row in rows] == list(range(TRIALS))
     assert rows[TRIALS_READ]["loss"] == "nan" and float(rows[7]["loss"]) == 1.0
@@ -201,7 +201,6 @@ def test_csv_is_read_whole_by_a_csv_reader_with_nan_and_a_reader_gone_away_ends_
 
 
 def test_csv_and_json_together_are_refused_naming_both(db: Path):
-    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv", "--json"], capture_output=True,
-                            text=True, timeout=120)
+    result = run_katuna("trials", "big", "--db", str(db), "--csv", "--json", cwd=db.parent)
     assert result.returncode == 2
     assert "--json and --csv: give one of them" in result.stderr and result.stdout == ""

@@ -7,7 +7,6 @@ import calendar
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from browser import chromium
 from conftest import study_definition, undo_trial_changes
-from http_helpers import Service
+from http_helpers import Service, run_katuna
 from kube_standin.clock import SimulatedClock, rfc3339
 from kube_stub import KubeStub, NodePool
 from playwright.sync_api import expect
@@ -451,8 +450,7 @@ def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_
     from functions.settings import Settings
 
     _measured_study(tmp_path / "katuna.db")
-    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    shown = run_katuna("show", "priced", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
     assert re.search(r"node-hours: 2\.5\d measured on 2 nodes \(1 up\), cost 0\.10 at 0\.04 a node-hour", shown.stdout), \
         shown.stdout + shown.stderr
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
@@ -501,8 +499,7 @@ def test_a_large_cost_reads_in_full_with_its_currency_in_katuna_show_the_api_and
     from functions.settings import Settings
 
     _measured_study(tmp_path / "katuna.db", pricePerNodeHour=4_800_000, currency="JPY")
-    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    shown = run_katuna("show", "priced", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
     assert re.search(r"node-hours: 2\.5\d measured on 2 nodes \(1 up\), cost 12,0\d\d,\d\d\d\.\d\d JPY at 4,800,000 JPY "
                      r"a node-hour", shown.stdout), shown.stdout + shown.stderr
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
@@ -534,8 +531,7 @@ def test_a_small_cost_or_measure_shows_its_first_digits_never_zero(tmp_path: Pat
                                     nodes=(NodeLife("a", start, start + 300, start + 300),), looked_at=time.time()))
     finally:
         store.close()
-    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    shown = run_katuna("show", "priced", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
     assert ("node-hours: 0.08 measured on 1 node (0 up), cost 0.0008 USD at 0.01 USD a node-hour"
             in shown.stdout), shown.stdout + shown.stderr
     service = Service(tmp_path, workers=1)

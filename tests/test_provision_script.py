@@ -1,5 +1,6 @@
-"""``python -m infra.provision``, run as a user runs it: a subprocess against a loopback GKE API
-and moto's server mode (``AWS_ENDPOINT_URL``)."""
+"""``python -m infra.provision``, run as a user runs it: a process of its own against a loopback GKE
+API and moto's server mode (``AWS_ENDPOINT_URL``), forked from a Python that has imported the
+SDKs unless what it does as it starts is the point (:func:`provision`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from child_signals import interruptible
 from gke_stub import GkeStub
 from http_helpers import free_port
 from waiting import stopped
+from warm_katuna import run as warm_run
+from warm_katuna import warm
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +34,19 @@ EKS_FLAGS = ["--cluster", "tuning", "--nodegroup", "trials"]
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 
 
-def provision(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """The script run with this environment, ``env`` added and ``unset`` taken out."""
+def provision(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
+              fresh: bool = False) -> subprocess.CompletedProcess:
+    """The script run with this environment, ``env`` added and ``unset`` taken out, as
+    ``subprocess.run(..., capture_output=True, text=True)`` runs it: in a process of its own,
+    forked from a Python that has imported the script's modules and both clouds' SDKs
+    (tests/warm_katuna.py: half a second of CPU less each), or ``fresh``, started afresh, where
+    what the test asserts is what a Python does as it starts (an SDK's notices as it is
+    imported; the credentials chain read from the environment)."""
     environment = {key: value for key, value in {**os.environ, **(env or {})}.items() if key not in unset}
-    return subprocess.run([sys.executable, "-m", "infra.provision", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=environment, timeout=60)
+    argv = [sys.executable, "-m", "infra.provision", *args]
+    if fresh:
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=60)
+    return warm_run(warm("provision"), argv, ROOT, environment, 60)
 
 
 def provisioned(*args: str, env: dict[str, str] | None = None) -> None:
@@ -103,16 +114,16 @@ def test_gke_status_and_dry_runs_say_nothing_on_stderr_not_even_the_sdks_notices
     """google-api-core warns, as it is imported, of the Python versions Google will stop
     supporting: ``status`` prints the pool's JSON and nothing on stderr but an error."""
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
-    absent = provision("gke", "status", *flags)
+    absent = provision("gke", "status", *flags, fresh=True)
     assert (absent.returncode, absent.stderr) == (0, "") and json.loads(absent.stdout)["state"] == "ABSENT"
     for command in ("up", "down", "status"):
-        dry = provision("gke", command, *flags, "--dry-run")
+        dry = provision("gke", command, *flags, "--dry-run", fresh=True)
         assert dry.returncode == 0 and dry.stderr in ("", f"plan: node pool trials: {json.loads(dry.stdout).get('summary')}"
                                                           + ("; at most 3 spot nodes of e2-standard-4 at once\n"
                                                              if command == "up" else "\n")), dry.stderr
     gke_api.speed = 1e6
     provisioned("gke", "up", *flags)
-    found = provision("gke", "status", *flags)
+    found = provision("gke", "status", *flags, fresh=True)
     assert (found.returncode, found.stderr) == (0, "") and json.loads(found.stdout)["state"] == "RUNNING"
 
 
@@ -574,11 +585,11 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
     unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
              "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
              "AWS_CONTAINER_CREDENTIALS_FULL_URI")
-    no_region = provision("eks", "status", *EKS_FLAGS, env={**moto_server, **absent}, unset=unset)
+    no_region = provision("eks", "status", *EKS_FLAGS, env={**moto_server, **absent}, unset=unset, fresh=True)
     assert no_region.returncode == 1 and no_region.stderr == (
         "error: --region: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)\n")
     no_credentials = provision("eks", "status", *EKS_FLAGS, "--region", "eu-west-1", env={**moto_server, **absent},
-                               unset=unset)
+                               unset=unset, fresh=True)
     assert no_credentials.returncode == 1 and no_credentials.stderr.startswith(
         "error: no AWS credentials: give the service's Kubernetes service account katuna an IAM role"), (
         no_credentials.stderr)
@@ -588,7 +599,7 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
     ohio = moto_eks.network(aws_client("ec2", moto_server, "us-east-2"))
     client.create_cluster(name="ohio", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(ohio)})
     found = provision("eks", "status", "--cluster", "ohio", "--region", "us-east-2", "--nodegroup", "trials",
-                      env=moto_server)
+                      env=moto_server, fresh=True)
     assert found.returncode == 0 and json.loads(found.stdout) == {"pool": "trials", "state": "ABSENT"}, found.stderr
     assert found.stderr == "", "status says nothing of changes"
 
@@ -609,7 +620,7 @@ def test_eks_with_credentials_that_cannot_be_had_says_so_at_once_not_unreachable
     env = {**moto_server, "AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
            "AWS_PROFILE": "lab", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"}
     result = provision("eks", "down", *EKS_FLAGS, "--timeout", "30", env=env,
-                       unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+                       unset=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), fresh=True)
     assert result.returncode == 1 and result.stdout == "", result.stdout
     assert result.stderr.startswith(f"error: the AWS credentials could not be used: {words}"), result.stderr
     assert "aws sso login" in result.stderr and "refused for now" not in result.stderr, result.stderr

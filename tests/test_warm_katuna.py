@@ -1,11 +1,13 @@
-"""The warm Python the tests fork ``katuna`` commands from (``tests/warm_katuna.py``): each
-command is a process of its own, with its own environment, working directory, streams, exit
-status and signals, as if started with :mod:`subprocess`."""
+"""The warm Pythons the tests fork ``katuna`` commands and the provisioning script from
+(``tests/warm_katuna.py``): each command is a process of its own, with its own environment,
+working directory, streams, exit status and signals, as if started with :mod:`subprocess`."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,10 @@ import yaml
 from conftest import run_file, study_definition
 from http_helpers import answers, free_port, run_katuna, serve_command, warm_runner
 from waiting import eventually
+from warm_katuna import run as warm_run
+from warm_katuna import warm
 
+ROOT = Path(__file__).parent.parent
 NAME = "a-study-whose-name-is-longer-than-a-narrow-terminal-has-room"
 
 
@@ -47,3 +52,16 @@ def test_a_service_is_signalled_and_waited_for_by_its_own_process_id(tmp_path: P
     assert process.wait(timeout=30) == returncode
     assert process.poll() == returncode
     process.kill()  # an ended command is not signalled again: its pid may be another process's by now
+
+
+@pytest.mark.parametrize("args, returncode", [(["gke", "up", "--help"], 0), (["gke", "up", "--max-nodes", "x"], 2)])
+def test_a_module_is_run_as_python_dash_m_runs_it(args: list[str], returncode: int):
+    """``python -m infra.provision`` forked from the warm Python that imported the script's modules
+    runs the script as ``__main__`` (its usage names it as ``-m`` does, runpy warns of nothing)
+    and says, and exits with, what a Python started afresh does."""
+    argv = [sys.executable, "-m", "infra.provision", *args]
+    forked = warm_run(warm("provision"), argv, ROOT, dict(os.environ), 60)
+    fresh = subprocess.run(argv, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=60)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert forked.returncode == returncode
+    assert (forked.stdout + forked.stderr).startswith("Usage: python -m infra.provision gke up [OPTIONS]\n")

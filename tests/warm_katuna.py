@@ -1,22 +1,30 @@
-"""A Python that has imported what ``katuna serve`` imports before it starts gunicorn, and starts
-each ``katuna`` command it is asked for in a fork of itself: a process of the command's own (the
-``katuna`` console script run as ``__main__``, its own ``sys.argv``, environment, working
+"""A Python that has imported what a kind of katuna command imports before it does anything (its
+:data:`PRELOADS`: what ``katuna serve`` imports before it starts gunicorn; what ``python -m
+infra.provision`` imports, both clouds' SDKs included), and starts each such command it is asked
+for in a fork of itself: a process of the command's own (the ``katuna`` console script run as
+``__main__``, or ``python -m MODULE``'s module; its own ``sys.argv``, environment, working
 directory, standard streams and exit status), without each paying again the 0.4 s or so of CPU
-that importing katuna's web app, Flask, Optuna and SQLAlchemy takes. Several commands may run at
-once (services side by side); the test signals and waits for each by its process id.
+that importing katuna's web app, Flask, Optuna and SQLAlchemy takes, or the half second of the
+cloud SDKs. Several commands may run at once (services side by side); the test signals and waits
+for each by its process id.
 
 Requests come on standard input, a JSON line each: ``{"argv": [katuna, *args], "cwd": folder,
 "env": {...}, "stdout": file, "stderr": file}`` (the two files may be one, as with
-``stderr=subprocess.STDOUT``); the standard input is ``/dev/null``. For each, it answers on standard output ``{"started": pid}`` as
+``stderr=subprocess.STDOUT``; ``argv`` may be ``[python, "-m", module, *args]``); the standard
+input is ``/dev/null``. For each, it answers on standard output ``{"started": pid}`` as
 the command starts and, whenever one ends, ``{"ended": pid, "returncode": ...}`` (negative: the
 signal that ended it). It forks from this one thread only, before any other starts; its own
 ``SIGCHLD`` handler and wake-up pipe are undone in each child before the command runs.
+
+What a command does as it is imported (a notice its SDK prints, a variable read then) happened
+once, in the warm Python: a test of that starts the command afresh, with :mod:`subprocess`.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import queue
@@ -31,7 +39,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 
-def _preload() -> None:
+def _preload_katuna() -> None:
     """What every ``katuna serve`` imports before its workers start, and what ``katuna run``
     imports to run a study, and nothing more: nothing that reads the environment, a terminal or
     the working directory as it is imported (the CLI's consoles, made as :mod:`functions.cli`
@@ -47,9 +55,32 @@ def _preload() -> None:
     assert "functions.cli_common" not in sys.modules, "the CLI's consoles would keep this process's COLUMNS"
 
 
+SCRIPT = "infra.provision"
+"""The provisioning script, run as ``python -m infra.provision``."""
+
+
+def _preload_provision() -> None:
+    """What ``python -m infra.provision`` imports, and the SDK each cloud's commands import as
+    they run (:mod:`infra.gke` imports google-cloud-container as the script does, its support
+    notices silenced): the script itself is taken out again, to run as ``__main__`` in each
+    command as ``-m`` runs it (:mod:`runpy` warns of a module it finds already imported)."""
+    import infra.eks  # noqa: F401
+    import infra.gke  # noqa: F401
+
+    importlib.import_module(SCRIPT)
+    package, name = SCRIPT.rsplit(".", 1)
+    del sys.modules[SCRIPT]
+    delattr(sys.modules[package], name)
+
+
+PRELOADS = {"katuna": _preload_katuna, "provision": _preload_provision}
+"""The kinds of warm Python, by name: what each imports once."""
+
+
 def _become(request: dict) -> None:
     """In the forked child: be the process ``subprocess.Popen(argv, cwd=..., env=...,
-    stdin=DEVNULL, stdout=..., stderr=...)`` would start, then run the console script."""
+    stdin=DEVNULL, stdout=..., stderr=...)`` would start, then run the console script (or, for
+    ``python -m MODULE``, the module as ``__main__``, the working directory first on its path)."""
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -60,10 +91,15 @@ def _become(request: dict) -> None:
         opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(opened, fd)
         os.close(opened)
-    script = request["argv"][0]
-    sys.argv = list(request["argv"])
-    sys.path[0] = str(Path(script).resolve().parent)
-    runpy.run_path(script, run_name="__main__")
+    argv = list(request["argv"])
+    if argv[1:2] == ["-m"]:
+        sys.argv = argv[1:2] + argv[3:]
+        sys.path[0] = os.getcwd()
+        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        return
+    sys.argv = argv
+    sys.path[0] = str(Path(argv[0]).resolve().parent)
+    runpy.run_path(argv[0], run_name="__main__")
 
 
 def _answer(value: dict) -> None:
@@ -116,7 +152,7 @@ def _serve() -> dict | None:
 
 
 def main() -> None:
-    _preload()
+    PRELOADS[sys.argv[1]]()
     request = _serve()
     if request is not None:
         _become(request)
@@ -165,13 +201,14 @@ Python whatever its own environment says."""
 
 
 class WarmKatuna:
-    """This module run as a process of its own, started for the first command asked of it and
-    kept for the rest of the test run (it ends once the test run closes its standard input)."""
+    """This module run as a process of its own with the imports of one of :data:`PRELOADS`,
+    started for the first command asked of it (:func:`warm`) and kept for the rest of the test
+    run (it ends once the test run closes its standard input)."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: str = "katuna") -> None:
         self._startup = {name: os.environ.get(name) for name in STARTUP}
-        self._process = subprocess.Popen([sys.executable, __file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         bufsize=0)
+        self._process = subprocess.Popen([sys.executable, __file__, preload], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, bufsize=0)
         self._asking = threading.Lock()
         self._started: queue.Queue[WarmProcess | None] = queue.Queue()
         self._ended = threading.Condition()
@@ -203,11 +240,12 @@ class WarmKatuna:
 
     def start(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path,
               stderr: Path | None = None) -> WarmProcess | subprocess.Popen[bytes]:
-        """``argv`` (the ``katuna`` script and its arguments) started in ``cwd`` with ``env``, its
-        standard output appended to ``stdout``, its standard error to ``stderr`` (by default to
-        ``stdout`` too): forked from the warm Python, or, where ``env`` gives a variable an
-        interpreter reads as it starts another value than the warm Python's (:data:`STARTUP`),
-        started afresh, as a fork would keep what the warm Python made of it."""
+        """``argv`` (the ``katuna`` script and its arguments, or ``[python, "-m", module, *args]``)
+        started in ``cwd`` with ``env``, its standard output appended to ``stdout``, its standard
+        error to ``stderr`` (by default to ``stdout`` too): forked from the warm Python, or, where
+        ``env`` gives a variable an interpreter reads as it starts another value than the warm
+        Python's (:data:`STARTUP`), started afresh, as a fork would keep what the warm Python made
+        of it."""
         if any(env.get(name) != value for name, value in self._startup.items()):
             with open(stdout, "ab") as out, open(stderr or stdout, "ab") as err:
                 return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -219,6 +257,17 @@ class WarmKatuna:
         assert started is not None, "the warm Python ended"
         return started
 
+
+_warm: dict[str, WarmKatuna] = {}
+_warming = threading.Lock()
+
+
+def warm(preload: str) -> WarmKatuna:
+    """The test run's warm Python of this kind (:data:`PRELOADS`), started at its first command."""
+    with _warming:
+        if preload not in _warm:
+            _warm[preload] = WarmKatuna(preload)
+        return _warm[preload]
 
 
 def run(warm: WarmKatuna, argv: list[str], cwd: Path, env: dict[str, str], timeout: float,
