@@ -105,6 +105,21 @@ def unknown_fields(spec: Any) -> list[Problem]:
     return _unknown(spec, SHAPE["spec"], "spec", "spec") if isinstance(SHAPE, Mapping) else []
 
 
+DOCUMENT = ("apiVersion", "kind", "metadata", "nodePool", "spec", "status")
+"""The top-level fields of an Experiment document: Katib's (``status`` as ``kubectl get -o yaml``
+writes it, which neither Katib nor katuna reads from a submitted Experiment) and katuna's
+``nodePool`` block."""
+
+
+def unknown_document_fields(experiment: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each top-level field of an Experiment document that is none of
+    :data:`DOCUMENT`: Katib's webhook decodes the Experiment into its types and drops such a
+    field, so a misspelt ``nodePool`` (``nodepool``) would run the trials on no pool of their
+    own, and a misspelt ``spec`` would be told as every field it holds missing."""
+    return [Problem(str(key), f"unknown field; expected one of {', '.join(DOCUMENT)}")
+            for key in experiment if key not in DOCUMENT]
+
+
 def _unknown(value: Any, shape: Shape, path: str, section: str) -> list[Problem]:
     """Unknown fields of ``value`` at ``path`` and below; ``section`` is ``path`` with every
     list index written ``[]``."""
