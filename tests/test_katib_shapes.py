@@ -317,3 +317,17 @@ def test_an_empty_string_in_a_feasible_space_is_a_field_left_out_as_katib_reads_
     assert [(p.path, p.message) for p in caught.value.problems] == [(
         "spec.parameters[0].feasibleSpace.min", "required for parameterType double: feasibleSpace.min and "
                                                 "feasibleSpace.max")]
+
+
+def test_a_list_given_as_a_distribution_is_refused_saying_where_the_values_go():
+    """Katib's SDK ``katib.search.categorical(["adam", "sgd"])`` writes the values as the
+    feasible space's ``distribution``, which Katib's webhook cannot decode either."""
+    doc = experiment()
+    doc["spec"]["parameters"][0] = {"name": "x", "parameterType": "categorical",
+                                    "feasibleSpace": {"distribution": ["adam", "sgd"]}}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [(
+        "spec.parameters[0].feasibleSpace.distribution",
+        "expected a string, got a list; a categorical or discrete parameter's values go in feasibleSpace.list "
+        "(Katib's SDK katib.search.categorical writes them here, and Katib's webhook cannot decode them either)")]

@@ -135,7 +135,14 @@ def _unknown(value: Any, shape: Shape, path: str, section: str) -> list[Problem]
 
 
 def _wrong(value: Any, shape: Shape, path: str) -> Problem:
-    return Problem(path, f"expected {_expected(shape)}, got {kind_of(value)}")
+    hint = LIST_AS_DISTRIBUTION if path.endswith(".feasibleSpace.distribution") and isinstance(value, list) else ""
+    return Problem(path, f"expected {_expected(shape)}, got {kind_of(value)}{hint}")
+
+
+LIST_AS_DISTRIBUTION = ("; a categorical or discrete parameter's values go in feasibleSpace.list (Katib's SDK "
+                        "katib.search.categorical writes them here, and Katib's webhook cannot decode them either)")
+"""What a list at ``feasibleSpace.distribution`` is meant to be: Katib's SDK 0.18 and 0.19 pass
+``search.categorical``'s values to ``V1beta1FeasibleSpace`` positionally, as its first field."""
 
 
 def _join(path: str, key: str) -> str:
