@@ -136,7 +136,7 @@ def _local_problems(spec: Study) -> list[Problem]:
     return (path + ([entrypoint] if entrypoint is not None else [])
             + local_engine_fields(template.trial_spec, template.primary_container, labels)
             + local_env_sources(template.trial_spec, template.primary_container, labels)
-            + local_pod_parts(template.trial_spec, template.primary_container, labels) + _unknown_job_fields(spec))
+            + local_pod_parts(template.trial_spec, template.primary_container, labels) + unknown_job_fields(spec))
 
 
 def _shared_metrics_file(spec: Study) -> list[Problem]:
@@ -156,9 +156,10 @@ def _shared_metrics_file(spec: Study) -> list[Problem]:
         f"for a relative path), or parallelism 1"))]
 
 
-def _unknown_job_fields(spec: Study) -> list[Problem]:
-    """The fields of a Job ``trialSpec`` that a Job does not have; Kubernetes' client, which
-    knows the Job's type, is imported only for one."""
+def unknown_job_fields(spec: Study) -> list[Problem]:
+    """The fields of a Job ``trialSpec`` that a Job does not have (``resource`` for
+    ``resources``), which Katib's webhook and a cluster's dry run refuse; Kubernetes' client,
+    which knows the Job's type, is imported only for one."""
     trial_spec = spec.trial_template.trial_spec
     if trial_spec is None or (trial_spec.get("apiVersion"), trial_spec.get("kind")) != ("batch/v1", "Job"):
         return []

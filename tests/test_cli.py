@@ -425,6 +425,18 @@ def test_render_prints_a_jobs_identity_before_its_spec_as_kubectl_does(study: st
     assert list(yaml.safe_load(rendered.stdout))[:4] == ["apiVersion", "kind", "metadata", "spec"]
 
 
+def test_render_refuses_a_job_field_a_job_does_not_have_as_run_and_the_cluster_do(tmp_path: Path):
+    """A misspelt ``resources`` would print a Job whose requests the API server drops unread;
+    ``katuna run`` and a cluster's dry run refuse it, as Katib's webhook does, and so does render."""
+    doc = katib_job_experiment("misspelt", {"command": ["python3", "train.py", "--lr=${trialParameters.learningRate}"],
+                                            "resource": {"requests": {"cpu": "1"}}})
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    rendered = in_process("render", str(tmp_path / "experiment.yaml"))
+    assert rendered.exit_code == 2 and rendered.stdout == ""
+    assert "  - spec.trialTemplate.trialSpec.spec.template.spec.containers[0].resource (line " in rendered.stderr
+    assert "unknown field: a batch/v1 Job has no such field" in rendered.stderr
+
+
 def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
     """Whatever trial-log folder the reading command sees: the database names the run."""
     _, process = _held_run(tmp_path)

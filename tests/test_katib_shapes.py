@@ -5,6 +5,7 @@ never a crash, never the catch-all that names no field."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -239,3 +240,94 @@ def test_an_empty_file_system_path_kind_is_the_collectors_own_as_katib_defaults_
                                            "source": {"fileSystemPath": {"kind": "", "path": "/var/log/katib/m"}}})
     spec, _ = load_study(yaml.safe_dump(doc))
     assert (spec.metrics_collector.kind, spec.metrics_collector.path) == (native, "/var/log/katib/m")
+
+
+@pytest.mark.parametrize("key", ["nodepool", "node_pool", "Spec", "x-defaults"])
+def test_a_top_level_field_an_experiment_document_does_not_have_is_refused_by_its_name(key):
+    """Katib's webhook decodes the Experiment into its types and drops such a field: a misspelt
+    ``nodePool`` would run the trials on no pool of their own, and nothing would say so."""
+    doc = experiment()
+    doc[key] = {"provider": "gke", "maxNodes": 10}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert (key, "unknown field; expected one of apiVersion, kind, metadata, nodePool, spec, status") in [
+        (p.path, p.message) for p in caught.value.problems]
+
+
+def _as_kubectl_gets_it(doc: dict) -> dict:
+    """``doc`` as ``kubectl get experiment -o yaml`` prints it once Katib took it: the API
+    server's metadata, Katib's defaults filled in, and a status."""
+    got = copy.deepcopy(doc)
+    got["metadata"].update(creationTimestamp="2026-06-01T10:00:00Z", generation=1, resourceVersion="123456",
+                           uid="3fbda962-64c0-4474-b1de-03b390f96369", finalizers=["update-prometheus-metrics"],
+                           managedFields=[{"apiVersion": "kubeflow.org/v1beta1", "fieldsType": "FieldsV1",
+                                           "fieldsV1": {"f:spec": {".": {}}}, "manager": "kubectl-client-side-apply",
+                                           "operation": "Update", "time": "2026-06-01T10:00:00Z"}],
+                           annotations={"kubectl.kubernetes.io/last-applied-configuration": json.dumps(doc)})
+    spec = got["spec"]
+    spec["objective"]["metricStrategies"].append({"name": "size", "value": "min"})
+    spec.update(resumePolicy="Never", metricsCollectorSpec={"collector": {"kind": "StdOut"}})
+    spec["trialTemplate"].update(successCondition='status.conditions.#(type=="Complete")#|#(status=="True")#',
+                                 failureCondition='status.conditions.#(type=="Failed")#|#(status=="True")#')
+    for parameter in spec["parameters"]:
+        parameter["feasibleSpace"]["distribution"] = "uniform"
+    got["status"] = {"conditions": [{"type": "Created", "status": "True", "reason": "ExperimentCreated",
+                                     "message": "Experiment is created", "lastUpdateTime": "2026-06-01T10:00:00Z",
+                                     "lastTransitionTime": "2026-06-01T10:00:00Z"}],
+                     "currentOptimalTrial": {"bestTrialName": "", "observation": {}},
+                     "startTime": "2026-06-01T10:00:00Z", "trials": 1, "trialsRunning": 1}
+    return got
+
+
+@pytest.mark.parametrize("dump", [yaml.safe_dump, json.dumps])
+def test_an_experiment_as_kubectl_get_prints_it_is_taken_as_the_one_applied(dump):
+    """Its status and the API server's metadata are read from no submitted Experiment, by
+    Katib or katuna, and Katib's defaults written out are the defaults katuna applies."""
+    applied, _ = load_study(yaml.safe_dump(experiment()))
+    got, _ = load_study(dump(_as_kubectl_gets_it(experiment())))
+    assert (got.name, got.parameters, got.algorithm, got.parallelism, got.max_trials, got.max_failed_trials) == (
+        applied.name, applied.parameters, applied.algorithm, applied.parallelism, applied.max_trials,
+        applied.max_failed_trials)
+    assert [(m, got.strategy(m)) for m in ("loss", "size")] == [(m, applied.strategy(m)) for m in ("loss", "size")]
+    assert (got.metrics_collector, got.kubernetes.namespace) == (applied.metrics_collector, "kubeflow")
+
+
+def test_a_null_nas_config_is_none_as_katib_decodes_it():
+    """``nasConfig: null`` (a template that renders an unset value) is no neural architecture
+    search: Katib's webhook decodes it to no nasConfig at all."""
+    spec, _ = load_study(yaml.safe_dump(experiment(nasConfig=None)))
+    assert [p.name for p in spec.parameters] == ["x"]
+
+
+def test_an_empty_string_in_a_feasible_space_is_a_field_left_out_as_katib_reads_it():
+    """Katib's feasible space holds strings, and an empty one is Go's zero value, the field left
+    out: ``step: ""`` is no step, and ``min: ""`` beside a categorical list is no range."""
+    doc = experiment(parameters=[
+        {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-4", "max": "4", "step": ""}},
+        {"name": "opt", "parameterType": "categorical",
+         "feasibleSpace": {"list": ["adam", "sgd"], "min": "", "max": "", "step": "", "distribution": ""}}])
+    doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "opt", "reference": "opt"})
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"].append(
+        "--opt=${trialParameters.opt}")
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert (spec.parameters[0].step, spec.parameters[1].values) == (None, ("adam", "sgd"))
+    doc["spec"]["parameters"][0]["feasibleSpace"]["min"] = ""
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [(
+        "spec.parameters[0].feasibleSpace.min", "required for parameterType double: feasibleSpace.min and "
+                                                "feasibleSpace.max")]
+
+
+def test_a_list_given_as_a_distribution_is_refused_saying_where_the_values_go():
+    """Katib's SDK ``katib.search.categorical(["adam", "sgd"])`` writes the values as the
+    feasible space's ``distribution``, which Katib's webhook cannot decode either."""
+    doc = experiment()
+    doc["spec"]["parameters"][0] = {"name": "x", "parameterType": "categorical",
+                                    "feasibleSpace": {"distribution": ["adam", "sgd"]}}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [(
+        "spec.parameters[0].feasibleSpace.distribution",
+        "expected a string, got a list; a categorical or discrete parameter's values go in feasibleSpace.list "
+        "(Katib's SDK katib.search.categorical writes them here, and Katib's webhook cannot decode them either)")]

@@ -118,10 +118,11 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
     algorithm = (spec.get("algorithm") or {}).get("algorithmName")
-    problems = katib_shapes.repeated_names(spec) + katib_shapes.unknown_fields(spec)
+    problems = katib_shapes.unknown_document_fields(data) + katib_shapes.repeated_names(spec)
+    problems += katib_shapes.unknown_fields(spec)
     problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
                  for key in spec if key not in _SPEC | {"nasConfig"}]
-    if "nasConfig" in spec:
+    if spec.get("nasConfig") is not None:  # Katib decodes a null nasConfig as none
         problems.append(Problem("spec.nasConfig", katib_search.NAS_CONFIG))
     if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
         problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
@@ -188,7 +189,7 @@ def _leading(spec: Mapping[str, Any], algorithm: Any, problems: list[Problem]) -
     """The problems that are not mere consequences of another: with a ``nasConfig`` (refused),
     the parameters and trial template of neural architecture search, and a NAS algorithm's
     (``algorithm``) refusal, which says the same."""
-    nas = "nasConfig" in spec
+    nas = spec.get("nasConfig") is not None
     return [p for p in problems if not (nas and (
         any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
         or (p.path == "spec.algorithm.algorithmName" and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS)))]
@@ -325,8 +326,10 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
     if not space:
         problems.append(Problem(where, "required"))
         return out
+    # Katib's feasible space holds strings, and an empty one is a field left out (Go's zero value).
+    given = {key: value for key, value in space.items() if value is not None and value != ""}
     if kind in ("categorical", "discrete"):
-        if {"min", "max", "step"} & set(space):
+        if {"min", "max", "step"} & set(given):
             problems.append(Problem(where, f"feasibleSpace.min, .max and .step are not supported for parameterType {kind}"))
         values = list(space.get("list") or [])
         out["values"] = values if kind == "categorical" else [_discrete(v, f"{where}.list[{i}]", problems)
@@ -335,12 +338,12 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
     if space.get("list"):
         problems.append(Problem(f"{where}.list", f"not supported for parameterType {parameter.get('parameterType')}"))
     for key in ("min", "max"):
-        if space.get(key) is None:
+        if key not in given:
             problems.append(Problem(f"{where}.{key}", f"required for parameterType {parameter.get('parameterType')}: "
                                                       "feasibleSpace.min and feasibleSpace.max"))
     for key in ("min", "max", "step"):
-        if space.get(key) is not None:
-            out[key] = _number(space[key], kind, f"{where}.{key}", problems)
+        if key in given:
+            out[key] = _number(given[key], kind, f"{where}.{key}", problems)
     distribution = space.get("distribution") or "uniform"
     if distribution in DISTRIBUTIONS:
         out.update(DISTRIBUTIONS[distribution])

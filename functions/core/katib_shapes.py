@@ -105,6 +105,21 @@ def unknown_fields(spec: Any) -> list[Problem]:
     return _unknown(spec, SHAPE["spec"], "spec", "spec") if isinstance(SHAPE, Mapping) else []
 
 
+DOCUMENT = ("apiVersion", "kind", "metadata", "nodePool", "spec", "status")
+"""The top-level fields of an Experiment document: Katib's (``status`` as ``kubectl get -o yaml``
+writes it, which neither Katib nor katuna reads from a submitted Experiment) and katuna's
+``nodePool`` block."""
+
+
+def unknown_document_fields(experiment: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each top-level field of an Experiment document that is none of
+    :data:`DOCUMENT`: Katib's webhook decodes the Experiment into its types and drops such a
+    field, so a misspelt ``nodePool`` (``nodepool``) would run the trials on no pool of their
+    own, and a misspelt ``spec`` would be told as every field it holds missing."""
+    return [Problem(str(key), f"unknown field; expected one of {', '.join(DOCUMENT)}")
+            for key in experiment if key not in DOCUMENT]
+
+
 def _unknown(value: Any, shape: Shape, path: str, section: str) -> list[Problem]:
     """Unknown fields of ``value`` at ``path`` and below; ``section`` is ``path`` with every
     list index written ``[]``."""
@@ -120,7 +135,14 @@ def _unknown(value: Any, shape: Shape, path: str, section: str) -> list[Problem]
 
 
 def _wrong(value: Any, shape: Shape, path: str) -> Problem:
-    return Problem(path, f"expected {_expected(shape)}, got {kind_of(value)}")
+    hint = LIST_AS_DISTRIBUTION if path.endswith(".feasibleSpace.distribution") and isinstance(value, list) else ""
+    return Problem(path, f"expected {_expected(shape)}, got {kind_of(value)}{hint}")
+
+
+LIST_AS_DISTRIBUTION = ("; a categorical or discrete parameter's values go in feasibleSpace.list (Katib's SDK "
+                        "katib.search.categorical writes them here, and Katib's webhook cannot decode them either)")
+"""What a list at ``feasibleSpace.distribution`` is meant to be: Katib's SDK 0.18 and 0.19 pass
+``search.categorical``'s values to ``V1beta1FeasibleSpace`` positionally, as its first field."""
 
 
 def _join(path: str, key: str) -> str:
