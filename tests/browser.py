@@ -89,3 +89,17 @@ class Console:
 
     def unexpected(self) -> list[str]:
         return [e for e in self.errors if not any(p.search(e) for p in self._expected)]
+
+
+@contextmanager
+def watched_page(browser: Browser, console: dict[Page, Console], width: int) -> Iterator[Page]:
+    """A page of a browser context of its own, ``width`` pixels wide, each page the context opens
+    watched in ``console``: by the end, no console may show an error but those a test names
+    (``console[page].expect``)."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    context.on("page", lambda opened: console.setdefault(opened, Console(opened)))
+    opened = context.new_page()
+    yield opened
+    context.close()
+    errors = [error for watched in console.values() for error in watched.unexpected()]
+    assert not errors, "the dashboard's console said:\n" + "\n".join(errors)

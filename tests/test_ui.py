@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from browser import Console, screenshot
+from browser import Console, screenshot, watched_page
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, Route, expect
@@ -78,13 +78,8 @@ def console() -> dict[Page, Console]:
 def page(browser: Browser, console: dict[Page, Console]):
     """A page whose console must show no error by the end of the test (``console[page].expect``
     names those the test causes)."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.on("page", lambda opened: console.setdefault(opened, Console(opened)))
-    opened = context.new_page()
-    yield opened
-    context.close()
-    errors = [error for watched in console.values() for error in watched.unexpected()]
-    assert not errors, "the dashboard's console said:\n" + "\n".join(errors)
+    with watched_page(browser, console, 1360) as opened:
+        yield opened
 
 
 def trials_of(service: Service, name: str) -> list[dict]:

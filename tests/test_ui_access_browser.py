@@ -10,7 +10,7 @@ import json
 import sys
 
 import pytest
-from browser import Console
+from browser import Console, watched_page
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, expect
@@ -63,12 +63,8 @@ def console() -> dict[Page, Console]:
 def page(browser: Browser, console: dict[Page, Console]):
     """A page whose console must show no error by the end of the test (``console[page].expect``
     names those the test causes)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    watched = console[opened] = Console(opened)
-    yield opened
-    context.close()
-    assert not watched.unexpected(), "the dashboard's console said:\n" + "\n".join(watched.unexpected())
+    with watched_page(browser, console, 1280) as opened:
+        yield opened
 
 
 LOOK = """() => {
