@@ -130,6 +130,10 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     warm = view["warmStart"]
     if warm is not None:
         console.print(text(warm_start_text(warm, view["grid"])), highlight=False)
+    initial = view.get("initialTrials")
+    if initial is not None:
+        console.print(f"initial trials: {initial['asked']:,} of the {initial['given']:,} given asked for, each before "
+                      "the sampler's suggestions", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

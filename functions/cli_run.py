@@ -41,7 +41,8 @@ def convert(file: str) -> None:
 @study_file
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
               help="One parameter's value; repeat the option for each parameter that applies "
-                   "(--params a=1 --params b=2). Default: the sampler's first suggestion.")
+                   "(--params a=1 --params b=2). Default: the study's first trial (its first "
+                   "initialTrials entry, else the sampler's first suggestion).")
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     from functions.cli_study_files import render_job

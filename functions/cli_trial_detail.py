@@ -27,6 +27,9 @@ def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool 
     if "generation" in view:
         parent = "none (drawn from the search space)" if view["parent"] is None else str(view["parent"])
         console.print(f"generation {view['generation']}  parent {parent}", highlight=False)
+    if "initialTrial" in view:
+        console.print(f"given: initialTrials[{view['initialTrial']}] of the study, run as given",
+                      highlight=False)
     console.print(text("params: " + pairs(view["params"])), highlight=False)
     console.print(text("metrics: " + (pairs(view["metrics"]) or "none reported")), highlight=False)
     console.print(_times(view), highlight=False)

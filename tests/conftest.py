@@ -80,9 +80,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_initial_trials(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-first migration (the entry of its study's
+    initialTrials each trial runs)."""
+    db.execute("DROP INDEX IF EXISTS trials_initial")
+    if "initial_trial" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN initial_trial")
+
+
 def drop_waiting_line(db: sqlite_utils.Database) -> None:
     """Take a database back to before the fortieth migration (each study's waiting trials by
-    since when they wait)."""
+    since when they wait), and the forty-first."""
+    drop_initial_trials(db)
     db.execute("DROP INDEX IF EXISTS trials_waiting_line")
 
 

@@ -270,9 +270,9 @@ def test_a_named_study_whose_every_other_field_is_misspelt_names_each_with_the_e
     lines = unlined(result.stderr).splitlines()
     assert lines[0] == "error: study.yaml is not a valid study:"
     for field in ("objectiv", "parameter"):
-        assert (f"  - {field}: unknown field; expected one of algorithm, description, earlyStopping, kubernetes, "
-                "maxFailedTrials, maxTrials, metricsCollector, name, nodePool, objective, parallelism, parameters, "
-                "timeBudget, trialTemplate, warmStart") in lines
+        assert (f"  - {field}: unknown field; expected one of algorithm, description, earlyStopping, initialTrials, "
+                "kubernetes, maxFailedTrials, maxTrials, metricsCollector, name, nodePool, objective, parallelism, "
+                "parameters, timeBudget, trialTemplate, warmStart") in lines
 
 
 def test_a_warm_start_from_a_study_of_a_database_not_made_yet_leaves_no_database(tmp_path: Path):

@@ -75,6 +75,7 @@ COMMAND_FORM = {
                                     "tolerationSeconds": 60}]},
     "earlyStopping": {"algorithm": "median", "settings": {"n_startup_trials": 2}, "patience": 1},
     "warmStart": {"study": "earlier", "trials": [{"params": {"x": 0.1, "n": 3, "opt": "sgd", "mom": 0.9}, "value": 0.3}]},
+    "initialTrials": [{"x": 0.5, "opt": "sgd", "mom": 0.9}, {"n": 5}],
     "nodePool": {"name": "trainers", "provider": "gke", "capacity": "preemptible", "machineType": "n1-standard-8",
                  "maxNodes": 4, "diskSizeGb": 100, "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}],
                  "labels": {"team": "ml"}, "shared": True, "pricePerNodeHour": 0.35, "currency": "EUR"},

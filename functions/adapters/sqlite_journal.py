@@ -196,9 +196,10 @@ class KatunaJournalStorage(JournalStorage):
     """Optuna's journal storage, started from katuna's snapshot, minus one scan of every trial per ask.
 
     ``Study.ask`` first looks for an enqueued (``WAITING``) trial among all the study's trials,
-    which costs time in proportion to the study's size on every ask. katuna itself never
-    enqueues trials in Optuna (its waiting trials live in its own table), so the answer is
-    almost always "none": once a scan of a study finds no waiting trial, the answer stands
+    which costs time in proportion to the study's size on every ask. katuna's waiting trials
+    live in its own table, and it enqueues a trial in Optuna only in the transaction that asks
+    for it (an entry of ``initialTrials``, a child of population-based training), so between
+    asks the answer is "none": once a scan of a study finds no waiting trial, the answer stands
     until the journal brings a record that makes a trial wait (``Study.enqueue_trial``, from
     this process or another).
     """

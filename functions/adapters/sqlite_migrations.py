@@ -349,6 +349,19 @@ def _migrate_40(db: sqlite_utils.Database) -> None:
                "WHERE state = 'WAITING'")
 
 
+INITIAL_TRIALS = "trials_initial"
+"""The index of each study's trials that run an entry of its ``initialTrials``, those alone."""
+
+
+def _migrate_41(db: sqlite_utils.Database) -> None:
+    """The entry of its study's ``initialTrials`` each trial runs (empty for a sampler's trial),
+    and those trials by study: asking for a trial reads which entries trials hold already
+    (:mod:`functions.core.initial_trials`) through them alone, at any study size."""
+    db.table("trials").add_column("initial_trial", int)
+    db.execute(f"CREATE INDEX IF NOT EXISTS {INITIAL_TRIALS} ON trials (study, initial_trial) "
+               "WHERE initial_trial IS NOT NULL")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -372,4 +385,5 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
-              _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40)
+              _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
+              _migrate_41)

@@ -280,6 +280,13 @@ class SqliteTrials(SqliteStudies):
         return sqlite_population.newest_generation(self.db.conn, study)
 
     @reading
+    def initial_trials_held(self, study: str) -> set[int]:
+        """Read through the index of such trials alone (the forty-first migration's)."""
+        rows = self.db.conn.execute("SELECT initial_trial FROM trials WHERE study = ? AND initial_trial IS NOT NULL",
+                                    [study]).fetchall()
+        return {row[0] for row in rows}
+
+    @reading
     def changed_values(self, study: str, after: int) -> tuple[list[tuple[int, list[float] | None]], int]:
         """Four columns of the trials, found through the (study, changed) index: as many rows as
         changed since ``after`` (all of them from 0), a tenth of the cost of reading whole trials.

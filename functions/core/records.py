@@ -211,6 +211,9 @@ class TrialRecord:
     parent: int | None = None
     """Population-based training: the trial whose checkpoint folder the trial's started as a
     copy of (None in the first generation)."""
+    initial_trial: int | None = None
+    """The entry of the study's ``initialTrials`` the trial runs, by index (None for one the
+    sampler suggested: :mod:`functions.core.initial_trials`)."""
     suggested_at: float | None = None
     """When its current attempt was suggested, where that is a later attempt than the first
     (the first was suggested when the trial was created). See :meth:`suggested_since`."""

@@ -35,11 +35,12 @@ from functions.core import nsga3, pbt
 from functions.core.cmaes_start import start_problems
 from functions.core.errors import Problem
 from functions.core.grid import covered_points, grid_point, grid_size, grid_values
+from functions.core.initial_trials import as_given
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownGridSampler, KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler, model_problems
-from functions.core.space import distributions, sample, stepped, values
+from functions.core.space import distributions, sample, sampler_params, stepped, values
 from functions.core.spec import Algorithm, KnownResult, Study
 from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -297,16 +298,21 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def build_sampler(
-    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: Sequence[KnownResult] = ()
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int, known: Sequence[KnownResult] = (),
+    initial: bool = False,
 ) -> optuna.samplers.BaseSampler:
     """The sampler that suggests trial ``trial_number``; its state comes from the storage, whose
     first trials are the ``known`` results of a warm start (:attr:`SamplerKind.told_known`:
     CMA-ES starts from them, the grid counts their points as visited; other samplers read them
-    as any trial). Stepped values come out exactly on their step (:class:`OnStepSampler`)."""
+    as any trial). Stepped values come out exactly on their step (:class:`OnStepSampler`).
+    ``initial``: the study gives initial trials, whose points a grid takes first, so its own
+    trials take the points no trial visited rather than the point of their number."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
     if kind.told_known is not None:
         kwargs |= kind.told_known(parameters, known)
+    if kind.needs_grid and initial:
+        kwargs.setdefault("covered", [])
     if isinstance(kwargs.get("gamma"), (int, float)):
         kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
     if algorithm.name == nsga3.NAME:
@@ -336,10 +342,10 @@ _BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorit
 
 def sampler_for(
     current: optuna.samplers.BaseSampler | None, algorithm: Algorithm, parameters: tuple[Parameter, ...],
-    trial_number: int, known: Sequence[KnownResult] = (),
+    trial_number: int, known: Sequence[KnownResult] = (), initial: bool = False,
 ) -> optuna.samplers.BaseSampler:
-    """The sampler that suggests trial ``trial_number`` (``known`` as :func:`build_sampler` takes
-    it): ``current`` reseeded when it was built here for the same algorithm and space and its
+    """The sampler that suggests trial ``trial_number`` (``known`` and ``initial`` as
+    :func:`build_sampler` takes them): ``current`` reseeded when it was built here for the same algorithm and space and its
     kind keeps no state but its random ones, else a new one. Either way a seeded study gets the suggestion :func:`build_sampler` would give
     (an unseeded one goes on drawing from the same random states)."""
     kind = REGISTRY[algorithm.name]
@@ -348,13 +354,20 @@ def sampler_for(
         if seed is not None:
             reseed(current, seed)
         return current
-    sampler = build_sampler(algorithm, parameters, trial_number, known)
+    sampler = build_sampler(algorithm, parameters, trial_number, known, initial)
     _BUILT_FOR[sampler] = (algorithm, parameters)
     return sampler
 
 
 def first_suggestion(spec: Study) -> dict[str, Any]:
-    """The parameters the study's sampler suggests first, from an empty in-memory study."""
+    """The parameters of the study's first trial, from an empty in-memory study: its first
+    ``initialTrials`` entry, the sampler drawing what it leaves out, else the sampler's first
+    suggestion."""
     study = optuna.create_study(directions=[StudyDirection[o.direction.upper()] for o in spec.objectives],
-                                sampler=build_sampler(spec.algorithm, spec.parameters, 0))
-    return values(spec.parameters, sample(study, spec.parameters).params)
+                                sampler=build_sampler(spec.algorithm, spec.parameters, 0,
+                                                      initial=bool(spec.initial_trials)))
+    given = spec.initial_trials[0] if spec.initial_trials else {}
+    if given:
+        study.enqueue_trial(sampler_params(spec.parameters, given), skip_if_exists=False)
+    drawn = values(spec.parameters, sample(study, spec.parameters).params)
+    return as_given(spec.parameters, drawn, given)

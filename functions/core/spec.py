@@ -191,6 +191,9 @@ class Study:
     early_stopping: EarlyStopping | None = None
     warm_start: WarmStart | None = None
     node_pool: NodePool | None = None
+    initial_trials: tuple[Mapping[str, Any], ...] = ()
+    """Points the first trials run, in order, each once (:mod:`functions.core.initial_trials`):
+    a parameter an entry leaves out is drawn by the sampler."""
 
     @property
     def trial_cluster(self) -> Cluster:
@@ -244,6 +247,8 @@ class Study:
             out["warmStart"] = self.warm_start.to_dict()
         if self.node_pool is not None:
             out["nodePool"] = self.node_pool.to_dict()
+        if self.initial_trials:
+            out["initialTrials"] = [dict(entry) for entry in self.initial_trials]
         optional = {
             "maxTrials": self.max_trials,
             "maxFailedTrials": self.max_failed_trials,

@@ -276,6 +276,10 @@ class Store(Protocol):
         """The newest generation of the study's trials, its trials and those that completed,
         counted in one statement (0, 0, 0 while no trial has a generation)."""
 
+    def initial_trials_held(self, study: str) -> set[int]:
+        """The entries of the study's ``initialTrials`` its trials run (their indexes): each
+        trial asked for one records it, and a trial discarded before it started frees it."""
+
     def database(self) -> Hashable:
         """Which database the store reads (its file as opened): what a process keeps of one
         database's trials (a Pareto front, :mod:`functions.core.pareto`) is never taken for

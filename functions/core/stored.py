@@ -91,6 +91,7 @@ def _study(data: Mapping[str, Any]) -> Study:
         early_stopping=_early_stopping(data["earlyStopping"]) if "earlyStopping" in data else None,
         warm_start=_warm_start(data["warmStart"]) if "warmStart" in data else None,
         node_pool=_node_pool(data["nodePool"]) if "nodePool" in data else None,
+        initial_trials=tuple(dict(entry) for entry in data.get("initialTrials", ())),
     )
 
 

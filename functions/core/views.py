@@ -21,9 +21,11 @@ from functions.core.trial_cap import grid_cover, shown_cap
 
 def trial_view(trial: TrialRecord, pareto: bool | None = None) -> dict[str, Any]:
     """A trial's fields; a trial of population-based training's also its generation and parent,
-    and one of a multi-objective study (``pareto`` given) whether it is on the Pareto front."""
+    one of a multi-objective study (``pareto`` given) whether it is on the Pareto front, and one
+    that runs an entry of the study's ``initialTrials`` which (``initialTrial``, its index)."""
     lineage = {} if trial.generation is None else {"generation": trial.generation, "parent": trial.parent}
     lineage |= {} if pareto is None else {"pareto": pareto}
+    lineage |= {} if trial.initial_trial is None else {"initialTrial": trial.initial_trial}
     return {
         "number": trial.number,
         "state": trial.state,
@@ -126,6 +128,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "warmStart": warm_start_view(record),
         "grid": grid_view(record),
         "population": population_view(store, record),
+        "initialTrials": initial_trials_view(store, record),
         **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
@@ -139,6 +142,13 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
                             "libraryVersions": None if record.library_versions is None else dict(record.library_versions),
                             "lookahead": record.lookahead},
     }
+
+
+def initial_trials_view(store: Store, record: StudyRecord) -> dict[str, int] | None:
+    """The study's initial trials: how many it gives, and how many of them trials run so far
+    (asked for: each runs once, before the sampler's suggestions); None where it gives none."""
+    given = len(record.spec.initial_trials)
+    return None if not given else {"given": given, "asked": len(store.initial_trials_held(record.name))}
 
 
 def warm_start_view(record: StudyRecord) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import pbt, start_failures
+from functions.core import initial_trials, pbt, start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.records import (
@@ -112,22 +112,50 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     first = deps.store.optuna_history(spec.name)
     asked = min(wanted, ASKS_PER_EVENT)
     known = known_results(spec, record.warm_results)
+    given = initial_trials.pending(len(spec.initial_trials), deps.store.initial_trials_held(spec.name)) \
+        if spec.initial_trials else []
     events = []
     for offset in range(asked):
-        lineage: dict[str, Any] = {}
-        if spec.algorithm.name == pbt.NAME:
-            trial, lineage = population.ask(record, deps, study, first + offset, known)
-        else:
-            study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, first + offset, known)
-            trial = sample(study, spec.parameters)
-        deps.store.add_trial(TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING,
-                                         created_at=deps.clock(), **lineage))
+        trial, fields = _ask_one(record, deps, study, first + offset, known, given[0] if given else None)
+        if fields.get("initial_trial") is not None:
+            given.pop(0)
+        deps.store.add_trial(TrialRecord(spec.name, trial.number, _trial_values(spec, trial, fields), WAITING,
+                                         created_at=deps.clock(), **fields))
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
     if deps.lookahead:
         events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
         events.append(continuation(record, counts.created + asked, first + asked))
     return events
+
+
+def _ask_one(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, known: tuple[KnownResult, ...],
+             entry: int | None) -> tuple[optuna.trial.Trial, dict[str, Any]]:
+    """Ask the sampler for one trial, seeded by ``seed_number``; ``entry``, the first entry of
+    the study's ``initialTrials`` no trial runs yet, is given to Optuna's storage as an enqueued
+    trial (its values fixed, the rest drawn by the sampler, as Optuna's ``enqueue_trial``), which
+    this ask takes. The trial and the fields of its record: under population-based training its
+    generation and parent, and ``initial_trial`` where it runs the entry (pbt runs one only as a
+    member of its first generation)."""
+    spec = record.spec
+    params = None if entry is None else sampler_params(spec.parameters, spec.initial_trials[entry])
+    if spec.algorithm.name == pbt.NAME:
+        trial, fields = population.ask(record, deps, study, seed_number, known, params)
+        taken = fields.pop("given", False)
+        return trial, fields | ({"initial_trial": entry} if taken else {})
+    if params is not None:
+        study.enqueue_trial(params, skip_if_exists=False)
+    study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, seed_number, known,
+                                initial=bool(spec.initial_trials))
+    return sample(study, spec.parameters), {} if entry is None else {"initial_trial": entry}
+
+
+def _trial_values(spec: Study, trial: optuna.trial.Trial, fields: dict[str, Any]) -> dict[str, Any]:
+    """The values the trial gets: those the sampler holds, read back as the trial takes them
+    (an initial trial's as :func:`~functions.core.initial_trials.as_given` gives them)."""
+    drawn = values(spec.parameters, trial.params)
+    entry = fields.get("initial_trial")
+    return drawn if entry is None else initial_trials.as_given(spec.parameters, drawn, spec.initial_trials[entry])
 
 
 def discard(record: StudyRecord, deps: Deps, number: int) -> None:

@@ -21,24 +21,29 @@ from functions.core.store_port import PopulationTrial
 from functions.handlers.deps import Deps
 
 
-def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int,
-        known: tuple[KnownResult, ...]) -> tuple[optuna.trial.Trial, dict[str, Any]]:
+def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, known: tuple[KnownResult, ...],
+        given: dict[str, Any] | None = None) -> tuple[optuna.trial.Trial, dict[str, Any]]:
     """The next trial, asked of ``study``, with its generation and parent (the fields of its
-    record); ``seed_number`` seeds the decision and the sampler, as every sampler's trial."""
+    record); ``seed_number`` seeds the decision and the sampler, as every sampler's trial.
+    ``given`` (an initial trial's values, as the sampler holds them) is run where the decision
+    is a new member of the first generation, in place of a draw of those values; the fields then
+    say ``given``."""
     spec = record.spec
     settings = pbt.settings_of(dict(spec.algorithm.settings))
     members = [member(record, t) for t in deps.store.population_trials(spec.name, settings.n_population)]
     seed = trial_seed(record.algorithm.seed, seed_number)
     rng = random.Random(seed)  # noqa: S311 - draws hyperparameters, reproducibly for a seeded study: no secret
     plan = pbt.next_plan(settings, spec.parameters, members, rng)
-    if plan.params is not None:
-        study.enqueue_trial(sampler_params(spec.parameters, plan.params), skip_if_exists=False)
+    taken = plan.params is None and given is not None
+    fixed = given if plan.params is None else sampler_params(spec.parameters, plan.params)
+    if fixed is not None:
+        study.enqueue_trial(fixed, skip_if_exists=False)
     study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, seed_number, known)
     trial = sample(study, spec.parameters)
     lineage = {"generation": plan.generation, "parent": plan.parent}
     for key, value in lineage.items():
         trial.set_user_attr(f"pbt_{key}", value)
-    return trial, lineage
+    return trial, lineage | ({"given": True} if taken else {})
 
 
 def member(record: StudyRecord, trial: TrialRecord | PopulationTrial) -> pbt.Member:

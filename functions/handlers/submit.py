@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from functions.core import pbt, resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, Problem, StudyConflict
+from functions.core.initial_trials import covered_problems
 from functions.core.job import CHECKPOINT_SETTING, runs_as_job
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
@@ -143,10 +144,16 @@ def _check_grid_left(spec: Study, definition: dict[str, Any], taken: tuple[Known
     ``taken`` from an earlier study) cover every point of its grid (:class:`InvalidStudy` at
     ``warmStart``): its trials visit only the points left, and not one would run. Refused
     rather than completed at once, as a budget that leaves nothing to run is: a study without
-    a trial of its own has no result to show."""
+    a trial of its own has no result to show. So is one whose ``initialTrials`` give a point they
+    cover (at ``initialTrials[i]``): the grid does not visit it again, and running it would take
+    a trial from a point left."""
     problem = covered_problem(spec, taken)
     if problem is not None:
         _refuse(definition, problem)
+    if spec.algorithm.name == "grid" and spec.initial_trials:
+        problems = covered_problems(spec.initial_trials, spec.parameters, known_results(spec, taken))
+        if problems:
+            _refuse(definition, *problems)
 
 
 def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
@@ -173,13 +180,13 @@ def _admitted(deps: Deps, name: str, spec: Study, definition: dict[str, Any], kn
     _refuse(definition, problem)
 
 
-def _refuse(definition: dict[str, Any], problem: Problem) -> NoReturn:
-    """Raise ``problem`` as :class:`InvalidStudy`, at its path's line in ``definition``."""
+def _refuse(definition: dict[str, Any], *problems: Problem) -> NoReturn:
+    """Raise ``problems`` as :class:`InvalidStudy`, each at its path's line in ``definition``."""
     # Imported here: formats brings YAML, which a trial's end (handled with this module loaded)
     # never needs in a fresh process.
     from functions.core.formats import in_definition
 
-    raise InvalidStudy(in_definition(definition, [problem]))
+    raise InvalidStudy(in_definition(definition, list(problems)))
 
 
 def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:

@@ -38,7 +38,15 @@ class KnownGridSampler(GridSampler):
         return frozenset(i for i, point in enumerate(self._all_grids) if point in wanted)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Give the trial its point (see the class)."""
+        """Give the trial its point (see the class); an enqueued trial that fixes a whole point
+        of the grid takes that point, which no later trial then visits again (Optuna's grid
+        gives it none, and visits its point again)."""
+        fixed = trial.system_attrs.get("fixed_params")
+        given = self._given_id(fixed) if "grid_id" not in trial.system_attrs and fixed else None
+        if given is not None:
+            study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+            study._storage.set_trial_system_attr(trial._trial_id, "grid_id", given)
+            return
         taken = "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs
         unvisited = [] if taken or self._covered is None else self._get_unvisited_grid_ids(study)
         if not unvisited:
@@ -46,6 +54,14 @@ class KnownGridSampler(GridSampler):
             return
         study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
         study._storage.set_trial_system_attr(trial._trial_id, "grid_id", min(unvisited))
+
+    def _given_id(self, fixed: Mapping[str, Any]) -> int | None:
+        """Where the point ``fixed`` gives (every parameter of the grid) is in the shuffled
+        grid; None where it gives no whole point of it."""
+        if set(fixed) != set(self._param_names):
+            return None
+        point = tuple(fixed[name] for name in self._param_names)
+        return next((i for i, grid in enumerate(self._all_grids) if grid == point), None)
 
     def _same_search_space(self, search_space: Mapping[str, Sequence[Any]]) -> bool:
         """Optuna's comparison of a trial's grid with this one, taken only where plain equality

@@ -13,6 +13,7 @@ from functions.core.code_placeholders import code_problems
 from functions.core.early_stopping import EarlyStopping
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
+from functions.core.initial_trials import parse_initial_trials
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.nodepool import parse_node_pool
@@ -33,7 +34,7 @@ from functions.core.warm import parse_warm_start
 TOP_FIELDS = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
     "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
-    "earlyStopping", "warmStart", "nodePool",
+    "earlyStopping", "warmStart", "nodePool", "initialTrials",
 }
 """The fields of a study definition's top level; any other is a problem. The ``studies.katuna.dev``
 schema and the study format's page list the same (tests compare them)."""
@@ -81,6 +82,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
+    initial_trials = parse_initial_trials(r, top.get("initialTrials"), parameters, algorithm.name,
+                                          dict(algorithm.settings), max_trials)
     _check_counts(r, parallelism, max_trials, max_failed)
     check_wrappable(r, trial_template, collector)
     _check_across_sections(r, top, objectives, parameters, algorithm, collector, early_stopping, time_budget)
@@ -103,6 +106,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         early_stopping=early_stopping,
         warm_start=warm_start,
         node_pool=node_pool,
+        initial_trials=initial_trials,
     )
     problems = _valid_study_problems(study, limits)
     if problems:

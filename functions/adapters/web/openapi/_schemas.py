@@ -54,6 +54,9 @@ SCHEMAS: dict[str, Any] = {
                                  "trial's generation, 0 for one drawn from the search space"},
                   "parent": {"type": ["integer", "null"], "description": "population-based training (pbt) only: "
                              "the trial whose checkpoint folder the trial started as a copy of (null in generation 0)"},
+                  "initialTrial": {"type": "integer", "description": "a trial that runs an entry of the study's "
+                                   "initialTrials only: that entry's index (its values given, the rest drawn by the "
+                                   "sampler); absent for a trial the sampler suggested"},
                   "pareto": {"type": "boolean", "description": "a study of several objectives only: whether the "
                              "trial is on its Pareto front (as the dashboard's trial table and the CSV export mark "
                              "it; every trial of GET /studies/{name}/best is)"},
@@ -120,6 +123,12 @@ SCHEMAS: dict[str, Any] = {
                                 "covered": {"type": "integer", "description": "its points the warm start's known "
                                             "results lie on (each once), which the study's own trials do not "
                                             "run: they visit the others, and maxTrials (set by grid) counts those"}}},
+        "initialTrials": {"type": ["object", "null"], "description": "the study's initialTrials, which its first "
+                          "trials run in order, each once; null where it gives none",
+                          "required": ["given", "asked"],
+                          "properties": {"given": {"type": "integer", "description": "the entries it gives"},
+                                         "asked": {"type": "integer", "description": "those a trial runs so far "
+                                                   "(the trial's initialTrial names which)"}}},
         "population": {"type": ["object", "null"], "description": "how far a study of population-based "
                        "training (pbt) has come; null for another algorithm",
                        "required": ["generation", "trials", "succeeded", "size"],
