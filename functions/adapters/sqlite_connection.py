@@ -323,7 +323,7 @@ class SqliteConnection:
         if loaded is None or loaded[0] is not journal:
             loaded = self._studies[key] = (journal, optuna.load_study(study_name=name, storage=journal))
         self._studies.move_to_end(key)
-        for dropped in [other for other, (kept, _) in self._studies.items() if not storage.keeps(kept)]:
+        for dropped in [other for other, (kept, _) in self._studies.items() if not storage.keeps(other[1], kept)]:
             del self._studies[dropped]
         return loaded[1]
 

@@ -123,9 +123,9 @@ class KatunaStreams(BaseStorage):
                 del self._streams[number]
                 records -= journal_position(kept)
 
-    def keeps(self, storage: KatunaJournalStorage) -> bool:
-        """Whether ``storage`` is one of the journals kept read here (not one dropped since)."""
-        return any(kept is storage for kept in self._streams.values())
+    def keeps(self, number: int, storage: KatunaJournalStorage) -> bool:
+        """Whether ``storage`` is the journal of stream ``number`` kept read here (not one dropped since)."""
+        return self._streams.get(number) is storage
 
     def snapshot_if_due(self) -> None:
         """Snapshot each journal read here that is due one (see ``KatunaJournalStorage.snapshot_if_due``)."""
