@@ -165,6 +165,24 @@ def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
                                   preconditions=client.V1Preconditions(uid=uid) if uid else None)
 
 
+def unrouted(exc: ApiException) -> bool:
+    """Whether a 404 is the API server's for a path it does not route, not for an object that is
+    not there: the object's is a ``Status`` naming it (``experiments.kubeflow.org "x" not
+    found``), the path's is Go's plain ``404 page not found`` (no ``Status``; a proxy's, or an
+    older server's, a ``Status`` naming nothing). A custom resource's path goes unrouted while
+    its definition is gone or no longer serves that version, and, for a moment, on an API server
+    that has not loaded every definition after a restart (kubernetes/kubernetes#115241), while
+    the resource is there."""
+    if exc.status != 404:
+        return False
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return True
+    details = body.get("details") if isinstance(body, dict) else None
+    return not (isinstance(details, dict) and details.get("name"))
+
+
 def read_or_none(read: Callable[[], T], doing: str) -> T | None:
     """What ``read`` returns, or None when the object is not there."""
     return call(read, doing, tolerate=(404,))

@@ -2,7 +2,7 @@
 server's side of create, get, list, watch, patch and delete, with its wording.
 
 A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
-every request for it is the API's 404 "the server could not find the requested resource". A
+every request for it is the API's 404 for a path it does not route (:data:`kube_standin.server.ROUTE_NOT_FOUND`). A
 created object gets a uid, a creation time and a generation; a label the API server (or, in a
 pod template, the kind's controller) would refuse, or a field of the wrong type where the CRD's
 schema says its type (:mod:`kube_standin.field_types`), is 422 Invalid; one its operator's
@@ -31,7 +31,7 @@ from kube_standin.objects import (
     unmet_precondition,
 )
 from kube_standin.operators import TRAINING
-from kube_standin.server import Call, Kind
+from kube_standin.server import ROUTE_NOT_FOUND, Call, Kind
 from kube_standin.structural import Refused, problems
 from kube_standin.validation import nested_metadata_problems
 
@@ -94,11 +94,11 @@ class Workloads:
                 self.crds[(crd.group, crd.plural)] = crd
             self.operators.add(operator)  # type: ignore[attr-defined]
 
-    def serve_workload(self, call: Call, version: str) -> tuple[int, dict]:
+    def serve_workload(self, call: Call, version: str) -> tuple[int, dict | str]:
         crd = self.crds[(call.group, call.resource)]
         namespace = call.namespace or ""
         if version not in crd.versions:
-            return 404, status(404, "NotFound", "the server could not find the requested resource")
+            return 404, ROUTE_NOT_FOUND
         with self.lock:  # type: ignore[attr-defined]
             if call.method == "POST":
                 return self._create_workload(crd, namespace, call.body or {}, version, call.dry_run)
