@@ -83,12 +83,15 @@ def classes(element: Element) -> set[str]:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Iterator:
     """An ended study of one objective (a completed trial with observations, a failed one), an
-    ended one of two objectives, and a running study with a running trial."""
+    ended one of two objectives, and a running study with a running trial. The service resumes
+    the running study, its trial's run lost: its trials hang, so it is still running whenever a
+    test reads it."""
     db = tmp_path_factory.mktemp("ui-access") / "katuna.db"
     now = time.time()
     store = SqliteStore(db)
     for name, status, objective in (("ended", "completed", None), ("pair", "completed", TWO), ("going", "running", None)):
-        definition = study_definition(name=name, maxTrials=3, **({"objective": objective} if objective else {}))
+        definition = study_definition(name=name, mode="hang" if status == "running" else "ok", maxTrials=3,
+                                      **({"objective": objective} if objective else {}))
         store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "test", status=status,
                                     created_at=now, started_at=now, completed_at=None if status == "running" else now))
     store.add_trial(TrialRecord("ended", 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0}, exit_code=0,
