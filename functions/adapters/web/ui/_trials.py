@@ -24,7 +24,7 @@ from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.pareto import front_marks
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
-from functions.core.trial_fields import STATES, bound_text, columns
+from functions.core.trial_fields import STATES, bound_text, columns, titles
 from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
 from functions.core.trial_listing import with_front
@@ -98,7 +98,8 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "to_next": _next(link, query.offset + len(rows), size, total),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args),
-            "front": front_marks(store, record)}
+            "front": front_marks(store, record), "given": bool(record.spec.initial_trials),
+            "sorted_by": titles(record.spec).get(query.sort, query.sort)}
 
 
 def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:
