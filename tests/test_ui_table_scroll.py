@@ -64,11 +64,11 @@ def page(browser: Browser):
 
 
 IN_SIGHT = """(el) => {
-  const r = el.getBoundingClientRect();
+  const r = el.getClientRects()[0];
   const [x, y] = [r.left + Math.min(r.width, 20) / 2, r.top + r.height / 2];
   return y >= 0 && y <= innerHeight && x >= 0 && x <= innerWidth && el.contains(document.elementFromPoint(x, y));
 }"""
-"""Whether an element is on screen and not hidden under another (its start, where its text begins)."""
+"""Whether an element is on screen and not hidden under another (its start: its first line's first letters)."""
 
 
 def test_read_far_down_and_across_the_header_row_and_the_trials_numbers_stay_in_sight(service: Service, page: Page):
@@ -98,3 +98,29 @@ def test_a_running_studys_table_refreshed_stays_scrolled_where_it_was_read(servi
         store.close()
     eventually(lambda: page.locator("#trials-table tbody tr").count() == 61, "the table refreshed with the new trial")
     assert box.evaluate("(box) => [box.scrollTop, box.scrollLeft]") == where
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_a_link_the_keyboard_reaches_in_the_scrolled_table_is_not_hidden_under_its_header_or_numbers(
+        service: Service, page: Page, forward: bool):
+    """Tab (or Shift+Tab) to a link scrolled out of the box brings it clear of the header row and
+    the trials' numbers that stay in sight over the box (WCAG 2.4.11), backwards as forwards."""
+    page.goto(service.base + "/ui/studies/wide/trials?size=100")
+    box = page.locator("#trials-box")
+    if forward:
+        box.evaluate("(box) => box.scrollTo(0, 0)")
+        page.locator("#trials-table thead th a").first.focus()
+        for _ in range(len(PARAMETERS) + 3):
+            page.keyboard.press("Tab")
+            assert page.evaluate(f"({IN_SIGHT})(document.activeElement)"), "a sort link in the header"
+    else:
+        box.evaluate("(box) => box.scrollTo(box.scrollWidth, box.scrollHeight)")
+        page.locator("#trials-table tbody a").last.focus()
+        for _ in range(25):
+            page.keyboard.press("Shift+Tab")
+            assert page.evaluate(f"({IN_SIGHT})(document.activeElement)"), "a trial's number, upwards"
+        box.evaluate("(box) => box.scrollTo(box.scrollWidth, 0)")
+        page.locator("#trials-table thead th a").last.focus()
+        for _ in range(len(PARAMETERS)):
+            page.keyboard.press("Shift+Tab")
+            assert page.evaluate(f"({IN_SIGHT})(document.activeElement)"), "a sort link, leftwards"
