@@ -21,17 +21,20 @@ from functions.cli import main
 from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
+PBT = {"suggestion_trial_dir": "/ckpt", "n_population": 5, "truncation_threshold": 0.2}
 TWO = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]}
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
     """``given``: two initial trials (#0 failed, #2 the best) and two the sampler suggested;
-    ``pair``: two objectives, #0 given and on the front with #1; ``plain``: no initial trial."""
+    ``pair``: two objectives, #0 given and on the front with #1; ``population``: population-based
+    training, #0 given; ``plain``: no initial trial."""
     path = tmp_path_factory.mktemp("given") / "katuna.db"
     now = time.time()
     studies = {"given": {"initialTrials": [{"x": 0.1}, {"x": -1.0}]},
-               "pair": {"initialTrials": [{"x": 0.5}], "objective": TWO}, "plain": {}}
+               "pair": {"initialTrials": [{"x": 0.5}], "objective": TWO}, "plain": {},
+               "population": {"initialTrials": [{"x": 0.5}], "algorithm": {"name": "pbt", "settings": PBT}}}
     store = SqliteStore(path)
     try:
         for name, extra in studies.items():
@@ -47,6 +50,10 @@ def db(tmp_path_factory) -> Path:
         for number, given, values in ((0, 0, [1.0, 1.0]), (1, None, [2.0, 3.0]), (2, None, [3.0, 0.5])):
             store.add_trial(TrialRecord("pair", number, {"x": 0.5 + number}, COMPLETE, values=values,
                                         metrics={"loss": values[0], "size": values[1]}, initial_trial=given,
+                                        started_at=now, finished_at=now + 1))
+        for number, given, parent in ((0, 0, None), (1, None, None), (2, None, 0)):
+            store.add_trial(TrialRecord("population", number, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                        initial_trial=given, generation=0 if parent is None else 1, parent=parent,
                                         started_at=now, finished_at=now + 1))
         store.add_trial(TrialRecord("plain", 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
                                     started_at=now, finished_at=now + 1))
@@ -75,6 +82,18 @@ def test_the_trial_table_names_the_entry_each_given_trial_ran(client):
     assert [row.split("|")[:3] for row in listed] == [
         ["#0", "FAIL", "initialTrials[0]"], ["#1", "COMPLETE", ""], ["#2", "COMPLETE", "initialTrials[1]"],
         ["#3", "COMPLETE", ""]]
+
+
+def test_under_population_based_training_given_follows_the_lineage_as_everywhere(client, db: Path):
+    """State, generation, parent, then given: the columns' order of ``katuna trials`` and the
+    CSV export too."""
+    header, *listed = rows(client.get("/ui/studies/population/trials").text, "trials-table")
+    assert header.split("|")[:6] == ["trial ▲", "state", "generation", "parent", "given", "loss"], header
+    assert [row.split("|")[:5] for row in listed] == [["#0", "COMPLETE", "0", "", "initialTrials[0]"],
+                                                      ["#1", "COMPLETE", "0", "", ""], ["#2", "COMPLETE", "1", "#0", ""]]
+    assert re.search(r"trial\s+state\s+generation\s+parent\s+given\s+loss", katuna(db, "trials", "population"))
+    exported = next(csv.reader(io.StringIO(client.get("/ui/studies/population/trials.csv").text)))
+    assert exported[:5] == ["number", "state", "generation", "parent", "given (initialTrials entry)"]
 
 
 def test_a_study_without_initial_trials_has_no_given_column(client):
