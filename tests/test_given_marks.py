@@ -106,7 +106,7 @@ def test_a_study_without_initial_trials_has_no_given_column(client):
 def test_an_empty_filtered_table_spans_the_given_column_too(client):
     page = client.get("/ui/studies/given/trials?state=PRUNED").text
     header, empty = rows(page, "trials-table")
-    assert empty == "No trial matches."
+    assert empty == "No trial matches the filters."
     assert f'colspan="{len(header.split("|"))}"' in page
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import app_client, study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, KUBERNETES, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 OBJECTIVES = {"up": {"metric": "accuracy", "direction": "maximize"},
@@ -72,3 +72,26 @@ def test_a_first_click_on_a_minimised_objective_or_another_metric_sorts_upwards(
 def test_a_click_on_the_column_sorted_by_turns_its_order_around(client, shown: str, expected: bool):
     query = sort_link(client, "up", "metric:accuracy", shown)
     assert ("desc=1" in query.split("&")) is expected, query
+
+
+def test_an_empty_table_says_whether_the_filters_or_the_study_left_it_empty(tmp_path):
+    """A study with trials whose filters match none, a running study that has none yet, and an
+    ended one that ran none: each empty table says which it is. (The running study's trials run
+    on a cluster, which this service, running local trials, leaves alone: it stays without one.)"""
+    db = tmp_path / "katuna.db"
+    store = SqliteStore(db)
+    for name, status in (("some", "completed"), ("starting", "running"), ("none", "stopped")):
+        definition = study_definition(name=name, maxTrials=3)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "test", status=status,
+                                    created_at=time.time(), runs_on=KUBERNETES))
+    store.add_trial(TrialRecord("some", 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0}, exit_code=0))
+    store.close()
+    with app_client(db) as served:
+        def empty(path: str) -> str:
+            [cell] = re.findall(r'<td colspan="\d+" class="empty">([^<]*)</td>', served.get(path).text)
+            return cell
+
+        assert empty("/ui/studies/some/trials?state=PRUNED") == "No trial matches the filters."
+        assert empty("/ui/studies/none/trials") == "The study ran no trial."
+        assert html.unescape(empty("/ui/studies/starting/trials")) == \
+            "No trial yet: the table fills as the study's trials start."
