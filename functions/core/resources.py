@@ -275,7 +275,10 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                      "False" if record.terminal else "True"))
     if record.terminal:
         phase = _end_phase(record, origin)
-        conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
+        ended = _end_condition(origin, phase)
+        if ended != phase:
+            conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
+        conditions.append(_condition(ended, end_reason(record.reason), record.reason, record.completed_at))
     if origin.refused:
         conditions.insert(len(conditions) - 1, _condition("UpdateRefused", "SpecChangeRefused", origin.refused,
                                                           origin.refused_at))
@@ -304,6 +307,19 @@ def _end_phase(record: StudyRecord, origin: Origin) -> str:
     if origin.ref.kind == "Experiment" and ran_out_failing(record.status, record.reason):
         return "Succeeded"
     return {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
+
+
+def _end_condition(origin: Origin, phase: str) -> str:
+    """The type of an ended study's last condition: its phase, but for an Experiment a person
+    stopped (``katuna stop``, ``POST /studies/NAME/stop``), whose ``Stopped`` condition is
+    followed by ``Succeeded`` (reason ``StoppedByUser`` on both): Katib has no stop, and its
+    clients know an Experiment ended only by ``Succeeded`` or ``Failed`` (its SDK's
+    ``wait_for_experiment_condition`` would otherwise poll until its timeout); a stopped
+    study's best trial so far is its result, which ``get_optimal_hyperparameters`` reads. Its ``phase``, katuna's own reading, stays
+    ``Stopped``, as the study's status does."""
+    if origin.ref.kind == "Experiment" and phase == "Stopped":
+        return "Succeeded"
+    return phase
 
 
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,
