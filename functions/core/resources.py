@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.metrics import Observation
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
@@ -195,9 +196,14 @@ def spec_paths(kind: str, problems: Sequence[Problem]) -> list[Problem]:
 
 
 def refused_fields(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
-    """The spec fields an edit changes that a running study cannot take."""
+    """The spec fields an edit changes that a running study cannot take: an Experiment's
+    compared as Katib's webhook compares them, each spec as Katib stores it, its defaults
+    written in (:mod:`functions.core.katib_defaults`)."""
     before, after = _raw_spec(kind, stored), _raw_spec(kind, edited)
-    changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    if kind == "Experiment":
+        changed = katib_defaults.changed_fields(before, after)
+    else:
+        changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     return [f"spec.{key}" for key in changed if key not in EDITABLE[kind]]
 
 
