@@ -85,7 +85,8 @@ class Origin:
     """The resource a stored study came from, and the last generation of it katuna handled.
 
     ``refused`` explains why that generation's spec was not applied (empty when it was);
-    ``dropped`` says the study's workloads that ``retain`` kept were deleted once the resource was.
+    ``dropped`` says the study's workloads that ``retain`` kept were deleted once the resource
+    was, ``checkpoints_dropped`` that its checkpoints on the cluster's claim were asked to be.
     """
 
     ref: Ref
@@ -94,18 +95,20 @@ class Origin:
     refused: str = ""
     refused_at: float | None = None
     dropped: bool = False
+    checkpoints_dropped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name, "uid": self.uid,
                 "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at,
-                "apiVersion": self.ref.api_version, "dropped": self.dropped}
+                "apiVersion": self.ref.api_version, "dropped": self.dropped,
+                "checkpointsDropped": self.checkpoints_dropped}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Origin:
         """An origin as :meth:`to_dict` wrote it (stored before Katib's kinds: ``katuna.dev``)."""
         ref = Ref(raw["kind"], raw["namespace"], raw["name"], raw.get("apiVersion") or API_VERSION)
         return cls(ref, raw["uid"], raw["generation"], raw.get("refused") or "", raw.get("refusedAt"),
-                   bool(raw.get("dropped")))
+                   bool(raw.get("dropped")), bool(raw.get("checkpointsDropped")))
 
     def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
         return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)
