@@ -4,18 +4,24 @@ checks a custom resource against its CRD's schema, and drops such a field unless
 asks for strict field validation. katuna asks for it on every kind's dry run at submission and
 on each trial's create, so the study is refused, or the trial fails, naming the field, rather
 than trials running without what it meant. The loopback API server prunes, warns of and refuses
-such fields by the operators' own CRD schemas (``tests/schemas/operators``), as the real one does."""
+such fields by the operators' own CRD schemas (``tests/schemas/operators``), as the real one does.
+Where no cluster is asked (``katuna render``, trials run on this machine) the kinds katuna knows
+are checked by their fields and their templates' Kubernetes types."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from test_cli import in_process
 
 from functions.adapters.kubernetes_access import Access
 from functions.adapters.kubernetes_client import api_client, translate
@@ -169,3 +175,49 @@ def test_a_trials_workload_with_a_field_its_kind_lacks_is_refused_naming_it_rath
     assert [p.path for p in refused.value.problems] == [
         "trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Worker.restartpolicy", "trialTemplate.trialSpec.spec.runpolicy"]
     assert not cluster.workloads
+
+
+@pytest.mark.parametrize(("operator", "plural", "made", "unknown"), KINDS, ids=[k[1] for k in KINDS])
+def test_render_refuses_a_field_an_operators_kind_lacks_naming_it_with_its_line(
+        tmp_path: Path, operator: str, plural: str, made, unknown: list[str]):
+    """``katuna render`` would print a workload the cluster's dry run refuses (and whose field
+    the API server would otherwise drop): it refuses it, as it refuses a Job's, naming each field."""
+    container = {"pytorchjobs": "pytorch", "jobsets": "node", "trainjobs": "node"}[plural]
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(_study("misspelt", made(), container), sort_keys=False))
+    rendered = in_process("render", str(study))
+    assert rendered.exit_code == 2 and rendered.stdout == "", rendered.output
+    kind = made()
+    listed = [line for line in rendered.stderr.splitlines() if line.startswith("  - ")]
+    assert [re.sub(r" \(line \d+\)", "", line) for line in listed] == [
+        f"  - trialTemplate.trialSpec.{path}: unknown field: {kind['apiVersion']} {kind['kind']} has no such field (a "
+        "cluster's dry run refuses it, and the API server would drop it unread); check its spelling and place"
+        for path in unknown]
+    assert all(re.search(r" \(line \d+\):", line) for line in listed), "each with the line of its field"
+
+
+def test_a_study_of_an_operators_kind_run_on_this_machine_is_refused_for_a_field_the_kind_lacks(
+        embedded, tmp_path: Path):
+    """A local trial runs the primary container's command alone: without a check it would run
+    as if the misspelt fields were not there, where a cluster refuses the study."""
+    definition = _study("misspelt", _pytorchjob(), "pytorch")
+    with pytest.raises(InvalidStudy) as refused:
+        embedded.submit(parse_study(definition), definition, tmp_path)
+    assert [p.path for p in refused.value.problems] == [
+        "trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Worker.restartpolicy", "trialTemplate.trialSpec.spec.runpolicy"]
+    assert embedded.store.list_studies() == []
+
+
+def test_the_fields_of_an_operators_kind_and_of_kubernetes_types_in_its_templates_are_taken(embedded, tmp_path: Path):
+    """Only unknown fields are refused: a PyTorchJob whose every field its CRD has (its run and
+    elastic policies, a role's restart policy, a pod template's own fields) runs on this machine."""
+    job = _pytorchjob()
+    job["spec"]["runPolicy"] = job["spec"].pop("runpolicy")
+    job["spec"]["elasticPolicy"] = {"rdzvBackend": "c10d", "minReplicas": 1}
+    worker = job["spec"]["pytorchReplicaSpecs"]["Worker"]
+    worker["restartPolicy"] = worker.pop("restartpolicy")
+    worker["template"] = {"metadata": {"labels": {"team": "a"}}, "spec": {
+        **worker["template"]["spec"], "nodeSelector": {"pool": "gpu"}, "terminationGracePeriodSeconds": 5}}
+    definition = _study("spelt", job, "pytorch")
+    embedded.submit(parse_study(definition), definition, tmp_path)
+    assert [s.name for s in embedded.store.list_studies()] == ["spelt"]

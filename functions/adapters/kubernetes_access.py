@@ -35,7 +35,8 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import call, client_refusals, over_quota, strict_refusals, translate
+from functions.adapters.kubernetes_client import call, client_refusals, over_quota, translate
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem

@@ -6,7 +6,6 @@ included) temporary, so its event is delivered again.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, overload
 
@@ -223,54 +222,6 @@ def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Pro
         path = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
         problems.append(Problem(prefix + path, f"{error['msg']}, got {error.get('input')!r}: {refused}"))
     return problems or [Problem(prefix, f"{exc}: {refused}")]
-
-
-UNKNOWN_JOB_FIELD = ("unknown field: a batch/v1 Job has no such field (Katib's webhook refuses it, and the API server "
-                     "would drop it unread); check its spelling and place")
-
-
-def unknown_job_fields(job: Any, prefix: str) -> list[Problem]:
-    """The fields of ``job``, a ``batch/v1`` Job as a mapping, that the Job's type does not have
-    (``comand``, ``resurces``), each at its path under ``prefix``: Katib's webhook refuses a Job
-    trial template with one, and so does a cluster's dry run (``fieldValidation=Strict``), so
-    trials that run on this machine, which read a few of its fields, are held to the same rule.
-    Only unknown fields: a value the typed model would read otherwise (a number for a quantity,
-    a placeholder for a number) is the API server's to judge where the Job is created."""
-    try:
-        client.V1Job.model_validate(job)
-    except ValidationError as exc:
-        return [Problem(prefix + _location(error["loc"]), UNKNOWN_JOB_FIELD)
-                for error in exc.errors() if error["type"] == "extra_forbidden"]
-    return []
-
-
-def _location(steps: tuple[int | str, ...]) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
-
-
-STRICT_DECODING = "strict decoding error:"
-"""What the API server's 400 says where ``fieldValidation=Strict`` refused a field the kind's
-schema does not have: ``PyTorchJob in version "v1" cannot be handled as a PyTorchJob: strict
-decoding error: unknown field "spec.pytorchReplicaSpec"``, each such field by its path."""
-_UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')
-
-
-def strict_refusals(exc: ApiException, prefix: str, what: str, field: Callable[[str], str] = str) -> list[Problem]:
-    """The fields the API server refused as unknown to ``what`` (``kubeflow.org/v1 PyTorchJob``)
-    under strict field validation, each at its path under ``prefix`` (``field``
-    maps the workload's path to the template's); empty for any other refusal. Without
-    ``Strict`` the API server drops such a field (a CRD's schema prunes it), and the trial runs
-    without what it meant: a misspelt ``restartPolicy`` or ``replicas``."""
-    if exc.status != 400:
-        return []
-    try:
-        message = str(json.loads(exc.body or "").get("message") or "")
-    except (ValueError, AttributeError):
-        return []
-    unknown = _UNKNOWN_FIELD.findall(message.partition(STRICT_DECODING)[2])
-    return [Problem(f"{prefix}.{field(path)}", f"unknown field: {what} has no such field (the API server refuses "
-                                               "it under strict field validation, and would otherwise drop it "
-                                               "unread); check its spelling and place") for path in unknown]
 
 
 def over_quota(exc: ApiException) -> bool:

@@ -23,9 +23,9 @@ from functions.adapters.kubernetes_client import (
     delete_options,
     oversized_workload,
     read_or_none,
-    strict_refusals,
     translate,
 )
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.kubernetes_status import oldest_first

@@ -26,14 +26,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import (
-    Translate,
-    all_pages,
-    call,
-    delete_options,
-    oversized_workload,
-    strict_refusals,
-)
+from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
