@@ -224,29 +224,6 @@ def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Pro
     return problems or [Problem(prefix, f"{exc}: {refused}")]
 
 
-UNKNOWN_JOB_FIELD = ("unknown field: a batch/v1 Job has no such field (Katib's webhook refuses it, and the API server "
-                     "would drop it unread); check its spelling and place")
-
-
-def unknown_job_fields(job: Any, prefix: str) -> list[Problem]:
-    """The fields of ``job``, a ``batch/v1`` Job as a mapping, that the Job's type does not have
-    (``comand``, ``resurces``), each at its path under ``prefix``: Katib's webhook refuses a Job
-    trial template with one, and so does a cluster's dry run (``fieldValidation=Strict``), so
-    trials that run on this machine, which read a few of its fields, are held to the same rule.
-    Only unknown fields: a value the typed model would read otherwise (a number for a quantity,
-    a placeholder for a number) is the API server's to judge where the Job is created."""
-    try:
-        client.V1Job.model_validate(job)
-    except ValidationError as exc:
-        return [Problem(prefix + _location(error["loc"]), UNKNOWN_JOB_FIELD)
-                for error in exc.errors() if error["type"] == "extra_forbidden"]
-    return []
-
-
-def _location(steps: tuple[int | str, ...]) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
-
-
 def over_quota(exc: ApiException) -> bool:
     """Whether the API server refused for a quota full (:data:`OVER_QUOTA`): a 403 saying so."""
     return exc.status == FORBIDDEN and OVER_QUOTA in str(exc.body or "")
