@@ -138,8 +138,9 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]
     if isinstance(best, dict):
-        console.print(text(f"best: trial {best['number']} value {best['value']:.6g} params {pairs(best['params'])}"),
-                      highlight=False)
+        given = f" (given: initialTrials[{best['initialTrial']}])" if "initialTrial" in best else ""
+        console.print(text(f"best: trial {best['number']}{given} value {best['value']:.6g} params "
+                           f"{pairs(best['params'])}"), highlight=False)
     elif record.spec.multi_objective:
         console.print(trial_table(record, front, title=front_title(record, view["frontSize"])) if front
                       else f"{front_title(record)}: no completed trial{'' if record.terminal else ' yet'}")

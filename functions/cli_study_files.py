@@ -54,7 +54,7 @@ from functions.core.validate import none_stored
 from functions.core.warm import missing_study
 from functions.embedded import Embedded, deleted_while_running
 from functions.interrupts import Interrupted, interruptible
-from functions.pools import missing_working_dir, unknown_job_fields
+from functions.pools import missing_working_dir, unknown_workload_fields
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.terminal import markup, printable
@@ -307,8 +307,9 @@ def render_job(file: str, assignments: tuple[str, ...]) -> None:
     first suggestion), printed as YAML."""
     settings = Settings.from_env()
     spec, definition, source = _load(file, settings)
-    # A field a Job does not have: the Job printed would be refused by the cluster and by Katib.
-    refused = study_problems(spec, settings.cluster_defaults()) + unknown_job_fields(spec)
+    # A field its kind does not have: the workload printed would be refused by the cluster's
+    # dry run (and by Katib, in a Job), where the API server would drop it.
+    refused = study_problems(spec, settings.cluster_defaults()) + unknown_workload_fields(spec)
     if refused:
         _problems(source, InvalidStudy(in_definition(definition, refused)))
     try:

@@ -48,7 +48,8 @@ trial's output."""
 def trial_table(record: StudyRecord, trials: Sequence[TrialRecord], title: str | None = None) -> RenderableType:
     """Trials with their values, additional metrics and parameters; without a title (all
     trials) with their state (and, under population-based training, their generation and
-    parent), and with their reasons in a line when any has one (:func:`reason_cell`)."""
+    parent), and with their reasons in a line when any has one (:func:`reason_cell`); of a
+    study that gives ``initialTrials``, with the entry each trial ran (:func:`given_cell`)."""
     return _TrialTable(record.spec, trials, title)
 
 
@@ -149,6 +150,7 @@ class _TrialTable:
         self._with_reason = title is None and (self._trials is None or any(t.reason for t in self._trials))
         self._reasoned = False
         self._with_lineage = title is None and spec.algorithm.name == pbt.NAME
+        self._with_given = bool(spec.initial_trials)
         self._held: tuple[bool, list[list[str]]] | None = None
         self._spill = Spill()
 
@@ -218,6 +220,8 @@ class _TrialTable:
             columns.append(Column("state", no_wrap=True))
         if self._with_lineage:
             columns += [Column("generation", "right", no_wrap=True), Column("parent", "right", no_wrap=True)]
+        if self._with_given:
+            columns.append(Column("given", no_wrap=True))
         columns += [Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
         if wide:
             columns += [Column(_one_line(m), "right") for m in spec.additional_metrics]
@@ -232,7 +236,7 @@ class _TrialTable:
 
     def _row(self, trial: TrialRecord, wide: bool) -> list[str]:
         row = [str(trial.number), *([trial.state] if self._title is None else []), *self._lineage(trial),
-               *self._values(trial), *(self._cells(trial) if wide else self._lists(trial))]
+               *([given_cell(trial)] if self._with_given else []), *self._values(trial), *(self._cells(trial) if wide else self._lists(trial))]
         if self._with_reason:
             row.append(reason_cell(trial.reason))
         return [_one_line(cell) for cell in row]
@@ -274,6 +278,12 @@ class _TrialTable:
         params = " ".join(f"{p.name}={_short(trial.params[p.name])}" for p in self._spec.parameters
                           if p.name in trial.params)
         return [metrics, params] if self._spec.additional_metrics else [params]
+
+
+def given_cell(trial: TrialRecord) -> str:
+    """The entry of the study's ``initialTrials`` the trial ran (``[1]``: ``initialTrials[1]``),
+    blank for a trial the sampler suggested: a given point told from a sampled one at a glance."""
+    return "" if trial.initial_trial is None else f"[{trial.initial_trial}]"
 
 
 def _one_line(value: object) -> str:

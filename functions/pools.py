@@ -21,6 +21,7 @@ from functions.core.trial_identity import study_problems
 from functions.core.trial_spec import (
     PATH,
     TEMPLATE_FOLDER,
+    fields_known,
     local_engine_fields,
     local_entrypoint,
     local_env_sources,
@@ -124,8 +125,8 @@ def _local_problems(spec: Study) -> list[Problem]:
     ``command`` (a local process runs no image, so the image's entrypoint its ``args`` go to is
     unknown: a cluster runs it) or one reading what an Argo Workflow or Tekton PipelineRun fills
     in (a local process runs it without the engine) or a variable Kubernetes reads from elsewhere
-    (a Secret, a ConfigMap, the pod's fields: a local process has no pod), or a field a ``batch/v1`` Job does not have
-    in a Job ``trialSpec`` (a cluster's dry run refuses it where trials run as Jobs:
+    (a Secret, a ConfigMap, the pod's fields: a local process has no pod), or a field its kind
+    does not have (a cluster's dry run refuses it where trials run there:
     :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
     path = local_problems(spec) or _shared_metrics_file(spec)
@@ -136,7 +137,7 @@ def _local_problems(spec: Study) -> list[Problem]:
     return (path + ([entrypoint] if entrypoint is not None else [])
             + local_engine_fields(template.trial_spec, template.primary_container, labels)
             + local_env_sources(template.trial_spec, template.primary_container, labels)
-            + local_pod_parts(template.trial_spec, template.primary_container, labels) + unknown_job_fields(spec))
+            + local_pod_parts(template.trial_spec, template.primary_container, labels) + unknown_workload_fields(spec))
 
 
 def _shared_metrics_file(spec: Study) -> list[Problem]:
@@ -156,16 +157,18 @@ def _shared_metrics_file(spec: Study) -> list[Problem]:
         f"for a relative path), or parallelism 1"))]
 
 
-def unknown_job_fields(spec: Study) -> list[Problem]:
-    """The fields of a Job ``trialSpec`` that a Job does not have (``resource`` for
-    ``resources``), which Katib's webhook and a cluster's dry run refuse; Kubernetes' client,
-    which knows the Job's type, is imported only for one."""
+def unknown_workload_fields(spec: Study) -> list[Problem]:
+    """The fields of a ``trialSpec`` that its kind does not have (a Job's ``resource`` for
+    ``resources``, a PyTorchJob's ``restartpolicy``), which a cluster's dry run refuses (and
+    Katib's webhook, in a Job) where the API server would drop them; Kubernetes' client, which
+    knows the types of a Job and of the pod and Job templates operators' kinds hold, is
+    imported only for a kind katuna knows the fields of."""
     trial_spec = spec.trial_template.trial_spec
-    if trial_spec is None or (trial_spec.get("apiVersion"), trial_spec.get("kind")) != ("batch/v1", "Job"):
+    if trial_spec is None or not fields_known(trial_spec):
         return []
-    from functions.adapters.kubernetes_client import unknown_job_fields
+    from functions.adapters.kubernetes_fields import unknown_workload_fields as unknown
 
-    return unknown_job_fields(trial_spec, PATH)
+    return unknown(trial_spec, PATH)
 
 
 def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:

@@ -134,7 +134,7 @@ class Runtime:
                     access_refusal=self.access_refusal, running_trials=self.settings.max_running_trials,
                     running_trials_set_by=self.settings.running_trials_set_by,
                     runs_on=self.settings.executor, runner=self.runner,
-                    katib_trials_kept=self.settings.katib_trials_kept)
+                    katib_trials_kept=self.settings.katib_trials_kept, checkpoint_drops=self._checkpoint_drops)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events, turns=self._turns)

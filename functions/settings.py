@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,8 @@ class Settings:
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
+    locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
@@ -274,8 +276,8 @@ class Settings:
     db: Path = Path("katuna.db")
     log_dir: Path | None = None
     busy_timeout: float = 30.0
-    api_token: str | None = None
-    metrics_token: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
     max_body: int = 1 << 20
     max_log: int = 8 << 20
     max_checkpoint: int = 4 << 30
@@ -446,10 +448,10 @@ class Settings:
     def _check_waits_and_dead_letters(self) -> None:
         """Waits that must be a positive, finite number of seconds (an infinite one never ends),
         the tick floor, and room for at least one dead letter."""
-        for field in _POSITIVE_SECONDS:
-            seconds = getattr(self, field)
+        for setting in _POSITIVE_SECONDS:
+            seconds = getattr(self, setting)
             if not 0 < seconds < math.inf:
-                raise InvalidSetting(f"{PREFIX}{VARIABLES[field][0]}: expected a positive number of seconds, "
+                raise InvalidSetting(f"{PREFIX}{VARIABLES[setting][0]}: expected a positive number of seconds, "
                                      f"got {seconds}")
         if not 0 <= self.tick_floor < math.inf:
             raise InvalidSetting(f"{PREFIX}TICK_FLOOR: expected a number of seconds, 0 or more, got {self.tick_floor}")

@@ -36,6 +36,9 @@ from infra.polling import retrying
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
 """The states of a pool its cloud could not create (GKE's ``ERROR``, EKS's ``CREATE_FAILED``):
 it stays so until it is deleted."""
+UNHEALTHY = frozenset({"DEGRADED", "DELETE_FAILED", "RUNNING_WITH_ERROR"})
+"""The states of a pool that exists but that its cloud says is not well (an EKS group's health
+issues, one whose delete failed; GKE nodes that failed): told on stderr with the cloud's words."""
 
 
 def print_json(value: Any) -> None:
@@ -205,7 +208,11 @@ def print_status(pools: Any, pool: str) -> None:
 
 def show_status(described: PoolStatus | None, pool: str) -> None:
     """The pool as described, as JSON on stdout (``ABSENT`` when there is none); a pool its cloud
-    could not create is told on stderr too."""
+    could not create, or says is not well (:data:`UNHEALTHY`), is told on stderr too, with the
+    cloud's reason."""
     if described is not None and described.state in BROKEN:
         click.echo(f"warning: {broken(described)}", err=True)
+    elif described is not None and described.state in UNHEALTHY:
+        click.echo(f"warning: node pool {described.name} is {described.state}: "
+                   f"{described.message or 'the cloud gives no reason'}", err=True)
     print_json(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})

@@ -18,7 +18,8 @@ the trial taint), and waits (:mod:`infra.pool_checks`); of an absent EKS group, 
 launch templates an earlier create left, and tells them. A refused permission is told what to
 grant, and to whom. A change the cloud refuses for now is asked again until
 ``--timeout``; a change not done by then is an error naming what is still pending
-(:mod:`infra.changes`). ``status`` prints the pool's state and autoscaling limits as JSON.
+(:mod:`infra.changes`). ``status`` prints the pool's state and autoscaling limits as JSON,
+with what the cloud says is wrong with it, if anything.
 ``--dry-run`` of ``up`` and ``down`` reads the cloud (read-only calls) and prints what the
 command would do, with ``up``'s worst case and, given ``--price-per-node-hour``, its cost an hour
 (:mod:`infra.plan`); ``status --dry-run`` prints its request and calls nothing. The exit codes

@@ -149,7 +149,11 @@ def deferred_update(group: Any, apply: Callable[[], dict[str, Any]]) -> dict[str
 
 def degrade(group: Any, code: str, message: str, resource_ids: list[str] | None = None) -> None:
     """The group as EKS shows it once a health issue of ``code`` arises (its Auto Scaling group
-    finding no capacity, its nodes' role deleted): ``DEGRADED``, the issue in its health."""
+    finding no capacity, its nodes' role deleted): ``DEGRADED``, the issue in its health. Only a
+    group whose own change is over: the end of one still under way (its ``CREATING``, at the
+    next call once due) would set its state over the issue's."""
+    if "katuna_until" in group.__dict__:
+        raise ValueError(f"node group {group.nodegroup_name} is still {group.status} in moto: let a call end it first")
     group.status = "DEGRADED"
     group.health = {"issues": [{"code": code, "message": message, "resourceIds": resource_ids or []}]}
 

@@ -333,3 +333,39 @@ def test_the_dashboards_list_is_answered_304_only_while_what_it_shows_is_unchang
         assert strong.status_code == 304, "If-None-Match compares weakly (RFC 9110 section 13.1.2)"
     finally:
         runtime.close()
+
+
+def test_the_dashboards_list_pages_back_to_its_oldest_study(tmp_path):
+    """Past the newest :data:`STUDIES_SHOWN`, the list's pages (``?page=2``...) reach every older
+    study, each a link to its page, as the list's refresh keeps to the page it shows; a page
+    past the last (its studies deleted since) leads to the last, and a page that is no whole
+    number is refused, naming it."""
+    from functions.adapters.web.ui import STUDIES_SHOWN
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    stored = STUDIES_SHOWN + 3
+    with store.transaction():
+        for n in range(stored):
+            definition = study_definition(name=f"s{n}")
+            store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), f"uid-{n}",
+                                        status="completed"))
+    try:
+        client = create_app(runtime).test_client()
+        first = client.get("/ui/").get_data(as_text=True)
+        assert '<a href="/ui/?page=2" id="older-studies">older ›</a>' in first
+        older = client.get("/ui/?page=2").get_data(as_text=True)
+        assert re.findall(r'data-study="s(\d+)"', older) == ["2", "1", "0"], "the oldest, newest first"
+        assert '<a href="/ui/studies/s0">s0</a>' in older
+        assert f"Studies {STUDIES_SHOWN + 1}–{stored} of {stored}, newest first" in older
+        assert '<a href="/ui/" id="newer-studies">‹ newer</a>' in older and 'id="older-studies"' not in older
+        assert 'data-src="/ui/studies.fragment?page=2"' in older, "its refresh keeps to its page"
+        fragment = client.get("/ui/studies.fragment?page=2")
+        assert re.findall(r'data-study="s(\d+)"', fragment.get_data(as_text=True)) == ["2", "1", "0"]
+        assert fragment.headers["ETag"] != client.get("/ui/studies.fragment").headers["ETag"]
+        past = client.get("/ui/?page=9")
+        assert (past.status_code, past.headers["Location"]) == (302, "/ui/?page=2")
+        refused = client.get("/ui/?page=0")
+        assert refused.status_code == 400 and "page" in refused.get_data(as_text=True)
+    finally:
+        runtime.close()

@@ -446,6 +446,8 @@ class StoreContract:
         assert [r.name for _, r in first] == ["a", "c"] and first[-1][0] == (101.0, "c")
         assert [r.name for _, r in store.studies_page(5, after=first[-1][0])] == ["b", "d"]
         assert [r.name for r in store.newest_studies(3)] == ["d", "b", "c"]
+        assert [r.name for r in store.newest_studies(2, skip=2)] == ["c", "a"], "the older, past the newest"
+        assert store.studies_version(2, skip=2) != store.studies_version(2)
 
     def test_a_study_stored_once_the_last_are_deleted_comes_after_a_key_given_before(self, store: Store):
         """A key is never given again: a study stored after the one a page ended on, and every

@@ -6,6 +6,7 @@ refuses for good leaves no launch template behind."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import boto3
@@ -31,6 +32,7 @@ def _group(name: str = NAME):
 def _active(pools: eks.EksNodePools) -> None:  # noqa: F811
     assert pools.ensure(spot_pool()).created
     moto_eks.minutes_pass()
+    assert pools.describe(NAME).state == "ACTIVE", "its CREATING over"
 
 
 def test_a_group_whose_delete_failed_fails_at_once_saying_to_delete_it_again(pools):  # noqa: F811
@@ -99,3 +101,28 @@ def test_a_create_refused_for_good_deletes_the_launch_template_made_for_it(aws, 
 def _group_busy_cluster(pools: eks.EksNodePools) -> None:  # noqa: F811
     """The cluster held ``UPDATING`` by an update of its configuration, as EKS holds it."""
     pools.eks.update_cluster_config(name="tuning", logging={"clusterLogging": [{"types": ["api"], "enabled": True}]})
+
+
+@pytest.mark.parametrize("state", ["DEGRADED", "DELETE_FAILED"])
+def test_status_of_a_group_eks_says_is_not_well_gives_eks_reason(pools, state: str):  # noqa: F811
+    """``status`` printed the state alone, so an operator whose trials stayed pending learnt
+    from it neither that EC2 had no Spot capacity nor why a delete failed."""
+    from click.testing import CliRunner
+
+    from infra.provision import main
+
+    _active(pools)
+    if state == "DEGRADED":
+        issue = {"code": "AsgInstanceLaunchFailures", "message": "Could not launch Spot Instances. "
+                 "InsufficientInstanceCapacity - There is no Spot capacity available that matches your request."}
+        moto_eks_lifecycle.degrade(_group(), issue["code"], issue["message"])
+    else:
+        issue = moto_eks_lifecycle.DELETION_FAILURE
+        moto_eks_lifecycle.hold_deletion(_group())
+        pools.delete(NAME)
+        moto_eks.minutes_pass()
+    result = CliRunner().invoke(main, ["eks", "status", "--cluster", "tuning", "--nodegroup", NAME, "--region", REGION])
+    assert result.exit_code == 0, result.output
+    reason = f"{issue['code']}: {issue['message']}"
+    assert json.loads(result.stdout)["state"] == state and json.loads(result.stdout)["message"] == reason
+    assert result.stderr == f"warning: node pool {NAME} is {state}: {reason}\n", result.stderr

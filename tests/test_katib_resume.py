@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_cli import here
 from test_katib import experiment
+from test_katib_defaults import as_katib_stores
 from test_resources import katib_resource, send, wait_trials
 
 from functions.core.events import study_completed
@@ -260,6 +261,60 @@ def test_posting_the_experiment_with_a_raised_budget_restarts_it_as_katuna_run_d
     doc["spec"]["maxTrialCount"] = 6
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
     assert status == 409 and "does not restart" in body.decode(), body
+
+
+def read_back(kube: KubeStub, name: str) -> dict:
+    """The Experiment as ``kubectl get experiment -o yaml`` gives it back from Katib: its spec
+    with the defaults Katib's webhook wrote in, its metadata and status as the API holds them."""
+    return as_katib_stores(kube.get_resource(PLURAL, TEAM, name)[1])
+
+
+@pytest.mark.slow
+def test_an_experiment_applied_again_with_katibs_defaults_written_out_is_no_change(kube: KubeStub,
+                                                                                   service: Service):
+    """Katib's webhook compares the specs once both are defaulted: the copy is taken, running or
+    ended (not refused as a change of fields that cannot change, nor as a budget not above the
+    trials made), and a real change of such a field is still refused."""
+    apply_and_send(kube, service, katib_experiment("rd-run", mode="hang", maxTrialCount=1, maxFailedTrialCount=1), "add")
+    wait_trials(service, "rd-run", 1)
+    copied, emitted = apply_and_send(kube, service, read_back(kube, "rd-run"), "update")
+    assert copied["metadata"]["generation"] == 2 and emitted == []
+    status = status_of(kube, "rd-run")
+    assert (status["phase"], status["observedGeneration"]) == ("Running", 2)
+    assert "UpdateRefused" not in conditions(status), conditions(status).get("UpdateRefused")
+    changed = read_back(kube, "rd-run")
+    changed["spec"]["objective"]["metricStrategies"][0]["value"] = "max"
+    apply_and_send(kube, service, changed, "update")
+    refusal = conditions(status_of(kube, "rd-run"))["UpdateRefused"]
+    assert "spec.objective cannot change while the study runs" in refusal["message"], refusal
+    apply_and_send(kube, service, read_back(kube, "rd-run") | {"spec": copied["spec"]}, "update")
+    status = status_of(kube, "rd-run")
+    assert status["observedGeneration"] == 4 and "UpdateRefused" not in conditions(status), \
+        "the spec as it runs again: the refusal of the change is no longer the resource's"
+    delete_and_send(kube, service, copied)
+
+    apply_and_send(kube, service, katib_experiment("rd-end"), "add")
+    wait_phase(kube, service, "rd-end", "Succeeded", "2/2")
+    _, emitted = apply_and_send(kube, service, read_back(kube, "rd-end"), "update")
+    status = status_of(kube, "rd-end")
+    assert emitted == [] and (status["phase"], status["observedGeneration"]) == ("Succeeded", 2)
+    assert "UpdateRefused" not in conditions(status), conditions(status).get("UpdateRefused")
+    assert service.json("GET", "/studies/rd-end")[1]["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_posting_the_experiment_again_with_katibs_defaults_written_out_is_the_stored_study(service: Service):
+    doc = resumable("posted-copy")
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    assert service.wait_for("posted-copy")["status"] == "completed"
+    copied = as_katib_stores(doc)
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(copied), {"Content-Type": "application/yaml"})
+    assert status == 200 and json.loads(body)["status"] == "completed", body
+    copied["spec"]["maxTrialCount"] = 3
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(copied), {"Content-Type": "application/yaml"})
+    assert status == 200 and json.loads(body)["status"] == "running", body
+    assert service.wait_for("posted-copy")["counts"]["complete"] == 3
 
 
 # on a cluster: the budget edited as Katib's SDK edits it

@@ -134,6 +134,31 @@ def test_deleting_an_experiment_stops_its_study(service: Service, sdk: KatibClie
         sdk.get_experiment("sdk-stop")
 
 
+@pytest.mark.slow
+def test_an_experiment_katuna_stops_is_succeeded_to_the_sdk_its_reason_saying_it_was_stopped(
+        kube: KubeStub, service: Service, sdk: KatibClient):
+    """Katib has no stop: its SDK's ``wait_for_experiment_condition`` knows an Experiment ended
+    by ``Succeeded`` (or raises on ``Failed``) only. One stopped with ``katuna stop`` is
+    ``Succeeded`` (after a ``Stopped`` condition), reason ``StoppedByUser``, as the printer
+    columns show it; katuna says it was stopped."""
+    sdk.create_experiment(experiment("sdk-halt", ["sleep", "600"]))
+    eventually(lambda: sdk.is_experiment_running("sdk-halt"), "the Experiment to run", timeout=90)
+    assert service.json("POST", "/studies/sdk-halt/stop")[1]["status"] == "stopped"
+    done = sdk.wait_for_experiment_condition("sdk-halt", timeout=30, polling_interval=1)
+    assert sdk.is_experiment_succeeded("sdk-halt") and not sdk.is_experiment_failed("sdk-halt")
+    assert [(c.type, c.status, c.reason) for c in done.status.conditions][-2:] == [
+        ("Stopped", "True", "StoppedByUser"), ("Succeeded", "True", "StoppedByUser")]
+    assert done.status.trials_killed == 1 and done.status.completion_time is not None
+    shown = kube.get_resource("experiments.kubeflow.org", TEAM, "sdk-halt")[1]["status"]
+    columns = printer_columns("experiments.kubeflow.org")
+    assert (columns["Type"], columns["Status"], columns["Reason"]) == tuple(
+        f".status.conditions[-1:].{field}" for field in ("type", "status", "reason"))
+    assert [shown["conditions"][-1][field] for field in ("type", "status", "reason")] == [
+        "Succeeded", "True", "StoppedByUser"]
+    assert shown["phase"] == "Stopped" and service.json("GET", "/studies/sdk-halt")[1]["status"] == "stopped"
+    sdk.delete_experiment("sdk-halt")
+
+
 def kept_jobs(kube: KubeStub, name: str) -> list[str]:
     """The Jobs, and the pods, of the Experiment ``name``'s trials left on the cluster."""
     prefix = f"{name}-"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from http_helpers import Service, run_katuna
-from kube_standin import admission, claims
+from kube_standin import admission, claims, katib_api
 from kube_stub import KubeStub
 from test_pbt_cluster import CLAIM, IMAGE, VOLUME_OF, native_pbt, rendered, run_on_claim, simple_pbt, study_folder
 from test_render import validate
@@ -243,6 +243,78 @@ def test_katuna_delete_asks_for_the_job_and_a_deletion_cut_short_is_finished_by_
     wait_gone(folder)
     assert claims.folder_of(kube, "pbt", CLAIM).is_dir()
     assert yaml.safe_load(yaml.safe_dump(kube.jobs[("pbt", job_name(uid))]))["spec"]["backoffLimit"] == 6
+
+
+@pytest.mark.slow
+def test_deleting_the_experiment_deletes_its_checkpoints_from_the_claim_and_keeps_its_study(kube: KubeStub,
+                                                                                              tmp_path: Path):
+    """Katib's pbt keeps its checkpoints on its suggestion's volume, which the garbage collector
+    deletes with the Experiment: ``kubectl delete experiment`` of an ended pbt Experiment has the
+    Job delete its folder on the claim, once (the stopped study stays in katuna's store, with its
+    results, and a deletion of it later asks for the same Job)."""
+    katib_api.install(kube)
+    if ("pbt", CLAIM) not in kube.claims:
+        assert claims.create(kube, "pbt", {"metadata": {"name": CLAIM}, "spec": {
+            "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})[0] == 201
+    doc = simple_pbt(max_trials=4)
+    doc["metadata"] = {"name": "res-pbt", "namespace": "pbt"}
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna", KATUNA_CHECKPOINT_CLAIM=CLAIM, KATUNA_CHECKPOINT_IMAGE=IMAGE,
+                      KATUNA_KATIB_API="true")
+    try:
+        kube.apply(doc)
+        assert service.wait_for("res-pbt", timeout=240)["status"] == "completed"
+        folder = study_folder(kube, tmp_path, "res-pbt")
+        assert (folder / "0").is_dir()
+        kube.delete("Experiment", "pbt", "res-pbt", api_version="kubeflow.org/v1beta1")
+        wait_gone(folder)
+        assert kube.jobs[("pbt", job_name(folder.name))]["spec"]["template"]["spec"]["containers"][0]["env"] == [
+            {"name": "STUDY_FOLDER", "value": folder.name}]
+        eventually(lambda: origin_of(tmp_path, "res-pbt").get("checkpointsDropped"), "the drop recorded", timeout=30)
+        assert service.json("GET", "/studies/res-pbt")[1]["status"] == "completed", "the study stays, as it ended"
+    finally:
+        service.close()
+
+
+@pytest.mark.slow
+def test_an_experiment_made_again_unseen_has_its_old_studys_checkpoints_deleted(kube: KubeStub, tmp_path: Path):
+    """The Experiment deleted and applied again under its name while katuna was down is a new
+    study, and the old one is forgotten: its folder on the claim, which nothing would name
+    then, is deleted first."""
+    katib_api.install(kube)
+    if ("pbt", CLAIM) not in kube.claims:
+        assert claims.create(kube, "pbt", {"metadata": {"name": CLAIM}, "spec": {
+            "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})[0] == 201
+    doc = simple_pbt(max_trials=2)
+    doc["metadata"] = {"name": "again-pbt", "namespace": "pbt"}
+    env = {"KATUNA_EXECUTOR": "kubernetes", "KATUNA_K8S_API": kube.url, "KATUNA_K8S_NAMESPACE": "katuna",
+           "KATUNA_CHECKPOINT_CLAIM": CLAIM, "KATUNA_CHECKPOINT_IMAGE": IMAGE, "KATUNA_KATIB_API": "true"}
+    service = Service(tmp_path, workers=1, **env)
+    try:
+        kube.apply(doc)
+        assert service.wait_for("again-pbt", timeout=240)["status"] == "completed"
+    finally:
+        service.close()
+    old = study_folder(kube, tmp_path, "again-pbt")
+    assert (old / "0").is_dir()
+    kube.delete("Experiment", "pbt", "again-pbt", api_version="kubeflow.org/v1beta1")
+    kube.apply(doc)
+    service = Service(tmp_path, workers=1, **env)
+    try:
+        wait_gone(old)
+        assert service.wait_for("again-pbt", timeout=240)["status"] == "completed"
+        assert uid_of(tmp_path, "again-pbt") != old.name and study_folder(kube, tmp_path, "again-pbt").is_dir()
+    finally:
+        service.close()
+
+
+def origin_of(tmp_path: Path, name: str) -> dict:
+    """The stored origin of the study ``name`` that ``katuna serve`` in ``tmp_path`` follows."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        return store.get_study(name).origin or {}
+    finally:
+        store.close()
 
 
 def undeletable(path: Path, on: bool) -> str | None:

@@ -383,6 +383,8 @@ def test_gke_node_labels_past_its_total_are_refused_at_submission_counting_katun
     ("eks", "node-role.kubernetes.io/trial", "kubelet refuses the others, and the nodes would never join"),
     ("eks", "node.k8s.io/x", "kubelet refuses the others"),
     ("eks", "eks.amazonaws.com/nodegroup", "outside eks.amazonaws.com: EKS sets the labels"),
+    ("gke", "katuna.dev/pool", "other than katuna.dev/pool: katuna gives each node the pool's name there"),
+    ("eks", "katuna.dev/pool", "other than katuna.dev/pool: katuna gives each node the pool's name there"),
 ])
 def test_node_labels_in_kubernetes_or_the_clouds_own_namespaces_are_refused_naming_the_label(provider, key, words):
     definition = study_definition(name="reserved")

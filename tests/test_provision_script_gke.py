@@ -93,6 +93,22 @@ def test_gke_up_with_a_lower_max_nodes_says_the_maximum_stays(gke_api: GkeStub):
     assert same.stderr == "node pool trials: nothing to change\n", same.stderr
 
 
+def test_gke_up_with_katunas_own_pool_label_is_a_bad_flag_so_a_run_again_is_no_refusal(gke_api: GkeStub):
+    """``--label katuna.dev/pool=x`` was taken and replaced by the pool's name: the pool was
+    made, and the same command run again was refused, the pool found without the label asked."""
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    for dry_run in ((), ("--dry-run",)):
+        result = provision("gke", "up", *flags, "--label", "katuna.dev/pool=x", *dry_run)
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert ("--label katuna.dev/pool: expected a label other than katuna.dev/pool: katuna gives each node the "
+                "pool's name there") in result.stderr, result.stderr
+    assert gke_api.requests == []
+    provisioned("gke", "up", *flags, "--label", "katuna.dev/team=vision")
+    again = provision("gke", "up", *flags, "--label", "katuna.dev/team=vision")
+    assert (again.returncode, again.stderr) == (0, "node pool trials: nothing to change\n"), again.stderr
+
+
 @pytest.mark.parametrize("flag,value,what", [
     ("--machine-type", "n2-standard-8", "machine type"),
     ("--on-demand", None, "capacity (spot, preemptible or on-demand)"),

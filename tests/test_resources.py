@@ -230,6 +230,30 @@ def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_a
         "too many failed trials fails an Experiment, as maxFailedTrialCount does in Katib"
 
 
+def test_an_experiment_a_person_stopped_ends_succeeded_for_katibs_clients_and_stopped_for_katuna():
+    """Katib has no stop, and its clients know an Experiment ended only by a ``Succeeded`` or
+    ``Failed`` condition: a stopped Experiment's ``Stopped`` condition is followed by
+    ``Succeeded``, both with reason ``StoppedByUser`` (the last condition is what ``kubectl get
+    experiments`` shows); its phase, katuna's reading, stays ``Stopped``, as does a Study's."""
+    definition = study_definition(maxTrials=2)
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-1", status="stopped", reason="stopped by user",
+                         created_at=1.0, started_at=1.0, completed_at=2.0)
+    katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
+    for origin in (katib_origin(), katuna_experiment):
+        status = resources.study_status(record, Counts(complete=1, pruned=1, stopped_at_end=1), [], origin)
+        shown = [(c["type"], c["status"], c["reason"]) for c in status["conditions"]]
+        assert shown == [("Created", "True", "ExperimentCreated"), ("Running", "False", "ExperimentRunning"),
+                         ("Stopped", "True", "StoppedByUser"), ("Succeeded", "True", "StoppedByUser")], shown
+        assert status["phase"] == "Stopped" and status["conditions"][-1]["message"] == "stopped by user"
+        assert status["completionTime"] == "1970-01-01T00:00:02Z"
+    study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
+    status = resources.study_status(record, Counts(complete=1), [], study_origin)
+    assert [(c["type"], c["status"]) for c in status["conditions"]][-1] == ("Stopped", "True")
+    assert "Succeeded" not in {c["type"] for c in status["conditions"]} and status["phase"] == "Stopped"
+    refused = resources.study_status(record, Counts(complete=1), [], katib_origin(refused="spec.parameters"))
+    assert [c["type"] for c in refused["conditions"]][-2:] == ["UpdateRefused", "Succeeded"]
+
+
 def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it():
     """A resource is stored whole, at most 1.5 MiB: the status lists at most 100 trials of a
     front, both ends of the trade-off among them, and counts all of them."""

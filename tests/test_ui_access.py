@@ -83,12 +83,15 @@ def classes(element: Element) -> set[str]:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Iterator:
     """An ended study of one objective (a completed trial with observations, a failed one), an
-    ended one of two objectives, and a running study with a running trial."""
+    ended one of two objectives, and a running study with a running trial. The service resumes
+    the running study, its trial's run lost: its trials hang, so it is still running whenever a
+    test reads it."""
     db = tmp_path_factory.mktemp("ui-access") / "katuna.db"
     now = time.time()
     store = SqliteStore(db)
     for name, status, objective in (("ended", "completed", None), ("pair", "completed", TWO), ("going", "running", None)):
-        definition = study_definition(name=name, maxTrials=3, **({"objective": objective} if objective else {}))
+        definition = study_definition(name=name, mode="hang" if status == "running" else "ok", maxTrials=3,
+                                      **({"objective": objective} if objective else {}))
         store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "test", status=status,
                                     created_at=now, started_at=now, completed_at=None if status == "running" else now))
     store.add_trial(TrialRecord("ended", 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0}, exit_code=0,
@@ -182,3 +185,36 @@ def test_a_page_that_updates_itself_has_a_box_to_pause_it(client, path: str):
 def test_a_page_that_no_longer_updates_has_no_box_to_pause_it(client, path: str):
     shown = page(client, path)
     assert not shown.all(lambda e: e.attrs.get("id") == "live"), path
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/ui/studies/ended", "/ui/studies/pair", "/ui/studies/ended/trials",
+                                  "/ui/studies/pair/trials", "/ui/studies/ended/trials/0", "/ui/studies/ended/trials/1"])
+def test_every_table_has_a_caption_a_screen_reader_names_it_by(client, path: str):
+    """A screen reader's list of tables, and its announcement on entering one, names each by its
+    caption (WCAG 1.3.1): studies, trials, best trials, the Pareto front, a trial's parameters,
+    metrics and observations; a caption a heading above already shows is out of sight."""
+    tables = page(client, path).all(lambda e: e.tag == "table")
+    assert tables, path
+    for table in tables:
+        [caption] = [child for child in table.children if child.tag == "caption"] or [None]
+        assert caption is not None and table.children[0] is caption, (path, table.attrs)
+        assert caption.all_text().strip(), (path, table.attrs)
+        assert "visually-hidden" in classes(caption)
+
+
+def test_the_trial_tables_caption_says_its_order_and_page(client):
+    """Sorted by a column, the table says by which and in which order (the column's own
+    ``aria-sort`` is heard only in that column), and which page of how many it is."""
+    [caption] = page(client, "/ui/studies/ended/trials?sort=metric:loss&desc=1").all(lambda e: e.tag == "caption")
+    assert caption.all_text().strip() == "Trials of ended, sorted by loss, descending: page 1 of 1"
+    [caption] = page(client, "/ui/studies/ended/trials").all(lambda e: e.tag == "caption")
+    assert caption.all_text().strip() == "Trials of ended, sorted by trial, ascending: page 1 of 1"
+
+
+def test_a_trials_parameters_and_metrics_are_named_by_their_row_headers(client):
+    """Each row of a trial's parameters and metrics is a name and its value: the name is the
+    row's header, so a screen reader reads ``x, 0.5`` as the value of ``x``."""
+    shown = page(client, "/ui/studies/ended/trials/0")
+    for table in ("params", "metrics"):
+        headers = shown.by_id(table).find(lambda e: e.tag == "th")
+        assert headers and all(th.attrs.get("scope") == "row" for th in headers), table

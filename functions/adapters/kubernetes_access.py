@@ -7,12 +7,14 @@ component not deployed), is refused, naming the field, instead of failing at its
 so is a study with early stopping where katuna may not create the Secrets of its report tokens.
 Then, for a ``trialSpec``, the first trial's workload is created in a dry run (``dryRun=All``),
 each parameter at its lowest value: the API server validates and defaults it, and its admission
-webhooks see it, as they will every trial's, and nothing is stored. A Job's is sent with
-``fieldValidation=Strict``: a field a Job does not have (``comand``) is refused, as Katib's
-webhook refuses it, where the API server would drop it and run the image's own command. What it refuses as invalid
-(422) is refused as ``trialTemplate.trialSpec`` at the API's field path, what it cannot decode
-(400: a quantity that is no quantity, a field of the wrong type) as ``trialTemplate.trialSpec``
-with its message, and what the typed client refuses before sending it (a Job whose value is of
+webhooks see it, as they will every trial's, and nothing is stored. Every kind's is sent with
+``fieldValidation=Strict``: a field its schema does not have (a Job's ``comand``, a PyTorchJob's
+``pytorchReplicaSpec`` or ``restartpolicy``) is refused at its path, as Katib's webhook refuses
+it in a Job, where the API server would drop it (a CRD's schema prunes it) and the trials would
+run without it: the image's own command, the operator's default restart policy. What it refuses
+as invalid (422) is refused as ``trialTemplate.trialSpec`` at the API's field path, what it
+cannot decode (400: a quantity that is no quantity, a field of the wrong type) as
+``trialTemplate.trialSpec`` with its message, and what the typed client refuses before sending it (a Job whose value is of
 a type its model does not take) at the field the client names; what it forbids (403, an
 admission webhook) is refused as the review's refusals are. Two answers mean the workload was
 valid: the name being taken (409), and the namespace's ResourceQuota full (a 403 saying
@@ -34,6 +36,7 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import call, client_refusals, over_quota, translate
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -126,7 +129,7 @@ class Access:
             if exc.status == 409 or over_quota(exc):
                 return None
             if exc.status in (400, 422):
-                raise InvalidStudy(_invalid(exc, str(workload.get("kind")))) from exc
+                raise InvalidStudy(_invalid(exc, workload)) from exc
             if exc.status == 403:
                 return _forbidden(spec, _what(group, plural), namespace, _message(exc))
             raise translate(exc, doing) from exc
@@ -140,12 +143,14 @@ class Access:
     def _create(self, namespace: str, resource: tuple[str, str, str], workload: dict[str, Any]) -> None:
         group, version, plural = resource
         if (group, plural) == ("batch", "jobs"):
-            # The client checks the dict against its V1Job model, then sends it as it is. Strict:
-            # a field a Job does not have is refused, as Katib's webhook refuses it, not dropped.
+            # The client checks the dict against its V1Job model, then sends it as it is. Strict
+            # (every kind): a field the kind does not have is refused, as Katib's webhook refuses
+            # it in a Job, not dropped.
             self._batch.create_namespaced_job(namespace, cast(client.V1Job, workload), dry_run="All",
                                               field_validation="Strict")
         else:
-            self._objects.create_namespaced_custom_object(group, version, namespace, plural, workload, dry_run="All")
+            self._objects.create_namespaced_custom_object(group, version, namespace, plural, workload, dry_run="All",
+                                                          field_validation="Strict")
 
 
 def _what(group: str, plural: str) -> str:
@@ -168,13 +173,18 @@ def _forbidden(spec: Study, what: str, namespace: str, why: str | None) -> Probl
                           f"bound")
 
 
-def _invalid(exc: ApiException, kind: str) -> list[Problem]:
-    """The API server's reasons for refusing the first trial's ``kind`` workload, each at its
-    field under the ``trialSpec`` (the workload is the ``trialSpec`` filled in, a Job's
-    ``podFailurePolicy`` rules after katuna's own: :func:`~functions.core.trial_spec.template_field`)."""
+def _invalid(exc: ApiException, workload: dict[str, Any]) -> list[Problem]:
+    """The API server's reasons for refusing the first trial's workload, each at its field
+    under the ``trialSpec`` (the workload is the ``trialSpec`` filled in, a Job's
+    ``podFailurePolicy`` rules after katuna's own: :func:`~functions.core.trial_spec.template_field`):
+    the fields strict field validation refused as unknown, else what it found invalid."""
+    kind = str(workload.get("kind"))
+    own = template_field if kind == "Job" else str
+    unknown = strict_refusals(exc, TRIAL_SPEC, f"{workload.get('apiVersion')} {kind}", own)
+    if unknown:
+        return unknown
     causes = (_body(exc).get("details") or {}).get("causes") or []
     refused = f"the API server refuses the first trial's {kind} (a dry run of its create)"
-    own = template_field if kind == "Job" else str
     problems = [Problem(f"{TRIAL_SPEC}.{own(c['field'])}" if c.get("field") else TRIAL_SPEC,
                         f"{c.get('message', '')}: {refused}") for c in causes]
     return problems or [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]

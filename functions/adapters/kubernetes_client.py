@@ -165,6 +165,24 @@ def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
                                   preconditions=client.V1Preconditions(uid=uid) if uid else None)
 
 
+def unrouted(exc: ApiException) -> bool:
+    """Whether a 404 is the API server's for a path it does not route, not for an object that is
+    not there: the object's is a ``Status`` naming it (``experiments.kubeflow.org "x" not
+    found``), the path's is Go's plain ``404 page not found`` (no ``Status``; a proxy's, or an
+    older server's, a ``Status`` naming nothing). A custom resource's path goes unrouted while
+    its definition is gone or no longer serves that version, and, for a moment, on an API server
+    that has not loaded every definition after a restart (kubernetes/kubernetes#115241), while
+    the resource is there."""
+    if exc.status != 404:
+        return False
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return True
+    details = body.get("details") if isinstance(body, dict) else None
+    return not (isinstance(details, dict) and details.get("name"))
+
+
 def read_or_none(read: Callable[[], T], doing: str) -> T | None:
     """What ``read`` returns, or None when the object is not there."""
     return call(read, doing, tolerate=(404,))
@@ -204,29 +222,6 @@ def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Pro
         path = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
         problems.append(Problem(prefix + path, f"{error['msg']}, got {error.get('input')!r}: {refused}"))
     return problems or [Problem(prefix, f"{exc}: {refused}")]
-
-
-UNKNOWN_JOB_FIELD = ("unknown field: a batch/v1 Job has no such field (Katib's webhook refuses it, and the API server "
-                     "would drop it unread); check its spelling and place")
-
-
-def unknown_job_fields(job: Any, prefix: str) -> list[Problem]:
-    """The fields of ``job``, a ``batch/v1`` Job as a mapping, that the Job's type does not have
-    (``comand``, ``resurces``), each at its path under ``prefix``: Katib's webhook refuses a Job
-    trial template with one, and so does a cluster's dry run (``fieldValidation=Strict``), so
-    trials that run on this machine, which read a few of its fields, are held to the same rule.
-    Only unknown fields: a value the typed model would read otherwise (a number for a quantity,
-    a placeholder for a number) is the API server's to judge where the Job is created."""
-    try:
-        client.V1Job.model_validate(job)
-    except ValidationError as exc:
-        return [Problem(prefix + _location(error["loc"]), UNKNOWN_JOB_FIELD)
-                for error in exc.errors() if error["type"] == "extra_forbidden"]
-    return []
-
-
-def _location(steps: tuple[int | str, ...]) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
 
 
 def over_quota(exc: ApiException) -> bool:

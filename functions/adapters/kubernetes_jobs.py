@@ -25,6 +25,7 @@ from functions.adapters.kubernetes_client import (
     read_or_none,
     translate,
 )
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.kubernetes_status import oldest_first
@@ -52,6 +53,7 @@ from functions.core.naming import OWN
 from functions.core.pod_selectors import pod_selector, workload_pod_selector
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
+from functions.core.trial_spec import template_field
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -79,18 +81,23 @@ class TrialJobs:
     def create(self, namespace: str, job: dict[str, Any], launch: TrialLaunch) -> str:
         """Create the attempt's Job; its uid (the one there already when the launch was
         delivered before). A Job the client refuses before sending it (a value of a type its
-        model does not take, which a parameter put there: the submission's dry run passed), or
-        that the cluster refuses as larger than it stores (:func:`oversized_workload`), is a
-        :class:`RefusedWorkload` naming the field."""
+        model does not take, which a parameter put there: the submission's dry run passed), that
+        the cluster refuses as larger than it stores (:func:`oversized_workload`), or, from a
+        ``trialSpec``, holding a field the cluster's Job does not have (strict field validation,
+        as the dry run's), is a :class:`RefusedWorkload` naming the field."""
         try:
-            # The client checks the dict against its V1Job model, then sends it as it is.
-            created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
+            # The client checks the dict against its V1Job model, then sends it as it is; a
+            # trialSpec's strictly, as its dry run was (a field this cluster's Job lacks refused).
+            created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job),
+                                                        field_validation="Strict" if launch.trial_spec else None)
             return cast(str, cast(Any, created).metadata.uid)
         except ApiException as exc:
             oversized = oversized_workload(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
                                            f"Job {launch.job_name}")
             if oversized is not None:
                 raise oversized from exc
+            if unknown := strict_refusals(exc, TRIAL_SPEC, "batch/v1 Job", template_field):
+                raise RefusedWorkload(unknown) from exc
             if exc.status != 409:
                 raise translate(exc, f"create Job {launch.job_name}") from exc
             found = self._named(launch)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate
+from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate, unrouted
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import NoKubernetesApi, PermanentError, TemporaryError
@@ -54,8 +54,23 @@ class KubernetesResources:
         return self._api
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
-        return read_or_none(lambda: self._objects().get_namespaced_custom_object(ref.group, ref.version, ref.namespace,
-                                                                          ref.plural, ref.name), f"read {ref}")
+        """The resource, or None when the API answers that it is not there. A 404 for its kind's
+        path (:func:`~functions.adapters.kubernetes_client.unrouted`) says nothing of the
+        resource: a :class:`TemporaryError`, so that a study is never ended as deleted while its
+        resource may be there (its event is delivered again)."""
+        try:
+            return cast(Mapping[str, Any], self._objects().get_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, ref.plural, ref.name))
+        except ApiException as exc:
+            if exc.status == 404 and not unrouted(exc):
+                return None
+            if exc.status == 404:
+                raise TemporaryError(f"could not read {ref}: the Kubernetes API does not serve "
+                                     f"{ref.plural}.{ref.group}/{ref.version} now ({exc.status} {exc.reason}: "
+                                     f"{' '.join(str(exc.body).split())})") from exc
+            raise translate(exc, f"read {ref}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"read {ref}") from exc
 
     def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
         """Read the resource, then replace its status subresource with what ``status()`` computes

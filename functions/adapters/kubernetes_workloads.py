@@ -27,10 +27,11 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
+from functions.adapters.kubernetes_fields import strict_refusals
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import PermanentError, RefusedWorkload, TemporaryError
 from functions.core.job import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
@@ -130,15 +131,22 @@ class Workloads:
     def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> str:
         """Create the launch's workload; its uid (the one there already when the launch was
         delivered before). What a name already taken (409) means is :func:`settle_conflict`'s.
-        A kind the cluster does not serve (404: its operator is not installed) is refused for good."""
+        A kind the cluster does not serve (404: its operator is not installed) is refused for good.
+        Strict field validation, as the submission's dry run: a field the kind's schema does not
+        have is a :class:`RefusedWorkload` naming it, not dropped by the API server for the trial
+        to run without it (a study taken before its kind's CRD changed, or whose dry run its
+        first trial's parameters skipped)."""
         group, version, plural = trial_kinds.resource(workload)
         what = f"{workload.get('kind')} {launch.job_name}"
         try:
-            created = self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload))
+            created = self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload),
+                                                                    field_validation="Strict")
             return cast(str, cast(Mapping[str, Any], created)["metadata"]["uid"])
         except ApiException as exc:
             if (refused := oversized_workload(exc, TRIAL_SPEC, what)) is not None:
                 raise refused from exc
+            if unknown := strict_refusals(exc, TRIAL_SPEC, f"{workload.get('apiVersion')} {workload.get('kind')}"):
+                raise RefusedWorkload(unknown) from exc
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
                                            "is its operator installed and katuna's Role granted it?)") from exc

@@ -179,22 +179,24 @@ class SqliteStudies(SqliteConnection):
         return [((row["made"], row["name"]), self._study(row)) for row in rows]
 
     @reading
-    def newest_studies(self, limit: int) -> list[StudyRecord]:
-        """The ``limit`` studies stored last, newest first, by the row's id: the id a study
-        is given is always above every id still in the table, so they rise as studies are stored."""
-        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY rowid DESC LIMIT ?", [limit])]
+    def newest_studies(self, limit: int, skip: int = 0) -> list[StudyRecord]:
+        """The ``limit`` studies stored last, newest first, past the ``skip`` newest, by the
+        row's id: the id a study is given is always above every id still in the table, so they
+        rise as studies are stored."""
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                                                       [limit, skip])]
 
     @reading
-    def studies_version(self, newest: int) -> str:
-        """A text that changes as a study is stored or deleted, as one of the ``newest``
-        restarts, changes status or has a trial change state (its counts and best trial, which a
+    def studies_version(self, newest: int, skip: int = 0) -> str:
+        """A text that changes as a study is stored or deleted, as one of the ``newest`` (past
+        the ``skip`` newest) restarts, changes status or has a trial change state (its counts and best trial, which a
         list shows), and as studies start or end running anywhere (whether a list must follow
         them): read from the studies table and the kept trial counts alone (however many trials
         the studies hold), so a list of the newest can ask often whether it changed."""
         rows = self.db.execute(
             "SELECT (SELECT count(*) FROM studies), rowid, uid, status, restarts, "
             "(SELECT json_group_array(state || '=' || n) FROM trial_counts WHERE study = studies.name) "
-            "FROM studies ORDER BY rowid DESC LIMIT ?", [newest]).fetchall()
+            "FROM studies ORDER BY rowid DESC LIMIT ? OFFSET ?", [newest, skip]).fetchall()
         running = self.db.execute("SELECT runs_on, count(*) FROM studies WHERE status = ? GROUP BY runs_on "
                                   "ORDER BY runs_on", [STUDY_RUNNING]).fetchall()
         return hashlib.blake2b(json.dumps([rows, running]).encode(), digest_size=12).hexdigest()

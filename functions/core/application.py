@@ -142,10 +142,10 @@ class ServiceStore(Store, Protocol):
     def census(self) -> Census:
         """Counts across studies: studies by status, trials by state, node-pool uses by phase."""
 
-    def studies_version(self, newest: int) -> str:
-        """A text that changes as a study is stored or deleted, as one of the ``newest`` restarts,
-        changes status or has a trial change state, and as studies start or end running; cheap,
-        however many trials the studies hold."""
+    def studies_version(self, newest: int, skip: int = 0) -> str:
+        """A text that changes as a study is stored or deleted, as one of the ``newest`` (past the
+        ``skip`` newest) restarts, changes status or has a trial change state, and as studies
+        start or end running; cheap, however many trials the studies hold."""
 
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None: ...
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.records import StudyRecord
 from functions.core.resources import description
@@ -26,7 +27,23 @@ def same_study(stored: StudyRecord, spec: Study, definition: Mapping[str, Any]) 
     stored it, which may lack a default added since: the user's documents decide, not it."""
     if description(stored.definition) != description(definition):
         return False
-    return stored.spec == spec or restated(stored, spec, definition) == spec
+    return stored.spec == spec or restated(stored, spec, definition) == spec or \
+        _same_experiment(stored.definition, definition)
+
+
+def _same_experiment(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether two Katib Experiments are one study once each spec is as Katib stores it, its
+    defaults written in (:mod:`functions.core.katib_defaults`): one submitted again as ``kubectl
+    get -o yaml`` gives it back (``resumePolicy: Never``, the objective's ``metricStrategies``, a
+    Job's ``successCondition``, ...) is the same Experiment to Katib, and so to katuna."""
+    from functions.core.resume import is_experiment
+
+    if not (is_experiment(before) and is_experiment(after)) or \
+            not all(isinstance(document.get("spec"), Mapping) for document in (before, after)):
+        return False
+    converted = [_converted({**document, "spec": katib_defaults.stored(document["spec"])})
+                 for document in (before, after)]
+    return converted[0] is not None and converted[0] == converted[1]
 
 
 def restated(stored: StudyRecord, spec: Study, definition: Mapping[str, Any]) -> Study | None:

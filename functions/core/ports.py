@@ -238,7 +238,9 @@ class Resources(Protocol):
     to ask (no API address configured, and not running in one)."""
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
-        """The resource as the API holds it now, or None when there is none."""
+        """The resource as the API holds it now, or None when there is none; a
+        :class:`~functions.core.errors.TemporaryError` where the API cannot tell (it does not
+        serve the resource's kind for now)."""
 
     def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
         """Write what ``status()`` computes (None values left out; its lists cut where the

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.metrics import Observation
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
@@ -84,7 +85,8 @@ class Origin:
     """The resource a stored study came from, and the last generation of it katuna handled.
 
     ``refused`` explains why that generation's spec was not applied (empty when it was);
-    ``dropped`` says the study's workloads that ``retain`` kept were deleted once the resource was.
+    ``dropped`` says the study's workloads that ``retain`` kept were deleted once the resource
+    was, ``checkpoints_dropped`` that its checkpoints on the cluster's claim were asked to be.
     """
 
     ref: Ref
@@ -93,18 +95,20 @@ class Origin:
     refused: str = ""
     refused_at: float | None = None
     dropped: bool = False
+    checkpoints_dropped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name, "uid": self.uid,
                 "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at,
-                "apiVersion": self.ref.api_version, "dropped": self.dropped}
+                "apiVersion": self.ref.api_version, "dropped": self.dropped,
+                "checkpointsDropped": self.checkpoints_dropped}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Origin:
         """An origin as :meth:`to_dict` wrote it (stored before Katib's kinds: ``katuna.dev``)."""
         ref = Ref(raw["kind"], raw["namespace"], raw["name"], raw.get("apiVersion") or API_VERSION)
         return cls(ref, raw["uid"], raw["generation"], raw.get("refused") or "", raw.get("refusedAt"),
-                   bool(raw.get("dropped")))
+                   bool(raw.get("dropped")), bool(raw.get("checkpointsDropped")))
 
     def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
         return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)
@@ -195,9 +199,14 @@ def spec_paths(kind: str, problems: Sequence[Problem]) -> list[Problem]:
 
 
 def refused_fields(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
-    """The spec fields an edit changes that a running study cannot take."""
+    """The spec fields an edit changes that a running study cannot take: an Experiment's
+    compared as Katib's webhook compares them, each spec as Katib stores it, its defaults
+    written in (:mod:`functions.core.katib_defaults`)."""
     before, after = _raw_spec(kind, stored), _raw_spec(kind, edited)
-    changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    if kind == "Experiment":
+        changed = katib_defaults.changed_fields(before, after)
+    else:
+        changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     return [f"spec.{key}" for key in changed if key not in EDITABLE[kind]]
 
 
@@ -275,7 +284,10 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                      "False" if record.terminal else "True"))
     if record.terminal:
         phase = _end_phase(record, origin)
-        conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
+        ended = _end_condition(origin, phase)
+        if ended != phase:
+            conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
+        conditions.append(_condition(ended, end_reason(record.reason), record.reason, record.completed_at))
     if origin.refused:
         conditions.insert(len(conditions) - 1, _condition("UpdateRefused", "SpecChangeRefused", origin.refused,
                                                           origin.refused_at))
@@ -304,6 +316,19 @@ def _end_phase(record: StudyRecord, origin: Origin) -> str:
     if origin.ref.kind == "Experiment" and ran_out_failing(record.status, record.reason):
         return "Succeeded"
     return {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
+
+
+def _end_condition(origin: Origin, phase: str) -> str:
+    """The type of an ended study's last condition: its phase, but for an Experiment a person
+    stopped (``katuna stop``, ``POST /studies/NAME/stop``), whose ``Stopped`` condition is
+    followed by ``Succeeded`` (reason ``StoppedByUser`` on both): Katib has no stop, and its
+    clients know an Experiment ended only by ``Succeeded`` or ``Failed`` (its SDK's
+    ``wait_for_experiment_condition`` would otherwise poll until its timeout); a stopped
+    study's best trial so far is its result, which ``get_optimal_hyperparameters`` reads. Its ``phase``, katuna's own reading, stays
+    ``Stopped``, as the study's status does."""
+    if origin.ref.kind == "Experiment" and phase == "Stopped":
+        return "Succeeded"
+    return phase
 
 
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,

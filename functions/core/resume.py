@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core import katib_defaults
 from functions.core.counted import counted
 from functions.core.records import COMPLETED, FAILED, STUDY_RUNNING, StudyRecord
 from functions.core.resources import Origin
@@ -137,14 +138,16 @@ def too_few_trials(edited: Mapping[str, Any], trials: int, purpose: str = "") ->
 
 
 def _changed(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
-    """The paths an edit changes besides the editable spec fields: other spec fields, the
+    """The paths an edit changes besides the editable spec fields: other spec fields (as Katib
+    stores them, its defaults written in: :mod:`functions.core.katib_defaults`), the
     metadata katuna reads (name, namespace, node-pool annotation; not the labels, which Katib
-    gives the Trials it makes after an edit as they are then) and any other top-level field."""
+    gives the Trials it makes after an edit as they are then) and any other top-level field but
+    the ``status`` a copy read back from the cluster carries, which an edit never changes."""
     from functions.core import katib
 
     def fields(definition: Mapping[str, Any]) -> dict[str, Any]:
-        spec = definition.get("spec") or {}
-        rest = {k: v for k, v in definition.items() if k not in ("spec", "metadata")}
+        spec = katib_defaults.stored(definition.get("spec") or {})
+        rest = {k: v for k, v in definition.items() if k not in ("spec", "metadata", "status")}
         metadata = {k: v for k, v in katib.document_metadata(definition.get("metadata") or {}).items()
                     if k != "labels"}
         return {**{f"spec.{k}": v for k, v in spec.items() if k not in EDITABLE}, "metadata": metadata, **rest}

@@ -119,8 +119,8 @@ class Store(Protocol):
         (:data:`StudyKey`: a study's key is never another's, and studies stored later have
         larger ones)."""
 
-    def newest_studies(self, limit: int) -> list[StudyRecord]:
-        """The ``limit`` studies stored last, newest first."""
+    def newest_studies(self, limit: int, skip: int = 0) -> list[StudyRecord]:
+        """The ``limit`` studies stored last, newest first, past the ``skip`` newest."""
 
     def claim_runner(self, name: str, uid: str, runner: str, alive: Callable[[str], bool]) -> str | None:
         """Name ``runner`` as the process that runs the study, unless another that ``alive``

@@ -15,6 +15,8 @@ from functions.core.spec import Study
 
 CSV_CHUNK = 64 * 1024
 """Bytes of CSV text gathered before they are handed on: any number of trials streams in bounded memory."""
+GIVEN = "given (initialTrials entry)"
+"""The column of a study that gives ``initialTrials``: the index of the entry a trial ran."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
 
@@ -23,17 +25,21 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] 
     """The trials as CSV text in chunks (header first), for streaming any number of them; under
     population-based training, each with its generation and parent after its state; given the
     numbers of a multi-objective study's Pareto ``front``, each with whether it is on it
-    (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean)."""
+    (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean); of a study
+    that gives ``initialTrials``, each with the index of the entry it ran (:data:`GIVEN`), blank
+    for a trial the sampler suggested."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
     lineage = ("generation", "parent") if spec.algorithm.name == pbt.NAME else ()
     marked = ("pareto",) if front is not None else ()
-    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *marked, *metrics, *params, "attempt",
+    given = (GIVEN,) if spec.initial_trials else ()
+    writer.writerow([_csv(title) for title in ("number", "state", *lineage, *marked, *given, *metrics, *params, "attempt",
                                                "started (UTC)", "finished (UTC)", "duration (s)", "reason")])
     for trial in trials:
         on_front = [str(trial.number in front).lower()] if front is not None else []
-        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front,
+        entry = [_csv(trial.initial_trial)] if given else []
+        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front, *entry,
                          *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),

@@ -13,7 +13,7 @@ from functions.core import pbt
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS
-from functions.core.spec import Study
+from functions.core.spec import MAXIMIZE, Study
 
 STATES = ACTIVE_STATES + FINISHED_STATES
 """A trial's states, as a trial's ``state`` names them."""
@@ -24,11 +24,13 @@ NAMED_FIELDS = 20
 @dataclass(frozen=True)
 class Column:
     """One column of the trial table: its query field (for sorting and, where its values are
-    numbers, min/max ranges) and its title."""
+    numbers, min/max ranges), its title, and whether its first sort is descending: a maximised
+    objective's, so that its first click puts the best trials first."""
 
     field: str
     title: str
     ranged: bool = False
+    descending_first: bool = False
 
 
 def columns(spec: Study) -> list[Column]:
@@ -38,7 +40,9 @@ def columns(spec: Study) -> list[Column]:
     out = [Column("number", "trial"), Column("state", "state")]
     if spec.algorithm.name == pbt.NAME:
         out += [Column("generation", "generation", ranged=True), Column("parent", "parent", ranged=True)]
-    out += [Column(f"metric:{name}", name, ranged=True) for name in spec.metric_names]
+    maximised = {o.metric for o in spec.objectives if o.direction == MAXIMIZE}
+    out += [Column(f"metric:{name}", name, ranged=True, descending_first=name in maximised)
+            for name in spec.metric_names]
     out += [Column(f"param:{p.name}", p.name, ranged=not isinstance(p, CategoricalParameter)) for p in spec.parameters]
     out += [Column("duration", "duration", ranged=True), Column("startedAt", "started")]
     return out

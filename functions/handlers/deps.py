@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functions.core.cluster import Cluster
 from functions.core.errors import Problem
 from functions.core.katib_trials import TRIALS_KEPT
+from functions.core.launch import TrialLaunch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunnerClaims, RunningLogs
@@ -78,6 +79,10 @@ class Deps:
     runner: RunnerClaims | None = None
     """This process, where trials are its processes (None: Jobs on a cluster): a study that
     another live process claimed (a ``katuna run`` of it) is left to it."""
+    checkpoint_drops: Callable[[TrialLaunch], bool] | None = None
+    """Ask the cluster to delete the checkpoints on ``KATUNA_CHECKPOINT_CLAIM`` of the study of
+    a trial launch (:mod:`functions.core.checkpoint_drop`): whether it was asked (False: the study
+    has none there, or the service no claim); None where trials do not run as Jobs."""
 
 
 def study_here(deps: Deps, name: str) -> StudyRecord:

@@ -10,10 +10,13 @@ resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
 cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
-stops the study, and once its trials are stopped deletes the workloads ``retain`` kept
-(:func:`~functions.handlers.stopping.drop_kept`; the tick's delete event comes for them where
-the study was still running); an edit of the fields a running study takes (parallelism, max
-trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
+stops the study, and once its trials are stopped deletes the workloads ``retain`` kept and the
+checkpoints of population-based training on the cluster's claim, as Katib's go with a deleted
+Experiment (:func:`~functions.handlers.stopping.drop_kept`; the tick's delete event comes for
+them where the study was still running); an Experiment applied again with Katib's defaults
+written out (as ``kubectl get -o yaml`` gives it back) is no change, as Katib's webhook
+compares the two once both are defaulted (:mod:`functions.core.katib_defaults`); an edit of
+the fields a running study takes (parallelism, max trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules; not one whose maxTrials would take the study's Optuna history past
 ``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken;
 one without maxTrials takes the trial cap the limits give it then: :mod:`functions.core.trial_cap`) updates it, an edit raising the trial budget of an ended Experiment
@@ -30,14 +33,13 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from functions.core import katib, resume, template_sources
+from functions.core import katib, katib_defaults, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.job import missing_requests
-from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
+from functions.core.records import STOPPED, StudyRecord
 from functions.core.resources import (
     DELETED,
     EDITABLE,
@@ -59,7 +61,7 @@ from functions.core.trial_identity import study_problems
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
 from functions.handlers.starting import go_on
-from functions.handlers.stopping import MAX_MARKED, drop_kept, drop_workloads, kept_behind
+from functions.handlers.stopping import drop_kept, kept_behind, retire
 from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report
 
@@ -87,7 +89,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if stored is not None and origin is not None and origin.ref == ref:
         if origin.uid == uid:
             return _edit(deps, stored, origin, current) if generation > origin.generation else []
-        _retire(deps, stored)
+        retire(deps, stored, origin)
         stored = None
     if _handled(current, generation):
         return []
@@ -166,6 +168,8 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     kind = origin.ref.kind
     try:
         edited = template_sources.as_stored(definition(current), stored.definition, _templates(deps).home)
+        if _unchanged(kind, stored.definition, edited):
+            return _taken_unchanged(deps, stored, origin, generation)
         if stored.terminal:
             _restartable(deps, stored, edited)
         else:
@@ -190,6 +194,27 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     events = go_on(record, deps, None)
     report(deps.store.get_study(stored.name), deps)
     return events
+
+
+def _unchanged(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) -> bool:
+    """Whether an edited Experiment is the stored one as Katib's webhook compares them: its spec
+    the same once both are as Katib stores them, defaults written in
+    (:mod:`functions.core.katib_defaults`; as ``kubectl get -o yaml`` gives it back), its
+    node-pool annotation the same. Katib takes it, running or ended, with no check of its budget."""
+    if kind != "Experiment":
+        return False
+    before, after = stored.get("spec"), edited.get("spec")
+    pools = [katib.annotated_pool(document.get("metadata") or {}) for document in (stored, edited)]
+    return isinstance(before, Mapping) and isinstance(after, Mapping) and katib_defaults.same_spec(before, after) \
+        and pools[0] == pools[1]
+
+
+def _taken_unchanged(deps: Deps, stored: StudyRecord, origin: Origin, generation: int) -> list[Event]:
+    """Record the generation that changes nothing as handled (a refusal of an earlier one is
+    no longer the resource's: it is as the study runs), the study left as it is."""
+    deps.store.update_study(stored.name, origin=origin.handled(generation).to_dict())
+    report(deps.store.get_study(stored.name), deps)
+    return []
 
 
 def _apply_edit(deps: Deps, stored: StudyRecord, spec: Study, submitted: dict[str, Any],
@@ -255,17 +280,3 @@ def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, me
     deps.store.update_study(stored.name, origin=origin.handled(generation, message, deps.clock()).to_dict())
     report(deps.store.get_study(stored.name), deps)
     return []
-
-
-def _retire(deps: Deps, stored: StudyRecord) -> None:
-    """Forget the study of a resource that was deleted and made again under the same name
-    (its trials stopped, and the ended ones whose workloads are still marked to stop:
-    :mod:`functions.handlers.stopping`; the workloads ``retain`` kept deleted, as the garbage
-    collector deletes a deleted Experiment's): the new resource is a new study."""
-    stopped = deps.store.trials(stored.name, ACTIVE_STATES)
-    for _, number in deps.store.stopping_trials(MAX_MARKED, stored.name):
-        if (trial := deps.store.get_trial(stored.name, number)) is not None:
-            stopped.append(trial)
-    deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
-    drop_workloads(stored, deps)
-    deps.store.delete_study(stored.name)

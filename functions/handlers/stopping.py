@@ -15,6 +15,11 @@ trial the store says has ended.
 Just before a workload is stopped, the last lines of its attempt's log are kept in the store
 where the stop loses the log (a cluster trial's pods go with their Job:
 :mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read.
+
+Once a study resource is deleted and its trials' stops are done, what Katib deletes with its
+Experiment goes too (:func:`drop_kept`): the workloads ``retain`` kept, and the checkpoints of
+population-based training on the cluster's claim; a resource made again under the name retires
+its old study the same way (:func:`retire`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
+from functions.core import pbt
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
 from functions.core.ports import Place
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
@@ -128,28 +134,55 @@ def stop_study_marked(deps: Deps, study: str) -> None:
 
 
 def kept_behind(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
-    """Whether the ended study, whose resource is gone, has workloads left that ``retain`` kept
-    (its ended trials', and those its end suspended) and that are now to be deleted, as Katib's
-    are with its deleted Experiment (:func:`drop_kept`): not deleted yet, and its trials' stops
-    done (none running, none marked), so that each stopped trial's last lines were kept first."""
-    if not record.terminal or not record.spec.trial_template.retain or origin.dropped:
+    """Whether the ended study, whose resource is gone, has what Katib deletes with its deleted
+    Experiment still to delete (:func:`drop_kept`): workloads that ``retain`` kept (its ended
+    trials', and those its end suspended), or checkpoints on the cluster's claim
+    (population-based training, where Katib's are on its suggestion's volume, owned by the
+    Experiment); and its trials' stops done (none running, none marked), so that each stopped
+    trial's last lines were kept first and no trial's pod is made again to write a checkpoint."""
+    if not record.terminal or not (_workloads_left(record, origin) or _checkpoints_left(record, origin, deps)):
         return False
     return deps.store.count_trials(record.name).active == 0 and not deps.store.stopping_trials(1, record.name)
 
 
+def _workloads_left(record: StudyRecord, origin: Origin) -> bool:
+    return record.spec.trial_template.retain and not origin.dropped
+
+
+def _checkpoints_left(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
+    return deps.checkpoint_drops is not None and record.spec.algorithm.name == pbt.NAME and \
+        not origin.checkpoints_dropped
+
+
 def drop_kept(record: StudyRecord, origin: Origin, deps: Deps) -> None:
-    """Delete the workloads ``retain`` kept of the ended study whose resource is gone, with
-    their pods, and record that in its origin: the garbage collector deletes a deleted Katib
-    Experiment's Trials, and the workloads they own with them, whatever its ``retain``. A
-    failure raises, for the event to come again, and leaves the origin as it was."""
-    drop_workloads(record, deps)
-    deps.store.update_study(record.name, origin=replace(origin, dropped=True).to_dict())
+    """Delete what the ended study whose resource is gone left on the cluster, and record each
+    in its origin: the workloads ``retain`` kept, with their pods (the garbage collector deletes
+    a deleted Katib Experiment's Trials, and the workloads they own with them, whatever its
+    ``retain``), and its checkpoints on the claim (:func:`drop_checkpoints`). A failure raises,
+    for the event to come again (each part is safe to repeat), and leaves the origin as it was."""
+    if _workloads_left(record, origin):
+        drop_workloads(record, deps)
+        origin = replace(origin, dropped=True)
+    if _checkpoints_left(record, origin, deps):
+        drop_checkpoints(record, deps)
+        origin = replace(origin, checkpoints_dropped=True)
+    deps.store.update_study(record.name, origin=origin.to_dict())
+
+
+def drop_checkpoints(record: StudyRecord, deps: Deps) -> None:
+    """Ask for the Job deleting the study's checkpoints from the claim
+    (:mod:`functions.core.checkpoint_drop`; named from its uid, so asking again is the same Job,
+    or that Job run again where it failed): a study of population-based training whose trials
+    ran as Jobs, one trial at least. Nothing where the service runs no trial Jobs."""
+    first = deps.store.get_trial(record.name, 0) if deps.checkpoint_drops is not None else None
+    if deps.checkpoint_drops is not None and first is not None and record.spec.algorithm.name == pbt.NAME:
+        deps.checkpoint_drops(trial_launch(record, first))
 
 
 def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
-    """After the stops of the study that ended because its resource was deleted: delete the
-    workloads ``retain`` kept (:func:`drop_kept`), in a transaction; a failure is logged, and the
-    tick's delete event of the resource comes for them again."""
+    """After the stops of the study that ended because its resource was deleted: delete what it
+    left (:func:`drop_kept`), in a transaction; a failure is logged, and the tick's delete event
+    of the resource comes for it again."""
     try:
         with deps.store.transaction():
             record = stored_study(deps.store, study, uid)
@@ -157,7 +190,8 @@ def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
             if record is not None and origin is not None and kept_behind(record, origin, deps):
                 drop_kept(record, origin, deps)
     except KatunaError as exc:
-        log.warning("deleting the workloads study %s kept, its resource deleted: %s; the tick tries again", study, exc)
+        log.warning("deleting what study %s kept on the cluster, its resource deleted: %s; the tick tries again",
+                    study, exc)
 
 
 def drop_workloads(record: StudyRecord, deps: Deps) -> None:
@@ -175,3 +209,30 @@ def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> No
     except KatunaError as exc:
         log.warning("stopping the workloads of trials %s of study %s: %s; the tick tries again",
                     ", ".join(map(str, numbers)), study, exc, extra=about(study))
+
+
+def retire(deps: Deps, stored: StudyRecord, origin: Origin) -> None:
+    """Forget the study of a resource that was deleted and made again under the same name
+    (its trials stopped, and the ended ones whose workloads are still marked to stop; the
+    workloads ``retain`` kept deleted, as the garbage
+    collector deletes a deleted Experiment's, and its checkpoints on the claim asked to be,
+    which nothing would name once the study is gone): the new resource is a new study."""
+    stopped = deps.store.trials(stored.name, ACTIVE_STATES)
+    for _, number in deps.store.stopping_trials(MAX_MARKED, stored.name):
+        if (trial := deps.store.get_trial(stored.name, number)) is not None:
+            stopped.append(trial)
+    deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
+    drop_workloads(stored, deps)
+    if not origin.checkpoints_dropped:
+        _drop_checkpoints_logged(deps, stored)
+    deps.store.delete_study(stored.name)
+
+
+def _drop_checkpoints_logged(deps: Deps, stored: StudyRecord) -> None:
+    """Ask for the retired study's checkpoints on the claim to be deleted; a refusal is logged,
+    naming the folder left, and keeps no new resource from starting its study."""
+    try:
+        drop_checkpoints(stored, deps)
+    except KatunaError as exc:
+        log.warning("the checkpoints of study %s (uid %s), whose resource was made again, stay on the claim in "
+                    "its folder %s: %s", stored.name, stored.uid, stored.uid, exc)

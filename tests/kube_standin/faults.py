@@ -1,11 +1,15 @@
 """Faults a test injects into the API server's answers, as a real one's connection can fail them:
 an answer lost after the change was made (the server wrote it, then its connection dropped, or
-the client's process died waiting), and a call refused before anything was changed (``503``,
-as the API server answers while etcd or its admission webhooks are unavailable).
+the client's process died waiting), a call refused before anything was changed (``503``,
+as the API server answers while etcd or its admission webhooks are unavailable), and a call of a
+kind the API server does not route for a moment (the 404 of a path it does not serve, for a
+custom resource that exists: an API server whose definitions of custom resources are not all
+loaded after a restart, kubernetes/kubernetes#115241).
 
 :meth:`Faults.hold` serves each later call of a verb on a resource, its change made, then holds
 its answer until :meth:`Held.release`: the test kills the caller meanwhile.
 :meth:`Faults.refuse` answers the next calls of a verb on a resource 503, changing nothing.
+:meth:`Faults.unserve` answers them as for a kind it does not serve (404, no Status).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Faults:
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Held] = {}
         self._refused: dict[tuple[str, str], int] = {}
+        self._unserved: dict[tuple[str, str], int] = {}
 
     def hold(self, verb: str, resource: str) -> Held:
         """Hold the answers of later ``verb`` calls on ``resource`` (``deletecollection``, ``jobs``)
@@ -55,6 +60,20 @@ class Faults:
         """Answer the next ``times`` calls of ``verb`` on ``resource`` 503, changing nothing."""
         with self._lock:
             self._refused[(verb, resource)] = times
+
+    def unserve(self, verb: str, resource: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``verb`` on ``resource`` (a plural, ``experiments``)
+        as the API server answers a path it does not route, changing nothing."""
+        with self._lock:
+            self._unserved[(verb, resource)] = times
+
+    def unserved(self, verb: str, resource: str) -> bool:
+        """Whether this call is answered as one of a kind not served (and one fewer left to be)."""
+        with self._lock:
+            left = self._unserved.get((verb, resource), 0)
+            if left > 0:
+                self._unserved[(verb, resource)] = left - 1
+            return left > 0
 
     def refusal(self, verb: str, resource: str) -> tuple[int, dict] | None:
         """The 503 to answer this call with instead of serving it, or None."""

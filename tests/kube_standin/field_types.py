@@ -2,11 +2,10 @@
 
 A built-in kind is decoded into Go structs before anything else: a string where the Job's spec
 has an integer, or a number where a container has a string (an argument, an environment
-value), cannot be decoded, and the whole request is a 400 BadRequest naming the Go field. A
-custom resource is checked against its CRD's structural schema: the Training Operator's
-``replicas`` is an ``int32``, its pod templates' containers are the core ``Container``; a value
-of the wrong type is a 422 Invalid for that field. So is a number its Go type cannot hold (an
-``int32`` past 2**31 - 1).
+value), cannot be decoded, and the whole request is a 400 BadRequest naming the Go field. So is
+a number its Go type cannot hold (an ``int32`` past 2**31 - 1). A custom resource is checked
+against its CRD's structural schema instead (:mod:`kube_standin.operator_schemas`): a value of
+the wrong type is a 422 Invalid for that field.
 """
 
 from __future__ import annotations
@@ -21,24 +20,6 @@ GO_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 value of the wrong type."""
 CONTAINER_STRINGS = ("command", "args")
 _JSON_KIND = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
-
-_CONTAINER = {"type": "object", "properties": {
-    "command": {"type": "array", "items": {"type": "string"}},
-    "args": {"type": "array", "items": {"type": "string"}},
-    "env": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"},
-                                                                       "value": {"type": "string"}}}}}}
-_POD_TEMPLATE = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
-    "containers": {"type": "array", "items": _CONTAINER}, "initContainers": {"type": "array", "items": _CONTAINER}}}}}
-_REPLICA_SPEC = {"type": "object", "properties": {"replicas": {"type": "integer", "format": "int32"},
-                                                  "template": _POD_TEMPLATE}}
-
-
-def training_schema(replica_specs: str) -> dict:
-    """What a Training Operator CRD's schema says of these fields, its replica specs at
-    ``spec.<replica_specs>`` (everything else is left to the stand-in's other checks)."""
-    return {"type": "object", "properties": {"spec": {"type": "object", "properties": {
-        replica_specs: {"type": "object", "additionalProperties": _REPLICA_SPEC}}}}}
-
 
 JOB_BOOLEANS = ("suspend", "manualSelector")
 """A Job spec's boolean fields."""

@@ -121,6 +121,14 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value ({name} is not JSON)")
 
 
+ROUTE_NOT_FOUND = "404 page not found\n"
+"""The body of the API server's 404 for a path it does not route (a kind it does not serve, a
+version of a kind it does not serve): its delegation chain ends in Go's ``http.NotFound``
+(k8s.io/apiserver pkg/util/notfoundhandler), plain text and no ``Status``. Clients show it as
+"the server could not find the requested resource" (client-go makes that message when a 404
+carries no Status); a 404 for an object that is not there is a ``Status`` naming it."""
+
+
 def warning(text: str) -> str:
     """A ``Warning`` header's value as the API server sends it (RFC 7234: code 299, no agent)."""
     quoted = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -180,7 +188,7 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 return
             call = parse(self.command, self.path, body, content_type)
             if call is None:
-                self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
+                self._send(404, ROUTE_NOT_FOUND)
                 return
             request = Request(self._user(), call.verb(), call.group, call.resource, call.subresource,
                               call.namespace or "", call.name or "")
@@ -191,10 +199,11 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
             cluster.authorized.append(request)
             if (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
                 self._send(*refused)
-            elif cluster.served(call.group, call.resource) is None:
+            elif cluster.served(call.group, call.resource) is None or cluster.faults.unserved(call.verb(),
+                                                                                              call.resource):
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.
-                self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
+                self._send(404, ROUTE_NOT_FOUND)
             elif (unreadable := unreadable_selector(call.query.get("labelSelector")) or fields.unreadable(call)):
                 self._send(400, status(400, "BadRequest", unreadable))
             elif call.watch:

@@ -2,10 +2,13 @@
 server's side of create, get, list, watch, patch and delete, with its wording.
 
 A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
-every request for it is the API's 404 "the server could not find the requested resource". A
-created object gets a uid, a creation time and a generation; a label the API server (or, in a
-pod template, the kind's controller) would refuse, or a field of the wrong type where the CRD's
-schema says its type (:mod:`kube_standin.field_types`), is 422 Invalid; one its operator's
+every request for it is the API's 404 for a path it does not route (:data:`kube_standin.server.ROUTE_NOT_FOUND`). A
+created object gets a uid, a creation time and a generation. It is taken against its CRD's
+schema (:mod:`kube_standin.operator_schemas`) as the API server takes it: a field the schema
+does not list is refused (400, ``fieldValidation=Strict``), warned of (``Warn``, the default) or
+dropped silently (``Ignore``), and dropped from what is stored; a label the API server (or, in a
+pod template, the kind's controller) would refuse, or a value the schema refuses (a wrong type,
+a missing required field), is 422 Invalid; one its operator's
 webhook denies (:mod:`kube_standin.webhooks`) is 403 Forbidden; a duplicate name is 409
 AlreadyExists; a delete whose preconditions do not hold is 409 Conflict; deleting one deletes
 what it owns (pods, Jobs and their pods), as the garbage collector does for custom resources,
@@ -19,7 +22,6 @@ import uuid
 from dataclasses import dataclass
 
 from kube_standin import patches, webhooks
-from kube_standin.field_types import training_schema
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
     AlreadyExists,
@@ -30,9 +32,10 @@ from kube_standin.objects import (
     status,
     unmet_precondition,
 )
+from kube_standin.operator_schemas import schema
 from kube_standin.operators import TRAINING
-from kube_standin.server import Call, Kind
-from kube_standin.structural import Refused, problems
+from kube_standin.server import ROUTE_NOT_FOUND, Call, Kind
+from kube_standin.structural import Refused, admitted
 from kube_standin.validation import nested_metadata_problems
 
 
@@ -44,8 +47,11 @@ class Crd:
     versions: tuple[str, ...]
     plural: str
     kind: str
-    schema: dict | None = None
-    """The part of the CRD's structural schema the stand-in checks, if any."""
+
+    @property
+    def schema(self) -> dict | None:
+        """The CRD's structural schema at its first version; None where it keeps every field."""
+        return schema(f"{self.group}/{self.versions[0]}", self.kind)
 
     @property
     def qualified(self) -> str:
@@ -56,8 +62,8 @@ class Crd:
 
 
 OPERATORS: dict[str, tuple[Crd, ...]] = {
-    "training-operator": tuple(Crd("kubeflow.org", ("v1",), kind.lower() + "s", kind, training_schema(key))
-                               for kind, key in TRAINING.items()),
+    "training-operator": tuple(Crd("kubeflow.org", ("v1",), kind.lower() + "s", kind)
+                               for kind in TRAINING),
     "trainer": (Crd("trainer.kubeflow.org", ("v1alpha1",), "trainjobs", "TrainJob"),
                 Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet")),
     "jobset": (Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet"),),
@@ -94,14 +100,15 @@ class Workloads:
                 self.crds[(crd.group, crd.plural)] = crd
             self.operators.add(operator)  # type: ignore[attr-defined]
 
-    def serve_workload(self, call: Call, version: str) -> tuple[int, dict]:
+    def serve_workload(self, call: Call, version: str) -> tuple[int, dict | str]:
         crd = self.crds[(call.group, call.resource)]
         namespace = call.namespace or ""
         if version not in crd.versions:
-            return 404, status(404, "NotFound", "the server could not find the requested resource")
+            return 404, ROUTE_NOT_FOUND
         with self.lock:  # type: ignore[attr-defined]
             if call.method == "POST":
-                return self._create_workload(crd, namespace, call.body or {}, version, call.dry_run)
+                return self._create_workload(crd, namespace, call.body or {}, version, call.dry_run,
+                                             call.query.get("fieldValidation"), call.warnings)
             if call.method == "DELETE" and call.name:
                 options = call.delete_options()
                 policy = options.get("propagationPolicy") or "Background"
@@ -113,21 +120,30 @@ class Workloads:
                                  call.query.get("limit"), call.query.get("continue"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
-    def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str,
-                         dry_run: bool = False) -> tuple[int, dict]:
-        """Create a workload of ``crd``'s kind; a ``dry_run`` is checked and answered alike, and
-        stores nothing (its operator never sees it)."""
+    def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str, dry_run: bool = False,
+                         directive: str | None = None, warnings: list[str] | None = None) -> tuple[int, dict]:
+        """Create a workload of ``crd``'s kind, its fields the schema does not list taken as
+        ``directive`` (the request's ``fieldValidation``) says, what the API warns of put in
+        ``warnings``; a ``dry_run`` is checked and answered alike, and stores nothing (its
+        operator never sees it)."""
         name = (body.get("metadata") or {}).get("name", "")
         if namespace not in self.namespaces:  # type: ignore[attr-defined]
             return not_found("namespaces", namespace)
         if body.get("kind") != crd.kind or body.get("apiVersion") != f"{crd.group}/{version}":
             return 400, status(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) does not "
                                                   f"match the expected API version ({crd.group}/{version})")
+        if crd.schema is not None:
+            try:
+                body, warned = admitted(crd.schema, body, crd.qualified, directive)
+            except Refused as refused:
+                return refused.code, refused.body
+            if warnings is not None:
+                warnings.extend(warned)
         if not DNS_SUBDOMAIN.match(name or "") or len(name) > 253:
             return invalid(crd.kind, crd.qualified, name, [("metadata.name", f'Invalid value: "{name}": a lowercase '
                                                             "RFC 1123 subdomain must consist of lower case "
                                                             "alphanumeric characters, '-' or '.'")])
-        causes = nested_metadata_problems(body) + (problems(crd.schema, body) if crd.schema else [])
+        causes = nested_metadata_problems(body)
         if causes:
             return invalid(crd.kind, crd.qualified, name, causes)
         denied = webhooks.denial(body)

@@ -104,6 +104,7 @@ def _guard():
     settings = current_app.extensions["katuna"].settings
     path = request.path
     if path in OPEN_PATHS:
+        setattr(g, api.TOLD_WHY, path == api.READY_PATH and _may_be_told_why(settings))
         return None
     if not settings.api_token and not (path == METRICS_PATH and settings.metrics_token):
         refused = _check_local_user()
@@ -135,6 +136,26 @@ def _guard():
     if event_path:
         return _check_event_sender(settings)
     return _check_caller(settings, path)
+
+
+def _may_be_told_why(settings: ServiceSettings) -> bool:
+    """Whether ``/readyz`` may tell this caller why the service is not ready: the reason may name
+    the database's path and what is wrong with it, which the probes (a kubelet, Knative's
+    queue-proxy) need not know, and which any caller could read, a page another site rebinds
+    to the service's address included. So it is told to a caller with the API token (a wrong one
+    counts against its client, as anywhere: no oracle for guessing the token), or, without a
+    token, to one the service would let read its studies; everyone else gets the status alone,
+    and the log has the reason."""
+    token = settings.api_token
+    if token:
+        if bearer(request) is None or _too_many_attempts() is not None:
+            return False
+        if has_token(request, token):
+            return True
+        _failed_attempt()
+        return False
+    return (_check_local_user() is None and guard.host_allowed(request.host, settings.allowed_hosts)
+            and not guard.cross_site_read(request))
 
 
 FORM_UNPLACED = ("the dashboard's forms (log in, log out) are taken only from its own pages, which a browser names "

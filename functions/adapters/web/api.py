@@ -8,7 +8,7 @@ from functools import partial
 from itertools import chain
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
@@ -69,12 +69,22 @@ def healthz():
     return jsonify(status="ok")
 
 
-@blueprint.get("/readyz")
+READY_PATH = "/readyz"
+TOLD_WHY = "katuna_told_why"
+"""The key of Flask's ``g`` where the guard says whether ``/readyz`` may tell its caller why the
+service is not ready (:func:`functions.adapters.web._may_be_told_why`)."""
+UNTOLD = "not ready: the service's log says why, as this answer does to a caller who may read the studies"
+"""``/readyz``'s reason to any other caller: the status alone."""
+
+
+@blueprint.get(READY_PATH)
 def readyz():
-    """Ready, or ``503 not_ready`` saying why, with ``Retry-After`` as every ``503`` has it."""
+    """Ready, or ``503 not_ready`` with ``Retry-After`` as every ``503`` has it, saying why to a
+    caller who may read the studies (:data:`TOLD_WHY`), and only that it is not to any other."""
     reason = _runtime().not_ready()
     if reason:
-        return (jsonify(status="not ready", error="not_ready", message=reason, retryable=True), 503,
+        message = reason if g.get(TOLD_WHY) else UNTOLD
+        return (jsonify(status="not ready", error="not_ready", message=message, retryable=True), 503,
                 {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return jsonify(status="ready")
 

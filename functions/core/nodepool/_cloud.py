@@ -69,11 +69,14 @@ class PoolStatus:
     health issues): why a pool is in error."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The pool as ``status`` prints it: whether it autoscales, and its limits only if it does."""
+        """The pool as ``status`` prints it: whether it autoscales, and its limits only if it
+        does; what the cloud says of its state (an EKS group's health issues, GKE's status
+        message), where it says anything."""
         limits = (self.min_nodes, self.max_nodes) if self.autoscaling else (None, None)
-        return {"pool": self.name, "state": self.state, "autoscaling": self.autoscaling, "minNodes": limits[0],
-                "maxNodes": limits[1], "capacity": self.capacity, "machineTypes": list(self.machine_types),
-                "labels": dict(self.labels)}
+        shown = {"pool": self.name, "state": self.state, "autoscaling": self.autoscaling, "minNodes": limits[0],
+                 "maxNodes": limits[1], "capacity": self.capacity, "machineTypes": list(self.machine_types),
+                 "labels": dict(self.labels)}
+        return shown | ({"message": self.message} if self.message else {})
 
 
 def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:

@@ -283,7 +283,12 @@ def _reserved_label(key: str, provider: str | None) -> str | None:
     kubernetes label is not allowed") and, on EKS, by kubelet, which then never starts, so the
     nodes never join: it takes only its own ``kubelet.kubernetes.io`` and ``node.kubernetes.io``.
     The cloud's own namespace holds the labels it sets on its nodes (the pool's name trials
-    select on among them), which GKE refuses to have set and EKS's would be overridden."""
+    select on among them), which GKE refuses to have set and EKS's would be overridden.
+    katuna's own :data:`POOL_LABEL` is the pool's name on every pool katuna creates: a value
+    given for it would be overridden, and the pool then found without it, refused to the next
+    study (or the next run of the provisioning script) asking for the same pool."""
+    if key == POOL_LABEL:
+        return f"expected a label other than {POOL_LABEL}: katuna gives each node the pool's name there"
     namespace = key.rpartition("/")[0]
     domain, cloud = _CLOUD_LABELS.get(provider or "", ("", ""))
     if domain and _under(namespace, domain):

@@ -13,6 +13,7 @@ process (its image is noted and ignored), ended at a Job's own deadline (:func:`
 from functions.core.trial_spec._check import check
 from functions.core.trial_spec._folders import relative_pod_folders
 from functions.core.trial_spec._job_fields import template_field
+from functions.core.trial_spec._kind_fields import JOB_TEMPLATE, POD_TEMPLATE, fields_known, kind_fields
 from functions.core.trial_spec._local import (
     CONTAINER_FOLDER,
     TEMPLATE_FOLDER,
@@ -39,6 +40,6 @@ from functions.core.trial_spec._shapes import (
 )
 
 __all__ = [
-    "CONTAINER_FOLDER", "PATH", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "as_the_engine_gives", "check", "init_containers", "local_engine_fields", "local_entrypoint", "local_env_sources", "local_pod_parts", "local_folder", "local_process", "located_containers",
+    "CONTAINER_FOLDER", "JOB_TEMPLATE", "PATH", "POD_TEMPLATE", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "as_the_engine_gives", "check", "fields_known", "init_containers", "kind_fields", "local_engine_fields", "local_entrypoint", "local_env_sources", "local_pod_parts", "local_folder", "local_process", "located_containers",
     "no_command", "primary_container", "primary_container_name", "relative_pod_folders", "render", "render_workload", "requests_resources", "template_field",
 ]

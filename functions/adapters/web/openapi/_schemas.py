@@ -30,7 +30,9 @@ SCHEMAS: dict[str, Any] = {
                                                   "of not_ready that also says its status",
                  "required": ["status", "error", "message", "retryable"], "properties": {
                      "status": {"const": "not ready"}, "error": {"const": "not_ready"},
-                     "message": {"type": "string", "description": "why: the database cannot be read, its path "
+                     "message": {"type": "string", "description": "why, to a caller who may read the studies "
+                                 "(with KATUNA_API_TOKEN set, one sending it), and to any other only that the "
+                                 "service's log says why: the database cannot be read, its path "
                                  "no longer names the file the service opened, or what is not running: the event "
                                  "broker thread (queue mode), or the threads sending events to K_SINK (reply mode)"},
                      "retryable": {"const": True}}},

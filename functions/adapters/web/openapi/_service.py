@@ -17,6 +17,11 @@ OPEN: list[dict[str, list[str]]] = []
 which sends a caller without the token or a session to the login form."""
 
 
+READY_SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+"""What ``/readyz`` takes: nothing (a probe), or the API token, with which a ``503`` says why the
+service is not ready (:func:`functions.adapters.web._may_be_told_why`)."""
+
+
 def event_operation(summary: str, operation: str) -> dict[str, Any]:
     """An operation that takes a CloudEvent: ``POST /``, ``/functions/{function}``, ``/dead-letters``."""
     return {"summary": summary, "operationId": operation, "security": EVENT_SECURITY,
@@ -146,10 +151,12 @@ def _probe_paths() -> dict[str, Any]:
     return {
         "/healthz": {"get": {"summary": "healthz", "operationId": "healthz", "security": OPEN,
                              "responses": {"200": {"description": "the process answers", **status_body("ok")}}}},
-        "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "security": OPEN, "responses": {
+        "/readyz": {"get": {"summary": "readyz", "operationId": "readyz", "security": READY_SECURITY, "responses": {
             "200": {"description": "ready", **status_body("ready")},
             "503": {"description": ("not ready: the database cannot be read, or its path no longer names the "
-                                    "file the service opened, or a thread taking events is not running"),
+                                    "file the service opened, or a thread taking events is not running; the "
+                                    "message says which to a caller with the API token (without one set, to a "
+                                    "caller who may read the studies), the service's log to anyone"),
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotReady"}}}}}}},
         "/openapi.json": {"get": {"summary": "openapi", "operationId": "openapi",
                                   "responses": {"200": {"description": "this document", "content": {

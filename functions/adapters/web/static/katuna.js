@@ -72,14 +72,20 @@ const katuna = (() => {
   // A server-rendered part of the page, fetched again into its holder (left as it is when the
   // service answers a conditional request, ``headers``, with 304: unchanged).
   // The focused link (or element with an id) inside is focused again in the new content, so a
-  // keyboard or screen-reader user keeps their place while a table refreshes.
+  // keyboard or screen-reader user keeps their place while a table refreshes; and each box that
+  // scrolls on its own (one with an id) is scrolled as far down and across as it was.
   async function refill(holder, headers = {}) {
     const response = await fetchData(holder.dataset.src, "text/html", headers);
     if (response.status === 304) return;
     const text = await response.text();
     const focused = holder.contains(document.activeElement) ? document.activeElement : null;
     const key = focused && (focused.getAttribute("href") || focused.id);
+    const scrolled = [...holder.querySelectorAll(".scroll[id]")].map((box) => [box.id, box.scrollTop, box.scrollLeft]);
     holder.innerHTML = text;
+    for (const [id, top, left] of scrolled) {
+      const box = document.getElementById(id);
+      if (box) box.scrollTo(left, top);
+    }
     if (key) {
       const again = [...holder.querySelectorAll("a[href], [id]")].find((el) => (el.getAttribute("href") || el.id) === key);
       if (again) again.focus();

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import Response, redirect, render_template, request, url_for
 
 from functions.adapters.web import paging
 from functions.adapters.web.query import one_value
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._front import cut_short, front_page, json_size
 from functions.core.pareto import best_trials, front_spread
+from functions.core.query_args import whole_of
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
@@ -26,13 +27,21 @@ FRONT_LISTED = 500
 fetched again as trials finish, would grow with it (5,000 rows: a megabyte). Fewer where their JSON
 passes :data:`~functions.adapters.web.paging.PAGE_BYTES` (:func:`_spread`)."""
 STUDIES_SHOWN = 200
-"""The most studies the dashboard's list shows, the newest: the list is fetched again every few
-seconds while a study runs, and each study's view costs a few reads of its own."""
+"""The most studies a page of the dashboard's list shows, the newest first (``page`` 2 the next
+older, and so on): the list is fetched again every few seconds while a study runs, and each
+study's view costs a few reads of its own."""
+LAST_PAGE = (1 << 63) // STUDIES_SHOWN
+"""The highest ``page`` the list takes: no page may start past SQLite's largest integer."""
 
 
 @blueprint.get("/")
 def studies():
-    return render_template("studies.html", **_studies_context())
+    """The list's ``page`` (the newest :data:`STUDIES_SHOWN` first); a page past its last (an
+    old link: studies were deleted since) leads to its last."""
+    context = _studies_context()
+    if context["page"] > context["pages"]:
+        return redirect(url_for("ui.studies", page=context["pages"] if context["pages"] > 1 else None))
+    return render_template("studies.html", **context)
 
 
 @blueprint.get("/studies.fragment")
@@ -41,7 +50,7 @@ def studies_fragment():
     ``If-None-Match`` of its version as it is (:meth:`studies_version`), which the idle list
     asks with. The version follows everything the table shows but the clock (a running
     study's duration), so its ETag is weak, and compared weakly (RFC 9110 section 13.1.2)."""
-    version = runtime().store().studies_version(STUDIES_SHOWN)
+    version = runtime().store().studies_version(STUDIES_SHOWN, _skipped(_page()))
     if request.if_none_match.contains_weak(version):
         unchanged = Response(status=304)
         unchanged.set_etag(version, weak=True)
@@ -51,17 +60,30 @@ def studies_fragment():
     return response
 
 
+def _page() -> int:
+    return whole_of("page", one_value("page"), 1, 1, LAST_PAGE)
+
+
+def _skipped(page: int) -> int:
+    """The studies newer than those the list's ``page`` shows."""
+    return (page - 1) * STUDIES_SHOWN
+
+
 def _studies_context(version: str | None = None) -> dict:
-    """The newest studies' views, how many are stored, whether any study this service runs is
-    running (shown or not), and the version of the list, read first: a change made while the views are read
-    makes the next ask of the idle list fetch it again. A study left to the service that runs
-    its trials elsewhere keeps the list idle: in a copied database it would run forever."""
-    store, executor = runtime().store(), runtime().settings.executor
-    version = version or store.studies_version(STUDIES_SHOWN)
-    views = [study_view(store, record) for record in store.newest_studies(STUDIES_SHOWN)]
+    """The views of the studies of the list's page (the newest, on its first), how many are
+    stored, which page of how many this is, whether any study this service runs is running
+    (shown or not), and the version of the list, read first: a change made while the views are
+    read makes the next ask of the idle list fetch it again. A study left to the service that
+    runs its trials elsewhere keeps the list idle: in a copied database it would run forever."""
+    store, executor, page = runtime().store(), runtime().settings.executor, _page()
+    version = version or store.studies_version(STUDIES_SHOWN, _skipped(page))
+    views = [study_view(store, record) for record in store.newest_studies(STUDIES_SHOWN, _skipped(page))]
     census = store.census()
-    return {"studies": views, "stored": sum(census.studies.values()), "running": census.running_for(executor) > 0,
-            "now": runtime().clock(), "version": version, "executor": executor, "runs_on": RUNS_ON}
+    stored = sum(census.studies.values())
+    return {"studies": views, "stored": stored, "running": census.running_for(executor) > 0,
+            "now": runtime().clock(), "version": version, "executor": executor, "runs_on": RUNS_ON,
+            "page": page, "pages": max((stored + STUDIES_SHOWN - 1) // STUDIES_SHOWN, 1),
+            "first": _skipped(page) + 1, "page_size": STUDIES_SHOWN}
 
 
 @blueprint.get("/studies/<name>")

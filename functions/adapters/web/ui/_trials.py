@@ -16,7 +16,7 @@ from functions.adapters.web.api import find_trial
 from functions.adapters.web.query import attempt_ended, attempt_of, one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._front import cut_short, json_size
-from functions.core import trial_csv
+from functions.core import pbt, trial_csv
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
 from functions.core.live_log import LogMark
@@ -24,7 +24,7 @@ from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.pareto import front_marks
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import Study
-from functions.core.trial_fields import STATES, bound_text, columns
+from functions.core.trial_fields import STATES, bound_text, columns, titles
 from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
 from functions.core.trial_listing import with_front
@@ -98,7 +98,17 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "to_next": _next(link, query.offset + len(rows), size, total),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args),
-            "front": front_marks(store, record)}
+            "front": front_marks(store, record), "given": _given_after(record.spec),
+            "sorted_by": titles(record.spec).get(query.sort, query.sort)}
+
+
+def _given_after(spec: Study) -> str | None:
+    """The column the trial table's **given** column follows (the entry of the study's
+    ``initialTrials`` a trial ran): the state, or under population-based training the parent,
+    as ``katuna trials`` and the CSV export place it; None where the study gives none."""
+    if not spec.initial_trials:
+        return None
+    return "parent" if spec.algorithm.name == pbt.NAME else "state"
 
 
 def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:

@@ -1,0 +1,97 @@
+"""The fields of a trial's workload that its kind does not have (a Job's ``comand``, a
+PyTorchJob's ``restartpolicy``, a JobSet container's ``resource``). The API server drops such a
+field, unless the request asks for strict field validation (a Job's by its decoder, a custom
+resource's by its CRD's structural schema), and the trial runs without what it meant. katuna asks
+for it on every create of a trial's workload, the submission's dry run included, and names each
+field the API server refuses (:func:`strict_refusals`); where no cluster is asked (``katuna
+render``, trials run on this machine), the kinds katuna knows are checked here
+(:func:`unknown_workload_fields`), their templates by Kubernetes' own types in its client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
+
+from functions.core.errors import Problem
+from functions.core.trial_spec import POD_TEMPLATE, kind_fields
+
+UNKNOWN_JOB_FIELD = ("unknown field: a batch/v1 Job has no such field (Katib's webhook refuses it, and the API server "
+                     "would drop it unread); check its spelling and place")
+STRICT_DECODING = "strict decoding error:"
+"""What the API server's 400 says where ``fieldValidation=Strict`` refused a field the kind's
+schema does not have: ``PyTorchJob in version "v1" cannot be handled as a PyTorchJob: strict
+decoding error: unknown field "spec.pytorchReplicaSpec"``, each such field by its path."""
+_UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')
+
+
+def unknown_field(what: str) -> str:
+    """Why a field of a ``what`` (``kubeflow.org/v1 PyTorchJob``) workload is refused."""
+    return (f"unknown field: {what} has no such field (a cluster's dry run refuses it, and the API server would "
+            "drop it unread); check its spelling and place")
+
+
+def unknown_job_fields(job: Any, prefix: str) -> list[Problem]:
+    """The fields of ``job``, a ``batch/v1`` Job as a mapping, that the Job's type does not have
+    (``comand``, ``resurces``), each at its path under ``prefix``: Katib's webhook refuses a Job
+    trial template with one, and so does a cluster's dry run (``fieldValidation=Strict``), so
+    trials that run on this machine, which read a few of its fields, are held to the same rule.
+    Only unknown fields: a value the typed model would read otherwise (a number for a quantity,
+    a placeholder for a number) is the API server's to judge where the Job is created."""
+    return [Problem(prefix + path, UNKNOWN_JOB_FIELD) for path in _typed_unknown(client.V1Job, job)]
+
+
+def unknown_workload_fields(trial_spec: Mapping[str, Any], prefix: str) -> list[Problem]:
+    """The fields of a ``trialSpec`` its kind does not have, each at its path under ``prefix``:
+    a Job's by the Job's type (:func:`unknown_job_fields`), an operator's kind's by the fields
+    its CRD lists (:func:`~functions.core.trial_spec.kind_fields`), its pod and Job templates
+    by their types; none for a kind whose CRD keeps unknown fields, or that katuna does not know."""
+    if (trial_spec.get("apiVersion"), trial_spec.get("kind")) == ("batch/v1", "Job"):
+        return unknown_job_fields(trial_spec, prefix)
+    why = unknown_field(f"{trial_spec.get('apiVersion')} {trial_spec.get('kind')}")
+    problems = []
+    for path, template, value in kind_fields(trial_spec):
+        if template is None:
+            problems.append(Problem(f"{prefix}.{path}", why))
+            continue
+        model = client.V1PodTemplateSpec if template == POD_TEMPLATE else client.V1JobTemplateSpec
+        problems += [Problem(f"{prefix}.{path}{field}", why) for field in _typed_unknown(model, value)]
+    return problems
+
+
+def _typed_unknown(model: Any, value: Any) -> list[str]:
+    """The paths (``.spec.template.spec.containers[0].comand``) of the fields of ``value``
+    that Kubernetes' type ``model`` does not have."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [_location(error["loc"]) for error in exc.errors() if error["type"] == "extra_forbidden"]
+    return []
+
+
+def _location(steps: tuple[int | str, ...]) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
+
+
+def strict_refusals(exc: ApiException, prefix: str, what: str, field: Callable[[str], str] = str) -> list[Problem]:
+    """The fields the API server refused as unknown to ``what`` (``kubeflow.org/v1 PyTorchJob``)
+    under strict field validation, each at its path under ``prefix`` (``field`` maps the
+    workload's path to the template's); empty for any other refusal. Without ``Strict`` the API
+    server drops such a field (a CRD's schema prunes it), and the trial runs without what it
+    meant: a misspelt ``restartPolicy`` or ``replicas``."""
+    if exc.status != 400:
+        return []
+    try:
+        message = str(json.loads(exc.body or "").get("message") or "")
+    except (ValueError, AttributeError):
+        return []
+    unknown = _UNKNOWN_FIELD.findall(message.partition(STRICT_DECODING)[2])
+    return [Problem(f"{prefix}.{field(path)}", f"unknown field: {what} has no such field (the API server refuses "
+                                               "it under strict field validation, and would otherwise drop it "
+                                               "unread); check its spelling and place") for path in unknown]
