@@ -163,15 +163,15 @@ def result_name(cloud: str) -> str:
 
 
 def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
-    """Cost and makespan of each policy relative to the fixed pool: a bar each for the first
-    draw, the other draws as points on it."""
+    """Cost and makespan of each policy relative to the fixed pool: a bar each for the median
+    of its draws, each draw a point on it where there are several."""
     fig, ax = report.figure()
     fixed = next(r for r in results if r["policy"] == "fixed")
     policies = list(dict.fromkeys(r["policy"] for r in results))
     for offset, key, label in ((-0.2, "cost_usd", "cost"), (0.2, "makespan_h", "makespan")):
         draws = [[r[key] / fixed[key] for r in results if r["policy"] == policy] for policy in policies]
-        ax.bar([p + offset for p in range(len(policies))], [d[0] for d in draws], 0.4, label=label)
-        points = [(p + offset, value) for p, d in enumerate(draws) for value in d[1:]]
+        ax.bar([p + offset for p in range(len(policies))], [statistics.median(d) for d in draws], 0.4, label=label)
+        points = [(p + offset, value) for p, d in enumerate(draws) if len(d) > 1 for value in d]
         if points:
             ax.scatter(*zip(*points), color="black", s=8)
     ax.set_xticks(list(range(len(policies))), [policy.replace("_", "\n", 1) for policy in policies])
