@@ -46,6 +46,12 @@ boot before is not in it). Then the spot pool's ratios to the fixed pool:
 whose study creates its own pool (targets: <= 0.40 and <= 1.15 at 5% interruptions per
 node-hour).
 
+Where the few interruptions of a study land decides its makespan (a trial preempted near the end
+runs again from its start), so one run is one draw. The spot policies run once for each of
+``--seeds`` (the interruptions' random draws; the trials' run times stay the same), the
+interruption-free policies once; each ratio is then the median of the draws' ratios, and
+``..._max=`` the worst of them.
+
 List prices (USD per hour, on-demand and spot): GKE ``e2-standard-4`` in us-central1, 0.134 and
 0.040; EKS ``m5.xlarge`` in us-east-1, 0.192 and 0.076 — as published on Google Cloud's VM
 instance pricing page and the Amazon EC2 on-demand and spot pricing pages (2026-11; spot prices
@@ -66,6 +72,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -80,6 +87,10 @@ from standins import Cloud, SimulatedClock, make_cloud
 
 NAME = "cluster_cost"
 POLICIES = ("spot", "on_demand", "fixed", "spot_steady")
+DRAWN = ("spot", "spot_steady")
+"""The policies whose figures depend on the interruptions' draw; the others run once."""
+SEEDS = (18, 19, 20, 21, 22)
+"""The interruptions' draws of a full run (the first also a smoke run's)."""
 SHARED_POOL = "katuna-trials"
 """The pool the studies of ``spot_steady`` share (a shared pool needs a name)."""
 QUICK = Reference(trials=6, parallelism=3)
@@ -87,13 +98,14 @@ QUICK = Reference(trials=6, parallelism=3)
 
 
 def run_policy(policy: str, cloud_name: str, ref: Reference, rate: float, prices: dict[str, float],
-               folder: Path) -> list[dict[str, Any]]:
-    """Run the study under ``policy`` on a cluster of its own: its row of figures, or for
-    ``spot_steady`` two, the earlier study's that created the shared pool, then the measured one's."""
+               folder: Path, seed: int) -> list[dict[str, Any]]:
+    """Run the study under ``policy`` on a cluster of its own, its interruptions drawn from
+    ``seed``: its row of figures, or for ``spot_steady`` two, the earlier study's that created
+    the shared pool, then the measured one's."""
     spot = policy.startswith("spot")
-    cloud = make_cloud(cloud_name, SimulatedClock(), rate if spot else 0.0, ref.seed)
-    (folder / policy).mkdir()
-    sim = Simulation(folder / policy, cloud, ref)
+    cloud = make_cloud(cloud_name, SimulatedClock(), rate if spot else 0.0, seed)
+    (folder / f"{policy}-{seed}").mkdir()
+    sim = Simulation(folder / f"{policy}-{seed}", cloud, ref)
     price = prices["spot" if spot else "on_demand"]
     try:
         if policy == "fixed":
@@ -129,7 +141,8 @@ def measure(sim: Simulation, cloud: Cloud, row: str, study: dict[str, Any], pric
     machines = [m for m in sim.autoscaler.machines.values() if m.seconds(submitted, until) > 0]
     asked = [m.created - submitted for m in machines if m.created >= submitted]
     use, timeline = sim.deps.store.pool_use(record.uid), sim.timelines[record.name]
-    return {"policy": row, "makespan_h": (end - submitted) / 3600, "node_hours": hours,
+    return {"policy": row, "seed": cloud.interruptions.seed if cloud.interruptions.per_hour else None,
+            "makespan_h": (end - submitted) / 3600, "node_hours": hours,
             "measured_node_hours": use.node_hours(sim.clock.now) if use else hours,
             "cost_usd": hours * price, "price_per_hour": price, "nodes": len(machines),
             "after_node_hours": sim.autoscaler.node_seconds(since=end, until=until) / 3600,
@@ -150,14 +163,18 @@ def result_name(cloud: str) -> str:
 
 
 def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
-    """Cost and makespan of each policy, relative to the fixed pool."""
+    """Cost and makespan of each policy relative to the fixed pool: a bar each for the median
+    of its draws, each draw a point on it where there are several."""
     fig, ax = report.figure()
     fixed = next(r for r in results if r["policy"] == "fixed")
-    positions = range(len(results))
-    ax.bar([p - 0.2 for p in positions], [r["cost_usd"] / fixed["cost_usd"] for r in results], 0.4, label="cost")
-    ax.bar([p + 0.2 for p in positions], [r["makespan_h"] / fixed["makespan_h"] for r in results], 0.4,
-           label="makespan")
-    ax.set_xticks(list(positions), [r["policy"].replace("_", "\n", 1) for r in results])
+    policies = list(dict.fromkeys(r["policy"] for r in results))
+    for offset, key, label in ((-0.2, "cost_usd", "cost"), (0.2, "makespan_h", "makespan")):
+        draws = [[r[key] / fixed[key] for r in results if r["policy"] == policy] for policy in policies]
+        ax.bar([p + offset for p in range(len(policies))], [statistics.median(d) for d in draws], 0.4, label=label)
+        points = [(p + offset, value) for p, d in enumerate(draws) if len(d) > 1 for value in d]
+        if points:
+            ax.scatter(*zip(*points), color="black", s=8)
+    ax.set_xticks(list(range(len(policies))), [policy.replace("_", "\n", 1) for policy in policies])
     ax.set_ylabel("relative to the fixed pool")
     ax.legend()
     report.save_plot(fig, name, out)
@@ -183,12 +200,26 @@ def _number(text: str, fits: Callable[[float], bool], expected: str) -> float:
     return value
 
 
+def seeds(text: str) -> list[int]:
+    """The interruptions' draws as given on the command line: distinct whole numbers, comma-separated."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct whole numbers separated by commas, got {text!r}")
+    return values
+
+
 def arguments() -> argparse.ArgumentParser:
     parser = report.arguments(__doc__, f"{QUICK.trials} trials, {QUICK.parallelism} at a time (a smoke run)")
     parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
     parser.add_argument("--preemptions", type=amount, default=0.05, help="spot interruptions per node-hour")
     parser.add_argument("--spot-price", type=amount, default=None, help="USD per spot node-hour")
     parser.add_argument("--on-demand-price", type=reference_price, default=None, help="USD per on-demand node-hour")
+    parser.add_argument("--seeds", type=seeds, default=None,
+                        help=f"the spot interruptions' draws (default {','.join(map(str, SEEDS))}; "
+                             f"--quick: {SEEDS[0]})")
     return parser
 
 
@@ -199,19 +230,26 @@ def prices(args: argparse.Namespace) -> dict[str, float]:
             "on_demand": listed["on_demand"] if args.on_demand_price is None else args.on_demand_price}
 
 
-def ratios(by: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The closing figures: each row's, then the spot pool's ratios to the fixed pool, in the
-    steady state (``spot_steady``: the names the target is stated in) and for a study that
-    creates its own pool (``spot``: ``first_study_``)."""
+def ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The closing figures: each row's (the median of its draws), then the spot pool's ratios to
+    the fixed pool, in the steady state (``spot_steady``: the names the target is stated in) and
+    for a study that creates its own pool (``spot``: ``first_study_``), each the median of the
+    draws' ratios and, over several draws, the worst of them (``_max``)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        rows.setdefault(r["policy"], []).append(r)
     figures: dict[str, Any] = {}
-    for policy, r in by.items():
+    for policy, draws in rows.items():
         for key in ("makespan_h", "node_hours", "cost_usd", "first_trial_s", "launch_wait_s"):
-            figures[f"{policy}_{key}"] = r[key]
-    figures["spot_measured_node_hours"] = by["spot"]["measured_node_hours"]
-    fixed = by["fixed"]
+            figures[f"{policy}_{key}"] = statistics.median(r[key] for r in draws)
+    figures["spot_measured_node_hours"] = statistics.median(r["measured_node_hours"] for r in rows["spot"])
+    fixed = rows["fixed"][0]
     for prefix, policy in (("first_study_", "spot"), ("", "spot_steady")):
-        figures[f"{prefix}cost_ratio_vs_fixed"] = by[policy]["cost_usd"] / fixed["cost_usd"]
-        figures[f"{prefix}makespan_ratio_vs_fixed"] = by[policy]["makespan_h"] / fixed["makespan_h"]
+        for key, name in (("cost_usd", "cost"), ("makespan_h", "makespan")):
+            drawn = [r[key] / fixed[key] for r in rows[policy]]
+            figures[f"{prefix}{name}_ratio_vs_fixed"] = statistics.median(drawn)
+            if len(drawn) > 1:
+                figures[f"{prefix}{name}_ratio_vs_fixed_max"] = max(drawn)
     return figures
 
 
@@ -222,17 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     ref = QUICK if args.quick else Reference()
     machine = PRICES[args.cloud]
     given = prices(args)
+    draws = args.seeds or list(SEEDS[:1] if args.quick else SEEDS)
     with tempfile.TemporaryDirectory() as folder:
-        results = [row for p in POLICIES for row in run_policy(p, args.cloud, ref, args.preemptions, given, Path(folder))]
+        results = [row for seed in draws for p in POLICIES if p in DRAWN or seed == draws[0]
+                   for row in run_policy(p, args.cloud, ref, args.preemptions, given, Path(folder), seed)]
     print(f"{ref.trials} trials, {ref.parallelism} at a time, {ref.shortest / 60:.0f}-{ref.longest / 60:.0f} min "
-          f"each, on {args.cloud} {machine['machine']}; spot interruptions {args.preemptions:.0%} per node-hour")
-    columns = ["policy", "makespan_h", "node_hours", "after_node_hours", "measured_node_hours", "cost_usd", "nodes",
+          f"each, on {args.cloud} {machine['machine']}; spot interruptions {args.preemptions:.0%} per node-hour, "
+          f"drawn from seeds {', '.join(map(str, draws))}")
+    columns = ["policy", "seed", "makespan_h", "node_hours", "after_node_hours", "measured_node_hours", "cost_usd", "nodes",
                "first_node_s", "first_trial_s", "launch_wait_s", "tail_s", "preemptions", "events", "wall_s"]
     print(report.table(columns, [[r[c] for c in columns] for r in results]))
-    figures = ratios({r["policy"]: r for r in results})
+    figures = ratios(results)
     name = result_name(args.cloud)
     report.save(name, {"trials": ref.trials, "parallelism": ref.parallelism, "cloud": args.cloud,
-                       "preemptions_per_hour": args.preemptions, "prices": given, "results": results,
+                       "preemptions_per_hour": args.preemptions, "seeds": draws, "prices": given, "results": results,
                        "figures": figures}, args.out)
     plot(results, name, args.out)
     report.lines(figures)

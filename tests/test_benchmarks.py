@@ -273,6 +273,7 @@ def test_cluster_cost(warm: WarmPython, tmp_path: Path, cloud: str, name: str):
     assert [path.name for path in tmp_path.glob("cluster_cost*.json")] == [f"{name}.json"]
     policies = ["spot", "on_demand", "fixed", "spot_shared_first", "spot_steady"]
     assert [r["policy"] for r in result["results"]] == policies
+    assert [r["seed"] for r in result["results"]] == [18, None, None, 18, 18], "a smoke run is one draw"
     for policy in policies:
         assert number(found[f"{policy}_makespan_h"]) > 0 and number(found[f"{policy}_node_hours"]) > 0
         assert number(found[f"{policy}_cost_usd"]) > 0
@@ -301,11 +302,35 @@ def test_cluster_cost_takes_a_spot_price_of_zero_and_refuses_a_negative_one(monk
     assert cost.prices(cost.arguments().parse_args(["--spot-price", "0"])) == {"spot": 0.0, "on_demand": 0.134}
     for flag, value, expected in (("--spot-price", "-1", "a finite number of 0 or more"),
                                   ("--preemptions", "nan", "a finite number of 0 or more"),
-                                  ("--on-demand-price", "0", "a finite number above 0")):
+                                  ("--on-demand-price", "0", "a finite number above 0"),
+                                  ("--seeds", "1,x", "distinct whole numbers separated by commas"),
+                                  ("--seeds", "3,3", "distinct whole numbers separated by commas")):
         with pytest.raises(SystemExit):
             cost.main(["--quick", "--out", str(tmp_path), flag, value])
         assert f"argument {flag}: expected {expected}, got {value!r}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "nothing ran"
+
+
+def test_cluster_cost_states_the_median_of_its_draws_and_the_worst(monkeypatch: pytest.MonkeyPatch):
+    """Several draws of the interruptions: each ratio is the median of the draws' own ratios to
+    the one fixed pool, and the worst is printed beside it."""
+    cost = load_cluster_cost(monkeypatch)
+
+    def row(policy: str, seed: int | None, makespan: float, dollars: float) -> dict:
+        return {"policy": policy, "seed": seed, "makespan_h": makespan, "cost_usd": dollars, "node_hours": dollars,
+                "measured_node_hours": dollars, "first_trial_s": 0.0, "launch_wait_s": 0.0}
+
+    fixed = [row("on_demand", None, 1.0, 10.0), row("fixed", None, 1.0, 10.0)]
+    drawn = [row(policy, seed, makespan, dollars) for seed, makespan, dollars in ((1, 1.2, 3.0), (2, 1.1, 4.0),
+                                                                                 (3, 1.3, 3.5))
+             for policy in ("spot", "spot_shared_first", "spot_steady")]
+    figures = cost.ratios(fixed + drawn)
+    assert figures["makespan_ratio_vs_fixed"] == pytest.approx(1.2)
+    assert figures["makespan_ratio_vs_fixed_max"] == pytest.approx(1.3)
+    assert figures["cost_ratio_vs_fixed"] == pytest.approx(0.35)
+    assert figures["cost_ratio_vs_fixed_max"] == pytest.approx(0.4)
+    assert figures["spot_steady_makespan_h"] == pytest.approx(1.2)
+    assert "makespan_ratio_vs_fixed_max" not in cost.ratios(fixed + drawn[:3]), "one draw has no worst"
 
 
 def test_cluster_cost_submits_its_study_as_the_api_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
