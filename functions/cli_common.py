@@ -19,6 +19,7 @@ from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_errors import check_creatable, check_file
 from functions.adapters.sqlite_store import SqliteStore
 from functions.blas_threads import load_numpy_with_one_blas_thread, one_blas_thread
+from functions.cli_flags import OptionsOnce
 from functions.core.errors import KatunaError, LogsUnavailable, StudyNotFound
 from functions.core.records import StudyRecord
 from functions.core.strict_json import dumps
@@ -62,7 +63,16 @@ errors = _Console(stderr=True, emoji=False, highlight=False)
 bracket: values are data (a parameter value ``:-1:``, an address ``127.0.0.1:-1:``, a reason)
 and are printed as they are (:mod:`functions.terminal`); only katuna's own markup styles a line."""
 
-db_option = click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+
+def _db_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--db``: a path, given at all; an empty one (``--db "$DB"`` with the variable unset) would
+    name the current folder, and the command would speak of a database ``.``."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(f"expected the path of an SQLite database file, got {value!r}")
+    return value
+
+
+db_option = click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH", callback=_db_path,
                          help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -167,10 +177,11 @@ def tell(message: str) -> None:
         errors.print(message, highlight=False, soft_wrap=True)
 
 
-class Command(click.Command):
+class Command(OptionsOnce):
     """A katuna command whose ``--help`` fails as its output does (:func:`writing_output`): a
     full disk ends it with exit 2 and a line, not a traceback; a reader gone away (``| head``)
-    ends it, done, as it ends any command's output."""
+    ends it, done, as it ends any command's output. An option given twice is a usage error
+    (:class:`~functions.cli_flags.OptionsOnce`)."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:

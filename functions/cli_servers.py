@@ -32,8 +32,14 @@ from functions.terminal import markup
 
 def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
     """The ``--host`` address without the brackets an IPv6 one may be written in, as in a URL
-    (``[::1]`` is ``::1``): the form the socket calls take."""
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    (``[::1]`` is ``::1``): the form the socket calls take. An empty or blank one is no address
+    (``--host "$HOST"`` with the variable unset; to the socket calls, an empty one is every
+    address of the machine): a usage error naming the option."""
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not address.strip():
+        raise click.BadParameter(f"expected an address to listen on (127.0.0.1, ::1 or [::1], a host name), "
+                                 f"got {host!r}")
+    return address
 
 
 @click.command(cls=TuningCommand)

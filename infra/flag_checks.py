@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -32,19 +33,34 @@ from infra.refusals import FLAGS, flag_of
 
 
 def labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    """``--label k=v`` given again and again, as a mapping."""
-    labels = {}
+    """``--label k=v`` given again and again, as a mapping; a key given twice is refused rather
+    than the last value kept (``--label tier=a --label tier=b`` would label no node ``tier=a``)."""
+    labels: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected key=value, got {item!r}")
+        if key in labels:
+            raise click.BadParameter(f"{key} given twice ({key}={labels[key]}, {item}); expected each key once")
         labels[key] = value
     return labels
 
 
-def csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
-    """A comma-separated flag's items, blanks left out."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
+ITEMS = {"--instance-types": "instance type", "--subnets": "subnet id"}
+"""What each comma-separated flag lists, as its refusals name it."""
+
+
+def csv(_ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    """A comma-separated flag's items, blanks left out; an item given twice is refused: it adds
+    nothing, and what EKS does with a list repeating one is not documented (its API reference
+    gives ``instanceTypes`` and ``subnets`` as plain lists), so the typo behind it (the type or
+    subnet meant instead) is named before anything is asked."""
+    items = [part.strip() for part in (value or "").split(",") if part.strip()]
+    twice = next((item for i, item in enumerate(items) if item in items[:i]), None)
+    if twice is not None:
+        raise click.BadParameter(f"{twice} given twice; expected each {ITEMS.get(param.opts[0], 'item')} once, "
+                                 f"got {value!r}")
+    return items
 
 
 WAIT = 1800.0
@@ -119,6 +135,38 @@ def node_service_account(_ctx: click.Context, _param: click.Parameter, value: st
     if value is not None and value != "default" and not GSA_EMAIL.fullmatch(value):
         raise click.BadParameter(f"expected a Google service account's email (NAME@PROJECT_ID.iam.gserviceaccount.com) "
                                  f"or default, got {value!r}")
+    return value
+
+
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+"""What botocore takes for a region's name (a host label: ``validate_region_name``), given at all."""
+
+
+def region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--region``: a name botocore could take for a region. botocore reads an empty one as none
+    given, and would take the region of ``AWS_REGION`` or the profile instead, without a word
+    (``--region "$REGION"`` with the variable unset); one it cannot take would end the command
+    as a refusal (exit 1), not as the bad flag it is."""
+    if value is not None and not _REGION.fullmatch(value):
+        raise click.BadParameter(f"expected an AWS region, such as us-east-1, got {value!r}")
+    return value
+
+
+def endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--endpoint``: a URL of another API (``http://127.0.0.1:PORT``, ``https://HOST``) or a host
+    (``HOST[:PORT]``, reached over HTTPS), as GKE's client takes one. An empty one, a blank one
+    or another scheme would make a client that reaches nothing, each call of it taken for an
+    outage and asked again until ``--timeout``."""
+    if value is None:
+        return None
+    parts = urlsplit(value if "://" in value else f"https://{value}")
+    try:
+        good = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:
+        good = False
+    if not good or value != value.strip() or any(c.isspace() for c in value):
+        raise click.BadParameter(f"expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, "
+                                 f"https://HOST) or HOST[:PORT], got {value!r}")
     return value
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import click
 
+from functions.cli_flags import OptionsOnceGroup
 from functions.core.errors import KatunaError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import EKS, GKE, SCRIPT_MARK, NodePool, NodePoolFailed
@@ -78,7 +79,7 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str
         interrupted(None, exc)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=OptionsOnceGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 def main() -> None:
     """Provision katuna's node pool for trials on GKE or EKS."""
 
@@ -120,7 +121,7 @@ gke_options = with_options([
     click.option("--location", required=True, callback=flag_checks.gke_name, help="The cluster's region or zone."),
     click.option("--cluster", required=True, callback=flag_checks.gke_name, help="The GKE cluster."),
     click.option("--pool", required=True, callback=flag_checks.gke_name, help="The node pool's name."),
-    click.option("--endpoint", help="Another API endpoint (a local stand-in: http://127.0.0.1:PORT)."),
+    click.option("--endpoint", callback=flag_checks.endpoint, help="Another API endpoint (a local stand-in: http://127.0.0.1:PORT)."),
 ])
 status_dry_run = click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing.")
 
@@ -217,7 +218,7 @@ def eks_group() -> None:
 
 eks_options = with_options([
     click.option("--cluster", required=True, callback=flag_checks.eks_name, help="The EKS cluster."),
-    click.option("--region", help="The cluster's AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the "
+    click.option("--region", callback=flag_checks.region, help="The cluster's AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the "
                                   "AWS profile's)."),
     click.option("--nodegroup", required=True, callback=flag_checks.eks_name, help="The managed node group's name."),
 ])

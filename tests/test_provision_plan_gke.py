@@ -8,7 +8,7 @@ import json
 
 import pytest
 from gke_stub import GkeStub
-from test_provision_script import GKE_FLAGS, provision, provisioned
+from test_provision_script import GKE_FLAGS, provision, provisioned, replaced
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +20,11 @@ def changes(gke_api: GkeStub) -> list[tuple[str, str]]:
     return [(method, path) for method, path, _ in gke_api.requests if method != "GET"]
 
 
-def planned(gke_api: GkeStub, command: str, *flags: str) -> tuple[int, dict | None, str]:
-    """The plan's exit code, JSON and stderr, proven to have changed nothing."""
+def planned(gke_api: GkeStub, command: str, *flags: str, base: list[str] = GKE_FLAGS) -> tuple[int, dict | None, str]:
+    """The plan's exit code, JSON and stderr, proven to have changed nothing: of the command
+    with the ``base`` flags naming the pool, and ``flags``."""
     before = changes(gke_api)
-    result = provision("gke", command, *GKE_FLAGS, "--endpoint", gke_api.url, *flags, "--dry-run")
+    result = provision("gke", command, *base, "--endpoint", gke_api.url, *flags, "--dry-run")
     assert changes(gke_api) == before, "a plan sends no request that changes anything"
     return result.returncode, json.loads(result.stdout) if result.stdout else None, result.stderr
 
@@ -107,8 +108,8 @@ def test_gke_down_plan_says_delete_nothing_or_refuse_as_down_then_does(gke_api: 
     assert plan["request"] == {"name": "projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials"}
     gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-medium"},
                                      "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
-    real = provision("gke", "down", *GKE_FLAGS, "--endpoint", gke_api.url, "--pool", "default-pool")
-    code, plan, said = planned(gke_api, "down", "--pool", "default-pool")
+    real = provision("gke", "down", *replaced(GKE_FLAGS, "--pool", "default-pool"), "--endpoint", gke_api.url)
+    code, plan, said = planned(gke_api, "down", base=replaced(GKE_FLAGS, "--pool", "default-pool"))
     assert (code, plan["action"], said) == (1, "refuse", real.stderr) and "is not katuna's" in said, said
     deleted = provision("gke", "down", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert deleted.returncode == 0 and "trials" not in gke_api.pools, deleted.stderr

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from gke_stub import GkeStub
-from test_provision_script import GKE_FLAGS, provision, provisioned, said, started
+from test_provision_script import GKE_FLAGS, provision, provisioned, replaced, said, started
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_gke_down_refuses_a_pool_katuna_did_not_make_and_deletes_nothing(gke_api
     """A cluster's ``default-pool`` (no trial taint, other workloads on it) named by mistake."""
     gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-medium"},
                                      "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
-    result = provision("gke", "down", *GKE_FLAGS, "--pool", "default-pool", "--endpoint", gke_api.url)
+    result = provision("gke", "down", *replaced(GKE_FLAGS, "--pool", "default-pool"), "--endpoint", gke_api.url)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
     assert result.stderr == ("error: --pool: node pool default-pool is not katuna's: its nodes lack the taint "
                              "katuna.dev/trial=true:NoSchedule, so other workloads may run on it; `down` deletes only "
@@ -74,7 +74,7 @@ def test_gke_status_of_a_pool_without_autoscaling_says_so_and_gives_no_limits(gk
     of 0 nodes, which it is not. It has no autoscaling limits, and says so."""
     gke_api.pools["fixed"] = {"name": "fixed", "config": {"machineType": "e2-medium"},
                               "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
-    result = provision("gke", "status", *GKE_FLAGS, "--pool", "fixed", "--endpoint", gke_api.url)
+    result = provision("gke", "status", *replaced(GKE_FLAGS, "--pool", "fixed"), "--endpoint", gke_api.url)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert json.loads(result.stdout) == {"pool": "fixed", "state": "RUNNING", "autoscaling": False, "minNodes": None,
                                          "maxNodes": None, "capacity": "on-demand", "machineTypes": ["e2-medium"],
@@ -133,7 +133,7 @@ def test_gke_up_of_settings_a_pool_cannot_change_in_place_says_so_and_what_to_do
 def test_gke_flags_that_cannot_name_a_cluster_are_refused_before_any_call(gke_api: GkeStub, command: str, flag: str,
                                                                           value: str):
     """An empty ``--project`` went to the SDK, which raised a ``ValueError`` traceback."""
-    result = provision("gke", command, *GKE_FLAGS, flag, value, "--endpoint", gke_api.url)
+    result = provision("gke", command, *replaced(GKE_FLAGS, flag, value), "--endpoint", gke_api.url)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert f"Invalid value for '{flag}': expected " in result.stderr and "Traceback" not in result.stderr
     assert gke_api.requests == []
@@ -151,9 +151,9 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
                                     f"as default; the flags ask for {account}. A node pool's service account cannot "
                                     "be changed in place: "), result.stderr
     assert gke_api.calls("POST") == [gke_api.calls("POST")[0]], "nothing asked of the pool"
-    made = provision("gke", "up", *flags, "--pool", "own", "--node-service-account", account)
+    made = provision("gke", "up", *replaced(flags, "--pool", "own"), "--node-service-account", account)
     assert made.returncode == 0 and gke_api.clusters[gke_api.main]["own"]["config"]["serviceAccount"] == account
-    again = provision("gke", "up", *flags, "--pool", "own", "--node-service-account", account)
+    again = provision("gke", "up", *replaced(flags, "--pool", "own"), "--node-service-account", account)
     assert again.returncode == 0 and again.stderr == "node pool own: nothing to change\n", again.stderr
 
 
@@ -206,7 +206,7 @@ def test_gke_pool_flags_that_cannot_name_a_pool_are_refused_before_any_call(gke_
     ``trials``: ``down`` deleted it."""
     gke_api.pools["trials"] = {"name": "trials", "config": {"machineType": "e2-medium"}, "initialNodeCount": 0,
                                "locations": ["europe-west4-a"], "status": "RUNNING"}
-    result = provision("gke", command, *GKE_FLAGS, "--pool", value, "--endpoint", gke_api.url)
+    result = provision("gke", command, *replaced(GKE_FLAGS, "--pool", value), "--endpoint", gke_api.url)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert "Invalid value for '--pool': expected a GKE node pool name" in result.stderr, result.stderr
     assert gke_api.requests == [] and gke_api.pools["trials"]["status"] == "RUNNING"
@@ -239,6 +239,6 @@ def test_gke_up_on_a_pool_that_cannot_be_adopted_speaks_of_the_flags_not_of_a_st
                                                      "leave them out\n"), result.stderr
     gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-standard-4", "spot": True},
                                      "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
-    result = provision("gke", "up", *flags, "--pool", "default-pool")
+    result = provision("gke", "up", *replaced(flags, "--pool", "default-pool"))
     assert result.returncode == 1 and result.stderr.endswith(
         "; taint it, or name another pool, which `up` creates\n"), result.stderr

@@ -13,7 +13,7 @@ import boto3
 import moto_eks
 import pytest
 from gke_stub import GkeStub
-from test_provision_script import GKE_FLAGS, ROLE, aws_client, eks_cluster, provision, served
+from test_provision_script import GKE_FLAGS, ROLE, aws_client, eks_cluster, provision, replaced, served
 
 from functions.core.nodepool import EKS, GKE, NodePool
 
@@ -37,7 +37,7 @@ def test_gke_down_deletes_the_pool_up_made_and_one_made_otherwise_only_when_aske
     gke_api.pools["older"] = {"name": "older", "locations": ["europe-west4-a"], "status": "RUNNING",
                               "config": {"machineType": "e2-standard-4", "spot": True, "taints": TAINT},
                               "autoscaling": {"enabled": True, "totalMaxNodeCount": 3}}
-    refused = provision("gke", "down", *flags, "--pool", "older")
+    refused = provision("gke", "down", *replaced(flags, "--pool", "older"))
     assert (refused.returncode, refused.stdout) == (1, ""), refused.stderr
     assert refused.stderr == (
         "error: --pool: node pool older was not made by `up`: it lacks the resource label "
@@ -45,7 +45,7 @@ def test_gke_down_deletes_the_pool_up_made_and_one_made_otherwise_only_when_aske
         "marked them); `down` deletes only pools `up` made: give --any-katuna-pool to delete this one, which carries "
         "katuna's trial taint katuna.dev/trial=true:NoSchedule\n"), refused.stderr
     assert gke_api.calls("DELETE") == [] and gke_api.pools["older"]["status"] == "RUNNING"
-    asked = provision("gke", "down", *flags, "--pool", "older", "--any-katuna-pool")
+    asked = provision("gke", "down", *replaced(flags, "--pool", "older"), "--any-katuna-pool")
     assert asked.returncode == 0 and json.loads(asked.stdout)["state"] == "ABSENT", asked.stderr
     down = provision("gke", "down", *flags)
     assert down.returncode == 0 and gke_api.pools == {}, down.stderr
@@ -58,7 +58,7 @@ def test_gke_down_leaves_a_studys_own_pool_unless_asked(gke_api: GkeStub):
     service = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
     made = service.ensure(NodePool("katuna-study", GKE, machine_types=("e2-standard-4",), max_nodes=2), owner="uid-7")
     assert service.wait(made.operation, interval=0.01, timeout=30).done
-    flags = [*GKE_FLAGS, "--endpoint", gke_api.url, "--pool", "katuna-study"]
+    flags = [*replaced(GKE_FLAGS, "--pool", "katuna-study"), "--endpoint", gke_api.url]
     for dry_run in ((), ("--dry-run",)):
         refused = provision("gke", "down", *flags, *dry_run)
         assert refused.returncode == 1 and refused.stderr.startswith(
