@@ -1057,3 +1057,24 @@ def test_katibs_api_versions_are_the_ones_its_importers_read():
     from functions.core import katib, resources, studyjob
 
     assert resources.KATIB_API_VERSIONS == (katib.API_VERSION, studyjob.API_VERSION)
+
+
+def test_the_running_condition_turns_false_at_the_end_as_katib_times_a_changed_condition():
+    """Katib's ``setCondition`` gives a condition whose status changes a new
+    ``lastTransitionTime``: an ended Experiment's and an ended Trial's ``Running`` condition,
+    False, is timed at the end (``kubectl describe`` shows when it stopped running), not when it
+    started; a running one keeps its start."""
+    definition = study_definition(maxTrials=2)
+    spec = parse_study(definition)
+    for status, completed, when in (("completed", 50.0, "1970-01-01T00:00:50Z"), ("running", None,
+                                                                                   "1970-01-01T00:00:10Z")):
+        record = StudyRecord(spec, definition, ".", "uid-1", status=status, reason="max trials reached (2)",
+                             created_at=10.0, started_at=10.0, completed_at=completed)
+        written = resources.study_status(record, Counts(complete=2), [], katib_origin())
+        running = next(c for c in written["conditions"] if c["type"] == "Running")
+        assert (running["status"], running["lastTransitionTime"]) == ("False" if completed else "True", when)
+    ended = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1}, created_at=10.0,
+                        started_at=11.0, finished_at=40.0)
+    running = next(c for c in trial_status(ended, spec)["conditions"] if c["type"] == "Running")
+    assert (running["status"], running["lastTransitionTime"]) == ("False", "1970-01-01T00:00:40Z")
+    assert trial_status(ended, spec)["completionTime"] == "1970-01-01T00:00:40Z"

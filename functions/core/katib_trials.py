@@ -191,7 +191,8 @@ def holder(found: Mapping[str, Any], experiment: str, uid: str) -> str:
 
 
 def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation] = ()) -> dict[str, Any]:
-    """Katib's Trial status: Created, then Running while it runs, then its end, with the
+    """Katib's Trial status: Created, then Running while it runs (False from its end on, timed
+    then, as Katib's ``setCondition`` times a condition whose status changes), then its end, with the
     observation of the metrics katuna parsed, from the trial's ``observed`` reports
     (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
     name, as :mod:`functions.core.strict_json` writes it)."""
@@ -201,7 +202,8 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
 
     conditions = [condition("Created", "TrialCreated", trial.created_at)]
     if trial.started_at is not None or trial.state == RUNNING:
-        conditions.append(condition("Running", "TrialRunning", trial.started_at or trial.created_at,
+        ran_until = trial.finished_at if trial.finished else None
+        conditions.append(condition("Running", "TrialRunning", ran_until or trial.started_at or trial.created_at,
                                     "False" if trial.finished else "True"))
     status: dict[str, Any] = {"startTime": timestamp(trial.started_at or trial.created_at), "conditions": conditions}
     if trial.finished:

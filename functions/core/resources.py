@@ -264,7 +264,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     trial is optimal there, so ``currentOptimalTrial`` is left out). A refused edit's
     ``UpdateRefused`` condition goes before the last one, which stays the study's state: Katib's
     printer columns (``kubectl get experiments``) and its UI read the last condition as the
-    Experiment's state. A metric that is NaN or an
+    Experiment's state. ``Running`` turns False when the study ends, timed then, as Katib's
+    ``setCondition`` times a condition whose status changes. A metric that is NaN or an
     infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
     and the status read back then equals the one computed again. Trials stopped because the
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
@@ -280,7 +281,9 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                      f"({record.restarts} time(s)): its trial budget was raised", record.restarted_at))
     if record.started_at is not None:
         phase = "Running"
-        conditions.append(_condition("Running", *words["Running"], record.restarted_at or record.started_at,
+        ran_until = record.completed_at if record.terminal else None
+        conditions.append(_condition("Running", *words["Running"],
+                                     ran_until or record.restarted_at or record.started_at,
                                      "False" if record.terminal else "True"))
     if record.terminal:
         phase = _end_phase(record, origin)
