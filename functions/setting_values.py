@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from functions import reporter
 from functions.core.errors import InvalidSetting
@@ -47,7 +48,38 @@ def flag(value: str) -> bool:
     return lowered in ("true", "1", "yes")
 
 
-EXPECTED: dict[Callable[[str], Any], str] = {int: "an integer", float: "a number", flag: "true or false"}
+def url(text: str) -> str:
+    """An address katuna sends requests to (``KATUNA_K8S_API``, ``KATUNA_REPORT_URL``,
+    ``KATUNA_OIDC_ISSUER_URL``): an http or https URL with a host and a port in range. Another
+    would make a client that reaches nothing, each call taken for an outage and asked again."""
+    if not _reachable(text, text):
+        raise ValueError(text)
+    return text
+
+
+def endpoint(text: str) -> str:
+    """``KATUNA_GKE_ENDPOINT``: a URL as :func:`url` takes one, or ``HOST[:PORT]`` reached over
+    HTTPS, as GKE's client (and the provisioning script's ``--endpoint``) takes it."""
+    if not _reachable(text, text if "://" in text else f"https://{text}"):
+        raise ValueError(text)
+    return text
+
+
+def _reachable(text: str, address: str) -> bool:
+    """Whether ``address`` (``text`` as a URL) names an http or https host and a port in range,
+    ``text`` holding no space."""
+    parts = urlsplit(address)
+    try:
+        good = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:
+        return False
+    return good and not any(c.isspace() for c in text)
+
+
+EXPECTED: dict[Callable[[str], Any], str] = {
+    int: "an integer", float: "a number", flag: "true or false",
+    url: "an http:// or https:// URL with a host (and a port from 1 to 65535)",
+    endpoint: "an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT]"}
 """What a setting read by each conversion that may fail holds, for the refusal naming it."""
 
 

@@ -28,7 +28,17 @@ from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
-from functions.setting_values import ce_overrides, comma_list, converted, flag, host_names, resource_pairs, study_limits
+from functions.setting_values import (
+    ce_overrides,
+    comma_list,
+    converted,
+    endpoint,
+    flag,
+    host_names,
+    resource_pairs,
+    study_limits,
+    url,
+)
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
@@ -78,11 +88,12 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
     "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
     "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
-    "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
+    "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", url), "report_url": ("REPORT_URL", url),
     "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", resource_pairs),
     "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
     **{f"gke_{key}": (f"GKE_{key.upper()}", str)
-       for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
+       for key in ("project", "location", "cluster", "node_service_account")},
+    "gke_endpoint": ("GKE_ENDPOINT", endpoint),
     "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
     "service_claims": ("SERVICE_CLAIMS", comma_list),
     "checkpoint_claim": ("CHECKPOINT_CLAIM", str), "checkpoint_image": ("CHECKPOINT_IMAGE", str),
@@ -93,7 +104,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "trial_env": ("TRIAL_ENV", comma_list),
     "allowed_hosts": ("ALLOWED_HOSTS", host_names), "session_ttl": ("SESSION_TTL", float),
     "tick_floor": ("TICK_FLOOR", float),
-    "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
+    "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", url),
     "oidc_subjects": ("OIDC_SUBJECTS", comma_list),
     "max_dead_letters": ("MAX_DEAD_LETTERS", int), "max_running_trials": ("MAX_RUNNING_TRIALS", int),
     "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),

@@ -19,10 +19,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
+from functions import setting_values
 from functions.core.errors import InvalidSetting
 from functions.core.limits import PREFIX, Limits
 from functions.core.nodepool import NodePool, parse_node_pool
@@ -159,15 +159,10 @@ def endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     outage and asked again until ``--timeout``."""
     if value is None:
         return None
-    parts = urlsplit(value if "://" in value else f"https://{value}")
     try:
-        good = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+        return setting_values.endpoint(value)
     except ValueError:
-        good = False
-    if not good or value != value.strip() or any(c.isspace() for c in value):
-        raise click.BadParameter(f"expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, "
-                                 f"https://HOST) or HOST[:PORT], got {value!r}")
-    return value
+        raise click.BadParameter(f"expected {setting_values.EXPECTED[setting_values.endpoint]}, got {value!r}") from None
 
 
 def limits(nodes_per_group: int | None = None) -> Limits:

@@ -369,3 +369,9 @@ def test_the_dashboards_list_pages_back_to_its_oldest_study(tmp_path):
         assert refused.status_code == 400 and "page" in refused.get_data(as_text=True)
     finally:
         runtime.close()
+
+
+def test_the_dashboards_trial_count_writes_thousands_as_its_row_range_does(client):
+    page = client.get("/ui/studies/big/trials?size=100&page=2").text
+    count = re.search(r'<p class="muted" id="trial-count"[^>]*>([^<]*)</p>', page)
+    assert count is not None and count.group(1).startswith("2,345 trials match · page 2 of 24"), count

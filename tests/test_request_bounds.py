@@ -181,7 +181,8 @@ def test_a_log_request_for_an_attempt_that_is_no_whole_number_from_1_is_refused(
                                                                                 attempt: str):
     answer = client.get(path, query_string={"attempt": attempt})
     assert answer.status_code == 400, answer.get_data(as_text=True)
-    assert answer.get_json()["message"].startswith("attempt: expected a whole number from 1 to 1, got ")
+    assert answer.get_json()["message"] == f"attempt: expected a whole number from 1 to 9223372036854775807, " \
+                                           f"got {attempt!r:.40}", "the API document's bound, whatever the trial's attempts"
 
 
 @pytest.mark.parametrize("path", ["/studies/logged/trials/0/logs", "/ui/studies/logged/trials/0/log"])

@@ -154,6 +154,15 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
      "KATUNA_ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), without a scheme, port or "
      "path: they are served on any port; got 'example.org:8080'"),
+    ("KATUNA_GKE_ENDPOINT", "ftp://gke.example.org", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got 'ftp://gke.example.org'"),
+    ("KATUNA_GKE_ENDPOINT", "http://127.0.0.1:99999", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], "
+                                                      "got 'http://127.0.0.1:99999'"),
+    ("KATUNA_GKE_ENDPOINT", " ", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got ' '"),
+    ("KATUNA_GKE_ENDPOINT", "http://", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got 'http://'"),
+    ("KATUNA_K8S_API", "127.0.0.1:8001", "KATUNA_K8S_API: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got '127.0.0.1:8001'"),
+    ("KATUNA_REPORT_URL", "http://:8080/", "KATUNA_REPORT_URL: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got 'http://:8080/'"),
+    ("KATUNA_OIDC_ISSUER_URL", "kubernetes.default.svc",
+     "KATUNA_OIDC_ISSUER_URL: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got 'kubernetes.default.svc'"),
 ])
 def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tmp_path: Path, variable: str,
                                                                              value: str, expected: str):
@@ -166,6 +175,14 @@ def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tm
         assert (result.exit_code, result.stderr.startswith(f"error: {expected}")) == (2, True), (args, result.output)
         assert result.stderr.count("\n") == 1 and isinstance(result.exception, SystemExit), result.stderr
     assert not Path(db).exists(), "nothing was stored"
+
+
+def test_an_endpoint_setting_takes_the_addresses_its_client_reaches():
+    env = {"KATUNA_GKE_ENDPOINT": "container.example.org:8443", "KATUNA_K8S_API": "http://127.0.0.1:8001",
+           "KATUNA_REPORT_URL": "https://sink.example.org/report", "KATUNA_OIDC_ISSUER_URL": "https://[::1]:6443"}
+    settings = Settings.from_env(env)
+    assert (settings.gke_endpoint, settings.k8s_api, settings.report_url, settings.oidc_issuer_url) == (
+        "container.example.org:8443", "http://127.0.0.1:8001", "https://sink.example.org/report", "https://[::1]:6443")
 
 
 @pytest.mark.slow

@@ -138,3 +138,22 @@ def test_a_refused_token_is_announced_and_tied_to_its_field(tmp_path, browser: B
     finally:
         context.close()
         guarded.close()
+
+
+def test_numbers_are_right_aligned_and_labels_left_in_every_table(service: Service, browser: Browser):
+    """A number's cell (a parameter's, a trial's number) is right-aligned, digits under digits;
+    a categorical label's cell reads from the left as text does."""
+    number = long_trial(service)
+    page = browser.new_page()
+    align = "(cell) => getComputedStyle(cell).textAlign"
+    try:
+        page.goto(service.base + "/ui/studies/wide/trials")
+        row = page.locator(f'tr[data-number="{number}"]')
+        assert row.locator('td[data-field="param:x"]').evaluate(align) == "right"
+        assert row.locator(f'td[data-field="param:{LONG_NAME}"]').evaluate(align) == "left"
+        assert row.locator("td").first.evaluate(align) == "right", "the trial's number"
+        page.goto(service.base + f"/ui/studies/wide/trials/{number}")
+        cells = page.locator("th[scope=row] + td")
+        assert [cells.nth(i).evaluate(align) for i in range(2)] == ["left", "right"], "the trial's parameters"
+    finally:
+        page.close()

@@ -54,13 +54,15 @@ def only(*names: str) -> None:
 
 def attempt_of(trial: TrialRecord) -> int:
     """The attempt a log request asks for (``?attempt=k``), the trial's current one by default;
-    ``StudyNotFound`` (a 404) for an attempt that never ran."""
+    ``MalformedRequest`` (a 400) for one that is no attempt's number at all, whatever the trial
+    (``attempt=0``), as the API's document bounds it; ``StudyNotFound`` (a 404) for an attempt
+    that never ran, naming the trial's attempts."""
     text = one_value("attempt")
     if text is None:
         return trial.attempt
     number = whole(text)
     if number is None or not 1 <= number <= MAX_STORED_INT:
-        raise MalformedRequest(f"attempt: expected a whole number from 1 to {trial.attempt}, got {text!r:.40}")
+        raise MalformedRequest(f"attempt: expected a whole number from 1 to {MAX_STORED_INT}, got {text!r:.40}")
     if number > trial.attempt:
         raise StudyNotFound(f"trial {trial.number} of study {trial.study!r} has no attempt {number}: "
                             f"its attempts are 1 to {trial.attempt}")

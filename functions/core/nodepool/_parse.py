@@ -229,6 +229,7 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
     for i, value in enumerate(types or []):
         if not isinstance(value, str) or not value:
             r.fail(f"{path}.instanceTypes[{i}]", "expected an EC2 instance type such as m5.xlarge")
+    _once(r, types or [], f"{path}.instanceTypes", "instance type")
     if types is not None and not types:
         r.fail(join(path, "instanceTypes"), "expected at least one instance type")
     if types is not None and len(types) > EKS_INSTANCE_TYPES:
@@ -311,15 +312,27 @@ def _under(namespace: str, domain: str) -> bool:
 def _accelerators(r: Reader, item: Mapping[str, Any], path: str, machine: str | None) -> tuple[tuple[str, int], ...]:
     """Each GPU model and count; a count left out is what a GKE ``machine`` comes with (8 for
     ``a3-highgpu-8g``), else 1."""
-    out = []
+    out: list[tuple[str, int]] = []
+    kinds: list[Any] = []
     for i, entry in enumerate(r.get(item, "accelerators", path, "list") or []):
         where = f"{path}.accelerators[{i}]"
         fields = r.mapping(entry, where, {"type", "count"})
         kind = r.get(fields, "type", where, "str", required=True)
         count = r.get(fields, "count", where, "int")
+        kinds.append(kind)
         if count is not None and count < 1:
             r.fail(join(where, "count"), "expected an integer >= 1")
         if kind is not None:
             out.append((kind, count or (machine and gpus.built_in_count(machine)) or 1))
+    _once(r, kinds, f"{path}.accelerators", "accelerator type", suffix=".type")
     return tuple(out)
+
+
+def _once(r: Reader, values: list[Any], path: str, what: str, suffix: str = "") -> None:
+    """Refuse an item given again (the provisioning script's ``--instance-types`` wording): it
+    adds nothing, and what the cloud does with a list repeating one is not documented, so the
+    typo behind it (the item meant instead) is named at the repeat."""
+    for i, value in enumerate(values):
+        if isinstance(value, str) and value and value in values[:i]:
+            r.fail(f"{path}[{i}]{suffix}", f"{value} given twice; expected each {what} once")
 

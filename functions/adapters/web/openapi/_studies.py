@@ -118,7 +118,7 @@ def study_paths() -> dict[str, Any]:
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
-                        "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1, terminal is not true, "
+                        "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1 to 9223372036854775807, terminal is not true, "
                                      "false, 1 or 0, or another parameter was given"),
                         "404": error("no such study, trial or attempt, or the attempt ended and its log is gone "
                                      "(log_gone: its file removed, or its pods deleted)")}}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core import trial_csv
@@ -50,6 +52,24 @@ blueprint.app_template_filter("is_bound")(tables.is_bound)
 LONG_CELL = 24
 """The most characters a table cell shows on one line: a longer value (a categorical parameter's
 path, a long label) wraps within its column, where it would widen its table past the page."""
+
+
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+@blueprint.app_template_test("label")
+def _label(value: object) -> bool:
+    """Whether a cell's value is a label (text that is no number, true or false) rather than a
+    number: a label's cell is left-aligned as text is, a number's right-aligned (``td.num``), a
+    discrete parameter written as strings (``"16"``) being a number."""
+    return isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip()))
+
+
+@blueprint.app_template_filter("cell_class")
+def _cell_class(value: object, shown: str) -> str:
+    """The classes of a parameter's or metric's cell: ``num`` for a number, ``long`` for a
+    value its cell wraps, none for a short label."""
+    return " ".join(name for name, holds in (("num", not _label(value)), ("long", _long(shown))) if holds)
 
 
 @blueprint.app_template_test("long")
