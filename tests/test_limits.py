@@ -104,7 +104,8 @@ def test_a_node_pool_past_the_ceilings_is_refused_naming_each_field():
     assert problems(pooled({"maxNodes": 1_000, **gpus})) == [
         "nodePool.maxNodes: expected at most 100 (set by KATUNA_MAX_POOL_NODES), got 1,000",
         "nodePool.accelerators[0].count: expected at most 8 (set by KATUNA_MAX_ACCELERATORS), got 16"]
-    two = {"machineType": "n1-standard-8", "accelerators": [{"type": "nvidia-tesla-t4", "count": 2}] * 2}
+    two = {"machineType": "n1-standard-8", "accelerators": [{"type": "nvidia-tesla-t4", "count": 2},
+                                                            {"type": "nvidia-tesla-p4", "count": 2}]}
     assert problems(pooled(two), Limits(accelerators=3)) == [
         "nodePool.accelerators: expected at most 3 (set by KATUNA_MAX_ACCELERATORS), got 4"]
     spec = parse_study(pooled({"maxNodes": 100, "machineType": "a3-highgpu-8g",
