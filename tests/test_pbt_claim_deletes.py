@@ -256,7 +256,7 @@ def test_deleting_the_experiment_deletes_its_checkpoints_from_the_claim_and_keep
     if ("pbt", CLAIM) not in kube.claims:
         assert claims.create(kube, "pbt", {"metadata": {"name": CLAIM}, "spec": {
             "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})[0] == 201
-    doc = simple_pbt(max_trials=4)
+    doc = simple_pbt(max_trials=2)
     doc["metadata"] = {"name": "res-pbt", "namespace": "pbt"}
     service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="katuna", KATUNA_CHECKPOINT_CLAIM=CLAIM, KATUNA_CHECKPOINT_IMAGE=IMAGE,
