@@ -36,7 +36,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_completed, study_created
 from functions.core.kept_tails import KeptTail
-from functions.core.launch import TrialLaunch, trial_launch
+from functions.core.launch import TrialLaunch
 from functions.core.ports import Admissions, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -45,7 +45,7 @@ from functions.dispatch import Dispatcher, Turns
 from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
 from functions.handlers.deps import served_here
-from functions.handlers.stopping import stop_study_marked
+from functions.handlers.stopping import drop_checkpoints, stop_study_marked
 from functions.handlers.submit import store_or_restart
 from functions.handlers.suggest import warn_of_drift
 from functions.pools import check_access, check_study, check_working_dir, node_pools
@@ -188,9 +188,7 @@ class Runtime:
         """Ask the cluster to delete the study's checkpoints from the claim (population-based
         training whose trials run as Jobs: :mod:`functions.core.checkpoint_drop`), as the study
         is deleted, before its record goes; whether it was asked. A study of no trial has none."""
-        drops = self._checkpoint_drops
-        first = None if drops is None else self.store().get_trial(record.name, 0)
-        return drops is not None and first is not None and drops(trial_launch(record, first))
+        return drop_checkpoints(record, self.deps())
 
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply

@@ -27,7 +27,6 @@ refuses nothing, and the submission is to be made again.
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from kubernetes import client
@@ -35,7 +34,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import call, client_refusals, over_quota, translate
+from functions.adapters.kubernetes_client import call, client_refusals, over_quota, status_body, translate
 from functions.adapters.kubernetes_fields import strict_refusals
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
@@ -183,21 +182,12 @@ def _invalid(exc: ApiException, workload: dict[str, Any]) -> list[Problem]:
     unknown = strict_refusals(exc, TRIAL_SPEC, f"{workload.get('apiVersion')} {kind}", own)
     if unknown:
         return unknown
-    causes = (_body(exc).get("details") or {}).get("causes") or []
+    causes = (status_body(exc).get("details") or {}).get("causes") or []
     refused = f"the API server refuses the first trial's {kind} (a dry run of its create)"
     problems = [Problem(f"{TRIAL_SPEC}.{own(c['field'])}" if c.get("field") else TRIAL_SPEC,
                         f"{c.get('message', '')}: {refused}") for c in causes]
     return problems or [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]
 
 
-def _body(exc: ApiException) -> dict[str, Any]:
-    """The ``Status`` the API server answered with; empty where the body is none."""
-    try:
-        body = json.loads(exc.body or "")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _message(exc: ApiException) -> str:
-    return str(_body(exc).get("message") or exc.reason)
+    return str(status_body(exc).get("message") or exc.reason)

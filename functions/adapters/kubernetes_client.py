@@ -165,6 +165,15 @@ def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
                                   preconditions=client.V1Preconditions(uid=uid) if uid else None)
 
 
+def status_body(exc: ApiException) -> dict[str, Any]:
+    """The ``Status`` the API server answered with; empty where the body is none."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def unrouted(exc: ApiException) -> bool:
     """Whether a 404 is the API server's for a path it does not route, not for an object that is
     not there: the object's is a ``Status`` naming it (``experiments.kubeflow.org "x" not
@@ -175,11 +184,7 @@ def unrouted(exc: ApiException) -> bool:
     the resource is there."""
     if exc.status != 404:
         return False
-    try:
-        body = json.loads(exc.body or "")
-    except ValueError:
-        return True
-    details = body.get("details") if isinstance(body, dict) else None
+    details = status_body(exc).get("details")
     return not (isinstance(details, dict) and details.get("name"))
 
 

@@ -10,7 +10,6 @@ render``, trials run on this machine), the kinds katuna knows are checked here
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
+from functions.adapters.kubernetes_client import status_body
 from functions.core.errors import Problem
 from functions.core.trial_spec import POD_TEMPLATE, kind_fields
 
@@ -87,10 +87,7 @@ def strict_refusals(exc: ApiException, prefix: str, what: str, field: Callable[[
     meant: a misspelt ``restartPolicy`` or ``replicas``."""
     if exc.status != 400:
         return []
-    try:
-        message = str(json.loads(exc.body or "").get("message") or "")
-    except (ValueError, AttributeError):
-        return []
+    message = str(status_body(exc).get("message") or "")
     unknown = _UNKNOWN_FIELD.findall(message.partition(STRICT_DECODING)[2])
     return [Problem(f"{prefix}.{field(path)}", f"unknown field: {what} has no such field (the API server refuses "
                                                "it under strict field validation, and would otherwise drop it "

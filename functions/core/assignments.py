@@ -104,11 +104,11 @@ def point_problems(parameters: Sequence[Parameter], params: Mapping[str, Any]) -
             if problem:
                 problems.append((parameter.name, problem))
         elif given:
-            problems.append((parameter.name, f"does not apply: it applies only when {_when(parameter)}"))
+            problems.append((parameter.name, f"does not apply: it applies only when {when_text(parameter)}"))
     return problems
 
 
-def _when(parameter: Parameter) -> str:
+def when_text(parameter: Parameter) -> str:
     """A parameter's conditions in words: ``kernel is poly or sigmoid``."""
     return " and ".join(f"{name} is {' or '.join(map(str, values))}" for name, values in parameter.when)
 

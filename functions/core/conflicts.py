@@ -12,6 +12,7 @@ from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.records import StudyRecord
 from functions.core.resources import description
+from functions.core.resume import is_experiment
 from functions.core.spec import Study
 
 SHOWN = 8
@@ -36,8 +37,6 @@ def _same_experiment(before: Mapping[str, Any], after: Mapping[str, Any]) -> boo
     defaults written in (:mod:`functions.core.katib_defaults`): one submitted again as ``kubectl
     get -o yaml`` gives it back (``resumePolicy: Never``, the objective's ``metricStrategies``, a
     Job's ``successCondition``, ...) is the same Experiment to Katib, and so to katuna."""
-    from functions.core.resume import is_experiment
-
     if not (is_experiment(before) and is_experiment(after)) or \
             not all(isinstance(document.get("spec"), Mapping) for document in (before, after)):
         return False

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from functions.core import pbt, quantiles
-from functions.core.assignments import value_problem
+from functions.core.assignments import value_problem, when_text
 from functions.core.errors import Problem
 from functions.core.grid import covered_points
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
@@ -103,7 +103,7 @@ def _condition_problem(parameter: Parameter, entry: Mapping[str, Any]) -> str | 
     values where it does not apply (its value would then be dropped without a word)."""
     if not parameter.when:
         return None
-    condition = " and ".join(f"{name} is {' or '.join(map(str, values))}" for name, values in parameter.when)
+    condition = when_text(parameter)
     missing = [name for name, _ in parameter.when if name not in entry]
     if missing:
         return f"applies only when {condition}; expected {', '.join(missing)} given too"

@@ -27,6 +27,12 @@ EXPECTED = {"int": 'an integer: ASCII digits with an optional sign, such as "3"'
                      'or "1e-3"'}
 
 
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` spells a number as Katib's parameters write one: ASCII digits with an
+    optional sign, fraction and exponent (``"16"``, ``"1e-3"``)."""
+    return _DECIMAL.fullmatch(text) is not None
+
+
 def parse(value: Any, kind: str) -> tuple[int | float | None, str | None]:
     """``value`` as a number of ``kind`` (``int`` or ``float``), or None and what is wrong with it."""
     number = _integer(value) if kind == "int" else _float(value)

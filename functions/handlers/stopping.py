@@ -169,14 +169,14 @@ def drop_kept(record: StudyRecord, origin: Origin, deps: Deps) -> None:
     deps.store.update_study(record.name, origin=origin.to_dict())
 
 
-def drop_checkpoints(record: StudyRecord, deps: Deps) -> None:
+def drop_checkpoints(record: StudyRecord, deps: Deps) -> bool:
     """Ask for the Job deleting the study's checkpoints from the claim
     (:mod:`functions.core.checkpoint_drop`; named from its uid, so asking again is the same Job,
-    or that Job run again where it failed): a study of population-based training whose trials
-    ran as Jobs, one trial at least. Nothing where the service runs no trial Jobs."""
-    first = deps.store.get_trial(record.name, 0) if deps.checkpoint_drops is not None else None
-    if deps.checkpoint_drops is not None and first is not None and record.spec.algorithm.name == pbt.NAME:
-        deps.checkpoint_drops(trial_launch(record, first))
+    or that Job run again where it failed); whether it was asked: for a study of
+    population-based training whose trials ran as Jobs, one trial at least. Nothing where the
+    service runs no trial Jobs."""
+    first = None if deps.checkpoint_drops is None else deps.store.get_trial(record.name, 0)
+    return deps.checkpoint_drops is not None and first is not None and deps.checkpoint_drops(trial_launch(record, first))
 
 
 def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
@@ -195,11 +195,10 @@ def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
 
 
 def drop_workloads(record: StudyRecord, deps: Deps) -> None:
-    """Delete every workload of the study (:meth:`~functions.core.ports.Executor.drop_kept`)
-    where its template ``retain``s them; else none is left to delete."""
-    if record.spec.trial_template.retain:
-        place = Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec)
-        deps.executor.drop_kept(record.name, record.uid, place)
+    """Delete every workload of the study that its template ``retain``ed
+    (:meth:`~functions.core.ports.Executor.drop_kept`)."""
+    place = Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec)
+    deps.executor.drop_kept(record.name, record.uid, place)
 
 
 def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> None:
@@ -222,8 +221,9 @@ def retire(deps: Deps, stored: StudyRecord, origin: Origin) -> None:
         if (trial := deps.store.get_trial(stored.name, number)) is not None:
             stopped.append(trial)
     deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
-    drop_workloads(stored, deps)
-    if not origin.checkpoints_dropped:
+    if _workloads_left(stored, origin):
+        drop_workloads(stored, deps)
+    if _checkpoints_left(stored, origin, deps):
         _drop_checkpoints_logged(deps, stored)
     deps.store.delete_study(stored.name)
 

@@ -60,8 +60,7 @@ class KnownGridSampler(GridSampler):
         grid; None where it gives no whole point of it."""
         if set(fixed) != set(self._param_names):
             return None
-        point = tuple(fixed[name] for name in self._param_names)
-        return next((i for i, grid in enumerate(self._all_grids) if grid == point), None)
+        return min(self._grid_ids([fixed]), default=None)
 
     def _same_search_space(self, search_space: Mapping[str, Sequence[Any]]) -> bool:
         """Optuna's comparison of a trial's grid with this one, taken only where plain equality

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core import trial_csv
+from functions.core.katib_numbers import is_decimal
 from functions.core.log_reads import without_escapes
 from functions.core.memory_sizes import memory
 from functions.core.views import cost_text, figure
@@ -54,15 +53,12 @@ LONG_CELL = 24
 path, a long label) wraps within its column, where it would widen its table past the page."""
 
 
-_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-
 @blueprint.app_template_test("label")
 def _label(value: object) -> bool:
     """Whether a cell's value is a label (text that is no number, true or false) rather than a
     number: a label's cell is left-aligned as text is, a number's right-aligned (``td.num``), a
     discrete parameter written as strings (``"16"``) being a number."""
-    return isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip()))
+    return isinstance(value, bool) or (isinstance(value, str) and not is_decimal(value.strip()))
 
 
 @blueprint.app_template_filter("cell_class")
