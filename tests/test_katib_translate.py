@@ -172,7 +172,9 @@ def test_katuna_run_fails_an_experiment_once_its_failures_reach_max_failed_trial
     listed = here("trials", f"fails-{mode}", "--json", cwd=tmp_path)
     states = [t["state"] for t in json.loads(listed.stdout)]
     assert states == ["FAIL"] * trials
-    assert "too many failed trials" in run.stdout
+    said = " ".join(run.stdout.split())
+    assert f"too many failed trials: {trials} failed, maxFailedTrialCount ({max_failed}) reached" in said, \
+        "the reason names the count the Experiment gives"
 
 
 @pytest.mark.slow

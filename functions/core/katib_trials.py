@@ -28,13 +28,19 @@ EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 TRIAL_NAME_LABEL = "katib.kubeflow.org/trial"
 PLURAL = "trials"
 
-_ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
-         PRUNED: ("EarlyStopped", "TrialEarlyStopped")}
-"""Katib's final condition (type, reason) for each finished state."""
-KILLED = ("Killed", "TrialKilled")
+_ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded", "Trial has succeeded"),
+         FAIL: ("Failed", "TrialFailed", "Trial has failed"),
+         PRUNED: ("EarlyStopped", "TrialEarlyStopped", "Trial is early stopped")}
+"""Katib's final condition (type, reason, message) for each finished state, as its trial
+controller and its median-stop service write them."""
+KILLED = ("Killed", "TrialKilled", "Trial is killed")
 """Katib's condition of a trial ended from outside before its end (``TrialKilled`` in Katib's
 trial_types.go, counted in the Experiment's ``trialsKilled``): a trial katuna stopped because
 the study ended, which no early-stopping rule stopped."""
+CREATED = ("Created", "TrialCreated", "Trial is created")
+RUNNING_CONDITION = ("Running", "TrialRunning", "Trial is running")
+"""Katib's ``Created`` and ``Running`` conditions (its trial controller's words); ``Running``
+keeps its reason and message when it turns False at the trial's end, as Katib's does."""
 
 
 TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"
@@ -42,6 +48,17 @@ TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"
 container of every pod of a trial (its SDK's ``report_metrics`` reads it, and so may a program
 naming its checkpoints or outputs after its trial): katuna gives it to a Katib Experiment's
 trials, locally and on a cluster (:func:`trial_env`)."""
+
+
+def failure_limit(definition: Mapping[str, Any]) -> str | None:
+    """How a study's reason names the failure limit its user wrote, for a Katib Experiment
+    (``maxFailedTrialCount (2)``: Katib fails one once its failed trials *reach* the count,
+    where the native ``maxFailedTrials`` it becomes is one less; :func:`functions.core.katib.failures_allowed`);
+    None for any other study, whose reason says how many failures it allows."""
+    if not is_katib_experiment(definition):
+        return None
+    given = (definition.get("spec") or {}).get("maxFailedTrialCount")
+    return None if given is None else f"maxFailedTrialCount ({given})"
 
 
 def trial_name(experiment: str, number: int) -> str:
@@ -195,20 +212,25 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
     then, as Katib's ``setCondition`` times a condition whose status changes), then its end, with the
     observation of the metrics katuna parsed, from the trial's ``observed`` reports
     (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
-    name, as :mod:`functions.core.strict_json` writes it)."""
-    def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
-        return {"type": kind, "status": status, "reason": reason, "message": condition_message(trial.reason or reason),
+    name, as :mod:`functions.core.strict_json` writes it). Each condition has Katib's message;
+    the one ending the trial follows it with katuna's reason for the end, where Katib puts its
+    Job's message (``Trial has failed. Job message: ...``)."""
+    def condition(words: tuple[str, str, str], when: float | None, status: str = "True",
+                  why: str = "") -> dict[str, Any]:
+        kind, reason, message = words
+        return {"type": kind, "status": status, "reason": reason,
+                "message": condition_message(f"{message}: {why}" if why else message),
                 "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
-    conditions = [condition("Created", "TrialCreated", trial.created_at)]
+    conditions = [condition(CREATED, trial.created_at)]
     if trial.started_at is not None or trial.state == RUNNING:
         ran_until = trial.finished_at if trial.finished else None
-        conditions.append(condition("Running", "TrialRunning", ran_until or trial.started_at or trial.created_at,
+        conditions.append(condition(RUNNING_CONDITION, ran_until or trial.started_at or trial.created_at,
                                     "False" if trial.finished else "True"))
     status: dict[str, Any] = {"startTime": timestamp(trial.started_at or trial.created_at), "conditions": conditions}
     if trial.finished:
-        kind, reason = KILLED if trial.stopped_at_end else _ENDS[trial.state]
-        conditions.append(condition(kind, reason, trial.finished_at))
+        conditions.append(condition(KILLED if trial.stopped_at_end else _ENDS[trial.state], trial.finished_at,
+                                    why=trial.reason))
         status["completionTime"] = timestamp(trial.finished_at)
     if trial.metrics:
         status["observation"] = {"metrics": katib_metrics(trial, spec, observed)}

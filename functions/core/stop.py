@@ -53,6 +53,7 @@ def decide(
     *,
     cap: TrialCap,
     covered: int = 0,
+    failed_limit: str | None = None,
 ) -> Decision | None:
     """The stop rule that fires now, if any.
 
@@ -61,11 +62,13 @@ def decide(
     less the ``covered`` ones its warm start's known results lie on; ``cap`` is the most trials the study creates:
     its ``maxTrials``, or the cap it was admitted with
     (:func:`functions.core.trial_cap.study_cap`). It has no default, so no caller lets a study
-    create trials without end, nor past the cap its limits set.
+    create trials without end, nor past the cap its limits set. ``failed_limit`` names the
+    failure limit as its user wrote it, where that is not ``maxFailedTrials`` (a Katib
+    Experiment's: :func:`functions.core.katib_trials.failure_limit`).
     """
     if study.max_failed_trials is not None and counts.failed > study.max_failed_trials:
-        return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} "
-                                f"allowed{_latest_failure(trial)}")
+        limit = f"at most {study.max_failed_trials} allowed" if failed_limit is None else f"{failed_limit} reached"
+        return Decision(FAILED, f"too many failed trials: {counts.failed} failed, {limit}{_latest_failure(trial)}")
     goal = _goal_reached(study, trial)
     if goal:
         return Decision(COMPLETED, goal)

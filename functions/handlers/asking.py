@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from functions.core import initial_trials, pbt, start_failures
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
-from functions.core.katib_trials import trial_name, trials_owner
+from functions.core.katib_trials import failure_limit, trial_name, trials_owner
 from functions.core.records import (
     FAIL,
     FAILED,
@@ -188,7 +188,8 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     counts = deps.store.count_trials(record.name) if counts is None else counts
     grid = grid_cover(record.spec, record.warm_results)
     decision = decide(record.spec, counts, finished, deps.clock() - started, None if grid is None else grid.left,
-                      cap=study_cap(record, deps.limits), covered=0 if grid is None else grid.covered)
+                      cap=study_cap(record, deps.limits), covered=0 if grid is None else grid.covered,
+                      failed_limit=failure_limit(record.definition))
     if decision is None and finished is not None and finished.state == FAIL \
             and finished.reason.startswith(f"{start_failures.PREFIX}: "):
         why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))

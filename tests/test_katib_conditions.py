@@ -1,0 +1,53 @@
+"""How a Katib Experiment's Trials and its end read to a Katib user: each Trial condition with
+the message Katib's controller writes for it, katuna's reason on the condition that ends the
+trial; a failed Experiment's reason naming the ``maxFailedTrialCount`` its user wrote."""
+
+from __future__ import annotations
+
+from conftest import stored_cap, study_definition
+
+from functions.core.katib_trials import failure_limit, trial_status
+from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, Counts, TrialRecord
+from functions.core.stop import decide
+from functions.core.validate import parse_study
+
+SPEC = parse_study(study_definition(maxTrials=4))
+
+
+def messages(trial: TrialRecord) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["reason"], c["message"]) for c in trial_status(trial, SPEC)["conditions"]}
+
+
+def ended(state: str, reason: str = "") -> TrialRecord:
+    return TrialRecord("demo", 3, {"x": 1.0}, state, reason=reason, created_at=1.0, started_at=2.0, finished_at=9.0)
+
+
+def test_each_trial_condition_has_katibs_message_and_the_end_katunas_reason():
+    failed = messages(ended(FAIL, "metrics unavailable: objective 'nope' never reported"))
+    assert failed["Created"] == ("TrialCreated", "Trial is created")
+    assert failed["Running"] == ("TrialRunning", "Trial is running")
+    assert failed["Failed"] == ("TrialFailed", "Trial has failed: metrics unavailable: objective 'nope' never reported")
+    assert messages(ended(COMPLETE))["Succeeded"] == ("TrialSucceeded", "Trial has succeeded")
+    assert messages(ended(COMPLETE))["Created"] == ("TrialCreated", "Trial is created")
+    pruned = messages(ended(PRUNED, "pruned at step 3: below the median"))
+    assert pruned["EarlyStopped"] == ("TrialEarlyStopped", "Trial is early stopped: pruned at step 3: below the median")
+    killed = messages(ended(PRUNED, STOPPED_AT_END))
+    assert killed["Killed"][0] == "TrialKilled" and killed["Killed"][1].startswith("Trial is killed: stopped: ")
+    running = TrialRecord("demo", 4, {"x": 1.0}, "RUNNING", created_at=1.0, started_at=2.0)
+    assert messages(running) == {"Created": ("TrialCreated", "Trial is created"),
+                                 "Running": ("TrialRunning", "Trial is running")}
+
+
+def experiment(max_failed: int) -> dict:
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "demo"},
+            "spec": {"maxTrialCount": 10, "maxFailedTrialCount": max_failed}}
+
+
+def test_a_failed_experiment_names_the_max_failed_trial_count_its_user_wrote():
+    assert failure_limit(experiment(2)) == "maxFailedTrialCount (2)"
+    assert failure_limit(study_definition(maxFailedTrials=2)) is None
+    study = parse_study(study_definition(maxTrials=10, maxFailedTrials=1))
+    decision = decide(study, Counts(failed=2), None, 0, cap=stored_cap(study), failed_limit="maxFailedTrialCount (2)")
+    assert decision.reason == "too many failed trials: 2 failed, maxFailedTrialCount (2) reached"
+    native = decide(study, Counts(failed=2), None, 0, cap=stored_cap(study))
+    assert native.reason == "too many failed trials: 2 failed, at most 1 allowed"
