@@ -82,6 +82,13 @@ class StudyConflict(PermanentError):
         self.changed = tuple(changed)
 
 
+class RestartThroughResource(StudyConflict):
+    """An ended study that came from a Kubernetes resource (a Katib Experiment, a katuna Study)
+    was submitted over the HTTP API or the CLI to restart it: it restarts only through that
+    resource, edited in the cluster; a resource deleted since leaves the study as it ended, and
+    applied again starts a new study in its place (:func:`functions.core.resume.resource_refusal`)."""
+
+
 class StudyRunsElsewhere(PermanentError):
     """The study's trials run where this service does not run trials (a Kubernetes cluster, for
     a service that runs them as local processes, or the reverse): it leaves the study alone

@@ -73,6 +73,22 @@ def restart_refusal(record: StudyRecord) -> str | None:
     return None
 
 
+def resource_refusal(record: StudyRecord) -> str | None:
+    """Why the ended study, submitted again over the HTTP API or the CLI with its budget raised,
+    does not restart: it came from a cluster resource, which restarts it when edited there
+    (its status and Trials are that resource's); a resource deleted since leaves the study as
+    it ended, not to be brought back from elsewhere without a word. None for any other study."""
+    if record.origin is None:
+        return None
+    ref = Origin.from_dict(record.origin).ref
+    budget = "spec.maxTrialCount" if ref.katib else "spec.maxTrials"
+    return (f"study {record.name!r} came from the {ref.kind} {ref.name!r} in namespace {ref.namespace!r} "
+            f"({ref.api_version}) and restarts only through it: raise its {budget} there, with kubectl edit "
+            f"{ref.plural}.{ref.group} {ref.name} -n {ref.namespace}; if that {ref.kind} was deleted, apply it "
+            f"again, which starts a new study in this one's place, or delete this study (katuna delete "
+            f"{record.name}, or DELETE /studies/{record.name}) and submit it again")
+
+
 def is_native(definition: Mapping[str, Any]) -> bool:
     """Whether a definition is katuna's own format (a Katib document names its ``kind``)."""
     return "kind" not in definition

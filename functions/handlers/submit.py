@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from functions.core import pbt, resume
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, Problem, StudyConflict
+from functions.core.errors import InvalidStudy, Problem, RestartThroughResource, StudyConflict
 from functions.core.initial_trials import covered_problems
 from functions.core.job import CHECKPOINT_SETTING, runs_as_job
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
@@ -63,7 +63,8 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
     """Store a submitted study as :func:`store_study` does; where its name holds an ended study
     that the definition restarts (its trial budget raised, nothing else changed:
     :mod:`functions.core.resume`), restart that study instead. ``StudyConflict`` otherwise,
-    saying why an ended study does not restart. The record, and whether it is new."""
+    saying why an ended study does not restart; :class:`RestartThroughResource` for one that came
+    from a cluster resource, which restarts only through it. The record, and whether it is new."""
     try:
         return store_study(deps, spec, definition)
     except StudyConflict as exc:
@@ -79,6 +80,9 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
             if refused:
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
                                      f"not restart: {'; '.join(refused)}") from exc
+            through = resume.resource_refusal(stored)
+            if through is not None:
+                raise RestartThroughResource(through, exc.changed) from exc
             return restart(deps, stored, spec, definition), False
 
 

@@ -12,7 +12,8 @@ ERROR_CODES = (
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
     "malformed_request", "malformed_event", "malformed_event_data", "unparseable_study", "invalid_study",
     "refused_workload", "config_map_forbidden", "unreadable_spec", "damaged_journal", "unreadable_file", "refused_file",
-    "study_not_found", "study_conflict", "study_runs_elsewhere", "follows_resource", "forged_event", "forged_report",
+    "study_not_found", "study_conflict", "restart_through_resource", "study_runs_elsewhere", "follows_resource",
+    "forged_event", "forged_report",
     "unknown_event_type", "newer_event_type", "unknown_function", "no_kubernetes_api", "output_lost", "log_gone", "no_command",
     "not_renderable", "node_pool_failed",
     "no_node_pools", "permanent_error", "temporary_error", "service_busy", "quota_full",

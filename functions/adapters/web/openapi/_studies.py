@@ -39,7 +39,10 @@ def study_paths() -> dict[str, Any]:
                                                   "the study's path"),
                                    "400": error("not YAML or JSON (unparseable_study), or empty"),
                                    "409": error("another definition uses the name, or the identical study runs "
-                                                "and its trials run where this service does not run trials"),
+                                                "and its trials run where this service does not run trials, or "
+                                                "an ended study that came from a cluster resource was sent with "
+                                                "its budget raised: it restarts only through that resource "
+                                                "(restart_through_resource)"),
                                    "415": error("not YAML or JSON"),
                                    "422": error("invalid: every problem, with its field path (a document that "
                                                 "is no mapping, such as a list or null: the path \"\")"),
