@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import call, client_refusals, over_quota, status_body, translate
-from functions.adapters.kubernetes_fields import strict_refusals
+from functions.adapters.kubernetes_fields import DENIED_BY_WEBHOOK, strict_refusals, webhook_refusals
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -127,7 +127,7 @@ class Access:
         except ApiException as exc:
             if exc.status == 409 or over_quota(exc):
                 return None
-            if exc.status in (400, 422):
+            if exc.status in (400, 422) or (exc.status == 403 and _message(exc).startswith(DENIED_BY_WEBHOOK)):
                 raise InvalidStudy(_invalid(exc, workload)) from exc
             if exc.status == 403:
                 return _forbidden(spec, _what(group, plural), namespace, _message(exc))
@@ -186,7 +186,8 @@ def _invalid(exc: ApiException, workload: dict[str, Any]) -> list[Problem]:
     refused = f"the API server refuses the first trial's {kind} (a dry run of its create)"
     problems = [Problem(f"{TRIAL_SPEC}.{own(c['field'])}" if c.get("field") else TRIAL_SPEC,
                         f"{c.get('message', '')}: {refused}") for c in causes]
-    return problems or [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]
+    return problems or webhook_refusals(_message(exc), TRIAL_SPEC, refused, own) or \
+        [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]
 
 
 def _message(exc: ApiException) -> str:

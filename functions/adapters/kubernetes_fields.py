@@ -92,3 +92,41 @@ def strict_refusals(exc: ApiException, prefix: str, what: str, field: Callable[[
     return [Problem(f"{prefix}.{field(path)}", f"unknown field: {what} has no such field (the API server refuses "
                                                "it under strict field validation, and would otherwise drop it "
                                                "unread); check its spelling and place") for path in unknown]
+
+
+DENIED_BY_WEBHOOK = 'admission webhook "'
+"""How the API server's message of a validating webhook's denial starts (``ToStatusErr``): 400
+where the webhook gives no code (knative's, Tekton's), 403 where it denies as controller-runtime
+does (the Training Operator's, JobSet's); either is the workload's fault, not katuna's access."""
+_DENIED = re.compile(r'^admission webhook "(?P<webhook>[^"]*)" denied the request: ')
+_SPEC_PATH = r"spec(?:[.\[][^\s,:]*)?"
+_PATHS_LAST = re.compile(rf"^(?P<why>.+): (?P<paths>{_SPEC_PATH}(?:, {_SPEC_PATH})*)$")
+"""A line of knative's ``FieldError`` (Tekton's webhook): ``<why>: <path>, <path>``."""
+_PATH_FIRST = re.compile(rf"^(?P<paths>{_SPEC_PATH}): (?P<why>.+)$")
+"""One of Kubernetes' field errors (a controller-runtime webhook's): ``<path>: <why>``, several
+joined by ``, `` (in brackets, as an aggregate error words them)."""
+_NEXT_PATH = re.compile(rf", (?={_SPEC_PATH}: )")
+
+
+def webhook_refusals(message: str, prefix: str, refused: str, field: Callable[[str], str] = str) -> list[Problem]:
+    """A validating admission webhook's denial of the first trial's workload (``message`` as
+    the API server words it), each reason at the ``spec`` path it names under ``prefix``
+    (``field`` maps the workload's path to the template's): Tekton's, whose knative
+    ``FieldError`` lines read ``<why>: <path>, <path>`` after ``validation failed:``, or one
+    that leads with the path (``spec.x: Invalid value: ...``). Empty for any other refusal, or
+    one that names no ``spec`` path (its ``metadata`` is katuna's: the trial's name), which stays
+    at ``prefix``."""
+    denied = _DENIED.match(message)
+    if denied is None:
+        return []
+    said = f'admission webhook "{denied["webhook"]}" denied the request'
+    problems: list[Problem] = []
+    for line in message[denied.end():].removeprefix("validation failed: ").splitlines():
+        line = line.strip()
+        if _PATH_FIRST.match(line.removeprefix("[")):
+            found = [_PATH_FIRST.match(part) for part in _NEXT_PATH.split(line.removeprefix("[").removesuffix("]"))]
+        else:
+            found = [_PATHS_LAST.match(line)]
+        problems += [Problem(f"{prefix}.{field(path)}", f"{each['why']} ({said}): {refused}")
+                     for each in found if each is not None for path in each["paths"].split(", ")]
+    return problems
