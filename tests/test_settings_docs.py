@@ -151,6 +151,8 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
                                        "Trial list names), got 99"),
     ("KATUNA_TRIAL_ENV", "HOME,a b,=x", "KATUNA_TRIAL_ENV: expected names of environment variables (letters, "
                                         "digits and _, not beginning with a digit), got 'a b', '=x'"),
+    ("KATUNA_TRIAL_ENV", "CUDA_VISIBLE_DEVICES,AWS_SECRET_ACCESS_KEY",
+     "KATUNA_TRIAL_ENV: AWS_SECRET_ACCESS_KEY leads to the service's own cloud or Kubernetes credentials"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
      "KATUNA_ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), without a scheme, port or "
      "path: they are served on any port; got 'example.org:8080'"),
