@@ -53,6 +53,12 @@ CLAIM_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9](
 """A PersistentVolumeClaim's name (a DNS subdomain)."""
 
 
+TOKEN_CHARACTERS = 22
+"""The fewest characters of ``KATUNA_API_TOKEN`` and ``KATUNA_METRICS_TOKEN``: 22 of
+``secrets.token_urlsafe``'s alphabet hold 128 bits. A shorter token can be guessed, the API
+token offline, from the signature of any event katuna posts (:mod:`functions.core.event_signature`)."""
+RANDOM_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
 CLUSTER_RUNNING_TRIALS = 1000
 """The default bound on the trials running at once where they run as Jobs: the cluster and its
 node pools bound them further."""
@@ -239,6 +245,8 @@ class Settings:
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, or
+    katuna stops at start.
     Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
     locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
@@ -384,6 +392,7 @@ class Settings:
         self._check_trial_identity()
         self._check_checkpoints()
         self._check_trial_env()
+        self._check_tokens()
         self._check_waits_and_dead_letters()
         self._check_sizes()
         self._check_counts()
@@ -427,6 +436,18 @@ class Settings:
             problem = pass_through_problem(names, secrets)
             if problem:
                 raise InvalidSetting(f"{PREFIX}{name}: {problem}")
+
+    def _check_tokens(self) -> None:
+        """The API and metrics tokens, where set: long enough not to be guessed, and nothing but
+        printable characters other than spaces, as an ``Authorization`` header carries them."""
+        for name, token in (("API_TOKEN", self.api_token), ("METRICS_TOKEN", self.metrics_token)):
+            if token is None:
+                continue
+            if len(token) < TOKEN_CHARACTERS or not token.isprintable() or any(c.isspace() for c in token):
+                raise InvalidSetting(f"{PREFIX}{name}: expected a random token of at least {TOKEN_CHARACTERS} "
+                                     f"characters, without spaces, got one of {len(token)}: a short token can be "
+                                     "guessed (the API token offline, from any event katuna signs); make one with "
+                                     f"{RANDOM_COMMAND}")
 
     def _check_counts(self) -> None:
         """Counts of trials and seconds that have a floor: at least one running trial, no

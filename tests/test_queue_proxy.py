@@ -208,7 +208,7 @@ def test_katunas_answers_leave_queue_proxys_connections_sound(katuna: tuple[Katu
 
 @pytest.fixture(scope="module")
 def katuna(tmp_path_factory: pytest.TempPathFactory):
-    container = KatunaProcess(Path(tmp_path_factory.mktemp("katuna")), KATUNA_API_TOKEN="token",
+    container = KatunaProcess(Path(tmp_path_factory.mktemp("katuna")), KATUNA_API_TOKEN="queue-proxy-token-0123456789",
                               KATUNA_MAX_BODY="1000", KATUNA_EVENTS="reply")
     revision = Revision(_service(), container.port)
     yield container, revision

@@ -151,6 +151,14 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
                                        "Trial list names), got 99"),
     ("KATUNA_TRIAL_ENV", "HOME,a b,=x", "KATUNA_TRIAL_ENV: expected names of environment variables (letters, "
                                         "digits and _, not beginning with a digit), got 'a b', '=x'"),
+    ("KATUNA_API_TOKEN", "s3cret-0123456789abcd", "KATUNA_API_TOKEN: expected a random token of at least 22 "
+                                                  "characters, without spaces, got one of 21: a short token can be "
+                                                  "guessed (the API token offline, from any event katuna signs); "
+                                                  "make one with python -c 'import secrets; "
+                                                  "print(secrets.token_urlsafe(32))'"),
+    ("KATUNA_METRICS_TOKEN", "scrape-me", "KATUNA_METRICS_TOKEN: expected a random token of at least 22 characters"),
+    ("KATUNA_API_TOKEN", "s3cret-0123456789 abcdefgh", "KATUNA_API_TOKEN: expected a random token of at least 22 "
+                                                       "characters, without spaces, got one of 26"),
     ("KATUNA_TRIAL_ENV", "CUDA_VISIBLE_DEVICES,AWS_SECRET_ACCESS_KEY",
      "KATUNA_TRIAL_ENV: AWS_SECRET_ACCESS_KEY leads to the service's own cloud or Kubernetes credentials"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DUMP = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ))); print('loss=1')"
 
 SERVICE_ONLY = {
-    "KATUNA_API_TOKEN": "the-admin-token", "KATUNA_BUSY_TIMEOUT": "31", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "KATUNA_API_TOKEN": "the-admin-token-0123456789", "KATUNA_BUSY_TIMEOUT": "31", "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "AWS_ACCESS_KEY_ID": "aws-id", "GOOGLE_APPLICATION_CREDENTIALS": "/secret/key.json", "DATABASE_PASSWORD": "pw",
 }
 
@@ -127,7 +127,7 @@ def test_a_local_trial_cannot_read_the_environment_of_the_process_that_started_i
     try:
         if os.getuid() == 0:
             os.chown(logs, 65534, 65534)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KATUNA_API_TOKEN": "the-admin-token"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KATUNA_API_TOKEN": "the-admin-token-0123456789"}
         done = subprocess.run([sys.executable, "-c", READ_PARENT, str(logs)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
