@@ -245,8 +245,8 @@ class Settings:
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
-    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, or
-    katuna stops at start.
+    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, and
+    the metrics token is not the API token, or katuna stops at start.
     Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
     locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
@@ -438,8 +438,9 @@ class Settings:
                 raise InvalidSetting(f"{PREFIX}{name}: {problem}")
 
     def _check_tokens(self) -> None:
-        """The API and metrics tokens, where set: long enough not to be guessed, and nothing but
-        printable characters other than spaces, as an ``Authorization`` header carries them."""
+        """The API and metrics tokens, where set: long enough not to be guessed, nothing but
+        printable characters other than spaces, as an ``Authorization`` header carries them, and
+        not the same token, which would give the metrics' scraper the whole API."""
         for name, token in (("API_TOKEN", self.api_token), ("METRICS_TOKEN", self.metrics_token)):
             if token is None:
                 continue
@@ -448,6 +449,10 @@ class Settings:
                                      f"characters, without spaces, got one of {len(token)}: a short token can be "
                                      "guessed (the API token offline, from any event katuna signs); make one with "
                                      f"{RANDOM_COMMAND}")
+        if self.metrics_token is not None and self.metrics_token == self.api_token:
+            raise InvalidSetting(f"{PREFIX}METRICS_TOKEN: the same as {PREFIX}API_TOKEN, which opens the whole API to "
+                                 "whoever scrapes the metrics: give the scraper a token of its own, or set only "
+                                 f"{PREFIX}API_TOKEN")
 
     def _check_counts(self) -> None:
         """Counts of trials and seconds that have a floor: at least one running trial, no

@@ -18,6 +18,7 @@ from doc_blocks import ROOT
 
 from functions.cli import main
 from functions.core.cluster import MIN_TTL, START_ALLOWANCE, TTL
+from functions.core.errors import InvalidSetting
 from functions.core.limits import EksQuotas, Limits
 from functions.core.records import LOCAL
 from functions.settings import PREFIX, VARIABLES, Settings, default_running_trials, machine_cpus
@@ -185,6 +186,14 @@ def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tm
         assert (result.exit_code, result.stderr.startswith(f"error: {expected}")) == (2, True), (args, result.output)
         assert result.stderr.count("\n") == 1 and isinstance(result.exception, SystemExit), result.stderr
     assert not Path(db).exists(), "nothing was stored"
+
+
+def test_the_metrics_token_may_not_be_the_api_token():
+    token = "s3cret-0123456789abcdefgh"
+    with pytest.raises(InvalidSetting, match="^KATUNA_METRICS_TOKEN: the same as KATUNA_API_TOKEN, which opens the "
+                                             "whole API to whoever scrapes the metrics: give the scraper a token"):
+        Settings.from_env({"KATUNA_API_TOKEN": token, "KATUNA_METRICS_TOKEN": token})
+    assert Settings.from_env({"KATUNA_API_TOKEN": token, "KATUNA_METRICS_TOKEN": token[::-1]}).metrics_token
 
 
 def test_an_endpoint_setting_takes_the_addresses_its_client_reaches():
