@@ -49,8 +49,11 @@ CLOUD_CREDENTIALS = frozenset({
 Kubernetes client) to, the service's credentials: the identity that makes node pools and Jobs,
 never a trial's, whichever list names them."""
 
-SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY")
-"""Words of a variable's name that say it holds a secret, which ``KATUNA_TRIAL_ENV`` never passes."""
+SECRET_WORDS = re.compile(r"(?:^|_)(?:TOKENS?|SECRETS?|PASSWORDS?|PASSWD|CREDENTIALS?|CREDS|PRIVATE_?KEY|API_?KEY"
+                          r"|ACCESS_?KEY)(?:_|$)")
+"""Words of a variable's name, between underscores, that say it holds a secret (``HF_TOKEN``,
+``WANDB_API_KEY``), which ``KATUNA_TRIAL_ENV`` never passes; a longer word holding one
+(``TOKENIZERS_PARALLELISM``) says nothing of the kind."""
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
