@@ -136,7 +136,7 @@ def load(events: int, studies: int, threads: int) -> dict[str, float]:
             "load_seconds_until_every_study_ended": settled}
 
 
-TOKEN = "benchmark-token"
+TOKEN = "benchmark-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 JSON = {"Content-Type": "application/json"}
 BAD_STUDIES = [

@@ -58,6 +58,7 @@ def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, 
                   after: str | None, pareto: bool = False) -> tuple[TrialQuery, TrialKey | None]:
     """The listing the options ask for, as the API's arguments of the same names; a usage
     error (exit 2) naming the option at fault."""
+    _refuse_blanks(states, lows, highs, order)
     pairs = [("state", state) for state in states]
     pairs += [pair for field, low in lows for pair in (("field", field), ("min", low), ("max", ""))]
     pairs += [pair for field, high in highs for pair in (("field", field), ("min", ""), ("max", high))]
@@ -75,6 +76,24 @@ def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, 
         argument = str(exc).split(":")[0].split()[0]
         raise click.BadParameter(_in_options_words(str(exc), argument),
                                  param_hint=f"'{_OPTION_OF.get(argument, argument)}'") from None
+
+
+def _refuse_blanks(states: Sequence[str], lows: Sequence[tuple[str, str]], highs: Sequence[tuple[str, str]],
+                   order: str | None) -> None:
+    """A usage error naming the option given an empty value (or an empty state in a comma
+    list): a mistake on a command line, where the API takes an empty argument for an absent
+    one, as a form sends its empty fields, and the listing would be another than asked for."""
+    if order is not None and not order.strip():
+        raise click.BadParameter("expected FIELD[:desc], got an empty value", param_hint="'--order'")
+    for state in states:
+        if not all(part.strip() for part in state.split(",")):
+            raise click.BadParameter(f"expected STATE, or a comma list of them ({', '.join(STATES)}), got {state!r:.40}",
+                                     param_hint="'--state'")
+    for option, bounds in (("--min", lows), ("--max", highs)):
+        for field, bound in bounds:
+            if not bound.strip():
+                raise click.BadParameter(f"expected FIELD BOUND, got an empty BOUND for {field!r:.40}",
+                                         param_hint=f"'{option}'")
 
 
 _PARAM_WORDS = ((re.compile(r"^param:|(?:(?<=expected )|(?<=, ))param:"), ""),

@@ -52,5 +52,5 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         drops = executor.checkpoint_drops.ask
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail, executor), executor, executor, refusal,
                                checkpoint_drops=drops)
-    local = LocalExecutor(settings.logs, publish, pass_env=settings.trial_env, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
+    local = LocalExecutor(settings.logs, publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
     return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity))

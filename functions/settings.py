@@ -19,6 +19,7 @@ from typing import Any
 
 from functions import reporter
 from functions.adapters.log_lines import FORMATS, LEVELS
+from functions.adapters.trial_env import pass_through_problem
 from functions.core import event_signature, pod_security, senders
 from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
@@ -40,7 +41,6 @@ from functions.setting_values import (
     url,
 )
 
-VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A Google service account's email, as a node pool's ``service_account`` takes it."""
 IAM_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
@@ -52,6 +52,12 @@ NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 CLAIM_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A PersistentVolumeClaim's name (a DNS subdomain)."""
 
+
+TOKEN_CHARACTERS = 22
+"""The fewest characters of ``KATUNA_API_TOKEN`` and ``KATUNA_METRICS_TOKEN``: 22 of
+``secrets.token_urlsafe``'s alphabet hold 128 bits. A shorter token can be guessed, the API
+token offline, from the signature of any event katuna posts (:mod:`functions.core.event_signature`)."""
+RANDOM_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 CLUSTER_RUNNING_TRIALS = 1000
 """The default bound on the trials running at once where they run as Jobs: the cluster and its
@@ -101,7 +107,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
     "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", comma_list),
-    "trial_env": ("TRIAL_ENV", comma_list),
+    "trial_env": ("TRIAL_ENV", comma_list), "trial_secrets": ("TRIAL_SECRETS", comma_list),
     "allowed_hosts": ("ALLOWED_HOSTS", host_names), "session_ttl": ("SESSION_TTL", float),
     "tick_floor": ("TICK_FLOOR", float),
     "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", url),
@@ -190,7 +196,12 @@ class Settings:
     of a chatty trial's (:mod:`functions.core.log_keep`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
-    ``CUDA_VISIBLE_DEVICES``); a ``KATUNA_*`` name (the API and metrics tokens among them) is refused. ``KATUNA_LOOKAHEAD`` (1): trials
+    ``CUDA_VISIBLE_DEVICES``); a ``KATUNA_*`` name (the API and metrics tokens among them), a cloud
+    credential's (``AWS_SECRET_ACCESS_KEY``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``KUBECONFIG``...)
+    and a secret's (a name with ``TOKEN``, ``SECRET``, ``PASSWORD``, ``API_KEY``...) are refused
+    at start. ``KATUNA_TRIAL_SECRETS`` (none): the trials' own secrets they get so (say
+    ``WANDB_API_KEY``), each named there on purpose; never a ``KATUNA_*`` name or a cloud
+    credential's. ``KATUNA_LOOKAHEAD`` (1): trials
     ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
     slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
     ``KATUNA_LOG_FORMAT``: ``text`` (the default; ``time level logger pid message``) or ``json``
@@ -234,6 +245,8 @@ class Settings:
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, and
+    the metrics token is not the API token, or katuna stops at start.
     Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
     locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
@@ -321,6 +334,7 @@ class Settings:
     eks_node_role: str | None = None
     eks_region: str | None = None
     trial_env: tuple[str, ...] = ()
+    trial_secrets: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     session_ttl: float = 12 * 3600.0
     tick_floor: float = 10.0
@@ -378,6 +392,7 @@ class Settings:
         self._check_trial_identity()
         self._check_checkpoints()
         self._check_trial_env()
+        self._check_tokens()
         self._check_waits_and_dead_letters()
         self._check_sizes()
         self._check_counts()
@@ -415,15 +430,29 @@ class Settings:
                                  "(the one its Service runs), whose init container seeds each trial's checkpoint folder")
 
     def _check_trial_env(self) -> None:
-        """The variables local trials get: names of variables, never the service's own."""
-        unnamed = [name for name in self.trial_env if not VARIABLE_NAME.fullmatch(name)]
-        if unnamed:
-            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: expected names of environment variables (letters, digits and _, "
-                                 f"not beginning with a digit), got {', '.join(map(repr, unnamed))}")
-        own = [name for name in self.trial_env if name.startswith(PREFIX)]
-        if own:
-            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get the service's own {PREFIX}* variables "
-                                 f"(its tokens among them): remove {', '.join(own)} from the list")
+        """The variables local trials get: names of variables, never the service's own settings or
+        cloud credentials, and secrets only in the list that says they are."""
+        for name, names, secrets in (("TRIAL_ENV", self.trial_env, False), ("TRIAL_SECRETS", self.trial_secrets, True)):
+            problem = pass_through_problem(names, secrets)
+            if problem:
+                raise InvalidSetting(f"{PREFIX}{name}: {problem}")
+
+    def _check_tokens(self) -> None:
+        """The API and metrics tokens, where set: long enough not to be guessed, nothing but
+        printable characters other than spaces, as an ``Authorization`` header carries them, and
+        not the same token, which would give the metrics' scraper the whole API."""
+        for name, token in (("API_TOKEN", self.api_token), ("METRICS_TOKEN", self.metrics_token)):
+            if token is None:
+                continue
+            if len(token) < TOKEN_CHARACTERS or not token.isprintable() or any(c.isspace() for c in token):
+                raise InvalidSetting(f"{PREFIX}{name}: expected a random token of at least {TOKEN_CHARACTERS} "
+                                     f"characters, without spaces, got one of {len(token)}: a short token can be "
+                                     "guessed (the API token offline, from any event katuna signs); make one with "
+                                     f"{RANDOM_COMMAND}")
+        if self.metrics_token is not None and self.metrics_token == self.api_token:
+            raise InvalidSetting(f"{PREFIX}METRICS_TOKEN: the same as {PREFIX}API_TOKEN, which opens the whole API to "
+                                 "whoever scrapes the metrics: give the scraper a token of its own, or set only "
+                                 f"{PREFIX}API_TOKEN")
 
     def _check_counts(self) -> None:
         """Counts of trials and seconds that have a floor: at least one running trial, no
@@ -549,6 +578,12 @@ class Settings:
     def node_pool_provider(self) -> str | None:
         """The cloud whose node pools studies may ask for: gke, eks, or None."""
         return "gke" if self.gke_cluster else "eks" if self.eks_cluster else None
+
+    @property
+    def passed_to_trials(self) -> tuple[str, ...]:
+        """The variables of the service's environment local trials get besides their minimal
+        one: ``KATUNA_TRIAL_ENV``'s and ``KATUNA_TRIAL_SECRETS``'."""
+        return self.trial_env + self.trial_secrets
 
     @property
     def runs_jobs(self) -> bool:

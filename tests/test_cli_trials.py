@@ -107,6 +107,20 @@ def test_a_bad_page_is_refused_naming_the_option(db: Path, options: tuple[str, .
     assert named in output
 
 
+@pytest.mark.parametrize(("options", "named", "said"), [
+    (("--order", ""), "--order", "expected FIELD[:desc], got an empty value"),
+    (("--order", " "), "--order", "expected FIELD[:desc], got an empty value"),
+    (("--state", ""), "--state", "got ''"), (("--state", "COMPLETE,"), "--state", "got 'COMPLETE,'"),
+    (("--min", "value", ""), "--min", "got an empty BOUND for 'value'"),
+    (("--max", "number", " "), "--max", "got an empty BOUND for 'number'"),
+])
+def test_an_empty_value_is_a_usage_error_naming_the_option(db: Path, options: tuple[str, ...], named: str, said: str):
+    """The API takes an empty argument as absent (a form sends its empty fields); on a command
+    line it is a mistake, which would list other trials than asked for."""
+    code, output = _trials(db, "--json", *options)
+    assert (code, f"Invalid value for '{named}': " in output, said in output) == (2, True, True), output
+
+
 def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
     """``katuna ARGS...`` writing to a pipe whose reader is gone (``| head`` once it has enough)."""
     reader, writer = os.pipe()

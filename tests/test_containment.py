@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 KUBE_NAMESPACES = ("forged",)
 
 FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
-TOKEN = "containment-token"
+TOKEN = "containment-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

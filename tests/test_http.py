@@ -163,16 +163,16 @@ def test_health_and_openapi(service: Service):
 
 
 def test_auth_when_a_token_is_set(tmp_path: Path):
-    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret")
+    token = "s3cret-0123456789abcdefgh"
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=token)
     try:
         assert service.request("GET", "/studies")[0] == 401
         assert service.request("GET", "/studies", headers={"Authorization": "Bearer wrong"})[0] == 401
-        assert service.request("GET", "/studies", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        assert service.request("GET", "/studies", headers={"Authorization": f"Bearer {token}"})[0] == 200
         assert service.request("GET", "/healthz")[0] == 200
         status, _, body = post_study(service, study_definition(name="locked"))
         assert status == 401 and service.request(
-            "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]"
-        assert "KATUNA_API_TOKEN is 6 characters" in (tmp_path / "serve.log").read_text(), "a short token is told"
+            "GET", "/studies", headers={"Authorization": f"Bearer {token}"})[2] == b"[]"
     finally:
         service.close()
 

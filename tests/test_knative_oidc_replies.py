@@ -50,7 +50,7 @@ def test_a_refused_replys_dead_letter_names_the_address_the_reply_was_posted_to(
         subscriber.close()
 
 
-TOKEN = "api-token"
+TOKEN = "oidc-replies-api-token-0123456789"
 
 
 def _plant_study(db: Path, name: str) -> None:

@@ -209,13 +209,13 @@ def test_a_request_from_another_account_of_the_machine_is_refused_and_the_servic
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can send a request as another user (os.setuid in a child)")
 def test_with_a_metrics_token_another_accounts_prometheus_scrapes_the_metrics_and_reaches_nothing_else(tmp_path: Path):
-    service = Service(tmp_path, workers=1, KATUNA_METRICS_TOKEN="scrape-me")
+    service = Service(tmp_path, workers=1, KATUNA_METRICS_TOKEN="scrape-me-0123456789abcdef")
     try:
-        status, metrics = _request_as(NOBODY, service.port, "GET", "/metrics", token="scrape-me")
+        status, metrics = _request_as(NOBODY, service.port, "GET", "/metrics", token="scrape-me-0123456789abcdef")
         assert status == 200 and b"katuna_queue_depth" in metrics, metrics
         assert _request_as(NOBODY, service.port, "GET", "/metrics")[0] == 401
         for path in ("/studies", "/ui/"):
-            status, answer = _request_as(NOBODY, service.port, "GET", path, token="scrape-me")
+            status, answer = _request_as(NOBODY, service.port, "GET", path, token="scrape-me-0123456789abcdef")
             assert status == 403 and json.loads(answer)["error"] == "local_user_not_allowed", (path, answer)
         assert service.json("GET", "/studies") == (200, [])
     finally:

@@ -16,6 +16,8 @@ from knative_emulator.service import KatunaProcess
 from knative_emulator.serving import Revision
 from waiting import eventually
 
+TOKEN = "queue-proxy-token-0123456789"
+"""The service's API token."""
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 ANSWERS = {
     "/keep": OK,
@@ -197,7 +199,7 @@ def test_katunas_answers_leave_queue_proxys_connections_sound(katuna: tuple[Katu
     _, revision = katuna
     transport = revision.transport
     before = (transport.retries, len(transport.unsolicited), transport.ended)
-    headers = {"Authorization": "Bearer token", "Content-Type": "application/json"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     assert _send(revision, method, path, body, headers)[0] == status
     assert _send(revision, "GET", "/healthz") == (200, b'{"status":"ok"}\n')
     reused = transport.reuses
@@ -208,7 +210,7 @@ def test_katunas_answers_leave_queue_proxys_connections_sound(katuna: tuple[Katu
 
 @pytest.fixture(scope="module")
 def katuna(tmp_path_factory: pytest.TempPathFactory):
-    container = KatunaProcess(Path(tmp_path_factory.mktemp("katuna")), KATUNA_API_TOKEN="token",
+    container = KatunaProcess(Path(tmp_path_factory.mktemp("katuna")), KATUNA_API_TOKEN=TOKEN,
                               KATUNA_MAX_BODY="1000", KATUNA_EVENTS="reply")
     revision = Revision(_service(), container.port)
     yield container, revision

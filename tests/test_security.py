@@ -322,7 +322,7 @@ def test_a_parameter_cannot_make_a_trial_pod_run_as_the_service_account():
 
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory):
-    service = Service(tmp_path_factory.mktemp("locked"), workers=1, KATUNA_API_TOKEN="s3cret-token")
+    service = Service(tmp_path_factory.mktemp("locked"), workers=1, KATUNA_API_TOKEN="s3cret-token-0123456789")
     yield service
     service.close()
 
@@ -341,13 +341,13 @@ def _operations() -> list[tuple[str, str]]:
 def test_every_api_route_needs_the_token_when_one_is_set(locked: Service, method: str, path: str):
     url = path.replace("{name}", "demo").replace("{number}", "0")
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic czNjcmV0LXRva2Vu"},
-                    {"Authorization": "Bearer s3cret-token-and-more"}, {"Authorization": "Bearer "}):
+                    {"Authorization": "Bearer s3cret-token-0123456789-and-more"}, {"Authorization": "Bearer "}):
         status, answer, _ = locked.request(method, url, b"{}" if method == "POST" else None,
                                            {"Content-Type": "application/json", **headers})
         assert status == 401, (method, url, headers)
         assert answer["WWW-Authenticate"].startswith("Bearer")
     status, _, _ = locked.request(method, url, b"{}" if method == "POST" else None,
-                                  {"Content-Type": "application/json", "Authorization": "Bearer s3cret-token"})
+                                  {"Content-Type": "application/json", "Authorization": "Bearer s3cret-token-0123456789"})
     assert status != 401
 
 
@@ -408,15 +408,15 @@ def test_only_the_journal_and_the_cma_es_pickle_and_only_their_own_state():
 def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(locked: Service):
     """A token as a Basic auth user name or in the query string is refused (``401``) and never
     written to the log: its access lines give the method, the path and the status alone."""
-    basic = "Basic " + base64.b64encode(b"s3cret-token:").decode()
+    basic = "Basic " + base64.b64encode(b"s3cret-token-0123456789:").decode()
     assert locked.request("POST", "/studies", b"{}", {"Content-Type": "application/json",
                                                      "Authorization": basic})[0] == 401
-    assert locked.request("POST", "/studies?token=s3cret-token&access_token=s3cret-token", b"{}",
-                          {"Content-Type": "application/json", "Referer": "http://127.0.0.1/ui/?token=s3cret-token"}
+    assert locked.request("POST", "/studies?token=s3cret-token-0123456789&access_token=s3cret-token-0123456789", b"{}",
+                          {"Content-Type": "application/json", "Referer": "http://127.0.0.1/ui/?token=s3cret-token-0123456789"}
                           )[0] == 401
     log = eventually(lambda: len(re.findall(r'"POST /studies[^"]*" 401 ', text := (locked.workdir / "serve.log")
                                             .read_text())) >= 2 and text, "the access lines of both requests")
-    assert "s3cret-token" not in log
+    assert "s3cret-token-0123456789" not in log
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
 
 
@@ -494,7 +494,7 @@ def test_the_login_form_is_refused_unless_the_browser_says_it_comes_from_the_das
     """The login form needs no session, so no CSRF token guards it: the browser's word that the
     post comes from this origin does, as for every write made with a session. A Referer is no
     such word (a browser may leave it out, and it says nothing a script could not)."""
-    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, _headers(UNPLACED_POSTS[kind], locked))
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token-0123456789"}, _headers(UNPLACED_POSTS[kind], locked))
     assert (status, cookie) == (403, ""), kind
 
 
@@ -503,7 +503,7 @@ def test_the_login_form_is_refused_unless_the_browser_says_it_comes_from_the_das
 def test_the_dashboards_own_forms_log_in_and_out_whether_or_not_the_browser_sends_a_referrer(locked: Service,
                                                                                             kind: str):
     headers = _headers(PLACED_POSTS[kind], locked)
-    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, headers)
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token-0123456789"}, headers)
     assert status == 302 and cookie.startswith("katuna_session="), (kind, status)
     session = {"Cookie": cookie.split(";")[0]}
     page = locked.request("GET", "/ui/", headers=session)[2].decode()
@@ -516,7 +516,7 @@ def test_a_head_of_the_login_page_is_its_read_and_starts_no_session(locked: Serv
     """``HEAD /ui/login`` is the login page's ``GET``, a read the guard takes without asking
     where it comes from: it answers as the page does, and a form body sent with it, the right
     token included, starts no session (only a post the browser places on this origin does)."""
-    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token"}, {}, method="HEAD")
+    status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token-0123456789"}, {}, method="HEAD")
     assert (status, cookie) == (200, "")
     assert _form(locked, "/ui/login", {"token": "wrong"}, {}, method="HEAD") == (200, "")
 
@@ -673,7 +673,7 @@ def test_a_client_holding_every_connection_open_keeps_no_other_client_waiting(tm
     and the readiness probe among them, waited until those connections timed out. The worker
     now closes the held connection nearest its deadline to take a waiting one, so a request
     sent whole is answered while the held ones go on."""
-    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret-token", KATUNA_CLIENT_TIMEOUT="600")
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret-token-0123456789", KATUNA_CLIENT_TIMEOUT="600")
     held: list[socket.socket] = []
     stop = threading.Event()
     holder = threading.Thread(target=_hold, args=(held, stop))
@@ -684,7 +684,7 @@ def test_a_client_holding_every_connection_open_keeps_no_other_client_waiting(tm
             held.append(connection)
         holder.start()
         assert service.request("GET", "/readyz")[0] == 200
-        assert service.request("GET", "/studies", headers={"Authorization": "Bearer s3cret-token"})[0] == 200
+        assert service.request("GET", "/studies", headers={"Authorization": "Bearer s3cret-token-0123456789"})[0] == 200
     finally:
         stop.set()
         if holder.is_alive():

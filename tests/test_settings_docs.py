@@ -18,6 +18,7 @@ from doc_blocks import ROOT
 
 from functions.cli import main
 from functions.core.cluster import MIN_TTL, START_ALLOWANCE, TTL
+from functions.core.errors import InvalidSetting
 from functions.core.limits import EksQuotas, Limits
 from functions.core.records import LOCAL
 from functions.settings import PREFIX, VARIABLES, Settings, default_running_trials, machine_cpus
@@ -151,6 +152,16 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
                                        "Trial list names), got 99"),
     ("KATUNA_TRIAL_ENV", "HOME,a b,=x", "KATUNA_TRIAL_ENV: expected names of environment variables (letters, "
                                         "digits and _, not beginning with a digit), got 'a b', '=x'"),
+    ("KATUNA_API_TOKEN", "s3cret-0123456789abcd", "KATUNA_API_TOKEN: expected a random token of at least 22 "
+                                                  "characters, without spaces, got one of 21: a short token can be "
+                                                  "guessed (the API token offline, from any event katuna signs); "
+                                                  "make one with python -c 'import secrets; "
+                                                  "print(secrets.token_urlsafe(32))'"),
+    ("KATUNA_METRICS_TOKEN", "scrape-me", "KATUNA_METRICS_TOKEN: expected a random token of at least 22 characters"),
+    ("KATUNA_API_TOKEN", "s3cret-0123456789 abcdefgh", "KATUNA_API_TOKEN: expected a random token of at least 22 "
+                                                       "characters, without spaces, got one of 26"),
+    ("KATUNA_TRIAL_ENV", "CUDA_VISIBLE_DEVICES,AWS_SECRET_ACCESS_KEY",
+     "KATUNA_TRIAL_ENV: AWS_SECRET_ACCESS_KEY leads to the service's own cloud or Kubernetes credentials"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
      "KATUNA_ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), without a scheme, port or "
      "path: they are served on any port; got 'example.org:8080'"),
@@ -175,6 +186,14 @@ def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tm
         assert (result.exit_code, result.stderr.startswith(f"error: {expected}")) == (2, True), (args, result.output)
         assert result.stderr.count("\n") == 1 and isinstance(result.exception, SystemExit), result.stderr
     assert not Path(db).exists(), "nothing was stored"
+
+
+def test_the_metrics_token_may_not_be_the_api_token():
+    token = "s3cret-0123456789abcdefgh"
+    with pytest.raises(InvalidSetting, match="^KATUNA_METRICS_TOKEN: the same as KATUNA_API_TOKEN, which opens the "
+                                             "whole API to whoever scrapes the metrics: give the scraper a token"):
+        Settings.from_env({"KATUNA_API_TOKEN": token, "KATUNA_METRICS_TOKEN": token})
+    assert Settings.from_env({"KATUNA_API_TOKEN": token, "KATUNA_METRICS_TOKEN": token[::-1]}).metrics_token
 
 
 def test_an_endpoint_setting_takes_the_addresses_its_client_reaches():

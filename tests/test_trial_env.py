@@ -16,6 +16,7 @@ import yaml
 from http_helpers import KATUNA
 
 from functions.adapters.trial_env import trial_environment
+from functions.core.errors import InvalidSetting
 from functions.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DUMP = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ))); print('loss=1')"
 
 SERVICE_ONLY = {
-    "KATUNA_API_TOKEN": "the-admin-token", "KATUNA_BUSY_TIMEOUT": "31", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "KATUNA_API_TOKEN": "the-admin-token-0123456789", "KATUNA_BUSY_TIMEOUT": "31", "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "AWS_ACCESS_KEY_ID": "aws-id", "GOOGLE_APPLICATION_CREDENTIALS": "/secret/key.json", "DATABASE_PASSWORD": "pw",
 }
 
@@ -40,6 +41,7 @@ def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     }
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
     environ = {**os.environ, **SERVICE_ONLY, "CUDA_VISIBLE_DEVICES": "1", "KATUNA_TRIAL_ENV": "CUDA_VISIBLE_DEVICES",
+               "WANDB_API_KEY": "the-trials-own", "KATUNA_TRIAL_SECRETS": "WANDB_API_KEY",
                "LANG": "C.UTF-8", "TZ": "UTC", "HOME": str(tmp_path)}
     done = subprocess.run([KATUNA, "run", "study.yaml", "--db", "katuna.db"], cwd=tmp_path, env=environ,
                           capture_output=True, text=True, timeout=60)
@@ -50,9 +52,10 @@ def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     katuna = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_OBJECTIVE",
               "KATUNA_ATTEMPT_ID", "KATUNA_PARAM_x"}
     documented = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONUNBUFFERED",
-                  "CUDA_VISIBLE_DEVICES", "STUDY_SETTING"} | katuna
+                  "CUDA_VISIBLE_DEVICES", "WANDB_API_KEY", "STUDY_SETTING"} | katuna
     assert {name for name in env if not name.startswith("LC_")} <= documented
     assert katuna <= set(env)
+    assert env["WANDB_API_KEY"] == "the-trials-own", "a secret of the trials', named as one, is passed"
     assert (env["CUDA_VISIBLE_DEVICES"], env["LANG"], env["TZ"], env["HOME"]) == ("1", "C.UTF-8", "UTC", str(tmp_path))
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent), "the service's Python comes first"
     assert env["PYTHONUNBUFFERED"] == "1" and float(env["STUDY_SETTING"]) <= 1.0
@@ -66,6 +69,28 @@ def test_the_services_own_variables_can_never_be_passed_through(name: str):
         Settings.from_env({"KATUNA_TRIAL_ENV": f"CUDA_VISIBLE_DEVICES,{name}"})
     env = trial_environment({name: "t", "PATH": "/bin"}, [name], {}, ("M", "m"))
     assert name not in env
+
+
+CLOUD = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "GOOGLE_APPLICATION_CREDENTIALS",
+         "AZURE_CLIENT_SECRET", "KUBECONFIG"]
+
+
+@pytest.mark.parametrize("name", CLOUD)
+def test_the_services_cloud_credentials_are_refused_in_either_list_and_never_passed(name: str):
+    for setting in ("KATUNA_TRIAL_ENV", "KATUNA_TRIAL_SECRETS"):
+        with pytest.raises(InvalidSetting, match=f"^{setting}: {name} leads to the service's own cloud or Kubernetes "
+                                                 "credentials, which trials may never get: remove it"):
+            Settings.from_env({setting: f"CUDA_VISIBLE_DEVICES,{name}"})
+    assert name not in trial_environment({name: "t", "PATH": "/bin"}, [name], {}, ("M", "m"))
+
+
+@pytest.mark.parametrize("name", ["WANDB_API_KEY", "HF_TOKEN", "DATABASE_PASSWORD", "MY_SECRET", "GH_ACCESS_KEY"])
+def test_a_secret_is_passed_only_where_named_as_one(name: str):
+    with pytest.raises(InvalidSetting, match=f"^KATUNA_TRIAL_ENV: {name} is named as a secret is, and this list passes "
+                                             "no secret to trials: remove it, or.* name it in KATUNA_TRIAL_SECRETS"):
+        Settings.from_env({"KATUNA_TRIAL_ENV": f"CUDA_VISIBLE_DEVICES,{name}"})
+    settings = Settings.from_env({"KATUNA_TRIAL_ENV": "TOKENIZERS_PARALLELISM", "KATUNA_TRIAL_SECRETS": name})
+    assert settings.passed_to_trials == ("TOKENIZERS_PARALLELISM", name), "a word holding TOKEN is no secret's"
 
 
 def test_a_study_cannot_take_over_the_attempt_marker():
@@ -102,7 +127,7 @@ def test_a_local_trial_cannot_read_the_environment_of_the_process_that_started_i
     try:
         if os.getuid() == 0:
             os.chown(logs, 65534, 65534)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KATUNA_API_TOKEN": "the-admin-token"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KATUNA_API_TOKEN": "the-admin-token-0123456789"}
         done = subprocess.run([sys.executable, "-c", READ_PARENT, str(logs)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr

@@ -25,7 +25,7 @@ from waiting import eventually
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "ui-s3cret"
+TOKEN = "ui-s3cret-0123456789abcdef"
 STUDY_REFRESH_MS = 5000
 """How often a study page asks for its running study (``katuna.js``)."""
 REFRESH_MS = 3000

@@ -142,7 +142,8 @@ def test_a_refused_token_is_announced_and_tied_to_its_field(tmp_path, browser: B
 
 def test_numbers_are_right_aligned_and_labels_left_in_every_table(service: Service, browser: Browser):
     """A number's cell (a parameter's, a trial's number) is right-aligned, digits under digits;
-    a categorical label's cell reads from the left as text does."""
+    a categorical label's cell reads from the left as text does; a column's header is on the
+    side of its cells."""
     number = long_trial(service)
     page = browser.new_page()
     align = "(cell) => getComputedStyle(cell).textAlign"
@@ -152,6 +153,12 @@ def test_numbers_are_right_aligned_and_labels_left_in_every_table(service: Servi
         assert row.locator('td[data-field="param:x"]').evaluate(align) == "right"
         assert row.locator(f'td[data-field="param:{LONG_NAME}"]').evaluate(align) == "left"
         assert row.locator("td").first.evaluate(align) == "right", "the trial's number"
+        head = {field: page.locator(f'#trials-table th[data-field="{field}"]').evaluate(align)
+                for field in ("number", "state", "metric:loss", "param:x", f"param:{LONG_NAME}", "duration")}
+        assert head == {"number": "right", "state": "left", "metric:loss": "right", "param:x": "right",
+                        f"param:{LONG_NAME}": "left", "duration": "right"}, "a header over its cells' side"
+        page.goto(service.base + "/ui/")
+        assert page.locator("#studies-table th", has_text="best").evaluate(align) == "right"
         page.goto(service.base + f"/ui/studies/wide/trials/{number}")
         cells = page.locator("th[scope=row] + td")
         assert [cells.nth(i).evaluate(align) for i in range(2)] == ["left", "right"], "the trial's parameters"

@@ -50,11 +50,6 @@ METRICS_PATH = "/metrics"
 log = logging.getLogger("katuna.web")
 
 
-TOKEN_CHARACTERS = 22
-"""Characters of an API token below which the service warns: 22 of ``secrets.token_urlsafe``'s
-alphabet hold 128 bits."""
-
-
 def create_app(runtime: Application) -> Flask:
     """The WSGI application over ``runtime`` (whose broker thread it starts). Its files are the
     dashboard's own (:mod:`.ui`'s folders): Flask's default static and template folders would be
@@ -74,11 +69,6 @@ def create_app(runtime: Application) -> Flask:
                     "Knative Eventing's authentication-oidc, and keep the service cluster-local%s",
                     "" if runtime.settings.api_token else "; without KATUNA_API_TOKEN, katuna's events are not "
                                                           "signed either, and any sender's are believed")
-    token = runtime.settings.api_token
-    if token and len(token) < TOKEN_CHARACTERS:
-        log.warning("KATUNA_API_TOKEN is %d characters: a token guessed is every write to the API; give it %d "
-                    "random characters at least (python -c 'import secrets; print(secrets.token_urlsafe())')",
-                    len(token), TOKEN_CHARACTERS)
     app.url_map.converters["trial"] = api.TrialNumber
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)

@@ -8,6 +8,8 @@ from functions.core import trial_csv
 from functions.core.katib_numbers import is_decimal
 from functions.core.log_reads import without_escapes
 from functions.core.memory_sizes import memory
+from functions.core.parameters import CategoricalParameter
+from functions.core.spec import Study
 from functions.core.views import cost_text, figure
 
 
@@ -72,3 +74,17 @@ def _cell_class(value: object, shown: str) -> str:
 def _long(shown: str) -> bool:
     """Whether a cell's text is longer than :data:`LONG_CELL` characters (its cell wraps it)."""
     return len(shown) > LONG_CELL
+
+
+NUMBER_FIELDS = frozenset({"number", "generation", "parent", "duration"})
+"""The trial table's fields whose cells are numbers in every study."""
+
+
+@blueprint.app_template_filter("number_fields")
+def _number_fields(spec: Study) -> frozenset[str]:
+    """The trial table's fields whose cells are all numbers, right-aligned (``td.num``), their
+    header right-aligned over them (``th.num``): the metrics, a parameter that is not
+    categorical or whose values are all numbers, and :data:`NUMBER_FIELDS`."""
+    numbers = {f"param:{p.name}" for p in spec.parameters
+               if not isinstance(p, CategoricalParameter) or not any(_label(value) for value in p.values)}
+    return NUMBER_FIELDS | numbers | {f"metric:{name}" for name in spec.metric_names}
