@@ -151,15 +151,17 @@ def test_a_status_that_fits_is_written_whole_and_one_that_does_not_keeps_its_cou
 
 
 def test_a_conditions_message_holds_at_most_what_a_kubernetes_condition_does():
-    """A trial's reason gathers each lost attempt's (up to 100 of them): its Trial's conditions
-    each carry it, so each is cut to ``metav1.Condition``'s 32,768 characters, its start kept."""
+    """A trial's reason gathers each lost attempt's (up to 100 of them): its Trial's ending
+    condition carries it after Katib's words, cut to ``metav1.Condition``'s 32,768 characters,
+    its start kept; no condition is longer."""
     spec = parse_study(study_definition())
     reason = "\n".join(f"attempt {n} preempted: {'z' * 2000}" for n in range(100, 0, -1))
     trial = TrialRecord("demo", 0, {"x": 0.5}, "FAIL", reason=reason, created_at=1.0, started_at=2.0,
                         finished_at=3.0)
     messages = [c["message"] for c in trial_status(trial, spec)["conditions"]]
-    assert all(len(m) <= status_room.MESSAGE_CHARS and m.startswith("attempt 100 preempted") for m in messages)
-    assert messages[0].endswith("more characters)")
+    assert all(len(m) <= status_room.MESSAGE_CHARS for m in messages)
+    assert messages[-1].startswith("Trial has failed: attempt 100 preempted")
+    assert messages[-1].endswith("more characters)")
 
 
 def test_a_job_its_parameters_make_larger_than_etcd_stores_fails_that_trial(kube: KubeStub):
