@@ -92,11 +92,11 @@ class Console:
 
 
 @contextmanager
-def watched_page(browser: Browser, console: dict[Page, Console], width: int) -> Iterator[Page]:
-    """A page of a browser context of its own, ``width`` pixels wide, each page the context opens
+def watched_page(browser: Browser, console: dict[Page, Console], width: int, height: int = 900) -> Iterator[Page]:
+    """A page of a browser context of its own, ``width`` by ``height`` pixels, each page the context opens
     watched in ``console``: by the end, no console may show an error but those a test names
     (``console[page].expect``)."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": height})
     context.on("page", lambda opened: console.setdefault(opened, Console(opened)))
     opened = context.new_page()
     yield opened

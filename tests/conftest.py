@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +18,20 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from browser import MISSING, chromium, chromium_path
+from browser import MISSING, Console, chromium, chromium_path, watched_page
 from gke_stub import GkeStub
 from hypothesis import settings as hypothesis_settings
 from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
+from playwright.sync_api import Browser, Page
 
+from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.kubernetes_resources import KubernetesResources
+from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.collector import collect_less_often
+from functions.core.cluster import Cluster
 from functions.core.formats import load_study
 from functions.core.limits import DEFAULTS
 from functions.core.optuna_compat import CREATE_TRIAL
@@ -33,7 +39,9 @@ from functions.core.records import StudyRecord, TrialCap
 from functions.core.spec import Study
 from functions.core.trial_cap import study_cap
 from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
+from functions.handlers import Deps
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -359,6 +367,25 @@ def browser():
 
 
 @pytest.fixture
+def console() -> dict[Page, Console]:
+    """The console of each page a test opens with :func:`page`."""
+    return {}
+
+
+VIEWPORT = (1360, 900)
+"""The size of a :func:`page` in pixels, unless its test's module sets its own ``VIEWPORT``."""
+
+
+@pytest.fixture
+def page(browser: Browser, console: dict[Page, Console], request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page whose console must show no error by the end of the test (``console[page].expect``
+    names those the test causes), as big as its module's ``VIEWPORT`` says (:data:`VIEWPORT`)."""
+    width, height = getattr(request.module, "VIEWPORT", VIEWPORT)
+    with watched_page(browser, console, width, height) as opened:
+        yield opened
+
+
+@pytest.fixture
 def embedded(tmp_path: Path):
     """A fresh embedded runner on a database in a temporary directory."""
     runner = Embedded(Settings(db=tmp_path / "katuna.db"))
@@ -423,6 +450,18 @@ def app_client(db: Path, **runtime: Any) -> Iterator:
         yield create_app(served).test_client()
     finally:
         served.close()
+
+
+def watching_dispatcher(store: SqliteStore, api: Any, namespace: str, katib_api: bool = True,
+                        **deps: Any) -> Dispatcher:
+    """katuna's handlers as a service on a cluster has them (:mod:`functions.runtime`): trials
+    run as workloads through the client ``api`` in ``namespace``, where the service watches
+    the study resources (Katib's Experiments too, where ``katib_api``); ``deps`` are the rest of
+    its :class:`~functions.handlers.Deps`."""
+    resources = KubernetesResources(lambda: api, katib_api=katib_api)
+    resources.namespace = namespace  # where the service watches, as its wrapper (functions.runtime) says
+    return Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=namespace), api), time.time,
+                           resources=resources, **deps))
 
 
 @pytest.fixture(scope="module")

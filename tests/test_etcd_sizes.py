@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import study_definition, watching_dispatcher
 from kube_standin import etcd
 from kube_stub import KubeStub
 from kubernetes import client
@@ -21,7 +21,6 @@ from kubernetes.client.rest import ApiException
 
 from functions.adapters.kubernetes_client import api_client, translate
 from functions.adapters.kubernetes_executor import KubernetesExecutor
-from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core import status_room
 from functions.core.cluster import Cluster
@@ -31,8 +30,6 @@ from functions.core.katib_trials import KILLED_LIST, TRIAL_LISTS, trial_status
 from functions.core.records import COMPLETE, TrialRecord
 from functions.core.resources import PARETO_FRONT_SHOWN, Origin
 from functions.core.validate import parse_study
-from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 from functions.handlers.writeback import behind
 
 KUBE_NAMESPACES = ("team",)
@@ -103,10 +100,7 @@ def test_a_wide_pareto_front_is_cut_to_what_etcd_stores_and_still_counted_whole(
     created = kube.apply(wide_study("etcd-front"))
     store = SqliteStore(tmp_path / "katuna.db")
     api = api_client(kube.url)
-    resources = KubernetesResources(lambda: api)
-    resources.namespace = "team"
-    dispatcher = Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace="team"), api), time.time,
-                                 resources=resources))
+    dispatcher = watching_dispatcher(store, api, "team", katib_api=False)
     try:
         dispatcher.deliver_to("resource", resource_changed("add", created))
         record = store.get_study("etcd-front")

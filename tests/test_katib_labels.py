@@ -7,22 +7,19 @@ its prefix is refused at submission, naming the label."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import study_definition, watching_dispatcher
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
 from waiting import eventually
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor
-from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.cluster import STUDY_LABEL, Cluster
+from functions.core.cluster import STUDY_LABEL
 from functions.core.errors import InvalidStudy
 from functions.core.events import resource_changed
 from functions.core.formats import load_study
@@ -31,8 +28,6 @@ from functions.core.katib_trials import EXPERIMENT_LABEL, TRIAL_NAME_LABEL
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
-from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 
 TEAM = "labels-team"
 USER = "labeller"
@@ -77,10 +72,7 @@ def test_an_experiment_resources_labels_reach_its_trials_and_their_pods_not_its_
                                                    labelled_experiment())
     api = client.ApiClient(kube.configuration())
     store = SqliteStore(tmp_path / "katuna.db")
-    resources = KubernetesResources(lambda: api, katib_api=True)
-    resources.namespace = TEAM
-    dispatcher = Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
-                                 resources=resources))
+    dispatcher = watching_dispatcher(store, api, TEAM)
     try:
         pending = dispatcher.deliver_to("resource", resource_changed("add", created))
         while pending:

@@ -15,6 +15,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from conftest import watching_dispatcher
 from kube_standin import katib_api
 from kube_standin.server import KATUNA_USER as KATUNA
 from kube_stub import KubeStub, serving_katib
@@ -22,10 +23,8 @@ from kubernetes import client
 from test_katib import experiment
 from test_security import KNATIVE, granted_permissions
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.cluster import Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
@@ -33,7 +32,6 @@ from functions.core.metrics import Observation
 from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
 from functions.core.resources import PARETO_FRONT_SHOWN, Origin, ref_of
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 from functions.handlers.writeback import report
 
 TEAM = "writes-team"
@@ -85,10 +83,7 @@ def service(kube: KubeStub, tmp_path: Path) -> Iterator[tuple[CountedClient, Sql
     created = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
     api = CountedClient(kube.url)
     store = SqliteStore(tmp_path / "katuna.db")
-    resources = KubernetesResources(lambda: api, katib_api=True)
-    resources.namespace = TEAM  # where the service watches, as its wrapper (functions.runtime) says
-    deps = Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time, resources=resources)
-    dispatcher = Dispatcher(deps)
+    dispatcher = watching_dispatcher(store, api, TEAM)
     dispatcher.deliver_to("resource", resource_changed("add", created))
     try:
         yield api, store, dispatcher
@@ -327,10 +322,7 @@ def second_worker(kube: KubeStub, tmp_path: Path) -> tuple[Dispatcher, SqliteSto
     """Another worker of the service: its own client and connection to the same store."""
     api = CountedClient(kube.url)
     store = SqliteStore(tmp_path / "katuna.db")
-    resources = KubernetesResources(lambda: api, katib_api=True)
-    resources.namespace = TEAM
-    return Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
-                           resources=resources)), store
+    return watching_dispatcher(store, api, TEAM), store
 
 
 def test_a_late_report_of_a_deleted_experiment_leaves_the_trial_of_the_one_applied_again(

@@ -11,19 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import watching_dispatcher
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor
-from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.cluster import Cluster
 from functions.core.events import resource_changed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_KEPT, kept_trials
 from functions.core.records import COMPLETE, RUNNING, TrialRecord
-from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 from functions.settings import Settings
 
 TEAM = "kept-team"
@@ -55,10 +51,7 @@ def test_an_experiment_keeps_the_trials_of_its_latest_trials_and_its_best(kube: 
         "kubeflow.org", "v1beta1", TEAM, "experiments", body)
     api = client.ApiClient(client.Configuration(host=kube.url))
     store = SqliteStore(tmp_path / "katuna.db")
-    resources = KubernetesResources(lambda: api, katib_api=True)
-    resources.namespace = TEAM
-    dispatcher = Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
-                                 resources=resources, katib_trials_kept=5))
+    dispatcher = watching_dispatcher(store, api, TEAM, katib_trials_kept=5)
     try:
         dispatcher.deliver_to("resource", resource_changed("add", created))
         uid = store.get_study(NAME).uid

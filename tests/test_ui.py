@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from browser import Console, screenshot, watched_page
+from browser import Console, screenshot
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, Route, expect
@@ -66,20 +66,6 @@ def service(tmp_path_factory):
         running.wait_for(name)
     yield running
     running.close()
-
-
-@pytest.fixture
-def console() -> dict[Page, Console]:
-    """The console of each page a test opens with :func:`page`."""
-    return {}
-
-
-@pytest.fixture
-def page(browser: Browser, console: dict[Page, Console]):
-    """A page whose console must show no error by the end of the test (``console[page].expect``
-    names those the test causes)."""
-    with watched_page(browser, console, 1360) as opened:
-        yield opened
 
 
 def trials_of(service: Service, name: str) -> list[dict]:

@@ -10,10 +10,10 @@ import json
 import sys
 
 import pytest
-from browser import Console, watched_page
+from browser import Console
 from conftest import TRIAL, study_definition
 from http_helpers import Service
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from waiting import eventually
 
 pytestmark = pytest.mark.browser
@@ -53,18 +53,8 @@ def service(tmp_path_factory):
     running.close()
 
 
-@pytest.fixture
-def console() -> dict[Page, Console]:
-    """The console of the page a test opens with :func:`page`."""
-    return {}
-
-
-@pytest.fixture
-def page(browser: Browser, console: dict[Page, Console]):
-    """A page whose console must show no error by the end of the test (``console[page].expect``
-    names those the test causes)."""
-    with watched_page(browser, console, 1280) as opened:
-        yield opened
+VIEWPORT = (1280, 900)
+"""The size of each test's page (:func:`conftest.page`)."""
 
 
 LOOK = """() => {

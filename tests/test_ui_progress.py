@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser import Console, chromium
 from conftest import study_definition
 from http_helpers import Service
 from playwright.sync_api import Page, expect
@@ -45,17 +44,6 @@ def service(tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("progress"))
     yield running
     running.close()
-
-
-@pytest.fixture
-def page():
-    with chromium() as browser:
-        context = browser.new_context(viewport={"width": 1360, "height": 900})
-        opened = context.new_page()
-        console = Console(opened)
-        yield opened
-        context.close()
-        assert not console.unexpected(), "the dashboard's console said:\n" + "\n".join(console.unexpected())
 
 
 def test_a_progress_bar_is_followed_at_its_last_state_and_its_trial_at_how_long_it_has_run(

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import Console, watched_page
 from conftest import study_definition
 from http_helpers import Service
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -55,12 +54,8 @@ def service(tmp_path_factory):
     running.close()
 
 
-@pytest.fixture
-def page(browser: Browser):
-    console: dict[Page, Console] = {}
-    with watched_page(browser, console, 1024) as opened:
-        opened.set_viewport_size({"width": 1024, "height": 700})
-        yield opened
+VIEWPORT = (1024, 700)
+"""The size of each test's page (:func:`conftest.page`): the table scrolls both ways."""
 
 
 IN_SIGHT = """(el) => {

@@ -5,24 +5,20 @@ asked is delivered again, where a 404 naming the resource ends the study as dele
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import watching_dispatcher
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from test_katib import experiment
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor
-from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.cluster import Cluster
 from functions.core.errors import TemporaryError
 from functions.core.events import resource_changed
 from functions.core.resources import DELETED
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps
 
 TEAM = "unrouted-team"
 USER = "writer"
@@ -43,10 +39,7 @@ def running(kube: KubeStub, tmp_path: Path) -> Iterator[tuple[dict, SqliteStore,
     created = users.create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
     api = client.ApiClient(kube.configuration())
     store = SqliteStore(tmp_path / "katuna.db")
-    resources = KubernetesResources(lambda: api, katib_api=True)
-    resources.namespace = TEAM
-    dispatcher = Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
-                                 resources=resources))
+    dispatcher = watching_dispatcher(store, api, TEAM)
     dispatcher.deliver_to("resource", resource_changed("add", created))
     assert not store.get_study(NAME).terminal
     try:

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import call, client_refusals, over_quota, status_body, translate
-from functions.adapters.kubernetes_fields import DENIED_BY_WEBHOOK, strict_refusals, webhook_refusals
+from functions.adapters.kubernetes_fields import DENIED_BY_WEBHOOK, kind_label, strict_refusals, webhook_refusals
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -179,7 +179,7 @@ def _invalid(exc: ApiException, workload: dict[str, Any]) -> list[Problem]:
     the fields strict field validation refused as unknown, else what it found invalid."""
     kind = str(workload.get("kind"))
     own = template_field if kind == "Job" else str
-    unknown = strict_refusals(exc, TRIAL_SPEC, f"{workload.get('apiVersion')} {kind}", own)
+    unknown = strict_refusals(exc, TRIAL_SPEC, kind_label(workload), own)
     if unknown:
         return unknown
     causes = (status_body(exc).get("details") or {}).get("causes") or []

@@ -19,6 +19,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from functions.adapters.kubernetes_client import status_body
+from functions.core.container_scripts import field_path
 from functions.core.errors import Problem
 from functions.core.trial_spec import POD_TEMPLATE, kind_fields
 
@@ -29,6 +30,11 @@ STRICT_DECODING = "strict decoding error:"
 schema does not have: ``PyTorchJob in version "v1" cannot be handled as a PyTorchJob: strict
 decoding error: unknown field "spec.pytorchReplicaSpec"``, each such field by its path."""
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')
+
+
+def kind_label(workload: Mapping[str, Any]) -> str:
+    """The kind of ``workload`` as the API server's refusals name it: ``kubeflow.org/v1 PyTorchJob``."""
+    return f"{workload.get('apiVersion')} {workload.get('kind')}"
 
 
 def unknown_field(what: str) -> str:
@@ -54,7 +60,7 @@ def unknown_workload_fields(trial_spec: Mapping[str, Any], prefix: str) -> list[
     by their types; none for a kind whose CRD keeps unknown fields, or that katuna does not know."""
     if (trial_spec.get("apiVersion"), trial_spec.get("kind")) == ("batch/v1", "Job"):
         return unknown_job_fields(trial_spec, prefix)
-    why = unknown_field(f"{trial_spec.get('apiVersion')} {trial_spec.get('kind')}")
+    why = unknown_field(kind_label(trial_spec))
     problems = []
     for path, template, value in kind_fields(trial_spec):
         if template is None:
@@ -71,12 +77,8 @@ def _typed_unknown(model: Any, value: Any) -> list[str]:
     try:
         model.model_validate(value)
     except ValidationError as exc:
-        return [_location(error["loc"]) for error in exc.errors() if error["type"] == "extra_forbidden"]
+        return [field_path("", error["loc"]) for error in exc.errors() if error["type"] == "extra_forbidden"]
     return []
-
-
-def _location(steps: tuple[int | str, ...]) -> str:
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
 
 
 def strict_refusals(exc: ApiException, prefix: str, what: str, field: Callable[[str], str] = str) -> list[Problem]:

@@ -27,7 +27,7 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
-from functions.adapters.kubernetes_fields import strict_refusals
+from functions.adapters.kubernetes_fields import kind_label, strict_refusals
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
@@ -145,7 +145,7 @@ class Workloads:
         except ApiException as exc:
             if (refused := oversized_workload(exc, TRIAL_SPEC, what)) is not None:
                 raise refused from exc
-            if unknown := strict_refusals(exc, TRIAL_SPEC, f"{workload.get('apiVersion')} {workload.get('kind')}"):
+            if unknown := strict_refusals(exc, TRIAL_SPEC, kind_label(workload)):
                 raise RefusedWorkload(unknown) from exc
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "

@@ -21,7 +21,6 @@ from functions.core.errors import Problem
 from functions.core.grid import covered_points
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
 from functions.core.reader import Reader, join, kind_of
-from functions.core.spec import KnownResult
 
 PATH = "initialTrials"
 MOST = 1_000
@@ -137,10 +136,10 @@ def pending(given: int, held_by_trials: Collection[int]) -> list[int]:
 
 
 def covered_problems(initial: Sequence[Mapping[str, Any]], parameters: tuple[Parameter, ...],
-                     known: Sequence[KnownResult]) -> list[Problem]:
-    """For a grid study, each entry whose point its warm start's ``known`` results cover: the
-    grid counts that point as visited, so running it would take a trial from a point left."""
-    covered = covered_points(parameters, (k.params for k in known))
+                     covered: frozenset[tuple[int, ...]]) -> list[Problem]:
+    """For a grid study, each entry on a point its warm start's known results cover (``covered``,
+    as :func:`~functions.core.grid.covered_points` gives them): the grid counts that point as
+    visited, so running it would take a trial from a point left."""
     return [Problem(f"{PATH}[{i}]", "a point of the grid the warm start's known results cover, which the grid does "
                                     "not visit again; expected a point they leave")
             for i, entry in enumerate(initial) if (point := covered_points(parameters, [entry])) and point <= covered]

@@ -108,10 +108,17 @@ def grid_cover(spec: Study, taken: Sequence[KnownResult] | None) -> GridCover | 
     """The study's grid, where its sampler is a grid's (None otherwise), with the points its
     known results cover: those given (inline or in a file) and those ``taken`` from an earlier
     study, each point counted once, one off the grid not at all."""
+    covered = grid_covered(spec, taken)
+    return None if covered is None else GridCover(grid_size(spec.parameters), len(covered))
+
+
+def grid_covered(spec: Study, taken: Sequence[KnownResult] | None) -> frozenset[tuple[int, ...]] | None:
+    """The points of the study's grid its known results cover (as
+    :func:`~functions.core.grid.covered_points` gives them), where its sampler is a grid's
+    (None otherwise): those given (inline or in a file) and those ``taken`` from an earlier study."""
     if spec.algorithm.name != "grid":
         return None
-    known = known_results(spec, taken)
-    return GridCover(grid_size(spec.parameters), len(covered_points(spec.parameters, (k.params for k in known))))
+    return covered_points(spec.parameters, (k.params for k in known_results(spec, taken)))
 
 
 def grid_points(record: StudyRecord) -> int | None:
@@ -122,13 +129,14 @@ def grid_points(record: StudyRecord) -> int | None:
     return None if cover is None else cover.left
 
 
-def covered_problem(spec: Study, taken: Sequence[KnownResult] | None) -> Problem | None:
-    """Why a new grid study is refused whose known results cover every point of its grid: not
-    one trial would run (None where some point is left)."""
-    cover = grid_cover(spec, taken)
-    if cover is None or cover.left > 0:
+def covered_problem(spec: Study, covered: frozenset[tuple[int, ...]]) -> Problem | None:
+    """Why a new grid study is refused whose known results cover every point of its grid
+    (``covered``, as :func:`grid_covered` gives them): not one trial would run (None where some
+    point is left)."""
+    points = grid_size(spec.parameters)
+    if len(covered) < points:
         return None
-    return Problem("warmStart", f"its known results cover every point of the grid (all {cover.points:,}), so not one "
+    return Problem("warmStart", f"its known results cover every point of the grid (all {points:,}), so not one "
                                "trial would run; expected known results that leave points of the grid to visit, or "
                                "another algorithm to learn from them")
 

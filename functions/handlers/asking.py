@@ -140,9 +140,8 @@ def _ask_one(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: 
     spec = record.spec
     params = None if entry is None else sampler_params(spec.parameters, spec.initial_trials[entry])
     if spec.algorithm.name == pbt.NAME:
-        trial, fields = population.ask(record, deps, study, seed_number, known, params)
-        taken = fields.pop("given", False)
-        return trial, fields | ({"initial_trial": entry} if taken else {})
+        asked = population.ask(record, deps, study, seed_number, known, params)
+        return asked.trial, asked.lineage | ({"initial_trial": entry} if asked.given else {})
     if params is not None:
         study.enqueue_trial(params, skip_if_exists=False)
     study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, seed_number, known,

@@ -8,7 +8,7 @@ sampler), with its generation and parent as user attributes for anyone reading i
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 
@@ -21,13 +21,22 @@ from functions.core.store_port import PopulationTrial
 from functions.handlers.deps import Deps
 
 
+class Asked(NamedTuple):
+    """A trial of population-based training as asked: the trial, the fields of its record (its
+    generation and parent), and whether it runs the initial trial's values it was given."""
+
+    trial: optuna.trial.Trial
+    lineage: dict[str, Any]
+    given: bool
+
+
 def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, known: tuple[KnownResult, ...],
-        given: dict[str, Any] | None = None) -> tuple[optuna.trial.Trial, dict[str, Any]]:
+        given: dict[str, Any] | None = None) -> Asked:
     """The next trial, asked of ``study``, with its generation and parent (the fields of its
     record); ``seed_number`` seeds the decision and the sampler, as every sampler's trial.
     ``given`` (an initial trial's values, as the sampler holds them) is run where the decision
-    is a new member of the first generation, in place of a draw of those values; the fields then
-    say ``given``."""
+    is a new member of the first generation, in place of a draw of those values
+    (:attr:`Asked.given`)."""
     spec = record.spec
     settings = pbt.settings_of(dict(spec.algorithm.settings))
     members = [member(record, t) for t in deps.store.population_trials(spec.name, settings.n_population)]
@@ -43,7 +52,7 @@ def ask(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, 
     lineage = {"generation": plan.generation, "parent": plan.parent}
     for key, value in lineage.items():
         trial.set_user_attr(f"pbt_{key}", value)
-    return trial, lineage | ({"given": True} if taken else {})
+    return Asked(trial, lineage, taken)
 
 
 def member(record: StudyRecord, trial: TrialRecord | PopulationTrial) -> pbt.Member:

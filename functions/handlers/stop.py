@@ -22,7 +22,7 @@ from functions.core.resources import DELETED
 from functions.handlers.asking import discard, tell
 from functions.handlers.deps import Deps
 from functions.handlers.starting import handed_over
-from functions.handlers.stopping import drop_once_stopped, stop_once_stored
+from functions.handlers.stopping import drop_once_stopped, may_keep, stop_once_stored
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -45,6 +45,6 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     stop_once_stored(record, stopped, deps)
-    if record.reason == DELETED:
+    if record.reason == DELETED and may_keep(record, deps):
         deps.store.after_commit(partial(drop_once_stopped, deps, record.name, record.uid))
     return handed_over(record, deps) if stopped else []

@@ -140,9 +140,20 @@ def kept_behind(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
     (population-based training, where Katib's are on its suggestion's volume, owned by the
     Experiment); and its trials' stops done (none running, none marked), so that each stopped
     trial's last lines were kept first and no trial's pod is made again to write a checkpoint."""
-    if not record.terminal or not (_workloads_left(record, origin) or _checkpoints_left(record, origin, deps)):
+    if not record.terminal or not _left(record, origin, deps):
         return False
     return deps.store.count_trials(record.name).active == 0 and not deps.store.stopping_trials(1, record.name)
+
+
+def may_keep(record: StudyRecord, deps: Deps) -> bool:
+    """Whether the study of a resource has anything :func:`drop_kept` would delete once it is
+    deleted: workloads ``retain`` keeps, or population-based training's checkpoints on the
+    claim, not yet dropped. A study with neither has nothing for :func:`drop_once_stopped` to do."""
+    return record.origin is not None and _left(record, Origin.from_dict(record.origin), deps)
+
+
+def _left(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
+    return _workloads_left(record, origin) or _checkpoints_left(record, origin, deps)
 
 
 def _workloads_left(record: StudyRecord, origin: Origin) -> bool:

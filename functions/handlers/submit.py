@@ -22,7 +22,7 @@ from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study, known_results
 from functions.core.store_port import has_study
-from functions.core.trial_cap import admit, covered_problem
+from functions.core.trial_cap import admit, covered_problem, grid_covered
 from functions.core.warm import missing_study, nothing_taken, over_limit
 from functions.handlers.asking import earlier_results, reopen
 from functions.handlers.deps import Deps
@@ -151,11 +151,14 @@ def _check_grid_left(spec: Study, definition: dict[str, Any], taken: tuple[Known
     a trial of its own has no result to show. So is one whose ``initialTrials`` give a point they
     cover (at ``initialTrials[i]``): the grid does not visit it again, and running it would take
     a trial from a point left."""
-    problem = covered_problem(spec, taken)
+    covered = grid_covered(spec, taken)
+    if covered is None:
+        return
+    problem = covered_problem(spec, covered)
     if problem is not None:
         _refuse(definition, problem)
-    if spec.algorithm.name == "grid" and spec.initial_trials:
-        problems = covered_problems(spec.initial_trials, spec.parameters, known_results(spec, taken))
+    if spec.initial_trials:
+        problems = covered_problems(spec.initial_trials, spec.parameters, covered)
         if problems:
             _refuse(definition, *problems)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,7 +95,8 @@ def _guard():
     settings = current_app.extensions["katuna"].settings
     path = request.path
     if path in OPEN_PATHS:
-        setattr(g, api.TOLD_WHY, path == api.READY_PATH and _may_be_told_why(settings))
+        if path == api.READY_PATH:
+            setattr(g, api.TOLD_WHY, partial(_may_be_told_why, settings))
         return None
     if not settings.api_token and not (path == METRICS_PATH and settings.metrics_token):
         refused = _check_local_user()

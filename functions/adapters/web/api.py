@@ -71,8 +71,9 @@ def healthz():
 
 READY_PATH = "/readyz"
 TOLD_WHY = "katuna_told_why"
-"""The key of Flask's ``g`` where the guard says whether ``/readyz`` may tell its caller why the
-service is not ready (:func:`functions.adapters.web._may_be_told_why`)."""
+"""The key of Flask's ``g`` where the guard leaves the question whether ``/readyz`` may tell its
+caller why the service is not ready (:func:`functions.adapters.web._may_be_told_why`): asked only
+on a ``503``, so a ready service's probes pay for no peer lookup or token comparison."""
 UNTOLD = "not ready: the service's log says why, as this answer does to a caller who may read the studies"
 """``/readyz``'s reason to any other caller: the status alone."""
 
@@ -83,7 +84,8 @@ def readyz():
     caller who may read the studies (:data:`TOLD_WHY`), and only that it is not to any other."""
     reason = _runtime().not_ready()
     if reason:
-        message = reason if g.get(TOLD_WHY) else UNTOLD
+        told_why = g.get(TOLD_WHY)
+        message = reason if told_why is not None and told_why() else UNTOLD
         return (jsonify(status="not ready", error="not_ready", message=message, retryable=True), 503,
                 {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return jsonify(status="ready")

@@ -12,36 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # run as a script: its shared part is beside its folder
 
-
-def structure(node: Any) -> Any:
-    """The schema without its prose: ``description`` keys dropped at every depth."""
-    if isinstance(node, dict):
-        return {key: structure(value) for key, value in node.items() if key != "description"}
-    if isinstance(node, list):
-        return [structure(value) for value in node]
-    return node
-
-
-def schemas(crd: dict[str, Any], release: str, source: str) -> list[tuple[str, dict[str, Any]]]:
-    """(file name, content) for every version the CRD serves."""
-    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    found = []
-    for version in crd["spec"]["versions"]:
-        if not version.get("served", True):
-            continue
-        api_version = f"{group}/{version['name']}"
-        found.append((f"{group}_{version['name']}_{kind}.json".lower(), {
-            "apiVersion": api_version, "kind": kind, "release": release, "source": source,
-            "schema": structure(version["schema"]["openAPIV3Schema"]),
-        }))
-    return found
+from crd_schema import served_versions, structure  # noqa: E402
 
 
 def main() -> None:
@@ -49,13 +26,13 @@ def main() -> None:
     parser.add_argument("--release", required=True, help="the upstream release and commit the CRDs come from")
     parser.add_argument("crds", nargs="+", type=Path, help="CRD YAML files")
     args = parser.parse_args()
-    for path in args.crds:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            for name, content in schemas(doc, args.release, path.name):
-                (HERE / name).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
-                print(name)
+    for path, crd, version in served_versions(args.crds):
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        name = f"{group}_{version['name']}_{kind}.json".lower()
+        content = {"apiVersion": f"{group}/{version['name']}", "kind": kind, "release": args.release,
+                   "source": path.name, "schema": structure(version["schema"]["openAPIV3Schema"])}
+        (HERE / name).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+        print(name)
 
 
 if __name__ == "__main__":

@@ -17,21 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # run as a script: its shared part is beside its folder
 
-
-def structure(node: Any) -> Any:
-    """The schema without its prose: ``description`` keys dropped at every depth."""
-    if isinstance(node, dict):
-        return {key: structure(value) for key, value in node.items() if key != "description"}
-    if isinstance(node, list):
-        return [structure(value) for value in node]
-    return node
+from crd_schema import served_versions, structure  # noqa: E402
 
 
 def is_pod_template(node: dict[str, Any]) -> bool:
@@ -59,20 +52,14 @@ def main() -> None:
     parser.add_argument("crds", nargs="+", type=Path, help="CRD YAML files")
     args = parser.parse_args()
     ref, templates = f"podtemplate_{args.shared}.json", []
-    for path in args.crds:
-        for crd in yaml.safe_load_all(path.read_text()):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group, names = crd["spec"]["group"], crd["spec"]["names"]
-            for version in crd["spec"]["versions"]:
-                if not version.get("served", True):
-                    continue
-                name = f"{group}_{version['name']}_{names['kind']}.json".lower()
-                schema = shared_out(structure(version["schema"]["openAPIV3Schema"]), ref, templates)
-                content = {"apiVersion": f"{group}/{version['name']}", "kind": names["kind"], "plural": names["plural"],
-                           "release": args.release, "source": path.name, "schema": schema}
-                (HERE / name).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
-                print(name)
+    for path, crd, version in served_versions(args.crds):
+        group, names = crd["spec"]["group"], crd["spec"]["names"]
+        name = f"{group}_{version['name']}_{names['kind']}.json".lower()
+        schema = shared_out(structure(version["schema"]["openAPIV3Schema"]), ref, templates)
+        content = {"apiVersion": f"{group}/{version['name']}", "kind": names["kind"], "plural": names["plural"],
+                   "release": args.release, "source": path.name, "schema": schema}
+        (HERE / name).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+        print(name)
     if templates:
         if any(template != templates[0] for template in templates):
             raise SystemExit(f"the pod templates of {args.release} differ; give each CRD its own --shared name")
