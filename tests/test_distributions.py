@@ -13,6 +13,7 @@ import optuna
 import pytest
 import yaml
 from conftest import run_study, study_definition
+from test_resources import check
 
 from functions.core.assignments import parse_assignments
 from functions.core.errors import InvalidStudy
@@ -178,6 +179,16 @@ def test_a_katib_log_uniform_with_a_step_is_accepted_as_katibs_hyperopt_service_
                                      {"name": "n", "parameterType": "int",
                                       "feasibleSpace": {"min": "1", "max": "64", "step": "3", "distribution": "logUniform"}}))
     assert spec.parameters == (FloatParameter("a", 0.01, 1.0, 0.01, log=True), IntParameter("n", 1, 64, 3, log=True))
+
+
+def test_a_katib_distribution_of_unknown_is_uniform_as_katibs_services_read_it():
+    """Katib's webhook takes ``unknown`` (its API's ``DistributionUnknown``), which its controller
+    passes to every suggestion service as no distribution: each searches the range uniformly."""
+    document = _experiment(_double("a", "unknown"), {"name": "n", "parameterType": "int",
+                                                    "feasibleSpace": {"min": "1", "max": "8", "distribution": "unknown"}})
+    spec, _ = load_study(document)
+    assert spec.parameters == (FloatParameter("a", 0.01, 1.0), IntParameter("n", 1, 8, 1))
+    check({**yaml.safe_load(document), "apiVersion": "katuna.dev/v1"})
 
 
 def test_katib_refusals_name_the_distribution_field():

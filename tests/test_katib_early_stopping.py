@@ -138,6 +138,28 @@ def test_katib_settings_are_checked_as_katibs_service_checks_them():
     assert messages["spec.earlyStopping.algorithmSettings[2].name"].startswith("unknown setting 'patience' for algorithm medianstop")
 
 
+def test_a_setting_over_katunas_limit_is_refused_where_the_experiment_wrote_it():
+    """Katib takes any whole number; katuna's limit on a setting (100,000) is told at the entry
+    of ``algorithmSettings`` that gave it, not at the native study's ``earlyStopping.settings``,
+    which the Experiment does not have."""
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(experiment(earlyStopping={"algorithmName": "medianstop", "algorithmSettings": [
+            {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "100001"}]}))
+    assert [p.path for p in caught.value.problems] == ["spec.earlyStopping.algorithmSettings[1].value"]
+    assert "100,000" in caught.value.problems[0].message
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(experiment(
+            parameters=({"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "4"}},),
+            command=("--epochs=${trialParameters.epochs}",),
+            algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+                {"name": "resource_name", "value": "epochs"}, {"name": "r_l", "value": "200000"},
+                {"name": "eta", "value": "200000"}]}))
+    paths = [p.path for p in caught.value.problems]
+    assert "spec.algorithm.algorithmSettings[1].value" in paths, "r_l, the pruner's max_resource"
+    assert "spec.algorithm.algorithmSettings[2].value" in paths, "eta, the pruner's reduction_factor"
+    assert not [path for path in paths if path.startswith("spec.earlyStopping")], paths
+
+
 def optuna_pruner(spec):
     from functions.core.pruners import build_pruner
 

@@ -52,6 +52,9 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "uniform": {}, "logUniform": {"log": True},
     "normal": {"distribution": "normal"}, "logNormal": {"distribution": "normal", "log": True}}
 """Katib's ``feasibleSpace.distribution`` values, each as the native fields it becomes."""
+UNSPECIFIED = "unknown"
+"""The ``distribution`` Katib's webhook also takes (``DistributionUnknown``), which its controller
+passes to every suggestion service as no distribution at all: uniform, as when none is given."""
 DEFAULT_PARALLELISM = 3
 """Katib's ``parallelTrialCount`` when an Experiment gives none (its defaulting webhook's)."""
 
@@ -345,6 +348,7 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         if key in given:
             out[key] = _number(given[key], kind, f"{where}.{key}", problems)
     distribution = space.get("distribution") or "uniform"
+    distribution = "uniform" if distribution == UNSPECIFIED else distribution
     if distribution in DISTRIBUTIONS:
         out.update(DISTRIBUTIONS[distribution])
     else:

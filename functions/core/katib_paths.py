@@ -45,6 +45,7 @@ _PREFIXES = {
     "trialTemplate": "spec.trialTemplate", "earlyStopping": "spec.earlyStopping",
 }
 _PARAMETER = re.compile(r"parameters\[(\d+)\](?:\.(\w+))?(.*)")
+_STOPPING_SETTING = re.compile(r"earlyStopping\.settings\.(\w+).*")
 
 
 def katib_path(path: str, experiment: Mapping[str, Any]) -> str:
@@ -57,6 +58,9 @@ def katib_path(path: str, experiment: Mapping[str, Any]) -> str:
         return TYPED_FIELDS_FIELD + path.removeprefix("trialTemplate.typedFields")
     if path in _FIXED:
         return _FIXED[path]
+    stopping = _STOPPING_SETTING.fullmatch(path)
+    if stopping:
+        return _stopping_setting(stopping, experiment)
     for native, katib in _PREFIXES.items():
         if path.startswith(native) and path[len(native):][:1] in ("", ".", "["):
             return katib + path[len(native):]
@@ -81,15 +85,37 @@ def _setting(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
     return "spec.algorithm.algorithmSettings" + (f"[{index}].value" if index is not None else "")
 
 
-def _strategy(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
-    """A metric's strategy at the ``value`` of its entry in ``metricStrategies``, a list Katib
-    reads by name (the list itself where no entry names the metric)."""
+HYPERBAND_PRUNER = {"max_resource": "r_l", "reduction_factor": "eta"}
+"""The settings of the Hyperband pruner a Katib ``hyperband`` becomes, each with the Katib
+setting it comes from (its ``min_resource`` comes from none: katuna fixes it at 1)."""
+
+
+def _stopping_setting(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
+    """A setting of the native ``earlyStopping`` at the entry of ``algorithmSettings`` the
+    Experiment wrote it in: hyperband's pruner at ``spec.algorithm``'s (``r_l``, ``eta``),
+    medianstop's at ``spec.earlyStopping``'s."""
     spec = experiment.get("spec")
-    objective = spec.get("objective") if isinstance(spec, Mapping) else None
-    listed = objective.get("metricStrategies") if isinstance(objective, Mapping) else None
+    spec = spec if isinstance(spec, Mapping) else {}
+    algorithm = spec.get("algorithm")
+    if isinstance(algorithm, Mapping) and algorithm.get("algorithmName") == "hyperband":
+        return _entry(algorithm, "algorithmSettings", "spec.algorithm", HYPERBAND_PRUNER.get(match.group(1)))
+    return _entry(spec.get("earlyStopping"), "algorithmSettings", "spec.earlyStopping", match.group(1))
+
+
+def _strategy(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
+    """A metric's strategy at the ``value`` of its entry in ``metricStrategies``."""
+    spec = experiment.get("spec")
+    return _entry(spec.get("objective") if isinstance(spec, Mapping) else None, "metricStrategies",
+                  "spec.objective", match.group(1))
+
+
+def _entry(section: Any, key: str, where: str, name: str | None) -> str:
+    """The ``value`` of the entry named ``name`` in the list ``key`` of ``section`` (at
+    ``where``), a list Katib reads by name; the list itself where no entry names it."""
+    listed = section.get(key) if isinstance(section, Mapping) else None
     index = next((i for i, item in enumerate(listed if isinstance(listed, list) else [])
-                  if isinstance(item, Mapping) and item.get("name") == match.group(1)), None)
-    return "spec.objective.metricStrategies" + (f"[{index}].value" if index is not None else "")
+                  if isinstance(item, Mapping) and name is not None and item.get("name") == name), None)
+    return f"{where}.{key}" + (f"[{index}].value" if index is not None else "")
 
 
 _RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], Mapping[str, Any]], str]]] = [
