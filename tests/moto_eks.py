@@ -59,6 +59,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,10 @@ module is imported before any use of moto's EC2 (as the tests, benchmarks and se
 
 import moto_autoscaling
 import moto_eks_lifecycle as lifecycle
+from boto3 import Session
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
-from moto.eks import urls
+from moto.eks import urls, utils
 from moto.eks.exceptions import (
     EKSError,
     InvalidParameterException,
@@ -341,6 +343,15 @@ def minutes_pass() -> None:
     lifecycle.advance(max(lifecycle.SECONDS.values()))
 
 
+@cache
+def _partitions_session() -> Session:
+    """The one boto3 Session moto's EKS reads AWS's partitions from when it checks a role ARN
+    (``moto.eks.utils.validate_role_arn``, at each cluster and node group created). moto made a
+    Session for each check, a few milliseconds of CPU each; the partitions are botocore's data,
+    the same for every Session of this process."""
+    return Session()
+
+
 def teach(quotas: EksQuotas | None = None) -> None:
     """Teach moto's EKS ``DescribeUpdate`` and the account's quotas in this process (once):
     ``quotas``, else AWS's defaults, wherever :func:`raise_quotas` gives none."""
@@ -361,6 +372,7 @@ def teach(quotas: EksQuotas | None = None) -> None:
     EKSBackend.describe_update = settling(describe_update)
     EKSResponse.describe_update = _describe_update
     urls.url_paths[UPDATE_PATH] = urls.response.dispatch
+    utils.Session = _partitions_session
 
 
 if __name__ == "__main__":

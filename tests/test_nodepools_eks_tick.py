@@ -61,9 +61,15 @@ def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
         stopped(server)
 
 
+RAISED = {"KATUNA_EKS_NODES_PER_GROUP": "600"}
+"""The account's quota of nodes per managed node group, raised from EKS's default 450."""
+
+
 @pytest.fixture(scope="module")
 def aws():
-    with moto_server() as env:
+    """moto's server for the module's tests, for an account whose quota of nodes per group is
+    :data:`RAISED` (the tests of a service at EKS's default quota are refused before EKS is asked)."""
+    with moto_server(**RAISED) as env:
         yield env
 
 
@@ -165,26 +171,24 @@ def test_the_services_own_tick_tags_it_in_queue_mode(tmp_path: Path, kube, aws):
         service.close()
 
 
-def test_an_account_with_a_raised_quota_gets_its_600_node_group_through_the_service(tmp_path: Path, kube):
+def test_an_account_with_a_raised_quota_gets_its_600_node_group_through_the_service(tmp_path: Path, kube, aws):
     """Service and cloud agree on the account's quota of nodes per managed node group: 600 is
     taken at submission and EKS creates the group; 601 is refused naming the setting."""
-    raised = {"KATUNA_EKS_NODES_PER_GROUP": "600"}
-    with moto_server(**raised) as aws:
-        service = serve(tmp_path, kube, aws, KATUNA_MAX_POOL_NODES="1000", **raised)
-        try:
-            submit(service, "wide", maxNodes=600)
-            eks = client("eks", aws)
-            eventually(lambda: "katuna-wide" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
-                       "the node group", timeout=60)
-            group = eks.describe_nodegroup(clusterName="tuning", nodegroupName="katuna-wide")["nodegroup"]
-            assert group["scalingConfig"]["maxSize"] == 600
-            refused = json.loads(submit(service, "wider", 422, maxNodes=601))
-            assert refused["problems"] == [{"path": "nodePool.maxNodes", "message": (
-                "expected an integer from 1 to 600: EKS's quota of nodes per managed node group (a larger group "
-                "would be refused when it is created; where the account's quota is raised, set "
-                "KATUNA_EKS_NODES_PER_GROUP to it)")}]
-        finally:
-            service.close()
+    service = serve(tmp_path, kube, aws, KATUNA_MAX_POOL_NODES="1000", **RAISED)
+    try:
+        submit(service, "wide", maxNodes=600)
+        eks = client("eks", aws)
+        eventually(lambda: "katuna-wide" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
+                   "the node group", timeout=60)
+        group = eks.describe_nodegroup(clusterName="tuning", nodegroupName="katuna-wide")["nodegroup"]
+        assert group["scalingConfig"]["maxSize"] == 600
+        refused = json.loads(submit(service, "wider", 422, maxNodes=601))
+        assert refused["problems"] == [{"path": "nodePool.maxNodes", "message": (
+            "expected an integer from 1 to 600: EKS's quota of nodes per managed node group (a larger group "
+            "would be refused when it is created; where the account's quota is raised, set "
+            "KATUNA_EKS_NODES_PER_GROUP to it)")}]
+    finally:
+        service.close()
 
 
 def test_by_default_a_group_past_eks_quota_is_refused_naming_the_setting(tmp_path: Path, kube, aws):

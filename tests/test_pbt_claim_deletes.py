@@ -199,7 +199,7 @@ def uid_of(tmp_path: Path, name: str) -> str:
 
 @pytest.mark.slow
 def test_the_apis_delete_has_a_job_delete_the_studys_folder_on_the_claim(kube: KubeStub, tmp_path: Path):
-    doc = simple_pbt(max_trials=6)
+    doc = simple_pbt(max_trials=2)
     doc["metadata"]["name"] = "api-pbt"
     study, _ = run_on_claim(kube, tmp_path, doc)
     folder = study_folder(kube, tmp_path, "api-pbt")
@@ -222,7 +222,7 @@ def test_the_apis_delete_has_a_job_delete_the_studys_folder_on_the_claim(kube: K
 @pytest.mark.slow
 def test_katuna_delete_asks_for_the_job_and_a_deletion_cut_short_is_finished_by_the_next(kube: KubeStub,
                                                                                         tmp_path: Path):
-    doc = simple_pbt(max_trials=6)
+    doc = simple_pbt(max_trials=2)
     doc["metadata"]["name"] = "cli-pbt"
     run_on_claim(kube, tmp_path, doc)
     folder = study_folder(kube, tmp_path, "cli-pbt")
