@@ -65,3 +65,16 @@ def test_a_module_is_run_as_python_dash_m_runs_it(args: list[str], returncode: i
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert forked.returncode == returncode
     assert (forked.stdout + forked.stderr).startswith("Usage: python -m infra.provision gke up [OPTIONS]\n")
+
+
+def test_a_module_ended_by_a_message_ends_as_python_ends_it():
+    """``python -m json.tool`` of no JSON ends by ``sys.exit`` of its error, which the interpreter
+    prints and exits 1 for: forked from the warm Python of the provisioning script (whose commands
+    end without the modules' teardown otherwise), it says and exits with what a Python started
+    afresh does."""
+    argv = [sys.executable, "-m", "json.tool"]
+    forked = warm_run(warm("provision"), argv, ROOT, dict(os.environ), 60)
+    fresh = subprocess.run(argv, cwd=ROOT, env=dict(os.environ), stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=60)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert (forked.returncode, forked.stderr) == (1, "Expecting value: line 1 column 1 (char 0)\n")
