@@ -32,8 +32,6 @@ from functions.core.katib_search import is_count
 from functions.core.limits import DEFAULTS, Limits
 
 API_VERSION = "kubeflow.org/v1beta1"
-
-
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
          "trialTemplate", "metricsCollectorSpec", "earlyStopping", "resumePolicy"}
 

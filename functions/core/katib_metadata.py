@@ -61,8 +61,6 @@ template itself and refuses there at any other value (``validateGeneratedSelecto
 '<job name>'``): an Experiment's label of such a key, which katuna puts on its trials' pod
 templates, would have every trial's Job refused, where Katib's pod webhook sets it on each pod
 after the Job made it."""
-
-
 JOB_SELECTING_EXPECTED = ("expected a label of another key: the API server gives each trial's Job pod template this "
                           "label (the Job's name or uid, which select its pods) and refuses any other value there")
 

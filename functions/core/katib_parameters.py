@@ -14,8 +14,6 @@ from functions.core.katib_shapes import unknown_keys
 from functions.core.reader import shown
 
 _PARAMETER = {"name", "parameterType", "feasibleSpace"}
-
-
 _FEASIBLE_SPACE = {"min", "max", "step", "list", "distribution"}
 
 
@@ -23,8 +21,6 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "uniform": {}, "logUniform": {"log": True},
     "normal": {"distribution": "normal"}, "logNormal": {"distribution": "normal", "log": True}}
 """Katib's ``feasibleSpace.distribution`` values, each as the native fields it becomes."""
-
-
 UNSPECIFIED = "unknown"
 """The ``distribution`` Katib's webhook also takes (``DistributionUnknown``), which its controller
 passes to every suggestion service as no distribution at all: uniform, as when none is given."""
