@@ -35,16 +35,16 @@ class Listed(NamedTuple):
 COMMANDS = {
     "best": Listed("functions.cli_studies", "Show the best trial, or the Pareto front."),
     "convert": Listed("functions.cli_run", "Print the native study a Katib Experiment or StudyJob is."),
-    "delete": Listed("functions.cli_studies", "Delete an ended study and its trials."),
-    "logs": Listed("functions.cli_studies", "Print what a trial printed."),
+    "delete": Listed("functions.cli_stop_delete", "Delete an ended study and its trials."),
+    "logs": Listed("functions.cli_logs", "Print what a trial printed."),
     "optuna-dashboard": Listed("functions.cli_servers", "Serve the studies in optuna-dashboard."),
     "render": Listed("functions.cli_run", "Print the Kubernetes Job of a trial."),
     "run": Listed("functions.cli_run", "Run a study to its end, or resume it."),
     "serve": Listed("functions.cli_servers", "Serve the HTTP API, the event functions and the dashboard."),
     "show": Listed("functions.cli_studies", "Show a study: status, counts, best trial."),
     "studies": Listed("functions.cli_studies", "List the stored studies."),
-    "stop": Listed("functions.cli_studies", "Stop a running study and its trials."),
-    "trials": Listed("functions.cli_studies", "List a study's trials by number."),
+    "stop": Listed("functions.cli_stop_delete", "Stop a running study and its trials."),
+    "trials": Listed("functions.cli_trials", "List a study's trials by number."),
 }
 """Every ``katuna`` command, by name."""
 

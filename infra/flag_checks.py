@@ -22,13 +22,13 @@ from typing import Any
 
 import click
 
-from functions import setting_values
 from functions.core.errors import InvalidSetting
 from functions.core.limits import PREFIX, Limits
 from functions.core.nodepool import NodePool, parse_node_pool
 from functions.core.reader import Reader
-from functions.setting_values import study_limits
-from functions.settings import GSA_EMAIL, IAM_ROLE_ARN, ROLE_EXPECTED
+from functions.settings import values as setting_values
+from functions.settings.checks import GSA_EMAIL, IAM_ROLE_ARN, ROLE_EXPECTED
+from functions.settings.values import study_limits
 from infra.refusals import FLAGS, flag_of
 
 

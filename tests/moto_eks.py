@@ -109,7 +109,7 @@ from moto_eks_ec2 import (
 from moto_eks_iam import check_node_role, role_exists
 
 from functions.core.limits import EksQuotas
-from functions.setting_values import eks_quotas
+from functions.settings.values import eks_quotas
 
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}

@@ -33,7 +33,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.cli import main as cli_main
 from functions.cli_common import Command
-from functions.cli_studies import _why_no_log
+from functions.cli_logs import _why_no_log
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime

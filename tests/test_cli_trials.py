@@ -21,7 +21,7 @@ from http_helpers import run_katuna
 
 from functions.adapters.web import create_app
 from functions.cli import main
-from functions.cli_studies import TRIALS_READ
+from functions.cli_trials import TRIALS_READ
 from functions.core.records import COMPLETE, FAILED, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime

@@ -17,7 +17,7 @@ from http_helpers import Service, run_katuna
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
-from functions.core.errors import ServiceBusy
+from functions.core.errors import InvalidSetting, ServiceBusy
 from functions.core.events import TRIAL_SUGGESTED, trial_suggested
 from functions.core.records import RUNNING, WAITING, TrialRecord
 from functions.core.validate import parse_study
@@ -26,7 +26,7 @@ from functions.embedded import Embedded
 from functions.handlers.deps import Deps
 from functions.handlers.reconcile import Budget, reconcile_study
 from functions.handlers.submit import store_study
-from functions.settings import InvalidSetting, Settings
+from functions.settings import Settings
 
 CONCURRENCY = ("touch {d}/$KATUNA_STUDY.$KATUNA_TRIAL; n=$(ls {d} | wc -l); sleep 0.5; "
                "rm {d}/$KATUNA_STUDY.$KATUNA_TRIAL; echo x=${{trialParameters.x}}; echo loss=$n")

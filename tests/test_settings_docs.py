@@ -19,9 +19,10 @@ from doc_blocks import ROOT
 from functions.cli import main
 from functions.core.cluster import MIN_TTL, START_ALLOWANCE, TTL
 from functions.core.errors import InvalidSetting
-from functions.core.limits import EksQuotas, Limits
+from functions.core.limits import PREFIX, EksQuotas, Limits
 from functions.core.records import LOCAL
-from functions.settings import PREFIX, VARIABLES, Settings, default_running_trials, machine_cpus
+from functions.settings import Settings
+from functions.settings.variables import VARIABLES, default_running_trials, machine_cpus
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]

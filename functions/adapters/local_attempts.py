@@ -12,8 +12,6 @@ runs by attempt, those still active, and the ends to answer when asked (:meth:`L
 from __future__ import annotations
 
 import contextlib
-import errno
-import itertools
 import logging
 import os
 import signal
@@ -25,10 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from functions.adapters import local_checkpoints, local_ends, local_exits, local_marks, local_outputs, process_tree
+from functions.adapters import local_ends, local_exits, local_marks, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
+from functions.adapters.local_space_waits import SPACE_WAIT, checkpoint_made
+from functions.adapters.local_start_failure import start_failure
 from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
@@ -42,45 +42,9 @@ from functions.core.log_context import about, of_event
 log = logging.getLogger("katuna.executor")
 
 
-TEMPLATES_FAULTS = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR, errno.ELOOP, errno.EISDIR})
-"""Errors of starting a process that its program or working directory causes, which every
-trial of the template meets; others (no memory or processes left to fork, an argument list too
-long for a parameter's value, a script still being written) may not come again."""
-
-
-def _start_failure(launch: TrialLaunch, exc: Exception) -> tuple[str, str | None]:
-    """What kept the attempt from starting, and its cause where it is the template's
-    (:mod:`functions.core.start_failures`): the working directory when entering it failed
-    (``subprocess`` names it as the error's file), otherwise the program. An error other than
-    the system's or a bad argument's (:data:`EXPECTED_FAILURES`) is named with its type, as
-    nothing katuna checked foresaw it."""
-    reason = str(getattr(exc, "strerror", None) or exc)
-    if not isinstance(exc, EXPECTED_FAILURES):
-        reason = f"{type(exc).__name__}: {reason}"
-    templates = isinstance(exc, OSError) and exc.errno in TEMPLATES_FAULTS
-    if isinstance(exc, OSError) and exc.filename == launch.working_dir and launch.argv[0] != launch.working_dir:
-        return (f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}",
-                start_failures.directory_cause(launch.working_dir, reason) if templates else None)
-    return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason) if templates else None
-
-
-EXPECTED_FAILURES = (OSError, ValueError)
-"""What starting a process raises for the system's reasons or an argument it cannot take (a NUL
-character); any other error is unforeseen, and fails the attempt all the same."""
-
 STOPPED_ENDS = 1_000
 """Ends of attempts katuna stopped that :meth:`functions.adapters.local_executor.LocalExecutor.poll` keeps
 answering."""
-
-SPACE_WAITS = (1.0, 2.0, 5.0, 10.0, 30.0)
-"""Seconds waited before each new try of copying a child trial's checkpoint folder that a full
-disk cut short, the last one repeated until space is freed, or :data:`SPACE_WAIT` runs out."""
-
-SPACE_WAIT = 3600.0
-"""Seconds of waits for space, in all, after which a child trial whose checkpoint copy a full
-disk keeps cutting short fails saying so (as a Kubernetes trial's pod that cannot start within
-``KATUNA_K8S_START_ALLOWANCE``, 3600 s by default, fails): a disk nobody frees holds no slot of
-the study for ever, and the study goes on (its failed trial runs again, as any failed one)."""
 
 ENDED_KEPT = 1_000
 """Ended attempts whose runs the executor keeps, the latest: a launch of one again (an event
@@ -159,11 +123,12 @@ class LocalAttempts:
     def _start_when_ready(self, run: LocalRun, log: BinaryIO, strays: frozenset[str]) -> None:
         """On a worker thread, off the launching handler's transaction: end every process the
         abandoned attempts of the trial left behind (``strays``), make its checkpoint folder
-        (:meth:`_make_checkpoint`), then start the attempt, unless it was stopped or the executor
-        closed meanwhile."""
+        (:func:`~functions.adapters.local_space_waits.checkpoint_made`), then start the attempt,
+        unless it was stopped or the executor closed meanwhile."""
         if strays:
             self._end_strays(strays)
-        failure = self._make_checkpoint(run)
+        failure = checkpoint_made(run, self.log_dir, self._max_checkpoint, self._space_wait,
+                                  lambda: run.stopped or self._closed)
         if run.stopped or self._closed:
             self._not_started(run, log)
         elif isinstance(failure, RefusedFile):
@@ -172,41 +137,6 @@ class LocalAttempts:
             self._not_copied(run, log, failure)
         else:
             self._start(run, log)()
-
-    def _make_checkpoint(self, run: LocalRun) -> Exception | None:
-        """Make the attempt's checkpoint folder, where it has one
-        (:func:`~functions.adapters.local_checkpoints.made`): what kept it from being made, or
-        None. A full disk fails nothing at first (the trial did nothing wrong; a launch that met
-        it in the handling was retried): the copy is made again after each of
-        :data:`SPACE_WAITS` (the last repeated) until space is freed, the attempt existing
-        meanwhile, unless it is stopped or the executor closes, which also give up a copy under
-        way; once the waits add up to the executor's ``space_wait`` (:data:`SPACE_WAIT`), the
-        full disk is what kept the folder from being made, and the attempt fails naming it."""
-        checkpoint = run.launch.checkpoint
-        if checkpoint is None:
-            return None
-        waits = itertools.chain(SPACE_WAITS, itertools.repeat(SPACE_WAITS[-1]))
-        waited = 0.0
-        while not (run.stopped or self._closed):
-            try:
-                local_checkpoints.made(self.log_dir, checkpoint, self._max_checkpoint,
-                                       lambda: run.stopped or self._closed)
-                return None
-            except local_checkpoints.CopyStopped:
-                return None
-            except StorageFull as full:
-                wait = min(next(waits), self._space_wait - waited)
-                if wait <= 0:
-                    return StorageFull(f"the disk holding the trial logs {self.log_dir} is full, and stayed full "
-                                       f"through {self._space_wait:g} s of waiting for space")
-                waited += wait
-                log.warning("could not copy the checkpoint folder of %s trial %d attempt %d, trying again in %gs: %s",
-                            run.launch.study, run.launch.number, run.launch.attempt, wait, full,
-                            extra=about(run.launch.study, run.launch.number))
-                run.woken.wait(wait)
-            except Exception as exc:  # whatever kept the folder from being made fails the attempt, as a start would
-                return exc
-        return None
 
     def _not_started(self, run: LocalRun, log: BinaryIO) -> None:
         """End an attempt stopped, or whose executor closed, before its process started. Nothing
@@ -259,7 +189,7 @@ class LocalAttempts:
                 stdout=subprocess.PIPE if streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except Exception as exc:  # whatever kept it from starting fails the attempt: none stays started unrun
-            message, cause = _start_failure(launch, exc)
+            message, cause = start_failure(launch, exc)
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message, cause)

@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 
 from functions.core import katib_algorithms
 from functions.core.errors import Problem
+from functions.core.limits import Limits
 
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
               "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random",
@@ -199,3 +200,25 @@ def early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[st
 
 def is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
+                         problems: list[Problem], limits: Limits) -> None:
+    """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
+    for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, which it
+    refuses), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
+    if algorithm == "tpe":
+        as_hyperopt(native["algorithm"]["settings"], native["parallelism"], limits.parallelism)
+    elif algorithm == "hyperband":
+        hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
+    elif algorithm == "cmaes":
+        _cmaes(native, problems)
+
+
+def _cmaes(native: dict[str, Any], problems: list[Problem]) -> None:
+    """Katib's CMA-ES: two or more int or double parameters, as Katib's services require, and
+    ``sigma`` in Optuna's unit (:func:`katib_algorithms.sigma_as_optuna_takes_it`)."""
+    if sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
+        problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
+                                                                "as Katib's CMA-ES services do"))
+    katib_algorithms.sigma_as_optuna_takes_it(native["algorithm"]["settings"], native["parameters"])

@@ -168,3 +168,10 @@ def repeated_names(spec: Mapping[str, Any]) -> list[Problem]:
                 found.append(Problem(f"spec.{path}[{i}].name", f"{name!r} is given at [{first[name]}] already; "
                                                                "expected each name once"))
     return found
+
+
+def unknown_keys(given: Any, known: set[str], path: str, problems: list[Problem]) -> None:
+    """A problem for each key of ``given`` that Katib's schema has no field for."""
+    if isinstance(given, Mapping):
+        problems += [Problem(f"{path}.{key}", f"unknown field; expected one of {', '.join(sorted(known))}")
+                     for key in given if key not in known]

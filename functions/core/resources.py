@@ -155,11 +155,11 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
-    from functions.core import katib, studyjob
+    from functions.core import katib, katib_metadata, studyjob
 
     if obj["kind"] == "Experiment":
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
-                "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
+                "metadata": katib_metadata.document_metadata(metadata), "spec": dict(spec)}
     if obj["kind"] == "StudyJob":
         if spec.get("studyName") not in (None, metadata.get("name")):
             raise InvalidStudy([Problem("spec.studyName", f"expected the resource's name {metadata.get('name')!r} or "

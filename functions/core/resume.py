@@ -17,8 +17,8 @@ again with ``maxTrials`` raised above its trials (``parallelism`` and ``maxFaile
 change with it, nothing else), as an Optuna study takes more trials when ``optimize`` is called
 again: it needs no ``resumePolicy``, as katuna keeps every study's whole state.
 
-:mod:`functions.core.katib` (and YAML with it) is imported only where an ended study is asked
-about, not by every handler that imports this module.
+:mod:`functions.core.katib` and :mod:`functions.core.katib_metadata` (and YAML with them) are imported
+only where an ended study is asked about, not by every handler that imports this module.
 """
 
 from __future__ import annotations
@@ -159,12 +159,12 @@ def _changed(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
     metadata katuna reads (name, namespace, node-pool annotation; not the labels, which Katib
     gives the Trials it makes after an edit as they are then) and any other top-level field but
     the ``status`` a copy read back from the cluster carries, which an edit never changes."""
-    from functions.core import katib
+    from functions.core import katib_metadata
 
     def fields(definition: Mapping[str, Any]) -> dict[str, Any]:
         spec = katib_defaults.stored(definition.get("spec") or {})
         rest = {k: v for k, v in definition.items() if k not in ("spec", "metadata", "status")}
-        metadata = {k: v for k, v in katib.document_metadata(definition.get("metadata") or {}).items()
+        metadata = {k: v for k, v in katib_metadata.document_metadata(definition.get("metadata") or {}).items()
                     if k != "labels"}
         return {**{f"spec.{k}": v for k, v in spec.items() if k not in EDITABLE}, "metadata": metadata, **rest}
 

@@ -33,12 +33,13 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from functions.core import katib, katib_defaults, resume, template_sources
+from functions.core import katib_defaults, katib_metadata, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.job import missing_requests
+from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.records import STOPPED, StudyRecord
 from functions.core.resources import (
     DELETED,
@@ -204,7 +205,7 @@ def _unchanged(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) 
     if kind != "Experiment":
         return False
     before, after = stored.get("spec"), edited.get("spec")
-    pools = [katib.annotated_pool(document.get("metadata") or {}) for document in (stored, edited)]
+    pools = [katib_metadata.annotated_pool(document.get("metadata") or {}) for document in (stored, edited)]
     return isinstance(before, Mapping) and isinstance(after, Mapping) and katib_defaults.same_spec(before, after) \
         and pools[0] == pools[1]
 
@@ -240,9 +241,9 @@ def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any], trials:
     """Refuse an edit of the running study beyond the fields it takes, or, for an Experiment,
     one whose ``maxTrialCount`` is not above the ``trials`` it has made (Katib's webhook's rule)."""
     refused = refused_fields(kind, stored.definition, edited)
-    pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
+    pools = [katib_metadata.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
     if pools[0] != pools[1]:
-        refused.append(katib.ANNOTATION_FIELD)
+        refused.append(ANNOTATION_FIELD)
     if refused:
         raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
                        f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "

@@ -2,8 +2,9 @@
 host names, resource quantities, ``K_CE_OVERRIDES``, and the study limits and EKS quotas, each
 read from a variable of its own.
 
-Kept apart from :class:`functions.settings.Settings`, which says what each setting is and which
-combinations it refuses: these are the rules of the text alone. Each refusal is an
+Kept apart from :class:`functions.settings.Settings`, which says what each setting is, and from
+:mod:`functions.settings.checks`, which combinations katuna refuses: these are the rules of the
+text alone. Each refusal is an
 :class:`InvalidSetting` naming the variable, so a setting katuna cannot use stops every command
 with one line saying which.
 """

@@ -2,130 +2,37 @@
 
 Every variable has the ``KATUNA_`` prefix, except those Knative's SinkBinding sets (``K_SINK``,
 ``K_CA_CERTS`` and ``K_CE_OVERRIDES``) and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in
-every pod. How a variable's text becomes its value is :mod:`functions.setting_values`; what
-each setting is, its default, and which values and combinations katuna refuses are here.
+every pod. What each setting is and its default are here; which variable sets it is
+:mod:`functions.settings.variables`, how its text becomes its value
+:mod:`functions.settings.values`, and which values and combinations katuna refuses
+:mod:`functions.settings.checks`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from functions import reporter
-from functions.adapters.log_lines import FORMATS, LEVELS
-from functions.adapters.trial_env import pass_through_problem
-from functions.core import event_signature, pod_security, senders
+from functions.core import event_signature
 from functions.core.checkpoint_volume import CheckpointVolume
-from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY, Cluster
-from functions.core.errors import InvalidSetting
-from functions.core.katib_trials import LEAST_KEPT, TRIALS_KEPT
+from functions.core.cluster import Cluster
+from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.records import KUBERNETES, LOCAL, RUNS_ON
+from functions.core.records import KUBERNETES, LOCAL
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
-from functions.setting_values import (
-    ce_overrides,
-    comma_list,
-    converted,
-    endpoint,
-    flag,
-    host_names,
-    resource_pairs,
-    study_limits,
-    url,
-)
-
-GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
-"""A Google service account's email, as a node pool's ``service_account`` takes it."""
-IAM_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-"""An IAM role's ARN (in any partition), as EKS takes a node group's ``nodeRole``: a role given
-by name is refused with ``Invalid Role Arn``."""
-ROLE_EXPECTED = "the IAM role ARN of the nodes (arn:aws:iam::ACCOUNT_ID:role/NAME)"
-NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-"""A Kubernetes namespace's name (a DNS label)."""
-CLAIM_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-"""A PersistentVolumeClaim's name (a DNS subdomain)."""
-
-
-TOKEN_CHARACTERS = 22
-"""The fewest characters of ``KATUNA_API_TOKEN`` and ``KATUNA_METRICS_TOKEN``: 22 of
-``secrets.token_urlsafe``'s alphabet hold 128 bits. A shorter token can be guessed, the API
-token offline, from the signature of any event katuna posts (:mod:`functions.core.event_signature`)."""
-RANDOM_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-
-CLUSTER_RUNNING_TRIALS = 1000
-"""The default bound on the trials running at once where they run as Jobs: the cluster and its
-node pools bound them further."""
-
-
-def default_running_trials(executor: str) -> int:
-    """The bound on the trials running at once where ``KATUNA_MAX_RUNNING_TRIALS`` is unset."""
-    return machine_cpus() if executor == LOCAL else CLUSTER_RUNNING_TRIALS
-
-
-def machine_cpus() -> int:
-    """The CPUs this process may run on (its affinity, which a container's cpuset narrows), the
-    default bound on the trials running at once where they are processes of this machine."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
+from functions.settings.checks import check
+from functions.settings.values import ce_overrides, converted, study_limits
+from functions.settings.variables import VARIABLES, default_running_trials
 
 DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 """The resources of a trial container whose study names neither cpu nor memory, unless
 ``KATUNA_K8S_DEFAULT_RESOURCES`` says otherwise: a pod without them is BestEffort, the first
 evicted and with no memory limit, and a node pool's autoscaler would never grow for it."""
-
-
-_POSITIVE_SECONDS = ("session_ttl", "node_look_seconds", "k8s_progress_seconds", "k8s_keep_seconds", "remote_timeout",
-                     "pool_wait", "client_timeout")
-
-VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
-    "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int),
-    "max_checkpoint": ("MAX_CHECKPOINT", int), "workdir": ("WORKDIR", Path),
-    "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
-    "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
-    "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
-    "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", url), "report_url": ("REPORT_URL", url),
-    "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", resource_pairs),
-    "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
-    **{f"gke_{key}": (f"GKE_{key.upper()}", str)
-       for key in ("project", "location", "cluster", "node_service_account")},
-    "gke_endpoint": ("GKE_ENDPOINT", endpoint),
-    "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
-    "service_claims": ("SERVICE_CLAIMS", comma_list),
-    "checkpoint_claim": ("CHECKPOINT_CLAIM", str), "checkpoint_image": ("CHECKPOINT_IMAGE", str),
-    "trial_pod_security": ("TRIAL_POD_SECURITY", str),
-    "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
-    "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
-    "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", comma_list),
-    "trial_env": ("TRIAL_ENV", comma_list), "trial_secrets": ("TRIAL_SECRETS", comma_list),
-    "allowed_hosts": ("ALLOWED_HOSTS", host_names), "session_ttl": ("SESSION_TTL", float),
-    "tick_floor": ("TICK_FLOOR", float),
-    "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", url),
-    "oidc_subjects": ("OIDC_SUBJECTS", comma_list),
-    "max_dead_letters": ("MAX_DEAD_LETTERS", int), "max_running_trials": ("MAX_RUNNING_TRIALS", int),
-    "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
-    "katib_api": ("KATIB_API", flag), "katib_trials_kept": ("KATIB_TRIALS_KEPT", int),
-    "node_look_seconds": ("NODE_LOOK_SECONDS", float),
-    "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
-    "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
-    "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
-    "client_timeout": ("CLIENT_TIMEOUT", float), "worker_timeout": ("WORKER_TIMEOUT", int),
-    "sink_token_file": ("SINK_TOKEN_FILE", Path), "trust_bundles": ("TRUST_BUNDLES", Path),
-    "log_format": ("LOG_FORMAT", lambda v: v.strip().lower()), "log_level": ("LOG_LEVEL", lambda v: v.strip().upper()),
-}
-"""Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
-text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``K_CE_OVERRIDES``, ``KUBERNETES_SERVICE_HOST`` and the
-limits are read apart)."""
 
 
 @dataclass(frozen=True)
@@ -382,182 +289,9 @@ class Settings:
             values["max_running_trials"] = default_running_trials(values.get("executor", LOCAL))
             values["running_trials_by_default"] = True
         settings = cls(**values)
-        settings._check()
+        check(settings)
         return settings
 
-    def _check(self) -> None:
-        """Refuse a setting katuna cannot use, alone or beside the others, each check in turn."""
-        self._check_choices()
-        self._check_node_pools()
-        self._check_trial_identity()
-        self._check_checkpoints()
-        self._check_trial_env()
-        self._check_tokens()
-        self._check_waits_and_dead_letters()
-        self._check_sizes()
-        self._check_counts()
-        self._check_sink_certificates()
-
-    def _check_choices(self) -> None:
-        """Settings that name one of a few choices: where events go, the log lines' format and
-        level, and where trials run."""
-        if self.events not in ("queue", "reply"):
-            raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {self.events!r}")
-        if self.log_format not in FORMATS or self.log_level not in LEVELS:
-            raise InvalidSetting(f"{PREFIX}LOG_FORMAT and {PREFIX}LOG_LEVEL: expected {' or '.join(FORMATS)}, and "
-                                 f"{', '.join(LEVELS)}; got {self.log_format!r} and {self.log_level!r}")
-        if self.executor not in RUNS_ON:
-            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {self.executor!r}")
-
-    def _check_checkpoints(self) -> None:
-        """The claim of population-based training's checkpoints: a claim's name, none of the
-        service's own (trials write to it), given with the image that seeds its folders."""
-        claim, image = self.checkpoint_claim, self.checkpoint_image
-        if claim is None:
-            if image is not None:
-                raise InvalidSetting(f"{PREFIX}CHECKPOINT_IMAGE: set only with {PREFIX}CHECKPOINT_CLAIM, the claim whose "
-                                     "checkpoint folders its init containers seed")
-            return
-        if not CLAIM_NAME.fullmatch(claim):
-            raise InvalidSetting(f"{PREFIX}CHECKPOINT_CLAIM: expected a PersistentVolumeClaim's name (lower-case "
-                                 f"letters, digits, '-' and '.', at most 253), got {claim!r}")
-        if claim in self.service_claims:
-            raise InvalidSetting(f"{PREFIX}CHECKPOINT_CLAIM: {claim!r} is one of the service's own claims "
-                                 f"({PREFIX}SERVICE_CLAIMS), which trials may never mount; name a claim made for "
-                                 "checkpoints")
-        if not image:
-            raise InvalidSetting(f"{PREFIX}CHECKPOINT_IMAGE: required with {PREFIX}CHECKPOINT_CLAIM: katuna's own image "
-                                 "(the one its Service runs), whose init container seeds each trial's checkpoint folder")
-
-    def _check_trial_env(self) -> None:
-        """The variables local trials get: names of variables, never the service's own settings or
-        cloud credentials, and secrets only in the list that says they are."""
-        for name, names, secrets in (("TRIAL_ENV", self.trial_env, False), ("TRIAL_SECRETS", self.trial_secrets, True)):
-            problem = pass_through_problem(names, secrets)
-            if problem:
-                raise InvalidSetting(f"{PREFIX}{name}: {problem}")
-
-    def _check_tokens(self) -> None:
-        """The API and metrics tokens, where set: long enough not to be guessed, nothing but
-        printable characters other than spaces, as an ``Authorization`` header carries them, and
-        not the same token, which would give the metrics' scraper the whole API."""
-        for name, token in (("API_TOKEN", self.api_token), ("METRICS_TOKEN", self.metrics_token)):
-            if token is None:
-                continue
-            if len(token) < TOKEN_CHARACTERS or not token.isprintable() or any(c.isspace() for c in token):
-                raise InvalidSetting(f"{PREFIX}{name}: expected a random token of at least {TOKEN_CHARACTERS} "
-                                     f"characters, without spaces, got one of {len(token)}: a short token can be "
-                                     "guessed (the API token offline, from any event katuna signs); make one with "
-                                     f"{RANDOM_COMMAND}")
-        if self.metrics_token is not None and self.metrics_token == self.api_token:
-            raise InvalidSetting(f"{PREFIX}METRICS_TOKEN: the same as {PREFIX}API_TOKEN, which opens the whole API to "
-                                 "whoever scrapes the metrics: give the scraper a token of its own, or set only "
-                                 f"{PREFIX}API_TOKEN")
-
-    def _check_counts(self) -> None:
-        """Counts of trials and seconds that have a floor: at least one running trial, no
-        negative look-ahead or start allowance, and a worker timeout of a second or more."""
-        if self.max_running_trials is not None and self.max_running_trials < 1:
-            raise InvalidSetting(f"{PREFIX}MAX_RUNNING_TRIALS: expected a positive number of trials, "
-                                 f"got {self.max_running_trials}")
-        if self.katib_trials_kept < LEAST_KEPT:
-            raise InvalidSetting(f"{PREFIX}KATIB_TRIALS_KEPT: expected at least {LEAST_KEPT} Trials (as many as a "
-                                 f"status's Trial list names), got {self.katib_trials_kept}")
-        if self.lookahead < 0:
-            raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {self.lookahead}")
-        if self.k8s_start_allowance is not None and self.k8s_start_allowance < 0:
-            raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {self.k8s_start_allowance}")
-        if self.worker_timeout < 1:
-            raise InvalidSetting(f"{PREFIX}WORKER_TIMEOUT: expected a whole number of seconds >= 1, "
-                                 f"got {self.worker_timeout}")
-
-    def _check_sizes(self) -> None:
-        """Sizes and waits that must be positive (a read of a negative size reads everything), and
-        the trial Jobs' TTL, long enough for katuna to read a finished trial's pods."""
-        for name, value in (("MAX_BODY", self.max_body), ("MAX_LOG", self.max_log), ("MAX_CHECKPOINT", self.max_checkpoint),
-                            ("BUSY_TIMEOUT", self.busy_timeout)):
-            if not 0 < value < math.inf:
-                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number, got {value}")
-        ttl = self.k8s_ttl_seconds
-        if ttl is not None and ttl < MIN_TTL:
-            raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at least {MIN_TTL} seconds, got {ttl}: {TTL_WHY}")
-        if ttl is not None and ttl > MAX_INT32:
-            raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at most {MAX_INT32} seconds (the Job's int32), "
-                                 f"got {ttl}")
-
-    def _check_waits_and_dead_letters(self) -> None:
-        """Waits that must be a positive, finite number of seconds (an infinite one never ends),
-        the tick floor, and room for at least one dead letter."""
-        for setting in _POSITIVE_SECONDS:
-            seconds = getattr(self, setting)
-            if not 0 < seconds < math.inf:
-                raise InvalidSetting(f"{PREFIX}{VARIABLES[setting][0]}: expected a positive number of seconds, "
-                                     f"got {seconds}")
-        if not 0 <= self.tick_floor < math.inf:
-            raise InvalidSetting(f"{PREFIX}TICK_FLOOR: expected a number of seconds, 0 or more, got {self.tick_floor}")
-        if self.max_dead_letters < 1:
-            raise InvalidSetting(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
-
-    def _check_sink_certificates(self) -> None:
-        """``K_CA_CERTS``, which the SinkBinding sets, must hold PEM certificates: an https sink
-        could never be trusted without them."""
-        if not self.sink_ca_certs:
-            return
-        try:
-            reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
-        except (ssl.SSLError, ValueError) as exc:
-            raise InvalidSetting(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: "
-                                 f"{exc}") from exc
-
-    def _check_trial_identity(self) -> None:
-        if self.k8s_service_account in self.service_accounts:
-            raise InvalidSetting(f"{PREFIX}K8S_SERVICE_ACCOUNT: {self.k8s_service_account!r} is one of the service's own "
-                             f"accounts ({PREFIX}SERVICE_ACCOUNTS), which trials may never run as; name an account "
-                             "made for trials")
-        shared = [name for name in self.k8s_image_pull_secrets if name in self.service_secrets]
-        if shared:
-            raise InvalidSetting(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
-                             f"({PREFIX}SERVICE_SECRETS), which trials may never name; name a Secret made for trials")
-        if self.trial_pod_security not in pod_security.LEVELS:
-            raise InvalidSetting(f"{PREFIX}TRIAL_POD_SECURITY: expected {', '.join(pod_security.LEVELS[:-1])} or "
-                                 f"{pod_security.LEVELS[-1]}, got {self.trial_pod_security!r}")
-        self._check_senders()
-        wrong = [name for name in self.template_namespaces if not NAMESPACE.fullmatch(name)]
-        if wrong:
-            raise InvalidSetting(f"{PREFIX}TEMPLATE_NAMESPACES: expected namespace names (lower-case letters, digits "
-                             f"and '-', at most 63), got {wrong[0]!r}")
-        account = self.gke_node_service_account
-        if account is not None and not GSA_EMAIL.fullmatch(account):
-            raise InvalidSetting(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
-                             f"(NAME@PROJECT_ID.iam.gserviceaccount.com), got {account!r}")
-
-    def _check_senders(self) -> None:
-        for subject in self.oidc_subjects:
-            problem = senders.subject_problem(subject)
-            if problem:
-                raise InvalidSetting(f"{PREFIX}OIDC_SUBJECTS: {problem}")
-        default = senders.account_subject(self.k8s_namespace or "default", self.k8s_service_account or "default")
-        if senders.allowed(default, self.oidc_subjects):
-            raise InvalidSetting(f"{PREFIX}OIDC_SUBJECTS: {default!r}, the account trials run as by default "
-                             f"({PREFIX}K8S_SERVICE_ACCOUNT in {PREFIX}K8S_NAMESPACE), may send katuna events; "
-                             "trials may never: name only the Triggers' accounts")
-
-    def _check_node_pools(self) -> None:
-        if self.gke_cluster and self.eks_cluster:
-            raise InvalidSetting(f"{PREFIX}GKE_CLUSTER and {PREFIX}EKS_CLUSTER: node pools live in one cloud; set one")
-        if self.gke_cluster:
-            for name in ("project", "location"):
-                if not getattr(self, f"gke_{name}"):
-                    raise InvalidSetting(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
-        if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
-            raise InvalidSetting(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
-        if self.eks_node_role and not IAM_ROLE_ARN.fullmatch(self.eks_node_role):
-            raise InvalidSetting(f"{PREFIX}EKS_NODE_ROLE: expected {ROLE_EXPECTED}, got {self.eks_node_role!r}")
-        groups = self.limits.eks.groups_per_cluster
-        if self.eks_cluster and self.limits.pools > groups:
-            raise InvalidSetting(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
-                             f"managed node groups per cluster; where the account's quota is raised, set "
-                             f"{PREFIX}EKS_GROUPS_PER_CLUSTER to it), got {self.limits.pools}")
 
     @property
     def running_trials_set_by(self) -> str:
