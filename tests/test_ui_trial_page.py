@@ -50,7 +50,7 @@ def test_a_trials_peak_memory_is_shown_as_its_reason_words_one(client):
 
 def test_the_observation_log_has_a_time_column_only_where_an_observation_has_a_time(client):
     untimed = client.get("/ui/studies/kept/trials/0").text.split('id="observations"')[1].split("</table>")[0]
-    assert "<th>step</th></tr>" in untimed and "<th>time</th>" not in untimed
+    assert "<th class=\"num\">step</th></tr>" in untimed and "<th>time</th>" not in untimed
     timed = client.get("/ui/studies/kept/trials/1").text.split('id="observations"')[1].split("</table>")[0]
     assert "<th>time</th>" in timed and "<td>2026-12-05T13:14:05Z</td>" in timed
 

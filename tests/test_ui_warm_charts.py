@@ -61,7 +61,7 @@ def test_the_best_trials_table_lists_the_additional_metrics(tmp_path: Path):
             epoch = trial.store.trials("extra")[0].metrics["epoch"]
         finally:
             trial.close()
-        assert "<th>epoch</th>" in page and f'<td class="num">{epoch:g}</td>' in page
+        assert "<th class=\"num\">epoch</th>" in page and f'<td class="num">{epoch:g}</td>' in page
     finally:
         runtime.close()
 
