@@ -3,6 +3,7 @@ parentheses, and may itself hold spaces and parentheses: the fields are read aft
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -27,3 +28,18 @@ def alive(pid: int | str) -> bool:
 def parent_of(pid: int | str) -> int:
     """The process's parent (FileNotFoundError once it is gone)."""
     return int(_fields(pid)[1])
+
+
+def working_in(folder: Path) -> list[int]:
+    """This user's processes whose working directory is ``folder`` or lies within it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone, or another user's
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(entry.name))
+    return found

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -26,7 +26,7 @@ from child_signals import interruptible
 from click.testing import CliRunner, Result
 from conftest import katib_job_experiment, run_file, shared_journal, study_definition, unlined
 from http_helpers import Service, free_port, run_katuna
-from proc_stat import alive
+from proc_stat import alive, working_in
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -42,6 +42,16 @@ from functions.settings import Settings
 pytestmark = pytest.mark.slow
 
 KATUNA = [str(Path(sys.executable).with_name("katuna"))]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running(tmp_path: Path) -> Iterator[None]:
+    """A test that fails midway (a wait that times out on a loaded machine) leaves no ``katuna
+    run`` of its folder running, nor any trial of it, to load the machine for the tests after."""
+    yield
+    for pid in working_in(tmp_path.resolve()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def katuna(*args: str, cwd: Path, check: bool = True, columns: int = 200) -> subprocess.CompletedProcess[str]:
