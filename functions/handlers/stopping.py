@@ -184,10 +184,14 @@ def drop_checkpoints(record: StudyRecord, deps: Deps) -> bool:
     """Ask for the Job deleting the study's checkpoints from the claim
     (:mod:`functions.core.checkpoint_drop`; named from its uid, so asking again is the same Job,
     or that Job run again where it failed); whether it was asked: for a study of
-    population-based training whose trials ran as Jobs, one trial at least. Nothing where the
-    service runs no trial Jobs."""
-    first = None if deps.checkpoint_drops is None else deps.store.get_trial(record.name, 0)
-    return deps.checkpoint_drops is not None and first is not None and deps.checkpoint_drops(trial_launch(record, first))
+    population-based training whose trials ran as Jobs, one trial at least. The Job is made as
+    the study's lowest-numbered trial left would run: its first may be numbered past a warm
+    start's known results, or have been discarded unlaunched while later ones wrote checkpoints.
+    Nothing where the service runs no trial Jobs."""
+    if deps.checkpoint_drops is None:
+        return False
+    first = list(deps.store.trials_after(record.name, None, 1))
+    return bool(first) and deps.checkpoint_drops(trial_launch(record, first[0]))
 
 
 def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
