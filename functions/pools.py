@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.job import NotRenderable, container_folder, hugepages_alone, missing_requests
+from functions.core.job import NotRenderable, container_folder
+from functions.core.job_resources import hugepages_alone, missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems

@@ -28,7 +28,8 @@ from functions.core.errors import PermanentError
 from functions.core.events import resource_changed, trial_suggested
 from functions.core.katib_trials import KILLED_LIST, TRIAL_LISTS, trial_status
 from functions.core.records import COMPLETE, TrialRecord
-from functions.core.resources import PARETO_FRONT_SHOWN, Origin
+from functions.core.resource_status import PARETO_FRONT_SHOWN
+from functions.core.resources import Origin
 from functions.core.validate import parse_study
 from functions.handlers.writeback import behind
 

@@ -22,10 +22,11 @@ from test_hostile import KATIB
 from functions.core.errors import InvalidStudy
 from functions.core.events import ROUTES, data_problems
 from functions.core.formats import load_study
+from functions.core.grid import grid_size
 from functions.core.limits import Limits
 from functions.core.metrics import KATIB_DEFAULT_FILTER, Observation, parse_json_lines, parse_text
 from functions.core.naming import DNS1123_LABEL
-from functions.core.samplers import build_sampler, grid_size
+from functions.core.samplers import build_sampler
 from functions.core.space import sample
 from functions.core.spec import Study
 from functions.core.validate import parse_study

@@ -30,7 +30,8 @@ from functions.core.events import resource_changed, study_completed, trial_sugge
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
 from functions.core.metrics import Observation
 from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
-from functions.core.resources import PARETO_FRONT_SHOWN, Origin, ref_of
+from functions.core.resource_status import PARETO_FRONT_SHOWN
+from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
 from functions.handlers.writeback import report
 

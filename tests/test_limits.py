@@ -12,10 +12,11 @@ from conftest import study_definition
 from http_helpers import Service
 
 from functions.core.errors import InvalidStudy
+from functions.core.grid import grid_size
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.metric_filters import compile_filter
 from functions.core.metrics import parse_text
-from functions.core.samplers import build_sampler, grid_size
+from functions.core.samplers import build_sampler
 from functions.core.space import sample
 from functions.core.validate import parse_study
 from functions.settings import Settings

@@ -22,7 +22,8 @@ from functions.core.events import (
     trial_finished,
     trial_suggested,
 )
-from functions.core.resources import Origin, Ref, study_status
+from functions.core.resource_status import study_status
+from functions.core.resources import Origin, Ref
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings

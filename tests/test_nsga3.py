@@ -18,7 +18,7 @@ from functions.adapters.web import create_app
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.nsga3 import SELECTION_CELLS
-from functions.core.samplers import POPULATION
+from functions.core.sampler_settings import POPULATION
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings

@@ -14,10 +14,11 @@ from test_cli import here
 
 from functions.core.cluster import STUDY_LABEL, TTL_WHY, Cluster
 from functions.core.errors import InvalidStudy
-from functions.core.job import NotRenderable, labels, render_job
+from functions.core.job import NotRenderable, render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
+from functions.core.workload_labels import labels
 
 HOSTILE = ["it's: \"quoted\"", "line one\nline two: {x: 1}", "${trialParameters.x}", "- [a, b]\n---\nkind: Pod",
            "$(rm -rf /)", "' ; echo pwned #"]
@@ -718,7 +719,7 @@ def test_a_relative_working_folder_is_refused_where_trials_run_as_jobs_and_kept_
 def test_a_katib_trials_pods_carry_katibs_labels_each_that_a_label_value_can_hold():
     from dataclasses import replace
 
-    from functions.core.job import labels
+    from functions.core.workload_labels import labels
 
     spec = parse_study(study_definition(name="plain"))
     launch = trial_launch(StudyRecord(spec, study_definition(name="plain"), "/somewhere", "uid"),

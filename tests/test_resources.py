@@ -21,7 +21,7 @@ from kube_standin.structural import admitted
 from kube_stub import KubeStub
 from waiting import eventually
 
-from functions.core import resources
+from functions.core import resource_status, resources
 from functions.core.errors import InvalidStudy
 from functions.core.events import Event, delivery_key
 from functions.core.formats import load_definition, load_study
@@ -189,12 +189,12 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
         "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0, cap=stored_cap(spec)),
         "ExperimentSuggestionEndReached": decide(spec, Counts(complete=1), None, 0, grid_size=1, cap=stored_cap(spec)),
     }
-    assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
-    assert resources.end_reason(resources.DELETED) == "ResourceDeleted"
-    assert resources.end_reason("stopped by user") == "StoppedByUser"
+    assert {code: resource_status.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
+    assert resource_status.end_reason(resources.DELETED) == "ResourceDeleted"
+    assert resource_status.end_reason("stopped by user") == "StoppedByUser"
     imaged = study_definition()
     imaged["trialTemplate"]["image"] = "python:3.12"
-    assert resources.end_reason(unstartable(parse_study(imaged).trial_template, Counts(failed=3), [TrialRecord(
+    assert resource_status.end_reason(unstartable(parse_study(imaged).trial_template, Counts(failed=3), [TrialRecord(
         "demo", n, {}, "FAIL", reason=reason("its pod ...", image_cause("python:3.12", unparsed=False)))
         for n in range(3)])) == "StudyTrialsCannotStart"
 
@@ -211,7 +211,7 @@ def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_a
         assert decision is not None
         record = StudyRecord(spec, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
                              started_at=1.0, completed_at=2.0)
-        return resources.study_status(record, counts, [], origin)["conditions"][-1]
+        return resource_status.study_status(record, counts, [], origin)["conditions"][-1]
 
     study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
     katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
@@ -226,7 +226,7 @@ def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_a
     decision = decide(failing, Counts(failed=1), None, 0, cap=stored_cap(failing))
     record = StudyRecord(failing, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
                          started_at=1.0, completed_at=2.0)
-    assert resources.study_status(record, Counts(failed=1), [], katib_origin())["phase"] == "Failed", \
+    assert resource_status.study_status(record, Counts(failed=1), [], katib_origin())["phase"] == "Failed", \
         "too many failed trials fails an Experiment, as maxFailedTrialCount does in Katib"
 
 
@@ -240,17 +240,17 @@ def test_an_experiment_a_person_stopped_ends_succeeded_for_katibs_clients_and_st
                          created_at=1.0, started_at=1.0, completed_at=2.0)
     katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
     for origin in (katib_origin(), katuna_experiment):
-        status = resources.study_status(record, Counts(complete=1, pruned=1, stopped_at_end=1), [], origin)
+        status = resource_status.study_status(record, Counts(complete=1, pruned=1, stopped_at_end=1), [], origin)
         shown = [(c["type"], c["status"], c["reason"]) for c in status["conditions"]]
         assert shown == [("Created", "True", "ExperimentCreated"), ("Running", "False", "ExperimentRunning"),
                          ("Stopped", "True", "StoppedByUser"), ("Succeeded", "True", "StoppedByUser")], shown
         assert status["phase"] == "Stopped" and status["conditions"][-1]["message"] == "stopped by user"
         assert status["completionTime"] == "1970-01-01T00:00:02Z"
     study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
-    status = resources.study_status(record, Counts(complete=1), [], study_origin)
+    status = resource_status.study_status(record, Counts(complete=1), [], study_origin)
     assert [(c["type"], c["status"]) for c in status["conditions"]][-1] == ("Stopped", "True")
     assert "Succeeded" not in {c["type"] for c in status["conditions"]} and status["phase"] == "Stopped"
-    refused = resources.study_status(record, Counts(complete=1), [], katib_origin(refused="spec.parameters"))
+    refused = resource_status.study_status(record, Counts(complete=1), [], katib_origin(refused="spec.parameters"))
     assert [c["type"] for c in refused["conditions"]][-2:] == ["UpdateRefused", "Succeeded"]
 
 
@@ -261,11 +261,11 @@ def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it(
     definition = study_definition(objective=objective)
     front = [TrialRecord("demo", n, {"x": n / 10}, "COMPLETE", values=[n / 10, n / 5],
                          metrics={"loss": n / 10, "acc": n / 5}) for n in range(250)]
-    status = resources.study_status(StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0),
+    status = resource_status.study_status(StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0),
                                     Counts(complete=250), front, resources.Origin(resources.Ref("Study", "team", "demo"),
                                                                                   "uid-1", 1))
     listed = [t["trialNumber"] for t in status["paretoFront"]]
-    assert len(listed) == resources.PARETO_FRONT_SHOWN == 100 and (listed[0], listed[-1]) == (0, 249)
+    assert len(listed) == resource_status.PARETO_FRONT_SHOWN == 100 and (listed[0], listed[-1]) == (0, 249)
     assert listed == sorted(set(listed)) and max(b - a for a, b in zip(listed, listed[1:])) == 3
     assert status["paretoFront"][-1] == {
         "trialName": "demo-249", "trialNumber": 249, "objectiveValues": [24.9, 49.8],
@@ -289,7 +289,7 @@ def test_a_refused_edit_leaves_the_experiments_state_as_its_last_condition(start
     record = StudyRecord(parse_study(definition), definition, ".", "uid-1", created_at=1.0,
                          started_at=2.0 if started else None, status="completed" if ended else "running",
                          completed_at=3.0 if ended else None)
-    status = resources.study_status(record, Counts(), [], katib_origin(refused="spec.parameters cannot change"))
+    status = resource_status.study_status(record, Counts(), [], katib_origin(refused="spec.parameters cannot change"))
     types = [c["type"] for c in status["conditions"]]
     assert types[-1] == {(False, False): "Created", (True, False): "Running", (True, True): "Succeeded"}[started, ended]
     assert "UpdateRefused" in types
@@ -303,11 +303,11 @@ def test_an_experiments_created_and_running_conditions_have_katibs_reasons():
     record = StudyRecord(parse_study(definition), definition, ".", "uid-1", created_at=1.0, started_at=2.0)
     katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
     for origin in (katib_origin(), katuna_experiment):
-        found = {c["type"]: c for c in resources.study_status(record, Counts(running=1), [], origin)["conditions"]}
+        found = {c["type"]: c for c in resource_status.study_status(record, Counts(running=1), [], origin)["conditions"]}
         assert (found["Created"]["reason"], found["Created"]["message"]) == ("ExperimentCreated", "Experiment is created")
         assert (found["Running"]["reason"], found["Running"]["message"]) == ("ExperimentRunning", "Experiment is running")
     study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
-    found = {c["type"]: c for c in resources.study_status(record, Counts(running=1), [], study_origin)["conditions"]}
+    found = {c["type"]: c for c in resource_status.study_status(record, Counts(running=1), [], study_origin)["conditions"]}
     assert (found["Created"]["reason"], found["Running"]["reason"]) == ("StudyCreated", "StudyRunning")
 
 
@@ -316,10 +316,10 @@ def test_a_katib_experiment_without_a_completed_trial_has_an_empty_optimal_trial
     reads it without a guard. katuna's own resources leave it out until a trial completes."""
     definition = study_definition()
     record = StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0)
-    assert resources.study_status(record, Counts(running=1), [], katib_origin())["currentOptimalTrial"] == {
+    assert resource_status.study_status(record, Counts(running=1), [], katib_origin())["currentOptimalTrial"] == {
         "observation": {}}
     study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
-    assert "currentOptimalTrial" not in resources.study_status(record, Counts(running=1), [], study_origin)
+    assert "currentOptimalTrial" not in resource_status.study_status(record, Counts(running=1), [], study_origin)
 
 
 def test_the_slot_a_metrics_strategy_picks_is_its_value_reduced_over_every_report():
@@ -330,7 +330,7 @@ def test_the_slot_a_metrics_strategy_picks_is_its_value_reduced_over_every_repor
     trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1})
     kept = [Observation("loss", v) for v in (0.9, 0.4, 0.6)]
     assert spec.strategy("loss") == "min"
-    assert resources.katib_metrics(trial, spec, kept) == [
+    assert resource_status.katib_metrics(trial, spec, kept) == [
         {"name": "loss", "min": "0.1", "max": "0.9", "latest": "0.6", "value": 0.1}]
 
 
@@ -340,7 +340,7 @@ def test_a_metric_the_trial_never_reported_is_unavailable_as_katib_lists_it():
     spec = parse_study(study_definition(objective={"metric": "loss", "direction": "minimize",
                                                    "additionalMetrics": ["accuracy"]}))
     trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1})
-    assert resources.katib_metrics(trial, spec, [Observation("loss", 0.1)]) == [
+    assert resource_status.katib_metrics(trial, spec, [Observation("loss", 0.1)]) == [
         {"name": "loss", "min": "0.1", "max": "0.1", "latest": "0.1", "value": 0.1},
         {"name": "accuracy", "min": "unavailable", "max": "unavailable", "latest": "unavailable"}]
 
@@ -355,7 +355,7 @@ def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_a
     trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[1.0, 2.0],
                         metrics={"loss": 1.0, "acc": 2.0, "grad": float("nan"), "norm": float("-inf")})
     record = StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0)
-    status = resources.study_status(record, Counts(complete=1), [trial],
+    status = resource_status.study_status(record, Counts(complete=1), [trial],
                                     resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1))
     assert status["paretoFront"][0]["observation"]["metrics"][2:] == [{"name": "grad", "value": "nan"},
                                                                       {"name": "norm", "value": "-inf"}]
@@ -1070,7 +1070,7 @@ def test_the_running_condition_turns_false_at_the_end_as_katib_times_a_changed_c
                                                                                    "1970-01-01T00:00:10Z")):
         record = StudyRecord(spec, definition, ".", "uid-1", status=status, reason="max trials reached (2)",
                              created_at=10.0, started_at=10.0, completed_at=completed)
-        written = resources.study_status(record, Counts(complete=2), [], katib_origin())
+        written = resource_status.study_status(record, Counts(complete=2), [], katib_origin())
         running = next(c for c in written["conditions"] if c["type"] == "Running")
         assert (running["status"], running["lastTransitionTime"]) == ("False" if completed else "True", when)
     ended = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1}, created_at=10.0,

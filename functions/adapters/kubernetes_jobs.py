@@ -38,15 +38,7 @@ from functions.adapters.kubernetes_workloads import (
 )
 from functions.core.cluster import Cluster
 from functions.core.errors import RefusedWorkload
-from functions.core.job import (
-    STRAY_SELECTOR,
-    attempt_of,
-    holder,
-    is_job,
-    selector_chunks,
-    study_selector,
-    trials_selector,
-)
+from functions.core.job import is_job
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
 from functions.core.naming import OWN
@@ -54,6 +46,14 @@ from functions.core.pod_selectors import pod_selector, workload_pod_selector
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 from functions.core.trial_spec import template_field
+from functions.core.workload_labels import (
+    STRAY_SELECTOR,
+    attempt_of,
+    holder,
+    selector_chunks,
+    study_selector,
+    trials_selector,
+)
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -150,7 +150,7 @@ class TrialJobs:
 
     def stop(self, launches: Sequence[TrialLaunch], keep: bool) -> None:
         """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
-        one collection delete per namespace and :data:`~functions.core.job.TRIALS_PER_SELECTOR`
+        one collection delete per namespace and :data:`~functions.core.workload_labels.TRIALS_PER_SELECTOR`
         trials, whatever their count (a study's end stops a hundred in its transaction); none of
         an earlier study of the same name (their labels carry its uid). With ``keep`` (``retain``)
         their Jobs are listed once and suspended instead: Kubernetes terminates a suspended Job's

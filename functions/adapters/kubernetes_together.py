@@ -1,5 +1,5 @@
 """Reads of many running attempts' Jobs and pods made together: a list of each per namespace for
-up to :data:`~functions.core.job.TRIALS_PER_SELECTOR` trials, where looking at them one by one
+up to :data:`~functions.core.workload_labels.TRIALS_PER_SELECTOR` trials, where looking at them one by one
 made a Job read and a pod list each.
 
 The watcher looks at every running trial of a study every two seconds; with a hundred running,
@@ -30,8 +30,9 @@ from urllib3.exceptions import HTTPError
 
 from functions.core import trial_kinds
 from functions.core.cluster import TRIAL_LABEL, UID_LABEL
-from functions.core.job import is_job, selector_chunks, trials_selector
+from functions.core.job import is_job
 from functions.core.launch import TrialLaunch
+from functions.core.workload_labels import selector_chunks, trials_selector
 
 log = logging.getLogger("katuna.kubernetes")
 

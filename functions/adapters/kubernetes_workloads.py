@@ -32,12 +32,12 @@ from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, RefusedWorkload, TemporaryError
-from functions.core.job import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
 from functions.core.naming import EARLIER, OWN
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
+from functions.core.workload_labels import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
 
 log = logging.getLogger("katuna.kubernetes")
 

@@ -46,8 +46,8 @@ from datetime import datetime
 from typing import Any
 
 from functions.core.checkpoint_volume import IMAGE_USER, RESOURCES, VOLUME, CheckpointVolume
-from functions.core.job import MANAGED_BY, POD_LABELS
 from functions.core.pod_security_restricted import RESTRICTED
+from functions.core.workload_labels import MANAGED_BY, POD_LABELS
 
 PREFIX = "katuna-checkpoints-"
 """The Job's name before the study's uid."""
@@ -61,7 +61,7 @@ CLAIM_FOLDER = "/checkpoints"
 CONTAINER = "delete-checkpoints"
 OF_LABEL = "katuna.dev/checkpoints-of"
 """The label naming the study's uid whose checkpoints the Job deletes: none of a trial's, so no
-sweep of trial Jobs (:data:`~functions.core.job.STRAY_SELECTOR`) ever takes it for one."""
+sweep of trial Jobs (:data:`~functions.core.workload_labels.STRAY_SELECTOR`) ever takes it for one."""
 BACKOFF_LIMIT = 6
 """Pods run again after a failure, 10 s, 20 s, ... apart (about ten minutes in all)."""
 DEADLINE = 3600

@@ -2,7 +2,8 @@
 
 Parameter values are substituted into each string field on its own (see
 :mod:`functions.core.template`), so a value holding quotes, colons, newlines or YAML syntax stays
-one string and cannot change the Job's shape.
+one string and cannot change the Job's shape. The containers' resources come from
+:mod:`functions.core.job_resources`, the labels and selectors from :mod:`functions.core.workload_labels`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import posixpath
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from functions.core import (
@@ -24,25 +25,14 @@ from functions.core import (
     trial_kinds,
     trial_spec,
 )
-from functions.core.cluster import (
-    ATTEMPT_LABEL,
-    MAX_INT64,
-    START_ALLOWANCE,
-    STUDY_LABEL,
-    TRIAL_LABEL,
-    UID_LABEL,
-    Cluster,
-)
+from functions.core.cluster import MAX_INT64, START_ALLOWANCE, Cluster
 from functions.core.disruptions import pods_to_lose
-from functions.core.errors import PermanentError, Problem
-from functions.core.labels import valid_value
+from functions.core.errors import PermanentError
+from functions.core.job_resources import added_to_trial_spec, container_resources, trial_resources
 from functions.core.launch import TrialLaunch
-from functions.core.naming import EARLIER, OTHER, OWN
-from functions.core.spec import Study
+from functions.core.workload_labels import POD_LABELS, labels, pod_labels
 
 CONTAINER = "trial"
-EXTENDED_RESOURCES = {"gpu": "nvidia.com/gpu"}
-SIZED = frozenset({"cpu", "memory"})
 
 
 NO_DEFAULTS = Cluster()
@@ -103,170 +93,12 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "c
 root), unless the study names one (``kubernetes.runAsUser``)."""
 
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 POD_ANNOTATIONS = {SAFE_TO_EVICT: "false"}
 """Annotations of every trial pod: the cluster autoscaler (GKE's, and EKS's) may not evict a
 running trial to empty an under-used node (it drains nodes below half their allocatable whose
 pods, a Job's included, fit elsewhere), which would start the trial again from its beginning on
 another node; the node goes once the trial has ended. A trial template's own value wins."""
-ISTIO_INJECT = "sidecar.istio.io/inject"
-POD_LABELS = {ISTIO_INJECT: "false"}
-"""Labels of the pods of katuna's own trial Jobs, beside the Job's: Istio injects no proxy into
-them where their namespace asks for injection (``istio-injection=enabled``, as Kubeflow's profile
-namespaces are labelled), as Katib labels its trials' pods (``AppendIstioSidecarLabel``). A
-proxy would run on after the trial's container exits, keeping its pod running. A ``trialSpec``'s
-pods get none: what its template says is kept."""
-
-
-def labels(launch: TrialLaunch) -> dict[str, str]:
-    """The labels of the attempt's workload and of every pod it makes; a Katib Experiment's
-    trial adds Katib's (``katib.kubeflow.org/experiment`` and ``katib.kubeflow.org/trial``,
-    the Trial resource's name), which Katib's pod webhook gives a trial's pods and its SDK
-    (``get_job_logs``) and UI select them by: each that is a label value (63 characters at most;
-    a Trial of an Experiment named near that long has none, as Katib's own names stay short)."""
-    own = {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
-           ATTEMPT_LABEL: str(launch.attempt), MANAGED_BY: "katuna"}
-    if launch.katib_experiment is None:
-        return own
-    trial = katib_trials.trial_name(launch.katib_experiment, launch.number)
-    katib = {katib_trials.EXPERIMENT_LABEL: launch.katib_experiment, katib_trials.TRIAL_NAME_LABEL: trial}
-    return own | {key: value for key, value in katib.items() if valid_value(value)}
-
-
-def pod_labels(launch: TrialLaunch) -> dict[str, str]:
-    """The labels of every pod of the attempt: a Katib Experiment's labels
-    (:attr:`TrialLaunch.experiment_labels`), as Katib's pod webhook gives a Trial's labels to its
-    pods, under the workload's (:func:`labels`), so that katuna's own, which select each attempt's
-    pods, and ``katib.kubeflow.org/trial`` win over one of theirs of the same key (an
-    ``app.kubernetes.io/managed-by`` Helm set; ``katuna.dev/`` keys are refused at submission);
-    both win over the pod template's own. The workload itself gets :func:`labels` alone, as
-    Katib's Job gets only its template's: a label a controller reads off a Job (Kueue's
-    ``kueue.x-k8s.io/queue-name``) does not reach it from the Experiment."""
-    return {**launch.experiment_labels, **labels(launch)}
-
-
-def holder(found: Mapping[str, str] | None, launch: TrialLaunch) -> str:
-    """Whose is a workload named as the launch's, by its labels ``found``: :data:`OWN` (this
-    attempt's: the study's uid and the attempt match), :data:`EARLIER` (a trial of an earlier
-    study of the same name, deleted, or deleted and submitted again, whose finished workloads
-    its TTL or ``retain`` kept: names carry no uid), else :data:`OTHER` (nothing katuna made
-    for a study of this name)."""
-    found = found or {}
-    if found.get(UID_LABEL) == launch.uid and found.get(ATTEMPT_LABEL) == str(launch.attempt):
-        return OWN
-    same_study = found.get(MANAGED_BY) == "katuna" and found.get(STUDY_LABEL) == launch.study
-    return EARLIER if same_study and found.get(UID_LABEL) not in (None, launch.uid) else OTHER
-
-
-STRAY_SELECTOR = f"{MANAGED_BY}=katuna,{STUDY_LABEL},{UID_LABEL},{TRIAL_LABEL},{ATTEMPT_LABEL}"
-"""The workloads katuna made for trials, of any kind: its label and each of a trial attempt's."""
-
-
-def attempt_of(labels: Mapping[str, str]) -> tuple[str, str, int, int] | None:
-    """``(study, uid, trial, attempt)`` of a workload :data:`STRAY_SELECTOR` selected, from its
-    labels; None where a number is no number (a workload labelled by hand)."""
-    trial, attempt = labels[TRIAL_LABEL], labels[ATTEMPT_LABEL]
-    if not (trial.isdigit() and attempt.isdigit()):
-        return None
-    return labels[STUDY_LABEL], labels[UID_LABEL], int(trial), int(attempt)
-
-
-def trial_selector(launch: TrialLaunch) -> str:
-    """The label selector of every workload of the launch's trial (each attempt's), and of no
-    trial of an earlier study of the same name."""
-    return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
-
-
-def study_selector(study: str, uid: str) -> str:
-    """The label selector of every workload of every trial of the study (that very study:
-    ``uid``), and of no earlier study of the same name."""
-    return f"{STUDY_LABEL}={study},{UID_LABEL}={uid}"
-
-
-TRIALS_PER_SELECTOR = 100
-"""Trials one :func:`trials_selector` names at most: their numbers keep a request's query well
-under any URL limit."""
-
-
-def selector_chunks(launches: Sequence[TrialLaunch],
-                    namespace_of: Callable[[TrialLaunch], str]) -> list[tuple[str, list[TrialLaunch]]]:
-    """The ``launches`` by namespace and study, in chunks of at most :data:`TRIALS_PER_SELECTOR`,
-    each with its namespace: what one :func:`trials_selector` may select."""
-    groups: dict[tuple[str, str], list[TrialLaunch]] = {}
-    for launch in launches:
-        groups.setdefault((namespace_of(launch), launch.uid), []).append(launch)
-    return [(namespace, group[start:start + TRIALS_PER_SELECTOR]) for (namespace, _), group in groups.items()
-            for start in range(0, len(group), TRIALS_PER_SELECTOR)]
-
-
-def trials_selector(launches: Sequence[TrialLaunch]) -> str:
-    """The label selector of every workload of the ``launches``' trials, all of one study and at
-    most :data:`TRIALS_PER_SELECTOR` (as :func:`trial_selector` selects one trial's)."""
-    first = launches[0]
-    numbers = ",".join(str(launch.number) for launch in launches)
-    return f"{STUDY_LABEL}={first.study},{UID_LABEL}={first.uid},{TRIAL_LABEL} in ({numbers})"
-
-
-def _resources(resources: Mapping[str, str], unlimited: frozenset[str] = frozenset()) -> dict[str, dict[str, str]]:
-    """Requests of every resource, limits of all but cpu, ``ephemeral-storage`` and ``unlimited``."""
-    requests = {EXTENDED_RESOURCES.get(k, k): v for k, v in resources.items()}
-    limits = {k: v for k, v in requests.items() if k not in {"cpu", "ephemeral-storage", *unlimited}}
-    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
-
-
-def _added_to_trial_spec(request: TrialLaunch, cluster: Cluster) -> dict[str, dict[str, str]]:
-    """The resources added to a ``trialSpec``'s primary containers: none when they request cpu
-    or memory themselves; else the study's ``trialTemplate.resources``, and the service's
-    defaults as requests only. Katib runs such a container with no limit, so a default memory
-    limit would kill a trial (a PyTorchJob's, a GPU one) that Katib runs to its end; the requests
-    still keep its pods out of the BestEffort class and size nodes for the autoscaler."""
-    if trial_spec.requests_resources(request.trial_spec or {}, SIZED):
-        return {}
-    own = request.resources or {}
-    defaulted = frozenset() if _sized(own) else SIZED
-    return _resources(trial_resources(own, cluster), unlimited=defaulted)
-
-
-def _sized(resources: Mapping[str, Any]) -> bool:
-    """Whether ``resources`` name cpu or memory: what keeps a pod out of the BestEffort class,
-    and what the cluster autoscaler sizes nodes by."""
-    return bool(SIZED & set(resources))
-
-
-def trial_resources(template: Mapping[str, str], defaults: Cluster) -> dict[str, str]:
-    """A trial container's resources: the template's, with the service's default resources
-    added when the template names neither cpu nor memory (a pod without them is BestEffort)."""
-    return dict(template) if _sized(template) else {**dict(defaults.default_resources), **template}
-
-
-def missing_requests(spec: Study, defaults: Cluster) -> Problem | None:
-    """A study with a ``nodePool`` whose trials would request no cpu or memory: the scheduler
-    would pack its BestEffort pods onto one node, and the pool's autoscaler would never grow."""
-    template = spec.trial_template
-    if spec.node_pool is None or _sized(trial_resources(dict(template.resources), defaults)):
-        return None
-    if template.trial_spec is not None and trial_spec.requests_resources(template.trial_spec, SIZED):
-        return None
-    return Problem("trialTemplate.resources", "a study with a nodePool needs cpu or memory requests for its trials "
-                   "(the pool's autoscaler sizes nodes by them); expected trialTemplate.resources with cpu or memory "
-                   "(or resources.requests in the trialSpec's containers), or a service default in "
-                   "KATUNA_K8S_DEFAULT_RESOURCES")
-
-
-def hugepages_alone(spec: Study, defaults: Cluster) -> Problem | None:
-    """A study whose trial container, katuna's own, would ask for hugepages without cpu or
-    memory, which Kubernetes refuses in every pod (a Katib ``trialSpec``'s is judged by the API
-    server's dry run at submission)."""
-    template = spec.trial_template
-    resources = trial_resources(dict(template.resources), defaults)
-    huge = sorted(name for name in resources if name.startswith("hugepages-"))
-    if template.trial_spec is not None or not huge or _sized(resources):
-        return None
-    return Problem("trialTemplate.resources", f"{huge[0]} needs cpu or memory beside it: Kubernetes refuses a "
-                   "container asking for hugepages alone; expected cpu or memory in trialTemplate.resources (or a "
-                   "service default in KATUNA_K8S_DEFAULT_RESOURCES)")
 
 
 def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
@@ -339,7 +171,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     }
     resources = trial_resources(request.resources or {}, cluster)
     if resources:
-        container["resources"] = _resources(resources)
+        container["resources"] = container_resources(resources)
     folder = container_folder(request.container_working_dir)
     if folder is not None:
         container["workingDir"] = folder
@@ -370,7 +202,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_") or k == katib_trials.TRIAL_NAME_ENV}
         del spec["template"]["spec"]["containers"]
         spec["template"]["metadata"]["labels"] = pod_labels(request)
-        added = _added_to_trial_spec(request, cluster)
+        added = added_to_trial_spec(request, cluster)
         if not is_job(request):
             workload = trial_spec.render_workload(request.trial_spec, request.primary_container,
                                                   request.primary_pod_labels, request.params or {}, metadata, pod,

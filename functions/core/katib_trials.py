@@ -19,7 +19,8 @@ from typing import Any
 from functions.core.metrics import Observation
 from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
-from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, katib_metrics, timestamp
+from functions.core.resource_status import PARETO_FRONT_SHOWN, katib_metrics, timestamp
+from functions.core.resources import KATIB_API_VERSIONS, Origin
 from functions.core.spec import Study
 from functions.core.status_room import message as condition_message
 from functions.core.strict_json import finite
@@ -211,7 +212,7 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
     """Katib's Trial status: Created, then Running while it runs (False from its end on, timed
     then, as Katib's ``setCondition`` times a condition whose status changes), then its end, with the
     observation of the metrics katuna parsed, from the trial's ``observed`` reports
-    (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
+    (:func:`~functions.core.resource_status.katib_metrics`; one that is NaN or an infinity by its
     name, as :mod:`functions.core.strict_json` writes it). Each condition has Katib's message;
     the one ending the trial follows it with katuna's reason for the end, where Katib puts its
     Job's message (``Trial has failed. Job message: ...``)."""

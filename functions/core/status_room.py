@@ -2,7 +2,7 @@
 metadata and status together, and etcd refuses a write past its ``--max-request-bytes``
 (1.5 MiB by default; the API server answers "etcdserver: request is too large").
 
-The lists a status holds are bounded in count (:data:`~functions.core.resources.PARETO_FRONT_SHOWN`
+The lists a status holds are bounded in count (:data:`~functions.core.resource_status.PARETO_FRONT_SHOWN`
 trials of a Pareto front, as many Trial names a state), not in bytes: 100 trials of a front
 of a study with 256 parameters of 40-character names are 2.5 MiB, and the problems of a refused
 resource grow with its spec. So where the status would take the resource past the room etcd

@@ -5,7 +5,7 @@ since Optuna 5) scores each of its ``n_ei_candidates`` samples against every tri
 study's history in every parameter, holding a few arrays of candidates x trials x parameters
 floats at once: about 25 bytes a cell at the peak (1,000 candidates over 10,000 trials of four
 parameters added 990 MB; over 100,000 trials, or 1,876 of 256 parameters, it asked for 3 to 3.6
-GB in one array and failed). :data:`~functions.core.samplers.EI_CANDIDATES` bounds the setting
+GB in one array and failed). :data:`~functions.core.sampler_settings.EI_CANDIDATES` bounds the setting
 alone, which does not bound that product, so a study of ``tpe`` or ``multivariate-tpe`` is
 refused at submission, naming the setting, when its candidates times the trials its history may
 hold (its ``maxTrials``, else the most its limits let it run, with its warm start's known

@@ -38,16 +38,16 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
-from functions.core.job import missing_requests
+from functions.core.job_resources import missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.records import STOPPED, StudyRecord
+from functions.core.resource_status import failed_status
 from functions.core.resources import (
     DELETED,
     EDITABLE,
     Origin,
     Ref,
     definition,
-    failed_status,
     in_namespace,
     is_study_resource,
     namespace_problems,

@@ -45,7 +45,8 @@ from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
-from functions.core.resources import Origin, study_status
+from functions.core.resource_status import study_status
+from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
 from functions.core.store_port import Store
 from functions.handlers.deps import Deps

@@ -72,7 +72,7 @@ def healthz():
 READY_PATH = "/readyz"
 TOLD_WHY = "katuna_told_why"
 """The key of Flask's ``g`` where the guard leaves the question whether ``/readyz`` may tell its
-caller why the service is not ready (:func:`functions.adapters.web._may_be_told_why`): asked only
+caller why the service is not ready (:func:`functions.adapters.web.callers.may_be_told_why`): asked only
 on a ``503``, so a ready service's probes pay for no peer lookup or token comparison."""
 UNTOLD = "not ready: the service's log says why, as this answer does to a caller who may read the studies"
 """``/readyz``'s reason to any other caller: the status alone."""

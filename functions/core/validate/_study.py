@@ -20,7 +20,7 @@ from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import ChoiceParameter, Parameter
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, kind_of, shown, unfit_characters
-from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problems
+from functions.core.sampler_settings import check_algorithm, check_sampler, convert_settings, objectives_problems
 from functions.core.space import distribution_problems
 from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
 from functions.core.study_limits import over_limits

@@ -62,7 +62,7 @@ ANSWER_HEADERS = {
                             "schema": {"type": "integer", "minimum": 0}}},
 }
 """The headers every answer of a status carries, whoever answers: the challenge of a ``401``
-(:func:`functions.adapters.web._unauthorized`), the wait of a ``429`` and of a ``503``
+(:func:`functions.adapters.web.callers._unauthorized`), the wait of a ``429`` and of a ``503``
 (:func:`functions.adapters.web.errors.error_response`, ``/readyz``)."""
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from functions.adapters.web.openapi._parts import TOO_MANY_ATTEMPTS, error
 
 _OPEN = ("/healthz", "/readyz")
-"""Paths no check of the app stands in front of (``functions.adapters.web.OPEN_PATHS``): only
+"""Paths no check of the app stands in front of (``functions.adapters.web.gate.OPEN_PATHS``): only
 ``katuna serve``'s worker's (:func:`_server_refusals`)."""
 
 _EVENT_PATHS = ("/", "/functions/{function}", "/dead-letters")
@@ -21,7 +21,7 @@ _PAGES = ("/",)
 
 def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
     """``paths`` with, on each operation, the refusals of the checks in front of it (``katuna
-    serve``'s worker's, then the app's in the order they run: ``functions.adapters.web._guard``)
+    serve``'s worker's, then the app's in the order they run: ``functions.adapters.web.gate.check_request``)
     and the database's ``503``."""
     paths = deepcopy(paths)
     for path, item in paths.items():
@@ -36,7 +36,7 @@ def with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
 def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     """(status, description) of each refusal ``method path`` may get before its route runs, or
     in it, from a fault of katuna's own; ``/metrics`` has checks of its own after the local
-    user's (``_check_scraper``)."""
+    user's (``functions.adapters.web.callers.check_scraper``)."""
     local_user, *server = _server_refusals()
     cross_site = ("403", "a read another site's page asks for: an image, script, frame or fetch (cross_origin)")
     fault = ("500", "a fault of katuna's own, logged with its traceback (internal_server_error)")

@@ -10,7 +10,7 @@ from functions.core.events import ROUTES
 
 EVENT_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 """What the event paths take: a bearer token (the API token, or with ``KATUNA_OIDC_AUDIENCE``
-Knative's OIDC delivery token), never a dashboard session (``functions.adapters.web._check_event_sender``)."""
+Knative's OIDC delivery token), never a dashboard session (``functions.adapters.web.callers.check_event_sender``)."""
 
 OPEN: list[dict[str, list[str]]] = []
 """The security of an operation that answers every caller: the health probes, and ``GET /``,
@@ -19,7 +19,7 @@ which sends a caller without the token or a session to the login form."""
 
 READY_SECURITY: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 """What ``/readyz`` takes: nothing (a probe), or the API token, with which a ``503`` says why the
-service is not ready (:func:`functions.adapters.web._may_be_told_why`)."""
+service is not ready (:func:`functions.adapters.web.callers.may_be_told_why`)."""
 
 
 def event_operation(summary: str, operation: str) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _reply() -> dict[str, Any]:
 
 
 def metrics_path() -> dict[str, Any]:
-    """``GET /metrics``, with the answers of its own checks (``functions.adapters.web._check_scraper``)."""
+    """``GET /metrics``, with the answers of its own checks (``functions.adapters.web.callers.check_scraper``)."""
     text = {"schema": {"type": "string"}}
     return {"get": {
         "summary": "The service's metrics for Prometheus", "operationId": "metrics",
