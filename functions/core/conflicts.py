@@ -11,7 +11,7 @@ from typing import Any
 from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.records import StudyRecord
-from functions.core.resources import description
+from functions.core.resources import Origin, description
 from functions.core.resume import is_experiment
 from functions.core.spec import Study
 
@@ -97,9 +97,18 @@ def study_conflict(stored: StudyRecord, spec: Study, definition: Mapping[str, An
     return StudyConflict(
         f"study {name!r} already exists with a different definition"
         + (f" (changed: {listed})" if changed else "") + (f"; {why}" if why else "")
-        + f"; give it another name, or delete the stored study and its trials first "
-          f"(katuna delete {name}, or DELETE /studies/{name})",
+        + f"; give it another name, or delete the stored study and its trials first ({_deleting(stored)})",
         changed)
+
+
+def _deleting(stored: StudyRecord) -> str:
+    """How the ``stored`` study is deleted: by either delete, or, for one that follows a cluster
+    resource (which ``katuna delete`` refuses), by the service watching it once that is gone."""
+    name = stored.name
+    if stored.origin is None:
+        return f"katuna delete {name}, or DELETE /studies/{name}"
+    return (f"{Origin.from_dict(stored.origin).delete_refusal(name)} with DELETE /studies/{name} of the service "
+            "that watches the cluster")
 
 
 def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:

@@ -85,8 +85,9 @@ def resource_refusal(record: StudyRecord) -> str | None:
     return (f"study {record.name!r} came from the {ref.kind} {ref.name!r} in namespace {ref.namespace!r} "
             f"({ref.api_version}) and restarts only through it: raise its {budget} there, with kubectl edit "
             f"{ref.plural}.{ref.group} {ref.name} -n {ref.namespace}; if that {ref.kind} was deleted, apply it "
-            f"again, which starts a new study in this one's place, or delete this study (katuna delete "
-            f"{record.name}, or DELETE /studies/{record.name}) and submit it again")
+            f"again, which starts a new study in this one's place, or delete this study with DELETE "
+            f"/studies/{record.name} of the service that watches the cluster (katuna delete refuses a study of "
+            f"a resource) and submit it again")
 
 
 def is_native(definition: Mapping[str, Any]) -> bool:
