@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
@@ -111,6 +112,16 @@ def escape_what_the_output_cannot_encode() -> None:
 
 def settings_for(db: str | None) -> Settings:
     return Settings.from_env().with_db(db)
+
+
+def on_database(path: Path) -> str:
+    """The ``--db`` that a command katuna tells the user to run next needs to reach the database
+    at ``path``: none where it is the one that command finds by itself (``KATUNA_DB``, else
+    ``./katuna.db``; the same file through a link too), so that a hint followed as printed
+    never reads another database, nor another study of the same name."""
+    if settings_for(None).db.resolve() == path.resolve():
+        return ""
+    return f" --db {shlex.quote(str(path))}"
 
 
 def existing_db(db: str | None) -> Path:

@@ -23,9 +23,10 @@ from functions.settings import Settings
 from functions.terminal import markup, pairs, printable, text
 
 
-def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
+def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings, db: str = "") -> None:
     """How a ``katuna run`` ended: the status and reason, the best trials (of several objectives,
-    a sample of the Pareto front, as ``katuna show`` has it), where results are."""
+    a sample of the Pareto front, as ``katuna show`` has it), where results are (``db``: the
+    ``--db`` of a command it names, :func:`functions.cli_common.on_database`)."""
     view = study_view(store, record)
     console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
     if record.spec.multi_objective:
@@ -36,7 +37,7 @@ def print_result(console: Console, store: SqliteStore, record: StudyRecord, sett
     if best:
         console.print(trial_table(record, best, title=title))
     else:
-        _print_last_failure(console, store, record)
+        _print_last_failure(console, store, record, db)
     console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
     console.print(f"Logs:    {markup(settings.logs.resolve() / record.log_folder)}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
@@ -47,7 +48,7 @@ FAILURE_LINES = 12
 """The most lines of the last failed trial's reason a run's summary prints."""
 
 
-def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecord) -> None:
+def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecord, db: str) -> None:
     """For a run with no completed trial, the reason of the failed trial that ended last, with
     the last lines it printed: the first thing to know, where a table of best trials is empty.
     It is the one the study's reason names (its latest), whatever their numbers' order."""
@@ -64,7 +65,8 @@ def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecor
         console.print(text(f"  {line}"), highlight=False)
     for note in notes:
         console.print(text(f"Before: {note}"), highlight=False)
-    console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json", highlight=False)
+    console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json{markup(db)}",
+                  highlight=False)
 
 
 def _set_by(setting: str | None, grid: dict[str, int] | None) -> str:

@@ -18,6 +18,7 @@ from functions.cli_common import (
     fail,
     failure_code,
     looked_in,
+    on_database,
     settings_for,
     with_study,
     writing_output,
@@ -133,7 +134,7 @@ def _deletable(name: str, store: SqliteStore) -> StudyRecord:
     record = store.get_study(name)
     if not record.terminal:
         fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
-             f"first with katuna stop {name}, then delete it")
+             f"first with katuna stop {name}{on_database(store.path)}, then delete it")
     if record.origin is not None:
         fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
              "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")

@@ -15,6 +15,7 @@ from functions.cli_common import (
     db_option,
     fail,
     json_option,
+    on_database,
     print_json,
     with_study,
     writing_output,
@@ -96,7 +97,7 @@ def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tu
         print_json(view)
         return
     with writing_output():
-        print_trial(console, name, view, after is not None)
+        print_trial(console, name, view, after is not None, on_database(store.path))
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
     """The trials of a multi-objective study's Pareto front that ``show`` prints (none for a

@@ -20,6 +20,7 @@ from functions.cli_common import (
     console,
     errors,
     fail,
+    on_database,
     opened_beside_logs,
     settings_for,
     tell,
@@ -169,12 +170,13 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
     if runner is not None:
         embedded.close()
         fail(f"study {spec.name!r} is running in another `katuna run` (process {runner}) on this database; follow "
-             f"it with `katuna show {spec.name}`, or stop that process first to run it here", 2)
+             f"it with `katuna show {spec.name}{on_database(embedded.settings.db)}`, or stop that process first to run it here", 2)
     elsewhere = embedded.runs_elsewhere(record)
     if elsewhere:
         embedded.close()
         fail(f"study {spec.name!r} is running in another katuna process ({elsewhere} of its trials run there: "
-             f"`katuna serve`, or another `katuna run` on this database); follow it with `katuna show {spec.name}`, "
+             f"`katuna serve`, or another `katuna run` on this database); follow it with "
+             f"`katuna show {spec.name}{on_database(embedded.settings.db)}`, "
              "or stop that process first to run it here", 2)
     ran = not record.terminal
     if ran:
@@ -187,7 +189,7 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
                           "Nothing to run.")
     try:
         with writing_output():
-            print_result(console, embedded.store, record, embedded.settings)
+            print_result(console, embedded.store, record, embedded.settings, on_database(embedded.settings.db))
     except StudyNotFound:
         embedded.close()
         fail(_deleted_after(spec.name, record, ran), 1)
@@ -233,7 +235,7 @@ def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
                 return embedded.run(spec.name, on_tick=progress.update)
         except Interrupted as exc:
             embedded.close()
-            tell(f"\nInterrupted ({exc}): running trials were stopped. {_resume_hint(spec.name)}")
+            tell(f"\nInterrupted ({exc}): running trials were stopped. {_resume_hint(embedded, spec.name)}")
             sys.exit(exc.exit_code)
         except StudyNotFound as exc:
             embedded.close()
@@ -246,15 +248,15 @@ def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
 
 def _still_stopping(embedded: Embedded, name: str, signum: int) -> None:
     tell(f"{signal.Signals(signum).name} again: still stopping {embedded.executor.running(name)} running "
-          f"trial(s), which takes a few seconds at most. {_resume_hint(name)}")
+          f"trial(s), which takes a few seconds at most. {_resume_hint(embedded, name)}")
 
 
-def _resume_hint(name: str) -> str:
+def _resume_hint(embedded: Embedded, name: str) -> str:
     """What an interrupted run leaves: the study resumable by the same command, or, sooner, by a
     ``katuna serve`` on the database, which goes on with any study whose process is gone (a run
     of it is then refused, as another process runs it): ``katuna stop`` ends it for good."""
     return (f"Run the same command again to resume {markup(repr(name))} (a katuna serve on this "
-            f"database resumes it by itself; katuna stop {markup(name)} ends it).")
+            f"database resumes it by itself; katuna stop {markup(name)}{markup(on_database(embedded.settings.db))} ends it).")
 
 
 

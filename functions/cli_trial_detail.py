@@ -17,9 +17,10 @@ from functions.core.memory_sizes import memory
 from functions.terminal import markup, pairs, printable, text
 
 
-def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool = False) -> None:
+def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool = False, db: str = "") -> None:
     """The trial ``view`` (:func:`~functions.core.views.trial_detail`) of the study ``study``
-    (``paged``: its observations from a later page on)."""
+    (``paged``: its observations from a later page on; ``db``: the ``--db`` of the command that
+    shows the next page, :func:`~functions.cli_common.on_database`)."""
     pareto = "" if "pareto" not in view else ("  on the Pareto front" if view["pareto"] else "  not on the Pareto front")
     exit_code = "" if view["exitCode"] is None else f"  exit code {view['exitCode']}"
     console.print(f"[bold]{markup(study)}[/bold] trial {view['number']}  state: {view['state']}  "
@@ -47,7 +48,7 @@ def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool 
     console.print(_observations(view["observations"], paged))
     shown, count, after = len(view["observations"]), view["observationCount"], view["observationsAfter"]
     if paged or shown < count:
-        more = "" if after is None else f"; more follow: katuna show {study} {view['number']} --after {after}"
+        more = "" if after is None else f"; more follow: katuna show {study} {view['number']} --after {after}{db}"
         console.print(text(f"{shown:,} of {count:,} observations shown{more}"), highlight=False, soft_wrap=True)
 
 

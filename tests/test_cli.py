@@ -6,7 +6,9 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
+import shlex
 import signal
 import socket
 import sqlite3
@@ -284,6 +286,10 @@ def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its
         assert (refused.returncode, refused.stdout) == (1, "")
         assert refused.stderr == ("error: study 'demo' is running (or was interrupted, and a run would resume it): "
                                   "stop it first with katuna stop demo, then delete it\n")
+        (tmp_path / "elsewhere").mkdir()
+        elsewhere = here("delete", "demo", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path / "elsewhere", check=False)
+        assert f"stop it first with katuna stop demo --db {tmp_path / 'katuna.db'}, then delete it" in elsewhere.stderr, \
+            "the stop it names reaches the database the delete was given"
         assert {t["state"] for t in _trials(tmp_path / "katuna.db")} >= {"RUNNING"}
         katuna("stop", "demo", cwd=tmp_path)
         process.communicate(timeout=30)
@@ -959,6 +965,19 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     assert (table.returncode, as_json.returncode) == (1, 1)
     assert "error: study 'demo' has no completed trial\n" in table.stderr
     assert json.loads(as_json.stdout) is None
+
+
+def test_a_failed_runs_summary_names_a_command_that_lists_the_reasons_from_its_database(tmp_path: Path):
+    """A run on a database given by ``--db`` names that database in the command it prints to
+    read every trial's reason, which, run as printed, lists them (with no ``--db`` it would read
+    ``./katuna.db``: none, or another database's study of the same name)."""
+    study = write_study(tmp_path / "study.yaml", study_definition(mode="crash", maxTrials=1, parallelism=1))
+    ran = katuna("run", str(study), "--db", "runs/other.db", cwd=tmp_path, check=False)
+    assert ran.returncode == 1, ran.stderr
+    hint = re.search(r"Every trial's reason: katuna (.*)", ran.stdout)
+    assert hint is not None and hint[1] == "trials demo --json --db runs/other.db", ran.stdout
+    listed = here(*shlex.split(hint[1]), cwd=tmp_path)
+    assert [trial["reason"].startswith("exited with code 3") for trial in json.loads(listed.stdout)] == [True]
 
 
 def test_a_failed_runs_summary_names_the_failure_the_studys_reason_names(tmp_path: Path):

@@ -5,8 +5,10 @@ and the dashboard's trial page) holds the first 1,000 and the key the rest go on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,7 @@ def test_a_trials_view_holds_its_first_observations_and_the_listing_pages_throug
 def test_katuna_show_prints_a_page_of_observations_and_how_to_see_the_next(db: Path):
     first = CliRunner().invoke(main, ["show", "demo", "0", "--db", str(db)], env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
-    assert "1,000 of 2,500 observations shown; more follow: katuna show demo 0 --after 1~999" in first.stdout
+    assert f"1,000 of 2,500 observations shown; more follow: katuna show demo 0 --after 1~999 --db {db}" in first.stdout
     last = CliRunner().invoke(main, ["show", "demo", "0", "--db", str(db), "--after", "2~0"], env={"COLUMNS": "200"})
     assert last.exit_code == 0, last.output
     assert "999 of 2,500 observations shown\n" in last.stdout and "more follow" not in last.stdout
@@ -81,6 +83,23 @@ def test_katuna_show_prints_a_page_of_observations_and_how_to_see_the_next(db: P
     assert refused.exit_code == 2 and "--after: given only with a trial's NUMBER" in refused.output
     malformed = CliRunner().invoke(main, ["show", "demo", "0", "--db", str(db), "--after", "x"])
     assert malformed.exit_code == 2 and "expected an observation's key" in malformed.output
+
+
+@pytest.mark.parametrize("where", [".", "elsewhere"])
+def test_the_next_page_katuna_show_names_is_a_command_that_shows_it_from_where_it_was_named(db: Path, where: str):
+    """The command the hint names reaches the same database as the one that printed it: with
+    ``--db`` where that is not the one a command finds by itself (``./katuna.db`` here, no
+    ``KATUNA_DB``), so it never shows another database's study of the same name."""
+    folder = db.parent / where
+    folder.mkdir(exist_ok=True)
+    with contextlib.chdir(folder):
+        first = CliRunner().invoke(main, ["show", "demo", "0", "--db", str(db)], env={"COLUMNS": "200", "KATUNA_DB": None})
+        hint = re.search(r"more follow: katuna (.*)", first.stdout)
+        assert hint is not None, first.stdout
+        assert ("--db" in hint[1]) == (where != "."), hint[1]
+        following = CliRunner().invoke(main, shlex.split(hint[1]), env={"COLUMNS": "200", "KATUNA_DB": None})
+    assert following.exit_code == 0, following.output
+    assert "1,000 of 2,500 observations shown; more follow" in following.stdout, following.stdout
 
 
 def test_the_dashboards_trial_page_shows_a_page_of_observations_with_a_link_to_the_next(db: Path):
