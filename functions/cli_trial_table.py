@@ -25,6 +25,7 @@ from rich.text import Text
 
 from functions.cli_table_widths import Column, Layout, Spill, drawable, fitted, measured, table_width
 from functions.core import pbt
+from functions.core.parameters import numeric
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.terminal import printable
@@ -135,7 +136,10 @@ class _TrialTable:
     """A table of trials laid out for the width it is printed in: a column for each value,
     metric and parameter where they fit side by side; else a column for each value, and the
     metrics and the parameters as ``name=value`` lists, which wrap between entries. So a wide
-    study stays readable in an 80-column terminal, and no number is split across lines.
+    study stays readable in an 80-column terminal, and no number is split across lines. A
+    column of numbers (the trial's number, values, metrics, and a parameter whose values are
+    all numbers: :func:`~functions.core.parameters.numeric`, the dashboard's rule) is
+    right-aligned, one of labels left-aligned.
 
     A parameter a trial does not have (its ``when`` did not hold) shows as ``—`` in its column
     and is left out of a list; a value or metric not measured (yet) is blank."""
@@ -225,7 +229,7 @@ class _TrialTable:
         columns += [Column(_one_line(o.metric), "right", no_wrap=True) for o in spec.objectives]
         if wide:
             columns += [Column(_one_line(m), "right") for m in spec.additional_metrics]
-            columns += [Column(_one_line(p.name)) for p in spec.parameters]
+            columns += [Column(_one_line(p.name), "right" if numeric(p) else "left") for p in spec.parameters]
         else:
             if spec.additional_metrics:
                 columns.append(Column("metrics", overflow="fold"))

@@ -110,3 +110,55 @@ def test_a_trial_without_values_shows_the_objectives_it_reported():
     row = trial_table(record, [failed])._row(failed, wide=True)
     assert row[:4] == ["0", FAILED, "0.25", ""]
 
+
+
+ALIGNED = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+           {"name": "layers", "type": "int", "min": 1, "max": 1000},
+           {"name": "batch", "type": "categorical", "values": ["16", "256"]},
+           {"name": "seed", "type": "discrete", "values": [7, 1234]},
+           {"name": "flag", "type": "categorical", "values": [10, True]},
+           {"name": "opt", "type": "categorical", "values": ["sgd", "adam-long"]}]
+
+
+def alignments(printed: str) -> dict[str, str]:
+    """Each column of a table drawn without borders (its header over cells of several widths),
+    by header: ``right`` where every cell ends at the column's right edge, ``left`` where every
+    one starts at its left, else ``mixed``. A column spans the places some line writes in
+    between the places no line does (the space between columns)."""
+    lines = [line for line in printed.splitlines() if line.strip() and "─" not in line]
+    width = max(map(len, lines))
+    lines = [line.ljust(width) for line in lines]
+    written = [any(line[at] != " " for line in lines) for at in range(width)]
+    spans, start = [], None
+    for at, used in enumerate([*written, False]):
+        if used and start is None:
+            start = at
+        elif not used and start is not None:
+            spans.append((start, at))
+            start = None
+    shown = {}
+    for begin, end in spans:
+        cells = [line[begin:end] for line in lines]
+        right, left = (all(not c.endswith(" ") for c in cells), all(not c.startswith(" ") for c in cells))
+        shown[cells[0].strip()] = "right" if right and not left else "left" if left and not right else "mixed"
+    return shown
+
+
+@pytest.mark.parametrize("title", [None, "Best trial"], ids=["trials", "best"])
+def test_a_column_of_numbers_is_right_aligned_one_of_labels_left_aligned(title: str | None):
+    """A parameter whose values are all numbers (an int, a float, a discrete one, a categorical
+    one of numbers, written as strings or not) lines up on its right edge, as the metrics and
+    the dashboard's columns do; a categorical one with a label among its values (text, true or
+    false) lines up on its left, as the state does."""
+    definition = study_definition(name="aligned", parameters=ALIGNED)
+    definition["trialTemplate"]["env"] = {p["name"].upper(): f"${{trialParameters.{p['name']}}}" for p in ALIGNED}
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-aligned")
+    trials = [TrialRecord("aligned", 0, {"x": 1.0, "layers": 3, "batch": "16", "seed": 7, "flag": True,
+                                         "opt": "adam-long"}, COMPLETE, values=[1.0]),
+              TrialRecord("aligned", 12, {"x": -2.5, "layers": 999, "batch": "256", "seed": 1234, "flag": 10,
+                                          "opt": "sgd"}, COMPLETE, values=[0.25])]
+    shown = alignments(_printed(trial_table(record, trials, title), 200, terminal=False)
+                       .replace(title or "\0", ""))
+    assert shown == {"trial": "right", **({"state": "left"} if title is None else {}), "loss": "right",
+                     "x": "right", "layers": "right", "batch": "right", "seed": "right", "flag": "left",
+                     "opt": "left"}

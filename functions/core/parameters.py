@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, TypeAlias
 
+from functions.core.katib_numbers import is_decimal
+
 UNIFORM = "uniform"
 NORMAL = "normal"
 DISTRIBUTIONS = (UNIFORM, NORMAL)
@@ -126,6 +128,20 @@ ChoiceParameter: TypeAlias = CategoricalParameter | DiscreteParameter
 """A parameter given by the list of its values."""
 Parameter: TypeAlias = IntParameter | FloatParameter | CategoricalParameter | DiscreteParameter
 """One dimension of the search space; code that reads one dispatches on its class."""
+
+
+def is_number(value: object) -> bool:
+    """Whether a parameter's value is a number as the tables show one, right-aligned: any value
+    but true, false and text, or text that spells a number as Katib writes one (``"16"``, a
+    discrete value written as a string); other text is a label, left-aligned."""
+    return not isinstance(value, bool) and (not isinstance(value, str) or is_decimal(value.strip()))
+
+
+def numeric(parameter: Parameter) -> bool:
+    """Whether every value ``parameter`` takes is a number (:func:`is_number`): the one rule by
+    which the CLI's tables and the dashboard's right-align its column, as they do a metric's.
+    An int, float or discrete parameter is; a categorical one where none of its values is a label."""
+    return not isinstance(parameter, CategoricalParameter) or all(map(is_number, parameter.values))
 
 
 def decimals(*numbers: float) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from functions.adapters.web import tables
 from functions.adapters.web.ui._blueprint import blueprint
 from functions.core import trial_csv
-from functions.core.katib_numbers import is_decimal
 from functions.core.log_reads import without_escapes
 from functions.core.memory_sizes import memory
-from functions.core.parameters import CategoricalParameter
+from functions.core.parameters import is_number, numeric
 from functions.core.spec import Study
 from functions.core.views import cost_text, figure
 
@@ -60,7 +59,7 @@ def _label(value: object) -> bool:
     """Whether a cell's value is a label (text that is no number, true or false) rather than a
     number: a label's cell is left-aligned as text is, a number's right-aligned (``td.num``), a
     discrete parameter written as strings (``"16"``) being a number."""
-    return isinstance(value, bool) or (isinstance(value, str) and not is_decimal(value.strip()))
+    return not is_number(value)
 
 
 @blueprint.app_template_filter("cell_class")
@@ -83,8 +82,8 @@ NUMBER_FIELDS = frozenset({"number", "generation", "parent", "duration"})
 @blueprint.app_template_filter("number_fields")
 def _number_fields(spec: Study) -> frozenset[str]:
     """The trial table's fields whose cells are all numbers, right-aligned (``td.num``), their
-    header right-aligned over them (``th.num``): the metrics, a parameter that is not
-    categorical or whose values are all numbers, and :data:`NUMBER_FIELDS`."""
-    numbers = {f"param:{p.name}" for p in spec.parameters
-               if not isinstance(p, CategoricalParameter) or not any(_label(value) for value in p.values)}
+    header right-aligned over them (``th.num``): the metrics, a parameter whose values are all
+    numbers (:func:`~functions.core.parameters.numeric`, the CLI's rule too), and
+    :data:`NUMBER_FIELDS`."""
+    numbers = {f"param:{p.name}" for p in spec.parameters if numeric(p)}
     return NUMBER_FIELDS | numbers | {f"metric:{name}" for name in spec.metric_names}
