@@ -168,6 +168,9 @@ KEPT_FIRST = ("name", "best", "trials", "algorithm")
 the first (a study's name is what every other command takes, a number is read whole), as long
 as the columns left to wrap keep :data:`WRAPPED_LEAST` columns each."""
 WRAPPED_LEAST = 4
+NUMBER_COLUMNS = ("trials", "best")
+"""Columns of ``katuna studies`` right-aligned, as numbers are in the trial table and the
+dashboard's list of studies (a multi-objective study's best, ``3 on the front``, too)."""
 
 
 def studies_table(views: list[dict[str, Any]]) -> _StudiesTable:
@@ -194,7 +197,8 @@ class _StudiesTable:
         table = Table()
         whole = self._whole(options.max_width)
         for column in STUDY_COLUMNS:
-            table.add_column(column, no_wrap=column in whole, overflow="fold")
+            table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left", no_wrap=column in whole,
+                             overflow="fold")
         for row in self._rows:
             table.add_row(*map(Text, row))
         yield table

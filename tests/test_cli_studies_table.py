@@ -41,3 +41,16 @@ def test_in_eighty_columns_a_name_is_kept_on_one_line_and_the_status_and_reason_
     printed = _printed(VIEWS[:1], 80)
     assert f"│ {NAMES[0]} │" in printed
     assert max(map(len, printed.splitlines())) <= 80
+
+
+def test_the_trials_and_best_columns_are_right_aligned_as_numbers_are():
+    """Before, ``trials`` and ``best`` were left-aligned, their digits out of line; the
+    dashboard's list right-aligns its best (a multi-objective study's ``2 on the front`` too)."""
+    views = [*VIEWS, {"name": "two", "status": "running", "algorithm": "nsga2", "trials": 3, "best": [{}],
+                      "frontSize": 2, "reason": None}]
+    rows = [line.split("│")[1:-1] for line in _printed(views, 200).splitlines() if line.startswith("│")]
+    for index in (3, 4):
+        cells = [row[index] for row in rows]
+        assert all(cell.endswith(" ") and not cell.endswith("  ") for cell in cells), cells
+        assert any(cell.startswith("  ") for cell in cells), cells
+    assert all(row[0].startswith(" ") and not row[0].startswith("  ") for row in rows), "the name left-aligned"
