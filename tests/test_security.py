@@ -587,7 +587,7 @@ def test_the_dashboard_lists_the_whole_pareto_front_a_bounded_page_at_a_time(tmp
         link: str | None = "/ui/studies/wide?front=all"
         while link is not None:
             page = client.get(link).get_data(as_text=True)
-            listed += [int(n) for n in re.findall(r'<tr><td><a href="/ui/studies/wide/trials/(\d+)"', page)]
+            listed += [int(n) for n in re.findall(r'<tr><td class="num"><a href="/ui/studies/wide/trials/(\d+)"', page)]
             found = re.search(r'<a href="([^"#]+)#best-trials" id="front-next">', page)
             link = html.unescape(found.group(1)) if found else None
         assert listed == list(range(120))
@@ -608,7 +608,7 @@ def test_the_study_page_spreads_along_the_pareto_front_what_fits_in_a_bounded_pa
         page = answer.get_data(as_text=True)
         assert answer.status_code == 200 and len(answer.get_data()) <= paging.PAGE_BYTES + BIG_PARAMETER
         assert peak < 6 * paging.PAGE_BYTES, f"{peak:,} bytes at the peak"
-        listed = [int(n) for n in re.findall(r'<tr><td><a href="/ui/studies/wide/trials/(\d+)"', page)]
+        listed = [int(n) for n in re.findall(r'<tr><td class="num"><a href="/ui/studies/wide/trials/(\d+)"', page)]
         assert listed == sorted(listed) and 10 < len(listed) < 120 and {0, 119} <= set(listed), listed
         assert max(b - a for a, b in itertools.pairwise(listed)) <= 2 * 120 // len(listed), listed
         said = html.unescape(" ".join(re.search(r'id="best-count">(.*?)</span></h2>', page, re.S).group(1).split()))

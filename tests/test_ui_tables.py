@@ -278,3 +278,19 @@ def test_a_trials_page_and_its_log_take_its_number_in_ascii_digits_as_the_api_do
         assert "number: expected a whole number from 0 to 9223372036854775807" in answer.get_data(as_text=True)
     assert client.get(f"{TABLE}/%EF%BC%91").mimetype == "text/html", "a page's refusal is the dashboard's error page"
     assert client.get(f"{TABLE}/1").status_code == 200
+
+
+def test_the_best_trials_number_is_right_aligned_as_the_trial_tables_is(client):
+    """The study page's best trials right-align their number under a right-aligned header
+    (``num``), as the trial table does its ``number`` and both do a parameter of numbers (``b``);
+    before, the best trials' number was left-aligned."""
+    study = client.get("/ui/studies/katib-like").text
+    best = study[study.index('<table class="grid compact" id="best">'):]
+    best = best[:best.index("</table>")]
+    assert re.search(r'<thead><tr><th class="num">trial</th>', best), best
+    rows = re.findall(r"<tr><td( class=\"num\")?><a href=\"/ui/studies/katib-like/trials/\d+\">#\d+</a></td>", best)
+    assert rows and set(rows) == {' class="num"'}, best
+    assert '<th class="num">b</th>' in best and '<th>c</th>' in best
+    table = client.get(TABLE).text
+    assert re.search(r'<th data-field="number" class="num"', table)
+    assert re.findall(r'<td class="num"><a href="/ui/studies/katib-like/trials/\d+">#\d+</a></td>', table)

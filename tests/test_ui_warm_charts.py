@@ -96,7 +96,7 @@ def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(t
                 store.add_trial(TrialRecord("long", number, {"x": 0.0}, COMPLETE, values=[number, number]))
         client = create_app(runtime).test_client()
         page = client.get("/ui/studies/long").get_data(as_text=True)
-        assert page.count('<tr><td><a href="/ui/studies/long/trials/') == 500
+        assert page.count('<tr><td class="num"><a href="/ui/studies/long/trials/') == 500
         assert "500 of its 600 trials, spread along it" in page and "/ui/studies/long/trials/599\"" in page
         assert 'href="/ui/studies/long?front=all#best-trials"' in page
         whole = client.get("/ui/studies/long?front=all").get_data(as_text=True)
@@ -122,7 +122,7 @@ def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(t
 
 def _listed(page: str) -> list[int]:
     """The numbers of the trials a best-trials table lists, in its order."""
-    return [int(number) for number in re.findall(r'<tr><td><a href="/ui/studies/[^/]+/trials/(\d+)"', page)]
+    return [int(number) for number in re.findall(r'<tr><td class="num"><a href="/ui/studies/[^/]+/trials/(\d+)"', page)]
 
 
 def study_page(tmp_path: Path, name: str) -> str:
