@@ -218,3 +218,26 @@ def test_csv_and_json_together_are_refused_naming_both(db: Path):
     result = run_katuna("trials", "big", "--db", str(db), "--csv", "--json", cwd=db.parent)
     assert result.returncode == 2
     assert "--json and --csv: give one of them" in result.stderr and result.stdout == ""
+
+
+def test_docs_api_md_says_how_the_apis_listing_differs_from_the_cli_json_and_it_does(db: Path):
+    """docs/api.md said the listing was "the same JSON as `katuna trials --json`", while the
+    texts differ: it says the same fields and values, the API's on one line with its keys
+    sorted, the CLI's indented in a trial's own order; each of which holds."""
+    words = " ".join((Path(__file__).parents[1] / "docs/api.md").read_text().split())
+    assert "the same JSON as" not in words
+    assert ("A page of the trials listing holds the trials `katuna trials --json` prints, the same fields with the "
+            "same values, which a JSON parser reads as equal; only the text differs: the API writes a page on one "
+            "line with every object's keys in alphabetical order, `katuna trials --json` indents it and keeps a "
+            "trial's fields in the order `number`, `state`, `params`, `value`, ...") in words
+    code, output = _trials(db, "--json", "--limit", "5")
+    assert code == 0, output
+    runtime = Runtime(Settings(db=db))
+    try:
+        page = create_app(runtime).test_client().get("/studies/big/trials?limit=5").get_data(as_text=True)
+    finally:
+        runtime.close()
+    listed = json.loads(output)
+    assert json.loads(page) == listed
+    assert page == "[" + ",".join(json.dumps(trial, sort_keys=True) for trial in listed) + "]"
+    assert output == json.dumps(listed, indent=2) + "\n" and [*listed[0]][:4] == ["number", "state", "params", "value"]
