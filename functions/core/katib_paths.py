@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import katib_algorithms
+from functions.core import katib_algorithms, katib_search
 from functions.core.errors import Problem
 
 NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
@@ -93,11 +93,12 @@ setting it comes from (its ``min_resource`` comes from none: katuna fixes it at 
 def _stopping_setting(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
     """A setting of the native ``earlyStopping`` at the entry of ``algorithmSettings`` the
     Experiment wrote it in: hyperband's pruner at ``spec.algorithm``'s (``r_l``, ``eta``),
-    medianstop's at ``spec.earlyStopping``'s."""
+    medianstop's at ``spec.earlyStopping``'s (beside hyperband's too)."""
     spec = experiment.get("spec")
     spec = spec if isinstance(spec, Mapping) else {}
     algorithm = spec.get("algorithm")
-    if isinstance(algorithm, Mapping) and algorithm.get("algorithmName") == "hyperband":
+    if (isinstance(algorithm, Mapping) and algorithm.get("algorithmName") == "hyperband"
+            and match.group(1) not in katib_search.MEDIANSTOP_SETTINGS):
         return _entry(algorithm, "algorithmSettings", "spec.algorithm", HYPERBAND_PRUNER.get(match.group(1)))
     return _entry(spec.get("earlyStopping"), "algorithmSettings", "spec.earlyStopping", match.group(1))
 

@@ -99,8 +99,10 @@ def as_hyperopt(settings: dict[str, Any], parallelism: Any, most: int) -> None:
 def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> None:
     """Katib's Hyperband as random search under Optuna's Hyperband pruner: the resource
     parameter is fixed at its maximum ``r_l``, and the pruner decides, from each trial's
-    intermediate values, how far it gets (``eta`` is the reduction factor). ``given`` is the
-    Experiment's ``algorithmSettings``, where each problem is reported."""
+    intermediate values, how far it gets (``eta`` is the reduction factor). With ``medianstop``
+    early stopping, which Katib runs beside Hyperband, the pruner is both rules
+    (``hyperband-medianstop``). ``given`` is the Experiment's ``algorithmSettings``, where each
+    problem is reported."""
     settings = native["algorithm"].pop("settings")
     native["algorithm"]["settings"] = {}
     unknown = set(settings) - {"resource_name", "eta", "r_l"}
@@ -115,15 +117,17 @@ def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> No
         problems.append(Problem(_at(given, "r_l"), f"r_l (the maximum resource) must be a positive whole number (9 or "
                                                    f"9.0: the pruner counts whole steps), got {settings.get('r_l')!r}"))
         max_resource = "auto"
-    if "earlyStopping" in native:
-        problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
     if resource in names and is_count(max_resource):
         native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
     eta = _eta(settings, given, problems)
     if eta is not None and is_count(max_resource):
         _largest_bracket(native["parallelism"], max_resource, eta, problems)
-    native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
-        "min_resource": 1, "max_resource": max_resource, "reduction_factor": eta or 3}}
+    pruner = {"min_resource": 1, "max_resource": max_resource, "reduction_factor": eta or 3}
+    median = native.get("earlyStopping")
+    if median is None:
+        native["earlyStopping"] = {"algorithm": "hyperband", "settings": pruner}
+    else:
+        native["earlyStopping"] = {"algorithm": "hyperband-medianstop", "settings": {**pruner, **median["settings"]}}
 
 
 def _eta(settings: Mapping[str, Any], given: Any, problems: list[Problem]) -> int | None:
@@ -205,8 +209,8 @@ def is_count(value: Any) -> TypeGuard[int]:
 def algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
                          problems: list[Problem], limits: Limits) -> None:
     """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
-    for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, which it
-    refuses), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
+    for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, whose
+    median stop it joins), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
     if algorithm == "tpe":
         as_hyperopt(native["algorithm"]["settings"], native["parallelism"], limits.parallelism)
     elif algorithm == "hyperband":

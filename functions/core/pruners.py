@@ -2,7 +2,9 @@
 
 The pruner is rebuilt for every event (it is cheap to build); Optuna's pruners keep what they
 need (intermediate values, rung markers) in the storage, so a fresh one decides as a warm one
-would. ``medianstop`` is Katib's rule (:class:`MedianStop`), beside Optuna's own pruners.
+would. ``medianstop`` is Katib's rule (:class:`MedianStop`), beside Optuna's own pruners;
+``hyperband-medianstop`` (:class:`HyperbandMedianStop`) is both rules at once, as Katib runs a
+``hyperband`` Experiment with ``medianstop`` early stopping.
 """
 
 from __future__ import annotations
@@ -82,8 +84,25 @@ class MedianStop(optuna.pruners.BasePruner):
         return sum(first) / len(first) if first else None
 
 
+class HyperbandMedianStop(optuna.pruners.BasePruner):
+    """Hyperband (:func:`hyperband.build`) and Katib's median stop (:class:`MedianStop`) at once:
+    a trial is pruned when either rule prunes it. Katib runs a ``hyperband`` Experiment's
+    ``medianstop`` early stopping beside its Hyperband, and Optuna has no pruner of two rules.
+    Both are asked at every report, since Hyperband records each rung a trial passes."""
+
+    def __init__(self, min_resource: int = 1, max_resource: str | int = "auto", reduction_factor: int = 3,
+                 bootstrap_count: int = 0, min_trials_required: int = 3, start_step: int = 4) -> None:
+        self.rules = (hyperband.build(min_resource=min_resource, max_resource=max_resource,
+                                      reduction_factor=reduction_factor, bootstrap_count=bootstrap_count),
+                      MedianStop(min_trials_required, start_step))
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return any([rule.prune(study, trial) for rule in self.rules])
+
+
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "medianstop": MedianStop,
+    "hyperband-medianstop": HyperbandMedianStop,
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
     "asha": optuna.pruners.SuccessiveHalvingPruner,
@@ -121,7 +140,8 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     if n_objectives > 1:
         r.fail(PATH, "early stopping needs a single objective")
     early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
-    found = hyperband.problems(settings, f"{PATH}.settings") if settled and algorithm == "hyperband" else []
+    checked = settled and algorithm in ("hyperband", "hyperband-medianstop")
+    found = hyperband.problems(settings, f"{PATH}.settings") if checked else []
     r.problems.extend(found or (_refusals(early_stopping) if settled else []))
     return early_stopping
 
@@ -161,6 +181,7 @@ AUTO_RESOURCE = "katuna:auto_resource"
 """The Optuna study's system attribute holding its pruner's ``auto`` resource, once resolved."""
 
 _AUTO = {"hyperband": ("max_resource", lambda longest: longest + 1),
+         "hyperband-medianstop": ("max_resource", lambda longest: longest + 1),
          "asha": ("min_resource", lambda longest: max(longest // 100, 1))}
 """The setting of each pruner that ``auto`` (its default) leaves to Optuna, and the value Optuna
 gives it from the longest completed trial's last step at its first judgement after one completed."""
