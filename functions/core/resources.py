@@ -17,6 +17,7 @@ from typing import Any
 
 from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.records import StudyRecord
 from functions.core.spec import Study
 
 GROUP, VERSION = "katuna.dev", "v1"
@@ -112,6 +113,12 @@ class Origin:
                 f"({ref.api_version}), which katuna would submit again: delete that resource instead, with "
                 f"kubectl delete {ref.plural}.{ref.group} {ref.name} -n {ref.namespace}; that stops the study, "
                 f"which can then be deleted")
+
+
+def origin_of(record: StudyRecord | None) -> Origin | None:
+    """The cluster resource a stored study follows, as its record keeps it; None for a study
+    submitted any other way, or none stored."""
+    return None if record is None or record.origin is None else Origin.from_dict(record.origin)
 
 
 def is_resource(obj: Mapping[str, Any]) -> bool:

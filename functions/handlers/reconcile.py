@@ -62,7 +62,7 @@ from functions.core.events import Event, resource_changed, study_completed, stud
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
 from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
-from functions.core.resources import Origin, Ref, is_study_resource, ref_of
+from functions.core.resources import Origin, Ref, is_study_resource, origin_of, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
 from functions.handlers.ahead import startable
@@ -260,7 +260,7 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0)
     stored = {record.name: record for record in studies}
     events = [resource_changed("add", obj) for ref, obj in listed.items() if not _known(obj, stored.get(ref.name))]
     for record in studies:
-        origin = _origin(record)
+        origin = origin_of(record)
         watched = resources.katib_api if origin is not None and origin.ref.katib else \
             origin is not None and origin.ref.namespace == namespace
         if origin is not None and watched and origin.ref not in listed \
@@ -279,7 +279,7 @@ def status_events(deps: Deps, studies: Sequence[StudyRecord], listed: Mapping[Re
     slice each window."""
     due = deps.clock() - IN_FLIGHT
     ended = [(record, origin) for record in studies if record.terminal and (record.completed_at or 0.0) <= due
-             and (origin := _origin(record)) is not None and origin.ref in listed]
+             and (origin := origin_of(record)) is not None and origin.ref in listed]
     events = []
     for record, origin in rotated(ended, window, MAX_STATUS_CHECKS)[:MAX_STATUS_CHECKS]:
         obj = listed[origin.ref]
@@ -296,13 +296,9 @@ def _known(obj: Mapping[str, Any], stored: StudyRecord | None) -> bool:
     status = obj.get("status") or {}
     if status.get("phase") == "Failed" and status.get("observedGeneration") == generation:
         return True
-    origin = _origin(stored) if stored is not None else None
+    origin = origin_of(stored)
     return origin is not None and origin.ref == ref_of(obj) and origin.uid == metadata.get("uid") \
         and origin.generation >= generation
-
-
-def _origin(record: StudyRecord) -> Origin | None:
-    return Origin.from_dict(record.origin) if record.origin is not None else None
 
 
 def _skeleton(origin: Origin) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from functions.core.resources import (
     in_namespace,
     is_study_resource,
     namespace_problems,
+    origin_of,
     ref_of,
     refused_fields,
     spec_paths,
@@ -77,7 +78,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     current = deps.resources.get(ref)
     stored = _stored(deps, ref.name)
-    origin = Origin.from_dict(stored.origin) if stored is not None and stored.origin is not None else None
+    origin = origin_of(stored)
     if current is None:
         if stored is None or origin is None or origin.ref != ref:
             return []

@@ -35,7 +35,7 @@ from functions.core.launch import trial_launch
 from functions.core.log_context import about
 from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
-from functions.core.resources import Origin
+from functions.core.resources import Origin, origin_of
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
 from functions.handlers.tail_reads import Tails, read_in_rounds
@@ -149,7 +149,8 @@ def may_keep(record: StudyRecord, deps: Deps) -> bool:
     """Whether the study of a resource has anything :func:`drop_kept` would delete once it is
     deleted: workloads ``retain`` keeps, or population-based training's checkpoints on the
     claim, not yet dropped. A study with neither has nothing for :func:`drop_once_stopped` to do."""
-    return record.origin is not None and _left(record, Origin.from_dict(record.origin), deps)
+    origin = origin_of(record)
+    return origin is not None and _left(record, origin, deps)
 
 
 def _left(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
@@ -201,7 +202,7 @@ def drop_once_stopped(deps: Deps, study: str, uid: str) -> None:
     try:
         with deps.store.transaction():
             record = stored_study(deps.store, study, uid)
-            origin = Origin.from_dict(record.origin) if record is not None and record.origin is not None else None
+            origin = origin_of(record)
             if record is not None and origin is not None and kept_behind(record, origin, deps):
                 drop_kept(record, origin, deps)
     except KatunaError as exc:
