@@ -28,7 +28,6 @@ from functions.core.nodepool import NodePool, parse_node_pool
 from functions.core.reader import Reader
 from functions.settings import values as setting_values
 from functions.settings.checks import GSA_EMAIL, IAM_ROLE_ARN, ROLE_EXPECTED
-from functions.settings.values import study_limits
 from infra.refusals import FLAGS, flag_of
 
 
@@ -172,7 +171,7 @@ def limits(nodes_per_group: int | None = None) -> Limits:
     command is told it. A pool the script makes is one studies then scale: it may not be one the
     service would refuse a study. A variable that holds no such bound is a bad flag, naming it."""
     try:
-        limits = study_limits(os.environ)
+        limits = setting_values.study_limits(os.environ)
     except InvalidSetting as exc:
         raise click.UsageError(str(exc)) from exc
     if nodes_per_group is None:

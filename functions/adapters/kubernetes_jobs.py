@@ -25,7 +25,7 @@ from functions.adapters.kubernetes_client import (
     read_or_none,
     translate,
 )
-from functions.adapters.kubernetes_fields import strict_refusals
+from functions.adapters.kubernetes_fields import kind_label, strict_refusals
 from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.kubernetes_status import oldest_first
@@ -96,7 +96,7 @@ class TrialJobs:
                                            f"Job {launch.job_name}")
             if oversized is not None:
                 raise oversized from exc
-            if unknown := strict_refusals(exc, TRIAL_SPEC, "batch/v1 Job", template_field):
+            if unknown := strict_refusals(exc, TRIAL_SPEC, kind_label(job), template_field):
                 raise RefusedWorkload(unknown) from exc
             if exc.status != 409:
                 raise translate(exc, f"create Job {launch.job_name}") from exc

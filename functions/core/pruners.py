@@ -100,6 +100,10 @@ class HyperbandMedianStop(optuna.pruners.BasePruner):
         return any([rule.prune(study, trial) for rule in self.rules])
 
 
+HYPERBANDS = ("hyperband", "hyperband-medianstop")
+"""The rules that are Hyperband, alone or with the median stop: its settings, and its ``auto``
+resource."""
+
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "medianstop": MedianStop,
     "hyperband-medianstop": HyperbandMedianStop,
@@ -140,7 +144,7 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     if n_objectives > 1:
         r.fail(PATH, "early stopping needs a single objective")
     early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
-    checked = settled and algorithm in ("hyperband", "hyperband-medianstop")
+    checked = settled and algorithm in HYPERBANDS
     found = hyperband.problems(settings, f"{PATH}.settings") if checked else []
     r.problems.extend(found or (_refusals(early_stopping) if settled else []))
     return early_stopping
@@ -180,8 +184,7 @@ def _refused(algorithm: str, settings: tuple[tuple[str, Any], ...]) -> tuple[Pro
 AUTO_RESOURCE = "katuna:auto_resource"
 """The Optuna study's system attribute holding its pruner's ``auto`` resource, once resolved."""
 
-_AUTO = {"hyperband": ("max_resource", lambda longest: longest + 1),
-         "hyperband-medianstop": ("max_resource", lambda longest: longest + 1),
+_AUTO = {**dict.fromkeys(HYPERBANDS, ("max_resource", lambda longest: longest + 1)),
          "asha": ("min_resource", lambda longest: max(longest // 100, 1))}
 """The setting of each pruner that ``auto`` (its default) leaves to Optuna, and the value Optuna
 gives it from the longest completed trial's last step at its first judgement after one completed."""

@@ -5,7 +5,7 @@ TrainJob (``v1alpha1``). The API server drops a field a custom resource's schema
 ``replica``, a TrainJob trainer's ``numNode``) would leave the trial running without what it
 meant: refused instead, where a cluster's dry run would not see it (``katuna render``, trials
 run on this machine). The templates are Kubernetes' own types, left to its client to check
-(:func:`~functions.adapters.kubernetes_client.unknown_workload_fields`). An Argo Workflow and a
+(:func:`~functions.adapters.kubernetes_fields.unknown_workload_fields`). An Argo Workflow and a
 Tekton PipelineRun keep unknown fields (their installed CRDs say so), as does a kind katuna
 does not know: nothing is said of theirs."""
 
