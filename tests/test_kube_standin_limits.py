@@ -103,3 +103,26 @@ def test_a_limit_range_refuses_a_limit_too_far_above_its_request_and_a_pod_past_
     pod = {"metadata": {}, "spec": {"containers": [container, {**container, "name": "u"}]}}
     assert refusal(pod, ranges) == ("[cpu max limit to request ratio per Container is 2, but provided ratio is "
                                     "5.000000, maximum memory usage per Pod is 1Gi, but limit is 1536Mi]")
+
+
+def test_a_pod_counts_its_native_sidecars_beside_its_containers_and_its_init_containers():
+    """``PodRequests``: a native sidecar (``restartPolicy: Always``) runs beside the containers and
+    beside each init container after it, so its requests and limits add to both."""
+    sidecar = {"name": "proxy", "restartPolicy": "Always",
+               "resources": {"requests": {"cpu": "300m", "memory": "64Mi"}, "limits": {"cpu": "1"}}}
+    seed = {"name": "seed", "resources": {"requests": {"cpu": "1", "memory": "32Mi"}}}
+    spec = {"containers": [{"name": "t", "resources": {"requests": {"cpu": "500m", "memory": "128Mi"},
+                                                        "limits": {"cpu": "500m"}}}],
+            "initContainers": [sidecar, seed]}
+    usage = {name: shown(*value) for name, value in pod_usage(spec).items()}
+    assert (usage["requests.cpu"], usage["requests.memory"], usage["limits.cpu"]) == ("1300m", "192Mi", "1500m")
+
+
+def test_a_limit_range_pod_item_counts_a_native_sidecar_in_the_pods_sums():
+    """The LimitRanger's own ``podRequests`` adds a sidecar's limits to the containers'."""
+    ranges = [made([{"type": "Pod", "max": {"memory": "1Gi"}}])]
+    sidecar = {"name": "proxy", "restartPolicy": "Always",
+               "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "256Mi"}}}
+    container = {"name": "t", "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}}
+    pod = {"metadata": {}, "spec": {"containers": [container], "initContainers": [sidecar]}}
+    assert refusal(pod, ranges) == "maximum memory usage per Pod is 1Gi, but limit is 1280Mi"

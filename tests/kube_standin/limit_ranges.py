@@ -9,7 +9,8 @@ container too) leaves out: each ``default`` limit and ``defaultRequest`` it does
 the API server's defaulting of the pod copied a limit to its absent request), noted in the pod's
 ``kubernetes.io/limit-ranger`` annotation. Then it refuses (403 Forbidden) a pod one of whose
 containers falls outside an item's ``min`` or ``max`` or above its ``maxLimitRequestRatio``, and
-one whose sums (its containers' requests, or an init container's where more) do so for an item of
+one whose sums (its containers' and native sidecars' requests, or an init container's with the
+sidecars started before it where more: :mod:`kube_standin.pod_resources`) do so for an item of
 type ``Pod``, in its words: ``maximum cpu usage per Container is 200m, but limit is 500m``, every
 such problem of every LimitRange together, in brackets and comma-separated where there are more
 than one (``utilerrors.NewAggregate``).
@@ -18,8 +19,8 @@ than one (``utilerrors.NewAggregate``).
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
 
+from kube_standin.pod_resources import pod_amounts
 from kube_standin.quota_usage import amount, shown
 
 ANNOTATION = "kubernetes.io/limit-ranger"
@@ -91,19 +92,8 @@ def refusal(pod: dict, ranges: list[list[dict]]) -> str | None:
 
 
 def _pod_sum(spec: dict, kind: str) -> dict[str, str]:
-    """The pod's requests or limits: the most of its containers' sum and each init container's."""
-    total: dict[str, tuple[Decimal, bool]] = {}
-    for container in spec.get("containers") or []:
-        for name, value in ((container.get("resources") or {}).get(kind) or {}).items():
-            number, binary = amount(value)
-            before = total.get(name, (Decimal(0), binary))
-            total[name] = (before[0] + number, before[1])
-    for container in spec.get("initContainers") or []:
-        for name, value in ((container.get("resources") or {}).get(kind) or {}).items():
-            number, binary = amount(value)
-            if number > total.get(name, (Decimal(0), binary))[0]:
-                total[name] = (number, binary)
-    return {name: shown(*value) for name, value in total.items()}
+    """The pod's requests or limits as a whole (:func:`~kube_standin.pod_resources.pod_amounts`)."""
+    return {name: shown(*value) for name, value in pod_amounts(spec, kind).items()}
 
 
 def _problems(kind: str, item: dict, requests: dict, limits: dict) -> list[str]:

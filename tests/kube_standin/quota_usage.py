@@ -3,7 +3,8 @@ create that would take the quota's usage past its ``hard`` (plugin/pkg/admission
 pkg/quota/v1/evaluator/core/pods.go).
 
 A pod that has not ended counts ``pods=1`` and its compute (``podComputeUsageHelper``): its
-requests (the most of its containers' sum and of each init container's, ``PodRequests``) as
+requests (the most of its containers' sum and of each init container's, native sidecars running
+beside both: :mod:`kube_standin.pod_resources`, as ``PodRequests`` sums them) as
 ``cpu``/``requests.cpu``, ``memory``/``requests.memory``, ``ephemeral-storage``/
 ``requests.ephemeral-storage``, and ``hugepages-*``/``requests.hugepages-*``; its limits as
 ``limits.cpu``, ``limits.memory``, ``limits.ephemeral-storage``; an extended resource (a name with a
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from kube_standin.objects import quantity
+from kube_standin.pod_resources import pod_amounts, summed
 
 Usage = dict[str, tuple[Decimal, bool]]
 """Amounts by quota resource, each with whether it is written in binary units (``Mi``, ``Gi``)."""
@@ -56,7 +58,7 @@ def shown(value: Decimal, binary: bool) -> str:
 
 def pod_usage(spec: dict) -> Usage:
     """What a pod that has not ended counts towards a quota (see the module)."""
-    requests, limits = _pod_amounts(spec, "requests"), _pod_amounts(spec, "limits")
+    requests, limits = pod_amounts(spec, "requests"), pod_amounts(spec, "limits")
     usage: Usage = {"pods": (Decimal(1), False)}
     for name in STANDARD:
         if name in requests:
@@ -71,32 +73,9 @@ def pod_usage(spec: dict) -> Usage:
     return usage
 
 
-def _container_amounts(container: dict, kind: str) -> dict[str, tuple[Decimal, bool]]:
-    """A container's requests (with its limits where it gives no request) or limits."""
-    resources = container.get("resources") or {}
-    given = dict(resources.get("limits") or {}) if kind == "requests" else {}
-    given.update(resources.get(kind) or {})
-    return {name: amount(value) for name, value in given.items()}
-
-
-def _pod_amounts(spec: dict, kind: str) -> dict[str, tuple[Decimal, bool]]:
-    """The pod's ``kind`` (requests or limits): the most of its containers' sum and each init container's."""
-    total = added(_container_amounts(c, kind) for c in spec.get("containers") or [])
-    for init in spec.get("initContainers") or []:
-        for name, (value, binary) in _container_amounts(init, kind).items():
-            if value > total.get(name, (Decimal(0), binary))[0]:
-                total[name] = (value, binary)
-    return total
-
-
 def added(usages: Iterable[Usage]) -> Usage:
     """The sum of ``usages``, each amount in the units of the first that gives it."""
-    total: Usage = {}
-    for usage in usages:
-        for name, (value, binary) in usage.items():
-            before, was_binary = total.get(name, (Decimal(0), binary))
-            total[name] = (before + value, was_binary if before else binary)
-    return total
+    return summed(usages)
 
 
 def refusal(quota: str, hard: dict[str, int | str], used: Usage, requested: Usage) -> str | None:

@@ -1,7 +1,8 @@
 """Which node a pod fits, as kube-scheduler's filters decide: the node is Ready, its labels
 satisfy the pod's ``nodeSelector``, the pod tolerates each NoSchedule/NoExecute taint, and the
-node's allocatable cpu, memory and extended resources hold the pod's requests on top of those
-of the pods already bound there, as does its pod limit. A BestEffort pod (no requests) counts
+node's allocatable cpu, memory and extended resources hold the pod's requests (init containers
+and native sidecars counted as Kubernetes counts them, :func:`requests`) on top of those of the
+pods already bound there, as does its pod limit. A BestEffort pod (no requests) counts
 only against the pod limit."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections import Counter
 from decimal import Decimal
 
 from kube_standin.objects import quantity
+from kube_standin.pod_resources import pod_amounts
 
 TERMINATED = ("Succeeded", "Failed")
 _REQUESTS: dict[str, dict[str, Decimal]] = {}
@@ -17,20 +19,17 @@ _REQUESTS: dict[str, dict[str, Decimal]] = {}
 
 
 def requests(pod: dict) -> dict[str, Decimal]:
-    """The pod's resource requests summed over its containers (limits stand for absent requests,
-    as defaulting does)."""
+    """The pod's resource requests as the scheduler's fit counts them: its containers' and native
+    sidecars' summed, or an init container's (with the sidecars before it) where more
+    (:func:`~kube_standin.pod_resources.pod_amounts`; limits stand for absent requests, as
+    defaulting does)."""
     uid = pod["metadata"].get("uid") if "metadata" in pod else None
     if uid is not None and uid in _REQUESTS:
         return _REQUESTS[uid]
-    total: Counter = Counter()
-    for container in pod["spec"].get("containers", []):
-        resources = container.get("resources") or {}
-        asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for name, value in asked.items():
-            total[name] += quantity(value)
+    total = {name: value for name, (value, _) in pod_amounts(pod["spec"], "requests").items()}
     if uid is not None:
-        _REQUESTS[uid] = dict(total)
-    return dict(total)
+        _REQUESTS[uid] = total
+    return total
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
