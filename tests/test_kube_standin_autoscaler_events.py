@@ -49,17 +49,22 @@ def test_a_pod_no_node_of_any_pool_fits_gets_not_trigger_scale_up_with_the_sched
     assert kube.peak_nodes("spot") == 0
 
 
-@pytest.mark.parametrize("inits", [
-    [{"name": "seed", "resources": {"requests": {"cpu": "2"}}}],
-    [{"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "600m"}}}],
-], ids=["init container", "native sidecar"])
-def test_a_pod_whose_init_container_or_sidecar_takes_it_past_any_node_fits_none(kube: KubeStub, inits: list):
+@pytest.mark.parametrize("added", [
+    {"initContainers": [{"name": "seed", "resources": {"requests": {"cpu": "2"}}}]},
+    {"initContainers": [{"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "600m"}}}]},
+    {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}},
+], ids=["init container", "native sidecar", "pod-level resources"])
+def test_a_pod_whose_init_container_sidecar_or_own_resources_take_it_past_any_node_fits_none(kube: KubeStub,
+                                                                                             added: dict):
     """The scheduler fits a pod by its whole requests (``PodRequests``): an init container asking
-    for more than the containers' sum, or a native sidecar running beside them, counts; a pod
-    whose container alone (500m) fits the pool's 1-cpu nodes fits none with either."""
+    for more than the containers' sum, a native sidecar running beside them, or the pod's own
+    (pod-level) resources; a pod whose container alone (500m) fits the pool's 1-cpu nodes fits
+    none with any of them."""
     made = job("helped", cpu="500m", pool=True)
-    made["spec"]["template"]["spec"]["initContainers"] = [
-        {"image": "python:3.12", "command": ["true"], **init} for init in inits]
+    pod = made["spec"]["template"]["spec"]
+    pod.update(added)
+    for init in pod.get("initContainers", []):
+        init.update(image="python:3.12", command=["true"])
     client.BatchV1Api(api_client(kube.url)).create_namespaced_job("katuna", made)
     kube.settle()
     assert pod_events(kube, "helped") == [("NotTriggerScaleUp", "pod didn't trigger scale-up: 1 Insufficient cpu",

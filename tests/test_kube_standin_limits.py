@@ -126,3 +126,15 @@ def test_a_limit_range_pod_item_counts_a_native_sidecar_in_the_pods_sums():
     container = {"name": "t", "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}}
     pod = {"metadata": {}, "spec": {"containers": [container], "initContainers": [sidecar]}}
     assert refusal(pod, ranges) == "maximum memory usage per Pod is 1Gi, but limit is 1280Mi"
+
+
+def test_a_pod_giving_its_own_resources_counts_them_for_its_containers():
+    """Pod-level ``resources`` stand for the containers' sums of cpu and memory; a pod-level limit
+    stands for a request no container gives; other resources are still the containers'."""
+    spec = {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "4", "memory": "2Gi"}},
+            "containers": [{"name": "t", "resources": {"requests": {"cpu": "100m", "nvidia.com/gpu": "1"}}}]}
+    usage = {name: shown(*value) for name, value in pod_usage(spec).items()}
+    assert {name: usage.get(name) for name in ("requests.cpu", "limits.cpu", "requests.memory", "limits.memory",
+                                               "requests.nvidia.com/gpu")} == {
+        "requests.cpu": "2", "limits.cpu": "4", "requests.memory": "2Gi", "limits.memory": "2Gi",
+        "requests.nvidia.com/gpu": "1"}

@@ -7,8 +7,10 @@ Its containers run together, so theirs add up; a native sidecar (an init contain
 ``restartPolicy: Always``) keeps running beside them, so it adds to that sum too. The other init
 containers run one at a time before the containers, each beside the sidecars started before it:
 the pod needs, of each resource, the most of the containers' sum (sidecars included) and of
-every init container's own plus those sidecars'. Each amount keeps whether it was written in
-binary units (``Mi``, ``Gi``), as the first container giving it wrote it, for printing.
+every init container's own plus those sidecars'. A pod that gives resources of its own
+(pod-level ``resources``: cpu, memory, huge pages) counts those instead. Each amount keeps
+whether it was written in binary units (``Mi``, ``Gi``), as the first container giving it
+wrote it, for printing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from kube_standin.objects import quantity
 
 Amounts = dict[str, tuple[Decimal, bool]]
 """Amounts by resource name, each with whether it is written in binary units."""
+POD_LEVEL = ("cpu", "memory")
+"""The resources a pod may give at pod level, besides huge pages (``hugepages-*``)."""
 
 
 def container_amounts(container: dict, kind: str) -> Amounts:
@@ -60,4 +64,17 @@ def pod_amounts(spec: dict, kind: str) -> Amounts:
     for name, (value, binary) in peak.items():
         if name not in total or value > total[name][0]:
             total[name] = (value, binary)
+    total.update(_pod_level(spec, kind, total))
     return total
+
+
+def _pod_level(spec: dict, kind: str, containers: Amounts) -> Amounts:
+    """The pod's own ``resources`` (cpu, memory, huge pages: ``IsSupportedPodLevelResource``),
+    which stand for its containers' (``PodRequests``, ``PodLimits``); a pod-level limit stands
+    for its request where no container asks for that resource (``defaultPodRequests``)."""
+    resources = spec.get("resources") or {}
+    given = container_amounts({"resources": {kind: resources.get(kind) or {}}}, kind)
+    if kind == "requests":
+        limited = container_amounts({"resources": {"limits": resources.get("limits") or {}}}, "limits")
+        given = {**{name: value for name, value in limited.items() if name not in containers}, **given}
+    return {name: value for name, value in given.items() if name in POD_LEVEL or name.startswith("hugepages-")}
