@@ -3,15 +3,19 @@ read apart: a trial that finished a moment "before" it started, as stored, ran f
 all in every place that shows its duration (``katuna show``, ``katuna trials --csv``, the
 dashboard's pages, the API's duration filter and order), and a study another replica started a
 moment "after" the dashboard's now has run for no time yet, never for a negative one. Every time
-shown to a person is in UTC and says so, whatever the time zone katuna runs in."""
+shown to a person is in UTC and says so, whatever the time zone katuna runs in; a range of a
+time (``startedAt``, ``finishedAt``) takes seconds since the epoch or an RFC 3339 time with its
+zone, and refuses a time without one, which names no instant."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -102,3 +106,25 @@ def test_a_time_zone_changes_neither_what_is_stored_nor_what_is_shown(db: Path, 
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_times_range_takes_an_rfc_3339_time_with_its_zone_as_the_instant_it_names(served, db: Path):
+    for low, high in (("2026-12-05T19:46:41Z", ""), ("2026-12-06T01:16:41+05:30", "1796500004.5"),
+                      ("1796500001", "2026-12-05T19:46:44.5Z")):
+        found = served.get(f"/studies/back/trials?field=finishedAt&min={quote(low)}&max={quote(high)}")
+        assert (found.status_code, [t["number"] for t in found.get_json()]) == (200, [1]), (low, high)
+    listed = CliRunner().invoke(main, ["trials", "back", "--db", str(db), "--json",
+                                       "--max", "startedAt", "2026-12-05T14:46:40-05:00"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["number"] for t in json.loads(listed.stdout)] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("given", ["2026-12-05", "2026-12-05T19:46:40", "2026-13-05T19:46:40Z", "yesterday"])
+def test_a_time_without_its_zone_or_no_time_is_refused_saying_what_a_time_takes(served, db: Path, given: str):
+    refused = served.get(f"/studies/back/trials?field=startedAt&min={quote(given)}")
+    assert refused.status_code == 400
+    assert refused.get_json()["message"] == (
+        f"min of started: expected seconds since the epoch (1796500000) or an RFC 3339 time with its zone "
+        f"(2026-12-05T19:46:40Z), got {given!r}")
+    cli = CliRunner().invoke(main, ["trials", "back", "--db", str(db), "--min", "finishedAt", given])
+    assert cli.exit_code == 2 and "RFC 3339 time with its zone" in cli.output, cli.output
