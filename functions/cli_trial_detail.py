@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from functions.core import trial_csv
 from functions.core.memory_sizes import memory
 from functions.terminal import markup, pairs, printable, text
 
@@ -59,7 +60,7 @@ def _value(value: Any) -> str:
 def _times(view: dict[str, Any]) -> str:
     """When the trial started and finished (UTC), and how long it ran."""
     started, finished = view["startedAt"], view["finishedAt"]
-    took = f" ({finished - started:.1f} s)" if started is not None and finished is not None else ""
+    took = "" if (ran := trial_csv.duration(started, finished)) is None else f" ({ran:.1f} s)"
     return f"started: {_when(started)}  finished: {_when(finished)}{took}"
 
 

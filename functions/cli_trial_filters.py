@@ -24,8 +24,8 @@ OPTIONS = (
                  help=f"Only the trials in STATE ({', '.join(STATES)}); repeated, or a comma list, for several."),
     click.option("--min", "lows", multiple=True, nargs=2, metavar="FIELD BOUND",
                  help="Only the trials whose FIELD is at least BOUND: metric:NAME, param:NAME, value, duration "
-                      "(90s, 5m, 1.5h), startedAt, finishedAt, number (pbt: generation, parent); repeated for "
-                      "several fields."),
+                      "(90s, 5m, 1.5h), startedAt, finishedAt (2026-12-05T19:46:40Z, or seconds since the epoch), "
+                      "number (pbt: generation, parent); repeated for several fields."),
     click.option("--max", "highs", multiple=True, nargs=2, metavar="FIELD BOUND",
                  help="Only the trials whose FIELD is at most BOUND (as --min)."),
     click.option("--param", "labels", multiple=True, metavar="NAME=VALUE",

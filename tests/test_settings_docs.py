@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import string
 import subprocess
 import sys
 from dataclasses import fields
@@ -161,6 +163,14 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_METRICS_TOKEN", "scrape-me", "KATUNA_METRICS_TOKEN: expected a random token of at least 22 characters"),
     ("KATUNA_API_TOKEN", "s3cret-0123456789 abcdefgh", "KATUNA_API_TOKEN: expected a random token of at least 22 "
                                                        "characters, without spaces, got one of 26"),
+    ("KATUNA_API_TOKEN", "a" * 40, "KATUNA_API_TOKEN: expected a random token, got one that holds 1 different "
+                                   "character(s), fewer than 8: such a token is guessed as easily as a short one "
+                                   "(the API token offline, from any event katuna signs); make one with python -c "
+                                   "'import secrets; print(secrets.token_urlsafe(32))'"),
+    ("KATUNA_METRICS_TOKEN", "password" * 3, "KATUNA_METRICS_TOKEN: expected a random token, got one that holds 7 "
+                                             "different character(s), fewer than 8"),
+    ("KATUNA_API_TOKEN", "Passw0rd!" * 3, "KATUNA_API_TOKEN: expected a random token, got one that repeats one "
+                                          "string of 9 characters: such a token is guessed as easily"),
     ("KATUNA_TRIAL_ENV", "CUDA_VISIBLE_DEVICES,AWS_SECRET_ACCESS_KEY",
      "KATUNA_TRIAL_ENV: AWS_SECRET_ACCESS_KEY leads to the service's own cloud or Kubernetes credentials"),
     ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
@@ -228,3 +238,13 @@ def test_the_container_entry_point_stops_gunicorn_with_one_line_naming_the_setti
     assert "katuna cannot start: KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 60" in done.stderr
     assert "Traceback" not in done.stderr and "App failed to load" in done.stderr
     assert done.stderr.count("Booting worker") == 1
+
+
+def test_a_token_of_the_alphabets_the_documented_commands_use_is_taken():
+    drawn = random.Random(81)
+    urlsafe, hexadecimal = string.ascii_letters + string.digits + "-_", string.hexdigits.lower()[:16]
+    made = ["".join(drawn.choices(alphabet, k=size)) for alphabet, size in ((urlsafe, 22), (urlsafe, 43),
+                                                                            (hexadecimal, 32), (hexadecimal, 64))
+            for _ in range(250)]
+    for token in made:
+        assert Settings.from_env({"KATUNA_API_TOKEN": token}).api_token == token

@@ -14,7 +14,7 @@ from functions.core.records import TrialQuery
 from functions.core.spec import Study
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
-                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)",
+                  "finishedAt": "finished_at", "duration": "MAX(finished_at - started_at, 0)",
                   "generation": "generation", "parent": "parent"}
 
 

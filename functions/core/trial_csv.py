@@ -80,7 +80,9 @@ def summary(reason: str) -> str:
 
 
 def duration(start: float | None, end: float | None) -> float | None:
-    return None if start is None or end is None else end - start
+    """How long a trial ran, never less than nothing: its start and end are read off the wall
+    clock, which a time sync may set back between them (or two service replicas read apart)."""
+    return None if start is None or end is None else max(end - start, 0.0)
 
 
 def timestamp(value: float | None) -> str:

@@ -1,16 +1,19 @@
 """The fields of a study's trials that a listing filters and orders by, as the dashboard's trial
 table, the API's trial listing and ``katuna trials`` name them, and the bounds a range of one
-takes: a finite number, or for the duration a number of seconds, minutes or hours."""
+takes: a finite number, for the duration a number of seconds, minutes or hours, and for a time
+seconds since the epoch or an RFC 3339 time."""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from functions.core import pbt
 from functions.core.errors import MalformedRequest
+from functions.core.metrics import rfc3339
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS
 from functions.core.spec import MAXIMIZE, Study
@@ -101,21 +104,45 @@ _SPAN = re.compile(r"(?:\s*(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*[smh])+\s*")
 _SPAN_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smh])")
 
 
+TIMES = ("startedAt", "finishedAt")
+"""The fields that are times: seconds since the epoch, as the API gives them."""
+
+
+def _time(text: str, name: str) -> float:
+    """A time's bound written as an RFC 3339 time with its zone, in seconds since the epoch; a
+    time without a zone names no one instant, and is refused with the rest."""
+    if rfc3339(text) is None:
+        raise MalformedRequest(f"{name}: expected seconds since the epoch (1796500000) or an RFC 3339 time "
+                               f"with its zone (2026-12-05T19:46:40Z), got {text!r:.40}")
+    return datetime.fromisoformat(text.replace(",", ".").replace("Z", "+00:00")).timestamp()
+
+
 def bound(given: str, name: str, field: str) -> float | None:
     """A range's bound of ``field`` (None when blank): a finite number, in the field's unit; the
     duration's, in seconds, may also be written with units, as the table writes durations
-    (``90s``, ``5m``, ``1.5h``, ``1h 30m``, ``1m 05s``). ``MalformedRequest`` naming ``name``
-    otherwise."""
+    (``90s``, ``5m``, ``1.5h``, ``1h 30m``, ``1m 05s``), and a time's as an RFC 3339 time
+    (``2026-12-05T19:46:40Z``). ``MalformedRequest`` naming ``name`` otherwise."""
     text = given.strip()
     if field != "duration" or not text or not _SPAN.fullmatch(text):
         try:
             return _number(given, name)
         except MalformedRequest:
+            if field in TIMES and not _is_number(text):
+                return _time(text, name)
             if field != "duration":
                 raise
             raise MalformedRequest(f"{name}: expected seconds (90 or 90s), or minutes and hours (5m, 1.5h, "
                                    f"1h 30m), got {text!r:.40}") from None
     return float(sum(float(number) * UNITS[unit] for number, unit in _SPAN_PART.findall(text)))
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is a number (finite or not), which a time's bound refuses as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def exact(value: Any) -> str:

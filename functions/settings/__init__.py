@@ -152,8 +152,9 @@ class Settings:
     one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
-    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, and
-    the metrics token is not the API token, or katuna stops at start.
+    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, of
+    :data:`TOKEN_VARIETY` different ones at least and not one string repeated, and the metrics
+    token is not the API token, or katuna stops at start.
     Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
     locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn

@@ -43,6 +43,11 @@ TOKEN_CHARACTERS = 22
 """The fewest characters of ``KATUNA_API_TOKEN`` and ``KATUNA_METRICS_TOKEN``: 22 of
 ``secrets.token_urlsafe``'s alphabet hold 128 bits. A shorter token can be guessed, the API
 token offline, from the signature of any event katuna posts (:mod:`functions.core.event_signature`)."""
+TOKEN_VARIETY = 8
+"""The fewest different characters of such a token. Long enough is not random enough: 22 of one
+character, or a word written over and over, is as easily guessed as a short token. A random
+token of 22 characters or more holds fewer than 8 different ones about once in 10,000 tokens
+where it is hexadecimal, and next to never where it is :func:`secrets.token_urlsafe`'s."""
 RANDOM_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -114,6 +119,11 @@ def _tokens(settings: Settings) -> None:
                                  f"characters, without spaces, got one of {len(token)}: a short token can be "
                                  "guessed (the API token offline, from any event katuna signs); make one with "
                                  f"{RANDOM_COMMAND}")
+        pattern = _pattern(token)
+        if pattern:
+            raise InvalidSetting(f"{PREFIX}{name}: expected a random token, got one that {pattern}: such a token "
+                                 "is guessed as easily as a short one (the API token offline, from any event "
+                                 f"katuna signs); make one with {RANDOM_COMMAND}")
     if settings.metrics_token is not None and settings.metrics_token == settings.api_token:
         raise InvalidSetting(f"{PREFIX}METRICS_TOKEN: the same as {PREFIX}API_TOKEN, which opens the whole API to "
                              "whoever scrapes the metrics: give the scraper a token of its own, or set only "
@@ -151,6 +161,18 @@ def _sizes(settings: Settings) -> None:
     if ttl is not None and ttl > MAX_INT32:
         raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at most {MAX_INT32} seconds (the Job's int32), "
                              f"got {ttl}")
+
+
+def _pattern(token: str) -> str | None:
+    """What makes a long enough token no random one, in words that do not show it: fewer than
+    :data:`TOKEN_VARIETY` different characters, or one string written twice or more over."""
+    different = len(set(token))
+    if different < TOKEN_VARIETY:
+        return f"holds {different} different character(s), fewer than {TOKEN_VARIETY}"
+    repeated = next((size for size in range(1, len(token) // 2 + 1) if token[size:] == token[:-size]), None)
+    if repeated is not None:
+        return f"repeats one string of {repeated} characters"
+    return None
 
 
 def _waits_and_dead_letters(settings: Settings) -> None:

@@ -22,7 +22,9 @@ def trial_filters() -> list[dict[str, Any]]:
     """The listing's ``after``, ``order`` and filters: ``state``, the ``field``/``min``/``max``
     ranges, the Pareto front (``pareto``) and a categorical parameter's values (``param:<name>``)."""
     bound = {"type": "string", "maxLength": 100,
-             "description": "a number (blank: none); the duration's in seconds, or with units: 90s, 5m, 1.5h, 1h 30m"}
+             "description": "a number (blank: none); the duration's in seconds, or with units: 90s, 5m, 1.5h, "
+                            "1h 30m; a time's (startedAt, finishedAt) in seconds since the epoch, or an RFC 3339 "
+                            "time with its zone: 2026-12-05T19:46:40Z"}
     return [
         {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 4096, "pattern": "^.*[0-9]$"},
          "description": "the key of the trial the page follows, as the next link gives it: in the order by number, "

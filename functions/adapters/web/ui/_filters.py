@@ -21,8 +21,11 @@ def _when(value: float | None) -> str:
 
 @blueprint.app_template_filter("span")
 def _span(seconds: float | None) -> str:
+    """A duration as the pages show it; one the wall clock gave less than nothing (set back
+    between its two readings, or read on two replicas apart), as none."""
     if seconds is None:
         return ""
+    seconds = max(seconds, 0.0)
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
