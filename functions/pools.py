@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.job import NotRenderable, container_folder
-from functions.core.job_resources import hugepages_alone, missing_requests
+from functions.core.job_resources import gpu_misfit, hugepages_alone, missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
@@ -192,7 +192,8 @@ def _refuse(definition: dict, problems: list[Problem]) -> NoReturn:
 
 
 def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:
-    """A study's node pool must be one this process can provision, for trials that run as Jobs."""
+    """A study's node pool must be one this process can provision, for trials that run as Jobs,
+    with nodes that hold a trial's GPUs."""
     pool = spec.node_pool
     if pool is None:
         return
@@ -202,6 +203,6 @@ def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:
     if settings.node_pool_provider != pool.provider:
         raise InvalidStudy([Problem("nodePool.provider", f"no {pool.provider} node pools are configured for this "
                                                          f"service; set {_NEEDS[pool.provider]}")])
-    unsized = missing_requests(spec, settings.cluster_defaults())
-    if unsized is not None:
-        raise InvalidStudy([unsized])
+    unfit = missing_requests(spec, settings.cluster_defaults()) or gpu_misfit(spec, settings.cluster_defaults())
+    if unfit is not None:
+        raise InvalidStudy([unfit])

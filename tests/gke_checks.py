@@ -234,6 +234,18 @@ def _counts(machine: str, kind: str) -> set[int]:
     return {int(machine.rsplit("-", 1)[1].removesuffix("g"))}
 
 
+def node_gpus(machine: str, accelerators: list[dict]) -> tuple[str, int] | None:
+    """The GPU model and count a node of the pool carries: its ``accelerators``, else those an
+    accelerator-optimized machine type comes with (GKE attaches them unasked); None without any."""
+    if accelerators:
+        return accelerators[0].get("acceleratorType", ""), sum(int(a.get("acceleratorCount") or 0) for a in accelerators)
+    family = "-".join(machine.split("-")[:2])
+    if family not in GPU_FAMILIES:
+        return None
+    built_in = _counts(machine, GPU_FAMILIES[family])
+    return GPU_FAMILIES[family], min(built_in)
+
+
 LOCATION_POLICIES = ("LOCATION_POLICY_UNSPECIFIED", "BALANCED", "ANY")
 """``NodePoolAutoscaling.LocationPolicy``'s names: a REST request naming another is refused by
 GKE's JSON transcoding before GKE reads it, in its ``Invalid value at`` wording (a number, as

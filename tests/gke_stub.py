@@ -51,7 +51,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import NamedTuple
 
-from gke_checks import TAINT_EFFECTS
+from gke_checks import TAINT_EFFECTS, node_gpus
 from gke_operations import GkeOperations, Key
 from kube_standin.clock import RealClock
 from standin_server import StandInServer
@@ -74,6 +74,14 @@ class PoolBounds(NamedTuple):
     taints: list[dict[str, str]]
     reconciling: bool = False
     resizing: int | None = None
+    gpus: int = 0
+    """The GPUs (``nvidia.com/gpu``) each node offers once GKE's device plugin runs on it."""
+
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+"""The taint GKE gives the nodes of a GPU pool in a cluster that has pools without GPUs (as
+katuna's cluster has, for the service itself): only pods that request ``nvidia.com/gpu``
+tolerate it, through the ExtendedResourceToleration admission plugin GKE enables."""
 
 
 class GkeStub(GkeOperations):
@@ -232,9 +240,14 @@ class GkeStub(GkeOperations):
                 labels["cloud.google.com/gke-preemptible"] = "true"
             taints = [{"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS[t["effect"]]}
                       for t in config.get("taints", [])]
+            gpus = node_gpus(config.get("machineType", ""), config.get("accelerators") or [])
+            if gpus is not None:
+                labels["cloud.google.com/gke-accelerator"] = gpus[0]
+                taints.append(dict(GPU_TAINT))
             size = self._sizes.get((self.main, name))
             resizing = None if size is None else size * len(pool.get("locations") or [None])
-            return PoolBounds(low, high, labels, taints, pool["status"] == "RECONCILING", resizing)
+            return PoolBounds(low, high, labels, taints, pool["status"] == "RECONCILING", resizing,
+                              gpus[1] if gpus else 0)
 
     def node_count(self, name: str) -> int:
         """How many nodes the pool has now."""

@@ -502,6 +502,7 @@ class KubeStub(ApiServer, Workloads):
             ranges = [o["spec"]["limits"] for (where, _), o in sorted(self.limit_ranges.items()) if where == namespace]
             if ranges:
                 limit_ranges.default(pod, ranges)
+            admission.tolerate_extended_resources(pod)
             problems = pod_validation.create_problems(pod)
             if problems:
                 raise admission.Invalid(f'Pod "{metadata["name"]}" is invalid: '

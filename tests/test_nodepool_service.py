@@ -117,6 +117,46 @@ def test_a_study_asking_for_another_cloud_is_refused_naming_the_field(clouds):
     assert not [r for r in gke.requests if "elsewhere" in json.dumps(r)]
 
 
+def test_a_gpu_study_runs_on_its_gpu_pool_whose_taint_its_pods_tolerate(clouds):
+    """GKE taints a GPU pool's nodes ``nvidia.com/gpu=present:NoSchedule``; a trial pod asking
+    for a GPU is given its toleration at admission, beside katuna's own, and lands there (the
+    pool's nodes are the only ones)."""
+    service, kube, gke = clouds
+    definition = study_definition(name="gpus", maxTrials=1, parallelism=1)
+    definition["trialTemplate"].update(image="python:3.12", resources={"cpu": "1", "gpu": "1"})
+    definition["nodePool"] = {"provider": "gke", "machineType": "g2-standard-8", "maxNodes": 1}
+    with kube.lock:
+        since = kube.history.version
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    assert service.wait_for("gpus")["status"] == "completed"
+    with kube.lock:
+        changes = kube.history.since(since)
+    pods = [c.object for c in changes if c.resource == "pods" and c.object["spec"].get("nodeName")]
+    nodes = {c.object["metadata"]["name"]: c.object for c in changes if c.resource == "nodes"}
+    assert pods and {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pods[0]["spec"]["tolerations"]
+    node = nodes[pods[0]["spec"]["nodeName"]]
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "1"
+    assert node["metadata"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in node["spec"]["taints"]
+
+
+def test_a_gpu_study_whose_pool_has_no_gpus_is_refused_before_any_pool_is_made(clouds):
+    service, _, gke = clouds
+    definition = study_definition(name="gpuless")
+    definition["trialTemplate"].update(image="python:3.12", resources={"cpu": "1", "gpu": "1"})
+    definition["nodePool"] = {"provider": "gke", "machineType": "n2-standard-8"}
+    status, answer = service.json("POST", "/studies", body=json.dumps(definition),
+                                  headers={"Content-Type": "application/json"})
+    assert status == 422, answer
+    problem, = answer["problems"]
+    assert problem["path"] == "nodePool.accelerators"
+    assert "a node of machine type n2-standard-8 has 0" in problem["message"]
+    assert service.json("GET", "/studies/gpuless")[0] == 404
+    assert not [r for r in gke.requests if "gpuless" in json.dumps(r)]
+
+
 def test_concurrent_submissions_hold_no_more_pools_than_allowed(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
     gke.add_cluster("proj", "europe-west4", "tuning")

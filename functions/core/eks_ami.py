@@ -41,6 +41,13 @@ def ami_type(instance_type: str) -> str:
     return ARM if arm else X86
 
 
+def offers_nvidia_gpus(instance_type: str) -> bool:
+    """Whether a node of ``instance_type`` can offer ``nvidia.com/gpu`` (once NVIDIA's device
+    plugin runs there): only an NVIDIA GPU family, which boots an NVIDIA AMI type; every other
+    boots an AMI without NVIDIA's driver."""
+    return ami_type(instance_type) in (X86_NVIDIA, ARM_NVIDIA)
+
+
 UNSUPPORTED = {"a1": "Amazon Linux 2023 does not run on A1 instances",
                "p2": "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its K80 GPUs",
                "g3": "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its M60 GPUs",

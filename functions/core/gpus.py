@@ -70,3 +70,16 @@ def count_problem(machine: str, accelerator: str, count: int) -> str | None:
         takes = ", ".join(map(str, N1_COUNTS[accelerator]))
         return f"an n1 machine type takes {takes} of {accelerator} at a time, not {count}"
     return None
+
+
+def node_gpus(machine: str, accelerators: tuple[tuple[str, int], ...]) -> int | None:
+    """How many GPUs a GKE node of ``machine`` with ``accelerators`` offers its pods: their
+    counts together, else those an accelerator-optimized type comes with, else none for a type
+    that takes no GPU without them (N1's, the series of :data:`NO_GPUS`); None where katuna does
+    not know."""
+    if accelerators:
+        return sum(count for _, count in accelerators)
+    built_in = built_in_count(machine)
+    if built_in is not None:
+        return built_in
+    return 0 if machine.split("-", 1)[0] in NO_GPUS | {"n1"} else None

@@ -38,7 +38,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
-from functions.core.job_resources import missing_requests
+from functions.core.job_resources import gpu_misfit, missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.records import STOPPED, StudyRecord
 from functions.core.resource_status import failed_status
@@ -134,9 +134,9 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         refused += study_problems(spec, deps.trial_defaults)
         if refused:
             raise InvalidStudy(in_definition(submitted, refused))
-        unsized = missing_requests(spec, deps.trial_defaults)
-        if unsized is not None:
-            raise InvalidStudy([unsized])
+        unfit = missing_requests(spec, deps.trial_defaults) or gpu_misfit(spec, deps.trial_defaults)
+        if unfit is not None:
+            raise InvalidStudy([unfit])
         forbidden = _access_refusal(deps, spec, submitted)
         if forbidden is not None:
             _fail(deps, ref, uid, generation, "Forbidden", [Problem("metadata.namespace", forbidden.message)])

@@ -30,6 +30,12 @@
   as the pod's defaulting copies it there first): ``failed quota: NAME: must specify
   limits.cpu for: trial; requests.cpu for: init,trial``, which no wait changes.
 
+- ExtendedResourceToleration (plugin/pkg/admission/extendedresourcetoleration), which GKE and EKS
+  enable: a pod one of whose containers (or init containers) requests or limits an extended
+  resource (``nvidia.com/gpu``: a name with a domain other than ``kubernetes.io``'s) is given a
+  toleration of the taint of that name (``Exists``, ``NoSchedule``), which the clouds put on
+  their GPU nodes (:func:`tolerate_extended_resources`).
+
 LimitRanger, Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
 refusal of a Job's pods words its own Event).
 Before those validating plugins, the pod is validated as a pod, which a Job's pod template is
@@ -85,6 +91,31 @@ def account_refusal(accounts: set[tuple[str, str]], pod: dict) -> str | None:
     name = pod["metadata"].get("name") or pod["metadata"].get("generateName", "")
     return (f'pods "{name}" is forbidden: error looking up service account {where}/{account}: '
             f'serviceaccount "{account}" not found')
+
+
+def tolerate_extended_resources(pod: dict) -> None:
+    """Add to ``pod`` a toleration of each extended resource its containers ask for, where it has
+    none already (ExtendedResourceToleration merges them, never twice)."""
+    spec = pod["spec"]
+    names = set()
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        resources = container.get("resources") or {}
+        names |= {name for kind in ("requests", "limits") for name in resources.get(kind) or {} if _extended(name)}
+    tolerations = spec.get("tolerations") or []
+    for name in sorted(names):
+        toleration = {"key": name, "operator": "Exists", "effect": "NoSchedule"}
+        if toleration not in tolerations:
+            tolerations.append(toleration)
+    if tolerations:
+        spec["tolerations"] = tolerations
+
+
+def _extended(name: str) -> bool:
+    """Whether ``name`` is an extended resource: qualified by a domain outside ``kubernetes.io``
+    (and its subdomains), not a quota's ``requests.`` name."""
+    domain = name.split("/", 1)[0] if "/" in name else ""
+    native = not domain or domain == "kubernetes.io" or domain.endswith(".kubernetes.io")
+    return not native and not name.startswith("requests.")
 
 
 def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int | str] | None, used: Usage,

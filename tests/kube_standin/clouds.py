@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from kube_standin.durations import parse_duration
 from kube_standin.nodes import NodePool
+from kube_standin.scheduling import tolerates
 
 LOG = logging.getLogger("kube_standin.autoscaler")
 UNNEEDED_TIME_TAG = "k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunneededtime"
@@ -22,6 +23,7 @@ EKS_REFRESH_SECONDS = 60.0
 bounds, their tags, a new group not yet among them) before it asks for them again: its
 ``refreshInterval``, unless it removed an instance since (``AwsManager.Refresh``)."""
 
+GPU = "nvidia.com/gpu"
 MACHINE = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$")
 GIB_PER_CPU = {"standard": 4, "highmem": 8, "highcpu": 1}
 EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
@@ -49,9 +51,11 @@ def gke_pools(gke) -> Callable[[], list[NodePool]]:
         for name, pool in list(gke.pools.items()):
             bounds = gke.pool_bounds(name)
             if bounds is not None:
+                allocatable = gke_allocatable((pool.get("config") or {}).get("machineType", ""))
+                if bounds.gpus:
+                    allocatable[GPU] = str(bounds.gpus)
                 found.append(NodePool(name, bounds.min_nodes, bounds.max_nodes, dict(bounds.labels),
-                                      tuple(bounds.taints),
-                                      gke_allocatable((pool.get("config") or {}).get("machineType", "")),
+                                      tuple(bounds.taints), allocatable,
                                       reconciling=bounds.reconciling, resizing=bounds.resizing))
             elif (gke.pools.get(name) or {}).get("status") == "STOPPING":
                 found.append(NodePool(name, 0, 0, {"cloud.google.com/gke-nodepool": name}, deleting=True))
@@ -87,16 +91,47 @@ def eks_allocatable(instance_type: str) -> dict[str, str]:
     return {"cpu": str(cpus), "memory": f"{memory}Mi", "pods": str(EC2_MAX_PODS.get(found.group(2) + size, 110))}
 
 
-def eks_pool(nodegroup: Mapping, asg_tags: Mapping[str, str] | None = None) -> NodePool:
+NVIDIA_PLUGIN_TOLERATIONS = ({"key": "CriticalAddonsOnly", "operator": "Exists"},
+                             {"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
+"""The tolerations of NVIDIA's device plugin DaemonSet as its Helm chart installs it by default
+(``nvdp/nvidia-device-plugin`` values.yaml)."""
+
+
+def eks_gpus(nodegroup: Mapping, plugin_tolerations: Iterable[Mapping] | None) -> int:
+    """The ``nvidia.com/gpu`` a node of an EKS group offers: none unless it boots an NVIDIA AMI
+    type and a device plugin runs there, which a Bottlerocket NVIDIA AMI carries and an Amazon
+    Linux 2023 one does not: there NVIDIA's DaemonSet must be installed (``plugin_tolerations``,
+    None: it is not) and tolerate each of the group's taints. The count by instance size (one on
+    g4dn, g5 and g6 up to 16xlarge; four on 12xlarge and 24xlarge; eight on 48xlarge and p4d, p5)."""
+    ami = nodegroup.get("amiType") or ""
+    if "NVIDIA" not in ami:
+        return 0
+    if not ami.startswith("BOTTLEROCKET"):
+        tolerations = [dict(t) for t in plugin_tolerations or ()]
+        taints = [{"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
+                  for t in nodegroup.get("taints") or []]
+        if plugin_tolerations is None or not all(tolerates(tolerations, taint) for taint in taints):
+            return 0
+    instance = (nodegroup.get("instanceTypes") or [""])[0]
+    size = instance.split(".", 1)[-1]
+    return 8 if instance.startswith("p") or size in ("48xlarge", "metal") else 4 if size in ("12xlarge", "24xlarge") else 1
+
+
+def eks_pool(nodegroup: Mapping, asg_tags: Mapping[str, str] | None = None,
+             plugin_tolerations: Iterable[Mapping] | None = NVIDIA_PLUGIN_TOLERATIONS) -> NodePool:
     """The autoscaler's view of one EKS managed node group (``describe_nodegroup``'s form) and
-    the tags of its Auto Scaling group (:func:`unneeded_time`)."""
+    the tags of its Auto Scaling group (:func:`unneeded_time`), its GPUs as :func:`eks_gpus`
+    counts them."""
     scaling = nodegroup.get("scalingConfig") or {}
     labels = {**(nodegroup.get("labels") or {}), "eks.amazonaws.com/nodegroup": nodegroup["nodegroupName"],
               "eks.amazonaws.com/capacityType": nodegroup.get("capacityType", "ON_DEMAND")}
     taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
                    for t in nodegroup.get("taints") or [])
+    allocatable = eks_allocatable((nodegroup.get("instanceTypes") or ["m5.xlarge"])[0])
+    if gpus := eks_gpus(nodegroup, plugin_tolerations):
+        allocatable[GPU] = str(gpus)
     return NodePool(nodegroup["nodegroupName"], int(scaling.get("minSize", 0)), int(scaling.get("maxSize", 1)), labels,
-                    taints, eks_allocatable((nodegroup.get("instanceTypes") or ["m5.xlarge"])[0]),
+                    taints, allocatable,
                     unneeded_seconds=unneeded_time(nodegroup["nodegroupName"], asg_tags or {}))
 
 
@@ -124,16 +159,18 @@ class Provider:
         return self.pools()
 
 
-def eks_pools(nodegroups: Callable[[], Iterable[Mapping]], autoscaling=None) -> Provider:
+def eks_pools(nodegroups: Callable[[], Iterable[Mapping]], autoscaling=None,
+              plugin_tolerations: Iterable[Mapping] | None = NVIDIA_PLUGIN_TOLERATIONS) -> Provider:
     """A provider over the node groups ``nodegroups`` returns (moto's, through boto3): those
     active or updating, and those EKS is deleting, whose nodes stay until the group is gone (EKS
     drains and terminates them one by one before it deletes the Auto Scaling group); with an
     Auto Scaling client, each with the options its Auto Scaling group's tags give it, as the
-    real autoscaler reads them, and asked for again every :data:`EKS_REFRESH_SECONDS`."""
+    real autoscaler reads them, and asked for again every :data:`EKS_REFRESH_SECONDS`; with
+    NVIDIA's device plugin installed with ``plugin_tolerations`` (None: not installed)."""
     def pools() -> list[NodePool]:
         groups = [g for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING", "DELETING")]
         tags = _asg_tags(autoscaling, groups) if autoscaling is not None else {}
-        return [replace(eks_pool(group, tags.get(_asg_of(group))), deleting=group.get("status") == "DELETING")
+        return [replace(eks_pool(group, tags.get(_asg_of(group)), plugin_tolerations), deleting=group.get("status") == "DELETING")
                 for group in groups]
 
     return Provider(pools, EKS_REFRESH_SECONDS)

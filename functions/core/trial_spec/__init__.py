@@ -37,9 +37,10 @@ from functions.core.trial_spec._shapes import (
     primary_container,
     primary_container_name,
     requests_resources,
+    resources_key,
 )
 
 __all__ = [
     "CONTAINER_FOLDER", "JOB_TEMPLATE", "PATH", "POD_TEMPLATE", "TEMPLATE_FOLDER", "LocalFolder", "active_deadline", "all_containers", "as_the_engine_gives", "check", "fields_known", "init_containers", "kind_fields", "local_engine_fields", "local_entrypoint", "local_env_sources", "local_pod_parts", "local_folder", "local_process", "located_containers",
-    "no_command", "primary_container", "primary_container_name", "relative_pod_folders", "render", "render_workload", "requests_resources", "template_field",
+    "no_command", "primary_container", "primary_container_name", "relative_pod_folders", "render", "render_workload", "requests_resources", "resources_key", "template_field",
 ]

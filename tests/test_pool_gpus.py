@@ -1,0 +1,96 @@
+"""A study whose trials ask for GPUs that no node of its pool has is refused when it is
+submitted, naming the pool's field, before any pool is made: the pool would cost money and no
+trial would ever be scheduled on it."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import study_definition
+
+from functions.core.errors import InvalidStudy
+from functions.core.validate import parse_study
+from functions.pools import check_node_pool
+from functions.settings import Settings
+
+GKE = Settings(gke_project="p", gke_location="l", gke_cluster="c")
+EKS = Settings(eks_cluster="tuning", eks_subnets=("subnet-1",), eks_node_role="arn:aws:iam::1:role/nodes")
+
+
+def gpu_study(gpus: str, pool: dict) -> dict:
+    definition = study_definition(name="gpus", nodePool=pool)
+    definition["trialTemplate"].update(image="python:3.12", resources={"cpu": "1", "gpu": gpus})
+    return definition
+
+
+def pytorch_study(gpus: object, pool: dict) -> dict:
+    """A Katib-style PyTorchJob trial whose Worker asks for ``gpus`` in its limits."""
+    definition = study_definition(name="torch", nodePool=pool)
+    worker = {"name": "pytorch", "image": "pytorch:2", "command": ["python", "train.py", "--x=${trialParameters.x}"],
+              "resources": {"requests": {"cpu": "2"}, "limits": {"nvidia.com/gpu": gpus}}}
+    replica = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [worker]}}}
+    definition["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "spec": {"pytorchReplicaSpecs": {"Master": replica, "Worker": replica}}}}
+    return definition
+
+
+def refusal(definition: dict, settings: Settings) -> tuple[str, str]:
+    with pytest.raises(InvalidStudy) as refused:
+        check_node_pool(parse_study(definition), settings, runs_jobs=True)
+    problem, = refused.value.problems
+    return problem.path, problem.message
+
+
+def test_gpu_trials_on_a_gke_pool_without_gpus_are_refused_naming_its_accelerators():
+    path, message = refusal(gpu_study("1", {"provider": "gke"}), GKE)
+    assert path == "nodePool.accelerators"
+    assert message.startswith("trialTemplate.resources asks for 1 nvidia.com/gpu per container, but a node of "
+                              "machine type e2-standard-4 has 0, so no trial would ever be scheduled")
+    path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "n1-standard-8",
+                                            "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}]}), GKE)
+    assert (path, "has 1") == ("nodePool.accelerators", message.split(", so")[0][-5:])
+    path, message = refusal(pytorch_study(4, {"provider": "gke", "machineType": "g2-standard-24"}), GKE)
+    assert path == "nodePool.accelerators"
+    assert message.startswith("trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template.spec.containers[0]"
+                              ".resources.limits asks for 4 nvidia.com/gpu per container, but a node of machine type "
+                              "g2-standard-24 has 2")
+
+
+def test_gpu_trials_on_an_eks_group_without_nvidia_gpus_are_refused_naming_its_instance_types():
+    path, message = refusal(pytorch_study("1", {"provider": "eks", "instanceTypes": ["m5.xlarge"]}), EKS)
+    assert path == "nodePool.instanceTypes"
+    assert "m5.xlarge has no NVIDIA GPU" in message and "g4dn, g5" in message
+    path, message = refusal(gpu_study("1", {"provider": "eks", "instanceTypes": ["g4ad.xlarge"]}), EKS)
+    assert (path, "g4ad.xlarge has no NVIDIA GPU" in message) == ("nodePool.instanceTypes", True)
+
+
+def test_gpu_trials_on_a_pool_whose_nodes_hold_them_are_taken():
+    for definition, settings in (
+            (gpu_study("1", {"provider": "gke", "machineType": "g2-standard-8"}), GKE),
+            (gpu_study("2", {"provider": "gke", "machineType": "n1-standard-8",
+                             "accelerators": [{"type": "nvidia-tesla-t4", "count": 2}]}), GKE),
+            (pytorch_study("8", {"provider": "gke", "machineType": "a3-highgpu-8g"}), GKE),
+            (gpu_study("1", {"provider": "gke", "machineType": "x9-standard-8"}), GKE),
+            (pytorch_study("${trialParameters.x}", {"provider": "gke"}), GKE),
+            (pytorch_study("1", {"provider": "eks", "instanceTypes": ["g5.xlarge", "g6.xlarge"]}), EKS),
+            (study_definition(name="cpu", nodePool={"provider": "gke", "machineType": "g2-standard-8"}), GKE)):
+        check_node_pool(parse_study(definition), settings, runs_jobs=True)
+
+
+def test_an_eks_gpu_groups_nodes_offer_gpus_only_where_nvidias_device_plugin_tolerates_katunas_taint():
+    """EKS's Amazon Linux 2023 NVIDIA AMI has NVIDIA's driver but no device plugin: its nodes
+    offer ``nvidia.com/gpu`` once NVIDIA's DaemonSet runs there, which by default tolerates
+    ``nvidia.com/gpu`` alone, not the taint katuna gives its groups (docs/kubernetes.md says to
+    add it)."""
+    from kube_standin.clouds import NVIDIA_PLUGIN_TOLERATIONS, eks_pool
+
+    from functions.core.nodepool import NodePool
+    from infra.eks_requests import EksCluster, create_request
+
+    group = create_request(EksCluster("tuning", ("subnet-1",), "arn:aws:iam::1:role/nodes"),
+                           NodePool("katuna-torch", "eks", machine_types=("g5.12xlarge",)))
+    assert group["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert "nvidia.com/gpu" not in eks_pool(group, plugin_tolerations=None).allocatable
+    assert "nvidia.com/gpu" not in eks_pool(group, plugin_tolerations=NVIDIA_PLUGIN_TOLERATIONS).allocatable
+    katunas = ({"key": "katuna.dev/trial", "operator": "Exists", "effect": "NoSchedule"},)
+    assert eks_pool(group, plugin_tolerations=NVIDIA_PLUGIN_TOLERATIONS + katunas).allocatable["nvidia.com/gpu"] == "4"
