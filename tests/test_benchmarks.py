@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from warm_python import WarmPython
 
+from functions.adapters.kubernetes_resources import LIST_PAGE
+
 pytestmark = pytest.mark.slow
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -260,7 +262,10 @@ def test_cluster_requests(warm: WarmPython, tmp_path: Path):
     # reads them over a few rounds), never one a trial.
     assert 1 <= deletes <= result["trials"] // 4, deletes
     assert result["requests"]["scan"]["get pods"] == result["trials"], "one log read a trial"
-    assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests"]
+    assert result["requests"]["sweep"] == {"list jobs": -(-result["kept"] // LIST_PAGE) + 1}, \
+        "a list of the kept Jobs a page, and one of the Jobs deleting checkpoints"
+    assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests", "sweep_requests",
+                           "sweep_peak_mb"]
 
 
 @pytest.mark.parametrize(("cloud", "name"), [("gke", "cluster_cost"), ("eks", "cluster_cost_eks")])

@@ -6,25 +6,35 @@ stops them. Real dispatcher, handlers and SQLite store over the Kubernetes stand
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
+import tracemalloc
+import uuid
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
 from kube_stub import KubeStub
+from kubernetes import client
 from waiting import eventually
 
 from functions.adapters.broker import MemoryQueue
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.cluster import Cluster
+from functions.core.cluster import TRIAL_LABEL, Cluster
 from functions.core.errors import TemporaryError
 from functions.core.events import pool_check, study_completed, study_created
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
+from functions.core.ports import Place
 from functions.core.validate import parse_study
+from functions.core.workload_labels import labels
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.strays import Wanted
 from functions.handlers.submit import store_study
 from functions.watch import Watcher
 
@@ -188,3 +198,106 @@ def test_a_kind_katuna_may_not_list_is_logged_and_the_other_kinds_are_swept(kube
         assert "stopping the jobsets.jobset.x-k8s.io no study wants in namespace late-listed" in caplog.text
     finally:
         deps.store.close()
+
+
+def _finished_jobs(kube: KubeStub, namespace: str, study: str, uid: str, count: int) -> None:
+    """``count`` finished Jobs of ``study`` (``uid``) in ``namespace``, as ``retain`` keeps a long
+    study's: rendered as katuna renders a trial's Job, stored as the Job controller leaves them."""
+    launch = TrialLaunch(study, uid, 0, 1, f"{study}-0", ["python", "train.py", "--lr=${trialParameters.lr}"],
+                         {"DATA": "/data"}, ".", None, image="python:3.12")
+    job = render_job(launch, Cluster(namespace=namespace))
+    job["metadata"]["namespace"] = namespace
+    stamp = kube.clock.stamp()
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp,
+                                     "lastTransitionTime": stamp}], "succeeded": 1, "startTime": stamp,
+                     "completionTime": stamp}
+    with kube.lock:
+        for number in range(count):
+            made = copy.deepcopy(job)
+            made["metadata"].update(name=f"{study}-{number}", uid=str(uuid.uuid4()))
+            made["metadata"]["labels"][TRIAL_LABEL] = str(number)
+            kube.jobs[(namespace, made["metadata"]["name"])] = made
+
+
+def _sweep_peak(deps: Deps, place: Place) -> int:
+    """The most memory (bytes, as :mod:`tracemalloc` counts it) a sweep of ``place`` held."""
+    tracemalloc.start()
+    try:
+        deps.executor.stop_strays(Wanted(deps.store), [place])
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_sweep_over_many_kept_jobs_holds_one_page_of_them_at_a_time(simulated_kube: KubeStub, tmp_path: Path):
+    """A ``retain`` study of thousands of trials keeps a Job for each; the tick's sweep lists
+    them all every minute (:data:`LIST_PAGE` at a time) but keeps only those still running, so
+    its memory is a page's however many Jobs are kept, and a stray on the last page is stopped."""
+    deps = _deps(simulated_kube, tmp_path, "default")
+    try:
+        definition = study_definition(maxTrials=100_000, parallelism=1)
+        definition["trialTemplate"].update(image="python:3.12", retain=True)
+        record = store_study(deps, parse_study(definition), definition)[0]
+        _finished_jobs(simulated_kube, "default", "demo", record.uid, LIST_PAGE)
+        one_page = _sweep_peak(deps, Place("default", None))
+        _finished_jobs(simulated_kube, "default", "demo", record.uid, 4 * LIST_PAGE)
+        stray = render_job(TrialLaunch("demo", "an-earlier-uid", 99_999, 1, "demo-99999", ["python"], {}, ".", None,
+                                       image="python:3.12"), Cluster(namespace="default"))
+        client.BatchV1Api(api_client(simulated_kube.url)).create_namespaced_job("default", stray)
+        four_pages = _sweep_peak(deps, Place("default", None))
+        assert _job_named(simulated_kube, "default", "demo-99999") is None, "the running stray was deleted"
+        assert four_pages < 1.5 * one_page, f"{four_pages} bytes for four pages of Jobs, {one_page} for one"
+    finally:
+        deps.store.close()
+
+
+def _job_named(kube: KubeStub, namespace: str, name: str) -> dict | None:
+    with kube.lock:
+        return kube.jobs.get((namespace, name))
+
+
+def _finished_pytorchjobs(kube: KubeStub, study: str, uid: str, count: int) -> None:
+    """``count`` PyTorchJobs of ``study`` (``uid``) in ``default`` that succeeded, labelled as
+    katuna labels a trial's workload, as ``retain`` keeps them."""
+    spec = _pytorchjob("print('loss=0.5')")
+    stamp = kube.clock.stamp()
+    with kube.lock:
+        for number in range(count):
+            launch = TrialLaunch(study, uid, number, 1, f"{study}-{number}", [], {}, ".", None, trial_spec=spec)
+            kube.workloads[("pytorchjobs", "default", launch.job_name)] = {
+                **copy.deepcopy(spec), "metadata": {"name": launch.job_name, "namespace": "default",
+                                                    "uid": str(uuid.uuid4()), "labels": labels(launch),
+                                                    "creationTimestamp": stamp},
+                "status": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded",
+                                           "lastTransitionTime": stamp}]}}
+
+
+def test_a_sweep_and_a_drop_of_many_kept_workloads_of_another_kind_read_them_a_page_at_a_time(
+        simulated_kube: KubeStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A ``retain`` study's PyTorchJobs, thousands of them, are read :data:`LIST_PAGE` at a time,
+    never in one answer of them all: by the tick's sweep, which keeps only the strays (its
+    memory a page's however many are kept), and by the delete of the study's resource, which
+    deletes them all."""
+    simulated_kube.install_operator("training-operator")
+    deps = _deps(simulated_kube, tmp_path, "default")
+    try:
+        definition = study_definition(maxTrials=100_000, parallelism=1)
+        spec = _pytorchjob("print('loss=0.5')")
+        definition["trialTemplate"] = {"trialSpec": spec, "primaryContainerName": "pytorch", "retain": True}
+        record = store_study(deps, parse_study(definition), definition)[0]
+        place = Place("default", record.spec.trial_template.trial_spec)
+        _finished_pytorchjobs(simulated_kube, "demo", record.uid, LIST_PAGE)
+        one_page = _sweep_peak(deps, place)
+        _finished_pytorchjobs(simulated_kube, "demo", record.uid, 4 * LIST_PAGE)
+        four_pages = _sweep_peak(deps, place)
+        assert four_pages < 1.5 * one_page, f"{four_pages} bytes for four pages of PyTorchJobs, {one_page} for one"
+        serve, limits = simulated_kube.serve, []
+        monkeypatch.setattr(simulated_kube, "serve", lambda call: (
+            limits.append(call.query.get("limit")) if call.method == "GET" else None) or serve(call))
+        deps.executor.drop_kept("demo", record.uid, place)
+        with simulated_kube.lock:
+            assert not [key for key in simulated_kube.workloads if key[0] == "pytorchjobs"], "every one deleted"
+        assert limits and set(limits) == {str(LIST_PAGE)}, limits
+    finally:
+        deps.store.close()
+

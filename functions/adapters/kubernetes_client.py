@@ -130,30 +130,42 @@ def _refusal(exc: ApiException) -> str:
     return message.partition(" is forbidden: ")[2] or message
 
 
-def all_pages(page: Callable[[str], Any], next_token: Callable[[Any], str]) -> list[Any]:
+def all_pages(page: Callable[[str], Any], next_token: Callable[[Any], str],
+              kept: Callable[[Any], list[Any]] | None = None) -> list[Any]:
     """Every page of a list, ``page(token)`` asked from the first (``""``) on with the last
-    page's ``continue`` token (``next_token``) until a page has none. A token the API server
-    compacted away before the list ended (410 Gone: "The provided continue parameter is too old
-    to display a consistent list result. You can start a new list without the continue
+    page's ``continue`` token (``next_token``) until a page has none; given ``kept``, what it
+    keeps of each page instead, each page let go before the next is asked for: a sweep of
+    thousands of objects holds one page of them at a time, and what it keeps. A token the API
+    server compacted away before the list ended (410 Gone: "The provided continue parameter is
+    too old to display a consistent list result. You can start a new list without the continue
     parameter", kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/storage/etcd3/errors.go)
-    starts the list again, once, the pages read dropped: the API's other remedy, the token its
+    starts the list again, once, what was read dropped: the API's other remedy, the token its
     answer carries, would go on at a later version and give an inconsistent list. A second 410
     is raised, for :func:`translate` to make temporary: the event is delivered again."""
     try:
-        return _pages(page, next_token)
+        return _pages(page, next_token, kept or _whole)
     except ApiException as exc:
         if exc.status != GONE:
             raise
-    return _pages(page, next_token)
+    return _pages(page, next_token, kept or _whole)
 
 
-def _pages(page: Callable[[str], Any], next_token: Callable[[Any], str]) -> list[Any]:
-    pages, token = [], ""
+def _pages(page: Callable[[str], Any], next_token: Callable[[Any], str], kept: Callable[[Any], list[Any]]) -> list[Any]:
+    """What ``kept`` keeps of each page of one list, from its first page to its last."""
+    found: list[Any] = []
+    token = ""
     while True:
-        pages.append(page(token))
-        token = next_token(pages[-1])
+        listed = page(token)
+        found += kept(listed)
+        token = next_token(listed)
+        del listed
         if not token:
-            return pages
+            return found
+
+
+def _whole(listed: Any) -> list[Any]:
+    """A page kept whole."""
+    return [listed]
 
 
 def delete_options(uid: str | None = None) -> client.V1DeleteOptions:

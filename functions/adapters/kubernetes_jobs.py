@@ -203,15 +203,13 @@ class TrialJobs:
 
     def _running_jobs(self, namespace: str) -> list[tuple[Any, tuple[str, str, int, int]]]:
         """The Jobs katuna made for trials in ``namespace`` that are neither finished nor
-        suspended, every page of them, each with the attempt its labels name."""
+        suspended, each with the attempt its labels name: read every page, keeping only those,
+        as a ``retain`` study of thousands of trials keeps a finished Job for each."""
         def page(token: str) -> Any:
             return self._batch.list_namespaced_job(namespace, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
                                                    _continue=token or None)
-        pages = call(lambda: all_pages(page, lambda listed: listed.metadata._continue),
-                     f"list katuna's Jobs in namespace {namespace}")
-        return [(job, attempt) for listed in pages for job in listed.items if job.metadata and job.metadata.labels
-                and (attempt := attempt_of(job.metadata.labels)) is not None
-                and not (job.spec and job.spec.suspend) and not _finished(job)]
+        return call(lambda: all_pages(page, lambda listed: listed.metadata._continue, _running),
+                    f"list katuna's Jobs in namespace {namespace}")
 
     def _suspend_jobs(self, namespace: str, selector: str, what: str) -> None:
         """Suspend each Job ``selector`` selects (those of ``what``), listed once: those Kueue
@@ -223,10 +221,13 @@ class TrialJobs:
                 self._suspend(namespace, name)
 
     def _jobs_listed(self, namespace: str, selector: str, what: str) -> list[tuple[str, str | None]]:
-        """The name and uid of each Job ``selector`` selects (the uid a delete's precondition)."""
-        jobs = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=selector).items,
+        """The name and uid of each Job ``selector`` selects (the uid a delete's precondition),
+        read :data:`LIST_PAGE` at a time: a ``retain`` study's, deleted, may have thousands."""
+        def page(token: str) -> Any:
+            return self._batch.list_namespaced_job(namespace, label_selector=selector, limit=LIST_PAGE,
+                                                   _continue=token or None)
+        return call(lambda: all_pages(page, lambda listed: listed.metadata._continue, _named_jobs),
                     f"list the Jobs of {what}")
-        return [(job.metadata.name, job.metadata.uid) for job in jobs if job.metadata and job.metadata.name]
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""
@@ -239,6 +240,19 @@ def _finished(job: Any) -> bool:
     """Whether the Job has finished (a ``Complete`` or ``Failed`` condition that holds)."""
     conditions = (job.status.conditions if job.status else None) or []
     return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
+
+
+def _named_jobs(listed: Any) -> list[tuple[str, str | None]]:
+    """The name and uid of each Job of a page."""
+    return [(job.metadata.name, job.metadata.uid) for job in listed.items if job.metadata and job.metadata.name]
+
+
+def _running(listed: Any) -> list[tuple[Any, tuple[str, str, int, int]]]:
+    """The Jobs of a page of katuna's that are neither finished nor suspended, each with the
+    attempt its labels name (none labelled by hand with a trial number that is no number)."""
+    return [(job, attempt) for job in listed.items if job.metadata and job.metadata.labels
+            and (attempt := attempt_of(job.metadata.labels)) is not None
+            and not (job.spec and job.spec.suspend) and not _finished(job)]
 
 
 def _trials(launches: Sequence[TrialLaunch]) -> str:

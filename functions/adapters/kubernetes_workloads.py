@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -40,6 +41,8 @@ from functions.core.trial_spec import PATH as TRIAL_SPEC
 from functions.core.workload_labels import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
 
 log = logging.getLogger("katuna.kubernetes")
+
+T = TypeVar("T")
 
 Found = tuple[Mapping[str, str], str | None]
 """An object's labels and uid."""
@@ -112,6 +115,25 @@ def end(launch: TrialLaunch, workload: Mapping[str, Any]) -> End | None:
                                                   *([] if succeeded else trial_kinds.failed_steps(workload))) if part)
             return End(succeeded, str(found.get("reason") or found.get("phase") or ""), message)
     return None
+
+
+def _strays(wanted: Strays, items: list[Mapping[str, Any]]) -> list[tuple[str, str, str | None, str]]:
+    """The kind, name, uid and study of each of the workloads ``items`` (katuna's trial labels select
+    them) that ``wanted`` calls a stray and that has not ended, nor is being deleted."""
+    found = []
+    for item in items:
+        metadata = item.get("metadata") or {}
+        attempt = attempt_of(metadata.get("labels") or {})
+        if attempt is None or metadata.get("deletionTimestamp") or not wanted.stray(*attempt) \
+                or wanted.ended(attempt[0], attempt[1], item):
+            continue
+        found.append((str(item.get("kind")), str(metadata.get("name")), metadata.get("uid"), attempt[0]))
+    return found
+
+
+def _names(items: list[Mapping[str, Any]]) -> list[str]:
+    """The names of the workloads ``items``."""
+    return [item["metadata"]["name"] for item in items]
 
 
 def created_at(workload: Mapping[str, Any]) -> float | None:
@@ -213,29 +235,29 @@ class Workloads:
         that ``wanted`` calls strays and that have not ended (nor are being deleted), each only
         while its uid is the one listed; a ``retain`` study's too, as a stopped trial's workload of
         a kind other than Job is deleted. A kind the cluster no longer serves has none."""
-        for item in self._labelled(namespace, resource):
-            metadata = item.get("metadata") or {}
-            attempt = attempt_of(metadata.get("labels") or {})
-            if attempt is None or metadata.get("deletionTimestamp") or not wanted.stray(*attempt) \
-                    or wanted.ended(attempt[0], attempt[1], item):
-                continue
-            log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", item.get("kind"),
-                        metadata.get("name"), attempt[0], extra=about(attempt[0]))
-            self._delete_object(resource, namespace, str(metadata.get("name")), metadata.get("uid"))
+        strays = self._listed(namespace, resource, STRAY_SELECTOR, partial(_strays, wanted))
+        for kind, name, uid, study in strays:
+            log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", kind, name, study,
+                        extra=about(study))
+            self._delete_object(resource, namespace, name, uid)
 
-    def _labelled(self, namespace: str, resource: tuple[str, str, str]) -> list[Mapping[str, Any]]:
-        """Every workload of ``resource`` in ``namespace`` that carries katuna's trial labels,
-        every page of them; none where the kind is not served (404: its operator removed)."""
+    def _listed(self, namespace: str, resource: tuple[str, str, str], selector: str,
+                kept: Callable[[list[Mapping[str, Any]]], list[T]]) -> list[T]:
+        """What ``kept`` keeps of the workloads of ``resource`` in ``namespace`` that ``selector``
+        selects, read page by page, each page let go once what it keeps is kept (a ``retain``
+        study of thousands of trials keeps a workload for each); none where the kind is not
+        served (404: its operator removed)."""
         group, version, plural = resource
 
         def page(token: str) -> Mapping[str, Any]:
             return cast(Mapping[str, Any], self._objects.list_namespaced_custom_object(
-                group, version, namespace, plural, label_selector=STRAY_SELECTOR, limit=LIST_PAGE,
+                group, version, namespace, plural, label_selector=selector, limit=LIST_PAGE,
                 _continue=token or None))
-        pages = call(lambda: all_pages(page, lambda listed: (listed.get("metadata") or {}).get("continue") or ""),
+        found = call(lambda: all_pages(page, lambda listed: (listed.get("metadata") or {}).get("continue") or "",
+                                       lambda listed: kept(listed.get("items") or [])),
                      f"list katuna's {plural}.{group} in namespace {namespace}", tolerate=(404,),
                      translator=self._translate)
-        return [item for listed in pages or [] for item in listed.get("items") or []]
+        return found or []
 
     def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one of the launch's workloads (:meth:`_delete_object`)."""
@@ -255,13 +277,11 @@ class Workloads:
 
     def drop(self, namespace: str, resource: tuple[str, str, str], study: str, uid: str) -> None:
         """Delete every workload of ``resource`` of the study (of ``uid``) in ``namespace``, with
-        its pods, ended or not: its resource was deleted. A kind the cluster no longer serves has none."""
-        group, version, plural = resource
-        found = call(lambda: self._objects.list_namespaced_custom_object(
-            group, version, namespace, plural, label_selector=study_selector(study, uid)),
-            f"list the {plural} of study {study}", tolerate=(404,), translator=self._translate)
-        for item in cast(Mapping[str, Any], found or {}).get("items") or []:
-            self._delete_object(resource, namespace, item["metadata"]["name"], None)
+        its pods, ended or not: its resource was deleted. Read page by page, only their names
+        kept, as a ``retain`` study of thousands of trials keeps one for each. A kind the
+        cluster no longer serves has none."""
+        for name in self._listed(namespace, resource, study_selector(study, uid), _names):
+            self._delete_object(resource, namespace, name, None)
 
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""
