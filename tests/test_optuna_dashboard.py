@@ -68,7 +68,7 @@ def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -
                               preexec_fn=_without_root_override if held else None)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while True:
             try:
                 get(base + "/api/studies")
