@@ -298,3 +298,41 @@ def test_the_dashboards_table_takes_a_comma_list_of_states_and_refuses_a_min_abo
     assert table.status_code == 200 and f"{sum(t.state in (COMPLETE, PRUNED) for t in EVERY)} trials match" in table.text
     refused = client.get("/ui/studies/big/trials?field=param:x&min=2&max=1")
     assert refused.status_code == 400 and "min of x: expected at most its max, 1.0, got 2.0" in refused.text
+
+
+NAMED = {"α": [0.75, 0.25, 0.5, None], "a\\b": [1, 3, 2, 4], "学习率": ["16", "64", "32", "16"],
+         "优化器": ["adam", "sgd", "adam", "sgd"]}
+"""Parameters whose names JSON writes escaped (past ASCII, a backslash), each trial's value (a
+float, an int, a discrete parameter's numbers as Katib writes them, a categorical's labels)."""
+
+
+def test_parameters_named_past_ascii_or_with_a_backslash_filter_and_order_as_any_other(tmp_path: Path):
+    """Their trials are stored with the names escaped (``"\\u03b1"``): read by a path, ``$."α"``,
+    no trial had a value, so a range or a label kept none and an order put all of them last."""
+    definition = study_definition(name="named", maxTrials=10, parameters=[
+        {"name": "α", "type": "float", "min": 0.0, "max": 1.0}, {"name": "a\\b", "type": "int", "min": 0, "max": 9},
+        {"name": "学习率", "type": "discrete", "values": [16, 32, 64]},
+        {"name": "优化器", "type": "categorical", "values": ["adam", "sgd"]}],
+        trialTemplate={"command": ["train", *(f"${{trialParameters.{name}}}" for name in NAMED)]})
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-named", status="completed"))
+    with store.transaction():
+        for number in range(4):
+            params = {name: values[number] for name, values in NAMED.items() if values[number] is not None}
+            store.add_trial(TrialRecord("named", number, params, COMPLETE, values=[number], started_at=START,
+                                        finished_at=START + 1))
+    runtime.close()
+    with app_client(tmp_path / "katuna.db") as served:
+        def numbers(query: str) -> list[int]:
+            answer = served.get(f"/studies/named/trials?{query}")
+            assert answer.status_code == 200, answer.get_json()
+            return [t["number"] for t in answer.get_json()]
+
+        assert numbers("field=param:%CE%B1&min=0.4") == [0, 2]
+        assert numbers("order=param:%CE%B1") == [1, 2, 0, 3]
+        assert numbers("field=param:a%5Cb&min=2&max=3") == [1, 2]
+        assert numbers("order=param:a%5Cb:desc") == [3, 1, 2, 0]
+        assert numbers("order=param:%E5%AD%A6%E4%B9%A0%E7%8E%87&field=param:%E5%AD%A6%E4%B9%A0%E7%8E%87&min=20") == \
+            [2, 1]
+        assert numbers("param:%E4%BC%98%E5%8C%96%E5%99%A8=sgd") == [1, 3]

@@ -382,6 +382,48 @@ def test_the_error_codes_the_api_page_names_are_the_services_with_their_statuses
         == [], "temporary errors outside the 503 row"
 
 
+def _documented_tree() -> dict[str, str | None]:
+    """The exception tree the docstring of :mod:`functions.core.errors` draws: each class named
+    at the start of a line under ``KatunaError``, by its parent (the class a level less indented)."""
+    import functions.core.errors
+
+    doc = functions.core.errors.__doc__ or ""
+    parents: dict[str, str | None] = {}
+    stack: list[tuple[int, str]] = []
+    for line in doc[doc.index("\n``KatunaError``\n"):].splitlines():
+        found = re.match(r"( *)``(\w+)``", line)
+        if not found:
+            continue
+        depth = len(found[1])
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        parents[found[2]] = stack[-1][1] if stack else None
+        stack.append((depth, found[2]))
+    return parents
+
+
+def test_the_exception_tree_the_errors_module_draws_is_katunas_with_each_class_under_its_parent():
+    """The one page that says which of katuna's errors to catch and which say "retry": every
+    class of the tree, wherever it is defined, is drawn there under the class it derives from,
+    and nothing else is, with the HTTP status it is answered with where that is not its branch's."""
+    import functions.core.errors
+    from functions.adapters.web.errors import status_of
+    from functions.core.errors import KatunaError
+
+    kinds = {kind.__name__: kind for kind in _katuna_errors().values()
+             if kind.__module__.startswith("functions.")}  # not the provisioning script's (infra/)
+    actual = {name: next((base.__name__ for base in kind.__bases__ if issubclass(base, KatunaError)), None)
+              for name, kind in kinds.items()}
+    assert _documented_tree() == actual
+    doc = functions.core.errors.__doc__ or ""
+    for name, kind in kinds.items():
+        status = status_of(kind.__new__(kind))
+        line = next(line for line in doc.splitlines() if line.strip().startswith(f"``{name}``"))
+        said = re.findall(r"\((\d{3})[;)]|HTTP (\d{3})", line)
+        branch = 503 if kind.retryable else 422
+        assert (status == branch and not said) or str(status) in {number for pair in said for number in pair}, line
+
+
 def test_the_serve_command_on_the_api_page_exists():
     _assert_cli_usage(command_lines(block("docs/api.md", "The HTTP API and CloudEvent functions", "sh"), "katuna"))
 

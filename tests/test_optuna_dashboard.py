@@ -130,6 +130,25 @@ def test_optuna_dashboard_names_each_objective_by_its_metric(tmp_path):
         store.close()
 
 
+def test_a_study_whose_journal_is_damaged_is_left_out_of_the_list_which_shows_the_others(tmp_path):
+    """One study's journal damaged in place failed the whole list (``500``, a traceback on the
+    console): no study could be opened. It is left out, the console saying which and what to do."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        for name in ("od-damaged", "od-sound"):
+            assert run_study(runner, study_definition(name=name), tmp_path).status == "completed"
+    finally:
+        runner.close()
+    with sqlite3.connect(tmp_path / "katuna.db") as conn:
+        conn.execute("UPDATE optuna_journal SET body = '{not json' WHERE stream = (SELECT MIN(stream) "
+                     "FROM optuna_journal) AND number = 1")
+    with dashboard(tmp_path) as base:
+        assert [s["study_name"] for s in get(base + "/api/studies")["study_summaries"]] == ["od-sound"]
+    console = (tmp_path / "dashboard.log").read_text()
+    assert "the Optuna journal of study 'od-damaged'" in console and "left out of the studies listed" in console
+    assert "Traceback" not in console, console
+
+
 def test_optuna_dashboard_shows_the_trials_katuna_has_a_prepared_one_waiting_a_discarded_one_not_at_all(
         embedded, tmp_path):
     """A trial asked for ahead (look-ahead) is running to Optuna but waits in katuna; once the study

@@ -21,6 +21,12 @@ from functions.core.timeouts import REMOTE_TIMEOUT
 RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
 """Statuses a later try may not get: 410 Gone is a resourceVersion or ``continue`` token the API
 server compacted away, which a list started again gets past (:func:`all_pages`)."""
+UNAUTHORIZED = 401
+"""The API server's answer to a request whose credentials it did not take: a token rotated or
+expired since it was read, an authenticator (a webhook's, an OIDC issuer's) away, a kubeconfig's
+or a proxy's credentials run out. Nothing in the request is to blame (the API server
+authenticates before it reads the request), so it is refused for now, not for good: a study is
+never failed, nor a submission refused as invalid, for credentials the operator renews."""
 GONE = 410
 REQUEST_TOO_LARGE = 413
 FORBIDDEN = 403
@@ -106,7 +112,12 @@ write is refused again however often it is tried."""
 def translate(exc: Exception, doing: str) -> Exception:
     """The katuna error for a failed API call: permanent for a refusal the API will repeat (an
     object too large for etcd among them, :data:`TOO_LARGE`), temporary (retried) otherwise, a
-    call that timed out and a quota full included."""
+    call that timed out, a quota full and credentials not taken (:data:`UNAUTHORIZED`) included."""
+    if isinstance(exc, ApiException) and exc.status == UNAUTHORIZED:
+        return TemporaryError(f"could not {doing}: the Kubernetes API server did not take katuna's credentials "
+                              f"(401 Unauthorized: a token rotated, expired or revoked, or its authenticator away); "
+                              f"tried again later: renew them (the service account's token, the kubeconfig, or "
+                              f"KATUNA_K8S_API's proxy)")
     if isinstance(exc, ApiException) and too_large(exc):
         return PermanentError(f"Kubernetes refused to {doing}: the object would be larger than etcd stores "
                               f"(--max-request-bytes, 1.5 MiB by default): {exc.status} {exc.reason}: {exc.body}")

@@ -16,6 +16,7 @@ here, so that a sampler run through either storage finds the trials it named.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from collections import OrderedDict
@@ -38,6 +39,7 @@ from functions.adapters.sqlite_journal import (
     SqliteJournalBackend,
     connect_copy,
 )
+from functions.core.errors import DamagedJournal
 from functions.core.optuna_compat import (
     DEFAULT_STUDY_NAME_PREFIX,
     FrozenStudy,
@@ -47,6 +49,8 @@ from functions.core.optuna_compat import (
     with_study_id,
     with_trial_id,
 )
+
+log = logging.getLogger("katuna.journal")
 
 TRIAL_IDS = 1 << 32
 """How many trial ids each stream has in the combined view (a study of more trials than that is
@@ -231,10 +235,17 @@ class KatunaStreams(BaseStorage):
                 for key, value in attributes.items()}
 
     def get_all_studies(self) -> list[FrozenStudy]:
-        """Every study, in the order they were created: reads every stream."""
+        """Every study, in the order they were created: reads every stream. A study whose
+        journal is damaged (:class:`DamagedJournal`) is left out, with a warning naming it and
+        what to do: the others are listed, where that one study's failure failed the listing."""
         studies = []
         for (number,) in self._conn.execute(f"SELECT id FROM {STREAMS_TABLE} ORDER BY id").fetchall():
-            for study in self.stream(number).get_all_studies():
+            try:
+                found = self.stream(number).get_all_studies()
+            except DamagedJournal as exc:
+                log.warning("%s; the study is left out of the studies listed", exc)
+                continue
+            for study in found:
                 study.system_attrs = self._shown_attributes(number, study.system_attrs)
                 studies.append(with_study_id(study, number))
         return studies

@@ -37,13 +37,24 @@ def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
         return (f"CASE WHEN json_valid(metrics) THEN json_extract(metrics, ?) "
                 f"WHEN json_valid({_METRICS_AS_JSON}) THEN json_extract({_METRICS_AS_JSON}, ?) END"), [path, path]
     if kind == "param" and name:
-        value = "json_extract(params, ?)"
+        value, args = _param(name, "value")
         if any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
             value = f"CAST({value} AS REAL)"
-        return f"CASE WHEN json_valid(params) THEN {value} END", [path]
+        return f"CASE WHEN json_valid(params) THEN {value} END", args
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
+
+
+def _param(name: str, column: str) -> tuple[str, list[str]]:
+    """The SQL of a trial's parameter ``name``'s ``value`` or JSON ``type`` (as ``json_type``
+    names it), with its arguments. A name JSON writes as it is is read by its path; one it
+    writes escaped (a letter past ASCII, ``α``, a backslash) is read by its key from
+    ``json_each``: params are stored with such names escaped (``"\\u03b1"``), and SQLite before
+    3.45 matches a path's quoted label against a key as written, so ``$."α"`` found no value."""
+    if json.dumps(name)[1:-1] == name:
+        return f"json_{'extract' if column == 'value' else 'type'}(params, ?)", ['$."' + name + '"']
+    return f"(SELECT {column} FROM json_each(params) WHERE key = ?)", [name]
 
 
 _JSON_TYPES = {True: "'true'", False: "'false'", None: "'null'"}
@@ -54,17 +65,18 @@ def _one_of(field: str, values: tuple[Any, ...]) -> tuple[str, list[Any]]:
     """The condition that a trial's parameter ``field`` (``param:<name>``) holds one of
     ``values`` (text, numbers, booleans or null, as stored), with its arguments. Each value is
     matched with its JSON type, so the text ``"1"`` is not the number 1, nor 1 the boolean true."""
-    path = '$."' + field.partition(":")[2] + '"'
+    name = field.partition(":")[2]
+    (of_type, type_args), (valued, value_args) = _param(name, "type"), _param(name, "value")
     conditions: list[str] = []
     args: list[Any] = []
     for value in values:
         if isinstance(value, bool) or value is None:
-            conditions.append(f"json_type(params, ?) = {_JSON_TYPES[value]}")
-            args.append(path)
+            conditions.append(f"{of_type} = {_JSON_TYPES[value]}")
+            args += type_args
             continue
         kind = "= 'text'" if isinstance(value, str) else "IN ('integer', 'real')"
-        conditions.append(f"(json_type(params, ?) {kind} AND json_extract(params, ?) = ?)")
-        args += [path, path, value]
+        conditions.append(f"({of_type} {kind} AND {valued} = ?)")
+        args += [*type_args, *value_args, value]
     return f"CASE WHEN json_valid(params) THEN ({' OR '.join(conditions) or '0'}) END", args
 
 

@@ -1,21 +1,53 @@
 """The exception tree: one root, split by whether retrying the same request can help.
 
+Every error katuna raises on purpose is a ``KatunaError``; catch ``TemporaryError`` (or read
+``retryable``) for what may pass when tried again, ``PermanentError`` for what will not. Over
+HTTP each is an answer of the code its class names in snake_case (``study_not_found``: docs/api.md,
+Errors) with ``retryable``; a permanent error is answered with the status named, ``422`` where
+none is, and an event function answers ``422`` where this says ``404`` or ``409``, which Knative
+would retry. Classes defined beside what raises them name their module.
+
 ``KatunaError``
-    ``PermanentError`` (retrying cannot help; HTTP 400/422)
-        ``InvalidStudy``     a study definition with one or more problems
-            ``UnparseableStudy``  not YAML or JSON, or empty
-        ``MalformedRequest`` a request that cannot be read (an event that is no CloudEvent)
-        ``StudyConflict``    another definition already uses the name
-        ``StudyNotFound``    no study by that name
-        ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
-        ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
-        ``RefusedFile``      a file a local trial left is not one the service reads (under /proc)
-        ``ForgedEvent``      an event that does not prove it comes from katuna (HTTP 403)
-        ``NoKubernetesApi``  an event about a Kubernetes resource, where no cluster's API is configured
-            ``ForgedReport``  a progress report without its attempt's token
-    ``TemporaryError`` (retrying later may help; HTTP 503)
-        ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
-            ``StorageFull``     the disk holding the database is full
+    ``PermanentError`` (retrying cannot help; HTTP 422)
+        ``InvalidStudy``         a study definition with one or more problems
+            ``UnparseableStudy``   not YAML or JSON, or empty (400)
+            ``RefusedWorkload``    a trial's workload refused at launch for what its values made of it
+        ``MalformedRequest``     a request that cannot be read (400)
+            ``MalformedEvent``     not a CloudEvent 1.0 (400; :mod:`functions.adapters.cloudevents_data`)
+            ``MalformedEventData`` an event whose data lacks a field or holds a wrong one (400; :mod:`functions.dispatch`)
+        ``StudyConflict``        another definition already uses the name (409)
+            ``RestartThroughResource``  an ended study of a cluster resource, posted to restart it (409)
+        ``StudyRunsElsewhere``   the study's trials run where this service does not run trials (409)
+        ``FollowsResource``      the study is deleted through the resource it follows (409)
+        ``StudyNotFound``        no study by that name (404)
+        ``LogGone``              an attempt's log is no longer there (404)
+        ``OutputLost``           an ended attempt's output went before it was read
+        ``ForgedEvent``          an event that does not prove it comes from katuna (403)
+            ``ForgedReport``       a progress report without its attempt's token (403)
+        ``NoKubernetesApi``      an event about a Kubernetes resource, where no cluster's API is configured
+        ``InvalidSetting``       a ``KATUNA_*`` setting katuna cannot use (also a ``ValueError``)
+        ``UnreadableFile``       a file given to the CLI is not a readable, small, UTF-8 regular file
+        ``RefusedFile``          a file a local trial left is not one the service reads (under /proc)
+        ``DamagedJournal``       a record of a study's Optuna journal cannot be read
+        ``UnknownEventType``     a type nothing handles, not of katuna's own (:mod:`functions.dispatch`)
+        ``NodePoolFailed``       the cloud refused a node-pool request (:mod:`functions.core.nodepool`)
+        ``NoNodePools``          a node pool asked where no cloud is configured (:mod:`functions.handlers.releasing`)
+        ``ConfigMapForbidden``   a ConfigMap the Kubernetes API refuses katuna (:mod:`functions.core.cluster_templates`)
+        ``NotRenderable``        a study lacking what a Kubernetes trial needs (:mod:`functions.core.job`)
+        ``NoCommand``            a container with no command to wrap (:mod:`functions.core.file_collector`)
+        ``CheckpointClash``      a pod already has what checkpoints add (:mod:`functions.core.checkpoint_volume`)
+        ``UnreadableSpec``       a stored spec no study can be rebuilt from (:mod:`functions.core.stored`)
+    ``TemporaryError`` (retrying later may help; HTTP 503 with ``Retry-After``)
+        ``StorageUnavailable``   the database cannot be opened or written (read-only, missing rights)
+            ``StorageFull``        the disk holding the database is full
+            ``ForeignDatabase``    an SQLite database that is not katuna's
+            ``NewerDatabase``      a database a newer katuna migrated
+            ``LogsUnavailable``    the trial-log folder cannot be written
+        ``ServiceBusy``          the service runs as many trials as it allows; the trial waits
+        ``QuotaFull``            a namespace's ResourceQuota has no room now; the trial waits
+        ``Stopping``             katuna is stopping while it read a trial's output
+        ``NewerEventType``       a ``dev.katuna.*`` type of a newer katuna's (:mod:`functions.dispatch`)
+        ``UnknownFunction``      a function of a newer katuna's Trigger (:mod:`functions.dispatch`)
 """
 
 from __future__ import annotations

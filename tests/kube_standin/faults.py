@@ -10,6 +10,9 @@ loaded after a restart, kubernetes/kubernetes#115241).
 its answer until :meth:`Held.release`: the test kills the caller meanwhile.
 :meth:`Faults.refuse` answers the next calls of a verb on a resource 503, changing nothing.
 :meth:`Faults.unserve` answers them as for a kind it does not serve (404, no Status).
+:meth:`Faults.unauthenticate` answers the next requests ``401 Unauthorized``, as an API server
+answers a bearer token it does not take (rotated or expired since the client read it, or its
+authenticator webhook away), before it reads anything else of the request.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class Faults:
         self._held: dict[tuple[str, str], Held] = {}
         self._refused: dict[tuple[str, str], int] = {}
         self._unserved: dict[tuple[str, str], int] = {}
+        self._unauthenticated = 0
 
     def hold(self, verb: str, resource: str) -> Held:
         """Hold the answers of later ``verb`` calls on ``resource`` (``deletecollection``, ``jobs``)
@@ -66,6 +70,19 @@ class Faults:
         as the API server answers a path it does not route, changing nothing."""
         with self._lock:
             self._unserved[(verb, resource)] = times
+
+    def unauthenticate(self, times: int = 1) -> None:
+        """Answer the next ``times`` requests, whatever they ask, ``401 Unauthorized``."""
+        with self._lock:
+            self._unauthenticated = times
+
+    def authentication(self) -> tuple[int, dict] | None:
+        """The 401 to answer this request with, before anything else is read of it, or None."""
+        with self._lock:
+            if self._unauthenticated <= 0:
+                return None
+            self._unauthenticated -= 1
+        return 401, status(401, "Unauthorized", "Unauthorized")
 
     def unserved(self, verb: str, resource: str) -> bool:
         """Whether this call is answered as one of a kind not served (and one fewer left to be)."""

@@ -171,6 +171,10 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if (unauthenticated := cluster.faults.authentication()) is not None:
+                self.rfile.read(length)
+                self._send(*unauthenticated)
+                return
             if self.command in ("POST", "PUT", "PATCH") and (too_large := etcd.body_refusal(length)) is not None:
                 self.rfile.read(length)
                 self._send(*too_large)
