@@ -17,12 +17,10 @@ Ends with ``look_requests_per_trial=``, ``scan_requests_per_trial=``, ``stop_req
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import tempfile
 import tracemalloc
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -87,16 +85,7 @@ def sweep(kept: int, folder: Path) -> tuple[Counter[str], float]:
         job = render_job(TrialLaunch(STUDY, "kept-uid", 0, 1, f"{STUDY}-0", ["python", "train.py"], {}, ".", None,
                                      image="python:3.12"), cluster)
         job["metadata"]["namespace"] = NAMESPACE
-        stamp = clock.stamp()
-        job["status"] = {"conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp,
-                                         "lastTransitionTime": stamp}], "succeeded": 1, "startTime": stamp,
-                         "completionTime": stamp}
-        with kube.lock:
-            for number in range(kept):
-                made = copy.deepcopy(job)
-                made["metadata"].update(name=f"{STUDY}-{number}", uid=str(uuid.uuid4()))
-                made["metadata"]["labels"][TRIAL_LABEL] = str(number)
-                kube.jobs[(NAMESPACE, made["metadata"]["name"])] = made
+        kube.keep_completed_jobs(job, kept, TRIAL_LABEL)
         executor = KubernetesExecutor(cluster, api_client(kube.url), clock=clock.time)
         store = SqliteStore(folder / "sweep.db")
         tracemalloc.start()

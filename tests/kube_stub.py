@@ -16,6 +16,7 @@ calls :meth:`KubeStub.settle` and advances the clock, and the containers should 
 
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import tempfile
@@ -529,6 +530,22 @@ class KubeStub(ApiServer, Workloads):
         self.jobs[key] = job
         self.history.record("ADDED", "jobs", job)
         return job
+
+    def keep_completed_jobs(self, job: dict, count: int, numbered_by: str) -> None:
+        """``count`` copies of ``job`` (a Job as katuna renders one, its namespace set) as the Job
+        controller leaves one that completed, numbered by their name's suffix and the label
+        ``numbered_by``: the finished Jobs a ``retain`` study keeps, stored at once."""
+        stamp = self.clock.stamp()
+        done = {"conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp,
+                                "lastTransitionTime": stamp}], "succeeded": 1, "startTime": stamp,
+                "completionTime": stamp}
+        base = job["metadata"]["name"].rpartition("-")[0]
+        with self.lock:
+            for number in range(count):
+                made = {**copy.deepcopy(job), "status": copy.deepcopy(done)}
+                made["metadata"].update(name=f"{base}-{number}", uid=str(uuid.uuid4()), creationTimestamp=stamp)
+                made["metadata"]["labels"][numbered_by] = str(number)
+                self.jobs[(made["metadata"]["namespace"], made["metadata"]["name"])] = made
 
     def record_event(self, obj: dict, kind: str, reason: str, message: str, component: str = "") -> None:
         """A controller's Event about ``obj``, as its event recorder (``component``'s) writes it:

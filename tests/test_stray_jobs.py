@@ -207,16 +207,7 @@ def _finished_jobs(kube: KubeStub, namespace: str, study: str, uid: str, count: 
                          {"DATA": "/data"}, ".", None, image="python:3.12")
     job = render_job(launch, Cluster(namespace=namespace))
     job["metadata"]["namespace"] = namespace
-    stamp = kube.clock.stamp()
-    job["status"] = {"conditions": [{"type": "Complete", "status": "True", "lastProbeTime": stamp,
-                                     "lastTransitionTime": stamp}], "succeeded": 1, "startTime": stamp,
-                     "completionTime": stamp}
-    with kube.lock:
-        for number in range(count):
-            made = copy.deepcopy(job)
-            made["metadata"].update(name=f"{study}-{number}", uid=str(uuid.uuid4()))
-            made["metadata"]["labels"][TRIAL_LABEL] = str(number)
-            kube.jobs[(namespace, made["metadata"]["name"])] = made
+    kube.keep_completed_jobs(job, count, TRIAL_LABEL)
 
 
 def _sweep_peak(deps: Deps, place: Place) -> int:
