@@ -24,7 +24,8 @@ that Katib would restart restarts it (:mod:`functions.core.resume`), and any oth
 refused in the status. Study names are shared by every namespace: a resource whose name another
 namespace's holds is refused (that namespace not named), one whose name a deleted resource's
 study holds takes it, as one applied again in the same namespace does. Each generation
-is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
+is handled once: the stored origin (or, for a refused resource, its status, with a digest of its
+labels and annotations, whose change alone is no new generation) remembers it, so
 the update events of katuna's own status writes change nothing.
 """
 
@@ -44,7 +45,7 @@ from functions.core.job_resources import missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.ports import Resources
 from functions.core.records import STOPPED, StudyRecord
-from functions.core.resource_status import failed_status
+from functions.core.resource_status import failed_status, refusal_stands
 from functions.core.resources import (
     DELETED,
     EDITABLE,
@@ -97,13 +98,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             return _edit(deps, stored, origin, current) if generation > origin.generation else []
         retire(deps, stored, origin)
         stored = None
-    if _handled(current, generation):
+    if refusal_stands(current):
         return []
     if stored is not None and origin is not None and _let_go(deps.resources, origin):
         retire(deps, stored, origin)
         stored = None
     if stored is not None:
-        _fail(deps, ref, uid, generation, "StudyNameTaken", [_name_taken(ref, origin)])
+        _fail(deps, ref, current, "StudyNameTaken", [_name_taken(ref, origin)])
         return []
     return _create(deps, ref, current)
 
@@ -127,15 +128,10 @@ def _stored(deps: Deps, name: str) -> StudyRecord | None:
         return None
 
 
-def _handled(current: Mapping[str, Any], generation: int) -> bool:
-    """Whether katuna refused this generation already (its status says so)."""
-    status = current.get("status") or {}
-    return status.get("phase") == "Failed" and status.get("observedGeneration") == generation
-
-
-def _fail(deps: Deps, ref: Ref, uid: str, generation: int, reason: str, problems: list[Problem]) -> None:
+def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problems: list[Problem]) -> None:
     if deps.resources is not None:
-        deps.resources.write_status(ref, uid, partial(failed_status, reason, problems, generation, deps.clock()))
+        deps.resources.write_status(ref, current["metadata"]["uid"],
+                                    partial(failed_status, reason, problems, current["metadata"], deps.clock()))
 
 
 def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
@@ -155,11 +151,11 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
             raise InvalidStudy([unsized])
         forbidden = _access_refusal(deps, spec, submitted)
         if forbidden is not None:
-            _fail(deps, ref, uid, generation, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
+            _fail(deps, ref, current, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
             return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     except InvalidStudy as exc:
-        _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
+        _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
     report(record, deps)
     return [study_created(record.name, record.uid, record.restarts)]
