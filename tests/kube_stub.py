@@ -72,6 +72,21 @@ CONTROLLERS = {"training-operator": (TrainingOperator,), "trainer": (Trainer, Jo
 """The controllers each operator's installation runs."""
 
 
+def _marks(current: dict, given: dict | None = None, applied: dict | None = None) -> dict:
+    """The labels and annotations of a resource (``current``'s metadata), or, with ``given``, as
+    ``kubectl apply`` of the metadata ``given`` leaves them (its three-way merge: ``given``'s keys
+    set, those of the last apply (``applied``) that ``given`` drops removed, any other key, such
+    as one ``kubectl label`` set, kept). A change of them alone is no new generation."""
+    marks = {key: dict(current.get(key) or {}) for key in ("labels", "annotations")}
+    if given is None:
+        return marks
+    for key, values in marks.items():
+        for dropped in set((applied or {}).get(key) or {}) - set(given.get(key) or {}):
+            values.pop(dropped, None)
+        values.update(given.get(key) or {})
+    return marks
+
+
 class KubeStub(ApiServer, Workloads):
     """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
 
@@ -121,6 +136,9 @@ class KubeStub(ApiServer, Workloads):
         self.on_log_read: Callable[[str, dict[str, str]], None] | None = None
         """Called with the pod and query of each read of a pod's log, before the API answers it."""
         self.resources: dict[tuple[str, str, str], dict] = {}
+        self.applied: dict[tuple[str, str, str], dict] = {}
+        """The labels and annotations each resource was last applied with (kubectl's
+        ``last-applied-configuration``)."""
         self.terminating: dict[tuple[str, str], float] = {}
         """Pods deleted while running, by (namespace, name): when their grace period ends."""
         self.gc_seconds = 0.0
@@ -418,10 +436,14 @@ class KubeStub(ApiServer, Workloads):
                     "metadata": {**metadata, "namespace": key[1], "uid": str(uuid.uuid4()), "generation": 1,
                                  "creationTimestamp": self.clock.stamp()}}
                 self.history.record("ADDED", plural, current)
-            elif current["spec"] != obj["spec"]:
+            elif current["spec"] != obj["spec"] or _marks(current["metadata"], metadata, self.applied.get(key)) \
+                    != _marks(current["metadata"]):
+                if current["spec"] != obj["spec"]:
+                    current["metadata"]["generation"] += 1
                 current["spec"] = obj["spec"]
-                current["metadata"]["generation"] += 1
+                current["metadata"].update(_marks(current["metadata"], metadata, self.applied.get(key)))
                 self.history.record("MODIFIED", plural, current)
+            self.applied[key] = _marks(metadata)
             return snapshot(current)
 
     def delete(self, kind: str, namespace: str, name: str, api_version: str = "katuna.dev/v1",

@@ -7,8 +7,10 @@ and the edits it takes are :mod:`functions.core.resources`'s.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,7 +111,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,
         "progress": f"{counts.finished}/{shown_total(record) or '-'}",
-        "problems": None,
+        "problems": None, "observedMetadata": None,
     }
     """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
@@ -196,9 +198,30 @@ def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observatio
     return shown + [{"name": name, **dict.fromkeys(("min", "max", "latest"), UNAVAILABLE)} for name in unreported]
 
 
-def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:
-    """The status of a resource katuna could not take: every problem, with its field path."""
+def failed_status(reason: str, problems: Sequence[Problem], metadata: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The status of a resource katuna could not take: every problem, with its field path, and
+    the generation and :func:`marks` of the resource (its ``metadata``) it was refused at."""
     lines = "; ".join(str(p) for p in problems)
     message = f"{len(problems)} problem(s): {lines}" if len(problems) > 1 else lines
-    return {"phase": "Failed", "observedGeneration": generation, "conditions": [_condition("Failed", reason, message, now)],
+    return {"phase": "Failed", "observedGeneration": metadata.get("generation") or 1,
+            "observedMetadata": marks(metadata), "conditions": [_condition("Failed", reason, message, now)],
             "problems": [{"field": p.path, "message": p.message} for p in problems]}
+
+
+def marks(metadata: Mapping[str, Any]) -> str:
+    """A digest of a resource's labels and annotations, which katuna reads (an Experiment's
+    labels go to its trials, an annotation may give its node pool) and whose change alone is no
+    new generation (the API server counts only the spec's): a refusal keeps it, so that a
+    resource whose labels or annotations are put right is taken (:func:`refusal_stands`)."""
+    given = {key: metadata.get(key) or {} for key in ("labels", "annotations")}
+    return hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def refusal_stands(obj: Mapping[str, Any]) -> bool:
+    """Whether katuna refused the resource ``obj`` as it is now: its status says so for its
+    generation and its labels and annotations (one written without :func:`marks`, for its
+    generation)."""
+    status, metadata = obj.get("status") or {}, obj.get("metadata") or {}
+    if status.get("phase") != "Failed" or status.get("observedGeneration") != (metadata.get("generation") or 1):
+        return False
+    return status.get("observedMetadata") in (None, marks(metadata))

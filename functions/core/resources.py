@@ -115,6 +115,21 @@ class Origin:
                 f"which can then be deleted")
 
 
+def name_taken(ref: Ref, holder: Ref | None) -> str:
+    """Why the resource ``ref`` cannot have the study of its name, which a study submitted over
+    HTTP holds (``holder`` None), or the study of the resource ``holder``, which is there. Study
+    names are shared by every namespace katuna serves; a ``holder`` of another namespace is not
+    named, which the users of ``ref``'s namespace may not see."""
+    if holder is None:
+        taken = "submitted over the HTTP API or the CLI; rename this resource, or delete that study"
+    elif holder.namespace != ref.namespace:
+        taken = ("from a resource in another namespace (study names are shared by every namespace katuna "
+                 "serves); rename this resource")
+    else:
+        taken = f"from {holder}; rename this resource, or delete that one"
+    return f"a study named {ref.name!r} already exists ({taken})"
+
+
 def origin_of(record: StudyRecord | None) -> Origin | None:
     """The cluster resource a stored study follows, as its record keeps it; None for a study
     submitted any other way, or none stored."""

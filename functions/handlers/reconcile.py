@@ -62,6 +62,7 @@ from functions.core.events import Event, resource_changed, study_completed, stud
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
 from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
+from functions.core.resource_status import refusal_stands
 from functions.core.resources import Origin, Ref, is_study_resource, origin_of, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
@@ -290,11 +291,10 @@ def status_events(deps: Deps, studies: Sequence[StudyRecord], listed: Mapping[Re
 
 def _known(obj: Mapping[str, Any], stored: StudyRecord | None) -> bool:
     """Whether katuna has handled the resource as it is now: its study is stored from this uid
-    at this generation, or its status reports this generation refused."""
+    at this generation, or its status reports it refused as it is (:func:`refusal_stands`)."""
     metadata = obj["metadata"]
     generation = metadata.get("generation") or 1
-    status = obj.get("status") or {}
-    if status.get("phase") == "Failed" and status.get("observedGeneration") == generation:
+    if refusal_stands(obj):
         return True
     origin = origin_of(stored)
     return origin is not None and origin.ref == ref_of(obj) and origin.uid == metadata.get("uid") \

@@ -21,8 +21,11 @@ Katib's webhook rules; not one whose maxTrials would take the study's Optuna his
 ``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken;
 one without maxTrials takes the trial cap the limits give it then: :mod:`functions.core.trial_cap`) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
-refused in the status. Each generation
-is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
+refused in the status. Study names are shared by every namespace: a resource whose name another
+namespace's holds is refused (that namespace not named), one whose name a deleted resource's
+study holds takes it, as one applied again in the same namespace does. Each generation
+is handled once: the stored origin (or, for a refused resource, its status, with a digest of its
+labels and annotations, whose change alone is no new generation) remembers it, so
 the update events of katuna's own status writes change nothing.
 """
 
@@ -40,8 +43,9 @@ from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.job_resources import gpu_misfit, missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
+from functions.core.ports import Resources
 from functions.core.records import STOPPED, StudyRecord
-from functions.core.resource_status import failed_status
+from functions.core.resource_status import failed_status, refusal_stands
 from functions.core.resources import (
     DELETED,
     EDITABLE,
@@ -50,6 +54,7 @@ from functions.core.resources import (
     definition,
     in_namespace,
     is_study_resource,
+    name_taken,
     namespace_problems,
     origin_of,
     ref_of,
@@ -93,15 +98,27 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             return _edit(deps, stored, origin, current) if generation > origin.generation else []
         retire(deps, stored, origin)
         stored = None
-    if _handled(current, generation):
+    if refusal_stands(current):
         return []
+    if stored is not None and origin is not None and _let_go(deps.resources, origin):
+        retire(deps, stored, origin)
+        stored = None
     if stored is not None:
-        taken = "over the HTTP API or the CLI" if origin is None else f"from {origin.ref}"
-        problem = Problem("metadata.name", f"a study named {ref.name!r} already exists (submitted {taken}); "
-                                           "rename this resource, or delete that study")
-        _fail(deps, ref, uid, generation, "StudyNameTaken", [problem])
+        _fail(deps, ref, current, "StudyNameTaken", [_name_taken(ref, origin)])
         return []
     return _create(deps, ref, current)
+
+
+def _let_go(resources: Resources, origin: Origin) -> bool:
+    """Whether the resource a study came from is gone (deleted, in whichever namespace), so the
+    name goes to the next resource applied under it, as one applied again in its namespace takes it."""
+    return (resources.katib_api or not origin.ref.katib) and resources.get(origin.ref) is None
+
+
+def _name_taken(ref: Ref, origin: Origin | None) -> Problem:
+    if origin is not None and origin.ref.namespace != ref.namespace:
+        log.warning("%s: its study's name is held by %s", ref, origin.ref)
+    return Problem("metadata.name", name_taken(ref, None if origin is None else origin.ref))
 
 
 def _stored(deps: Deps, name: str) -> StudyRecord | None:
@@ -111,15 +128,10 @@ def _stored(deps: Deps, name: str) -> StudyRecord | None:
         return None
 
 
-def _handled(current: Mapping[str, Any], generation: int) -> bool:
-    """Whether katuna refused this generation already (its status says so)."""
-    status = current.get("status") or {}
-    return status.get("phase") == "Failed" and status.get("observedGeneration") == generation
-
-
-def _fail(deps: Deps, ref: Ref, uid: str, generation: int, reason: str, problems: list[Problem]) -> None:
+def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problems: list[Problem]) -> None:
     if deps.resources is not None:
-        deps.resources.write_status(ref, uid, partial(failed_status, reason, problems, generation, deps.clock()))
+        deps.resources.write_status(ref, current["metadata"]["uid"],
+                                    partial(failed_status, reason, problems, current["metadata"], deps.clock()))
 
 
 def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
@@ -139,11 +151,11 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
             raise InvalidStudy([unfit])
         forbidden = _access_refusal(deps, spec, submitted)
         if forbidden is not None:
-            _fail(deps, ref, uid, generation, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
+            _fail(deps, ref, current, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
             return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     except InvalidStudy as exc:
-        _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
+        _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
     report(record, deps)
     return [study_created(record.name, record.uid, record.restarts)]

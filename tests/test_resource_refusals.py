@@ -1,0 +1,82 @@
+"""A resource refused for its labels or annotations (a label of katuna's own prefix, a node-pool
+annotation out of bounds) is taken once they are put right: ``kubectl label``, ``kubectl
+annotate`` or ``kubectl apply`` of the corrected file change no ``metadata.generation`` (the
+API server counts only the spec's), so a refusal remembered by generation alone would stay for
+good, naming a problem the resource no longer has."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+from kube_stub import KubeStub
+from test_resources import EXAMPLES, as_experiment, conditions, send, status_of
+
+from functions.core.errors import Problem
+from functions.core.resource_status import failed_status, refusal_stands
+
+KUBE_NAMESPACES = ("team",)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def study_grants(kube: KubeStub) -> None:
+    """katuna's Role in the namespace the resources live in (its service account writes their status)."""
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "team")
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory):
+    running = Service(tmp_path_factory.mktemp("resource-refusals"), workers=1, KATUNA_K8S_API=kube.url)
+    yield running
+    running.close()
+
+
+def experiment(name: str, **metadata: dict) -> dict:
+    """Katib's example as a ``katuna.dev`` Experiment of one trial, run by a local script."""
+    katib = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    katib["metadata"] = {"name": name, "namespace": "team", **metadata}
+    container = katib["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = study_definition()["trialTemplate"]["command"][:2] + ["--x=${trialParameters.learningRate}"]
+    katib["spec"]["objective"].update(type="minimize", objectiveMetricName="loss", additionalMetricNames=[])
+    katib["spec"]["objective"].pop("goal")
+    katib["spec"].update(maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=1, parameters=katib["spec"]["parameters"][:1])
+    katib["spec"]["trialTemplate"]["trialParameters"] = katib["spec"]["trialTemplate"]["trialParameters"][:1]
+    return katib
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,wrong,field", [
+    ("ref-label", {"labels": {"katuna.dev/study": "mine"}}, "metadata.labels.katuna.dev/study"),
+    ("ref-pool", {"annotations": {"katuna.dev/node-pool": "{machineType: e2-standard-4, maxNodes: 5000}"}},
+     'metadata.annotations["katuna.dev/node-pool"].maxNodes'),
+])
+def test_a_resource_refused_for_its_metadata_is_taken_once_the_metadata_is_put_right(
+        service: Service, kube: KubeStub, name: str, wrong: dict, field: str):
+    refused = kube.apply(experiment(name, **wrong))
+    assert send(service, "add", refused) == []
+    status = status_of(kube, refused)
+    assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert field in [p["field"] for p in status["problems"]], status["problems"]
+    assert send(service, "update", kube.resources[("experiments", "team", name)]) == [], "its own status write"
+
+    fixed = kube.apply(experiment(name))
+    assert fixed["metadata"]["generation"] == 1, "a change of metadata alone is no new generation"
+    assert send(service, "update", fixed) == ["dev.katuna.study.created"], status_of(kube, fixed)
+    assert service.wait_for(name, timeout=60)["status"] == "completed"
+    assert "Failed" not in conditions(status_of(kube, fixed))
+    assert send(service, "update", copy.deepcopy(kube.resources[("experiments", "team", name)])) == []
+
+
+def test_a_refusal_stands_for_its_generation_labels_and_annotations_only():
+    metadata = {"name": "x", "generation": 2, "labels": {"team": "a"}, "annotations": {"note": "1"}}
+    refused = {"metadata": metadata, "status": failed_status("InvalidSpec", [Problem("spec", "bad")], metadata, 0.0)}
+    assert refusal_stands(refused)
+    assert not refusal_stands({**refused, "metadata": {**metadata, "generation": 3}})
+    assert not refusal_stands({**refused, "metadata": {**metadata, "labels": {}}})
+    assert not refusal_stands({**refused, "metadata": {**metadata, "annotations": {"note": "2"}}})
+    earlier = {**refused, "status": {k: v for k, v in refused["status"].items() if k != "observedMetadata"}}
+    assert refusal_stands({**earlier, "metadata": {**metadata, "labels": {}}}), "a status written before: by generation"
+    assert not refusal_stands({"metadata": metadata, "status": {"phase": "Running", "observedGeneration": 2}})
