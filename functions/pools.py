@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.gpu_fit import gpu_misfit
 from functions.core.job import NotRenderable, container_folder
-from functions.core.job_resources import gpu_misfit, hugepages_alone, missing_requests
+from functions.core.job_resources import hugepages_alone, missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems

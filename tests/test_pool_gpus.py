@@ -44,7 +44,7 @@ def refusal(definition: dict, settings: Settings) -> tuple[str, str]:
 def test_gpu_trials_on_a_gke_pool_without_gpus_are_refused_naming_its_accelerators():
     path, message = refusal(gpu_study("1", {"provider": "gke"}), GKE)
     assert path == "nodePool.accelerators"
-    assert message.startswith("trialTemplate.resources asks for 1 nvidia.com/gpu per container, but a node of "
+    assert message.startswith("trialTemplate.resources asks for 1 nvidia.com/gpu in one pod, but a node of "
                               "machine type e2-standard-4 has 0, so no trial would ever be scheduled")
     path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "n1-standard-8",
                                             "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}]}), GKE)
@@ -52,7 +52,7 @@ def test_gpu_trials_on_a_gke_pool_without_gpus_are_refused_naming_its_accelerato
     path, message = refusal(pytorch_study(4, {"provider": "gke", "machineType": "g2-standard-24"}), GKE)
     assert path == "nodePool.accelerators"
     assert message.startswith("trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template.spec.containers[0]"
-                              ".resources.limits asks for 4 nvidia.com/gpu per container, but a node of machine type "
+                              ".resources.limits asks for 4 nvidia.com/gpu in one pod, but a node of machine type "
                               "g2-standard-24 has 2")
 
 
@@ -94,3 +94,53 @@ def test_an_eks_gpu_groups_nodes_offer_gpus_only_where_nvidias_device_plugin_tol
     assert "nvidia.com/gpu" not in eks_pool(group, plugin_tolerations=NVIDIA_PLUGIN_TOLERATIONS).allocatable
     katunas = ({"key": "katuna.dev/trial", "operator": "Exists", "effect": "NoSchedule"},)
     assert eks_pool(group, plugin_tolerations=NVIDIA_PLUGIN_TOLERATIONS + katunas).allocatable["nvidia.com/gpu"] == "4"
+
+
+def job_study(pool: dict, containers: list[dict], init: list[dict] = (), resources: dict | None = None) -> dict:
+    """A Katib-style Job trial whose pod runs ``containers`` (the first is the primary) after ``init``."""
+    definition = study_definition(name="job", nodePool=pool)
+    pod = {"containers": containers, "restartPolicy": "Never", **({"initContainers": list(init)} if init else {})}
+    definition["trialTemplate"] = {"primaryContainerName": "train", **({"resources": resources} if resources else {}),
+                                   "trialSpec": {"apiVersion": "batch/v1", "kind": "Job",
+                                                 "spec": {"template": {"spec": pod}}}}
+    return definition
+
+
+def gpus(name: str, count: int, **more) -> dict:
+    """A container asking for ``count`` GPUs (and a cpu, unless ``more`` says otherwise)."""
+    return {"name": name, "image": "pytorch:2", "command": ["python", "train.py", "--x=${trialParameters.x}"],
+            "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": count}}, **more}
+
+
+T4 = {"provider": "gke", "machineType": "n1-standard-8", "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}]}
+G5 = {"provider": "eks", "instanceTypes": ["g5.xlarge"]}
+SPEC = "trialTemplate.trialSpec.spec.template.spec"
+
+
+def test_the_gpus_of_one_pods_containers_together_must_fit_one_node():
+    """The scheduler counts a pod's containers together, an init container by itself with the
+    sidecars started before it: a pod whose containers ask 1 each needs a node of 2."""
+    path, message = refusal(job_study(T4, [gpus("train", 1), gpus("sidecar", 1)]), GKE)
+    assert path == "nodePool.accelerators"
+    assert message.startswith(f"{SPEC}.containers[0].resources.limits, {SPEC}.containers[1].resources.limits ask "
+                              "together for 2 nvidia.com/gpu in one pod, but a node of machine type n1-standard-8 has 1")
+    path, message = refusal(job_study(G5, [gpus("train", 1)], init=[gpus("warm", 2)]), EKS)
+    assert (path, message.split(", but")[0]) == (
+        "nodePool.instanceTypes", f"{SPEC}.initContainers[0].resources.limits asks for 2 nvidia.com/gpu in one pod")
+    path, message = refusal(job_study(G5, [gpus("train", 1)], init=[gpus("watch", 1, restartPolicy="Always")]), EKS)
+    assert message.split(", but")[0] == (f"{SPEC}.initContainers[0].resources.limits, {SPEC}.containers[0].resources"
+                                         ".limits ask together for 2 nvidia.com/gpu in one pod")
+    bare = {"name": "train", "image": "pytorch:2", "command": ["python", "train.py", "--x=${trialParameters.x}"]}
+    sidecar = {**bare, "name": "sidecar", "resources": {"limits": {"nvidia.com/gpu": 1}}}
+    path, message = refusal(job_study(G5, [bare, sidecar], resources={"gpu": "1"}), EKS)
+    assert message.split(", but")[0] == (f"trialTemplate.resources, {SPEC}.containers[1].resources.limits ask "
+                                         "together for 2 nvidia.com/gpu in one pod")
+
+
+def test_gpus_of_separate_pods_or_of_init_containers_run_one_after_another_are_not_added_up():
+    for definition, settings in (
+            (job_study(T4, [gpus("train", 1)], init=[gpus("warm", 1)]), GKE),
+            (job_study(G5, [gpus("train", 1)], init=[gpus("warm", 1), gpus("more", 1)]), EKS),
+            (pytorch_study("1", {"provider": "eks", "instanceTypes": ["g5.xlarge"]}), EKS),
+            (pytorch_study("1", T4), GKE)):
+        check_node_pool(parse_study(definition), settings, runs_jobs=True)

@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import eks_ami, gpus, trial_spec
+from functions.core import trial_spec
 from functions.core.cluster import Cluster
 from functions.core.errors import Problem
 from functions.core.launch import TrialLaunch
-from functions.core.limit_ranges import quantity
-from functions.core.nodepool import GKE
 from functions.core.spec import Study
 
 GPU = "nvidia.com/gpu"
@@ -69,57 +67,6 @@ def missing_requests(spec: Study, defaults: Cluster) -> Problem | None:
                    "(the pool's autoscaler sizes nodes by them); expected trialTemplate.resources with cpu or memory "
                    "(or resources.requests in the trialSpec's containers), or a service default in "
                    "KATUNA_K8S_DEFAULT_RESOURCES")
-
-
-def gpu_misfit(spec: Study, defaults: Cluster) -> Problem | None:
-    """A study whose trials ask for more ``nvidia.com/gpu`` than a node of its ``nodePool``
-    offers (a GKE machine type with no or fewer GPUs, an EKS instance type with no NVIDIA GPU):
-    the pool would be made, and paid for, and no node of it could ever hold a trial."""
-    pool, asked = spec.node_pool, most_gpus(spec, defaults)
-    if pool is None or asked is None:
-        return None
-    where, count = asked
-    wants = f"{where} asks for {count} {GPU} per container"
-    if pool.provider == GKE:
-        machine = pool.machine_types[0]
-        offered = gpus.node_gpus(machine, pool.accelerators)
-        if offered is None or offered >= count:
-            return None
-        return Problem("nodePool.accelerators", f"{wants}, but a node of machine type {machine} has {offered}, so "
-                       "no trial would ever be scheduled; expected accelerators enough for one trial's container "
-                       "(an n1 machine type with nvidia-tesla-t4, say) or an accelerator-optimized machine type "
-                       "that comes with them (g2-standard-8: 1 nvidia-l4)")
-    lacking = [t for t in pool.machine_types if not eks_ami.offers_nvidia_gpus(t)]
-    if not lacking:
-        return None
-    return Problem("nodePool.instanceTypes", f"{wants}, but {', '.join(lacking)} has no NVIDIA GPU, so no trial "
-                   "would ever be scheduled there; expected NVIDIA GPU instance types (g4dn, g5, g6, p4d, p5)")
-
-
-def most_gpus(spec: Study, defaults: Cluster) -> tuple[str, int] | None:
-    """The most ``nvidia.com/gpu`` one trial container asks for (a request, or a limit, which
-    stands for it), and the first field asking so many; None when none asks, or only through a placeholder."""
-    template = spec.trial_template
-    found: list[tuple[int, str]] = []
-    if template.trial_spec is None or not trial_spec.requests_resources(template.trial_spec, SIZED):
-        own = trial_resources(dict(template.resources), defaults)
-        found += [(_whole(value), "trialTemplate.resources") for name, value in own.items()
-                  if EXTENDED_RESOURCES.get(name, name) == GPU]
-    for path, _, _, container in trial_spec.located_containers(template.trial_spec or {}):
-        key = trial_spec.resources_key(template.trial_spec or {}, path)
-        resources = container.get(key)
-        for kind in ("requests", "limits"):
-            given = resources.get(kind) if isinstance(resources, Mapping) else None
-            if isinstance(given, Mapping) and GPU in given:
-                found.append((_whole(given[GPU]), f"{trial_spec.PATH}.{path}.{key}.{kind}"))
-    count, where = max(found, key=lambda asked: asked[0], default=(0, ""))
-    return (where, count) if count > 0 else None
-
-
-def _whole(value: object) -> int:
-    """A GPU quantity as a whole number; 0 for one that is no quantity (a placeholder)."""
-    amount = quantity(value)
-    return int(amount) if amount is not None and amount == int(amount) else 0
 
 
 def hugepages_alone(spec: Study, defaults: Cluster) -> Problem | None:

@@ -41,7 +41,8 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
-from functions.core.job_resources import gpu_misfit, missing_requests
+from functions.core.gpu_fit import gpu_misfit
+from functions.core.job_resources import missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.ports import Resources
 from functions.core.records import STOPPED, StudyRecord

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from kube_standin.durations import parse_duration
 from kube_standin.nodes import NodePool
 from kube_standin.scheduling import tolerates
+from kube_standin.selectors import matches, selector_text
 
 LOG = logging.getLogger("kube_standin.autoscaler")
 UNNEEDED_TIME_TAG = "k8s.io/cluster-autoscaler/node-template/autoscaling-options/scaledownunneededtime"
@@ -95,14 +96,22 @@ NVIDIA_PLUGIN_TOLERATIONS = ({"key": "CriticalAddonsOnly", "operator": "Exists"}
                              {"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
 """The tolerations of NVIDIA's device plugin DaemonSet as its Helm chart installs it by default
 (``nvdp/nvidia-device-plugin`` values.yaml)."""
+NVIDIA_PLUGIN_NODES = (
+    {"matchExpressions": [{"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}]},
+    {"matchExpressions": [{"key": "feature.node.kubernetes.io/cpu-model.vendor_id", "operator": "In",
+                           "values": ["NVIDIA"]}]},
+    {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]})
+"""The node selector terms of the chart's default required node affinity: node-feature-discovery's
+labels (NVIDIA's PCI vendor id, a Tegra CPU), or ``nvidia.com/gpu.present=true``."""
 
 
 def eks_gpus(nodegroup: Mapping, plugin_tolerations: Iterable[Mapping] | None) -> int:
     """The ``nvidia.com/gpu`` a node of an EKS group offers: none unless it boots an NVIDIA AMI
     type and a device plugin runs there, which a Bottlerocket NVIDIA AMI carries and an Amazon
     Linux 2023 one does not: there NVIDIA's DaemonSet must be installed (``plugin_tolerations``,
-    None: it is not) and tolerate each of the group's taints. The count by instance size (one on
-    g4dn, g5 and g6 up to 16xlarge; four on 12xlarge and 24xlarge; eight on 48xlarge and p4d, p5)."""
+    None: it is not), tolerate each of the group's taints and, as the chart's node affinity
+    asks, find one of :data:`NVIDIA_PLUGIN_NODES`' labels on the node. The count is EC2's
+    (``GpuInfo`` of moto's copy of ``DescribeInstanceTypes``) for the group's first type."""
     ami = nodegroup.get("amiType") or ""
     if "NVIDIA" not in ami:
         return 0
@@ -110,11 +119,14 @@ def eks_gpus(nodegroup: Mapping, plugin_tolerations: Iterable[Mapping] | None) -
         tolerations = [dict(t) for t in plugin_tolerations or ()]
         taints = [{"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
                   for t in nodegroup.get("taints") or []]
-        if plugin_tolerations is None or not all(tolerates(tolerations, taint) for taint in taints):
+        labels = dict(nodegroup.get("labels") or {})
+        if plugin_tolerations is None or not all(tolerates(tolerations, taint) for taint in taints) or \
+                not any(matches(labels, selector_text(term)) for term in NVIDIA_PLUGIN_NODES):
             return 0
-    instance = (nodegroup.get("instanceTypes") or [""])[0]
-    size = instance.split(".", 1)[-1]
-    return 8 if instance.startswith("p") or size in ("48xlarge", "metal") else 4 if size in ("12xlarge", "24xlarge") else 1
+    from moto.ec2.models.instance_types import INSTANCE_TYPES  # EC2's data: only for a GPU group
+
+    described = INSTANCE_TYPES.get((nodegroup.get("instanceTypes") or [""])[0]) or {}
+    return sum(gpu["Count"] for gpu in (described.get("GpuInfo") or {}).get("Gpus", []) if gpu["Manufacturer"] == "NVIDIA")
 
 
 def eks_pool(nodegroup: Mapping, asg_tags: Mapping[str, str] | None = None,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import eks_ami, gpus
+from functions.core import eks_ami, eks_gpus, gpus
 from functions.core.labels import valid_key, valid_value
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.nodepool._pool import (
@@ -53,7 +53,8 @@ cluster-autoscaler node-template tag on the node group's Auto Scaling group, whi
 most 50 tags ("the maximum number of tags per resource is 50", the Amazon EC2 Auto Scaling User
 Guide): EKS gives the group 5 of its own (its cluster's and node group's names, the cluster
 autoscaler's discovery tags), and katuna 5 more (the pool's, node group's and capacity type's
-labels, the trial taint, the scale-down option)."""
+labels, the trial taint, the scale-down option); a group of NVIDIA GPUs counts katuna's GPU
+labels among the 40 (:mod:`functions.core.eks_gpus`)."""
 _KUBERNETES_LABELS = ("kubernetes.io", "k8s.io")
 _KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
 _CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
@@ -98,8 +99,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
         r.fail(join(path, "maxNodes"), _too_many(provider, most))
     if disk is not None:
         _check_disk(r, path, provider, disk)
-    labels = _labels(r, item, path, provider, name)
     machines = _machines(r, item, path, provider)
+    labels = _labels(r, item, path, provider, name, machines)
     accelerators = _accelerators(r, item, path, machines[0] if provider == GKE and machines else None)
     if provider is None:
         return None
@@ -247,9 +248,10 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
 
 
 def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None,
-            pool: str) -> tuple[tuple[str, str], ...]:
+            pool: str, machines: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """The nodes' labels, as Kubernetes takes them; EKS takes only keys of at most 63
-    characters, prefix included, and no empty value, and at most :data:`EKS_NODE_LABELS`; GKE
+    characters, prefix included, and no empty value, and at most :data:`EKS_NODE_LABELS` with
+    the GPU labels katuna adds to a group of NVIDIA GPUs (:mod:`functions.core.eks_gpus`); GKE
     at most :data:`GKE_LABEL_CHARACTERS` in all, with the pool's own label."""
     raw = r.get(item, "labels", path, "mapping") or {}
     out = []
@@ -266,11 +268,13 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None,
             r.fail(where, reserved)
         else:
             out.append((key, value))
-    if provider == EKS and len(raw) > EKS_NODE_LABELS:
+    added = set(eks_gpus.node_labels(machines)) - set(raw) if provider == EKS else set()
+    if provider == EKS and len(raw) + len(added) > EKS_NODE_LABELS:
+        gpus = f" with katuna's {', '.join(sorted(added))} for NVIDIA GPUs" if added else ""
         r.fail(join(path, "labels"), f"EKS takes at most {EKS_NODE_LABELS} node labels here: each is a "
                                      "cluster-autoscaler node-template tag of the node group's Auto Scaling group, "
                                      "which holds 50 tags, 10 of them EKS's and katuna's own; these are "
-                                     f"{len(raw)}")
+                                     f"{len(raw) + len(added)}{gpus}")
     total = sum(len(key) + len(value) for key, value in [*out, (POOL_LABEL, pool)])
     if provider == GKE and total > GKE_LABEL_CHARACTERS:
         r.fail(join(path, "labels"), f"GKE takes node labels of at most {GKE_LABEL_CHARACTERS} characters in all, "

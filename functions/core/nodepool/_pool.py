@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from functions.core import eks_gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 
@@ -67,8 +68,11 @@ class NodePool:
 
     @property
     def node_labels(self) -> dict[str, str]:
-        """The study's labels and katuna's own, which names the pool."""
-        return {**dict(self.labels), POOL_LABEL: self.name}
+        """The study's labels and katuna's own, which names the pool; on an EKS group of NVIDIA
+        GPUs also those that tell NVIDIA's device plugin and the cluster-autoscaler so
+        (:func:`functions.core.eks_gpus.node_labels`), unless the study gives them itself."""
+        gpus = eks_gpus.node_labels(self.machine_types) if self.provider == EKS else {}
+        return {**gpus, **dict(self.labels), POOL_LABEL: self.name}
 
     @property
     def selector(self) -> tuple[str, str]:

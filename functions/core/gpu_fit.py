@@ -1,0 +1,141 @@
+"""Studies whose trials ask for more GPUs in one pod than a node of their ``nodePool`` has: the
+pool would be made, and paid for, and no node of it could ever hold a trial.
+
+A pod's demand is what the scheduler counts (Kubernetes' ``PodRequests``): its containers'
+``nvidia.com/gpu`` together, or an init container's, with the sidecars (init containers that
+``restartPolicy: Always`` keeps running) started before it, where that is more. A workload of
+several pod templates (a PyTorchJob's Master and Worker) is judged by its largest pod, as each
+replica is a pod of its own. A container asks for its request, else for its limit, which stands
+for it; ``trialTemplate.resources`` asks in the containers katuna gives them to
+(:func:`functions.core.job_resources.added_to_trial_spec`). A placeholder asks for nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from functions.core import eks_ami, eks_gpus, gpus, trial_kinds, trial_spec
+from functions.core.cluster import Cluster
+from functions.core.errors import Problem
+from functions.core.job import runs_as_job
+from functions.core.job_resources import EXTENDED_RESOURCES, GPU, SIZED, trial_resources
+from functions.core.limit_ranges import quantity
+from functions.core.nodepool import GKE
+from functions.core.spec import Study
+
+Asked = tuple[int, tuple[str, ...]]
+"""GPUs asked for, and the fields that ask for them."""
+
+
+def gpu_misfit(spec: Study, defaults: Cluster) -> Problem | None:
+    """A study whose trials ask for more ``nvidia.com/gpu`` in one pod than a node of its
+    ``nodePool`` offers: a GKE machine type with no or fewer GPUs, an EKS instance type with no
+    NVIDIA GPU or fewer than asked (:func:`functions.core.eks_gpus.gpu_count`; a type it does
+    not know is left alone)."""
+    pool, asked = spec.node_pool, most_gpus(spec, defaults)
+    if pool is None or asked is None:
+        return None
+    count, fields = asked
+    wants = (f"{fields[0]} asks" if len(fields) == 1 else f"{', '.join(fields)} ask together") + \
+        f" for {count} {GPU} in one pod"
+    if pool.provider == GKE:
+        machine = pool.machine_types[0]
+        offered = gpus.node_gpus(machine, pool.accelerators)
+        if offered is None or offered >= count:
+            return None
+        return Problem("nodePool.accelerators", f"{wants}, but a node of machine type {machine} has {offered}, so "
+                       "no trial would ever be scheduled; expected accelerators enough for one trial's pod "
+                       "(an n1 machine type with nvidia-tesla-t4, say) or an accelerator-optimized machine type "
+                       "that comes with them (g2-standard-8: 1 nvidia-l4)")
+    lacking = [t for t in pool.machine_types if not eks_ami.offers_nvidia_gpus(t)]
+    if lacking:
+        return Problem("nodePool.instanceTypes", f"{wants}, but {', '.join(lacking)} has no NVIDIA GPU, so no trial "
+                       "would ever be scheduled there; expected NVIDIA GPU instance types (g4dn, g5, g6, p4d, p5)")
+    short = [(t, n) for t in pool.machine_types if (n := eks_gpus.gpu_count(t)) is not None and n < count]
+    if not short:
+        return None
+    named = ", ".join(f"{t} has {n}" for t, n in short)
+    fits = [f"{t} has {eks_gpus.gpu_count(t)}" for kind, _ in short if (t := eks_gpus.fitting(kind, count))]
+    instead = f" ({', '.join(dict.fromkeys(fits))})" if fits else ""
+    return Problem("nodePool.instanceTypes", f"{wants}, but a node of {named}, so no trial would ever be scheduled "
+                   f"there; expected instance types with at least {count} NVIDIA GPUs{instead}")
+
+
+def most_gpus(spec: Study, defaults: Cluster) -> Asked | None:
+    """The most ``nvidia.com/gpu`` one pod of a trial asks for, and the fields asking; None when
+    no pod asks for any."""
+    template = spec.trial_template
+    added = None
+    if template.trial_spec is None or not trial_spec.requests_resources(template.trial_spec, SIZED):
+        own = trial_resources(dict(template.resources), defaults)
+        given = [_whole(v) for k, v in own.items() if EXTENDED_RESOURCES.get(k, k) == GPU]
+        added = (given[0], ("trialTemplate.resources",)) if given and given[0] > 0 else None
+    if template.trial_spec is None:
+        return added
+    pods = list(_pods(template.trial_spec, template.primary_container, dict(template.primary_pod_labels), added))
+    count, fields = max(pods, key=lambda pod: pod[0], default=(0, ()))
+    return (count, fields) if count > 0 else None
+
+
+def _pods(workload: Mapping[str, Any], primary: str | None, labels: Mapping[str, str],
+          added: Asked | None) -> Iterator[Asked]:
+    """What each pod of the workload asks for: a pod template's containers as Kubernetes sums
+    them; a container a kind describes in its own shape (a TrainJob's trainer, an Argo template,
+    a Tekton step), alone."""
+    name = trial_spec.primary_container_name(workload, primary, labels or None)
+    job_primary = trial_spec.primary_container(workload, primary, labels or None) if runs_as_job(workload) else None
+    in_pods: set[int] = set()
+    for path, _, pod in trial_kinds.pod_specs(workload):
+        found: dict[str, list[tuple[Asked, bool]]] = {"containers": [], "initContainers": []}
+        for field, asking in found.items():
+            for i, container in _indexed(pod.get(field)):
+                in_pods.add(id(container))
+                asked = _asked(workload, f"{path}.spec.{field}[{i}]", container, job_primary, name, added)
+                if asked is not None:
+                    asking.append((asked, container.get("restartPolicy") == "Always"))
+        yield _pod_total(found["initContainers"], [asked for asked, _ in found["containers"]])
+    for path, _, _, container in trial_spec.located_containers(workload):
+        if id(container) not in in_pods:
+            yield _asked(workload, path, container, job_primary, name, added) or (0, ())
+
+
+def _asked(workload: Mapping[str, Any], path: str, container: Mapping[str, Any], job_primary: object,
+           name: str | None, added: Asked | None) -> Asked | None:
+    """The GPUs one container asks for: its request, else its limit; else, where katuna gives
+    it ``trialTemplate.resources`` (a Job's primary container, another kind's containers of the
+    primary's name without resources of their own), theirs."""
+    key = trial_spec.resources_key(workload, path)
+    resources = container.get(key)
+    for kind in ("requests", "limits"):
+        given = resources.get(kind) if isinstance(resources, Mapping) else None
+        if isinstance(given, Mapping) and GPU in given:
+            count = _whole(given[GPU])
+            return (count, (f"{trial_spec.PATH}.{path}.{key}.{kind}",)) if count > 0 else None
+    gets = container is job_primary if job_primary is not None else container.get("name") == name and key not in container
+    return added if gets else None
+
+
+def _pod_total(inits: list[tuple[Asked, bool]], mains: list[Asked]) -> Asked:
+    """A pod's GPUs as the scheduler counts them: its containers and sidecars together, or an
+    init container with the sidecars started before it, whichever is more."""
+    sidecars: list[Asked] = []
+    peak: Asked = (0, ())
+    for asked, sidecar in inits:
+        sidecars += [asked] if sidecar else []
+        peak = max(peak, _together(sidecars if sidecar else [*sidecars, asked]), key=lambda each: each[0])
+    return max(_together([*sidecars, *mains]), peak, key=lambda each: each[0])
+
+
+def _together(asked: list[Asked]) -> Asked:
+    return sum(count for count, _ in asked), tuple(field for _, fields in asked for field in fields)
+
+
+def _indexed(items: object) -> list[tuple[int, Mapping[str, Any]]]:
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, Mapping)] if isinstance(items, list) else []
+
+
+def _whole(value: object) -> int:
+    """A GPU quantity as a whole number; 0 for one that is no quantity (a placeholder)."""
+    amount = quantity(value)
+    return int(amount) if amount is not None and amount == int(amount) else 0
