@@ -17,6 +17,9 @@ the study is answered with the study's ``study.completed`` instead of the error.
 Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
 handler, the outcome (:data:`OUTCOMES`) and how long it took.
 
+The events a handling emits carry the trace context of the event that caused them
+(:mod:`functions.core.trace_context`), so a trace follows a study from event to event.
+
 Where several threads of a process deliver events (``katuna serve``'s workers), their recorded
 handlings take :class:`Turns` over one store.
 """
@@ -180,7 +183,7 @@ class Dispatcher:
         for name in names:
             if self._takes(name, event):
                 emitted.extend(self._run(name, event))
-        return emitted
+        return _caused_by(emitted, event)
 
     def deliver_to(self, function: str, event: Event) -> list[Event]:
         """The events to emit after one function handles ``event`` (a Trigger's subscriber)."""
@@ -193,7 +196,7 @@ class Dispatcher:
             raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r} (a Trigger of "
                                   f"{NEWER_KATUNA})")
         self._check(event)
-        return self._run(function, event) if self._takes(function, event) else []
+        return _caused_by(self._run(function, event), event) if self._takes(function, event) else []
 
     def _takes(self, name: str, event: Event) -> bool:
         """Whether the handler takes the event's object (ApiServerSource events carry trial
@@ -322,7 +325,13 @@ class Dispatcher:
 
     def fail_dead_letter(self, event: Event, reason: str) -> list[Event]:
         """The events that end the study a dead letter names (:func:`dead_letter_ends`)."""
-        return dead_letter_ends(self.deps, event, reason)
+        return _caused_by(dead_letter_ends(self.deps, event, reason), event)
+
+
+def _caused_by(emitted: list[Event], cause: Event) -> list[Event]:
+    """The events a handling emitted, in the trace of the event that caused them (not as
+    recorded: a redelivery in another trace sends them on in that one)."""
+    return [event.caused_by(cause) for event in emitted]
 
 
 def _with_parsed(deps: Deps, parsed: ParsedOutput | None) -> Deps:

@@ -27,11 +27,12 @@ from cloudevents.core.v1.event import CloudEvent
 
 from functions.adapters.cloudevents_attributes import binary, structured
 from functions.adapters.cloudevents_data import MalformedEvent, check_encodable, decoded_json, json_object, kept
-from functions.core import event_signature, utf8
+from functions.core import event_signature, trace_context, utf8
 from functions.core.content_modes import content_mode
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import ADVISORY, APISERVER_EVENTS, ROUTES, Event
 from functions.core.json_keys import DuplicateKey, unique_keys
+from functions.core.trace_context import TRACEPARENT, TRACESTATE, TraceContext
 
 REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 """A broker ingress's answers to an event it will never take (malformed, too large, of a media
@@ -141,7 +142,7 @@ def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = Non
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
     reason = " ".join(part for part in (dest, code, _error_text(data)) if part)
     number = int(code) if code.isdigit() and len(code) <= 3 else None
-    event = _to_event(cloud_event, strict=False)
+    event = replace(_to_event(cloud_event, strict=False), trace=_trace(headers, cloud_event))
     if binary_data is not None:
         event = replace(event, data={"raw": binary_data})
     authentic = key is None or event_signature.is_katunas(key, event.type, event.data, _signature(cloud_event))
@@ -176,7 +177,7 @@ def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None)
     signed it with that key. JSON that is not UTF-8 is refused naming its first undecodable byte
     (:func:`_check_json`)."""
     cloud_event = _read(headers, body)[0]
-    event = _to_event(cloud_event)
+    event = replace(_to_event(cloud_event), trace=_trace(headers, cloud_event))
     if key is not None:
         event_signature.check(key, event.type, event.data, _signature(cloud_event))
     return event
@@ -208,6 +209,15 @@ def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> s
     except (ValueError, RecursionError):
         return None  # not JSON at all: the SDK takes it as text, refused as no JSON data
     return None
+
+
+def _trace(headers: Mapping[str, str], cloud_event: BaseCloudEvent) -> TraceContext | None:
+    """The trace the event came in: the delivery's (the ``traceparent`` HTTP header Knative's
+    broker, Trigger or source traced it under), else the event's own (the distributed-tracing
+    extension); either one only where it is valid (:func:`trace_context.read`), never refused."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return trace_context.read(lowered.get(TRACEPARENT), lowered.get(TRACESTATE)) or trace_context.read(
+        cloud_event.get_extension(TRACEPARENT), cloud_event.get_extension(TRACESTATE))
 
 
 def _signature(cloud_event: BaseCloudEvent) -> str | None:
@@ -250,7 +260,8 @@ def to_http(event: Event, key: bytes | None = None,
             extensions: tuple[tuple[str, str], ...] = ()) -> tuple[dict[str, str], bytes]:
     """Headers and body of ``event`` in binary mode; signed with ``key``, where given; with the
     ``extensions`` of ``K_CE_OVERRIDES`` (:func:`functions.reporter.parse_overrides`), under katuna's own
-    attributes, which no override replaces."""
+    attributes, which no override replaces; with its trace context, where it has one, as the
+    distributed-tracing extension (``ce-traceparent``, ``ce-tracestate``)."""
     attributes: dict[str, Any] = dict(extensions)
     attributes.update(type=event.type, source=event.source, id=event.id, time=datetime.fromisoformat(event.time),
                       datacontenttype="application/json")
@@ -260,6 +271,8 @@ def to_http(event: Event, key: bytes | None = None,
         attributes[event_signature.EXTENSION] = event_signature.signature(key, event.type, event.data)
     if event.type in APISERVER_EVENTS:
         attributes.update(_object_attributes(event.data))
+    if event.trace is not None:
+        attributes.update(event.trace.attributes())
     message = ce_http.to_binary_event(CloudEvent(attributes=attributes, data=dict(event.data)))
     return message.headers, message.body
 
@@ -294,11 +307,14 @@ class Sink:
         self._extensions = extensions
 
     def send(self, event: Event, timeout: float) -> None:
-        """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer. A
+        """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer,
+        its trace context also in the ``traceparent`` and ``tracestate`` headers, from which the
+        broker's ingress continues the trace. A
         refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent; any other failure
         is temporary (an authentication refusal included: the token may be renewed meanwhile)."""
         headers, body = to_http(event, self._key, self._extensions)
-        request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
+        traced = event.trace.attributes() if event.trace is not None else {}
+        request = urllib.request.Request(self.url, data=body, headers={**headers, **traced, **self._authorization()},
                                          method="POST")
         try:
             context = self._tls() if self._tls is not None and urllib.parse.urlsplit(self.url).scheme == "https" \

@@ -14,13 +14,14 @@ import math
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.records import TERMINAL_STATUSES
 from functions.core.strict_json import NON_FINITE, json_value
+from functions.core.trace_context import TRACEPARENT, TRACESTATE, TraceContext, read
 from functions.core.trial_kinds import KINDS
 
 SOURCE = "/katuna"
@@ -89,7 +90,9 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class Event:
-    """A CloudEvents 1.0 event: ``type`` in reverse-DNS form, JSON ``data``."""
+    """A CloudEvents 1.0 event: ``type`` in reverse-DNS form, JSON ``data``; ``trace``, the
+    W3C Trace Context it carries (:mod:`functions.core.trace_context`), which tells no event from
+    another: the same fact delivered in two traces is one event."""
 
     type: str
     data: Mapping[str, Any]
@@ -97,15 +100,22 @@ class Event:
     source: str = SOURCE
     subject: str | None = None
     time: str = field(default_factory=_now)
+    trace: TraceContext | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "source": self.source,
-                "subject": self.subject, "time": self.time, "data": dict(self.data)}
+        """The event as the queue, the handlings' records and the dead letters keep it, its
+        trace context as the extension attributes name it."""
+        return {"id": self.id, "type": self.type, "source": self.source, "subject": self.subject, "time": self.time,
+                "data": dict(self.data), **(self.trace.attributes() if self.trace else {})}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Event:
         return cls(type=raw["type"], data=raw["data"], id=raw["id"], source=raw["source"],
-                   subject=raw.get("subject"), time=raw["time"])
+                   subject=raw.get("subject"), time=raw["time"], trace=read(raw.get(TRACEPARENT), raw.get(TRACESTATE)))
+
+    def caused_by(self, cause: Event) -> Event:
+        """This event as one ``cause`` led to: in the cause's trace, where it has none of its own."""
+        return self if self.trace is not None or cause.trace is None else replace(self, trace=cause.trace)
 
 
 def delivery_key(event: Event) -> str:

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-CONTEXT = ("study", "trial", "eventId", "eventType")
-"""What a record may be about (:func:`about`): a field of its JSON line when the call gave it."""
+CONTEXT = ("study", "trial", "eventId", "eventType", "traceId")
+"""What a record may be about (:func:`about`): a field of its JSON line when the call gave it.
+``traceId`` is the W3C trace the event came in (:mod:`functions.core.trace_context`), which finds
+the line from the trace Zipkin or Jaeger shows, and the trace from the line."""
 
 NAMED_KEPT = 256
 """Characters kept of the study an event's data names, which a client may have chosen."""
 
 
 def about(study: str | None = None, trial: int | None = None, event: Any = None) -> dict[str, Any]:
-    """A log call's ``extra``: the study, trial and event (its id and type) a line is about."""
+    """A log call's ``extra``: the study, trial and event (its id, type and trace) a line is about."""
     given = {"study": study, "trial": trial, "eventId": getattr(event, "id", None),
-             "eventType": getattr(event, "type", None)}
+             "eventType": getattr(event, "type", None), "traceId": getattr(getattr(event, "trace", None), "trace_id", None)}
     return {key: value for key, value in given.items() if value is not None}
 
 

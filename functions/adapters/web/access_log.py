@@ -82,11 +82,12 @@ def _event_atoms(environ: dict[str, Any]) -> dict[str, str]:
 
 
 def _named(event: Any) -> dict[str, Any]:
-    """The study and trial the event the functions read names in its data, fields of a JSON
-    line: one trial's events can be followed through every function that handled them."""
+    """The study and trial the event the functions read names in its data, and the trace it came
+    in, fields of a JSON line: one trial's events can be followed through every function that
+    handled them, and from the trace that shows them."""
     if event is None:
         return {}
-    return {key: value for key, value in of_event(event).items() if key in ("study", "trial")}
+    return {key: value for key, value in of_event(event).items() if key in ("study", "trial", "traceId")}
 
 
 def _http_request(atoms: dict[str, Any]) -> dict[str, Any]:

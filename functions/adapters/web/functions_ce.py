@@ -155,11 +155,13 @@ def _unvouched(letter: cloudevents_http.DeadLetter) -> tuple[Event, str]:
     """What is kept of a dead letter that came without the API token, of an event katuna did not
     sign: anyone who reaches the service could send it, so its attributes are cut and its data
     not kept, and a thousand of them (``KATUNA_MAX_DEAD_LETTERS``) hold kilobytes each, not
-    their bodies' megabytes."""
+    their bodies' megabytes. Its trace context is kept: checked and bounded as it was read
+    (:mod:`functions.core.trace_context`), it finds the letter's trace, and is trusted for nothing."""
     event, cut = letter.event, UNVOUCHED_KEPT
     summary = Event(event.type[:cut], {"katuna": "data not kept: the letter came without the API token, and its "
                                                  "event without katuna's signature"},
-                    event.id[:cut], event.source[:cut], (event.subject or "")[:cut] or None, event.time[:cut])
+                    event.id[:cut], event.source[:cut], (event.subject or "")[:cut] or None, event.time[:cut],
+                    event.trace)
     return summary, letter.reason[:4 * cut]
 
 
