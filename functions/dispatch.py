@@ -321,7 +321,7 @@ class Dispatcher:
         study, uid = event.data.get("study"), event.data.get("uid")
         if not isinstance(study, str) or not isinstance(uid, str):
             return None
-        return count_failure(self.deps, study, uid, f"the {name} function on {event.type} ({event.id})", exc)
+        return count_failure(self.deps, study, uid, f"the {name} function on {event.type} ({event.id})", exc, event)
 
     def fail_dead_letter(self, event: Event, reason: str) -> list[Event]:
         """The events that end the study a dead letter names (:func:`dead_letter_ends`)."""

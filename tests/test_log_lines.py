@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from http_helpers import Sink, answers, free_port
+from test_poison import _breaking, _plant_study
 from waiting import eventually
 
 from functions.adapters.log_lines import JsonLines, Repeats, TextLines
@@ -172,3 +173,54 @@ def test_one_studys_events_are_found_by_its_name_in_every_json_line_about_them(t
         [("followed", "dev.katuna.study.created", True)], refused
     access = next(json.loads(line) for line in out.splitlines() if "finished-3" in line)
     assert (access["study"], access["trial"], access["eventId"]) == ("followed", 3, "finished-3"), access
+
+
+@pytest.mark.slow
+def test_why_an_event_was_retried_or_refused_is_in_a_line_naming_it_and_its_study(tmp_path: Path):
+    """Each error answer to a delivery has a line saying why, naming the event, its study and trial
+    and its trace: a temporary one (a Trigger of a newer katuna's: retried), one refused for good
+    (an unknown type, data lacking a field), and a handling's failure counted against its study;
+    an event that could not be read is named by its sender."""
+    db = tmp_path / "k.db"
+    _plant_study(db, _breaking("broken"))
+    port = free_port()
+    process = _serve(tmp_path, port, KATUNA_LOG_FORMAT="json", KATUNA_EVENTS="reply", K_SINK="http://127.0.0.1:9/")
+    traced = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    try:
+        eventually(lambda: answers(port, "/healthz"), "the service to answer", timeout=60)
+        created = {"study": "broken", "uid": "uid-broken"}
+        assert _event(port, "/functions/nope", "dev.katuna.study.created", "newer-1", created) == 503
+        assert _event(port, "/", "com.example.x", "unknown-1", {"study": "broken", "trial": 4}) == 422
+        assert _event(port, "/functions/suggest", "dev.katuna.study.created", "bad-1", {"no": "study"}) == 400
+        assert _event(port, "/functions/suggest", "dev.katuna.study.created", "broken-1", created, traced) == 500
+        assert _event(port, "/", "dev.katuna.study.created", "", created) == 400
+        err = eventually(lambda: (text := (tmp_path / "err").read_text()).count("answered ") >= 3
+                         and "failure 1 of" in text and "refused an event from" in text and text, "the lines")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    answered = {line["eventId"]: line for line in lines if line["message"].startswith("answered ")}
+    assert (answered["newer-1"]["severity"], answered["newer-1"]["study"]) == ("WARNING", "broken")
+    assert "with 503, to be retried: no function named 'nope'" in answered["newer-1"]["message"]
+    assert "with 422, refused for good: unknown event type 'com.example.x'" in answered["unknown-1"]["message"]
+    assert answered["unknown-1"]["trial"] == 4
+    assert "with 400, refused for good: malformed dev.katuna.study.created event bad-1" in answered["bad-1"]["message"]
+    [counted] = [line for line in lines if "failure 1 of" in line["message"]]
+    assert (counted["eventId"], counted["eventType"], counted["study"], counted["traceId"]) == \
+        ("broken-1", "dev.katuna.study.created", "broken", "4bf92f3577b34da6a3ce929d0e0e4736"), counted
+    [unread] = [line for line in lines if "refused an event from" in line["message"]]
+    assert unread["message"].startswith("refused an event from 127.0.0.1 with 400: ce-id:"), unread
+
+
+def _event(port: int, path: str, event_type: str, event_id: str, data: dict, headers: dict | None = None) -> int:
+    """The status of a binary-mode CloudEvent posted to ``path``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(data).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "ce-specversion": "1.0",
+                                              "ce-source": "/test", "ce-type": event_type, "ce-id": event_id,
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as refused:
+        return refused.code

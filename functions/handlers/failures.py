@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import ADVISORY, STUDY_COMPLETED, STUDY_CREATED, Event, attempt_named, of_this_run
-from functions.core.log_context import about
+from functions.core.log_context import about, of_event
 from functions.core.records import FAILED, StudyRecord, stale_attempt
 from functions.core.stop import Decision
 from functions.handlers.asking import complete
@@ -42,12 +42,16 @@ def counts(exc: BaseException) -> bool:
     return not temporary(exc) and not isinstance(exc, ForgedEvent)
 
 
-def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) -> list[Event] | None:
-    """Count ``exc`` (raised by ``where``) against the study: the events that end it once it
-    has failed :data:`MAX_FAILURES` times, else None (the error stands)."""
+def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception,
+                  event: Event | None = None) -> list[Event] | None:
+    """Count ``exc`` (raised by ``where``, handling ``event`` where it was an event's handling)
+    against the study: the events that end it once it has failed :data:`MAX_FAILURES` times,
+    else None (the error stands). Its line names the event and trial, as every line about an
+    event does."""
     count = deps.store.count_failure(study, uid)
     log.warning("%s failed for study %s (failure %s of %d): %s: %s", where, study, count, MAX_FAILURES,
-                type(exc).__name__, exc, exc_info=not isinstance(exc, KatunaError), extra=about(study))
+                type(exc).__name__, exc, exc_info=not isinstance(exc, KatunaError),
+                extra=about(study) if event is None else of_event(event))
     if count is None or count < MAX_FAILURES:
         return None
     return fail_study(deps, study, uid, f"{type(exc).__name__}: {exc} ({where} failed {count} times)")
@@ -73,7 +77,8 @@ def _matters(deps: Deps, record: StudyRecord, event: Event) -> bool:
     fails nothing."""
     moot = _moot(deps, record, event)
     if moot is not None:
-        log.warning("dead letter %s (%s) of study %s fails nothing: %s", event.type, event.id, record.name, moot)
+        log.warning("dead letter %s (%s) of study %s fails nothing: %s", event.type, event.id, record.name, moot,
+                    extra=of_event(event))
     return moot is None
 
 

@@ -24,10 +24,10 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from functions.adapters import cloudevents_http
 from functions.adapters.web import paging, takes, tick_floor
 from functions.adapters.web.access_log import EVENT, printable
-from functions.adapters.web.errors import error_response
+from functions.adapters.web.errors import error_response, status_of
 from functions.adapters.web.forwarded import sender
 from functions.core.application import Application, DispatchesFunctions
-from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
+from functions.core.errors import ForgedEvent, KatunaError, ServiceBusy, Stopping, StudyNotFound
 from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
 from functions.core.log_context import about, of_event
 from functions.core.records import FAILED
@@ -105,7 +105,28 @@ def _handle(function: str | None):
         log.warning("refused an event from %s: %s", sender(request), exc)
         return error_response(exc, resource=False)
     except KatunaError as exc:
+        _answered(exc, request.environ.get(EVENT))
         return error_response(exc, resource=False)
+
+
+QUIET = (Stopping, ServiceBusy)
+"""Temporary errors that are no failure (katuna stopping, a launch waiting for room among the
+trials the service runs): their answers are logged at DEBUG only."""
+
+
+def _answered(exc: KatunaError, event: Event | None) -> None:
+    """Log why a delivery was answered with an error: besides the answer, which the broker reads
+    and keeps only in a dead letter once it gives up, this line is the one place the reason is
+    told, so ``kubectl logs`` says why an event was retried or refused. An event that could not
+    be read is logged by the sender's address, a line held back while it repeats
+    (:data:`functions.adapters.log_lines.REPEATING`)."""
+    status = status_of(exc, resource=False)
+    if event is None:
+        logging.getLogger("katuna.web").warning("refused an event from %s with %d: %s", sender(request), status, exc)
+        return
+    outcome = "to be retried" if exc.retryable else "refused for good"
+    log.log(logging.DEBUG if isinstance(exc, QUIET) else logging.WARNING, "answered %s (%s) of study %s with %d, %s: %s",
+            event.type, event.id, _study(event), status, outcome, exc, extra=of_event(event))
 
 
 @blueprint.post("/dead-letters")
@@ -123,6 +144,7 @@ def dead_letter():
                                               runtime.settings.sink)
         failed = letter.fails_study and _failed(runtime, letter)
     except KatunaError as exc:
+        _answered(exc, None)
         return error_response(exc, resource=False)
     event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
     runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
