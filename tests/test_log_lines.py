@@ -22,8 +22,8 @@ from test_poison import _breaking, _plant_study
 from waiting import eventually
 
 from functions.adapters.log_lines import JsonLines, Repeats, TextLines
-from functions.core.events import trial_finished
-from functions.core.log_context import about
+from functions.core.events import Event, trial_finished
+from functions.core.log_context import about, of_event
 
 TOKEN = "log-token-0123456789abcdefghijklmnop"
 TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \d+ \S")
@@ -47,6 +47,21 @@ def test_a_text_line_has_time_level_logger_and_pid_and_its_traceback_on_the_same
     assert "\n" not in line and "RuntimeError: boom\\nsecond" in line
 
 
+def test_a_text_line_names_the_study_trial_and_event_it_is_about_before_its_traceback():
+    """``grep trial=3`` over ``kubectl logs`` finds the line, in the text format as in JSON; a
+    value a client chose is quoted, so it never reads as another ``name=value``."""
+    event = trial_finished("mnist", "uid-1", 3, 1, outcome="exited", exit_code=0)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = _record("handling %s failed", event.id, exc_info=sys.exc_info(), **of_event(event))
+    line = TextLines().format(record)
+    assert f"handling {event.id} failed study=mnist trial=3 eventId={event.id} eventType=dev.katuna.trial.finished " \
+           "eventSource=/katuna\\nTraceback" in line, line
+    forged = TextLines().format(_record("dropped", **about("a trial=9", event=Event("x", {}, id="1 study=b"))))
+    assert forged.endswith(' dropped study="a trial=9" eventId="1 study=b" eventType=x eventSource=/katuna'), forged
+
+
 def test_a_json_line_has_severity_and_the_study_and_event_it_is_about():
     event = trial_finished("mnist", "uid-1", 3, 1, outcome="exited", exit_code=0)
     line = JsonLines().format(_record("dropped %s", event.id, level=logging.INFO, **about("mnist", 3, event)))
@@ -54,7 +69,7 @@ def test_a_json_line_has_severity_and_the_study_and_event_it_is_about():
     assert "\n" not in line and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", parsed.pop("time"))
     assert parsed == {"severity": "INFO", "logger": "katuna.functions", "pid": os.getpid(),
                       "message": f"dropped {event.id}", "study": "mnist", "trial": 3, "eventId": event.id,
-                      "eventType": "dev.katuna.trial.finished"}
+                      "eventType": "dev.katuna.trial.finished", "eventSource": "/katuna"}
     assert json.loads(JsonLines().format(_record("a\u2028b"))).get("message") == "a\u2028b"
     assert "\u2028" not in JsonLines().format(_record("a\u2028b")), "no character a reader takes for a line end"
 

@@ -6,7 +6,8 @@ their escapes (a traceback is part of its record's one line), so neither a clien
 an exception can forge or split a line. A JSON line holds ``time``, ``severity`` (the field
 Cloud Logging and most collectors take the level from: on GKE every line on stderr that is not
 JSON with it counts as ERROR), ``logger``, ``pid``, ``message``, and where the call gave them the
-study, trial and event it is about (:mod:`functions.core.log_context`). A line that may repeat
+study, trial and event it is about (:mod:`functions.core.log_context`), which a text line gives
+as ``name=value`` after its message. A line that may repeat
 for as long as a condition lasts (a database that stays unusable, a client that keeps sending
 malformed requests or a refused token) is written once a minute at most, word for word
 (:class:`Repeats`).
@@ -51,9 +52,9 @@ def printable(text: str) -> str:
     return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def _whole(record: logging.LogRecord, formatter: logging.Formatter) -> str:
-    """The record's message, its traceback (if any) after it."""
-    message = record.getMessage()
+def _whole(record: logging.LogRecord, formatter: logging.Formatter, context: str = "") -> str:
+    """The record's message and ``context``, its traceback (if any) after them."""
+    message = record.getMessage() + context
     if record.exc_info:
         message += "\n" + formatter.formatException(record.exc_info)
     if record.stack_info:
@@ -67,10 +68,24 @@ def _time(record: logging.LogRecord) -> str:
 
 
 class TextLines(logging.Formatter):
-    """``time level logger pid message``, the message on the same line, escaped."""
+    """``time level logger pid message``, the message on the same line, escaped, then what the
+    record is about as ``name=value`` (:data:`CONTEXT`: ``study=s trial=17 eventId=...``), before
+    any traceback: ``grep trial=17`` finds every line about a trial."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{_time(record)} {record.levelname} {record.name} {record.process} {printable(_whole(record, self))}"
+        context = "".join(f" {key}={_word(getattr(record, key))}" for key in CONTEXT if hasattr(record, key))
+        return (f"{_time(record)} {record.levelname} {record.name} {record.process} "
+                f"{printable(_whole(record, self, context))}")
+
+
+_WORD = re.compile(r"[\w.:/@+\-]+")
+"""A value a text line writes as it is; any other is written as a JSON string, so that no value
+(a client's study name or event id) reads as another ``name=value``."""
+
+
+def _word(value: object) -> str:
+    text = str(value)
+    return text if _WORD.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
 class JsonLines(logging.Formatter):
