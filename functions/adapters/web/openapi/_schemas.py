@@ -197,7 +197,9 @@ SCHEMAS: dict[str, Any] = {
                      "currency of pricePerNodeHour and cost; null when the study names none"}}},
     "DeadLetter": {"type": "object", "required": ["id", "event", "reason", "receivedAt"], "properties": {
         "id": {"type": "integer", "description": "the letter's number: the next page's before"},
-        "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": _INSTANT}},
+        "event": {"type": "object", "description": "the event: id, type, source, subject, time and data, and "
+                  "the W3C traceparent and tracestate of the trace it came in, where it came in one"},
+        "reason": {"type": "string"}, "receivedAt": _INSTANT}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }
