@@ -91,10 +91,12 @@ CONTEXT_ATTRIBUTES = frozenset({"id", "source", "specversion", "type", "datacont
 """CloudEvents 1.0's context attributes, and ``data``, which its JSON format reserves: Knative's
 CloudEvents SDK refuses an extension so named, failing every send."""
 
-KATUNAS = frozenset({"katunasignature", "apiversion", "kind", "name", "namespace"})
-"""Extensions katuna sets itself: its signature (``functions.core.event_signature``), and a
+KATUNAS = frozenset({"katunasignature", "apiversion", "kind", "name", "namespace", "traceparent", "tracestate"})
+"""Extensions katuna sets itself: its signature (``functions.core.event_signature``), a
 resource event's object attributes (those of an ApiServerSource's event, which the Triggers
-route by)."""
+route by), and the trace context an event carries on from its cause
+(``functions.core.trace_context``): one fixed by an override would put every event without a
+cause in one trace."""
 
 _HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in '"%')
 """What a ``ce-`` header value holds as it is: printable ASCII but ``"`` and ``%`` (the

@@ -54,6 +54,9 @@ REFUSED = [
     ('{"extensions": {"type": "x"}}', "'type' is a CloudEvents context attribute"),
     ('{"extensions": {"data": "x"}}', "'data' is a CloudEvents context attribute"),
     ('{"extensions": {"katunasignature": "x"}}', "'katunasignature' is an attribute katuna or the broker sets"),
+    ('{"extensions": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}',
+     "'traceparent' is an attribute katuna or the broker sets"),
+    ('{"extensions": {"TraceState": "k=v"}}', "'tracestate' is an attribute katuna or the broker sets"),
     ('{"extensions": {"apiversion": "x"}}', "'apiversion' is an attribute katuna or the broker sets"),
     ('{"extensions": {"knativebrokerttl": "1"}}', "'knativebrokerttl' is an attribute katuna or the broker sets"),
 ]
