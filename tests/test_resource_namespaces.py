@@ -1,9 +1,9 @@
 """Study resources of one name in two namespaces (Katib's multi-user model: each team's profile
 namespace, where each may apply Katib's examples under their own names): katuna's study names
-are shared by every namespace it serves, so one resource's name taken by another namespace's is
-refused without telling that namespace, and a name its resource no longer holds (the resource
-deleted, its study kept with its results) goes to the next resource applied under it, as it
-does when the same namespace applies it again."""
+are shared by every namespace it serves, so a resource whose name another namespace's holds
+gets a study of that name qualified by its namespace (more in tests/test_resource_study_names.py),
+and a name its resource no longer holds (the resource deleted, its study kept with its results)
+goes to the next resource applied under it, as it does when the same namespace applies it again."""
 
 from __future__ import annotations
 
@@ -31,21 +31,24 @@ def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.slow
-def test_a_name_another_namespaces_resource_holds_is_refused_without_naming_that_namespace(service: Service,
-                                                                                          kube: KubeStub):
+def test_a_name_another_namespaces_resource_holds_gives_a_study_named_with_its_namespace(service: Service,
+                                                                                        kube: KubeStub):
     first = kube.apply(study("ns-shared", namespace="team", mode="hang", maxTrials=2))
     assert send(service, "add", first) == ["dev.katuna.study.created"]
     second = kube.apply(study("ns-shared", namespace="other", maxTrials=1, parallelism=1))
-    assert send(service, "add", second) == []
+    assert send(service, "add", second) == ["dev.katuna.study.created"]
     status = status_of(kube, second)
-    assert conditions(status)["Failed"]["reason"] == "StudyNameTaken"
-    message = status["problems"][0]["message"]
-    assert status["problems"][0]["field"] == "metadata.name"
-    assert "another namespace" in message and "team" not in message.replace("ns-shared", ""), message
+    assert status["study"] == "ns-shared--other" and "Failed" not in conditions(status)
+    assert conditions(status)["Created"]["message"] == "study ns-shared--other accepted"
+    done = service.wait_for("ns-shared--other", timeout=60)
+    assert done["status"] == "completed" and done["resource"]["namespace"] == "other"
     assert service.json("GET", "/studies/ns-shared")[1]["resource"]["namespace"] == "team"
+    assert status_of(kube, first)["study"] == "ns-shared"
     kube.delete("Study", "team", "ns-shared")
     send(service, "delete", first)
     service.wait_for("ns-shared", timeout=30)
+    kube.delete("Study", "other", "ns-shared")
+    send(service, "delete", second)
 
 
 @pytest.mark.slow

@@ -72,6 +72,15 @@ def is_katib_experiment(definition: Mapping[str, Any]) -> bool:
     return definition.get("apiVersion") == KATIB_API_VERSIONS[0] and definition.get("kind") == "Experiment"
 
 
+def experiment_name(definition: Mapping[str, Any], study: str) -> str:
+    """The name of the Experiment a stored Katib ``definition`` is: its ``metadata.name``, which
+    names its Trials, their labels and ``KATIB_TRIAL_NAME``, though its study's name may be
+    qualified by its namespace (:func:`~functions.core.resources.qualified_name`); ``study``
+    where the definition names none."""
+    name = (definition.get("metadata") or {}).get("name")
+    return name if isinstance(name, str) and name else study
+
+
 def experiment_labels(definition: Mapping[str, Any], experiment: str) -> dict[str, str]:
     """The labels Katib gives each Trial of the Experiment ``definition`` (``TrialLabels`` in
     its controller's util/labels.go): the Experiment's own ``metadata.labels``, with

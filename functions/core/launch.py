@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from functions.core import checkpoints, pbt, template, trial_spec
 from functions.core.checkpoints import Checkpoint
-from functions.core.katib_trials import experiment_labels, is_katib_experiment, trial_env
+from functions.core.katib_trials import experiment_labels, experiment_name, is_katib_experiment, trial_env
 from functions.core.naming import job_name
 from functions.core.parameters import ChoiceParameter
 from functions.core.records import StudyRecord, TrialRecord
@@ -137,7 +137,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     local_dir = (container_dir if folder is not None and folder.in_container else None) or working_dir
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
-    env.update(trial_env(record.definition, spec.name, trial.number))
+    experiment = experiment_name(record.definition, spec.name)
+    env.update(trial_env(record.definition, experiment, trial.number))
     return TrialLaunch(
         study=spec.name,
         uid=record.uid,
@@ -167,8 +168,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),
         retain=tmpl.retain,
         max_attempts=tmpl.max_attempts,
-        katib_experiment=spec.name if is_katib_experiment(record.definition) else None,
-        experiment_labels=experiment_labels(record.definition, spec.name),
+        katib_experiment=experiment if is_katib_experiment(record.definition) else None,
+        experiment_labels=experiment_labels(record.definition, experiment),
         checkpoint=(checkpoints.of_trial(dict(spec.algorithm.settings), record.log_folder, trial.number, trial.parent)
                     if spec.algorithm.name == pbt.NAME else None),
     )

@@ -80,10 +80,17 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     and the status read back then equals the one computed again. Trials stopped because the
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
     ``trialsEarlyStopped``, which counts those an early-stopping rule stopped. ``observed``
-    holds the best trial's observations (:func:`katib_metrics`)."""
+    holds the best trial's observations (:func:`katib_metrics`). ``study`` names the resource's
+    study, which ``katuna show``, the HTTP API and the dashboard know it by: the resource's name,
+    or, where a resource of another namespace held that, the name qualified by its namespace
+    (:func:`~functions.core.resources.qualified_name`), which the ``Created`` condition's
+    message gives too."""
     words = _STARTED_WORDS["Experiment" if origin.ref.kind == "Experiment" else "Study"]
     reason, message = words["Created"]
-    created = _condition("Created", reason, message.format(name=record.name), record.created_at)
+    named = message.format(name=record.name)
+    if record.name != origin.ref.name and record.name not in named:
+        named += f"; its study is {record.name}"
+    created = _condition("Created", reason, named, record.created_at)
     conditions = [created]
     phase = "Created"
     if record.restarts:
@@ -105,7 +112,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
         conditions.insert(len(conditions) - 1, _condition("UpdateRefused", "SpecChangeRefused", origin.refused,
                                                           origin.refused_at))
     status: dict[str, Any] = {
-        "phase": phase, "conditions": conditions, "observedGeneration": origin.generation,
+        "phase": phase, "study": record.name, "conditions": conditions, "observedGeneration": origin.generation,
         "startTime": timestamp(record.started_at or record.created_at), "trials": counts.created,
         "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
@@ -151,13 +158,13 @@ def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,
     ``currentOptimalTrial`` (``{observation: {}}``), which Katib always writes (the field is
     no pointer) and its UI reads without a guard."""
     if record.spec.multi_objective:
-        front = [{"trialName": f"{record.name}-{t.number}", "trialNumber": t.number,
+        front = [{"trialName": f"{origin.ref.name}-{t.number}", "trialNumber": t.number,
                   "objectiveValues": list(t.values or ()), **_results(t, record.spec, origin)}
                  for t in spread(best, PARETO_FRONT_SHOWN)]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
     if not best or not best[0].values:
         return {"currentOptimalTrial": {"observation": {}}} if origin.ref.katib else {}
-    return {"currentOptimalTrial": {"bestTrialName": f"{record.name}-{best[0].number}", "trialNumber": best[0].number,
+    return {"currentOptimalTrial": {"bestTrialName": f"{origin.ref.name}-{best[0].number}", "trialNumber": best[0].number,
                                     "objectiveValue": best[0].values[0], **_results(best[0], record.spec, origin, observed)}}
 
 
@@ -200,10 +207,11 @@ def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observatio
 
 def failed_status(reason: str, problems: Sequence[Problem], metadata: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The status of a resource katuna could not take: every problem, with its field path, and
-    the generation and :func:`marks` of the resource (its ``metadata``) it was refused at."""
+    the generation and :func:`marks` of the resource (its ``metadata``) it was refused at; no
+    ``study``, as it has none."""
     lines = "; ".join(str(p) for p in problems)
     message = f"{len(problems)} problem(s): {lines}" if len(problems) > 1 else lines
-    return {"phase": "Failed", "observedGeneration": metadata.get("generation") or 1,
+    return {"phase": "Failed", "study": None, "observedGeneration": metadata.get("generation") or 1,
             "observedMetadata": marks(metadata), "conditions": [_condition("Failed", reason, message, now)],
             "problems": [{"field": p.path, "message": p.message} for p in problems]}
 

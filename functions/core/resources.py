@@ -11,12 +11,14 @@ Experiment spec, a ``StudyJob``'s a Katib ``v1alpha1`` StudyJob spec; the resour
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.naming import MAX_NAME, is_label
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 
@@ -115,8 +117,8 @@ class Origin:
                 f"which can then be deleted")
 
 
-def name_taken(ref: Ref, holder: Ref | None) -> str:
-    """Why the resource ``ref`` cannot have the study of its name, which a study submitted over
+def name_taken(study: str, ref: Ref, holder: Ref | None) -> str:
+    """Why the resource ``ref`` cannot have the study ``study``, which a study submitted over
     HTTP holds (``holder`` None), or the study of the resource ``holder``, which is there. Study
     names are shared by every namespace katuna serves; a ``holder`` of another namespace is not
     named, which the users of ``ref``'s namespace may not see."""
@@ -127,7 +129,25 @@ def name_taken(ref: Ref, holder: Ref | None) -> str:
                  "serves); rename this resource")
     else:
         taken = f"from {holder}; rename this resource, or delete that one"
-    return f"a study named {ref.name!r} already exists ({taken})"
+    return f"a study named {study!r} already exists ({taken})"
+
+
+QUALIFIER = "--"
+"""Between a resource's name and its namespace in its qualified study name."""
+
+
+def qualified_name(ref: Ref) -> str:
+    """The study name of a resource whose own name a resource of another namespace holds:
+    ``<name>--<namespace>``, a DNS-1123 label as every study name is; past 63 characters, its
+    first characters, ``-`` and a hash of the namespace and name, the same for the resource
+    every time. A name that is no label is the resource's own: it is refused as it is."""
+    full = f"{ref.name}{QUALIFIER}{ref.namespace}"
+    if not is_label(ref.name):
+        return ref.name
+    if len(full) <= MAX_NAME:
+        return full
+    digest = hashlib.sha256(f"{ref.namespace}/{ref.name}".encode()).hexdigest()[:8]
+    return f"{full[:MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def origin_of(record: StudyRecord | None) -> Origin | None:

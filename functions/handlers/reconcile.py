@@ -258,8 +258,8 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0)
     except KatunaError as exc:
         log.warning("listing the study resources in %s: %s", namespace, exc)
         return []
-    stored = {record.name: record for record in studies}
-    events = [resource_changed("add", obj) for ref, obj in listed.items() if not _known(obj, stored.get(ref.name))]
+    stored = {origin.ref: record for record in studies if (origin := origin_of(record)) is not None}
+    events = [resource_changed("add", obj) for ref, obj in listed.items() if not _known(obj, stored.get(ref))]
     for record in studies:
         origin = origin_of(record)
         watched = resources.katib_api if origin is not None and origin.ref.katib else \

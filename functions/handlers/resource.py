@@ -22,8 +22,9 @@ Katib's webhook rules; not one whose maxTrials would take the study's Optuna his
 one without maxTrials takes the trial cap the limits give it then: :mod:`functions.core.trial_cap`) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
 refused in the status. Study names are shared by every namespace: a resource whose name another
-namespace's holds is refused (that namespace not named), one whose name a deleted resource's
-study holds takes it, as one applied again in the same namespace does. Each generation
+namespace's resource holds has a study of its name qualified by its namespace
+(:mod:`functions.handlers.resource_names`), one whose name a deleted resource's study holds
+takes it, as one applied again in the same namespace does. Each generation
 is handled once: the stored origin (or, for a refused resource, its status, with a digest of its
 labels and annotations, whose change alone is no new generation) remembers it, so
 the update events of katuna's own status writes change nothing.
@@ -33,18 +34,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from functions.core import katib_defaults, katib_metadata, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidStudy, Problem, StudyNotFound
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.gpu_fit import gpu_misfit
 from functions.core.job_resources import missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
-from functions.core.ports import Resources
 from functions.core.records import STOPPED, StudyRecord
 from functions.core.resource_status import failed_status, refusal_stands
 from functions.core.resources import (
@@ -55,7 +56,6 @@ from functions.core.resources import (
     definition,
     in_namespace,
     is_study_resource,
-    name_taken,
     namespace_problems,
     origin_of,
     ref_of,
@@ -68,6 +68,7 @@ from functions.core.store_port import has_study
 from functions.core.trial_identity import study_problems
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
+from functions.handlers.resource_names import let_go, name_problem, stored_study, study_of
 from functions.handlers.starting import go_on
 from functions.handlers.stopping import drop_kept, kept_behind, retire
 from functions.handlers.submit import raised_budget, restart, store_study
@@ -83,7 +84,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if ref.katib and not deps.resources.katib_api:
         return []
     current = deps.resources.get(ref)
-    stored = _stored(deps, ref.name)
+    study = study_of(deps, ref)
+    stored = stored_study(deps, study)
     origin = origin_of(stored)
     if current is None:
         if stored is None or origin is None or origin.ref != ref:
@@ -101,32 +103,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         stored = None
     if refusal_stands(current):
         return []
-    if stored is not None and origin is not None and _let_go(deps.resources, origin):
+    if stored is not None and origin is not None and let_go(deps.resources, origin):
         retire(deps, stored, origin)
         stored = None
     if stored is not None:
-        _fail(deps, ref, current, "StudyNameTaken", [_name_taken(ref, origin)])
+        _fail(deps, ref, current, "StudyNameTaken", [name_problem(study, ref, origin)])
         return []
-    return _create(deps, ref, current)
-
-
-def _let_go(resources: Resources, origin: Origin) -> bool:
-    """Whether the resource a study came from is gone (deleted, in whichever namespace), so the
-    name goes to the next resource applied under it, as one applied again in its namespace takes it."""
-    return (resources.katib_api or not origin.ref.katib) and resources.get(origin.ref) is None
-
-
-def _name_taken(ref: Ref, origin: Origin | None) -> Problem:
-    if origin is not None and origin.ref.namespace != ref.namespace:
-        log.warning("%s: its study's name is held by %s", ref, origin.ref)
-    return Problem("metadata.name", name_taken(ref, None if origin is None else origin.ref))
-
-
-def _stored(deps: Deps, name: str) -> StudyRecord | None:
-    try:
-        return deps.store.get_study(name)
-    except StudyNotFound:
-        return None
+    return _create(deps, ref, current, study)
 
 
 def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problems: list[Problem]) -> None:
@@ -135,15 +118,17 @@ def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problem
                                     partial(failed_status, reason, problems, current["metadata"], deps.clock()))
 
 
-def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
-    """Submit the resource's study, as ``POST /studies`` would, its trials in the resource's
-    namespace (:func:`~functions.core.resources.namespace_problems`)."""
+def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> list[Event]:
+    """Submit the resource's study, named ``study`` (:func:`study_of`), as ``POST /studies``
+    would, its trials in the resource's namespace
+    (:func:`~functions.core.resources.namespace_problems`). The resource is validated under its
+    own name, as Katib's webhook checks it."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = template_sources.load(definition(current), _templates(deps, ref.namespace), deps.limits,
                                                 partial(has_study, deps.store))
         refused = namespace_problems(spec, ref)
-        spec = in_namespace(spec, ref.namespace)
+        spec = replace(in_namespace(spec, ref.namespace), name=study)
         refused += study_problems(spec, deps.trial_defaults)
         if refused:
             raise InvalidStudy(in_definition(submitted, refused))
@@ -190,7 +175,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
         else:
             _editable(kind, stored, edited, deps.store.count_trials(stored.name).created)
         spec, submitted = load_definition(edited, limits=deps.limits, stored=partial(has_study, deps.store))
-        spec = in_namespace(spec, stored.spec.kubernetes.namespace)
+        spec = replace(in_namespace(spec, stored.spec.kubernetes.namespace), name=stored.name)
     except InvalidStudy as exc:
         return _refuse(deps, stored, origin, generation, f"the edit is invalid: {_problems(kind, exc)}")
     except _Refusal as exc:

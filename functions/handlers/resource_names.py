@@ -1,0 +1,67 @@
+"""Which study a study resource has. Study names are katuna's key, one set for every namespace
+it serves, while Kubernetes names a resource within its namespace: in a multi-user Kubeflow
+(one profile namespace per user) each user may apply Katib's example ``random``. A resource
+has the study of its own name where that name is free, or its study is this resource's; where
+a resource of another namespace, still there, holds it, the resource's study is named
+``<name>--<namespace>`` (:func:`~functions.core.resources.qualified_name`) instead of being
+refused.
+
+The name follows from the store and the cluster as they are, and a study once stored under a
+name keeps it: the qualified study of a resource is found first, so its events, handled twice
+or in any order (its own delete after the plain name's holder went), keep naming the same
+study. No stored study is ever renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from functions.core.errors import Problem, StudyNotFound
+from functions.core.ports import Resources
+from functions.core.records import StudyRecord
+from functions.core.resources import Origin, Ref, name_taken, origin_of, qualified_name
+from functions.handlers.deps import Deps
+
+log = logging.getLogger("katuna.resource")
+
+
+def study_of(deps: Deps, ref: Ref) -> str:
+    """The name of the study of the resource ``ref`` (there or deleted): its qualified name
+    where a study of this resource is stored under it; else its own name, unless a study of a
+    resource of another namespace that is still there holds that (then the qualified one). A
+    name an HTTP study or another resource of the same namespace holds stays the resource's
+    own, which is refused as taken (:func:`name_problem`)."""
+    qualified = qualified_name(ref)
+    if qualified != ref.name and _holder(deps, qualified) == ref:
+        return qualified
+    origin = origin_of(stored_study(deps, ref.name))
+    if origin is None or origin.ref.namespace == ref.namespace or deps.resources is None:
+        return ref.name
+    return ref.name if let_go(deps.resources, origin) else qualified
+
+
+def _holder(deps: Deps, name: str) -> Ref | None:
+    origin = origin_of(stored_study(deps, name))
+    return None if origin is None else origin.ref
+
+
+def stored_study(deps: Deps, name: str) -> StudyRecord | None:
+    """The study stored under ``name``, None when there is none."""
+    try:
+        return deps.store.get_study(name)
+    except StudyNotFound:
+        return None
+
+
+def let_go(resources: Resources, origin: Origin) -> bool:
+    """Whether the resource a study came from is gone (deleted, in whichever namespace), so the
+    name goes to the next resource applied under it, as one applied again in its namespace takes it."""
+    return (resources.katib_api or not origin.ref.katib) and resources.get(origin.ref) is None
+
+
+def name_problem(study: str, ref: Ref, origin: Origin | None) -> Problem:
+    """Why the resource ``ref`` cannot have the study ``study``, which an HTTP study or the
+    study of the resource ``origin`` holds; that resource's namespace, when another, is logged only."""
+    if origin is not None and origin.ref.namespace != ref.namespace:
+        log.warning("%s: the study name %s is held by %s", ref, study, origin.ref)
+    return Problem("metadata.name", name_taken(study, ref, None if origin is None else origin.ref))
