@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
+from functions.adapters.kubernetes_answers import check_answer
 from functions.core.errors import PermanentError, Problem, QuotaFull, RefusedWorkload, TemporaryError
 from functions.core.timeouts import REMOTE_TIMEOUT
 
@@ -45,17 +46,25 @@ Translate = Callable[[Exception, str], Exception]
 class BoundedApiClient(client.ApiClient):
     """An API client none of whose requests can wait for ever: each waits at most ``timeout``
     seconds to connect, and as long again for each read of the answer. That is a bound per read,
-    not on the whole answer, so a long pod log streams for as long as its chunks keep coming."""
+    not on the whole answer, so a long pod log streams for as long as its chunks keep coming.
+    An answer no API server gives is refused before it is read (:func:`check_answer`), naming
+    ``source``: the address and where it was configured."""
 
-    def __init__(self, configuration: client.Configuration, timeout: float) -> None:
+    def __init__(self, configuration: client.Configuration, timeout: float, source: str) -> None:
         super().__init__(configuration)
         self.timeout = timeout
+        self.source = source
 
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
                  post_params: Any = None, _request_timeout: Any = None) -> Any:
         """The request, with the client's (connect, read) timeouts unless the call names its own."""
         return super().call_api(method, url, header_params, body, post_params,
                                 _request_timeout=_request_timeout or (self.timeout, self.timeout))
+
+    def response_deserialize(self, response_data: Any, response_types_map: Any = None) -> Any:
+        """The answer read as the client reads it, once it is known to be an API server's."""
+        check_answer(response_data, (response_types_map or {}).get(str(response_data.status)), self.source)
+        return super().response_deserialize(response_data, response_types_map)
 
 
 APIS = ("CoreV1Api", "BatchV1Api", "CustomObjectsApi", "AuthorizationV1Api")
@@ -80,14 +89,16 @@ def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> clie
     costs one timeout to connect and one per read at most."""
     configuration = client.Configuration()
     if host:
-        configuration.host = host
+        configuration.host, source = host, "KATUNA_K8S_API"
     else:
         try:
             config.load_incluster_config(client_configuration=configuration)
+            source = "the in-cluster configuration's API server"
         except config.ConfigException:
             config.load_kube_config(client_configuration=configuration)
+            source = "the kubeconfig's server"
     configuration.retries = False
-    return BoundedApiClient(configuration, timeout)
+    return BoundedApiClient(configuration, timeout, f"{source} ({configuration.host})")
 
 
 def configuration_problem(host: str | None = None, wanted_by: str = "--executor kubernetes") -> str | None:

@@ -37,7 +37,9 @@ would retry. Classes defined beside what raises them name their module.
         ``NoCommand``            a container with no command to wrap (:mod:`functions.core.file_collector`)
         ``CheckpointClash``      a pod already has what checkpoints add (:mod:`functions.core.checkpoint_volume`)
         ``UnreadableSpec``       a stored spec no study can be rebuilt from (:mod:`functions.core.stored`)
-    ``TemporaryError`` (retrying later may help; HTTP 503 with ``Retry-After``)
+    ``TemporaryError`` (retrying later may help; HTTP 503 with ``Retry-After``; a Kubernetes API
+    address answering as no API server does, a web page, among them: the operator fixes the
+    address, and nothing in the request is to blame, :mod:`functions.adapters.kubernetes_answers`)
         ``StorageUnavailable``   the database cannot be opened or written (read-only, missing rights)
             ``StorageFull``        the disk holding the database is full
             ``ForeignDatabase``    an SQLite database that is not katuna's
