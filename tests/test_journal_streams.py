@@ -258,11 +258,13 @@ def test_a_katib_experiment_stored_before_restarts_after_the_split_and_goes_on_f
     runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     name = runner.run(doc["metadata"]["name"]).name
     before = history(runner.store.optuna_study(name, ["minimize"]).get_trials())
-    drop_journal_streams(runner.store.tables())
-    runner.store.db.execute("PRAGMA user_version = 25")
-    assert runner.store.db.execute("SELECT count(*) FROM optuna_journal WHERE body LIKE '%\"trial_id\": 3,%'"
-                                   ).fetchone()[0] > 0, "the Experiment's trials follow the first study's"
     runner.close()
+    older = SqliteStore(tmp_path / "katuna.db")
+    drop_journal_streams(older.tables())
+    older.db.execute("PRAGMA user_version = 25")
+    assert older.db.execute("SELECT count(*) FROM optuna_journal WHERE body LIKE '%\"trial_id\": 3,%'"
+                            ).fetchone()[0] > 0, "the Experiment's trials follow the first study's"
+    older.close()
 
     reopened = Embedded(Settings(db=tmp_path / "katuna.db"))
     doc["spec"]["maxTrialCount"] = 4

@@ -26,6 +26,14 @@ _UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_
 """SQLite's primary result codes for a database that cannot be opened or written at all."""
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 """SQLite's primary result codes for a lock another connection held past the busy timeout."""
+_PASSING = {sqlite3.SQLITE_ABORT, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_PROTOCOL,
+            sqlite3.SQLITE_SCHEMA}
+"""SQLite's primary result codes for a failure of the moment that the same statement may get past
+when made again: a transaction aborted, memory short, an operation interrupted, a race on the WAL's
+locks, a schema changed under a prepared statement. Any other (``SQLITE_ERROR``: a statement SQLite
+cannot run, as ``no such table``, a syntax error, a transaction begun within one;
+``SQLITE_TOOBIG``, ``SQLITE_MISUSE``, ``SQLITE_INTERNAL``) fails the same way however often it is
+made: it is katuna's, not the database's, and passes untranslated."""
 
 
 def _full(path: Path) -> str:
@@ -65,7 +73,8 @@ def _told(kind: str, error: KatunaError) -> KatunaError:
 
 def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     """The katuna error for a failure of the database itself (locked, full, read-only,
-    unreadable), or None for any other error (a statement katuna got wrong)."""
+    unreadable, or one of the moment: :data:`_PASSING`), or None for any other error (a
+    statement katuna got wrong), which no retry gets past."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
         return _told("full", StorageFull(_full(path)))
@@ -81,7 +90,7 @@ def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
         return _told("unavailable", StorageUnavailable(
             f"cannot use the database {path} ({exc}); katuna needs to read and write the file and to create files "
             "beside it (its -wal and -shm)"))
-    if isinstance(exc, sqlite3.OperationalError):
+    if code in _PASSING:
         return _told("other", TemporaryError(f"the database failed ({exc}); retry later"))
     return None
 
