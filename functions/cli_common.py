@@ -114,14 +114,15 @@ def settings_for(db: str | None) -> Settings:
     return Settings.from_env().with_db(db)
 
 
-def on_database(path: Path) -> str:
+def on_database(settings: Settings) -> str:
     """The ``--db`` that a command katuna tells the user to run next needs to reach the database
-    at ``path``: none where it is the one that command finds by itself (``KATUNA_DB``, else
-    ``./katuna.db``; the same file through a link too), so that a hint followed as printed
-    never reads another database, nor another study of the same name."""
-    if settings_for(None).db.resolve() == path.resolve():
+    of ``settings``: none where it is the one that command finds by itself (``KATUNA_DB``, else
+    ``./katuna.db``: :attr:`Settings.found_db`, read with the rest; the same file through a link
+    too), so that a hint followed as printed never reads another database, nor another study of
+    the same name."""
+    if settings.found_db.resolve() == settings.db.resolve():
         return ""
-    return f" --db {shlex.quote(str(path))}"
+    return f" --db {shlex.quote(str(settings.db))}"
 
 
 def existing_db(db: str | None) -> Path:

@@ -109,13 +109,13 @@ def delete(name: str, db: str | None) -> None:
     settings = settings_for(db)
     store, _ = with_study(db, name)
     try:
-        deletable = _deletable(name, store)
+        deletable = _deletable(name, store, settings)
         if settings.runs_jobs and store.stopping_trials(1, name):
             _stop_marked(settings, name)
         on_claim = settings.runs_jobs and _drop_on_claim(settings, deletable)
         checkpoints = local_checkpoints.dropped(settings.logs, deletable.log_folder, deletable.uid)
         with store.transaction():
-            record = _deletable(name, store)
+            record = _deletable(name, store, settings)
             trials = store.count_trials(name).created
             store.delete_study(name)
     finally:
@@ -128,13 +128,13 @@ def delete(name: str, db: str | None) -> None:
         console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings.db.resolve()}"
                            f"{kept}{_suspended_run(record)}."), soft_wrap=True)
 
-def _deletable(name: str, store: SqliteStore) -> StudyRecord:
+def _deletable(name: str, store: SqliteStore, settings: Settings) -> StudyRecord:
     """The study, once it is known to be deletable (ended, and followed by no resource); exit 1
-    saying why otherwise."""
+    saying why otherwise, the stop it needs on the database of ``settings``."""
     record = store.get_study(name)
     if not record.terminal:
         fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
-             f"first with katuna stop {name}{on_database(store.path)}, then delete it")
+             f"first with katuna stop {name}{on_database(settings)}, then delete it")
     if record.origin is not None:
         fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
              "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")

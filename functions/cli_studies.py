@@ -17,6 +17,7 @@ from functions.cli_common import (
     json_option,
     on_database,
     print_json,
+    settings_for,
     with_study,
     writing_output,
 )
@@ -97,7 +98,7 @@ def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tu
         print_json(view)
         return
     with writing_output():
-        print_trial(console, name, view, after is not None, on_database(store.path))
+        print_trial(console, name, view, after is not None, on_database(settings_for(db)))
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
     """The trials of a multi-objective study's Pareto front that ``show`` prints (none for a

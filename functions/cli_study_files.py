@@ -170,13 +170,13 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
     if runner is not None:
         embedded.close()
         fail(f"study {spec.name!r} is running in another `katuna run` (process {runner}) on this database; follow "
-             f"it with `katuna show {spec.name}{on_database(embedded.settings.db)}`, or stop that process first to run it here", 2)
+             f"it with `katuna show {spec.name}{on_database(embedded.settings)}`, or stop that process first to run it here", 2)
     elsewhere = embedded.runs_elsewhere(record)
     if elsewhere:
         embedded.close()
         fail(f"study {spec.name!r} is running in another katuna process ({elsewhere} of its trials run there: "
              f"`katuna serve`, or another `katuna run` on this database); follow it with "
-             f"`katuna show {spec.name}{on_database(embedded.settings.db)}`, "
+             f"`katuna show {spec.name}{on_database(embedded.settings)}`, "
              "or stop that process first to run it here", 2)
     ran = not record.terminal
     if ran:
@@ -189,7 +189,7 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
                           "Nothing to run.")
     try:
         with writing_output():
-            print_result(console, embedded.store, record, embedded.settings, on_database(embedded.settings.db))
+            print_result(console, embedded.store, record, embedded.settings, on_database(embedded.settings))
     except StudyNotFound:
         embedded.close()
         fail(_deleted_after(spec.name, record, ran), 1)
@@ -256,7 +256,7 @@ def _resume_hint(embedded: Embedded, name: str) -> str:
     ``katuna serve`` on the database, which goes on with any study whose process is gone (a run
     of it is then refused, as another process runs it): ``katuna stop`` ends it for good."""
     return (f"Run the same command again to resume {markup(repr(name))} (a katuna serve on this "
-            f"database resumes it by itself; katuna stop {markup(name)}{markup(on_database(embedded.settings.db))} ends it).")
+            f"database resumes it by itself; katuna stop {markup(name)}{markup(on_database(embedded.settings))} ends it).")
 
 
 

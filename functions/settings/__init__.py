@@ -35,6 +35,10 @@ DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 evicted and with no memory limit, and a node pool's autoscaler would never grow for it."""
 
 
+DEFAULT_DB = Path("katuna.db")
+"""The database where ``KATUNA_DB`` names none."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives, how the HTTP service behaves, and where emitted events go.
@@ -205,7 +209,11 @@ class Settings:
     ``nodePool.maxNodes`` of an EKS study, and ``KATUNA_EKS_GROUPS_PER_CLUSTER`` (30).
     """
 
-    db: Path = Path("katuna.db")
+    db: Path = DEFAULT_DB
+    found_db: Path = DEFAULT_DB
+    """The database a command finds by itself (``KATUNA_DB``, else ``./katuna.db``), whatever
+    ``--db`` gave this one (:meth:`with_db`): the one a command katuna tells the user to run next
+    reaches without ``--db`` (:func:`functions.cli_common.on_database`)."""
     log_dir: Path | None = None
     busy_timeout: float = 30.0
     api_token: str | None = field(default=None, repr=False)
@@ -284,6 +292,7 @@ class Settings:
         if env.get("K_CA_CERTS"):
             values["sink_ca_certs"] = env["K_CA_CERTS"]
         values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
+        values["found_db"] = values.get("db", DEFAULT_DB)
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = study_limits(env)
         if "max_running_trials" not in values:
@@ -336,6 +345,7 @@ class Settings:
         return reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
 
     def with_db(self, db: str | Path | None) -> Settings:
+        """These settings on the database ``db`` (``--db``), where given; :attr:`found_db` kept."""
         return self if db is None else replace(self, db=Path(db))
 
     def cluster_defaults(self) -> Cluster:
