@@ -136,8 +136,8 @@ def _deletable(name: str, store: SqliteStore, settings: Settings) -> StudyRecord
         fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
              f"first with katuna stop {name}{on_database(settings)}, then delete it")
     if record.origin is not None:
-        fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
-             "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")
+        fail(f"{Origin.from_dict(record.origin).delete_through_service(name, 'it')} (katuna delete cannot ask the "
+             "cluster whether the resource is gone)")
     return record
 
 def _stop_marked(settings: Settings, name: str) -> None:

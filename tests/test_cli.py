@@ -926,6 +926,9 @@ def test_delete_refuses_a_study_that_follows_a_kubernetes_resource_and_keeps_it(
     assert refused.stderr.startswith("error: study 'demo' follows the Experiment 'demo' in namespace 'team' "
                                      "(kubeflow.org/v1beta1)"), refused.stderr
     assert "kubectl delete experiments.kubeflow.org demo -n team" in refused.stderr
+    assert " ".join(refused.stderr.split()).endswith(
+        "which can then be deleted with DELETE /studies/demo of the service that watches it (katuna delete cannot "
+        "ask the cluster whether the resource is gone)"), refused.stderr
     assert here("show", "demo", cwd=tmp_path).returncode == 0
 
 

@@ -107,8 +107,7 @@ def _deleting(stored: StudyRecord) -> str:
     name = stored.name
     if stored.origin is None:
         return f"katuna delete {name}, or DELETE /studies/{name}"
-    return (f"{Origin.from_dict(stored.origin).delete_refusal(name)} with DELETE /studies/{name} of the service "
-            "that watches the cluster")
+    return Origin.from_dict(stored.origin).delete_through_service(name, "the cluster")
 
 
 def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:

@@ -116,6 +116,12 @@ class Origin:
                 f"kubectl delete {ref.plural}.{ref.group} {ref.name} -n {ref.namespace}; that stops the study, "
                 f"which can then be deleted")
 
+    def delete_through_service(self, study: str, watching: str) -> str:
+        """:meth:`delete_refusal`, then how the study is deleted once the resource is gone: over
+        the HTTP API of the service that watches ``watching`` (the cluster, or the study), which
+        alone can tell that the resource is gone (``katuna delete`` refuses such a study)."""
+        return f"{self.delete_refusal(study)} with DELETE /studies/{study} of the service that watches {watching}"
+
 
 def name_taken(study: str, ref: Ref, holder: Ref | None) -> str:
     """Why the resource ``ref`` cannot have the study ``study``, which a study submitted over
