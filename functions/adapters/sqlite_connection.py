@@ -1,9 +1,10 @@
-"""The store's SQLite connection: opening the file, write transactions, and Optuna's storage.
+"""The store's SQLite connection: opening the file, and write transactions.
 
 WAL and a generous busy timeout let several processes share the file; every handler runs in a
 ``BEGIN IMMEDIATE`` transaction that also holds Optuna's journal writes and the processed-event
 record, so a handler's effects land together or not at all. The store's tables are read and
-written by the classes built on :class:`SqliteConnection`, one module per group of tables.
+written by the classes built on :class:`SqliteConnection`, one module per group of tables
+(Optuna's, :mod:`functions.adapters.sqlite_optuna`).
 """
 
 from __future__ import annotations
@@ -13,28 +14,19 @@ import itertools
 import json
 import sqlite3
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.adapters.sqlite_errors import busy, check_same_file, file_identity, translated
-from functions.adapters.sqlite_journal_tables import STREAMS_TABLE
-from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.adapters.sqlite_schema import connect, refuse_migrated
 from functions.adapters.sqlite_write_lock import begin_immediate
-from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
 
 if TYPE_CHECKING:
-    import optuna
     import sqlite_utils
-
-    from functions.adapters.sqlite_histories import ChartHistories
-    from functions.adapters.sqlite_journal import KatunaJournalStorage
-    from functions.adapters.sqlite_streams import KatunaStreams
 
 
 def dumps(value: Any) -> str:
@@ -51,7 +43,7 @@ class Statements:
     """The connection as the store's modules run SQL on it: ``execute`` and ``conn``. Neither
     Optuna nor sqlite-utils is imported to open and read the database (a command that lists
     studies needs neither): Optuna's storage is made at its first use
-    (:meth:`SqliteConnection.optuna_storage`), sqlite-utils only for a migration that is due."""
+    (:meth:`~functions.adapters.sqlite_optuna.SqliteOptuna.optuna_storage`), sqlite-utils only for a migration that is due."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -95,32 +87,23 @@ class SqliteConnection:
     exits, for a ``sqlite3`` connection is freed only by the cyclic garbage collector, which may
     never run: it would stay open, and the write-ahead log would not be folded in."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None,
-                 stopped: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, stopped: Callable[[], bool] = lambda: False) -> None:
         """``stopped`` says when a wait for another connection's write lock is to be given up
         (:func:`~functions.adapters.sqlite_write_lock.begin_immediate`): the process is stopping."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._stopped = stopped
-        self._histories = histories
-        """Where the charts' histories are read and kept: one object shared by a process's stores
-        (made at first use where none is given)."""
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
         self.opened = file_identity(self.path)
         """The file opened: writes are refused once the path names another (:meth:`transaction`)."""
         self.db = Statements(conn)
         self._closing = weakref.finalize(self, _fold_and_close, conn)
-        self._optuna: KatunaStreams | None = None
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
         self._after: list[Callable[[], None]] = []
         """What the transaction under way does once it commits (:meth:`after_commit`)."""
-        self._studies: OrderedDict[tuple[str, int], tuple[KatunaJournalStorage, optuna.Study]] = OrderedDict()
-        """Optuna's view of the studies loaded, those whose journals the storage keeps read
-        (:meth:`~functions.adapters.sqlite_streams.KatunaStreams.stream`): a study holds its
-        journal, which would otherwise stay in memory after the storage dropped it."""
         try:
             self._migrate()
         except KatunaError:
@@ -212,8 +195,7 @@ class SqliteConnection:
             try:
                 refuse_migrated(conn, self.path)
                 yield
-                if self._optuna is not None:
-                    self._optuna.snapshot_if_due()
+                self._before_commit()
                 conn.execute("COMMIT")
             except BaseException:
                 self._abandon()
@@ -232,100 +214,24 @@ class SqliteConnection:
         else:
             self._after.append(effect)
 
+    def _before_commit(self) -> None:
+        """What the transaction under way writes last, before it commits: nothing here (a
+        snapshot of Optuna's journal, :class:`~functions.adapters.sqlite_optuna.SqliteOptuna`)."""
+
     def _abandon(self) -> None:
         """Rolls back a failed transaction (SQLite may have rolled it back already, as it does on
-        a full disk) and forgets Optuna's state read inside it."""
+        a full disk) and forgets what was read inside it (:meth:`_forget`)."""
         if self.db.conn.in_transaction:
             with suppress(sqlite3.Error):
                 self.db.conn.execute("ROLLBACK")
-        self._optuna = None
-        self._studies.clear()
+        self._forget()
 
-    def optuna_storage(self) -> KatunaStreams:
-        """Optuna's storage of every study (:mod:`functions.adapters.sqlite_streams`)."""
-        if self._optuna is None:
-            from functions.adapters.sqlite_streams import KatunaStreams
-
-            self._optuna = KatunaStreams(self.db.conn, lambda: self._writing)
-        return self._optuna
-
-    def optuna_stream(self, name: str) -> KatunaJournalStorage:
-        """Optuna's storage of the study ``name`` alone, in which it is study 0, as
-        :meth:`optuna_study` uses it; ``KeyError`` when Optuna has no such study."""
-        storage = self.optuna_storage()
-        return storage.stream(storage.get_study_id_from_name(name))
+    def _forget(self) -> None:
+        """Drop what this connection keeps of what a transaction rolled back read: nothing here
+        (Optuna's state, :class:`~functions.adapters.sqlite_optuna.SqliteOptuna`)."""
 
     def database(self) -> Hashable:
         return str(self.path), self.opened
-
-    def optuna_version(self, name: str) -> int:
-        """How many records the study's Optuna journal holds: any change to its state raises it."""
-        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} WHERE stream = "
-                               f"(SELECT id FROM {STREAMS_TABLE} WHERE name = ?)", [name]).fetchone()[0]
-
-    def chart_history(self, name: str, version: int) -> ChartHistory | None:
-        """The study's Optuna state at journal position ``version`` or later (or as far as a
-        chart reads), for charts: read once and shared by every store given the same
-        :class:`ChartHistories`, outside this connection's own Optuna state (which keeps what it
-        reads); None when Optuna has no such study."""
-        row = self.db.execute(f"SELECT id FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
-        if row is None:
-            return None
-        if self._histories is None:
-            from functions.adapters.sqlite_histories import ChartHistories
-
-            self._histories = ChartHistories()
-        history = self._histories.history(str(self.path), row[0], version)
-        cut = HistoryCut(history.trials, self.optuna_history(name), history.reader.budget) if history.cut else None
-        return ChartHistory(history.storage, cut)
-
-    def optuna_history(self, name: str) -> int:
-        """How many trials the study's Optuna journal has created: what a process that serves
-        it loads, read without loading it (0 for a study Optuna does not have)."""
-        row = self.db.execute(f"SELECT trials FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
-        return row[0] if row else 0
-
-    def optuna_histories_over(self, limit: int, shown: int) -> tuple[list[tuple[str, int]], int]:
-        """The studies whose Optuna journals have created more than ``limit`` trials: the
-        ``shown`` largest, ``(name, trials)`` largest first, and how many there are in all."""
-        over = self.db.execute(f"SELECT name, trials FROM {STREAMS_TABLE} WHERE trials > ? ORDER BY trials DESC, id "
-                               "LIMIT ?", [limit, shown]).fetchall()
-        count = self.db.execute(f"SELECT count(*) FROM {STREAMS_TABLE} WHERE trials > ?", [limit]).fetchone()[0]
-        return [(name, trials) for name, trials in over], count
-
-    def optuna_values_over(self, limit: int, shown: int) -> tuple[list[tuple[str, int]], int]:
-        """The studies whose Optuna journals hold more than ``limit`` records (values, as
-        :meth:`optuna_version` counts them): the ``shown`` largest, ``(name, records)`` largest
-        first, and how many there are in all. One look up the journal's key per study."""
-        each = (f"WITH held AS (SELECT id, name, (SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} "
-                f"WHERE stream = {STREAMS_TABLE}.id) AS records FROM {STREAMS_TABLE}) ")
-        over = self.db.execute(each + "SELECT name, records FROM held WHERE records > ? ORDER BY records DESC, id "
-                               "LIMIT ?", [limit, shown]).fetchall()
-        count = self.db.execute(each + "SELECT count(*) FROM held WHERE records > ?", [limit]).fetchone()[0]
-        return [(name, records) for name, records in over], count
-
-    def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
-        """Loaded once per storage object and stream (a study deleted and created again under
-        the same name gets a new stream), over the study's own storage, the one :meth:`optuna_stream`
-        gives (loaded again where the storage dropped that journal since: two objects of one
-        journal would not see each other's writes in a transaction); loading before creating
-        keeps the journal free of repeated creation records."""
-        import optuna
-
-        storage = self.optuna_storage()
-        stream = storage.stream_of(name)
-        if stream is None:
-            with suppress(optuna.exceptions.DuplicatedStudyError):
-                storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
-            stream = storage.get_study_id_from_name(name)
-        key, journal = (name, stream), storage.stream(stream)
-        loaded = self._studies.get(key)
-        if loaded is None or loaded[0] is not journal:
-            loaded = self._studies[key] = (journal, optuna.load_study(study_name=name, storage=journal))
-        self._studies.move_to_end(key)
-        for dropped in [other for other, (kept, _) in self._studies.items() if not storage.keeps(other[1], kept)]:
-            del self._studies[dropped]
-        return loaded[1]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         """Rows as dicts, straight from the connection."""

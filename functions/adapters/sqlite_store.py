@@ -3,7 +3,7 @@
 :class:`SqliteStore` is the store's one face to the rest of katuna; its parts live one group of
 tables to a module: the connection and its transactions (:mod:`functions.adapters.sqlite_connection`),
 the studies, the trials, how far their logs were read, their observations, the kept tails of their
-logs, the service's own records, and the node pool uses.
+logs, the service's own records, the node pool uses, and Optuna's journals.
 """
 
 from __future__ import annotations

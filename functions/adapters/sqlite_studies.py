@@ -14,7 +14,8 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
+from functions.adapters.sqlite_connection import dumps, loads, reading
+from functions.adapters.sqlite_optuna import SqliteOptuna
 from functions.core.conflicts import same_study, study_conflict
 from functions.core.errors import StudyNotFound
 from functions.core.records import FAILED, STUDY_RUNNING, TERMINAL_STATUSES, StudyRecord, TrialCap
@@ -96,8 +97,8 @@ def _origin(text: str | None) -> dict[str, Any] | None:
     return origin if isinstance(origin, dict) else None
 
 
-class SqliteStudies(SqliteConnection):
-    """The studies, on the store's connection."""
+class SqliteStudies(SqliteOptuna):
+    """The studies, on the store's connection, beside their Optuna journals."""
 
     def add_study(self, record: StudyRecord) -> StudyRecord:
         with self.transaction():
