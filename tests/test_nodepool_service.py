@@ -151,7 +151,7 @@ def test_a_gpu_study_whose_pool_has_no_gpus_is_refused_before_any_pool_is_made(c
                                   headers={"Content-Type": "application/json"})
     assert status == 422, answer
     problem, = answer["problems"]
-    assert problem["path"] == "nodePool.accelerators"
+    assert problem["path"] == "nodePool.machineType"
     assert "a node of machine type n2-standard-8 has 0" in problem["message"]
     assert service.json("GET", "/studies/gpuless")[0] == 404
     assert not [r for r in gke.requests if "gpuless" in json.dumps(r)]

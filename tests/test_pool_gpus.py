@@ -42,18 +42,44 @@ def refusal(definition: dict, settings: Settings) -> tuple[str, str]:
 
 
 def test_gpu_trials_on_a_gke_pool_without_gpus_are_refused_naming_its_accelerators():
-    path, message = refusal(gpu_study("1", {"provider": "gke"}), GKE)
-    assert path == "nodePool.accelerators"
-    assert message.startswith("trialTemplate.resources asks for 1 nvidia.com/gpu in one pod, but a node of "
-                              "machine type e2-standard-4 has 0, so no trial would ever be scheduled")
     path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "n1-standard-8",
                                             "accelerators": [{"type": "nvidia-tesla-t4", "count": 1}]}), GKE)
     assert (path, "has 1") == ("nodePool.accelerators", message.split(", so")[0][-5:])
+    assert message.endswith("expected accelerators enough for one trial's pod (2 nvidia-tesla-t4, say)")
+    path, message = refusal(gpu_study("3", {"provider": "gke", "machineType": "n1-standard-8"}), GKE)
+    assert path == "nodePool.accelerators" and message.endswith("(4 nvidia-tesla-t4, say)"), \
+        "an n1 type takes 1, 2 or 4 T4s"
+
+
+def test_gpu_trials_on_a_gke_machine_type_without_enough_are_refused_naming_it_and_one_that_has_enough():
+    """A GKE machine type that takes no GPU (the default e2-standard-4), or an accelerator-optimized
+    one that comes with too few, is the field to change: accelerators added to it would be
+    refused in turn. The refusal names a type of its family with enough, or types that have them."""
+    path, message = refusal(gpu_study("1", {"provider": "gke"}), GKE)
+    assert path == "nodePool.machineType"
+    assert message == ("trialTemplate.resources asks for 1 nvidia.com/gpu in one pod, but a node of machine type "
+                       "e2-standard-4 has 0, so no trial would ever be scheduled; expected an n1 machine type with "
+                       "accelerators (1 nvidia-tesla-t4, say) or an accelerator-optimized machine type that comes "
+                       "with them (g2-standard-4: 1 nvidia-l4)")
     path, message = refusal(pytorch_study(4, {"provider": "gke", "machineType": "g2-standard-24"}), GKE)
-    assert path == "nodePool.accelerators"
+    assert path == "nodePool.machineType"
     assert message.startswith("trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template.spec.containers[0]"
                               ".resources.limits asks for 4 nvidia.com/gpu in one pod, but a node of machine type "
                               "g2-standard-24 has 2")
+    assert message.endswith("expected a machine type of its family with enough (g2-standard-48: 4 nvidia-l4)")
+    path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "a2-highgpu-1g"}), GKE)
+    assert (path, message.split("; ")[-1]) == \
+        ("nodePool.machineType", "expected a machine type of its family with enough (a2-highgpu-2g: 2 nvidia-tesla-a100)")
+    path, message = refusal(gpu_study("16", {"provider": "gke", "machineType": "a3-highgpu-8g"}), GKE)
+    assert message.endswith("(a2-megagpu-16g: 16 nvidia-tesla-a100)")
+    path, message = refusal(gpu_study("20", {"provider": "gke", "machineType": "n2-standard-8"}), GKE)
+    assert message.endswith("expected a machine type with 20 GPUs, which GKE has none of (a2-megagpu-16g has the "
+                            "most: 16)")
+    for pool, gpus in (({"provider": "gke", "machineType": "a2-highgpu-2g"}, "2"),
+                       ({"provider": "gke", "machineType": "g2-standard-48"}, "4"),
+                       ({"provider": "gke", "machineType": "n1-standard-8",
+                         "accelerators": [{"type": "nvidia-tesla-t4", "count": 4}]}, "3")):
+        check_node_pool(parse_study(gpu_study(gpus, pool)), GKE, runs_jobs=True)
 
 
 def test_gpu_trials_on_an_eks_group_without_nvidia_gpus_are_refused_naming_its_instance_types():

@@ -21,7 +21,7 @@ from functions.core.errors import Problem
 from functions.core.job import runs_as_job
 from functions.core.job_resources import EXTENDED_RESOURCES, GPU, SIZED, trial_resources
 from functions.core.limit_ranges import quantity
-from functions.core.nodepool import GKE
+from functions.core.nodepool import GKE, NodePool
 from functions.core.spec import Study
 
 Asked = tuple[int, tuple[str, ...]]
@@ -40,14 +40,7 @@ def gpu_misfit(spec: Study, defaults: Cluster) -> Problem | None:
     wants = (f"{fields[0]} asks" if len(fields) == 1 else f"{', '.join(fields)} ask together") + \
         f" for {count} {GPU} in one pod"
     if pool.provider == GKE:
-        machine = pool.machine_types[0]
-        offered = gpus.node_gpus(machine, pool.accelerators)
-        if offered is None or offered >= count:
-            return None
-        return Problem("nodePool.accelerators", f"{wants}, but a node of machine type {machine} has {offered}, so "
-                       "no trial would ever be scheduled; expected accelerators enough for one trial's pod "
-                       "(an n1 machine type with nvidia-tesla-t4, say) or an accelerator-optimized machine type "
-                       "that comes with them (g2-standard-8: 1 nvidia-l4)")
+        return _gke_misfit(pool, count, wants)
     lacking = [t for t in pool.machine_types if not eks_ami.offers_nvidia_gpus(t)]
     if lacking:
         return Problem("nodePool.instanceTypes", f"{wants}, but {', '.join(lacking)} has no NVIDIA GPU, so no trial "
@@ -60,6 +53,24 @@ def gpu_misfit(spec: Study, defaults: Cluster) -> Problem | None:
     instead = f" ({', '.join(dict.fromkeys(fits))})" if fits else ""
     return Problem("nodePool.instanceTypes", f"{wants}, but a node of {named}, so no trial would ever be scheduled "
                    f"there; expected instance types with at least {count} NVIDIA GPUs{instead}")
+
+
+def _gke_misfit(pool: NodePool, count: int, wants: str) -> Problem | None:
+    """A GKE pool whose node has fewer than ``count`` GPUs, refused naming the field to change:
+    the ``accelerators`` of an n1 machine type, which so many GPUs attach to, else the ``machineType``
+    (an accelerator-optimized type comes with its own number, other series take none), with a
+    machine type of the same family that has enough where there is one."""
+    machine = pool.machine_types[0]
+    offered = gpus.node_gpus(machine, pool.accelerators)
+    if offered is None or offered >= count:
+        return None
+    has = f"{wants}, but a node of machine type {machine} has {offered}, so no trial would ever be scheduled; expected"
+    attached = gpus.n1_attached(count, pool.accelerators[0][0] if pool.accelerators else None)
+    if machine.startswith("n1-") and attached:
+        return Problem("nodePool.accelerators", f"{has} accelerators enough for one trial's pod ({attached}, say)")
+    sibling = gpus.fitting_machine(machine, count)
+    instead = f"a machine type of its family with enough ({sibling})" if sibling else gpus.gpu_machines(count)
+    return Problem("nodePool.machineType", f"{has} {instead}")
 
 
 def most_gpus(spec: Study, defaults: Cluster) -> Asked | None:

@@ -72,6 +72,43 @@ def count_problem(machine: str, accelerator: str, count: int) -> str | None:
     return None
 
 
+A_COUNTS = {"a2-highgpu": (1, 2, 4, 8), "a2-megagpu": (16,), "a2-ultragpu": (1, 2, 4, 8), "a3-highgpu": (1, 2, 4, 8),
+            "a3-edgegpu": (8,), "a3-megagpu": (8,), "a3-ultragpu": (8,), "a4-highgpu": (8,)}
+"""The GPU counts the machine types of each A-series family come with (``a2-highgpu-2g``: 2)."""
+
+
+def fitting_machine(machine: str, count: int) -> str | None:
+    """The machine type of accelerator-optimized ``machine``'s family that comes with the fewest
+    GPUs, at least ``count``, and how many (``a2-highgpu-2g: 2 nvidia-tesla-a100``); None where
+    no type of the family has that many, or ``machine`` is of no such family."""
+    family = "-".join(machine.split("-")[:2])
+    if family not in BUILT_IN:
+        return None
+    types = G2_COUNTS if family == "g2-standard" else {f"{family}-{n}g": n for n in A_COUNTS.get(family, ())}
+    found = next(((name, n) for name, n in sorted(types.items(), key=lambda item: item[1]) if n >= count), None)
+    return None if found is None else f"{found[0]}: {found[1]} {BUILT_IN[family]}"
+
+
+def n1_attached(count: int, model: str | None = None) -> str | None:
+    """The fewest GPUs, at least ``count``, that attach to an n1 machine type in a count it
+    takes (``4 nvidia-tesla-t4``), of ``model`` where it is given and attaches so many, else of
+    the first N1 model that does; None where none does."""
+    models = [m for m in ([model] if model in N1_COUNTS else []) + list(N1_COUNTS) if max(N1_COUNTS[m]) >= count]
+    return f"{min(c for c in N1_COUNTS[models[0]] if c >= count)} {models[0]}" if models else None
+
+
+def gpu_machines(count: int) -> str:
+    """Where ``count`` GPUs in one GKE node come from, as a refusal's expected words: an n1
+    machine type with accelerators (:func:`n1_attached`), and the accelerator-optimized machine
+    type with the fewest GPUs that are enough."""
+    attached = n1_attached(count)
+    built_in = fitting_machine("g2-standard-4", count) or fitting_machine("a2-megagpu-16g", count)
+    ways = [f"an n1 machine type with accelerators ({attached}, say)" if attached else "",
+            f"an accelerator-optimized machine type that comes with them ({built_in})" if built_in else ""]
+    return " or ".join(way for way in ways if way) or \
+        f"a machine type with {count} GPUs, which GKE has none of (a2-megagpu-16g has the most: 16)"
+
+
 def node_gpus(machine: str, accelerators: tuple[tuple[str, int], ...]) -> int | None:
     """How many GPUs a GKE node of ``machine`` with ``accelerators`` offers its pods: their
     counts together, else those an accelerator-optimized type comes with, else none for a type
