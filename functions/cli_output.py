@@ -106,7 +106,8 @@ def population_text(population: dict[str, int]) -> str:
 
 
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
-    """``katuna show``: status, reason, description, counts, best trial (or, with several objectives, the
+    """``katuna show``: status, reason, description, the cluster resource it follows (its study
+    may be named ``<name>--<namespace>``), counts, best trial (or, with several objectives, the
     Pareto ``front``) and node pool of a study's view; the ``population`` of a study of
     population-based training."""
     counts = view["counts"]
@@ -114,6 +115,10 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
         console.print(text(view["description"]), highlight=False)
+    follows = view.get("resource")
+    if follows:
+        console.print(text(f"resource: {follows['kind']} {follows['name']} in namespace {follows['namespace']}"),
+                      highlight=False)
     cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'], view['grid'])}" if view["maxTrials"] is not None else "-"
     running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "

@@ -9,20 +9,26 @@ the same ones, and a study keeps its name for good."""
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from http_helpers import Service
+from conftest import app_client, study_definition
+from http_helpers import Service, run_katuna
 from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubernetes import client
 from test_katib import experiment
 from test_resources import send
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIAL_NAME_LABEL
 from functions.core.naming import is_label
+from functions.core.records import StudyRecord
 from functions.core.resources import Ref, qualified_name
+from functions.core.validate import parse_study
 
 FIRST, SECOND = "names-first", "names-second"
 """Two users' profile namespaces."""
@@ -96,6 +102,32 @@ def test_a_qualified_study_name_is_a_label_the_same_every_time_and_shortened_wit
     assert all(is_label(name) and len(name) <= 63 for name in names), names
     assert names[0] != names[1] and names[0] == qualified_name(long_a)
     assert names[0].startswith("random-search-cifar10--kubeflow-user")
+
+
+def test_katuna_show_and_the_dashboard_name_the_resource_a_study_follows(tmp_path: Path):
+    """``random`` and ``random--team-b``: which namespace's Experiment each study is, where a
+    person reads about it, not only in the API's JSON."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        for namespace, study in (("team-a", "random"), ("team-b", "random--team-b")):
+            origin = {"kind": "Experiment", "namespace": namespace, "name": "random", "uid": f"uid-{namespace}",
+                      "generation": 1, "apiVersion": "kubeflow.org/v1beta1"}
+            store.add_study(StudyRecord(parse_study(study_definition(name=study)), {}, str(tmp_path),
+                                        uid=f"uid-{namespace}", status="completed", origin=origin))
+        store.add_study(StudyRecord(parse_study(study_definition(name="posted")), {}, str(tmp_path), uid="posted",
+                                    status="completed"))
+    finally:
+        store.close()
+    shown = run_katuna("show", "random--team-b", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "resource: Experiment random in namespace team-b\n" in shown.stdout, shown.stdout
+    posted = run_katuna("show", "posted", cwd=tmp_path)
+    assert posted.returncode == 0 and "resource:" not in posted.stdout
+    with app_client(tmp_path / "katuna.db") as client:
+        page = client.get("/ui/studies/random").get_data(as_text=True)
+        assert re.search(r'id="study-resource">Experiment <code>random</code> in namespace\s+<code>team-a</code>',
+                         page), page
+        assert 'id="study-resource"' not in client.get("/ui/studies/posted").get_data(as_text=True)
 
 
 @pytest.mark.slow
