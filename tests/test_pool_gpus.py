@@ -88,6 +88,8 @@ def test_gpu_trials_on_an_eks_group_without_nvidia_gpus_are_refused_naming_its_i
     assert "m5.xlarge has no NVIDIA GPU" in message and "g4dn, g5" in message
     path, message = refusal(gpu_study("1", {"provider": "eks", "instanceTypes": ["g4ad.xlarge"]}), EKS)
     assert (path, "g4ad.xlarge has no NVIDIA GPU" in message) == ("nodePool.instanceTypes", True)
+    path, message = refusal(gpu_study("1", {"provider": "eks", "instanceTypes": ["m5.xlarge", "c5.large"]}), EKS)
+    assert (path, "m5.xlarge, c5.large have no NVIDIA GPU" in message) == ("nodePool.instanceTypes", True)
 
 
 def test_gpu_trials_on_a_pool_whose_nodes_hold_them_are_taken():

@@ -161,8 +161,11 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
                                                   "make one with python -c 'import secrets; "
                                                   "print(secrets.token_urlsafe(32))'"),
     ("KATUNA_METRICS_TOKEN", "scrape-me", "KATUNA_METRICS_TOKEN: expected a random token of at least 22 characters"),
-    ("KATUNA_API_TOKEN", "s3cret-0123456789 abcdefgh", "KATUNA_API_TOKEN: expected a random token of at least 22 "
-                                                       "characters, without spaces, got one of 26"),
+    ("KATUNA_API_TOKEN", "s3cret-0123456789 abcdefgh", "KATUNA_API_TOKEN: expected a random token of printable "
+                                                       "characters without spaces, as an Authorization header "
+                                                       "carries it, got one with a space or a control character"),
+    ("KATUNA_API_TOKEN", "s3cret 01", "KATUNA_API_TOKEN: expected a random token of printable characters without "
+                                      "spaces"),
     ("KATUNA_API_TOKEN", "a" * 40, "KATUNA_API_TOKEN: expected a random token, got one that holds 1 different "
                                    "character(s), fewer than 8: such a token is guessed as easily as a short one "
                                    "(the API token offline, from any event katuna signs); make one with python -c "

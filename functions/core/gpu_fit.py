@@ -43,8 +43,9 @@ def gpu_misfit(spec: Study, defaults: Cluster) -> Problem | None:
         return _gke_misfit(pool, count, wants)
     lacking = [t for t in pool.machine_types if not eks_ami.offers_nvidia_gpus(t)]
     if lacking:
-        return Problem("nodePool.instanceTypes", f"{wants}, but {', '.join(lacking)} has no NVIDIA GPU, so no trial "
-                       "would ever be scheduled there; expected NVIDIA GPU instance types (g4dn, g5, g6, p4d, p5)")
+        verb = "has" if len(lacking) == 1 else "have"
+        return Problem("nodePool.instanceTypes", f"{wants}, but {', '.join(lacking)} {verb} no NVIDIA GPU, so no "
+                       "trial would ever be scheduled there; expected NVIDIA GPU instance types (g4dn, g5, g6, p4d, p5)")
     short = [(t, n) for t in pool.machine_types if (n := eks_gpus.gpu_count(t)) is not None and n < count]
     if not short:
         return None

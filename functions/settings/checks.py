@@ -114,7 +114,11 @@ def _tokens(settings: Settings) -> None:
     for name, token in (("API_TOKEN", settings.api_token), ("METRICS_TOKEN", settings.metrics_token)):
         if token is None:
             continue
-        if len(token) < TOKEN_CHARACTERS or not token.isprintable() or any(c.isspace() for c in token):
+        if not token.isprintable() or any(c.isspace() for c in token):
+            raise InvalidSetting(f"{PREFIX}{name}: expected a random token of printable characters without spaces, "
+                                 "as an Authorization header carries it, got one with a space or a control "
+                                 f"character; make one with {RANDOM_COMMAND}")
+        if len(token) < TOKEN_CHARACTERS:
             raise InvalidSetting(f"{PREFIX}{name}: expected a random token of at least {TOKEN_CHARACTERS} "
                                  f"characters, without spaces, got one of {len(token)}: a short token can be "
                                  "guessed (the API token offline, from any event katuna signs); make one with "
