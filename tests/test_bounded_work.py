@@ -25,11 +25,12 @@ WIDE = 1000
 
 
 class Writer(threading.Thread):
-    """Another study's writes, from another connection, for as long as the test runs."""
+    """Another study's writes, from another connection, for as long as the test runs, each waiting
+    for the lock as long as katuna's own writers do (``KATUNA_BUSY_TIMEOUT``'s default)."""
 
     def __init__(self, db: Path) -> None:
         super().__init__(daemon=True)
-        self.store = SqliteStore(db, busy_timeout=5.0)
+        self.store = SqliteStore(db, busy_timeout=Settings().busy_timeout)
         self.stopping = threading.Event()
         self.writes = 0
         self.errors: list[Exception] = []

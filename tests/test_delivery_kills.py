@@ -35,6 +35,7 @@ from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.events import study_completed, study_created
+from functions.core.naming import job_name
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
@@ -291,13 +292,16 @@ def test_duplicated_and_shuffled_job_events_with_a_trial_prepared_ahead_run_each
     finally:
         runner.close()
     # A pod preempted just as its trial ended, before its end was read, takes its log with it:
-    # that run is lost, not failed, and runs again as the trial's next attempt, as on a cluster.
-    lost = {t.number for t in trials if ("demo-" + str(t.number), 0) in kube.disrupted
-            and f"attempt 1 preempted: the pods of Job demo-{t.number} are gone" in t.reason}
-    assert [(t.number, t.state, t.attempt) for t in trials] == [(n, "COMPLETE", 2 if n in lost else 1)
-                                                                 for n in range(6)]
+    # that run is lost, not failed, and runs again as the trial's next attempt, as on a cluster
+    # (the next attempt's pod may be preempted so too). Every attempt but a trial's last is such
+    # a lost run: its Job's pod was disrupted, and the trial's reason says it was preempted.
+    jobs = {t.number: [job_name("demo", t.number, attempt) for attempt in range(1, t.attempt + 1)] for t in trials}
+    assert [(t.number, t.state) for t in trials] == [(n, "COMPLETE") for n in range(6)]
+    for trial in trials:
+        assert all((name, 0) in kube.disrupted for name in jobs[trial.number][:-1]), (trial.number, kube.disrupted)
+        assert trial.attempt == 1 or f"attempt {trial.attempt - 1} preempted" in trial.reason, trial.reason
     assert sorted(name for ns, name in kube.create_requests if ns == namespace) == sorted(
-        [f"demo-{n}" for n in range(6)] + [f"demo-{n}-a2" for n in lost])
+        name for names in jobs.values() for name in names)
     assert chaos.most <= 2, f"{chaos.most} Jobs ran at once"
 
 
