@@ -21,6 +21,7 @@ import pytest
 import yaml
 from child_signals import interruptible
 from conftest import study_definition
+from http_helpers import run_katuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -216,8 +217,8 @@ def test_a_cluster_trial_is_not_followed_here_and_the_error_says_what_follows_it
                                 runs_on="kubernetes", started_at=time.time()))
     store.add_trial(TrialRecord("demo", 3, {"x": 0.1}, "RUNNING", attempt=2))
     store.close()
-    refused = subprocess.run([*KATUNA, "logs", "-f", "demo", "3"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "KATUNA_K8S_NAMESPACE": "trials", "COLUMNS": "1000"})
+    refused = run_katuna("logs", "-f", "demo", "3", cwd=tmp_path, timeout=60,
+                         env={**os.environ, "KATUNA_K8S_NAMESPACE": "trials", "COLUMNS": "1000"})
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.startswith("error: trial 3 of 'demo' is not followed here: the trial ran on Kubernetes, "
                                      "whose pods keep its log: read it with the API of the katuna serve")
@@ -225,7 +226,6 @@ def test_a_cluster_trial_is_not_followed_here_and_the_error_says_what_follows_it
             "?attempt=2\"") in refused.stderr
     assert ("follow it as it is written with kubectl logs -f --tail=-1 -n trials -l "
             "katuna.dev/uid=uid-7,katuna.dev/trial=3,katuna.dev/attempt=2 -c trial ") in refused.stderr
-    printed = subprocess.run([*KATUNA, "logs", "demo", "3"], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "COLUMNS": "1000"})
+    printed = run_katuna("logs", "demo", "3", cwd=tmp_path, timeout=60, env={**os.environ, "COLUMNS": "1000"})
     assert printed.returncode == 1 and "-n default -l katuna.dev/uid=uid-7,katuna.dev/trial=3,katuna.dev/attempt=2" \
         in printed.stderr

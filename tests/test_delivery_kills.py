@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA, Service
+from http_helpers import KATUNA, Service, run_katuna
 from kube_stub import KubeStub
 from test_delivery import ChaosDelivery, JobSource
 from waiting import eventually
@@ -184,7 +184,7 @@ def test_a_run_killed_while_its_trials_ends_wait_on_the_database_records_them_fr
         lock.release()
         lock.close()
     assert [(t["state"], t["attempt"]) for t in _trials(db)][:2] == [("RUNNING", 1)] * 2, "no end was stored"
-    rerun = subprocess.run([KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    rerun = run_katuna("run", str(study), cwd=tmp_path, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     trials = _assert_exactly_once(tmp_path, db)
     assert [t["attempt"] for t in trials] == [1] * TRIALS, "every trial ran once: the two ended were not run again"
@@ -211,7 +211,7 @@ def test_a_run_killed_outright_again_and_again_ends_with_exactly_its_trials_once
         except subprocess.TimeoutExpired:
             process.kill()
         process.communicate()
-    rerun = subprocess.run([KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    rerun = run_katuna("run", str(study), cwd=tmp_path, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     trials = _assert_exactly_once(tmp_path, db, relaunched=KILLS * PARALLELISM)
     assert len(trials) == TRIALS

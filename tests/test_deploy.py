@@ -37,7 +37,7 @@ FEATURES = KNATIVE / "knative-serving" / "config-features.yaml"
 
 
 def documents(name: str) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all((KNATIVE / name).read_text()) if doc]
+    return [doc for doc in yaml.load_all((KNATIVE / name).read_text(), Loader=yaml.CSafeLoader) if doc]
 
 
 def pod_spec() -> dict:

@@ -33,7 +33,7 @@ from functions.core.trial_identity import study_problems
 from functions.settings import Settings
 
 KNATIVE = Path(__file__).parent.parent / "knative"
-CONFIG = yaml.safe_load((KNATIVE / "config.yaml").read_text())["data"]
+CONFIG = yaml.load((KNATIVE / "config.yaml").read_text(), Loader=yaml.CSafeLoader)["data"]
 SUBJECTS = CONFIG["KATUNA_OIDC_SUBJECTS"]
 SUFFIX = "-oidc-eventing.knative.dev-trigger"
 COLLECT = f"katuna-collect{SUFFIX}"
@@ -56,7 +56,8 @@ def older_account(trigger: str) -> str:
 
 def triggers() -> list[str]:
     return sorted({doc["metadata"]["name"] for path in KNATIVE.rglob("*.yaml") if path.name != "kustomization.yaml"
-                   for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == "Trigger"})
+                   for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
+                   if doc and doc.get("kind") == "Trigger"})
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ SCHEMAS = ROOT / "tests" / "schemas" / "knative"
 
 def manifests() -> list[tuple[str, dict]]:
     return [(path.name, doc) for path in sorted(KNATIVE.glob("*.yaml")) if path.name != "kustomization.yaml"
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
+            for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc]
 
 
 def strict(schema: dict) -> dict:
@@ -209,7 +209,7 @@ def documented_delivery() -> dict[str, dict]:
 def components() -> list[str]:
     """Every kustomize Component under ``knative/`` (``oidc``, ``trial-kinds/jobset``, ...)."""
     return sorted(str(path.parent.relative_to(KNATIVE)) for path in KNATIVE.glob("**/kustomization.yaml")
-                  if yaml.safe_load(path.read_text()).get("kind") == "Component")
+                  if yaml.load(path.read_text(), Loader=yaml.CSafeLoader).get("kind") == "Component")
 
 
 @pytest.mark.parametrize("component", ["", *components()])

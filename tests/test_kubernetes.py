@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,9 +14,10 @@ from click.testing import CliRunner
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
-from http_helpers import Service, Sink, free_port, serve_command
+from http_helpers import Service, Sink, free_port, serve_command, warm_runner
 from kube_stub import KubeStub, image_id
 from waiting import eventually
+from warm_katuna import run as warm_run
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
@@ -63,8 +63,8 @@ def test_serve_on_kubernetes_without_a_cluster_refuses_to_start_in_one_line(tmp_
     home.mkdir()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KATUNA_", "KUBERNETES_")) and k != "KUBECONFIG"}
-    done = subprocess.run(serve_command(tmp_path, free_port()) + ["--executor", "kubernetes"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, env={**env, "HOME": str(home)})
+    done = warm_run(warm_runner(), serve_command(tmp_path, free_port()) + ["--executor", "kubernetes"], tmp_path,
+                    {**env, "HOME": str(home)}, 60)
     assert done.returncode == 2
     assert done.stderr.startswith("error: no Kubernetes configuration for --executor kubernetes: not in a cluster")
     assert done.stderr.rstrip().endswith("set KUBECONFIG, or KATUNA_K8S_API to the address of a proxy that adds "

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import Sink, answers, free_port
+from http_helpers import KATUNA, Sink, answers, free_port, warm_runner
 from test_poison import _breaking, _plant_study
 from waiting import eventually
+from warm_katuna import WarmProcess
 
 from functions.adapters.log_lines import JsonLines, Repeats, TextLines
 from functions.core.events import Event, trial_finished
@@ -94,12 +95,14 @@ def test_a_repeating_line_is_written_once_a_minute_saying_how_many_were_held_bac
         "a line about one event is always written"
 
 
-def _serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen:
+def _serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen | WarmProcess:
+    """``katuna serve`` of one worker (forked from the tests' warm Python, as :class:`Service`
+    starts one), its standard output in ``out`` and its standard error in ``err``."""
     environ = {**{k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}, **env}
-    katuna = str(Path(sys.executable).with_name("katuna"))
-    with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
-        return subprocess.Popen([katuna, "serve", "--db", str(tmp_path / "k.db"), "--port", str(port), "--workers",
-                                 "1"], cwd=tmp_path, env=environ, stdout=out, stderr=err)
+    for name in ("out", "err"):
+        (tmp_path / name).write_text("")
+    return warm_runner().start([KATUNA, "serve", "--db", str(tmp_path / "k.db"), "--port", str(port), "--workers",
+                                "1"], tmp_path, environ, tmp_path / "out", tmp_path / "err")
 
 
 def _post(port: int, headers: dict[str, str], body: dict) -> int:

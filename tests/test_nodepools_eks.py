@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import boto3
 import moto_eks
@@ -20,11 +20,13 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from conftest import study_definition
+from http_helpers import warm_runner
 from moto import mock_aws
 from moto.eks.models import eks_backends
 from moto_cluster import fake_credentials
 from moto_eks_ec2 import eks_tags
 from waiting import eventually
+from warm_katuna import run as warm_run
 
 from functions.core.eks_ami import ami_type
 from functions.core.errors import InvalidStudy, TemporaryError
@@ -915,8 +917,8 @@ def test_a_service_whose_aws_configuration_cannot_make_a_client_refuses_to_start
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    done = subprocess.run([sys.executable, "-m", "functions", "serve", "--db", str(tmp_path / "k.db"),
-                           "--port", str(port)], env=env, capture_output=True, text=True, timeout=120)
+    done = warm_run(warm_runner(), [sys.executable, "-m", "functions", "serve", "--db", str(tmp_path / "k.db"),
+                                    "--port", str(port)], Path.cwd(), env, 120)
     assert (done.returncode, done.stderr.splitlines()[-1]) == (2, "error: " + BAD_ENDPOINT + "Invalid endpoint: "
                                                                                            "localhost:5000")
     assert "Traceback" not in done.stderr

@@ -24,8 +24,9 @@ import optuna
 import pytest
 from conftest import run_study, study_definition
 from doc_blocks import ROOT
-from http_helpers import KATUNA, NOBODY, answer_as, free_port
+from http_helpers import KATUNA, NOBODY, answer_as, free_port, run_katuna, warm_runner
 from waiting import stopped
+from warm_katuna import WarmProcess
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_created
@@ -59,13 +60,20 @@ def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -> Iterator[str]:
     """A running ``katuna optuna-dashboard`` of the database in ``tmp_path`` (with ``env`` added
     to its environment; ``held_to_file_modes``: root's power to write any file taken from it, so
-    it meets a read-only file as any user does): its base URL."""
+    it meets a read-only file as any user does): its base URL. It is forked from the tests' warm
+    Python (:func:`warm_runner`), as ``katuna serve`` is, but where it must give up root's power
+    before it starts."""
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    held = held_to_file_modes and os.geteuid() == 0
-    server = subprocess.Popen([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
-                              preexec_fn=_without_root_override if held else None)
+    log = tmp_path / "dashboard.log"
+    log.write_text("")
+    command = [KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)]
+    if held_to_file_modes and os.geteuid() == 0:
+        with log.open("a") as out:
+            server: subprocess.Popen | WarmProcess = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+                preexec_fn=_without_root_override)
+    else:
+        server = warm_runner().start(command, Path.cwd(), {**os.environ, **env}, log)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -79,7 +87,6 @@ def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -
         yield base
     finally:
         stopped(server)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -363,15 +370,14 @@ def test_a_client_that_stops_part_way_through_its_request_holds_optuna_dashboard
 
 def test_optuna_dashboard_listens_on_loopback_only(tmp_path):
     (tmp_path / "katuna.db").touch()
-    result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--host", "0.0.0.0",
-                             "--port", str(free_port())], capture_output=True, text=True, timeout=20)
+    result = run_katuna("optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--host", "0.0.0.0",
+                        "--port", str(free_port()), cwd=Path.cwd(), timeout=20)
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0: optuna-dashboard has no sign-in" in result.stderr
 
 
 def test_optuna_dashboard_names_a_missing_database(tmp_path):
-    result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "none.db")],
-                            capture_output=True, text=True, timeout=60)
+    result = run_katuna("optuna-dashboard", "--db", str(tmp_path / "none.db"), cwd=Path.cwd(), timeout=60)
     assert result.returncode == 2 and f"no database at {tmp_path / 'none.db'}" in result.stderr
     assert not (tmp_path / "none.db").exists()
 
@@ -382,8 +388,8 @@ def test_optuna_dashboard_on_a_port_in_use_exits_2_naming_the_port(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
-                                capture_output=True, text=True, timeout=60)
+        result = run_katuna("optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port),
+                            cwd=Path.cwd(), timeout=60)
     assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
     assert result.stderr == (f"error: port {port} is already in use on 127.0.0.1 (another katuna optuna-dashboard?): "
                              "stop what listens there, or choose another port with --port\n")
@@ -392,8 +398,7 @@ def test_optuna_dashboard_on_a_port_in_use_exits_2_naming_the_port(tmp_path):
 @pytest.mark.parametrize("command", ["optuna-dashboard", "serve"])
 @pytest.mark.parametrize("port", ["0", "-1", "65536", "70000"])
 def test_a_port_out_of_range_exits_2_naming_the_option_and_the_range(tmp_path, command, port):
-    result = subprocess.run([KATUNA, command, "--db", str(tmp_path / "katuna.db"), "--port", port],
-                            capture_output=True, text=True, timeout=60)
+    result = run_katuna(command, "--db", str(tmp_path / "katuna.db"), "--port", port, cwd=Path.cwd(), timeout=60)
     assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
     assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535." in result.stderr
     assert "Traceback" not in result.stderr

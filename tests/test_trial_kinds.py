@@ -372,8 +372,9 @@ OPERATOR_OF = {"TFJob": "training-operator", "PyTorchJob": "training-operator", 
 
 
 def _patches(operator: str) -> list[tuple[dict, list[dict]]]:
-    component = yaml.safe_load((KNATIVE / "trial-kinds" / operator / "kustomization.yaml").read_text())
-    return [(p["target"], yaml.safe_load(p["patch"])) for p in component["patches"]]
+    component = yaml.load((KNATIVE / "trial-kinds" / operator / "kustomization.yaml").read_text(),
+                          Loader=yaml.CSafeLoader)
+    return [(p["target"], yaml.load(p["patch"], Loader=yaml.CSafeLoader)) for p in component["patches"]]
 
 
 @pytest.mark.parametrize("kind", [k for k in trial_kinds.KINDS if k != "Job"])
@@ -394,7 +395,7 @@ def test_every_kind_katuna_creates_has_its_rbac_and_source_entry_in_its_operator
     assert {"create", "get", "list", "delete"} <= granted["katuna-trials"]
     assert {"get", "list", "watch"} <= granted["katuna-jobs-source"]
     assert ("katuna-jobs", known.api_versions[0], kind) in sources
-    base = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())
+    base = yaml.load((KNATIVE / "kustomization.yaml").read_text(), Loader=yaml.CSafeLoader)
     assert f"trial-kinds/{OPERATOR_OF[kind]}" not in (base.get("components") or []), \
         "off by default: a source for a kind the cluster does not serve cannot start"
 
@@ -408,7 +409,7 @@ def test_each_component_patches_the_manifests_into_valid_objects(operator: str):
     from test_knative import crd_schema, strict
 
     objects = [doc for name in ("rbac.yaml", "apiserversource.yaml")
-               for doc in yaml.safe_load_all((KNATIVE / name).read_text()) if doc]
+               for doc in yaml.load_all((KNATIVE / name).read_text(), Loader=yaml.CSafeLoader) if doc]
     for target, operations in _patches(operator):
         [obj] = [o for o in objects if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]]
         obj.update(jsonpatch.apply_patch(obj, operations))
@@ -462,7 +463,7 @@ def test_a_workflow_may_run_as_the_argo_components_account_in_katunas_namespace_
 
     [account] = [doc["metadata"]["name"] for doc in yaml.safe_load_all(
         (KNATIVE / "trial-kinds" / "argo" / "executor.yaml").read_text()) if doc["kind"] == "ServiceAccount"]
-    config = yaml.safe_load((KNATIVE / "config.yaml").read_text())["data"]
+    config = yaml.load((KNATIVE / "config.yaml").read_text(), Loader=yaml.CSafeLoader)["data"]
     workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
         "serviceAccountName": account, "entrypoint": "fit", "templates": [{"name": "fit", "container": {
             "image": "python:3.12", "command": ["python", "fit.py", "--x", "${trialParameters.x}"]}}]}}
@@ -470,7 +471,7 @@ def test_a_workflow_may_run_as_the_argo_components_account_in_katunas_namespace_
         "trialSpec": workflow, "primaryContainerName": "main", "successCondition": "status.done",
         "failureCondition": "status.broken"}))
     assert study_problems(spec, Settings.from_env(config).cluster_defaults()) == []
-    policies = yaml.safe_load_all((KNATIVE / "oidc" / "eventpolicy.yaml").read_text())
+    policies = yaml.load_all((KNATIVE / "oidc" / "eventpolicy.yaml").read_text(), Loader=yaml.CSafeLoader)
     subs = tuple(entry["sub"] for policy in policies for entry in policy["spec"]["from"] if "sub" in entry)
     subject = senders.account_subject(config["KATUNA_K8S_NAMESPACE"], account)
     assert not senders.allowed(subject, subs), "the broker would take its pods' events"

@@ -43,7 +43,8 @@ def documents(components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         from test_deploy_kustomize import render
 
         return render(MANIFESTS, components=components)
-    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [doc for path in sorted(MANIFESTS.glob("*.yaml"))
+            for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc]
 
 
 def manifests(kind: str) -> list[dict[str, Any]]:

@@ -74,7 +74,8 @@ def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: st
     Trigger whose delivery names none (the Subscription reconciler falls back to the Broker's
     channel's: ``resolveDeadLetterSink``); retries and back-off are never mixed."""
     docs = manifests if not isinstance(manifests, Path) else [
-        doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+        doc for path in sorted(manifests.glob("*.yaml"))
+        for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc]
     brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
     if len(brokers) != 1:
         raise ValueError(f"expected one Broker named {broker_name!r} in the manifests")
