@@ -149,7 +149,9 @@ def test_a_refused_parent_folder_fails_that_child_with_its_reason_and_the_study_
     assert failed and all(t.number >= 5 for t in failed)
     assert all(t.reason.startswith("katuna refused to start the attempt: ") and
                "holds pipe, neither a file, a folder nor a link" in t.reason for t in failed), failed
-    assert [t.state for t in trials if t.number < 5] == ["COMPLETE"] * 5
+    first = [t for t in trials if t.number < 5]
+    assert len(first) == 5 and all(t.state == "COMPLETE" or t.stopped_at_end for t in first), \
+        "a first-generation trial runs to its end, or to the study's (a child may fail while it runs)"
     assert done.status == "failed"
 
 
