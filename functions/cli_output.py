@@ -167,11 +167,12 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
             console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 
 
-STUDY_COLUMNS = ("name", "status", "algorithm", "trials", "best", "reason")
-KEPT_FIRST = ("name", "best", "trials", "algorithm")
+STUDY_COLUMNS = ("name", "resource", "status", "algorithm", "trials", "best", "reason")
+KEPT_FIRST = ("name", "best", "trials", "algorithm", "resource")
 """Columns of ``katuna studies`` kept whole where the table is too wide for its terminal, first
-the first (a study's name is what every other command takes, a number is read whole), as long
-as the columns left to wrap keep :data:`WRAPPED_LEAST` columns each."""
+the first (a study's name is what every other command takes, a number is read whole, then the
+resource a study follows, a namespace and a name), as long as the columns left to wrap keep
+:data:`WRAPPED_LEAST` columns each."""
 WRAPPED_LEAST = 4
 NUMBER_COLUMNS = ("trials", "best")
 """Columns of ``katuna studies`` right-aligned, as numbers are in the trial table and the
@@ -184,9 +185,15 @@ def studies_table(views: list[dict[str, Any]]) -> _StudiesTable:
     for view in views:
         best = view["best"]
         shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{view['frontSize']} on the front" if best else "")
-        rows.append([printable(cell) for cell in (view["name"], view["status"], view["algorithm"], view["trials"],
-                                                  shown, view["reason"] or "")])
+        rows.append([printable(cell) for cell in (view["name"], _follows(view.get("resource")), view["status"],
+                                                  view["algorithm"], view["trials"], shown, view["reason"] or "")])
     return _StudiesTable(rows)
+
+
+def _follows(resource: dict[str, str] | None) -> str:
+    """The cluster resource a study follows, as ``Experiment team-b/random`` (``-`` for none):
+    Experiments of one name in two namespaces are studies ``random`` and ``random--team-b``."""
+    return "-" if not resource else f"{resource['kind']} {resource['namespace']}/{resource['name']}"
 
 
 class _StudiesTable:

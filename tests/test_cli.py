@@ -1130,8 +1130,8 @@ def test_output_to_a_pipe_is_never_cut_to_a_width_and_has_no_spinner(tmp_path: P
                               text=True, timeout=120, env=piped, check=True).stdout
 
     assert run("run", str(study)).startswith(f"{name} ━")
-    assert [line for line in run("studies").splitlines() if name in line][0].split()[1:4] == \
-        [name, "│", "completed"]
+    assert [line for line in run("studies").splitlines() if name in line][0].split()[1:6] == \
+        [name, "│", "-", "│", "completed"]
     assert f"{name}  status: completed  reason: max trials reached (1)\n" in run("show", name)
 
 

@@ -9,6 +9,7 @@ the same ones, and a study keeps its name for good."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ def test_a_qualified_study_name_is_a_label_the_same_every_time_and_shortened_wit
     assert names[0].startswith("random-search-cifar10--kubeflow-user")
 
 
-def test_katuna_show_and_the_dashboard_name_the_resource_a_study_follows(tmp_path: Path):
+def test_katuna_show_studies_and_the_dashboard_name_the_resource_a_study_follows(tmp_path: Path):
     """``random`` and ``random--team-b``: which namespace's Experiment each study is, where a
     person reads about it, not only in the API's JSON."""
     store = SqliteStore(tmp_path / "katuna.db")
@@ -123,6 +124,14 @@ def test_katuna_show_and_the_dashboard_name_the_resource_a_study_follows(tmp_pat
     assert "resource: Experiment random in namespace team-b\n" in shown.stdout, shown.stdout
     posted = run_katuna("show", "posted", cwd=tmp_path)
     assert posted.returncode == 0 and "resource:" not in posted.stdout
+    listed = run_katuna("studies", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    rows = {cells[0]: cells[1] for line in listed.stdout.splitlines() if line.startswith("│")
+            for cells in [[cell.strip() for cell in line.split("│")[1:-1]]]}
+    assert rows == {"random": "Experiment team-a/random", "random--team-b": "Experiment team-b/random", "posted": "-"}
+    as_json = json.loads(run_katuna("studies", "--json", cwd=tmp_path).stdout)
+    assert {view["name"]: view["resource"] for view in as_json}["random--team-b"] == {
+        "kind": "Experiment", "namespace": "team-b", "name": "random"}
     with app_client(tmp_path / "katuna.db") as client:
         page = client.get("/ui/studies/random").get_data(as_text=True)
         assert re.search(r'id="study-resource">Experiment <code>random</code> in namespace\s+<code>team-a</code>',

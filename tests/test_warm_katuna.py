@@ -30,7 +30,7 @@ def test_a_command_reads_its_own_environment_folder_and_terminal_width_and_exits
     run_file(study, tmp_path / "katuna.db", tmp_path)
     wide = run_katuna("studies", "--db", "katuna.db", cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
     assert (wide.returncode, wide.stderr) == (0, "")
-    assert [line for line in wide.stdout.splitlines() if NAME in line][0].split()[1:4] == [NAME, "│", "completed"]
+    assert [line for line in wide.stdout.splitlines() if NAME in line][0].split()[1:6] == [NAME, "│", "-", "│", "completed"]
     narrow = run_katuna("studies", "--db", "katuna.db", cwd=tmp_path, env={**os.environ, "COLUMNS": "60"})
     assert narrow.returncode == 0 and not [line for line in narrow.stdout.splitlines() if NAME in line]
     missing = run_katuna("studies", "--db", "none.db", cwd=tmp_path, env={"PATH": os.environ["PATH"]})
