@@ -68,7 +68,7 @@ from functions.core.store_port import has_study
 from functions.core.trial_identity import study_problems
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
-from functions.handlers.resource_names import let_go, name_problem, stored_study, study_of
+from functions.handlers.resource_names import let_go, name_problem, study_of
 from functions.handlers.starting import go_on
 from functions.handlers.stopping import drop_kept, kept_behind, retire
 from functions.handlers.submit import raised_budget, restart, store_study
@@ -84,8 +84,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if ref.katib and not deps.resources.katib_api:
         return []
     current = deps.resources.get(ref)
-    study = study_of(deps, ref)
-    stored = stored_study(deps, study)
+    claim = study_of(deps, ref)
+    study, stored = claim.name, claim.stored
     origin = origin_of(stored)
     if current is None:
         if stored is None or origin is None or origin.ref != ref:
@@ -103,7 +103,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         stored = None
     if refusal_stands(current):
         return []
-    if stored is not None and origin is not None and let_go(deps.resources, origin):
+    if stored is not None and origin is not None and (claim.holder_gone or let_go(deps.resources, origin)):
         retire(deps, stored, origin)
         stored = None
     if stored is not None:

@@ -15,42 +15,46 @@ study. No stored study is ever renamed.
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
-from functions.core.errors import Problem, StudyNotFound
+from functions.core.errors import Problem
 from functions.core.ports import Resources
 from functions.core.records import StudyRecord
 from functions.core.resources import Origin, Ref, name_taken, origin_of, qualified_name
+from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.resource")
 
 
-def study_of(deps: Deps, ref: Ref) -> str:
-    """The name of the study of the resource ``ref`` (there or deleted): its qualified name
-    where a study of this resource is stored under it; else its own name, unless a study of a
+class Claim(NamedTuple):
+    """The study of a resource: its ``name``, the study ``stored`` under it now (None: none),
+    and whether that study's resource, of another namespace, was found gone (``holder_gone``;
+    False where it was not asked), so that the handling asks the cluster once."""
+
+    name: str
+    stored: StudyRecord | None
+    holder_gone: bool = False
+
+
+def study_of(deps: Deps, ref: Ref) -> Claim:
+    """The study of the resource ``ref`` (there or deleted): under its qualified name where a
+    study of this resource is stored under it; else under its own name, unless a study of a
     resource of another namespace that is still there holds that (then the qualified one). A
     name an HTTP study or another resource of the same namespace holds stays the resource's
     own, which is refused as taken (:func:`name_problem`)."""
     qualified = qualified_name(ref)
-    if qualified != ref.name and _holder(deps, qualified) == ref:
-        return qualified
-    origin = origin_of(stored_study(deps, ref.name))
+    if qualified != ref.name:
+        held = stored_study(deps.store, qualified)
+        if (found := origin_of(held)) is not None and found.ref == ref:
+            return Claim(qualified, held)
+    stored = stored_study(deps.store, ref.name)
+    origin = origin_of(stored)
     if origin is None or origin.ref.namespace == ref.namespace or deps.resources is None:
-        return ref.name
-    return ref.name if let_go(deps.resources, origin) else qualified
-
-
-def _holder(deps: Deps, name: str) -> Ref | None:
-    origin = origin_of(stored_study(deps, name))
-    return None if origin is None else origin.ref
-
-
-def stored_study(deps: Deps, name: str) -> StudyRecord | None:
-    """The study stored under ``name``, None when there is none."""
-    try:
-        return deps.store.get_study(name)
-    except StudyNotFound:
-        return None
+        return Claim(ref.name, stored)
+    if let_go(deps.resources, origin):
+        return Claim(ref.name, stored, holder_gone=True)
+    return Claim(qualified, stored_study(deps.store, qualified))
 
 
 def let_go(resources: Resources, origin: Origin) -> bool:
