@@ -11,7 +11,6 @@ request is to blame, and the calls go on once the operator points katuna at the 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -21,6 +20,8 @@ JSON = re.compile(r"^application/(json|[\w!#$&.+\-^_]+\+json)\s*(;|$)", re.IGNOR
 """The content types the client reads as JSON (its own test, ``ApiClient.deserialize``)."""
 HTML = re.compile(r"^\s*(text/html|application/xhtml\+xml)\s*(;|$)", re.IGNORECASE)
 """A web page's content types, which no Kubernetes API server answers with, whatever the status."""
+_JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
+"""The start of a JSON object or list, after JSON's own whitespace."""
 NOT_JSON = (None, "str", "bytearray", "bytes", "file")
 """The client's response types that are no JSON object: a pod's log (``text/plain``), none."""
 
@@ -46,12 +47,9 @@ def check_answer(response: Any, response_type: str | None, source: str) -> None:
 
 
 def _json(body: bytes | None) -> bool:
-    """Whether ``body`` is a JSON document (an empty body is none)."""
-    try:
-        json.loads(body or b"")
-    except ValueError:
-        return False
-    return True
+    """Whether ``body`` begins as a JSON object or list does, which the client then reads whole
+    (read here too, every answer of the API, thousands of objects a page, would be read twice)."""
+    return _JSON_START.match(body or b"") is not None
 
 
 def _refusal(response: Any, content_type: str | None, source: str) -> str:
