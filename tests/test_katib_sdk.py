@@ -331,6 +331,15 @@ def printer_columns(resource: str) -> dict[str, str]:
     return {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
 
 
+@pytest.mark.parametrize("plural", ["experiments", "trials", "suggestions"])
+def test_katibs_kinds_are_in_katibs_categories(plural: str):
+    """``kubectl get katib`` (``kubeflow``, ``all``) finds Katib's kinds where Katib's own CRDs
+    put them, and ``kubectl get katuna`` beside katuna's."""
+    crds = yaml.safe_load_all((ROOT / "knative" / "katib-api" / "crds.yaml").read_text())
+    crd = next(c for c in crds if c and c["spec"]["names"]["plural"] == plural)
+    assert crd["spec"]["names"]["categories"] == ["all", "kubeflow", "katib", "katuna"]
+
+
 def test_the_documented_binding_lets_katuna_run_an_experiments_trials_and_the_source_watch_them():
     """Following docs/katib.md on the rendered overlay: the RoleBinding its command makes grants
     katuna its trials' Jobs, pods, logs and ConfigMaps in the Experiment's namespace (and nothing
