@@ -249,6 +249,14 @@ def test_a_parameter_type_katib_does_not_have_is_refused_saying_what_was_given(g
         f"expected int, double, categorical or discrete, got {got}")
 
 
+def test_parameter_type_unknown_is_refused_saying_katib_s_webhook_takes_it_and_its_services_fail_it():
+    doc = experiment(parameters=[{"name": "x", "parameterType": "unknown", "feasibleSpace": {"min": "0", "max": "1"}}])
+    assert problems_of(doc)["spec.parameters[0].parameterType"] == (
+        "expected int, double, categorical or discrete, got 'unknown' (Katib's webhook takes parameterType "
+        "unknown, but no suggestion service samples such a parameter: each fails the Experiment when it builds "
+        "its search space)")
+
+
 def test_a_problem_of_the_translated_study_alone_is_told_with_the_katib_path():
     doc = experiment(maxTrialCount=0)
     del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]

@@ -24,6 +24,9 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
 UNSPECIFIED = "unknown"
 """The ``distribution`` Katib's webhook also takes (``DistributionUnknown``), which its controller
 passes to every suggestion service as no distribution at all: uniform, as when none is given."""
+UNKNOWN_TYPE = (" (Katib's webhook takes parameterType unknown, but no suggestion service samples such a "
+                "parameter: each fails the Experiment when it builds its search space)")
+"""Why ``parameterType: unknown``, which Katib's webhook takes, is refused all the same."""
 
 
 def native_parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
@@ -36,7 +39,8 @@ def native_parameter(parameter: Mapping[str, Any], path: str, problems: list[Pro
     if kind is None:
         given = parameter.get("parameterType")
         problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete, got "
-                                + ("nothing" if given is None else shown(given))))
+                                + ("nothing" if given is None else shown(given))
+                                + (UNKNOWN_TYPE if given == UNSPECIFIED else "")))
         return out
     space = parameter.get("feasibleSpace") or {}
     where = f"{path}.feasibleSpace"
