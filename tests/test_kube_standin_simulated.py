@@ -332,6 +332,23 @@ def test_a_jobs_end_is_written_first_as_its_interim_condition_and_its_terminal_o
         kube.close()
 
 
+@pytest.mark.parametrize(("deadline", "ends"), [(2**63 - 1, "DeadlineExceeded"), (2**63 // 10**9 + 1, "DeadlineExceeded"),
+                                                ((2**63 - 1) // 10**9, "CompletionsReached")])
+def test_a_job_deadline_past_what_a_go_duration_holds_fails_the_job_at_its_first_sync(deadline: int, ends: str):
+    """The Job controller reads ``activeDeadlineSeconds`` as seconds times ``time.Second``, in
+    int64 nanoseconds: past about 292 years it wraps, to a deadline already past; the API took it."""
+    clock = SimulatedClock()
+    kube = static(clock, seconds=30.0)
+    try:
+        far = job("far", {})
+        far["spec"]["activeDeadlineSeconds"] = deadline
+        kube.create_job("katuna", far)
+        kube.run_until(lambda: any(t in ("Complete", "Failed") for t in job_changes(kube, "far")[-1]))
+        assert kube.jobs[("katuna", "far")]["status"]["conditions"][-1]["reason"] == ends
+    finally:
+        kube.close()
+
+
 def test_a_job_of_parallelism_without_completions_runs_every_pod_and_succeeds_once_one_did_and_all_ended():
     """batch/v1's defaulting sets ``completions`` only where ``parallelism`` is unset too: a work
     queue's Job runs ``parallelism`` pods, makes no more once one succeeded, and is complete

@@ -357,14 +357,16 @@ def test_a_job_number_past_its_int32_is_refused_by_study_and_setting_not_by_ever
 
 
 def test_a_timeout_longer_than_a_jobs_deadline_holds_sets_the_longest_it_holds():
-    """Where ``KATUNA_MAX_DURATION`` allows one: a larger number would refuse every trial's Job."""
+    """Where ``KATUNA_MAX_DURATION`` allows one: the Job controller counts a deadline in a Go
+    duration (int64 nanoseconds), so a larger number than it holds, which the API takes, would
+    fail every trial's Job at its first sync."""
     from functions.settings import Settings
 
     definition = k8s_definition()
     definition["trialTemplate"]["timeout"] = 1e30
     spec = parse_study(definition, Settings.from_env({"KATUNA_MAX_DURATION": "1e300"}).limits)
     launch = trial_launch(StudyRecord(spec, definition, "/somewhere/local", "uid"), TrialRecord(spec.name, 7, {"x": 0.0}))
-    assert render_job(launch)["spec"]["activeDeadlineSeconds"] == 2**63 - 1
+    assert render_job(launch)["spec"]["activeDeadlineSeconds"] == 9_223_372_036
 
 
 def _trial_spec(resources: dict | None = None) -> dict:

@@ -120,7 +120,13 @@ MAX_INT32 = 2**31 - 1
 """The largest number an ``int32`` field of Kubernetes' API holds: a larger one is not decoded,
 and the whole request is refused."""
 MAX_INT64 = 2**63 - 1
-"""The largest number an ``int64`` field holds (a Job's ``activeDeadlineSeconds``)."""
+"""The largest number an ``int64`` field holds."""
+MAX_JOB_DEADLINE = MAX_INT64 // 1_000_000_000
+"""The longest ``activeDeadlineSeconds`` (about 292 years) the Job controller counts as given:
+it reads the field as a Go ``time.Duration`` (``pastActiveDeadline``: seconds times
+``time.Second``, int64 nanoseconds), which wraps past that, a larger deadline reading as
+another, most often one already past (``2**63 - 1`` seconds as -1 s), so the Job fails with
+``DeadlineExceeded`` at its first sync. The API takes any int64."""
 MAX_USER = MAX_INT32
 """The greatest user id Kubernetes takes (``IsValidUserID``)."""
 

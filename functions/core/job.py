@@ -25,7 +25,7 @@ from functions.core import (
     trial_kinds,
     trial_spec,
 )
-from functions.core.cluster import MAX_INT64, START_ALLOWANCE, Cluster
+from functions.core.cluster import MAX_JOB_DEADLINE, START_ALLOWANCE, Cluster
 from functions.core.disruptions import pods_to_lose
 from functions.core.errors import PermanentError
 from functions.core.job_resources import added_to_trial_spec, container_resources, trial_resources
@@ -108,11 +108,12 @@ def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
     the Job's start, across its pods, Pending time included, while katuna gives each replacement
     a fresh timeout: so it ends no run katuna lets go on, only an attempt katuna has not looked at.
     A ``trialSpec`` Job's own sooner deadline is kept over it (:func:`trial_spec.render`). One
-    longer than the field holds is the longest it holds (:data:`~functions.core.cluster.MAX_INT64`
-    seconds), where a larger number would refuse every trial's Job."""
+    longer than the Job controller counts is the longest it counts
+    (:data:`~functions.core.cluster.MAX_JOB_DEADLINE` seconds), where a larger number would fail
+    every trial's Job at its start."""
     allowance = cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE
     runs = pods_to_lose(request.attempt, request.max_attempts) + 1
-    return min((math.ceil(request.timeout or 0) + allowance) * runs, MAX_INT64)
+    return min((math.ceil(request.timeout or 0) + allowance) * runs, MAX_JOB_DEADLINE)
 
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:

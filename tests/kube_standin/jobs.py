@@ -1,7 +1,7 @@
 """The Job controller and the TTL-after-finished controller, for what katuna reads of a Job.
 
-A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it,
-Pending time included: past it the active pods are deleted and the Job fails with
+A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it
+(in Go's nanoseconds, which wrap past about 292 years: :func:`_go_seconds`), Pending time included: past it the active pods are deleted and the Job fails with
 ``DeadlineExceeded``. A suspended Job (``spec.suspend``, as Kueue sets it on every Job it
 queues) gets no start time and makes no pods; its active pods are deleted (not counted as
 failed: the real controller takes their tracking finalizer off first), it gets the
@@ -35,9 +35,24 @@ from kube_standin.objects import snapshot
 from kube_standin.pod_failures import failed, failure_action
 from kube_standin.scheduling import requests
 
+NANOS = 1_000_000_000
+MOST_DEADLINE = (2**63 - 1) // NANOS
+"""The longest ``activeDeadlineSeconds`` the Job controller counts as given."""
+
 
 def _seconds(stamp: str) -> float:
     return float(timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _go_seconds(deadline: int | None) -> float | None:
+    """``activeDeadlineSeconds`` as the Job controller counts it (``pastActiveDeadline``:
+    ``time.Duration(*ActiveDeadlineSeconds) * time.Second``), in int64 nanoseconds that wrap
+    past about 292 years (:data:`MOST_DEADLINE`): a longer deadline reads as another, most often
+    one already past (``2**63 - 1`` seconds as -1 s), and fails the Job at its first sync."""
+    if deadline is None:
+        return None
+    nanos = (deadline * NANOS + 2**63) % 2**64 - 2**63
+    return nanos / NANOS
 
 
 def new_pod(job: dict, made: int = 0) -> dict:
@@ -174,7 +189,7 @@ class JobController:
         completions reached with no pod active (without ``completions``, one pod succeeded and
         none active); None while it runs."""
         spec = job["spec"]
-        deadline = None if suspended else spec.get("activeDeadlineSeconds")
+        deadline = None if suspended else _go_seconds(spec.get("activeDeadlineSeconds"))
         started = self.started.get(job["metadata"]["uid"], 0.0)
         if deadline is not None:
             self.clock.wake_at(started + deadline)

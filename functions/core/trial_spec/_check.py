@@ -155,14 +155,15 @@ def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
 
 
 def _check_deadline(r: Reader, deadline: Any) -> None:
-    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds Kubernetes takes
-    (:func:`is_deadline`), or a placeholder filled in per trial: a local trial ends there
-    (:func:`~functions.core.trial_spec.active_deadline`), so one Kubernetes would refuse is
-    refused here, not ignored."""
+    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds Kubernetes takes and
+    counts (:func:`is_deadline`), or a placeholder filled in per trial: a local trial ends there
+    (:func:`~functions.core.trial_spec.active_deadline`), so one Kubernetes would refuse, or
+    would fail every Job with at once, is refused here, not ignored."""
     if deadline is None or is_deadline(deadline) or isinstance(deadline, str) and template.PLACEHOLDER.search(deadline):
         return
     r.fail(f"{PATH}.{'.'.join(DEADLINE)}", f"expected a whole number of seconds from 0 to {MAX_DEADLINE}, as "
-                                           f"Kubernetes takes a Job's (0 fails it at once), got {deadline!r}")
+                                           f"Kubernetes counts a Job's (0 fails it at once, and so does a longer "
+                                           f"one: the Job controller's clock cannot hold it), got {deadline!r}")
 
 
 def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.cluster import MAX_INT64
+from functions.core.cluster import MAX_JOB_DEADLINE
 
 MAX_POLICY_RULES = 20
 """The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
@@ -17,15 +17,16 @@ OWN_POLICY_RULES = 1
 _POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
 DEADLINE = ("spec", "activeDeadlineSeconds")
 """Where a Job keeps its deadline, as a path in the ``trialSpec``."""
-MAX_DEADLINE = MAX_INT64
-"""The largest ``activeDeadlineSeconds`` a Job holds (an int64): a larger number cannot be decoded."""
+MAX_DEADLINE = MAX_JOB_DEADLINE
+"""The largest ``activeDeadlineSeconds`` the Job controller counts as given: a larger one fails
+the Job at once (:data:`~functions.core.cluster.MAX_JOB_DEADLINE`)."""
 
 
 def is_deadline(value: Any) -> bool:
-    """Whether ``value`` is a Job deadline Kubernetes takes: a whole number of seconds, not
-    negative (the batch API's validation, ``ValidateNonnegativeField``), that its int64 field
-    holds (:data:`MAX_DEADLINE`). With 0 the Job controller fails the Job at its first sync
-    (``DeadlineExceeded``), and a local trial is ended at once."""
+    """Whether ``value`` is a Job deadline Kubernetes takes and counts: a whole number of
+    seconds, not negative (the batch API's validation, ``ValidateNonnegativeField``), that the
+    Job controller counts as given (:data:`MAX_DEADLINE`). With 0 the Job controller fails the
+    Job at its first sync (``DeadlineExceeded``), and a local trial is ended at once."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DEADLINE
 
 
