@@ -174,15 +174,25 @@ def _extensions(text: str) -> dict[str, str] | None:
         return None
 
 
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would resend a report answered 301, 302 or 303 as a GET without
+    its body, and with the OIDC token, to whatever host the answer names."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: object,
+                         newurl: str) -> None:
+        return None
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
     """POST ``body``, with the sink's OIDC token and CA certificates where the pod has them;
-    whether it was accepted."""
+    whether it was accepted (a redirect, never followed, is not)."""
     env = os.environ
     try:
         context = tls_context(env.get("K_CA_CERTS"), env.get("KATUNA_TRUST_BUNDLES") or TRUST_BUNDLES)
         headers = {**headers, **_authorization(env.get("KATUNA_SINK_TOKEN_FILE") or OIDC_MOUNT)}
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=POST_TIMEOUT, context=context):
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _Unredirected())
+        with opener.open(request, timeout=POST_TIMEOUT):
             return True
     except (OSError, ValueError, http.client.HTTPException):
         return False

@@ -286,6 +286,16 @@ def _object_attributes(obj: Mapping[str, Any]) -> dict[str, str]:
     return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
 
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would resend a POST answered 301, 302 or 303 as a GET without
+    its body (whose 2xx would pass for the event taken) and with its ``Authorization`` header,
+    to whatever host the answer names. A redirect is an HTTP error of its own instead."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: object,
+                         newurl: str) -> None:
+        return None
+
+
 class Sink:
     """Where katuna posts events beyond its replies: ``K_SINK``, reached as Knative's SinkBinding
     sets it up. With Eventing's ``authentication-oidc`` feature on, the binding mounts an OIDC
@@ -310,8 +320,10 @@ class Sink:
         """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer,
         its trace context also in the ``traceparent`` and ``tracestate`` headers, from which the
         broker's ingress continues the trace. A
-        refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent; any other failure
-        is temporary (an authentication refusal included: the token may be renewed meanwhile)."""
+        refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent, and so is a redirect,
+        never followed (:class:`_Unredirected`), as Knative's own deliveries take a 3xx for a
+        failure not worth a retry; any other failure is temporary (an authentication refusal
+        included: the token may be renewed meanwhile)."""
         headers, body = to_http(event, self._key, self._extensions)
         traced = event.trace.attributes() if event.trace is not None else {}
         request = urllib.request.Request(self.url, data=body, headers={**headers, **traced, **self._authorization()},
@@ -319,9 +331,14 @@ class Sink:
         try:
             context = self._tls() if self._tls is not None and urllib.parse.urlsplit(self.url).scheme == "https" \
                 else None
-            with urllib.request.urlopen(request, timeout=timeout, context=context):
+            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _Unredirected())
+            with opener.open(request, timeout=timeout):
                 return
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise PermanentError(f"{self.url} answered {event.type} with a redirect ({exc.code}) to "
+                                     f"{exc.headers.get('Location')!r}, which is not followed: K_SINK must name "
+                                     "the broker itself") from exc
             if exc.code in REFUSED_FOR_GOOD:
                 raise PermanentError(f"{self.url} refused {event.type}: {exc}") from exc
             raise TemporaryError(f"could not send {event.type} to {self.url}: {exc}") from exc
