@@ -1,6 +1,6 @@
 """A study's node pool listing an item twice (an instance type, an accelerator type) is refused
 at submission, naming the repeat as the provisioning script's ``--instance-types`` does, and
-nothing is stored."""
+nothing is stored; so is a GKE machine type of no Compute Engine shape, naming the field."""
 
 from __future__ import annotations
 
@@ -46,3 +46,16 @@ def test_the_service_refuses_a_repeated_instance_type_and_stores_nothing(client)
             "message": "m5.xlarge given twice; expected each instance type once"} in [
         {"path": p["path"], "message": p["message"]} for p in answer.get_json()["problems"]]
     assert client.get("/studies/repeated").status_code == 404
+
+
+@pytest.mark.parametrize("machine", ["E2-Standard-4", "e2 standard 4", "e2-standard-4 ", "e2_standard_4"])
+def test_a_gke_machine_type_of_no_compute_engine_shape_is_refused_naming_the_field(machine: str):
+    """Compute Engine names its machine types in lower-case letters, digits and '-': another name
+    was taken at submission, and by the provisioning script's ``--dry-run``, only for GKE's
+    create to refuse it once asked."""
+    definition = study_definition(name="shape", nodePool={"provider": "gke", "machineType": machine})
+    assert problems(definition) == [
+        ("nodePool.machineType", "expected a Compute Engine machine type: lower-case letters, digits and '-', such "
+                                 f"as e2-standard-4, got {machine!r}")]
+    definition["nodePool"]["machineType"] = "n2d-custom-4-8192"
+    assert parse_study(definition).node_pool.machine_types == ("n2d-custom-4-8192",)

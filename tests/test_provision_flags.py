@@ -84,3 +84,14 @@ def test_gke_endpoint_no_client_could_reach_is_a_bad_flag(command: str, endpoint
     assert bad_flag("gke", command, *GKE_FLAGS, "--endpoint", endpoint) == (
         "Error: Invalid value for '--endpoint': expected an API endpoint's URL (http://127.0.0.1:PORT for a local "
         f"stand-in, https://HOST) or HOST[:PORT], got {endpoint!r}")
+
+
+@pytest.mark.parametrize("dry_run", DRY_RUN, ids=["run", "dry-run"])
+def test_gke_up_machine_type_of_no_compute_engine_shape_is_a_bad_flag_and_asks_nothing(gke_api: GkeStub,
+                                                                                     dry_run: tuple[str, ...]):
+    """``--machine-type E2-Standard-4``: a plan said it would create the pool, and `up` asked GKE,
+    which refused it (exit 1)."""
+    assert bad_flag("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--machine-type", "E2-Standard-4",
+                    *dry_run) == ("Error: --machine-type: expected a Compute Engine machine type: lower-case "
+                                  "letters, digits and '-', such as e2-standard-4, got 'E2-Standard-4'")
+    assert gke_api.pools == {}

@@ -30,6 +30,11 @@ that a study's cost (at most its pool's nodes for its longest run) stays a finit
 
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+GCE_MACHINE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A Compute Engine machine type's name, as every Compute Engine resource's (RFC 1035: lower-case
+letters, digits and '-', at most 63): one of another shape (``E2-Standard-4``, ``e2 standard 4``)
+is none GKE has, and is refused at submission and by the provisioning script's ``--dry-run``,
+which asks GKE for no create."""
 EKS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
 """EKS's node-group name, which katuna also gives the nodes as a label value (``katuna.dev/pool``)
 and trials select on: so it starts and ends with a letter or digit, as a label value must."""
@@ -240,6 +245,9 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
         r.fail(join(path, "instanceTypes"), "EKS only; a GKE pool takes one machineType")
     if provider == EKS and machine is not None:
         r.fail(join(path, "machineType"), "GKE only; an EKS node group takes instanceTypes (a list)")
+    if provider == GKE and machine and not GCE_MACHINE.fullmatch(machine):
+        r.fail(join(path, "machineType"), "expected a Compute Engine machine type: lower-case letters, digits and "
+                                          f"'-', such as e2-standard-4, got {machine!r}")
     if provider is None:
         return ()
     if provider == GKE:
