@@ -12,7 +12,16 @@ import click
 
 from functions.adapters import trial_files
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import ReadingCommand, db_option, fail, settings_for, tell, with_study, writing_output
+from functions.cli_common import (
+    ReadingCommand,
+    db_option,
+    fail,
+    on_database,
+    settings_for,
+    tell,
+    with_study,
+    writing_output,
+)
 from functions.cli_study_state import interrupted
 from functions.core.errors import RefusedFile
 from functions.core.events import MAX_STORED_INT
@@ -101,7 +110,7 @@ def _followed(store: SqliteStore, record: StudyRecord, trial: TrialRecord, attem
 
     follow = LogFollow(store, record.name, trial.number, settings_for(db).logs / record.log_folder, told,
                        lambda: interrupted(store, store.get_study(record.name), db), attempt is not None,
-                       sleep=slept)
+                       on_database(settings_for(db)), sleep=slept)
     try:
         with writing_output():
             to_terminal = sys.stdout is not None and sys.stdout.isatty()

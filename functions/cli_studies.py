@@ -22,11 +22,11 @@ from functions.cli_common import (
     writing_output,
 )
 from functions.cli_output import front_title, print_study, studies_table
-from functions.cli_study_state import as_seen, judged, opened_store
+from functions.cli_study_state import INTERRUPTED_TRIAL, as_seen, interrupted, judged, opened_store
 from functions.cli_trial_table import trial_table
 from functions.core.errors import MalformedRequest
 from functions.core.events import MAX_STORED_INT
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.views import observation_key, study_view, trial_detail, trial_view
 
 
@@ -83,7 +83,8 @@ def _observation_key(text: str | None) -> tuple[int, int] | None:
 
 def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tuple[int, int] | None) -> None:
     """``katuna show NAME NUMBER``: the trial's view with its lost runs and a page of its
-    observations; exit 1 where the study has no such trial."""
+    observations; exit 1 where the study has no such trial. A running trial of an interrupted
+    study reads ``INTERRUPTED`` in the text, as in ``katuna trials`` and the study's counts."""
     from functions.cli_trial_detail import print_trial
 
     store, record = with_study(db, name)
@@ -92,13 +93,15 @@ def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tu
         if trial is None:
             fail(f"study {name!r} has no trial {number}")
         view = trial_detail(store, record, trial, after)
+        stalled = not as_json and trial.state == RUNNING and interrupted(store, record, db)
     finally:
         store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_trial(console, name, view, after is not None, on_database(settings_for(db)))
+        print_trial(console, name, {**view, "state": INTERRUPTED_TRIAL} if stalled else view, after is not None,
+                    on_database(settings_for(db)))
 
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
     """The trials of a multi-objective study's Pareto front that ``show`` prints (none for a

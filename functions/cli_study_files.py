@@ -163,7 +163,10 @@ def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dic
     except InvalidStudy as exc:
         embedded.close()
         _problems(file, exc)
-    except (StudyConflict, StudyRunsElsewhere) as exc:
+    except StudyConflict as exc:
+        embedded.close()
+        fail(exc.on_database(on_database(embedded.settings)), 2)
+    except StudyRunsElsewhere as exc:
         embedded.close()
         fail(str(exc), 2)
     runner = embedded.other_runner(record)

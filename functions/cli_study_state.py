@@ -30,6 +30,10 @@ INTERRUPTED = "interrupted (the katuna process that ran it is gone)"
 run`` of it (or the ``katuna serve`` running it) was killed or interrupted, and the next one
 resumes it."""
 
+INTERRUPTED_TRIAL = "INTERRUPTED"
+"""How a running trial of an interrupted study reads for a person: no process runs it, and the
+study's next run runs it again."""
+
 def interrupted(store: SqliteStore, record: StudyRecord, db: str | None) -> bool:
     """Whether the study is running, yet every process that claimed it died since: the runner
     its row names (:attr:`~functions.core.records.StudyRecord.runner`), and in the trial-log

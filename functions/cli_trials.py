@@ -19,7 +19,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
-from functions.cli_study_state import interrupted
+from functions.cli_study_state import INTERRUPTED_TRIAL, interrupted
 from functions.cli_trial_filters import asked_listing, filter_options
 from functions.cli_trial_table import print_trials
 from functions.core.pareto import front_marks
@@ -98,4 +98,4 @@ class _Page:
 def _as_interrupted(rows: Iterator[TrialRecord]) -> Iterator[TrialRecord]:
     """The trials of an interrupted study as a person reads them: a running one says
     ``INTERRUPTED``, as the study's counts do (no process runs it; the next run resumes it)."""
-    return (replace(t, state="INTERRUPTED") if t.state == "RUNNING" else t for t in rows)
+    return (replace(t, state=INTERRUPTED_TRIAL) if t.state == "RUNNING" else t for t in rows)

@@ -52,7 +52,8 @@ class LogFollow:
     (:meth:`output`): ``tell`` says on stderr what the log does not (the trial waits to start,
     runs again, ended), ``interrupted`` whether nothing runs the study any more (its ``katuna
     run`` was killed: it resumes the trial as a new attempt). A ``pinned`` follow ends with its
-    attempt."""
+    attempt; ``db`` is the ``--db`` the command its note names needs (``" --db PATH"``, or none:
+    :func:`~functions.cli_common.on_database`)."""
 
     store: SqliteStore
     study: str
@@ -61,6 +62,7 @@ class LogFollow:
     tell: Callable[[str], None]
     interrupted: Callable[[], bool]
     pinned: bool = False
+    db: str = ""
     poll: float = POLL_SECONDS
     sleep: Callable[[float], None] = time.sleep
 
@@ -77,7 +79,7 @@ class LogFollow:
                 return
             if self.pinned:
                 self.tell(f"attempt {attempt} ended: {_note(trial, attempt)}; the trial runs again as attempt "
-                          f"{attempt + 1} (katuna logs -f {self.study} {self.number} follows it)")
+                          f"{attempt + 1} (katuna logs -f {self.study} {self.number}{self.db} follows it)")
                 return
             self.tell(f"attempt {attempt} ended: {_note(trial, attempt)}; attempt {attempt + 1} follows")
             if last not in (b"", b"\n"):

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -252,6 +253,11 @@ def test_a_different_definition_under_the_same_name_is_refused_naming_what_chang
                              "does not restart: parameters cannot change (only maxTrials, parallelism, "
                              "maxFailedTrials can); give it another name, or delete the stored study and its trials "
                              "first (katuna delete demo, or DELETE /studies/demo)\n")
+    shutil.copy(tmp_path / "katuna.db", tmp_path / "other.db")
+    elsewhere = here("run", "b.yaml", "--db", "other.db", cwd=tmp_path, check=False)
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.endswith(" (katuna delete demo --db other.db, or DELETE /studies/demo)\n"), \
+        "followed as printed, the hint deletes the study that refused this one"
 
 
 def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_path: Path):
@@ -473,6 +479,7 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
     assert "interrupted 2, waiting" in shown and "running 2" not in shown, shown
     listed = katuna("trials", "demo", cwd=tmp_path, columns=200).stdout
     assert listed.count("INTERRUPTED") == 2 and "RUNNING" not in listed, listed
+    assert "demo trial 0  state: INTERRUPTED  attempt 1" in here("show", "demo", "0", cwd=tmp_path).stdout
     assert [t["state"] for t in json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)].count("RUNNING") == 2
 
 

@@ -36,6 +36,17 @@ def test_the_conflict_names_the_changed_fields_as_written_and_how_to_go_on():
                              "its trials first (katuna delete demo, or DELETE /studies/demo)")
 
 
+def test_the_conflict_told_on_another_database_names_it_in_its_delete_command():
+    """``katuna run b.yaml --db other.db`` was told ``katuna delete demo``, which deletes at once
+    the study of that name in ./katuna.db (or $KATUNA_DB), not the one that refused it."""
+    edited = study_definition(maxTrials=5)
+    conflict = study_conflict(stored(study_definition(maxTrials=4)), parse_study(edited), edited)
+    assert conflict.on_database(" --db 'my runs.db'") == (
+        "study 'demo' already exists with a different definition (changed: maxTrials); give it another name, or "
+        "delete the stored study and its trials first (katuna delete demo --db 'my runs.db', or DELETE /studies/demo)")
+    assert conflict.on_database("") == str(conflict)
+
+
 def test_where_only_what_the_definition_reads_changed_the_normalised_studys_fields_are_named():
     definition = study_definition(maxTrials=4, warmStart={"file": "known.json"})
 

@@ -94,19 +94,21 @@ def study_conflict(stored: StudyRecord, spec: Study, definition: Mapping[str, An
         changed_paths((restated(stored, spec, definition) or stored.spec).to_dict(), spec.to_dict())
     listed = ", ".join(changed[:SHOWN]) + (f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else "")
     name = stored.name
+    command = f"katuna delete {name}" if stored.origin is None else ""
     return StudyConflict(
         f"study {name!r} already exists with a different definition"
         + (f" (changed: {listed})" if changed else "") + (f"; {why}" if why else "")
-        + f"; give it another name, or delete the stored study and its trials first ({_deleting(stored)})",
-        changed)
+        + f"; give it another name, or delete the stored study and its trials first ({_deleting(stored, command)})",
+        changed, command)
 
 
-def _deleting(stored: StudyRecord) -> str:
-    """How the ``stored`` study is deleted: by either delete, or, for one that follows a cluster
-    resource (which ``katuna delete`` refuses), by the service watching it once that is gone."""
+def _deleting(stored: StudyRecord, command: str) -> str:
+    """How the ``stored`` study is deleted: by either delete (``command`` the CLI's), or, for one
+    that follows a cluster resource (which ``katuna delete`` refuses), by the service watching
+    it once that is gone."""
     name = stored.name
     if stored.origin is None:
-        return f"katuna delete {name}, or DELETE /studies/{name}"
+        return f"{command}, or DELETE /studies/{name}"
     return Origin.from_dict(stored.origin).delete_through_service(name, "the cluster")
 
 

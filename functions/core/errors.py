@@ -109,11 +109,24 @@ class MalformedRequest(PermanentError):
 
 class StudyConflict(PermanentError):
     """A different definition is already stored under the same study name; ``changed`` lists
-    the field paths that differ (:mod:`functions.core.conflicts`)."""
+    the field paths that differ (:mod:`functions.core.conflicts`), ``deleting`` the ``katuna
+    delete`` command the message names (none where it names none)."""
 
-    def __init__(self, message: str, changed: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, changed: list[str] | tuple[str, ...] = (), deleting: str = "") -> None:
         super().__init__(message)
         self.changed = tuple(changed)
+        self.deleting = deleting
+
+    def on_database(self, option: str) -> str:
+        """The message with ``option`` (`` --db PATH``) after the ``katuna delete`` command it
+        names: followed as printed, that command deletes the study of the database that refused
+        this one, never another's of the same name."""
+        message = str(self)
+        at = message.rfind(self.deleting) if self.deleting else -1
+        if at < 0 or not option:
+            return message
+        end = at + len(self.deleting)
+        return message[:end] + option + message[end:]
 
 
 class RestartThroughResource(StudyConflict):
