@@ -21,7 +21,7 @@ from functions.core.trial_order import TrialKey
 
 OPTIONS = (
     click.option("--state", "states", multiple=True, metavar="STATE",
-                 help=f"Only the trials in STATE ({', '.join(STATES)}); repeated, or a comma list, for several."),
+                 help=f"Only the trials in STATE ({', '.join(STATES)}, in any case); repeated, or a comma list, for several."),
     click.option("--min", "lows", multiple=True, nargs=2, metavar="FIELD BOUND",
                  help="Only the trials whose FIELD is at least BOUND: metric:NAME, param:NAME, value, duration "
                       "(90s, 5m, 1.5h), startedAt, finishedAt (2026-12-05T19:46:40Z, or seconds since the epoch), "
@@ -56,10 +56,11 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def asked_listing(spec: Study, states: Sequence[str], lows: Sequence[tuple[str, str]],
                   highs: Sequence[tuple[str, str]], labels: Sequence[str], order: str | None,
                   after: str | None, pareto: bool = False) -> tuple[TrialQuery, TrialKey | None]:
-    """The listing the options ask for, as the API's arguments of the same names; a usage
-    error (exit 2) naming the option at fault."""
+    """The listing the options ask for, as the API's arguments of the same names (a state in
+    any case: ``complete`` is ``COMPLETE``, as a person types it); a usage error (exit 2) naming
+    the option at fault."""
     _refuse_blanks(states, lows, highs, order)
-    pairs = [("state", state) for state in states]
+    pairs = [("state", state.upper()) for state in states]
     pairs += [pair for field, low in lows for pair in (("field", field), ("min", low), ("max", ""))]
     pairs += [pair for field, high in highs for pair in (("field", field), ("min", ""), ("max", high))]
     for label in labels:

@@ -183,7 +183,7 @@ def _dashboard_csv(db: Path, query: str) -> str:
 
 @pytest.mark.parametrize(("options", "query", "first"), [
     ((), "", None),
-    (("--state", "FAIL,COMPLETE", "--order", "value:desc", "--min", "number", "40"),
+    (("--state", "fail,Complete", "--order", "value:desc", "--min", "number", "40"),
      "state=FAIL&state=COMPLETE&sort=value&desc=1&field=number&min=40", None),
     (("--order", "metric:loss", "--limit", "7"), "sort=metric:loss", 7),
 ])
