@@ -17,20 +17,25 @@ import tracemalloc
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TypeVar
 
+import jwt
 import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import Service
+from standin_server import StandInServer
+from tls_sink import Authority
 from waiting import eventually
 
 from functions.adapters.web import create_app, paging
+from functions.adapters.web.oidc import Verifier
 from functions.adapters.web.openapi import document
 from functions.core import pod_security
 from functions.core.cluster import Cluster
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
 from functions.core.pod_fields import is_dns_subdomain
@@ -649,6 +654,75 @@ def test_the_trial_table_lists_a_page_bounded_in_bytes_and_leads_on_to_the_rows_
             assert listed == list(range(120)), size
     finally:
         runtime.close()
+
+
+class Recorder:
+    """A loopback server that answers every request with ``status`` (to ``location`` where
+    given: a redirect), recording each one's method and ``Authorization``; over TLS under
+    ``authority``'s certificate where given."""
+
+    def __init__(self, status: int, location: str | None = None, authority: Authority | None = None) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                recorder.seen.append((self.command, self.headers.get("Authorization")))
+                self.send_response(status)
+                if location is not None:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                return
+
+        server = StandInServer(("127.0.0.1", 0), Handler)
+        self.server = authority.serving(server) if authority is not None else server
+        self.url = f"{'https' if authority else 'http'}://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+DELIVERY = jwt.encode({"sub": "system:serviceaccount:x:y"}, "k" * 32, "HS256", headers={"kid": "k1"})
+"""A delivery token naming a key, so that the issuer's keys are asked for."""
+POD_TOKEN = "bearer-of-the-service-0123456789"
+
+
+def test_the_oidc_issuers_discovery_follows_no_redirect_with_the_pods_token(tmp_path: Path):
+    """The discovery document is read with the pod's service-account token, which holds the
+    service's own permissions: urllib followed a redirect with it to whatever host it named, and
+    took the issuer from there. The read now fails (the broker retries the delivery), and the
+    token goes to the issuer's own address alone."""
+    authority = Authority(tmp_path)
+    elsewhere = Recorder(200)
+    issuer = Recorder(302, elsewhere.url + "/.well-known/openid-configuration", authority)
+    (tmp_path / "token").write_text(POD_TOKEN)
+    (tmp_path / "ca.crt").write_text(authority.ca_pem)
+    try:
+        with pytest.raises(TemporaryError, match="could not read the token issuer's keys.*302"):
+            Verifier("katuna", issuer.url, service_account=tmp_path).subject(DELIVERY)
+    finally:
+        issuer.close()
+        elsewhere.close()
+    assert issuer.seen == [("GET", f"Bearer {POD_TOKEN}")], "the issuer itself is asked with the token"
+    assert elsewhere.seen == [], "nothing, and no token, goes where the redirect leads"
+
+
+def test_the_pods_service_account_token_goes_to_the_oidc_issuer_over_tls_alone(tmp_path: Path):
+    """A plain http:// issuer (KATUNA_OIDC_ISSUER_URL) is asked for its keys without the token,
+    which anyone on the way would read."""
+    issuer = Recorder(404)
+    (tmp_path / "token").write_text(POD_TOKEN)
+    try:
+        with pytest.raises(TemporaryError):
+            Verifier("katuna", issuer.url, service_account=tmp_path).subject(DELIVERY)
+    finally:
+        issuer.close()
+    assert issuer.seen == [("GET", None)]
 
 
 HELD_CONNECTIONS = 1_050

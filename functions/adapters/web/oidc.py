@@ -5,8 +5,9 @@ With the ``authentication-oidc`` feature on, a broker delivering to a Trigger's 
 subscriber's (``subscriber.audience``, here ``KATUNA_OIDC_AUDIENCE``), signed by the cluster's
 service-account issuer. The issuer and its keys come from the API server
 (``KATUNA_OIDC_ISSUER_URL``): ``/.well-known/openid-configuration`` and ``/openid/v1/jwks``,
-read with the pod's CA and service-account token when it has them. Only RS256 and ES256
-signatures are accepted; ``exp``, ``aud``, ``iss`` and ``sub`` are required, ``nbf`` honoured.
+read with the pod's CA and service-account token when it has them (the token over https only; a
+redirect is not followed). Only RS256 and ES256 signatures are accepted; ``exp``, ``aud``,
+``iss`` and ``sub`` are required, ``nbf`` honoured.
 A valid token says only that the cluster signed it for this audience, which any pod can have
 done: its subject, the sender's service account, is checked by the caller against
 ``KATUNA_OIDC_SUBJECTS`` (:mod:`functions.core.senders`).
@@ -20,6 +21,7 @@ import ssl
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -35,6 +37,23 @@ tokens naming made-up keys cannot make the service ask the API server once each.
 log = logging.getLogger("katuna.oidc")
 
 
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    """A redirect of the discovery document not followed, as PyJWT's client follows none of the
+    key set: urllib would send the pod's service-account token on to whatever host it names, and
+    take the issuer it names from there."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None
+
+
+def _unredirected(request: urllib.request.Request, context: ssl.SSLContext | None) -> Any:
+    """``request`` opened at its own URL alone, a redirect failing as the ``HTTPError`` of its status."""
+    handlers: list[Any] = [_Unredirected()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT_SECONDS)
+
+
 class Verifier:
     """Checks delivery tokens for one audience against one issuer's published keys."""
 
@@ -47,8 +66,11 @@ class Verifier:
         self._lock = threading.Lock()
 
     def _headers(self) -> dict[str, str]:
+        """The pod's service-account token, sent to the issuer over TLS alone: it holds the
+        service's permissions, which a plain ``http://`` issuer would show whoever is on the way."""
         token = self._service_account / "token"
-        return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.is_file() else {}
+        secure = self.base.lower().startswith("https://")
+        return {"Authorization": f"Bearer {token.read_text().strip()}"} if secure and token.is_file() else {}
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         ca = self._service_account / "ca.crt"
@@ -59,7 +81,7 @@ class Verifier:
             if self._issuer is None or self._keys is None:
                 request = urllib.request.Request(self.base + "/.well-known/openid-configuration",
                                                  headers=self._headers())
-                with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=self._ssl_context()) as answer:
+                with _unredirected(request, self._ssl_context()) as answer:
                     self._issuer = json.load(answer)["issuer"]
                 self._keys = jwt.PyJWKClient(self.base + "/openid/v1/jwks", headers=self._headers(),
                                              timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context(),
