@@ -103,3 +103,61 @@ def test_an_older_databases_marks_are_taken_as_never_taken(tmp_path: Path):
         assert store.stopping_trials(10) == [("one", 0), ("one", 1)], "marked again: not taken since"
     finally:
         store.close()
+
+
+def _running_jobs(kube: KubeStub, name: str) -> list[str]:
+    """The names of the study's trial Jobs the cluster holds, not being deleted."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(api_client(kube.url))
+    return sorted(job.metadata.name for job in batch.list_namespaced_job("marks").items
+                  if (job.metadata.labels or {}).get("katuna.dev/study") == name and not job.metadata.deletion_timestamp)
+
+
+def _launched(deps: Deps, name: str) -> None:
+    """A Job for each of the study's trials, as their launches made them (running still)."""
+    from functions.core.launch import trial_launch
+
+    record = deps.store.get_study(name)
+    for trial in deps.store.trials(name):
+        deps.executor.launch(trial_launch(record, trial))
+
+
+def test_a_deletion_stops_every_marked_workload_however_many(kube: KubeStub, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    """A study with more marks than one round takes (its stops refused for a while) is stopped
+    whole before its rows are deleted (``katuna delete``, ``DELETE /studies/NAME``): no Job of
+    it runs on that no mark names any more."""
+    monkeypatch.setattr(stopping, "MAX_MARKED", 2)
+    store = SqliteStore(tmp_path / "katuna.db")
+    deps = Deps(store, KubernetesExecutor(Cluster(namespace="marks"), api_client(kube.url)), time.time,
+                runs_on="kubernetes")
+    try:
+        marked(deps, "many", 5)
+        _launched(deps, "many")
+        assert len(_running_jobs(kube, "many")) == 5
+        stopping.stop_study_marked(deps, "many")
+        assert store.stopping_trials(10, "many") == []
+        assert _running_jobs(kube, "many") == []
+    finally:
+        store.close()
+
+
+def test_a_retired_study_stops_every_marked_workload_however_many(kube: KubeStub, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    """A resource deleted and made again retires its study: every Job its marks name is
+    stopped before the study is forgotten, however many more marks than one round takes."""
+    from functions.core.resources import Origin, Ref
+
+    monkeypatch.setattr(stopping, "MAX_MARKED", 2)
+    store = SqliteStore(tmp_path / "katuna.db")
+    deps = Deps(store, KubernetesExecutor(Cluster(namespace="marks"), api_client(kube.url)), time.time,
+                runs_on="kubernetes")
+    try:
+        marked(deps, "again", 5)
+        _launched(deps, "again")
+        with store.transaction():
+            stopping.retire(deps, store.get_study("again"), Origin(Ref("Study", "marks", "again"), "uid-1", 1))
+        assert _running_jobs(kube, "again") == []
+    finally:
+        store.close()

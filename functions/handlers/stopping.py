@@ -125,12 +125,19 @@ def finish_marked(deps: Deps) -> None:
 
 
 def stop_study_marked(deps: Deps, study: str) -> None:
-    """Stop the study's workloads still marked now, raising when a stop fails: before the
-    study's rows, and their marks with them, are deleted, so no Job runs on that no mark names."""
-    numbers = [number for _, number in deps.store.stopping_trials(MAX_MARKED, study)]
+    """Stop every workload of the study still marked now, :data:`MAX_MARKED` at a time until
+    none is left, raising when a stop fails: before the study's rows, and their marks with them,
+    are deleted, so no Job runs on that no mark names (a study whose stops the cluster refused
+    for a while may have more marks than one round takes). A round that clears none of its
+    marks ends the rounds."""
     record = stored_study(deps.store, study)
-    if numbers and record is not None:
+    if record is None:
+        return
+    numbers = [number for _, number in deps.store.stopping_trials(MAX_MARKED, study)]
+    while numbers:
         stop_marked(deps, study, record.uid, numbers)
+        left = [number for _, number in deps.store.stopping_trials(MAX_MARKED, study)]
+        numbers = [] if left == numbers else left
 
 
 def kept_behind(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
@@ -228,15 +235,16 @@ def _stop_logged(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> No
 
 def retire(deps: Deps, stored: StudyRecord, origin: Origin) -> None:
     """Forget the study of a resource that was deleted and made again under the same name
-    (its trials stopped, and the ended ones whose workloads are still marked to stop; the
+    (its trials stopped, and the ended ones whose workloads are still marked to stop, every
+    one, :data:`MAX_MARKED` at a time, each round's marks cleared once stopped; the
     workloads ``retain`` kept deleted, as the garbage
     collector deletes a deleted Experiment's, and its checkpoints on the claim asked to be,
     which nothing would name once the study is gone): the new resource is a new study."""
-    stopped = deps.store.trials(stored.name, ACTIVE_STATES)
-    for _, number in deps.store.stopping_trials(MAX_MARKED, stored.name):
-        if (trial := deps.store.get_trial(stored.name, number)) is not None:
-            stopped.append(trial)
-    deps.executor.stop_trials([trial_launch(stored, trial) for trial in stopped])
+    deps.executor.stop_trials([trial_launch(stored, trial) for trial in deps.store.trials(stored.name, ACTIVE_STATES)])
+    while marks := deps.store.stopping_trials(MAX_MARKED, stored.name):
+        trials = [deps.store.get_trial(stored.name, number) for _, number in marks]
+        deps.executor.stop_trials([trial_launch(stored, trial) for trial in trials if trial is not None])
+        deps.store.claim_stopping(stored.name, [number for _, number in marks])
     if _workloads_left(stored, origin):
         drop_workloads(stored, deps)
     if _checkpoints_left(stored, origin, deps):
