@@ -23,6 +23,7 @@ from kube_stub import KubeStub
 from kubernetes import client
 from test_katib import experiment
 from test_resources import send
+from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIAL_NAME_LABEL
@@ -74,6 +75,13 @@ def experiment_status(kube: KubeStub, namespace: str, name: str) -> dict:
     got = users_api(kube, namespace).get_namespaced_custom_object("kubeflow.org", "v1beta1", namespace,
                                                                   "experiments", name)
     return got.get("status") or {}
+
+
+def succeeded(status: dict) -> dict | None:
+    """``status`` once katuna has written it ``Succeeded`` (its last condition), else None: the
+    write follows the study's end."""
+    conditions = status.get("conditions") or [{}]
+    return status if conditions[-1].get("type") == "Succeeded" else None
 
 
 def trials_of(kube: KubeStub, namespace: str, name: str) -> dict[str, dict]:
@@ -154,7 +162,9 @@ def test_one_experiment_name_in_two_namespaces_runs_both_and_each_delete_retires
     for name in done:
         assert [t["state"] for t in service.json("GET", f"/studies/{name}/trials")[1]] == ["COMPLETE", "COMPLETE"]
 
-    statuses = {namespace: experiment_status(kube, namespace, "random") for namespace in USERS}
+    statuses = {namespace: eventually(lambda namespace=namespace: succeeded(experiment_status(kube, namespace, "random")),
+                                      f"{namespace}'s Experiment to be written Succeeded", timeout=60)
+                for namespace in USERS}
     assert statuses[FIRST]["study"] == "random" and statuses[SECOND]["study"] == "random--names-second"
     created = {namespace: next(c for c in status["conditions"] if c["type"] == "Created")
                for namespace, status in statuses.items()}
