@@ -88,9 +88,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_processed_age(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-second migration (the handlings' records by age)."""
+    db.execute("DROP INDEX IF EXISTS processed_events_age")
+
+
 def drop_initial_trials(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-first migration (the entry of its study's
-    initialTrials each trial runs)."""
+    initialTrials each trial runs), and the forty-second."""
+    drop_processed_age(db)
     db.execute("DROP INDEX IF EXISTS trials_initial")
     if "initial_trial" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN initial_trial")

@@ -17,11 +17,13 @@ from conftest import (
     drop_log_reads,
     drop_lost_pods,
     drop_optuna_history,
+    drop_processed_age,
     drop_report_keys,
     study_definition,
     undo_trial_changes,
 )
 
+from functions.adapters import sqlite_service
 from functions.adapters.sqlite_migrations import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
@@ -381,3 +383,34 @@ def test_a_kept_tail_is_kept_per_attempt_never_lost_to_a_later_empty_one_and_goe
         assert store.kept_tail("demo", 0, 1) is None
     finally:
         store.close()
+
+
+def _prune_plan(store: SqliteStore) -> list[str]:
+    """The query plan of the pruning of old handling records that the next record makes."""
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.record_processed(f"event-{len(statements)}-{time.time()}", "suggest", [])
+    store.db.conn.set_trace_callback(None)
+    prune = next(s for s in statements if s.startswith("DELETE FROM processed_events"))
+    return [row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {prune}").fetchall()]
+
+
+def test_pruning_old_handling_records_reads_them_through_an_index(tmp_path: Path, monkeypatch):
+    """Pruning the handlings' records past their week, inside a handling's transaction, finds
+    them through the index of the records by age: a week of a busy service's handlings is
+    hundreds of megabytes, which a scan read while holding the write lock. A database from
+    before the index gets it on opening."""
+    monkeypatch.setattr(sqlite_service, "PRUNE_EVERY", 1)
+    store = SqliteStore(tmp_path / "k.db")
+    store.record_processed("old", "suggest", [])
+    store.db.execute("UPDATE processed_events SET processed_at = ?", [time.time() - sqlite_service.PROCESSED_KEPT - 1])
+    assert _prune_plan(store) == ["SEARCH processed_events USING INDEX processed_events_age (processed_at<?)"]
+    assert store.processed("old", "suggest") is None
+    drop_processed_age(store.tables())
+    store.db.execute("PRAGMA user_version = 41")
+    store.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        assert _prune_plan(reopened) == ["SEARCH processed_events USING INDEX processed_events_age (processed_at<?)"]
+    finally:
+        reopened.close()

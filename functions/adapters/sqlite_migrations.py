@@ -362,6 +362,18 @@ def _migrate_41(db: sqlite_utils.Database) -> None:
                "WHERE initial_trial IS NOT NULL")
 
 
+PROCESSED_AGE = "processed_events_age"
+"""The index of the handlings' records by when each was made."""
+
+
+def _migrate_42(db: sqlite_utils.Database) -> None:
+    """The handlings' records by when each was made: pruning those past their week (inside a
+    handling's transaction, :meth:`~functions.adapters.sqlite_service.SqliteServiceRecords.record_processed`)
+    reads the old ones alone, where it read the whole table, hundreds of megabytes on a busy
+    service, while holding the write lock."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS {PROCESSED_AGE} ON processed_events (processed_at)")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -386,4 +398,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
               _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
-              _migrate_41)
+              _migrate_41, _migrate_42)
