@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from functions.core.node_hours import NodeSeen
+from functions.core.resource_events import Happening, Regarding
 from functions.core.resources import Ref
 from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.settings import Settings
@@ -54,8 +55,11 @@ class ClusterResources:
     def list_katib(self) -> Sequence[Mapping[str, Any]]:
         return self._target().list_katib() if self.katib_api else []
 
-    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
-        self._target().put_trials(owner, trials)
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> Mapping[str, str]:
+        return self._target().put_trials(owner, trials)
+
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
+        self._target().record_events(regarding, happenings)
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         self._target().delete_trials(owner, uid, names)

@@ -581,6 +581,18 @@ class KubeStub(ApiServer, Workloads):
             return [snapshot(e) for e in self.events
                     if (e["involvedObject"]["kind"], e["involvedObject"]["name"]) == (kind, name)]
 
+    def described(self, obj: dict) -> list[dict]:
+        """The Events ``kubectl describe`` shows of ``obj``: listed through ``v1`` as it lists
+        them (a field selector on the involved object's name, namespace, kind and uid), by katuna's
+        account, oldest first."""
+        meta = obj["metadata"]
+        selector = ",".join(f"involvedObject.{key}={value}" for key, value in (
+            ("name", meta["name"]), ("namespace", meta["namespace"]), ("kind", obj["kind"]), ("uid", meta["uid"])))
+        api = client.CoreV1Api(client.ApiClient(self.configuration(KATUNA_USER)))
+        listed = api.api_client.sanitize_for_serialization(
+            api.list_namespaced_event(meta["namespace"], field_selector=selector))["items"]
+        return sorted(listed, key=lambda e: (e.get("eventTime") or e.get("firstTimestamp") or "", e["reason"]))
+
     def delete_pod(self, pod: dict) -> None:
         """Delete a pod: one whose containers run stays ``Terminating`` (its ``deletionTimestamp``
         set) while its kubelet stops them, SIGTERM then SIGKILL once its grace period

@@ -99,8 +99,21 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
         "Katib's SDK and UI find a trial's pods by its name"
     assert {labels.get(EXPERIMENT_LABEL) for labels in pods} == {"sdk-tune"}
 
+    eventually(lambda: described(kube, "experiments", "sdk-tune") == [("Normal", "ExperimentMaxTrialsReached")],
+               "the Experiment's end, as kubectl describe shows it", timeout=10)
+    for number in range(3):
+        assert described(kube, "trials", f"sdk-tune-{number}") == [("Normal", "JobRunning"),
+                                                                    ("Normal", "JobSucceeded")]
+
     sdk.delete_experiment("sdk-tune")
     assert sdk.list_trials("sdk-tune") == [], "the Trials go with their Experiment"
+
+
+def described(kube: KubeStub, plural: str, name: str) -> list[tuple[str, str]]:
+    """The type and reason of each Event ``kubectl describe`` shows of a Katib resource of the user's."""
+    api = client.CustomObjectsApi(client.ApiClient(configuration(kube)))
+    found = api.get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, plural, name)
+    return [(event["type"], event["reason"]) for event in kube.described(found)]
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ from functions.settings import Settings
 ROOT = Path(__file__).parent.parent
 KNATIVE = ROOT / "knative"
 FUNCTIONS = ROOT / "functions"
-API_GROUPS = {"BatchV1Api": "batch", "CoreV1Api": ""}
+API_GROUPS = {"BatchV1Api": "batch", "CoreV1Api": "", "EventsV1Api": "events.k8s.io"}
 KATIB = "kubeflow.org"
 KUEUE = "kueue.x-k8s.io"
 STUDY_PLURALS = [PLURALS[kind] for kind in KINDS[API_VERSION]]

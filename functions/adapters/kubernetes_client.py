@@ -67,7 +67,7 @@ class BoundedApiClient(client.ApiClient):
         return super().response_deserialize(response_data, response_types_map)
 
 
-APIS = ("CoreV1Api", "BatchV1Api", "CustomObjectsApi", "AuthorizationV1Api")
+APIS = ("CoreV1Api", "BatchV1Api", "CustomObjectsApi", "AuthorizationV1Api", "EventsV1Api")
 """The client's API classes that katuna's adapters call."""
 
 

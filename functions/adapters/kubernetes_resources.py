@@ -16,10 +16,12 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate, unrouted
+from functions.adapters.kubernetes_events import KubernetesEvents
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import NoKubernetesApi, PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
+from functions.core.resource_events import Happening, Regarding
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 from functions.core.status_room import fitted, room
 
@@ -41,6 +43,7 @@ class KubernetesResources:
         self._core: client.CoreV1Api | None = None
         self.katib_api = katib_api
         self._trials = Trials(self._objects, self._is)
+        self._events: KubernetesEvents | None = None
 
     def _objects(self) -> client.CustomObjectsApi:
         if self._api is None:
@@ -162,12 +165,21 @@ class KubernetesResources:
                                                               _continue=token)
         return self._objects().list_cluster_custom_object(group, version, plural, limit=LIST_PAGE)
 
-    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         """Write the status of each Trial given, creating the Trial first where the API has none:
         one request per Trial that is the Experiment's, three for a new one, and no list, so a
         write costs what the Trials given cost, however many the Experiment has. A Trial an
-        earlier Experiment of the same name left is replaced (:mod:`functions.adapters.kubernetes_trials`)."""
-        self._trials.put(owner, trials)
+        earlier Experiment of the same name left is replaced (:mod:`functions.adapters.kubernetes_trials`).
+        The uid of each Trial written, by name."""
+        return self._trials.put(owner, trials)
+
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
+        """Record an Event of each happening about ``regarding``, best effort
+        (:mod:`functions.adapters.kubernetes_events`), through the client the resources were
+        written with."""
+        if self._events is None:
+            self._events = KubernetesEvents(self._objects().api_client)
+        self._events.record(regarding, happenings)
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         """Delete each Trial named that is the Experiment's (``uid``); one already gone (404), or

@@ -41,25 +41,30 @@ class Trials:
         self._objects = objects
         self._is_current = is_current
 
-    def put(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+    def put(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         """Write each Trial given (a resource with its status, owned by the Experiment at
-        ``owner``). A Trial of an earlier Experiment of the same name that is not gone yet when
-        the rest are written is a :class:`TemporaryError`: the report is made again."""
-        held = []
+        ``owner``); the uid of each Trial written, by name. A Trial of an earlier Experiment of
+        the same name that is not gone yet when the rest are written is a :class:`TemporaryError`:
+        the report is made again."""
+        held, written = [], {}
         for trial in trials:
             name = trial["metadata"]["name"]
-            if not call(partial(self._put, owner, trial), f"write the Trial {name} of {owner}"):
+            uid = call(partial(self._put, owner, trial), f"write the Trial {name} of {owner}")
+            if uid is None:
                 held.append(name)
+            elif uid:
+                written[name] = uid
         if held:
             raise TemporaryError(f"the Trials {', '.join(held)} of an earlier {owner.kind} named {owner.name} are "
                                  f"being deleted; those of {owner} are written once they are gone")
+        return written
 
-    def _put(self, owner: Ref, trial: Mapping[str, Any]) -> bool:
-        """Write one Trial's status, creating the Trial where none holds its name; False while
-        one of an earlier Experiment of the same name holds it still."""
+    def _put(self, owner: Ref, trial: Mapping[str, Any]) -> str | None:
+        """Write one Trial's status, creating the Trial where none holds its name: the Trial's
+        uid; None while one of an earlier Experiment of the same name holds it still, empty when
+        the Experiment is gone and nothing was written."""
         try:
-            self._write(owner, trial)
-            return True
+            return self._write(owner, trial)
         except ApiException as exc:
             if exc.status == 422:
                 return self._replace(owner, trial, exc)
@@ -67,21 +72,23 @@ class Trials:
                 raise
         return self._create(owner, trial)
 
-    def _write(self, owner: Ref, trial: Mapping[str, Any]) -> None:
+    def _write(self, owner: Ref, trial: Mapping[str, Any]) -> str:
         """Replace the Trial's status, only while its owner is the Experiment: the patch's first
-        operation tests the owner uid (the first ownerReference, as katuna makes Trials)."""
+        operation tests the owner uid (the first ownerReference, as katuna makes Trials). The
+        Trial's uid, as the API answers."""
         patch = [{"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid(trial)},
                  {"op": "add", "path": "/status", "value": trial["status"]}]
-        self._objects().patch_namespaced_custom_object_status(owner.group, owner.version, owner.namespace, PLURAL,
-                                                              trial["metadata"]["name"], patch,
-                                                              _content_type=JSON_PATCH)
+        written = self._objects().patch_namespaced_custom_object_status(
+            owner.group, owner.version, owner.namespace, PLURAL, trial["metadata"]["name"], patch,
+            _content_type=JSON_PATCH)
+        return str(((written or {}).get("metadata") or {}).get("uid") or "")
 
-    def _replace(self, owner: Ref, trial: Mapping[str, Any], refused: ApiException) -> bool:
+    def _replace(self, owner: Ref, trial: Mapping[str, Any], refused: ApiException) -> str | None:
         """After the guarded write was refused (422): the Trial holding the name is read. One of
         an earlier Experiment of the same name is deleted and the Trial made anew; the
         Experiment's own was refused for another reason, which is raised; anything else is
         refused for good and left alone. A writer whose Experiment is itself gone (a late
-        report of a deleted one) writes nothing and deletes nothing."""
+        report of a deleted one) writes nothing and deletes nothing (empty: no uid)."""
         name, uid = trial["metadata"]["name"], owner_uid(trial)
         found = self._read(owner, name)
         if found is None:
@@ -93,13 +100,13 @@ class Trials:
             raise PermanentError(f"the Trial {name} in namespace {owner.namespace} exists and is no Trial of an "
                                  f"Experiment named {owner.name}: katuna leaves it; delete or rename it")
         if not self._is_current(owner, uid):
-            return True
+            return ""
         self._delete(owner, name, found["metadata"]["uid"])
         return self._create(owner, trial)
 
-    def _create(self, owner: Ref, trial: Mapping[str, Any]) -> bool:
-        """Create the Trial (the API drops a status given to a create) and write its status;
-        False when the name is still held by a Trial not the Experiment's (one being deleted)."""
+    def _create(self, owner: Ref, trial: Mapping[str, Any]) -> str | None:
+        """Create the Trial (the API drops a status given to a create) and write its status: its
+        uid; None when the name is still held by a Trial not the Experiment's (one being deleted)."""
         try:
             self._objects().create_namespaced_custom_object(owner.group, owner.version, owner.namespace, PLURAL,
                                                             {k: v for k, v in trial.items() if k != "status"})
@@ -107,12 +114,11 @@ class Trials:
             if exc.status != 409:
                 raise
         try:
-            self._write(owner, trial)
+            return self._write(owner, trial)
         except ApiException as exc:
             if exc.status in (404, 422):
-                return False
+                return None
             raise
-        return True
 
     def _read(self, owner: Ref, name: str) -> Mapping[str, Any] | None:
         """The Trial ``name`` in the Experiment's namespace, whoever's it is; None when there is none."""

@@ -20,6 +20,7 @@ from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolS
 
 if TYPE_CHECKING:
     from functions.core.disruptions import Disruption
+    from functions.core.resource_events import Happening, Regarding
     from functions.core.resources import Ref
 
 
@@ -259,11 +260,17 @@ class Resources(Protocol):
     def list_katib(self) -> Sequence[Mapping[str, Any]]:
         """Every Katib Experiment and StudyJob in every namespace (none where ``katib_api`` is off)."""
 
-    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> Mapping[str, str]:
         """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
         (each a resource with its ``status``, owned by the Experiment): write the status of each,
         creating the missing ones and replacing those an earlier Experiment of the same name
-        left; the Experiment's other Trials are left as they are."""
+        left; the Experiment's other Trials are left as they are. The uid of each Trial
+        written, by name."""
+
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
+        """Record a Kubernetes Event of each happening about ``regarding``, once per happening
+        however often it is recorded (a handling run again); best effort: a failure is logged,
+        never raised."""
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         """Delete the Katib Trial resources ``names`` of the Experiment at ``owner`` with ``uid``;

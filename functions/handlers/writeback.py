@@ -20,6 +20,12 @@ trials again. The Trials are written before the Experiment's status, which count
 change they do not show yet: as Katib's controller sums its Trials, a client that sees the
 Experiment succeeded (``KatibClient.wait_for_experiment_condition``) and lists its Trials finds
 each one finished. The status itself is written after the lock is let go.
+
+What the written Trials show happened (a run started, lost or ended) and a study's end are then
+recorded as Kubernetes Events on the Trials and the study's resource
+(:mod:`functions.core.resource_events`), after the lock is let go and whether or not the status
+write succeeded: each happening's Event has a name of its own, so a report made again records
+none twice, and a failure to record one changes nothing else.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
+from functions.core.resource_events import (
+    Happening,
+    Regarding,
+    study_end,
+    study_regarding,
+    trial_happenings,
+    trial_regarding,
+)
 from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
@@ -64,15 +78,29 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return []
 
 
+Happened = list[tuple[Regarding, list[Happening]]]
+"""The happenings of the Trials a report wrote, each with the Trial they happened to (a Trial
+written again by a status computed again: the latest)."""
+
+
 def report(record: StudyRecord, deps: Deps) -> None:
-    """Write the study's status to its resource, if it has one (and it is still there)."""
+    """Write the study's status to its resource, if it has one (and it is still there), then
+    record the Events of what the Trials written show, and of the study's end."""
     resources = deps.resources
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    status = (partial(_status_after_trials, record, origin, deps.store, resources, deps.katib_trials_kept)
+    happened: Happened = []
+    status = (partial(_status_after_trials, record, origin, deps.store, resources, deps.katib_trials_kept, happened)
               if trials_owner(record) is not None else partial(_current_status, record, origin, deps.store))
-    resources.write_status(origin.ref, origin.uid, status)
+    try:
+        written = resources.write_status(origin.ref, origin.uid, status)
+    finally:
+        for regarding, happenings in dict(happened).items():
+            resources.record_events(regarding, happenings)
+    ended = study_end(record, origin)
+    if written and ended is not None:
+        resources.record_events(study_regarding(origin), [ended])
 
 
 def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:
@@ -141,7 +169,7 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
 
 
 def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources,
-                         kept: int) -> dict[str, Any]:
+                         kept: int, happened: Happened) -> dict[str, Any]:
     """A Katib Experiment's status, computed once every trial change it counts is on its Trial
     resources. Where no trial changed since the last report, it is computed without the lock and
     stands if still none has changed after it (the last report wrote them all, up to a change
@@ -154,7 +182,7 @@ def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, reso
         if not _changed(record, store):
             return status
     with store.transaction():
-        _report_trials(record, origin, store, resources, kept)
+        _report_trials(record, origin, store, resources, kept, happened)
         return _current_status(record, origin, store)
 
 
@@ -165,10 +193,12 @@ def _changed(record: StudyRecord, store: Store) -> bool:
     return store.trial_changes(record.name, reported)[1] > reported
 
 
-def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources, kept: int) -> None:
+def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources, kept: int,
+                   happened: Happened) -> None:
     """Write the Trial resources of the trials changed since the last report, and delete those
     of ended trials that fell out of the ``kept`` latest (:func:`~functions.core.katib_trials.kept_trials`),
-    then record the change this report reached. A report whose study was deleted and submitted
+    then record the change this report reached; what each Trial written shows happened is
+    added to ``happened``. A report whose study was deleted and submitted
     again under its name (a late one of a deleted Experiment) stops: the changes stored are the
     new study's, which only a report of the new study writes and records."""
     if not _current(record, store):
@@ -180,9 +210,11 @@ def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources:
         written, dropped = kept_trials(changed, _newest(record, store), kept, best[0].number if best else None,
                                        partial(_ended, record, store))
         if written:
-            resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
-                                               "status": trial_status(t, record.spec, _observed(t, store))}
-                                              for t in written])
+            uids = resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
+                                                      "status": trial_status(t, record.spec, _observed(t, store))}
+                                                     for t in written])
+            happened += [(trial_regarding(origin.ref.namespace, name, uids[name]), trial_happenings(record, t))
+                         for t in written if (name := trial_name(origin.ref.name, t.number)) in uids]
         if dropped:
             resources.delete_trials(origin.ref, origin.uid, [trial_name(origin.ref.name, n) for n in dropped])
     if latest > reported:

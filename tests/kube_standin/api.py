@@ -13,6 +13,7 @@ from kube_standin import (
     claims,
     configmaps,
     etcd,
+    event_writes,
     events,
     fields,
     job_fields,
@@ -61,6 +62,8 @@ class ApiServer:
             if call.method == "POST" and not call.name and (late := self.answer_late(call)) is not None:
                 return late
             return self.serve_workload(call, call.version)
+        if (call.group, call.resource) == ("events.k8s.io", "events"):
+            return self._events_v1(call)
         call = katib_api.keyed(call)
         if self._custom(call.resource) and call.method == "POST" and not call.name:
             return katib_api.create(self, call.resource, call.namespace or "", call.body,
@@ -108,6 +111,20 @@ class ApiServer:
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
                              call.query.get("limit"), call.query.get("continue"), call.query.get("fieldSelector"))
+        return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _events_v1(self, call: Call) -> tuple[int, dict]:
+        """Events through ``events.k8s.io/v1``: created (:mod:`kube_standin.event_writes`) and listed."""
+        if call.method == "POST" and not call.name:
+            return event_writes.create(self, call.namespace or "", call.body, call.dry_run)
+        if call.method == "GET" and not call.name:
+            with self.lock:
+                code, listed = events.listed(self.events, call.namespace, call.query.get("fieldSelector"),
+                                             self.history.version)
+            if code == 200:
+                listed.update(apiVersion="events.k8s.io/v1",
+                              items=[event_writes.as_events_v1(e) for e in listed["items"]])
+            return code, listed
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:

@@ -48,7 +48,7 @@ def record(events: list[dict], similar: Similar, obj: dict, kind: str, reason: s
     involved = {"kind": obj.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"], "uid": meta["uid"],
                 "apiVersion": obj.get("apiVersion", "")}
     message = _aggregated(similar, (*involved.values(), kind, reason, component), message, stamp)
-    same = next((e for e in events if (e["involvedObject"], e["type"], e["reason"], e["source"]["component"]) ==
+    same = next((e for e in events if (e["involvedObject"], e["type"], e["reason"], e["source"].get("component")) ==
                  (involved, kind, reason, component) and _same(e["message"], message)), None)
     if same is not None:
         same.update(count=same["count"] + 1, lastTimestamp=stamp, message=message)
@@ -86,7 +86,7 @@ def selectable(event: dict) -> dict[str, str]:
     fields = {f"involvedObject.{key}": str(event["involvedObject"].get(key) or "") for key in INVOLVED}
     return {**fields, "metadata.name": event["metadata"]["name"], "metadata.namespace": event["metadata"]["namespace"]
             or "", "reason": event["reason"], "type": event["type"], "reportingComponent": event["reportingComponent"],
-            "source": event["source"]["component"] or event["reportingComponent"]}
+            "source": event["source"].get("component") or event["reportingComponent"]}
 
 
 def listed(events: list[dict], namespace: str | None, selector: str | None, version: int) -> tuple[int, dict]:

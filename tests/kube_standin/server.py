@@ -46,6 +46,7 @@ KINDS = {
     ("", "namespaces"): Kind("Namespace", "v1", namespaced=False),
     ("", "configmaps"): Kind("ConfigMap", "v1"),
     ("", "events"): Kind("Event", "v1"),
+    ("events.k8s.io", "events"): Kind("Event", "events.k8s.io/v1"),
     ("", "secrets"): Kind("Secret", "v1"),
     ("", "persistentvolumeclaims"): Kind("PersistentVolumeClaim", "v1"),
     ("", "limitranges"): Kind("LimitRange", "v1"),
