@@ -365,9 +365,13 @@ def stored_cap(spec: Study) -> TrialCap:
     return study_cap(StudyRecord(spec, {}, ".", "uid-1"), DEFAULTS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium for the browser tests of one module (skipping them where it is missing)."""
+    """A headless Chromium for the browser tests that one process runs, whatever their module
+    (skipping them where it is missing): each test has a context of its own (:func:`page`), so
+    nothing a page kept reaches another test, and each launch (its Playwright driver and Chromium,
+    1.2 s of CPU) is made once per pytest worker, where the suite's workers, taking tests from
+    each other's queues, each launched one for every browser module they ran tests of."""
     with chromium() as launched:
         yield launched
 

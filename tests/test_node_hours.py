@@ -13,12 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from browser import chromium
 from conftest import study_definition, undo_trial_changes
 from http_helpers import Service, run_katuna
 from kube_standin.clock import SimulatedClock, rfc3339
 from kube_stub import KubeStub, NodePool
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 from test_reconcile import compacting_during_the_list
 from waiting import eventually
 
@@ -467,12 +466,12 @@ def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_
 
 
 @pytest.mark.browser
-def test_the_study_page_follows_its_node_hours_as_its_pool_s_nodes_come_and_go(tmp_path: Path):
+def test_the_study_page_follows_its_node_hours_as_its_pool_s_nodes_come_and_go(tmp_path: Path, browser: Browser):
     _measured_study(tmp_path / "katuna.db")
     service = Service(tmp_path, workers=1)
     try:
-        with chromium() as browser:
-            page = browser.new_page()
+        page = browser.new_page()
+        try:
             page.goto(service.base + "/ui/studies/priced")
             hours = page.locator("#node-hours")
             expect(hours).to_contain_text("measured on 2 nodes of katuna-hours (1 up)")
@@ -487,6 +486,8 @@ def test_the_study_page_follows_its_node_hours_as_its_pool_s_nodes_come_and_go(t
             expect(hours).to_contain_text("measured on 3 nodes of katuna-hours (2 up)", timeout=20_000)
             assert re.search(r"^3\.0\d measured", hours.inner_text()), hours.inner_text()
             assert page.evaluate("window.stillThisPage"), "followed in place, with no reload"
+        finally:
+            page.close()
     finally:
         service.close()
 
