@@ -458,7 +458,8 @@ def test_a_name_katib_refuses_is_refused():
 
 SETTINGS = {
     "hyperopt tpe": ("tpe", {"gamma": "0.25", "prior_weight": "1.5", "n_EI_candidates": "12", "random_state": "7"},
-                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2}),
+                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2,
+                      "multivariate": False}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
     "goptuna cmaes": ("cmaes", {"sigma": "0.75", "random_state": "7", "restart_strategy": "none"},
@@ -555,16 +556,37 @@ def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_
     """hyperopt draws the first request's trials at random (as many as run at once) and takes
     ``ceil(0.25 * sqrt(n))`` trials as good; Optuna's own defaults are 10 and a tenth."""
     spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", {})))
-    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2}
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2, "multivariate": False}
     doc = _with_settings("tpe", {})
     doc["spec"].update(parallelTrialCount=5, maxTrialCount=10)
     assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 5
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5"})))[0]
-    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2}, "the Experiment's settings win"
+    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2, "multivariate": False}, \
+        "the Experiment's settings win"
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"n_startup_trials": "7"})))[0]
     assert dict(given.algorithm.settings)["n_startup_trials"] == 7
     assert dict(load_study(yaml.safe_dump(_with_settings("multivariate-tpe", {})))[0].algorithm.settings) == {}, \
         "Katib runs multivariate-tpe on Optuna, with Optuna's defaults"
+
+
+def _modelled_together(spec) -> dict:
+    """The parameters the study's TPE models jointly for a trial, once a trial has completed
+    (none where it models each parameter on its own)."""
+    study = optuna.create_study(sampler=build_sampler(spec.algorithm, spec.parameters, 0))
+    study.tell(sample(study, spec.parameters), 1.0)
+    sample(study, spec.parameters)
+    return study.sampler.infer_relative_search_space(study, study.get_trials(deepcopy=False)[-1])
+
+
+@pytest.mark.parametrize("settings", [{}, {"n_startup_trials": "3"}], ids=["hyperopt's", "optuna's"])
+def test_katibs_tpe_models_each_parameter_on_its_own_as_both_its_services_do(settings: dict):
+    """hyperopt's TPE, and Katib's Optuna service (``multivariate=False`` for ``tpe``), model
+    each parameter apart; Optuna 5's TPE models them jointly by default. ``multivariate-tpe``
+    models them jointly in both."""
+    spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", settings)))
+    assert _modelled_together(spec) == {}
+    joint, _ = load_study(yaml.safe_dump(_with_settings("multivariate-tpe", settings)))
+    assert set(_modelled_together(joint)) == {"x", "y"}
 
 
 def test_tpe_settings_fit_one_of_katibs_services_as_each_refuses_the_others():

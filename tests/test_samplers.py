@@ -194,6 +194,17 @@ def _settings_problems(algorithm: dict) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
+def test_a_setting_the_model_refuses_is_refused_however_long_the_random_start():
+    """TPE refuses a negative ``prior_weight`` only once it models: behind a random start longer
+    than the submission's check, every suggestion after the start would fail."""
+    assert _settings_problems({"name": "tpe", "settings": {"prior_weight": -1.0, "n_startup_trials": 50}}) == [
+        "algorithm.settings.prior_weight: not accepted by Optuna: A non-negative value must be specified for "
+        "prior_weight, but got -1.0."]
+    spec = parse_study(study_definition(algorithm={"name": "tpe", "settings": {"prior_weight": 0.5,
+                                                                               "n_startup_trials": 50}}))
+    assert dict(spec.algorithm.settings)["n_startup_trials"] == 50, "the study keeps its own random start"
+
+
 def test_a_setting_that_does_not_convert_is_refused_naming_it_and_its_type():
     assert _settings_problems({"name": "tpe", "settings": {"n_startup_trials": "abc"}}) == [
         "algorithm.settings.n_startup_trials: expected an integer, got 'abc'"]

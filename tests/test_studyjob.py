@@ -142,7 +142,8 @@ def test_studyjob_settings_are_converted_or_refused_naming_them():
     assert [str(p) for p in caught.value.problems] == ["algorithm.settings.n_startup_trials: expected an integer, got 'abc'"]
     doc["spec"]["suggestionSpec"]["suggestionParameters"] = [{"name": "gamma", "value": "0.25"}]
     spec, _ = load_study(yaml.safe_dump(doc))
-    assert dict(spec.algorithm.settings) == {"gamma": 0.25}
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "multivariate": False}, \
+        "Katib's tpe (hyperopt's) models each parameter on its own"
 
 
 def test_a_template_path_is_refused_saying_where_the_template_goes():

@@ -127,11 +127,13 @@ SETTINGS: dict[str, dict[str, Setting]] = {
 }
 """For each Katib algorithm, the settings its suggestion services document."""
 IMPLIED: dict[str, dict[str, Any]] = {"bayesianoptimization": {"log_uniform_floats": True},
-                                     "cmaes": {"n_startup_trials": 0}}
+                                     "cmaes": {"n_startup_trials": 0}, "tpe": {"multivariate": False}}
 """Settings that carry how Katib's service runs an algorithm whatever it is given: its skopt
 service searches every double on a log scale; its goptuna service suggests the first trials
 from CMA-ES's first generation (``NStartupTrials(0)``), where Optuna's CMA-ES would draw at
-random every trial asked before one completes."""
+random every trial asked before one completes; both its ``tpe`` services model each parameter
+on its own (hyperopt's TPE, and Optuna's with ``multivariate=False``), where Optuna's TPE
+models them jointly by default for one objective."""
 
 
 def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str, Any], Any, list[Problem]]:

@@ -82,6 +82,11 @@ CHECK_TRIALS = 12
 """Trials of an empty study the sampler is asked for at submission: past the default startup
 trials of TPE and CMA-ES, where settings they refuse first show."""
 
+CHECK_STARTUP = 2
+"""The random start the check runs at most, whatever ``n_startup_trials`` the study gives: a
+setting the model refuses (TPE's ``prior_weight`` below 0) shows only once the model samples,
+so a longer start would let it through the check and fail every suggestion after the start."""
+
 
 def _accepted_settings(kind: SamplerKind) -> dict[str, tuple[str, ...]]:
     """The settings a study may give, with the plain types each converts to (none: structured)."""
@@ -169,12 +174,23 @@ def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_obj
     directions = [StudyDirection.MINIMIZE] * n_objectives
     try:
         with _quiet_optuna():
-            study = optuna.create_study(directions=directions, sampler=build_sampler(algorithm, parameters, 0))
+            sampler = build_sampler(_short_start(algorithm), parameters, 0)
+            study = optuna.create_study(directions=directions, sampler=sampler)
             for number in range(CHECK_TRIALS):
                 study.tell(sample(study, parameters), [float(number % 4)] * n_objectives)
     except Exception as exc:  # noqa: BLE001 - whatever Optuna raises, the settings are what it refuses
         return [culprit(exc, dict(algorithm.settings), "algorithm.settings")]
     return []
+
+
+def _short_start(algorithm: Algorithm) -> Algorithm:
+    """The algorithm with its ``n_startup_trials`` at most :data:`CHECK_STARTUP`, so that the
+    check's trials reach the model."""
+    settings = dict(algorithm.settings)
+    start = settings.get("n_startup_trials")
+    if not isinstance(start, int) or start <= CHECK_STARTUP:
+        return algorithm
+    return replace(algorithm, settings=tuple(sorted({**settings, "n_startup_trials": CHECK_STARTUP}.items())))
 
 
 _QUIET = threading.Lock()

@@ -25,6 +25,9 @@ from functions.core.katib_search import typed_setting
 
 API_VERSION = "kubeflow.org/v1alpha1"
 ALGORITHMS = {"random": "random", "grid": "grid", "bayesianoptimization": "gp", "tpe": "tpe"}
+IMPLIED = {"tpe": {"multivariate": False}}
+"""Settings that carry how Katib ran an algorithm: its ``tpe`` (hyperopt's) models each
+parameter on its own, where Optuna's TPE models them jointly by default for one objective."""
 _SPEC = {"studyName", "owner", "optimizationtype", "objectivevaluename", "optimizationgoal", "requestcount",
          "metricsnames", "parameterconfigs", "workerSpec", "suggestionSpec", "metricsCollectorSpec"}
 
@@ -190,8 +193,9 @@ def from_studyjob(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _algorithm(name: str, settings: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """The sampler and its settings; ``seed`` or ``random_state`` becomes the study seed."""
-    out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": {}}
+    """The sampler and its settings, those Katib's service implies first (its ``tpe`` models
+    each parameter on its own); ``seed`` or ``random_state`` becomes the study seed."""
+    out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": dict(IMPLIED.get(name, {}))}
     for setting in settings:
         key, value = setting.get("name"), typed_setting(setting.get("value"))
         if key in ("seed", "random_state"):
