@@ -189,6 +189,9 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     assert sorted(importance) == ["mode", "x", "y"]
     expect(page.locator("#plot-intermediate")).to_contain_text("no intermediate values")
     screenshot(page, "study")
+    expect(page).to_have_url(re.compile(r"\?params=x%2Cy&pair=contour$"))  # what was picked, kept for a reload
+    page.reload()
+    page.wait_for_function("document.getElementById('plot-pair').data?.[0]?.type === 'contour'")
 
 
 def test_a_chart_asked_again_unchanged_is_answered_304_and_stays_as_drawn(service: Service, page: Page):

@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium against a real ``katuna serve``, as a person with low
 vision, a keyboard or a screen reader meets it: every text and field stands out from what it is
 on, and a link from the text beside it; the skip link shows when it has the focus; the
-importance chart's values are text too; and a list or log paused asks the service nothing until
-it is resumed. The page's clock is Playwright's, its timers firing as the test moves it on."""
+importance chart's values are text too; a list or log paused asks the service nothing until
+it is resumed; and a trial table whose study is deleted while it is followed says so, aloud. The page's clock is Playwright's, its timers firing as the test moves it on."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ pytestmark = pytest.mark.browser
 
 IDLE_MS = 10_000
 """How often the studies list asks whether it changed while no study runs (``katuna.js``)."""
+REFRESH_MS = 3000
+"""How often a running study's trial table is fetched again (``katuna.js``)."""
 LOG_POLL_MS = 1000
 """How often a running trial's log is asked for (``katuna.js``)."""
 CHART_WAIT_MS = 30_000
@@ -188,3 +190,30 @@ def test_a_paused_log_is_left_as_it_is_and_followed_on_once_resumed(service: Ser
     page.check("#live")
     eventually(lambda: page.clock.run_for(LOG_POLL_MS) or page.wait_for_timeout(50)
                or "second line" in log.inner_text(), "the log followed on", timeout=30)
+
+
+def test_a_trial_table_whose_study_is_deleted_says_so_keeps_its_rows_and_asks_no_more(service: Service, page: Page,
+                                                                                       console: dict[Page, Console]):
+    """The table of a running study deleted meanwhile: its next fetch answered 404, the page
+    says (as an alert) that the study was deleted, keeps the rows it showed and its "update
+    live" box goes; it asks for the table no more, where it asked every 3 s for ever."""
+    definition = study_definition(name="access-gone", mode="hang", maxTrials=1, parallelism=1)
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    eventually(lambda: service.request("GET", "/studies/access-gone/trials/0")[0] == 200, "trial 0", timeout=20)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/access-gone/trials.fragment" in request.url
+            else None)
+    console[page].expect(r"status of 404")
+    page.clock.install()
+    page.goto(service.base + "/ui/studies/access-gone/trials")
+    expect(page.locator('#trials-table tr[data-number="0"]')).to_have_count(1)
+    assert service.request("DELETE", "/studies/access-gone")[0] < 300
+    page.clock.run_for(REFRESH_MS)
+    expect(page.locator("#study-gone[role=alert]")).to_have_text(
+        "This study was deleted: the table below shows its trials as they were when it was.")
+    expect(page.locator("#live")).to_have_count(0)
+    expect(page.locator('#trials-table tr[data-number="0"]')).to_have_count(1)
+    before = len(asked)
+    page.clock.run_for(REFRESH_MS * 3)
+    assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
+    assert len(asked) == before == 1, "asked once, answered 404, and no more"

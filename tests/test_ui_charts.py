@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -372,3 +373,32 @@ def test_a_chart_asked_with_the_etag_it_has_is_answered_304_and_not_built_again(
     changed = client.get(path, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert len(changed.get_json()["data"][0]["x"]) == TRIALS + 1
+
+
+def chosen(page: str) -> dict[str, object]:
+    """What a study page's charts are drawn for, as its controls show it."""
+    def selected(select: str) -> list[str]:
+        block = re.search(rf'<select id="{select}"[^>]*>(.*?)</select>', page, re.S)
+        return [] if block is None else re.findall(r"<option[^>]*selected[^>]*>([^<]*)</option>", block[1])
+
+    return {"objective": selected("objective"), "params": selected("param-a") + selected("param-b"),
+            "pair": re.findall(r'name="pair-kind" value="(\w+)" checked', page),
+            "drawn": re.search(r'id="plot-pair"[^>]*data-kind="(\w+)"', page)[1]}
+
+
+def test_the_study_page_draws_its_charts_for_what_its_address_names_and_refuses_what_they_do_not_take(
+        runtime: Runtime):
+    """The objective, parameters and slice or contour the page keeps in its address, as it was
+    when they were picked: a reload or a link sent on shows them so, not the study's first ones;
+    without them, the defaults; a name the study does not have is a ``400`` naming its argument."""
+    add_wide_study(runtime.store(), "two", width=3, trials=5, objectives=2)
+    client = create_app(runtime).test_client()
+    page = client.get("/ui/studies/two?objective=1&params=p2,p0&pair=contour").get_data(as_text=True)
+    assert chosen(page) == {"objective": ["size"], "params": ["p2", "p0"], "pair": ["contour"], "drawn": "contour"}
+    page = client.get("/ui/studies/charted?params=y,y").get_data(as_text=True)
+    assert chosen(page) == {"objective": [], "params": ["y", "y"], "pair": ["slice"], "drawn": "slice"}
+    page = client.get("/ui/studies/charted").get_data(as_text=True)
+    assert chosen(page) == {"objective": [], "params": ["x", "y"], "pair": ["slice"], "drawn": "slice"}
+    for query, argument in (("params=nosuch", "params"), ("pair=pie", "pair"), ("objective=2", "objective")):
+        refused = client.get(f"/ui/studies/two?{query}")
+        assert refused.status_code == 400 and f"{argument}: " in refused.get_data(as_text=True), query

@@ -2,7 +2,8 @@
 
 Each chart is a plotly figure built server-side by :mod:`optuna.visualization` (or, where Optuna's
 costs too much for a large study, by katuna as Optuna's looks: the optimization history, parallel
-coordinates, the Pareto front in :mod:`~functions.adapters.web.pareto_chart`) and sent to the
+coordinates, the Pareto front in :mod:`~functions.adapters.web.pareto_chart`, the intermediate
+values in :mod:`~functions.adapters.web.intermediate_chart`) and sent to the
 page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
 plotly writes strict JSON: a NaN or infinite value is ``null``, which plotly.js draws as a gap.
 The dashboard imports this module on the first chart request, so workers start without it.
@@ -31,6 +32,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
+from functions.adapters.web.intermediate_chart import intermediate_figure
 from functions.adapters.web.pareto_chart import pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
@@ -227,7 +229,7 @@ def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: li
     if kind == "intermediate":
         if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
-        return vis.plot_intermediate_values(study), None
+        return intermediate_figure(study)
     return _pareto(study, spec)
 
 

@@ -103,15 +103,32 @@ const katuna = (() => {
   // A server-rendered part of the page fetched again while the element ``flag`` in it says
   // data-running="true", the next fetch timed from the end of the last, so a slow answer never
   // has others piling up behind it. The last fetch is the one that says it no longer runs. Paused
-  // (:func:`live`), nothing is fetched until it is resumed.
-  function refillWhileRunning(holder, flag) {
+  // (:func:`live`), nothing is fetched until it is resumed. A study deleted meanwhile (its part
+  // answers 404) is fetched no more: the page says so (:func:`partGone`), keeping what it shows.
+  function refillWhileRunning(holder, flag, gone) {
     const tick = async () => {
       const marker = document.getElementById(flag);
       if (!marker || marker.dataset.running !== "true") return;
-      if (live()) await refill(holder).catch(() => null);
+      if (live()) {
+        try {
+          await refill(holder);
+        } catch (error) {
+          if (error.status === 404) return partGone(holder, gone);
+        }
+      }
       setTimeout(tick, REFRESH_MS);
     };
     setTimeout(tick, REFRESH_MS);
+  }
+
+  // What a part whose study was deleted while it was followed says, above what it still shows;
+  // its "update live" box goes, there being nothing left to follow.
+  function partGone(holder, words) {
+    const said = Object.assign(document.createElement("p"), {id: "study-gone", className: "problem", textContent: words});
+    said.setAttribute("role", "alert");
+    holder.before(said);
+    const box = document.getElementById("live");
+    if (box) box.closest("label").remove();
   }
 
   // Studies list: the table fetched again every REFRESH_MS while any study runs; while none
@@ -160,7 +177,8 @@ const katuna = (() => {
   // Trial table: its rows, count and pager refreshed while the study runs, with the filters,
   // sort and page the page was asked for.
   function trialsPage() {
-    refillWhileRunning(document.getElementById("trials"), "trial-count");
+    refillWhileRunning(document.getElementById("trials"), "trial-count",
+      "This study was deleted: the table below shows its trials as they were when it was.");
   }
 
   // Study page: each chart is fetched on its own, so the page shows before the slow ones.
@@ -177,12 +195,22 @@ const katuna = (() => {
       }
       return template.replace("KIND", div.dataset.kind) + "?" + params;
     };
+    // What the charts are drawn for, kept in the page's address (replacing it, adding no history
+    // entry), which the service reads back: a reload, or the address sent on, shows them so.
+    const remember = () => {
+      const address = new URL(location.href);
+      if (objective) address.searchParams.set("objective", objective.value);
+      address.searchParams.set("params", [value("param-a"), value("param-b")].join(","));
+      address.searchParams.set("pair", pair.dataset.kind);
+      history.replaceState(history.state, "", address);
+    };
     const drawAll = () => charts.querySelectorAll(".plot").forEach((div) => draw(div, url(div)));
     drawAll();
-    if (objective) objective.addEventListener("change", drawAll);
+    if (objective) objective.addEventListener("change", () => remember() || drawAll());
     const redrawPair = () => {
       const checked = document.querySelector("input[name=pair-kind]:checked");
       pair.dataset.kind = checked ? checked.value : "slice";
+      remember();
       draw(pair, url(pair));
     };
     document.querySelectorAll("#param-a, #param-b, input[name=pair-kind]")

@@ -8,14 +8,17 @@ from typing import Any
 from flask import Response, redirect, render_template, request, url_for
 
 from functions.adapters.web import paging
-from functions.adapters.web.query import one_value
+from functions.adapters.web.query import one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
+from functions.adapters.web.ui._charts import chart_params
 from functions.adapters.web.ui._front import cut_short, front_page, json_size
+from functions.core.errors import MalformedRequest
 from functions.core.pareto import best_trials, front_spread
 from functions.core.query_args import whole_of
 from functions.core.records import RUNS_ON, StudyRecord, runs_elsewhere, stop_reach
 from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restart_refusal
+from functions.core.spec import Study
 from functions.core.store_port import Store
 from functions.core.views import node_pool_view, study_view
 
@@ -88,12 +91,36 @@ def _studies_context(version: str | None = None) -> dict:
 
 @blueprint.get("/studies/<name>")
 def study(name: str):
+    """The study's page, its charts drawn for the objective, parameters and slice or contour
+    its address names (:func:`_chart_choice`), as the page keeps them there when they are picked."""
     store = runtime().store()
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
-                           **_best(store, record), now=runtime().clock(),
+                           **_best(store, record), now=runtime().clock(), chosen=_chart_choice(record.spec),
                            restarts=_restarts(record), elsewhere=_elsewhere(record), reach=_reach(record),
                            follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
+
+
+PAIRS = ("slice", "contour")
+"""The charts the study page draws of the two parameters it picks."""
+
+
+def _chart_choice(spec: Study) -> dict[str, Any]:
+    """What the study page's charts are drawn for, as its address names it, so a reload or a link
+    shows what was picked: ``objective`` (its index, 0 by default), ``params`` (two names,
+    comma-separated: the first and second parameter picked, the study's first two by default)
+    and ``pair`` (``slice``, the default, or ``contour``).
+    ``MalformedRequest`` naming the argument where it holds what the charts do not take."""
+    objective = whole_number("objective", 0, 0, len(spec.objectives) - 1)
+    text = one_value("params") or ""
+    drawn = chart_params(text, spec)  # refuses a name the study does not have
+    names = text.split(",")[:2] if text else list(drawn)
+    rest = [p.name for p in spec.parameters if p.name not in names]
+    first, second = (names + rest + names)[:2]
+    pair = one_value("pair") or PAIRS[0]
+    if pair not in PAIRS:
+        raise MalformedRequest(f"pair: expected one of {', '.join(PAIRS)}, got {pair!r:.40}")
+    return {"objective": objective, "params": (first, second), "pair": pair}
 
 
 def _elsewhere(record: StudyRecord) -> str | None:
