@@ -47,7 +47,8 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         from functions.adapters.kubernetes_executor import KubernetesExecutor
 
         api = api_client(settings.k8s_api, settings.remote_timeout)
-        executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock)
+        executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock,
+                                      installation=settings.installation_id, orphan_grace=settings.orphan_grace)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
         drops = executor.checkpoint_drops.ask
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail, executor), executor, executor, refusal,

@@ -102,8 +102,10 @@ def _calls(tree: ast.Module, apis: dict[str, str]) -> set[tuple[str, str, str]]:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr in apis):
             verb, _, rest = node.attr.replace("delete_collection", "deletecollection").partition("_")
-            resource = rest.removeprefix("namespaced_").replace("config_map", "configmap").replace(
-                "limit_range", "limitrange")  # one word each in the API
+            # A list across namespaces is the same verb on the same resource, granted everywhere
+            # by a ClusterRoleBinding of the ClusterRole that grants it in a namespace.
+            resource = rest.removeprefix("namespaced_").removesuffix("_for_all_namespaces").replace(
+                "config_map", "configmap").replace("limit_range", "limitrange")  # one word each in the API
             resource, _, sub = resource.partition("_")
             used.add((apis[node.value.attr], resource + "s" + (f"/{sub}" if sub else ""), VERBS[verb]))
         if isinstance(node, ast.Attribute) and "custom_object" in node.attr:

@@ -139,6 +139,11 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_TICK_FLOOR", "-1", "KATUNA_TICK_FLOOR: expected a number of seconds, 0 or more, got -1.0"),
     ("KATUNA_K8S_TTL_SECONDS", "0", "KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 0: "),
     ("KATUNA_EXECUTOR", "cloud", "KATUNA_EXECUTOR: expected local or kubernetes, got 'cloud'"),
+    ("KATUNA_INSTALLATION", "team/a", "KATUNA_INSTALLATION: expected a Kubernetes label value: at most 63 letters, "
+                                      "digits, '-', '_' or '.', beginning and ending with a letter or digit, got "
+                                      "'team/a'"),
+    ("KATUNA_ORPHAN_GRACE", "60", "KATUNA_ORPHAN_GRACE: expected at least 300 seconds (a trial workload younger may "
+                                  "belong to a handling not committed yet), got 60.0"),
     ("KATUNA_LOG_FORMAT", "xml", "KATUNA_LOG_FORMAT and KATUNA_LOG_LEVEL: expected text or json, and DEBUG, INFO, "
                                  "WARNING, ERROR; got 'xml' and 'INFO'"),
     ("KATUNA_MAX_BODY", "99999999999999999999",

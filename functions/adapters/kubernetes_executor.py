@@ -31,6 +31,7 @@ from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_limit_ranges import LimitRanges
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_looks import Looks
+from functions.adapters.kubernetes_orphans import Orphans
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_status import counted, disruption_of, replacements
 from functions.adapters.kubernetes_together import Together
@@ -40,6 +41,7 @@ from functions.core.checkpoint_volume import INIT_CONTAINER
 from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError, PermanentError
 from functions.core.events import Event
+from functions.core.installation import ORPHAN_GRACE
 from functions.core.job import is_job, primary_container_name, render_trial, runs_as_job
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
@@ -51,13 +53,21 @@ from functions.core.ports import Look, Place, Strays
 
 log = logging.getLogger("katuna.kubernetes")
 
+JOBS = ("batch", "v1", "jobs")
+
 
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
 
     def __init__(self, defaults: Cluster, api: client.ApiClient, report_url: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, installation: str | None = None,
+                 orphan_grace: float = ORPHAN_GRACE) -> None:
+        """``installation``: the identity each trial workload created is labelled with, by which
+        the sweep stops those of its own whose study the store does not hold, ``orphan_grace``
+        seconds after their creation (:mod:`~functions.adapters.kubernetes_orphans`); None
+        labels none and stops none so."""
         self._defaults = defaults
+        self._orphans = Orphans(api, installation, orphan_grace, clock)
         self._report_url = report_url
         self._workloads = Workloads(api, translate)
         self._pod_logs = PodLogs(api, clock)
@@ -93,6 +103,7 @@ class KubernetesExecutor:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url or "",
                                           report_token.ENV: value})
         job, namespace = render_trial(launch, self._defaults), self._jobs.namespace(launch)
+        self._orphans.label(job)
         if launch.checkpoint is not None and is_job(launch):
             self._limits.fit(namespace, job, [INIT_CONTAINER])
         uid = self._workloads.create(namespace, job, launch) if not is_job(launch) else \
@@ -149,10 +160,15 @@ class KubernetesExecutor:
         that kind that have not ended (:meth:`~functions.adapters.kubernetes_workloads.Workloads.stop_strays`);
         a kind that cannot be listed is logged and the others swept. In each namespace, a Job
         deleting a deleted study's checkpoints that failed is told of and run again
-        (:meth:`~functions.adapters.kubernetes_checkpoints.CheckpointDrops.sweep`)."""
+        (:meth:`~functions.adapters.kubernetes_checkpoints.CheckpointDrops.sweep`). Then the
+        workloads of this installation whose study the store does not hold, older than the grace,
+        are deleted, of every trial kind, in every namespace katuna may list them in
+        (:mod:`~functions.adapters.kubernetes_orphans`), at most a bounded number a sweep."""
         default = self._defaults.namespace or "default"
-        for namespace in sorted({place.namespace or default for place in places} | {default}):
-            self._jobs.stop_strays(namespace, wanted)
+        orphans = self._orphans.start(wanted)
+        namespaces = sorted({place.namespace or default for place in places} | {default})
+        for namespace in namespaces:
+            self._jobs.stop_strays(namespace, wanted, orphans)
             try:
                 self.checkpoint_drops.sweep(namespace)
             except KatunaError as exc:
@@ -161,10 +177,13 @@ class KubernetesExecutor:
                  if place.trial_spec is not None and not runs_as_job(place.trial_spec)}
         for namespace, resource in sorted(kinds):
             try:
-                self._workloads.stop_strays(namespace, resource, wanted)
+                self._workloads.stop_strays(namespace, resource, wanted, orphans)
             except KatunaError as exc:
                 log.warning("stopping the %s.%s no study wants in namespace %s: %s", resource[2], resource[0],
                             namespace, exc)
+        if orphans is not None:
+            swept = {(resource, namespace) for namespace, resource in kinds} | {(JOBS, name) for name in namespaces}
+            self._orphans.sweep(orphans, swept, namespaces)
 
     def drop_kept(self, study: str, uid: str, place: Place) -> None:
         """Delete every Job of the study in ``place``'s namespace with its pods, in one request,

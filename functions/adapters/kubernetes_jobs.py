@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -54,6 +54,9 @@ from functions.core.workload_labels import (
     study_selector,
     trials_selector,
 )
+
+if TYPE_CHECKING:
+    from functions.adapters.kubernetes_orphans import OrphanSweep
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -184,14 +187,20 @@ class TrialJobs:
         except HTTPError as exc:
             raise translate(exc, f"delete the Jobs of {what}") from exc
 
-    def stop_strays(self, namespace: str, wanted: Strays) -> None:
+    def stop_strays(self, namespace: str, wanted: Strays, orphans: OrphanSweep | None = None) -> None:
         """Delete each Job katuna made in ``namespace`` that still runs (neither finished nor
         suspended) and ``wanted`` calls a stray by its labels, with its pods, only while its uid
         is the one listed; suspend it instead where ``wanted`` says its study retains its Jobs (by
         deactivating its Workload where Kueue manages it). A suspended Job is left: stopped already,
-        or kept, as a ``retain`` study's end keeps its Jobs, whichever study of its name is stored now."""
+        or kept, as a ``retain`` study's end keeps its Jobs, whichever study of its name is stored now.
+        A Job of this installation whose study the store does not hold is deleted where ``orphans``
+        takes it (:class:`~functions.adapters.kubernetes_orphans.OrphanSweep`)."""
         for job, (study, uid, number, attempt) in self._running_jobs(namespace):
             if not wanted.stray(study, uid, number, attempt):
+                if orphans is not None and orphans.takes(job.metadata.labels, _created(job), study, uid):
+                    log.warning("Job %s of study %s (uid %s) runs while the store holds no such study: deleted",
+                                job.metadata.name, study, uid, extra=about(study))
+                    self.delete(namespace, job.metadata.name, job.metadata.uid)
                 continue
             kept = wanted.retained(study, uid)
             log.warning("Job %s of study %s runs while its trial is no longer wanted: %s", job.metadata.name, study,
@@ -240,6 +249,12 @@ def _finished(job: Any) -> bool:
     """Whether the Job has finished (a ``Complete`` or ``Failed`` condition that holds)."""
     conditions = (job.status.conditions if job.status else None) or []
     return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
+
+
+def _created(job: Any) -> float | None:
+    """When the Job was created (seconds since the epoch)."""
+    stamp = job.metadata.creation_timestamp
+    return stamp.timestamp() if stamp is not None else None
 
 
 def _named_jobs(listed: Any) -> list[tuple[str, str | None]]:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -39,6 +39,9 @@ from functions.core.naming import EARLIER, OWN
 from functions.core.ports import Strays
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 from functions.core.workload_labels import STRAY_SELECTOR, attempt_of, holder, study_selector, trial_selector
+
+if TYPE_CHECKING:
+    from functions.adapters.kubernetes_orphans import OrphanSweep
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -117,15 +120,20 @@ def end(launch: TrialLaunch, workload: Mapping[str, Any]) -> End | None:
     return None
 
 
-def _strays(wanted: Strays, items: list[Mapping[str, Any]]) -> list[tuple[str, str, str | None, str]]:
+def _strays(wanted: Strays, orphans: OrphanSweep | None,
+            items: list[Mapping[str, Any]]) -> list[tuple[str, str, str | None, str]]:
     """The kind, name, uid and study of each of the workloads ``items`` (katuna's trial labels select
-    them) that ``wanted`` calls a stray and that has not ended, nor is being deleted."""
+    them) that has not ended, nor is being deleted, and that ``wanted`` calls a stray, or
+    ``orphans`` takes for this installation's orphan."""
     found = []
     for item in items:
         metadata = item.get("metadata") or {}
-        attempt = attempt_of(metadata.get("labels") or {})
-        if attempt is None or metadata.get("deletionTimestamp") or not wanted.stray(*attempt) \
-                or wanted.ended(attempt[0], attempt[1], item):
+        labels = metadata.get("labels") or {}
+        attempt = attempt_of(labels)
+        if attempt is None or metadata.get("deletionTimestamp") or wanted.ended(attempt[0], attempt[1], item):
+            continue
+        if not wanted.stray(*attempt) and not (orphans is not None and orphans.takes(
+                labels, created_at(item), attempt[0], attempt[1])):
             continue
         found.append((str(item.get("kind")), str(metadata.get("name")), metadata.get("uid"), attempt[0]))
     return found
@@ -230,12 +238,14 @@ class Workloads:
         except HTTPError as exc:
             raise self._translate(exc, f"read {plural} {name}") from exc
 
-    def stop_strays(self, namespace: str, resource: tuple[str, str, str], wanted: Strays) -> None:
+    def stop_strays(self, namespace: str, resource: tuple[str, str, str], wanted: Strays,
+                    orphans: OrphanSweep | None = None) -> None:
         """Delete, with their pods, the workloads of ``resource`` katuna made in ``namespace``
         that ``wanted`` calls strays and that have not ended (nor are being deleted), each only
         while its uid is the one listed; a ``retain`` study's too, as a stopped trial's workload of
-        a kind other than Job is deleted. A kind the cluster no longer serves has none."""
-        strays = self._listed(namespace, resource, STRAY_SELECTOR, partial(_strays, wanted))
+        a kind other than Job is deleted; so is one ``orphans`` takes for this installation's orphan.
+        A kind the cluster no longer serves has none."""
+        strays = self._listed(namespace, resource, STRAY_SELECTOR, partial(_strays, wanted, orphans))
         for kind, name, uid, study in strays:
             log.warning("%s %s of study %s runs while its trial is no longer wanted: deleted", kind, name, study,
                         extra=about(study))

@@ -38,6 +38,9 @@ class Strays(Protocol):
     def stray(self, study: str, uid: str, number: int, attempt: int) -> bool:
         """Whether the attempt runs though the store, which holds a study of its name, no longer wants it."""
 
+    def orphan(self, study: str, uid: str) -> bool:
+        """Whether the store holds no study ``study`` of ``uid`` (none of the name, or one made again)."""
+
     def retained(self, study: str, uid: str) -> bool:
         """Whether the study is stored under ``uid`` and keeps its trials' Jobs (``retain``)."""
 

@@ -12,8 +12,12 @@ study's ``trialSpec`` is: a PyTorchJob, a JobSet, a Workflow) and stops each unw
 has not ended, a Job of a study that ``retain``s its trials' Jobs suspended and kept, as its end
 keeps them, a workload of another kind deleted, as a stopped trial's is.
 
-Only the attempts of a study name the store holds are taken for its own: a Job of a name it
-does not hold may be another katuna's, sharing the namespace with another database.
+Only the attempts of a study name the store holds are taken for its own by those: a Job of a
+name it does not hold may be another katuna's, sharing the namespace with another database.
+A workload labelled with this installation's identity whose study the store does not hold
+(a database lost, or restored from a backup) is its own orphan, stopped once older than a grace
+(:mod:`functions.adapters.kubernetes_orphans`), so no launch a handling has not committed yet is
+taken.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ class Wanted:
         """Whether the attempt is unwanted by a study of its name the store holds
         (:meth:`unwanted`; an attempt of a study name the store does not hold is left)."""
         return self.study(study) is not None and self.unwanted(study, uid, number, attempt)
+
+    def orphan(self, study: str, uid: str) -> bool:
+        """Whether the store holds no study ``study`` of ``uid``: none of the name (deleted, a
+        database lost or restored from before it), or one made again under it."""
+        record = self.study(study)
+        return record is None or record.uid != uid
 
     def retained(self, study: str, uid: str) -> bool:
         """Whether the study ``study`` of ``uid`` is stored and keeps its trials' workloads (``retain``)."""

@@ -20,6 +20,7 @@ from functions import reporter
 from functions.core import event_signature
 from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import Cluster
+from functions.core.installation import ORPHAN_GRACE, identity
 from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
@@ -37,6 +38,19 @@ evicted and with no memory limit, and a node pool's autoscaler would never grow 
 
 DEFAULT_DB = Path("katuna.db")
 """The database where ``KATUNA_DB`` names none."""
+
+
+POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+"""Where Kubernetes writes the namespace of a pod's service account (the pod's own namespace)."""
+
+
+def _pod_namespace() -> str | None:
+    """The namespace this pod runs in, as its service account's mounted files tell it; None
+    where they are not mounted."""
+    try:
+        return POD_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,10 @@ class Settings:
     none by default): where the operator keeps shared trial templates (Katib's ``trial-templates``
     in ``kubeflow``, say), which a study resource's ``trialTemplate.configMap`` may name besides its
     own namespace and ``KATUNA_K8S_NAMESPACE`` (:mod:`functions.core.cluster_templates`);
+    ``KATUNA_INSTALLATION`` (unset: the Knative service's namespace and name, else the database's
+    path), the identity labelled on every trial workload, and ``KATUNA_ORPHAN_GRACE`` seconds
+    (1800, at least 300) after which the tick deletes a running one of this identity whose study
+    the store does not hold (:mod:`functions.adapters.kubernetes_orphans`);
     ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's pod may spend waiting for a node and pulling its image (its Job's
     ``activeDeadlineSeconds`` is the timeout plus this, for each run the Job may make; the
@@ -278,6 +296,12 @@ class Settings:
     ce_overrides: tuple[tuple[str, str], ...] = ()
     log_format: str = "text"
     log_level: str = "INFO"
+    installation: str | None = None
+    orphan_grace: float = ORPHAN_GRACE
+    knative_service: str | None = None
+    """``K_SERVICE``, which Knative sets to the service's name."""
+    service_namespace: str | None = None
+    """The namespace the service's pod runs in (its service account's), where ``K_SERVICE`` is set."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -294,6 +318,9 @@ class Settings:
         values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
         values["found_db"] = values.get("db", DEFAULT_DB)
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
+        if env.get("K_SERVICE"):
+            values["knative_service"] = env["K_SERVICE"]
+            values["service_namespace"] = _pod_namespace()
         values["limits"] = study_limits(env)
         if "max_running_trials" not in values:
             values["max_running_trials"] = default_running_trials(values.get("executor", LOCAL))
@@ -362,6 +389,12 @@ class Settings:
         if self.checkpoint_claim is None or self.checkpoint_image is None:
             return None
         return CheckpointVolume(self.checkpoint_claim, self.checkpoint_image, self.max_checkpoint)
+
+    @property
+    def installation_id(self) -> str:
+        """The identity the trial workloads this installation creates are labelled with
+        (:func:`functions.core.installation.identity`)."""
+        return identity(self.installation, self.knative_service, self.service_namespace, str(self.db.absolute()))
 
     @property
     def logs(self) -> Path:

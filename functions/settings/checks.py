@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from functions import reporter
 from functions.adapters.log_lines import FORMATS, LEVELS
 from functions.adapters.trial_env import pass_through_problem
-from functions.core import pod_security, senders
+from functions.core import installation, labels, pod_security, senders
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY
 from functions.core.errors import InvalidSetting
 from functions.core.katib_trials import LEAST_KEPT
@@ -63,6 +63,7 @@ def check(settings: Settings) -> None:
     _sizes(settings)
     _counts(settings)
     _sink_certificates(settings)
+    _installation(settings)
 
 
 def _choices(settings: Settings) -> None:
@@ -263,3 +264,16 @@ def _node_pools(settings: Settings) -> None:
         raise InvalidSetting(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
                          f"managed node groups per cluster; where the account's quota is raised, set "
                          f"{PREFIX}EKS_GROUPS_PER_CLUSTER to it), got {settings.limits.pools}")
+
+
+def _installation(settings: Settings) -> None:
+    """The installation's identity, a label value on every trial workload, and the grace before
+    a workload of its own whose study the store does not hold is stopped: never shorter than a
+    handling may take to commit the workload's launch."""
+    given = settings.installation
+    if given is not None and not (given and labels.valid_value(given)):
+        raise InvalidSetting(f"{PREFIX}INSTALLATION: expected {installation.EXPECTED}, got {given!r}")
+    if not installation.MIN_ORPHAN_GRACE <= settings.orphan_grace < math.inf:
+        raise InvalidSetting(f"{PREFIX}ORPHAN_GRACE: expected at least {installation.MIN_ORPHAN_GRACE:.0f} seconds "
+                             f"(a trial workload younger may belong to a handling not committed yet), got "
+                             f"{settings.orphan_grace}")

@@ -73,6 +73,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
     "client_timeout": ("CLIENT_TIMEOUT", float), "worker_timeout": ("WORKER_TIMEOUT", int),
     "sink_token_file": ("SINK_TOKEN_FILE", Path), "trust_bundles": ("TRUST_BUNDLES", Path),
+    "installation": ("INSTALLATION", str), "orphan_grace": ("ORPHAN_GRACE", float),
     "log_format": ("LOG_FORMAT", lambda v: v.strip().lower()), "log_level": ("LOG_LEVEL", lambda v: v.strip().upper()),
 }
 """Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
