@@ -23,6 +23,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import pool_check
 from functions.core.installation import INSTALLATION_LABEL, identity, label_value
+from functions.core.labels import valid_value
 from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
@@ -177,11 +178,18 @@ def test_one_tick_stops_a_bounded_number_of_orphans(simulated_kube: KubeStub, tm
 @pytest.mark.parametrize("given, service, namespace, database, expected", [
     ("team-a", "katuna", "katuna", "/data/katuna.db", "team-a"),
     (None, "katuna", "ml", "/data/katuna.db", "ml.katuna"),
-    (None, None, None, "/data/katuna.db", "db-data-katuna.db-" + label_value("db/data/katuna.db")[-16:]),
+    (None, None, None, "/data/katuna.db", "laptop-data-katuna.db-" + label_value("laptop:/data/katuna.db")[-16:]),
 ])
 def test_the_installations_identity_is_a_label_value_that_outlives_the_database(given, service, namespace,
                                                                                database, expected):
-    assert identity(given, service, namespace, database) == expected
+    assert identity(given, service, namespace, database, "laptop") == expected
+
+
+def test_two_machines_with_one_database_path_are_two_installations():
+    """Notebook servers in one namespace all keep ``/home/jovyan/katuna.db``: neither may take
+    the other's running trials for orphans of its own."""
+    first, second = (identity(None, None, None, "/home/jovyan/katuna.db", host) for host in ("nb-alice-0", "nb-bob-0"))
+    assert first != second and all(valid_value(value) for value in (first, second))
 
 
 def test_a_long_identity_is_cut_and_told_apart_by_a_digest():

@@ -6,7 +6,7 @@ database, and from one an older katuna made without the label (those are left).
 
 The value is ``KATUNA_INSTALLATION`` where set (a label value), else derived from what stays
 the same when the database is lost: on Knative, the service's namespace and name (``K_SERVICE``);
-elsewhere, the database's absolute path. A derived text that is no label value (too long, or
+elsewhere, the host's name and the database's absolute path. A derived text that is no label value (too long, or
 with a ``/``) keeps its readable part and a digest of the whole.
 """
 
@@ -48,11 +48,13 @@ def label_value(text: str) -> str:
     return f"{readable}-{digest}" if readable else digest
 
 
-def identity(given: str | None, service: str | None, namespace: str | None, database: str) -> str:
+def identity(given: str | None, service: str | None, namespace: str | None, database: str, host: str) -> str:
     """The installation's identity: ``given`` (``KATUNA_INSTALLATION``, a label value already),
-    else the Knative ``service`` in ``namespace``, else the ``database``'s absolute path."""
+    else the Knative ``service`` in ``namespace``, else the ``host``'s name and the ``database``'s
+    absolute path: two machines with the same path (notebook servers' ``/home/jovyan/katuna.db``
+    in one namespace) are two installations, neither taking the other's trials for orphans."""
     if given:
         return given
     if service:
         return label_value(f"{namespace}.{service}" if namespace else service)
-    return label_value(f"db{database}")
+    return label_value(f"{host}:{database}")

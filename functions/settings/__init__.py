@@ -11,6 +11,7 @@ every pod. What each setting is and its default are here; which variable sets it
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -90,8 +91,8 @@ class Settings:
     none by default): where the operator keeps shared trial templates (Katib's ``trial-templates``
     in ``kubeflow``, say), which a study resource's ``trialTemplate.configMap`` may name besides its
     own namespace and ``KATUNA_K8S_NAMESPACE`` (:mod:`functions.core.cluster_templates`);
-    ``KATUNA_INSTALLATION`` (unset: the Knative service's namespace and name, else the database's
-    path), the identity labelled on every trial workload, and ``KATUNA_ORPHAN_GRACE`` seconds
+    ``KATUNA_INSTALLATION`` (unset: the Knative service's namespace and name, else the host's name
+    and the database's path), the identity labelled on every trial workload, and ``KATUNA_ORPHAN_GRACE`` seconds
     (1800, at least 300) after which the tick deletes a running one of this identity whose study
     the store does not hold (:mod:`functions.adapters.kubernetes_orphans`);
     ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
@@ -302,6 +303,8 @@ class Settings:
     """``K_SERVICE``, which Knative sets to the service's name."""
     service_namespace: str | None = None
     """The namespace the service's pod runs in (its service account's), where ``K_SERVICE`` is set."""
+    host: str = ""
+    """This machine's name, part of the installation's identity off Knative."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -318,6 +321,7 @@ class Settings:
         values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
         values["found_db"] = values.get("db", DEFAULT_DB)
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
+        values["host"] = socket.gethostname()
         if env.get("K_SERVICE"):
             values["knative_service"] = env["K_SERVICE"]
             values["service_namespace"] = _pod_namespace()
@@ -394,7 +398,8 @@ class Settings:
     def installation_id(self) -> str:
         """The identity the trial workloads this installation creates are labelled with
         (:func:`functions.core.installation.identity`)."""
-        return identity(self.installation, self.knative_service, self.service_namespace, str(self.db.absolute()))
+        return identity(self.installation, self.knative_service, self.service_namespace, str(self.db.absolute()),
+                        self.host)
 
     @property
     def logs(self) -> Path:
