@@ -101,6 +101,28 @@ def test_the_truncation_cut_interpolates_as_numpy_does():
     assert pbt.quantile([3.0], 0.8) == 3.0
 
 
+@pytest.mark.parametrize(("parameter", "top", "grid"), [
+    (IntParameter("n", low=0, high=11, step=2), 10, {0, 2, 4, 6, 8, 10}),
+    (FloatParameter("x", low=0.0, high=1.1, step=0.2), 1.0, {0.0, 0.2, 0.4, 0.6, 0.8, 1.0}),
+    (FloatParameter("y", low=0.0, high=0.3, step=0.1), 0.3, {0.0, 0.1, 0.2, 0.3}),
+])
+def test_a_perturbed_or_resampled_value_stays_in_a_range_whose_max_is_off_the_step(parameter, top: float,
+                                                                                    grid: set[float]):
+    """The top value times 1.2 is clamped to ``max``, which is put on the step below it, not
+    above; a resampled value is one of the range's values on the step, each drawn."""
+    assert {pbt.perturb(parameter, top, random.Random(seed)) for seed in range(20)} <= grid
+    resampled = {pbt.resample(parameter, random.Random(seed)) for seed in range(200)}
+    assert resampled == grid
+
+
+def test_scores_far_apart_still_leave_a_bottom_trial_an_upper_one_to_exploit():
+    """The difference of the top two scores overflows: the upper cut stays at the top score."""
+    first = members([-1.7e308, -1e308, -1e308, -1e308, 1.7e308])
+    plan = pbt.next_plan(SETTINGS, [LR], first, random.Random(1))
+    assert (plan.generation, plan.parent, plan.params) == (1, 0, {"lr": 0.005})
+    assert pbt.quantile([-1e308, 1.7e308], 0.5) == pytest.approx(3.5e307)
+
+
 def native(**settings: object) -> dict:
     return study_definition(algorithm={"name": "pbt", "settings": settings}, maxTrials=10)
 

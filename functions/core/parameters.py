@@ -7,6 +7,7 @@ categorical one has values and no bounds); code that reads a parameter dispatche
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -152,12 +153,24 @@ def decimals(*numbers: float) -> int:
     return max([0] + [-e for e in exponents if isinstance(e, int)])
 
 
+def steps_within(parameter: IntParameter | FloatParameter) -> int:
+    """The whole steps from ``min`` that stay at or below ``max``: the top value on the step is
+    ``min + steps * step``, below ``max`` where ``max`` is off the step (``max: 1.1``, ``step:
+    0.2``: five, to 1.0), as Katib's ``numpy.arange(min, max + step / 2, step)`` and Optuna's
+    adjusted ``high`` end the range. The quotient is rounded to 9 places first, so float noise
+    (``0.3 / 0.1`` is ``2.9999999999999996``) loses no step."""
+    step = parameter.step or 1
+    return max(0, math.floor(round((parameter.high - parameter.low) / step, 9)))
+
+
 def on_step(parameter: IntParameter | FloatParameter, value: float) -> float:
     """A value of a stepped parameter exactly on its step: ``min + k * step``, a float's rounded
     to the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
-    trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic)."""
+    trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic);
+    ``k`` within the range (:func:`steps_within`), so a value near a ``max`` off the step goes
+    down to the top value on it, never up past ``max``."""
     step = parameter.step or 1
-    k = round((value - parameter.low) / step)
+    k = min(max(round((value - parameter.low) / step), 0), steps_within(parameter))
     if isinstance(parameter, IntParameter):
         return parameter.low + k * step
     return round(parameter.low + k * step, decimals(parameter.low, step))

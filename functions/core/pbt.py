@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import Problem
-from functions.core.parameters import FloatParameter, IntParameter, Parameter, on_step
+from functions.core.parameters import FloatParameter, IntParameter, Parameter, on_step, steps_within
 
 NAME = "pbt"
 """The algorithm's name, in a native study and in a Katib Experiment alike."""
@@ -209,8 +209,7 @@ def resample(parameter: Parameter, rng: random.Random) -> Any:
         return rng.randrange(parameter.low, parameter.high + 1, parameter.step)
     if isinstance(parameter, FloatParameter):
         if parameter.step is not None:
-            steps = int(round((parameter.high - parameter.low) / parameter.step))
-            return on_step(parameter, parameter.low + rng.randint(0, steps) * parameter.step)
+            return on_step(parameter, parameter.low + rng.randint(0, steps_within(parameter)) * parameter.step)
         if parameter.log:
             return math.exp(rng.uniform(math.log(parameter.low), math.log(parameter.high)))
         return rng.uniform(parameter.low, parameter.high)
@@ -218,9 +217,16 @@ def resample(parameter: Parameter, rng: random.Random) -> Any:
 
 
 def quantile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile of ``values``, interpolated linearly (numpy's default, as Katib's)."""
+    """The ``q`` quantile of ``values``, interpolated linearly (numpy's default, as Katib's),
+    kept between the two values it lies between: where the difference of two scores far apart
+    (``-1e308`` and ``1.7e308``) overflows, each is weighed apart instead, so the upper cut
+    never rises above every trial and leaves a bottom trial no upper one to exploit."""
     ordered = sorted(values)
     at = q * (len(ordered) - 1)
     below = math.floor(at)
     above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (at - below)
+    low, high, share = ordered[below], ordered[above], at - below
+    between = low + (high - low) * share
+    if not math.isfinite(between):
+        between = low * (1 - share) + high * share
+    return min(max(between, low), high)
