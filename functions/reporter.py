@@ -20,7 +20,8 @@ report, as katuna reads only their logs (``KATUNA_PRIMARY_POD_LABELS``); the oth
 sends nothing and returns False. The posts go out in the background, in order, so a slow or
 unreachable broker never holds up training; the reports still waiting when the trial exits get
 :data:`EXIT_WAIT` seconds to go out, and ``flush()`` waits for them at any point. A trial the
-pruner stops is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and
+pruner stops is ended from outside (its Job is deleted); ``report`` itself never raises, not
+even for a step or value katuna would refuse (it returns False). NaN and
 the infinities are reported too, by name (``"nan"``, ``"inf"``, ``"-inf"``: JSON has no number
 for them), as the pruner stops a trial whose values turned NaN.
 
@@ -109,15 +110,22 @@ _REFUSED: set[str] = set()
 def report(step: int, **metrics: float) -> bool:
     """Send the objective's value at ``step``, in the background; whether it was taken to be
     sent (katuna asked for reports, ``metrics`` hold the objective, this pod is one of the
-    trial's primary pods, and the binding's overrides are ones Knative sends)."""
+    trial's primary pods, and the binding's overrides are ones Knative sends). A step that is
+    no number of 0 or more (``None``, NaN, ``-1``), or a value that is no number (``None``,
+    ``"n/a"``), is not sent, and the training goes on: katuna would refuse the report."""
     env = os.environ
     url, objective = env.get("KATUNA_REPORT_URL"), env.get("KATUNA_OBJECTIVE")
     if not url or objective not in metrics or not _primary(env):
         return False
     ids = [env.get(k, "") for k in ("KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT")]
-    data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
-            "step": int(step), "value": _json_value(float(metrics[objective])),
-            "token": env.get("KATUNA_REPORT_TOKEN", "")}
+    try:
+        numbers = int(ids[2] or 0), int(ids[3] or 1), int(step), _json_value(float(metrics[objective]))
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if numbers[2] < 0:
+        return False
+    data = {"study": ids[0], "uid": ids[1], "trial": numbers[0], "attempt": numbers[1], "step": numbers[2],
+            "value": numbers[3], "token": env.get("KATUNA_REPORT_TOKEN", "")}
     pod = env.get("KATUNA_POD_UID")
     if pod:
         data["pod"] = pod

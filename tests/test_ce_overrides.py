@@ -129,6 +129,22 @@ def test_a_process_that_only_imports_the_reporter_gains_no_exit_or_fork_hooks_un
     assert done.stdout.split() == ["0", "1"]
 
 
+def test_a_report_katuna_would_refuse_is_not_sent_and_the_training_runs_on(monkeypatch: pytest.MonkeyPatch):
+    """``report`` never raises into the training loop that calls it: a step that is no number of
+    0 or more, or a value that is no number (a validation loss of ``None`` on an epoch without
+    validation), is not sent (False), and the next report goes as ever."""
+    sink = Sink()
+    try:
+        _trial_env(monkeypatch, sink.url, "")
+        for step, value in ((None, 0.5), (float("nan"), 0.5), (float("inf"), 0.5), (-1, 0.5), (1, None), (1, "n/a")):
+            assert reporter.report(step, loss=value) is False, (step, value)  # type: ignore[arg-type]
+        assert reporter.report(2, loss=0.4) and reporter.flush()
+        [(headers, body)] = sink.wait(1)
+    finally:
+        sink.close()
+    assert headers["ce-id"] == "u/0/1/progress/2" and b'"value": 0.4' in body
+
+
 def test_a_trial_with_overrides_knative_would_not_send_runs_on_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
                                                                               capsys: pytest.CaptureFixture[str]):
     sink = Sink()

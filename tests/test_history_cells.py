@@ -123,6 +123,33 @@ def test_a_study_with_early_stopping_counts_a_hundred_steps_a_trial_at_least(tmp
     runner.close()
 
 
+def test_a_medianstop_whose_start_step_no_trial_keeps_is_refused_at_that_setting_and_one_within_is_taken(
+        tmp_path: Path):
+    """Katib's median stop judges a trial once, at its ``start_step``-th step: past the steps
+    each trial keeps (10,000 at most; here 100, the share of 10,200 values among 100 trials) no
+    trial would ever be judged, and the study would run as if it had no early stopping. Refused
+    at the setting, a Katib Experiment's at its entry of ``algorithmSettings``; nothing stored."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=10_200)))
+    rule = {"algorithm": "medianstop", "settings": {"start_step": 101}}
+    message = refused(runner, tmp_path, study_definition(name="late", maxTrials=100, earlyStopping=rule))
+    assert "- earlyStopping.settings.start_step: expected at most 100, the steps each trial of this study keeps " \
+           "(its share of the 10,200 values KATUNA_MAX_HISTORY_CELLS allows)" in message, message
+    assert message.endswith("got 101"), message
+    both = {"algorithm": "hyperband-medianstop", "settings": {"start_step": 101}}
+    assert "earlyStopping.settings.start_step: expected at most 100" in \
+        refused(runner, tmp_path, study_definition(name="late", maxTrials=100, earlyStopping=both))
+    kept = study_definition(name="late", maxTrials=100, earlyStopping={**rule, "settings": {"start_step": 100}})
+    assert runner.submit(parse_study(kept), kept, tmp_path).name == "late"
+    runner.close()
+    runner = Embedded(Settings(db=tmp_path / "other.db"))
+    medianstop = {"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "10001"}]}
+    message = refused(runner, tmp_path, experiment(earlyStopping=medianstop))
+    assert "- spec.earlyStopping.algorithmSettings[1].value: expected at most 10,000, the steps each trial of " \
+           "this study keeps (10,000 at most)" in message, message
+    runner.close()
+
+
 def test_a_warm_starts_known_results_count_as_the_trials_they_become(tmp_path: Path):
     known = {"warmStart": {"trials": [{"params": {"x": float(x)}, "value": float(x)} for x in range(3)]}}
     runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=7)))

@@ -7,6 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+START_STEP = 4
+"""Katib's medianstop ``start_step`` when a study gives none: the report at which it judges a trial."""
+
+ONE_STEP_RULES = ("medianstop", "hyperband-medianstop")
+"""The rules that judge a trial once, at its ``start_step``-th stored step (Katib's median stop)."""
+
 
 @dataclass(frozen=True)
 class EarlyStopping:
@@ -21,3 +27,11 @@ class EarlyStopping:
         if self.patience is not None:
             out["patience"] = self.patience
         return out
+
+    def judged_at(self) -> int | None:
+        """The count of stored steps at which the rule judges a trial, where it judges it there
+        alone (Katib's median stop, at its ``start_step``); None for a rule that judges as it goes."""
+        if self.algorithm not in ONE_STEP_RULES:
+            return None
+        start_step = dict(self.settings).get("start_step", START_STEP)
+        return start_step if isinstance(start_step, int) else None

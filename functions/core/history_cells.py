@@ -101,6 +101,23 @@ def cells_problem(spec: Study, limit: int, held: int = 0, made: int = 0, known: 
     return Problem("maxTrials", f"{_limited(limit)}, and {asked}{_cost(limit)}. {_advice(spec, most, made)}")
 
 
+def steps_problem(spec: Study, limit: int, known: int = 0, cap: int | None = None) -> Problem | None:
+    """Why the study's early-stopping rule would never judge a trial: it judges one at a count of
+    steps (:meth:`~functions.core.early_stopping.EarlyStopping.judged_at`, medianstop's
+    ``start_step``) past the steps each trial keeps (:func:`steps_kept`, with ``cap`` as there),
+    so every trial would run to its end unjudged; None when it judges within them."""
+    judged = spec.early_stopping.judged_at() if spec.early_stopping is not None else None
+    kept = steps_kept(spec, limit, known, cap)
+    if judged is None or judged <= kept:
+        return None
+    share = f"its share of the {limit:,} values {PREFIX}MAX_HISTORY_CELLS allows" if kept < MAX_STEPS else \
+        f"{MAX_STEPS:,} at most"
+    return Problem("earlyStopping.settings.start_step",
+                   f"expected at most {kept:,}, the steps each trial of this study keeps ({share}): the rule judges "
+                   f"a trial at its start_step-th step, which no trial would reach, so none would ever be stopped; "
+                   f"got {judged:,}")
+
+
 def _fits(spec: Study, trials: int, limit: int, held: int, made: int, known: int) -> bool:
     """Whether the history fits under ``limit`` were the study's ``maxTrials`` ``trials``."""
     per = trial_values(spec) + _steps(spec, trials, limit, known)

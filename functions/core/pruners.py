@@ -18,7 +18,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.core import hyperband
-from functions.core.early_stopping import EarlyStopping
+from functions.core.early_stopping import START_STEP, EarlyStopping
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
@@ -43,7 +43,7 @@ class MedianStop(optuna.pruners.BasePruner):
     NaN are all false, so Katib lets such a trial run to its end.
     """
 
-    def __init__(self, min_trials_required: int = 3, start_step: int = 4) -> None:
+    def __init__(self, min_trials_required: int = 3, start_step: int = START_STEP) -> None:
         if min_trials_required < 1:
             raise ValueError(f"min_trials_required must be greater than zero, got {min_trials_required}")
         if start_step < 1:
@@ -91,7 +91,7 @@ class HyperbandMedianStop(optuna.pruners.BasePruner):
     Both are asked at every report, since Hyperband records each rung a trial passes."""
 
     def __init__(self, min_resource: int = 1, max_resource: str | int = "auto", reduction_factor: int = 3,
-                 bootstrap_count: int = 0, min_trials_required: int = 3, start_step: int = 4) -> None:
+                 bootstrap_count: int = 0, min_trials_required: int = 3, start_step: int = START_STEP) -> None:
         self.rules = (hyperband.build(min_resource=min_resource, max_resource=max_resource,
                                       reduction_factor=reduction_factor, bootstrap_count=bootstrap_count),
                       MedianStop(min_trials_required, start_step))

@@ -27,7 +27,7 @@ from functions.core.counted import counted
 from functions.core.errors import Problem
 from functions.core.grid import covered_points, grid_size
 from functions.core.history import history_problem
-from functions.core.history_cells import cells_problem, most_trials
+from functions.core.history_cells import cells_problem, most_trials, steps_problem
 from functions.core.limits import PREFIX, Limits
 from functions.core.records import StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study, known_results
@@ -46,14 +46,17 @@ def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, fi
     """Whether the study's Optuna history, holding ``held`` trials and ``values`` values, takes
     the trials ``spec`` may add to the ``made`` it has (``finished`` of them ended; 0 for a new
     study) and its ``known`` results of a warm start: the cap of a study without ``maxTrials``
-    (None for one with it), and why it is refused (None when it is not)."""
+    (None for one with it), and why it is refused (None when it is not): its history too large,
+    or its trials keeping too few steps for its early-stopping rule ever to judge one
+    (:func:`~functions.core.history_cells.steps_problem`)."""
     problem = history_problem(held, spec.max_trials, limits.history, made, warm_trials(held, known)) or \
         tpe_problem(spec, limits.tpe_history, held, made, warm_trials(held, known)) or \
         cells_problem(spec, limits.history_cells, values, finished, known)
     if problem is not None:
         return None, problem
     cap = implicit_cap(spec, limits, held, values, made, finished, known)
-    return cap, None if cap is None else _nothing_left(cap, made)
+    problem = None if cap is None else _nothing_left(cap, made)
+    return cap, problem or steps_problem(spec, limits.history_cells, known, None if cap is None else cap.trials)
 
 
 def warm_trials(held: int, known: int) -> int:
