@@ -11,14 +11,17 @@ from pathlib import Path
 from functions.adapters.sqlite_errors import FileIdentity, check_same_file
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.file_systems import ROLLBACK_ON_NETWORK, NetworkRule
 
 
 class ThreadStores:
     """The stores of one process: one per thread while the thread lives (a thread's store goes
     with it), all sharing the Optuna histories the charts read."""
 
-    def __init__(self, db: Path, busy_timeout: float, histories: ChartHistories) -> None:
+    def __init__(self, db: Path, busy_timeout: float, histories: ChartHistories, network: NetworkRule = ROLLBACK_ON_NETWORK) -> None:
+        """``network``: what is done with a database on a network file system (:class:`NetworkRule`)."""
         self._db = db
+        self._network = network
         self._busy_timeout = busy_timeout
         self._histories = histories
         self._local = threading.local()
@@ -40,7 +43,8 @@ class ThreadStores:
         refused once the path no longer names the file the first one opened, where it would
         create an empty database and split the process's reads and writes between two files."""
         check_same_file(self._db, self._opened)
-        store = SqliteStore(self._db, self._busy_timeout, self._histories, stopped=self._stopping.is_set)
+        store = SqliteStore(self._db, self._busy_timeout, self._histories, stopped=self._stopping.is_set,
+                            network=self._network)
         with self._lock:
             self._stores.add(store)
             if self._opened is None:

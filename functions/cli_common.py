@@ -231,7 +231,8 @@ class TuningCommand(Command):
 def open_store(db: str | None) -> SqliteStore:
     """The existing database's store, which waits at most ``KATUNA_BUSY_TIMEOUT`` for another
     writer (reading needs no wait)."""
-    return SqliteStore(existing_db(db), settings_for(db).busy_timeout)
+    settings = settings_for(db)
+    return SqliteStore(existing_db(db), settings.busy_timeout, network=settings.network_rule(service=False))
 
 
 def with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from functions.adapters.sqlite_file_system import network_warning
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     TuningCommand,
@@ -22,6 +23,7 @@ from functions.cli_common import (
     warn_if_root,
 )
 from functions.core.errors import StudyNotFound
+from functions.core.file_systems import NetworkRule
 from functions.core.history import WARNED_STUDIES, history_warning
 from functions.core.history_cells import cells_warning
 from functions.core.limits import Limits
@@ -111,21 +113,25 @@ def _check_node_pools(settings: Settings) -> None:
 def _open_database(settings: Settings) -> None:
     """Open the database (:func:`_warn_of_history`), with the trial-log folder checked where
     trials run here (:func:`opened_beside_logs`)."""
-    opening = partial(_warn_of_history, settings.db, settings.limits, settings.busy_timeout)
+    opening = partial(_warn_of_history, settings.db, settings.limits, settings.busy_timeout,
+                      settings.network_rule(service=True))
     if not settings.runs_jobs:
         opened_beside_logs(settings, opening)
     else:
         opening()
 
 
-def _warn_of_history(db: Path, limits: Limits, busy_timeout: float) -> None:
-    """Open (and migrate) the database before the workers do, and warn when studies' Optuna
-    histories are past ``limits`` already, in trials (``KATUNA_MAX_HISTORY``) or in values
+def _warn_of_history(db: Path, limits: Limits, busy_timeout: float, network: NetworkRule) -> None:
+    """Open (and migrate) the database before the workers do, refused on a network file system
+    unless ``network`` allows it (and then with a warning:
+    :mod:`functions.adapters.sqlite_file_system`), and warn when studies' Optuna histories are
+    past ``limits`` already, in trials (``KATUNA_MAX_HISTORY``) or in values
     (``KATUNA_MAX_HISTORY_CELLS``), naming them and what becomes of them: every worker serving
     one would load it whole (:mod:`functions.core.history`, :mod:`functions.core.history_cells`)."""
-    store = SqliteStore(db, busy_timeout)
+    store = SqliteStore(db, busy_timeout, network=network)
     try:
-        problems = (history_warning(*store.optuna_histories_over(limits.history, WARNED_STUDIES), limits.history),
+        problems = (network_warning(db, store.shared_mount) if store.shared_mount else None,
+                    history_warning(*store.optuna_histories_over(limits.history, WARNED_STUDIES), limits.history),
                     cells_warning(*store.optuna_values_over(limits.history_cells, WARNED_STUDIES),
                                   limits.history_cells))
     finally:
@@ -173,7 +179,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
              f"`{sys.executable} -m pip install -e '.[dashboard]'` in katuna's checkout (katuna is not on the "
              "package index), or use the checkout's .venv/bin/katuna, which `make run` sets up with it")
     settings = settings_for(db)
-    store = SqliteStore(path, settings.busy_timeout)
+    store = SqliteStore(path, settings.busy_timeout, network=settings.network_rule(service=False))
     problem = listen_problem(host, port, "katuna optuna-dashboard")
     if problem:
         store.close()

@@ -90,7 +90,7 @@ def _on_cluster(settings: Settings) -> Runtime:
     problem = configuration_problem(settings.k8s_api, "KATUNA_EXECUTOR=kubernetes")
     if problem:
         fail(problem, 2)
-    return Runtime(settings)
+    return Runtime(settings, service=False)
 
 @click.command(cls=TuningCommand)
 @click.argument("name")

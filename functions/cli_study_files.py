@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 import yaml
 
+from functions.adapters.sqlite_file_system import network_warning
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     console,
@@ -24,6 +25,7 @@ from functions.cli_common import (
     opened_beside_logs,
     settings_for,
     tell,
+    warn,
     warn_if_root,
     warn_of_executor,
     writing_output,
@@ -101,7 +103,7 @@ def _stored(settings: Settings, name: str) -> StudyRecord | None:
     """The study ``name`` the database ``katuna run`` uses holds (none where there is no database yet)."""
     if not settings.db.exists():
         return None
-    store = SqliteStore(settings.db, settings.busy_timeout)
+    store = SqliteStore(settings.db, settings.busy_timeout, network=settings.network_rule(service=False))
     try:
         return stored_study(store, name)
     finally:
@@ -151,8 +153,12 @@ def _run(file: str, settings: Settings) -> NoReturn:
 
 
 def _runner(settings: Settings) -> Embedded:
-    """The runner on the database, the trial-log folder checked (:func:`opened_beside_logs`)."""
-    return opened_beside_logs(settings, lambda: Embedded(settings, sole_parent=True), Embedded.close)
+    """The runner on the database, the trial-log folder checked (:func:`opened_beside_logs`),
+    with a warning where the database is on a network file system (:func:`network_warning`)."""
+    embedded = opened_beside_logs(settings, lambda: Embedded(settings, sole_parent=True), Embedded.close)
+    if embedded.store.shared_mount is not None:
+        warn(network_warning(settings.db, embedded.store.shared_mount))
+    return embedded
 
 
 def _run_with(embedded: Embedded, file: _StudyFile, spec: Study, definition: dict[str, Any]) -> NoReturn:

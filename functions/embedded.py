@@ -47,7 +47,7 @@ class Embedded:
         orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
-        self.store = SqliteStore(settings.db, settings.busy_timeout)
+        self.store = SqliteStore(settings.db, settings.busy_timeout, network=settings.network_rule(service=False))
         self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint,
                                       sole_parent=sole_parent)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead,

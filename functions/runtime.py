@@ -27,13 +27,14 @@ from functions._thread_stores import ThreadStores
 from functions.adapters import local_checkpoints, sqlite_errors
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner
+from functions.adapters.sqlite_file_system import network_warning, shared_holder
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
+from functions.core.errors import InvalidSetting, KatunaError, Problem, StorageUnavailable, TemporaryError
 from functions.core.events import Event, study_completed, study_created
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
@@ -63,17 +64,23 @@ log = logging.getLogger("katuna.runtime")
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False,
+                 service: bool = True) -> None:
         """``sole_parent``: this process starts no child but the trials (a ``katuna serve``
-        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
+        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`).
+        ``service``: this is the service, which by default refuses a database on a network file
+        system (false for a command, ``katuna stop``: :meth:`Settings.network_rule`)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.clock = clock
         self.histories = ChartHistories()
         """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
-        self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories)
-        self.store()
-        self._events = ServiceEvents(settings, self._stores.stopping, lambda reason: self._metrics.events.dropped(reason))
+        network = settings.network_rule(service)
+        self._stores = ThreadStores(settings.db, settings.busy_timeout, self.histories, network)
+        if (mount := self.store().shared_mount) is not None and service:
+            log.warning(network_warning(settings.db, mount))
+        self._events = ServiceEvents(settings, self._stores.stopping, lambda reason: self._metrics.events.dropped(reason),
+                                     network)
         self.queue = self._events.queue
         wired = service_executor(settings, clock, self.publish, self._kept_tail, sole_parent)
         self.executor, self.log_reads = wired.executor, wired.log_reads
@@ -318,7 +325,8 @@ def from_environment() -> WSGIApplication:
     :mod:`functions.gunicorn_config`), stop the worker with one log line saying why and
     :data:`APP_LOAD_ERROR`, no traceback: gunicorn then stops instead of restarting it, so a
     container never serves writes to the network unauthenticated, runs with a setting it
-    misread, nor starts a trial that can read its token.
+    misread, nor starts a trial that can read its token; so does a database on a network file
+    system the settings do not allow (:mod:`functions.adapters.sqlite_file_system`).
     """
     collect_less_often()
     try:
@@ -329,6 +337,10 @@ def from_environment() -> WSGIApplication:
                or master_problem(runs_local_trials=not settings.runs_jobs))
     if problem:
         _refuse(problem)
+    try:
+        shared_holder(settings.db, settings.network_rule(service=True))
+    except StorageUnavailable as exc:
+        _refuse(str(exc))
     return service_app(settings)
 
 

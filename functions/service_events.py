@@ -14,6 +14,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.owners import taker, taker_ended
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.core.errors import TemporaryError
+from functions.core.file_systems import NetworkRule
 from functions.settings import Settings
 
 log = logging.getLogger("katuna.runtime")
@@ -30,14 +31,16 @@ that (a handling held up on a busy machine) closes the database connections itse
 class ServiceEvents:
     """The event queue of one service process, and the threads that take from it."""
 
-    def __init__(self, settings: Settings, stopped: Callable[[], bool], on_drop: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, stopped: Callable[[], bool], on_drop: Callable[[str], None],
+                 network: NetworkRule) -> None:
         """``stopped`` says when waits for the database's write lock are given up; ``on_drop``
-        is told why each event the senders to ``K_SINK`` dropped was."""
+        is told why each event the senders to ``K_SINK`` dropped was; ``network`` is the store's
+        rule for a database on a network file system."""
         self._settings = settings
         self.queue = sink_senders.event_queue(settings.db, settings.busy_timeout, taker(), taker_ended,
-                                              stopped=stopped) \
+                                              stopped=stopped, network=network) \
             if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
-                                                          taker_ended, stopped=stopped)
+                                                          taker_ended, stopped=stopped, network=network)
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
                                               settings.event_key, settings.ce_overrides),

@@ -33,6 +33,7 @@ from functions.adapters.cloudevents_http import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, Stopping, TemporaryError
 from functions.core.events import ROUTES
+from functions.core.file_systems import ROLLBACK_ON_NETWORK, NetworkRule
 from functions.core.log_context import of_event
 
 log = logging.getLogger("katuna.sink")
@@ -77,12 +78,13 @@ def wait_after(post: int) -> float:
 
 def event_queue(path: str | Path, busy_timeout: float = 30.0, taker: str | None = None,
                 ended: Callable[[str], bool] = lambda taker: False,
-                clock: Callable[[], float] = time.time, stopped: Callable[[], bool] = lambda: False) -> SqliteQueue:
+                clock: Callable[[], float] = time.time, stopped: Callable[[], bool] = lambda: False,
+                network: NetworkRule = ROLLBACK_ON_NETWORK) -> SqliteQueue:
     """The database queue the senders take from: an event taken is held past the longest post
     (:data:`LEASE_SECONDS`), and one put back waits as long as :func:`wait_after` asks, where a
     queue bounded by the local broker's shorter back-off would take it again at once."""
     return SqliteQueue(path, busy_timeout, LEASE_SECONDS, taker, ended, longest_delay=MAX_BACKOFF, clock=clock,
-                       stopped=stopped)
+                       stopped=stopped, network=network)
 
 
 class SinkSenders:

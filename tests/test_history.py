@@ -158,14 +158,14 @@ def test_the_warning_at_start_names_every_study_past_the_limit_the_largest_first
             store.optuna_study(name, ["minimize"]).add_trials(
                 [optuna.trial.create_trial(value=float(v)) for v in range(trials)])
     store.close()
-    _warn_of_history(tmp_path / "katuna.db", Limits(history=1), 5.0)
+    _warn_of_history(tmp_path / "katuna.db", Limits(history=1), 5.0, Settings().network_rule(service=True))
     warning = " ".join(capsys.readouterr().err.split())
     named = ", ".join(f"'s{n:02}' ({n + 2})" for n in range(12, 2, -1))
     assert warning.startswith("warning: 13 studies hold more trials in their Optuna history than KATUNA_MAX_HISTORY "
                               f"(1): {named} and 3 more; each worker loads a study's whole history (under a second for "
                               "the largest) the first time it serves that study"), warning
     assert "within" not in warning
-    _warn_of_history(tmp_path / "katuna.db", Limits(history=13), 5.0)
+    _warn_of_history(tmp_path / "katuna.db", Limits(history=13), 5.0, Settings().network_rule(service=True))
     assert " ".join(capsys.readouterr().err.split()).startswith(
         "warning: the study 's12' holds 14 trials in its Optuna history, past KATUNA_MAX_HISTORY (13): each worker "
         "loads all of them (under a second) the first time it serves that study")

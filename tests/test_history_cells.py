@@ -204,7 +204,7 @@ def test_a_running_study_past_a_lowered_limit_runs_on_to_its_max_trials_and_the_
     assert runner.submit(parse_study(raised), raised, tmp_path).status == "running"
     held = runner.store.optuna_version("long")
     runner.close()
-    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=10), 5.0)
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=10), 5.0, Settings().network_rule(service=True))
     assert " ".join(capsys.readouterr().err.split()) == (
         f"warning: the study 'long' holds {held} values in its Optuna history, past KATUNA_MAX_HISTORY_CELLS (10), and "
         "is served on: each worker that serves one loads its whole history first (under a megabyte); a running one "
@@ -232,7 +232,7 @@ def test_the_warning_at_start_names_every_study_past_the_values_limit_the_larges
     values = {name: store.optuna_version(name) for name in [*(f"s{n:02}" for n in range(12)), "within"]}
     store.close()
     limit = values["within"]
-    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=limit), 5.0)
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=limit), 5.0, Settings().network_rule(service=True))
     warning = " ".join(capsys.readouterr().err.split())
     assert values["s11"] > values["s10"] > values["s00"] > limit, values
     named = ", ".join(f"'s{n:02}' ({values[f's{n:02}']})" for n in range(11, 1, -1))
@@ -241,7 +241,7 @@ def test_the_warning_at_start_names_every_study_past_the_values_limit_the_larges
                               "worker that serves one loads its whole history first (under a megabyte for the "
                               "largest)"), warning
     assert "within" not in warning
-    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=values["s11"]), 5.0)
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=values["s11"]), 5.0, Settings().network_rule(service=True))
     assert capsys.readouterr().err == "", "none past the limit: no warning"
 
 

@@ -193,6 +193,7 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_REPORT_URL", "http://:8080/", "KATUNA_REPORT_URL: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got 'http://:8080/'"),
     ("KATUNA_OIDC_ISSUER_URL", "kubernetes.default.svc",
      "KATUNA_OIDC_ISSUER_URL: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got 'kubernetes.default.svc'"),
+    ("KATUNA_DB_ON_NETWORK_FS", "yes", "KATUNA_DB_ON_NETWORK_FS: expected allow or refuse, got 'yes'"),
 ])
 def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tmp_path: Path, variable: str,
                                                                              value: str, expected: str):

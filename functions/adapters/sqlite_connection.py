@@ -1,6 +1,7 @@
 """The store's SQLite connection: opening the file, and write transactions.
 
-WAL and a generous busy timeout let several processes share the file; every handler runs in a
+WAL (a rollback journal on a network file system) and a generous busy timeout let several
+processes share the file; every handler runs in a
 ``BEGIN IMMEDIATE`` transaction that also holds Optuna's journal writes and the processed-event
 record, so a handler's effects land together or not at all. The store's tables are read and
 written by the classes built on :class:`SqliteConnection`, one module per group of tables
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.adapters.sqlite_errors import busy, check_same_file, file_identity, translated
+from functions.adapters.sqlite_file_system import journal_mode, shared_holder
 from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.adapters.sqlite_schema import connect, refuse_migrated
 from functions.adapters.sqlite_write_lock import begin_immediate
 from functions.core.errors import KatunaError, TemporaryError
+from functions.core.file_systems import ROLLBACK_ON_NETWORK, NetworkRule
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -87,14 +90,19 @@ class SqliteConnection:
     exits, for a ``sqlite3`` connection is freed only by the cyclic garbage collector, which may
     never run: it would stay open, and the write-ahead log would not be folded in."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0, stopped: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, stopped: Callable[[], bool] = lambda: False,
+                 network: NetworkRule = ROLLBACK_ON_NETWORK) -> None:
         """``stopped`` says when a wait for another connection's write lock is to be given up
-        (:func:`~functions.adapters.sqlite_write_lock.begin_immediate`): the process is stopping."""
+        (:func:`~functions.adapters.sqlite_write_lock.begin_immediate`): the process is stopping.
+        ``network`` says whether a database on a network file system is refused or kept with a
+        rollback journal (:mod:`functions.adapters.sqlite_file_system`)."""
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._stopped = stopped
         with translated(self.path):
-            conn = connect(self.path, busy_timeout)
+            self.shared_mount = shared_holder(self.path, network)
+            """The network or FUSE file system holding the database, None for a local one."""
+            conn = connect(self.path, busy_timeout, journal_mode(self.shared_mount))
         self.opened = file_identity(self.path)
         """The file opened: writes are refused once the path names another (:meth:`transaction`)."""
         self.db = Statements(conn)

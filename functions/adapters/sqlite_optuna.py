@@ -20,6 +20,7 @@ from functions.adapters.sqlite_connection import SqliteConnection
 from functions.adapters.sqlite_journal_tables import STREAMS_TABLE
 from functions.adapters.sqlite_journal_tables import TABLE as JOURNAL_TABLE
 from functions.core.application import ChartHistory, HistoryCut
+from functions.core.file_systems import ROLLBACK_ON_NETWORK, NetworkRule
 
 if TYPE_CHECKING:
     import optuna
@@ -33,7 +34,7 @@ class SqliteOptuna(SqliteConnection):
     """The connection's Optuna storage and the studies loaded through it."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None,
-                 stopped: Callable[[], bool] = lambda: False) -> None:
+                 stopped: Callable[[], bool] = lambda: False, network: NetworkRule = ROLLBACK_ON_NETWORK) -> None:
         """``histories``: where the charts' histories are read and kept, one object shared by a
         process's stores (made at first use where none is given); see
         :class:`~functions.adapters.sqlite_connection.SqliteConnection` for the rest."""
@@ -43,7 +44,7 @@ class SqliteOptuna(SqliteConnection):
         """Optuna's view of the studies loaded, those whose journals the storage keeps read
         (:meth:`~functions.adapters.sqlite_streams.KatunaStreams.stream`): a study holds its
         journal, which would otherwise stay in memory after the storage dropped it."""
-        super().__init__(path, busy_timeout, stopped)
+        super().__init__(path, busy_timeout, stopped, network)
 
     def _before_commit(self) -> None:
         """A snapshot of a journal grown long, written inside the transaction that grew it."""

@@ -41,8 +41,10 @@ from typing import TypeVar
 
 from functions.adapters.broker import MAX_BACKOFF, MAX_DELIVERIES, Delivery
 from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_file_system import journal_mode, shared_holder
 from functions.adapters.sqlite_write_lock import SLICE, given_up, held_elsewhere
 from functions.core.events import Event
+from functions.core.file_systems import ROLLBACK_ON_NETWORK, NetworkRule
 
 log = logging.getLogger("katuna.queue")
 Result = TypeVar("Result")
@@ -87,12 +89,14 @@ class SqliteQueue:
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS,
                  taker: str | None = None, ended: Callable[[str], bool] = lambda taker: False,
                  longest_delay: float = MAX_BACKOFF, clock: Callable[[], float] = time.time,
-                 stopped: Callable[[], bool] = lambda: False) -> None:
+                 stopped: Callable[[], bool] = lambda: False, network: NetworkRule = ROLLBACK_ON_NETWORK) -> None:
         """``taker`` names this queue's holds on the events it takes (a new random name by
         default); ``ended`` tells whether another taker has ended (none, by default);
         ``longest_delay`` is the longest wait its takers put an event back for (:meth:`retry`),
         the local broker's by default; ``clock`` is the wall clock every process shares;
-        ``stopped`` says when the process stops, and a wait for the write lock is given up."""
+        ``stopped`` says when the process stops, and a wait for the write lock is given up;
+        ``network``, the store's rule for a database on a network file system, whose journal the
+        queue keeps too (:mod:`functions.adapters.sqlite_file_system`)."""
         self._lease = lease_seconds
         self._busy_timeout = busy_timeout
         self._process_stopped = stopped
@@ -110,7 +114,7 @@ class SqliteQueue:
         self._take_back_at = 0.0
         with translated(self._path):
             self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA journal_mode={journal_mode(shared_holder(self._path, network))}")
             create_table(self._conn)
             self._conn.execute(f"PRAGMA busy_timeout = {int(TRY_SECONDS * 1000)}")
 

@@ -12,6 +12,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from functions.adapters.sqlite_errors import check_file
+from functions.adapters.sqlite_file_system import WAL
 from functions.adapters.sqlite_migrations import APPLICATION_ID, MIGRATIONS
 from functions.core.errors import ForeignDatabase, NewerDatabase
 
@@ -33,11 +34,14 @@ burst of writes (a large study deleted) would otherwise keep its largest size fo
 the database is open."""
 
 
-def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """The database file, created private if it is new, opened in WAL mode with recursive
-    triggers (the kept trial counts need them), its write-ahead log truncated to :data:`WAL_KEPT`
-    after checkpoints; outside any transaction. A path no database can be at is refused first
-    (:func:`~functions.adapters.sqlite_errors.check_file`)."""
+def connect(path: Path, busy_timeout: float, journal: str = WAL) -> sqlite3.Connection:
+    """The database file, created private if it is new, opened with ``journal`` (the
+    write-ahead log, or the rollback journal on a network file system:
+    :mod:`functions.adapters.sqlite_file_system`) and recursive triggers (the kept trial counts
+    need them), its journal truncated to :data:`WAL_KEPT` after checkpoints; outside any
+    transaction. A path no database can be at is refused first
+    (:func:`~functions.adapters.sqlite_errors.check_file`). With the rollback journal every commit
+    is synced (``synchronous=FULL``): ``NORMAL`` is safe from a power loss with the write-ahead log only."""
     check_file(path)
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -45,8 +49,8 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         _refuse_foreign(conn, path)
         _refuse_prerelease(conn, path)
         _refuse_newer(conn, path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA journal_mode={journal}")
+        conn.execute(f"PRAGMA synchronous={'NORMAL' if journal == WAL else 'FULL'}")
         conn.execute("PRAGMA recursive_triggers=ON")
         conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
     except (sqlite3.Error, ForeignDatabase, NewerDatabase):

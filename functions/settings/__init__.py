@@ -21,6 +21,7 @@ from functions import reporter
 from functions.core import event_signature
 from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import Cluster
+from functions.core.file_systems import NetworkRule, network_rule
 from functions.core.installation import ORPHAN_GRACE, identity
 from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.limits import PREFIX, Limits
@@ -58,7 +59,10 @@ def _pod_namespace() -> str | None:
 class Settings:
     """Where state lives, how the HTTP service behaves, and where emitted events go.
 
-    ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
+    ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_DB_ON_NETWORK_FS`` (unset: ``katuna serve``
+    refuses a database on a network or FUSE file system, where SQLite's write-ahead log is
+    unsafe, and the other commands keep it with a rollback journal; ``allow``: every command
+    keeps it so; ``refuse``: none opens it; :mod:`functions.core.file_systems`); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
     beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
     service is open, but listens on and answers loopback only); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` bytes of a
     trial log served by the API (8 MiB: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
@@ -233,6 +237,7 @@ class Settings:
     """The database a command finds by itself (``KATUNA_DB``, else ``./katuna.db``), whatever
     ``--db`` gave this one (:meth:`with_db`): the one a command katuna tells the user to run next
     reaches without ``--db`` (:func:`functions.cli_common.on_database`)."""
+    db_on_network_fs: str | None = None
     log_dir: Path | None = None
     busy_timeout: float = 30.0
     api_token: str | None = field(default=None, repr=False)
@@ -374,6 +379,11 @@ class Settings:
         """The TLS context for an https ``K_SINK``, trusting what Knative's senders trust; asked
         for at each post, so a rotated trust bundle is trusted from the next one."""
         return reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
+
+    def network_rule(self, service: bool) -> NetworkRule:
+        """What the service (``service``) or a command does with a database on a network file
+        system (``KATUNA_DB_ON_NETWORK_FS``, :func:`functions.core.file_systems.network_rule`)."""
+        return network_rule(self.db_on_network_fs, service)
 
     def with_db(self, db: str | Path | None) -> Settings:
         """These settings on the database ``db`` (``--db``), where given; :attr:`found_db` kept."""

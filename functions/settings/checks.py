@@ -19,6 +19,7 @@ from functions.adapters.trial_env import pass_through_problem
 from functions.core import installation, labels, pod_security, senders
 from functions.core.cluster import MAX_INT32, MIN_TTL, TTL_WHY
 from functions.core.errors import InvalidSetting
+from functions.core.file_systems import ALLOW, REFUSE
 from functions.core.katib_trials import LEAST_KEPT
 from functions.core.limits import PREFIX
 from functions.core.records import RUNS_ON
@@ -68,7 +69,7 @@ def check(settings: Settings) -> None:
 
 def _choices(settings: Settings) -> None:
     """Settings that name one of a few choices: where events go, the log lines' format and
-    level, and where trials run."""
+    level, where trials run, and whether a database on a network file system is opened."""
     if settings.events not in ("queue", "reply"):
         raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
     if settings.log_format not in FORMATS or settings.log_level not in LEVELS:
@@ -76,6 +77,8 @@ def _choices(settings: Settings) -> None:
                              f"{', '.join(LEVELS)}; got {settings.log_format!r} and {settings.log_level!r}")
     if settings.executor not in RUNS_ON:
         raise InvalidSetting(f"{PREFIX}EXECUTOR: expected {' or '.join(RUNS_ON)}, got {settings.executor!r}")
+    if settings.db_on_network_fs not in (None, ALLOW, REFUSE):
+        raise InvalidSetting(f"{PREFIX}DB_ON_NETWORK_FS: expected {ALLOW} or {REFUSE}, got {settings.db_on_network_fs!r}")
 
 
 def _checkpoints(settings: Settings) -> None:

@@ -40,7 +40,7 @@ POSITIVE_SECONDS = ("session_ttl", "node_look_seconds", "k8s_progress_seconds", 
 """The settings that are seconds to wait, each positive and finite (an infinite wait never ends)."""
 
 VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
+    "db": ("DB", Path), "db_on_network_fs": ("DB_ON_NETWORK_FS", lambda v: v.strip().lower()), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
     "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int),
     "max_checkpoint": ("MAX_CHECKPOINT", int), "workdir": ("WORKDIR", Path),
     "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
