@@ -338,6 +338,24 @@ def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_takes(client, me
     assert body["message"] == f"{method} is not taken by {path}: it takes {', '.join(sorted(allowed))}"
 
 
+@pytest.mark.parametrize("method, path, status, headers", [
+    ("PUT", "/studies/one", 405, {"Content-Type": "text/plain"}),
+    ("PATCH", "/studies", 405, {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("PUT", "/studies/one", 405, {"Content-Type": JSON, "Origin": "http://evil.example"}),
+    ("POST", "/no/such/path", 404, {"Content-Type": "text/plain"}),
+    ("DELETE", "/no/such/path", 404, {"Content-Type": JSON, "Sec-Fetch-Site": "cross-site"}),
+])
+def test_a_write_that_names_no_operation_is_a_404_or_405_whatever_its_body_or_origin(
+        client, method: str, path: str, status: int, headers: dict[str, str]):
+    """A write to a path that does not exist, or with a method its path does not take, runs
+    nothing: it is told so, not told to send its body as another type (415) or from another
+    origin (403), only to be told on that it names no operation."""
+    answer = client.open(path, method=method, data="x", headers=headers)
+    assert (answer.status_code, answer.mimetype) == (status, JSON), answer.get_data(as_text=True)
+    assert answer.get_json()["error"] == ("not_found" if status == 404 else "method_not_allowed")
+    assert ("Allow" in answer.headers) == (status == 405)
+
+
 def test_an_unknown_path_is_a_json_404(client):
     for method in ("GET", "POST", "DELETE"):
         answer = client.open("/no/such/path", method=method, data="{}", content_type=JSON)

@@ -2,9 +2,9 @@
 
 The health probes pass untouched. Every other request shows, in turn: without the API token, a
 socket of the service's own user (:mod:`.request_source`); an allowed Host; a body within the
-limit; no read another site's page asks for; for writes, an accepted content type and no
-cross-site Origin; then a known caller (:mod:`.callers`). Once the caller is known, nothing the
-operation does not take is accepted (:mod:`.takes`). The app factory
+limit; no read another site's page asks for; for writes to an operation, an accepted content
+type and no cross-site Origin; then a known caller (:mod:`.callers`). Once the caller is known,
+nothing the operation does not take is accepted (:mod:`.takes`). The app factory
 (:mod:`functions.adapters.web`) puts :func:`check_request` and :func:`check_takes` in front of
 every route.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from flask import current_app, g, request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from functions.adapters.web import api, functions_ce, guard, takes, ui
 from functions.adapters.web.callers import check_caller, check_event_sender, check_scraper, may_be_told_why
@@ -25,9 +26,9 @@ METRICS_PATH = "/metrics"
 
 def check_request():
     """Every request but the health probes: an allowed Host, a body within the limit, no read
-    another site's page asks for (:func:`guard.cross_site_read`), then for writes an accepted
-    content type and no cross-site Origin (for the dashboard's forms, this origin, said), then a
-    known caller."""
+    another site's page asks for (:func:`guard.cross_site_read`), then for writes to an
+    operation (:func:`unrouted`) an accepted content type and no cross-site Origin (for the
+    dashboard's forms, this origin, said), then a known caller."""
     settings = current_app.extensions["katuna"].settings
     path = request.path
     if path in OPEN_PATHS:
@@ -47,7 +48,7 @@ def check_request():
     event_path = functions_ce.is_event_path(path)
     if request.method not in guard.WRITE_METHODS and guard.cross_site_read(request):
         return cross_site_read_refused()
-    if request.method in guard.WRITE_METHODS:
+    if request.method in guard.WRITE_METHODS and not unrouted():
         kind = "event" if event_path else "form" if ui.is_form_path(path) else "api"
         problem = guard.content_type_problem(request, kind)
         if problem:
@@ -75,6 +76,14 @@ browser that keeps ``SameSite`` cookies names the origin of a POST: one naming n
 site's page in a browser too old to say, or a script, which has the API. So a form, as every
 write made with a session (:func:`.callers.check_caller`), needs the browser to say it comes
 from this origin, whatever other header (``Referer``) it carries."""
+
+
+def unrouted() -> bool:
+    """Whether the request names no operation: a path that does not exist, or a method its path
+    does not take. Such a write runs nothing, so its body's type and its origin are not asked
+    about: it is answered ``404``, or ``405`` with ``Allow``, once its caller is known, never
+    ``415`` telling the client to send the body as another type to a method that takes none."""
+    return isinstance(request.routing_exception, NotFound | MethodNotAllowed)
 
 
 def check_takes():

@@ -26,6 +26,8 @@ PAGE_BYTES = 8 << 20
 """The most bytes of JSON items in one page (8 MiB): eight dead letters at the largest body."""
 
 LIMIT = "limit"
+COMPACT = (",", ":")
+"""The separators of a page's items: no spaces, as ``jsonify`` writes every other answer."""
 
 
 def page_request(cursor: str, default: int, maximum: int) -> tuple[int, int | None]:
@@ -57,7 +59,7 @@ def page(items: Generator[tuple[Key, Any], None, None], limit: int, next_link: C
     fit in :data:`PAGE_BYTES`, with the link to the page after the last one when more follow.
     ``items`` should hold at most ``limit + 1``: the one past the page only tells that more
     follow, and no view is made of it."""
-    parts, more = cut(items, limit, lambda item: current_app.json.dumps(view(item)))
+    parts, more = cut(items, limit, lambda item: current_app.json.dumps(view(item), separators=COMPACT))
     response = Response("[" + ",".join(text for _, text in parts) + "]", mimetype="application/json")
     if more:
         response.headers["Link"] = f'<{next_link(parts[-1][0])}>; rel="next"'
