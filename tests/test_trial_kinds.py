@@ -147,6 +147,29 @@ def test_the_primary_container_is_found_in_the_primary_pods_of_each_kind():
     assert found["trialTemplate.primaryContainerName"] == "names no container; expected one of pytorch"
 
 
+def test_a_training_job_none_of_whose_pods_its_operator_labels_master_needs_primary_pod_labels():
+    """The Training Operator labels ``job-role: master`` (Katib's default ``primaryPodLabels``)
+    on a PaddleJob's Master only: of one of Workers alone, no pod's output would be read. A
+    PyTorchJob's or a JAXJob's worker 0 is their master without a Master."""
+    def job(kind: str, specs: str, *roles: str) -> dict:
+        return {"apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {specs: {role: {"template": {"spec": {
+            "containers": [{"name": kind[:-3].lower(), "command": ["python", "-c", "${trialParameters.x}"]}]}}}
+            for role in roles}}}
+
+    workers = job("PaddleJob", "paddleReplicaSpecs", "Worker")
+    found = _problems(_study(workers))
+    assert found["trialTemplate.primaryPodLabels"].startswith(
+        "expected labels selecting the pods whose output is the trial's: the PaddleJob has no Master role, and its "
+        "operator labels none of its pods training.kubeflow.org/job-role: master (the default)"), found
+    assert [labels for _, labels, _ in trial_kinds.pod_specs(workers)] == [{"training.kubeflow.org/replica-type": "worker"}]
+    given = {"training.kubeflow.org/replica-type": "worker", "training.kubeflow.org/replica-index": "0"}
+    for accepted in (_study(workers, primaryPodLabels=given), _study(job("PaddleJob", "paddleReplicaSpecs", "Master",
+                                                                         "Worker")),
+                     _study(job("PyTorchJob", "pytorchReplicaSpecs", "Worker")), _study(job("JAXJob", "jaxReplicaSpecs",
+                                                                                            "Worker"))):
+        parse_study(accepted)
+
+
 ARGV = ["python", "train.py", "--x", "${trialParameters.x}"]
 
 

@@ -20,10 +20,13 @@ from functions.adapters.kubernetes_client import api_client
 DEAF = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
 """What starts a command that only SIGKILL ends: its pod stays Terminating for its grace period."""
 PYTORCHJOB = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"},
-              "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [
-                  {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", "print('loss=1')"]}]}}},
-                  "Worker": {"replicas": 1, "template": {"spec": {"containers": [
+              "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "restartPolicy": "Never", "template": {
+                  "spec": {"containers": [{"name": "pytorch", "image": "python:3.12",
+                                           "command": [sys.executable, "-c", "print('loss=1')"]}]}}},
+                  "Worker": {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {"containers": [
                       {"name": "pytorch", "image": "python:3.12"}]}}}}}}
+"""A PyTorchJob whose pods fail for good at a failure (its replicas' default, ``OnFailure``,
+runs a failed container again in place until ``runPolicy.backoffLimit``)."""
 
 
 @pytest.fixture
@@ -163,6 +166,64 @@ def test_the_training_operators_webhook_refuses_replicas_without_the_kinds_conta
         "spec.pytorchReplicaSpecs[Worker].template.spec.containers: Required value: must have at least one container "
         "with name pytorch")
     assert not cluster.workloads
+
+
+def test_the_training_operators_webhook_refuses_roles_replicas_and_managers_its_kind_does_not_take(
+        cluster: KubeStub):
+    """``validatePyTorchReplicaSpecs`` and ``ValidateRunPolicy``: a role the kind has not (a
+    PyTorchJob's ``Chief``), a container without an image, a ``Master`` of two replicas, a
+    manager other than the operator or MultiKueue; several reasons aggregated between brackets.
+    A role in another case is taken, as the defaulting webhook camel-cases it first."""
+    cluster.install_operator("training-operator")
+    wrong = json.loads(json.dumps(PYTORCHJOB))
+    roles = wrong["spec"]["pytorchReplicaSpecs"]
+    roles["Chief"] = roles.pop("Worker")
+    roles["Master"]["replicas"] = 2
+    del roles["Master"]["template"]["spec"]["containers"][0]["image"]
+    wrong["spec"]["runPolicy"] = {"managedBy": "example.com/mine"}
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, wrong)
+    assert caught.value.status == 403 and _message(caught.value) == (
+        'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" denied the request: ['
+        'spec.runPolicy.managedBy: Unsupported value: "example.com/mine": supported values: '
+        '"kubeflow.org/training-operator", "kueue.x-k8s.io/multikueue", '
+        'spec.pytorchReplicaSpecs[Chief]: Unsupported value: "Chief": supported values: "Master", "Worker", '
+        "spec.pytorchReplicaSpecs[Master].template.spec.containers[0].image: Required value: must be required, "
+        "spec.pytorchReplicaSpecs[Master].replicas: Forbidden: must be 1]")
+    assert not cluster.workloads
+    lower = json.loads(json.dumps(PYTORCHJOB))
+    lower["spec"]["pytorchReplicaSpecs"]["worker"] = lower["spec"]["pytorchReplicaSpecs"].pop("Worker")
+    _create(cluster, lower)
+
+
+@pytest.mark.parametrize(("kind", "roles", "master"), [("PaddleJob", ("Worker",), set()),
+                                                       ("PyTorchJob", ("Worker",), {"worker-0"}),
+                                                       ("PaddleJob", ("Master", "Worker"), {"master-0"})])
+def test_the_operator_labels_master_the_pods_of_the_kinds_master_role_alone(cluster: KubeStub, kind, roles, master):
+    """``IsMasterRole``: without a Master, a PyTorchJob's worker 0 is labelled ``job-role:
+    master``, a PaddleJob's Workers never are; a replica naming no ``restartPolicy`` runs its
+    pods under its kind's default over its template's (a PyTorchJob's and a PaddleJob's
+    ``OnFailure``)."""
+    cluster.install_operator("training-operator")
+    name = kind[:-3].lower()
+    specs = {role: {"replicas": 2 if role == "Worker" else 1, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": name, "image": "python:3.12",
+                                                   "command": [sys.executable, "-c", "pass"]}]}}} for role in roles}
+    body = {"apiVersion": "kubeflow.org/v1", "kind": kind, "metadata": {"name": "j"},
+            "spec": {f"{name}ReplicaSpecs": specs}}
+    client.CustomObjectsApi(api_client(cluster.url)).create_namespaced_custom_object(
+        "kubeflow.org", "v1", "default", kind.lower() + "s", body)
+    pods = eventually(lambda: _pods_of(cluster, "j", 2 + len(roles) - 1), f"the {kind}'s pods", timeout=10)
+    assert {n.removeprefix("j-") for n, p in pods.items()
+            if p["metadata"]["labels"].get("training.kubeflow.org/job-role") == "master"} == master
+    assert {p["spec"]["restartPolicy"] for p in pods.values()} == {"OnFailure"}
+
+
+def _pods_of(cluster: KubeStub, job: str, count: int) -> dict[str, dict]:
+    with cluster.lock:
+        found = {name: pod for (_, name), pod in cluster.pods.items()
+                 if pod["metadata"]["labels"].get("training.kubeflow.org/job-name") == job}
+    return found if len(found) == count else {}
 
 
 def test_jobsets_webhook_refuses_a_jobset_whose_jobs_or_pods_names_would_be_no_dns_1035_label(cluster: KubeStub):

@@ -31,7 +31,6 @@ JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 KUBEFLOW_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
 KUBEFLOW_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 KUBEFLOW_PRIMARY = {"training.kubeflow.org/job-role": "master"}
-MASTER_ROLES = ("master", "chief", "launcher")
 TRAINJOB_PRIMARY = {"jobset.sigs.k8s.io/replicatedjob-name": "node", "batch.kubernetes.io/job-completion-index": "0"}
 JOBSET_SUCCESS = 'status.conditions.#(type=="Completed")#|#(status=="True")#'
 WORKFLOW_SUCCESS = 'status.[@this].#(phase=="Succeeded")#'
@@ -78,6 +77,14 @@ class TrialKind:
     """Where the kind says which of a finished workload's pods its controller deletes (the
     Training Operator's ``runPolicy.cleanPodPolicy``, whose default is ``None`` for every kind but
     TFJob: pods still running at the end, idle workers, run on); empty: the kind has no such field."""
+    masters: tuple[str, ...] = ()
+    """For the Training Operator's jobs: the roles (lower-cased) whose pods its controller labels
+    ``job-role: master`` (``IsMasterRole``: a TFJob's Chief or Master, an MPIJob's Launcher, the
+    Master of the others)."""
+    worker_leads: bool = False
+    """Whether, without any of :attr:`masters`, the controller labels worker 0 ``job-role:
+    master`` (a TFJob, a PyTorchJob, a JAXJob); an XGBoostJob's or a PaddleJob's Workers never
+    carry it."""
 
     @property
     def group(self) -> str:
@@ -89,21 +96,22 @@ class TrialKind:
         return self.group, self.api_versions[0].rpartition("/")[2], self.plural
 
 
-def _training(kind: str, replica_specs: str, api_token: bool = False) -> TrialKind:
+def _training(kind: str, replica_specs: str, masters: tuple[str, ...], worker_leads: bool = False,
+              api_token: bool = False) -> TrialKind:
     return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
                      "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
                      ("spec", "runPolicy", "ttlSecondsAfterFinished"), api_token=api_token,
-                     clean_pods=("spec", "runPolicy", "cleanPodPolicy"))
+                     clean_pods=("spec", "runPolicy", "cleanPodPolicy"), masters=masters, worker_leads=worker_leads)
 
 
 KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("batch/v1",), "Job", "jobs", JOB_SUCCESS, JOB_FAILURE, "batch.kubernetes.io/job-name"),
-    _training("TFJob", "tfReplicaSpecs"),
-    _training("PyTorchJob", "pytorchReplicaSpecs"),
-    _training("MPIJob", "mpiReplicaSpecs", api_token=True),
-    _training("XGBoostJob", "xgbReplicaSpecs"),
-    _training("PaddleJob", "paddleReplicaSpecs"),
-    _training("JAXJob", "jaxReplicaSpecs"),
+    _training("TFJob", "tfReplicaSpecs", ("chief", "master"), worker_leads=True),
+    _training("PyTorchJob", "pytorchReplicaSpecs", ("master",), worker_leads=True),
+    _training("MPIJob", "mpiReplicaSpecs", ("launcher",), api_token=True),
+    _training("XGBoostJob", "xgbReplicaSpecs", ("master",)),
+    _training("PaddleJob", "paddleReplicaSpecs", ("master",)),
+    _training("JAXJob", "jaxReplicaSpecs", (), worker_leads=True),
     TrialKind(("trainer.kubeflow.org/v1alpha1",), "TrainJob", "trainjobs", JOB_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY, runs_as="JobSet"),
     TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
@@ -203,9 +211,10 @@ def check_condition(path: str) -> str | None:
 
 def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """``(path, pod labels, pod spec)`` of each pod template the workload holds, its primary role
-    first (a Training Operator job's Master, Chief or Launcher), with the labels the kind's
-    controller gives its pods (a role's ``job-role: master`` stands for its first replica's, as a
-    worker 0 is the master without a Master, Chief or Launcher). TrainJob, Workflow and PipelineRun
+    first (a Training Operator job's :attr:`TrialKind.masters`), with the labels the kind's
+    controller gives its pods (a role's ``job-role: master`` stands for its first replica's, as
+    worker 0 is the master of a kind whose :attr:`TrialKind.worker_leads` without one of its
+    masters; a PaddleJob of Workers alone has no master). TrainJob, Workflow and PipelineRun
     describe containers in their own shapes: their pods are made as the operator makes them."""
     for path, template, own in pod_templates(trial_spec):
         metadata = template.get("metadata")
@@ -225,11 +234,12 @@ def pod_templates(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[
     elif known.replica_specs:
         roles = spec.get(known.replica_specs)
         if isinstance(roles, Mapping):
-            masters = any(str(r).lower() in MASTER_ROLES for r in roles)
-            for role in sorted(roles, key=lambda r: (str(r).lower() not in MASTER_ROLES, str(r))):
+            masters = any(str(r).lower() in known.masters for r in roles)
+            for role in sorted(roles, key=lambda r: (str(r).lower() not in known.masters, str(r))):
                 replica = roles[role]
                 own = {"training.kubeflow.org/replica-type": str(role).lower()}
-                if str(role).lower() in MASTER_ROLES or (not masters and str(role).lower() == "worker"):
+                if str(role).lower() in known.masters or (known.worker_leads and not masters
+                                                          and str(role).lower() == "worker"):
                     own.update(KUBEFLOW_PRIMARY)
                 if isinstance(replica, Mapping):
                     yield from _template(f"spec.{known.replica_specs}.{role}.template", replica.get("template"), own)

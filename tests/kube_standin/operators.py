@@ -5,8 +5,11 @@ conditions of the workload.
 - Kubeflow Training Operator (TFJob, PyTorchJob, MPIJob, XGBoostJob, PaddleJob, JAXJob): a pod
   ``<job>-<role>-<index>`` per replica, labelled ``training.kubeflow.org/job-name``,
   ``replica-type`` (the role lower-cased), ``replica-index``, and ``job-role: master`` on the
-  master role (Master, Chief or Launcher; without one, worker 0), each with its replica's
-  ``restartPolicy`` (``ExitCode`` as ``Never``); an MPIJob's launcher is
+  pods of the kind's master role (``IsMasterRole``: a TFJob's Chief or Master, an MPIJob's
+  Launcher, another kind's Master; without one, worker 0 of a TFJob, a PyTorchJob or a JAXJob,
+  and no pod of a PaddleJob), each with its replica's
+  ``restartPolicy`` over its template's (``ExitCode`` as ``Never``; where it names none, its
+  kind's default: a PyTorchJob's and a PaddleJob's ``OnFailure``); an MPIJob's launcher is
   ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
   job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods its
@@ -47,6 +50,13 @@ from kube_standin.validation import defaulted
 TRAINING = {"TFJob": "tfReplicaSpecs", "PyTorchJob": "pytorchReplicaSpecs", "MPIJob": "mpiReplicaSpecs",
             "XGBoostJob": "xgbReplicaSpecs", "PaddleJob": "paddleReplicaSpecs", "JAXJob": "jaxReplicaSpecs"}
 MASTER_ROLES = ("master", "chief", "launcher")
+MASTERS = {"TFJob": ("chief", "master"), "PyTorchJob": ("master",), "MPIJob": ("launcher",), "XGBoostJob": ("master",),
+           "PaddleJob": ("master",), "JAXJob": ()}
+"""The roles whose pods each kind's controller labels ``job-role: master`` (its ``IsMasterRole``)."""
+WORKER_LEADS = ("TFJob", "PyTorchJob", "JAXJob")
+"""The kinds whose worker 0 is labelled so without one of those roles."""
+DEFAULT_RESTART = {"PyTorchJob": "OnFailure", "PaddleJob": "OnFailure"}
+"""The ``restartPolicy`` of a replica that names none, where not ``Never`` (``<Kind>DefaultRestartPolicy``)."""
 
 
 def owner_reference(owner: dict) -> dict:
@@ -87,10 +97,10 @@ def finished(obj: dict, types: tuple[str, ...]) -> bool:
     return any(c["type"] in types and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions", []))
 
 
-def _master_role(roles: list[str], role: str, index: int) -> bool:
-    if any(r.lower() in MASTER_ROLES for r in roles):
-        return role.lower() in MASTER_ROLES
-    return role.lower() == "worker" and index == 0
+def _master_role(kind: str, roles: list[str], role: str, index: int) -> bool:
+    if any(r.lower() in MASTERS[kind] for r in roles):
+        return role.lower() in MASTERS[kind]
+    return kind in WORKER_LEADS and role.lower() == "worker" and index == 0
 
 
 def _replicas(job: dict) -> list[tuple[str, dict, dict, int]]:
@@ -103,22 +113,22 @@ def _replicas(job: dict) -> list[tuple[str, dict, dict, int]]:
             labels = {"training.kubeflow.org/job-name": name, "training.kubeflow.org/operator-name":
                       f"{job['kind'].lower()}-controller", "training.kubeflow.org/replica-type": role.lower(),
                       "training.kubeflow.org/replica-index": str(index)}
-            if _master_role(list(specs), role, index):
+            if _master_role(job["kind"], list(specs), role, index):
                 labels["training.kubeflow.org/job-role"] = "master"
             pod_name = f"{name}-{role.lower()}-{index}"
             if job["kind"] == "MPIJob":
                 labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
                 pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
-            replicas.append((pod_name, _restarting(replica), labels, index))
+            replicas.append((pod_name, _restarting(job["kind"], replica), labels, index))
     return replicas
 
 
-def _restarting(replica: dict) -> dict:
-    """The replica's pod template with its ``restartPolicy`` where the replica names one, as
-    the operator sets it (``setRestartPolicy``: ``ExitCode`` is ``Never`` for the kubelet)."""
-    policy = replica.get("restartPolicy")
-    if not policy:
-        return replica["template"]
+def _restarting(kind: str, replica: dict) -> dict:
+    """The replica's pod template with the replica's ``restartPolicy``, as the operator sets it
+    over the template's (``setRestartPolicy``: ``ExitCode`` is ``Never`` for the kubelet), its
+    kind's default where the replica names none (``SetDefaults_<Kind>``: a PyTorchJob's and a
+    PaddleJob's ``OnFailure``, every other kind's ``Never``)."""
+    policy = replica.get("restartPolicy") or DEFAULT_RESTART.get(kind, "Never")
     spec = {**(replica["template"].get("spec") or {}), "restartPolicy": "Never" if policy == "ExitCode" else policy}
     return {**replica["template"], "spec": spec}
 

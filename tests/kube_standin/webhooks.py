@@ -2,11 +2,18 @@
 in what they refuse of a workload's name and containers; each runs on a create, a dry run's
 included (they declare ``sideEffects: None``), after the API server's own validation.
 
-- Kubeflow Training Operator (``pkg/webhooks/<kind>``): a TFJob, PyTorchJob, XGBoostJob,
+- Kubeflow Training Operator (``pkg/webhooks/<kind>``, v1.9.0): a TFJob, PyTorchJob, XGBoostJob,
   PaddleJob or JAXJob must be named with a DNS-1035 label (``NameIsDNS1035Label``: it begins
-  with a letter, as its pods' Services are named after it), and each of its replica templates
-  must hold a container of the kind's default name (``pytorch``, ``tensorflow``, ...:
-  ``ValidateReplicaSpecs``). An MPIJob has no webhook there.
+  with a letter, as its pods' Services are named after it); each of its roles must be one of
+  the kind's (a PyTorchJob's, an XGBoostJob's and a PaddleJob's ``Master`` and ``Worker``, a
+  JAXJob's ``Worker``; any case, as its defaulting webhook camel-cases them first; a TFJob's
+  any, at most one ``Chief`` or ``Master``), and each of its replica templates must hold a
+  container of the kind's default name (``pytorch``, ``tensorflow``, ...) and give each
+  container an image; a PyTorchJob's and an XGBoostJob's ``Master`` runs 1 replica (an
+  XGBoostJob must have one), a PyTorchJob's ``Worker`` at least 1; ``runPolicy.managedBy``
+  is the operator's or MultiKueue's (``ValidateRunPolicy``). An MPIJob has no webhook there.
+  Its reasons come as ``field.ErrorList.ToAggregate`` words them: one alone, several between
+  brackets, joined by ``, ``.
 - JobSet (``pkg/webhooks/jobset_webhook.go``): the name of each replicated Job's last Job,
   ``<jobset>-<replicatedJob>-<replicas-1>``, must be a DNS-1035 label, and so must the longest
   pod name of an Indexed one, ``<jobset>-<replicatedJob>-<job index>-<pod index>-abcde``.
@@ -30,6 +37,13 @@ DEFAULT_CONTAINERS = {"TFJob": ("tfReplicaSpecs", "tensorflow"), "PyTorchJob": (
                       "XGBoostJob": ("xgbReplicaSpecs", "xgboost"), "PaddleJob": ("paddleReplicaSpecs", "paddle"),
                       "JAXJob": ("jaxReplicaSpecs", "jax")}
 """The Training Operator's kinds that have a webhook: where each keeps its replicas, and its default container."""
+ROLES = {"PyTorchJob": ("Master", "Worker"), "XGBoostJob": ("Master", "Worker"), "PaddleJob": ("Master", "Worker"),
+         "JAXJob": ("Worker",)}
+"""The roles each kind's webhook takes (a TFJob's takes any)."""
+SINGLE_MASTER = ("PyTorchJob", "XGBoostJob")
+"""The kinds whose webhook takes a ``Master`` of exactly one replica."""
+MANAGERS = ("kubeflow.org/training-operator", "kueue.x-k8s.io/multikueue")
+"""The ``runPolicy.managedBy`` values the Training Operator's webhook takes (``supportedJobControllers``)."""
 
 
 def dns1035_problems(name: str) -> list[str]:
@@ -49,21 +63,54 @@ def denial(obj: dict) -> tuple[int, dict] | None:
         return None
     if not why:
         return None
-    return 403, status(403, "Forbidden", f'admission webhook "{webhook}" denied the request: {", ".join(why)}')
+    said = why[0] if len(why) == 1 else f"[{', '.join(why)}]"
+    return 403, status(403, "Forbidden", f'admission webhook "{webhook}" denied the request: {said}')
 
 
 def _training(job: dict) -> list[str]:
-    """What the Training Operator's webhook refuses: a name that is no DNS-1035 label, a replica
-    template without the kind's default container."""
+    """What the Training Operator's webhook refuses: a name that is no DNS-1035 label, a
+    ``runPolicy.managedBy`` of another controller, and what :func:`_replica_problems` says."""
     name = str((job.get("metadata") or {}).get("name") or "")
     why = [f"metadata.name: Invalid value: {json.dumps(name)}: should match: {','.join(problems)}"
            for problems in [dns1035_problems(name)] if problems]
-    key, default = DEFAULT_CONTAINERS[job["kind"]]
-    for role, replica in sorted(((job.get("spec") or {}).get(key) or {}).items()):
+    spec = job.get("spec") or {}
+    manager = (spec.get("runPolicy") or {}).get("managedBy")
+    if manager is not None and manager not in MANAGERS:
+        why.append(f"spec.runPolicy.managedBy: Unsupported value: {json.dumps(manager)}: supported values: "
+                   + ", ".join(json.dumps(m) for m in MANAGERS))
+    return why + _replica_problems(job["kind"], spec)
+
+
+def _replica_problems(kind: str, spec: dict) -> list[str]:
+    """What the webhook refuses of a job's roles (``validate<Kind>ReplicaSpecs``): a role the
+    kind has not, a template without the kind's container or with a container of no image, a
+    ``Master`` of other than one replica, a PyTorchJob's ``Worker`` of none; an XGBoostJob
+    without ``Master``, a TFJob with more than one ``Chief`` or ``Master``."""
+    key, default = DEFAULT_CONTAINERS[kind]
+    roles = spec.get(key) or {}
+    allowed = ROLES.get(kind)
+    why = []
+    for role, replica in sorted(roles.items()):
+        path = f"spec.{key}[{role}]"
+        named = next((r for r in allowed or () if r.lower() == str(role).lower()), None)
+        if allowed is not None and named is None:
+            why.append(f"{path}: Unsupported value: {json.dumps(role)}: supported values: "
+                       + ", ".join(json.dumps(r) for r in allowed))
         containers = (((replica or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        why += [f"{path}.template.spec.containers[{i}].image: Required value: must be required"
+                for i, container in enumerate(containers) if not container.get("image")]
         if not any(c.get("name") == default for c in containers):
-            why.append(f"spec.{key}[{role}].template.spec.containers: Required value: must have at least one "
+            why.append(f"{path}.template.spec.containers: Required value: must have at least one "
                        f"container with name {default}")
+        replicas = (replica or {}).get("replicas", 1)
+        if kind in SINGLE_MASTER and named == "Master" and replicas != 1:
+            why.append(f"{path}.replicas: Forbidden: must be 1")
+        elif kind == "PyTorchJob" and replicas < 1:
+            why.append(f"{path}.replicas: Forbidden: must be at least 1")
+    if kind == "XGBoostJob" and not any(str(r).lower() == "master" for r in roles):
+        why.append(f"spec.{key}[Master]: Required value: must be present")
+    if kind == "TFJob" and sum(str(r).lower() in ("chief", "master") for r in roles) > 1:
+        why.append(f"spec.{key}: Forbidden: must not have more than 1 Chief or Master role")
     return why
 
 

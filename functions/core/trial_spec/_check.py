@@ -103,6 +103,8 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
         r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
     elif not (container.get("command") or container.get("args") or container.get("source")):
         r.fail(PATH, "the primary container needs a command or args")
+    elif not labels:
+        _check_primary_pods(r, known, found)
     given = trial_spec.get("spec")
     spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     if known.kind == "Job":
@@ -133,6 +135,25 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
                    f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
                    "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
         _check_kept(r, spec)
+
+
+def _check_primary_pods(r: Reader, known: trial_kinds.TrialKind,
+                        found: list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]) -> None:
+    """Some pod of the workload carries its kind's default ``primaryPodLabels``, with which the
+    study leaves them: a PaddleJob of Workers alone has no pod its operator labels ``job-role:
+    master``, so no pod's output would be the trial's and each trial would end without metrics."""
+    wanted = known.primary_pod_labels
+    if wanted and not any(all(labels.get(k) == v for k, v in wanted.items()) for labels, _, _ in found):
+        roles = " or ".join(role.capitalize() for role in known.masters)
+        r.fail("trialTemplate.primaryPodLabels",
+               f"expected labels selecting the pods whose output is the trial's: the {known.kind} has no {roles} "
+               f"role, and its operator labels none of its pods {_selector(wanted)} (the default); give it a "
+               f"{roles}, or primaryPodLabels such as training.kubeflow.org/replica-type: worker and "
+               "training.kubeflow.org/replica-index: \"0\"")
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in labels.items())
 
 
 def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
