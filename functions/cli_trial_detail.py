@@ -15,6 +15,7 @@ from rich.text import Text
 
 from functions.core import trial_csv
 from functions.core.memory_sizes import memory
+from functions.core.records import ACTIVE_STATES
 from functions.terminal import markup, pairs, printable, text
 
 
@@ -46,7 +47,7 @@ def print_trial(console: Console, study: str, view: dict[str, Any], paged: bool 
         console.print("reason:", highlight=False)
         for line in view["reason"].splitlines():
             console.print(text(f"  {line}"), highlight=False, soft_wrap=True)
-    console.print(_observations(view["observations"], paged))
+    console.print(_observations(view["observations"], paged, view["state"] in ACTIVE_STATES))
     shown, count, after = len(view["observations"]), view["observationCount"], view["observationsAfter"]
     if paged or shown < count:
         more = "" if after is None else f"; more follow: katuna show {study} {view['number']} --after {after}{db}"
@@ -68,12 +69,15 @@ def _when(value: float | None) -> str:
     return "-" if value is None else datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _observations(observations: list[dict[str, Any]], paged: bool) -> Table | str:
+def _observations(observations: list[dict[str, Any]], paged: bool, active: bool) -> Table | str:
     """The values of a page of those the trial reported, in order, with their step and time
-    where it gave them."""
+    where it gave them; none, as the dashboard's trial page says it (only a trial still waiting or
+    running has some to come)."""
     if not observations:
-        return "observations: none after the key given" if paged else \
-            "observations: none stored (they are read when the trial ends)"
+        if paged:
+            return "observations: none after the key given"
+        return "observations: none stored yet (they are read when the trial ends)" if active else \
+            "observations: none stored"
     timed = any(o["timestamp"] for o in observations)
     table = Table(title=f"Observations ({len(observations)})", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("metric", "value", "step", *(["time"] if timed else [])):

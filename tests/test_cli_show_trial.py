@@ -71,7 +71,23 @@ def test_a_trial_reads_with_its_reason_its_lost_runs_and_its_metrics_history(db:
     running = CliRunner().invoke(main, ["show", "c", "1", "--db", str(db)])
     assert running.exit_code == 0, running.output
     assert "run lost: pod uid-p1: PreemptionByScheduler (default-scheduler: preempting)" in running.stdout
-    assert "observations: none stored (they are read when the trial ends)" in running.stdout
+    assert "observations: none stored yet (they are read when the trial ends)" in running.stdout
+
+
+def test_a_trial_that_ended_reporting_nothing_says_none_are_stored_and_none_will_be(tmp_path: Path):
+    """As the dashboard's trial page says it: only a trial still to end has values to come."""
+    path = tmp_path / "katuna.db"
+    definition = study_definition(name="e")
+    store = SqliteStore(path)
+    try:
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-e"))
+        store.add_trial(TrialRecord("e", 0, {"x": 1.5}, FAIL, reason='could not start: program "pythn3" cannot be run',
+                                    started_at=START, finished_at=START))
+    finally:
+        store.close()
+    shown = CliRunner().invoke(main, ["show", "e", "0", "--db", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "observations: none stored\n" in shown.stdout and "read when the trial ends" not in shown.stdout
 
 
 def test_a_trial_that_is_not_there_exits_1_naming_it(db: Path):

@@ -99,6 +99,10 @@ STATED_DEFAULT = re.compile(r"`(KATUNA_[A-Z0-9_]+)`(?: [a-z]+){0,3} \((\d{1,3}(?
                            r"( s| seconds| hours| MiB)?(?=\)|;| by default)")
 """A default a page gives in passing: ``KATUNA_BUSY_TIMEOUT`` seconds (30), ``KATUNA_CLIENT_TIMEOUT``
 (15 s), ``KATUNA_K8S_START_ALLOWANCE`` (3600 seconds by default), ``KATUNA_MAX_BODY`` (1 MiB; ...)."""
+COMMA_DEFAULT = re.compile(r"`(KATUNA_[A-Z0-9_]+)`, default (\d{1,3}(?:,\d{3})*(?:\.\d+)?)()(?=[);,])")
+"""A default a page gives after a comma: (``KATUNA_LOOKAHEAD``, default 1)."""
+HELP_DEFAULT = re.compile(r"(KATUNA_[A-Z0-9_]+)(?: [a-z]+){0,3} \((\d{1,3}(?:,\d{3})*(?:\.\d+)?)( s| seconds)?\)")
+"""A default a command's ``--help`` gives: KATUNA_CLIENT_TIMEOUT seconds (15)."""
 UNSET = {f"{PREFIX}K8S_TTL_SECONDS": TTL, f"{PREFIX}K8S_START_ALLOWANCE": START_ALLOWANCE}
 """Settings unset by default whose value then comes from the study or katuna's own default."""
 
@@ -106,7 +110,8 @@ UNSET = {f"{PREFIX}K8S_TTL_SECONDS": TTL, f"{PREFIX}K8S_START_ALLOWANCE": START_
 def test_each_default_the_pages_give_in_passing_is_the_one_katuna_uses():
     settings, checked = _settings(), 0
     for page in PAGES:
-        for name, number, unit in STATED_DEFAULT.findall(" ".join(page.read_text().split())):
+        text = " ".join(page.read_text().split())
+        for name, number, unit in [*STATED_DEFAULT.findall(text), *COMMA_DEFAULT.findall(text)]:
             if name not in settings:
                 continue
             stated = float(number.replace(",", "")) * {" hours": 3600, " MiB": 1 << 20}.get(unit, 1)
@@ -114,6 +119,20 @@ def test_each_default_the_pages_give_in_passing_is_the_one_katuna_uses():
             assert stated == (UNSET[name] if default is None else default), f"{page.name}: {name} ({number}{unit})"
             checked += 1
     assert checked >= 15, checked
+
+
+def test_each_default_a_commands_help_gives_is_the_one_katuna_uses():
+    """``katuna serve --help`` gives a client ``KATUNA_CLIENT_TIMEOUT`` seconds (15) to send its
+    request: a default the help names is checked as the pages' are."""
+    from functions.cli import COMMANDS
+
+    checked = 0
+    for command in COMMANDS:
+        shown = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+        for name, number, _ in HELP_DEFAULT.findall(shown):
+            assert float(number.replace(",", "")) == _default(name), f"katuna {command} --help: {name} ({number})"
+            checked += 1
+    assert checked >= 2, checked
 
 
 def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses():
