@@ -3,19 +3,22 @@
 
 Its working directory is the claim's folder of the study. ``TRIAL_FOLDER`` names the trial's
 folder in it and ``PARENT_FOLDER`` its parent's (absent in generation 0), both trial numbers;
-``KATUNA_MAX_CHECKPOINT`` the most bytes copied. The folder is made as a local trial's is
-(:func:`functions.adapters.local_checkpoints.made`): a copy made beside it and renamed once
-whole, nothing done where it exists. Everything it makes is writable by every user (umask 0),
-since the trial's image runs as a user katuna does not know; only this trial's pod mounts the
-folder, and the study's init containers the study's. Exit codes: 0 made (or there already),
-:data:`REFUSED` the parent's folder is refused (over the size, too many files, a FIFO: the
-reason on standard error, which the kubelet keeps as the termination message), :data:`UNUSABLE`
-the variables are wrong or the claim cannot be written.
+``KATUNA_MAX_CHECKPOINT`` the most bytes copied. It runs as the trial's user where the trial
+names one (:func:`functions.core.checkpoint_volume.run_as`). The folder is made as a local
+trial's is (:func:`functions.adapters.local_checkpoints.made`): a copy made beside it and renamed
+once whole, nothing done where it exists; the copy's name is this run's own (a random
+:data:`COPIER_BYTES` bytes), as two pods of one trial's Job may seed it at once. Everything it
+makes is writable by every user (umask 0), since the trial's image may run as a user katuna does
+not know; only this trial's pod mounts the folder, and the study's init containers the study's.
+Exit codes: 0 made (or there already), :data:`REFUSED` the parent's folder is refused (over
+the size, too many files, a FIFO: the reason on standard error, which the kubelet keeps as the
+termination message), :data:`UNUSABLE` the variables are wrong or the claim cannot be written.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +33,8 @@ REFUSED = 3
 """The parent's checkpoint folder is more than katuna copies, or holds what it copies not."""
 UNUSABLE = 2
 """The trial or parent named is no trial number, or the claim's folder cannot be written."""
+COPIER_BYTES = 8
+"""Random bytes naming a run's copy apart from another pod's of the same trial."""
 
 
 def seed(environ: Mapping[str, str], study_folder: Path) -> int:
@@ -41,7 +46,8 @@ def seed(environ: Mapping[str, str], study_folder: Path) -> int:
         return UNUSABLE
     try:
         max_bytes = Settings.from_env({MAX_ENV: environ.get(MAX_ENV, "")}).max_checkpoint
-        folder = made(study_folder, Checkpoint("", trial, parent), max_bytes)
+        folder = made(study_folder, Checkpoint("", trial, parent), max_bytes,
+                      copier=secrets.token_hex(COPIER_BYTES))
     except InvalidSetting as exc:
         print(f"katuna checkpoint: {exc}", file=sys.stderr)
         return UNUSABLE

@@ -31,7 +31,8 @@ from functions.adapters.kubernetes_checkpoints import CheckpointDrops
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core import checkpoint_drop
-from functions.core.checkpoint_drop import drop_job, job_name, trial_user
+from functions.core.checkpoint_drop import drop_job, job_name
+from functions.core.checkpoint_volume import trial_user
 from functions.core.cluster import Cluster
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
@@ -87,7 +88,7 @@ def test_it_runs_as_the_user_the_trials_run_as():
 
 def test_trials_of_their_images_user_have_it_run_as_root_without_capabilities_or_as_katunas_where_restricted():
     root = user_of(native_pbt())
-    assert root["runAsUser"] == 0 and "runAsNonRoot" not in root and root["capabilities"] == {"drop": ["ALL"]}
+    assert root["runAsUser"] == 0 and root["runAsNonRoot"] is False and root["capabilities"] == {"drop": ["ALL"]}
     restricted = drop_job(VOLUME_OF, UID, {}, "restricted", 600)["spec"]["template"]
     context = restricted["spec"]["containers"][0]["securityContext"]
     assert (context["runAsUser"], context["runAsGroup"], context["runAsNonRoot"]) == (10001, 10001, True)

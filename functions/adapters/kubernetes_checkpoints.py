@@ -20,7 +20,7 @@ from kubernetes import client
 
 from functions.adapters.kubernetes_client import call, delete_options
 from functions.adapters.kubernetes_limit_ranges import LimitRanges
-from functions.core import checkpoint_drop
+from functions.core import checkpoint_drop, checkpoint_volume
 from functions.core.cluster import Cluster
 from functions.core.errors import KatunaError
 from functions.core.job import primary_container_name, render_trial
@@ -124,4 +124,4 @@ class CheckpointDrops:
             log.warning("deleting study %s's checkpoints as its trials' image's user: %s", launch.study, exc,
                         extra=about(launch.study))
             return {}
-        return checkpoint_drop.trial_user(pod, primary_container_name(launch))
+        return checkpoint_volume.trial_user(pod, primary_container_name(launch))

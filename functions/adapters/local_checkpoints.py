@@ -31,7 +31,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -95,17 +95,25 @@ def told_where(launch: TrialLaunch, log_dir: Path) -> TrialLaunch:
                    env={name: told(value, mount, folder) for name, value in launch.env.items()})
 
 
-def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Callable[[], bool] = _never) -> Path:
+def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Callable[[], bool] = _never,
+         copier: str = "") -> Path:
     """The trial's checkpoint folder, made (a copy of its parent's, the folder of that name
     beside it) unless it exists; :class:`CopyStopped` once ``cancelled()`` says so, before the
-    copy is whole."""
+    copy is whole. A ``copier`` names this copy apart from others of the same trial that may run
+    at once (two pods of one trial's Job): each copies to its own ``.N.partial.<copier>``, the
+    first whole one becomes the folder and never replaces it, a copy finding it made (or its
+    partial copy cleared by the one that made it) is given up as made, and the copies of the
+    trial left beside it (cut short) are cleared once it is made."""
     own = log_dir / checkpoint.folder
     try:
         folder = open_folder(own, log_dir)
         try:
             if not _is_folder(folder, own):
                 parent = None if checkpoint.parent is None else Path(checkpoint.parent).name
-                _make(folder, own.name, parent, _Budget(Path(parent or own.name), max_bytes, cancelled=cancelled))
+                _make(folder, own.name, parent, _Budget(Path(parent or own.name), max_bytes, cancelled=cancelled),
+                      copier)
+            if copier:
+                _clear_copies(folder, own.name)
         finally:
             os.close(folder)
     except OSError as exc:
@@ -179,16 +187,53 @@ def _is_folder(folder: int, path: Path) -> bool:
     return True
 
 
-def _make(folder: int, name: str, parent: str | None, budget: _Budget) -> None:
+def _make(folder: int, name: str, parent: str | None, budget: _Budget, copier: str) -> None:
     """The folder ``name`` in ``folder``, made whole: a copy of ``parent`` (in ``folder`` too)
-    made as ``.name.partial`` within ``budget``, then renamed."""
-    partial = f".{name}.partial"
+    made as ``.name.partial`` (``.name.partial.<copier>``) within ``budget``, then renamed; an
+    empty folder is made in place, with ``mkdir``, which replaces nothing."""
+    partial = f".{name}.partial" + (f".{copier}" if copier else "")
     _clear(folder, partial)
-    if parent is None:
-        os.mkdir(partial, dir_fd=folder)
-    else:
-        _copy(folder, parent, partial, budget)
+    try:
+        if parent is not None:
+            _copy(folder, parent, partial, budget)
+            if not _removed_if_empty(folder, partial):
+                _settle(folder, partial, name)
+                return
+        os.mkdir(name, dir_fd=folder)
+    except OSError:
+        if not (copier and _is_folder(folder, Path(name))):
+            raise
+        with suppress(OSError):
+            _clear(folder, partial)
+
+
+def _removed_if_empty(folder: int, name: str) -> bool:
+    """Whether the folder ``name`` was empty, and so is removed."""
+    try:
+        os.rmdir(name, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
+def _settle(folder: int, partial: str, name: str) -> None:
+    """The whole copy ``partial`` renamed to ``name``; given up where another copy made ``name``
+    first: a rename replaces an empty folder, and a trial may have started in it."""
+    if _is_folder(folder, Path(name)):
+        _clear(folder, partial)
+        return
     os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def _clear_copies(folder: int, name: str) -> None:
+    """Clear the copies of the trial ``name`` beside its folder, made: cut short, or still being
+    made by a copier that, its copy gone, finds the folder made."""
+    for entry in os.listdir(folder):
+        if entry == f".{name}.partial" or entry.startswith(f".{name}.partial."):
+            with suppress(OSError):
+                _clear(folder, entry)
 
 
 def _clear(folder: int, name: str) -> None:

@@ -15,14 +15,15 @@ Its one container runs katuna's image (``KATUNA_CHECKPOINT_IMAGE``) with a fixed
 (:data:`COMMAND`, no shell) whose only input is the study's uid, checked to be one
 (:func:`valid_uid`), in a variable; it deletes that folder of the claim (mounted whole at
 :data:`CLAIM_FOLDER`, its working folder) by folder descriptors, following no link
-(:mod:`functions.checkpoint_drop`). It runs as the user the study's trials run as
-(:func:`trial_user`), so it may delete what they wrote (the seed's folders are writable by
-every user) and no more: the user and groups the trial's primary container and pod name,
-which its files are owned by; where they name none, the trial ran as its image's user, which
-katuna cannot know: at the ``restricted`` level that is some non-root user and the Job runs as
-katuna's image's (10001), elsewhere images mostly run as root and so does the Job. Whatever the
-user, every capability is dropped (a root without them deletes only what root owns), it may not
-escalate, and its root filesystem is read-only, restricted's pod security but for a root user.
+(:mod:`functions.checkpoint_drop`). It runs as the user the study's trials run as, the user
+their seed init container runs as (:func:`~functions.core.checkpoint_volume.run_as`), so it may
+delete what they wrote (the seed's folders are writable by every user) and no more: the user
+and groups the trial's primary container and pod name, which its files are owned by; where they
+name none, the trial ran as its image's user, which katuna cannot know: where the trials are
+non-root (the ``restricted`` level, or their ``runAsNonRoot``) the Job runs as katuna's image's
+(10001), elsewhere images mostly run as root and so does the Job. Whatever the user, every
+capability is dropped (a root without them deletes only what root owns), it may not escalate,
+and its root filesystem is read-only, restricted's pod security but for a root user.
 It asks for the seed's small requests and limits of cpu and memory
 (:data:`~functions.core.checkpoint_volume.RESOURCES`), which a namespace whose ResourceQuota
 tracks them needs of every container.
@@ -45,7 +46,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from functions.core.checkpoint_volume import IMAGE_USER, RESOURCES, VOLUME, CheckpointVolume
+from functions.core.checkpoint_volume import RESOURCES, VOLUME, CheckpointVolume, run_as
 from functions.core.pod_security_restricted import RESTRICTED
 from functions.core.workload_labels import MANAGED_BY, POD_LABELS
 
@@ -68,9 +69,7 @@ DEADLINE = 3600
 """Seconds the Job may run, all its pods together (``activeDeadlineSeconds``)."""
 UID = re.compile(r"[a-z0-9]([a-z0-9-]{0,34}[a-z0-9])?")
 """A study's uid: katuna's twelve hex digits, or a Kubernetes resource's uid (36 characters)."""
-USER_FIELDS = ("runAsUser", "runAsGroup")
 POD_FIELDS = ("fsGroup", "supplementalGroups")
-MAX_ID = 2**31 - 1
 RUNS = "katuna.dev/runs"
 """The annotation counting the Job's runs (1 when absent: the first)."""
 MAX_RUNS = 3
@@ -91,42 +90,18 @@ def job_name(uid: str) -> str:
     return f"{PREFIX}{uid}"
 
 
-def trial_user(pod: Mapping[str, Any], primary: str) -> dict[str, Any]:
-    """The user fields a trial's pod spec ``pod`` gives its ``primary`` container: its
-    ``runAsUser`` and ``runAsGroup`` (the container's own over the pod's) and the pod's
-    ``fsGroup`` and ``supplementalGroups``; each only where it is an id (a value a parameter
-    filled in that is not one is left out)."""
-    pod_context = pod.get("securityContext") or {}
-    container: Mapping[str, Any] = next((c for c in pod.get("containers") or [] if c.get("name") == primary), {})
-    own = container.get("securityContext") or {}
-    found: dict[str, Any] = {}
-    for field in USER_FIELDS:
-        value = own.get(field, pod_context.get(field))
-        if _is_id(value):
-            found[field] = value
-    if _is_id(pod_context.get("fsGroup")):
-        found["fsGroup"] = pod_context["fsGroup"]
-    groups = pod_context.get("supplementalGroups")
-    if isinstance(groups, list) and groups and all(_is_id(g) for g in groups):
-        found["supplementalGroups"] = list(groups)
-    return found
-
-
-def _is_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
-
-
 def drop_job(volume: CheckpointVolume, uid: str, user: Mapping[str, Any], level: str,
              ttl: int | None) -> dict[str, Any]:
-    """The Job deleting the study ``uid``'s folder of the claim, run as ``user`` (:func:`trial_user`;
-    empty: the trials' image's user, unknown), its pods meeting the trials' pod security
-    ``level``, kept ``ttl`` seconds once finished."""
+    """The Job deleting the study ``uid``'s folder of the claim, run as ``user``
+    (:func:`~functions.core.checkpoint_volume.trial_user`; empty: the trials' image's user,
+    unknown), its pods meeting the trials' pod security ``level``, kept ``ttl`` seconds once
+    finished."""
     if not valid_uid(uid):
         raise ValueError(f"not a study uid: {uid!r}")
     labels = {MANAGED_BY: "katuna", OF_LABEL: uid}
     container: dict[str, Any] = {"name": CONTAINER, "image": volume.image, "command": list(COMMAND),
                  "env": [{"name": STUDY_ENV, "value": uid}], "workingDir": CLAIM_FOLDER,
-                 "resources": copy.deepcopy(RESOURCES), "securityContext": _container_context(user, level),
+                 "resources": copy.deepcopy(RESOURCES), "securityContext": run_as(user, level == RESTRICTED),
                  "terminationMessagePolicy": "FallbackToLogsOnError",
                  "volumeMounts": [{"name": VOLUME, "mountPath": CLAIM_FOLDER}]}
     pod_context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
@@ -140,21 +115,6 @@ def drop_job(volume: CheckpointVolume, uid: str, user: Mapping[str, Any], level:
         spec["ttlSecondsAfterFinished"] = ttl
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": job_name(uid), "labels": labels},
             "spec": spec}
-
-
-def _container_context(user: Mapping[str, Any], level: str) -> dict[str, Any]:
-    """The trials' user (or, unknown, katuna's image's at restricted and root elsewhere), with
-    nothing it may escalate to."""
-    uid = user.get("runAsUser", IMAGE_USER if level == RESTRICTED else 0)
-    context: dict[str, Any] = {"runAsUser": uid, "allowPrivilegeEscalation": False, "privileged": False,
-                               "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-                               "seccompProfile": {"type": "RuntimeDefault"}}
-    group = user.get("runAsGroup", IMAGE_USER if "runAsUser" not in user and level == RESTRICTED else None)
-    if group is not None:
-        context["runAsGroup"] = group
-    if uid != 0:
-        context["runAsNonRoot"] = True
-    return context
 
 
 def failed_at(job: Mapping[str, Any]) -> tuple[str, float] | None:

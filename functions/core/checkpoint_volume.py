@@ -11,9 +11,21 @@ of the suggestion's volume. The folder is made by an init container of the trial
 folder made beside it and renamed once whole (empty in generation 0), within
 ``KATUNA_MAX_CHECKPOINT`` bytes, and nothing done where the trial's folder exists already, so a
 pod run again (a preemption, a Job delivered twice, a later attempt) resumes from what it saved.
-Its values come through environment variables to a fixed program (no shell), it runs as
-katuna's image's non-root user with nothing it may escalate to (restricted-level, whatever the
-trials' level), and it asks for cpu and memory, requests and limits (:data:`RESOURCES`). No I/O.
+Its values come through environment variables to a fixed program (no shell), and it asks for
+cpu and memory, requests and limits (:data:`RESOURCES`).
+
+It reads the parent's folder as the user the trials write it as (:func:`trial_user`,
+:func:`run_as`), so a file a trial saved readable by its own user only (``tempfile.mkstemp``'s
+0600) is copied: the ``runAsUser`` and ``runAsGroup`` of the trial's primary container, else of
+its pod, the pod's ``fsGroup`` and ``supplementalGroups`` applying to it as to every container
+of the pod. A trial that names no user runs as its image's, which katuna cannot read: where the
+trials are non-root (``KATUNA_TRIAL_POD_SECURITY=restricted``, or ``runAsNonRoot`` on the
+trial's container or pod) it runs as katuna's image's user (:data:`IMAGE_USER`), reading what
+that user or the pod's groups may; elsewhere as root, which images mostly run as. Whatever the
+user, every capability is dropped (root without them reads only what root owns, or all may),
+it may not escalate, and its root filesystem is read-only: the restricted level, but for a
+trial that runs as root, which only a namespace below restricted admits. The checkpoint-drop Job
+(:mod:`functions.core.checkpoint_drop`) runs as the same user. No I/O.
 """
 
 from __future__ import annotations
@@ -50,10 +62,9 @@ fill them in. Small: a streamed copy, a chunk at a time, needs little memory, an
 copies the largest checkpoint (``KATUNA_MAX_CHECKPOINT``) in seconds; a pod is charged the most
 of its init containers' and the sum of its containers', so below a trial's own they add nothing
 to what the quota counts."""
-SECURITY = {"runAsNonRoot": True, "runAsUser": IMAGE_USER, "runAsGroup": IMAGE_USER, "allowPrivilegeEscalation": False,
-            "privileged": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}}
-"""The init container's ``securityContext``: restricted, whatever the trials' pods are."""
+USER_FIELDS = ("runAsUser", "runAsGroup", "runAsNonRoot")
+"""The fields of a container's ``securityContext`` (else its pod's) that say whom it runs as."""
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -70,29 +81,77 @@ class CheckpointClash(PermanentError):
 
 
 def add_to_pod(pod: dict[str, Any], primary: str, volume: CheckpointVolume, uid: str,
-               checkpoint: Checkpoint) -> None:
+               checkpoint: Checkpoint, restricted: bool) -> None:
     """Give the pod spec ``pod`` the claim's volume, its init container seeding the trial's
-    folder, and the ``primary`` container's mount of that folder at the study's path."""
+    folder as the ``primary`` container's user (:func:`run_as`: ``restricted``, the trials' pod
+    security level, decides for an image's user), and that container's mount of the folder at
+    the study's path."""
     containers = pod.get("containers") or []
     target = next((c for c in containers if c.get("name") == primary), None)
     if target is None:
         raise CheckpointClash(f"the trial's pod has no container {primary!r} to mount its checkpoint folder in")
     _refuse_clash(pod, target, checkpoint.mount)
     pod.setdefault("volumes", []).append({"name": VOLUME, "persistentVolumeClaim": {"claimName": volume.claim}})
-    pod["initContainers"] = [init_container(volume, uid, checkpoint), *(pod.get("initContainers") or [])]
+    context = run_as(trial_user(pod, primary), restricted)
+    pod["initContainers"] = [init_container(volume, uid, checkpoint, context), *(pod.get("initContainers") or [])]
     target.setdefault("volumeMounts", []).append(
         {"name": VOLUME, "mountPath": checkpoint.mount, "subPath": f"{uid}/{checkpoint.trial}"})
 
 
-def init_container(volume: CheckpointVolume, uid: str, checkpoint: Checkpoint) -> dict[str, Any]:
-    """The init container that makes the trial's folder in the claim's study folder ``uid``."""
+def init_container(volume: CheckpointVolume, uid: str, checkpoint: Checkpoint,
+                   context: Mapping[str, Any]) -> dict[str, Any]:
+    """The init container that makes the trial's folder in the claim's study folder ``uid``,
+    its ``securityContext`` ``context`` (:func:`run_as`)."""
     env = [{"name": TRIAL_ENV, "value": str(checkpoint.trial)}, {"name": MAX_ENV, "value": str(volume.max_bytes)}]
     if checkpoint.parent_trial is not None:
         env.append({"name": PARENT_ENV, "value": str(checkpoint.parent_trial)})
     return {"name": INIT_CONTAINER, "image": volume.image, "command": list(COMMAND), "env": env,
             "workingDir": STUDY_FOLDER, "resources": copy.deepcopy(RESOURCES),
-            "securityContext": copy.deepcopy(SECURITY), "terminationMessagePolicy": "FallbackToLogsOnError",
+            "securityContext": copy.deepcopy(dict(context)), "terminationMessagePolicy": "FallbackToLogsOnError",
             "volumeMounts": [{"name": VOLUME, "mountPath": STUDY_FOLDER, "subPath": uid}]}
+
+
+def trial_user(pod: Mapping[str, Any], primary: str) -> dict[str, Any]:
+    """The user fields a trial's pod spec ``pod`` gives its ``primary`` container: its
+    ``runAsUser``, ``runAsGroup`` and ``runAsNonRoot`` (the container's own over the pod's, as
+    the kubelet takes them) and the pod's ``fsGroup`` and ``supplementalGroups``; each only
+    where it is an id, or for ``runAsNonRoot`` a boolean (a value a parameter filled in that is
+    not one is left out)."""
+    pod_context = pod.get("securityContext") or {}
+    container: Mapping[str, Any] = next((c for c in pod.get("containers") or [] if c.get("name") == primary), {})
+    own = container.get("securityContext") or {}
+    found: dict[str, Any] = {}
+    for field in USER_FIELDS:
+        value = own[field] if own.get(field) is not None else pod_context.get(field)
+        if (isinstance(value, bool) if field == "runAsNonRoot" else _is_id(value)):
+            found[field] = value
+    if _is_id(pod_context.get("fsGroup")):
+        found["fsGroup"] = pod_context["fsGroup"]
+    groups = pod_context.get("supplementalGroups")
+    if isinstance(groups, list) and groups and all(_is_id(g) for g in groups):
+        found["supplementalGroups"] = list(groups)
+    return found
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+
+
+def run_as(user: Mapping[str, Any], restricted: bool) -> dict[str, Any]:
+    """The ``securityContext`` of a container of katuna's reading and writing the claim as the
+    trials' ``user`` (:func:`trial_user`), or where it names none: katuna's image's user where
+    the trials are non-root (their pod security level is ``restricted``, or they say
+    ``runAsNonRoot``), root elsewhere; nothing it may escalate to. ``runAsNonRoot`` is said
+    either way, so a pod's own ``runAsNonRoot: true`` does not refuse a trial's root user."""
+    non_root = restricted or user.get("runAsNonRoot") is True
+    uid = user.get("runAsUser", IMAGE_USER if non_root else 0)
+    context: dict[str, Any] = {"runAsUser": uid, "runAsNonRoot": uid != 0, "allowPrivilegeEscalation": False,
+                               "privileged": False, "readOnlyRootFilesystem": True,
+                               "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    group = user.get("runAsGroup", IMAGE_USER if "runAsUser" not in user and non_root else None)
+    if group is not None:
+        context["runAsGroup"] = group
+    return context
 
 
 def _refuse_clash(pod: Mapping[str, Any], target: Mapping[str, Any], mount: str) -> None:

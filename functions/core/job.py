@@ -147,7 +147,8 @@ def _with_checkpoint(rendered: dict[str, Any], request: TrialLaunch, cluster: Cl
                             "of kind batch/v1 Job), whose pod mounts the trial's checkpoint folder")
     try:
         checkpoint_volume.add_to_pod(rendered["spec"]["template"]["spec"], primary_container_name(request),
-                                     cluster.checkpoints, request.uid, request.checkpoint)
+                                     cluster.checkpoints, request.uid, request.checkpoint,
+                                     cluster.pod_security == pod_security.RESTRICTED)
     except checkpoint_volume.CheckpointClash as exc:
         raise NotRenderable(f"algorithm: pbt: {exc}") from exc
 
