@@ -4,9 +4,11 @@ A study stored by an older katuna, submitted again: the stored spec is that katu
 of its document, which may lack a default added since or fill one in otherwise. The user's own
 document decides whether the study changed: the same document resumes (or reports) the stored
 study, whatever the conversion; a different one is compared as this katuna converts both, so a
-conflict names only what the user changed. An older process still running once a newer katuna
-has migrated the file neither reads nor writes it any more; and a database of katuna's first
-pre-release versions, which no migration upgrades, is refused as such, left as it is.
+conflict names only what the user changed; its budget raised or edited, it searches on as it
+began, whatever this katuna's conversion would change. An older process still running once a
+newer katuna has migrated the file neither reads nor writes it any more; and a database of
+katuna's first pre-release versions, which no migration upgrades, is refused as such, left as
+it is.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 import yaml
-from conftest import study_definition
+from conftest import app_client, study_definition, watching_dispatcher
 from http_helpers import run_katuna
+from kube_stub import KubeStub
+from kubernetes import client
 from proc_stat import alive
 from test_katib import experiment
 from waiting import eventually
@@ -35,7 +39,7 @@ from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.core.errors import NewerDatabase
-from functions.core.events import STUDY_CREATED, Event, trial_finished
+from functions.core.events import STUDY_CREATED, Event, resource_changed, trial_finished
 from functions.core.formats import load_definition
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.runtime import Runtime
@@ -147,6 +151,63 @@ def test_a_native_study_stored_under_another_default_resumes_from_the_same_file(
     resumed = katuna(tmp_path, "run", "study.yaml")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert stored_spec(tmp_path / "katuna.db")["trialTemplate"]["maxAttempts"] == 3
+
+
+# A study whose conversion changed since it was stored: Katib's tpe, independent since
+
+
+def tpe_experiment(**spec) -> dict:
+    """A Katib Experiment of ``tpe``, which this katuna converts to independent TPE."""
+    tpe = {"algorithmName": "tpe", "algorithmSettings": [{"name": "random_state", "value": "3"}]}
+    return experiment(**{"algorithm": tpe, "resumePolicy": "LongRunning", "maxTrialCount": 2,
+                         "parallelTrialCount": 1, **spec})
+
+
+def as_joint_tpe(normalized: dict) -> None:
+    """Katib's tpe as katunas stored it before it ran as independent TPE: Optuna's TPE as it
+    defaults, modelling the parameters jointly."""
+    del normalized["algorithm"]["settings"]["multivariate"]
+
+
+def test_an_experiment_restarted_with_a_raised_budget_searches_on_as_it_began(tmp_path: Path):
+    """Before, the restart stored this katuna's conversion of the Experiment: a study that had
+    searched with joint TPE went on with independent TPE, its sampler changed mid-study."""
+    db = tmp_path / "katuna.db"
+    stored_as_older(db, tpe_experiment(), "completed", as_joint_tpe)
+    sqlite_utils.Database(db).execute("UPDATE studies SET reason = 'max trials reached (2)'")
+    began = stored_spec(db)
+    with app_client(db) as client_:
+        answer = client_.post("/studies", data=yaml.safe_dump(tpe_experiment(maxTrialCount=4)),
+                              content_type="application/yaml")
+        assert answer.status_code == 200, answer.get_json()
+        assert client_.get("/studies/katib-exp").get_json()["status"] == "running"
+    restarted = stored_spec(db)
+    assert restarted["algorithm"] == began["algorithm"], "the sampler it began with"
+    assert restarted["maxTrials"] == 4 and {**restarted, "maxTrials": 2} == began, "only the budget changed"
+
+
+def test_an_experiment_edited_on_the_cluster_searches_on_as_it_began(tmp_path: Path):
+    """Before, an edit of a running Experiment's parallelTrialCount stored this katuna's
+    conversion of it: the running study changed its sampler to independent TPE mid-run."""
+    kube = KubeStub()
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        doc = {**tpe_experiment(), "apiVersion": "katuna.dev/v1",
+               "metadata": {"name": "katib-exp", "namespace": "katuna"}}
+        dispatcher = watching_dispatcher(store, client.ApiClient(kube.configuration()), "katuna", katib_api=False)
+        dispatcher.deliver_to("resource", resource_changed("add", kube.apply(doc)))
+        normalized = stored_spec(tmp_path / "katuna.db")
+        as_joint_tpe(normalized)
+        sqlite_utils.Database(tmp_path / "katuna.db").execute("UPDATE studies SET normalized = ?",
+                                                               [json.dumps(normalized)])
+        doc["spec"]["parallelTrialCount"] = 2
+        dispatcher.deliver_to("resource", resource_changed("update", kube.apply(doc)))
+    finally:
+        store.close()
+        kube.close()
+    edited = stored_spec(tmp_path / "katuna.db")
+    assert edited["parallelism"] == 2, "the edit applies"
+    assert edited["algorithm"] == normalized["algorithm"], "the sampler it began with"
 
 
 # A newer katuna migrating the file under an older process

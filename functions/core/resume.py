@@ -24,12 +24,14 @@ only where an ended study is asked about, not by every handler that imports this
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from functions.core import katib_defaults
 from functions.core.counted import counted
 from functions.core.records import COMPLETED, FAILED, STUDY_RUNNING, StudyRecord
 from functions.core.resources import Origin
+from functions.core.spec import Study
 
 RESUME_POLICIES = ("LongRunning", "FromVolume")
 EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
@@ -88,6 +90,19 @@ def resource_refusal(record: StudyRecord) -> str | None:
             f"again, which starts a new study in this one's place, or delete this study with DELETE "
             f"/studies/{record.name} of the service that watches the cluster (katuna delete refuses a study of "
             f"a resource) and submit it again")
+
+
+def as_begun(stored: Study, edited: Study) -> Study:
+    """The study an edit of its budget (running) or a restart runs on: the ``stored`` spec, the
+    conversion of the katuna that stored it, with the budget ``edited`` gives it (``maxTrials``,
+    ``parallelism``, ``maxFailedTrials``, and the node pool, whose default size follows the
+    parallelism). The edit changes nothing else in the document, so what else this katuna's
+    conversion differs in is a default changed since it was stored (Katib's ``tpe``, stored before
+    katuna ran it as independent TPE), or one that follows the budget (``tpe``'s random start, as
+    many trials as hyperopt's first request, which was made once): the study goes on searching as
+    it began, not with another model mid-run."""
+    return replace(stored, parallelism=edited.parallelism, max_trials=edited.max_trials,
+                   max_failed_trials=edited.max_failed_trials, node_pool=edited.node_pool)
 
 
 def is_native(definition: Mapping[str, Any]) -> bool:

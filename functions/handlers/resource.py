@@ -223,8 +223,10 @@ def _apply_edit(deps: Deps, stored: StudyRecord, spec: Study, submitted: dict[st
     Optuna history past ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS``, or its trial cap
     without one would leave it no trial more (:class:`InvalidStudy` at ``maxTrials``, nothing
     changed), as a new study and a restart are refused; a study without ``maxTrials`` takes the
-    cap the limits give it now (:mod:`functions.core.trial_cap`). In one transaction, as a
-    restart is."""
+    cap the limits give it now (:mod:`functions.core.trial_cap`). Only the budget changes: the
+    study searches on as it began (:func:`~functions.core.resume.as_begun`). In one
+    transaction, as a restart is."""
+    spec = resume.as_begun(stored.spec, spec)
     with deps.store.transaction():
         cap = raised_budget(deps, stored, spec, submitted)
         deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled, trial_cap=cap)

@@ -88,10 +88,12 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
 
 def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, Any],
             origin: dict[str, Any] | None = None) -> StudyRecord:
-    """Reopen the ended study under ``spec``, its raised budget checked against its Optuna
+    """Reopen the ended study with the budget ``spec`` gives it, searching as it began
+    (:func:`~functions.core.resume.as_begun`), its raised budget checked against its Optuna
     history as a new study's is (:class:`InvalidStudy` at the budget, with the definition's
     path, and nothing changed): the trials it may add load into every process that serves it.
     In one transaction, so concurrent submissions cannot slip past the check."""
+    spec = resume.as_begun(stored.spec, spec)
     with deps.store.transaction():
         cap = raised_budget(deps, stored, spec, definition)
         return reopen(stored, deps, spec, definition, origin, cap)
