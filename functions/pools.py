@@ -16,6 +16,7 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.gpu_fit import gpu_misfit
 from functions.core.job import NotRenderable, container_folder
 from functions.core.job_resources import hugepages_alone, missing_requests
+from functions.core.nodepool import installation_value
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
@@ -38,20 +39,23 @@ _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER
 
 
 def node_pools(settings: Settings) -> NodePools | None:
-    """The configured cloud's node-pool adapter (its SDK imported only then), or None."""
+    """The configured cloud's node-pool adapter (its SDK imported only then), or None; the pools
+    it creates for studies carry the installation's identity (:func:`installation_value`)."""
+    installation = installation_value(settings.installation_id)
     if settings.gke_cluster:
         from infra import gke
         from infra.gke_requests import GkeCluster
 
         gke_cluster = GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
                                  _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster,
-                                 settings.gke_node_service_account)
+                                 settings.gke_node_service_account, installation=installation)
         return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint), settings.remote_timeout)
     if settings.eks_cluster:
         from infra import eks
         from infra.eks_requests import EksCluster
 
-        eks_cluster = EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
+        eks_cluster = EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role,
+                                 installation=installation)
         return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region, settings.remote_timeout))
     return None
 

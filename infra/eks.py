@@ -26,7 +26,8 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -40,12 +41,13 @@ from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStat
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_creates import GroupCreates
 from infra.eks_errors import code, issues_text, message, no_cluster, set_up_failure, stuck, translate
-from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
+from infra.eks_groups import ForeignGroups, dropped, group_status, missing_tags, ours, parts, told, update_errors
 from infra.eks_requests import (
     CLUSTER_SETTING,
     TAGS_PER_CALL,
     EksCluster,
     create_request,
+    list_request,
     name_request,
     scaling_request,
     template_request,
@@ -63,6 +65,11 @@ among them (the API reference's ``NodegroupScalingConfig``: with the Cluster Aut
 shouldn't change the desiredSize value directly")."""
 ATTEMPTS = 2
 """Tries of one call, the first included."""
+LIST_PAGES = 3
+"""The most ``list_nodegroups`` pages one :meth:`EksNodePools.made` reads: 300 groups, ten times
+EKS's default quota of managed node groups per cluster."""
+READS_PER_LIST = 30
+"""The most groups one :meth:`EksNodePools.made` describes: EKS's default quota of groups per cluster."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -89,8 +96,10 @@ class EksNodePools:
 
     provider = EKS
 
-    def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any, ec2: Any) -> None:
+    def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any, ec2: Any,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cluster = cluster
+        self.foreign = ForeignGroups(monotonic)
         self.eks = eks
         self.autoscaling = autoscaling
         self.ec2 = ec2
@@ -316,6 +325,32 @@ class EksNodePools:
     def describe(self, name: str) -> PoolStatus | None:
         group = self._group(name)
         return None if group is None else group_status(group)
+
+    def made(self, skip: Collection[str] = ()) -> list[PoolStatus]:
+        """The groups this installation created for studies, but those in ``skip``: the
+        cluster's group names (``list_nodegroups``, at most :data:`LIST_PAGES` pages), then a
+        ``describe_nodegroup`` of each, which alone holds a group's tags, at most
+        :data:`READS_PER_LIST` of them; a group found not to be the installation's is not read
+        again for an hour (:class:`~infra.eks_groups.ForeignGroups`). None outside the service."""
+        installation = self.cluster.installation
+        if installation is None:
+            return []
+        names: list[str] = []
+        token: str | None = None
+        for _ in range(LIST_PAGES):
+            page = self._call("list_nodegroups", list_request(self.cluster, token))
+            names += page.get("nodegroups") or []
+            token = page.get("nextToken")
+            if not token:
+                break
+        found = []
+        for name in [name for name in names if name not in skip and not self.foreign.known(name)][:READS_PER_LIST]:
+            group = self._group(name)
+            if group is not None and ours(group, installation):
+                found.append(group_status(group))
+            elif group is not None:
+                self.foreign.add(name)
+        return found
 
     def node_settings(self, name: str) -> tuple[str, frozenset[str]] | None:
         """The IAM role the group's nodes run as and its subnets, which EKS cannot change of a

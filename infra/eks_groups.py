@@ -14,6 +14,7 @@ from botocore.parsers import ResponseParserError
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.nodepool import (
     EKS,
+    INSTALLATION_KEY,
     MADE_BY_KEY,
     ON_DEMAND,
     OWNER_KEY,
@@ -66,7 +67,9 @@ def group_status(group: dict[str, Any]) -> PoolStatus:
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
                       owner=(group.get("tags") or {}).get(OWNER_KEY),
                       made_by=(group.get("tags") or {}).get(MADE_BY_KEY), labels=pool_of(group).labels,
-                      message=issues_text(group) if issues else None)
+                      message=issues_text(group) if issues else None,
+                      installation=(group.get("tags") or {}).get(INSTALLATION_KEY),
+                      created_at=group["createdAt"].timestamp() if group.get("createdAt") else None)
 
 
 def parts(operation: str) -> tuple[str, str, str]:
@@ -103,3 +106,30 @@ def pool_of(group: dict[str, Any]) -> NodePool:
     capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
     return NodePool(group["nodegroupName"], EKS, capacity, tuple(group.get("instanceTypes") or ()),
                     group.get("scalingConfig", {}).get("maxSize", 1), labels=tuple(sorted(labels.items())))
+
+
+FOREIGN_FOR = 3600.0
+"""Seconds a group found not to be the installation's is not read again by a search for its own."""
+
+
+class ForeignGroups:
+    """The groups found not to be the installation's (the user's, the provisioning script's,
+    another installation's), by name, for :data:`FOREIGN_FOR` seconds on the ``monotonic``
+    clock: tags that tell its own are only in a group's description, one call each."""
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._found: dict[str, float] = {}
+
+    def known(self, name: str) -> bool:
+        found = self._found.get(name)
+        return found is not None and self._monotonic() - found < FOREIGN_FOR
+
+    def add(self, name: str) -> None:
+        self._found[name] = self._monotonic()
+
+
+def ours(group: dict[str, Any], installation: str) -> bool:
+    """Whether the group is one the installation created for a study (its tags say so)."""
+    tags = group.get("tags") or {}
+    return tags.get(INSTALLATION_KEY) == installation and bool(tags.get(OWNER_KEY))

@@ -34,9 +34,11 @@ from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.eks_ami import ami_type
-from functions.core.nodepool import MADE_BY_KEY, ON_DEMAND, OWNER_KEY, NodePool, owner_value
+from functions.core.nodepool import INSTALLATION_KEY, MADE_BY_KEY, ON_DEMAND, OWNER_KEY, NodePool, owner_value
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+LIST_PAGE = 100
+"""The most group names one ``list_nodegroups`` page holds (EKS's ``maxResults`` is 1 to 100)."""
 UNNEEDED_TIME_TAG = f"{TEMPLATE}/autoscaling-options/scaledownunneededtime"
 """The Auto Scaling group's own ``--scale-down-unneeded-time`` (the cluster-autoscaler's AWS
 provider reads it as a Go duration; one it cannot parse is logged and the flag's value used)."""
@@ -88,6 +90,10 @@ class EksCluster:
     made_by: str | None = None
     """The mark (tag :data:`~functions.core.nodepool.MADE_BY_KEY`) of the groups created here
     outside any study: the provisioning script's; None for the service's."""
+    installation: str | None = None
+    """The installation's identity as a tag value
+    (:func:`~functions.core.nodepool.installation_value`) that the groups created here for a
+    study carry (:data:`~functions.core.nodepool.INSTALLATION_KEY`); None outside the service."""
 
 
 def _token_field(request_id: str | None, call: str, request: dict[str, Any]) -> dict[str, str]:
@@ -140,7 +146,8 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
     """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
     the AMI type its instance types need from katuna's launch template (:func:`template_request`,
     which holds its disk size); tagged with the uid of the study it is made for, if any, or with
-    the cluster's :attr:`EksCluster.made_by` mark (the provisioning script's)."""
+    the cluster's :attr:`EksCluster.made_by` mark (the provisioning script's); a group made for
+    a study is tagged with the cluster's :attr:`EksCluster.installation` too, where given."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
@@ -157,6 +164,8 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
     }
     if owner is not None:
         request["tags"][OWNER_KEY] = owner_value(owner)
+        if cluster.installation is not None:
+            request["tags"][INSTALLATION_KEY] = cluster.installation
     elif cluster.made_by is not None:
         request["tags"][MADE_BY_KEY] = cluster.made_by
     return request | _token_field(request_id, "create", request)
@@ -238,6 +247,12 @@ def _public(subnet: dict[str, Any], tables: list[dict[str, Any]]) -> bool:
     own = [t for t in mine if any(a.get("SubnetId") == subnet["SubnetId"] for a in t.get("Associations", []))]
     table = next(iter(own or [t for t in mine if any(a.get("Main") for a in t.get("Associations", []))]), {})
     return any(route.get("GatewayId", "").startswith("igw-") for route in table.get("Routes", []))
+
+
+def list_request(cluster: EksCluster, token: str | None = None) -> dict[str, Any]:
+    """``list_nodegroups``: one page of the cluster's group names, the largest EKS gives
+    (:data:`LIST_PAGE`), from ``token`` (the ``nextToken`` of the page before) on."""
+    return {"clusterName": cluster.name, "maxResults": LIST_PAGE} | ({"nextToken": token} if token else {})
 
 
 def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:

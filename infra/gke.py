@@ -11,8 +11,9 @@ pool katuna made is emptied at once when its last study is done (:meth:`GkeNodeP
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +39,9 @@ with warnings.catch_warnings():
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
+    CREATED_KEY,
     GKE,
+    INSTALLATION_KEY,
     MADE_BY_KEY,
     ON_DEMAND,
     OWNER_KEY,
@@ -59,6 +62,7 @@ from infra.gke_requests import (
     GkeCluster,
     autoscaling_request,
     create_request,
+    list_request,
     name_request,
     size_request,
 )
@@ -91,11 +95,13 @@ class GkeNodePools:
     provider = GKE
 
     def __init__(self, cluster: GkeCluster, api: container_v1.ClusterManagerClient,
-                 timeout: float = REMOTE_TIMEOUT) -> None:
+                 timeout: float = REMOTE_TIMEOUT, clock: Callable[[], float] = time.time) -> None:
         self.cluster = cluster
         self.api = api
         self.timeout = timeout
         """Seconds each call may take, its own retries included (the ``timeout`` of every call)."""
+        self.clock = clock
+        """The time a pool katuna creates for a study is labelled with (:data:`CREATED_KEY`)."""
 
     def _call(self, method: str, request: dict[str, Any]) -> Any:
         try:
@@ -132,7 +138,8 @@ class GkeNodePools:
     def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None,
                raising: bool = True) -> PoolChange:
         try:
-            operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner), timeout=self.timeout)
+            request = create_request(self.cluster, pool, owner, self.clock())
+            operation = self.api.create_node_pool(request=request, timeout=self.timeout)
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
         except API_ERRORS as exc:
             if not (isinstance(exc, google_errors.GoogleAPICallError) and status_name(exc) == "ALREADY_EXISTS"):
@@ -246,6 +253,18 @@ class GkeNodePools:
         current = self._get(name)
         return None if current is None else _status(current)
 
+    def made(self, skip: Collection[str] = ()) -> list[PoolStatus]:
+        """The pools this installation created for studies, but those in ``skip``: one
+        ``list_node_pools``, which answers every pool of the cluster, filtered by their resource
+        labels (GKE's list takes no filter). None outside the service (no installation)."""
+        installation = self.cluster.installation
+        if installation is None:
+            return []
+        listed = self._call("list_node_pools", list_request(self.cluster))
+        return [_status(pool) for pool in listed.node_pools if pool.name not in skip
+                and pool.config.resource_labels.get(INSTALLATION_KEY) == installation
+                and pool.config.resource_labels.get(OWNER_KEY)]
+
     def node_service_account(self, name: str) -> str | None:
         """The service account the pool's nodes run as (``default``: the cluster's default, as
         GKE names it), None when there is no such pool or it is being deleted (a pool created
@@ -269,7 +288,15 @@ def _status(current: container_v1.NodePool) -> PoolStatus:
                       autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY),
                       made_by=config.resource_labels.get(MADE_BY_KEY),
                       labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)),
-                      message=current.status_message or None)
+                      message=current.status_message or None,
+                      installation=config.resource_labels.get(INSTALLATION_KEY),
+                      created_at=_created(config.resource_labels.get(CREATED_KEY)))
+
+
+def _created(label: str | None) -> float | None:
+    """The time a :data:`CREATED_KEY` label holds, None where there is none or it is no number
+    (changed by hand): such a pool's age is unknown, so it is never taken for an orphan."""
+    return float(label) if label and label.isdigit() else None
 
 
 def _existing(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool, owner: str | None) -> Verdict:

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT
-from functions.core.nodepool import MADE_BY_KEY, ON_DEMAND, OWNER_KEY, PREEMPTIBLE, SPOT, NodePool, owner_value
+from functions.core.nodepool import (
+    CREATED_KEY,
+    INSTALLATION_KEY,
+    MADE_BY_KEY,
+    ON_DEMAND,
+    OWNER_KEY,
+    PREEMPTIBLE,
+    SPOT,
+    NodePool,
+    owner_value,
+)
 
 CLUSTER_SETTINGS = "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
 """The service's settings that name the cluster: what to fix when GKE has no such cluster."""
@@ -34,6 +44,10 @@ class GkeCluster:
     made_by: str | None = None
     """The mark (resource label :data:`~functions.core.nodepool.MADE_BY_KEY`) of the pools
     created here outside any study: the provisioning script's; None for the service's."""
+    installation: str | None = None
+    """The installation's identity as a label value
+    (:func:`~functions.core.nodepool.installation_value`) that the pools created here for a
+    study carry (:data:`~functions.core.nodepool.INSTALLATION_KEY`); None outside the service."""
 
     @property
     def parent(self) -> str:
@@ -54,10 +68,12 @@ def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str,
             "location_policy": "BALANCED" if pool.capacity == ON_DEMAND else "ANY"}
 
 
-def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
+def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None,
+                   now: float | None = None) -> dict[str, Any]:
     """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
-    labelled with the uid of the study it is made for, if any, or with the cluster's
-    :attr:`GkeCluster.made_by` mark (the provisioning script's). Its nodes run the GKE metadata
+    labelled with the uid of the study it is made for, if any (with the cluster's
+    :attr:`GkeCluster.installation` and the time ``now`` it is asked for, where given), or with
+    the cluster's :attr:`GkeCluster.made_by` mark (the provisioning script's). Its nodes run the GKE metadata
     server (``GKE_METADATA``), so trial pods never read the node's service account token from
     the metadata server, only what Workload Identity grants their own account (GKE refuses it
     on a cluster without Workload Identity, which katuna's own identity needs too); they run as
@@ -76,7 +92,7 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
     elif pool.capacity == PREEMPTIBLE:
         config["preemptible"] = True
     if owner is not None:
-        config["resource_labels"] = {OWNER_KEY: owner_value(owner)}
+        config["resource_labels"] = {OWNER_KEY: owner_value(owner)} | _made_here(cluster, now)
     elif cluster.made_by is not None:
         config["resource_labels"] = {MADE_BY_KEY: cluster.made_by}
     if pool.disk_size_gb is not None:
@@ -94,6 +110,18 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
         "autoscaling": autoscaling(pool, pool.max_nodes),
         "management": {"auto_repair": True, "auto_upgrade": True},
     }}
+
+
+def _made_here(cluster: GkeCluster, now: float | None) -> dict[str, str]:
+    """The resource labels that tell the installation's own pools, and when each was asked for."""
+    if cluster.installation is None:
+        return {}
+    return {INSTALLATION_KEY: cluster.installation} | ({} if now is None else {CREATED_KEY: str(int(now))})
+
+
+def list_request(cluster: GkeCluster) -> dict[str, Any]:
+    """``list_node_pools``: every pool of the cluster, in one answer (GKE pages none)."""
+    return {"parent": cluster.parent}
 
 
 def autoscaling_request(cluster: GkeCluster, pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:

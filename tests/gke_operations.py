@@ -96,6 +96,8 @@ class GkeOperations:
                                    "status": "PROVISIONING"}
             self._nodes[(_key(match), pool["name"])] = int(pool.get("initialNodeCount", 0))
             return self._operation(match, "CREATE_NODE_POOL", pool["name"], "RUNNING")
+        if (match := POOLS.match(path)) and method == "GET":
+            return 200, {"nodePools": list(self._cluster(match).values())}
         if match := POOL.match(path):
             pools, name = self._cluster(match), match[4]
             if name not in pools:

@@ -19,6 +19,8 @@ count above the maximum, a node service account that is no service account's ema
 metadata mode GKE does not know, or ``GKE_METADATA`` on a cluster without Workload Identity:
 ``workload_identity=False``) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
+A list of a cluster's pools (``nodePools``) answers every one in one page, unfiltered, as GKE's
+``ListNodePoolsResponse`` does (it has no page token, and its request no filter).
 
 The stand-in holds the clusters a test adds (:meth:`GkeStub.add_cluster`: project, location and
 name), each with its own pools; a request naming any other cluster (a typo, a zone given for a

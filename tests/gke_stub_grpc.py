@@ -23,6 +23,8 @@ SERVICE = "google.container.v1.ClusterManager"
 CALLS: dict[str, tuple[type, type, str, str, str]] = {
     "CreateNodePool": (container_v1.CreateNodePoolRequest, container_v1.Operation, "POST", "parent", "/nodePools"),
     "GetNodePool": (container_v1.GetNodePoolRequest, container_v1.NodePool, "GET", "name", ""),
+    "ListNodePools": (container_v1.ListNodePoolsRequest, container_v1.ListNodePoolsResponse, "GET", "parent",
+                      "/nodePools"),
     "DeleteNodePool": (container_v1.DeleteNodePoolRequest, container_v1.Operation, "DELETE", "name", ""),
     "SetNodePoolAutoscaling": (container_v1.SetNodePoolAutoscalingRequest, container_v1.Operation, "POST", "name",
                                ":setAutoscaling"),

@@ -9,6 +9,9 @@ tests ready: subclass the contract. Each cloud's own requests are checked in its
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import boto3
 import moto_eks
 import moto_eks_iam
@@ -16,7 +19,7 @@ import pytest
 from gke_stub import GkeStub
 from moto import mock_aws
 
-from functions.core.nodepool import ON_DEMAND, SPOT, NodePool, NodePoolFailed, PoolChange
+from functions.core.nodepool import ON_DEMAND, SPOT, NodePool, NodePoolFailed, PoolChange, installation_value
 from functions.core.ports import NodePools
 from infra import eks, eks_requests, gke, gke_requests
 
@@ -57,6 +60,10 @@ class NodePoolsContract:
 
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
         """Create pool NAME outside katuna, autoscaling 1..``max_nodes``, as an operator might."""
+        raise NotImplementedError
+
+    def of_installation(self, pools: NodePools, installation: str) -> NodePools:
+        """The same cloud's node pools, as the service of ``installation`` makes them."""
         raise NotImplementedError
 
     resizes: bool
@@ -167,6 +174,22 @@ class NodePoolsContract:
         assert pools.describe(NAME) == before, "its limits, labels and owner kept"
         assert self.nodes(pools) == (0 if self.resizes else 2)
 
+    def test_made_lists_the_pools_the_installation_made_for_studies_and_no_others(self, pools: NodePools):
+        mine = self.of_installation(pools, installation_value("katuna.tuning"))
+        theirs = self.of_installation(pools, installation_value("katuna.other"))
+        assert mine.made() == [], "none made yet"
+        asked = time.time()
+        self.settle(mine, mine.ensure(self.pool(), owner=UID))
+        self.settle(theirs, theirs.ensure(self.pool(name="katuna-theirs"), owner="7c1d"))
+        self.settle(mine, mine.ensure(self.pool(name="katuna-by-script")))
+        self.settle(pools, pools.ensure(self.pool(name="katuna-older"), owner="9a2b"))
+        made = mine.made()
+        assert [(found.name, found.owner, found.installation) for found in made] == [
+            (NAME, UID, installation_value("katuna.tuning"))], "another's, one made for no study, an older katuna's: left out"
+        assert asked - 1 <= made[0].created_at <= time.time() + 1
+        assert mine.made(skip={NAME}) == [], "a pool skipped is left out"
+        assert pools.made() == [], "a service of no installation (the provisioning script) finds none"
+
     def test_a_deleted_pool_is_gone_and_deleting_it_again_is_success(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
         change = pools.delete(NAME)
@@ -188,6 +211,9 @@ class TestGkeNodePools(NodePoolsContract):
         return gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
 
     resizes = True
+
+    def of_installation(self, pools: NodePools, installation: str) -> NodePools:
+        return gke.GkeNodePools(replace(pools.cluster, installation=installation), pools.api)
 
     def finish(self) -> None:
         self.api.advance(600)
@@ -243,6 +269,10 @@ class TestEksNodePools(NodePoolsContract):
             del request["taints"]
         pools.eks.create_nodegroup(**request)
         self.finish()
+
+    def of_installation(self, pools: NodePools, installation: str) -> NodePools:
+        return eks.EksNodePools(replace(pools.cluster, installation=installation), pools.eks, pools.autoscaling,
+                                pools.ec2)
 
     resizes = False
     """EKS's API reference: no change of ``desiredSize`` where the Cluster Autoscaler sizes the group."""

@@ -233,6 +233,14 @@ class NodePools(Protocol):
     def describe(self, name: str) -> PoolStatus | None:
         """The pool's state and limits, or None when it does not exist."""
 
+    def made(self, skip: Collection[str] = ()) -> list[PoolStatus]:
+        """The pools of the cluster this installation created for studies (labelled or tagged
+        with its :data:`~functions.core.nodepool.INSTALLATION_KEY` and a study's
+        :data:`~functions.core.nodepool.OWNER_KEY`), each with its owner and creation time;
+        those named in ``skip`` (pools stored studies use) are left out unread. One list of the
+        cloud's, bounded: on a cloud whose list gives names only (EKS), at most a bounded number
+        of pools read."""
+
 
 class Resources(Protocol):
     """Study resources on a Kubernetes API: read and list them, write their status."""

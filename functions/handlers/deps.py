@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from functions.core.cluster import Cluster
 from functions.core.errors import Problem
+from functions.core.installation import ORPHAN_GRACE
 from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.launch import TrialLaunch
 from functions.core.limits import DEFAULTS, Limits
@@ -47,6 +48,9 @@ class Deps:
     node_look_seconds: float = LOOK_EVERY
     """How often at most a pool's nodes are listed."""
     pool_wait: float = POOL_WAIT
+    orphan_grace: float = ORPHAN_GRACE
+    """Seconds after its creation a pool this installation made is left though no stored study
+    uses it (``KATUNA_ORPHAN_GRACE``, :mod:`functions.handlers.pool_orphans`)."""
     """Seconds a study's pool may be refused for now before the study fails."""
     lookahead: int = 0
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""

@@ -35,11 +35,12 @@ say, and sends the event that was missing:
    verdict was stored, or the stop failed): stopped now (:mod:`functions.handlers.stopping`);
 8. a trial workload still running that the store does not want (its create answered 504 and
    its Job stored after its study ended): deleted, or suspended where ``retain`` keeps it
-   (:mod:`functions.handlers.strays`).
+   (:mod:`functions.handlers.strays`); a node pool this installation made for a study the store
+   does not hold, that no stored study uses: deleted (:mod:`functions.handlers.pool_orphans`).
 
 A tick only reads and sends (but for the observations step 6 keeps, each read stored once, in a
 transaction of its own, see :mod:`functions.handlers.progress_scan`, the stops of step 7, each
-with its mark cleared in a transaction of its own, and the workloads step 8 stops, which no
+with its mark cleared in a transaction of its own, and the workloads and pools step 8 deletes, which no
 handler knows of); the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
 stands in for, change nothing twice: a ``trial.suggested`` or ``study.completed`` sent again

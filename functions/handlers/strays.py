@@ -17,7 +17,8 @@ name it does not hold may be another katuna's, sharing the namespace with anothe
 A workload labelled with this installation's identity whose study the store does not hold
 (a database lost, or restored from a backup) is its own orphan, stopped once older than a grace
 (:mod:`functions.adapters.kubernetes_orphans`), so no launch a handling has not committed yet is
-taken.
+taken. So is a node pool it made for a study whose use the store does not hold
+(:mod:`functions.handlers.pool_orphans`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.core.store_port import Store
 from functions.handlers.deps import Deps
+from functions.handlers.pool_orphans import release_orphans
 
 log = logging.getLogger("katuna.strays")
 
@@ -92,10 +94,12 @@ class Wanted:
 
 def sweep(deps: Deps, studies: list[StudyRecord]) -> None:
     """Stop the trial workloads the store does not want, in the namespaces the trials of
-    ``studies`` run in (and the executor's own), of the kinds they run as; a failure is logged,
-    and the next sweep tries again."""
+    ``studies`` (every stored study) run in (and the executor's own), of the kinds they run as,
+    and delete the node pools the installation made that no stored study uses
+    (:mod:`functions.handlers.pool_orphans`); a failure is logged, and the next sweep tries again."""
     places = [Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec) for record in studies]
     try:
         deps.executor.stop_strays(Wanted(deps.store), places)
     except KatunaError as exc:
         log.warning("stopping the trial workloads no study wants: %s", exc)
+    release_orphans(deps, studies)

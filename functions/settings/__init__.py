@@ -98,7 +98,8 @@ class Settings:
     ``KATUNA_INSTALLATION`` (unset: the Knative service's namespace and name, else the host's name
     and the database's path), the identity labelled on every trial workload, and ``KATUNA_ORPHAN_GRACE`` seconds
     (1800, at least 300) after which the tick deletes a running one of this identity whose study
-    the store does not hold (:mod:`functions.adapters.kubernetes_orphans`);
+    the store does not hold (:mod:`functions.adapters.kubernetes_orphans`), and a node pool of
+    this identity no stored study uses (:mod:`functions.handlers.pool_orphans`);
     ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's pod may spend waiting for a node and pulling its image (its Job's
     ``activeDeadlineSeconds`` is the timeout plus this, for each run the Job may make; the

@@ -13,6 +13,11 @@ before (``default-pool``, one made by hand or by ``python -m infra.provision``) 
 it must carry the trial taint and the capacity and machine types the study asks for
 (:func:`claim`), its maximum is raised if the study needs more, and when the last
 study using it ends its autoscaling limits are given back as they were found; it is never deleted.
+
+A pool katuna creates for a study also carries the installation's identity
+(:data:`INSTALLATION_KEY`) and, on GKE, when it was asked for (:data:`CREATED_KEY`): a pool whose
+use the database lost (a lost database, a backup restored from before the pool) is found by it
+and deleted once no stored study may use it (:mod:`functions.handlers.pool_orphans`).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from functions.core.nodepool._cloud import OperationStatus, PoolChange, PoolStat
 from functions.core.nodepool._parse import parse_node_pool
 from functions.core.nodepool._pool import (
     CAPACITIES,
+    CREATED_KEY,
     EKS,
     GKE,
+    INSTALLATION_KEY,
     MADE_BY_KEY,
     ON_DEMAND,
     OWNER_KEY,
@@ -35,12 +42,13 @@ from functions.core.nodepool._pool import (
     NodePool,
     NodePoolFailed,
     default_pool_name,
+    installation_value,
     owner_value,
     place_trials,
 )
 
 __all__ = [
-    "CAPACITIES", "EKS", "GKE", "MADE_BY_KEY", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
+    "CAPACITIES", "CREATED_KEY", "EKS", "GKE", "INSTALLATION_KEY", "MADE_BY_KEY", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
     "SCRIPT_MARK", "SELECTOR_KEYS", "SPOT", "NodePool", "NodePoolFailed", "OperationStatus", "PoolChange", "PoolStatus",
-    "adoption_problem", "claim", "default_pool_name", "owner_value", "parse_node_pool", "place_trials",
+    "adoption_problem", "claim", "default_pool_name", "installation_value", "owner_value", "parse_node_pool", "place_trials",
 ]

@@ -67,6 +67,11 @@ class PoolStatus:
     message: str | None = None
     """What the cloud says of the pool's state, if anything (GKE's ``statusMessage``, EKS's
     health issues): why a pool is in error."""
+    installation: str | None = None
+    """The :data:`INSTALLATION_KEY` value of a pool katuna created for a study, None for any other pool."""
+    created_at: float | None = None
+    """When the pool was created (seconds since the epoch): an EKS group's ``createdAt``, a GKE
+    pool's :data:`CREATED_KEY`; None where it is not known."""
 
     def to_dict(self) -> dict[str, Any]:
         """The pool as ``status`` prints it: whether it autoscales, and its limits only if it

@@ -26,6 +26,15 @@ MADE_BY_KEY = "katuna-made-by"
 its ``down`` deletes only pools so marked unless told otherwise."""
 SCRIPT_MARK = "infra-provision"
 """The :data:`MADE_BY_KEY` value of a pool the provisioning script's ``up`` created."""
+INSTALLATION_KEY = "katuna-installation"
+"""The label (GKE ``resourceLabels``) or tag (EKS) naming the installation whose study's request
+created a pool (:func:`installation_value`): a sweep finds its own pools whose study the store
+lost by it, and never another installation's, the provisioning script's or the user's."""
+CREATED_KEY = "katuna-created-at"
+"""The GKE resource label holding when katuna asked for the pool (whole seconds since the epoch):
+GKE's NodePool has no creation time, as an EKS node group has (``createdAt``)."""
+_GCE_VALUE = re.compile(r"[a-z0-9_-]{1,63}")
+_DIGEST = 16
 
 
 class NodePoolFailed(PermanentError):
@@ -101,6 +110,18 @@ def owner_value(uid: str) -> str:
     """A study uid as a label value every cloud accepts (GCE allows lower-case letters, digits,
     '_' and '-', at most 63 characters)."""
     return re.sub(r"[^a-z0-9_-]", "_", uid.lower())[:63]
+
+
+def installation_value(identity: str) -> str:
+    """An installation's identity (:func:`functions.core.installation.identity`) as a value every
+    cloud's labels take (GCE's: lower-case letters, digits, '_' and '-', at most 63): itself
+    where it is one, else its lower-cased safe part and a digest of the whole identity, so two
+    identities that differ (in case, or in a '.') never share a value."""
+    if _GCE_VALUE.fullmatch(identity):
+        return identity
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:_DIGEST]
+    readable = re.sub(r"[^a-z0-9_-]+", "-", identity.lower())[:63 - _DIGEST - 1].strip("-_")
+    return f"{readable}-{digest}" if readable else digest
 
 
 def default_pool_name(study: str) -> str:
