@@ -147,7 +147,8 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
     the AMI type its instance types need from katuna's launch template (:func:`template_request`,
     which holds its disk size); tagged with the uid of the study it is made for, if any, or with
     the cluster's :attr:`EksCluster.made_by` mark (the provisioning script's); a group made for
-    a study is tagged with the cluster's :attr:`EksCluster.installation` too, where given."""
+    a study is tagged with the cluster's :attr:`EksCluster.installation` too, where given, but a
+    ``shared`` one, which stays for the next study whatever the store holds."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
@@ -164,7 +165,7 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
     }
     if owner is not None:
         request["tags"][OWNER_KEY] = owner_value(owner)
-        if cluster.installation is not None:
+        if cluster.installation is not None and not pool.shared:
             request["tags"][INSTALLATION_KEY] = cluster.installation
     elif cluster.made_by is not None:
         request["tags"][MADE_BY_KEY] = cluster.made_by

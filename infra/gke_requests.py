@@ -72,7 +72,8 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
                    now: float | None = None) -> dict[str, Any]:
     """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
     labelled with the uid of the study it is made for, if any (with the cluster's
-    :attr:`GkeCluster.installation` and the time ``now`` it is asked for, where given), or with
+    :attr:`GkeCluster.installation` and the time ``now`` it is asked for, where given, but for a
+    ``shared`` pool, which stays for the next study whatever the store holds), or with
     the cluster's :attr:`GkeCluster.made_by` mark (the provisioning script's). Its nodes run the GKE metadata
     server (``GKE_METADATA``), so trial pods never read the node's service account token from
     the metadata server, only what Workload Identity grants their own account (GKE refuses it
@@ -92,7 +93,7 @@ def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None
     elif pool.capacity == PREEMPTIBLE:
         config["preemptible"] = True
     if owner is not None:
-        config["resource_labels"] = {OWNER_KEY: owner_value(owner)} | _made_here(cluster, now)
+        config["resource_labels"] = {OWNER_KEY: owner_value(owner)} | ({} if pool.shared else _made_here(cluster, now))
     elif cluster.made_by is not None:
         config["resource_labels"] = {MADE_BY_KEY: cluster.made_by}
     if pool.disk_size_gb is not None:

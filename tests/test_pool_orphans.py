@@ -112,6 +112,13 @@ def test_a_lost_databases_pool_is_deleted_past_the_grace_and_no_other(gke_api: G
     assert deletes(gke_api) == ["katuna-lost-a"]
     restored.close()
 
+    assert INSTALLATION_KEY not in gke_api.pools["trials"]["config"]["resourceLabels"]
+    empty = SqliteStore(tmp_path / "empty.db")
+    tick(empty, pools, clock, tmp_path)
+    gke_api.advance(600)
+    empty.close()
+    assert "trials" in gke_api.pools, "a shared pool stays for the next study, whatever the store holds"
+
 
 def test_a_tick_asks_no_more_deletes_once_gke_refuses_one_for_now(gke_api: GkeStub, tmp_path: Path):
     clock = Clock(1_000_000.0)
