@@ -40,8 +40,13 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStatus, PoolChange, PoolStatus, claim
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_creates import GroupCreates
+<<<<<<< HEAD
 from infra.eks_errors import code, issues_text, message, no_cluster, set_up_failure, stuck, translate
 from infra.eks_groups import ForeignGroups, dropped, group_status, missing_tags, ours, parts, told, update_errors
+=======
+from infra.eks_errors import code, issues_text, message, no_cluster, not_active, set_up_failure, stuck, translate
+from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
+>>>>>>> lows82b
 from infra.eks_requests import (
     CLUSTER_SETTING,
     TAGS_PER_CALL,
@@ -130,7 +135,20 @@ class EksNodePools:
         if no_cluster(exc):
             return NodePoolFailed(f"EKS has no cluster {self.cluster.name} in region {self.eks.meta.region_name}: "
                                   f"{message(exc)}", CLUSTER_SETTING)
+        if not_active(exc) and self._cluster_status() == "FAILED":
+            return NodePoolFailed(f"EKS cluster {self.cluster.name} in region {self.eks.meta.region_name} is FAILED "
+                                  "(its creation failed, and it stays so until deleted): no node group can be made "
+                                  "or changed in it; delete and create the cluster again, or name another",
+                                  CLUSTER_SETTING)
         return translate(exc)
+
+    def _cluster_status(self) -> str | None:
+        """The cluster's status as EKS tells it; None where it cannot be read now (the refusal
+        it came with then stands as temporary)."""
+        try:
+            return str(self.eks.describe_cluster(name=self.cluster.name)["cluster"].get("status"))
+        except (ClientError, BotoCoreError, ResponseParserError):
+            return None
 
     def _group(self, name: str) -> dict[str, Any] | None:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)

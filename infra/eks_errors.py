@@ -115,6 +115,11 @@ def message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", exc))
 
 
+def not_active(exc: ClientError) -> bool:
+    """EKS's ``InvalidRequestException`` for a cluster that is not ``ACTIVE`` (:data:`_NOT_ACTIVE`)."""
+    return code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message(exc)
+
+
 def no_cluster(exc: ClientError) -> bool:
     """EKS's ``ResourceNotFoundException`` for the cluster a request names."""
     return code(exc) == "ResourceNotFoundException" and message(exc).startswith(_NO_CLUSTER)
@@ -156,7 +161,7 @@ def translate(exc: Exception, region: str | None = None) -> Exception:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         said = message(exc)
-        busy = (code(exc) == "InvalidRequestException" and _NOT_ACTIVE in said) or (
+        busy = not_active(exc) or (
             code(exc) == "InvalidParameterException" and _OVERTAKEN.search(said) is not None)
         if code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {code(exc)}: {said}")

@@ -90,9 +90,9 @@ def _gke_name(kind: str) -> str:
 
 
 NAMES = {
-    ("gke", "--project"): (re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z](?:[-a-z0-9]{0,28}[a-z0-9])?"),
-                           "a Google Cloud project id: lower-case letters, digits and '-', starting with a letter, "
-                           "at most 30 characters"),
+    ("gke", "--project"): (re.compile(r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"),
+                           "a Google Cloud project id: 6 to 30 lower-case letters, digits and '-', starting with a "
+                           "letter and not ending with '-'"),
     ("gke", "--location"): (re.compile(r"[a-z]+-[a-z]+[0-9]+(?:-[a-z])?"),
                             "a region (europe-west4) or a zone (europe-west4-a)"),
     ("gke", "--cluster"): (_GKE_NAME, _gke_name("cluster")),

@@ -426,10 +426,10 @@ def run_file(path: Path, db: Path | None = None, base_dir: Path | None = None) -
 
 @pytest.fixture
 def gke_api():
-    """A loopback GKE API, fresh for each test, holding the cluster tuning (project proj, region
+    """A loopback GKE API, fresh for each test, holding the cluster tuning (project proj-7, region
     europe-west4)."""
     stub = GkeStub()
-    stub.add_cluster("proj", "europe-west4", "tuning")
+    stub.add_cluster("proj-7", "europe-west4", "tuning")
     yield stub
     stub.close()
 
@@ -442,7 +442,7 @@ def either(request: pytest.FixtureRequest, gke_api: GkeStub):
 
     from infra import gke, gke_requests
 
-    cluster = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
+    cluster = gke_requests.GkeCluster("proj-7", "europe-west4", "tuning")
     if request.param == "rest":
         yield gke.GkeNodePools(cluster, gke.client(gke_api.url))
         return

@@ -91,7 +91,7 @@ class GkeStub(GkeOperations):
                  clock: RealClock | None = None, workload_identity: bool = True) -> None:
         self.workload_identity = workload_identity
         """Whether the cluster has Workload Identity (a workload pool): GKE_METADATA needs it."""
-        self.service_accounts = {"katuna-nodes@proj.iam.gserviceaccount.com"}
+        self.service_accounts = {"katuna-nodes@proj-7.iam.gserviceaccount.com"}
         """The project's service accounts a pool's nodes may run as (besides ``default``): the one
         the IAM page has the operator make; GKE refuses a pool naming another."""
         self.clusters: dict[Key, dict[str, dict]] = {}

@@ -208,7 +208,7 @@ class TestGkeNodePools(NodePoolsContract):
     @pytest.fixture
     def pools(self, gke_api: GkeStub) -> gke.GkeNodePools:
         self.api = gke_api
-        return gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+        return gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
 
     resizes = True
 

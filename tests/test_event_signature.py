@@ -91,6 +91,21 @@ def test_a_dead_letter_fails_its_study_only_when_katuna_signed_its_event():
             "without the API token, a dead letter of a type katuna does not sign fails nothing"
 
 
+@pytest.mark.parametrize("cut", [1, 2, 3], ids=lambda n: f"{n}-of-4-bytes")
+def test_a_dead_letters_error_data_cut_inside_a_character_reads_as_its_text(cut: int):
+    """Knative cuts ``knativeerrordata`` at 1,024 base64 characters: a body cut inside a
+    character of several bytes reads as its text up to that character, not as base64. Bytes
+    that are no UTF-8 before the end are still shown as sent."""
+    event = trial_finished("s", "u", 3, 1, "exited", exit_code=0)
+    headers, body = _dead_letter(event, None)
+    text = "quota exceeded: réessayez 🙂".encode()
+    cut_body = text[:len(text) - 4 + cut]
+    letter = cloudevents_http.dead_letter({**headers, "ce-knativeerrordata": base64.b64encode(cut_body).decode()}, body)
+    assert letter.reason == "http://katuna/functions/collect 422 quota exceeded: réessayez"
+    binary = base64.b64encode(b"\xff\xfe" + text[:-1]).decode()
+    assert cloudevents_http.dead_letter({**headers, "ce-knativeerrordata": binary}, body).reason.endswith(binary)
+
+
 def _forged_counts(cluster: KnativeCluster) -> dict[tuple[str, str], float]:
     """The service's count of forged events, by type and handler, from ``/metrics``."""
     request = urllib.request.Request(cluster.service.url + "/metrics", headers={"Authorization": f"Bearer {cluster.token}"})

@@ -14,7 +14,7 @@ from functions.pools import node_pools
 from functions.settings import Settings
 from infra import gke, gke_requests
 
-CLUSTER = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
+CLUSTER = gke_requests.GkeCluster("proj-7", "europe-west4", "tuning")
 
 
 @pytest.fixture
@@ -173,16 +173,16 @@ def test_pools_are_in_their_clusters_zones_and_per_zone_limits_count_in_each(api
     gke_api.advance(90)
     assert gke_api.pools["trials"]["locations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
     assert gke_api.pool_bounds("trials")[:2] == (3, 6), "a regional cluster's three zones"
-    zonal_pools = gke_api.add_cluster("proj", "europe-west4-b", "tuning")
+    zonal_pools = gke_api.add_cluster("proj-7", "europe-west4-b", "tuning")
     zonal = request(name="zonal")
-    zonal["parent"] = gke_requests.GkeCluster("proj", "europe-west4-b", "tuning").parent
+    zonal["parent"] = gke_requests.GkeCluster("proj-7", "europe-west4-b", "tuning").parent
     api.create_node_pool(request=zonal)
     assert zonal_pools["zonal"]["locations"] == ["europe-west4-b"]
 
 
 def test_over_grpc_the_same_requests_arrive_and_refusals_keep_their_status_and_reason(gke_api: GkeStub):
     rest = GkeStub()
-    rest.add_cluster("proj", "europe-west4", "tuning")
+    rest.add_cluster("proj-7", "europe-west4", "tuning")
     gke.client(rest.url).create_node_pool(request=request())
     rest.close()
     face = GrpcGke(gke_api)
@@ -206,16 +206,16 @@ def test_katunas_pools_run_the_gke_metadata_server_as_the_node_account_it_names(
     config = gke_api.pools["trials"]["config"]
     assert config["workloadMetadataConfig"] == {"mode": 2}, "GKE_METADATA, as the REST client sends the enum"
     assert "serviceAccount" not in config, "the cluster's default node account unless one is set"
-    named = gke_requests.GkeCluster("proj", "europe-west4", "tuning", "katuna-nodes@proj.iam.gserviceaccount.com")
+    named = gke_requests.GkeCluster("proj-7", "europe-west4", "tuning", "katuna-nodes@proj-7.iam.gserviceaccount.com")
     pool = NodePool("named", "gke", "spot", ("n2-standard-4",), max_nodes=4)
     gke_api.advance(1000)
     api.create_node_pool(request=gke_requests.create_request(named, pool))
-    assert gke_api.pools["named"]["config"]["serviceAccount"] == "katuna-nodes@proj.iam.gserviceaccount.com"
+    assert gke_api.pools["named"]["config"]["serviceAccount"] == "katuna-nodes@proj-7.iam.gserviceaccount.com"
 
 
 @pytest.mark.parametrize("changes,words", [
     ({"config__service_account": "katuna-nodes"}, "node_pool.config.service_account"),
-    ({"config__service_account": "katuna@proj.example.com"}, "node_pool.config.service_account"),
+    ({"config__service_account": "katuna@proj-7.example.com"}, "node_pool.config.service_account"),
     ({"config__workload_metadata_config": {"mode": 7}}, "workload_metadata_config.mode"),
 ])
 def test_a_node_identity_gke_does_not_take_is_refused(api, gke_api: GkeStub, changes: dict, words: str):
@@ -224,8 +224,8 @@ def test_a_node_identity_gke_does_not_take_is_refused(api, gke_api: GkeStub, cha
 
 
 def test_a_node_account_the_project_lacks_is_refused_naming_the_setting_that_names_it(gke_api: GkeStub):
-    missing = "ghost@proj.iam.gserviceaccount.com"
-    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj", "KATUNA_GKE_LOCATION": "europe-west4",
+    missing = "ghost@proj-7.iam.gserviceaccount.com"
+    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj-7", "KATUNA_GKE_LOCATION": "europe-west4",
                                   "KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_ENDPOINT": gke_api.url,
                                   "KATUNA_GKE_NODE_SERVICE_ACCOUNT": missing})
     adapter = node_pools(settings)
@@ -240,7 +240,7 @@ def test_a_node_account_the_project_lacks_is_refused_naming_the_setting_that_nam
 
 def test_a_cluster_without_workload_identity_refuses_katunas_pool_and_katuna_says_why():
     stub = GkeStub(workload_identity=False)
-    stub.add_cluster("proj", "europe-west4", "tuning")
+    stub.add_cluster("proj-7", "europe-west4", "tuning")
     try:
         pools = gke.GkeNodePools(CLUSTER, gke.client(stub.url))
         with pytest.raises(NodePoolFailed, match="Workload Identity must be enabled on the cluster"):
@@ -253,28 +253,28 @@ def test_a_cluster_without_workload_identity_refuses_katunas_pool_and_katuna_say
 
 
 def test_the_service_names_its_node_account_from_its_settings(gke_api: GkeStub):
-    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj", "KATUNA_GKE_LOCATION": "europe-west4",
+    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj-7", "KATUNA_GKE_LOCATION": "europe-west4",
                                   "KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_ENDPOINT": gke_api.url,
-                                  "KATUNA_GKE_NODE_SERVICE_ACCOUNT": "katuna-nodes@proj.iam.gserviceaccount.com"})
+                                  "KATUNA_GKE_NODE_SERVICE_ACCOUNT": "katuna-nodes@proj-7.iam.gserviceaccount.com"})
     adapter = node_pools(settings)
     assert adapter is not None
     adapter.ensure(NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4), owner="0f3c2a9e41b7")
     config = gke_api.pools["trials"]["config"]
     assert (config["serviceAccount"], config["workloadMetadataConfig"]) == (
-        "katuna-nodes@proj.iam.gserviceaccount.com", {"mode": 2})
+        "katuna-nodes@proj-7.iam.gserviceaccount.com", {"mode": 2})
 
 
 def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api: GkeStub):
     """A request naming another cluster, or the cluster in another location, gets GKE's 404 for
     the cluster, and one naming a location Google Cloud does not have GKE's 400 for it; a pool
     made in one cluster is not seen from another."""
-    other = gke_api.add_cluster("proj", "europe-west4", "batch")
+    other = gke_api.add_cluster("proj-7", "europe-west4", "batch")
     api.create_node_pool(request=request())
     with pytest.raises(google_errors.BadRequest) as nowhere:
-        api.get_node_pool(request={"name": "projects/proj/locations/mars-west1/clusters/tuning/nodePools/trials"})
+        api.get_node_pool(request={"name": "projects/proj-7/locations/mars-west1/clusters/tuning/nodePools/trials"})
     assert nowhere.value.message.endswith('Location "mars-west1" does not exist.')
-    for parent in ("projects/proj/locations/europe-west4/clusters/tunign",
-                   "projects/proj/locations/europe-west1/clusters/tuning"):
+    for parent in ("projects/proj-7/locations/europe-west4/clusters/tunign",
+                   "projects/proj-7/locations/europe-west1/clusters/tuning"):
         with pytest.raises(google_errors.NotFound) as missing:
             api.get_node_pool(request={"name": f"{parent}/nodePools/trials"})
         assert missing.value.message.endswith(f"Not found: {parent}.")
@@ -283,8 +283,8 @@ def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api
         with pytest.raises(google_errors.NotFound):
             api.create_node_pool(request=body)
     with pytest.raises(google_errors.NotFound) as absent:
-        api.get_node_pool(request={"name": "projects/proj/locations/europe-west4/clusters/batch/nodePools/trials"})
-    assert absent.value.message.endswith("Not found: projects/proj/locations/europe-west4/clusters/batch/nodePools/trials.")
+        api.get_node_pool(request={"name": "projects/proj-7/locations/europe-west4/clusters/batch/nodePools/trials"})
+    assert absent.value.message.endswith("Not found: projects/proj-7/locations/europe-west4/clusters/batch/nodePools/trials.")
     assert list(gke_api.pools) == ["trials"] and other == {}
 
 

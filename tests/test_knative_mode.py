@@ -1067,9 +1067,9 @@ def _start(cluster: KnativeCluster, name: str, **fields: object) -> None:
 def _gke_cluster(tmp_path: Path, create_seconds: float, **options: float) -> tuple[GkeStub, KubeStub, KnativeCluster]:
     """katuna behind the broker with GKE node pools whose creates take ``create_seconds``."""
     gke = GkeStub({"CREATE_NODE_POOL": create_seconds, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
-    gke.add_cluster("proj", "europe-west4", "tuning")
+    gke.add_cluster("proj-7", "europe-west4", "tuning")
     kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
-    cluster = KnativeCluster(tmp_path, kube.url, **options, KATUNA_GKE_PROJECT="proj",
+    cluster = KnativeCluster(tmp_path, kube.url, **options, KATUNA_GKE_PROJECT="proj-7",
                              KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
                              KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
     return gke, kube, cluster

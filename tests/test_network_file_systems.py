@@ -108,11 +108,12 @@ def test_another_value_of_the_setting_is_refused():
         Settings.from_env({"KATUNA_DB_ON_NETWORK_FS": "warn"})
 
 
-def _mountinfo(tmp_path: Path, folder: Path, fstype: str) -> str:
-    """A mountinfo file that lists ``folder`` as a mount of ``fstype``, its spaces escaped."""
+def _mountinfo(tmp_path: Path, folder: Path, fstype: str, options: str = "rw,vers=4.2") -> str:
+    """A mountinfo file that lists ``folder`` as a mount of ``fstype`` with the super block's
+    ``options``, its spaces escaped."""
     point = str(folder.resolve()).replace("\\", "\\134").replace(" ", "\\040")
     listed = tmp_path / "mountinfo"
-    listed.write_text(f"{ROOT_LINE}\n61 22 0:61 / {point} rw,relatime shared:40 - {fstype} srv:/export rw,vers=4.2\n")
+    listed.write_text(f"{ROOT_LINE}\n61 22 0:61 / {point} rw,relatime shared:40 - {fstype} srv:/export {options}\n")
     return str(listed)
 
 
@@ -193,6 +194,31 @@ def test_katuna_serve_refuses_a_database_on_nfs_at_start_unless_allowed_then_war
         "on the file system's locks; run every katuna that uses it on this one machine, or move it to a local disk "
         "(--db or KATUNA_DB)").split())
     assert _journal(share / "katuna.db") == "delete"
+
+
+@pytest.mark.parametrize("fstype, options, local", [
+    ("nfs", "rw,vers=3,nolock,proto=tcp,local_lock=all", True), ("nfs4", "rw,vers=4.2,local_lock=posix", True),
+    ("nfs4", "rw,vers=4.2,local_lock=all,addr=10.0.0.2", True), ("nfs4", "rw,vers=4.2,local_lock=none", False),
+    ("nfs4", "rw,vers=4.2,local_lock=flock", False), ("cifs", "rw,nolock", False),
+])
+def test_an_nfs_mount_whose_locks_stay_on_this_machine_is_told_so(tmp_path: Path, fstype: str, options: str,
+                                                                   local: bool, capsys: pytest.CaptureFixture[str]):
+    """NFS mounted with ``nolock`` or ``local_lock=all|posix`` keeps SQLite's (POSIX) locks on
+    this machine: the refusal and the warning say so, not that the file system's locks hold."""
+    from functions.cli_servers import _warn_of_history
+
+    share = tmp_path / "share"
+    share.mkdir()
+    mountinfo = _mountinfo(tmp_path, share, fstype, options)
+    assert shared_mount(str(share.resolve() / "k.db"), Path(mountinfo).read_text()).local_locks == local
+    kept = "mounted with its locks kept by this machine alone (nolock or local_lock)"
+    with pytest.raises(StorageUnavailable) as refused:
+        _warn_of_history(share / "katuna.db", Limits(), 5.0, network_rule(None, service=True, mountinfo=mountinfo))
+    assert (kept in str(refused.value)) == local, str(refused.value)
+    _warn_of_history(share / "katuna.db", Limits(), 5.0, network_rule("allow", service=True, mountinfo=mountinfo))
+    said = "".join(capsys.readouterr().err.split())  # the console breaks a long path anywhere
+    assert ("whoselocksholdonthismachinealone" in said) == local, said
+    assert ("reliesonthefilesystem'slocks" in said) == (not local), said
 
 
 def test_a_database_path_whose_links_loop_is_refused_as_such_on_nfs_too(tmp_path: Path):

@@ -26,12 +26,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
-    gke.add_cluster("proj", "europe-west4", "tuning")
+    gke.add_cluster("proj-7", "europe-west4", "tuning")
     kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2,
                     idle_seconds=5)
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",
+                      KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj-7", KATUNA_GKE_LOCATION="europe-west4",
                       KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m",
                       KATUNA_NODE_LOOK_SECONDS="0.5")
     yield service, kube, gke
@@ -159,10 +159,10 @@ def test_a_gpu_study_whose_pool_has_no_gpus_is_refused_before_any_pool_is_made(c
 
 def test_concurrent_submissions_hold_no_more_pools_than_allowed(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
-    gke.add_cluster("proj", "europe-west4", "tuning")
+    gke.add_cluster("proj-7", "europe-west4", "tuning")
     kube = KubeStub(namespaces=("pools",))
     service = Service(tmp_path_factory.mktemp("capped"), workers=2, KATUNA_EXECUTOR="kubernetes",
-                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj-7",
                       KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url,
                       KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m", KATUNA_MAX_POOLS="2")
     try:

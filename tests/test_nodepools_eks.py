@@ -282,6 +282,15 @@ def test_a_group_of_a_type_the_subnets_zones_lack_is_refused_before_any_create_w
     assert pools.ec2.describe_launch_templates()["LaunchTemplates"] == [], "no launch template made for it"
 
 
+def test_a_failed_cluster_is_refused_at_once_naming_it_not_waited_for(pools):
+    """A cluster whose creation failed stays ``FAILED`` until deleted: EKS's "not in ACTIVE
+    status" then is no wait's end but a refusal naming the cluster's setting; nothing made."""
+    eks_backends["123456789012"][REGION].clusters["tuning"].status = "FAILED"
+    with pytest.raises(NodePoolFailed, match="EKS cluster tuning in region eu-west-1 is FAILED") as refused:
+        pools.ensure(spot_pool())
+    assert refused.value.field == eks_requests.CLUSTER_SETTING and pools.describe("katuna-digits") is None
+
+
 def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refusals(pools, cluster):
     """EKS refuses node group changes while the cluster is not ACTIVE (a Kubernetes version
     upgrade, say) with InvalidRequestException: that passes; other invalid requests do not."""

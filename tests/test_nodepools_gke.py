@@ -19,9 +19,9 @@ from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, P
 from functions.core.validate import parse_study
 from infra import gke, gke_requests
 
-CLUSTER = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
-POOLS_PATH = "/v1/projects/proj/locations/europe-west4/clusters/tuning/nodePools"
-OPERATIONS = "projects/proj/locations/europe-west4/operations/"
+CLUSTER = gke_requests.GkeCluster("proj-7", "europe-west4", "tuning")
+POOLS_PATH = "/v1/projects/proj-7/locations/europe-west4/clusters/tuning/nodePools"
+OPERATIONS = "projects/proj-7/locations/europe-west4/operations/"
 ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
 
 
@@ -66,7 +66,7 @@ def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(gke_a
 
 def test_the_request_is_built_purely_and_sent_unchanged():
     request = gke_requests.create_request(CLUSTER, spot_pool(capacity="preemptible", disk_size_gb=None))
-    assert request == {"parent": "projects/proj/locations/europe-west4/clusters/tuning", "node_pool": {
+    assert request == {"parent": "projects/proj-7/locations/europe-west4/clusters/tuning", "node_pool": {
         "name": "katuna-digits", "initial_node_count": 0,
         "config": {"machine_type": "n2-standard-8", "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
                    "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
@@ -366,8 +366,8 @@ def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke
         pools.ensure(spot_pool())
 
 
-@pytest.mark.parametrize("where", [gke_requests.GkeCluster("proj", "europe-west4", "tunign"),
-                                   gke_requests.GkeCluster("proj", "europe-west4-a", "tuning")],
+@pytest.mark.parametrize("where", [gke_requests.GkeCluster("proj-7", "europe-west4", "tunign"),
+                                   gke_requests.GkeCluster("proj-7", "europe-west4-a", "tuning")],
                          ids=["cluster-typo", "zone-of-a-regional-cluster"])
 def test_a_cluster_gke_does_not_have_is_a_refusal_naming_the_settings_never_an_absent_pool(gke_api, either, where):
     """GKE answers NOT_FOUND for the cluster as for a pool: a pool that exists in the cluster
@@ -380,7 +380,7 @@ def test_a_cluster_gke_does_not_have_is_a_refusal_naming_the_settings_never_an_a
             call()
         assert refusal.value.field == "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
         assert str(refusal.value).startswith(f"KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION: GKE has no cluster "
-                                             f"{where.cluster} in location {where.location} of project proj")
+                                             f"{where.cluster} in location {where.location} of project proj-7")
         assert f"Not found: {where.parent}." in str(refusal.value)
     assert list(gke_api.pools) == ["katuna-digits"] and gke_api.pools["katuna-digits"]["status"] == "RUNNING"
 

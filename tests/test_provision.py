@@ -51,7 +51,7 @@ class Clock:
 @pytest.fixture
 def world(gke_api: GkeStub, tmp_path: Path):
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
     clock = Clock()
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
     yield Dispatcher(deps), store, clock
@@ -455,7 +455,7 @@ def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_t
 def deleted_by_hand(gke_api: GkeStub, name: str) -> None:
     """The pool deleted in the console (or by ``gcloud``), as GKE deletes it."""
     api = gke.client(gke_api.url)
-    api.delete_node_pool(name=f"projects/proj/locations/europe-west4/clusters/tuning/nodePools/{name}")
+    api.delete_node_pool(name=f"projects/proj-7/locations/europe-west4/clusters/tuning/nodePools/{name}")
     gke_api.advance(600)
     assert name not in gke_api.pools
 
@@ -550,7 +550,7 @@ def test_node_pool_settings_are_checked_once_at_start():
 def made_by_hand(gke_api: GkeStub, name: str, tainted: bool = True, machine: str = "n2-standard-4") -> None:
     """A pool that was there before katuna: autoscaling 1..3, made by an operator."""
     pool = parse_study(pool_study("by-hand", name=name, machineType=machine, maxNodes=3)).node_pool
-    request = gke_requests.create_request(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), pool)
+    request = gke_requests.create_request(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), pool)
     request["node_pool"]["autoscaling"]["total_min_node_count"] = 1
     if not tainted:
         del request["node_pool"]["config"]["taints"]
@@ -605,7 +605,7 @@ class RaiseAnswerLost:
 def test_a_pool_whose_raise_lost_its_answer_gets_back_the_limits_it_was_found_with(gke_api: GkeStub, tmp_path: Path):
     made_by_hand(gke_api, "trials")
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = RaiseAnswerLost(gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"),
+    pools = RaiseAnswerLost(gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"),
                                              gke.client(gke_api.url)), gke_api, "trials")
     dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools))
     submit(store, pool_study("raised", name="trials", maxNodes=6), "u1")
@@ -673,7 +673,7 @@ def test_a_pool_of_another_machine_type_fails_the_study_naming_the_field(world, 
 def test_a_create_answered_exists_by_the_studys_own_earlier_create_is_still_its_own(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("lost-answer"), "u1")
-    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
     pools.ensure(store.get_study("lost-answer").spec.node_pool, owner="u1")
     deliver_twice(dispatcher, created("lost-answer", "u1"))
     use = store.pool_use("u1")
@@ -895,12 +895,12 @@ def test_a_release_in_a_cluster_gke_does_not_have_is_not_taken_for_a_deleted_poo
     deliver_twice(dispatcher, created("moved", "u1"))
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
-    mistyped = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tunign"), gke.client(gke_api.url))
+    mistyped = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tunign"), gke.client(gke_api.url))
     end(Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, mistyped)), store, "moved")
     use = store.pool_use("u1")
     assert use.phase == "failed" and not use.deleted and gke_api.pools["katuna-moved"]["status"] == "RUNNING"
     assert use.message.startswith("releasing the pool: KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION: GKE has no cluster "
-                                  "tunign in location europe-west4 of project proj"), use.message
+                                  "tunign in location europe-west4 of project proj-7"), use.message
     assert use.message.endswith("node pool katuna-moved is left in the cluster; delete it by hand")
 
 
@@ -973,7 +973,7 @@ def test_a_raised_maximum_stays_while_the_study_that_needs_it_runs_and_no_longer
 def capped(gke_api: GkeStub, tmp_path: Path):
     """The world of the tests above, holding at most two node pools at once."""
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools,
                 limits=Limits(pools=2))
     yield Dispatcher(deps), store, deps

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from gke_stub import GkeStub
-from test_provision_script import EKS_FLAGS, GKE_FLAGS, ROLE, provision
+from test_provision_script import EKS_FLAGS, GKE_FLAGS, ROLE, provision, replaced
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +95,13 @@ def test_gke_up_machine_type_of_no_compute_engine_shape_is_a_bad_flag_and_asks_n
                     *dry_run) == ("Error: --machine-type: expected a Compute Engine machine type: lower-case "
                                   "letters, digits and '-', such as e2-standard-4, got 'E2-Standard-4'")
     assert gke_api.pools == {}
+
+
+@pytest.mark.parametrize("project", ["p", "proj5", "proj-7-", "a" * 31, "7roject", "example.com:proj5"])
+def test_gke_project_id_google_cloud_cannot_have_is_a_bad_flag(gke_api: GkeStub, project: str):
+    """Google Cloud project ids are 6 to 30 characters, start with a letter and do not end with
+    '-': a shorter one was taken and only GKE's own refusal told (exit 1)."""
+    assert bad_flag("gke", "status", *replaced(GKE_FLAGS, "--project", project), "--endpoint", gke_api.url) == (
+        "Error: Invalid value for '--project': expected a Google Cloud project id: 6 to 30 lower-case letters, "
+        f"digits and '-', starting with a letter and not ending with '-', got {project!r}")
+    assert gke_api.requests == []

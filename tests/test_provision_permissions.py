@@ -28,9 +28,9 @@ GKE_GRANT = ("grant the permission it names to the Google identity the script ru
 EKS_GRANT = ("grant the action it names to the AWS identity the script runs as (`aws sts get-caller-identity` names "
              "it): the policy of docs/kubernetes.md, IAM on EKS, allows every call `up` and `down` make")
 UPDATE = ('Required "container.clusters.update" permission(s) for '
-          '"projects/proj/locations/europe-west4/clusters/tuning".')
+          '"projects/proj-7/locations/europe-west4/clusters/tuning".')
 GET = ('Required "container.clusters.get" permission(s) for '
-       '"projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials".')
+       '"projects/proj-7/locations/europe-west4/clusters/tuning/nodePools/trials".')
 
 
 def test_gke_up_down_and_a_plan_refused_a_permission_say_what_to_grant_and_to_whom(gke_api: GkeStub):

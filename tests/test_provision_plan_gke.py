@@ -63,7 +63,7 @@ def test_gke_up_plan_says_create_raise_or_nothing_as_up_then_does(gke_api: GkeSt
 
 
 @pytest.mark.parametrize("flags", [["--machine-type", "n2-standard-8"], ["--on-demand"], ["--label", "team=vision"],
-                                   ["--node-service-account", "katuna-nodes@proj.iam.gserviceaccount.com"]])
+                                   ["--node-service-account", "katuna-nodes@proj-7.iam.gserviceaccount.com"]])
 def test_gke_up_plan_refuses_what_up_refuses_in_its_words(gke_api: GkeStub, flags: list[str]):
     gke_api.speed = 1e6
     provisioned("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
@@ -105,7 +105,7 @@ def test_gke_down_plan_says_delete_nothing_or_refuse_as_down_then_does(gke_api: 
     provisioned("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     code, plan, said = planned(gke_api, "down")
     assert (code, plan["action"], plan["call"]) == (0, "delete", "delete_node_pool"), said
-    assert plan["request"] == {"name": "projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials"}
+    assert plan["request"] == {"name": "projects/proj-7/locations/europe-west4/clusters/tuning/nodePools/trials"}
     gke_api.pools["default-pool"] = {"name": "default-pool", "config": {"machineType": "e2-medium"},
                                      "initialNodeCount": 3, "locations": ["europe-west4-a"], "status": "RUNNING"}
     real = provision("gke", "down", *replaced(GKE_FLAGS, "--pool", "default-pool"), "--endpoint", gke_api.url)

@@ -29,7 +29,7 @@ from warm_katuna import warm
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parent.parent
-GKE_FLAGS = ["--project", "proj", "--location", "europe-west4", "--cluster", "tuning", "--pool", "trials"]
+GKE_FLAGS = ["--project", "proj-7", "--location", "europe-west4", "--cluster", "tuning", "--pool", "trials"]
 EKS_FLAGS = ["--cluster", "tuning", "--nodegroup", "trials"]
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 
@@ -76,12 +76,12 @@ def provisioned(*args: str, env: dict[str, str] | None = None) -> None:
 def test_gke_dry_run_prints_the_exact_request_and_changes_nothing(gke_api: GkeStub):
     result = provision("gke", "up", *GKE_FLAGS, "--machine-type", "n2-standard-8", "--max-nodes", "10",
                        "--preemptible", "--label", "team=vision", "--label", "tier=batch",
-                       "--node-service-account", "katuna-nodes@proj.iam.gserviceaccount.com",
+                       "--node-service-account", "katuna-nodes@proj-7.iam.gserviceaccount.com",
                        "--endpoint", gke_api.url, "--dry-run")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert {"call": printed["call"], "request": printed["request"]} == {"call": "create_node_pool", "request": {
-        "parent": "projects/proj/locations/europe-west4/clusters/tuning",
+        "parent": "projects/proj-7/locations/europe-west4/clusters/tuning",
         "node_pool": {
             "name": "trials", "initial_node_count": 0,
             "config": {"machine_type": "n2-standard-8", "preemptible": True,
@@ -89,7 +89,7 @@ def test_gke_dry_run_prints_the_exact_request_and_changes_nothing(gke_api: GkeSt
                        "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
                        "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                        "workload_metadata_config": {"mode": "GKE_METADATA"},
-                       "service_account": "katuna-nodes@proj.iam.gserviceaccount.com",
+                       "service_account": "katuna-nodes@proj-7.iam.gserviceaccount.com",
                        "resource_labels": {"katuna-made-by": "infra-provision"}},
             "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 10,
                             "location_policy": "ANY"},
@@ -208,7 +208,7 @@ def test_gke_up_whose_operation_is_not_done_when_the_wait_ends_is_an_error(gke_a
     """The operation still running after ``--timeout``: not "ready", and exit code 1."""
     result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "1")
     assert result.returncode == 1 and "node pool trials: ready" not in result.stderr, result.stderr
-    assert re.search(r"error: node pool trials: projects/proj/locations/europe-west4/operations/\S+ is still "
+    assert re.search(r"error: node pool trials: projects/proj-7/locations/europe-west4/operations/\S+ is still "
                      r"pending after 1 s", result.stderr), result.stderr
     assert json.loads(result.stdout)["state"] == "PROVISIONING", "how the pool stands is still printed"
 

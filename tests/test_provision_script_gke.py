@@ -143,7 +143,7 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
     """An existing pool whose nodes run as another account was "nothing to change", exit 0."""
     gke_api.speed = 1e6
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
-    account = "katuna-nodes@proj.iam.gserviceaccount.com"
+    account = "katuna-nodes@proj-7.iam.gserviceaccount.com"
     provisioned("gke", "up", *flags)
     result = provision("gke", "up", *flags, "--node-service-account", account)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
@@ -158,14 +158,14 @@ def test_gke_up_with_another_node_service_account_than_the_pools_says_it_cannot_
 
 
 def test_gke_up_with_a_node_service_account_the_project_lacks_names_the_flag(gke_api: GkeStub):
-    missing = "ghost@proj.iam.gserviceaccount.com"
+    missing = "ghost@proj-7.iam.gserviceaccount.com"
     result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--node-service-account", missing)
     assert (result.returncode, result.stderr) == (1, f'error: --node-service-account: GKE refused the request: Service '
                                                      f'account "{missing}" does not exist.\n'), result.stderr
     assert gke_api.pools == {}
 
 
-@pytest.mark.parametrize("value", ["katuna-nodes", "katuna-nodes@proj.iam.example.com", ""])
+@pytest.mark.parametrize("value", ["katuna-nodes", "katuna-nodes@proj-7.iam.example.com", ""])
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_gke_up_with_a_node_service_account_that_is_no_email_is_a_bad_flag(gke_api: GkeStub, value: str,
                                                                           dry_run: tuple[str, ...]):
@@ -186,12 +186,12 @@ def test_gke_up_whose_operation_cannot_be_read_says_the_pool_is_still_being_made
     """A poll refused for good (no ``container.operations.get``) is not the create refused: GKE
     took it and goes on, and the message said only "GKE refused the request"."""
     denied = ('Required "container.operations.get" permission(s) for '
-              '"projects/proj/locations/europe-west4/operations/operation-1"')
+              '"projects/proj-7/locations/europe-west4/operations/operation-1"')
     gke_api.refused_polls.append((403, f"{denied}."))
     result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert (result.returncode, result.stdout) == (1, ""), result.stderr
     assert result.stderr.split("\n")[1].startswith(
-        "error: node pool trials: projects/proj/locations/europe-west4/operations/operation-1 could not be followed: "
+        "error: node pool trials: projects/proj-7/locations/europe-west4/operations/operation-1 could not be followed: "
         f"GKE refused the request: {denied}; it goes on in the cloud; `status` shows how the pool stands, and `up` "
         "again waits for it; grant the permission it names to the Google identity the script runs as "), result.stderr
     assert gke_api.pools["trials"]["status"] == "PROVISIONING"

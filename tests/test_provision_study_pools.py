@@ -35,7 +35,7 @@ def test_gke_up_refuses_a_studys_own_pool_and_leaves_it_as_the_service_made_it(g
     from infra import gke, gke_requests
 
     gke_api.speed = 1e6
-    service = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    service = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
     made = service.ensure(NodePool("trials", GKE, machine_types=("e2-standard-4",), max_nodes=2), owner="uid-7")
     assert service.wait(made.operation, interval=0.01, timeout=30).done
     gke_api.requests.clear()

@@ -55,7 +55,7 @@ def test_gke_down_leaves_a_studys_own_pool_unless_asked(gke_api: GkeStub):
     from infra import gke, gke_requests
 
     gke_api.speed = 1e6
-    service = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    service = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
     made = service.ensure(NodePool("katuna-study", GKE, machine_types=("e2-standard-4",), max_nodes=2), owner="uid-7")
     assert service.wait(made.operation, interval=0.01, timeout=30).done
     flags = [*replaced(GKE_FLAGS, "--pool", "katuna-study"), "--endpoint", gke_api.url]

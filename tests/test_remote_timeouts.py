@@ -173,7 +173,7 @@ def test_a_streamed_log_is_bounded_per_read_not_in_all():
 
 @pytest.mark.timeout(60)
 def test_a_gke_call_to_a_silent_api_is_a_temporary_error_within_the_timeout(silent: SilentApi):
-    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(silent.url), TIMEOUT)
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(silent.url), TIMEOUT)
     with pytest.raises(TemporaryError, match=f"GKE is unreachable: .*read timeout={TIMEOUT}"):
         pools.describe("trials")
     assert len(silent.accepted) == 1, "one try: the call's timeout bounds its own retries"

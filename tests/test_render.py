@@ -13,7 +13,7 @@ from conftest import study_definition
 from test_cli import here
 
 from functions.core.cluster import STUDY_LABEL, TTL_WHY, Cluster
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, RefusedWorkload
 from functions.core.job import NotRenderable, render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
@@ -230,6 +230,42 @@ def test_a_trial_spec_jobs_own_deadline_is_kept_where_it_is_sooner_than_katunas_
     assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 30
     definition["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = 10 ** 6
     assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == (90 + 3600) * 5
+
+
+@pytest.mark.parametrize("timeout", [None, "90s"])
+def test_a_trial_spec_jobs_deadline_filled_in_past_what_kubernetes_counts_refuses_that_trial(timeout):
+    """A deadline given by a placeholder (``typedFields``) is known per trial: one filled in
+    negative (the API server refuses it) or longer than the Job controller counts (it fails the
+    Job at its first sync) refuses that trial at launch naming the field, not a Job failing at
+    once; one it counts is kept, the sooner of it and katuna's backstop."""
+    definition = katib_style()
+    definition["parameters"].append({"name": "deadline", "type": "int", "min": -5, "max": 2**40})
+    template = definition["trialTemplate"]
+    template["trialSpec"]["spec"]["activeDeadlineSeconds"] = "${trialParameters.deadline}"
+    template["typedFields"] = [["spec", "activeDeadlineSeconds"]]
+    if timeout:
+        template["timeout"] = timeout
+    assert job_for(definition, {"x": 1.0, "tag": "a", "deadline": 30})["spec"]["activeDeadlineSeconds"] == 30
+    for deadline in (-1, 9223372037, 2**40):
+        with pytest.raises(RefusedWorkload) as refused:
+            job_for(definition, {"x": 1.0, "tag": "a", "deadline": deadline})
+        [problem] = refused.value.problems
+        assert problem.path == "trialTemplate.trialSpec.spec.activeDeadlineSeconds"
+        assert problem.message == ("expected a whole number of seconds from 0 to 9223372036, as Kubernetes counts a "
+                                   "Job's (a longer one fails the Job at once: the Job controller's clock cannot hold "
+                                   f"it), got {deadline} (its placeholders filled in)")
+
+
+def test_a_trial_pod_gets_no_service_links_unless_its_trial_spec_asks_for_them():
+    """Kubernetes puts every Service of the namespace into a pod's environment
+    (``enableServiceLinks`` defaults to true): katuna's own addresses are no business of a
+    trial, so its Jobs' pods go without them, a ``trialSpec`` Job's too, unless it says otherwise."""
+    own = job_for(k8s_definition(), {"x": 1.0, "tag": "a"})["spec"]["template"]["spec"]
+    assert own["enableServiceLinks"] is False
+    definition = katib_style()
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["template"]["spec"]["enableServiceLinks"] is False
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["enableServiceLinks"] = True
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["template"]["spec"]["enableServiceLinks"] is True
 
 
 def test_a_trial_spec_job_counting_failures_per_index_gets_no_job_wide_backoff_limit():

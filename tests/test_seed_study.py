@@ -141,13 +141,13 @@ def _pool_of(node: dict) -> str | None:
 
 def test_the_seed_study_on_a_gke_preemptible_pool(tmp_path: Path):
     gke = GkeStub(speed=60)
-    gke.add_cluster("proj", "europe-west4", "tuning")
+    gke.add_cluster("proj-7", "europe-west4", "tuning")
     kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
         run_seed(tmp_path, kube, "katuna-seed",
                  {"provider": "gke", "capacity": "preemptible", "machineType": "e2-standard-4", "maxNodes": TRIALS},
                  lambda: "katuna-seed" not in gke.pools,
-                 KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
+                 KATUNA_GKE_PROJECT="proj-7", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
                  KATUNA_GKE_ENDPOINT=gke.url)
         assert len(gke.calls("POST", "/nodePools")) == 1, "the pool was created once"
         assert len(gke.calls("DELETE")) == 1, "and deleted once"

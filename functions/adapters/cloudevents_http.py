@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import ssl
 import urllib.error
@@ -164,9 +165,11 @@ def _same_broker(dest: str, broker: str) -> bool:
 
 def _error_text(data: str) -> str:
     """``knativeerrordata`` (an answer's body in base64, cut at 1,024 characters, a multiple of
-    4) as one line of text where it is UTF-8, else as given."""
+    4) as one line of text where it is UTF-8, else as given. A character the cut split at the
+    end is left out (decoded as not final), so a cut text still reads as text."""
     try:
-        return " ".join(base64.b64decode(data, validate=True).decode().split())
+        body = base64.b64decode(data, validate=True)
+        return " ".join(codecs.getincrementaldecoder("utf-8")().decode(body, final=False).split())
     except (binascii.Error, UnicodeDecodeError):
         return data
 

@@ -40,7 +40,7 @@ def shared_holder(path: Path, rule: NetworkRule) -> Mount | None:
     mount = shared_mount(str(resolved), text)
     if mount is not None and rule.refused_by is not None:
         raise StorageUnavailable(
-            f"the database {resolved} is on a network or FUSE file system ({mount.fstype} at {mount.point}), where "
+            f"the database {resolved} is on a network or FUSE file system ({mount.described}), where "
             f"SQLite's locks and write-ahead log do not hold between machines, so two writers can damage it; "
             f"{rule.refused_by} refuses it: keep the database on a local disk (a ReadWriteOnce volume, or a local "
             "path with --db or KATUNA_DB), or set KATUNA_DB_ON_NETWORK_FS=allow where every katuna using it runs "
@@ -55,7 +55,7 @@ def journal_mode(mount: Mount | None) -> str:
 
 def network_warning(path: Path, mount: Mount) -> str:
     """What a process writing a database on a network file system says once, as it starts."""
-    return (f"the database {path.resolve()} is on a network or FUSE file system ({mount.fstype} at {mount.point}): katuna "
-            "keeps it with SQLite's rollback journal, not its write-ahead log, and relies on the file system's "
-            "locks; run every katuna that uses it on this one machine, or move it to a local disk (--db or "
-            "KATUNA_DB)")
+    locks = "whose locks hold on this machine alone" if mount.local_locks else "and relies on the file system's locks"
+    return (f"the database {path.resolve()} is on a network or FUSE file system ({mount.described}): katuna "
+            f"keeps it with SQLite's rollback journal, not its write-ahead log, {locks}; run every katuna that uses "
+            "it on this one machine, or move it to a local disk (--db or KATUNA_DB)")

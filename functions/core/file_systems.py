@@ -37,6 +37,11 @@ rootless container (Podman's, rootless Docker's), where a database in the contai
 folders is local; bindfs mirrors a local folder; squashfuse and lxcfs are read-only images and
 ``/proc`` views."""
 
+LOCAL_LOCK_OPTIONS = frozenset({"nolock", "local_lock=all", "local_lock=posix"})
+"""NFS super block options (Linux's ``nfs_show_mount_options``) under which the POSIX locks
+SQLite takes (``fcntl``) are kept by this machine alone, never sent to the server: another
+machine that opens the database is not locked out, whatever the journal."""
+
 _ESCAPED = re.compile(r"\\([0-7]{3})")
 
 
@@ -47,6 +52,14 @@ class Mount:
     point: str
     fstype: str
     source: str
+    local_locks: bool = False
+    """Whether its file locks are this machine's alone (:data:`LOCAL_LOCK_OPTIONS`)."""
+
+    @property
+    def described(self) -> str:
+        """The mount in a message: its type and point, and its locks where they are this machine's."""
+        kept = ", mounted with its locks kept by this machine alone (nolock or local_lock)" if self.local_locks else ""
+        return f"{self.fstype} at {self.point}{kept}"
 
     @property
     def shared(self) -> bool:
@@ -75,7 +88,10 @@ def parsed_line(line: str) -> Mount | None:
     separator = fields.index("-", 6)
     if len(fields) < separator + 3:
         return None
-    return Mount(_unescaped(fields[4]), _unescaped(fields[separator + 1]), _unescaped(fields[separator + 2]))
+    fstype = _unescaped(fields[separator + 1])
+    options = fields[separator + 3].split(",") if len(fields) > separator + 3 else []
+    local_locks = fstype in ("nfs", "nfs4") and not LOCAL_LOCK_OPTIONS.isdisjoint(options)
+    return Mount(_unescaped(fields[4]), fstype, _unescaped(fields[separator + 2]), local_locks)
 
 
 def mounts(text: str) -> list[Mount]:

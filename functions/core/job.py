@@ -179,7 +179,8 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         container["workingDir"] = folder
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
                            "securityContext": pod_security.pod_context(cluster.pod_security, cluster.run_as_user),
-                           "automountServiceAccountToken": bool(cluster.automount_token)}
+                           "automountServiceAccountToken": bool(cluster.automount_token),
+                           "enableServiceLinks": False}
     if cluster.service_account:
         pod["serviceAccountName"] = cluster.service_account
     if cluster.image_pull_secrets:

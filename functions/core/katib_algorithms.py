@@ -69,7 +69,28 @@ def _one_of(accepted: Mapping[str, Any]) -> Callable[[str], Any]:
     return convert
 
 
-RANDOM_STATE = Setting(SEED, _integer(0, MAX_SEED))
+_SEED_ABOVE = ("(the seeds katuna's samplers take; Katib's hyperopt service, which runs random and tpe, and its "
+               "goptuna service, which runs cmaes and sobol, take larger ones, while its Optuna and skopt services "
+               "fail on them)")
+
+
+def _seed(text: str) -> int:
+    """A seed of katuna's range; one above it is refused saying which of Katib's services take it."""
+    above = _above_seeds(text)
+    if above is not None:
+        raise ValueError(f"expected an integer from 0 to {MAX_SEED} {_SEED_ABOVE}, got {above}")
+    return _integer(0, MAX_SEED)(text)
+
+
+def _above_seeds(text: str) -> int | None:
+    """The integer ``text`` gives where it is above every seed, else None."""
+    try:
+        return int(text) if int(text) > MAX_SEED else None
+    except ValueError:
+        return None
+
+
+RANDOM_STATE = Setting(SEED, _seed)
 """``random_state``, the study's seed: checked here against the seed's range, so that its
 refusal names the setting (``random_state of random: expected an integer from 0 to …``)."""
 TPE = {

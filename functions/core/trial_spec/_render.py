@@ -11,8 +11,9 @@ from functions.core import container_scripts, report_token, template, trial_kind
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.labels import problems as label_problems
-from functions.core.trial_spec._job_fields import required_field
+from functions.core.trial_spec._job_fields import DEADLINE, MAX_DEADLINE, is_deadline, required_field
 from functions.core.trial_spec._shapes import (
+    PATH,
     init_containers,
     labelled,
     located_containers,
@@ -38,6 +39,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     job = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
     spec = job.setdefault("spec", {})
+    _refuse_bad_deadline(spec)
     for key, value in required.items():
         if key != "template":
             spec[key] = required_field(key, value, spec.get(key), spec)
@@ -157,6 +159,19 @@ def _refuse_bad_labels(workload: Mapping[str, Any]) -> None:
     found = [problem for path, own in labelled(workload) for problem in label_problems(own, path)]
     if found:
         raise RefusedWorkload([Problem(p.path, f"{p.message} (its placeholders filled in)") for p in found])
+
+
+def _refuse_bad_deadline(spec: Mapping[str, Any]) -> None:
+    """Refuse (for good) a Job whose own ``activeDeadlineSeconds``, its placeholders filled in,
+    is no deadline Kubernetes takes and counts (:func:`is_deadline`): the API server would
+    refuse a negative one, and the Job controller would fail the Job at its first sync with a
+    longer one than it counts, as the check of the ``trialSpec`` refuses either when written."""
+    own = spec.get(DEADLINE[-1])
+    if own is not None and not is_deadline(own):
+        raise RefusedWorkload([Problem(f"{PATH}.{'.'.join(DEADLINE)}", (
+            f"expected a whole number of seconds from 0 to {MAX_DEADLINE}, as Kubernetes counts a Job's (a longer "
+            f"one fails the Job at once: the Job controller's clock cannot hold it), got {own!r} (its placeholders "
+            "filled in)"))])
 
 
 def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
