@@ -40,13 +40,8 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStatus, PoolChange, PoolStatus, claim
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_creates import GroupCreates
-<<<<<<< HEAD
-from infra.eks_errors import code, issues_text, message, no_cluster, set_up_failure, stuck, translate
-from infra.eks_groups import ForeignGroups, dropped, group_status, missing_tags, ours, parts, told, update_errors
-=======
 from infra.eks_errors import code, issues_text, message, no_cluster, not_active, set_up_failure, stuck, translate
-from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
->>>>>>> lows82b
+from infra.eks_groups import ForeignGroups, dropped, group_status, missing_tags, ours, parts, told, update_errors
 from infra.eks_requests import (
     CLUSTER_SETTING,
     TAGS_PER_CALL,
