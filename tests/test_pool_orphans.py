@@ -65,7 +65,7 @@ def tick(store: SqliteStore, pools, clock: Clock, tmp_path: Path) -> None:
 
 
 def gke_pools(gke_api: GkeStub, clock: Clock, installation: str | None = INSTALLATION) -> gke.GkeNodePools:
-    cluster = gke_requests.GkeCluster("proj", "europe-west4", "tuning", installation=installation)
+    cluster = gke_requests.GkeCluster("proj-7", "europe-west4", "tuning", installation=installation)
     return gke.GkeNodePools(cluster, gke.client(gke_api.url), clock=clock)
 
 
@@ -226,7 +226,7 @@ def test_a_lost_databases_node_group_is_deleted_and_an_older_katunas_is_read_onc
 
 
 def test_the_services_pools_carry_its_installations_identity(gke_api: GkeStub, tmp_path: Path):
-    settings = Settings(db=tmp_path / "katuna.db", gke_project="proj", gke_location="europe-west4",
+    settings = Settings(db=tmp_path / "katuna.db", gke_project="proj-7", gke_location="europe-west4",
                         gke_cluster="tuning", gke_endpoint=gke_api.url, installation="ml.tuning")
     before = time.time()
     node_pools(settings).ensure(NodePool("katuna-mine", "gke", machine_types=("n2-standard-4",)), owner="u1")
