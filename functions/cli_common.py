@@ -133,7 +133,8 @@ def existing_db(db: str | None) -> Path:
     check_file(path)
     if not path.exists() or path.stat().st_size == 0:
         empty = ": the file is empty" if path.exists() else ""
-        fail(f"no database at {path.absolute()}{empty} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
+        fail(f"no database at {path.absolute()}{empty} (give --db PATH or set KATUNA_DB; katuna run or katuna "
+             "serve creates it)", 2)
     return path
 
 

@@ -52,14 +52,16 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
         raise click.UsageError("--json and --csv: give one of them")
     store, record = with_study(db, name)
     try:
-        query, key = asked_listing(record.spec, states, lows, highs, labels, order, after, pareto)
+        was_interrupted = interrupted(store, record, db)
+        stored, any_state = _stored_states(states, was_interrupted)
+        query, key = asked_listing(record.spec, stored, lows, highs, labels, order, after, pareto)
         query = with_front(store, record, query)
         pages: list[_Page] = []
 
         def listing() -> Iterator[TrialRecord]:
             """The page asked for, read anew at each call (a table of many trials reads it again)."""
-            pages.append(_Page(keyed_listing(store, name, query, key, TRIALS_READ,
-                                             None if limit is None else limit + 1), limit))
+            rows = keyed_listing(store, name, query, key, TRIALS_READ, None if limit is None else limit + 1)
+            pages.append(_Page(rows if any_state else iter(()), limit))
             return iter(pages[-1])
 
         if as_json:
@@ -67,10 +69,12 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
         elif as_csv:
             print_text(csv_rows(record.spec, listing(), front_marks(store, record)))
         else:
-            was_interrupted = interrupted(store, record, db)
             with writing_output():
                 print_trials(console, record, lambda: _as_interrupted(listing()) if was_interrupted else listing())
         listed = pages[-1]
+        if not listed.count:
+            filtered = any((states, lows, highs, labels, pareto, after))
+            tell("no trial matches the options given" if filtered else "no trial stored yet")
         if listed.more:
             tell(f"more trials follow: the next page is --after {key_text(query.sort, listed.last)} (with the "
                  "same options)")
@@ -85,17 +89,29 @@ class _Page:
     def __init__(self, rows: Iterator[tuple[TrialKey, TrialRecord]], limit: int | None) -> None:
         self.rows, self.limit = rows, limit
         self.more = False
+        self.count = 0
         self.last: TrialKey = (None, -1)
 
     def __iter__(self) -> Iterator[TrialRecord]:
-        for count, (key, trial) in enumerate(self.rows):
-            if count == self.limit:
+        for key, trial in self.rows:
+            if self.count == self.limit:
                 self.more = True
                 return
-            self.last = key
+            self.last, self.count = key, self.count + 1
             yield trial
 
 def _as_interrupted(rows: Iterator[TrialRecord]) -> Iterator[TrialRecord]:
     """The trials of an interrupted study as a person reads them: a running one says
     ``INTERRUPTED``, as the study's counts do (no process runs it; the next run resumes it)."""
     return (replace(t, state=INTERRUPTED_TRIAL) if t.state == "RUNNING" else t for t in rows)
+
+def _stored_states(states: tuple[str, ...], was_interrupted: bool) -> tuple[tuple[str, ...], bool]:
+    """The ``--state`` values as the stored states they stand for, and whether any remains to
+    list. ``INTERRUPTED`` (in any case), which the table shows for a running trial of an
+    interrupted study, stands for ``RUNNING`` there and for no trial of another study: asked
+    alone of a study that is not interrupted, it lists none (not all)."""
+    asked = [part.strip().upper() for state in states for part in state.split(",")]
+    if INTERRUPTED_TRIAL not in asked or "" in asked:
+        return states, True
+    kept = [state for state in asked if state != INTERRUPTED_TRIAL] + (["RUNNING"] if was_interrupted else [])
+    return tuple(dict.fromkeys(kept)), bool(kept)

@@ -336,3 +336,15 @@ def test_parameters_named_past_ascii_or_with_a_backslash_filter_and_order_as_any
         assert numbers("order=param:%E5%AD%A6%E4%B9%A0%E7%8E%87&field=param:%E5%AD%A6%E4%B9%A0%E7%8E%87&min=20") == \
             [2, 1]
         assert numbers("param:%E4%BC%98%E5%8C%96%E5%99%A8=sgd") == [1, 3]
+
+
+@pytest.mark.parametrize("state", ["", " ", ",", "COMPLETE", " COMPLETE ,PRUNED,", "COMPLETE,,FAIL", "DONE",
+                                   "complete", "COMPLETE;FAIL", "COMPLETE FAIL", "COMPLETED"])
+def test_the_documents_pattern_for_state_takes_what_the_listing_takes_and_no_more(client, state: str):
+    """A blank state is left out, as a form sends its empty fields: the document says so too,
+    where a client that checks its requests against it would refuse one the listing takes."""
+    (parameter,) = [p for p in DOCUMENT["paths"][PATH]["parameters"] if p.get("name") == "state"]
+    pattern = parameter["schema"]["items"]["pattern"]
+    answer = client.get("/studies/big/trials", query_string={"state": state, "limit": "1"})
+    assert answer.status_code in (200, 400), answer.get_data(as_text=True)
+    assert (answer.status_code == 200) == bool(re.search(pattern, state)), answer.get_data(as_text=True)

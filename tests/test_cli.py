@@ -424,7 +424,8 @@ def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp
     for command in READ_COMMANDS:
         result = in_process(*command, "--db", str(empty))
         assert (result.exit_code, result.stderr) == (2, f"error: no database at {empty}: the file is empty (give "
-                                                         "--db PATH or set KATUNA_DB; katuna run creates it)\n")
+                                                         "--db PATH or set KATUNA_DB; katuna run or katuna serve "
+                                                         "creates it)\n")
         assert empty.stat().st_size == 0
     write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
     katuna("run", "s.yaml", "--db", str(empty), cwd=tmp_path)

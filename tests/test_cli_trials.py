@@ -22,7 +22,7 @@ from http_helpers import run_katuna
 from functions.adapters.web import create_app
 from functions.cli import main
 from functions.cli_trials import TRIALS_READ
-from functions.core.records import COMPLETE, FAILED, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAILED, RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -239,5 +239,68 @@ def test_docs_api_md_says_how_the_apis_listing_differs_from_the_cli_json_and_it_
         runtime.close()
     listed = json.loads(output)
     assert json.loads(page) == listed
-    assert page == "[" + ",".join(json.dumps(trial, sort_keys=True) for trial in listed) + "]"
+    assert page == json.dumps(listed, sort_keys=True, separators=(",", ":"))
     assert output == json.dumps(listed, indent=2) + "\n" and [*listed[0]][:4] == ["number", "state", "params", "value"]
+
+
+@pytest.fixture
+def halted(tmp_path: Path) -> Path:
+    """A database holding ``halted``, a running study whose ``katuna run`` is gone (its runner a
+    process that is no more), and ``live``, a running study no process of this machine claims;
+    each with trial 0 complete and trial 1 running."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    for name, runner in (("halted", "999999999:1"), ("live", None)):
+        definition = study_definition(name=name, maxTrials=4)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), f"uid-{name}",
+                                    status="running"))
+        store.update_study(name, runner=runner)
+        with store.transaction():
+            store.add_trial(TrialRecord(name, 0, {"x": 0.1}, COMPLETE, values=[0.5], metrics={"loss": 0.5}))
+            store.add_trial(TrialRecord(name, 1, {"x": 0.2}, RUNNING))
+    runtime.close()
+    return tmp_path / "katuna.db"
+
+
+@pytest.mark.parametrize(("study", "states", "numbers"), [
+    ("halted", ("--state", "INTERRUPTED"), [1]), ("halted", ("--state", "interrupted"), [1]),
+    ("halted", ("--state", "complete,Interrupted"), [0, 1]), ("halted", ("--state", "RUNNING"), [1]),
+    ("live", ("--state", "INTERRUPTED"), []), ("live", ("--state", "INTERRUPTED,COMPLETE"), [0]),
+    ("live", ("--state", "running"), [1]),
+])
+def test_the_interrupted_state_the_table_shows_is_one_the_state_filter_takes(halted: Path, study: str,
+                                                                              states: tuple[str, ...],
+                                                                              numbers: list[int]):
+    """``INTERRUPTED`` stands for the running trials of an interrupted study, and for no trial
+    of another: asked alone there it lists none, not all of them."""
+    listed = CliRunner().invoke(main, ["trials", study, "--db", str(halted), *states, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["number"] for t in json.loads(listed.stdout)] == numbers
+    table = CliRunner().invoke(main, ["trials", study, "--db", str(halted), *states], env={"COLUMNS": "200"})
+    rows = [line.split()[:2] for line in table.stdout.splitlines() if line.strip()[:1].isdigit()]
+    shown = "INTERRUPTED" if study == "halted" else "RUNNING"
+    assert rows == [[str(n), "COMPLETE" if n == 0 else shown] for n in numbers], table.stdout
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    (("--state", "PRUNED"), "no trial matches the options given"),
+    (("--min", "value", "99999"), "no trial matches the options given"),
+    (("--after", str(TRIALS + 5)), "no trial matches the options given"),
+])
+@pytest.mark.parametrize("output", [(), ("--json",), ("--csv",)])
+def test_a_listing_of_no_trial_says_so_on_stderr_and_succeeds(db: Path, options: tuple[str, ...], said: str,
+                                                              output: tuple[str, ...]):
+    listed = CliRunner().invoke(main, ["trials", "big", "--db", str(db), *options, *output])
+    assert (listed.exit_code, listed.stderr.strip()) == (0, said), listed.output
+    assert said not in listed.stdout
+
+
+def test_a_study_of_no_trial_yet_says_so_on_stderr(halted: Path):
+    runtime = Runtime(Settings(db=halted))
+    definition = study_definition(name="fresh", maxTrials=4)
+    runtime.store().add_study(StudyRecord(parse_study(definition), definition, str(halted.parent), "uid-fresh",
+                                          status="running"))
+    runtime.close()
+    listed = CliRunner().invoke(main, ["trials", "fresh", "--db", str(halted)])
+    assert (listed.exit_code, listed.stderr.strip()) == (0, "no trial stored yet"), listed.output
+    assert listed.stdout.strip(), "the table's header is still printed"

@@ -310,6 +310,22 @@ def test_a_trial_number_that_is_no_whole_number_in_ascii_digits_is_refused_namin
         assert answer.get_json()["message"].startswith("number: expected a whole number from 0 to 9223372036854775807")
 
 
+@pytest.mark.parametrize("segment", ["S1", "s_1", "-s1", "s1-", "%C3%A91", "a" * 64])
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("GET", "/trials"), ("GET", "/best"),
+                                                ("GET", "/trials/0"), ("GET", "/trials/0/observations"),
+                                                ("GET", "/trials/0/logs"), ("POST", "/stop"), ("DELETE", "")])
+def test_a_study_name_that_is_no_dns_label_is_refused_naming_it_and_the_rule(client, segment: str, method: str,
+                                                                             suffix: str):
+    """As the document's pattern for it says, and as a trial number that is no number is: a 400
+    naming ``name`` and what it takes, not a 404 that says only that no study has it."""
+    answer = client.open(f"/studies/{segment}{suffix}", method=method)
+    assert (answer.status_code, answer.get_json()["error"]) == (400, "malformed_request")
+    assert answer.get_json()["message"].startswith("name: expected a DNS-1123 label: lower-case letters, digits and "
+                                                   "'-', starting and ending alphanumeric, at most 63 characters, got ")
+    assert "400" in document()["paths"][f"/studies/{{name}}{suffix.replace('/0', '/{number}')}"][method.lower()][
+        "responses"]
+
+
 def test_a_study_that_parses_to_no_mapping_is_invalid_at_its_top_level(client):
     for text, got in (("[1, 2]", "a list"), ("42", "a int: '42'"), ("null", "null (or no document)")):
         body = client.post("/studies", data=text, content_type=JSON).get_json()

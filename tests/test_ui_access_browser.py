@@ -217,3 +217,27 @@ def test_a_trial_table_whose_study_is_deleted_says_so_keeps_its_rows_and_asks_no
     page.clock.run_for(REFRESH_MS * 3)
     assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
     assert len(asked) == before == 1, "asked once, answered 404, and no more"
+
+
+def test_a_trial_page_whose_study_is_deleted_says_so_and_asks_no_more(service: Service, page: Page,
+                                                                      console: dict[Page, Console]):
+    """The log of a running trial whose study is deleted meanwhile: its next read answered 404,
+    the heading says why the log is unavailable (the study was deleted), not the bare status."""
+    definition = study_definition(name="access-gone-log", mode="hang", maxTrials=1, parallelism=1)
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    eventually(lambda: service.request("GET", "/studies/access-gone-log/trials/0")[0] == 200, "trial 0", timeout=20)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/trials/0/log?" in request.url else None)
+    console[page].expect(r"status of 404")
+    page.clock.install()
+    page.goto(service.base + "/ui/studies/access-gone-log/trials/0")
+    expect(page.locator("#log-status")).to_have_text("following…")
+    assert service.request("DELETE", "/studies/access-gone-log")[0] < 300
+    eventually(lambda: page.clock.run_for(LOG_POLL_MS) or page.wait_for_timeout(50)
+               or page.locator("#log-status").inner_text().startswith("log unavailable"), "the 404", timeout=30)
+    expect(page.locator("#log-status")).to_have_text(
+        "log unavailable: this trial's study was deleted (or the trial with it)")
+    before = len(asked)
+    page.clock.run_for(LOG_POLL_MS * 3)
+    assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
+    assert len(asked) == before, "answered 404, and asked no more"

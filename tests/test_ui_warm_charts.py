@@ -120,6 +120,34 @@ def test_a_long_pareto_front_is_listed_spread_along_it_unless_all_is_asked_for(t
         runtime.close()
 
 
+def test_the_fronts_pages_keep_the_charts_the_address_names(tmp_path: Path):
+    """The study page keeps its chart choices in its address: the links that page its front and
+    the table fetched again keep them, so the next page shows the same charts."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        definition = study_definition(name="pick", maxTrials=30, objective={"metrics": BOTH})
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-pick", status="completed"))
+        with store.transaction():
+            for number in range(30):
+                store.add_trial(TrialRecord("pick", number, {"x": 0.5}, COMPLETE, values=[number, number]))
+        client = create_app(runtime).test_client()
+        chosen = "objective=1&amp;params=x&amp;pair=contour"
+        spread = client.get("/ui/studies/pick?objective=1&params=x&pair=contour").get_data(as_text=True)
+        assert f'data-src="/ui/studies/pick/best.fragment?{chosen}"' in spread
+        page = client.get("/ui/studies/pick?front=all&size=25&objective=1&params=x&pair=contour")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert f'href="/ui/studies/pick?front=all&amp;size=25&amp;{chosen}&amp;after=24#best-trials" id="front-next"' \
+            in text, text
+        assert f'data-src="/ui/studies/pick/best.fragment?front=all&amp;size=25&amp;{chosen}"' in text
+        again = client.get(f"/ui/studies/pick/best.fragment?front=all&size=25&{chosen.replace('&amp;', '&')}")
+        assert f'href="/ui/studies/pick?front=all&amp;size=25&amp;{chosen}&amp;after=24#best-trials"' in \
+            again.get_data(as_text=True)
+    finally:
+        runtime.close()
+
+
 def _listed(page: str) -> list[int]:
     """The numbers of the trials a best-trials table lists, in its order."""
     return [int(number) for number in re.findall(r'<tr><td class="num"><a href="/ui/studies/[^/]+/trials/(\d+)"', page)]

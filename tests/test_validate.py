@@ -228,15 +228,18 @@ def test_names_with_a_trailing_newline_are_refused(field: str, value: str, path:
         problems(definition)
 
 
-@pytest.mark.parametrize("text, path, key", [
-    ("name: a\nobjective: {metric: loss, direction: minimize}\nname: b\n", "name", "name"),
-    ("name: a\nparameters:\n  - {name: x, type: float, min: 0, max: 1, min: 2}\n", "parameters[0].min", "min"),
-    ('{"name": "a", "trialTemplate": {"env": {"A": "1", "A": "2"}}}', "trialTemplate.env.A", "A"),
+@pytest.mark.parametrize("text, path, key, where", [
+    ("name: a\nobjective: {metric: loss, direction: minimize}\nname: b\n", "name", "name", "line 3, column 1"),
+    ("name: a\nparameters:\n  - {name: x, type: float, min: 0, max: 1, min: 2}\n", "parameters[0].min", "min",
+     "line 3, column 44"),
+    ('{"name": "a", "trialTemplate": {"env": {"A": "1", "A": "2"}}}', "trialTemplate.env.A", "A", "line 1, column 51"),
 ])
-def test_a_key_given_twice_is_refused_naming_it_and_where(text: str, path: str, key: str):
+def test_a_key_given_twice_is_refused_naming_it_and_where(text: str, path: str, key: str, where: str):
+    """Its line and column too: the document holding it is not read, so no line is found for its path."""
     with pytest.raises(KatunaError) as caught:
         load_study(text)
-    assert [str(p) for p in caught.value.problems] == [f"{path}: duplicate key {key!r}; each key may appear once"]
+    assert [str(p) for p in caught.value.problems] == [f"{path}: duplicate key {key!r}; each key may appear once "
+                                                       f"({where})"]
 
 
 def test_a_warm_start_file_with_a_key_given_twice_is_refused(tmp_path: Path):

@@ -61,10 +61,13 @@ class DocumentTooLarge(yaml.YAMLError):
 
 
 class DuplicateKey(yaml.YAMLError):
-    """A mapping holds the same key twice; ``path`` is where the second one is."""
+    """A mapping holds the same key twice; ``path`` is where the second one is, and ``where``
+    its line and column in the text (the document holding it could not be read, so no later
+    step can find that line)."""
 
-    def __init__(self, path: str, key: str) -> None:
-        super().__init__(f"{path}: duplicate key {key!r}; each key may appear once in a mapping")
+    def __init__(self, path: str, key: str, mark: yaml.Mark) -> None:
+        self.where = f" (line {mark.line + 1}, column {mark.column + 1})"
+        super().__init__(f"{path}: duplicate key {key!r}; each key may appear once in a mapping{self.where}")
         self.path = path
         self.key = key
 
@@ -202,7 +205,7 @@ class _BoundedLoader(yaml.SafeLoader):
                 continue
             if (key.tag, key.value) in seen:
                 where = "".join(self._path).lstrip(".")
-                raise DuplicateKey(f"{where}.{key.value}" if where else key.value, key.value)
+                raise DuplicateKey(f"{where}.{key.value}" if where else key.value, key.value, key.start_mark)
             seen.add((key.tag, key.value))
 
 

@@ -54,7 +54,8 @@ def yaml_problems() -> Iterator[None]:
     try:
         yield
     except bounded_yaml.DuplicateKey as exc:
-        raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
+        raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once{exc.where}")]) \
+            from exc
     except bounded_yaml.NumberTooLarge as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml_core.Ambiguities as exc:

@@ -58,6 +58,7 @@ def create_app(runtime: Application) -> Flask:
                     "" if runtime.settings.api_token else "; without KATUNA_API_TOKEN, katuna's events are not "
                                                           "signed either, and any sender's are believed")
     app.url_map.converters["trial"] = api.TrialNumber
+    app.url_map.converters["study"] = api.StudyName
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)

@@ -20,6 +20,7 @@ from functions.core.application import Application
 from functions.core.errors import FollowsResource, LogGone, MalformedRequest, StudyNotFound
 from functions.core.formats import decode
 from functions.core.launch import trial_launch
+from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.pareto import best_after, front_marks
 from functions.core.resources import Origin
 from functions.core.store_port import has_study
@@ -53,6 +54,18 @@ class TrialNumber(BaseConverter):
             return query.whole_of("number", value, 0, 0, LARGEST_TRIAL_NUMBER)
         except MalformedRequest as exc:
             raise BadRequest(str(exc)) from exc
+
+
+class StudyName(BaseConverter):
+    """The ``{name}`` of a study's path: a DNS-1123 label, as every study's name is and as the
+    document's pattern says; any other segment is a ``400 malformed_request`` naming ``name``
+    and the rule (as :class:`TrialNumber` names ``number``), not a 404 that says no more than
+    that no study has it."""
+
+    def to_python(self, value: str) -> str:
+        if not is_label(value):
+            raise BadRequest(f"name: expected {LABEL_EXPECTED}, got {value!r:.80}")
+        return value
 
 
 def _runtime() -> Application:
@@ -137,7 +150,7 @@ def list_studies():
                        partial(study_view, store))
 
 
-@blueprint.get("/studies/<name>")
+@blueprint.get("/studies/<study:name>")
 def get_study(name: str):
     store = _runtime().store()
     record = store.get_study(name)
@@ -158,7 +171,7 @@ LISTING_PARAMETERS = (paging.LIMIT, *LISTING_ARGUMENTS)
 """What ``GET /studies/{name}/trials`` takes, besides a categorical parameter's values."""
 
 
-@blueprint.get("/studies/<name>/trials")
+@blueprint.get("/studies/<study:name>/trials")
 @takes.query
 def list_trials(name: str):
     """The study's trials, a page at a time (:mod:`.paging`): ``limit`` of them after the trial
@@ -187,7 +200,7 @@ def _next_trials(name: str, limit: int, field: str, key: TrialKey) -> str:
     return url_for("api.list_trials", name=name) + "?" + urlencode(pairs)
 
 
-@blueprint.get("/studies/<name>/best")
+@blueprint.get("/studies/<study:name>/best")
 @takes.query
 def list_best(name: str):
     """The study's best trials by number, a page at a time (:mod:`.paging`): its best trial, or
@@ -211,7 +224,7 @@ def find_trial(name: str, number: int):
     return record, trial
 
 
-@blueprint.get("/studies/<name>/trials/<trial:number>")
+@blueprint.get("/studies/<study:name>/trials/<trial:number>")
 def get_trial(name: str, number: int):
     """The trial with its first observations; while more follow, ``observationsAfter`` is the
     key :func:`list_observations` goes on from."""
@@ -226,7 +239,7 @@ MAX_OBSERVATIONS_PAGE = 10_000
 """The largest ``limit`` of that listing (an attempt keeps at most as many)."""
 
 
-@blueprint.get("/studies/<name>/trials/<trial:number>/observations")
+@blueprint.get("/studies/<study:name>/trials/<trial:number>/observations")
 @takes.query
 def list_observations(name: str, number: int):
     """The values the trial reported, in order (by attempt, then as each attempt printed them),
@@ -241,7 +254,7 @@ def list_observations(name: str, number: int):
                                                           limit=limit, after=observation_key_text(last)))
 
 
-@blueprint.get("/studies/<name>/trials/<trial:number>/logs")
+@blueprint.get("/studies/<study:name>/trials/<trial:number>/logs")
 @takes.query
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
@@ -273,14 +286,14 @@ def _begun(lines: Iterator[str], ended: bool) -> Iterator[str]:
     return lines if first is None else chain([first], lines)
 
 
-@blueprint.post("/studies/<name>/stop")
+@blueprint.post("/studies/<study:name>/stop")
 def stop_study(name: str):
     _stop(name)
     store = _runtime().store()
     return jsonify(study_view(store, store.get_study(name)))
 
 
-@blueprint.delete("/studies/<name>")
+@blueprint.delete("/studies/<study:name>")
 def delete_study(name: str):
     """Stop, then delete the study; one that follows a Kubernetes resource that is still there
     is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`).

@@ -13,7 +13,8 @@ _NAME = {"name": "name", "in": "path", "required": True, "description": "the stu
          "schema": {"type": "string", "maxLength": MAX_NAME, "pattern": f"^{DNS1123_LABEL.pattern}$"}}
 _NUMBER = {"name": "number", "in": "path", "required": True, "description": "the trial's number, in ASCII digits",
            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
-_BAD_NUMBER = "number is not a whole number from 0 to 9223372036854775807"
+_BAD_NUMBER = "name is not a DNS-1123 label, or number is not a whole number from 0 to 9223372036854775807"
+_BAD_NAME = "name is not a DNS-1123 label"
 _NOT_FOUND = error("no such study or trial")
 _STUDY_KEY = {"name": "after", "in": "query",
               "description": "the key of the study the page follows, its creation time and name (as the next link "
@@ -59,22 +60,25 @@ def study_paths() -> dict[str, Any]:
         "/studies/{name}": {
             "parameters": [_NAME],
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
-                    "responses": {"200": json_body("Study", "the study"), "404": _NOT_FOUND}},
+                    "responses": {"200": json_body("Study", "the study"), "400": error(_BAD_NAME),
+                                  "404": _NOT_FOUND}},
             "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
-                       "responses": {"204": {"description": "deleted"}, "404": _NOT_FOUND,
+                       "responses": {"204": {"description": "deleted"}, "400": error(_BAD_NAME), "404": _NOT_FOUND,
                                      "409": error("the study follows a Kubernetes resource that is still there: "
                                                   "delete that resource instead")}}},
         "/studies/{name}/stop": {
             "parameters": [_NAME],
             "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
-                     "responses": {"200": json_body("Study", "stopped"), "404": _NOT_FOUND}}},
+                     "responses": {"200": json_body("Study", "stopped"), "400": error(_BAD_NAME),
+                                   "404": _NOT_FOUND}}},
         "/studies/{name}/trials": {
             "parameters": [_NAME, limit(1_000, 10_000, "trials"), *trial_filters()],
             "get": {"summary": "The trials of a study, filtered and ordered (by number unless asked), a page at a time",
                     "operationId": "listTrials",
                     "responses": {
                         "200": page("Trial", "trials"),
-                        "400": error("limit is not a whole number in range; after is not a key the next link gives; "
+                        "400": error(f"{_BAD_NAME}; limit is not a whole number in range; after is not a key the "
+                                     "next link gives; "
                                      "state names no trial state; field names no field of numbers of the study; "
                                      "a min or max is no number (the duration's: seconds, 90s, 5m, 1.5h), is given "
                                      "neither once per field nor not at all, or a min is above its max; "
@@ -92,7 +96,8 @@ def study_paths() -> dict[str, Any]:
                     "operationId": "listBestTrials",
                     "responses": {
                         "200": page("Trial", "the best trials"),
-                        "400": error("limit or after is not a whole number in range, or another parameter was given"),
+                        "400": error(f"{_BAD_NAME}, limit or after is not a whole number in range, or another "
+                                     "parameter was given"),
                         "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}": {
             "parameters": [_NAME, _NUMBER],

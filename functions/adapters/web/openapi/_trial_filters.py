@@ -34,8 +34,9 @@ def trial_filters() -> list[dict[str, Any]]:
          "description": f"the field the trials are ordered by, ascending, or with :desc appended descending (value, "
                         f"value:desc, duration:desc, metric:loss): {_FIELD}. Trials without a value for it come last, "
                         "by number; by number when left out"},
-        _repeated("state", "the states to keep, repeated or as a comma list (COMPLETE,FAIL)",
-                  {"type": "string", "pattern": f"^({_STATES})(,({_STATES}))*$"}),
+        _repeated("state", "the states to keep, repeated or as a comma list (COMPLETE,FAIL); blanks around a state "
+                           "and blank states (state= as a form sends an empty field) are left out",
+                  {"type": "string", "pattern": rf"^\s*({_STATES})?\s*(,\s*({_STATES})?\s*)*$"}),
         _repeated("field", f"the field each range bounds, in order: {_FIELD}; at most 8 fields at once, with the "
                            "categorical parameters filtered", {"type": "string", "maxLength": 300}),
         _repeated("min", "each range's least value, in the fields' order: given once per field or not at all", bound),

@@ -203,6 +203,7 @@ const katuna = (() => {
       address.searchParams.set("params", [value("param-a"), value("param-b")].join(","));
       address.searchParams.set("pair", pair.dataset.kind);
       history.replaceState(history.state, "", address);
+      keepChoices(address.searchParams, document.getElementById("best-trials"));
     };
     const drawAll = () => charts.querySelectorAll(".plot").forEach((div) => draw(div, url(div)));
     drawAll();
@@ -225,6 +226,23 @@ const katuna = (() => {
     deleteStudy(document.getElementById("delete-study"), document.getElementById("delete-dialog"));
     if (charts.dataset.running === "true") followStudy(charts, redraw, ended);
     else awaitRestart(charts, redraw, ended);
+  }
+
+  // The chart choices in the page's address, kept by the links of the best trials' table that
+  // open this page again (a page of the front, "list all") and by the table fetched again while
+  // the study runs: paging the front shows the charts picked.
+  function keepChoices(chosen, best) {
+    const withChoices = (text) => {
+      const link = new URL(text, location.href);
+      for (const name of ["objective", "params", "pair"]) {
+        if (chosen.has(name)) link.searchParams.set(name, chosen.get(name));
+      }
+      return link.pathname + link.search + link.hash;
+    };
+    best.dataset.src = withChoices(best.dataset.src);
+    best.querySelectorAll("a[href]").forEach((a) => {
+      if (new URL(a.href, location.href).pathname === location.pathname) a.setAttribute("href", withChoices(a.href));
+    });
   }
 
   // Delete, once confirmed in a dialog naming the study (Cancel, which has the focus, or
@@ -638,7 +656,9 @@ const katuna = (() => {
         }
       } catch (error) {
         if (!transient(error)) {
-          status.textContent = `log unavailable: ${error.message}`;
+          status.textContent = error.status === 404
+            ? "log unavailable: this trial's study was deleted (or the trial with it)"
+            : `log unavailable: ${error.message}`;
           return;
         }
         status.textContent = `log unavailable for now (${error.message}): asking again…`;

@@ -29,9 +29,10 @@ FRONT_PAGE = 500
 def front_page(store: Store, record: StudyRecord) -> dict[str, Any]:
     """The page of the study's front the request asks for (``size``, one of the trial table's
     sizes, and ``after``, the number the page follows): its trials (``best``), the front's size
-    (``front``) and the page's place in it with its links (``pager``); the arguments that
-    fetch the same page again (``again``). A page past the front's end (an old link, trials
-    gone from the front since) is its last. ``MalformedRequest`` names a refused argument."""
+    (``front``) and the page's place in it with its links (``pager``, keeping the charts
+    chosen: :func:`chart_args`); the arguments that fetch the same page again (``again``). A
+    page past the front's end (an old link, trials gone from the front since) is its last.
+    ``MalformedRequest`` names a refused argument."""
     given = one_value("size")
     size = tables.page_size(given or str(FRONT_PAGE))
     after = None if one_value("after") is None else whole_number("after", 0, 0)
@@ -43,9 +44,19 @@ def front_page(store: Store, record: StudyRecord) -> dict[str, Any]:
     trials = ((t.number, t) for t in best_after(store, record, after, size + 1))
     taken, more = paging.cut(trials, size, lambda trial: trial, json_size)
     best = [trial for _, trial in taken]
-    kept = {"front": "all", "size": given}
+    kept = {"front": "all", "size": given, **chart_args()}
     return {"best": best, "front": len(numbers), "again": {**kept, "after": after},
             "pager": _pager(record.name, kept, numbers, start, best, more, size)}
+
+
+CHART_ARGUMENTS = ("objective", "params", "pair")
+"""What the study page's charts are drawn for, as its address names it."""
+
+
+def chart_args() -> dict[str, str]:
+    """The chart choices the request's address names, for the links that page the front to keep:
+    a page of it shows the charts the page before did."""
+    return {name: value for name in CHART_ARGUMENTS if (value := one_value(name)) is not None}
 
 
 def json_size(trial: TrialRecord) -> int:

@@ -11,7 +11,7 @@ from functions.adapters.web import paging
 from functions.adapters.web.query import one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._charts import chart_params
-from functions.adapters.web.ui._front import cut_short, front_page, json_size
+from functions.adapters.web.ui._front import chart_args, cut_short, front_page, json_size
 from functions.core.errors import MalformedRequest
 from functions.core.pareto import best_trials, front_spread
 from functions.core.query_args import whole_of
@@ -183,11 +183,13 @@ def _spread(store: Store, record: StudyRecord) -> dict[str, Any]:
     :data:`~functions.adapters.web.paging.PAGE_BYTES` of their JSON as a page of ``?front=all``
     is (a trial's parameters may hold hundreds of kilobytes: 500 of them, hundreds of
     megabytes), read a few at a time and spread along the front however many fit; ``cut``
-    says why fewer were listed than asked for (None where none were left out)."""
+    says why fewer were listed than asked for (None where none were left out); ``again``, the
+    chart choices its "list all" link keeps."""
     trials, size = front_spread(store, record, FRONT_LISTED)
     taken, cut = paging.cut(trials, FRONT_LISTED, lambda trial: trial, json_size)
     listed = [trial for _, trial in sorted(taken, key=lambda placed: placed[0])]
-    return {"best": listed, "front": size, "pager": None, "again": {}, "cut": cut_short(FRONT_LISTED) if cut else None}
+    return {"best": listed, "front": size, "pager": None, "again": chart_args(),
+            "cut": cut_short(FRONT_LISTED) if cut else None}
 
 
 @blueprint.get("/new")
