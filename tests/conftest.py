@@ -88,8 +88,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_state_order(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-third migration (each study's trials by state,
+    then number)."""
+    db.execute("DROP INDEX IF EXISTS trials_state_order")
+
+
 def drop_processed_age(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the forty-second migration (the handlings' records by age)."""
+    """Take a database back to before the forty-second migration (the handlings' records by
+    age), and the forty-third."""
+    drop_state_order(db)
     db.execute("DROP INDEX IF EXISTS processed_events_age")
 
 

@@ -374,6 +374,18 @@ def _migrate_42(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS {PROCESSED_AGE} ON processed_events (processed_at)")
 
 
+STATE_ORDER = "trials_state_order"
+"""The index of each study's trials by state, then number."""
+
+
+def _migrate_43(db: sqlite_utils.Database) -> None:
+    """Each study's trials by state, then number: the latest trials of a state (a Katib
+    Experiment's status lists those of each state after every trial) are read from the index
+    alone, where SQLite walked every trial of the study by number for a state few or none of
+    them are in, 100,000 rows a report for its running, waiting and pruned trials."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS {STATE_ORDER} ON trials (study, state, number)")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -398,4 +410,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
               _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
-              _migrate_41, _migrate_42)
+              _migrate_41, _migrate_42, _migrate_43)

@@ -24,14 +24,14 @@ class SqliteTrialPages(SqliteTrials):
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
-        total, sql, args = self._query(study, query)
-        return [self._trial(row) for row in self._rows(sql, args)], total
+        total, rows = self._page(study, query)
+        return list(self._trials_of(rows)), total
 
     def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
         """As :meth:`query_trials`, the page's rows read one at a time, as the dashboard's trial
         table takes them until its bytes are full: a row may hold hundreds of kilobytes."""
-        total, sql, args = self._query(study, query)
-        return total, self._trials_of(self._lazy_rows(sql, args))
+        total, rows = self._page(study, query)
+        return total, self._trials_of(rows)
 
     @reading
     def waiting_line(self, study: str, slots: int | None, first: int, passed_over: str) -> list[InLine]:
@@ -47,16 +47,30 @@ class SqliteTrialPages(SqliteTrials):
             [study, *[past[0] if past else None] * 2, len(passed_over), passed_over, first]).fetchall()
         return [InLine(*row) for row in rows]
 
-    def _query(self, study: str, query: TrialQuery) -> tuple[int, str, list[Any]]:
-        """The count of the trials ``query`` matches, and the statement (with its arguments)
-        that reads its page of them."""
+    def _page(self, study: str, query: TrialQuery) -> tuple[int, Generator[dict[str, Any], None, None]]:
+        """The count of the trials ``query`` matches, and the rows of its page, read as they are
+        taken. A page in another order than the number's is found by its trials' numbers first,
+        then read a row at a time by number: SQLite's sort of the trials before the page (every
+        trial of the study, for a page near its end) then holds each one's number and value,
+        not its whole row, which made a deep page of 100,000 trials sorted by a metric six
+        times slower."""
         condition, args, order, order_args = where_and_order(study, self.get_study(study).spec, query)
         total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
-        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
-        if query.limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            page_args += [query.limit, query.offset]
-        return total, sql, page_args
+        sql, page_args = f"FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
+        if query.limit is None:
+            return total, self._lazy_rows(f"SELECT * {sql}", page_args)
+        page_args += [query.limit, query.offset]
+        if query.sort == "number":
+            return total, self._lazy_rows(f"SELECT * {sql} LIMIT ? OFFSET ?", page_args)
+        numbers = [row[0] for row in self.db.execute(f"SELECT number {sql} LIMIT ? OFFSET ?", page_args)]
+        return total, self._numbered_rows(study, numbers)
+
+    def _numbered_rows(self, study: str, numbers: list[int]) -> Generator[dict[str, Any], None, None]:
+        """The rows of the study's trials ``numbers``, in that order, each read as it is taken
+        (one gone since its number was read is left out)."""
+        for number in numbers:
+            rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
+            yield from rows
 
     def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
         """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left

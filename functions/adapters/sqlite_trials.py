@@ -117,6 +117,11 @@ class SqliteTrials(SqliteStudies):
         return [self._trial(row) for row in rows], latest
 
     @reading
+    def latest_trial_change(self, study: str) -> int:
+        """One lookup in the (study, changed) index, at any study size."""
+        return self.db.execute("SELECT coalesce(max(changed), 0) FROM trials WHERE study = ?", [study]).fetchone()[0]
+
+    @reading
     def trials_reported(self, study: str) -> int:
         row = self.db.execute("SELECT trials_reported FROM studies WHERE name = ?", [study]).fetchone()
         return row[0] if row else 0

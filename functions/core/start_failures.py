@@ -289,13 +289,20 @@ def _user_fix(image: str | None, template: TrialTemplate) -> str | None:
            f"run it as ({own})"
 
 
+def may_be_unstartable(counts: Counts) -> bool:
+    """Whether a study of these ``counts`` may stop for :func:`unstartable`: none of its trials
+    completed or pruned, enough failed. Asked first, so that the failed trials of a study that
+    has completed some (thousands, in a large study) are not read for each that fails to start."""
+    return not (counts.complete or counts.pruned) and counts.failed >= UNSTARTABLE_TRIALS
+
+
 def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialRecord]) -> str | None:
     """Why the study stops, and how to fix it, if its trials keep failing to start for one
     cause (see the module): at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none
     completed or pruned, each unable to start for the same image, Secret or ConfigMap of the
     study's template, for the same program or working directory of it that a local trial could
     not run or enter, or for the same pod no node fits that the template asks for. None otherwise."""
-    if counts.complete or counts.pruned or counts.failed < UNSTARTABLE_TRIALS:
+    if not may_be_unstartable(counts):
         return None
     causes = {_cause(trial) for trial in failed}
     cause = causes.pop() if len(causes) == 1 else None

@@ -230,6 +230,10 @@ class Store(Protocol):
         """The study's trials written (added or updated) since its trial change ``after`` (0:
         all of them), by number, and its latest trial change (``after`` when none is later)."""
 
+    def latest_trial_change(self, study: str) -> int:
+        """The study's latest trial change (0: none), as :meth:`trial_changes` gives it, without
+        reading the trials changed."""
+
     def trials_reported(self, study: str) -> int:
         """The trial change up to which the study's trials were reported (0: none yet)."""
 

@@ -190,7 +190,7 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
                       cap=study_cap(record, deps.limits), covered=0 if grid is None else grid.covered,
                       failed_limit=failure_limit(record.definition))
     if decision is None and finished is not None and finished.state == FAIL \
-            and finished.reason.startswith(f"{start_failures.PREFIX}: "):
+            and finished.reason.startswith(f"{start_failures.PREFIX}: ") and start_failures.may_be_unstartable(counts):
         why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
         decision = Decision(FAILED, why) if why else None
     return decision

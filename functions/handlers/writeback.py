@@ -141,8 +141,16 @@ def _listed_trials(record: StudyRecord, counts: Counts, store: Store) -> list[Tr
     listed: list[TrialRecord] = []
     for state in TRIAL_LISTS:
         limit = TRIALS_LISTED + (counts.stopped_at_end if state == PRUNED else 0)
-        listed += store.query_trials(record.name, TrialQuery((state,), sort="number", descending=True, limit=limit))[0]
+        listed += _latest(record, store, (state,), limit)
     return listed
+
+
+def _latest(record: StudyRecord, store: Store, states: tuple[str, ...], limit: int) -> list[TrialRecord]:
+    """The study's latest ``limit`` trials in ``states`` (any state where none is given), by
+    number from the latest, through the index of the trials by state and number and uncounted:
+    as many rows read as returned, whatever the study's size."""
+    query = TrialQuery(states, sort="number", descending=True, limit=limit)
+    return [trial for _, trial in store.keyed_trials(record.name, query, None)]
 
 
 def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
@@ -188,9 +196,9 @@ def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, reso
 
 def _changed(record: StudyRecord, store: Store) -> bool:
     """Whether a trial changed since the last report (read without the lock: most events of a
-    redelivery, or of a report that came first, find nothing to write and take no lock)."""
-    reported = store.trials_reported(record.name)
-    return store.trial_changes(record.name, reported)[1] > reported
+    redelivery, or of a report that came first, find nothing to write and take no lock), from
+    the latest change alone: the trials changed are read under the lock, once."""
+    return store.latest_trial_change(record.name) > store.trials_reported(record.name)
 
 
 def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources, kept: int,
@@ -223,7 +231,7 @@ def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources:
 
 def _newest(record: StudyRecord, store: Store) -> int:
     """The number of the study's latest trial (-1: none yet)."""
-    latest = store.query_trials(record.name, TrialQuery(sort="number", descending=True, limit=1))[0]
+    latest = _latest(record, store, (), 1)
     return latest[0].number if latest else -1
 
 
