@@ -8,11 +8,11 @@ steps, or in the statements run, never in time."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from conftest import drop_state_order, study_definition
+from test_event_cost import STEPS, sqlite_work
 
 from functions.adapters.sqlite_migrations import STATE_ORDER
 from functions.adapters.sqlite_store import SqliteStore
@@ -21,29 +21,10 @@ from functions.core.resources import KATIB_API_VERSIONS, Origin, Ref
 from functions.core.validate import parse_study
 from functions.handlers.writeback import behind
 
-STEPS = 10
-"""SQLite virtual-machine instructions per count."""
-
 SMALL, LARGE = 1_100, 3_300
 """Study sizes whose work is compared: each has more failed trials than a status lists."""
 
 ORIGIN = Origin(Ref("Experiment", "team", "big", KATIB_API_VERSIONS[0]), "uid-experiment", 1)
-
-
-@contextmanager
-def sqlite_work(store: SqliteStore) -> Iterator[list[int]]:
-    """Counts (in :data:`STEPS`) of the SQLite instructions run on the store's connection."""
-    counted = [0]
-
-    def step() -> int:
-        counted[0] += 1
-        return 0
-
-    store.db.conn.set_progress_handler(step, STEPS)
-    try:
-        yield counted
-    finally:
-        store.db.conn.set_progress_handler(None, 0)
 
 
 def experiment(folder: Path, trials: int) -> tuple[SqliteStore, StudyRecord]:
