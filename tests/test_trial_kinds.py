@@ -277,8 +277,9 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
         assert pod["tolerations"] == [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
         assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}}, role
     assert "resources" not in rendered["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][1]
-    assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600}
-    assert _rendered(pytorch, "pytorch", retain=True)["spec"]["runPolicy"] == {"cleanPodPolicy": "Running"}, \
+    assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600, "backoffLimit": 6}
+    assert _rendered(pytorch, "pytorch", retain=True)["spec"]["runPolicy"] == {"cleanPodPolicy": "Running",
+                                                                               "backoffLimit": 6}, \
         "kept with no TTL, its idle workers deleted at its end"
     workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
         "ttlStrategy": {"secondsAfterSuccess": 60}, "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
@@ -305,6 +306,29 @@ def test_a_retained_training_job_keeps_the_pods_its_template_says_to_keep():
     jobset = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
         {"name": "node", "template": {"spec": {"template": {"spec": {"containers": [{"name": "main"}]}}}}}]}}
     assert "runPolicy" not in _rendered(jobset, "main", retain=True)["spec"]
+
+
+@pytest.mark.parametrize(("kind", "specs", "policy", "own", "limit"), [
+    ("PyTorchJob", "pytorchReplicaSpecs", None, None, 6), ("PaddleJob", "paddleReplicaSpecs", None, None, 6),
+    ("TFJob", "tfReplicaSpecs", "OnFailure", None, 6), ("XGBoostJob", "xgbReplicaSpecs", "Always", None, 6),
+    ("JAXJob", "jaxReplicaSpecs", "ExitCode", None, 6), ("PyTorchJob", "pytorchReplicaSpecs", None, 0, 0),
+    ("PyTorchJob", "pytorchReplicaSpecs", "OnFailure", 2, 2), ("PyTorchJob", "pytorchReplicaSpecs", "Never", None, None),
+    ("TFJob", "tfReplicaSpecs", None, None, None), ("MPIJob", "mpiReplicaSpecs", None, None, None)])
+def test_a_training_job_whose_replicas_restart_is_bounded_by_a_backoff_limit_unless_it_sets_its_own(
+        kind: str, specs: str, policy: str | None, own: int | None, limit: int | None):
+    """A replica that names no ``restartPolicy`` runs under its kind's default (a PyTorchJob's
+    and a PaddleJob's ``OnFailure``), and the operator sets no ``backoffLimit``: a master that
+    keeps failing would restart in place for ever. katuna gives 6 where a replica restarts, keeps
+    the template's own (0 too), and adds none where every replica's policy is ``Never``."""
+    replica: dict = {"template": {"spec": {"containers": [{"name": "main", "command": ["w"]}]}}}
+    if policy is not None:
+        replica["restartPolicy"] = policy
+    spec: dict = {specs: {"Worker": replica}}
+    if own is not None:
+        spec["runPolicy"] = {"backoffLimit": own}
+    rendered = _rendered({"apiVersion": "kubeflow.org/v1", "kind": kind, "spec": spec}, "main")["spec"]
+    assert rendered.get("runPolicy", {}).get("backoffLimit") == limit
+    assert rendered[specs]["Worker"].get("restartPolicy") == policy, "the replica's policy is left as written"
 
 
 def test_kinds_without_pod_templates_are_placed_where_their_controllers_read_it():

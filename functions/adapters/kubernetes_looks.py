@@ -29,13 +29,14 @@ from functions.adapters.kubernetes_status import (
     final_condition,
     image_of,
     ran,
+    restarted_exit,
     suspended_since,
 )
 from functions.adapters.kubernetes_unstartable import Unstartable, misfit, pod_cannot_start
 from functions.adapters.kubernetes_workloads import End as WorkloadEnd
 from functions.adapters.kubernetes_workloads import Workloads, created_at
 from functions.adapters.kubernetes_workloads import end as workload_end
-from functions.core import report_token
+from functions.core import report_token, trial_kinds
 from functions.core.disruptions import Disruption, exhausted, vanished
 from functions.core.events import Event, trial_finished
 from functions.core.job import is_job, own_conditions, primary_container_name
@@ -144,13 +145,27 @@ class Looks:
 
     def _workload_ended(self, launch: TrialLaunch, ended: WorkloadEnd) -> Event:
         """The end of an attempt whose workload of another kind than Job ``ended`` by its
-        conditions. A failed one none of whose primary pods ran to an end is a run lost, unless
+        conditions. A Training Operator job failed past its ``runPolicy.backoffLimit`` is the
+        trial's failure, with its primary container's last exit before a restart in place (the
+        operator deleted its pods: :func:`~functions.core.trial_kinds.given_up`), unless a pod of
+        it was disrupted (a ``backoffLimit`` of 0 fails the job at a preempted pod too); one
+        failed past its own ``runPolicy.activeDeadlineSeconds`` timed out.
+        Another failed one none of whose primary pods ran to an end is a run lost, unless
         another of its pods failed on its own (:func:`~functions.adapters.kubernetes_status.failed_on_its_own`):
         a worker's exit fails a PyTorchJob while its master runs on, or is cleaned up."""
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         kind = (launch.trial_spec or {}).get("kind")
         pods = self._jobs.pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
+        given_up = None if ended.succeeded else trial_kinds.given_up(launch.trial_spec or {}, ended.message)
+        if given_up == "activeDeadlineSeconds":
+            return trial_finished(*ids, outcome="timeout", image_id=image_id, message=(
+                f"its {kind} ran past its own spec.runPolicy.activeDeadlineSeconds, as its trialSpec sets it "
+                f"({ended.reason}: {ended.message})"))
+        if given_up == "backoffLimit" and not any(disrupted(p) for p in self._jobs.pods(launch, every=True)):
+            code, why = restarted_exit(pods, primary_container_name(launch))
+            return trial_finished(*ids, outcome="exited", exit_code=code or 1, image_id=image_id,
+                                  message=f"{kind} failed: {ended.reason}: {ended.message}; {why}")
         primary_ran = any(ran(p) for p in pods)
         own = None if ended.succeeded or primary_ran else failed_on_its_own(self._jobs.pods(launch, every=True))
         if own is not None:

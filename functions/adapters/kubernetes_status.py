@@ -145,6 +145,20 @@ def failed_on_its_own(pods: list[Any]) -> tuple[str, int | None] | None:
     return None
 
 
+def restarted_exit(pods: list[Any], container: str) -> tuple[int | None, str]:
+    """How the trial's ``container`` exited at its latest run before a restart in place (its
+    ``lastState``), in the latest pod that restarted it: the run a crash loop ends on, which its
+    current state (waiting, or stopped by the pod's deletion) does not tell. A pod deleted
+    already (the Training Operator deletes a job's pods as it fails it) leaves no code."""
+    for pod in reversed(pods):
+        status = status_of(pod, container)
+        last = status.last_state.terminated if status is not None and status.last_state else None
+        if status is not None and last is not None:
+            return last.exit_code, (f"container {container} restarted {status.restart_count} times in pod "
+                                    f"{pod.metadata.name}, last exiting with code {last.exit_code} ({last.reason})")
+    return None, f"its pods were deleted with it, the last exit code of container {container} unread"
+
+
 def _failed_init(pod: Any) -> Any | None:
     """The status of the pod's init container that exited with a code other than 0, if one did."""
     statuses = (pod.status.init_container_statuses or []) if pod.status else []

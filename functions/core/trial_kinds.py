@@ -85,6 +85,9 @@ class TrialKind:
     """Whether, without any of :attr:`masters`, the controller labels worker 0 ``job-role:
     master`` (a TFJob, a PyTorchJob, a JAXJob); an XGBoostJob's or a PaddleJob's Workers never
     carry it."""
+    restart: str = "Never"
+    """For the Training Operator's jobs: the ``restartPolicy`` of a replica that names none
+    (``<Kind>DefaultRestartPolicy``: a PyTorchJob's and a PaddleJob's ``OnFailure``)."""
 
     @property
     def group(self) -> str:
@@ -97,20 +100,21 @@ class TrialKind:
 
 
 def _training(kind: str, replica_specs: str, masters: tuple[str, ...], worker_leads: bool = False,
-              api_token: bool = False) -> TrialKind:
+              api_token: bool = False, restart: str = "Never") -> TrialKind:
     return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
                      "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
                      ("spec", "runPolicy", "ttlSecondsAfterFinished"), api_token=api_token,
-                     clean_pods=("spec", "runPolicy", "cleanPodPolicy"), masters=masters, worker_leads=worker_leads)
+                     clean_pods=("spec", "runPolicy", "cleanPodPolicy"), masters=masters, worker_leads=worker_leads,
+                     restart=restart)
 
 
 KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("batch/v1",), "Job", "jobs", JOB_SUCCESS, JOB_FAILURE, "batch.kubernetes.io/job-name"),
     _training("TFJob", "tfReplicaSpecs", ("chief", "master"), worker_leads=True),
-    _training("PyTorchJob", "pytorchReplicaSpecs", ("master",), worker_leads=True),
+    _training("PyTorchJob", "pytorchReplicaSpecs", ("master",), worker_leads=True, restart="OnFailure"),
     _training("MPIJob", "mpiReplicaSpecs", ("launcher",), api_token=True),
     _training("XGBoostJob", "xgbReplicaSpecs", ("master",)),
-    _training("PaddleJob", "paddleReplicaSpecs", ("master",)),
+    _training("PaddleJob", "paddleReplicaSpecs", ("master",), restart="OnFailure"),
     _training("JAXJob", "jaxReplicaSpecs", (), worker_leads=True),
     TrialKind(("trainer.kubeflow.org/v1alpha1",), "TrainJob", "trainjobs", JOB_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY, runs_as="JobSet"),
@@ -128,6 +132,49 @@ def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:
     """The known kind of a ``trialSpec`` (None for a kind katuna has no defaults for)."""
     known = KINDS.get(str(trial_spec.get("kind")))
     return known if known is not None and trial_spec.get("apiVersion") in known.api_versions else None
+
+
+BACKOFF_LIMIT = 6
+"""The ``runPolicy.backoffLimit`` katuna gives a Training Operator job whose replicas restart
+(:func:`restarts_in_place`) and whose ``trialSpec`` sets none: Kubernetes' default for a Job,
+the one Katib gives a Job trial that sets none. The operator counts the restarts in place of its
+running pods' containers (``PastBackoffLimit``), so a pod preempted and made again starts at 0:
+a run lost costs none of them."""
+RESTARTS = ("OnFailure", "Always", "ExitCode")
+"""The replica restart policies under which the Training Operator, or the kubelet, runs a failed
+replica again, and whose restarts ``runPolicy.backoffLimit`` counts."""
+BACKOFF_GIVEN_UP = "reached the specified backoff limit"
+"""Words of the Training Operator's ``Failed`` message once a job passed its ``backoffLimit``
+(``Job <name> has failed because it has reached the specified backoff limit``)."""
+DEADLINE_GIVEN_UP = "was active longer than specified deadline"
+"""Words of the Training Operator's ``Failed`` message once a job ran past its
+``runPolicy.activeDeadlineSeconds`` (``Job <name> has failed because it was active longer than
+specified deadline``)."""
+
+
+def restarts_in_place(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether a replica of the Training Operator job ``trial_spec`` is run again when it fails:
+    its ``restartPolicy`` (else its kind's default, :attr:`TrialKind.restart`) is ``OnFailure``,
+    ``Always`` or ``ExitCode``. Without a ``runPolicy.backoffLimit`` such a job whose master
+    keeps failing never ends."""
+    known, spec = kind_of(trial_spec), trial_spec.get("spec")
+    roles = spec.get(known.replica_specs) if known is not None and known.replica_specs and isinstance(spec, Mapping) \
+        else None
+    return isinstance(roles, Mapping) and any(
+        isinstance(replica, Mapping) and (replica.get("restartPolicy") or known.restart) in RESTARTS  # type: ignore[union-attr]
+        for replica in roles.values())
+
+
+def given_up(trial_spec: Mapping[str, Any], message: str) -> str | None:
+    """Why the Training Operator failed its job with ``message``, deleting its pods first: its
+    replicas restarted past its ``runPolicy.backoffLimit`` (``backoffLimit``: the trial's own
+    failure), or it ran past its ``runPolicy.activeDeadlineSeconds`` (``activeDeadlineSeconds``:
+    the trial timed out); None for any other end."""
+    known = kind_of(trial_spec)
+    if known is None or known.replica_specs is None:
+        return None
+    return "backoffLimit" if BACKOFF_GIVEN_UP in message else "activeDeadlineSeconds" if DEADLINE_GIVEN_UP in message \
+        else None
 
 
 def kept_for_ever(trial_spec: Mapping[str, Any]) -> bool:

@@ -12,7 +12,9 @@ conditions of the workload.
   kind's default: a PyTorchJob's and a PaddleJob's ``OnFailure``); an MPIJob's launcher is
   ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
-  job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods its
+  job has no Master, Chief or Launcher) or ``Failed`` once a pod of a ``Never`` replica failed
+  (a failed pod of a replica that restarts is made again, the job ``Restarting``; past its
+  ``runPolicy.backoffLimit`` the job fails: :mod:`kube_standin.operator_restarts`); the pods its
   ``cleanPodPolicy`` names are then deleted (:func:`clean_pod_policy`: by default, a TFJob's
   still running, none of another kind's).
 - JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, controlled by the JobSet (its
@@ -44,6 +46,18 @@ from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import AlreadyExists, snapshot
+from kube_standin.operator_restarts import (
+    ROLE,
+    backoff_message,
+    deadline_message,
+    drop_restarting,
+    past_backoff_limit,
+    past_deadline,
+    policy,
+    restarting,
+    restarts,
+    roles,
+)
 from kube_standin.scheduling import TERMINATED, requests
 from kube_standin.validation import defaulted
 
@@ -55,8 +69,6 @@ MASTERS = {"TFJob": ("chief", "master"), "PyTorchJob": ("master",), "MPIJob": ("
 """The roles whose pods each kind's controller labels ``job-role: master`` (its ``IsMasterRole``)."""
 WORKER_LEADS = ("TFJob", "PyTorchJob", "JAXJob")
 """The kinds whose worker 0 is labelled so without one of those roles."""
-DEFAULT_RESTART = {"PyTorchJob": "OnFailure", "PaddleJob": "OnFailure"}
-"""The ``restartPolicy`` of a replica that names none, where not ``Never`` (``<Kind>DefaultRestartPolicy``)."""
 
 
 def owner_reference(owner: dict) -> dict:
@@ -128,8 +140,8 @@ def _restarting(kind: str, replica: dict) -> dict:
     over the template's (``setRestartPolicy``: ``ExitCode`` is ``Never`` for the kubelet), its
     kind's default where the replica names none (``SetDefaults_<Kind>``: a PyTorchJob's and a
     PaddleJob's ``OnFailure``, every other kind's ``Never``)."""
-    policy = replica.get("restartPolicy") or DEFAULT_RESTART.get(kind, "Never")
-    spec = {**(replica["template"].get("spec") or {}), "restartPolicy": "Never" if policy == "ExitCode" else policy}
+    given = policy(kind, replica)
+    spec = {**(replica["template"].get("spec") or {}), "restartPolicy": "Never" if given == "ExitCode" else given}
     return {**replica["template"], "spec": spec}
 
 
@@ -147,6 +159,8 @@ class TrainingOperator:
     def __init__(self) -> None:
         self.made: dict[str, set[str]] = {}
         """Per job uid, the names of the pods made for it."""
+        self.started: dict[str, float] = {}
+        """Per job uid, its ``status.startTime`` (seconds since the epoch)."""
 
     def step(self, cluster) -> None:
         for job in [w for w in cluster.workloads.values() if w["kind"] in TRAINING]:
@@ -156,6 +170,8 @@ class TrainingOperator:
             if not job.get("status"):
                 changed = condition(cluster.clock, job, "Created", "True", f"{job['kind']}Created",
                                     f"{job['kind']} {job['metadata']['name']} is created.")
+                job["status"]["startTime"] = cluster.clock.stamp()
+                self.started[job["metadata"]["uid"]] = cluster.clock.time()
             if self._create_pods(cluster, job):
                 changed = self._sync(cluster, job) or changed
             if changed:
@@ -180,31 +196,54 @@ class TrainingOperator:
                 made.add(pod_name)
         return len(made) == len(replicas)
 
-    @staticmethod
-    def _sync(cluster, job: dict) -> bool:
+    def _sync(self, cluster, job: dict) -> bool:
+        """The job's conditions from its pods: failed past its ``backoffLimit`` or its
+        ``activeDeadlineSeconds`` (from its ``startTime``); its failed pods
+        made again where their replica restarts (:mod:`kube_standin.operator_restarts`), else
+        failed; succeeded once its deciding pods did; running."""
         pods = owned_pods(cluster, job)
         kind, name = job["kind"], job["metadata"]["name"]
-        failed = [p for p in pods if p["status"].get("phase") == "Failed"]
-        by_role = {role: [p for p in pods if p["metadata"]["labels"].get("training.kubeflow.org/replica-type") in role]
+        by_role = roles(job, TRAINING[kind])
+        given_up = backoff_message(job) if past_backoff_limit(job, pods, by_role) else \
+            deadline_message(job) if past_deadline(job, self.started.get(job["metadata"]["uid"]), cluster.clock) else None
+        if given_up is not None:
+            for pod in pods:
+                cluster.delete_pod(pod)
+            cluster.record_event(job, "Normal", f"{kind}Failed", given_up)
+            condition(cluster.clock, job, "Failed", "True", f"{kind}Failed", given_up)
+            condition(cluster.clock, job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
+            return True
+        failed, restarted = [], False
+        for pod in [p for p in pods if p["status"].get("phase") == "Failed" and not p["metadata"].get("deletionTimestamp")]:
+            role, given = by_role.get(pod["metadata"]["labels"].get(ROLE, ""), ("", "Never"))
+            if restarts(pod, given, kind):
+                cluster.delete_pod(pod)
+                self.made.get(job["metadata"]["uid"], set()).discard(pod["metadata"]["name"])
+                cluster.record_event(job, "Warning", f"{kind}Restarting",
+                                     f"job {name} is restarting because {role} replica(s) failed.")
+                restarted = restarting(cluster.clock, job, role) or restarted
+            else:
+                failed.append(pod)
+        pods = [p for p in pods if p in failed or p["status"].get("phase") != "Failed"]
+        by_type = {role: [p for p in pods if p["metadata"]["labels"].get(ROLE) in role]
                    for role in (MASTER_ROLES, ("worker",))}
-        deciding = by_role[MASTER_ROLES] or by_role[("worker",)] or pods
+        deciding = by_type[MASTER_ROLES] or by_type[("worker",)] or pods
         if failed:
-            role = failed[0]["metadata"]["labels"]["training.kubeflow.org/replica-type"]
+            role = failed[0]["metadata"]["labels"][ROLE]
             changed = condition(cluster.clock, job, "Failed", "True", f"{kind}Failed",
                                 f"{kind} {name} is failed because {len(failed)} {role.capitalize()} replica(s) failed.")
         elif deciding and all(p["status"].get("phase") == "Succeeded" for p in deciding):
             changed = condition(cluster.clock, job, "Succeeded", "True", f"{kind}Succeeded",
                                 f"{kind} {name} is successfully completed.")
-        elif any(p["status"].get("phase") == "Running" for p in pods):
-            return condition(cluster.clock, job, "Running", "True", f"{kind}Running", f"{kind} {name} is running.")
+        elif any(p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp") for p in pods):
+            return drop_restarting(job) | condition(cluster.clock, job, "Running", "True", f"{kind}Running", f"{kind} {name} is running.")
         else:
-            return False
+            return restarted
         condition(cluster.clock, job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
-        policy = clean_pod_policy(job)
-        for pod in [p for p in pods if policy == "All" or policy == "Running" and p["status"].get("phase") not in TERMINATED]:
+        cleaning = clean_pod_policy(job)
+        for pod in [p for p in pods if cleaning == "All" or cleaning == "Running" and p["status"].get("phase") not in TERMINATED]:
             cluster.delete_pod(pod)
         return changed
-
 
 def make_jobset(cluster, owner: dict, jobset: dict) -> dict:
     """Store a JobSet ``owner`` makes (a TrainJob's); refused

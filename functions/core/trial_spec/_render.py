@@ -86,8 +86,10 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     the scheduler and the autoscaler) that names none, in the field its kind reads them from
     (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its
     own; with ``retain``, a kind's pods still running at its end are deleted then, unless the
-    template says otherwise (:func:`_clean_running_pods`); the pod templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
-    where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
+    template says otherwise (:func:`_clean_running_pods`); a Training Operator job whose replicas
+    restart gets a ``runPolicy.backoffLimit`` where it sets none (:func:`_bound_restarts`); the
+    pod templates of a kind whose pods need no API token get ``pod``'s
+    ``automountServiceAccountToken`` where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
     (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
     the ``typed`` strings are read as YAML scalars once substituted."""
@@ -115,6 +117,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
         if resources and own == name and isinstance(each, dict) and key not in each:
             each[key] = {kind: dict(values) for kind, values in resources.items()}
     _keep_finished_for(workload, ttl)
+    _bound_restarts(workload)
     if retain:
         _clean_running_pods(workload)
     _refuse_bad_labels(workload)
@@ -179,6 +182,16 @@ def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
     known = trial_kinds.kind_of(workload)
     if ttl is not None and known is not None and known.ttl:
         _default(workload, known.ttl, ttl)
+
+
+def _bound_restarts(workload: dict[str, Any]) -> None:
+    """A Training Operator job whose replicas are run again when they fail (a PyTorchJob's and a
+    PaddleJob's by default: :func:`~functions.core.trial_kinds.restarts_in_place`) and that sets
+    no ``runPolicy.backoffLimit`` would run a master that keeps failing for ever, its node held:
+    it gets :data:`~functions.core.trial_kinds.BACKOFF_LIMIT`, so it fails once its containers
+    restarted that many times. A template's own limit is kept."""
+    if trial_kinds.restarts_in_place(workload):
+        _default(workload, ("spec", "runPolicy", "backoffLimit"), trial_kinds.BACKOFF_LIMIT)
 
 
 def _clean_running_pods(workload: dict[str, Any]) -> None:

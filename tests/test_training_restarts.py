@@ -1,0 +1,157 @@
+"""Training Operator jobs whose replicas restart: a trial whose master keeps failing in place ends
+failed once its ``runPolicy.backoffLimit`` is passed, and the stand-in restarts replicas as the
+Training Operator v1.9.0 does (``ExitCode``'s retryable codes, ``Restarting``, ``backoffLimit``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+from kube_stub import KubeStub
+from kubernetes import client
+from waiting import eventually
+
+from functions.adapters.kubernetes_client import api_client
+
+
+@pytest.fixture
+def cluster():
+    stub = KubeStub()
+    stub.kubelets.restart_backoff = (0.05, 0.1)
+    stub.install_operator("training-operator")
+    yield stub
+    stub.close()
+
+
+def _master(code: str, policy: str | None = None, **run_policy) -> dict:
+    """A PyTorchJob of one Master running ``code`` under ``policy`` (none: the kind's default)."""
+    master: dict = {"replicas": 1, "template": {"spec": {"containers": [
+        {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", code]}]}}}
+    if policy is not None:
+        master["restartPolicy"] = policy
+    spec: dict = {"pytorchReplicaSpecs": {"Master": master}}
+    if run_policy:
+        spec["runPolicy"] = run_policy
+    return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"}, "spec": spec}
+
+
+def _conditions(cluster: KubeStub) -> dict[str, dict]:
+    with cluster.lock:
+        found = json.loads(json.dumps(cluster.workloads[("pytorchjobs", "default", "p")]))
+    return {c["type"]: c for c in (found.get("status") or {}).get("conditions", []) if c["status"] == "True"}
+
+
+def _create(cluster: KubeStub, body: dict) -> None:
+    client.CustomObjectsApi(api_client(cluster.url)).create_namespaced_custom_object(
+        "kubeflow.org", "v1", "default", "pytorchjobs", body)
+
+
+def test_a_trial_whose_master_keeps_failing_in_place_fails_past_its_backoff_limit(cluster: KubeStub):
+    """A PyTorchJob trial naming no ``restartPolicy`` runs under ``OnFailure``: its master that
+    exits 3 is restarted in place by the kubelet, and without a ``backoffLimit`` the job would
+    never end. katuna's limit fails it; the operator deletes its pods, and the trial fails with
+    the operator's reason (and the master's last exit code where its pod is still there to
+    read), never a run lost to run again."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    spec = _master("print('loss=1'); raise SystemExit(3)")
+    del spec["metadata"]
+    launch = TrialLaunch("crash", "u1", 0, 1, "crash-0", [], {}, ".", timeout=None, trial_spec=spec,
+                         primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    finished = eventually(lambda: executor.poll(launch), "the trial to end", timeout=30)
+    message = finished.data["message"]
+    assert finished.data["outcome"] == "exited", message
+    assert "PyTorchJobFailed: Job crash-0 has failed because it has reached the specified backoff limit" in message
+    read = r"container pytorch restarted \d+ times in pod crash-0-master-0, last exiting with code 3 \(Error\)$"
+    unread = "its pods were deleted with it, the last exit code of container pytorch unread"
+    assert (re.search(read, message) and finished.data["exitCode"] == 3) or \
+        (message.endswith(unread) and finished.data["exitCode"] == 1), message
+
+
+def test_a_trial_past_its_jobs_own_active_deadline_times_out(cluster: KubeStub):
+    """The operator fails a job past its ``runPolicy.activeDeadlineSeconds`` and deletes its
+    pods: the trial timed out, naming the trialSpec's own deadline, never a run lost to run again."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    spec = _master("import time; print('loss=1', flush=True); time.sleep(600)", "Never", activeDeadlineSeconds=1)
+    del spec["metadata"]
+    launch = TrialLaunch("late", "u1", 0, 1, "late-0", [], {}, ".", timeout=None, trial_spec=spec,
+                         primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    finished = eventually(lambda: executor.poll(launch), "the trial to end", timeout=30)
+    assert finished.data["outcome"] == "timeout", finished.data["message"]
+    assert finished.data["message"] == (
+        "its PyTorchJob ran past its own spec.runPolicy.activeDeadlineSeconds, as its trialSpec sets it "
+        "(PyTorchJobFailed: Job late-0 has failed because it was active longer than specified deadline)")
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_the_operator_fails_a_job_once_its_running_pods_restarts_reach_its_backoff_limit(cluster: KubeStub, limit):
+    """``PastBackoffLimit``: the restarts in place of the running pods of replicas that restart,
+    summed; 0 is passed by one restart. Every pod is deleted, whatever ``cleanPodPolicy`` says."""
+    _create(cluster, _master("raise SystemExit(1)", "OnFailure", backoffLimit=limit, cleanPodPolicy="None"))
+    eventually(lambda: "Failed" in _conditions(cluster), "the PyTorchJob to fail", timeout=20)
+    failed = _conditions(cluster)["Failed"]
+    assert (failed["reason"], failed["message"]) == (
+        "PyTorchJobFailed", "Job p has failed because it has reached the specified backoff limit")
+    eventually(lambda: not [key for key in list(cluster.pods) if key[0] == "default"], "its pods to be deleted")
+
+
+RETRIED = ("import os; first = not os.path.exists('{mark}'); open('{mark}', 'w').close(); "
+           "print('loss=1'); raise SystemExit({code} if first else 0)")
+"""A run that exits ``code`` the first time, 0 the next."""
+
+
+@pytest.mark.parametrize(("code", "ends"), [(130, "Succeeded"), (137, "Succeeded"), (3, "Failed")])
+def test_an_exit_code_replica_is_made_again_after_a_retryable_code_and_fails_its_job_after_another(
+        cluster: KubeStub, tmp_path, code: int, ends: str):
+    """``ExitCode``: the kubelet restarts nothing (the pod's policy is ``Never``); a code of 128
+    or more (a SIGINT, SIGKILL or SIGTERM: a preemption's) has the operator delete the pod and
+    make it again under its name, the job ``Restarting``; any other fails the job."""
+    _create(cluster, _master(RETRIED.format(mark=tmp_path / "ran", code=code), "ExitCode"))
+    eventually(lambda: ends in _conditions(cluster), f"the PyTorchJob to end {ends}", timeout=20)
+    restarted = [(e["type"], e["message"]) for e in cluster.events_of("PyTorchJob", "p")
+                 if e["reason"] == "PyTorchJobRestarting"]
+    assert restarted == ([("Warning", "job p is restarting because Master replica(s) failed.")]
+                         if ends == "Succeeded" else [])
+    if ends == "Failed":
+        assert _conditions(cluster)["Failed"]["message"] == "PyTorchJob p is failed because 1 Master replica(s) failed."
+
+
+@pytest.mark.parametrize("limit", [None, 0])
+def test_a_failed_pod_of_an_on_failure_replica_is_made_again_unless_its_backoff_limit_is_0(cluster: KubeStub, limit):
+    """A pod of an ``OnFailure`` replica that failed whole (its node shut down under it) is made
+    again rather than failing the job, which says ``Restarting`` until it runs again; under a
+    ``backoffLimit`` of 0 any failed pod, a disrupted one too, fails the job (``exceedsBackoffLimit``)."""
+    _create(cluster, _master("import time; time.sleep(600)", "OnFailure",
+                             **({} if limit is None else {"backoffLimit": limit})))
+    eventually(lambda: "Running" in _conditions(cluster), "the PyTorchJob to run", timeout=20)
+    with cluster.lock:
+        uid = cluster.pods[("default", "p-master-0")]["metadata"]["uid"]
+    cluster.preempt_pod("default", "p-master-0", reason="TerminationByKubelet")
+
+    def made_again() -> bool:
+        with cluster.lock:
+            again = cluster.pods.get(("default", "p-master-0"))
+            return again is not None and again["metadata"]["uid"] != uid and "Running" in _conditions(cluster)
+
+    if limit is None:
+        eventually(made_again, "the pod to be made again and run", timeout=20)
+        assert "Failed" not in _conditions(cluster)
+        assert [e["reason"] for e in cluster.events_of("PyTorchJob", "p") if e["type"] == "Warning"] == \
+            ["PyTorchJobRestarting"]
+        held = [{c["type"] for c in change.object.get("status", {}).get("conditions", []) if c["status"] == "True"}
+                for change in cluster.changes_since(0, "pytorchjobs")]
+        assert {"Created", "Restarting"} in held, "Restarting, not Running, while the pod is made again"
+    else:
+        eventually(lambda: "Failed" in _conditions(cluster), "the PyTorchJob to fail", timeout=20)
+        assert _conditions(cluster)["Failed"]["message"].endswith("reached the specified backoff limit")
