@@ -88,9 +88,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_study_fronts(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-fourth migration (each study's Pareto front
+    kept)."""
+    db.execute("DROP TABLE IF EXISTS study_fronts")
+
+
 def drop_state_order(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-third migration (each study's trials by state,
-    then number)."""
+    then number), and the forty-fourth."""
+    drop_study_fronts(db)
     db.execute("DROP INDEX IF EXISTS trials_state_order")
 
 

@@ -386,6 +386,15 @@ def _migrate_43(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS {STATE_ORDER} ON trials (study, state, number)")
 
 
+def _migrate_44(db: sqlite_utils.Database) -> None:
+    """Each multi-objective study's Pareto front as last computed, with the trial change it
+    covers (:mod:`functions.adapters.sqlite_fronts`): a new process reads it and the trials
+    changed since, not every completed trial's values. A later migration that changes trials'
+    values without a new trial change must empty it."""
+    db.execute("CREATE TABLE IF NOT EXISTS study_fronts (study TEXT PRIMARY KEY, uid TEXT NOT NULL, "
+               "change INTEGER NOT NULL, front TEXT NOT NULL)")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -410,4 +419,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
               _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
-              _migrate_41, _migrate_42, _migrate_43)
+              _migrate_41, _migrate_42, _migrate_43, _migrate_44)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_fronts import SqliteFronts
 from functions.adapters.sqlite_kept_tails import SqliteKeptTails
 from functions.adapters.sqlite_observations import SqliteObservations
 from functions.adapters.sqlite_pool_uses import SqlitePoolUses
@@ -45,6 +46,6 @@ def every_failure_translated(cls: Store) -> Store:
 
 
 @every_failure_translated
-class SqliteStore(SqliteTrialPages, SqliteTrialLogs, SqliteObservations, SqliteKeptTails, SqliteServiceRecords,
+class SqliteStore(SqliteTrialPages, SqliteFronts, SqliteTrialLogs, SqliteObservations, SqliteKeptTails, SqliteServiceRecords,
                   SqlitePoolUses):
     """Implements :class:`functions.core.store_port.Store`. Use one instance per thread."""

@@ -208,7 +208,8 @@ class SqliteStudies(SqliteOptuna):
             if uid is not None and stored.uid != uid:
                 raise StudyNotFound(f"study {name!r} was deleted meanwhile, and another stored under its name")
             for table, column in (("observations", "study"), ("kept_tails", "study"), ("trials", "study"),
-                                  ("trial_counts", "study"), ("studies", "name")):
+                                  ("trial_counts", "study"), ("study_fronts", "study"),
+                                  ("studies", "name")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
             storage = self.optuna_storage()
             with suppress(KeyError):
