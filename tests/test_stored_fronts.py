@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import drop_study_fronts, study_definition
-from test_listing_cost import sqlite_work
+from test_event_cost import sqlite_work
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core import pareto
@@ -158,3 +158,21 @@ def test_a_database_from_before_the_kept_fronts_gets_their_table_and_computes_ea
         assert [number for number, _ in front] == list(range(FRONT))
     finally:
         reopened.close()
+
+
+def test_a_read_that_finds_the_store_busy_answers_its_front_and_keeps_none(tmp_path, monkeypatch):
+    """Keeping a front only spares later reads: where another process holds the write lock, the
+    reader answers the front it computed and keeps none, rather than wait for that write."""
+    store, record = study_of(tmp_path, 100)
+    other = SqliteStore(tmp_path / "front-100.db")
+    fresh_process(monkeypatch)
+    try:
+        with other.transaction():
+            assert pareto.front_numbers(store, record) == list(range(FRONT))
+            assert store.stored_front(record.name, record.uid) is None
+        fresh_process(monkeypatch)
+        assert pareto.front_numbers(store, record) == list(range(FRONT))
+        assert store.stored_front(record.name, record.uid) is not None
+    finally:
+        other.close()
+        store.close()

@@ -11,6 +11,8 @@ from functions.adapters.sqlite_trials import SqliteTrials
 
 FRONTS_TABLE = "study_fronts"
 """The table of the kept fronts: one row a study (migration 44)."""
+KEEP_WAIT = 0.1
+"""Seconds a read that computed a front waits for the write lock to keep it."""
 
 
 class SqliteFronts(SqliteTrials):
@@ -27,8 +29,11 @@ class SqliteFronts(SqliteTrials):
 
     def keep_front(self, study: str, uid: str, change: int, front: Sequence[tuple[int, list[float]]]) -> None:
         """Written unless a later front of the same study is kept already (never moves back),
-        and only while the study is stored, so a deleted study leaves none behind."""
-        with self.transaction():
+        and only while the study is stored, so a deleted study leaves none behind. The write
+        lock is awaited :data:`KEEP_WAIT` seconds at most: the front is kept from reads (``katuna
+        show``, a page), which keeping it only spares later work, so a reader never waits on
+        another process's long write for it (the store is busy: a temporary error)."""
+        with self.transaction(within=KEEP_WAIT):
             self.db.execute(
                 f"INSERT INTO {FRONTS_TABLE} (study, uid, change, front) "
                 "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM studies WHERE name = ? AND uid = ?) "
