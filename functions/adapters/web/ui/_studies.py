@@ -116,7 +116,7 @@ def _chart_choice(spec: Study) -> dict[str, Any]:
     drawn = chart_params(text, spec)  # refuses a name the study does not have
     names = text.split(",")[:2] if text else list(drawn)
     rest = [p.name for p in spec.parameters if p.name not in names]
-    first, second = (names + rest + names)[:2]
+    first, second = (names + rest + names + ["", ""])[:2]  # a damaged study's record has no parameters
     pair = one_value("pair") or PAIRS[0]
     if pair not in PAIRS:
         raise MalformedRequest(f"pair: expected one of {', '.join(PAIRS)}, got {pair!r:.40}")
