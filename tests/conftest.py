@@ -380,13 +380,10 @@ def stored_cap(spec: Study) -> TrialCap:
     return study_cap(StudyRecord(spec, {}, ".", "uid-1"), DEFAULTS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """A headless Chromium for the browser tests that one process runs, whatever their module
-    (skipping them where it is missing): each test has a context of its own (:func:`page`), so
-    nothing a page kept reaches another test, and each launch (its Playwright driver and Chromium,
-    1.2 s of CPU) is made once per pytest worker, where the suite's workers, taking tests from
-    each other's queues, each launched one for every browser module they ran tests of."""
+    """A headless Chromium for the browser tests of one module (skipping them where it is
+    missing), closed at the module's end, so no Chromium outlives the tests that use it."""
     with chromium() as launched:
         yield launched
 
