@@ -401,6 +401,7 @@ def test_pbt_decision(warm: WarmPython, tmp_path: Path):
     assert all(number(found[f"{kind}_ms_at_{size}"]) > 0 for kind in ("decision", "every_trial") for size in (200, 1000))
 
 
+@pytest.mark.timeout(660)
 def test_large_study(warm: WarmPython, tmp_path: Path):
     """Every command and request answers for both studies, and the front shown again after a trial
     reads fewer rows than its first computation."""
