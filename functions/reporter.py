@@ -106,6 +106,9 @@ CloudEvents HTTP binding percent-encodes the rest, UTF-8 first)."""
 _REFUSED: set[str] = set()
 """The ``K_CE_OVERRIDES`` texts already named on stderr."""
 
+_UNEXPECTED: set[str] = set()
+"""The kinds of error a post raised past :func:`_post`'s own, already named on stderr."""
+
 
 def report(step: int, **metrics: float) -> bool:
     """Send the objective's value at ``step``, in the background; whether it was taken to be
@@ -311,6 +314,8 @@ class _Sender:
             accepted = False
             try:
                 accepted = _post(*post)
+            except Exception as exc:
+                _say_once(exc)
             finally:
                 with self._changed:
                     self._posting = False
@@ -328,6 +333,19 @@ class _Sender:
                 self._changed.wait(left)
             failures, self._failures = self._failures, 0
         return not failures
+
+
+def _say_once(exc: Exception) -> None:
+    """Name on stderr, once for each kind, an error a post raised that :func:`_post` does not
+    expect (an ``OverflowError`` for a port past 65535 in ``KATUNA_REPORT_URL``): that report is
+    lost, and the next ones are still sent, where the thread would otherwise end and every later
+    report wait unsent."""
+    kind = type(exc).__name__
+    if kind in _UNEXPECTED:
+        return
+    _UNEXPECTED.add(kind)
+    print(f"katuna reporter: a progress report could not be sent: {kind}: {exc}; the next ones are still tried",
+          file=sys.stderr, flush=True)
 
 
 def parse_overrides(text: str) -> tuple[tuple[str, str], ...]:

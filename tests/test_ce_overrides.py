@@ -241,3 +241,24 @@ def test_a_trigger_filtering_on_the_sink_bindings_override_receives_katunas_even
         cluster.close()
         kube.close()
         observer.close()
+
+
+def test_a_post_failing_in_a_way_urllib_does_not_expect_loses_that_report_alone_and_says_so_once(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """A port past 65535 in ``KATUNA_REPORT_URL`` makes the socket raise ``OverflowError``, which
+    no network error is: that report is lost and named once on stderr, and the reports after
+    it are still sent (the background thread does not end)."""
+    sink = Sink()
+    try:
+        _trial_env(monkeypatch, "http://127.0.0.1:99999999999999999999/", "")
+        assert reporter.report(1, loss=0.5) and reporter.report(2, loss=0.4)
+        assert reporter.flush() is False, "the reports lost are told"
+        monkeypatch.setenv("KATUNA_REPORT_URL", sink.url)
+        assert reporter.report(3, loss=0.3) and reporter.flush()
+        [(headers, _)] = sink.wait(1)
+    finally:
+        sink.close()
+    assert headers["ce-id"] == "u/0/1/progress/3"
+    said = capsys.readouterr().err
+    assert said.count("katuna reporter: a progress report could not be sent: OverflowError") == 1, said
+    assert "the next ones are still tried" in said

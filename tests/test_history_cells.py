@@ -150,6 +150,29 @@ def test_a_medianstop_whose_start_step_no_trial_keeps_is_refused_at_that_setting
     runner.close()
 
 
+def test_a_hyperband_whose_rungs_go_past_the_steps_each_trial_keeps_is_refused_at_max_resource(tmp_path: Path):
+    """With every report the next step, a trial's steps end at the count it keeps (here 100):
+    Hyperband's rungs below a ``max_resource`` of 1,000 (1, 3, 9, 27, 81, 243, 729) include two
+    no trial reaches, so the trials of those brackets would never be stopped. Refused at the
+    setting, naming the largest it takes; that one is taken, and so are named steps, which may
+    go past the count kept."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=10_200)))
+    counted = {"steps": "reports"}
+    rule = {"algorithm": "hyperband", "settings": {"max_resource": 1000}}
+    message = refused(runner, tmp_path, study_definition(name="rungs", maxTrials=100, earlyStopping=rule,
+                                                         metricsCollector=counted))
+    assert "- earlyStopping.settings.max_resource: expected at most 243, the first of Hyperband's rungs past the " \
+           "100 steps each trial of this study keeps (its share of the 10,200 values KATUNA_MAX_HISTORY_CELLS " \
+           "allows): each report is the next step, so no trial would reach the rungs at steps 243, 729" in message, \
+        message
+    assert message.endswith("got 1,000"), message
+    for taken in (study_definition(name="rungs", maxTrials=100, metricsCollector=counted,
+                                   earlyStopping={**rule, "settings": {"max_resource": 243}}),
+                  study_definition(name="named", maxTrials=100, earlyStopping=rule)):
+        assert runner.submit(parse_study(taken), taken, tmp_path).name == taken["name"]
+    runner.close()
+
+
 def test_a_warm_starts_known_results_count_as_the_trials_they_become(tmp_path: Path):
     known = {"warmStart": {"trials": [{"params": {"x": float(x)}, "value": float(x)} for x in range(3)]}}
     runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=7)))

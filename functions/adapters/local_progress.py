@@ -71,7 +71,8 @@ class ProgressReports:
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib
         counts them, unless the line names its step and the study reads named steps), as the
-        attempt's pace lets (:mod:`functions.adapters.local_pace`), up to :data:`MAX_STEPS`."""
+        attempt's pace lets (:mod:`functions.adapters.local_pace`: none of the first
+        ``progress.keep``, which the study's rule needs, is passed over), up to :data:`MAX_STEPS`."""
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
         counter = StepCounter(progress.metric, progress.every_report)
         held = Held(self._publish_progress, Pace(self._clock), lambda: run.stopped)
@@ -81,7 +82,8 @@ class ProgressReports:
                 for step, value in counter.steps(parse([line], [progress.metric])):
                     if step not in seen and len(seen) < MAX_STEPS and not run.stopped:
                         seen.add(step)
-                        held.offer(trial_progress(*ids(run.launch), step, value, progress.token))
+                        held.offer(trial_progress(*ids(run.launch), step, value, progress.token),
+                                   keep=len(seen) <= progress.keep)
         finally:
             held.close()
 

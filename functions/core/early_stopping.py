@@ -10,6 +10,13 @@ from typing import Any
 START_STEP = 4
 """Katib's medianstop ``start_step`` when a study gives none: the report at which it judges a trial."""
 
+HYPERBANDS = ("hyperband", "hyperband-medianstop")
+"""The rules that are Hyperband, alone or with the median stop: its settings, and its ``auto``
+resource."""
+
+HYPERBAND_DEFAULTS = {"min_resource": 1, "reduction_factor": 3}
+"""Optuna's ``HyperbandPruner`` defaults for the settings that place its rungs."""
+
 ONE_STEP_RULES = ("medianstop", "hyperband-medianstop")
 """The rules that judge a trial once, at its ``start_step``-th stored step (Katib's median stop)."""
 
@@ -35,3 +42,16 @@ class EarlyStopping:
             return None
         start_step = dict(self.settings).get("start_step", START_STEP)
         return start_step if isinstance(start_step, int) else None
+
+    def rungs(self) -> tuple[int, ...]:
+        """The steps at which Hyperband judges a trial (``min_resource`` times each power of
+        ``reduction_factor``) below a ``max_resource`` given as a number, its full budget, at which
+        no trial is stopped; none for another rule or an ``auto`` budget, which completed trials set."""
+        settings = {**HYPERBAND_DEFAULTS, **dict(self.settings)}
+        least, factor, most = settings["min_resource"], settings["reduction_factor"], settings.get("max_resource")
+        if self.algorithm not in HYPERBANDS or not all(isinstance(n, int) for n in (least, factor, most)):
+            return ()
+        found: list[int] = []
+        while least >= 1 and factor >= 2 and least * factor ** len(found) < most:
+            found.append(least * factor ** len(found))
+        return tuple(found)

@@ -108,14 +108,31 @@ def steps_problem(spec: Study, limit: int, known: int = 0, cap: int | None = Non
     so every trial would run to its end unjudged; None when it judges within them."""
     judged = spec.early_stopping.judged_at() if spec.early_stopping is not None else None
     kept = steps_kept(spec, limit, known, cap)
-    if judged is None or judged <= kept:
-        return None
     share = f"its share of the {limit:,} values {PREFIX}MAX_HISTORY_CELLS allows" if kept < MAX_STEPS else \
         f"{MAX_STEPS:,} at most"
+    if judged is None or judged <= kept:
+        return _rungs_problem(spec, kept, share)
     return Problem("earlyStopping.settings.start_step",
                    f"expected at most {kept:,}, the steps each trial of this study keeps ({share}): the rule judges "
                    f"a trial at its start_step-th step, which no trial would reach, so none would ever be stopped; "
                    f"got {judged:,}")
+
+
+def _rungs_problem(spec: Study, kept: int, share: str) -> Problem | None:
+    """Why Hyperband, its ``max_resource`` a number, would never judge a trial at some of its
+    rungs: a rung below it past the steps each trial keeps (``kept``, ``share`` saying why), where
+    every report is the next step (``metricsCollector.steps: reports``, as a Katib Experiment
+    counts them), so no trial's step reaches that rung; None where every rung is kept (or steps
+    are named, which may go past the count kept)."""
+    rungs = spec.early_stopping.rungs() if spec.early_stopping is not None else ()
+    past = [rung for rung in rungs if rung > kept]
+    if not past or spec.metrics_collector.steps != "reports":
+        return None
+    most = dict(spec.early_stopping.settings)["max_resource"] if spec.early_stopping is not None else 0
+    return Problem("earlyStopping.settings.max_resource",
+                   f"expected at most {past[0]:,}, the first of Hyperband's rungs past the {kept:,} steps each trial "
+                   f"of this study keeps ({share}): each report is the next step, so no trial would reach the rungs "
+                   f"at steps {', '.join(f'{rung:,}' for rung in past)} and none would be stopped there; got {most:,}")
 
 
 def _fits(spec: Study, trials: int, limit: int, held: int, made: int, known: int) -> bool:

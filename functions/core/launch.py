@@ -100,6 +100,10 @@ class Progress:
     every_report: bool = False
     """Each report of the metric is the next step, whatever its line names (the study's
     ``metricsCollector.steps: reports``: :class:`~functions.core.metrics.StepCounter`)."""
+    keep: int = 0
+    """The first steps reported however fast they come: those a rule judging a trial at one count
+    of steps needs (medianstop's ``start_step``: it takes the best of all of them), which a local
+    trial's pace would otherwise pass over (:mod:`functions.adapters.local_pace`)."""
 
 
 def local_timeout(launch: TrialLaunch) -> float | None:
@@ -190,7 +194,13 @@ def _progress(record: StudyRecord, trial: TrialRecord) -> Progress:
     collector = record.spec.metrics_collector
     return Progress(record.spec.objectives[0].metric, collector.filters, collector.format,
                     attempt_token(record.report_key, record.uid, trial.number, trial.attempt),
-                    collector.steps == "reports")
+                    collector.steps == "reports", _judged_at(record.spec))
+
+
+def _judged_at(spec: Study) -> int:
+    """The count of steps at which the study's rule judges a trial, where it judges it there
+    alone; 0 for one that judges as it goes, or a study without early stopping."""
+    return (spec.early_stopping.judged_at() if spec.early_stopping is not None else None) or 0
 
 
 def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:

@@ -18,7 +18,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.core import hyperband
-from functions.core.early_stopping import START_STEP, EarlyStopping
+from functions.core.early_stopping import HYPERBANDS, START_STEP, EarlyStopping
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
@@ -99,10 +99,6 @@ class HyperbandMedianStop(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return any([rule.prune(study, trial) for rule in self.rules])
 
-
-HYPERBANDS = ("hyperband", "hyperband-medianstop")
-"""The rules that are Hyperband, alone or with the median stop: its settings, and its ``auto``
-resource."""
 
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "medianstop": MedianStop,
