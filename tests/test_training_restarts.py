@@ -155,3 +155,92 @@ def test_a_failed_pod_of_an_on_failure_replica_is_made_again_unless_its_backoff_
     else:
         eventually(lambda: "Failed" in _conditions(cluster), "the PyTorchJob to fail", timeout=20)
         assert _conditions(cluster)["Failed"]["message"].endswith("reached the specified backoff limit")
+
+
+def _look_on(executor, launch):
+    """The executor's look, the pods it saw of ``ExitCode`` replicas kept for the next look as
+    the ``trial.finished`` look handler keeps them with the trial."""
+    from dataclasses import replace
+
+    state = {"launch": launch}
+
+    def look():
+        seen = executor.look(state["launch"])
+        if getattr(seen, "remade", None) is not None:
+            state["launch"] = replace(state["launch"], remade_pods=state["launch"].remade_pods.merged(seen.remade))
+        return seen.finished
+    return look
+
+
+def _oom_trial(name: str, **run_policy) -> dict:
+    spec = _master("import time; print('loss=1', flush=True); time.sleep(600)", "ExitCode", **run_policy)
+    del spec["metadata"]
+    spec["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"memory": "1Gi"}}
+    return spec
+
+
+@pytest.mark.parametrize("limit", [None, 2])
+def test_a_trial_whose_exit_code_replica_is_oom_killed_again_and_again_fails_saying_so(cluster: KubeStub, limit):
+    """``ExitCode``: the operator deletes a pod OOM-killed (137) and makes it again for ever,
+    counting none against ``backoffLimit``. katuna counts them from the pods its looks read,
+    and past the job's ``backoffLimit`` (katuna's 6 where the trialSpec sets none) the trial
+    fails naming the replica and its cause; its workload is deleted with its pods."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    cluster.exhaust = lambda job, index: (0.05, "memory") if job == "oom-0" else None
+    spec = _oom_trial("oom", **({} if limit is None else {"backoffLimit": limit}))
+    launch = TrialLaunch("oom", "u1", 0, 1, "oom-0", [], {}, ".", timeout=None, trial_spec=spec,
+                         primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    finished = eventually(_look_on(executor, launch), "the trial to end", timeout=40, interval=0.02)
+    message = finished.data["message"]
+    assert finished.data["outcome"] == "exited", message
+    assert re.match(r"PyTorchJob oom-0 failed: replica Master \(pod oom-0-master-0\) was OOM-killed (\d+ times|once) "
+                    r"\(exit code 137\)", message), message
+    counted = re.search(r"katuna counted (\d+), its backoffLimit being (\d+)", message)
+    assert counted and int(counted.group(1)) >= int(counted.group(2)) == (6 if limit is None else limit), message
+    assert finished.data["exitCode"] == 137
+    with cluster.lock:
+        job = cluster.workloads[("pytorchjobs", "default", "oom-0")]
+    assert "Failed" not in {c["type"] for c in job.get("status", {}).get("conditions", [])}, \
+        "the operator itself never ends it"
+    executor.stop(launch)
+    eventually(lambda: ("pytorchjobs", "default", "oom-0") not in cluster.workloads, "its workload to be deleted")
+
+
+def test_preempted_pods_of_an_exit_code_replica_are_not_counted_as_its_failures(cluster: KubeStub):
+    """A pod of an ``ExitCode`` replica whose node shut down under it (``DisruptionTarget``,
+    exit 143) is made again by the operator as an OOM-killed one is; a look that saw it
+    disrupted never counts it: a trial with a ``backoffLimit`` of 1 runs on after two."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    spec = _oom_trial("spot", backoffLimit=1)
+    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None, trial_spec=spec,
+                         primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    look = _look_on(executor, launch)
+    uids = []
+    for _ in range(3):
+        def running_again() -> bool:
+            assert look() is None
+            with cluster.lock:
+                pod = cluster.pods.get(("default", "spot-0-master-0"))
+                return pod is not None and pod["metadata"]["uid"] not in uids and pod["status"].get("phase") == "Running"
+        eventually(running_again, "the pod to run", timeout=30, interval=0.02)
+        if len(uids) == 2:
+            break
+        with cluster.lock:
+            uids.append(cluster.pods[("default", "spot-0-master-0")]["metadata"]["uid"])
+            cluster.operators.discard("training-operator")  # its replacement waits for a look to see it
+        cluster.preempt_pod("default", "spot-0-master-0", reason="TerminationByKubelet")
+        assert look() is None
+        with cluster.lock:
+            cluster.operators.add("training-operator")
+    assert look() is None and len(uids) == 2, "made again twice, the trial runs on"

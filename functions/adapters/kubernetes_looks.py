@@ -7,7 +7,7 @@ so a lost event cannot leave a trial running.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from kubernetes import client
 from functions.adapters.kubernetes_client import call
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_refused import refused_create
+from functions.adapters.kubernetes_remade import names_of, seen_pods
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_sidecars import held_end
 from functions.adapters.kubernetes_status import (
@@ -42,6 +43,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import is_job, own_conditions, primary_container_name
 from functions.core.launch import TrialLaunch
 from functions.core.ports import Look
+from functions.core.remade_pods import backoff_limit, past_limit, remaking
 from functions.core.start_failures import missing_cause
 
 
@@ -140,7 +142,7 @@ class Looks:
             return Look(trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared"))
         ended = workload_end(launch, workload)
         if ended is None:
-            return self._running(launch, created_at(workload))
+            return self._workload_running(launch, workload)
         return Look(self._workload_ended(launch, ended))
 
     def _workload_ended(self, launch: TrialLaunch, ended: WorkloadEnd) -> Event:
@@ -184,18 +186,14 @@ class Looks:
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 
     def _running(self, launch: TrialLaunch, created: float | None, job: Any = None) -> Look:
-        """The end of an attempt whose workload runs, if it has one: a Job's that lost more pods
-        to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
+        """The end of an attempt whose Job runs, if it has one: one that lost more pods to
+        disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
         ever), else one past the trial's timeout, else one whose pod could not start within the
         start allowance; with the pods it lost (seen disrupted, or seen running before and gone
-        now: :func:`~functions.core.disruptions.vanished`) and those running. A Job's pods are
-        read once, at every look (the list is as short as the bound keeps it); another kind's
-        primary pods only once it may be past its timeout, and all its pods to see whether one
-        cannot start (:meth:`_workload_unstartable`). A ``job`` with no pod to start may have its
-        pod refused by the API server (:meth:`_refused`)."""
-        if not is_job(launch):
-            ended = self._timed_out(launch, created, None)
-            return Look(ended) if ended is not None else self._unstartable(launch, self._workload_unstartable(launch))
+        now: :func:`~functions.core.disruptions.vanished`) and those running. Its pods are read
+        once, at every look (the list is as short as the bound keeps it). A ``job`` with no pod
+        to start may have its pod refused by the API server (:meth:`_refused`). Another kind's:
+        :meth:`_workload_running`."""
         pods = self._jobs.pods(launch)
         gone = vanished(launch.running_pods - set(launch.lost_pods), {pod.metadata.uid for pod in pods})
         if gone:  # confirmed by a list of now, not a snapshot made before the pods seen running
@@ -210,6 +208,30 @@ class Looks:
         if ended is not None:
             return Look(ended, lost=lost, running=running)
         return self._cannot_start(launch, pods, job)._replace(lost=lost, running=running)
+
+    def _workload_running(self, launch: TrialLaunch, workload: Mapping[str, Any]) -> Look:
+        """The end of an attempt whose workload of another kind than Job runs, if it has one:
+        past the trial's timeout; a Training Operator job whose ``ExitCode`` replicas' pods were
+        made again as many times as its ``runPolicy.backoffLimit`` (:mod:`functions.core.remade_pods`,
+        counted from the pods read below, kept with the trial); one whose pod could not start
+        within the start allowance. Its primary pods are read only once it may be past its
+        timeout, and all its pods once a look, for both of the others."""
+        ended = self._timed_out(launch, created_at(workload), None)
+        if ended is not None:
+            return Look(ended)
+        pods = self._jobs.pods(launch, every=True)
+        replicas = remaking(workload)
+        remade = None
+        if replicas:
+            remade = launch.remade_pods.seen(seen_pods(pods, replicas, primary_container_name(launch)))
+            past = past_limit(remade, backoff_limit(workload), names_of(pods, replicas))
+            if past is not None:
+                code, why = past
+                kind = workload.get("kind")
+                return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="exited",
+                                           exit_code=code or 1, image_id=image_of(pods, primary_container_name(launch)),
+                                           message=f"{kind} {launch.job_name} failed: {why}"), remade=remade)
+        return self._unstartable(launch, self._workload_unstartable(launch, pods))._replace(remade=remade)
 
     def _lost_too_many(self, launch: TrialLaunch, pods: list[Any], lost: dict[str, Disruption]) -> Event | None:
         """The ``preempted`` end, with the count of the pods ``lost`` (seen now or before), of an
@@ -311,12 +333,11 @@ class Looks:
         return None if job is None else {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
             "name": job.metadata.name, "uid": job.metadata.uid, "labels": job.metadata.labels or {}}}
 
-    def _workload_unstartable(self, launch: TrialLaunch) -> Unstartable | None:
+    def _workload_unstartable(self, launch: TrialLaunch, pods: list[Any]) -> Unstartable | None:
         """Which pod of a workload of another kind than Job cannot start, if one cannot: any of
         its pods, primary or not (a worker whose image cannot be pulled holds the whole job back),
         one nothing can change first, else the one waiting longest. A pod its operator has not
-        made yet (a later step's) is nothing to wait for."""
-        pods = self._jobs.pods(launch, every=True)
+        made yet (a later step's) is nothing to wait for. ``pods``: all its pods."""
         found = [self._judged(launch, pod, held) for pod in pods
                  if not disrupted(pod) and (held := pod_cannot_start(pod)) is not None]
         return next((held for held in found if held.permanent), min(found, key=lambda held: held.since, default=None))

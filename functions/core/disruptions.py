@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.core.remade_pods import Remade
+
 EVICTED = "Evicted"
 """A pod's ``status.reason`` when the kubelet evicted it (node pressure, or a local-storage limit)."""
 
@@ -54,6 +56,8 @@ class LostPods:
     pods: Mapping[str, Disruption] = field(default_factory=dict)
     running: frozenset[str] = frozenset()
     """The uids of the attempt's pods running at the latest look."""
+    remade: Remade = field(default_factory=Remade)
+    """The pods of the attempt's ``ExitCode`` replicas seen so far (:mod:`functions.core.remade_pods`)."""
 
     def of(self, attempt: int) -> Mapping[str, Disruption]:
         """The pods lost by ``attempt``: none when those kept are an earlier attempt's."""
@@ -63,17 +67,25 @@ class LostPods:
         """The pods of ``attempt`` running at the latest look: none when an earlier attempt's."""
         return self.running if attempt == self.attempt else frozenset()
 
-    def seen(self, attempt: int, pods: Mapping[str, Disruption], running: frozenset[str]) -> LostPods:
+    def remade_of(self, attempt: int) -> Remade:
+        """The pods of ``attempt``'s ``ExitCode`` replicas seen: none when those kept are an earlier attempt's."""
+        return self.remade if attempt == self.attempt else Remade()
+
+    def seen(self, attempt: int, pods: Mapping[str, Disruption], running: frozenset[str],
+             remade: Remade | None = None) -> LostPods:
         """These with ``pods`` of ``attempt`` seen too (a pod seen again is counted once, so a
-        look repeated or delivered twice changes nothing), and the pods ``running`` now; an
-        earlier attempt's are dropped."""
+        look repeated or delivered twice changes nothing), the pods ``running`` now, and the
+        ``remade`` pods a look merged with those kept (None: kept as they are); an earlier
+        attempt's are dropped."""
         kept = self.of(attempt)
         return LostPods(attempt, {**kept, **{uid: Disruption(d.cause, d.message[:MESSAGE_CHARS])
-                                            for uid, d in pods.items() if uid not in kept}}, running)
+                                            for uid, d in pods.items() if uid not in kept}}, running,
+                        self.remade_of(attempt) if remade is None else remade)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "pods": {uid: [d.cause, d.message] for uid, d in self.pods.items()},
+        kept = {"attempt": self.attempt, "pods": {uid: [d.cause, d.message] for uid, d in self.pods.items()},
                 "running": sorted(self.running)}
+        return {**kept, "remade": self.remade.to_dict()} if self.remade != Remade() else kept
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> LostPods:
@@ -81,7 +93,7 @@ class LostPods:
         if not data:
             return cls()
         return cls(int(data["attempt"]), {uid: Disruption(*pair) for uid, pair in data["pods"].items()},
-                   frozenset(data.get("running", ())))
+                   frozenset(data.get("running", ())), Remade.from_dict(data.get("remade")))
 
 
 def vanished(running_before: frozenset[str], present: set[str]) -> dict[str, Disruption]:

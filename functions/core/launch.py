@@ -15,6 +15,7 @@ from functions.core.katib_trials import experiment_labels, experiment_name, is_k
 from functions.core.naming import job_name
 from functions.core.parameters import ChoiceParameter
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.remade_pods import Remade
 from functions.core.report_token import attempt_token
 from functions.core.spec import MAX_ATTEMPTS
 
@@ -86,6 +87,9 @@ class TrialLaunch:
     running_pods: frozenset[str] = frozenset()
     """The uids of this attempt's pods running at the latest look: one gone now, its Job still
     running, was lost to a disruption no look saw."""
+    remade_pods: Remade = field(default_factory=Remade)
+    """The pods of this attempt's ``ExitCode`` replicas seen at earlier looks (kept with the
+    trial), counted with those seen now (:mod:`functions.core.remade_pods`)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
 from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
+from functions.core.remade_pods import Remade
 
 if TYPE_CHECKING:
     from functions.core.disruptions import Disruption
@@ -138,6 +139,9 @@ class Look(NamedTuple):
     and those seen now, to be kept with the trial."""
     running: frozenset[str] | None = None
     """The uids of the attempt's pods running now, to be kept with the trial (None: not looked at)."""
+    remade: Remade | None = None
+    """The pods of the attempt's ``ExitCode`` replicas seen, those of :attr:`TrialLaunch.remade_pods`
+    with those seen now, to be kept with the trial (None: none looked at)."""
 
 
 class RunnerClaims(Protocol):

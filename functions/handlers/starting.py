@@ -17,6 +17,7 @@ from functions.core.errors import QuotaFull, RefusedFile, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.core.remade_pods import Remade
 from functions.core.store_port import Store, has_study
 from functions.handlers import ahead, turns
 from functions.handlers.asking import ask_trials, check_stop, complete, tell
@@ -122,13 +123,14 @@ def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
     look with those seen then (:mod:`functions.core.disruptions`)."""
     kept = deps.store.lost_pods(record.name, trial.number)
     launch = replace(trial_launch(record, trial), lost_pods=kept.of(trial.attempt),
-                     running_pods=kept.running_of(trial.attempt))
+                     running_pods=kept.running_of(trial.attempt), remade_pods=kept.remade_of(trial.attempt))
     if deps.admissions is None:
         return deps.executor.poll(launch)
     seen = deps.admissions.look(launch)
     if (seen.lost and set(seen.lost) - set(launch.lost_pods)) or (
-            seen.running is not None and seen.running != launch.running_pods):
-        _keep_lost(record, trial, deps, seen.lost or {}, seen.running)
+            seen.running is not None and seen.running != launch.running_pods) or (
+            seen.remade is not None and seen.remade != launch.remade_pods):
+        _keep_lost(record, trial, deps, seen.lost or {}, seen.running, seen.remade)
     if seen.finished is None:
         _note_held(record, trial, deps, seen.held)
     return seen.finished
@@ -165,16 +167,18 @@ def current_attempt(store: Store, record: StudyRecord, trial: TrialRecord,
 
 
 def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption],
-               running: frozenset[str] | None) -> None:
+               running: frozenset[str] | None, remade: Remade | None) -> None:
     """Keep the pods the trial's attempt lost with those kept before (the controllers delete a
-    disrupted pod soon after, so the count grows only from what was seen), and those running
-    now (one gone at a later look was lost too), while the attempt is still the trial's."""
+    disrupted pod soon after, so the count grows only from what was seen), those running
+    now (one gone at a later look was lost too), and the pods of its ``ExitCode`` replicas seen
+    with those kept (a pod made again is deleted as soon), while the attempt is still the trial's."""
     with deps.store.transaction():
         if current_attempt(deps.store, record, trial, running=False) is None:
             return
         kept = deps.store.lost_pods(record.name, trial.number)
         now = kept.running_of(trial.attempt) if running is None else running
-        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost, now))
+        pods = None if remade is None else kept.remade_of(trial.attempt).merged(remade)
+        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost, now, pods))
 
 
 def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:

@@ -189,7 +189,7 @@ class Kubelets(PodEnds, PodInits, PodStops):
             run.disrupt_at = None
             run.overtaken = exited(run.process)
             if run.scenario:
-                cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
+                cluster.disrupted.append((job_of(pod), run.index))
             if run.cause in RESOURCES:
                 self.exhaust(cluster, pod, run.cause)
             else:
@@ -299,7 +299,7 @@ class Kubelets(PodEnds, PodInits, PodStops):
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
         run.started_at, run.seen_running = self.clock.stamp(), self.clock.monotonic()
-        disruption = self.disruption(pod["metadata"]["labels"].get("job-name", ""), run.index)
+        disruption = self.disruption(job_of(pod), run.index)
         if disruption is not None:
             run.disrupt_at, run.scenario, run.cause = run.seen_running + disruption[0], *disruption[1:]
             self.clock.wake_at(run.disrupt_at)
@@ -349,3 +349,10 @@ def _exited_first(run: Run) -> bool:
         return False
     exited = run.process.exited_at
     return run.disrupt_at is None or run.disrupt_at > (run.seen_running if exited is None else exited)
+
+
+def job_of(pod: dict) -> str:
+    """The name of the workload that made the pod, as the scenarios name it: its Job's, else its
+    Training Operator job's."""
+    labels = pod["metadata"]["labels"]
+    return labels.get("job-name") or labels.get("training.kubeflow.org/job-name", "")
