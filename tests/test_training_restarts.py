@@ -196,7 +196,7 @@ def test_a_trial_whose_exit_code_replica_is_oom_killed_again_and_again_fails_say
                          primary_container="pytorch")
     executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
     executor.launch(launch)
-    finished = eventually(_look_on(executor, launch), "the trial to end", timeout=40, interval=0.02)
+    finished = eventually(_look_on(executor, launch), "the trial to end", timeout=120, interval=0.02)
     message = finished.data["message"]
     assert finished.data["outcome"] == "exited", message
     assert re.match(r"PyTorchJob oom-0 failed: replica Master \(pod oom-0-master-0\) was OOM-killed (\d+ times|once) "
@@ -233,7 +233,7 @@ def test_preempted_pods_of_an_exit_code_replica_are_not_counted_as_its_failures(
             with cluster.lock:
                 pod = cluster.pods.get(("default", "spot-0-master-0"))
                 return pod is not None and pod["metadata"]["uid"] not in uids and pod["status"].get("phase") == "Running"
-        eventually(running_again, "the pod to run", timeout=30, interval=0.02)
+        eventually(running_again, "the pod to run", timeout=90, interval=0.02)
         if len(uids) == 2:
             break
         with cluster.lock:
