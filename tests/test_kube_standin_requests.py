@@ -296,3 +296,107 @@ def test_a_limit_given_alone_stands_for_its_request_in_a_quotas_constraints(kube
             "failed quota: trial-quota: must specify limits.cpu for: seed")
     finally:
         kube.set_quota("defaulted", {})
+
+
+def _settled_job(kube: KubeStub, name: str) -> str:
+    """Create a suspended Job; its resourceVersion once its controller has said it is suspended
+    (and so writes no more)."""
+    client.BatchV1Api(kube_api(kube)).create_namespaced_job("katuna", job(name, suspend=True))
+    eventually(lambda: any(c["type"] == "Suspended" for c in kube.jobs[("katuna", name)]["status"].get("conditions", [])),
+               "the Job is said suspended")
+    return kube.jobs[("katuna", name)]["metadata"]["resourceVersion"]
+
+
+def test_a_job_patch_names_the_version_it_was_made_against_or_none(kube: KubeStub):
+    """As the registry's optimistic lock: a resourceVersion the patch names must be the stored
+    one (a stale one is 409, one that is no number 422, and nothing changes); a patch naming
+    none, or clearing it, is an unconditional update, as a Job allows."""
+    version = _settled_job(kube, "versioned")
+    path = f"{JOBS}/versioned"
+    status, body = raw(kube, "PATCH", path, {"metadata": {"resourceVersion": "1", "labels": {"a": "stale"}}})
+    assert (status, body["reason"], body["message"]) == (409, "Conflict", (
+        'Operation cannot be fulfilled on jobs.batch "versioned": the object has been modified; please apply your '
+        "changes to the latest version and try again")), body
+    status, body = raw(kube, "PATCH", path, {"metadata": {"resourceVersion": "x1", "labels": {"a": "odd"}}})
+    assert (status, body["message"]) == (422, 'jobs.batch "versioned" is invalid: resourceVersion: Invalid value: '
+                                              '"x1": strconv.ParseUint: parsing "x1": invalid syntax'), body
+    assert "a" not in (kube.jobs[("katuna", "versioned")]["metadata"].get("labels") or {})
+    status, body = raw(kube, "PATCH", path, {"metadata": {"resourceVersion": version, "labels": {"a": "current"}}})
+    assert (status, body["metadata"]["labels"]["a"]) == (200, "current"), body
+    status, body = raw(kube, "PATCH", path, [{"op": "remove", "path": "/metadata/resourceVersion"},
+                                             {"op": "replace", "path": "/metadata/labels/a", "value": "unconditional"}],
+                       "application/json-patch+json")
+    assert (status, body["metadata"]["labels"]["a"]) == (200, "unconditional"), body
+
+
+def test_a_jobs_json_patch_is_taken_and_a_type_no_built_in_kind_takes_is_415(kube: KubeStub):
+    """A built-in kind takes a JSON patch (applied in order, all or none: a failed ``test``
+    is 422 and changes nothing) beside the merge patches; another type is 415 listing the four
+    types in the API server's order."""
+    _settled_job(kube, "json-patched")
+    path, kind = f"{JOBS}/json-patched", "application/json-patch+json"
+    status, body = raw(kube, "PATCH", path, [{"op": "add", "path": "/metadata/labels", "value": {"team": "vision"}},
+                                             {"op": "replace", "path": "/spec/parallelism", "value": 0}], kind)
+    assert (status, body["metadata"]["labels"], body["spec"]["parallelism"]) == (200, {"team": "vision"}, 0), body
+    status, body = raw(kube, "PATCH", path, [{"op": "replace", "path": "/spec/parallelism", "value": 1},
+                                             {"op": "test", "path": "/spec/suspend", "value": False}], kind)
+    assert (status, body["details"]["causes"][0]["message"]) == (422, "testing value /spec/suspend failed: test "
+                                                                      "failed"), body
+    assert kube.jobs[("katuna", "json-patched")]["spec"]["parallelism"] == 0
+    status, body = raw(kube, "PATCH", path, {"spec": {"parallelism": 1}}, "application/yaml")
+    assert (status, body["message"]) == (415, "the body of the request was in an unknown format - accepted media "
+                                              "types include: application/json-patch+json, "
+                                              "application/merge-patch+json, application/strategic-merge-patch+json, "
+                                              "application/apply-patch+yaml"), body
+
+
+def test_a_job_patch_keeps_the_metadata_it_gives_and_moves_the_generation_with_the_spec_alone(kube: KubeStub):
+    """The patched metadata is stored whole (ownerReferences and finalizers as well as labels,
+    validated as a create's), the generation goes up where the spec changes and only there, and
+    a patch that changes nothing writes nothing (no new resourceVersion)."""
+    version = _settled_job(kube, "kept-metadata")
+    path, stored = f"{JOBS}/kept-metadata", kube.jobs[("katuna", "kept-metadata")]["metadata"]
+    owner = {"apiVersion": "katuna.dev/v1", "kind": "Study", "name": "s", "uid": "0d9f3c1e"}
+    status, body = raw(kube, "PATCH", path, {"metadata": {"ownerReferences": [owner], "finalizers": ["katuna.dev/x"]}})
+    assert status == 200 and (stored["ownerReferences"], stored["finalizers"], stored["generation"]) == (
+        [owner], ["katuna.dev/x"], 1), body
+    version = stored["resourceVersion"]
+    assert raw(kube, "PATCH", path, {"spec": {"suspend": True}})[0] == 200
+    assert stored["resourceVersion"] == version, "a patch that changes nothing writes nothing"
+    assert raw(kube, "PATCH", path, {"spec": {"parallelism": 0}})[1]["metadata"]["generation"] == 2
+    status, body = raw(kube, "PATCH", path, {"metadata": {"finalizers": ["orphan", "foregroundDeletion"],
+                                                          "ownerReferences": [{**owner, "uid": ""}]}})
+    assert status == 422 and "metadata.ownerReferences[0].uid: Required value" in body["message"] \
+        and "finalizer orphan and foregroundDeletion cannot be both set" in body["message"], body
+    assert stored["finalizers"] == ["katuna.dev/x"]
+
+
+@pytest.mark.parametrize(("query", "code", "words"), [
+    ("limit=ten", 400, 'strconv.ParseInt: parsing "ten": invalid syntax'),
+    ("limit=1.5", 400, 'strconv.ParseInt: parsing "1.5": invalid syntax'),
+    ("limit=99999999999999999999", 400, 'strconv.ParseInt: parsing "99999999999999999999": value out of range'),
+    ("timeoutSeconds=", 400, 'strconv.ParseInt: parsing "": invalid syntax'),
+    ("resourceVersionMatch=NotOlderThan", 422, 'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: '
+                                               "Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                                               "is provided"),
+    ("resourceVersion=0&resourceVersionMatch=Newest", 422, 'resourceVersionMatch: Unsupported value: "Newest": '
+                                                           'supported values: "Exact", "NotOlderThan", ""'),
+    ("continue=abc&resourceVersion=5", 400, "specifying resource version is not allowed when using continue"),
+])
+def test_a_lists_options_the_api_server_cannot_take_are_refused_before_anything_is_listed(kube: KubeStub, query,
+                                                                                            code, words):
+    status, body = raw(kube, "GET", f"{JOBS}?{query}")
+    assert status == code and words in body["message"], body
+
+
+def test_a_watch_is_asked_for_by_any_value_the_api_server_reads_as_true(kube: KubeStub):
+    """``watch=True`` (as ``True`` is written by a client in Python) is a watch: a stream of
+    events, not a list."""
+    seen = job("seen", suspend=True)
+    seen["metadata"]["labels"] = {"watched": "yes"}
+    client.BatchV1Api(kube_api(kube)).create_namespaced_job("katuna", seen)
+    request = urllib.request.Request(f"{kube.url}{JOBS}?watch=True&timeoutSeconds=1&labelSelector=watched%3Dyes",
+                                     headers={"Authorization": "Bearer system:serviceaccount:katuna:katuna-jobs-source"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        first = json.loads(answer.read().decode().splitlines()[0])
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "seen"), first

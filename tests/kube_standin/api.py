@@ -29,7 +29,6 @@ from kube_standin.objects import (
     already_exists,
     deletes_nothing,
     invalid,
-    merge,
     namespace_refusal,
     not_found,
     snapshot,
@@ -38,9 +37,12 @@ from kube_standin.objects import (
 )
 from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
+from kube_standin.structural import Refused
 from kube_standin.validation import defaulted, generated_selector_problems, job_problems, undecodable
 
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+JOB_PATCH_TYPES = (patches.JSON_PATCH, patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH, patches.APPLY_PATCH)
+"""The patch types the API server takes for a built-in kind, in the order it lists them."""
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
 ORPHANS_PODS = ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to "
@@ -136,7 +138,7 @@ class ApiServer:
     def _patch_types(call: Call) -> tuple[str, ...]:
         """The patch types the API server takes for ``call``'s resource: a built-in kind's take a
         strategic merge patch too, a custom resource's do not (:mod:`kube_standin.patches`)."""
-        return (*patches.ACCEPTED, STRATEGIC_MERGE_PATCH) if call.group in ("", "batch") else patches.ACCEPTED
+        return JOB_PATCH_TYPES if call.group in ("", "batch") else patches.ACCEPTED
 
     @staticmethod
     def _custom(resource: str) -> bool:
@@ -361,31 +363,38 @@ class ApiServer:
 
     def patch_job(self, namespace: str, name: str, body: object, content_type: str, directive: str | None = None,
                   dry_run: bool = False, warnings: list[str] | None = None) -> tuple[int, dict]:
-        """A merge patch of a Job (JSON merge or strategic merge, the same for the fields a Job
-        may change), decoded as the API server decodes it (:func:`kube_standin.job_updates.patch_refusal`,
-        ``fieldValidation`` as ``directive``): a patch of a field fixed at creation (its pod
-        template, ``completions``, ``completionMode``, ...: :mod:`kube_standin.job_updates`) is
-        422; ``spec.suspend``, the labels and the annotations may change, and the Job controller
-        then acts on it. A ``dry_run`` stores nothing."""
-        if content_type not in (patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH) or not isinstance(body, dict):
-            return 415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                                            f"accepted media types include: {patches.MERGE_PATCH}, "
-                                                            f"{STRATEGIC_MERGE_PATCH}")
+        """A patch of a Job (JSON patch, JSON merge or strategic merge, the last the same as a
+        merge for the fields a Job may change; server-side apply is not implemented: 501), decoded
+        as the API server decodes it (:func:`kube_standin.job_updates.patch_refusal`,
+        ``fieldValidation`` as ``directive``), against the stored resourceVersion where it names
+        one (409 otherwise): a patch of a field fixed at creation (its pod template,
+        ``completions``, ``completionMode``, ...: :mod:`kube_standin.job_updates`) is 422;
+        ``spec.suspend`` and the metadata may change, and the Job controller then acts on it.
+        A ``dry_run`` stores nothing, nor does a patch that changes nothing."""
+        if content_type not in JOB_PATCH_TYPES:
+            return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                                            "accepted media types include: " + ", ".join(JOB_PATCH_TYPES))
         with self.lock:
             job = self.jobs.get((namespace, name))
             if job is None:
                 return not_found("jobs.batch", name)
-            patched = merge(snapshot(job), body)
+            try:
+                patched = patches.applied(job, body, patches.MERGE_PATCH if content_type == STRATEGIC_MERGE_PATCH
+                                          else content_type, directive)
+            except Refused as refused:
+                return refused.code, refused.body
             patched.update({key: patched.get(key) or {} for key in ("metadata", "spec")})
             refused = job_updates.patch_refusal(job, patched, directive or "Warn", warnings)
+            refused = refused or job_updates.version_refusal(job, patched)
             problems = [] if refused else job_updates.update_problems(job, patched)
             if refused or problems:
                 return refused or invalid("Job", "jobs.batch", name, problems)
-            if dry_run:
-                return 200, patched
-            job["spec"] = patched["spec"]
-            job["metadata"].update({key: patched["metadata"].get(key) for key in ("labels", "annotations")})
-            job["metadata"]["generation"] += 1
+            new = job_updates.stored(job, patched)
+            if dry_run or new == job:
+                return 200, snapshot(new)
+            job["spec"] = new["spec"]
+            job["metadata"].clear()
+            job["metadata"].update(new["metadata"])
             self.history.record("MODIFIED", "jobs", job)
             return 200, snapshot(job)
 

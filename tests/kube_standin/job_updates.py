@@ -7,14 +7,24 @@ together with ``parallelism`` to the same count (elastic Indexed Jobs, GA since 
 queue may set on a suspended Job that never started (``AllowMutableSchedulingDirectives``) are
 not modelled, as nothing here patches a template. Before validation, the patched Job must
 decode (``patch.go``): a field of the wrong type, or an unknown one under ``fieldValidation=Strict``,
-refuses the whole patch, and it must keep its name and uid."""
+refuses the whole patch, and it must keep its name, namespace and uid; a resourceVersion it names
+must be the stored one (409 Conflict: the registry's optimistic lock), one it leaves out or
+clears makes the update unconditional, as a Job allows (``AllowUnconditionalUpdate``).
+
+What is stored (:func:`stored`) is the patched metadata whole (labels, annotations,
+ownerReferences, finalizers) but for the fields the registry keeps (``BeforeUpdate``), with the
+stored status (``PrepareForUpdate``) and the generation one up only where the spec changed; an
+update that changes nothing is no write (etcd3's ``GuaranteedUpdate``: no new resourceVersion,
+no watch event)."""
 
 from __future__ import annotations
 
 import json
 
 from kube_standin import job_fields
+from kube_standin.names import finalizer_problems
 from kube_standin.objects import invalid, status
+from kube_standin.secrets import owner_problems
 from kube_standin.validation import job_problems, undecodable
 
 IMMUTABLE = ("completions", "selector", "template", "completionMode", "podFailurePolicy", "backoffLimitPerIndex",
@@ -25,7 +35,8 @@ IMMUTABLE = ("completions", "selector", "template", "completionMode", "podFailur
 def update_problems(old: dict, new: dict) -> list[tuple[str, str]]:
     """Why the API server refuses to change the Job ``old`` into ``new`` (each ``(field, message)``)."""
     checked = {**new, "metadata": {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}}
-    problems = job_problems(checked)
+    problems = job_problems(checked) + owner_problems(new["metadata"].get("ownerReferences"))
+    problems += finalizer_problems(new["metadata"].get("finalizers"))
     for field in IMMUTABLE:
         if field == "completions":
             problems += _completions_problems(old["spec"], new["spec"])
@@ -73,6 +84,9 @@ def patch_refusal(old: dict, patched: dict, directive: str, warnings: list[str] 
         shown = json.dumps(patched, separators=(",", ":"))
         return invalid("", "", "", [("patch", f"Invalid value: {json.dumps(shown)}: {unreadable}")])
     name, meta = old["metadata"]["name"], patched["metadata"]
+    if meta.get("namespace") not in (None, "", old["metadata"]["namespace"]):
+        return 400, status(400, "BadRequest", "the namespace of the provided object does not match the namespace "
+                                              "sent on the request")
     if meta.get("name") != name:
         return 400, status(400, "BadRequest", f"the name of the object ({meta.get('name') or ''}) does not match the "
                                               f"name on the URL ({name})")
@@ -82,3 +96,36 @@ def patch_refusal(old: dict, patched: dict, directive: str, warnings: list[str] 
                                             f"failed: UID in precondition: {uid}, UID in object meta: "
                                             f"{old['metadata']['uid']}")
     return None
+
+
+def version_refusal(old: dict, patched: dict) -> tuple[int, dict] | None:
+    """The registry's answer where the patched Job names a resourceVersion (``ObjectResourceVersion``)
+    that is no number (422) or not the stored one (409 Conflict, ``OptimisticLockErrorMsg``); None
+    where it names the stored one or none (``""`` or ``"0"``: an unconditional update)."""
+    name, version = old["metadata"]["name"], str(patched["metadata"].get("resourceVersion") or "0")
+    if not version.isdigit() or not version.isascii():
+        return invalid("jobs", "jobs.batch", name, [("resourceVersion", f"Invalid value: {json.dumps(version)}: "
+                                                                       f'strconv.ParseUint: parsing "{version}": '
+                                                                       "invalid syntax")])
+    if int(version) in (0, int(old["metadata"]["resourceVersion"])):
+        return None
+    return 409, status(409, "Conflict", f'Operation cannot be fulfilled on jobs.batch "{name}": the object has been '
+                                        "modified; please apply your changes to the latest version and try again",
+                       {"name": name, "group": "batch", "kind": "jobs"})
+
+
+KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "generation",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
+"""Metadata an update of a Job does not take from the patched object (``BeforeUpdate``,
+``FillObjectMetaSystemFields``): the stored values stand."""
+
+
+def stored(old: dict, patched: dict) -> dict:
+    """The Job ``old`` updated to ``patched`` as the registry stores it: the patched spec and
+    metadata, the stored status and system metadata, the generation one up where the spec changed."""
+    kept = {key: old["metadata"][key] for key in KEPT_METADATA if key in old["metadata"]}
+    new = {**old, "spec": patched["spec"], "metadata": {**patched["metadata"], **kept}}
+    new["metadata"] = {key: value for key, value in new["metadata"].items() if value is not None}
+    if patched["spec"] != old["spec"]:
+        new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+    return new

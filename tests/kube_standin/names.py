@@ -72,6 +72,20 @@ def annotation_problems(annotations: object, path: str) -> list[tuple[str, str]]
     return problems
 
 
+def finalizer_problems(finalizers: object) -> list[tuple[str, str]]:
+    """What ``ValidateFinalizers`` refuses of ``metadata.finalizers``: a name that is no
+    qualified name, or both ``orphan`` and ``foregroundDeletion`` (which ask for opposite deletions)."""
+    if not isinstance(finalizers, list):
+        return []
+    problems = [("metadata.finalizers", f"Invalid value: {json.dumps(name)}: {why}")
+                for name in finalizers for why in qualified_name_problems(str(name))]
+    if {"orphan", "foregroundDeletion"} <= set(finalizers):
+        shown = ", ".join(json.dumps(str(name)) for name in finalizers)
+        problems.append(("metadata.finalizers", f"Invalid value: []string{{{shown}}}: finalizer orphan and "
+                                                "foregroundDeletion cannot be both set"))
+    return problems
+
+
 def label_value_problems(value: object) -> list[str]:
     """Why ``value`` is no label value, as ``IsValidLabelValue`` words it."""
     if not isinstance(value, str) or (value and not LABEL_VALUE.match(value)):

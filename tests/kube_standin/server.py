@@ -19,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from kube_standin import access_review, etcd, fields, owner_refs
+from kube_standin import access_review, etcd, fields, list_options, owner_refs
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -78,7 +78,9 @@ class Call:
 
     @property
     def watch(self) -> bool:
-        return self.query.get("watch") in ("true", "1")
+        """Whether the request asks for a watch: as the API server reads a boolean option, any
+        value but ``false`` and ``0`` (in any case), an empty one included."""
+        return truthy(self.query, "watch")
 
     @property
     def dry_run(self) -> bool:
@@ -101,6 +103,12 @@ class Call:
             return "watch" if self.watch else ("get" if self.name else "list")
         return {"POST": "create", "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete" if self.name else "deletecollection"}[self.method]
+
+
+def truthy(query: dict[str, str], name: str) -> bool:
+    """A boolean option as the API server decodes it (``Convert_Slice_string_To_bool``): given
+    with any value but ``false`` or ``0``, in any case."""
+    return name in query and query[name].lower() not in ("false", "0")
 
 
 def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> Call | None:
@@ -211,6 +219,8 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 self._send(404, ROUTE_NOT_FOUND)
             elif (unreadable := unreadable_selector(call.query.get("labelSelector")) or fields.unreadable(call)):
                 self._send(400, status(400, "BadRequest", unreadable))
+            elif (refused := list_options.refusal(call)) is not None:
+                self._send(*refused)
             elif call.watch:
                 self._watch(call)
             elif (refused := cluster.faults.refusal(call.verb(), call.resource)) is not None:
@@ -228,7 +238,7 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
         def _watch(self, call: Call) -> None:
             kind = cluster.served(call.group, call.resource)
             timeout = float(call.query.get("timeoutSeconds") or 60)
-            bookmarks = cluster.bookmark_seconds if call.query.get("allowWatchBookmarks") in ("true", "1") else None
+            bookmarks = cluster.bookmark_seconds if truthy(call.query, "allowWatchBookmarks") else None
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
