@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -584,14 +585,16 @@ class KubeStub(ApiServer, Workloads):
     def described(self, obj: dict) -> list[dict]:
         """The Events ``kubectl describe`` shows of ``obj``: listed through ``v1`` as it lists
         them (a field selector on the involved object's name, namespace, kind and uid), by katuna's
-        account, oldest first."""
+        account, oldest first as it sorts them (``SortableEvents``: by the ``series``'
+        ``lastObservedTime``, else the ``lastTimestamp``, else the ``eventTime``). Events of one
+        time are in no set order there: here, in the order listed (by name)."""
         meta = obj["metadata"]
         selector = ",".join(f"involvedObject.{key}={value}" for key, value in (
             ("name", meta["name"]), ("namespace", meta["namespace"]), ("kind", obj["kind"]), ("uid", meta["uid"])))
         api = client.CoreV1Api(client.ApiClient(self.configuration(KATUNA_USER)))
         listed = api.api_client.sanitize_for_serialization(
             api.list_namespaced_event(meta["namespace"], field_selector=selector))["items"]
-        return sorted(listed, key=lambda e: (e.get("eventTime") or e.get("firstTimestamp") or "", e["reason"]))
+        return sorted(listed, key=described_time)
 
     def delete_pod(self, pod: dict) -> None:
         """Delete a pod: one whose containers run stays ``Terminating`` (its ``deletionTimestamp``
@@ -699,6 +702,12 @@ class KubeStub(ApiServer, Workloads):
         while self._running:
             self.step()
             time.sleep(TICK_SECONDS)
+
+
+def described_time(event: dict) -> datetime:
+    """The time ``kubectl describe`` sorts an Event by (``eventTime`` in its ``SortableEvents``)."""
+    given = (event.get("series") or {}).get("lastObservedTime") or event.get("lastTimestamp") or event.get("eventTime")
+    return datetime.fromisoformat(str(given).replace("Z", "+00:00")) if given else datetime.min.replace(tzinfo=UTC)
 
 
 def serving_katib(namespace: str, user: str) -> Iterator[KubeStub]:

@@ -102,8 +102,8 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
     eventually(lambda: described(kube, "experiments", "sdk-tune") == [("Normal", "ExperimentMaxTrialsReached")],
                "the Experiment's end, as kubectl describe shows it", timeout=10)
     for number in range(3):
-        assert described(kube, "trials", f"sdk-tune-{number}") == [("Normal", "JobRunning"),
-                                                                    ("Normal", "JobSucceeded")]
+        assert described(kube, "trials", f"sdk-tune-{number}") == [("Normal", "JobCreated"), ("Normal", "JobRunning"),
+                                                                    ("Normal", "JobSucceeded"), ("Normal", "JobDeleted")]
 
     sdk.delete_experiment("sdk-tune")
     assert sdk.list_trials("sdk-tune") == [], "the Trials go with their Experiment"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition, watching_dispatcher
 from kube_standin.rbac import TRIALS_ROLE
-from kube_stub import KubeStub, serving_katib
+from kube_stub import KubeStub, described_time, serving_katib
 from kubernetes import client
 from test_katib import experiment
 
@@ -110,30 +110,34 @@ def test_each_trial_and_the_experiment_get_katibs_events_as_kubectl_describe_lis
     dispatcher = dispatcher_of(kube, store)
     dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 4, 1))
 
-    assert told(kube, trial(kube, 0)) == [("Normal", "JobRunning", f"Job {NAME}-0 is running"),
-                                          ("Normal", "JobSucceeded", f"Job {NAME}-0 has succeeded")]
-    assert told(kube, trial(kube, 1))[-1] == (
+    assert told(kube, trial(kube, 0)) == [("Normal", "JobCreated", f"Job {NAME}-0 has been created"),
+                                          ("Normal", "JobRunning", f"Job {NAME}-0 is running"),
+                                          ("Normal", "JobSucceeded", f"Job {NAME}-0 has succeeded"),
+                                          ("Normal", "JobDeleted", f"Job {NAME}-0 has been deleted")]
+    assert told(kube, trial(kube, 1))[-2] == (
         "Warning", "MetricsUnavailable", f"Metrics are not available for Job {NAME}-1: metrics unavailable: "
                                          "objective 'loss' never reported")
-    assert told(kube, trial(kube, 2))[-1] == ("Warning", "JobFailed", f"Job {NAME}-2 has failed: exited with code 3; "
+    assert told(kube, trial(kube, 2))[-2] == ("Warning", "JobFailed", f"Job {NAME}-2 has failed: exited with code 3; "
                                                                       "last lines:\nboom")
     assert told(kube, trial(kube, 3)) == [
         ("Warning", "TrialAttemptLost", "attempt 1 preempted: the node shut down; the trial runs again as attempt 2"),
+        ("Normal", "JobCreated", f"Job {NAME}-3-a2 has been created"),
         ("Normal", "JobRunning", f"Job {NAME}-3-a2 is running")]
-    assert told(kube, trial(kube, 4))[-1] == ("Normal", "TrialEarlyStopped",
-                                              "Trial is early stopped: pruned at step 3 by the median rule")
+    assert told(kube, trial(kube, 4))[-2:] == [("Normal", "TrialEarlyStopped",
+                                                "Trial is early stopped: pruned at step 3 by the median rule"),
+                                               ("Normal", "JobDeleted", f"Job {NAME}-4 has been deleted")]
     experiment_resource = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM,
                                                                       "experiments", NAME)
     assert told(kube, experiment_resource) == [], "a running Experiment has no Event of its end"
 
     end(store, dispatcher)
-    assert told(kube, trial(kube, 3))[-1][:2] == ("Normal", "TrialKilled")
+    assert [reason for _, reason, _ in told(kube, trial(kube, 3))[-2:]] == ["TrialKilled", "JobDeleted"]
     assert told(kube, experiment_resource) == [("Normal", "ExperimentMaxTrialsReached",
                                                 "Experiment has succeeded: max trials reached (5)")]
     recorded = kube.described(experiment_resource)[0]
     assert (recorded["reportingComponent"], recorded["involvedObject"]["apiVersion"]) == ("katuna.dev/katuna",
                                                                                           "kubeflow.org/v1beta1")
-    assert len(all_events(kube)) == 2 + 2 + 2 + 3 + 2 + 1, "a few Events a trial, one for the Experiment's end"
+    assert len(all_events(kube)) == 4 + 4 + 4 + 5 + 4 + 1, "a few Events a trial, one for the Experiment's end"
 
 
 def test_a_report_made_again_records_no_happening_twice(kube: KubeStub, submitted, tmp_path: Path):
@@ -155,7 +159,50 @@ def test_a_report_made_again_records_no_happening_twice(kube: KubeStub, submitte
     finally:
         again.close()
     assert sorted((e.metadata.name, e.reason) for e in all_events(kube)) == first
-    assert len(first) == 10, "two Events each: its run, and its end or its earlier run lost"
+    assert len(first) == 19, "its workload made, run and deleted and its end, or its run lost, made and run"
+
+
+def test_a_trial_that_ran_between_two_reports_shows_its_events_in_the_order_they_happened(kube: KubeStub,
+                                                                                         submitted):
+    """A trial waiting at one report and ended at the next (both within one tick of the clock)
+    gets its workload's creation, its run, its end and its workload's deletion at once: dated
+    apart, in that order, as ``kubectl describe`` sorts them by ``eventTime`` alone."""
+    store = submitted
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.1}, created_at=now))
+    dispatcher = dispatcher_of(kube, store)
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    assert told(kube, trial(kube, 0)) == []
+
+    store.update_trial(NAME, 0, state=COMPLETE, started_at=now, finished_at=now, values=[1.0], metrics={"loss": 1.0})
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 1, 1))
+    shown = kube.described(trial(kube, 0))
+    assert [e["reason"] for e in shown] == ["JobCreated", "JobRunning", "JobSucceeded", "JobDeleted"]
+    times = [described_time(e) for e in shown]
+    assert times == sorted(set(times)), "no two of a trial's Events share a time kubectl sorts them by"
+
+
+def test_a_running_trial_written_again_asks_for_no_event_again(kube: KubeStub, submitted):
+    """A running trial whose Trial each later report writes again (its metrics changed) costs
+    those reports no request for the Events of what it showed already: as many Event requests a
+    trial as happenings, however many reports."""
+    store = submitted
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.1}, RUNNING, created_at=now - 9, started_at=now - 5))
+    dispatcher = dispatcher_of(kube, store)
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    recorded = len(all_events(kube))
+    assert "JobRunning" in [reason for _, reason, _ in told(kube, trial(kube, 0))]
+
+    for step in range(3):
+        store.update_trial(NAME, 0, metrics={"loss": 1.0 / (step + 1)})
+        before = len(kube.audit)
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+        asked = [(verb, resource) for verb, resource, _, _ in kube.audit[before:]]
+        assert ("patch", "trials") in asked and ("create", "events") not in asked, asked
+    assert len(all_events(kube)) == recorded
 
 
 def test_an_event_the_api_refuses_fails_nothing_and_is_said_once(kube: KubeStub, submitted, caplog):
@@ -210,6 +257,9 @@ def event_body(**fields) -> dict:
     ({"reportingInstance": "i" * 129}, "reportingInstance: Invalid value"),
     ({"action": ""}, "action: Required value"),
     ({"reason": "r" * 129}, "reason: Invalid value"),
+    ({"reason": "é" * 65}, "reason: Invalid value"),
+    ({"action": "é" * 65}, "action: Invalid value"),
+    ({"reportingInstance": "é" * 65}, "reportingInstance: Invalid value"),
     ({"note": "é" * 513}, "message: Invalid value"),
     ({"deprecatedCount": 2}, "count: Invalid value"),
     ({"deprecatedSource": {"component": "me"}}, "source: Invalid value"),
@@ -249,5 +299,15 @@ def test_a_trial_gets_a_few_events_whose_names_and_notes_the_api_takes():
     ended = TrialRecord(NAME, 3, {"x": 0.1}, FAIL, attempt=4, reason="exited with code 1\nattempt 3 interrupted: x",
                         created_at=1.0, started_at=2.0, finished_at=3.0)
     happenings = trial_happenings(record, ended)
-    assert [h.reason for h in happenings] == ["TrialAttemptLost", "JobRunning", "JobFailed"]
+    assert [h.reason for h in happenings] == ["TrialAttemptLost", "JobCreated", "JobRunning", "JobFailed",
+                                              "JobDeleted"]
     assert all(isinstance(h, Happening) and h.type in ("Normal", "Warning") for h in happenings)
+    assert [h.at for h in happenings] == sorted({h.at for h in happenings}), "dated apart, in order"
+    retained = study_definition(name=NAME)
+    retained["trialTemplate"]["retain"] = True
+    kept = StudyRecord(parse_study(retained), retained, ".", "uid-1")
+    assert "JobDeleted" not in [h.reason for h in trial_happenings(kept, ended)], "a retained workload stays"
+    waiting = TrialRecord(NAME, 3, {"x": 0.1}, PRUNED, attempt=2, reason="attempt 1 preempted: x", created_at=1.0,
+                          started_at=2.0, suggested_at=3.0, finished_at=4.0)
+    assert [h.reason for h in trial_happenings(record, waiting)] == ["TrialAttemptLost", "TrialEarlyStopped"], \
+        "an attempt stopped before it started made no workload"

@@ -4,7 +4,10 @@ read through ``v1`` as any controller's.
 
 Each Event is created under its happening's name (:func:`~functions.core.resource_events.event_name`):
 the API's 409 (AlreadyExists) says it was recorded before, by an earlier run of the same
-handling. An Event is best effort: a write refused (403, where katuna's account may not
+handling. A process asks for each Event once: the names it recorded, or found recorded, are
+kept (the latest :data:`RECALLED`), so a Trial written again by each later report (a running
+trial's metrics changed) costs no request for the Events of what it showed before, and the
+requests a trial's Events cost do not grow with the reports made. An Event is best effort: a write refused (403, where katuna's account may not
 ``create events`` in the namespace), failed (5xx) or not answered is logged once per namespace
 and answer, and never fails, nor makes repeat, the handling that recorded it."""
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -28,8 +32,10 @@ log = logging.getLogger("katuna.kubernetes")
 
 CONTROLLER = "katuna.dev/katuna"
 """The Events' ``reportingController`` (a qualified name, as the API requires)."""
-INSTANCE_CHARS = 128
-"""The longest ``reportingInstance`` the API takes."""
+INSTANCE_BYTES = 128
+"""The longest ``reportingInstance`` the API takes, in bytes."""
+RECALLED = 8192
+"""How many Event names a process keeps as recorded: the Events of its running trials, a few each."""
 
 
 class KubernetesEvents:
@@ -37,8 +43,9 @@ class KubernetesEvents:
 
     def __init__(self, api: client.ApiClient) -> None:
         self._events_v1 = client.EventsV1Api(api)
-        self._instance = socket.gethostname()[:INSTANCE_CHARS] or "katuna"
+        self._instance = socket.gethostname().encode()[:INSTANCE_BYTES].decode(errors="ignore") or "katuna"
         self._said: set[tuple[str, str]] = set()
+        self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
     def record(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
@@ -47,15 +54,37 @@ class KubernetesEvents:
             self._create(regarding, happening)
 
     def _create(self, regarding: Regarding, happening: Happening) -> None:
-        """Create one Event; one already there is recorded, a failure is logged once."""
+        """Create one Event, unless this process recorded it already; one already there is
+        recorded, a failure is logged once (and asked again at the next report)."""
         body = event(regarding, happening, self._instance)
+        key = (regarding.namespace, body["metadata"]["name"])
+        if self._recalled(key):
+            return
         try:
             self._events_v1.create_namespaced_event(regarding.namespace, cast(client.EventsV1Event, body))
         except ApiException as exc:
             if exc.status != 409:
                 self._say(regarding, f"{exc.status} {exc.reason}", " ".join(str(exc.body).split())[:300])
+                return
         except (HTTPError, OSError, ValidationError) as exc:
             self._say(regarding, type(exc).__name__, str(exc)[:300])
+            return
+        self._recall(key)
+
+    def _recalled(self, key: tuple[str, str]) -> bool:
+        """Whether this process recorded the Event ``key`` (namespace, name)."""
+        with self._lock:
+            if key not in self._recorded:
+                return False
+            self._recorded.move_to_end(key)
+            return True
+
+    def _recall(self, key: tuple[str, str]) -> None:
+        """Keep the Event ``key`` as recorded, forgetting the least recently used past :data:`RECALLED`."""
+        with self._lock:
+            self._recorded[key] = None
+            if len(self._recorded) > RECALLED:
+                self._recorded.popitem(last=False)
 
     def _say(self, regarding: Regarding, answer: str, detail: str) -> None:
         """Log a failed Event write, once per namespace and answer for the process's life."""

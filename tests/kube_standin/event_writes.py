@@ -7,8 +7,8 @@ becomes ``involvedObject``, ``note`` the ``message``, ``reportingController`` th
 
 An ``events.k8s.io/v1`` Event needs its name (a DNS subdomain, or a ``generateName``), its
 ``eventTime``, a ``type`` of ``Normal`` or ``Warning``, ``reportingController`` (a qualified
-name), ``reportingInstance`` and ``action`` (at most 128 characters each), ``reason`` (at most
-128) and a ``note`` of at most 1024 bytes; it may not set ``deprecatedFirstTimestamp``,
+name), ``reportingInstance`` and ``action`` (at most 128 bytes each: Go's ``len`` of a string),
+``reason`` (at most 128 bytes) and a ``note`` of at most 1024 bytes; it may not set ``deprecatedFirstTimestamp``,
 ``deprecatedLastTimestamp``, ``deprecatedCount`` nor ``deprecatedSource``, and a ``series``
 counts at least 2 and has its ``lastObservedTime``. An Event about an object of no namespace
 lives in ``default`` or ``kube-system``. A name already held is 409 AlreadyExists."""
@@ -104,7 +104,7 @@ def _legacy(body: dict, namespace: str) -> list[tuple[str, str]]:
         value = str(body.get(field) or "")
         if not value:
             problems.append((field, "Required value"))
-        elif len(value) > LIMITS[field]:
+        elif len(value.encode()) > LIMITS[field]:
             problems.append((field, f'Invalid value: "": can have at most {LIMITS[field]} characters'))
     if len(str(body.get("note") or "").encode()) > NOTE_BYTES:
         problems.append(("message", f'Invalid value: "": can have at most {NOTE_BYTES} characters'))
