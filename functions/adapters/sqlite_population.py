@@ -25,7 +25,7 @@ from functions.core.records import COMPLETE, FAIL
 from functions.core.store_port import PopulationTrial
 
 BY_STATE = "idx_trials_study_state"
-COLUMNS = "number, params, generation, parent, state, trial_values"
+COLUMNS = "number, params, generation, parent, state, trial_values, CASE WHEN state = ? THEN reason END"
 GROUPS = 200
 """Failed trials' (generation, parent) groups read per statement, within SQLite's variables."""
 
@@ -38,7 +38,7 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
         [study, COMPLETE, n_population]).fetchone()[0]
     rows = {row[0]: row for row in conn.execute(
         f"SELECT {COLUMNS} FROM trials WHERE study = ? AND state = ? AND number IN (SELECT max(number) FROM trials "
-        "WHERE study = ? GROUP BY coalesce(generation, 0), parent, params)", [study, FAIL, study])}
+        "WHERE study = ? GROUP BY coalesce(generation, 0), parent, params)", [FAIL, study, FAIL, study])}
     groups: dict[tuple[int, Any], int] = {}
     for number, _, generation, parent, *_ in rows.values():
         key = (generation or 0, parent)
@@ -53,9 +53,9 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
             args += [newest, newest + 1]
         if conditions:
             rows.update((row[0], row) for row in conn.execute(
-                f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [study, *args]))
-    return [PopulationTrial(number, loads(params), generation, parent, state, loads(values))
-            for number, params, generation, parent, state, values in (rows[n] for n in sorted(rows))]
+                f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [FAIL, study, *args]))
+    return [PopulationTrial(number, loads(params), generation, parent, state, loads(values), reason)
+            for number, params, generation, parent, state, values, reason in (rows[n] for n in sorted(rows))]
 
 
 def newest_generation(conn: sqlite3.Connection, study: str) -> tuple[int, int, int]:
