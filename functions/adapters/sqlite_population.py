@@ -10,7 +10,8 @@ generation's, which it counts as children (both read whole); and the failed tria
 every later trial of its generation and parent, among which one run again as it was would be.
 A failed trial followed by one of the same generation, parent and hyperparameters as stored
 (the same text: so the same values) was run again, and is left out: only the last trial of
-each such group may be a failure not run again yet, found in one grouped pass. Their decision
+each such group may be a failure not run again yet, found in one grouped pass; a failure's
+reason is read too (a child refused its parent's checkpoint is not run again). Their decision
 on these is the decision on all the trials: no other trial is the newest full generation's, its
 children's, or one that answers a failure not answered yet.
 """
