@@ -7,12 +7,16 @@ folder in it and ``PARENT_FOLDER`` its parent's (absent in generation 0), both t
 names one (:func:`functions.core.checkpoint_volume.run_as`). The folder is made as a local
 trial's is (:func:`functions.adapters.local_checkpoints.made`): a copy made beside it and renamed
 once whole, nothing done where it exists; the copy's name is this run's own (a random
-:data:`COPIER_BYTES` bytes), as two pods of one trial's Job may seed it at once. Everything it
-makes is writable by every user (umask 0), since the trial's image may run as a user katuna does
-not know; only this trial's pod mounts the folder, and the study's init containers the study's.
+:data:`COPIER_BYTES` bytes), as two pods of one trial's Job may seed it at once. The copy keeps
+each file's mode, and, run as root, its owner (:mod:`functions.adapters.local_checkpoint_copies`);
+a folder it makes empty is writable by every user (umask 0), since the trial's image may run as
+a user katuna does not know; only this trial's pod mounts the folder, and the study's init
+containers the study's.
 Exit codes: 0 made (or there already), :data:`REFUSED` the parent's folder is refused (over
 the size, too many files, a FIFO: the reason on standard error, which the kubelet keeps as the
-termination message), :data:`UNUSABLE` the variables are wrong or the claim cannot be written.
+termination message, which says the trial "was not given its parent's checkpoint"
+(:data:`~functions.core.checkpoints.REFUSED_COPY`): such a child is not run again),
+:data:`UNUSABLE` the variables are wrong or the claim cannot be written.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def seed(environ: Mapping[str, str], study_folder: Path) -> int:
         print(f"katuna checkpoint: {exc}", file=sys.stderr)
         return UNUSABLE
     except RefusedFile as exc:
-        print(f"katuna checkpoint: trial {trial} was not given its parent's checkpoint: {exc}", file=sys.stderr)
+        print(f"katuna checkpoint: {exc}", file=sys.stderr)
         return REFUSED
     except OSError as exc:
         print(f"katuna checkpoint: trial {trial}'s checkpoint folder cannot be made in the claim: {exc}",

@@ -82,6 +82,22 @@ def test_a_failed_trial_runs_again_with_its_hyperparameters_generation_and_paren
     assert pbt.next_plan(SETTINGS, [LR], [*pool, failed, again], random.Random(1)).params != {"lr": 0.0042}
 
 
+
+def test_a_child_refused_its_parents_checkpoint_is_not_run_again_and_its_parent_is_passed_over():
+    """Katuna refused to copy trial 3's folder (too large, a FIFO in it) for its child 5: the
+    same copy would be refused again, so 5 is not run again, and 3 gets no other child while
+    another trial may; a refused exploit (trial 1, the bottom one) leaves the exploit out."""
+    pool = members([0.5, 0.1, 0.9, 0.6, 0.7])
+    refused = pbt.Member(5, {"lr": 0.0042}, 1, 3, pbt.FAILED, refused=True)
+    plans = [pbt.next_plan(SETTINGS, [LR], [*pool, refused], random.Random(seed)) for seed in range(30)]
+    assert all(plan.generation == 1 and plan.parent not in (3, None) for plan in plans), plans
+    exploit = pbt.Member(5, {"lr": 0.003}, 1, 1, pbt.FAILED, refused=True)
+    plans = [pbt.next_plan(SETTINGS, [LR], [*pool, exploit], random.Random(seed)) for seed in range(30)]
+    assert all(plan.parent in (0, 2, 3, 4) for plan in plans), plans
+    every = [pbt.Member(5 + i, {"lr": 0.001}, 1, i, pbt.FAILED, refused=True) for i in range(5)]
+    assert pbt.next_plan(SETTINGS, [LR], [*pool, *every], random.Random(1)).parent in range(5), \
+        "a generation whose every trial was refused still gives a child (the study's failure bound ends it)"
+
 def test_the_next_generation_comes_from_the_latest_population_that_succeeded():
     first = members([0.5, 0.1, 0.9, 0.6, 0.7])
     second = members([1.5, 1.1, 1.9, 1.6, 1.7], generation=1, first=5)

@@ -2,7 +2,7 @@
 (:meth:`~functions.adapters.sqlite_store.SqliteStore.population_trials`: the failed ones with the
 later trials of their generation and parent, and the newest full generation with the next), and
 decides as it did from every trial: histories grown by the algorithm itself in a real SQLite
-file, with successes, failures (answered and not), pruned and running trials and completed trials
+file, with successes, failures (answered and not, and children refused their parent's checkpoint), pruned and running trials and completed trials
 without values, each decision compared with the one made from all the trials, its
 random draws included."""
 
@@ -59,8 +59,14 @@ def grow(store: SqliteStore, record: StudyRecord, trials: int, seed: int) -> Non
         params = dict(plan.params) if plan.params is not None else \
             {"lr": outcomes.uniform(0.001, 0.1), "layers": outcomes.choice(["2", "3", "4"])}
         state, values = outcome(outcomes)
-        store.add_trial(TrialRecord(record.name, number, params, state=state, values=values,
+        reason = REFUSED if state == FAIL and plan.parent is not None and outcomes.random() < 0.3 else ""
+        store.add_trial(TrialRecord(record.name, number, params, state=state, values=values, reason=reason,
                                     generation=plan.generation, parent=plan.parent))
+
+
+REFUSED = ("katuna refused to start the attempt: trial 9 was not given its parent's checkpoint: the parent's "
+           "checkpoint folder 3 holds more bytes than katuna copies for a child trial (KATUNA_MAX_CHECKPOINT)")
+"""A child's reason where its parent's checkpoint folder was refused: it is not run again."""
 
 
 def outcome(rng: random.Random) -> tuple[str, list[float] | None]:
@@ -85,6 +91,7 @@ def test_each_decision_from_the_trials_read_is_the_one_from_every_trial(tmp_path
         record = pbt_study(store, "grown", population, direction)
         grow(store, record, 160, seed)
         assert max(t.generation or 0 for t in store.trials("grown")) >= 3, "several generations were compared"
+        assert any(t.reason == REFUSED for t in store.trials("grown")), "children refused a copy were compared"
     finally:
         store.close()
 

@@ -118,8 +118,10 @@ def test_a_checkpoint_past_the_limit_fails_the_child_that_would_copy_it(tmp_path
     assert done.returncode == 1, done.stdout + done.stderr
     [failed] = [t for t in trials(tmp_path) if t["state"] == "FAIL"]
     assert failed["generation"] == 1
-    assert "katuna refused to start the attempt: the parent's checkpoint folder" in failed["reason"]
-    assert "KATUNA_MAX_CHECKPOINT" in failed["reason"]
+    assert failed["reason"].startswith(f"katuna refused to start the attempt: trial {failed['number']} was not "
+                                       f"given its parent's checkpoint: the parent's checkpoint folder "
+                                       f"{failed['parent']} holds more bytes"), failed["reason"]
+    assert "(KATUNA_MAX_CHECKPOINT), over it at weights.bin" in failed["reason"]
 
 
 def test_the_copy_is_made_once_and_a_copy_cut_short_is_made_again(tmp_path: Path):
@@ -159,7 +161,7 @@ def test_a_fifo_or_too_many_bytes_is_refused_and_nothing_is_left(tmp_path: Path)
         made(tmp_path, child, 1000)
     (parent / "pipe").unlink()
     (parent / "w").write_bytes(b"\0" * 1001)
-    with pytest.raises(RefusedFile, match="KATUNA_MAX_CHECKPOINT"):
+    with pytest.raises(RefusedFile, match=r"KATUNA_MAX_CHECKPOINT\), over it at w$"):
         made(tmp_path, child, 1000)
     assert sorted(p.name for p in (tmp_path / "s" / "checkpoints").iterdir()) == ["0"]
 

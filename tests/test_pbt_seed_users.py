@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,11 @@ from test_render import validate
 
 from functions import checkpoint_seed
 from functions.adapters.local_checkpoints import made
+from functions.core import checkpoints, start_failures
 from functions.core.checkpoint_volume import INIT_CONTAINER
 from functions.core.checkpoints import Checkpoint
 from functions.core.cluster import Cluster
+from functions.core.errors import RefusedFile
 from functions.core.job import render_trial
 from functions.core.katib import from_experiment, is_experiment
 from functions.core.launch import trial_launch
@@ -213,3 +216,78 @@ def test_a_copy_of_an_empty_parent_folder_is_made_in_place_and_replaces_no_folde
     assert checkpoint_seed.seed(env, tmp_path) == 0
     assert (tmp_path / "7" / "step").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "7"]
+
+
+def saved_with_modes(study: Path, owner: tuple[int, int]) -> dict[str, int]:
+    """Trial 3's folder holding files and folders of several modes, owned by ``owner``: each
+    one's path to its mode."""
+    modes = {"": 0o750, "step-10": 0o700, "step-10/model.pt": 0o600, "optimizer.pt": 0o640, "run.sh": 0o755,
+             "public.txt": 0o644}
+    (study / "3" / "step-10").mkdir(parents=True)
+    for name in ("step-10/model.pt", "optimizer.pt", "run.sh", "public.txt"):
+        (study / "3" / name).write_bytes(name.encode())
+    for name, mode in modes.items():
+        os.chown(study / "3" / name, *owner)
+        (study / "3" / name).chmod(mode | (0o4000 if name == "run.sh" else 0))
+    return modes
+
+
+def modes_in(folder: Path, names: dict[str, int]) -> dict[str, int]:
+    return {name: stat.S_IMODE((folder / name).lstat().st_mode) for name in names}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_a_childs_copy_keeps_each_files_mode_and_as_root_its_owner_whatever_the_umask(claim: Path):
+    """A seed runs with umask 0 (run as root here, for a trial whose image's user katuna cannot
+    know): the child's copy of a file its parent's trial saved 0600 is 0600 still, not
+    world-readable, each folder keeps its mode, a set-user-ID bit is dropped, and each entry
+    is its owner's, so the child's user (the parent's) may write them."""
+    modes = saved_with_modes(claim, (1000, 3000))
+    before = os.umask(0)
+    try:
+        made(claim, Checkpoint("", "7", "3"), 100000)
+    finally:
+        os.umask(before)
+    assert modes_in(claim / "7", modes) == modes
+    owners = {name: ((claim / "7" / name).stat().st_uid, (claim / "7" / name).stat().st_gid) for name in modes}
+    assert set(owners.values()) == {(1000, 3000)}, owners
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a program as another user needs root")
+def test_a_copy_the_seed_cannot_give_to_its_owner_lets_every_user_do_what_the_owner_could(claim: Path):
+    """The seed run as katuna's image's user (trials non-root, their user unknown): the copy is
+    its own, so each class of users gets the owner's bits (the child's user is one of them);
+    what the owner could not do, no one can."""
+    modes = saved_with_modes(claim, (10001, 10001))
+    os.chown(claim / "3" / "public.txt", 1500, 2000)
+    switch = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    env = {"TRIAL_FOLDER": "7", "PARENT_FOLDER": "3", "PYTHONPATH": str(Path(__file__).parents[1]),
+           "PATH": os.environ.get("PATH", "/usr/bin")}
+    done = subprocess.run([*switch, "--", sys.executable, "-m", "functions.checkpoint_seed"], cwd=claim, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert modes_in(claim / "7", modes) == modes | {"": 0o750, "public.txt": 0o666}
+    assert (claim / "7" / "public.txt").stat().st_uid == 10001
+
+
+def test_a_refused_parent_folder_says_so_in_the_childs_reason_locally_and_from_the_seed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A FIFO in the parent's folder: the refusal, as a local trial's reason and as the seed's
+    termination message in a cluster trial's reason, says the child was not given its parent's
+    checkpoint, naming the file and why; population-based training reads it as a failure not
+    to run again."""
+    (tmp_path / "3").mkdir()
+    os.mkfifo(tmp_path / "3" / "pipe")
+    with pytest.raises(RefusedFile) as refused:
+        made(tmp_path, Checkpoint("", "7", "3"), 100000)
+    local = start_failures.refusal(str(refused.value))
+    assert checkpoint_seed.seed({"TRIAL_FOLDER": "8", "PARENT_FOLDER": "3"}, tmp_path) == checkpoint_seed.REFUSED
+    said = capsys.readouterr().err.strip()
+    cluster = (f"exited with code 3 (init container {INIT_CONTAINER} exited with code 3 (Error), so container "
+               f"training-container never started: {said})")
+    for reason, trial in ((local, "7"), (cluster, "8")):
+        assert f"trial {trial} was not given its parent's checkpoint: " in reason, reason
+        assert "holds pipe, neither a file, a folder nor a link" in reason, reason
+        assert checkpoints.refused(reason)
+    assert not checkpoints.refused("exited with code 3; last lines:\nout of memory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3"], "nothing of a refused copy is left"

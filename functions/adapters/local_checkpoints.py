@@ -7,21 +7,18 @@ that exists is complete: a launch delivered twice, or a later attempt of the tri
 and copies nothing (the trial resumes from what it saved, as a Katib trial's restarted pod
 finds its volume), and a copy cut short by a crash is made again from the start. A local trial
 runs as the service's user and can plant links: no link below the log folder is followed on
-the way to the study's checkpoints folder, nor at a trial's folder, and nothing of the
-parent's folder is followed either: a link is copied as the link it is (the trial, not the
-service, may follow it), each file and folder is opened by its folder's descriptor without
-following links, and any other kind of file (a FIFO, a device) is refused; so is a folder of
-more than ``max_bytes`` bytes (``KATUNA_MAX_CHECKPOINT``), more than
-:data:`~functions.core.checkpoints.MAX_FILES` entries or folders nested more than
-:data:`~functions.core.checkpoints.MAX_DEPTH` deep, and a file of it that cannot be read. A
-refusal is a :class:`~functions.core.errors.RefusedFile`, which fails the trial with its reason
-(the study goes on); a full disk is a :class:`~functions.core.errors.StorageFull`.
+the way to the study's checkpoints folder, nor at a trial's folder, nor in the parent's folder
+(:mod:`.local_checkpoint_copies`, which keeps each file's mode). A refusal is a
+:class:`~functions.core.errors.RefusedFile`, which fails the trial with its reason (the study
+goes on); a parent's folder refused says so (:func:`~functions.core.checkpoints.refused_copy`),
+and population-based training runs no such child again, as the same copy would be refused
+again; a full disk is a :class:`~functions.core.errors.StorageFull`.
 
 The path the study names is replaced in the attempt's command and environment without I/O
 (:func:`told_where`), where the launch is made, inside its handling's write transaction; the
 copy itself (:func:`made`, up to ``KATUNA_MAX_CHECKPOINT`` bytes) is made by the executor's
 worker thread, after that transaction, before the attempt's process starts, and stops between
-files and chunks once the attempt is stopped (:class:`CopyStopped`).
+files and chunks once the attempt is stopped (:class:`~functions.adapters.local_checkpoint_copies.CopyStopped`).
 """
 
 from __future__ import annotations
@@ -30,57 +27,19 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 from functions.adapters import process_tree
+from functions.adapters.local_checkpoint_copies import Budget, copied, never
 from functions.adapters.local_outputs import disk_full, full, open_folder
-from functions.core.checkpoints import FOLDER, MAX_DEPTH, MAX_FILES, Checkpoint, told
+from functions.core.checkpoints import FOLDER, Checkpoint, refused_copy, told
 from functions.core.errors import LogsUnavailable, RefusedFile
 from functions.core.launch import TrialLaunch
 
-T = TypeVar("T")
-
-CHUNK = 1 << 20
-"""Bytes copied at a time."""
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class CopyStopped(Exception):
-    """The copy was given up as ``cancelled()`` said (the attempt stopped, its executor closing):
-    nothing of it is left, and the folder is not made."""
-
-
-def _never() -> bool:
-    return False
-
-
-@dataclass
-class _Budget:
-    """What a copy may still take, the parent's folder it copies (for a refusal), and whether to
-    give it up."""
-
-    source: Path
-    bytes_left: int
-    entries_left: int = MAX_FILES
-    cancelled: Callable[[], bool] = field(default=_never)
-
-    def take(self, entries: int = 0, size: int = 0) -> None:
-        if self.cancelled():
-            raise CopyStopped(f"the copy of {self.source} was given up")
-        self.entries_left -= entries
-        self.bytes_left -= size
-        if self.entries_left < 0:
-            raise RefusedFile(f"the parent's checkpoint folder {self.source} holds more than {MAX_FILES:,} files "
-                              f"and folders, more than katuna copies for a child trial")
-        if self.bytes_left < 0:
-            raise RefusedFile(f"the parent's checkpoint folder {self.source} holds more bytes than katuna copies for "
-                              f"a child trial (KATUNA_MAX_CHECKPOINT)")
 
 
 def told_where(launch: TrialLaunch, log_dir: Path) -> TrialLaunch:
@@ -95,10 +54,10 @@ def told_where(launch: TrialLaunch, log_dir: Path) -> TrialLaunch:
                    env={name: told(value, mount, folder) for name, value in launch.env.items()})
 
 
-def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Callable[[], bool] = _never,
+def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Callable[[], bool] = never,
          copier: str = "") -> Path:
     """The trial's checkpoint folder, made (a copy of its parent's, the folder of that name
-    beside it) unless it exists; :class:`CopyStopped` once ``cancelled()`` says so, before the
+    beside it) unless it exists; :class:`~functions.adapters.local_checkpoint_copies.CopyStopped` once ``cancelled()`` says so, before the
     copy is whole. A ``copier`` names this copy apart from others of the same trial that may run
     at once (two pods of one trial's Job): each copies to its own ``.N.partial.<copier>``, the
     first whole one becomes the folder and never replaces it, a copy finding it made (or its
@@ -110,7 +69,7 @@ def made(log_dir: Path, checkpoint: Checkpoint, max_bytes: int, cancelled: Calla
         try:
             if not _is_folder(folder, own):
                 parent = None if checkpoint.parent is None else Path(checkpoint.parent).name
-                _make(folder, own.name, parent, _Budget(Path(parent or own.name), max_bytes, cancelled=cancelled),
+                _make(folder, own.name, parent, Budget(Path(parent or own.name), max_bytes, cancelled=cancelled),
                       copier)
             if copier:
                 _clear_copies(folder, own.name)
@@ -187,7 +146,7 @@ def _is_folder(folder: int, path: Path) -> bool:
     return True
 
 
-def _make(folder: int, name: str, parent: str | None, budget: _Budget, copier: str) -> None:
+def _make(folder: int, name: str, parent: str | None, budget: Budget, copier: str) -> None:
     """The folder ``name`` in ``folder``, made whole: a copy of ``parent`` (in ``folder`` too)
     made as ``.name.partial`` (``.name.partial.<copier>``) within ``budget``, then renamed; an
     empty folder is made in place, with ``mkdir``, which replaces nothing."""
@@ -195,7 +154,10 @@ def _make(folder: int, name: str, parent: str | None, budget: _Budget, copier: s
     _clear(folder, partial)
     try:
         if parent is not None:
-            _copy(folder, parent, partial, budget)
+            try:
+                copied(folder, parent, partial, budget)
+            except RefusedFile as exc:
+                raise RefusedFile(refused_copy(name, str(exc))) from exc
             if not _removed_if_empty(folder, partial):
                 _settle(folder, partial, name)
                 return
@@ -248,94 +210,3 @@ def _clear(folder: int, name: str) -> None:
         os.unlink(name, dir_fd=folder)
 
 
-def _copy(folder: int, parent: str, target: str, budget: _Budget) -> None:
-    """The folder ``parent`` copied to ``target`` (both in ``folder``), links as links, within
-    the ``budget``; nothing of ``target`` left when it could not be."""
-    try:
-        source = os.open(parent, _DIRECTORY, dir_fd=folder)
-    except OSError as exc:
-        raise RefusedFile(f"the parent's checkpoint folder {parent} cannot be copied: "
-                          f"{exc.strerror or exc} (it was moved, deleted, or replaced by a link)") from exc
-    try:
-        os.mkdir(target, dir_fd=folder)
-        out = os.open(target, _DIRECTORY, dir_fd=folder)
-        try:
-            _copy_folder(source, out, budget, 0)
-        finally:
-            os.close(out)
-    except BaseException:
-        shutil.rmtree(target, dir_fd=folder, ignore_errors=True)
-        raise
-    finally:
-        os.close(source)
-
-
-@contextmanager
-def _reading(budget: _Budget, name: str) -> Iterator[None]:
-    """An error reading the parent's entry ``name`` as a refusal naming it: the child fails."""
-    try:
-        yield
-    except OSError as exc:
-        raise RefusedFile(f"the parent's checkpoint folder {budget.source} holds {name}, which cannot be read: "
-                          f"{exc.strerror or exc}; katuna copies only what it can read for a child trial") from exc
-
-
-def _read(budget: _Budget, name: str, step: Callable[[], T]) -> T:
-    with _reading(budget, name):
-        return step()
-
-
-def _copy_folder(source: int, target: int, budget: _Budget, depth: int) -> None:
-    with _reading(budget, "a folder"):
-        names = [entry.name for entry in _listed(source, budget)]
-    for name in names:
-        _copy_entry(source, target, name, budget, depth)
-
-
-def _listed(source: int, budget: _Budget) -> list[os.DirEntry[str]]:
-    """The entries of the open folder ``source``, counted against the budget as they are read."""
-    entries = []
-    with os.scandir(source) as listing:
-        for entry in listing:
-            budget.take(entries=1)
-            entries.append(entry)
-    return entries
-
-
-def _copy_entry(source: int, target: int, name: str, budget: _Budget, depth: int) -> None:
-    mode = _read(budget, name, lambda: os.stat(name, dir_fd=source, follow_symlinks=False)).st_mode
-    if stat.S_ISLNK(mode):
-        os.symlink(_read(budget, name, lambda: os.readlink(name, dir_fd=source)), name, dir_fd=target)
-        return
-    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        raise RefusedFile(f"{budget.source} holds {name}, neither a file, a folder nor a link: katuna copies no "
-                          f"other kind of file for a child trial")
-    if stat.S_ISDIR(mode) and depth >= MAX_DEPTH:
-        raise RefusedFile(f"{budget.source} holds folders nested more than {MAX_DEPTH} deep, more than katuna "
-                          f"copies for a child trial")
-    inner = _read(budget, name, lambda: os.open(name, _DIRECTORY if stat.S_ISDIR(mode) else _FILE, dir_fd=source))
-    try:
-        if stat.S_ISDIR(mode):
-            _copy_subfolder(inner, target, name, budget, depth)
-        else:
-            _copy_file(inner, target, name, budget)
-    finally:
-        os.close(inner)
-
-
-def _copy_subfolder(source: int, target: int, name: str, budget: _Budget, depth: int) -> None:
-    os.mkdir(name, dir_fd=target)
-    out = os.open(name, _DIRECTORY, dir_fd=target)
-    try:
-        _copy_folder(source, out, budget, depth + 1)
-    finally:
-        os.close(out)
-
-
-def _copy_file(fd: int, target: int, name: str, budget: _Budget) -> None:
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        raise RefusedFile(f"{budget.source} holds {name}, which changed into no regular file as it was copied")
-    with os.fdopen(os.open(name, _NEW, 0o666, dir_fd=target), "wb") as out:
-        while chunk := _read(budget, name, lambda: os.read(fd, CHUNK)):
-            budget.take(size=len(chunk))
-            out.write(chunk)

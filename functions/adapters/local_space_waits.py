@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from functions.adapters import local_checkpoints
+from functions.adapters.local_checkpoint_copies import CopyStopped
 from functions.adapters.local_run import LocalRun
 from functions.core.errors import StorageFull
 from functions.core.log_context import about
@@ -50,7 +51,7 @@ def checkpoint_made(run: LocalRun, log_dir: Path, max_bytes: int, space_wait: fl
         try:
             local_checkpoints.made(log_dir, checkpoint, max_bytes, given_up)
             return None
-        except local_checkpoints.CopyStopped:
+        except CopyStopped:
             return None
         except StorageFull as full:
             wait = min(next(waits), space_wait - waited)

@@ -10,7 +10,8 @@ generation's, which it counts as children (both read whole); and the failed tria
 every later trial of its generation and parent, among which one run again as it was would be.
 A failed trial followed by one of the same generation, parent and hyperparameters as stored
 (the same text: so the same values) was run again, and is left out: only the last trial of
-each such group may be a failure not run again yet, found in one grouped pass. Their decision
+each such group may be a failure not run again yet, found in one grouped pass; a failure's
+reason is read too (a child refused its parent's checkpoint is not run again). Their decision
 on these is the decision on all the trials: no other trial is the newest full generation's, its
 children's, or one that answers a failure not answered yet.
 """
@@ -25,7 +26,7 @@ from functions.core.records import COMPLETE, FAIL
 from functions.core.store_port import PopulationTrial
 
 BY_STATE = "idx_trials_study_state"
-COLUMNS = "number, params, generation, parent, state, trial_values"
+COLUMNS = "number, params, generation, parent, state, trial_values, CASE WHEN state = ? THEN reason END"
 GROUPS = 200
 """Failed trials' (generation, parent) groups read per statement, within SQLite's variables."""
 
@@ -38,7 +39,7 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
         [study, COMPLETE, n_population]).fetchone()[0]
     rows = {row[0]: row for row in conn.execute(
         f"SELECT {COLUMNS} FROM trials WHERE study = ? AND state = ? AND number IN (SELECT max(number) FROM trials "
-        "WHERE study = ? GROUP BY coalesce(generation, 0), parent, params)", [study, FAIL, study])}
+        "WHERE study = ? GROUP BY coalesce(generation, 0), parent, params)", [FAIL, study, FAIL, study])}
     groups: dict[tuple[int, Any], int] = {}
     for number, _, generation, parent, *_ in rows.values():
         key = (generation or 0, parent)
@@ -53,9 +54,9 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
             args += [newest, newest + 1]
         if conditions:
             rows.update((row[0], row) for row in conn.execute(
-                f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [study, *args]))
-    return [PopulationTrial(number, loads(params), generation, parent, state, loads(values))
-            for number, params, generation, parent, state, values in (rows[n] for n in sorted(rows))]
+                f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [FAIL, study, *args]))
+    return [PopulationTrial(number, loads(params), generation, parent, state, loads(values), reason)
+            for number, params, generation, parent, state, values, reason in (rows[n] for n in sorted(rows))]
 
 
 def newest_generation(conn: sqlite3.Connection, study: str) -> tuple[int, int, int]:

@@ -47,6 +47,23 @@ def of_trial(settings: Mapping[str, Any], log_folder: str, number: int, parent: 
     return Checkpoint(str(settings["suggestion_trial_dir"]), f"{base}/{number}",
                       None if parent is None else f"{base}/{parent}", number, parent)
 
+REFUSED_COPY = "was not given its parent's checkpoint"
+"""What the reason of a child trial whose parent's checkpoint folder katuna refused to copy
+says (:func:`refused_copy`): the same copy would be refused again, so the child is not run
+again (:mod:`functions.core.pbt`)."""
+
+
+def refused_copy(trial: str, why: str) -> str:
+    """Why trial ``trial`` (its folder's name, the trial number) was not started: its parent's
+    checkpoint folder was refused for ``why`` (too large, a FIFO in it, a file it cannot read)."""
+    return f"trial {trial} {REFUSED_COPY}: {why}"
+
+
+def refused(reason: str | None) -> bool:
+    """Whether a failed trial's ``reason`` says its parent's checkpoint folder was refused, as a
+    local executor or a cluster's seed init container says it (its termination message)."""
+    return reason is not None and f" {REFUSED_COPY}: " in reason
+
 
 def told(text: str, mount: str, real: str) -> str:
     """``text`` with the path ``mount`` replaced by ``real`` where it opens it, alone or

@@ -12,7 +12,10 @@ truncation_threshold)`` such children a generation, each bottom trial at most on
 any other trial gets a child with its hyperparameters perturbed (each times 0.8 or 1.2 for
 numbers, the next or previous value for a list) or, with ``resample_probability``, each one
 drawn afresh from the space with that probability. A failed trial is run again as it was:
-same hyperparameters, generation and parent (its checkpoint copied afresh).
+same hyperparameters, generation and parent (its checkpoint copied afresh); unless katuna refused
+to copy its parent's checkpoint folder (too large, a FIFO in it, a file it cannot read), which it
+would refuse again: that child stays failed, and its parent is given no other child while
+another trial of its generation may be.
 
 Katib's service keeps these as in-memory queues; here every decision follows from the trials
 stored (:class:`Member`) and a random generator the caller seeds per trial, so the trial asked
@@ -69,6 +72,8 @@ class Member:
     parent: int | None
     ended: str
     score: float | None = None
+    refused: bool = False
+    """Failed because its parent's checkpoint folder was refused: not run again."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def next_plan(settings: Settings, parameters: Sequence[Parameter], members: Sequ
     generation = max(closed)
     pool = _pools(members)[generation]
     children = [m for m in members if m.generation == generation + 1 and m.ended != FAILED]
-    return _child(settings, parameters, pool, children, rng)
+    refused = {m.parent for m in members if m.generation == generation + 1 and m.refused}
+    return _child(settings, parameters, pool, (children, refused), rng)
 
 
 def _pools(members: Sequence[Member]) -> dict[int, list[Member]]:
@@ -145,7 +151,7 @@ def _unanswered_failure(members: Sequence[Member]) -> Member | None:
     first = None
     for member in reversed(members):
         key = _plan_of(member)
-        if member.ended == FAILED and key not in later:
+        if member.ended == FAILED and not member.refused and key not in later:
             first = member
         later.add(key)
     return first
@@ -156,11 +162,14 @@ def _plan_of(member: Member) -> tuple[Any, ...]:
     return member.generation, member.parent, tuple(sorted(member.params.items()))
 
 
-def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member], children: list[Member],
-           rng: random.Random) -> Plan:
-    """A child of the generation ``pool``: exploit while fewer than its share of exploiting
+def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member],
+           asked: tuple[list[Member], set[int | None]], rng: random.Random) -> Plan:
+    """A child of the generation ``pool``, given its children ``asked`` (those not failed, and
+    the parents of those refused their copy): exploit while fewer than its share of exploiting
     children were asked for, and a bottom trial is left; else explore a trial not yet explored
-    (any but a bottom one, once each is)."""
+    (any but a bottom one, once each is). A parent whose copy was refused is left out while
+    another trial may be chosen."""
+    children, refused = asked
     scores = [m.score for m in pool if m.score is not None]
     low, high = quantile(scores, settings.truncation_threshold), quantile(scores, 1 - settings.truncation_threshold)
     bottom = [m for m in pool if m.score is not None and m.score < low]
@@ -169,11 +178,12 @@ def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Membe
     generation = pool[0].generation + 1
     parents = {c.parent for c in children}
     exploiting = int(settings.n_population * settings.truncation_threshold)
-    left = [m for m in bottom if m.number not in parents]
+    left = [m for m in bottom if m.number not in parents | refused]
     if len(children) < exploiting and left:
         exploited = rng.choice(left)
         return Plan(dict(rng.choice(upper).params), generation, exploited.number)
-    explored = rng.choice([m for m in rest if m.number not in parents] or rest)
+    usable = [m for m in rest if m.number not in refused] or rest
+    explored = rng.choice([m for m in usable if m.number not in parents] or usable)
     return Plan(explore(settings, parameters, explored.params, rng), generation, explored.number)
 
 

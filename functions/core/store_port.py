@@ -63,6 +63,8 @@ class PopulationTrial(NamedTuple):
     parent: int | None
     state: str
     values: list[float] | None
+    reason: str | None = None
+    """Why it failed (read of failed trials only)."""
 
 
 class Store(Protocol):

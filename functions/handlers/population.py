@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import optuna
 
-from functions.core import pbt
+from functions.core import checkpoints, pbt
 from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
 from functions.core.samplers import sampler_for, trial_seed
 from functions.core.space import sample, sampler_params
@@ -61,4 +61,5 @@ def member(record: StudyRecord, trial: TrialRecord | PopulationTrial) -> pbt.Mem
     score = None
     if trial.state == COMPLETE and trial.values:
         score = trial.values[0] if record.spec.objectives[0].direction == "maximize" else -trial.values[0]
-    return pbt.Member(trial.number, trial.params, trial.generation or 0, trial.parent, ended, score)
+    refused = ended == pbt.FAILED and checkpoints.refused(trial.reason)
+    return pbt.Member(trial.number, trial.params, trial.generation or 0, trial.parent, ended, score, refused)
