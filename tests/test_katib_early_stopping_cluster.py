@@ -49,8 +49,9 @@ for epoch in (1, 2, 3):
 run for many minutes."""
 
 
-def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: int = 1) -> dict:
-    """A Katib Experiment with the median stopping rule, judged at the second report, whose
+def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: int = 1, start_step: int = 2) -> dict:
+    """A Katib Experiment with the median stopping rule, judged at the second report (or the
+    ``start_step``-th), whose
     trial (``program``) prints ``loss=`` once an epoch with no step key, as Katib's example
     images do."""
     return {
@@ -59,7 +60,7 @@ def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: i
             "objective": {"type": "minimize", "objectiveMetricName": "loss"},
             "algorithm": {"algorithmName": "random"}, "parallelTrialCount": parallel, "maxTrialCount": 2,
             "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
-                {"name": "min_trials_required", "value": str(min_trials)}, {"name": "start_step", "value": "2"}]},
+                {"name": "min_trials_required", "value": str(min_trials)}, {"name": "start_step", "value": str(start_step)}]},
             "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
             "trialTemplate": {
                 "primaryContainerName": "training-container",
@@ -321,13 +322,15 @@ FLOOD = "import time\nfor i in range(5000): print(f'loss={5000 - i}')\ntime.slee
 
 @pytest.mark.slow
 def test_a_log_read_holding_thousands_of_reports_sends_the_first_and_the_latest(kube: KubeStub, tmp_path):
-    """A trial printing 5,000 reports at once: the scan sends the first 99, which the rule's
-    judged step is among, and the latest, not 5,000 events ahead of every other study's."""
-    deps, record = started(kube, tmp_path, experiment("flood", FLOOD))
+    """A trial printing 5,000 reports at once, judged at its 150th: the scan sends the first 99,
+    every one up to the rule's judged step, and the latest, not 5,000 events ahead of every other
+    study's."""
+    deps, record = started(kube, tmp_path, experiment("flood", FLOOD, start_step=150))
     try:
         sent = eventually(lambda: (found := progress_scan.scan(deps, [record])) and found[-1].data["step"] == 5000
                           and found, "a scan that read the whole flood", timeout=30)
-        assert [step for _, step, _ in steps(sent)] == [*range(1, 100), 5000]
+        assert [step for _, step, _ in steps(sent)] == [*range(1, 151), 5000]
+        assert all(event.data["counted"] is True for event in sent), "each report is the next step"
     finally:
         stop(deps, record)
 

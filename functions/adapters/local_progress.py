@@ -82,8 +82,9 @@ class ProgressReports:
                 for step, value in counter.steps(parse([line], [progress.metric])):
                     if step not in seen and len(seen) < MAX_STEPS and not run.stopped:
                         seen.add(step)
-                        held.offer(trial_progress(*ids(run.launch), step, value, progress.token),
-                                   keep=len(seen) <= progress.keep)
+                        event = trial_progress(*ids(run.launch), step, value, progress.token,
+                                               counted=not counter.named)
+                        held.offer(event, keep=len(seen) <= progress.keep)
         finally:
             held.close()
 

@@ -205,7 +205,7 @@ def trial_finished(
 
 
 def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float, token: str,
-                   cursor: Mapping[str, Any] | None = None) -> Event:
+                   cursor: Mapping[str, Any] | None = None, counted: bool = False) -> Event:
     """An intermediate value of the objective, at a step, while the attempt runs (NaN or an
     infinity as :func:`json_value` writes it), with the attempt's ``token``
     (:mod:`functions.core.report_token`); ``cursor``, where it was read from the attempt's log,
@@ -213,9 +213,13 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
     a log is named by its pod too, as one posted by ``functions.reporter`` on a cluster is (its
     ``pod`` field and id): a pod the Job made in place of a disrupted one runs the trial again
     from its start, in the same attempt, and its reports at the steps the lost run reached are
-    new facts, not that run's delivered again."""
+    new facts, not that run's delivered again. A step ``counted`` (the report's line named no
+    step: it is the count of reports so far) says so (``counted: true``): the pruner judges a
+    counted step's place in the trial's curve whatever order the reports come in."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
                             "value": json_value(value), "token": token}
+    if counted:
+        data["counted"] = True
     run: tuple[object, ...] = ()
     if cursor is not None:
         data["cursor"] = dict(cursor)
@@ -343,7 +347,8 @@ _OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_CREATED: {"restarts": _COUNT},
     STUDY_COMPLETED: {"restarts": _COUNT},
-    TRIAL_PROGRESS: {"pod": _POD},
+    TRIAL_PROGRESS: {"pod": _POD, "counted": (lambda v: v is True, "true (the step is the count of reports so far), "
+                                                                  "or no field")},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT,
                      "running": (lambda v: v is True, "true (the workload still runs), or no field"),
                      "pod": _TEXT, "peakMemory": _COUNT,

@@ -36,6 +36,15 @@ class MedianStop(optuna.pruners.BasePruner):
     completed before the judged trial started count (Katib gives a trial its rule when it
     creates it), and there is no rule until ``min_trials_required`` of them have completed.
 
+    Reports may be handled in any order, and more than once. Where each report is the next
+    step (counted: 1, 2, ...), the report judged (``counted_step``, set for each judgement by
+    :func:`build_pruner`) says which: the trial is judged on steps 1 to ``start_step`` alone,
+    once all of them are stored, by whichever of them completes the window (a later step
+    handled first waits for it), so every order gives the same verdict, and a report handled
+    again judges the same window again. Named steps (``counted_step`` None) carry no order:
+    the trial is judged when it holds ``start_step`` steps, on those, so a step handled before
+    an earlier one takes its place in the judgement.
+
     NaN is left aside where values are compared or averaged, as Optuna's median pruner leaves it
     aside (and Katib's collector, in the best value so far, leaves aside any NaN but a first
     report's). A trial whose reports at its judged step are all NaN is stopped, as Optuna's
@@ -50,10 +59,12 @@ class MedianStop(optuna.pruners.BasePruner):
             raise ValueError(f"start_step must be at least one, got {start_step}")
         self.min_trials_required = min_trials_required
         self.start_step = start_step
+        self.counted_step: int | None = None
+        """The counted step of the report judged; None where reports name their steps."""
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        reports = trial.intermediate_values
-        if len(reports) != self.start_step:
+        reports = self.judged(trial.intermediate_values)
+        if reports is None:
             return False
         rule = self.rule_value(study, trial)
         if rule is None:
@@ -64,6 +75,17 @@ class MedianStop(optuna.pruners.BasePruner):
         if study.direction == StudyDirection.MINIMIZE:
             return min(numbers) > rule
         return max(numbers) < rule
+
+    def judged(self, reports: Mapping[int, float]) -> Mapping[int, float] | None:
+        """The reports the trial is judged on now; None where it is not judged now. Counted steps:
+        steps 1 to ``start_step``, once all are stored and the report judged is one of them.
+        Named steps: all of them, once there are ``start_step``."""
+        if self.counted_step is None:
+            return reports if len(reports) == self.start_step else None
+        window = range(1, self.start_step + 1)
+        if self.counted_step not in window or any(step not in reports for step in window):
+            return None
+        return {step: reports[step] for step in window}
 
     def rule_value(self, study: optuna.Study, trial: FrozenTrial) -> float | None:
         """The mean of the early averages of the trials completed before ``trial`` started, or
@@ -92,9 +114,10 @@ class HyperbandMedianStop(optuna.pruners.BasePruner):
 
     def __init__(self, min_resource: int = 1, max_resource: str | int = "auto", reduction_factor: int = 3,
                  bootstrap_count: int = 0, min_trials_required: int = 3, start_step: int = START_STEP) -> None:
+        self.median = MedianStop(min_trials_required, start_step)
         self.rules = (hyperband.build(min_resource=min_resource, max_resource=max_resource,
                                       reduction_factor=reduction_factor, bootstrap_count=bootstrap_count),
-                      MedianStop(min_trials_required, start_step))
+                      self.median)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return any([rule.prune(study, trial) for rule in self.rules])
@@ -208,12 +231,19 @@ def auto_setting(early_stopping: EarlyStopping) -> str | None:
     return found[0]
 
 
-def build_pruner(early_stopping: EarlyStopping, resolved: Mapping[str, int] | None = None) -> optuna.pruners.BasePruner:
+def build_pruner(early_stopping: EarlyStopping, resolved: Mapping[str, int] | None = None,
+                 counted_step: int | None = None) -> optuna.pruners.BasePruner:
     """The pruner of ``early_stopping``, its ``auto`` resource as ``resolved``
     (:func:`auto_resource`), Hyperband's kept from pruning a trial that has run its full budget
-    (:mod:`hyperband`), wrapped in Optuna's patience when one is given."""
+    (:mod:`hyperband`), wrapped in Optuna's patience when one is given. ``counted_step`` is the
+    step of the report it judges where each report is the next step: Katib's median stop then
+    judges its window whatever order the reports come in (:class:`MedianStop`); Optuna's
+    pruners, and Hyperband beside the median stop, see every step as ever."""
     factory = hyperband.build if early_stopping.algorithm == "hyperband" else REGISTRY[early_stopping.algorithm]
     pruner = factory(**{**dict(early_stopping.settings), **(resolved or {})})
+    median = pruner.median if isinstance(pruner, HyperbandMedianStop) else pruner
+    if isinstance(median, MedianStop):
+        median.counted_step = counted_step
     if early_stopping.patience is not None:
         pruner = optuna.pruners.PatientPruner(pruner, patience=early_stopping.patience)
     return pruner

@@ -21,7 +21,8 @@ A scan is bounded: only running trials of running studies, only pods that run, t
 listed together per study (:meth:`~functions.core.ports.Executor.together`), at most
 :data:`MAX_READS` logs (a different slice each window when there are more), each read at most
 :data:`READ_LIMIT` bytes from about where the last read stopped, and at most
-:data:`REPORTS_PER_READ` reports sent of each read; a trial printing faster than
+:data:`REPORTS_PER_READ` reports sent of each read, besides the ones the study's rule judges a
+trial on (medianstop's first ``start_step``); a trial printing faster than
 that between two scans falls behind, and the lines the kubelet rotates away before they are
 read are lost (the trial's reason says so: :mod:`functions.core.log_rotation`).
 """
@@ -35,7 +36,7 @@ from functions.core.errors import KatunaError
 from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
-from functions.core.log_cursor import Cursor, RunningLog, reports
+from functions.core.log_cursor import Cursor, Report, RunningLog, reports
 from functions.core.log_keep import Kept, keeps, line_parser, lost_run, new_summary, start, take
 from functions.core.metric_summary import MAX_OBSERVATIONS
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
@@ -53,10 +54,10 @@ READ_LIMIT = 1 << 20
 """Bytes of one log read: a trial that printed more since the last read is read on at the next."""
 
 REPORTS_PER_READ = 100
-"""Reports of one log read sent at most: the first ones and the latest. A megabyte of short lines
-holds tens of thousands, each an event ahead of every other study's; those passed over are never
-judged (the latest handled moves the cursor past them), as a local trial's flood is paced
-(:mod:`functions.adapters.local_progress`)."""
+"""Reports of one log read sent, besides those the study's rule judges a trial on (:func:`_sent`):
+the first ones and the latest. A megabyte of short lines holds tens of thousands, each an event
+ahead of every other study's; those passed over are never judged (the latest handled moves the
+cursor past them), as a local trial's flood is paced (:mod:`functions.adapters.local_progress`)."""
 
 
 def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_study: bool = True) -> list[Event]:
@@ -101,10 +102,23 @@ def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[E
     if launch.progress is None:
         return []
     ids = (record.name, record.uid, trial.number, trial.attempt)
-    found = reports(launch, running, begin)
-    sent = found if len(found) <= REPORTS_PER_READ else [*found[:REPORTS_PER_READ - 1], found[-1]]
-    return [trial_progress(*ids, report.step, report.value, launch.progress.token, report.cursor.to_dict())
+    sent = _sent(reports(launch, running, begin), launch.progress.keep)
+    return [trial_progress(*ids, report.step, report.value, launch.progress.token, report.cursor.to_dict(),
+                           counted=not report.cursor.named)
             for report in sent]
+
+
+def _sent(found: list[Report], keep: int) -> list[Report]:
+    """The reports of one read sent: all of them, up to :data:`REPORTS_PER_READ`; else the first
+    ones, every one among the first ``keep`` reports of the log (the study's rule judges a trial
+    at that count of steps: medianstop's ``start_step``, on all of them, as a local trial's
+    pace keeps them: :mod:`functions.adapters.local_pace`), and the latest. At most
+    ``keep`` more: the count of reports grows along a read."""
+    if len(found) <= REPORTS_PER_READ:
+        return found
+    last = len(found) - 1
+    return [report for index, report in enumerate(found)
+            if index < REPORTS_PER_READ - 1 or report.cursor.reports <= keep or index == last]
 
 
 def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningLog, kept: Kept) -> None:

@@ -70,11 +70,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if run is None:
         return []
     remember(store, record.name, trial.number, data.get("cursor"))
-    if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"], _cap(record, deps)):
+    counted = data.get("counted") is True or record.spec.metrics_collector.steps == "reports"
+    if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"], _cap(record, deps), counted):
         return []
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     through = _reached(storage, trial_id, run, data["step"])
-    pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name))
+    pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name),
+                          data["step"] if counted else None)
     judged = as_launched(storage.get_trial(trial_id), trial.started_at, through)
     reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
     if reason is None:
@@ -134,10 +136,12 @@ def _resolved(early_stopping: EarlyStopping, storage: BaseStorage, study: str) -
     return found
 
 
-def _past_the_cap(values: dict[int, float], step: int, cap: int) -> bool:
-    """Whether ``step`` is a new step of a trial that has ``cap`` already: not stored nor
-    judged (its cursor is, so a log's scan reads on past it)."""
-    return step not in values and len(values) >= cap
+def _past_the_cap(values: dict[int, float], step: int, cap: int, counted: bool = False) -> bool:
+    """Whether ``step`` is a new step of a trial that has ``cap`` already, or, ``counted`` (each
+    report the next step), a step past ``cap``: not stored nor judged (its cursor is, so a log's
+    scan reads on past it). Counted steps kept are steps 1 to ``cap`` whatever order their
+    reports come in: a later step handled first takes no earlier one's place."""
+    return step not in values and (len(values) >= cap or (counted and step > cap))
 
 
 def _cap(record: StudyRecord, deps: Deps) -> int:
@@ -280,7 +284,7 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     cap = _cap(record, deps)
     again = _run_again(storage, trial_id, trial, deps, record)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
-        if step in taken or _past_the_cap(stored, step, cap):
+        if step in taken or _past_the_cap(stored, step, cap, counter.every_report):
             continue
         taken.add(step)
         if step not in stored or (again and stored[step] != value):
