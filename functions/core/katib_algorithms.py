@@ -11,6 +11,7 @@ Katib's service checks it, or is refused naming the setting and the algorithm wi
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,41 +70,95 @@ def _one_of(accepted: Mapping[str, Any]) -> Callable[[str], Any]:
     return convert
 
 
-_SEED_ABOVE = ("(the seeds katuna's samplers take; Katib's hyperopt service, which runs random and tpe, and its "
-               "goptuna service, which runs cmaes and sobol, take larger ones, while its Optuna and skopt services "
-               "fail on them)")
+def _hinted(convert: Callable[[str], Any], differs: Callable[[str], bool], hint: str) -> Callable[[str], Any]:
+    """``convert``, whose refusal of a value ``differs`` picks out says ``hint``: what Katib's
+    service does with that value, which it does not refuse."""
+    def hinted(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            if not differs(text):
+                raise
+            raise ValueError(_with_hint(exc, hint)) from None
+    return hinted
 
 
-def _seed(text: str) -> int:
-    """A seed of katuna's range; one above it is refused saying which of Katib's services take it."""
-    above = _above_seeds(text)
-    if above is not None:
-        raise ValueError(f"expected an integer from 0 to {MAX_SEED} {_SEED_ABOVE}, got {above}")
-    return _integer(0, MAX_SEED)(text)
+def _with_hint(refusal: ValueError, hint: str) -> str:
+    """The words of ``refusal`` (``expected ..., got ...``) with ``hint`` after what was expected."""
+    said, got = str(refusal).rsplit(", got ", 1)
+    return f"{said} ({hint}), got {got}"
 
 
-def _above_seeds(text: str) -> int | None:
-    """The integer ``text`` gives where it is above every seed, else None."""
+def _zero_or_less(text: str) -> bool:
+    """Whether ``text`` is a number of 0 or less."""
+    value = _parsed(float, text)
+    return value is not None and value <= 0
+
+
+def _parsed(kind: Callable[[str], Any], text: str) -> Any:
+    """``text`` read as ``kind`` (``int``, ``float``), or None where it is not one."""
     try:
-        return int(text) if int(text) > MAX_SEED else None
+        return kind(text)
     except ValueError:
         return None
 
 
-RANDOM_STATE = Setting(SEED, _seed)
-"""``random_state``, the study's seed: checked here against the seed's range, so that its
-refusal names the setting (``random_state of random: expected an integer from 0 to …``)."""
+_FAILS_ABOVE = "fails on a larger one at its first suggestion, past numpy's seed range"
+_TAKES_ANY = "takes any 64-bit integer"
+_IGNORES = "ignores random_state"
+SEED_ON_KATIB: dict[str, tuple[str, str]] = {
+    "random": ("hyperopt", _FAILS_ABOVE), "tpe": ("hyperopt", _FAILS_ABOVE), "grid": ("Optuna", _FAILS_ABOVE),
+    "multivariate-tpe": ("Optuna", _FAILS_ABOVE), "bayesianoptimization": ("skopt", _FAILS_ABOVE),
+    "cmaes": ("goptuna", _TAKES_ANY), "sobol": ("goptuna", _IGNORES), "hyperband": ("hyperband", _IGNORES),
+}
+"""For each algorithm, the Katib service that runs it by default and what it does with a
+``random_state`` outside katuna's seeds: hyperopt, Optuna and scikit-optimize seed numpy
+(``RandomState``, 0 to 2**32 - 1) and refuse a negative one up front; goptuna's CMA-ES reads any
+64-bit integer (``strconv.Atoi``), negative too; goptuna's Sobol sampler and the hyperband
+service never read the setting."""
+
+
+def random_state(algorithm: str) -> Setting:
+    """``random_state`` of ``algorithm``, the study's seed: checked against the seed's range as
+    it is read, so that its refusal names the setting, and says what Katib's service does with
+    the value where it would not refuse it too."""
+    service, rule = SEED_ON_KATIB[algorithm]
+
+    def convert(text: str) -> int:
+        try:
+            return _integer(0, MAX_SEED)(text)
+        except ValueError as exc:
+            if not _worth_saying(rule, text):
+                raise
+            raise ValueError(_with_hint(exc, f"the seeds katuna's samplers take; Katib's {service} service, "
+                                             f"which runs {algorithm}, {rule}")) from None
+    return Setting(SEED, convert)
+
+
+def _worth_saying(rule: str, text: str) -> bool:
+    """Whether Katib's service, by ``rule``, does other with a ``random_state`` katuna refuses
+    than refuse it up front: it takes it, ignores it, or fails on it once the Experiment runs."""
+    value = _parsed(int, text)
+    if value is None:
+        return rule == _IGNORES
+    return rule == _IGNORES or (rule == _TAKES_ANY and -2**63 <= value < 2**63) or value > MAX_SEED
+
+
 TPE = {
-    "random_state": RANDOM_STATE,
+    "random_state": random_state("tpe"),
     "gamma": Setting("gamma", _number(lambda v: 0 < v < 1, "a number in (0, 1)")),
     "prior_weight": Setting("prior_weight", _number(lambda v: v > 0, "a number > 0")),
     "n_EI_candidates": Setting("n_ei_candidates", _integer(1)),
-    "n_ei_candidates": Setting("n_ei_candidates", _integer(1)),
+    "n_ei_candidates": Setting("n_ei_candidates", _hinted(
+        _integer(1), lambda t: _parsed(int, t) == 0, "Katib's Optuna service takes 0, then fails at its first suggestion "
+        "after the start-up trials: Optuna's TPE has no candidate to score")),
     "n_startup_trials": Setting("n_startup_trials", _integer(0)),
 }
 CMAES = {
-    "random_state": RANDOM_STATE,
-    "sigma": Setting("sigma0", _number(lambda v: v > 0, "a number > 0")),
+    "random_state": random_state("cmaes"),
+    "sigma": Setting("sigma0", _hinted(_number(lambda v: v > 0, "a number > 0"), _zero_or_less,
+                                       "Katib's goptuna service, which runs cmaes, runs 0 or less as its default "
+                                       "sigma, the narrowest range / 6: leave sigma out for that")),
     "restart_strategy": Setting("restart_strategy", _one_of({"none": None, "None": None, "ipop": "ipop", "bipop": "bipop"})),
 }
 
@@ -116,7 +171,7 @@ def _choice(name: str, accepted: Mapping[str, str]) -> Callable[[str], str]:
 
 
 BAYESIAN = {
-    "random_state": RANDOM_STATE,
+    "random_state": random_state("bayesianoptimization"),
     "n_initial_points": Setting("n_startup_trials", _integer(0)),
     "base_estimator": Setting("base_estimator", _choice("base_estimator", skopt_sampler.BASE_ESTIMATORS)),
     "acq_func": Setting("acq_func", _choice("acq_func", skopt_sampler.ACQUISITION_FUNCTIONS)),
@@ -137,11 +192,12 @@ HYPEROPT_TPE = frozenset({"random_state", "gamma", "prior_weight", "n_EI_candida
 OPTUNA_TPE = frozenset({"random_state", "n_startup_trials", "n_ei_candidates"})
 """The settings Katib's Optuna service takes for ``tpe`` and ``multivariate-tpe``."""
 SETTINGS: dict[str, dict[str, Setting]] = {
-    "random": {"random_state": RANDOM_STATE},
-    "grid": {"random_state": RANDOM_STATE},
-    "sobol": {"random_state": RANDOM_STATE},
+    "random": {"random_state": random_state("random")},
+    "grid": {"random_state": random_state("grid")},
+    "sobol": {"random_state": random_state("sobol")},
     "tpe": TPE,
-    "multivariate-tpe": {name: setting for name, setting in TPE.items() if name in OPTUNA_TPE},
+    "multivariate-tpe": {**{name: setting for name, setting in TPE.items() if name in OPTUNA_TPE},
+                         "random_state": random_state("multivariate-tpe")},
     "cmaes": CMAES,
     "bayesianoptimization": BAYESIAN,
     "pbt": PBT,
@@ -169,8 +225,7 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
         where = f"{path}[{i}]"
         setting = known.get(name) if isinstance(name, str) else None
         if setting is None:
-            names = ", ".join(known) or "none"
-            problems.append(Problem(f"{where}.name", f"{name!r} is not a setting of Katib's {algorithm}; expected one of: {names}"))
+            problems.append(Problem(f"{where}.name", _unknown(name, algorithm, list(known))))
             continue
         try:
             # Katib decodes a setting without a value as the empty string, never as the word None.
@@ -186,6 +241,25 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
     if algorithm == "tpe" and not (given <= HYPEROPT_TPE or given <= OPTUNA_TPE):
         problems.append(Problem(path, _mixed(given)))
     return out, seed, problems
+
+
+IGNORES_UNKNOWN = frozenset({"cmaes", "sobol"})
+"""The algorithms whose default Katib service, goptuna, ignores a setting name it does not know
+(every other service fails the Experiment on one)."""
+
+
+def _unknown(name: Any, algorithm: str, known: list[str]) -> str:
+    """Why a setting ``name`` is refused: the names expected, the one it may be a misspelling of,
+    and, where Katib's service would run the Experiment without it, that katuna does not."""
+    said = f"{name!r} is not a setting of Katib's {algorithm}; expected one of: {', '.join(known) or 'none'}"
+    close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+    if close:
+        said += f" (did you mean {close[0]!r}?)"
+    if algorithm in IGNORES_UNKNOWN:
+        said += (f"; Katib's goptuna service, which runs {algorithm}, ignores a name it does not know, where "
+                 "katuna refuses it so that a misspelt setting never runs without its value: remove it, or "
+                 "correct its name")
+    return said
 
 
 def _mixed(names: set[Any]) -> str:

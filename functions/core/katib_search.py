@@ -59,14 +59,14 @@ def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, 
 
 def _hyperband_seed(given: list[Any], out: dict[str, Any], problems: list[Problem]) -> None:
     """Hyperband's ``random_state`` as the study's seed (in ``out``), checked as every other
-    algorithm's is (:data:`katib_algorithms.RANDOM_STATE`); a refusal names the setting, at its
+    algorithm's is (:func:`katib_algorithms.random_state`); a refusal names the setting, at its
     entry of ``algorithmSettings``."""
     for i, setting in enumerate(given):
         if setting.get("name") != "random_state":
             continue
         text = setting.get("value")
         try:
-            out["seed"] = katib_algorithms.RANDOM_STATE.convert("" if text is None else str(text))
+            out["seed"] = katib_algorithms.random_state("hyperband").convert("" if text is None else str(text))
         except ValueError as exc:
             problems.append(Problem(f"spec.algorithm.algorithmSettings[{i}].value", f"random_state of hyperband: {exc}"))
 

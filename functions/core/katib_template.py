@@ -28,6 +28,11 @@ NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster whe
 convert``, a service whose trials run as local processes)."""
 KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
+ADDED_TO_JOB_PODS = frozenset({
+    "job-name", "controller-uid", "batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid",
+    "batch.kubernetes.io/job-completion-index", "katib.kubeflow.org/experiment", "katib.kubeflow.org/trial"})
+"""The labels a Job's pod gets besides its template's: Kubernetes' Job controller's, and Katib's
+(its pod webhook copies the Trial's labels onto the pod before it looks for the primary pods)."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -50,11 +55,35 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
     _retried_as_in_katib(out["trialSpec"])
+    problems += _unlabelled_primary_pods(trial)
     problems += expanded_by_katibs_shell(trial)
     for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
         if trial.get(key):
             out[key] = trial[key]
     return out
+
+
+def _unlabelled_primary_pods(trial: Mapping[str, Any]) -> list[Problem]:
+    """A ``primaryPodLabels`` entry no pod of a ``batch/v1`` Job trial carries: Katib's pod
+    webhook puts its metrics collector only into pods carrying every primary pod label, so no
+    trial of such an Experiment would get its metrics (and katuna, on a cluster, reads the pods
+    carrying them). A label a pod gets besides its template's, or one whose value in the template
+    is filled in per trial, is taken as it may match."""
+    labels, trial_spec = trial.get("primaryPodLabels"), trial.get("trialSpec")
+    known = trial_kinds.kind_of(trial_spec) if isinstance(trial_spec, Mapping) else None
+    if not labels or not isinstance(labels, Mapping) or known is None or known.kind != "Job":
+        return []
+    pod: Any = trial_spec
+    for key in ("spec", "template", "metadata", "labels"):
+        pod = pod.get(key) if isinstance(pod, Mapping) else None
+    pod = pod if isinstance(pod, Mapping) else {}
+    missing = [f"{key}: {value}" for key, value in labels.items() if key not in ADDED_TO_JOB_PODS
+               and not (key in pod and (pod[key] == value or "${" in str(pod[key])))]
+    if not missing:
+        return []
+    return [Problem(f"{PATH}.primaryPodLabels", f"no pod of the trial's Job carries {', '.join(missing)}: Katib "
+                    "collects metrics only from pods carrying every primary pod label, so no trial would get its "
+                    f"metrics; add it to {PATH}.trialSpec.spec.template.metadata.labels, or remove it")]
 
 
 def _retried_as_in_katib(trial_spec: Any) -> None:
@@ -98,7 +127,7 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
     metadata = None if unread else _metadata(trial.get("trialSpec"))
     used = _used_names(trial.get("trialSpec"))
     references: dict[str, str] = {}
-    seen: set[Any] = set()
+    seen: dict[Any, str] = {}
     for i, item in enumerate(items):
         where = f"{PATH}.trialParameters[{i}]"
         name, reference = (item.get("name"), item.get("reference")) if isinstance(item, Mapping) else (None, None)
@@ -106,11 +135,12 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
             problems.append(Problem(where, "expected a name (without '{' or '}') and a reference"))
         elif f"trialParameters.{name}" in references:
             problems.append(Problem(f"{where}.name", f"{name!r} is given twice"))
-        elif reference in seen:
+        elif reference in seen:  # its uses stand for the first entry's: the reference is the one problem
             problems.append(Problem(f"{where}.reference", f"{reference!r} is referenced twice"))
+            references[f"trialParameters.{name}"] = seen[reference]
         else:
-            seen.add(reference)
             placeholder = _placeholder(str(reference), parameter_names, metadata, f"{where}.reference", problems)
+            seen[reference] = placeholder
             references[f"trialParameters.{name}"] = placeholder
             if name not in used and not unread:
                 problems.append(Problem(f"{where}.name", _unused(name)))
