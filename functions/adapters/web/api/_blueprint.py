@@ -9,12 +9,14 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import BaseConverter
 
 from functions.adapters.web import query
+from functions.adapters.web.api._accept import check_accept
 from functions.core.application import Application
 from functions.core.errors import MalformedRequest, StudyNotFound
 from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.records import StudyRecord, TrialRecord
 
 blueprint = Blueprint("api", "functions.adapters.web.api")
+blueprint.before_request(check_accept)
 
 LARGEST_TRIAL_NUMBER = (1 << 63) - 1
 """SQLite's largest integer: a larger number names no trial."""

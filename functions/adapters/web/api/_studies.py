@@ -8,6 +8,7 @@ from flask import jsonify, request, url_for
 
 from functions.adapters.web import paging, study_keys, takes
 from functions.adapters.web.api._blueprint import blueprint, links, runtime
+from functions.adapters.web.api._versions import tagged, unchanged
 from functions.core.errors import FollowsResource
 from functions.core.formats import decode
 from functions.core.resources import Origin
@@ -60,12 +61,19 @@ def list_studies():
 
 @blueprint.get("/studies/<study:name>")
 def get_study(name: str):
+    """The study's view, with its definition and links, and a weak ``ETag`` (:mod:`._versions`):
+    ``304`` to an ``If-None-Match`` that names it, read from the study's version alone. A study
+    whose node pool is in use shows node-hours that grow with the clock, and has no ``ETag``."""
     store = runtime().store()
+    version = store.study_version(name)
+    same = unchanged(version)
+    if same is not None:
+        return same
     record = store.get_study(name)
     view = study_view(store, record)
     view["definition"] = record.spec.to_dict()
     view["links"] = links(name)
-    return jsonify(view)
+    return tagged(jsonify(view), version)
 
 
 @blueprint.post("/studies/<study:name>/stop")

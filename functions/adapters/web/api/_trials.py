@@ -12,6 +12,7 @@ from flask import Response, jsonify, request, stream_with_context, url_for
 
 from functions.adapters.web import paging, query, takes
 from functions.adapters.web.api._blueprint import blueprint, find_trial, runtime
+from functions.adapters.web.api._versions import tagged, unchanged
 from functions.adapters.web.query import attempt_ended, attempt_of
 from functions.core.errors import LogGone, MalformedRequest
 from functions.core.launch import trial_launch
@@ -38,18 +39,24 @@ def list_trials(name: str):
     keyed ``after``, and a ``Link`` to the next page while more follow. Filtered and ordered as
     :mod:`functions.core.trial_listing` reads the request (by number when no ``order`` is
     asked), all in SQL, ``pareto`` as the numbers of the front the process keeps; the next link
-    keeps the filters and the order."""
+    keeps the filters and the order. A page has a weak ``ETag``, the version of the study's
+    trials: ``304`` to an ``If-None-Match`` that names it, once the request is found valid, with
+    no trial read (:mod:`._versions`)."""
     unknown = sorted(key for key in set(request.args) - set(LISTING_PARAMETERS) if not key.startswith("param:"))
     if unknown:
         raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this listing, which takes "
                                f"{', '.join(LISTING_PARAMETERS)} and param:<name> (a categorical parameter's values)")
     limit = query.whole_number(paging.LIMIT, TRIALS_PAGE, 1, MAX_TRIALS_PAGE)
     store = runtime().store()
+    version = store.trials_version(name)
     record = store.get_study(name)
     asked, after = parse_listing(record.spec, request.args)
+    same = unchanged(version)
+    if same is not None:
+        return same
     trials = store.keyed_trials(name, replace(with_front(store, record, asked), limit=limit + 1), after)
-    return paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort),
-                       marked_view(front_marks(store, record)))
+    return tagged(paging.page(trials, limit, partial(_next_trials, name, limit, asked.sort),
+                              marked_view(front_marks(store, record))), version)
 
 
 def _next_trials(name: str, limit: int, field: str, key: TrialKey) -> str:
