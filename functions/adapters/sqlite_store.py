@@ -21,6 +21,7 @@ from functions.adapters.sqlite_pool_uses import SqlitePoolUses
 from functions.adapters.sqlite_service import SqliteServiceRecords
 from functions.adapters.sqlite_trial_logs import SqliteTrialLogs
 from functions.adapters.sqlite_trial_pages import SqliteTrialPages
+from functions.adapters.sqlite_versions import SqliteVersions
 
 Store = TypeVar("Store", bound=type)
 
@@ -46,6 +47,6 @@ def every_failure_translated(cls: Store) -> Store:
 
 
 @every_failure_translated
-class SqliteStore(SqliteTrialPages, SqliteFronts, SqliteTrialLogs, SqliteObservations, SqliteKeptTails, SqliteServiceRecords,
-                  SqlitePoolUses):
+class SqliteStore(SqliteTrialPages, SqliteFronts, SqliteVersions, SqliteTrialLogs, SqliteObservations, SqliteKeptTails,
+                  SqliteServiceRecords, SqlitePoolUses):
     """Implements :class:`functions.core.store_port.Store`. Use one instance per thread."""

@@ -147,6 +147,15 @@ class ServiceStore(Store, Protocol):
         ``skip`` newest) restarts, changes status or has a trial change state, and as studies
         start or end running; cheap, however many trials the studies hold."""
 
+    def study_version(self, name: str) -> str | None:
+        """A text that changes whenever a write could change the study's view (``GET
+        /studies/{name}``), read without building it; None while the view follows the clock (a
+        node pool in use); ``StudyNotFound`` without the study."""
+
+    def trials_version(self, name: str) -> str:
+        """A text that changes whenever a write could change a listing of the study's trials,
+        read without reading them; ``StudyNotFound`` without the study."""
+
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None: ...
 
     def claim_tick(self, function: str, floor: float) -> TickClaim | None:

@@ -8,7 +8,7 @@ ERROR_CODES = (
     "request_timeout", "incomplete_body", "uri_too_long", "request_header_fields_too_large",
     "cross_origin", "csrf", "unauthorized", "too_many_attempts", "sender_not_allowed",
     # no such route or method; a service not ready; a fault of katuna's own; another HTTP error
-    "not_found", "method_not_allowed", "not_ready", "internal_server_error", "http_error",
+    "not_found", "method_not_allowed", "not_acceptable", "not_ready", "internal_server_error", "http_error",
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
     "malformed_request", "malformed_event", "malformed_event_data", "unparseable_study", "invalid_study",
     "refused_workload", "config_map_forbidden", "unreadable_spec", "damaged_journal", "unreadable_file", "refused_file",

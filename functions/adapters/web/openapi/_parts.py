@@ -25,6 +25,23 @@ def located(response: dict[str, Any], what: str) -> dict[str, Any]:
     return {**response, "headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
 
 
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header",
+                 "description": "the ETag of an earlier answer: 304, with no body, while it is still the answer",
+                 "schema": {"type": "string"}}
+"""The condition of a conditional read (``functions.adapters.web.api._versions``)."""
+
+
+def tagged(response: dict[str, Any], what: str) -> dict[str, Any]:
+    """``response`` with its weak ``ETag``, the version of ``what``."""
+    return {**response, "headers": {**response.get("headers", {}), "ETag": {
+        "description": f"weak: the version of {what}, for If-None-Match", "schema": {"type": "string"}}}}
+
+
+def not_modified(what: str) -> dict[str, Any]:
+    """The answer to an ``If-None-Match`` that names the version of ``what`` as it is."""
+    return tagged({"description": f"{what} unchanged since the ETag If-None-Match names: no body"}, what)
+
+
 def status_body(*values: str) -> dict[str, Any]:
     """The body of a health probe's answer: its ``status``, one of ``values``."""
     return {"content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {

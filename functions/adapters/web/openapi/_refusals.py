@@ -64,6 +64,9 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
                   ("429", TOO_MANY_ATTEMPTS)]
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
+    if (path == "/openapi.json" or path.startswith("/studies")) and method != "delete":
+        found.append(("406", "an Accept that takes no type the operation answers with (not_acceptable, naming "
+                             "it): application/json, or text/plain for a trial's log"))
     found.append(fault)
     if path != "/openapi.json":
         found.append(("503", "the database (temporary_error, storage_unavailable, storage_full) or the trial-log "

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.adapters.web.openapi._parts import cursor, error, json_body, limit, located, page
+from functions.adapters.web.openapi._parts import (
+    IF_NONE_MATCH,
+    cursor,
+    error,
+    json_body,
+    limit,
+    located,
+    not_modified,
+    page,
+    tagged,
+)
 from functions.adapters.web.openapi._trial_filters import trial_filters
 from functions.adapters.web.study_keys import KEY_PATTERN, MAX_KEY
 from functions.core.naming import DNS1123_LABEL, MAX_NAME
@@ -60,7 +70,11 @@ def study_paths() -> dict[str, Any]:
         "/studies/{name}": {
             "parameters": [_NAME],
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
-                    "responses": {"200": json_body("Study", "the study"), "400": error(_BAD_NAME),
+                    "parameters": [IF_NONE_MATCH],
+                    "responses": {"200": tagged(json_body("Study", "the study"),
+                                                "the study (none while its node pool is in use: its node-hours "
+                                                "grow with the clock)"),
+                                  "304": not_modified("the study"), "400": error(_BAD_NAME),
                                   "404": _NOT_FOUND}},
             "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
                        "responses": {"204": {"description": "deleted"}, "400": error(_BAD_NAME), "404": _NOT_FOUND,
@@ -72,11 +86,12 @@ def study_paths() -> dict[str, Any]:
                      "responses": {"200": json_body("Study", "stopped"), "400": error(_BAD_NAME),
                                    "404": _NOT_FOUND}}},
         "/studies/{name}/trials": {
-            "parameters": [_NAME, limit(1_000, 10_000, "trials"), *trial_filters()],
+            "parameters": [_NAME, limit(1_000, 10_000, "trials"), *trial_filters(), IF_NONE_MATCH],
             "get": {"summary": "The trials of a study, filtered and ordered (by number unless asked), a page at a time",
                     "operationId": "listTrials",
                     "responses": {
-                        "200": page("Trial", "trials"),
+                        "200": tagged(page("Trial", "trials"), "the study's trials"),
+                        "304": not_modified("the study's trials"),
                         "400": error(f"{_BAD_NAME}; limit is not a whole number in range; after is not a key the "
                                      "next link gives; "
                                      "state names no trial state; field names no field of numbers of the study; "

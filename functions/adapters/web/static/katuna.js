@@ -40,6 +40,21 @@ const katuna = (() => {
     return (await fetchData(url, "application/json")).json();
   }
 
+  // A study as the page follows it: its last answer is kept with its ETag, sent back as
+  // If-None-Match, so a study that did not change since is a 304 the service answers from its
+  // version alone, and the kept answer is used again.
+  const studiesSeen = new Map();
+  async function getStudy(url) {
+    const seen = studiesSeen.get(url);
+    const response = await fetchData(url, "application/json", seen ? {"If-None-Match": seen.etag} : {});
+    if (response.status === 304 && seen) return seen.study;
+    const study = await response.json();
+    const etag = response.headers.get("ETag");
+    if (etag) studiesSeen.set(url, {etag, study});
+    else studiesSeen.delete(url);
+    return study;
+  }
+
   // Whether a failed fetch may succeed if asked again: no answer (a restarting worker), 502,
   // 503 (a busy database) or 504. Anything else (a 404: the study was deleted) will not.
   function transient(error) {
@@ -328,7 +343,7 @@ const katuna = (() => {
       if (!live()) return setTimeout(tick, STUDY_REFRESH_MS);
       let study = null;
       try {
-        study = await getJSON(charts.dataset.studyUrl);
+        study = await getStudy(charts.dataset.studyUrl);
       } catch (error) {
         if (error.status === 404) return studyDeleted(charts);
       }
@@ -378,7 +393,7 @@ const katuna = (() => {
       if (charts.dataset.running === "true" || !document.getElementById("restart-study")) return;
       let study = null;
       try {
-        if (document.visibilityState !== "hidden") study = await getJSON(charts.dataset.studyUrl);
+        if (document.visibilityState !== "hidden") study = await getStudy(charts.dataset.studyUrl);
       } catch (error) {
         if (error.status === 404) return studyDeleted(charts);
       }
