@@ -7,7 +7,8 @@ and ``front``, two objectives (a front of a few hundred trials). Then each read 
 a fresh process of its own as a command or a ``katuna serve`` worker meets it: the commands
 (``katuna studies``, ``show``, ``best``, ``trials`` as a table, as JSON and a page of it), the
 HTTP API (the studies, a study, a page of trials, the best, one trial), the dashboard (the
-study page, its trial table sorted by a metric at a deep page, the CSV export) and the charts,
+study page, its trial table sorted by a metric at a deep page, as a bookmark asks for it and as
+its pager's next link does, the CSV export) and the charts,
 the Pareto front's among them. A request is asked twice in its worker: the first answer
 (``cold``: a chart's first reads the study's Optuna history) and the next (``warm``), with the
 memory the worker added at its peak (MB) and the bytes of the answer; a command's seconds and
@@ -40,7 +41,7 @@ import report
 from ui_render import NAME, build, memory_mb
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, TrialRecord
+from functions.core.records import COMPLETE, TrialQuery, TrialRecord
 
 FRONT = "front"
 FRONT_DEFINITION = {
@@ -57,6 +58,8 @@ REQUESTS = {"api_studies": "/studies", "api_study": f"/studies/{NAME}", "api_fro
             "api_trials_page": f"/studies/{NAME}/trials?after={{deep}}", "api_best_front": f"/studies/{FRONT}/best",
             "api_trial": f"/studies/{NAME}/trials/{{deep}}", "ui_studies": "/ui/", "ui_study": f"/ui/studies/{NAME}",
             "ui_table_sorted_deep": f"/ui/studies/{NAME}/trials.fragment?sort=metric:loss&desc=true&page={{page}}",
+            "ui_table_sorted_next": f"/ui/studies/{NAME}/trials.fragment?sort=metric:loss&desc=true&page={{page}}"
+                                    "&after={after}",
             "ui_csv": f"/ui/studies/{NAME}/trials.csv", "chart_history": f"/ui/studies/{NAME}/plots/history",
             "chart_parallel": f"/ui/studies/{NAME}/plots/parallel", "chart_contour": f"/ui/studies/{NAME}/plots/contour",
             "chart_importance": f"/ui/studies/{NAME}/plots/importance",
@@ -180,6 +183,16 @@ def katib_status(db: Path) -> dict[str, float]:
     return {"status_ms": elapsed, "status_steps": steps[0] * 100}
 
 
+def page_follows(db: Path, page: int) -> int:
+    """The number of the trial the trial table's ``page`` (of 50, by loss, descending) follows:
+    the one its pager's next link names from the page before."""
+    store = SqliteStore(db)
+    query = TrialQuery(sort="metric:loss", descending=True, limit=1, offset=(page - 1) * 50 - 1)
+    [trial] = store.trials_page(NAME, query)[1]
+    store.close()
+    return trial.number
+
+
 def main() -> None:
     parser = report.arguments(__doc__, "2,000 trials (a smoke run)")
     parser.add_argument("--trials", type=int, default=100_000)
@@ -196,6 +209,7 @@ def main() -> None:
         build(db, trials)
         pareto_front.build(db, trials, FRONT_DEFINITION, two_objectives, seed=2, uid="bench-front")
         print(f"built two studies of {trials:,} trials in {time.perf_counter() - start:.1f} s", flush=True)
+        deep["after"] = str(page_follows(db, int(deep["page"])))
         commands = {name: command(db, [word.format(**deep) for word in words]) for name, words in COMMANDS.items()}
         requests = {name: in_child("--request", str(db), path.format(**deep)) for name, path in REQUESTS.items()}
         copy = Path(tmp) / "copy.db"

@@ -210,7 +210,8 @@ def test_a_trial_table_whose_study_is_deleted_says_so_keeps_its_rows_and_asks_no
     assert service.request("DELETE", "/studies/access-gone")[0] < 300
     page.clock.run_for(REFRESH_MS)
     expect(page.locator("#study-gone[role=alert]")).to_have_text(
-        "This study was deleted: the table below shows its trials as they were when it was.")
+        "This study was deleted: the table below shows its trials as they were when it was. back to the studies")
+    expect(page.locator("#study-gone a#back-to-studies")).to_have_attribute("href", service.base + "/ui/")
     expect(page.locator("#live")).to_have_count(0)
     expect(page.locator('#trials-table tr[data-number="0"]')).to_have_count(1)
     before = len(asked)
@@ -222,7 +223,8 @@ def test_a_trial_table_whose_study_is_deleted_says_so_keeps_its_rows_and_asks_no
 def test_a_trial_page_whose_study_is_deleted_says_so_and_asks_no_more(service: Service, page: Page,
                                                                       console: dict[Page, Console]):
     """The log of a running trial whose study is deleted meanwhile: its next read answered 404,
-    the heading says why the log is unavailable (the study was deleted), not the bare status."""
+    the heading says why the log is unavailable (the study was deleted), not the bare status,
+    and the page says so aloud, with a link back to the studies list; its "follow" box goes."""
     definition = study_definition(name="access-gone-log", mode="hang", maxTrials=1, parallelism=1)
     assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
     eventually(lambda: service.request("GET", "/studies/access-gone-log/trials/0")[0] == 200, "trial 0", timeout=20)
@@ -237,6 +239,10 @@ def test_a_trial_page_whose_study_is_deleted_says_so_and_asks_no_more(service: S
                or page.locator("#log-status").inner_text().startswith("log unavailable"), "the 404", timeout=30)
     expect(page.locator("#log-status")).to_have_text(
         "log unavailable: this trial's study was deleted (or the trial with it)")
+    expect(page.locator("#study-gone[role=alert]")).to_have_text(
+        "This trial's study was deleted (or the trial with it): the page shows the trial as it was. back to the studies")
+    expect(page.locator("#study-gone a#back-to-studies")).to_have_attribute("href", service.base + "/ui/")
+    expect(page.locator("#live")).to_have_count(0)
     before = len(asked)
     page.clock.run_for(LOG_POLL_MS * 3)
     assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200

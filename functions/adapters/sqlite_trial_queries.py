@@ -142,3 +142,49 @@ def keyed_page(study: str, spec: Study, query: TrialQuery, after: tuple[Any, int
             args += [*field_args, *field_args, value, *field_args, value, number]
     sql = f"SELECT *, {expression} AS {KEY_COLUMN} FROM trials WHERE {condition} ORDER BY {order} LIMIT ?"
     return sql, [*field_args, *args, *order_args, query.limit]
+
+
+def order_key(study: str, spec: Study, query: TrialQuery, number: int) -> tuple[str, list[Any]]:
+    """The statement (with its arguments) that reads trial ``number``'s value of the order's
+    field (no row where the study has no such trial): the key a page of :func:`keyset_numbers` starts from."""
+    expression, field_args = _trial_field(query.sort, spec)
+    return f"SELECT {expression} FROM trials WHERE study = ? AND number = ?", [*field_args, study, number]
+
+
+def page_numbers(study: str, spec: Study, query: TrialQuery, key: tuple[Any, int] | None = None,
+                 forward: bool = True) -> tuple[str, list[Any]]:
+    """The statement (with its arguments) that reads the numbers of up to ``query.limit`` trials
+    ``query`` matches from its ``offset`` (not ``forward``: in the reverse order), or, given the
+    ``key`` of a trial (its value of the order's field and its number), just after that trial in
+    its order, or, not ``forward``, just before it, nearest first (the page's rows reversed). The field is read once per trial, in a
+    subquery: a metric is parsed from each trial's JSON, and the condition and the order would
+    otherwise parse it again for each term. The subquery's ``LIMIT -1`` (no limit) keeps SQLite
+    from merging it into the statement around it, which would put the field's expression back
+    in each term."""
+    condition, args, _, _ = where_and_order(study, spec, query)
+    expression, field_args = _trial_field(query.sort, spec)
+    ahead = "<" if query.descending == forward else ">"
+    direction = "DESC" if query.descending == forward else "ASC"
+    page, page_args = ("LIMIT ?", [query.limit]) if key is not None else ("LIMIT ? OFFSET ?", [query.limit, query.offset])
+    if query.sort == "number":  # read from the table's key, in its order
+        beyond, key_args = ("1", []) if key is None else (f"number {ahead} ?", [key[1]])
+        return (f"SELECT number FROM trials WHERE {condition} AND {beyond} ORDER BY number {direction} {page}",
+                [*args, *key_args, *page_args])
+    beyond, key_args = _beyond(key, forward, ahead)
+    nulls = "ASC" if forward else "DESC"
+    return (f"SELECT number FROM (SELECT number, {expression} AS k FROM trials WHERE {condition} LIMIT -1) "
+            f"WHERE {beyond} ORDER BY k IS NULL {nulls}, k {direction}, number {direction} {page}",
+            [*field_args, *args, *key_args, *page_args])
+
+
+def _beyond(key: tuple[Any, int] | None, forward: bool, ahead: str) -> tuple[str, list[Any]]:
+    """The condition (on a trial's value ``k`` of the order's field and its ``number``) that a
+    trial lies beyond the one keyed ``key`` (after it, or, not ``forward``, before it), with its
+    arguments; the trials without a value come last. Every trial where there is no key."""
+    if key is None:
+        return "1", []
+    value, number = key
+    if value is None:
+        return ("k IS NULL AND" if forward else "k IS NOT NULL OR") + f" number {ahead} ?", [number]
+    return (("k IS NULL OR" if forward else "k IS NOT NULL AND") + f" (k {ahead} ? OR (k = ? AND number {ahead} ?))",
+            [value, value, number])

@@ -313,6 +313,9 @@ class TrialQuery:
     ``pareto`` keeps the trials of the study's Pareto front alone, whose numbers ``front`` holds
     once the front is read (:func:`functions.core.trial_listing.with_front`): a store refuses a
     query that asks for the front without them, rather than list every trial as if filtered.
+    ``after`` (or ``before``), the number of a trial, starts the page just after (or ends it
+    just before) that trial's place in the order, in place of ``offset`` (keyset paging: a deep
+    page costs what the first does); a trial not stored leaves the page at its ``offset``.
     """
 
     states: tuple[str, ...] = ()
@@ -324,3 +327,5 @@ class TrialQuery:
     labels: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     pareto: bool = False
     front: tuple[int, ...] | None = None
+    after: int | None = None
+    before: int | None = None

@@ -18,17 +18,21 @@ from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
 PAGE_SIZES = (25, 50, 100, 500)
 LARGEST_OFFSET = (1 << 63) - 1
 """SQLite's largest integer: no page may start beyond it."""
-TABLE_ARGUMENTS = (*FILTER_ARGUMENTS, "sort", "desc", "page", "size", "row")
+TABLE_ARGUMENTS = (*FILTER_ARGUMENTS, "sort", "desc", "page", "size", "row", "after", "before")
 """What the trial table's page, its fragment and its CSV export take, besides a categorical
 parameter's values (``param:<name>``, repeatable: :mod:`functions.core.trial_labels`). ``row``
 (from 1) starts a page at that row instead of at its ``page``: where a page was cut short by its
-bytes, its next page starts at the first row it left out."""
+bytes, its next page starts at the first row it left out. ``after`` (or ``before``), a trial's
+number, which the pager's next (or previous) link adds, finds the page from that trial's place
+in the order rather than by counting the rows before it (keyset paging): a deep page of a large
+study costs what the first does. ``page`` and ``row`` still say where the page lies, and alone
+(a bookmark, a hand-typed address) find it by counting."""
 
 
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
     """The query the page's arguments ask for: its filters (:func:`.trial_filters.parse_filters`:
     ``state``, ranges as repeated ``field``/``min``/``max`` triples, a categorical parameter's
-    values), ``sort``, ``desc``, ``page`` (or ``row``) and ``size``; ``MalformedRequest`` names
+    values), ``sort``, ``desc``, ``page`` (or ``row``, and ``after`` or ``before``) and ``size``; ``MalformedRequest`` names
     a bad argument, or one the table does not take (a misspelt ``stat=FAIL`` would export every
     trial as if filtered)."""
     unknown = sorted(name for name in set(args) - set(TABLE_ARGUMENTS) if not name.startswith("param:"))
@@ -43,8 +47,17 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
     row = whole_of("row", one_value("row", args) or None, (page - 1) * size + 1, 1, LARGEST_OFFSET)
     descending = _descending(one_value("desc", args) or "")
+    after, before = _trial_number("after", args), _trial_number("before", args)
+    if after is not None and before is not None:
+        raise MalformedRequest("after, before: give one of them (the trial a page follows, or precedes), not both")
     return replace(filters, sort=sort, descending=descending, offset=row - 1 if paged else 0,
-                   limit=size if paged else None)
+                   limit=size if paged else None, after=after if paged else None, before=before if paged else None)
+
+
+def _trial_number(name: str, args: Mapping[str, str]) -> int | None:
+    """The trial number argument ``name`` (``after``, ``before``) names, None when it is absent or blank."""
+    text = one_value(name, args) or None
+    return None if text is None else whole_of(name, text, 0, 0, LARGEST_OFFSET)
 
 
 def typed_ranges(args: Mapping[str, str]) -> list[tuple[str, str, str]]:

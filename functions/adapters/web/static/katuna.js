@@ -136,10 +136,14 @@ const katuna = (() => {
     setTimeout(tick, REFRESH_MS);
   }
 
-  // What a part whose study was deleted while it was followed says, above what it still shows;
-  // its "update live" box goes, there being nothing left to follow.
+  // What a part whose study was deleted while it was followed says, above what it still shows,
+  // with a link back to the studies list; its "update live" box goes, there being nothing left
+  // to follow.
   function partGone(holder, words) {
     const said = Object.assign(document.createElement("p"), {id: "study-gone", className: "problem", textContent: words});
+    const list = Object.assign(document.createElement("a"),
+      {id: "back-to-studies", href: document.querySelector("header .brand").href, textContent: "back to the studies"});
+    said.append(" ", list);
     said.setAttribute("role", "alert");
     holder.before(said);
     const box = document.getElementById("live");
@@ -674,6 +678,9 @@ const katuna = (() => {
           status.textContent = error.status === 404
             ? "log unavailable: this trial's study was deleted (or the trial with it)"
             : `log unavailable: ${error.message}`;
+          if (error.status === 404) {
+            partGone(log, "This trial's study was deleted (or the trial with it): the page shows the trial as it was.");
+          }
           return;
         }
         status.textContent = `log unavailable for now (${error.message}): asking again…`;

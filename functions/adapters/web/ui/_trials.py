@@ -60,7 +60,7 @@ def trials(name: str):
         return render_template("trials.html", problem=str(exc), refused_row=refused, **context), 400
     context = _trials_context(record, request.args, query)
     if context["page"] > context["pages"]:
-        return redirect(context["link"](page=context["pages"], row=None))
+        return redirect(context["link"](page=context["pages"], row=None, after=None, before=None))
     return render_template("trials.html", problem=None, refused_row=None, **context)
 
 
@@ -94,8 +94,8 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
             "states": STATES, "sizes": tables.PAGE_SIZES, "choices": choices(record.spec), "cell": trial_csv.cell, "summary": trial_csv.summary,
             "so_far": partial(elapsed, now=runtime().clock()),
             "link": link, "form": form, "cut": cut_short(size) if cut else None,
-            "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size),
-            "to_next": _next(link, query.offset + len(rows), size, total),
+            "first_row": query.offset + 1, "to_previous": _previous(link, query.offset, size, rows),
+            "to_next": _next(link, query.offset + len(rows), size, total, rows),
             "csv": _table_link(url_for("ui.trials_csv", name=name), args),
             "fragment": _table_link(url_for("ui.trials_fragment", name=name), args),
             "front": front_marks(store, record), "given": _given_after(record.spec),
@@ -111,19 +111,27 @@ def _given_after(spec: Study) -> str | None:
     return "parent" if spec.algorithm.name == pbt.NAME else "state"
 
 
-def _previous(link: Callable[..., str], offset: int, size: int) -> str | None:
-    """The page before the one starting at row ``offset`` (from 0): the page holding the row
-    before it (None on the first page)."""
-    return link(page=(offset - 1) // size + 1, row=None) if offset else None
-
-
-def _next(link: Callable[..., str], shown: int, size: int, total: int) -> str | None:
-    """The page after the rows up to ``shown`` (from 0, the first not listed): the next page of
-    ``size``, or, where the page was cut short by its bytes (or started at a ``row``), the page
-    starting at that row; None after the last row."""
-    if shown >= total:
+def _previous(link: Callable[..., str], offset: int, size: int, rows: list[TrialRecord]) -> str | None:
+    """The page before the one starting at row ``offset`` (from 0): the ``size`` rows before its
+    first, found from that trial (``before``), at the page (or ``row``) where they start; the
+    first page by its number alone (None on the first page)."""
+    if not offset:
         return None
-    return link(page=shown // size + 1, row=None) if shown % size == 0 else link(row=shown + 1, page=None)
+    start = max(offset - size, 0)
+    if not start or not rows:
+        return link(page=start // size + 1, row=None, after=None, before=None)
+    place = {"page": start // size + 1, "row": None} if start % size == 0 else {"row": start + 1, "page": None}
+    return link(**place, before=rows[0].number, after=None)
+
+
+def _next(link: Callable[..., str], shown: int, size: int, total: int, rows: list[TrialRecord]) -> str | None:
+    """The page after the rows up to ``shown`` (from 0, the first not listed), found from the
+    last trial listed (``after``): the next page of ``size``, or, where the page was cut short
+    by its bytes (or started at a ``row``), the page starting at that row; None after the last row."""
+    if shown >= total or not rows:
+        return None
+    place = {"page": shown // size + 1, "row": None} if shown % size == 0 else {"row": shown + 1, "page": None}
+    return link(**place, after=rows[-1].number, before=None)
 
 
 def _typed_form(args: MultiDict[str, str], usable: MultiDict[str, str]) -> dict:
@@ -168,7 +176,7 @@ def _refused_row(spec: Study, ranges: list[tuple[str, str, str]], refusal: str) 
     return None
 
 
-_OTHERS = ("state", "pareto", "sort", "desc", "size", "page", "row")
+_OTHERS = ("state", "pareto", "sort", "desc", "size", "page", "row", "after", "before")
 """The table's arguments other than its ranges', ``page`` after the ``size`` it counts in."""
 
 
