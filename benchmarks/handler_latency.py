@@ -130,10 +130,10 @@ def deliver_all(runner: InstantRunner, events: list[Event]) -> None:
         events = runner.dispatcher.deliver(events[0]) + events[1:]
 
 
-def handle_one(runner: InstantRunner, clock: SamplerClock) -> dict[str, float]:
+def handle_one(runner: InstantRunner, clock: SamplerClock, name: str = NAME) -> dict[str, float]:
     """Milliseconds of one ``trial.finished`` and the events it leads to (total, sampler,
     katuna's own; wall and CPU): the next trial is launched and another asked for."""
-    event = finished_event(runner)
+    event = finished_event(runner, name)
     clock.wall = clock.cpu = 0.0
     wall, cpu = clocks()
     deliver_all(runner, [event])

@@ -39,9 +39,12 @@ def sphere(params: Mapping[str, Any]) -> float:
 class InstantExecutor:
     """Implements :class:`functions.core.ports.Executor`; a trial ends as it is launched."""
 
-    def __init__(self, publish: Callable[[Event], None], objective: Objective = sphere, noise_bytes: int = 0) -> None:
+    def __init__(self, publish: Callable[[Event], None], objective: Objective = sphere, noise_bytes: int = 0,
+                 second: Objective | None = None) -> None:
         self._publish = publish
         self._objective = objective
+        self._second = second
+        """A second objective, printed as ``latency=<value>`` after the first, if any."""
         self._noise_bytes = noise_bytes
         """Bytes of lines each trial prints before its objective's final value."""
         self._launched: set[tuple[str, int, int]] = set()
@@ -105,7 +108,8 @@ class InstantExecutor:
         value = self._objective(launch.params)
         for number in range(self._noise_bytes // len(NOISE)):
             yield f"step={number} loss={value + 1.0!r}\n" if number % REPORT_EVERY == 0 else NOISE
-        yield f"loss={value!r}\n" if math.isfinite(value) else "loss=nan\n"
+        latency = "" if self._second is None else f" latency={self._second(launch.params)!r}"
+        yield (f"loss={value!r}" if math.isfinite(value) else "loss=nan") + latency + "\n"
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         return iter(())
@@ -144,11 +148,12 @@ class _Failures:
 class InstantRunner:
     """The embedded wiring (store, dispatcher, in-process broker) around an instant executor."""
 
-    def __init__(self, db: Path, objective: Objective = sphere, lookahead: int = 0, noise_bytes: int = 0) -> None:
+    def __init__(self, db: Path, objective: Objective = sphere, lookahead: int = 0, noise_bytes: int = 0,
+                 second: Objective | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.store = SqliteStore(db)
         self.broker: LocalBroker | None = None
-        self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective, noise_bytes)
+        self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective, noise_bytes, second)
         self.deps = Deps(self.store, self.executor, time.time, lookahead=lookahead)
         self._failures = _Failures()
         self.dispatcher = Dispatcher(self.deps, observer=self._failures)

@@ -109,6 +109,47 @@ def measure(trials: int, repeats: int) -> dict[str, float]:
             "chart_note": chart["layout"].get("title", {}).get("text")}
 
 
+def handling(trials: int, samples: int) -> dict[str, float]:
+    """CPU milliseconds (median of ``samples``) of katuna's own part of one ``trial.finished``
+    of a study of two objectives of ``trials`` trials, in a warm process, through the real
+    dispatcher with the events it leads to (as ``handler_latency.py`` measures a study of one):
+    the trial's end stored with its study's front kept, the sampler told, the next trial asked
+    (the sampler's ``ask`` apart)."""
+    from handler_latency import LOOKAHEAD, SamplerClock, deliver_all, handle_one
+    from instant import InstantRunner, definition, sphere
+
+    from functions.core.events import study_created
+    from functions.core.pareto import front_numbers
+    from functions.handlers import asking
+
+    def latency(params) -> float:
+        return sum((float(v) - 1.0) ** 2 for v in params.values())
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "katuna.db"
+        runner = InstantRunner(db, lookahead=LOOKAHEAD, second=latency)
+        study = {**definition("latency", trials + samples + 10), "objective": {"metrics": [
+            {"name": "loss", "direction": "minimize"}, {"name": "latency", "direction": "minimize"}]}}
+        record = runner.submit(study, Path(folder))
+        store = runner.store
+        with store.transaction():
+            optuna_study = asking.optuna_study(record, runner.deps)
+            space = {name: FloatDistribution(-5.0, 5.0) for name in ("x0", "x1")}
+            for number in range(trials):
+                trial = optuna_study.ask(space)
+                scored = [sphere(trial.params), latency(trial.params)]
+                optuna_study.tell(trial, scored)
+                store.add_trial(TrialRecord("latency", number, dict(trial.params), COMPLETE, values=scored,
+                                            metrics={"loss": scored[0], "latency": scored[1]}))
+        store.update_study("latency", started_at=time.time())
+        deliver_all(runner, [study_created("latency", record.uid)])
+        clock = SamplerClock()
+        own = [handle_one(runner, clock, "latency")["own_cpu"] for _ in range(samples)]
+        front = len(front_numbers(store, store.get_study("latency")))
+        runner.close()
+    return {"handling_own_ms": statistics.median(own), "handling_front_size": front}
+
+
 def worst_front(trials: int) -> float:
     """CPU seconds :func:`pareto_front` takes for ``trials`` trials shaped ``(i, -i, i)``: all on
     the front, each going in at the start of the staircase (O(n²) there, before the tree)."""
@@ -145,6 +186,7 @@ def main() -> None:
     args = report.parsed(parser)
     trials = 500 if args.quick else args.trials
     result = measure(trials, 3 if args.quick else args.repeats)
+    result.update(handling(trials, 5 if args.quick else args.repeats))
     result["worst_front_s"] = worst_front(2_000 if args.quick else 200_000)
     result["four_front_s"], result["four_extended_s"] = four_objectives(500 if args.quick else 20_000)
     print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
@@ -153,6 +195,8 @@ def main() -> None:
                                             ["after a new trial (computed again)", result["after_change_ms"]],
                                             ["Pareto chart (history read by another)", result["chart_ms"]]]))
     print(f"Pareto chart: {result['chart_bytes']:,} bytes, {result['chart_note'] or 'every trial drawn'}")
+    print(f"one trial.finished of a study of two objectives and {trials:,} trials, in a warm process "
+          f"(front of {result['handling_front_size']:,}): katuna's own {result['handling_own_ms']:.2f} CPU ms (p50)")
     print(f"front of its worst shape, {2_000 if args.quick else 200_000:,} trials: {result['worst_front_s']:.2f} CPU s")
     print(f"four objectives, {500 if args.quick else 20_000:,} trials each on the front: {result['four_front_s']:.2f} "
           f"CPU s, then {result['four_extended_s']:.3f} CPU s for one more trial")

@@ -1,9 +1,10 @@
-"""A multi-objective study's Pareto front kept in the store: a new process (a new ``katuna
-studies``, ``show`` or ``best``, a new server worker) starts from it and reads the trials
-changed since, not every completed trial's values, and the front it finds is the brute-force
-front of the stored trials whatever changed meanwhile (ties, duplicates, -0.0 and 0.0, trials
-restarted or given other values, several objectives). Work is counted in SQLite's
-virtual-machine steps, never in time; a new process is a new, empty :class:`_Fronts`."""
+"""A multi-objective study's Pareto front kept current in the store by the transaction that
+writes each of its trials: a new process (a new ``katuna studies``, ``show`` or ``best``, a new
+server worker) reads it, not every completed trial's values, and writes nothing; the front kept
+and the front shown are the brute-force front of the stored trials whatever changed meanwhile
+(ties, duplicates, -0.0 and 0.0, trials restarted or given other values, an end stored twice,
+several objectives). Work is counted in SQLite's virtual-machine steps, never in time; a new
+process is a new, empty :class:`_Fronts`."""
 
 from __future__ import annotations
 
@@ -55,28 +56,38 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pareto, "_FRONTS", pareto._Fronts())
 
 
-def first_front_work(store: SqliteStore, record: StudyRecord, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], int]:
-    """The front a new process finds, after another process found it and a few trials completed
-    since, and the SQLite steps that new process took."""
-    fresh_process(monkeypatch)
-    pareto.front_numbers(store, record)
-    last = store.latest_trial_change("front")
-    with store.transaction():
-        for offset in range(5):
-            store.add_trial(completed("front", 10_000 + offset, [FRONT + 1.0, FRONT + 1.0]))
-    assert store.latest_trial_change("front") > last
-    fresh_process(monkeypatch)
-    with sqlite_work(store) as counted:
-        numbers = pareto.front_numbers(store, record)
-    return numbers, counted[0]
-
-
-def test_a_new_process_reads_the_kept_front_and_the_trials_changed_since_not_every_trial(tmp_path, monkeypatch):
+def test_a_study_never_shown_is_first_shown_from_its_kept_front_alone_whatever_its_size(tmp_path, monkeypatch):
+    """The writes of its trials kept its front current: a new process that shows it reads that
+    front, not every completed trial's values, and writes nothing."""
     work = {}
     for trials in (SMALL, LARGE):
         store, record = study_of(tmp_path, trials)
-        numbers, work[trials] = first_front_work(store, record, monkeypatch)
-        assert numbers == list(range(FRONT))
+        with store.transaction():
+            for offset in range(5):
+                store.add_trial(completed("front", 10_000 + offset, [FRONT + 1.0, FRONT + 1.0]))
+        assert store.stored_front("front", record.uid)[0] == store.latest_trial_change("front")
+        fresh_process(monkeypatch)
+        written = store.db.conn.total_changes
+        with sqlite_work(store) as counted:
+            assert pareto.front_numbers(store, record) == list(range(FRONT))
+        work[trials] = counted[0]
+        assert store.db.conn.total_changes == written
+        store.close()
+    assert work[LARGE] < work[SMALL] * 1.1, work
+
+
+def test_a_completed_trials_write_compares_it_with_the_front_not_every_trial(tmp_path):
+    """The transaction that stores a trial's end keeps its study's front: the same few lookups
+    and one row written at any study size."""
+    work = {}
+    for trials in (SMALL, LARGE):
+        store, record = study_of(tmp_path, trials)
+        store.add_trial(TrialRecord("front", trials, {"x": 0.0}, RUNNING))
+        with sqlite_work(store) as counted:
+            store.update_trial("front", trials, state=COMPLETE, values=[-1.0, 100.0], finished_at=2.0)
+        work[trials] = counted[0]
+        change, front = store.stored_front("front", record.uid)
+        assert (change, [number for number, _ in front]) == (store.latest_trial_change("front"), [trials, *range(FRONT)])
         store.close()
     assert work[LARGE] < work[SMALL] * 1.1, work
 
@@ -95,7 +106,6 @@ def test_the_front_a_new_process_finds_is_the_brute_force_front_as_trials_change
     rng = random.Random(seed)
     directions = [rng.choice(["minimize", "maximize"]) for _ in range(rng.choice([2, 2, 3]))]
     signs = [1 if d == "minimize" else -1 for d in directions]
-    monkeypatch.setattr(pareto, "FRONT_KEPT_AFTER", rng.choice([1, 3, 10]))
     store = SqliteStore(tmp_path / "random.db")
     record = add_study(store, "rand", directions)
     trials: dict[int, TrialRecord] = {}
@@ -118,61 +128,85 @@ def test_the_front_a_new_process_finds_is_the_brute_force_front_as_trials_change
                 store.add_trial(trial)
                 trials[number] = trial
         expected = brute_front(signs, trials)
+        change, front = store.stored_front("rand", "uid-rand")
+        assert change == store.latest_trial_change("rand")
+        assert sorted(front) == [(number, trials[number].values) for number in expected]
         assert sorted(pareto.front_numbers(store, record)) == expected
         if rng.random() < 0.6:
             fresh_process(monkeypatch)
         assert sorted(pareto.front_numbers(store, record)) == expected
-    assert store.stored_front("rand", "uid-rand") is not None
     store.close()
 
 
-def test_a_study_made_again_under_the_same_name_starts_from_no_kept_front(tmp_path, monkeypatch):
+def test_a_trial_end_stored_again_leaves_the_front_as_it_was(tmp_path, monkeypatch):
+    """An event delivered twice may store a trial's end again: the front, and what a new process
+    shows, are those of one end; a trial of the front that left the completed trials, or whose
+    values changed, has the front computed again."""
+    store, record = study_of(tmp_path, 60)
+    end = {"state": COMPLETE, "values": [FRONT - 1.0, 0.5], "metrics": {}, "finished_at": 3.0}
+    store.add_trial(TrialRecord("front", 60, {"x": 0.0}, RUNNING))
+    store.update_trial("front", 60, **end)
+    once = store.stored_front("front", record.uid)[1]
+    store.update_trial("front", 60, **end)
+    assert store.stored_front("front", record.uid)[1] == once
+    assert [number for number, _ in once] == [*range(FRONT - 1), 60]
+    store.update_trial("front", 60, state=RUNNING, values=None)
+    assert [number for number, _ in store.stored_front("front", record.uid)[1]] == list(range(FRONT))
+    store.update_trial("front", 3, values=[100.0, 100.0])
+    fresh_process(monkeypatch)
+    assert pareto.front_numbers(store, record) == [n for n in range(FRONT) if n != 3]
+    assert [number for number, _ in store.stored_front("front", record.uid)[1]] == [n for n in range(FRONT) if n != 3]
+    store.close()
+
+
+def test_a_study_made_again_under_the_same_name_starts_from_an_empty_front(tmp_path, monkeypatch):
     store = SqliteStore(tmp_path / "again.db")
     record = add_study(store, "again", ["minimize", "minimize"])
     store.add_trial(completed("again", 0, [1.0, 1.0]))
     assert pareto.front_numbers(store, record) == [0]
-    assert store.stored_front("again", "uid-again") is not None
     store.delete_study("again")
+    assert store.stored_front("again", "uid-again") is None
     definition = study_definition(name="again", maxTrials=10, objective=objective(["minimize", "minimize"]))
     other = store.add_study(StudyRecord(parse_study(definition), definition, ".", "uid-other", status="running"))
+    assert store.stored_front("again", "uid-other")[1] == []
     store.add_trial(completed("again", 0, [2.0, 3.0]))
     store.add_trial(completed("again", 1, [3.0, 2.0]))
     fresh_process(monkeypatch)
-    assert store.stored_front("again", "uid-other") is None
+    assert [number for number, _ in store.stored_front("again", "uid-other")[1]] == [0, 1]
     assert sorted(pareto.front_numbers(store, other)) == [0, 1]
     store.close()
 
 
-def test_a_database_from_before_the_kept_fronts_gets_their_table_and_computes_each_front_once(tmp_path, monkeypatch):
+def test_a_study_of_one_objective_keeps_no_front(tmp_path):
+    store = SqliteStore(tmp_path / "one.db")
+    definition = study_definition(name="one", maxTrials=10)
+    record = store.add_study(StudyRecord(parse_study(definition), definition, ".", "uid-one", status="running"))
+    store.add_trial(TrialRecord("one", 0, {"x": 0.0}, COMPLETE, values=[1.0]))
+    assert store.stored_front("one", record.uid) is None
+    store.close()
+
+
+@pytest.mark.parametrize("version", [43, 44])
+def test_a_database_from_before_the_kept_fronts_has_each_front_computed_once_as_it_is_opened(tmp_path, monkeypatch,
+                                                                                            version):
+    """From before the fronts' table, or from when it held fronts only as their readers left
+    them (behind their trials, or none): each multi-objective study's front is computed at its
+    latest trial change, and the next trial's write keeps it."""
     store, record = study_of(tmp_path, 40)
-    drop_study_fronts(store.tables())
-    store.db.execute("PRAGMA user_version = 43")
+    if version == 43:
+        drop_study_fronts(store.tables())
+    else:
+        store.db.execute("UPDATE study_fronts SET change = 3, front = '[[0, [0.0, 20.0]]]'")
+    store.db.execute(f"PRAGMA user_version = {version}")
     store.close()
     reopened = SqliteStore(tmp_path / "front-40.db")
     try:
-        assert reopened.stored_front("front", record.uid) is None
-        fresh_process(monkeypatch)
-        assert pareto.front_numbers(reopened, record) == list(range(FRONT))
         change, front = reopened.stored_front("front", record.uid)
         assert change == reopened.latest_trial_change("front")
         assert [number for number, _ in front] == list(range(FRONT))
+        reopened.add_trial(completed("front", 40, [-1.0, 100.0]))
+        assert [number for number, _ in reopened.stored_front("front", record.uid)[1]] == [40, *range(FRONT)]
+        fresh_process(monkeypatch)
+        assert pareto.front_numbers(reopened, record) == [*range(FRONT), 40]
     finally:
         reopened.close()
-
-
-def test_a_read_that_finds_the_store_busy_answers_its_front_and_keeps_none(tmp_path, monkeypatch):
-    """Keeping a front only spares later reads: where another process holds the write lock, the
-    reader answers the front it computed and keeps none, rather than wait for that write."""
-    store, record = study_of(tmp_path, 100)
-    other = SqliteStore(tmp_path / "front-100.db")
-    fresh_process(monkeypatch)
-    try:
-        with other.transaction():
-            assert pareto.front_numbers(store, record) == list(range(FRONT))
-            assert store.stored_front(record.name, record.uid) is None
-        fresh_process(monkeypatch)
-        assert pareto.front_numbers(store, record) == list(range(FRONT))
-        assert store.stored_front(record.name, record.uid) is not None
-    finally:
-        other.close()
-        store.close()

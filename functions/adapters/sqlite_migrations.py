@@ -395,6 +395,16 @@ def _migrate_44(db: sqlite_utils.Database) -> None:
                "change INTEGER NOT NULL, front TEXT NOT NULL)")
 
 
+def _migrate_45(db: sqlite_utils.Database) -> None:
+    """Each multi-objective study's Pareto front computed at its latest trial change: from here
+    on the transaction that writes a trial keeps its study's front current, and the readers only
+    read it (:mod:`functions.adapters.sqlite_fronts`). A later migration that changes trials'
+    values without a new trial change must compute them again."""
+    from functions.adapters.sqlite_fronts import fill_fronts
+
+    fill_fronts(db)
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -419,4 +429,4 @@ MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migra
               _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
               _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33, _migrate_34,
               _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
-              _migrate_41, _migrate_42, _migrate_43, _migrate_44)
+              _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45)

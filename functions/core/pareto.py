@@ -7,13 +7,11 @@ dashboard, the status of a study's Kubernetes resource), so none can tell anothe
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Generator, Hashable, Iterator
 from dataclasses import dataclass
 
-from functions.core.errors import TemporaryError
 from functions.core.pareto_search import extended_front, pareto_front
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spread import spread
@@ -28,22 +26,19 @@ whatever its size. ``katuna best`` and the dashboard's study page give the whole
 FRONTS_KEPT = 64
 """The most studies whose Pareto front a process keeps (the least recently shown goes first)."""
 
-
-FRONT_KEPT_AFTER = 200
-"""Trial changes after which a process that extended a study's Pareto front keeps it in the
-store again (:meth:`~functions.core.store_port.Store.keep_front`): a new process reads the kept
-front and at most about as many changed trials, not every completed trial's values."""
+FRONT_READ_AFTER = 200
+"""Trial changes past the front a process kept after which it reads the front the store keeps
+instead of the trials changed since (each of which costs less than the whole front's read)."""
 
 
 @dataclass(frozen=True)
 class _Front:
     """A study's Pareto front as last computed: the marker of the trials it was computed from
-    (None: read from the store), the latest trial change it covers, the change of the front the
-    store keeps, and its trials' numbers (in :func:`pareto_front`'s order) and values."""
+    (None: read from the store), the latest trial change it covers, and its trials' numbers (in
+    :func:`pareto_front`'s order) and values."""
 
     marker: Hashable
     change: int
-    stored: int
     numbers: list[int]
     values: dict[int, list[float]]
 
@@ -51,13 +46,13 @@ class _Front:
 class _Fronts:
     """The Pareto front last computed for each study (:class:`_Front`): shown again while the
     marker (:meth:`~functions.core.store_port.Store.trials_marker`) holds, a study's front costs
-    that one small read; once trials changed, the front is computed again from itself and the
-    trials changed since (:meth:`~functions.core.store_port.Store.changed_values`), not from
-    every completed trial, which took half a second for a study of 100,000 after each of its
-    trials. A process that has none starts from the front the store keeps
-    (:meth:`~functions.core.store_port.Store.stored_front`), and keeps it there again after
-    :data:`FRONT_KEPT_AFTER` changes. Keyed by the database and the study's uid, so a study made
-    again under the same name starts afresh; shared by the threads of a process."""
+    that one small read. A process that has none, or whose front the trials left behind, starts
+    from the front the store keeps current as it writes each trial
+    (:meth:`~functions.core.store_port.Store.stored_front`) and the trials changed since it, if
+    any (:meth:`~functions.core.store_port.Store.changed_values`): a read writes nothing, and
+    reads every completed trial only where the store keeps no front of the study. Keyed by the
+    database and the study's uid, so a study made again under the same name starts afresh;
+    shared by the threads of a process."""
 
     def __init__(self) -> None:
         self._kept: OrderedDict[tuple[Hashable, str, str], _Front] = OrderedDict()
@@ -74,9 +69,8 @@ class _Fronts:
             if kept is not None and kept.marker == marker:
                 self._kept.move_to_end(key)
                 return kept.numbers
-        front = _computed(store, record, marker, kept if kept is not None else _stored(store, record))
-        if front.change - front.stored >= FRONT_KEPT_AFTER or (front.stored == 0 < front.change):
-            front = _kept_in_store(store, record, front)
+        stored = _stored(store, record, -1 if kept is None else kept.change + FRONT_READ_AFTER)
+        front = _computed(store, record, marker, kept if stored is None else stored)
         with self._lock:
             self._kept[key] = front
             self._kept.move_to_end(key)
@@ -85,38 +79,28 @@ class _Fronts:
         return front.numbers
 
 
-def _stored(store: Store, record: StudyRecord) -> _Front | None:
-    """The front the store keeps for the study, if any."""
-    stored = store.stored_front(record.name, record.uid)
+def _stored(store: Store, record: StudyRecord, after: int) -> _Front | None:
+    """The front the store keeps for the study, if any covers a change after ``after``."""
+    stored = store.stored_front(record.name, record.uid, after)
     if stored is None:
         return None
     change, front = stored
-    return _Front(None, change, change, [number for number, _ in front], dict(front))
+    return _Front(None, change, [number for number, _ in front], dict(front))
 
 
 def _computed(store: Store, record: StudyRecord, marker: Hashable, kept: _Front | None) -> _Front:
-    """The study's front now: ``kept`` extended by the trials changed since, or computed from
-    every completed trial where there is none or a trial of it changed."""
+    """The study's front now: ``kept`` extended by the trials changed since (none where the
+    store's front is current), or computed from every completed trial where there is none or a
+    trial of it changed."""
     added, change = _updated(store, record.name, kept) if kept is not None else (None, 0)
     if kept is not None and added is not None:
         scored = {**kept.values, **added}
-        numbers = extended_front(record.spec, [(n, kept.values[n]) for n in kept.numbers], list(added.items()))
-        stored = kept.stored
+        numbers = extended_front(record.spec, [(n, kept.values[n]) for n in kept.numbers],
+                                 list(added.items())) if added else kept.numbers
     else:
         scored, change = _scored(store.changed_values(record.name, 0))
         numbers = pareto_front(record.spec, list(scored.items()))
-        stored = 0
-    return _Front(marker, change, stored, numbers, {number: scored[number] for number in numbers})
-
-
-def _kept_in_store(store: Store, record: StudyRecord, front: _Front) -> _Front:
-    """``front``, kept in the store for the next process; as it was where the store cannot
-    take the write now (busy, read-only): keeping it only spares a later process's reads."""
-    try:
-        store.keep_front(record.name, record.uid, front.change, [(n, front.values[n]) for n in front.numbers])
-    except TemporaryError:
-        return front
-    return dataclasses.replace(front, stored=front.change)
+    return _Front(marker, change, numbers, {number: scored[number] for number in numbers})
 
 
 def _scored(changed: tuple[list[tuple[int, list[float] | None]], int]) -> tuple[dict[int, list[float]], int]:

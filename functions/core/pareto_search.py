@@ -69,6 +69,43 @@ def extended_front(spec: Study, front: list[tuple[int, list[float]]], added: lis
     return [number for _, number in sorted(([s * v for s, v in zip(signs, values[n])], n) for n in kept)]
 
 
+def joined_front(spec: Study, front: list[tuple[int, list[float]]],
+                 added: list[tuple[int, list[float]]]) -> list[tuple[int, list[float]]]:
+    """:func:`pareto_front` of the trials of ``front`` (a Pareto front, in that function's order)
+    and the ``added`` ones, as (number, values) in that order: each added trial one of the front
+    beats is left out, and one that joins it takes out those it beats (dominance is transitive,
+    so a trial taken out beats none the front does not). A trial completed thus costs its
+    comparisons with the front alone; more than three objectives, or many trials added at once,
+    go through :func:`extended_front`."""
+    if len(spec.objectives) > 3 or len(added) > _JOINED_ONE_BY_ONE:
+        by_number = dict(front + added)
+        return [(number, by_number[number]) for number in extended_front(spec, front, added)]
+    signs = [1.0 if o.direction == MINIMIZE else -1.0 for o in spec.objectives]
+    joined = list(front)
+    keys = [([s * v for s, v in zip(signs, values)], number) for number, values in joined]
+    for number, values in added:
+        mine = [s * v for s, v in zip(signs, values)]
+        if any(_beats(theirs, mine) for theirs, _ in keys):
+            continue
+        kept = [at for at, (theirs, _) in enumerate(keys) if not _beats(mine, theirs)]
+        joined, keys = [joined[at] for at in kept], [keys[at] for at in kept]
+        at = bisect.bisect_left(keys, (mine, number))
+        joined.insert(at, (number, values))
+        keys.insert(at, (mine, number))
+    return joined
+
+
+_JOINED_ONE_BY_ONE = 64
+"""Trials added at most that :func:`joined_front` compares with the front one by one (more:
+the front of them all computed at once)."""
+
+
+def _beats(a: list[float], b: list[float]) -> bool:
+    """Whether the signed values ``a`` (less is better) are no worse than ``b`` on every
+    objective and better on one."""
+    return all(x <= y for x, y in zip(a, b)) and a != b
+
+
 _SHIFTS = 256
 """Entries of the staircase, per trial, its list inserts may shift in all before the front is
 found again by the tree (:func:`_front_by_tree`): the staircase is 4 to 10 times faster on the

@@ -291,13 +291,11 @@ class Store(Protocol):
         database's trials (a Pareto front, :mod:`functions.core.pareto`) is never taken for
         another's, whose trial change numbers count other changes."""
 
-    def stored_front(self, study: str, uid: str) -> tuple[int, list[tuple[int, list[float]]]] | None:
-        """The Pareto front kept for the study (that very study: ``uid``) by :meth:`keep_front`:
-        the trial change it covers and its trials' numbers and values; None when none is kept."""
-
-    def keep_front(self, study: str, uid: str, change: int, front: Sequence[tuple[int, list[float]]]) -> None:
-        """Keep the study's Pareto front as computed from its trials up to ``change`` (numbers
-        and values), unless one covering a later change is kept already."""
+    def stored_front(self, study: str, uid: str, after: int = -1) -> tuple[int, list[tuple[int, list[float]]]] | None:
+        """The Pareto front the store keeps for a study of several objectives (that very study:
+        ``uid``), current as of its latest trial change (the write of each trial brings it up to
+        date): that change and its trials' numbers and values; None when none is kept, or the one
+        kept covers no trial change after ``after``."""
 
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed
