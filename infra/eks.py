@@ -16,7 +16,7 @@ once those tags are written, so a tick that finds the group active writes them.
 
 A group katuna creates boots from katuna's launch template (:mod:`infra.eks_templates`),
 made before the group and deleted once the group is gone (a delete's check, or a delete that
-finds no group), or once EKS refuses the group's create for good; a create that EKS refuses because the template was deleted since its look (by
+finds no group, or the tick's :meth:`EksNodePools.tidy` for a group deleted as an orphan), or once EKS refuses the group's create for good; a create that EKS refuses because the template was deleted since its look (by
 the end of an earlier group of the same name) makes it again and asks once more.
 
 A group katuna creates for a study carries the study's uid as a tag
@@ -70,6 +70,8 @@ LIST_PAGES = 3
 EKS's default quota of managed node groups per cluster."""
 READS_PER_LIST = 30
 """The most groups one :meth:`EksNodePools.made` describes: EKS's default quota of groups per cluster."""
+TIDIED_GROUPS = 10
+"""The most absent groups whose launch templates one :meth:`EksNodePools.tidy` deletes."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -348,6 +350,17 @@ class EksNodePools:
         installation = self.cluster.installation
         if installation is None:
             return []
+        found = []
+        for name in [name for name in self._names() if name not in skip and not self.foreign.known(name)][:READS_PER_LIST]:
+            group = self._group(name)
+            if group is not None and ours(group, installation):
+                found.append(group_status(group))
+            elif group is not None:
+                self.foreign.add(name)
+        return found
+
+    def _names(self) -> list[str]:
+        """The cluster's group names (``list_nodegroups``, at most :data:`LIST_PAGES` pages)."""
         names: list[str] = []
         token: str | None = None
         for _ in range(LIST_PAGES):
@@ -356,14 +369,26 @@ class EksNodePools:
             token = page.get("nextToken")
             if not token:
                 break
-        found = []
-        for name in [name for name in names if name not in skip and not self.foreign.known(name)][:READS_PER_LIST]:
-            group = self._group(name)
-            if group is not None and ours(group, installation):
-                found.append(group_status(group))
-            elif group is not None:
-                self.foreign.add(name)
-        return found
+        return names
+
+    def tidy(self, before: float) -> list[str]:
+        """Delete the launch templates katuna made before ``before`` for groups the cluster no
+        longer has (a group deleted as an orphan leaves its template: no change of katuna's
+        checks that delete), those of at most :data:`TIDIED_GROUPS` groups a call; a group
+        listed, or created since, keeps its own (:meth:`LaunchTemplates.drop` looks again).
+        None outside the service."""
+        if self.cluster.installation is None:
+            return []
+        stale = self.templates.stale(before)
+        if not stale:
+            return []
+        listed = set(self._names())
+        gone = [name for name in sorted(stale) if name not in listed][:TIDIED_GROUPS]
+        return [template for name in gone for template in self._drop_stale(name, stale[name])]
+
+    def _drop_stale(self, name: str, found: list[dict[str, str]]) -> list[str]:
+        """Delete the group's stale templates, unless the group is back."""
+        return [] if self._group(name) is not None else self.templates.delete(found)
 
     def node_settings(self, name: str) -> tuple[str, frozenset[str]] | None:
         """The IAM role the group's nodes run as and its subnets, which EKS cannot change of a

@@ -136,6 +136,11 @@ def template_request(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
             "TagSpecifications": [{"ResourceType": "launch-template", "Tags": tags}]}
 
 
+def cluster_template_filters(cluster: EksCluster) -> list[dict[str, Any]]:
+    """``describe_launch_templates``'s filters that find the templates katuna made for the cluster's groups."""
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in {**MANAGED_BY, CLUSTER_TAG: cluster.name}.items()]
+
+
 def template_filters(cluster: EksCluster, name: str) -> list[dict[str, Any]]:
     """``describe_launch_templates``'s filters that find the templates katuna made for the group ``name``."""
     return [{"Name": f"tag:{key}", "Values": [value]} for key, value in _template_tags(cluster, name).items()]

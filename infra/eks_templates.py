@@ -18,12 +18,15 @@ from botocore.parsers import ResponseParserError
 
 from functions.core.nodepool import NodePool
 from infra.eks_errors import code
-from infra.eks_requests import EksCluster, template_filters, template_request
+from infra.eks_requests import POOL_TAG, EksCluster, cluster_template_filters, template_filters, template_request
 
 _NO_TEMPLATE = {"InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"}
 """EC2's codes for a launch template it does not have (asked by name, or by id)."""
 _TEMPLATE_TAKEN = "InvalidLaunchTemplateName.AlreadyExistsException"
 """EC2's code for a launch template name in use: made meanwhile by another run of the same create."""
+STALE_READ = 200
+"""The most of the cluster's templates one :meth:`LaunchTemplates.stale` reads: one page, the
+most EC2's ``DescribeLaunchTemplates`` answers at once (its ``MaxResults``, 1 to 200)."""
 
 
 class LaunchTemplates:
@@ -84,6 +87,27 @@ class LaunchTemplates:
         found = self.left(name)
         if found and group_back():
             return []
+        return self.delete(found)
+
+    def stale(self, before: float) -> dict[str, list[dict[str, str]]]:
+        """The launch templates katuna made for the cluster's groups before ``before`` (a Unix
+        time), by the group each is for (its :data:`~infra.eks_requests.POOL_TAG`), read in one
+        page of at most :data:`STALE_READ`: a later call finds the others once these are gone."""
+        try:
+            found = self.ec2.describe_launch_templates(Filters=cluster_template_filters(self.cluster),
+                                                       MaxResults=STALE_READ)
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise self._failed(exc) from exc
+        groups: dict[str, list[dict[str, str]]] = {}
+        for template in found["LaunchTemplates"]:
+            group = {tag["Key"]: tag["Value"] for tag in template.get("Tags") or []}.get(POOL_TAG)
+            if group and template["CreateTime"].timestamp() < before:
+                groups.setdefault(group, []).append({"LaunchTemplateName": template["LaunchTemplateName"],
+                                                     "LaunchTemplateId": template["LaunchTemplateId"]})
+        return groups
+
+    def delete(self, found: list[dict[str, str]]) -> list[str]:
+        """Delete the templates (one deleted meanwhile is gone too): the names of those deleted."""
         try:
             for template in found:
                 try:

@@ -265,6 +265,10 @@ class GkeNodePools:
                 and pool.config.resource_labels.get(INSTALLATION_KEY) == installation
                 and pool.config.resource_labels.get(OWNER_KEY)]
 
+    def tidy(self, before: float) -> list[str]:
+        """Nothing: katuna makes nothing beside a GKE pool, which takes all it made with it."""
+        return []
+
     def node_service_account(self, name: str) -> str | None:
         """The service account the pool's nodes run as (``default``: the cluster's default, as
         GKE names it), None when there is no such pool or it is being deleted (a pool created

@@ -24,6 +24,7 @@ with warnings.catch_warnings():
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePoolFailed
+from infra.gke_lasting import lasting
 from infra.gke_requests import CLUSTER_SETTINGS, NODE_ACCOUNT_SETTING
 
 API_ERRORS = (google_errors.GoogleAPICallError, google_errors.RetryError, OSError, GoogleAuthError)
@@ -35,7 +36,9 @@ _TEMPORARY_STATUSES = frozenset({"ABORTED", "UNAVAILABLE", "RESOURCE_EXHAUSTED",
 operation (its own control-plane upgrades and updates included) ``FAILED_PRECONDITION``, in
 wordings it does not publish, and Google's Terraform provider retries node-pool changes on that
 code alone: so does katuna, for at most ``KATUNA_POOL_WAIT``, after which the study fails with
-GKE's last words. An Autopilot cluster (:data:`_AUTOPILOT`) is the one such state known to last."""
+GKE's last words. Unless the refusal's details or words say it lasts (:func:`infra.gke_lasting.lasting`:
+a resource quota used up, an organization policy), or it is an Autopilot cluster's
+(:data:`_AUTOPILOT`): then it fails at once, naming the quota, location or policy."""
 _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
                                 "userRateLimitExceeded"})
 """``ErrorInfo`` reasons of a refusal (a 403 among them) that clears as operations finish or the minute turns."""
@@ -46,6 +49,13 @@ as GKE answers a change while the cluster itself is changing; the last as it end
 operation-… is currently upgrading cluster C. Please wait and try again once it is done.``,
 hashicorp/terraform-provider-google#3650 and #10366) and for a per-minute quota: temporary
 whatever code they come with."""
+_PASSING = re.compile(r"try again later|concurrent operations quota|GCE_STOCKOUT|ZONE_RESOURCE_POOL_EXHAUSTED"
+                      r"|currently unavailable in the \S+ zone", re.IGNORECASE)
+"""Words of a refusal of a code that may pass (:data:`_TEMPORARY_STATUSES`) that passes whatever its details: the cluster's concurrent operations
+(``Too many operations: cluster "C" hits the concurrent operations quota 5, please try again
+later.``, hashicorp/terraform-provider-google#15205) and a zone short of the machines asked
+for now (Compute Engine's stockout: ``ZONE_RESOURCE_POOL_EXHAUSTED``, ``A e2-standard-2 VM
+instance is currently unavailable in the europe-west4-a zone``)."""
 _AUTOPILOT = re.compile(r"\bAutopilot\b", re.IGNORECASE)
 """GKE's refusal of node-pool calls on an Autopilot cluster (``Autopilot node pools cannot be
 accessed or modified.``, as turbot/steampipe-plugin-gcp#591 quotes it): the cluster setting to fix."""
@@ -120,11 +130,15 @@ def translate(exc: Exception) -> Exception:
             return NodePoolFailed(f"GKE refused the request: {said}; the cluster is an Autopilot cluster, whose "
                                   "node pools GKE alone manages: name a Standard cluster, or leave nodePool out of "
                                   "the study", CLUSTER_SETTINGS)
-        if (status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
-                or _BUSY.search(said)):
-            return TemporaryError(f"GKE: {said}")
         field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(said) else \
             NODE_ACCOUNT_SETTING if _NO_SERVICE_ACCOUNT.match(said) else None
+        if (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS or _BUSY.search(said):
+            return TemporaryError(f"GKE: {said}")
+        if status_name(exc) in _TEMPORARY_STATUSES and field is None:
+            lasts = None if _PASSING.search(said) else lasting(exc, said)
+            if lasts is None:
+                return TemporaryError(f"GKE: {said}")
+            return NodePoolFailed(f"GKE refused the request: {said}; it lasts: {lasts}")
         return NodePoolFailed(f"GKE refused the request: {said}", field)
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):

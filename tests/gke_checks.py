@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
@@ -103,12 +104,17 @@ class Refused(Exception):
         self.answer = error(code, message, status)
 
 
-def error(code: int, message: str, status: str | None = None, reason: str | None = None) -> tuple[int, dict]:
-    """GKE's JSON error: code, message, canonical status, and the ``ErrorInfo`` reason if any."""
+def error(code: int, message: str, status: str | None = None, reason: str | None = None,
+          details: Sequence[dict[str, Any]] = ()) -> tuple[int, dict]:
+    """GKE's JSON error: code, message, canonical status, the ``ErrorInfo`` reason if any, and
+    other ``google.rpc`` details as their JSON forms (``QuotaFailure``, ``PreconditionFailure``,
+    ``RetryInfo``: each with its ``@type``, its fields in lowerCamelCase, as Google's REST errors
+    carry them)."""
     error: dict[str, Any] = {"code": code, "message": message, "status": status or STATUS.get(code, "UNKNOWN")}
-    if reason is not None:
-        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                             "domain": "googleapis.com", "metadata": {"service": "container.googleapis.com"}}]
+    found = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
+              "metadata": {"service": "container.googleapis.com"}}] if reason is not None else []
+    if found or details:
+        error["details"] = [*found, *details]
     return code, {"error": error}
 
 

@@ -31,7 +31,8 @@ GKE's 400 ``Location "L" does not exist.``
 
 Tests can fail the next operation with a message (``fail_next``: its pool is left ``ERROR``
 with that ``statusMessage``, as GKE says why a pool is in error), refuse the next request
-(``refuse_next``; of one method only with ``refuse_method``; with an ``ErrorInfo`` reason if given, as GKE's 403
+(``refuse_next``; of one method only with ``refuse_method``; with an ``ErrorInfo`` reason and other details
+(``QuotaFailure``, ``PreconditionFailure``, ``RetryInfo``) if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
 of an operation (``refused_operations``) or the next polls (``refused_polls``), carry out the next request of a method but lose its
 answer (``lose_next_answer``: the connection closes unanswered, as a reset or a timeout leaves
@@ -51,7 +52,7 @@ import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gke_checks import TAINT_EFFECTS, node_gpus
 from gke_operations import GkeOperations, Key
@@ -101,7 +102,9 @@ class GkeStub(GkeOperations):
         self.seconds = {**DEFAULT_SECONDS, **(seconds or {})}
         self.speed = speed
         self.fail_next: str | None = None
-        self.refuse_next: tuple[int, str] | tuple[int, str, str] | tuple[int, str, str, str] | None = None
+        self.refuse_next: tuple[Any, ...] | None = None
+        """The next request's refusal: code, message, and if given its status, ``ErrorInfo``
+        reason (or None) and other details (:func:`gke_checks.error`)."""
         self.refuse_method: str | None = None
         """The method (``POST``, ``GET``) whose next request ``refuse_next`` refuses; None: any."""
         self.lose_next_answer: str | None = None

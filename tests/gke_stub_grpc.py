@@ -72,13 +72,14 @@ class GrpcGke:
 
 
 def _status(error: dict[str, Any]) -> status_pb2.Status:
-    """The gRPC status of a JSON error: its canonical code, message and ``ErrorInfo`` details."""
+    """The gRPC status of a JSON error: its canonical code, message and details (each the
+    ``google.rpc`` message its ``@type`` names, its JSON form parsed as gRPC carries it)."""
     details = []
     for detail in error.get("details", []):
-        info = error_details_pb2.ErrorInfo(reason=detail["reason"], domain=detail["domain"],
-                                           metadata=detail.get("metadata", {}))
+        fields = {key: value for key, value in detail.items() if key != "@type"}
+        kind = getattr(error_details_pb2, detail["@type"].rpartition(".")[2])
         packed = any_pb2.Any()
-        packed.Pack(info)
+        packed.Pack(json_format.ParseDict(fields, kind()))
         details.append(packed)
     return status_pb2.Status(code=grpc.StatusCode[error["status"]].value[0], message=error["message"],
                              details=details)

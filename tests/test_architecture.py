@@ -27,7 +27,7 @@ VENDORS = {
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
-    "google": ("infra/gke.py", "infra/gke_errors.py"),
+    "google": ("infra/gke.py", "infra/gke_errors.py", "infra/gke_lasting.py"),
     "boto3": ("infra/eks.py", "infra/eks_errors.py"),
     "botocore": ("infra/eks.py", "infra/eks_creates.py", "infra/eks_errors.py", "infra/eks_groups.py",
                  "infra/eks_templates.py"),

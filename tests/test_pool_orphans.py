@@ -233,3 +233,44 @@ def test_the_services_pools_carry_its_installations_identity(gke_api: GkeStub, t
     labels = gke_api.pools["katuna-mine"]["config"]["resourceLabels"]
     assert labels[INSTALLATION_KEY] == installation_value("ml.tuning") != "ml.tuning", "GCE takes no '.'"
     assert int(before) <= int(labels[CREATED_KEY]) <= time.time()
+
+
+def katunas_templates(pools: eks.EksNodePools) -> list[str]:
+    found = pools.ec2.describe_launch_templates(Filters=[{"Name": "tag:app.kubernetes.io/managed-by",
+                                                          "Values": ["katuna"]}], MaxResults=200)
+    return sorted(template["LaunchTemplateName"].rpartition("-")[0] for template in found["LaunchTemplates"])
+
+
+def template_made(pools: eks.EksNodePools, group: str) -> float:
+    found = pools.ec2.describe_launch_templates(Filters=eks_requests.template_filters(pools.cluster, group))
+    return found["LaunchTemplates"][0]["CreateTime"].timestamp()
+
+
+def test_a_lost_node_groups_launch_template_is_deleted_once_the_group_is_gone(eks_cluster, tmp_path: Path):
+    """A group deleted as an orphan leaves its launch template (no change of katuna's checks that
+    delete): a later tick deletes the template of a group gone, and no other — not a group's
+    that is there, not one younger than the grace (a create under way makes its template first),
+    not another cluster's."""
+    pools = eks.EksNodePools(eks_cluster, *eks.clients(REGION))
+    pools.ensure(NodePool("katuna-lost", "eks", machine_types=("m5.xlarge",)), owner="ua", request_id="ua/0")
+    pools.ensure(NodePool("users", "eks", machine_types=("m5.xlarge",)))
+    other = eks.EksNodePools(replace(eks_cluster, name="other"), *eks.clients(REGION))
+    other.templates.make(NodePool("katuna-far", "eks", machine_types=("m5.xlarge",)))
+    moto_eks.minutes_pass()
+    store = SqliteStore(tmp_path / "empty.db")
+    clock = Clock(time.time() + GRACE + 60)
+    tick(store, pools, clock, tmp_path)
+    pools.templates.make(NodePool("katuna-young", "eks", machine_types=("m5.xlarge",)))
+    assert pools.describe("katuna-lost").state == "DELETING"
+    assert katunas_templates(pools) == ["katuna-katuna-far", "katuna-katuna-lost", "katuna-katuna-young",
+                                        "katuna-users"], "the template stays while its group is deleted"
+    moto_eks.minutes_pass()
+    assert pools.describe("katuna-lost") is None
+    made = {name: template_made(pools, name) for name in ("katuna-lost", "katuna-young")}
+    assert made["katuna-lost"] < made["katuna-young"]
+    clock.now = (made["katuna-lost"] + made["katuna-young"]) / 2 + GRACE
+    tick(store, pools, clock, tmp_path)
+    assert katunas_templates(pools) == ["katuna-katuna-far", "katuna-katuna-young", "katuna-users"]
+    tick(store, pools, clock, tmp_path)
+    assert katunas_templates(pools) == ["katuna-katuna-far", "katuna-katuna-young", "katuna-users"]
+    store.close()

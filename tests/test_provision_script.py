@@ -273,6 +273,21 @@ def test_gke_up_refused_for_now_until_the_timeout_says_so_and_creates_nothing(gk
         "the last pause, cut short by the timeout, is told to a tenth of a second"
 
 
+def test_gke_up_refused_for_a_quota_used_up_fails_at_once_naming_it(gke_api: GkeStub):
+    """A project's resource quota used up lasts until someone raises it: ``up`` says which,
+    and asks no more (not until --timeout)."""
+    quota = {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+        "subject": "projects/proj-7", "quotaMetric": "compute.googleapis.com/cpus",
+        "quotaId": "CPUS-per-project-region", "quotaDimensions": {"region": "europe-west4"}, "quotaValue": "24"}]}
+    gke_api.refuse_next = (429, "Insufficient regional quota to satisfy request: resource \"CPUS\"",
+                           "RESOURCE_EXHAUSTED", None, [quota])
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "5")
+    assert result.returncode == 1 and "trying again" not in result.stderr, result.stderr
+    assert "it lasts: a quota of the project is used up: compute.googleapis.com/cpus in region europe-west4 " \
+           "(limit 24)" in result.stderr
+    assert gke_api.pools == {}
+
+
 @pytest.mark.parametrize("refusal,method", [
     ((429, "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute'"), "POST"),
     ((400, "Cluster is running incompatible operation operation-9.", "FAILED_PRECONDITION"), "DELETE"),

@@ -245,6 +245,13 @@ class NodePools(Protocol):
         cloud's, bounded: on a cloud whose list gives names only (EKS), at most a bounded number
         of pools read."""
 
+    def tidy(self, before: float) -> list[str]:
+        """Delete what katuna made beside pools the cluster no longer has, made before
+        ``before`` (a Unix time), where nothing else will: the launch template of an EKS group
+        deleted with no change of katuna's to check (an orphan's); GKE makes nothing beside a
+        pool. None outside the service (no installation). The names of those deleted, a
+        bounded number a call."""
+
 
 class Resources(Protocol):
     """Study resources on a Kubernetes API: read and list them, write their status."""

@@ -21,6 +21,8 @@ at most :data:`POOLS_PER_SWEEP` a sweep, and none after a delete the cloud refus
 runs one operation of a cluster at a time: the next sweep asks again). A delete asked twice (two ticks at once) is success
 (an absent pool, or one being deleted, is). A pool of another installation, the provisioning
 script's and the user's own carry no identity of this installation, and are never taken.
+What katuna made beside a pool deleted so (an EKS group's launch template) is deleted by a later
+sweep once the pool is gone (:meth:`~functions.core.ports.NodePools.tidy`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Collection
 from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import PoolStatus, owner_value
 from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASING
+from functions.core.ports import NodePools
 from functions.core.records import StudyRecord
 from functions.core.store_port import Store
 from functions.handlers.deps import Deps
@@ -60,6 +63,7 @@ def release_orphans(deps: Deps, studies: Collection[StudyRecord]) -> None:
         return
     owners = {owner_value(record.uid) for record in studies}
     now = deps.clock()
+    tidy(pools, now - deps.orphan_grace)
     orphans = [found for found in made if orphaned(found, owners, held, now, deps.orphan_grace)]
     for found in orphans[:POOLS_PER_SWEEP]:
         try:
@@ -72,6 +76,19 @@ def release_orphans(deps: Deps, studies: Collection[StudyRecord]) -> None:
             continue
         log.warning("deleting node pool %s: made for study uid %s, which the store does not hold, %.0f s ago, "
                     "and no stored study uses it", found.name, found.owner, now - (found.created_at or now))
+
+
+def tidy(pools: NodePools, before: float) -> None:
+    """Delete what katuna made beside pools now gone, made before ``before`` (an orphan's EKS
+    launch template, which its delete leaves: no pool use checks that delete); a cloud that
+    cannot now is logged, and the next sweep tries again."""
+    try:
+        deleted = pools.tidy(before)
+    except KatunaError as exc:
+        log.warning("deleting what katuna made for node pools now gone: %s", exc)
+        return
+    if deleted:
+        log.warning("deleted %s, which katuna made for node pools now gone", ", ".join(deleted))
 
 
 def held_pools(store: Store, studies: Collection[StudyRecord], provider: str) -> set[str]:
