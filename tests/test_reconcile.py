@@ -575,7 +575,8 @@ def test_a_ticks_writes_from_what_it_read_never_land_on_a_study_made_since_under
     deps = Deps(store, None, lambda: 3.0)
     try:
         assert starting.current_attempt(store, old, seen) is None
-        starting._keep_lost(old, seen, deps, {"pod-of-a": Disruption("Evicted", "node drained")}, frozenset())
+        starting._keep_lost(old, seen, deps, {"pod-of-a": Disruption("Evicted", "node drained")}, frozenset(),
+                           None)
         starting._note_held(old, seen, deps, "waiting for Kueue to admit it (queue full)")
         assert store.lost_pods("demo", 0).of(1) == {} and store.get_trial("demo", 0).reason == ""
         assert starting.current_attempt(store, new, store.get_trial("demo", 0)) is not None, "B's own look writes"
