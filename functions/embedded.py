@@ -52,7 +52,8 @@ class Embedded:
                                       sole_parent=sole_parent)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead,
                          runner=Runner(self.executor.identity), running_trials=settings.max_running_trials,
-                         running_trials_set_by=settings.running_trials_set_by)
+                         running_trials_set_by=settings.running_trials_set_by,
+                         checkpoint_prunes=self.executor.prune_checkpoints if settings.prune_checkpoints else None)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped, done_soon=self._none_runs)
 

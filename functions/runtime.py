@@ -95,6 +95,7 @@ class Runtime:
         """This process, where its executor runs local trials: it leaves a study a live ``katuna
         run`` claimed to it, and claims none itself (the workers of every service on the database
         share the studies)."""
+        self._checkpoint_prunes = wired.checkpoint_prunes
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
                                           settings.remote_timeout)
@@ -142,7 +143,8 @@ class Runtime:
                     access_refusal=self.access_refusal, running_trials=self.settings.max_running_trials,
                     running_trials_set_by=self.settings.running_trials_set_by,
                     runs_on=self.settings.executor, runner=self.runner,
-                    katib_trials_kept=self.settings.katib_trials_kept, checkpoint_drops=self._checkpoint_drops)
+                    katib_trials_kept=self.settings.katib_trials_kept, checkpoint_drops=self._checkpoint_drops,
+                    checkpoint_prunes=self._checkpoint_prunes)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events, turns=self._turns)

@@ -1,11 +1,12 @@
 """Where a service process (:class:`functions.runtime.Runtime`) runs trials, as
 ``KATUNA_EXECUTOR`` says: as local processes, or as Kubernetes Jobs, with the ports that only a
 cluster offers (the running trials' logs, the admissions that hold Jobs, the access review, the
-Jobs deleting deleted studies' checkpoints from the claim)."""
+Jobs deleting deleted studies' checkpoints from the claim), and with ``KATUNA_PRUNE_CHECKPOINTS``
+the deletion of checkpoint folders no later trial copies, by the executor's own means."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from functions.adapters.local_executor import LocalExecutor
@@ -31,6 +32,7 @@ class ServiceExecutor(NamedTuple):
     access_refusal: Callable[[Study], Problem | None] | None = None
     runner: Runner | None = None
     checkpoint_drops: Callable[[TrialLaunch], bool] | None = None
+    checkpoint_prunes: Callable[[TrialLaunch, Sequence[int]], None] | None = None
 
 
 def service_executor(settings: Settings, clock: Callable[[], float], publish: Callable[[Event], None],
@@ -50,8 +52,10 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         executor = KubernetesExecutor(settings.cluster_defaults(), api, settings.report_url, clock=clock,
                                       installation=settings.installation_id, orphan_grace=settings.orphan_grace)
         refusal = Access(api, settings.cluster_defaults(), hands_tokens=bool(settings.report_url)).refusal
-        drops = executor.checkpoint_drops.ask
+        drops = executor.checkpoint_drops
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail, executor), executor, executor, refusal,
-                               checkpoint_drops=drops)
+                               checkpoint_drops=drops.ask,
+                               checkpoint_prunes=drops.prune if settings.prune_checkpoints else None)
     local = LocalExecutor(settings.logs, publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
-    return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity))
+    return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity),
+                           checkpoint_prunes=local.prune_checkpoints if settings.prune_checkpoints else None)

@@ -412,3 +412,55 @@ def test_the_last_run_that_fails_says_katuna_tries_no_more_and_what_to_do():
     again = checkpoint_drop.again(job, 2)
     assert again["spec"]["template"] == job["spec"]["template"] and again["metadata"]["annotations"] == {
         checkpoint_drop.RUNS: "2"}
+
+
+def test_a_prune_job_is_the_drop_job_named_for_the_trials_end_and_told_the_folders(tmp_path: Path, kube: KubeStub):
+    user = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 2000}
+    job = checkpoint_drop.prune_job(VOLUME_OF, UID, 12, [3, 5], user, "restricted", 600)
+    drop = drop_job(VOLUME_OF, UID, user, "restricted", 600)
+    validate(tmp_path, job)
+    assert kube.create_job("pbt", job, dry_run=True)[0] == 201
+    assert job["metadata"]["name"] == f"katuna-prune-{UID}-12"
+    pod, dropping = job["spec"]["template"]["spec"], drop["spec"]["template"]["spec"]
+    assert pod["containers"][0]["env"] == [{"name": "STUDY_FOLDER", "value": UID},
+                                           {"name": "TRIAL_FOLDERS", "value": "3,5"}]
+    assert (pod["securityContext"], pod["containers"][0]["securityContext"]) == \
+        (dropping["securityContext"], dropping["containers"][0]["securityContext"]), "the drop Job's user and limits"
+    assert {k: v for k, v in job["spec"].items() if k != "template"} == \
+        {k: v for k, v in drop["spec"].items() if k != "template"}
+    with pytest.raises(ValueError, match="trial numbers"):
+        checkpoint_drop.prune_job(VOLUME_OF, UID, 12, [], user, "restricted", 600)
+
+
+def test_the_program_deletes_only_the_trials_folders_named_following_no_link(tmp_path: Path):
+    claim = tmp_path / "claim"
+    study, outside = planted(claim)
+    (study / "1").mkdir(exist_ok=True)
+    (study / "2").mkdir(exist_ok=True)
+    os.symlink(outside, study / "9")
+    assert program.drop({"STUDY_FOLDER": UID, "TRIAL_FOLDERS": "1,9,7"}, claim) == 0
+    assert sorted(p.name for p in study.iterdir()) == [".2.partial", "0", "2"]
+    assert not (study / "1").exists() and not os.path.lexists(study / "9") and (study / "2").is_dir()
+    assert (outside / "keep" / "weights").read_text() == "not the study's"
+    assert program.drop({"STUDY_FOLDER": UID, "TRIAL_FOLDERS": "1,9"}, claim) == 0, "done already: nothing to do"
+    for bad in ("", "1,,2", "../2", "2/x", "-1", "1e3", "١", "9" * 12):
+        assert program.drop({"STUDY_FOLDER": UID, "TRIAL_FOLDERS": bad}, claim) == program.UNUSABLE, bad
+    assert (study / "2").is_dir()
+
+
+def test_a_pass_asks_a_prune_job_on_the_claim_once_and_it_deletes_the_folders(kube: KubeStub):
+    if ("pbt", CLAIM) not in kube.claims:
+        assert claims.create(kube, "pbt", {"metadata": {"name": CLAIM}, "spec": {
+            "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}})[0] == 201
+    definition = native_pbt()
+    record = StudyRecord(parse_study(definition), definition, ".", uid="feedbeef0003")
+    study = claims.folder_of(kube, "pbt", CLAIM) / record.uid
+    for number in range(4):
+        (study / str(number)).mkdir(parents=True)
+    drops = CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30))
+    launch = trial_launch(record, TrialRecord(record.name, 6, {"lr": 0.01}, generation=1, parent=2))
+    drops.prune(launch, [1, 2])
+    drops.prune(launch, [1, 2])
+    assert [name for _, name in kube.jobs if name.startswith("katuna-prune-feedbeef0003")] == \
+        ["katuna-prune-feedbeef0003-6"], "a pass made again finds its Job made"
+    eventually(lambda: sorted(p.name for p in study.iterdir()) == ["0", "3"], "the prune Job's run", timeout=60)

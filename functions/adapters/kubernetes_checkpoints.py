@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from kubernetes import client
@@ -57,15 +57,32 @@ class CheckpointDrops:
             return False
         job = checkpoint_drop.drop_job(cluster.checkpoints, launch.uid, self._user(launch), cluster.pod_security,
                                        cluster.ttl_seconds_after_finished)
-        name, namespace = job["metadata"]["name"], cluster.namespace or "default"
-        self._limits.fit(namespace, job, [checkpoint_drop.CONTAINER], alone=True)
-        doing = f"create Job {name} deleting study {launch.study}'s checkpoints"
-        if call(lambda: self._batch.create_namespaced_job(namespace, cast(client.V1Job, job)), doing,
-                tolerate=(409,)) is None:
-            stored = self._stored(namespace, name)
+        namespace = cluster.namespace or "default"
+        if not self._created(namespace, job, f"deleting study {launch.study}'s checkpoints"):
+            stored = self._stored(namespace, job["metadata"]["name"])
             if stored is not None and checkpoint_drop.failed_at(stored) is not None:
                 self._again(namespace, stored, 1)
         return True
+
+    def prune(self, launch: TrialLaunch, numbers: Sequence[int]) -> None:
+        """Ask for the checkpoint folders of the trials ``numbers`` of the study of ``launch``,
+        whose trial's end freed them, to be deleted from the claim (:func:`~functions.core.checkpoint_drop.prune_job`):
+        a Job named for that end, so a pass made again finds it made (and the sweep runs it
+        again if it failed). Nothing where the service has no claim any more."""
+        cluster = (launch.cluster or Cluster()).with_defaults(self._defaults)
+        if launch.checkpoint is None or cluster.checkpoints is None:
+            return
+        job = checkpoint_drop.prune_job(cluster.checkpoints, launch.uid, launch.number, numbers, self._user(launch),
+                                        cluster.pod_security, cluster.ttl_seconds_after_finished)
+        self._created(cluster.namespace or "default", job, f"deleting checkpoint folders of study {launch.study}")
+
+    def _created(self, namespace: str, job: dict[str, Any], doing: str) -> bool:
+        """Create ``job`` (its requests fit to the namespace's LimitRanges); False where a Job of
+        its name exists already."""
+        self._limits.fit(namespace, job, [checkpoint_drop.CONTAINER], alone=True)
+        name = job["metadata"]["name"]
+        return call(lambda: self._batch.create_namespaced_job(namespace, cast(client.V1Job, job)),
+                    f"create Job {name} {doing}", tolerate=(409,)) is not None
 
     def sweep(self, namespace: str) -> None:
         """Tell of each drop Job of ``namespace`` that failed, once (a warning: :func:`~functions.core.checkpoint_drop.left`),

@@ -27,7 +27,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -95,18 +95,16 @@ def dropped(log_dir: Path, log_folder: str, uid: str) -> bool:
     trial still writing in it, a permission) is :class:`~functions.core.errors.LogsUnavailable`:
     the study is kept, for a deletion again."""
     try:
-        folder = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        for part in Path(log_folder).parts:
-            inner = os.open(part, _DIRECTORY, dir_fd=folder)
+        folder = _reached(log_dir, Path(log_folder))
+        if folder is None:
+            return False
+        try:
+            os.stat(FOLDER, dir_fd=folder, follow_symlinks=False)
+            process_tree.end_study(uid)
+            _clear(folder, FOLDER)
+            return True
+        finally:
             os.close(folder)
-            folder = inner
-        os.stat(FOLDER, dir_fd=folder, follow_symlinks=False)
-        process_tree.end_study(uid)
-        _clear(folder, FOLDER)
-        return True
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as exc:
@@ -114,8 +112,57 @@ def dropped(log_dir: Path, log_folder: str, uid: str) -> bool:
             return False
         raise LogsUnavailable(f"cannot delete the study's checkpoints {log_dir / log_folder / FOLDER}: "
                               f"{exc.strerror or exc}; the study is kept, and deleting it again deletes them") from exc
+
+
+def pruned(base: Path, study: Path, numbers: Sequence[int]) -> list[int]:
+    """Delete the checkpoint folders of the trials ``numbers`` from the study's folder of them,
+    ``study`` under ``base`` (a local study's ``<log folder>/checkpoints`` under the logs folder;
+    a study's uid on the claim), which no later trial can copy
+    (:func:`~functions.core.pbt.never_copied`): the numbers of those that were there. Safe to
+    repeat (a folder gone is nothing to do). No link below ``base`` is followed: one on the way
+    to the study's folder leaves them all, as nothing katuna made is behind it; a link in a
+    folder is deleted, not followed. An ``OSError`` where one cannot be deleted (those before
+    it are gone)."""
+    folder = _reached(base, study)
+    if folder is None:
+        return []
+    try:
+        return [number for number in numbers if _gone(folder, str(number))]
     finally:
         os.close(folder)
+
+
+def _reached(base: Path, below: Path) -> int | None:
+    """The folder ``below`` under ``base`` opened, following no link below ``base``; None where
+    it is not there, or a link or a file is on the way."""
+    try:
+        folder = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        for part in below.parts:
+            inner = os.open(part, _DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    except (FileNotFoundError, NotADirectoryError):
+        os.close(folder)
+        return None
+    except OSError as exc:
+        os.close(folder)
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    return folder
+
+
+def _gone(folder: int, name: str) -> bool:
+    """Whether ``name`` was in ``folder``, deleted now (following no link)."""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    _clear(folder, name)
+    return True
 
 
 def removed(parent: Path, name: str) -> bool:
@@ -123,12 +170,7 @@ def removed(parent: Path, name: str) -> bool:
     following no link: whether it was there. Safe to repeat; an ``OSError`` when it cannot be."""
     folder = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    else:
-        _clear(folder, name)
-        return True
+        return _gone(folder, name)
     finally:
         os.close(folder)
 

@@ -171,6 +171,12 @@ class LocalExecutor(LocalAttempts):
     def drop_kept(self, study: str, uid: str, place: Place) -> None:
         """Nothing: a process keeps no workload once it ended, ``retain`` or not."""
 
+    def prune_checkpoints(self, launch: TrialLaunch, numbers: Sequence[int]) -> None:
+        """Delete the checkpoint folders of the trials ``numbers`` of the study of ``launch``
+        (:func:`~functions.adapters.local_checkpoints.pruned`), which no later trial copies."""
+        if launch.checkpoint is not None:
+            local_checkpoints.pruned(self.log_dir, Path(launch.checkpoint.folder).parent, numbers)
+
     def lingers(self, launch: TrialLaunch) -> bool:
         """False: an attempt's processes end with it (:mod:`functions.adapters.process_tree`)."""
         return False

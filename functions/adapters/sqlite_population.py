@@ -55,8 +55,29 @@ def population_trials(conn: sqlite3.Connection, study: str, n_population: int) -
         if conditions:
             rows.update((row[0], row) for row in conn.execute(
                 f"SELECT {COLUMNS} FROM trials WHERE study = ? AND ({' OR '.join(conditions)})", [FAIL, study, *args]))
+    return _read([rows[n] for n in sorted(rows)])
+
+
+def population_family(conn: sqlite3.Connection, study: str, numbers: list[int],
+                      generation: int | None) -> tuple[list[PopulationTrial], list[PopulationTrial]]:
+    """The trials of ``study`` numbered ``numbers`` and the completed ones of ``generation``
+    (None: none), and every trial whose parent is one of them, each by number: what deciding
+    whose checkpoint folders may go reads (:func:`functions.core.pbt.never_copied`)."""
+    rows = list(conn.execute(
+        f"SELECT {COLUMNS} FROM trials WHERE study = ? AND (number IN ({', '.join('?' * len(numbers))}) "
+        "OR (coalesce(generation, 0) IS ? AND state = ?)) ORDER BY number", [FAIL, study, *numbers, generation, COMPLETE]))
+    parents = [row[0] for row in rows]
+    children = []
+    for start in range(0, len(parents), GROUPS):
+        part = parents[start:start + GROUPS]
+        children += conn.execute(f"SELECT {COLUMNS} FROM trials WHERE study = ? AND parent IN "
+                                 f"({', '.join('?' * len(part))})", [FAIL, study, *part]).fetchall()
+    return _read(rows), _read(sorted(children))
+
+
+def _read(rows: list[Any]) -> list[PopulationTrial]:
     return [PopulationTrial(number, loads(params), generation, parent, state, loads(values), reason)
-            for number, params, generation, parent, state, values, reason in (rows[n] for n in sorted(rows))]
+            for number, params, generation, parent, state, values, reason in rows]
 
 
 def newest_generation(conn: sqlite3.Connection, study: str) -> tuple[int, int, int]:

@@ -281,6 +281,11 @@ class SqliteTrials(SqliteStudies):
         return sqlite_population.population_trials(self.db.conn, study, n_population)
 
     @reading
+    def population_family(self, study: str, numbers: list[int],
+                          generation: int | None) -> tuple[list[PopulationTrial], list[PopulationTrial]]:
+        return sqlite_population.population_family(self.db.conn, study, numbers, generation)
+
+    @reading
     def newest_generation(self, study: str) -> tuple[int, int, int]:
         return sqlite_population.newest_generation(self.db.conn, study)
 

@@ -35,14 +35,19 @@ pod said, and the likely cause), and runs it again (:func:`again`) once it has b
 :data:`RETRY_AFTER` seconds, :data:`MAX_RUNS` runs in all, counted in its :data:`RUNS`
 annotation: what a trial's pod still writing made fail deletes at the next, and a folder its
 user may not empty is deleted once the operator, told, fixed its owner. A deletion asked again
-runs a failed Job again at once. No I/O.
+runs a failed Job again at once.
+
+With ``KATUNA_PRUNE_CHECKPOINTS``, the same Job deletes, while the study runs, the folders of
+the trials no later trial copies (:func:`prune_job`, :data:`TRIALS_ENV` naming them): one Job
+per trial end that freed them, named from the study's uid and that trial's number
+(:func:`prune_name`), so a pass made again finds its Job made. No I/O.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +62,14 @@ COMMAND = ("python", "-I", "-m", "functions.checkpoint_drop")
 is not on its import path, and no ``PYTHON*`` variable changes how it starts."""
 STUDY_ENV = "STUDY_FOLDER"
 """The variable naming the study's folder in the claim: its uid."""
+TRIALS_ENV = "TRIAL_FOLDERS"
+"""The variable naming, comma-separated, the trials' folders a prune Job deletes from the
+study's folder (their numbers); where it is absent, the Job deletes the study's folder."""
+PRUNE_PREFIX = "katuna-prune-"
+"""A prune Job's name before the study's uid and the number of the trial whose end freed the folders."""
+MOST_FOLDERS = 10_000
+"""Trials' folders one prune Job may name, at most: a study's trials, at most
+(:data:`functions.core.pbt.MOST_TRIALS`)."""
 CLAIM_FOLDER = "/checkpoints"
 """Where the container finds the whole claim."""
 CONTAINER = "delete-checkpoints"
@@ -117,6 +130,30 @@ def drop_job(volume: CheckpointVolume, uid: str, user: Mapping[str, Any], level:
             "spec": spec}
 
 
+def prune_name(uid: str, number: int) -> str:
+    return f"{PRUNE_PREFIX}{uid}-{number}"
+
+
+def prune_job(volume: CheckpointVolume, uid: str, number: int, numbers: Sequence[int], user: Mapping[str, Any],
+              level: str, ttl: int | None) -> dict[str, Any]:
+    """The Job deleting the folders of the trials ``numbers`` from the study ``uid``'s folder of
+    the claim, freed by the end of trial ``number``: the drop Job (:func:`drop_job`: its user,
+    pod security, bounds and program) named for that end and told which folders."""
+    if not numbers or len(numbers) > MOST_FOLDERS or any(n < 0 for n in numbers):
+        raise ValueError(f"expected 1 to {MOST_FOLDERS} trial numbers, got {len(numbers)}")
+    job = drop_job(volume, uid, user, level, ttl)
+    job["metadata"]["name"] = prune_name(uid, number)
+    job["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": TRIALS_ENV, "value": ",".join(str(n) for n in numbers)})
+    return job
+
+
+def pruned_folders(job: Mapping[str, Any]) -> str | None:
+    """The trials' folders a prune Job deletes (:data:`TRIALS_ENV`), or None for a drop Job."""
+    container = (job["spec"]["template"]["spec"].get("containers") or [{}])[0]
+    return next((e.get("value") for e in container.get("env") or [] if e.get("name") == TRIALS_ENV), None)
+
+
 def failed_at(job: Mapping[str, Any]) -> tuple[str, float] | None:
     """The reason and the time (seconds since the epoch) a stored Job failed (its ``Failed``
     condition, true), or None."""
@@ -162,8 +199,11 @@ def left(job: Mapping[str, Any], namespace: str, reason: str, said: str | None, 
     claim = next((v.get("persistentVolumeClaim", {}).get("claimName") for v in pod.get("volumes") or []
                   if v.get("name") == VOLUME), None)
     user = ((pod.get("containers") or [{}])[0].get("securityContext") or {}).get("runAsUser")
+    folders = pruned_folders(job)
     text = (f"Job {namespace}/{name} failed ({reason}, run {run} of {MAX_RUNS}): the checkpoints of the deleted "
-            f"study of uid {uid} are left on claim {claim}, in its folder {uid}")
+            f"study of uid {uid} are left on claim {claim}, in its folder {uid}") if folders is None else (
+            f"Job {namespace}/{name} failed ({reason}, run {run} of {MAX_RUNS}): the checkpoint folders {folders} "
+            f"of the study of uid {uid}, which no later trial copies, are left on claim {claim}, in its folder {uid}")
     text += f"; its last pod said: {' '.join(said.split())}" if said else "; no pod of it said why"
     if said and any(words in said for words in DENIED):
         text += (f". Likely cause: its user (runAsUser {user}, as the trials' pod spec gives it, else their "
@@ -171,5 +211,7 @@ def left(job: Mapping[str, Any], namespace: str, reason: str, said: str | None, 
                  "spec the runAsUser and fsGroup they write as, or make the folder deletable by that user")
     if retry:
         return text + f". katuna runs it again in {RETRY_AFTER} s"
+    if folders is not None:
+        return text + ". katuna runs it no more: they go with the study's folder once the study is deleted"
     return text + (f". katuna runs it no more: delete the folder {uid} from the claim by hand (as the user "
                    "that owns its files)")

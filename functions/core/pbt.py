@@ -17,6 +17,9 @@ to copy its parent's checkpoint folder (too large, a FIFO in it, a file it canno
 would refuse again: that child stays failed, and its parent is given no other child while
 another trial of its generation may be.
 
+Katib's service keeps every trial's checkpoint folder while the Experiment lives. A study may
+delete, as trials end, the folders no later trial can copy (:func:`never_copied`).
+
 Katib's service keeps these as in-memory queues; here every decision follows from the trials
 stored (:class:`Member`) and a random generator the caller seeds per trial, so the trial asked
 for is the same whichever process asks, and nothing is lost with a process. No I/O.
@@ -74,6 +77,8 @@ class Member:
     score: float | None = None
     refused: bool = False
     """Failed because its parent's checkpoint folder was refused: not run again."""
+    finished: bool = False
+    """Ended (succeeded, failed or pruned): no attempt of it runs, or will, in its folder."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +150,49 @@ def _pools(members: Sequence[Member]) -> dict[int, list[Member]]:
 
 def _unanswered_failure(members: Sequence[Member]) -> Member | None:
     """The first failed member not run again yet: run again as one later member of the same
-    generation, parent and hyperparameters. One pass from the last member back, so a study of
-    many failures costs no more than one of few."""
+    generation, parent and hyperparameters."""
+    failures = _unanswered_failures(members)
+    return failures[-1] if failures else None
+
+
+def _unanswered_failures(members: Sequence[Member]) -> list[Member]:
+    """The failed members (by number) not run again yet, not refused their parent's folder, the
+    last first. One pass from the last member back, so a study of many failures costs no more
+    than one of few."""
     later: set[tuple[Any, ...]] = set()
-    first = None
+    found = []
     for member in reversed(members):
         key = _plan_of(member)
         if member.ended == FAILED and not member.refused and key not in later:
-            first = member
+            found.append(member)
         later.add(key)
-    return first
+    return found
+
+
+def newest_pool(settings: Settings, members: Sequence[Member]) -> int | None:
+    """The newest generation with ``n_population`` succeeded members (None while there is
+    none): the pool :func:`next_plan` draws parents from."""
+    return max((g for g, pool in _pools(members).items() if len(pool) >= settings.n_population), default=None)
+
+
+def never_copied(newest: int | None, candidates: Sequence[Member], family: Sequence[Member]) -> list[int]:
+    """The numbers of the ``candidates`` whose checkpoint folders no later trial can copy, given
+    the ``newest`` pool (:func:`newest_pool`, read no later than ``family``) and ``family``,
+    every member (by number) whose parent is a candidate. A candidate's folder is kept while it
+    has not ended (its own attempts use it), while it may still be chosen as a parent (it
+    succeeded in the newest pool's generation or a later one: pools only move to later
+    generations, so one older is never drawn from again), and while a child of it has not
+    ended (its attempt may still copy the folder) or failed and is not run again yet (that is
+    run again from a fresh copy), unless katuna refused it the copy (never run again).
+    A failed or pruned member is never a parent."""
+    needed = {m.parent for m in family if not m.finished}
+    needed |= {m.parent for m in _unanswered_failures(family)}
+    return [m.number for m in candidates if m.finished and m.number not in needed and not _drawable(m, newest)]
+
+
+def _drawable(member: Member, newest: int | None) -> bool:
+    """Whether ``member`` may yet be in the pool a child's parent is drawn from."""
+    return member.ended == SUCCEEDED and member.score is not None and (newest is None or member.generation >= newest)
 
 
 def _plan_of(member: Member) -> tuple[Any, ...]:

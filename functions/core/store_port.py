@@ -278,6 +278,12 @@ class Store(Protocol):
         ``n_population`` succeeded trials with the next one; its decision on them is its
         decision on all of the study's trials."""
 
+    def population_family(self, study: str, numbers: list[int],
+                          generation: int | None) -> tuple[list[PopulationTrial], list[PopulationTrial]]:
+        """The study's trials numbered ``numbers`` and the completed ones of ``generation``
+        (None: none), and the trials whose parent is one of them, each by number
+        (:mod:`functions.adapters.sqlite_population`)."""
+
     def newest_generation(self, study: str) -> tuple[int, int, int]:
         """The newest generation of the study's trials, its trials and those that completed,
         counted in one statement (0, 0, 0 while no trial has a generation)."""

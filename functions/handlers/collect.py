@@ -43,6 +43,7 @@ from functions.core.records import (
 )
 from functions.core.spec import MetricsCollector
 from functions.handlers.asking import tell
+from functions.handlers.checkpoint_prunes import prune_after
 from functions.handlers.deps import Deps, study_here
 from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
@@ -127,6 +128,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if state == COMPLETE and record.spec.early_stopping is not None:
         record_curve(record, trial, deps)
     tell(record, deps, trial.number, state, values)
+    prune_after(record, deps, trial)
     return go_on(record, deps, replace(trial, **outcome))
 
 

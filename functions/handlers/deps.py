@@ -8,7 +8,7 @@ through the executor, and returns the events to emit. It never talks HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from functions.core.cluster import Cluster
@@ -87,6 +87,10 @@ class Deps:
     """Ask the cluster to delete the checkpoints on ``KATUNA_CHECKPOINT_CLAIM`` of the study of
     a trial launch (:mod:`functions.core.checkpoint_drop`): whether it was asked (False: the study
     has none there, or the service no claim); None where trials do not run as Jobs."""
+    checkpoint_prunes: Callable[[TrialLaunch, Sequence[int]], None] | None = None
+    """Delete the checkpoint folders of the trials numbered so of the study of a trial launch,
+    which no later trial copies (:mod:`functions.handlers.checkpoint_prunes`); None unless
+    ``KATUNA_PRUNE_CHECKPOINTS`` is true."""
 
 
 def study_here(deps: Deps, name: str) -> StudyRecord:

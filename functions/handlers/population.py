@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import optuna
 
 from functions.core import checkpoints, pbt
-from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAIL, FINISHED_STATES, StudyRecord, TrialRecord
 from functions.core.samplers import sampler_for, trial_seed
 from functions.core.space import sample, sampler_params
 from functions.core.spec import KnownResult
@@ -62,4 +62,5 @@ def member(record: StudyRecord, trial: TrialRecord | PopulationTrial) -> pbt.Mem
     if trial.state == COMPLETE and trial.values:
         score = trial.values[0] if record.spec.objectives[0].direction == "maximize" else -trial.values[0]
     refused = ended == pbt.FAILED and checkpoints.refused(trial.reason)
-    return pbt.Member(trial.number, trial.params, trial.generation or 0, trial.parent, ended, score, refused)
+    return pbt.Member(trial.number, trial.params, trial.generation or 0, trial.parent, ended, score, refused,
+                      trial.state in FINISHED_STATES)

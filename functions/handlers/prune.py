@@ -39,6 +39,7 @@ from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
 from functions.core.spec import known_results
 from functions.handlers.asking import optuna_study, tell
+from functions.handlers.checkpoint_prunes import prune_after
 from functions.handlers.deps import Deps, study_here
 from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
@@ -90,6 +91,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     stop_once_stored(record, [trial], deps)
     _carry(storage, trial_id, through)
     tell(record, deps, trial.number, PRUNED)
+    prune_after(record, deps, trial)
     return go_on(record, deps, None)
 
 

@@ -21,6 +21,7 @@ from functions.core.remade_pods import Remade
 from functions.core.store_port import Store, has_study
 from functions.handlers import ahead, turns
 from functions.handlers.asking import ask_trials, check_stop, complete, tell
+from functions.handlers.checkpoint_prunes import prune_after
 from functions.handlers.deps import Deps
 
 
@@ -42,6 +43,7 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
         failed: dict[str, Any] = {"state": FAIL, "reason": _refusal(refused), "finished_at": deps.clock()}
         deps.store.update_trial(record.name, trial.number, **failed)
         tell(record, deps, trial.number, FAIL)
+        prune_after(record, deps, trial)
         return replace(trial, **failed)
     if trial.state != RUNNING:
         deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock(),

@@ -190,7 +190,11 @@ class Settings:
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
     ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_CHECKPOINT`` (4,096 MiB): the most bytes of a trial's
     checkpoint folder copied for a child trial under population-based training (a larger one
-    fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_RUNNING_TRIALS``: the most trials ``katuna run`` and
+    fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_PRUNE_CHECKPOINTS``
+    (false): ``true`` deletes, as trials end, the checkpoint folders of population-based training
+    no later trial can copy (:mod:`functions.handlers.checkpoint_prunes`): a local trial's at once,
+    a trial Job's on the claim by a Job (:func:`functions.core.checkpoint_drop.prune_job`).
+    ``KATUNA_MAX_RUNNING_TRIALS``: the most trials ``katuna run`` and
     ``katuna serve`` run at once across every study on the database (the CPUs this process may
     use where trials are local processes, 1,000 where they are Jobs); a trial past it waits,
     saying why, until another ends (:mod:`functions.handlers.spawn`). A study's ``parallelism``
@@ -246,6 +250,7 @@ class Settings:
     max_body: int = 1 << 20
     max_log: int = 8 << 20
     max_checkpoint: int = 4 << 30
+    prune_checkpoints: bool = False
     workdir: Path = Path(".")
     events: str = "queue"
     sink: str | None = None

@@ -25,6 +25,7 @@ import contextlib
 import os
 import re
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -37,6 +38,8 @@ from typing import NamedTuple
 from kube_standin.clock import SimulatedClock
 from kube_standin.environment import expand
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The checkout whose tests run: katuna's image holds its code."""
 KILLED = -9
 """A killed process's return code (SIGKILL), as :class:`subprocess.Popen` reports it."""
 
@@ -219,13 +222,24 @@ class SimulatedContainers:
 
 
 def image_interpreter(directory: Path) -> Path:
-    """A directory whose ``python`` and ``python3`` are this interpreter: what a container's
-    command finds first on its ``PATH`` in place of the image's Python."""
+    """A directory whose ``python`` and ``python3`` are this interpreter, as a virtual
+    environment (its ``pyvenv.cfg`` beside the directory) whose packages are the code of the
+    checkout under test, then those this interpreter has: what a container's command finds first
+    on its ``PATH`` in place of the image's Python. So katuna's image runs the code under test,
+    with ``python -I`` too, which reads no ``PYTHONPATH``, even where this interpreter's own
+    katuna is another checkout's."""
     directory.mkdir(parents=True, exist_ok=True)
+    base = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (directory.parent / "pyvenv.cfg").write_text(f"home = {base.parent}\ninclude-system-site-packages = false\n"
+                                                 f"version = {version}.{sys.version_info.micro}\n")
+    packages = directory.parent / "lib" / f"python{version}" / "site-packages"
+    packages.mkdir(parents=True, exist_ok=True)
+    (packages / "under-test.pth").write_text("\n".join([str(CHECKOUT), *site.getsitepackages()]) + "\n")
     for name in ("python", "python3"):
-        script = directory / name
-        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        script.chmod(0o755)
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+        (directory / name).symlink_to(base)
     return directory
 
 
