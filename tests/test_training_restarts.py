@@ -157,12 +157,13 @@ def test_a_failed_pod_of_an_on_failure_replica_is_made_again_unless_its_backoff_
         assert _conditions(cluster)["Failed"]["message"].endswith("reached the specified backoff limit")
 
 
-def _look_on(executor, launch):
+def _look_on(executor, launch, state: dict | None = None):
     """The executor's look, the pods it saw of ``ExitCode`` replicas kept for the next look as
-    the ``trial.finished`` look handler keeps them with the trial."""
+    the ``trial.finished`` look handler keeps them with the trial (in ``state["launch"]``)."""
     from dataclasses import replace
 
-    state = {"launch": launch}
+    state = {} if state is None else state
+    state["launch"] = launch
 
     def look():
         seen = executor.look(state["launch"])
@@ -244,3 +245,72 @@ def test_preempted_pods_of_an_exit_code_replica_are_not_counted_as_its_failures(
         with cluster.lock:
             cluster.operators.add("training-operator")
     assert look() is None and len(uids) == 2, "made again twice, the trial runs on"
+
+
+def _taken_back(cluster: KubeStub, name: str, how: str) -> None:
+    """The node ``name`` taken back from under its pods: its Node deleted (an EKS spot instance
+    terminated, a pool deleted under them), or shutting down (a GKE spot VM's notice: not
+    Ready, its pods failed by its kubelet)."""
+    if how == "deleted":
+        cluster.remove_node(name)
+        return
+    with cluster.lock:
+        node = cluster.nodes[name]
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        ready.update(status="False", reason="KubeletNotReady", message="node is shutting down")
+        cluster.modified("nodes", node)
+        for pod in [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name]:
+            cluster.kubelets.disrupt(cluster, pod, "TerminationByKubelet")
+
+
+@pytest.mark.parametrize("how", ["deleted", "shutting down"])
+def test_a_preemption_of_an_exit_code_replica_no_look_saw_is_not_counted_as_its_failure(cluster: KubeStub, how):
+    """The operator deletes a preempted pod of an ``ExitCode`` replica and makes it again within
+    a second, mostly before any look sees it fail. The look that sees its replacement reads the
+    node it ran on, once: that node gone, or shutting down, the pod was preempted, and a trial
+    with a ``backoffLimit`` of 1 runs on."""
+    from kube_standin.nodes import STATIC_ALLOCATABLE, node
+
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    cluster.add_node(node("node-spare", {}, (), STATIC_ALLOCATABLE, cluster.clock.stamp()))
+    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None,
+                         trial_spec=_oom_trial("spot", backoffLimit=1), primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    state: dict = {}
+    look = _look_on(executor, launch, state)
+
+    def pod() -> dict | None:
+        with cluster.lock:
+            return json.loads(json.dumps(cluster.pods.get(("default", "spot-0-master-0"))))
+
+    eventually(lambda: look() is None and (pod() or {}).get("status", {}).get("phase") == "Running",
+               "the pod to run, seen by a look", timeout=30, interval=0.02)
+    first = pod()
+    _taken_back(cluster, first["spec"]["nodeName"], how)
+    eventually(lambda: (pod() or first)["metadata"]["uid"] != first["metadata"]["uid"], "the pod to be made again",
+               timeout=30, interval=0.01)
+    for _ in range(3):
+        assert look() is None, "a preemption is not the trial's failure"
+    kept = state["launch"].remade_pods
+    assert kept.names["spot-0-master-0"][0] == first["metadata"]["uid"] and first["metadata"]["uid"] in kept.disrupted
+    assert [a for a in cluster.audit if a[1] == "nodes"] == [("list", "nodes", "", "")], "its node read once"
+
+
+def test_pods_judged_by_their_node_merge_with_other_looks_in_either_order():
+    """Two looks merged in either order keep the same pods: one judged preempted by its node
+    stays so whatever a look that did not read it says, and is never read again; one judged
+    well is a failure of its own, read once too."""
+    from functions.core.remade_pods import Remade, SeenPod
+
+    first = Remade().seen([SeenPod("p-master-0", "a", node="n1"), SeenPod("p-worker-0", "c", node="n2")])
+    stale = first.seen([SeenPod("p-master-0", "b", node="n3"), SeenPod("p-worker-0", "d", node="n3")])
+    assert stale.unjudged() == {"a": "n1", "c": "n2"}
+    judged = stale.judged(stale.unjudged(), {"n1"})
+    assert judged.unjudged() == {} and judged.failures() == {"p-worker-0": [None]}
+    for merged in (judged.merged(stale), stale.merged(judged), judged.merged(judged)):
+        assert merged == judged
+        assert Remade.from_dict(json.loads(json.dumps(merged.to_dict()))) == judged

@@ -16,7 +16,7 @@ from kubernetes import client
 from functions.adapters.kubernetes_client import call
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_refused import refused_create
-from functions.adapters.kubernetes_remade import names_of, seen_pods
+from functions.adapters.kubernetes_remade import judge, names_of, seen_pods
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_sidecars import held_end
 from functions.adapters.kubernetes_status import (
@@ -213,7 +213,8 @@ class Looks:
         """The end of an attempt whose workload of another kind than Job runs, if it has one:
         past the trial's timeout; a Training Operator job whose ``ExitCode`` replicas' pods were
         made again as many times as its ``runPolicy.backoffLimit`` (:mod:`functions.core.remade_pods`,
-        counted from the pods read below, kept with the trial); one whose pod could not start
+        counted from the pods read below, kept with the trial; the node of one whose end no look
+        saw read once: :func:`~functions.adapters.kubernetes_remade.judge`); one whose pod could not start
         within the start allowance. Its primary pods are read only once it may be past its
         timeout, and all its pods once a look, for both of the others."""
         ended = self._timed_out(launch, created_at(workload), None)
@@ -223,8 +224,9 @@ class Looks:
         replicas = remaking(workload)
         remade = None
         if replicas:
-            remade = launch.remade_pods.seen(seen_pods(pods, replicas, primary_container_name(launch)))
-            past = past_limit(remade, backoff_limit(workload), names_of(pods, replicas))
+            remade, judged = judge(self._core, launch.remade_pods.seen(
+                seen_pods(pods, replicas, primary_container_name(launch))))
+            past = past_limit(remade, backoff_limit(workload), names_of(pods, replicas)) if judged else None
             if past is not None:
                 code, why = past
                 kind = workload.get("kind")

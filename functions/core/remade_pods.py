@@ -13,7 +13,10 @@ more): a pod name seen under a new uid was made again, and the pod seen before u
 failure, with its end where a look saw it failed (its code and reason), unseen where it was
 deleted between two looks. A pod seen disrupted (a spot node's preemption, an eviction: its
 ``DisruptionTarget`` condition or kubelet's reason) is a run lost, never a failure: those are
-the attempts' (``trialTemplate.maxAttempts``). Once the failures reach the job's
+the attempts' (``trialTemplate.maxAttempts``). So is one whose end no look saw where the node
+it ran on, read once when its replacement is first seen (:meth:`Remade.unjudged`), was gone,
+being deleted or taken back (:meth:`Remade.judged`): a preemption's failed pod is deleted by
+the operator within a second, mostly before any look. Once the failures reach the job's
 ``runPolicy.backoffLimit`` (katuna's default :data:`~functions.core.trial_kinds.BACKOFF_LIMIT`
 where its trialSpec sets none), as the operator counts restarts in place against it, the trial
 fails with what ended them (:func:`past_limit`), and its workload is deleted.
@@ -74,25 +77,46 @@ class SeenPod(NamedTuple):
     reason: str = ""
     failed: bool = False
     disrupted: bool = False
+    node: str = ""
+    """The node it was bound to (``spec.nodeName``); empty while it had none."""
 
 
 @dataclass(frozen=True)
 class Remade:
     """What the looks at one attempt saw of its ``ExitCode`` replicas' pods, kept with the trial:
     by pod name, the uids seen (oldest first, at most :data:`KEPT_UIDS` each); the end of each
-    seen failed on its own; the uids seen disrupted. Merging what a look saw before changes
-    nothing, and two looks merge in either order (at-least-once delivery)."""
+    seen failed on its own; the uids seen disrupted, or whose node was found taken back; the
+    node of each; the uids whose node was read and found well. Merging what a look saw before
+    changes nothing, and two looks merge in either order (at-least-once delivery): a pod found
+    disrupted by either is."""
 
     names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ends: Mapping[str, tuple[int | None, str]] = field(default_factory=dict)
     disrupted: frozenset[str] = frozenset()
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    judged_well: frozenset[str] = frozenset()
 
     def seen(self, pods: Iterable[SeenPod]) -> Remade:
         """These with ``pods`` seen now."""
+        pods = list(pods)
         return self.merged(Remade(
             {pod.name: (pod.uid,) for pod in pods},
             {pod.uid: (pod.code, pod.reason[:REASON_CHARS]) for pod in pods if pod.failed and not pod.disrupted},
-            frozenset(pod.uid for pod in pods if pod.disrupted)))
+            frozenset(pod.uid for pod in pods if pod.disrupted), {pod.uid: pod.node for pod in pods if pod.node}))
+
+    def unjudged(self) -> dict[str, str]:
+        """By uid, the node of each pod made again whose end no look saw, not judged yet: the
+        nodes to read once, to tell a preemption from a failure of its own."""
+        return {uid: self.nodes[uid] for uids in self.names.values() for uid in uids[:-1]
+                if uid in self.nodes and uid not in self.ends and uid not in self.disrupted
+                and uid not in self.judged_well}
+
+    def judged(self, pods: Mapping[str, str], lost: Iterable[str]) -> Remade:
+        """These with the ``pods`` (uid: node) judged: disrupted where their node is among the
+        ``lost`` (gone, being deleted, taken back), a failure of their own otherwise."""
+        lost = set(lost)
+        return self.merged(Remade(disrupted=frozenset(uid for uid, node in pods.items() if node in lost),
+                                  judged_well=frozenset(uid for uid, node in pods.items() if node not in lost)))
 
     def merged(self, other: Remade) -> Remade:
         """These with ``other``'s (another look's): uids in the order first seen."""
@@ -104,7 +128,9 @@ class Remade:
         held = {uid for uids in names.values() for uid in uids}
         return Remade({name: tuple(uids) for name, uids in names.items()},
                       {uid: end for uid, end in {**other.ends, **self.ends}.items() if uid in held},
-                      frozenset((self.disrupted | other.disrupted) & held))
+                      frozenset((self.disrupted | other.disrupted) & held),
+                      {uid: node for uid, node in {**other.nodes, **self.nodes}.items() if uid in held},
+                      frozenset((self.judged_well | other.judged_well) & held))
 
     def failures(self) -> dict[str, list[tuple[int | None, str] | None]]:
         """By pod name, each failure of its own: a pod made again (its end, None where unseen)
@@ -120,8 +146,9 @@ class Remade:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": {name: list(uids) for name, uids in self.names.items()},
+        kept = {"names": {name: list(uids) for name, uids in self.names.items()},
                 "ends": {uid: list(end) for uid, end in self.ends.items()}, "disrupted": sorted(self.disrupted)}
+        return {**kept, "nodes": dict(self.nodes), "judged": sorted(self.judged_well)} if self.nodes else kept
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Remade:
@@ -130,7 +157,8 @@ class Remade:
             return cls()
         return cls({name: tuple(uids) for name, uids in data.get("names", {}).items()},
                    {uid: (end[0], end[1]) for uid, end in data.get("ends", {}).items()},
-                   frozenset(data.get("disrupted", ())))
+                   frozenset(data.get("disrupted", ())), dict(data.get("nodes", {})),
+                   frozenset(data.get("judged", ())))
 
 
 def past_limit(remade: Remade, limit: int, replicas: Mapping[str, str]) -> tuple[int | None, str] | None:
