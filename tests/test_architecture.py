@@ -22,7 +22,7 @@ VENDORS = {
                    "functions/adapters/kubernetes_kueue.py", "functions/adapters/kubernetes_limit_ranges.py",
                    "functions/adapters/kubernetes_looks.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_orphans.py",
-                   "functions/adapters/kubernetes_report_secrets.py",
+                   "functions/adapters/kubernetes_remade.py", "functions/adapters/kubernetes_report_secrets.py",
                    "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_together.py",
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
