@@ -1008,26 +1008,23 @@ def test_a_failed_runs_summary_names_the_failure_the_studys_reason_names(tmp_pat
 def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: Path):
     run_file(write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1)))
     log = next((tmp_path / "katuna-logs" / "demo").glob("*/0.1.log")).read_bytes()
-    printed = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, check=True)
-    assert printed.stdout == log and b"training without reporting the objective\n" in log
-    assert subprocess.run([*KATUNA, "logs", "demo", "0", "--attempt", "1"], cwd=tmp_path, capture_output=True,
-                          check=True).stdout == log
+    for asked, printed in ((), tmp_path / "printed"), (("--attempt", "1"), tmp_path / "printed-attempt"):
+        assert run_katuna("logs", "demo", "0", *asked, cwd=tmp_path, stdout=printed).returncode == 0
+        assert printed.read_bytes() == log and b"training without reporting the objective\n" in log
     beyond = here("logs", "demo", "0", "--attempt", "2", cwd=tmp_path, check=False)
     assert (beyond.returncode, beyond.stderr) == (1, "error: trial 0 of 'demo' has run 1 attempt(s); --attempt goes "
                                                      "up to 1\n")
     missing = here("logs", "demo", "5", cwd=tmp_path, check=False)
     assert (missing.returncode, missing.stderr) == (1, "error: study 'demo' has no trial 5\n")
-    elsewhere = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, text=True,
-                               env={**os.environ, "KATUNA_LOG_DIR": str(tmp_path / "other"), "COLUMNS": "500"})
+    elsewhere = run_katuna("logs", "demo", "0", cwd=tmp_path,
+                           env={**os.environ, "KATUNA_LOG_DIR": str(tmp_path / "other"), "COLUMNS": "500"})
     assert elsewhere.returncode == 1 and elsewhere.stderr.endswith(
         ": its file is not in the trial-log folder: removed, or the study's logs went to another folder (KATUNA_LOG_DIR "
         "as it was set where the study ran)\n"), elsewhere.stderr
     assert "Errno" not in elsewhere.stderr and "has not started" not in elsewhere.stderr
     huge = here("logs", "demo", str(2**64), cwd=tmp_path, check=False)
     assert huge.returncode == 2 and "is not in the range 0<=x<=9223372036854775807" in huge.stderr
-    with open("/dev/full", "wb") as full:
-        unwritable = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE,
-                                    text=True)
+    unwritable = run_katuna("logs", "demo", "0", cwd=tmp_path, stdout=Path("/dev/full"))
     assert (unwritable.returncode, unwritable.stderr) == (2, "error: cannot write the output: No space left on device\n")
     assert here("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
 
@@ -1075,7 +1072,7 @@ def test_help_and_version_to_a_reader_gone_away_end_quietly(asked: list[str]):
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        result = subprocess.run([*KATUNA, *asked], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+        result = run_katuna(*asked, cwd=Path.cwd(), stdout=Path(f"/proc/{os.getpid()}/fd/{writer}"), timeout=60)
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (0, "")
@@ -1134,8 +1131,15 @@ def test_output_to_a_pipe_is_never_cut_to_a_width_and_has_no_spinner(tmp_path: P
     piped = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
 
     def run(*args: str) -> str:
-        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=120, env=piped, check=True).stdout
+        """The command's standard output, a pipe (its output is far below a pipe's 64 KiB)."""
+        reader, writer = os.pipe()
+        with os.fdopen(reader) as output:
+            try:
+                ran = run_katuna(*args, cwd=tmp_path, env=piped, stdout=Path(f"/proc/{os.getpid()}/fd/{writer}"))
+            finally:
+                os.close(writer)
+            assert ran.returncode == 0, ran.stderr
+            return output.read()
 
     assert run("run", str(study)).startswith(f"{name} ━")
     assert [line for line in run("studies").splitlines() if name in line][0].split()[1:6] == \
@@ -1372,8 +1376,7 @@ def _unread(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE, text=True,
-                              timeout=120)
+        return run_katuna(*args, cwd=tmp_path, stdout=Path(f"/proc/{os.getpid()}/fd/{writer}"))
     finally:
         os.close(writer)
 

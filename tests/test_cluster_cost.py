@@ -15,6 +15,8 @@ from functions.core.records import COMPLETE
 pytestmark = pytest.mark.slow
 
 TINY = {"trials": 4, "parallelism": 2}
+PAIR = {"trials": 2, "parallelism": 2}
+"""Each of two studies on a shared pool: as many trials as run at once, all its nodes booted for them."""
 
 
 @pytest.fixture
@@ -47,35 +49,40 @@ def test_trial_jobs_wait_for_no_pool_and_no_tick(cost, cluster):
     assert timeline.launch_wait(TINY["parallelism"]) == 0
 
 
-def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_studys_machines(cost, cluster):
+def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_studys_machines(cost, tmp_path):
     """The steady state: an earlier study creates the shared pool and ends; the pool is scaled
     back and the autoscaler removes its nodes; the measured study finds the pool (it creates
     none) and is billed only the machines that ran from its submission until its own were gone."""
-    cloud, sim = cluster
-    ref = cost.Reference(**TINY)
-    rows = [cost.measure(sim, cloud, row, cost.definition(ref, "gke", "spot", name, cost.SHARED_POOL), 0.04)
-            for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
-    first, steady = (sim.deps.store.pool_use(sim.deps.store.get_study(name).uid) for name in ("first", "reference"))
-    assert (first.created, first.deleted, steady.created, steady.owned) == (True, False, False, True), \
-        "the earlier study created the pool and left it; the measured one found it"
-    assert cost.SHARED_POOL in cloud.gke.pools and sim.machines_running() == 0
-    assert sum(row["node_hours"] for row in rows) == pytest.approx(sim.autoscaler.node_seconds() / 3600), \
-        "every machine-second is billed to exactly one of the two studies"
-    assert [row["nodes"] for row in rows] == [TINY["parallelism"]] * 2, "each study booted its own nodes"
-    assert [row["complete"] for row in rows] == [TINY["trials"]] * 2
+    ref = cost.Reference(**PAIR)
+    cloud = cost.make_cloud("gke", cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, ref)
+    try:
+        rows = [cost.measure(sim, cloud, row, cost.definition(ref, "gke", "spot", name, cost.SHARED_POOL), 0.04)
+                for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+        first, steady = (sim.deps.store.pool_use(sim.deps.store.get_study(name).uid) for name in ("first", "reference"))
+        assert (first.created, first.deleted, steady.created, steady.owned) == (True, False, False, True), \
+            "the earlier study created the pool and left it; the measured one found it"
+        assert cost.SHARED_POOL in cloud.gke.pools and sim.machines_running() == 0
+        assert sum(row["node_hours"] for row in rows) == pytest.approx(sim.autoscaler.node_seconds() / 3600), \
+            "every machine-second is billed to exactly one of the two studies"
+        assert [row["nodes"] for row in rows] == [PAIR["parallelism"]] * 2, "each study booted its own nodes"
+        assert [row["complete"] for row in rows] == [PAIR["trials"]] * 2
+    finally:
+        sim.close()
+        cloud.close()
 
 
 def test_on_eks_a_shared_group_katuna_made_gives_back_its_nodes_two_minutes_after_its_studys_end(cost, tmp_path):
     """EKS's steady state: katuna resizes no node group the cluster autoscaler sizes, but tags
     the group it made with two minutes' unneeded time, so the ended study's nodes go within
     about two minutes (and a scan) of its end, not the autoscaler's ten."""
+    ref = cost.Reference(**PAIR)
     cloud = cost.make_cloud("eks", cost.SimulatedClock(), 0.0, 1)
-    sim = cost.Simulation(tmp_path, cloud, cost.Reference(**TINY))
+    sim = cost.Simulation(tmp_path, cloud, ref)
     try:
-        ref = cost.Reference(**TINY)
         rows = [cost.measure(sim, cloud, row, cost.definition(ref, "eks", "spot", name, cost.SHARED_POOL), 0.076)
                 for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
-        assert sim.machines_running() == 0 and [row["complete"] for row in rows] == [TINY["trials"]] * 2
+        assert sim.machines_running() == 0 and [row["complete"] for row in rows] == [PAIR["trials"]] * 2
         assert [row["tail_s"] <= 150 for row in rows] == [True, True], [row["tail_s"] for row in rows]
     finally:
         sim.close()

@@ -341,8 +341,11 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_do
 
 
 def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_does(aws, pools):
-    for i in range(30):
-        pools.ensure(spot_pool(name=f"group-{i}"))
+    pools.ensure(spot_pool(name="group-0"))
+    template = eks_requests.create_request(aws, spot_pool(name="group-0"))["launchTemplate"]
+    for i in range(1, 30):  # the request ensure makes, on the launch template ensure made for group-0
+        request = eks_requests.create_request(aws, spot_pool(name=f"group-{i}"))
+        pools.eks.create_nodegroup(**request | {"launchTemplate": template})
     moto_eks.minutes_pass()
     one_more = eks_requests.create_request(aws, spot_pool(name="one-more"))
     assert refusal(lambda: pools.eks.create_nodegroup(**one_more)) == {
