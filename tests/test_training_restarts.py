@@ -300,6 +300,70 @@ def test_a_preemption_of_an_exit_code_replica_no_look_saw_is_not_counted_as_its_
     assert [a for a in cluster.audit if a[1] == "nodes"] == [("list", "nodes", "", "")], "its node read once"
 
 
+def test_a_preemption_of_an_exit_code_replica_seen_only_pending_is_judged_by_the_node_it_was_scheduled_to(
+        cluster: KubeStub):
+    """A pod a look saw only ``Pending`` (bound to no node yet), then bound, preempted and made
+    again before the next look: the look that sees its replacement finds the node it ran on in
+    the scheduler's ``Scheduled`` Event on it, and that node gone, a trial with a
+    ``backoffLimit`` of 1 runs on."""
+    from kube_standin.nodes import STATIC_ALLOCATABLE, node
+
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    with cluster.lock:
+        held = dict(cluster.nodes)
+        cluster.nodes.clear()
+    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None,
+                         trial_spec=_oom_trial("spot", backoffLimit=1), primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    state: dict = {}
+    look = _look_on(executor, launch, state)
+
+    def pod() -> dict | None:
+        with cluster.lock:
+            return json.loads(json.dumps(cluster.pods.get(("default", "spot-0-master-0"))))
+
+    eventually(lambda: look() is None and state["launch"].remade_pods.names, "a look to see the pod", timeout=30,
+               interval=0.02)
+    first = pod()
+    assert not first["spec"].get("nodeName"), "seen bound to no node"
+    with cluster.lock:
+        cluster.nodes.update(held)
+    cluster.add_node(node("node-spare", {}, (), STATIC_ALLOCATABLE, cluster.clock.stamp()))
+    eventually(lambda: (pod() or {}).get("status", {}).get("phase") == "Running", "the pod to run", timeout=30,
+               interval=0.01)
+    ran_on = pod()["spec"]["nodeName"]
+    cluster.remove_node(ran_on)
+    eventually(lambda: (pod() or first)["metadata"]["uid"] != first["metadata"]["uid"], "the pod to be made again",
+               timeout=30, interval=0.01)
+    for _ in range(3):
+        assert look() is None, "a preemption is not the trial's failure"
+    kept = state["launch"].remade_pods
+    assert kept.nodes[first["metadata"]["uid"]] == ran_on and first["metadata"]["uid"] in kept.disrupted
+
+
+def test_pods_no_look_saw_bound_are_placed_once_and_merge_in_either_order():
+    """A pod made again that no look saw bound is placed once: on the node its ``Scheduled``
+    Event names (then judged by it), or nowhere (a failure of its own, never asked again);
+    looks merge in either order and the row keeps what was found."""
+    from functions.core.remade_pods import Remade, SeenPod
+
+    stale = Remade().seen([SeenPod("p-master-0", "a"), SeenPod("p-worker-0", "c")]).seen(
+        [SeenPod("p-master-0", "b", node="n3"), SeenPod("p-worker-0", "d", node="n3")])
+    assert stale.unplaced() == ["a", "c"] and stale.unjudged() == {}
+    placed = stale.placed({"a": "n1"}, ["c"])
+    assert placed.unplaced() == [] and placed.unjudged() == {"a": "n1"}
+    judged = placed.judged(placed.unjudged(), {"n1"})
+    assert judged.failures() == {"p-worker-0": [None]}
+    for merged in (judged.merged(stale), stale.merged(judged)):
+        assert merged == judged
+    nowhere = stale.placed({}, ["a", "c"])
+    assert Remade.from_dict(json.loads(json.dumps(nowhere.to_dict()))) == nowhere and nowhere.unplaced() == []
+
+
 def test_pods_judged_by_their_node_merge_with_other_looks_in_either_order():
     """Two looks merged in either order keep the same pods: one judged preempted by its node
     stays so whatever a look that did not read it says, and is never read again; one judged

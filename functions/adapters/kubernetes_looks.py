@@ -225,7 +225,7 @@ class Looks:
         remade = None
         if replicas:
             remade, judged = judge(self._core, launch.remade_pods.seen(
-                seen_pods(pods, replicas, primary_container_name(launch))))
+                seen_pods(pods, replicas, primary_container_name(launch))), self._jobs.namespace(launch))
             past = past_limit(remade, backoff_limit(workload), names_of(pods, replicas)) if judged else None
             if past is not None:
                 code, why = past

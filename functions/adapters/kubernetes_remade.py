@@ -25,6 +25,10 @@ cluster autoscaler (``ToBeDeleted``; not its soft ``DeletionCandidate``, which s
 a spot VM's notice (GKE's, AWS Node Termination Handler's), or Karpenter's disruption."""
 NODE_PAGE = 500
 """Nodes asked for a page at a time where a look reads them all."""
+PLACES_READ = 4
+"""The most pods whose ``Scheduled`` Event one look reads (one request each); more wait for the next look."""
+ASSIGNED = "Successfully assigned "
+"""How the scheduler's ``Scheduled`` Event on a pod begins, before ``NAMESPACE/POD to NODE``."""
 
 
 def seen_pods(pods: list[Any], replicas: Mapping[str, str], container: str) -> list[SeenPod]:
@@ -44,12 +48,17 @@ def names_of(pods: list[Any], replicas: Mapping[str, str]) -> dict[str, str]:
     return named
 
 
-def judge(core: client.CoreV1Api, remade: Remade) -> tuple[Remade, bool]:
+def judge(core: client.CoreV1Api, remade: Remade, namespace: str) -> tuple[Remade, bool]:
     """``remade`` with its pods made again whose end no look saw judged by their nodes, read
     once (:func:`lost_nodes`): a preemption where the node was taken back, else a failure of
     their own; False with ``remade`` as it is where the nodes cannot be read now (the count
-    waits for the next look). Where katuna may not list nodes, they are failures, as nothing
-    tells them apart."""
+    waits for the next look). A pod no look saw bound is judged by the node its ``Scheduled``
+    Event in ``namespace`` names (:func:`placed`). Where katuna may not list nodes, they are
+    failures, as nothing tells them apart."""
+    try:
+        remade, complete = placed(core, remade, namespace)
+    except TemporaryError:
+        return remade, False
     pending = remade.unjudged()
     if not pending:
         return remade, True
@@ -59,7 +68,36 @@ def judge(core: client.CoreV1Api, remade: Remade) -> tuple[Remade, bool]:
         return remade, False
     except PermanentError:
         lost = set()
-    return remade.judged(pending, lost), True
+    return remade.judged(pending, lost), complete
+
+
+def placed(core: client.CoreV1Api, remade: Remade, namespace: str) -> tuple[Remade, bool]:
+    """``remade`` with the node of each pod made again that no look saw bound (seen only
+    ``Pending``, then bound and ended between two looks), as the scheduler's ``Scheduled`` Event
+    on it says ("Successfully assigned NAMESPACE/POD to NODE"): one request a pod, at most
+    :data:`PLACES_READ` a look (True once none is left). A pod with no such Event (never bound,
+    or its Event gone), or where katuna may not list Events, is a failure of its own, as before."""
+    unplaced = remade.unplaced()
+    found: dict[str, str] = {}
+    for uid in unplaced[:PLACES_READ]:
+        try:
+            node = scheduled_on(core, namespace, uid)
+        except PermanentError:
+            node = None
+        if node:
+            found[uid] = node
+    return remade.placed(found, [uid for uid in unplaced[:PLACES_READ] if uid not in found]), \
+        len(unplaced) <= PLACES_READ
+
+
+def scheduled_on(core: client.CoreV1Api, namespace: str, uid: str) -> str | None:
+    """The node the scheduler bound the pod of ``uid`` to, as its ``Scheduled`` Event says (a
+    pod is bound once); None where it has none."""
+    selector = f"involvedObject.uid={uid},reason=Scheduled"
+    events = call(lambda: core.list_namespaced_event(namespace, field_selector=selector).items or [],
+                  f"list the Events of pod {uid}")
+    said = [e.message for e in events if e.reason == "Scheduled" and (e.message or "").startswith(ASSIGNED)]
+    return (said[0].rpartition(" to ")[2] or None) if said else None
 
 
 def lost_nodes(core: client.CoreV1Api, names: Collection[str]) -> set[str]:

@@ -14,7 +14,8 @@ failure, with its end where a look saw it failed (its code and reason), unseen w
 deleted between two looks. A pod seen disrupted (a spot node's preemption, an eviction: its
 ``DisruptionTarget`` condition or kubelet's reason) is a run lost, never a failure: those are
 the attempts' (``trialTemplate.maxAttempts``). So is one whose end no look saw where the node
-it ran on, read once when its replacement is first seen (:meth:`Remade.unjudged`), was gone,
+it ran on (as a look saw it bound, else as the scheduler's ``Scheduled`` Event on it says:
+:meth:`Remade.unplaced`), read once when its replacement is first seen (:meth:`Remade.unjudged`), was gone,
 being deleted or taken back (:meth:`Remade.judged`): a preemption's failed pod is deleted by
 the operator within a second, mostly before any look. Once the failures reach the job's
 ``runPolicy.backoffLimit`` (katuna's default :data:`~functions.core.trial_kinds.BACKOFF_LIMIT`
@@ -111,6 +112,19 @@ class Remade:
                 if uid in self.nodes and uid not in self.ends and uid not in self.disrupted
                 and uid not in self.judged_well}
 
+    def unplaced(self) -> list[str]:
+        """The uids of the pods made again whose end no look saw, not judged yet, that no look saw
+        bound to a node (seen only ``Pending``): where each ran is to be found (:meth:`placed`)."""
+        return [uid for uids in self.names.values() for uid in uids[:-1]
+                if uid not in self.nodes and uid not in self.ends and uid not in self.disrupted
+                and uid not in self.judged_well]
+
+    def placed(self, nodes: Mapping[str, str], nowhere: Iterable[str]) -> Remade:
+        """These with the ``nodes`` (uid: node) found of pods no look saw bound, to be judged by
+        them (:meth:`unjudged`); those ``nowhere`` found are failures of their own, never asked
+        again."""
+        return self.merged(Remade(nodes=dict(nodes), judged_well=frozenset(nowhere)))
+
     def judged(self, pods: Mapping[str, str], lost: Iterable[str]) -> Remade:
         """These with the ``pods`` (uid: node) judged: disrupted where their node is among the
         ``lost`` (gone, being deleted, taken back), a failure of their own otherwise."""
@@ -148,7 +162,8 @@ class Remade:
     def to_dict(self) -> dict[str, Any]:
         kept = {"names": {name: list(uids) for name, uids in self.names.items()},
                 "ends": {uid: list(end) for uid, end in self.ends.items()}, "disrupted": sorted(self.disrupted)}
-        return {**kept, "nodes": dict(self.nodes), "judged": sorted(self.judged_well)} if self.nodes else kept
+        return {**kept, "nodes": dict(self.nodes), "judged": sorted(self.judged_well)} \
+            if self.nodes or self.judged_well else kept
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Remade:

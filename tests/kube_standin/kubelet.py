@@ -124,8 +124,10 @@ class Kubelets(PodEnds, PodInits, PodStops):
                 self._run(cluster, pod)
 
     def _schedule(self, cluster, pod: dict, bound: dict[str, list[dict]], state: tuple) -> None:
-        """Bind the pod to the first node it fits; a pod found unschedulable is tried again only
-        once the nodes or what runs on them changed, or each pass while a claim it mounts is absent."""
+        """Bind the pod to the first node it fits, with the scheduler's ``Scheduled`` Event on it
+        (``finishBinding``: "Successfully assigned NAMESPACE/POD to NODE"); a pod found
+        unschedulable is tried again only once the nodes or what runs on them changed, or each
+        pass while a claim it mounts is absent."""
         missing = claims.missing_claim(cluster, pod)
         if missing is None and self.tried.get(pod["metadata"]["uid"]) == state:
             return
@@ -138,6 +140,9 @@ class Kubelets(PodEnds, PodInits, PodStops):
                 self.tried.pop(pod["metadata"]["uid"], None)
                 set_condition(pod, "PodScheduled", "True", self.clock.stamp())
                 cluster.modified("pods", pod)
+                cluster.record_event(pod, "Normal", "Scheduled", f"Successfully assigned "
+                                     f"{pod['metadata']['namespace']}/{pod['metadata']['name']} to {name}",
+                                     "default-scheduler")
                 return
             reasons.append(why)
         if missing is None:
