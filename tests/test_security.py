@@ -548,6 +548,40 @@ def _wide_front(tmp_path: Path) -> Runtime:
     return runtime
 
 
+
+OTHER_SCHEME_TOKEN = "Xk4pW9rT2mQ7vL3nB8cZ5dH6"
+"""The API token of :func:`test_a_write_whose_origin_names_this_host_over_another_scheme_is_refused`."""
+
+
+@pytest.mark.parametrize(("method", "path", "data"), [("POST", "/studies/held/stop", None),
+                                                      ("POST", "/ui/login", {"token": OTHER_SCHEME_TOKEN})],
+                         ids=["API write", "login form"])
+def test_a_write_whose_origin_names_this_host_over_another_scheme_is_refused(tmp_path, method, path, data):
+    """``Origin`` is compared by host and port (the service behind a proxy that ends TLS cannot
+    tell its own scheme), so a page on ``http://katuna.example``, which a network attacker can
+    serve, passed as this origin when it posted to the service at ``https://katuna.example``:
+    the browser says ``Sec-Fetch-Site: cross-site`` there (schemes differ), and is believed.
+    The service's own page, saying ``same-origin``, is still served."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=OTHER_SCHEME_TOKEN,
+                               allowed_hosts=("katuna.example",)))
+    try:
+        definition = study_definition(name="held")
+        runtime.store().add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-h"))
+        client = create_app(runtime).test_client()
+        bearer = {"Authorization": f"Bearer {OTHER_SCHEME_TOKEN}"} if path.startswith("/studies") else {}
+        for site, expected in (("cross-site", 403), ("same-site", 403), ("same-origin", None)):
+            answer = client.open(path, method=method, data=data, base_url="https://katuna.example",
+                                 headers={"Origin": "http://katuna.example", "Sec-Fetch-Site": site, **bearer})
+            if expected is None:
+                assert answer.status_code in (200, 302), (site, answer.status_code, answer.get_data()[:300])
+            else:
+                assert answer.status_code == 403 and answer.get_json()["error"] == "cross_origin", (site, answer.status)
+                assert "Set-Cookie" not in answer.headers
+        assert runtime.store().get_study("held").status == "stopped" or path == "/ui/login"
+    finally:
+        runtime.close()
+
+
 T = TypeVar("T")
 
 

@@ -91,11 +91,17 @@ def same_origin(request: Request) -> bool | None:
     from a sandboxed frame, after a redirect from another site, and also from katuna's own page
     where the user's browser sends no referrer (``no-referrer``, which empties ``Origin`` on a
     POST as well); ``Sec-Fetch-Site``, which no referrer setting changes, then tells (a sandboxed
-    frame or a redirect is ``cross-site`` there), and without it the request is refused."""
+    frame or a redirect is ``cross-site`` there), and without it the request is refused.
+
+    ``Origin`` is compared by its host and port alone, as behind a proxy that ends TLS the
+    service cannot tell its own scheme; so an ``Origin`` naming this host is taken only where
+    ``Sec-Fetch-Site``, which the browser computes with the scheme, says ``same-origin`` (or is
+    absent): a page on ``http://`` of the host posting to its ``https://`` service (one a network
+    attacker can serve) is cross-site there, and refused."""
     origin = request.headers.get("Origin")
     site = request.headers.get("Sec-Fetch-Site")
     if origin is not None and origin != "null":
-        return urlsplit(origin).netloc.lower() == request.host.lower()
+        return urlsplit(origin).netloc.lower() == request.host.lower() and site in (None, "same-origin")
     if site is not None:
         return site == "same-origin"
     return None if origin is None else False
