@@ -121,6 +121,9 @@ SEAMS = frozenset({
     # the log lines' format and escaping, which gunicorn's lines and the event functions' share
     *((f"functions.adapters.web.{module}", "functions.adapters.log_lines")
       for module in ("access_log", "forwarded", "functions_ce")),
+    # the opener that follows no redirect, for the outgoing requests that carry a token
+    *((importer, "functions.adapters.http_unredirected")
+      for importer in ("functions.adapters.cloudevents_http", "functions.adapters.web.oidc")),
 })
 """The imports allowed between adapter families, each for the reason given."""
 
