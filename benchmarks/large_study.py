@@ -45,7 +45,8 @@ import report
 from ui_render import NAME, build, memory_mb
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, TrialRecord
+from functions.core.trial_query import TrialQuery
 
 FRONT = "front"
 FRONT_DEFINITION = {

@@ -16,8 +16,9 @@ from rich.text import Text
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_trial_table import split_reason, trial_table
 from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
-from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import FAIL, StudyRecord, TrialRecord
 from functions.core.trial_cap import GRID
+from functions.core.trial_query import TrialQuery
 from functions.core.views import cost_text, figure, study_view
 from functions.settings import Settings
 from functions.terminal import markup, pairs, printable, text

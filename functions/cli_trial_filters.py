@@ -13,11 +13,11 @@ import click
 
 from functions.core.errors import MalformedRequest
 from functions.core.query_args import Arguments
-from functions.core.records import TrialQuery
 from functions.core.spec import Study
 from functions.core.trial_fields import STATES
 from functions.core.trial_listing import parse_listing
 from functions.core.trial_order import TrialKey
+from functions.core.trial_query import TrialQuery
 
 OPTIONS = (
     click.option("--state", "states", multiple=True, metavar="STATE",

@@ -187,7 +187,10 @@ def _extensions(text: str) -> dict[str, str] | None:
 
 class _Unredirected(urllib.request.HTTPRedirectHandler):
     """Follow no redirect: urllib would resend a report answered 301, 302 or 303 as a GET without
-    its body, and with the OIDC token, to whatever host the answer names."""
+    its body, and with the OIDC token, to whatever host the answer names. A copy of
+    :class:`functions.adapters.http_unredirected.Unredirected`, as this file imports nothing but
+    the standard library: a trial image carries it alone (``from reporter import report``), and
+    the import contracts keep it independent of the adapters."""
 
     def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: object,
                          newurl: str) -> None:

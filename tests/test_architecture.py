@@ -23,7 +23,8 @@ VENDORS = {
                    "functions/adapters/kubernetes_looks.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_orphans.py",
                    "functions/adapters/kubernetes_remade.py", "functions/adapters/kubernetes_report_secrets.py",
-                   "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_together.py",
+                   "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_running.py",
+                   "functions/adapters/kubernetes_together.py",
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
@@ -120,6 +121,9 @@ SEAMS = frozenset({
     # the log lines' format and escaping, which gunicorn's lines and the event functions' share
     *((f"functions.adapters.web.{module}", "functions.adapters.log_lines")
       for module in ("access_log", "forwarded", "functions_ce")),
+    # the opener that follows no redirect, for the outgoing requests that carry a token
+    *((importer, "functions.adapters.http_unredirected")
+      for importer in ("functions.adapters.cloudevents_http", "functions.adapters.web.oidc")),
 })
 """The imports allowed between adapter families, each for the reason given."""
 

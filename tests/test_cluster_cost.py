@@ -4,6 +4,8 @@ earlier study created and left at zero nodes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,29 @@ def test_trial_jobs_wait_for_no_pool_and_no_tick(cost, cluster):
     assert timeline.launch_wait(TINY["parallelism"]) == 0
 
 
+@contextmanager
+def _two_shared_studies(cost, tmp_path: Path, cloud_name: str, spot_price: float) -> Iterator[tuple]:
+    """Two studies of ``PAIR`` run one after the other on ``cost.SHARED_POOL`` of a simulated
+    ``cloud_name`` cluster, each measured at ``spot_price`` an hour: the earlier (``first``) creates
+    the pool, the measured one (``reference``) finds it. Yields the simulation, its cloud and the two
+    studies' cost rows in that order; closes both after."""
+    ref = cost.Reference(**PAIR)
+    cloud = cost.make_cloud(cloud_name, cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, ref)
+    try:
+        yield sim, cloud, [
+            cost.measure(sim, cloud, row, cost.definition(ref, cloud_name, "spot", name, cost.SHARED_POOL), spot_price)
+            for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+    finally:
+        sim.close()
+        cloud.close()
+
+
 def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_studys_machines(cost, tmp_path):
     """The steady state: an earlier study creates the shared pool and ends; the pool is scaled
     back and the autoscaler removes its nodes; the measured study finds the pool (it creates
     none) and is billed only the machines that ran from its submission until its own were gone."""
-    ref = cost.Reference(**PAIR)
-    cloud = cost.make_cloud("gke", cost.SimulatedClock(), 0.0, 1)
-    sim = cost.Simulation(tmp_path, cloud, ref)
-    try:
-        rows = [cost.measure(sim, cloud, row, cost.definition(ref, "gke", "spot", name, cost.SHARED_POOL), 0.04)
-                for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+    with _two_shared_studies(cost, tmp_path, "gke", 0.04) as (sim, cloud, rows):
         first, steady = (sim.deps.store.pool_use(sim.deps.store.get_study(name).uid) for name in ("first", "reference"))
         assert (first.created, first.deleted, steady.created, steady.owned) == (True, False, False, True), \
             "the earlier study created the pool and left it; the measured one found it"
@@ -67,26 +82,15 @@ def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_st
             "every machine-second is billed to exactly one of the two studies"
         assert [row["nodes"] for row in rows] == [PAIR["parallelism"]] * 2, "each study booted its own nodes"
         assert [row["complete"] for row in rows] == [PAIR["trials"]] * 2
-    finally:
-        sim.close()
-        cloud.close()
 
 
 def test_on_eks_a_shared_group_katuna_made_gives_back_its_nodes_two_minutes_after_its_studys_end(cost, tmp_path):
     """EKS's steady state: katuna resizes no node group the cluster autoscaler sizes, but tags
     the group it made with two minutes' unneeded time, so the ended study's nodes go within
     about two minutes (and a scan) of its end, not the autoscaler's ten."""
-    ref = cost.Reference(**PAIR)
-    cloud = cost.make_cloud("eks", cost.SimulatedClock(), 0.0, 1)
-    sim = cost.Simulation(tmp_path, cloud, ref)
-    try:
-        rows = [cost.measure(sim, cloud, row, cost.definition(ref, "eks", "spot", name, cost.SHARED_POOL), 0.076)
-                for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+    with _two_shared_studies(cost, tmp_path, "eks", 0.076) as (sim, _cloud, rows):
         assert sim.machines_running() == 0 and [row["complete"] for row in rows] == [PAIR["trials"]] * 2
         assert [row["tail_s"] <= 150 for row in rows] == [True, True], [row["tail_s"] for row in rows]
-    finally:
-        sim.close()
-        cloud.close()
 
 
 @pytest.mark.parametrize(("cloud_name", "grace"), [("gke", 15.0), ("eks", 30.0)])

@@ -31,8 +31,9 @@ from functions.core.metrics import Observation
 from functions.core.pareto import best_trials, front_sample
 from functions.core.pareto_search import pareto_front
 from functions.core.pool_use import READY, RELEASED, PoolUse
-from functions.core.records import StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import Store
+from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
 
 

@@ -19,8 +19,9 @@ from test_event_cost import STEPS, sqlite_work
 
 from functions.adapters.sqlite_migrations import STATE_ORDER
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
 from functions.core.resources import KATIB_API_VERSIONS, Origin, Ref
+from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
 from functions.handlers.writeback import behind
 

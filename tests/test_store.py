@@ -31,8 +31,9 @@ from functions.core.disruptions import Disruption, LostPods
 from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.records import StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import KnownResult
+from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
 
 

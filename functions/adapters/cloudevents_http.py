@@ -28,6 +28,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from functions.adapters.cloudevents_attributes import binary, structured
 from functions.adapters.cloudevents_data import MalformedEvent, check_encodable, decoded_json, json_object, kept
+from functions.adapters.http_unredirected import unredirected_opener
 from functions.core import event_signature, trace_context, utf8
 from functions.core.content_modes import content_mode
 from functions.core.errors import PermanentError, TemporaryError
@@ -289,16 +290,6 @@ def _object_attributes(obj: Mapping[str, Any]) -> dict[str, str]:
     return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
 
-class _Unredirected(urllib.request.HTTPRedirectHandler):
-    """Follow no redirect: urllib would resend a POST answered 301, 302 or 303 as a GET without
-    its body (whose 2xx would pass for the event taken) and with its ``Authorization`` header,
-    to whatever host the answer names. A redirect is an HTTP error of its own instead."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: object, code: int, msg: str, headers: object,
-                         newurl: str) -> None:
-        return None
-
-
 class Sink:
     """Where katuna posts events beyond its replies: ``K_SINK``, reached as Knative's SinkBinding
     sets it up. With Eventing's ``authentication-oidc`` feature on, the binding mounts an OIDC
@@ -322,11 +313,13 @@ class Sink:
     def send(self, event: Event, timeout: float) -> None:
         """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer,
         its trace context also in the ``traceparent`` and ``tracestate`` headers, from which the
-        broker's ingress continues the trace. A
-        refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent, and so is a redirect,
-        never followed (:class:`_Unredirected`), as Knative's own deliveries take a 3xx for a
-        failure not worth a retry; any other failure is temporary (an authentication refusal
-        included: the token may be renewed meanwhile)."""
+        broker's ingress continues the trace. A refusal of the event itself
+        (:data:`REFUSED_FOR_GOOD`) is permanent, and so is a redirect, never followed
+        (:func:`~functions.adapters.http_unredirected.unredirected_opener`: urllib would resend
+        the POST as a GET without its body, whose 2xx would pass for the event taken, and with
+        its ``Authorization`` header, to whatever host the answer names), as Knative's own
+        deliveries take a 3xx for a failure not worth a retry; any other failure is temporary
+        (an authentication refusal included: the token may be renewed meanwhile)."""
         headers, body = to_http(event, self._key, self._extensions)
         traced = event.trace.attributes() if event.trace is not None else {}
         request = urllib.request.Request(self.url, data=body, headers={**headers, **traced, **self._authorization()},
@@ -334,8 +327,7 @@ class Sink:
         try:
             context = self._tls() if self._tls is not None and urllib.parse.urlsplit(self.url).scheme == "https" \
                 else None
-            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _Unredirected())
-            with opener.open(request, timeout=timeout):
+            with unredirected_opener(context).open(request, timeout=timeout):
                 return
         except urllib.error.HTTPError as exc:
             if 300 <= exc.code < 400:

@@ -200,6 +200,7 @@ class SqliteConnection:
         with translated(self.path):
             self._begin(self._busy_timeout if within is None else within)
             self._writing = next(self._transactions)
+            self._begun()
             try:
                 refuse_migrated(conn, self.path)
                 yield
@@ -210,6 +211,7 @@ class SqliteConnection:
                 raise
             finally:
                 self._writing = None
+                self._ended()
                 after, self._after = self._after, []
         for effect in after:
             effect()
@@ -221,6 +223,14 @@ class SqliteConnection:
             effect()
         else:
             self._after.append(effect)
+
+    def _begun(self) -> None:
+        """What the transaction just begun keeps for itself alone: nothing here (the fronts it
+        writes, :class:`~functions.adapters.sqlite_fronts.SqliteFronts`)."""
+
+    def _ended(self) -> None:
+        """Drop what the transaction that just committed or rolled back kept for itself
+        (:meth:`_begun`); what it does once committed (:meth:`after_commit`) still runs."""
 
     def _before_commit(self) -> None:
         """What the transaction under way writes last, before it commits: nothing here (a

@@ -15,13 +15,14 @@ write costs three primary key lookups and one row written, not a read of the fro
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
 from functions.adapters.sqlite_connection import dumps, loads, reading
-from functions.adapters.sqlite_studies import _spec
+from functions.adapters.sqlite_studies import stored_spec
 from functions.adapters.sqlite_trials import SqliteTrials
 from functions.core.pareto_search import joined_front, pareto_front
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
@@ -45,6 +46,11 @@ _KEPT_LOCK = threading.Lock()
 
 class SqliteFronts(SqliteTrials):
     """The kept Pareto fronts, on the store's connection."""
+
+    _written: dict[str, tuple[str, int, Front]] | None = None
+    """The fronts the write transaction under way wrote, by study, with their uids and changes
+    (None outside one): kept for the process (:data:`_KEPT`) once it commits, forgotten if it
+    rolls back."""
 
     @reading
     def stored_front(self, study: str, uid: str, after: int = -1) -> tuple[int, Front] | None:
@@ -124,7 +130,7 @@ class SqliteFronts(SqliteTrials):
             kept = _KEPT.get(key)
         if kept is not None and kept[0] == change:
             return uid, change, kept[1]
-        written = self._fronts_written().get(study)
+        written = self._written.get(study) if self._written is not None else None
         if written is not None and written[:2] == (uid, change):
             return written
         text = self.db.execute(f"SELECT front FROM {FRONTS_TABLE} WHERE study = ?", [study]).fetchone()[0]
@@ -141,30 +147,27 @@ class SqliteFronts(SqliteTrials):
         else:
             self.db.execute(f"UPDATE {FRONTS_TABLE} SET change = ?, front = ? WHERE study = ? AND uid = ?",
                             [change, dumps([[number, values] for number, values in front]), study, uid])
-        self._fronts_written()[study] = (uid, change, front)
+        if self._written is None:
+            return
+        if not self._written:  # the first front this transaction writes
+            self.after_commit(functools.partial(_keep_all, self.database(), self._written))
+        self._written[study] = (uid, change, front)
 
-    def _fronts_written(self) -> dict[str, tuple[str, int, Front]]:
-        """The fronts this connection's transaction under way wrote, by study: kept for the
-        process (:data:`_KEPT`) once it commits, forgotten if it rolls back."""
-        if self._writing is None:
-            return {}
-        writing = self.__dict__.get("_fronts_transaction")
-        if writing is None or writing[0] != self._writing:
-            written: dict[str, tuple[str, int, Front]] = {}
-            self.__dict__["_fronts_transaction"] = (self._writing, written)
-            database = self.database()
+    def _begun(self) -> None:
+        """The transaction just begun has written no front yet."""
+        super()._begun()
+        self._written = {}
 
-            def kept() -> None:
-                for study, (uid, change, front) in written.items():
-                    _keep((database, study, uid), change, front)
-            self.after_commit(kept)
-            return written
-        return writing[1]
+    def _ended(self) -> None:
+        """The fronts the transaction wrote are its own no more: those it committed are kept
+        by the effect :meth:`_write_front` gave :meth:`after_commit`."""
+        super()._ended()
+        self._written = None
 
     def _objectives(self, study: str, uid: str) -> Study:
         """The study's spec, whose objectives' directions rank its trials."""
         row = self.db.execute("SELECT normalized FROM studies WHERE name = ? AND uid = ?", [study, uid]).fetchone()
-        return _spec(row[0])
+        return stored_spec(row[0])
 
 
 def _keep(key: tuple[Hashable, str, str], change: int, front: Front) -> None:
@@ -175,6 +178,12 @@ def _keep(key: tuple[Hashable, str, str], change: int, front: Front) -> None:
             _KEPT.popitem(last=False)
 
 
+def _keep_all(database: Hashable, written: dict[str, tuple[str, int, Front]]) -> None:
+    """The fronts a transaction wrote, committed: kept for the process."""
+    for study, (uid, change, front) in written.items():
+        _keep((database, study, uid), change, front)
+
+
 def fill_fronts(db: Any) -> None:
     """Every multi-objective study's front computed from its completed trials, at its latest
     trial change (the forty-fifth migration: fronts kept until then by the readers that computed
@@ -183,7 +192,7 @@ def fill_fronts(db: Any) -> None:
     db.execute(f"DELETE FROM {FRONTS_TABLE}")
     for name, uid, normalized in db.execute("SELECT name, uid, normalized FROM studies").fetchall():
         try:
-            spec = _spec(normalized)
+            spec = stored_spec(normalized)
         except UnreadableSpec:
             continue
         if not spec.multi_objective:

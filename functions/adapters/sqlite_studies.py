@@ -29,7 +29,7 @@ no process has such an identity."""
 
 
 @lru_cache(maxsize=64)
-def _spec(normalized: str) -> Study:
+def stored_spec(normalized: str) -> Study:
     """The stored spec, rebuilt as it was accepted (never validated again)."""
     try:
         data = json.loads(normalized)
@@ -133,7 +133,7 @@ class SqliteStudies(SqliteOptuna):
         reason, so it still lists, shows and deletes, and nothing tries to run it."""
         status, reason = row["status"], row["reason"] or ""
         try:
-            spec, warm = _spec(row["normalized"]), _known(row["warm_results"])
+            spec, warm = stored_spec(row["normalized"]), _known(row["warm_results"])
         except UnreadableSpec as exc:
             spec, warm = unreadable_study(row["name"]), None
             if status not in TERMINAL_STATUSES:

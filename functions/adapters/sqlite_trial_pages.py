@@ -15,10 +15,11 @@ from functions.adapters.sqlite_connection import reading
 from functions.adapters.sqlite_migrations import WAITING_LINE, WAITING_SINCE
 from functions.adapters.sqlite_trial_queries import KEY_COLUMN, keyed_page, order_key, page_numbers, where_and_order
 from functions.adapters.sqlite_trials import SqliteTrials
-from functions.core.records import WAITING, TrialQuery, TrialRecord
+from functions.core.records import WAITING, TrialRecord
 from functions.core.spec import Study
 from functions.core.store_port import InLine
 from functions.core.trial_order import TrialKey
+from functions.core.trial_query import TrialQuery
 
 
 class SqliteTrialPages(SqliteTrials):

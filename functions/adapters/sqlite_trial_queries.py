@@ -1,4 +1,4 @@
-"""A query of a study's trials (:class:`functions.core.records.TrialQuery`) as SQL: its filters
+"""A query of a study's trials (:class:`functions.core.trial_query.TrialQuery`) as SQL: its filters
 as a ``WHERE`` condition and its order as an ``ORDER BY``, each with its arguments, so that the
 filtering, ordering and paging of a listing all happen in SQLite and a page costs the same at
 any study size. Field names travel as arguments, never as SQL text.
@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from functions.core.parameters import DiscreteParameter
-from functions.core.records import TrialQuery
 from functions.core.spec import Study
+from functions.core.trial_query import TrialQuery
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
                   "finishedAt": "finished_at", "duration": "MAX(finished_at - started_at, 0)",

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from functions.core import katib_algorithms
+from functions.core import katib_algorithms, katib_sigma
 from functions.core.errors import Problem
 from functions.core.limits import Limits
 
@@ -221,8 +221,8 @@ def algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[st
 
 def _cmaes(native: dict[str, Any], problems: list[Problem]) -> None:
     """Katib's CMA-ES: two or more int or double parameters, as Katib's services require, and
-    ``sigma`` in Optuna's unit (:func:`katib_algorithms.sigma_as_optuna_takes_it`)."""
+    ``sigma`` in Optuna's unit (:func:`katib_sigma.sigma_as_optuna_takes_it`)."""
     if sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
         problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
                                                                 "as Katib's CMA-ES services do"))
-    katib_algorithms.sigma_as_optuna_takes_it(native["algorithm"]["settings"], native["parameters"])
+    katib_sigma.sigma_as_optuna_takes_it(native["algorithm"]["settings"], native["parameters"])

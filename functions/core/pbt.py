@@ -136,7 +136,7 @@ def next_plan(settings: Settings, parameters: Sequence[Parameter], members: Sequ
     pool = _pools(members)[generation]
     children = [m for m in members if m.generation == generation + 1 and m.ended != FAILED]
     refused = {m.parent for m in members if m.generation == generation + 1 and m.refused}
-    return _child(settings, parameters, pool, (children, refused), rng)
+    return _child(settings, parameters, pool, rng, children=children, refused=refused)
 
 
 def _pools(members: Sequence[Member]) -> dict[int, list[Member]]:
@@ -200,14 +200,13 @@ def _plan_of(member: Member) -> tuple[Any, ...]:
     return member.generation, member.parent, tuple(sorted(member.params.items()))
 
 
-def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member],
-           asked: tuple[list[Member], set[int | None]], rng: random.Random) -> Plan:
-    """A child of the generation ``pool``, given its children ``asked`` (those not failed, and
-    the parents of those refused their copy): exploit while fewer than its share of exploiting
-    children were asked for, and a bottom trial is left; else explore a trial not yet explored
-    (any but a bottom one, once each is). A parent whose copy was refused is left out while
-    another trial may be chosen."""
-    children, refused = asked
+def _child(settings: Settings, parameters: Sequence[Parameter], pool: list[Member], rng: random.Random, *,
+           children: list[Member], refused: set[int | None]) -> Plan:
+    """A child of the generation ``pool``, given its ``children`` asked for (those not failed)
+    and the parents of those ``refused`` their copy: exploit while fewer than its share of
+    exploiting children were asked for, and a bottom trial is left; else explore a trial not yet
+    explored (any but a bottom one, once each is). A parent whose copy was refused is left out
+    while another trial may be chosen."""
     scores = [m.score for m in pool if m.score is not None]
     low, high = quantile(scores, settings.truncation_threshold), quantile(scores, 1 - settings.truncation_threshold)
     bottom = [m for m in pool if m.score is not None and m.score < low]

@@ -19,8 +19,9 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation, ObservationKey
 from functions.core.pool_use import PoolUse
-from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.trial_order import TrialKey
+from functions.core.trial_query import TrialQuery
 
 if TYPE_CHECKING:
     import optuna

@@ -15,8 +15,9 @@ from functions.core import pbt
 from functions.core.errors import MalformedRequest
 from functions.core.metrics import rfc3339
 from functions.core.parameters import CategoricalParameter
-from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS
+from functions.core.records import ACTIVE_STATES, FINISHED_STATES
 from functions.core.spec import MAXIMIZE, Study
+from functions.core.trial_query import SORT_COLUMNS
 
 STATES = ACTIVE_STATES + FINISHED_STATES
 """A trial's states, as a trial's ``state`` names them."""

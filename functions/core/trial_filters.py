@@ -11,7 +11,7 @@ filters here, so that each takes the same and refuses the same, naming the argum
   several objectives' (one of a single objective has none: the filter is refused there, naming
   it, where silently listing its best trials would hide a mistaken study).
 
-All must hold. The store applies them in SQL (:class:`~functions.core.records.TrialQuery`), the
+All must hold. The store applies them in SQL (:class:`~functions.core.trial_query.TrialQuery`), the
 front as the numbers of the front the process keeps (:func:`.trial_listing.with_front`).
 """
 
@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from functions.core import trial_labels
 from functions.core.errors import MalformedRequest
 from functions.core.query_args import every_value, one_of
-from functions.core.records import TrialQuery
 from functions.core.spec import Study
 from functions.core.trial_fields import (
     STATES,
@@ -34,6 +33,7 @@ from functions.core.trial_fields import (
     titles,
     unknown_field,
 )
+from functions.core.trial_query import TrialQuery
 
 FILTER_ARGUMENTS = ("state", "field", "min", "max", "pareto")
 """The filters' arguments, besides a categorical parameter's values (``param:<name>``)."""

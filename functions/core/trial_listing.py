@@ -11,11 +11,12 @@ from dataclasses import replace
 
 from functions.core.pareto import front_numbers
 from functions.core.query_args import one_of
-from functions.core.records import StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.store_port import Store
 from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
 from functions.core.trial_order import TrialKey, parse_after, parse_order
+from functions.core.trial_query import TrialQuery
 
 LISTING_ARGUMENTS = (*FILTER_ARGUMENTS, "order", "after")
 """What a listing takes, besides a categorical parameter's values (``param:<name>``) and the

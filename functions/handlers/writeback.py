@@ -50,7 +50,7 @@ from functions.core.katib_trials import (
 from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
-from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import PRUNED, Counts, StudyRecord, TrialRecord
 from functions.core.resource_events import (
     Happening,
     Regarding,
@@ -63,6 +63,7 @@ from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
 from functions.core.store_port import Store
+from functions.core.trial_query import TrialQuery
 from functions.handlers.deps import Deps
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import jwt
 
+from functions.adapters.http_unredirected import unredirected_opener
 from functions.core.errors import TemporaryError
 
 ALGORITHMS = ["RS256", "ES256"]
@@ -37,21 +38,12 @@ tokens naming made-up keys cannot make the service ask the API server once each.
 log = logging.getLogger("katuna.oidc")
 
 
-class _Unredirected(urllib.request.HTTPRedirectHandler):
-    """A redirect of the discovery document not followed, as PyJWT's client follows none of the
-    key set: urllib would send the pod's service-account token on to whatever host it names, and
-    take the issuer it names from there."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
-        return None
-
-
 def _unredirected(request: urllib.request.Request, context: ssl.SSLContext | None) -> Any:
-    """``request`` opened at its own URL alone, a redirect failing as the ``HTTPError`` of its status."""
-    handlers: list[Any] = [_Unredirected()]
-    if context is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=context))
-    return urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT_SECONDS)
+    """``request`` opened at its own URL alone, a redirect failing as the ``HTTPError`` of its
+    status: the discovery document's redirect is not followed, as PyJWT's client follows none of
+    the key set's, for urllib would send the pod's service-account token on to whatever host it
+    names, and take the issuer it names from there."""
+    return unredirected_opener(context).open(request, timeout=TIMEOUT_SECONDS)
 
 
 class Verifier:

@@ -10,10 +10,10 @@ from itertools import zip_longest
 from functions.adapters.web.query import one_value, whole_of
 from functions.core.errors import MalformedRequest
 from functions.core.query_args import every_value
-from functions.core.records import TrialQuery
 from functions.core.spec import Study
 from functions.core.trial_fields import all_fields, bound, fields, unknown_field
 from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
+from functions.core.trial_query import TrialQuery
 
 PAGE_SIZES = (25, 50, 100, 500)
 LARGEST_OFFSET = (1 << 63) - 1

@@ -22,12 +22,13 @@ from functions.core.launch import trial_launch
 from functions.core.live_log import LogMark
 from functions.core.log_reads import LogWindow, without_escapes
 from functions.core.pareto import front_marks
-from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.trial_fields import STATES, bound_text, columns, titles
 from functions.core.trial_filters import PARETO
 from functions.core.trial_labels import choice_text, choices
 from functions.core.trial_listing import with_front
+from functions.core.trial_query import TrialQuery
 from functions.core.views import (
     OBSERVATIONS_SHOWN,
     lost_runs,
