@@ -149,16 +149,20 @@ def _local_problems(spec: Study) -> list[Problem]:
 def _shared_metrics_file(spec: Study) -> list[Problem]:
     """A metrics file or event folder every trial writes (Katib's ``/katib/mnist.log``, which
     each pod has on its own volume on a cluster) while several run at once on this machine:
-    each attempt is read for what was written there after it started, the lines of the trials
-    running beside it too, so trials would get each other's metrics, and wrong results."""
+    each attempt is read for what was written there after it started, the lines (or event
+    files, told as such) of the trials running beside it too, so trials would get each other's
+    metrics, and wrong results."""
     path, runs_in = spec.metrics_collector.path, local_folder(spec.trial_template)
     relative = path is not None and not posixpath.isabs(path)
     if path is None or spec.parallelism < 2 or "${" in path or (relative and runs_in and "${" in runs_in.folder):
         return []
+    events = spec.metrics_collector.kind == "tfevent"
+    writes, read, own = (("its event files under", "event files", "folder") if events
+                         else ("its metrics to", "lines", "file"))
     return [Problem("metricsCollector.path", (
-        f"every trial writes its metrics to {path}, and {spec.parallelism} would run at once on this machine "
-        f"(parallelism): each would read the lines of the trials running beside it, and take their metrics for its "
-        f"own (on Kubernetes each pod has its own file); expected a path naming each trial's own file, with "
+        f"every trial writes {writes} {path}, and {spec.parallelism} would run at once on this machine "
+        f"(parallelism): each would read the {read} of the trials running beside it, and take their metrics for its "
+        f"own (on Kubernetes each pod has its own {own}); expected a path naming each trial's own {own}, with "
         f"${{trialSpec.Name}} in it (or in {(runs_in.field if runs_in else TEMPLATE_FOLDER)}, where the trial runs, "
         f"for a relative path), or parallelism 1"))]
 

@@ -239,6 +239,32 @@ def test_a_workflow_step_reading_what_its_engine_fills_in_is_taken_where_trials_
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+@pytest.mark.parametrize("example, told", [
+    ("tfjob-mnist-with-summaries", "every trial writes its event files under /katib/mnist-with-summaries-logs/test, "
+                                   "and 2 would run at once on this machine (parallelism): each would read the event "
+                                   "files of the trials running beside it"),
+    ("file-metrics-collector", "every trial writes its metrics to /katib/mnist.log, and 2 would run at once on this "
+                               "machine (parallelism): each would read the lines of the trials running beside it"),
+])
+def test_trials_at_once_sharing_a_metrics_path_are_refused_in_the_words_of_its_collector(example: str, told: str):
+    """Katib's TFJob example writes its event files to one folder, each pod its own on a cluster;
+    two local trials at once would read each other's: refused by path, saying it of the
+    event files and a folder (not of lines and a file, which the File collector reads)."""
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    doc = yaml.safe_load((EXAMPLES / f"{example}.yaml").read_text())
+    doc["spec"].update(maxTrialCount=2, parallelTrialCount=2)
+    spec, definition = load_study(yaml.safe_dump(doc))
+    with pytest.raises(InvalidStudy) as refused:
+        check_study(spec, definition, Settings(), runs_jobs=False)
+    [problem] = refused.value.problems
+    assert problem.path == "spec.metricsCollectorSpec.source.fileSystemPath.path"
+    assert problem.message.startswith(told), problem.message
+    own = "folder" if "event files" in told else "file"
+    assert f"each pod has its own {own}); expected a path naming each trial's own {own}," in problem.message
+
+
 def reading_from_the_pod() -> dict:
     """An Experiment whose primary container reads a variable from a Secret, one from the pod's
     labels and every key of a ConfigMap, beside a plain one; a sidecar reads one too."""
