@@ -16,6 +16,10 @@ the start of the staircase of the later objectives (``(i, -i, i)``, its worst ca
 seconds (``worst_front_s``); and the front of 20,000 trials of four objectives, each on it (a
 simplex), where every trial is compared with the front: computed from every trial
 (``four_front_s``), then extended by one more trial as a kept front is (``four_extended_s``).
+Then the write of one completed trial to a study of four objectives whose 1,000, 10,000 and
+100,000 trials are each on its front, the trial beating one of them (``front_write_<n>_ms``,
+median, in a warm process; the front read from its rows by a process's first write,
+``front_first_write_<n>_ms``).
 """
 
 from __future__ import annotations
@@ -179,6 +183,44 @@ def four_objectives(trials: int) -> tuple[float, float]:
     return computed, time.process_time() - start
 
 
+FOUR = {**DEFINITION, "name": "four", "objective": {"metrics": [{"name": f"m{i}", "direction": "minimize"}
+                                                                 for i in range(4)]}}
+"""A study of four objectives, each minimized."""
+
+
+def front_writes(size: int, writes: int) -> tuple[float, float]:
+    """Milliseconds of a process's first write of a completed trial to a study of four
+    objectives whose ``size`` trials are each on its front (a simplex), which reads the front's
+    rows, then of the next ones (median of ``writes``): each trial beats one of the front and
+    takes its place, so its write writes that trial's row and the beaten one's, where the whole
+    front was written again (0.76 s at 100,000)."""
+    rng = random.Random(5)
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteStore(Path(folder) / "katuna.db")
+        spec = parse_study({**FOUR, "maxTrials": size + writes + 1})
+        record = store.add_study(StudyRecord(spec, FOUR, folder, "four", status="running"))
+        drawn = [[rng.random() for _ in range(4)] for _ in range(size)]
+        simplex = [[v / sum(values) for v in values] for values in drawn]
+        with store.transaction():
+            store.db.execute("DELETE FROM study_fronts WHERE study = 'four'")  # kept once, below
+            for number, scored in enumerate(simplex):
+                store.add_trial(TrialRecord("four", number, {"x": 0.5}, COMPLETE, values=scored))
+            store.db.execute("INSERT INTO study_fronts (study, uid, change) SELECT 'four', ?, max(changed) FROM trials "
+                             "WHERE study = 'four'", [record.uid])
+            store.db.execute("INSERT INTO study_front_trials SELECT study, number, trial_values FROM trials "
+                             "WHERE study = 'four'")
+        elapsed = []
+        for write in range(writes + 1):
+            beaten = simplex[write * size // (writes + 1)]
+            trial = TrialRecord("four", size + write, {"x": 0.5}, COMPLETE, values=[v - 1e-9 for v in beaten])
+            start = time.perf_counter()
+            store.add_trial(trial)
+            elapsed.append((time.perf_counter() - start) * 1000)
+        assert len(store.stored_front("four", record.uid)[1]) == size
+        store.close()
+    return elapsed[0], statistics.median(elapsed[1:])
+
+
 def main() -> None:
     parser = report.arguments(__doc__, "500 trials (a smoke run)")
     parser.add_argument("--trials", type=int, default=20_000)
@@ -189,6 +231,10 @@ def main() -> None:
     result.update(handling(trials, 5 if args.quick else args.repeats))
     result["worst_front_s"] = worst_front(2_000 if args.quick else 200_000)
     result["four_front_s"], result["four_extended_s"] = four_objectives(500 if args.quick else 20_000)
+    sizes = (100, 300) if args.quick else (1_000, 10_000, 100_000)
+    for size in sizes:
+        result[f"front_first_write_{size}_ms"], result[f"front_write_{size}_ms"] = front_writes(size, 5 if args.quick
+                                                                                               else 20)
     print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
     print(report.table(["request", "ms"], [["first (front computed)", result["first_ms"]],
                                             ["again (front kept)", result["again_ms"]],
@@ -200,6 +246,10 @@ def main() -> None:
     print(f"front of its worst shape, {2_000 if args.quick else 200_000:,} trials: {result['worst_front_s']:.2f} CPU s")
     print(f"four objectives, {500 if args.quick else 20_000:,} trials each on the front: {result['four_front_s']:.2f} "
           f"CPU s, then {result['four_extended_s']:.3f} CPU s for one more trial")
+    for size in sizes:
+        print(f"a completed trial's write, four objectives, {size:,} trials each on the front: "
+              f"{result[f'front_write_{size}_ms']:.2f} ms (a process's first: "
+              f"{result[f'front_first_write_{size}_ms']:.1f} ms)")
     report.save("pareto_front", {"trials": trials, **result}, args.out)
     fig, ax = report.figure()
     ax.bar(["first", "again", "after a new trial"], [result["first_ms"], result["again_ms"], result["after_change_ms"]])
@@ -210,7 +260,8 @@ def main() -> None:
                   "chart_ms": round(result["chart_ms"], 1), "chart_bytes": result["chart_bytes"],
                   "worst_front_s": round(result["worst_front_s"], 3),
                   "four_front_s": round(result["four_front_s"], 3),
-                  "four_extended_s": round(result["four_extended_s"], 4)})
+                  "four_extended_s": round(result["four_extended_s"], 4),
+                  **{key: round(value, 2) for key, value in result.items() if key.startswith("front_") and "write" in key}})
 
 
 if __name__ == "__main__":

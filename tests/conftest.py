@@ -88,9 +88,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_front_trials(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-sixth migration (one row a trial of each kept
+    Pareto front): each front one JSON value in its study's row."""
+    if "study_front_trials" not in db.table_names():
+        return
+    db.execute("ALTER TABLE study_fronts ADD COLUMN front TEXT NOT NULL DEFAULT '[]'")
+    db.execute("UPDATE study_fronts SET front = (SELECT json_group_array(json_array(number, json(trial_values))) "
+               "FROM study_front_trials WHERE study = study_fronts.study)")
+    db.execute("DROP TABLE study_front_trials")
+
+
 def drop_study_fronts(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-fourth migration (each study's Pareto front
-    kept)."""
+    kept), and the forty-sixth."""
+    drop_front_trials(db)
     db.execute("DROP TABLE IF EXISTS study_fronts")
 
 

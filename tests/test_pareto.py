@@ -6,7 +6,7 @@ import random
 
 from conftest import study_definition
 
-from functions.core.pareto_search import extended_front, joined_front, pareto_front
+from functions.core.pareto_search import KeptFront, extended_front, front_order, pareto_front
 from functions.core.spec import Study
 from functions.core.validate import parse_study
 
@@ -61,12 +61,12 @@ def test_a_front_extended_by_trials_added_since_is_the_front_of_them_all():
         assert extended_front(spec, front, scored[cut:]) == by_definition(signs, scored), case
 
 
-def test_a_front_joined_by_trials_one_at_a_time_is_the_front_of_them_all_in_its_order():
+def test_a_front_joined_by_trials_one_at_a_time_is_the_front_of_them_all():
     """The store keeps a study's front as each trial completes, comparing the new trial with the
     front alone: random histories (ties, duplicates, -0.0 beside 0.0, infinities; 2 to 8
-    objectives, and more trials added at once than are compared one by one), cut anywhere and
-    joined a few trials at a time, give the front of them all, numbers and values, in
-    :func:`pareto_front`'s order."""
+    objectives), cut anywhere and joined a trial at a time, give the front of them all, numbers
+    and values, and each join names the trials it took out; in :func:`pareto_front`'s order
+    by :func:`front_order`."""
     rng = random.Random(13)
     for case in range(300):
         signs, spec, scored = _random_history(rng, rng.choice([2, 2, 3, rng.randint(2, 8)]))
@@ -74,12 +74,14 @@ def test_a_front_joined_by_trials_one_at_a_time_is_the_front_of_them_all_in_its_
                   for number, values in scored]
         values = dict(scored)
         cut = rng.randint(0, len(scored))
-        front = [(number, values[number]) for number in by_definition(signs, scored[:cut])]
-        while cut < len(scored):
-            step = rng.choice([1, 1, 2, 5, 70])
-            front = joined_front(spec, front, scored[cut:cut + step])
-            cut += step
-        assert front == [(number, values[number]) for number in by_definition(signs, scored)], case
+        front = KeptFront(spec, [(number, values[number]) for number in by_definition(signs, scored[:cut])])
+        for number, trial in scored[cut:]:
+            before = set(front.values)
+            beaten = front.join(number, trial)
+            after = set(front.values)
+            assert (after, beaten) == ((before, None) if beaten is None else (before - set(beaten) | {number}, beaten))
+        expected = [(number, values[number]) for number in by_definition(signs, scored)]
+        assert front_order(spec, list(front.values.items())) == expected, case
 
 
 def _random_history(rng: random.Random, objectives: int) -> tuple[list[int], Study, list[tuple[int, list[float]]]]:

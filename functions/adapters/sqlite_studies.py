@@ -209,6 +209,7 @@ class SqliteStudies(SqliteOptuna):
                 raise StudyNotFound(f"study {name!r} was deleted meanwhile, and another stored under its name")
             for table, column in (("observations", "study"), ("kept_tails", "study"), ("trials", "study"),
                                   ("trial_counts", "study"), ("study_fronts", "study"),
+                                  ("study_front_trials", "study"),
                                   ("studies", "name")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
             storage = self.optuna_storage()
