@@ -169,6 +169,51 @@ def test_an_owner_reference_blocking_its_owners_deletion_needs_update_on_the_own
     assert core.create_namespaced_secret("katuna", owned("blocking", True)).metadata.name == "blocking"
 
 
+def _grant(kube: KubeStub, name: str, account: str, rules: list[dict]) -> None:
+    """A Role of ``rules`` in katuna's namespace, bound to the ServiceAccount ``account`` there."""
+    with kube.lock:
+        kube.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                        "metadata": {"name": name, "namespace": "katuna"}, "rules": rules})
+        kube.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                                        "metadata": {"name": name, "namespace": "katuna"},
+                                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                    "name": name},
+                                        "subjects": [{"kind": "ServiceAccount", "name": account,
+                                                      "namespace": "katuna"}]})
+
+
+def test_a_patch_setting_owner_references_is_admitted_as_a_create_or_replace_is(static: KubeStub):
+    """OwnerReferencesPermissionEnforcement runs on updates, and a PATCH is one: a patch that
+    adds a blocking ownerReference, or turns one blocking, needs ``update`` on the owner's
+    ``finalizers``; one that changes the references at all needs ``delete`` on the patched
+    object; a patch that leaves a blocking reference as it was is not asked about it again."""
+    batch = client.BatchV1Api(api(static))
+    owner = batch.create_namespaced_job("katuna", job("owner")).metadata
+    batch.create_namespaced_job("katuna", job("owned", suspend=True))
+    reference = {"apiVersion": "batch/v1", "kind": "Job", "name": owner.name, "uid": owner.uid}
+    finalizers = ('jobs.batch "owned" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a '
+                  f'resource you can\'t set finalizers on: User "{KATUNA}" cannot update resource "jobs/finalizers" in '
+                  'API group "batch" in the namespace "katuna"')
+    blocking = {"metadata": {"ownerReferences": [{**reference, "blockOwnerDeletion": True}]}}
+    assert refusal(lambda: batch.patch_namespaced_job("owned", "katuna", blocking)) == (403, finalizers)
+    turned = [{"op": "add", "path": "/metadata/ownerReferences/0/blockOwnerDeletion", "value": True}]
+    batch.patch_namespaced_job("owned", "katuna", {"metadata": {"ownerReferences": [reference]}})
+    assert refusal(lambda: batch.patch_namespaced_job("owned", "katuna", turned)) == (403, finalizers)
+    assert static.jobs[("katuna", "owned")]["metadata"]["ownerReferences"] == [reference]
+
+    _grant(static, "finalizers", "katuna", [{"apiGroups": ["batch"], "resources": ["jobs/finalizers"],
+                                             "verbs": ["update"]}])
+    assert batch.patch_namespaced_job("owned", "katuna", turned).metadata.owner_references[0].block_owner_deletion
+    _grant(static, "patcher", "patcher", [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["patch"]}])
+    patcher = client.BatchV1Api(api(static, "system:serviceaccount:katuna:patcher"))
+    assert patcher.patch_namespaced_job("owned", "katuna", {"metadata": {"labels": {"kept": "yes"}}}).metadata.labels
+    assert refusal(lambda: patcher.patch_namespaced_job("owned", "katuna", {"metadata": {"ownerReferences": []}})) == (
+        403, 'jobs.batch "owned" is forbidden: cannot set an ownerRef on a resource you can\'t delete: User '
+             '"system:serviceaccount:katuna:patcher" cannot delete resource "jobs" in API group "batch" in the '
+             'namespace "katuna"')
+    assert len(static.jobs[("katuna", "owned")]["metadata"]["ownerReferences"]) == 1
+
+
 def test_any_account_may_ask_what_it_may_do_and_is_told_as_rbac_decides(static: KubeStub):
     """A SelfSubjectAccessReview, as the API server takes one: every account may post it, it
     names resource or non-resource attributes but not both, and its answer is the authorizer's."""

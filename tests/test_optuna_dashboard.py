@@ -337,6 +337,35 @@ def test_optuna_dashboard_refuses_a_request_a_proxy_passed_on(read_only_dashboar
     assert get(base + "/api/studies")["study_summaries"] == [summary]
 
 
+def _raw(base: str, head: str) -> tuple[int, dict]:
+    """The status and JSON answer of a request sent to ``base`` as ``head`` (request line and headers)."""
+    with socket.create_connection(("127.0.0.1", int(base.rpartition(":")[2])), timeout=10) as connection:
+        connection.sendall(head.encode() + b"\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}
+
+
+def test_optuna_dashboard_refuses_a_request_naming_no_host_or_a_target_of_another_host(read_only_dashboard):
+    """Without ``Host`` (which HTTP/1.0 allows, and wsgiref does not ask of HTTP/1.1 either)
+    werkzeug took the address the dashboard listens on, a loopback one; an absolute target names
+    the host that replaces ``Host``: both are refused as a rebound Host is, while the same request
+    naming the loopback Host is served. (The requests are HTTP/1.1: another test reads the log
+    for an HTTP/1.0 one.)"""
+    base, _, _ = read_only_dashboard
+    host = base.partition("//")[2]
+    unnamed = _raw(base, "GET /api/studies HTTP/1.1\r\nConnection: close\r\n")
+    other = _raw(base, f"GET http://evil.example/api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
+    own = _raw(base, f"GET /api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
+    assert (unnamed[0], unnamed[1].get("error"), other[0], other[1].get("error")) == (
+        400, "host_not_allowed", 400, "host_not_allowed")
+    assert other[1]["message"].startswith("the request target names 'evil.example'")
+    assert own[0] == 200 and "study_summaries" in own[1]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
 def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serves_its_own_user(read_only_dashboard):
     base, folder, _ = read_only_dashboard

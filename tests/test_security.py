@@ -10,6 +10,7 @@ import contextlib
 import html
 import http.client
 import itertools
+import json
 import re
 import socket
 import threading
@@ -526,6 +527,45 @@ def test_a_head_of_the_login_page_is_its_read_and_starts_no_session(locked: Serv
     status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token-0123456789"}, {}, method="HEAD")
     assert (status, cookie) == (200, "")
     assert _form(locked, "/ui/login", {"token": "wrong"}, {}, method="HEAD") == (200, "")
+
+
+def _raw(service: Service, head: str) -> tuple[int, dict]:
+    """The status and JSON answer of a request sent as ``head`` (its request line and headers)."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as connection:
+        connection.sendall(head.encode() + b"\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}
+
+
+UNNAMED_HOSTS = {
+    "HTTP/1.0 without Host": ("GET /studies HTTP/1.0", None, "send a Host header"),
+    "absolute target of another host": ("GET http://evil.example/studies HTTP/1.1", "127.0.0.1:{port}",
+                                        "the request target names 'evil.example'"),
+    "absolute target of a loopback name, Host another": ("GET http://127.0.0.1:{port}/studies HTTP/1.1",
+                                                        "evil.example", "the request target names '127.0.0.1:"),
+}
+
+
+@pytest.mark.parametrize("kind", UNNAMED_HOSTS)
+def test_a_request_naming_no_host_or_a_target_of_another_host_is_refused_as_a_wrong_host_is(locked: Service,
+                                                                                          kind: str):
+    """Without a ``Host`` header werkzeug took the address the service listens on, which the
+    check allows; an absolute target's host, which by RFC 9112 replaces ``Host``, was never
+    looked at. Both are refused as a Host not served is; a target naming its own Host is served."""
+    line, host, message = UNNAMED_HOSTS[kind]
+    headers = [line, "Authorization: Bearer s3cret-token-0123456789", "Connection: close"]
+    if host is not None:
+        headers.append(f"Host: {host.format(port=locked.port)}")
+    status, answer = _raw(locked, "\r\n".join(headers) + "\r\n")
+    assert (status, answer.get("error")) == (400, "host_not_allowed"), kind
+    assert answer["message"].startswith(message)
+    own = (f"GET http://127.0.0.1:{locked.port}/studies HTTP/1.1\r\nHost: 127.0.0.1:{locked.port}\r\n"
+           "Authorization: Bearer s3cret-token-0123456789\r\nConnection: close\r\n")
+    assert _raw(locked, own)[0] == 200
 
 
 BIG_PARAMETER = 400_000

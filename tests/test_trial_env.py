@@ -84,13 +84,26 @@ def test_the_services_cloud_credentials_are_refused_in_either_list_and_never_pas
     assert name not in trial_environment({name: "t", "PATH": "/bin"}, [name], {}, ("M", "m"))
 
 
-@pytest.mark.parametrize("name", ["WANDB_API_KEY", "HF_TOKEN", "DATABASE_PASSWORD", "MY_SECRET", "GH_ACCESS_KEY"])
+SECRETS = ["WANDB_API_KEY", "HF_TOKEN", "DATABASE_PASSWORD", "MY_SECRET", "GH_ACCESS_KEY", "SMTP_PASS", "DB_PASSWD",
+           "OPENAI_KEY", "SIGNING_KEY", "KEY", "AUTH", "BASIC_AUTH", "DSN", "SENTRY_DSN", "GIT_CREDENTIALS",
+           "SESSION_COOKIE", "FLASK_SESSION", "SSH_PRIVATE_KEY_PATH", "TLS_PRIVATEKEY", "DATABASE_URL",
+           "GPG_PASSPHRASE", "API_KEY_ID"]
+
+
+@pytest.mark.parametrize("name", SECRETS)
 def test_a_secret_is_passed_only_where_named_as_one(name: str):
     with pytest.raises(InvalidSetting, match=f"^KATUNA_TRIAL_ENV: {name} is named as a secret is, and this list passes "
                                              "no secret to trials: remove it, or.* name it in KATUNA_TRIAL_SECRETS"):
         Settings.from_env({"KATUNA_TRIAL_ENV": f"CUDA_VISIBLE_DEVICES,{name}"})
     settings = Settings.from_env({"KATUNA_TRIAL_ENV": "TOKENIZERS_PARALLELISM", "KATUNA_TRIAL_SECRETS": name})
     assert settings.passed_to_trials == ("TOKENIZERS_PARALLELISM", name), "a word holding TOKEN is no secret's"
+
+
+def test_a_name_holding_a_secrets_word_inside_a_longer_word_is_passed():
+    names = ("KEYBOARD,MONKEY_LEVEL,TOKENIZERS_PARALLELISM,KEY_LEVEL,PASS_COUNT,AUTH_URL,NUM_PASSES,HOTKEY,"
+             "SESSION_NAME_PREFIX,_KEYS_SEEN_,CUDA_VISIBLE_DEVICES")
+    settings = Settings.from_env({"KATUNA_TRIAL_ENV": names})
+    assert settings.trial_env == tuple(names.split(","))
 
 
 def test_a_study_cannot_take_over_the_attempt_marker():

@@ -49,11 +49,23 @@ CLOUD_CREDENTIALS = frozenset({
 Kubernetes client) to, the service's credentials: the identity that makes node pools and Jobs,
 never a trial's, whichever list names them."""
 
-SECRET_WORDS = re.compile(r"(?:^|_)(?:TOKENS?|SECRETS?|PASSWORDS?|PASSWD|CREDENTIALS?|CREDS|PRIVATE_?KEY|API_?KEY"
-                          r"|ACCESS_?KEY)(?:_|$)")
-"""Words of a variable's name, between underscores, that say it holds a secret (``HF_TOKEN``,
-``WANDB_API_KEY``), which ``KATUNA_TRIAL_ENV`` never passes; a longer word holding one
+SECRET_WORDS = frozenset({
+    "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PASSPHRASE", "CREDENTIAL",
+    "CREDENTIALS", "CREDS", "COOKIE", "COOKIES", "DSN", "APIKEY", "ACCESSKEY", "SECRETKEY", "PRIVATEKEY",
+})
+"""Words of a variable's name, between underscores, that say it holds a secret wherever they stand
+(``HF_TOKEN``, ``SENTRY_DSN``, ``SESSION_COOKIE``); a longer word holding one
 (``TOKENIZERS_PARALLELISM``) says nothing of the kind."""
+
+SECRET_ENDINGS = frozenset({"PASS", "KEY", "KEYS", "AUTH", "SESSION"})
+"""Words that say so where they end the name (``SMTP_PASS``, ``OPENAI_KEY``, ``BASIC_AUTH``,
+``KEY``): elsewhere they name other things (``KEY_LEVEL``, ``PASS_COUNT``, ``AUTH_URL``)."""
+
+SECRET_PHRASES = (("PRIVATE", "KEY"), ("API", "KEY"), ("ACCESS", "KEY"), ("SECRET", "KEY"))
+"""Two words that say so wherever they stand (``SSH_PRIVATE_KEY_PATH``, ``GH_ACCESS_KEY_ID``)."""
+
+SECRET_NAMES = (("DATABASE", "URL"),)
+"""Endings of names that, by convention, hold a connection string with its password."""
 
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -88,9 +100,18 @@ def pass_through_problem(names: Iterable[str], secrets: bool) -> str | None:
     if cloud:
         return (f"{cloud[0]} leads to the service's own cloud or Kubernetes credentials, which trials may never "
                 "get: remove it from the list; a trial that reaches a cloud does so with credentials made for it")
-    secret = [name for name in names if not secrets and SECRET_WORDS.search(name.upper())]
+    secret = [name for name in names if not secrets and names_a_secret(name)]
     if secret:
         return (f"{secret[0]} is named as a secret is, and this list passes no secret to trials: remove it, or, "
                 f"where it is a secret made for the trials (never one of the service's), name it in "
                 f"{NEVER_PREFIX}TRIAL_SECRETS instead")
     return None
+
+
+def names_a_secret(name: str) -> bool:
+    """Whether the variable's ``name`` says it holds a secret, judged on its words between
+    underscores (so ``KEYBOARD`` and ``MONKEY_LEVEL`` say nothing of the kind)."""
+    words = [word for word in name.upper().split("_") if word]
+    pairs = list(zip(words, words[1:]))
+    return bool(SECRET_WORDS.intersection(words) or (words and words[-1] in SECRET_ENDINGS)
+                or any(pair in SECRET_PHRASES for pair in pairs) or (pairs and pairs[-1] in SECRET_NAMES))

@@ -133,8 +133,8 @@ class Settings:
     environment that local trial processes get besides their minimal one (say
     ``CUDA_VISIBLE_DEVICES``); a ``KATUNA_*`` name (the API and metrics tokens among them), a cloud
     credential's (``AWS_SECRET_ACCESS_KEY``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``KUBECONFIG``...)
-    and a secret's (a name with ``TOKEN``, ``SECRET``, ``PASSWORD``, ``API_KEY``...) are refused
-    at start. ``KATUNA_TRIAL_SECRETS`` (none): the trials' own secrets they get so (say
+    and a secret's (a name with the word ``TOKEN``, ``SECRET``, ``PASSWORD``, ``API_KEY``, ``DSN``...,
+    or ending in ``_PASS``, ``_KEY``, ``_AUTH``...) are refused at start. ``KATUNA_TRIAL_SECRETS`` (none): the trials' own secrets they get so (say
     ``WANDB_API_KEY``), each named there on purpose; never a ``KATUNA_*`` name or a cloud
     credential's. ``KATUNA_LOOKAHEAD`` (1): trials
     ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a

@@ -40,8 +40,7 @@ from kube_standin.server import KINDS, Call
 from kube_standin.structural import Refused
 from kube_standin.validation import defaulted, generated_selector_problems, job_problems, undecodable
 
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-JOB_PATCH_TYPES = (patches.JSON_PATCH, patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH, patches.APPLY_PATCH)
+JOB_PATCH_TYPES = (patches.JSON_PATCH, patches.MERGE_PATCH, patches.STRATEGIC_MERGE_PATCH, patches.APPLY_PATCH)
 """The patch types the API server takes for a built-in kind, in the order it lists them."""
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
@@ -379,7 +378,7 @@ class ApiServer:
             if job is None:
                 return not_found("jobs.batch", name)
             try:
-                patched = patches.applied(job, body, patches.MERGE_PATCH if content_type == STRATEGIC_MERGE_PATCH
+                patched = patches.applied(job, body, patches.MERGE_PATCH if content_type == patches.STRATEGIC_MERGE_PATCH
                                           else content_type, directive)
             except Refused as refused:
                 return refused.code, refused.body

@@ -36,6 +36,8 @@ from kube_standin.structural import Refused, admitted, unknown_fields
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+"""A built-in kind's patch type, which no custom resource takes."""
 ACCEPTED = (JSON_PATCH, MERGE_PATCH, APPLY_PATCH)
 """The patch types the API server takes for a custom resource, in the order it lists them."""
 KEPT_METADATA = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds")

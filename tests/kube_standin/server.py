@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
@@ -210,7 +210,8 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 self._send(*forbidden(request))
                 return
             cluster.authorized.append(request)
-            if (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
+            if (refused := owner_refs.refusal(request, body, content_type, self._stored(call), cluster.resource_of,
+                                              cluster.authorizer.allows)):
                 self._send(*refused)
             elif cluster.served(call.group, call.resource) is None or cluster.faults.unserved(call.verb(),
                                                                                               call.resource):
@@ -232,6 +233,16 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                     return
                 with suppress(BrokenPipeError, ConnectionResetError):  # its caller may be gone
                     self._send(*answer, call.warnings)
+
+        @staticmethod
+        def _stored(call: Call) -> dict | None:
+            """The object a replace or patch of ``call`` writes over, as a GET reads it; None for
+            another call, or where there is none (serving the call then answers it)."""
+            if call.method not in ("PUT", "PATCH") or not call.name or call.subresource \
+                    or cluster.served(call.group, call.resource) is None:
+                return None
+            code, stored = cluster.serve(replace(call, method="GET", body=None, query={}, dry_runs=(), warnings=[]))
+            return stored if code == 200 and isinstance(stored, dict) else None
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
 

@@ -42,7 +42,7 @@ def may_be_told_why(settings: ServiceSettings) -> bool:
             return True
         _failed_attempt()
         return False
-    return (check_local_user() is None and guard.host_allowed(request.host, settings.allowed_hosts)
+    return (check_local_user() is None and guard.host_allowed(guard.named_host(request), settings.allowed_hosts)
             and not guard.cross_site_read(request))
 
 
@@ -54,7 +54,7 @@ def check_scraper(settings: ServiceSettings):
     database made again and again with the user's own connection)."""
     tokens = [token for token in (settings.metrics_token, settings.api_token) if token]
     if not tokens:
-        if not guard.host_allowed(request.host, settings.allowed_hosts):
+        if not guard.host_allowed(guard.named_host(request), settings.allowed_hosts):
             return host_refused()
         return cross_site_read_refused() if guard.cross_site_read(request) else None
     if (waited := _too_many_attempts()) is not None:

@@ -41,7 +41,7 @@ def check_request():
             return refused
     if path == METRICS_PATH:
         return check_scraper(settings)
-    if not guard.host_allowed(request.host, settings.allowed_hosts):
+    if not guard.host_allowed(guard.named_host(request), settings.allowed_hosts):
         return host_refused()
     if not guard.buffer_chunked(request.environ, settings.max_body) or (request.content_length or 0) > settings.max_body:
         return guard.refusal(request, 413, "request_entity_too_large", too_large(settings.max_body))

@@ -69,6 +69,34 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def named_host(request: Request) -> str:
+    """The host ``request`` names (its ``Host``, as :func:`host_allowed` takes it), or "" where it
+    names none to trust (:func:`host_naming_problem`), which no host check allows."""
+    return "" if host_naming_problem(request) else request.host
+
+
+def host_naming_problem(request: Request) -> str | None:
+    """Why ``request`` names no host to check, or None. Without a ``Host`` header (HTTP/1.0 lets
+    a client leave it out) werkzeug takes the address the server listens on, which every check
+    allows; an absolute request target (``GET http://other.example/studies``) names the host
+    that, by RFC 9112 section 3.2.2, replaces ``Host``, which the WSGI servers drop, serving the
+    ``Host`` instead. So neither is served: a request is checked by a ``Host`` header that no
+    target contradicts. The target is the one the server read (gunicorn's ``RAW_URI``, another
+    server's ``REQUEST_URI``), or the path wsgiref passes on as it came."""
+    host = request.environ.get("HTTP_HOST")
+    if host is None:
+        return "send a Host header naming this service: a request naming no host is not served"
+    environ = request.environ
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO") or ""
+    if target.startswith("/") or "://" not in target:
+        return None
+    authority = urlsplit(target).netloc
+    if authority.lower() == host.strip().lower():
+        return None
+    return (f"the request target names {authority!r:.100} and the Host header {host!r:.100}: send the path alone, "
+            "or a target naming the Host's own host")
+
+
 def exposure_problem(allowed_hosts: tuple[str, ...], api_token: str | None, bind: str | None = None) -> str | None:
     """Why serving this way would let anyone reach the API unauthenticated, or None."""
     if api_token:

@@ -42,6 +42,6 @@ def cross_site_read_refused():
 
 def host_refused():
     """The refusal of a request whose Host is not one the service serves (:func:`guard.host_allowed`)."""
-    return guard.refusal(request, 400, "host_not_allowed",
-                         f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
-                         "(comma-separated; loopback names and addresses are always served)")
+    return guard.refusal(request, 400, "host_not_allowed", guard.host_naming_problem(request) or (
+        f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
+        "(comma-separated; loopback names and addresses are always served)"))

@@ -43,9 +43,9 @@ def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _n
 
     def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        if not guard.host_allowed(request.host, ()):
-            return _refuse(start_response, "400 Bad Request", "host_not_allowed",
-                           f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
+        if not guard.host_allowed(guard.named_host(request), ()):
+            return _refuse(start_response, "400 Bad Request", "host_not_allowed", guard.host_naming_problem(request)
+                           or f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
         if (header := forwarded.proxy_header(request)) is not None:
             return _refuse(start_response, "403 Forbidden", "local_user_not_allowed", PROXIED.format(header=header))
         chunked = request.content_length is None and "chunked" in (request.headers.get("Transfer-Encoding") or "").lower()
