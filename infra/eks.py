@@ -26,6 +26,7 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
@@ -80,7 +81,11 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
     """EKS, Auto Scaling and EC2 clients from the standard chain (profile, environment,
     ``AWS_ENDPOINT_URL``), whose calls each wait at most ``timeout`` seconds to connect and as
     long for each read, and are tried twice at most (botocore's standard retries: throttling,
-    a server's failure, a timeout), so a call that hangs gives up instead of holding on."""
+    a server's failure, a timeout), so a call that hangs gives up instead of holding on. The
+    region is ``region``, else ``AWS_REGION``, else botocore's own (``AWS_DEFAULT_REGION``, the
+    profile's): the AWS CLI and the other AWS SDKs read ``AWS_REGION`` first, and boto3 not at all,
+    so a shell or pod that sets it alone would otherwise get no region, or the profile's."""
+    region = region or os.environ.get("AWS_REGION") or None
     bounded = Config(connect_timeout=timeout, read_timeout=timeout,
                      retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
     try:

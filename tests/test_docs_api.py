@@ -192,3 +192,11 @@ def test_a_stopped_studys_running_trials_end_pruned_as_the_stop_rules_say(quicks
     assert "`katuna stop` (`stopped`, running trials are stopped and marked `PRUNED`" in rules
     for reason in {trial["reason"] for trial in stopped}:
         assert f"their reason `{reason}`" in rules, reason
+
+
+def test_the_tick_posted_by_hand_is_taken_as_a_cloudevent_and_answered_202(quickstart: Service):
+    """The CloudEvent functions' example, run as written: a PingSource tick in binary mode."""
+    tick = block(PAGE, "CloudEvent functions", "sh").replace("\\\n", " ")
+    head = shell(quickstart, tick)
+    assert head.startswith("HTTP/1.1 202 "), head
+    assert "\nKatuna-Emitted-Count: " in head, head

@@ -869,6 +869,25 @@ def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path)
                                   "the AWS profile's region)")
 
 
+def test_aws_region_names_the_region_as_the_aws_cli_reads_it_before_the_default_and_the_profile(monkeypatch,
+                                                                                                 tmp_path):
+    """boto3 reads ``AWS_DEFAULT_REGION`` and never ``AWS_REGION``, which the AWS CLI and the
+    other SDKs read first: the clients take it after the region given, before the others."""
+    without_aws_configuration(monkeypatch, tmp_path)
+    profile = tmp_path / "config"
+    profile.write_text("[default]\nregion = ap-south-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert {client.meta.region_name for client in eks.clients(None)} == {"eu-west-3"}
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    assert eks.clients(None)[0].meta.region_name == "eu-west-3"
+    assert eks.clients("ca-central-1")[0].meta.region_name == "ca-central-1"
+    monkeypatch.setenv("AWS_REGION", "")
+    assert eks.clients(None)[0].meta.region_name == "us-east-2"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert eks.clients(None)[0].meta.region_name == "ap-south-1"
+
+
 BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
                 "_AUTO_SCALING, or the AWS profile's endpoint_url); no retry helps: fix it, or unset it for AWS's own: ")
 SET_UP = {

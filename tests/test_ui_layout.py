@@ -84,7 +84,8 @@ def test_without_javascript_a_trials_log_is_a_link_away_and_the_study_page_says_
         service: Service, browser: Browser):
     """JavaScript off: the trial page, whose log box the script fills, links the whole log, which
     opens as the trial printed it; the study page says its charts, Stop and Delete need the
-    script, and links the trial table, which needs none."""
+    script, and links the trial table, which needs none; the new study form says what else
+    submits a study, its button disabled."""
     number = long_trial(service)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
@@ -101,6 +102,9 @@ def test_without_javascript_a_trials_log_is_a_link_away_and_the_study_page_says_
         expect(note).to_contain_text("need JavaScript")
         note.get_by_role("link", name="trial table").click()
         expect(page.locator("#trials-table tbody tr")).to_have_count(2)
+        page.goto(service.base + "/ui/new")
+        expect(page.locator("#new-without-script")).to_contain_text("Submitting needs JavaScript")
+        expect(page.locator("#submit-study")).to_be_disabled()
     finally:
         context.close()
 

@@ -52,3 +52,15 @@ def test_a_running_then_stopped_study_is_told_why_it_cannot_restart(client):
     wait_for(client, "sleeper", "stopped")
     assert "cannot restart: only a study that ended by reaching maxTrials restarts (with maxTrials raised); " \
            "it ended stopped (stopped by user)." in form_text(client, "sleeper")
+
+
+def test_without_javascript_the_form_says_how_else_to_submit_and_cannot_send_the_study_in_an_address(client):
+    """The form is sent by its script: without it, a click would GET the page again with the
+    study in its address, storing nothing and saying nothing. Its button is disabled until the
+    script enables it, and a note shown only without the script says what else submits it."""
+    page = client.get("/ui/new").text
+    note = re.search(r'<noscript><p class="problems" id="new-without-script">(.*?)</p></noscript>', page, re.S)
+    assert note and " ".join(re.sub(r"<[^>]+>", "", note.group(1)).split()) == (
+        "Submitting needs JavaScript, which is off: run the study with katuna run FILE, or send it to the API's "
+        "POST /studies.")
+    assert re.search(r'<button type="submit" id="submit-study" disabled>', page)

@@ -758,6 +758,9 @@ const katuna = (() => {
     const form = document.getElementById("new-study");
     const text = document.getElementById("study-text");
     const problems = document.getElementById("study-problems");
+    // Disabled in the page: without this script, the form would send the study in the
+    // address of a GET that stores nothing.
+    document.getElementById("submit-study").disabled = false;
     document.getElementById("study-file").addEventListener("change", async (event) => {
       const file = event.target.files[0];
       if (file) text.value = await file.text();
