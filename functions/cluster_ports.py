@@ -58,6 +58,9 @@ class ClusterResources:
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> Mapping[str, str]:
         return self._target().put_trials(owner, trials)
 
+    def put_suggestion(self, owner: Ref, uid: str, wanted: Callable[[], Mapping[str, Any]]) -> None:
+        self._target().put_suggestion(owner, uid, wanted)
+
     def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
         self._target().record_events(regarding, happenings)
 

@@ -24,7 +24,7 @@ VENDORS = {
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_orphans.py",
                    "functions/adapters/kubernetes_remade.py", "functions/adapters/kubernetes_report_secrets.py",
                    "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_running.py",
-                   "functions/adapters/kubernetes_together.py",
+                   "functions/adapters/kubernetes_suggestions.py", "functions/adapters/kubernetes_together.py",
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from http_helpers import Service
 from kube_standin import katib_api
+from kube_standin.server import KATUNA_USER as KATUNA
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -170,6 +171,54 @@ def test_an_experiment_katuna_stops_is_succeeded_to_the_sdk_its_reason_saying_it
         "Succeeded", "True", "StoppedByUser"]
     assert shown["phase"] == "Stopped" and service.json("GET", "/studies/sdk-halt")[1]["status"] == "stopped"
     sdk.delete_experiment("sdk-halt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["Never", "LongRunning"])
+def test_the_experiment_and_its_suggestion_pass_the_checks_of_katibs_conformance_program(
+        kube: KubeStub, service: Service, sdk: KatibClient, policy: str):
+    """Katib's conformance program (conformance/run.sh: its run-e2e-experiment.py with
+    random.yaml, 3 trials, 2 at once, none may fail) waits for the Experiment to succeed, then
+    checks it and its Suggestion (verify.py): the best trial has the objective's metric, all
+    trials completed where it reached ``maxTrialCount``; the Suggestion, named as the
+    Experiment, ``Succeeded`` and not ``Running`` (``Never``, ``FromVolume``), or ``Running`` and
+    not ``Succeeded`` (``LongRunning``), and no suggestion Deployment or Service left. Read as
+    its user reads it, through the real client, once the SDK has seen the Experiment end."""
+    name = f"sdk-conform-{policy.lower()}"
+    conforming = experiment(name, ["python3", "-c", "import sys; print(f'loss={sys.argv[1]}')"])
+    conforming["spec"].update(maxTrialCount=3, parallelTrialCount=2, maxFailedTrialCount=0, resumePolicy=policy)
+    sdk.create_experiment(conforming)
+    done = sdk.wait_for_experiment_condition(name, timeout=120, polling_interval=1)
+    api = client.CustomObjectsApi(client.ApiClient(configuration(kube)))
+    found = api.get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "suggestions", name)
+
+    best = done.status.current_optimal_trial.observation.metrics
+    assert [m.name for m in best] == ["loss"]
+    [reason] = [c.reason for c in done.status.conditions if c.type == "Succeeded" and c.status == "True"]
+    assert reason == "ExperimentMaxTrialsReached"
+    assert (done.status.trials_succeeded or 0) + (done.status.trials_early_stopped or 0) == 3
+    conditions = {c["type"]: c for c in found["status"]["conditions"]}
+    running, succeeded = ({kind: kind in conditions and conditions[kind]["status"] == "True"}
+                          for kind in ("Running", "Succeeded"))
+    if policy == "LongRunning":
+        assert running == {"Running": True} and succeeded == {"Succeeded": False}
+    else:
+        assert running == {"Running": False} and succeeded == {"Succeeded": True}
+        assert (conditions["Succeeded"]["reason"], conditions["Succeeded"]["message"]) == (
+            "Experiment is succeeded", "Suggestion is succeeded, can't be restarted")
+    assert conditions["Created"]["reason"] == "SuggestionCreated"
+    assert found["metadata"]["ownerReferences"] == [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+                                                     "name": name, "uid": done.metadata.uid, "controller": True}]
+    assert found["spec"] == {"algorithm": {"algorithmName": "random"}, "requests": 3, "resumePolicy": policy}
+    assert found["status"]["suggestionCount"] == 3 and "suggestions" not in found["status"]
+    assert sdk.get_suggestion(name).status.suggestion_count == 3, "Katib's SDK reads it"
+    assert not [r for r in kube.authorized if r.user == KATUNA and r.resource in ("deployments", "services")], \
+        "no suggestion Deployment or Service: katuna samples in its own store"
+
+    sdk.delete_experiment(name)
+    with pytest.raises(ApiException) as gone:
+        api.get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "suggestions", name)
+    assert gone.value.status == 404, "the Suggestion goes with its Experiment"
 
 
 def kept_jobs(kube: KubeStub, name: str) -> list[str]:

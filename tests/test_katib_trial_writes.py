@@ -496,10 +496,11 @@ def test_a_report_begun_before_an_edit_was_refused_leaves_the_refusal_in_the_sta
     assert user_api(kube).get_namespaced_custom_object(*experiments)["status"] == refused
 
 
-def test_katuna_asks_of_katibs_experiments_and_trials_exactly_what_its_katib_role_grants(kube: KubeStub, service):
-    """A walk of every call katuna makes on Katib's Experiments and Trials, as the API server's
-    authorizer sees them: an Experiment's status written, its Trials created and written, those
-    an earlier Experiment of its name left read, deleted and made anew, a Trial that will not run
+def test_katuna_asks_of_katibs_kinds_exactly_what_its_katib_role_grants(kube: KubeStub, service):
+    """A walk of every call katuna makes on Katib's Experiments, Trials and Suggestions, as the
+    API server's authorizer sees them: an Experiment's status written, its Trials and its
+    Suggestion created and written, those an earlier Experiment of its name left read, deleted
+    and made anew, a Trial that will not run
     deleted, the Experiments listed. ``katuna-katib`` grants each, and nothing katuna never asks."""
     api, store, dispatcher = service
     first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
@@ -519,7 +520,7 @@ def test_katuna_asks_of_katibs_experiments_and_trials_exactly_what_its_katib_rol
 
     walked = {(request.resource + (f"/{request.subresource}" if request.subresource else ""), request.verb)
               for request in kube.authorized if request.user == KATUNA and request.group == "kubeflow.org"}
-    kinds = ("experiments", "experiments/status", "trials", "trials/status")
+    kinds = ("experiments", "experiments/status", "trials", "trials/status", "suggestions", "suggestions/status")
     granted = {(resource, verb) for group, resource, verb in granted_permissions("katuna-katib", KATIB_RBAC)
                if group == "kubeflow.org" and resource in kinds}
     assert walked - {("studyjobs", "list")} == granted

@@ -55,14 +55,14 @@ KUEUE = "kueue.x-k8s.io"
 STUDY_PLURALS = [PLURALS[kind] for kind in KINDS[API_VERSION]]
 CUSTOM_OBJECT_CALLS = {
     "get_namespaced_custom_object": {(GROUP, p, "get") for p in STUDY_PLURALS}
-    | {(KATIB, p, "get") for p in ("experiments", "studyjobs", "trials")},
+    | {(KATIB, p, "get") for p in ("experiments", "studyjobs", "trials", "suggestions")},
     "list_namespaced_custom_object": {(GROUP, p, "list") for p in STUDY_PLURALS} | {(KUEUE, "workloads", "list")},
-    "patch_namespaced_custom_object": {(KUEUE, "workloads", "patch")},
+    "patch_namespaced_custom_object": {(KUEUE, "workloads", "patch"), (KATIB, "suggestions", "patch")},
     "patch_namespaced_custom_object_status": {(GROUP, f"{p}/status", "patch") for p in STUDY_PLURALS}
-    | {(KATIB, f"{p}/status", "patch") for p in ("experiments", "studyjobs", "trials")},
+    | {(KATIB, f"{p}/status", "patch") for p in ("experiments", "studyjobs", "trials", "suggestions")},
     "list_cluster_custom_object": {(KATIB, p, "list") for p in ("experiments", "studyjobs")},
-    "create_namespaced_custom_object": {(KATIB, "trials", "create")},
-    "delete_namespaced_custom_object": {(KATIB, "trials", "delete")},
+    "create_namespaced_custom_object": {(KATIB, p, "create") for p in ("trials", "suggestions")},
+    "delete_namespaced_custom_object": {(KATIB, p, "delete") for p in ("trials", "suggestions")},
 }
 """What each custom-object call reaches: study resources (katuna.dev), with the
 ``knative/katib-api`` overlay Katib's kinds (kubeflow.org), and Kueue's Workloads of trial Jobs.

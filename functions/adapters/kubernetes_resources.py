@@ -1,7 +1,7 @@
 """The resources port on Kubernetes (study resources read, their status written; Katib's
-Experiments and StudyJobs listed and their Trials kept up to date; ConfigMaps holding trial
-templates read) and the nodes port (a pool's
-Node objects listed), through the client and error translation of
+Experiments and StudyJobs listed and their Trials and Suggestions kept up to date; ConfigMaps
+holding trial templates read) and the nodes port (a pool's Node objects listed), through the
+client and error translation of
 :mod:`functions.adapters.kubernetes_executor`."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import all_pages, call, read_or_none, translate, unrouted
 from functions.adapters.kubernetes_events import KubernetesEvents
+from functions.adapters.kubernetes_suggestions import Suggestions
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import NoKubernetesApi, PermanentError, TemporaryError
@@ -43,6 +44,7 @@ class KubernetesResources:
         self._core: client.CoreV1Api | None = None
         self.katib_api = katib_api
         self._trials = Trials(self._objects, self._is)
+        self._suggestions = Suggestions(self._objects)
         self._events: KubernetesEvents | None = None
 
     def _objects(self) -> client.CustomObjectsApi:
@@ -172,6 +174,12 @@ class KubernetesResources:
         earlier Experiment of the same name left is replaced (:mod:`functions.adapters.kubernetes_trials`).
         The uid of each Trial written, by name."""
         return self._trials.put(owner, trials)
+
+    def put_suggestion(self, owner: Ref, uid: str, wanted: Callable[[], Mapping[str, Any]]) -> None:
+        """Make the Experiment's Suggestion what ``wanted()`` computes once it was read: one read
+        where it is so already, a write more for its spec or its status where either changed
+        (:mod:`functions.adapters.kubernetes_suggestions`)."""
+        self._suggestions.put(owner, uid, wanted)
 
     def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
         """Record an Event of each happening about ``regarding``, best effort

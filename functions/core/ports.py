@@ -289,6 +289,13 @@ class Resources(Protocol):
         left; the Experiment's other Trials are left as they are. The uid of each Trial
         written, by name."""
 
+    def put_suggestion(self, owner: Ref, uid: str, wanted: Callable[[], Mapping[str, Any]]) -> None:
+        """Make the Katib Suggestion of the Experiment at ``owner`` with ``uid`` what ``wanted()``
+        computes (the resource with its spec and status: :mod:`functions.core.katib_suggestion`),
+        computed after the Suggestion was read and written only over that version (read and
+        computed again when another write came between), creating it where there is none and
+        replacing one an earlier Experiment of the same name left."""
+
     def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
         """Record a Kubernetes Event of each happening about ``regarding``, once per happening
         however often it is recorded (a handling run again); best effort: a failure is logged,

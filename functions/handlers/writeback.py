@@ -21,6 +21,11 @@ change they do not show yet: as Katib's controller sums its Trials, a client tha
 Experiment succeeded (``KatibClient.wait_for_experiment_condition``) and lists its Trials finds
 each one finished. The status itself is written after the lock is let go.
 
+A Katib Experiment's Suggestion (:mod:`functions.core.katib_suggestion`) is written with its
+status, just before it, from the study as stored once that status was computed: a client that
+sees the Experiment succeeded finds its Suggestion succeeded too (or, under ``LongRunning``,
+running), as Katib's conformance program checks.
+
 What the written Trials show happened (a run started, lost or ended) and a study's end are then
 recorded as Kubernetes Events on the Trials and the study's resource
 (:mod:`functions.core.resource_events`), after the lock is let go and whether or not the status
@@ -31,12 +36,14 @@ none twice, and a failure to record one changes nothing else.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from functions.core.errors import StudyNotFound
+from functions.core.errors import PermanentError, StudyNotFound
 from functions.core.events import Event
+from functions.core.katib_suggestion import suggestion
 from functions.core.katib_trials import (
     TRIAL_LISTS,
     TRIALS_LISTED,
@@ -66,6 +73,8 @@ from functions.core.store_port import Store
 from functions.core.trial_query import TrialQuery
 from functions.handlers.deps import Deps
 
+log = logging.getLogger("katuna.writeback")
+
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     if deps.resources is None:
@@ -92,8 +101,11 @@ def report(record: StudyRecord, deps: Deps) -> None:
         return
     origin = Origin.from_dict(record.origin)
     happened: Happened = []
-    status = (partial(_status_after_trials, record, origin, deps.store, resources, deps.katib_trials_kept, happened)
-              if trials_owner(record) is not None else partial(_current_status, record, origin, deps.store))
+    status: Callable[[], Mapping[str, Any]] = partial(_current_status, record, origin, deps.store)
+    if trials_owner(record) is not None:
+        status = partial(_with_suggestion, partial(_status_after_trials, record, origin, deps.store, resources,
+                                                   deps.katib_trials_kept, happened), record, origin, deps.store,
+                         resources)
     try:
         written = resources.write_status(origin.ref, origin.uid, status)
     finally:
@@ -154,6 +166,43 @@ def _latest(record: StudyRecord, store: Store, states: tuple[str, ...], limit: i
     return [trial for _, trial in store.keyed_trials(record.name, query, None)]
 
 
+def _with_suggestion(status: Callable[[], Mapping[str, Any]], record: StudyRecord, origin: Origin, store: Store,
+                     resources: Resources) -> Mapping[str, Any]:
+    """A Katib Experiment's status (what ``status()`` computes), its Suggestion written first
+    (:mod:`functions.core.katib_suggestion`): the Suggestion is read, then the Experiment's
+    status computed, then the Suggestion's from the study as stored after it, and written over
+    the version read. So the Suggestion is never behind the status written after it: a client
+    that sees the Experiment succeeded (``wait_for_experiment_condition``) reads a Suggestion
+    that has too, as Katib's conformance program checks. One katuna may not write (a
+    Suggestion of another's holding the name, or a role without Katib's Suggestions) is
+    logged, and the Experiment's status written all the same."""
+    computed: list[Mapping[str, Any]] = []
+
+    def wanted() -> dict[str, Any]:
+        computed.append(status())
+        current, _ = _now(record, origin, store)
+        return suggestion(current, origin, store.count_trials(current.name).created)
+
+    try:
+        resources.put_suggestion(origin.ref, origin.uid, wanted)
+    except PermanentError as exc:
+        log.warning("%s: its Suggestion is not written: %s", origin.ref, exc)
+    return computed[-1] if computed else status()
+
+
+def _now(record: StudyRecord, origin: Origin, store: Store) -> tuple[StudyRecord, Origin]:
+    """The study and its origin as stored now: ``record`` and ``origin`` where the study was
+    deleted or replaced since."""
+    try:
+        current = store.get_study(record.name)
+    except StudyNotFound:
+        return record, origin
+    if current.uid != record.uid or current.origin is None:
+        return record, origin
+    now = Origin.from_dict(current.origin)
+    return current, now if now.uid == origin.uid else origin
+
+
 def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
     """The status from the store as it is when asked: the study is read again (unless it was
     deleted or replaced since), its origin with it, as a write computed again must not reuse the
@@ -167,14 +216,7 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
     commits only later; computed from the store before that commit, this status would put the
     generation before back over it."""
     store.await_writers()
-    try:
-        current = store.get_study(record.name)
-    except StudyNotFound:
-        return _status(record, origin, store)
-    if current.uid != record.uid or current.origin is None:
-        return _status(record, origin, store)
-    now = Origin.from_dict(current.origin)
-    return _status(current, now if now.uid == origin.uid else origin, store)
+    return _status(*_now(record, origin, store), store)
 
 
 def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources,
