@@ -67,9 +67,12 @@ def print_trials(console: Console, record: StudyRecord, listing: Callable[[], It
     memory of :data:`HELD` trials at any study size: up to them as :func:`trial_table`; past
     them, each row is measured as it is read and formatted, and kept in a temporary file, then
     printed from there :data:`PRINTED` at a time. A table too wide for the output reads the
-    trials a second time, for its narrow layout."""
+    trials a second time, for its narrow layout. No trial prints nothing, not even the headers:
+    output piped on is empty, as ``kubectl get`` leaves it (the command says why on stderr)."""
     first = listing()
     held = list(islice(first, HELD + 1))
+    if not held:
+        return
     if len(held) <= HELD:
         console.print(_TrialTable(record.spec, held, None))
         return

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.core.records import Counts, StudyRecord
-from functions.core.store_port import Store, has_study
+from functions.core.store_port import Store, has_study, with_stopped
 from functions.core.trial_cap import shown_total
 from functions.terminal import printable
 
@@ -84,7 +84,7 @@ class StudyProgress:
         """Show the study's counts and best value now; those last shown once another process
         deleted it, or stored another under its name (read first, so none read after is shown;
         the run's own tick then ends the run, saying so)."""
-        counts = self._store.count_trials(self._spec.name)
+        counts = with_stopped(self._store, self._spec.name, self._store.count_trials(self._spec.name))
         top = [] if self._spec.multi_objective else self._store.best_trials(self._spec.name, 1)
         if not has_study(self._store, self._spec.name, self._uid):
             return
@@ -162,10 +162,14 @@ def _text(renderable: RenderableType) -> Text:
 
 
 def _counts(counts: Counts, look: str) -> Text:
-    """``done 3 · failed 1 · pruned 0 · running 2``; short: without the states at 0 (but done)."""
-    states = (("done", counts.complete), ("failed", counts.failed), ("pruned", counts.pruned),
+    """``done 3 · failed 1 · pruned 0 · running 2``; short: without the states at 0 (but done).
+    The trials the study's end stopped are ``stopped`` where there are any, not ``pruned``
+    (:func:`~functions.core.store_port.with_stopped`)."""
+    states = (("done", counts.complete), ("failed", counts.failed),
+              ("pruned", counts.pruned - counts.stopped_at_end), ("stopped", counts.stopped_at_end),
               ("running", counts.running))
-    return Text(" · ".join(f"{state} {n}" for state, n in states if look == "long" or n or state == "done"))
+    return Text(" · ".join(f"{state} {n}" for state, n in states
+                           if (look == "long" and state != "stopped") or n or state == "done"))
 
 
 def _best(metric: str, value: float, look: str) -> str:

@@ -65,6 +65,7 @@ def test_the_functions_run_a_study_through_a_broker(cluster):
     for number, (headers, body) in enumerate(suggested):
         status, answer_headers, reply = forward(service, "/", headers, body, structured=number == 1)
         assert (status, reply, answer_headers["Katuna-Emitted-Count"]) == (202, b"", "0")
+        assert "Katuna-Emitted" not in answer_headers, "no empty list of the events sent"
 
     finished = sink.wait(5)[3:5]
     assert {h["ce-type"] for h, _ in finished} == {"dev.katuna.trial.finished"}

@@ -578,7 +578,7 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
     ("job-event-labels-not-numbers", "/", _ce("dev.knative.apiserver.resource.update", {
         "metadata": {"labels": {"katuna.dev/study": "target", "katuna.dev/study-uid": "UID",
                                 "katuna.dev/trial": "zero", "katuna.dev/attempt": "1"}}}), 202,
-     '"Katuna-Emitted-Count": "0"'),
+     '{"Katuna-Emitted-Count": "0"}'),
     ("job-event-metadata-a-string", "/", _ce("dev.knative.apiserver.resource.update", {"metadata": "x"}), 400,
      "data.metadata: expected a mapping"),
     ("study-event-metadata-a-list", "/", _ce("dev.knative.apiserver.resource.update", {

@@ -8,13 +8,17 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import study_definition
 from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.cli import main
+from functions.cli_output import print_result
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.progress import StudyProgress
+from functions.settings import Settings
 
 ELAPSED = re.compile(r" \d+:\d\d:\d\d$")
 
@@ -91,3 +95,29 @@ def test_a_study_another_process_deletes_or_replaces_mid_run_keeps_the_line_last
         store.add_trial(TrialRecord(record.name, 0, {"x": 1.0}, state=COMPLETE, values=[0.123]))
     assert out.getvalue().splitlines()[-1].endswith("12/30 done 9 · failed 3 · pruned 0 · running 2 best accuracy=0.911 "
                                                     "0:00:00")
+
+
+def _ended_early(store: SqliteStore) -> StudyRecord:
+    """The study of :func:`_study` with a trial an early-stopping rule pruned and one its end stopped."""
+    record = _study(store)
+    store.add_trial(TrialRecord(record.name, 14, {"x": 1.0}, state=PRUNED, reason="pruned at step 3 by the median rule"))
+    store.add_trial(TrialRecord(record.name, 15, {"x": 1.0}, state=PRUNED, reason=f"{STOPPED_AT_END} (goal reached)"))
+    return record
+
+
+def test_a_trial_the_studys_end_stopped_is_counted_stopped_not_pruned(store: SqliteStore, tmp_path: Path):
+    """Stored ``PRUNED`` (Optuna has no other state for it), a trial stopped because its study
+    ended was pruned by no rule: the progress line, ``katuna show`` and a run's summary count it
+    ``stopped``, as Katib's Trial says ``Killed``, and ``pruned`` keeps the early-stopped alone."""
+    record = _ended_early(store)
+    assert _line(store, record, 200).endswith(" 14/30 done 9 · failed 3 · pruned 1 · stopped 1 · running 2 "
+                                              "best accuracy=0.911 0:00:00")
+    assert _line(store, record, 80, interactive=False) == \
+        "14/30 done 9 · failed 3 · pruned 1 · stopped 1 · running 2 best 0.911 0:00:00"
+    shown = CliRunner().invoke(main, ["show", record.name, "--db", str(tmp_path / "k.db")])
+    assert shown.exit_code == 0, shown.output
+    assert "trials: 16/30 (complete 9, failed 3, pruned 1, stopped 1, running 2, waiting 0)" in \
+        " ".join(shown.stdout.split()), shown.stdout
+    out = io.StringIO()
+    print_result(Console(file=out, width=200), store, record, Settings(db=tmp_path / "k.db"))
+    assert "Trials: 16 (9 complete, 3 failed, 1 pruned, 1 stopped as the study ended)" in out.getvalue()

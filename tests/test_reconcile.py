@@ -192,7 +192,7 @@ def answer(service: Service, event: BaseCloudEvent, function: str) -> tuple[list
         reply = parse(headers, body)
         return [reply.get_id()], [reply]
     assert status == 202 and body == b"", body
-    return [named.rsplit(" ", 1)[1] for named in headers["Katuna-Emitted"].split(", ") if named], []
+    return [named.rsplit(" ", 1)[1] for named in headers.get("Katuna-Emitted", "").split(", ") if named], []
 
 
 def job_event(kube: KubeStub, name: str) -> CloudEvent:

@@ -5,6 +5,7 @@ additional metrics."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -183,3 +184,33 @@ def test_a_grid_study_page_says_how_many_points_of_the_grid_its_warm_start_cover
     summary = " ".join(page[page.index('id="warm-start"'):].split("</dd>")[0].split())
     assert 'they cover <span id="grid-covered">1 of the grid\'s 4 points</span>, which its trials do not run' in summary
     assert 'id="trial-counts">3 of 3:' in page
+
+
+@pytest.mark.parametrize(("objectives", "query", "said"), [
+    (1, "front=all&size=7", "size: expected one of 25, 50, 100, 500, got '7'"),
+    (2, "front=all&size=7", "size: expected one of 25, 50, 100, 500, got '7'"),
+    (1, "front=all&after=x", "after: expected a whole number"),
+    (2, "size=7", "size: expected one of 25, 50, 100, 500, got '7'"),
+    (2, "front=some", "front: expected all (the whole Pareto front, a page at a time), got 'some'"),
+    (1, "front=all", "front: needs several objectives: this study has one, 'loss', and no Pareto front"),
+])
+def test_the_fronts_arguments_are_checked_whatever_the_study(tmp_path: Path, objectives: int, query: str, said: str):
+    """The study page's ``front``, ``size`` and ``after`` are a ``400`` naming the one at fault
+    on the page of a study of one objective as on one of several, never passed over; a study of
+    one objective has no front to list (as the trial table's ``pareto=1`` is refused)."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        metrics = {"metrics": BOTH} if objectives == 2 else {"metrics": BOTH[:1]}
+        definition = study_definition(name="checked", maxTrials=3, objective=metrics)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-checked",
+                                    status="completed"))
+        store.add_trial(TrialRecord("checked", 0, {"x": 0.5}, COMPLETE, values=[1.0] * objectives))
+        client = create_app(runtime).test_client()
+        assert client.get("/ui/studies/checked").status_code == 200
+        for path in ("/ui/studies/checked", "/ui/studies/checked/best.fragment"):
+            refused = client.get(f"{path}?{query}")
+            text = html.unescape(refused.get_data(as_text=True))
+            assert (refused.status_code, said in text) == (400, True), (path, text[-2000:])
+    finally:
+        runtime.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from functions.core.errors import StudyNotFound
@@ -368,6 +369,13 @@ def stored_study(store: Store, name: str, uid: str | None = None) -> StudyRecord
 def has_study(store: Store, name: str, uid: str | None = None) -> bool:
     """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study)."""
     return stored_study(store, name, uid) is not None
+
+
+def with_stopped(store: Store, study: str, counts: Counts) -> Counts:
+    """``counts`` of the study's trials with those of its pruned that its end stopped
+    (``stopped_at_end``), read only where it has pruned trials: what a person reads as
+    stopped, not pruned, though stored ``PRUNED`` as Optuna has no other state for them."""
+    return replace(counts, stopped_at_end=store.count_stopped_at_end(study)) if counts.pruned else counts
 
 
 def trials_by_number(store: Store, study: str, page: int, after: int | None = None,

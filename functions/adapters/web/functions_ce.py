@@ -37,8 +37,8 @@ log = logging.getLogger("katuna.functions")
 
 EMITTED_HEADER = "Katuna-Emitted"
 """The events a handling emitted other than as a reply, ``type id`` each, comma-separated (at
-most :data:`EMITTED_LISTED`, then ``...``); their number is in :data:`EMITTED_COUNT_HEADER`.
-Neither header is one Knative's broker passes on or reads."""
+most :data:`EMITTED_LISTED`, then ``...``), left out where it emitted none; their number is in
+:data:`EMITTED_COUNT_HEADER`, always there. Neither header is one Knative's broker passes on or reads."""
 
 EMITTED_COUNT_HEADER = "Katuna-Emitted-Count"
 
@@ -256,7 +256,7 @@ def list_dead_letters():
 def _emit(runtime: Application, handled: Event, emitted: list[Event]):
     """The answer to the handling of ``handled``: its one emitted event as a reply (reply mode,
     unless ``handled`` is of a type whose handling never replies); otherwise the events sent on,
-    and an answer with no body, naming them in headers only."""
+    and an answer with no body, naming them in headers only (no empty list where there are none)."""
     if runtime.settings.events == "reply" and len(emitted) == 1 and handled.type not in NO_REPLY:
         headers, body = cloudevents_http.to_http(emitted[0], runtime.settings.event_key)
         return Response(body, status=200, headers=headers)
@@ -265,4 +265,5 @@ def _emit(runtime: Application, handled: Event, emitted: list[Event]):
     named = [f"{event.type} {event.id}" for event in emitted[:EMITTED_LISTED]]
     if len(emitted) > EMITTED_LISTED:
         named.append("...")
-    return Response(status=202, headers={EMITTED_HEADER: ", ".join(named), EMITTED_COUNT_HEADER: str(len(emitted))})
+    listed = {EMITTED_HEADER: ", ".join(named)} if named else {}
+    return Response(status=202, headers={**listed, EMITTED_COUNT_HEADER: str(len(emitted))})

@@ -41,7 +41,8 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                                   "Katuna-Emitted-Count": {"description": "how many events were sent",
                                                            "schema": {"type": "string"}},
                                   "Katuna-Emitted": {"description": ("the events sent, 'type id' each, comma-separated "
-                                                                     "(at most 50, then '...')"),
+                                                                     "(at most 50, then '...'); absent where none "
+                                                                     "was sent"),
                                                      "schema": {"type": "string"}},
                                   "Katuna-Tick-Coalesced": {"description": (
                                       "'true' on a tick left unhandled: it came behind a broker without OIDC less "

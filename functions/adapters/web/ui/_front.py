@@ -11,12 +11,14 @@ paging, as the API's), so a trial that joins or leaves the front meanwhile shift
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, url_for
 
 from functions.adapters.web import paging, tables
 from functions.adapters.web.query import one_value, whole_number
+from functions.core.errors import MalformedRequest
 from functions.core.pareto import best_after, front_numbers
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import Store
@@ -26,16 +28,36 @@ FRONT_PAGE = 500
 """Trials of the front a page lists when ``size`` is left out (one of the trial table's sizes)."""
 
 
-def front_page(store: Store, record: StudyRecord) -> dict[str, Any]:
-    """The page of the study's front the request asks for (``size``, one of the trial table's
-    sizes, and ``after``, the number the page follows): its trials (``best``), the front's size
-    (``front``) and the page's place in it with its links (``pager``, keeping the charts
-    chosen: :func:`chart_args`); the arguments that fetch the same page again (``again``). A
-    page past the front's end (an old link, trials gone from the front since) is its last.
-    ``MalformedRequest`` names a refused argument."""
+@dataclass(frozen=True)
+class AskedPage:
+    """The page of the front ``?front=all`` asks for: ``size`` trials (:data:`FRONT_PAGE` where
+    the address gives none, ``given``) following trial ``after`` (None: from the first)."""
+
+    given: str | None
+    size: int
+    after: int | None
+
+
+def asked_page() -> AskedPage | None:
+    """The page of the whole front the address asks for, None where it asks for none (no
+    ``front``). ``front`` (``all``, or absent), ``size`` (one of the trial table's sizes) and
+    ``after`` (a trial's number) are checked whether or not the page is listed, and whatever
+    the study: a wrong one is a ``MalformedRequest`` naming it, never passed over."""
     given = one_value("size")
     size = tables.page_size(given or str(FRONT_PAGE))
     after = None if one_value("after") is None else whole_number("after", 0, 0)
+    front = one_value("front")
+    if front not in (None, "all"):
+        raise MalformedRequest(f"front: expected all (the whole Pareto front, a page at a time), got {front!r:.40}")
+    return None if front is None else AskedPage(given, size, after)
+
+
+def front_page(store: Store, record: StudyRecord, asked: AskedPage) -> dict[str, Any]:
+    """The page of the study's front ``asked`` for: its trials (``best``), the front's size
+    (``front``) and the page's place in it with its links (``pager``, keeping the charts
+    chosen: :func:`chart_args`); the arguments that fetch the same page again (``again``). A
+    page past the front's end (an old link, trials gone from the front since) is its last."""
+    given, size, after = asked.given, asked.size, asked.after
     numbers = front_numbers(store, record)
     start = 0 if after is None else bisect.bisect_right(numbers, after)
     if numbers and start == len(numbers):

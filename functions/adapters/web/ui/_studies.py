@@ -11,7 +11,7 @@ from functions.adapters.web import paging
 from functions.adapters.web.query import one_value, whole_number
 from functions.adapters.web.ui._blueprint import blueprint, runtime
 from functions.adapters.web.ui._charts import chart_params
-from functions.adapters.web.ui._front import chart_args, cut_short, front_page, json_size
+from functions.adapters.web.ui._front import asked_page, chart_args, cut_short, front_page, json_size
 from functions.core.errors import MalformedRequest
 from functions.core.pareto import best_trials, front_spread
 from functions.core.query_args import whole_of
@@ -170,11 +170,18 @@ def best_fragment(name: str):
 def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
     """The best trials the study page lists (``best``): of a Pareto front, :data:`FRONT_LISTED`
     spread along it, or with ``?front=all`` a page of all of it (:func:`._front.front_page`,
-    with its ``pager`` and the arguments that fetch it ``again``), and the front's size (``front``)."""
+    with its ``pager`` and the arguments that fetch it ``again``), and the front's size (``front``).
+    The front's arguments are checked whatever the study (:func:`._front.asked_page`), and
+    ``?front=all`` is refused for a study of one objective, which has no front."""
+    whole = asked_page()
     if not record.spec.multi_objective:
+        if whole is not None:
+            raise MalformedRequest(f"front: needs several objectives: this study has one, "
+                                   f"{record.spec.objectives[0].metric!r}, and no Pareto front; its page lists its "
+                                   f"{BEST_SHOWN} best trials")
         return {"best": best_trials(store, record, limit=BEST_SHOWN), "front": None, "pager": None, "again": {}}
-    if request.args.get("front") == "all":
-        return front_page(store, record)
+    if whole is not None:
+        return front_page(store, record, whole)
     return _spread(store, record)
 
 
