@@ -13,7 +13,8 @@ import grimp
 
 ROOT = Path(__file__).parent.parent
 VENDORS = {
-    "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_journal_migrations.py",
+    "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_first_migrations.py",
+                     "functions/adapters/sqlite_journal_migrations.py",
                      "functions/adapters/sqlite_migrations.py"),
     "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_checkpoints.py",
                    "functions/adapters/kubernetes_client.py", "functions/adapters/kubernetes_events.py",
