@@ -51,12 +51,12 @@ def node_pools(settings: Settings) -> NodePools | None:
                                  settings.gke_node_service_account, installation=installation)
         return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint), settings.remote_timeout)
     if settings.eks_cluster:
-        from infra import eks
+        from infra import eks, eks_clients
         from infra.eks_requests import EksCluster
 
         eks_cluster = EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role,
                                  installation=installation)
-        return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region, settings.remote_timeout))
+        return eks.EksNodePools(eks_cluster, *eks_clients.clients(settings.eks_region, settings.remote_timeout))
     return None
 
 

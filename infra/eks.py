@@ -1,4 +1,6 @@
-"""EKS managed node groups through ``boto3``, whose clients this module alone makes.
+"""EKS managed node groups through ``boto3``, whose clients :mod:`infra.eks_clients` makes; the
+groups an installation made are found, and the launch templates of those gone deleted, by
+:mod:`infra.eks_listing`.
 
 It sends the requests :mod:`infra.eks_requests` builds (each create or update with the
 ``clientRequestToken`` of the logical change it belongs to), raises katuna's errors for EKS's
@@ -26,29 +28,25 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStatus, PoolChange, PoolStatus, claim
-from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_creates import GroupCreates
-from infra.eks_errors import code, issues_text, message, no_cluster, not_active, set_up_failure, stuck, translate
-from infra.eks_groups import ForeignGroups, dropped, group_status, missing_tags, ours, parts, told, update_errors
+from infra.eks_errors import code, issues_text, message, no_cluster, not_active, stuck, translate
+from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
+from infra.eks_listing import GroupListing
 from infra.eks_requests import (
     CLUSTER_SETTING,
     TAGS_PER_CALL,
     EksCluster,
     create_request,
-    list_request,
     name_request,
     scaling_request,
     template_request,
@@ -64,38 +62,8 @@ cluster-autoscaler has removed the nodes it no longer needs, then lowered. Setti
 size instead would have EKS terminate nodes of its own choosing, trials of running studies
 among them (the API reference's ``NodegroupScalingConfig``: with the Cluster Autoscaler, "you
 shouldn't change the desiredSize value directly")."""
-ATTEMPTS = 2
-"""Tries of one call, the first included."""
-LIST_PAGES = 3
-"""The most ``list_nodegroups`` pages one :meth:`EksNodePools.made` reads: 300 groups, ten times
-EKS's default quota of managed node groups per cluster."""
-READS_PER_LIST = 30
-"""The most groups one :meth:`EksNodePools.made` describes: EKS's default quota of groups per cluster."""
-TIDIED_GROUPS = 10
-"""The most absent groups whose launch templates one :meth:`EksNodePools.tidy` deletes."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
-
-
-def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple[Any, Any, Any]:
-    """EKS, Auto Scaling and EC2 clients from the standard chain (profile, environment,
-    ``AWS_ENDPOINT_URL``), whose calls each wait at most ``timeout`` seconds to connect and as
-    long for each read, and are tried twice at most (botocore's standard retries: throttling,
-    a server's failure, a timeout), so a call that hangs gives up instead of holding on. The
-    region is ``region``, else ``AWS_REGION``, else botocore's own (``AWS_DEFAULT_REGION``, the
-    profile's): the AWS CLI and the other AWS SDKs read ``AWS_REGION`` first, and boto3 not at all,
-    so a shell or pod that sets it alone would otherwise get no region, or the profile's."""
-    region = region or os.environ.get("AWS_REGION") or None
-    bounded = Config(connect_timeout=timeout, read_timeout=timeout,
-                     retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
-    try:
-        session = boto3.session.Session(region_name=region)
-        if not session.region_name:
-            raise NoRegionError()
-        return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
-                session.client("ec2", config=bounded))
-    except (BotoCoreError, ValueError) as exc:
-        raise set_up_failure(exc, region) from exc
 
 
 class EksNodePools:
@@ -106,13 +74,13 @@ class EksNodePools:
     def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any, ec2: Any,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cluster = cluster
-        self.foreign = ForeignGroups(monotonic)
         self.eks = eks
         self.autoscaling = autoscaling
         self.ec2 = ec2
         self.templates = LaunchTemplates(cluster, ec2, self._failed)
         self.creates = GroupCreates(cluster, eks, ec2, self.templates, self._failed, self._refusal,
                                     self._drop_templates)
+        self.listing = GroupListing(cluster, self.templates, self._call, self._group, monotonic)
 
     def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
         """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent
@@ -347,53 +315,14 @@ class EksNodePools:
         return None if group is None else group_status(group)
 
     def made(self, skip: Collection[str] = ()) -> list[PoolStatus]:
-        """The groups this installation created for studies, but those in ``skip``: the
-        cluster's group names (``list_nodegroups``, at most :data:`LIST_PAGES` pages), then a
-        ``describe_nodegroup`` of each, which alone holds a group's tags, at most
-        :data:`READS_PER_LIST` of them; a group found not to be the installation's is not read
-        again for an hour (:class:`~infra.eks_groups.ForeignGroups`). None outside the service."""
-        installation = self.cluster.installation
-        if installation is None:
-            return []
-        found = []
-        for name in [name for name in self._names() if name not in skip and not self.foreign.known(name)][:READS_PER_LIST]:
-            group = self._group(name)
-            if group is not None and ours(group, installation):
-                found.append(group_status(group))
-            elif group is not None:
-                self.foreign.add(name)
-        return found
-
-    def _names(self) -> list[str]:
-        """The cluster's group names (``list_nodegroups``, at most :data:`LIST_PAGES` pages)."""
-        names: list[str] = []
-        token: str | None = None
-        for _ in range(LIST_PAGES):
-            page = self._call("list_nodegroups", list_request(self.cluster, token))
-            names += page.get("nodegroups") or []
-            token = page.get("nextToken")
-            if not token:
-                break
-        return names
+        """The groups this installation created for studies, but those in ``skip``
+        (:meth:`infra.eks_listing.GroupListing.made`). None outside the service."""
+        return self.listing.made(skip)
 
     def tidy(self, before: float) -> list[str]:
-        """Delete the launch templates katuna made before ``before`` for groups the cluster no
-        longer has (a group deleted as an orphan leaves its template: no change of katuna's
-        checks that delete), those of at most :data:`TIDIED_GROUPS` groups a call; a group
-        listed, or created since, keeps its own (:meth:`LaunchTemplates.drop` looks again).
-        None outside the service."""
-        if self.cluster.installation is None:
-            return []
-        stale = self.templates.stale(before)
-        if not stale:
-            return []
-        listed = set(self._names())
-        gone = [name for name in sorted(stale) if name not in listed][:TIDIED_GROUPS]
-        return [template for name in gone for template in self._drop_stale(name, stale[name])]
-
-    def _drop_stale(self, name: str, found: list[dict[str, str]]) -> list[str]:
-        """Delete the group's stale templates, unless the group is back."""
-        return [] if self._group(name) is not None else self.templates.delete(found)
+        """Delete the launch templates katuna made for groups the cluster no longer has
+        (:meth:`infra.eks_listing.GroupListing.tidy`). None outside the service."""
+        return self.listing.tidy(before)
 
     def node_settings(self, name: str) -> tuple[str, frozenset[str]] | None:
         """The IAM role the group's nodes run as and its subnets, which EKS cannot change of a

@@ -228,10 +228,10 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
          node_role: str | None = None) -> tuple[eks_requests.EksCluster, Callable[[], Any]]:
     """The cluster, whose groups ``up`` creates carry the script's mark, and how to build the
     adapter (boto3 is imported only by the EKS commands)."""
-    from infra import eks
+    from infra import eks, eks_clients
 
     where = eks_requests.EksCluster(cluster, tuple(subnets), node_role, made_by=SCRIPT_MARK)
-    return where, (lambda: eks.EksNodePools(where, *eks.clients(region)))
+    return where, (lambda: eks.EksNodePools(where, *eks_clients.clients(region)))
 
 
 @eks_group.command(name="up", epilog=EXIT_CODES)

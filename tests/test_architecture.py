@@ -13,7 +13,8 @@ import grimp
 
 ROOT = Path(__file__).parent.parent
 VENDORS = {
-    "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_journal_migrations.py",
+    "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_first_migrations.py",
+                     "functions/adapters/sqlite_journal_migrations.py",
                      "functions/adapters/sqlite_migrations.py"),
     "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_checkpoints.py",
                    "functions/adapters/kubernetes_client.py", "functions/adapters/kubernetes_events.py",
@@ -29,8 +30,9 @@ VENDORS = {
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
     "google": ("infra/gke.py", "infra/gke_errors.py", "infra/gke_lasting.py"),
-    "boto3": ("infra/eks.py", "infra/eks_errors.py"),
-    "botocore": ("infra/eks.py", "infra/eks_creates.py", "infra/eks_errors.py", "infra/eks_groups.py",
+    "boto3": ("infra/eks_clients.py", "infra/eks_errors.py"),
+    "botocore": ("infra/eks.py", "infra/eks_clients.py", "infra/eks_creates.py", "infra/eks_errors.py",
+                 "infra/eks_groups.py",
                  "infra/eks_templates.py"),
     "prometheus_client": "functions/adapters/prometheus.py",
     "skopt": "functions/core/skopt_sampler.py",

@@ -12,7 +12,7 @@ import yaml
 from conftest import study_definition
 
 from functions.adapters.web import create_app
-from functions.core import bounded_json, bounded_yaml
+from functions.core import bounded_json, bounded_yaml, yaml_bounds
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -59,7 +59,7 @@ def test_json_reads_as_the_yaml_reader_reads_it_to_the_last_value_the_bound_admi
     """At the bound of values and one past it, the two readers agree: the same data, then the
     same refusal. The bound is lowered to a thousand: the YAML reader alone takes seconds to
     compose a hundred thousand values, through the same count."""
-    monkeypatch.setattr(bounded_yaml, "MAX_NODES", 1_000)
+    monkeypatch.setattr(yaml_bounds, "MAX_NODES", 1_000)
     at, past = (json.dumps({"junk": [0] * n}) for n in (997, 998))  # a mapping, its key and its list count too
     assert _read(at) == _yaml_only(at) == {"junk": [0] * 997}
     assert _read(past) == _yaml_only(past) == (
@@ -68,15 +68,15 @@ def test_json_reads_as_the_yaml_reader_reads_it_to_the_last_value_the_bound_admi
 
 
 def test_a_json_body_past_the_bound_of_values_is_refused_as_the_yaml_reader_refuses_it():
-    with pytest.raises(bounded_yaml.DocumentTooLarge) as caught:
+    with pytest.raises(yaml_bounds.DocumentTooLarge) as caught:
         bounded_yaml.load(json.dumps({"junk": [0] * 100_001}))
-    assert str(caught.value) == bounded_yaml._too_many()
+    assert str(caught.value) == yaml_bounds.too_many()
     assert "more than 100,000 values" in str(caught.value)
 
 
 def test_a_json_body_of_many_values_is_read_by_the_json_parser_not_yaml():
     text = json.dumps({"junk": list(range(90_000))})
-    assert bounded_json.read(text, bounded_yaml.MAX_NODES, bounded_yaml.MAX_DEPTH, bounded_yaml.MAX_INT_TEXT) \
+    assert bounded_json.read(text, yaml_bounds.MAX_NODES, yaml_bounds.MAX_DEPTH, yaml_bounds.MAX_INT_TEXT) \
         == {"junk": list(range(90_000))}
 
 

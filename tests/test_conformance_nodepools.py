@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from functions.core.nodepool import ON_DEMAND, SPOT, NodePool, NodePoolFailed, PoolChange, installation_value
 from functions.core.ports import NodePools
-from infra import eks, eks_requests, gke, gke_requests
+from infra import eks, eks_clients, eks_requests, gke, gke_requests
 
 NAME = "katuna-digits"
 UID = "5e0f9b2c7d41"
@@ -259,7 +259,7 @@ class TestEksNodePools(NodePoolsContract):
             moto_eks_iam.node_role(boto3.client("iam", region_name=self.region))
             boto3.client("eks", region_name=self.region).create_cluster(
                 name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
-            yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))
+            yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks_clients.clients(self.region))
 
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
         request = moto_eks.by_hand(eks_requests.create_request(pools.cluster, self.pool(capacity=capacity,

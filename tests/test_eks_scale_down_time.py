@@ -20,7 +20,7 @@ from moto_cluster import fake_credentials, make_cluster
 from test_kube_standin_simulated import finished, job, pods_of
 
 from functions.core.nodepool import NodePool
-from infra import eks, eks_requests
+from infra import eks, eks_clients, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -42,7 +42,7 @@ def aws(monkeypatch) -> Iterator[eks_requests.EksCluster]:
 
 @pytest.fixture
 def pools(aws: eks_requests.EksCluster) -> eks.EksNodePools:
-    return eks.EksNodePools(aws, *eks.clients(REGION))
+    return eks.EksNodePools(aws, *eks_clients.clients(REGION))
 
 
 def spot_pool(name: str = "katuna-digits") -> NodePool:

@@ -609,9 +609,9 @@ def test_the_service_log_holds_no_traceback(service: Service, target: dict):
 def test_a_large_document_without_aliases_is_read_whatever_its_text_and_one_with_them_is_bounded():
     """The bound on text is on what aliases add: a document of 5 MB written out (a service whose
     ``KATUNA_MAX_BODY`` was raised) is read, while 2,000 references to a 100 KB string are not."""
-    from functions.core import bounded_yaml
+    from functions.core import bounded_yaml, yaml_bounds
 
     written = json.dumps({"description": "x" * 5_300_000})
     assert len(bounded_yaml.load(written)["description"]) == 5_300_000
-    with pytest.raises(bounded_yaml.DocumentTooLarge, match="characters of text once its aliases are expanded"):
+    with pytest.raises(yaml_bounds.DocumentTooLarge, match="characters of text once its aliases are expanded"):
         bounded_yaml.load(LONG_TEXT_BOMB)

@@ -18,7 +18,7 @@ import yaml
 from conftest import app_client
 from http_helpers import Service, run_katuna
 
-from functions.core import bounded_yaml, yaml_documents
+from functions.core import yaml_bounds, yaml_documents
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, UnparseableStudy
 from functions.core.study_file import parse_file
@@ -283,12 +283,12 @@ def test_documents_past_the_bound_are_refused():
 def test_documents_together_past_the_bound_on_values_are_refused(monkeypatch: pytest.MonkeyPatch):
     """Each document within the bound of one, all of them together past it (the bound lowered
     to 2,000 values: the YAML reader takes seconds to compose a hundred thousand)."""
-    monkeypatch.setattr(bounded_yaml, "MAX_NODES", 2_000)
-    half = "".join(f"  k{i}: v\n" for i in range(bounded_yaml.MAX_NODES // 5))
+    monkeypatch.setattr(yaml_bounds, "MAX_NODES", 2_000)
+    half = "".join(f"  k{i}: v\n" for i in range(yaml_bounds.MAX_NODES // 5))
     text = runnable() + _other_map(data=half) + _other_map(name="third", data=half) + \
         _other_map(name="fourth", data=half)
     [message] = _refusal(text)
-    assert message == (f"too large to read: the document stands for more than {bounded_yaml.MAX_NODES:,} values in "
+    assert message == (f"too large to read: the document stands for more than {yaml_bounds.MAX_NODES:,} values in "
                        "all its documents together")
 
 

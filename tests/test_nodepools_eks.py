@@ -33,7 +33,7 @@ from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
 from functions.core.validate import parse_study
-from infra import eks, eks_requests
+from infra import eks, eks_clients, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -62,7 +62,7 @@ def aws(cluster: eks_requests.EksCluster):
 
 @pytest.fixture
 def pools(aws: eks_requests.EksCluster) -> eks.EksNodePools:
-    return eks.EksNodePools(aws, *eks.clients(REGION))
+    return eks.EksNodePools(aws, *eks_clients.clients(REGION))
 
 
 def spot_pool(**overrides) -> NodePool:
@@ -848,7 +848,7 @@ def without_aws_configuration(monkeypatch, tmp_path) -> None:
 def test_missing_credentials_are_a_refusal_naming_what_to_set_not_an_unreachable_eks(monkeypatch, tmp_path):
     """No retry brings credentials: the pool fails at once saying how to give katuna an identity."""
     without_aws_configuration(monkeypatch, tmp_path)
-    pools = eks.EksNodePools(eks_requests.EksCluster("tuning", ("subnet-1",), ROLE), *eks.clients(REGION))
+    pools = eks.EksNodePools(eks_requests.EksCluster("tuning", ("subnet-1",), ROLE), *eks_clients.clients(REGION))
     for call in (lambda: pools.describe("katuna-digits"), lambda: pools.ensure(spot_pool())):
         with pytest.raises(NodePoolFailed, match=r"^no AWS credentials: give the service's Kubernetes service account "
                                                  r"katuna an IAM role \(IRSA, or an EKS Pod Identity association\); "
@@ -856,14 +856,14 @@ def test_missing_credentials_are_a_refusal_naming_what_to_set_not_an_unreachable
             call()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     with pytest.raises(NodePoolFailed, match="no AWS credentials: .*Partial credentials found"):
-        pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks.clients(REGION))
+        pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks_clients.clients(REGION))
         pools.describe("katuna-digits")
 
 
 def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path):
     without_aws_configuration(monkeypatch, tmp_path)
     with pytest.raises(NodePoolFailed) as refusal:
-        eks.clients(None)
+        eks_clients.clients(None)
     assert refusal.value.field == "KATUNA_EKS_REGION"
     assert str(refusal.value) == ("KATUNA_EKS_REGION: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or "
                                   "the AWS profile's region)")
@@ -878,14 +878,14 @@ def test_aws_region_names_the_region_as_the_aws_cli_reads_it_before_the_default_
     profile.write_text("[default]\nregion = ap-south-1\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
-    assert {client.meta.region_name for client in eks.clients(None)} == {"eu-west-3"}
+    assert {client.meta.region_name for client in eks_clients.clients(None)} == {"eu-west-3"}
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
-    assert eks.clients(None)[0].meta.region_name == "eu-west-3"
-    assert eks.clients("ca-central-1")[0].meta.region_name == "ca-central-1"
+    assert eks_clients.clients(None)[0].meta.region_name == "eu-west-3"
+    assert eks_clients.clients("ca-central-1")[0].meta.region_name == "ca-central-1"
     monkeypatch.setenv("AWS_REGION", "")
-    assert eks.clients(None)[0].meta.region_name == "us-east-2"
+    assert eks_clients.clients(None)[0].meta.region_name == "us-east-2"
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    assert eks.clients(None)[0].meta.region_name == "ap-south-1"
+    assert eks_clients.clients(None)[0].meta.region_name == "ap-south-1"
 
 
 BAD_ENDPOINT = ("the AWS endpoint URL is no http or https URL (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EKS, _EC2 or "
@@ -909,11 +909,11 @@ def test_an_aws_configuration_botocore_cannot_set_up_a_client_with_is_a_refusal_
         aws, monkeypatch, env: dict[str, str], region: str | None, words: str):
     """No retry mends a configuration: each is a refusal (never an unreachable EKS) saying what
     to fix; the same clients, configured, reach EKS."""
-    assert eks.EksNodePools(aws, *eks.clients(REGION)).describe("katuna-digits") is None
+    assert eks.EksNodePools(aws, *eks_clients.clients(REGION)).describe("katuna-digits") is None
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(NodePoolFailed) as refused:
-        eks.clients(region)
+        eks_clients.clients(region)
     assert str(refused.value).startswith(words)
 
 
@@ -921,7 +921,7 @@ def test_an_endpoint_of_another_scheme_is_a_refusal_at_each_call_not_an_unreacha
     """botocore takes ``ftp://`` at set-up and its HTTP client refuses it at each call: that is
     the configuration, for good, not the network for now."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", "ftp://127.0.0.1:5000")
-    pools = eks.EksNodePools(aws, *eks.clients(REGION))
+    pools = eks.EksNodePools(aws, *eks_clients.clients(REGION))
     with pytest.raises(NodePoolFailed) as refused:
         pools.describe("katuna-digits")
     assert str(refused.value) == BAD_ENDPOINT + ("An HTTP Client raised an unhandled exception: Not supported URL "
@@ -934,7 +934,7 @@ def test_an_endpoint_that_does_not_answer_is_unreachable_for_now(aws, monkeypatc
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_EKS", f"http://127.0.0.1:{port}")
-    pools = eks.EksNodePools(aws, *eks.clients(REGION, timeout=2))
+    pools = eks.EksNodePools(aws, *eks_clients.clients(REGION, timeout=2))
     with pytest.raises(TemporaryError, match=r"^EKS is unreachable for now \(tried again later\): Could not connect"):
         pools.describe("katuna-digits")
 
@@ -1091,7 +1091,7 @@ def test_a_create_whose_launch_template_the_end_of_an_earlier_group_deletes_make
     between that look and the create: EKS refuses a group of a template it does not have, so the
     create makes the template again and asks once more."""
     operation = gone_with_its_template(pools)
-    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    other_service = eks.EksNodePools(pools.cluster, *eks_clients.clients(REGION))
     pools.eks.meta.events.register("before-call.eks.CreateNodegroup",
                                    once(lambda: other_service.check(operation)))
     assert pools.ensure(spot_pool()).created
@@ -1104,7 +1104,7 @@ def test_a_launch_template_a_new_group_of_the_same_name_took_meanwhile_is_kept(p
     the same name takes it: the group is looked for again once the templates are listed, and
     the new group keeps its template; it goes once that group is gone."""
     operation = gone_with_its_template(pools)
-    other_service = eks.EksNodePools(pools.cluster, *eks.clients(REGION))
+    other_service = eks.EksNodePools(pools.cluster, *eks_clients.clients(REGION))
     pools.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplates",
                                    once(lambda: other_service.ensure(spot_pool())))
     assert pools.check(operation) == OperationStatus(True)

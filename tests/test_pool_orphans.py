@@ -32,7 +32,7 @@ from functions.handlers import Deps
 from functions.handlers.pool_orphans import POOLS_PER_SWEEP
 from functions.pools import node_pools
 from functions.settings import Settings
-from infra import eks, eks_requests, gke, gke_requests
+from infra import eks, eks_clients, eks_requests, gke, gke_requests
 
 GRACE = 1800.0
 INSTALLATION = installation_value("katuna.tuning")
@@ -165,7 +165,7 @@ def test_an_installations_identity_becomes_a_value_every_clouds_labels_take(iden
 
 
 def test_a_tick_deletes_a_bounded_number_of_lost_node_groups(eks_cluster, tmp_path: Path):
-    pools = eks.EksNodePools(eks_cluster, *eks.clients(REGION))
+    pools = eks.EksNodePools(eks_cluster, *eks_clients.clients(REGION))
     for number in range(POOLS_PER_SWEEP + 2):
         pools.ensure(NodePool(f"lost-{number}", "eks", machine_types=("m5.xlarge",)), owner=f"u{number}",
                      request_id=f"u{number}/0")
@@ -201,12 +201,12 @@ moto_eks.teach()
 
 
 def test_a_lost_databases_node_group_is_deleted_and_an_older_katunas_is_read_once_an_hour(eks_cluster, tmp_path):
-    pools = eks.EksNodePools(eks_cluster, *eks.clients(REGION))
+    pools = eks.EksNodePools(eks_cluster, *eks_clients.clients(REGION))
     reads: list[str] = []
     pools.eks.meta.events.register("before-call.eks.DescribeNodegroup",
                                    lambda params, **_: reads.append(params["url_path"].rpartition("/")[2]))
     pools.ensure(NodePool("katuna-lost", "eks", machine_types=("m5.xlarge",)), owner="ua", request_id="ua/0")
-    older = eks.EksNodePools(replace(eks_cluster, installation=None), *eks.clients(REGION))
+    older = eks.EksNodePools(replace(eks_cluster, installation=None), *eks_clients.clients(REGION))
     older.ensure(NodePool("older", "eks", machine_types=("m5.xlarge",)), owner="u8", request_id="u8/0")
     moto_eks.minutes_pass()
     store = SqliteStore(tmp_path / "empty.db")
@@ -251,10 +251,10 @@ def test_a_lost_node_groups_launch_template_is_deleted_once_the_group_is_gone(ek
     delete): a later tick deletes the template of a group gone, and no other — not a group's
     that is there, not one younger than the grace (a create under way makes its template first),
     not another cluster's."""
-    pools = eks.EksNodePools(eks_cluster, *eks.clients(REGION))
+    pools = eks.EksNodePools(eks_cluster, *eks_clients.clients(REGION))
     pools.ensure(NodePool("katuna-lost", "eks", machine_types=("m5.xlarge",)), owner="ua", request_id="ua/0")
     pools.ensure(NodePool("users", "eks", machine_types=("m5.xlarge",)))
-    other = eks.EksNodePools(replace(eks_cluster, name="other"), *eks.clients(REGION))
+    other = eks.EksNodePools(replace(eks_cluster, name="other"), *eks_clients.clients(REGION))
     other.templates.make(NodePool("katuna-far", "eks", machine_types=("m5.xlarge",)))
     moto_eks.minutes_pass()
     store = SqliteStore(tmp_path / "empty.db")

@@ -28,7 +28,7 @@ from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.settings import Settings
-from infra import eks, eks_requests
+from infra import eks, eks_clients, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -43,7 +43,7 @@ class World:
     def __init__(self, tmp_path: Path, limits: Limits = DEFAULTS) -> None:
         self.store = SqliteStore(tmp_path / "katuna.db")
         self.limits = limits
-        clients = eks.clients(REGION)
+        clients = eks_clients.clients(REGION)
         subnets = clients[0].describe_cluster(name="tuning")["cluster"]["resourcesVpcConfig"]["subnetIds"]
         self.pools = eks.EksNodePools(eks_requests.EksCluster("tuning", tuple(subnets), ROLE), *clients)
         self.dispatcher = Dispatcher(Deps(self.store, LocalExecutor(tmp_path / "logs", lambda event: None),

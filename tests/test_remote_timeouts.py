@@ -27,7 +27,7 @@ from functions.core.errors import TemporaryError
 from functions.core.events import Event
 from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.settings import Settings
-from infra import eks, eks_requests, gke, gke_requests
+from infra import eks, eks_clients, eks_requests, gke, gke_requests
 
 pytestmark = pytest.mark.slow
 
@@ -185,10 +185,10 @@ def test_an_eks_call_to_a_silent_api_is_a_temporary_error_after_two_tries(silent
     for variable, value in {"AWS_ENDPOINT_URL": silent.url, "AWS_ACCESS_KEY_ID": "testing",
                             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
         monkeypatch.setenv(variable, value)
-    pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks.clients("eu-west-1", TIMEOUT))
+    pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks_clients.clients("eu-west-1", TIMEOUT))
     with pytest.raises(TemporaryError, match="EKS is unreachable"):
         pools.describe("trials")
-    assert len(silent.accepted) == eks.ATTEMPTS
+    assert len(silent.accepted) == eks_clients.ATTEMPTS
 
 
 def test_the_remote_timeout_is_a_positive_number_of_seconds():

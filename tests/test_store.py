@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from functions.adapters import sqlite_service
-from functions.adapters.sqlite_migrations import APPLICATION_ID
+from functions.adapters.sqlite_first_migrations import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.disruptions import Disruption, LostPods

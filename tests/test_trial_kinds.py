@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import study_definition
 
-from functions.core import file_collector, gjson, trial_kinds, trial_spec
+from functions.core import file_collector, gjson, trial_kinds, trial_spec, workload_pods
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.job import render_job
@@ -161,7 +161,7 @@ def test_a_training_job_none_of_whose_pods_its_operator_labels_master_needs_prim
     assert found["trialTemplate.primaryPodLabels"].startswith(
         "expected labels selecting the pods whose output is the trial's: the PaddleJob has no Master role, and its "
         "operator labels none of its pods training.kubeflow.org/job-role: master (the default)"), found
-    assert [labels for _, labels, _ in trial_kinds.pod_specs(workers)] == [{"training.kubeflow.org/replica-type": "worker"}]
+    assert [labels for _, labels, _ in workload_pods.pod_specs(workers)] == [{"training.kubeflow.org/replica-type": "worker"}]
     given = {"training.kubeflow.org/replica-type": "worker", "training.kubeflow.org/replica-index": "0"}
     for accepted in (_study(workers, primaryPodLabels=given), _study(job("PaddleJob", "paddleReplicaSpecs", "Master",
                                                                          "Worker")),

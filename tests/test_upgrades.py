@@ -35,7 +35,8 @@ from test_katib import experiment
 from waiting import eventually
 
 from functions.adapters import cloudevents_http
-from functions.adapters.sqlite_migrations import MIGRATIONS, _migrate_1
+from functions.adapters.sqlite_first_migrations import migrate_1
+from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
 from functions.core.errors import NewerDatabase
@@ -381,7 +382,7 @@ def test_a_database_of_katunas_first_pre_release_versions_is_refused_as_such_lef
     Before, every command said "the database failed (no such column: uid); retry later"."""
     db = tmp_path / "katuna.db"
     made = sqlite_utils.Database(db)
-    _migrate_1(made)
+    migrate_1(made)
     made.execute("ALTER TABLE studies DROP COLUMN uid")
     made.execute("PRAGMA user_version = 1")
     made.close()

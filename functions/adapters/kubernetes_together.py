@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.core import trial_kinds
+from functions.core import workload_pods
 from functions.core.cluster import TRIAL_LABEL, UID_LABEL
 from functions.core.job import is_job
 from functions.core.launch import TrialLaunch
@@ -122,7 +122,7 @@ class Together:
 
 def _labelled(launch: TrialLaunch) -> bool:
     """Whether the attempt's workload is a Job whose pods carry katuna's labels, as the lists select them."""
-    return is_job(launch) and (launch.trial_spec is None or trial_kinds.labels_pods(launch.trial_spec))
+    return is_job(launch) and (launch.trial_spec is None or workload_pods.labels_pods(launch.trial_spec))
 
 
 def _has(labels: Mapping[str, str] | None, terms: Mapping[str, str]) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 from functions.adapters.sqlite_connection import loads
 from functions.core.records import COMPLETE, FAIL
-from functions.core.store_port import PopulationTrial
+from functions.core.trial_reads_port import PopulationTrial
 
 BY_STATE = "idx_trials_study_state"
 COLUMNS = "number, params, generation, parent, state, trial_values, CASE WHEN state = ? THEN reason END"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from functions.adapters.sqlite_errors import check_file
 from functions.adapters.sqlite_file_system import WAL
-from functions.adapters.sqlite_migrations import APPLICATION_ID, MIGRATIONS
+from functions.adapters.sqlite_first_migrations import APPLICATION_ID
+from functions.adapters.sqlite_migrations import MIGRATIONS
 from functions.core.errors import ForeignDatabase, NewerDatabase
 
 

@@ -17,9 +17,9 @@ from functions.adapters.sqlite_trial_queries import KEY_COLUMN, keyed_page, orde
 from functions.adapters.sqlite_trials import SqliteTrials
 from functions.core.records import WAITING, TrialRecord
 from functions.core.spec import Study
-from functions.core.store_port import InLine
 from functions.core.trial_order import TrialKey
 from functions.core.trial_query import TrialQuery
+from functions.core.trial_reads_port import InLine
 
 
 class SqliteTrialPages(SqliteTrials):

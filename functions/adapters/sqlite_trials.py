@@ -32,7 +32,7 @@ from functions.core.records import (
     TrialRecord,
 )
 from functions.core.spec import MINIMIZE
-from functions.core.store_port import PopulationTrial, StudyLoad
+from functions.core.trial_reads_port import PopulationTrial, StudyLoad
 
 GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs

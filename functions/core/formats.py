@@ -12,7 +12,17 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core, yaml_documents, yaml_streams
+from functions.core import (
+    bounded_yaml,
+    katib,
+    resources,
+    studyjob,
+    utf8,
+    yaml_bounds,
+    yaml_core,
+    yaml_documents,
+    yaml_streams,
+)
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.json_keys import unique_keys
 from functions.core.limits import DEFAULTS, Limits
@@ -53,14 +63,14 @@ def yaml_problems() -> Iterator[None]:
     one YAML 1.1 and 1.2 read differently at its path, the rest unparseable."""
     try:
         yield
-    except bounded_yaml.DuplicateKey as exc:
+    except yaml_bounds.DuplicateKey as exc:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once{exc.where}")]) \
             from exc
-    except bounded_yaml.NumberTooLarge as exc:
+    except yaml_bounds.NumberTooLarge as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml_core.Ambiguities as exc:
         raise InvalidStudy([Problem(found.path, found.message) for found in exc.found]) from exc
-    except bounded_yaml.DocumentTooLarge as exc:
+    except yaml_bounds.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except (yaml_streams.SeveralDocuments, yaml_documents.InDocument, yaml_documents.TooManyDocuments) as exc:
         raise UnparseableStudy([Problem("", str(exc))]) from exc

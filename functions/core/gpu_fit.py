@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from functions.core import eks_ami, eks_gpus, gpus, trial_kinds, trial_spec
+from functions.core import eks_ami, eks_gpus, gpus, trial_spec, workload_pods
 from functions.core.cluster import Cluster
 from functions.core.errors import Problem
 from functions.core.job import runs_as_job
@@ -98,7 +98,7 @@ def _pods(workload: Mapping[str, Any], primary: str | None, labels: Mapping[str,
     name = trial_spec.primary_container_name(workload, primary, labels or None)
     job_primary = trial_spec.primary_container(workload, primary, labels or None) if runs_as_job(workload) else None
     in_pods: set[int] = set()
-    for path, _, pod in trial_kinds.pod_specs(workload):
+    for path, _, pod in workload_pods.pod_specs(workload):
         found: dict[str, list[tuple[Asked, bool]]] = {"containers": [], "initContainers": []}
         for field, asking in found.items():
             for i, container in _indexed(pod.get(field)):

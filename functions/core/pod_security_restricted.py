@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from functions.core import template, trial_kinds
+from functions.core import template, trial_kinds, workload_pods
 from functions.core.errors import Problem
 from functions.core.trial_spec import PATH
 
@@ -47,7 +47,7 @@ def problems(workload: Mapping[str, Any], pod_context: Mapping[str, Any], filled
     not) fall short of restricted; ``pod_context`` is the ``securityContext`` katuna gives a Job's
     pod that sets none."""
     lays = trial_kinds.kind_of(workload) is not None and workload.get("kind") == "Job"
-    for path, _, spec in trial_kinds.pod_specs(workload):
+    for path, _, spec in workload_pods.pod_specs(workload):
         where = f"{PATH}.{path}.spec"
         own = spec.get("securityContext") if "securityContext" in spec or not lays else pod_context
         yield from _pod(spec, _mapping(own), where, filled)

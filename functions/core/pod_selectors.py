@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from shlex import quote
 
-from functions.core import trial_kinds
+from functions.core import trial_kinds, workload_pods
 from functions.core.cluster import ATTEMPT_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.job import primary_container_name
 from functions.core.launch import TrialLaunch
@@ -34,12 +34,12 @@ def _workload_terms(launch: TrialLaunch) -> list[str]:
     name, and the study's uid where katuna's labels reach the pods: none of an earlier study's
     workload of the same name, whose pods may still be Terminating (a TrainJob's are told apart
     by their owners, :func:`functions.adapters.kubernetes_workloads.made_by`). A Job with
-    ``manualSelector`` gets no such label (:func:`~functions.core.trial_kinds.manual_selector`):
+    ``manualSelector`` gets no such label (:func:`~functions.core.workload_pods.manual_selector`):
     katuna's trial and attempt labels, which its template carries, select its pods instead."""
     spec = launch.trial_spec or {}
     known = trial_kinds.kind_of(spec)
-    uid = [f"{UID_LABEL}={launch.uid}"] if trial_kinds.labels_pods(spec) else []
-    if trial_kinds.manual_selector(spec):
+    uid = [f"{UID_LABEL}={launch.uid}"] if workload_pods.labels_pods(spec) else []
+    if workload_pods.manual_selector(spec):
         return [f"{TRIAL_LABEL}={launch.number}", f"{ATTEMPT_LABEL}={launch.attempt}", *uid]
     owner = known.owner_label if known is not None else None
     return ([f"{owner}={launch.job_name}"] if owner else []) + uid

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import trial_kinds
+from functions.core import workload_pods
 
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
@@ -28,10 +28,10 @@ def as_text(value: Any) -> Any:
 
 
 def write_as_text(workload: Mapping[str, Any]) -> None:
-    """Write every numeric quantity of the workload's pod specs (:func:`~functions.core.trial_kinds.pod_specs`)
+    """Write every numeric quantity of the workload's pod specs (:func:`~functions.core.workload_pods.pod_specs`)
     as text, in place: containers' and the pod's ``resources``, ``overhead``, an ``emptyDir``'s
     ``sizeLimit`` and a generic ephemeral volume's claim ``resources``."""
-    for _, _, pod in trial_kinds.pod_specs(workload):
+    for _, _, pod in workload_pods.pod_specs(workload):
         for key in CONTAINER_LISTS:
             for container in _mappings(pod.get(key)):
                 _requirements(container.get("resources"))

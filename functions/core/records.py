@@ -257,7 +257,7 @@ class Counts:
     pruned: int = 0
     stopped_at_end: int = 0
     """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`); counted only
-    for a Katib status, which tells them apart (:meth:`~functions.core.store_port.Store.count_stopped_at_end`)."""
+    for a Katib status, which tells them apart (:meth:`~functions.core.trial_reads_port.TrialReads.count_stopped_at_end`)."""
 
     def by_state(self) -> dict[str, int]:
         """The trials in each state (the stopped-at-end ones are among the pruned)."""

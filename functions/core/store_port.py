@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
@@ -21,8 +21,7 @@ from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation, ObservationKey
 from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialRecord
-from functions.core.trial_order import TrialKey
-from functions.core.trial_query import TrialQuery
+from functions.core.trial_reads_port import TrialReads
 
 if TYPE_CHECKING:
     import optuna
@@ -35,42 +34,9 @@ StudyKey = tuple[float, str]
 creation time and its name, neither of which changes, and which together no other study has."""
 
 
-class StudyLoad(NamedTuple):
-    """A study's trials running and waiting, as the bound on the trials running at once across
-    studies counts them (:meth:`Store.load_by_runner`)."""
-
-    study: str
-    runner: str | None
-    ended: bool
-    running: int
-    waiting: int
-
-
-class InLine(NamedTuple):
-    """A waiting trial as it stands in line for room among the trials running at once
-    (:meth:`Store.waiting_line`)."""
-
-    number: int
-    attempt: int
-    since: float
-    """When its current attempt was suggested (:attr:`~functions.core.records.TrialRecord.suggested_since`)."""
-
-
-class PopulationTrial(NamedTuple):
-    """What population-based training reads of a trial, as :class:`TrialRecord` holds it."""
-
-    number: int
-    params: dict[str, Any]
-    generation: int | None
-    parent: int | None
-    state: str
-    values: list[float] | None
-    reason: str | None = None
-    """Why it failed (read of failed trials only)."""
-
-
-class Store(Protocol):
-    """Studies, trials, observations, processed events and Optuna's state, in one transaction scope."""
+class Store(TrialReads, Protocol):
+    """Studies, trials, observations, processed events and Optuna's state, in one transaction scope;
+    its reads of a study's trials are :class:`~functions.core.trial_reads_port.TrialReads`'."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together or not at all (Optuna's writes included)."""
@@ -206,93 +172,11 @@ class Store(Protocol):
         """Forget a trial that was asked for and never started: it is no trial of the study
         anywhere (listings, counts, ``maxTrials``), and no sampler learns from it."""
 
-    def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
-        """The study's trials in ``states`` (all of them when ``states`` is empty), by number."""
-
-    def count_trials(self, study: str) -> Counts:
-        """The trials in each state (``stopped_at_end`` left 0: see :meth:`count_stopped_at_end`)."""
-
-    def waiting_note(self, study: str) -> str | None:
-        """Why the study's lowest-numbered waiting trial that says so waits (the note of its
-        reason, :mod:`functions.core.admission`), else None."""
-
-    def load_by_runner(self, runs_on: str) -> list[StudyLoad]:
-        """The trials running and waiting now of each study whose trials run ``runs_on`` (local
-        or kubernetes; or that says nothing, as run where it is served) and that has any, with
-        the runner its row names (:attr:`~functions.core.records.StudyRecord.runner`)."""
-
-    def waiting_line(self, study: str, slots: int | None, first: int, passed_over: str) -> list[InLine]:
-        """Of the study's ``slots`` lowest-numbered waiting trials (None: all of them), but those
-        whose reason begins ``passed_over``, the ``first`` that have waited longest (by since
-        when, then number)."""
-
-    def count_stopped_at_end(self, study: str) -> int:
-        """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
-        Katib Experiment's status tells them (``trialsKilled``), not every trial's end."""
-
-    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
-        """The study's trials written (added or updated) since its trial change ``after`` (0:
-        all of them), by number, and its latest trial change (``after`` when none is later)."""
-
-    def latest_trial_change(self, study: str) -> int:
-        """The study's latest trial change (0: none), as :meth:`trial_changes` gives it, without
-        reading the trials changed."""
-
     def trials_reported(self, study: str) -> int:
         """The trial change up to which the study's trials were reported (0: none yet)."""
 
     def set_trials_reported(self, study: str, change: int) -> None:
         """Record that the study's trials were reported up to ``change`` (a later one stays)."""
-
-    def trials_after(self, study: str, after: int | None, limit: int) -> Generator[TrialRecord, None, None]:
-        """Up to ``limit`` of the study's trials numbered above ``after`` (from the first when
-        None), by number, read as they are taken."""
-
-    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
-        """One page of the trials that match ``query``, and how many match in all."""
-
-    def trials_page(self, study: str, query: TrialQuery) -> tuple[int, Generator[TrialRecord, None, None]]:
-        """How many trials match ``query`` in all, and its page of them read one at a time as
-        they are taken: a page cut short by its bytes reads no further (closing it ends the read)."""
-
-    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
-        """Every trial that matches ``query``, in its order, read a page at a time: a whole
-        export's cost is one sort, whatever the study's size."""
-
-    def keyed_trials(self, study: str, query: TrialQuery,
-                     after: TrialKey | None) -> Generator[tuple[TrialKey, TrialRecord], None, None]:
-        """Up to ``query.limit`` trials ``query`` matches, in its order, after the trial keyed
-        ``after`` (None: from the first), each with its key, read as they are taken."""
-
-    def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
-        """Completed trials, best first by the first objective; none of a study not stored (one
-        another process deleted), as it has no trials to count."""
-
-    def changed_values(self, study: str, after: int) -> tuple[list[tuple[int, list[float] | None]], int]:
-        """The study's trials written (added or updated) since its trial change ``after`` (0: all
-        of them), by number, each with its objective values where it is completed with values
-        (None where not), and its latest trial change (``after`` when none is later)."""
-
-    def population_trials(self, study: str, n_population: int) -> list[PopulationTrial]:
-        """The trials a decision of population-based training of ``n_population`` reads, by
-        number (:mod:`functions.adapters.sqlite_population`): the failed ones, each with the
-        later trials of its generation and parent, and the newest generation with
-        ``n_population`` succeeded trials with the next one; its decision on them is its
-        decision on all of the study's trials."""
-
-    def population_family(self, study: str, numbers: list[int],
-                          generation: int | None) -> tuple[list[PopulationTrial], list[PopulationTrial]]:
-        """The study's trials numbered ``numbers`` and the completed ones of ``generation``
-        (None: none), and the trials whose parent is one of them, each by number
-        (:mod:`functions.adapters.sqlite_population`)."""
-
-    def newest_generation(self, study: str) -> tuple[int, int, int]:
-        """The newest generation of the study's trials, its trials and those that completed,
-        counted in one statement (0, 0, 0 while no trial has a generation)."""
-
-    def initial_trials_held(self, study: str) -> set[int]:
-        """The entries of the study's ``initialTrials`` its trials run (their indexes): each
-        trial asked for one records it, and a trial discarded before it started frees it."""
 
     def database(self) -> Hashable:
         """Which database the store reads (its file as opened): what a process keeps of one

@@ -7,7 +7,7 @@ YAML into a ``trialSpec``, whose strings are substituted one by one per trial, s
 ever spliced into YAML text. The template constructs supported are those these templates use:
 fields, ``with``, ``range`` and ``end``, with ``{{-``/``-}}`` trimming. A template is read in
 one pass, nests at most :data:`MAX_NESTING` blocks and renders to at most
-:data:`~functions.core.bounded_yaml.MAX_CHARS` characters (or four times its own length): a
+:data:`~functions.core.yaml_bounds.MAX_CHARS` characters (or four times its own length): a
 ``range`` over each parameter's value repeats its body once a character, so a few kilobytes
 would otherwise stand for gigabytes.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib_numbers
+from functions.core import bounded_yaml, katib_numbers, yaml_bounds
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.katib_search import typed_setting
 
@@ -71,9 +71,9 @@ class _Output:
 
 def render_go_template(text: str, root: Mapping[str, Any]) -> str:
     """``text`` rendered with ``root`` as ``.``, for the subset described above, in at most
-    :data:`~functions.core.bounded_yaml.MAX_CHARS` characters (or four times ``text``'s length)."""
+    :data:`~functions.core.yaml_bounds.MAX_CHARS` characters (or four times ``text``'s length)."""
     tokens = _tokens(text)
-    out = _Output(max(bounded_yaml.MAX_CHARS, 4 * len(text)))
+    out = _Output(max(yaml_bounds.MAX_CHARS, 4 * len(text)))
     _render(tokens, _block_ends(tokens), 0, len(tokens), root, out)
     return "".join(out.parts)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, yaml_core, yaml_streams
+from functions.core import bounded_yaml, yaml_bounds, yaml_core, yaml_streams
 
 MAX_DOCUMENTS = 8
 """Documents with something in them a study file may hold: one study and the ConfigMap it reads
@@ -51,7 +51,7 @@ class TooManyDocuments(yaml.YAMLError):
 
 def load_all(text: str) -> list[Document]:
     """Every document of ``text`` with something in it, in order; ``yaml.YAMLError`` where one is
-    no YAML, or where they exceed the bounds (:class:`bounded_yaml.DocumentTooLarge`,
+    no YAML, or where they exceed the bounds (:class:`yaml_bounds.DocumentTooLarge`,
     :class:`TooManyDocuments`)."""
     loader = bounded_yaml.CoreLoader(text)
     try:
@@ -111,14 +111,14 @@ def _nodes(loader: bounded_yaml.CoreLoader) -> Iterator[tuple[int, yaml.Node]]:
 def _as_is(error: yaml.YAMLError, first: bool) -> bool:
     """Whether a document's error is raised as it is: the first document's, as for a file of one,
     or a bound's; a later document's names the line it begins at (:class:`InDocument`)."""
-    return first or isinstance(error, bounded_yaml.DocumentTooLarge)
+    return first or isinstance(error, yaml_bounds.DocumentTooLarge)
 
 
 def _check_total(nodes: int, chars: int, loader: bounded_yaml.CoreLoader) -> None:
     """The bounds of one document, kept by all of them together."""
-    if nodes > bounded_yaml.MAX_NODES:
-        raise bounded_yaml.DocumentTooLarge(f"stands for more than {bounded_yaml.MAX_NODES:,} values in all its "
+    if nodes > yaml_bounds.MAX_NODES:
+        raise yaml_bounds.DocumentTooLarge(f"stands for more than {yaml_bounds.MAX_NODES:,} values in all its "
                                             "documents together")
     if chars > loader.max_chars:
-        raise bounded_yaml.DocumentTooLarge(f"stands for more than {loader.max_chars:,} characters of text in all "
+        raise yaml_bounds.DocumentTooLarge(f"stands for more than {loader.max_chars:,} characters of text in all "
                                             "its documents together")

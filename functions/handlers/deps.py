@@ -21,8 +21,9 @@ from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunnerClaims, RunningLogs
 from functions.core.records import LOCAL, StudyRecord, run_by_another, runs_elsewhere
 from functions.core.spec import Study
-from functions.core.store_port import Store, StudyLoad
+from functions.core.store_port import Store
 from functions.core.timeouts import POOL_WAIT
+from functions.core.trial_reads_port import StudyLoad
 from functions.handlers.parsed import ParsedOutput
 
 

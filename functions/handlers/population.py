@@ -17,7 +17,7 @@ from functions.core.records import COMPLETE, FAIL, FINISHED_STATES, StudyRecord,
 from functions.core.samplers import sampler_for, trial_seed
 from functions.core.space import sample, sampler_params
 from functions.core.spec import KnownResult
-from functions.core.store_port import PopulationTrial
+from functions.core.trial_reads_port import PopulationTrial
 from functions.handlers.deps import Deps
 
 

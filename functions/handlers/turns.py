@@ -32,7 +32,7 @@ from functions.core.admission import HELD
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event, trial_suggested
 from functions.core.records import StudyRecord, TrialRecord
-from functions.core.store_port import StudyLoad
+from functions.core.trial_reads_port import StudyLoad
 from functions.handlers.deps import Deps, loads_here
 
 QUOTA_HELD = "its Job cannot be created now"

@@ -2,23 +2,21 @@
 
 Every variable has the ``KATUNA_`` prefix, except those Knative's SinkBinding sets (``K_SINK``,
 ``K_CA_CERTS`` and ``K_CE_OVERRIDES``) and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in
-every pod. What each setting is and its default are here; which variable sets it is
+every pod. What each setting is and its default are here, and in
+:mod:`functions.settings.access` for who may reach the service; which variable sets it is
 :mod:`functions.settings.variables`, how its text becomes its value
-:mod:`functions.settings.values`, and which values and combinations katuna refuses
+:mod:`functions.settings.values`, how the environment is read
+:mod:`functions.settings.environment`, and which values and combinations katuna refuses
 :mod:`functions.settings.checks`.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from functions import reporter
-from functions.core import event_signature
 from functions.core.checkpoint_volume import CheckpointVolume
 from functions.core.cluster import Cluster
 from functions.core.file_systems import NetworkRule, network_rule
@@ -28,9 +26,11 @@ from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.records import KUBERNETES, LOCAL
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
+from functions.settings import environment
+from functions.settings.access import AccessSettings
 from functions.settings.checks import check
-from functions.settings.values import ce_overrides, converted, study_limits
-from functions.settings.variables import VARIABLES, default_running_trials
+from functions.settings.environment import DEFAULT_DB
+from functions.settings.variables import default_running_trials
 
 DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 """The resources of a trial container whose study names neither cpu nor memory, unless
@@ -38,33 +38,17 @@ DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
 evicted and with no memory limit, and a node pool's autoscaler would never grow for it."""
 
 
-DEFAULT_DB = Path("katuna.db")
-"""The database where ``KATUNA_DB`` names none."""
-
-
-POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-"""Where Kubernetes writes the namespace of a pod's service account (the pod's own namespace)."""
-
-
-def _pod_namespace() -> str | None:
-    """The namespace this pod runs in, as its service account's mounted files tell it; None
-    where they are not mounted."""
-    try:
-        return POD_NAMESPACE.read_text().strip() or None
-    except OSError:
-        return None
-
-
 @dataclass(frozen=True)
-class Settings:
-    """Where state lives, how the HTTP service behaves, and where emitted events go.
+class Settings(AccessSettings):
+    """Where state lives, how the HTTP service behaves, and where emitted events go; who may
+    reach the service, and how its events reach their sink, are
+    :class:`~functions.settings.access.AccessSettings`'.
 
     ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_DB_ON_NETWORK_FS`` (unset: ``katuna serve``
     refuses a database on a network or FUSE file system, where SQLite's write-ahead log is
     unsafe, and the other commands keep it with a rollback journal; ``allow``: every command
     keeps it so; ``refuse``: none opens it; :mod:`functions.core.file_systems`); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
-    beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
-    service is open, but listens on and answers loopback only); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` bytes of a
+    beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` bytes of a
     trial log served by the API (8 MiB: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
     directory that relative trial working directories of POSTed studies start from (the current
     one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
@@ -145,46 +129,6 @@ class Settings:
     line per routine event dropped, ``WARNING`` or ``ERROR`` fewer) for katuna's loggers
     (:mod:`functions.adapters.log_lines`).
 
-    Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
-    comma-separated host names (no port: a name with one, a scheme or a path is refused at start) served besides the loopback names ``localhost``,
-    ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
-    only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
-    ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
-    ``KATUNA_TICK_FLOOR`` (10): the fewest seconds between two ticks (``dev.knative.sources.ping``)
-    handled for senders nobody vouches for (no token, no OIDC: a broker without OIDC, which
-    passes on what any pod posted); a tick sooner is answered and does nothing. 0 handles every one.
-    ``KATUNA_CLIENT_TIMEOUT`` seconds (15) a client has to send a request, head and body, from
-    when the service starts reading it, and at most each write of an answer waits for the client
-    to take more (:mod:`functions.adapters.web.worker`, and ``katuna optuna-dashboard``'s
-    :mod:`functions.adapters.web.dashboard_server`); a slower client's connection is closed.
-    ``KATUNA_WORKER_TIMEOUT`` whole seconds (60) a ``katuna serve`` worker's main loop may go without
-    a heartbeat before gunicorn kills it, with the local trials it owns (gunicorn's ``timeout``;
-    a request a thread is serving does not stop the heartbeat, a GIL held that long does).
-    ``KATUNA_OIDC_AUDIENCE``: the event paths then also take Knative Eventing's OIDC delivery
-    tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
-    ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
-    its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
-    ``KATUNA_OIDC_SUBJECTS`` (comma-separated, unset: any): the only senders such a token is taken
-    from, by its ``sub`` claim (``system:serviceaccount:<namespace>:<name>``, the Triggers' OIDC
-    accounts; a trailing ``*`` matches every name it begins, as in a Knative EventPolicy); another
-    sender's valid token gets 403 (:mod:`functions.core.senders`). Trials may never run as these
-    accounts, so a study naming one in the namespace its trials run in is refused, and
-    ``KATUNA_K8S_SERVICE_ACCOUNT`` (or ``default``) in ``KATUNA_K8S_NAMESPACE`` matching one stops
-    the service at start.
-    Events posted to ``K_SINK`` carry the OIDC token Knative's SinkBinding mounts at
-    ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
-    each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
-    SinkBinding for an https sink) and those of the cluster's trust bundles, which the binding
-    mounts at ``KATUNA_TRUST_BUNDLES`` (``/knative-custom-certs``), besides the system's. Each carries the extensions of
-    ``K_CE_OVERRIDES`` (the SinkBinding's ``ceOverrides`` as JSON: :func:`functions.reporter.parse_overrides`;
-    one that is no such JSON, or names an attribute katuna sets, stops the service at start).
-    ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
-    Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
-    Each token, where set, has :data:`TOKEN_CHARACTERS` characters at least and no space, of
-    :data:`TOKEN_VARIETY` different ones at least and not one string repeated, and the metrics
-    token is not the API token, or katuna stops at start.
-    Neither token is part of the settings' ``repr``: a log line, a traceback showing its frames'
-    locals or a debugger that shows the settings shows no token.
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
@@ -245,8 +189,6 @@ class Settings:
     db_on_network_fs: str | None = None
     log_dir: Path | None = None
     busy_timeout: float = 30.0
-    api_token: str | None = field(default=None, repr=False)
-    metrics_token: str | None = field(default=None, repr=False)
     max_body: int = 1 << 20
     max_log: int = 8 << 20
     max_checkpoint: int = 4 << 30
@@ -281,12 +223,6 @@ class Settings:
     eks_region: str | None = None
     trial_env: tuple[str, ...] = ()
     trial_secrets: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    session_ttl: float = 12 * 3600.0
-    tick_floor: float = 10.0
-    oidc_audience: str | None = None
-    oidc_subjects: tuple[str, ...] = ()
-    oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
     max_running_trials: int | None = None
     running_trials_by_default: bool = False
@@ -299,13 +235,7 @@ class Settings:
     k8s_progress_seconds: float = 10.0
     k8s_keep_seconds: float = 30.0
     remote_timeout: float = REMOTE_TIMEOUT
-    client_timeout: float = 15.0
-    worker_timeout: int = 60
     pool_wait: float = POOL_WAIT
-    sink_token_file: Path = Path("/oidc/token")
-    sink_ca_certs: str | None = None
-    trust_bundles: Path = Path(reporter.TRUST_BUNDLES)
-    ce_overrides: tuple[tuple[str, str], ...] = ()
     log_format: str = "text"
     log_level: str = "INFO"
     installation: str | None = None
@@ -320,30 +250,11 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings ``environ`` (the process's environment unless given) holds;
-        :class:`InvalidSetting` naming the first one katuna cannot use."""
-        env = os.environ if environ is None else environ
-        values = {field: converted(PREFIX + name, kind, env[PREFIX + name])
-                  for field, (name, kind) in VARIABLES.items() if env.get(PREFIX + name)}
-        if env.get("K_SINK"):
-            values["sink"] = env["K_SINK"]
-            values.setdefault("report_url", env["K_SINK"])
-        if env.get("K_CA_CERTS"):
-            values["sink_ca_certs"] = env["K_CA_CERTS"]
-        values["ce_overrides"] = ce_overrides(env.get(reporter.OVERRIDES, ""))
-        values["found_db"] = values.get("db", DEFAULT_DB)
-        values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
-        values["host"] = socket.gethostname()
-        if env.get("K_SERVICE"):
-            values["knative_service"] = env["K_SERVICE"]
-            values["service_namespace"] = _pod_namespace()
-        values["limits"] = study_limits(env)
-        if "max_running_trials" not in values:
-            values["max_running_trials"] = default_running_trials(values.get("executor", LOCAL))
-            values["running_trials_by_default"] = True
-        settings = cls(**values)
+        :class:`InvalidSetting` naming the first one katuna cannot use
+        (:func:`functions.settings.environment.from_environment`)."""
+        settings = cls(**environment.from_environment(os.environ if environ is None else environ))
         check(settings)
         return settings
-
 
     @property
     def running_trials_set_by(self) -> str:
@@ -375,16 +286,6 @@ class Settings:
     def runs_jobs(self) -> bool:
         """Whether trials run as Kubernetes Jobs (``KATUNA_EXECUTOR=kubernetes``), not local processes."""
         return self.executor == KUBERNETES
-
-    @property
-    def event_key(self) -> bytes | None:
-        """The key katuna signs its events with, made from the API token; None without one."""
-        return event_signature.event_key(self.api_token) if self.api_token else None
-
-    def sink_tls(self) -> ssl.SSLContext:
-        """The TLS context for an https ``K_SINK``, trusting what Knative's senders trust; asked
-        for at each post, so a rotated trust bundle is trusted from the next one."""
-        return reporter.tls_context(self.sink_ca_certs, str(self.trust_bundles))
 
     def network_rule(self, service: bool) -> NetworkRule:
         """What the service (``service``) or a command does with a database on a network file

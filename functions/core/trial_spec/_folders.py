@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import trial_kinds
+from functions.core import workload_pods
 from functions.core.errors import Problem
 from functions.core.trial_spec._shapes import PATH
 
@@ -30,7 +30,7 @@ def relative_pod_folders(trial_spec: Mapping[str, Any]) -> list[Problem]:
     this is checked only where trials run on a cluster. One a placeholder begins is known per
     trial only."""
     problems = []
-    for path, _, pod in trial_kinds.pod_specs(trial_spec):
+    for path, _, pod in workload_pods.pod_specs(trial_spec):
         absolute = WINDOWS_ABSOLUTE if windows_pod(pod) else POSIX_ABSOLUTE
         for key in ("containers", "initContainers"):
             listed = pod.get(key)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.core import container_scripts, template, trial_kinds
+from functions.core import container_scripts, template, trial_kinds, workload_pods
 from functions.core.documents import Path
 from functions.core.errors import Problem
 from functions.core.trial_spec._job_fields import DEADLINE, is_deadline
@@ -124,7 +124,7 @@ def local_pod_parts(trial_spec: Mapping[str, Any], primary: str | None,
     trial would run on without them, and its results mean something else than on a cluster."""
     container = primary_container(trial_spec, primary, labels)
     found = next((path for path, _, _, c in located_containers(trial_spec) if c is container), None)
-    pod = next((spec for path, _, spec in trial_kinds.pod_specs(trial_spec)
+    pod = next((spec for path, _, spec in workload_pods.pod_specs(trial_spec)
                 if found is not None and found.startswith(f"{path}.spec.containers[")), None)
     if container is None or found is None or pod is None:
         return []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import container_scripts, report_token, template, trial_kinds
+from functions.core import container_scripts, report_token, template, trial_kinds, workload_pods
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.labels import problems as label_problems
@@ -78,9 +78,9 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
     namespace, labels) wins; its pods get ``pod_labels`` (else those of ``metadata``) over their
     own, and ``pod_annotations`` where the template sets none of
-    them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
+    them (:func:`~functions.core.workload_pods.pod_annotated`); the node selector and tolerations in
     ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods; a
-    TrainJob and a PipelineRun where :func:`~functions.core.trial_kinds.scheduled_elsewhere`
+    TrainJob and a PipelineRun where :func:`~functions.core.workload_pods.scheduled_elsewhere`
     says); ``env`` is added to the primary container, and ``resources`` to every container of
     the primary's name (each replica's: a worker's pods need requests as the master's do, for
     the scheduler and the autoscaler) that names none, in the field its kind reads them from
@@ -91,22 +91,22 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     pod templates of a kind whose pods need no API token get ``pod``'s
     ``automountServiceAccountToken`` where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
-    (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
+    (:func:`~functions.core.workload_pods.pod_labelled`), so pods tell the attempt they are of;
     the ``typed`` strings are read as YAML scalars once substituted."""
     context, labels = _context(trial_spec, params, metadata)
     workload = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
-    trial_kinds.pod_labelled(workload, metadata["labels"] if pod_labels is None else pod_labels)
-    trial_kinds.pod_annotated(workload, pod_annotations or {})
-    pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
+    workload_pods.pod_labelled(workload, metadata["labels"] if pod_labels is None else pod_labels)
+    workload_pods.pod_annotated(workload, pod_annotations or {})
+    pod_specs = [spec for _, _, spec in workload_pods.pod_specs(workload)]
     if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
         pod_specs.append(workload.setdefault("spec", {}))
     if pod.get("nodeSelector") or pod.get("tolerations"):
-        pod_specs += trial_kinds.scheduled_elsewhere(workload)
+        pod_specs += workload_pods.scheduled_elsewhere(workload)
     for spec in pod_specs:
         _schedule(spec, pod)  # type: ignore[arg-type]
     if trial_kinds.closes_tokens(workload):
-        for _, _, spec in trial_kinds.pod_specs(workload):
+        for _, _, spec in workload_pods.pod_specs(workload):
             spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):

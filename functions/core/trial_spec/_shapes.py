@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import trial_kinds
+from functions.core import trial_kinds, workload_pods
 
 PATH = "trialTemplate.trialSpec"
 """Where the ``trialSpec`` sits in a study, as problems name it."""
@@ -24,7 +24,7 @@ def located_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping
     """Every container the workload runs (:func:`containers`), each with its path in the
     ``trialSpec`` first (``spec.template.spec.containers[0]``)."""
     found = [(f"{path}.spec.containers[{i}]", labels, str(c.get("name")), c)
-             for path, labels, pod in trial_kinds.pod_specs(trial_spec)
+             for path, labels, pod in workload_pods.pod_specs(trial_spec)
              for i, c in _indexed(pod.get("containers"))]
     known = trial_kinds.kind_of(trial_spec)
     given = trial_spec.get("spec")
@@ -51,7 +51,7 @@ def located_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping
 
 def init_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     """``(path in the trialSpec, container)`` of each init container of the workload's pod templates."""
-    return [(f"{path}.spec.initContainers[{i}]", c) for path, _, pod in trial_kinds.pod_specs(trial_spec)
+    return [(f"{path}.spec.initContainers[{i}]", c) for path, _, pod in workload_pods.pod_specs(trial_spec)
             for i, c in _indexed(pod.get("initContainers"))]
 
 
@@ -71,7 +71,7 @@ def _indexed(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
 
 def pod_spec(trial_spec: Mapping[str, Any]) -> Mapping[str, Any]:
     """The pod spec of the primary pod template; empty where the workload has none."""
-    return next((pod for _, _, pod in trial_kinds.pod_specs(trial_spec)), {})
+    return next((pod for _, _, pod in workload_pods.pod_specs(trial_spec)), {})
 
 
 def primary_container(trial_spec: Mapping[str, Any], name: str | None,
@@ -124,5 +124,5 @@ def labelled(workload: Mapping[str, Any]) -> list[tuple[str, Mapping[Any, Any]]]
     metadata = workload.get("metadata")
     own = metadata.get("labels") if isinstance(metadata, Mapping) else None
     found: list[tuple[str, Mapping[Any, Any]]] = [(f"{PATH}.metadata.labels", own if isinstance(own, Mapping) else {})]
-    found += [(f"{PATH}.{path}.metadata.labels", pod) for path, pod, _ in trial_kinds.pod_specs(workload)]
+    found += [(f"{PATH}.{path}.metadata.labels", pod) for path, pod, _ in workload_pods.pod_specs(workload)]
     return found

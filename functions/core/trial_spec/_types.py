@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import trial_kinds
+from functions.core import trial_kinds, workload_pods
 from functions.core.errors import Problem
 from functions.core.katib_shapes import Shape, check
 from functions.core.trial_spec._shapes import PATH, init_containers, located_containers, resources_key
@@ -38,7 +38,7 @@ def type_problems(trial_spec: Mapping[str, Any]) -> list[Problem]:
     """A problem for each field katuna reads of ``trialSpec`` (see the module) that holds a
     value of the wrong type, named by its path."""
     found = check(trial_spec, {"metadata": METADATA, "spec": "mapping"}, PATH)
-    for path, template, _ in trial_kinds.pod_templates(trial_spec):
+    for path, template, _ in workload_pods.pod_templates(trial_spec):
         found += _metadata_problems(template, f"{PATH}.{path}")
     spec = trial_spec.get("spec")
     templates = spec.get("templates") if isinstance(spec, Mapping) else None
