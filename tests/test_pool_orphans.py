@@ -260,6 +260,9 @@ def test_a_lost_node_groups_launch_template_is_deleted_once_the_group_is_gone(ek
     store = SqliteStore(tmp_path / "empty.db")
     clock = Clock(time.time() + GRACE + 60)
     tick(store, pools, clock, tmp_path)
+    lost_made = template_made(pools, "katuna-lost")
+    while time.time() < lost_made + 1:  # EC2 dates a template to the second: the young one a second later
+        time.sleep(0.05)
     pools.templates.make(NodePool("katuna-young", "eks", machine_types=("m5.xlarge",)))
     assert pools.describe("katuna-lost").state == "DELETING"
     assert katunas_templates(pools) == ["katuna-katuna-far", "katuna-katuna-lost", "katuna-katuna-young",
