@@ -84,6 +84,20 @@ def answer_as(uid: int, port: int, sent: bytes) -> bytes:
     return answer
 
 
+def raw_request(port: int, head: str, timeout: float = 30) -> tuple[int, dict]:
+    """The status and JSON answer (empty where the body is none) of a request sent to the
+    loopback ``port`` byte for byte as ``head`` (its request line and headers), as no HTTP
+    client library sends it: no ``Host``, a target in absolute form, HTTP/1.0."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(head.encode() + b"\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}
+
+
 def answers(port: int, path: str = "/readyz") -> bool:
     """Whether a service on loopback ``port`` answers ``path`` with 200 (not yet, while it starts)."""
     try:

@@ -24,7 +24,7 @@ import optuna
 import pytest
 from conftest import run_study, study_definition
 from doc_blocks import ROOT
-from http_helpers import KATUNA, NOBODY, answer_as, free_port, run_katuna, warm_runner
+from http_helpers import KATUNA, NOBODY, answer_as, free_port, raw_request, run_katuna, warm_runner
 from waiting import stopped
 from warm_katuna import WarmProcess
 
@@ -337,18 +337,6 @@ def test_optuna_dashboard_refuses_a_request_a_proxy_passed_on(read_only_dashboar
     assert get(base + "/api/studies")["study_summaries"] == [summary]
 
 
-def _raw(base: str, head: str) -> tuple[int, dict]:
-    """The status and JSON answer of a request sent to ``base`` as ``head`` (request line and headers)."""
-    with socket.create_connection(("127.0.0.1", int(base.rpartition(":")[2])), timeout=10) as connection:
-        connection.sendall(head.encode() + b"\r\n")
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    status_line, _, rest = answer.partition(b"\r\n")
-    body = rest.partition(b"\r\n\r\n")[2]
-    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}
-
-
 def test_optuna_dashboard_refuses_a_request_naming_no_host_or_a_target_of_another_host(read_only_dashboard):
     """Without ``Host`` (which HTTP/1.0 allows, and wsgiref does not ask of HTTP/1.1 either)
     werkzeug took the address the dashboard listens on, a loopback one; an absolute target names
@@ -357,9 +345,10 @@ def test_optuna_dashboard_refuses_a_request_naming_no_host_or_a_target_of_anothe
     for an HTTP/1.0 one.)"""
     base, _, _ = read_only_dashboard
     host = base.partition("//")[2]
-    unnamed = _raw(base, "GET /api/studies HTTP/1.1\r\nConnection: close\r\n")
-    other = _raw(base, f"GET http://evil.example/api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
-    own = _raw(base, f"GET /api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
+    port = int(base.rpartition(":")[2])
+    unnamed = raw_request(port, "GET /api/studies HTTP/1.1\r\nConnection: close\r\n")
+    other = raw_request(port, f"GET http://evil.example/api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
+    own = raw_request(port, f"GET /api/studies HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
     assert (unnamed[0], unnamed[1].get("error"), other[0], other[1].get("error")) == (
         400, "host_not_allowed", 400, "host_not_allowed")
     assert other[1]["message"].startswith("the request target names 'evil.example'")

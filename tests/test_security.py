@@ -10,7 +10,6 @@ import contextlib
 import html
 import http.client
 import itertools
-import json
 import re
 import socket
 import threading
@@ -26,7 +25,7 @@ import jwt
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import Service, raw_request
 from standin_server import StandInServer
 from tls_sink import Authority
 from waiting import eventually
@@ -529,18 +528,6 @@ def test_a_head_of_the_login_page_is_its_read_and_starts_no_session(locked: Serv
     assert _form(locked, "/ui/login", {"token": "wrong"}, {}, method="HEAD") == (200, "")
 
 
-def _raw(service: Service, head: str) -> tuple[int, dict]:
-    """The status and JSON answer of a request sent as ``head`` (its request line and headers)."""
-    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as connection:
-        connection.sendall(head.encode() + b"\r\n")
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    status_line, _, rest = answer.partition(b"\r\n")
-    body = rest.partition(b"\r\n\r\n")[2]
-    return int(status_line.split()[1]), json.loads(body) if body.startswith(b"{") else {}
-
-
 UNNAMED_HOSTS = {
     "HTTP/1.0 without Host": ("GET /studies HTTP/1.0", None, "send a Host header"),
     "absolute target of another host": ("GET http://evil.example/studies HTTP/1.1", "127.0.0.1:{port}",
@@ -560,12 +547,12 @@ def test_a_request_naming_no_host_or_a_target_of_another_host_is_refused_as_a_wr
     headers = [line, "Authorization: Bearer s3cret-token-0123456789", "Connection: close"]
     if host is not None:
         headers.append(f"Host: {host.format(port=locked.port)}")
-    status, answer = _raw(locked, "\r\n".join(headers) + "\r\n")
+    status, answer = raw_request(locked.port, "\r\n".join(headers) + "\r\n")
     assert (status, answer.get("error")) == (400, "host_not_allowed"), kind
     assert answer["message"].startswith(message)
     own = (f"GET http://127.0.0.1:{locked.port}/studies HTTP/1.1\r\nHost: 127.0.0.1:{locked.port}\r\n"
            "Authorization: Bearer s3cret-token-0123456789\r\nConnection: close\r\n")
-    assert _raw(locked, own)[0] == 200
+    assert raw_request(locked.port, own)[0] == 200
 
 
 BIG_PARAMETER = 400_000
