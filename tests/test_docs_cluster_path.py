@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,38 @@ def test_the_uninstall_says_what_the_volume_of_each_storage_class_leaves_behind(
         assert f"`{storage['metadata']['name']}`" in text and "`reclaimPolicy: Retain`" in text
         assert "kubectl get pv" in text
     assert "[back it up](#downgrades)" in text
+
+
+def _built_in(group: str) -> bool:
+    """Whether an apiVersion's group is Kubernetes' own (the core group, ``*.k8s.io``), not
+    kustomize's."""
+    return "." not in group or (group.endswith(".k8s.io") and group != "kustomize.config.k8s.io")
+
+
+def _documented_objects() -> list[tuple[str, dict]]:
+    """Every Kubernetes object of a built-in kind that a page gives as YAML for the reader to apply
+    (a claim, a ClusterRole and its binding), by where it is; kustomizations, study resources and
+    other projects' kinds (Prometheus Operator's PodMonitor) are checked elsewhere or not ours."""
+    found = []
+    for page in PAGES:
+        for number, code in enumerate(b for b in blocks(page) if b.language == "yaml"):
+            for doc in yaml.safe_load_all(code.text):
+                group = str(doc.get("apiVersion", "")).rpartition("/")[0] if isinstance(doc, dict) else ""
+                if isinstance(doc, dict) and "kind" in doc and _built_in(group):
+                    found.append((f"{page} ({code.heading}, block {number})", doc))
+    return found
+
+
+def test_every_built_in_object_the_pages_give_passes_kubernetes_validate_strictly(tmp_path: Path):
+    """The objects the pages tell the reader to apply are what the API server takes, as the
+    manifests are (``tests/test_knative.py``): a misspelt field or a wrong type fails here."""
+    documented = _documented_objects()
+    assert {doc["kind"] for _, doc in documented} >= {"PersistentVolumeClaim", "ClusterRole", "ClusterRoleBinding"}
+    files = []
+    for number, (_, doc) in enumerate(documented):
+        files.append(tmp_path / f"{number}.yaml")
+        files[-1].write_text(yaml.safe_dump(doc))
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, "\n".join(where for where, _ in documented) + "\n" + result.stdout + result.stderr
+    assert result.stdout.count("passed") == len(documented)
