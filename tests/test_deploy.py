@@ -26,6 +26,7 @@ import yaml
 from doc_blocks import block
 from knative_emulator.admission import pod_problems, service_problems, template_problems
 from knative_emulator.pod_masks import mask_problems
+from kube_versions import validate_strictly
 
 from functions import reporter
 from functions.adapters.web.worker import Worker
@@ -524,9 +525,7 @@ def test_the_reserved_names_are_the_serving_containers_own():
 
 
 def test_the_shipped_flags_are_a_valid_configmap():
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", str(FEATURES)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    validate_strictly([str(FEATURES)])
 
 
 def test_a_fresh_volume_is_made_writable_by_the_pods_group_the_images_user_belongs_to():

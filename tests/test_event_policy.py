@@ -18,6 +18,7 @@ from test_knative import crd_schema, strict
 from functions.core.events import ROUTES
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
+from functions.settings import Settings
 
 DEPLOYED = render(KNATIVE, components=("oidc", "katib-api", "trial-kinds/training-operator"))
 WITHOUT_POLICY = render(KNATIVE, components=("katib-api", "trial-kinds/training-operator"))
@@ -129,9 +130,17 @@ def test_every_triggers_reply_re_enters_the_broker():
 
 
 def test_trial_jobs_are_bound_and_post_progress_reports_only():
+    """The binding selects the Jobs katuna makes with the component's settings, and none it made
+    before: Knative would patch such a Job's template, which the API server refuses, and
+    Eventing's reconciler stops there, minting no token for the binding (psbinding's
+    reconcile runs the sub-resources only after every subject is patched)."""
     [binding] = [b for b in objects_of("SinkBinding") if b["spec"]["subject"].get("kind") == "Job"]
+    [service] = [d for d in DEPLOYED if d["kind"] == "Service" and "serving" in d["apiVersion"]]
+    env = {e["name"]: e["value"] for e in service["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
     launch = TrialLaunch("digits", "u1", 3, 1, "digits-3", ["python", "t.py"], {}, ".", None, image="python:3.12")
-    assert selects(binding["spec"]["subject"]["selector"], render_job(launch)["metadata"]["labels"])
+    selector = binding["spec"]["subject"]["selector"]
+    assert selects(selector, render_job(launch, Settings.from_env(env).cluster_defaults())["metadata"]["labels"])
+    assert not selects(selector, render_job(launch)["metadata"]["labels"]), "a Job made before the component"
     assert binding["spec"]["sink"]["ref"]["name"] == "katuna"
     assert authorize(DEPLOYED, "katuna", of(binding), event("dev.katuna.trial.progress")) == 202
     for forged in ("dev.katuna.trial.finished", "dev.katuna.study.completed", "dev.knative.sources.ping"):

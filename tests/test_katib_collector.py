@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import run_study, study_definition
+from kube_versions import validate_strictly
 from test_cli import here
 
 from functions.core.lines import bounded_lines
@@ -106,6 +106,4 @@ def test_katuna_render_shows_the_wrapped_container_and_the_job_is_valid(tmp_path
     assert command[:2] == ["sh", "-c"] and command[3:5] == ["katuna-metrics-file", "/var/log/katib/demo-0.log"]
     assert command[5:] == definition["trialTemplate"]["command"][:2] + ["--x", "1.5", "--mode", "ok"]
     assert pod["containers"][0]["volumeMounts"] == [{"name": "katuna-metrics-file", "mountPath": "/var/log/katib"}]
-    checked = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", "-"],
-                             input=done.stdout, capture_output=True, text=True, timeout=120)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    validate_strictly(["-"], stdin=done.stdout)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition
+from kube_versions import validate_strictly
 from test_cli import here
 
-from functions.core.cluster import STUDY_LABEL, TTL_WHY, Cluster
+from functions.core.cluster import SINK_BINDING_LABEL, STUDY_LABEL, TTL_WHY, Cluster
 from functions.core.errors import InvalidStudy, RefusedWorkload
 from functions.core.job import NotRenderable, render_job
 from functions.core.launch import trial_launch
@@ -42,9 +42,7 @@ def job_for(definition: dict, params: dict, attempt: int = 1, defaults: Cluster 
 def validate(tmp_path: Path, job: dict) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0",
-                             str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    validate_strictly([str(path)])
 
 
 @pytest.mark.slow
@@ -829,3 +827,21 @@ def test_a_windows_trial_pods_folder_of_its_drive_is_absolute(windows: dict):
     pod["containers"][1]["workingDir"] = "/app"
     with pytest.raises(InvalidStudy, match="got 'C:"):
         check_study(parse_study(definition), definition, Settings(), runs_jobs=True)
+
+
+def test_the_sink_binding_label_marks_the_jobs_katuna_makes_and_nothing_else():
+    """``KATUNA_TRIAL_SINK_BINDING`` labels each Job katuna makes, its own or a ``trialSpec``'s,
+    on the Job only (a SinkBinding binds Jobs, not pods); another kind of workload gets none."""
+    bound = Cluster(sink_binding="trial-progress")
+    pytorch = study_definition(name="replicas")
+    pod = {"spec": {"containers": [{"name": "pytorch", "image": "python:3.12", "command": ["train", "${trialParameters.x}"]}]}}
+    pytorch["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+            "Master": {"replicas": 1, "template": pod}}}}}
+    for definition in (k8s_definition(), katib_style()):
+        job = job_for(definition, {"x": 1.5, "tag": "a"}, defaults=bound)
+        assert job["metadata"]["labels"][SINK_BINDING_LABEL] == "trial-progress"
+        assert SINK_BINDING_LABEL not in job["spec"]["template"]["metadata"]["labels"]
+        assert SINK_BINDING_LABEL not in job_for(definition, {"x": 1.5, "tag": "a"})["metadata"]["labels"]
+    workload = job_for(pytorch, {"x": 1.5}, defaults=bound)
+    assert workload["kind"] == "PyTorchJob" and SINK_BINDING_LABEL not in workload["metadata"]["labels"]

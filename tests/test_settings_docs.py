@@ -161,6 +161,10 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_INSTALLATION", "team/a", "KATUNA_INSTALLATION: expected a Kubernetes label value: at most 63 letters, "
                                       "digits, '-', '_' or '.', beginning and ending with a letter or digit, got "
                                       "'team/a'"),
+    ("KATUNA_TRIAL_SINK_BINDING", "trial progress", "KATUNA_TRIAL_SINK_BINDING: expected a SinkBinding's name that "
+                                                    "is a Kubernetes label value: at most 63 letters, digits, '-', "
+                                                    "'_' or '.', beginning and ending with a letter or digit, got "
+                                                    "'trial progress'"),
     ("KATUNA_ORPHAN_GRACE", "60", "KATUNA_ORPHAN_GRACE: expected at least 300 seconds (a trial workload younger may "
                                   "belong to a handling not committed yet), got 60.0"),
     ("KATUNA_LOG_FORMAT", "xml", "KATUNA_LOG_FORMAT and KATUNA_LOG_LEVEL: expected text or json, and DEBUG, INFO, "

@@ -17,6 +17,8 @@ STUDY_LABEL = "katuna.dev/study"
 TRIAL_LABEL = "katuna.dev/trial"
 ATTEMPT_LABEL = "katuna.dev/attempt"
 UID_LABEL = "katuna.dev/uid"
+SINK_BINDING_LABEL = "katuna.dev/sink-binding"
+"""The label of a trial Job that a SinkBinding selects it by (:attr:`Cluster.sink_binding`)."""
 TRIAL_TAINT = {"key": "katuna.dev/trial", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 START_ALLOWANCE = 3600
 """Seconds, by default, that a trial's Job may spend beyond its timeout (see :attr:`Cluster.start_allowance`)."""
@@ -77,6 +79,11 @@ class Cluster:
     timeout itself counts from the start of the trial's container (the executor measures it), so
     waiting for a node never times a trial out; a pod that cannot start (its image cannot be
     pulled, no node fits it) for this long fails its trial."""
+    sink_binding: str | None = None
+    """The SinkBinding that binds trial Jobs by :data:`SINK_BINDING_LABEL`, which each Job katuna
+    makes then carries with this value (``KATUNA_TRIAL_SINK_BINDING``, from the service's
+    settings): Jobs made before it are not selected, as Eventing's reconciler would patch their
+    immutable template, be refused, and stop there, minting no OIDC token for the binding."""
     checkpoints: CheckpointVolume | None = None
     """Where population-based training keeps its trials' checkpoints, for trials that run as
     Jobs (``KATUNA_CHECKPOINT_CLAIM``, from the service's settings; see
@@ -96,6 +103,7 @@ class Cluster:
             sender_subjects=defaults.sender_subjects,
             pod_security=defaults.pod_security,
             checkpoints=defaults.checkpoints,
+            sink_binding=defaults.sink_binding,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 

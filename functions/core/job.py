@@ -25,7 +25,7 @@ from functions.core import (
     trial_kinds,
     trial_spec,
 )
-from functions.core.cluster import MAX_JOB_DEADLINE, START_ALLOWANCE, Cluster
+from functions.core.cluster import MAX_JOB_DEADLINE, SINK_BINDING_LABEL, START_ALLOWANCE, Cluster
 from functions.core.disruptions import pods_to_lose
 from functions.core.errors import PermanentError
 from functions.core.job_resources import added_to_trial_spec, container_resources, trial_resources
@@ -47,6 +47,12 @@ def primary_container_name(launch: TrialLaunch) -> str:
         return CONTAINER
     return trial_spec.primary_container_name(launch.trial_spec, launch.primary_container,
                                              launch.primary_pod_labels) or CONTAINER
+
+
+def bound(launch: TrialLaunch, cluster: Cluster) -> dict[str, str]:
+    """The label a SinkBinding selects the attempt's Job by (:attr:`Cluster.sink_binding`): none
+    for another kind of workload, which such a binding does not name."""
+    return {SINK_BINDING_LABEL: cluster.sink_binding} if cluster.sink_binding and is_job(launch) else {}
 
 
 def is_job(launch: TrialLaunch) -> bool:
@@ -163,7 +169,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
     name = request.job_name
-    job_labels = labels(request)
+    job_labels = labels(request) | bound(request, cluster)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": request.image,

@@ -93,7 +93,11 @@ class Settings(AccessSettings):
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``, a proxy
     that adds credentials such as ``kubectl proxy``: katuna sends none to it);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
-    (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
+    (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names);
+    ``KATUNA_TRIAL_SINK_BINDING``, the name of a SinkBinding that binds trial Jobs by the label
+    ``katuna.dev/sink-binding`` with that value, which katuna gives the Jobs it makes from then on
+    (a binding that selected Jobs made before it would have to change their immutable template,
+    and Eventing's reconciler stops at the first it cannot). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint;
     ``KATUNA_GKE_NODE_SERVICE_ACCOUNT``, the email of the Google service account its pools' nodes
@@ -204,6 +208,7 @@ class Settings(AccessSettings):
     checkpoint_claim: str | None = None
     checkpoint_image: str | None = None
     trial_pod_security: str = "baseline"
+    trial_sink_binding: str | None = None
     template_namespaces: tuple[str, ...] = ()
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
@@ -304,6 +309,7 @@ class Settings(AccessSettings):
                        reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
                        reserved_claims=self.service_claims,
                        sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security,
+                       sink_binding=self.trial_sink_binding,
                        checkpoints=self._checkpoint_volume())
 
     def _checkpoint_volume(self) -> CheckpointVolume | None:

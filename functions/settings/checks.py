@@ -224,6 +224,11 @@ def _trial_identity(settings: Settings) -> None:
     if settings.trial_pod_security not in pod_security.LEVELS:
         raise InvalidSetting(f"{PREFIX}TRIAL_POD_SECURITY: expected {', '.join(pod_security.LEVELS[:-1])} or "
                              f"{pod_security.LEVELS[-1]}, got {settings.trial_pod_security!r}")
+    binding = settings.trial_sink_binding
+    if binding is not None and not (binding and labels.valid_value(binding)):
+        raise InvalidSetting(f"{PREFIX}TRIAL_SINK_BINDING: expected a SinkBinding's name that is a Kubernetes label "
+                             "value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter "
+                             f"or digit, got {binding!r}")
     _senders(settings)
     wrong = [name for name in settings.template_namespaces if not NAMESPACE.fullmatch(name)]
     if wrong:

@@ -56,7 +56,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
     "service_claims": ("SERVICE_CLAIMS", comma_list),
     "checkpoint_claim": ("CHECKPOINT_CLAIM", str), "checkpoint_image": ("CHECKPOINT_IMAGE", str),
-    "trial_pod_security": ("TRIAL_POD_SECURITY", str),
+    "trial_pod_security": ("TRIAL_POD_SECURITY", str), "trial_sink_binding": ("TRIAL_SINK_BINDING", str),
     "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
     "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", comma_list),
