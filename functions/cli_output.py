@@ -41,17 +41,10 @@ def print_result(console: Console, store: SqliteStore, record: StudyRecord, sett
         _print_last_failure(console, store, record, db)
     console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
     console.print(f"Logs:    {markup(settings.logs.resolve() / record.log_folder)}", highlight=False)
-    counts, stopped = view["counts"], stopped_at_end(store, record.name, view["counts"])
-    ended = f", {stopped} stopped as the study ended" if stopped else ""
+    counts = view["counts"]
+    ended = f", {counts['stopped']} stopped as the study ended" if counts["stopped"] else ""
     console.print(f"Trials: {view['trials']} ({counts['complete']} complete, "
-                  f"{counts['failed']} failed, {counts['pruned'] - stopped} pruned{ended})")
-
-
-def stopped_at_end(store: SqliteStore, study: str, counts: dict[str, int]) -> int:
-    """Of the study's pruned trials (its view's ``counts``), those its end stopped, which the CLI
-    counts apart as ``stopped``: stored ``PRUNED``, as Optuna has no other state for a trial
-    ended before its end, but stopped by no early-stopping rule."""
-    return store.count_stopped_at_end(study) if counts["pruned"] else 0
+                  f"{counts['failed']} failed, {counts['pruned']} pruned{ended})")
 
 
 FAILURE_LINES = 12
@@ -115,15 +108,14 @@ def population_text(population: dict[str, int]) -> str:
             f"{generation + 1})")
 
 
-def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord],
-                stopped: int = 0) -> None:
+def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
     """``katuna show``: status, reason, description, the cluster resource it follows (its study
-    may be named ``<name>--<namespace>``), counts (of the pruned, the ``stopped`` as the study
-    ended apart: :func:`stopped_at_end`), best trial (or, with several objectives, the Pareto
+    may be named ``<name>--<namespace>``), counts (the ``stopped`` as the study ended, where
+    there are, apart from the pruned), best trial (or, with several objectives, the Pareto
     ``front``) and node pool of a study's view; the ``population`` of a study of
     population-based training."""
     counts = view["counts"]
-    ended = f", stopped {stopped}" if stopped else ""
+    ended = f", stopped {counts['stopped']}" if counts["stopped"] else ""
     console.print(f"[bold]{markup(view['name'])}[/bold]  status: {view['status']}  "
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
@@ -135,7 +127,7 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'], view['grid'])}" if view["maxTrials"] is not None else "-"
     running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
-                  f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned'] - stopped}"
+                  f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}"
                   f"{ended}, {running} {counts['running']}, waiting {counts['waiting']})")
     if view.get("waitingBecause"):
         console.print(text(f"waiting: {view['waitingBecause']}"), highlight=False)

@@ -21,7 +21,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
-from functions.cli_output import front_title, print_study, stopped_at_end, studies_table
+from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_study_state import INTERRUPTED_TRIAL, as_seen, interrupted, judged, opened_store
 from functions.cli_trial_table import trial_table
 from functions.core.errors import MalformedRequest
@@ -66,14 +66,13 @@ def show(name: str, number: int | None, db: str | None, as_json: bool, after: tu
     view["definition"] = record.spec.to_dict()
     try:
         front = _front(store, record)
-        stopped = stopped_at_end(store, record.name, view["counts"])
     finally:
         store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_study(console, as_seen(view), record, front, stopped)
+        print_study(console, as_seen(view), record, front)
 
 def _observation_key(text: str | None) -> tuple[int, int] | None:
     """The key ``--after`` gives; a usage error naming it when it is none."""

@@ -257,12 +257,21 @@ class Counts:
     pruned: int = 0
     stopped_at_end: int = 0
     """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`); counted only
-    for a Katib status, which tells them apart (:meth:`~functions.core.trial_reads_port.TrialReads.count_stopped_at_end`)."""
+    where they are told apart (:func:`~functions.core.store_port.with_stopped`)."""
 
     def by_state(self) -> dict[str, int]:
-        """The trials in each state (the stopped-at-end ones are among the pruned)."""
+        """The trials in each stored state (the stopped-at-end ones are among the pruned): the
+        ``katuna_trials`` metric's."""
         return {"complete": self.complete, "failed": self.failed, "pruned": self.pruned,
                 "running": self.running, "waiting": self.waiting}
+
+    def shown(self) -> dict[str, int]:
+        """The trials as a study's view counts them: in each state, but those the study's end
+        stopped counted ``stopped``, apart from those early stopping ``pruned`` (both stored
+        ``PRUNED``, as Optuna has no other state for them), as Katib counts them Killed apart
+        from EarlyStopped: each trial counted once, their sum the study's trials."""
+        return {"complete": self.complete, "failed": self.failed, "pruned": self.pruned - self.stopped_at_end,
+                "stopped": self.stopped_at_end, "running": self.running, "waiting": self.waiting}
 
     @property
     def active(self) -> int:

@@ -72,8 +72,9 @@ class TrialReads(Protocol):
         when, then number)."""
 
     def count_stopped_at_end(self, study: str) -> int:
-        """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
-        Katib Experiment's status tells them (``trialsKilled``), not every trial's end."""
+        """Of the study's pruned trials, those stopped because it ended: counted apart, read where
+        they are told apart (a study's view's ``stopped``, a Katib status's ``trialsKilled``),
+        not at every trial's end."""
 
     def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
         """The study's trials written (added or updated) since its trial change ``after`` (0:

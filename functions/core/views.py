@@ -15,7 +15,7 @@ from functions.core.pareto import best_trials, front_marks, front_sample
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.resources import description
 from functions.core.source_annotation import annotated_source
-from functions.core.store_port import Store
+from functions.core.store_port import Store, with_stopped
 from functions.core.trial_cap import grid_cover, shown_cap
 
 
@@ -111,7 +111,10 @@ def observation_key(name: str, text: str) -> ObservationKey:
 
 
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
-    counts = store.count_trials(record.name)
+    """The study as the API and ``katuna show --json`` give it; its ``counts`` tell the trials its
+    end stopped apart (:meth:`~functions.core.records.Counts.shown`), read only where it has
+    pruned trials (:func:`~functions.core.store_port.with_stopped`)."""
+    counts = with_stopped(store, record.name, store.count_trials(record.name))
     spec, cap = record.spec, shown_cap(record)
     return {
         "name": record.name,
@@ -121,7 +124,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "algorithm": spec.algorithm.name,
         "objectives": [{"metric": o.metric, "direction": o.direction, "goal": o.goal} for o in spec.objectives],
         "trials": counts.created,
-        "counts": counts.by_state(),
+        "counts": counts.shown(),
         "waitingBecause": store.waiting_note(record.name) if counts.waiting and not record.terminal else None,
         "maxTrials": cap.trials if cap is not None else None,
         "maxTrialsSetBy": cap.setting if cap is not None else None,

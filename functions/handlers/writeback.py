@@ -35,7 +35,6 @@ none twice, and a failure to record one changes nothing else.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -69,7 +68,7 @@ from functions.core.resource_events import (
 from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
-from functions.core.store_port import Store
+from functions.core.store_port import Store, with_stopped
 from functions.core.trial_query import TrialQuery
 from functions.handlers.deps import Deps
 
@@ -130,9 +129,7 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     """The status of the study's resource, from the store: with its best trial, or the Pareto
     front of a study of several objectives (which reads its completed trials, as
     ``GET /studies/{name}`` does)."""
-    counts = store.count_trials(record.name)
-    if counts.pruned:
-        counts = dataclasses.replace(counts, stopped_at_end=store.count_stopped_at_end(record.name))
+    counts = with_stopped(store, record.name, store.count_trials(record.name))
     best = best_trials(store, record)
     if trials_owner(record) is None:
         return study_status(record, counts, best, origin)

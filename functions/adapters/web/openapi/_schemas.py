@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.web.openapi._codes import ERROR_CODES
-from functions.core.records import ACTIVE_STATES, FINISHED_STATES, RUNS_ON, STUDY_RUNNING, TERMINAL_STATUSES
+from functions.core.records import (
+    ACTIVE_STATES,
+    FINISHED_STATES,
+    RUNS_ON,
+    STOPPED_AT_END,
+    STUDY_RUNNING,
+    TERMINAL_STATUSES,
+)
 
 _VALUE = {"$ref": "#/components/schemas/Number"}
 _EPOCH = "seconds since the epoch (1970-01-01T00:00:00Z), with their fraction"
@@ -13,6 +20,14 @@ _INSTANT = {"type": "number", "description": _EPOCH}
 _TIME = {"type": ["number", "null"], "description": f"{_EPOCH}; null before it happened"}
 """Every instant the service gives as its own is a number of seconds since the epoch, so in UTC
 whatever the server's time zone; an observation's ``timestamp`` is the trial's text."""
+
+_COUNTED = {
+    "complete": "COMPLETE", "failed": "FAIL",
+    "pruned": "PRUNED by the study's earlyStopping rule",
+    "stopped": f"stopped because the study ended before they did (stored PRUNED, as Optuna has no other state for "
+               f"them, their reason beginning '{STOPPED_AT_END}'; Katib counts them Killed)",
+    "running": "RUNNING", "waiting": "WAITING"}
+"""A study's ``counts``, each key with the trials it counts."""
 
 SCHEMAS: dict[str, Any] = {
     "Number": {"description": "a metric's number: NaN and the infinities, which JSON has no number for, by name",
@@ -39,7 +54,9 @@ SCHEMAS: dict[str, Any] = {
     "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
               "properties": {
                   "number": {"type": "integer"},
-                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES]},
+                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES], "description": (
+                      f"Optuna's: PRUNED both for a trial early stopping pruned and for one the study's end "
+                      f"stopped, whose reason begins '{STOPPED_AT_END}' (the study's counts call it stopped)")},
                   "params": {"type": "object"},
                   "value": {"oneOf": [_VALUE, {"type": "null"}],
                             "description": "the objective's value, null unless the trial completed; with several "
@@ -90,6 +107,10 @@ SCHEMAS: dict[str, Any] = {
         "timestamp": {"type": ["string", "null"], "description": (
             "the time the trial printed with the value: RFC 3339 text with the offset it printed, or for seconds "
             "since the epoch in a JSON line that instant in UTC (Z); null where it printed none")}}},
+    "Counts": {"type": "object", "description": "the study's trials by state, each counted once (their sum is its "
+               "trials): the trials ?state=PRUNED lists are its pruned and its stopped",
+               "required": list(_COUNTED), "properties": {
+                   name: {"type": "integer", "minimum": 0, "description": text} for name, text in _COUNTED.items()}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
         "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
@@ -97,7 +118,7 @@ SCHEMAS: dict[str, Any] = {
         "objectives": {"type": "array", "items": {"type": "object", "required": ["metric", "direction"], "properties": {
             "metric": {"type": "string"}, "direction": {"enum": ["minimize", "maximize"]},
             "goal": {"oneOf": [_VALUE, {"type": "null"}]}}}},
-        "trials": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "trials": {"type": "integer"}, "counts": {"$ref": "#/components/schemas/Counts"},
         "waitingBecause": {"type": ["string", "null"], "description": (
             "why the study's trials that wait do (its lowest-numbered waiting trial's note: room among the trials "
             "katuna runs at once, KATUNA_MAX_RUNNING_TRIALS, or its namespace's quota); null when none says")},

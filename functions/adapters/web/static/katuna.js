@@ -355,7 +355,7 @@ const katuna = (() => {
       if (study) {
         showCounts(study);
         const c = study.counts;
-        const done = c.complete + c.failed + c.pruned;
+        const done = c.complete + c.failed + c.pruned + c.stopped;
         if (study.status !== "running") return ended(study);
         if (nodeHours) refill(nodeHours).catch(() => null);
         if (done !== finished) {
@@ -432,7 +432,7 @@ const katuna = (() => {
     const c = study.counts;
     document.getElementById("trial-counts").textContent =
       `${study.trials} of ${study.maxTrials || "∞"}: ${c.complete} complete, ${c.failed} failed, ` +
-      `${c.pruned} pruned, ${c.running} running, ${c.waiting} waiting`;
+      `${c.pruned} pruned, ${c.stopped ? `${c.stopped} stopped, ` : ""}${c.running} running, ${c.waiting} waiting`;
     const status = document.getElementById("study-status");
     status.textContent = study.status;
     status.className = `status ${study.status}`;

@@ -228,7 +228,8 @@ def trial(name: str, number: int):
                            observation_count=runtime().store().count_observations(name, number), paged=after is not None,
                            following=following,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
-                           active=found.state in ACTIVE_STATES, elapsed=elapsed(found, runtime().clock()))
+                           active=found.state in ACTIVE_STATES, stopped=found.stopped_at_end,
+                           elapsed=elapsed(found, runtime().clock()))
 
 
 def elapsed(trial: TrialRecord, now: float) -> float | None:
