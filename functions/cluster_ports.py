@@ -61,8 +61,8 @@ class ClusterResources:
     def put_suggestion(self, owner: Ref, uid: str, wanted: Callable[[], Mapping[str, Any]]) -> None:
         self._target().put_suggestion(owner, uid, wanted)
 
-    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
-        self._target().record_events(regarding, happenings)
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> Sequence[str]:
+        return self._target().record_events(regarding, happenings)
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         self._target().delete_trials(owner, uid, names)

@@ -88,9 +88,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_recorded_events(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-seventh migration (the Events recorded about
+    each trial's Trial)."""
+    if "events_recorded" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN events_recorded")
+
+
 def drop_front_trials(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-sixth migration (one row a trial of each kept
-    Pareto front): each front one JSON value in its study's row."""
+    Pareto front): each front one JSON value in its study's row, and the forty-seventh."""
+    drop_recorded_events(db)
     if "study_front_trials" not in db.table_names():
         return
     db.execute("ALTER TABLE study_fronts ADD COLUMN front TEXT NOT NULL DEFAULT '[]'")

@@ -222,6 +222,28 @@ class StoreContract:
         with pytest.raises(StudyNotFound, match="no trial demo 9"):
             store.set_lost_pods("demo", 9, later)
 
+    def test_the_events_recorded_about_a_trials_trial_are_kept_with_it_and_only_grow(self, store: Store):
+        """Added by reports of any process: names added by another store between a read and a
+        write are kept, a name added twice is kept once, a trial gone is no error, and nothing a
+        reader of the trial sees changes."""
+        store.add_study(record())
+        for number in (0, 1):
+            store.add_trial(TrialRecord("demo", number, {"x": 1.0}, "RUNNING"))
+        _, change = store.trial_changes("demo", 0)
+        assert store.recorded_events("demo", [0, 1, 9]) == {}
+        store.add_recorded_events("demo", {0: ["t-0.a", "t-0.b"], 1: ["t-1.a"]})
+        again = self.open_again(store)
+        try:
+            again.add_recorded_events("demo", {0: ["t-0.c", "t-0.a"]})
+        finally:
+            self.close(again)
+        store.add_recorded_events("demo", {0: ["t-0.b", "t-0.d"], 9: ["t-9.a"]})
+        assert store.recorded_events("demo", [0, 1, 9]) == {0: frozenset({"t-0.a", "t-0.b", "t-0.c", "t-0.d"}),
+                                                            1: frozenset({"t-1.a"})}
+        assert store.trial_changes("demo", change) == ([], change), "nothing of the trial a report shows changed"
+        assert store.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING",
+                                                         created_at=store.get_trial("demo", 0).created_at)
+
     def test_a_trials_observations_are_read_a_page_at_a_time_in_order_of_attempt(self, store: Store):
         store.add_study(record())
         store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING", attempt=2))

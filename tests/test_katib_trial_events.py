@@ -205,6 +205,37 @@ def test_a_running_trial_written_again_asks_for_no_event_again(kube: KubeStub, s
     assert len(all_events(kube)) == recorded
 
 
+def test_another_process_asks_for_no_event_of_a_trial_again_nor_makes_one_expired_again(kube: KubeStub, submitted):
+    """A running trial written again by a report of another process (another worker, one
+    restarted) costs it no request for the Events recorded already (no 409 either), and once the
+    API server's event TTL has let them expire, a report an hour later makes none of them again
+    (a ``kubectl describe`` line hours late): only the Events of what happened since are made,
+    as Katib's trial controller records each once, when the Trial's condition changes."""
+    store = submitted
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.1}, RUNNING, created_at=now - 9, started_at=now - 5))
+    dispatcher_of(kube, store).deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    assert [reason for _, reason, _ in told(kube, trial(kube, 0))] == ["JobCreated", "JobRunning"]
+
+    for expired in (False, True):
+        if expired:
+            with kube.lock:
+                kube.events.clear()  # the API server's --event-ttl (1 h) past
+        store.update_trial(NAME, 0, metrics={"loss": 0.5 if expired else 0.9})
+        before = len(kube.audit)
+        dispatcher_of(kube, store).deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+        asked = [(verb, resource) for verb, resource, _, _ in kube.audit[before:]]
+        assert ("patch", "trials") in asked and ("create", "events") not in asked, asked
+    assert all_events(kube) == []
+
+    store.update_trial(NAME, 0, state=COMPLETE, values=[0.5], finished_at=time.time())
+    before = len(kube.audit)
+    dispatcher_of(kube, store).deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    assert [a for a in kube.audit[before:] if a[1] == "events"] == [("create", "events", TEAM, "")] * 2
+    assert [reason for _, reason, _ in told(kube, trial(kube, 0))] == ["JobSucceeded", "JobDeleted"]
+
+
 def test_an_event_the_api_refuses_fails_nothing_and_is_said_once(kube: KubeStub, submitted, caplog):
     """Without the grant to create Events (an older RoleBinding's ClusterRole), or with the API
     failing them (503), the Trials and the Experiment's status are written as ever, and the

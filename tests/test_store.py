@@ -18,6 +18,7 @@ from conftest import (
     drop_lost_pods,
     drop_optuna_history,
     drop_processed_age,
+    drop_recorded_events,
     drop_report_keys,
     study_definition,
     undo_trial_changes,
@@ -184,6 +185,25 @@ def test_the_running_trials_of_an_older_database_have_lost_no_pods_yet(tmp_path:
     assert list(reopened.lost_pods("demo", 0).of(1)) == ["uid-1"]
     assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
     reopened.close()
+
+
+def test_the_trials_of_an_older_database_have_no_events_recorded_yet(tmp_path: Path):
+    """Their Trials' Events are asked for once more by the next report (the API answering that
+    they are there), and kept from then on."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    old.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
+    drop_recorded_events(old.tables())
+    old.db.execute("PRAGMA user_version = 46")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        assert reopened.recorded_events("demo", [0]) == {}
+        reopened.add_recorded_events("demo", {0: ["demo-0.0123456789abcdef"]})
+        assert reopened.recorded_events("demo", [0]) == {0: frozenset({"demo-0.0123456789abcdef"})}
+        assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
+    finally:
+        reopened.close()
 
 
 def test_how_far_the_running_trials_logs_were_read_comes_over_from_optunas_attributes_on_opening(tmp_path: Path):

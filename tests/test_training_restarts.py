@@ -181,6 +181,27 @@ def _oom_trial(name: str, **run_policy) -> dict:
     return spec
 
 
+def _spot_trial_looked_on(cluster: KubeStub):
+    """Launch a trial ``spot`` of one ``ExitCode`` master with a ``backoffLimit`` of 1; give
+    the state its looks keep, its look (as ``_look_on``) and a reader of its master pod (a copy,
+    None while there is none)."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None,
+                         trial_spec=_oom_trial("spot", backoffLimit=1), primary_container="pytorch")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    state: dict = {}
+    look = _look_on(executor, launch, state)
+
+    def pod() -> dict | None:
+        with cluster.lock:
+            return json.loads(json.dumps(cluster.pods.get(("default", "spot-0-master-0"))))
+    return state, look, pod
+
+
 @pytest.mark.parametrize("limit", [None, 2])
 def test_a_trial_whose_exit_code_replica_is_oom_killed_again_and_again_fails_saying_so(cluster: KubeStub, limit):
     """``ExitCode``: the operator deletes a pod OOM-killed (137) and makes it again for ever,
@@ -217,16 +238,7 @@ def test_preempted_pods_of_an_exit_code_replica_are_not_counted_as_its_failures(
     """A pod of an ``ExitCode`` replica whose node shut down under it (``DisruptionTarget``,
     exit 143) is made again by the operator as an OOM-killed one is; a look that saw it
     disrupted never counts it: a trial with a ``backoffLimit`` of 1 runs on after two."""
-    from functions.adapters.kubernetes_executor import KubernetesExecutor
-    from functions.core.cluster import Cluster
-    from functions.core.launch import TrialLaunch
-
-    spec = _oom_trial("spot", backoffLimit=1)
-    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None, trial_spec=spec,
-                         primary_container="pytorch")
-    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
-    executor.launch(launch)
-    look = _look_on(executor, launch)
+    _, look, _ = _spot_trial_looked_on(cluster)
     uids = []
     for _ in range(3):
         def running_again() -> bool:
@@ -271,22 +283,8 @@ def test_a_preemption_of_an_exit_code_replica_no_look_saw_is_not_counted_as_its_
     with a ``backoffLimit`` of 1 runs on."""
     from kube_standin.nodes import STATIC_ALLOCATABLE, node
 
-    from functions.adapters.kubernetes_executor import KubernetesExecutor
-    from functions.core.cluster import Cluster
-    from functions.core.launch import TrialLaunch
-
     cluster.add_node(node("node-spare", {}, (), STATIC_ALLOCATABLE, cluster.clock.stamp()))
-    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None,
-                         trial_spec=_oom_trial("spot", backoffLimit=1), primary_container="pytorch")
-    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
-    executor.launch(launch)
-    state: dict = {}
-    look = _look_on(executor, launch, state)
-
-    def pod() -> dict | None:
-        with cluster.lock:
-            return json.loads(json.dumps(cluster.pods.get(("default", "spot-0-master-0"))))
-
+    state, look, pod = _spot_trial_looked_on(cluster)
     eventually(lambda: look() is None and (pod() or {}).get("status", {}).get("phase") == "Running",
                "the pod to run, seen by a look", timeout=30, interval=0.02)
     first = pod()
@@ -308,24 +306,10 @@ def test_a_preemption_of_an_exit_code_replica_seen_only_pending_is_judged_by_the
     ``backoffLimit`` of 1 runs on."""
     from kube_standin.nodes import STATIC_ALLOCATABLE, node
 
-    from functions.adapters.kubernetes_executor import KubernetesExecutor
-    from functions.core.cluster import Cluster
-    from functions.core.launch import TrialLaunch
-
     with cluster.lock:
         held = dict(cluster.nodes)
         cluster.nodes.clear()
-    launch = TrialLaunch("spot", "u1", 0, 1, "spot-0", [], {}, ".", timeout=None,
-                         trial_spec=_oom_trial("spot", backoffLimit=1), primary_container="pytorch")
-    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
-    executor.launch(launch)
-    state: dict = {}
-    look = _look_on(executor, launch, state)
-
-    def pod() -> dict | None:
-        with cluster.lock:
-            return json.loads(json.dumps(cluster.pods.get(("default", "spot-0-master-0"))))
-
+    state, look, pod = _spot_trial_looked_on(cluster)
     eventually(lambda: look() is None and state["launch"].remade_pods.names, "a look to see the pod", timeout=30,
                interval=0.02)
     first = pod()

@@ -4,12 +4,13 @@ read through ``v1`` as any controller's.
 
 Each Event is created under its happening's name (:func:`~functions.core.resource_events.event_name`):
 the API's 409 (AlreadyExists) says it was recorded before, by an earlier run of the same
-handling. A process asks for each Event once: the names it recorded, or found recorded, are
-kept (the latest :data:`RECALLED`), so a Trial written again by each later report (a running
-trial's metrics changed) costs no request for the Events of what it showed before, and the
-requests a trial's Events cost do not grow with the reports made. An Event is best effort: a write refused (403, where katuna's account may not
-``create events`` in the namespace), failed (5xx) or not answered is logged once per namespace
-and answer, and never fails, nor makes repeat, the handling that recorded it."""
+handling. The names recorded, or found recorded, are returned: a report keeps those of a Trial's
+Events with its trial in the store and asks for none of them again, whichever process reports
+it next (:mod:`functions.handlers.writeback`). A process also asks for each Event once: the
+names it recorded are kept (the latest :data:`RECALLED`), for reports made at once and for a
+study's end, which no trial keeps. An Event is best effort: a write refused (403, where katuna's
+account may not ``create events`` in the namespace), failed (5xx) or not answered is logged once
+per namespace and answer, and never fails, nor makes repeat, the handling that recorded it."""
 
 from __future__ import annotations
 
@@ -48,28 +49,30 @@ class KubernetesEvents:
         self._recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def record(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
-        """Create the Event of each happening about ``regarding`` that is not there yet."""
-        for happening in happenings:
-            self._create(regarding, happening)
+    def record(self, regarding: Regarding, happenings: Sequence[Happening]) -> list[str]:
+        """Create the Event of each happening about ``regarding`` that is not there yet; the
+        names of those recorded, now or before."""
+        return [name for happening in happenings if (name := self._create(regarding, happening)) is not None]
 
-    def _create(self, regarding: Regarding, happening: Happening) -> None:
-        """Create one Event, unless this process recorded it already; one already there is
-        recorded, a failure is logged once (and asked again at the next report)."""
+    def _create(self, regarding: Regarding, happening: Happening) -> str | None:
+        """Create one Event, unless this process recorded it already, and return its name; one
+        already there is recorded, a failure is logged once (None: asked again at the next report)."""
         body = event(regarding, happening, self._instance)
-        key = (regarding.namespace, body["metadata"]["name"])
+        name = body["metadata"]["name"]
+        key = (regarding.namespace, name)
         if self._recalled(key):
-            return
+            return name
         try:
             self._events_v1.create_namespaced_event(regarding.namespace, cast(client.EventsV1Event, body))
         except ApiException as exc:
             if exc.status != 409:
                 self._say(regarding, f"{exc.status} {exc.reason}", " ".join(str(exc.body).split())[:300])
-                return
+                return None
         except (HTTPError, OSError, ValidationError) as exc:
             self._say(regarding, type(exc).__name__, str(exc)[:300])
-            return
+            return None
         self._recall(key)
+        return name
 
     def _recalled(self, key: tuple[str, str]) -> bool:
         """Whether this process recorded the Event ``key`` (namespace, name)."""

@@ -181,13 +181,13 @@ class KubernetesResources:
         (:mod:`functions.adapters.kubernetes_suggestions`)."""
         self._suggestions.put(owner, uid, wanted)
 
-    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> Sequence[str]:
         """Record an Event of each happening about ``regarding``, best effort
         (:mod:`functions.adapters.kubernetes_events`), through the client the resources were
-        written with."""
+        written with; the names of those recorded."""
         if self._events is None:
             self._events = KubernetesEvents(self._objects().api_client)
-        self._events.record(regarding, happenings)
+        return self._events.record(regarding, happenings)
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         """Delete each Trial named that is the Experiment's (``uid``); one already gone (404), or

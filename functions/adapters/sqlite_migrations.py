@@ -221,6 +221,14 @@ def _migrate_46(db: sqlite_utils.Database) -> None:
     front_rows(db)
 
 
+def _migrate_47(db: sqlite_utils.Database) -> None:
+    """The names of the Kubernetes Events recorded about each trial's Trial (JSON; empty on older
+    rows, whose Events a report asks for once more, the API answering that they are there):
+    whichever process reports the trial next asks for none of them again, nor makes again one the
+    API server has let expire (:mod:`functions.handlers.writeback`)."""
+    db.table("trials").add_column("events_recorded", str)
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -246,4 +254,5 @@ MIGRATIONS = (first.migrate_1, first.migrate_2, first.migrate_3, first.migrate_4
               first.migrate_21, first.migrate_22, first.migrate_23, first.migrate_24, _migrate_25, _migrate_26,
               _migrate_27, _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33,
               _migrate_34, _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
-              _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45, _migrate_46)
+              _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45, _migrate_46,
+              _migrate_47)

@@ -1,11 +1,13 @@
-"""How far each running trial's log was read, and the pods its attempt lost to disruptions:
-columns of the trials table (JSON each), apart from the trial's record. Written by the scans
-and looks that find more, they change nothing a reader of the trial sees, so a write of them
-takes no change number (:mod:`functions.adapters.sqlite_trials`).
+"""How far each running trial's log was read, the pods its attempt lost to disruptions, and the
+Kubernetes Events recorded about its Trial: columns of the trials table (JSON each), apart from
+the trial's record. Written by the scans, looks and reports that find more, they change nothing a
+reader of the trial sees, so a write of them takes no change number
+(:mod:`functions.adapters.sqlite_trials`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
@@ -14,12 +16,18 @@ from functions.core.errors import StudyNotFound
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 
-LOG_COLUMNS = ("log_cursor", "log_kept", "lost_pods")
+LOG_COLUMNS = ("log_cursor", "log_kept", "lost_pods", "events_recorded")
 """The trials table's columns kept here, which a trial's record leaves out."""
+
+_CHUNK = 500
+"""Trial numbers bound into one statement, well under SQLite's limit on its variables."""
+_ADD_RECORDED = ("UPDATE trials SET events_recorded = (SELECT json_group_array(value) FROM "
+                 "(SELECT value FROM json_each(coalesce(trials.events_recorded, '[]')) UNION "
+                 "SELECT value FROM json_each(?))) WHERE study = ? AND number = ?")
 
 
 class SqliteTrialLogs(SqliteConnection):
-    """The trials' log reads and lost pods, on the store's connection."""
+    """The trials' log reads, lost pods and recorded Events, on the store's connection."""
 
     @reading
     def log_read(self, study: str, number: int) -> LogRead:
@@ -42,6 +50,24 @@ class SqliteTrialLogs(SqliteConnection):
 
     def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
         self._set_log("lost_pods", study, number, lost.to_dict())
+
+    @reading
+    def recorded_events(self, study: str, numbers: Sequence[int]) -> dict[int, frozenset[str]]:
+        found: dict[int, frozenset[str]] = {}
+        for start in range(0, len(numbers), _CHUNK):
+            wanted = numbers[start:start + _CHUNK]
+            rows = self.db.execute(f"SELECT number, events_recorded FROM trials WHERE study = ? AND number IN "
+                                   f"({', '.join('?' * len(wanted))}) AND events_recorded IS NOT NULL",
+                                   [study, *wanted]).fetchall()
+            found.update((number, frozenset(loads(names))) for number, names in rows)
+        return found
+
+    def add_recorded_events(self, study: str, names: Mapping[int, Sequence[str]]) -> None:
+        """One statement a trial, each the union of the names stored and those given: a write
+        of another process in between is kept."""
+        with self.transaction():
+            for number, added in names.items():
+                self.db.execute(_ADD_RECORDED, [dumps(list(added)), study, number])
 
     def _set_log(self, column: str, study: str, number: int, value: dict[str, Any]) -> None:
         """One column of how far the trial's log was read; the trial's change number stays."""

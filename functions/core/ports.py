@@ -296,10 +296,11 @@ class Resources(Protocol):
         computed again when another write came between), creating it where there is none and
         replacing one an earlier Experiment of the same name left."""
 
-    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> None:
+    def record_events(self, regarding: Regarding, happenings: Sequence[Happening]) -> Sequence[str]:
         """Record a Kubernetes Event of each happening about ``regarding``, once per happening
-        however often it is recorded (a handling run again); best effort: a failure is logged,
-        never raised."""
+        however often it is recorded (a handling run again), and return the names of those
+        recorded, now or before; best effort: a failure is logged, never raised (and that
+        happening's Event is not among the names)."""
 
     def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
         """Delete the Katib Trial resources ``names`` of the Experiment at ``owner`` with ``uid``;

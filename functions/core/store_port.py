@@ -8,7 +8,7 @@ the largest port by far, and its contract reads best on its own. Adapters implem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -151,6 +151,15 @@ class Store(TrialReads, Protocol):
     def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
         """Store the pods of the trial's attempt seen disrupted; like :meth:`set_log_cursor`, no
         change of the trial to report; ``StudyNotFound`` for a trial that is not stored."""
+
+    def recorded_events(self, study: str, numbers: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The names of the Kubernetes Events recorded about the Trials of the trials
+        ``numbers``, by trial (none for a trial with none, or not stored)."""
+
+    def add_recorded_events(self, study: str, names: Mapping[int, Sequence[str]]) -> None:
+        """Add to the Events recorded about each trial's Trial those ``names`` gives it (two
+        processes adding at once lose none); like :meth:`set_log_cursor`, no change of the trial
+        to report. A trial that is not stored (its study deleted since) is left."""
 
     def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
         """Mark the trials' workloads as still to be stopped."""

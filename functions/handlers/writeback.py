@@ -30,17 +30,20 @@ What the written Trials show happened (a run started, lost or ended) and a study
 recorded as Kubernetes Events on the Trials and the study's resource
 (:mod:`functions.core.resource_events`), after the lock is let go and whether or not the status
 write succeeded: each happening's Event has a name of its own, so a report made again records
-none twice, and a failure to record one changes nothing else.
+none twice, and a failure to record one changes nothing else. The names of a Trial's Events
+recorded are kept with its trial: a report of any process (another worker, one restarted) asks
+for none again, nor makes again one the API server let expire (its event TTL), as Katib's trial
+controller records each once, when the Trial's condition changes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from functions.core.errors import PermanentError, StudyNotFound
+from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.katib_suggestion import suggestion
 from functions.core.katib_trials import (
@@ -60,6 +63,7 @@ from functions.core.records import PRUNED, Counts, StudyRecord, TrialRecord
 from functions.core.resource_events import (
     Happening,
     Regarding,
+    event_name,
     study_end,
     study_regarding,
     trial_happenings,
@@ -87,9 +91,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return []
 
 
-Happened = list[tuple[Regarding, list[Happening]]]
-"""The happenings of the Trials a report wrote, each with the Trial they happened to (a Trial
-written again by a status computed again: the latest)."""
+Happened = dict[int, tuple[Regarding, list[Happening]]]
+"""The happenings not recorded yet of the Trials a report wrote, by trial number, each with its
+Trial (a Trial written again by a status computed again: the latest)."""
 
 
 def report(record: StudyRecord, deps: Deps) -> None:
@@ -99,7 +103,7 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    happened: Happened = []
+    happened: Happened = {}
     status: Callable[[], Mapping[str, Any]] = partial(_current_status, record, origin, deps.store)
     if trials_owner(record) is not None:
         status = partial(_with_suggestion, partial(_status_after_trials, record, origin, deps.store, resources,
@@ -108,11 +112,25 @@ def report(record: StudyRecord, deps: Deps) -> None:
     try:
         written = resources.write_status(origin.ref, origin.uid, status)
     finally:
-        for regarding, happenings in dict(happened).items():
-            resources.record_events(regarding, happenings)
+        _record_trial_events(record, deps.store, resources, happened)
     ended = study_end(record, origin)
     if written and ended is not None:
         resources.record_events(study_regarding(origin), [ended])
+
+
+def _record_trial_events(record: StudyRecord, store: Store, resources: Resources, happened: Happened) -> None:
+    """Record the Events of what the Trials written show happened, and keep the names of those
+    recorded with their trials (a store that fails to keep them leaves them to be asked for,
+    and found there, by a later report)."""
+    recorded = {number: names for number, (regarding, happenings) in happened.items()
+                if happenings and (names := resources.record_events(regarding, happenings))}
+    if not recorded:
+        return
+    try:
+        store.add_recorded_events(record.name, recorded)
+    except TemporaryError as exc:
+        log.warning("the Events recorded about %d Trials of study %s were not kept (%s): a later report asks "
+                    "for them again", len(recorded), record.name, exc)
 
 
 def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:
@@ -261,12 +279,25 @@ def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources:
             uids = resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
                                                       "status": trial_status(t, record.spec, _observed(t, store))}
                                                      for t in written])
-            happened += [(trial_regarding(origin.ref.namespace, name, uids[name]), trial_happenings(record, t))
-                         for t in written if (name := trial_name(origin.ref.name, t.number)) in uids]
+            _add_happened(record, origin, store, uids, written, happened)
         if dropped:
             resources.delete_trials(origin.ref, origin.uid, [trial_name(origin.ref.name, n) for n in dropped])
     if latest > reported:
         store.set_trials_reported(record.name, latest)
+
+
+def _add_happened(record: StudyRecord, origin: Origin, store: Store, uids: Mapping[str, str],
+                  written: Sequence[TrialRecord], happened: Happened) -> None:
+    """Add to ``happened`` what each Trial written (of uid ``uids[name]``) shows happened whose
+    Event is not recorded (as its trial keeps the names of those that are)."""
+    recorded = store.recorded_events(record.name, [t.number for t in written])
+    for trial in written:
+        name = trial_name(origin.ref.name, trial.number)
+        if name in uids:
+            regarding = trial_regarding(origin.ref.namespace, name, uids[name])
+            kept = recorded.get(trial.number, frozenset())
+            happened[trial.number] = (regarding, [h for h in trial_happenings(record, trial)
+                                                  if event_name(regarding, h.key) not in kept])
 
 
 def _newest(record: StudyRecord, store: Store) -> int:
