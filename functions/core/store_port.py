@@ -1,5 +1,6 @@
 """The store's port: what handlers need from katuna's storage of studies, trials, observations,
-handled events and Optuna's state (:class:`Store`), and the study lookups built on it.
+handled events and Optuna's state (:class:`Store`, which extends the reads of a study's trials,
+:class:`~functions.core.trial_reads_port.TrialReads`), and the study lookups built on it.
 
 Kept apart from the executor's and the cluster's ports (:mod:`functions.core.ports`): the store is
 the largest port by far, and its contract reads best on its own. Adapters implement it
@@ -122,8 +123,9 @@ class Store(TrialReads, Protocol):
         """The study's trials of these ``numbers``, in their order; one not stored is left out."""
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
-        """Change fields of the stored trial, a change to report (:meth:`trial_changes`);
-        ``StudyNotFound`` for a trial that is not stored."""
+        """Change fields of the stored trial, a change to report
+        (:meth:`~functions.core.trial_reads_port.TrialReads.trial_changes`); ``StudyNotFound``
+        for a trial that is not stored."""
 
     def log_read(self, study: str, number: int) -> LogRead:
         """How far the trial's running log was read, as last stored (nothing, for a trial that
@@ -131,8 +133,9 @@ class Store(TrialReads, Protocol):
 
     def set_log_cursor(self, study: str, number: int, cursor: Cursor) -> None:
         """Store how far the reports in the trial's running log were handled. Like
-        :meth:`set_log_kept`, no change of the trial to report (:meth:`trial_changes`);
-        ``StudyNotFound`` for a trial that is not stored."""
+        :meth:`set_log_kept`, no change of the trial to report
+        (:meth:`~functions.core.trial_reads_port.TrialReads.trial_changes`); ``StudyNotFound``
+        for a trial that is not stored."""
 
     def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
         """Store what was kept of the trial's running log (replacing an earlier attempt's)."""
@@ -200,7 +203,8 @@ class Store(TrialReads, Protocol):
 
     def trials_marker(self, study: str) -> Hashable:
         """A cheap value that differs whenever a write could have changed the study's completed
-        trials or their values (equal markers: the same completed values, :meth:`changed_values`)."""
+        trials or their values (equal markers: the same completed values,
+        :meth:`~functions.core.trial_reads_port.TrialReads.changed_values`)."""
 
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
         """Replaces any observations stored earlier for the same attempt."""

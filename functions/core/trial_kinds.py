@@ -63,8 +63,9 @@ class TrialKind:
     runs_as: str | None = None
     """The kind its controller runs it as, a workload of its name controlled by it (a TrainJob's
     JobSet), whose Jobs make the pods and carry that kind's :attr:`owner_label`. Such pods are
-    made from templates katuna does not write (:func:`labels_pods`), so they carry no study uid:
-    they are known by their owners instead, each link checked by uid."""
+    made from templates katuna does not write
+    (:func:`~functions.core.workload_pods.labels_pods`), so they carry no study uid: they are
+    known by their owners instead, each link checked by uid."""
     error: str | None = None
     """Where the kind's controller has given up on the workload (an Argo Workflow's ``Error``
     phase): the trial fails when this holds and neither the study's conditions nor the kind's

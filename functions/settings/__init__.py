@@ -255,7 +255,7 @@ class Settings(AccessSettings):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings ``environ`` (the process's environment unless given) holds;
-        :class:`InvalidSetting` naming the first one katuna cannot use
+        :class:`~functions.core.errors.InvalidSetting` naming the first one katuna cannot use
         (:func:`functions.settings.environment.from_environment`)."""
         settings = cls(**environment.from_environment(os.environ if environ is None else environ))
         check(settings)

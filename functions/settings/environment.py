@@ -35,9 +35,9 @@ def _pod_namespace() -> str | None:
 
 def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     """The settings' values ``env`` holds, by field, each converted
-    (:func:`~functions.settings.values.converted`); :class:`InvalidSetting` naming the first
-    variable katuna cannot use (checked across settings later,
-    :func:`~functions.settings.checks.check`)."""
+    (:func:`~functions.settings.values.converted`);
+    :class:`~functions.core.errors.InvalidSetting` naming the first variable katuna cannot use
+    (checked across settings later, :func:`~functions.settings.checks.check`)."""
     values = {field: converted(PREFIX + name, kind, env[PREFIX + name])
               for field, (name, kind) in VARIABLES.items() if env.get(PREFIX + name)}
     if env.get("K_SINK"):

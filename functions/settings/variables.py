@@ -77,6 +77,6 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "installation": ("INSTALLATION", str), "orphan_grace": ("ORPHAN_GRACE", float),
     "log_format": ("LOG_FORMAT", lambda v: v.strip().lower()), "log_level": ("LOG_LEVEL", lambda v: v.strip().upper()),
 }
-"""Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
+"""Each :class:`~functions.settings.Settings` field read from one variable: its name after ``KATUNA_``, and how its
 text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``K_CE_OVERRIDES``, ``KUBERNETES_SERVICE_HOST`` and the
 limits are read apart)."""
