@@ -257,7 +257,8 @@ def test_a_failing_tick_does_not_stop_the_broker(store):
         ticks.append(1)
         if len(ticks) == 1:
             raise RuntimeError("a watcher bug")
-        broker.publish(Event("test.other", {"name": f"after tick {len(ticks)}"}))
+        if len(ticks) == 2:  # a third tick may come while its event is delivered: it adds none
+            broker.publish(Event("test.other", {"name": f"after tick {len(ticks)}"}))
 
     broker.run(until=lambda: len(ticks) >= 2, tick=tick, interval=0.01)
     assert seen == ["after tick 2"]
