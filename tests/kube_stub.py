@@ -57,6 +57,7 @@ from kube_standin.pod_runs import image_id
 from kube_standin.pod_stops import grace_of
 from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, Request, kustomization_objects
 from kube_standin.server import KATUNA_USER, KINDS, handler
+from kube_standin.sink_bindings import JobBinding
 from kube_standin.structural import Refused, admitted
 from kube_standin.workloads import Workloads
 from kubernetes import client
@@ -123,6 +124,9 @@ class KubeStub(ApiServer, Workloads):
         """PersistentVolumeClaims, each a folder of :attr:`volumes_dir` (:mod:`kube_standin.claims`)."""
         self.volumes_dir = Path(tempfile.mkdtemp(prefix="kube-standin-volumes-"))
         self.jobs: dict[tuple[str, str], dict] = {}
+        self.sink_bindings: list[JobBinding] = []
+        """Knative's SinkBindings of Jobs by label, whose webhook binds each Job created or
+        updated (:mod:`kube_standin.sink_bindings`)."""
         self.faults = Faults()
         """Answers held after their change was made, or refused before it (:mod:`kube_standin.faults`)."""
         self.pods: dict[tuple[str, str], dict] = {}

@@ -36,7 +36,7 @@ from functions.adapters.kubernetes_workloads import (
     own_pods,
     settle_conflict,
 )
-from functions.core.cluster import Cluster
+from functions.core.cluster import SINK_BINDING_LABEL, Cluster
 from functions.core.errors import RefusedWorkload
 from functions.core.job import is_job
 from functions.core.launch import TrialLaunch
@@ -87,13 +87,19 @@ class TrialJobs:
         model does not take, which a parameter put there: the submission's dry run passed), that
         the cluster refuses as larger than it stores (:func:`oversized_workload`), or, from a
         ``trialSpec``, holding a field the cluster's Job does not have (strict field validation,
-        as the dry run's), is a :class:`RefusedWorkload` naming the field."""
+        as the dry run's), is a :class:`RefusedWorkload` naming the field. The Job, bound by a
+        SinkBinding as it is made, leaves its selection then (:meth:`_unbind`)."""
+        made = self._made(namespace, job, launch)
+        self._unbind(namespace, made)
+        return cast(str, made.metadata.uid)
+
+    def _made(self, namespace: str, job: dict[str, Any], launch: TrialLaunch) -> Any:
+        """The attempt's Job as created, or as found where an earlier delivery made it (:meth:`create`)."""
         try:
             # The client checks the dict against its V1Job model, then sends it as it is; a
             # trialSpec's strictly, as its dry run was (a field this cluster's Job lacks refused).
-            created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job),
-                                                        field_validation="Strict" if launch.trial_spec else None)
-            return cast(str, cast(Any, created).metadata.uid)
+            return self._batch.create_namespaced_job(namespace, cast(client.V1Job, job),
+                                                     field_validation="Strict" if launch.trial_spec else None)
         except ApiException as exc:
             oversized = oversized_workload(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
                                            f"Job {launch.job_name}")
@@ -106,13 +112,38 @@ class TrialJobs:
             found = self._named(launch)
             settle_conflict(launch, f"Job {launch.job_name}", None if found is None else (
                 found.metadata.labels or {}, found.metadata.uid), partial(self.delete, namespace, launch.job_name))
-            return cast(str, cast(Any, found).metadata.uid)
+            return found
         except HTTPError as exc:
             raise translate(exc, f"create Job {launch.job_name}") from exc
         except ValidationError as exc:
             refused = f"Kubernetes' client refuses Job {launch.job_name} before sending it"
             raise RefusedWorkload(client_refusals(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
                                                   refused)) from exc
+
+    def _unbind(self, namespace: str, job: Any) -> None:
+        """Take :data:`SINK_BINDING_LABEL` off the Job made, which its SinkBinding's webhook bound
+        as it was created: the label's only use. Kept, it would have Knative's reconciler
+        patch the Job's template, which the API server refuses, each time what the binding puts
+        in pods changes, and leave the binding failed, its OIDC token no longer renewed, until the
+        Job is gone; and the webhook would add the change to katuna's own updates of the Job. The
+        token reaches the pods all the same: it is a Secret the binding renews in place. Only while
+        the Job's uid is the one made (a merge patch naming it); a Job gone or replaced since is
+        left, and so is one katuna may not patch, said in a warning, its trial running on."""
+        labels = job.metadata.labels or {}
+        if SINK_BINDING_LABEL not in labels:
+            return
+        name, body = job.metadata.name, {"metadata": {"uid": job.metadata.uid, "labels": {SINK_BINDING_LABEL: None}}}
+        try:
+            self._batch.patch_namespaced_job(name, namespace, body, _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status == 403:
+                log.warning("katuna may not patch jobs.batch in namespace %s (grant it, as the katuna-trials "
+                            "ClusterRole does): Job %s keeps its label %s, and a change to SinkBinding %s fails "
+                            "on it until it is gone", namespace, name, SINK_BINDING_LABEL, labels[SINK_BINDING_LABEL])
+            elif exc.status not in (404, 409):
+                raise translate(exc, f"take label {SINK_BINDING_LABEL} off Job {name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"take label {SINK_BINDING_LABEL} off Job {name}") from exc
 
     def _named(self, launch: TrialLaunch) -> Any | None:
         """The Job of the launch's name, whoever's it is; None when there is none."""
@@ -239,8 +270,13 @@ class TrialJobs:
                     f"list the Jobs of {what}")
 
     def _suspend(self, namespace: str, name: str) -> None:
-        """Suspend one Job (``spec.suspend: true``); one gone already is left."""
-        call(lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
+        """Suspend one Job (``spec.suspend: true``); one gone already is left. The same patch takes
+        off :data:`SINK_BINDING_LABEL`, where a Job still has it (:meth:`_unbind`): the binding's
+        webhook selects by the Job as patched, so it leaves the patch alone, where it would add
+        to it what the binding has come to put in pods since the Job was made (refused: a Job's
+        template is immutable), and the kept Job never holds the binding back."""
+        body = {"metadata": {"labels": {SINK_BINDING_LABEL: None}}, "spec": {"suspend": True}}
+        call(lambda: self._batch.patch_namespaced_job(name, namespace, body,
                                                       _content_type="application/merge-patch+json"),
              f"suspend Job {name}", tolerate=(404,))
 

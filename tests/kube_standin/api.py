@@ -23,6 +23,7 @@ from kube_standin import (
     patches,
     request_options,
     secrets,
+    sink_bindings,
 )
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
@@ -317,7 +318,8 @@ class ApiServer:
         the Job controller sees it; a ``dry_run`` stores nothing and is seen by none. Fields its
         schema lacks are refused, warned of or passed over as ``directive`` (the request's
         ``fieldValidation``) says (:mod:`kube_standin.job_fields`); a pod template short of the
-        namespace's Pod Security warn level is warned of (:mod:`kube_standin.admission`)."""
+        namespace's Pod Security warn level is warned of (:mod:`kube_standin.admission`); a
+        SinkBinding that selects it binds it (:mod:`kube_standin.sink_bindings`)."""
         name = job.get("metadata", {}).get("name", "")
         directive = directive or "Warn"
         with self.lock:
@@ -349,6 +351,7 @@ class ApiServer:
                 warnings += admission.workload_warnings(self.namespaces[namespace], job["spec"].get("template") or {})
             if self.queued:
                 job["spec"]["suspend"] = True
+            job = sink_bindings.bound(self.sink_bindings, namespace, job)
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
             if dry_run:
                 return 201, job
@@ -368,7 +371,8 @@ class ApiServer:
         ``fieldValidation`` as ``directive``), against the stored resourceVersion where it names
         one (409 otherwise): a patch of a field fixed at creation (its pod template,
         ``completions``, ``completionMode``, ...: :mod:`kube_standin.job_updates`) is 422;
-        ``spec.suspend`` and the metadata may change, and the Job controller then acts on it.
+        ``spec.suspend`` and the metadata may change, and the Job controller then acts on it;
+        a SinkBinding that selects the patched Job binds it first, as its webhook does.
         A ``dry_run`` stores nothing, nor does a patch that changes nothing."""
         if content_type not in JOB_PATCH_TYPES:
             return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
@@ -385,6 +389,7 @@ class ApiServer:
             patched.update({key: patched.get(key) or {} for key in ("metadata", "spec")})
             refused = job_updates.patch_refusal(job, patched, directive or "Warn", warnings)
             refused = refused or job_updates.version_refusal(job, patched)
+            patched = sink_bindings.bound(self.sink_bindings, namespace, patched)
             problems = [] if refused else job_updates.update_problems(job, patched)
             if refused or problems:
                 return refused or invalid("Job", "jobs.batch", name, problems)
