@@ -232,15 +232,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = report.parsed(parser)
     trials = 500 if args.quick else args.trials
-    result = measure(trials, 3 if args.quick else args.repeats)
-    handled = QUICK_HANDLED if args.quick else trials
-    result.update(handling(handled, 5 if args.quick else args.repeats), handling_trials=handled)
-    result["worst_front_s"] = worst_front(2_000 if args.quick else 200_000)
-    result["four_front_s"], result["four_extended_s"] = four_objectives(500 if args.quick else 20_000)
     sizes = (100, 300) if args.quick else (1_000, 10_000, 100_000)
+    result = measured(trials, args.repeats, sizes, args.quick)
+    print_figures(result, trials, sizes, args.quick)
+    saved(result, trials, args.out)
+
+
+def measured(trials: int, repeats: int, sizes: tuple[int, ...], quick: bool) -> dict[str, Any]:
+    """Every figure of the benchmark, by name: a smoke run (``quick``) measures smaller cases."""
+    result: dict[str, Any] = measure(trials, 3 if quick else repeats)
+    handled = QUICK_HANDLED if quick else trials
+    result.update(handling(handled, 5 if quick else repeats), handling_trials=handled)
+    result["worst_front_s"] = worst_front(2_000 if quick else 200_000)
+    result["four_front_s"], result["four_extended_s"] = four_objectives(500 if quick else 20_000)
     for size in sizes:
-        result[f"front_first_write_{size}_ms"], result[f"front_write_{size}_ms"] = front_writes(size, 5 if args.quick
+        result[f"front_first_write_{size}_ms"], result[f"front_write_{size}_ms"] = front_writes(size, 5 if quick
                                                                                                else 20)
+    return result
+
+
+def print_figures(result: dict[str, Any], trials: int, sizes: tuple[int, ...], quick: bool) -> None:
+    """The figures as a table and sentences, for a reader."""
+    handled = result["handling_trials"]
     print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
     print(report.table(["request", "ms"], [["first (front computed)", result["first_ms"]],
                                             ["again (front kept)", result["again_ms"]],
@@ -249,18 +262,22 @@ def main() -> None:
     print(f"Pareto chart: {result['chart_bytes']:,} bytes, {result['chart_note'] or 'every trial drawn'}")
     print(f"one trial.finished of a study of two objectives and {handled:,} trials, in a warm process "
           f"(front of {result['handling_front_size']:,}): katuna's own {result['handling_own_ms']:.2f} CPU ms (p50)")
-    print(f"front of its worst shape, {2_000 if args.quick else 200_000:,} trials: {result['worst_front_s']:.2f} CPU s")
-    print(f"four objectives, {500 if args.quick else 20_000:,} trials each on the front: {result['four_front_s']:.2f} "
+    print(f"front of its worst shape, {2_000 if quick else 200_000:,} trials: {result['worst_front_s']:.2f} CPU s")
+    print(f"four objectives, {500 if quick else 20_000:,} trials each on the front: {result['four_front_s']:.2f} "
           f"CPU s, then {result['four_extended_s']:.3f} CPU s for one more trial")
     for size in sizes:
         print(f"a completed trial's write, four objectives, {size:,} trials each on the front: "
               f"{result[f'front_write_{size}_ms']:.2f} ms (a process's first: "
               f"{result[f'front_first_write_{size}_ms']:.1f} ms)")
-    report.save("pareto_front", {"trials": trials, **result}, args.out)
+
+
+def saved(result: dict[str, Any], trials: int, out: Path) -> None:
+    """The figures saved as JSON and a bar chart, then printed as ``name=value`` lines."""
+    report.save("pareto_front", {"trials": trials, **result}, out)
     fig, ax = report.figure()
     ax.bar(["first", "again", "after a new trial"], [result["first_ms"], result["again_ms"], result["after_change_ms"]])
     ax.set_ylabel(f"ms for GET /studies/{NAME} ({trials:,} trials, three objectives)")
-    report.save_plot(fig, "pareto_front", args.out)
+    report.save_plot(fig, "pareto_front", out)
     report.lines({"first_ms": round(result["first_ms"], 1), "again_ms": round(result["again_ms"], 2),
                   "after_change_ms": round(result["after_change_ms"], 1), "front_size": result["front_size"],
                   "chart_ms": round(result["chart_ms"], 1), "chart_bytes": result["chart_bytes"],

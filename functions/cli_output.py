@@ -114,8 +114,17 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     there are, apart from the pruned), best trial (or, with several objectives, the Pareto
     ``front``) and node pool of a study's view; the ``population`` of a study of
     population-based training."""
-    counts = view["counts"]
-    ended = f", stopped {counts['stopped']}" if counts["stopped"] else ""
+    _print_heading(console, view)
+    _print_trial_counts(console, view)
+    _print_reproducibility(console, view["reproducibility"])
+    _print_how_trials_start(console, view)
+    _print_best(console, view, record, front)
+    if view["nodePool"]:
+        _print_node_pool(console, view["nodePool"])
+
+
+def _print_heading(console: Console, view: dict[str, Any]) -> None:
+    """The study's name, status and reason, its description and the cluster resource it follows."""
     console.print(f"[bold]{markup(view['name'])}[/bold]  status: {view['status']}  "
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
@@ -124,6 +133,12 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     if follows:
         console.print(text(f"resource: {follows['kind']} {follows['name']} in namespace {follows['namespace']}"),
                       highlight=False)
+
+
+def _print_trial_counts(console: Console, view: dict[str, Any]) -> None:
+    """The algorithm, the trials against their cap and by state, and what the waiting wait for."""
+    counts = view["counts"]
+    ended = f", stopped {counts['stopped']}" if counts["stopped"] else ""
     cap = f"{view['maxTrials']}{_set_by(view['maxTrialsSetBy'], view['grid'])}" if view["maxTrials"] is not None else "-"
     running = "interrupted" if view.get("interrupted") else "running"  # no process runs them: a run resumes them
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
@@ -131,12 +146,20 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"{ended}, {running} {counts['running']}, waiting {counts['waiting']})")
     if view.get("waitingBecause"):
         console.print(text(f"waiting: {view['waitingBecause']}"), highlight=False)
-    made = view["reproducibility"]
-    if made["seed"] is not None:
-        ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"
-        libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
-        console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
-                      f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
+
+
+def _print_reproducibility(console: Console, made: dict[str, Any]) -> None:
+    """The seed and the releases a seeded study ran with (nothing for a study without a seed)."""
+    if made["seed"] is None:
+        return
+    ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"
+    libraries = "".join(f"  {markup(name)} {markup(release)}" for name, release in (made["libraryVersions"] or {}).items())
+    console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
+                  f"optuna {markup(made['optunaVersion'])}{libraries}{ahead}", highlight=False)
+
+
+def _print_how_trials_start(console: Console, view: dict[str, Any]) -> None:
+    """The population, warm start, initial trials and template source, those the study has."""
     if view.get("population") is not None:
         console.print(population_text(view["population"]), highlight=False)
     warm = view["warmStart"]
@@ -148,6 +171,10 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                       "the sampler's suggestions", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
+
+
+def _print_best(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
+    """The best trial, or the Pareto ``front`` of a study of several objectives."""
     best = view["best"]
     if isinstance(best, dict):
         given = f" (given: initialTrials[{best['initialTrial']}])" if "initialTrial" in best else ""
@@ -156,20 +183,22 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     elif record.spec.multi_objective:
         console.print(trial_table(record, front, title=front_title(record, view["frontSize"])) if front
                       else f"{front_title(record)}: no completed trial{'' if record.terminal else ' yet'}")
-    pool = view["nodePool"]
-    if pool:
-        console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
-                           f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
-                           f"{' and deleted' if pool['deleted'] else ''}: {figure(pool['hours'])} h, "
-                           f"at most {figure(pool['maxNodeHours'])} node-hours"
-                           + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
-        if pool["nodeHours"] is not None:
-            cost = cost_text(pool)
-            nodes = f"{pool['nodesSeen']} node{'' if pool['nodesSeen'] == 1 else 's'}"
-            console.print(f"node-hours: {figure(pool['nodeHours'])} measured on {nodes} "
-                          f"({pool['nodesRunning']} up){', ' + cost if cost else ''}", highlight=False)
-        elif pool["nodesProblem"]:
-            console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
+
+
+def _print_node_pool(console: Console, pool: dict[str, Any]) -> None:
+    """The study's node pool, its hours against its bound, and its node-hours measured."""
+    console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
+                       f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
+                       f"{' and deleted' if pool['deleted'] else ''}: {figure(pool['hours'])} h, "
+                       f"at most {figure(pool['maxNodeHours'])} node-hours"
+                       + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
+    if pool["nodeHours"] is not None:
+        cost = cost_text(pool)
+        nodes = f"{pool['nodesSeen']} node{'' if pool['nodesSeen'] == 1 else 's'}"
+        console.print(f"node-hours: {figure(pool['nodeHours'])} measured on {nodes} "
+                      f"({pool['nodesRunning']} up){', ' + cost if cost else ''}", highlight=False)
+    elif pool["nodesProblem"]:
+        console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 
 
 STUDY_COLUMNS = ("name", "resource", "status", "algorithm", "trials", "best", "reason")

@@ -165,16 +165,27 @@ CHECKPOINT_SETTING = ("set KATUNA_CHECKPOINT_CLAIM to a ReadWriteMany Persistent
 
 
 def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
+    """The workload that runs the launch's trial: a Job of its image, or its own trial spec."""
     if request.trial_spec is None and not request.image:
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
-    name = request.job_name
-    job_labels = labels(request) | bound(request, cluster)
+    pod = _pod(_container(request, cluster), cluster)
+    spec = _job_spec(request, cluster, pod)
+    metadata = {"name": request.job_name, "namespace": cluster.namespace,
+                "labels": labels(request) | bound(request, cluster)}
+    if request.trial_spec is not None:
+        return _from_trial_spec(request, request.trial_spec, cluster, metadata, spec)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def _container(request: TrialLaunch, cluster: Cluster) -> dict[str, Any]:
+    """The trial's container of a launch by image: its command, katuna's variables, its
+    resources and working folder, locked down."""
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": request.image,
         "command": list(request.argv),
-        "env": report_token.env_entries(request.env, name),
+        "env": report_token.env_entries(request.env, request.job_name),
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     resources = trial_resources(request.resources or {}, cluster)
@@ -183,6 +194,12 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     folder = container_folder(request.container_working_dir)
     if folder is not None:
         container["workingDir"] = folder
+    return container
+
+
+def _pod(container: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
+    """The trial's pod spec: its one ``container``, never restarted, with the cluster's
+    security context, service account, pull secrets and placement."""
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
                            "securityContext": pod_security.pod_context(cluster.pod_security, cluster.run_as_user),
                            "automountServiceAccountToken": bool(cluster.automount_token),
@@ -195,6 +212,12 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         pod["nodeSelector"] = dict(cluster.node_selector)
     if cluster.tolerations:
         pod["tolerations"] = [dict(t) for t in cluster.tolerations]
+    return pod
+
+
+def _job_spec(request: TrialLaunch, cluster: Cluster, pod: dict[str, Any]) -> dict[str, Any]:
+    """The Job's spec around ``pod``: its retries (a disrupted pod's ignored), its time to live
+    once finished (none where the trial is retained) and its deadline."""
     spec: dict[str, Any] = {
         "backoffLimit": cluster.backoff_limit,
         "podFailurePolicy": {"rules": [
@@ -206,23 +229,29 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     }
     if request.timeout:
         spec["activeDeadlineSeconds"] = job_deadline(request, cluster)
-    metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
-    if request.trial_spec is not None:
-        katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_") or k == katib_trials.TRIAL_NAME_ENV}
-        del spec["template"]["spec"]["containers"]
-        spec["template"]["metadata"]["labels"] = pod_labels(request)
-        added = added_to_trial_spec(request, cluster)
-        if not is_job(request):
-            workload = trial_spec.render_workload(request.trial_spec, request.primary_container,
-                                                  request.primary_pod_labels, request.params or {}, metadata, pod,
-                                                  katuna_env, added, spec["ttlSecondsAfterFinished"],
-                                                  request.typed_fields, POD_ANNOTATIONS, request.retain,
-                                                  pod_labels(request))
-            _trial_named_in_every_replica(workload, request)
-            return workload
-        return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
-                                 metadata, spec, katuna_env, added, request.typed_fields, request.primary_pod_labels)
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+    return spec
+
+
+def _from_trial_spec(request: TrialLaunch, given: Mapping[str, Any], cluster: Cluster, metadata: dict[str, Any],
+                     spec: dict[str, Any]) -> dict[str, Any]:
+    """The launch's own trial spec, ``given`` (a Job, or another workload), rendered with
+    katuna's metadata, variables and additions, and the pod settings of the Job ``spec`` that
+    would run an image (its container taken out: the trial spec has its own)."""
+    pod = spec["template"]["spec"]
+    katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_") or k == katib_trials.TRIAL_NAME_ENV}
+    del spec["template"]["spec"]["containers"]
+    spec["template"]["metadata"]["labels"] = pod_labels(request)
+    added = added_to_trial_spec(request, cluster)
+    if not is_job(request):
+        workload = trial_spec.render_workload(given, request.primary_container,
+                                              request.primary_pod_labels, request.params or {}, metadata, pod,
+                                              katuna_env, added, spec["ttlSecondsAfterFinished"],
+                                              request.typed_fields, POD_ANNOTATIONS, request.retain,
+                                              pod_labels(request))
+        _trial_named_in_every_replica(workload, request)
+        return workload
+    return trial_spec.render(given, request.primary_container, request.params or {},
+                             metadata, spec, katuna_env, added, request.typed_fields, request.primary_pod_labels)
 
 
 def _trial_named_in_every_replica(workload: dict[str, Any], request: TrialLaunch) -> None:

@@ -69,6 +69,11 @@ def extended_front(spec: Study, front: list[tuple[int, list[float]]], added: lis
     return [number for _, number in sorted(([s * v for s, v in zip(signs, values[n])], n) for n in kept)]
 
 
+SPARE_COLUMNS = 16
+"""Columns a kept front's array holds beyond its trials when made, so the first trials that join
+it take a free column where each would make the array again (it doubles once they are taken)."""
+
+
 class KeptFront:
     """A Pareto front kept as trials join it and leave it one at a time (the store's, kept by
     each trial's write, :mod:`functions.adapters.sqlite_fronts`): its trials' values by number,
@@ -86,7 +91,8 @@ class KeptFront:
         self._numbers = [number for number, _ in front]
         self._places = {number: place for place, number in enumerate(self._numbers)}
         signed = numpy.array([values for _, values in front], dtype=float).reshape(len(front), len(self._signs))
-        self._points = numpy.concatenate([(signed * self._signs).T, numpy.empty((len(self._signs), 16))], axis=1)
+        spare = numpy.empty((len(self._signs), SPARE_COLUMNS))
+        self._points = numpy.concatenate([(signed * self._signs).T, spare], axis=1)
 
     def join(self, number: int, values: list[float]) -> list[int] | None:
         """Add the trial (not of the front) unless one of the front beats it; the numbers of

@@ -3,8 +3,9 @@
 The steps several handlers share are modules beside them, registered as no handler: what every
 handler is given (:mod:`~functions.handlers.deps`), its study's Optuna twin asked and told
 (:mod:`~functions.handlers.asking`), its trials' attempts started and looked at
-(:mod:`~functions.handlers.starting`), trials asked for ahead (:mod:`~functions.handlers.ahead`)
-and output parsed before a transaction (:mod:`~functions.handlers.parsed`).
+(:mod:`~functions.handlers.starting`), trials asked for ahead (:mod:`~functions.handlers.ahead`),
+output parsed before a transaction (:mod:`~functions.handlers.parsed`) and a Katib Experiment's
+Trials written before its status (:mod:`~functions.handlers.trial_writes`).
 """
 
 from __future__ import annotations

@@ -10,71 +10,49 @@ reports running at once, the one computed earlier never lands last (a Running st
 Stopped one), and a duplicate or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
 no resource and cost one read; where no study resources are watched (``katuna run``), none.
 
-A Katib Experiment's Trial resources are written as its trials change, never listed: each
-report writes the trials changed since the last one (all of them the first time) and records
-the change it reached, so an event costs as many writes as trials changed, at any study size.
-A report that finds changed trials holds the store's write lock while it writes them: such
-reports follow one another, each reads what the one before left, and none can write an older
-state over a newer one; a report that fails records nothing, and the next one writes the same
-trials again. The Trials are written before the Experiment's status, which counts no trial
-change they do not show yet: as Katib's controller sums its Trials, a client that sees the
-Experiment succeeded (``KatibClient.wait_for_experiment_condition``) and lists its Trials finds
-each one finished. The status itself is written after the lock is let go.
+A Katib Experiment's Trial resources are written first, as its trials change
+(:mod:`functions.handlers.trial_writes`): the Experiment's status counts no trial change they do
+not show yet.
 
 A Katib Experiment's Suggestion (:mod:`functions.core.katib_suggestion`) is written with its
 status, just before it, from the study as stored once that status was computed: a client that
 sees the Experiment succeeded finds its Suggestion succeeded too (or, under ``LongRunning``,
 running), as Katib's conformance program checks.
 
-What the written Trials show happened (a run started, lost or ended) and a study's end are then
-recorded as Kubernetes Events on the Trials and the study's resource
-(:mod:`functions.core.resource_events`), after the lock is let go and whether or not the status
-write succeeded: each happening's Event has a name of its own, so a report made again records
-none twice, and a failure to record one changes nothing else. The names of a Trial's Events
-recorded are kept with its trial: a report of any process (another worker, one restarted) asks
-for none again, nor makes again one the API server let expire (its event TTL), as Katib's trial
-controller records each once, when the Trial's condition changes.
+What the written Trials show happened and a study's end are then recorded as Kubernetes
+Events on the Trials and the study's resource (:mod:`functions.core.resource_events`), after the
+lock is let go and whether or not the status write succeeded: each happening's Event has a name
+of its own, so a report made again records none twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
+from functions.core.errors import PermanentError, StudyNotFound
 from functions.core.events import Event
 from functions.core.katib_suggestion import suggestion
-from functions.core.katib_trials import (
-    TRIAL_LISTS,
-    TRIALS_LISTED,
-    kept_trials,
-    trial_lists,
-    trial_name,
-    trial_resource,
-    trial_status,
-    trials_owner,
-)
-from functions.core.metrics import Observation
+from functions.core.katib_trials import trial_lists, trials_owner
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
-from functions.core.records import PRUNED, Counts, StudyRecord, TrialRecord
-from functions.core.resource_events import (
-    Happening,
-    Regarding,
-    event_name,
-    study_end,
-    study_regarding,
-    trial_happenings,
-    trial_regarding,
-)
+from functions.core.records import StudyRecord
+from functions.core.resource_events import study_end, study_regarding
 from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
 from functions.core.store_port import Store, with_stopped
-from functions.core.trial_query import TrialQuery
 from functions.handlers.deps import Deps
+from functions.handlers.trial_writes import (
+    Happened,
+    changed,
+    listed_trials,
+    observed,
+    record_trial_events,
+    status_after_trials,
+)
 
 log = logging.getLogger("katuna.writeback")
 
@@ -91,11 +69,6 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return []
 
 
-Happened = dict[int, tuple[Regarding, list[Happening]]]
-"""The happenings not recorded yet of the Trials a report wrote, by trial number, each with its
-Trial (a Trial written again by a status computed again: the latest)."""
-
-
 def report(record: StudyRecord, deps: Deps) -> None:
     """Write the study's status to its resource, if it has one (and it is still there), then
     record the Events of what the Trials written show, and of the study's end."""
@@ -104,33 +77,19 @@ def report(record: StudyRecord, deps: Deps) -> None:
         return
     origin = Origin.from_dict(record.origin)
     happened: Happened = {}
-    status: Callable[[], Mapping[str, Any]] = partial(_current_status, record, origin, deps.store)
+    current = partial(_current_status, record, origin, deps.store)
+    status: Callable[[], Mapping[str, Any]] = current
     if trials_owner(record) is not None:
-        status = partial(_with_suggestion, partial(_status_after_trials, record, origin, deps.store, resources,
-                                                   deps.katib_trials_kept, happened), record, origin, deps.store,
-                         resources)
+        after_trials = partial(status_after_trials, record, origin, deps.store, resources, deps.katib_trials_kept,
+                               happened, current)
+        status = partial(_with_suggestion, after_trials, record, origin, deps.store, resources)
     try:
         written = resources.write_status(origin.ref, origin.uid, status)
     finally:
-        _record_trial_events(record, deps.store, resources, happened)
+        record_trial_events(record, deps.store, resources, happened)
     ended = study_end(record, origin)
     if written and ended is not None:
         resources.record_events(study_regarding(origin), [ended])
-
-
-def _record_trial_events(record: StudyRecord, store: Store, resources: Resources, happened: Happened) -> None:
-    """Record the Events of what the Trials written show happened, and keep the names of those
-    recorded with their trials (a store that fails to keep them leaves them to be asked for,
-    and found there, by a later report)."""
-    recorded = {number: names for number, (regarding, happenings) in happened.items()
-                if happenings and (names := resources.record_events(regarding, happenings))}
-    if not recorded:
-        return
-    try:
-        store.add_recorded_events(record.name, recorded)
-    except TemporaryError as exc:
-        log.warning("the Events recorded about %d Trials of study %s were not kept (%s): a later report asks "
-                    "for them again", len(recorded), record.name, exc)
 
 
 def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:
@@ -140,7 +99,7 @@ def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], sto
     written. Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
     status = {key: value for key, value in fitted(_status(record, origin, store), room(resource)).items()
               if value is not None}
-    return (resource.get("status") or {}) != status or (trials_owner(record) is not None and _changed(record, store))
+    return (resource.get("status") or {}) != status or (trials_owner(record) is not None and changed(record, store))
 
 
 def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
@@ -151,34 +110,8 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     best = best_trials(store, record)
     if trials_owner(record) is None:
         return study_status(record, counts, best, origin)
-    status = study_status(record, counts, best, origin, _observed(best[0], store) if best else ())
-    return status | trial_lists(origin.ref.name, _listed_trials(record, counts, store))
-
-
-def _observed(trial: TrialRecord, store: Store) -> list[Observation]:
-    """The reports of a Katib Experiment's trial that its metrics' ``min``, ``max`` and
-    ``latest`` come from (its current attempt's, as stored): none before it has metrics."""
-    return store.observations(trial.study, trial.number, trial.attempt) if trial.metrics else []
-
-
-def _listed_trials(record: StudyRecord, counts: Counts, store: Store) -> list[TrialRecord]:
-    """The trials a Katib Experiment's per-state lists may name: the latest
-    :data:`~functions.core.katib_trials.TRIALS_LISTED` of each state, and of the pruned as many
-    more as were stopped because the study ended, which are listed apart (so both lists fill),
-    each state read in one bounded query whatever the study's size."""
-    listed: list[TrialRecord] = []
-    for state in TRIAL_LISTS:
-        limit = TRIALS_LISTED + (counts.stopped_at_end if state == PRUNED else 0)
-        listed += _latest(record, store, (state,), limit)
-    return listed
-
-
-def _latest(record: StudyRecord, store: Store, states: tuple[str, ...], limit: int) -> list[TrialRecord]:
-    """The study's latest ``limit`` trials in ``states`` (any state where none is given), by
-    number from the latest, through the index of the trials by state and number and uncounted:
-    as many rows read as returned, whatever the study's size."""
-    query = TrialQuery(states, sort="number", descending=True, limit=limit)
-    return [trial for _, trial in store.keyed_trials(record.name, query, None)]
+    status = study_status(record, counts, best, origin, observed(best[0], store) if best else ())
+    return status | trial_lists(origin.ref.name, listed_trials(record, counts, store))
 
 
 def _with_suggestion(status: Callable[[], Mapping[str, Any]], record: StudyRecord, origin: Origin, store: Store,
@@ -232,90 +165,3 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
     generation before back over it."""
     store.await_writers()
     return _status(*_now(record, origin, store), store)
-
-
-def _status_after_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources,
-                         kept: int, happened: Happened) -> dict[str, Any]:
-    """A Katib Experiment's status, computed once every trial change it counts is on its Trial
-    resources. Where no trial changed since the last report, it is computed without the lock and
-    stands if still none has changed after it (the last report wrote them all, up to a change
-    later than any it counts); else the changed trials are written under the lock and the status
-    computed before the lock is let go, while no trial can change. Called once the Experiment
-    was read (:meth:`~functions.core.ports.Resources.write_status`), so no Trial is written for
-    an Experiment that is gone."""
-    if not _changed(record, store):
-        status = _current_status(record, origin, store)
-        if not _changed(record, store):
-            return status
-    with store.transaction():
-        _report_trials(record, origin, store, resources, kept, happened)
-        return _current_status(record, origin, store)
-
-
-def _changed(record: StudyRecord, store: Store) -> bool:
-    """Whether a trial changed since the last report (read without the lock: most events of a
-    redelivery, or of a report that came first, find nothing to write and take no lock), from
-    the latest change alone: the trials changed are read under the lock, once."""
-    return store.latest_trial_change(record.name) > store.trials_reported(record.name)
-
-
-def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources, kept: int,
-                   happened: Happened) -> None:
-    """Write the Trial resources of the trials changed since the last report, and delete those
-    of ended trials that fell out of the ``kept`` latest (:func:`~functions.core.katib_trials.kept_trials`),
-    then record the change this report reached; what each Trial written shows happened is
-    added to ``happened``. A report whose study was deleted and submitted
-    again under its name (a late one of a deleted Experiment) stops: the changes stored are the
-    new study's, which only a report of the new study writes and records."""
-    if not _current(record, store):
-        return
-    reported = store.trials_reported(record.name)
-    changed, latest = store.trial_changes(record.name, reported)
-    if changed:
-        best = best_trials(store, record)
-        written, dropped = kept_trials(changed, _newest(record, store), kept, best[0].number if best else None,
-                                       partial(_ended, record, store))
-        if written:
-            uids = resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
-                                                      "status": trial_status(t, record.spec, _observed(t, store))}
-                                                     for t in written])
-            _add_happened(record, origin, store, uids, written, happened)
-        if dropped:
-            resources.delete_trials(origin.ref, origin.uid, [trial_name(origin.ref.name, n) for n in dropped])
-    if latest > reported:
-        store.set_trials_reported(record.name, latest)
-
-
-def _add_happened(record: StudyRecord, origin: Origin, store: Store, uids: Mapping[str, str],
-                  written: Sequence[TrialRecord], happened: Happened) -> None:
-    """Add to ``happened`` what each Trial written (of uid ``uids[name]``) shows happened whose
-    Event is not recorded (as its trial keeps the names of those that are)."""
-    recorded = store.recorded_events(record.name, [t.number for t in written])
-    for trial in written:
-        name = trial_name(origin.ref.name, trial.number)
-        if name in uids:
-            regarding = trial_regarding(origin.ref.namespace, name, uids[name])
-            kept = recorded.get(trial.number, frozenset())
-            happened[trial.number] = (regarding, [h for h in trial_happenings(record, trial)
-                                                  if event_name(regarding, h.key) not in kept])
-
-
-def _newest(record: StudyRecord, store: Store) -> int:
-    """The number of the study's latest trial (-1: none yet)."""
-    latest = _latest(record, store, (), 1)
-    return latest[0].number if latest else -1
-
-
-def _ended(record: StudyRecord, store: Store, number: int) -> bool:
-    """Whether the study's trial ``number`` is stored and has ended."""
-    trial = store.get_trial(record.name, number)
-    return trial is not None and trial.finished
-
-
-def _current(record: StudyRecord, store: Store) -> bool:
-    """Whether the study stored under the record's name is still the record's (read under the
-    lock, so no study replaces it before the report records what it wrote)."""
-    try:
-        return store.get_study(record.name).uid == record.uid
-    except StudyNotFound:
-        return False
