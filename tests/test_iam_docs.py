@@ -15,9 +15,11 @@ PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
            "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"},
            "eks_templates.py": {"ec2": "ec2"}, "eks_creates.py": {"eks": "eks", "ec2": "ec2"},
-           "eks_groups.py": {"autoscaling": "autoscaling"}}
+           "eks_groups.py": {"autoscaling": "autoscaling"}, "eks_listing.py": {"call": "eks"}}
 """For each adapter, the attribute of ``self`` (or the parameter of a helper) that holds a client
 (or the helper that calls one by name) and the cloud service it speaks to."""
+CALLERS = {"_call", "call"}
+"""The names of the helpers that call a client's method by its name, given first."""
 NOT_CALLS = {"get_waiter"}
 EXTRA_EKS = {"iam:PassRole", "eks:TagResource", "iam:CreateServiceLinkedRole", "ec2:CreateTags", "ec2:RunInstances",
              "ec2:DescribeLaunchTemplateVersions"}
@@ -35,8 +37,9 @@ def calls() -> dict[str, set[str]]:
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
             target = node.func.value
-            if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
-                found.setdefault(clients["_call"], set()).add(node.args[0].value)
+            if node.func.attr in CALLERS and node.func.attr in clients and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                found.setdefault(clients[node.func.attr], set()).add(node.args[0].value)
             elif node.func.attr in NOT_CALLS:
                 continue
             elif (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
