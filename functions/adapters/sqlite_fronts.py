@@ -50,7 +50,7 @@ _KEPT: OrderedDict[tuple[Hashable, str, str], tuple[int, KeptFront]] = OrderedDi
 """The front of each study (by database, name and uid) at the trial change of the committed
 row it was read from or written as: a committed row's change names one front only, as trial
 changes are never given twice. A transaction that writes a front takes it out of here, and puts
-it back once it commits (:meth:`SqliteFronts._fronts_written`)."""
+it back once it commits (:meth:`SqliteFronts._taken`)."""
 _KEPT_MOST = 64
 """Studies whose fronts :data:`_KEPT` holds (the least recently used goes first)."""
 _KEPT_LOCK = threading.Lock()
@@ -126,7 +126,7 @@ class SqliteFronts(SqliteTrials):
         if any(number in front.values and values != front.values[number] for number, values in rows):
             self._computed_again(study, uid, latest, front)
             return
-        self._fronts_written()[study] = (uid, None, front)
+        self._taken(study, (uid, None, front))
         entered: dict[int, list[float]] = {}
         left: set[int] = set()
         for number, values in rows:
@@ -159,12 +159,12 @@ class SqliteFronts(SqliteTrials):
                                  "ON CONFLICT (study, number) DO UPDATE SET trial_values = excluded.trial_values",
                                  [(study, number, dumps(values)) for number, values in entered.items()])
         self.db.execute(f"UPDATE {FRONTS_TABLE} SET change = ? WHERE study = ? AND uid = ?", [change, study, uid])
-        self._fronts_written()[study] = kept
+        self._taken(study, kept)
 
     def _front_row(self, study: str) -> tuple[str, int, KeptFront] | None:
         """The study's uid, the change its kept front covers (read from its row) and that front:
         the one this transaction wrote, or kept in memory at that change, or else read from its
-        rows; taken for the rest of the transaction (:meth:`_fronts_written`)."""
+        rows; taken for the rest of the transaction (:meth:`_taken`)."""
         row = self.db.execute(f"SELECT uid, change FROM {FRONTS_TABLE} WHERE study = ?", [study]).fetchone()
         if row is None:
             return None
@@ -176,7 +176,7 @@ class SqliteFronts(SqliteTrials):
         with _KEPT_LOCK:
             kept = _KEPT.pop((self.database(), study, uid), None)
         front = kept[1] if kept is not None and kept[0] == change else self._read_front(study, uid)
-        written[study] = (uid, change, front)
+        self._taken(study, (uid, change, front))
         return uid, change, front
 
     def _read_front(self, study: str, uid: str) -> KeptFront:
@@ -192,16 +192,26 @@ class SqliteFronts(SqliteTrials):
         outside one)."""
         return {} if self._written is None else self._written
 
+    def _taken(self, study: str, kept: _Kept) -> None:
+        """The study's front taken or written by the transaction under way. The first front it
+        takes has those it takes or writes kept for the process once it commits, unless caught
+        being changed (no change): a transaction that takes none (a single-objective study's)
+        leaves :meth:`after_commit` nothing to do."""
+        written = self._written
+        if written is None:
+            return
+        if not written:
+            self.after_commit(functools.partial(_keep_all, self.database(), written))
+        written[study] = kept
+
     def _begun(self) -> None:
-        """The transaction just begun has taken no front yet; those it takes or writes are kept
-        for the process once it commits, unless caught being changed (no change)."""
+        """The transaction just begun has taken no front yet (:meth:`_taken`)."""
         super()._begun()
         self._written = {}
-        self.after_commit(functools.partial(_keep_all, self.database(), self._written))
 
     def _ended(self) -> None:
         """The fronts the transaction took are its own no more: those it committed are kept by
-        the effect :meth:`_begun` gave :meth:`after_commit`; a rollback forgets them."""
+        the effect :meth:`_taken` gave :meth:`after_commit`; a rollback forgets them."""
         super()._ended()
         self._written = None
 
