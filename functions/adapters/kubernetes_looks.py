@@ -39,7 +39,7 @@ from functions.core.ports import Look
 
 
 class Looks:
-    """Looks at the attempts' Jobs and pods, as :meth:`functions.core.ports.Executor.look` gives them."""
+    """Looks at the attempts' Jobs and pods, as :meth:`functions.core.ports.Admissions.look` gives them."""
 
     def __init__(self, jobs: TrialJobs, api: client.ApiClient, workloads: Workloads, secrets: ReportSecrets,
                  report_url: str | None, clock: Callable[[], float]) -> None:

@@ -146,7 +146,7 @@ def keyed_page(study: str, spec: Study, query: TrialQuery, after: tuple[Any, int
 
 def order_key(study: str, spec: Study, query: TrialQuery, number: int) -> tuple[str, list[Any]]:
     """The statement (with its arguments) that reads trial ``number``'s value of the order's
-    field (no row where the study has no such trial): the key a page of :func:`keyset_numbers` starts from."""
+    field (no row where the study has no such trial): the key a page of :func:`page_numbers` starts from."""
     expression, field_args = _trial_field(query.sort, spec)
     return f"SELECT {expression} FROM trials WHERE study = ? AND number = ?", [*field_args, study, number]
 

@@ -30,7 +30,7 @@ study costs what the first does. ``page`` and ``row`` still say where the page l
 
 
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
-    """The query the page's arguments ask for: its filters (:func:`.trial_filters.parse_filters`:
+    """The query the page's arguments ask for: its filters (:func:`~functions.core.trial_filters.parse_filters`:
     ``state``, ranges as repeated ``field``/``min``/``max`` triples, a categorical parameter's
     values), ``sort``, ``desc``, ``page`` (or ``row``, and ``after`` or ``before``) and ``size``; ``MalformedRequest`` names
     a bad argument, or one the table does not take (a misspelt ``stat=FAIL`` would export every

@@ -24,7 +24,7 @@ LARGEST_TRIAL_NUMBER = (1 << 63) - 1
 
 class TrialNumber(BaseConverter):
     """The ``{number}`` of a trial's path: a whole number from 0 to :data:`LARGEST_TRIAL_NUMBER`
-    in ASCII digits, as a query parameter takes it (:func:`.query.whole_of`), where werkzeug's
+    in ASCII digits, as a query parameter takes it (:func:`~functions.core.query_args.whole_of`), where werkzeug's
     ``int`` takes any Unicode digit (``１``) and leaves ``-1`` or ``abc`` to a 404 that names no
     parameter. Any other segment is a ``400 malformed_request`` naming ``number`` and the range."""
 

@@ -48,9 +48,9 @@ MAX_STUDIES_PAGE = 1_000
 @blueprint.get("/studies")
 @takes.query
 def list_studies():
-    """The studies in the order they were stored, a page at a time (:mod:`.paging`): however
+    """The studies in the order they were stored, a page at a time (:mod:`..paging`): however
     many are stored, one request views at most ``limit`` of them. A page follows the study
-    keyed ``after`` (:mod:`.study_keys`)."""
+    keyed ``after`` (:mod:`..study_keys`)."""
     limit, text = paging.page_asked("after", STUDIES_PAGE, MAX_STUDIES_PAGE)
     after = study_keys.study_key("after", text)
     store = runtime().store()

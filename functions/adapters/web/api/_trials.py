@@ -35,7 +35,7 @@ LISTING_PARAMETERS = (paging.LIMIT, *LISTING_ARGUMENTS)
 @blueprint.get("/studies/<study:name>/trials")
 @takes.query
 def list_trials(name: str):
-    """The study's trials, a page at a time (:mod:`.paging`): ``limit`` of them after the trial
+    """The study's trials, a page at a time (:mod:`..paging`): ``limit`` of them after the trial
     keyed ``after``, and a ``Link`` to the next page while more follow. Filtered and ordered as
     :mod:`functions.core.trial_listing` reads the request (by number when no ``order`` is
     asked), all in SQL, ``pareto`` as the numbers of the front the process keeps; the next link
@@ -70,7 +70,7 @@ def _next_trials(name: str, limit: int, field: str, key: TrialKey) -> str:
 @blueprint.get("/studies/<study:name>/best")
 @takes.query
 def list_best(name: str):
-    """The study's best trials by number, a page at a time (:mod:`.paging`): its best trial, or
+    """The study's best trials by number, a page at a time (:mod:`..paging`): its best trial, or
     with several objectives every trial of its Pareto front, of which ``GET /studies/{name}``
     lists a sample."""
     limit, after = paging.page_request("after", TRIALS_PAGE, MAX_TRIALS_PAGE)
@@ -100,7 +100,7 @@ MAX_OBSERVATIONS_PAGE = 10_000
 @takes.query
 def list_observations(name: str, number: int):
     """The values the trial reported, in order (by attempt, then as each attempt printed them),
-    a page at a time (:mod:`.paging`): ``limit`` of them after the one keyed ``after``
+    a page at a time (:mod:`..paging`): ``limit`` of them after the one keyed ``after``
     (``attempt~place``, as the next link gives it)."""
     limit, text = paging.page_asked("after", OBSERVATIONS_PAGE, MAX_OBSERVATIONS_PAGE)
     after = None if text is None else observation_key("after", text)
