@@ -3,6 +3,9 @@
 Knative's webhook refuses a Service using a pod field behind a feature flag that is off
 (knative/serving pkg/apis/serving/fieldmask.go and k8s_validation.go); ``GATED`` lists those
 fields, so a test can hold the Service to the flags ``knative/knative-serving/`` ships.
+The rules are those of every release katuna supports (docs/knative.md: Serving 1.15 or newer):
+what a newer release takes but 1.15 refuses (:data:`NEWER_FLAGS`, a ``privileged`` field, a
+probe's ``terminationGracePeriodSeconds``) is refused.
 :func:`serving_webhook_problems` adds what the webhook refuses whatever the flags say: the
 environment variables, ports, mount paths and container name Serving reserves for itself, and
 (:mod:`knative_emulator.admission`) its rules for ports, probes, volumes and the template's annotations,
@@ -101,15 +104,29 @@ CONTAINER_FIELDS = frozenset({"name", "args", "command", "env", "workingDir", "e
 ``volumeDevices``, ``restartPolicy`` and the rest are refused."""
 
 CONTAINER_SECURITY = frozenset({"capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup", "runAsNonRoot",
-                                "allowPrivilegeEscalation", "seccompProfile", "privileged"})
-"""A container securityContext's fields Serving takes (``SecurityContextMask``; ``privileged``
-only false): ``seLinuxOptions``, ``windowsOptions``, ``procMount`` and ``appArmorProfile`` are refused."""
+                                "allowPrivilegeEscalation", "seccompProfile"})
+"""A container securityContext's fields Serving takes (``SecurityContextMask``):
+``seLinuxOptions``, ``windowsOptions``, ``procMount`` and ``appArmorProfile`` are refused, and
+so is ``privileged``, which Serving takes (false only) from 1.17 on, and 1.15 not at all."""
 
 POD_SECURITY = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups", "seccompProfile"})
 """A pod securityContext's fields Serving takes with ``kubernetes.podspec-securitycontext``
 (``PodSecurityContextMask``); any other (``sysctls``, ``fsGroupChangePolicy``,
 ``seLinuxOptions``, ``appArmorProfile``, ...) whatever the flags say."""
 
+
+OLDEST_SERVING = "1.15"
+"""The oldest Knative Serving katuna supports (docs/knative.md, Prerequisites)."""
+
+NEWER_FLAGS = {
+    **dict.fromkeys(("kubernetes.podspec-hostipc", "kubernetes.podspec-hostpid", "kubernetes.podspec-hostnetwork"),
+                    "1.16"),
+    "kubernetes.podspec-volumes-hostpath": "1.17", "kubernetes.podspec-volumes-csi": "1.18",
+    "kubernetes.podspec-volumes-mount-propagation": "1.18", "kubernetes.podspec-volumes-image": "1.19",
+    "kubernetes.podspec-volumes-ephemeral": "1.23"}
+"""The gating flags :data:`OLDEST_SERVING` does not have, with the release that brought each
+(config/features.go): there its field masks drop the field (fieldmask.go ``PodSpecMask``,
+``VolumeSourceMask``, ``VolumeMountMask``) and the webhook refuses it whatever the flags say."""
 
 DEFAULT_ON = frozenset({"kubernetes.podspec-volumes-emptydir"})
 """The gating flags Serving enables when its ConfigMap does not set them (config/features.go)."""
@@ -166,18 +183,17 @@ def _masked(spec: dict) -> list[str]:
             problems += [f"{kind}[{index}].{field} is not allowed" for field in sorted(set(container) - CONTAINER_FIELDS)]
             problems += [f"{kind}[{index}].securityContext.{field} is not allowed"
                          for field in sorted(set(context) - CONTAINER_SECURITY)]
-            if context.get("privileged") is True:
-                problems.append(f"{kind}[{index}].securityContext.privileged is not allowed (only false)")
     return problems
 
 
 def _seccomp_by_secure_defaults(spec: dict, flags: Mapping[str, str]) -> bool:
     """Serving's PodSecurityContextMask keeps a pod-level ``seccompProfile`` (its ``type`` alone,
     RuntimeDefault or Unconfined) without ``kubernetes.podspec-securitycontext`` only while
-    ``secure-pod-defaults`` is Enabled or AllowRootBounded; its default is Disabled."""
+    ``secure-pod-defaults`` is Enabled; its default is Disabled. AllowRootBounded keeps it from
+    Serving 1.20 on, but :data:`OLDEST_SERVING` knows no such value and leaves the default."""
     context = spec.get("securityContext", {})
     profile = context.get("seccompProfile", {})
-    return (flags.get("secure-pod-defaults", "disabled").lower() in ("enabled", "allowrootbounded")
+    return (flags.get("secure-pod-defaults", "disabled").lower() == "enabled"
             and set(context) == {"seccompProfile"} and set(profile) == {"type"}
             and profile["type"] in ("RuntimeDefault", "Unconfined"))
 
@@ -201,7 +217,10 @@ def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
     ``config-features`` data): a gated field whose flag is off, a field Serving's masks never
     take (fieldmask.go; :func:`knative_emulator.pod_masks.mask_problems` for volumes, mounts, env
     and resources), and the names, ports and paths Serving reserves (pkg/apis/serving/k8s_validation.go)."""
-    problems = [f"{flag} is off" for flag in sorted(flags_needed(spec, flags)) if not flag_on(flags, flag)]
+    needed = flags_needed(spec, flags)
+    problems = [f"{flag} is off" for flag in sorted(needed - NEWER_FLAGS.keys()) if not flag_on(flags, flag)]
+    problems += [f"{flag}: Knative Serving {OLDEST_SERVING} has no such flag and refuses the field it gates (the flag "
+                 f"came in {NEWER_FLAGS[flag]})" for flag in sorted(needed & NEWER_FLAGS.keys())]
     problems += _masked(spec) + mask_problems(spec)
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     containers = spec.get("containers", [])
@@ -280,7 +299,7 @@ MINIMAL = {"containers": [{"name": "katuna", "image": "katuna:1", "ports": [{"co
     ("disabled", {"type": "RuntimeDefault"}, True),
     ("enabled", {"type": "RuntimeDefault"}, False),
     ("Enabled", {"type": "Unconfined"}, False),
-    ("AllowRootBounded", {"type": "RuntimeDefault"}, False),
+    ("AllowRootBounded", {"type": "RuntimeDefault"}, True),
     ("enabled", {"type": "Localhost", "localhostProfile": "p.json"}, True),
 ])
 def test_a_pod_seccomp_profile_alone_needs_the_security_context_flag_unless_secure_pod_defaults_keep_it(
@@ -340,8 +359,8 @@ def _emptydir_at(path: str) -> Callable[[dict], None]:
      "containers[0].lifecycle is not allowed"),
     (lambda spec: spec["containers"][0]["securityContext"].update(appArmorProfile={"type": "RuntimeDefault"}),
      "containers[0].securityContext.appArmorProfile is not allowed"),
-    (lambda spec: spec["containers"][0]["securityContext"].update(privileged=True),
-     "containers[0].securityContext.privileged is not allowed (only false)"),
+    *((lambda spec, value=value: spec["containers"][0]["securityContext"].update(privileged=value),
+       "containers[0].securityContext.privileged is not allowed") for value in (True, False)),
     *((_volume_at({"name": "shared", kind: source}, "/shared"),
        [f"volumes[2].{kind} is not allowed", "volumes[2]: expected exactly one volume kind Serving takes, got []"])
       for kind, source in (("nfs", {"server": "nfs.example.org", "path": "/exports"}),
@@ -500,6 +519,37 @@ def test_allowed_lets_through_only_the_fields_a_field_mask_gates_and_an_unknown_
         "kubernetes.podspec-volumes-emptydir is off"]
     assert serving_webhook_problems(_changed(lambda spec: spec.update(automountServiceAccountToken=False)),
                                     shipped) == []
+
+
+def _newer(flag: str, change: Callable[[dict], None]) -> tuple[Callable[[dict], None], str]:
+    return change, (f"{flag}: Knative Serving 1.15 has no such flag and refuses the field it gates (the flag came "
+                    f"in {NEWER_FLAGS[flag]})")
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    _newer("kubernetes.podspec-volumes-hostpath", _volume_at({"name": "host", "hostPath": {"path": "/var/log"}}, "/h")),
+    _newer("kubernetes.podspec-volumes-csi", _volume_at({"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io"}},
+                                                        "/c")),
+    _newer("kubernetes.podspec-volumes-image", _volume_at({"name": "i", "image": {"reference": "data:1"}}, "/i")),
+    _newer("kubernetes.podspec-volumes-ephemeral", _volume_at({"name": "e", "ephemeral": {"volumeClaimTemplate": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}, "/e")),
+    _newer("kubernetes.podspec-volumes-mount-propagation",
+           lambda spec: spec["containers"][0]["volumeMounts"][0].update(mountPropagation="HostToContainer")),
+    *(_newer(f"kubernetes.podspec-{field.lower()}", lambda spec, field=field: spec.update({field: True}))
+      for field in ("hostIPC", "hostPID", "hostNetwork")),
+    (_probe("livenessProbe", {"httpGet": {"path": "/healthz"}, "terminationGracePeriodSeconds": 5}),
+     "containers[0].livenessProbe.terminationGracePeriodSeconds is not allowed"),
+])
+def test_what_a_later_serving_takes_but_the_oldest_supported_refuses_is_refused_whatever_the_flags(change, problem):
+    """Serving 1.15 (docs/knative.md: the oldest supported) has none of these flags, and its masks
+    drop the fields they gate: a Service using one is refused there, even with the flag on."""
+    flags = {**yaml.safe_load(FEATURES.read_text())["data"], **dict.fromkeys(NEWER_FLAGS, "enabled")}
+    assert serving_webhook_problems(_changed(change), flags) == [problem]
+
+
+def test_the_oldest_serving_the_check_holds_to_is_the_one_the_pages_name():
+    text = " ".join((ROOT / "docs" / "knative.md").read_text().split())
+    assert f"a cluster with Knative Serving and Eventing {OLDEST_SERVING} or newer" in text
 
 
 def test_the_reserved_names_are_the_serving_containers_own():

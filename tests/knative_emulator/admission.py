@@ -14,7 +14,9 @@ config-autoscaler and config-defaults, after its defaulting (revision_defaults.g
   (``validateContainerPorts``) named ``""``, ``h2c`` or ``http1``, protocol TCP, no ``hostPort``
   or ``hostIP``;
 - probes (``validateProbe``, ``validateReadinessProbe``): one handler, only the fields Serving's
-  masks take, a serving container's probe port by name only its port's name; a readiness probe
+  masks take (a probe's ``terminationGracePeriodSeconds`` only from Serving 1.21 on, so not
+  at all here: katuna supports 1.15), a serving container's probe port by name only its port's
+  name; a readiness probe
   with ``periodSeconds`` 0 (Knative's own aggressive probing) sets no ``timeoutSeconds`` nor
   ``failureThreshold``;
 - volumes (``ValidateVolumes``, ``validateVolumeMounts``): each mounted, each mount naming a
@@ -40,7 +42,8 @@ PROGRESS_DEADLINE = "serving.knative.dev/progress-deadline"
 INT32_MAX = 2**31 - 1
 PORT_NAMES = frozenset({"", "h2c", "http1"})
 PROBE_FIELDS = frozenset({"httpGet", "tcpSocket", "exec", "grpc", "initialDelaySeconds", "timeoutSeconds",
-                          "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds"})
+                          "periodSeconds", "successThreshold", "failureThreshold"})
+"""A probe's fields Serving 1.15's ``ProbeMask`` takes."""
 HANDLER_FIELDS = {"httpGet": {"host", "path", "scheme", "httpHeaders", "port"}, "tcpSocket": {"host", "port"},
                   "exec": {"command"}, "grpc": {"port", "service"}}
 """Each probe handler's fields Serving's masks take (``HTTPGetActionMask`` and the rest)."""
