@@ -1083,7 +1083,8 @@ def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_wh
     run = katuna("run", str(study), cwd=tmp_path, check=False, columns=400)
     assert run.returncode == 1
     assert ("No trial completed. The last of 1 failed, trial 0: metrics unavailable: objective 'loss' never "
-            "reported (expected lines like loss=<number> on its output); last lines:\n"
+            "reported (expected lines like loss=<number> on its output; its last lines report Validation-loss: "
+            "is the name in objective.metric misspelt?); last lines:\n"
             "  training without reporting the objective\n  Validation-loss=0.5\n") in run.stdout
     listed = katuna("trials", "demo", cwd=tmp_path, columns=400).stdout
     assert ": … Validation-loss=0.5" in listed, "the reason's line ends on the last line the trial printed"

@@ -6,7 +6,7 @@ import math
 
 from functions.core.metric_filters import default_matches
 from functions.core.metric_summary import Summary
-from functions.core.metrics import Observation, parse_json_lines, parse_text
+from functions.core.metrics import Observation, names_printed, parse_json_lines, parse_text
 
 
 def reduced(observations: list[Observation], strategies: dict[str, str]) -> dict[str, float]:
@@ -154,3 +154,10 @@ def test_a_json_value_is_read_as_katibs_parse_float_reads_it():
     lines = [*refused, '{"loss": "1_000"}', '{"loss": "0x1.8p1"}', '{"loss": "0.25"}']
     assert parse_json_lines(lines, ["loss"]) == [Observation("loss", v) for v in (1000.0, 3.0, 0.25)]
     assert parse_json_lines(['{"loss": "-nan"}', '{"loss": "+NaN"}'], ["loss"]) == []
+
+
+def test_the_names_a_trial_printed_are_those_the_default_rule_reads_with_a_value_steps_aside():
+    """What a failed trial's reason offers in place of an objective it never reported."""
+    lines = ["epoch=1 loss=0.9 Validation-acc=0.5", "epoch=2 loss=0.8 lr=", "done"]
+    assert names_printed(lines) == ["loss", "Validation-acc"]
+    assert names_printed([" ".join(f"m{i}=1" for i in range(20))]) == [f"m{i}" for i in range(8)]

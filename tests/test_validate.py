@@ -588,6 +588,24 @@ def _launch(definition: dict, params: dict):
     return trial_launch(StudyRecord(spec, definition, "/base", "uid"), TrialRecord(spec.name, 3, params))
 
 
+def test_a_misspelt_or_missing_parameters_field_is_its_one_problem_not_each_placeholders():
+    """``paramters:`` is one mistake: listed as the unknown field and ``parameters`` required,
+    without every ``${trialParameters.x}`` of the template and the metrics file also refused
+    as naming no parameter ("expected one of none"), which would send the reader to fix them."""
+    for given in ({"paramters": [{"name": "x", "type": "float", "min": 0, "max": 1}]}, {}, {"parameters": []},
+                  {"parameters": {"name": "x"}}):
+        definition = study_definition(metricsCollector={"kind": "file", "path": "out/${trialParameters.x}.log"})
+        del definition["parameters"]
+        definition.update(given)
+        definition["trialTemplate"]["env"] = {"X": "${trialParameters.x}"}
+        found = problems(definition)
+        assert not [p for p in found if "names no parameter" in p], found
+        assert [p for p in found if p.startswith("parameters")], found
+    definition = study_definition()
+    definition["trialTemplate"]["command"] += ["${trialParameters.y}"]
+    assert "trialTemplate.command[6]: ${trialParameters.y} names no parameter; expected one of x" in problems(definition)
+
+
 def test_a_working_directory_is_each_trials_own_with_its_placeholders_checked():
     definition = study_definition(parameters=[{"name": "x", "type": "float", "min": 0, "max": 1},
                                               {"name": "tool", "type": "categorical", "values": ["a", "b c"]}])

@@ -154,6 +154,16 @@ def parse_text(
     return observations
 
 
+def names_printed(lines: Iterable[str], limit: int = 8) -> list[str]:
+    """The metric names Katib's default rule reads with a value in ``lines`` (``step`` and
+    ``epoch`` aside), in the order first read, at most ``limit``: what a trial reported in
+    place of an objective it never reported, where a misspelt objective is the usual cause."""
+    names: dict[str, None] = {}
+    for line in lines:
+        names.update((name, None) for name, value, _ in default_matches(line) if value and name not in STEP_KEYS)
+    return list(names)[:limit]
+
+
 def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Observation]:
     """Observations of ``metrics`` from lines that each hold one JSON object."""
     wanted = set(metrics)

@@ -22,12 +22,15 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """Matched whole (``fullmatch``): a ``$`` would also accept a trailing newline."""
 
 
-def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unused: bool = False) -> TrialTemplate:
+def parse_trial_template(r: Reader, data: Any, parameters: list[str | None] | None,
+                         unused: bool = False) -> TrialTemplate:
     """The ``trialTemplate`` section; problems go to ``r``. ``parameters`` are the study's
     parameter names by position (None where one has no usable name); each must be used by a
     placeholder, unless ``unused``, or unless the command was refused (a string, say, not an
     argv list): what it references is unknown then, and that parameter's problem would only
-    follow from the command's."""
+    follow from the command's. ``parameters`` None (the study's ``parameters`` misspelt, left
+    out or no list) checks no placeholder against them: each would be refused for the one
+    problem of ``parameters``."""
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
@@ -138,13 +141,13 @@ def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pat
 
 
 def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[str, str]],
-                        parameters: list[str | None], spec_names: list[str], every_used: bool) -> None:
+                        parameters: list[str | None] | None, spec_names: list[str], every_used: bool) -> None:
     """Each placeholder of the command and the ``others`` (strings no shell reads, each with its
     field path: env values, the working directory) names a parameter, and (when ``every_used``)
-    each parameter is named by one."""
-    known = {name for name in parameters if name is not None}
+    each parameter is named by one; where ``parameters`` are unknown (None), only their form."""
+    known = {name for name in parameters or [] if name is not None}
     used: set[str] = set(spec_names)
-    for name in sorted(set(spec_names) - known):
+    for name in sorted(set(spec_names) - known if parameters is not None else ()):
         r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
                                           f"{', '.join(sorted(known)) or 'none'}")
     script = inline_code.shell_script(command)
@@ -156,10 +159,10 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[
             r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or "
                           f"${{trialSpec.Name}}{'' if read_by_shell else NO_SHELL}")
         for name in names:
-            if name not in known:
+            if name not in known and parameters is not None:
                 r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
             used.add(name)
-    for i, declared in enumerate(parameters if every_used else []):
+    for i, declared in enumerate(parameters if every_used and parameters is not None else []):
         if declared is not None and declared not in used:
             r.fail(f"parameters[{i}]", f"{declared!r} {NOT_USED}: "
                                        f"reference it as ${{trialParameters.{declared}}} in command or env")

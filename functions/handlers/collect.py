@@ -29,8 +29,10 @@ from functions.core.admission import without_note
 from functions.core.disruptions import INTERRUPTIONS, runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
+from functions.core.katib_trials import is_katib_experiment
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
+from functions.core.metrics import names_printed
 from functions.core.records import (
     COMPLETE,
     FAIL,
@@ -259,6 +261,20 @@ def _expected(collector: MetricsCollector, missing: list[str]) -> str:
     return f"expected lines like {', '.join(f'{m}=<number>' for m in missing)} {where}"
 
 
+def _instead(record: StudyRecord, tail: list[str]) -> str:
+    """The metrics the trial's last lines of output report instead, read by the default rule
+    (where the study reads that output so), with the field that names the objective: a
+    misspelt name (``los`` for ``loss``) shows at once, beside what the trial printed."""
+    collector = record.spec.metrics_collector
+    if collector.kind != "stdout" or collector.format != "text" or collector.filters:
+        return ""
+    if not (printed := names_printed(tail)):
+        return ""
+    field = ("spec.objective.objectiveMetricName" if is_katib_experiment(record.definition)
+             else "objective.metrics" if len(record.spec.objectives) > 1 else "objective.metric")
+    return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?"
+
+
 def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
     """The trial's final state, objective values and reason."""
     last = "\n".join(tail) or "(no output)"
@@ -283,7 +299,8 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     if missing:
         names = ", ".join(repr(m) for m in missing)
         return FAIL, None, (f"metrics unavailable: objective {names} never reported "
-                            f"({_expected(record.spec.metrics_collector, missing)}); last lines:\n{last}")
+                            f"({_expected(record.spec.metrics_collector, missing)}{_instead(record, tail)}); "
+                            f"last lines:\n{last}")
     values = [metrics[m] for m in objectives]
     bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
     if bad:

@@ -73,10 +73,10 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")
     time_budget = r.duration(top, "timeBudget", "")
-    trial_template = parse_trial_template(r, top.get("trialTemplate"), parameter_names(top.get("parameters")),
-                                          unused_parameters)
+    named = parameter_names(top.get("parameters")) if _listed(top.get("parameters")) else None
+    trial_template = parse_trial_template(r, top.get("trialTemplate"), named, unused_parameters)
     collector = parse_collector(r, top.get("metricsCollector"), limits)
-    if collector.path is not None:
+    if collector.path is not None and named is not None:
         r.problems += collector_path.problems(collector.path, parameters)
     cluster = parse_cluster(r, top.get("kubernetes"), trial_spec=trial_template.trial_spec is not None)
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
@@ -112,6 +112,12 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _listed(data: Any) -> bool:
+    """Whether ``parameters`` is a list of them (``parameters`` misspelt or left out is none): a
+    placeholder can name no parameter only of a list, the problem of a missing one is its own."""
+    return isinstance(data, list) and bool(data)
 
 
 def _check_across_sections(r: Reader, top: Mapping[str, Any], objectives: tuple[Objective, ...],
