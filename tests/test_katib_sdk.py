@@ -7,6 +7,7 @@ applied, shown and deleted as kubectl does."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,6 +150,29 @@ def test_deleting_an_experiment_stops_its_study(service: Service, sdk: KatibClie
 
 
 @pytest.mark.slow
+def test_an_experiment_whose_deletion_finalizers_hold_stops_its_study_once_its_deletion_begins(
+        kube: KubeStub, service: Service, sdk: KatibClient):
+    """Another controller's finalizer (or a foreground deletion) keeps a deleted Experiment on
+    the API server, marked deleting, until it is taken off: Katib's controller does nothing more
+    for it from that moment, and katuna stops its study then, not once the object is gone."""
+    held = experiment("sdk-held", ["sleep", "600"])
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    sdk.create_experiment(held)
+    eventually(lambda: sdk.is_experiment_running("sdk-held"), "the Experiment to run", timeout=90)
+    sdk.delete_experiment("sdk-held")
+    assert sdk.get_experiment("sdk-held").metadata.deletion_timestamp is not None, "held by its finalizer"
+    stopped = service.wait_for("sdk-held", timeout=60)
+    assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
+    eventually(lambda: kept_jobs(kube, "sdk-held") == [], "its trial's Job deleted", timeout=60)
+    api = client.CustomObjectsApi(client.ApiClient(configuration(kube)))
+    api.patch_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", "sdk-held",
+                                       {"metadata": {"finalizers": None}})
+    with pytest.raises(RuntimeError):
+        sdk.get_experiment("sdk-held")
+    assert service.json("GET", "/studies/sdk-held")[1]["status"] == "stopped"
+
+
+@pytest.mark.slow
 def test_an_experiment_katuna_stops_is_succeeded_to_the_sdk_its_reason_saying_it_was_stopped(
         kube: KubeStub, service: Service, sdk: KatibClient):
     """Katib has no stop: its SDK's ``wait_for_experiment_condition`` knows an Experiment ended
@@ -278,6 +302,23 @@ def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(servic
     message = failed.status.conditions[-1].message
     assert "maximise" in message and "minimize or maximize" in message
     sdk.delete_experiment("sdk-broken")
+
+
+def test_get_trial_metrics_finds_no_db_manager_and_the_docs_name_the_observations_that_answer_it(sdk: KatibClient):
+    """The SDK's ``get_trial_metrics`` asks Katib's DB manager over gRPC, which katuna does not
+    serve: it raises. docs/katib.md says so, and names the observation log katuna serves in its
+    place, with the DB manager's ``MetricLog`` fields (a metric's name, value and time)."""
+    from functions.adapters.web.openapi._schemas import SCHEMAS
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with pytest.raises(RuntimeError, match=f"Unable to get metrics for Trial {TEAM}/sdk-metrics-0"):
+        sdk.get_trial_metrics("sdk-metrics-0", db_manager_address=f"127.0.0.1:{closed}", timeout=5)
+    text = " ".join((ROOT / "docs" / "katib.md").read_text().split())
+    said = text[text.index("`get_trial_metrics` reads"):][:800]
+    assert "raises `RuntimeError`" in said and "`GET /studies/{study}/trials/{n}/observations`" in said
+    assert {"metric", "value", "timestamp"} <= set(SCHEMAS["Observation"]["properties"])
 
 
 def test_the_sdk_user_needs_the_edit_role_in_the_namespace(kube: KubeStub):

@@ -223,3 +223,26 @@ def test_a_status_json_patch_testing_an_older_resource_version_is_refused_whole(
     assert (code, body["message"]) == (422, "the server rejected our request due to an error in our request")
     assert body["details"]["causes"][0]["message"] == "testing value /metadata/resourceVersion failed: test failed"
     assert api.get_namespaced_custom_object(*STUDIES, "mp-version") == first
+
+
+def test_a_delete_its_finalizers_hold_marks_the_object_until_a_patch_takes_the_last_one_off(kube: KubeStub, api):
+    """As the registry does: the held object stays with a ``deletionTimestamp`` and its generation
+    one up; a finalizer added then is refused; taking the last one off deletes it, and the
+    garbage collector then takes what it owned."""
+    kube.apply({"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+                "metadata": {"name": "held", "namespace": TEAM, "finalizers": ["example.com/hold"]},
+                "spec": {"maxTrialCount": 2, "parallelTrialCount": 1, "algorithm": {"algorithmName": "random"}}})
+    owner = api.get_namespaced_custom_object(*KATIB, "held")
+    owned = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "metadata": {"name": "held-0", "ownerReferences": [
+        {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "held", "uid": owner["metadata"]["uid"]}]},
+             "spec": {}}
+    assert katib_api.create(kube, "trials.kubeflow.org", TEAM, owned)[0] == 201
+    for _ in range(2):
+        marked = api.delete_namespaced_custom_object(*KATIB, "held")
+        assert marked["metadata"]["deletionTimestamp"] and marked["metadata"]["generation"] == 2
+    code, body = refusal(lambda: api.patch_namespaced_custom_object(
+        *KATIB, "held", {"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}))
+    assert code == 422 and "no new finalizers can be added if the object is being deleted" in body["message"]
+    api.patch_namespaced_custom_object(*KATIB, "held", {"metadata": {"finalizers": None}})
+    assert refusal(lambda: api.get_namespaced_custom_object(*KATIB, "held"))[0] == 404
+    assert kube.get_resource("trials.kubeflow.org", TEAM, "held-0")[0] == 404

@@ -181,6 +181,14 @@ def is_study_resource(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") in KINDS.get(obj.get("apiVersion") or "", ())
 
 
+def being_deleted(obj: Mapping[str, Any]) -> bool:
+    """Whether the resource's deletion has begun: it has a ``deletionTimestamp`` and stays only
+    while finalizers (another controller's, a foreground deletion's) hold it. Its study is then
+    stopped as if it were gone, as Katib's controller does nothing more for an Experiment being
+    deleted than take its own finalizer off, and no new study starts for it."""
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def ref_of(obj: Mapping[str, Any]) -> Ref:
     metadata = obj.get("metadata") or {}
     return Ref(obj["kind"], metadata.get("namespace") or "default", metadata.get("name") or "", obj["apiVersion"])

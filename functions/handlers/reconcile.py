@@ -22,7 +22,7 @@ say, and sends the event that was missing:
    given up), so the trial starts while the study's other trials run;
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
-   resource is gone, or an ended one whose workloads ``retain`` kept are still to be deleted
+   resource is gone (or being deleted, held by finalizers), or an ended one whose workloads ``retain`` kept are still to be deleted
    with it (:func:`~functions.handlers.stopping.kept_behind`): the resource's delete event; an ended study whose resource shows another
    status than the store's (its last write-back given up) and which ended :data:`IN_FLIGHT`
    seconds ago or more: its ``study.completed`` again, which ``writeback`` takes. Skipped where
@@ -64,7 +64,7 @@ from functions.core.launch import trial_launch
 from functions.core.log_context import about
 from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
 from functions.core.resource_status import refusal_stands
-from functions.core.resources import Origin, Ref, is_study_resource, origin_of, ref_of
+from functions.core.resources import Origin, Ref, being_deleted, is_study_resource, origin_of, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
 from functions.handlers.ahead import startable
@@ -255,7 +255,7 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0)
         return []
     try:
         found = [*resources.list(namespace), *resources.list_katib()]
-        listed = {ref_of(obj): obj for obj in found if is_study_resource(obj)}
+        listed = {ref_of(obj): obj for obj in found if is_study_resource(obj) and not being_deleted(obj)}
     except KatunaError as exc:
         log.warning("listing the study resources in %s: %s", namespace, exc)
         return []

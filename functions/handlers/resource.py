@@ -9,7 +9,8 @@ template held in a ConfigMap is read then, once, and the stored study keeps it: 
 resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
-cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
+cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion (from the moment it
+begins, while finalizers still hold the resource: :func:`~functions.core.resources.being_deleted`)
 stops the study, and once its trials are stopped deletes the workloads ``retain`` kept and the
 checkpoints of population-based training on the cluster's claim, as Katib's go with a deleted
 Experiment (:func:`~functions.handlers.stopping.drop_kept`; the tick's delete event comes for
@@ -53,6 +54,7 @@ from functions.core.resources import (
     EDITABLE,
     Origin,
     Ref,
+    being_deleted,
     definition,
     in_namespace,
     is_study_resource,
@@ -84,6 +86,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if ref.katib and not deps.resources.katib_api:
         return []
     current = deps.resources.get(ref)
+    if current is not None and being_deleted(current):
+        current = None
     claim = study_of(deps, ref)
     study, stored = claim.name, claim.stored
     origin = origin_of(stored)

@@ -9,7 +9,8 @@ API server, a create takes ``metadata.name`` or ``generateName``, refuses a name
 taken (409 AlreadyExists), a name that is not a DNS subdomain and labels it would not take
 (422), checks the object against its CRD's structural schema (:mod:`kube_standin.structural`:
 unknown fields refused or pruned, values validated), and drops ``status`` (a status
-subresource); a delete honours its preconditions, and the objects owned by the deleted one go
+subresource); a delete honours its preconditions, leaves an object its ``finalizers`` hold
+marked deleting until an update takes the last one off, and the objects owned by the deleted one go
 by the garbage collector (background propagation, the default for custom resources), which
 may lag (``gc_seconds``), or are orphaned (``Orphan``).
 """
@@ -136,13 +137,34 @@ def delete(cluster, resource_key: str, namespace: str, name: str, options: dict 
         unmet = unmet_precondition(obj["kind"], qualified(resource_key).partition(".")[2], obj, options or {})
         if unmet is not None:
             return unmet
-        del cluster.resources[(resource_key, namespace, name)]
-        cluster.history.record("DELETED", resource_key, obj)
-        if policy == "Orphan":
-            orphan(cluster, namespace, obj["metadata"]["uid"])
-        else:
-            collect_owned(cluster, namespace, obj["metadata"]["uid"])
+        if obj["metadata"].get("finalizers"):
+            return 200, snapshot(_mark_deleting(cluster, resource_key, obj))
+        remove(cluster, resource_key, obj, policy)
         return 200, snapshot(obj)
+
+
+def _mark_deleting(cluster, resource_key: str, obj: dict) -> dict:
+    """A delete of an object its finalizers hold: it stays, with a ``deletionTimestamp`` (the
+    first delete's; a later one changes nothing) and its ``generation`` one up, as the
+    registry's ``markAsDeleting`` writes them, until an update takes its last finalizer off."""
+    metadata = obj["metadata"]
+    if not metadata.get("deletionTimestamp"):
+        metadata.update(deletionTimestamp=cluster.clock.stamp(), deletionGracePeriodSeconds=0,
+                        generation=metadata.get("generation", 1) + 1)
+        cluster.history.record("MODIFIED", resource_key, obj)
+    return obj
+
+
+def remove(cluster, resource_key: str, obj: dict, policy: str | None = None) -> None:
+    """The object goes from the store; what it owned is orphaned (``Orphan``) or goes by the
+    garbage collector. Called with the cluster's lock held."""
+    metadata = obj["metadata"]
+    cluster.resources.pop((resource_key, metadata["namespace"], metadata["name"]), None)
+    cluster.history.record("DELETED", resource_key, obj)
+    if policy == "Orphan":
+        orphan(cluster, metadata["namespace"], metadata["uid"])
+    else:
+        collect_owned(cluster, metadata["namespace"], metadata["uid"])
 
 
 def _owned(cluster, namespace: str, owner_uid: str) -> list[tuple[tuple[str, str, str], dict]]:

@@ -16,7 +16,9 @@ The result is then checked as a create is (:func:`kube_standin.structural.admitt
 fields refused under ``Strict``, as the patch's 422, or pruned; the schema's values; labels).
 A PATCH of the resource leaves ``status`` as it was, one of ``/status`` changes only
 ``status``; ``metadata.generation`` goes up when anything but ``metadata`` changes, and a
-patch that changes nothing writes nothing (no new resourceVersion, no watch event).
+patch that changes nothing writes nothing (no new resourceVersion, no watch event). A patch
+that takes the last finalizer off an object being deleted deletes it; one adding a finalizer to
+it is refused (422).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from kube_standin import etcd
+from kube_standin import etcd, katib_api
 from kube_standin.names import metadata_problems
 from kube_standin.objects import invalid, merge, snapshot, status
 from kube_standin.structural import Refused, admitted, unknown_fields
@@ -65,6 +67,9 @@ def patch(cluster, resource_key: str, qualified: str, namespace: str, name: str,
             warnings.extend(warned)
         if new != current and (too_large := etcd.store_refusal(new)) is not None:
             return too_large
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            katib_api.remove(cluster, resource_key, new)
+            return 200, snapshot(new)
         if new != current:
             cluster.resources[key] = new
             cluster.history.record("MODIFIED", resource_key, new)
@@ -82,12 +87,24 @@ def _updated(schema: dict, current: dict, body: Any, content_type: str, directiv
         raise _invalid_patch(patched, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
     new = _status_only(current, patched) if subresource == "status" else without_status(current, patched)
     kept, warned = admitted(schema, new, qualified, directive)
-    refused = metadata_problems(kept["metadata"], "metadata")
+    refused = metadata_problems(kept["metadata"], "metadata") + _finalizers_added(current, kept)
     if refused:
         raise Refused(*invalid(kept.get("kind", ""), qualified, kept["metadata"]["name"], refused))
     if subresource != "status" and _content(kept) != _content(current):
         kept["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
     return kept, warned
+
+
+def _finalizers_added(current: dict, new: dict) -> list[tuple[str, str]]:
+    """What ``ValidateObjectMetaUpdate`` refuses of an object being deleted: a finalizer it did
+    not hold (one taken off lets its deletion go on; the last taken off ends it)."""
+    metadata = current["metadata"]
+    added = [f for f in new["metadata"].get("finalizers") or [] if f not in (metadata.get("finalizers") or [])]
+    if not metadata.get("deletionTimestamp") or not added:
+        return []
+    shown = ", ".join(json.dumps(str(f)) for f in added)
+    return [("metadata.finalizers", f"Forbidden: no new finalizers can be added if the object is being deleted, "
+                                    f"found new finalizers []string{{{shown}}}")]
 
 
 def _status_only(current: dict, patched: dict) -> dict:
