@@ -52,6 +52,10 @@ MAX_DISK_GB = 65536
 standard Persistent Disk, Hyperdisk Balanced: 64 TiB); the refusal's wording is the stand-in's."""
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+GCE_LABELS_MOST = 64
+"""Compute Engine's bound on a resource's labels ("each resource can have up to 64 labels"),
+which a node pool's ``resource_labels`` are, on each of its VMs (the refusal's wording is the
+stand-in's)."""
 N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
 GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
                 "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-edgegpu": "nvidia-h100-80gb",
@@ -147,7 +151,11 @@ def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-centr
     check_accelerators(machine, config.get("accelerators") or [], "machineType" in config)
     if config.get("spot") and config.get("preemptible"):
         raise Refused(400, "Spot VMs and preemptible VMs cannot both be enabled on a node pool.")
-    for key, value in config.get("resourceLabels", {}).items():
+    resource_labels = config.get("resourceLabels", {})
+    if len(resource_labels) > GCE_LABELS_MOST:
+        raise invalid("node_pool.config.resource_labels", len(resource_labels),
+                      f"A resource may have at most {GCE_LABELS_MOST} labels.")
+    for key, value in resource_labels.items():
         if not GCE_LABEL_KEY.fullmatch(key) or not GCE_LABEL_VALUE.fullmatch(value):
             raise invalid(f"node_pool.config.resource_labels[{key}]", value,
                           "Label keys and values may hold lowercase letters, digits, '_' and '-' (at most 63).")

@@ -60,6 +60,7 @@ def test_a_pool_name_gke_does_not_accept_is_refused(api, gke_api: GkeStub, name:
     ({"config__machine_type": "n9-huge"}, 'Invalid machine type "n9-huge" in zone "europe-west4-a": GCE_NOT_FOUND'),
     ({"config__preemptible": True}, "cannot both be enabled"),
     ({"config__resource_labels": {"katuna-study-uid": "Study/One"}}, "resource_labels"),
+    ({"config__resource_labels": {f"label-{n:02}": "v" for n in range(65)}}, "at most 64 labels"),
     ({"config__labels": {"node-role.kubernetes.io/trial": "true"}}, "Applying kubernetes label is not allowed"),
     ({"config__labels": {"node.k8s.io/x": "y"}}, "Applying kubernetes label is not allowed: node.k8s.io/x"),
     ({"config__labels": {"cloud.google.com/compute-class": "x"}}, "managed by GKE or Kubernetes"),
