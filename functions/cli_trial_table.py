@@ -242,7 +242,7 @@ class _TrialTable:
         return columns
 
     def _row(self, trial: TrialRecord, wide: bool) -> list[str]:
-        row = [str(trial.number), *([trial.state] if self._title is None else []), *self._lineage(trial),
+        row = [str(trial.number), *([trial.shown_state] if self._title is None else []), *self._lineage(trial),
                *([given_cell(trial)] if self._with_given else []), *self._values(trial), *(self._cells(trial) if wide else self._lists(trial))]
         if self._with_reason:
             row.append(reason_cell(trial.reason))

@@ -88,9 +88,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_stopped_tally(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-ninth migration (the trials their study's end
+    stopped tallied apart)."""
+    db.execute("DROP TRIGGER IF EXISTS trial_stop_at_end_tallied")
+    if "tallies" in db.table_names():
+        db.execute("DELETE FROM tallies WHERE kind = 'trials_finished' AND label = 'STOPPED_AT_END'")
+
+
+def drop_recorded_study_events(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the forty-eighth migration (the Events recorded about
+    each study's resource), and the forty-ninth."""
+    drop_stopped_tally(db)
+    if "events_recorded" in db["studies"].columns_dict:
+        db.execute("ALTER TABLE studies DROP COLUMN events_recorded")
+
+
 def drop_recorded_events(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-seventh migration (the Events recorded about
-    each trial's Trial)."""
+    each trial's Trial), and the forty-eighth."""
+    drop_recorded_study_events(db)
     if "events_recorded" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN events_recorded")
 

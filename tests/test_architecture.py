@@ -19,7 +19,7 @@ VENDORS = {
     "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_checkpoints.py",
                    "functions/adapters/kubernetes_client.py", "functions/adapters/kubernetes_events.py",
                    "functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_fields.py",
-                   "functions/adapters/kubernetes_jobs.py",
+                   "functions/adapters/kubernetes_job_stops.py", "functions/adapters/kubernetes_jobs.py",
                    "functions/adapters/kubernetes_kueue.py", "functions/adapters/kubernetes_limit_ranges.py",
                    "functions/adapters/kubernetes_looks.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_orphans.py",

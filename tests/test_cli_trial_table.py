@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.measure import Measurement
 
 from functions.cli_trial_table import _TrialTable, trial_table
-from functions.core.records import COMPLETE, FAILED, RUNNING, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAILED, PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.terminal import UNBOUNDED
 
@@ -110,6 +110,16 @@ def test_a_trial_without_values_shows_the_objectives_it_reported():
     row = trial_table(record, [failed])._row(failed, wide=True)
     assert row[:4] == ["0", FAILED, "0.25", ""]
 
+
+
+def test_a_trial_its_studys_end_stopped_shows_stopped_apart_from_the_pruned_as_the_counts_say():
+    """Both stored ``PRUNED``, as ``--state PRUNED`` matches them: the table says which is which,
+    as the dashboard and ``katuna show``'s counts do."""
+    record = _record()
+    pruned = TrialRecord("cells", 0, {"x": 1.0, "kernel": "poly"}, PRUNED, reason="pruned at step 2 by the median rule")
+    stopped = TrialRecord("cells", 1, {"x": 1.0, "kernel": "poly"}, PRUNED, reason=f"{STOPPED_AT_END} (max trials)")
+    table = trial_table(record, [pruned, stopped])
+    assert [table._row(t, wide=True)[1] for t in (pruned, stopped)] == ["PRUNED", "STOPPED"]
 
 
 ALIGNED = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},

@@ -222,6 +222,24 @@ class StoreContract:
         with pytest.raises(StudyNotFound, match="no trial demo 9"):
             store.set_lost_pods("demo", 9, later)
 
+    def test_the_events_recorded_about_a_studys_resource_are_kept_with_it_and_only_grow(self, store: Store):
+        """As a trial's: names added by another store are kept, a name added twice is kept
+        once, a study stored under another uid (replaced since) gets none, and the study as
+        read is unchanged."""
+        stored = store.add_study(record())
+        assert store.recorded_study_events("demo", stored.uid) == frozenset()
+        store.add_recorded_study_events("demo", stored.uid, ["s.a"])
+        again = self.open_again(store)
+        try:
+            again.add_recorded_study_events("demo", stored.uid, ["s.b", "s.a"])
+        finally:
+            self.close(again)
+        store.add_recorded_study_events("demo", "another-uid", ["s.c"])
+        assert store.recorded_study_events("demo", stored.uid) == frozenset({"s.a", "s.b"})
+        assert store.recorded_study_events("demo", "another-uid") == frozenset()
+        assert store.recorded_study_events("gone", stored.uid) == frozenset()
+        assert store.get_study("demo") == stored
+
     def test_the_events_recorded_about_a_trials_trial_are_kept_with_it_and_only_grow(self, store: Store):
         """Added by reports of any process: names added by another store between a read and a
         write are kept, a name added twice is kept once, a trial gone is no error, and nothing a

@@ -236,6 +236,32 @@ def test_another_process_asks_for_no_event_of_a_trial_again_nor_makes_one_expire
     assert [reason for _, reason, _ in told(kube, trial(kube, 0))] == ["JobSucceeded", "JobDeleted"]
 
 
+def test_another_process_neither_asks_for_a_studys_end_event_again_nor_makes_it_again_once_expired(
+        kube: KubeStub, submitted):
+    """The Experiment's end Event is kept with the study: a report of the ended study by another
+    process (another worker, a service restarted), before or after the API server's event TTL
+    let the Event expire, asks for none (no 409) and makes none again (a ``kubectl describe``
+    line hours after the end)."""
+    store = submitted
+    record = store.get_study(NAME)
+    add_trials(store)
+    end(store, dispatcher_of(kube, store))
+    experiment_resource = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM,
+                                                                      "experiments", NAME)
+    assert [reason for _, reason, _ in told(kube, experiment_resource)] == ["ExperimentMaxTrialsReached"]
+
+    for expired in (False, True):
+        if expired:
+            with kube.lock:
+                kube.events.clear()  # the API server's --event-ttl (1 h) past
+        before = len(kube.audit)
+        dispatcher_of(kube, store).deliver_to("writeback", study_completed(NAME, record.uid, "completed",
+                                                                           "max trials reached (5)"))
+        asked = [(verb, resource) for verb, resource, _, _ in kube.audit[before:]]
+        assert ("patch", "experiments") in asked and ("create", "events") not in asked, asked
+    assert told(kube, experiment_resource) == []
+
+
 def test_an_event_the_api_refuses_fails_nothing_and_is_said_once(kube: KubeStub, submitted, caplog):
     """Without the grant to create Events (an older RoleBinding's ClusterRole), or with the API
     failing them (503), the Trials and the Experiment's status are written as ever, and the

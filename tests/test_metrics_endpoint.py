@@ -35,6 +35,7 @@ from functions.adapters.web import METRICS_PATH, create_app
 from functions.adapters.web.server import IN_USE, METRICS_DIR, metrics_dir
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.pool_use import READY, RELEASED, PoolUse
+from functions.core.records import PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData, UnknownEventType
 from functions.runtime import Runtime
@@ -160,9 +161,7 @@ def test_trials_and_studies_by_state_are_what_the_api_says(served):
     families = _settled(service)
     status, study = service.json("GET", f"/studies/{STUDY}")
     assert status == 200
-    stored = dict(study["counts"])
-    stored["pruned"] += stored.pop("stopped")  # both stored PRUNED: the metric counts stored states
-    assert by_label(families, "katuna_trials", "state") == {state: float(n) for state, n in stored.items()}
+    assert by_label(families, "katuna_trials", "state") == {state: float(n) for state, n in study["counts"].items()}
     assert by_label(families, "katuna_studies", "status") == {"running": 0, "completed": 1, "failed": 0, "stopped": 0}
     assert by_label(families, "katuna_node_pool_uses", "phase") == dict.fromkeys(
         ("creating", "ready", "releasing", "released", "failed"), 0)
@@ -475,20 +474,42 @@ def test_trials_that_ended_are_counted_as_they_end_and_deleting_their_study_lowe
     runtime, client = _app(tmp_path)
     try:
         assert _counted(_families(client), "katuna_trials_finished", "state") == {
-            "complete": 0, "failed": 0, "pruned": 0}, "every series from the start"
+            "complete": 0, "failed": 0, "pruned": 0, "stopped": 0}, "every series from the start"
         for name, mode in (("ends-ok", "ok"), ("ends-failing", "crash")):
             definition = study_definition(name=name, mode=mode, maxTrials=2, parallelism=2, maxFailedTrials=2)
             assert client.post("/studies", json=definition).status_code == 201
         for name in ("ends-ok", "ends-failing"):
             eventually(lambda name=name: client.get(f"/studies/{name}").json["status"] in ("completed", "failed"),
                        f"{name} ended", timeout=60)
-        ended = {"complete": 2, "failed": 2, "pruned": 0}
+        ended = {"complete": 2, "failed": 2, "pruned": 0, "stopped": 0}
         assert _counted(_families(client), "katuna_trials_finished", "state") == ended
         for name in ("ends-ok", "ends-failing"):
             assert client.delete(f"/studies/{name}").status_code in (200, 204)
         families = _families(client)
         assert by_label(families, "katuna_trials", "state")["complete"] == 0, "the gauge counts stored trials"
         assert _counted(families, "katuna_trials_finished", "state") == ended, "a counter never goes down"
+    finally:
+        runtime.close()
+
+
+def test_trials_their_studys_end_stopped_are_counted_stopped_apart_from_the_pruned_as_the_api_counts(tmp_path):
+    """Both are stored ``PRUNED``: the gauge and the counter tell them apart by the reason, as a
+    study's ``counts`` do, so ``pruned`` is what early stopping stopped."""
+    runtime, client = _app(tmp_path)
+    try:
+        definition = study_definition(name="stops")
+        store = runtime.store()
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-1", created_at=1.0))
+        for number in range(3):
+            store.add_trial(TrialRecord("stops", number, {"x": 0.5}, RUNNING))
+        store.update_trial("stops", 0, state=PRUNED, reason="pruned at step 2 by the median rule")
+        store.update_trial("stops", 1, state=PRUNED, reason=f"{STOPPED_AT_END} (stopped by the user)")
+        counts = client.get("/studies/stops").json["counts"]
+        assert (counts["pruned"], counts["stopped"], counts["running"]) == (1, 1, 1)
+        families = _families(client)
+        assert by_label(families, "katuna_trials", "state") == {state: float(n) for state, n in counts.items()}
+        assert _counted(families, "katuna_trials_finished", "state") == {
+            "complete": 0, "failed": 0, "pruned": 1, "stopped": 1}
     finally:
         runtime.close()
 

@@ -19,7 +19,9 @@ from conftest import (
     drop_optuna_history,
     drop_processed_age,
     drop_recorded_events,
+    drop_recorded_study_events,
     drop_report_keys,
+    drop_stopped_tally,
     study_definition,
     undo_trial_changes,
 )
@@ -32,7 +34,7 @@ from functions.core.disruptions import Disruption, LostPods
 from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.spec import KnownResult
 from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
@@ -202,6 +204,47 @@ def test_the_trials_of_an_older_database_have_no_events_recorded_yet(tmp_path: P
         reopened.add_recorded_events("demo", {0: ["demo-0.0123456789abcdef"]})
         assert reopened.recorded_events("demo", [0]) == {0: frozenset({"demo-0.0123456789abcdef"})}
         assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
+    finally:
+        reopened.close()
+
+
+def test_the_studies_of_an_older_database_have_no_end_events_recorded_yet(tmp_path: Path):
+    """An ended study's end Event is asked for once more by the next report (the API answering
+    that it is there), and kept from then on."""
+    old = SqliteStore(tmp_path / "k.db")
+    stored = old.add_study(record())
+    drop_recorded_study_events(old.tables())
+    old.db.execute("PRAGMA user_version = 47")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        assert reopened.recorded_study_events("demo", stored.uid) == frozenset()
+        reopened.add_recorded_study_events("demo", stored.uid, ["demo.0123456789abcdef"])
+        assert reopened.recorded_study_events("demo", stored.uid) == frozenset({"demo.0123456789abcdef"})
+        assert reopened.get_study("demo") == stored
+    finally:
+        reopened.close()
+
+
+def test_the_trials_an_older_database_holds_stopped_by_their_studys_end_start_its_stopped_tally(tmp_path: Path):
+    """Those stored are tallied ``stopped`` on opening, as are those stopped from then on; the
+    early-stopped are ``pruned`` alone."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    for number in range(3):
+        old.add_trial(TrialRecord("demo", number, {"x": 1.0}, "RUNNING"))
+    old.update_trial("demo", 0, state="PRUNED", reason=f"{STOPPED_AT_END} (stopped by the user)")
+    old.update_trial("demo", 1, state="PRUNED", reason="pruned at step 1 by the median rule")
+    drop_stopped_tally(old.tables())
+    old.db.execute("PRAGMA user_version = 48")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        assert reopened.census().trials_finished.shown()["stopped"] == 1
+        reopened.update_trial("demo", 2, state="PRUNED", reason=f"{STOPPED_AT_END} (max trials reached)")
+        census = reopened.census()
+        assert {key: census.trials_finished.shown()[key] for key in ("pruned", "stopped")} == {"pruned": 1, "stopped": 2}
+        assert {key: census.trials.shown()[key] for key in ("pruned", "stopped")} == {"pruned": 1, "stopped": 2}
     finally:
         reopened.close()
 

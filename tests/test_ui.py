@@ -148,10 +148,11 @@ def test_the_pages_fit_a_narrow_screen_and_go_down_one_heading_level_at_a_time(s
     page.goto(service.base + "/ui/new")
     assert page.get_attribute("#study-problems", "role") == "alert"
     badges = [f'<span class="status {s}">{s}</span>' for s in ("running", "completed", "failed", "stopped", "deleted")]
-    badges += [f'<span class="state {s}">{s}</span>' for s in ("WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED")]
+    badges += [f'<span class="state {s}">{s}</span>' for s in ("WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED",
+                                                                    "STOPPED")]
     page.evaluate("(html) => document.querySelector('main').insertAdjacentHTML('beforeend', html)", "".join(badges))
     ratios = page.evaluate(CONTRAST, ".status, .state")
-    assert len(ratios) == 10 and all(ratio >= 4.5 for _, ratio in ratios), ratios
+    assert len(ratios) == 11 and all(ratio >= 4.5 for _, ratio in ratios), ratios
 
 
 def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page: Page):

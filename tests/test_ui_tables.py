@@ -17,7 +17,9 @@ import pytest
 from conftest import TRIAL, study_definition
 
 from functions.adapters.web import create_app
+from functions.core.records import PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.trial_filters import RANGED_FIELDS
+from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -294,3 +296,29 @@ def test_the_best_trials_number_is_right_aligned_as_the_trial_tables_is(client):
     table = client.get(TABLE).text
     assert re.search(r'<th data-field="number" class="num"', table)
     assert re.findall(r'<td class="num"><a href="/ui/studies/katib-like/trials/\d+">#\d+</a></td>', table)
+
+
+def test_a_trial_its_studys_end_stopped_shows_stopped_apart_from_the_pruned_as_the_counts_say(tmp_path):
+    """Both are stored ``PRUNED``: the table, the trial's page and the state its page polls say
+    ``STOPPED`` for the one the study's end stopped, ``PRUNED`` for the one early stopping did."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        definition = study_definition(name="stops")
+        store = runtime.store()
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-1", created_at=1.0))
+        for number in range(2):
+            store.add_trial(TrialRecord("stops", number, {"x": 0.5}, RUNNING))
+        store.update_trial("stops", 0, state=PRUNED, reason="pruned at step 2 by the median rule")
+        store.update_trial("stops", 1, state=PRUNED, reason=f"{STOPPED_AT_END} (stopped by the user)")
+        table = client.get("/ui/studies/stops/trials?sort=number").text
+        assert re.findall(r'<span class="state (\w+)"[^>]*>(\w+)</span>', table) == [("PRUNED", "PRUNED"),
+                                                                                     ("STOPPED", "STOPPED")]
+        for number, state in ((0, "PRUNED"), (1, "STOPPED")):
+            page = client.get(f"/ui/studies/stops/trials/{number}").text
+            assert f'<span class="state {state}" id="trial-state">{state}</span>' in page
+            assert client.get(f"/ui/studies/stops/trials/{number}/log").get_json()["state"] == state
+        filtered = client.get("/ui/studies/stops/trials?state=PRUNED").text
+        assert len(re.findall(r'<tr data-number="', filtered)) == 2, "the filter matches the stored state"
+    finally:
+        runtime.close()

@@ -5,10 +5,10 @@ read through ``v1`` as any controller's.
 Each Event is created under its happening's name (:func:`~functions.core.resource_events.event_name`):
 the API's 409 (AlreadyExists) says it was recorded before, by an earlier run of the same
 handling. The names recorded, or found recorded, are returned: a report keeps those of a Trial's
-Events with its trial in the store and asks for none of them again, whichever process reports
-it next (:mod:`functions.handlers.writeback`). A process also asks for each Event once: the
-names it recorded are kept (the latest :data:`RECALLED`), for reports made at once and for a
-study's end, which no trial keeps. An Event is best effort: a write refused (403, where katuna's
+Events with its trial in the store, and that of a study's end with the study, and asks for none
+of them again, whichever process reports it next (:mod:`functions.handlers.writeback`). A
+process also asks for each Event once: the names it recorded are kept (the latest
+:data:`RECALLED`), for reports made at once, before the store has the names. An Event is best effort: a write refused (403, where katuna's
 account may not ``create events`` in the namespace), failed (5xx) or not answered is logged once
 per namespace and answer, and never fails, nor makes repeat, the handling that recorded it."""
 

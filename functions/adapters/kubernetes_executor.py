@@ -1,8 +1,9 @@
 """The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job, or the workload of
 its ``trialSpec``'s kind (:mod:`functions.adapters.kubernetes_workloads`). The client and the
 error translation every Kubernetes adapter shares are in :mod:`functions.adapters.kubernetes_client`;
-the attempts' Jobs and pods are read, made and deleted in :mod:`functions.adapters.kubernetes_jobs`
-and looked at in :mod:`functions.adapters.kubernetes_looks`; the resources and nodes ports live in
+the attempts' Jobs and pods are read, made and deleted in :mod:`functions.adapters.kubernetes_jobs`,
+stopped many at once in :mod:`functions.adapters.kubernetes_job_stops`, and looked at in
+:mod:`functions.adapters.kubernetes_looks`; the resources and nodes ports live in
 :mod:`functions.adapters.kubernetes_resources`, Katib's Trials in
 :mod:`functions.adapters.kubernetes_trials`. Only the ``kubernetes_*`` modules import the
 ``kubernetes`` client.
@@ -27,6 +28,7 @@ from kubernetes import client
 
 from functions.adapters.kubernetes_checkpoints import CheckpointDrops
 from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_job_stops import JobStops
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_limit_ranges import LimitRanges
 from functions.adapters.kubernetes_logs import PodLogs
@@ -74,6 +76,7 @@ class KubernetesExecutor:
         self._secrets = ReportSecrets(api)
         self._together = Together(client.BatchV1Api(api), client.CoreV1Api(api))
         self._jobs = TrialJobs(defaults, api, self._workloads, self._together)
+        self._job_stops = JobStops(api, self._jobs)
         self._looks = Looks(self._jobs, api, self._workloads, self._secrets, report_url, clock)
         self._limits = LimitRanges(api)
         self.checkpoint_drops = CheckpointDrops(defaults, api, clock, self._limits)
@@ -130,12 +133,12 @@ class KubernetesExecutor:
 
     def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
         """Delete every Job of the trials with their pods, in one collection delete per hundred
-        trials, or with ``keep`` (``retain``) suspend them (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop`);
+        trials, or with ``keep`` (``retain``) suspend them (:meth:`~functions.adapters.kubernetes_job_stops.JobStops.stop`);
         a workload of another kind is deleted trial by trial."""
         for launch in launches:
             if not is_job(launch):
                 self._workloads.delete_trial(launch, self._jobs.namespace(launch))
-        self._jobs.stop(launches, keep)
+        self._job_stops.stop(launches, keep)
 
     def last_lines(self, launch: TrialLaunch, keep: bool = False) -> KeptTail:
         """The last lines of the attempt's log (:meth:`~functions.adapters.kubernetes_logs.PodLogs.tail`),
@@ -155,7 +158,7 @@ class KubernetesExecutor:
     def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
         """Delete, with their pods, the running Jobs katuna made in the ``places``' namespaces
         (and the configured one) that ``wanted`` calls strays, or suspend those of a study it
-        says retains them (:meth:`~functions.adapters.kubernetes_jobs.TrialJobs.stop_strays`);
+        says retains them (:meth:`~functions.adapters.kubernetes_job_stops.JobStops.stop_strays`);
         then, in each place whose ``trialSpec`` is another kind, delete the stray workloads of
         that kind that have not ended (:meth:`~functions.adapters.kubernetes_workloads.Workloads.stop_strays`);
         a kind that cannot be listed is logged and the others swept. In each namespace, a Job
@@ -168,7 +171,7 @@ class KubernetesExecutor:
         orphans = self._orphans.start(wanted)
         namespaces = sorted({place.namespace or default for place in places} | {default})
         for namespace in namespaces:
-            self._jobs.stop_strays(namespace, wanted, orphans)
+            self._job_stops.stop_strays(namespace, wanted, orphans)
             try:
                 self.checkpoint_drops.sweep(namespace)
             except KatunaError as exc:
@@ -190,7 +193,7 @@ class KubernetesExecutor:
         and where its ``trialSpec`` is another kind, every workload of that kind it made, as the
         garbage collector deletes a deleted Katib Experiment's (:meth:`~functions.core.ports.Executor.drop_kept`)."""
         namespace = place.namespace or self._defaults.namespace or "default"
-        self._jobs.drop(namespace, study, uid)
+        self._job_stops.drop(namespace, study, uid)
         if place.trial_spec is not None and not runs_as_job(place.trial_spec):
             self._workloads.drop(namespace, trial_kinds.resource(place.trial_spec), study, uid)
 

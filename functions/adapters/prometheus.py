@@ -39,7 +39,10 @@ study, a cloud API call); a request times out after minutes."""
 
 STUDY_STATUSES = (STUDY_RUNNING, *TERMINAL_STATUSES)
 POOL_PHASES = (CREATING, READY, RELEASING, RELEASED, POOL_FAILED)
-ENDED_STATES = ("complete", "failed", "pruned")
+TRIAL_STATES = ("waiting", "running", "complete", "failed", "pruned", "stopped")
+"""As a study's ``counts`` say (:meth:`~functions.core.records.Counts.shown`): ``stopped`` are
+those their study's end stopped, ``pruned`` those early stopping stopped."""
+ENDED_STATES = ("complete", "failed", "pruned", "stopped")
 DROP_REASONS = ("refused", "exhausted")
 """Why a sender to ``K_SINK`` dropped an event: the broker refused it for good, or every post failed for now."""
 STORAGE_ERRORS = ("busy", "full", "unavailable", "other")
@@ -101,14 +104,14 @@ class StateCollector:
     def collect(self) -> Iterator[Metric]:
         census = self._census()
         yield _by("katuna_studies", "Studies, by status", "status", STUDY_STATUSES, census.studies)
-        yield _by("katuna_trials", "Trials of every study, by state", "state", (), census.trials.by_state())
+        yield _by("katuna_trials", "Trials of every study, by state", "state", TRIAL_STATES, census.trials.shown())
         yield _by("katuna_node_pool_uses", "Studies' uses of node pools, by phase", "phase", POOL_PHASES,
                   census.pool_uses)
         yield GaugeMetricFamily("katuna_node_pool_operations_pending",
                                 "Node-pool uses waiting on a cloud operation", value=census.pool_operations)
         finished = CounterMetricFamily("katuna_trials_finished", "Trials that ended, by state, counted as each "
                                        "ends (deleting a study does not lower it)", labels=["state"])
-        ended = census.trials_finished.by_state()
+        ended = census.trials_finished.shown()
         for state in ENDED_STATES:
             finished.add_metric([state], ended[state])
         yield finished

@@ -229,6 +229,27 @@ def _migrate_47(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("events_recorded", str)
 
 
+def _migrate_48(db: sqlite_utils.Database) -> None:
+    """The names of the Kubernetes Events recorded about each study's resource (its ends; JSON,
+    empty on older rows): whichever process reports an ended study next makes its end's Event
+    neither again where it is there (409) nor once the API server let it expire
+    (:mod:`functions.handlers.writeback`), as the trials' Events since the forty-seventh."""
+    db.table("studies").add_column("events_recorded", str)
+
+
+def _migrate_49(db: sqlite_utils.Database) -> None:
+    """The trials their study's end stopped tallied apart as they end (``STOPPED_AT_END``, among
+    the ``PRUNED`` too), so the service's metrics count them ``stopped`` as the API does; the
+    tally starts from those stored now."""
+    ended = ", ".join(f"'{state}'" for state in ENDED)
+    db.execute(f"INSERT INTO tallies SELECT 'trials_finished', 'STOPPED_AT_END', count(*) FROM trials "
+               f"WHERE {STOPPED_AT_END_ROWS}")
+    new_rows = STOPPED_AT_END_ROWS.replace("state =", "NEW.state =").replace("(reason", "(NEW.reason")
+    db.execute(f"CREATE TRIGGER trial_stop_at_end_tallied AFTER UPDATE OF state ON trials WHEN {new_rows} "
+               f"AND OLD.state NOT IN ({ended}) BEGIN INSERT INTO tallies (kind, label, n) VALUES "
+               "('trials_finished', 'STOPPED_AT_END', 1) ON CONFLICT (kind, label) DO UPDATE SET n = n + 1; END")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -255,4 +276,4 @@ MIGRATIONS = (first.migrate_1, first.migrate_2, first.migrate_3, first.migrate_4
               _migrate_27, _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33,
               _migrate_34, _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
               _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45, _migrate_46,
-              _migrate_47)
+              _migrate_47, _migrate_48, _migrate_49)

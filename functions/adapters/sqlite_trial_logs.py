@@ -1,6 +1,7 @@
 """How far each running trial's log was read, the pods its attempt lost to disruptions, and the
 Kubernetes Events recorded about its Trial: columns of the trials table (JSON each), apart from
-the trial's record. Written by the scans, looks and reports that find more, they change nothing a
+the trial's record; and the Events recorded about each study's resource, a column of the studies
+table that a study's record leaves out. Written by the scans, looks and reports that find more, they change nothing a
 reader of the trial sees, so a write of them takes no change number
 (:mod:`functions.adapters.sqlite_trials`).
 """
@@ -24,6 +25,9 @@ _CHUNK = 500
 _ADD_RECORDED = ("UPDATE trials SET events_recorded = (SELECT json_group_array(value) FROM "
                  "(SELECT value FROM json_each(coalesce(trials.events_recorded, '[]')) UNION "
                  "SELECT value FROM json_each(?))) WHERE study = ? AND number = ?")
+_ADD_STUDY_RECORDED = ("UPDATE studies SET events_recorded = (SELECT json_group_array(value) FROM "
+                       "(SELECT value FROM json_each(coalesce(studies.events_recorded, '[]')) UNION "
+                       "SELECT value FROM json_each(?))) WHERE name = ? AND uid = ?")
 
 
 class SqliteTrialLogs(SqliteConnection):
@@ -68,6 +72,16 @@ class SqliteTrialLogs(SqliteConnection):
         with self.transaction():
             for number, added in names.items():
                 self.db.execute(_ADD_RECORDED, [dumps(list(added)), study, number])
+
+    @reading
+    def recorded_study_events(self, study: str, uid: str) -> frozenset[str]:
+        row = self.db.execute("SELECT events_recorded FROM studies WHERE name = ? AND uid = ?", [study, uid]).fetchone()
+        return frozenset(loads(row[0]) or ()) if row is not None else frozenset()
+
+    def add_recorded_study_events(self, study: str, uid: str, names: Sequence[str]) -> None:
+        """One statement, the union of the names stored and those given, as for a trial's."""
+        with self.transaction():
+            self.db.execute(_ADD_STUDY_RECORDED, [dumps(list(names)), study, uid])
 
     def _set_log(self, column: str, study: str, number: int, value: dict[str, Any]) -> None:
         """One column of how far the trial's log was read; the trial's change number stays."""

@@ -50,9 +50,10 @@ _CHUNK = 500
 
 
 def _counts(by_state: dict[str, int]) -> Counts:
+    """The counts of stored states (``STOPPED_AT_END``: those of the ``PRUNED`` the study's end stopped)."""
     return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
                   complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
-                  pruned=by_state.get("PRUNED", 0))
+                  pruned=by_state.get("PRUNED", 0), stopped_at_end=by_state.get("STOPPED_AT_END", 0))
 
 
 class SqliteTrials(SqliteStudies):
@@ -250,11 +251,14 @@ class SqliteTrials(SqliteStudies):
 
     @reading
     def census(self) -> Census:
-        """Counts across studies, each one grouped query (trials from the kept per-study counts)."""
+        """Counts across studies, each one grouped query (trials from the kept per-study counts;
+        those their study's end stopped through the index of those alone)."""
         studies = dict(self.db.execute("SELECT status, count(*) FROM studies GROUP BY status").fetchall())
         running_on = dict(self.db.execute("SELECT runs_on, count(*) FROM studies WHERE status = ? GROUP BY runs_on",
                                           [STUDY_RUNNING]).fetchall()) if studies.get(STUDY_RUNNING) else {}
         trials = dict(self.db.execute("SELECT state, sum(n) FROM trial_counts GROUP BY state").fetchall())
+        trials["STOPPED_AT_END"] = self.db.execute(f"SELECT count(*) FROM trials INDEXED BY trials_stopped_at_end "
+                                                   f"WHERE {STOPPED_AT_END_ROWS}").fetchone()[0]
         pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
         operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
                                      "AND operation != ''").fetchone()[0]

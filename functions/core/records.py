@@ -16,6 +16,9 @@ STOPPED_AT_END = "stopped: the study ended before the trial did"
 """How the reason of a trial stopped because its study ended begins: it is ``PRUNED`` (Optuna
 has no other state for a trial ended before its end) but was stopped by no early-stopping
 rule, so Katib's Trial shows it ``Killed``, not ``EarlyStopped``."""
+SHOWN_STOPPED = "STOPPED"
+"""The state a person reads for a trial stopped because its study ended
+(:attr:`TrialRecord.shown_state`), as a study's counts count it ``stopped``."""
 DISCARDED = "katuna:discarded"
 """The Optuna system attribute of a trial asked for and never started, which katuna forgot:
 Optuna cannot forget a trial, so it keeps it failed, marked so that its views can leave it out."""
@@ -233,6 +236,13 @@ class TrialRecord:
         """Whether the trial was stopped because its study ended (not by an early-stopping rule)."""
         return self.state == PRUNED and self.reason.startswith(STOPPED_AT_END)
 
+    @property
+    def shown_state(self) -> str:
+        """The state a person reads: :data:`SHOWN_STOPPED` for a trial stopped because its study
+        ended, the stored state otherwise (both stopped trials are stored ``PRUNED``, which
+        filters by state still match)."""
+        return SHOWN_STOPPED if self.stopped_at_end else self.state
+
 
 def stale_attempt(trial: TrialRecord | None, number: int, attempt: int) -> str | None:
     """Why an event of trial ``number``'s ``attempt`` no longer bears on the trial (``trial``,
@@ -259,17 +269,12 @@ class Counts:
     """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`); counted only
     where they are told apart (:func:`~functions.core.store_port.with_stopped`)."""
 
-    def by_state(self) -> dict[str, int]:
-        """The trials in each stored state (the stopped-at-end ones are among the pruned): the
-        ``katuna_trials`` metric's."""
-        return {"complete": self.complete, "failed": self.failed, "pruned": self.pruned,
-                "running": self.running, "waiting": self.waiting}
-
     def shown(self) -> dict[str, int]:
         """The trials as a study's view counts them: in each state, but those the study's end
         stopped counted ``stopped``, apart from those early stopping ``pruned`` (both stored
         ``PRUNED``, as Optuna has no other state for them), as Katib counts them Killed apart
-        from EarlyStopped: each trial counted once, their sum the study's trials."""
+        from EarlyStopped: each trial counted once, their sum the study's trials. The service's
+        ``katuna_trials`` and ``katuna_trials_finished`` metrics count so too."""
         return {"complete": self.complete, "failed": self.failed, "pruned": self.pruned - self.stopped_at_end,
                 "stopped": self.stopped_at_end, "running": self.running, "waiting": self.waiting}
 

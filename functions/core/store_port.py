@@ -164,6 +164,15 @@ class Store(TrialReads, Protocol):
         processes adding at once lose none); like :meth:`set_log_cursor`, no change of the trial
         to report. A trial that is not stored (its study deleted since) is left."""
 
+    def recorded_study_events(self, study: str, uid: str) -> frozenset[str]:
+        """The names of the Kubernetes Events recorded about the resource of the study with this
+        ``uid`` (its ends); none for a study not stored, or stored under another uid."""
+
+    def add_recorded_study_events(self, study: str, uid: str, names: Sequence[str]) -> None:
+        """Add ``names`` to the Events recorded about the study's resource (two processes adding
+        at once lose none); no change of the study to report. A study not stored under ``uid``
+        (deleted or replaced since) is left."""
+
     def mark_stopping(self, study: str, numbers: Sequence[int]) -> None:
         """Mark the trials' workloads as still to be stopped."""
 

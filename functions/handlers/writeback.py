@@ -22,7 +22,9 @@ running), as Katib's conformance program checks.
 What the written Trials show happened and a study's end are then recorded as Kubernetes
 Events on the Trials and the study's resource (:mod:`functions.core.resource_events`), after the
 lock is let go and whether or not the status write succeeded: each happening's Event has a name
-of its own, so a report made again records none twice.
+of its own, so a report made again records none twice, and the names recorded are kept in the
+store (the Trials' with their trials, the end's with the study), so no other process asks for
+them again.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from functions.core.errors import PermanentError, StudyNotFound
+from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.katib_suggestion import suggestion
 from functions.core.katib_trials import trial_lists, trials_owner
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
 from functions.core.records import StudyRecord
-from functions.core.resource_events import study_end, study_regarding
+from functions.core.resource_events import Happening, event_name, study_end, study_regarding
 from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
@@ -89,7 +91,25 @@ def report(record: StudyRecord, deps: Deps) -> None:
         record_trial_events(record, deps.store, resources, happened)
     ended = study_end(record, origin)
     if written and ended is not None:
-        resources.record_events(study_regarding(origin), [ended])
+        _record_end(record, origin, ended, deps.store, resources)
+
+
+def _record_end(record: StudyRecord, origin: Origin, ended: Happening, store: Store, resources: Resources) -> None:
+    """Record the Event of the study's end unless a report, of this process or another, recorded
+    it already (its name kept with the study): one Event an end, neither asked for again by
+    another worker or a restarted service nor made again once the API server let it expire. A
+    store that fails to keep the name leaves it to be asked for, and found there, by a later report."""
+    regarding = study_regarding(origin)
+    if event_name(regarding, ended.key) in store.recorded_study_events(record.name, record.uid):
+        return
+    names = resources.record_events(regarding, [ended])
+    if not names:
+        return
+    try:
+        store.add_recorded_study_events(record.name, record.uid, names)
+    except TemporaryError as exc:
+        log.warning("the Event of the end of study %s was not kept (%s): a later report asks for it again",
+                    record.name, exc)
 
 
 def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], store: Store) -> bool:

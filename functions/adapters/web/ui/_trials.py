@@ -229,6 +229,7 @@ def trial(name: str, number: int):
                            following=following,
                            unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
                            active=found.state in ACTIVE_STATES, stopped=found.stopped_at_end,
+                           shown_state=found.shown_state,
                            elapsed=elapsed(found, runtime().clock()))
 
 
@@ -242,8 +243,9 @@ def elapsed(trial: TrialRecord, now: float) -> float | None:
 def trial_log(name: str, number: int):
     """Log text from byte ``offset`` on (at most ``LOG_CHUNK`` bytes), the next offset, whether
     more text follows already, and whether the trial still runs (the page polls while it does),
-    with the trial's state and reason as they are now (the page shows those of the attempt it
-    follows, which a lost run replaces). ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes
+    with the trial's state (as a person reads it: ``STOPPED`` for one its study's end stopped)
+    and reason as they are now (the page shows those of the attempt it follows, which a lost run
+    replaces). ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes
     (``skipped`` says how many came before). Only that part of the log is read, however large it is.
     ``gone`` says why an attempt that ended has no log (its file removed, its pods deleted), null otherwise.
     The text is as a terminal shows it (:func:`~functions.core.log_reads.as_text`): a page that
@@ -265,7 +267,7 @@ def trial_log(name: str, number: int):
         window = LogWindow("", max(offset, 0), False, 0)
         gone = str(exc) if attempt_ended(found, attempt) else None
     return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
-                   running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason),
+                   running=found.state in ACTIVE_STATES, state=found.shown_state, reason=without_escapes(found.reason),
                    gone=gone, elapsed=elapsed(found, runtime().clock()),
                    mark=window.mark.token() if window.mark is not None else None)
 
