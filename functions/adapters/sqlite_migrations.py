@@ -120,10 +120,14 @@ def _migrate_37(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("parent", int)
 
 
-STOPPED_AT_END_ROWS = ("state = 'PRUNED' AND substr(reason, 1, 45) = "
-                       "'stopped: the study ended before the trial did'")
-"""The trials stopped because their study ended (their reason begins with
-:data:`functions.core.records.STOPPED_AT_END`), as the index of the thirty-eighth migration
+def stopped_at_end(row: str = "") -> str:
+    """The condition on a trial ``row`` (``NEW.`` in a trigger) that it was stopped because its
+    study ended: its reason begins with :data:`functions.core.records.STOPPED_AT_END`."""
+    return f"{row}state = 'PRUNED' AND substr({row}reason, 1, 45) = 'stopped: the study ended before the trial did'"
+
+
+STOPPED_AT_END_ROWS = stopped_at_end()
+"""The trials stopped because their study ended, as the index of the thirty-eighth migration
 holds them: a query that finds them through it says this, word for word."""
 
 
@@ -244,8 +248,7 @@ def _migrate_49(db: sqlite_utils.Database) -> None:
     ended = ", ".join(f"'{state}'" for state in ENDED)
     db.execute(f"INSERT INTO tallies SELECT 'trials_finished', 'STOPPED_AT_END', count(*) FROM trials "
                f"WHERE {STOPPED_AT_END_ROWS}")
-    new_rows = STOPPED_AT_END_ROWS.replace("state =", "NEW.state =").replace("(reason", "(NEW.reason")
-    db.execute(f"CREATE TRIGGER trial_stop_at_end_tallied AFTER UPDATE OF state ON trials WHEN {new_rows} "
+    db.execute(f"CREATE TRIGGER trial_stop_at_end_tallied AFTER UPDATE OF state ON trials WHEN {stopped_at_end('NEW.')} "
                f"AND OLD.state NOT IN ({ended}) BEGIN INSERT INTO tallies (kind, label, n) VALUES "
                "('trials_finished', 'STOPPED_AT_END', 1) ON CONFLICT (kind, label) DO UPDATE SET n = n + 1; END")
 
