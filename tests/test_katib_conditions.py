@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from conftest import stored_cap, study_definition
 
+from functions.core import resource_status
 from functions.core.katib_trials import failure_limit, trial_status
-from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, Counts, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, Counts, StudyRecord, TrialRecord
+from functions.core.resources import KATIB_API_VERSIONS, Origin, Ref
 from functions.core.stop import decide
 from functions.core.validate import parse_study
 
@@ -36,6 +38,32 @@ def test_each_trial_condition_has_katibs_message_and_the_end_katunas_reason():
     running = TrialRecord("demo", 4, {"x": 1.0}, "RUNNING", created_at=1.0, started_at=2.0)
     assert messages(running) == {"Created": ("TrialCreated", "Trial is created"),
                                  "Running": ("TrialRunning", "Trial is running")}
+
+
+def test_a_trials_start_time_is_set_when_it_is_made_and_never_moves():
+    """Katib's trial controller sets a Trial's ``startTime`` once, when it first reconciles the
+    new Trial (with its ``Created`` condition), and never again: a pending Trial's stays put
+    when its Job starts and when it ends, and ``completionTime`` is its end."""
+    made = "1970-01-01T00:00:01Z"
+    waiting = TrialRecord("demo", 3, {"x": 1.0}, "WAITING", created_at=1.0)
+    running = TrialRecord("demo", 3, {"x": 1.0}, "RUNNING", created_at=1.0, started_at=30.0)
+    for trial in (waiting, running, ended(COMPLETE), ended(FAIL, "exit 1"), ended(PRUNED, STOPPED_AT_END)):
+        status = trial_status(trial, SPEC)
+        assert status["startTime"] == made == status["conditions"][0]["lastTransitionTime"], trial.state
+    assert trial_status(ended(COMPLETE), SPEC)["completionTime"] == "1970-01-01T00:00:09Z"
+    assert "completionTime" not in trial_status(running, SPEC)
+
+
+def test_an_experiments_start_time_is_when_it_was_taken_and_never_moves():
+    """Katib's experiment controller sets ``startTime`` once, when it first sees the Experiment,
+    and keeps it through its run and a restart."""
+    definition = study_definition(maxTrials=4)
+    origin = Origin(Ref("Experiment", "team", "demo", KATIB_API_VERSIONS[0]), "uid-1", 1)
+    for started, restarted in ((None, None), (40.0, None), (40.0, 90.0)):
+        record = StudyRecord(SPEC, definition, ".", "uid-1", created_at=10.0, started_at=started,
+                             restarts=int(restarted is not None), restarted_at=restarted)
+        status = resource_status.study_status(record, Counts(), [], origin)
+        assert status["startTime"] == "1970-01-01T00:00:10Z" == status["conditions"][0]["lastTransitionTime"]
 
 
 def experiment(max_failed: int) -> dict:

@@ -223,3 +223,37 @@ def test_the_names_hold_however_the_events_come(kube: KubeStub, service: Service
     assert experiment_status(kube, SECOND, "order")["study"] == "order--names-second"
     delete(kube, second)
     send(service, "delete", second)
+
+
+@pytest.mark.slow
+def test_a_name_whose_resource_finalizers_hold_in_deletion_goes_to_another_namespaces_resource(
+        kube: KubeStub, service: Service):
+    """An Experiment whose deletion a finalizer holds (one no controller takes off, such as
+    Katib's, left by a Katib no longer running) is gone to katuna from the moment its deletion
+    begins: its study stops, and the next Experiment of its name, in another namespace, takes
+    the name as it would once the object is gone."""
+    hanging = {"maxTrialCount": 1, "parallelTrialCount": 1}
+    first = random_in(FIRST, "held", **hanging)
+    first["metadata"]["finalizers"] = ["update-prometheus-metrics"]
+    first["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] += \
+        ["--mode=hang"]
+    first = apply(kube, first)
+    taken(service, first, "held")
+    delete(kube, first)
+    held = users_api(kube, FIRST).get_namespaced_custom_object("kubeflow.org", "v1beta1", FIRST, "experiments", "held")
+    assert held["metadata"]["deletionTimestamp"], "the finalizer holds it"
+    second = apply(kube, random_in(SECOND, "held", **hanging))
+    taken(service, second, "held")
+    eventually(lambda: experiment_status(kube, SECOND, "held").get("study") == "held", "its status naming its study")
+    assert stored_names(service, "held") == [], "no study took the qualified name"
+    users_api(kube, FIRST).patch_namespaced_custom_object("kubeflow.org", "v1beta1", FIRST, "experiments", "held",
+                                                          {"metadata": {"finalizers": None}})
+    assert send(service, "delete", first) == []
+    assert service.wait_for("held", timeout=120)["resource"]["namespace"] == SECOND
+    delete(kube, second)
+    send(service, "delete", second)
+
+
+def stored_names(service: Service, name: str) -> list[str]:
+    """The stored studies whose names qualify ``name`` by a namespace."""
+    return [s["name"] for s in service.json("GET", "/studies")[1] if s["name"].startswith(f"{name}--")]

@@ -224,7 +224,10 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
     (:func:`~functions.core.resource_status.katib_metrics`; one that is NaN or an infinity by its
     name, as :mod:`functions.core.strict_json` writes it). Each condition has Katib's message;
     the one ending the trial follows it with katuna's reason for the end, where Katib puts its
-    Job's message (``Trial has failed. Job message: ...``)."""
+    Job's message (``Trial has failed. Job message: ...``). ``startTime`` is when the trial was
+    made, its ``Created`` condition's time, and never moves, as Katib's trial controller sets it
+    once, when it first sees the Trial: a pending Trial's does not change when it starts, and
+    ``completionTime`` minus it is the trial's whole time, waiting included."""
     def condition(words: tuple[str, str, str], when: float | None, status: str = "True",
                   why: str = "") -> dict[str, Any]:
         kind, reason, message = words
@@ -237,7 +240,7 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
         ran_until = trial.finished_at if trial.finished else None
         conditions.append(condition(RUNNING_CONDITION, ran_until or trial.started_at or trial.created_at,
                                     "False" if trial.finished else "True"))
-    status: dict[str, Any] = {"startTime": timestamp(trial.started_at or trial.created_at), "conditions": conditions}
+    status: dict[str, Any] = {"startTime": timestamp(trial.created_at), "conditions": conditions}
     if trial.finished:
         conditions.append(condition(KILLED if trial.stopped_at_end else _ENDS[trial.state], trial.finished_at,
                                     why=trial.reason))

@@ -84,7 +84,9 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     study, which ``katuna show``, the HTTP API and the dashboard know it by: the resource's name,
     or, where a resource of another namespace held that, the name qualified by its namespace
     (:func:`~functions.core.resources.qualified_name`), which the ``Created`` condition's
-    message gives too."""
+    message gives too. ``startTime`` is when katuna took the resource, its ``Created``
+    condition's time, and never moves (not when its first trial is asked for, nor at a
+    restart), as Katib's controller sets it once, when it first sees the Experiment."""
     words = _STARTED_WORDS["Experiment" if origin.ref.kind == "Experiment" else "Study"]
     reason, message = words["Created"]
     named = message.format(name=record.name)
@@ -113,7 +115,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                                           origin.refused_at))
     status: dict[str, Any] = {
         "phase": phase, "study": record.name, "conditions": conditions, "observedGeneration": origin.generation,
-        "startTime": timestamp(record.started_at or record.created_at), "trials": counts.created,
+        "startTime": timestamp(record.created_at), "trials": counts.created,
         "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from functions.core.errors import Problem
 from functions.core.ports import Resources
 from functions.core.records import StudyRecord
-from functions.core.resources import Origin, Ref, name_taken, origin_of, qualified_name
+from functions.core.resources import Origin, Ref, being_deleted, name_taken, origin_of, qualified_name
 from functions.core.store_port import stored_study
 from functions.handlers.deps import Deps
 
@@ -59,8 +59,14 @@ def study_of(deps: Deps, ref: Ref) -> Claim:
 
 def let_go(resources: Resources, origin: Origin) -> bool:
     """Whether the resource a study came from is gone (deleted, in whichever namespace), so the
-    name goes to the next resource applied under it, as one applied again in its namespace takes it."""
-    return (resources.katib_api or not origin.ref.katib) and resources.get(origin.ref) is None
+    name goes to the next resource applied under it, as one applied again in its namespace takes it.
+    One whose deletion has begun, held by finalizers (:func:`~functions.core.resources.being_deleted`),
+    is gone already: its study stopped then, and a finalizer no controller takes off (Katib's,
+    left by a Katib no longer running) would otherwise hold the name for good."""
+    if origin.ref.katib and not resources.katib_api:
+        return False
+    found = resources.get(origin.ref)
+    return found is None or being_deleted(found)
 
 
 def name_problem(study: str, ref: Ref, origin: Origin | None) -> Problem:
