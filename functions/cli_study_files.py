@@ -304,12 +304,14 @@ def _problems(file: _StudyFile, exc: InvalidStudy) -> NoReturn:
 
 
 def _listed(heading: str, exc: InvalidStudy, lines: dict[DocumentPath, int] | None = None) -> NoReturn:
-    """Exit 2 with ``heading`` and each problem of ``exc`` on a line of its own (never wrapped,
+    """Exit 2 with ``heading`` and each problem of ``exc`` listed on a line of its own (never wrapped,
     so a long path or message stays one line a script can read), with the line of its field
     where ``lines`` has it (:func:`~functions.core.field_lines.located`)."""
     errors.print(f"[red]error:[/red] {markup(heading)}", highlight=False, soft_wrap=True)
-    for problem in exc.problems:
+    for problem in exc.listed:
         errors.print(f"  - {printable(located(problem, lines or {}))}", highlight=False, markup=False, soft_wrap=True)
+    if exc.unlisted:
+        errors.print(f"  ({exc.unlisted:,} more problems not listed)", highlight=False, markup=False)
     sys.exit(2)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import html
 import http.client
 import itertools
+import json
 import re
 import socket
 import threading
@@ -425,6 +426,19 @@ def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(lo
                                             .read_text())) >= 2 and text, "the access lines of both requests")
     assert "s3cret-token-0123456789" not in log
     assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2
+
+
+def test_an_invalid_study_of_many_problems_is_answered_with_the_first_hundred(locked: Service):
+    """A body of 45,000 unknown fields (570 KB, within ``KATUNA_MAX_BODY``) has as many problems:
+    the ``422`` lists the first 100 and counts the rest, where it listed each with the fields
+    expected there, an answer of 12 MB (twenty times the body) at every post."""
+    body = json.dumps({"name": "many", **{f"field{i}": 0 for i in range(45_000)}})
+    status, _, answer = locked.request("POST", "/studies", body, {"Content-Type": "application/json",
+                                                                 "Authorization": "Bearer s3cret-token-0123456789"})
+    refused = json.loads(answer)
+    assert status == 422 and len(answer) < 64 * 1024, len(answer)
+    assert [p["path"] for p in refused["problems"]][:2] == ["field0", "field1"] and len(refused["problems"]) == 100
+    assert refused["problemsNotListed"] >= 45_000 - 100 and "the first 100 in problems" in refused["message"]
 
 
 PROXY_HEADERS = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7;proto=https",

@@ -11,6 +11,7 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,29 @@ def test_a_record_claiming_more_than_is_left_of_its_file_is_told_as_damaged_with
     found = list(tfevents.directory_records(str(tmp_path), damaged=lambda path, why: damaged.append((path, why))))
     assert [(Path(str(r["dir"])).name, r["tag"]) for r in found] == [("a", "loss"), ("b", "loss")]
     assert damaged == [(str(crafted), f"a record claims {length:,} bytes, and 4 are left of the file")]
+
+
+def test_a_record_longer_than_any_scalar_needs_is_passed_over_unread(tmp_path: Path):
+    """A header claiming 16 MiB, with those bytes in the file (sparse: a trial's holds them at no
+    cost to its disk), had them read at once and checksummed byte by byte in Python: as much
+    memory as the record claims, and 0.2 s of CPU a MiB (minutes for a file of a few GiB). The
+    record is skipped unread, and the scalars after it are read."""
+    head = writer.write(tmp_path / "events.out.tfevents.1", [writer.event(0, [("loss", 1.0)])]).read_bytes()
+    claim = struct.pack("<Q", 16 << 20)
+    tail = writer.record(writer.event(1, [("loss", 0.5)]))
+    crafted = tmp_path / "events.out.tfevents.1"
+    with crafted.open("wb") as file:
+        file.write(head + claim + struct.pack("<I", tfevents.masked_crc(claim)))
+        file.seek((16 << 20) + 4, os.SEEK_CUR)
+        file.write(tail)
+    tracemalloc.start()
+    try:
+        found = list(tfevents.directory_records(str(tmp_path)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(r["step"], r["value"]) for r in found] == [(0, "1"), (1, "0.5")]
+    assert peak < 8 << 20, f"{peak:,} bytes at the peak"
 
 
 def test_the_walk_of_an_event_folder_stops_as_soon_as_it_meets_more_files_than_it_reads(

@@ -84,13 +84,31 @@ class TemporaryError(KatunaError):
     retryable = True
 
 
+PROBLEMS_LISTED = 100
+"""The most problems of an invalid study an answer, a message or the CLI lists, the first found;
+how many more there are is said. A body of 45,000 unknown fields (570 KB) has as many problems,
+and listing each, with the fields expected there, made an answer of 12 MB."""
+
+
 class InvalidStudy(PermanentError):
-    """A study definition failed validation; ``problems`` lists every problem found."""
+    """A study definition failed validation; ``problems`` lists every problem found, ``listed``
+    the first :data:`PROBLEMS_LISTED` of them, which is what is shown."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         self.problems = tuple(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}")
+        lines = "\n".join(f"  - {p}" for p in self.listed)
+        unlisted = f"\n  ({self.unlisted:,} more problems not listed)" if self.unlisted else ""
+        super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}{unlisted}")
+
+    @property
+    def listed(self) -> tuple[Problem, ...]:
+        """The problems shown: the first :data:`PROBLEMS_LISTED`."""
+        return self.problems[:PROBLEMS_LISTED]
+
+    @property
+    def unlisted(self) -> int:
+        """How many problems are not shown."""
+        return max(len(self.problems) - PROBLEMS_LISTED, 0)
 
 
 class RefusedWorkload(InvalidStudy):

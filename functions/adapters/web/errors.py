@@ -3,8 +3,9 @@
 Every error answer of the service, whoever refuses (a route, the guard, Flask itself), has one
 shape: ``error``, a snake_case code a client can switch on (``study_not_found``,
 ``host_not_allowed``), ``message`` for a person, and ``retryable``, whether the same request may
-succeed later (then with ``Retry-After``); an invalid study adds ``problems``, a conflict
-``changed``.
+succeed later (then with ``Retry-After``); an invalid study adds ``problems`` (at most
+:data:`~functions.core.errors.PROBLEMS_LISTED`, with ``problemsNotListed`` counting the rest), a
+conflict ``changed``.
 """
 
 from __future__ import annotations
@@ -82,15 +83,18 @@ def _invalid(exc: InvalidStudy) -> str:
         return what
     first = exc.problems[0]
     more = len(exc.problems) - 1
+    seen = f"the first {len(exc.listed)} in problems" if exc.unlisted else "see problems"
     return (f"{what}: {first.path + ': ' if first.path else ''}{first.message}"
-            + (f" (and {more} more problem{'s' if more > 1 else ''}: see problems)" if more else ""))
+            + (f" (and {more:,} more problem{'s' if more > 1 else ''}: {seen})" if more else ""))
 
 
 def error_response(exc: KatunaError, resource: bool = True):
     body = {"error": error_code(exc), "message": str(exc), "retryable": exc.retryable}
     if isinstance(exc, InvalidStudy):
         body["message"] = _invalid(exc)
-        body["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
+        body["problems"] = [{"path": p.path, "message": p.message} for p in exc.listed]
+        if exc.unlisted:
+            body["problemsNotListed"] = exc.unlisted
     if isinstance(exc, StudyConflict):
         body["changed"] = list(exc.changed)
     if not resource:

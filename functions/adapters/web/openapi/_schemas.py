@@ -38,7 +38,10 @@ SCHEMAS: dict[str, Any] = {
         "retryable": {"type": "boolean", "description": "whether the same request may succeed later (after "
                       "Retry-After seconds where it is given)"},
         "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
-            "path": {"type": "string"}, "message": {"type": "string"}}}},
+            "path": {"type": "string"}, "message": {"type": "string"}}},
+            "description": "422 and 400: the study's problems, the first 100 found"},
+        "problemsNotListed": {"type": "integer", "minimum": 1,
+                              "description": "how many more problems the study has than problems lists"},
         "changed": {"type": "array", "items": {"type": "string"},
                     "description": "409: the field paths in which the definition differs from the stored one"}}},
     "NotReady": {"type": "object", "description": "GET /readyz's answer while the process cannot serve: an Error "

@@ -822,6 +822,11 @@ const katuna = (() => {
         list.appendChild(item);
       }
       box.appendChild(list);
+      if (body.problemsNotListed) {
+        const more = Object.assign(document.createElement("p"), {className: "problem"});
+        more.textContent = `and ${body.problemsNotListed} more problems, not listed`;
+        box.appendChild(more);
+      }
     }
     box.hidden = false;
   }
