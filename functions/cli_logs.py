@@ -24,7 +24,7 @@ from functions.cli_common import (
 )
 from functions.cli_study_state import interrupted
 from functions.core.errors import RefusedFile
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 from functions.core.lines import bounded_lines
 from functions.core.overwrites import overwritten_lines
 from functions.core.records import KUBERNETES, WAITING, StudyRecord, TrialRecord

@@ -25,7 +25,7 @@ from functions.cli_output import front_title, print_study, studies_table
 from functions.cli_study_state import INTERRUPTED_TRIAL, as_seen, interrupted, judged, opened_store
 from functions.cli_trial_table import trial_table
 from functions.core.errors import MalformedRequest
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.views import observation_key, study_view, trial_detail, trial_view
 

@@ -43,7 +43,8 @@ from functions.core.errors import (
     StudyRunsElsewhere,
     TemporaryError,
 )
-from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems, delivery_key
+from functions.core.event_data import data_problems
+from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, delivery_key
 from functions.core.log_context import of_event
 from functions.core.store_port import has_study
 from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, WAITERS, Deps, Handler, Idler, Preparer

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from functions import sink_senders
 from functions._broker_thread import BrokerThread, Delivery
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_sink
 from functions.adapters.owners import taker, taker_ended
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.core.errors import TemporaryError
@@ -42,7 +42,7 @@ class ServiceEvents:
             if settings.events == "reply" else SqliteQueue(settings.db, settings.busy_timeout, LEASE_SECONDS, taker(),
                                                           taker_ended, stopped=stopped, network=network)
         self._senders = sink_senders.SinkSenders(
-            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
+            self.queue, cloudevents_sink.Sink(settings.sink, settings.sink_token_file, settings.sink_tls,
                                               settings.event_key, settings.ce_overrides),
             on_drop=on_drop) \
             if settings.sink and settings.events == "reply" else None

@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from functions.adapters.broker import Delivery, Settlements
-from functions.adapters.cloudevents_http import Sink
+from functions.adapters.cloudevents_sink import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, Stopping, TemporaryError
 from functions.core.events import ROUTES

@@ -1,7 +1,7 @@
-"""GKE node pools through ``google-cloud-container``: the only module that imports it.
+"""GKE node pools through ``google-cloud-container``: the module that calls it.
 
 It sends the requests :mod:`infra.gke_requests` builds, translates GKE's errors into
-katuna's, and judges the pools it finds. Long-running changes return the operation's full name
+katuna's, and judges the pools it finds (:mod:`infra.gke_found`). Long-running changes return the operation's full name
 (``projects/P/locations/L/operations/ID``: GKE answers with the id only) to check later.
 A pool katuna creates for a study carries the study's uid as a resource label
 (:data:`functions.core.nodepool.OWNER_KEY`); any other pool found is adopted, and its
@@ -36,26 +36,27 @@ with warnings.catch_warnings():
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import container_v1
 
-from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
-    CREATED_KEY,
     GKE,
     INSTALLATION_KEY,
-    MADE_BY_KEY,
-    ON_DEMAND,
     OWNER_KEY,
-    POOL_LABEL,
-    PREEMPTIBLE,
-    SPOT,
     NodePool,
     NodePoolFailed,
     OperationStatus,
     PoolChange,
     PoolStatus,
-    claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
+from infra.gke_found import (
+    PENDING,
+    POOL_TOKEN,
+    autoscaling_settings,
+    existing,
+    per_zone,
+    pool_limits,
+    status_of,
+)
 from infra.gke_requests import (
     CLUSTER_SETTINGS,
     LOCATION_SETTING,
@@ -69,12 +70,8 @@ from infra.gke_requests import (
 from infra.polling import until_done
 from infra.verdict import Verdict
 
-POOL_TOKEN = "pool:"
-"""An operation that is a pool's own status: an existing pool found still provisioning, or found
-with a lower maximum, raised by the next ``ensure`` once it may be changed."""
 GONE_TOKEN = "gone:"
 """An operation that is a pool's deletion found under way (another's delete): done once the pool is absent."""
-_PENDING = ("PROVISIONING", "RECONCILING", "STOPPING")
 
 
 def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
@@ -147,7 +144,7 @@ class GkeNodePools:
         current = self._get(pool.name)
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
-        verdict = _existing(self.cluster, current, pool, owner)
+        verdict = existing(self.cluster, current, pool, owner)
         if verdict.request is None:
             return verdict.whose
         if not raising:
@@ -162,7 +159,7 @@ class GkeNodePools:
         current = self._get(pool.name)
         if current is None:
             return Verdict(PoolChange(created=True), "create_node_pool", create_request(self.cluster, pool))
-        return _existing(self.cluster, current, pool, None)
+        return existing(self.cluster, current, pool, None)
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
@@ -170,15 +167,15 @@ class GkeNodePools:
         if current is None:
             return PoolChange()
         if adopted is not None:
-            if _autoscaling(current) == dict(adopted):
+            if autoscaling_settings(current) == dict(adopted):
                 return PoolChange()
             return self._operation(self._call("set_node_pool_autoscaling", {
                 "name": self.cluster.pool_path(pool.name), "autoscaling": dict(adopted)}))
-        kept = (0, _limits(current)[1] if _per_zone(current) else pool.max_nodes)
-        if current.autoscaling.enabled and _limits(current) == kept:
+        kept = (0, pool_limits(current)[1] if per_zone(current) else pool.max_nodes)
+        if current.autoscaling.enabled and pool_limits(current) == kept:
             return PoolChange()
-        if _per_zone(current):
-            lowered = {"name": self.cluster.pool_path(pool.name), "autoscaling": {**_autoscaling(current),
+        if per_zone(current):
+            lowered = {"name": self.cluster.pool_path(pool.name), "autoscaling": {**autoscaling_settings(current),
                                                                                   "min_node_count": 0}}
         else:
             lowered = autoscaling_request(self.cluster, pool, pool.max_nodes)
@@ -214,7 +211,7 @@ class GkeNodePools:
 
     def _being_deleted(self, name: str) -> bool:
         current = self._get(name)
-        return current is not None and _status(current).state == "STOPPING"
+        return current is not None and status_of(current).state == "STOPPING"
 
     def check(self, operation: str) -> OperationStatus:
         if operation.startswith(GONE_TOKEN):
@@ -226,7 +223,7 @@ class GkeNodePools:
             state = container_v1.NodePool.Status(current.status).name
             if state == "ERROR":
                 return OperationStatus(True, current.status_message or "the node pool is in error")
-            return OperationStatus(state not in _PENDING)
+            return OperationStatus(state not in PENDING)
         found = self._call("get_operation", {"name": operation})
         if found.status != container_v1.Operation.Status.DONE:
             return OperationStatus(False)
@@ -238,7 +235,7 @@ class GkeNodePools:
         current = self._get(name)
         if current is None:
             return OperationStatus(True)
-        state = _status(current).state
+        state = status_of(current).state
         if state == "STOPPING":
             return OperationStatus(False)
         return OperationStatus(True, f"node pool {name} is {state}, no longer being deleted: "
@@ -251,7 +248,7 @@ class GkeNodePools:
 
     def describe(self, name: str) -> PoolStatus | None:
         current = self._get(name)
-        return None if current is None else _status(current)
+        return None if current is None else status_of(current)
 
     def made(self, skip: Collection[str] = ()) -> list[PoolStatus]:
         """The pools this installation created for studies, but those in ``skip``: one
@@ -261,7 +258,7 @@ class GkeNodePools:
         if installation is None:
             return []
         listed = self._call("list_node_pools", list_request(self.cluster))
-        return [_status(pool) for pool in listed.node_pools if pool.name not in skip
+        return [status_of(pool) for pool in listed.node_pools if pool.name not in skip
                 and pool.config.resource_labels.get(INSTALLATION_KEY) == installation
                 and pool.config.resource_labels.get(OWNER_KEY)]
 
@@ -274,84 +271,6 @@ class GkeNodePools:
         GKE names it), None when there is no such pool or it is being deleted (a pool created
         again once it is gone takes the account asked for)."""
         current = self._get(name)
-        if current is None or _status(current).state == "STOPPING":
+        if current is None or status_of(current).state == "STOPPING":
             return None
         return current.config.service_account or "default"
-
-
-def _status(current: container_v1.NodePool) -> PoolStatus:
-    """The pool as katuna judges it: state, limits, capacity, taint, and who made it (a study,
-    by its uid, or the provisioning script, by its mark)."""
-    config = current.config
-    capacity = SPOT if config.spot else PREEMPTIBLE if config.preemptible else ON_DEMAND
-    low, high = _limits(current)
-    tainted = any(taint.key == TRIAL_TAINT["key"] and taint.value == TRIAL_TAINT["value"]
-                  and container_v1.NodeTaint.Effect(taint.effect).name == "NO_SCHEDULE" for taint in config.taints)
-    return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
-                      (config.machine_type,) if config.machine_type else (), tainted=tainted,
-                      autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY),
-                      made_by=config.resource_labels.get(MADE_BY_KEY),
-                      labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)),
-                      message=current.status_message or None,
-                      installation=config.resource_labels.get(INSTALLATION_KEY),
-                      created_at=_created(config.resource_labels.get(CREATED_KEY)))
-
-
-def _created(label: str | None) -> float | None:
-    """The time a :data:`CREATED_KEY` label holds, None where there is none or it is no number
-    (changed by hand): such a pool's age is unknown, so it is never taken for an orphan."""
-    return float(label) if label and label.isdigit() else None
-
-
-def _existing(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool, owner: str | None) -> Verdict:
-    """What :meth:`GkeNodePools.ensure` does with a pool that exists: refuse one being deleted
-    for now, and for good one in error or one that cannot serve (:func:`claim`); wait for one
-    still being made; raise a maximum below the one asked (``set_node_pool_autoscaling``)."""
-    found = _status(current)
-    if found.state == "STOPPING":
-        raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
-    if found.state == "ERROR":
-        raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
-    whose = claim(pool, found, owner, _autoscaling(current))
-    if found.state in _PENDING:
-        return Verdict(replace(whose, operation=POOL_TOKEN + pool.name))
-    if found.autoscaling and found.max_nodes >= pool.max_nodes:
-        return Verdict(whose)
-    return Verdict(whose, "set_node_pool_autoscaling", _raise_request(cluster, current, pool, found.min_nodes))
-
-
-def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:
-    """The pool's autoscaling settings as a request would set them again (defaults left out)."""
-    settings = container_v1.NodePoolAutoscaling.to_dict(current.autoscaling, preserving_proto_field_name=True,
-                                                        use_integers_for_enums=False)
-    return {key: value for key, value in settings.items()
-            if value and value != "LOCATION_POLICY_UNSPECIFIED" and key != "autoprovisioned"}
-
-
-def _per_zone(pool: container_v1.NodePool) -> bool:
-    """Whether the pool's autoscaling limits are per zone (``min/max_node_count``), not pool-wide."""
-    return pool.autoscaling.enabled and not pool.autoscaling.total_max_node_count
-
-
-def _limits(pool: container_v1.NodePool) -> tuple[int, int]:
-    """The pool-wide autoscaling minimum and maximum: per-zone limits hold in each of the pool's
-    zones (``locations``), so a regional pool at 1..3 per zone has 3..9 nodes."""
-    scaling = pool.autoscaling
-    if not _per_zone(pool):
-        return scaling.total_min_node_count, scaling.total_max_node_count
-    zones = max(len(pool.locations), 1)
-    return scaling.min_node_count * zones, scaling.max_node_count * zones
-
-
-def _raise_request(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool,
-                   min_nodes: int) -> dict[str, Any]:
-    """``set_node_pool_autoscaling`` to the study's maximum, pool-wide, keeping the pool's
-    minimum (pool-wide: a per-zone one counted in each of its zones) and its location policy,
-    if it has one. A pool with per-zone limits gets pool-wide ones: a per-zone maximum spreads
-    a maximum over its zones only in whole nodes, so 10 over 3 zones would allow 12 (or 9),
-    never the 10 asked; its limits as found are given back when no study uses it."""
-    request = autoscaling_request(cluster, pool, pool.max_nodes, min_nodes)
-    policy = _autoscaling(current).get("location_policy")
-    if policy:
-        request["autoscaling"]["location_policy"] = policy
-    return request

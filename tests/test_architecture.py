@@ -29,7 +29,7 @@ VENDORS = {
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
-    "google": ("infra/gke.py", "infra/gke_errors.py", "infra/gke_lasting.py"),
+    "google": ("infra/gke.py", "infra/gke_errors.py", "infra/gke_found.py", "infra/gke_lasting.py"),
     "boto3": ("infra/eks_clients.py", "infra/eks_errors.py"),
     "botocore": ("infra/eks.py", "infra/eks_clients.py", "infra/eks_creates.py", "infra/eks_errors.py",
                  "infra/eks_groups.py",
@@ -125,7 +125,7 @@ SEAMS = frozenset({
       for module in ("access_log", "forwarded", "functions_ce")),
     # the opener that follows no redirect, for the outgoing requests that carry a token
     *((importer, "functions.adapters.http_unredirected")
-      for importer in ("functions.adapters.cloudevents_http", "functions.adapters.web.oidc")),
+      for importer in ("functions.adapters.cloudevents_sink", "functions.adapters.web.oidc")),
 })
 """The imports allowed between adapter families, each for the reason given."""
 

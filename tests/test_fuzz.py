@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from test_hostile import KATIB
 
 from functions.core.errors import InvalidStudy
-from functions.core.events import ROUTES, data_problems
+from functions.core.event_data import data_problems
+from functions.core.events import ROUTES
 from functions.core.formats import load_study
 from functions.core.grid import grid_size
 from functions.core.limits import Limits

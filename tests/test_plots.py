@@ -14,6 +14,7 @@ from optuna import visualization as vis
 from optuna.distributions import FloatDistribution
 
 from functions.adapters.web import plots
+from functions.adapters.web.chart_samples import HISTORY_POINTS
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 
@@ -108,14 +109,14 @@ def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
     figure = json.loads(plots.figure_json(study._storage, record, "history"))
     points, best, _ = figure["data"]
     whole = optunas(vis.plot_optimization_history(study, target_name="loss"))["data"][1]
-    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 trials"
-    assert len(best["x"]) == plots.HISTORY_POINTS and points["x"] == [x for x in best["x"] if x % 10 != 3]
+    assert figure["layout"]["title"]["text"] == f"from {HISTORY_POINTS:,} of 6,000 trials"
+    assert len(best["x"]) == HISTORY_POINTS and points["x"] == [x for x in best["x"] if x % 10 != 3]
     assert line_corners(best["x"], best["y"]) == line_corners(whole["x"], whole["y"])
     assert study.best_trial.number in points["x"] and best["x"][-1] == 5_999
     assert dict(zip(points["x"], points["y"], strict=True)).items() <= dict(
         (t.number, t.value) for t in study.trials if t.value is not None).items()
     sliced = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
-    assert sliced["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 5,400 completed trials"
+    assert sliced["layout"]["title"]["text"] == f"from {HISTORY_POINTS:,} of 5,400 completed trials"
     assert study.best_trial.number in sliced["data"][0]["marker"]["color"], "the best trial is drawn"
 
 
@@ -126,7 +127,7 @@ def test_a_history_that_improves_on_every_trial_draws_at_most_its_bound_from_the
     study, record = charted({"metric": "loss", "direction": "minimize"}, [trial([12_000.0 - n]) for n in range(12_000)])
     figure = json.loads(plots.figure_json(study._storage, record, "history"))
     points, best, _ = figure["data"]
-    assert len(points["x"]) <= plots.HISTORY_POINTS and len(best["x"]) == len(points["x"])
+    assert len(points["x"]) <= HISTORY_POINTS and len(best["x"]) == len(points["x"])
     assert figure["layout"]["title"]["text"] == f"from {len(points['x']):,} of 12,000 trials"
     assert {0, 11_999} <= set(points["x"]) and best["y"][-1] == 1.0
 
@@ -137,7 +138,7 @@ def test_a_long_front_in_a_history_of_several_objectives_is_drawn_spread_along_i
     study, record = charted(TWO_OBJECTIVES, [trial([float(k), float(k)]) for k in range(8_000)])
     figure = json.loads(plots.figure_json(study._storage, record, "history", objective=0))
     drawn = figure["data"][0]["x"]
-    assert len(drawn) == plots.HISTORY_POINTS and {0, 7_999} <= set(drawn)
+    assert len(drawn) == HISTORY_POINTS and {0, 7_999} <= set(drawn)
 
 
 def test_a_long_history_of_few_completed_trials_draws_every_one_of_them():
@@ -148,8 +149,8 @@ def test_a_long_history_of_few_completed_trials_draws_every_one_of_them():
     study, record = charted({"metric": "loss", "direction": "minimize"}, trials)
     figure = json.loads(plots.figure_json(study._storage, record, "history"))
     points, best, _ = figure["data"]
-    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 trials"
-    assert points["x"] == list(range(0, 6_000, 12)) and len(best["x"]) == plots.HISTORY_POINTS
+    assert figure["layout"]["title"]["text"] == f"from {HISTORY_POINTS:,} of 6,000 trials"
+    assert points["x"] == list(range(0, 6_000, 12)) and len(best["x"]) == HISTORY_POINTS
 
 
 def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_numbers():
@@ -161,8 +162,8 @@ def test_a_long_slice_draws_a_sample_with_the_best_trials_under_their_own_number
     front = {t.number for t in study.best_trials}
     figure = json.loads(plots.figure_json(study._storage, record, "slice", ["x"]))
     drawn = figure["data"][0]["marker"]["color"]
-    assert figure["layout"]["title"]["text"] == f"from {plots.HISTORY_POINTS:,} of 6,000 completed trials"
-    assert front == {0, *range(5_990, 6_000)} and len(drawn) == plots.HISTORY_POINTS and set(drawn) >= front
+    assert figure["layout"]["title"]["text"] == f"from {HISTORY_POINTS:,} of 6,000 completed trials"
+    assert front == {0, *range(5_990, 6_000)} and len(drawn) == HISTORY_POINTS and set(drawn) >= front
     assert max(drawn) == 5_999, "numbered as in the study, not as in a copy"
 
 

@@ -19,7 +19,8 @@ from waiting import eventually
 
 from functions import reporter
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.events import TRIAL_PROGRESS, data_problems
+from functions.core.event_data import data_problems
+from functions.core.events import TRIAL_PROGRESS
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from http_helpers import Service, refused_start
 from tls_sink import Authority, TlsSink
 
 from functions import reporter
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_sink
 from functions.core.errors import InvalidSetting, TemporaryError
 from functions.core.events import study_created
 from functions.settings import Settings
@@ -200,7 +200,7 @@ def test_a_rotated_trust_bundle_is_trusted_from_the_next_post(tmp_path: Path, si
     token = tmp_path / "token"
     token.write_text("service-token")
     settings = Settings.from_env({"K_SINK": sink.url, "KATUNA_TRUST_BUNDLES": str(bundles)})
-    posting = cloudevents_http.Sink(sink.url, token, settings.sink_tls)
+    posting = cloudevents_sink.Sink(sink.url, token, settings.sink_tls)
     with pytest.raises(TemporaryError, match="CERTIFICATE_VERIFY_FAILED"):
         posting.send(study_created("rotated", "uid-1"), 10)
     (bundles / "..2026_12_05_04_00_00.2").mkdir()

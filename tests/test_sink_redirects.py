@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from functions import reporter
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_sink
 from functions.core.errors import PermanentError
 from functions.core.events import study_created
 
@@ -82,7 +82,7 @@ def token(tmp_path: Path) -> Path:
 def test_the_service_follows_no_redirect_of_its_sink_and_drops_the_event_saying_so(
         redirecting: Recorder, elsewhere: Recorder, token: Path, status: int):
     redirecting.status = status
-    sink = cloudevents_http.Sink(redirecting.url, token_file=token)
+    sink = cloudevents_sink.Sink(redirecting.url, token_file=token)
     with pytest.raises(PermanentError, match=f"redirect \\({status}\\) to '{elsewhere.url}/taken'.*not followed"):
         sink.send(study_created("redirected", "uid-1"), timeout=10)
     assert [seen[0] for seen in redirecting.seen] == ["POST"]

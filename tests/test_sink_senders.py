@@ -26,7 +26,7 @@ from waiting import eventually
 from write_lock import WriteLock
 
 from functions import sink_senders
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_http, cloudevents_sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.events import Event
 from functions.sink_senders import SinkSenders
@@ -55,7 +55,7 @@ def settled(service: Service, count: float, timeout: float = 30.0) -> None:
 def sending(queue: SqliteQueue, broker: Sink, **options) -> Iterator[SinkSenders]:
     """One sender posting ``queue``'s events to ``broker``, started; stopped, and the broker
     closed, as the block ends."""
-    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1, **options)
+    senders = SinkSenders(queue, cloudevents_sink.Sink(broker.url), senders=1, **options)
     senders.start()
     try:
         yield senders

@@ -1,6 +1,6 @@
 """An HTTP opener that follows no redirect, for katuna's own outgoing requests that carry a
 credential: the events the event functions POST to their sink with its OIDC token
-(:mod:`functions.adapters.cloudevents_http`), and the API server's discovery document read with
+(:mod:`functions.adapters.cloudevents_sink`), and the API server's discovery document read with
 the pod's service-account token (:mod:`functions.adapters.web.oidc`). urllib's default opener
 follows a 301, 302, 303, 307 or 308 to whatever host the answer names, the ``Authorization``
 header with it, and resends a POST answered 301, 302 or 303 as a GET without its body, whose 2xx

@@ -131,20 +131,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     spec = record.spec
     tmpl = spec.trial_template
     name = job_name(spec.name, trial.number, trial.attempt)
-    container_dir = None
-    if tmpl.trial_spec is not None:
-        argv, env, container_dir = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params,
-                                                            name, dict(tmpl.primary_pod_labels),
-                                                            spec.trial_cluster.namespace)
-    else:
-        argv, env = template.render_command(tmpl.command, trial.params, name), {}
-    env.update(template.render_env(tmpl.env, trial.params, name))
-    env.update(template.parameter_env(trial.params))
-    working_dir = None if tmpl.working_dir is None else template.substitute(tmpl.working_dir, trial.params, name)
-    folder = trial_spec.local_folder(tmpl)
-    local_dir = (container_dir if folder is not None and folder.in_container else None) or working_dir
-    env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
-               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
+    argv, env, working_dir, local_dir = _process(record, trial, name)
     experiment = experiment_name(record.definition, spec.name)
     env.update(trial_env(record.definition, experiment, trial.number))
     return TrialLaunch(
@@ -182,6 +169,31 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
                     if spec.algorithm.name == pbt.NAME else None),
     )
 
+
+
+def _process(record: StudyRecord, trial: TrialRecord,
+             name: str) -> tuple[list[str], dict[str, str], str | None, str | None]:
+    """The trial's process as its template renders it for the attempt ``name``: its argv, its
+    environment (the template's, the parameters' and katuna's ``KATUNA_*``), the working folder
+    its template names (in its container, for a cluster), and the folder a local run starts in
+    (a trial spec's container folder, where its files are read from there)."""
+    spec = record.spec
+    tmpl = spec.trial_template
+    container_dir = None
+    if tmpl.trial_spec is not None:
+        argv, env, container_dir = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params,
+                                                            name, dict(tmpl.primary_pod_labels),
+                                                            spec.trial_cluster.namespace)
+    else:
+        argv, env = template.render_command(tmpl.command, trial.params, name), {}
+    env.update(template.render_env(tmpl.env, trial.params, name))
+    env.update(template.parameter_env(trial.params))
+    working_dir = None if tmpl.working_dir is None else template.substitute(tmpl.working_dir, trial.params, name)
+    folder = trial_spec.local_folder(tmpl)
+    local_dir = (container_dir if folder is not None and folder.in_container else None) or working_dir
+    env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
+               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
+    return argv, env, working_dir, local_dir
 
 def first_launch(spec: Study) -> TrialLaunch:
     """The first attempt of the study's first trial, each parameter that applies at its lowest

@@ -30,7 +30,7 @@ from typing import Any
 
 import re2
 
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 from functions.core.go_float import parse_float
 from functions.core.metric_filters import AFTER, KATIB_DEFAULT_FILTER, default_matches, matchers
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from functions.core.errors import MalformedRequest
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 
 _WHOLE = re.compile(r"-?[0-9]{1,19}")
 """At most 19 digits: no stored number has more, and no longer text is read."""

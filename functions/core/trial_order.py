@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from functions.core.errors import MalformedRequest
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 from functions.core.query_args import whole, whole_of
 from functions.core.spec import Study
 from functions.core.trial_fields import numeric_fields, unknown_field

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Callable
 
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import ADVISORY, STUDY_COMPLETED, STUDY_CREATED, Event, attempt_named, of_this_run
+from functions.core.event_data import attempt_named
+from functions.core.events import ADVISORY, STUDY_COMPLETED, STUDY_CREATED, Event, of_this_run
 from functions.core.log_context import about, of_event
 from functions.core.records import FAILED, StudyRecord, stale_attempt
 from functions.core.stop import Decision

@@ -18,7 +18,8 @@ from typing import Any
 
 from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import StudyNotFound
-from functions.core.events import MAX_STORED_INT, Event
+from functions.core.event_data import MAX_STORED_INT
+from functions.core.events import Event
 from functions.core.records import RUNNING
 from functions.handlers.deps import Deps
 from functions.handlers.starting import look

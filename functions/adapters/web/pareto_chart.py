@@ -27,7 +27,7 @@ from functions.core.spread import spread
 
 PARETO_POINTS = 5_000
 """Trials the Pareto chart draws, each a point, as the optimization history and slice charts
-draw (:data:`~functions.adapters.web.plots.HISTORY_POINTS`)."""
+draw (:data:`~functions.adapters.web.chart_samples.HISTORY_POINTS`)."""
 FRONT_POINTS = 4_000
 """Trials of the front the chart draws at least, where the front holds them: the study's other
 completed trials take the rest of :data:`PARETO_POINTS` (as many as they are, if fewer), so a

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import html
-import operator
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,16 +31,15 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.adapters.web.chart_kinds import CHARTS
+from functions.adapters.web.chart_samples import ReadOnlyStudy, sample, thinned
 from functions.adapters.web.intermediate_chart import intermediate_figure
 from functions.adapters.web.pareto_chart import pareto_figure
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, optimization_history, parallel_coordinate_info
 from functions.core.parameters import CategoricalParameter, Parameter
-from functions.core.pareto_search import pareto_front
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
 from functions.core.spec import MINIMIZE, Study, known_results
-from functions.core.spread import spread
 
 CONTOUR_TRIALS = 300
 """A contour's grid has a row and a column per distinct value: beyond this many completed trials
@@ -51,13 +49,6 @@ PARALLEL_VALUES = 100_000
 each for every completed trial (4,000 trials of 256 parameters made 20 MB of JSON for the page).
 Beyond this many the chart is drawn from an even sample of the trials (the best included), and
 says so: about 2 MB."""
-HISTORY_POINTS = 5_000
-"""Trials the optimization history and slice charts draw, each a point (20,000 trials made a 1 MB
-history and a 1.7 MB slice). Beyond this many, a chart draws an even sample of them with the
-best trials and, in the history, the trials where the best value so far changes, those just
-before them and the last (so its best-so-far line is drawn as it is, or where the best changes
-more than 2,499 times, at an even sample of its changes, the first and the best among them),
-and says so."""
 NOTE_LINE = 32
 """Pixels of top margin a line of a chart's note (a sample's, a cut history's) takes: plotly
 sets a title's first line on the middle of the top margin, so a line of 16 takes twice that."""
@@ -75,24 +66,6 @@ class NoChart(Exception):
     """The chart cannot be drawn for this study yet; the message says why."""
 
 
-class _ReadOnlyStudy(optuna.Study):
-    """The study as the charts read it: trials without Optuna's defensive deep copies, which cost
-    seconds at 10,000 trials (the visualizations only read them); for the Pareto front, only its
-    own, from number ``own_from`` on (the known results of a warm start come first, and the
-    front katuna shows is of the study's own trials). The other charts take every trial:
-    Optuna's history and its kin index their values by trial number."""
-
-    own_from = 0
-    shown: frozenset[int] | None = None
-    """The numbers of the trials a sampled chart draws (:func:`_thinned`); None: every trial."""
-
-    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
-        trials = super().get_trials(deepcopy=False, states=states)
-        if self.own_from:
-            trials = [t for t in trials if t.number >= self.own_from]
-        return trials if self.shown is None else [t for t in trials if t.number in self.shown]
-
-
 def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord, kind: str,
                 params: Sequence[str] = (), objective: int = 0, cut: HistoryCut | None = None) -> str:
     """The plotly JSON of one chart from ``storage`` (None where Optuna has no such study yet);
@@ -105,7 +78,7 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     if storage is None:
         raise NoChart(NOT_STARTED)
     try:
-        study = _ReadOnlyStudy(study_name=record.name, storage=storage)
+        study = ReadOnlyStudy(study_name=record.name, storage=storage)
     except KeyError as exc:
         raise NoChart(NOT_STARTED) from exc
     spec = record.spec
@@ -148,7 +121,7 @@ def _serialized(fig, kind: str, notes: list[str]) -> str:
     return fig.to_json()
 
 
-def _as_shown(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...], as_text: bool) -> _ReadOnlyStudy:
+def _as_shown(study: ReadOnlyStudy, parameters: tuple[Parameter, ...], as_text: bool) -> ReadOnlyStudy:
     """``study`` itself, or an in-memory copy of all its trials (numbered as they are): where a
     parameter is normal (its sampler holds quantiles), the values the trials received in its
     place; with ``as_text``, where a parameter's name or values hold what plotly reads as
@@ -162,7 +135,7 @@ def _as_shown(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...], as_text:
         return study
     storage = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=storage, study_name=study.study_name, directions=study.directions)
-    charted = _ReadOnlyStudy(study_name=study.study_name, storage=storage)
+    charted = ReadOnlyStudy(study_name=study.study_name, storage=storage)
     charted.add_trials(shown)
     return charted
 
@@ -200,26 +173,26 @@ def _target(index: int, sign: float = 1.0) -> Callable[[FrozenTrial], float]:
     return lambda trial: sign * trial.values[index]
 
 
-def _build(study: _ReadOnlyStudy, kind: str, spec: Study, index: int, params: list[str]):
+def _build(study: ReadOnlyStudy, kind: str, spec: Study, index: int, params: list[str]):
     """Optuna's figure for ``kind``, and what it says of the trials it drew where it drew a
     sample; multi-objective studies chart objective ``index``."""
     name, lower_better = spec.objectives[index].metric, spec.objectives[index].direction == MINIMIZE
     target = {"target": _target(index)} if spec.multi_objective else {}
     if kind == "parallel":  # which writes its labels as text itself
-        sample, sampled = _sample(study, spec, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
-        return _parallel_coordinates(sample, lower_better, **target, target_name=name), sampled
+        subset, sampled = sample(study, spec, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
+        return _parallel_coordinates(subset, lower_better, **target, target_name=name), sampled
     one = {**target, "target_name": _as_text(name)}
     if kind == "history":
-        sampled = _thinned(study, None, "trials", spec, corners=True)
+        sampled = thinned(study, None, "trials", spec, corners=True)
         return _optimization_history(study, **one), sampled
     if kind == "slice":
-        sampled = _thinned(study, (optuna.trial.TrialState.COMPLETE,), "completed trials", spec)
+        sampled = thinned(study, (optuna.trial.TrialState.COMPLETE,), "completed trials", spec)
         return vis.plot_slice(study, params=params, **one), sampled
     if kind == "contour":
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
-        sample, sampled = _sample(study, spec, CONTOUR_TRIALS)
-        contour = vis.plot_contour(sample, params=params[:2], **one)
+        subset, sampled = sample(study, spec, CONTOUR_TRIALS)
+        contour = vis.plot_contour(subset, params=params[:2], **one)
         return contour.update_traces(reversescale=lower_better, selector={"type": "contour"}), sampled
     if kind == "importance":
         from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
@@ -243,72 +216,6 @@ def _pareto(study: optuna.Study, spec: Study) -> tuple[dict[str, Any], str | Non
                       "lists its front")
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return pareto_figure(complete, spec, [_as_text(metric) for metric in metrics])
-
-
-def _sample(study: _ReadOnlyStudy, spec: Study, limit: int) -> tuple[_ReadOnlyStudy, str | None]:
-    """``study`` showing at most ``limit`` of its completed trials (all where it has no more):
-    its best trials (as many as fit: those tied on the best value, or the Pareto front as
-    katuna's tables show it), and the others spread evenly over the study; and what the chart
-    says of it. As :func:`_thinned`, it copies nothing: copying 25,000 trials into a study of
-    their own took seconds, and so did Optuna's ``best_trials`` of 100,000."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(complete) <= limit:
-        return study, None
-    best = set(pareto_front(spec, [(t.number, t.values) for t in complete if t.values]))
-    chosen = [t.number for t in complete if t.number in best][:limit]
-    rest = [t.number for t in complete if t.number not in best]
-    room = limit - len(chosen)
-    chosen += [rest[int(i * len(rest) / room)] for i in range(room)]
-    study.shown = frozenset(chosen)
-    return study, f"from {limit:,} of {len(complete):,} completed trials"
-
-
-def _thinned(study: _ReadOnlyStudy, states: tuple[optuna.trial.TrialState, ...] | None, noun: str,
-             spec: Study, corners: bool = False) -> str | None:
-    """Where ``study`` has more than :data:`HISTORY_POINTS` trials in ``states`` (None: any), has
-    it show only that many of them (more where :func:`_kept` holds more): those :func:`_kept`
-    names, then completed trials (the points drawn) spread evenly over the study, then, where
-    room is left, the others (which only carry the best-so-far line); and what the chart says of
-    it. Unlike :func:`_sample` it copies nothing, and the trials keep their numbers, which these
-    charts show."""
-    trials = study.get_trials(deepcopy=False, states=states)
-    if len(trials) <= HISTORY_POINTS:
-        return None
-    kept = _kept(study, trials, spec, corners)
-    shown = set(kept)
-    for completed in (True, False):
-        rest = [t.number for t in trials
-                if (t.state == optuna.trial.TrialState.COMPLETE) == completed and t.number not in kept]
-        shown |= set(spread(rest, HISTORY_POINTS - len(shown)))
-    study.shown = frozenset(shown)
-    return f"from {len(study.shown):,} of {len(trials):,} {noun}"
-
-
-def _kept(study: optuna.Study, trials: list[FrozenTrial], spec: Study, corners: bool) -> set[int]:
-    """The numbers of the ``trials`` a sample draws whatever it holds, at most
-    :data:`HISTORY_POINTS`: the best trials (the Pareto front as katuna's tables show it, where
-    the study has several objectives: :func:`~functions.core.pareto_search.pareto_front`, where
-    Optuna's takes seconds for three objectives at 20,000 trials; else each completed trial
-    better than every one before it, the best trial the last of them), spread evenly along the
-    front or over the improvements where they are more, both ends (the first improvement and
-    the best) among them; with ``corners``, the trial before each of those and the last too,
-    where the optimization history's best-so-far line turns and ends, so a sample draws that
-    line as it is, or as it is at the improvements drawn."""
-    if spec.multi_objective:
-        scored = [(t.number, t.values) for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.values]
-        return set(spread(pareto_front(spec, scored), HISTORY_POINTS))
-    better = operator.lt if study.direction == optuna.study.StudyDirection.MINIMIZE else operator.gt
-    best: float | None = None
-    improvements: list[tuple[int, ...]] = []
-    for before, trial in zip([None, *trials], trials, strict=False):
-        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
-        if value is None or (best is not None and not better(value, best)):
-            continue
-        best = value
-        improvements.append((trial.number, before.number) if corners and before else (trial.number,))
-    room = (HISTORY_POINTS - 1) // 2 if corners else HISTORY_POINTS
-    kept = {number for numbers in spread(improvements, room) for number in numbers}
-    return kept | {trials[-1].number} if corners else kept
 
 
 def _parallel_coordinates(study: optuna.Study, lower_better: bool, **target) -> dict[str, Any]:

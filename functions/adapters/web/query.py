@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from flask import request
 
 from functions.core.errors import MalformedRequest, StudyNotFound
-from functions.core.events import MAX_STORED_INT
+from functions.core.event_data import MAX_STORED_INT
 from functions.core.query_args import one_of, whole, whole_of
 from functions.core.records import ACTIVE_STATES, TrialRecord
 

@@ -54,15 +54,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     render`` and ``convert``. With ``unused_parameters``, a parameter no placeholder names is no
     problem (a Katib Experiment's: Katib samples it and passes it to no trial)."""
     r = Reader()
-    top = r.mapping(data, "", TOP_FIELDS)
-    if not isinstance(data, Mapping):
-        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
-    r.problems += unfit_characters(data)
-    name = r.get(top, "name", "", "str", required=True)
-    if name is not None and not is_label(name):
-        r.fail("name", f"expected {LABEL_EXPECTED}, got {shown(name)}")
-    if top.get("description") is not None and not isinstance(top["description"], str):
-        r.fail("description", f"expected text, got {kind_of(top['description'])}")
+    top, name = _top(r, data)
     objectives, additional, strategies = parse_objective(r, top.get("objective"))
     listed = parse_parameters(r, top.get("parameters"), limits)
     parameters = tuple(p for p in listed if p is not None)
@@ -113,6 +105,23 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         raise InvalidStudy(problems)
     return study
 
+
+
+def _top(r: Reader, data: Any) -> tuple[Mapping[str, Any], Any]:
+    """The definition's top-level fields and the study's name, its problems (unknown fields,
+    characters no study may hold, a name that is no label, a description that is no text) in
+    ``r``; :class:`InvalidStudy` at once for a definition that is no mapping, as nothing else
+    can be read of it."""
+    top = r.mapping(data, "", TOP_FIELDS)
+    if not isinstance(data, Mapping):
+        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
+    r.problems += unfit_characters(data)
+    name = r.get(top, "name", "", "str", required=True)
+    if name is not None and not is_label(name):
+        r.fail("name", f"expected {LABEL_EXPECTED}, got {shown(name)}")
+    if top.get("description") is not None and not isinstance(top["description"], str):
+        r.fail("description", f"expected text, got {kind_of(top['description'])}")
+    return top, name
 
 def _listed(data: Any) -> bool:
     """Whether ``parameters`` is a list of them (``parameters`` misspelt or left out is none): a

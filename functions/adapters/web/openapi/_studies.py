@@ -34,6 +34,11 @@ _STUDY_KEY = {"name": "after", "in": "query",
 
 def study_paths() -> dict[str, Any]:
     """The study API's paths, with their own answers (the checks' refusals are added after)."""
+    return {**_studies(), **_study(), **_trial_lists(), **_trial()}
+
+
+def _studies() -> dict[str, Any]:
+    """The collection of studies: submit one, list them."""
     return {
         "/studies": {
             "post": {"summary": "Submit a study (native format, YAML or JSON)", "operationId": "createStudy",
@@ -66,7 +71,13 @@ def study_paths() -> dict[str, Any]:
                         "200": page("Study", "studies"),
                         "400": error("limit is not a whole number in range, after is not a key a next link gives "
                                      "(an older katuna's whole number included), or another parameter was "
-                                     "given")}}},
+                                     "given")}}}
+    }
+
+
+def _study() -> dict[str, Any]:
+    """One study: read, delete and stop it."""
+    return {
         "/studies/{name}": {
             "parameters": [_NAME],
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
@@ -84,7 +95,13 @@ def study_paths() -> dict[str, Any]:
             "parameters": [_NAME],
             "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
                      "responses": {"200": json_body("Study", "stopped"), "400": error(_BAD_NAME),
-                                   "404": _NOT_FOUND}}},
+                                   "404": _NOT_FOUND}}}
+    }
+
+
+def _trial_lists() -> dict[str, Any]:
+    """A study's trials, filtered and ordered, and its best ones."""
+    return {
         "/studies/{name}/trials": {
             "parameters": [_NAME, limit(1_000, 10_000, "trials"), *trial_filters(), IF_NONE_MATCH],
             "get": {"summary": "The trials of a study, filtered and ordered (by number unless asked), a page at a time",
@@ -113,7 +130,13 @@ def study_paths() -> dict[str, Any]:
                         "200": page("Trial", "the best trials"),
                         "400": error(f"{_BAD_NAME}, limit or after is not a whole number in range, or another "
                                      "parameter was given"),
-                        "404": _NOT_FOUND}}},
+                        "404": _NOT_FOUND}}}
+    }
+
+
+def _trial() -> dict[str, Any]:
+    """One trial: read it, its observations and its log."""
+    return {
         "/studies/{name}/trials/{number}": {
             "parameters": [_NAME, _NUMBER],
             "get": {"summary": "One trial with its observations", "operationId": "getTrial",
@@ -144,6 +167,6 @@ def study_paths() -> dict[str, Any]:
                         "400": error(f"{_BAD_NUMBER}, attempt is not a whole number from 1 to 9223372036854775807, terminal is not true, "
                                      "false, 1 or 0, or another parameter was given"),
                         "404": error("no such study, trial or attempt, or the attempt ended and its log is gone "
-                                     "(log_gone: its file removed, or its pods deleted)")}}},
+                                     "(log_gone: its file removed, or its pods deleted)")}}}
     }
 
