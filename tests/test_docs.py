@@ -19,10 +19,18 @@ from conftest import study_definition
 from doc_blocks import ROOT, anchor, block, blocks, command_lines, headings, local_links
 from http_helpers import run_katuna
 
+from functions.adapters.trial_ends import finished_event
 from functions.cli import main
+from functions.core.errors import InvalidStudy
+from functions.core.field_lines import field_lines, located
 from functions.core.formats import load_study
+from functions.core.launch import TrialLaunch
 from functions.core.metrics import parse_text
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
 from functions.handlers import HANDLERS
+from functions.handlers.collect import _verdict as trial_verdict
+from functions.handlers.prune import _verdict as prune_verdict
 
 PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")) + [
     "README.md",
@@ -884,3 +892,51 @@ def test_the_test_counts_the_reliability_page_gives_are_the_files_own():
                                check=True).stdout
     found = {name: sum(line.startswith(f"tests/{name}::") for line in collected.splitlines()) for name in counted}
     assert found == {name: int(count) for name, count in counted.items()}
+
+
+def _quoted(page: str) -> str:
+    """The text of ``page`` with its line breaks and runs of spaces as one space, as a quote
+    wrapped over lines reads."""
+    return " ".join((ROOT / page).read_text().split())
+
+
+def test_the_trial_reasons_the_study_format_page_quotes_are_the_ones_katuna_gives():
+    """Each reason the page quotes is a part of the reason katuna gives for that end, so a
+    change of wording in either shows here (the ends are the handlers' own verdicts on an
+    attempt's end, without running a trial)."""
+    record = StudyRecord(parse_study(study_definition()), study_definition(), ".", "uid-1")
+    exited = {"outcome": "exited", "exitCode": 0, "attempt": 1}
+    timeout = finished_event(TrialLaunch("demo", "uid-1", 0, 1, "demo-0", ["train"], {}, ".", timeout=600),
+                             -9, timed_out=True).data
+    reasons = {
+        "pruned at step 3 by the median rule (loss=0.41)": prune_verdict(record, "median", True, 3, 0.41),
+        "pruned at step 2: loss=nan is not a finite number, which fails the trial":
+            prune_verdict(record, "median", False, 2, float("nan")),
+        "lines like loss=<number> on its output": trial_verdict(record, exited, {}, ["Validation-loss=0.3"])[2],
+        "its last lines report Validation-loss: is the name in objective.metric misspelt?":
+            trial_verdict(record, exited, {}, ["epoch=3 Validation-loss=0.3"])[2],
+        "objective is not a finite number": trial_verdict(record, exited, {"loss": float("nan")}, [])[2],
+        "timed out: ran past its timeout of 600s (trialTemplate.timeout sets it: raise it for a trial that "
+        "needs longer)": trial_verdict(record, {**timeout, "attempt": 1}, {}, [])[2],
+    }
+    page = _quoted("docs/study-format.md")
+    for quote, reason in reasons.items():
+        assert quote in page, f"docs/study-format.md no longer quotes {quote!r}"
+        assert reason is not None and quote in reason, (quote, reason)
+    assert trial_verdict(record, exited, {}, [])[2].startswith("metrics unavailable: objective 'loss' never reported")
+
+
+def test_the_readme_names_the_path_and_line_of_a_bound_the_wrong_way_round():
+    """The README's example of a refused study: its study with the third parameter's bounds
+    swapped is refused naming ``parameters[2].max (line 6)``, as ``katuna run`` places a
+    problem of a file."""
+    text = block("README.md", "A study", "yaml")
+    line = text.splitlines()[5]
+    assert line.strip() == "- {name: lr, type: float, min: 1.0e-4, max: 1.0e-1, log: true}"
+    swapped = text.replace(line, line.replace("min: 1.0e-4, max: 1.0e-1", "min: 1.0e-1, max: 1.0e-4"))
+    with pytest.raises(InvalidStudy) as refused:
+        load_study(swapped)
+    lines = field_lines(swapped)
+    assert [located(problem, lines) for problem in refused.value.problems] == [
+        "parameters[2].max (line 6): expected >= min (0.1), got 0.0001"]
+    assert "(`parameters[2].max (line 6)`)" in _quoted("README.md")

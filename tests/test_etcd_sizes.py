@@ -135,6 +135,13 @@ def test_a_status_that_fits_is_written_whole_and_one_that_does_not_keeps_its_cou
     front = [t["trialNumber"] for t in cut["paretoFront"]]
     assert status_room.size(cut) <= 60_000 and 2 < len(front) < 100 and (front[0], front[-1]) == (0, 99)
     assert cut["succeededTrialList"] == status["succeededTrialList"], "the front alone made room"
+    mixed = {**status, "paretoFront": [{"trialNumber": n, "objectiveValues": [n * 37 % 100, -(n * 37 % 100)],
+                                        "pad": "x" * 1000} for n in range(100)]}
+    kept = status_room.fitted(mixed, 60_000)["paretoFront"]
+    numbers, values = [t["trialNumber"] for t in kept], sorted(t["objectiveValues"][0] for t in kept)
+    assert numbers == sorted(numbers), "listed by number, as the status lists its front"
+    assert (values[0], values[-1]) == (0, 99) and max(b - a for a, b in zip(values, values[1:])) <= \
+        -(-99 // (len(values) - 1)), "spread along the front: both ends, even steps of its values"
     lists = status_room.fitted(status, 2_000)
     assert lists["paretoFront"] is None and lists["killedTrialList"] is None
     assert lists["succeededTrialList"] == status["succeededTrialList"][-len(lists["succeededTrialList"]):]

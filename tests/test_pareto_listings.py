@@ -24,7 +24,10 @@ from test_api_trial_filters import documented
 
 from functions.adapters.web import create_app
 from functions.cli import main
-from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.core.pareto import best_trials
+from functions.core.records import COMPLETE, FAIL, RUNNING, Counts, StudyRecord, TrialRecord
+from functions.core.resource_status import study_status
+from functions.core.resources import Origin, Ref
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -246,6 +249,38 @@ def test_every_json_of_a_multi_objective_studys_trials_says_whether_each_is_on_t
     assert one and not [t for t in one if "pareto" in t]
     schema = client.get("/openapi.json").get_json()["components"]["schemas"]["Trial"]["properties"]
     assert schema["pareto"]["type"] == "boolean"
+
+
+def table_numbers(text: str) -> list[int]:
+    """The trial numbers of a CLI table's rows, in their order (its first column)."""
+    return [int(found) for found in re.findall(r"^\s*(\d+)\s", text, re.M)]
+
+
+def test_every_view_lists_the_front_by_number(app):
+    """One order wherever the front is listed, whole or as a sample spread along it: by number,
+    as ``GET /studies/{name}/best`` pages it (the front's order by loss is another here)."""
+    runtime, client, db = app
+    assert sorted(FRONT, key=lambda n: (EVERY[n].values[0], n)) != FRONT
+    assert [t["number"] for t in client.get("/studies/mo/best").get_json()] == FRONT
+    assert [t["number"] for t in client.get("/studies/mo").get_json()["best"]] == FRONT
+    listed = [t for t in client.get("/studies").get_json() if t["name"] == "mo"]
+    assert [t["number"] for t in listed[0]["best"]] == FRONT
+    assert walk(client, "pareto=true") == FRONT
+    best = json.loads(CliRunner().invoke(main, ["best", "mo", "--db", str(db), "--json"]).stdout)
+    shown = json.loads(CliRunner().invoke(main, ["show", "mo", "--db", str(db), "--json"]).stdout)
+    assert [t["number"] for t in best] == [t["number"] for t in shown["best"]] == FRONT
+    for args in (("best", "mo"), ("show", "mo"), ("trials", "mo", "--pareto")):
+        result = CliRunner().invoke(main, [*args, "--db", str(db)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert table_numbers(result.output.split("Pareto front", 1)[-1]) == FRONT, args
+    page = client.get("/ui/studies/mo").text
+    box = page.split('id="best"', 1)[1].split("</table>", 1)[0]
+    assert [int(n) for n in re.findall(r'>#(\d+)</a>', box)] == FRONT
+    store = runtime.store()
+    record = store.get_study("mo")
+    status = study_status(record, Counts(complete=len(FRONT)), best_trials(store, record),
+                          Origin(Ref("Study", "team", "mo"), "uid-mo", 1))
+    assert [t["trialNumber"] for t in status["paretoFront"]] == FRONT
 
 
 def test_the_served_trial_page_says_whether_the_trial_is_on_the_front(tmp_path: Path):

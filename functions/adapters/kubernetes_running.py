@@ -27,7 +27,7 @@ from functions.core import report_token
 from functions.core.disruptions import Disruption, exhausted, vanished
 from functions.core.events import Event, trial_finished
 from functions.core.job import is_job, primary_container_name
-from functions.core.launch import TrialLaunch
+from functions.core.launch import TIMEOUT_FIELD, TrialLaunch
 from functions.core.ports import Look
 from functions.core.remade_pods import backoff_limit, past_limit, remaking
 from functions.core.start_failures import missing_cause
@@ -225,4 +225,4 @@ class RunningLooks:
         return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="timeout",
                               image_id=image_of(pods, container), message=(
                                   f"ran past its timeout of {launch.timeout:g}s: its container started "
-                                  f"{now - started:.0f}s ago"))
+                                  f"{now - started:.0f}s ago ({TIMEOUT_FIELD})"))

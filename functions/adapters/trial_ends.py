@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 from functions.adapters.local_exits import Memory
 from functions.core.events import Event, trial_finished
-from functions.core.launch import TrialLaunch, past_deadline
+from functions.core.launch import TIMEOUT_FIELD, TrialLaunch, past_deadline
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 """Signals from outside that end an attempt the way a preemption does."""
@@ -46,7 +46,7 @@ def _described(launch: TrialLaunch, code: int, timed_out: bool) -> tuple[str, st
         return "timeout", (f"ran past its Job's spec.activeDeadlineSeconds of {launch.deadline}s (DeadlineExceeded: "
                            "Kubernetes fails the Job there, and the trial with it)")
     if timed_out:
-        return "timeout", f"ran past its timeout of {launch.timeout:g}s"
+        return "timeout", f"ran past its timeout of {launch.timeout:g}s ({TIMEOUT_FIELD})"
     if code < 0 and -code in PREEMPTION_SIGNALS:
         return "preempted", killed_from_outside(-code)
     if code < 0:

@@ -110,6 +110,12 @@ class Progress:
     trial's pace would otherwise pass over (:mod:`functions.adapters.local_pace`)."""
 
 
+TIMEOUT_FIELD = "trialTemplate.timeout sets it: raise it for a trial that needs longer"
+"""What a trial ended at its timeout says of it: the field the timeout comes from, to change
+there (a Katib Experiment has none: its trials' deadlines are its trialSpec's own
+``activeDeadlineSeconds``, which the reason of a trial ended there names)."""
+
+
 def local_timeout(launch: TrialLaunch) -> float | None:
     """How long a local attempt may run: its trial's timeout, or its Job's own deadline where
     that is sooner. A local process has no Job, so it is ended where Kubernetes would fail the

@@ -1,7 +1,8 @@
 """The best trials of a study: by its objective, or the Pareto front of several objectives.
 
 One answer for every place that shows them (``katuna show`` and ``best``, the HTTP API, the
-dashboard, the status of a study's Kubernetes resource), so none can tell another story.
+dashboard, the status of a study's Kubernetes resource), so none can tell another story: a
+front, or a sample spread along it, is listed by trial number in each.
 """
 
 from __future__ import annotations
@@ -132,11 +133,11 @@ _FRONTS = _Fronts()
 
 
 def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:
-    """The best trials: by the objective, or the Pareto front when there are several (read as
-    numbers and values when the study's trials changed since its front was last computed, and
-    only the front's trials whole)."""
+    """The best trials: by the objective, or the Pareto front when there are several, by number
+    as every view lists it (read as numbers and values when the study's trials changed since
+    its front was last computed, and only the front's trials whole)."""
     if record.spec.multi_objective:
-        return store.numbered_trials(record.name, _FRONTS.numbers(store, record))
+        return store.numbered_trials(record.name, sorted(_FRONTS.numbers(store, record)))
     return store.best_trials(record.name, limit)
 
 
@@ -177,25 +178,28 @@ def front_marks(store: Store, record: StudyRecord) -> frozenset[int] | None:
 
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
-    it), read whole, and the size of the whole front, of which only the numbers are read."""
+    it), read whole, by number, and the size of the whole front, of which only the numbers are
+    read."""
     numbers = _FRONTS.numbers(store, record)
-    return store.numbered_trials(record.name, spread(numbers, most)), len(numbers)
+    return store.numbered_trials(record.name, sorted(spread(numbers, most))), len(numbers)
 
 
 def front_spread(store: Store, record: StudyRecord,
                  most: int) -> tuple[Generator[tuple[int, TrialRecord], None, None], int]:
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
-    it), each with its place in that sample, and the size of the whole front. They are read
-    whole :data:`PAGE_READ` at a time as they are taken, its two ends then the points halving
-    the gaps between those read (:func:`coarse_first`), so that a page cut short by its bytes
-    still spreads along the front, and never reads the rest."""
+    it), each with its place in that sample by number (the order every view lists a front in),
+    and the size of the whole front. They are read whole :data:`PAGE_READ` at a time as they
+    are taken, its two ends then the points halving the gaps between those read
+    (:func:`coarse_first`), so that a page cut short by its bytes still spreads along the
+    front, and never reads the rest."""
     numbers = _FRONTS.numbers(store, record)
     sample = spread(numbers, most)
+    by_number = {number: place for place, number in enumerate(sorted(sample))}
 
     def trials() -> Generator[tuple[int, TrialRecord], None, None]:
         order = coarse_first(len(sample))
         for start in range(0, len(order), PAGE_READ):
-            places = {sample[place]: place for place in order[start:start + PAGE_READ]}
+            places = {sample[place]: by_number[sample[place]] for place in order[start:start + PAGE_READ]}
             for trial in store.numbered_trials(record.name, list(places)):
                 yield places[trial.number], trial
     return trials(), len(numbers)

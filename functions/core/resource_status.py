@@ -16,6 +16,7 @@ from typing import Any
 
 from functions.core.errors import Problem
 from functions.core.metrics import Observation
+from functions.core.pareto_search import front_order
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 from functions.core.resources import DELETED, Origin
 from functions.core.spec import Study
@@ -70,8 +71,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     """The status of a stored study's resource, all from the store: writing it twice is harmless.
 
     ``best`` is the best trial first (one objective: ``currentOptimalTrial``), or the Pareto front
-    of a study of several objectives, best first on the first objective (``paretoFront``: no one
-    trial is optimal there, so ``currentOptimalTrial`` is left out). A refused edit's
+    of a study of several objectives (``paretoFront``, by number: no one trial is optimal
+    there, so ``currentOptimalTrial`` is left out). A refused edit's
     ``UpdateRefused`` condition goes before the last one, which stays the study's state: Katib's
     printer columns (``kubectl get experiments``) and its UI read the last condition as the
     Experiment's state. ``Running`` turns False when the study ends, timed then, as Katib's
@@ -156,13 +157,16 @@ def _end_condition(origin: Origin, phase: str) -> str:
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,
           observed: Sequence[Observation]) -> dict[str, Any]:
     """The best trial as Katib's ``currentOptimalTrial``, or a multi-objective study's Pareto
-    front. Before a trial has completed, nothing; on Katib's own resources an empty
+    front (at most :data:`PARETO_FRONT_SHOWN` of its trials spread along it, by number as
+    every view lists a front). Before a trial has completed, nothing; on Katib's own resources an empty
     ``currentOptimalTrial`` (``{observation: {}}``), which Katib always writes (the field is
     no pointer) and its UI reads without a guard."""
     if record.spec.multi_objective:
+        along = front_order(record.spec, [(t.number, list(t.values or ())) for t in best])
+        shown = set(spread([number for number, _ in along], PARETO_FRONT_SHOWN))
         front = [{"trialName": f"{origin.ref.name}-{t.number}", "trialNumber": t.number,
                   "objectiveValues": list(t.values or ()), **_results(t, record.spec, origin)}
-                 for t in spread(best, PARETO_FRONT_SHOWN)]
+                 for t in sorted(best, key=lambda t: t.number) if t.number in shown]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
     if not best or not best[0].values:
         return {"currentOptimalTrial": {"observation": {}}} if origin.ref.katib else {}

@@ -91,7 +91,18 @@ def _fit(status: dict[str, Any], keys: tuple[str, ...], cut: Callable[[list[Any]
 
 
 def _spread(front: list[Any], count: int) -> list[Any]:
-    return spread(front, count)
+    """``count`` trials of the status's front, spread along it (the order of their first
+    objective's values, whichever its direction: the same ends, the same even steps), listed
+    as the status lists them, by number."""
+    along = sorted(front, key=lambda entry: (_first_value(entry), entry.get("trialNumber", 0)))
+    kept = {id(entry) for entry in spread(along, count)}
+    return [entry for entry in front if id(entry) in kept]
+
+
+def _first_value(entry: Mapping[str, Any]) -> float:
+    """A front trial's first objective value (a front holds finite numbers; anything else last)."""
+    values = entry.get("objectiveValues") or [None]
+    return float(values[0]) if isinstance(values[0], int | float) else float("inf")
 
 
 def _latest(names: list[Any], count: int) -> list[Any]:

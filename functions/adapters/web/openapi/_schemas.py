@@ -168,7 +168,7 @@ SCHEMAS: dict[str, Any] = {
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
-                                "spread evenly along it, its two ends included"},
+                                "spread evenly along it, its two ends included, by number"},
         "frontSize": {"type": "integer", "description": "with several objectives: the trials on the whole Pareto "
                                                         "front (best lists at most 20 of them; GET /studies/{name}/best lists "
                                                         "them all)"},
