@@ -117,8 +117,8 @@ def test_a_follow_prints_the_trials_whole_log_as_it_is_written_and_goes_on_with_
         assert said.endswith(b"ended: COMPLETE]\n"), said
     assert told_first.startswith(preempted) and told_first.endswith(
         b"; the trial runs again as attempt 2 (katuna logs -f demo 0 follows it)]\n")
-    ended = subprocess.run([*KATUNA, "logs", "-f", "demo", "0"], cwd=tmp_path, capture_output=True, timeout=60)
-    assert (ended.returncode, ended.stdout, ended.stderr) == (0, _logs(tmp_path, 0, 2), b""), \
+    ended = run_katuna("logs", "-f", "demo", "0", cwd=tmp_path, timeout=60, stdout=tmp_path / "ended")
+    assert (ended.returncode, (tmp_path / "ended").read_bytes(), ended.stderr) == (0, _logs(tmp_path, 0, 2), ""), \
         "a trial that ended has its log printed, as without -f"
 
 
@@ -140,8 +140,9 @@ def test_a_terminal_follow_redraws_a_progress_bar_in_place_and_a_pipe_gets_each_
         finally:
             os.close(controller)
     assert piped.returncode == 0
-    as_shown = subprocess.run([*KATUNA, "logs", "demo", "0", "--terminal"], cwd=tmp_path, capture_output=True,
-                              check=True, timeout=60).stdout
+    assert run_katuna("logs", "demo", "0", "--terminal", cwd=tmp_path, timeout=60,
+                      stdout=tmp_path / "as_shown").returncode == 0
+    as_shown = (tmp_path / "as_shown").read_bytes()
     assert piped_out == as_shown and b"\nprogress 100%\n" in as_shown and b"\r" not in as_shown
     assert drawn == _logs(tmp_path, 0, 1), \
         "to a terminal the carriage returns go through, and it redraws the bar in place"
@@ -187,8 +188,7 @@ def test_a_follow_of_a_huge_log_holds_a_bounded_memory(tmp_path: Path):
             peak = _peak_memory(follow.pid)
             (tmp_path / "go").touch()
             assert follow.wait(timeout=120) == 0
-    with open(tmp_path / "shown", "wb") as shown:
-        subprocess.run([*KATUNA, "logs", "demo", "0", "--terminal"], cwd=tmp_path, stdout=shown, check=True, timeout=120)
+    assert run_katuna("logs", "demo", "0", "--terminal", cwd=tmp_path, stdout=tmp_path / "shown").returncode == 0
     assert filecmp.cmp(tmp_path / "followed", tmp_path / "shown", shallow=False)
     assert peak < 100 << 20, f"{peak} bytes"
 

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
 
-KATUNA = str(Path(sys.executable).with_name("katuna"))
 TRIALS = 2 * TRIALS_READ + 37
 
 
@@ -121,26 +119,24 @@ def test_an_empty_value_is_a_usage_error_naming_the_option(db: Path, options: tu
     assert (code, f"Invalid value for '{named}': " in output, said in output) == (2, True, True), output
 
 
-def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+def _to_a_closed_pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``katuna ARGS...`` writing to a pipe whose reader is gone (``| head`` once it has enough)."""
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        return subprocess.run([KATUNA, *args], stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
+        return run_katuna(*args, cwd=cwd, stdout=Path(f"/proc/{os.getpid()}/fd/{writer}"))
     finally:
         os.close(writer)
 
 
 def test_a_reader_that_goes_away_ends_the_output_not_the_command(db: Path):
-    result = _to_a_closed_pipe("trials", "big", "--json", "--db", str(db))
+    result = _to_a_closed_pipe("trials", "big", "--json", "--db", str(db), cwd=db.parent)
     assert (result.returncode, result.stderr) == (0, "")
 
 
 @pytest.mark.parametrize("command", [("trials", "big", "--json"), ("show", "big", "--json")])
 def test_a_full_disk_fails_the_command_in_a_line(db: Path, command: tuple[str, ...]):
-    with open("/dev/full", "w") as full:
-        result = subprocess.run([KATUNA, *command, "--db", str(db)], stdout=full, stderr=subprocess.PIPE,
-                                text=True, timeout=120)
+    result = run_katuna(*command, "--db", str(db), cwd=db.parent, stdout=Path("/dev/full"))
     assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot write the output: No space left on device"
 
@@ -188,17 +184,18 @@ def _dashboard_csv(db: Path, query: str) -> str:
     (("--order", "metric:loss", "--limit", "7"), "sort=metric:loss", 7),
 ])
 def test_csv_of_the_trials_asked_for_is_the_dashboards_export_of_the_same_trials(db: Path, options: tuple[str, ...],
-                                                                                   query: str, first: int | None):
+                                                                                   query: str, first: int | None,
+                                                                                   tmp_path: Path):
     """``katuna trials --csv``, its options filtering and ordering as the dashboard's table does:
     a column per metric and per parameter, streamed to the output, the same text as the
     dashboard's Export CSV of that table (a NaN written ``nan``, which pandas reads as NaN)."""
-    result = subprocess.run([KATUNA, "trials", "big", "--db", str(db), "--csv", *options], capture_output=True,
-                            timeout=120)
+    output = tmp_path / "trials.csv"
+    result = run_katuna("trials", "big", "--db", str(db), "--csv", *options, cwd=tmp_path, stdout=output)
     assert result.returncode == 0, result.stderr
     exported = _dashboard_csv(db, query)
     if first is not None:
         exported = "".join(exported.splitlines(keepends=True)[:first + 1])
-    assert result.stdout.decode() == exported
+    assert output.read_bytes().decode() == exported
     rows = list(csv.DictReader(io.StringIO(exported, newline="")))
     assert {"number", "state", "loss", "x", "attempt", "reason"} <= set(rows[0])
     assert first is None or len(rows) == first
@@ -210,7 +207,7 @@ def test_csv_is_read_whole_by_a_csv_reader_with_nan_and_a_reader_gone_away_ends_
     assert [int(row["number"]) for row in rows] == list(range(TRIALS))
     assert rows[TRIALS_READ]["loss"] == "nan" and float(rows[7]["loss"]) == 1.0
     assert float(rows[1]["x"]) == 0.001
-    unread = _to_a_closed_pipe("trials", "big", "--csv", "--db", str(db))
+    unread = _to_a_closed_pipe("trials", "big", "--csv", "--db", str(db), cwd=db.parent)
     assert (unread.returncode, unread.stderr) == (0, "")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from conftest import run_file, study_definition
+from http_helpers import run_katuna
 
 from functions.core.terminal_safe import TerminalSafe, for_terminal
 
@@ -85,8 +86,8 @@ def test_katuna_logs_to_a_terminal_leaves_out_what_the_terminal_would_act_on_and
     run_file(study)
     log = next((tmp_path / "katuna-logs" / "demo").glob("*/0.1.log")).read_bytes()
     assert log == HOSTILE
-    piped = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, check=True, timeout=60)
-    assert piped.stdout == HOSTILE, "to a pipe or a file, the log byte for byte"
+    assert run_katuna("logs", "demo", "0", cwd=tmp_path, timeout=60, stdout=tmp_path / "piped").returncode == 0
+    assert (tmp_path / "piped").read_bytes() == HOSTILE, "to a pipe or a file, the log byte for byte"
     assert _logs_to_a_terminal(tmp_path, "demo", "0") == SHOWN
     assert _logs_to_a_terminal(tmp_path, "demo", "0", "--terminal") == SHOWN.replace(
         b"epoch 1 10%\r\x1b[2K", b"\x1b[2K"), "a line redrawn shows its last state"
