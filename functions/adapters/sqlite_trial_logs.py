@@ -1,8 +1,8 @@
 """How far each running trial's log was read, the pods its attempt lost to disruptions, and the
 Kubernetes Events recorded about its Trial: columns of the trials table (JSON each), apart from
 the trial's record; and the Events recorded about each study's resource, a column of the studies
-table that a study's record leaves out. Written by the scans, looks and reports that find more, they change nothing a
-reader of the trial sees, so a write of them takes no change number
+table that a study's record leaves out. Written by the scans, looks and reports that find more,
+they change nothing a reader of the trial sees, so a write of them takes no change number
 (:mod:`functions.adapters.sqlite_trials`).
 """
 
