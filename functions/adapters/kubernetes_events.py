@@ -8,9 +8,10 @@ handling. The names recorded, or found recorded, are returned: a report keeps th
 Events with its trial in the store, and that of a study's end with the study, and asks for none
 of them again, whichever process reports it next (:mod:`functions.handlers.writeback`). A
 process also asks for each Event once: the names it recorded are kept (the latest
-:data:`RECALLED`), for reports made at once, before the store has the names. An Event is best effort: a write refused (403, where katuna's
-account may not ``create events`` in the namespace), failed (5xx) or not answered is logged once
-per namespace and answer, and never fails, nor makes repeat, the handling that recorded it."""
+:data:`RECALLED`), for reports made at once, before the store has the names. An Event is best
+effort: a write refused (403, where katuna's account may not ``create events`` in the
+namespace), failed (5xx) or not answered is logged once per namespace and answer, and never
+fails, nor makes repeat, the handling that recorded it."""
 
 from __future__ import annotations
 

@@ -22,11 +22,12 @@ say, and sends the event that was missing:
    given up), so the trial starts while the study's other trials run;
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
-   resource is gone (or being deleted, held by finalizers), or an ended one whose workloads ``retain`` kept are still to be deleted
-   with it (:func:`~functions.handlers.stopping.kept_behind`): the resource's delete event; an ended study whose resource shows another
-   status than the store's (its last write-back given up) and which ended :data:`IN_FLIGHT`
-   seconds ago or more: its ``study.completed`` again, which ``writeback`` takes. Skipped where
-   there is no cluster. Where the Katib overlay is enabled, Katib's own Experiments and
+   resource is gone (or being deleted, held by finalizers), or an ended one whose workloads
+   ``retain`` kept are still to be deleted with it
+   (:func:`~functions.handlers.stopping.kept_behind`): the resource's delete event; an ended
+   study whose resource shows another status than the store's (its last write-back given up)
+   and which ended :data:`IN_FLIGHT` seconds ago or more: its ``study.completed`` again, which
+   ``writeback`` takes. Skipped where there is no cluster. Where the Katib overlay is enabled, Katib's own Experiments and
    StudyJobs of every namespace too;
 6. a running cluster trial: the observations of its log kept as they are read, and, in a study
    with early stopping, the ``trial.progress`` of each report of the objective its log holds
