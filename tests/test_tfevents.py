@@ -271,3 +271,50 @@ def test_the_walk_of_an_event_folder_stops_as_soon_as_it_meets_more_files_than_i
         tfevents.event_files(str(tmp_path), most=5)
     assert listed == [".", "d0", "d1"]
     assert len(tfevents.event_files(str(tmp_path), most=30)) == 30
+
+
+def test_a_local_trial_whose_event_files_hold_more_than_is_read_fails_naming_the_limit(embedded, tmp_path: Path):
+    """Records of up to 1 MiB were each read and checksummed in Python (about 0.2 s of the
+    service's CPU a MiB, 1 s a MiB of scalar events), with no bound on their total: a trial
+    writing gigabytes of them held a worker for minutes. Past ``MAX_READ`` bytes the read ends,
+    and as the scalars read are not the attempt's whole measure (its last ones come later), none
+    counts: the trial fails, its reason naming the limit and what to do."""
+    padded = writer.record(writer.event(1, [("accuracy", 0.5)]) + writer._field(15, 2, bytes((1 << 20) - 64)))
+    prepared = tmp_path / "prepared" / "events.out.tfevents.1"
+    prepared.parent.mkdir()
+    prepared.write_bytes(padded * (tfevents.MAX_READ // len(padded) + 1) + writer.record(writer.event(2, [("accuracy", 0.9)])))
+    definition = study_definition(maxTrials=1, parallelism=1, objective={"metric": "accuracy", "direction": "maximize"},
+                                  metricsCollector={"kind": "tfevent", "path": "events/${trialSpec.Name}"})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import shutil, sys; shutil.copy(*sys.argv[1:3])",
+                                              str(prepared), "events/${trialSpec.Name}", "${trialParameters.x}"]
+    run_study(embedded, definition, tmp_path)
+    [trial] = embedded.store.trials("demo")
+    assert trial.state == "FAIL", (trial.state, trial.values)
+    assert f"hold more than {tfevents.MAX_READ:,} bytes of records; katuna reads at most" in trial.reason, trial.reason
+    assert "(tfevents.MAX_READ), so none of its metrics counts: write scalars less often" in trial.reason
+
+
+def test_the_bytes_of_event_records_read_are_bounded_across_the_files_of_a_folder(tmp_path: Path):
+    """Each header and each record read is counted, over every file of the folder, and a file of
+    records of at most 1 MiB ends the read once the budget is spent: no more of it is read."""
+    events = [writer.event(step, [("loss", 1.0)]) for step in range(2_000)]
+    for name in ("a", "b"):
+        writer.write(tmp_path / name / "events.out.tfevents.1", events)
+    size = (tmp_path / "a" / "events.out.tfevents.1").stat().st_size
+    read: list[dict[str, object]] = []
+    with pytest.raises(tfevents.TooMuchToRead, match=f"under {tmp_path} hold more than {size + 1_000:,} bytes"):
+        read.extend(tfevents.directory_records(str(tmp_path), budget=tfevents.Budget(str(tmp_path), size + 1_000)))
+    assert len(read) < 2_000 + 1_000 // 20, "the second file's reading ended where the budget did"
+    assert len(read) > 2_000
+    assert len(list(tfevents.directory_records(str(tmp_path), budget=tfevents.Budget(str(tmp_path), 2 * size)))) == 4_000
+
+
+def test_a_record_of_zeros_ends_its_file_as_no_message_has_a_field_zero(tmp_path: Path):
+    """A megabyte of zeros (with its checksum) parsed as half a million fields numbered 0, at 0.7 s
+    of CPU a MiB; protocol buffers have no field 0, and the record ends its file's reading as an
+    unparseable one does."""
+    path = writer.write(tmp_path / "events.out.tfevents.1", [writer.event(0, [("loss", 1.0)])])
+    path.write_bytes(path.read_bytes() + writer.record(bytes(64 << 10)) + writer.record(writer.event(1, [("loss", 0.5)])))
+    assert [r["step"] for r in tfevents.directory_records(str(tmp_path))] == [0]
+    with pytest.raises(ValueError, match="field number 0"):
+        list(tfevents.fields(b"\x00\x00"))

@@ -242,7 +242,9 @@ def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -
     """The records of the event files under the folder ``target``, a JSON record a line. A folder
     of more than :data:`~functions.core.tfevents.MAX_FILES` files is a :class:`RefusedFile`
     before any is read; so is, once every other file was read, an event file found damaged
-    (what came before the damage is read), naming it and why."""
+    (what came before the damage is read), naming it and why; and so is, not ``whole``, a folder
+    whose files hold more than :data:`~functions.core.tfevents.MAX_READ` bytes of records, once
+    that much was read: its records cost the service's CPU as they are read."""
     try:
         directory = trial_files.real_directory(target)
     except FileNotFoundError:
@@ -251,11 +253,14 @@ def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -
     damaged: list[str] = []
     try:
         for record in tfevents.directory_records(directory, trial_files.open_file, earlier, tfevents.MAX_FILES,
-                                                 lambda file, why: damaged.append(f"{file}: {why}")):
+                                                 lambda file, why: damaged.append(f"{file}: {why}"),
+                                                 tfevents.Budget(str(target))):
             _check(stopped, target)
             yield json.dumps(record)
     except tfevents.TooManyFiles as exc:
         raise RefusedFile(str(exc)) from None
+    except tfevents.TooMuchToRead as exc:
+        raise RefusedFile(str(exc), whole=False) from None
     if damaged:
         more = f" (and {len(damaged) - 1} more damaged event files)" if len(damaged) > 1 else ""
         raise RefusedFile(f"{damaged[0]}: read up to that record{more}")

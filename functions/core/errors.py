@@ -195,7 +195,13 @@ class UnreadableFile(PermanentError):
 class RefusedFile(PermanentError):
     """A file the service would read back from a local trial is not a trial's file: of another
     kind than expected, or, however a link led there, under ``/proc``, ``/sys`` or ``/dev``
-    (:mod:`functions.core.system_paths`). The message names the path and why, never the content."""
+    (:mod:`functions.core.system_paths`). The message names the path and why, never the content.
+    ``whole`` is False where the files hold more than katuna reads of them: what was read is
+    then not the attempt's whole measure, and counts for nothing."""
+
+    def __init__(self, message: str, whole: bool = True) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 class ForgedEvent(PermanentError):

@@ -80,16 +80,49 @@ a histogram takes more. A longer one is passed over unread, its bytes never held
 record, and a sparse file holds them at no cost to its disk."""
 
 
-def tf_records(stream: BinaryIO) -> Iterator[bytes]:
+MAX_READ = 8 * 1024 * 1024
+"""The most bytes of records katuna reads of a local attempt's event files, all of them
+together (each record's 12-byte header counted, a record passed over unread counted by its
+header only): reading and decoding them costs the service's CPU about 1 s a MiB of scalar
+events (measured on two busy cores), so a trial writing hundreds of megabytes of them would
+hold a worker for minutes. 8 MiB holds about 150,000 scalar events. On a
+cluster the reader runs in the trial's own container, at the trial's cost, without a limit."""
+
+
+class TooMuchToRead(Exception):
+    """Event files holding more bytes of records than are read (:class:`Budget`): not a
+    ``ValueError``, which ends one file's reading only."""
+
+
+class Budget:
+    """Bytes of records still to read across the event files of one read (:data:`MAX_READ`)."""
+
+    def __init__(self, directory: str, most: int = MAX_READ) -> None:
+        self.directory, self.most, self.left = directory, most, most
+
+    def take(self, count: int) -> None:
+        """Count ``count`` bytes about to be read: a :class:`TooMuchToRead` past the budget."""
+        self.left -= count
+        if self.left < 0:
+            raise TooMuchToRead(
+                f"the event files under {self.directory} hold more than {self.most:,} bytes of records; katuna reads "
+                f"at most {self.most:,} of an attempt's (tfevents.MAX_READ), so none of its metrics counts: write "
+                "scalars less often, or images, histograms and graphs to another folder than the collector's")
+
+
+def tf_records(stream: BinaryIO, budget: Budget | None = None) -> Iterator[bytes]:
     """The records of a TFRecord file, read one at a time, up to the first one failing its
     checksum (a file that is no TFRecord file fails its first header's). A record claiming more
     bytes than are left of the file is a :class:`DamagedFile`, found before it is read: a
     header's length alone would otherwise have that many bytes read at once (2**40: a
-    ``MemoryError``). A record longer than :data:`MAX_RECORD` is skipped, unread."""
+    ``MemoryError``). A record longer than :data:`MAX_RECORD` is skipped, unread. Each header
+    and each record read is taken from ``budget`` first."""
     left = os.fstat(stream.fileno()).st_size - stream.tell()
     while True:
         header = stream.read(12)
         left -= len(header)
+        if budget is not None:
+            budget.take(len(header))
         if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
             return
         (length,) = struct.unpack("<Q", header[:8])
@@ -99,6 +132,8 @@ def tf_records(stream: BinaryIO) -> Iterator[bytes]:
             stream.seek(length + 4, os.SEEK_CUR)
             left -= length + 4
             continue
+        if budget is not None:
+            budget.take(length + 4)
         data = stream.read(length + 4)
         left -= len(data)
         if len(data) < length + 4 or struct.unpack("<I", data[length:])[0] != masked_crc(data[:length]):
@@ -126,6 +161,8 @@ def fields(data: bytes) -> Iterator[tuple[int, int, object]]:
     while at < len(data):
         key, at = _varint(data, at)
         number, wire = key >> 3, key & 7
+        if not number:
+            raise ValueError("field number 0")  # no message has one: a record of zeros ends here
         value: object
         if wire == 0:
             value, at = _varint(data, at)
@@ -208,19 +245,21 @@ def _summary_value(data: bytes) -> tuple[str, str] | None:
 
 def directory_records(directory: str, opener: Callable[[str], BinaryIO] | None = None,
                       earlier: Collection[str] = (), most: int | None = None,
-                      damaged: Callable[[str, str], None] | None = None) -> Iterator[dict[str, object]]:
+                      damaged: Callable[[str, str], None] | None = None,
+                      budget: Budget | None = None) -> Iterator[dict[str, object]]:
     """Each scalar of every event file under ``directory``, in file order: its file's folder,
     tag, step and value (text). Files that are no event files give nothing, nor the ``earlier``
     ones (their paths from ``directory``: a local trial's folder held them before it started).
     Each file is opened by ``opener`` (the service's checks of a local trial's files), else as it is.
     A folder of more than ``most`` files is a :class:`TooManyFiles` before any is read; a damaged
-    file gives what came before the damage, and is told to ``damaged`` (its path and why)."""
+    file gives what came before the damage, and is told to ``damaged`` (its path and why). The
+    bytes read are taken from ``budget``: past it, a :class:`TooMuchToRead` ends the read."""
     for path in event_files(directory, most):
         if os.path.relpath(path, directory) in earlier:
             continue
         try:
             with opener(path) if opener is not None else open(path, "rb") as handle:
-                for record in tf_records(handle):
+                for record in tf_records(handle, budget):
                     for tag, step, value in scalars(record):
                         yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
         except (DamagedFile, MemoryError) as exc:

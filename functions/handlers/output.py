@@ -118,7 +118,8 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kep
     :func:`~functions.core.log_keep.lost_run`) counts for nothing: its replacement's output,
     read now, is the attempt's. A file the executor refused to read (a local trial's metrics file that
     is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
-    refusal is the last line, which a failure's reason shows."""
+    refusal is the last line, which a failure's reason shows; one it read only part of (more
+    than it reads) gives none at all, so the trial fails naming the limit."""
     spec = record.spec
     collector = spec.metrics_collector
     tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -166,4 +167,6 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kep
             summary.add(parse([line]))
     except RefusedFile as refused:
         tail.append(f"katuna: {refused}")
+        if not refused.whole:
+            summary = new_summary(spec)  # a part of the attempt's measure is not its measure
     return summary, list(tail), size
