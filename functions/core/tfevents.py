@@ -80,13 +80,14 @@ a histogram takes more. A longer one is passed over unread, its bytes never held
 record, and a sparse file holds them at no cost to its disk."""
 
 
-MAX_READ = 8 * 1024 * 1024
+MAX_READ = 16 * 1024 * 1024
 """The most bytes of records katuna reads of a local attempt's event files, all of them
 together (each record's 12-byte header counted, a record passed over unread counted by its
 header only): reading and decoding them costs the service's CPU about 1 s a MiB of scalar
 events (measured on two busy cores), so a trial writing hundreds of megabytes of them would
-hold a worker for minutes. 8 MiB holds about 150,000 scalar events. On a
-cluster the reader runs in the trial's own container, at the trial's cost, without a limit."""
+hold a worker for minutes. 16 MiB holds about 330,000 scalar events (a step's few scalars
+logged at every step of a long run), read in about 15 s there. On a cluster the reader runs in
+the trial's own container, at the trial's cost, without a limit."""
 
 
 class TooMuchToRead(Exception):
