@@ -1090,6 +1090,21 @@ def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_wh
     assert ": … Validation-loss=0.5" in listed, "the reason's line ends on the last line the trial printed"
 
 
+def test_a_misspelt_objective_stops_the_run_after_three_trials_saying_what_to_fix(tmp_path: Path):
+    """``metric: los`` where the trial prints ``loss=``: 3 trials of 4, not all of them, though
+    ``maxFailedTrials`` allows 3 failures."""
+    definition = study_definition(maxTrials=4, parallelism=1, maxFailedTrials=3,
+                                  objective={"metric": "los", "direction": "minimize"})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import sys; print('loss=' + sys.argv[1])",
+                                              "${trialParameters.x}"]
+    run = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path, check=False, columns=400)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert ("Study demo: failed (every trial reported other metrics than its objective: objective 'los' never "
+            "reported, while the first 3 trials report loss; every later trial would fail alike, so the study "
+            "stops. Fix the name in objective.metric") in run.stdout
+    assert "Trials: 3 (0 complete, 3 failed, 0 pruned)" in run.stdout
+
+
 CONDITIONAL = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
                {"name": "kernel", "type": "categorical", "values": ["poly", "rbf"]},
                {"name": "degree", "type": "int", "min": 2, "max": 5, "when": {"kernel": ["poly"]}},

@@ -215,6 +215,16 @@ def test_three_trials_that_could_not_start_end_a_study_whatever_its_max_failed_t
     assert record.reason.startswith("every trial could not start:"), record.reason
 
 
+def test_the_stop_rules_give_the_rule_of_a_misspelt_objective_and_what_is_no_sign_of_one():
+    from functions.core.unreported import UNREPORTED_TRIALS
+
+    rules = _stop_rules()
+    assert (f"the first {UNREPORTED_TRIALS} trials to end all failed never reporting the same objective while their "
+            "last lines report other metrics, none completed (`failed`, whatever `maxFailedTrials`") in rules
+    assert "`spec.objective.objectiveMetricName`; a trial that exited non-zero or printed nothing metric-like is " \
+           "no such sign" in rules
+
+
 # docs/kubernetes.md
 
 

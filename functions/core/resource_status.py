@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core import unreported
 from functions.core.errors import Problem
 from functions.core.metrics import Observation
 from functions.core.pareto_search import front_order
@@ -42,7 +43,8 @@ whole in etcd, at most 1.5 MiB. ``GET /studies/{name}/best`` and ``katuna best``
 _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
             ("too many failed trials", "ExperimentFailed"), ("time budget", "StudyTimeBudgetUsed"),
             ("search space exhausted", "ExperimentSuggestionEndReached"),
-            ("every trial could not start", "StudyTrialsCannotStart"), (DELETED, "ResourceDeleted"),
+            ("every trial could not start", "StudyTrialsCannotStart"),
+            (unreported.STUDY_REASON, "StudyObjectiveNotReported"), (DELETED, "ResourceDeleted"),
             ("stopped by user", "StoppedByUser"))
 
 

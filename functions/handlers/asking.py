@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import initial_trials, pbt, start_failures
+from functions.core import initial_trials, pbt, start_failures, unreported
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import failure_limit, trial_name, trials_owner
 from functions.core.records import (
@@ -31,6 +31,7 @@ from functions.core.spec import KnownResult, Study, known_results
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.store_port import has_study, trials_by_number
 from functions.core.trial_cap import grid_cover, grid_points, study_cap
+from functions.core.trial_query import TrialQuery
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead, population
 from functions.handlers.deps import Deps
@@ -179,9 +180,8 @@ def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[
 
 def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None,
                counts: Counts | None = None) -> Decision | None:
-    """Whether a stop rule fires now; ``finished`` is a trial that just completed. A trial that
-    could not start for its study's image may also end the study
-    (:func:`~functions.core.start_failures.unstartable`). The time budget counts from the
+    """Whether a stop rule fires now; ``finished`` is a trial that just ended. A failed one may
+    also end the study where its trials fail alike (:func:`_failing_alike`). The time budget counts from the
     study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
     started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
@@ -189,11 +189,25 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     decision = decide(record.spec, counts, finished, deps.clock() - started, None if grid is None else grid.left,
                       cap=study_cap(record, deps.limits), covered=0 if grid is None else grid.covered,
                       failed_limit=failure_limit(record.definition))
-    if decision is None and finished is not None and finished.state == FAIL \
-            and finished.reason.startswith(f"{start_failures.PREFIX}: ") and start_failures.may_be_unstartable(counts):
-        why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
+    if decision is None and finished is not None and finished.state == FAIL:
+        why = _failing_alike(record, deps, finished, counts)
         decision = Decision(FAILED, why) if why else None
     return decision
+
+
+def _failing_alike(record: StudyRecord, deps: Deps, finished: TrialRecord, counts: Counts) -> str | None:
+    """Why the study stops as the failed trial ``finished`` ends, where its trials fail for a
+    cause every later one would meet: they could not start for what its template gives
+    (:func:`~functions.core.start_failures.unstartable`), or the first to end never reported the
+    objective while reporting other metrics (:func:`~functions.core.unreported.misreported`).
+    Each rule reads the failed trials only once the counts and ``finished`` allow it; a trial's
+    end delivered again changes no trial, so it is counted once."""
+    if finished.reason.startswith(f"{start_failures.PREFIX}: ") and start_failures.may_be_unstartable(counts):
+        return start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
+    if unreported.may_be_misreported(counts, finished):
+        query = TrialQuery(states=(FAIL,), sort="finishedAt", limit=unreported.UNREPORTED_TRIALS)
+        return unreported.misreported(deps.store.query_trials(record.name, query)[0], counts)
+    return None
 
 
 def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from functions.core import start_failures
+from functions.core import start_failures, unreported
 from functions.core.admission import without_note
 from functions.core.disruptions import INTERRUPTIONS, runs_lost
 from functions.core.errors import OutputLost
@@ -268,11 +268,7 @@ def _instead(record: StudyRecord, tail: list[str]) -> str:
     collector = record.spec.metrics_collector
     if collector.kind != "stdout" or collector.format != "text" or collector.filters:
         return ""
-    if not (printed := names_printed(tail)):
-        return ""
-    field = ("spec.objective.objectiveMetricName" if is_katib_experiment(record.definition)
-             else "objective.metrics" if len(record.spec.objectives) > 1 else "objective.metric")
-    return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?"
+    return unreported.instead(names_printed(tail), unreported.objective_field(record.spec, is_katib_experiment(record.definition)))
 
 
 def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
@@ -298,7 +294,7 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     missing = [m for m in objectives if m not in metrics]
     if missing:
         names = ", ".join(repr(m) for m in missing)
-        return FAIL, None, (f"metrics unavailable: objective {names} never reported "
+        return FAIL, None, (f"{unreported.PREFIX}{names} never reported "
                             f"({_expected(record.spec.metrics_collector, missing)}{_instead(record, tail)}); "
                             f"last lines:\n{last}")
     values = [metrics[m] for m in objectives]

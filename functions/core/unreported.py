@@ -1,0 +1,83 @@
+"""Trials that never reported the study's objective while reporting other metrics, and the
+study that stops once its first trials all ended so.
+
+A study whose objective's name is misspelt (``metric: los`` where the trial prints ``loss=``)
+has every trial fail: each prints its metrics under the name it knows, none under the name the
+study asks for. Where the default text rule reads a trial's output, the reason of such a trial
+names the metrics its last lines report and the field that names the objective (:func:`instead`),
+and once the first :data:`UNREPORTED_TRIALS` trials of a study to end have all failed so, for
+the same objective, with none completed or pruned, the study fails saying what to fix
+(:func:`misreported`), whatever its ``maxFailedTrials``: every later trial would fail alike. A
+trial that printed nothing metric-like, or that exited with an error, is no sign of a misspelt
+name: one among those first trials leaves the study to ``maxFailedTrials``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from functions.core.records import Counts, TrialRecord
+from functions.core.spec import Study
+
+UNREPORTED_TRIALS = 3
+"""The first trials of a study to end that, all failing for the same objective never reported
+while they reported other metrics, fail the study."""
+PREFIX = "metrics unavailable: objective "
+"""How the reason of a trial that never reported an objective begins."""
+STUDY_REASON = "every trial reported other metrics than its objective"
+"""How the reason of a study stopped by :func:`misreported` begins."""
+_REPORTED = re.compile(r"^metrics unavailable: objective (?P<missing>.+?) never reported \(.*; its last lines "
+                       r"report (?P<printed>[^:]+): is the name in (?P<field>\S+) misspelt\?\); last lines:$")
+
+
+def objective_field(spec: Study, katib: bool) -> str:
+    """The field that names the study's objective: a Katib Experiment's (``katib``)
+    ``spec.objective.objectiveMetricName``, else ``objective.metric`` (``objective.metrics``
+    for several)."""
+    if katib:
+        return "spec.objective.objectiveMetricName"
+    return "objective.metrics" if len(spec.objectives) > 1 else "objective.metric"
+
+
+def instead(printed: Sequence[str], field: str) -> str:
+    """What a trial's reason adds to "objective ... never reported (...": the metrics its last
+    lines report (``printed``), and the ``field`` that names the objective; nothing where it
+    reported none."""
+    return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?" if printed else ""
+
+
+def _reported(trial: TrialRecord) -> tuple[str, list[str], str] | None:
+    """The objectives a failed trial never reported, the metrics it reported instead and the
+    field that names them, from its reason's first line (its latest attempt's verdict); None for
+    a trial that failed otherwise."""
+    found = _REPORTED.match(trial.reason.split("\n", 1)[0])
+    if found is None:
+        return None
+    return found.group("missing"), found.group("printed").split(", "), found.group("field")
+
+
+def may_be_misreported(counts: Counts, finished: TrialRecord) -> bool:
+    """Whether the study may stop for :func:`misreported` as ``finished`` ends: it never
+    reported its objective while reporting other metrics, none of the study's trials completed or
+    were pruned, and enough failed. Asked first, so that no trial is read for any other end."""
+    return not (counts.complete or counts.pruned) and counts.failed >= UNREPORTED_TRIALS \
+        and _reported(finished) is not None
+
+
+def misreported(first: Iterable[TrialRecord], counts: Counts) -> str | None:
+    """Why the study stops, and what to fix, where the ``first`` failed trials to end
+    (:data:`UNREPORTED_TRIALS` of them, none completed or pruned by ``counts``) all never
+    reported the same objectives while reporting other metrics; None otherwise."""
+    found = [_reported(trial) for trial in first]
+    if len(found) < UNREPORTED_TRIALS or (counts.complete or counts.pruned) or None in found:
+        return None
+    reports = [report for report in found if report is not None]
+    if len({(missing, field) for missing, _, field in reports}) != 1:
+        return None
+    missing, _, field = reports[0]
+    printed = list(dict.fromkeys(name for _, names, _ in reports for name in names))
+    return (f"{STUDY_REASON}: objective {missing} never reported, while the first {len(reports)} trials "
+            f"report {', '.join(printed)}; every later trial would fail alike, so the study stops. Fix the "
+            f"name in {field} (or have the trials print the objective under it), then delete this study and "
+            "submit it again (submitted again as it is, a failed study stays failed)")
