@@ -12,12 +12,11 @@ nothing else would move. The web adapter sees the runtime only as a
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -27,14 +26,14 @@ from functions._thread_stores import ThreadStores
 from functions.adapters import local_checkpoints, sqlite_errors
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner
-from functions.adapters.sqlite_file_system import network_warning, shared_holder
+from functions.adapters.sqlite_file_system import network_warning
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app, guard
+from functions.adapters.web import create_app
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidSetting, KatunaError, Problem, StorageUnavailable, TemporaryError
+from functions.core.errors import KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_completed, study_created
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
@@ -43,7 +42,6 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.core.store_port import stored_study
 from functions.dispatch import Dispatcher, Turns
-from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
 from functions.handlers.deps import served_here
 from functions.handlers.stopping import drop_checkpoints, stop_study_marked
@@ -52,7 +50,8 @@ from functions.handlers.suggest import warn_of_drift
 from functions.pools import check_access, check_study, check_working_dir, node_pools
 from functions.service_delivery import delivery
 from functions.service_events import ServiceEvents
-from functions.service_executor import service_executor
+from functions.service_executor import ServiceExecutor, service_executor
+from functions.service_start import checked_settings
 from functions.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,28 +81,8 @@ class Runtime:
         self._events = ServiceEvents(settings, self._stores.stopping, lambda reason: self._metrics.events.dropped(reason),
                                      network)
         self.queue = self._events.queue
-        wired = service_executor(settings, clock, self.publish, self._kept_tail, sole_parent)
-        self.executor, self.log_reads = wired.executor, wired.log_reads
-        self.logs: RunningLogs | None = wired.logs
-        """Where running trials' progress is read from their logs: the trial Jobs' pods."""
-        self.admissions: Admissions | None = wired.admissions
-        """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
-        self.access_refusal: Callable[[Study], Problem | None] | None = wired.access_refusal
-        """Why katuna may not create a study's trials where they would run, asked of the cluster."""
-        self.runner: Runner | None = wired.runner
-        self._checkpoint_drops = wired.checkpoint_drops
-        """This process, where its executor runs local trials: it leaves a study a live ``katuna
-        run`` claimed to it, and claims none itself (the workers of every service on the database
-        share the studies)."""
-        self._checkpoint_prunes = wired.checkpoint_prunes
-        self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
-                                          settings.remote_timeout)
-        self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
-            if settings.runs_jobs else None
-        """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
-        self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
-            if self.node_pools is not None and settings.runs_jobs else None
+        self._take_executor(service_executor(settings, clock, self.publish, self._kept_tail, sole_parent))
+        self._reach_cluster(settings)
         self._started = False
         self._unready: str | None = None
         """Why this process was not ready at the last probe (None: ready), to log changes only."""
@@ -113,6 +92,33 @@ class Runtime:
         """Stops counting this process's storage failures into the metrics (:meth:`close`)."""
         self._turns = Turns(self.deps(self._stores.new()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
+
+    def _take_executor(self, wired: ServiceExecutor) -> None:
+        """Keep the executor the settings chose, and the ports that come with it."""
+        self.executor, self.log_reads = wired.executor, wired.log_reads
+        self.logs: RunningLogs | None = wired.logs
+        """Where running trials' progress is read from their logs: the trial Jobs' pods."""
+        self.admissions: Admissions | None = wired.admissions
+        """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
+        self.access_refusal: Callable[[Study], Problem | None] | None = wired.access_refusal
+        """Why katuna may not create a study's trials where they would run, asked of the cluster."""
+        self.runner: Runner | None = wired.runner
+        """This process, where its executor runs local trials: it leaves a study a live ``katuna
+        run`` claimed to it, and claims none itself (the workers of every service on the database
+        share the studies)."""
+        self._checkpoint_drops = wired.checkpoint_drops
+        self._checkpoint_prunes = wired.checkpoint_prunes
+
+    def _reach_cluster(self, settings: Settings) -> None:
+        """The node pools, and the cluster's resources, templates and nodes as the settings reach them."""
+        self.node_pools = node_pools(settings)
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
+                                          settings.remote_timeout)
+        self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
+            if settings.runs_jobs else None
+        """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
+        self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
+            if self.node_pools is not None and settings.runs_jobs else None
 
     def _kept_tail(self, launch: TrialLaunch) -> KeptTail | None:
         """What this thread's store kept of the attempt's log as katuna stopped it."""
@@ -314,39 +320,9 @@ def service_app(settings: Settings) -> WSGIApplication:
     return create_app(Runtime(settings, sole_parent=True))
 
 
-APP_LOAD_ERROR = 4
-"""The status a gunicorn worker exits with when its application cannot load: gunicorn then
-stops, saying "App failed to load", instead of starting the worker again (``Arbiter.APP_LOAD_ERROR``)."""
-
-
 def from_environment() -> WSGIApplication:
-    """The HTTP service configured from the environment (gunicorn's entry point in a container).
-
-    A setting katuna cannot use, other hosts named in ``KATUNA_ALLOWED_HOSTS`` without
-    ``KATUNA_API_TOKEN`` (it serves loopback Host names only without one), or a gunicorn master
-    that local trials could read the service's secrets from (started without
-    :mod:`functions.gunicorn_config`), stop the worker with one log line saying why and
-    :data:`APP_LOAD_ERROR`, no traceback: gunicorn then stops instead of restarting it, so a
-    container never serves writes to the network unauthenticated, runs with a setting it
-    misread, nor starts a trial that can read its token; so does a database on a network file
-    system the settings do not allow (:mod:`functions.adapters.sqlite_file_system`).
-    """
+    """The HTTP service configured from the environment (gunicorn's entry point in a container),
+    once its settings stop nothing (:func:`~functions.service_start.checked_settings`: else the
+    worker exits, saying why, and gunicorn stops)."""
     collect_less_often()
-    try:
-        settings = Settings.from_env()
-    except InvalidSetting as exc:
-        _refuse(str(exc))
-    problem = (guard.exposure_problem(settings.allowed_hosts, settings.api_token)
-               or master_problem(runs_local_trials=not settings.runs_jobs))
-    if problem:
-        _refuse(problem)
-    try:
-        shared_holder(settings.db, settings.network_rule(service=True))
-    except StorageUnavailable as exc:
-        _refuse(str(exc))
-    return service_app(settings)
-
-
-def _refuse(problem: str) -> NoReturn:
-    log.error("katuna cannot start: %s", problem)
-    sys.exit(APP_LOAD_ERROR)
+    return service_app(checked_settings())

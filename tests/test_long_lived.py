@@ -13,7 +13,7 @@ import pytest
 from conftest import study_definition
 from waiting import eventually
 
-from functions.adapters import local_attempts, local_executor, sqlite_service, sqlite_streams
+from functions.adapters import local_book, local_executor, sqlite_service, sqlite_streams
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_created
@@ -42,7 +42,7 @@ def test_the_studies_watched_are_those_not_ended(tmp_path: Path):
 
 
 def test_an_executor_keeps_the_runs_of_its_latest_ended_attempts_only(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(local_attempts, "ENDED_KEPT", 2)
+    monkeypatch.setattr(local_book, "ENDED_KEPT", 2)
     store = SqliteStore(tmp_path / "katuna.db")
     executor = LocalExecutor(tmp_path / "logs", lambda event: None)
     record = stored(store, "short")

@@ -1,32 +1,33 @@
 """The attempts of a :class:`functions.adapters.local_executor.LocalExecutor`, each a subprocess of
 this one: its start (a child trial's checkpoint folder copied first, on a worker thread; what
 kept it from starting, where it failed to), the wait for its end
-(within its timeout, its output streamed or its metrics file followed meanwhile), the
-containment of every process it started, and its end recorded beside its log and reported.
+(within its timeout, its output streamed or its metrics file followed meanwhile), every
+process it started ended with it (:mod:`functions.adapters.local_containment`), and its end
+recorded beside its log and reported.
 
-The executor's port (launches, stops, counts, reads, shutdown) acts on what is kept here: the
-runs by attempt, those still active, and the ends to answer when asked (:meth:`LocalExecutor.poll`).
+The executor's port (launches, stops, counts, reads, shutdown) acts on these steps, and on the
+attempts' book (:mod:`functions.adapters.local_book`): the runs by attempt, those still active,
+and the ends to answer when asked (:meth:`LocalExecutor.poll`).
 """
 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import subprocess
 import threading
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
 from functions.adapters import local_ends, local_exits, local_marks, local_outputs, process_tree
-from functions.adapters.local_guard import Guard
+from functions.adapters.local_book import Book
+from functions.adapters.local_containment import Containment
 from functions.adapters.local_progress import ProgressReports, streamed
-from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
+from functions.adapters.local_run import LocalRun, ids
 from functions.adapters.local_space_waits import SPACE_WAIT, checkpoint_made
 from functions.adapters.local_start_failure import start_failure
 from functions.adapters.owners import Owners
@@ -42,16 +43,6 @@ from functions.core.log_context import about, of_event
 log = logging.getLogger("katuna.executor")
 
 
-STOPPED_ENDS = 1_000
-"""Ends of attempts katuna stopped that :meth:`functions.adapters.local_executor.LocalExecutor.poll` keeps
-answering."""
-
-ENDED_KEPT = 1_000
-"""Ended attempts whose runs the executor keeps, the latest: a launch of one again (an event
-delivered twice) starts nothing. A ``katuna serve`` worker runs trials for weeks, and kept every
-run it ever made (some KB each) until it stopped."""
-
-
 class LocalAttempts:
     """The attempts this process runs, and the steps of each from its start to its reported end."""
 
@@ -64,43 +55,20 @@ class LocalAttempts:
         self._space_wait = space_wait
         """Seconds a child trial's checkpoint copy waits for space on a full disk, in all (:data:`SPACE_WAIT`)."""
         self._publish = publish
-        self._kill_grace = kill_grace
         self._pass_env = tuple(pass_env)
         self._publish_delays = tuple(publish_delays)
         self._progress = ProgressReports(publish)
-        self._runs: dict[Key, LocalRun] = {}
-        self._ended_keys: deque[Key] = deque()
-        """The ended attempts of :attr:`_runs`, oldest first: past :data:`ENDED_KEPT`, the oldest go."""
-        self._active: dict[Key, LocalRun] = {}
-        """The runs that have not ended: what stops and counts look at, however many ended."""
-        self._unreported: dict[Key, Event] = {}
-        """Ends that could not be published: :meth:`poll` answers them."""
-        self._stopped_ends: OrderedDict[Key, Event] = OrderedDict()
-        """The ends of the latest attempts katuna stopped (at most :data:`STOPPED_ENDS`), as
-        ``interrupted``: :meth:`poll` answers them too, for a trial whose verdict was rolled back."""
-        self._lock = threading.Lock()
         self._closed = False
+        self._book = Book(lambda: self._closed)
+        """The attempts known here, those active, and the ends :meth:`poll` answers."""
         self._reads_stopped = threading.Event()
         """Set once the process stops: reads of trials' output then end (:meth:`stop_reads`)."""
         self._owners = Owners(self.log_dir)
-        self._claimed: set[Key] = set()
-        """Attempts this executor claimed: their owner is this process, known without a read."""
         self._workers = Workers()
         self._sweepers: list[threading.Thread] = []
         """Threads ending what dead processes left behind, which a shutdown waits for."""
-        self._sole_parent = sole_parent
-        """Whether every child this process starts is a trial's process or the guard (``katuna
-        run``, a ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other
-        child but those it had already is an orphan a trial left, and is ended
-        (:func:`~functions.adapters.process_tree.adopted`)."""
-        self._inherited = process_tree.children() if sole_parent else frozenset()
-        """Children this process had before it started any trial: those of a shell that ``exec``'d
-        it (``sh -c 'tensorboard & exec katuna run ...'``), never taken for a trial's orphans."""
-        self._guard = Guard(kill_grace, self._inherited if sole_parent else None)
-        """Ends the running attempts' processes if this process is killed outright (and, as sole
-        parent, the processes its children were, orphans of trials among them)."""
-        process_tree.become_subreaper()
-        process_tree.hide_from_trials()
+        self._containment = Containment(self._book, kill_grace, sole_parent)
+        """Ends the attempts' processes: each attempt's, strays', orphans'."""
 
     def log_path(self, launch: TrialLaunch, attempt: int | None = None) -> Path:
         """The log of the launch's attempt (or of another ``attempt`` of its trial)."""
@@ -117,7 +85,7 @@ class LocalAttempts:
         this one may be starting meanwhile, is never among them."""
         return frozenset(process_tree.marker(launch.uid, launch.number, attempt)
                          for attempt in range(1, launch.attempt + 1)
-                         if (launch.study, launch.uid, launch.number, attempt) not in self._claimed
+                         if not self._book.claimed((launch.study, launch.uid, launch.number, attempt))
                          and self._owners.abandoned(self._owner_path(launch, attempt)))
 
     def _start_when_ready(self, run: LocalRun, log: BinaryIO, strays: frozenset[str]) -> None:
@@ -126,7 +94,7 @@ class LocalAttempts:
         (:func:`~functions.adapters.local_space_waits.checkpoint_made`), then start the attempt,
         unless it was stopped or the executor closed meanwhile."""
         if strays:
-            self._end_strays(strays)
+            self._containment.end_strays(strays)
         failure = checkpoint_made(run, self.log_dir, self._max_checkpoint, self._space_wait,
                                   lambda: run.stopped or self._closed)
         if run.stopped or self._closed:
@@ -171,15 +139,11 @@ class LocalAttempts:
         self._ended(run)
         self._report(run, trial_finished(*ids(run.launch), outcome="error", message=str(refused), refused=True))
 
-    def _end_strays(self, strays: frozenset[str]) -> None:
-        """End every process of the attempts whose markers are ``strays``."""
-        process_tree.end(None, strays.__contains__, self._kill_grace)
-
     def _start(self, run: LocalRun, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
         launch = run.launch
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
-        self._guard.starting(run.marker)
+        self._containment.guard.starting(run.marker)
         try:
             local_outputs.make_metrics_folder(launch)
             self._mark_metrics(run)
@@ -194,7 +158,7 @@ class LocalAttempts:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message, cause)
         run.floor = local_exits.own_peak()
-        self._guard.started(run.marker, run.process.pid)
+        self._containment.guard.started(run.marker, run.process.pid)
         if not streamed(launch):
             log.close()
         return partial(self._watch, run, log if streamed(launch) else None)
@@ -217,22 +181,22 @@ class LocalAttempts:
             run.streamer = threading.Thread(target=self._progress.follow, args=(run, progress), daemon=True)
             run.streamer.start()
         if run.stopped or self._closed:
-            self._kill(run)
+            self._containment.kill(run)
         self._wait(run)
 
     def _wait(self, run: LocalRun) -> None:
         """Wait for the main process (this thread alone collects its status, with its peak
         memory: :mod:`.local_exits`), end whatever it left behind, then report the end; only
-        then look for orphans (:meth:`_end_adopted`), off the path to the successor's start. Its
+        then look for orphans (:meth:`.Containment.end_adopted`), off the path to the successor's start. Its
         progress reports are all published before its end, but for a shutdown, which reports no
         end: a report waiting on a database another process holds would hold up the record of
         the end, which the shutdown waits for, by as long as the busy timeout."""
         end = local_exits.wait_within(run.started, local_timeout(run.launch), run.floor)
         if end is None:
             run.timed_out = True
-            self._kill(run)
+            self._containment.kill(run)
             end = local_exits.wait(run.started, run.floor)
-        self._contain(run)
+        self._containment.contain(run)
         if run.streamer is not None and not self._closed:
             run.streamer.join()
         if run.interrupted:
@@ -243,7 +207,7 @@ class LocalAttempts:
         if not (run.stopped or self._closed):
             self._report(run, finished_event(run.launch, end.code, run.timed_out, memory=end.memory,
                                              output_bytes=self._output_bytes(run.launch)))
-        self._end_adopted()
+        self._containment.end_adopted()
 
     def _output_bytes(self, launch: TrialLaunch) -> int | None:
         """The size of the attempt's log where its metrics are read from it (not from a metrics
@@ -255,17 +219,6 @@ class LocalAttempts:
             return os.stat(self.log_path(launch)).st_size
         except OSError:
             return None
-
-    def _keep_stopped_end(self, run: LocalRun) -> None:
-        """Keep the end of an attempt katuna stopped for :meth:`poll`, the latest
-        :data:`STOPPED_ENDS` only: its trial's verdict is stored, or rolled back and found by the
-        next reconcile pass, within seconds. Under the lock, as the attempt stops being active:
-        no one sees it neither running nor ended."""
-        event = trial_finished(*ids(run.launch), outcome="interrupted", message=(
-            "katuna stopped it (its trial judged, or its study ending), and that verdict was not stored"))
-        self._stopped_ends[attempt_key(run.launch)] = event
-        while len(self._stopped_ends) > STOPPED_ENDS:
-            self._stopped_ends.popitem(last=False)
 
     def _mark_metrics(self, run: LocalRun) -> None:
         """Record beside its log what the attempt's metrics file or event folder holds before it
@@ -302,59 +255,10 @@ class LocalAttempts:
         if error is not None:
             log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
                       run.launch.study, run.launch.number, run.launch.attempt, event.id, error, extra=of_event(event))
-            with self._lock:
-                self._unreported[attempt_key(run.launch)] = event
+            self._book.unreported(run.launch, event)
 
     def _ended(self, run: LocalRun) -> None:
-        key = attempt_key(run.launch)
-        with self._lock:
-            if run.stopped and not self._closed:
-                self._keep_stopped_end(run)
-            self._active.pop(key, None)
-            self._ended_keys.append(key)
-            while len(self._ended_keys) > ENDED_KEPT:
-                oldest = self._ended_keys.popleft()
-                if oldest not in self._active:
-                    self._runs.pop(oldest, None)
-                    self._claimed.discard(oldest)
-        self._guard.ended(run.marker)
+        """The attempt is no longer active (:meth:`Book.ended`), nor guarded; whoever waits for it is told."""
+        self._book.ended(run)
+        self._containment.guard.ended(run.marker)
         run.done.set()
-
-    def _contain(self, run: LocalRun) -> None:
-        """End every process of the attempt that is still alive, and reap those adopted here.
-        The guard process is left out of the look, with what it started: it starts nothing, and
-        no trial's process can be adopted under it, as it is no ancestor of any; its exit status
-        is the guard's own to collect."""
-        guard = self._guard.pid
-        keep = self._leaders() | ({guard} if guard is not None else set())
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=keep, since=run.since,
-                         own=process_tree.adopts_orphans())
-
-    def _kill(self, run: LocalRun) -> None:
-        """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period.
-        The thread waiting for the attempt collects its main process (:meth:`_wait`)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.started.pid, signal.SIGTERM)
-        self._contain(run)
-
-    def _end_adopted(self) -> None:
-        """End the orphans of trial processes that left their session and cleared their
-        environment, where this process is their sole parent (see :attr:`_sole_parent`), once no
-        attempt runs: looked for while no launch can begin (an attempt is registered before its
-        process starts), so none is taken for one."""
-        if not (self._sole_parent and process_tree.adopts_orphans()):
-            return
-        with self._lock:
-            if self._active:
-                return
-            # The guard's pid is read as each child is looked at: one started again since is left too.
-            orphans = process_tree.adopted(lambda p: p.pid in self._inherited or p.pid == self._guard.pid)
-        process_tree.end_family(orphans, self._kill_grace)
-        if orphans:
-            log.warning("ended %d process(es) that trials left running outside their session and without "
-                        "KATUNA_ATTEMPT_ID", len(orphans))
-
-    def _leaders(self) -> set[int]:
-        """The main processes of attempts, whose exit status their own threads wait for."""
-        with self._lock:
-            return {run.process.pid for run in self._active.values() if run.process is not None}

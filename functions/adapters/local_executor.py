@@ -43,7 +43,7 @@ from pathlib import Path
 
 from functions.adapters import local_checkpoints, local_ends, local_exits, local_marks, local_outputs
 from functions.adapters.local_attempts import LocalAttempts
-from functions.adapters.local_run import Key, LocalRun, attempt_key
+from functions.adapters.local_run import Key, attempt_key
 from functions.adapters.owners import RUNNER
 from functions.adapters.trial_ends import finished_event
 from functions.core.errors import InvalidStudy, Problem
@@ -80,15 +80,13 @@ class LocalExecutor(LocalAttempts):
                                         "that could run as a local process")])
         key = attempt_key(launch)
         launch = local_checkpoints.told_where(launch, self.log_dir)
-        with self._lock:
-            if key in self._runs or self._closed:
-                return
-            run = self._runs[key] = self._active[key] = LocalRun(launch)
+        run = self._book.register(launch)
+        if run is None:
+            return
         try:
             log = local_outputs.new_log(self.log_path(launch), self.log_dir)
         except BaseException:
-            with self._lock:
-                del self._runs[key], self._active[key]
+            self._book.forget(key)
             raise
         strays = self._abandoned(launch)
         if strays or launch.checkpoint is not None:
@@ -96,7 +94,7 @@ class LocalExecutor(LocalAttempts):
         else:
             self._workers.submit(self._start(run, log))
         self._owners.claim(self._owner_path(launch))
-        self._claimed.add(key)
+        self._book.claim(key)
         self._owners.claim_runner(self.log_path(launch).with_name(RUNNER))
 
     @property
@@ -114,9 +112,8 @@ class LocalExecutor(LocalAttempts):
         self._owners.claim_runner(runner)
 
     def exists(self, launch: TrialLaunch) -> bool:
-        with self._lock:
-            if attempt_key(launch) in self._runs:
-                return True
+        if self._book.knows(attempt_key(launch)):
+            return True
         return self._owners.owned_elsewhere(self._owner_path(launch))
 
     def stop(self, launch: TrialLaunch, keep: bool = False) -> None:
@@ -125,7 +122,7 @@ class LocalExecutor(LocalAttempts):
         self._stop(lambda s, u, n, a: (s, u, n) == (launch.study, launch.uid, launch.number))
         strays = self._abandoned(launch)
         if strays:
-            sweeper = threading.Thread(target=self._end_strays, args=(strays,), daemon=True)
+            sweeper = threading.Thread(target=self._containment.end_strays, args=(strays,), daemon=True)
             sweeper.start()
             self._sweepers.append(sweeper)
 
@@ -145,9 +142,7 @@ class LocalExecutor(LocalAttempts):
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that ended here but could not be reported; ends are otherwise
         reported as they happen, never learnt by asking."""
-        with self._lock:
-            key = attempt_key(launch)
-            return self._unreported.get(key) or self._stopped_ends.get(key)
+        return self._book.end_of(launch)
 
     def recorded_end(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that no process runs any more, as recorded beside its log when
@@ -183,51 +178,44 @@ class LocalExecutor(LocalAttempts):
 
     def attempts(self) -> list[Key]:
         """``(study, uid, number, attempt)`` of every attempt running here."""
-        with self._lock:
-            return list(self._active)
+        return self._book.keys()
 
     def _stop(self, selected: Callable[[str, str, int, int], bool]) -> None:
-        with self._lock:
-            runs = [run for key, run in self._active.items() if selected(*key)]
-            for key in [key for key in self._unreported if selected(*key)]:
-                del self._unreported[key]
-        for run in runs:
+        for run in self._book.to_stop(selected):
             if run.stopped:
                 continue
             run.stopped = True
             run.woken.set()
             if run.process is not None and not local_exits.ended(run.process):
-                threading.Thread(target=self._kill, args=(run,), daemon=True).start()
+                threading.Thread(target=self._containment.kill, args=(run,), daemon=True).start()
 
     def running(self, study: str | None = None) -> int:
         """How many attempts (of one study, or of all) have not ended yet."""
-        with self._lock:
-            return sum(1 for s, _, _, _ in self._active if study in (None, s))
+        return self._book.count(study)
 
     def shutdown(self) -> None:
         """Kill every running attempt without reporting it, recording it as interrupted: the
         study stays resumable, and its resume runs those attempts again, uncounted."""
         self._closed = True
-        with self._lock:
-            runs = list(self._active.values())
+        runs = self._book.active()
         for run in runs:
             run.woken.set()
         killed = [run for run in runs if run.process is not None and not run.done.is_set()]
         for run in killed:
             run.interrupted = not (run.stopped or run.timed_out) and not local_exits.ended(run.started)
-        threads = [threading.Thread(target=self._kill, args=(run,)) for run in killed]
+        threads = [threading.Thread(target=self._containment.kill, args=(run,)) for run in killed]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        ends_by = time.monotonic() + self._kill_grace + 2
+        ends_by = time.monotonic() + self._containment.kill_grace + 2
         for run in runs:
             run.done.wait(timeout=max(0.0, ends_by - time.monotonic()))
-        self._end_adopted()
-        deadline = time.monotonic() + self._kill_grace + SWEEP_SCANS
+        self._containment.end_adopted()
+        deadline = time.monotonic() + self._containment.kill_grace + SWEEP_SCANS
         for sweeper in self._sweepers:
             sweeper.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._guard.close()
+        self._containment.guard.close()
         self._owners.release()
 
     def log_file(self, launch: TrialLaunch) -> Path:

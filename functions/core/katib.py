@@ -55,16 +55,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
     algorithm = (spec.get("algorithm") or {}).get("algorithmName")
-    problems = katib_shapes.unknown_document_fields(data) + katib_shapes.repeated_names(spec)
-    problems += katib_shapes.unknown_fields(spec)
-    problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
-                 for key in spec if key not in _SPEC | {"nasConfig"}]
-    if spec.get("nasConfig") is not None:  # Katib decodes a null nasConfig as none
-        problems.append(Problem("spec.nasConfig", katib_search.NAS_CONFIG))
-    if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
-        problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
-    check_name(metadata.get("name"), problems)
-    problems += label_problems(metadata)
+    problems = _document_problems(data, metadata, spec)
     native: dict[str, Any] = {
         "name": metadata.get("name"),
         "objective": native_objective(spec.get("objective") or {}, problems),
@@ -76,28 +67,57 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     typed = typed_fields(metadata, problems)
     if typed and native["trialTemplate"]:
         native["trialTemplate"]["typedFields"] = typed
-    if spec.get("maxTrialCount") is not None:
-        native["maxTrials"] = spec["maxTrialCount"]
-    _bounded(spec, algorithm, native["parameters"], problems)
-    if spec.get("maxFailedTrialCount") is not None:
-        native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
+    _trial_counts(spec, algorithm, native, problems)
     if spec.get("earlyStopping") is not None:
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
     katib_search.algorithm_specifics(algorithm, native, spec, problems, limits)
     pool = node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool
-    collector = katib_collectors.collector(spec.get("metricsCollectorSpec") or {}, problems)
-    # Katib's collector reads no number from loss=nan, and its reduction passes over what is none.
-    native["metricsCollector"] = {**(collector or {"kind": "stdout"}), "nonFinite": "skip"}
-    if (native.get("earlyStopping") or {}).get("algorithm") == "medianstop":
-        # Katib's collector counts each report of the objective toward start_step, whatever its line names.
-        native["metricsCollector"]["steps"] = "reports"
+    native["metricsCollector"] = _metrics_collector(spec, native, problems)
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
         raise InvalidStudy(_leading(spec, algorithm, problems + _native_problems(native, data, problems, limits)))
     return native
+
+
+def _document_problems(data: Mapping[str, Any], metadata: Mapping[str, Any], spec: Mapping[str, Any]) -> list[Problem]:
+    """The problems of the Experiment's own fields, found before any is translated: fields
+    unknown or given twice, those katuna refuses (``nasConfig``, a ``resumePolicy`` Katib does
+    not have), and its name's and labels'."""
+    problems = katib_shapes.unknown_document_fields(data) + katib_shapes.repeated_names(spec)
+    problems += katib_shapes.unknown_fields(spec)
+    problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
+                 for key in spec if key not in _SPEC | {"nasConfig"}]
+    if spec.get("nasConfig") is not None:  # Katib decodes a null nasConfig as none
+        problems.append(Problem("spec.nasConfig", katib_search.NAS_CONFIG))
+    if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
+        problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
+    check_name(metadata.get("name"), problems)
+    problems += label_problems(metadata)
+    return problems
+
+
+def _trial_counts(spec: Mapping[str, Any], algorithm: Any, native: dict[str, Any], problems: list[Problem]) -> None:
+    """The study's ``maxTrials`` and ``maxFailedTrials`` from the Experiment's counts, with the
+    bound an algorithm that needs one sets (:func:`_bounded`)."""
+    if spec.get("maxTrialCount") is not None:
+        native["maxTrials"] = spec["maxTrialCount"]
+    _bounded(spec, algorithm, native["parameters"], problems)
+    if spec.get("maxFailedTrialCount") is not None:
+        native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
+
+
+def _metrics_collector(spec: Mapping[str, Any], native: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """The study's ``metricsCollector``: the Experiment's collector, read as Katib's reads."""
+    collector = katib_collectors.collector(spec.get("metricsCollectorSpec") or {}, problems)
+    # Katib's collector reads no number from loss=nan, and its reduction passes over what is none.
+    chosen = {**(collector or {"kind": "stdout"}), "nonFinite": "skip"}
+    if (native.get("earlyStopping") or {}).get("algorithm") == "medianstop":
+        # Katib's collector counts each report of the objective toward start_step, whatever its line names.
+        chosen["steps"] = "reports"
+    return chosen
 
 
 def _leading(spec: Mapping[str, Any], algorithm: Any, problems: list[Problem]) -> list[Problem]:

@@ -52,24 +52,10 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None] | No
         r.fail(wrong.path, wrong.message)
     spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
                   if trial_spec is not None else [])
-    env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
-    for name in (name for name, _ in env if name.startswith(container_scripts.RESERVED)):
-        r.fail(f"{path}.env.{name}", f"expected a name not beginning with {container_scripts.RESERVED}: katuna's own "
-                                     "variables of a trial are so named (KATUNA_STUDY, KATUNA_TRIAL, KATUNA_PARAM_<name>, "
-                                     "...), and it sets them over any of the study's")
-    resources = _string_map(r, item, "resources", path, key_pattern=None)
-    for name, value in resources:
-        if (problem := pod_fields.resource_problem(name, value)) is not None:
-            r.fail(f"{path}.resources.{name}", problem)
+    env, resources = _env(r, item, path), _resources(r, item, path)
     working_dir = r.get(item, "workingDir", path, "str")
     timeout = r.duration(item, "timeout", path)
-    image = r.get(item, "image", path, "str")
-    if image is not None and image != image.strip():
-        r.fail(join(path, "image"), f"expected an image reference without leading or trailing whitespace, got "
-                                    f"{image!r}: the API server refuses every pod of such an image")
-    max_attempts = r.get(item, "maxAttempts", path, "int")
-    if max_attempts is not None and max_attempts < 1:
-        r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
+    image, max_attempts = _image(r, item, path), _max_attempts(r, item, path)
     others = [(f"{path}.env.{name}", value) for name, value in env]
     others += [(join(path, "workingDir"), working_dir)] if working_dir is not None else []
     _check_placeholders(r, command, others, parameters, spec_names, every_used=not unused and command_read)
@@ -77,6 +63,42 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None] | No
     typed = _typed_fields(r, item, path, trial_spec)
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or MAX_ATTEMPTS,
                          trial_spec, primary, *conditions, pod_labels, retain, typed)
+
+
+def _env(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """``env``: names katuna does not set itself, and their values."""
+    env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
+    for name in (name for name, _ in env if name.startswith(container_scripts.RESERVED)):
+        r.fail(f"{path}.env.{name}", f"expected a name not beginning with {container_scripts.RESERVED}: katuna's own "
+                                     "variables of a trial are so named (KATUNA_STUDY, KATUNA_TRIAL, KATUNA_PARAM_<name>, "
+                                     "...), and it sets them over any of the study's")
+    return env
+
+
+def _resources(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+    """``resources``: names and quantities a pod's container may ask for."""
+    resources = _string_map(r, item, "resources", path, key_pattern=None)
+    for name, value in resources:
+        if (problem := pod_fields.resource_problem(name, value)) is not None:
+            r.fail(f"{path}.resources.{name}", problem)
+    return resources
+
+
+def _image(r: Reader, item: Mapping[str, Any], path: str) -> str | None:
+    """``image``: a reference the API server takes (no whitespace around it)."""
+    image = r.get(item, "image", path, "str")
+    if image is not None and image != image.strip():
+        r.fail(join(path, "image"), f"expected an image reference without leading or trailing whitespace, got "
+                                    f"{image!r}: the API server refuses every pod of such an image")
+    return image
+
+
+def _max_attempts(r: Reader, item: Mapping[str, Any], path: str) -> int | None:
+    """``maxAttempts``: 1 or more."""
+    max_attempts = r.get(item, "maxAttempts", path, "int")
+    if max_attempts is not None and max_attempts < 1:
+        r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
+    return max_attempts
 
 
 def _typed_fields(r: Reader, item: Mapping[str, Any], path: str, trial_spec: Any) -> tuple[Path, ...]:

@@ -82,12 +82,20 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
     if reason is None:
         return []
+    return _pruned(record, trial, deps, reason, storage, trial_id, through)
+
+
+def _pruned(record: StudyRecord, trial: TrialRecord, deps: Deps, reason: str,
+            storage: BaseStorage, trial_id: int, through: int | None) -> list[Event]:
+    """Store the trial pruned for ``reason``, with the metrics its output holds so far, stop its
+    attempt once that is stored, tell Optuna (the trial ``trial_id`` of the study's ``storage``,
+    its reports carried ``through`` a step: :func:`_carry`), and go on with the study."""
     try:
         metrics = record_output(record, trial, deps).metrics
     except OutputLost:
         metrics = {}
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(), "reason": reason}
-    store.update_trial(record.name, trial.number, **outcome)
+    deps.store.update_trial(record.name, trial.number, **outcome)
     stop_once_stored(record, [trial], deps)
     _carry(storage, trial_id, through)
     tell(record, deps, trial.number, PRUNED)
