@@ -124,7 +124,7 @@ class Watcher:
                 self._resources_checked is not None and now - self._resources_checked < RESOURCES_EVERY):
             return
         self._resources_checked = now
-        for event in resource_events(self._deps, self._deps.store.list_studies(), self._ticks):
+        for event in resource_events(self._deps, self._deps.store.study_briefs(), self._ticks):
             self._events.put(event)
 
     def _read_progress(self) -> None:
@@ -162,7 +162,7 @@ class Watcher:
                 self._executor.stop_attempts(lambda *key: key in strays)
         elif self._swept is None or now - self._swept >= CLUSTER_STRAYS_EVERY:
             self._swept = now
-            sweep(self._deps, self._deps.store.list_studies())
+            sweep(self._deps, self._deps.store.study_briefs())
 
     def _poll_due(self, record: StudyRecord) -> bool:
         """Whether to ask the executor about the study's running attempts now (a lost Job event, say)."""

@@ -33,6 +33,7 @@ from functions.core.pareto_search import pareto_front
 from functions.core.pool_use import READY, RELEASED, PoolUse
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.store_port import Store
+from functions.core.study_brief import brief_of
 from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
 
@@ -305,6 +306,39 @@ class StoreContract:
         assert [s.name for s in store.list_studies()] == ["other"]
         with pytest.raises(StudyNotFound):
             store.delete_study("demo")
+
+    def test_a_studys_brief_is_what_its_whole_record_gives_without_its_spec_being_rebuilt(self, store: Store):
+        """The tick's passes over every study read briefs (:mod:`functions.core.study_brief`):
+        the same, for a study whose spec reads, as its whole record gives; an ended study whose
+        spec cannot be rebuilt still gives its namespace and trial kind, read from the stored text."""
+        pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+            "Master": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "pytorch", "image": "python:3.12", "command": ["python", "-c", "pass", "${trialParameters.x}"]}]}}}}}}
+        store.add_study(replace(record(name="plain"), runs_on="kubernetes"))
+        store.add_study(replace(record(name="kept", trialTemplate={"trialSpec": pytorch, "primaryContainerName": "pytorch",
+                                                                   "retain": True},
+                                       kubernetes={"namespace": "trials"}, algorithm={"name": "random"},
+                                       nodePool={"provider": "gke", "machineType": "e2-standard-4", "maxNodes": 2,
+                                                 "name": "kept-pool"}),
+                                origin={"kind": "Study", "namespace": "katuna", "name": "kept", "uid": "r-1",
+                                        "generation": 2}))
+        store.update_study("kept", status="stopped", reason="stopped by its user", completed_at=5.0)
+        briefs = store.study_briefs()
+        assert briefs == [brief_of(study) for study in store.list_studies()]
+        kept = briefs[0]
+        assert (kept.name, kept.terminal, kept.namespace, kept.trial_kind, kept.retain, kept.algorithm,
+                kept.node_pool, kept.completed_at) == (
+            "kept", True, "trials", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob"}, True, "random",
+            ("gke", "kept-pool"), 5.0)
+        spec = store.get_study("kept").spec.to_dict()
+        store.update_study("kept", spec=replace(store.get_study("kept").spec, parallelism="three"))
+        assert store.get_study("kept").spec != spec and store.get_study("kept").spec.objectives == (), \
+            "its spec cannot be rebuilt any more"
+        assert store.study_briefs()[0] == kept, "its brief reads the stored text, not the rebuilt spec"
+        store.update_study("plain", spec=replace(store.get_study("plain").spec, parallelism="three"))
+        assert [(brief.name, brief.status) for brief in store.study_briefs()] == [("kept", "stopped"),
+                                                                                  ("plain", "failed")], \
+            "a running study whose spec cannot be rebuilt is failed in brief as whole"
 
     def test_a_delete_of_a_study_by_its_uid_leaves_another_stored_under_its_name_since(self, store: Store):
         """A ``DELETE`` stops the study it read, then deletes it: a study stored under the name

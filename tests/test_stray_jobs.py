@@ -11,6 +11,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ from functions.watch import Watcher
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("late-tick", "late-watch", "late-kept", "late-wanted", "late-torch", "late-ended", "late-listed")
+KUBE_NAMESPACES = ("late-tick", "late-watch", "late-kept", "late-wanted", "late-torch", "late-ended", "late-listed",
+                   "late-home", "late-unread")
 
 
 def _deps(kube: KubeStub, tmp_path: Path, namespace: str) -> Deps:
@@ -48,11 +50,14 @@ def _deps(kube: KubeStub, tmp_path: Path, namespace: str) -> Deps:
     return Deps(store, KubernetesExecutor(Cluster(namespace=namespace), api_client(kube.url)), time.time)
 
 
-def _ended_before_its_job_landed(kube: KubeStub, deps: Deps, retain: bool = False, trial_spec: dict | None = None) -> None:
+def _ended_before_its_job_landed(kube: KubeStub, deps: Deps, retain: bool = False, trial_spec: dict | None = None,
+                                 namespace: str | None = None) -> None:
     """Trial 0's create answered 504, the study stopped (the trial, with no Job yet, discarded),
-    then the Job (or the workload of ``trial_spec``'s kind) stored."""
+    then the Job (or the workload of ``trial_spec``'s kind) stored (in ``namespace``, where given)."""
     definition = study_definition(maxTrials=2, parallelism=1)
     definition["trialTemplate"].update(image="python:3.12", retain=retain)
+    if namespace is not None:
+        definition["kubernetes"] = {"namespace": namespace}
     if trial_spec is not None:
         definition["trialTemplate"] = {"trialSpec": trial_spec, "primaryContainerName": "pytorch", "retain": retain}
     record = store_study(deps, parse_study(definition), definition)[0]
@@ -101,6 +106,24 @@ def test_a_retained_studys_job_stored_after_its_end_is_suspended_and_kept(kube: 
         Dispatcher(deps).deliver(pool_check())
         job = _job(kube, "late-kept")
         assert job is not None and job["spec"]["suspend"] is True, "kept, as retain keeps a stopped trial's Job"
+    finally:
+        deps.store.close()
+
+
+def test_an_ended_study_whose_spec_cannot_be_rebuilt_has_its_stray_job_deleted_in_its_own_namespace(
+        kube: KubeStub, tmp_path: Path):
+    """The tick's sweep reads every stored study in brief, no spec rebuilt
+    (:mod:`functions.core.study_brief`): a study whose stored spec a later katuna wrote, or that
+    was damaged, neither breaks the tick nor hides the namespace its trials ran in."""
+    deps = _deps(kube, tmp_path, "late-home")
+    try:
+        _ended_before_its_job_landed(kube, deps, namespace="late-unread")
+        stored = deps.store.get_study("demo")
+        deps.store.update_study("demo", spec=replace(stored.spec, parallelism="three"))
+        assert deps.store.get_study("demo").spec.objectives == (), "its spec cannot be rebuilt"
+        Dispatcher(deps).deliver(pool_check())
+        assert _job(kube, "late-unread") is None, "the tick deleted the Job nobody wants, in the study's namespace"
+        assert ("late-unread", "demo-0", "Background") in kube.deleted
     finally:
         deps.store.close()
 

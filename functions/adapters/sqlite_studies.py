@@ -22,10 +22,24 @@ from functions.core.records import FAILED, STUDY_RUNNING, TERMINAL_STATUSES, Stu
 from functions.core.spec import KnownResult, Study
 from functions.core.store_port import StudyKey
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
+from functions.core.study_brief import StudyBrief, brief_of, kind_of
 
 RELEASED = " (released)"
 """Follows the identity of a runner that gave its claims up (:meth:`SqliteStudies.release_runner`):
 no process has such an identity."""
+
+
+BRIEFS = f"""SELECT name, uid, status, completed_at, origin, runs_on, {', '.join(
+    f"CASE WHEN json_valid(normalized) THEN {part} END" for part in (
+        "json_extract(normalized, '$.kubernetes.namespace')",
+        "json_type(normalized, '$.trialTemplate.trialSpec') = 'object'",
+        "json_extract(normalized, '$.trialTemplate.trialSpec.apiVersion')",
+        "json_extract(normalized, '$.trialTemplate.trialSpec.kind')",
+        "json_type(normalized, '$.trialTemplate.retain') = 'true'",
+        "ifnull(json_extract(normalized, '$.algorithm.name'), 'tpe')",
+        "json_extract(normalized, '$.nodePool.provider')",
+        "json_extract(normalized, '$.nodePool.name')"))} FROM studies ORDER BY created_at, name"""
+"""What :meth:`SqliteStudies.study_briefs` reads of each row: its spec's few parts, by path."""
 
 
 @lru_cache(maxsize=64)
@@ -161,11 +175,26 @@ class SqliteStudies(SqliteOptuna):
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at, name", [])]
 
+    @reading
+    def study_briefs(self) -> list[StudyBrief]:
+        """Every study in brief, oldest first. An ended study's is the few parts of its spec
+        SQLite's JSON functions read, in C, none rebuilt (a spec that is not JSON gives none); a
+        study not ended (a few) is read whole, so one whose spec cannot be rebuilt is failed
+        in brief too, as :meth:`list_studies` shows it."""
+        unended = {record.name: brief_of(record) for record in self.unended_studies()}
+        return [unended.get(name) or StudyBrief(name, uid, status, completed_at, _origin(origin), runs_on,
+                           namespace if isinstance(namespace, str) else None,
+                           kind_of(api_version, kind) if has_spec else None, bool(retain),
+                           algorithm if isinstance(algorithm, str) else "tpe",
+                           (provider, pool) if isinstance(provider, str) and isinstance(pool, str) else None)
+                for (name, uid, status, completed_at, origin, runs_on, namespace, has_spec, api_version, kind,
+                     retain, algorithm, provider, pool) in self.db.execute(BRIEFS).fetchall()]
+
     def unended_studies(self) -> list[StudyRecord]:
         """The studies not ended, oldest first; only their rows are read into records."""
         ended = ", ".join("?" * len(TERMINAL_STATUSES))
         return [self._study(row) for row in self._rows(
-            f"SELECT * FROM studies WHERE status NOT IN ({ended}) ORDER BY created_at", list(TERMINAL_STATUSES))]
+            f"SELECT * FROM studies WHERE status NOT IN ({ended}) ORDER BY created_at, name", list(TERMINAL_STATUSES))]
 
     @reading
     def studies_page(self, limit: int, after: StudyKey | None = None) -> list[tuple[StudyKey, StudyRecord]]:

@@ -14,13 +14,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.core import katib_defaults
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.naming import MAX_NAME, is_label
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
+
+if TYPE_CHECKING:
+    from functions.core.study_brief import StudyBrief
 
 GROUP, VERSION = "katuna.dev", "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -156,7 +159,7 @@ def qualified_name(ref: Ref) -> str:
     return f"{full[:MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
 
 
-def origin_of(record: StudyRecord | None) -> Origin | None:
+def origin_of(record: StudyRecord | StudyBrief | None) -> Origin | None:
     """The cluster resource a stored study follows, as its record keeps it; None for a study
     submitted any other way, or none stored."""
     return None if record is None or record.origin is None else Origin.from_dict(record.origin)

@@ -22,6 +22,7 @@ from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation, ObservationKey
 from functions.core.pool_use import PoolUse
 from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.study_brief import StudyBrief
 from functions.core.trial_reads_port import TrialReads
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class Store(TrialReads, Protocol):
 
     def list_studies(self) -> list[StudyRecord]:
         """Every stored study, oldest first (:meth:`studies_page` reads them a page at a time)."""
+
+    def study_briefs(self) -> list[StudyBrief]:
+        """Every stored study in brief, oldest first, as :meth:`list_studies` orders them, its spec
+        never rebuilt: what the tick's passes over every study read (one whose spec cannot be
+        rebuilt gives what its stored text holds)."""
 
     def unended_studies(self) -> list[StudyRecord]:
         """The studies not ended (running, oldest first): a few, where a long-lived service

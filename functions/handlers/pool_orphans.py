@@ -34,8 +34,8 @@ from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import PoolStatus, owner_value
 from functions.core.pool_use import CREATING, POOL_FAILED, READY, RELEASING
 from functions.core.ports import NodePools
-from functions.core.records import StudyRecord
 from functions.core.store_port import Store
+from functions.core.study_brief import StudyBrief
 from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.pools")
@@ -48,7 +48,7 @@ BEING_DELETED = frozenset({"STOPPING", "DELETING"})
 """The states of a pool being deleted: GKE's and EKS's words."""
 
 
-def release_orphans(deps: Deps, studies: Collection[StudyRecord]) -> None:
+def release_orphans(deps: Deps, studies: Collection[StudyBrief]) -> None:
     """Delete the pools this installation created that no stored study (of ``studies``, every
     one the store holds) may use, once older than the grace; a cloud that cannot list or
     delete now is logged, and the next sweep tries again."""
@@ -91,12 +91,11 @@ def tidy(pools: NodePools, before: float) -> None:
         log.warning("deleted %s, which katuna made for node pools now gone", ", ".join(deleted))
 
 
-def held_pools(store: Store, studies: Collection[StudyRecord], provider: str) -> set[str]:
+def held_pools(store: Store, studies: Collection[StudyBrief], provider: str) -> set[str]:
     """The names of the ``provider``'s pools stored studies may use: each one a study names
     (whether it runs or has ended: its use may not be stored yet, or a restart may ask for it
     again), and each one a pool use not yet released names."""
-    named = {record.spec.node_pool.name for record in studies
-             if record.spec.node_pool is not None and record.spec.node_pool.provider == provider}
+    named = {brief.node_pool[1] for brief in studies if brief.node_pool is not None and brief.node_pool[0] == provider}
     used = {use.pool for use in store.pool_uses((CREATING, READY, RELEASING, POOL_FAILED))
             if use.provider == provider and use.released_at is None}
     return named | used

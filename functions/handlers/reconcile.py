@@ -63,11 +63,12 @@ from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.log_context import about
-from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord
+from functions.core.records import ACTIVE_STATES, LOCAL, RUNNING, StudyRecord, TrialRecord, runs_away
 from functions.core.resource_status import refusal_stands
 from functions.core.resources import Origin, Ref, being_deleted, is_study_resource, origin_of, ref_of
 from functions.core.rotation import rotated
 from functions.core.store_port import stored_study
+from functions.core.study_brief import StudyBrief
 from functions.handlers.ahead import startable
 from functions.handlers.asking import check_stop
 from functions.handlers.deps import Deps, served_here
@@ -123,23 +124,26 @@ Settled = Callable[[Callable[[], bool]], bool]
 def handle(event: Event, deps: Deps) -> list[Event]:
     """The tick: the events that move on every study the slice holds, and the resources'."""
     finish_marked(deps)
-    studies = deps.store.list_studies()
-    served = served_here(deps, studies)
+    briefs = deps.store.study_briefs()
+    running = [record for record in served_here(deps, deps.store.unended_studies()) if not record.terminal]
     window = int(deps.clock() // SLICE_EVERY)
     budget = Budget()
     events: list[Event] = []
-    for record in _slice(served, window):
+    for record in _slice(deps, running, briefs, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
-    sweep(deps, studies)
-    return events + resource_events(deps, studies, window) + scan(deps, served, window)
+    sweep(deps, briefs)
+    return events + resource_events(deps, briefs, window) + scan(deps, running, window)
 
 
-def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
+def _slice(deps: Deps, running: Sequence[StudyRecord], briefs: Sequence[StudyBrief], window: int) -> list[StudyRecord]:
     """The studies this tick looks at: running ones (a rotating slice when there are more than
-    :data:`MAX_STUDIES`), then, while room is left, the latest to end."""
-    running = [r for r in studies if not r.terminal]
-    ended = sorted((r for r in studies if r.terminal), key=lambda r: r.completed_at or 0.0, reverse=True)
-    return (rotated(running, window, MAX_STUDIES) + ended)[:MAX_STUDIES]
+    :data:`MAX_STUDIES`), then, while room is left, the latest to end whose trials run here,
+    chosen by their briefs and only those read whole."""
+    ended = sorted((brief for brief in briefs if brief.terminal and not runs_away(brief.runs_on, deps.runs_on)),
+                   key=lambda brief: brief.completed_at or 0.0, reverse=True)
+    room = ended[:max(0, MAX_STUDIES - len(running))]
+    latest = [record for brief in room if (record := stored_study(deps.store, brief.name, brief.uid)) is not None]
+    return (rotated(running, window, MAX_STUDIES) + latest)[:MAX_STUDIES]
 
 
 def guarded(deps: Deps, record: StudyRecord, work: Callable[[], list[Event]]) -> list[Event]:
@@ -246,10 +250,12 @@ def _unstopped(record: StudyRecord, deps: Deps) -> list[Event]:
     return [study_completed(record.name, record.uid, record.status, record.reason, record.restarts)]
 
 
-def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0) -> list[Event]:
+def resource_events(deps: Deps, studies: Sequence[StudyBrief], window: int = 0) -> list[Event]:
     """Step 5: the events of study resources whose own were lost, at most
     :data:`MAX_RESOURCE_EVENTS`, then those of ended studies whose resource's status lags
-    (:func:`status_events`); none where there is no cluster to ask, or it cannot be asked now."""
+    (:func:`status_events`); none where there is no cluster to ask, or it cannot be asked now.
+    ``studies`` are every stored study in brief: no spec is rebuilt but those of the ended
+    studies whose status is compared."""
     resources = deps.resources
     namespace = resources.namespace if resources is not None else None
     if resources is None or namespace is None:
@@ -267,31 +273,44 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0)
         watched = resources.katib_api if origin is not None and origin.ref.katib else \
             origin is not None and origin.ref.namespace == namespace
         if origin is not None and watched and origin.ref not in listed \
-                and (not record.terminal or kept_behind(record, origin, deps)):
+                and (not record.terminal or _left_behind(record, origin, deps)):
             events.append(resource_changed("delete", _skeleton(origin)))
     return events[:MAX_RESOURCE_EVENTS] + status_events(deps, studies, listed, window)
 
 
-def status_events(deps: Deps, studies: Sequence[StudyRecord], listed: Mapping[Ref, Mapping[str, Any]],
+def _left_behind(brief: StudyBrief, origin: Origin, deps: Deps) -> bool:
+    """Whether the ended study has what its resource's delete event drops
+    (:func:`~functions.handlers.stopping.kept_behind`): asked of its brief, then, for the few
+    that have, of the study read whole, as the handler of that event reads it."""
+    if not kept_behind(brief, origin, deps):
+        return False
+    record = stored_study(deps.store, brief.name, brief.uid)
+    return record is not None and kept_behind(record, origin, deps)
+
+
+def status_events(deps: Deps, studies: Sequence[StudyBrief], listed: Mapping[Ref, Mapping[str, Any]],
                   window: int) -> list[Event]:
     """The ``study.completed`` again of each ended study, ended :data:`IN_FLIGHT` seconds ago or
     more, whose resource (as ``listed``, the same uid) shows another status than the store's,
     or Trial resources behind its trials: the write-back of its end was given up. Its id is the
     study's end, so ``stop`` and ``provision`` take it as the duplicate it is, and ``writeback``
     writes the status again. At most :data:`MAX_STATUS_CHECKS` studies compared, a different
-    slice each window."""
+    slice each window, each read whole."""
     due = deps.clock() - IN_FLIGHT
-    ended = [(record, origin) for record in studies if record.terminal and (record.completed_at or 0.0) <= due
-             and (origin := origin_of(record)) is not None and origin.ref in listed]
+    ended = [(brief, origin) for brief in studies if brief.terminal and (brief.completed_at or 0.0) <= due
+             and (origin := origin_of(brief)) is not None and origin.ref in listed]
     events = []
-    for record, origin in rotated(ended, window, MAX_STATUS_CHECKS)[:MAX_STATUS_CHECKS]:
+    for brief, origin in rotated(ended, window, MAX_STATUS_CHECKS)[:MAX_STATUS_CHECKS]:
         obj = listed[origin.ref]
-        if obj["metadata"].get("uid") == origin.uid and behind(record, origin, obj, deps.store):
+        if obj["metadata"].get("uid") != origin.uid:
+            continue
+        record = stored_study(deps.store, brief.name, brief.uid)
+        if record is not None and behind(record, origin, obj, deps.store):
             events.append(study_completed(record.name, record.uid, record.status, record.reason, record.restarts))
     return events
 
 
-def _known(obj: Mapping[str, Any], stored: StudyRecord | None) -> bool:
+def _known(obj: Mapping[str, Any], stored: StudyBrief | None) -> bool:
     """Whether katuna has handled the resource as it is now: its study is stored from this uid
     at this generation, or its status reports it refused as it is (:func:`refusal_stands`)."""
     metadata = obj["metadata"]

@@ -37,6 +37,7 @@ from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.core.resources import Origin, origin_of
 from functions.core.store_port import stored_study
+from functions.core.study_brief import StudyBrief, brief_of
 from functions.handlers.deps import Deps
 from functions.handlers.tail_reads import Tails, read_in_rounds
 
@@ -140,16 +141,18 @@ def stop_study_marked(deps: Deps, study: str) -> None:
         numbers = [] if left == numbers else left
 
 
-def kept_behind(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
+def kept_behind(study: StudyRecord | StudyBrief, origin: Origin, deps: Deps) -> bool:
     """Whether the ended study, whose resource is gone, has what Katib deletes with its deleted
     Experiment still to delete (:func:`drop_kept`): workloads that ``retain`` kept (its ended
     trials', and those its end suspended), or checkpoints on the cluster's claim
     (population-based training, where Katib's are on its suggestion's volume, owned by the
     Experiment); and its trials' stops done (none running, none marked), so that each stopped
-    trial's last lines were kept first and no trial's pod is made again to write a checkpoint."""
-    if not record.terminal or not _left(record, origin, deps):
+    trial's last lines were kept first and no trial's pod is made again to write a checkpoint.
+    Asked of a brief (the tick asks it of every ended study), its spec is never read."""
+    brief = study if isinstance(study, StudyBrief) else brief_of(study)
+    if not brief.terminal or not _left(brief, origin, deps):
         return False
-    return deps.store.count_trials(record.name).active == 0 and not deps.store.stopping_trials(1, record.name)
+    return deps.store.count_trials(brief.name).active == 0 and not deps.store.stopping_trials(1, brief.name)
 
 
 def may_keep(record: StudyRecord, deps: Deps) -> bool:
@@ -157,20 +160,19 @@ def may_keep(record: StudyRecord, deps: Deps) -> bool:
     deleted: workloads ``retain`` keeps, or population-based training's checkpoints on the
     claim, not yet dropped. A study with neither has nothing for :func:`drop_once_stopped` to do."""
     origin = origin_of(record)
-    return origin is not None and _left(record, origin, deps)
+    return origin is not None and _left(brief_of(record), origin, deps)
 
 
-def _left(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
-    return _workloads_left(record, origin) or _checkpoints_left(record, origin, deps)
+def _left(brief: StudyBrief, origin: Origin, deps: Deps) -> bool:
+    return _workloads_left(brief, origin) or _checkpoints_left(brief, origin, deps)
 
 
-def _workloads_left(record: StudyRecord, origin: Origin) -> bool:
-    return record.spec.trial_template.retain and not origin.dropped
+def _workloads_left(brief: StudyBrief, origin: Origin) -> bool:
+    return brief.retain and not origin.dropped
 
 
-def _checkpoints_left(record: StudyRecord, origin: Origin, deps: Deps) -> bool:
-    return deps.checkpoint_drops is not None and record.spec.algorithm.name == pbt.NAME and \
-        not origin.checkpoints_dropped
+def _checkpoints_left(brief: StudyBrief, origin: Origin, deps: Deps) -> bool:
+    return deps.checkpoint_drops is not None and brief.algorithm == pbt.NAME and not origin.checkpoints_dropped
 
 
 def drop_kept(record: StudyRecord, origin: Origin, deps: Deps) -> None:
@@ -179,10 +181,11 @@ def drop_kept(record: StudyRecord, origin: Origin, deps: Deps) -> None:
     a deleted Katib Experiment's Trials, and the workloads they own with them, whatever its
     ``retain``), and its checkpoints on the claim (:func:`drop_checkpoints`). A failure raises,
     for the event to come again (each part is safe to repeat), and leaves the origin as it was."""
-    if _workloads_left(record, origin):
+    brief = brief_of(record)
+    if _workloads_left(brief, origin):
         drop_workloads(record, deps)
         origin = replace(origin, dropped=True)
-    if _checkpoints_left(record, origin, deps):
+    if _checkpoints_left(brief, origin, deps):
         drop_checkpoints(record, deps)
         origin = replace(origin, checkpoints_dropped=True)
     deps.store.update_study(record.name, origin=origin.to_dict())
@@ -245,9 +248,10 @@ def retire(deps: Deps, stored: StudyRecord, origin: Origin) -> None:
         trials = [deps.store.get_trial(stored.name, number) for _, number in marks]
         deps.executor.stop_trials([trial_launch(stored, trial) for trial in trials if trial is not None])
         deps.store.claim_stopping(stored.name, [number for _, number in marks])
-    if _workloads_left(stored, origin):
+    brief = brief_of(stored)
+    if _workloads_left(brief, origin):
         drop_workloads(stored, deps)
-    if _checkpoints_left(stored, origin, deps):
+    if _checkpoints_left(brief, origin, deps):
         _drop_checkpoints_logged(deps, stored)
     deps.store.delete_study(stored.name)
 

@@ -32,6 +32,7 @@ from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.ports import Place
 from functions.core.records import ACTIVE_STATES, StudyRecord, TrialRecord
 from functions.core.store_port import Store
+from functions.core.study_brief import StudyBrief
 from functions.handlers.deps import Deps
 from functions.handlers.pool_orphans import release_orphans
 
@@ -92,12 +93,13 @@ class Wanted:
                                  own.failure_condition if own else None)
 
 
-def sweep(deps: Deps, studies: list[StudyRecord]) -> None:
+def sweep(deps: Deps, studies: list[StudyBrief]) -> None:
     """Stop the trial workloads the store does not want, in the namespaces the trials of
-    ``studies`` (every stored study) run in (and the executor's own), of the kinds they run as,
-    and delete the node pools the installation made that no stored study uses
-    (:mod:`functions.handlers.pool_orphans`); a failure is logged, and the next sweep tries again."""
-    places = [Place(record.spec.trial_cluster.namespace, record.spec.trial_template.trial_spec) for record in studies]
+    ``studies`` (every stored study, in brief: no spec rebuilt) run in (and the executor's own),
+    of the kinds they run as, and delete the node pools the installation made that no stored
+    study uses (:mod:`functions.handlers.pool_orphans`); a failure is logged, and the next sweep
+    tries again."""
+    places = [Place(brief.namespace, brief.trial_kind) for brief in studies]
     try:
         deps.executor.stop_strays(Wanted(deps.store), places)
     except KatunaError as exc:
