@@ -6,6 +6,7 @@ so rich shows it as it is, never as markup or control sequences.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.cells import cell_len
@@ -220,8 +221,14 @@ def studies_table(views: list[dict[str, Any]]) -> _StudiesTable:
         best = view["best"]
         shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{view['frontSize']} on the front" if best else "")
         rows.append([printable(cell) for cell in (view["name"], _follows(view.get("resource")), view["status"],
-                                                  view["algorithm"], view["trials"], shown, view["reason"] or "")])
+                                                  view["algorithm"], view["trials"], shown, _one_line(view["reason"]))])
     return _StudiesTable(rows)
+
+
+def _one_line(reason: str | None) -> str:
+    """A study's reason in one line, its lines and runs of spaces each one space: the table
+    cuts it to its column (``katuna show`` and ``--json`` give it whole)."""
+    return " ".join((reason or "").split())
 
 
 def _follows(resource: dict[str, str] | None) -> str:
@@ -233,36 +240,52 @@ def _follows(resource: dict[str, str] | None) -> str:
 class _StudiesTable:
     """The studies as a table laid out for the width it is printed in: where it is too narrow
     for every cell in one line, the columns of :data:`KEPT_FIRST` that fit stay whole and the
-    others wrap; no value is cut to an ellipsis, a cell wider than its column folds onto the
-    lines below."""
+    others are narrowed, the widest first (most often the reason). A reason stays on one line,
+    cut to its column with an ellipsis (a failed study's can run to hundreds of characters);
+    no other value is cut, a cell wider than its column folds onto the lines below."""
 
     def __init__(self, rows: list[list[str]]) -> None:
         self._rows = rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         table = Table()
-        whole = self._whole(options.max_width)
-        for column in STUDY_COLUMNS:
+        widths = {column: max([cell_len(column), *(cell_len(row[index]) for row in self._rows)])
+                  for index, column in enumerate(STUDY_COLUMNS)}
+        shown = self._shown(widths, options.max_width)
+        whole = self._whole(widths, shown, options.max_width)
+        for column in shown:
             table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left", no_wrap=column in whole,
                              overflow="fold")
         for row in self._rows:
-            table.add_row(*map(Text, row))
+            cells = [cell for column, cell in zip(STUDY_COLUMNS, row, strict=True) if column in shown]
+            table.add_row(*map(Text, cells[:-1]), Text(cells[-1], no_wrap=True, overflow="ellipsis"))
         yield table
 
-    def _whole(self, room: int) -> set[str]:
+    def _shown(self, widths: dict[str, int], room: int) -> list[str]:
+        """The columns drawn: all, but the resource where no study follows one (each ``-``) and
+        the table is too wide for ``room``, which it leaves to the reason."""
+        if _width(widths, STUDY_COLUMNS, set(STUDY_COLUMNS)) <= room or any(row[1] != "-" for row in self._rows):
+            return list(STUDY_COLUMNS)
+        return [column for column in STUDY_COLUMNS if column != "resource"]
+
+    @staticmethod
+    def _whole(widths: dict[str, int], shown: list[str], room: int) -> set[str]:
         """The columns to keep whole in ``room`` columns: those of :data:`KEPT_FIRST`, in order,
         while the table, every other column :data:`WRAPPED_LEAST` wide (or less, where its cells
-        are), fits (each column has a space of padding each side, and a border after it)."""
-        widths = {column: max([cell_len(column), *(cell_len(row[index]) for row in self._rows)])
-                  for index, column in enumerate(STUDY_COLUMNS)}
+        are), fits."""
         whole: set[str] = set()
         for column in KEPT_FIRST:
             kept = whole | {column}
-            width = 1 + sum((widths[name] if name in kept else min(widths[name], WRAPPED_LEAST)) + 3
-                            for name in STUDY_COLUMNS)
-            if width <= room:
+            if column in shown and _width(widths, shown, kept) <= room:
                 whole = kept
         return whole
+
+
+def _width(widths: dict[str, int], shown: Iterable[str], whole: set[str]) -> int:
+    """The studies table's width with the ``shown`` columns, those ``whole`` at their widest and
+    the others :data:`WRAPPED_LEAST` wide (or less, where their cells are): each column has a
+    space of padding each side, and a border after it."""
+    return 1 + sum((widths[name] if name in whole else min(widths[name], WRAPPED_LEAST)) + 3 for name in shown)
 
 
 def front_title(record: StudyRecord, size: int | None = None) -> str:

@@ -1,5 +1,6 @@
 """``katuna studies`` in a terminal too narrow for its table: a study's name, the one thing the
-other commands take, and its numbers are never cut to an ellipsis."""
+other commands take, and its numbers are never cut to an ellipsis; its reason, which ``show``
+and ``--json`` give whole, is cut to one line."""
 
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ def _column(printed: str, index: int) -> str:
 @pytest.mark.parametrize("width", [80, 60, 40])
 def test_no_name_or_number_is_cut_to_an_ellipsis_at_any_width(width: int):
     printed = _printed(VIEWS, width)
-    assert "…" not in printed
+    resource = printed.splitlines()[1].count("┃") - 1 == 7  # a column of dashes only is left out where room is short
+    trials, best = (4, 5) if resource else (3, 4)
+    assert not any("…" in _column(printed, index) for index in range(best + 1)), printed
     assert _column(printed, 0) == "".join(NAMES)
-    assert _column(printed, 4) == "12123456"
-    assert _column(printed, 5) == "0.9777780.887949"
+    assert _column(printed, trials) == "12123456"
+    assert _column(printed, best) == "0.9777780.887949"
 
 
 def test_in_eighty_columns_a_name_is_kept_on_one_line_and_the_status_and_reason_wrap():
@@ -77,3 +80,32 @@ def test_in_a_narrow_terminal_a_resource_is_kept_whole_once_the_name_and_numbers
     printed = _printed(follows, 100)
     assert "│ Experiment team-b/random │" in printed, printed
     assert max(map(len, printed.splitlines())) <= 100
+
+
+COULD_NOT_START = ("every trial could not start: exec format error (3 trials); every attempt of image "
+                   "registry.example.com/team/train:latest fails alike, so the study stops: check that the image is "
+                   "built for the nodes' platform (linux/amd64) and that its entrypoint is an executable, then run "
+                   "the study again with katuna run")
+
+
+def test_in_eighty_columns_a_long_reason_is_cut_to_one_line_and_every_study_is_one_line():
+    """A failed study's reason can run to hundreds of characters: it wrapped a word or two a
+    line down dozens of lines; now each study is a line, its reason cut with an ellipsis, and
+    where no study follows a cluster resource the column of dashes is left out for it."""
+    views = [{**VIEWS[0], "name": "digits", "status": "failed", "reason": COULD_NOT_START},
+             {**VIEWS[0], "name": "quickstart", "status": "completed", "reason": "max trials reached (30)\nand more"}]
+    printed = _printed(views, 80)
+    rows = [line for line in printed.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == ["digits", "quickstart"], printed
+    assert max(map(len, printed.splitlines())) <= 80
+    reasons = [row.split("│")[-2].strip() for row in rows]
+    assert reasons[0].endswith("…") and COULD_NOT_START.startswith(reasons[0][:-1]), reasons
+    assert len(reasons[0]) > 16, "the reason gets the room the other columns leave"
+    assert "resource" not in printed, "a column of dashes only gives its room to the reason"
+    assert "max trials reached (30) and more".startswith(reasons[1].rstrip("…")), reasons
+
+
+def test_in_a_wide_terminal_or_a_pipe_a_reason_is_whole_on_its_line():
+    views = [{**VIEWS[0], "name": "digits", "status": "failed", "reason": COULD_NOT_START}]
+    rows = [line for line in _printed(views, 400).splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and rows[0].split("│")[7].strip() == COULD_NOT_START

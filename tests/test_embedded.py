@@ -451,3 +451,28 @@ def test_a_status_of_128_and_a_signal_from_a_shell_names_the_signal_and_the_peak
     assert said is not None, first
     assert_peak(trial.peak_memory, said[1], size)
     assert output == "allocated the last layer", "the shell may add a line of its own (Killed)"
+
+
+RISING = """
+import time
+print("step=1 loss=1", flush=True)
+print("step=2 loss=9", flush=True)
+time.sleep(60)
+"""
+"""A trial whose loss rises past the threshold at its second step, then waits to be stopped."""
+
+
+@pytest.mark.timeout(120)
+def test_a_pruned_trials_reason_says_what_its_shown_metric_is_where_it_is_not_the_value_judged(
+        embedded, tmp_path: Path):
+    """The trial is judged at step 2 (loss=9) and its metrics hold the min of what it printed
+    (loss=1), as Katib's collector reduces a stopped trial's: the table's loss column and the
+    reason's value differed without a word, so the reason says which its metric is."""
+    definition = study_definition(maxTrials=1, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 5.0}})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", RISING, "${trialParameters.x}"]
+    run_study(embedded, definition, tmp_path)
+    trial = embedded.store.trials("demo")[0]
+    assert (trial.state, trial.metrics) == ("PRUNED", {"loss": 1.0}), trial.reason
+    assert trial.reason == ("pruned at step 2 by the threshold rule (loss=9); loss=1 is the min of the 2 reports "
+                            "it printed before it stopped")

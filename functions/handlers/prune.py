@@ -82,16 +82,20 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     reason = _verdict(record, early_stopping.algorithm, pruner.prune(study, judged), data["step"], value)
     if reason is None:
         return []
-    return _pruned(record, trial, deps, reason, storage, trial_id, through)
+    return _pruned(record, trial, deps, (reason, value), storage, trial_id, through)
 
 
-def _pruned(record: StudyRecord, trial: TrialRecord, deps: Deps, reason: str,
+def _pruned(record: StudyRecord, trial: TrialRecord, deps: Deps, verdict: tuple[str, float],
             storage: BaseStorage, trial_id: int, through: int | None) -> list[Event]:
-    """Store the trial pruned for ``reason``, with the metrics its output holds so far, stop its
-    attempt once that is stored, tell Optuna (the trial ``trial_id`` of the study's ``storage``,
-    its reports carried ``through`` a step: :func:`_carry`), and go on with the study."""
+    """Store the trial pruned for the ``verdict``'s reason (at its value), with the metrics its
+    output holds so far (:func:`shown_note`), stop its attempt once that is stored, tell Optuna
+    (the trial ``trial_id`` of the study's ``storage``, its reports carried ``through`` a step:
+    :func:`_carry`), and go on with the study."""
+    reason, value = verdict
     try:
-        metrics = record_output(record, trial, deps).metrics
+        output = record_output(record, trial, deps)
+        metrics = output.metrics
+        reason += shown_note(record, value, metrics, output.reports)
     except OutputLost:
         metrics = {}
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(), "reason": reason}
@@ -115,6 +119,20 @@ def _verdict(record: StudyRecord, rule: str, pruned: bool, step: int, value: flo
     if not math.isfinite(value) and record.spec.metrics_collector.non_finite == "fail":
         return f"pruned at step {step}: {metric}={value:g} is not a finite number, which fails the trial"
     return None
+
+
+def shown_note(record: StudyRecord, value: float, metrics: Mapping[str, float], reports: int) -> str:
+    """What the reason adds where the objective a pruned trial's metrics hold (what ``katuna
+    trials``, the dashboard and the CSV show, reduced by its strategy over every report its
+    output holds, as Katib's collector reduces a stopped trial's) is not the ``value`` the rule
+    judged: the trial may print more steps between the verdict and its stop, and ``min`` or
+    ``max`` may take an earlier step's. Nothing where they read the same."""
+    metric = record.spec.objectives[0].metric
+    shown = metrics.get(metric)
+    if shown is None or f"{shown:g}" == f"{value:g}":
+        return ""
+    return (f"; {metric}={shown:g} is the {record.spec.strategy(metric)} of the {reports} report"
+            f"{'' if reports == 1 else 's'} it printed before it stopped")
 
 
 def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:
