@@ -22,7 +22,8 @@ from functions.handlers.deps import served_here
 from functions.handlers.node_hours import looks_due
 from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
-from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
+from functions.handlers.reconcile import Budget, guarded, reconcile_study
+from functions.handlers.resource_check import resource_events
 from functions.handlers.stopping import finish_marked
 from functions.handlers.strays import Wanted, sweep
 

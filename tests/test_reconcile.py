@@ -36,7 +36,8 @@ from functions.core.rotation import rotated
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, starting
-from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
+from functions.handlers.reconcile import Budget, reconcile_study
+from functions.handlers.resource_check import IN_FLIGHT
 from functions.handlers.submit import store_study
 from functions.settings import Settings
 

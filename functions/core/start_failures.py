@@ -44,7 +44,7 @@ change.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from functions.core import quota_causes
@@ -225,55 +225,83 @@ def _parametrized(value: Any, scheduling: bool = False) -> bool:
 
 def _fix(cause: str, template: TrialTemplate) -> str | None:
     """What the user does about ``cause`` when an image or object the study's template itself
-    gives meets it, or a pod it asks for that no node fits; None for one a trial's parameters made."""
-    account = _ACCOUNT.match(cause)
-    if account is not None:
-        name, namespace = account.group("name", "namespace")
-        return (f"Create the ServiceAccount (kubectl create serviceaccount {name} -n {namespace}), or name one that "
-                "exists in kubernetes.serviceAccountName")
-    non_root = _NON_ROOT.match(cause)
-    if non_root is not None:
-        return _user_fix(non_root.group("image"), template)
-    if _POD_SECURITY.match(cause):
-        restricted = " (for restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has katuna's own trial " \
-                     "pods meet it)" if cause.startswith('violates PodSecurity "restricted:') else ""
-        return ("Ask for no more than the namespace's Pod Security level allows in the trial template (its "
-                "securityContext, host namespaces, hostPath volumes, capabilities), or run the trials in a namespace "
-                f"whose level allows it (kubernetes.namespace){restricted}")
-    if _UNFIT.match(cause):
-        if _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec):
-            return None
-        return ("Ask for what a node of the pool offers in the trial template (its resources, nodeSelector, "
-                "tolerations), or give the pool a machine type that fits the trials (enough cpu, memory or GPUs, "
-                "the labels and taints the trials select)")
-    program = _PROGRAM.match(cause)
-    if program is not None:
-        if program.group("program") not in set(_strings([template.command, template.trial_spec])):
-            return None
-        return ("Fix the program the trial template runs (its command's first word: one on the trials' PATH, or "
-                "the path of an executable file)")
-    if _DIRECTORY.match(cause):
-        return _directory_fix(template)
-    if quota_causes.refused(cause):
-        parametrized = _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec)
-        return quota_causes.fix(cause, template, parametrized)
-    if _INVALID_POD.match(cause):
-        if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
-            return None
-        return "Fix the trial template's pod where the API server says"
-    image = _IMAGE.match(cause)
-    if image is not None:
-        if image.group("image") not in {template.image, *_images(template.trial_spec)}:
-            return None
-        return "Fix the image, or make it pullable (its tag pushed, the pull secret given)"
-    missing = _MISSING.match(cause)
-    if missing is None:
+    gives meets it, or a pod it asks for that no node fits; None for one a trial's parameters made.
+    The first of :data:`_FIXES` whose cause it is answers."""
+    for matches, fix in _FIXES:
+        found = matches(cause)
+        if found:
+            return fix(found, template)
+    return None
+
+
+def _account_fix(found: re.Match[str], template: TrialTemplate) -> str:
+    name, namespace = found.group("name", "namespace")
+    return (f"Create the ServiceAccount (kubectl create serviceaccount {name} -n {namespace}), or name one that "
+            "exists in kubernetes.serviceAccountName")
+
+
+def _pod_security_fix(found: re.Match[str], template: TrialTemplate) -> str:
+    restricted = " (for restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has katuna's own trial " \
+                 "pods meet it)" if found.string.startswith('violates PodSecurity "restricted:') else ""
+    return ("Ask for no more than the namespace's Pod Security level allows in the trial template (its "
+            "securityContext, host namespaces, hostPath volumes, capabilities), or run the trials in a namespace "
+            f"whose level allows it (kubernetes.namespace){restricted}")
+
+
+def _unfit_fix(found: re.Match[str], template: TrialTemplate) -> str | None:
+    if _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec):
         return None
-    kind, name, namespace, key = missing.group("kind", "name", "namespace", "key")
+    return ("Ask for what a node of the pool offers in the trial template (its resources, nodeSelector, "
+            "tolerations), or give the pool a machine type that fits the trials (enough cpu, memory or GPUs, "
+            "the labels and taints the trials select)")
+
+
+def _program_fix(found: re.Match[str], template: TrialTemplate) -> str | None:
+    if found.group("program") not in set(_strings([template.command, template.trial_spec])):
+        return None
+    return ("Fix the program the trial template runs (its command's first word: one on the trials' PATH, or "
+            "the path of an executable file)")
+
+
+def _quota_fix(cause: str, template: TrialTemplate) -> str | None:
+    parametrized = _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec)
+    return quota_causes.fix(cause, template, parametrized)
+
+
+def _invalid_pod_fix(found: re.Match[str], template: TrialTemplate) -> str | None:
+    if any("${" in image for image in {template.image or "", *_images(template.trial_spec)}):
+        return None
+    return "Fix the trial template's pod where the API server says"
+
+
+def _image_fix(found: re.Match[str], template: TrialTemplate) -> str | None:
+    if found.group("image") not in {template.image, *_images(template.trial_spec)}:
+        return None
+    return "Fix the image, or make it pullable (its tag pushed, the pull secret given)"
+
+
+def _missing_fix(found: re.Match[str], template: TrialTemplate) -> str | None:
+    kind, name, namespace, key = found.group("kind", "name", "namespace", "key")
     keys = [read for of, called, read in _references(template.trial_spec) if (of, called) == (kind, name)]
     if not keys or (key is not None and key not in keys):
         return None
     return _add(kind, name, namespace, key) if key is not None else _create(kind, name, namespace, keys)
+
+
+_FIXES: tuple[tuple[Callable[[str], Any], Callable[[Any, TrialTemplate], str | None]], ...] = (
+    (_ACCOUNT.match, _account_fix),
+    (_NON_ROOT.match, lambda found, template: _user_fix(found.group("image"), template)),
+    (_POD_SECURITY.match, _pod_security_fix),
+    (_UNFIT.match, _unfit_fix),
+    (_PROGRAM.match, _program_fix),
+    (_DIRECTORY.match, lambda found, template: _directory_fix(template)),
+    (lambda cause: cause if quota_causes.refused(cause) else None, _quota_fix),
+    (_INVALID_POD.match, _invalid_pod_fix),
+    (_IMAGE.match, _image_fix),
+    (_MISSING.match, _missing_fix),
+)
+"""The causes :func:`_fix` knows, in the order it asks (a cause that two match is the first's):
+how each is told (a match, or the cause), and the fix it gives for what was found."""
 
 
 def _user_fix(image: str | None, template: TrialTemplate) -> str | None:

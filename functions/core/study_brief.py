@@ -1,7 +1,7 @@
 """What the tick's passes over every stored study read of each: a few fields, never its spec.
 
 The tick's check of the study resources and its sweep of the trial workloads no study wants
-(:func:`functions.handlers.reconcile.resource_events`, :func:`functions.handlers.strays.sweep`)
+(:func:`functions.handlers.resource_check.resource_events`, :func:`functions.handlers.strays.sweep`)
 look at every stored study, the ended ones among them, of which a long-lived service keeps
 thousands. Rebuilding each one's spec at every period made their cost grow with every study that
 ended; a brief holds only what they read of it, taken by the store from the stored row

@@ -18,6 +18,7 @@ from functions.core.log_keep import Kept, format_parser, keeps, line_parser, los
 from functions.core.log_rotation import LogStart
 from functions.core.metric_summary import Summary
 from functions.core.metrics import parse_json_lines, parse_text
+from functions.core.ports import RunningLogs
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.deps import Deps
 from functions.handlers.parsed import ParsedOutput
@@ -111,62 +112,92 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
     return kept if kept.cursors else None
 
 
+class _Seen:
+    """The output's lines as they go by: the last ones, each cut to :data:`TAIL_LINE_CHARS`, and
+    the bytes of them all."""
+
+    def __init__(self) -> None:
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.size = 0
+
+    def __call__(self, line: str) -> str:
+        self.size += len(line.encode()) + 1
+        self.tail.append(line if len(line) <= TAIL_LINE_CHARS else
+                         f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
+        return line
+
+
 def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | None,
                   launch: TrialLaunch) -> tuple[Summary, list[str], int]:
     """The attempt's observations, the last lines it printed (for failure reasons), and the
     bytes of its output. What was kept of a run lost (a disrupted pod, replaced since:
     :func:`~functions.core.log_keep.lost_run`) counts for nothing: its replacement's output,
-    read now, is the attempt's. A file the executor refused to read (a local trial's metrics file that
-    is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
+    read now, is the attempt's (:func:`_read_whole`); else the lines past what was kept are
+    read (:func:`_past_kept`)."""
+    seen = _Seen()
+    if kept is not None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch)):
+        kept = None  # what was kept is of a run lost: the output read now gives every observation
+    if kept is not None and deps.logs is not None:
+        summary = _past_kept(record, trial, deps, deps.logs, kept, launch, seen)
+    else:
+        summary = _read_whole(record, trial, deps, launch, seen)
+    return summary, list(seen.tail), seen.size
+
+
+def _past_kept(record: StudyRecord, trial: TrialRecord, deps: Deps, logs: RunningLogs, kept: Kept,
+               launch: TrialLaunch, seen: _Seen) -> Summary:
+    """The observations kept as the running log was read, with those of the lines read now past
+    them; or, where the File collector's wrapper printed the whole metrics file once the command
+    ended, that file's alone (:class:`~functions.core.file_collector.EndCopy`)."""
+    spec = record.spec
+    summary = new_summary(spec)
+    summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
+    parse_line, parse_file = line_parser(spec, launch), format_parser(spec)
+    ended, whole = EndCopy(), new_summary(spec)
+    for text, new in unread(logs.stamped_output(launch), kept):
+        seen(text)
+        if new:
+            summary.add(parse_line([text]))
+        whole.add(parse_file(ended.lines([text])))
+    return whole if ended.whole else summary
+
+
+def _read_whole(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: TrialLaunch, seen: _Seen) -> Summary:
+    """The observations of the attempt's whole output, or of its metrics file once its output was
+    read through. A file the executor refused to read (a local trial's metrics file that is a
+    link to the service's own ``/proc/self/environ``) gives no more observations, and its
     refusal is the last line, which a failure's reason shows; one it read only part of (more
     than it reads) gives none at all, so the trial fails naming the limit."""
     spec = record.spec
     collector = spec.metrics_collector
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    size = 0
-
-    def seen(line: str) -> str:
-        nonlocal size
-        size += len(line.encode()) + 1
-        tail.append(line if len(line) <= TAIL_LINE_CHARS else
-                    f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
-        return line
-
     summary = new_summary(spec)
-    if kept is not None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch)):
-        kept = None  # what was kept is of a run lost: the output read now gives every observation
-    if kept is not None and deps.logs is not None:
-        summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
-        parse_line, parse_file = line_parser(spec, launch), format_parser(spec)
-        ended, whole = EndCopy(), new_summary(spec)
-        for text, new in unread(deps.logs.stamped_output(launch), kept):
-            seen(text)
-            if new:
-                summary.add(parse_line([text]))
-            whole.add(parse_file(ended.lines([text])))
-        return whole if ended.whole else summary, list(tail), size
-
-    def output() -> Iterator[str]:
-        for line in deps.executor.output(launch):
-            yield seen(line.rstrip("\n"))
-
-    def observed() -> Iterator[str]:
-        if collector.kind in ("file", "tfevent") and collector.path is not None:
-            deque(output(), maxlen=0)
-            found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
-            yield from tfevent_lines.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
-        else:
-            yield from output()
-
     if collector.format == "json" or collector.kind == "tfevent":
         parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
         parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
     try:
-        for line in observed():
+        for line in _observed(record, trial, deps, launch, seen):
             summary.add(parse([line]))
     except RefusedFile as refused:
-        tail.append(f"katuna: {refused}")
+        seen.tail.append(f"katuna: {refused}")
         if not refused.whole:
             summary = new_summary(spec)  # a part of the attempt's measure is not its measure
-    return summary, list(tail), size
+    return summary
+
+
+def _observed(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: TrialLaunch, seen: _Seen) -> Iterator[str]:
+    """The lines that hold the attempt's observations: its output's (each ``seen``), or, for a
+    File or TensorFlowEvent collector, its metrics file's, read once its output was read through."""
+    spec = record.spec
+    collector = spec.metrics_collector
+
+    def output() -> Iterator[str]:
+        for line in deps.executor.output(launch):
+            yield seen(line.rstrip("\n"))
+
+    if collector.kind in ("file", "tfevent") and collector.path is not None:
+        deque(output(), maxlen=0)
+        found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
+        yield from tfevent_lines.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
+    else:
+        yield from output()

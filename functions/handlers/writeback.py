@@ -116,7 +116,7 @@ def behind(record: StudyRecord, origin: Origin, resource: Mapping[str, Any], sto
     """Whether the study's ``resource`` (as listed) lags the store: its status is not the one a
     report would write now (cut as the write cuts it to fit etcd beside the resource:
     :mod:`functions.core.status_room`), or a trial changed since its Trial resources were
-    written. Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
+    written. Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.resource_check`)."""
     status = {key: value for key, value in fitted(_status(record, origin, store), room(resource)).items()
               if value is not None}
     return (resource.get("status") or {}) != status or (trials_owner(record) is not None and changed(record, store))

@@ -61,10 +61,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     check_values(r, listed, name, stored)
     algorithm = _algorithm(r, top.get("algorithm"), limits)
     r.problems += objectives_problems(algorithm, len(objectives))
-    parallelism = r.get(top, "parallelism", "", "int")
-    max_trials = r.get(top, "maxTrials", "", "int")
-    max_failed = r.get(top, "maxFailedTrials", "", "int")
-    time_budget = r.duration(top, "timeBudget", "")
+    parallelism, max_trials, max_failed, time_budget = _counts(r, top)
     named = parameter_names(top.get("parameters")) if _listed(top.get("parameters")) else None
     trial_template = parse_trial_template(r, top.get("trialTemplate"), named, unused_parameters)
     collector = parse_collector(r, top.get("metricsCollector"), limits)
@@ -81,29 +78,23 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     _check_across_sections(r, top, objectives, parameters, algorithm, collector, early_stopping, time_budget)
     if r.problems:
         raise InvalidStudy(r.problems + _pasted_code(r.problems, trial_template, listed, limits))
-    study = Study(
-        name=name,
-        objectives=objectives,
-        parameters=parameters,
-        trial_template=trial_template,
-        additional_metrics=additional,
-        strategies=strategies,
-        algorithm=algorithm,
-        parallelism=parallelism if parallelism is not None else min(3, max_trials or 3),
-        max_trials=max_trials,
-        max_failed_trials=max_failed,
-        time_budget=time_budget,
-        metrics_collector=collector,
-        kubernetes=cluster,
-        early_stopping=early_stopping,
-        warm_start=warm_start,
-        node_pool=node_pool,
-        initial_trials=initial_trials,
-    )
+    study = Study(name=name, objectives=objectives, parameters=parameters, trial_template=trial_template,
+                  additional_metrics=additional, strategies=strategies, algorithm=algorithm,
+                  parallelism=parallelism if parallelism is not None else min(3, max_trials or 3),
+                  max_trials=max_trials, max_failed_trials=max_failed, time_budget=time_budget,
+                  metrics_collector=collector, kubernetes=cluster, early_stopping=early_stopping,
+                  warm_start=warm_start, node_pool=node_pool, initial_trials=initial_trials)
     problems = _valid_study_problems(study, limits)
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _counts(r: Reader, top: Mapping[str, Any]) -> tuple[int | None, int | None, int | None, float | None]:
+    """The study's ``parallelism``, ``maxTrials``, ``maxFailedTrials`` and ``timeBudget``, read in
+    that order (None for each one not given, or wrong)."""
+    return (r.get(top, "parallelism", "", "int"), r.get(top, "maxTrials", "", "int"),
+            r.get(top, "maxFailedTrials", "", "int"), r.duration(top, "timeBudget", ""))
 
 
 
