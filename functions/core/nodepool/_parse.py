@@ -84,44 +84,74 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     item = r.mapping(data, path, _FIELDS)
     if not isinstance(data, Mapping):
         return None
-    provider = r.get(item, "provider", path, "str", required=True)
-    if provider is not None and provider not in PROVIDERS:
-        r.fail(join(path, "provider"), f"expected gke or eks, got {provider!r}")
-        provider = None
-    name = r.get(item, "name", path, "str") or default_pool_name(study or "study")
-    shared = bool(r.get(item, "shared", path, "bool"))
-    if shared and "name" not in item:
-        r.fail(join(path, "name"), "required for a shared pool: studies share a pool by its name")
+    provider = _provider(r, item, path)
+    name, shared = _name(r, item, path, study)
     capacity = r.get(item, "capacity", path, "str") or SPOT
     max_nodes = r.get(item, "maxNodes", path, "int")
     disk = r.get(item, "diskSizeGb", path, "int")
     price = _price(r, item, path)
     currency = _currency(r, item, path)
-    if capacity not in CAPACITIES:
-        r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
     most = _most_nodes(provider, limits.eks)
-    if max_nodes is not None and not 1 <= max_nodes <= most:
-        r.fail(join(path, "maxNodes"), _too_many(provider, most))
-    if disk is not None:
-        _check_disk(r, path, provider, disk)
+    _check_sizes(r, path, provider, capacity, max_nodes, disk, most)
     machines = _machines(r, item, path, provider)
     labels = _labels(r, item, path, provider, name, machines)
     accelerators = _accelerators(r, item, path, machines[0] if provider == GKE and machines else None)
     if provider is None:
         return None
-    _check_provider_fields(r, path, provider, name, capacity, accelerators)
-    defaulted = not {"machineType", "instanceTypes"} & set(item)
-    _check_allowed(r, path, provider, machines, limits.machine_types, defaulted)
-    if provider == GKE:
-        _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
-    mixed = (eks_ami.unsupported_problem(machines) or eks_ami.mixed_problem(machines)) if provider == EKS else None
-    if mixed is not None:
-        r.fail(join(path, "instanceTypes"), mixed)
+    _check_for_provider(r, item, path, provider, name, capacity, machines, accelerators, limits.machine_types)
     default_nodes = min(parallelism or 3, limits.pool_nodes, most)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price),
                     currency=currency)
+
+
+def _provider(r: Reader, item: Mapping[str, Any], path: str) -> str | None:
+    """``provider``: gke or eks; None where it is missing or neither (the checks of a cloud's own
+    fields are then skipped)."""
+    provider = r.get(item, "provider", path, "str", required=True)
+    if provider is not None and provider not in PROVIDERS:
+        r.fail(join(path, "provider"), f"expected gke or eks, got {provider!r}")
+        return None
+    return provider
+
+
+def _name(r: Reader, item: Mapping[str, Any], path: str, study: str | None) -> tuple[str, bool]:
+    """The pool's ``name`` (left out, one after the ``study``'s) and whether it is ``shared``,
+    which needs a name given: studies share a pool by its name."""
+    name = r.get(item, "name", path, "str") or default_pool_name(study or "study")
+    shared = bool(r.get(item, "shared", path, "bool"))
+    if shared and "name" not in item:
+        r.fail(join(path, "name"), "required for a shared pool: studies share a pool by its name")
+    return name, shared
+
+
+def _check_sizes(r: Reader, path: str, provider: str | None, capacity: str, max_nodes: int | None,
+                 disk: int | None, most: int) -> None:
+    """A known ``capacity``, at most the ``most`` nodes the cloud gives one pool, and a boot disk
+    the provider's nodes can have (:func:`_check_disk`)."""
+    if capacity not in CAPACITIES:
+        r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
+    if max_nodes is not None and not 1 <= max_nodes <= most:
+        r.fail(join(path, "maxNodes"), _too_many(provider, most))
+    if disk is not None:
+        _check_disk(r, path, provider, disk)
+
+
+def _check_for_provider(r: Reader, item: Mapping[str, Any], path: str, provider: str, name: str, capacity: str,
+                        machines: tuple[str, ...], accelerators: tuple[tuple[str, int], ...],
+                        allowed: tuple[str, ...]) -> None:
+    """What the ``provider``'s cloud refuses of the pool (:func:`_check_provider_fields`), machine
+    types other than the service's operator ``allowed`` (:func:`_check_allowed`), GPUs a GKE
+    machine cannot carry (:func:`_check_gpus`), and EKS instance types no one AMI serves."""
+    _check_provider_fields(r, path, provider, name, capacity, accelerators)
+    defaulted = not {"machineType", "instanceTypes"} & set(item)
+    _check_allowed(r, path, provider, machines, allowed, defaulted)
+    if provider == GKE:
+        _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
+    mixed = (eks_ami.unsupported_problem(machines) or eks_ami.mixed_problem(machines)) if provider == EKS else None
+    if mixed is not None:
+        r.fail(join(path, "instanceTypes"), mixed)
 
 
 def _price(r: Reader, item: Mapping[str, Any], path: str) -> float | int | None:

@@ -91,9 +91,22 @@ def _check_env_names(r: Reader, trial_spec: Mapping[str, Any]) -> None:
 
 def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | None,
                       labels: Mapping[str, str] | None) -> None:
+    """The workload of a kind katuna knows has the primary container its trials run
+    (:func:`_check_primary`), and a Job the fields its trials need (:func:`_check_job`)."""
     known = trial_kinds.kind_of(trial_spec)
     if known is None:
         return
+    _check_primary(r, known, trial_spec, primary, labels)
+    if known.kind == "Job":
+        given = trial_spec.get("spec")
+        _check_job(r, trial_spec, given if isinstance(given, Mapping) else {})
+
+
+def _check_primary(r: Reader, known: trial_kinds.TrialKind, trial_spec: Mapping[str, Any], primary: str | None,
+                   labels: Mapping[str, str] | None) -> None:
+    """The workload has containers, one of them the primary (``primaryContainerName``) with a
+    command or args to run, in a pod its kind's default ``primaryPodLabels`` select where the
+    study gives none (:func:`_check_primary_pods`)."""
     found = containers(trial_spec)
     container = primary_container(trial_spec, primary, labels)
     if not found:
@@ -105,36 +118,39 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
         r.fail(PATH, "the primary container needs a command or args")
     elif not labels:
         _check_primary_pods(r, known, found)
-    given = trial_spec.get("spec")
-    spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    if known.kind == "Job":
-        restart = pod_spec(trial_spec).get("restartPolicy")
-        if restart not in (None, "Never"):
-            r.fail(f"{PATH}.spec.template.spec.restartPolicy",
-                   f"expected Never, got {restart!r}: katuna gives trial Jobs a podFailurePolicy (a preempted "
-                   "pod is no failure), which Kubernetes allows only with Never, and it reads a failed trial's "
-                   "metrics and exit code from its pods, which Kubernetes deletes when an OnFailure Job fails")
-        replacement = spec.get("podReplacementPolicy")
-        if replacement not in (None, "Failed"):
-            r.fail(f"{PATH}.spec.podReplacementPolicy",
-                   f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
-                   "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
-        manager = spec.get("managedBy")
-        if manager not in (None, JOB_CONTROLLER):
-            r.fail(f"{PATH}.spec.managedBy",
-                   f"expected {JOB_CONTROLLER} or nothing, got {manager!r}: Kubernetes' Job controller leaves a Job "
-                   "another controller manages (MultiKueue runs it on another cluster), so katuna would see none "
-                   "of its pods and no log, and its trial would wait for ever")
-        for field, why in EMPTY_JOB.items():
-            if type(spec.get(field)) is int and spec[field] == 0:
-                r.fail(f"{PATH}.spec.{field}", f"expected at least 1 (or nothing), got 0: {why}, so its trial would "
-                                               "never run")
-        suspend = spec.get("suspend")
-        if suspend not in (None, False):
-            r.fail(f"{PATH}.spec.suspend",
-                   f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
-                   "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
-        _check_kept(r, spec)
+
+
+def _check_job(r: Reader, trial_spec: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
+    """A Job's fields that would keep its trial from running or being read: a restart or pod
+    replacement policy other than katuna's podFailurePolicy allows, another controller, a Job
+    of no pods, a suspended Job; then the fields kept beside katuna's (:func:`_check_kept`)."""
+    restart = pod_spec(trial_spec).get("restartPolicy")
+    if restart not in (None, "Never"):
+        r.fail(f"{PATH}.spec.template.spec.restartPolicy",
+               f"expected Never, got {restart!r}: katuna gives trial Jobs a podFailurePolicy (a preempted "
+               "pod is no failure), which Kubernetes allows only with Never, and it reads a failed trial's "
+               "metrics and exit code from its pods, which Kubernetes deletes when an OnFailure Job fails")
+    replacement = spec.get("podReplacementPolicy")
+    if replacement not in (None, "Failed"):
+        r.fail(f"{PATH}.spec.podReplacementPolicy",
+               f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
+               "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
+    manager = spec.get("managedBy")
+    if manager not in (None, JOB_CONTROLLER):
+        r.fail(f"{PATH}.spec.managedBy",
+               f"expected {JOB_CONTROLLER} or nothing, got {manager!r}: Kubernetes' Job controller leaves a Job "
+               "another controller manages (MultiKueue runs it on another cluster), so katuna would see none "
+               "of its pods and no log, and its trial would wait for ever")
+    for field, why in EMPTY_JOB.items():
+        if type(spec.get(field)) is int and spec[field] == 0:
+            r.fail(f"{PATH}.spec.{field}", f"expected at least 1 (or nothing), got 0: {why}, so its trial would "
+                                           "never run")
+    suspend = spec.get("suspend")
+    if suspend not in (None, False):
+        r.fail(f"{PATH}.spec.suspend",
+               f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
+               "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
+    _check_kept(r, spec)
 
 
 def _check_primary_pods(r: Reader, known: trial_kinds.TrialKind,
