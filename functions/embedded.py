@@ -48,7 +48,8 @@ class Embedded:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.store = SqliteStore(settings.db, settings.busy_timeout, network=settings.network_rule(service=False))
-        self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint,
+        self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.passed_to_trials,
+                                      max_checkpoint=settings.max_checkpoint, max_tfevents=settings.max_tfevents,
                                       sole_parent=sole_parent)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead,
                          runner=Runner(self.executor.identity), running_trials=settings.max_running_trials,

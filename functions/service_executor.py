@@ -56,6 +56,7 @@ def service_executor(settings: Settings, clock: Callable[[], float], publish: Ca
         return ServiceExecutor(executor, StreamedLogReads(executor.log, kept_tail, executor), executor, executor, refusal,
                                checkpoint_drops=drops.ask,
                                checkpoint_prunes=drops.prune if settings.prune_checkpoints else None)
-    local = LocalExecutor(settings.logs, publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint, sole_parent=sole_parent)
+    local = LocalExecutor(settings.logs, publish, pass_env=settings.passed_to_trials, max_checkpoint=settings.max_checkpoint,
+                          max_tfevents=settings.max_tfevents, sole_parent=sole_parent)
     return ServiceExecutor(local, LocalLogReads(local.log_file), runner=Runner(local.identity),
                            checkpoint_prunes=local.prune_checkpoints if settings.prune_checkpoints else None)

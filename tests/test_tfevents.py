@@ -18,11 +18,16 @@ import pytest
 import tfevent_writer as writer
 from conftest import run_study, study_definition
 
+from functions.adapters import local_outputs
+from functions.adapters.local_executor import LocalExecutor
 from functions.core import file_collector, katib, tfevent_lines, tfevents
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, RefusedFile, Stopping
 from functions.core.formats import load_definition
+from functions.core.launch import TrialLaunch
 from functions.core.metrics import parse_json_lines
 from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 TRIAL = Path(__file__).parent / "trials" / "katib_tf_summaries.py"
 
@@ -273,25 +278,68 @@ def test_the_walk_of_an_event_folder_stops_as_soon_as_it_meets_more_files_than_i
     assert len(tfevents.event_files(str(tmp_path), most=30)) == 30
 
 
-def test_a_local_trial_whose_event_files_hold_more_than_is_read_fails_naming_the_limit(embedded, tmp_path: Path):
+def test_a_local_trial_whose_event_files_hold_more_than_is_read_fails_naming_the_setting_to_raise(tmp_path: Path):
     """Records of up to 1 MiB were each read and checksummed in Python (about 0.2 s of the
     service's CPU a MiB, 1 s a MiB of scalar events), with no bound on their total: a trial
-    writing gigabytes of them held a worker for minutes. Past ``MAX_READ`` bytes the read ends,
-    and as the scalars read are not the attempt's whole measure (its last ones come later), none
-    counts: the trial fails, its reason naming the limit and what to do."""
-    padded = writer.record(writer.event(1, [("accuracy", 0.5)]) + writer._field(15, 2, bytes((1 << 20) - 64)))
+    writing gigabytes of them held a worker for minutes. Past ``KATUNA_MAX_TFEVENTS`` bytes (here
+    lowered to 64 KiB, read from the environment as a command reads it) the read ends, and as the
+    scalars read are not the attempt's whole measure (its last ones come later), none counts: the
+    trial fails, its reason naming the setting to raise and what else to do."""
+    limit = 64 << 10
+    padded = writer.record(writer.event(1, [("accuracy", 0.5)]) + writer._field(15, 2, bytes(4000)))
     prepared = tmp_path / "prepared" / "events.out.tfevents.1"
     prepared.parent.mkdir()
-    prepared.write_bytes(padded * (tfevents.MAX_READ // len(padded) + 1) + writer.record(writer.event(2, [("accuracy", 0.9)])))
+    prepared.write_bytes(padded * (limit // len(padded) + 1) + writer.record(writer.event(2, [("accuracy", 0.9)])))
+    assert prepared.stat().st_size < 2 * limit
     definition = study_definition(maxTrials=1, parallelism=1, objective={"metric": "accuracy", "direction": "maximize"},
                                   metricsCollector={"kind": "tfevent", "path": "events/${trialSpec.Name}"})
     definition["trialTemplate"]["command"] = [sys.executable, "-c", "import shutil, sys; shutil.copy(*sys.argv[1:3])",
                                               str(prepared), "events/${trialSpec.Name}", "${trialParameters.x}"]
-    run_study(embedded, definition, tmp_path)
-    [trial] = embedded.store.trials("demo")
+    runner = Embedded(Settings.from_env({"KATUNA_DB": str(tmp_path / "katuna.db"), "KATUNA_MAX_TFEVENTS": str(limit)}))
+    try:
+        run_study(runner, definition, tmp_path)
+        [trial] = runner.store.trials("demo")
+    finally:
+        runner.close()
     assert trial.state == "FAIL", (trial.state, trial.values)
-    assert f"hold more than {tfevents.MAX_READ:,} bytes of records; katuna reads at most" in trial.reason, trial.reason
-    assert "(tfevents.MAX_READ), so none of its metrics counts: write scalars less often" in trial.reason
+    assert f"hold more than {limit:,} bytes of records; katuna reads at most {limit:,}" in trial.reason, trial.reason
+    assert "(KATUNA_MAX_TFEVENTS), so none of its metrics counts: write scalars less often" in trial.reason
+    assert trial.reason.endswith("to another folder than the collector's, or raise KATUNA_MAX_TFEVENTS"), trial.reason
+
+
+def test_a_local_executor_reads_as_many_bytes_of_event_records_as_it_was_given(tmp_path: Path):
+    """``KATUNA_MAX_TFEVENTS`` reaches the read: an executor given the folder's bytes of records
+    reads every record, and one given a byte less refuses the folder, naming that many and the
+    setting."""
+    events = [writer.event(step, [("loss", 1.0)]) for step in range(50)]
+    size = writer.write(tmp_path / "events" / "events.out.tfevents.1", events).stat().st_size
+    launch = TrialLaunch(study="demo", uid="u", number=0, attempt=1, job_name="demo-0", argv=["true"], env={},
+                         working_dir=str(tmp_path), timeout=None)
+    for most in (size, size - 1):
+        executor = LocalExecutor(tmp_path / "logs", lambda event: None, max_tfevents=most)
+        try:
+            if most == size:
+                assert [json.loads(line)["step"] for line in executor.read_file(launch, "events")] == list(range(50))
+            else:
+                with pytest.raises(RefusedFile, match=rf"hold more than {most:,} bytes of records; katuna reads at "
+                                                      rf"most {most:,} of an attempt's \(KATUNA_MAX_TFEVENTS\)"):
+                    list(executor.read_file(launch, "events"))
+        finally:
+            executor.shutdown()
+
+
+def test_a_stop_ends_the_read_of_event_records_that_hold_no_scalar(tmp_path: Path):
+    """Only a record yielding a scalar asked whether katuna was stopping: a folder of records
+    without one (images, histograms) was read to ``KATUNA_MAX_TFEVENTS`` bytes, which may be
+    raised to gigabytes, before a stop was seen. Each record read asks first."""
+    writer.write(tmp_path / "events" / "events.out.tfevents.1", [writer._field(15, 2, bytes(100))] * 50)
+    launch = TrialLaunch(study="demo", uid="u", number=0, attempt=1, job_name="demo-0", argv=["true"], env={},
+                         working_dir=str(tmp_path), timeout=None)
+    asked: list[int] = []
+    assert list(local_outputs.read_file(launch, "events", lambda: bool(asked.append(1)))) == []
+    assert len(asked) > 50, "every record asked"
+    with pytest.raises(Stopping, match="the read of .*events was given up"):
+        list(local_outputs.read_file(launch, "events", lambda: True))
 
 
 def test_the_bytes_of_event_records_read_are_bounded_across_the_files_of_a_folder(tmp_path: Path):

@@ -39,6 +39,7 @@ from functions.core.errors import RefusedFile, StorageFull
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, local_timeout
 from functions.core.log_context import about, of_event
+from functions.core.tfevents import MAX_READ
 
 log = logging.getLogger("katuna.executor")
 
@@ -48,10 +49,13 @@ class LocalAttempts:
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = process_tree.KILL_GRACE,
                  pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS,
-                 sole_parent: bool = False, max_checkpoint: int = 4 << 30, space_wait: float = SPACE_WAIT) -> None:
+                 sole_parent: bool = False, max_checkpoint: int = 4 << 30, space_wait: float = SPACE_WAIT,
+                 max_tfevents: int = MAX_READ) -> None:
         self.log_dir = Path(log_dir)
         self._max_checkpoint = max_checkpoint
         """Bytes of a parent's checkpoint folder copied for a child trial, at most."""
+        self._max_tfevents = max_tfevents
+        """Bytes of records read of an attempt's event files, at most (``KATUNA_MAX_TFEVENTS``)."""
         self._space_wait = space_wait
         """Seconds a child trial's checkpoint copy waits for space on a full disk, in all (:data:`SPACE_WAIT`)."""
         self._publish = publish

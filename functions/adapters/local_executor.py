@@ -62,7 +62,9 @@ class LocalExecutor(LocalAttempts):
 
     ``pass_env`` names variables of the service's environment that trials get too
     (``KATUNA_TRIAL_ENV``); ``publish_delays`` are the waits before each new try of reporting an
-    end. The executor makes its process a child subreaper, and unreadable to its trials
+    end; ``max_checkpoint`` and ``max_tfevents`` the bytes of a parent's checkpoint folder copied
+    and of an attempt's event records read, at most (``KATUNA_MAX_CHECKPOINT``,
+    ``KATUNA_MAX_TFEVENTS``). The executor makes its process a child subreaper, and unreadable to its trials
     (:func:`functions.adapters.process_tree.hide_from_trials`).
     """
 
@@ -234,6 +236,7 @@ class LocalExecutor(LocalAttempts):
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The attempt's metrics file or event folder, only what it added to them
-        (:mod:`.local_marks`); any other ``path``, whole."""
+        (:mod:`.local_marks`), the folder's records for at most ``max_tfevents`` bytes; any
+        other ``path``, whole."""
         mark = local_marks.recorded(self.log_path(launch), launch) if path == launch.metrics_file else None
-        return local_outputs.read_file(launch, path, self._reads_stopped.is_set, mark)
+        return local_outputs.read_file(launch, path, self._reads_stopped.is_set, mark, self._max_tfevents)

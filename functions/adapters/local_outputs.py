@@ -225,26 +225,27 @@ def make_metrics_folder(launch: TrialLaunch) -> None:
 
 
 def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False,
-              mark: Mark | None = None) -> Iterator[str]:
+              mark: Mark | None = None, most: int = tfevents.MAX_READ) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
-    is read as TensorFlow event files, a JSON record a line. Only a trial's files are read
+    is read as TensorFlow event files, a JSON record a line, for at most ``most`` bytes of
+    records (``KATUNA_MAX_TFEVENTS``). Only a trial's files are read
     (:mod:`functions.adapters.trial_files`): anything else is a :class:`RefusedFile`. Once
     ``stopped()`` holds, the read ends in a :class:`Stopping` (see :func:`lines`). With the
     ``mark`` of what was there before the attempt, only what it added is read."""
     target = Path(launch.working_dir) / path
     if target.is_dir():
-        yield from _event_lines(target, stopped, mark)
+        yield from _event_lines(target, stopped, mark, most)
     else:
         yield from lines(target, stopped, mark)
 
 
-def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -> Iterator[str]:
+def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None, most: int) -> Iterator[str]:
     """The records of the event files under the folder ``target``, a JSON record a line. A folder
     of more than :data:`~functions.core.tfevents.MAX_FILES` files is a :class:`RefusedFile`
     before any is read; so is, once every other file was read, an event file found damaged
     (what came before the damage is read), naming it and why; and so is, not ``whole``, a folder
-    whose files hold more than :data:`~functions.core.tfevents.MAX_READ` bytes of records, once
-    that much was read: its records cost the service's CPU as they are read."""
+    whose files hold more than ``most`` bytes of records, once that much was read, naming the
+    setting that raises it: its records cost the service's CPU as they are read."""
     try:
         directory = trial_files.real_directory(target)
     except FileNotFoundError:
@@ -254,7 +255,7 @@ def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -
     try:
         for record in tfevents.directory_records(directory, trial_files.open_file, earlier, tfevents.MAX_FILES,
                                                  lambda file, why: damaged.append(f"{file}: {why}"),
-                                                 tfevents.Budget(str(target))):
+                                                 _StoppableBudget(target, most, stopped)):
             _check(stopped, target)
             yield json.dumps(record)
     except tfevents.TooManyFiles as exc:
@@ -264,6 +265,21 @@ def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None) -
     if damaged:
         more = f" (and {len(damaged) - 1} more damaged event files)" if len(damaged) > 1 else ""
         raise RefusedFile(f"{damaged[0]}: read up to that record{more}")
+
+
+class _StoppableBudget(tfevents.Budget):
+    """The bytes of records left to read of the folder ``target``, asking ``stopped()`` before
+    each take: records that hold no scalar yield nothing, so without it a stop would wait for
+    the read of all of them, up to ``KATUNA_MAX_TFEVENTS`` bytes (gigabytes where it is raised)."""
+
+    def __init__(self, target: Path, most: int, stopped: Callable[[], bool]) -> None:
+        super().__init__(str(target), most)
+        self._target, self._stopped = target, stopped
+
+    def take(self, count: int) -> None:
+        """A :class:`Stopping` once ``stopped()`` holds, else count ``count`` bytes."""
+        _check(self._stopped, self._target)
+        super().take(count)
 
 
 def lines(path: Path, stopped: Callable[[], bool] = lambda: False, mark: Mark | None = None) -> Iterator[str]:

@@ -160,7 +160,7 @@ def _sizes(settings: Settings) -> None:
     """Sizes and waits that must be positive (a read of a negative size reads everything), and
     the trial Jobs' TTL, long enough for katuna to read a finished trial's pods."""
     for name, value in (("MAX_BODY", settings.max_body), ("MAX_LOG", settings.max_log), ("MAX_CHECKPOINT", settings.max_checkpoint),
-                        ("BUSY_TIMEOUT", settings.busy_timeout)):
+                        ("MAX_TFEVENTS", settings.max_tfevents), ("BUSY_TIMEOUT", settings.busy_timeout)):
         if not 0 < value < math.inf:
             raise InvalidSetting(f"{PREFIX}{name}: expected a positive number, got {value}")
     ttl = settings.k8s_ttl_seconds
