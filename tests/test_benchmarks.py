@@ -252,7 +252,8 @@ def test_progress_scan(warm: WarmPython, tmp_path: Path):
 
 def test_cluster_requests(warm: WarmPython, tmp_path: Path):
     """A look at every running trial, a progress scan and the study's end, counted from the
-    Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial."""
+    Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial;
+    then the tick's passes over the stored studies, ended and running, timed."""
     found, result = run(warm, "cluster_requests.py", tmp_path)
     assert result["requests"]["look"] == {"list jobs": 1, "list pods": 1}
     stop = dict(result["requests"]["stop"])
@@ -265,8 +266,11 @@ def test_cluster_requests(warm: WarmPython, tmp_path: Path):
     assert result["requests"]["scan"]["get pods"] == result["trials"], "one log read a trial"
     assert result["requests"]["sweep"] == {"list jobs": -(-result["kept"] // LIST_PAGE) + 1}, \
         "a list of the kept Jobs a page, and one of the Jobs deleting checkpoints"
+    assert (result["ended"], result["tick_events"]) == (40, 0), \
+        "every stored study's resource as the store has it: the tick's passes find nothing to send"
+    assert number(found["resource_check_cpu_ms"]) > 0 and number(found["stray_sweep_cpu_ms"]) > 0
     assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests", "sweep_requests",
-                           "sweep_peak_mb"]
+                           "sweep_peak_mb", "resource_check_cpu_ms", "stray_sweep_cpu_ms"]
 
 
 @pytest.mark.parametrize(("cloud", "name"), [("gke", "cluster_cost"), ("eks", "cluster_cost_eks")])
