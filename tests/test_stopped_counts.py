@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web.openapi import document
 from functions.cli import main
-from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, SHOWN_STOPPED, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 COUNTS = {"complete": 2, "failed": 1, "pruned": 1, "stopped": 2, "running": 0, "waiting": 0}
@@ -119,13 +119,15 @@ def test_the_studies_listed_read_the_stopped_of_those_with_pruned_trials_alone(d
     assert len([s for s in statements if "trials_stopped_at_end" in s]) == 1, statements
 
 
-def test_a_stopped_trials_page_heads_its_note_stopped_and_its_table_row_keeps_the_stored_state(client):
+def test_a_stopped_trials_page_heads_its_note_stopped_and_its_table_row_says_stopped(client):
     """Its note (the reason why) is headed ``Stopped``, an early-stopped one's ``Pruned``; the
-    trial table's state column keeps the stored ``PRUNED`` that its state filter, its CSV and the
-    API's ``?state=PRUNED`` go by, with the reason beside it."""
+    trial table's state column says ``STOPPED`` (its title naming the stored ``PRUNED``), while
+    its state filter, as the CSV and the API's ``?state=PRUNED``, goes by the stored state, and
+    lists it among the pruned with its reason beside it."""
     assert "<h2>Stopped</h2>" in client.get("/ui/studies/ended/trials/4").text
     assert "<h2>Pruned</h2>" in client.get("/ui/studies/ended/trials/3").text
     table = html.unescape(client.get("/ui/studies/ended/trials?state=PRUNED").text)
-    rows = re.findall(r'<span class="state (\w+)">\w+</span></td>.*?<td class="reason">([^<]*)</td>', table, re.S)
+    rows = re.findall(r'<span class="state (\w+)"[^>]*>\w+</span></td>.*?<td class="reason">([^<]*)</td>', table, re.S)
     assert [(state, reason.split(" (")[0]) for state, reason in rows] == \
-        [(PRUNED, "pruned at step 3 by the median rule"), (PRUNED, STOPPED_AT_END), (PRUNED, STOPPED_AT_END)], rows
+        [(PRUNED, "pruned at step 3 by the median rule"), (SHOWN_STOPPED, STOPPED_AT_END),
+         (SHOWN_STOPPED, STOPPED_AT_END)], rows
