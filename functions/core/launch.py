@@ -176,7 +176,6 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     )
 
 
-
 def _process(record: StudyRecord, trial: TrialRecord,
              name: str) -> tuple[list[str], dict[str, str], str | None, str | None]:
     """The trial's process as its template renders it for the attempt ``name``: its argv, its
@@ -200,6 +199,7 @@ def _process(record: StudyRecord, trial: TrialRecord,
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
     return argv, env, working_dir, local_dir
+
 
 def first_launch(spec: Study) -> TrialLaunch:
     """The first attempt of the study's first trial, each parameter that applies at its lowest
