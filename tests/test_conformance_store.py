@@ -325,6 +325,8 @@ class StoreContract:
         store.update_study("kept", status="stopped", reason="stopped by its user", completed_at=5.0)
         briefs = store.study_briefs()
         assert briefs == [brief_of(study) for study in store.list_studies()]
+        assert [brief.whole for brief in briefs] == [None, store.get_study("plain")], \
+            "a study not ended is read whole once, its brief holding the record the tick reconciles"
         kept = briefs[0]
         assert (kept.name, kept.terminal, kept.namespace, kept.trial_kind, kept.retain, kept.algorithm,
                 kept.node_pool, kept.completed_at) == (

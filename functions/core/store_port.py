@@ -85,7 +85,8 @@ class Store(TrialReads, Protocol):
     def study_briefs(self) -> list[StudyBrief]:
         """Every stored study in brief, oldest first, as :meth:`list_studies` orders them, its spec
         never rebuilt: what the tick's passes over every study read (one whose spec cannot be
-        rebuilt gives what its stored text holds)."""
+        rebuilt gives what its stored text holds). A study not ended is read whole, and its brief
+        holds that record (:attr:`StudyBrief.whole`)."""
 
     def unended_studies(self) -> list[StudyRecord]:
         """The studies not ended (running, oldest first): a few, where a long-lived service

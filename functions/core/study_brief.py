@@ -12,7 +12,7 @@ whose resource's status they compare with the store's) is read whole, a bounded 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from functions.core.records import TERMINAL_STATUSES, StudyRecord
@@ -40,6 +40,9 @@ class StudyBrief:
     """Its sampler's name."""
     node_pool: tuple[str, str] | None = None
     """The provider and name of the node pool it asks for, if any."""
+    whole: StudyRecord | None = field(default=None, compare=False, repr=False)
+    """The study read whole, where the store read it so (one not ended): the tick's reconciling
+    takes it from here rather than read the running studies a second time."""
 
     @property
     def terminal(self) -> bool:
@@ -56,7 +59,7 @@ def brief_of(record: StudyRecord) -> StudyBrief:
         origin=record.origin, runs_on=record.runs_on, namespace=spec.kubernetes.namespace,
         trial_kind=None if trial_spec is None else kind_of(trial_spec.get("apiVersion"), trial_spec.get("kind")),
         retain=spec.trial_template.retain, algorithm=spec.algorithm.name,
-        node_pool=None if pool is None else (pool.provider, pool.name))
+        node_pool=None if pool is None else (pool.provider, pool.name), whole=record)
 
 
 def kind_of(api_version: Any, kind: Any) -> dict[str, str]:

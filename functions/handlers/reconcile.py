@@ -109,7 +109,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     """The tick: the events that move on every study the slice holds, and the resources'."""
     finish_marked(deps)
     briefs = deps.store.study_briefs()
-    running = [record for record in served_here(deps, deps.store.unended_studies()) if not record.terminal]
+    unended = [brief.whole for brief in briefs if brief.whole is not None]
+    running = [record for record in served_here(deps, unended) if not record.terminal]
     window = int(deps.clock() // SLICE_EVERY)
     budget = Budget()
     events: list[Event] = []
