@@ -467,18 +467,19 @@ class KubeStub(ApiServer, Workloads):
             return (200, snapshot(obj)) if obj else not_found(katib_api.qualified(plural), name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
-                     content_type: str = "application/merge-patch+json", directive: str | None = None) -> tuple[int, dict]:
+                     content_type: str = "application/merge-patch+json", directive: str | None = None,
+                     dry_run: bool = False) -> tuple[int, dict]:
         """PATCH of the status subresource of a custom resource (:mod:`kube_standin.patches`):
         the patch (merge, or JSON patch with ``test`` operations) applies to the whole object,
         then only its ``status`` is kept, so ``metadata`` in a merge patch changes nothing. A
         JSON patch that fails (a ``test`` that does not hold, a path that is not there) is
         refused whole with the API's 422, whose message does not say why (its one cause does);
-        a ``resourceVersion`` other than the object's is a 409 conflict. Each write taken is
-        kept in ``status_writes``."""
+        a ``resourceVersion`` other than the object's is a 409 conflict; a ``dry_run`` is answered
+        alike and writes nothing. Each write taken is kept in ``status_writes``."""
         with self.lock:
             code, body = patches.patch(self, plural, katib_api.qualified(plural), namespace, name, patch, content_type,
-                                       directive, subresource="status")
-            if code == 200:
+                                       directive, subresource="status", dry_run=dry_run)
+            if code == 200 and not dry_run:
                 self.status_writes.append((plural, name, snapshot(body.get("status") or {})))
             return code, body
 

@@ -105,11 +105,11 @@ class ApiServer:
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":
             return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body,
-                                     call.content_type, call.query.get("fieldValidation"))
+                                     call.content_type, call.query.get("fieldValidation"), call.dry_run)
         if self._custom(call.resource) and call.method == "PATCH" and call.name and not call.subresource:
             return patches.patch(self, call.resource, katib_api.qualified(call.resource), call.namespace or "",
                                  call.name, call.body, call.content_type, call.query.get("fieldValidation"),
-                                 warnings=call.warnings)
+                                 warnings=call.warnings, dry_run=call.dry_run)
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
                              call.query.get("limit"), call.query.get("continue"), call.query.get("fieldSelector"))

@@ -25,6 +25,7 @@ from kube_standin.names import metadata_problems
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
     already_exists,
+    deletes_nothing,
     generated_name,
     invalid,
     not_found,
@@ -126,7 +127,7 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
 def delete(cluster, resource_key: str, namespace: str, name: str, options: dict | None = None,
            policy: str | None = None) -> tuple[int, dict]:
     """DELETE of a custom resource. A precondition of ``options`` that does not hold is a 409
-    conflict, and deletes nothing. What the resource owns is orphaned with ``Orphan`` (its
+    conflict, and deletes nothing; so does a dry run, answered with the object as it is. What the resource owns is orphaned with ``Orphan`` (its
     ownerReferences to it removed, before the owner's name is free, as the API holds the owner
     until the garbage collector is done), and otherwise goes by the garbage collector
     (:func:`collect_owned`: ``Background``, the default for custom resources)."""
@@ -137,6 +138,8 @@ def delete(cluster, resource_key: str, namespace: str, name: str, options: dict 
         unmet = unmet_precondition(obj["kind"], qualified(resource_key).partition(".")[2], obj, options or {})
         if unmet is not None:
             return unmet
+        if deletes_nothing(options or {}):
+            return 200, snapshot(obj)
         if obj["metadata"].get("finalizers"):
             return 200, snapshot(_mark_deleting(cluster, resource_key, obj))
         remove(cluster, resource_key, obj, policy)

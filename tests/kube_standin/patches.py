@@ -48,9 +48,11 @@ gives that is not the object's is refused first)."""
 
 
 def patch(cluster, resource_key: str, qualified: str, namespace: str, name: str, body: Any, content_type: str,
-          directive: str | None = None, subresource: str = "", warnings: list[str] | None = None) -> tuple[int, dict]:
+          directive: str | None = None, subresource: str = "", warnings: list[str] | None = None,
+          dry_run: bool = False) -> tuple[int, dict]:
     """PATCH of the custom resource (``subresource`` ``status``: of its status) keyed
-    ``resource_key`` in the cluster's store; the API's status code and body."""
+    ``resource_key`` in the cluster's store; the API's status code and body. A ``dry_run`` is
+    decoded, checked and answered alike, and writes nothing."""
     with cluster.lock:
         key = (resource_key, namespace, name)
         current = cluster.resources.get(key)
@@ -59,12 +61,14 @@ def patch(cluster, resource_key: str, qualified: str, namespace: str, name: str,
             return 404, status(404, "NotFound", f'{qualified} "{name}" not found',
                                {"name": name, "group": group, "kind": plural})
         try:
-            new, warned = _updated(cluster.schemas[resource_key], current, body, content_type, directive,
-                                   qualified, subresource)
+            new, warned = updated(cluster.schemas[resource_key], current, body, content_type, directive,
+                                  qualified, subresource)
         except Refused as refused:
             return refused.code, refused.body
         if warnings is not None:
             warnings.extend(warned)
+        if dry_run:
+            return 200, snapshot(new)
         if new != current and (too_large := etcd.store_refusal(new)) is not None:
             return too_large
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
@@ -76,17 +80,18 @@ def patch(cluster, resource_key: str, qualified: str, namespace: str, name: str,
         return 200, snapshot(new)
 
 
-def _updated(schema: dict, current: dict, body: Any, content_type: str, directive: str | None, qualified: str,
-             subresource: str) -> tuple[dict, list[str]]:
+def updated(schema: dict | None, current: dict, body: Any, content_type: str, directive: str | None, qualified: str,
+            subresource: str) -> tuple[dict, list[str]]:
     """What the patch makes of ``current`` as the API server stores it, and what it warns of:
     the patched object decoded (unknown fields refused under ``Strict``), what the update may
-    change of it taken, then the result checked as a create is."""
+    change of it taken, then the result checked as a create is (against ``schema``; for a kind
+    without one, whose CRD keeps every field, its metadata only)."""
     patched = applied(current, body, content_type, directive)
     check_identity(current, patched, qualified, subresource)
-    if directive == "Strict" and (unknown := unknown_fields(schema, patched)):
+    if directive == "Strict" and schema is not None and (unknown := unknown_fields(schema, patched)):
         raise _invalid_patch(patched, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
     new = _status_only(current, patched) if subresource == "status" else without_status(current, patched)
-    kept, warned = admitted(schema, new, qualified, directive)
+    kept, warned = admitted(schema, new, qualified, directive) if schema is not None else (new, [])
     refused = metadata_problems(kept["metadata"], "metadata") + _finalizers_added(current, kept)
     if refused:
         raise Refused(*invalid(kept.get("kind", ""), qualified, kept["metadata"]["name"], refused))

@@ -26,6 +26,7 @@ from kube_standin.objects import (
     DNS_SUBDOMAIN,
     AlreadyExists,
     already_exists,
+    deletes_nothing,
     invalid,
     not_found,
     snapshot,
@@ -114,10 +115,10 @@ class Workloads:
                 policy = options.get("propagationPolicy") or "Background"
                 return self.delete_workload(crd, namespace, call.name, policy, options)
             if call.method == "PATCH" and call.name and not call.subresource:
-                return self.patch_workload(crd, namespace, call.name, call.body, call.content_type)
+                return self.patch_workload(crd, namespace, call.name, call)
             if call.method == "GET" and not call.subresource:
                 return self.read(call.resource, namespace, call.name, call.query.get("labelSelector"),  # type: ignore[attr-defined]
-                                 call.query.get("limit"), call.query.get("continue"))
+                                 call.query.get("limit"), call.query.get("continue"), call.query.get("fieldSelector"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str, dry_run: bool = False,
@@ -161,25 +162,24 @@ class Workloads:
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
         return 201, snapshot(obj)
 
-    def patch_workload(self, crd: Crd, namespace: str, name: str, body: object, content_type: str) -> tuple[int, dict]:
-        """A merge or JSON patch of a workload (:func:`kube_standin.patches.applied`): what it
-        makes of the object, with its status and system metadata as stored, refused where it
-        changes the object's identity or was made against another version
-        (:func:`kube_standin.patches.check_identity`); a new generation where anything but its
-        metadata changed, and nothing written where nothing did."""
+    def patch_workload(self, crd: Crd, namespace: str, name: str, call: Call) -> tuple[int, dict]:
+        """A merge or JSON patch of a workload, as one of katuna's custom resources is patched
+        (:func:`kube_standin.patches.updated`): decoded and held to its kind's schema (a field
+        the schema lacks refused, warned of or pruned as the ``fieldValidation`` says) and to its
+        identity and version, with its status and system metadata as stored; a new generation
+        where anything but its metadata changed, nothing written where nothing did, nor for a
+        dry run, answered alike."""
         current = self.workloads.get((crd.plural, namespace, name))
         if current is None:
             return not_found(crd.qualified, name)
         try:
-            patched = patches.applied(current, body, content_type)
-            patches.check_identity(current, patched, crd.qualified, "")
+            new, warned = patches.updated(crd.schema, current, call.body, call.content_type,
+                                          call.query.get("fieldValidation"), crd.qualified, "")
         except Refused as refused:
             return refused.code, refused.body
-        new = patches.without_status(current, patched)
-        if new == current:
-            return 200, snapshot(current)
-        if {k: v for k, v in new.items() if k != "metadata"} != {k: v for k, v in current.items() if k != "metadata"}:
-            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        call.warnings.extend(warned)
+        if new == current or call.dry_run:
+            return 200, snapshot(new)
         current.clear()
         current.update(new)
         self.history.record("MODIFIED", crd.plural, current)  # type: ignore[attr-defined]
@@ -200,19 +200,20 @@ class Workloads:
     def delete_workload(self, crd: Crd, namespace: str, name: str, policy: str,
                         options: dict | None = None) -> tuple[int, dict]:
         """Delete a workload with what it owns; a precondition of ``options`` that does not hold
-        is a 409 conflict, and deletes nothing."""
-        self.deleted.append((namespace, name, policy))  # type: ignore[attr-defined]
+        is a 409 conflict, and deletes nothing; so does a dry run, answered as done."""
         obj = self.workloads.get((crd.plural, namespace, name))
+        unmet = unmet_precondition(crd.kind, crd.group, obj, options or {}) if obj is not None else None
+        if unmet is None and obj is not None and deletes_nothing(options or {}):
+            return 200, _workload_deleted(crd, obj)
+        self.deleted.append((namespace, name, policy))  # type: ignore[attr-defined]
         if obj is None:
             return not_found(crd.qualified, name)
-        unmet = unmet_precondition(crd.kind, crd.group, obj, options or {})
         if unmet is not None:
             return unmet
         del self.workloads[(crd.plural, namespace, name)]
         self.release(obj, policy)
         self.history.record("DELETED", crd.plural, obj)  # type: ignore[attr-defined]
-        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                     "details": {"name": name, "group": crd.group, "kind": crd.plural, "uid": obj["metadata"]["uid"]}}
+        return 200, _workload_deleted(crd, obj)
 
     def release(self, owner: dict, policy: str) -> None:
         """What ``owner`` owns goes with it (``Background``/``Foreground``), or is orphaned."""
@@ -234,6 +235,13 @@ class Workloads:
         else:
             crd = next(c for c in self.crds.values() if c.kind == child["kind"])
             self.delete_workload(crd, meta["namespace"], meta["name"], "Background")
+
+
+def _workload_deleted(crd: Crd, obj: dict) -> dict:
+    """The Status the API server answers a workload's delete with."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": obj["metadata"]["name"], "group": crd.group, "kind": crd.plural,
+                        "uid": obj["metadata"]["uid"]}}
 
 
 def _owned_by(obj: dict, uid: str) -> bool:
