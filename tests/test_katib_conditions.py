@@ -25,10 +25,14 @@ def ended(state: str, reason: str = "") -> TrialRecord:
 
 
 def test_each_trial_condition_has_katibs_message_and_the_end_katunas_reason():
-    failed = messages(ended(FAIL, "metrics unavailable: objective 'nope' never reported"))
-    assert failed["Created"] == ("TrialCreated", "Trial is created")
-    assert failed["Running"] == ("TrialRunning", "Trial is running")
-    assert failed["Failed"] == ("TrialFailed", "Trial has failed: metrics unavailable: objective 'nope' never reported")
+    unavailable = messages(ended(FAIL, "metrics unavailable: objective 'nope' never reported"))
+    assert unavailable["Created"] == ("TrialCreated", "Trial is created")
+    assert unavailable["Running"] == ("TrialRunning", "Trial is running")
+    assert unavailable["MetricsUnavailable"] == ("MetricsUnavailable", "Metrics are not available: metrics "
+                                                                       "unavailable: objective 'nope' never reported")
+    assert "Failed" not in unavailable
+    failed = messages(ended(FAIL, "exited with code 1; last lines:\nboom"))
+    assert failed["Failed"] == ("TrialFailed", "Trial has failed: exited with code 1; last lines:\nboom")
     assert messages(ended(COMPLETE))["Succeeded"] == ("TrialSucceeded", "Trial has succeeded")
     assert messages(ended(COMPLETE))["Created"] == ("TrialCreated", "Trial is created")
     pruned = messages(ended(PRUNED, "pruned at step 3: below the median"))

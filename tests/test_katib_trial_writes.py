@@ -29,7 +29,7 @@ from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
 from functions.core.metrics import Observation
-from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, TrialRecord
 from functions.core.resource_status import PARETO_FRONT_SHOWN
 from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
@@ -524,3 +524,31 @@ def test_katuna_asks_of_katibs_kinds_exactly_what_its_katib_role_grants(kube: Ku
     granted = {(resource, verb) for group, resource, verb in granted_permissions("katuna-katib", KATIB_RBAC)
                if group == "kubeflow.org" and resource in kinds}
     assert walked - {("studyjobs", "list")} == granted
+
+
+def test_a_trial_that_never_reported_its_objective_is_metrics_unavailable_not_failed(kube: KubeStub, service):
+    """A trial that ended without its objective's metric is Katib's ``MetricsUnavailable``, not
+    ``Failed`` (trial_controller_util.go): its Trial ends with that condition (reason
+    ``MetricsUnavailable``, message "Metrics are not available"), and the Experiment counts it in
+    ``trialMetricsUnavailable`` and lists it in ``metricsUnavailableTrialList`` (status_util.go),
+    apart from a trial that exited with an error, which stays ``Failed``."""
+    _, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, FAIL, metrics={"size": 3.0}, created_at=now, started_at=now,
+                                finished_at=now, reason="metrics unavailable: objective 'loss' never reported "
+                                                        "(expected a line loss=<number>); last lines:\nsize=3"))
+    store.add_trial(TrialRecord(NAME, 1, {"x": 0.7}, FAIL, created_at=now, started_at=now, finished_at=now,
+                                reason="exited with code 1; last lines:\nboom"))
+    store.add_trial(TrialRecord(NAME, 2, {"x": 0.6}, COMPLETE, values=[0.4], metrics={"loss": 0.4}, created_at=now,
+                                started_at=now, finished_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 2, 1))
+    trials = trials_on_the_api(kube)
+    unavailable = trials[f"{NAME}-0"]["conditions"][-1]
+    assert (unavailable["type"], unavailable["reason"]) == ("MetricsUnavailable", "MetricsUnavailable")
+    assert unavailable["message"].startswith("Metrics are not available: metrics unavailable: objective 'loss'")
+    assert trials[f"{NAME}-0"]["conditions"][-2]["type"] == "Running"
+    assert trials[f"{NAME}-1"]["conditions"][-1]["type"] == "Failed"
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert (status["trialsFailed"], status["trialMetricsUnavailable"], status["trialsSucceeded"]) == (1, 1, 1)
+    assert (status["failedTrialList"], status["metricsUnavailableTrialList"]) == ([f"{NAME}-1"], [f"{NAME}-0"])

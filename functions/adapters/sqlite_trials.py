@@ -24,6 +24,8 @@ from functions.core.errors import StudyNotFound
 from functions.core.records import (
     COMPLETE,
     DISCARDED,
+    FAIL,
+    METRICS_UNAVAILABLE,
     RUNNING,
     STUDY_RUNNING,
     WAITING,
@@ -241,6 +243,12 @@ class SqliteTrials(SqliteStudies):
                     "FROM trial_counts c JOIN studies s ON s.name = c.study WHERE c.state IN (?, ?) AND c.n > 0 "
                     "AND coalesce(s.runs_on, ?) = ? GROUP BY s.name",
                     [RUNNING, WAITING, RUNNING, WAITING, runs_on, runs_on]).fetchall()]
+
+    @reading
+    def count_metrics_unavailable(self, study: str) -> int:
+        """Through the index of the study's trials by state: its failed trials alone."""
+        return self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = ? AND reason LIKE ?",
+                               [study, FAIL, METRICS_UNAVAILABLE + "%"]).fetchone()[0]
 
     @reading
     def count_stopped_at_end(self, study: str) -> int:

@@ -34,6 +34,10 @@ _ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded", "Trial has succeeded"),
          PRUNED: ("EarlyStopped", "TrialEarlyStopped", "Trial is early stopped")}
 """Katib's final condition (type, reason, message) for each finished state, as its trial
 controller and its median-stop service write them."""
+UNAVAILABLE_END = ("MetricsUnavailable", "MetricsUnavailable", "Metrics are not available")
+"""Katib's final condition of a trial whose workload succeeded without reporting its objective
+(its trial controller's ``TrialMetricsUnavailable``): a failed trial whose reason says "metrics
+unavailable"."""
 KILLED = ("Killed", "TrialKilled", "Trial is killed")
 """Katib's condition of a trial ended from outside before its end (``TrialKilled`` in Katib's
 trial_types.go, counted in the Experiment's ``trialsKilled``): a trial katuna stopped because
@@ -105,10 +109,10 @@ def trial_env(definition: Mapping[str, Any], experiment: str, number: int) -> di
 TRIAL_LISTS = {WAITING: "pendingTrialList", RUNNING: "runningTrialList", COMPLETE: "succeededTrialList",
                FAIL: "failedTrialList", PRUNED: "earlyStoppedTrialList"}
 """The Experiment status's list of the Trials in each state (Katib's status_util), by katuna's
-state; a pruned trial stopped because the study ended is in ``killedTrialList`` instead. A
-trial that printed no metrics is a failed one to katuna (its reason says so), so
-``metricsUnavailableTrialList`` is never written."""
+state; a pruned trial stopped because the study ended is in ``killedTrialList`` instead, and a
+failed trial that never reported its objective in ``metricsUnavailableTrialList``."""
 KILLED_LIST = "killedTrialList"
+UNAVAILABLE_LIST = "metricsUnavailableTrialList"
 TRIALS_LISTED = PARETO_FRONT_SHOWN
 """The most Trials a list names (the ``trials*`` counters count them all), as a status lists at
 most this many trials of a Pareto front: a resource is stored whole, at most 1.5 MiB."""
@@ -155,11 +159,18 @@ def trial_lists(experiment: str, trials: Sequence[TrialRecord]) -> dict[str, lis
     """Katib's per-state lists of Trial names (its UI counts an Experiment's trials from them),
     each the latest :data:`TRIALS_LISTED` of its state by number, in order; an empty list is
     None, so that a merge patch removes what an earlier status listed."""
-    lists: dict[str, list[TrialRecord]] = {name: [] for name in [*TRIAL_LISTS.values(), KILLED_LIST]}
+    lists: dict[str, list[TrialRecord]] = {name: [] for name in [*TRIAL_LISTS.values(), KILLED_LIST, UNAVAILABLE_LIST]}
     for trial in sorted(trials, key=lambda t: t.number):
-        lists[KILLED_LIST if trial.stopped_at_end else TRIAL_LISTS[trial.state]].append(trial)
+        lists[_listed_in(trial)].append(trial)
     return {name: [trial_name(experiment, t.number) for t in listed[-TRIALS_LISTED:]] or None
             for name, listed in lists.items()}
+
+
+def _listed_in(trial: TrialRecord) -> str:
+    """The Experiment status's list that names ``trial``."""
+    if trial.stopped_at_end:
+        return KILLED_LIST
+    return UNAVAILABLE_LIST if trial.metrics_unavailable else TRIAL_LISTS[trial.state]
 
 
 def trials_owner(record: StudyRecord) -> Origin | None:
@@ -217,6 +228,14 @@ def holder(found: Mapping[str, Any], experiment: str, uid: str) -> str:
     return EARLIER if labelled and same_name else OTHER
 
 
+def _end(trial: TrialRecord) -> tuple[str, str, str]:
+    """Katib's final condition of an ended ``trial``: ``Killed`` for one stopped because its study
+    ended, ``MetricsUnavailable`` for one that never reported its objective, else its state's."""
+    if trial.stopped_at_end:
+        return KILLED
+    return UNAVAILABLE_END if trial.metrics_unavailable else _ENDS[trial.state]
+
+
 def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation] = ()) -> dict[str, Any]:
     """Katib's Trial status: Created, then Running while it runs (False from its end on, timed
     then, as Katib's ``setCondition`` times a condition whose status changes), then its end, with the
@@ -242,8 +261,7 @@ def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation
                                     "False" if trial.finished else "True"))
     status: dict[str, Any] = {"startTime": timestamp(trial.created_at), "conditions": conditions}
     if trial.finished:
-        conditions.append(condition(KILLED if trial.stopped_at_end else _ENDS[trial.state], trial.finished_at,
-                                    why=trial.reason))
+        conditions.append(condition(_end(trial), trial.finished_at, why=trial.reason))
         status["completionTime"] = timestamp(trial.finished_at)
     if trial.metrics:
         status["observation"] = {"metrics": katib_metrics(trial, spec, observed)}

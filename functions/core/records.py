@@ -16,6 +16,9 @@ STOPPED_AT_END = "stopped: the study ended before the trial did"
 """How the reason of a trial stopped because its study ended begins: it is ``PRUNED`` (Optuna
 has no other state for a trial ended before its end) but was stopped by no early-stopping
 rule, so Katib's Trial shows it ``Killed``, not ``EarlyStopped``."""
+METRICS_UNAVAILABLE = "metrics unavailable"
+"""How the reason of a trial that ended without its objective's metrics begins
+(:mod:`functions.core.unreported`)."""
 SHOWN_STOPPED = "STOPPED"
 """The state a person reads for a trial stopped because its study ended
 (:attr:`TrialRecord.shown_state`), as a study's counts count it ``stopped``."""
@@ -237,6 +240,12 @@ class TrialRecord:
         return self.state == PRUNED and self.reason.startswith(STOPPED_AT_END)
 
     @property
+    def metrics_unavailable(self) -> bool:
+        """Whether the trial failed only because it never reported its objective (it exited
+        without error): Katib's ``MetricsUnavailable``, which it counts apart from ``Failed``."""
+        return self.state == FAIL and self.reason.startswith(METRICS_UNAVAILABLE)
+
+    @property
     def shown_state(self) -> str:
         """The state a person reads: :data:`SHOWN_STOPPED` for a trial stopped because its study
         ended, the stored state otherwise (both stopped trials are stored ``PRUNED``, which
@@ -268,6 +277,10 @@ class Counts:
     stopped_at_end: int = 0
     """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`); counted only
     where they are told apart (:func:`~functions.core.store_port.with_stopped`)."""
+    metrics_unavailable: int = 0
+    """Of the ``failed``, those that never reported their objective
+    (:attr:`TrialRecord.metrics_unavailable`); counted only where a Katib Experiment's status
+    counts them apart (:func:`~functions.core.store_port.with_unavailable`)."""
 
     def shown(self) -> dict[str, int]:
         """The trials as a study's view counts them: in each state, but those the study's end

@@ -56,8 +56,6 @@ NAME_CHARS = 253
 DIGEST_CHARS = 16
 MICROSECOND = 1e-6
 """How far apart a trial's Events are dated at least: ``eventTime`` is a ``MicroTime``."""
-METRICS_UNAVAILABLE = "metrics unavailable"
-"""How a trial's reason begins when it ended without its objective's metrics."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +188,7 @@ def _end(trial: TrialRecord, job: str) -> Happening:
     at = trial.finished_at if trial.finished_at is not None else trial.created_at
     if trial.state == COMPLETE:
         return Happening("JobSucceeded", NORMAL, "Succeeded", f"Job {job} has succeeded", at, "end")
-    if trial.state == FAIL and trial.reason.startswith(METRICS_UNAVAILABLE):
+    if trial.metrics_unavailable:
         return Happening("MetricsUnavailable", WARNING, "Failed", note(f"Metrics are not available for Job {job}{why}"),
                          at, "end")
     if trial.state == FAIL:

@@ -82,7 +82,10 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
     and the status read back then equals the one computed again. Trials stopped because the
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
-    ``trialsEarlyStopped``, which counts those an early-stopping rule stopped. ``observed``
+    ``trialsEarlyStopped``, which counts those an early-stopping rule stopped; failed trials that
+    never reported their objective, where ``counts`` tells them apart (a Katib Experiment's), in
+    ``trialMetricsUnavailable``, not in ``trialsFailed``, as Katib counts its
+    ``MetricsUnavailable`` trials. ``observed``
     holds the best trial's observations (:func:`katib_metrics`). ``study`` names the resource's
     study, which ``katuna show``, the HTTP API and the dashboard know it by: the resource's name,
     or, where a resource of another namespace held that, the name qualified by its namespace
@@ -119,7 +122,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     status: dict[str, Any] = {
         "phase": phase, "study": record.name, "conditions": conditions, "observedGeneration": origin.generation,
         "startTime": timestamp(record.created_at), "trials": counts.created,
-        "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
+        "trialsSucceeded": counts.complete, "trialsFailed": counts.failed - counts.metrics_unavailable,
+        "trialMetricsUnavailable": counts.metrics_unavailable or None,
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,
         "progress": f"{counts.finished}/{shown_total(record) or '-'}",

@@ -291,6 +291,13 @@ def with_stopped(store: Store, study: str, counts: Counts) -> Counts:
     return replace(counts, stopped_at_end=store.count_stopped_at_end(study)) if counts.pruned else counts
 
 
+def with_unavailable(store: Store, study: str, counts: Counts) -> Counts:
+    """``counts`` with those of the study's failed trials that never reported their objective
+    (``metrics_unavailable``), read only where it has failed trials: a Katib Experiment's status
+    counts them apart, as Katib's ``MetricsUnavailable``."""
+    return replace(counts, metrics_unavailable=store.count_metrics_unavailable(study)) if counts.failed else counts
+
+
 def trials_by_number(store: Store, study: str, page: int, after: int | None = None,
                      limit: int | None = None) -> Iterator[TrialRecord]:
     """The study's trials numbered above ``after`` (from the first when None), at most ``limit``

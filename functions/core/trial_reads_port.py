@@ -76,6 +76,11 @@ class TrialReads(Protocol):
         they are told apart (a study's view's ``stopped``, a Katib status's ``trialsKilled``),
         not at every trial's end."""
 
+    def count_metrics_unavailable(self, study: str) -> int:
+        """Of the study's failed trials, those that never reported their objective
+        (:attr:`~functions.core.records.TrialRecord.metrics_unavailable`): a Katib
+        Experiment's ``trialMetricsUnavailable``, read where it has failed trials."""
+
     def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
         """The study's trials written (added or updated) since its trial change ``after`` (0:
         all of them), by number, and its latest trial change (``after`` when none is later)."""

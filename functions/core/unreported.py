@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from functions.core.records import Counts, TrialRecord
+from functions.core.records import METRICS_UNAVAILABLE, Counts, TrialRecord
 from functions.core.spec import Study
 
 UNREPORTED_TRIALS = 3
 """The first trials of a study to end that, all failing for the same objective never reported
 while they reported other metrics, fail the study."""
-PREFIX = "metrics unavailable: objective "
+PREFIX = f"{METRICS_UNAVAILABLE}: objective "
 """How the reason of a trial that never reported an objective begins."""
 STUDY_REASON = "every trial reported other metrics than its objective"
 """How the reason of a study stopped by :func:`misreported` begins."""

@@ -40,7 +40,7 @@ from functions.core.katib_trials import (
 from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources
-from functions.core.records import PRUNED, Counts, StudyRecord, TrialRecord
+from functions.core.records import FAIL, PRUNED, Counts, StudyRecord, TrialRecord
 from functions.core.resource_events import Happening, Regarding, event_name, trial_happenings, trial_regarding
 from functions.core.resources import Origin
 from functions.core.store_port import Store
@@ -78,10 +78,14 @@ def listed_trials(record: StudyRecord, counts: Counts, store: Store) -> list[Tri
     """The trials a Katib Experiment's per-state lists may name: the latest
     :data:`~functions.core.katib_trials.TRIALS_LISTED` of each state, and of the pruned as many
     more as were stopped because the study ended, which are listed apart (so both lists fill),
-    each state read in one bounded query whatever the study's size."""
+    and of the failed as many more as never reported their objective, up to as many again
+    (listed apart too: of a study with more, the latest of each among its latest failed), each
+    state read in one bounded query whatever the study's size."""
     listed: list[TrialRecord] = []
     for state in TRIAL_LISTS:
         limit = TRIALS_LISTED + (counts.stopped_at_end if state == PRUNED else 0)
+        if state == FAIL:
+            limit += min(counts.metrics_unavailable, TRIALS_LISTED)
         listed += _latest(record, store, (state,), limit)
     return listed
 

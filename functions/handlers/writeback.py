@@ -45,7 +45,7 @@ from functions.core.resource_events import Happening, event_name, study_end, stu
 from functions.core.resource_status import study_status
 from functions.core.resources import Origin
 from functions.core.status_room import fitted, room
-from functions.core.store_port import Store, with_stopped
+from functions.core.store_port import Store, with_stopped, with_unavailable
 from functions.handlers.deps import Deps
 from functions.handlers.trial_writes import (
     Happened,
@@ -130,6 +130,7 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     best = best_trials(store, record)
     if trials_owner(record) is None:
         return study_status(record, counts, best, origin)
+    counts = with_unavailable(store, record.name, counts)
     status = study_status(record, counts, best, origin, observed(best[0], store) if best else ())
     return status | trial_lists(origin.ref.name, listed_trials(record, counts, store))
 
