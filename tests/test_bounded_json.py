@@ -94,3 +94,17 @@ def test_an_escaped_character_beyond_the_basic_plane_is_the_character(tmp_path: 
         assert client.get("/studies/party").get_json()["description"] == "done \U0001F389"
     finally:
         runtime.close()
+
+
+def _nested(levels: int) -> object:
+    value: object = 1
+    for level in range(levels):
+        value = {"a": value} if level % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize("levels, bound, deeper", [(0, 0, False), (1, 0, True), (64, 64, False), (65, 64, True),
+                                                   (5_000, 64, True)])
+def test_nesting_past_a_bound_is_told_at_any_depth_without_recursion(levels: int, bound: int, deeper: bool):
+    assert bounded_json.deeper_than(_nested(levels), bound) is deeper
+    assert bounded_json.deeper_than({"wide": [_nested(3)] * 10_000}, 5) is False

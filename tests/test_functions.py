@@ -14,6 +14,7 @@ from http_helpers import Service, Sink
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
+from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.runtime import Runtime
 from functions.settings import Settings
@@ -123,6 +124,45 @@ def test_dead_letters_are_kept_and_listed(cluster):
     _, letters = service.json("GET", "/dead-letters")
     assert letters[0]["event"]["id"] == "lost-1"
     assert letters[0]["reason"] == "http://katuna/functions/collect 500"
+
+
+def test_a_dead_letter_nested_past_the_bound_is_kept_as_its_text_and_the_list_still_reads(cluster):
+    """Data nested hundreds of levels deep (a broker keeps whatever it was given) is kept as its
+    JSON text: kept as data, every later listing of the dead letters failed with a 500."""
+    service, _ = cluster
+    deep: object = 1
+    for _ in range(600):
+        deep = {"a": deep}
+    event = CloudEvent(attributes={"type": "dev.katuna.trial.finished", "source": "/test", "id": "deep-1",
+                                   "datacontenttype": "application/json", "knativeerrorcode": "500"}, data=deep)
+    message = ce_http.to_binary_event(event)
+    assert service.request("POST", "/dead-letters", message.body, message.headers)[0] == 202
+    status, letters = service.json("GET", "/dead-letters")
+    assert status == 200, letters
+    assert letters[0]["event"]["id"] == "deep-1" and json.loads(letters[0]["event"]["data"]["raw"]) == deep
+
+
+def test_a_dead_letter_kept_nested_past_the_bound_is_listed_with_its_data_as_text(tmp_path: Path):
+    """A letter an earlier katuna kept as deep data is listed with that data as its text."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        deep: object = [1]
+        for _ in range(600):
+            deep = [deep]
+        event = {"type": "dev.katuna.trial.finished", "id": "old-deep", "source": "/test", "data": {"d": deep}}
+        store = runtime.store()
+        store.add_dead_letter(Event("dev.katuna.trial.finished", {"trial": 1}, "shallow"), "why")
+        with store.transaction():
+            store.db.execute("INSERT INTO dead_letters (event_id, type, event, reason, received_at) "
+                             "VALUES ('old-deep', 'dev.katuna.trial.finished', ?, 'why', 0)", [json.dumps(event)])
+        answer = create_app(runtime).test_client().get("/dead-letters")
+        assert answer.status_code == 200, answer.get_json()
+        letters = answer.get_json()
+        assert [letter["event"]["id"] for letter in letters] == ["old-deep", "shallow"]
+        assert json.loads(letters[0]["event"]["data"]["raw"]) == {"d": deep}
+        assert letters[1]["event"]["data"] == {"trial": 1}
+    finally:
+        runtime.close()
 
 
 def test_a_study_posted_where_no_event_can_be_sent_on_is_refused_before_it_is_stored(tmp_path: Path):

@@ -19,6 +19,7 @@ from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.adapters.sqlite_migrations import PROCESSED_AGE
+from functions.core import bounded_json, yaml_bounds
 from functions.core.application import TickClaim
 from functions.core.events import Event
 
@@ -30,6 +31,13 @@ service kept every record (0.5 KB a trial) for ever, its deleted studies' too.""
 PRUNE_EVERY = 1_000
 """Records made on one connection between two prunings of the old ones (through the index of
 the records by age, :data:`~functions.adapters.sqlite_migrations.PROCESSED_AGE`)."""
+
+KEPT_DEPTH = yaml_bounds.MAX_DEPTH
+"""The most levels a dead letter's data nests and is kept, and listed, as data: the bound of every
+document katuna reads. A broker keeps whatever data it was given, and data nested hundreds of
+levels deep, as data, failed every later listing of the dead letters (whose JSON writer walks it
+by recursion) with a 500; deeper data is kept as its JSON text (:func:`kept_data`)."""
+NOT_KEPT = "data not kept: nested deeper than katuna's JSON reader and writer reach"
 
 TICK_CLAIM = "katuna.tick-claim"
 """The key under which the last tick nobody vouched for is kept, with the function it was for as
@@ -69,7 +77,7 @@ class SqliteServiceRecords(SqliteConnection):
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
-                [event.id, event.type, dumps(event.to_dict()), reason, time.time()])
+                [event.id, event.type, dumps({**event.to_dict(), "data": kept_data(event.data)}), reason, time.time()])
             newest = cursor.lastrowid
             if newest is not None:
                 self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [newest - keep])
@@ -84,7 +92,7 @@ class SqliteServiceRecords(SqliteConnection):
         rows = self._lazy_rows(sql + " ORDER BY id DESC LIMIT ?", args)
         with closing(rows):
             for r in rows:
-                yield {"id": r["id"], "event": loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]}
+                yield {"id": r["id"], "event": _kept_event(r), "reason": r["reason"], "receivedAt": r["received_at"]}
 
     # ticks nobody vouches for
 
@@ -137,3 +145,25 @@ class SqliteServiceRecords(SqliteConnection):
 def session_hash(session_id: str) -> str:
     """What the database keeps of a session id: its SHA-256, in hex."""
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def kept_data(data: Any) -> Any:
+    """A dead letter's data as it is kept and listed: as it is where it nests at most
+    :data:`KEPT_DEPTH` levels, else as its JSON text (``{"raw": ...}``, as data that is no JSON
+    object is kept), or, past the nesting Python's JSON writer reaches, :data:`NOT_KEPT`."""
+    if not bounded_json.deeper_than(data, KEPT_DEPTH):
+        return data
+    try:
+        return {"raw": dumps(data)}
+    except RecursionError:
+        return {"katuna": NOT_KEPT}
+
+
+def _kept_event(row: Any) -> dict[str, Any]:
+    """A kept dead letter's event, its data as :func:`kept_data` lists it (one an earlier katuna
+    kept nested deeper is listed so too)."""
+    try:
+        event = loads(row["event"])
+    except RecursionError:
+        return {"id": row["event_id"], "type": row["type"], "data": {"katuna": NOT_KEPT}}
+    return {**event, "data": kept_data(event.get("data"))}

@@ -80,6 +80,23 @@ def _refused(name: str) -> Any:
     raise _LeftToYaml
 
 
+def deeper_than(data: Any, levels: int) -> bool:
+    """Whether ``data`` nests objects and arrays more than ``levels`` deep, told without recursion
+    (a value nested past Python's recursion limit is told too), a level at a time, and at the
+    first level past ``levels``: a deep value is told at once, a large shallow one in a walk of
+    its containers alone."""
+    level, depth = [data], 0
+    while level:
+        containers = [value for value in level if isinstance(value, dict | list)]
+        if not containers:
+            return False
+        depth += 1
+        if depth > levels:
+            return True
+        level = [child for value in containers for child in (value.values() if isinstance(value, dict) else value)]
+    return False
+
+
 def _measure(data: Any) -> tuple[int, int]:
     """The values ``data`` holds (keys counted) and its deepest nesting, without recursion."""
     counted, deepest = 0, 0

@@ -18,6 +18,7 @@ leaves the study to the tick, which redoes whatever the lost event would have do
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 
@@ -246,11 +247,14 @@ MAX_DEAD_LETTERS_PAGE = 1_000
 @takes.query
 def list_dead_letters():
     """The kept dead letters, newest first, a page at a time (:mod:`.paging`): ``limit`` of them
-    older than letter ``before``, and a ``Link`` to the next page while more follow."""
+    older than letter ``before``, and a ``Link`` to the next page while more follow. The store's
+    reading of them is closed however the page ends: left open by an error, it held the worker
+    thread's connection in a read of the database as it was then, and every later request that
+    thread served saw no study made since."""
     limit, before = paging.page_request("before", DEAD_LETTERS_PAGE, MAX_DEAD_LETTERS_PAGE)
-    letters = current_app.extensions["katuna"].store().dead_letters(limit + 1, before)
-    return paging.page(((letter["id"], letter) for letter in letters), limit,
-                       lambda last: url_for("functions.list_dead_letters", limit=limit, before=last))
+    with closing(current_app.extensions["katuna"].store().dead_letters(limit + 1, before)) as letters:
+        return paging.page(((letter["id"], letter) for letter in letters), limit,
+                           lambda last: url_for("functions.list_dead_letters", limit=limit, before=last))
 
 
 def _emit(runtime: Application, handled: Event, emitted: list[Event]):
