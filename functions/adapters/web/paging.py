@@ -72,7 +72,10 @@ def cut(items: Generator[tuple[Key, Any], None, None], limit: int, made: Callabl
     whose ``size`` (in bytes of JSON) fits in :data:`PAGE_BYTES` (always at least one), each
     with its key, and whether more follow. ``items`` is read no further than the one past the
     page, of which nothing is made, and closed: a page of the API (:func:`page`) and one of
-    the dashboard are cut alike."""
+    the dashboard are cut alike. A listing that wraps the store's reading of rows in ``items``
+    closes that reading itself, however the page ends: a wrapper's close leaves it to the
+    garbage collector, and an error's traceback keeps it open, its thread's connection held in a
+    read of the database as it was."""
     parts: list[tuple[Key, Any]] = []
     total = 0
     with closing(items):

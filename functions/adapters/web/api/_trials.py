@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from itertools import chain
@@ -105,10 +106,10 @@ def list_observations(name: str, number: int):
     limit, text = paging.page_asked("after", OBSERVATIONS_PAGE, MAX_OBSERVATIONS_PAGE)
     after = None if text is None else observation_key("after", text)
     _, trial = find_trial(name, number)
-    rows = ((key, observation_view(key, o))
-            for key, o in runtime().store().observations_after(name, trial.number, after, limit + 1))
-    return paging.page(rows, limit, lambda last: url_for("api.list_observations", name=name, number=number,
-                                                          limit=limit, after=observation_key_text(last)))
+    with closing(runtime().store().observations_after(name, trial.number, after, limit + 1)) as found:
+        rows = ((key, observation_view(key, o)) for key, o in found)
+        return paging.page(rows, limit, lambda last: url_for("api.list_observations", name=name, number=number,
+                                                              limit=limit, after=observation_key_text(last)))
 
 
 @blueprint.get("/studies/<study:name>/trials/<trial:number>/logs")

@@ -4,6 +4,7 @@ page with its log, tailed while it runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from urllib.parse import urlencode
@@ -81,7 +82,8 @@ def _trials_context(record: StudyRecord, args: MultiDict[str, str], query: Trial
     query = with_front(store, record, query)
     total, trials = store.trials_page(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
-    taken, cut = paging.cut(((trial.number, trial) for trial in trials), size, lambda trial: trial, json_size)
+    with closing(trials):
+        taken, cut = paging.cut(((trial.number, trial) for trial in trials), size, lambda trial: trial, json_size)
     rows = [trial for _, trial in taken]
     pages = max((total + size - 1) // size, 1)
     link = partial(_table_link, url_for("ui.trials", name=name), args)
