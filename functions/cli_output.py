@@ -203,12 +203,17 @@ def _print_node_pool(console: Console, pool: dict[str, Any]) -> None:
 
 
 STUDY_COLUMNS = ("name", "resource", "status", "algorithm", "trials", "best", "reason")
-KEPT_FIRST = ("name", "best", "trials", "algorithm", "resource")
+KEPT_FIRST = ("name", "best", "trials", "algorithm", "resource", "status")
 """Columns of ``katuna studies`` kept whole where the table is too wide for its terminal, first
 the first (a study's name is what every other command takes, a number is read whole, then the
-resource a study follows, a namespace and a name), as long as the columns left to wrap keep
-:data:`WRAPPED_LEAST` columns each."""
+resource a study follows, a namespace and a name, then its status), as long as the columns left
+to wrap keep :data:`WRAPPED_LEAST` columns each (a column of :data:`WORDS_WHOLE` its longest
+word)."""
 WRAPPED_LEAST = 4
+WORDS_WHOLE = ("status",)
+"""Columns of ``katuna studies`` that wrap between words only: one not kept whole is as wide as
+its longest word, so a study's status (``completed``, or ``interrupted (the katuna process that
+ran it is gone)``) no longer reads ``comp``/``lete``/``d`` in a narrow terminal."""
 NUMBER_COLUMNS = ("trials", "best")
 """Columns of ``katuna studies`` right-aligned, as numbers are in the trial table and the
 dashboard's list of studies (a multi-objective study's best, ``3 on the front``, too)."""
@@ -246,16 +251,18 @@ class _StudiesTable:
 
     def __init__(self, rows: list[list[str]]) -> None:
         self._rows = rows
+        self._words = {column: _longest_word(column, [row[STUDY_COLUMNS.index(column)] for row in rows])
+                       for column in WORDS_WHOLE}
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         table = Table()
         widths = {column: max([cell_len(column), *(cell_len(row[index]) for row in self._rows)])
                   for index, column in enumerate(STUDY_COLUMNS)}
         shown = self._shown(widths, options.max_width)
-        whole = self._whole(widths, shown, options.max_width)
+        whole = self._whole(widths, shown, options.max_width, self._words)
         for column in shown:
             table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left", no_wrap=column in whole,
-                             overflow="fold")
+                             overflow="fold", width=None if column in whole else self._words.get(column))
         for row in self._rows:
             cells = [cell for column, cell in zip(STUDY_COLUMNS, row, strict=True) if column in shown]
             table.add_row(*map(Text, cells[:-1]), Text(cells[-1], no_wrap=True, overflow="ellipsis"))
@@ -264,28 +271,36 @@ class _StudiesTable:
     def _shown(self, widths: dict[str, int], room: int) -> list[str]:
         """The columns drawn: all, but the resource where no study follows one (each ``-``) and
         the table is too wide for ``room``, which it leaves to the reason."""
-        if _width(widths, STUDY_COLUMNS, set(STUDY_COLUMNS)) <= room or any(row[1] != "-" for row in self._rows):
+        if _width(widths, STUDY_COLUMNS, set(STUDY_COLUMNS), {}) <= room or any(row[1] != "-" for row in self._rows):
             return list(STUDY_COLUMNS)
         return [column for column in STUDY_COLUMNS if column != "resource"]
 
     @staticmethod
-    def _whole(widths: dict[str, int], shown: list[str], room: int) -> set[str]:
+    def _whole(widths: dict[str, int], shown: list[str], room: int, words: dict[str, int]) -> set[str]:
         """The columns to keep whole in ``room`` columns: those of :data:`KEPT_FIRST`, in order,
         while the table, every other column :data:`WRAPPED_LEAST` wide (or less, where its cells
-        are), fits."""
+        are; or as wide as its longest word, for one of :data:`WORDS_WHOLE`), fits."""
         whole: set[str] = set()
         for column in KEPT_FIRST:
             kept = whole | {column}
-            if column in shown and _width(widths, shown, kept) <= room:
+            if column in shown and _width(widths, shown, kept, words) <= room:
                 whole = kept
         return whole
 
 
-def _width(widths: dict[str, int], shown: Iterable[str], whole: set[str]) -> int:
+def _longest_word(title: str, cells: Iterable[str]) -> int:
+    """The width of the longest word of a column's ``title`` and ``cells``: the least it is
+    drawn, so that it wraps between words and never inside one."""
+    return max(cell_len(word) for text in (title, *cells) for word in text.split() or [""])
+
+
+def _width(widths: dict[str, int], shown: Iterable[str], whole: set[str], words: dict[str, int]) -> int:
     """The studies table's width with the ``shown`` columns, those ``whole`` at their widest and
-    the others :data:`WRAPPED_LEAST` wide (or less, where their cells are): each column has a
-    space of padding each side, and a border after it."""
-    return 1 + sum((widths[name] if name in whole else min(widths[name], WRAPPED_LEAST)) + 3 for name in shown)
+    the others :data:`WRAPPED_LEAST` wide (or less, where their cells are), but never narrower
+    than their longest word where ``words`` has it: each column has a space of padding each
+    side, and a border after it."""
+    return 1 + sum((widths[name] if name in whole else max(min(widths[name], WRAPPED_LEAST), words.get(name, 0))) + 3
+                   for name in shown)
 
 
 def front_title(record: StudyRecord, size: int | None = None) -> str:

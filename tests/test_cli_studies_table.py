@@ -9,7 +9,7 @@ import io
 import pytest
 from rich.console import Console
 
-from functions.cli_output import studies_table
+from functions.cli_output import STUDY_COLUMNS, studies_table
 
 NAMES = ("digits-early-stopping", "a" * 62 + "z")
 VIEWS = [{"name": NAMES[0], "status": "interrupted (the katuna process that ran it is gone)", "algorithm": "random",
@@ -76,10 +76,12 @@ def test_each_study_names_the_cluster_resource_it_follows_or_a_dash():
 
 
 def test_in_a_narrow_terminal_a_resource_is_kept_whole_once_the_name_and_numbers_are():
+    """In 105 columns, where the status wraps in a column as wide as its longest word
+    (``interrupted``)."""
     follows = [{**VIEWS[0], "resource": {"kind": "Experiment", "namespace": "team-b", "name": "random"}}]
-    printed = _printed(follows, 100)
+    printed = _printed(follows, 105)
     assert "│ Experiment team-b/random │" in printed, printed
-    assert max(map(len, printed.splitlines())) <= 100
+    assert max(map(len, printed.splitlines())) <= 105
 
 
 COULD_NOT_START = ("every trial could not start: exec format error (3 trials); every attempt of image "
@@ -109,3 +111,18 @@ def test_in_a_wide_terminal_or_a_pipe_a_reason_is_whole_on_its_line():
     views = [{**VIEWS[0], "name": "digits", "status": "failed", "reason": COULD_NOT_START}]
     rows = [line for line in _printed(views, 400).splitlines() if line.startswith("│")]
     assert len(rows) == 1 and rows[0].split("│")[7].strip() == COULD_NOT_START
+
+
+@pytest.mark.parametrize("width", [80, 60, 50, 40])
+def test_in_a_narrow_terminal_a_status_wraps_between_words_never_inside_one(width: int):
+    """A status is read as words (``completed``; ``interrupted (the katuna process that ran it
+    is gone)``): where its column is narrowed it wraps between them, so each line of its cells
+    holds whole words, where it read ``comp``, ``lete``, ``d`` before."""
+    views = [{**VIEWS[1], "name": "digits-early-stopping", "reason": "max trials reached (12)"}, VIEWS[0]]
+    printed = _printed(views, width)
+    drawn = [c for c in STUDY_COLUMNS if c != "resource"]  # no study follows one: its column gives way
+    status = drawn.index("status")
+    lines = [line.split("│")[status + 1].strip() for line in printed.splitlines() if line.startswith("│")]
+    words = {word for view in views for word in view["status"].split()}
+    assert all(word in words for line in lines for word in line.split()), printed
+    assert " ".join(line for line in lines if line) == " ".join(view["status"] for view in views), printed

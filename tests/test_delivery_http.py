@@ -271,6 +271,6 @@ def test_a_stopped_studys_late_trial_ends_and_starts_change_nothing(served, kube
                                 "exitCode": 0, "message": ""}) for number in (0, 1)]
     replay(broker, seen + finished, kube, "stopped")
     assert trial_rows(broker, "halted") == stopped, "the stop's verdicts stand"
-    assert [t["state"] for t in stopped] == ["PRUNED", "PRUNED"]
+    assert [t["state"] for t in stopped] == ["STOPPED", "STOPPED"]
     assert study(broker, "halted")["status"] == "stopped"
     assert sorted(posted_jobs(kube, "stopped")) == ["halted-0", "halted-1"], "no Job made again"

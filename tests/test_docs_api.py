@@ -180,16 +180,16 @@ def test_the_clis_json_of_a_study_is_the_apis_without_links_and_with_interrupted
     assert shown["interrupted"] is False
 
 
-def test_a_stopped_studys_running_trials_end_pruned_as_the_stop_rules_say(quickstart: Service):
+def test_a_stopped_studys_running_trials_end_stopped_as_the_stop_rules_say(quickstart: Service):
     """``katuna stop`` (here the API's) ends the trials still running, and the study format's
     Stop rules say how they are recorded, with the reason the page quotes: a user who sees a
-    stopped study's trials counted as pruned finds why."""
+    stopped study's trials marked STOPPED finds why."""
     _, trials = quickstart.json("GET", "/studies/quickstart/trials")
     stopped = [trial for trial in trials if trial["state"] != "COMPLETE"]
     assert stopped, "the quick start's fixture stops the study while a trial runs"
-    assert {trial["state"] for trial in stopped} == {"PRUNED"}
+    assert {trial["state"] for trial in stopped} == {"STOPPED"}
     rules = " ".join((ROOT / "docs/study-format.md").read_text().split("\n## Stop rules\n", 1)[1].split())
-    assert "`katuna stop` (`stopped`, running trials are stopped and marked `PRUNED`" in rules
+    assert "`katuna stop` (`stopped`, running trials are stopped and marked `STOPPED`" in rules
     for reason in {trial["reason"] for trial in stopped}:
         assert f"their reason `{reason}`" in rules, reason
 

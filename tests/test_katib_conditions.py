@@ -44,6 +44,21 @@ def test_each_trial_condition_has_katibs_message_and_the_end_katunas_reason():
                                  "Running": ("TrialRunning", "Trial is running")}
 
 
+def test_every_end_turns_running_false_with_its_words_and_comes_last():
+    """Katib's trial controller turns ``Running`` False, keeping its reason and message, and
+    puts the end after it (the last condition, which ``kubectl get trials`` shows); katuna does
+    so at every end, an early stop's too (where Katib's median-stop service leaves it True)."""
+    for trial in (ended(COMPLETE), ended(FAIL, "exit 1"), ended(FAIL, "metrics unavailable: objective 'nope'"),
+                  ended(PRUNED, "pruned at step 3"), ended(PRUNED, STOPPED_AT_END)):
+        conditions = trial_status(trial, SPEC)["conditions"]
+        running = {c["type"]: c for c in conditions}["Running"]
+        assert [c["type"] for c in conditions][:2] == ["Created", "Running"], conditions
+        assert (running["status"], running["reason"], running["message"]) == ("False", "TrialRunning",
+                                                                               "Trial is running"), trial.reason
+        assert running["lastTransitionTime"] == "1970-01-01T00:00:09Z" == conditions[-1]["lastTransitionTime"]
+        assert conditions[-1]["status"] == "True" and len(conditions) == 3, conditions
+
+
 def test_a_trials_start_time_is_set_when_it_is_made_and_never_moves():
     """Katib's trial controller sets a Trial's ``startTime`` once, when it first reconciles the
     new Trial (with its ``Created`` condition), and never again: a pending Trial's stays put

@@ -111,7 +111,7 @@ def test_a_retained_trial_stopped_because_the_experiment_ended_keeps_its_job_sus
     spec["objective"]["goal"] = 2.0
     spec["trialTemplate"]["retain"] = True
     study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
-    assert (study["status"], [t["state"] for t in trials]) == ("completed", ["COMPLETE", "PRUNED"]), trials
+    assert (study["status"], [t["state"] for t in trials]) == ("completed", ["COMPLETE", "STOPPED"]), trials
     assert trials[1]["reason"].startswith("stopped: the study ended before the trial did"), trials[1]
     assert not [name for _, name, _ in kube.deleted if name.startswith("end-kept")], "no Job of the study is deleted"
     assert kube.jobs[(NAMESPACE, "end-kept-1")]["spec"]["suspend"] is True

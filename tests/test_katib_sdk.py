@@ -289,7 +289,7 @@ def test_deleting_a_running_experiment_deletes_the_jobs_retain_kept_once_its_tri
     stopped = service.wait_for("sdk-drop", timeout=60)
     assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
     eventually(lambda: kept_jobs(kube, "sdk-drop") == [], "every Job of the Experiment deleted", timeout=60)
-    assert states() == ["COMPLETE", "PRUNED"], "the running trial stopped, counted as killed"
+    assert states() == ["COMPLETE", "STOPPED"], "the running trial stopped, counted as killed"
 
 
 @pytest.mark.slow

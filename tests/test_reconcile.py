@@ -241,7 +241,7 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
     assert [e.get_type() for e in ended if e.get_type() == COMPLETED] == [COMPLETED]
     record = study(service, "rc-budget")
     assert record["status"] == "failed" and "time budget of 1h00m used" in record["reason"]
-    assert [t["state"] for t in trials(service, "rc-budget")] == ["PRUNED"]
+    assert [t["state"] for t in trials(service, "rc-budget")] == ["STOPPED"]
     assert ("katuna", "rc-budget-0") not in kube.jobs, "its Job was deleted"
 
 

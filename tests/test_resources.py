@@ -576,7 +576,7 @@ def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(s
     assert send(service, "delete", obj) == ["dev.katuna.study.completed"]
     stopped = service.wait_for("kst-delete", timeout=30)
     assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
-    wait_trials(service, "kst-delete", 2, state="PRUNED")
+    wait_trials(service, "kst-delete", 2, state="STOPPED")
     assert send(service, "delete", obj) == [] and send(service, "add", obj) == [], "late events change nothing"
     assert service.json("GET", "/studies/kst-delete")[1]["status"] == "stopped"
     again = kube.apply(study("kst-delete", maxTrials=2))
@@ -797,7 +797,7 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         kube.delete("Study", "katuna", "kst-jobs")
         assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
         assert cluster.wait_for("kst-jobs", timeout=30)["status"] == "stopped"
-        wait_trials(cluster, "kst-jobs", 2, state="PRUNED")
+        wait_trials(cluster, "kst-jobs", 2, state="STOPPED")
         eventually(lambda: {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")}
                    == {"kst-jobs-0", "kst-jobs-1"}, "the Jobs deleted once the trials' verdicts are stored")
         assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]

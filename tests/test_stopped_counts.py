@@ -2,13 +2,16 @@
 it, its reason saying why) is counted ``stopped``, apart from the trials early stopping pruned,
 wherever a study's counts are shown: the API's study and studies, as the OpenAPI document says,
 ``katuna show --json`` and ``katuna studies --json``, the dashboard's study summary and studies
-table; each trial counted once, and ``?state=PRUNED`` still lists both. The listing of studies
+table; each trial counted once, and ``?state=PRUNED`` still lists both, each export of a trial
+saying ``STOPPED`` for the stopped one as the tables do. The listing of studies
 reads the stopped ones only of a study that has pruned trials. Through the real app (Flask's test
 client on a real Runtime and SQLite file) and the real CLI."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -66,7 +69,7 @@ def client(db: Path) -> Iterator:
 def test_the_apis_counts_tell_the_trials_the_studys_end_stopped_apart_as_documented(client):
     """``stopped`` beside ``pruned`` (the early-stopped alone), their sum the study's trials, in
     the study and in the studies listed, each as the OpenAPI document's ``Counts`` schema says;
-    the trials listed ``?state=PRUNED`` are both, their stored state ``PRUNED``."""
+    the trials listed ``?state=PRUNED`` are both (stored ``PRUNED``), the stopped ones ``STOPPED``."""
     study = client.get("/studies/ended").get_json()
     assert (study["counts"], study["trials"]) == (COUNTS, sum(COUNTS.values()))
     listed = {s["name"]: s["counts"] for s in client.get("/studies").get_json()}
@@ -76,7 +79,7 @@ def test_the_apis_counts_tell_the_trials_the_studys_end_stopped_apart_as_documen
     for counts in listed.values():
         assert not list(Draft202012Validator(schema).iter_errors(counts))
     pruned = client.get("/studies/ended/trials?state=PRUNED").get_json()
-    assert [(t["number"], t["state"]) for t in pruned] == [(3, PRUNED), (4, PRUNED), (5, PRUNED)]
+    assert [(t["number"], t["state"]) for t in pruned] == [(3, PRUNED), (4, SHOWN_STOPPED), (5, SHOWN_STOPPED)]
 
 
 def test_katuna_show_and_studies_json_count_them_as_the_api_does(db: Path):
@@ -122,8 +125,8 @@ def test_the_studies_listed_read_the_stopped_of_those_with_pruned_trials_alone(d
 def test_a_stopped_trials_page_heads_its_note_stopped_and_its_table_row_says_stopped(client):
     """Its note (the reason why) is headed ``Stopped``, an early-stopped one's ``Pruned``; the
     trial table's state column says ``STOPPED`` (its title naming the stored ``PRUNED``), while
-    its state filter, as the CSV and the API's ``?state=PRUNED``, goes by the stored state, and
-    lists it among the pruned with its reason beside it."""
+    its state filter, as the API's ``?state=PRUNED``, goes by the stored state, and lists it
+    among the pruned with its reason beside it."""
     assert "<h2>Stopped</h2>" in client.get("/ui/studies/ended/trials/4").text
     assert "<h2>Pruned</h2>" in client.get("/ui/studies/ended/trials/3").text
     table = html.unescape(client.get("/ui/studies/ended/trials?state=PRUNED").text)
@@ -131,3 +134,25 @@ def test_a_stopped_trials_page_heads_its_note_stopped_and_its_table_row_says_sto
     assert [(state, reason.split(" (")[0]) for state, reason in rows] == \
         [(PRUNED, "pruned at step 3 by the median rule"), (SHOWN_STOPPED, STOPPED_AT_END),
          (SHOWN_STOPPED, STOPPED_AT_END)], rows
+
+
+def test_every_export_of_a_trial_says_its_state_as_the_tables_do(client, db: Path):
+    """The API's trials (listed and one by one), ``katuna trials --json`` and ``--csv``, and the
+    dashboard's CSV say ``STOPPED`` for a trial its study's end stopped and ``PRUNED`` for the one
+    early stopping pruned, as the trial tables do; each trial as the OpenAPI ``Trial`` schema says."""
+    wanted = [(3, PRUNED), (4, SHOWN_STOPPED), (5, SHOWN_STOPPED)]
+    listed = client.get("/studies/ended/trials?state=PRUNED").get_json()
+    assert [(t["number"], t["state"]) for t in listed] == wanted
+    assert [client.get(f"/studies/ended/trials/{n}").get_json()["state"] for n, _ in wanted] == [s for _, s in wanted]
+    schema = {**document(), "$ref": "#/components/schemas/Trial"}
+    for trial in listed:
+        assert not list(Draft202012Validator(schema).iter_errors(trial)), trial
+    as_json = CliRunner().invoke(main, ["trials", "ended", "--db", str(db), "--state", PRUNED, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert [(t["number"], t["state"]) for t in json.loads(as_json.stdout)] == wanted
+    as_csv = CliRunner().invoke(main, ["trials", "ended", "--db", str(db), "--state", PRUNED, "--csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    dashboard = client.get("/ui/studies/ended/trials.csv?state=PRUNED").text
+    for text in (as_csv.stdout, dashboard):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [(int(r["number"]), r["state"]) for r in rows] == wanted, text

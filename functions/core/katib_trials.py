@@ -45,7 +45,11 @@ the study ended, which no early-stopping rule stopped."""
 CREATED = ("Created", "TrialCreated", "Trial is created")
 RUNNING_CONDITION = ("Running", "TrialRunning", "Trial is running")
 """Katib's ``Created`` and ``Running`` conditions (its trial controller's words); ``Running``
-keeps its reason and message when it turns False at the trial's end, as Katib's does."""
+keeps its reason and message when it turns False at the trial's end, as Katib's trial controller
+turns it at a Succeeded, Failed, Killed or MetricsUnavailable end. Katib's median-stop service
+appends ``EarlyStopped`` and leaves ``Running`` True, which no reader of a Trial needs (its
+printer columns, SDK and UI go by the last condition, or by ``EarlyStopped`` itself): katuna
+turns it False at every end, so that ``Running`` True means a trial that runs."""
 
 
 TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"

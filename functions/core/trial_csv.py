@@ -27,7 +27,8 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] 
     numbers of a multi-objective study's Pareto ``front``, each with whether it is on it
     (``pareto``: ``true`` or ``false``, as a spreadsheet or pandas reads a boolean); of a study
     that gives ``initialTrials``, each with the index of the entry it ran (:data:`GIVEN`), blank
-    for a trial the sampler suggested."""
+    for a trial the sampler suggested. A trial's state is the one the tables show (``STOPPED`` for
+    one its study's end stopped)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
@@ -39,7 +40,7 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] 
     for trial in trials:
         on_front = [str(trial.number in front).lower()] if front is not None else []
         entry = [_csv(trial.initial_trial)] if given else []
-        writer.writerow([trial.number, trial.state, *[_csv(cell(trial, field)) for field in lineage], *on_front, *entry,
+        writer.writerow([trial.number, trial.shown_state, *[_csv(cell(trial, field)) for field in lineage], *on_front, *entry,
                          *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
@@ -69,7 +70,7 @@ def cell(trial: TrialRecord, field: str) -> Any:
         return trial.metrics.get(name)
     if field == "duration":
         return duration(trial.started_at, trial.finished_at)
-    return {"number": trial.number, "state": trial.state, "generation": trial.generation, "parent": trial.parent,
+    return {"number": trial.number, "state": trial.shown_state, "generation": trial.generation, "parent": trial.parent,
             "startedAt": trial.started_at,
             "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
 

@@ -22,13 +22,15 @@ from functions.core.trial_cap import grid_cover, shown_cap
 def trial_view(trial: TrialRecord, pareto: bool | None = None) -> dict[str, Any]:
     """A trial's fields; a trial of population-based training's also its generation and parent,
     one of a multi-objective study (``pareto`` given) whether it is on the Pareto front, and one
-    that runs an entry of the study's ``initialTrials`` which (``initialTrial``, its index)."""
+    that runs an entry of the study's ``initialTrials`` which (``initialTrial``, its index). Its
+    ``state`` is the one its tables show (:attr:`~functions.core.records.TrialRecord.shown_state`:
+    ``STOPPED`` for a trial its study's end stopped, stored ``PRUNED``)."""
     lineage = {} if trial.generation is None else {"generation": trial.generation, "parent": trial.parent}
     lineage |= {} if pareto is None else {"pareto": pareto}
     lineage |= {} if trial.initial_trial is None else {"initialTrial": trial.initial_trial}
     return {
         "number": trial.number,
-        "state": trial.state,
+        "state": trial.shown_state,
         "params": trial.params,
         "value": trial.values[0] if trial.values else None,
         "values": trial.values,

@@ -9,6 +9,7 @@ from functions.core.records import (
     ACTIVE_STATES,
     FINISHED_STATES,
     RUNS_ON,
+    SHOWN_STOPPED,
     STOPPED_AT_END,
     STUDY_RUNNING,
     TERMINAL_STATUSES,
@@ -57,9 +58,10 @@ SCHEMAS: dict[str, Any] = {
     "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
               "properties": {
                   "number": {"type": "integer"},
-                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES], "description": (
-                      f"Optuna's: PRUNED both for a trial early stopping pruned and for one the study's end "
-                      f"stopped, whose reason begins '{STOPPED_AT_END}' (the study's counts call it stopped)")},
+                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES, SHOWN_STOPPED], "description": (
+                      f"as the trial tables show it: {SHOWN_STOPPED} for a trial the study's end stopped, whose "
+                      f"reason begins '{STOPPED_AT_END}' (stored PRUNED, as Optuna has no other state for it, "
+                      f"so the state filter PRUNED lists it too), PRUNED for one early stopping pruned")},
                   "params": {"type": "object"},
                   "value": {"oneOf": [_VALUE, {"type": "null"}],
                             "description": "the objective's value, null unless the trial completed; with several "
