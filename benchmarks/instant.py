@@ -22,7 +22,8 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.launch import TrialLaunch
 from functions.core.records import COMPLETED, StudyRecord
-from functions.dispatch import PERMANENT_ERROR, Dispatcher
+from functions.dispatch import Dispatcher
+from functions.dispatch_outcomes import PERMANENT_ERROR
 from functions.handlers import Deps
 
 Objective = Callable[[Mapping[str, Any]], float]

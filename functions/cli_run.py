@@ -1,7 +1,7 @@
 """The ``katuna`` commands about study files: run one, convert it to a native study, render a
 trial's Job. Each is declared here, with its options and help; what it does is in
-:mod:`functions.cli_study_files`, imported as it runs, so that ``katuna run --help`` loads
-neither the runner nor Optuna."""
+:mod:`functions.cli_study_run` (``run``) and :mod:`functions.cli_study_files` (the others),
+imported as it runs, so that ``katuna run --help`` loads neither the runner nor Optuna."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def run(file: str, db: str | None) -> None:
     setup. Ctrl-C, kill or a hang-up stops the running trials and exits 128 + the signal's
     number (130 for Ctrl-C); the same command then resumes the study.
     """
-    from functions.cli_study_files import run_study
+    from functions.cli_study_run import run_study
 
     run_study(file, db)
 

@@ -5,37 +5,34 @@ the events it emitted. A redelivered event is answered from that record: nothing
 and the emitted events go out again, so a crash between commit and emit loses nothing.
 Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
 facts they found) need neither, and run bare; nor does a handling its handler proves idle from a
-read outside any transaction (``IDLERS``: ``provision`` for a study without a node pool). What a handler reads before its transaction (the
-ended attempt's output ``collect`` parses: :mod:`functions.handlers.parsed`) is read first,
-outside it, so that no long read holds the database's write lock; the handler takes it only if
+read outside any transaction (``IDLERS``: ``provision`` for a study without a node pool). What a
+handler reads before its transaction (the ended attempt's output ``collect`` parses:
+:mod:`functions.handlers.parsed`) is read first, outside it, so that no long read holds the database's write lock; the handler takes it only if
 the state it was read against still holds.
 
 A recorded handler that fails with anything but a temporary error (or a forged report) counts a
 failure against the event's study (:mod:`functions.handlers.failures`); the failure that ends
 the study is answered with the study's ``study.completed`` instead of the error.
 
-Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
-handler, the outcome (:data:`OUTCOMES`) and how long it took.
+Each handling is reported to an :class:`~functions.dispatch_outcomes.Observer` (the service's
+metrics): the event's type, the handler, the outcome
+(:data:`~functions.dispatch_outcomes.OUTCOMES`) and how long it took.
 
 The events a handling emits carry the trace context of the event that caused them
 (:mod:`functions.core.trace_context`), so a trace follows a study from event to event.
 
 Where several threads of a process deliver events (``katuna serve``'s workers), their recorded
-handlings take :class:`Turns` over one store.
+handlings take :class:`~functions.dispatch_turns.Turns` over one store.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Protocol
 
 from functions.core.errors import (
-    ForgedEvent,
     KatunaError,
     MalformedRequest,
     PermanentError,
@@ -47,44 +44,24 @@ from functions.core.event_data import data_problems
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, delivery_key
 from functions.core.log_context import of_event
 from functions.core.store_port import has_study
+from functions.dispatch_outcomes import (
+    DUPLICATE,
+    FORGED,
+    NO_HANDLER,
+    OK,
+    PERMANENT_ERROR,
+    TEMPORARY_ERROR,
+    UNKNOWN_TYPE,
+    Observer,
+    Unobserved,
+    outcome_of,
+)
+from functions.dispatch_turns import Turns
 from functions.handlers import HANDLERS, IDLERS, PREPARERS, UNRECORDED, WAITERS, Deps, Handler, Idler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
 
 log = logging.getLogger("katuna.dispatch")
-
-OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
-    "ok", "duplicate", "dropped", "temporary_error", "permanent_error", "forged")
-OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED)
-"""How a handling ended: the handler's effects committed (``ok``); a redelivered event answered
-from its record (``duplicate``); the event's study is gone, or its trials run where this
-service does not run trials, so there was nothing to do (``dropped``); a failure that retrying
-may cure (``temporary_error``, answered 503); an event refused as forged, without katuna's
-signature or its attempt's report token (``forged``, answered 403); any other failure
-(``permanent_error``), an event refused before any handler ran included."""
-
-NO_HANDLER = "none"
-"""The handler reported for an event refused before any handler ran (malformed, unknown type
-or function)."""
-
-UNKNOWN_TYPE = "unknown"
-"""The type reported for an event whose type nothing handles: a sender picks the type, and
-every value would make a series of its own."""
-
-
-class Observer(Protocol):
-    """Told of every handling, as it ends."""
-
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
-        """``seconds`` is None for an event refused before any handler ran (:data:`NO_HANDLER`)."""
-
-
-class Unobserved:
-    """An observer that keeps nothing (``katuna run`` keeps no metrics)."""
-
-    def handled(self, event_type: str, handler: str, outcome: str, seconds: float | None) -> None:
-        return None
-
 
 class UnknownEventType(PermanentError):
     """No handler subscribes to the event's type, which is not one of katuna's own."""
@@ -111,35 +88,6 @@ NEWER_KATUNA = "a newer katuna's, whose revision takes it once it serves; retry 
 
 class MalformedEventData(MalformedRequest):
     """The event's data lacks a field its handlers read, or holds a value of the wrong type."""
-
-
-class Turns:
-    """One store over which the threads of a process take turns at their recorded handlings.
-
-    SQLite lets one connection write at a time, so threads that each handled events over a
-    store of their own gained nothing by it, and each store kept its own replay of a study's
-    Optuna journal: a fresh one read the whole journal, and every one read and applied every
-    record the others appended, inside the write lock (a worker's eight threads, eight times
-    the work). Taking turns keeps one replay per process; a thread waits for its turn at most
-    ``wait`` seconds (the busy timeout), then gives up with a temporary error, as it would
-    have on the database's lock. Turns nest: a handling may deliver again on its own thread.
-    """
-
-    def __init__(self, deps: Deps, wait: float) -> None:
-        self._deps = deps
-        self._wait = wait
-        self._lock = threading.RLock()
-
-    @contextmanager
-    def turn(self) -> Iterator[Deps]:
-        """The shared store's ports, this thread's alone until the block ends."""
-        if not self._lock.acquire(timeout=self._wait):
-            raise TemporaryError(f"the service is busy: other events held the database past the busy timeout "
-                                 f"({self._wait:g} s, KATUNA_BUSY_TIMEOUT); retry later")
-        try:
-            yield self._deps
-        finally:
-            self._lock.release()
 
 
 class Dispatcher:
@@ -212,7 +160,7 @@ class Dispatcher:
         try:
             emitted, outcome = run(name, event)
         except Exception as exc:
-            self._observe(event.type, name, _failure(exc), started)
+            self._observe(event.type, name, outcome_of(exc), started)
             if isinstance(exc, StudyNotFound) and self._gone(event):
                 log.info("dropped %s (%s) for %s: its study %s is gone", event.type, event.id, name,
                          event.data.get("study"), extra=of_event(event))
@@ -339,12 +287,3 @@ def _with_parsed(deps: Deps, parsed: ParsedOutput | None) -> Deps:
     """The ports a handling gets, with what was read before its transaction: ``deps`` itself
     where that is nothing (copying its many fields cost every handling a few microseconds)."""
     return deps if parsed is None and deps.parsed is None else replace(deps, parsed=parsed)
-
-
-def _failure(exc: BaseException) -> str:
-    """The outcome a handler's exception stands for."""
-    if isinstance(exc, (StudyNotFound, StudyRunsElsewhere)):
-        return DROPPED
-    if isinstance(exc, ForgedEvent):
-        return FORGED
-    return TEMPORARY_ERROR if temporary(exc) else PERMANENT_ERROR

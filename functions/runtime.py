@@ -2,7 +2,7 @@
 
 Each thread gets its own store connection to read; the handlings that write take turns over
 one more, so that the process keeps one replay of a study's Optuna journal however many
-threads it serves (:class:`functions.dispatch.Turns`). The executor, the database event queue
+threads it serves (:class:`functions.dispatch_turns.Turns`). The executor, the database event queue
 and the Optuna histories read for the dashboard's charts are shared. A broker thread takes
 events from the queue (so do the other workers' brokers) and a watcher nudges studies that
 nothing else would move. The web adapter sees the runtime only as a
@@ -41,7 +41,8 @@ from functions.core.ports import Admissions, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.core.store_port import stored_study
-from functions.dispatch import Dispatcher, Turns
+from functions.dispatch import Dispatcher
+from functions.dispatch_turns import Turns
 from functions.handlers import Deps
 from functions.handlers.deps import served_here
 from functions.handlers.stopping import drop_checkpoints, stop_study_marked

@@ -24,7 +24,7 @@ from functions.core.validate import parse_study
 from functions.handlers import Deps
 from functions.handlers.submit import store_study
 
-COMMAND_MODULES = {listed.module for listed in COMMANDS.values()} | {"functions.cli_study_files"}
+COMMAND_MODULES = {listed.module for listed in COMMANDS.values()} | {"functions.cli_study_files", "functions.cli_study_run"}
 """The modules that define the commands, and what the commands about study files do."""
 HEAVY = ("optuna", "numpy", "sqlite_utils", "flask", "gunicorn", "kubernetes", "boto3", "botocore", "google")
 

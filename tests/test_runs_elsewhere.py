@@ -24,7 +24,8 @@ from functions.core.events import POOL_CHECK, Event, study_created
 from functions.core.pool_use import PoolUse
 from functions.core.records import COMPLETE, KUBERNETES, LOCAL, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
-from functions.dispatch import DROPPED, Dispatcher
+from functions.dispatch import Dispatcher
+from functions.dispatch_outcomes import DROPPED
 from functions.handlers import Deps
 from functions.handlers.submit import store_study
 

@@ -1,4 +1,4 @@
-"""The recorded handlings of a process's threads take turns over one store (``functions.dispatch.Turns``)."""
+"""The recorded handlings of a process's threads take turns over one store (``functions.dispatch_turns.Turns``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import Event
-from functions.dispatch import Dispatcher, Turns
+from functions.dispatch import Dispatcher
+from functions.dispatch_turns import Turns
 from functions.handlers import Deps
 from functions.runtime import Runtime
 from functions.settings import Settings

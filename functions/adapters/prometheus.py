@@ -50,7 +50,7 @@ STORAGE_ERRORS = ("busy", "full", "unavailable", "other")
 
 
 class EventMetrics:
-    """Counts and times event handlings (a :class:`functions.dispatch.Observer`), and counts the
+    """Counts and times event handlings (a :class:`functions.dispatch_outcomes.Observer`), and counts the
     events the senders to ``K_SINK`` drop and the storage failures."""
 
     def __init__(self) -> None:

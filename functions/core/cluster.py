@@ -149,21 +149,8 @@ def parse_cluster(r: Reader, data: Any, trial_spec: bool = False) -> Cluster:
         if not isinstance(secret, str) or not secret:
             r.fail(f"{path}.imagePullSecrets[{i}]", "expected a secret name")
     counts = {key: r.get(item, key, path, "int") for key in ("ttlSecondsAfterFinished", "backoffLimit", "runAsUser")}
+    _check_counts(r, path, counts, trial_spec)
     user = counts["runAsUser"]
-    if user is not None and not 0 < user <= MAX_USER:
-        r.fail(join(path, "runAsUser"), f"expected a user id from 1 to {MAX_USER}, not root (0), got {user}: it "
-                                        "stands for the image's own user where that is root or a name")
-    elif user is not None and trial_spec:
-        r.fail(join(path, "runAsUser"), "expected none with a trialSpec: give runAsUser in the securityContext of its "
-                                        "pod template, which katuna leaves as written")
-    backoff = counts["backoffLimit"]
-    if backoff is not None and not 0 <= backoff <= MAX_INT32:
-        r.fail(join(path, "backoffLimit"), f"expected an integer from 0 to {MAX_INT32} (the Job's int32), got {backoff}")
-    ttl = counts["ttlSecondsAfterFinished"]
-    if ttl is not None and ttl < MIN_TTL:
-        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
-    elif ttl is not None and ttl > MAX_INT32:
-        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at most {MAX_INT32} seconds (the Job's int32), got {ttl}")
     selector = r.get(item, "nodeSelector", path, "mapping") or {}
     pod_fields.check_node_selector(r, selector, join(path, "nodeSelector"))
     tolerations = r.get(item, "tolerations", path, "list")
@@ -184,3 +171,24 @@ def parse_cluster(r: Reader, data: Any, trial_spec: bool = False) -> Cluster:
         node_selector=tuple(sorted((k, v) for k, v in selector.items() if isinstance(v, str))),
         tolerations=tuple(tolerations) if tolerations is not None else (TRIAL_TAINT,),
     )
+
+
+def _check_counts(r: Reader, path: str, counts: dict[str, int | None], trial_spec: bool) -> None:
+    """Tell ``r`` of each of the section's numbers out of the range its Job field takes: a user id
+    of root (or any with a ``trialSpec``, whose pod template says it), an int32 out of range, a
+    TTL too short for katuna to read the ended Job's pods."""
+    user = counts["runAsUser"]
+    if user is not None and not 0 < user <= MAX_USER:
+        r.fail(join(path, "runAsUser"), f"expected a user id from 1 to {MAX_USER}, not root (0), got {user}: it "
+                                        "stands for the image's own user where that is root or a name")
+    elif user is not None and trial_spec:
+        r.fail(join(path, "runAsUser"), "expected none with a trialSpec: give runAsUser in the securityContext of its "
+                                        "pod template, which katuna leaves as written")
+    backoff = counts["backoffLimit"]
+    if backoff is not None and not 0 <= backoff <= MAX_INT32:
+        r.fail(join(path, "backoffLimit"), f"expected an integer from 0 to {MAX_INT32} (the Job's int32), got {backoff}")
+    ttl = counts["ttlSecondsAfterFinished"]
+    if ttl is not None and ttl < MIN_TTL:
+        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
+    elif ttl is not None and ttl > MAX_INT32:
+        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at most {MAX_INT32} seconds (the Job's int32), got {ttl}")
