@@ -47,6 +47,31 @@ def instead(printed: Sequence[str], field: str) -> str:
     return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?" if printed else ""
 
 
+def colon_printed(lines: Sequence[str], missing: Sequence[str], katib: bool) -> str:
+    """What a trial's reason adds where its last ``lines`` print a ``missing`` objective as
+    ``name: value`` (Keras' ``- loss: 0.2345``, a ``print(f"loss: {x}")``), which the default
+    rule, reading ``name=value`` only, passes over: the last such report, what to print
+    instead, and the field that could read it as printed (a Katib Experiment's, ``katib``, its
+    ``metricsFormat``); nothing else."""
+    filters_field = "spec.metricsCollectorSpec.source.filter.metricsFormat" if katib else "metricsCollector.filters"
+    for name in missing:
+        found = _colon_report(name, lines)
+        if found is not None:
+            return (f"; its last lines print {name} with a colon ({name}: {found}), which is no name=value: "
+                    f"print {name}={found}, or give {filters_field} a rule that reads it")
+    return ""
+
+
+def _colon_report(name: str, lines: Sequence[str]) -> str | None:
+    """The number the last of ``lines`` to print ``name: <number>`` gives, or None."""
+    pattern = re.compile(rf"(?<![\w|-]){re.escape(name)}\s*:\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)")
+    for line in reversed(lines):
+        found = pattern.findall(line)
+        if found:
+            return str(found[-1])
+    return None
+
+
 def _reported(trial: TrialRecord) -> tuple[str, list[str], str] | None:
     """The objectives a failed trial never reported, the metrics it reported instead and the
     field that names them, from its reason's first line (its latest attempt's verdict); None for
