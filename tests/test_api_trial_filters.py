@@ -184,6 +184,9 @@ def test_a_page_goes_on_after_its_last_trials_key_whatever_changed_since(client)
 @pytest.mark.parametrize(("query", "message"), [
     ("state=DONE", "state: expected one of WAITING, RUNNING, COMPLETE, FAIL, PRUNED, got 'DONE'"),
     ("state=COMPLETE,failed", "state: expected one of WAITING, RUNNING, COMPLETE, FAIL, PRUNED, got 'failed'"),
+    ("state=STOPPED", "state: expected one of WAITING, RUNNING, COMPLETE, FAIL, PRUNED, got 'STOPPED': a trial shown "
+                      "STOPPED (stopped as its study ended) is stored PRUNED, the state that lists it, with the trials "
+                      "early stopping pruned"),
     ("field=param:y&min=1", "field: unknown trial field 'param:y'; expected one of number, metric:loss, param:x, "),
     ("param:x=1", "param:x: its values are numbers, which a min/max range filters (field param:x)"),
     ("param:y=1", "param:y: not a categorical parameter of the study; expected param:opt"),

@@ -223,6 +223,9 @@ def test_the_stop_rules_give_the_rule_of_a_misspelt_objective_and_what_is_no_sig
             "last lines report other metrics, none completed (`failed`, whatever `maxFailedTrials`") in rules
     assert "`spec.objective.objectiveMetricName`; a trial that exited non-zero or printed nothing metric-like is " \
            "no such sign" in rules
+    assert (f"the first {UNREPORTED_TRIALS} trials to end all failed printing the same objective only with a colon, "
+            "as Keras prints it (`- loss: 0.3`)") in rules
+    assert "its reason beginning `every trial printed its objective with a colon`" in rules
 
 
 # docs/kubernetes.md
@@ -925,6 +928,8 @@ def test_the_trial_reasons_the_study_format_page_quotes_are_the_ones_katuna_give
         "lines like loss=<number> on its output": trial_verdict(record, exited, {}, ["Validation-loss=0.3"])[2],
         "its last lines report Validation-loss: is the name in objective.metric misspelt?":
             trial_verdict(record, exited, {}, ["epoch=3 Validation-loss=0.3"])[2],
+        "its last lines print loss with a colon (loss: 0.3), which is no name=value: print loss=0.3, or give "
+        "metricsCollector.filters a rule that reads it": trial_verdict(record, exited, {}, ["1/1 - loss: 0.3"])[2],
         "objective is not a finite number": trial_verdict(record, exited, {"loss": float("nan")}, [])[2],
         "timed out: ran past its timeout of 600s (trialTemplate.timeout sets it: raise it for a trial that "
         "needs longer)": trial_verdict(record, {**timeout, "attempt": 1}, {}, [])[2],

@@ -95,6 +95,23 @@ def test_placeholders_must_name_parameters_and_parameters_must_be_used():
     assert any(p.startswith("parameters[1]: 'unused' is not used by trialTemplate") for p in found)
 
 
+@pytest.mark.parametrize("template, refusal", [
+    (None, "trialTemplate: required; expected a mapping with command"),
+    ({}, "trialTemplate: expected either command or trialSpec"),
+    ({"env": {"A": "1"}}, "trialTemplate: expected either command or trialSpec"),
+    ("python train.py", "trialTemplate: expected a mapping, got a string"),
+])
+def test_a_missing_or_empty_trial_template_is_one_problem(template: dict | str | None, refusal: str):
+    """A study written without its trial template, or with none of its command, is told so
+    once: not also that ``command`` is required, nor that neither form is given."""
+    definition = study_definition()
+    if template is None:
+        del definition["trialTemplate"]
+    else:
+        definition["trialTemplate"] = template
+    assert [p for p in problems(definition) if p.startswith("trialTemplate")] == [refusal]
+
+
 def test_a_parameter_refused_its_name_is_not_also_said_to_be_unused_by_a_placeholder_that_cannot_name_it():
     definition = study_definition()
     definition["parameters"].append({"name": "a}b", "type": "int", "min": 1, "max": 2})

@@ -44,7 +44,8 @@ _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "E
             ("too many failed trials", "ExperimentFailed"), ("time budget", "StudyTimeBudgetUsed"),
             ("search space exhausted", "ExperimentSuggestionEndReached"),
             ("every trial could not start", "StudyTrialsCannotStart"),
-            (unreported.STUDY_REASON, "StudyObjectiveNotReported"), (DELETED, "ResourceDeleted"),
+            (unreported.STUDY_REASON, "StudyObjectiveNotReported"),
+            (unreported.COLON_REASON, "StudyObjectiveNotReported"), (DELETED, "ResourceDeleted"),
             ("stopped by user", "StoppedByUser"))
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from functions.core import trial_labels
 from functions.core.errors import MalformedRequest
 from functions.core.query_args import every_value, one_of
+from functions.core.records import PRUNED, SHOWN_STOPPED
 from functions.core.spec import Study
 from functions.core.trial_fields import (
     STATES,
@@ -86,7 +87,9 @@ def parse_states(args: Mapping[str, str]) -> tuple[str, ...]:
     states = tuple(dict.fromkeys(state for state in given if state))
     unknown = [state for state in states if state not in STATES]
     if unknown:
-        raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r:.40}")
+        shown = (f": a trial shown {SHOWN_STOPPED} (stopped as its study ended) is stored {PRUNED}, the state that "
+                 "lists it, with the trials early stopping pruned") if unknown[0].upper() == SHOWN_STOPPED else ""
+        raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r:.40}{shown}")
     return states
 
 

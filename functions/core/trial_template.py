@@ -40,10 +40,10 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None] | No
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
     before = len(r.problems)
-    if (trial_spec is None) == ("command" not in item):
+    if isinstance(data, Mapping) and (trial_spec is None) == ("command" not in item):
         r.fail(path, "expected either command or trialSpec")
-    command = _command(r, item, path) if trial_spec is None else ()
-    command_read = len(r.problems) == before
+    command = _command(r, item, path) if trial_spec is None and "command" in item else ()
+    command_read = isinstance(data, Mapping) and len(r.problems) == before
     conditions = _conditions(r, item, path, trial_spec)
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
     if pod_labels and trial_spec is None:

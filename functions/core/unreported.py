@@ -27,8 +27,13 @@ PREFIX = f"{METRICS_UNAVAILABLE}: objective "
 """How the reason of a trial that never reported an objective begins."""
 STUDY_REASON = "every trial reported other metrics than its objective"
 """How the reason of a study stopped by :func:`misreported` begins."""
+COLON_REASON = "every trial printed its objective with a colon"
+"""How the reason of a study :func:`misreported` stops for trials that print ``loss: 0.3`` begins."""
 _REPORTED = re.compile(r"^metrics unavailable: objective (?P<missing>.+?) never reported \(.*; its last lines "
                        r"report (?P<printed>[^:]+): is the name in (?P<field>\S+) misspelt\?\); last lines:$")
+_COLON = re.compile(r"^metrics unavailable: objective (?P<missing>.+?) never reported \(.*; its last lines print "
+                    r"(?P<name>\S+) with a colon \(.*?\), which is no name=value: print \S+, or give (?P<field>\S+) "
+                    r"a rule that reads it[;)]")
 
 
 def objective_field(spec: Study, katib: bool) -> str:
@@ -47,6 +52,31 @@ def instead(printed: Sequence[str], field: str) -> str:
     return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?" if printed else ""
 
 
+def colon_printed(lines: Sequence[str], missing: Sequence[str], katib: bool) -> str:
+    """What a trial's reason adds where its last ``lines`` print a ``missing`` objective as
+    ``name: value`` (Keras' ``- loss: 0.2345``, a ``print(f"loss: {x}")``), which the default
+    rule, reading ``name=value`` only, passes over: the last such report, what to print
+    instead, and the field that could read it as printed (a Katib Experiment's, ``katib``, its
+    ``metricsFormat``); nothing else."""
+    filters_field = "spec.metricsCollectorSpec.source.filter.metricsFormat" if katib else "metricsCollector.filters"
+    for name in missing:
+        found = _colon_report(name, lines)
+        if found is not None:
+            return (f"; its last lines print {name} with a colon ({name}: {found}), which is no name=value: "
+                    f"print {name}={found}, or give {filters_field} a rule that reads it")
+    return ""
+
+
+def _colon_report(name: str, lines: Sequence[str]) -> str | None:
+    """The number the last of ``lines`` to print ``name: <number>`` gives, or None."""
+    pattern = re.compile(rf"(?<![\w|-]){re.escape(name)}\s*:\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)")
+    for line in reversed(lines):
+        found = pattern.findall(line)
+        if found:
+            return str(found[-1])
+    return None
+
+
 def _reported(trial: TrialRecord) -> tuple[str, list[str], str] | None:
     """The objectives a failed trial never reported, the metrics it reported instead and the
     field that names them, from its reason's first line (its latest attempt's verdict); None for
@@ -57,20 +87,48 @@ def _reported(trial: TrialRecord) -> tuple[str, list[str], str] | None:
     return found.group("missing"), found.group("printed").split(", "), found.group("field")
 
 
+def _colon(trial: TrialRecord) -> tuple[str, str, str] | None:
+    """The objective a failed trial printed as ``name: value`` only, its name and the field
+    whose rule would read it, from its reason's first line; None for a trial that failed otherwise."""
+    found = _COLON.match(trial.reason.split("\n", 1)[0])
+    return None if found is None else (found.group("missing"), found.group("name"), found.group("field"))
+
+
 def may_be_misreported(counts: Counts, finished: TrialRecord) -> bool:
     """Whether the study may stop for :func:`misreported` as ``finished`` ends: it never
     reported its objective while reporting other metrics, none of the study's trials completed or
     were pruned, and enough failed. Asked first, so that no trial is read for any other end."""
     return not (counts.complete or counts.pruned) and counts.failed >= UNREPORTED_TRIALS \
-        and _reported(finished) is not None
+        and (_reported(finished) is not None or _colon(finished) is not None)
 
 
 def misreported(first: Iterable[TrialRecord], counts: Counts) -> str | None:
     """Why the study stops, and what to fix, where the ``first`` failed trials to end
     (:data:`UNREPORTED_TRIALS` of them, none completed or pruned by ``counts``) all never
-    reported the same objectives while reporting other metrics; None otherwise."""
-    found = [_reported(trial) for trial in first]
-    if len(found) < UNREPORTED_TRIALS or (counts.complete or counts.pruned) or None in found:
+    reported the same objectives, printing them with a colon or reporting other metrics; None
+    otherwise."""
+    trials = list(first)
+    if len(trials) < UNREPORTED_TRIALS or counts.complete or counts.pruned:
+        return None
+    return _with_colons(trials) or _misspelt(trials)
+
+
+def _with_colons(trials: list[TrialRecord]) -> str | None:
+    """Why the study stops where each of ``trials`` printed the same objective as ``name: value``."""
+    found = [_colon(trial) for trial in trials]
+    if found[0] is None or any(colon != found[0] for colon in found):
+        return None
+    missing, name, field = found[0]
+    return (f"{COLON_REASON}: objective {missing} never reported, while the first {len(trials)} trials print "
+            f"{name}: <number>, which is no name=value; every later trial would fail alike, so the study "
+            f"stops. Have the trials print {name}=<number>, or give {field} a rule that reads it, then delete "
+            "this study and submit it again (submitted again as it is, a failed study stays failed)")
+
+
+def _misspelt(trials: list[TrialRecord]) -> str | None:
+    """Why the study stops where each of ``trials`` reported other metrics than the same objective."""
+    found = [_reported(trial) for trial in trials]
+    if None in found:
         return None
     reports = [report for report in found if report is not None]
     if len({(missing, field) for missing, _, field in reports}) != 1:

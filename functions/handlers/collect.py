@@ -261,14 +261,17 @@ def _expected(collector: MetricsCollector, missing: list[str]) -> str:
     return f"expected lines like {', '.join(f'{m}=<number>' for m in missing)} {where}"
 
 
-def _instead(record: StudyRecord, tail: list[str]) -> str:
-    """The metrics the trial's last lines of output report instead, read by the default rule
-    (where the study reads that output so), with the field that names the objective: a
-    misspelt name (``los`` for ``loss``) shows at once, beside what the trial printed."""
+def _instead(record: StudyRecord, missing: list[str], tail: list[str]) -> str:
+    """What the trial's last lines of output report instead, where the default rule reads that
+    output: a ``missing`` objective printed as ``name: value``, which the rule passes over, and
+    the metrics it read, with the field that names the objective: a misspelt name (``los`` for
+    ``loss``) shows at once, beside what the trial printed."""
     collector = record.spec.metrics_collector
     if collector.kind != "stdout" or collector.format != "text" or collector.filters:
         return ""
-    return unreported.instead(names_printed(tail), unreported.objective_field(record.spec, is_katib_experiment(record.definition)))
+    katib = is_katib_experiment(record.definition)
+    return (unreported.colon_printed(tail, missing, katib)
+            + unreported.instead(names_printed(tail), unreported.objective_field(record.spec, katib)))
 
 
 def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
@@ -295,7 +298,7 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     if missing:
         names = ", ".join(repr(m) for m in missing)
         return FAIL, None, (f"{unreported.PREFIX}{names} never reported "
-                            f"({_expected(record.spec.metrics_collector, missing)}{_instead(record, tail)}); "
+                            f"({_expected(record.spec.metrics_collector, missing)}{_instead(record, missing, tail)}); "
                             f"last lines:\n{last}")
     values = [metrics[m] for m in objectives]
     bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
