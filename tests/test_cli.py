@@ -30,6 +30,7 @@ from click.testing import CliRunner, Result
 from conftest import katib_job_experiment, run_file, shared_journal, study_definition, unlined
 from http_helpers import Service, free_port, run_katuna
 from proc_stat import alive, working_in
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -517,8 +518,7 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
     definition["trialTemplate"]["maxAttempts"] = 1
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
     study = write_study(tmp_path / "study.yaml", definition)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     db = tmp_path / "katuna.db"
     eventually(lambda: _complete(db) >= 2, "two complete trials", timeout=60)
     process.send_signal(signal.SIGINT)
@@ -620,9 +620,8 @@ def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_n
     writer = sqlite3.connect(db, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     try:
-        process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
-                                   env={**os.environ, "KATUNA_BUSY_TIMEOUT": "10"})
+        process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True,
+                                env={**os.environ, "KATUNA_BUSY_TIMEOUT": "10"})
         eventually(lambda: _has_open(process.pid, db), "the run opened the database")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
@@ -652,12 +651,11 @@ def _held_study(tmp_path: Path, *extra: str) -> Path:
     return write_study(tmp_path / "study.yaml", definition)
 
 
-def _held_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
+def _held_run(tmp_path: Path) -> tuple[Path, StartedKatuna]:
     """:func:`_held_study` and the ``katuna run`` of it, once two of its trials run (the run is
     killed if they never do)."""
     study = _held_study(tmp_path)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     try:
         _wait_for_two_running_trials(tmp_path)
     except BaseException:
@@ -721,8 +719,7 @@ def test_a_run_killed_outright_takes_its_trials_whole_process_trees_with_it(tmp_
     definition["trialTemplate"]["command"] = ["/bin/sh", "-c", 'sleep 600 & exec "$0" "$@"',
                                               *definition["trialTemplate"]["command"]]
     study = write_study(tmp_path / "study.yaml", definition)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = StartedKatuna("run", str(study), cwd=tmp_path)
     try:
         _wait_for_two_running_trials(tmp_path)
         uid = _uid(tmp_path / "katuna.db")
@@ -758,8 +755,7 @@ def test_closing_the_terminal_of_a_run_stops_its_trials(tmp_path: Path):
 
 def test_a_second_ctrl_c_while_trials_are_stopped_does_not_abort_the_stopping(tmp_path: Path):
     study = _held_study(tmp_path, "--ignore-sigterm")
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     _wait_for_two_running_trials(tmp_path)
     process.send_signal(signal.SIGINT)
     eventually(lambda: list(tmp_path.glob("*.1.term")), "the run begins to stop its trials")
@@ -777,8 +773,7 @@ def test_a_second_ctrl_c_while_trials_are_stopped_does_not_abort_the_stopping(tm
 def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=4)
     study = write_study(tmp_path / "study.yaml", definition)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     db = tmp_path / "katuna.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and sum(t["state"] == "RUNNING" for t in _trials(db)) < 2:
@@ -862,8 +857,7 @@ def test_of_two_runs_of_a_study_started_at_once_one_runs_it_and_the_other_is_ref
     """Before either has started a trial, no trial process tells one run of the other (each may
     find the study stored by the other): the claim in the database does, one transaction at a time."""
     study = _held_study(tmp_path)
-    runs = [subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible) for _ in range(2)]
+    runs = [StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True) for _ in range(2)]
     try:
         deadline = time.monotonic() + 60
         while all(run.poll() is None for run in runs) and time.monotonic() < deadline:
@@ -1445,8 +1439,9 @@ def test_a_command_started_without_a_standard_output_exits_with_what_its_work_ea
     """A standard output closed before katuna starts (``>&-``, a daemon's): what would be
     printed goes nowhere, and the exit code is the command's own, without a traceback."""
     def closed(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=120,
-                              preexec_fn=lambda: os.close(1))
+        process = StartedKatuna(*args, cwd=tmp_path, stdout_closed=True)
+        _, stderr = process.communicate(timeout=120)
+        return subprocess.CompletedProcess(args, process.wait(), None, stderr)
 
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))
     assert closed("run", str(study)).returncode == 0

@@ -22,6 +22,7 @@ import yaml
 from child_signals import interruptible
 from conftest import study_definition
 from http_helpers import run_katuna
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -46,11 +47,11 @@ def _study(tmp_path: Path, *extra: str, max_trials: int = 1) -> Path:
 
 
 @contextmanager
-def _running(tmp_path: Path, *extra: str, max_trials: int = 1) -> Iterator[subprocess.Popen[str]]:
+def _running(tmp_path: Path, *extra: str, max_trials: int = 1) -> Iterator[StartedKatuna]:
     """``katuna run`` of :func:`_study` in the background, once its first trial is stored; it is
     let go on (``go``) and waited for as the block ends."""
-    process = subprocess.Popen([*KATUNA, "run", str(_study(tmp_path, *extra, max_trials=max_trials))], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    process = StartedKatuna("run", str(_study(tmp_path, *extra, max_trials=max_trials)), cwd=tmp_path,
+                            interruptible=True)
     try:
         eventually(lambda: (tmp_path / "katuna.db").exists() and _trial(tmp_path, max_trials - 1) is not None,
                    "the run stored its trials")

@@ -19,6 +19,7 @@ import yaml
 from conftest import study_definition, uid_of
 from http_helpers import KATUNA, Service, run_katuna
 from proc_stat import alive, parent_of
+from started_katuna import StartedKatuna
 from test_cli import here
 from waiting import eventually
 
@@ -141,7 +142,7 @@ def first_attempt_recorded(db: Path, study: str, family: Path) -> bool:
 def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     """A ``katuna run`` killed with SIGKILL while its trial runs, once its launch is recorded,
     its trials' guard killed first (else the guard ends the trial), the run held meanwhile
-    (SIGSTOP: else it starts its guard again): its command, and the pids of the trial
+    (SIGSTOP: else it starts its guard again): its arguments, and the pids of the trial
     processes it left behind, which only katuna's own clean-up of stale attempts can end."""
     definition = {
         "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
@@ -151,8 +152,8 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     }
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(definition))
-    command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ["run", str(study), "--db", str(tmp_path / "katuna.db")]
+    first = StartedKatuna(*command, cwd=tmp_path)
     try:
         eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "stale", family),
                    "the first attempt starts its children and is recorded", timeout=60)
@@ -177,8 +178,7 @@ def test_a_run_whose_guard_was_killed_starts_another_that_ends_its_trial_when_th
     definition["trialTemplate"]["command"] = family_argv(family, "--ignore-term", "--hold-first", "300")
     definition["trialTemplate"]["env"] = {"X": "${trialParameters.x}"}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
-    run = subprocess.Popen([KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    run = StartedKatuna("run", "study.yaml", cwd=tmp_path)
     try:
         eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "reguarded", family),
                    "the first attempt starts its children and is recorded", timeout=60)
@@ -196,7 +196,7 @@ def test_a_run_whose_guard_was_killed_starts_another_that_ends_its_trial_when_th
 def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(
         tmp_path: Path, family: Path):
     command, stale = killed_run(tmp_path, family)
-    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    second = run_katuna(*command, cwd=tmp_path, timeout=60)
     assert second.returncode == 0, second.stdout + second.stderr
     assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
     assert [pid for pid in stale if alive(pid)] == []
@@ -331,8 +331,8 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
     }
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(definition))
-    command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ["run", str(study), "--db", str(tmp_path / "katuna.db")]
+    first = StartedKatuna(*command, cwd=tmp_path)
     try:
         eventually(lambda: all((family / f"started.{n}.1").exists() for n in range(3)), "every first attempt runs",
                    timeout=30)
@@ -342,7 +342,7 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
         first.kill()
         first.wait()
         first_run.unlink()
-    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    second = run_katuna(*command, cwd=tmp_path, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     shown = here("trials", "resumed", "--json", "--db", str(tmp_path / "katuna.db"), cwd=tmp_path)
     trials = json.loads(shown.stdout)

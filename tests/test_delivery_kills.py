@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA, Service, run_katuna
+from http_helpers import Service, run_katuna
 from kube_stub import KubeStub
+from started_katuna import StartedKatuna
 from test_delivery import ChaosDelivery, JobSource
 from waiting import eventually
 from write_lock import WriteLock
@@ -167,8 +168,7 @@ def test_a_run_killed_while_its_trials_ends_wait_on_the_database_records_them_fr
     again, the two are recorded from their logs as their first attempts, the prepared trial runs
     once, and the study ends with exactly its trials, never more than its parallelism at once."""
     study, db = _study(tmp_path), tmp_path / "katuna.db"
-    process = subprocess.Popen([KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = StartedKatuna("run", str(study), cwd=tmp_path)
     lock = WriteLock(db)
     try:
         eventually(lambda: len(_seen(tmp_path)) == PARALLELISM
@@ -204,8 +204,7 @@ def test_a_run_killed_outright_again_and_again_ends_with_exactly_its_trials_once
     study, db = _study(tmp_path), tmp_path / "katuna.db"
     (tmp_path / "go").touch()
     for _ in range(KILLS):
-        process = subprocess.Popen([KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = StartedKatuna("run", str(study), cwd=tmp_path)
         try:
             process.wait(timeout=rng.uniform(0.3, 1.2))
         except subprocess.TimeoutExpired:

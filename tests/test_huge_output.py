@@ -18,6 +18,7 @@ import pytest
 import yaml
 from http_helpers import KATUNA, Service
 from proc_stat import state
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.core.metric_summary import MAX_OBSERVATIONS
@@ -91,8 +92,7 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its
     its own."""
     path = tmp_path / "loud.yaml"
     path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "32", "--first-attempt-only")))
-    command = [KATUNA, "run", str(path), "--db", str(tmp_path / "katuna.db")]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = StartedKatuna("run", str(path), "--db", str(tmp_path / "katuna.db"), cwd=tmp_path)
     try:
         log, position = eventually(lambda: _held_in_the_end_read(process.pid, tmp_path), "the run reading the ended "
                                    "trial's log", timeout=60, interval=0.005)

@@ -6,13 +6,12 @@ on with any whose process is gone, and the run's last line says so and how to en
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 import yaml
-from child_signals import interruptible
 from conftest import study_definition
-from http_helpers import KATUNA, Service
+from http_helpers import Service, run_katuna
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -27,8 +26,7 @@ def test_an_interrupted_run_says_a_service_on_its_database_resumes_it_and_how_to
     service = Service(tmp_path, workers=1)
     store = SqliteStore(tmp_path / "katuna.db")
     try:
-        run = subprocess.Popen([KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+        run = StartedKatuna("run", "study.yaml", cwd=tmp_path, interruptible=True)
         try:
             eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and len(store.trials("demo", [RUNNING])) == 2,
                        "the run's two trials, their launches committed", timeout=60)
@@ -40,7 +38,7 @@ def test_an_interrupted_run_says_a_service_on_its_database_resumes_it_and_how_to
         assert stderr.rstrip().endswith("Run the same command again to resume 'demo' (a katuna serve on this "
                                         "database resumes it by itself; katuna stop demo ends it)."), stderr
         eventually(lambda: len(list(tmp_path.glob("*.2.pid"))) == 2, "the service resuming the trials", timeout=60)
-        assert subprocess.run([KATUNA, "stop", "demo"], cwd=tmp_path, capture_output=True).returncode == 0
+        assert run_katuna("stop", "demo", cwd=tmp_path).returncode == 0
         eventually(lambda: store.get_study("demo").status == "stopped", "the study stopped")
     finally:
         (tmp_path / "go").touch()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from child_signals import interruptible
 from conftest import run_study, study_definition
-from http_helpers import KATUNA, Service
+from http_helpers import Service
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -137,8 +136,7 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
     (tmp_path / "study.json").write_text(json.dumps(definition))
     db = tmp_path / "katuna.db"
-    run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=interruptible)
+    run = StartedKatuna("run", "study.json", "--db", str(db), cwd=tmp_path, interruptible=True)
     try:
         eventually(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(),
                    "two running trials", timeout=60)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA
 from kube_stub import KubeStub
+from started_katuna import StartedKatuna
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -62,7 +61,7 @@ def _reading(pid: int, log: Path) -> tuple[int, int] | None:
     return None
 
 
-def _held_mid_read(process: subprocess.Popen, logs: Path) -> tuple[int, int]:
+def _held_mid_read(process: StartedKatuna, logs: Path) -> tuple[int, int]:
     """Stop ``process`` once it reads its trial's log, partway; the offset it reached and the
     log's size."""
     while process.poll() is None:
@@ -85,8 +84,7 @@ def test_another_study_is_written_while_a_trials_large_output_is_parsed(tmp_path
     held["trialTemplate"] = {"command": [sys.executable, str(LOUD), "--best", "${trialParameters.best}",
                                          "--short-mb", str(SHORT_MB), "--reports", str(REPORTS)]}
     (tmp_path / "held.yaml").write_text(yaml.safe_dump(held))
-    process = subprocess.Popen([KATUNA, "run", "held.yaml", "--db", str(db)], cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = StartedKatuna("run", "held.yaml", "--db", str(db), cwd=tmp_path)
     try:
         _held_mid_read(process, tmp_path / "katuna-logs")
         other = Embedded(Settings(db=db, busy_timeout=2.0))
@@ -103,7 +101,7 @@ def test_another_study_is_written_while_a_trials_large_output_is_parsed(tmp_path
             process.send_signal(signal.SIGCONT)
             process.kill()
             process.wait()
-    assert process.returncode == 0, errors.decode()
+    assert process.returncode == 0, errors
     store = SqliteStore(db)
     try:
         trial = store.get_trial("held", 0)

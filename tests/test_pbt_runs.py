@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from http_helpers import KATUNA, Service, settled_trials
+from http_helpers import Service, run_katuna, settled_trials
 
 from functions.adapters.local_checkpoints import made
 from functions.core.checkpoints import MAX_DEPTH, Checkpoint
@@ -39,13 +39,12 @@ def run(tmp_path: Path, *extra: str, max_trials: int = 12, env: dict[str, str] |
     doc = experiment(*extra, max_trials=max_trials, failed=failed, parallel=parallel)
     (tmp_path / "simple-pbt.yaml").write_text(yaml.safe_dump(doc))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")} | (env or {})
-    return subprocess.run([KATUNA, "run", "simple-pbt.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env=environ)
+    return run_katuna("run", "simple-pbt.yaml", cwd=tmp_path, env=environ, timeout=300)
 
 
 def trials(tmp_path: Path) -> list[dict]:
-    shown = subprocess.run([KATUNA, "trials", "simple-pbt", "--json"], cwd=tmp_path, capture_output=True, text=True,
-                           check=True, timeout=60)
+    shown = run_katuna("trials", "simple-pbt", "--json", cwd=tmp_path, timeout=60)
+    assert shown.returncode == 0, shown.stderr
     return json.loads(shown.stdout)
 
 

@@ -18,7 +18,6 @@ import json
 import logging
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -31,6 +30,7 @@ from http_helpers import run_katuna
 from kube_stub import KubeStub
 from kubernetes import client
 from proc_stat import alive
+from started_katuna import StartedKatuna
 from test_katib import experiment
 from waiting import eventually
 
@@ -45,8 +45,6 @@ from functions.core.formats import load_definition
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.runtime import Runtime
 from functions.settings import Settings
-
-KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
 def without_non_finite(normalized: dict) -> None:
@@ -248,8 +246,7 @@ def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_an
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
     db = tmp_path / "katuna.db"
-    process = subprocess.Popen([*KATUNA, "run", "study.yaml"], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = StartedKatuna("run", "study.yaml", cwd=tmp_path)
     try:
         eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and running_trials(db) == 2,
                    "two running trials", timeout=60)

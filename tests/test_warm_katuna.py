@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from child_signals import interruptible as interruptible_child
 from conftest import run_file, study_definition
 from http_helpers import answers, free_port, run_katuna, serve_command, warm_runner
 from waiting import eventually
+from warm_katuna import WarmKatuna, warm
 from warm_katuna import run as warm_run
-from warm_katuna import warm
 
 ROOT = Path(__file__).parent.parent
 NAME = "a-study-whose-name-is-longer-than-a-narrow-terminal-has-room"
@@ -78,3 +79,54 @@ def test_a_module_ended_by_a_message_ends_as_python_ends_it():
                            text=True, timeout=60)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert (forked.returncode, forked.stderr) == (1, "Expecting value: line 1 column 1 (char 0)\n")
+
+
+SIGINT_SAYS = """import signal, sys
+handler = signal.getsignal(signal.SIGINT)
+print({signal.default_int_handler: "KeyboardInterrupt", signal.SIG_IGN: "ignored"}.get(handler, repr(handler)))
+"""
+
+
+def test_a_command_started_interruptible_gets_ctrl_c_as_a_python_started_afresh_with_it_at_its_default(
+        tmp_path: Path):
+    """Tests run as a background job of a shell ignore SIGINT, and so does a warm Python they
+    start: a command forked from it ``interruptible`` handles SIGINT as a Python started with
+    ``preexec_fn=child_signals.interruptible`` does (KeyboardInterrupt), one forked otherwise
+    ignores it as a Python started afresh from the tests does."""
+    (tmp_path / "sigint_says.py").write_text(SIGINT_SAYS)
+    argv = [sys.executable, "-m", "sigint_says"]
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm_python = WarmKatuna("katuna")
+        try:
+            for interruptible, says in ((True, "KeyboardInterrupt\n"), (False, "ignored\n")):
+                process = warm_python.start(argv, tmp_path, dict(os.environ), tmp_path / f"{interruptible}.out",
+                                            interruptible=interruptible)
+                assert process.wait(timeout=60) == 0
+                fresh = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                       preexec_fn=interruptible_child if interruptible else None)
+                assert (tmp_path / f"{interruptible}.out").read_text() == fresh.stdout == says
+        finally:
+            warm_python.close()
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+
+
+STDOUT_SAYS = """import os, sys
+print(sys.stdout is None and sys.__stdout__ is None, file=sys.stderr)
+opened = os.open(os.devnull, os.O_RDONLY)
+print(opened, file=sys.stderr)
+"""
+
+
+def test_a_command_started_with_its_standard_output_closed_has_none_as_a_python_started_so_has(tmp_path: Path):
+    """``sys.stdout`` (and ``sys.__stdout__``) is None, and the next file opened takes the closed
+    descriptor 1, in a command forked from the warm Python with no standard output, as in a
+    Python started afresh with it closed."""
+    (tmp_path / "stdout_says.py").write_text(STDOUT_SAYS)
+    argv = [sys.executable, "-m", "stdout_says"]
+    process = warm("katuna").start(argv, tmp_path, dict(os.environ), None, tmp_path / "forked.err")
+    assert process.wait(timeout=60) == 0
+    fresh = subprocess.run(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=60,
+                           preexec_fn=lambda: os.close(1))
+    assert (tmp_path / "forked.err").read_text() == fresh.stderr == "True\n1\n"

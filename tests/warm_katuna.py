@@ -46,6 +46,8 @@ import threading
 from pathlib import Path
 from subprocess import CompletedProcess
 
+from child_signals import interruptible as interruptible_child
+
 
 def _preload_katuna() -> None:
     """What every ``katuna serve`` imports before its workers start, and what ``katuna run``
@@ -93,17 +95,25 @@ commands (services, study runs and their SQLite databases) end as the interprete
 def _become(request: dict) -> None:
     """In the forked child: be the process ``subprocess.Popen(argv, cwd=..., env=...,
     stdin=DEVNULL, stdout=..., stderr=...)`` would start, then run the console script (or, for
-    ``python -m MODULE``, the module as ``__main__``, the working directory first on its path)."""
+    ``python -m MODULE``, the module as ``__main__``, the working directory first on its path).
+    A ``stdout`` of None: a standard output closed, which a Python started so has no
+    ``sys.stdout`` for (None)."""
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    if request.get("interruptible"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     opened = os.open(os.devnull, os.O_RDONLY)
     os.dup2(opened, 0)
     os.close(opened)
+    if request["stdout"] is None:
+        os.close(1)
+        sys.stdout = sys.__stdout__ = None  # type: ignore[misc]
     for fd, path in ((1, request["stdout"]), (2, request.get("stderr") or request["stdout"])):
-        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(opened, fd)
-        os.close(opened)
+        if path is not None:
+            opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(opened, fd)
+            os.close(opened)
     argv = list(request["argv"])
     if argv[1:2] == ["-m"]:
         sys.argv = argv[1:2] + argv[3:]
@@ -283,24 +293,42 @@ class WarmKatuna:
         self._process.stdin.close()
         self._process.wait(timeout=60)
 
-    def start(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path,
-              stderr: Path | None = None) -> WarmProcess | subprocess.Popen[bytes]:
+    def start(self, argv: list[str], cwd: Path, env: dict[str, str], stdout: Path | None,
+              stderr: Path | None = None, interruptible: bool = False) -> WarmProcess | subprocess.Popen[bytes]:
         """``argv`` (the ``katuna`` script and its arguments, or ``[python, "-m", module, *args]``)
         started in ``cwd`` with ``env``, its standard output appended to ``stdout``, its standard
         error to ``stderr`` (by default to ``stdout`` too): forked from the warm Python, or, where
         ``env`` gives a variable an interpreter reads as it starts another value than the warm
         Python's (:data:`STARTUP`), started afresh, as a fork would keep what the warm Python made
-        of it."""
+        of it. ``interruptible``: SIGINT raises :class:`KeyboardInterrupt` in the command, as in
+        a Python started with SIGINT at its default (``preexec_fn=child_signals.interruptible``),
+        even where the tests, and so the warm Python, run with it ignored. A ``stdout`` of None:
+        the command starts with its standard output closed (``stderr`` then given)."""
         if any(env.get(name) != value for name, value in self._startup.items()):
-            with open(stdout, "ab") as out, open(stderr or stdout, "ab") as err:
-                return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            return _afresh(argv, cwd, env, stdout, stderr or stdout, interruptible)
         assert self._process.stdin is not None
         with self._asking:
-            self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(stdout),
-                                                  "stderr": str(stderr or stdout)}).encode() + b"\n")
+            self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env,
+                                                  "stdout": stdout and str(stdout), "stderr": str(stderr or stdout),
+                                                  "interruptible": interruptible}).encode() + b"\n")
             started = self._started.get(timeout=60)
         assert started is not None, "the warm Python ended"
         return started
+
+
+def _afresh(argv: list[str], cwd: Path, env: dict[str, str], stdout: Path | None, stderr: Path | None,
+            interruptible: bool) -> subprocess.Popen[bytes]:
+    """``argv`` started afresh as :meth:`WarmKatuna.start` forks it (a ``stdout`` of None: closed)."""
+    def child() -> None:
+        if interruptible:
+            interruptible_child()
+        if stdout is None:
+            os.close(1)
+
+    assert stderr is not None, "a command without a standard output writes its errors to a file"
+    with open(stdout or os.devnull, "ab") as out, open(stderr, "ab") as err:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                preexec_fn=child if interruptible or stdout is None else None)
 
 
 _warm: dict[str, WarmKatuna] = {}
