@@ -857,7 +857,8 @@ def test_of_two_runs_of_a_study_started_at_once_one_runs_it_and_the_other_is_ref
     """Before either has started a trial, no trial process tells one run of the other (each may
     find the study stored by the other): the claim in the database does, one transaction at a time."""
     study = _held_study(tmp_path)
-    runs = [StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True) for _ in range(2)]
+    runs = [subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=interruptible) for _ in range(2)]
     try:
         deadline = time.monotonic() + 60
         while all(run.poll() is None for run in runs) and time.monotonic() < deadline:
