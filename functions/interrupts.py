@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from sys import UnraisableHookArgs
 
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SENT_AGAIN_AFTER = 0.05
+"""Seconds after which a stopping signal whose interruption Python dropped is sent again: the
+code that dropped it has returned by then, and no one notices the wait."""
 
 
 class Interrupted(BaseException):
@@ -53,6 +56,12 @@ def interruptible(again: Callable[[int], None], at_once: Callable[[], None] | No
 
 @contextmanager
 def _handled(again: Callable[[int], None]) -> Iterator[None]:
+    """The first stopping signal raises :class:`Interrupted`, later ones call ``again``. One whose
+    :class:`Interrupted` Python dropped, having raised it in code whose exceptions it drops (a
+    finalizer, a generator closed as it is freed, the import system's callback that frees a
+    module's lock, run at every import), is sent again once that code is done
+    (:data:`SENT_AGAIN_AFTER`): dropped, it stopped nothing, and every later signal was taken
+    for a repeat while the run stopped."""
     received: list[int] = []
 
     def handle(signum: int, frame: FrameType | None) -> None:
@@ -61,13 +70,26 @@ def _handled(again: Callable[[int], None]) -> Iterator[None]:
             raise Interrupted(signum)
         again(signum)
 
+    def dropped(unraisable: UnraisableHookArgs) -> None:
+        exc = unraisable.exc_value
+        if not (isinstance(exc, Interrupted) and received[:1] == [exc.signum]):
+            former_hook(unraisable)
+            return
+        received.clear()
+        resend = threading.Timer(SENT_AGAIN_AFTER, os.kill, (os.getpid(), exc.signum))
+        resend.daemon = True
+        resend.start()
+
     former = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOPPING_SIGNALS}
+    former_hook = sys.unraisablehook
     for sig, handler in former.items():
         if handler is not signal.SIG_IGN:
             signal.signal(sig, handle)
+    sys.unraisablehook = dropped
     try:
         yield
     finally:
+        sys.unraisablehook = former_hook
         for sig, handler in former.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(sig, handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -42,3 +43,31 @@ def _wakeup_fd() -> int:
     fd = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(fd)
     return fd
+
+
+class _SignalledWhileFreed:
+    """An object whose finalizer takes a signal: Python drops what a finalizer raises, so the
+    handler's exception would end nothing (as in the import system's lock callback, which runs at
+    every import, or a generator's close)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        signal.raise_signal(self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_whose_interruption_python_dropped_interrupts_once_that_code_is_done(signum: int):
+    """A stopping signal that came while Python ran code whose exceptions it drops still ends
+    the block, as one that came anywhere else does: dropped, the first signal left the run going
+    with every later one taken for a repeat while it stopped (``again``), so Ctrl-C did nothing."""
+    repeats: list[int] = []
+    hook = sys.unraisablehook
+    with pytest.raises(Interrupted) as raised, interruptible(repeats.append):
+        _SignalledWhileFreed(signum)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert (raised.value.signum, repeats) == (signum, [])
+    assert sys.unraisablehook is hook, "the hook that took the dropped interruption is gone with the block"
