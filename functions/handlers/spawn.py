@@ -2,7 +2,12 @@
 
 The trial is marked running even when its attempt exists already (launched by a delivery whose
 record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
-same transaction, so the launch waits for nothing else. With look-ahead
+same transaction, so the launch waits for nothing else. A trial marked running already (a
+trial's end that freed a slot started it, while its own event waited for room) is left as it
+is: its attempt was launched when it was marked, and its end, or its loss, comes from its
+executor or the tick. Launched again where its process is not this one's (a ``katuna serve``
+restarted since), it would run a second time over the log of a run that may have ended, whose
+result was then lost. With look-ahead
 (:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
 prepared, until a trial's end starts it. A trial whose parameters make a workload katuna
 refuses fails at its launch, and the study goes on as after any trial's end.
@@ -41,9 +46,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     study, number, attempt = event.data["study"], event.data["trial"], event.data["attempt"]
     record = study_here(deps, study)
     trial = store.get_trial(study, number)
-    if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
+    if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt \
+            or trial.state == RUNNING:
         return []
-    if deps.lookahead and trial.state != RUNNING and store.count_trials(study).running >= record.spec.parallelism \
+    if deps.lookahead and store.count_trials(study).running >= record.spec.parallelism \
             and not deps.executor.exists(trial_launch(record, trial)):
         return []
     _check_room(record, trial, deps)
@@ -83,11 +89,11 @@ def room_wait(bound: int, set_by: str) -> str:
 def _check_room(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     """Refuse for now a launch that would take the trials running past ``deps.running_trials``
     (those of :func:`~functions.handlers.deps.loads_here`), or take room a trial that waited longer is
-    due (:func:`~functions.handlers.turns.ahead_of`); a trial marked running already, or whose
-    attempt exists, takes no room more. The count and the launch are in one write transaction,
-    so no two workers both take the last room."""
+    due (:func:`~functions.handlers.turns.ahead_of`); a trial whose attempt exists takes no room
+    more. The count and the launch are in one write transaction, so no two workers both take the
+    last room."""
     bound = deps.running_trials
-    if bound is None or trial.state == RUNNING:
+    if bound is None:
         return
     running, ahead = ahead_of(record, trial, deps, bound)
     if running + ahead >= bound and not deps.executor.exists(trial_launch(record, trial)):
