@@ -43,7 +43,7 @@ def _launched(runner: Embedded) -> list[str]:
     return sorted(path.name for path in (runner.settings.logs / "demo").glob("*/*.log"))
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_duplicated_and_shuffled_reports_and_ends_settle_each_trial_once(tmp_path: Path, seed: int):
     chaos = _pruned_study(tmp_path)
     try:
@@ -77,7 +77,7 @@ class StoppingChaos(ChaosDelivery):
         super().deliver(event)
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(4))
 def test_a_stop_amid_duplicated_and_shuffled_events_leaves_nothing_running_or_told_twice(tmp_path: Path, seed: int):
     """Wherever the stop lands, the study ends stopped with no trial active and no process
     running; each trial launched at most once; Optuna holds each stored trial's end, and fails
@@ -111,7 +111,7 @@ def _failing_study(tmp_path: Path) -> Embedded:
     return runner
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(3))
 def test_duplicated_and_shuffled_failures_count_each_failed_trial_once(tmp_path: Path, seed: int):
     chaos = _failing_study(tmp_path)
     try:
