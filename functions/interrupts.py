@@ -76,9 +76,7 @@ def _handled(again: Callable[[int], None]) -> Iterator[None]:
             former_hook(unraisable)
             return
         received.clear()
-        resend = threading.Timer(SENT_AGAIN_AFTER, os.kill, (os.getpid(), exc.signum))
-        resend.daemon = True
-        resend.start()
+        send_again(exc.signum)
 
     former = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOPPING_SIGNALS}
     former_hook = sys.unraisablehook
@@ -93,6 +91,15 @@ def _handled(again: Callable[[int], None]) -> Iterator[None]:
         for sig, handler in former.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(sig, handler)
+
+
+def send_again(signum: int) -> None:
+    """Send this process ``signum`` once :data:`SENT_AGAIN_AFTER` has passed: a stopping signal
+    whose exception Python dropped, raised where it runs code whose exceptions it drops, which
+    is done by then."""
+    resend = threading.Timer(SENT_AGAIN_AFTER, os.kill, (os.getpid(), signum))
+    resend.daemon = True
+    resend.start()
 
 
 @contextmanager

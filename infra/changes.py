@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -31,6 +32,7 @@ import click
 from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import NodePoolFailed, PoolChange, PoolStatus
+from functions.interrupts import send_again
 from infra.polling import retrying
 
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
@@ -61,9 +63,22 @@ def _terminate(_signal: int, _frame: Any) -> None:
     raise Terminated
 
 
-def on_sigterm() -> None:
-    """Have SIGTERM end the command as Ctrl-C does (:func:`interrupted`), with exit code 143."""
+def on_stopping_signals() -> None:
+    """Have SIGTERM end the command as Ctrl-C does (:func:`interrupted`), with exit code 143; and
+    either one whose exception Python dropped, having raised it in code whose exceptions it drops
+    (a finalizer, the import system's callback run at every import, as a client library's first
+    call of a kind may import), sent again once that code is done: dropped, it left the command
+    waiting for the cloud, to its ``--timeout``."""
     signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook = partial(_dropped, sys.unraisablehook)
+
+
+def _dropped(former: Callable[[Any], None], unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    if not isinstance(exc, KeyboardInterrupt):
+        former(unraisable)
+        return
+    send_again(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def change(ask: Callable[[Any], PoolChange], pool: str, done: str, timeout: float, *,
@@ -127,7 +142,9 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: Run, done: str, s
 def interrupted(run: Run | None = None, exc: KeyboardInterrupt | None = None) -> NoReturn:
     """Ctrl-C: no traceback, what is left running in the cloud, and exit code 130; SIGTERM
     (:class:`Terminated`) the same with exit code 143. Without a ``run`` (``status``, a
-    ``--dry-run`` plan, or a command stopped before it asked anything) nothing was changed."""
+    ``--dry-run`` plan, or a command stopped before it asked anything) nothing was changed. Later
+    signals are ignored meanwhile: one more Ctrl-C, or a dropped one sent again, would cut the
+    message short with a traceback."""
     if run is None:
         said = "nothing was changed"
     elif run.pending:
@@ -135,6 +152,8 @@ def interrupted(run: Run | None = None, exc: KeyboardInterrupt | None = None) ->
     else:
         said = (f"node pool {run.pool}: no change of it was under way, unless the cloud took one as the command "
                 "was stopped; `status` shows how the pool stands")
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stopping, signal.SIG_IGN)
     terminated = isinstance(exc, Terminated)
     click.echo(f"\n{'terminated' if terminated else 'interrupted'}: {said}", err=True)
     sys.exit(TERMINATED if terminated else INTERRUPTED)

@@ -42,7 +42,7 @@ from functions.core.errors import KatunaError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import EKS, GKE, SCRIPT_MARK, NodePool, NodePoolFailed
 from infra import eks_requests, flag_checks, gke_requests, plan, pool_checks
-from infra.changes import change, interrupted, on_sigterm, print_json, print_status
+from infra.changes import change, interrupted, on_stopping_signals, print_json, print_status
 from infra.refusals import command_flags, refusal_text
 
 EXIT_CODES = """\b
@@ -61,7 +61,7 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str
     """Build the adapter and act with it; a refusal (the cloud's, a check's, or a plan's) is an
     error message, in terms of the command's ``flags`` (:func:`infra.refusals.command_flags`),
     and exit code 1, with a plan's JSON on stdout; Ctrl-C, exit code 130; SIGTERM, 143."""
-    on_sigterm()
+    on_stopping_signals()
     try:
         act(adapter())
     except plan.Refused as exc:

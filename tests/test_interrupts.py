@@ -11,6 +11,7 @@ import time
 import pytest
 
 from functions.interrupts import Interrupted, interruptible
+from infra.changes import Terminated, on_stopping_signals
 
 
 def test_a_signal_another_thread_takes_calls_at_once_while_the_main_thread_sleeps():
@@ -71,3 +72,21 @@ def test_a_signal_whose_interruption_python_dropped_interrupts_once_that_code_is
             time.sleep(0.01)
     assert (raised.value.signum, repeats) == (signum, [])
     assert sys.unraisablehook is hook, "the hook that took the dropped interruption is gone with the block"
+
+
+@pytest.mark.parametrize("signum,raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_the_provisioning_scripts_signal_whose_exception_python_dropped_stops_it_once_that_code_is_done(
+        signum: int, raised: type[KeyboardInterrupt]):
+    """``python -m infra.provision`` waits for the cloud for up to ``--timeout``: Ctrl-C or SIGTERM
+    whose exception Python dropped left it waiting, where one anywhere else ends the wait."""
+    handler, hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    try:
+        on_stopping_signals()
+        with pytest.raises(raised):
+            _SignalledWhileFreed(signum)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        sys.unraisablehook = hook
