@@ -69,6 +69,29 @@ def test_a_setting_name_goptuna_would_ignore_is_refused_saying_so(algorithm: str
     assert message.endswith("remove it, or correct its name")
 
 
+def test_a_setting_name_the_pbt_service_would_ignore_is_refused_saying_so():
+    """Katib's pbt service reads the settings it knows from all given, and seeds nothing: a
+    ``random_state`` there runs as if it were not given."""
+    pbt = [{"name": "suggestion_trial_dir", "value": "/var/log/katib/checkpoints/"},
+           {"name": "n_population", "value": "5"}, {"name": "truncation_threshold", "value": "0.2"},
+           {"name": "random_state", "value": "3"}]
+    doc = experiment(algorithm={"algorithmName": "pbt", "algorithmSettings": pbt}, maxTrialCount=10)
+    message = problems_of(doc)["spec.algorithm.algorithmSettings[3].name"]
+    assert message.startswith("'random_state' is not a setting of Katib's pbt")
+    assert "Katib's pbt service, which runs pbt, ignores a name it does not know" in message
+
+
+def test_a_setting_name_the_hyperband_service_would_ignore_is_refused_saying_so():
+    hyperband = [{"name": "resource_name", "value": "x"}, {"name": "r_l", "value": "3"},
+                 {"name": "etta", "value": "3"}]
+    doc = experiment(algorithm={"algorithmName": "hyperband", "algorithmSettings": hyperband},
+                     parameters=[{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}}],
+                     parallelTrialCount=3, maxTrialCount=9)
+    message = problems_of(doc)["spec.algorithm.algorithmSettings[2].name"]
+    assert message.startswith("unknown hyperband setting 'etta'; expected one of resource_name, eta, r_l, random_state")
+    assert "Katib's hyperband service, which runs hyperband, ignores a name it does not know" in message
+
+
 def test_a_misspelt_setting_name_is_refused_with_the_name_it_is_close_to():
     message = problems_of(_with_settings("random", {"random_sate": "3"}))[f"{FIRST}.name"]
     assert message == ("'random_sate' is not a setting of Katib's random; expected one of: random_state "

@@ -346,8 +346,10 @@ def test_a_filter_beside_a_json_metrics_file_is_refused_with_katibs_words_and_te
     load_study(yaml.safe_dump(collected("TEXT")))
 
 
-def filtered(*patterns: str) -> dict:
-    return experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": list(patterns)}}})
+def filtered(*patterns: str, kind: str = "StdOut") -> dict:
+    source = {"fileSystemPath": {"path": "/var/log/katib/metrics.log"}} if kind == "File" else {}
+    return experiment(metricsCollectorSpec={"collector": {"kind": kind},
+                                            "source": {**source, "filter": {"metricsFormat": list(patterns)}}})
 
 
 @pytest.mark.parametrize("pattern", [r"((\w+)=\d+)", "(\\w+)=\n(\\d+)", r"(\w+(\d))"])
@@ -355,10 +357,21 @@ def test_a_filter_whose_text_lacks_two_groups_one_after_the_other_is_refused_as_
         pattern: str):
     """Katib's webhook matches each filter's text against ``.*\\(.*\\).*\\(.*\\).*``: groups that nest,
     or that a line break parts, are refused, though RE2 counts two."""
-    found = problems_of(filtered(r"(\w+)=(\d+)", pattern))
+    found = problems_of(filtered(r"(\w+)=(\d+)", pattern, kind="File"))
     assert found == {"spec.metricsCollectorSpec.source.filter.metricsFormat[1]": (
         f"two top subexpressions are required, as Katib's webhook says: two parenthesised groups, one after the "
         f"other, the metric's name then its value, got {pattern!r}")}
+
+
+def test_a_stdout_filter_without_two_groups_is_refused_saying_katibs_webhook_takes_it_unchecked():
+    """Katib's webhook returns before the filters for a StdOut collector; its collector then reads
+    the first two groups as a name and a value, so ``((\\w+)=\\d+)`` names every metric ``loss=3``
+    and none is read. The refusal says whose rule it is, and what Katib would do."""
+    found = problems_of(filtered(r"((\w+)=\d+)"))
+    message = found["spec.metricsCollectorSpec.source.filter.metricsFormat[0]"]
+    assert message.startswith("two top subexpressions are required, as Katib's webhook says of a File "
+                              "collector's filter (it takes a StdOut filter unchecked, and Katib's collector then "
+                              "reads no metric through this one)")
 
 
 def test_a_filter_katibs_webhook_takes_is_taken_and_one_that_does_not_compile_is_refused_once():
@@ -459,7 +472,7 @@ def test_a_name_katib_refuses_is_refused():
 SETTINGS = {
     "hyperopt tpe": ("tpe", {"gamma": "0.25", "prior_weight": "1.5", "n_EI_candidates": "12", "random_state": "7"},
                      {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2,
-                      "multivariate": False}),
+                      "multivariate": False, "constant_liar": False}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
     "goptuna cmaes": ("cmaes", {"sigma": "0.75", "random_state": "7", "restart_strategy": "none"},
@@ -560,12 +573,14 @@ def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_
     """hyperopt draws the first request's trials at random (as many as run at once) and takes
     ``ceil(0.25 * sqrt(n))`` trials as good; Optuna's own defaults are 10 and a tenth."""
     spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", {})))
-    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2, "multivariate": False}
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2, "multivariate": False,
+                                             "constant_liar": False}
     doc = _with_settings("tpe", {})
     doc["spec"].update(parallelTrialCount=5, maxTrialCount=10)
     assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 5
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5"})))[0]
-    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2, "multivariate": False}, \
+    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2, "multivariate": False,
+                                              "constant_liar": False}, \
         "the Experiment's settings win"
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"n_startup_trials": "7"})))[0]
     assert dict(given.algorithm.settings)["n_startup_trials"] == 7
@@ -591,6 +606,41 @@ def test_katibs_tpe_models_each_parameter_on_its_own_as_both_its_services_do(set
     assert _modelled_together(spec) == {}
     joint, _ = load_study(yaml.safe_dump(_with_settings("multivariate-tpe", settings)))
     assert set(_modelled_together(joint)) == {"x", "y"}
+
+
+def _suggested_beside(spec, running: list[dict]) -> dict:
+    """The parameters the study's sampler suggests for trial 12, after ten completed trials (a
+    bowl around x = 1), with the trials ``running`` asked and not yet told."""
+    space = distributions(spec.parameters)
+    study = optuna.create_study()
+    for i in range(10):
+        point = {"x": float(i % 9 - 4), "y": (i % 3) / 2}
+        study.add_trial(optuna.trial.create_trial(params=point, distributions=space, value=(point["x"] - 1) ** 2))
+    for point in running:
+        study.add_trial(optuna.trial.create_trial(params=point, distributions=space,
+                                                  state=optuna.trial.TrialState.RUNNING))
+    study.sampler = build_sampler(spec.algorithm, spec.parameters, 12)
+    return sample(study, spec.parameters).params
+
+
+@pytest.mark.parametrize("settings,heeds_running", [({}, False), ({"n_EI_candidates": "24"}, False),
+                                                    ({"n_startup_trials": "3"}, True),
+                                                    ({"n_ei_candidates": "24"}, True)],
+                         ids=["hyperopt's defaults", "hyperopt's", "optuna's", "optuna's candidates"])
+def test_katibs_tpe_heeds_running_trials_as_the_service_its_settings_run_on_does(settings: dict, heeds_running: bool):
+    """Katib's hyperopt service, which runs ``tpe`` by default, is told only the trials that
+    ended (Succeeded or EarlyStopped): a trial still running changes no suggestion. Its Optuna
+    service, which runs ``tpe`` given Optuna's settings, runs TPE with ``constant_liar=True``,
+    which counts each running trial as the worst: the next suggestion keeps away from it. Optuna
+    5's TPE lies by default, so ``tpe`` in hyperopt's terms must say it does not."""
+    spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", {**settings, "random_state": "7"})))
+    running = [{"x": 1.0, "y": 0.5}, {"x": 1.0, "y": 0.0}, {"x": 2.0, "y": 0.5}]
+    assert (_suggested_beside(spec, running) != _suggested_beside(spec, [])) == heeds_running
+    taken = dict(spec.algorithm.settings)
+    if heeds_running:
+        startup = settings.get("n_startup_trials")
+        assert "gamma" not in taken and taken.get("n_startup_trials") == (startup and int(startup)), \
+            "Katib's Optuna service runs Optuna's TPE defaults (10 random trials, a tenth good), not hyperopt's"
 
 
 def test_tpe_settings_fit_one_of_katibs_services_as_each_refuses_the_others():

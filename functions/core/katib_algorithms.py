@@ -190,6 +190,9 @@ HYPEROPT_TPE = frozenset({"random_state", "gamma", "prior_weight", "n_EI_candida
 """The settings Katib's hyperopt service takes for ``tpe``, where Katib runs it by default."""
 OPTUNA_TPE = frozenset({"random_state", "n_startup_trials", "n_ei_candidates"})
 """The settings Katib's Optuna service takes for ``tpe`` and ``multivariate-tpe``."""
+OPTUNA_ONLY_TPE = OPTUNA_TPE - HYPEROPT_TPE
+"""The ``tpe`` settings only Katib's Optuna service takes: an Experiment that gives one runs
+where a deployment routes ``tpe`` there, since hyperopt's service refuses it."""
 SETTINGS: dict[str, dict[str, Setting]] = {
     "random": {"random_state": random_state("random")},
     "grid": {"random_state": random_state("grid")},
@@ -209,7 +212,8 @@ service searches every double on a log scale; its goptuna service suggests the f
 from CMA-ES's first generation (``NStartupTrials(0)``), where Optuna's CMA-ES would draw at
 random every trial asked before one completes; both its ``tpe`` services model each parameter
 on its own (hyperopt's TPE, and Optuna's with ``multivariate=False``), where Optuna's TPE
-models them jointly by default for one objective."""
+models them jointly by default for one objective (and whether ``tpe`` heeds running trials
+depends on the service: :func:`tpe_on_optuna`)."""
 
 
 def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str, Any], Any, list[Problem]]:
@@ -239,12 +243,27 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
     given = {item.get("name") for item in settings if isinstance(item, Mapping)} & known.keys()
     if algorithm == "tpe" and not (given <= HYPEROPT_TPE or given <= OPTUNA_TPE):
         problems.append(Problem(path, _mixed(given)))
+    if algorithm == "tpe":
+        out["constant_liar"] = tpe_on_optuna(settings)
     return out, seed, problems
 
 
-IGNORES_UNKNOWN = frozenset({"cmaes", "sobol"})
-"""The algorithms whose default Katib service, goptuna, ignores a setting name it does not know
-(every other service fails the Experiment on one)."""
+def tpe_on_optuna(settings: list[Any]) -> bool:
+    """Whether Katib runs a ``tpe`` Experiment of these ``algorithmSettings`` on its Optuna
+    service (it gives a setting only that service takes), rather than on hyperopt's, its
+    default. The two differ beyond their settings: hyperopt's is told only the trials that
+    ended, and starts TPE after its first request with hyperopt's ``gamma``
+    (:func:`functions.core.katib_search.as_hyperopt`); Optuna's runs Optuna's TPE defaults with
+    ``constant_liar=True``, each running trial counted as the worst, which Optuna 5's TPE
+    also does unless told not to."""
+    names = {item.get("name") for item in settings if isinstance(item, Mapping)}
+    return bool(names & OPTUNA_ONLY_TPE)
+
+
+IGNORES_UNKNOWN = {"cmaes": "goptuna", "sobol": "goptuna", "pbt": "pbt", "hyperband": "hyperband"}
+"""The algorithms whose default Katib service ignores a setting name it does not know, each with
+that service: goptuna, and the pbt and hyperband services, which read the settings they know
+from all given (every other service fails the Experiment on one)."""
 
 
 def _unknown(name: Any, algorithm: str, known: list[str]) -> str:
@@ -254,11 +273,17 @@ def _unknown(name: Any, algorithm: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
     if close:
         said += f" (did you mean {close[0]!r}?)"
-    if algorithm in IGNORES_UNKNOWN:
-        said += (f"; Katib's goptuna service, which runs {algorithm}, ignores a name it does not know, where "
-                 "katuna refuses it so that a misspelt setting never runs without its value: remove it, or "
-                 "correct its name")
-    return said
+    return said + ignored_by_katib(algorithm)
+
+
+def ignored_by_katib(algorithm: str) -> str:
+    """What follows the refusal of a setting name ``algorithm``'s Katib service would ignore:
+    that it would, and why katuna does not; nothing for an algorithm whose service refuses it."""
+    if algorithm not in IGNORES_UNKNOWN:
+        return ""
+    return (f"; Katib's {IGNORES_UNKNOWN[algorithm]} service, which runs {algorithm}, ignores a name it does not "
+            "know, where katuna refuses it so that a misspelt setting never runs without its value: remove it, "
+            "or correct its name")
 
 
 def _mixed(names: set[Any]) -> str:

@@ -31,6 +31,9 @@ METRICS_FILE = "/var/log/katib/metrics.log"
 """Katib's default file of the File collector."""
 TWO_GROUPS = re2.compile(r".*\(.*\).*\(.*\).*")
 """What Katib's webhook requires a filter's text to match (``validateMetricsCollector``)."""
+UNCHECKED = ("as Katib's webhook says of a File collector's filter (it takes a StdOut filter unchecked, and "
+             "Katib's collector then reads no metric through this one)")
+"""Whose rule a StdOut filter without two groups one after the other breaks."""
 FILE_FORMATS = {"TEXT": "text", "JSON": "json"}
 """The File collector's formats, as Katib spells them, each with the native one it becomes."""
 
@@ -48,7 +51,7 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         return None
     source = spec.get("source") or {}
     filters = list((source.get("filter") or {}).get("metricsFormat") or [])
-    problems += _filter_problems(filters)
+    problems += _filter_problems(filters, kind)
     if kind == "StdOut":
         return {"kind": "stdout", "filters": filters} if filters else None
     custom = (spec.get("collector") or {}).get("customCollector") is not None
@@ -81,11 +84,13 @@ def _refused_kind(kind: Any) -> str:
             f"kind){hint}; expected {RUN}, the kinds katuna runs")
 
 
-def _filter_problems(filters: list[Any]) -> list[Problem]:
+def _filter_problems(filters: list[Any], kind: Any) -> list[Problem]:
     """Katib's webhook's rule for a filter that compiles: its text must match
     :data:`TWO_GROUPS`, two parenthesised parts one after the other on one line (the name's
     group, then the value's). A filter whose groups nest (``((\\w+)=\\d+)``) is refused, though it
-    has two; one that does not compile is refused as the native study refuses it."""
+    has two; one that does not compile is refused as the native study refuses it. The webhook
+    checks the filters of every ``kind`` but ``StdOut`` (and ``Push``), whose filters it takes unread;
+    katuna refuses them alike, saying so: Katib's collector reads no metric through them."""
     found = []
     for i, pattern in enumerate(filters):
         if not isinstance(pattern, str) or len(pattern) > DEFAULTS.text or TWO_GROUPS.search(pattern):
@@ -94,9 +99,10 @@ def _filter_problems(filters: list[Any]) -> list[Problem]:
             compile_filter(pattern)
         except re2.error:
             continue
+        said = "as Katib's webhook says" if kind != "StdOut" else UNCHECKED
         found.append(Problem(f"spec.metricsCollectorSpec.source.filter.metricsFormat[{i}]",
-                             f"two top subexpressions are required, as Katib's webhook says: two parenthesised "
-                             f"groups, one after the other, the metric's name then its value, got {pattern!r:.200}"))
+                             f"two top subexpressions are required, {said}: two parenthesised groups, one after "
+                             f"the other, the metric's name then its value, got {pattern!r:.200}"))
     return found
 
 

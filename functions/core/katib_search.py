@@ -107,7 +107,9 @@ def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> No
     native["algorithm"]["settings"] = {}
     unknown = set(settings) - {"resource_name", "eta", "r_l"}
     problems += [Problem(_at(given, name, "name"), f"unknown hyperband setting {name!r}; expected one of "
-                                                   f"resource_name, eta, r_l") for name in sorted(unknown)]
+                                                   f"resource_name, eta, r_l, random_state"
+                                                   f"{katib_algorithms.ignored_by_katib('hyperband')}")
+                 for name in sorted(unknown)]
     resource, max_resource = settings.get("resource_name"), _whole(settings.get("r_l"))
     names = [p.get("name") for p in native["parameters"]]
     if resource not in names:
@@ -209,12 +211,14 @@ def is_count(value: Any) -> TypeGuard[int]:
 def algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
                          problems: list[Problem], limits: Limits) -> None:
     """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
-    for ``tpe``, Optuna's Hyperband pruner for ``hyperband`` (after ``earlyStopping``, whose
-    median stop it joins), and CMA-ES's parameters and ``sigma`` for ``cmaes``."""
-    if algorithm == "tpe":
+    for ``tpe`` where Katib runs it on hyperopt's service (its default), Optuna's Hyperband
+    pruner for ``hyperband`` (after ``earlyStopping``, whose median stop it joins), and
+    CMA-ES's parameters and ``sigma`` for ``cmaes``."""
+    given = (spec.get("algorithm") or {}).get("algorithmSettings") or []
+    if algorithm == "tpe" and not katib_algorithms.tpe_on_optuna(given):
         as_hyperopt(native["algorithm"]["settings"], native["parallelism"], limits.parallelism)
     elif algorithm == "hyperband":
-        hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
+        hyperband(native, given, problems)
     elif algorithm == "cmaes":
         _cmaes(native, problems)
 
