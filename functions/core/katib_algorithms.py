@@ -243,19 +243,18 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
     given = {item.get("name") for item in settings if isinstance(item, Mapping)} & known.keys()
     if algorithm == "tpe" and not (given <= HYPEROPT_TPE or given <= OPTUNA_TPE):
         problems.append(Problem(path, _mixed(given)))
-    if algorithm == "tpe":
-        out["constant_liar"] = tpe_on_optuna(settings)
     return out, seed, problems
 
 
 def tpe_on_optuna(settings: list[Any]) -> bool:
     """Whether Katib runs a ``tpe`` Experiment of these ``algorithmSettings`` on its Optuna
     service (it gives a setting only that service takes), rather than on hyperopt's, its
-    default. The two differ beyond their settings: hyperopt's is told only the trials that
-    ended, and starts TPE after its first request with hyperopt's ``gamma``
-    (:func:`functions.core.katib_search.as_hyperopt`); Optuna's runs Optuna's TPE defaults with
-    ``constant_liar=True``, each running trial counted as the worst, which Optuna 5's TPE
-    also does unless told not to."""
+    default. The two differ beyond their settings: hyperopt's starts TPE after its first
+    request with hyperopt's ``gamma`` (:func:`functions.core.katib_search.as_hyperopt`);
+    Optuna's runs Optuna's TPE defaults. Either way katuna's TPE counts each running trial as
+    the worst (``constant_liar``, Optuna's default, as Katib's Optuna service runs it), where
+    hyperopt's service is told only the trials that ended: parallel trials' suggestions spread
+    instead of piling up beside the trials still running."""
     names = {item.get("name") for item in settings if isinstance(item, Mapping)}
     return bool(names & OPTUNA_ONLY_TPE)
 
