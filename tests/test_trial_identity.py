@@ -607,3 +607,69 @@ def test_the_services_database_claim_and_another_attempts_report_token_are_refus
     env = render_job(launch, service)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "KATUNA_REPORT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "mine-0.report", "key": "token"}}} \
         in env, env
+
+
+def _tekton(*tasks: dict, **spec: object) -> dict:
+    """A PipelineRun whose pipeline runs the trial in a task of its own and the ``tasks`` beside it,
+    with ``spec`` beside its pipeline."""
+    return {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {
+        "pipelineSpec": {"tasks": [{"name": "train", **INLINE_STEPS}, *tasks]}, **spec}}
+
+
+def _argo(**spec: object) -> dict:
+    """A Workflow whose template ``main`` runs the trial, with ``spec`` beside its templates."""
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "container": {"image": "p", "command": ["t", "${trialParameters.x}"]}}], **spec}}
+
+
+INLINE_STEPS = {"taskSpec": {"steps": [{"name": "main", "image": "p", "command": ["t", "${trialParameters.x}"]}]}}
+UNSEEN = {
+    "Tekton pipeline from git": (_tekton(pipelineRef={"resolver": "git", "params": [
+        {"name": "url", "value": "https://example.com/p.git"}]}), "spec.pipelineRef.resolver"),
+    "Tekton pipeline of the cluster": (_tekton(pipelineRef={"name": "train"}), "spec.pipelineRef.name"),
+    "Tekton task over http": (_tekton({"name": "more", "taskRef": {"resolver": "http", "params": [
+        {"name": "url", "value": "https://example.com/task.yaml"}]}}), "spec.pipelineSpec.tasks[1].taskRef.resolver"),
+    "Tekton task of the cluster": (_tekton({"name": "more", "taskRef": {"name": "train", "kind": "Task"}}),
+                                   "spec.pipelineSpec.tasks[1].taskRef.name"),
+    "Tekton finally task": ({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {
+        "tasks": [{"name": "train", **INLINE_STEPS}], "finally": [{"name": "tidy", "taskRef": {"name": "tidy"}}]}}},
+        "spec.pipelineSpec.finally[0].taskRef.name"),
+    "Tekton step action": ({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {
+        "tasks": [{"name": "train", "taskSpec": {"steps": [
+            {"name": "main", "image": "p", "command": ["t", "${trialParameters.x}"]},
+            {"name": "more", "ref": {"resolver": "bundles", "params": [{"name": "bundle", "value": "example.com/b"}]}},
+        ]}}]}}}, "spec.pipelineSpec.tasks[0].taskSpec.steps[1].ref.resolver"),
+    "Argo workflow template": (_argo(workflowTemplateRef={"name": "train"}), "spec.workflowTemplateRef.name"),
+    "Argo step template": ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "entrypoint": "main", "templates": [
+            {"name": "main", "steps": [[{"name": "run", "templateRef": {"name": "t", "template": "run"}}]]},
+            {"name": "main2", "container": {"image": "p", "command": ["t", "${trialParameters.x}"]}}]}},
+        "spec.templates[0].steps[0][0].templateRef.name"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,path", UNSEEN.values(), ids=UNSEEN.keys())
+def test_a_pipeline_task_or_template_katuna_cannot_read_is_refused_at_its_reference(trial_spec: dict, path: str):
+    """A Tekton Task or Pipeline fetched by a resolver (git, http, an OCI bundle) or held in the
+    cluster, and an Argo WorkflowTemplate, give the trial's pods steps, volumes and securityContexts
+    katuna never sees: a Task from anyone's repository could mount the service's token or the node."""
+    spec, _ = load_definition(_native("unseen", trial_spec))
+    found = study_problems(spec, Cluster(reserved_accounts=("katuna",), reserved_secrets=(TOKEN,),
+                                         pod_security=pod_security.PRIVILEGED))
+    assert [p.path for p in found] == [f"trialTemplate.trialSpec.{path}"]
+    assert "katuna cannot read" in found[0].message
+
+
+def test_a_parameter_that_makes_a_tekton_reference_fails_the_launch():
+    trial_spec = _tekton({"name": "more", "taskRef": {"resolver": "${trialParameters.where}", "params": []}})
+    launch = TrialLaunch("refs", "u1", 0, 1, "refs-0", [], {}, ".", None, trial_spec=trial_spec,
+                         params={"where": "git"})
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(launch, Cluster())
+    assert [p.path for p in refused.value.problems] == ["trialTemplate.trialSpec.spec.pipelineSpec.tasks[1].taskRef.resolver"]
+
+
+def test_inline_tekton_tasks_and_argo_templates_are_read_and_taken():
+    for trial_spec in (WORKLOADS["PipelineRun"][0], WORKLOADS["Workflow"][0]):
+        spec, _ = load_definition(_native("inline", json.loads(json.dumps(trial_spec).replace("katuna", "trainer"))))
+        assert study_problems(spec, Cluster(reserved_accounts=("katuna",))) == []

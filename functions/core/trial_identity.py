@@ -39,6 +39,13 @@ A name holding an expression that Argo (``{{...}}``) or Tekton (``$(...)``) fill
 too: the controller fills it in after katuna's check, perhaps from an earlier step's outputs,
 which trial code writes, so it could be any name.
 
+A Tekton Task or Pipeline named by reference (a ``taskRef``, ``pipelineRef`` or a step's ``ref``:
+fetched by a resolver from a git repository, a URL or an OCI bundle anyone may write, or held in
+the cluster) and an Argo WorkflowTemplate (``workflowTemplateRef``, ``templateRef``) give the
+trial's pods steps, volumes, accounts and securityContexts katuna never reads, which could name
+any of the above or the node itself: such a reference is refused (:func:`_unseen`); the study
+writes its tasks and templates inline (``taskSpec``, ``pipelineSpec``, Argo's ``templates``).
+
 A value with a placeholder is known only at launch: the rendered workload is checked again
 (:func:`check_launch`), and the launch fails for good if a parameter made it one of them.
 """
@@ -61,6 +68,11 @@ SECRET_HOLDERS = ("secret", "secrets", "secretref", "secretkeyref")
 """How the key of an object whose ``name`` is a Secret's ends (lower-cased): ``secretKeyRef``,
 ``secretRef``, ``nodePublishSecretRef``, a projected source's ``secret``, ``imagePullSecrets``,
 Argo's ``accessKeySecret`` and the like."""
+REFERENCES = frozenset({"taskref", "pipelineref", "workflowtemplateref", "templateref"})
+"""The keys (lower-cased) of a reference to a Tekton Task or Pipeline, or to an Argo
+WorkflowTemplate's templates, whose pod specs katuna cannot read; and a Tekton step's ``ref``
+(a StepAction) under :data:`STEP_REFERENCE`."""
+STEP_REFERENCE = re.compile(r"\.steps\[\d+\]\.ref\.", re.IGNORECASE)
 ENGINE_EXPRESSION = re.compile(r"\{\{|\$\(")
 """An expression a workload's controller fills in itself: Argo's ``{{...}}``, Tekton's ``$(...)``.
 No Kubernetes name holds these characters."""
@@ -110,7 +122,7 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     beyond = pod_security.study_problems(trial_spec, service.pod_security) \
         if service.pod_security != pod_security.PRIVILEGED else []
     account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
-    return (unreadable + _accounts(account, strings, service.reserved_accounts)
+    return (unreadable + _unseen(strings) + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
             + _claims(strings, service.reserved_claims) + _checkpoint_claim(strings, service) + beyond)
@@ -125,7 +137,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     placeholder in; or whose patch cannot be read once filled in; or that a parameter's value
     made ask for more than its template ``trial_spec`` and the service's Pod Security level allow."""
     strings, found = _trial_strings(workload, filled=True)
-    found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
+    found += _unseen(strings) + _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
     own = (workload or {}).get("metadata", {}).get("name")
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
@@ -143,7 +155,7 @@ def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, An
     changed since the study was stored): every trial would be refused, and the study fails."""
     strings, unreadable = _trial_strings(trial_spec, filled=False)
     account, namespace = cluster.service_account, cluster.namespace or "default"
-    as_stored = {*unreadable, *_accounts(account, strings, cluster.reserved_accounts),
+    as_stored = {*unreadable, *_unseen(strings), *_accounts(account, strings, cluster.reserved_accounts),
                  *_senders(account, strings, cluster, namespace),
                  *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets),
                  *_claims(strings, cluster.reserved_claims), *_checkpoint_claim(strings, cluster)}
@@ -156,6 +168,34 @@ def _trial_strings(workload: Mapping[str, Any] | None, filled: bool) -> tuple[li
     strings = template.strings(workload or {}, PATH)
     patched, unreadable = pod_spec_patch.fields(strings, filled)
     return strings + patched, unreadable
+
+
+def _unseen(strings: Iterable[tuple[str, str]]) -> list[Problem]:
+    """Where a ``trialSpec``'s ``strings`` name a Task, Pipeline, StepAction or WorkflowTemplate
+    its controller reads from elsewhere (:data:`REFERENCES`): one problem per reference, at its
+    first string (``name``, ``resolver``)."""
+    found: dict[str, Problem] = {}
+    for path, _ in strings:
+        reference = _reference(path)
+        if reference is not None and reference not in found:
+            found[reference] = Problem(path, _UNSEEN)
+    return list(found.values())
+
+
+def _reference(path: str) -> str | None:
+    """The path of the reference (:data:`REFERENCES`) the string at ``path`` is a field of, or None."""
+    parts = path.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.partition("[")[0].lower() in REFERENCES:
+            return ".".join(parts[:i + 1])
+    step = STEP_REFERENCE.search(path)
+    return path[:step.end() - 1] if step else None
+
+
+_UNSEEN = ("names a Task, Pipeline or template that katuna cannot read (a Tekton resolver fetches it from a "
+           "repository, a URL or a bundle, or the cluster holds it): its steps could run as the katuna service's "
+           "account, mount its Secrets or reach the node, unchecked; write it inline (a taskSpec or pipelineSpec, "
+           "an Argo template of the Workflow)")
 
 
 def _accounts(account: str | None, strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
