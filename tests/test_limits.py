@@ -114,6 +114,20 @@ def test_a_node_pool_past_the_ceilings_is_refused_naming_each_field():
     assert (spec.node_pool.max_nodes, spec.node_pool.accelerators) == (100, (("nvidia-h100-80gb", 8),))
 
 
+def test_a_pools_boot_disk_past_the_operators_bound_is_refused_and_the_bound_is_a_setting():
+    """Each node of a pool is billed for its boot disk, which the clouds take up to 64 TiB (about
+    9 dollars a node-hour): a study's pool is held to KATUNA_MAX_POOL_DISK_GB as to its nodes."""
+    assert problems(pooled({"diskSizeGb": 65_536})) == [
+        "nodePool.diskSizeGb: expected at most 1,000 GiB (set by KATUNA_MAX_POOL_DISK_GB), got 65,536"]
+    assert problems(study_definition(name="pooled", nodePool={"provider": "eks", "diskSizeGb": 16_384})) == [
+        "nodePool.diskSizeGb: expected at most 1,000 GiB (set by KATUNA_MAX_POOL_DISK_GB), got 16,384"]
+    assert parse_study(pooled({"diskSizeGb": 1_000})).node_pool.disk_size_gb == 1_000
+    limits = Settings.from_env({"KATUNA_MAX_POOL_DISK_GB": "200"}).limits
+    assert problems(pooled({"diskSizeGb": 201}), limits) == [
+        "nodePool.diskSizeGb: expected at most 200 GiB (set by KATUNA_MAX_POOL_DISK_GB), got 201"]
+    assert parse_study(pooled({}), limits).node_pool.disk_size_gb is None, "the cloud's default disk is no bound's"
+
+
 def test_a_pool_left_unsized_is_capped_at_the_ceiling_not_refused():
     spec = parse_study(pooled({}, parallelism=500, maxTrials=1_000))
     assert (spec.parallelism, spec.node_pool.max_nodes) == (500, 100), "trials wait for room instead"

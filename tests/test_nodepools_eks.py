@@ -30,7 +30,7 @@ from warm_katuna import run as warm_run
 
 from functions.core.eks_ami import ami_type
 from functions.core.errors import InvalidStudy, TemporaryError
-from functions.core.limits import EksQuotas
+from functions.core.limits import EksQuotas, Limits
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
 from functions.core.validate import parse_study
 from infra import eks, eks_clients, eks_requests
@@ -117,7 +117,7 @@ def test_a_disk_larger_than_ec2s_largest_boot_volume_is_refused_by_eks_and_by_ka
         "nodePool.diskSizeGb", "expected at most 16384 for an EKS node group: EC2 launches no node with a gp2 or gp3 "
                                "boot volume above 16,384 GiB")]
     definition["nodePool"] = {"provider": "eks", "diskSizeGb": 16384}
-    assert parse_study(definition).node_pool.disk_size_gb == 16384
+    assert parse_study(definition, Limits(pool_disk_gb=16384)).node_pool.disk_size_gb == 16384
     assert pools.ensure(spot_pool(disk_size_gb=16384), owner="5e0f9b2c7d41").created
 
 

@@ -15,6 +15,7 @@ from google.cloud import container_v1
 from waiting import eventually
 
 from functions.core.errors import InvalidStudy, TemporaryError
+from functions.core.limits import Limits
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
 from functions.core.validate import parse_study
 from infra import gke, gke_requests
@@ -89,7 +90,7 @@ def test_a_disk_larger_than_compute_engines_largest_is_refused_by_gke_and_by_kat
     assert [(p.path, p.message) for p in refused.value.problems] == [(
         "nodePool.diskSizeGb", "expected at most 65536 for a GKE node pool: Compute Engine's largest disk is 64 TiB")]
     definition["nodePool"] = {"provider": "gke", "diskSizeGb": 65536}
-    assert parse_study(definition).node_pool.disk_size_gb == 65536
+    assert parse_study(definition, Limits(pool_disk_gb=65536)).node_pool.disk_size_gb == 65536
     assert pools.ensure(spot_pool(disk_size_gb=65536)).created
 
 

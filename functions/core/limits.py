@@ -107,6 +107,12 @@ class Limits:
     ``parallelism`` capped at this). 100 is the 0..100 spot pool katuna is made for, a tenth of
     what a GKE pool may hold."""
 
+    pool_disk_gb: int = 1_000
+    """GiB of the boot disk of each node of a study's pool (``nodePool.diskSizeGb``): a pool is
+    billed for its nodes' disks as for their machines, and the clouds take up to 64 TiB a node
+    (about 9 dollars a node-hour on a balanced disk, two hundred times a small spot machine), so
+    a study's pool is refused past this. 1,000 is ten times GKE's default boot disk."""
+
     accelerators: int = 8
     """Accelerators (GPUs) on one node of a pool, all ``nodePool.accelerators`` counts together:
     8 is the most the usual GPU machine types carry (a2-highgpu-8g, a3-highgpu-8g)."""

@@ -51,7 +51,7 @@ def _population_problems(study: Study) -> list[Problem]:
                                  "its trials is decided from every trial before it")]
 
 
-_UNITS = {"DURATION": " seconds"}
+_UNITS = {"DURATION": " seconds", "POOL_DISK_GB": " GiB"}
 
 
 def _name_problems(names: tuple[str, ...], bound: int) -> list[Problem]:
@@ -75,12 +75,13 @@ def _filter_problems(filters: tuple[str, ...], bound: int) -> list[Problem]:
                     "(no nested or long counted repetitions)")]
 
 
-def _pool_checks(pool: NodePool | None, limits: Limits) -> list[tuple[str, int, int, str]]:
-    """The node pool's size and the accelerators on each of its nodes (all its entries'
+def _pool_checks(pool: NodePool | None, limits: Limits) -> list[tuple[str, int | None, int, str]]:
+    """The node pool's size, its nodes' boot disk and the accelerators on each of its nodes (all its entries'
     counts together, named by the only entry where there is one)."""
     if pool is None:
         return []
     gpus = sum(count for _, count in pool.accelerators)
     where = "nodePool.accelerators[0].count" if len(pool.accelerators) == 1 else "nodePool.accelerators"
     return [("nodePool.maxNodes", pool.max_nodes, limits.pool_nodes, "POOL_NODES"),
+            ("nodePool.diskSizeGb", pool.disk_size_gb, limits.pool_disk_gb, "POOL_DISK_GB"),
             (where, gpus, limits.accelerators, "ACCELERATORS")]

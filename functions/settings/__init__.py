@@ -180,6 +180,7 @@ class Settings(AccessSettings):
     with three or more objectives, likewise (2,000: :mod:`functions.core.tpe_history`).
     A study without ``maxTrials`` runs at most the largest ``maxTrials`` these allow it
     when it is admitted (:mod:`functions.core.trial_cap`). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
+    ``KATUNA_MAX_POOL_DISK_GB`` GiB of each node's boot disk (1,000);
     ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,
