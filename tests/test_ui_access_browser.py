@@ -247,3 +247,21 @@ def test_a_trial_page_whose_study_is_deleted_says_so_and_asks_no_more(service: S
     page.clock.run_for(LOG_POLL_MS * 3)
     assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
     assert len(asked) == before, "answered 404, and asked no more"
+
+
+def test_a_study_stopped_from_the_keyboard_leaves_the_focus_on_its_heading_which_says_it_stopped(service: Service,
+                                                                                                   page: Page):
+    """Stop, pressed from the keyboard and confirmed, goes from the page as the study stops: the
+    focus goes to the study's heading, which names the study and says it stopped (what a screen
+    reader then reads), where it fell to the page's start, a keyboard user's place lost and the
+    stop never said."""
+    definition = study_definition(name="access-stop", mode="hang", maxTrials=1, parallelism=1)
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(service.base + "/ui/studies/access-stop")
+    page.focus("#stop-study")
+    page.keyboard.press("Enter")
+    expect(page.locator("#study-status")).to_have_text("stopped")
+    expect(page.locator("#stop-study")).to_have_count(0)
+    expect(page.locator("h1#study-heading")).to_be_focused()
+    expect(page.locator("h1#study-heading")).to_have_text("access-stop stopped")

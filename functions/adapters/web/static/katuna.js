@@ -268,7 +268,8 @@ const katuna = (() => {
   // Escape keeps it): the API's own DELETE /studies/{name}, which stops a running study first.
   // Deleted (or found deleted already), the studies list opens with a notice saying so; a delete
   // the service refuses (a study that follows a Kubernetes resource the cluster still holds, a
-  // stale CSRF token, a busy database) is said beside the buttons, and the page stays.
+  // stale CSRF token, a busy database) is said beside the buttons, and the page stays, the focus
+  // given back to Delete… (disabled while it was sent, it lost it).
   function deleteStudy(button, dialog) {
     const problem = document.getElementById("delete-problem");
     button.addEventListener("click", () => {
@@ -290,6 +291,7 @@ const katuna = (() => {
         problem.textContent = `The study was not deleted: ${error.message}`;
         problem.hidden = false;
         button.disabled = false;
+        if (document.activeElement === document.body) button.focus();  // lost as it was disabled
       }
     });
   }
@@ -315,19 +317,23 @@ const katuna = (() => {
   // confirmation says): the page shows the stopped study the service answers with, in place
   // (``ended``), so a chart's zoom stays. A stop the service refuses (a stale CSRF token, a
   // study deleted meanwhile, a busy database) is said beside the button, which stays for
-  // another try.
+  // another try. The focus on Stop, which goes, moves to the study's heading, which says the study
+  // stopped (a keyboard's place kept, the stop read aloud); on a Stop refused it is given back.
   async function stopStudy(stop, ended) {
+    const focused = document.activeElement === stop;
     if (!confirm(stop.dataset.confirm || "Stop this study? Running trials are stopped.")) return;
     const problem = document.getElementById("stop-problem");
     problem.hidden = true;
     stop.disabled = true;
     try {
       ended(await write(stop.dataset.url));
+      if (focused) document.getElementById("study-heading").focus();
     } catch (error) {
       if (error.status === 401) return location.reload();  // the login page, which returns here
       problem.textContent = `The study was not stopped: ${error.message}`;
       problem.hidden = false;
       stop.disabled = false;
+      if (focused) stop.focus();
     }
   }
 
