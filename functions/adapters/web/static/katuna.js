@@ -701,10 +701,38 @@ const katuna = (() => {
         setTimeout(poll, LOG_POLL_MS);
       } else {
         status.textContent = chunk.gone || (offset ? "" : "(no output)");
-        if (log.dataset.running === "true") location.reload();
+        if (log.dataset.running === "true") showEnded(log).catch(() => location.reload());
       }
     };
     poll();
+  }
+
+  // A trial that ended while its page followed it, shown as the page loaded now shows it, in
+  // place: every part above the log is put in place of the one shown, the log keeps what was
+  // followed, and its "follow" box goes (the focus on it going to the log). The focus stays where
+  // it was (a link or field of the new parts found by its address or id), where a reload took
+  // it, and a screen reader's place, to the page's start.
+  async function showEnded(log) {
+    log.dataset.running = "false";
+    const response = await fetchData(location.href, "text/html");
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const section = log.closest("section");
+    const parts = [...fresh.getElementById("log").closest("section").parentElement.children];
+    const focused = document.activeElement;
+    const key = focused && !section.contains(focused) && (focused.getAttribute("href") || focused.id);
+    while (section.previousElementSibling) section.previousElementSibling.remove();
+    section.before(...parts.slice(0, parts.findIndex((part) => part.contains(fresh.getElementById("log")))));
+    const box = document.getElementById("live");
+    if (box === document.activeElement) log.focus();
+    if (box) box.closest("p").remove();
+    for (const id of ["log-attempt", "earlier-attempts"]) {
+      document.getElementById(id).replaceWith(fresh.getElementById(id));
+    }
+    if (key) {
+      const again = [...section.parentElement.querySelectorAll("a[href], [id]")]
+        .find((el) => (el.getAttribute("href") || el.id) === key);
+      if (again) again.focus();
+    }
   }
 
   // The text of the log's last line, the one the page shows unfinished, erased (from the page's
