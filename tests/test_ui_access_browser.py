@@ -247,3 +247,46 @@ def test_a_trial_page_whose_study_is_deleted_says_so_and_asks_no_more(service: S
     page.clock.run_for(LOG_POLL_MS * 3)
     assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
     assert len(asked) == before, "answered 404, and asked no more"
+
+
+def test_a_study_stopped_from_the_keyboard_leaves_the_focus_on_its_heading_which_says_it_stopped(service: Service,
+                                                                                                   page: Page):
+    """Stop, pressed from the keyboard and confirmed, goes from the page as the study stops: the
+    focus goes to the study's heading, which names the study and says it stopped (what a screen
+    reader then reads), where it fell to the page's start, a keyboard user's place lost and the
+    stop never said."""
+    definition = study_definition(name="access-stop", mode="hang", maxTrials=1, parallelism=1)
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(service.base + "/ui/studies/access-stop")
+    page.focus("#stop-study")
+    page.keyboard.press("Enter")
+    expect(page.locator("#study-status")).to_have_text("stopped")
+    expect(page.locator("#stop-study")).to_have_count(0)
+    expect(page.locator("h1#study-heading")).to_be_focused()
+    expect(page.locator("h1#study-heading")).to_have_text("access-stop stopped")
+
+
+def test_a_trial_that_ends_while_its_page_follows_it_is_shown_ended_in_place_keeping_the_focus(service: Service,
+                                                                                                 page: Page):
+    """The page of a running trial shows it ended (its state, metrics and observations) without a
+    reload, which took the focus and a screen reader's place to the page's start: the focus on
+    its JSON link stays there, and the log keeps what it followed, its "follow" box gone."""
+    go = service.workdir / "go-on-ended"
+    definition = study_definition(name="access-ends", maxTrials=1, parallelism=1,
+                                  trialTemplate={"command": [sys.executable, "-c", WAITS, str(go), "${trialParameters.x}"]})
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    eventually(lambda: service.request("GET", "/studies/access-ends/trials/0")[0] == 200, "trial 0", timeout=20)
+    page.goto(service.base + "/ui/studies/access-ends/trials/0")
+    expect(page.locator("#log")).to_have_text("first line\n")
+    page.evaluate("window.sameDocument = true")
+    json_link = page.locator('.heading a[href="/studies/access-ends/trials/0"]')
+    json_link.focus()
+    go.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=30_000)
+    expect(page.locator("#metrics")).to_contain_text("loss")
+    expect(page.locator("#observations")).to_contain_text("loss")
+    expect(page.locator("#log")).to_have_text("first line\nsecond line\nloss=1.0\n")
+    expect(page.locator("#live")).to_have_count(0)
+    assert page.evaluate("window.sameDocument") is True, "shown ended in place, not reloaded"
+    expect(json_link).to_be_focused()

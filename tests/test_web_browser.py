@@ -137,7 +137,8 @@ def test_the_dashboard_submits_stops_deletes_and_logs_out_with_its_csrf_token(tm
 def test_a_stop_or_delete_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tmp_path, browser: Browser):
     """Logged in again in another tab, the study page's CSRF token is the old session's: its Stop
     and its Delete are refused (403), and the page says so beside the buttons, which stay, rather
-    than reloading as if the study had stopped, or leaving as if it had been deleted."""
+    than reloading as if the study had stopped, or leaving as if it had been deleted. Pressed from
+    the keyboard, each keeps the focus once refused, where it fell to the page's start."""
     guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     context = browser.new_context()
@@ -158,17 +159,21 @@ def test_a_stop_or_delete_the_service_refuses_is_said_on_the_page_and_the_study_
         other.click("#login button")
         other.wait_for_url(guarded.base + "/ui/")
         page.on("dialog", lambda dialog: dialog.accept())
-        page.click("#stop-study")
+        page.focus("#stop-study")
+        page.keyboard.press("Enter")
         expect(page.locator("#stop-problem")).to_contain_text("The study was not stopped: a write with the "
                                                               "dashboard's session needs a same-origin request "
                                                               "carrying the page's CSRF token")
         expect(page.locator("#stop-study")).to_be_enabled()
-        page.click("#delete-study")
+        expect(page.locator("#stop-study")).to_be_focused()
+        page.focus("#delete-study")
+        page.keyboard.press("Enter")
         page.click("#delete-confirm")
         expect(page.locator("#delete-problem")).to_contain_text("The study was not deleted: a write with the "
                                                                 "dashboard's session needs a same-origin request "
                                                                 "carrying the page's CSRF token")
         expect(page.locator("#delete-study")).to_be_enabled()
+        expect(page.locator("#delete-study")).to_be_focused()
         assert page.evaluate("window.sameDocument") is True, "the page was not reloaded as if stopped, nor left"
         assert guarded.json("GET", "/studies/stale-stop", headers=bearer)[1]["status"] == "running"
         assert not console.unexpected()

@@ -268,7 +268,8 @@ const katuna = (() => {
   // Escape keeps it): the API's own DELETE /studies/{name}, which stops a running study first.
   // Deleted (or found deleted already), the studies list opens with a notice saying so; a delete
   // the service refuses (a study that follows a Kubernetes resource the cluster still holds, a
-  // stale CSRF token, a busy database) is said beside the buttons, and the page stays.
+  // stale CSRF token, a busy database) is said beside the buttons, and the page stays, the focus
+  // given back to Delete… (disabled while it was sent, it lost it).
   function deleteStudy(button, dialog) {
     const problem = document.getElementById("delete-problem");
     button.addEventListener("click", () => {
@@ -290,6 +291,7 @@ const katuna = (() => {
         problem.textContent = `The study was not deleted: ${error.message}`;
         problem.hidden = false;
         button.disabled = false;
+        if (document.activeElement === document.body) button.focus();  // lost as it was disabled
       }
     });
   }
@@ -315,19 +317,23 @@ const katuna = (() => {
   // confirmation says): the page shows the stopped study the service answers with, in place
   // (``ended``), so a chart's zoom stays. A stop the service refuses (a stale CSRF token, a
   // study deleted meanwhile, a busy database) is said beside the button, which stays for
-  // another try.
+  // another try. The focus on Stop, which goes, moves to the study's heading, which says the study
+  // stopped (a keyboard's place kept, the stop read aloud); on a Stop refused it is given back.
   async function stopStudy(stop, ended) {
+    const focused = document.activeElement === stop;
     if (!confirm(stop.dataset.confirm || "Stop this study? Running trials are stopped.")) return;
     const problem = document.getElementById("stop-problem");
     problem.hidden = true;
     stop.disabled = true;
     try {
       ended(await write(stop.dataset.url));
+      if (focused) document.getElementById("study-heading").focus();
     } catch (error) {
       if (error.status === 401) return location.reload();  // the login page, which returns here
       problem.textContent = `The study was not stopped: ${error.message}`;
       problem.hidden = false;
       stop.disabled = false;
+      if (focused) stop.focus();
     }
   }
 
@@ -695,10 +701,38 @@ const katuna = (() => {
         setTimeout(poll, LOG_POLL_MS);
       } else {
         status.textContent = chunk.gone || (offset ? "" : "(no output)");
-        if (log.dataset.running === "true") location.reload();
+        if (log.dataset.running === "true") showEnded(log).catch(() => location.reload());
       }
     };
     poll();
+  }
+
+  // A trial that ended while its page followed it, shown as the page loaded now shows it, in
+  // place: every part above the log is put in place of the one shown, the log keeps what was
+  // followed, and its "follow" box goes (the focus on it going to the log). The focus stays where
+  // it was (a link or field of the new parts found by its address or id), where a reload took
+  // it, and a screen reader's place, to the page's start.
+  async function showEnded(log) {
+    log.dataset.running = "false";
+    const response = await fetchData(location.href, "text/html");
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const section = log.closest("section");
+    const parts = [...fresh.getElementById("log").closest("section").parentElement.children];
+    const focused = document.activeElement;
+    const key = focused && !section.contains(focused) && (focused.getAttribute("href") || focused.id);
+    while (section.previousElementSibling) section.previousElementSibling.remove();
+    section.before(...parts.slice(0, parts.findIndex((part) => part.contains(fresh.getElementById("log")))));
+    const box = document.getElementById("live");
+    if (box === document.activeElement) log.focus();
+    if (box) box.closest("p").remove();
+    for (const id of ["log-attempt", "earlier-attempts"]) {
+      document.getElementById(id).replaceWith(fresh.getElementById(id));
+    }
+    if (key) {
+      const again = [...section.parentElement.querySelectorAll("a[href], [id]")]
+        .find((el) => (el.getAttribute("href") || el.id) === key);
+      if (again) again.focus();
+    }
   }
 
   // The text of the log's last line, the one the page shows unfinished, erased (from the page's
