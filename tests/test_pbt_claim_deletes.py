@@ -36,6 +36,7 @@ from functions.core.checkpoint_volume import trial_user
 from functions.core.cluster import Cluster
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.store_port import stored_study
 from functions.core.validate import parse_study
 
 KUBE_NAMESPACES = ("pbt",)
@@ -190,10 +191,12 @@ def wait_gone(folder: Path) -> None:
     assert not folder.exists(), sorted(p.name for p in folder.iterdir())
 
 
-def uid_of(tmp_path: Path, name: str) -> str:
+def uid_of(tmp_path: Path, name: str) -> str | None:
+    """The uid of the study ``name`` stored in ``tmp_path``, None while there is none."""
     store = SqliteStore(tmp_path / "katuna.db")
     try:
-        return store.get_study(name).uid
+        found = stored_study(store, name)
+        return None if found is None else found.uid
     finally:
         store.close()
 
@@ -303,8 +306,12 @@ def test_an_experiment_made_again_unseen_has_its_old_studys_checkpoints_deleted(
     service = Service(tmp_path, workers=1, **env)
     try:
         wait_gone(old)
+        # The old study is retired, and the new one stored, in the transaction that asks for the
+        # folder's deletion: until it commits, the name still reads as the old completed study.
+        eventually(lambda: uid_of(tmp_path, "again-pbt") not in (old.name, None), "the new Experiment's study",
+                   timeout=240, interval=0.2)
         assert service.wait_for("again-pbt", timeout=240)["status"] == "completed"
-        assert uid_of(tmp_path, "again-pbt") != old.name and study_folder(kube, tmp_path, "again-pbt").is_dir()
+        assert study_folder(kube, tmp_path, "again-pbt").is_dir()
     finally:
         service.close()
 
