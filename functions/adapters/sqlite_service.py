@@ -19,7 +19,7 @@ from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.adapters.sqlite_migrations import PROCESSED_AGE
-from functions.core import bounded_json, yaml_bounds
+from functions.core import bounded_json
 from functions.core.application import TickClaim
 from functions.core.events import Event
 
@@ -32,7 +32,7 @@ PRUNE_EVERY = 1_000
 """Records made on one connection between two prunings of the old ones (through the index of
 the records by age, :data:`~functions.adapters.sqlite_migrations.PROCESSED_AGE`)."""
 
-KEPT_DEPTH = yaml_bounds.MAX_DEPTH
+KEPT_DEPTH = bounded_json.MAX_DEPTH
 """The most levels a dead letter's data nests and is kept, and listed, as data: the bound of every
 document katuna reads. A broker keeps whatever data it was given, and data nested hundreds of
 levels deep, as data, failed every later listing of the dead letters (whose JSON writer walks it

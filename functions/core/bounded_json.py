@@ -18,6 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+MAX_DEPTH = 64
+"""Nesting levels of collections in a document katuna reads, JSON or YAML
+(:mod:`functions.core.yaml_bounds` keeps YAML's to it); study definitions need fewer than 15."""
+
 NOT_JSON: Any = object()
 """What :func:`read` gives for text it leaves to the YAML reader."""
 

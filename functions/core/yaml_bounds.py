@@ -13,6 +13,7 @@ from typing import Any, cast
 import yaml
 
 from functions.core import yaml_streams
+from functions.core.bounded_json import MAX_DEPTH
 
 MAX_NODES = 100_000
 """Nodes a document may stand for, every alias counted at the size of what it names."""
@@ -22,9 +23,6 @@ MAX_CHARS = 4 << 20
 beyond four times its own length: a few references to one long anchored string would otherwise
 stand for gigabytes while counting as a few nodes. A document without aliases is never refused
 for its length (the request's body limit bounds that)."""
-
-MAX_DEPTH = 64
-"""Nesting levels of collections; study definitions need fewer than 15."""
 
 MAX_INT_TEXT = 1_100
 """Characters of an integer's text: the largest float written in binary digits (``0b`` and
