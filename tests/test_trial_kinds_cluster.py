@@ -39,7 +39,8 @@ def service(kube: KubeStub, tmp_path_factory):
     kube.add_service_account("kinds", EXECUTOR)
     kube.authorizer.bind(EXECUTOR_ROLE, "kinds", "kinds", EXECUTOR)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
-                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds",
+                      KATUNA_TRIAL_KINDS="Thing.v1.example.com")
     yield running
     running.close()
 
@@ -278,7 +279,8 @@ def test_a_workload_no_ttl_deletes_goes_once_its_trial_is_read(service: Service,
 
 
 def test_a_kind_katuna_is_not_granted_is_refused_when_submitted_naming_it(service: Service):
-    """katuna's ClusterRole grants no such kind, as the cluster answers a SelfSubjectAccessReview:
+    """A kind the operator added (KATUNA_TRIAL_KINDS) that katuna's ClusterRole grants not, as the
+    cluster answers a SelfSubjectAccessReview:
     the study is refused before anything is stored, rather than failing at its first trial."""
     definition = study_definition("unserved", maxTrials=1, parallelism=1)
     definition["trialTemplate"] = {

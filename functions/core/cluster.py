@@ -64,6 +64,10 @@ class Cluster:
     reserved_claims: tuple[str, ...] = ()
     """The katuna service's own PersistentVolumeClaims (its database), which no trial pod may
     mount (from the service's settings; see :mod:`functions.core.trial_identity`)."""
+    trial_kinds: tuple[tuple[str, str], ...] = ()
+    """The ``(apiVersion, kind)`` of the operator's own workload kinds a ``trialSpec`` may be
+    besides those katuna knows (``KATUNA_TRIAL_KINDS``, from the service's settings; see
+    :func:`functions.core.trial_kinds.taken`)."""
     sender_subjects: tuple[str, ...] = ()
     """The subjects katuna takes events from (from the service's settings; see
     :mod:`functions.core.senders`): no trial pod may run as an account they name in its namespace."""
@@ -100,6 +104,7 @@ class Cluster:
             reserved_accounts=defaults.reserved_accounts,
             reserved_secrets=defaults.reserved_secrets,
             reserved_claims=defaults.reserved_claims,
+            trial_kinds=defaults.trial_kinds,
             sender_subjects=defaults.sender_subjects,
             pod_security=defaults.pod_security,
             checkpoints=defaults.checkpoints,

@@ -46,6 +46,11 @@ trial's pods steps, volumes, accounts and securityContexts katuna never reads, w
 any of the above or the node itself: such a reference is refused (:func:`_unseen`); the study
 writes its tasks and templates inline (``taskSpec``, ``pipelineSpec``, Argo's ``templates``).
 
+Last, a ``trialSpec`` is created with the service's own permissions, which reach objects that are
+no workload (Events, Secrets, Katib's Trials and Suggestions, the kinds of ``knative/``): one of a
+kind katuna does not run (:func:`functions.core.trial_kinds.taken`: the kinds it knows and the
+operator's ``KATUNA_TRIAL_KINDS``) is refused at ``trialTemplate.trialSpec.kind`` (:func:`_kind`).
+
 A value with a placeholder is known only at launch: the rendered workload is checked again
 (:func:`check_launch`), and the launch fails for good if a parameter made it one of them.
 """
@@ -56,7 +61,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import pod_security, pod_spec_patch, report_token, senders, template
+from functions.core import pod_security, pod_spec_patch, report_token, senders, template, trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.spec import Study
@@ -122,7 +127,7 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     beyond = pod_security.study_problems(trial_spec, service.pod_security) \
         if service.pod_security != pod_security.PRIVILEGED else []
     account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
-    return (unreadable + _unseen(strings) + _accounts(account, strings, service.reserved_accounts)
+    return (_kind(trial_spec, service) + unreadable + _unseen(strings) + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
             + _claims(strings, service.reserved_claims) + _checkpoint_claim(strings, service) + beyond)
@@ -137,7 +142,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     placeholder in; or whose patch cannot be read once filled in; or that a parameter's value
     made ask for more than its template ``trial_spec`` and the service's Pod Security level allow."""
     strings, found = _trial_strings(workload, filled=True)
-    found += _unseen(strings) + _accounts(cluster.service_account, strings, cluster.reserved_accounts)
+    found += _kind(workload, cluster) + _unseen(strings) + _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
     own = (workload or {}).get("metadata", {}).get("name")
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
@@ -155,11 +160,24 @@ def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, An
     changed since the study was stored): every trial would be refused, and the study fails."""
     strings, unreadable = _trial_strings(trial_spec, filled=False)
     account, namespace = cluster.service_account, cluster.namespace or "default"
-    as_stored = {*unreadable, *_unseen(strings), *_accounts(account, strings, cluster.reserved_accounts),
+    as_stored = {*_kind(trial_spec, cluster), *unreadable, *_unseen(strings), *_accounts(account, strings, cluster.reserved_accounts),
                  *_senders(account, strings, cluster, namespace),
                  *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets),
                  *_claims(strings, cluster.reserved_claims), *_checkpoint_claim(strings, cluster)}
     return InvalidStudy(found) if as_stored.intersection(found) else RefusedWorkload(found)
+
+
+def _kind(trial_spec: Mapping[str, Any] | None, service: Cluster) -> list[Problem]:
+    """Where the ``trialSpec`` is of a kind katuna does not run (:func:`trial_kinds.taken`): its
+    ``kind``, naming the kinds it runs. None for katuna's own Job (no ``trialSpec``), and for a
+    ``trialSpec`` of no kind, which the study's parse refuses."""
+    if not trial_spec or not trial_spec.get("kind") or trial_kinds.taken(trial_spec, service.trial_kinds):
+        return []
+    return [Problem(f"{PATH}.kind", f"expected a workload kind katuna runs trials as, got {trial_spec.get('apiVersion')} "
+                                    f"{trial_spec.get('kind')}: katuna creates a trial's workload with its own "
+                                    "permissions, so it runs only the kinds it knows and those the operator adds "
+                                    "(KATUNA_TRIAL_KINDS, as Katib's trialResources): "
+                                    f"{trial_kinds.taken_kinds(service.trial_kinds)}")]
 
 
 def _trial_strings(workload: Mapping[str, Any] | None, filled: bool) -> tuple[list[tuple[str, str]], list[Problem]]:

@@ -9,7 +9,11 @@ Katib's own defaults cover ``Job``, the Training Operator's TFJob, PyTorchJob, X
 MPIJob, and Trainer's TrainJob; katuna gives the other kinds the conditions their controllers
 document (PaddleJob and JAXJob as the Training Operator's other jobs, a JobSet's ``Completed`` /
 ``Failed``, an Argo Workflow's ``status.phase``, a Tekton PipelineRun's ``Succeeded`` condition).
-A study may name any other kind when it gives both conditions; its pods are then found by
+No other kind is run (:func:`taken`): katuna creates a trial's workload with its own service
+account's permissions, which reach objects that are no workload (Events, Secrets, Katib's Trials
+and Suggestions), so a study naming one could have katuna make it. An operator adds a workload
+kind of their own (``KATUNA_TRIAL_KINDS``, as Katib's ``trialResources`` in katib-config, each
+``Kind.version.group``); a study of it gives both conditions, and its pods are found by
 ``primaryPodLabels`` alone.
 
 An Argo Workflow has a third end besides ``Succeeded`` and ``Failed``: ``Error``, where its
@@ -21,7 +25,8 @@ ever: :attr:`TrialKind.error` fails it once neither of the study's conditions ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +133,48 @@ KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("tekton.dev/v1", "tekton.dev/v1beta1"), "PipelineRun", "pipelineruns", TEKTON_SUCCESS,
               TEKTON_FAILURE, "tekton.dev/pipelineRun"),
 )}
+
+
+NOT_WORKLOADS = frozenset({"katuna.dev"})
+"""API groups no kind of which an operator may add (:func:`added_kind`), besides Kubernetes' own
+(the core group's Pods, Secrets, ConfigMaps and Events; ``apps``, ``policy``, and every
+``*.k8s.io`` group: Events, RBAC, admission): katuna's own study resources."""
+ADDED_KIND = re.compile(r"([A-Z][A-Za-z0-9]*)\.(v[0-9]+(?:(?:alpha|beta)[0-9]+)?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+                        r"(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*)")
+"""``Kind.version.group``: a kind's name, a Kubernetes API version, a group that is a DNS subdomain."""
+KATIB_KINDS = frozenset({"Experiment", "Trial", "Suggestion", "StudyJob"})
+"""Katib's own kinds (group ``kubeflow.org``), which katuna writes as its Katib API: no workload."""
+
+
+def added_kind(text: str) -> tuple[str, str] | str:
+    """An operator's workload kind written as Katib's ``trialResources`` (``Kind.version.group``,
+    ``RayJob.v1.ray.io``) as its ``(apiVersion, kind)``; else why it is none: malformed, or a
+    kind of Kubernetes' own APIs (a group without a dot, or ``*.k8s.io``), of katuna's
+    (:data:`NOT_WORKLOADS`) or Katib's (:data:`KATIB_KINDS`). A kind katuna knows is taken as
+    written, so Katib's own list (``Job.v1.batch``, ``TFJob.v1.kubeflow.org``) may be copied."""
+    written = ADDED_KIND.fullmatch(text.strip())
+    if written is None:
+        return f"expected Kind.version.group (as Katib's trialResources: RayJob.v1.ray.io), got {text!r}"
+    kind, version, group = written.groups()
+    if kind_of({"apiVersion": f"{group}/{version}", "kind": kind}) is not None:
+        return f"{group}/{version}", kind
+    if "." not in group or group.endswith(".k8s.io") or group in NOT_WORKLOADS \
+            or group == "kubeflow.org" and kind in KATIB_KINDS:
+        return (f"{text!r} is no workload kind: Kubernetes' own APIs' kinds, katuna's and Katib's own are never "
+                "trials (katuna would create one with its own permissions)")
+    return f"{group}/{version}", kind
+
+
+def taken(trial_spec: Mapping[str, Any], added: Iterable[tuple[str, str]]) -> bool:
+    """Whether katuna runs trials of the ``trialSpec``'s kind: one it knows (:data:`KINDS`), or
+    one of the operator's ``added`` ``(apiVersion, kind)``."""
+    return kind_of(trial_spec) is not None or (trial_spec.get("apiVersion"), trial_spec.get("kind")) in set(added)
+
+
+def taken_kinds(added: Iterable[tuple[str, str]]) -> str:
+    """The kinds :func:`taken` runs, as a refusal lists them."""
+    known = [f"{api_version} {kind.kind}" for kind in KINDS.values() for api_version in kind.api_versions]
+    return ", ".join(known + [f"{api_version} {kind}" for api_version, kind in added])
 
 
 def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:

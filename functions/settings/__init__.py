@@ -66,7 +66,10 @@ class Settings(AccessSettings):
     pods would name one (an env, a volume, an image pull Secret) is refused, and
     ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_SERVICE_CLAIMS`` (comma-separated,
     default ``katuna-data``), the service's own PersistentVolumeClaims (its database): a study
-    whose trial pods would mount one is refused; ``KATUNA_CHECKPOINT_CLAIM`` (unset: population-based
+    whose trial pods would mount one is refused; ``KATUNA_TRIAL_KINDS`` (comma-separated
+    ``Kind.version.group``, as Katib's ``trialResources``: ``RayJob.v1.ray.io``; none by default),
+    the operator's own workload kinds a ``trialSpec`` may be besides those katuna knows: a study of
+    any other kind is refused (:func:`functions.core.trial_kinds.added_kind`); ``KATUNA_CHECKPOINT_CLAIM`` (unset: population-based
     training is refused where trials run as Jobs), a ReadWriteMany PersistentVolumeClaim of the
     trials' namespace (none of ``KATUNA_SERVICE_CLAIMS``) that holds the checkpoints of such studies'
     trials, and ``KATUNA_CHECKPOINT_IMAGE``, required with it: katuna's own image (the Service's),
@@ -211,6 +214,7 @@ class Settings(AccessSettings):
     service_accounts: tuple[str, ...] = ("katuna",)
     service_secrets: tuple[str, ...] = ("katuna-api-token",)
     service_claims: tuple[str, ...] = ("katuna-data",)
+    trial_kinds: tuple[tuple[str, str], ...] = ()
     checkpoint_claim: str | None = None
     checkpoint_image: str | None = None
     trial_pod_security: str = "baseline"
@@ -313,7 +317,7 @@ class Settings(AccessSettings):
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
                        reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
-                       reserved_claims=self.service_claims,
+                       reserved_claims=self.service_claims, trial_kinds=self.trial_kinds,
                        sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security,
                        sink_binding=self.trial_sink_binding,
                        checkpoints=self._checkpoint_volume())

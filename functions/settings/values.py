@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from functions import reporter
+from functions.core import trial_kinds
 from functions.core.errors import InvalidSetting
 from functions.core.limits import MAX_EXACT_INT, PREFIX, EksQuotas, Limits
 from functions.core.pod_fields import resource_problem
@@ -124,6 +125,19 @@ def _within_exact(name: str, value: int) -> int:
 def comma_list(text: str) -> tuple[str, ...]:
     """``a, b,,c`` as its items, each stripped, the empty ones left out."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def workload_kinds(text: str) -> tuple[tuple[str, str], ...]:
+    """``KATUNA_TRIAL_KINDS``: the operator's workload kinds, ``Kind.version.group`` as Katib's
+    ``trialResources`` lists them, each as its ``(apiVersion, kind)``
+    (:func:`~functions.core.trial_kinds.added_kind`); :class:`InvalidSetting` names one that is none."""
+    kinds = []
+    for item in comma_list(text):
+        added = trial_kinds.added_kind(item)
+        if isinstance(added, str):
+            raise InvalidSetting(f"{PREFIX}TRIAL_KINDS: {added}")
+        kinds.append(added)
+    return tuple(kinds)
 
 
 def host_names(text: str) -> tuple[str, ...]:

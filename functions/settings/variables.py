@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.core.records import LOCAL
-from functions.settings.values import comma_list, endpoint, flag, host_names, resource_pairs, url
+from functions.settings.values import comma_list, endpoint, flag, host_names, resource_pairs, url, workload_kinds
 
 CLUSTER_RUNNING_TRIALS = 1000
 """The default bound on the trials running at once where they run as Jobs: the cluster and its
@@ -55,7 +55,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
        for key in ("project", "location", "cluster", "node_service_account")},
     "gke_endpoint": ("GKE_ENDPOINT", endpoint),
     "service_accounts": ("SERVICE_ACCOUNTS", comma_list), "service_secrets": ("SERVICE_SECRETS", comma_list),
-    "service_claims": ("SERVICE_CLAIMS", comma_list),
+    "service_claims": ("SERVICE_CLAIMS", comma_list), "trial_kinds": ("TRIAL_KINDS", workload_kinds),
     "checkpoint_claim": ("CHECKPOINT_CLAIM", str), "checkpoint_image": ("CHECKPOINT_IMAGE", str),
     "trial_pod_security": ("TRIAL_POD_SECURITY", str), "trial_sink_binding": ("TRIAL_SINK_BINDING", str),
     "template_namespaces": ("TEMPLATE_NAMESPACES", comma_list),
