@@ -392,7 +392,7 @@ def test_a_study_with_early_stopping_where_katuna_may_not_make_secrets_is_refuse
         assert status == 422 and json.loads(body)["problems"] == [{"path": "earlyStopping", "message": (
             "katuna may not create secrets in namespace 'no-secrets', where this study's trials run: each attempt of "
             "a study with early stopping reads its report token from a Secret katuna creates. Grant its account "
-            "create and delete on secrets there (the katuna-trials ClusterRole does), or leave early stopping out")}]
+            "create and deletecollection on secrets there (the katuna-trials ClusterRole does), or leave early stopping out")}]
         assert reporting.request("GET", "/studies/no-tokens")[0] == 404, "nothing is stored"
         submit(reporting, {key: value for key, value in pruned.items() if key != "earlyStopping"})
         assert reporting.wait_for("no-tokens", timeout=60)["status"] == "completed"

@@ -111,7 +111,8 @@ def test_a_launch_delivered_again_makes_the_secret_again_owned_by_the_same_job(k
 def test_an_earlier_studys_secret_of_the_name_is_replaced_by_the_attempts_own(kube: KubeStub):
     """One whose Job is gone, the collector not there yet: kept, it would hand the pod a
     stranger's token, and go with its old owner from under the pod."""
-    secrets.create(kube, "tokens", {"metadata": {"name": "tok-0.report", "ownerReferences": [
+    secrets.create(kube, "tokens", {"metadata": {"name": "tok-0.report", "labels": {
+        "app.kubernetes.io/managed-by": "katuna", "katuna.dev/study": "tok"}, "ownerReferences": [
         {"apiVersion": "batch/v1", "kind": "Job", "name": "tok-0", "uid": "an-earlier-job"}]},
         "stringData": {"token": "an earlier study's"}})
     executor(kube).launch(launch())
@@ -119,6 +120,33 @@ def test_an_earlier_studys_secret_of_the_name_is_replaced_by_the_attempts_own(ku
     assert held_value(kube) == VALUE
     assert kube.secrets[("tokens", "tok-0.report")]["metadata"]["ownerReferences"][0]["uid"] == \
         kube.jobs[("tokens", "tok-0")]["metadata"]["uid"]
+
+
+def test_a_secret_of_the_name_that_is_not_katunas_is_kept_and_fails_the_launch(kube: KubeStub):
+    """A study's name is a user's, and the Secret's name is built from it: a Secret of that name
+    that katuna did not make (no ``app.kubernetes.io/managed-by: katuna``) is someone else's,
+    never deleted nor overwritten; the launch fails for good and its Job goes again. Another
+    Secret of katuna's in the namespace is left too."""
+    secrets.create(kube, "tokens", {"metadata": {"name": "tok-0.report", "labels": {"app": "billing"}},
+                                    "stringData": {"password": "hunter2"}})
+    secrets.create(kube, "tokens", {"metadata": {"name": "other-0.report", "labels": {
+        "app.kubernetes.io/managed-by": "katuna"}}, "stringData": {"token": "another attempt's"}})
+    with pytest.raises(PermanentError, match=r"Secret tok-0.report in namespace tokens .* is not katuna's"):
+        executor(kube).launch(launch())
+    assert secrets.data_of(kube, "tokens", "tok-0.report") == {"password": "hunter2"}
+    assert secrets.data_of(kube, "tokens", "other-0.report") == {"token": "another attempt's"}
+    assert ("tokens", "tok-0") not in kube.jobs, "no attempt waits for a token that never comes"
+
+
+def test_the_standin_deletes_a_collection_of_secrets_by_label_and_name_only(kube: KubeStub):
+    """As the API server's ``DeleteCollection``: both selectors apply, a field its kind does not
+    make selectable is 400, and the answer lists what went."""
+    for name, labels in (("a", {"x": "1"}), ("b", {"x": "1"}), ("c", {})):
+        secrets.create(kube, "tokens", {"metadata": {"name": name, "labels": labels}})
+    code, body = secrets.delete_collection(kube, "tokens", "x=1", "metadata.name=b")
+    assert (code, [item["metadata"]["name"] for item in body["items"]]) == (200, ["b"])
+    assert secrets.delete_collection(kube, "tokens", None, "spec.x=1")[0] == 400
+    assert sorted(name for ns, name in kube.secrets if ns == "tokens") == ["a", "c"]
 
 
 def test_a_refused_job_leaves_no_secret_and_a_refused_secret_no_job(kube: KubeStub):

@@ -408,6 +408,24 @@ def test_a_drop_job_that_fails_is_told_of_with_its_folder_and_cause_and_runs_aga
         undeletable(stuck, False)
 
 
+def test_the_sweep_leaves_a_failed_job_with_the_drop_label_that_katuna_did_not_make(kube: KubeStub):
+    """Only a Job katuna labelled its own (``app.kubernetes.io/managed-by: katuna``) is run
+    again: anyone's Job that carries the drop label is neither deleted nor made again with
+    katuna's identity."""
+    name = "someone-elses"
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": {
+        checkpoint_drop.OF_LABEL: "feedbeef0009"}}, "spec": {"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["false"]}]}}}}
+    assert kube.create_job("pbt", job)[0] == 201
+    [uid] = [j["metadata"]["uid"] for (ns, n), j in kube.jobs.items() if (ns, n) == ("pbt", name)]
+    with kube.lock:  # as the Job controller ends it once its pods failed past its backoffLimit
+        kube.jobs[("pbt", name)]["status"] = {"conditions": [{
+            "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+            "lastTransitionTime": "2020-01-01T00:00:00Z"}]}
+    CheckpointDrops(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(kube.url, 30)).sweep("pbt")
+    assert kube.jobs[("pbt", name)]["metadata"]["uid"] == uid
+
+
 def test_the_last_run_that_fails_says_katuna_tries_no_more_and_what_to_do():
     job = drop_job(VOLUME_OF, UID, {"runAsUser": 1000}, "baseline", 600)
     job["metadata"]["annotations"] = {checkpoint_drop.RUNS: "3"}

@@ -86,7 +86,7 @@ class Access:
         return Problem("earlyStopping", f"katuna may not create secrets in namespace {namespace!r}, where this "
                                         f"study's trials run: each attempt of a study with early stopping reads its "
                                         f"report token from a Secret katuna creates. Grant its account create and "
-                                        f"delete on secrets there (the katuna-trials ClusterRole does), or leave "
+                                        f"deletecollection on secrets there (the katuna-trials ClusterRole does), or leave "
                                         f"early stopping out")
 
     def _access(self, spec: Study) -> Problem | None:

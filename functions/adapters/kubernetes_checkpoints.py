@@ -26,8 +26,13 @@ from functions.core.errors import KatunaError
 from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.log_context import about
+from functions.core.workload_labels import MANAGED_BY
 
 log = logging.getLogger("katuna.kubernetes")
+
+OWN_DROPS = f"{MANAGED_BY}=katuna,{checkpoint_drop.OF_LABEL}"
+"""The drop Jobs katuna made (:func:`~functions.core.checkpoint_drop.drop_job` labels them so):
+a Job of anyone else's that carries the drop label is never deleted, nor made again as katuna's."""
 
 
 class CheckpointDrops:
@@ -85,10 +90,10 @@ class CheckpointDrops:
                     f"create Job {name} {doing}", tolerate=(409,)) is not None
 
     def sweep(self, namespace: str) -> None:
-        """Tell of each drop Job of ``namespace`` that failed, once (a warning: :func:`~functions.core.checkpoint_drop.left`),
+        """Tell of each drop Job of katuna's (:data:`OWN_DROPS`) in ``namespace`` that failed, once (a warning: :func:`~functions.core.checkpoint_drop.left`),
         and run it again once it has been failed :data:`~functions.core.checkpoint_drop.RETRY_AFTER`
         seconds, up to :data:`~functions.core.checkpoint_drop.MAX_RUNS` runs."""
-        listed = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=checkpoint_drop.OF_LABEL),
+        listed = call(lambda: self._batch.list_namespaced_job(namespace, label_selector=OWN_DROPS),
                       f"list the Jobs deleting checkpoints in namespace {namespace}")
         for item in listed.items:
             job = self._api.sanitize_for_serialization(item)

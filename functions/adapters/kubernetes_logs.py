@@ -45,6 +45,10 @@ CLOCK_ALLOWANCE = 2
 """Seconds a running trial's log is read from before the last line read: the API counts
 ``sinceSeconds`` back from its node's clock, which may run ahead of this one."""
 
+NOT_THE_NODE = frozenset({401, 403, 429})
+"""Answers to a log read that are the API server's own (credentials not taken, no grant, its
+priority and fairness throttling: ``429 TooManyRequests``), never a disrupted pod's node's."""
+
 
 class PodLogs:
     """The logs of an attempt's pods (given oldest first), read from the trial's container."""
@@ -255,7 +259,9 @@ class PodLogs:
     def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> BaseHTTPResponse | None:
         """The pod's log read with ``options``, unread (urllib3's response: the caller decodes its
         bytes), or None when the API has none to give: the container never started (400), the pod is gone (404),
-        or the pod was disrupted and its node cannot be reached (any answer); logged at ``level``
+        or the pod was disrupted and its node cannot be reached (any answer but the API server's
+        own of :data:`NOT_THE_NODE`, which would come again for any pod: translated, a throttle
+        tried again, so a read under load never drops a lost run's lines); logged at ``level``
         (a warning where the trial's output is read, not at every scan of a running log)."""
         try:
             # Unread (_preload_content=False), the log comes back as urllib3's response, not a str
@@ -263,7 +269,7 @@ class PodLogs:
             return cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
                 pod.metadata.name, namespace, _preload_content=False, **options))
         except ApiException as exc:
-            if exc.status in (400, 404) or disrupted(pod):
+            if exc.status in (400, 404) or (disrupted(pod) and exc.status not in NOT_THE_NODE):
                 log.log(level, "no log from pod %s (container %s): %s %s", pod.metadata.name,
                         options.get("container"), exc.status, exc.reason)
                 return None

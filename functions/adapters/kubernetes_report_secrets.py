@@ -7,18 +7,30 @@ Secret is created once the workload is, since it names the workload's uid: it is
 whoever deletes that (katuna, a TTL, a user), and deletes at once one whose workload is gone
 already. Until the Secret is there the kubelet holds the container in
 ``CreateContainerConfigError`` and tries again at each sync. katuna creates and deletes
-Secrets, and never reads one (``katuna-trials`` grants ``create`` and ``delete`` only).
+Secrets, and never reads one (``katuna-trials`` grants ``create``, ``delete`` and
+``deletecollection`` only). A Secret of the name katuna did not make (without its
+``app.kubernetes.io/managed-by: katuna`` label) is never deleted: a study's name is a user's,
+and the name of its attempt's Secret with it, which must not reach a Secret of anyone else's.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client
 
 from functions.adapters.kubernetes_client import call
+from functions.core.errors import PermanentError
 from functions.core.report_token import HOLDER_KEY, holder_name
+from functions.core.workload_labels import MANAGED_BY
+
+log = logging.getLogger("katuna.kubernetes")
+
+OWN = f"{MANAGED_BY}=katuna"
+"""The label selector of the Secrets katuna made: the only ones it deletes to make its own."""
 
 
 class ReportSecrets:
@@ -29,10 +41,12 @@ class ReportSecrets:
 
     def hand(self, namespace: str, workload: Mapping[str, Any], uid: str, value: str) -> None:
         """Create the Secret holding ``value`` for the attempt whose ``workload`` (as rendered)
-        the API holds with ``uid``, owned by it. A Secret of its name there already (an earlier
-        delivery's of the launch, or one whose owner is gone: an earlier study's of the same
-        name, an earlier Job of the attempt, which the collector will delete) is deleted and
-        made again, owned by this workload; one made meanwhile by another delivery is taken."""
+        the API holds with ``uid``, owned by it. A Secret of katuna's of its name there already
+        (an earlier delivery's of the launch, or one whose owner is gone: an earlier study's of
+        the same name, an earlier Job of the attempt, which the collector will delete) is deleted
+        and made again, owned by this workload; one made meanwhile by another delivery is taken.
+        One of its name that is not katuna's is left, and refused for good
+        (:class:`~functions.core.errors.PermanentError`): the workload is deleted again."""
         metadata = workload["metadata"]
         name = holder_name(metadata["name"])
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -42,8 +56,16 @@ class ReportSecrets:
                 "stringData": {HOLDER_KEY: value}}
         if self._create(namespace, body):
             return
-        self._delete(namespace, name)
-        self._create(namespace, body)
+        # Twice: a Secret that no delete found, yet there at the create after it, is another
+        # delivery's made meanwhile (taken, once deleted and made again) or not katuna's.
+        for _ in range(2):
+            cleared = self._delete_own(namespace, name)
+            if self._create(namespace, body) or cleared is not False:
+                return
+        raise PermanentError(
+            f"Kubernetes refused to create Secret {name} in namespace {namespace} (the attempt's report "
+            f"token): a Secret of that name is there and is not katuna's (no label {OWN}); katuna leaves it. "
+            "Rename that Secret, or the study")
 
     def _create(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Secret; False when one of its name is there (409)."""
@@ -51,6 +73,20 @@ class ReportSecrets:
         return call(lambda: self._core.create_namespaced_secret(namespace, cast(client.V1Secret, body)),
                     doing, tolerate=(409,)) is not None
 
-    def _delete(self, namespace: str, name: str) -> None:
-        """Delete the Secret ``name``; one gone already is left."""
-        call(lambda: self._core.delete_namespaced_secret(name, namespace), f"delete Secret {name}", tolerate=(404,))
+    def _delete_own(self, namespace: str, name: str) -> bool | None:
+        """Delete the Secret ``name`` where katuna made it (labelled :data:`OWN`), in one
+        collection delete selecting it by name and label, so a Secret of the name that is not
+        katuna's is never touched; whether one was deleted. None where katuna's grant lacks
+        ``deletecollection`` (its namespace bound to an older release's role: 403), logged: the
+        Secret is left, and, an earlier owner's, goes with that owner, the look making the
+        attempt's own again (:mod:`~functions.adapters.kubernetes_running`)."""
+        deleted = call(lambda: self._core.delete_collection_namespaced_secret(
+            namespace, label_selector=OWN, field_selector=f"metadata.name={name}", _preload_content=False),
+            f"delete Secret {name}", tolerate=(403,))
+        if deleted is None:
+            log.warning("katuna may not deletecollection secrets in namespace %s (grant it, as the katuna-trials "
+                        "ClusterRole does): Secret %s is left as it is", namespace, name)
+            return None
+        # Read raw: the API answers with the list of the Secrets deleted, which the client's
+        # V1Status model would drop.
+        return bool(json.loads(deleted.data or b"{}").get("items"))

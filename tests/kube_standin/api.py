@@ -82,6 +82,9 @@ class ApiServer:
             return secrets.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
             return secrets.delete(self, call.namespace or "", call.name, deletes_nothing(call.delete_options()))
+        if call.resource == "secrets" and call.method == "DELETE":
+            return secrets.delete_collection(self, call.namespace or "", call.query.get("labelSelector"),
+                                             call.query.get("fieldSelector"), deletes_nothing(call.delete_options()))
         if call.resource == "jobs" and call.method == "POST" and (late := self.answer_late(call)) is not None:
             return late
         if call.resource == "jobs" and call.method == "POST":

@@ -49,6 +49,7 @@ class Faults:
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], Held] = {}
         self._refused: dict[tuple[str, str], int] = {}
+        self._throttled: dict[tuple[str, str], bool] = {}
         self._unserved: dict[tuple[str, str], int] = {}
         self._unauthenticated = 0
 
@@ -60,10 +61,13 @@ class Faults:
             self._held[(verb, resource)] = held
         return held
 
-    def refuse(self, verb: str, resource: str, times: int = 1) -> None:
-        """Answer the next ``times`` calls of ``verb`` on ``resource`` 503, changing nothing."""
+    def refuse(self, verb: str, resource: str, times: int = 1, throttled: bool = False) -> None:
+        """Answer the next ``times`` calls of ``verb`` on ``resource`` 503, changing nothing; or,
+        ``throttled``, 429, as the API server's priority and fairness answers a request its
+        queues have no room for."""
         with self._lock:
             self._refused[(verb, resource)] = times
+            self._throttled[(verb, resource)] = throttled
 
     def unserve(self, verb: str, resource: str, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``verb`` on ``resource`` (a plural, ``experiments``)
@@ -93,12 +97,15 @@ class Faults:
             return left > 0
 
     def refusal(self, verb: str, resource: str) -> tuple[int, dict] | None:
-        """The 503 to answer this call with instead of serving it, or None."""
+        """The 503 (or 429) to answer this call with instead of serving it, or None."""
         with self._lock:
             left = self._refused.get((verb, resource), 0)
             if left <= 0:
                 return None
             self._refused[(verb, resource)] = left - 1
+            throttled = self._throttled.get((verb, resource), False)
+        if throttled:
+            return 429, status(429, "TooManyRequests", "Too many requests, please try again later.")
         return 503, status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
 
     def answering(self, verb: str, resource: str) -> bool:

@@ -18,9 +18,11 @@ import base64
 import binascii
 import json
 
+from kube_standin import fields
 from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
 from kube_standin.names import metadata_problems
 from kube_standin.objects import added, invalid, not_found, snapshot, status
+from kube_standin.selectors import matches
 
 
 def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) -> tuple[int, dict]:
@@ -92,6 +94,25 @@ def delete(cluster, namespace: str, name: str, dry_run: bool = False) -> tuple[i
             cluster.history.record("DELETED", "secrets", obj)
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                      "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
+
+
+def delete_collection(cluster, namespace: str, label_selector: str | None, field_selector: str | None,
+                      dry_run: bool = False) -> tuple[int, dict]:
+    """DELETE of the Secrets of ``namespace`` that both selectors select (``DeleteCollection``:
+    a field selector the kind does not make selectable is 400 before anything is deleted),
+    answered with the list of those deleted (a ``dry_run``'s, none deleted)."""
+    try:
+        chosen = fields.terms("secrets", field_selector)
+    except ValueError as exc:
+        return 400, status(400, "BadRequest", str(exc))
+    with cluster.lock:
+        found = [obj for (held, _), obj in sorted(cluster.secrets.items())
+                 if held == namespace and matches(obj["metadata"].get("labels") or {}, label_selector)
+                 and fields.matches("secrets", obj, chosen)]
+        for obj in [] if dry_run else found:
+            delete(cluster, namespace, obj["metadata"]["name"])
+        return 200, {"kind": "SecretList", "apiVersion": "v1",
+                     "metadata": {"resourceVersion": str(cluster.history.version)}, "items": [snapshot(o) for o in found]}
 
 
 def collect(cluster) -> None:
