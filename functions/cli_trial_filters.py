@@ -21,8 +21,9 @@ from functions.core.trial_query import TrialQuery
 
 OPTIONS = (
     click.option("--state", "states", multiple=True, metavar="STATE",
-                 help=f"Only the trials in STATE ({', '.join(STATES)}, in any case; INTERRUPTED: the running trials of "
-                      "an interrupted study); repeated, or a comma list, for several."),
+                 help=f"Only the trials in STATE ({', '.join(STATES)}, in any case; PRUNED also lists those shown "
+                      "STOPPED, stopped as the study ended; INTERRUPTED: the running trials of an interrupted study); "
+                      "repeated, or a comma list, for several."),
     click.option("--min", "lows", multiple=True, nargs=2, metavar="FIELD BOUND",
                  help="Only the trials whose FIELD is at least BOUND: metric:NAME, param:NAME, value, duration "
                       "(90s, 5m, 1.5h), startedAt, finishedAt (2026-12-05T19:46:40Z, or seconds since the epoch), "

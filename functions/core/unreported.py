@@ -10,6 +10,12 @@ the same objective, with none completed or pruned, the study fails saying what t
 (:func:`misreported`), whatever its ``maxFailedTrials``: every later trial would fail alike. A
 trial that printed nothing metric-like, or that exited with an error, is no sign of a misspelt
 name: one among those first trials leaves the study to ``maxFailedTrials``.
+
+A trial that prints its objective as ``loss: 0.3`` (Keras' form), which the default rule
+(``name=value``) passes over, fails alike, its reason quoting the report and saying what to
+print or which field's rule could read it (:func:`colon_printed`); once the first
+:data:`UNREPORTED_TRIALS` trials to end all printed the same objective so, the study fails
+saying so (:data:`COLON_REASON`).
 """
 
 from __future__ import annotations

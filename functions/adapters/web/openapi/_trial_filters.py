@@ -35,7 +35,9 @@ def trial_filters() -> list[dict[str, Any]]:
                         f"value:desc, duration:desc, metric:loss): {_FIELD}. Trials without a value for it come last, "
                         "by number; by number when left out"},
         _repeated("state", "the states to keep, repeated or as a comma list (COMPLETE,FAIL); blanks around a state "
-                           "and blank states (state= as a form sends an empty field) are left out",
+                           "and blank states (state= as a form sends an empty field) are left out. PRUNED also "
+                           "keeps the trials shown STOPPED (stopped as the study ended, stored PRUNED); STOPPED "
+                           "itself is refused, as no trial is stored so",
                   {"type": "string", "pattern": rf"^\s*({_STATES})?\s*(,\s*({_STATES})?\s*)*$"}),
         _repeated("field", f"the field each range bounds, in order: {_FIELD}; at most 8 fields at once, with the "
                            "categorical parameters filtered", {"type": "string", "maxLength": 300}),
