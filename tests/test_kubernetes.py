@@ -990,7 +990,7 @@ def test_katuna_stop_deletes_the_running_jobs_of_a_study_on_the_cluster(service:
     assert deleted == {"cli-stop-0": "Background", "cli-stop-1": "Background"}
     assert not [k for k in kube.jobs if k[1].startswith("cli-stop-")]
     ended = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "cli-stop")}
-    assert ended == {n: ("PRUNED", f"{STOPPED_AT_END} (stopped by user)") for n in (0, 1)}
+    assert ended == {n: ("STOPPED", f"{STOPPED_AT_END} (stopped by user)") for n in (0, 1)}
 
 
 def test_katuna_delete_on_kubernetes_first_deletes_the_jobs_a_refused_stop_left_and_keeps_the_study_if_it_cannot(
