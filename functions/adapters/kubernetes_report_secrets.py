@@ -8,9 +8,10 @@ whoever deletes that (katuna, a TTL, a user), and deletes at once one whose work
 already. Until the Secret is there the kubelet holds the container in
 ``CreateContainerConfigError`` and tries again at each sync. katuna creates and deletes
 Secrets, and never reads one (``katuna-trials`` grants ``create`` and ``deletecollection``
-only: a Secret is deleted by a collection delete selecting it by name and label). A Secret of the name katuna did not make (without its
-``app.kubernetes.io/managed-by: katuna`` label) is never deleted: a study's name is a user's,
-and the name of its attempt's Secret with it, which must not reach a Secret of anyone else's.
+only: a Secret is deleted by a collection delete selecting it by name and label). A Secret of
+the name katuna did not make (without its ``app.kubernetes.io/managed-by: katuna`` label) is
+never deleted: a study's name is a user's, and the name of its attempt's Secret with it, which
+must not reach a Secret of anyone else's.
 """
 
 from __future__ import annotations
