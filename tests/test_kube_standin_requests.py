@@ -51,13 +51,13 @@ def test_a_dry_run_delete_answers_as_done_and_deletes_nothing(kube: KubeStub):
     batch.create_namespaced_job("katuna", job("dry-delete", "import time; time.sleep(60)"))
     core.create_namespaced_secret("katuna", {"metadata": {"name": "dry-delete"}, "data": {"k": "dg=="}})
     batch.delete_namespaced_job("dry-delete", "katuna", dry_run="All", propagation_policy="Background")
-    core.delete_namespaced_secret("dry-delete", "katuna", dry_run="All")
+    core.delete_collection_namespaced_secret("katuna", field_selector="metadata.name=dry-delete", dry_run="All")
     assert ("katuna", "dry-delete") in kube.jobs and ("katuna", "dry-delete") in kube.secrets
     status, _ = raw(kube, "DELETE", "/apis/batch/v1/namespaces/katuna/jobs/dry-delete",
                     {"dryRun": ["All"], "propagationPolicy": "Background"})
     assert status == 200 and ("katuna", "dry-delete") in kube.jobs, "a body's dryRun too"
     batch.delete_namespaced_job("dry-delete", "katuna", propagation_policy="Background")
-    core.delete_namespaced_secret("dry-delete", "katuna")
+    core.delete_collection_namespaced_secret("katuna", field_selector="metadata.name=dry-delete")
     assert ("katuna", "dry-delete") not in kube.jobs and ("katuna", "dry-delete") not in kube.secrets
 
 
