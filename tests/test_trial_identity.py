@@ -20,7 +20,7 @@ from http_helpers import Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
 from test_cli import here
-from test_resources import conditions, send
+from test_resources import added, conditions, send
 
 from functions.core import pod_security, template
 from functions.core.cluster import Cluster
@@ -113,7 +113,7 @@ def test_a_katib_experiment_running_trials_as_the_service_fails_in_its_status(se
 @pytest.mark.slow
 def test_a_trial_naming_its_own_account_runs_without_an_api_token(service: Service, cluster: KubeStub):
     obj = cluster.apply(experiment("exp-trainer", "trainer"))
-    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    added(service, obj)
     study = service.wait_for("exp-trainer", timeout=90)
     assert study["status"] == "completed", (study["reason"], service.json("GET", "/studies/exp-trainer/trials")[1],
                                             _warnings(service))
@@ -271,7 +271,7 @@ def test_a_katib_experiment_mounting_a_service_secret_fails_in_its_status(servic
 def test_a_trial_reading_a_secret_of_its_own_runs(service: Service, cluster: KubeStub):
     env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "trainer-data", "key": "token", "optional": True}}}]
     obj = cluster.apply(experiment("exp-own-secret", "trainer", env=env))
-    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    added(service, obj)
     assert service.wait_for("exp-own-secret", timeout=90)["status"] == "completed"
     container = cluster.created_jobs["exp-own-secret-0"]["spec"]["template"]["spec"]["containers"][0]
     assert env[0] in container["env"]

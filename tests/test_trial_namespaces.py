@@ -13,7 +13,7 @@ import pytest
 from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
-from test_resources import conditions, send, status_of, wait_trials
+from test_resources import added, conditions, send, status_of, wait_trials
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +65,14 @@ def test_a_study_resource_runs_its_trials_in_its_own_namespace(service: Service,
     namespace (``KATUNA_K8S_NAMESPACE``), whatever namespace it was applied in."""
     name = f"ns-home-{len(section)}"
     obj = kube.apply(study(name, "team", maxTrials=1, parallelism=1, **section))
-    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    added(service, obj)
     assert service.wait_for(name, timeout=60)["status"] == "completed"
     assert job_namespaces(kube, name) == {"team"}
 
 
 def test_an_edit_of_a_running_study_resource_keeps_its_trials_in_its_namespace(service: Service, kube: KubeStub):
     obj = kube.apply(study("ns-edit", "team", mode="hang", parallelism=1, maxTrials=4))
-    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    added(service, obj)
     wait_trials(service, "ns-edit", 1)
     wider = kube.apply(study("ns-edit", "team", mode="hang", parallelism=2, maxTrials=4))
     assert send(service, "update", wider, path="/functions/resource") == ["dev.katuna.trial.suggested"]
