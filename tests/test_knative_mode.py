@@ -1011,7 +1011,8 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
             kube.apply(_study(f"gap-{number}"))
         kube.delete("Study", "katuna", "seen")
         source.resume()
-        eventually(lambda: source.relists >= 1, "the source lists again", timeout=30)
+        eventually(lambda: source.relists >= 1 and source.watching == len(manifest["spec"]["resources"]),
+                   "the source lists again and watches from that list", timeout=30)
         kube.apply(_study("after"))
         ingress.wait(2)
         time.sleep(0.5)
