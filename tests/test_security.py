@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
+from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
@@ -541,6 +542,29 @@ def test_a_head_of_the_login_page_is_its_read_and_starts_no_session(locked: Serv
     status, cookie = _form(locked, "/ui/login", {"token": "s3cret-token-0123456789"}, {}, method="HEAD")
     assert (status, cookie) == (200, "")
     assert _form(locked, "/ui/login", {"token": "wrong"}, {}, method="HEAD") == (200, "")
+
+
+OPEN_ANSWER_BYTES = 64 * 1024
+"""The most an answer to a caller with no credentials may hold: what the kernel takes into a
+connection's buffers, so that no such client, by not reading, keeps a thread of the worker."""
+
+
+def test_no_answer_to_a_caller_without_the_token_outgrows_what_the_kernel_takes_unread(locked: Service):
+    """Every path open without the token (the login page and the dashboard's own static files,
+    gzipped or not) answers within :data:`OPEN_ANSWER_BYTES`: a larger answer to a client that
+    never reads it keeps the worker's thread until ``KATUNA_CLIENT_TIMEOUT`` passes, and a few
+    such clients, with no token, kept every thread (the broker's deliveries' and the token
+    holders' requests) waiting. plotly.js (4.8 MB) is the pages' behind the login: it needs
+    the token or a session."""
+    static = files("functions.adapters.web") / "static"
+    paths = ["/ui/login", *(f"/ui/static/{item.name}" for item in static.iterdir()), "/ui/vendor/plotly.min.js"]
+    for path in paths:
+        for encoding in ("gzip", "identity"):
+            status, _, body = locked.request("GET", path, headers={"Accept-Encoding": encoding})
+            assert len(body) <= OPEN_ANSWER_BYTES, (path, encoding, status, len(body))
+    assert locked.request("GET", "/ui/vendor/plotly.min.js")[0] == 401
+    held = locked.request("GET", "/ui/vendor/plotly.min.js", headers={"Authorization": "Bearer s3cret-token-0123456789"})
+    assert (held[0], len(held[2]) > OPEN_ANSWER_BYTES) == (200, True)
 
 
 UNNAMED_HOSTS = {

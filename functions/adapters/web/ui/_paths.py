@@ -3,13 +3,20 @@ asks before it checks a session."""
 
 from __future__ import annotations
 
-DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment")
-"""Paths a page's script fetches: without a session they answer 401, never the login page."""
+DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment", ".js")
+"""Paths a page's script fetches, or loads as a script: without a session they answer 401, never
+the login page."""
 
 
 def is_open_path(path: str) -> bool:
-    """Paths that need no login: the login form itself and static files."""
-    return path in ("/ui/login",) or path.startswith(("/ui/static/", "/ui/vendor/"))
+    """Paths that need no login: the login form itself and the dashboard's own static files,
+    which its page uses. Not plotly.js under ``/ui/vendor/`` (4.8 MB, 1.5 MB gzipped), which only
+    the pages behind the login draw with: an answer that large outgrows what the kernel takes
+    for a client that does not read it, so a thread of the worker stays on each such request
+    until the client reads or ``KATUNA_CLIENT_TIMEOUT`` passes, and a handful of clients with no
+    token, asking for it again and again, would keep every thread, the broker's deliveries' and
+    the token holders' requests waiting."""
+    return path in ("/ui/login",) or path.startswith("/ui/static/")
 
 
 def is_form_path(path: str) -> bool:
