@@ -267,3 +267,27 @@ def test_an_event_functions_error_answer_is_cut_to_fit_a_dead_letters_error_data
     assert re.fullmatch(r".* \[katuna: \d+ more characters cut\]", refusal["message"]), refusal["message"]
     assert whole == ("function 'collect' does not handle events of type 'dev.katuna.other' (a Trigger of a newer "
                      "katuna's, whose revision takes it once it serves; retry later)"), "a short one is whole"
+
+
+def test_an_event_functions_refusal_listing_problems_still_fits_a_dead_letters_error_data():
+    """An invalid study refused on an event path (a trial's template naming a Secret the service
+    keeps since it was stored) lists its problems: the answer still stays under 700 bytes, as
+    Knative's in-memory channel crashes on a body past 768 when it dead-letters the event (a
+    422 is not retried), the problems it cannot hold counted in ``problemsNotListed``."""
+    from flask import Flask
+
+    from functions.adapters.web.errors import EVENT_ANSWER_MAX, error_response
+    from functions.core.errors import InvalidStudy, Problem
+
+    problems = [Problem(f"trialSpec.spec.template.spec.containers[{n}].env[0].valueFrom.secretKeyRef.name",
+                        "katuna-api-token is a Secret of the service's own (KATUNA_SERVICE_SECRETS)") for n in range(6)]
+    with Flask(__name__).app_context():
+        event_answer = error_response(InvalidStudy(problems), resource=False)
+        api_answer = error_response(InvalidStudy(problems))
+    body = event_answer.get_data()
+    assert event_answer.status_code == 422 and len(body) <= EVENT_ANSWER_MAX, len(body)
+    refusal = json.loads(body)
+    assert refusal["error"] == "invalid_study" and refusal["message"].startswith("invalid study: trialSpec.spec")
+    assert refusal["problems"] == api_answer.get_json()["problems"][:len(refusal["problems"])]
+    assert len(refusal["problems"]) + refusal["problemsNotListed"] == len(problems)
+    assert len(api_answer.get_json()["problems"]) == len(problems), "the API's answer lists them all"

@@ -60,6 +60,19 @@ def error_code(exc: KatunaError) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
+def _fit(body: dict, most: int) -> None:
+    """Make ``body`` take at most ``most`` bytes as JSON: the problems listed go from the last
+    (each counted in ``problemsNotListed``), then a conflict's ``changed`` fields, then the
+    message is cut (:func:`_cut`). Cutting the message alone left an invalid study's problems,
+    up to :data:`~functions.core.errors.PROBLEMS_LISTED` of them, past the dispatcher's bound."""
+    while len(json.dumps(body).encode()) > most and body.get("problems"):
+        body["problems"].pop()
+        body["problemsNotListed"] = body.get("problemsNotListed", 0) + 1
+    while len(json.dumps(body).encode()) > most and body.get("changed"):
+        body["changed"].pop()
+    body["message"] = _cut(body, most)
+
+
 def _cut(body: dict, most: int) -> str:
     """``body``'s message, cut so that ``body`` as JSON takes at most ``most`` bytes, saying how
     much was cut."""
@@ -98,7 +111,7 @@ def error_response(exc: KatunaError, resource: bool = True):
     if isinstance(exc, StudyConflict):
         body["changed"] = list(exc.changed)
     if not resource:
-        body["message"] = _cut(body, EVENT_ANSWER_MAX)
+        _fit(body, EVENT_ANSWER_MAX)
     response = jsonify(body)
     response.status_code = status_of(exc, resource)
     if exc.retryable:
