@@ -230,7 +230,9 @@ class ApiServer:
         400) where it never restarted (the kubelet's ``validateContainerLogStatus`` looks for its
         last terminated state first; the first container run again in place under
         ``restartPolicy: OnFailure`` has one, its run before the current one, whose log is
-        served: :meth:`~kube_standin.pod_ends.PodEnds.restart`), a pod that is gone
+        served: :meth:`~kube_standin.pod_ends.PodEnds.restart`; while it waits out its back-off to
+        run again, a read of its current run is served that run's log too:
+        :func:`~kube_standin.logs.run_served`), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500), a
         pod whose log file is gone from its node (:attr:`lost_logs`) the kubelet's failed open
         (400, as ``kubectl logs`` shows it); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
@@ -259,13 +261,10 @@ class ApiServer:
                 return 204, b""
             held = next((s for s in [*pod["status"].get("containerStatuses", []),
                                      *pod["status"].get("initContainerStatuses", [])] if s["name"] == container), {})
-            if logs.previous(query or {}) and not (held.get("lastState") or {}).get("terminated"):
-                return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
-                                                      "not found")
-            state = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}
-            if "waiting" in state and not logs.previous(query or {}):
-                return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                                                      f'{state["waiting"]["reason"]}')
+            try:
+                earlier = logs.run_served(held, container, name, logs.previous(query or {}))
+            except ValueError as exc:
+                return 400, status(400, "BadRequest", str(exc))
             node = pod["spec"]["nodeName"]
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
@@ -278,7 +277,7 @@ class ApiServer:
                 return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:
                 return 200, b""
-            if logs.previous(query or {}):
+            if earlier:
                 return 200, logs.serve(self.kubelets.previous_log_of(pod), query or {}, self.clock.time())
             stored = self.logs.get((namespace, name))
             if stored:
