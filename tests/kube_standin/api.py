@@ -99,7 +99,8 @@ class ApiServer:
                 call.warnings.append(ORPHANS_PODS)
             if not call.name:
                 return self.delete_jobs(call.namespace or "", call.query.get("labelSelector"),
-                                        options.get("propagationPolicy"), deletes_nothing(options))
+                                        options.get("propagationPolicy"), deletes_nothing(options),
+                                        call.query.get("fieldSelector"))
             return self.delete_job(call.namespace or "", call.name, options.get("propagationPolicy"), options)
         if call.resource == "events" and call.method == "GET" and not call.name:
             with self.lock:
@@ -417,14 +418,20 @@ class ApiServer:
             return unmet or self.remove_job(namespace, name, policy)
 
     def delete_jobs(self, namespace: str, selector: str | None, policy: str | None,
-                    dry_run: bool = False) -> tuple[int, dict]:
-        """Delete the collection of a namespace's Jobs that ``selector`` selects, each as one
-        delete would (its pods going by ``policy``), answered as the API server answers a
-        DeleteCollection: the list of the objects deleted (a ``dry_run``'s, none deleted)."""
+                    dry_run: bool = False, field_selector: str | None = None) -> tuple[int, dict]:
+        """Delete the collection of a namespace's Jobs that ``selector`` and ``field_selector``
+        select, each as one delete would (its pods going by ``policy``), answered as the API
+        server answers a DeleteCollection: the list of the objects deleted (a ``dry_run``'s,
+        none deleted). A field selector a Job's fields do not take is 400, nothing deleted."""
+        try:
+            terms = fields.terms("jobs", field_selector)
+        except ValueError as exc:
+            return 400, status(400, "BadRequest", str(exc))
         with self.lock:
             self.collection_deletes.append((namespace, selector, policy))
             chosen = [job for (held, _), job in sorted(self.jobs.items())
-                      if held == namespace and matches(job["metadata"].get("labels") or {}, selector)]
+                      if held == namespace and matches(job["metadata"].get("labels") or {}, selector)
+                      and fields.matches("jobs", job, terms)]
             for job in [] if dry_run else chosen:
                 self.deleted.append((namespace, job["metadata"]["name"], policy))
                 self.remove_job(namespace, job["metadata"]["name"], policy)
