@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kube_standin.logs import Capture, serve
+from kube_standin.logs import Capture, run_served, serve
 from kube_stub import KubeStub
 from kubernetes import client
 from test_kube_standin import job
@@ -79,3 +79,21 @@ def test_a_pods_log_file_gone_from_its_node_is_refused_as_the_kubelet_refuses_it
     with pytest.raises(client.ApiException) as refused:
         core.read_namespaced_pod_log(name, "katuna", container="trial")
     assert refused.value.status == 400 and "failed to try resolving symlinks in path" in refused.value.body
+
+
+@pytest.mark.parametrize(("reason", "said"), [("ErrImagePull", "image can't be pulled"),
+                                              ("ImagePullBackOff", "trying and failing to pull image"),
+                                              ("ContainerCreating", "ContainerCreating")])
+def test_a_waiting_container_never_run_is_refused_as_the_kubelet_words_it(reason: str, said: str):
+    with pytest.raises(ValueError, match=f'^container "c" in pod "p" is waiting to start: {said}$'):
+        run_served({"state": {"waiting": {"reason": reason}}}, "c", "p", False)
+
+
+def test_the_run_served_is_the_current_one_unless_the_container_waits_after_a_run():
+    ended = {"terminated": {"exitCode": 1}}
+    assert run_served({"state": {"running": {}}, "lastState": ended}, "c", "p", False) is False
+    assert run_served({"state": {"terminated": {}}}, "c", "p", False) is False
+    assert run_served({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": ended}, "c", "p", False)
+    assert run_served({"state": {"running": {}}, "lastState": ended}, "c", "p", True) is True
+    with pytest.raises(ValueError, match='^previous terminated container "c" in pod "p" not found$'):
+        run_served({"state": {"running": {}}}, "c", "p", True)

@@ -4,7 +4,8 @@ decoded and held to the Job's identity, a write's options are validated before a
 done (a ``dryRun`` other than ``All`` acts on nothing), a Secret's ownerReferences are validated whole, a log's
 ``timestamps`` is read as any boolean query parameter, a log's line longer than 16 KiB is
 served from the several records the runtime wrote it as, a list's or a watch's field
-selector selects, or is refused where it names a field its kind does not make selectable, and a
+selector selects, or is refused where it names a field its kind does not make selectable (a
+collection delete's of Jobs too), and a
 quota tracking cpu or memory refuses a pod one of whose containers does not ask for them (a
 limit given alone standing for its request)."""
 
@@ -231,6 +232,23 @@ def test_a_field_selector_naming_a_field_its_kind_does_not_select_by_is_refused(
     status, body = raw(kube, "GET", path)
     key = path.rpartition("fieldSelector=")[2].partition("%3D")[0]
     assert (status, body["message"]) == (400, f"field label not supported: {key}")
+
+
+def test_a_collection_delete_of_jobs_applies_its_field_selector_and_refuses_one_jobs_do_not_take(kube: KubeStub):
+    """As ``DeleteCollection``: the field selector is converted as a list's, a field a Job does
+    not make selectable 400 before anything is deleted, and only the Jobs both selectors
+    select go."""
+    kube.add_namespace("gone-by-field")
+    batch = client.BatchV1Api(kube_api(kube))
+    for name in ("kept", "taken"):
+        batch.create_namespaced_job("gone-by-field", {**job(name), "metadata": {"name": name, "labels": {"app": "katuna"}}})
+    path = "/apis/batch/v1/namespaces/gone-by-field/jobs?labelSelector=app%3Dkatuna"
+    status, body = raw(kube, "DELETE", path + "&fieldSelector=spec.suspend%3Dfalse")
+    assert (status, body["message"]) == (400, "field label not supported: spec.suspend")
+    assert sorted(name for ns, name in kube.jobs if ns == "gone-by-field") == ["kept", "taken"]
+    status, body = raw(kube, "DELETE", path + "&fieldSelector=metadata.name%3Dtaken")
+    assert (status, [item["metadata"]["name"] for item in body["items"]]) == (200, ["taken"])
+    assert [name for ns, name in kube.jobs if ns == "gone-by-field"] == ["kept"]
 
 
 def test_a_watch_whose_field_selector_names_a_field_its_kind_does_not_select_by_is_refused(kube: KubeStub):

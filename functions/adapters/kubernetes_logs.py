@@ -258,11 +258,17 @@ class PodLogs:
 
     def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> BaseHTTPResponse | None:
         """The pod's log read with ``options``, unread (urllib3's response: the caller decodes its
-        bytes), or None when the API has none to give: the container never started (400), the pod is gone (404),
+        bytes), or None when the API has none to give: the container never started (400), waits to
+        be run again in place (:func:`between_runs`: the run the API would answer with is the
+        one before, read with ``previous``), the pod is gone (404),
         or the pod was disrupted and its node cannot be reached (any answer but the API server's
         own of :data:`NOT_THE_NODE`, which would come again for any pod: translated, a throttle
         tried again, so a read under load never drops a lost run's lines); logged at ``level``
         (a warning where the trial's output is read, not at every scan of a running log)."""
+        if not options.get("previous") and between_runs(pod, str(options.get("container"))):
+            log.log(level, "no log from pod %s's current run (container %s waits to be run again)", pod.metadata.name,
+                    options.get("container"))
+            return None
         try:
             # Unread (_preload_content=False), the log comes back as urllib3's response, not a str
             # the client decodes strictly.
@@ -286,3 +292,14 @@ def restarted(pod: Any, container: str) -> tuple[int, Any] | None:
     if status is None or not status.restart_count or last is None or last.terminated is None:
         return None
     return status.restart_count, last.terminated
+
+
+def between_runs(pod: Any, container: str) -> bool:
+    """Whether the pod's container ``container`` waits to be run again in place (neither running
+    nor ended, a run of it ended before: in ``CrashLoopBackOff``). The kubelet then answers a
+    read of its current run with the log of the run that ended (``validateContainerLogStatus``
+    serves a last terminated run before it looks at a waiting state), which is no current run's."""
+    status = status_of(pod, container)
+    state, last = (status.state, status.last_state) if status is not None else (None, None)
+    return (state is not None and state.running is None and state.terminated is None
+            and last is not None and last.terminated is not None)

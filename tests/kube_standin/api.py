@@ -99,7 +99,8 @@ class ApiServer:
                 call.warnings.append(ORPHANS_PODS)
             if not call.name:
                 return self.delete_jobs(call.namespace or "", call.query.get("labelSelector"),
-                                        options.get("propagationPolicy"), deletes_nothing(options))
+                                        options.get("propagationPolicy"), deletes_nothing(options),
+                                        call.query.get("fieldSelector"))
             return self.delete_job(call.namespace or "", call.name, options.get("propagationPolicy"), options)
         if call.resource == "events" and call.method == "GET" and not call.name:
             with self.lock:
@@ -230,7 +231,9 @@ class ApiServer:
         400) where it never restarted (the kubelet's ``validateContainerLogStatus`` looks for its
         last terminated state first; the first container run again in place under
         ``restartPolicy: OnFailure`` has one, its run before the current one, whose log is
-        served: :meth:`~kube_standin.pod_ends.PodEnds.restart`), a pod that is gone
+        served: :meth:`~kube_standin.pod_ends.PodEnds.restart`; while it waits out its back-off to
+        run again, a read of its current run is served that run's log too:
+        :func:`~kube_standin.logs.run_served`), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500), a
         pod whose log file is gone from its node (:attr:`lost_logs`) the kubelet's failed open
         (400, as ``kubectl logs`` shows it); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
@@ -259,13 +262,10 @@ class ApiServer:
                 return 204, b""
             held = next((s for s in [*pod["status"].get("containerStatuses", []),
                                      *pod["status"].get("initContainerStatuses", [])] if s["name"] == container), {})
-            if logs.previous(query or {}) and not (held.get("lastState") or {}).get("terminated"):
-                return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
-                                                      "not found")
-            state = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}
-            if "waiting" in state and not logs.previous(query or {}):
-                return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                                                      f'{state["waiting"]["reason"]}')
+            try:
+                earlier = logs.run_served(held, container, name, logs.previous(query or {}))
+            except ValueError as exc:
+                return 400, status(400, "BadRequest", str(exc))
             node = pod["spec"]["nodeName"]
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
@@ -278,7 +278,7 @@ class ApiServer:
                 return 200, logs.serve(self.kubelets.init_log_of(pod, container), query or {}, self.clock.time())
             if container != names[0]:
                 return 200, b""
-            if logs.previous(query or {}):
+            if earlier:
                 return 200, logs.serve(self.kubelets.previous_log_of(pod), query or {}, self.clock.time())
             stored = self.logs.get((namespace, name))
             if stored:
@@ -418,14 +418,20 @@ class ApiServer:
             return unmet or self.remove_job(namespace, name, policy)
 
     def delete_jobs(self, namespace: str, selector: str | None, policy: str | None,
-                    dry_run: bool = False) -> tuple[int, dict]:
-        """Delete the collection of a namespace's Jobs that ``selector`` selects, each as one
-        delete would (its pods going by ``policy``), answered as the API server answers a
-        DeleteCollection: the list of the objects deleted (a ``dry_run``'s, none deleted)."""
+                    dry_run: bool = False, field_selector: str | None = None) -> tuple[int, dict]:
+        """Delete the collection of a namespace's Jobs that ``selector`` and ``field_selector``
+        select, each as one delete would (its pods going by ``policy``), answered as the API
+        server answers a DeleteCollection: the list of the objects deleted (a ``dry_run``'s,
+        none deleted). A field selector a Job's fields do not take is 400, nothing deleted."""
+        try:
+            terms = fields.terms("jobs", field_selector)
+        except ValueError as exc:
+            return 400, status(400, "BadRequest", str(exc))
         with self.lock:
             self.collection_deletes.append((namespace, selector, policy))
             chosen = [job for (held, _), job in sorted(self.jobs.items())
-                      if held == namespace and matches(job["metadata"].get("labels") or {}, selector)]
+                      if held == namespace and matches(job["metadata"].get("labels") or {}, selector)
+                      and fields.matches("jobs", job, terms)]
             for job in [] if dry_run else chosen:
                 self.deleted.append((namespace, job["metadata"]["name"], policy))
                 self.remove_job(namespace, job["metadata"]["name"], policy)

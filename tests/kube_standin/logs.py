@@ -235,6 +235,29 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
     return invalid("PodLogOptions", "PodLogOptions", name, refused) if refused else None
 
 
+WAITING_SAID = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "trying and failing to pull image"}
+"""What the kubelet says of a container waiting for these reasons, where it says the reason of any other."""
+
+
+def run_served(held: dict, container: str, pod: str, earlier: bool) -> bool:
+    """Whether the kubelet serves the log of the container's run before its current one (else
+    the current one's), as ``validateContainerLogStatus`` (pkg/kubelet/kubelet_pods.go) picks
+    it from the container's status ``held``: asked for (``earlier``: ``previous``), a last
+    terminated run it must have; else a running or terminated container's own, else, of a
+    container waiting with a last terminated run (in ``CrashLoopBackOff``, run again in place
+    once its back-off is over), that run's, as if it were the current one; ``ValueError`` with
+    the kubelet's message (its 400) for a container waiting without one."""
+    state, last = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}, held.get("lastState") or {}
+    if earlier and not last.get("terminated"):
+        raise ValueError(f'previous terminated container "{container}" in pod "{pod}" not found')
+    if earlier or "running" in state or "terminated" in state:
+        return earlier
+    if last.get("terminated"):
+        return True
+    reason = (state.get("waiting") or {}).get("reason") or ""
+    raise ValueError(f'container "{container}" in pod "{pod}" is waiting to start: {WAITING_SAID.get(reason, reason)}')
+
+
 def previous(query: dict[str, str]) -> bool:
     """Whether the read asks for the log of the container's run before its current one
     (:func:`flag`)."""
