@@ -70,27 +70,45 @@ def _handled(again: Callable[[int], None]) -> Iterator[None]:
             raise Interrupted(signum)
         again(signum)
 
-    def dropped(unraisable: UnraisableHookArgs) -> None:
-        exc = unraisable.exc_value
+    def dropped(exc: BaseException | None) -> bool:
         if not (isinstance(exc, Interrupted) and received[:1] == [exc.signum]):
-            former_hook(unraisable)
-            return
+            return False
         received.clear()
         send_again(exc.signum)
+        return True
 
     former = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOPPING_SIGNALS}
-    former_hook = sys.unraisablehook
     for sig, handler in former.items():
         if handler is not signal.SIG_IGN:
             signal.signal(sig, handle)
-    sys.unraisablehook = dropped
+    restore = on_dropped(dropped)
     try:
         yield
     finally:
-        sys.unraisablehook = former_hook
+        restore()
         for sig, handler in former.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(sig, handler)
+
+
+def on_dropped(take: Callable[[BaseException | None], bool]) -> Callable[[], None]:
+    """Have ``take`` see first each exception Python drops (``sys.unraisablehook``), raised where
+    it runs code whose exceptions it drops: a finalizer, a generator closed as it is freed, the
+    import system's callback that frees a module's lock, run at every import. That is where a
+    stopping signal's exception is lost, stopping nothing; ``take`` answers whether it took the
+    exception (sending the signal again, :func:`send_again`, or raising it later), and one it did
+    not take goes on to the hook in place before. Returns what puts that hook back."""
+    former = sys.unraisablehook
+
+    def hook(unraisable: UnraisableHookArgs) -> None:
+        if not take(unraisable.exc_value):
+            former(unraisable)
+
+    sys.unraisablehook = hook
+
+    def restore() -> None:
+        sys.unraisablehook = former
+    return restore
 
 
 def send_again(signum: int) -> None:
@@ -155,16 +173,12 @@ def loading() -> Iterator[None]:
         noted.append(True)
         raise KeyboardInterrupt
 
-    def dropped(unraisable: UnraisableHookArgs) -> None:
-        if not (noted and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-            former_hook(unraisable)
-
     noting = (threading.current_thread() is threading.main_thread()
               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    former_hook = sys.unraisablehook
+    restore = None
     if noting:
         signal.signal(signal.SIGINT, note)
-        sys.unraisablehook = dropped
+        restore = on_dropped(lambda exc: bool(noted) and isinstance(exc, KeyboardInterrupt))
     try:
         yield
     except ImportError:
@@ -172,8 +186,8 @@ def loading() -> Iterator[None]:
             raise
         raise KeyboardInterrupt from None
     finally:
-        if noting:
+        if restore is not None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            sys.unraisablehook = former_hook
+            restore()
     if noted:
         raise KeyboardInterrupt

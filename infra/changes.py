@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -32,7 +31,7 @@ import click
 from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
 from functions.core.nodepool import NodePoolFailed, PoolChange, PoolStatus
-from functions.interrupts import send_again
+from functions.interrupts import on_dropped, send_again
 from infra.polling import retrying
 
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
@@ -70,15 +69,15 @@ def on_stopping_signals() -> None:
     call of a kind may import), sent again once that code is done: dropped, it left the command
     waiting for the cloud, to its ``--timeout``."""
     signal.signal(signal.SIGTERM, _terminate)
-    sys.unraisablehook = partial(_dropped, sys.unraisablehook)
+    on_dropped(_dropped)
 
 
-def _dropped(former: Callable[[Any], None], unraisable: Any) -> None:
-    exc = unraisable.exc_value
+def _dropped(exc: BaseException | None) -> bool:
+    """Send again the signal of a dropped :class:`KeyboardInterrupt` (SIGTERM's :class:`Terminated`)."""
     if not isinstance(exc, KeyboardInterrupt):
-        former(unraisable)
-        return
+        return False
     send_again(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    return True
 
 
 def change(ask: Callable[[Any], PoolChange], pool: str, done: str, timeout: float, *,

@@ -88,9 +88,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_unreported(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the fiftieth migration (the mark beside the verdict of a
+    trial that never reported its objective)."""
+    if "unreported" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN unreported")
+
+
 def drop_stopped_tally(db: sqlite_utils.Database) -> None:
     """Take a database back to before the forty-ninth migration (the trials their study's end
-    stopped tallied apart)."""
+    stopped tallied apart), and the fiftieth."""
+    drop_unreported(db)
     db.execute("DROP TRIGGER IF EXISTS trial_stop_at_end_tallied")
     if "tallies" in db.table_names():
         db.execute("DELETE FROM tallies WHERE kind = 'trials_finished' AND label = 'STOPPED_AT_END'")

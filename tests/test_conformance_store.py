@@ -31,11 +31,14 @@ from functions.core.metrics import Observation
 from functions.core.pareto import best_trials, front_sample
 from functions.core.pareto_search import pareto_front
 from functions.core.pool_use import READY, RELEASED, PoolUse
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord, Unreported
 from functions.core.store_port import Store
 from functions.core.study_brief import brief_of
 from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
+
+MARK = Unreported(("loss",), ("los", "acc"), "objective.metric", "loss", "metricsCollector.filters")
+"""The mark beside the verdict of a trial that never reported its objective, every part given."""
 
 
 def record(**overrides) -> StudyRecord:
@@ -153,12 +156,17 @@ class StoreContract:
         store.update_study("demo", seed=7, katuna_version="1.2.3", optuna_version="5.0.0", lookahead=0)
         store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
         store.update_trial("demo", 0, image_digest="python@sha256:00ff")
+        store.add_trial(TrialRecord("demo", 1, {"x": 1.0}, "RUNNING"))
+        store.update_trial("demo", 1, state="FAIL", reason="metrics unavailable: objective 'loss' never reported",
+                           unreported=MARK)
         again = self.open_again(store)
         try:
             found = again.get_study("demo")
             assert found.spec == record().spec
             assert (found.seed, found.katuna_version, found.optuna_version, found.lookahead) == (7, "1.2.3", "5.0.0", 0)
             assert again.get_trial("demo", 0).image_digest == "python@sha256:00ff"
+            assert (again.get_trial("demo", 0).unreported, again.get_trial("demo", 1).unreported) == (None, MARK)
+            assert again.count_metrics_unavailable("demo") == 1
         finally:
             self.close(again)
 

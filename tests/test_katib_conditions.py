@@ -8,7 +8,16 @@ from conftest import stored_cap, study_definition
 
 from functions.core import resource_status
 from functions.core.katib_trials import failure_limit, trial_status
-from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, Counts, StudyRecord, TrialRecord
+from functions.core.records import (
+    COMPLETE,
+    FAIL,
+    PRUNED,
+    STOPPED_AT_END,
+    Counts,
+    StudyRecord,
+    TrialRecord,
+    Unreported,
+)
 from functions.core.resources import KATIB_API_VERSIONS, Origin, Ref
 from functions.core.stop import decide
 from functions.core.validate import parse_study
@@ -20,12 +29,17 @@ def messages(trial: TrialRecord) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["reason"], c["message"]) for c in trial_status(trial, SPEC)["conditions"]}
 
 
-def ended(state: str, reason: str = "") -> TrialRecord:
-    return TrialRecord("demo", 3, {"x": 1.0}, state, reason=reason, created_at=1.0, started_at=2.0, finished_at=9.0)
+def ended(state: str, reason: str = "", unreported: Unreported | None = None) -> TrialRecord:
+    return TrialRecord("demo", 3, {"x": 1.0}, state, reason=reason, created_at=1.0, started_at=2.0, finished_at=9.0,
+                       unreported=unreported)
+
+
+NOPE = Unreported(("nope",))
+"""The mark beside the verdict of a trial that never reported its objective ``nope``."""
 
 
 def test_each_trial_condition_has_katibs_message_and_the_end_katunas_reason():
-    unavailable = messages(ended(FAIL, "metrics unavailable: objective 'nope' never reported"))
+    unavailable = messages(ended(FAIL, "metrics unavailable: objective 'nope' never reported", NOPE))
     assert unavailable["Created"] == ("TrialCreated", "Trial is created")
     assert unavailable["Running"] == ("TrialRunning", "Trial is running")
     assert unavailable["MetricsUnavailable"] == ("MetricsUnavailable", "Metrics are not available: metrics "
@@ -48,7 +62,7 @@ def test_every_end_turns_running_false_with_its_words_and_comes_last():
     """Katib's trial controller turns ``Running`` False, keeping its reason and message, and
     puts the end after it (the last condition, which ``kubectl get trials`` shows); katuna does
     so at every end, an early stop's too (where Katib's median-stop service leaves it True)."""
-    for trial in (ended(COMPLETE), ended(FAIL, "exit 1"), ended(FAIL, "metrics unavailable: objective 'nope'"),
+    for trial in (ended(COMPLETE), ended(FAIL, "exit 1"), ended(FAIL, "metrics unavailable: objective 'nope'", NOPE),
                   ended(PRUNED, "pruned at step 3"), ended(PRUNED, STOPPED_AT_END)):
         conditions = trial_status(trial, SPEC)["conditions"]
         running = {c["type"]: c for c in conditions}["Running"]

@@ -25,7 +25,7 @@ from test_katib import experiment
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL
-from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, STOPPED_AT_END, StudyRecord, TrialRecord, Unreported
 from functions.core.resource_events import (
     NOTE_BYTES,
     Happening,
@@ -75,7 +75,7 @@ def add_trials(store: SqliteStore) -> None:
     done = {"created_at": now - 60, "started_at": now - 50, "finished_at": now - 10}
     store.add_trial(TrialRecord(NAME, 0, {"x": 0.1}, COMPLETE, values=[1.0], metrics={"loss": 1.0}, **done))
     store.add_trial(TrialRecord(NAME, 1, {"x": 0.2}, FAIL, reason="metrics unavailable: objective 'loss' never "
-                                "reported", **done))
+                                "reported", unreported=Unreported(("loss",)), **done))
     store.add_trial(TrialRecord(NAME, 2, {"x": 0.3}, FAIL, reason="exited with code 3; last lines:\nboom", **done))
     store.add_trial(TrialRecord(NAME, 3, {"x": 0.4}, RUNNING, attempt=2, created_at=now - 60, started_at=now - 5,
                                 suggested_at=now - 8, reason="attempt 1 preempted: the node shut down"))

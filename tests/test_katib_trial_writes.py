@@ -29,7 +29,7 @@ from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
 from functions.core.metrics import Observation
-from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, TrialRecord, Unreported
 from functions.core.resource_status import PARETO_FRONT_SHOWN
 from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
@@ -537,7 +537,8 @@ def test_a_trial_that_never_reported_its_objective_is_metrics_unavailable_not_fa
     now = time.time()
     store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, FAIL, metrics={"size": 3.0}, created_at=now, started_at=now,
                                 finished_at=now, reason="metrics unavailable: objective 'loss' never reported "
-                                                        "(expected a line loss=<number>); last lines:\nsize=3"))
+                                                        "(expected a line loss=<number>); last lines:\nsize=3",
+                                unreported=Unreported(("loss",))))
     store.add_trial(TrialRecord(NAME, 1, {"x": 0.7}, FAIL, created_at=now, started_at=now, finished_at=now,
                                 reason="exited with code 1; last lines:\nboom"))
     store.add_trial(TrialRecord(NAME, 2, {"x": 0.6}, COMPLETE, values=[0.4], metrics={"loss": 0.4}, created_at=now,

@@ -24,7 +24,7 @@ from functions.core import resource_status, resources
 from functions.core.cluster import Cluster
 from functions.core.events import TRIAL_FINISHED, Event, study_created
 from functions.core.formats import load_study
-from functions.core.records import Counts, TrialRecord
+from functions.core.records import Counts, TrialRecord, Unreported
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -124,14 +124,18 @@ def test_a_misspelt_objective_metric_name_fails_a_katib_experiment_naming_its_fi
         "Failed", "Failed", "StudyObjectiveNotReported")
 
 
-def _failed(number: int, reason: str) -> TrialRecord:
-    return TrialRecord("demo", number, {}, state="FAIL", reason=reason)
+def _failed(number: int, reason: str, mark: Unreported | None = None) -> TrialRecord:
+    return TrialRecord("demo", number, {}, state="FAIL", reason=reason, unreported=mark)
 
 
 def _unreported(number: int, printed: str = "loss", missing: str = "'los'") -> TrialRecord:
+    """A trial failed as the default rule's verdict fails one that reported ``printed``, never the
+    ``missing`` objectives: its reason, and the mark stored beside it."""
+    names = tuple(name.strip("'") for name in missing.split(", "))
     return _failed(number, f"metrics unavailable: objective {missing} never reported (expected lines like "
                            f"los=<number> on its output; its last lines report {printed}: is the name in "
-                           "objective.metric misspelt?); last lines:\nloss=0.5")
+                           "objective.metric misspelt?); last lines:\nloss=0.5",
+                   Unreported(names, tuple(printed.split(", ")), "objective.metric"))
 
 
 def test_the_rule_wants_three_alike_and_none_completed():
@@ -146,7 +150,7 @@ def test_the_rule_wants_three_alike_and_none_completed():
     assert misreported(trials, Counts(failed=3, pruned=1)) is None
     assert misreported([*trials[:2], _unreported(2, missing="'los', 'acc'")], Counts(failed=3)) is None
     silent = _failed(2, "metrics unavailable: objective 'los' never reported (expected lines like los=<number> on "
-                        "its output); last lines:\ndone")
+                        "its output); last lines:\ndone", Unreported(("los",)))
     assert misreported([*trials[:2], silent], Counts(failed=3)) is None
     rotated = _failed(2, f"the kubelet rotated the trial's log ...\n{trials[2].reason}")
     assert misreported([*trials[:2], rotated], Counts(failed=3)) is None, "its earlier lines, the objective's, lost"

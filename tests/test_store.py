@@ -22,6 +22,7 @@ from conftest import (
     drop_recorded_study_events,
     drop_report_keys,
     drop_stopped_tally,
+    drop_unreported,
     study_definition,
     undo_trial_changes,
 )
@@ -34,7 +35,7 @@ from functions.core.disruptions import Disruption, LostPods
 from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.records import STOPPED_AT_END, StudyRecord, TrialRecord
+from functions.core.records import STOPPED_AT_END, StudyRecord, TrialRecord, Unreported
 from functions.core.spec import KnownResult
 from functions.core.trial_query import TrialQuery
 from functions.core.validate import parse_study
@@ -245,6 +246,47 @@ def test_the_trials_an_older_database_holds_stopped_by_their_studys_end_start_it
         census = reopened.census()
         assert {key: census.trials_finished.shown()[key] for key in ("pruned", "stopped")} == {"pruned": 1, "stopped": 2}
         assert {key: census.trials.shown()[key] for key in ("pruned", "stopped")} == {"pruned": 1, "stopped": 2}
+    finally:
+        reopened.close()
+
+
+OLDER_VERDICTS = {
+    0: ("metrics unavailable: objective 'los' never reported (expected lines like los=<number> on its output; its "
+        "last lines report loss, accuracy: is the name in objective.metric misspelt?); last lines:\nloss=0.5",
+        Unreported(("los",), ("loss", "accuracy"), "objective.metric")),
+    1: ("metrics unavailable: objective 'loss' never reported (expected lines like loss=<number> on its output; its "
+        "last lines print loss with a colon (loss: 0.3), which is no name=value: print loss=0.3, or give "
+        "spec.metricsCollectorSpec.source.filter.metricsFormat a rule that reads it; its last lines report epoch_time: "
+        "is the name in spec.objective.objectiveMetricName misspelt?); last lines:\n- loss: 0.3 - epoch_time=2",
+        Unreported(("loss",), ("epoch_time",), "spec.objective.objectiveMetricName", "loss",
+                   "spec.metricsCollectorSpec.source.filter.metricsFormat")),
+    2: ("metrics unavailable: objective 'loss', \"it's\" never reported (expected lines like loss=<number> on its "
+        "output); last lines:\ndone\nattempt 1 preempted: the node shut down", Unreported(("loss", "it's"))),
+    3: ("exited with code 1; last lines:\nmetrics unavailable: objective 'loss' never reported (", None),
+    4: ("the kubelet rotated the trial's log ...\nmetrics unavailable: objective 'loss' never reported (expected "
+        "lines like loss=<number> on its output); last lines:\n(no output)", None),
+}
+"""Failed trials' reasons as older katunas wrote them, and the mark each gets beside its verdict."""
+
+
+def test_the_failed_trials_an_older_database_holds_get_the_mark_of_an_objective_never_reported(tmp_path: Path):
+    """The mark is read once, on opening, from the first line of the reason an older katuna
+    wrote (what the trial printed instead, where it said), for the trials whose verdict was
+    that; those that failed otherwise have none, and the reasons stay as they were."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    for number, (reason, _) in OLDER_VERDICTS.items():
+        old.add_trial(TrialRecord("demo", number, {"x": 1.0}, "FAIL", reason=reason))
+    old.add_trial(TrialRecord("demo", 5, {"x": 1.0}, "RUNNING", reason=OLDER_VERDICTS[2][0]))
+    drop_unreported(old.tables())
+    old.db.execute("PRAGMA user_version = 49")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        found = {number: reopened.get_trial("demo", number) for number in range(6)}
+        assert {number: (trial.reason, trial.unreported) for number, trial in found.items() if number < 5} \
+            == OLDER_VERDICTS
+        assert found[5].unreported is None and reopened.count_metrics_unavailable("demo") == 3
     finally:
         reopened.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from functions.adapters import sqlite_first_migrations as first
+from functions.adapters.sqlite_unreported import older_mark, unreported_column
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -253,6 +254,16 @@ def _migrate_49(db: sqlite_utils.Database) -> None:
                "('trials_finished', 'STOPPED_AT_END', 1) ON CONFLICT (kind, label) DO UPDATE SET n = n + 1; END")
 
 
+def _migrate_50(db: sqlite_utils.Database) -> None:
+    """The mark beside the verdict of a trial that never reported its objective
+    (:mod:`functions.adapters.sqlite_unreported`), and that of each such trial stored failed,
+    read from the first line of the reason an older katuna wrote."""
+    db.table("trials").add_column("unreported", str)
+    rows = db.execute("SELECT rowid, reason FROM trials WHERE state = 'FAIL' AND reason LIKE 'metrics unavailable%'")
+    marks = [(unreported_column(older_mark(reason.partition("\n")[0])), rowid) for rowid, reason in rows.fetchall()]
+    db.conn.executemany("UPDATE trials SET unreported = ? WHERE rowid = ?", marks)
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -279,4 +290,4 @@ MIGRATIONS = (first.migrate_1, first.migrate_2, first.migrate_3, first.migrate_4
               _migrate_27, _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33,
               _migrate_34, _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
               _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45, _migrate_46,
-              _migrate_47, _migrate_48, _migrate_49)
+              _migrate_47, _migrate_48, _migrate_49, _migrate_50)

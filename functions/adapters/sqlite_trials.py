@@ -19,13 +19,13 @@ from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_migrations import STOPPED_AT_END_ROWS
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.adapters.sqlite_trial_logs import LOG_COLUMNS
+from functions.adapters.sqlite_unreported import unreported_column, unreported_mark
 from functions.core.admission import HELD
 from functions.core.errors import StudyNotFound
 from functions.core.records import (
     COMPLETE,
     DISCARDED,
     FAIL,
-    METRICS_UNAVAILABLE,
     RUNNING,
     STUDY_RUNNING,
     WAITING,
@@ -75,6 +75,8 @@ class SqliteTrials(SqliteStudies):
         for key in ("params", "metrics"):
             if key in row:
                 row[key] = dumps(row[key])
+        if "unreported" in row:
+            row["unreported"] = unreported_column(row["unreported"])
         if "values" in row:
             values = row.pop("values")
             row["trial_values"] = dumps(values)
@@ -86,7 +88,8 @@ class SqliteTrials(SqliteStudies):
         fields = {k: v for k, v in row.items()
                   if k not in ("value", "trial_values", "changed", "stopping", "stop_taken", *LOG_COLUMNS)}
         fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
-                      values=loads(row["trial_values"]), reason=row["reason"] or "")
+                      values=loads(row["trial_values"]), reason=row["reason"] or "",
+                      unreported=unreported_mark(row["unreported"]))
         return TrialRecord(**fields)
 
     @reading
@@ -247,8 +250,8 @@ class SqliteTrials(SqliteStudies):
     @reading
     def count_metrics_unavailable(self, study: str) -> int:
         """Through the index of the study's trials by state: its failed trials alone."""
-        return self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = ? AND reason LIKE ?",
-                               [study, FAIL, METRICS_UNAVAILABLE + "%"]).fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = ? AND unreported IS NOT NULL",
+                               [study, FAIL]).fetchone()[0]
 
     @reading
     def count_stopped_at_end(self, study: str) -> int:

@@ -18,7 +18,7 @@ has no other state for a trial ended before its end) but was stopped by no early
 rule, so Katib's Trial shows it ``Killed``, not ``EarlyStopped``."""
 METRICS_UNAVAILABLE = "metrics unavailable"
 """How the reason of a trial that ended without its objective's metrics begins
-(:mod:`functions.core.unreported`)."""
+(:mod:`functions.core.unreported`); such a trial is marked so (:class:`Unreported`) too."""
 SHOWN_STOPPED = "STOPPED"
 """The state a person reads for a trial stopped because its study ended
 (:attr:`TrialRecord.shown_state`), as a study's counts count it ``stopped``."""
@@ -192,6 +192,23 @@ def _where(record: StudyRecord) -> str:
 
 
 @dataclass(frozen=True)
+class Unreported:
+    """The mark stored beside the verdict of a trial that ended without its objective's metrics
+    (its reason begins with :data:`METRICS_UNAVAILABLE`): the objectives it never reported, and
+    what its last lines printed instead where the default text rule read them, the metrics they
+    report (``printed``, with the ``field`` that names the objective) and an objective printed as
+    ``name: value`` (``colon``, with the ``rule_field`` whose rule could read it). The stop rule of
+    :mod:`functions.core.unreported` and Katib's ``MetricsUnavailable`` count read this, never
+    the reason's words, which may be reworded."""
+
+    missing: tuple[str, ...]
+    printed: tuple[str, ...] = ()
+    field: str = ""
+    colon: str = ""
+    rule_field: str = ""
+
+
+@dataclass(frozen=True)
 class TrialRecord:
     """A stored trial. ``values`` are the objectives in order; ``metrics`` every reduced metric."""
 
@@ -223,6 +240,8 @@ class TrialRecord:
     suggested_at: float | None = None
     """When its current attempt was suggested, where that is a later attempt than the first
     (the first was suggested when the trial was created). See :meth:`suggested_since`."""
+    unreported: Unreported | None = None
+    """Set by the verdict of a trial that ended without its objective's metrics (:class:`Unreported`)."""
 
     @property
     def suggested_since(self) -> float:
@@ -243,7 +262,7 @@ class TrialRecord:
     def metrics_unavailable(self) -> bool:
         """Whether the trial failed only because it never reported its objective (it exited
         without error): Katib's ``MetricsUnavailable``, which it counts apart from ``Failed``."""
-        return self.state == FAIL and self.reason.startswith(METRICS_UNAVAILABLE)
+        return self.state == FAIL and self.unreported is not None
 
     @property
     def shown_state(self) -> str:

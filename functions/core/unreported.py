@@ -4,7 +4,7 @@ study that stops once its first trials all ended so.
 A study whose objective's name is misspelt (``metric: los`` where the trial prints ``loss=``)
 has every trial fail: each prints its metrics under the name it knows, none under the name the
 study asks for. Where the default text rule reads a trial's output, the reason of such a trial
-names the metrics its last lines report and the field that names the objective (:func:`instead`),
+names the metrics its last lines report and the field that names the objective (:func:`unreported`),
 and once the first :data:`UNREPORTED_TRIALS` trials of a study to end have all failed so, for
 the same objective, with none completed or pruned, the study fails saying what to fix
 (:func:`misreported`), whatever its ``maxFailedTrials``: every later trial would fail alike. A
@@ -13,7 +13,7 @@ name: one among those first trials leaves the study to ``maxFailedTrials``.
 
 A trial that prints its objective as ``loss: 0.3`` (Keras' form), which the default rule
 (``name=value``) passes over, fails alike, its reason quoting the report and saying what to
-print or which field's rule could read it (:func:`colon_printed`); once the first
+print or which field's rule could read it (:func:`unreported`); once the first
 :data:`UNREPORTED_TRIALS` trials to end all printed the same objective so, the study fails
 saying so (:data:`COLON_REASON`).
 """
@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from functions.core.records import METRICS_UNAVAILABLE, Counts, TrialRecord
+from functions.core.metrics import names_printed
+from functions.core.records import METRICS_UNAVAILABLE, Counts, TrialRecord, Unreported
 from functions.core.spec import Study
 
 UNREPORTED_TRIALS = 3
@@ -35,11 +36,6 @@ STUDY_REASON = "every trial reported other metrics than its objective"
 """How the reason of a study stopped by :func:`misreported` begins."""
 COLON_REASON = "every trial printed its objective with a colon"
 """How the reason of a study :func:`misreported` stops for trials that print ``loss: 0.3`` begins."""
-_REPORTED = re.compile(r"^metrics unavailable: objective (?P<missing>.+?) never reported \(.*; its last lines "
-                       r"report (?P<printed>[^:]+): is the name in (?P<field>\S+) misspelt\?\); last lines:$")
-_COLON = re.compile(r"^metrics unavailable: objective (?P<missing>.+?) never reported \(.*; its last lines print "
-                    r"(?P<name>\S+) with a colon \(.*?\), which is no name=value: print \S+, or give (?P<field>\S+) "
-                    r"a rule that reads it[;)]")
 
 
 def objective_field(spec: Study, katib: bool) -> str:
@@ -51,26 +47,47 @@ def objective_field(spec: Study, katib: bool) -> str:
     return "objective.metrics" if len(spec.objectives) > 1 else "objective.metric"
 
 
-def instead(printed: Sequence[str], field: str) -> str:
-    """What a trial's reason adds to "objective ... never reported (...": the metrics its last
-    lines report (``printed``), and the ``field`` that names the objective; nothing where it
-    reported none."""
+def unreported(missing: Sequence[str], lines: Sequence[str] | None, spec: Study, katib: bool) -> tuple[str, Unreported]:
+    """What the reason of a trial that never reported the ``missing`` objectives adds to
+    "objective ... never reported (...", and the mark stored beside its verdict that says the same
+    to the stop rule: where the default text rule read its last ``lines`` (None where another rule
+    did: nothing), an objective they print as ``name: value`` (:func:`_colon_printed`), and the
+    metrics they report with the field that names the objective (:func:`_instead`)."""
+    if lines is None:
+        return "", Unreported(tuple(missing))
+    printed = names_printed(lines)
+    field = objective_field(spec, katib)
+    rule_field = "spec.metricsCollectorSpec.source.filter.metricsFormat" if katib else "metricsCollector.filters"
+    colon = _colon_printed(lines, missing)
+    said = (_colon_said(colon, rule_field) if colon else "") + _instead(printed, field)
+    return said, Unreported(tuple(missing), tuple(printed), field if printed else "",
+                            colon[0] if colon else "", rule_field if colon else "")
+
+
+def _instead(printed: Sequence[str], field: str) -> str:
+    """The metrics the last lines report (``printed``), and the ``field`` that names the
+    objective; nothing where they reported none."""
     return f"; its last lines report {', '.join(printed)}: is the name in {field} misspelt?" if printed else ""
 
 
-def colon_printed(lines: Sequence[str], missing: Sequence[str], katib: bool) -> str:
-    """What a trial's reason adds where its last ``lines`` print a ``missing`` objective as
-    ``name: value`` (Keras' ``- loss: 0.2345``, a ``print(f"loss: {x}")``), which the default
-    rule, reading ``name=value`` only, passes over: the last such report, what to print
-    instead, and the field that could read it as printed (a Katib Experiment's, ``katib``, its
-    ``metricsFormat``); nothing else."""
-    filters_field = "spec.metricsCollectorSpec.source.filter.metricsFormat" if katib else "metricsCollector.filters"
+def _colon_said(colon: tuple[str, str], rule_field: str) -> str:
+    """The last report of an objective printed as ``name: value`` (``colon``: its name and
+    value), what to print instead, and the field whose rule could read it as printed (a Katib
+    Experiment's ``metricsFormat``)."""
+    name, found = colon
+    return (f"; its last lines print {name} with a colon ({name}: {found}), which is no name=value: "
+            f"print {name}={found}, or give {rule_field} a rule that reads it")
+
+
+def _colon_printed(lines: Sequence[str], missing: Sequence[str]) -> tuple[str, str] | None:
+    """The first of the ``missing`` objectives that ``lines`` print as ``name: value`` (Keras'
+    ``- loss: 0.2345``, a ``print(f"loss: {x}")``), which the default rule, reading
+    ``name=value`` only, passes over, with its last such value; None where they print none so."""
     for name in missing:
         found = _colon_report(name, lines)
         if found is not None:
-            return (f"; its last lines print {name} with a colon ({name}: {found}), which is no name=value: "
-                    f"print {name}={found}, or give {filters_field} a rule that reads it")
-    return ""
+            return name, found
+    return None
 
 
 def _colon_report(name: str, lines: Sequence[str]) -> str | None:
@@ -83,21 +100,25 @@ def _colon_report(name: str, lines: Sequence[str]) -> str | None:
     return None
 
 
-def _reported(trial: TrialRecord) -> tuple[str, list[str], str] | None:
+def _names(missing: Sequence[str]) -> str:
+    """The objectives never reported, as a trial's reason names them."""
+    return ", ".join(repr(name) for name in missing)
+
+
+def _reported(trial: TrialRecord) -> tuple[str, tuple[str, ...], str] | None:
     """The objectives a failed trial never reported, the metrics it reported instead and the
-    field that names them, from its reason's first line (its latest attempt's verdict); None for
-    a trial that failed otherwise."""
-    found = _REPORTED.match(trial.reason.split("\n", 1)[0])
-    if found is None:
-        return None
-    return found.group("missing"), found.group("printed").split(", "), found.group("field")
+    field that names them, from the mark beside its verdict; None for a trial that failed
+    otherwise."""
+    mark = trial.unreported
+    return None if mark is None or not mark.printed else (_names(mark.missing), mark.printed, mark.field)
 
 
 def _colon(trial: TrialRecord) -> tuple[str, str, str] | None:
-    """The objective a failed trial printed as ``name: value`` only, its name and the field
-    whose rule would read it, from its reason's first line; None for a trial that failed otherwise."""
-    found = _COLON.match(trial.reason.split("\n", 1)[0])
-    return None if found is None else (found.group("missing"), found.group("name"), found.group("field"))
+    """The objectives a failed trial never reported, the one it printed as ``name: value`` only
+    and the field whose rule would read it, from the mark beside its verdict; None for a trial
+    that failed otherwise."""
+    mark = trial.unreported
+    return None if mark is None or not mark.colon else (_names(mark.missing), mark.colon, mark.rule_field)
 
 
 def may_be_misreported(counts: Counts, finished: TrialRecord) -> bool:

@@ -32,7 +32,6 @@ from functions.core.events import Event, trial_suggested
 from functions.core.katib_trials import is_katib_experiment
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
-from functions.core.metrics import names_printed
 from functions.core.records import (
     COMPLETE,
     FAIL,
@@ -41,6 +40,7 @@ from functions.core.records import (
     WAITING,
     StudyRecord,
     TrialRecord,
+    Unreported,
     stale_attempt,
 )
 from functions.core.spec import MetricsCollector
@@ -119,9 +119,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                 and trial.attempt < record.spec.trial_template.max_attempts:
             return _not_counted(record, trial, deps, running, f"lost: {lost}")
         metrics, tail = {}, [str(lost)]
-    state, values, reason = _verdict(record, data, metrics, tail)
+    state, values, reason, mark = _verdict(record, data, metrics, tail)
     reason = "\n".join(part for part in (rotation, reason) if part)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
+               "unreported": None if rotation else mark,  # marked where the reason begins with the verdict
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data), "peak_memory": data.get("peakMemory")}
     store.update_trial(record.name, trial.number, **outcome)
@@ -261,47 +262,58 @@ def _expected(collector: MetricsCollector, missing: list[str]) -> str:
     return f"expected lines like {', '.join(f'{m}=<number>' for m in missing)} {where}"
 
 
-def _instead(record: StudyRecord, missing: list[str], tail: list[str]) -> str:
-    """What the trial's last lines of output report instead, where the default rule reads that
-    output: a ``missing`` objective printed as ``name: value``, which the rule passes over, and
-    the metrics it read, with the field that names the objective: a misspelt name (``los`` for
-    ``loss``) shows at once, beside what the trial printed."""
+def _unreported(record: StudyRecord, missing: list[str], tail: list[str]) -> tuple[str, Unreported]:
+    """What the reason of a trial that never reported the ``missing`` objectives says its last
+    lines of output report instead, where the default rule reads that output (an objective
+    printed as ``name: value``, which the rule passes over, and the metrics it read, with the
+    field that names the objective: a misspelt name, ``los`` for ``loss``, shows at once, beside
+    what the trial printed), and the mark stored beside the verdict that says so
+    (:func:`functions.core.unreported.unreported`)."""
     collector = record.spec.metrics_collector
-    if collector.kind != "stdout" or collector.format != "text" or collector.filters:
-        return ""
-    katib = is_katib_experiment(record.definition)
-    return (unreported.colon_printed(tail, missing, katib)
-            + unreported.instead(names_printed(tail), unreported.objective_field(record.spec, katib)))
+    default = collector.kind == "stdout" and collector.format == "text" and not collector.filters
+    return unreported.unreported(missing, tail if default else None, record.spec, is_katib_experiment(record.definition))
 
 
-def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
-    """The trial's final state, objective values and reason."""
+def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float],
+             tail: list[str]) -> tuple[str, list[float] | None, str, Unreported | None]:
+    """The trial's final state, objective values and reason, and the mark of one that never
+    reported its objective (:class:`~functions.core.records.Unreported`)."""
     last = "\n".join(tail) or "(no output)"
-    outcome, code = data["outcome"], data.get("exitCode")
-    if outcome == "error":
-        return FAIL, None, start_failures.reason(data["message"], data.get("cause"), data.get("refused") is True)
-    if outcome == "timeout":
-        return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
-    if outcome == "preempted" and "disruptions" in data:
-        return FAIL, None, f"preempted: {data['message']}"
-    if outcome == "preempted":
-        return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}; last lines:\n{last}"
-    if outcome == "interrupted":
-        return FAIL, None, (f"interrupted in attempt {data['attempt']}: {data['message']}; at most "
-                            f"{record.spec.trial_template.max_attempts + INTERRUPTIONS} attempts run (trialTemplate."
-                            f"maxAttempts and {INTERRUPTIONS} more for interruptions)")
-    if code:
-        detail = f" ({data['message']})" if data.get("message") else ""
-        return FAIL, None, f"exited with code {code}{detail}; last lines:\n{last}"
+    failed = _failed_run(record, data, last)
+    if failed is not None:
+        return FAIL, None, failed, None
     objectives = [o.metric for o in record.spec.objectives]
     missing = [m for m in objectives if m not in metrics]
     if missing:
         names = ", ".join(repr(m) for m in missing)
+        instead, mark = _unreported(record, missing, tail)
         return FAIL, None, (f"{unreported.PREFIX}{names} never reported "
-                            f"({_expected(record.spec.metrics_collector, missing)}{_instead(record, missing, tail)}); "
-                            f"last lines:\n{last}")
+                            f"({_expected(record.spec.metrics_collector, missing)}{instead}); "
+                            f"last lines:\n{last}"), mark
     values = [metrics[m] for m in objectives]
     bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
     if bad:
-        return FAIL, None, f"objective is not a finite number: {', '.join(bad)} was reported; last lines:\n{last}"
-    return COMPLETE, values, ""
+        return FAIL, None, f"objective is not a finite number: {', '.join(bad)} was reported; last lines:\n{last}", None
+    return COMPLETE, values, "", None
+
+
+def _failed_run(record: StudyRecord, data: Mapping[str, Any], last: str) -> str | None:
+    """Why the attempt's run failed, whatever it reported (an error, its timeout, preemptions,
+    interruptions, or an exit code), its ``last`` lines quoted; None for a run that exited well."""
+    outcome, code = data["outcome"], data.get("exitCode")
+    if outcome == "error":
+        return start_failures.reason(data["message"], data.get("cause"), data.get("refused") is True)
+    if outcome == "timeout":
+        return f"timed out: {data['message']}; last lines:\n{last}"
+    if outcome == "preempted" and "disruptions" in data:
+        return f"preempted: {data['message']}"
+    if outcome == "preempted":
+        return f"preempted in all {data['attempt']} attempts: {data['message']}; last lines:\n{last}"
+    if outcome == "interrupted":
+        return (f"interrupted in attempt {data['attempt']}: {data['message']}; at most "
+                f"{record.spec.trial_template.max_attempts + INTERRUPTIONS} attempts run (trialTemplate."
+                f"maxAttempts and {INTERRUPTIONS} more for interruptions)")
+    if code:
+        detail = f" ({data['message']})" if data.get("message") else ""
+        return f"exited with code {code}{detail}; last lines:\n{last}"
+    return None

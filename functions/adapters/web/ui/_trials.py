@@ -229,7 +229,7 @@ def trial(name: str, number: int):
                            lost=lost_runs(runtime().store(), found), observations=observations, reason=found.reason,
                            observation_count=runtime().store().count_observations(name, number), paged=after is not None,
                            following=following,
-                           unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
+                           unavailable=found.metrics_unavailable, missing=missing,
                            active=found.state in ACTIVE_STATES, stopped=found.stopped_at_end,
                            shown_state=found.shown_state,
                            elapsed=elapsed(found, runtime().clock()))
