@@ -237,7 +237,9 @@ def kept_for_ever(trial_spec: Mapping[str, Any]) -> bool:
 
 def resource(trial_spec: Mapping[str, Any]) -> tuple[str, str, str]:
     """``(group, version, plural)`` of the workload: a known kind's, else the kind lower-cased
-    plus ``s`` (the plural a CustomResourceDefinition gets by convention)."""
+    plus ``s`` (the plural a CustomResourceDefinition gets by convention), which the Kubernetes
+    adapter takes only where the API server's discovery lists no other for the kind
+    (:mod:`functions.adapters.kubernetes_discovery`)."""
     group, _, version = str(trial_spec.get("apiVersion", "")).rpartition("/")
     known = kind_of(trial_spec)
     return group, version, known.plural if known is not None else str(trial_spec.get("kind", "")).lower() + "s"
