@@ -177,6 +177,12 @@ def taken_kinds(added: Iterable[tuple[str, str]]) -> str:
     return ", ".join(known + [f"{api_version} {kind}" for api_version, kind in added])
 
 
+def is_workflow(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether the ``trialSpec`` is an Argo Workflow."""
+    known = kind_of(trial_spec)
+    return known is not None and known.kind == "Workflow"
+
+
 def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:
     """The known kind of a ``trialSpec`` (None for a kind katuna has no defaults for)."""
     known = KINDS.get(str(trial_spec.get("kind")))
