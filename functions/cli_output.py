@@ -206,14 +206,14 @@ STUDY_COLUMNS = ("name", "resource", "status", "algorithm", "trials", "best", "r
 KEPT_FIRST = ("name", "best", "trials", "algorithm", "resource", "status")
 """Columns of ``katuna studies`` kept whole where the table is too wide for its terminal, first
 the first (a study's name is what every other command takes, a number is read whole, then the
-resource a study follows, a namespace and a name, then its status), as long as the columns left
-to wrap keep :data:`WRAPPED_LEAST` columns each (a column of :data:`WORDS_WHOLE` its longest
-word)."""
-WRAPPED_LEAST = 4
-WORDS_WHOLE = ("status",)
-"""Columns of ``katuna studies`` that wrap between words only: one not kept whole is as wide as
-its longest word, so a study's status (``completed``, or ``interrupted (the katuna process that
-ran it is gone)``) no longer reads ``comp``/``lete``/``d`` in a narrow terminal."""
+algorithm, the resource a study follows, then its status), as long as the others fit at their
+least (:func:`_least`)."""
+LEFT_OUT_FIRST = ("reason", "algorithm", "resource", "status", "best", "trials")
+"""Columns of ``katuna studies`` left out, first the first, where the terminal is too narrow for
+every column at its least: a column never splits a word (``algo``/``rith``/``m``, ``comp``/``lete``/
+``d``), so in 40 columns the table shows fewer columns, and says which (``katuna show`` and
+``--json`` give them all). The name is never left out: a name wider than the terminal alone is
+the one word that folds."""
 NUMBER_COLUMNS = ("trials", "best")
 """Columns of ``katuna studies`` right-aligned, as numbers are in the trial table and the
 dashboard's list of studies (a multi-objective study's best, ``3 on the front``, too)."""
@@ -245,62 +245,88 @@ def _follows(resource: dict[str, str] | None) -> str:
 class _StudiesTable:
     """The studies as a table laid out for the width it is printed in: where it is too narrow
     for every cell in one line, the columns of :data:`KEPT_FIRST` that fit stay whole and the
-    others are narrowed, the widest first (most often the reason). A reason stays on one line,
-    cut to its column with an ellipsis (a failed study's can run to hundreds of characters);
-    no other value is cut, a cell wider than its column folds onto the lines below."""
+    others are narrowed, the widest first (most often the reason), never below their longest
+    word, and where even that is too wide, columns are left out (:data:`LEFT_OUT_FIRST`). A
+    reason stays on one line, cut to its column with an ellipsis (a failed study's can run to
+    hundreds of characters); no other value is cut, a cell wider than its column wraps between
+    its words onto the lines below."""
 
     def __init__(self, rows: list[list[str]]) -> None:
         self._rows = rows
-        self._words = {column: _longest_word(column, [row[STUDY_COLUMNS.index(column)] for row in rows])
-                       for column in WORDS_WHOLE}
+        cells = {column: [row[index] for row in rows] for index, column in enumerate(STUDY_COLUMNS)}
+        self._natural = {column: max(cell_len(text) for text in (column, *cells[column])) for column in STUDY_COLUMNS}
+        self._least = {column: _least(column, cells[column]) for column in STUDY_COLUMNS}
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = options.max_width
+        shown = self._shown(room)
+        widths = self._widths(shown, room)
         table = Table()
-        widths = {column: max([cell_len(column), *(cell_len(row[index]) for row in self._rows)])
-                  for index, column in enumerate(STUDY_COLUMNS)}
-        shown = self._shown(widths, options.max_width)
-        whole = self._whole(widths, shown, options.max_width, self._words)
         for column in shown:
-            table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left", no_wrap=column in whole,
-                             overflow="fold", width=None if column in whole else self._words.get(column))
+            table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left", overflow="fold",
+                             width=widths[column])
         for row in self._rows:
             cells = [cell for column, cell in zip(STUDY_COLUMNS, row, strict=True) if column in shown]
-            table.add_row(*map(Text, cells[:-1]), Text(cells[-1], no_wrap=True, overflow="ellipsis"))
+            last = Text(cells[-1], no_wrap=True, overflow="ellipsis") if shown[-1] == "reason" else Text(cells[-1])
+            table.add_row(*map(Text, cells[:-1]), last)
         yield table
+        left = [column for column in STUDY_COLUMNS if column not in shown and (column != "resource" or self._follows())]
+        if left:
+            yield Text(f"left out for width: {', '.join(left)}")
 
-    def _shown(self, widths: dict[str, int], room: int) -> list[str]:
+    def _follows(self) -> bool:
+        return any(row[1] != "-" for row in self._rows)
+
+    def _shown(self, room: int) -> list[str]:
         """The columns drawn: all, but the resource where no study follows one (each ``-``) and
-        the table is too wide for ``room``, which it leaves to the reason."""
-        if _width(widths, STUDY_COLUMNS, set(STUDY_COLUMNS), {}) <= room or any(row[1] != "-" for row in self._rows):
-            return list(STUDY_COLUMNS)
-        return [column for column in STUDY_COLUMNS if column != "resource"]
+        the table is too wide for ``room``, which it leaves to the reason; then, while they are
+        too wide for ``room`` at their least, less of them (:data:`LEFT_OUT_FIRST`)."""
+        shown = list(STUDY_COLUMNS)
+        if _width(self._natural, shown) > room and not self._follows():
+            shown.remove("resource")
+        for column in LEFT_OUT_FIRST:
+            if _width(self._least, shown) <= room:
+                break
+            if column in shown:
+                shown.remove(column)
+        return shown
 
-    @staticmethod
-    def _whole(widths: dict[str, int], shown: list[str], room: int, words: dict[str, int]) -> set[str]:
-        """The columns to keep whole in ``room`` columns: those of :data:`KEPT_FIRST`, in order,
-        while the table, every other column :data:`WRAPPED_LEAST` wide (or less, where its cells
-        are; or as wide as its longest word, for one of :data:`WORDS_WHOLE`), fits."""
+    def _widths(self, shown: list[str], room: int) -> dict[str, int]:
+        """Each shown column's width in ``room``: whole where all fit; else the columns of
+        :data:`KEPT_FIRST` whole, in order, while the others fit at their least, and the others
+        narrowed from their widest, the widest first, down to their least (a name wider than
+        ``room`` alone, below it)."""
+        widths = {column: self._natural[column] for column in shown}
+        if _width(widths, shown) <= room:
+            return widths
         whole: set[str] = set()
         for column in KEPT_FIRST:
-            kept = whole | {column}
-            if column in shown and _width(widths, shown, kept, words) <= room:
-                whole = kept
-        return whole
+            trial = {name: widths[name] if name in whole | {column} else self._least[name] for name in shown}
+            if column in shown and _width(trial, shown) <= room:
+                whole.add(column)
+        narrowed = [column for column in shown if column not in whole]
+        while (excess := _width(widths, shown) - room) > 0:
+            wider = [column for column in narrowed if widths[column] > self._least[column]]
+            if not wider:
+                widths["name"] = max(1, widths["name"] - excess)
+                break
+            widest = max(wider, key=lambda column: widths[column])
+            widths[widest] -= 1
+        return widths
 
 
-def _longest_word(title: str, cells: Iterable[str]) -> int:
-    """The width of the longest word of a column's ``title`` and ``cells``: the least it is
-    drawn, so that it wraps between words and never inside one."""
-    return max(cell_len(word) for text in (title, *cells) for word in text.split() or [""])
+def _least(title: str, cells: list[str]) -> int:
+    """The least width of a column: its longest word, of its ``title`` and ``cells``, so that
+    it wraps between words and never inside one; a reason's, its title's (a reason is cut to
+    one line, with an ellipsis)."""
+    texts = (title,) if title == "reason" else (title, *cells)
+    return max(cell_len(word) for text in texts for word in text.split() or [""])
 
 
-def _width(widths: dict[str, int], shown: Iterable[str], whole: set[str], words: dict[str, int]) -> int:
-    """The studies table's width with the ``shown`` columns, those ``whole`` at their widest and
-    the others :data:`WRAPPED_LEAST` wide (or less, where their cells are), but never narrower
-    than their longest word where ``words`` has it: each column has a space of padding each
-    side, and a border after it."""
-    return 1 + sum((widths[name] if name in whole else max(min(widths[name], WRAPPED_LEAST), words.get(name, 0))) + 3
-                   for name in shown)
+def _width(widths: dict[str, int], shown: Iterable[str]) -> int:
+    """The studies table's width with the ``shown`` columns at ``widths``: each column has a
+    space of padding each side, and a border after it."""
+    return 1 + sum(widths[name] + 3 for name in shown)
 
 
 def front_title(record: StudyRecord, size: int | None = None) -> str:

@@ -29,15 +29,23 @@ def _column(printed: str, index: int) -> str:
     return "".join(line.split("│")[index + 1].strip() for line in printed.splitlines() if line.startswith("│"))
 
 
+def _headers(printed: str) -> list[str]:
+    """The columns drawn, by their headers' words (a header read whole again)."""
+    lines = [line.split("┃")[1:-1] for line in printed.splitlines() if line.startswith("┃")]
+    return ["".join(cells[index].strip() for cells in lines) for index in range(len(lines[0]))]
+
+
 @pytest.mark.parametrize("width", [80, 60, 40])
 def test_no_name_or_number_is_cut_to_an_ellipsis_at_any_width(width: int):
     printed = _printed(VIEWS, width)
-    resource = printed.splitlines()[1].count("┃") - 1 == 7  # a column of dashes only is left out where room is short
-    trials, best = (4, 5) if resource else (3, 4)
-    assert not any("…" in _column(printed, index) for index in range(best + 1)), printed
+    headers = _headers(printed)
+    numbers = [header for header in headers if header != "reason"]
+    assert not any("…" in _column(printed, headers.index(header)) for header in numbers), printed
     assert _column(printed, 0) == "".join(NAMES)
-    assert _column(printed, trials) == "12123456"
-    assert _column(printed, best) == "0.9777780.887949"
+    if "trials" in headers:
+        assert _column(printed, headers.index("trials")) == "12123456"
+    if "best" in headers:
+        assert _column(printed, headers.index("best")) == "0.9777780.887949"
 
 
 def test_in_eighty_columns_a_name_is_kept_on_one_line_and_the_status_and_reason_wrap():
@@ -76,12 +84,12 @@ def test_each_study_names_the_cluster_resource_it_follows_or_a_dash():
 
 
 def test_in_a_narrow_terminal_a_resource_is_kept_whole_once_the_name_and_numbers_are():
-    """In 105 columns, where the status wraps in a column as wide as its longest word
-    (``interrupted``)."""
+    """In 107 columns, where the status wraps in a column as wide as its longest word
+    (``interrupted``) and the reason's is as wide as its header."""
     follows = [{**VIEWS[0], "resource": {"kind": "Experiment", "namespace": "team-b", "name": "random"}}]
-    printed = _printed(follows, 105)
+    printed = _printed(follows, 107)
     assert "│ Experiment team-b/random │" in printed, printed
-    assert max(map(len, printed.splitlines())) <= 105
+    assert max(map(len, printed.splitlines())) <= 107
 
 
 COULD_NOT_START = ("every trial could not start: exec format error (3 trials); every attempt of image "
@@ -120,9 +128,42 @@ def test_in_a_narrow_terminal_a_status_wraps_between_words_never_inside_one(widt
     holds whole words, where it read ``comp``, ``lete``, ``d`` before."""
     views = [{**VIEWS[1], "name": "digits-early-stopping", "reason": "max trials reached (12)"}, VIEWS[0]]
     printed = _printed(views, width)
-    drawn = [c for c in STUDY_COLUMNS if c != "resource"]  # no study follows one: its column gives way
-    status = drawn.index("status")
+    if "status" not in _headers(printed):  # too narrow for it beside the name and numbers: left out, and said
+        assert "status" in " ".join(printed.split()).partition("left out for width: ")[2], printed
+        return
+    status = _headers(printed).index("status")
     lines = [line.split("│")[status + 1].strip() for line in printed.splitlines() if line.startswith("│")]
     words = {word for view in views for word in view["status"].split()}
     assert all(word in words for line in lines for word in line.split()), printed
     assert " ".join(line for line in lines if line) == " ".join(view["status"] for view in views), printed
+
+
+ALGORITHMS = [{**VIEWS[0], "name": "digits", "algorithm": "bayesianoptimization", "status": "completed"},
+              {**VIEWS[0], "name": "quickstart-tpe", "algorithm": "tpe", "status": "running"}]
+
+
+@pytest.mark.parametrize("width", [80, 60, 50, 40, 30])
+def test_in_a_narrow_terminal_no_header_or_value_but_a_reason_breaks_inside_a_word(width: int):
+    """``algorithm`` read ``algo``/``rith``/``m`` and ``bayesianoptimization`` ``baye``/``sian``/...:
+    each column is now at least as wide as its longest word, header included, and where the
+    terminal is too narrow for them all, columns are left out (the reason first) and named
+    under the table."""
+    printed = _printed(ALGORITHMS, width)
+    assert max(map(len, printed.splitlines())) <= width, printed
+    headers = _headers(printed)
+    assert headers[0] == "name" and set(headers) <= set(STUDY_COLUMNS), printed
+    heads = [line.split("┃")[1:-1] for line in printed.splitlines() if line.startswith("┃")]
+    assert all(cell.strip() in ("", header) for cells in heads for cell, header in zip(cells, headers, strict=True)), printed
+    rows = [line.split("│")[1:-1] for line in printed.splitlines() if line.startswith("│")]
+    words = {word for view in ALGORITHMS for key in ("name", "status", "algorithm") for word in str(view[key]).split()}
+    for index, header in enumerate(headers):
+        if header in ("name", "status", "algorithm"):
+            assert all(word in words for cells in rows for word in cells[index].split()), printed
+    left = [column for column in STUDY_COLUMNS if column not in headers and column != "resource"]
+    assert (f"left out for width: {', '.join(left)}" in " ".join(printed.split())) == bool(left), printed
+
+
+def test_in_forty_columns_the_name_and_numbers_stay_and_the_left_out_columns_are_named():
+    printed = _printed(ALGORITHMS, 40)
+    assert _headers(printed) == ["name", "trials", "best"], printed
+    assert "left out for width: status, algorithm, reason" in " ".join(printed.split()), printed

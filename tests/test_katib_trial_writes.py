@@ -225,6 +225,40 @@ def test_a_trials_metrics_have_the_min_max_and_latest_of_its_reports_as_katib_wr
     assert status["currentOptimalTrial"]["observation"]["metrics"] == expected
 
 
+def test_the_optimal_trial_is_the_best_of_the_succeeded_and_early_stopped_as_katibs_controller_reads_them(
+        kube: KubeStub, service):
+    """Katib's controller picks ``currentOptimalTrial`` from every Trial with an observation
+    (status_util.go's updateTrialsSummary), which its trial controller fills for a trial that
+    succeeded and for one an early-stopping rule stopped, from its reports so far; a failed
+    trial, or one killed as the Experiment ended, has none. katuna picked the completed trials'
+    best alone, so a trial stopped early at a better loss was never the optimal one."""
+    _, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    ended = {"created_at": now, "started_at": now, "finished_at": now}
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, COMPLETE, values=[0.5], metrics={"loss": 0.5}, **ended))
+    store.add_trial(TrialRecord(NAME, 1, {"x": 0.2}, PRUNED, metrics={"loss": 0.2}, **ended,
+                                reason="pruned at step 3 by the medianstop rule (loss=0.2)"))
+    store.add_trial(TrialRecord(NAME, 2, {"x": 0.1}, PRUNED, metrics={"loss": 0.1}, **ended,
+                                reason="stopped: the study ended before the trial did (goal reached)"))
+    store.add_trial(TrialRecord(NAME, 3, {"x": 0.05}, FAIL, metrics={"loss": 0.05}, **ended, reason="exit 1"))
+    store.add_trial(TrialRecord(NAME, 4, {"x": 0.0}, PRUNED, metrics={"loss": math.nan}, **ended,
+                                reason="pruned at step 3 by the medianstop rule (loss=nan)"))
+    store.add_observations(NAME, 1, 1, [Observation("loss", v) for v in (0.9, 0.2)])
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 3, 1))
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    optimal = status["currentOptimalTrial"]
+    assert (optimal["bestTrialName"], optimal["trialNumber"], optimal["objectiveValue"]) == (f"{NAME}-1", 1, 0.2)
+    assert optimal["parameterAssignments"] == [{"name": "x", "value": "0.2"}]
+    assert optimal["observation"]["metrics"][0] == {"name": "loss", "min": "0.2", "max": "0.9", "latest": "0.2",
+                                                    "value": 0.2}
+
+    store.update_trial(NAME, 0, values=[0.2], metrics={"loss": 0.2})
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert status["currentOptimalTrial"]["bestTrialName"] == f"{NAME}-0", "of two alike, the first"
+
+
 def test_each_state_lists_at_most_as_many_trials_as_a_pareto_front_the_latest_ones():
     """A resource is stored whole, at most 1.5 MiB: each per-state list of a long Experiment names
     its state's latest 100 Trials, in order (the ``trials*`` counters count them all)."""

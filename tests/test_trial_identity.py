@@ -660,6 +660,27 @@ def test_a_pipeline_task_or_template_katuna_cannot_read_is_refused_at_its_refere
     assert "katuna cannot read" in found[0].message
 
 
+def test_an_argo_resource_template_is_refused_at_its_resource():
+    """An Argo ``resource`` template creates its manifest (any kind: a Pod mounting the node, a
+    Secret, a Job as the service's account) with the Workflow's account; katuna read neither its
+    kind nor its pods, so it ran unchecked beside the Workflow's own pods, which katuna does check."""
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {generateName: x-}\nspec: {serviceAccountName: katuna, containers: []}"
+    trial_spec = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "make", "template": "make"}], [{"name": "run", "template": "run"}]]},
+        {"name": "make", "resource": {"action": "create", "manifest": pod}},
+        {"name": "run", "container": {"image": "p", "command": ["t", "${trialParameters.x}"]}}]}}
+    spec, _ = load_definition(_native("manifest", trial_spec))
+    found = study_problems(spec, Cluster(reserved_accounts=("katuna",), reserved_secrets=(TOKEN,),
+                                         pod_security=pod_security.PRIVILEGED))
+    assert [p.path for p in found] == ["trialTemplate.trialSpec.spec.templates[1].resource"], found
+    assert "Argo resource template" in found[0].message and "KATUNA_TRIAL_KINDS" in found[0].message
+    launch = TrialLaunch("manifest", "u1", 0, 1, "manifest-0", [], {}, ".", None, trial_spec=trial_spec,
+                         params={"x": "1"})
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(launch, Cluster())
+    assert [p.path for p in refused.value.problems] == ["trialTemplate.trialSpec.spec.templates[1].resource"]
+
+
 def test_a_parameter_that_makes_a_tekton_reference_fails_the_launch():
     trial_spec = _tekton({"name": "more", "taskRef": {"resolver": "${trialParameters.where}", "params": []}})
     launch = TrialLaunch("refs", "u1", 0, 1, "refs-0", [], {}, ".", None, trial_spec=trial_spec,

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import TRIAL, study_definition
 from http_helpers import Service
+from kube_standin.workloads import Crd
 from kube_stub import KubeStub
 from waiting import eventually
 
@@ -40,7 +41,7 @@ def service(kube: KubeStub, tmp_path_factory):
     kube.authorizer.bind(EXECUTOR_ROLE, "kinds", "kinds", EXECUTOR)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds",
-                      KATUNA_TRIAL_KINDS="Thing.v1.example.com")
+                      KATUNA_TRIAL_KINDS="Thing.v1.example.com,BatchProcess.v1.example.com")
     yield running
     running.close()
 
@@ -293,6 +294,40 @@ def test_a_kind_katuna_is_not_granted_is_refused_when_submitted_naming_it(servic
         "account that kind there (a kind of knative/trial-kinds/ is granted by deploying its component), or use a "
         "kind it may create")}], body
     assert service.request("GET", "/studies/unserved")[0] == 404, "nothing is stored"
+
+
+def test_an_added_kind_is_made_and_deleted_at_the_resource_the_apis_discovery_lists_for_it(service: Service,
+                                                                                         kube: KubeStub):
+    """A kind the operator added is served at its CRD's plural, which is not always the kind
+    lower-cased plus ``s``: a ``BatchProcess``'s is ``batchprocesses``. katuna asks the API
+    server's discovery, as Katib's REST mapper does, where it guessed ``batchprocesss``: it asked
+    for access to a resource its grant does not name and refused the study, and would have
+    created each trial at a path the API does not serve."""
+    with kube.lock:
+        kube.crds[("example.com", "batchprocesses")] = Crd("example.com", ("v1",), "batchprocesses", "BatchProcess")
+        kube.authorizer.objects += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "batch-processes", "namespace": "kinds"},
+             "rules": [{"apiGroups": ["example.com"], "resources": ["batchprocesses"],
+                        "verbs": ["create", "get", "list", "watch", "patch", "delete"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "batch-processes", "namespace": "kinds"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "batch-processes"},
+             "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]}]
+    definition = study_definition("processes", maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {
+        "trialSpec": {"apiVersion": "example.com/v1", "kind": "BatchProcess", "spec": {"command": OBJECTIVE}},
+        "successCondition": "status.done", "failureCondition": "status.broken"}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+
+    def made() -> bool:
+        with kube.lock:
+            return ("batchprocesses", "kinds", "processes-0") in kube.workloads
+    eventually(made, "the trial's BatchProcess", timeout=60)
+    assert service.request("POST", "/studies/processes/stop")[0] == 200
+    eventually(lambda: not made(), "the stopped trial's BatchProcess deleted", timeout=60)
 
 
 def test_a_workload_its_kinds_schema_refuses_is_refused_when_submitted_naming_the_field(service: Service,

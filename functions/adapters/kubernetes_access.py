@@ -35,8 +35,8 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import call, client_refusals, over_quota, status_body, translate
+from functions.adapters.kubernetes_discovery import served_resource
 from functions.adapters.kubernetes_fields import DENIED_BY_WEBHOOK, kind_label, strict_refusals, webhook_refusals
-from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
 from functions.core.job import render_trial
@@ -93,7 +93,7 @@ class Access:
         """The review's refusal; None where katuna may create the workload, or where the study
         names no namespace and runs Jobs (in the service's own namespace, which the operator binds)."""
         named = spec.kubernetes.namespace
-        group, _, plural = trial_kinds.resource(spec.trial_template.trial_spec or JOB)
+        group, _, plural = served_resource(self._objects, spec.trial_template.trial_spec or JOB)
         jobs = (group, plural) == ("batch", "jobs")
         if named is None and jobs:
             return None
@@ -120,7 +120,7 @@ class Access:
         except PermanentError:
             return None
         namespace = (launch.cluster or Cluster()).with_defaults(self._defaults).namespace or "default"
-        group, version, plural = trial_kinds.resource(workload)
+        group, version, plural = served_resource(self._objects, workload)
         doing = f"create {_what(group, plural)} {launch.job_name} in namespace {namespace} (a dry run)"
         try:
             self._create(namespace, (group, version, plural), workload)

@@ -153,7 +153,7 @@ class KubernetesExecutor(LogReads):
                 self.checkpoint_drops.sweep(namespace)
             except KatunaError as exc:
                 log.warning("following the Jobs deleting checkpoints in namespace %s: %s", namespace, exc)
-        kinds = {(place.namespace or default, trial_kinds.resource(place.trial_spec)) for place in places
+        kinds = {(place.namespace or default, self._workloads.resource(place.trial_spec)) for place in places
                  if place.trial_spec is not None and not runs_as_job(place.trial_spec)}
         for namespace, resource in sorted(kinds):
             try:
@@ -172,7 +172,7 @@ class KubernetesExecutor(LogReads):
         namespace = place.namespace or self._defaults.namespace or "default"
         self._job_stops.drop(namespace, study, uid)
         if place.trial_spec is not None and not runs_as_job(place.trial_spec):
-            self._workloads.drop(namespace, trial_kinds.resource(place.trial_spec), study, uid)
+            self._workloads.drop(namespace, self._workloads.resource(place.trial_spec), study, uid)
 
     def lingers(self, launch: TrialLaunch) -> bool:
         """Whether the ended attempt's workload is deleted once its output is read: a Job, which

@@ -28,6 +28,7 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import Translate, all_pages, call, delete_options, oversized_workload
+from functions.adapters.kubernetes_discovery import served_resource
 from functions.adapters.kubernetes_fields import kind_label, strict_refusals
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core import gjson, trial_kinds
@@ -158,6 +159,11 @@ class Workloads:
         self._batch = client.BatchV1Api(api)
         self._translate = translate
 
+    def resource(self, workload: Mapping[str, Any]) -> tuple[str, str, str]:
+        """``(group, version, plural)`` of a workload, an added kind's as the API's discovery
+        lists it (:mod:`functions.adapters.kubernetes_discovery`)."""
+        return served_resource(self._objects, workload, self._translate)
+
     def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> str:
         """Create the launch's workload; its uid (the one there already when the launch was
         delivered before). What a name already taken (409) means is :func:`settle_conflict`'s.
@@ -166,7 +172,7 @@ class Workloads:
         have is a :class:`RefusedWorkload` naming it, not dropped by the API server for the trial
         to run without it (a study taken before its kind's CRD changed, or whose dry run its
         first trial's parameters skipped)."""
-        group, version, plural = trial_kinds.resource(workload)
+        group, version, plural = self.resource(workload)
         what = f"{workload.get('kind')} {launch.job_name}"
         try:
             created = self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload),
@@ -180,7 +186,7 @@ class Workloads:
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
                                            "is its operator installed and katuna's Role granted it?)") from exc
-            found = self._read(trial_kinds.resource(launch.trial_spec or {}), namespace, launch.job_name)
+            found = self._read(self.resource(launch.trial_spec or {}), namespace, launch.job_name)
             metadata = (found or {}).get("metadata") or {}
             settle_conflict(launch, what, None if found is None else (metadata.get("labels") or {}, metadata.get("uid")),
                             lambda uid: self._delete(launch, namespace, launch.job_name, uid))
@@ -191,7 +197,7 @@ class Workloads:
     def get(self, launch: TrialLaunch, namespace: str) -> Mapping[str, Any] | None:
         """The attempt's workload as the API has it; None when it is not there, or when the one
         of its name is another's (an earlier study's of the same name)."""
-        found = self._read(trial_kinds.resource(launch.trial_spec or {}), namespace, launch.job_name)
+        found = self._read(self.resource(launch.trial_spec or {}), namespace, launch.job_name)
         labels = ((found or {}).get("metadata") or {}).get("labels")
         return found if found is not None and holder(labels, launch) == OWN else None
 
@@ -271,7 +277,7 @@ class Workloads:
 
     def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one of the launch's workloads (:meth:`_delete_object`)."""
-        self._delete_object(trial_kinds.resource(launch.trial_spec or {}), namespace, name, uid)
+        self._delete_object(self.resource(launch.trial_spec or {}), namespace, name, uid)
 
     def _delete_object(self, resource: tuple[str, str, str], namespace: str, name: str, uid: str | None) -> None:
         """Delete one workload with its pods (``Background``), only while ``uid`` is its uid
@@ -295,7 +301,7 @@ class Workloads:
 
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""
-        group, version, plural = trial_kinds.resource(launch.trial_spec or {})
+        group, version, plural = self.resource(launch.trial_spec or {})
         found = cast(Mapping[str, Any], call(lambda: self._objects.list_namespaced_custom_object(
             group, version, namespace, plural, label_selector=trial_selector(launch)),
             f"list the {plural} of trial {launch.number}", translator=self._translate))

@@ -14,9 +14,11 @@ from collections.abc import Generator, Hashable, Iterator
 from dataclasses import dataclass
 
 from functions.core.pareto_search import extended_front, pareto_front
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import PRUNED, StudyRecord, TrialRecord, optimal_value
+from functions.core.spec import MAXIMIZE
 from functions.core.spread import spread
 from functions.core.store_port import Store
+from functions.core.trial_query import TrialQuery
 
 FRONT_SHOWN = 20
 """The most trials of a Pareto front a study's view lists (``frontSize`` counts them all): with
@@ -139,6 +141,43 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
     if record.spec.multi_objective:
         return store.numbered_trials(record.name, sorted(_FRONTS.numbers(store, record)))
     return store.best_trials(record.name, limit)
+
+
+def katib_optimal(store: Store, record: StudyRecord) -> list[TrialRecord]:
+    """The trial a Katib Experiment's ``currentOptimalTrial`` names (none, or one): the best by
+    the objective of the trials Katib's controller holds an observation of, those that
+    succeeded and those an early-stopping rule stopped (its ``updateTrialsSummary`` reads every
+    Trial's observation, which its trial controller fills at a success or an early stop, from
+    the reports so far). A trial stopped early counts at its objective metric as its strategy
+    reduced its reports; a failed trial, or one the study's end stopped (Katib's ``Killed``),
+    has no observation there and never counts. Ties go to the lower number. A study of several
+    objectives has its Pareto front (:func:`best_trials`)."""
+    completed = best_trials(store, record)
+    if record.spec.multi_objective or not record.spec.objectives:
+        return completed
+    early = _best_stopped_early(store, record)
+    if early is None:
+        return completed
+    if not completed or not completed[0].values:
+        return [early]
+    objective = record.spec.objectives[0]
+    best, other = optimal_value(early, record), completed[0].values[0]
+    better = best > other if objective.direction == MAXIMIZE else best < other
+    return [early] if better or (best == other and early.number < completed[0].number) else completed
+
+
+def _best_stopped_early(store: Store, record: StudyRecord) -> TrialRecord | None:
+    """The trial an early-stopping rule stopped with the best objective metric, a number (a
+    NaN sorts last, and is no observation Katib compares); None where none reported it."""
+    objective = record.spec.objectives[0]
+    query = TrialQuery(states=(PRUNED,), sort=f"metric:{objective.metric}",
+                       descending=objective.direction == MAXIMIZE, limit=None)
+    for trial in store.matching_trials(record.name, query, page=PAGE_READ):
+        value = trial.metrics.get(objective.metric)
+        if trial.stopped_at_end or not isinstance(value, int | float) or value != value:
+            continue
+        return trial
+    return None
 
 
 PAGE_READ = 16

@@ -342,3 +342,9 @@ class Census:
         """The running studies a service whose ``KATUNA_EXECUTOR`` is ``executor`` runs: not
         those it leaves to another (:meth:`StudyRecord.runs_away_from`)."""
         return sum(count for place, count in self.running_on.items() if not runs_away(place, executor))
+
+
+def optimal_value(trial: TrialRecord, record: StudyRecord) -> float:
+    """A trial's objective value as Katib's ``currentOptimalTrial`` reads it: a completed
+    trial's value, else (one stopped early) its objective metric's reduced value."""
+    return trial.values[0] if trial.values else trial.metrics[record.spec.objectives[0].metric]

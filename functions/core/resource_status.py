@@ -18,7 +18,7 @@ from functions.core import unreported
 from functions.core.errors import Problem
 from functions.core.metrics import Observation
 from functions.core.pareto_search import front_order
-from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
+from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord, optimal_value
 from functions.core.resources import DELETED, Origin
 from functions.core.spec import Study
 from functions.core.spread import spread
@@ -175,10 +175,11 @@ def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,
                   "objectiveValues": list(t.values or ()), **_results(t, record.spec, origin)}
                  for t in sorted(best, key=lambda t: t.number) if t.number in shown]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
-    if not best or not best[0].values:
+    if not best or not (best[0].values or best[0].metrics.get(record.spec.objectives[0].metric) is not None):
         return {"currentOptimalTrial": {"observation": {}}} if origin.ref.katib else {}
     return {"currentOptimalTrial": {"bestTrialName": f"{origin.ref.name}-{best[0].number}", "trialNumber": best[0].number,
-                                    "objectiveValue": best[0].values[0], **_results(best[0], record.spec, origin, observed)}}
+                                    "objectiveValue": optimal_value(best[0], record),
+                                    **_results(best[0], record.spec, origin, observed)}}
 
 
 def _results(trial: TrialRecord, spec: Study, origin: Origin, observed: Sequence[Observation] = ()) -> dict[str, Any]:

@@ -45,6 +45,9 @@ the cluster) and an Argo WorkflowTemplate (``workflowTemplateRef``, ``templateRe
 trial's pods steps, volumes, accounts and securityContexts katuna never reads, which could name
 any of the above or the node itself: such a reference is refused (:func:`_unseen`); the study
 writes its tasks and templates inline (``taskSpec``, ``pipelineSpec``, Argo's ``templates``).
+An Argo ``resource`` template creates the manifest it holds, any kind, with the Workflow's
+account: katuna reads neither its kind (``KATUNA_TRIAL_KINDS``) nor its pods, so it is refused
+at its ``resource`` (:func:`_manifests`); a step runs as a ``container`` or ``script`` template.
 
 Last, a ``trialSpec`` is created with the service's own permissions, which reach objects that are
 no workload (Events, Secrets, Katib's Trials and Suggestions, the kinds of ``knative/``): one of a
@@ -127,7 +130,7 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     beyond = pod_security.study_problems(trial_spec, service.pod_security) \
         if service.pod_security != pod_security.PRIVILEGED else []
     account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
-    return (_kind(trial_spec, service) + unreadable + _unseen(strings) + _accounts(account, strings, service.reserved_accounts)
+    return (_kind(trial_spec, service) + unreadable + _unseen(strings) + _manifests(trial_spec) + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
             + _claims(strings, service.reserved_claims) + _checkpoint_claim(strings, service) + beyond)
@@ -142,7 +145,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     placeholder in; or whose patch cannot be read once filled in; or that a parameter's value
     made ask for more than its template ``trial_spec`` and the service's Pod Security level allow."""
     strings, found = _trial_strings(workload, filled=True)
-    found += _kind(workload, cluster) + _unseen(strings) + _accounts(cluster.service_account, strings, cluster.reserved_accounts)
+    found += _kind(workload, cluster) + _unseen(strings) + _manifests(workload) + _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
     own = (workload or {}).get("metadata", {}).get("name")
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
@@ -160,7 +163,8 @@ def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, An
     changed since the study was stored): every trial would be refused, and the study fails."""
     strings, unreadable = _trial_strings(trial_spec, filled=False)
     account, namespace = cluster.service_account, cluster.namespace or "default"
-    as_stored = {*_kind(trial_spec, cluster), *unreadable, *_unseen(strings), *_accounts(account, strings, cluster.reserved_accounts),
+    as_stored = {*_kind(trial_spec, cluster), *unreadable, *_unseen(strings), *_manifests(trial_spec),
+                 *_accounts(account, strings, cluster.reserved_accounts),
                  *_senders(account, strings, cluster, namespace),
                  *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets),
                  *_claims(strings, cluster.reserved_claims), *_checkpoint_claim(strings, cluster)}
@@ -198,6 +202,26 @@ def _unseen(strings: Iterable[tuple[str, str]]) -> list[Problem]:
         if reference is not None and reference not in found:
             found[reference] = Problem(path, _UNSEEN)
     return list(found.values())
+
+
+def _manifests(trial_spec: Mapping[str, Any] | None) -> list[Problem]:
+    """Where an Argo Workflow's template is a ``resource`` template: a manifest Argo creates (or
+    applies, patches, deletes) with the Workflow's account, whose kind and pods katuna never
+    reads, so neither ``KATUNA_TRIAL_KINDS`` nor the checks of its pods' accounts, Secrets and
+    Pod Security reach what it makes, nor does katuna find or stop its pods."""
+    spec = (trial_spec or {}).get("spec")
+    if not trial_kinds.is_workflow(trial_spec or {}) or not isinstance(spec, Mapping):
+        return []
+    templates = spec.get("templates")
+    return [Problem(f"{PATH}.spec.templates[{index}].resource", _MANIFEST)
+            for index, one in enumerate(templates if isinstance(templates, list) else [])
+            if isinstance(one, Mapping) and "resource" in one]
+
+
+_MANIFEST = ("is an Argo resource template, whose manifest Argo creates with the Workflow's account: katuna reads "
+             "neither its kind (only the kinds it knows and KATUNA_TRIAL_KINDS are trials) nor its pods (their "
+             "accounts, Secrets and Pod Security), nor finds or stops them; run the step as a container or script "
+             "template")
 
 
 def _reference(path: str) -> str | None:

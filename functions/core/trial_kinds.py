@@ -177,6 +177,12 @@ def taken_kinds(added: Iterable[tuple[str, str]]) -> str:
     return ", ".join(known + [f"{api_version} {kind}" for api_version, kind in added])
 
 
+def is_workflow(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether the ``trialSpec`` is an Argo Workflow."""
+    known = kind_of(trial_spec)
+    return known is not None and known.kind == "Workflow"
+
+
 def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:
     """The known kind of a ``trialSpec`` (None for a kind katuna has no defaults for)."""
     known = KINDS.get(str(trial_spec.get("kind")))
@@ -237,7 +243,9 @@ def kept_for_ever(trial_spec: Mapping[str, Any]) -> bool:
 
 def resource(trial_spec: Mapping[str, Any]) -> tuple[str, str, str]:
     """``(group, version, plural)`` of the workload: a known kind's, else the kind lower-cased
-    plus ``s`` (the plural a CustomResourceDefinition gets by convention)."""
+    plus ``s`` (the plural a CustomResourceDefinition gets by convention), which the Kubernetes
+    adapter takes only where the API server's discovery lists no other for the kind
+    (:mod:`functions.adapters.kubernetes_discovery`)."""
     group, _, version = str(trial_spec.get("apiVersion", "")).rpartition("/")
     known = kind_of(trial_spec)
     return group, version, known.plural if known is not None else str(trial_spec.get("kind", "")).lower() + "s"

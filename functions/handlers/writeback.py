@@ -38,7 +38,7 @@ from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.katib_suggestion import suggestion
 from functions.core.katib_trials import trial_lists, trials_owner
-from functions.core.pareto import best_trials
+from functions.core.pareto import best_trials, katib_optimal
 from functions.core.ports import Resources
 from functions.core.records import StudyRecord
 from functions.core.resource_events import Happening, event_name, study_end, study_regarding
@@ -127,7 +127,7 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     front of a study of several objectives (which reads its completed trials, as
     ``GET /studies/{name}`` does)."""
     counts = with_stopped(store, record.name, store.count_trials(record.name))
-    best = best_trials(store, record)
+    best = katib_optimal(store, record) if origin.ref.katib else best_trials(store, record)
     if trials_owner(record) is None:
         return study_status(record, counts, best, origin)
     counts = with_unavailable(store, record.name, counts)

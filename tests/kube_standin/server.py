@@ -56,6 +56,30 @@ KINDS = {
 """Katib's kinds join these where the overlay is installed (:mod:`kube_standin.katib_api`)."""
 
 
+DISCOVERY = re.compile(r"^/apis/([^/]+)/([^/]+)$")
+"""The path of an API group version's discovery: the resources it serves, each with its kind."""
+
+
+def discovery(cluster, user: str, group: str, version: str) -> tuple[int, dict | str]:
+    """The API server's discovery of ``group``/``version`` (an ``APIResourceList``: each
+    resource's name, kind and whether it is namespaced), which Kubernetes' ``system:discovery``
+    ClusterRole lets every authenticated user read (anonymous requests are forbidden); a group
+    version it does not serve is the 404 of a path it does not route."""
+    if user == ANONYMOUS:
+        return 403, status(403, "Forbidden", f'forbidden: User "{user}" cannot get path "/apis/{group}/{version}"')
+    with cluster.lock:
+        served = [(crd.plural, crd.kind, True) for crd in cluster.crds.values()
+                  if crd.group == group and version in crd.versions]
+        served += [(resource, kind.kind, kind.namespaced) for (named, resource), kind in cluster.kinds.items()
+                   if named == group and kind.api_version == f"{group}/{version}"]
+    if not served:
+        return 404, ROUTE_NOT_FOUND
+    verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
+                 "resources": [{"name": name, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind,
+                                "verbs": verbs} for name, kind, namespaced in sorted(served)]}
+
+
 @dataclass(frozen=True)
 class Call:
     """One parsed request."""
@@ -198,6 +222,9 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 body = None
             if self.command == "POST" and urlparse(self.path).path == access_review.PATH:
                 self._send(*access_review.answer(cluster.authorizer, self._user(), body))
+                return
+            if self.command == "GET" and (listed := DISCOVERY.fullmatch(urlparse(self.path).path)):
+                self._send(*discovery(cluster, self._user(), *listed.groups()))
                 return
             call = parse(self.command, self.path, body, content_type)
             if call is None:
