@@ -21,7 +21,8 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
-from functions.cli_output import front_title, print_study, studies_table
+from functions.cli_output import front_title, print_study
+from functions.cli_studies_table import studies_table
 from functions.cli_study_state import INTERRUPTED_TRIAL, as_seen, interrupted, judged, opened_store
 from functions.cli_trial_table import trial_table
 from functions.core.errors import MalformedRequest

@@ -9,7 +9,7 @@ import io
 import pytest
 from rich.console import Console
 
-from functions.cli_output import STUDY_COLUMNS, studies_table
+from functions.cli_studies_table import STUDY_COLUMNS, studies_table
 
 NAMES = ("digits-early-stopping", "a" * 62 + "z")
 VIEWS = [{"name": NAMES[0], "status": "interrupted (the katuna process that ran it is gone)", "algorithm": "random",
