@@ -49,10 +49,18 @@ def check_gke(adapter: Any, pool: NodePool, account: str | None) -> None:
 
 
 def check_eks(adapter: Any, pool: NodePool, where: EksCluster) -> None:
-    """A study's group is refused (:func:`check_whose`); and EKS cannot change the node role or
-    the subnets of an existing group: one whose differ from ``--node-role`` or ``--subnets`` (in
-    any order) is refused, naming them, not left as it is with "nothing to change"."""
-    check_whose(adapter.describe(pool.name), pool.name)
+    """A study's group is refused (:func:`check_whose`); and EKS cannot change the instance
+    types, the node role or the subnets of an existing group: one whose differ from
+    ``--instance-types``, ``--node-role`` or ``--subnets`` (in any order) is refused, naming them,
+    not left as it is with "nothing to change". A study takes a group of some of the types it
+    accepts; the flags name the types the group is to have (more types, more spot capacity to
+    come from), so a group lacking some of them is refused too."""
+    described = adapter.describe(pool.name)
+    check_whose(described, pool.name)
+    if described is not None and described.state not in GOING and set(described.machine_types) != set(
+            pool.machine_types):
+        raise NodePoolFailed(f"node pool {pool.name} exists with instance types {', '.join(described.machine_types)}; "
+                             f"the flags ask for {', '.join(pool.machine_types)}", "nodePool.instanceTypes")
     found = adapter.node_settings(pool.name)
     if found is None:
         return

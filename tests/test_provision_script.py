@@ -794,3 +794,26 @@ def test_eks_up_with_another_node_role_or_subnets_than_the_groups_says_it_cannot
                                     "place: "), result.stderr
     same = provision(*up, "--subnets", f"{subnets[1]},{subnets[0]}", "--node-role", ROLE, env=moto_server)
     assert same.returncode == 0 and same.stderr == "node pool trials: nothing to change\n", same.stderr
+
+
+def test_eks_up_with_instance_types_the_group_lacks_says_they_cannot_be_added_in_place(moto_server: dict[str, str]):
+    """A group of one spot type, run again with more (as the warning of one advises): ``up`` said
+    "nothing to change", exit 0, and the group kept its one type; the types the flags give, in
+    any order, are the group's."""
+    ec2, eks = aws_client("ec2", moto_server), aws_client("eks", moto_server)
+    subnets = moto_eks.network(ec2)
+    eks.create_cluster(name="widen", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["eks", "up", "--cluster", "widen", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+          "--node-role", ROLE]
+    provisioned(*up, "--instance-types", "m5.xlarge", env=moto_server)
+    for dry_run in ([], ["--dry-run"]):
+        wider = provision(*up, "--instance-types", "m5.xlarge,m5a.xlarge", *dry_run, env=moto_server)
+        assert wider.returncode == 1, wider.stderr
+        assert ("error: --instance-types: node pool trials exists with instance types m5.xlarge; the flags ask for "
+                "m5.xlarge, m5a.xlarge. A node pool's instance types cannot be changed in place: ") in wider.stderr
+    assert eks.describe_nodegroup(clusterName="widen", nodegroupName="trials")["nodegroup"]["instanceTypes"] == [
+        "m5.xlarge"]
+    provisioned(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5.xlarge,m5a.xlarge", env=moto_server)
+    same = provision(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5a.xlarge,m5.xlarge",
+                     env=moto_server)
+    assert (same.returncode, same.stderr) == (0, "node pool wide: nothing to change\n"), same.stderr
