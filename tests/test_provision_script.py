@@ -119,7 +119,9 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     assert json.loads(status.stdout)["maxNodes"] == 4
     down = provision("gke", "down", *flags)
     assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
-    assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
+    again = provision("gke", "down", *flags)
+    assert again.returncode == 0, "an absent pool is already down"
+    assert again.stderr == "node pool trials: it is absent: nothing to delete\n", "as its plan says, not \"nothing to change\""
 
 
 def test_gke_status_and_dry_runs_say_nothing_on_stderr_not_even_the_sdks_notices(gke_api: GkeStub):
@@ -683,10 +685,12 @@ def test_eks_group_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.startswith("error: --subnets: EKS node group trials failed to create: "
                                     "Ec2SubnetInvalidConfiguration: ")
-    assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down`, then `up` to create it again\n")
+    assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down --any-katuna-pool` (`up` did not "
+                                  "make it, so `down` alone refuses it), then `up` to create it again\n"), failed.stderr
     status = provision("eks", "status", *flags, env=moto_server)
     assert json.loads(status.stdout)["state"] == "CREATE_FAILED"
     assert "warning: node pool trials is CREATE_FAILED (Ec2SubnetInvalidConfiguration: " in status.stderr
+    assert "run `down --any-katuna-pool`" in status.stderr, status.stderr
     refused = provision("eks", "down", *flags, env=moto_server)
     assert refused.returncode == 1 and "give --any-katuna-pool to delete this one" in refused.stderr
     assert "run `down`, then `up`" not in refused.stderr, "no advice that `down` refuses"
