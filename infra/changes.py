@@ -30,9 +30,10 @@ import click
 
 from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
-from functions.core.nodepool import NodePoolFailed, PoolChange, PoolStatus
+from functions.core.nodepool import SCRIPT_MARK, NodePoolFailed, PoolChange, PoolStatus
 from functions.interrupts import on_dropped, send_again
 from infra.polling import retrying
+from infra.pool_checks import ANY_POOL_FLAG
 
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
 """The states of a pool its cloud could not create (GKE's ``ERROR``, EKS's ``CREATE_FAILED``):
@@ -119,7 +120,7 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: Run, done: str, s
 
     try:
         made = again()
-        told = made.changed or "nothing to change"
+        told = made.changed or ("nothing to change" if settle else "it is absent: nothing to delete")
         while made.operation is not None:
             run.pending[:] = [made.operation]
             _wait(pools, made.operation, run)
@@ -214,9 +215,19 @@ def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:
 
 
 def broken(found: PoolStatus, said: str = "") -> str:
-    """What to do about a pool its cloud could not create, with the cloud's reason unless ``said`` already holds it."""
+    """What to do about a pool its cloud could not create, with the cloud's reason unless ``said``
+    already holds it: deleted as ``down`` takes it (:func:`infra.pool_checks.check_delete`: one
+    ``up`` did not make only with ``--any-katuna-pool``, one without the trial taint not at all),
+    then created again."""
     cause = f" ({found.message})" if found.message and found.message not in said else ""
-    return f"node pool {found.name} is {found.state}{cause}: run `down`, then `up` to create it again"
+    if not found.tainted:
+        delete = ("delete it with the cloud's own tools (`down` deletes only pools with katuna's trial taint), "
+                  "then run `up`")
+    elif found.made_by == SCRIPT_MARK:
+        delete = "run `down`, then `up`"
+    else:
+        delete = f"run `down {ANY_POOL_FLAG}` (`up` did not make it, so `down` alone refuses it), then `up`"
+    return f"node pool {found.name} is {found.state}{cause}: {delete} to create it again"
 
 
 def print_status(pools: Any, pool: str) -> None:

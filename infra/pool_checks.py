@@ -35,6 +35,8 @@ ANY_POOL_FLAG = "--any-katuna-pool"
 """``down``'s flag that deletes a tainted pool ``up`` did not make."""
 GOING = frozenset({"STOPPING", "DELETING"})
 """A pool's states while it is being deleted (GKE's ``STOPPING``, EKS's ``DELETING``)."""
+FAILED = frozenset({"CREATE_FAILED", "DELETE_FAILED"})
+"""An EKS group's states once its create or delete failed: what to do about it comes first."""
 
 
 def check_gke(adapter: Any, pool: NodePool, account: str | None) -> None:
@@ -49,10 +51,19 @@ def check_gke(adapter: Any, pool: NodePool, account: str | None) -> None:
 
 
 def check_eks(adapter: Any, pool: NodePool, where: EksCluster) -> None:
-    """A study's group is refused (:func:`check_whose`); and EKS cannot change the node role or
-    the subnets of an existing group: one whose differ from ``--node-role`` or ``--subnets`` (in
-    any order) is refused, naming them, not left as it is with "nothing to change"."""
-    check_whose(adapter.describe(pool.name), pool.name)
+    """A study's group is refused (:func:`check_whose`); and EKS cannot change the instance
+    types, the node role or the subnets of an existing group: one whose differ from
+    ``--instance-types``, ``--node-role`` or ``--subnets`` (in any order) is refused, naming them,
+    not left as it is with "nothing to change". A study takes a group of some of the types it
+    accepts; the flags name the types the group is to have (more types, more spot capacity to
+    come from), so a group lacking some of them is refused too; one that failed to create or to
+    delete is refused as such first (:func:`infra.eks_errors.stuck`), whatever its types."""
+    described = adapter.describe(pool.name)
+    check_whose(described, pool.name)
+    if described is not None and described.state not in GOING | FAILED and set(described.machine_types) != set(
+            pool.machine_types):
+        raise NodePoolFailed(f"node pool {pool.name} exists with instance types {', '.join(described.machine_types)}; "
+                             f"the flags ask for {', '.join(pool.machine_types)}", "nodePool.instanceTypes")
     found = adapter.node_settings(pool.name)
     if found is None:
         return

@@ -119,7 +119,9 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     assert json.loads(status.stdout)["maxNodes"] == 4
     down = provision("gke", "down", *flags)
     assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
-    assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
+    again = provision("gke", "down", *flags)
+    assert again.returncode == 0, "an absent pool is already down"
+    assert again.stderr == "node pool trials: it is absent: nothing to delete\n", "as its plan says, not \"nothing to change\""
 
 
 def test_gke_status_and_dry_runs_say_nothing_on_stderr_not_even_the_sdks_notices(gke_api: GkeStub):
@@ -683,10 +685,12 @@ def test_eks_group_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.startswith("error: --subnets: EKS node group trials failed to create: "
                                     "Ec2SubnetInvalidConfiguration: ")
-    assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down`, then `up` to create it again\n")
+    assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down --any-katuna-pool` (`up` did not "
+                                  "make it, so `down` alone refuses it), then `up` to create it again\n"), failed.stderr
     status = provision("eks", "status", *flags, env=moto_server)
     assert json.loads(status.stdout)["state"] == "CREATE_FAILED"
     assert "warning: node pool trials is CREATE_FAILED (Ec2SubnetInvalidConfiguration: " in status.stderr
+    assert "run `down --any-katuna-pool`" in status.stderr, status.stderr
     refused = provision("eks", "down", *flags, env=moto_server)
     assert refused.returncode == 1 and "give --any-katuna-pool to delete this one" in refused.stderr
     assert "run `down`, then `up`" not in refused.stderr, "no advice that `down` refuses"
@@ -794,3 +798,26 @@ def test_eks_up_with_another_node_role_or_subnets_than_the_groups_says_it_cannot
                                     "place: "), result.stderr
     same = provision(*up, "--subnets", f"{subnets[1]},{subnets[0]}", "--node-role", ROLE, env=moto_server)
     assert same.returncode == 0 and same.stderr == "node pool trials: nothing to change\n", same.stderr
+
+
+def test_eks_up_with_instance_types_the_group_lacks_says_they_cannot_be_added_in_place(moto_server: dict[str, str]):
+    """A group of one spot type, run again with more (as the warning of one advises): ``up`` said
+    "nothing to change", exit 0, and the group kept its one type; the types the flags give, in
+    any order, are the group's."""
+    ec2, eks = aws_client("ec2", moto_server), aws_client("eks", moto_server)
+    subnets = moto_eks.network(ec2)
+    eks.create_cluster(name="widen", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["eks", "up", "--cluster", "widen", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+          "--node-role", ROLE]
+    provisioned(*up, "--instance-types", "m5.xlarge", env=moto_server)
+    for dry_run in ([], ["--dry-run"]):
+        wider = provision(*up, "--instance-types", "m5.xlarge,m5a.xlarge", *dry_run, env=moto_server)
+        assert wider.returncode == 1, wider.stderr
+        assert ("error: --instance-types: node pool trials exists with instance types m5.xlarge; the flags ask for "
+                "m5.xlarge, m5a.xlarge. A node pool's instance types cannot be changed in place: ") in wider.stderr
+    assert eks.describe_nodegroup(clusterName="widen", nodegroupName="trials")["nodegroup"]["instanceTypes"] == [
+        "m5.xlarge"]
+    provisioned(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5.xlarge,m5a.xlarge", env=moto_server)
+    same = provision(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5a.xlarge,m5.xlarge",
+                     env=moto_server)
+    assert (same.returncode, same.stderr) == (0, "node pool wide: nothing to change\n"), same.stderr

@@ -142,4 +142,4 @@ def test_eks_down_of_an_absent_group_plans_and_tells_the_launch_templates_it_del
     assert templates() == before - {name}
     again = provision(*flags, "--dry-run", env=aws)
     assert json.loads(again.stdout)["action"] == "nothing to delete"
-    assert provision(*flags, env=aws).stderr == "node pool trials: nothing to change\n"
+    assert provision(*flags, env=aws).stderr == "node pool trials: it is absent: nothing to delete\n"
