@@ -1,6 +1,7 @@
 """A Python that has imported what a kind of katuna command imports before it does anything (its
-:data:`PRELOADS`: what ``katuna serve`` imports before it starts gunicorn; what ``python -m
-infra.provision`` imports, both clouds' SDKs included), and starts each such command it is asked
+:data:`PRELOADS`: what ``katuna serve`` imports before it starts gunicorn, the Kubernetes client
+too for one that reaches a cluster; what ``python -m infra.provision`` imports, both clouds' SDKs
+included), and starts each such command it is asked
 for in a fork of itself: a process of the command's own (the ``katuna`` console script run as
 ``__main__``, or ``python -m MODULE``'s module; its own ``sys.argv``, environment, working
 directory, standard streams and exit status), without each paying again the 0.4 s or so of CPU
@@ -65,6 +66,30 @@ def _preload_katuna() -> None:
     assert "functions.cli_common" not in sys.modules, "the CLI's consoles would keep this process's COLUMNS"
 
 
+def _preload_kubernetes() -> None:
+    """What a ``katuna serve`` reaching a cluster imports besides (:func:`_preload_katuna`):
+    the Kubernetes client, its API classes built as ``katuna serve --executor kubernetes`` builds
+    them before it forks (:func:`functions.adapters.kubernetes_client.load_apis`), and katuna's
+    adapters of it, which its workers import. The client reads one variable as it is imported,
+    ``KUBECONFIG``, which each command reads again from its own environment (:func:`_become`)."""
+    _preload_katuna()
+    from functions.adapters.kubernetes_client import load_apis
+
+    load_apis()
+    for module in ("functions.cluster_ports", "functions.adapters.kubernetes_resources",
+                   "functions.adapters.kubernetes_executor"):
+        importlib.import_module(module)
+
+
+def _read_kubeconfig_variable() -> None:
+    """Where the Kubernetes client, if imported, looks for a kubeconfig by default: the
+    ``KUBECONFIG`` of this command's environment, as the client reads it when a command imports
+    it afresh, not the warm Python's."""
+    for name in ("kubernetes.config.kube_config", "kubernetes.config"):
+        if name in sys.modules:
+            sys.modules[name].KUBE_CONFIG_DEFAULT_LOCATION = os.environ.get("KUBECONFIG", "~/.kube/config")
+
+
 SCRIPT = "infra.provision"
 """The provisioning script, run as ``python -m infra.provision``."""
 
@@ -83,7 +108,7 @@ def _preload_provision() -> None:
     delattr(sys.modules[package], name)
 
 
-PRELOADS = {"katuna": _preload_katuna, "provision": _preload_provision}
+PRELOADS = {"katuna": _preload_katuna, "kubernetes": _preload_kubernetes, "provision": _preload_provision}
 """The kinds of warm Python, by name: what each imports once."""
 
 AT_ONCE = {"provision"}
@@ -101,6 +126,7 @@ def _become(request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    _read_kubeconfig_variable()
     if request.get("interruptible"):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     opened = os.open(os.devnull, os.O_RDONLY)
