@@ -12,7 +12,8 @@ for each by its process id.
 Requests come on standard input, a JSON line each: ``{"argv": [katuna, *args], "cwd": folder,
 "env": {...}, "stdout": file, "stderr": file}`` (the two files may be one, as with
 ``stderr=subprocess.STDOUT``; ``argv`` may be ``[python, "-m", module, *args]``); the standard
-input is ``/dev/null``. For each, it answers on standard output ``{"started": pid}`` as
+input is ``/dev/null``. Once it has imported what it preloads, it says ``{"ready": true}`` on
+standard output; for each request it answers there ``{"started": pid}`` as
 the command starts and, whenever one ends, ``{"ended": pid, "returncode": ...}`` (negative: the
 signal that ended it). It forks from this one thread only, before any other starts; its own
 ``SIGCHLD`` handler and wake-up pipe are undone in each child before the command runs.
@@ -224,6 +225,7 @@ def _ended(code: object) -> None:
 def main() -> None:
     kind = sys.argv[1]
     PRELOADS[kind]()
+    _answer({"ready": True})
     request = _serve()
     if request is None:
         return
@@ -281,6 +283,12 @@ hashing, its path, its warnings, the locale), whose effect a forked child keeps 
 Python whatever its own environment says."""
 
 
+READY = 600
+"""Seconds the first command waits for the warm Python to import what it preloads (several
+seconds of CPU, the Kubernetes client's included) before its own minute to start: a machine as
+loaded as a test run makes it may take minutes over them."""
+
+
 class WarmKatuna:
     """This module run as a process of its own with the imports of one of :data:`PRELOADS`,
     started for the first command asked of it (:func:`warm`) and kept for the rest of the test
@@ -294,6 +302,7 @@ class WarmKatuna:
         self._started: queue.Queue[WarmProcess | None] = queue.Queue()
         self._ended = threading.Condition()
         self._running: dict[int, WarmProcess] = {}
+        self._ready = threading.Event()
         threading.Thread(target=self._read, name="warm-katuna", daemon=True).start()
         atexit.register(self.close)
 
@@ -304,12 +313,15 @@ class WarmKatuna:
         for line in self._process.stdout:
             answer = json.loads(line)
             with self._ended:
-                if "started" in answer:
+                if "ready" in answer:
+                    self._ready.set()
+                elif "started" in answer:
                     started = self._running[answer["started"]] = WarmProcess(answer["started"], self._ended)
                     self._started.put(started)
                 else:
                     self._running.pop(answer["ended"]).returncode = answer["returncode"]
                     self._ended.notify_all()
+        self._ready.set()
         self._started.put(None)
 
     def close(self) -> None:
@@ -333,6 +345,8 @@ class WarmKatuna:
         if any(env.get(name) != value for name, value in self._startup.items()):
             return _afresh(argv, cwd, env, stdout, stderr or stdout, interruptible)
         assert self._process.stdin is not None
+        if not self._ready.wait(READY):
+            raise RuntimeError(f"the warm Python did not import what it preloads within {READY} s")
         with self._asking:
             self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env,
                                                   "stdout": stdout and str(stdout), "stderr": str(stderr or stdout),
