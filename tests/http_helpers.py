@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -123,9 +123,12 @@ def refused_start(workdir: Path, host: str | None = None, **env: str) -> subproc
         raise AssertionError("katuna serve started where it should have refused to") from exc
 
 
-def warm_runner() -> WarmKatuna:
-    """The test run's warm Python for ``katuna serve`` processes, started at the first one."""
-    return warm("katuna")
+def warm_runner(env: Mapping[str, str] | None = None) -> WarmKatuna:
+    """The test run's warm Python for ``katuna`` processes, started at the first one: for a
+    command whose environment ``env`` has it reach a cluster (``KATUNA_K8S_API``, or trials
+    run as Jobs), one that has imported the Kubernetes client too, as such a command does."""
+    reaches = env is not None and (bool(env.get("KATUNA_K8S_API")) or env.get("KATUNA_EXECUTOR") == "kubernetes")
+    return warm("kubernetes" if reaches else "katuna")
 
 
 def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
@@ -133,7 +136,8 @@ def run_katuna(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout
     """``katuna ARGS...`` run in a process of its own (forked from :func:`warm_runner`), as
     ``subprocess.run(..., capture_output=True, text=True)`` runs it, with ``env`` (by default
     this process's environment); its standard output to the file ``stdout`` if given."""
-    return warm_run(warm_runner(), [KATUNA, *args], cwd, dict(os.environ if env is None else env), timeout, stdout)
+    environ = dict(os.environ if env is None else env)
+    return warm_run(warm_runner(environ), [KATUNA, *args], cwd, environ, timeout, stdout)
 
 
 class Service:
@@ -147,8 +151,9 @@ class Service:
         self.base = f"http://{f'[{address}]' if ':' in address and not address.startswith('[') else address}:{self.port}"
         self.workdir = workdir
         (workdir / "serve.log").write_text("")
-        self.process = warm_runner().start(serve_command(workdir, self.port, workers, host), workdir,
-                                           {**os.environ, **env}, workdir / "serve.log")
+        environ = {**os.environ, **env}
+        self.process = warm_runner(environ).start(serve_command(workdir, self.port, workers, host), workdir,
+                                                  environ, workdir / "serve.log")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:

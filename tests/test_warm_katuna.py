@@ -130,3 +130,20 @@ def test_a_command_started_with_its_standard_output_closed_has_none_as_a_python_
     fresh = subprocess.run(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=60,
                            preexec_fn=lambda: os.close(1))
     assert (tmp_path / "forked.err").read_text() == fresh.stderr == "True\n1\n"
+
+
+def test_a_command_forked_with_the_kubernetes_client_imported_reads_its_own_kubeconfig_variable(tmp_path: Path):
+    """The client reads ``KUBECONFIG`` as it is imported, where it looks for a kubeconfig by
+    default: a command forked from the warm Python that imported it reads the variable of its
+    own environment, as a Python started afresh does, not the warm Python's."""
+    (tmp_path / "where.py").write_text("from kubernetes.config import kube_config\n"
+                                       "print(kube_config.KUBE_CONFIG_DEFAULT_LOCATION)\n")
+    seen = []
+    for kubeconfig in (str(tmp_path / "config"), None):
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env.update({"KUBECONFIG": kubeconfig} if kubeconfig else {})
+        fresh = subprocess.run([sys.executable, "-m", "where"], cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=60)
+        forked = warm_run(warm("kubernetes"), [sys.executable, "-m", "where"], tmp_path, env, 60)
+        seen.append((forked.stdout, forked.returncode, fresh.stdout, fresh.returncode))
+    assert seen == [(f"{tmp_path / 'config'}\n", 0) * 2, ("~/.kube/config\n", 0) * 2]

@@ -1,6 +1,7 @@
 """A Python that has imported what a kind of katuna command imports before it does anything (its
-:data:`PRELOADS`: what ``katuna serve`` imports before it starts gunicorn; what ``python -m
-infra.provision`` imports, both clouds' SDKs included), and starts each such command it is asked
+:data:`PRELOADS`: what ``katuna serve`` imports before it starts gunicorn, the Kubernetes client
+too for one that reaches a cluster; what ``python -m infra.provision`` imports, both clouds' SDKs
+included), and starts each such command it is asked
 for in a fork of itself: a process of the command's own (the ``katuna`` console script run as
 ``__main__``, or ``python -m MODULE``'s module; its own ``sys.argv``, environment, working
 directory, standard streams and exit status), without each paying again the 0.4 s or so of CPU
@@ -11,7 +12,8 @@ for each by its process id.
 Requests come on standard input, a JSON line each: ``{"argv": [katuna, *args], "cwd": folder,
 "env": {...}, "stdout": file, "stderr": file}`` (the two files may be one, as with
 ``stderr=subprocess.STDOUT``; ``argv`` may be ``[python, "-m", module, *args]``); the standard
-input is ``/dev/null``. For each, it answers on standard output ``{"started": pid}`` as
+input is ``/dev/null``. Once it has imported what it preloads, it says ``{"ready": true}`` on
+standard output; for each request it answers there ``{"started": pid}`` as
 the command starts and, whenever one ends, ``{"ended": pid, "returncode": ...}`` (negative: the
 signal that ended it). It forks from this one thread only, before any other starts; its own
 ``SIGCHLD`` handler and wake-up pipe are undone in each child before the command runs.
@@ -65,6 +67,30 @@ def _preload_katuna() -> None:
     assert "functions.cli_common" not in sys.modules, "the CLI's consoles would keep this process's COLUMNS"
 
 
+def _preload_kubernetes() -> None:
+    """What a ``katuna serve`` reaching a cluster imports besides (:func:`_preload_katuna`):
+    the Kubernetes client, its API classes built as ``katuna serve --executor kubernetes`` builds
+    them before it forks (:func:`functions.adapters.kubernetes_client.load_apis`), and katuna's
+    adapters of it, which its workers import. The client reads one variable as it is imported,
+    ``KUBECONFIG``, which each command reads again from its own environment (:func:`_become`)."""
+    _preload_katuna()
+    from functions.adapters.kubernetes_client import load_apis
+
+    load_apis()
+    for module in ("functions.cluster_ports", "functions.adapters.kubernetes_resources",
+                   "functions.adapters.kubernetes_executor"):
+        importlib.import_module(module)
+
+
+def _read_kubeconfig_variable() -> None:
+    """Where the Kubernetes client, if imported, looks for a kubeconfig by default: the
+    ``KUBECONFIG`` of this command's environment, as the client reads it when a command imports
+    it afresh, not the warm Python's."""
+    for name in ("kubernetes.config.kube_config", "kubernetes.config"):
+        if name in sys.modules:
+            sys.modules[name].KUBE_CONFIG_DEFAULT_LOCATION = os.environ.get("KUBECONFIG", "~/.kube/config")
+
+
 SCRIPT = "infra.provision"
 """The provisioning script, run as ``python -m infra.provision``."""
 
@@ -83,7 +109,7 @@ def _preload_provision() -> None:
     delattr(sys.modules[package], name)
 
 
-PRELOADS = {"katuna": _preload_katuna, "provision": _preload_provision}
+PRELOADS = {"katuna": _preload_katuna, "kubernetes": _preload_kubernetes, "provision": _preload_provision}
 """The kinds of warm Python, by name: what each imports once."""
 
 AT_ONCE = {"provision"}
@@ -101,6 +127,7 @@ def _become(request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    _read_kubeconfig_variable()
     if request.get("interruptible"):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     opened = os.open(os.devnull, os.O_RDONLY)
@@ -198,6 +225,7 @@ def _ended(code: object) -> None:
 def main() -> None:
     kind = sys.argv[1]
     PRELOADS[kind]()
+    _answer({"ready": True})
     request = _serve()
     if request is None:
         return
@@ -255,6 +283,12 @@ hashing, its path, its warnings, the locale), whose effect a forked child keeps 
 Python whatever its own environment says."""
 
 
+READY = 600
+"""Seconds the first command waits for the warm Python to import what it preloads (several
+seconds of CPU, the Kubernetes client's included) before its own minute to start: a machine as
+loaded as a test run makes it may take minutes over them."""
+
+
 class WarmKatuna:
     """This module run as a process of its own with the imports of one of :data:`PRELOADS`,
     started for the first command asked of it (:func:`warm`) and kept for the rest of the test
@@ -268,6 +302,7 @@ class WarmKatuna:
         self._started: queue.Queue[WarmProcess | None] = queue.Queue()
         self._ended = threading.Condition()
         self._running: dict[int, WarmProcess] = {}
+        self._ready = threading.Event()
         threading.Thread(target=self._read, name="warm-katuna", daemon=True).start()
         atexit.register(self.close)
 
@@ -278,12 +313,15 @@ class WarmKatuna:
         for line in self._process.stdout:
             answer = json.loads(line)
             with self._ended:
-                if "started" in answer:
+                if "ready" in answer:
+                    self._ready.set()
+                elif "started" in answer:
                     started = self._running[answer["started"]] = WarmProcess(answer["started"], self._ended)
                     self._started.put(started)
                 else:
                     self._running.pop(answer["ended"]).returncode = answer["returncode"]
                     self._ended.notify_all()
+        self._ready.set()
         self._started.put(None)
 
     def close(self) -> None:
@@ -307,6 +345,8 @@ class WarmKatuna:
         if any(env.get(name) != value for name, value in self._startup.items()):
             return _afresh(argv, cwd, env, stdout, stderr or stdout, interruptible)
         assert self._process.stdin is not None
+        if not self._ready.wait(READY):
+            raise RuntimeError(f"the warm Python did not import what it preloads within {READY} s")
         with self._asking:
             self._process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "env": env,
                                                   "stdout": stdout and str(stdout), "stderr": str(stderr or stdout),
