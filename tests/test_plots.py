@@ -343,3 +343,24 @@ def test_a_trial_of_a_hundred_thousand_steps_is_drawn_at_an_even_sample_of_them(
     assert len(line["x"]) == 50_000 and line["x"][0] == 0 and line["x"][-1] == 99_999
     assert all(value == 1.0 / (step + 1) for step, value in zip(line["x"], line["y"], strict=True))
     assert figure["layout"]["title"]["text"] == "each line at 50,000 of its steps at most"
+
+
+def test_a_slice_names_a_categorical_parameter_s_text_values_as_written():
+    """Optuna's slice places and labels a categorical value by its ``repr`` (``'adam'``, quoted,
+    where the trial table and the contour say ``adam``): katuna's labels them as written, markup
+    as text, each point staying where Optuna placed it; a number keeps its label."""
+    definition = study_definition(name="charted", maxTrials=100, parameters=[
+        {"name": "opt", "type": "categorical", "values": ["adam", "<b>sgd</b>", 3]},
+        {"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        trialTemplate={"command": ["train", "${trialParameters.opt}", "${trialParameters.x}"]})
+    spec = parse_study(definition)
+    space = {"opt": optuna.distributions.CategoricalDistribution(["adam", "<b>sgd</b>", 3]), "x": SPACE["x"]}
+    study = optuna.create_study(study_name="charted", storage=optuna.storages.InMemoryStorage())
+    study.add_trials([optuna.trial.create_trial(params={"opt": opt, "x": x}, distributions=space, value=x)
+                      for opt, x in (("adam", 0.1), ("<b>sgd</b>", 0.2), (3, 0.3))])
+    record = StudyRecord(spec, definition, "/tmp", "uid-charted", status="completed")
+    figure = json.loads(plots.figure_json(study._storage, record, "slice", params=["opt", "x"]))
+    axis = next(axis for name, axis in figure["layout"].items() if name.startswith("xaxis") and axis["title"]["text"] == "opt")
+    assert dict(zip(axis["tickvals"], axis["ticktext"], strict=True)) == {
+        "'adam'": "adam", "'&lt;b&gt;sgd&lt;/b&gt;'": "&lt;b&gt;sgd&lt;/b&gt;", "3": "3"}
+    assert {x for trace in figure["data"] for x in trace["x"]} >= set(axis["tickvals"]) - {"3"}

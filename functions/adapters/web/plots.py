@@ -187,7 +187,7 @@ def _build(study: ReadOnlyStudy, kind: str, spec: Study, index: int, params: lis
         return _optimization_history(study, **one), sampled
     if kind == "slice":
         sampled = thinned(study, (optuna.trial.TrialState.COMPLETE,), "completed trials", spec)
-        return vis.plot_slice(study, params=params, **one), sampled
+        return _labelled(vis.plot_slice(study, params=params, **one), spec.parameters), sampled
     if kind == "contour":
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
@@ -204,6 +204,19 @@ def _build(study: ReadOnlyStudy, kind: str, spec: Study, index: int, params: lis
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
         return intermediate_figure(study)
     return _pareto(study, spec)
+
+
+def _labelled(fig, parameters: tuple[Parameter, ...]):
+    """A slice whose categorical axes name their text values as written (``adam``), as the trial
+    table and the contour do: Optuna's slice places and labels them by their ``repr``
+    (``'adam'``, quoted). Only the labels change: each point stays where Optuna placed it."""
+    written = {repr(_as_text(v)): _as_text(v) for p in parameters if isinstance(p, CategoricalParameter)
+               for v in p.values if isinstance(v, str)}
+    for axis in fig.select_xaxes(selector={"type": "category"}):
+        placed = list(axis.categoryarray or ())
+        if any(place in written for place in placed):
+            axis.update(tickmode="array", tickvals=placed, ticktext=[written.get(place, place) for place in placed])
+    return fig
 
 
 def _pareto(study: optuna.Study, spec: Study) -> tuple[dict[str, Any], str | None]:
