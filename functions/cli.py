@@ -103,7 +103,8 @@ class _Commands(Command, click.Group):
             sys.exit(128 + signal.SIGINT)
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="katuna COMMAND --help shows a command's options, examples and exit codes.")
 @click.version_option(package_name="katuna")
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""

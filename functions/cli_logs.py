@@ -22,6 +22,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
+from functions.cli_help import reading
 from functions.cli_study_state import interrupted
 from functions.core.errors import RefusedFile
 from functions.core.event_data import MAX_STORED_INT
@@ -35,7 +36,10 @@ from functions.terminal import markup
 LOG_CHUNK = 1 << 16
 """Bytes of a log copied to the output at a time: any log is printed in bounded memory."""
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=reading((
+    "katuna logs digits 3", "katuna logs digits 3 -f", "katuna logs digits 3 --attempt 1 --terminal | less"),
+    "no such study or trial, or no log of it here: an attempt not started yet (with -f, waited for), a log "
+    "file removed, a trial run on Kubernetes (the message names the commands that read its log)"))
 @click.argument("name")
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT))
 @db_option

@@ -8,26 +8,33 @@ from __future__ import annotations
 import click
 
 from functions.cli_common import ReadingCommand, TuningCommand, db_option
+from functions.cli_help import CTRL_C, ending
 
 study_file = click.argument("file", type=click.Path(exists=True, dir_okay=False))
 
 
-@click.command(cls=TuningCommand)
+@click.command(cls=TuningCommand, epilog=ending(
+    ("katuna run digits.yaml", "katuna run digits.yaml --db runs.db"),
+    (("0", "the study completed"),
+     ("1", "the study ended failed or stopped (again on each later run of it), or another process deleted it"),
+     ("2", "an invalid study (each problem named, nothing stored), a changed study under a stored name, a "
+           "study another katuna process runs, an unusable database or trial-log folder, a bad KATUNA_* "
+           "setting"),
+     ("128+N", "ended by signal N (Ctrl-C 130, SIGHUP 129, SIGTERM 143) after stopping its trials: run it "
+               "again to resume"))))
 @study_file
 @db_option
 def run(file: str, db: str | None) -> None:
-    """Run the study in FILE to completion (resuming it if it was interrupted).
-
-    Exit 0 when the study completed, 1 when it failed or was stopped, 2 for an invalid study or
-    setup. Ctrl-C, kill or a hang-up stops the running trials and exits 128 + the signal's
-    number (130 for Ctrl-C); the same command then resumes the study.
-    """
+    """Run the study in FILE to completion (resuming it if it was interrupted). Ctrl-C, kill
+    or a hang-up stops the running trials; the same command then resumes the study."""
     from functions.cli_study_run import run_study
 
     run_study(file, db)
 
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=ending(
+    ("katuna convert experiment.yaml > study.yaml",),
+    (("0", "done"), ("2", "a file that is no valid study, each problem named"), ("130", CTRL_C))))
 @study_file
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
@@ -37,7 +44,10 @@ def convert(file: str) -> None:
     convert_study(file)
 
 
-@click.command(cls=TuningCommand)
+@click.command(cls=TuningCommand, epilog=ending(
+    ("katuna render digits.yaml", "katuna render digits.yaml --params hidden=64 --params lr=0.01 > job.yaml"),
+    (("0", "done"), ("2", "a file that is no valid study, or --params that are no trial of it, each problem "
+                          "named"), ("130", CTRL_C))))
 @study_file
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
               help="One parameter's value; repeat the option for each parameter that applies "

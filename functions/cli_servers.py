@@ -22,6 +22,7 @@ from functions.cli_common import (
     warn,
     warn_if_root,
 )
+from functions.cli_help import ending
 from functions.core.errors import StudyNotFound
 from functions.core.file_systems import NetworkRule
 from functions.core.history import WARNED_STUDIES, history_warning
@@ -44,7 +45,13 @@ def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
     return address
 
 
-@click.command(cls=TuningCommand)
+@click.command(cls=TuningCommand, epilog=ending(
+    ("katuna serve", "katuna serve --db runs.db --port 9000 --workers 4",
+     "KATUNA_API_TOKEN=\"$(openssl rand -hex 16)\" katuna serve --host 0.0.0.0"),
+    (("0", "stopped (Ctrl-C, SIGTERM)"),
+     ("2", "bad input or setup, named in one line: a --host refused, a --port in use, an unusable database "
+           "or trial-log folder, no Kubernetes configuration for --executor kubernetes, a bad KATUNA_* "
+           "setting"))))
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (an IPv6 one as ::1 or [::1]).")
@@ -141,7 +148,11 @@ def _warn_of_history(db: Path, limits: Limits, busy_timeout: float, network: Net
             warn(problem)
 
 
-@click.command("optuna-dashboard", cls=TuningCommand)
+@click.command("optuna-dashboard", cls=TuningCommand, epilog=ending(
+    ("katuna optuna-dashboard", "katuna optuna-dashboard --db runs.db --port 8082"),
+    (("0", "stopped (Ctrl-C, SIGTERM)"), ("1", "optuna-dashboard is not installed in this Python"),
+     ("2", "bad input or setup, named in one line: a --host not on loopback, a --port in use, an unusable "
+           "database"))))
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_address, metavar="ADDRESS",
               help="Address to listen on (loopback only).")

@@ -23,6 +23,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
+from functions.cli_help import reading
 from functions.cli_study_state import opened_store
 from functions.core.errors import KatunaError
 from functions.core.records import StudyRecord, stop_reach
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from functions.runtime import Runtime
 
 
-@click.command(cls=TuningCommand)
+@click.command(cls=TuningCommand, epilog=reading(("katuna stop digits", "katuna stop digits --db runs.db"),
+                                                 "no such study"))
 @click.argument("name")
 @db_option
 def stop(name: str, db: str | None) -> None:
@@ -92,7 +94,10 @@ def _on_cluster(settings: Settings) -> Runtime:
         fail(problem, 2)
     return Runtime(settings, service=False)
 
-@click.command(cls=TuningCommand)
+@click.command(cls=TuningCommand, epilog=reading((
+    "katuna delete digits", "katuna delete digits --db runs.db"),
+    "no such study; a running study (katuna stop it first); a study of a Kubernetes Study or Experiment "
+    "(delete that with kubectl: the message names it)"))
 @click.argument("name")
 @db_option
 def delete(name: str, db: str | None) -> None:

@@ -21,6 +21,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
+from functions.cli_help import reading
 from functions.cli_output import front_title, print_study
 from functions.cli_studies_table import studies_table
 from functions.cli_study_state import INTERRUPTED_TRIAL, as_seen, interrupted, judged, opened_store
@@ -31,7 +32,7 @@ from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.views import observation_key, study_view, trial_detail, trial_view
 
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=reading(("katuna studies", "katuna studies --json --db runs.db")))
 @db_option
 @json_option
 def studies(db: str | None, as_json: bool) -> None:
@@ -44,7 +45,9 @@ def studies(db: str | None, as_json: bool) -> None:
     with writing_output():
         console.print(studies_table([as_seen(view) for view in views]))
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=reading(("katuna show digits", "katuna show digits 3",
+                                                   "katuna show digits 3 --json --after 1~999"),
+                                                  "no such study or trial"))
 @click.argument("name")
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT), required=False)
 @db_option
@@ -113,7 +116,8 @@ def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
 
     return front_sample(store, record)[0]
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=reading(("katuna best digits", "katuna best digits --json"),
+                                                  "no such study, or no completed trial (--json: null)"))
 @click.argument("name")
 @db_option
 @json_option

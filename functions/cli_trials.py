@@ -19,6 +19,7 @@ from functions.cli_common import (
     with_study,
     writing_output,
 )
+from functions.cli_help import reading
 from functions.cli_study_state import INTERRUPTED_TRIAL, interrupted
 from functions.cli_trial_filters import asked_listing, filter_options
 from functions.cli_trial_table import print_trials
@@ -33,7 +34,11 @@ TRIALS_READ = 500
 """Trials read from the database at a time by ``katuna trials``: its memory stays the same at
 any study size, and no read is held open while the output waits on a slow reader."""
 
-@click.command(cls=ReadingCommand)
+@click.command(cls=ReadingCommand, epilog=reading((
+    "katuna trials digits --state COMPLETE --order value:desc --limit 5",
+    "katuna trials digits --min param:lr 0.001 --max duration 5m --json",
+    "katuna trials digits --param activation=relu --csv > trials.csv",
+    "katuna trials digits --limit 100 --after 99"), "no such study"))
 @click.argument("name")
 @db_option
 @json_option

@@ -186,7 +186,7 @@ def test_the_list_of_commands_gives_each_whole_and_every_option_names_what_it_ta
     click's ``INTEGER RANGE`` or ``FILE`` for a database path."""
     from functions.cli import COMMANDS, main
 
-    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1]
+    listed = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1].split("\n\n")[0]
     assert [line.split()[0] for line in listed.strip().splitlines()] == sorted(COMMANDS)
     assert "..." not in listed
     for name in COMMANDS:
@@ -284,6 +284,23 @@ def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_
     refused = katuna("run", str(goal), cwd=tmp_path, check=False)
     assert refused.returncode == 2 and ("does not restart: only a study that ended by reaching maxTrials restarts "
                                         "(with maxTrials raised)") in refused.stderr
+
+
+def test_a_finished_study_run_again_with_only_its_parallelism_changed_is_told_to_raise_max_trials(tmp_path: Path):
+    """The one way on that keeps the study's trials is named: a raised maxTrials restarts it
+    with the new parallelism (or maxFailedTrials, or a lower maxTrials), not another name alone."""
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2, parallelism=1))
+    run_file(study)
+    write_study(study, study_definition(maxTrials=2, parallelism=2))
+    refused = here("run", str(study), cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == ("error: study 'demo' already exists with a different definition (changed: parallelism); "
+                              "it has ended (completed: max trials reached (2)): maxTrials above its 2 trials "
+                              "restarts it with the changes; give it another name, or delete the stored study and its "
+                              "trials first (katuna delete demo, or DELETE /studies/demo)\n")
+    write_study(study, study_definition(maxTrials=3, parallelism=2))
+    assert here("run", str(study), cwd=tmp_path).returncode == 0
+    assert json.loads(here("show", "demo", "--json", cwd=tmp_path).stdout)["trials"] == 3
 
 
 def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its_name(tmp_path: Path):

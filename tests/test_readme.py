@@ -164,3 +164,14 @@ def test_the_values_the_usage_shows_are_the_defaults_the_commands_take():
             assert value == str(param.default), f"katuna {words[1]} {option}: {value}, default {param.default}"
             checked += 1
     assert checked >= 4, checked
+
+
+def test_the_readmes_exit_1_for_a_missing_study_names_every_command_whose_help_says_so():
+    """The README's exit codes name each command that exits 1 for a study (or trial) not stored,
+    as its ``--help`` lists the code: not two of the six."""
+    text = " ".join((ROOT / README).read_text().split())
+    named = set(re.findall(r"`(\w+)`", re.search(r"no such study or trial \(([^)]*)\)", text).group(1)))
+    helped = {name for name in COMMANDS if re.search(
+        r"^    1 +no such study", CliRunner().invoke(main, [name, "--help"]).output, re.M)}
+    assert helped == {"show", "trials", "best", "logs", "stop", "delete"}
+    assert named == helped

@@ -145,6 +145,21 @@ def refusals(record: StudyRecord, edited: Mapping[str, Any], trials: int) -> lis
     return found
 
 
+def budget_hint(record: StudyRecord, edited: Mapping[str, Any], trials: int) -> str | None:
+    """How the native study ``record``, ended by reaching its ``maxTrials``, goes on with the
+    ``edited`` definition that changes only what a restart may (its ``parallelism``, say) but
+    does not raise ``maxTrials`` above its ``trials``: by raising it, which restarts it with the
+    other changes. None where a raised budget would not restart it (another field changed, a
+    study of a resource or with a node pool, one that ended otherwise), whose conflict says
+    the rest."""
+    if not (restartable(record) and is_native(record.definition) and is_native(edited)) \
+            or record.origin is not None or record.spec.node_pool is not None \
+            or _native_changed(record.definition, edited):
+        return None
+    return (f"it has ended ({record.status}: {record.reason}): maxTrials above its "
+            f"{counted(trials, 'trial')} restarts it with the changes")
+
+
 def _too_few_native(edited: Mapping[str, Any], trials: int) -> str | None:
     """Why a native study's raised budget restarts nothing: ``maxTrials`` not above its ``trials``."""
     limit = edited.get("maxTrials")

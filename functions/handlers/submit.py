@@ -71,7 +71,10 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
         with deps.store.transaction():
             stored = deps.store.get_study(spec.name)
             if not resume.asks_restart(stored, definition):
-                raise
+                hint = resume.budget_hint(stored, definition, deps.store.count_trials(stored.name).created)
+                if hint is None:
+                    raise
+                raise study_conflict(stored, spec, definition, hint) from exc
             if not stored.terminal:
                 raise study_conflict(stored, spec, definition, "it has not ended (an interrupted study resumes as it "
                                      "was stored), and a raised budget restarts an ended study only: submit it "
