@@ -33,6 +33,9 @@ from functions.terminal import printable
 INACTIVE = "—"
 """How a table shows a parameter a trial does not have (a conditional one whose ``when`` did not hold)."""
 
+FRONT_MARK = "◆ front"
+"""How the table marks a trial on the Pareto front, as the dashboard's trial table does."""
+
 REASON_WIDTH = 50
 """Columns a trial's reason takes at most; a longer one folds onto the lines below."""
 
@@ -62,8 +65,10 @@ PRINTED = 500
 """Rows of a listing of more than :data:`HELD` trials printed at a time."""
 
 
-def print_trials(console: Console, record: StudyRecord, listing: Callable[[], Iterator[TrialRecord]]) -> None:
-    """The table of the trials ``listing`` reads (each call reads them anew), printed in the
+def print_trials(console: Console, record: StudyRecord, listing: Callable[[], Iterator[TrialRecord]],
+                 front: frozenset[int] | None = None) -> None:
+    """The table of the trials ``listing`` reads (each call reads them anew), marking those of
+    a multi-objective study's Pareto ``front`` (the numbers of its trials on it), printed in the
     memory of :data:`HELD` trials at any study size: up to them as :func:`trial_table`; past
     them, each row is measured as it is read and formatted, and kept in a temporary file, then
     printed from there :data:`PRINTED` at a time. A table too wide for the output reads the
@@ -74,11 +79,11 @@ def print_trials(console: Console, record: StudyRecord, listing: Callable[[], It
     if not held:
         return
     if len(held) <= HELD:
-        console.print(_TrialTable(record.spec, held, None))
+        console.print(_TrialTable(record.spec, held, None, front))
         return
     passes = [chain(held, first)]
     del held
-    table = _TrialTable(record.spec, lambda: passes.pop() if passes else listing(), None)
+    table = _TrialTable(record.spec, lambda: passes.pop() if passes else listing(), None, front)
     try:
         _print_spilled(console, table)
     finally:
@@ -145,10 +150,11 @@ class _TrialTable:
     right-aligned, one of labels left-aligned.
 
     A parameter a trial does not have (its ``when`` did not hold) shows as ``—`` in its column
-    and is left out of a list; a value or metric not measured (yet) is blank."""
+    and is left out of a list; a value or metric not measured (yet) is blank. Given a ``front``,
+    a ``pareto`` column marks its trials ``◆ front``, as the dashboard's trial table does."""
 
     def __init__(self, spec: Study, trials: Sequence[TrialRecord] | Callable[[], Iterable[TrialRecord]],
-                 title: str | None) -> None:
+                 title: str | None, front: frozenset[int] | None = None) -> None:
         self._spec = spec
         self._trials = trials if isinstance(trials, Sequence) else None
         self._listing = trials if callable(trials) else lambda: trials
@@ -158,6 +164,7 @@ class _TrialTable:
         self._reasoned = False
         self._with_lineage = title is None and spec.algorithm.name == pbt.NAME
         self._with_given = bool(spec.initial_trials)
+        self._front = front
         self._held: tuple[bool, list[list[str]]] | None = None
         self._spill = Spill()
 
@@ -225,6 +232,8 @@ class _TrialTable:
         columns = [Column("trial", "right", no_wrap=True)]
         if self._title is None:
             columns.append(Column("state", no_wrap=True))
+        if self._front is not None:
+            columns.append(Column("pareto", no_wrap=True))
         if self._with_lineage:
             columns += [Column("generation", "right", no_wrap=True), Column("parent", "right", no_wrap=True)]
         if self._with_given:
@@ -242,7 +251,8 @@ class _TrialTable:
         return columns
 
     def _row(self, trial: TrialRecord, wide: bool) -> list[str]:
-        row = [str(trial.number), *([trial.shown_state] if self._title is None else []), *self._lineage(trial),
+        marks = [] if self._front is None else [FRONT_MARK if trial.number in self._front else ""]
+        row = [str(trial.number), *([trial.shown_state] if self._title is None else []), *marks, *self._lineage(trial),
                *([given_cell(trial)] if self._with_given else []), *self._values(trial), *(self._cells(trial) if wide else self._lists(trial))]
         if self._with_reason:
             row.append(reason_cell(trial.reason))

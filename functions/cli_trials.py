@@ -46,8 +46,8 @@ any study size, and no read is held open while the output waits on a slow reader
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="At most N trials; where more follow, stderr names the next page's --after KEY.")
 @click.option("--csv", "as_csv", is_flag=True,
-              help="Print CSV with the columns of the dashboard's Export CSV: number, state, each metric and "
-                   "parameter, attempt, times (UTC), duration (s), reason.")
+              help="Print CSV with the columns of the dashboard's Export CSV: number, state, pareto (of several "
+                   "objectives), each metric and parameter, attempt, times (UTC), duration (s), reason.")
 def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lows: tuple[tuple[str, str], ...],
            highs: tuple[tuple[str, str], ...], labels: tuple[str, ...], pareto: bool, order: str | None,
            after: str | None, limit: int | None, as_csv: bool) -> None:
@@ -75,7 +75,8 @@ def trials(name: str, db: str | None, as_json: bool, states: tuple[str, ...], lo
             print_text(csv_rows(record.spec, listing(), front_marks(store, record)))
         else:
             with writing_output():
-                print_trials(console, record, lambda: _as_interrupted(listing()) if was_interrupted else listing())
+                print_trials(console, record, lambda: _as_interrupted(listing()) if was_interrupted else listing(),
+                             front_marks(store, record))
         listed = pages[-1]
         if not listed.count:
             filtered = any((states, lows, highs, labels, pareto, after))

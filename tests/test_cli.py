@@ -1244,6 +1244,22 @@ def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_direct
     assert len(front) >= 2
 
 
+def test_trials_of_a_multi_objective_study_mark_its_pareto_front_as_the_dashboard_and_the_csv_do(tmp_path: Path):
+    """A ``pareto`` column after the state, ``◆ front`` on the trials of the front, blank on the
+    others: the trials the JSON listing marks ``pareto: true``."""
+    definition = study_definition(maxTrials=6, objective={"metrics": [{"name": "loss", "direction": "minimize"},
+                                                                      {"name": "size", "direction": "maximize"}]})
+    run_file(write_study(tmp_path / "study.yaml", definition))
+    listed = json.loads(here("trials", "demo", "--json", cwd=tmp_path).stdout)
+    assert {t["pareto"] for t in listed} == {True, False}
+    lines = here("trials", "demo", cwd=tmp_path, env={"COLUMNS": "200"}).stdout.splitlines()
+    assert lines[1].split() == ["trial", "state", "pareto", "loss", "size", "x"]
+    rows = {int(line.split()[0]): line.split() for line in lines[3:] if line.strip()}
+    assert {number: row[2:4] == ["◆", "front"] for number, row in rows.items()} == {
+        t["number"]: t["pareto"] for t in listed}
+    assert {len(row) for number, row in rows.items() if number not in [t["number"] for t in listed if t["pareto"]]} == {5}
+
+
 def test_a_run_ends_on_a_sample_of_a_large_pareto_front_as_show_prints_it_not_the_whole_front(tmp_path: Path):
     definition = study_definition(maxTrials=25, parallelism=5, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 2.0}])

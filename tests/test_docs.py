@@ -222,7 +222,7 @@ def test_the_stop_rules_give_the_rule_of_a_misspelt_objective_and_what_is_no_sig
     assert (f"the first {UNREPORTED_TRIALS} trials to end all failed never reporting the same objective while their "
             "last lines report other metrics, none completed (`failed`, whatever `maxFailedTrials`") in rules
     assert "`spec.objective.objectiveMetricName`; a trial that exited non-zero or printed nothing metric-like is " \
-           "no such sign" in rules
+           "no such sign, nor one that reports only the study's other objectives" in rules
     assert (f"the first {UNREPORTED_TRIALS} trials to end all failed printing the same objective only with a colon, "
             "as Keras prints it (`- loss: 0.3`)") in rules
     assert "its reason beginning `every trial printed its objective with a colon`" in rules

@@ -108,6 +108,30 @@ def test_a_crash_or_a_trial_that_printed_no_metric_among_the_first_three_leaves_
     assert embedded.store.get_trial("crashed", 0).reason.startswith("exited with code 3")
 
 
+TWO_OBJECTIVES = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "latency", "direction": "minimize"}]}
+"""Two objectives, ``loss`` and ``latency``: a trial that prints only ``loss=`` reports one of them."""
+
+
+def test_a_trial_reporting_one_objective_of_two_is_no_sign_of_a_misspelt_name(embedded, tmp_path: Path):
+    """``loss`` is an objective of the study, not what ``latency`` is misspelt as: the trials'
+    reasons ask no question about the name, and the study goes on to ``maxFailedTrials``; a
+    trial that prints ``latncy=`` beside ``loss=`` is asked about ``latncy`` alone, and the
+    study stops after 3 trials naming it."""
+    partial = _misspelt("partial", program="import sys; print('loss=' + sys.argv[1])", maxTrials=4,
+                        objective=TWO_OBJECTIVES)
+    record = run_study(embedded, partial, tmp_path)
+    assert record.status == "failed" and record.reason.startswith("max trials reached (4)"), record.reason
+    assert embedded.store.get_trial("partial", 0).reason.startswith(
+        "metrics unavailable: objective 'latency' never reported (expected lines like latency=<number> on its "
+        "output); last lines:\n")
+    typo = _misspelt("typo2", program="import sys; print('loss=' + sys.argv[1], 'latncy=0.2')", objective=TWO_OBJECTIVES)
+    record = run_study(embedded, typo, tmp_path)
+    assert (record.status, record.reason) == ("failed", STOPPED.replace("'los'", "'latency'").format(
+        field="objective.metrics", printed="latncy"))
+    assert "its last lines report latncy: is the name in objective.metrics misspelt?" in \
+        embedded.store.get_trial("typo2", 0).reason
+
+
 def test_a_misspelt_objective_metric_name_fails_a_katib_experiment_naming_its_field(embedded, tmp_path: Path):
     """Its Experiment's last condition is ``Failed``, with the rule's own reason."""
     experiment = katib_job_experiment("typo", {"command": [sys.executable, "-c", PRINTS_LOSS,

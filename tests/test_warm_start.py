@@ -79,6 +79,19 @@ def test_known_results_must_fit_the_space():
                      "warmStart.trials[1]: expected value (or values: a list of 1) with finite numbers"]
 
 
+def test_a_known_result_of_a_study_of_several_objectives_is_told_to_give_values_one_per_objective():
+    """``value`` alone, or ``values`` short of one, is refused naming the objectives in the order
+    ``values`` lists them, not offered ``value`` as if it would do."""
+    objective = {"metrics": [{"name": "acc", "direction": "maximize"}, {"name": "latency", "direction": "minimize"}]}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(objective=objective, warmStart={"trials": [
+            {"params": {"x": 1.0}, "value": 0.9}, {"params": {"x": 1.0}, "values": [0.9]}]}))
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.trials[0]: expected values: a list of 2 finite numbers, one per objective (acc, latency), "
+        "got value (one number)",
+        "warmStart.trials[1]: expected values: a list of 2 finite numbers, one per objective (acc, latency)"]
+
+
 def test_a_warm_start_from_a_study_the_database_lacks_is_refused_and_nothing_is_stored(embedded, tmp_path: Path):
     later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
     with pytest.raises(InvalidStudy) as caught:

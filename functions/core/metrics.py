@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -154,13 +154,16 @@ def parse_text(
     return observations
 
 
-def names_printed(lines: Iterable[str], limit: int = 8) -> list[str]:
-    """The metric names Katib's default rule reads with a value in ``lines`` (``step`` and
-    ``epoch`` aside), in the order first read, at most ``limit``: what a trial reported in
-    place of an objective it never reported, where a misspelt objective is the usual cause."""
+def names_printed(lines: Iterable[str], limit: int = 8, besides: Collection[str] = ()) -> list[str]:
+    """The metric names Katib's default rule reads with a value in ``lines`` (``step``,
+    ``epoch`` and the names ``besides`` aside), in the order first read, at most ``limit``:
+    what a trial reported in place of an objective it never reported, where a misspelt objective
+    is the usual cause. The study's other objectives are given as ``besides``: one reported is
+    no misspelling of one missing."""
     names: dict[str, None] = {}
     for line in lines:
-        names.update((name, None) for name, value, _ in default_matches(line) if value and name not in STEP_KEYS)
+        names.update((name, None) for name, value, _ in default_matches(line)
+                     if value and name not in STEP_KEYS and name not in besides)
     return list(names)[:limit]
 
 

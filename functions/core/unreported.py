@@ -52,10 +52,11 @@ def unreported(missing: Sequence[str], lines: Sequence[str] | None, spec: Study,
     "objective ... never reported (...", and the mark stored beside its verdict that says the same
     to the stop rule: where the default text rule read its last ``lines`` (None where another rule
     did: nothing), an objective they print as ``name: value`` (:func:`_colon_printed`), and the
-    metrics they report with the field that names the objective (:func:`_instead`)."""
+    metrics they report with the field that names the objective (:func:`_instead`): none of the
+    study's objectives, as one reported is no misspelling of one missing."""
     if lines is None:
         return "", Unreported(tuple(missing))
-    printed = names_printed(lines)
+    printed = names_printed(lines, besides={o.metric for o in spec.objectives})
     field = objective_field(spec, katib)
     rule_field = "spec.metricsCollectorSpec.source.filter.metricsFormat" if katib else "metricsCollector.filters"
     colon = _colon_printed(lines, missing)

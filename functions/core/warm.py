@@ -86,6 +86,15 @@ def _number(cell: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _values_expected(objectives: Sequence[str], one_given: bool) -> str:
+    """What a known result's values must be: of several ``objectives``, a list naming none of
+    them would leave a reader to guess their order, and ``value`` (``one_given``) holds one."""
+    if len(objectives) == 1:
+        return "expected value (or values: a list of 1) with finite numbers"
+    given = ", got value (one number)" if one_given else ""
+    return f"expected values: a list of {len(objectives)} finite numbers, one per objective ({', '.join(objectives)}){given}"
+
+
 def _entry_result(entry: Any, parameters: Sequence[Parameter],
                   objectives: Sequence[str]) -> tuple[KnownResult | None, list[tuple[str, str]]]:
     """An inline or JSON known result (``params`` and ``value`` or ``values``), or its problems
@@ -98,7 +107,7 @@ def _entry_result(entry: Any, parameters: Sequence[Parameter],
         r.fail("values", "given with value; expected value (one objective's) or values (one per objective), not both")
     elif objectives and (not isinstance(values, list) or len(values) != len(objectives)
                          or not all(map(is_number, values))):
-        r.fail("", f"expected value (or values: a list of {len(objectives)}) with finite numbers")
+        r.fail("", _values_expected(objectives, "value" in item))
     names = {p.name for p in parameters}
     for name in params:
         if name not in names:
