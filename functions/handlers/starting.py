@@ -75,7 +75,7 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     the other studies' trials whose turn it is are sent on (:func:`~functions.handlers.turns.handed`).
     A launch refused as every trial's would be (:class:`InvalidStudy`: a study stored before the
     service's settings changed, its trial kind no longer among ``KATUNA_TRIAL_KINDS``) fails the
-    study at once, the trial's end that freed the slot stored with it (:func:`_refused`)."""
+    study at once, the trial's end that freed the slot stored with it (:func:`_start_waiting`)."""
     if record.terminal:
         return handed_over(record, deps)
     counts = deps.store.count_trials(record.name)
@@ -83,7 +83,7 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     others: list[turns.Turn] = []
     if decision is None and (deps.lookahead or deps.running_trials is not None):
         waiting, others = ahead.taking(record, deps, counts)
-        decision = _refused(record, waiting, deps)
+        decision = _start_waiting(record, waiting, deps)
         if waiting and decision is None:
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
@@ -101,7 +101,7 @@ def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:
     return turns.handed(turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1])
 
 
-def _refused(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) -> Decision | None:
+def _start_waiting(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) -> Decision | None:
     """Start the ``waiting`` trials into the freed slots, in order, until one is held
     (:func:`_started_or_held`); the study's failure where a launch is refused as every trial's
     would be (:class:`InvalidStudy`), else None. Raised, the refusal would undo the handling of
