@@ -13,11 +13,12 @@ from typing import Any
 from functions.core import start_failures
 from functions.core.admission import noted, without_note
 from functions.core.disruptions import Disruption
-from functions.core.errors import QuotaFull, RefusedFile, RefusedWorkload
+from functions.core.errors import InvalidStudy, QuotaFull, RefusedFile, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.launch import trial_launch
-from functions.core.records import FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.core.records import FAIL, FAILED, RUNNING, StudyRecord, TrialRecord
 from functions.core.remade_pods import Remade
+from functions.core.stop import Decision
 from functions.core.store_port import Store, has_study
 from functions.handlers import ahead, turns
 from functions.handlers.asking import ask_trials, check_stop, complete, tell
@@ -71,7 +72,10 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     trial's end takes one write transaction, not a second one with its own event,
     processed-event record and read of the study. Under the bound, the freed room goes first
     to whichever trial waited longest, of any study served here (:mod:`~functions.handlers.turns`):
-    the other studies' trials whose turn it is are sent on (:func:`~functions.handlers.turns.handed`)."""
+    the other studies' trials whose turn it is are sent on (:func:`~functions.handlers.turns.handed`).
+    A launch refused as every trial's would be (:class:`InvalidStudy`: a study stored before the
+    service's settings changed, its trial kind no longer among ``KATUNA_TRIAL_KINDS``) fails the
+    study at once, the trial's end that freed the slot stored with it (:func:`_start_waiting`)."""
     if record.terminal:
         return handed_over(record, deps)
     counts = deps.store.count_trials(record.name)
@@ -79,10 +83,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     others: list[turns.Turn] = []
     if decision is None and (deps.lookahead or deps.running_trials is not None):
         waiting, others = ahead.taking(record, deps, counts)
-        for trial in waiting:
-            if not _started_or_held(record, trial, deps):
-                break
-        if waiting:
+        decision = _start_waiting(record, waiting, deps)
+        if waiting and decision is None:
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
@@ -97,6 +99,22 @@ def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:
     if deps.running_trials is None:
         return []
     return turns.handed(turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1])
+
+
+def _start_waiting(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) -> Decision | None:
+    """Start the ``waiting`` trials into the freed slots, in order, until one is held
+    (:func:`_started_or_held`); the study's failure where a launch is refused as every trial's
+    would be (:class:`InvalidStudy`), else None. Raised, the refusal would undo the handling of
+    the trial's end that freed the slot, delivered again until the study failed for the count
+    (:mod:`functions.handlers.failures`), that trial then stopped as the study ended, its own end
+    never stored."""
+    for trial in waiting:
+        try:
+            if not _started_or_held(record, trial, deps):
+                break
+        except InvalidStudy as refused:
+            return Decision(FAILED, f"{type(refused).__name__}: {refused} (trial {trial.number}'s launch refused it)")
+    return None
 
 
 def _started_or_held(record: StudyRecord, trial: TrialRecord, deps: Deps) -> bool:
