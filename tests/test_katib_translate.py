@@ -801,7 +801,7 @@ def test_an_experiment_without_max_trial_count_or_goal_is_refused_in_katibs_term
     found = problems_of(doc)
     assert list(found) == ["spec.maxTrialCount"]
     assert found["spec.maxTrialCount"].startswith("required unless spec.objective.goal is set")
-    assert "until it is deleted" in found["spec.maxTrialCount"] and "timeBudget" not in found["spec.maxTrialCount"]
+    assert "it is deleted" in found["spec.maxTrialCount"] and "timeBudget" not in found["spec.maxTrialCount"]
 
 
 def test_an_experiment_without_max_trial_count_ends_at_its_goal():

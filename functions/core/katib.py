@@ -190,5 +190,14 @@ def _bounded(spec: Mapping[str, Any], algorithm: Any, parameters: list[dict[str,
         problems += katib_grid.problems(spec.get("maxTrialCount"), parameters)
     elif spec.get("maxTrialCount") is None and (spec.get("objective") or {}).get("goal") is None:
         problems.append(Problem("spec.maxTrialCount", "required unless spec.objective.goal is set: katuna runs no "
-                                                      "Experiment without an end (Katib would run this one until "
-                                                      "it is deleted)"))
+                                                      f"Experiment without an end ({_katibs_end(spec)})"))
+
+
+def _katibs_end(spec: Mapping[str, Any]) -> str:
+    """How Katib ends an Experiment with neither ``maxTrialCount`` nor a goal: when it is deleted,
+    or once ``maxFailedTrialCount`` trials failed where it gives one (Katib's resume guide)."""
+    failed = spec.get("maxFailedTrialCount")
+    if failed is None:
+        return "Katib would run this one until it is deleted"
+    return (f"Katib would run this one until {failed} of its trials failed (spec.maxFailedTrialCount) or it is "
+            "deleted, however many succeed")

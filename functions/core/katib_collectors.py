@@ -16,7 +16,11 @@ from functions.core.metric_filters import compile_filter
 COLLECTORS_REFUSED = {
     "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
     "Custom": "katuna runs no collector container of its own beside a trial",
-    "Push": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
+    "Push": ("Katib's Push collector stores what the trial sends to Katib's DB manager over gRPC (its SDK's "
+             "report_metrics, or tune's metrics_collector_config={'kind': 'Push'}), and katuna runs no DB manager: it "
+             "reads every trial's metrics from its output and takes no pushed metrics: print each metric as "
+             "name=value instead (print(f'loss={loss}'), in place of report_metrics({'loss': loss})) and leave out "
+             "the collector (StdOut, Katib's default, under which the Experiment runs on Katib too)"),
 }
 """Katib metrics collectors katuna does not run, each with the reason."""
 FORMER_PUSH = "None"
