@@ -148,7 +148,7 @@ def interrupted(run: Run | None = None, exc: KeyboardInterrupt | None = None) ->
     if run is None:
         said = "nothing was changed"
     elif run.pending:
-        said = f"node pool {run.pool}: {run.goes_on(run.pending[0])}"
+        said = f"node pool {run.pool}: {run.goes_on(spoken(run.pending[0]))}"
     else:
         said = (f"node pool {run.pool}: no change of it was under way, unless the cloud took one as the command "
                 "was stopped; `status` shows how the pool stands")
@@ -181,22 +181,37 @@ def retried(call: Callable[[], Any], run: Run) -> Any:
                              f"up: {exc}") from exc
 
 
+FOUND_UNDER_WAY = {"pool:": "the create or update GKE has under way on it",
+                   "gone:": "the delete GKE has under way on it"}
+"""GKE's changes of a pool found under way, by the prefix of the operation the adapter waits for
+them as (:data:`infra.gke_found.POOL_TOKEN`, :data:`infra.gke.GONE_TOKEN`: katuna's own, which
+no GKE tool knows), in the operator's words: the pool is named before them."""
+
+
+def spoken(operation: str) -> str:
+    """The operation as the operator is told it: GKE's operation path (which ``gcloud container
+    operations describe`` takes) and EKS's ``create:``/``update:``/``delete:`` as they are, a
+    change GKE has under way on a pool found pending by what it is."""
+    return next((said for prefix, said in FOUND_UNDER_WAY.items() if operation.startswith(prefix)), operation)
+
+
 def _wait(pools: Any, operation: str, run: Run) -> None:
     """Wait for the operation until the time is up: a failed one is a refusal; one still
     pending then, or one whose polls are refused (a permission to read operations missing), is
     an error and exit code 1, saying that it goes on."""
-    click.echo(f"node pool {run.pool}: waiting for {operation}", err=True)
+    said = spoken(operation)
+    click.echo(f"node pool {run.pool}: waiting for {said}", err=True)
     try:
         status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
     except TemporaryError as exc:
-        raise TemporaryError(f"node pool {run.pool}: {exc}; {run.goes_on('it')}") from exc
+        raise TemporaryError(f"node pool {run.pool}: {str(exc).replace(operation, said)}; {run.goes_on('it')}") from exc
     except NodePoolFailed as exc:
-        raise NodePoolFailed(f"node pool {run.pool}: {operation} could not be followed: {exc.reason.rstrip('.')}; "
+        raise NodePoolFailed(f"node pool {run.pool}: {said} could not be followed: {exc.reason.rstrip('.')}; "
                              f"{run.goes_on('it')}", exc.field) from exc
     if status.error:
         raise NodePoolFailed(f"node pool {run.pool}: {status.error}")
     if not status.done:
-        click.echo(f"error: node pool {run.pool}: {operation} is still pending after {run.timeout:g} s; "
+        click.echo(f"error: node pool {run.pool}: {said} is still pending after {run.timeout:g} s; "
                    f"{run.goes_on('it')}", err=True)
         print_status(pools, run.pool)
         sys.exit(1)

@@ -23,7 +23,7 @@ and deleted once no stored study may use it (:mod:`functions.handlers.pool_orpha
 from __future__ import annotations
 
 from functions.core.nodepool._cloud import OperationStatus, PoolChange, PoolStatus, adoption_problem, claim
-from functions.core.nodepool._parse import parse_node_pool
+from functions.core.nodepool._parse import GKE_POOL_NODES, parse_node_pool
 from functions.core.nodepool._pool import (
     CAPACITIES,
     CREATED_KEY,
@@ -48,6 +48,7 @@ from functions.core.nodepool._pool import (
 )
 
 __all__ = [
+    "GKE_POOL_NODES",
     "CAPACITIES", "CREATED_KEY", "EKS", "GKE", "INSTALLATION_KEY", "MADE_BY_KEY", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
     "SCRIPT_MARK", "SELECTOR_KEYS", "SPOT", "NodePool", "NodePoolFailed", "OperationStatus", "PoolChange", "PoolStatus",
     "adoption_problem", "claim", "default_pool_name", "installation_value", "owner_value", "parse_node_pool", "place_trials",
