@@ -30,10 +30,9 @@ import click
 
 from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
-from functions.core.nodepool import SCRIPT_MARK, NodePoolFailed, PoolChange, PoolStatus
+from functions.core.nodepool import ANY_POOL_FLAG, SCRIPT_MARK, NodePoolFailed, PoolChange, PoolStatus
 from functions.interrupts import on_dropped, send_again
 from infra.polling import retrying
-from infra.pool_checks import ANY_POOL_FLAG
 
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
 """The states of a pool its cloud could not create (GKE's ``ERROR``, EKS's ``CREATE_FAILED``):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 
-from functions.core.nodepool import NodePoolFailed
+from functions.core.nodepool import ANY_POOL_FLAG, NodePoolFailed
 from infra import eks_requests, gke_requests
-from infra.pool_checks import ANY_POOL_FLAG
 
 FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
          "instanceTypes": "--instance-types", "serviceAccount": "--node-service-account", "nodeRole": "--node-role",
