@@ -217,31 +217,49 @@ def _wait(pools: Any, operation: str, run: Run) -> None:
 
 
 def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:
-    """The refusal, told what to do where the pool is one its cloud could not create: nothing
-    but deleting it and creating it again brings it back."""
+    """The refusal, told what to do where the pool is one its cloud could not create, or one
+    EKS does not bring back by itself (:func:`advised`)."""
     try:
         found = pools.describe(pool)
     except KatunaError:
         return exc
-    if found is None or found.state not in BROKEN:
+    return advised(exc, found)
+
+
+STUCK = frozenset({"DEGRADED", "DELETE_FAILED"})
+"""The states of an EKS group refused as one EKS does not bring back by itself
+(:func:`infra.eks_errors.stuck`: ``DEGRADED`` with a lasting issue, a failed delete)."""
+
+
+def advised(exc: NodePoolFailed, found: PoolStatus | None) -> NodePoolFailed:
+    """``up``'s refusal (or its plan's) of the pool ``found``, told what the script does about a
+    pool its cloud could not create, or an EKS group refused as stuck, in the script's commands
+    (:func:`broken`), not the cloud's."""
+    if found is None:
         return exc
-    return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
+    if found.state in BROKEN or (found.state in STUCK and exc.reason.startswith(f"EKS node group {found.name} ")):
+        return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
+    return exc
 
 
 def broken(found: PoolStatus, said: str = "") -> str:
-    """What to do about a pool its cloud could not create, with the cloud's reason unless ``said``
-    already holds it: deleted as ``down`` takes it (:func:`infra.pool_checks.check_delete`: one
-    ``up`` did not make only with ``--any-katuna-pool``, one without the trial taint not at all),
-    then created again."""
+    """What to do about a pool its cloud could not create, or an EKS group stuck
+    (:data:`STUCK`), with the cloud's reason unless ``said`` already holds it: deleted as ``down``
+    takes it (:func:`infra.pool_checks.check_delete`: one ``up`` did not make only with
+    ``--any-katuna-pool``, one without the trial taint not at all), then created again; what
+    EKS names fixed first where the group is stuck."""
     cause = f" ({found.message})" if found.message and found.message not in said else ""
     if not found.tainted:
-        delete = ("delete it with the cloud's own tools (`down` deletes only pools with katuna's trial taint), "
-                  "then run `up`")
+        delete, then = ("delete it with the cloud's own tools (`down` deletes only pools with katuna's trial taint)",
+                        "then run `up`")
     elif found.made_by == SCRIPT_MARK:
-        delete = "run `down`, then `up`"
+        delete, then = "run `down`", "then `up`"
     else:
-        delete = f"run `down {ANY_POOL_FLAG}` (`up` did not make it, so `down` alone refuses it), then `up`"
-    return f"node pool {found.name} is {found.state}{cause}: {delete} to create it again"
+        delete, then = f"run `down {ANY_POOL_FLAG}` (`up` did not make it, so `down` alone refuses it)", "then `up`"
+    if found.state == "DELETE_FAILED":
+        return f"node pool {found.name} is DELETE_FAILED{cause}: fix what EKS names, then {delete} again"
+    fix = "EKS does not bring it back by itself: fix what it names, then " if found.state in STUCK else ""
+    return f"node pool {found.name} is {found.state}{cause}: {fix}{delete}, {then} to create it again"
 
 
 def print_status(pools: Any, pool: str) -> None:

@@ -229,7 +229,7 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
     from infra import eks, eks_clients
 
     where = eks_requests.EksCluster(cluster, tuple(subnets), node_role, made_by=SCRIPT_MARK)
-    return where, (lambda: eks.EksNodePools(where, *eks_clients.clients(region)))
+    return where, (lambda: eks.EksNodePools(where, *eks_clients.clients(region), advise=False))
 
 
 @eks_group.command(name="up", epilog=EXIT_CODES)

@@ -821,3 +821,21 @@ def test_eks_up_with_instance_types_the_group_lacks_says_they_cannot_be_added_in
     same = provision(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5a.xlarge,m5.xlarge",
                      env=moto_server)
     assert (same.returncode, same.stderr) == (0, "node pool wide: nothing to change\n"), same.stderr
+
+
+def test_eks_up_of_a_group_degraded_for_good_advises_the_scripts_own_down(moto_server: dict[str, str]):
+    """A group whose nodes' role IAM no longer has stays DEGRADED: ``up`` advised AWS's
+    ``aws eks delete-nodegroup`` rather than the script's own ``down``."""
+    iam = aws_client("iam", moto_server)
+    role = moto_eks_iam.node_role(iam, "doomed-nodes")
+    up = ["eks", "up", "--cluster", "doomed", "--nodegroup", "trials", "--node-role", role, "--subnets",
+          ",".join(eks_cluster(moto_server, "doomed"))]
+    provisioned(*up, env=moto_server)
+    iam.delete_role(RoleName="doomed-nodes")
+    result = provision(*up, env=moto_server)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith("error: --node-role: EKS node group trials is DEGRADED: IamNodeRoleNotFound: "), (
+        result.stderr)
+    assert "aws eks" not in result.stderr, result.stderr
+    assert result.stderr.endswith("; node pool trials is DEGRADED: EKS does not bring it back by itself: fix what it "
+                                  "names, then run `down`, then `up` to create it again\n"), result.stderr
