@@ -334,7 +334,7 @@ def test_bad_flags_are_named():
                        "--label", "novalue", "--dry-run")
     assert result.returncode == 2 and "--label" in result.stderr and "expected key=value" in result.stderr
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
-                       "--dry-run")
+                       "--dry-run", env={"KATUNA_MAX_POOL_NODES": "1000"})
     assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
     result = provision("gke", "up", *GKE_FLAGS, "--label", "node-role.kubernetes.io/trial=true", "--dry-run")
     assert result.returncode == 2 and ("--label node-role.kubernetes.io/trial: expected a label outside Kubernetes' "
