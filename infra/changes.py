@@ -30,10 +30,9 @@ import click
 
 from functions.core.durations import tell_seconds
 from functions.core.errors import KatunaError, TemporaryError
-from functions.core.nodepool import SCRIPT_MARK, NodePoolFailed, PoolChange, PoolStatus
+from functions.core.nodepool import ANY_POOL_FLAG, SCRIPT_MARK, NodePoolFailed, PoolChange, PoolStatus
 from functions.interrupts import on_dropped, send_again
 from infra.polling import retrying
-from infra.pool_checks import ANY_POOL_FLAG
 
 BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
 """The states of a pool its cloud could not create (GKE's ``ERROR``, EKS's ``CREATE_FAILED``):
@@ -148,7 +147,7 @@ def interrupted(run: Run | None = None, exc: KeyboardInterrupt | None = None) ->
     if run is None:
         said = "nothing was changed"
     elif run.pending:
-        said = f"node pool {run.pool}: {run.goes_on(run.pending[0])}"
+        said = f"node pool {run.pool}: {run.goes_on(spoken(run.pending[0]))}"
     else:
         said = (f"node pool {run.pool}: no change of it was under way, unless the cloud took one as the command "
                 "was stopped; `status` shows how the pool stands")
@@ -181,53 +180,86 @@ def retried(call: Callable[[], Any], run: Run) -> Any:
                              f"up: {exc}") from exc
 
 
+FOUND_UNDER_WAY = {"pool:": "the create or update GKE has under way on it",
+                   "gone:": "the delete GKE has under way on it"}
+"""GKE's changes of a pool found under way, by the prefix of the operation the adapter waits for
+them as (:data:`infra.gke_found.POOL_TOKEN`, :data:`infra.gke.GONE_TOKEN`: katuna's own, which
+no GKE tool knows), in the operator's words: the pool is named before them."""
+
+
+def spoken(operation: str) -> str:
+    """The operation as the operator is told it: GKE's operation path (which ``gcloud container
+    operations describe`` takes) and EKS's ``create:``/``update:``/``delete:`` as they are, a
+    change GKE has under way on a pool found pending by what it is."""
+    return next((said for prefix, said in FOUND_UNDER_WAY.items() if operation.startswith(prefix)), operation)
+
+
 def _wait(pools: Any, operation: str, run: Run) -> None:
     """Wait for the operation until the time is up: a failed one is a refusal; one still
     pending then, or one whose polls are refused (a permission to read operations missing), is
     an error and exit code 1, saying that it goes on."""
-    click.echo(f"node pool {run.pool}: waiting for {operation}", err=True)
+    said = spoken(operation)
+    click.echo(f"node pool {run.pool}: waiting for {said}", err=True)
     try:
         status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
     except TemporaryError as exc:
-        raise TemporaryError(f"node pool {run.pool}: {exc}; {run.goes_on('it')}") from exc
+        raise TemporaryError(f"node pool {run.pool}: {str(exc).replace(operation, said)}; {run.goes_on('it')}") from exc
     except NodePoolFailed as exc:
-        raise NodePoolFailed(f"node pool {run.pool}: {operation} could not be followed: {exc.reason.rstrip('.')}; "
+        raise NodePoolFailed(f"node pool {run.pool}: {said} could not be followed: {exc.reason.rstrip('.')}; "
                              f"{run.goes_on('it')}", exc.field) from exc
     if status.error:
         raise NodePoolFailed(f"node pool {run.pool}: {status.error}")
     if not status.done:
-        click.echo(f"error: node pool {run.pool}: {operation} is still pending after {run.timeout:g} s; "
+        click.echo(f"error: node pool {run.pool}: {said} is still pending after {run.timeout:g} s; "
                    f"{run.goes_on('it')}", err=True)
         print_status(pools, run.pool)
         sys.exit(1)
 
 
 def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:
-    """The refusal, told what to do where the pool is one its cloud could not create: nothing
-    but deleting it and creating it again brings it back."""
+    """The refusal, told what to do where the pool is one its cloud could not create, or one
+    EKS does not bring back by itself (:func:`advised`)."""
     try:
         found = pools.describe(pool)
     except KatunaError:
         return exc
-    if found is None or found.state not in BROKEN:
+    return advised(exc, found)
+
+
+STUCK = frozenset({"DEGRADED", "DELETE_FAILED"})
+"""The states of an EKS group refused as one EKS does not bring back by itself
+(:func:`infra.eks_errors.stuck`: ``DEGRADED`` with a lasting issue, a failed delete)."""
+
+
+def advised(exc: NodePoolFailed, found: PoolStatus | None) -> NodePoolFailed:
+    """``up``'s refusal (or its plan's) of the pool ``found``, told what the script does about a
+    pool its cloud could not create, or an EKS group refused as stuck, in the script's commands
+    (:func:`broken`), not the cloud's."""
+    if found is None:
         return exc
-    return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
+    if found.state in BROKEN or (found.state in STUCK and exc.reason.startswith(f"EKS node group {found.name} ")):
+        return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
+    return exc
 
 
 def broken(found: PoolStatus, said: str = "") -> str:
-    """What to do about a pool its cloud could not create, with the cloud's reason unless ``said``
-    already holds it: deleted as ``down`` takes it (:func:`infra.pool_checks.check_delete`: one
-    ``up`` did not make only with ``--any-katuna-pool``, one without the trial taint not at all),
-    then created again."""
+    """What to do about a pool its cloud could not create, or an EKS group stuck
+    (:data:`STUCK`), with the cloud's reason unless ``said`` already holds it: deleted as ``down``
+    takes it (:func:`infra.pool_checks.check_delete`: one ``up`` did not make only with
+    ``--any-katuna-pool``, one without the trial taint not at all), then created again; what
+    EKS names fixed first where the group is stuck."""
     cause = f" ({found.message})" if found.message and found.message not in said else ""
     if not found.tainted:
-        delete = ("delete it with the cloud's own tools (`down` deletes only pools with katuna's trial taint), "
-                  "then run `up`")
+        delete, then = ("delete it with the cloud's own tools (`down` deletes only pools with katuna's trial taint)",
+                        "then run `up`")
     elif found.made_by == SCRIPT_MARK:
-        delete = "run `down`, then `up`"
+        delete, then = "run `down`", "then `up`"
     else:
-        delete = f"run `down {ANY_POOL_FLAG}` (`up` did not make it, so `down` alone refuses it), then `up`"
-    return f"node pool {found.name} is {found.state}{cause}: {delete} to create it again"
+        delete, then = f"run `down {ANY_POOL_FLAG}` (`up` did not make it, so `down` alone refuses it)", "then `up`"
+    if found.state == "DELETE_FAILED":
+        return f"node pool {found.name} is DELETE_FAILED{cause}: fix what EKS names, then {delete} again"
+    fix = "EKS does not bring it back by itself: fix what it names, then " if found.state in STUCK else ""
+    return f"node pool {found.name} is {found.state}{cause}: {fix}{delete}, {then} to create it again"
 
 
 def print_status(pools: Any, pool: str) -> None:

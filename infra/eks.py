@@ -72,8 +72,11 @@ class EksNodePools:
     provider = EKS
 
     def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any, ec2: Any,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, *, advise: bool = True) -> None:
         self.cluster = cluster
+        self.advise = advise
+        """Whether a group refused as stuck is told what to do with AWS's own tools
+        (:func:`infra.eks_errors.stuck`); the provisioning script tells its own commands instead."""
         self.eks = eks
         self.autoscaling = autoscaling
         self.ec2 = ec2
@@ -167,7 +170,7 @@ class EksNodePools:
         status = group["status"]
         if status in ("DELETING", "UPDATING"):
             raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
-        failure = stuck(self.cluster.name, group)
+        failure = stuck(self.cluster.name, group, advise=self.advise)
         if failure is not None:
             raise failure
         found = group_status(group)

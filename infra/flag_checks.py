@@ -24,7 +24,7 @@ import click
 
 from functions.core.errors import InvalidSetting
 from functions.core.limits import PREFIX, Limits
-from functions.core.nodepool import NodePool, parse_node_pool
+from functions.core.nodepool import EKS, GKE_POOL_NODES, NodePool, parse_node_pool
 from functions.core.reader import Reader
 from functions.settings import values as setting_values
 from functions.settings.checks import GSA_EMAIL, IAM_ROLE_ARN, ROLE_EXPECTED
@@ -183,16 +183,35 @@ def node_pool(section: dict[str, Any], flags: dict[str, str], limits: Limits) ->
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``: what
     the cloud takes, and the operator's bounds (``limits``) on its machine types and its nodes,
     so that one invocation cannot make a pool that scales past them."""
+    _check_max_nodes(section["maxNodes"], section["provider"], limits)
     reader = Reader()
     pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {})}, None, None, limits)
     if reader.problems or pool is None:
         raise click.UsageError("; ".join(f"{flag_of(p.path, flags) or p.path}: {flag_words(p.message)}"
                                          for p in reader.problems))
-    if pool.max_nodes > limits.pool_nodes:
-        raise click.UsageError(f"--max-nodes: expected at most {limits.pool_nodes} nodes, the most this service lets "
-                               f"one pool have ({PREFIX}MAX_POOL_NODES), got {pool.max_nodes}: each node may bill "
-                               f"at once; set {PREFIX}MAX_POOL_NODES to allow more")
     return pool
+
+
+def _check_max_nodes(max_nodes: int, provider: str, limits: Limits) -> None:
+    """``--max-nodes`` from 1 to the service's bound (``KATUNA_MAX_POOL_NODES``), told in one
+    message whichever side it misses, where that bound is the lower one; where the cloud's is
+    (GKE's 1,000 nodes, the EKS account's quota per group), the study's rule tells it."""
+    cloud = limits.eks.nodes_per_group if provider == EKS else GKE_POOL_NODES
+    if 1 <= max_nodes <= limits.pool_nodes or limits.pool_nodes > cloud:
+        return
+    more = f": each node may bill at once; set {PREFIX}MAX_POOL_NODES to allow more" if max_nodes > limits.pool_nodes else ""
+    raise click.UsageError(f"--max-nodes: expected an integer from 1 to {limits.pool_nodes}, the most this service "
+                           f"lets one pool have ({PREFIX}MAX_POOL_NODES), got {max_nodes}{more}")
+
+
+def max_nodes_help() -> str:
+    """``--max-nodes``'s help, with the bound in force (``KATUNA_MAX_POOL_NODES`` as this
+    environment sets it, else its default), read as the command will read it."""
+    try:
+        most = f"KATUNA_MAX_POOL_NODES ({setting_values.study_limits(os.environ).pool_nodes})"
+    except InvalidSetting:
+        most = "KATUNA_MAX_POOL_NODES"
+    return f"The autoscaling maximum, at least 1 (the pool scales down to 0 nodes), at most {most}."
 
 
 def flag_words(message: str) -> str:

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePoolFailed
 from infra.gke_lasting import lasting
-from infra.gke_requests import CLUSTER_SETTINGS, NODE_ACCOUNT_SETTING
+from infra.gke_requests import CLUSTER_SETTINGS, NODE_ACCOUNT_SETTING, SERVICE_SIGN_IN
 
 API_ERRORS = (google_errors.GoogleAPICallError, google_errors.RetryError, OSError, GoogleAuthError)
 """What a call to GKE raises: the API's refusal, the client's retries running out, the network,
@@ -143,9 +143,7 @@ def translate(exc: Exception) -> Exception:
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):
             return TemporaryError(f"GKE: Google Cloud credentials could not be refreshed now: {exc}")
-        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}; sign in again (`gcloud auth "
-                              "application-default login`), or give the service's Kubernetes service account a "
-                              "Google service account again (Workload Identity)")
+        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}; {SERVICE_SIGN_IN}")
     return TemporaryError(f"GKE is unreachable: {exc}")
 
 

@@ -138,3 +138,10 @@ def size_request(cluster: GkeCluster, name: str, nodes: int) -> dict[str, Any]:
 def name_request(cluster: GkeCluster, name: str) -> dict[str, Any]:
     """``get_node_pool`` and ``delete_node_pool`` take the pool's full name only."""
     return {"name": cluster.pool_path(name)}
+
+
+SERVICE_SIGN_IN = ("sign in again (`gcloud auth application-default login`), or give the service's Kubernetes service "
+                   "account a Google service account again (Workload Identity)")
+"""What to do about Google Cloud credentials refused for good (revoked, a deleted account's,
+``invalid_grant``), as the service is told; the provisioning script tells its own
+(:data:`infra.refusals.SCRIPT_SIGN_IN`)."""

@@ -24,7 +24,7 @@ import click
 
 from functions.core.errors import PermanentError
 from functions.core.nodepool import NodePool, NodePoolFailed, PoolStatus
-from infra.changes import BROKEN, Run, broken, kept, print_json, retried
+from infra.changes import Run, advised, kept, print_json, retried
 from infra.pool_checks import check_delete
 from infra.verdict import Verdict
 
@@ -54,7 +54,7 @@ def up(adapter: Any, pool: NodePool, check: Callable[[Any], None], timeout: floa
             return _plan(pool, found, "wait", _busy(found), pool.max_nodes)
         verdict: Verdict = retried(lambda: adapter.judge(pool), run)
     except NodePoolFailed as exc:
-        raise Refused(_advised(exc, found), _refused(pool.name, found)) from exc
+        raise Refused(advised(exc, found), _refused(pool.name, found)) from exc
     return _judged(pool, found, verdict)
 
 
@@ -164,14 +164,6 @@ def _found(found: PoolStatus | None) -> dict[str, Any] | None:
 
 def _refused(name: str, found: PoolStatus | None) -> dict[str, Any]:
     return {"pool": name, "action": "refuse", "found": _found(found)}
-
-
-def _advised(exc: NodePoolFailed, found: PoolStatus | None) -> NodePoolFailed:
-    """A refusal told, where the pool is one its cloud could not create, what brings it back,
-    as the command tells it (:func:`infra.changes.broken`)."""
-    if found is None or found.state not in BROKEN:
-        return exc
-    return NodePoolFailed(f"{exc.reason}; {broken(found, exc.reason)}", exc.field)
 
 
 def show(plan: dict[str, Any]) -> None:

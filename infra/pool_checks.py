@@ -20,6 +20,7 @@ from typing import Any
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.nodepool import (
+    ANY_POOL_FLAG,
     GKE,
     MADE_BY_KEY,
     OWNER_KEY,
@@ -31,8 +32,6 @@ from functions.core.nodepool import (
 )
 from infra.eks_requests import EksCluster
 
-ANY_POOL_FLAG = "--any-katuna-pool"
-"""``down``'s flag that deletes a tainted pool ``up`` did not make."""
 GOING = frozenset({"STOPPING", "DELETING"})
 """A pool's states while it is being deleted (GKE's ``STOPPING``, EKS's ``DELETING``)."""
 FAILED = frozenset({"CREATE_FAILED", "DELETE_FAILED"})

@@ -165,9 +165,7 @@ def _down(pools: Callable[[], Any], name: str, any_pool: bool, dry_run: bool, ti
 @up_plan_option
 @click.option("--machine-type", default="e2-standard-4", show_default=True,
               help="The machine type of every node (one of KATUNA_POOL_MACHINE_TYPES, where set).")
-@click.option("--max-nodes", type=int, default=3, show_default=True,
-              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes), at most "
-                   "KATUNA_MAX_POOL_NODES (100).")
+@click.option("--max-nodes", type=int, default=3, show_default=True, help=flag_checks.max_nodes_help())
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot VMs (the default).")
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
@@ -231,7 +229,7 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
     from infra import eks, eks_clients
 
     where = eks_requests.EksCluster(cluster, tuple(subnets), node_role, made_by=SCRIPT_MARK)
-    return where, (lambda: eks.EksNodePools(where, *eks_clients.clients(region)))
+    return where, (lambda: eks.EksNodePools(where, *eks_clients.clients(region), advise=False))
 
 
 @eks_group.command(name="up", epilog=EXIT_CODES)
@@ -240,9 +238,7 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
 @click.option("--instance-types", callback=flag_checks.csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
               help="Instance types, comma-separated (several give spot capacity more pools to come from; "
                    "each one of KATUNA_POOL_MACHINE_TYPES, where set).")
-@click.option("--max-nodes", type=int, default=3, show_default=True,
-              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes), at most "
-                   "KATUNA_MAX_POOL_NODES (100).")
+@click.option("--max-nodes", type=int, default=3, show_default=True, help=flag_checks.max_nodes_help())
 @click.option("--subnets", callback=flag_checks.csv, required=True, help="Subnet ids, comma-separated.")
 @click.option("--node-role", required=True, metavar="ARN", help="The IAM role of the nodes.")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from functions.core.nodepool import NodePoolFailed
+from functions.core.nodepool import ANY_POOL_FLAG, NodePoolFailed
 from infra import eks_requests, gke_requests
 
 FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
@@ -67,7 +67,8 @@ def in_place(exc: NodePoolFailed) -> str:
     if what is None or not re.match(r"node pool \S+ exists with ", exc.reason):
         return said
     return (f"{said}. A node pool's {what} cannot be changed in place: give the flags that match the pool, or run "
-            "`down`, then `up` to create it again with these (its nodes, and any trials on them, go with it)")
+            f"`down` (`down {ANY_POOL_FLAG}` for a pool `up` did not make), then `up` to create it again with these "
+            "(its nodes, and any trials on them, go with it)")
 
 
 GRANTS = (
@@ -92,8 +93,17 @@ def grant(reason: str) -> str:
     return next((f"; {said}" for pattern, said in GRANTS if pattern.search(reason)), "")
 
 
+SCRIPT_SIGN_IN = ("sign in again as the identity the script runs as (`gcloud auth application-default login`), or "
+                  "point GOOGLE_APPLICATION_CREDENTIALS at a key file that is still valid")
+"""What to do about the script's Google Cloud credentials refused for good: they are its
+Application Default Credentials, not the service's Workload Identity
+(:data:`infra.gke_requests.SERVICE_SIGN_IN`, which a refusal comes with)."""
+
+
 def refusal_text(exc: NodePoolFailed, flags: dict[str, str]) -> str:
     """A refusal as the command tells it after ``error:``: its flag first, where one sets what was
-    refused, and what to grant, where a permission is missing."""
+    refused, what to grant, where a permission is missing, and how to sign in, where the
+    script's credentials were refused."""
     flag = flag_of(exc.field, flags)
-    return (f"{flag}: {in_place(exc)}" if flag else str(exc)) + grant(exc.reason)
+    said = (f"{flag}: {in_place(exc)}" if flag else str(exc)) + grant(exc.reason)
+    return said.replace(gke_requests.SERVICE_SIGN_IN, SCRIPT_SIGN_IN)

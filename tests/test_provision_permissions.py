@@ -79,3 +79,18 @@ def test_a_node_groups_health_issue_access_denied_is_its_node_roles_not_a_grant_
     degraded = NodePoolFailed("EKS node group trials is DEGRADED: AccessDenied: the node role cannot ...",
                               "KATUNA_EKS_NODE_ROLE")
     assert "grant" not in refusal_text(degraded, command_flags("--nodegroup"))
+
+
+def test_gke_credentials_refused_for_good_are_told_how_the_script_signs_in():
+    """The service's advice (Workload Identity of its Kubernetes service account) is not the
+    script's: its credentials are its own Application Default Credentials."""
+    from google.auth.exceptions import RefreshError
+
+    from infra.gke_errors import translate as gke_translate
+
+    refused = gke_translate(RefreshError("invalid_grant: Invalid JWT Signature.", {"error": "invalid_grant"}))
+    said = refusal_text(refused, command_flags("--pool"))
+    assert said == ("GKE: the Google Cloud credentials were refused: ('invalid_grant: Invalid JWT Signature.', "
+                    "{'error': 'invalid_grant'}); sign in again as the identity the script runs as (`gcloud auth "
+                    "application-default login`), or point GOOGLE_APPLICATION_CREDENTIALS at a key file that is "
+                    "still valid"), said

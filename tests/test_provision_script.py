@@ -239,7 +239,7 @@ def test_gke_up_after_an_interrupted_run_gives_the_pool_the_maximum_asked_now(gk
     interrupted = provision("gke", "up", *flags, "--max-nodes", "4", "--timeout", "0")
     assert interrupted.returncode == 1 and json.loads(interrupted.stdout)["state"] == "PROVISIONING"
     run = started("gke", "up", *flags, "--max-nodes", "8", "--timeout", "60")
-    assert "waiting for pool:trials" in said(run, "waiting for pool:trials")[-1]
+    assert said(run, "waiting for")[-1] == "node pool trials: waiting for the create or update GKE has under way on it\n"
     gke_api.advance(600)  # the first run's creation ends
     out, err = run.communicate(timeout=60)
     assert run.returncode == 0 and "node pool trials: ready" in err, err
@@ -334,7 +334,7 @@ def test_bad_flags_are_named():
                        "--label", "novalue", "--dry-run")
     assert result.returncode == 2 and "--label" in result.stderr and "expected key=value" in result.stderr
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
-                       "--dry-run")
+                       "--dry-run", env={"KATUNA_MAX_POOL_NODES": "1000"})
     assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
     result = provision("gke", "up", *GKE_FLAGS, "--label", "node-role.kubernetes.io/trial=true", "--dry-run")
     assert result.returncode == 2 and ("--label node-role.kubernetes.io/trial: expected a label outside Kubernetes' "
@@ -821,3 +821,21 @@ def test_eks_up_with_instance_types_the_group_lacks_says_they_cannot_be_added_in
     same = provision(*replaced(up, "--nodegroup", "wide"), "--instance-types", "m5a.xlarge,m5.xlarge",
                      env=moto_server)
     assert (same.returncode, same.stderr) == (0, "node pool wide: nothing to change\n"), same.stderr
+
+
+def test_eks_up_of_a_group_degraded_for_good_advises_the_scripts_own_down(moto_server: dict[str, str]):
+    """A group whose nodes' role IAM no longer has stays DEGRADED: ``up`` advised AWS's
+    ``aws eks delete-nodegroup`` rather than the script's own ``down``."""
+    iam = aws_client("iam", moto_server)
+    role = moto_eks_iam.node_role(iam, "doomed-nodes")
+    up = ["eks", "up", "--cluster", "doomed", "--nodegroup", "trials", "--node-role", role, "--subnets",
+          ",".join(eks_cluster(moto_server, "doomed"))]
+    provisioned(*up, env=moto_server)
+    iam.delete_role(RoleName="doomed-nodes")
+    result = provision(*up, env=moto_server)
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr.startswith("error: --node-role: EKS node group trials is DEGRADED: IamNodeRoleNotFound: "), (
+        result.stderr)
+    assert "aws eks" not in result.stderr, result.stderr
+    assert result.stderr.endswith("; node pool trials is DEGRADED: EKS does not bring it back by itself: fix what it "
+                                  "names, then run `down`, then `up` to create it again\n"), result.stderr

@@ -37,8 +37,8 @@ def test_up_past_the_services_pool_size_is_refused_naming_the_flag_and_the_setti
     for dry_run in ((), ("--dry-run",)):
         refused = provision(*command, "--max-nodes", "101", *dry_run, env=env)
         assert refused.returncode == 2 and refused.stdout == "", refused.stderr
-        assert ("--max-nodes: expected at most 100 nodes, the most this service lets one pool have "
-                "(KATUNA_MAX_POOL_NODES)") in refused.stderr, refused.stderr
+        assert ("--max-nodes: expected an integer from 1 to 100, the most this service lets one pool have "
+                "(KATUNA_MAX_POOL_NODES), got 101") in refused.stderr, refused.stderr
     allowed = provision(*command, "--max-nodes", "101", "--dry-run", env={**env, "KATUNA_MAX_POOL_NODES": "200"})
     assert allowed.returncode == 0, allowed.stderr
     request = json.loads(allowed.stdout)["request"]
@@ -56,6 +56,20 @@ def test_up_of_a_machine_type_the_service_does_not_allow_is_refused_naming_the_f
     assert eks.returncode == 2 and "--instance-types" in eks.stderr and "p5.48xlarge" in eks.stderr, eks.stderr
     taken = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--dry-run", env=env)
     assert taken.returncode == 0 and json.loads(taken.stdout)["action"] == "create", taken.stderr
+
+
+@pytest.mark.parametrize("cloud", ["gke", "eks"])
+@pytest.mark.parametrize("nodes", ["0", "500"])
+def test_max_nodes_out_of_bounds_either_side_names_the_bound_in_force_and_its_setting(cloud: str, nodes: str):
+    """``--max-nodes 0`` said "from 1 to 1000" (GKE's bound) while 500 said "at most 100": one
+    message, naming the bound in force, which ``--help`` states as this environment sets it."""
+    up = ["gke", "up", *GKE_FLAGS] if cloud == "gke" else EKS_UP
+    refused = provision(*up, "--max-nodes", nodes, "--dry-run")
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    assert (f"--max-nodes: expected an integer from 1 to 100, the most this service lets one pool have "
+            f"(KATUNA_MAX_POOL_NODES), got {nodes}") in refused.stderr, refused.stderr
+    helped = provision(cloud, "up", "--help", env={"KATUNA_MAX_POOL_NODES": "7"}, fresh=True)
+    assert helped.returncode == 0 and "KATUNA_MAX_POOL_NODES (7)" in " ".join(helped.stdout.split()), helped.stdout
 
 
 def test_a_bound_the_script_cannot_read_is_named():

@@ -123,8 +123,24 @@ def test_gke_up_of_settings_a_pool_cannot_change_in_place_says_so_and_what_to_do
         result.stderr)
     assert "the study" not in result.stderr and "the flags ask for" in result.stderr
     assert result.stderr.endswith(f". A node pool's {what} cannot be changed in place: give the flags that match the "
-                                  "pool, or run `down`, then `up` to create it again with these (its nodes, and any "
-                                  "trials on them, go with it)\n"), result.stderr
+                                  "pool, or run `down` (`down --any-katuna-pool` for a pool `up` did not make), then "
+                                  "`up` to create it again with these (its nodes, and any trials on them, go with it)\n"), (
+        result.stderr)
+
+
+def test_gke_up_of_a_pool_found_being_created_names_what_it_waits_for_in_the_operators_words(gke_api: GkeStub):
+    """A pool an earlier ``up`` left being created is waited for as GKE's change under way on it,
+    not as katuna's own token for it (``pool:trials``), which no GKE tool knows."""
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "0"]
+    assert provision("gke", "up", *flags).returncode == 1
+    again = provision("gke", "up", *flags)
+    assert again.returncode == 1 and json.loads(again.stdout)["state"] == "PROVISIONING", again.stderr
+    assert "pool:" not in again.stderr, again.stderr
+    assert again.stderr == ("node pool trials: waiting for the create or update GKE has under way on it\n"
+                            "error: node pool trials: the create or update GKE has under way on it is still pending "
+                            "after 0 s; it goes on in the cloud; `status` shows how the pool stands, and `up` again "
+                            "waits for it\n"), again.stderr
+
 
 
 @pytest.mark.parametrize("flag,value", [("--project", ""), ("--project", "My_Project"), ("--location", ""),

@@ -23,8 +23,9 @@ and deleted once no stored study may use it (:mod:`functions.handlers.pool_orpha
 from __future__ import annotations
 
 from functions.core.nodepool._cloud import OperationStatus, PoolChange, PoolStatus, adoption_problem, claim
-from functions.core.nodepool._parse import parse_node_pool
+from functions.core.nodepool._parse import GKE_POOL_NODES, parse_node_pool
 from functions.core.nodepool._pool import (
+    ANY_POOL_FLAG,
     CAPACITIES,
     CREATED_KEY,
     EKS,
@@ -48,6 +49,8 @@ from functions.core.nodepool._pool import (
 )
 
 __all__ = [
+    "ANY_POOL_FLAG",
+    "GKE_POOL_NODES",
     "CAPACITIES", "CREATED_KEY", "EKS", "GKE", "INSTALLATION_KEY", "MADE_BY_KEY", "ON_DEMAND", "OWNER_KEY", "POOL_LABEL", "PREEMPTIBLE", "PROVIDERS",
     "SCRIPT_MARK", "SELECTOR_KEYS", "SPOT", "NodePool", "NodePoolFailed", "OperationStatus", "PoolChange", "PoolStatus",
     "adoption_problem", "claim", "default_pool_name", "installation_value", "owner_value", "parse_node_pool", "place_trials",

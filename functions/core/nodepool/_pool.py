@@ -26,6 +26,9 @@ MADE_BY_KEY = "katuna-made-by"
 its ``down`` deletes only pools so marked unless told otherwise."""
 SCRIPT_MARK = "infra-provision"
 """The :data:`MADE_BY_KEY` value of a pool the provisioning script's ``up`` created."""
+ANY_POOL_FLAG = "--any-katuna-pool"
+"""The provisioning script's ``down`` flag that deletes a tainted pool without :data:`SCRIPT_MARK`
+(one ``up`` did not make), named wherever the script advises deleting such a pool."""
 INSTALLATION_KEY = "katuna-installation"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the installation whose study's request
 created a pool (:func:`installation_value`): a sweep finds its own pools whose study the store
