@@ -338,10 +338,12 @@ def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_remov
 
         def made_and_removed() -> bool:
             """Look at the nodes all along, as the tick does: one whose Job ends first is
-            removed while the others still run."""
-            look_at_nodes(deps)
-            return kube.peak_nodes(POOL) == 3 and not any(
+            removed while the others still run. The cluster is read before the look, so that
+            the look that ends the wait sees every node gone, however late it comes."""
+            removed = kube.peak_nodes(POOL) == 3 and not any(
                 n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values())
+            look_at_nodes(deps)
+            return removed
 
         eventually(made_and_removed, "three nodes made and removed", timeout=60, interval=0.05)
         assert all(j["status"].get("succeeded") for j in kube.jobs.values())
