@@ -52,16 +52,16 @@ def studies(db: str | None, as_json: bool) -> None:
 @click.argument("number", type=click.IntRange(0, MAX_STORED_INT), required=False)
 @db_option
 @json_option
-@click.option("--after", metavar="KEY", callback=lambda ctx, param, value: _observation_key(value),
+@click.option("--after", metavar="KEY",
               help="With NUMBER: the trial's observations after the one keyed KEY (as the line under its table, or "
                    "observationsAfter, gives it).")
-def show(name: str, number: int | None, db: str | None, as_json: bool, after: tuple[int, int] | None) -> None:
+def show(name: str, number: int | None, db: str | None, as_json: bool, after: str | None) -> None:
     """Show a study: status, trial counts, best trial, stop reason. With NUMBER, its trial
     NUMBER: its state, attempt, reason, the runs it lost to disruptions and the first 1,000
     values it reported, in order (--after for the next 1,000; --json: as GET
     /studies/NAME/trials/NUMBER)."""
     if number is not None:
-        _show_trial(name, number, db, as_json, after)
+        _show_trial(name, number, db, as_json, _observation_key(after))
         return
     if after is not None:
         raise click.UsageError("--after: given only with a trial's NUMBER, whose observations it pages")
@@ -79,11 +79,12 @@ def show(name: str, number: int | None, db: str | None, as_json: bool, after: tu
         print_study(console, as_seen(view), record, front)
 
 def _observation_key(text: str | None) -> tuple[int, int] | None:
-    """The key ``--after`` gives; a usage error naming it when it is none."""
+    """The key ``--after`` gives; a usage error naming it when it is none. Read once NUMBER is
+    known, so a ``--after`` given without it is refused for that, whatever its key."""
     try:
         return None if text is None else observation_key("--after", text)
     except MalformedRequest as exc:
-        raise click.BadParameter(str(exc).removeprefix("--after: ")) from exc
+        raise click.BadParameter(str(exc).removeprefix("--after: "), param_hint="'--after'") from exc
 
 def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tuple[int, int] | None) -> None:
     """``katuna show NAME NUMBER``: the trial's view with its lost runs and a page of its

@@ -1,6 +1,6 @@
 """At-least-once delivery of a study stored before ``KATUNA_TRIAL_KINDS`` lost its trial kind:
 the trials that ran are read to their end, and the launch the end's handling refuses fails the
-study at once, delivered once or twice. Through the real dispatcher, handlers, SQLite store and
+study at once, delivered once or twice; so does a trial's own launch. Through the real dispatcher, handlers, SQLite store and
 Kubernetes executor on the stand-in."""
 
 from __future__ import annotations
@@ -36,14 +36,9 @@ def _dispatcher(store: SqliteStore, kube: KubeStub, kinds: tuple[tuple[str, str]
     return Dispatcher(Deps(store, executor, time.time, running_trials=1))
 
 
-def test_a_trials_end_whose_successors_kind_is_no_longer_run_is_stored_and_fails_the_study_once(
-        kube: KubeStub, tmp_path: Path):
-    """Trial 0 of a BatchProcess study runs, trial 1 waits for room; the service restarts without
-    the kind. Trial 0's end starts trial 1 in its handling, whose launch is refused for the
-    study's kind: the end is stored, trial 0 failing with its own reason, and the study fails
-    naming the kind, in that one handling. Before, the refusal undid the handling, delivered
-    again until the study failed for the count, and trial 0 was stopped as the study ended, its
-    end never stored."""
+def _batch_processes(kube: KubeStub) -> dict:
+    """The stand-in serving BatchProcess, katuna's account allowed to make them: a study of that
+    kind (its definition returned)."""
     with kube.lock:
         kube.crds[("example.com", "batchprocesses")] = Crd("example.com", ("v1",), "batchprocesses", "BatchProcess")
         kube.authorizer.objects += [
@@ -59,6 +54,18 @@ def test_a_trials_end_whose_successors_kind_is_no_longer_run_is_stored_and_fails
     definition["trialTemplate"] = {"trialSpec": {"apiVersion": KIND[0], "kind": KIND[1],
                                                  "spec": {"command": ["python", "-c", "print('loss=${trialParameters.x}')"]}},
                                    "successCondition": "status.done", "failureCondition": "status.broken"}
+    return definition
+
+
+def test_a_trials_end_whose_successors_kind_is_no_longer_run_is_stored_and_fails_the_study_once(
+        kube: KubeStub, tmp_path: Path):
+    """Trial 0 of a BatchProcess study runs, trial 1 waits for room; the service restarts without
+    the kind. Trial 0's end starts trial 1 in its handling, whose launch is refused for the
+    study's kind: the end is stored, trial 0 failing with its own reason, and the study fails
+    naming the kind, in that one handling. Before, the refusal undid the handling, delivered
+    again until the study failed for the count, and trial 0 was stopped as the study ended, its
+    end never stored."""
+    definition = _batch_processes(kube)
     store = SqliteStore(tmp_path / "katuna.db")
     try:
         before = _dispatcher(store, kube, (KIND,))
@@ -86,5 +93,34 @@ def test_a_trials_end_whose_successors_kind_is_no_longer_run_is_stored_and_fails
         assert [(t.number, t.state) for t in store.trials("demo")] == [(0, "FAIL")], "the prepared trial discarded"
         with kube.lock:
             assert not [key for key in kube.workloads if key[1] == "kindless"], "no workload left"
+    finally:
+        store.close()
+
+
+def test_a_trials_own_launch_of_a_kind_no_longer_run_fails_the_study_at_once(kube: KubeStub, tmp_path: Path):
+    """A BatchProcess study is asked its first trials; the service restarts without the kind
+    before any is launched. The first trial's own ``trial.suggested`` is refused for the study's
+    kind: the study fails at once, its reason naming the kind and the trial, as a launch in a
+    trial's end does. Before, each delivery counted one failure, and the study failed only at the
+    third, for the count. Delivered again, the handling changes nothing more."""
+    definition = _batch_processes(kube)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        before = _dispatcher(store, kube, (KIND,))
+        record = store_study(before.deps, parse_study(definition), definition)[0]
+        first, _ = before.deliver(study_created("demo", record.uid))
+
+        after = _dispatcher(store, kube, ())
+        emitted = after.deliver(first)
+        assert [event.type for event in emitted] == [STUDY_COMPLETED]
+        study = store.get_study("demo")
+        assert study.status == "failed", study.reason
+        assert "trialTemplate.trialSpec.kind" in study.reason and "BatchProcess" in study.reason, study.reason
+        assert "(trial 0's launch refused it)" in study.reason and "failed 1 times" not in study.reason, study.reason
+        assert [event.id for event in after.deliver(first)] == [emitted[0].id], "delivered again, the same end"
+        assert store.get_study("demo").reason == study.reason
+        assert store.get_trial("demo", 0).state == "WAITING", "never launched"
+        with kube.lock:
+            assert not [key for key in kube.workloads if key[1] == "kindless"], "no workload made"
     finally:
         store.close()

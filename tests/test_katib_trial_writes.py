@@ -20,7 +20,7 @@ from kube_standin import katib_api
 from kube_standin.server import KATUNA_USER as KATUNA
 from kube_stub import KubeStub, serving_katib
 from kubernetes import client
-from test_katib import experiment
+from test_katib import _pytorch_job, experiment
 from test_security import KNATIVE, granted_permissions
 
 from functions.adapters.kubernetes_resources import KubernetesResources
@@ -587,3 +587,32 @@ def test_a_trial_that_never_reported_its_objective_is_metrics_unavailable_not_fa
     status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
     assert (status["trialsFailed"], status["trialMetricsUnavailable"], status["trialsSucceeded"]) == (1, 1, 1)
     assert (status["failedTrialList"], status["metricsUnavailableTrialList"]) == ([f"{NAME}-1"], [f"{NAME}-0"])
+
+
+@pytest.mark.parametrize(("kind", "given", "labels"), [
+    ("PyTorchJob", None, {"training.kubeflow.org/job-role": "master"}),
+    ("PyTorchJob", {"training.kubeflow.org/replica-type": "worker"}, {"training.kubeflow.org/replica-type": "worker"}),
+    ("Job", None, None)])
+def test_a_trial_carries_the_primary_pod_labels_katib_gives_it(kube: KubeStub, tmp_path: Path, kind: str,
+                                                                given: dict | None, labels: dict | None):
+    """Katib's controller copies the template's ``primaryPodLabels`` into each Trial's spec, its
+    webhook having defaulted them by the trial's kind (a Kubeflow training job's master; none
+    for a Job): its SDK's ``get_job_logs`` selects a Trial's primary pod by them."""
+    body = _pytorch_job() if kind == "PyTorchJob" else experiment()
+    body["spec"].update(maxTrialCount=4, parallelTrialCount=2)
+    if given is not None:
+        body["spec"]["trialTemplate"]["primaryPodLabels"] = given
+    body["metadata"] = {"name": NAME, "namespace": TEAM}
+    created = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        dispatcher = watching_dispatcher(store, CountedClient(kube.url), TEAM)
+        dispatcher.deliver_to("resource", resource_changed("add", created))
+        record = store.get_study(NAME)
+        store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, WAITING, created_at=time.time()))
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    finally:
+        store.close()
+    trial = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", f"{NAME}-0")
+    assert trial["spec"].get("primaryPodLabels") == labels
+    assert trial["spec"]["primaryContainerName"] == body["spec"]["trialTemplate"]["primaryContainerName"]

@@ -290,9 +290,9 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
 
 
 def test_katuna_run_fails_a_study_at_once_for_an_event_refused_for_good(tmp_path: Path):
-    """The embedded queue gives up on an event refused for good as a Knative broker does, and
-    the study fails with the reason then, not after the tick finds it stuck: an event lost that
-    way (a trial's end, say) would otherwise leave the run waiting for nothing."""
+    """A launch refused as every trial's would be fails the study in its handling, with the
+    refusal as its reason, not after the tick finds it stuck, nor once the queue gave up on the
+    event as a Knative broker does: the run would otherwise wait for nothing."""
     db = tmp_path / "katuna.db"
     normalized = parse_study(study_definition("unrunnable")).to_dict()
     normalized["trialTemplate"] = {"trialSpec": {"spec": {}}, "maxAttempts": 5}
@@ -306,8 +306,8 @@ def test_katuna_run_fails_a_study_at_once_for_an_event_refused_for_good(tmp_path
     finally:
         runner.close()
     assert record.status == "failed", record
-    assert record.reason.startswith("an event could not be delivered (dev.katuna.trial.suggested): "), record.reason
-    assert "names no container of the trialSpec" in record.reason
+    assert record.reason.startswith("InvalidStudy: "), record.reason
+    assert "names no container of the trialSpec" in record.reason and "(trial 0's launch refused it)" in record.reason
 
 
 def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: Path):

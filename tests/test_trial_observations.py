@@ -83,6 +83,10 @@ def test_katuna_show_prints_a_page_of_observations_and_how_to_see_the_next(db: P
     assert refused.exit_code == 2 and "--after: given only with a trial's NUMBER" in refused.output
     malformed = CliRunner().invoke(main, ["show", "demo", "0", "--db", str(db), "--after", "x"])
     assert malformed.exit_code == 2 and "expected an observation's key" in malformed.output
+    for given in (["--after", "x"], ["--after", "x", "--db", str(db)]):
+        unnumbered = CliRunner().invoke(main, ["show", "demo", *given])
+        assert unnumbered.exit_code == 2 and "--after: given only with a trial's NUMBER" in unnumbered.output, \
+            "the number is what is missing, whatever the key"
 
 
 @pytest.mark.parametrize("where", [".", "elsewhere"])

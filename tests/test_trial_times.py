@@ -76,6 +76,24 @@ def test_the_csv_gives_it_a_duration_of_none_and_keeps_its_stored_times(db: Path
     assert rows["1"]["duration (s)"] == "4.0"
 
 
+def test_both_csv_exports_give_a_duration_to_the_millisecond(db: Path, served):
+    """``katuna trials --csv`` and the dashboard's export write one duration, to the millisecond
+    (as its times are read off the wall clock), never a float's every digit."""
+    store = SqliteStore(db)
+    try:
+        store.add_trial(TrialRecord("back", 3, {"x": 4.0}, COMPLETE, values=[1.1], metrics={"loss": 1.1}, exit_code=0,
+                                    started_at=START + 0.25, finished_at=START + 12.595678901))
+    finally:
+        store.close()
+    result = CliRunner().invoke(main, ["trials", "back", "--db", str(db), "--csv"])
+    assert result.exit_code == 0, result.output
+    exported = served.get("/ui/studies/back/trials.csv")
+    assert exported.status_code == 200
+    printed, served_rows = (list(csv.DictReader(io.StringIO(text))) for text in (result.stdout, exported.text))
+    assert [row["duration (s)"] for row in printed] == ["0.0", "4.0", "0.0", "12.346"]
+    assert printed == served_rows, "both exports the same"
+
+
 def test_the_dashboard_shows_no_negative_span_for_a_trial_or_a_study(served):
     trial = served.get("/ui/studies/back/trials/0").text
     assert "<dd>2026-12-05 19:46:37 UTC (0.0s)</dd>" in trial

@@ -93,17 +93,36 @@ def _objective(objective: dict[str, Any]) -> None:
     objective["metricStrategies"] = strategies
 
 
-def _template(template: dict[str, Any]) -> None:
-    """A ``trialSpec``'s default conditions (and a Kubeflow job's primary pod labels) by its kind."""
+def primary_pod_labels(template: Mapping[str, Any]) -> dict[str, str] | None:
+    """The ``primaryPodLabels`` Katib stores for a trial template: its own, else its
+    ``trialSpec`` kind's default (a Kubeflow training job's master, a TrainJob's first node;
+    none for a Job or any other kind). Katib's controller copies them into each Trial's spec,
+    where its SDK's ``get_job_logs`` selects the primary pod by them."""
+    given = template.get("primaryPodLabels")
+    if isinstance(given, Mapping) and given:
+        return {str(key): str(value) for key, value in given.items()}
+    defaults = _defaults(template)
+    return None if defaults is None or defaults[2] is None else dict(defaults[2])
+
+
+def _defaults(template: Mapping[str, Any]) -> tuple[str, str, dict[str, str] | None] | None:
+    """A template's default success and failure conditions and primary pod labels by its
+    ``trialSpec`` kind (``setDefaultTrialTemplate``); None for a kind Katib defaults nothing for."""
     trial_spec = template.get("trialSpec")
     kind = trial_spec.get("kind") if isinstance(trial_spec, Mapping) else None
     if kind == "Job":
-        defaults: tuple[str, str, dict[str, str] | None] = (JOB_SUCCESS, JOB_FAILURE, None)
-    elif kind == "TrainJob":
-        defaults = (TRAINJOB_SUCCESS, TRAINJOB_FAILURE, TRAINJOB_POD_LABELS)
-    elif kind in KUBEFLOW_KINDS:
-        defaults = (KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE, KUBEFLOW_POD_LABELS)
-    else:
+        return JOB_SUCCESS, JOB_FAILURE, None
+    if kind == "TrainJob":
+        return TRAINJOB_SUCCESS, TRAINJOB_FAILURE, TRAINJOB_POD_LABELS
+    if kind in KUBEFLOW_KINDS:
+        return KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE, KUBEFLOW_POD_LABELS
+    return None
+
+
+def _template(template: dict[str, Any]) -> None:
+    """A ``trialSpec``'s default conditions (and a Kubeflow job's primary pod labels) by its kind."""
+    defaults = _defaults(template)
+    if defaults is None:
         return
     success, failure, labels = defaults
     template["successCondition"] = template.get("successCondition") or success

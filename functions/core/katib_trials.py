@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from functions.core.katib_defaults import primary_pod_labels
 from functions.core.metrics import Observation
 from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
@@ -188,12 +189,23 @@ def trials_owner(record: StudyRecord) -> Origin | None:
 
 def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> dict[str, Any]:
     """The Trial resource of ``trial`` (spec and metadata; :func:`trial_status` is its status),
+    its spec with the ``primaryPodLabels`` Katib's controller copies from the template, defaulted
+    by the trial kind as Katib's webhook defaults them (:func:`~functions.core.katib_defaults.primary_pod_labels`),
     owned by its Experiment, whose deletion the garbage collector follows with its Trials'. The
     reference does not block the Experiment's deletion: a blocking one would need ``update`` on
     ``experiments/finalizers`` where the OwnerReferencesPermissionEnforcement admission plugin
     runs (OpenShift), which katuna's role has no need to grant."""
     spec = record.definition.get("spec") or {}
+    template = spec.get("trialTemplate") or {}
     ref = origin.ref
+    trial_spec: dict[str, Any] = {
+        "objective": spec.get("objective") or {},
+        "parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
+        "primaryContainerName": template.get("primaryContainerName"),
+    }
+    labels = primary_pod_labels(template)
+    if labels:
+        trial_spec["primaryPodLabels"] = labels
     return {
         "apiVersion": KATIB_API_VERSIONS[0], "kind": "Trial",
         "metadata": {
@@ -202,11 +214,7 @@ def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> d
             "ownerReferences": [{"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": origin.uid,
                                  "controller": True}],
         },
-        "spec": {
-            "objective": spec.get("objective") or {},
-            "parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
-            "primaryContainerName": (spec.get("trialTemplate") or {}).get("primaryContainerName"),
-        },
+        "spec": trial_spec,
     }
 
 

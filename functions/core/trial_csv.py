@@ -43,7 +43,7 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] 
         writer.writerow([trial.number, trial.shown_state, *[_csv(cell(trial, field)) for field in lineage], *on_front, *entry,
                          *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
-                         timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
+                         timestamp(trial.finished_at), _csv(_seconds(duration(trial.started_at, trial.finished_at))),
                          _csv(summary(trial.reason))])
         if buffer.tell() > CSV_CHUNK:
             yield buffer.getvalue()
@@ -84,6 +84,12 @@ def duration(start: float | None, end: float | None) -> float | None:
     """How long a trial ran, never less than nothing: its start and end are read off the wall
     clock, which a time sync may set back between them (or two service replicas read apart)."""
     return None if start is None or end is None else max(end - start, 0.0)
+
+
+def _seconds(value: float | None) -> float | None:
+    """A duration's cell: to the millisecond, as far as the wall clock it was read off is worth
+    telling (a float's every digit, 12.345678806304932, says nothing more)."""
+    return None if value is None else round(value, 3)
 
 
 def timestamp(value: float | None) -> str:

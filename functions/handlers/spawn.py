@@ -10,7 +10,11 @@ restarted since), it would run a second time over the log of a run that may have
 result was then lost. With look-ahead
 (:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
 prepared, until a trial's end starts it. A trial whose parameters make a workload katuna
-refuses fails at its launch, and the study goes on as after any trial's end.
+refuses fails at its launch, and the study goes on as after any trial's end. A launch refused as
+every trial's would be (:class:`InvalidStudy`: a study stored before ``KATUNA_TRIAL_KINDS`` dropped
+its kind, or before a Secret, account or claim it names was reserved) fails the study at once,
+its reason naming the refusal and the trial, as such a refusal in a trial's end does
+(:func:`~functions.handlers.starting.refused_study`); delivered again, the study has ended.
 
 Where katuna bounds the trials running at once across every study (``Deps.running_trials``,
 ``KATUNA_MAX_RUNNING_TRIALS``: by default as many as this machine's CPUs where trials are its
@@ -31,13 +35,14 @@ from __future__ import annotations
 
 from functions.core.admission import noted
 from functions.core.counted import counted
-from functions.core.errors import QuotaFull, ServiceBusy
+from functions.core.errors import InvalidStudy, QuotaFull, ServiceBusy
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.store_port import has_study
+from functions.handlers.asking import complete
 from functions.handlers.deps import Deps, study_here
-from functions.handlers.starting import go_on, quota_wait, start
+from functions.handlers.starting import go_on, handed_over, quota_wait, refused_study, start
 from functions.handlers.turns import ahead_of
 
 
@@ -53,7 +58,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             and not deps.executor.exists(trial_launch(record, trial)):
         return []
     _check_room(record, trial, deps)
-    failed = start(record, trial, deps)
+    try:
+        failed = start(record, trial, deps)
+    except InvalidStudy as refused:
+        return complete(record, deps, refused_study(trial, refused)) + handed_over(record, deps)
     return [] if failed is None else go_on(record, deps, failed)
 
 

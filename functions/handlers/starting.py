@@ -113,8 +113,15 @@ def _start_waiting(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) 
             if not _started_or_held(record, trial, deps):
                 break
         except InvalidStudy as refused:
-            return Decision(FAILED, f"{type(refused).__name__}: {refused} (trial {trial.number}'s launch refused it)")
+            return refused_study(trial, refused)
     return None
+
+
+def refused_study(trial: TrialRecord, refused: InvalidStudy) -> Decision:
+    """The study's failure where ``trial``'s launch is refused as every trial's would be
+    (:class:`InvalidStudy`), its reason naming the refusal and the trial: at once, never after a
+    count of deliveries (:mod:`functions.handlers.failures`), as no delivery would fare better."""
+    return Decision(FAILED, f"{type(refused).__name__}: {refused} (trial {trial.number}'s launch refused it)")
 
 
 def _started_or_held(record: StudyRecord, trial: TrialRecord, deps: Deps) -> bool:
