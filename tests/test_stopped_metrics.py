@@ -108,6 +108,14 @@ RUNNING = "import time; print('loss=0.9', flush=True); print('loss=0.7 accuracy=
 """A cluster trial that prints its metrics, then runs until it is stopped."""
 
 
+def _running(kube) -> bool:
+    """Whether the trial's pod runs. The stand-in's Job controller makes the Job's pod, and its
+    kubelet starts it, in their own time on the controllers' thread (a slow pass on a loaded
+    machine): until then the Job has no log, and reading its output finds it lost."""
+    return any(namespace == "stopped" and pod.get("status", {}).get("phase") == "Running"
+               for (namespace, _), pod in list(kube.pods.items()))
+
+
 def _delivered(deps: Deps, events: list[Event]) -> None:
     """Deliver the events and every event they lead to, in this process."""
     for event in events:
@@ -130,6 +138,7 @@ def test_a_cluster_trial_stopped_by_its_studys_end_keeps_what_its_pods_log_held_
         record, _ = store_study(deps, parse_study(definition), definition)
         _delivered(deps, [study_created(record.name, record.uid)])
         launch = trial_launch(record, store.get_trial("halted", 0))
+        eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
         eventually(lambda: "accuracy=0.55" in "".join(deps.executor.output(launch)), "the trial's metrics printed",
                    timeout=60)
         end = study_completed("halted", record.uid, "stopped", "stopped by its user")
