@@ -151,7 +151,9 @@ def test_a_stop_killed_after_its_jobs_delete_is_not_forgotten(world, tmp_path: P
     store = deps.store
     uid = _started(deps, kube, "halted", 2)
     _killed_at_the_delete(kube, tmp_path, study_completed("halted", uid, "stopped", "stopped by user", 0))
-    assert _jobs(kube, "halted") == []
+    # The stop reads its trials' last lines in rounds and deletes each round's Jobs: on a loaded
+    # machine the second trial's read may end in a later round, after the kill.
+    assert len(_jobs(kube, "halted")) < 2, "the API server deleted a trial's Job before the kill"
     _tick(deps)
     _tick(deps)
     record = store.get_study("halted")
