@@ -71,19 +71,6 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
                   summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
 
 
-def record_parsed(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput) -> Output | None:
-    """Store the observations of an output ``parsed`` before the caller's transaction, and give
-    what it holds as :func:`record_output` does, while the state it was parsed against is the
-    stored one still; None where it is not, or the output was lost: nothing is read here, so
-    the transaction holds its write lock for no read of a log, whatever its size."""
-    if parsed.lost is not None or parsed.basis != _basis(record, trial, _kept(record, trial, deps)):
-        return None
-    summary = parsed.summary
-    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
-    return Output(summary.reduced(), list(parsed.tail), parsed.size,
-                  summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
-
-
 def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False,
                  launch: TrialLaunch | None = None) -> ParsedOutput:
     """The attempt's output parsed against the stored state, outside any transaction: what

@@ -14,8 +14,7 @@ trial the store says has ended.
 
 Just before a workload is stopped, the last lines of its attempt's log are kept in the store
 where the stop loses the log (a cluster trial's pods go with their Job:
-:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read; and a trial its study's end stopped keeps
-the metrics and observations its output held by then (:func:`_outputs`), as a pruned trial does.
+:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read.
 
 Once a study resource is deleted and its trials' stops are done, what Katib deletes with its
 Experiment goes too (:func:`drop_kept`): the workloads ``retain`` kept, and the checkpoints of
@@ -26,7 +25,7 @@ its old study the same way (:func:`retire`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -40,8 +39,6 @@ from functions.core.resources import Origin, origin_of
 from functions.core.store_port import stored_study
 from functions.core.study_brief import StudyBrief, brief_of
 from functions.handlers.deps import Deps
-from functions.handlers.output import parse_output, record_parsed
-from functions.handlers.parsed import ParsedOutput
 from functions.handlers.tail_reads import Tails, read_in_rounds
 
 log = logging.getLogger("katuna.stopping")
@@ -74,53 +71,19 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
     record = stored_study(deps.store, study, uid)
     if record is None:
         return
-    ended = {trial.number: trial for trial in (deps.store.get_trial(study, number) for number in numbers)
-             if trial is not None and trial.finished}
-    launches = [trial_launch(record, trial) for trial in ended.values()]
-    unread = sorted(set(numbers) - set(ended))
+    trials = [deps.store.get_trial(study, number) for number in numbers]
+    launches = [trial_launch(record, trial) for trial in trials if trial is not None and trial.finished]
+    unread = sorted(set(numbers) - {launch.number for launch in launches})
     for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain):
-        outputs = _outputs(record, [ended[number] for number in read], deps)
-        _stop_read(deps, study, uid, [*unread, *read], tails, outputs)
+        _stop_read(deps, study, uid, [*unread, *read], tails)
         unread = []
     if unread:
         _stop_read(deps, study, uid, unread, {})
 
 
-def _outputs(record: StudyRecord, trials: Sequence[TrialRecord], deps: Deps) -> dict[int, ParsedOutput]:
-    """The outputs of the ``trials`` their study's end stopped, parsed before their workloads
-    are stopped (which deletes a cluster trial's pods, and their logs with them) and outside any
-    transaction (a large log holds no write lock: :mod:`functions.handlers.parsed`), so that
-    each keeps the metrics and observations it printed until then, as a pruned trial does. A
-    read that fails keeps nothing of that trial's, and holds up no stop."""
-    outputs = {}
-    for trial in trials:
-        if not trial.stopped_at_end:
-            continue
-        try:
-            outputs[trial.number] = parse_output(record, trial, deps)
-        except KatunaError as exc:
-            log.warning("reading the output of trial %d of study %s before it is stopped: %s; it keeps no metrics",
-                        trial.number, record.name, exc, extra=about(record.name, trial.number))
-    return outputs
-
-
-def _keep_output(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput | None) -> None:
-    """Store what the stopped trial's output held as it was stopped (its observations, and its
-    metrics reduced by their strategies, as a finished trial's are), in the transaction that
-    claims its stop: once, however often the stop comes. Its state, reason and values stay as
-    its study's end stored them, and the sampler, told the trial was pruned, is told nothing more."""
-    if parsed is None or not trial.stopped_at_end:
-        return
-    output = record_parsed(record, trial, deps, parsed)
-    if output is not None and output.metrics:
-        deps.store.update_trial(record.name, trial.number, metrics=output.metrics)
-
-
-def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: Tails,
-               outputs: Mapping[int, ParsedOutput] | None = None) -> None:
+def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: Tails) -> None:
     """In one transaction, claim the marks of the trials ``numbers``, keep the ``tails`` read of
-    those that ended, and what the ``outputs`` parsed of those their study's end stopped
-    (:func:`_keep_output`), and stop their workloads."""
+    those that ended, and stop their workloads."""
     store = deps.store
     with store.transaction():
         record = stored_study(store, study, uid)
@@ -131,11 +94,10 @@ def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: 
         ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
             launches = [trial_launch(record, trial) for trial in ended]
-            for trial, launch in zip(ended, launches):
+            for launch in launches:
                 tail = tails.get((launch.number, launch.attempt))
                 if tail is not None:
                     store.keep_tail(launch.study, launch.number, launch.attempt, tail)
-                _keep_output(record, trial, deps, (outputs or {}).get(trial.number))
             deps.executor.stop_trials(launches, keep=record.spec.trial_template.retain)
 
 
