@@ -13,9 +13,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -29,6 +30,11 @@ EXPECT_MS = 20_000
 """How long an ``expect`` waits for what it asserts. Playwright's default, 5 s, is less than a
 page's login, load and render can take on a two-core machine running the whole suite in parallel;
 an assertion that holds still returns as soon as it does."""
+
+PAGE_MS = 90_000
+"""How long a page's load, or a wait on it, may take (Playwright's default is 30 s). Each test's
+page parses plotly.js (4.8 MB) anew, in a context of its own: 2-3 s of one core on a quiet
+two-core machine, and past 30 s there with six test workers and their browsers sharing it."""
 
 
 def chromium_path() -> str | None:
@@ -51,13 +57,33 @@ def artifacts() -> Path:
     return folder
 
 
+class PatientBrowser:
+    """A Playwright browser whose every context waits :data:`PAGE_MS` on its pages."""
+
+    def __init__(self, browser: Browser) -> None:
+        self._browser = browser
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
+    def new_context(self, **options) -> BrowserContext:
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(PAGE_MS)
+        return context
+
+    def new_page(self, **options) -> Page:
+        page = self._browser.new_page(**options)
+        page.context.set_default_timeout(PAGE_MS)
+        return page
+
+
 @contextmanager
 def chromium() -> Iterator[Browser]:
     expect.set_options(timeout=EXPECT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
-            yield browser
+            yield cast(Browser, PatientBrowser(browser))
         finally:
             browser.close()
 

@@ -232,10 +232,10 @@ def test_every_chart_of_a_running_study_follows_its_trials_keeping_brushed_range
     console = Console(page)
     try:
         command = study_definition()["trialTemplate"]["command"] + ["--y", "${trialParameters.y}", "--sleep", "2"]
-        # Trials of 2 s one at a time: the study runs past every wait below (180 s in all), so it is
+        # Trials of 2 s one at a time: the study runs past every wait below (330 s in all), so it is
         # still running when the page follows it, however slowly a loaded machine draws the page.
         service.submit(study_definition(
-            name="followed", maxTrials=100, parallelism=1,
+            name="followed", maxTrials=200, parallelism=1,
             parameters=[{"name": "x", "type": "float", "min": -5, "max": 5},
                         {"name": "y", "type": "float", "min": -5, "max": 5}],
             trialTemplate={"command": command}))
