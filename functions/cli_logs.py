@@ -73,7 +73,7 @@ def logs(name: str, number: int, db: str | None, attempt: int | None, terminal: 
         log = trial_files.open_file(path)
     except (OSError, RefusedFile) as exc:
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()}: "
-             f"{_why_no_log(record, trial, attempt, exc)}")
+             f"{_why_no_log(record, trial, attempt, exc, on_database(settings_for(db)))}")
     with log, writing_output():
         _write(_as_shown(iter(lambda: log.read(LOG_CHUNK), b""), terminal))
 
@@ -130,14 +130,18 @@ def _as_shown(chunks: Iterator[bytes], terminal: bool) -> Iterator[bytes]:
         return chunks
     return (line.encode() for line in overwritten_lines(bounded_lines(chunks, returns=True)))
 
-def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, exc: Exception) -> str:
-    """Why the log file of a trial's attempt could not be opened, from what is known of it."""
+def _why_no_log(record: StudyRecord, trial: TrialRecord, attempt: int | None, exc: Exception, db: str = "") -> str:
+    """Why the log file of a trial's attempt could not be opened, from what is known of it; for
+    an attempt still to start, the follow that waits for it (``db``: the ``--db`` it needs,
+    :func:`~functions.cli_common.on_database`), as ``kubectl logs`` of a pod waiting to start
+    is an error too, where the API answers an empty log."""
     if record.runs_on == KUBERNETES:
         from functions.log_follow import cluster_reads
 
         return cluster_reads(record, trial, attempt, Settings.from_env().cluster_defaults())
     if (trial.started_at is None or trial.state == WAITING) and attempt in (None, trial.attempt):
-        return f"the attempt has not started (the trial is {trial.state})"
+        return (f"the attempt has not started (the trial is {trial.state}): katuna logs -f {record.name} "
+                f"{trial.number}{db} waits for it to start and follows its log")
     if isinstance(exc, FileNotFoundError):
         return ("its file is not in the trial-log folder: removed, or the study's logs went to another folder "
                 "(KATUNA_LOG_DIR as it was set where the study ran)")

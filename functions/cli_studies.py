@@ -108,6 +108,11 @@ def _show_trial(name: str, number: int, db: str | None, as_json: bool, after: tu
         print_trial(console, name, {**view, "state": INTERRUPTED_TRIAL} if stalled else view, after is not None,
                     on_database(settings_for(db)))
 
+BEST_JSON = ("Print JSON instead of a table: for a study of one objective the best trial itself, an object; for "
+             "several, a list of the Pareto front's trials; null where no trial completed. (GET /studies/NAME/best "
+             "answers a list, a page at a time, whatever the objectives.)")
+"""What ``best --json`` prints: its shape follows the objectives, where the API's is a list."""
+
 def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
     """The trials of a multi-objective study's Pareto front that ``show`` prints (none for a
     study of one objective, which needs neither the front nor NumPy)."""
@@ -121,7 +126,7 @@ def _front(store: SqliteStore, record: StudyRecord) -> list[TrialRecord]:
                                                   "no such study, or no completed trial (--json: null)"))
 @click.argument("name")
 @db_option
-@json_option
+@click.option("--json", "as_json", is_flag=True, help=BEST_JSON)
 def best(name: str, db: str | None, as_json: bool) -> None:
     """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is
     none (`null` with --json, whatever the objectives)."""

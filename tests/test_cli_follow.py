@@ -1,6 +1,7 @@
 """``katuna logs -f`` as a user runs it: a real ``katuna run`` whose trials print over time, and
 real ``katuna logs -f`` processes following them, from before a trial starts to its end, across
-an attempt killed from outside, to a pipe and to a terminal."""
+an attempt killed from outside, to a pipe and to a terminal; and ``katuna logs`` without ``-f``
+of a trial still to start, which exits 1 naming the follow that waits for it."""
 
 from __future__ import annotations
 
@@ -105,6 +106,10 @@ def test_a_follow_prints_the_trials_whole_log_as_it_is_written_and_goes_on_with_
         assert _read_until(pinned, b"attempt 1 on stderr\n") == begun
         waits = _read_until(waiting, b"]\n", "stderr")
         assert waits == b"[katuna: trial 1 waits to start (attempt 1); its log follows once it does]\n"
+        unfollowed = run_katuna("logs", "demo", "1", cwd=tmp_path, timeout=60, env={**os.environ, "COLUMNS": "500"})
+        assert (unfollowed.returncode, unfollowed.stdout) == (1, ""), "as kubectl logs of a pod waiting to start"
+        assert unfollowed.stderr.endswith(": the attempt has not started (the trial is WAITING): katuna logs -f demo 1 "
+                                          "waits for it to start and follows its log\n"), unfollowed.stderr
         (tmp_path / "go").touch()
         (rest, told), (whole_1, told_1), (first, told_first) = (process.communicate(timeout=120)
                                                                 for process in (running, waiting, pinned))

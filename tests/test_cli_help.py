@@ -58,3 +58,13 @@ def test_every_commands_help_ends_with_its_exit_codes_done_and_bad_input_among_t
 def test_the_list_of_commands_says_where_each_commands_examples_and_exit_codes_are():
     shown = CliRunner().invoke(main, ["--help"]).output
     assert "katuna COMMAND --help shows a command's options, examples and exit codes." in shown
+
+
+def test_best_says_what_shape_its_json_has_for_one_objective_and_for_several():
+    """``best --json`` prints one trial (an object, or null) for one objective and the Pareto
+    front as a list for several, where ``GET /studies/{name}/best`` always answers a list: a
+    script reading either learns the difference from the option's help."""
+    shown = " ".join(CliRunner().invoke(main, ["best", "--help"]).output.split())
+    assert "for a study of one objective the best trial itself, an object; for several, a list of the Pareto " \
+           "front's trials; null where no trial completed" in shown, shown
+    assert "GET /studies/NAME/best answers a list" in shown, shown

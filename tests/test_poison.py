@@ -331,7 +331,10 @@ def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: 
 def test_a_study_whose_optuna_journal_is_damaged_fails_naming_the_record_and_can_still_be_deleted(tmp_path: Path):
     """A record of a study's Optuna journal damaged in the file: running the study again fails
     it at once, its reason naming the database, the study and the record; deleting it works
-    (without reading its journal) and leaves the database usable."""
+    (without reading its journal) and leaves the database usable. The refusal is permanent, so
+    ``katuna run``'s queue gives up on the event at its first delivery and its dead letter fails
+    the study (:meth:`functions.embedded.Embedded._dropped`), as a Knative broker's dead-letter
+    sink does; without it the run would wait for a trial no suggestion ever made."""
     db = tmp_path / "katuna.db"
     definition = study_definition("torn", maxTrials=2)
     runner = Embedded(Settings(db=db))
@@ -349,8 +352,10 @@ def test_a_study_whose_optuna_journal_is_damaged_fails_naming_the_record_and_can
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     shown = json.loads(_cli(db, "show", "torn", "--json").stdout)
     assert shown["status"] == "failed", shown
-    assert f"the Optuna journal of study 'torn' in the database {db} is damaged: its record 2 cannot be read" \
-        in shown["reason"], shown["reason"]
+    assert shown["reason"].startswith(
+        f"an event could not be delivered (dev.katuna.study.created): the Optuna journal of study 'torn' in the "
+        f"database {db} is damaged: its record 2 cannot be read"), shown["reason"]
+    assert "failure 1 of 3" in run.stderr and "dropped dev.katuna.study.created" in run.stderr, run.stderr
     deleted = _cli(db, "delete", "torn")
     assert deleted.returncode == 0 and "Traceback" not in deleted.stderr, deleted.stderr
     assert json.loads(_cli(db, "studies", "--json").stdout) == []
