@@ -48,12 +48,16 @@ class BoundedApiClient(client.ApiClient):
     seconds to connect, and as long again for each read of the answer. That is a bound per read,
     not on the whole answer, so a long pod log streams for as long as its chunks keep coming.
     An answer no API server gives is refused before it is read (:func:`check_answer`), naming
-    ``source``: the address and where it was configured."""
+    ``source``: the address and where it was configured. ``served`` keeps, for the client's
+    life, the resource the API server's discovery lists for each added kind, by group, version
+    and kind (:mod:`functions.adapters.kubernetes_discovery`): a client is one API server's, and
+    its threads share the dict without a lock, each read and write of it being atomic."""
 
     def __init__(self, configuration: client.Configuration, timeout: float, source: str) -> None:
         super().__init__(configuration)
         self.timeout = timeout
         self.source = source
+        self.served: dict[tuple[str, str, str], str] = {}
 
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
                  post_params: Any = None, _request_timeout: Any = None) -> Any:

@@ -6,9 +6,11 @@ client's REST mapper). A kind's plural is its CustomResourceDefinition's choice:
 ``batchprocesses``, which a guess would create, read and delete at a path the API does not serve.
 
 A kind katuna knows (:data:`functions.core.trial_kinds.KINDS`) has its plural written down and
-asks nothing. The answer is kept for the process, by API server: a kind's resource does not
-change while its CRD stands. A group and version the API does not serve (404: the operator is
-not installed), or a list without the kind, keeps the conventional plural
+asks nothing. The answer is kept by the client that asked (:class:`BoundedApiClient`'s
+``served``; a service makes one a process), as a kind's resource does not change while its CRD
+stands: a client made since (a configuration loaded again) asks afresh, and a client of another
+class keeps nothing. A group and version the API does not serve (404: the operator is not
+installed), or a list without the kind, keeps the conventional plural
 (:func:`functions.core.trial_kinds.resource`), whose requests then answer 404 as before, naming
 it; it is asked again next time, as the operator may be installed since. Every account may read
 discovery (Kubernetes' ``system:discovery`` ClusterRole), so katuna's Role grants nothing for it.
@@ -16,18 +18,13 @@ discovery (Kubernetes' ``system:discovery`` ClusterRole), so katuna's Role grant
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 
-from functions.adapters.kubernetes_client import Translate, call, translate
+from functions.adapters.kubernetes_client import BoundedApiClient, Translate, call, translate
 from functions.core import trial_kinds
-
-_SERVED: dict[tuple[str, str, str, str], str] = {}
-"""The resource of each added kind found, by API server host, group, version and kind."""
-_LOCK = threading.Lock()
 
 
 def served_resource(objects: client.CustomObjectsApi, workload: Mapping[str, Any],
@@ -39,9 +36,9 @@ def served_resource(objects: client.CustomObjectsApi, workload: Mapping[str, Any
     if trial_kinds.kind_of(workload) is not None or not group:
         return group, version, guessed
     kind = str(workload.get("kind", ""))
-    key = (str(objects.api_client.configuration.host), group, version, kind)
-    with _LOCK:
-        found = _SERVED.get(key)
+    api = objects.api_client
+    served: dict[tuple[str, str, str], str] = api.served if isinstance(api, BoundedApiClient) else {}
+    found = served.get((group, version, kind))
     if found is None:
         listed = call(lambda: objects.get_api_resources(group, version),
                       f"read the resources the API serves in {group}/{version}", tolerate=(404,), translator=translator)
@@ -49,6 +46,5 @@ def served_resource(objects: client.CustomObjectsApi, workload: Mapping[str, Any
                       if resource.kind == kind and "/" not in resource.name), None)
         if found is None:
             return group, version, guessed
-        with _LOCK:
-            _SERVED[key] = found
+        served[(group, version, kind)] = found
     return group, version, found

@@ -40,9 +40,8 @@ from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.store_port import has_study
-from functions.handlers.asking import complete
 from functions.handlers.deps import Deps, study_here
-from functions.handlers.starting import go_on, handed_over, quota_wait, refused_study, start
+from functions.handlers.starting import finish, go_on, quota_wait, refused_study, start
 from functions.handlers.turns import ahead_of
 
 
@@ -61,7 +60,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     try:
         failed = start(record, trial, deps)
     except InvalidStudy as refused:
-        return complete(record, deps, refused_study(trial, refused)) + handed_over(record, deps)
+        return finish(record, deps, refused_study(trial, refused))
     return [] if failed is None else go_on(record, deps, failed)
 
 

@@ -88,8 +88,14 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
-        return complete(record, deps, decision) + handed_over(record, deps)
+        return finish(record, deps, decision)
     return ask_trials(record, deps, counts) + turns.handed(others)
+
+
+def finish(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:
+    """End the study now (:func:`~functions.handlers.asking.complete`), and hand the room its
+    trials held to the other studies' trials whose turn it is (:func:`handed_over`)."""
+    return complete(record, deps, decision) + handed_over(record, deps)
 
 
 def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:

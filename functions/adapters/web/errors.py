@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from flask import jsonify
 
@@ -65,25 +66,56 @@ def _fit(body: dict, most: int) -> None:
     (each counted in ``problemsNotListed``), then a conflict's ``changed`` fields, then the
     message is cut (:func:`_cut`). Cutting the message alone left an invalid study's problems,
     up to :data:`~functions.core.errors.PROBLEMS_LISTED` of them, past the dispatcher's bound."""
-    while len(json.dumps(body).encode()) > most and body.get("problems"):
-        body["problems"].pop()
-        body["problemsNotListed"] = body.get("problemsNotListed", 0) + 1
-    while len(json.dumps(body).encode()) > most and body.get("changed"):
-        body["changed"].pop()
+    problems = body.get("problems")
+    if problems:
+        kept = _most_kept(len(problems), lambda count: _size(_listing(body, problems, count)) <= most)
+        body.update(_listing(body, problems, kept))
+    if body.get("changed"):
+        changed = body["changed"]
+        del changed[_most_kept(len(changed), lambda count: _size({**body, "changed": changed[:count]}) <= most):]
     body["message"] = _cut(body, most)
+
+
+def _listing(body: dict, problems: list, count: int) -> dict:
+    """``body`` listing the first ``count`` of its ``problems``, the others counted in
+    ``problemsNotListed``."""
+    if count == len(problems):
+        return body
+    return {**body, "problems": problems[:count],
+            "problemsNotListed": body.get("problemsNotListed", 0) + len(problems) - count}
+
+
+def _size(body: dict) -> int:
+    """The bytes ``body`` takes as JSON."""
+    return len(json.dumps(body).encode())
+
+
+def _most_kept(total: int, fits: Callable[[int], bool]) -> int:
+    """The most of ``total`` entries kept with which the answer ``fits`` (none, where none fits),
+    found by halving: each try serialises the answer once, rather than once an entry dropped."""
+    if fits(total):
+        return total
+    low, high = 0, total - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _cut(body: dict, most: int) -> str:
     """``body``'s message, cut so that ``body`` as JSON takes at most ``most`` bytes, saying how
     much was cut."""
     message = body["message"]
-    over = len(json.dumps(body).encode()) - most
+    over = _size(body) - most
     if over <= 0:
         return message
     keep = max(len(message) - over - 40, 0)
     while True:
         cut = f"{message[:keep]} [katuna: {len(message) - keep} more characters cut]"
-        if len(json.dumps({**body, "message": cut}).encode()) <= most or keep == 0:
+        if _size({**body, "message": cut}) <= most or keep == 0:
             return cut
         keep = max(keep - 40, 0)
 
