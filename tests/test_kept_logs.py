@@ -82,9 +82,12 @@ def test_a_kept_tail_begins_at_a_whole_line_and_is_whole_only_where_the_log_is(s
     takes three. The 2,001 records read begin inside it with 1,999 short lines after it, and at
     its start with 1,998, which nothing in the answer tells: either way its first line is not
     kept, and the lines kept are said not to be the whole log (katuna read them as the whole log,
-    a piece of the long line at their head, from the 2,000 records it asked for)."""
+    a piece of the long line at their head, from the 2,000 records it asked for). Its metrics go
+    to a file, so the stop reads its log's last lines alone, as it reads any trial's whose output
+    holds no metrics it keeps."""
     name = f"kept-long-{short}"
     definition = hanging(name)
+    definition["metricsCollector"] = {"kind": "file", "path": "metrics.log"}
     code = f"import sys, time; print('x' * 40_000); [print(f'line {{n}}') for n in range({short})]; " \
            "sys.stdout.flush(); time.sleep(600)"
     definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]

@@ -7,7 +7,7 @@ own: the pods are listed by :class:`~functions.adapters.kubernetes_jobs.TrialJob
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_logs import PodLogs
@@ -37,12 +37,20 @@ class LogReads:
         (:meth:`~functions.adapters.kubernetes_logs.PodLogs.stop`)."""
         self._pod_logs.stop()
 
-    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> KeptTail:
+    def last_lines(self, launch: TrialLaunch, keep: bool = False,
+                   seen: Callable[[str], None] | None = None) -> KeptTail:
         """The last lines of the attempt's log (:meth:`~functions.adapters.kubernetes_logs.PodLogs.tail`),
         to keep before :meth:`stop_trials` deletes (or, with ``keep``, suspends) its workload and
-        its pods' logs with it. A read that fails is logged and keeps no line: the stop goes on."""
+        its pods' logs with it. A read that fails is logged and keeps no line: the stop goes on.
+        With ``seen``, the whole output is read instead, once, each line handed to ``seen``
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.whole`: the same requests), and a
+        read that fails raises."""
         kind = "Job" if is_job(launch) else str((launch.trial_spec or {}).get("kind"))
         stopped = f"{'suspended' if keep and is_job(launch) else 'deleted'} {kind} {launch.job_name}"
+        if seen is not None:
+            text, whole = self._pod_logs.whole(self._jobs.pods(launch), self._jobs.namespace(launch),
+                                               primary_container_name(launch), launch.job_name, seen)
+            return KeptTail(text, stopped, whole)
         try:
             read = self._pod_logs.tail(self._jobs.pods(launch), self._jobs.namespace(launch),
                                        primary_container_name(launch))

@@ -106,8 +106,7 @@ class PodLogs:
             current = marked_lines(pod.metadata.uid, run, lines) if stamped else ((line, None) for line in lines)
             yield pod.metadata.uid, chain(((line, None) for line in earlier or ()), current)
         if not read:
-            raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
-                             "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
+            raise _lost(job_name)
 
     def _earlier(self, pod: Any, namespace: str, container: str) -> Iterator[str] | None:
         """Of a container its kubelet ran again in place, the log of its run before the current
@@ -190,15 +189,50 @@ class PodLogs:
             read = self._tail_of(pod, namespace, container)
             if read is None and earlier is None:
                 continue
-            text, whole = read or ("", True)
-            if ended is not None and earlier is not None:
-                room = KEPT_BYTES - EARLIER_NOTE_BYTES - min(len(text.encode()), KEPT_BYTES // 2)
-                before, all_kept = last_bytes(split_lines(earlier[0]), room)
-                text, rest = last_bytes(split_lines(text), KEPT_BYTES - len(before.encode()) - EARLIER_NOTE_BYTES)
-                text = "".join(self._between(pod.metadata.name, ended, iter(split_lines(before)))) + text
-                whole = whole and rest and all_kept and earlier[1] and ended[0] == 1
-            return text, whole and len(pods) == 1
+            return self._after_earlier(pod, ended, earlier, read, len(pods))
         return None
+
+    def whole(self, pods: list[Any], namespace: str, container: str, job_name: str,
+              seen: Callable[[str], None]) -> tuple[str, bool]:
+        """The attempt's output as :meth:`streams` reads it, each line handed to ``seen`` as it
+        streams in, and what :meth:`tail` keeps, taken from the same one read of each pod's
+        log: the last :data:`~functions.core.kept_tails.KEPT_BYTES` of the latest pod's, its
+        lines keeping their carriage returns (those handed to ``seen`` are cut at them, as
+        :meth:`streams` cuts them), behind the tail of its container's run before the current
+        one where its kubelet ran it again in place (read as :meth:`tail` reads it). Memory
+        stays bounded, whatever the log's size. An output lost raises :class:`OutputLost`."""
+        kept: tuple[str, bool] | None = None
+        read = False
+        for pod in counted(pods):
+            self._check(pod.metadata.name)
+            if not (pod.spec and pod.spec.node_name):
+                continue
+            ended = restarted(pod, container)
+            earlier = None if ended is None else self._tail_of(pod, namespace, container, previous=True)
+            response = self._read(pod, namespace, logging.WARNING, container=container)
+            if response is None and earlier is None:
+                continue
+            read = read or (response is not None and not disrupted(pod))
+            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response, True)
+            current = last_bytes(_handed(lines, seen), KEPT_BYTES) if response is not None else None
+            kept = self._after_earlier(pod, ended, earlier, current, len(pods))
+        if not read:
+            raise _lost(job_name)
+        return kept or ("", False)
+
+    def _after_earlier(self, pod: Any, ended: tuple[int, Any] | None, earlier: tuple[str, bool] | None,
+                       read: tuple[str, bool] | None, pods: int) -> tuple[str, bool]:
+        """What is kept of the pod's log, ``read``, behind the ``earlier`` run's tail, if any, in
+        up to half of :data:`~functions.core.kept_tails.KEPT_BYTES` (:meth:`tail`), and whether
+        that is the attempt's whole log (of its only pod among ``pods``)."""
+        text, whole = read or ("", True)
+        if ended is not None and earlier is not None:
+            room = KEPT_BYTES - EARLIER_NOTE_BYTES - min(len(text.encode()), KEPT_BYTES // 2)
+            before, all_kept = last_bytes(split_lines(earlier[0]), room)
+            text, rest = last_bytes(split_lines(text), KEPT_BYTES - len(before.encode()) - EARLIER_NOTE_BYTES)
+            text = "".join(self._between(pod.metadata.name, ended, iter(split_lines(before)))) + text
+            whole = whole and rest and all_kept and earlier[1] and ended[0] == 1
+        return text, whole and pods == 1
 
     def _tail_of(self, pod: Any, namespace: str, container: str, previous: bool = False) -> tuple[str, bool] | None:
         """The kept text of the last records of the log of the pod's container (of its run
@@ -282,6 +316,22 @@ class PodLogs:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         except HTTPError as exc:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+
+
+def _lost(job_name: str) -> OutputLost:
+    """An attempt's output lost: no pod of its Job that ran to its end, or still runs, has a log."""
+    return OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
+                      "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
+
+
+def _handed(lines: Iterator[str], seen: Callable[[str], None]) -> Iterator[str]:
+    """``lines``, which keep their carriage returns, each also handed to ``seen`` cut at them,
+    as a line read without them is (:func:`~functions.core.lines.bounded_lines`)."""
+    for line in lines:
+        text = line[:-1] if line.endswith("\n") else line
+        for piece in text.split("\r"):
+            seen(piece + "\n")
+        yield line
 
 
 def restarted(pod: Any, container: str) -> tuple[int, Any] | None:

@@ -137,8 +137,13 @@ class LocalExecutor(LocalAttempts):
         for launch in launches:
             self.stop(launch, keep)
 
-    def last_lines(self, launch: TrialLaunch, keep: bool = False) -> None:
-        """None: an attempt's log is a file of its own, which stopping it leaves as it is."""
+    def last_lines(self, launch: TrialLaunch, keep: bool = False,
+                   seen: Callable[[str], None] | None = None) -> None:
+        """None: an attempt's log is a file of its own, which stopping it leaves as it is; with
+        ``seen``, its lines are handed to it, read once (:meth:`output`)."""
+        if seen is not None:
+            for line in self.output(launch):
+                seen(line)
         return None
 
     def poll(self, launch: TrialLaunch) -> Event | None:

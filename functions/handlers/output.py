@@ -1,6 +1,7 @@
 """What an attempt's output gave: its observations stored, every metric reduced by its
 strategy, and the last lines it printed (for a failure's reason). Read by ``collect`` at a
-trial's end and by ``prune`` when a pruned trial's last values are kept.
+trial's end and by ``prune`` when a pruned trial's last values are kept; and, for a trial its
+study's end stops, parsed as the stop reads its last lines (:class:`StoppedOutput`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,67 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
         parsed = _parse(record, trial, deps, kept, basis, log_start)
     if parsed.lost is not None:
         raise parsed.lost
+    summary = parsed.summary
+    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
+    return Output(summary.reduced(), list(parsed.tail), parsed.size,
+                  summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
+
+
+class StoppedOutput:
+    """The output of an attempt its study's end stops, parsed line by line as the stop's one
+    read of its log streams in (:func:`~functions.handlers.tail_reads.read_in_rounds`, in a
+    reader's thread: nothing here reads the store then), for :func:`record_parsed` to keep. Where
+    the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`),
+    those are what it keeps, and its output is not read (:attr:`reads`): they outlive the
+    kubelet's rotation of the log. Made in the stop's own thread, before the read."""
+
+    def __init__(self, record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
+        kept = _kept(record, trial, deps)
+        launch = trial_launch(record, trial)
+        self.basis = _basis(record, trial, kept, launch)
+        self.summary = new_summary(record.spec)
+        self.reads = kept is None
+        """Whether the output is read and parsed (else what was kept of the running log is all)."""
+        self.failed = False
+        """Whether the read failed: nothing of it is kept then."""
+        self.size = 0
+        self._parse = line_parser(record.spec, launch)
+        if kept is not None:
+            try:
+                self.summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
+            except ValueError:
+                self.failed = True
+
+    def __call__(self, line: str) -> None:
+        """Parse one line of the output."""
+        text = line.rstrip("\n")
+        self.size += len(text.encode()) + 1
+        self.summary.add(self._parse([text]))
+
+    def parsed(self) -> ParsedOutput | None:
+        """What the output held, None where its read failed."""
+        return None if self.failed else ParsedOutput(self.basis, self.summary, size=self.size)
+
+
+def stopped_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> StoppedOutput | None:
+    """The parse of the output of a trial its study's end stopped, to feed as its log is read;
+    None for another trial, or where its metrics are in no output nor kept (a metrics file or a
+    TensorFlow event folder its collector reads once the trial ends on its own)."""
+    if not trial.stopped_at_end:
+        return None
+    output = StoppedOutput(record, trial, deps)
+    if output.reads and record.spec.metrics_collector.kind in ("file", "tfevent"):
+        return None
+    return output
+
+
+def record_parsed(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput) -> Output | None:
+    """Store the observations of an output ``parsed`` before the caller's transaction, and give
+    what it holds as :func:`record_output` does, while the state it was parsed against is the
+    stored one still; None where it is not, or the output was lost: nothing is read here, so
+    the transaction holds its write lock for no read of a log, whatever its size."""
+    if parsed.lost is not None or parsed.basis != _basis(record, trial, _kept(record, trial, deps)):
+        return None
     summary = parsed.summary
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
     return Output(summary.reduced(), list(parsed.tail), parsed.size,

@@ -14,7 +14,10 @@ trial the store says has ended.
 
 Just before a workload is stopped, the last lines of its attempt's log are kept in the store
 where the stop loses the log (a cluster trial's pods go with their Job:
-:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read.
+:mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read; and a
+trial its study's end stopped keeps the metrics and observations its output held by then, as a
+pruned trial does, parsed in that same one read of its log (:class:`~functions.handlers.output.StoppedOutput`),
+outside any transaction, and kept in the one that claims its stop, once.
 
 Once a study resource is deleted and its trials' stops are done, what Katib deletes with its
 Experiment goes too (:func:`drop_kept`): the workloads ``retain`` kept, and the checkpoints of
@@ -25,7 +28,7 @@ its old study the same way (:func:`retire`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -39,6 +42,8 @@ from functions.core.resources import Origin, origin_of
 from functions.core.store_port import stored_study
 from functions.core.study_brief import StudyBrief, brief_of
 from functions.handlers.deps import Deps
+from functions.handlers.output import StoppedOutput, record_parsed, stopped_output
+from functions.handlers.parsed import ParsedOutput
 from functions.handlers.tail_reads import Tails, read_in_rounds
 
 log = logging.getLogger("katuna.stopping")
@@ -71,19 +76,44 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
     record = stored_study(deps.store, study, uid)
     if record is None:
         return
-    trials = [deps.store.get_trial(study, number) for number in numbers]
-    launches = [trial_launch(record, trial) for trial in trials if trial is not None and trial.finished]
+    ended = [trial for trial in (deps.store.get_trial(study, number) for number in numbers)
+             if trial is not None and trial.finished]
+    launches = [trial_launch(record, trial) for trial in ended]
+    outputs = _outputs(record, ended, deps)
+    reads = {number: output for number, output in outputs.items() if output.reads}
     unread = sorted(set(numbers) - {launch.number for launch in launches})
-    for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain):
-        _stop_read(deps, study, uid, [*unread, *read], tails)
+    for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain, reads):
+        parsed = {number: outputs[number].parsed() for number in read if number in outputs}
+        _stop_read(deps, study, uid, [*unread, *read], tails, parsed)
         unread = []
     if unread:
         _stop_read(deps, study, uid, unread, {})
 
 
-def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: Tails) -> None:
+def _outputs(record: StudyRecord, trials: Sequence[TrialRecord], deps: Deps) -> dict[int, StoppedOutput]:
+    """The parses of the outputs of the ``trials`` their study's end stopped, by number
+    (:func:`~functions.handlers.output.stopped_output`), made before their logs are read."""
+    outputs = {trial.number: stopped_output(record, trial, deps) for trial in trials}
+    return {number: output for number, output in outputs.items() if output is not None}
+
+
+def _keep_output(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput | None) -> None:
+    """Store what the stopped trial's output held as it was stopped (its observations, and its
+    metrics reduced by their strategies, as a finished trial's are), in the transaction that
+    claims its stop: once, however often the stop comes. Its state, reason and values stay as
+    its study's end stored them, and the sampler, told the trial was pruned, is told nothing more."""
+    if parsed is None or not trial.stopped_at_end:
+        return
+    output = record_parsed(record, trial, deps, parsed)
+    if output is not None and output.metrics:
+        deps.store.update_trial(record.name, trial.number, metrics=output.metrics)
+
+
+def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: Tails,
+               outputs: Mapping[int, ParsedOutput | None] | None = None) -> None:
     """In one transaction, claim the marks of the trials ``numbers``, keep the ``tails`` read of
-    those that ended, and stop their workloads."""
+    those that ended, and what the ``outputs`` parsed of those their study's end stopped
+    (:func:`_keep_output`), and stop their workloads."""
     store = deps.store
     with store.transaction():
         record = stored_study(store, study, uid)
@@ -94,10 +124,11 @@ def _stop_read(deps: Deps, study: str, uid: str, numbers: Sequence[int], tails: 
         ended = [trial for trial in trials if trial is not None and trial.finished]
         if ended:
             launches = [trial_launch(record, trial) for trial in ended]
-            for launch in launches:
+            for trial, launch in zip(ended, launches):
                 tail = tails.get((launch.number, launch.attempt))
                 if tail is not None:
                     store.keep_tail(launch.study, launch.number, launch.attempt, tail)
+                _keep_output(record, trial, deps, (outputs or {}).get(trial.number))
             deps.executor.stop_trials(launches, keep=record.spec.trial_template.retain)
 
 

@@ -10,17 +10,27 @@ read :data:`READERS` at a time instead, and the reads come back in rounds: every
 its own trial's stop, which still waits for it (each read is bounded by the API's timeout).
 The reads share what the executor listed for them all
 (:meth:`~functions.core.ports.Executor.together`): they run in copies of the caller's context.
+
+A trial whose output is parsed as it is stopped (:class:`~functions.handlers.output.StoppedOutput`:
+one its study's end stopped) has its whole output read in that same one read, which gives its
+last lines too: the stop reads no log twice. Where that read fails, its parse keeps nothing, and
+its last lines alone are read as any other trial's are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 
+from functions.core.errors import KatunaError, Stopping
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.ports import Executor
+from functions.handlers.output import StoppedOutput
+
+log = logging.getLogger("katuna.stopping")
 
 READERS = 8
 """Logs read at once: enough that a few slow ones leave room for the rest, few enough to ask
@@ -35,21 +45,25 @@ Tails = dict[tuple[int, int], KeptTail]
 """The kept last lines by trial number and attempt."""
 
 
-def read_in_rounds(executor: Executor, launches: Sequence[TrialLaunch], keep: bool) -> Iterator[tuple[list[int], Tails]]:
+def read_in_rounds(executor: Executor, launches: Sequence[TrialLaunch], keep: bool,
+                   outputs: Mapping[int, StoppedOutput] | None = None) -> Iterator[tuple[list[int], Tails]]:
     """The trial numbers of ``launches`` whose logs' last lines were read, with what is kept of
     each (:meth:`~functions.core.ports.Executor.last_lines`; None kept for none), round after
     round until every read has ended; the first round holds every trial whose read ended within
-    :data:`ROUND` seconds. One launch, or none, is read in this thread, in one round."""
+    :data:`ROUND` seconds. The output of each trial in ``outputs`` (by number) is parsed in that
+    same read (:func:`_read`). One launch, or none, is read in this thread, in one round."""
+    parses = outputs or {}
     if len(launches) <= 1:
         with executor.together(launches):
-            read = [(launch, executor.last_lines(launch, keep)) for launch in launches]
+            read = [(launch, _read(executor, launch, keep, parses.get(launch.number))) for launch in launches]
         yield [launch.number for launch in launches], _tails(read)
         return
     pool = ThreadPoolExecutor(min(READERS, len(launches)), thread_name_prefix="katuna-tails")
     try:
         with executor.together(launches):
             pending: dict[Future[KeptTail | None], TrialLaunch] = {
-                pool.submit(copy_context().run, executor.last_lines, launch, keep): launch for launch in launches}
+                pool.submit(copy_context().run, _read, executor, launch, keep, parses.get(launch.number)): launch
+                for launch in launches}
         while pending:
             done, _ = wait(pending, timeout=ROUND, return_when=ALL_COMPLETED)
             ended = [(pending.pop(future), future.result()) for future in done]
@@ -57,6 +71,22 @@ def read_in_rounds(executor: Executor, launches: Sequence[TrialLaunch], keep: bo
                 yield [launch.number for launch, _ in ended], _tails(ended)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _read(executor: Executor, launch: TrialLaunch, keep: bool, output: StoppedOutput | None) -> KeptTail | None:
+    """The attempt's last lines; with ``output``, read with its whole output, which ``output``
+    parses. A whole read that fails (but for katuna stopping) leaves ``output`` failed, keeping
+    nothing, and is logged; the last lines alone are read then."""
+    if output is None:
+        return executor.last_lines(launch, keep)
+    try:
+        return executor.last_lines(launch, keep, output)
+    except Stopping:
+        raise
+    except KatunaError as exc:
+        output.failed = True
+        log.warning("reading the output of %s before it is stopped: %s; it keeps no metrics", launch.job_name, exc)
+        return executor.last_lines(launch, keep)
 
 
 def _tails(read: list[tuple[TrialLaunch, KeptTail | None]]) -> Tails:
