@@ -1024,6 +1024,57 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
         kube.close()
 
 
+@pytest.mark.slow
+def test_the_api_server_source_watches_again_after_a_watch_is_cut_mid_chunk():
+    """A watch the API server (or a proxy on the way) cuts in the middle of a chunk is a broken
+    watch, which client-go's reflector meets by watching again: the source's thread goes on, where
+    http.client's ``IncompleteRead`` (no ``OSError``) ended it with a traceback."""
+    from knative_emulator.faults import Faults
+    from knative_emulator.sources import ApiServerSource
+
+    watches: list[str] = []
+
+    class CutWatches(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            if "watch=true" not in self.path:
+                body = json.dumps({"kind": "StudyList", "metadata": {"resourceVersion": "7"}, "items": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            watches.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"100\r\n" + b'{"type": "BOOKMARK"')
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args) -> None:
+            return
+
+    died: list[BaseException] = []
+    hooked, threading.excepthook = threading.excepthook, lambda failure: died.append(failure.exc_value)
+    api = StandInServer(("127.0.0.1", 0), CutWatches)
+    threading.Thread(target=api.serve_forever, args=(0.05,), daemon=True).start()
+    manifest = next(d for d in manifests("ApiServerSource") if d["spec"]["resources"][0]["kind"] == "Study")
+    source = ApiServerSource(manifest, f"http://127.0.0.1:{api.server_address[1]}", "http://127.0.0.1:9/", Faults())
+    try:
+        eventually(lambda: len(watches) >= 3 * len(manifest["spec"]["resources"]), "the source to watch again after "
+                   "each cut watch", timeout=30)
+    finally:
+        source.close()
+        api.shutdown()
+        api.server_close()
+        threading.excepthook = hooked
+    assert died == [], "no thread of the source died"
+
+
 FAST_RETRIES = 0.005
 """The Triggers' back-offs in end-to-end tests: their 8.5 minutes of retries in 2.6 s."""
 
