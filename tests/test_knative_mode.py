@@ -9,6 +9,7 @@ import copy
 import http.client
 import json
 import re
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -794,6 +795,69 @@ def test_the_services_address_holds_requests_while_the_container_is_down_and_pas
         never.close()
         revision.close()
         container.close()
+
+
+@pytest.mark.slow
+def test_a_delivery_the_revision_timeout_cuts_off_is_handled_once_and_its_redelivery_replies_again(tmp_path: Path):
+    """A handling that outlasts ``timeoutSeconds`` (the database's write lock held meanwhile)
+    gets the activator's 504, which the Trigger retries; gunicorn does not stop the handling, which
+    commits once the lock is free. The redelivery of the same event sends the events that
+    handling emitted again, under the same ids (none is lost with the cut answer), and makes no
+    trial again."""
+    from http_helpers import Sink
+    from knative_emulator.service import KatunaProcess
+
+    token = "timeout-token-0123456789"
+    sink = Sink()
+    container = KatunaProcess(tmp_path, KATUNA_API_TOKEN=token, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    revision = Revision(revision_service(containerConcurrency=8, timeoutSeconds=1), container.port)
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def deliver() -> tuple[int, dict[str, str], bytes]:
+        headers, body = next(item for item in sink.received if item[0]["ce-type"] == "dev.katuna.study.created")
+        kept = {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"}
+        request = urllib.request.Request(f"{revision.url}/functions/suggest", body, {**kept, **bearer}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, {}, error.read()
+
+    def trials() -> list[int]:
+        request = urllib.request.Request(f"{container.url}/studies/cut/trials", headers=bearer)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return sorted(trial["number"] for trial in json.loads(answer.read()))
+
+    def suggested() -> set[str]:
+        return {h["ce-id"] for h, _ in list(sink.received) if h["ce-type"] == "dev.katuna.trial.suggested"}
+
+    try:
+        study = json.dumps(study_definition(name="cut", parallelism=2)).encode()
+        request = urllib.request.Request(f"{container.url}/studies", study,
+                                         {**bearer, "Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 201
+        eventually(lambda: any(h["ce-type"] == "dev.katuna.study.created" for h, _ in sink.received),
+                   "the study's study.created", timeout=30)
+        lock = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None, timeout=30)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            assert deliver()[:3:2] == (504, b"activator request timeout")
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        eventually(lambda: trials() == [0, 1], "the cut-off handling to commit its trials", timeout=30)
+        eventually(lambda: len(suggested()) == 2, "the cut-off handling's events", timeout=30)
+        first = suggested()
+        status, headers, body = deliver()
+        assert status == 202, (status, headers, body)
+        again = {item.strip().partition(" ")[::2] for item in headers["katuna-emitted"].split(",")}
+        assert again == {("dev.katuna.trial.suggested", id_) for id_ in first}, "the same events, under the same ids"
+        assert trials() == [0, 1], "no trial made again"
+    finally:
+        revision.close()
+        container.close()
+        sink.close()
 
 
 def revision_service(**spec: object) -> dict:
