@@ -9,6 +9,7 @@ import copy
 import http.client
 import json
 import re
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -796,6 +797,69 @@ def test_the_services_address_holds_requests_while_the_container_is_down_and_pas
         container.close()
 
 
+@pytest.mark.slow
+def test_a_delivery_the_revision_timeout_cuts_off_is_handled_once_and_its_redelivery_replies_again(tmp_path: Path):
+    """A handling that outlasts ``timeoutSeconds`` (the database's write lock held meanwhile)
+    gets the activator's 504, which the Trigger retries; gunicorn does not stop the handling, which
+    commits once the lock is free. The redelivery of the same event sends the events that
+    handling emitted again, under the same ids (none is lost with the cut answer), and makes no
+    trial again."""
+    from http_helpers import Sink
+    from knative_emulator.service import KatunaProcess
+
+    token = "timeout-token-0123456789"
+    sink = Sink()
+    container = KatunaProcess(tmp_path, KATUNA_API_TOKEN=token, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    revision = Revision(revision_service(containerConcurrency=8, timeoutSeconds=1), container.port)
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def deliver() -> tuple[int, dict[str, str], bytes]:
+        headers, body = next(item for item in sink.received if item[0]["ce-type"] == "dev.katuna.study.created")
+        kept = {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"}
+        request = urllib.request.Request(f"{revision.url}/functions/suggest", body, {**kept, **bearer}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, {}, error.read()
+
+    def trials() -> list[int]:
+        request = urllib.request.Request(f"{container.url}/studies/cut/trials", headers=bearer)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return sorted(trial["number"] for trial in json.loads(answer.read()))
+
+    def suggested() -> set[str]:
+        return {h["ce-id"] for h, _ in list(sink.received) if h["ce-type"] == "dev.katuna.trial.suggested"}
+
+    try:
+        study = json.dumps(study_definition(name="cut", parallelism=2)).encode()
+        request = urllib.request.Request(f"{container.url}/studies", study,
+                                         {**bearer, "Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 201
+        eventually(lambda: any(h["ce-type"] == "dev.katuna.study.created" for h, _ in sink.received),
+                   "the study's study.created", timeout=30)
+        lock = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None, timeout=30)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            assert deliver()[:3:2] == (504, b"activator request timeout")
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        eventually(lambda: trials() == [0, 1], "the cut-off handling to commit its trials", timeout=30)
+        eventually(lambda: len(suggested()) == 2, "the cut-off handling's events", timeout=30)
+        first = suggested()
+        status, headers, body = deliver()
+        assert status == 202, (status, headers, body)
+        again = {item.strip().partition(" ")[::2] for item in headers["katuna-emitted"].split(",")}
+        assert again == {("dev.katuna.trial.suggested", id_) for id_ in first}, "the same events, under the same ids"
+        assert trials() == [0, 1], "no trial made again"
+    finally:
+        revision.close()
+        container.close()
+        sink.close()
+
+
 def revision_service(**spec: object) -> dict:
     """A Service whose template has ``spec`` and keeps the activator in every request's path."""
     return {"spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/target-burst-capacity": "-1"}},
@@ -1022,6 +1086,57 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
         source.close()
         ingress.close()
         kube.close()
+
+
+@pytest.mark.slow
+def test_the_api_server_source_watches_again_after_a_watch_is_cut_mid_chunk():
+    """A watch the API server (or a proxy on the way) cuts in the middle of a chunk is a broken
+    watch, which client-go's reflector meets by watching again: the source's thread goes on, where
+    http.client's ``IncompleteRead`` (no ``OSError``) ended it with a traceback."""
+    from knative_emulator.faults import Faults
+    from knative_emulator.sources import ApiServerSource
+
+    watches: list[str] = []
+
+    class CutWatches(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            if "watch=true" not in self.path:
+                body = json.dumps({"kind": "StudyList", "metadata": {"resourceVersion": "7"}, "items": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            watches.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"100\r\n" + b'{"type": "BOOKMARK"')
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args) -> None:
+            return
+
+    died: list[BaseException] = []
+    hooked, threading.excepthook = threading.excepthook, lambda failure: died.append(failure.exc_value)
+    api = StandInServer(("127.0.0.1", 0), CutWatches)
+    threading.Thread(target=api.serve_forever, args=(0.05,), daemon=True).start()
+    manifest = next(d for d in manifests("ApiServerSource") if d["spec"]["resources"][0]["kind"] == "Study")
+    source = ApiServerSource(manifest, f"http://127.0.0.1:{api.server_address[1]}", "http://127.0.0.1:9/", Faults())
+    try:
+        eventually(lambda: len(watches) >= 3 * len(manifest["spec"]["resources"]), "the source to watch again after "
+                   "each cut watch", timeout=30)
+    finally:
+        source.close()
+        api.shutdown()
+        api.server_close()
+        threading.excepthook = hooked
+    assert died == [], "no thread of the source died"
 
 
 FAST_RETRIES = 0.005

@@ -4,6 +4,7 @@ katuna's own answers through it, as a cluster's queue-proxy sends them."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -183,6 +184,47 @@ def test_the_services_address_answers_502_for_a_post_a_reused_connection_failed(
         assert _send(revision, "POST", "/drop", b"{}") == (502, b"EOF")
     finally:
         revision.close()
+
+
+@pytest.mark.parametrize(("head", "sent", "relayed"), [
+    (b"Content-Length: 100", b"x" * 10, b"x" * 10 + b"activator request timeout"),
+    (b"Content-Length: 20", b"x" * 10, b"x" * 10),
+    (b"Transfer-Encoding: chunked", b"5\r\nhello\r\n", b"hello" + b"activator request timeout")])
+def test_an_answer_under_way_at_the_revision_timeout_is_cut_short_after_the_timeouts_words(
+        head: bytes, sent: bytes, relayed: bytes):
+    """Past ``timeoutSeconds`` with the answer's head relayed, the activator's timeout handler
+    writes its words into the body (where a ``Content-Length`` leaves room for them) and the
+    connection ends: a client that trusts the answer's length sees it cut short."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    released = threading.Event()
+
+    def stall(connection: socket.socket) -> None:
+        with connection:
+            if _request_head(connection, bytearray()) is not None:  # none for the readiness probe's connection
+                connection.sendall(b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + sent)
+                released.wait(30)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=stall, args=(listener.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    service = _service()
+    service["spec"]["template"]["spec"]["timeoutSeconds"] = 1
+    revision = Revision(service, listener.getsockname()[1])
+    try:
+        with socket.create_connection(("127.0.0.1", int(revision.url.rsplit(":", 1)[1])), timeout=30) as client:
+            client.sendall(b"GET /slow HTTP/1.1\r\nHost: katuna\r\n\r\n")
+            answer = b""
+            while data := client.recv(65536):
+                answer += data
+        status, _, body = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.0 200") and body == relayed, answer
+    finally:
+        released.set()
+        revision.close()
+        listener.close()
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), [

@@ -242,3 +242,37 @@ def test_a_client_socket_waits_for_each_write_as_long_as_the_client_keeps_readin
         sender.close()
         right.close()
     assert bytes(received) == payload
+
+
+def test_a_client_socket_gives_up_an_answer_the_client_reads_slower_than_the_least_rate():
+    """An answer's writes all end within ``limit`` seconds of the first plus its bytes at
+    ``min_rate``: a client that keeps reading, each read well within the limit, but slower than
+    that rate on average (64 KiB every 20 ms, about 3 MB/s, against a least rate set to 64 MB/s
+    for the test) is given up with ``TimeoutError`` before all of 64 MiB reached it, where each
+    write alone waited for its progress and the whole answer had no bound; one that reads as fast
+    as the rate asks gets it all (the test above, at the default rate)."""
+    left, right = socket.socketpair()
+    sender = ClientSocket.adopt(left, limit=0.5, body_limit=1)
+    sender.min_rate = 64 << 20
+    payload = b"y" * (64 << 20)
+    received = bytearray()
+
+    def read_slowly() -> None:
+        right.settimeout(10)
+        with contextlib.suppress(OSError):
+            while len(received) < len(payload) and (taken := right.recv(1 << 16)):
+                received.extend(taken)
+                time.sleep(0.02)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    try:
+        with pytest.raises(TimeoutError):
+            sender.sendall(payload)
+        sender.served()
+        assert (sender.answer_started, sender.answer_sent) == (None, 0), "the next answer is due afresh"
+    finally:
+        sender.close()
+        reader.join()
+        right.close()
+    assert len(received) < len(payload)

@@ -335,3 +335,21 @@ def test_csv_export_neutralises_a_parameter_name_a_spreadsheet_would_run():
     definition["trialTemplate"]["command"][3] = "${trialParameters.@SUM(A1)}"
     header = next(csv.reader(io.StringIO(next(trial_csv.csv_rows(parse_study(definition), [])))))
     assert "'@SUM(A1)" in header and "@SUM(A1)" not in header
+
+
+def test_csv_export_neutralises_formulas_behind_blanks_line_breaks_or_full_width_signs():
+    """A cell a spreadsheet may still run: one whose first character but blanks (spaces, a
+    no-break or ideographic space, NUL) starts a formula, as an import that trims spaces sees it,
+    one starting with a line break or NUL, or with a full-width ＝＋－＠. A value that only
+    holds such a sign, or starts with a blank before plain text, is left as it is."""
+    values = [" =1+1", "\u00a0+1", "\u3000@SUM(A1)", "\n=1", "\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1)",
+              " plain", "a=b", "plain"]
+    definition = study_definition(name="sheet", parameters=[{"name": "c", "type": "categorical", "values": values}])
+    definition["trialTemplate"]["command"][3] = "${trialParameters.c}"
+    spec = parse_study(definition)
+    trials = [TrialRecord(study="sheet", number=n, state="FAILED", params={"c": value}, reason="\0=cmd|' /C calc'!A0")
+              for n, value in enumerate(values)]
+    rows = list(csv.reader(io.StringIO("".join(trial_csv.csv_rows(spec, trials)))))[1:]
+    header = next(csv.reader(io.StringIO(next(trial_csv.csv_rows(spec, [])))))
+    assert [row[header.index("c")] for row in rows] == ["'" + value for value in values[:8]] + values[8:]
+    assert {row[header.index("reason")] for row in rows} == {"'\0=cmd|' /C calc'!A0"}

@@ -14,10 +14,13 @@ from http.cookies import SimpleCookie
 
 import pytest
 from conftest import study_definition
+from flask import Request
 from http_helpers import Service
 from waiting import eventually
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
 
-from functions.adapters.web import create_app
+from functions.adapters.web import auth, create_app
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -272,5 +275,32 @@ def test_login_goes_on_only_to_a_dashboard_path_a_location_header_carries(tmp_pa
                         "/ui/\\evil.example", "/ui/../studies", "/ui/studies/%2e%2e/%2E./x", "/ui/..?x",
                         "//evil.example/ui/", "https://evil.example/ui/", "/studies", ""):
             assert goes_to(refused) == "/ui/", repr(refused)
+    finally:
+        runtime.close()
+
+
+class _UncheckedHost(Request):
+    """A request whose ``host`` is the ``Host`` header as the client sent it, as werkzeug before
+    3.1.7 (which ``flask>=3`` allows) gives it: any text, not only an ASCII name."""
+
+    @property
+    def host(self) -> str:
+        return self.environ["HTTP_HOST"]
+
+
+def test_a_session_cookie_on_a_non_ascii_host_is_no_session_not_a_fault(tmp_path):
+    """A session is looked up for a Host that is not ASCII (``café.example``, which a wildcard
+    of ``KATUNA_ALLOWED_HOSTS`` may let through an older werkzeug): it is no session of that
+    Host, where comparing the texts raised ``TypeError`` (a ``500``)."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=TOKEN))
+    try:
+        issued = _UncheckedHost(EnvironBuilder(headers={"Host": "katuna.example"}).get_environ())
+        answer = Response()
+        auth.start_session(issued, answer, runtime.store(), 60, TOKEN)
+        cookie = answer.headers["Set-Cookie"].split(";")[0]
+        for host, same in (("katuna.example", True), ("caf\u00e9.example", False), ("\u00e9", False)):
+            environ = EnvironBuilder(headers={"Host": host.encode().decode("latin-1"), "Cookie": cookie}).get_environ()
+            session = auth.current_session(_UncheckedHost(environ), runtime.store(), TOKEN)
+            assert (session is not None) == same, host
     finally:
         runtime.close()

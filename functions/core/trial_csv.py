@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +18,13 @@ CSV_CHUNK = 64 * 1024
 """Bytes of CSV text gathered before they are handed on: any number of trials streams in bounded memory."""
 GIVEN = "given (initialTrials entry)"
 """The column of a study that gives ``initialTrials``: the index of the entry a trial ran."""
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""What makes a spreadsheet read a cell as a formula: OWASP's CSV injection list, and the
+full-width forms (＝＋－＠) that an East Asian spreadsheet's input may take as the same signs."""
+RUNS_AS_FORMULA = re.compile(r"[\t\r\n\0]|[\s\0]*[" + re.escape("".join(FORMULA_STARTS)) + "]")
+"""A cell a spreadsheet may run: one starting with a tab, a line break or NUL (OWASP's list, ASVS's
+NUL), or whose first character but blanks (any Unicode space, NUL) is a formula start, as an
+import that trims spaces (LibreOffice's **Trim spaces**) would see ``" =1+1"``."""
 
 
 def csv_rows(spec: Study, trials: Iterable[TrialRecord], front: Collection[int] | None = None) -> Iterator[str]:
@@ -56,7 +62,7 @@ def _csv(value: Any) -> Any:
     """A cell's value; text a spreadsheet would run as a formula gets a leading ``'``."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and RUNS_AS_FORMULA.match(value):
         return "'" + value
     return value
 

@@ -14,7 +14,12 @@ queue-proxy queues 10 x ``containerConcurrency`` requests and answers 503 beyond
 - ``timeoutSeconds`` (at most 600, Serving's default ``max-revision-timeout-seconds``; 0 or none
   is 300): a request not answered within it, counted from its arrival (its wait in
   the queue included), gets 504 with the body "activator request timeout", and the container's
-  request is cut (its context cancelled). An answer under way by then is cut short.
+  request is cut (its context cancelled). An answer under way by then is cut short, the
+  activator's timeout handler writing those words into its body all the same (Go's
+  ``http.ResponseWriter`` takes them where the answer's ``Content-Length`` leaves room, or
+  where it has none; knative/serving pkg/http/handler/timeout.go). Queue-proxy holds the
+  request to the same timeout with the same handler ("request timeout"), counted from the
+  request's arrival at the pod, later than the activator's: its own 504 never comes first.
 - no ready pod (the container killed, starting again, not yet ready): the activator's capacity
   for the revision is 0, so requests wait in its queue, as they do while a revision scales
   from zero, and go on once the pod is ready again, or get the 504 above once the timeout
@@ -212,21 +217,27 @@ class Revision:
 
 def _relay(request: BaseHTTPRequestHandler, answer: Answer, deadline: float) -> None:
     """Send the container's answer on as it comes, closing the connection at its end (or at
-    ``deadline``, the answer then cut short)."""
+    ``deadline``, the answer then cut short after the timeout's words where they fit)."""
     request.send_response(answer.status, answer.reason)
     for name, value in answer.headers:
         if name.lower() not in HOP_BY_HOP:
             request.send_header(name, value)
     request.send_header("Connection", "close")
     request.end_headers()
+    declared, relayed = answer.header("content-length"), 0
     while True:
         try:
             chunk = answer.read(deadline)
+        except TimeoutError:
+            if not declared.isdigit() or relayed + len(TIMED_OUT) <= int(declared):
+                request.wfile.write(TIMED_OUT)
+            break
         except (OSError, ValueError):
             break
         if not chunk:
             break
         request.wfile.write(chunk)
+        relayed += len(chunk)
     request.close_connection = True
 
 

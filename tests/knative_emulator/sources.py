@@ -23,7 +23,6 @@ import json
 import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -160,7 +159,9 @@ class ApiServerSource:
 
     def _reflect(self, resource: Mapping[str, Any]) -> None:
         """List, then watch from the list's resourceVersion; on 410 list again (and send nothing
-        for what changed meanwhile); on a closed watch, watch again from the last version seen."""
+        for what changed meanwhile); on a closed or broken watch (cut mid-chunk: http.client's
+        ``IncompleteRead``), or a failed list, try again from the last version seen, as client-go's
+        reflector does, until :meth:`close`."""
         path, selector = self._path(resource), self._selector(resource)
         version: str | None = None
         while not self._stop.is_set():
@@ -175,7 +176,7 @@ class ApiServerSource:
             except Gone:
                 self.relists += 1
                 version = None
-            except (OSError, urllib.error.URLError, ValueError):
+            except (OSError, http.client.HTTPException, ValueError):
                 self._stop.wait(0.2)
 
     def _get(self, url: str, timeout: float) -> Any:

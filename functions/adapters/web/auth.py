@@ -78,12 +78,15 @@ def token_mac(session_id: str, token: str) -> str:
 
 
 def current_session(request: Request, store: ServiceStore, token: str) -> Session | None:
-    """The request's unexpired session, if it was issued for this very Host with this ``token``."""
+    """The request's unexpired session, if it was issued for this very Host with this ``token``.
+    The Hosts are compared as bytes: ``compare_digest`` takes ASCII text alone, and a Host is
+    whatever the client sent where werkzeug passes it on unchecked (before 3.1.7, which
+    ``flask>=3`` allows), so a name such as ``café.example`` would be a ``500``."""
     session_id = session_id_of(request)
     if not session_id:
         return None
     row = store.session(session_id)
-    if row is None or not hmac.compare_digest(row["host"], request.host.lower()):
+    if row is None or not hmac.compare_digest(row["host"].encode(), request.host.lower().encode()):
         return None
     if not hmac.compare_digest(row["token_mac"], token_mac(session_id, token)):
         return None

@@ -17,6 +17,13 @@ from gunicorn.http.errors import NoMoreData
 
 from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
 
+MIN_SEND_RATE = 4096
+"""Bytes a second an answer must reach the client at, on average, once its first ``limit``
+seconds are spent (32 kbit/s, below what a GPRS link carries): one answer takes at most
+``limit`` seconds plus its size at this rate, so a client that reads at a trickle holds a thread
+for a bounded time (a 1.5 MB plotly.js, about six minutes), where each write alone waited
+``limit`` for the client's progress and the whole answer had no bound."""
+
 
 class ClientTimeout(NoMoreData):
     """The client did not send its request in time. A kind of gunicorn's own "no more data",
@@ -39,12 +46,18 @@ class ClientSocket(socket.socket):
     head, and a body of at most ``body_limit`` bytes, are here (:func:`.framing.request_size`).
     The rest of a request (a larger body) is read by the thread with the deadline. gunicorn makes
     the socket blocking before it reads or writes (``setblocking(True)``) and restores a timeout
-    it changed by ``settimeout(None)``: both mean ``limit`` here. ``sendall`` is bounded by the
-    client's progress, not in all: a large answer to a slow reader goes on while it reads."""
+    it changed by ``settimeout(None)``: both mean ``limit`` here. An answer's writes go on while
+    the client reads, each waiting at most ``limit`` for its progress, and all of them within
+    ``limit`` seconds of the first plus the bytes sent at ``min_rate`` (:data:`MIN_SEND_RATE`)."""
 
     limit: float = 15.0
     body_limit: int = 1 << 20
     deadline: float | None = None
+    min_rate: float = MIN_SEND_RATE
+    answer_started: float | None = None
+    """When the answer to the request being served began to be sent."""
+    answer_sent: int = 0
+    """Bytes of that answer the client took so far."""
     gathered: bytearray
     """What has come of the request so far, taken off the socket; appended to and handed out
     in place, so that a request sent in many small pieces costs its length once."""
@@ -97,6 +110,7 @@ class ClientSocket(socket.socket):
         deadline, and its own walk of a chunked body."""
         self.deadline = None
         self.walk = Walk()
+        self.answer_started, self.answer_sent = None, 0
 
     def setblocking(self, flag: bool) -> None:
         super().settimeout(self.limit if flag else 0.0)
@@ -129,8 +143,27 @@ class ClientSocket(socket.socket):
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``, waiting at most the socket's timeout each time the client takes
-        none of it (the socket's own ``sendall`` would bound the whole answer by it)."""
+        none of it (the socket's own ``sendall`` would bound the whole answer by it), and
+        ``TimeoutError`` once the answer is behind its due time (:data:`MIN_SEND_RATE`)."""
+        if self.answer_started is None:
+            self.answer_started = time.monotonic()
+        started, configured = self.answer_started, self.gettimeout()
         with memoryview(data) as whole, whole.cast("B") as view:
             sent = 0
-            while sent < len(view):
-                sent += self.send(view[sent:], flags)
+            try:
+                while sent < len(view):
+                    super().settimeout(self._send_wait(started, configured))
+                    taken = self.send(view[sent:], flags)
+                    sent += taken
+                    self.answer_sent += taken
+            finally:
+                super().settimeout(configured)
+
+    def _send_wait(self, started: float, configured: float | None) -> float | None:
+        """How long the next write may wait: the socket's timeout, cut at the answer's due time
+        (an answer begun at ``started``)."""
+        due = started + self.limit + self.answer_sent / self.min_rate - time.monotonic()
+        if due <= 0:
+            raise TimeoutError(f"the client read the answer slower than {self.min_rate:g} bytes a second after "
+                               f"its first {self.limit:g} s (KATUNA_CLIENT_TIMEOUT)")
+        return due if configured is None else min(configured, due)
