@@ -189,6 +189,22 @@ def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
                                         "earlier study whose completed trials the sampler learns from")
 
 
+def unseen_study(warm: WarmStart | None, namespace: str, held: bool) -> Problem | None:
+    """The problem of a study resource of ``namespace`` whose warm start names a study that no
+    resource of ``namespace`` holds (``held``: whether one does): one of another namespace, one
+    sent with the API token, or none at all. katuna reads the earlier study's trials with its own
+    access, and another team's parameters and results are not the resource's author's to read,
+    nor to learn from through the sampler's suggestions; so each case is refused alike, and the
+    refusal tells nothing of what other namespaces hold."""
+    if warm is None or warm.study is None or held:
+        return None
+    return Problem(join(PATH, "study"), f"no study of a resource in namespace {namespace!r} named {warm.study!r}; a "
+                                        "study resource takes a warm start only from a study of a resource of its "
+                                        "own namespace, whose trials its author may read (study names are shared "
+                                        "by every namespace katuna serves): name one of those, or give the known "
+                                        "results in warmStart.trials")
+
+
 def study_results(parameters: Sequence[Parameter], objectives: Sequence[str],
                   trials: Iterable[TrialRecord], most: int | None = None) -> tuple[KnownResult, ...]:
     """The completed ``trials`` of an earlier study as known results of a study with these
