@@ -20,7 +20,7 @@ from functions.core.assignments import value_problem, when_text
 from functions.core.errors import Problem
 from functions.core.grid import covered_points
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
-from functions.core.reader import Reader, join, kind_of
+from functions.core.reader import Reader, join, kind_of, listed
 
 PATH = "initialTrials"
 MOST = 1_000
@@ -71,7 +71,7 @@ def _entry(r: Reader, path: str, raw: Any, by_name: Mapping[str, Parameter], who
     for name, value in raw.items():
         parameter = by_name.get(name) if isinstance(name, str) else None
         if parameter is None:
-            r.fail(join(path, str(name)), f"not a parameter of the study; expected one of {', '.join(by_name)}")
+            r.fail(join(path, str(name)), f"not a parameter of the study; expected one of {listed(by_name)}")
         elif (problem := value_problem(parameter, value)) is not None:
             r.fail(join(path, name), problem)
         else:

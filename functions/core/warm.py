@@ -23,7 +23,7 @@ from functions.core.assignments import from_text, point_problems, text_number
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 from functions.core.parameters import Parameter
-from functions.core.reader import Reader, is_number, join
+from functions.core.reader import Reader, is_number, join, listed
 from functions.core.records import COMPLETE, TrialRecord
 from functions.core.spec import KnownResult, WarmStart
 
@@ -111,7 +111,7 @@ def _entry_result(entry: Any, parameters: Sequence[Parameter],
     names = {p.name for p in parameters}
     for name in params:
         if name not in names:
-            r.fail(join("params", str(name)), f"not a parameter of the study; expected one of {', '.join(sorted(names))}")
+            r.fail(join("params", str(name)), f"not a parameter of the study; expected one of {listed(sorted(names))}")
     if parameters and not r.problems:
         for name, message in point_problems(parameters, params):
             r.fail(join("params", name), message)

@@ -23,7 +23,7 @@ from functions.core.parameters import (
     Parameter,
     same_value,
 )
-from functions.core.reader import Reader, is_int, is_number, join, kind_of, shown
+from functions.core.reader import Reader, is_int, is_number, join, kind_of, listed, shown
 
 NAME_UNFIT = {"}": "it ends a ${trialParameters.<name>} placeholder",
               '"': "a query sorting or filtering trials by the parameter names it in quotes",
@@ -65,7 +65,7 @@ def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
             if not isinstance(parent, ChoiceParameter):
                 r.fail(where, "expected a categorical or discrete parameter defined before this one")
             elif unknown := [v for v in values if not any(same_value(v, choice) for choice in parent.values)]:
-                r.fail(where, f"expected values among {', '.join(map(json.dumps, parent.values))}, "
+                r.fail(where, f"expected values among {listed(parent.values, json.dumps)}, "
                               f"got {', '.join(map(json.dumps, unknown))}")
         if parameter is not None:
             earlier[parameter.name] = parameter
