@@ -13,7 +13,7 @@ from typing import Any
 
 from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step, same_value
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step
 from functions.core.space import admits, stepped
 
 
@@ -75,7 +75,7 @@ def _kind_problem(parameter: Parameter, value: Any) -> str | None:
     a float, never a boolean (``true == 1`` in Python) nor a string (Optuna would read ``"0.5"``
     as 0.5); a list parameter's is one of its values, of the same kind (:func:`same_value`)."""
     if isinstance(parameter, ChoiceParameter):
-        if any(same_value(choice, value) for choice in parameter.values):
+        if parameter.index_of(value) is not None:
             return None
         return f"expected one of {reader.listed(parameter.values, _json)}, got {_json(value)}"
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -19,7 +19,7 @@ from functions.core import pbt, quantiles
 from functions.core.assignments import value_problem, when_text
 from functions.core.errors import Problem
 from functions.core.grid import covered_points
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join, kind_of, listed
 
 PATH = "initialTrials"
@@ -88,7 +88,10 @@ def held(parameter: Parameter, value: Any) -> Any:
     """A value the parameter admits as the parameter holds it: a list parameter's as listed
     (``32.0`` for ``[32, 64]`` is ``32``), an int's as an int, a float's as a float."""
     if isinstance(parameter, ChoiceParameter):
-        return next(choice for choice in parameter.values if same_value(choice, value))
+        index = parameter.index_of(value)
+        if index is None:
+            raise ValueError(f"{value!r} is none of the values of {parameter.name!r}")
+        return parameter.values[index]
     if isinstance(parameter, IntParameter):
         return int(value)
     if isinstance(parameter, FloatParameter) and not quantiles.is_normal(parameter):
