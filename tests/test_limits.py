@@ -4,6 +4,9 @@ problem naming the field and the limit, the limits configurable through ``KATUNA
 from __future__ import annotations
 
 import json
+import sys
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -16,6 +19,7 @@ from functions.core.grid import grid_size
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.metric_filters import compile_filter
 from functions.core.metrics import parse_text
+from functions.core.reader import listed
 from functions.core.samplers import build_sampler
 from functions.core.space import sample
 from functions.core.validate import parse_study
@@ -389,3 +393,80 @@ def test_the_number_of_objectives_and_of_metrics_is_bounded_naming_the_field_and
     assert len(parse_study(definition).metric_names) == 64
     assert Settings.from_env({"KATUNA_MAX_OBJECTIVES": "2", "KATUNA_MAX_METRICS": "3"}).limits == Limits(
         objectives=2, metrics=3)
+
+
+LONG_NAMES = [{"name": f"p{i}-" + "n" * 4_000, "type": "float", "min": 0.0, "max": 1.0} for i in range(200)]
+"""200 parameters of 4,000-character names: 800 KB, under the body limit and every bound."""
+
+
+@pytest.mark.parametrize("case, fields", [
+    ("an unknown name in each of an initial trial's keys", {
+        "parameters": LONG_NAMES, "maxTrials": 10, "initialTrials": [{f"u{k}": 0.5 for k in range(200)}]}),
+    ("an unknown name in each of a known result's params", {
+        "parameters": LONG_NAMES, "warmStart": {"trials": [{"params": {f"u{k}": 0.5}, "value": 1.0}
+                                                           for k in range(200)]}}),
+    ("a value no parent lists in each of many conditions", {
+        "parameters": [{"name": "a", "type": "categorical", "values": ["v" * 100 + str(i) for i in range(5_000)]},
+                       *({"name": f"c{i}", "type": "float", "min": 0.0, "max": 1.0, "when": {"a": "none"}}
+                         for i in range(200))]}),
+])
+def test_a_study_of_many_problems_each_listing_what_it_expected_is_refused_in_bounded_memory(case: str, fields: dict):
+    """A 1 MiB study could hold tens of thousands of problems each listing every parameter name
+    (or every value of a parameter) it expected: 17,000 unknown names beside these 200 long ones
+    built 14 GB of messages, past the memory of a `katuna serve` pod, however few of them its
+    answer gives. Each list is cut short, saying how long it is."""
+    definition = study_definition("listed", **fields)
+    definition["trialTemplate"]["command"] += [f"${{trialParameters.{p['name']}}}" for p in definition["parameters"]]
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidStudy) as refused:
+            parse_study(definition)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    messages = [p.message for p in refused.value.problems]
+    assert len(messages) >= 200, case
+    assert max(map(len, messages)) < 1_000, case
+    assert "in all)" in messages[0], messages[0][-80:]
+    assert peak < 40_000_000, f"{case}: {peak:,} bytes at the peak"
+
+
+def test_a_short_list_of_what_was_expected_is_written_whole():
+    assert listed(["a", "b"]) == "a, b" and listed([]) == "none"
+    assert listed([f"name{i}" for i in range(100)], most=20) == "name0, name1, name2, … (100 in all)"
+    assert listed(["x" * 50], most=10) == "xxxxxxxxxx…"
+
+
+def _calls(work: Callable[[], object]) -> int:
+    """How many Python functions ``work`` calls: its work, however fast the machine runs it."""
+    count = 0
+
+    def counted(frame, event, arg):
+        nonlocal count
+        count += event == "call"
+
+    sys.setprofile(counted)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_where_a_value_is_among_a_long_list_of_values_is_found_without_comparing_each():
+    """A 1 MiB study could list 10,000 values of a parameter and ask where each of 150,000 others
+    is (its conditions' values; its initial trials' and known results' too): compared one by one,
+    1.5 billion comparisons, a quarter of an hour of the service's CPU for one request."""
+    values = [f"v{i}" for i in range(2_000)]
+    definition = study_definition("conditions", parameters=[
+        {"name": "a", "type": "categorical", "values": values},
+        *({"name": f"c{i}", "type": "float", "min": 0.0, "max": 1.0, "when": {"a": [f"w{k}" for k in range(100)]}}
+          for i in range(10))], initialTrials=[{"a": value} for value in values[-500:]], maxTrials=1_000)
+    definition["trialTemplate"]["command"] = ["python", "t.py", *(f"${{trialParameters.{p['name']}}}"
+                                                                  for p in definition["parameters"])]
+
+    def refused() -> None:
+        with pytest.raises(InvalidStudy, match=r'parameters\[1\]\.when\.a: expected values among "v0", "v1"'):
+            parse_study(definition)
+
+    assert _calls(refused) < 200_000

@@ -728,6 +728,35 @@ def test_an_edit_raising_max_trials_past_the_history_limit_is_refused_and_change
     finally:
         limited.close()
 
+@pytest.mark.slow
+def test_a_study_resource_takes_a_warm_start_only_from_a_study_of_its_own_namespace(service: Service, kube: KubeStub):
+    """Another team's completed trials are theirs: a resource naming their study in its warm start
+    would have katuna read them for its author, who may not read that namespace. Refused as a
+    study of no such name is, so the refusal tells nothing of what other namespaces hold."""
+    source = kube.apply(study("kst-warm-source", namespace="other", maxTrials=2))
+    added(service, source)
+    assert service.wait_for("kst-warm-source")["counts"]["complete"] == 2
+    service.submit(study_definition("kst-warm-posted", maxTrials=1, parallelism=1))
+    service.wait_for("kst-warm-posted")
+    for name, earlier in (("kst-warm-thief", "kst-warm-source"), ("kst-warm-operator", "kst-warm-posted"),
+                          ("kst-warm-none", "kst-warm-nowhere")):
+        obj = kube.apply(study(name, warmStart={"study": earlier}))
+        assert send(service, "add", obj) == []
+        status = status_of(kube, obj)
+        assert (status["phase"], conditions(status)["Failed"]["reason"]) == ("Failed", "InvalidSpec"), name
+        [problem] = status["problems"]
+        assert problem["field"] == "spec.warmStart.study"
+        assert problem["message"].startswith(f"no study of a resource in namespace 'team' named {earlier!r}")
+        assert "other" not in problem["message"].replace("other namespace", ""), "the holder is not named"
+        assert service.request("GET", f"/studies/{name}")[0] == 404
+    neighbour = kube.apply(study("kst-warm-neighbour", namespace="other", maxTrials=1, parallelism=1,
+                                 warmStart={"study": "kst-warm-source"}))
+    added(service, neighbour)
+    taken = service.json("GET", "/studies/kst-warm-neighbour")[1]["warmStart"]
+    assert taken["knownResults"] == 2, taken
+    service.submit(study_definition("kst-warm-by-token", maxTrials=1, parallelism=1, warmStart={"study": "kst-warm-source"}))
+
+
 
 @pytest.mark.slow
 def test_a_name_taken_over_http_is_reported_and_the_study_left_alone(service: Service, kube: KubeStub):

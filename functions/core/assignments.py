@@ -13,7 +13,7 @@ from typing import Any
 
 from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step, same_value
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step
 from functions.core.space import admits, stepped
 
 
@@ -33,7 +33,7 @@ def from_text(parameter: Parameter, raw: str) -> Any:
         for choice in parameter.values:
             if str(choice) == raw:
                 return choice
-        raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
+        raise ValueError(f"expected one of {reader.listed(parameter.values)}, got {raw!r}")
     whole = isinstance(parameter, IntParameter)
     try:
         number = text_number(raw)
@@ -75,9 +75,9 @@ def _kind_problem(parameter: Parameter, value: Any) -> str | None:
     a float, never a boolean (``true == 1`` in Python) nor a string (Optuna would read ``"0.5"``
     as 0.5); a list parameter's is one of its values, of the same kind (:func:`same_value`)."""
     if isinstance(parameter, ChoiceParameter):
-        if any(same_value(choice, value) for choice in parameter.values):
+        if parameter.index_of(value) is not None:
             return None
-        return f"expected one of {', '.join(map(_json, parameter.values))}, got {_json(value)}"
+        return f"expected one of {reader.listed(parameter.values, _json)}, got {_json(value)}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         kind = "an integer" if isinstance(parameter, IntParameter) else "a number"
         return f"expected {kind}, got {reader.kind_of(value)} ({_json(value)})"
@@ -135,7 +135,7 @@ def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str])
     for text in assignments:
         name, sep, raw = text.partition("=")
         if not sep or name not in by_name:
-            problems.append(Problem(f"--params {text}", f"expected name=value with a name among {', '.join(by_name)}"))
+            problems.append(Problem(f"--params {text}", f"expected name=value with a name among {reader.listed(by_name)}"))
         elif name in seen:
             problems.append(Problem(f"--params {name}", "given more than once; expected one value per parameter"))
         else:

@@ -12,6 +12,7 @@ from typing import Any
 
 from functions.core.errors import Problem
 from functions.core.parameters import FloatParameter, IntParameter, Parameter
+from functions.core.reader import listed
 
 PATH = "algorithm.settings.x0"
 
@@ -24,7 +25,7 @@ def start_problems(x0: Mapping[Any, Any], parameters: tuple[Parameter, ...]) -> 
     for key, value in x0.items():
         parameter = named.get(key)
         if parameter is None:
-            found.append(Problem(f"{PATH}.{key}", f"names no parameter; expected one of {', '.join(sorted(named))}"))
+            found.append(Problem(f"{PATH}.{key}", f"names no parameter; expected one of {listed(sorted(named))}"))
         elif not isinstance(parameter, (IntParameter, FloatParameter)):
             found.append(Problem(f"{PATH}.{key}", f"CMA-ES starts int and float parameters only; {key!r} is "
                                                   f"{parameter.type}: leave it out"))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from functions.core import template
 from functions.core.errors import Problem
 from functions.core.parameters import CategoricalParameter, DiscreteParameter, Parameter
+from functions.core.reader import listed
 
 FIELD = "metricsCollector.path"
 
@@ -29,7 +30,7 @@ def problems(path: str, parameters: Sequence[Parameter]) -> list[Problem]:
     for name in names:
         if name not in known:
             found.append(Problem(FIELD, f"${{trialParameters.{name}}} names no parameter; expected one of "
-                                        f"{', '.join(sorted(known)) or 'none'}"))
+                                        f"{listed(sorted(known))}"))
     if posixpath.isabs(path):
         return found
     if _climbs(path):

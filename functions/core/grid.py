@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from functions.core.parameters import ChoiceParameter, IntParameter, Parameter, decimals, same_value
+from functions.core.parameters import ChoiceParameter, IntParameter, Parameter, decimals
 
 GRID_COUNT_CAP = 2**1024
 """What :func:`grid_count` answers for a range of more steps than a float holds."""
@@ -47,7 +47,7 @@ def grid_index(parameter: Parameter, value: Any) -> int | None:
     (:func:`grid_values`), found without listing them; None where it is none of them: off the
     step, out of range, or of another kind."""
     if isinstance(parameter, ChoiceParameter):
-        return next((i for i, choice in enumerate(parameter.values) if same_value(choice, value)), None)
+        return parameter.index_of(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     index = round((value - parameter.low) / (parameter.step or 1))

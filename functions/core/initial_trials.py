@@ -19,8 +19,8 @@ from functions.core import pbt, quantiles
 from functions.core.assignments import value_problem, when_text
 from functions.core.errors import Problem
 from functions.core.grid import covered_points
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
-from functions.core.reader import Reader, join, kind_of
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
+from functions.core.reader import Reader, join, kind_of, listed
 
 PATH = "initialTrials"
 MOST = 1_000
@@ -71,7 +71,7 @@ def _entry(r: Reader, path: str, raw: Any, by_name: Mapping[str, Parameter], who
     for name, value in raw.items():
         parameter = by_name.get(name) if isinstance(name, str) else None
         if parameter is None:
-            r.fail(join(path, str(name)), f"not a parameter of the study; expected one of {', '.join(by_name)}")
+            r.fail(join(path, str(name)), f"not a parameter of the study; expected one of {listed(by_name)}")
         elif (problem := value_problem(parameter, value)) is not None:
             r.fail(join(path, name), problem)
         else:
@@ -88,7 +88,10 @@ def held(parameter: Parameter, value: Any) -> Any:
     """A value the parameter admits as the parameter holds it: a list parameter's as listed
     (``32.0`` for ``[32, 64]`` is ``32``), an int's as an int, a float's as a float."""
     if isinstance(parameter, ChoiceParameter):
-        return next(choice for choice in parameter.values if same_value(choice, value))
+        index = parameter.index_of(value)
+        if index is None:
+            raise ValueError(f"{value!r} is none of the values of {parameter.name!r}")
+        return parameter.values[index]
     if isinstance(parameter, IntParameter):
         return int(value)
     if isinstance(parameter, FloatParameter) and not quantiles.is_normal(parameter):

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 from functions.core import katib_algorithms, katib_sigma
 from functions.core.errors import Problem
 from functions.core.limits import Limits
+from functions.core.reader import listed
 
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
               "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random",
@@ -114,7 +115,7 @@ def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> No
     names = [p.get("name") for p in native["parameters"]]
     if resource not in names:
         problems.append(Problem(_at(given, "resource_name"),
-                                f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
+                                f"resource_name must name a parameter; expected one of {listed(names)}"))
     if not is_count(max_resource) or max_resource < 1:
         problems.append(Problem(_at(given, "r_l"), f"r_l (the maximum resource) must be a positive whole number (9 or "
                                                    f"9.0: the pruner counts whole steps), got {settings.get('r_l')!r}"))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, ClassVar, TypeAlias
 
 from functions.core.katib_numbers import is_decimal
@@ -35,6 +36,44 @@ def same_value(one: Any, other: Any) -> bool:
     if isinstance(one, int | float) and isinstance(other, int | float):
         return one == other
     return type(one) is type(other) and one == other
+
+
+def _value_key(value: Any) -> tuple[Any, Any] | None:
+    """A list parameter's ``value`` as a key two values share exactly where :func:`same_value`
+    takes them for one (``16`` and ``16.0`` share one, ``true`` and ``1`` do not); None for a
+    value that is the same as none (NaN) or cannot be a key."""
+    if isinstance(value, bool):
+        return bool, value
+    if isinstance(value, int | float):
+        return (float, value) if value == value else None
+    try:
+        hash(value)
+    except TypeError:
+        return None
+    return type(value), value
+
+
+class _Listed:
+    """Where a value is among a list parameter's values, found at once: a study may list 10,000
+    values and ask where each of tens of thousands of others is (its conditions' values, its
+    initial trials' and known results'), which compared one by one took minutes of the service's
+    CPU for one request."""
+
+    values: tuple[Any, ...]
+
+    @cached_property
+    def _indexes(self) -> dict[tuple[Any, Any], int]:
+        found: dict[tuple[Any, Any], int] = {}
+        for index, value in enumerate(self.values):
+            key = _value_key(value)
+            if key is not None:
+                found.setdefault(key, index)
+        return found
+
+    def index_of(self, value: Any) -> int | None:
+        """Where ``value`` is the same value (:func:`same_value`) as one of the values, or None."""
+        key = _value_key(value)
+        return None if key is None else self._indexes.get(key)
 
 
 @dataclass(frozen=True)
@@ -103,7 +142,7 @@ class FloatParameter(_Dimension):
 
 
 @dataclass(frozen=True)
-class CategoricalParameter(_Dimension):
+class CategoricalParameter(_Listed, _Dimension):
     """One of a list of values (strings, numbers, booleans or null), unordered."""
 
     type: ClassVar[str] = "categorical"
@@ -114,7 +153,7 @@ class CategoricalParameter(_Dimension):
 
 
 @dataclass(frozen=True)
-class DiscreteParameter(_Dimension):
+class DiscreteParameter(_Listed, _Dimension):
     """One of a list of numbers (Katib's ``discrete``); a number given as a string (as Katib lists
     them) reaches the trial as written."""
 

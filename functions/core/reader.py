@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from functions.core import utf8
 from functions.core.durations import parse_duration
 from functions.core.errors import Problem
 from functions.core.limits import MAX_EXACT_INT
+
+LISTED = 400
+"""Characters at most of a problem's list of what it expected (a study's parameter names, a
+parameter's values). A study may have 256 names of 4,096 characters, or a parameter 10,000 values:
+listed whole in each of the tens of thousands of problems a 1 MiB study can hold (an unknown name
+in each of its initial trials), the messages took gigabytes to build, past the service's memory."""
+
+
+def listed(items: Collection[Any], show: Callable[[Any], str] = str, most: int = LISTED) -> str:
+    """``items`` (each written by ``show``) joined by commas, cut after about ``most`` characters,
+    saying how many there are in all; ``none`` for none. Only the items shown are written."""
+    shown: list[str] = []
+    size = 0
+    for item in items:
+        if size >= most:
+            break
+        text = show(item)
+        shown.append(text if size + len(text) <= most else text[:most - size] + "…")
+        size += len(shown[-1]) + 2
+    left = len(items) - len(shown)
+    return (", ".join(shown) or "none") + (f", … ({len(items):,} in all)" if left else "")
 
 
 class Reader:

@@ -11,7 +11,7 @@ from typing import Any
 from functions.core import container_scripts, inline_code, labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.documents import Path, value_at
-from functions.core.reader import Reader, join, kind_of
+from functions.core.reader import Reader, join, kind_of, listed
 from functions.core.spec import MAX_ATTEMPTS, TrialTemplate
 
 NOT_USED = "is not used by trialTemplate"
@@ -171,7 +171,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[
     used: set[str] = set(spec_names)
     for name in sorted(set(spec_names) - known if parameters is not None else ()):
         r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
-                                          f"{', '.join(sorted(known)) or 'none'}")
+                                          f"{listed(sorted(known))}")
     script = inline_code.shell_script(command)
     fields = [(f"trialTemplate.command[{i}]", arg, i == script) for i, arg in enumerate(command)]
     fields += [(where, text, False) for where, text in others]
@@ -182,7 +182,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[
                           f"${{trialSpec.Name}}{'' if read_by_shell else NO_SHELL}")
         for name in names:
             if name not in known and parameters is not None:
-                r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
+                r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {listed(sorted(known))}")
             used.add(name)
     for i, declared in enumerate(parameters if every_used and parameters is not None else []):
         if declared is not None and declared not in used:

@@ -23,7 +23,7 @@ from functions.core.assignments import from_text, point_problems, text_number
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 from functions.core.parameters import Parameter
-from functions.core.reader import Reader, is_number, join
+from functions.core.reader import Reader, is_number, join, listed
 from functions.core.records import COMPLETE, TrialRecord
 from functions.core.spec import KnownResult, WarmStart
 
@@ -111,7 +111,7 @@ def _entry_result(entry: Any, parameters: Sequence[Parameter],
     names = {p.name for p in parameters}
     for name in params:
         if name not in names:
-            r.fail(join("params", str(name)), f"not a parameter of the study; expected one of {', '.join(sorted(names))}")
+            r.fail(join("params", str(name)), f"not a parameter of the study; expected one of {listed(sorted(names))}")
     if parameters and not r.problems:
         for name, message in point_problems(parameters, params):
             r.fail(join("params", name), message)
@@ -187,6 +187,22 @@ def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
         return None
     return Problem(join(PATH, "study"), f"no study named {warm.study!r} in this database; expected the name of an "
                                         "earlier study whose completed trials the sampler learns from")
+
+
+def unseen_study(warm: WarmStart | None, namespace: str, held: bool) -> Problem | None:
+    """The problem of a study resource of ``namespace`` whose warm start names a study that no
+    resource of ``namespace`` holds (``held``: whether one does): one of another namespace, one
+    sent with the API token, or none at all. katuna reads the earlier study's trials with its own
+    access, and another team's parameters and results are not the resource's author's to read,
+    nor to learn from through the sampler's suggestions; so each case is refused alike, and the
+    refusal tells nothing of what other namespaces hold."""
+    if warm is None or warm.study is None or held:
+        return None
+    return Problem(join(PATH, "study"), f"no study of a resource in namespace {namespace!r} named {warm.study!r}; a "
+                                        "study resource takes a warm start only from a study of a resource of its "
+                                        "own namespace, whose trials its author may read (study names are shared "
+                                        "by every namespace katuna serves): name one of those, or give the known "
+                                        "results in warmStart.trials")
 
 
 def study_results(parameters: Sequence[Parameter], objectives: Sequence[str],

@@ -21,9 +21,9 @@ from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study, known_results
-from functions.core.store_port import has_study
+from functions.core.store_port import has_study, stored_study
 from functions.core.trial_cap import admit, covered_problem, grid_covered
-from functions.core.warm import missing_study, nothing_taken, over_limit
+from functions.core.warm import missing_study, nothing_taken, over_limit, unseen_study
 from functions.handlers.asking import earlier_results, reopen
 from functions.handlers.deps import Deps
 
@@ -47,7 +47,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         if not stored_already:
             _check_runs_here(deps, spec, definition)
             _check_pool_room(deps, spec)
-            taken = warm_results(deps, spec)
+            taken = warm_results(deps, spec, origin)
             _check_grid_left(spec, definition, taken)
             cap = _check_history_room(deps, spec, definition, taken)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
@@ -201,17 +201,21 @@ def _refuse(definition: dict[str, Any], *problems: Problem) -> NoReturn:
     raise InvalidStudy(in_definition(definition, list(problems)))
 
 
-def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
+def warm_results(deps: Deps, spec: Study, origin: dict[str, Any] | None = None) -> tuple[KnownResult, ...] | None:
     """The completed trials of the study ``spec``'s warm start names that fit its space, to be
     kept with it; None where it names none. A study the database lacks, one none of whose
     trials can be taken, or more results than ``KATUNA_MAX_WARM_START`` with those given inline,
     is refused (:class:`InvalidStudy` at ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
     study stored under it, submitted again to resume it, keeps what it took at first (and is not
-    refused if that earlier study was deleted since); a different one is a conflict."""
+    refused if that earlier study was deleted since); a different one is a conflict. A study of
+    a cluster resource (its ``origin``) takes them only from a study of a resource of its own
+    namespace (:func:`~functions.core.warm.unseen_study`)."""
     warm = spec.warm_start
     if warm is None or warm.study is None:
         return None
-    problem = missing_study(warm, has_study(deps.store, warm.study))
+    earlier = stored_study(deps.store, warm.study)
+    problem = missing_study(warm, earlier is not None) if origin is None else \
+        unseen_study(warm, origin["namespace"], _namespace(earlier) == origin["namespace"])
     if problem is not None:
         raise InvalidStudy([problem])
     taken = earlier_results(deps, spec, warm.study, most=deps.limits.warm_start - len(warm.trials) + 1)
@@ -220,3 +224,10 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     if problem is not None:
         raise InvalidStudy([problem])
     return taken
+
+
+def _namespace(record: StudyRecord | None) -> str | None:
+    """The namespace of the cluster resource ``record`` follows; None for one sent with the API
+    token or ``katuna run``, or for no study."""
+    origin = record.origin if record is not None else None
+    return origin.get("namespace") if origin else None

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.reader import Reader, join
+from functions.core.reader import Reader, join, listed
 from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES, Objective
 
 METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
@@ -47,7 +47,7 @@ def parse_objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[
     for metric, strategy in strategies.items():
         if metric not in names and not unread:
             r.fail(f"objective.strategies.{metric}",
-                   f"not a collected metric; expected one of {', '.join(dict.fromkeys(names))}")
+                   f"not a collected metric; expected one of {listed(list(dict.fromkeys(names)))}")
         if strategy not in STRATEGIES:
             r.fail(f"objective.strategies.{metric}", f"expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
     return found, tuple(m for m in additional if isinstance(m, str)), tuple(sorted(strategies.items()))
