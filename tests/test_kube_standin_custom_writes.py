@@ -96,6 +96,27 @@ def test_a_dry_run_delete_of_a_custom_resource_deletes_nothing(cluster: KubeStub
     assert cluster.get_resource("experiments.kubeflow.org", "katuna", "kept-experiment")[0] == 200
 
 
+def test_a_delete_of_a_custom_resource_is_answered_as_the_crd_store_answers_it(cluster: KubeStub):
+    """A delete that takes the object at once, asked or dry run, is answered with a Status naming
+    it (the CRD store returns no deleted object); one a finalizer holds, its own or the garbage
+    collector's for ``Orphan``, with the object marked deleting."""
+    made = experiment(cluster, "told")
+    api = objects(cluster)
+    done = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": "told", "group": "kubeflow.org", "kind": "experiments", "uid": made["metadata"]["uid"]}}
+    assert api.delete_namespaced_custom_object(*EXPERIMENTS, "told", dry_run="All") == done
+    assert api.delete_namespaced_custom_object(*EXPERIMENTS, "told") == done
+    orphaned = api.delete_namespaced_custom_object(*EXPERIMENTS, experiment(cluster, "orphaned")["metadata"]["name"],
+                                                   propagation_policy="Orphan")
+    assert orphaned["kind"] == "Experiment" and orphaned["metadata"]["finalizers"] == ["orphan"]
+    assert orphaned["metadata"]["deletionTimestamp"]
+    assert cluster.get_resource("experiments.kubeflow.org", "katuna", "orphaned")[0] == 404
+    cluster.apply({**made, "metadata": {"name": "held", "namespace": "katuna", "finalizers": ["example.com/hold"]}})
+    tried = api.delete_namespaced_custom_object(*EXPERIMENTS, "held", dry_run="All")
+    assert tried["metadata"]["deletionTimestamp"] and tried["metadata"]["finalizers"] == ["example.com/hold"]
+    assert "deletionTimestamp" not in cluster.get_resource("experiments.kubeflow.org", "katuna", "held")[1]["metadata"]
+
+
 def test_a_patch_of_an_operators_workload_is_held_to_its_schema(cluster: KubeStub):
     made = pytorchjob(cluster, "schema")
     api = objects(cluster)

@@ -90,10 +90,27 @@ def test_a_waiting_container_never_run_is_refused_as_the_kubelet_words_it(reason
 
 
 def test_the_run_served_is_the_current_one_unless_the_container_waits_after_a_run():
-    ended = {"terminated": {"exitCode": 1}}
+    ended = {"terminated": {"exitCode": 1, "containerID": "containerd://1"}}
     assert run_served({"state": {"running": {}}, "lastState": ended}, "c", "p", False) is False
-    assert run_served({"state": {"terminated": {}}}, "c", "p", False) is False
+    assert run_served({"state": {"terminated": {"containerID": "containerd://2"}}}, "c", "p", False) is False
     assert run_served({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": ended}, "c", "p", False)
     assert run_served({"state": {"running": {}}, "lastState": ended}, "c", "p", True) is True
     with pytest.raises(ValueError, match='^previous terminated container "c" in pod "p" not found$'):
         run_served({"state": {"running": {}}}, "c", "p", True)
+
+
+def test_a_run_never_located_has_no_log_and_a_container_with_no_status_is_not_available():
+    """As ``validateContainerLogStatus`` reads a status: a terminated run with no ``containerID``
+    (the kubelet never found its container) serves the run before it where that one has one,
+    and is refused otherwise, ``previous`` of it too; a container the pod has no status for yet
+    is not available."""
+    lost = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown"}}
+    ran = {"terminated": {"exitCode": 1, "containerID": "containerd://1"}}
+    assert run_served({"state": lost, "lastState": ran}, "c", "p", False) is True
+    for held in ({"state": lost}, {"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": lost}):
+        with pytest.raises(ValueError, match='^container "c" in pod "p" is terminated$'):
+            run_served(held, "c", "p", False)
+    with pytest.raises(ValueError, match='^previous terminated container "c" in pod "p" not found$'):
+        run_served({"state": {"running": {}}, "lastState": lost}, "c", "p", True)
+    with pytest.raises(ValueError, match='^container "c" in pod "p" is not available$'):
+        run_served({}, "c", "p", False)

@@ -345,11 +345,16 @@ def restarted(pod: Any, container: str) -> tuple[int, Any] | None:
 
 
 def between_runs(pod: Any, container: str) -> bool:
-    """Whether the pod's container ``container`` waits to be run again in place (neither running
-    nor ended, a run of it ended before: in ``CrashLoopBackOff``). The kubelet then answers a
-    read of its current run with the log of the run that ended (``validateContainerLogStatus``
-    serves a last terminated run before it looks at a waiting state), which is no current run's."""
+    """Whether the pod's container ``container`` has no current run of its own to read: it
+    waits to be run again in place (neither running nor ended, a run of it ended before: in
+    ``CrashLoopBackOff``), or its last run is one its kubelet never located (ended with no
+    ``containerID``: ``ContainerStatusUnknown``, lost with its node's VM). The kubelet then
+    answers a read of its current run with the log of the run that ended before
+    (``validateContainerLogStatus`` serves a last terminated run before it looks at a waiting
+    state, and in place of a terminated one with no container), which is no current run's."""
     status = status_of(pod, container)
     state, last = (status.state, status.last_state) if status is not None else (None, None)
-    return (state is not None and state.running is None and state.terminated is None
+    if state is not None and state.terminated is not None:
+        return not state.terminated.container_id
+    return (state is not None and state.running is None
             and last is not None and last.terminated is not None)

@@ -127,10 +127,17 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
 def delete(cluster, resource_key: str, namespace: str, name: str, options: dict | None = None,
            policy: str | None = None) -> tuple[int, dict]:
     """DELETE of a custom resource. A precondition of ``options`` that does not hold is a 409
-    conflict, and deletes nothing; so does a dry run, answered with the object as it is. What the resource owns is orphaned with ``Orphan`` (its
-    ownerReferences to it removed, before the owner's name is free, as the API holds the owner
-    until the garbage collector is done), and otherwise goes by the garbage collector
-    (:func:`collect_owned`: ``Background``, the default for custom resources)."""
+    conflict, and deletes nothing; a dry run deletes nothing and is answered as the delete would
+    be. What the resource owns is orphaned with ``Orphan`` (its ownerReferences to it removed,
+    before the owner's name is free, as the API holds the owner until the garbage collector is
+    done), and otherwise goes by the garbage collector (:func:`collect_owned`: ``Background``, the
+    default for custom resources).
+
+    The answer is the CRD store's (its registry sets no ``ReturnDeletedObject``): a Status
+    naming the object where it went at once (:func:`deleted`), and the object marked deleting
+    where a finalizer holds it, its own or the one the garbage collector's ``Orphan`` and
+    ``Foreground`` add (``Store.Delete``, k8s.io/apiserver pkg/registry/generic/registry/store.go);
+    the stand-in's collector takes that one off at once."""
     with cluster.lock:
         obj = cluster.resources.get((resource_key, namespace, name))
         if obj is None:
@@ -138,12 +145,41 @@ def delete(cluster, resource_key: str, namespace: str, name: str, options: dict 
         unmet = unmet_precondition(obj["kind"], qualified(resource_key).partition(".")[2], obj, options or {})
         if unmet is not None:
             return unmet
+        held = obj["metadata"].get("finalizers") or []
         if deletes_nothing(options or {}):
-            return 200, snapshot(obj)
-        if obj["metadata"].get("finalizers"):
+            return 200, (_marked(cluster, snapshot(obj), held + _collector_finalizer(policy))
+                         if held or _collector_finalizer(policy) else deleted(resource_key, obj))
+        if held:
             return 200, snapshot(_mark_deleting(cluster, resource_key, obj))
         remove(cluster, resource_key, obj, policy)
-        return 200, snapshot(obj)
+        if _collector_finalizer(policy):
+            return 200, _marked(cluster, snapshot(obj), _collector_finalizer(policy))
+        return 200, deleted(resource_key, obj)
+
+
+def deleted(resource_key: str, obj: dict) -> dict:
+    """The Status a delete that took the object at once is answered with: its name, uid, group
+    and, in ``kind``, its resource (the registry's ``finalizeDelete``)."""
+    plural, _, group = qualified(resource_key).partition(".")
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": obj["metadata"]["name"], "group": group, "kind": plural,
+                        "uid": obj["metadata"]["uid"]}}
+
+
+def _collector_finalizer(policy: str | None) -> list[str]:
+    """The finalizer the API adds for the garbage collector to a delete of propagation
+    ``policy`` (none for ``Background``)."""
+    return {"Orphan": ["orphan"], "Foreground": ["foregroundDeletion"]}.get(policy or "", [])
+
+
+def _marked(cluster, obj: dict, finalizers: list[str]) -> dict:
+    """``obj`` (a copy) as the delete's answer shows it while ``finalizers`` hold it."""
+    metadata = obj["metadata"]
+    if not metadata.get("deletionTimestamp"):
+        metadata.update(deletionTimestamp=cluster.clock.stamp(), deletionGracePeriodSeconds=0,
+                        generation=metadata.get("generation", 1) + 1)
+    metadata["finalizers"] = list(dict.fromkeys(finalizers))
+    return obj
 
 
 def _mark_deleting(cluster, resource_key: str, obj: dict) -> dict:

@@ -242,20 +242,32 @@ WAITING_SAID = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "tr
 def run_served(held: dict, container: str, pod: str, earlier: bool) -> bool:
     """Whether the kubelet serves the log of the container's run before its current one (else
     the current one's), as ``validateContainerLogStatus`` (pkg/kubelet/kubelet_pods.go) picks
-    it from the container's status ``held``: asked for (``earlier``: ``previous``), a last
-    terminated run it must have; else a running or terminated container's own, else, of a
-    container waiting with a last terminated run (in ``CrashLoopBackOff``, run again in place
-    once its back-off is over), that run's, as if it were the current one; ``ValueError`` with
-    the kubelet's message (its 400) for a container waiting without one."""
-    state, last = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}, held.get("lastState") or {}
-    if earlier and not last.get("terminated"):
-        raise ValueError(f'previous terminated container "{container}" in pod "{pod}" not found')
-    if earlier or "running" in state or "terminated" in state:
-        return earlier
-    if last.get("terminated"):
+    it from the container's status ``held`` (``{}``: the pod has none for it yet, "not
+    available"): asked for (``earlier``: ``previous``), a last terminated run with a
+    ``containerID`` it must have (a run it never located has none); else a running container's
+    own, a terminated one's own where it has a ``containerID`` and else its last terminated run's,
+    as if it were the current one; else, of a container waiting with a last terminated run (in
+    ``CrashLoopBackOff``, run again in place once its back-off is over), that run's too.
+    ``ValueError`` with the kubelet's message (its 400) where there is no run to serve."""
+    if not held:
+        raise ValueError(f'container "{container}" in pod "{pod}" is not available')
+    state, last = held.get("state") or {}, (held.get("lastState") or {}).get("terminated")
+    if earlier:
+        if not (last or {}).get("containerID"):
+            raise ValueError(f'previous terminated container "{container}" in pod "{pod}" not found')
         return True
-    reason = (state.get("waiting") or {}).get("reason") or ""
-    raise ValueError(f'container "{container}" in pod "{pod}" is waiting to start: {WAITING_SAID.get(reason, reason)}')
+    if "running" in state:
+        return False
+    if "terminated" in state and state["terminated"].get("containerID"):
+        return False
+    if ("terminated" in state or last is not None) and not (last or {}).get("containerID"):
+        raise ValueError(f'container "{container}" in pod "{pod}" is terminated')
+    if last is not None:
+        return True
+    if "waiting" in state:
+        reason = state["waiting"].get("reason") or ""
+        raise ValueError(f'container "{container}" in pod "{pod}" is waiting to start: {WAITING_SAID.get(reason, reason)}')
+    raise ValueError(f'container "{container}" in pod "{pod}" is waiting to start - no logs yet')
 
 
 def previous(query: dict[str, str]) -> bool:

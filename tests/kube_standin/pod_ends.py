@@ -10,7 +10,7 @@ from __future__ import annotations
 from kube_standin.containers import exit_code, kill
 from kube_standin.logs import Line
 from kube_standin.pod_inits import fallback_message
-from kube_standin.pod_runs import Run, set_condition, set_statuses
+from kube_standin.pod_runs import Run, container_id, set_condition, set_statuses
 from kube_standin.pod_stops import KILLED, STOPPED, grace_of
 
 DISRUPTION_MESSAGES = {
@@ -189,7 +189,8 @@ class PodEnds:
             f"back-off {backoff:g}s restarting failed container={name} pod="
             f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})")}}, ready=False)
         held = next(s for s in pod["status"]["containerStatuses"] if s["name"] == name)
-        held.update(restartCount=restarts, lastState={"terminated": ended})
+        held.update(restartCount=restarts, containerID=container_id(pod, name, restarts - 1),
+                    lastState={"terminated": {**ended, "containerID": container_id(pod, name, restarts - 1)}})
         for kind in ("ContainersReady", "Ready"):
             set_condition(pod, kind, "False", self.clock.stamp(), "ContainersNotReady",
                           f"containers with unready status: [{name}]")

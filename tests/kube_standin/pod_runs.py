@@ -103,15 +103,16 @@ def set_statuses(pod: dict, state: dict, ready: bool, others: dict | None = None
     first = pod["spec"]["containers"][0]["name"]
     held = {s["name"]: s for s in pod["status"].get("containerStatuses", [])}
     pod["status"]["containerStatuses"] = sorted((
-        restarted(container_status(c, state if c["name"] == first or others is None else others, ready),
-                  held.get(c["name"]))
+        identified(pod, restarted(container_status(c, state if c["name"] == first or others is None else others,
+                                                   ready), held.get(c["name"])))
         for c in pod["spec"]["containers"]), key=lambda status: status["name"])
     inits = pod["spec"].get("initContainers") or []
     if inits:
         kept = {s["name"]: s for s in pod["status"].get("initContainerStatuses", [])}
         beside = state if others is None else others
         pod["status"]["initContainerStatuses"] = [
-            container_status(c, beside, ready) if c.get("restartPolicy") == "Always" and "waiting" not in beside
+            identified(pod, container_status(c, beside, ready))
+            if c.get("restartPolicy") == "Always" and "waiting" not in beside
             else kept.get(c["name"]) or container_status(c, {"waiting": {"reason": "PodInitializing"}}, False)
             for c in inits]
 
@@ -136,10 +137,41 @@ def set_init_status(pod: dict, name: str, state: dict, restarts: int | None = No
     last = last if last is not None else (old or {}).get("lastState")
     if last is not None:
         status["lastState"] = last
+    status = identified(pod, status)
     if old is None:
         statuses.append(status)
     else:
         statuses[statuses.index(old)] = status
+
+
+UNLOCATED = "ContainerStatusUnknown"
+"""The reason of a ``terminated`` state the kubelet writes of a container it cannot find: one
+with no ``containerID``."""
+
+
+def container_id(pod: dict, name: str, run: int) -> str:
+    """The ``containerID`` of the pod's container ``name`` in its run ``run`` (its
+    ``restartCount`` then), as containerd's runtime names it: ``containerd://`` and 64 hex digits."""
+    return "containerd://" + hashlib.sha256(f"{pod['metadata']['uid']}/{name}/{run}".encode()).hexdigest()
+
+
+def identified(pod: dict, status: dict) -> dict:
+    """``status`` with the ids the kubelet writes in it: a running or ended run's ``containerID``
+    (in its ``terminated`` state too), none of a container it could not find (:data:`UNLOCATED`);
+    a container waiting to run again keeps its last run's."""
+    state, ended = status["state"], status["state"].get("terminated")
+    last = ((status.get("lastState") or {}).get("terminated") or {}).get("containerID")
+    if ended is not None and ended.get("reason") != UNLOCATED:
+        ended = {**ended, "containerID": ended.get("containerID") or container_id(
+            pod, status["name"], status.get("restartCount", 0))}
+        status["state"] = {**state, "terminated": ended}
+    made = (ended or {}).get("containerID") or (
+        container_id(pod, status["name"], status.get("restartCount", 0)) if "running" in state else last)
+    if made:
+        status["containerID"] = made
+    else:
+        status.pop("containerID", None)
+    return status
 
 
 def container_status(container: dict, state: dict, ready: bool) -> dict:
