@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 from standin_server import StandInServer
+from waiting import START_WAIT
 from warm_katuna import WarmKatuna, warm
 from warm_katuna import run as warm_run
 
@@ -154,8 +155,8 @@ class Service:
         environ = {**os.environ, **env}
         self.process = warm_runner(environ).start(serve_command(workdir, self.port, workers, host), workdir,
                                                   environ, workdir / "serve.log")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if self.request("GET", "/readyz")[0] == 200:
                     return

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from http_helpers import Service, answers, free_port
 from knative_emulator.service import image_command
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.web.access_log import printable
 
@@ -84,7 +84,7 @@ def test_the_images_gunicorn_writes_katuna_serves_access_lines(tmp_path: Path):
         process = subprocess.Popen(image_command(port), cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
-        eventually(lambda: answers(port, "/healthz"), "the image's gunicorn to serve", timeout=60)
+        eventually(lambda: answers(port, "/healthz"), "the image's gunicorn to serve", timeout=START_WAIT)
         _forge(f"http://127.0.0.1:{port}")
         text = eventually(lambda: "FORGED" in (found := log.read_text()) and "Invalid request" in found and found,
                           "the requests' lines")

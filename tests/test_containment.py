@@ -21,7 +21,7 @@ from http_helpers import KATUNA, Service, run_katuna
 from proc_stat import alive, parent_of
 from started_katuna import StartedKatuna
 from test_cli import here
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.local_executor import LocalExecutor
@@ -447,7 +447,7 @@ def test_trial_processes_that_left_their_session_and_cleared_their_environment_e
     run = subprocess.Popen(["sh", "-c", f'sleep {shells} >/dev/null 2>&1 & exec "$0" run study.yaml', KATUNA],
                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        eventually(lambda: _sleeping(child) and _sleeping(orphan), "the trial starts both processes")
+        eventually(lambda: _sleeping(child) and _sleeping(orphan), "the trial starts both processes", timeout=START_WAIT)
         eventually(lambda: guards_of(run.pid), "the run's guard runs")
         time.sleep(2)  # the guard looks at the run's processes several times a second while a trial runs
     finally:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from http_helpers import KATUNA, free_port
+from waiting import START_WAIT
 
 from functions.adapters.sqlite_store import SqliteStore
 
@@ -74,8 +75,8 @@ def _request(port: int, method: str, path: str, body: dict | None = None) -> tup
 def _serve(command: list[str], port: int, workdir: Path) -> subprocess.Popen:
     log = (workdir / "serve.log").open("w")
     process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if _request(port, "GET", "/readyz")[0] == 200:
                 return process

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from http_helpers import NOBODY, free_port
 from knative_emulator.service import image_command
+from waiting import START_WAIT
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {"KATUNA_API_TOKEN": "tok-the-admin-token-0123456789", "AWS_SECRET_ACCESS_KEY": "aws-secret-key-xyz"}
@@ -99,7 +100,7 @@ def test_a_local_trial_of_the_images_service_cannot_read_the_gunicorn_master(hom
     port = free_port()
     process = start(image_command(port), home)
     try:
-        until(lambda: call(port, "/readyz"))
+        until(lambda: call(port, "/readyz"), START_WAIT)
         call(port, "/studies", {
             "name": "peek", "objective": {"metric": "acc", "direction": "maximize"},
             "parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}], "maxTrials": 1,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
-from waiting import eventually
+from waiting import START_WAIT, eventually
 from write_lock import WriteLock, blocked
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -102,7 +102,7 @@ def test_a_run_interrupted_while_another_process_holds_the_database_stops_at_onc
                            stderr=subprocess.STDOUT, text=True, env=environ, start_new_session=True)
     lock = None
     try:
-        eventually(lambda: len(list((tmp_path / "katuna-logs").rglob("*.log"))) == 2, "two trials run", timeout=30)
+        eventually(lambda: len(list((tmp_path / "katuna-logs").rglob("*.log"))) == 2, "two trials run", timeout=START_WAIT)
         lock = WriteLock(tmp_path / "katuna.db")
         lock.hold()
         time.sleep(1)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from http_helpers import free_port
 from knative_emulator.service import image_command
+from waiting import START_WAIT
 
 from functions.gunicorn_config import metrics_problem
 
@@ -33,7 +34,7 @@ def _started_log(tmp_path: Path, **env: str) -> str:
         process = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):

@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from moto import mock_aws
 from proc_stat import alive
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.kubernetes_client import api_client
 from functions.core.nodepool import NodePool as PoolSpec
@@ -994,7 +994,7 @@ def test_deleting_a_pod_ends_every_process_of_its_container(static: KubeStub, tm
             f"time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
     batch = client.BatchV1Api(api(static))
     batch.create_namespaced_job("katuna", job("tree", code))
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + START_WAIT
     while not pid_file.exists() or not pid_file.read_text():
         assert time.monotonic() < deadline, "the container started its child"
         time.sleep(0.05)

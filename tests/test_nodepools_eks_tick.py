@@ -26,7 +26,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
 from kube_stub import KubeStub
-from waiting import eventually, stopped
+from waiting import START_WAIT, eventually, stopped
 
 from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_store import SqliteStore
@@ -52,7 +52,7 @@ def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
                               env={**os.environ, **quotas, "MOTO_EKS_SPEED": BLINK})
     env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     try:
-        eventually(lambda: _listening(port) or server.poll() is not None, "moto server to start", timeout=60)
+        eventually(lambda: _listening(port) or server.poll() is not None, "moto server to start", timeout=START_WAIT)
         subnets = moto_eks.network(client("ec2", env))
         moto_eks_iam.node_role(client("iam", env))
         client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})

@@ -22,7 +22,7 @@ import pytest
 from child_signals import interruptible
 from gke_stub import GkeStub
 from http_helpers import free_port
-from waiting import stopped
+from waiting import START_WAIT, stopped
 from warm_katuna import run as warm_run
 from warm_katuna import warm
 
@@ -466,7 +466,7 @@ def served(speed: str, recording: Path | None = None) -> Iterator[dict[str, str]
                                    **({"MOTO_RECORDER_FILEPATH": str(recording)} if recording else {})})
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_WAIT
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -30,7 +30,7 @@ from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
 from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
 from kube_stub import KubeStub
-from waiting import eventually, stopped
+from waiting import START_WAIT, eventually, stopped
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +164,7 @@ def moto_server() -> Iterator[dict[str, str]]:
                               env={**os.environ, "MOTO_EKS_SPEED": "1000000"})  # EKS's minutes pass in a blink
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-    eventually(lambda: _accepts(port) or server.poll() is not None, "moto's server", timeout=30)
+    eventually(lambda: _accepts(port) or server.poll() is not None, "moto's server", timeout=START_WAIT)
     moto_eks_iam.node_role(boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
                                         aws_access_key_id="testing", aws_secret_access_key="testing"))
     yield env

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from http_helpers import answers, free_port, serve_command
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 
 @pytest.mark.slow
@@ -39,7 +39,7 @@ def test_a_terminals_signal_to_the_whole_service_stops_it_recording_its_trials_i
         service = subprocess.Popen(serve_command(tmp_path, port, workers=2), cwd=tmp_path, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            eventually(lambda: answers(port), "the service answers")
+            eventually(lambda: answers(port), "the service answers", timeout=START_WAIT)
             request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
                                              data=json.dumps(_stubborn_study()).encode(),
                                              headers={"Content-Type": "application/json"})
@@ -79,7 +79,7 @@ def test_a_worker_whose_broker_waits_on_a_database_held_elsewhere_still_stops_wh
                                    stderr=subprocess.STDOUT, start_new_session=True)
         holder = None
         try:
-            eventually(lambda: answers(port), "the service answers")
+            eventually(lambda: answers(port), "the service answers", timeout=START_WAIT)
             request = urllib.request.Request(f"http://127.0.0.1:{port}/studies", method="POST",
                                              data=json.dumps(_stubborn_study(report=True)).encode(),
                                              headers={"Content-Type": "application/json"})
@@ -110,7 +110,7 @@ def test_a_request_waiting_on_a_database_held_elsewhere_is_answered_as_the_servi
         holder = None
         answered: list[tuple[int, dict]] = []
         try:
-            eventually(lambda: answers(port), "the service answers")
+            eventually(lambda: answers(port), "the service answers", timeout=START_WAIT)
             urllib.request.urlopen(_submission(port, _stubborn_study(report=True)), timeout=30).close()
             eventually(lambda: len(_running(port)) == 2, "two trials run")
             holder = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from kube_stub import KubeStub
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
@@ -105,7 +105,9 @@ def _killed_at_the_delete(kube: KubeStub, tmp_path: Path, event: Event) -> None:
     process = subprocess.Popen([sys.executable, "-c", DELIVER, str(tmp_path / "katuna.db"), kube.url, "stops",
                                 json.dumps(event.to_dict())], env=env, cwd=ROOT)
     try:
-        assert held.reached.wait(60), "the handler never deleted the Jobs"
+        eventually(lambda: held.reached.is_set() or process.poll() is not None,
+                   "the handler's process to delete the Jobs or exit", timeout=START_WAIT)
+        assert held.reached.is_set(), f"the handler exited ({process.returncode}) without deleting the Jobs"
     finally:
         process.kill()
         process.wait()

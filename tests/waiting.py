@@ -30,6 +30,15 @@ def eventually(check: Callable[[], T], what: str, timeout: float = 30, interval:
     return result
 
 
+START_WAIT = 120.0
+"""Seconds a process a test starts (a fresh Python importing katuna, kubernetes, Optuna or moto:
+a stand-in's server, ``katuna serve``, a handler) may take to answer or reach what the test waits
+for. On a quiet two-core machine it takes a few seconds; with two busy loops beside a few test
+workers, moto's server took 25-41 s to listen and a handler's imports 14-19 s, and ``make test``
+runs six workers with their browsers. A process that has exited is seen at once by the waits
+that poll it, so only one still starting is waited for this long."""
+
+
 STOP_WAIT = 120.0
 """Seconds a stand-in server (moto's, a dashboard's) may take to exit once sent SIGTERM. Its
 exit takes a third of a second of CPU (werkzeug's shutdown, then the teardown of moto's modules),
