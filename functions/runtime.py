@@ -189,9 +189,16 @@ class Runtime:
         ``KATUNA_EXECUTOR=kubernetes``) through this process's executor: on Kubernetes its trial
         Jobs are deleted with their pods; its node pools are released. Once the stop is stored,
         a stop of its trials' workloads that fails (now, or in an earlier call) raises, so the
-        caller learns of it (the tick tries again meanwhile: :mod:`functions.handlers.stopping`)."""
+        caller learns of it (the tick tries again meanwhile: :mod:`functions.handlers.stopping`).
+        What the handling sends on is queued as a broker's delivery of it would send it (under
+        ``KATUNA_MAX_RUNNING_TRIALS``, the room the stopped trials freed, handed to the other
+        studies' waiting trials, which would otherwise wait out their own refused event's
+        back-off), unless nothing could send it (reply mode without ``K_SINK``): the stop stands."""
         record = self.store().get_study(name)
-        self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
+        emitted = self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
+        if self._events.sends():
+            for event in emitted:
+                self.queue.put(event)
         stop_study_marked(self.deps(), name)
 
     def drop_checkpoints(self, record: StudyRecord) -> None:

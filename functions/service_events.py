@@ -55,8 +55,13 @@ class ServiceEvents:
     def check_publishing(self) -> None:
         """A temporary error where nothing could send an event on (reply mode without ``K_SINK``):
         a submission is refused before its study is stored, not stored and then answered 503."""
-        if self._settings.events == "reply" and self._senders is None:
+        if not self.sends():
             raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
+
+    def sends(self) -> bool:
+        """Whether something sends the events put in the queue on (not so in reply mode without
+        ``K_SINK``)."""
+        return self._settings.events != "reply" or self._senders is not None
 
     def start(self, delivery: Callable[[], Delivery], close_connections: Callable[[], None]) -> None:
         """Start the senders to ``K_SINK`` (reply mode), or the broker thread (queue mode), whose

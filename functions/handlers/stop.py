@@ -8,6 +8,12 @@ workload ``retain`` kept is deleted, as with a deleted Katib Experiment
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
+
+Under ``KATUNA_MAX_RUNNING_TRIALS`` the room the stopped trials held, and the places in line the
+discarded ones stood in, go at once to the other studies' trials whose turn it is
+(:func:`~functions.handlers.starting.handed_over`), however the study ended: its last trial's
+end, a stop rule found on a tick or resume, a stop, handler failures past their count, a dead
+letter, its node pool refused or failed, its resource deleted. Each ends it with this event.
 The end of an earlier run of a study reopened since (:mod:`functions.core.resume`) changes nothing.
 """
 
@@ -34,10 +40,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         store.update_study(record.name, status=event.data["status"], reason=event.data["reason"],
                            completed_at=deps.clock())
         record = store.get_study(record.name)
-    stopped = []
+    stopped, discarded = [], False
     for trial in store.trials(record.name, ACTIVE_STATES):
         if trial.started_at is None and not deps.executor.exists(trial_launch(record, trial)):
             discard(record, deps, trial.number)
+            discarded = True
         else:
             stopped.append(trial)
     for trial in stopped:
@@ -47,4 +54,4 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     stop_once_stored(record, stopped, deps)
     if record.reason == DELETED and may_keep(record, deps):
         deps.store.after_commit(partial(drop_once_stopped, deps, record.name, record.uid))
-    return handed_over(record, deps) if stopped else []
+    return handed_over(record, deps) if stopped or discarded else []
