@@ -88,9 +88,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_letters_by_sender(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the fifty-first migration (each dead letter marked
+    vouched for or not)."""
+    db.execute("DROP INDEX IF EXISTS dead_letters_vouched")
+    if "dead_letters" in db.table_names() and "vouched" in db["dead_letters"].columns_dict:
+        db.execute("ALTER TABLE dead_letters DROP COLUMN vouched")
+
+
 def drop_unreported(db: sqlite_utils.Database) -> None:
     """Take a database back to before the fiftieth migration (the mark beside the verdict of a
-    trial that never reported its objective)."""
+    trial that never reported its objective), and the fifty-first."""
+    drop_letters_by_sender(db)
     if "unreported" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN unreported")
 

@@ -230,3 +230,35 @@ def test_a_dead_letter_nobody_vouches_for_is_kept_as_a_bounded_summary(tmp_path:
         assert "data not kept" in kept["event"]["data"]["katuna"] and len(kept["reason"]) <= 1024
     finally:
         service.close()
+
+
+def test_dead_letters_anyone_could_post_never_push_out_those_vouched_for(tmp_path: Path):
+    """Behind a broker without OIDC anyone who reaches the service may post dead letters: a flood
+    of them (a thousand in seconds) took the place of every letter kept, the broker's own of
+    katuna's signed events included, the only record of why a study failed. Those nobody vouches
+    for are kept within ``KATUNA_MAX_DEAD_LETTERS`` of their own; those of katuna's signed events
+    or sent with the API token are each kept within theirs."""
+    from http_helpers import Service
+
+    token = "flood-token-0123456789"
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=token, KATUNA_EVENTS="reply",
+                      K_SINK="http://127.0.0.1:9", KATUNA_MAX_DEAD_LETTERS="2")
+    headers = {"ce-specversion": "1.0", "ce-source": "/anyone", "content-type": "application/json",
+               "ce-knativeerrorcode": "500"}
+    signed = trial_finished("s", "u", 1, 1, "exited", exit_code=0)
+    signature = event_signature.signature(event_signature.event_key(token), signed.type, signed.data)
+    try:
+        letters = [({"ce-type": signed.type, "ce-id": "signed", f"ce-{event_signature.EXTENSION}": signature},
+                    json.dumps(dict(signed.data))),
+                   ({"ce-type": "dev.example.other", "ce-id": "with-token", "Authorization": f"Bearer {token}"}, "{}"),
+                   *(({"ce-type": "dev.example.flood", "ce-id": f"flood-{n}"}, "{}") for n in range(5))]
+        for extra, body in letters:
+            assert service.request("POST", "/dead-letters", body, {**headers, **extra})[0] == 202
+        kept = service.json("GET", "/dead-letters", headers={"Authorization": f"Bearer {token}"})[1]
+        assert [letter["event"]["id"] for letter in kept] == ["flood-4", "flood-3", "with-token", "signed"]
+        more = ({"ce-type": "dev.example.other", "ce-id": "with-token-2", "Authorization": f"Bearer {token}"}, "{}")
+        assert service.request("POST", "/dead-letters", more[1], {**headers, **more[0]})[0] == 202
+        kept = service.json("GET", "/dead-letters", headers={"Authorization": f"Bearer {token}"})[1]
+        assert [letter["event"]["id"] for letter in kept] == ["with-token-2", "flood-4", "flood-3", "with-token"]
+    finally:
+        service.close()

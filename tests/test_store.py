@@ -4,6 +4,7 @@ snapshots). What every store does is checked by the contract in tests/test_confo
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import sqlite_utils
 import sqlite_utils.plugins
 from conftest import (
     drop_kept_tails,
+    drop_letters_by_sender,
     drop_log_folders,
     drop_log_reads,
     drop_lost_pods,
@@ -32,6 +34,7 @@ from functions.adapters.sqlite_first_migrations import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.disruptions import Disruption, LostPods
+from functions.core.events import Event
 from functions.core.kept_tails import KeptTail
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
@@ -287,6 +290,26 @@ def test_the_failed_trials_an_older_database_holds_get_the_mark_of_an_objective_
         assert {number: (trial.reason, trial.unreported) for number, trial in found.items() if number < 5} \
             == OLDER_VERDICTS
         assert found[5].unreported is None and reopened.count_metrics_unavailable("demo") == 3
+    finally:
+        reopened.close()
+
+
+def test_the_dead_letters_an_older_database_holds_are_kept_as_vouched_for(tmp_path: Path):
+    """An older katuna kept every dead letter within one bound: on opening, each is taken as
+    vouched for (one nobody vouched for is its cut summary already), and those nobody vouches
+    for that come later are kept within a bound of their own, never pushing them out."""
+    old = SqliteStore(tmp_path / "k.db")
+    for n in range(2):
+        old.add_dead_letter(Event("dev.katuna.trial.finished", {"trial": n}, f"older-{n}"), "why", keep=2)
+    drop_letters_by_sender(old.tables())
+    old.db.execute("PRAGMA user_version = 50")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    try:
+        for n in range(3):
+            reopened.add_dead_letter(Event("dev.example.flood", {}, f"flood-{n}"), "why", keep=2, vouched=False)
+        with closing(reopened.dead_letters(10)) as letters:
+            assert [letter["event"]["id"] for letter in letters] == ["flood-2", "flood-1", "older-1", "older-0"]
     finally:
         reopened.close()
 

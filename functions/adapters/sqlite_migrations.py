@@ -264,6 +264,19 @@ def _migrate_50(db: sqlite_utils.Database) -> None:
     db.conn.executemany("UPDATE trials SET unreported = ? WHERE rowid = ?", marks)
 
 
+LETTERS_BY_SENDER = "dead_letters_vouched"
+"""The index of the dead letters by whether their sender or their event is vouched for, newest last."""
+
+
+def _migrate_51(db: sqlite_utils.Database) -> None:
+    """Whether each dead letter came vouched for (the API token, a sender katuna believes, or an
+    event katuna signed): those nobody vouches for are kept within a bound of their own, so a
+    flood of them leaves the broker's letters of katuna's events in place. Those stored are taken
+    as vouched for: what was kept of one that was not is its cut summary already."""
+    db.execute("ALTER TABLE dead_letters ADD COLUMN vouched INTEGER NOT NULL DEFAULT 1")
+    db.execute(f"CREATE INDEX {LETTERS_BY_SENDER} ON dead_letters (vouched, id)")
+
+
 def _migrate_18(db: sqlite_utils.Database) -> None:
     from functions.adapters.sqlite_journal_migrations import migrate_18
 
@@ -290,4 +303,4 @@ MIGRATIONS = (first.migrate_1, first.migrate_2, first.migrate_3, first.migrate_4
               _migrate_27, _migrate_28, _migrate_29, _migrate_30, _migrate_31, _migrate_32, _migrate_33,
               _migrate_34, _migrate_35, _migrate_36, _migrate_37, _migrate_38, _migrate_39, _migrate_40,
               _migrate_41, _migrate_42, _migrate_43, _migrate_44, _migrate_45, _migrate_46,
-              _migrate_47, _migrate_48, _migrate_49, _migrate_50)
+              _migrate_47, _migrate_48, _migrate_49, _migrate_50, _migrate_51)

@@ -18,7 +18,7 @@ from contextlib import closing
 from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
-from functions.adapters.sqlite_migrations import PROCESSED_AGE
+from functions.adapters.sqlite_migrations import LETTERS_BY_SENDER, PROCESSED_AGE
 from functions.core import bounded_json
 from functions.core.application import TickClaim
 from functions.core.events import Event
@@ -72,15 +72,18 @@ class SqliteServiceRecords(SqliteConnection):
 
     # dead letters
 
-    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
-        """Record a dead letter, keeping the newest ``keep``: older ones are dropped."""
+    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000, vouched: bool = True) -> None:
+        """Record a dead letter, keeping the newest ``keep`` of those ``vouched`` for, and apart
+        the newest ``keep`` of those nobody vouches for: older ones of its kind are dropped, so
+        letters anyone could post never push out those of katuna's own events."""
         with self.transaction():
-            cursor = self.db.execute(
-                "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
-                [event.id, event.type, dumps({**event.to_dict(), "data": kept_data(event.data)}), reason, time.time()])
-            newest = cursor.lastrowid
-            if newest is not None:
-                self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [newest - keep])
+            self.db.execute(
+                "INSERT INTO dead_letters (event_id, type, event, reason, received_at, vouched) VALUES (?, ?, ?, ?, ?, ?)",
+                [event.id, event.type, dumps({**event.to_dict(), "data": kept_data(event.data)}), reason, time.time(),
+                 int(vouched)])
+            self.db.execute(f"DELETE FROM dead_letters WHERE vouched = ? AND id <= (SELECT id FROM dead_letters "
+                            f"INDEXED BY {LETTERS_BY_SENDER} WHERE vouched = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                            [int(vouched), int(vouched), keep])
 
     def dead_letters(self, limit: int = 100, before: int | None = None) -> Generator[dict[str, Any], None, None]:
         """Up to ``limit`` of the kept dead letters older than the one numbered ``before`` (from

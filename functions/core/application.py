@@ -136,8 +136,9 @@ class ServiceStore(Store, Protocol):
         """Optuna's state of the study ``name`` at ``version`` or later (or as far as a chart
         reads), read for charts, shared by the process's threads; None when Optuna has no such study."""
 
-    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
-        """Keep an event that could not be delivered, with why; only the newest ``keep``."""
+    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000, vouched: bool = True) -> None:
+        """Keep an event that could not be delivered, with why; only the newest ``keep`` of those
+        ``vouched`` for, and apart the newest ``keep`` of those nobody vouches for."""
 
     def census(self) -> Census:
         """Counts across studies: studies by status, trials by state, node-pool uses by phase."""

@@ -140,7 +140,7 @@ class Settings(AccessSettings):
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
-    ``KATUNA_MAX_BODY`` bytes. ``KATUNA_MAX_CHECKPOINT`` (4,096 MiB): the most bytes of a trial's
+    ``KATUNA_MAX_BODY`` bytes, of those vouched for, and apart as many of those nobody vouches for. ``KATUNA_MAX_CHECKPOINT`` (4,096 MiB): the most bytes of a trial's
     checkpoint folder copied for a child trial under population-based training (a larger one
     fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_TFEVENTS`` (16 MiB):
     the most bytes of records read of a local attempt's TensorFlow event files, all of them

@@ -134,7 +134,9 @@ def _answered(exc: KatunaError, event: Event | None) -> None:
 @takes.delivery
 def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
-    ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
+    ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``, of those vouched for: with the
+    API token, from a sender katuna believes, or of an event katuna signed; and apart as many of
+    those nobody vouches for, so a flood of them pushes out none of the broker's) and logged. A delivery refused
     for good fails the event's study with the reason (unless it is a progress report, or the
     refusal cannot be believed and does not come again: :func:`_failed`); one that failed only
     for the time being (a busy cloud, an API server away for minutes) leaves the study to the
@@ -148,7 +150,8 @@ def dead_letter():
         _answered(exc, None)
         return error_response(exc, resource=False)
     event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
-    runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
+    runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters,
+                                    vouched=letter.authentic or _believed(runtime))
     study = _study(event)
     context = about(study, event=event)
     if failed:
@@ -197,7 +200,7 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
     anyone's, replayed from a reply katuna signed. So katuna handles the event once more (a
     redelivery, which every function takes), publishes what that emits, and the study fails
     only for katuna's own refusal, in katuna's words."""
-    if _required_key(runtime) is None or ("katuna_oidc" in current_app.extensions and runtime.settings.oidc_subjects):
+    if _believed(runtime):
         return runtime.fail_dead_letter(letter.event, letter.reason)
     try:
         emitted = runtime.dispatcher().deliver(letter.event)
@@ -219,6 +222,14 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
         log.warning("dead letter %s (%s) handled here: its refusal (%s) did not come again", letter.event.type,
                     letter.event.id, printable(letter.reason), extra=of_event(letter.event))
     return bool(ended)
+
+
+def _believed(runtime: Application) -> bool:
+    """Whether the sender of this request is believed: it came with the API token, or from a
+    Trigger's OIDC account (a sender of ``KATUNA_OIDC_SUBJECTS``), or to a service without a
+    token (which only this machine reaches)."""
+    return _required_key(runtime) is None or ("katuna_oidc" in current_app.extensions
+                                              and bool(runtime.settings.oidc_subjects))
 
 
 def _delivered(runtime: Application, dispatcher: DispatchesFunctions, event: Event,
