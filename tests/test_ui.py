@@ -993,9 +993,11 @@ def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_e
     page.goto(service.base + "/ui/new")
     bad = study_definition(name="ui-new", parallelism=0)
     page.fill("#study-text", yaml.safe_dump(bad, sort_keys=False))
-    page.click("#submit-study")
+    page.focus("#submit-study")
+    page.keyboard.press("Enter")
     problem = page.locator('#study-problems li[data-path="parallelism"]')
     expect(problem).to_contain_text("expected an integer >= 1")
+    expect(page.locator("#study-problems")).to_be_focused()  # read next from the keyboard, not hunted for
     screenshot(page, "new-study-invalid")
     assert service.request("GET", "/studies/ui-new")[0] == 404
 
@@ -1123,3 +1125,80 @@ def test_the_studies_list_starts_no_refresh_while_one_is_unanswered(service: Ser
     asked[1].continue_()
     release.touch()
     service.wait_for("ui-held")
+
+
+
+def test_each_error_page_is_titled_and_headed_by_what_it_is(service: Service, page: Page,
+                                                           console: dict[Page, Console]):
+    """A tab's title and the page's heading name the error (a screen reader scanning tabs hears
+    which), and the message under it is katuna's, not prefixed with HTTP's name for it."""
+    console[page].expect("status of 404", "status of 400")
+    for path, status, heading, message in [
+            ("/ui/studies/no-such-study", 404, "Not found", "no study named 'no-such-study'"),
+            ("/ui/nowhere", 404, "Not found", "no such path: /ui/nowhere"),
+            ("/ui/studies/ui-demo/trials/abc", 400, "Bad request",
+             "number: expected a whole number from 0 to 9223372036854775807, got 'abc'")]:
+        assert page.goto(service.base + path).status == status
+        expect(page).to_have_title(f"{heading} · katuna")
+        expect(page.locator("h1")).to_have_text(heading)
+        expect(page.locator(".problem")).to_have_text(message)
+
+
+def test_a_page_number_refused_says_where_the_tables_pages_start_and_end(service: Service, page: Page,
+                                                                        console: dict[Page, Console]):
+    """``page=0`` was refused as not "a whole number from 1 to 184467440737095516" (the last page
+    SQLite could reach): the refusal names the table's own last page; the export, which has no
+    pages, where they start."""
+    console[page].expect("status of 400")
+    trials = len(trials_of(service, "ui-demo"))
+    assert page.goto(service.base + "/ui/studies/ui-demo/trials?size=25&page=0").status == 400
+    last = (trials + 24) // 25
+    expect(page.locator("#filter-problem")).to_contain_text(f"page: expected a page number from 1 to {last}, got '0'.")
+    status, _, body = service.request("GET", "/ui/studies/ui-demo/trials.csv?page=x")
+    assert (status, json.loads(body)["message"]) == (400, "page: expected a page number from 1, got 'x'")
+
+
+def test_the_slice_and_the_contour_draw_the_parameters_in_the_order_picked(service: Service, page: Page):
+    """Picked ``y`` then ``x``: the slice's first column and the contour's x axis are ``y``, where
+    Optuna draws them in the order of their names, each with ``y``'s values."""
+    values = sorted(t["params"]["y"] for t in trials_of(service, "ui-demo") if t["state"] == "COMPLETE")
+    page.goto(service.base + "/ui/studies/ui-demo?params=y,x")
+    expect(page.locator("#plot-pair")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+    slice_ = page.evaluate("""(({data, layout}) => ({
+        titles: [layout.xaxis.title.text, layout.xaxis2.title.text],
+        first: data.filter((trace) => (trace.xaxis || 'x') === 'x').flatMap((trace) => trace.x)}))(
+        document.getElementById('plot-pair'))""")
+    assert slice_["titles"] == ["y", "x"]
+    assert sorted(slice_["first"]) == pytest.approx(values)
+    page.locator('input[name="pair-kind"][value="contour"]').check()
+    page.wait_for_function("document.getElementById('plot-pair').data?.[0]?.type === 'contour'")
+    contour = page.evaluate("""(({data, layout}) => ({
+        titles: [layout.xaxis.title.text, layout.yaxis.title.text], points: data[1].x}))(
+        document.getElementById('plot-pair'))""")
+    assert contour["titles"] == ["y", "x"]
+    assert sorted(contour["points"]) == pytest.approx(values)
+
+
+LAST_AXIS = """() => {
+  const box = (el) => el.getBoundingClientRect();
+  const bar = [...document.querySelectorAll('#plot-parallel .colorbar :is(.cbfill, .cbaxis text, .cbtitle text)')]
+    .map(box);
+  const labels = [...[...document.querySelectorAll('#plot-parallel .y-axis')].at(-1).querySelectorAll('text')]
+    .filter((text) => text.textContent).map(box);
+  return {bar: Math.min(...bar.map((b) => b.left)), labels: Math.max(...labels.map((b) => b.right)),
+          figure: box(document.querySelector('#plot-parallel svg.main-svg')).right};
+}"""
+"""The left of the parallel coordinates' colour bar (its ticks and title included), the right of
+the last axis' text (its ticks, range and title), and the right of the figure, in pixels."""
+
+
+def test_the_parallel_coordinates_colour_bar_stands_clear_of_the_last_axis(service: Service, page: Page):
+    """At 1280 px, two charts a row: the last axis' range labels, centred on it, reached into the
+    colour bar's column; the figure's right margin now holds the bar apart, and whole."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(service.base + "/ui/studies/ui-demo")
+    expect(page.locator("#plot-parallel")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+    placed = page.evaluate(LAST_AXIS)
+    assert placed["labels"] < placed["bar"], placed
+    assert page.evaluate("Math.max(...[...document.querySelectorAll('#plot-parallel .colorbar text')]"
+                         ".map((text) => text.getBoundingClientRect().right))") <= placed["figure"]

@@ -151,7 +151,7 @@ def test_a_dashboard_path_with_nothing_there_is_the_dashboards_error_page(client
     for path in ("/ui/studies", "/ui/nonexistent", "/ui/studies/katib-like/trials/1/nothing"):
         answer = client.get(path)
         assert answer.status_code == 404 and answer.mimetype == "text/html", path
-        assert "Not Found" in answer.text and 'href="/ui/"' in answer.text
+        assert "Not found" in answer.text and 'href="/ui/"' in answer.text
     assert client.get("/studies/katib-like/nothing").mimetype == "application/json", "the API keeps its JSON"
 
 

@@ -15,6 +15,7 @@ would retry. Classes defined beside what raises them name their module.
         ``MalformedRequest``     a request that cannot be read (400)
             ``MalformedEvent``     not a CloudEvent 1.0 (400; :mod:`functions.adapters.cloudevents_data`)
             ``MalformedEventData`` an event whose data lacks a field or holds a wrong one (400; :mod:`functions.dispatch`)
+            ``PageRefused``        a trial table's page that is no page's number (400; :mod:`functions.adapters.web.tables`)
         ``StudyConflict``        another definition already uses the name (409)
             ``RestartThroughResource``  an ended study of a cluster resource, posted to restart it (409)
         ``StudyRunsElsewhere``   the study's trials run where this service does not run trials (409)

@@ -5,7 +5,7 @@ page. The app factory (:mod:`functions.adapters.web`) registers :func:`http_erro
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, render_template, request
+from flask import current_app, jsonify, request
 from werkzeug.exceptions import (
     BadRequest,
     ClientDisconnected,
@@ -56,8 +56,7 @@ def http_error(exc: HTTPException):
     status = exc.code or 500
     message = _http_message(exc)
     if ui.is_page(request.path) and request.method == "GET":
-        response = Response(render_template("error.html", message=f"{exc.name}: {message}"), status,
-                            mimetype="text/html")
+        response = ui.error_page(message, status)
     else:
         response = jsonify(error=error, message=message, retryable=status == 503 or error == INCOMPLETE)
         response.status_code = status

@@ -53,6 +53,14 @@ NOTE_LINE = 32
 """Pixels of top margin a line of a chart's note (a sample's, a cut history's) takes: plotly
 sets a title's first line on the middle of the top margin, so a line of 16 takes twice that."""
 
+PARALLEL_RIGHT = 120
+"""Pixels of right margin parallel coordinates take: their colour bar, set :data:`BAR_GAP` clear
+of the last axis, and its ticks and title. plotly would widen a margin too narrow for the bar,
+but not for the last axis' range labels, centred on it, which reached into the bar's column."""
+BAR_GAP = 40
+"""Pixels between the last axis of parallel coordinates and their colour bar: room for half of
+the axis' widest range label (``-1.6519``), which is centred on the axis."""
+
 NOT_STARTED = "the study has not started: no trial was suggested yet"
 
 _PLOTTING = threading.Lock()
@@ -112,7 +120,7 @@ def _serialized(fig, kind: str, notes: list[str]) -> str:
     # The page titles each chart; parallel coordinates need room above for their axis labels.
     lines = sum(note.count("<br>") + 1 for note in notes)
     top = {"parallel": 80, "contour": 40}.get(kind, 30) + NOTE_LINE * lines
-    margin = {"l": 60, "r": 40, "t": top, "b": 50}
+    margin = {"l": 60, "r": PARALLEL_RIGHT if kind == "parallel" else 40, "t": top, "b": 50}
     title = {"text": "<br>".join(notes), "font": {"size": 12}} if notes else None
     if isinstance(fig, dict):
         fig["layout"] = fig.get("layout", {}) | {"margin": margin} | ({"title": title} if title else {})
@@ -187,12 +195,12 @@ def _build(study: ReadOnlyStudy, kind: str, spec: Study, index: int, params: lis
         return _optimization_history(study, **one), sampled
     if kind == "slice":
         sampled = thinned(study, (optuna.trial.TrialState.COMPLETE,), "completed trials", spec)
-        return _labelled(vis.plot_slice(study, params=params, **one), spec.parameters), sampled
+        return _labelled(_columns_as_picked(vis.plot_slice(study, params=params, **one), params), spec.parameters), sampled
     if kind == "contour":
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
         subset, sampled = sample(study, spec, CONTOUR_TRIALS)
-        contour = vis.plot_contour(subset, params=params[:2], **one)
+        contour = _axes_as_picked(vis.plot_contour(subset, params=params[:2], **one), params[:2])
         return contour.update_traces(reversescale=lower_better, selector={"type": "contour"}), sampled
     if kind == "importance":
         from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
@@ -204,6 +212,46 @@ def _build(study: ReadOnlyStudy, kind: str, spec: Study, index: int, params: lis
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
         return intermediate_figure(study)
     return _pareto(study, spec)
+
+
+def _columns_as_picked(fig, picked: list[str]):
+    """A slice whose columns go in the order the parameters were ``picked``: Optuna draws them
+    in the order of their names. Each column's x axis (its title, type, categories) and its
+    points move to the place of the picked order; the places themselves stay, the objective's
+    axis on the left."""
+    drawn = sorted(set(picked))
+    if len(drawn) < 2 or drawn == picked:
+        return fig
+    axes = [fig.layout[_axis_name("xaxis", column)].to_plotly_json() for column in range(len(drawn))]
+    moved = [picked.index(name) for name in drawn]
+    for column, axis in enumerate(axes):
+        place = {key: axes[moved[column]][key] for key in ("anchor", "domain") if key in axes[moved[column]]}
+        shown = {key: value for key, value in axis.items() if key not in ("anchor", "domain")}
+        fig.layout[_axis_name("xaxis", moved[column])] = shown | place
+    for trace in fig.data:
+        column = moved[int(trace.xaxis[1:] or 1) - 1]
+        trace.update(xaxis=_axis_name("x", column), yaxis=_axis_name("y", column))
+    return fig
+
+
+def _axis_name(prefix: str, column: int) -> str:
+    """The name of the axis of the column (from 0) of a figure of subplots: ``xaxis``, ``xaxis2``..."""
+    return prefix + (str(column + 1) if column else "")
+
+
+def _axes_as_picked(fig, picked: list[str]):
+    """A contour whose x axis is the parameter picked first, its y axis the other: Optuna puts
+    the first by name on x. Its axes are swapped, and every trace's x and y with them."""
+    if len(picked) < 2 or picked[0] <= picked[1]:
+        return fig
+    for trace in fig.data:
+        swapped = {"x": trace.y, "y": trace.x}
+        if trace.type == "contour" and trace.z is not None:
+            swapped["z"] = [list(row) for row in zip(*trace.z, strict=True)]
+        trace.update(swapped)
+    x_axis, y_axis = fig.layout.xaxis.to_plotly_json(), fig.layout.yaxis.to_plotly_json()
+    fig.layout.xaxis, fig.layout.yaxis = y_axis, x_axis
+    return fig
 
 
 def _labelled(fig, parameters: tuple[Parameter, ...]):
@@ -250,7 +298,7 @@ def _parallel_coordinates(study: optuna.Study, lower_better: bool, **target) -> 
     colors = color_scale()
     scale = [[i / (len(colors) - 1), color] for i, color in enumerate(colors)]
     line = {"color": list(info.color_values), "colorscale": scale, "reversescale": lower_better,
-            "showscale": True, "colorbar": {"title": {"text": _as_text(info.colorbar_title)}}}
+            "showscale": True, "colorbar": {"title": {"text": _as_text(info.colorbar_title)}, "x": 1.0, "xpad": BAR_GAP}}
     return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}
 
 

@@ -9,7 +9,7 @@ from itertools import zip_longest
 
 from functions.adapters.web.query import one_value, whole_of
 from functions.core.errors import MalformedRequest
-from functions.core.query_args import every_value
+from functions.core.query_args import every_value, whole
 from functions.core.spec import Study
 from functions.core.trial_fields import all_fields, bound, fields, unknown_field
 from functions.core.trial_filters import FILTER_ARGUMENTS, parse_filters
@@ -44,7 +44,7 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
         raise MalformedRequest(unknown_field("sort", sort, all_fields(spec)))
     filters = parse_filters(spec, args)
     size = page_size(one_value("size", args) or "50")
-    page = whole_of("page", one_value("page", args) or None, 1, 1, LARGEST_OFFSET // size)
+    page = _page(one_value("page", args) or None, size)
     row = whole_of("row", one_value("row", args) or None, (page - 1) * size + 1, 1, LARGEST_OFFSET)
     descending = _descending(one_value("desc", args) or "")
     after, before = _trial_number("after", args), _trial_number("before", args)
@@ -52,6 +52,32 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
         raise MalformedRequest("after, before: give one of them (the trial a page follows, or precedes), not both")
     return replace(filters, sort=sort, descending=descending, offset=row - 1 if paged else 0,
                    limit=size if paged else None, after=after if paged else None, before=before if paged else None)
+
+
+class PageRefused(MalformedRequest):
+    """A ``page`` that is no page's number: its refusal says where pages start, and where the
+    table's last page is known (:meth:`up_to`), which page that is."""
+
+    def __init__(self, text: str, last: int | None = None) -> None:
+        self.text = text
+        upto = f" to {last}" if last else ""
+        super().__init__(f"page: expected a page number from 1{upto}, got {text!r:.40}")
+
+    def up_to(self, last: int) -> PageRefused:
+        """The same refusal naming the table's last page."""
+        return PageRefused(self.text, last)
+
+
+def _page(text: str | None, size: int) -> int:
+    """The ``page`` argument (1 when there is none); :class:`PageRefused` for one that is not a
+    whole number from 1 to the last page of ``size`` rows that SQLite could reach. A number past
+    the table's last page is taken here: the page leads to its last page."""
+    if text is None:
+        return 1
+    number = whole(text)
+    if number is None or not 1 <= number <= LARGEST_OFFSET // size:
+        raise PageRefused(text)
+    return number
 
 
 def _trial_number(name: str, args: Mapping[str, str]) -> int | None:

@@ -787,7 +787,8 @@ const katuna = (() => {
   // stored (201), or restarted or still running (200, running), is opened; one the service
   // answers 200 as it ended (the definition is the stored study's, unchanged: a restart whose
   // trial budget was not raised, or a study pasted again) is not run again, which the form says
-  // (:func:`unchanged`), staying for another try.
+  // (:func:`unchanged`), staying for another try. What the form says then takes the focus from
+  // Submit, so the keyboard reads it next, the first problem included, without hunting for it.
   function newStudyPage() {
     const form = document.getElementById("new-study");
     const text = document.getElementById("study-text");
@@ -817,6 +818,7 @@ const katuna = (() => {
       } catch (error) {
         showProblems(problems, error.answer && error.answer.problems ? error.answer : {message: error.message});
       }
+      problems.focus();
     });
   }
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, g, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
+from werkzeug.http import HTTP_STATUS_CODES
 
 from functions.adapters.web.errors import error_response, status_of
 from functions.adapters.web.ui._paths import is_page
@@ -27,7 +28,19 @@ def runtime() -> Application:
 def _error(exc: KatunaError):
     if not is_page(request.path):
         return error_response(exc)
-    return render_template("error.html", message=str(exc)), status_of(exc)
+    return error_page(str(exc), status_of(exc))
+
+
+HEADINGS = {422: "Not possible"}
+"""An error page's heading where HTTP's name for its status says little to a person."""
+
+
+def error_page(message: str, status: int) -> Response:
+    """The dashboard's error page for ``status``, titled and headed by what the error is (``Not
+    found``, ``Bad request``), so a tab's title or a screen reader names it, and saying
+    ``message`` under that heading; its links lead back."""
+    heading = HEADINGS.get(status) or HTTP_STATUS_CODES.get(status, "Error").capitalize()
+    return Response(render_template("error.html", heading=heading, message=message), status, mimetype="text/html")
 
 
 @blueprint.app_context_processor

@@ -59,7 +59,8 @@ def trials(name: str):
         context = _trials_context(record, usable, tables.parse_query(record.spec, usable))
         context["form"] = _typed_form(request.args, usable)
         refused = _refused_row(record.spec, context["form"]["ranges"], str(exc))
-        return render_template("trials.html", problem=str(exc), refused_row=refused, **context), 400
+        problem = exc.up_to(context["pages"]) if isinstance(exc, tables.PageRefused) else exc
+        return render_template("trials.html", problem=str(problem), refused_row=refused, **context), 400
     context = _trials_context(record, request.args, query)
     if context["page"] > context["pages"]:
         return redirect(context["link"](page=context["pages"], row=None, after=None, before=None))
