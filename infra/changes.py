@@ -122,9 +122,9 @@ def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: Run, done: str, s
         told = made.changed or ("nothing to change" if settle else "it is absent: nothing to delete")
         while made.operation is not None:
             run.pending[:] = [made.operation]
-            _wait(pools, made.operation, run)
+            also = _wait(pools, made.operation, run)
             made = again() if settle and not made.created else PoolChange()
-            told = done
+            told = f"{done}; {also}" if also else done
         run.pending.clear()
         described = retried(lambda: pools.describe(run.pool), run)
     except NodePoolFailed as exc:
@@ -194,10 +194,11 @@ def spoken(operation: str) -> str:
     return next((said for prefix, said in FOUND_UNDER_WAY.items() if operation.startswith(prefix)), operation)
 
 
-def _wait(pools: Any, operation: str, run: Run) -> None:
-    """Wait for the operation until the time is up: a failed one is a refusal; one still
-    pending then, or one whose polls are refused (a permission to read operations missing), is
-    an error and exit code 1, saying that it goes on."""
+def _wait(pools: Any, operation: str, run: Run) -> str | None:
+    """Wait for the operation until the time is up: what it did besides, once done (an EKS
+    delete's launch templates); a failed one is a refusal; one still pending then, or one whose
+    polls are refused (a permission to read operations missing), is an error and exit code 1,
+    saying that it goes on."""
     said = spoken(operation)
     click.echo(f"node pool {run.pool}: waiting for {said}", err=True)
     try:
@@ -214,6 +215,7 @@ def _wait(pools: Any, operation: str, run: Run) -> None:
                    f"{run.goes_on('it')}", err=True)
         print_status(pools, run.pool)
         sys.exit(1)
+    return status.also
 
 
 def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:

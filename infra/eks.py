@@ -40,7 +40,7 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import EKS, NodePool, NodePoolFailed, OperationStatus, PoolChange, PoolStatus, claim
 from infra.eks_creates import GroupCreates
 from infra.eks_errors import code, issues_text, message, no_cluster, not_active, stuck, translate
-from infra.eks_groups import dropped, group_status, missing_tags, parts, told, update_errors
+from infra.eks_groups import deleted_templates, dropped, group_status, missing_tags, parts, told, update_errors
 from infra.eks_listing import GroupListing
 from infra.eks_requests import (
     CLUSTER_SETTING,
@@ -244,8 +244,7 @@ class EksNodePools:
         group = self._group(name)
         if kind == "delete":
             if group is None:
-                self._drop_templates(name)
-                return OperationStatus(True)
+                return self._deleted(name)
             failed = group["status"] == "DELETE_FAILED"
             return OperationStatus(failed, f"could not delete node group {name}: {issues_text(group)}" if failed else None)
         if group is None:
@@ -256,6 +255,18 @@ class EksNodePools:
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
         return OperationStatus(self._tag(group))
+
+    def _deleted(self, name: str) -> OperationStatus:
+        """A delete done, its group gone, once the launch templates katuna made for the group are
+        deleted too (named); a refusal of theirs fails it, saying that the group is gone and which
+        templates are left (a delete asked again deletes them once the refusal is put right)."""
+        try:
+            gone = self._drop_templates(name)
+        except NodePoolFailed as exc:
+            left = ", ".join(t["LaunchTemplateName"] for t in self.templates.left(name))
+            return OperationStatus(True, f"node group {name} is deleted, but not the launch "
+                                         f"template{'s' if ', ' in left else ''} katuna made for it ({left}): {exc}")
+        return OperationStatus(True, also=deleted_templates(gone) if gone else None)
 
     def _shrink(self, name: str, low: str, high: str, held: str) -> OperationStatus:
         """A maximum given back once the autoscaler has brought the group within it: pending

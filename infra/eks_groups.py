@@ -96,8 +96,12 @@ def dropped(templates: list[str]) -> PoolChange:
     """No change of an absent group but the launch templates katuna made for it, deleted: told."""
     if not templates:
         return PoolChange()
-    return PoolChange(changed=f"it is absent; deleted the launch template{'s' if len(templates) > 1 else ''} katuna "
-                              f"made for it: {', '.join(templates)}")
+    return PoolChange(changed=f"it is absent; {deleted_templates(templates)}")
+
+
+def deleted_templates(templates: list[str]) -> str:
+    """The launch templates katuna made for a group, deleted, in words."""
+    return f"deleted the launch template{'s' if len(templates) > 1 else ''} katuna made for it: {', '.join(templates)}"
 
 
 def pool_of(group: dict[str, Any]) -> NodePool:

@@ -48,7 +48,9 @@ server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
 ``KATUNA_EKS_GROUPS_PER_CLUSTER`` as katuna reads them, so a server started with the service's
 environment holds it to the quotas it is configured with, and its node groups' states lasting
 as long in stand-in time at ``MOTO_EKS_SPEED`` stand-in seconds per second (1 by default: EKS's
-minutes; the tests give 1000000, in which they pass in a blink, or 0, in which they never end).
+minutes; the tests give 1000000, in which they pass in a blink, or 0, in which they never end);
+with ``MOTO_DENY_TEMPLATE_DELETES`` set, it refuses every launch template delete as EC2 refuses an
+identity not allowed one (:func:`moto_eks_ec2.deny_template_deletes`).
 
 What moto cannot show (an Update failed with its errors) is tested with botocore's Stubber
 (tests/test_nodepools_eks.py).
@@ -101,6 +103,7 @@ from moto_eks_ec2 import (
     check_offered,
     check_subnets,
     delete_autoscaling_groups,
+    deny_template_deletes,
     ec2_subnets,
     fail_creation,
     from_template,
@@ -380,4 +383,6 @@ if __name__ == "__main__":
 
     teach(eks_quotas(os.environ))
     lifecycle.pace(speed=float(os.environ.get("MOTO_EKS_SPEED", "1")))
+    if os.environ.get("MOTO_DENY_TEMPLATE_DELETES"):
+        deny_template_deletes()
     main(sys.argv[1:])

@@ -43,8 +43,9 @@ from __future__ import annotations
 from typing import Any
 
 from moto.autoscaling.models import autoscaling_backends
-from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
+from moto.ec2.exceptions import EC2ClientError, InvalidLaunchTemplateVersionNotFound
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.launch_templates import LaunchTemplateBackend
 from moto.eks.exceptions import InvalidRequestException
 from moto.eks.models import EKSBackend
 from moto_eks_checks import invalid
@@ -189,3 +190,21 @@ def from_template(group: Any) -> None:
     if group.launch_template:
         group.disk_size = None
         group.remote_access = None
+
+
+DENIED_USER = "arn:aws:iam::123456789012:user/katuna-provisioner"
+"""The identity a server that denies template deletes (:func:`deny_template_deletes`) names."""
+
+
+def deny_template_deletes() -> None:
+    """Refuse every ``DeleteLaunchTemplate`` as EC2 refuses an identity whose policies do not allow
+    ``ec2:DeleteLaunchTemplate``: ``UnauthorizedOperation``, naming the action (AWS's words, but
+    for the encoded authorization message). moto's server authorizes no EKS call by IAM (their
+    signatures fail its check), so a test's identity cannot lack this one action alone there."""
+    def delete_launch_template(self: LaunchTemplateBackend, name: str, tid: str | None) -> Any:
+        raise EC2ClientError("UnauthorizedOperation", (
+            f"You are not authorized to perform this operation. User: {DENIED_USER} is not authorized to perform: "
+            f"ec2:DeleteLaunchTemplate on resource: launch-template/{tid or name} because no identity-based policy "
+            "allows the ec2:DeleteLaunchTemplate action."))
+
+    LaunchTemplateBackend.delete_launch_template = delete_launch_template  # type: ignore[method-assign]

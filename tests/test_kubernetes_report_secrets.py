@@ -217,3 +217,20 @@ def test_a_workload_of_another_kind_owns_its_attempts_secret(kube: KubeStub):
     runner.stop(attempt)
     kube.settle()
     assert ("tokens", "tok-0.report") not in kube.secrets
+
+
+def test_where_katuna_may_not_delete_a_collection_of_secrets_a_secret_of_the_name_fails_the_launch(kube: KubeStub):
+    """A namespace bound to a Role from an older katuna's manifests, without ``deletecollection``
+    on Secrets: katuna, which never reads a Secret, cannot tell whether one of the name is its own,
+    so it is left and the launch fails for good naming the grant, its Job deleted again; the pod
+    never starts with someone else's ``token`` key."""
+    kube.add_namespace("older", grant=False)
+    with kube.lock:
+        kube.authorizer.grant_in_but("older", "secrets", verb="deletecollection")
+    secrets.create(kube, "older", {"metadata": {"name": "tok-0.report", "labels": {"app": "billing"}},
+                                   "stringData": {"token": "someone else's"}})
+    with pytest.raises(PermanentError, match=r"Secret tok-0.report in namespace older .* may not deletecollection "
+                                             r"secrets .* Grant katuna deletecollection on secrets there"):
+        executor(kube, "older").launch(launch())
+    assert secrets.data_of(kube, "older", "tok-0.report") == {"token": "someone else's"}
+    assert ("older", "tok-0") not in kube.jobs, "no attempt starts with another's token"

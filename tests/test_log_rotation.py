@@ -22,12 +22,13 @@ from test_kube_standin_simulated import finished
 
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_cursor import NANOS, Cursor, RunningLog
 from functions.core.log_keep import Kept, line_parser, take, unread
 from functions.core.log_rotation import LogStart, rotated
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord, Unreported
 from functions.core.validate import parse_study
 
 NAMESPACE = "log-rotation"
@@ -256,3 +257,35 @@ def test_the_rotation_notice_appears_only_when_lines_went_unread():
     reason = rotated(LogStart("pod", 1.0, None, at + 3 * NANOS), None, 100, 1, 2.0, kept)
     assert reason is not None and reason.startswith("the kubelet rotated this trial's log before katuna read all of it")
     assert "the observations printed in between are lost" in reason and "KATUNA_K8S_KEEP_SECONDS" in reason
+
+
+def unreporting(signals: Path) -> str:
+    """Prints another metric than the study's objective, then enough for the log to rotate, and
+    ends once it was rotated, printing nothing more: the log the API serves at its end is empty."""
+    return f"""
+import os, sys, time
+print("acc=0.5", flush=True)
+print({FLOOD!r}, flush=True)
+{wait_for(signals / "rotated")}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_trial_whose_log_rotated_and_that_never_reported_its_objective_counts_as_metrics_unavailable(
+        kube: KubeStub, tmp_path):
+    """Marked as never reporting its objective, as a trial whose log kept its lines is (Katib
+    counts it MetricsUnavailable, not Failed); with no metrics it printed instead, since the
+    objective's reports may be among the lines lost: no sign of a misspelt name."""
+    definition = chatty_study("unreported", unreporting(tmp_path))
+    definition["objective"] = {"metric": "loss", "direction": "minimize"}
+    trial, rotations = run_on_cluster(kube, tmp_path, definition)
+    assert len(rotations) == 1 and trial["state"] == "FAIL", trial
+    assert trial["reason"].startswith("the kubelet rotated this trial's log") and (
+        "metrics unavailable: objective 'loss' never reported" in trial["reason"]), trial["reason"]
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert store.get_trial("unreported", 0).unreported == Unreported(("loss",))
+        assert store.count_metrics_unavailable("unreported") == 1
+    finally:
+        store.close()

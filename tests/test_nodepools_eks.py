@@ -645,11 +645,12 @@ def test_a_group_whose_auto_scaling_group_is_not_there_yet_is_pending_until_it_c
 def test_a_deleted_group_takes_its_auto_scaling_group_with_it(pools):
     pools.ensure(spot_pool())
     moto_eks.minutes_pass()
-    asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
+    asg, template = group(pools)["resources"]["autoScalingGroups"][0]["name"], group(pools)["launchTemplate"]["name"]
     assert pools.delete("katuna-digits").operation == "delete:katuna-digits"
     assert group(pools)["status"] == "DELETING" and pools.check("delete:katuna-digits") == OperationStatus(False)
     moto_eks.minutes_pass()
-    assert pools.check("delete:katuna-digits") == OperationStatus(True)
+    assert pools.check("delete:katuna-digits") == OperationStatus(
+        True, also=f"deleted the launch template katuna made for it: {template}")
     assert pools.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"] == []
 
 
@@ -1057,8 +1058,9 @@ def test_the_launch_template_is_deleted_once_its_group_is_gone_and_a_delete_run_
     assert pools.check(change.operation) == OperationStatus(False)
     assert mine in katunas_templates(pools), "EKS launches the group's nodes from it until the group is gone"
     moto_eks.minutes_pass()
-    assert pools.check(change.operation) == OperationStatus(True)
-    assert pools.check(change.operation) == OperationStatus(True), "a check delivered twice"
+    assert pools.check(change.operation) == OperationStatus(
+        True, also=f"deleted the launch template katuna made for it: {mine}"), "named, for the provisioning script"
+    assert pools.check(change.operation) == OperationStatus(True), "a check delivered twice: nothing left to delete"
     assert pools.delete("katuna-digits") == PoolChange(), "a delete delivered twice"
     assert [name.startswith("katuna-other-") for name in katunas_templates(pools)] == [True], "another group's stays"
 
@@ -1108,11 +1110,13 @@ def test_a_launch_template_a_new_group_of_the_same_name_took_meanwhile_is_kept(p
     pools.ec2.meta.events.register("after-call.ec2.DescribeLaunchTemplates",
                                    once(lambda: other_service.ensure(spot_pool())))
     assert pools.check(operation) == OperationStatus(True)
-    assert group(pools)["launchTemplate"]["name"] in katunas_templates(pools), "the new group boots from it"
+    template = group(pools)["launchTemplate"]["name"]
+    assert template in katunas_templates(pools), "the new group boots from it"
     moto_eks.minutes_pass()
     assert pools.check(pools.delete("katuna-digits").operation) == OperationStatus(False)
     moto_eks.minutes_pass()
-    assert pools.check("delete:katuna-digits") == OperationStatus(True)
+    assert pools.check("delete:katuna-digits") == OperationStatus(
+        True, also=f"deleted the launch template katuna made for it: {template}")
     assert katunas_templates(pools) == []
 
 

@@ -455,15 +455,17 @@ def test_eks_dry_run_prints_the_exact_request(moto_server: dict[str, str]):
 
 
 @contextmanager
-def served(speed: str, recording: Path | None = None) -> Iterator[dict[str, str]]:
+def served(speed: str, recording: Path | None = None, *, deny_template_deletes: bool = False) -> Iterator[dict[str, str]]:
     """moto's server, taught EKS's DescribeUpdate and its node groups' states (tests/moto_eks.py),
     at ``speed`` stand-in seconds per second, recording the requests it is sent into
-    ``recording`` once told to (moto's recorder): the environment that reaches it."""
+    ``recording`` once told to (moto's recorder), refusing every launch template delete where
+    ``deny_template_deletes``: the environment that reaches it."""
     port = free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_eks.py"), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "MOTO_EKS_SPEED": speed,
-                                   **({"MOTO_RECORDER_FILEPATH": str(recording)} if recording else {})})
+                                   **({"MOTO_RECORDER_FILEPATH": str(recording)} if recording else {}),
+                                   **({"MOTO_DENY_TEMPLATE_DELETES": "1"} if deny_template_deletes else {})})
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
     deadline = time.monotonic() + START_WAIT

@@ -13,6 +13,8 @@ import boto3
 import moto_eks
 import pytest
 from gke_stub import GkeStub
+from moto_eks_ec2 import DENIED_USER
+from test_provision_permissions import EKS_GRANT
 from test_provision_script import GKE_FLAGS, ROLE, aws_client, eks_cluster, provision, replaced, served
 
 from functions.core.nodepool import EKS, GKE, NodePool
@@ -143,3 +145,46 @@ def test_eks_down_of_an_absent_group_plans_and_tells_the_launch_templates_it_del
     again = provision(*flags, "--dry-run", env=aws)
     assert json.loads(again.stdout)["action"] == "nothing to delete"
     assert provision(*flags, env=aws).stderr == "node pool trials: it is absent: nothing to delete\n"
+
+
+def test_eks_down_tells_the_launch_template_it_deletes_after_the_group(aws: dict[str, str]):
+    """``down`` of a group deletes the launch template katuna made for it once the group is
+    gone, and says so, as it does of an absent group's."""
+    subnets = eks_cluster(aws, "templates")
+    made = provision("eks", "up", "--cluster", "templates", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+                     "--node-role", ROLE, env=aws)
+    assert made.returncode == 0, made.stderr
+    template = aws_client("eks", aws).describe_nodegroup(clusterName="templates", nodegroupName="trials")[
+        "nodegroup"]["launchTemplate"]["name"]
+    down = provision("eks", "down", "--cluster", "templates", "--nodegroup", "trials", env=aws)
+    assert (down.returncode, json.loads(down.stdout)) == (0, {"pool": "trials", "state": "ABSENT"}), down.stderr
+    assert down.stderr.endswith(f"node pool trials: deleted; deleted the launch template katuna made for it: "
+                                f"{template}\n"), down.stderr
+
+
+def test_eks_down_refused_the_launch_template_says_the_group_is_deleted_and_what_to_grant():
+    """Where the script's identity may not ``ec2:DeleteLaunchTemplate``, ``down`` says the group
+    is deleted and which template is left, refused, with the grant: no "could not be followed",
+    nothing said to go on in the cloud. ``down`` again says the same of the template alone."""
+    with served("1000000", deny_template_deletes=True) as denied:
+        subnets = eks_cluster(denied, "templates")
+        made = provision("eks", "up", "--cluster", "templates", "--nodegroup", "trials", "--subnets",
+                         ",".join(subnets), "--node-role", ROLE, env=denied)
+        assert made.returncode == 0, made.stderr
+        eks, ec2 = aws_client("eks", denied), aws_client("ec2", denied)
+        template = eks.describe_nodegroup(clusterName="templates", nodegroupName="trials")["nodegroup"][
+            "launchTemplate"]["name"]
+        flags = ["eks", "down", "--cluster", "templates", "--nodegroup", "trials"]
+        refused = provision(*flags, env=denied)
+        assert (refused.returncode, refused.stdout) == (1, ""), refused.stderr
+        assert eks.list_nodegroups(clusterName="templates")["nodegroups"] == [], refused.stderr
+        assert refused.stderr.endswith(
+            f"\nerror: node pool trials: node group trials is deleted, but not the launch template katuna made for "
+            f"it ({template}): EKS refused the request: UnauthorizedOperation: You are not authorized to perform "
+            f"this operation. User: {DENIED_USER} is not authorized to perform: ec2:DeleteLaunchTemplate on "
+            f"resource: launch-template/{ec2.describe_launch_templates()['LaunchTemplates'][0]['LaunchTemplateId']} "
+            f"because no identity-based policy allows the ec2:DeleteLaunchTemplate action.; {EKS_GRANT}\n"), (
+            refused.stderr)
+        assert template in {t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]}
+        again = provision(*flags, env=denied)
+        assert again.returncode == 1 and "ec2:DeleteLaunchTemplate" in again.stderr, again.stderr

@@ -725,3 +725,17 @@ def test_a_submitted_field_of_the_wrong_type_is_refused_naming_it_and_nothing_is
     assert {"path": path, "message": message} in [{k: p[k] for k in ("path", "message")}
                                                   for p in answer.get_json()["problems"]]
     assert client.get("/studies/typed").status_code == 404
+
+
+@pytest.mark.parametrize("objective,path,name", [
+    ({"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "acc", "direction": "maximize"},
+                  {"name": "loss", "direction": "maximize"}]}, "objective.metrics[2].name", "loss"),
+    ({"metric": "loss", "direction": "minimize", "additionalMetrics": ["acc", "loss"]}, "objective.additionalMetrics[1]",
+     "loss"),
+    ({"metrics": [{"name": "acc", "direction": "maximize"}, {"name": "latency", "direction": "minimize"}],
+      "additionalMetrics": ["f1", "acc"]}, "objective.additionalMetrics[1]", "acc")])
+def test_a_metric_named_twice_is_refused_at_its_repetition(objective, path, name):
+    """At the path of the name to remove, not at ``objective`` as a whole; once."""
+    definition = study_definition()
+    definition["objective"] = objective
+    assert problems(definition) == [f"{path}: metric {name!r} is listed more than once"]

@@ -17,7 +17,6 @@ must not reach a Secret of anyone else's.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -27,8 +26,6 @@ from functions.adapters.kubernetes_client import call
 from functions.core.errors import PermanentError
 from functions.core.report_token import HOLDER_KEY, holder_name
 from functions.core.workload_labels import MANAGED_BY
-
-log = logging.getLogger("katuna.kubernetes")
 
 OWN = f"{MANAGED_BY}=katuna"
 """The label selector of the Secrets katuna made: the only ones it deletes to make its own."""
@@ -47,7 +44,10 @@ class ReportSecrets:
         the same name, an earlier Job of the attempt, which the collector will delete) is deleted
         and made again, owned by this workload; one made meanwhile by another delivery is taken.
         One of its name that is not katuna's is left, and refused for good
-        (:class:`~functions.core.errors.PermanentError`): the workload is deleted again."""
+        (:class:`~functions.core.errors.PermanentError`): the workload is deleted again. So is
+        any Secret of its name where katuna's grant lacks ``deletecollection`` (a namespace bound
+        to an older release's role): katuna, which never reads a Secret, cannot tell it is its own,
+        and the pod would read the ``token`` key of whoever's it is."""
         metadata = workload["metadata"]
         name = holder_name(metadata["name"])
         body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -61,7 +61,14 @@ class ReportSecrets:
         # delivery's made meanwhile (taken, once deleted and made again) or not katuna's.
         for _ in range(2):
             cleared = self._delete_own(namespace, name)
-            if self._create(namespace, body) or cleared is not False:
+            if cleared is None:
+                raise PermanentError(
+                    f"Kubernetes refused to create Secret {name} in namespace {namespace} (the attempt's report "
+                    f"token): a Secret of that name is there, and katuna may not deletecollection secrets in "
+                    f"namespace {namespace}, its only way to tell (and delete) one of its own: katuna leaves it, "
+                    "whoever's it is. Grant katuna deletecollection on secrets there (the katuna-trials "
+                    "ClusterRole does), or rename that Secret, or the study")
+            if self._create(namespace, body) or cleared:
                 return
         raise PermanentError(
             f"Kubernetes refused to create Secret {name} in namespace {namespace} (the attempt's report "
@@ -78,15 +85,12 @@ class ReportSecrets:
         """Delete the Secret ``name`` where katuna made it (labelled :data:`OWN`), in one
         collection delete selecting it by name and label, so a Secret of the name that is not
         katuna's is never touched; whether one was deleted. None where katuna's grant lacks
-        ``deletecollection`` (its namespace bound to an older release's role: 403), logged: the
-        Secret is left, and, an earlier owner's, goes with that owner, the look making the
-        attempt's own again (:mod:`~functions.adapters.kubernetes_running`)."""
+        ``deletecollection`` (its namespace bound to an older release's role: 403): the Secret
+        is left, whoever's it is."""
         deleted = call(lambda: self._core.delete_collection_namespaced_secret(
             namespace, label_selector=OWN, field_selector=f"metadata.name={name}", _preload_content=False),
             f"delete Secret {name}", tolerate=(403,))
         if deleted is None:
-            log.warning("katuna may not deletecollection secrets in namespace %s (grant it, as the katuna-trials "
-                        "ClusterRole does): Secret %s is left as it is", namespace, name)
             return None
         # Read raw: the API answers with the list of the Secrets deleted, which the client's
         # V1Status model would drop.

@@ -9,7 +9,9 @@ and once the first :data:`UNREPORTED_TRIALS` trials of a study to end have all f
 the same objective, with none completed or pruned, the study fails saying what to fix
 (:func:`misreported`), whatever its ``maxFailedTrials``: every later trial would fail alike. A
 trial that printed nothing metric-like, or that exited with an error, is no sign of a misspelt
-name: one among those first trials leaves the study to ``maxFailedTrials``.
+name: one among those first trials leaves the study to ``maxFailedTrials``. Nor is one whose log
+the kubelet rotated, whose objective's reports may have gone with the lines lost: it is marked as
+never reporting its objective, without what it printed instead (:func:`after_rotation`).
 
 A trial that prints its objective as ``loss: 0.3`` (Keras' form), which the default rule
 (``name=value``) passes over, fails alike, its reason quoting the report and saying what to
@@ -63,6 +65,14 @@ def unreported(missing: Sequence[str], lines: Sequence[str] | None, spec: Study,
     said = (_colon_said(colon, rule_field) if colon else "") + _instead(printed, field)
     return said, Unreported(tuple(missing), tuple(printed), field if printed else "",
                             colon[0] if colon else "", rule_field if colon else "")
+
+
+def after_rotation(mark: Unreported | None) -> Unreported | None:
+    """The mark of a trial whose log lost lines to the kubelet's rotation: the objectives it never
+    reported (Katib counts it ``MetricsUnavailable``), without what its last lines print instead,
+    since the objective's reports may be among the lines lost: no sign of a misspelt name, nor of
+    a report with a colon, for :func:`misreported`."""
+    return None if mark is None else Unreported(mark.missing)
 
 
 def _instead(printed: Sequence[str], field: str) -> str:

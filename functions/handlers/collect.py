@@ -122,7 +122,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     state, values, reason, mark = _verdict(record, data, metrics, tail)
     reason = "\n".join(part for part in (rotation, reason) if part)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
-               "unreported": None if rotation else mark,  # marked where the reason begins with the verdict
+               "unreported": unreported.after_rotation(mark) if rotation else mark,
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data), "peak_memory": data.get("peakMemory")}
     store.update_trial(record.name, trial.number, **outcome)

@@ -34,10 +34,13 @@ class PoolChange:
 
 @dataclass(frozen=True)
 class OperationStatus:
-    """How a pending operation stands: still running, done, or failed with the cloud's message."""
+    """How a pending operation stands: still running, done, or failed with the cloud's message;
+    ``also``, what a done one did besides, in words (an EKS delete's launch templates, deleted once
+    its group was gone), which the provisioning script tells."""
 
     done: bool
     error: str | None = None
+    also: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,19 +29,21 @@ def parse_objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[
         if not items:
             r.fail("objective.metrics", "expected at least one objective")
         objectives = [_one_objective(r, item, f"objective.metrics[{i}]", "name") for i, item in enumerate(items)]
-        named = [item.get("name") for item in items if isinstance(item, Mapping)]
+        named = [(f"objective.metrics[{i}].name", item.get("name")) for i, item in enumerate(items)
+                 if isinstance(item, Mapping)]
     else:
         objectives = [_one_objective(r, obj, "objective", "metric")]
-        named = [obj.get("metric")]
+        named = [("objective.metric", obj.get("metric"))]
     found = tuple(o for o in objectives if o is not None)
     additional = tuple(r.get(obj, "additionalMetrics", "objective", "list") or ())
     for i, metric in enumerate(additional):
         if not isinstance(metric, str) or not metric:
             r.fail(f"objective.additionalMetrics[{i}]", "expected a metric name")
     # An objective refused for another field (its direction) still names a collected metric.
-    names = [n for n in named if isinstance(n, str) and n] + [m for m in additional if isinstance(m, str)]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        r.fail("objective", f"metric {dup!r} is listed more than once")
+    paths = [(path, n) for path, n in named if isinstance(n, str) and n] + [
+        (f"objective.additionalMetrics[{i}]", m) for i, m in enumerate(additional) if isinstance(m, str)]
+    names = [n for _, n in paths]
+    _refuse_repeats(r, paths)
     strategies = r.get(obj, "strategies", "objective", "mapping") or {}
     unread = not isinstance(obj.get("additionalMetrics") or [], list)  # its own problem: its names are unknown
     for metric, strategy in strategies.items():
@@ -51,6 +53,16 @@ def parse_objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[
         if strategy not in STRATEGIES:
             r.fail(f"objective.strategies.{metric}", f"expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
     return found, tuple(m for m in additional if isinstance(m, str)), tuple(sorted(strategies.items()))
+
+
+def _refuse_repeats(r: Reader, paths: list[tuple[str, str]]) -> None:
+    """Refuse each metric named again (``paths``: where each name is, in order) at the path of
+    its repetition, where the reader finds what to remove."""
+    seen: set[str] = set()
+    for path, name in paths:
+        if name in seen:
+            r.fail(path, f"metric {name!r} is listed more than once")
+        seen.add(name)
 
 
 def _one_objective(r: Reader, data: Any, path: str, name_key: str) -> Objective | None:
