@@ -16,6 +16,7 @@ import boto3
 import moto_eks
 import moto_eks_iam
 import pytest
+from clocks import Clock
 from conftest import study_definition
 from gke_stub import GkeStub
 from moto import mock_aws
@@ -36,14 +37,6 @@ from infra import eks, eks_clients, eks_requests, gke, gke_requests
 
 GRACE = 1800.0
 INSTALLATION = installation_value("katuna.tuning")
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def pool_study(study: str, provider: str = "gke", **pool) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from clocks import Clock
 from conftest import study_definition, undo_trial_changes, unlined
 from gke_stub import GkeStub
 from test_nodepools_gke import MetadataServerHiccup, signed_in
@@ -40,19 +41,11 @@ START = 1_000_000.0
 """When the tests' studies are stored, and their clock's first reading."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def world(gke_api: GkeStub, tmp_path: Path):
     store = SqliteStore(tmp_path / "katuna.db")
     pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
-    clock = Clock()
+    clock = Clock(START)
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
     yield Dispatcher(deps), store, clock
     store.close()
@@ -607,7 +600,7 @@ def test_a_pool_whose_raise_lost_its_answer_gets_back_the_limits_it_was_found_wi
     store = SqliteStore(tmp_path / "katuna.db")
     pools = RaiseAnswerLost(gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"),
                                              gke.client(gke_api.url)), gke_api, "trials")
-    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools))
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(START), pools))
     submit(store, pool_study("raised", name="trials", maxNodes=6), "u1")
     for event in [created("raised", "u1"), *[pool_check()] * 3]:
         for _ in range(3):  # delivered again while it fails, as a Trigger retries it
@@ -907,7 +900,7 @@ def test_a_release_in_a_cluster_gke_does_not_have_is_not_taken_for_a_deleted_poo
 def test_a_token_refresh_failing_for_a_while_is_retried_and_never_fails_the_study(gke_api: GkeStub, tmp_path):
     credentials = MetadataServerHiccup(failures=4)
     store = SqliteStore(tmp_path / "katuna.db")
-    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(),
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(START),
                                  signed_in(gke_api, credentials)))
     submit(store, pool_study("hiccup"), "u1")
     for _ in range(3):
@@ -974,7 +967,7 @@ def capped(gke_api: GkeStub, tmp_path: Path):
     """The world of the tests above, holding at most two node pools at once."""
     store = SqliteStore(tmp_path / "katuna.db")
     pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
-    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools,
+    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(START), pools,
                 limits=Limits(pools=2))
     yield Dispatcher(deps), store, deps
     store.close()
@@ -1046,7 +1039,7 @@ def test_a_study_without_a_pool_leaves_provision_nothing_to_write_nor_to_wait_fo
     takes no write lock (another process holding it does not hold the handling up) and keeps
     no record, while a pool study's handling still writes and records."""
     store = SqliteStore(tmp_path / "katuna.db", busy_timeout=0.05)
-    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock()))
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(START)))
     submit(store, study_definition(name="plain"), "u-plain")
     submit(store, pool_study("pooled"), "u-pooled")
     other = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from clocks import Clock
 from conftest import study_definition
 from gke_stub import GkeStub
 
@@ -40,14 +41,6 @@ from infra import gke, gke_requests
 START = 10_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def world(tmp_path: Path, gke_api: GkeStub):
     """The dispatcher on a real database, real trial processes and the GKE stand-in, at most
@@ -55,7 +48,7 @@ def world(tmp_path: Path, gke_api: GkeStub):
     store = SqliteStore(tmp_path / "katuna.db")
     executor = LocalExecutor(tmp_path / "logs", lambda event: None)
     pools = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tuning"), gke.client(gke_api.url))
-    deps = Deps(store, executor, Clock(), pools, running_trials=1)
+    deps = Deps(store, executor, Clock(START), pools, running_trials=1)
     yield deps
     executor.shutdown()
     store.close()

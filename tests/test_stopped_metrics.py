@@ -27,7 +27,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import POOL_CHECK, Event, study_completed, study_created
 from functions.core.launch import trial_launch
-from functions.core.records import PRUNED, STOPPED_AT_END
+from functions.core.records import PRUNED, STOPPED_AT_END, StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, progress_scan, reconcile
@@ -123,6 +123,21 @@ def _delivered(deps: Deps, events: list[Event]) -> None:
         _delivered(deps, Dispatcher(deps).deliver(event))
 
 
+def _printing(deps: Deps, kube, name: str) -> StudyRecord:
+    """A study ``name`` of one cluster trial, stored and started, once the trial has printed its metrics."""
+    definition = study_definition(name, maxTrials=1, parallelism=1,
+                                  objective={"metric": "loss", "direction": "minimize", "additionalMetrics": ["accuracy"]})
+    definition["trialTemplate"].update(image="python:3.12", command=[sys.executable, "-c", RUNNING,
+                                                                     "${trialParameters.x}"])
+    record, _ = store_study(deps, parse_study(definition), definition)
+    _delivered(deps, [study_created(record.name, record.uid)])
+    launch = trial_launch(record, deps.store.get_trial(name, 0))
+    eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
+    eventually(lambda: "accuracy=0.55" in "".join(deps.executor.output(launch)), "the trial's metrics printed",
+               timeout=60)
+    return record
+
+
 @pytest.mark.slow
 def test_a_cluster_trial_stopped_by_its_studys_end_keeps_what_its_pods_log_held_once(tmp_path: Path, kube):
     """On a cluster the stop deletes the Job and its pods' logs with it: the output is read
@@ -132,17 +147,7 @@ def test_a_cluster_trial_stopped_by_its_studys_end_keeps_what_its_pods_log_held_
     store = SqliteStore(tmp_path / "katuna.db")
     deps = Deps(store, KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url)), time.time)
     try:
-        definition = study_definition("halted", maxTrials=1, parallelism=1,
-                                      objective={"metric": "loss", "direction": "minimize",
-                                                 "additionalMetrics": ["accuracy"]})
-        definition["trialTemplate"].update(image="python:3.12", command=[sys.executable, "-c", RUNNING,
-                                                                         "${trialParameters.x}"])
-        record, _ = store_study(deps, parse_study(definition), definition)
-        _delivered(deps, [study_created(record.name, record.uid)])
-        launch = trial_launch(record, store.get_trial("halted", 0))
-        eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
-        eventually(lambda: "accuracy=0.55" in "".join(deps.executor.output(launch)), "the trial's metrics printed",
-                   timeout=60)
+        record = _printing(deps, kube, "halted")
         end = study_completed("halted", record.uid, "stopped", "stopped by its user")
         before = len(kube.audit)
         _delivered(deps, [end])
@@ -169,17 +174,7 @@ def test_a_cluster_trial_whose_running_log_was_kept_keeps_those_observations_whe
     executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url))
     deps = Deps(store, executor, time.time, logs=executor)
     try:
-        definition = study_definition("scanned", maxTrials=1, parallelism=1,
-                                      objective={"metric": "loss", "direction": "minimize",
-                                                 "additionalMetrics": ["accuracy"]})
-        definition["trialTemplate"].update(image="python:3.12", command=[sys.executable, "-c", RUNNING,
-                                                                         "${trialParameters.x}"])
-        record, _ = store_study(deps, parse_study(definition), definition)
-        _delivered(deps, [study_created(record.name, record.uid)])
-        launch = trial_launch(record, store.get_trial("scanned", 0))
-        eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
-        eventually(lambda: "accuracy=0.55" in "".join(deps.executor.output(launch)), "the trial's metrics printed",
-                   timeout=60)
+        record = _printing(deps, kube, "scanned")
         progress_scan.scan(deps, [store.get_study("scanned")])
         assert len(store.observations("scanned", 0, 1)) == 3, "the running log's observations kept"
         before = len(kube.audit)

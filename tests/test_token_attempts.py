@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clocks import Clock
 from http_helpers import Service
 from test_openapi_answers import _check
 
@@ -24,21 +25,13 @@ REMOTE = {"REMOTE_ADDR": "198.51.100.7"}
 """A client on another host."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple]:
     """The real app with ``KATUNA_API_TOKEN``, its failed attempts counted on a clock the test turns."""
     runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=TOKEN))
     try:
         app = create_app(runtime)
-        clock = Clock()
+        clock = Clock(1000.0)
         app.extensions[ATTEMPTS] = Attempts(clock)
         yield app.test_client(), clock
     finally:
