@@ -52,6 +52,22 @@ def _unredirected(request: urllib.request.Request, context: ssl.SSLContext | Non
     return unredirected_opener(context).open(request, timeout=TIMEOUT_SECONDS)
 
 
+class IssuerUnreadable(Exception):
+    """The issuer's discovery document names no issuer: ``KATUNA_OIDC_ISSUER_URL`` leads elsewhere."""
+
+
+def _issuer_of(answer: Any, url: str) -> str:
+    """The ``issuer`` the discovery document at ``url`` names; :class:`IssuerUnreadable` when it
+    holds none (no JSON object, or one without that string), which no token is to blame for."""
+    try:
+        issuer = json.load(answer).get("issuer")
+    except (ValueError, AttributeError) as exc:
+        raise IssuerUnreadable(f"{url} holds no OpenID discovery document naming its issuer: {exc}") from exc
+    if not isinstance(issuer, str) or not issuer:
+        raise IssuerUnreadable(f"{url} holds no OpenID discovery document naming its issuer (no \"issuer\")")
+    return issuer
+
+
 class Verifier:
     """Checks delivery tokens for one audience against one issuer's published keys."""
 
@@ -89,7 +105,7 @@ class Verifier:
                 request = urllib.request.Request(self.base + "/.well-known/openid-configuration",
                                                  headers=self._headers())
                 with _unredirected(request, self._ssl_context()) as answer:
-                    self._issuer = json.load(answer)["issuer"]
+                    self._issuer = _issuer_of(answer, request.full_url)
                 self._keys = jwt.PyJWKClient(self.base + "/openid/v1/jwks", headers=self._headers(),
                                              timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context(),
                                              cooldown_duration=COOLDOWN_SECONDS)
@@ -108,7 +124,7 @@ class Verifier:
             self._refuse_while_failed()
             issuer, keys = self._discover()
             key = keys.get_signing_key_from_jwt(token)
-        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+        except (jwt.PyJWKClientConnectionError, OSError, IssuerUnreadable) as exc:
             self._failed = (time.monotonic(), str(exc))
             raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
         except jwt.PyJWKClientError as exc:
