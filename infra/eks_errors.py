@@ -37,6 +37,7 @@ from botocore.parsers import ResponseParserError
 from urllib3.exceptions import LocationValueError
 
 from functions.core.errors import TemporaryError
+from functions.core.masked_urls import without_userinfo
 from functions.core.nodepool import NodePoolFailed
 from infra.eks_requests import NODE_ROLE_SETTING, REGION_SETTING, SUBNETS_SETTING
 
@@ -92,6 +93,15 @@ own retry quota spent. Any other error of botocore is raised before anything is 
 configuration or the request, and no retry changes it."""
 
 
+def masked(error: Exception) -> Exception:
+    """``error`` (katuna's, made by :func:`translate` or :func:`set_up_failure`) with the user and
+    password of any endpoint URL it quotes masked: botocore's ``Could not connect to the endpoint
+    URL: "http://USER:PASSWORD@HOST/..."`` quotes ``AWS_ENDPOINT_URL`` whole."""
+    if isinstance(error, NodePoolFailed):
+        return NodePoolFailed(without_userinfo(error.reason), error.field)
+    return type(error)(without_userinfo(str(error)))
+
+
 def set_up_failure(exc: Exception, region: str | None) -> Exception:
     """katuna's error for EKS, EC2 and Auto Scaling clients that the AWS configuration cannot
     make: a region or credentials missing or unusable, a setting botocore refuses, an endpoint
@@ -101,8 +111,8 @@ def set_up_failure(exc: Exception, region: str | None) -> Exception:
     if isinstance(exc, (*_UNSET, *_UNUSABLE, CredentialRetrievalError, InvalidRegionError)):
         return translate(exc, region)
     if isinstance(exc, BotoCoreError):
-        return NodePoolFailed(f"the AWS configuration is invalid: {exc}; {_FIX_CONFIGURATION}")
-    return NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}")
+        return masked(NodePoolFailed(f"the AWS configuration is invalid: {exc}; {_FIX_CONFIGURATION}"))
+    return masked(NodePoolFailed(f"{_BAD_ENDPOINT}: {exc}"))
 
 
 def code(exc: ClientError) -> str:
@@ -154,7 +164,12 @@ def translate(exc: Exception, region: str | None = None) -> Exception:
     """katuna's error for what a call (or the clients' set-up, in ``region``) raised: a
     :class:`~functions.core.errors.TemporaryError` where the same call may pass later, else a
     :class:`~functions.core.nodepool.NodePoolFailed` saying what to fix, naming the field or
-    setting where one is to blame."""
+    setting where one is to blame; an endpoint URL's user and password masked (:func:`masked`)."""
+    return masked(_translated(exc, region))
+
+
+def _translated(exc: Exception, region: str | None) -> Exception:
+    """:func:`translate`'s error, before it is masked."""
     if _no_region(exc, region):
         return NodePoolFailed(f"EKS has no region {region} (expected an AWS region, such as us-east-1): {exc}",
                               REGION_SETTING)

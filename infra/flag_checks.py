@@ -24,6 +24,7 @@ import click
 
 from functions.core.errors import InvalidSetting
 from functions.core.limits import PREFIX, Limits
+from functions.core.masked_urls import without_userinfo
 from functions.core.nodepool import EKS, GKE_POOL_NODES, NodePool, parse_node_pool
 from functions.core.reader import Reader
 from functions.settings import values as setting_values
@@ -161,7 +162,8 @@ def endpoint(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     try:
         return setting_values.endpoint(value)
     except ValueError:
-        raise click.BadParameter(f"expected {setting_values.EXPECTED[setting_values.endpoint]}, got {value!r}") from None
+        raise click.BadParameter(f"expected {setting_values.EXPECTED[setting_values.endpoint]}, "
+                                 f"got {without_userinfo(repr(value))}") from None
 
 
 def limits(nodes_per_group: int | None = None) -> Limits:

@@ -13,6 +13,7 @@ from kubernetes import client
 from test_kube_standin import job
 from waiting import eventually
 
+from functions.adapters.kubernetes_log_tails import tail
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.core.kept_tails import KEPT_LINES
 
@@ -33,5 +34,5 @@ def test_a_log_of_latin_1_lines_is_kept_whole_where_it_is_whole(kube: KubeStub):
             else None
 
     pods = eventually(written, "the trial prints its last line", timeout=30)
-    text, whole = PodLogs(client.ApiClient(kube.configuration()), time.time).tail(pods, "katuna", "trial")
+    text, whole = tail(PodLogs(client.ApiClient(kube.configuration()), time.time), pods, "katuna", "trial")
     assert whole and text.startswith("caf\ufffd " * 2730 + "\nline 0\n"), text[:40]

@@ -86,6 +86,11 @@ def test_gke_endpoint_no_client_could_reach_is_a_bad_flag(command: str, endpoint
         f"stand-in, https://HOST) or HOST[:PORT], got {endpoint!r}")
 
 
+def test_a_gke_endpoint_refused_is_quoted_without_its_user_and_password():
+    assert bad_flag("gke", "status", *GKE_FLAGS, "--endpoint", "http://alice:s3cret@127.0.0.1:99999").endswith(
+        "got 'http://***@127.0.0.1:99999'")
+
+
 @pytest.mark.parametrize("dry_run", DRY_RUN, ids=["run", "dry-run"])
 def test_gke_up_machine_type_of_no_compute_engine_shape_is_a_bad_flag_and_asks_nothing(gke_api: GkeStub,
                                                                                      dry_run: tuple[str, ...]):

@@ -658,6 +658,19 @@ def test_eks_with_credentials_that_cannot_be_had_says_so_at_once_not_unreachable
     assert "unreachable" not in result.stderr and "cannot reach" not in result.stderr, result.stderr
 
 
+def test_an_aws_endpoint_urls_user_and_password_are_masked_in_retry_lines_and_errors():
+    """botocore's ``Could not connect to the endpoint URL`` quotes ``AWS_ENDPOINT_URL`` whole: the
+    user and password in it were printed in each retry line of ``up --dry-run`` and in its error."""
+    env = {"AWS_ENDPOINT_URL": f"http://alice:s3cret@127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
+    result = provision("eks", "up", *EKS_FLAGS, "--region", "eu-west-1", "--subnets", "subnet-1", "--node-role", ROLE,
+                       "--dry-run", "--timeout", "2", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "trying again in" in result.stderr and "Could not connect to the endpoint URL" in result.stderr
+    assert "s3cret" not in result.stderr and "alice" not in result.stderr, result.stderr
+    assert '"http://***@127.0.0.1:' in result.stderr.splitlines()[-1], result.stderr
+
+
 def test_eks_up_while_the_cluster_updates_asks_again_until_it_is_active(moto_server: dict[str, str]):
     """EKS refuses node group changes while the cluster is UPDATING (an update of its
     configuration): ``up`` asks again until the update is done, within ``--timeout``."""

@@ -213,6 +213,8 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_GKE_ENDPOINT", "ftp://gke.example.org", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got 'ftp://gke.example.org'"),
     ("KATUNA_GKE_ENDPOINT", "http://127.0.0.1:99999", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], "
                                                       "got 'http://127.0.0.1:99999'"),
+    ("KATUNA_GKE_ENDPOINT", "http://alice:s3cret@127.0.0.1:99999", "KATUNA_GKE_ENDPOINT: expected an API endpoint's "
+     "URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got 'http://***@127.0.0.1:99999'"),
     ("KATUNA_GKE_ENDPOINT", " ", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got ' '"),
     ("KATUNA_GKE_ENDPOINT", "http://", "KATUNA_GKE_ENDPOINT: expected an API endpoint's URL (http://127.0.0.1:PORT for a local stand-in, https://HOST) or HOST[:PORT], got 'http://'"),
     ("KATUNA_K8S_API", "127.0.0.1:8001", "KATUNA_K8S_API: expected an http:// or https:// URL with a host (and a port from 1 to 65535), got '127.0.0.1:8001'"),

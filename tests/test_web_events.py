@@ -97,17 +97,21 @@ def test_an_event_answer_does_not_tell_whether_a_study_exists(queued: Service):
 class Issuer:
     """A loopback stand-in for the API server's service-account issuer: OIDC discovery and JWKS."""
 
-    def __init__(self, keys: list[dict]) -> None:
+    def __init__(self, keys: list[dict], discovery: dict | None = None) -> None:
         issuer = self
         self.key_reads = 0
+        self.reads: dict[str, int] = {}
+        self.failing: set[str] = set()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                documents = {"/.well-known/openid-configuration": {"issuer": ISSUER, "jwks_uri": issuer.url + "/openid/v1/jwks"},
-                             "/openid/v1/jwks": {"keys": keys}}
+                found = {"issuer": ISSUER, "jwks_uri": issuer.url + "/openid/v1/jwks"} if discovery is None else discovery
+                documents = {"/.well-known/openid-configuration": found, "/openid/v1/jwks": {"keys": keys}}
                 issuer.key_reads += self.path == "/openid/v1/jwks"
+                issuer.reads[self.path] = issuer.reads.get(self.path, 0) + 1
                 body = json.dumps(documents.get(self.path, {})).encode()
-                self.send_response(200 if self.path in documents else 404)
+                failing = self.path in issuer.failing
+                self.send_response(503 if failing else 200 if self.path in documents else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -233,6 +237,45 @@ def test_tokens_naming_unknown_keys_do_not_each_make_the_service_read_the_issuer
     finally:
         service.close()
         issuer.close()
+
+
+@pytest.mark.parametrize("failing", ["/.well-known/openid-configuration", "/openid/v1/jwks"])
+def test_while_the_issuer_cannot_be_read_deliveries_are_answered_at_once_without_asking_it_each_time(
+        tmp_path: Path, failing: str):
+    """Every delivery asked the issuer again while it failed (its discovery one at a time, each up
+    to 10 s; its keys with the pod's token each time, PyJWT counting its cooldown from a read
+    that succeeded): a failed read is remembered for ``oidc.RETRY_SECONDS``, and deliveries in
+    that time are answered 503 at once, saying why, which the broker retries."""
+    issuer = Issuer([_jwk(RSA_KEY, "rsa", jwt.algorithms.RSAAlgorithm)])
+    issuer.failing.add(failing)
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_OIDC_AUDIENCE=AUDIENCE, KATUNA_OIDC_ISSUER_URL=issuer.url)
+    token = {"Authorization": f"Bearer {jwt.encode(_claims(), RSA_KEY, 'RS256', headers={'kid': 'rsa'})}"}
+    try:
+        answers = [_post(service, "/", completed("any"), **token) for _ in range(5)]
+    finally:
+        service.close()
+        issuer.close()
+    assert [status for status, _ in answers] == [503] * 5
+    assert issuer.reads[failing] == 1, issuer.reads
+    assert "could not read the token issuer's keys" in answers[0][1]["message"], answers[0]
+    assert re.search(r"could not be read \d+(\.\d+)? s ago .*503.* asked again after", answers[-1][1]["message"]), \
+        answers[-1]
+
+
+def test_an_issuer_whose_discovery_document_names_no_issuer_has_deliveries_retried_not_refused(tmp_path: Path):
+    """A discovery document without ``issuer`` (KATUNA_OIDC_ISSUER_URL naming another server) was
+    taken as a bad token: 401, and the broker sent the event to its dead letters."""
+    issuer = Issuer([_jwk(RSA_KEY, "rsa", jwt.algorithms.RSAAlgorithm)], discovery={"keys": []})
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_OIDC_AUDIENCE=AUDIENCE, KATUNA_OIDC_ISSUER_URL=issuer.url)
+    token = {"Authorization": f"Bearer {jwt.encode(_claims(), RSA_KEY, 'RS256', headers={'kid': 'rsa'})}"}
+    try:
+        status, answer = _post(service, "/", completed("any"), **token)
+    finally:
+        service.close()
+        issuer.close()
+    assert status == 503 and "no OpenID discovery document naming its issuer" in answer["message"], answer
 
 
 def test_the_api_token_still_reaches_the_event_paths_beside_oidc(knative: Service):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from functions.adapters import kubernetes_log_tails
 from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import counted, disruption_of, replacements
@@ -39,21 +40,22 @@ class LogReads:
 
     def last_lines(self, launch: TrialLaunch, keep: bool = False,
                    seen: Callable[[str], None] | None = None) -> KeptTail:
-        """The last lines of the attempt's log (:meth:`~functions.adapters.kubernetes_logs.PodLogs.tail`),
+        """The last lines of the attempt's log (:func:`~functions.adapters.kubernetes_log_tails.tail`),
         to keep before :meth:`stop_trials` deletes (or, with ``keep``, suspends) its workload and
         its pods' logs with it. A read that fails is logged and keeps no line: the stop goes on.
         With ``seen``, the whole output is read instead, once, each line handed to ``seen``
-        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.whole`: the same requests), and a
+        (:func:`~functions.adapters.kubernetes_log_tails.whole`: the same requests), and a
         read that fails raises."""
         kind = "Job" if is_job(launch) else str((launch.trial_spec or {}).get("kind"))
         stopped = f"{'suspended' if keep and is_job(launch) else 'deleted'} {kind} {launch.job_name}"
         if seen is not None:
-            text, whole = self._pod_logs.whole(self._jobs.pods(launch), self._jobs.namespace(launch),
-                                               primary_container_name(launch), launch.job_name, seen)
+            text, whole = kubernetes_log_tails.whole(self._pod_logs, self._jobs.pods(launch),
+                                                     self._jobs.namespace(launch), primary_container_name(launch),
+                                                     launch.job_name, seen)
             return KeptTail(text, stopped, whole)
         try:
-            read = self._pod_logs.tail(self._jobs.pods(launch), self._jobs.namespace(launch),
-                                       primary_container_name(launch))
+            read = kubernetes_log_tails.tail(self._pod_logs, self._jobs.pods(launch), self._jobs.namespace(launch),
+                                             primary_container_name(launch))
         except KatunaError as exc:
             log.warning("keeping the last lines of %s's log before it is stopped: %s", launch.job_name, exc)
             read = None

@@ -1,9 +1,10 @@
 """Reading a trial's pod logs from the Kubernetes API, for the Kubernetes executor: the whole
 output streamed pod by pod in bounded memory, the log a person reads (every pod's, and, of a
 container its kubelet ran again in place, its run before the current one too), a bounded slice
-of the running pod's log, where the current pod's log begins, and the last lines of the
-attempt's log, to keep as katuna ends it. A pod that has no log to give (never started, gone,
-or on a node that cannot be reached) is skipped rather than an error.
+of the running pod's log, and where the current pod's log begins; the reads of one pod's log
+that :mod:`functions.adapters.kubernetes_log_tails` makes to keep an attempt's last lines as
+katuna ends it. A pod that has no log to give (never started, gone, or on a node that cannot be
+reached) is skipped rather than an error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import counted, current_run, disrupted, status_of
 from functions.core.errors import OutputLost, Stopping
-from functions.core.kept_tails import KEPT_BYTES, KEPT_LINES, kept_text, last_bytes, split_lines
 from functions.core.lines import bounded_lines
 from functions.core.live_log import LiveRead, LogMark, marked_lines
 from functions.core.log_cursor import NANOS, Cursor, RunningLog, written_at
@@ -37,9 +37,6 @@ CHUNK = 64 * 1024
 
 FIRST_STAMP_BYTES = 64
 """Bytes read of a log to learn when its first line was written: its RFC 3339 time comes first."""
-
-EARLIER_NOTE_BYTES = 512
-"""Bytes the lines of katuna's around an earlier run's kept tail take at most."""
 
 CLOCK_ALLOWANCE = 2
 """Seconds a running trial's log is read from before the last line read: the API counts
@@ -90,37 +87,37 @@ class PodLogs:
         """The logs :meth:`streams` and :meth:`read_as_shown` read, each line with its mark or None."""
         read = False
         for pod in pods:
-            self._check(pod.metadata.name)
+            self.check(pod.metadata.name)
             if not (pod.spec and pod.spec.node_name):
                 continue  # never scheduled: the API answers an empty log (204), as if it had written nothing
             earlier = self._earlier(pod, namespace, container) if shown else None
             stamped = marks and pod is pods[-1]
-            response = self._read(pod, namespace, logging.WARNING, container=container,
+            response = self.read(pod, namespace, logging.WARNING, container=container,
                                   timestamps=timestamps or stamped or None)
             if response is None and earlier is None:
                 continue
             read = read or not disrupted(pod)
-            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response,
-                                                                       shown or bool(timestamps))
+            lines = iter(()) if response is None else self.streamed(pod.metadata.name, response,
+                                                                      shown or bool(timestamps))
             run = getattr(status_of(pod, container), "restart_count", 0) or 0
             current = marked_lines(pod.metadata.uid, run, lines) if stamped else ((line, None) for line in lines)
             yield pod.metadata.uid, chain(((line, None) for line in earlier or ()), current)
         if not read:
-            raise _lost(job_name)
+            raise lost_output(job_name)
 
     def _earlier(self, pod: Any, namespace: str, container: str) -> Iterator[str] | None:
         """Of a container its kubelet ran again in place, the log of its run before the current
         one (``previous``) between lines of katuna's saying what it is; None for one never run
         again, or whose earlier run's log the API cannot give."""
         ended = restarted(pod, container)
-        response = None if ended is None else self._read(pod, namespace, logging.WARNING, container=container,
-                                                         previous=True)
+        response = None if ended is None else self.read(pod, namespace, logging.WARNING, container=container,
+                                                        previous=True)
         if ended is None or response is None:
             return None
-        return self._between(pod.metadata.name, ended, self._streamed(pod.metadata.name, response, True))
+        return self.between(pod.metadata.name, ended, self.streamed(pod.metadata.name, response, True))
 
     @staticmethod
-    def _between(pod: str, ended: tuple[int, Any], lines: Iterator[str]) -> Iterator[str]:
+    def between(pod: str, ended: tuple[int, Any], lines: Iterator[str]) -> Iterator[str]:
         """An earlier run's ``lines`` between the lines of katuna's that say what they are."""
         yield earlier_run(pod, ended[0], ended[1].exit_code, ended[1].reason)
         last = "\n"
@@ -139,14 +136,14 @@ class PodLogs:
         if pod is None or pod.metadata.uid != mark.pod or (getattr(status, "restart_count", 0) or 0) != mark.run:
             return None
         since = max(1, math.ceil(self._clock() - mark.at / NANOS) + CLOCK_ALLOWANCE)
-        response = self._read(pod, namespace, container=container, timestamps=True, limit_bytes=limit_bytes,
+        response = self.read(pod, namespace, container=container, timestamps=True, limit_bytes=limit_bytes,
                               since_seconds=since)
         if response is None:
             return None
         size = [0]
 
         def counted_chunks() -> Iterator[bytes]:
-            for chunk in self._raw(pod.metadata.name, response):
+            for chunk in self.raw(pod.metadata.name, response):
                 size[0] += len(chunk)
                 yield chunk
 
@@ -166,80 +163,11 @@ class PodLogs:
         since = None
         if after is not None and after.pod == pod.metadata.uid:
             since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
-        response = self._read(pod, namespace, container=container, timestamps=True,
+        response = self.read(pod, namespace, container=container, timestamps=True,
                               limit_bytes=limit_bytes, since_seconds=since)
         if response is None:
             return None
-        return RunningLog(pod.metadata.uid, list(self._streamed(pod.metadata.name, response, returns=True)))
-
-    def tail(self, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
-        """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's
-        latest pod that has one (of its last :data:`~functions.core.kept_tails.KEPT_LINES`
-        records and one more, which tells a log cut short, so a long log costs no more to read
-        than a short one: :func:`~functions.core.kept_tails.kept_text`), and whether that is the
-        attempt's whole log (its only pod's, all of it); None when no pod has a log. Of a
-        container its kubelet ran again in place, the tail of its run before the current one
-        comes first, as :meth:`read_as_shown` shows it, in up to half the bytes where the
-        current run's tail needs the rest: the crash a person looks for is often there."""
-        for pod in reversed(counted(pods)):
-            if not (pod.spec and pod.spec.node_name):
-                continue
-            ended = restarted(pod, container)
-            earlier = None if ended is None else self._tail_of(pod, namespace, container, previous=True)
-            read = self._tail_of(pod, namespace, container)
-            if read is None and earlier is None:
-                continue
-            return self._after_earlier(pod, ended, earlier, read, len(pods))
-        return None
-
-    def whole(self, pods: list[Any], namespace: str, container: str, job_name: str,
-              seen: Callable[[str], None]) -> tuple[str, bool]:
-        """The attempt's output as :meth:`streams` reads it, each line handed to ``seen`` as it
-        streams in, and what :meth:`tail` keeps, taken from the same one read of each pod's
-        log: the last :data:`~functions.core.kept_tails.KEPT_BYTES` of the latest pod's, its
-        lines keeping their carriage returns (those handed to ``seen`` are cut at them, as
-        :meth:`streams` cuts them), behind the tail of its container's run before the current
-        one where its kubelet ran it again in place (read as :meth:`tail` reads it). Memory
-        stays bounded, whatever the log's size. An output lost raises :class:`OutputLost`."""
-        kept: tuple[str, bool] | None = None
-        read = False
-        for pod in counted(pods):
-            self._check(pod.metadata.name)
-            if not (pod.spec and pod.spec.node_name):
-                continue
-            ended = restarted(pod, container)
-            earlier = None if ended is None else self._tail_of(pod, namespace, container, previous=True)
-            response = self._read(pod, namespace, logging.WARNING, container=container)
-            if response is None and earlier is None:
-                continue
-            read = read or (response is not None and not disrupted(pod))
-            lines = iter(()) if response is None else self._streamed(pod.metadata.name, response, True)
-            current = last_bytes(_handed(lines, seen), KEPT_BYTES) if response is not None else None
-            kept = self._after_earlier(pod, ended, earlier, current, len(pods))
-        if not read:
-            raise _lost(job_name)
-        return kept or ("", False)
-
-    def _after_earlier(self, pod: Any, ended: tuple[int, Any] | None, earlier: tuple[str, bool] | None,
-                       read: tuple[str, bool] | None, pods: int) -> tuple[str, bool]:
-        """What is kept of the pod's log, ``read``, behind the ``earlier`` run's tail, if any, in
-        up to half of :data:`~functions.core.kept_tails.KEPT_BYTES` (:meth:`tail`), and whether
-        that is the attempt's whole log (of its only pod among ``pods``)."""
-        text, whole = read or ("", True)
-        if ended is not None and earlier is not None:
-            room = KEPT_BYTES - EARLIER_NOTE_BYTES - min(len(text.encode()), KEPT_BYTES // 2)
-            before, all_kept = last_bytes(split_lines(earlier[0]), room)
-            text, rest = last_bytes(split_lines(text), KEPT_BYTES - len(before.encode()) - EARLIER_NOTE_BYTES)
-            text = "".join(self._between(pod.metadata.name, ended, iter(split_lines(before)))) + text
-            whole = whole and rest and all_kept and earlier[1] and ended[0] == 1
-        return text, whole and pods == 1
-
-    def _tail_of(self, pod: Any, namespace: str, container: str, previous: bool = False) -> tuple[str, bool] | None:
-        """The kept text of the last records of the log of the pod's container (of its run
-        before the current one, ``previous``) (:func:`~functions.core.kept_tails.kept_text`),
-        and whether it is the run's whole log."""
-        response = self._read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1, previous=previous or None)
-        return None if response is None else kept_text(self._raw(pod.metadata.name, response), KEPT_LINES + 1)
+        return RunningLog(pod.metadata.uid, list(self.streamed(pod.metadata.name, response, returns=True)))
 
     def start(self, pods: list[Any], namespace: str, container: str) -> LogStart | None:
         """Where the log of the current pod (the latest one not disrupted) begins: the time of its
@@ -249,7 +177,7 @@ class PodLogs:
         started, ended = current_run(pods, container)
         if current is None or started is None:
             return None
-        response = self._read(current, namespace, container=container, timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
+        response = self.read(current, namespace, container=container, timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
         if response is None:
             return None
         try:
@@ -261,36 +189,36 @@ class PodLogs:
             response.release_conn()
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
-    def _streamed(self, pod: str, response: BaseHTTPResponse, returns: bool = False) -> Iterator[str]:
-        """The lines of a pod's log as its answer streams in (:meth:`_raw`), with their
+    def streamed(self, pod: str, response: BaseHTTPResponse, returns: bool = False) -> Iterator[str]:
+        """The lines of a pod's log as its answer streams in (:meth:`raw`), with their
         carriage returns kept where ``returns`` asks: always with ``timestamps``, where only
         the text after a line break has a time ahead of it (the text after a carriage return is
         then cut off by :func:`~functions.core.log_cursor.returns_cut` where metrics are read)."""
-        raw = self._raw(pod, response)
+        raw = self.raw(pod, response)
         try:
             yield from bounded_lines(raw, returns=returns)
         finally:
             raw.close()
 
-    def _raw(self, pod: str, response: BaseHTTPResponse) -> Generator[bytes, None, None]:
+    def raw(self, pod: str, response: BaseHTTPResponse) -> Generator[bytes, None, None]:
         """The bytes of a pod's log as its answer streams in, until it ends or reads are stopped;
         the connection released at the end."""
         try:
             for chunk in response.stream(CHUNK):
-                self._check(pod)
+                self.check(pod)
                 yield chunk
         except HTTPError as exc:
             raise translate(exc, f"read the log of pod {pod}") from exc
         finally:
             response.release_conn()
 
-    def _check(self, pod: str) -> None:
+    def check(self, pod: str) -> None:
         """A :class:`Stopping` once reads are stopped (:meth:`stop`)."""
         if self._stopped.is_set():
             raise Stopping(f"katuna is stopping: the read of pod {pod}'s log was given up; the trial's end is "
                            "handled again")
 
-    def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> BaseHTTPResponse | None:
+    def read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> BaseHTTPResponse | None:
         """The pod's log read with ``options``, unread (urllib3's response: the caller decodes its
         bytes), or None when the API has none to give: the container never started (400), waits to
         be run again in place (:func:`between_runs`: the run the API would answer with is the
@@ -318,20 +246,10 @@ class PodLogs:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
 
 
-def _lost(job_name: str) -> OutputLost:
+def lost_output(job_name: str) -> OutputLost:
     """An attempt's output lost: no pod of its Job that ran to its end, or still runs, has a log."""
     return OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone (deleted with the "
                       "Job once its ttlSecondsAfterFinished passed, or with their node), or were never scheduled")
-
-
-def _handed(lines: Iterator[str], seen: Callable[[str], None]) -> Iterator[str]:
-    """``lines``, which keep their carriage returns, each also handed to ``seen`` cut at them,
-    as a line read without them is (:func:`~functions.core.lines.bounded_lines`)."""
-    for line in lines:
-        text = line[:-1] if line.endswith("\n") else line
-        for piece in text.split("\r"):
-            seen(piece + "\n")
-        yield line
 
 
 def restarted(pod: Any, container: str) -> tuple[int, Any] | None:

@@ -23,6 +23,7 @@ from functions import reporter
 from functions.core import trial_kinds
 from functions.core.errors import InvalidSetting
 from functions.core.limits import MAX_EXACT_INT, PREFIX, EksQuotas, Limits
+from functions.core.masked_urls import without_userinfo
 from functions.core.pod_fields import resource_problem
 from functions.core.reader import shown
 
@@ -94,7 +95,7 @@ def converted(name: str, kind: Callable[[str], Any], raw: str) -> Any:
     try:
         value = _plain(kind, raw) if kind in (int, float) else kind(raw)
     except ValueError:
-        raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {raw!r}") from None
+        raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {without_userinfo(repr(raw))}") from None
     return _within_exact(name, value) if isinstance(value, int) else value
 
 

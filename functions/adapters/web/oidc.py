@@ -19,6 +19,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ LEEWAY_SECONDS = 30
 COOLDOWN_SECONDS = 30
 """The least time between two reads of the issuer's keys for tokens naming a key they lack, so
 tokens naming made-up keys cannot make the service ask the API server once each."""
+RETRY_SECONDS = 5
+"""How long a failed read of the issuer (its discovery document or its keys) is remembered:
+deliveries in that time are answered 503 at once, saying why, rather than each asking it again
+(discovery one delivery at a time, each up to :data:`TIMEOUT_SECONDS`; PyJWT's cooldown counts
+only from a read that succeeded)."""
 log = logging.getLogger("katuna.oidc")
 
 
@@ -44,6 +50,22 @@ def _unredirected(request: urllib.request.Request, context: ssl.SSLContext | Non
     the key set's, for urllib would send the pod's service-account token on to whatever host it
     names, and take the issuer it names from there."""
     return unredirected_opener(context).open(request, timeout=TIMEOUT_SECONDS)
+
+
+class IssuerUnreadable(Exception):
+    """The issuer's discovery document names no issuer: ``KATUNA_OIDC_ISSUER_URL`` leads elsewhere."""
+
+
+def _issuer_of(answer: Any, url: str) -> str:
+    """The ``issuer`` the discovery document at ``url`` names; :class:`IssuerUnreadable` when it
+    holds none (no JSON object, or one without that string), which no token is to blame for."""
+    try:
+        issuer = json.load(answer).get("issuer")
+    except (ValueError, AttributeError) as exc:
+        raise IssuerUnreadable(f"{url} holds no OpenID discovery document naming its issuer: {exc}") from exc
+    if not isinstance(issuer, str) or not issuer:
+        raise IssuerUnreadable(f"{url} holds no OpenID discovery document naming its issuer (no \"issuer\")")
+    return issuer
 
 
 class Verifier:
@@ -56,6 +78,7 @@ class Verifier:
         self._issuer: str | None = None
         self._keys: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        self._failed: tuple[float, str] | None = None
 
     def _headers(self) -> dict[str, str]:
         """The pod's service-account token, sent to the issuer over TLS alone: it holds the
@@ -68,13 +91,21 @@ class Verifier:
         ca = self._service_account / "ca.crt"
         return ssl.create_default_context(cafile=str(ca)) if ca.is_file() else None
 
+    def _refuse_while_failed(self) -> None:
+        """``TemporaryError`` while the issuer's last failed read is under :data:`RETRY_SECONDS` old."""
+        failed = self._failed
+        if failed is not None and (ago := time.monotonic() - failed[0]) < RETRY_SECONDS:
+            raise TemporaryError(f"the token issuer's keys could not be read {ago:.1f} s ago ({failed[1]}); "
+                                 f"{self.base} is asked again after {RETRY_SECONDS} s")
+
     def _discover(self) -> tuple[str, jwt.PyJWKClient]:
         with self._lock:
+            self._refuse_while_failed()
             if self._issuer is None or self._keys is None:
                 request = urllib.request.Request(self.base + "/.well-known/openid-configuration",
                                                  headers=self._headers())
                 with _unredirected(request, self._ssl_context()) as answer:
-                    self._issuer = json.load(answer)["issuer"]
+                    self._issuer = _issuer_of(answer, request.full_url)
                 self._keys = jwt.PyJWKClient(self.base + "/openid/v1/jwks", headers=self._headers(),
                                              timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context(),
                                              cooldown_duration=COOLDOWN_SECONDS)
@@ -85,13 +116,16 @@ class Verifier:
         else None; ``TemporaryError`` when the issuer cannot be asked, or when the token names a
         key its keys lacked when last read, which are read again at most every
         :data:`COOLDOWN_SECONDS` (a key rotated in meanwhile: the broker retries, and the retry
-        finds it, where a refusal would have sent the event to the dead letters)."""
+        finds it, where a refusal would have sent the event to the dead letters); a failed read
+        of the issuer is not tried again for :data:`RETRY_SECONDS`."""
         try:
             if not jwt.get_unverified_header(token).get("kid"):
                 raise jwt.InvalidTokenError("the token names no key (kid)")
+            self._refuse_while_failed()
             issuer, keys = self._discover()
             key = keys.get_signing_key_from_jwt(token)
-        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+        except (jwt.PyJWKClientConnectionError, OSError, IssuerUnreadable) as exc:
+            self._failed = (time.monotonic(), str(exc))
             raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
         except jwt.PyJWKClientError as exc:
             raise TemporaryError(f"the token names a key the issuer's keys lack as last read (a key rotated in "
