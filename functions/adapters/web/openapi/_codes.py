@@ -10,7 +10,7 @@ ERROR_CODES = (
     # no such route or method; a service not ready; a fault of katuna's own; another HTTP error
     "not_found", "method_not_allowed", "not_acceptable", "not_ready", "internal_server_error", "http_error",
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
-    "malformed_request", "malformed_event", "malformed_event_data", "unparseable_study", "invalid_study",
+    "malformed_request", "malformed_event", "malformed_event_data", "page_refused", "unparseable_study", "invalid_study",
     "refused_workload", "config_map_forbidden", "unreadable_spec", "damaged_journal", "unreadable_file", "refused_file",
     "study_not_found", "study_conflict", "restart_through_resource", "study_runs_elsewhere", "follows_resource",
     "forged_event", "forged_report",
