@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 from browser import MISSING, Console, chromium, chromium_path, watched_page
+from flask import Flask
+from flask.testing import FlaskClient
 from gke_stub import GkeStub
 from hypothesis import settings as hypothesis_settings
 from kube_standin.clock import SimulatedClock
@@ -60,13 +62,26 @@ LONGEST = ("test_seed_study.py", "test_katib_examples.py")
 overlap the many short tests instead of finishing alone at the end."""
 
 
+class BufferedClient(FlaskClient):
+    """Flask's test client reading each answer whole before it returns, as a WSGI server does.
+
+    Unbuffered, a streamed answer (a CSV export, a trial's log) that a test never reads keeps its
+    generator open, holding its request's context; the garbage collector then closes it inside a
+    later test's request, popping that request's context instead of its own."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The suite's own processes allocate heavily too (assertion rewriting, moto's AWS,
     hypothesis): at Python's default thresholds the collector took a third of their CPU.
     Property tests assert results, never timings: Hypothesis's per-example deadline is off, so a
     busy machine cannot fail one. The services and runs the tests start get a bound on the trials
-    running at once that no machine sets (:data:`SUITE_RUNNING_TRIALS`)."""
+    running at once that no machine sets (:data:`SUITE_RUNNING_TRIALS`). Every Flask test client
+reads its answers whole (:class:`BufferedClient`)."""
     collect_less_often()
+    Flask.test_client_class = BufferedClient
     os.environ.setdefault("KATUNA_MAX_RUNNING_TRIALS", str(SUITE_RUNNING_TRIALS))
     hypothesis_settings.register_profile("untimed", deadline=None)
     hypothesis_settings.load_profile("untimed")
