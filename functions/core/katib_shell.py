@@ -1,8 +1,11 @@
-"""What Katib's shell does to a Katib Experiment's primary command that katuna does not: Katib's
-collector runs the primary container's command and args as one ``sh -c`` line, where a shell
-expands ``$HOME``, runs ``&&`` and splits a command line given as one word into its program
-and arguments; katuna runs them as Kubernetes does, with no shell, so such a word is refused at
-submission, naming its field, rather than passed on as written.
+"""What Katib's shell does to a Katib Experiment's primary command: Katib's collector runs the
+primary container's command and args as one ``sh -c`` line, where a shell expands ``$HOME``,
+runs ``&&``, splits a command line given as one word into its program and arguments, and
+removes quotes; katuna runs them as Kubernetes does, with no shell. A word the shell would
+expand, run or split is refused at submission, naming its field, rather than passed on as
+written; a word the shell would only unquote (``'{"lr": 0.1}'``, as Katib's SDK passes its LLM
+trainer's settings) is given to the program unquoted, as Katib's shell gives it
+(:func:`unquote_primary_words`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ special parameter (``$1``, ``$$``), a command's output (``$(date)``)."""
 SHELL_OPERATORS = frozenset(";&|<>")
 """The characters a shell reads as a control or redirection operator wherever they stand
 unquoted in a word (``&&``, ``||``, ``;``, ``|``, ``>``, ``2>&1``)."""
+SHELL_SPECIAL = frozenset(";&|<>()$`*?[]{}#~")
+"""What a shell reads as more than itself outside quotes (an operator, an expansion, a glob, a
+brace, a comment, a home folder): a word holding one unquoted is not only unquoted by it."""
 KUBELET_REFERENCE = re.compile(r"\$\([^()]*\)")
 """A Kubernetes ``$(NAME)``, which the kubelet expands before any shell reads the word."""
 KUBELET_EXPANSION = re.compile(r"\$\$|\$\(([^()]*)\)")
@@ -66,6 +72,75 @@ def expanded_by_katibs_shell(trial: Mapping[str, Any]) -> list[Problem]:
                 "which a shell reads as an operator (a command's end, a pipe, a redirection)", "it runs as one",
                 "as an argument", "the argument quoted as the shell should read it")))
     return problems
+
+
+def unquote_primary_words(trial: Mapping[str, Any], trial_spec: Any) -> None:
+    """Remove the quotes Katib's shell removes from each word of the primary container's command
+    and args in ``trial_spec`` (the translation's own copy of ``trial``'s), where they start no
+    shell: ``'{"lr": 0.1}'`` becomes ``{"lr": 0.1}``, ``--name="my model"`` ``--name=my model``.
+    Katib's pod webhook joins them into one ``sh -c`` line (``wrapWorkerContainer``), so its
+    program gets each such word unquoted; Kubernetes passes a word as written, so without this a
+    program parsing the word (a JSON reader) would get the quotes too. Only the primary pods'
+    container is changed, as Katib's webhook wraps only it; a word that shell would do more to
+    (:func:`shell_word`) stays as written."""
+    if not isinstance(trial_spec, Mapping):
+        return
+    labels = trial.get("primaryPodLabels") if isinstance(trial.get("primaryPodLabels"), Mapping) else None
+    container = primary_container(trial_spec, trial.get("primaryContainerName"), labels)
+    if not isinstance(container, dict):
+        return
+    words = [container.get(key) for key in ("command", "args")]
+    if not all(isinstance(given, list | None) for given in words):
+        return
+    if inline_code.shell_script([str(item) for given in words for item in given or []]) is not None:
+        return
+    for key in ("command", "args"):
+        if isinstance(container.get(key), list):
+            container[key] = [shell_word(item) if isinstance(item, str) else item for item in container[key]]
+
+
+def shell_word(word: str) -> str:
+    """``word`` as a POSIX shell gives it to a program when all it does is remove quotes and
+    backslashes (a placeholder, which Katib fills in before that shell reads the line, kept as it
+    is); ``word`` itself where its quotes do not close, or where the shell reads more in it
+    outside quotes (whitespace, :data:`SHELL_SPECIAL`) or expands something inside double quotes."""
+    if not any(char in "'\"\\" for char in word):
+        return word
+    kept = {met.start(): met.end() for met in template.OWN.finditer(word)}
+    out: list[str] = []
+    quote = ""
+    at = 0
+    while at < len(word):
+        if at in kept:
+            out.append(word[at:kept[at]])
+            at = kept[at]
+            continue
+        read = _unquoted_char(word, at, quote)
+        if read is None:
+            return word
+        text, quote, at = read
+        out.append(text)
+    return word if quote else "".join(out)
+
+
+def _unquoted_char(word: str, at: int, quote: str) -> tuple[str, str, int] | None:
+    """What a shell gives of ``word`` at ``at`` inside ``quote`` (``'``, ``"`` or none): the
+    text, the quote it is in after it, and where it reads next; None where it does more than
+    remove a quote or a backslash there."""
+    char, after = word[at], word[at + 1:at + 2]
+    if quote == "'":
+        return ("", "", at + 1) if char == "'" else (char, quote, at + 1)
+    if quote == '"':
+        if char == "\\" and after in ("$", "`", '"', "\\"):
+            return after, quote, at + 2
+        if char in "$`":
+            return None
+        return ("", "", at + 1) if char == '"' else (char, quote, at + 1)
+    if char in "'\"":
+        return "", char, at + 1
+    if char == "\\":
+        return (after, quote, at + 2) if after not in ("", "\n") else None
+    return None if char.isspace() or char in SHELL_SPECIAL else (char, quote, at + 1)
 
 
 def _run_by_katibs_shell(path: str, item: Any, held: str, words: tuple[str, str, str, str]) -> Problem:

@@ -15,7 +15,7 @@ from typing import Any
 
 from functions.core import template, trial_kinds
 from functions.core.errors import Problem
-from functions.core.katib_shell import expanded_by_katibs_shell
+from functions.core.katib_shell import expanded_by_katibs_shell, unquote_primary_words
 
 PATH = "spec.trialTemplate"
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
@@ -55,6 +55,7 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
     _retried_as_in_katib(out["trialSpec"])
+    unquote_primary_words(trial, out["trialSpec"])
     problems += _unlabelled_primary_pods(trial)
     problems += expanded_by_katibs_shell(trial)
     for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
