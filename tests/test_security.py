@@ -11,8 +11,11 @@ import html
 import http.client
 import itertools
 import json
+import os
 import re
+import shutil
 import socket
+import sqlite3
 import threading
 import tracemalloc
 import urllib.parse
@@ -27,7 +30,7 @@ import jwt
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import Service, raw_request
+from http_helpers import NOBODY, Service, raw_request, run_katuna
 from standin_server import StandInServer
 from tls_sink import Authority
 from waiting import eventually
@@ -868,3 +871,66 @@ def test_a_client_holding_every_connection_open_keeps_no_other_client_waiting(tm
         for connection in held:
             connection.close()
         service.close()
+
+
+def _katuna_database(folder: Path, name: str) -> Path:
+    """A katuna database made by ``katuna run`` of the one-trial study ``name`` in ``folder``."""
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps(study_definition(name, maxTrials=1, parallelism=1)))
+    assert run_katuna("run", "study.json", cwd=folder).returncode == 0
+    return folder / "katuna.db"
+
+
+def _as_write_ahead_log(database: Path, log: Path) -> None:
+    """Write ``database``'s every page to ``log``, a write-ahead log that SQLite, finding it
+    beside another database, would read as that database's latest writes."""
+    copy = database.with_name("copy.db")
+    target = sqlite3.connect(copy, isolation_level=None)
+    target.execute("PRAGMA journal_mode=WAL")
+    target.execute("PRAGMA wal_autocheckpoint=0")
+    with contextlib.closing(sqlite3.connect(database)) as source:
+        source.backup(target)
+    shutil.copyfile(copy.with_name("copy.db-wal"), log)
+    target.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a file to another user needs root")
+@pytest.mark.parametrize("planted", ["database", "write-ahead log"])
+def test_a_database_another_user_could_have_written_is_refused_before_anything_is_read_from_it(tmp_path, planted):
+    """Another account that may write where katuna keeps its database (``/tmp``, a folder a team
+    shares) could leave one there holding a study of its own, or a write-ahead log that SQLite
+    reads as that database's latest writes: katuna would run that study's commands, and take its
+    records, as the user who runs it. A database, or a file of its journal, that neither that user
+    nor root owns is refused, naming it and its owner, before SQLite opens it."""
+    theirs = _katuna_database(tmp_path / "theirs", "planted")
+    shared = tmp_path / "shared"
+    if planted == "database":
+        shared.mkdir()
+        stranger = shared / "katuna.db"
+        shutil.copyfile(theirs, stranger)
+        database = stranger
+    else:
+        database = _katuna_database(shared, "mine")
+        stranger = shared / "katuna.db-wal"
+        _as_write_ahead_log(theirs, stranger)
+    os.chown(stranger, NOBODY, NOBODY)
+    listed = run_katuna("studies", "--db", str(database), cwd=shared)
+    assert listed.returncode == 2, listed.stdout
+    assert "planted" not in listed.stdout
+    assert f"{stranger} belongs to another user (uid {NOBODY})" in listed.stderr
+    assert stranger.stat().st_uid == NOBODY
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another user needs root")
+def test_a_trial_log_folder_of_another_user_is_refused_before_a_study_is_stored(tmp_path):
+    """The trial-log folder's owner could swap a study's folder in it for one of their own, whose
+    records of how attempts ended katuna would read, and whose checkpoints trials would load: a
+    folder neither this user nor root owns is refused, naming it, before the study is stored."""
+    (tmp_path / "study.json").write_text(json.dumps(study_definition("mine", maxTrials=1, parallelism=1)))
+    logs = tmp_path / "katuna-logs"
+    logs.mkdir(mode=0o777)
+    os.chown(logs, NOBODY, NOBODY)
+    ran = run_katuna("run", "study.json", cwd=tmp_path)
+    assert ran.returncode == 2, ran.stdout
+    assert f"trial-log folder {logs.name}: it belongs to another user (uid {NOBODY})" in ran.stderr
+    assert not (tmp_path / "katuna.db").exists()

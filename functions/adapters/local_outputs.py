@@ -133,15 +133,25 @@ def replace_record(target: Path, log_dir: Path, data: bytes) -> None:
 def check_log_dir(log_dir: Path) -> None:
     """Make the trial-log folder where it is not there yet, and prove a file can be written in
     it (then removed): a :class:`LogsUnavailable` naming the folder otherwise. Checked before a
-    study is stored or a service starts, as no trial could start without it."""
+    study is stored or a service starts, as no trial could start without it. A folder of another
+    user's (not root's) is refused as well: its owner could swap a study's folder in it for one of
+    their own, whose files (the records of how attempts ended, checkpoints a trial loads) katuna
+    and its trials would take for theirs."""
     try:
         folder = _folder(log_dir)
-        os.close(folder)
+        try:
+            owner = os.fstat(folder).st_uid
+        finally:
+            os.close(folder)
         with tempfile.TemporaryFile(dir=log_dir):
             pass
     except OSError as exc:
         raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: {exc.strerror or exc}; katuna "
                               "needs to create it and write in it (KATUNA_LOG_DIR names another folder)") from exc
+    if owner not in (os.geteuid(), 0):
+        raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: it belongs to another user (uid {owner}), "
+                              "who could put files of their own in its studies' folders for katuna and its trials to "
+                              f"read as this user (uid {os.geteuid()}); KATUNA_LOG_DIR names another folder")
 
 
 def _folder(log_dir: Path) -> int:

@@ -1,5 +1,5 @@
 """The SQLite file itself: created private to its owner, opened in WAL mode, and refused when it
-is another program's or a newer katuna's, before anything is written to it. Its tables are made
+is another user's, another program's or a newer katuna's, before anything is written to it. Its tables are made
 by the numbered migrations (:mod:`functions.adapters.sqlite_migrations`), which the store's
 connection runs on opening.
 """
@@ -15,7 +15,12 @@ from functions.adapters.sqlite_errors import check_file
 from functions.adapters.sqlite_file_system import WAL
 from functions.adapters.sqlite_first_migrations import APPLICATION_ID
 from functions.adapters.sqlite_migrations import MIGRATIONS
-from functions.core.errors import ForeignDatabase, NewerDatabase
+from functions.core.errors import ForeignDatabase, NewerDatabase, StorageUnavailable
+
+JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database (its write-ahead log, that log's index, its rollback
+journal) and reads as part of it: a write-ahead log found beside a database is read as its
+latest writes."""
 
 
 def _create_private(path: Path) -> None:
@@ -42,8 +47,10 @@ def connect(path: Path, busy_timeout: float, journal: str = WAL) -> sqlite3.Conn
     need them), its journal truncated to :data:`WAL_KEPT` after checkpoints; outside any
     transaction. A path no database can be at is refused first
     (:func:`~functions.adapters.sqlite_errors.check_file`). With the rollback journal every commit
-    is synced (``synchronous=FULL``): ``NORMAL`` is safe from a power loss with the write-ahead log only."""
+    is synced (``synchronous=FULL``): ``NORMAL`` is safe from a power loss with the write-ahead log only.
+    A database another user could have written is refused before it is opened (:func:`refuse_strangers`)."""
     check_file(path)
+    refuse_strangers(path)
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
@@ -58,6 +65,28 @@ def connect(path: Path, busy_timeout: float, journal: str = WAL) -> sqlite3.Conn
         conn.close()
         raise
     return conn
+
+
+def refuse_strangers(path: Path) -> None:
+    """:class:`StorageUnavailable` where the database at ``path``, or a file of its journal beside it
+    (:data:`JOURNAL_SUFFIXES`), belongs to a user other than the one katuna runs as, and not to root.
+    Another account that may write the folder (``/tmp``, a folder a team shares) could leave a
+    database there holding a study of its own, or a write-ahead log beside one's own database,
+    which SQLite reads as that database's latest writes: katuna would run that study's commands as
+    its own user. Files not there yet are no matter: katuna makes them its own. A link is followed,
+    as SQLite follows it, to the database and the journal beside it."""
+    me, real = os.geteuid(), Path(os.path.realpath(path))
+    for file in (real, *(real.with_name(real.name + suffix) for suffix in JOURNAL_SUFFIXES)):
+        try:
+            owner = os.stat(file).st_uid
+        except FileNotFoundError:
+            continue
+        if owner not in (me, 0):
+            raise StorageUnavailable(
+                f"cannot use the database {path}: {file} belongs to another user (uid {owner}), who could have "
+                f"written studies into it for katuna to run as this user (uid {me}); katuna opens a database, and "
+                "the files of its journal beside it, only where this user or root owns them: run katuna as their "
+                "owner, or give --db (or KATUNA_DB) a database of your own")
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
