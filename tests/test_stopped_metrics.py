@@ -103,6 +103,55 @@ def test_the_api_and_the_dashboard_show_the_stopped_trials_metrics_and_observati
     assert (row["state"], row["loss"], row["accuracy"]) == ("STOPPED", "0.7", "0.55")
 
 
+COLLECTED = """
+import sys, time
+from pathlib import Path
+sys.path[:0] = [TESTS]
+import tfevent_writer
+how, role, ready, path = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+reports = [(0.875, None), (0.625, 0.5)] if role == "slow" else [(0.125, 0.875)]
+while role == "fast" and not ready.exists():
+    time.sleep(0.01)
+if how == "tfevent":
+    events = [tfevent_writer.event(step, [("loss", loss)] + ([("accuracy", accuracy)] if accuracy else []),
+                                   tfevent_writer.SIMPLE) for step, (loss, accuracy) in enumerate(reports)]
+    tfevent_writer.write(path / "events.out.tfevents.1.katuna", events)
+else:
+    path.write_text("".join(f"loss={loss}" + (f" accuracy={accuracy}" if accuracy else "") + "\\n"
+                            for loss, accuracy in reports))
+if role == "slow":
+    ready.touch()
+    time.sleep(120)
+""".replace("TESTS", repr(str(Path(__file__).parent)))
+"""Writes its metrics to its metrics file (``file``) or event folder (``tfevent``: values a
+32-bit float holds exactly, as TensorFlow's scalars are); the
+``slow`` trial then runs until it is stopped, the ``fast`` one writes the goal once it has."""
+
+
+@pytest.mark.parametrize("how", ["file", "tfevent"])
+def test_a_local_trial_stopped_by_its_studys_end_keeps_the_metrics_of_its_file(tmp_path: Path, how: str):
+    """A File or TensorFlowEvent collector's metrics are in a file on this machine's disk, which
+    the stop leaves: the stopped trial keeps what it held, its state and reason the stop's."""
+    where = str(tmp_path / ("m-${trialSpec.Name}.txt" if how == "file" else "ev-${trialSpec.Name}"))
+    definition = study_definition(
+        name="filed", maxTrials=2, parallelism=2, metricsCollector={"kind": how, "path": where},
+        objective={"metric": "loss", "direction": "minimize", "goal": 0.5, "additionalMetrics": ["accuracy"]},
+        parameters=[{"name": "role", "type": "categorical", "values": ["slow", "fast"]}],
+        algorithm={"name": "grid"},
+        trialTemplate={"command": [sys.executable, "-c", COLLECTED, how, "${trialParameters.role}",
+                                   str(tmp_path / "ready"), where]})
+    run_file(write_study(tmp_path / "filed.yaml", definition))
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        (stopped,) = [t for t in store.trials("filed") if t.params["role"] == "slow"]
+        assert (stopped.state, stopped.reason.startswith(STOPPED_AT_END)) == (PRUNED, True), stopped.reason
+        assert stopped.metrics == {"loss": 0.625, "accuracy": 0.5} and stopped.values is None
+        observed = sorted((o.metric, o.value) for o in store.observations("filed", stopped.number, stopped.attempt))
+        assert observed == [("accuracy", 0.5), ("loss", 0.625), ("loss", 0.875)]
+    finally:
+        store.close()
+
+
 KUBE_NAMESPACES = ("stopped",)
 
 RUNNING = "import time; print('loss=0.9', flush=True); print('loss=0.7 accuracy=0.55', flush=True); time.sleep(120)"
@@ -123,18 +172,19 @@ def _delivered(deps: Deps, events: list[Event]) -> None:
         _delivered(deps, Dispatcher(deps).deliver(event))
 
 
-def _printing(deps: Deps, kube, name: str) -> StudyRecord:
-    """A study ``name`` of one cluster trial, stored and started, once the trial has printed its metrics."""
-    definition = study_definition(name, maxTrials=1, parallelism=1,
+def _printing(deps: Deps, kube, name: str, script: str = RUNNING, printed: str = "accuracy=0.55",
+              **fields: object) -> StudyRecord:
+    """A study ``name`` of one cluster trial running ``script`` (its study's ``fields`` as
+    given), stored and started, once the trial's log holds ``printed``."""
+    definition = study_definition(name, maxTrials=1, parallelism=1, **fields,
                                   objective={"metric": "loss", "direction": "minimize", "additionalMetrics": ["accuracy"]})
-    definition["trialTemplate"].update(image="python:3.12", command=[sys.executable, "-c", RUNNING,
+    definition["trialTemplate"].update(image="python:3.12", command=[sys.executable, "-c", script,
                                                                      "${trialParameters.x}"])
     record, _ = store_study(deps, parse_study(definition), definition)
     _delivered(deps, [study_created(record.name, record.uid)])
     launch = trial_launch(record, deps.store.get_trial(name, 0))
     eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
-    eventually(lambda: "accuracy=0.55" in "".join(deps.executor.output(launch)), "the trial's metrics printed",
-               timeout=60)
+    eventually(lambda: printed in "".join(deps.executor.output(launch)), "the trial's metrics printed", timeout=60)
     return record
 
 
@@ -186,5 +236,103 @@ def test_a_cluster_trial_whose_running_log_was_kept_keeps_those_observations_whe
         assert trial.metrics == {"loss": 0.7, "accuracy": 0.55} and trial.values is None
         observed = sorted((o.metric, o.value) for o in store.observations("scanned", 0, 1))
         assert observed == [("accuracy", 0.55), ("loss", 0.7), ("loss", 0.9)]
+    finally:
+        store.close()
+
+
+def _waiting(go: Path) -> str:
+    """A cluster trial that prints its metrics, and once ``go`` exists, better ones, then runs until it is stopped."""
+    return f"""
+import time
+from pathlib import Path
+print('loss=0.9', flush=True)
+print('loss=0.7 accuracy=0.55', flush=True)
+while not Path({str(go)!r}).exists():
+    time.sleep(0.01)
+print('loss=0.3 accuracy=0.6', flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_a_cluster_trial_keeps_what_it_printed_after_its_running_log_was_last_read(tmp_path: Path, kube):
+    """The lines a trial printed after the last read of its running log are kept with what that
+    read kept, each observation once, in the stop's one read of the log's last lines."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url))
+    deps = Deps(store, executor, time.time, logs=executor)
+    try:
+        record = _printing(deps, kube, "later", _waiting(tmp_path / "go"))
+        progress_scan.scan(deps, [store.get_study("later")])
+        assert len(store.observations("later", 0, 1)) == 3, "the running log's observations kept"
+        (tmp_path / "go").touch()
+        launch = trial_launch(record, store.get_trial("later", 0))
+        eventually(lambda: "loss=0.3" in "".join(executor.output(launch)), "the later metrics printed", timeout=60)
+        end = study_completed("later", record.uid, "stopped", "stopped by its user")
+        before = len(kube.audit)
+        _delivered(deps, [end])
+        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
+        assert (stop["list pods"], stop["get pods"]) == (1, 1)
+        _delivered(deps, [end])
+        _delivered(deps, reconcile.handle(Event(POOL_CHECK, {}), deps))
+        trial = store.get_trial("later", 0)
+        assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
+        assert trial.metrics == {"loss": 0.3, "accuracy": 0.55} and trial.values is None
+        observed = sorted((o.metric, o.value) for o in store.observations("later", 0, 1))
+        assert observed == [("accuracy", 0.55), ("accuracy", 0.6), ("loss", 0.3), ("loss", 0.7), ("loss", 0.9)]
+    finally:
+        store.close()
+
+
+LONG = ("import time; print('loss=0.9', flush=True); [print(f'step {n}') for n in range(3000)]; "
+        "print('loss=0.7 accuracy=0.55', flush=True); time.sleep(120)")
+"""A cluster trial whose log is longer than the last lines a stop keeps."""
+
+
+@pytest.mark.slow
+def test_a_cluster_trial_whose_running_log_was_never_read_has_only_its_last_lines_read_as_it_is_stopped(
+        tmp_path: Path, kube):
+    """Where nothing was kept of the running log (the trial stopped before its first read), the
+    stop reads the log's last lines as it always does (``tailLines``), not the whole log, and
+    the trial keeps what they held."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url))
+    deps = Deps(store, executor, time.time, logs=executor)
+    try:
+        record = _printing(deps, kube, "unread", LONG)
+        reads: list[dict[str, str]] = []
+        kube.on_log_read = lambda pod, query: reads.append(query)
+        _delivered(deps, [study_completed("unread", record.uid, "stopped", "stopped by its user")])
+        kube.on_log_read = None
+        (read,) = reads
+        assert read.get("tailLines") == "2001", read
+        trial = store.get_trial("unread", 0)
+        assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
+        assert trial.metrics == {"loss": 0.7, "accuracy": 0.55}
+        assert "step 2999" in store.kept_tail("unread", 0, 1).text
+    finally:
+        store.close()
+
+
+FILED = ("import time, pathlib, sys; pathlib.Path(sys.argv[1]).write_text('loss=0.9\\nloss=0.7 accuracy=0.55\\n'); "
+         "print('written', flush=True); time.sleep(120)")
+"""A cluster trial that writes its metrics to the File collector's file (its path its first argument), then runs on."""
+
+
+@pytest.mark.slow
+def test_a_cluster_file_collectors_trial_stopped_by_its_studys_end_keeps_its_files_metrics(tmp_path: Path, kube):
+    """The File collector's wrapper copies the metrics file to the pod's log as it grows: the
+    stop's read of the log's last lines gives the stopped trial its metrics."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url))
+    deps = Deps(store, executor, time.time, logs=executor)
+    path = str(tmp_path / "metrics.log")
+    try:
+        record = _printing(deps, kube, "filed", FILED.replace("sys.argv[1]", repr(path)), "accuracy=0.55",
+                           metricsCollector={"kind": "file", "path": path})
+        _delivered(deps, [study_completed("filed", record.uid, "stopped", "stopped by its user")])
+        trial = store.get_trial("filed", 0)
+        assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
+        assert trial.metrics == {"loss": 0.7, "accuracy": 0.55}
     finally:
         store.close()

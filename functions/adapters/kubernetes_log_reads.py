@@ -20,6 +20,7 @@ from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.live_log import LiveRead, LogMark
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_keep import Kept
 from functions.core.log_reads import lost_run
 from functions.core.log_rotation import LogStart
 
@@ -38,25 +39,21 @@ class LogReads:
         (:meth:`~functions.adapters.kubernetes_logs.PodLogs.stop`)."""
         self._pod_logs.stop()
 
-    def last_lines(self, launch: TrialLaunch, keep: bool = False,
-                   seen: Callable[[str], None] | None = None) -> KeptTail:
+    def last_lines(self, launch: TrialLaunch, keep: bool = False, seen: Callable[[str], None] | None = None,
+                   after: Kept | None = None) -> KeptTail:
         """The last lines of the attempt's log (:func:`~functions.adapters.kubernetes_log_tails.tail`),
         to keep before :meth:`stop_trials` deletes (or, with ``keep``, suspends) its workload and
         its pods' logs with it. A read that fails is logged and keeps no line: the stop goes on.
-        With ``seen``, the whole output is read instead, once, each line handed to ``seen``
-        (:func:`~functions.adapters.kubernetes_log_tails.whole`: the same requests), and a
-        read that fails raises."""
+        With ``seen``, the same one read hands it the lines among them past what ``after`` kept
+        of the running log (all of them where nothing was), and a read that fails raises."""
         kind = "Job" if is_job(launch) else str((launch.trial_spec or {}).get("kind"))
         stopped = f"{'suspended' if keep and is_job(launch) else 'deleted'} {kind} {launch.job_name}"
-        if seen is not None:
-            text, whole = kubernetes_log_tails.whole(self._pod_logs, self._jobs.pods(launch),
-                                                     self._jobs.namespace(launch), primary_container_name(launch),
-                                                     launch.job_name, seen)
-            return KeptTail(text, stopped, whole)
         try:
             read = kubernetes_log_tails.tail(self._pod_logs, self._jobs.pods(launch), self._jobs.namespace(launch),
-                                             primary_container_name(launch))
+                                             primary_container_name(launch), seen, after)
         except KatunaError as exc:
+            if seen is not None:
+                raise
             log.warning("keeping the last lines of %s's log before it is stopped: %s", launch.job_name, exc)
             read = None
         text, whole = read or ("", False)

@@ -1,25 +1,28 @@
 """What is kept of an attempt's pod logs as katuna ends it, read with
 :class:`~functions.adapters.kubernetes_logs.PodLogs`: the last lines of its latest pod's log
-(:func:`tail`), or, where the stop parses the output too, the whole output streamed once, its
-last lines kept from that same read (:func:`whole`). Of a container its kubelet ran again in
-place, the tail of its run before the current one comes first, as a person reads the log.
+(:func:`tail`); where the stop parses the output too, those same last lines are read with their
+times, which tell the lines the reads of the running log kept from those they never read
+(:func:`_unstamped`). Of a container its kubelet ran again in place, the tail of its run before
+the current one comes first, as a person reads the log.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from functions.adapters.kubernetes_logs import PodLogs, lost_output, restarted
-from functions.adapters.kubernetes_status import counted, disrupted
+from functions.adapters.kubernetes_logs import PodLogs, restarted
+from functions.adapters.kubernetes_status import counted
 from functions.core.kept_tails import KEPT_BYTES, KEPT_LINES, kept_text, last_bytes, split_lines
+from functions.core.log_cursor import pieces, returns_cut
+from functions.core.log_keep import Kept
 
 EARLIER_NOTE_BYTES = 512
 """Bytes the lines of katuna's around an earlier run's kept tail take at most."""
 
 
-def tail(logs: PodLogs, pods: list[Any], namespace: str, container: str) -> tuple[str, bool] | None:
+def tail(logs: PodLogs, pods: list[Any], namespace: str, container: str, seen: Callable[[str], None] | None = None,
+         after: Kept | None = None) -> tuple[str, bool] | None:
     """The last :data:`~functions.core.kept_tails.KEPT_BYTES` of the log of the attempt's
     latest pod that has one (of its last :data:`~functions.core.kept_tails.KEPT_LINES`
     records and one more, which tells a log cut short, so a long log costs no more to read
@@ -28,47 +31,24 @@ def tail(logs: PodLogs, pods: list[Any], namespace: str, container: str) -> tupl
     container its kubelet ran again in place, the tail of its run before the current one
     comes first, as :meth:`~functions.adapters.kubernetes_logs.PodLogs.read_as_shown` shows it,
     in up to half the bytes where the current run's tail needs the rest: the crash a person
-    looks for is often there."""
+    looks for is often there.
+
+    With ``seen``, the current run's records are read with their times (the same one read),
+    which are taken off what is kept, and each line among them past what ``after`` kept of the
+    pod's running log (every one, where nothing was) is handed to ``seen``, cut at its carriage
+    returns as the output's lines are: the lines printed since the running log was last read."""
     for pod in reversed(counted(pods)):
         if not (pod.spec and pod.spec.node_name):
             continue
         ended = restarted(pod, container)
         earlier = None if ended is None else _tail_of(logs, pod, namespace, container, previous=True)
-        read = _tail_of(logs, pod, namespace, container)
+        cursor = after.of(pod.metadata.uid) if after is not None else None
+        position = (cursor.at, cursor.same) if cursor is not None else (0, 0)
+        read = _tail_of(logs, pod, namespace, container, handed=None if seen is None else (seen, position))
         if read is None and earlier is None:
             continue
         return _after_earlier(pod, ended, earlier, read, len(pods))
     return None
-
-
-def whole(logs: PodLogs, pods: list[Any], namespace: str, container: str, job_name: str,
-          seen: Callable[[str], None]) -> tuple[str, bool]:
-    """The attempt's output as :meth:`~functions.adapters.kubernetes_logs.PodLogs.streams`
-    reads it, each line handed to ``seen`` as it streams in, and what :func:`tail` keeps, taken
-    from the same one read of each pod's log: the last
-    :data:`~functions.core.kept_tails.KEPT_BYTES` of the latest pod's, its lines keeping their
-    carriage returns (those handed to ``seen`` are cut at them, as ``streams`` cuts them),
-    behind the tail of its container's run before the current one where its kubelet ran it
-    again in place (read as :func:`tail` reads it). Memory stays bounded, whatever the log's
-    size. An output lost raises :class:`~functions.core.errors.OutputLost`."""
-    kept: tuple[str, bool] | None = None
-    read = False
-    for pod in counted(pods):
-        logs.check(pod.metadata.name)
-        if not (pod.spec and pod.spec.node_name):
-            continue
-        ended = restarted(pod, container)
-        earlier = None if ended is None else _tail_of(logs, pod, namespace, container, previous=True)
-        response = logs.read(pod, namespace, logging.WARNING, container=container)
-        if response is None and earlier is None:
-            continue
-        read = read or (response is not None and not disrupted(pod))
-        lines = iter(()) if response is None else logs.streamed(pod.metadata.name, response, True)
-        current = last_bytes(_handed(lines, seen), KEPT_BYTES) if response is not None else None
-        kept = _after_earlier(pod, ended, earlier, current, len(pods))
-    if not read:
-        raise lost_output(job_name)
-    return kept or ("", False)
 
 
 def _after_earlier(pod: Any, ended: tuple[int, Any] | None, earlier: tuple[str, bool] | None,
@@ -86,20 +66,30 @@ def _after_earlier(pod: Any, ended: tuple[int, Any] | None, earlier: tuple[str, 
     return text, complete and pods == 1
 
 
-def _tail_of(logs: PodLogs, pod: Any, namespace: str, container: str,
-             previous: bool = False) -> tuple[str, bool] | None:
+def _tail_of(logs: PodLogs, pod: Any, namespace: str, container: str, previous: bool = False,
+             handed: tuple[Callable[[str], None], tuple[int, int]] | None = None) -> tuple[str, bool] | None:
     """The kept text of the last records of the log of the pod's container (of its run
     before the current one, ``previous``) (:func:`~functions.core.kept_tails.kept_text`),
-    and whether it is the run's whole log."""
-    response = logs.read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1, previous=previous or None)
-    return None if response is None else kept_text(logs.raw(pod.metadata.name, response), KEPT_LINES + 1)
+    and whether it is the run's whole log; with ``handed`` (``seen`` and a position), read
+    with their times, the lines past the position handed to ``seen`` (:func:`_unstamped`)."""
+    response = logs.read(pod, namespace, container=container, tail_lines=KEPT_LINES + 1, previous=previous or None,
+                         timestamps=True if handed is not None else None)
+    if response is None:
+        return None
+    if handed is None:
+        return kept_text(logs.raw(pod.metadata.name, response), KEPT_LINES + 1)
+    lines = logs.streamed(pod.metadata.name, response, returns=True)
+    return kept_text(_unstamped(lines, *handed), KEPT_LINES + 1)
 
 
-def _handed(lines: Iterator[str], seen: Callable[[str], None]) -> Iterator[str]:
-    """``lines``, which keep their carriage returns, each also handed to ``seen`` cut at them,
-    as a line read without them is (:func:`~functions.core.lines.bounded_lines`)."""
-    for line in lines:
-        text = line[:-1] if line.endswith("\n") else line
-        for piece in text.split("\r"):
-            seen(piece + "\n")
-        yield line
+def _unstamped(lines: Iterable[str], seen: Callable[[str], None], position: tuple[int, int]) -> Iterator[bytes]:
+    """The records of a read with ``timestamps`` (``lines``, which keep their carriage returns),
+    their times taken off, as bytes; each line whose place in the log
+    (:func:`~functions.core.log_cursor.pieces`) is past ``position`` handed to ``seen`` cut at
+    its carriage returns (:func:`~functions.core.log_cursor.returns_cut`), as
+    :func:`~functions.core.log_keep.unread` gives the lines a read of the running log left."""
+    for at, same, text, ends in pieces(lines):
+        if (at, same) > position:
+            for part in returns_cut([text]):
+                seen(part)
+        yield (text + "\n" if ends else text).encode()

@@ -49,6 +49,7 @@ from functions.adapters.trial_ends import finished_event
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
+from functions.core.log_keep import Kept
 from functions.core.ports import Place, Strays
 
 SWEEP_SCANS = 30.0
@@ -137,10 +138,11 @@ class LocalExecutor(LocalAttempts):
         for launch in launches:
             self.stop(launch, keep)
 
-    def last_lines(self, launch: TrialLaunch, keep: bool = False,
-                   seen: Callable[[str], None] | None = None) -> None:
+    def last_lines(self, launch: TrialLaunch, keep: bool = False, seen: Callable[[str], None] | None = None,
+                   after: Kept | None = None) -> None:
         """None: an attempt's log is a file of its own, which stopping it leaves as it is; with
-        ``seen``, its lines are handed to it, read once (:meth:`output`)."""
+        ``seen``, its lines are handed to it, read once (:meth:`output`): no running log is
+        read here, so nothing was kept of it (``after``)."""
         if seen is not None:
             for line in self.output(launch):
                 seen(line)

@@ -14,6 +14,7 @@ from functions.core.events import Event
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_keep import Kept
 from functions.core.log_rotation import LogStart
 from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
@@ -69,17 +70,18 @@ class Executor(Protocol):
         study's end stops all it runs, in as few calls as the executor can (a handler makes
         them inside its transaction)."""
 
-    def last_lines(self, launch: TrialLaunch, keep: bool = False,
-                   seen: Callable[[str], None] | None = None) -> KeptTail | None:
+    def last_lines(self, launch: TrialLaunch, keep: bool = False, seen: Callable[[str], None] | None = None,
+                   after: Kept | None = None) -> KeptTail | None:
         """The last lines of the attempt's log, to keep in the store before :meth:`stop_trials`
         stops it (with ``keep``, keeping its workload), where that stop loses its log (a cluster
         trial's pods go with their Job); None where the log outlives the stop. A read that fails
         keeps no line (a :class:`~functions.core.kept_tails.KeptTail` with no text), and never
-        holds the stop back. With ``seen``, the same one read of the log is of the attempt's
-        whole output, each line of it, as :meth:`output` gives them, handed to ``seen`` as it
-        streams in (in bounded memory), and the lines kept are its last: a stop that keeps what
-        the output held reads no log twice; a read that fails then raises, having handed
-        ``seen`` part of the output at most."""
+        holds the stop back. With ``seen``, the lines of the attempt's output that the same one
+        read gives are handed to it as they stream in, each as :meth:`output` gives them: where
+        the log outlives the stop, the whole output; on a cluster, the lines among the last read
+        that are past what ``after`` kept of the running log (:mod:`functions.core.log_keep`),
+        every one of them where nothing was. A read that fails then raises, having handed
+        ``seen`` part of them at most."""
 
     def stop_strays(self, wanted: Strays, places: Collection[Place]) -> None:
         """Stop each attempt this executor runs (on a cluster: each trial workload still running

@@ -7,7 +7,7 @@ study's end stops, parsed as the stop reads its last lines (:class:`StoppedOutpu
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -74,50 +74,84 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
 
 class StoppedOutput:
     """The output of an attempt its study's end stops, parsed line by line as the stop's one
-    read of its log streams in (:func:`~functions.handlers.tail_reads.read_in_rounds`, in a
-    reader's thread: nothing here reads the store then), for :func:`record_parsed` to keep. Where
-    the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`),
-    those are what it keeps, and its output is not read (:attr:`reads`): they outlive the
-    kubelet's rotation of the log. Made in the stop's own thread, before the read."""
+    read of its log's last lines streams in (:func:`~functions.handlers.tail_reads.read_in_rounds`,
+    in a reader's thread: nothing here reads the store then), for :func:`record_parsed` to keep.
+    Where the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`:
+    :attr:`after`), they count with those of the lines printed since, which that read hands
+    over alone (:meth:`~functions.core.ports.Executor.last_lines`). Where the metrics are in a
+    file on this machine's disk (a local trial's File or TensorFlowEvent collector: :attr:`file`),
+    which the stop leaves, that file's are (:meth:`read_file`). Made in the stop's own thread,
+    before the read."""
 
     def __init__(self, record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
-        kept = _kept(record, trial, deps)
+        self.after = _kept(record, trial, deps)
+        """What was kept of the running log: only the lines past it are parsed."""
         launch = trial_launch(record, trial)
-        self.basis = _basis(record, trial, kept, launch)
-        self.summary = new_summary(record.spec)
-        self.reads = kept is None
-        """Whether the output is read and parsed (else what was kept of the running log is all)."""
-        self.failed = False
-        """Whether the read failed: nothing of it is kept then."""
-        self.size = 0
+        self.basis = _basis(record, trial, self.after, launch)
+        self.file = launch.metrics_file if deps.logs is None else None
+        """The metrics file (or event folder) to read once the output was, where no running log
+        is read (the trial is a process here); None where the output holds the metrics."""
+        self._spec = record.spec
         self._parse = line_parser(record.spec, launch)
-        if kept is not None:
+        self._observed = [] if self.after is None else \
+            deps.store.observations(record.name, trial.number, trial.attempt)
+        self.failed = False
+        """Whether what was kept cannot be resumed: nothing of the output is kept then."""
+        self.summary = self._resumed()
+        self.size = 0
+
+    def _resumed(self) -> Summary:
+        """A summary of what was kept of the running log alone (empty where nothing was)."""
+        summary = new_summary(self._spec)
+        if self.after is not None:
             try:
-                self.summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
+                summary.resume(self.after.tally, self._observed)
             except ValueError:
                 self.failed = True
+        return summary
 
     def __call__(self, line: str) -> None:
-        """Parse one line of the output."""
+        """Parse one line of the output (only count it, where the metrics are in a file)."""
         text = line.rstrip("\n")
         self.size += len(text.encode()) + 1
-        self.summary.add(self._parse([text]))
+        if self.file is None:
+            self.summary.add(self._parse([text]))
+
+    def read_file(self, lines: Iterable[str]) -> None:
+        """Parse the metrics file's lines (the event folder's records), as a trial's end reads
+        them: a file refused (not the trial's) gives no more observations, and one read only in
+        part (more than katuna reads), none at all."""
+        spec = self._spec
+        try:
+            if spec.metrics_collector.kind == "tfevent":
+                self.summary.add(parse_json_lines(tfevent_lines.metric_lines(lines, spec.metric_names),
+                                                  metrics=spec.metric_names))
+            else:
+                parse = format_parser(spec)
+                for line in lines:
+                    self.summary.add(parse([line.rstrip("\n")]))
+        except RefusedFile as refused:
+            if not refused.whole:
+                self.lost()
+
+    def lost(self) -> None:
+        """The read failed: what it gave counts for nothing, what was kept of the running log stays."""
+        self.summary = self._resumed()
+        self.size = 0
 
     def parsed(self) -> ParsedOutput | None:
-        """What the output held, None where its read failed."""
+        """What the output held, None where what was kept could not be resumed."""
         return None if self.failed else ParsedOutput(self.basis, self.summary, size=self.size)
 
 
 def stopped_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> StoppedOutput | None:
     """The parse of the output of a trial its study's end stopped, to feed as its log is read;
-    None for another trial, or where its metrics are in no output nor kept (a metrics file or a
-    TensorFlow event folder its collector reads once the trial ends on its own)."""
-    if not trial.stopped_at_end:
+    None for another trial, or a cluster trial's TensorFlowEvent collector, whose wrapper
+    prints the event files' records only once the command ended (after the stop's read, which
+    the pods' logs do not outlive)."""
+    if not trial.stopped_at_end or (deps.logs is not None and record.spec.metrics_collector.kind == "tfevent"):
         return None
-    output = StoppedOutput(record, trial, deps)
-    if output.reads and record.spec.metrics_collector.kind in ("file", "tfevent"):
-        return None
-    return output
+    return StoppedOutput(record, trial, deps)
 
 
 def record_parsed(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput) -> Output | None:

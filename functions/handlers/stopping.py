@@ -80,9 +80,8 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
              if trial is not None and trial.finished]
     launches = [trial_launch(record, trial) for trial in ended]
     outputs = _outputs(record, ended, deps)
-    reads = {number: output for number, output in outputs.items() if output.reads}
     unread = sorted(set(numbers) - {launch.number for launch in launches})
-    for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain, reads):
+    for read, tails in read_in_rounds(deps.executor, launches, record.spec.trial_template.retain, outputs):
         parsed = {number: outputs[number].parsed() for number in read if number in outputs}
         _stop_read(deps, study, uid, [*unread, *read], tails, parsed)
         unread = []

@@ -12,9 +12,11 @@ The reads share what the executor listed for them all
 (:meth:`~functions.core.ports.Executor.together`): they run in copies of the caller's context.
 
 A trial whose output is parsed as it is stopped (:class:`~functions.handlers.output.StoppedOutput`:
-one its study's end stopped) has its whole output read in that same one read, which gives its
-last lines too: the stop reads no log twice. Where that read fails, its parse keeps nothing, and
-its last lines alone are read as any other trial's are.
+one its study's end stopped) has it parsed from that same one read: on a cluster, the lines among
+its last that were printed since its running log was last read (a bounded read, the same
+request), locally its whole output and its metrics file: the stop reads no log twice. Where
+that read fails, only what was kept of its running log stays, and its last lines alone are read
+as any other trial's are.
 """
 
 from __future__ import annotations
@@ -74,18 +76,24 @@ def read_in_rounds(executor: Executor, launches: Sequence[TrialLaunch], keep: bo
 
 
 def _read(executor: Executor, launch: TrialLaunch, keep: bool, output: StoppedOutput | None) -> KeptTail | None:
-    """The attempt's last lines; with ``output``, read with its whole output, which ``output``
-    parses. A whole read that fails (but for katuna stopping) leaves ``output`` failed, keeping
-    nothing, and is logged; the last lines alone are read then."""
+    """The attempt's last lines; with ``output``, those the same read gives of its output are
+    handed to ``output`` to parse, and its metrics file after them where it has one on this
+    machine's disk (:attr:`~functions.handlers.output.StoppedOutput.file`). A read that fails
+    (but for katuna stopping) counts for nothing in ``output``, and is logged; the last lines
+    alone are read then."""
     if output is None:
         return executor.last_lines(launch, keep)
     try:
-        return executor.last_lines(launch, keep, output)
+        tail = executor.last_lines(launch, keep, output, output.after)
+        if output.file is not None:
+            output.read_file(executor.read_file(launch, output.file))
+        return tail
     except Stopping:
         raise
     except KatunaError as exc:
-        output.failed = True
-        log.warning("reading the output of %s before it is stopped: %s; it keeps no metrics", launch.job_name, exc)
+        output.lost()
+        log.warning("reading the output of %s before it is stopped: %s; it keeps only what was kept of its "
+                    "running log", launch.job_name, exc)
         return executor.last_lines(launch, keep)
 
 
