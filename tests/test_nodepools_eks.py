@@ -21,10 +21,10 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from conftest import study_definition
 from http_helpers import warm_runner
-from moto import mock_aws
 from moto.eks.models import eks_backends
-from moto_cluster import fake_credentials
+from moto_cluster import fake_credentials, make_cluster
 from moto_eks_ec2 import eks_tags
+from moto_world import Baseline
 from waiting import eventually
 from warm_katuna import run as warm_run
 
@@ -49,14 +49,19 @@ def cluster(monkeypatch) -> eks_requests.EksCluster:
     return eks_requests.EksCluster("tuning", ("subnet-0a1b2c3d", "subnet-4e5f6a7b"), ROLE)
 
 
+@pytest.fixture(scope="module")
+def baseline() -> Baseline[tuple[str, ...]]:
+    """The cluster in moto, with private subnets of its VPC for its node groups, made once for the
+    module; the subnets."""
+    with pytest.MonkeyPatch.context() as patch:
+        fake_credentials(patch, REGION)
+        return Baseline(lambda: make_cluster(REGION, ROLE))
+
+
 @pytest.fixture
-def aws(cluster: eks_requests.EksCluster):
-    """The cluster in moto, with private subnets of its VPC for its node groups."""
-    with mock_aws():
-        subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
-        moto_eks_iam.node_role(boto3.client("iam", region_name=REGION))
-        boto3.client("eks", region_name=REGION).create_cluster(
-            name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+def aws(cluster: eks_requests.EksCluster, baseline: Baseline[tuple[str, ...]]):
+    """The cluster in moto as :func:`baseline` made it, whatever the tests before wrote."""
+    with baseline.restored() as subnets:
         yield replace(cluster, subnets=subnets)
 
 

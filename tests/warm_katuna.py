@@ -99,9 +99,21 @@ def _preload_provision() -> None:
     """What ``python -m infra.provision`` imports, and the SDK each cloud's commands import as
     they run (:mod:`infra.gke` imports google-cloud-container as the script does, its support
     notices silenced): the script itself is taken out again, to run as ``__main__`` in each
-    command as ``-m`` runs it (:mod:`runpy` warns of a module it finds already imported)."""
+    command as ``-m`` runs it (:mod:`runpy` warns of a module it finds already imported).
+
+    The models of the AWS services the EKS commands call are read here, once, into botocore's
+    loaders' shared cache (:mod:`botocore_models`): each command's session read them again from
+    botocore's files (EC2's is megabytes of JSON), half a second of CPU. A command still makes its
+    own session and clients, reading its own environment and configuration files."""
+    import botocore_models  # noqa: F401
+    from boto3.session import Session
+
     import infra.eks  # noqa: F401
     import infra.gke  # noqa: F401
+
+    session = Session(region_name="us-east-1", aws_access_key_id="none", aws_secret_access_key="none")
+    for service in ("eks", "autoscaling", "ec2"):
+        session.client(service)
 
     importlib.import_module(SCRIPT)
     package, name = SCRIPT.rsplit(".", 1)
