@@ -122,7 +122,7 @@ def _invalid(exc: InvalidStudy) -> str:
     if not exc.problems:
         return what
     first = exc.problems[0]
-    more = len(exc.problems) - 1
+    more = exc.count - 1
     seen = f"the first {len(exc.listed)} in problems" if exc.unlisted else "see problems"
     return (f"{what}: {first.path + ': ' if first.path else ''}{first.message}"
             + (f" (and {more:,} more problem{'s' if more > 1 else ''}: {seen})" if more else ""))
