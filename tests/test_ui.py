@@ -1203,3 +1203,22 @@ def test_the_parallel_coordinates_colour_bar_stands_clear_of_the_last_axis(servi
     assert placed["labels"] < placed["bar"], placed
     assert page.evaluate("Math.max(...[...document.querySelectorAll('#plot-parallel .colorbar text')]"
                          ".map((text) => text.getBoundingClientRect().right))") <= placed["figure"]
+
+
+def test_the_pareto_front_chart_gives_its_points_the_width_of_a_narrow_screen(service: Service, page: Page):
+    """320 px (WCAG 1.4.10's width): the Pareto front chart's two colour bars, the trials' and the
+    front's, lie below its points, each across the chart, where side by side beside the points they
+    took half its width; every bar stays within the chart."""
+    page.set_viewport_size({"width": 320, "height": 800})
+    page.goto(service.base + "/ui/studies/ui-pareto")
+    expect(page.locator("#plot-pareto")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+    chart, plot, bars = page.evaluate("""() => {
+      const chart = document.getElementById('plot-pareto');
+      const box = (el) => { const {left, right, top, bottom} = el.getBoundingClientRect(); return {left, right, top, bottom}; };
+      return [box(chart), box(chart.querySelector('.nsewdrag')), [...chart.querySelectorAll('g.colorbar')].map(box)];
+    }""")
+    screenshot(page, "study-pareto-narrow")
+    assert len(bars) == 2
+    assert plot["right"] - plot["left"] >= 0.6 * (chart["right"] - chart["left"]), (chart, plot)
+    for bar in bars:
+        assert bar["top"] >= plot["bottom"] and chart["left"] <= bar["left"] and bar["right"] <= chart["right"], (bar, plot, chart)

@@ -739,3 +739,25 @@ def test_a_metric_named_twice_is_refused_at_its_repetition(objective, path, name
     definition = study_definition()
     definition["objective"] = objective
     assert problems(definition) == [f"{path}: metric {name!r} is listed more than once"]
+
+
+@pytest.mark.parametrize("text, first", [
+    (json.dumps({**study_definition(name="many"), **{f"field{i}": 0 for i in range(5_000)}}), "field0: unknown field"),
+    (json.dumps({**study_definition(name="many"), "description": {f"\x00{i}": 0 for i in range(5_000)}}),
+     "description.\\00: expected a name without NUL characters"),
+    ("name: many\ndescription:\n" + "- yes\n" * 5_000, "description[0]: yes (line 3, column 3)"),
+])
+def test_a_study_of_thousands_of_problems_keeps_the_first_hundred_and_counts_the_rest(text, first):
+    """A study with a problem in each of its fields (5,000 unknown fields, names holding a NUL,
+    scalars YAML 1.1 and 1.2 read differently) keeps the first 100 problems, those an answer
+    lists, and counts the others: each one kept took a kilobyte, and a 1 MiB body of them built
+    20 to 100 MB before the answer dropped all but those 100."""
+    from functions.core.errors import PROBLEMS_LISTED
+
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(text)
+    refused = caught.value
+    assert len(refused.problems) == PROBLEMS_LISTED and str(refused.problems[0]).startswith(first), refused.problems[0]
+    assert refused.count >= 5_000 and refused.unlisted == refused.count - PROBLEMS_LISTED
+    assert str(refused).startswith(f"invalid study ({refused.count} problem(s))")
+    assert str(refused).endswith(f"({refused.count - PROBLEMS_LISTED:,} more problems not listed)")

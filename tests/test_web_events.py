@@ -333,4 +333,7 @@ def test_an_event_functions_refusal_listing_problems_still_fits_a_dead_letters_e
     assert refusal["error"] == "invalid_study" and refusal["message"].startswith("invalid study: trialSpec.spec")
     assert refusal["problems"] == api_answer.get_json()["problems"][:len(refusal["problems"])]
     assert len(refusal["problems"]) + refusal["problemsNotListed"] == len(problems)
+    kept = len(refusal["problems"])
+    one_more = {**refusal, "problems": api_answer.get_json()["problems"][:kept + 1], "problemsNotListed": len(problems) - kept - 1}
+    assert kept and len(json.dumps(one_more).encode()) > EVENT_ANSWER_MAX, "as many as fit are listed"
     assert len(api_answer.get_json()["problems"]) == len(problems), "the API's answer lists them all"

@@ -27,6 +27,7 @@ import yaml
 
 from functions.core import bounded_json, yaml_bounds, yaml_core
 from functions.core.documents import Path, value_at
+from functions.core.errors import PROBLEMS_LISTED
 from functions.core.yaml_bounds import STR, TYPED, BoundedLoader, DocumentTooLarge, too_many
 
 
@@ -37,6 +38,9 @@ class _CoreLoader(BoundedLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.ambiguous: list[yaml_core.Ambiguous] = []
+        self.more_ambiguous = 0
+        """Ambiguous scalars found past the first :data:`~functions.core.errors.PROBLEMS_LISTED`,
+        counted, not kept: an answer lists no more, and each kept took a kilobyte."""
 
     def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:  # the anchor's name (its stubs say a dict)
         self._scalar_mark = self.peek_event().start_mark
@@ -55,6 +59,9 @@ class _CoreLoader(BoundedLoader):
             old = self.construct_object(yaml.ScalarNode(tag, value)) if tag in TYPED else value
         except yaml.YAMLError:
             return tag  # refused where it is constructed, naming its path
+        if not yaml_core.same(old, new) and len(self.ambiguous) >= PROBLEMS_LISTED:
+            self.more_ambiguous += 1
+            return STR
         if not yaml_core.same(old, new):
             mark = self._scalar_mark
             key = len(self._path) > 1 and self._path[-1] == ""  # a mapping's key (the root's entry is "" too)
@@ -68,7 +75,7 @@ class _CoreLoader(BoundedLoader):
         scalar YAML 1.1 and 1.2 read differently, if any."""
         data = self.get_single_data()
         if self.ambiguous:
-            raise yaml_core.Ambiguities(self.ambiguous)
+            raise yaml_core.Ambiguities(self.ambiguous, self.more_ambiguous)
         return data
 
 
@@ -123,7 +130,7 @@ def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
         if loader.ambiguous:
-            raise yaml_core.Ambiguities(loader.ambiguous)
+            raise yaml_core.Ambiguities(loader.ambiguous, loader.more_ambiguous)
     finally:
         loader.dispose()
     found = [path for path, value in _plain(node, ()) if wanted(value) and value_at(data, path) == value]

@@ -88,18 +88,24 @@ class TemporaryError(KatunaError):
 PROBLEMS_LISTED = 100
 """The most problems of an invalid study an answer, a message or the CLI lists, the first found;
 how many more there are is said. A body of 45,000 unknown fields (570 KB) has as many problems,
-and listing each, with the fields expected there, made an answer of 12 MB."""
+and listing each, with the fields expected there, made an answer of 12 MB. A study's reader
+(:class:`functions.core.reader.Reader`, and the YAML reader's ambiguous scalars) keeps as many,
+and counts the rest: a 1 MiB body of a problem in each field built 20 to 100 MB of them."""
 
 
 class InvalidStudy(PermanentError):
-    """A study definition failed validation; ``problems`` lists every problem found, ``listed``
-    the first :data:`PROBLEMS_LISTED` of them, which is what is shown."""
+    """A study definition failed validation; ``problems`` lists the problems kept of those found,
+    ``more`` counts the others (found past :data:`PROBLEMS_LISTED`, where a reader stops keeping
+    them), ``count`` is all of them, and ``listed`` the first :data:`PROBLEMS_LISTED`, which is
+    what is shown."""
 
-    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...], more: int = 0) -> None:
         self.problems = tuple(problems)
+        self.more = more
+        self.count = len(self.problems) + more
         lines = "\n".join(f"  - {p}" for p in self.listed)
         unlisted = f"\n  ({self.unlisted:,} more problems not listed)" if self.unlisted else ""
-        super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}{unlisted}")
+        super().__init__(f"invalid study ({self.count} problem(s)):\n{lines}{unlisted}")
 
     @property
     def listed(self) -> tuple[Problem, ...]:
@@ -109,7 +115,7 @@ class InvalidStudy(PermanentError):
     @property
     def unlisted(self) -> int:
         """How many problems are not shown."""
-        return max(len(self.problems) - PROBLEMS_LISTED, 0)
+        return self.count - len(self.listed)
 
 
 class RefusedWorkload(InvalidStudy):

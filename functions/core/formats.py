@@ -69,7 +69,7 @@ def yaml_problems() -> Iterator[None]:
     except yaml_bounds.NumberTooLarge as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml_core.Ambiguities as exc:
-        raise InvalidStudy([Problem(found.path, found.message) for found in exc.found]) from exc
+        raise InvalidStudy([Problem(found.path, found.message) for found in exc.found], exc.more) from exc
     except yaml_bounds.DocumentTooLarge as exc:
         raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except (yaml_streams.SeveralDocuments, yaml_documents.InDocument, yaml_documents.TooManyDocuments) as exc:
@@ -150,7 +150,7 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
     try:
         return parse_study(study, limits, stored, unused_parameters=katib.is_experiment(_submitted(definition))), definition
     except InvalidStudy as exc:
-        raise InvalidStudy(in_definition(definition, exc.problems)) from exc
+        raise InvalidStudy(in_definition(definition, exc.problems), exc.more) from exc
 
 
 def in_definition(definition: dict[str, Any], problems: Sequence[Problem]) -> list[Problem]:

@@ -66,7 +66,7 @@ def _entry(r: Reader, path: str, raw: Any, by_name: Mapping[str, Parameter], who
         got = "an empty mapping" if isinstance(raw, Mapping) else kind_of(raw)
         r.fail(path, f"expected a mapping of parameter names to values (at least one), got {got}")
         return None
-    found = len(r.problems)
+    found = r.found
     entry: dict[str, Any] = {}
     for name, value in raw.items():
         parameter = by_name.get(name) if isinstance(name, str) else None
@@ -81,7 +81,7 @@ def _entry(r: Reader, path: str, raw: Any, by_name: Mapping[str, Parameter], who
             r.fail(join(path, name), "missing; the grid runs a given point whole: expected a value of each parameter")
         elif name in entry and (problem := _condition_problem(parameter, entry)) is not None:
             r.fail(join(path, name), problem)
-    return entry if len(r.problems) == found else None
+    return entry if r.found == found else None
 
 
 def held(parameter: Parameter, value: Any) -> Any:

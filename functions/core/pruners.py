@@ -142,7 +142,7 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     refuses are problems of the submission."""
     if data is None:
         return None
-    before = len(r.problems)
+    before = r.found
     item = r.mapping(data, PATH, {"algorithm", "settings", "patience"})
     algorithm = r.get(item, "algorithm", PATH, "str", required=True)
     settings: Mapping[str, Any] = r.get(item, "settings", PATH, "mapping") or {}
@@ -155,8 +155,8 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
                 r.fail(f"{PATH}.settings.{key}", f"not a setting of {algorithm!r}; expected one of: {', '.join(sorted(accepted))}")
         settings, wrong = convert_all({k: v for k, v in settings.items() if k in accepted}, accepted,
                                       f"{PATH}.settings", limits.setting)
-        r.problems.extend(wrong)
-    settled = algorithm in REGISTRY and len(r.problems) == before
+        r.add(wrong)
+    settled = algorithm in REGISTRY and r.found == before
     patience = r.get(item, "patience", PATH, "int")
     if patience is not None and not 0 <= patience <= limits.setting:
         r.fail(join(PATH, "patience"), f"expected an integer from 0 to {limits.setting:,}, got {patience}")
@@ -165,7 +165,7 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
     checked = settled and algorithm in HYPERBANDS
     found = hyperband.problems(settings, f"{PATH}.settings") if checked else []
-    r.problems.extend(found or (_refusals(early_stopping) if settled else []))
+    r.add(found or (_refusals(early_stopping) if settled else []))
     return early_stopping
 
 

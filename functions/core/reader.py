@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from functions.core import utf8
 from functions.core.durations import parse_duration
-from functions.core.errors import Problem
+from functions.core.errors import PROBLEMS_LISTED, Problem
 from functions.core.limits import MAX_EXACT_INT
 
 LISTED = 400
@@ -35,13 +35,29 @@ def listed(items: Collection[Any], show: Callable[[Any], str] = str, most: int =
 
 
 class Reader:
-    """Reads typed fields from nested mappings, collecting problems instead of raising."""
+    """Reads typed fields from nested mappings, collecting problems instead of raising: the
+    first :data:`~functions.core.errors.PROBLEMS_LISTED` kept in ``problems``, the others
+    counted in ``more`` (an answer lists no more, and a 1 MiB study can hold tens of thousands)."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.more = 0
+
+    @property
+    def found(self) -> int:
+        """How many problems were found, kept or not."""
+        return len(self.problems) + self.more
 
     def fail(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
+        if len(self.problems) < PROBLEMS_LISTED:
+            self.problems.append(Problem(path, message))
+        else:
+            self.more += 1
+
+    def add(self, problems: Iterable[Problem]) -> None:
+        """``problems`` found, kept as :meth:`fail` keeps them."""
+        for problem in problems:
+            self.fail(problem.path, problem.message)
 
     def mapping(self, value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
         if value is None:
@@ -120,30 +136,38 @@ def unfit_characters(data: Any) -> list[Problem]:
     """A problem for each string in ``data`` (a key or a value, at any depth) that holds a NUL
     character or a lone surrogate (JSON's ``\\ud800`` escape, or YAML's): no argument,
     environment variable or path a trial is started with can hold either, so such a study could
-    only fail every trial, and UTF-8 cannot hold a surrogate where the study is stored or shown."""
+    only fail every trial, and UTF-8 cannot hold a surrogate where the study is stored or shown.
+    Problems of the same kind share their message, written once: a 1 MiB study can hold tens of
+    thousands of such strings."""
     problems = []
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str) and (why := _unfit(value)) is not None:
-            problems.append(Problem(path, f"expected text without {why}: no argument, environment "
-                                          "variable or path a trial starts with can hold one"))
+            problems.append(Problem(path, _UNFIT_TEXT[why]))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 where = join(path, _shown(str(key)))
                 if isinstance(key, str) and (why := _unfit(key)) is not None:
-                    problems.append(Problem(where, f"expected a name without {why}"))
+                    problems.append(Problem(where, _UNFIT_NAME[why]))
                 stack.append((where, item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
     return sorted(problems, key=lambda p: p.path)
 
 
+_NUL = "NUL characters (\\0)"
+_SURROGATES = "lone surrogates (\\uD800-\\uDFFF escapes that are no character)"
+_UNFIT_TEXT = {why: f"expected text without {why}: no argument, environment variable or path a trial starts with "
+                    "can hold one" for why in (_NUL, _SURROGATES)}
+_UNFIT_NAME = {why: f"expected a name without {why}" for why in (_NUL, _SURROGATES)}
+
+
 def _unfit(text: str) -> str | None:
     """What in ``text`` no trial can be started with, if anything."""
     if "\x00" in text:
-        return "NUL characters (\\0)"
-    return None if utf8.encodable(text) else "lone surrogates (\\uD800-\\uDFFF escapes that are no character)"
+        return _NUL
+    return None if utf8.encodable(text) else _SURROGATES
 
 
 def _shown(key: str) -> str:

@@ -65,7 +65,7 @@ def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: L
         if not problems:
             raise
         raise InvalidStudy(problems + [p for p in exc.problems if p.path not in (CONFIG_MAP, TEMPLATE_PATH,
-                                                                                    RAW_TEMPLATE)]) from exc
+                                                                                    RAW_TEMPLATE)], exc.more) from exc
     if problems:
         raise InvalidStudy(problems)
     return study, resolved

@@ -39,11 +39,11 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None] | No
                                   "primaryPodLabels", "retain", "typedFields"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
-    before = len(r.problems)
+    before = r.found
     if isinstance(data, Mapping) and (trial_spec is None) == ("command" not in item):
         r.fail(path, "expected either command or trialSpec")
     command = _command(r, item, path) if trial_spec is None and "command" in item else ()
-    command_read = isinstance(data, Mapping) and len(r.problems) == before
+    command_read = isinstance(data, Mapping) and r.found == before
     conditions = _conditions(r, item, path, trial_spec)
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
     if pod_labels and trial_spec is None:

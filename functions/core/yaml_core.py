@@ -70,10 +70,12 @@ class Ambiguous(yaml.YAMLError):
 
 class Ambiguities(yaml.YAMLError):
     """Every plain scalar of a document that YAML 1.1 and YAML 1.2 read differently
-    (:class:`Ambiguous`), in the document's order: all are listed at once, not one a try."""
+    (:class:`Ambiguous`), in the document's order: all are listed at once, not one a try; ``more``
+    counts those found past the ones kept in ``found``."""
 
-    def __init__(self, found: list[Ambiguous]) -> None:
+    def __init__(self, found: list[Ambiguous], more: int = 0) -> None:
         self.found = found
+        self.more = more
         super().__init__("; ".join(str(ambiguous) for ambiguous in found))
 
 

@@ -92,7 +92,7 @@ def _nodes(loader: bounded_yaml.CoreLoader) -> Iterator[tuple[int, yaml.Node]]:
             line = loader.peek_event().start_mark.line + 1
             node = loader.compose_document()
             if loader.ambiguous:
-                raise yaml_core.Ambiguities(loader.ambiguous)
+                raise yaml_core.Ambiguities(loader.ambiguous, loader.more_ambiguous)
         except yaml.YAMLError as exc:
             if _as_is(exc, first=not kept):
                 raise

@@ -160,7 +160,7 @@ def _access_refusal(deps: Deps, spec: Study, submitted: dict[str, Any]) -> Probl
     try:
         return deps.access_refusal(spec)
     except InvalidStudy as exc:
-        raise InvalidStudy(in_definition(submitted, exc.problems)) from exc
+        raise InvalidStudy(in_definition(submitted, exc.problems), exc.more) from exc
 
 
 def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str, Any]) -> list[Event]:

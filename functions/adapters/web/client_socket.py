@@ -144,20 +144,26 @@ class ClientSocket(socket.socket):
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``, waiting at most the socket's timeout each time the client takes
         none of it (the socket's own ``sendall`` would bound the whole answer by it), and
-        ``TimeoutError`` once the answer is behind its due time (:data:`MIN_SEND_RATE`)."""
+        ``TimeoutError`` once the answer is behind its due time (:data:`MIN_SEND_RATE`). The
+        socket's timeout is changed only for a write the due time cuts shorter, and put back
+        once: a client that keeps up costs no system call but its writes."""
         if self.answer_started is None:
             self.answer_started = time.monotonic()
         started, configured = self.answer_started, self.gettimeout()
         with memoryview(data) as whole, whole.cast("B") as view:
-            sent = 0
+            sent, waiting = 0, configured
             try:
                 while sent < len(view):
-                    super().settimeout(self._send_wait(started, configured))
+                    wait = self._send_wait(started, configured)
+                    if wait != waiting:
+                        super().settimeout(wait)
+                        waiting = wait
                     taken = self.send(view[sent:], flags)
                     sent += taken
                     self.answer_sent += taken
             finally:
-                super().settimeout(configured)
+                if waiting != configured:
+                    super().settimeout(configured)
 
     def _send_wait(self, started: float, configured: float | None) -> float | None:
         """How long the next write may wait: the socket's timeout, cut at the answer's due time

@@ -92,17 +92,12 @@ def _size(body: dict) -> int:
 
 def _most_kept(total: int, fits: Callable[[int], bool]) -> int:
     """The most of ``total`` entries kept with which the answer ``fits`` (none, where none fits),
-    found by halving: each try serialises the answer once, rather than once an entry dropped."""
-    if fits(total):
-        return total
-    low, high = 0, total - 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    counted up from none: the answer is small (:data:`EVENT_ANSWER_MAX`), so only the few entries
+    it can hold, and one more, are each tried once, however many there are."""
+    kept = 0
+    while kept < total and fits(kept + 1):
+        kept += 1
+    return kept
 
 
 def _cut(body: dict, most: int) -> str:
@@ -127,7 +122,7 @@ def _invalid(exc: InvalidStudy) -> str:
     if not exc.problems:
         return what
     first = exc.problems[0]
-    more = len(exc.problems) - 1
+    more = exc.count - 1
     seen = f"the first {len(exc.listed)} in problems" if exc.unlisted else "see problems"
     return (f"{what}: {first.path + ': ' if first.path else ''}{first.message}"
             + (f" (and {more:,} more problem{'s' if more > 1 else ''}: {seen})" if more else ""))

@@ -121,7 +121,6 @@ class Verifier:
         try:
             if not jwt.get_unverified_header(token).get("kid"):
                 raise jwt.InvalidTokenError("the token names no key (kid)")
-            self._refuse_while_failed()
             issuer, keys = self._discover()
             key = keys.get_signing_key_from_jwt(token)
         except (jwt.PyJWKClientConnectionError, OSError, IssuerUnreadable) as exc:

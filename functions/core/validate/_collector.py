@@ -79,4 +79,4 @@ def check_wrappable(r: Reader, trial: TrialTemplate, collector: MetricsCollector
     why = None if name is None else file_collector.unwrappable(
         trial.trial_spec, name, "File" if collector.kind == "file" else "TensorFlowEvent")
     if why is not None:
-        r.problems.append(why)
+        r.add([why])

@@ -84,7 +84,7 @@ def check_values(r: Reader, listed: list[Parameter | None], name: str | None, st
     the study's name is stored already: the store is asked only when some clash."""
     clashing = clashes(listed)
     if clashing and not (name is not None and stored(name)):
-        r.problems += clashing
+        r.add(clashing)
 
 
 def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | None:

@@ -60,13 +60,13 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     parameters = tuple(p for p in listed if p is not None)
     check_values(r, listed, name, stored)
     algorithm = _algorithm(r, top.get("algorithm"), limits)
-    r.problems += objectives_problems(algorithm, len(objectives))
+    r.add(objectives_problems(algorithm, len(objectives)))
     parallelism, max_trials, max_failed, time_budget = _counts(r, top)
     named = parameter_names(top.get("parameters")) if _listed(top.get("parameters")) else None
     trial_template = parse_trial_template(r, top.get("trialTemplate"), named, unused_parameters)
     collector = parse_collector(r, top.get("metricsCollector"), limits)
     if collector.path is not None and named is not None:
-        r.problems += collector_path.problems(collector.path, parameters)
+        r.add(collector_path.problems(collector.path, parameters))
     cluster = parse_cluster(r, top.get("kubernetes"), trial_spec=trial_template.trial_spec is not None)
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
@@ -77,7 +77,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     check_wrappable(r, trial_template, collector)
     _check_across_sections(r, top, objectives, parameters, algorithm, collector, early_stopping, time_budget)
     if r.problems:
-        raise InvalidStudy(r.problems + _pasted_code(r.problems, trial_template, listed, limits))
+        r.add(_pasted_code(r.problems, trial_template, listed, limits))
+        raise InvalidStudy(r.problems, r.more)
     study = Study(name=name, objectives=objectives, parameters=parameters, trial_template=trial_template,
                   additional_metrics=additional, strategies=strategies, algorithm=algorithm,
                   parallelism=parallelism if parallelism is not None else min(3, max_trials or 3),
@@ -105,8 +106,8 @@ def _top(r: Reader, data: Any) -> tuple[Mapping[str, Any], Any]:
     can be read of it."""
     top = r.mapping(data, "", TOP_FIELDS)
     if not isinstance(data, Mapping):
-        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
-    r.problems += unfit_characters(data)
+        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")], r.more)
+    r.add(unfit_characters(data))
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and not is_label(name):
         r.fail("name", f"expected {LABEL_EXPECTED}, got {shown(name)}")
@@ -205,5 +206,5 @@ def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:
     if seed is not None and not 0 <= seed <= MAX_SEED:
         r.fail("algorithm.seed", f"expected an integer from 0 to {MAX_SEED}, got {seed}")
     algorithm, problems = convert_settings(Algorithm(name, tuple(settings.items()), seed), limits.setting)
-    r.problems.extend(problems)
+    r.add(problems)
     return algorithm

@@ -504,6 +504,7 @@ const katuna = (() => {
         delete div.dataset.message;
         if (div.dataset.kind === "parallel") keepAxisChoices(div, figure);
         figure.layout.uirevision = url;
+        if (div.dataset.kind === "pareto") barsBelowWhenNarrow(div, figure);
         await Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
         if (div.dataset.kind === "parallel") axisToggles(div);
         if (div.dataset.kind === "importance") listImportances(figure);
@@ -518,6 +519,21 @@ const katuna = (() => {
       div.classList.remove("loading");
       div.dataset.ready = "true";
     }
+  }
+
+  // A chart narrower than NARROW_CHART_PX shows its colour bars (the Pareto front's two: the
+  // trials' and the front's) below its points, thin, each across the chart under its title, one
+  // under the other, and keeps narrow margins (the axes' labels widen them as they need): beside
+  // the points, where plotly puts them, the bars took half a phone's width.
+  const NARROW_CHART_PX = 480;
+  function barsBelowWhenNarrow(div, figure) {
+    if (div.clientWidth >= NARROW_CHART_PX) return;
+    figure.layout.margin = {l: 10, r: 10, t: 10, b: 10};
+    figure.data.filter((trace) => trace.marker?.colorbar).forEach((trace, i) => {
+      const bar = trace.marker.colorbar;
+      Object.assign(bar, {orientation: "h", x: 0.5, xanchor: "center", xpad: 0, len: 1, thickness: 10,
+        y: -0.3 - 0.3 * i, yanchor: "top", ypad: 0, title: {...bar.title, side: "top"}});
+    });
   }
 
   // The importance chart's bars as the text after it, most important first, as the chart labels
