@@ -27,6 +27,7 @@ from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from playwright.sync_api import Browser, Page
+from process_state import kept
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
@@ -101,6 +102,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a ``browser`` test up front when Chromium is missing, so no service starts for it."""
     if item.get_closest_marker("browser") and chromium_path() is None:
         pytest.skip(MISSING)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_kept() -> Iterator[None]:
+    """What a command run in this process sets for the whole process (signal handlers, log
+    handlers and levels) is put back after each test, and a test that leaves another working
+    directory fails (:func:`process_state.kept`): the next test in this process starts as
+    pytest left it, whichever test ran before."""
+    with kept():
+        yield
 
 
 def drop_letters_by_sender(db: sqlite_utils.Database) -> None:

@@ -7,6 +7,7 @@ import re
 import resource
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from functions.core.pareto import FRONT_SHOWN, best_trials
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
+from functions.embedded import Embedded
 from functions.interrupts import Interrupted
+from functions.settings import Settings
 
 
 def test_a_study_runs_to_max_trials_and_finds_its_best(embedded, tmp_path: Path):
@@ -51,6 +54,23 @@ def test_the_sampler_hears_every_result(embedded, tmp_path: Path):
     creations = embedded.store.db.execute(
         "SELECT count(*) FROM optuna_journal WHERE json_extract(body, '$.op_code') = 0").fetchone()[0]
     assert creations == 1, "the journal records the study's creation once, not once per event"
+
+
+def test_a_closed_runner_keeps_none_of_the_threads_that_waited_for_its_trials(tmp_path: Path):
+    """Each thread that waited for a trial's end ends once its runner is closed: a process that
+    runs one study after another (a test process, a program driving katuna) gathered idle
+    threads forever, a few per study."""
+    earlier = set(threading.enumerate())
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        run_study(runner, study_definition(maxTrials=4), tmp_path)
+        waited = [t for t in threading.enumerate() if t.name == "katuna-trial" and t not in earlier]
+        assert waited, "the trials' ends were waited for on threads of their own"
+    finally:
+        runner.close()
+    for thread in waited:
+        thread.join(timeout=60)
+    assert [t for t in waited if t.is_alive()] == []
 
 
 def test_a_runs_thread_is_woken_by_a_trials_end_only_once_none_of_its_trials_runs(embedded, tmp_path: Path):

@@ -226,6 +226,7 @@ class LocalExecutor(LocalAttempts):
             sweeper.join(timeout=max(0.0, deadline - time.monotonic()))
         self._containment.guard.close()
         self._owners.release()
+        self._workers.close()
 
     def log_file(self, launch: TrialLaunch) -> Path:
         """The attempt's log."""

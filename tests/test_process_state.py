@@ -1,0 +1,61 @@
+"""What a command run in the test process (click's ``CliRunner``) sets for the whole process is
+put back once its test is done (:func:`process_state.kept`, by ``tests/conftest.py``): a
+command's entry point owns its process, and sets its stopping signals' handlers, the hook of the
+exceptions Python drops, its log handler and levels. Left set, the later tests of the same pytest
+process ran with the provisioning script's SIGTERM handler, its hook that sends a dropped
+Ctrl-C again to the process, and katuna's terminal log lines on their standard error."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from gke_stub import GkeStub
+from process_state import kept
+from test_provision_script import GKE_FLAGS
+
+from functions.adapters import log_lines
+from functions.adapters.sqlite_store import SqliteStore
+from functions.cli import main as katuna
+from infra.provision import main as provision
+
+
+def _commands(tmp_path: Path, gke: GkeStub) -> None:
+    """The provisioning script and katuna, each run in this process as a test runs them."""
+    status = CliRunner().invoke(provision, ["gke", "status", *GKE_FLAGS, "--endpoint", gke.url])
+    assert status.exit_code == 0, status.output
+    SqliteStore(tmp_path / "k.db").close()
+    listed = CliRunner().invoke(katuna, ["studies", "--db", str(tmp_path / "k.db")])
+    assert listed.exit_code == 0, listed.output
+
+
+def _state() -> tuple:
+    return ([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)], sys.unraisablehook,
+            log_lines.installed(), logging.getLogger("katuna").level, optuna.logging.get_verbosity())
+
+
+def test_what_the_commands_set_for_the_process_is_put_back(tmp_path: Path, gke_api: GkeStub):
+    before = _state()
+    with kept():
+        _commands(tmp_path, gke_api)
+        assert _state() != before, "the commands set what the test process then kept"
+    assert _state() == before
+
+
+def test_a_test_that_runs_the_commands_leaves_nothing_of_them_to_the_next(tmp_path: Path, gke_api: GkeStub):
+    """Run before the next test in the same process (by its place in the module), whose state
+    it must not change."""
+    _commands(tmp_path, gke_api)
+
+
+@pytest.mark.parametrize("_", ["the test after"])
+def test_the_test_after_finds_the_process_as_pytest_set_it(_: str):
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert log_lines.installed() is None
+    assert "unraisable_hook" in repr(sys.unraisablehook), "pytest's own hook"
