@@ -16,18 +16,20 @@ from pathlib import Path
 
 import optuna
 
-from functions.adapters.broker import LocalBroker
+from functions.adapters.broker import LocalBroker, MemoryQueue
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.owners import Runner, alive, pid_of
+from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, NewerDatabase, StudyNotFound
-from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
+from functions.core.events import TRIAL_FINISHED, TRIAL_SUGGESTED, Event, study_completed, study_created
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING, StudyRecord
 from functions.core.spec import Study
 from functions.core.store_port import stored_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.ahead import startable
 from functions.handlers.submit import store_or_restart
 from functions.pools import check_study
 from functions.settings import Settings
@@ -56,7 +58,36 @@ class Embedded:
                          running_trials_set_by=settings.running_trials_set_by,
                          checkpoint_prunes=self.executor.prune_checkpoints if settings.prune_checkpoints else None)
         self.dispatcher = Dispatcher(self.deps)
-        self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped, done_soon=self._none_runs)
+        self.broker = LocalBroker(self, on_dead_letter=self._dropped, done_soon=self._none_runs)
+        self._running: set[str] = set()
+        """The studies this process runs (:meth:`run`): the events about any other go to the database's queue."""
+        self._service_queue: SqliteQueue | None = None
+
+    def deliver(self, event: Event) -> list[Event]:
+        """The events to deliver here after handling ``event`` (:meth:`Dispatcher.deliver`): once
+        this process runs studies (:meth:`run`), those about them; the rest are sent on
+        (:meth:`_send_on`)."""
+        emitted = self.dispatcher.deliver(event)
+        if not self._running:
+            return emitted
+        here = [each for each in emitted if each.data.get("study") in (None, *self._running)]
+        self._send_on([each for each in emitted if each not in here])
+        return here
+
+    def _send_on(self, events: list[Event]) -> None:
+        """Put ``events`` in the database's event queue, which a ``katuna serve`` on the database
+        takes from: the ``trial.suggested`` of its studies' waiting trials, handed the room this
+        process's trials left (:mod:`functions.handlers.turns`), which this process does not start
+        (they are the service's), and which would otherwise wait for their own refused event's
+        back-off. A put that fails raises, so the handling is delivered again, answered with
+        the same events."""
+        if not events:
+            return
+        queue = self._service_queue = self._service_queue or SqliteQueue(
+            self.settings.db, self.settings.busy_timeout, network=self.settings.network_rule(service=False))
+        for event in events:
+            queue.put(event)
+
 
     def _dropped(self, event: Event, error: KatunaError) -> None:
         """An event refused for good fails its study with the reason, as a dead letter does on
@@ -127,6 +158,7 @@ class Embedded:
         tick after a newer katuna migrated the database: nothing could be stored any more (the
         ends of its trials included), so the run stops instead of retrying for ever."""
         record = self.store.get_study(name)
+        self._running.add(name)
         self.executor.claim_study(record.log_folder)
         self.broker.publish(study_created(name, record.uid, record.restarts))
         followed = _Followed(self.store, self.executor, record)
@@ -136,6 +168,7 @@ class Embedded:
         def tick() -> None:
             try:
                 watcher.tick()
+                self._hurry_waiting(followed)
                 if not followed.gone:
                     on_tick()
             except NewerDatabase as exc:
@@ -159,10 +192,41 @@ class Embedded:
             raise deleted_while_running(name)
         return studies[0]
 
+    def _hurry_waiting(self, followed: _Followed) -> None:
+        """Under ``KATUNA_MAX_RUNNING_TRIALS``, deliver now the ``trial.suggested`` of the study's
+        trials refused room, once room is free for them (:func:`~functions.handlers.ahead.startable`):
+        room another process's trial left (a ``katuna serve``'s, another run's), which no event
+        here tells of, where they would otherwise wait out their back-off (up to 30 seconds).
+        Those of trials no longer waiting (started by another delivery, or their study ended)
+        are delivered now too, changing nothing: a ``katuna run`` ends only once its queue is
+        empty. Only the queue is looked at while none of them waits out one."""
+        queue = self.broker.events
+        if self.deps.running_trials is None or not isinstance(queue, MemoryQueue):
+            return
+        name = followed.name
+
+        def refused(event: Event) -> bool:
+            return event.type == TRIAL_SUGGESTED and event.data.get("study") == name
+
+        if not queue.retried(refused):
+            return
+        studies = followed.current()
+        counts = self.store.count_trials(name)
+        if not studies or studies[0].terminal or not counts.waiting or startable(studies[0], self.deps, counts):
+            queue.hurry(refused)
+
     def stop(self, name: str, reason: str = "stopped by user") -> None:
-        """Stop a study, here or in another process running it (which notices and kills its trials)."""
+        """Stop a study, here or in another process running it (which notices and kills its
+        trials). What the handling sends on about a study this process does not run goes to the
+        database's queue (:meth:`_send_on`): under ``KATUNA_MAX_RUNNING_TRIALS``, the room the
+        stopped trials freed, handed to the waiting trials of the studies a ``katuna serve``
+        runs, which would otherwise wait for their own refused event's back-off."""
         record = self.store.get_study(name)
-        self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
+        emitted = self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
+        here = [event for event in emitted if event.data.get("study") in self._running]
+        self._send_on([event for event in emitted if event not in here])
+        for event in here:
+            self.broker.publish(event)
 
     def close(self) -> None:
         """Stop: a handler reading a trial's output gives up at once (its attempt's end is
@@ -176,6 +240,8 @@ class Embedded:
         self.executor.shutdown()
         with suppress(KatunaError):
             self.store.release_runner(self.executor.identity, RELEASE_WAIT)
+        if self._service_queue is not None:
+            self._service_queue.close()
         self.store.close()
 
 
@@ -192,6 +258,7 @@ class _Followed:
         self._store = store
         self._executor = executor
         self._record = record
+        self.name = record.name
         self.gone = False
 
     def current(self) -> list[StudyRecord]:

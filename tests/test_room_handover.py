@@ -13,6 +13,8 @@ which does not come within a test."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,8 @@ from clocks import Clock
 from conftest import study_definition
 from gke_stub import GkeStub
 
+from functions.adapters import broker
+from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import ServiceBusy
@@ -30,6 +34,7 @@ from functions.core.limits import Limits
 from functions.core.records import RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
+from functions.embedded import Embedded
 from functions.handlers import spawn
 from functions.handlers.asking import ask_trials
 from functions.handlers.deps import Deps
@@ -200,3 +205,142 @@ def test_a_stop_through_the_service_sends_the_room_it_frees_to_the_trials_waitin
         assert sent[0].data["uid"] == second.uid
     finally:
         runtime.close()
+
+
+def drained(runtime: Runtime) -> list[Event]:
+    """The events waiting in the database's queue, taken."""
+    sent = []
+    while (delivery := runtime.queue.take(0)) is not None:
+        sent.append(delivery.event)
+    return sent
+
+
+def until(done: Callable[[], bool], what: str) -> None:
+    """Wait for ``done`` (a state another thread or process reaches), failing after a minute."""
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def held(definition: dict, go: Path) -> dict:
+    """``definition`` whose trials wait, after their first epoch, until ``go`` exists."""
+    definition["trialTemplate"]["command"] += ["--until", str(go)]
+    return definition
+
+
+def test_katuna_stop_sends_the_room_it_frees_to_the_service_queue_for_its_waiting_trials(tmp_path: Path):
+    """``katuna stop`` (trials run here) handles the study's ``study.completed`` in its own
+    process: the room the stopped trial freed, handed to the trial a ``katuna serve`` on the
+    database holds waiting, goes to the database's queue that service takes from, not lost with
+    the command, the trial left to its refused event's back-off."""
+    db = tmp_path / "katuna.db"
+    service = Runtime(Settings(db=db, max_running_trials=1))
+    stopper = Embedded(Settings(db=db, max_running_trials=1))
+    try:
+        deps = service.deps()
+        running_in(deps, stored(deps, "first"))
+        second = waiting_in_second(deps)
+        stopper.stop("first")
+        assert deps.store.get_trial("first", 0).state == "PRUNED"
+        sent = drained(service)
+        assert [(event.type, event.data["study"], event.data["trial"], event.data["uid"]) for event in sent] == \
+            [(TRIAL_SUGGESTED, "second", 0, second.uid)]
+        settle(service.dispatcher(), sent)
+        assert deps.store.get_trial("second", 0).state == RUNNING
+    finally:
+        stopper.close()
+        service.close()
+
+
+def test_a_katuna_run_hands_the_room_its_trial_left_to_a_waiting_trial_of_the_service(tmp_path: Path):
+    """A ``katuna run`` beside a ``katuna serve`` on the database (one trial at once): the
+    service's trial, refused the room the run's trial held, is sent on through the database's
+    queue as that trial ends, as the run starts no trial of the service's."""
+    db, go = tmp_path / "katuna.db", tmp_path / "go"
+    service = Runtime(Settings(db=db, max_running_trials=1))
+    run = Embedded(Settings(db=db, max_running_trials=1))
+    try:
+        definition = held(study_definition(name="first", parallelism=1, maxTrials=1), go)
+        run.submit(parse_study(definition), definition, tmp_path)
+        ran = threading.Thread(target=run.run, args=("first",))
+        ran.start()
+        until(lambda: run.store.count_trials("first").running == 1, "the run's trial runs")
+        second = waiting_in_second(service.deps())
+        go.touch()
+        ran.join()
+        assert run.store.get_study("first").status == "completed"
+        sent = drained(service)
+        assert [(event.type, event.data["study"], event.data["trial"], event.data["uid"]) for event in sent] == \
+            [(TRIAL_SUGGESTED, "second", 0, second.uid)]
+        settle(service.dispatcher(), sent)
+        assert service.store().get_trial("second", 0).state == RUNNING
+    finally:
+        run.close()
+        service.close()
+
+
+def test_a_katuna_run_starts_its_waiting_trial_once_the_services_trial_ends_not_at_its_back_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The other way round: the service's trial holds the room, the run's trial waits, its
+    event put back for an hour; the service's trial ends, and no event of the run's tells it.
+    The run's tick sees the room free and delivers its waiting trial's event now."""
+    db, go = tmp_path / "katuna.db", tmp_path / "go"
+    service = Runtime(Settings(db=db, max_running_trials=1))
+    run = Embedded(Settings(db=db, max_running_trials=1))
+    monkeypatch.setattr(broker, "MAX_BACKOFF", 3600.0)
+    run.broker = LocalBroker(run, backoff=3600.0)
+    ran = threading.Thread(target=run.run, args=("first",))
+    try:
+        deps = service.deps()
+        definition = held(study_definition(name="second", parallelism=1, maxTrials=1), go)
+        second = store_study(deps, parse_study(definition), definition)[0]
+        settle(service.dispatcher(), [study_created("second", second.uid)])
+        assert deps.store.count_trials("second").running == 1
+        definition = held(study_definition(name="first", parallelism=1, maxTrials=1), go)
+        run.submit(parse_study(definition), definition, tmp_path)
+        ran.start()
+        until(lambda: (trial := run.store.get_trial("first", 0)) is not None and trial.reason.startswith("waiting: "),
+              "the run's trial is refused room")
+        go.touch()
+        until(lambda: not service.queue.empty(), "the service's trial ended")
+        settle(service.dispatcher(), drained(service))
+        assert deps.store.get_study("second").status == "completed"
+        until(lambda: not ran.is_alive(), "the run's trial started, ran and ended, well before its event's back-off")
+        assert run.store.get_study("first").status == "completed"
+    finally:
+        if ran.is_alive():
+            run.stop("first")
+            run.broker.events.hurry(lambda event: True)  # type: ignore[attr-defined]
+            ran.join()
+        run.close()
+        service.close()
+
+
+def test_of_two_processes_starting_the_same_waiting_trial_one_launches_it(tmp_path: Path):
+    """The room handed on by another process and the trial's own event delivered again may
+    reach two processes at once: the launch and its record are one write transaction, so one
+    launches the trial and the other finds it running."""
+    db = tmp_path / "katuna.db"
+    workers = [Runtime(Settings(db=db, max_running_trials=1)) for _ in range(2)]
+    try:
+        deps = workers[0].deps()
+        second = stored(deps, "second")
+        deps.store.add_trial(TrialRecord("second", 0, {"x": 3.0}, WAITING, created_at=START))
+        events = [replace(trial_suggested("second", second.uid, 0, 1), id=f"handed-{n}") for n in range(2)]
+        ready = threading.Barrier(2)
+
+        def deliver(worker: Runtime, event: Event) -> None:
+            ready.wait()
+            worker.dispatcher().deliver(event)
+
+        threads = [threading.Thread(target=deliver, args=pair) for pair in zip(workers, events, strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert deps.store.get_trial("second", 0).state == RUNNING
+        assert sorted(len(worker.executor.attempts()) for worker in workers) == [0, 1]
+    finally:
+        for worker in workers:
+            worker.close()

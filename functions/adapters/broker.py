@@ -148,6 +148,24 @@ class MemoryQueue:
         with self._changed:
             return not (self._follow_ups or self._events or self._retries)
 
+    def retried(self, picked: Callable[[Event], bool]) -> bool:
+        """Whether an event ``picked`` says so of waits out a retry's back-off."""
+        with self._changed:
+            return any(picked(delivery.event) for _, _, delivery in self._retries)
+
+    def hurry(self, picked: Callable[[Event], bool]) -> None:
+        """Make the events ``picked`` says so of that wait out a retry's back-off due now: what
+        refused them has passed (the room a launch waited for freed by another process, which
+        no event of this queue tells of)."""
+        with self._changed:
+            due = [entry for entry in self._retries if picked(entry[2].event)]
+            if not due:
+                return
+            self._retries = [entry for entry in self._retries if not picked(entry[2].event)]
+            heapq.heapify(self._retries)
+            self._events.extend(delivery for _, _, delivery in sorted(due))
+            self._changed.notify()
+
     def pending(self, study: str) -> bool:
         with self._changed:
             waiting = [*self._follow_ups, *self._events, *(d for _, _, d in self._retries)]

@@ -89,7 +89,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return finish(record, deps, decision)
-    return ask_trials(record, deps, counts) + turns.handed(others)
+    asked = ask_trials(record, deps, counts)
+    return asked + turns.handed(others) + turns.handed(turns.to_service(record, deps))
 
 
 def finish(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:
@@ -104,7 +105,8 @@ def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:
     that ended, frees it and no trial of its own takes it."""
     if deps.running_trials is None:
         return []
-    return turns.handed(turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1])
+    handed = turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1] + turns.to_service(record, deps)
+    return turns.handed(handed)
 
 
 def _start_waiting(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) -> Decision | None:

@@ -7,7 +7,8 @@ that has waited longest, whichever study it belongs to, so a study whose trials 
 cannot keep the room to itself while another study's trials wait. In line stand only the trials
 room would start: those of the unfinished studies the process runs (:func:`room`: a
 ``katuna run`` beside a ``katuna serve`` on the database counts against the bound, but keeps its
-own line, as only it starts its study's trials), within their study's free slots (a trial
+own line, as only it starts its study's trials, and hands the room its own line leaves to the
+service's trials in theirs: :func:`to_service`), within their study's free slots (a trial
 prepared ahead of its study's ``parallelism`` waits for its study's slot, not for room), and
 not held by their namespace's quota (room would not create their Job).
 
@@ -103,6 +104,28 @@ def ahead_of(record: StudyRecord, trial: TrialRecord, deps: Deps, bound: int) ->
     me = turn(record, trial)
     mine = [each for each in _line(deps, record, own, now.left + 1) if each.number != trial.number]
     return now.running, sum(1 for each in _first(deps, now, mine) if each < me)
+
+
+def to_service(record: StudyRecord, deps: Deps) -> list[Turn]:
+    """Where the study is a ``katuna run``'s (claimed by its process), the turns of the waiting
+    trials of the studies a ``katuna serve`` runs on the database (claimed by none) that take the
+    room left once the run's own waiting trials that fit its study's free slots have theirs: the
+    run starts no trial of the service's, so it hands that room on by a ``trial.suggested``
+    each, which its process sends to the service's queue in the database; the service's trials
+    otherwise waited for their own refused event's back-off (up to 30 seconds). Nothing is read
+    but the counts unless the service's studies have trials waiting."""
+    bound = deps.running_trials
+    if bound is None or record.runner is None:
+        return []
+    loads = loads_here(deps)
+    served = tuple(load for load in loads if load.runner is None and load.waiting and not load.ended)
+    if not served:
+        return []
+    running = sum(load.running for load in loads)
+    own = next((load for load in loads if load.study == record.name), None)
+    taking = 0 if own is None or record.terminal else min(own.waiting, max(record.spec.parallelism - own.running, 0))
+    left = bound - running - taking
+    return _first(deps, Room(running, left, None, served), []) if left > 0 else []
 
 
 def handed(turns: Sequence[Turn]) -> list[Event]:
