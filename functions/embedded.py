@@ -88,7 +88,6 @@ class Embedded:
         for event in events:
             queue.put(event)
 
-
     def _dropped(self, event: Event, error: KatunaError) -> None:
         """An event refused for good fails its study with the reason, as a dead letter does on
         Knative: the run ends saying why, instead of waiting on a trial whose end was lost."""
