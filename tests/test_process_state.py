@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import urllib.parse
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import optuna
@@ -19,7 +20,9 @@ import pytest
 from click.testing import CliRunner
 from gke_stub import GkeStub
 from http_helpers import Sink
+from knative_emulator import tls
 from process_state import kept
+from standin_server import StandInServer
 from test_provision_script import GKE_FLAGS
 from test_web_events import Issuer
 
@@ -76,3 +79,13 @@ def test_a_closed_stand_in_server_listens_no_more(stand_in: str):
     server.close()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+def test_a_closed_tls_listener_leaves_its_authority_to_no_later_client():
+    """The emulator's clients trust the CA of each TLS listener while it serves, not once it is
+    closed: kept, every later test's client trusted every authority an earlier one made."""
+    before = len(tls.trusting().get_ca_certs())
+    listeners = tls.Listeners("strict", lambda: StandInServer(("127.0.0.1", 0), BaseHTTPRequestHandler))
+    assert len(tls.trusting().get_ca_certs()) == before + 1
+    listeners.close()
+    assert len(tls.trusting().get_ca_certs()) == before
