@@ -281,3 +281,4 @@ class Sink:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()

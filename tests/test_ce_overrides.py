@@ -76,7 +76,12 @@ def test_the_reporter_keeps_katunas_signature_among_the_names_no_override_takes(
 
 
 def _trial_env(monkeypatch: pytest.MonkeyPatch, url: str, overrides: str) -> None:
-    """The environment katuna gives a trial of a study with early stopping, bound by a SinkBinding."""
+    """The environment katuna gives a trial of a study with early stopping, bound by a SinkBinding,
+    in a process that, as a new trial's, has named no refused overrides and no failed post yet
+    (the reporter names each once a process; a test run again in the same pytest process would
+    otherwise find its line said by the first run)."""
+    monkeypatch.setattr(reporter, "_REFUSED", set())
+    monkeypatch.setattr(reporter, "_UNEXPECTED", set())
     for variable, value in {"KATUNA_REPORT_URL": url, "KATUNA_OBJECTIVE": "loss", "KATUNA_STUDY": "s",
                             "KATUNA_STUDY_UID": "u", "KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1",
                             "KATUNA_SINK_TOKEN_FILE": "/nonexistent/token", "K_CE_OVERRIDES": overrides}.items():

@@ -14,7 +14,7 @@ import moto_eks
 import moto_eks_lifecycle
 import pytest
 from moto.eks.models import eks_backends
-from test_nodepools_eks import REGION, aws, cluster, katunas_templates, pools, spot_pool  # noqa: F401
+from test_nodepools_eks import REGION, aws, baseline, cluster, katunas_templates, pools, spot_pool  # noqa: F401
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePoolFailed, OperationStatus

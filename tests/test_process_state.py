@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
+import urllib.parse
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
 from gke_stub import GkeStub
+from http_helpers import Sink
+from knative_emulator import tls
 from process_state import kept
+from standin_server import StandInServer
 from test_provision_script import GKE_FLAGS
+from test_web_events import Issuer
 
 from functions.adapters import log_lines
 from functions.adapters.sqlite_store import SqliteStore
@@ -59,3 +66,26 @@ def test_the_test_after_finds_the_process_as_pytest_set_it(_: str):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert log_lines.installed() is None
     assert "unraisable_hook" in repr(sys.unraisablehook), "pytest's own hook"
+
+
+@pytest.mark.parametrize("stand_in", ["sink", "issuer"])
+def test_a_closed_stand_in_server_listens_no_more(stand_in: str):
+    """A stand-in a test closed takes no connection and holds no socket of the test process.
+    Only stopped, it kept listening until the garbage collector found it (in a later test, as
+    the suite collects less often): a post to the closed sink's address waited unanswered in its
+    backlog for its timeout where it is refused, and each one kept a descriptor of the process."""
+    server = Sink() if stand_in == "sink" else Issuer(keys=[])
+    port = urllib.parse.urlsplit(server.url).port
+    server.close()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
+def test_a_closed_tls_listener_leaves_its_authority_to_no_later_client():
+    """The emulator's clients trust the CA of each TLS listener while it serves, not once it is
+    closed: kept, every later test's client trusted every authority an earlier one made."""
+    before = len(tls.trusting().get_ca_certs())
+    listeners = tls.Listeners("strict", lambda: StandInServer(("127.0.0.1", 0), BaseHTTPRequestHandler))
+    assert len(tls.trusting().get_ca_certs()) == before + 1
+    listeners.close()
+    assert len(tls.trusting().get_ca_certs()) == before

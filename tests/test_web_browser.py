@@ -58,6 +58,7 @@ fetch("{target}/studies", {{method: "POST", mode: "no-cors", credentials: "inclu
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 def _attack(browser: Browser, service: Service, name: str, login: bool) -> None:

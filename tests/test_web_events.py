@@ -126,6 +126,7 @@ class Issuer:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -70,7 +70,10 @@ class Listeners:
         return f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
     def close(self) -> None:
+        """Stop the servers; their CA is trusted by no later client (:func:`trusting`)."""
         for server in self.servers:
             server.shutdown()
             server.server_close()
+        if self.ca_pem in _TRUSTED:
+            _TRUSTED.remove(self.ca_pem)
         self._folder.cleanup()
