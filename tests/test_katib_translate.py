@@ -996,3 +996,15 @@ def test_a_doubles_grid_is_counted_as_numpy_lists_it_for_katib(low: float, width
     listed = np.arange(low, high + step, step)
     expected = len(listed) - (1 if len(listed) and listed[-1] > high else 0)
     assert katib_grid.arange_points(low, high, step) == expected
+
+
+@pytest.mark.parametrize("algorithm", ["random", "hyperband"])
+def test_a_boolean_random_state_is_refused_as_the_experiment_spells_it(algorithm):
+    """An unquoted ``value: true`` is a YAML boolean; its refusal shows it as written, never as
+    Python's ``True``."""
+    doc = experiment(algorithm={"algorithmName": algorithm, "algorithmSettings": [{"name": "random_state", "value": True}]})
+    with pytest.raises(InvalidStudy) as caught:
+        katib.from_experiment(doc)
+    [refusal] = [str(p) for p in caught.value.problems if p.path == "spec.algorithm.algorithmSettings[0].value"]
+    assert refusal.startswith(f"spec.algorithm.algorithmSettings[0].value: random_state of {algorithm}: expected an integer")
+    assert refusal.endswith(", got 'true'"), refusal

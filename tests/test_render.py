@@ -845,3 +845,21 @@ def test_the_sink_binding_label_marks_the_jobs_katuna_makes_and_nothing_else():
         assert SINK_BINDING_LABEL not in job_for(definition, {"x": 1.5, "tag": "a"})["metadata"]["labels"]
     workload = job_for(pytorch, {"x": 1.5}, defaults=bound)
     assert workload["kind"] == "PyTorchJob" and SINK_BINDING_LABEL not in workload["metadata"]["labels"]
+
+
+def test_katuna_render_takes_a_boolean_list_value_as_its_trial_receives_it(tmp_path: Path):
+    """A list parameter of booleans reaches the trial as ``true``/``false``: ``--params`` takes
+    that text (and Python's ``False``, as a CSV Python wrote holds it), and a refusal lists the
+    values as the trial would receive them."""
+    definition = k8s_definition()
+    definition["parameters"].append({"name": "flag", "type": "categorical", "values": [True, False]})
+    definition["trialTemplate"]["command"] += ["--flag", "${trialParameters.flag}"]
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(definition))
+    for given in ("false", "False"):
+        rendered = here("render", str(study), "--params", "x=1", "--params", f"tag={HOSTILE[4]}", "--params", f"flag={given}")
+        command = yaml.safe_load(rendered.stdout)["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[-2:] == ["--flag", "false"], given
+    refused = here("render", str(study), "--params", "x=1", "--params", f"tag={HOSTILE[4]}", "--params", "flag=no", check=False)
+    assert refused.returncode == 2
+    assert "--params flag: expected one of true, false, got 'no'" in refused.stderr

@@ -80,3 +80,15 @@ def test_a_refusal_stands_for_its_generation_labels_and_annotations_only():
     earlier = {**refused, "status": {k: v for k, v in refused["status"].items() if k != "observedMetadata"}}
     assert refusal_stands({**earlier, "metadata": {**metadata, "labels": {}}}), "a status written before: by generation"
     assert not refusal_stands({"metadata": metadata, "status": {"phase": "Running", "observedGeneration": 2}})
+
+
+def test_a_refusal_counts_the_problems_found_past_those_listed():
+    """A resource with more problems than are kept (:class:`InvalidStudy`'s ``more``) says how
+    many it has in all, and how many are not listed."""
+    metadata = {"name": "x", "generation": 1}
+    kept = [Problem(f"spec.field{i}", "unknown field") for i in range(100)]
+    status = failed_status("InvalidSpec", kept, metadata, 0.0, more=50)
+    message = conditions(status)["Failed"]["message"]
+    assert message.startswith("150 problem(s): spec.field0: unknown field;"), message[:60]
+    assert message.endswith("spec.field99: unknown field (50 more problems not listed)"), message[-80:]
+    assert len(status["problems"]) == 100

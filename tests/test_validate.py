@@ -761,3 +761,70 @@ def test_a_study_of_thousands_of_problems_keeps_the_first_hundred_and_counts_the
     assert refused.count >= 5_000 and refused.unlisted == refused.count - PROBLEMS_LISTED
     assert str(refused).startswith(f"invalid study ({refused.count} problem(s))")
     assert str(refused).endswith(f"({refused.count - PROBLEMS_LISTED:,} more problems not listed)")
+
+
+def _nul_in_env(doc: dict, count: int) -> dict:
+    """``doc``, a Katib Experiment, with ``count`` environment variables whose values hold a NUL."""
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": f"V{i}", "value": f"a\x00{i}"} for i in range(count)]
+    return doc
+
+
+@pytest.mark.parametrize("spec, count", [
+    ({"resumePolicy": "Sometimes"}, 1 + 150),
+    ({"nasConfig": {"graphConfig": {"numLayers": 2}}}, 1),
+])
+def test_an_experiments_problems_past_the_hundred_listed_are_counted_as_those_listed_are(spec, count):
+    """An Experiment with a problem of its own (a ``resumePolicy`` Katib has not) and 150
+    values no trial can start with: the native study's problems past the hundred kept count
+    too, on every path that reads it; and where the Experiment's own problem makes the others
+    mere consequences (a ``nasConfig`` refused: its trial template's problems), none is counted,
+    listed or not."""
+    from test_katib import experiment
+
+    from functions.core.katib import from_experiment
+
+    doc = _nul_in_env(experiment(**spec), 150)
+    for read in (lambda: from_experiment(doc), lambda: load_study(json.dumps(doc))):
+        with pytest.raises(InvalidStudy) as caught:
+            read()
+        assert caught.value.count == count, [str(p)[:60] for p in caught.value.problems[:3]]
+        assert str(caught.value).startswith(f"invalid study ({count} problem(s))")
+
+
+def test_the_placeholders_pasted_into_code_are_looked_for_only_where_no_problem_of_the_template_was_found():
+    """A trial template with a problem of its own, found past the hundred problems kept (150
+    unknown fields come first), is not read for placeholders pasted into code, as where it is
+    among them; one without is."""
+    definition = study_definition(name="pasted")
+    definition["parameters"].append({"name": "tag", "type": "categorical", "values": ["a b", "c"]})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "print('${trialParameters.tag}')",
+                                              "${trialParameters.x}"]
+    definition.update({f"field{i}": 0 for i in range(150)})
+    with pytest.raises(InvalidStudy) as pasted:
+        parse_study(definition)
+    assert pasted.value.count == 150 + 1, "the placeholder pasted into code"
+    definition["trialTemplate"]["unknown"] = 1
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert caught.value.count == 150 + 1, "the template's unknown field alone"
+
+
+def test_strings_no_trial_can_start_with_are_found_without_holding_a_problem_for_each():
+    """49,000 names holding a NUL: the first 100 by path are kept and the rest counted, and
+    the walk holds neither a problem nor a path for each of them (11 MB at the peak before)."""
+    import tracemalloc
+
+    definition = study_definition(name="many")
+    definition["description"] = {f"\x00{i:05}": 0 for i in range(49_000)}
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidStudy) as caught:
+            parse_study(definition)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.count == 49_000 + 1, "and the description is no text"
+    kept = [p.path for p in caught.value.problems]
+    assert kept == [f"description.\\0{i:05}" for i in range(100)]
+    assert peak < 2_000_000, f"{peak:,} bytes at the peak"

@@ -15,6 +15,7 @@ from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, on_step
 from functions.core.space import admits, stepped
+from functions.core.template import format_value
 
 
 def text_number(raw: str) -> float:
@@ -28,12 +29,17 @@ def text_number(raw: str) -> float:
 
 def from_text(parameter: Parameter, raw: str) -> Any:
     """The value ``raw`` (as written on a command line or in a CSV cell) stands for, typed as
-    the parameter's values are; :class:`ValueError` saying what was expected when it is none."""
+    the parameter's values are; :class:`ValueError` saying what was expected when it is none. A
+    list parameter's value is written as its trial receives it (``false`` for a boolean,
+    :func:`~functions.core.template.format_value`), or as Python writes it (``False``)."""
     if isinstance(parameter, ChoiceParameter):
         for choice in parameter.values:
-            if str(choice) == raw:
+            if format_value(choice) == raw:
                 return choice
-        raise ValueError(f"expected one of {reader.listed(parameter.values)}, got {raw!r}")
+        for choice in parameter.values:
+            if str(choice) == raw:  # Python's spelling of a boolean (True), as a CSV written by it has it
+                return choice
+        raise ValueError(f"expected one of {reader.listed(parameter.values, format_value)}, got {raw!r}")
     whole = isinstance(parameter, IntParameter)
     try:
         number = text_number(raw)

@@ -78,7 +78,8 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
-        raise InvalidStudy(_leading(spec, algorithm, problems + _native_problems(native, data, problems, limits)))
+        native_problems, more = _native_problems(native, data, problems, limits)
+        raise InvalidStudy(_leading(spec, algorithm, problems) + native_problems, more)
     return native
 
 
@@ -121,29 +122,46 @@ def _metrics_collector(spec: Mapping[str, Any], native: Mapping[str, Any], probl
 
 
 def _leading(spec: Mapping[str, Any], algorithm: Any, problems: list[Problem]) -> list[Problem]:
-    """The problems that are not mere consequences of another: with a ``nasConfig`` (refused),
+    """The problems that are not mere consequences of another (:func:`_leads`)."""
+    return [p for p in problems if _leads(spec, algorithm, p)]
+
+
+def _leads(spec: Mapping[str, Any], algorithm: Any, problem: Problem) -> bool:
+    """Whether ``problem`` is no mere consequence of another: with a ``nasConfig`` (refused),
     the parameters and trial template of neural architecture search, and a NAS algorithm's
-    (``algorithm``) refusal, which says the same."""
-    nas = spec.get("nasConfig") is not None
-    return [p for p in problems if not (nas and (
-        any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
-        or (p.path == "spec.algorithm.algorithmName" and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS)))]
+    (``algorithm``) refusal, which says the same, are."""
+    if spec.get("nasConfig") is None:
+        return True
+    path = problem.path
+    return not (any(path == f or path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
+                or (path == "spec.algorithm.algorithmName"
+                    and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS))
 
 
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem],
-                     limits: Limits) -> list[Problem]:
-    """The problems the native study would have besides those already ``found``, so that a
+                     limits: Limits) -> tuple[list[Problem], int]:
+    """The problems the native study would have besides those already ``found``, and how many
+    more there are than those kept (:class:`~functions.core.errors.InvalidStudy`), so that a
     translation problem hides none of the others (none about a trial template that is missing,
     or left unread in its ConfigMap: ``found`` says why, and the native study's words for it,
-    its ``command``, are no field of an Experiment)."""
+    its ``command``, are no field of an Experiment; none of neural architecture search's,
+    :func:`_leads`). Those left out are left out as the study is read, so that the count of
+    the others is exact past the problems kept."""
+    spec = data.get("spec") or {}
+    algorithm = (spec.get("algorithm") or {}).get("algorithmName")
+    bare = katib_template.without_trial_spec(spec)
+    covered = {p.path for p in found}
+
+    def reported(problem: Problem) -> bool:
+        path = katib_paths.katib_path(problem.path, data)
+        return (not katib_paths.is_covered(path, covered) and _leads(spec, algorithm, Problem(path, problem.message))
+                and not (bare and (path.startswith(katib_template.PATH) or "trialTemplate" in problem.message)))
+
     try:
-        validate.parse_study(native, limits, unused_parameters=True)
+        validate.parse_study(native, limits, unused_parameters=True, counted=reported)
     except InvalidStudy as exc:
-        problems = katib_paths.katib_problems(exc.problems, data, already=found)
-        if katib_template.without_trial_spec(data.get("spec") or {}):
-            return [p for p in problems if not p.path.startswith(katib_template.PATH) and "trialTemplate" not in p.message]
-        return problems
-    return []
+        return katib_paths.katib_problems([p for p in exc.problems if reported(p)], data), exc.more
+    return [], 0
 
 
 def katib_problems(problems: Iterable[Problem], data: Mapping[str, Any]) -> list[Problem]:

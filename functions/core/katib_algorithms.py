@@ -216,6 +216,18 @@ models them jointly by default for one objective (and whether ``tpe`` heeds runn
 depends on the service: :func:`tpe_on_optuna`)."""
 
 
+def setting_text(value: Any) -> str:
+    """A setting's value as the text it is read from (Katib's settings are strings): a number
+    or boolean an unquoted YAML scalar made as YAML writes it (``true``, never Python's
+    ``True``), so that a refusal shows what was written; none as the empty string, as Katib
+    decodes a setting without a value, never as the word None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str, Any], Any, list[Problem]]:
     """Katib's ``algorithmSettings`` of ``algorithm`` as Optuna settings, the seed (or None),
     and a problem for each setting that has no equivalent or whose value does not convert."""
@@ -231,8 +243,7 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
             problems.append(Problem(f"{where}.name", _unknown(name, algorithm, list(known))))
             continue
         try:
-            # Katib decodes a setting without a value as the empty string, never as the word None.
-            value = setting.convert("" if text is None else str(text))
+            value = setting.convert(setting_text(text))
         except ValueError as exc:
             problems.append(Problem(f"{where}.value", f"{name} of {algorithm}: {exc}"))
             continue

@@ -9,7 +9,7 @@ user is pointed at what they wrote.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from functions.core import katib_algorithms, katib_search
@@ -131,10 +131,15 @@ def katib_problems(problems: Iterable[Problem], experiment: Mapping[str, Any],
                    already: Iterable[Problem] = ()) -> list[Problem]:
     """``problems`` of the native study, with the Experiment's paths, leaving out those about a
     field (or a field inside one) that ``already`` lists a problem of."""
-    covered = [p.path for p in already]
+    covered = {p.path for p in already}
     out = []
     for problem in problems:
         path = katib_path(problem.path, experiment)
-        if not any(path == c or path.startswith(c + ".") or path.startswith(c + "[") for c in covered):
+        if not is_covered(path, covered):
             out.append(Problem(path, problem.message))
     return out
+
+
+def is_covered(path: str, covered: Collection[str]) -> bool:
+    """Whether ``path`` is one of the paths ``covered``, or a field or item inside one."""
+    return path in covered or any(path[:i] in covered for i, c in enumerate(path) if c in ".[")

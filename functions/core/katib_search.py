@@ -67,7 +67,7 @@ def _hyperband_seed(given: list[Any], out: dict[str, Any], problems: list[Proble
             continue
         text = setting.get("value")
         try:
-            out["seed"] = katib_algorithms.random_state("hyperband").convert("" if text is None else str(text))
+            out["seed"] = katib_algorithms.random_state("hyperband").convert(katib_algorithms.setting_text(text))
         except ValueError as exc:
             problems.append(Problem(f"spec.algorithm.algorithmSettings[{i}].value", f"random_state of hyperband: {exc}"))
 

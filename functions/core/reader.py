@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from functions.core import utf8
@@ -37,19 +38,31 @@ def listed(items: Collection[Any], show: Callable[[Any], str] = str, most: int =
 class Reader:
     """Reads typed fields from nested mappings, collecting problems instead of raising: the
     first :data:`~functions.core.errors.PROBLEMS_LISTED` kept in ``problems``, the others
-    counted in ``more`` (an answer lists no more, and a 1 MiB study can hold tens of thousands)."""
+    counted in ``more`` (an answer lists no more, and a 1 MiB study can hold tens of thousands).
+    ``counted`` tells which problems to keep or count (by default every one): a caller that would
+    leave some out of what it reports drops them here, where all are seen, so that ``more``
+    counts only the others; those dropped are counted in ``dropped``. ``seen`` is told the path of
+    every problem found, kept or not (a check that depends on where problems are)."""
 
-    def __init__(self) -> None:
+    def __init__(self, counted: Callable[[Problem], bool] | None = None,
+                 seen: Callable[[str], None] | None = None) -> None:
         self.problems: list[Problem] = []
         self.more = 0
+        self.dropped = 0
+        self._counted = counted
+        self._seen = seen
 
     @property
     def found(self) -> int:
-        """How many problems were found, kept or not."""
-        return len(self.problems) + self.more
+        """How many problems were found: kept, counted or dropped."""
+        return len(self.problems) + self.more + self.dropped
 
     def fail(self, path: str, message: str) -> None:
-        if len(self.problems) < PROBLEMS_LISTED:
+        if self._seen is not None:
+            self._seen(path)
+        if self._counted is not None and not self._counted(Problem(path, message)):
+            self.dropped += 1
+        elif len(self.problems) < PROBLEMS_LISTED:
             self.problems.append(Problem(path, message))
         else:
             self.more += 1
@@ -58,6 +71,32 @@ class Reader:
         """``problems`` found, kept as :meth:`fail` keeps them."""
         for problem in problems:
             self.fail(problem.path, problem.message)
+
+    def add_by_path(self, problems: Iterable[Problem]) -> None:
+        """``problems`` found in any order, kept as :meth:`fail` keeps them, those kept in the
+        order of their paths: the first by path of those ``problems`` counted while there is room,
+        never more than that held at once (a 1 MiB study can hold tens of thousands of strings
+        with a problem each), and the others counted."""
+        room = PROBLEMS_LISTED - len(self.problems)
+        counted = 0
+
+        def tallied() -> Iterator[Problem]:
+            nonlocal counted
+            for problem in problems:
+                if self._seen is not None:
+                    self._seen(problem.path)
+                if self._counted is not None and not self._counted(problem):
+                    self.dropped += 1
+                else:
+                    counted += 1
+                    yield problem
+
+        found = tallied()
+        kept = heapq.nsmallest(room, found, key=lambda p: p.path)
+        for _ in found:  # nsmallest reads nothing when there is no room
+            pass
+        self.problems += kept
+        self.more += counted - len(kept)
 
     def mapping(self, value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
         if value is None:
@@ -132,28 +171,38 @@ _EXPECTED = {
 }
 
 
-def unfit_characters(data: Any) -> list[Problem]:
+def unfit_characters(data: Any) -> Iterator[Problem]:
     """A problem for each string in ``data`` (a key or a value, at any depth) that holds a NUL
     character or a lone surrogate (JSON's ``\\ud800`` escape, or YAML's): no argument,
     environment variable or path a trial is started with can hold either, so such a study could
     only fail every trial, and UTF-8 cannot hold a surrogate where the study is stored or shown.
-    Problems of the same kind share their message, written once: a 1 MiB study can hold tens of
-    thousands of such strings."""
-    problems = []
-    stack: list[tuple[str, Any]] = [("", data)]
+    Problems of the same kind share their message, written once, and each is made as it is
+    found (:meth:`Reader.add_by_path` keeps the first by path); the mappings and lists are walked
+    one entry at a time: a 1 MiB study can hold tens of thousands of such strings."""
+    stack: list[Iterator[tuple[str, Any, Problem | None]]] = [iter([("", data, None)])]
     while stack:
-        path, value = stack.pop()
-        if isinstance(value, str) and (why := _unfit(value)) is not None:
-            problems.append(Problem(path, _UNFIT_TEXT[why]))
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                where = join(path, _shown(str(key)))
-                if isinstance(key, str) and (why := _unfit(key)) is not None:
-                    problems.append(Problem(where, _UNFIT_NAME[why]))
-                stack.append((where, item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-    return sorted(problems, key=lambda p: p.path)
+        for path, value, unfit_key in stack[-1]:
+            if unfit_key is not None:
+                yield unfit_key
+            if isinstance(value, str) and (why := _unfit(value)) is not None:
+                yield Problem(path, _UNFIT_TEXT[why])
+            elif isinstance(value, Mapping | list):
+                stack.append(_entries(path, value))
+                break
+        else:
+            stack.pop()
+
+
+def _entries(path: str, value: Mapping[str, Any] | list[Any]) -> Iterator[tuple[str, Any, Problem | None]]:
+    """The entries of a mapping or list at ``path``: each one's path, its value, and the problem
+    of its key where that is a name no study may hold."""
+    if isinstance(value, list):
+        yield from ((f"{path}[{i}]", item, None) for i, item in enumerate(value))
+        return
+    for key, item in value.items():
+        where = join(path, _shown(str(key)))
+        why = _unfit(key) if isinstance(key, str) else None
+        yield where, item, None if why is None else Problem(where, _UNFIT_NAME[why])
 
 
 _NUL = "NUL characters (\\0)"

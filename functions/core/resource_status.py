@@ -219,12 +219,15 @@ def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observatio
     return shown + [{"name": name, **dict.fromkeys(("min", "max", "latest"), UNAVAILABLE)} for name in unreported]
 
 
-def failed_status(reason: str, problems: Sequence[Problem], metadata: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """The status of a resource katuna could not take: every problem, with its field path, and
-    the generation and :func:`marks` of the resource (its ``metadata``) it was refused at; no
+def failed_status(reason: str, problems: Sequence[Problem], metadata: Mapping[str, Any], now: float,
+                  more: int = 0) -> dict[str, Any]:
+    """The status of a resource katuna could not take: each problem kept, with its field path,
+    and how many ``more`` were found (:class:`~functions.core.errors.InvalidStudy`), and the
+    generation and :func:`marks` of the resource (its ``metadata``) it was refused at; no
     ``study``, as it has none."""
-    lines = "; ".join(str(p) for p in problems)
-    message = f"{len(problems)} problem(s): {lines}" if len(problems) > 1 else lines
+    lines = "; ".join(str(p) for p in problems) + (f" ({more:,} more problems not listed)" if more else "")
+    count = len(problems) + more
+    message = f"{count} problem(s): {lines}" if count > 1 else lines
     return {"phase": "Failed", "study": None, "observedGeneration": metadata.get("generation") or 1,
             "observedMetadata": marks(metadata), "conditions": [_condition("Failed", reason, message, now)],
             "problems": [{"field": p.path, "message": p.message} for p in problems]}

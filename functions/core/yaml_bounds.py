@@ -128,14 +128,16 @@ class BoundedLoader(yaml.SafeLoader):
 
     def _weigh(self, node: yaml.Node) -> tuple[int, int]:
         """The nodes ``node`` stands for and the characters of their text, aliases expanded (a
-        node an alias names again counts again), kept for each node once composed."""
+        node an alias names again counts again), kept for each mapping and list once composed: a
+        scalar's is its own text, read again where wanted rather than kept for each of the
+        100,000 a document may hold (13 MiB of them)."""
+        if isinstance(node, yaml.ScalarNode):
+            return 1, len(node.value)
         weight = self._weights.get(id(node))
         if weight is None:
-            if isinstance(node, yaml.ScalarNode):
-                weight = (1, len(node.value))
-            else:
-                children = [self._weights.get(id(child), (1, 0)) for child in _children(node)]
-                weight = (1 + sum(n for n, _ in children), sum(c for _, c in children))
+            children = [(1, len(child.value)) if isinstance(child, yaml.ScalarNode) else self._weights.get(id(child), (1, 0))
+                        for child in _children(node)]
+            weight = (1 + sum(n for n, _ in children), sum(c for _, c in children))
             self._weights[id(node)] = weight
         return weight
 

@@ -116,10 +116,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return _create(deps, ref, current, study)
 
 
-def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problems: list[Problem]) -> None:
+def _fail(deps: Deps, ref: Ref, current: Mapping[str, Any], reason: str, problems: list[Problem],
+          more: int = 0) -> None:
+    """Write the resource's refusal for ``problems`` (and ``more`` found, not kept) in its status."""
     if deps.resources is not None:
         deps.resources.write_status(ref, current["metadata"]["uid"],
-                                    partial(failed_status, reason, problems, current["metadata"], deps.clock()))
+                                    partial(failed_status, reason, problems, current["metadata"], deps.clock(), more))
 
 
 def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> list[Event]:
@@ -145,7 +147,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> lis
             return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     except InvalidStudy as exc:
-        _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems))
+        _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems), exc.more)
         return []
     report(record, deps)
     return [study_created(record.name, record.uid, record.restarts)]

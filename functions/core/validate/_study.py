@@ -46,14 +46,17 @@ def none_stored(name: str) -> bool:
 
 
 def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored,
-                unused_parameters: bool = False) -> Study:
+                unused_parameters: bool = False, counted: Callable[[Problem], bool] | None = None) -> Study:
     """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every
     problem; ``limits`` bound what the study may ask of the service. ``stored`` tells whether a
     study of a name is stored already (asked only of a study whose list values clash, which are
     then no problem: the stored study runs on as it was); by default none is, as for ``katuna
     render`` and ``convert``. With ``unused_parameters``, a parameter no placeholder names is no
-    problem (a Katib Experiment's: Katib samples it and passes it to no trial)."""
-    r = Reader()
+    problem (a Katib Experiment's: Katib samples it and passes it to no trial). ``counted`` tells
+    which of the fields' problems the caller reports (:class:`~functions.core.reader.Reader`):
+    the others are neither listed nor counted, yet still refuse the study."""
+    where = _Where()
+    r = Reader(counted, seen=where)
     top, name = _top(r, data)
     objectives, additional, strategies = parse_objective(r, top.get("objective"))
     listed = parse_parameters(r, top.get("parameters"), limits)
@@ -76,8 +79,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     _check_counts(r, parallelism, max_trials, max_failed)
     check_wrappable(r, trial_template, collector)
     _check_across_sections(r, top, objectives, parameters, algorithm, collector, early_stopping, time_budget)
-    if r.problems:
-        r.add(_pasted_code(r.problems, trial_template, listed, limits))
+    if r.found:
+        r.add(_pasted_code(where, trial_template, listed, limits))
         raise InvalidStudy(r.problems, r.more)
     study = Study(name=name, objectives=objectives, parameters=parameters, trial_template=trial_template,
                   additional_metrics=additional, strategies=strategies, algorithm=algorithm,
@@ -107,7 +110,7 @@ def _top(r: Reader, data: Any) -> tuple[Mapping[str, Any], Any]:
     top = r.mapping(data, "", TOP_FIELDS)
     if not isinstance(data, Mapping):
         raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")], r.more)
-    r.add(unfit_characters(data))
+    r.add_by_path(unfit_characters(data))
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and not is_label(name):
         r.fail("name", f"expected {LABEL_EXPECTED}, got {shown(name)}")
@@ -160,18 +163,33 @@ def _valid_study_problems(study: Study, limits: Limits) -> list[Problem]:
     return problems
 
 
-def _pasted_code(found: list[Problem], template: TrialTemplate, listed: list[Parameter | None],
+class _Where:
+    """Where the problems of a study's fields are, each told by its path as it is found (kept
+    or not, :class:`~functions.core.reader.Reader`), for :func:`_pasted_code`: whether any is
+    of the trial template or of the parameters as a whole, and which parameters have their own."""
+
+    def __init__(self) -> None:
+        self.template_or_parameters = False
+        self.parameters: set[int] = set()
+
+    def __call__(self, path: str) -> None:
+        if _under(path, "trialTemplate") or path == "parameters":
+            self.template_or_parameters = True
+        if (match := _PARAMETER.match(path)) is not None:
+            self.parameters.add(int(match.group(1)))
+
+
+def _pasted_code(where: _Where, template: TrialTemplate, listed: list[Parameter | None],
                  limits: Limits) -> list[Problem]:
-    """The placeholders pasted into code (:func:`code_problems`) of a study with ``found``
-    problems, so that they are listed with those: looked for only when the trial template has
-    no problem of its own (a ``trialSpec`` of the wrong shape is not read), nor the parameters
-    as a whole, and no list parameter holds more values than the limit (the check reads every
-    value at every placeholder). A parameter with problems of its own (a name an earlier one
-    has, say) is left out, and its placeholders get none."""
-    if any(_under(p.path, "trialTemplate") or p.path == "parameters" for p in found):
+    """The placeholders pasted into code (:func:`code_problems`) of a study with problems
+    (``where`` they are), so that they are listed with those: looked for only when the trial
+    template has no problem of its own (a ``trialSpec`` of the wrong shape is not read), nor the
+    parameters as a whole, and no list parameter holds more values than the limit (the check
+    reads every value at every placeholder). A parameter with problems of its own (a name an
+    earlier one has, say) is left out, and its placeholders get none."""
+    if where.template_or_parameters:
         return []
-    faulty = {int(match.group(1)) for p in found if (match := _PARAMETER.match(p.path))}
-    fit = tuple(parameter for i, parameter in enumerate(listed) if parameter is not None and i not in faulty)
+    fit = tuple(parameter for i, parameter in enumerate(listed) if parameter is not None and i not in where.parameters)
     if any(isinstance(p, ChoiceParameter) and len(p.values) > limits.values for p in fit):
         return []
     return code_problems(template, fit)
