@@ -54,18 +54,11 @@ def test_what_the_commands_set_for_the_process_is_put_back(tmp_path: Path, gke_a
     assert _state() == before
 
 
-def test_a_test_that_runs_the_commands_leaves_nothing_of_them_to_the_next(tmp_path: Path, gke_api: GkeStub):
-    """Run before the next test in the same process (by its place in the module), whose state
-    it must not change."""
-    _commands(tmp_path, gke_api)
-
-
-@pytest.mark.parametrize("_", ["the test after"])
-def test_the_test_after_finds_the_process_as_pytest_set_it(_: str):
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert log_lines.installed() is None
-    assert "unraisable_hook" in repr(sys.unraisablehook), "pytest's own hook"
+def test_every_test_of_the_suite_runs_inside_the_kept_process_state(request: pytest.FixtureRequest):
+    """``tests/conftest.py`` wraps each test in :func:`process_state.kept`, whichever test ran
+    before it in its process (what the state is then depends on the tests pytest-xdist dealt
+    that process, and on the fixtures of a wider scope they share, so it is not asserted here)."""
+    assert "_process_state_kept" in request.fixturenames
 
 
 @pytest.mark.parametrize("stand_in", ["sink", "issuer"])

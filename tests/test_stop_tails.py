@@ -25,10 +25,10 @@ def test_a_slow_log_read_holds_up_no_other_trials_stop_and_its_own_lines_are_sti
     release, held = threading.Event(), threading.Event()
 
     def read(pod: str, query: dict[str, str]) -> None:
-        """The stop's read of trial 0's log (of its last lines, or of its whole output, which its
-        study's end keeps the metrics of; not a scan of its running log, which asks for time
-        stamps) waits (its kubelet does not answer) until released."""
-        if pod.startswith("slow-0-") and "timestamps" not in query:
+        """The stop's read of trial 0's log (of its last lines, which its study's end also keeps
+        the metrics of; not a scan of its running log, which asks for bytes, not lines) waits
+        (its kubelet does not answer) until released."""
+        if pod.startswith("slow-0-") and "tailLines" in query:
             held.set()
             release.wait(120)
 
