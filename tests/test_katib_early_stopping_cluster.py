@@ -219,8 +219,9 @@ def core(kube: KubeStub) -> client.CoreV1Api:
     return client.CoreV1Api(client.ApiClient(configuration))
 
 
-def running_pod(kube: KubeStub, name: str, program: str) -> str:
-    """The name of the pod of a Job running ``program`` once it has printed its first line."""
+def running_pod(kube: KubeStub, name: str, program: str, printed: int) -> str:
+    """The name of the pod of a Job running ``program`` once its log holds ``printed`` whole lines
+    (a line's text and its newline may reach the runtime in two writes)."""
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": {
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "python",
                                                           "command": [sys.executable, "-c", program]}]}}}}
@@ -231,15 +232,15 @@ def running_pod(kube: KubeStub, name: str, program: str) -> str:
     def printing() -> str | None:
         with kube.lock:
             pods = [p for (ns, _), p in kube.pods.items() if ns == NAMESPACE and p["metadata"]["labels"]["job-name"] == name]
-            if pods and pods[0]["status"].get("phase") == "Running" and kube.kubelets.log_of(pods[0]):
+            if pods and pods[0]["status"].get("phase") == "Running" and len(kube.kubelets.log_of(pods[0])) >= printed:
                 return pods[0]["metadata"]["name"]
         return None
-    return eventually(printing, f"Job {name}'s pod to print", timeout=30)
+    return eventually(printing, f"Job {name}'s pod to print {printed} lines", timeout=30)
 
 
 @pytest.mark.slow
 def test_a_running_containers_log_is_read_with_the_kubelets_options(kube: KubeStub):
-    pod = running_pod(kube, "log-options", "import time\nprint('one\\ntwo\\nthree', flush=True)\ntime.sleep(60)")
+    pod = running_pod(kube, "log-options", "import time\nprint('one\\ntwo\\nthree', flush=True)\ntime.sleep(60)", printed=3)
     api = core(kube)
     assert api.read_namespaced_pod_log(pod, NAMESPACE) == "one\ntwo\nthree\n", "readable while the container runs"
     stamped = api.read_namespaced_pod_log(pod, NAMESPACE, timestamps=True).splitlines()
