@@ -418,3 +418,34 @@ def test_a_watch_is_asked_for_by_any_value_the_api_server_reads_as_true(kube: Ku
     with urllib.request.urlopen(request, timeout=10) as answer:
         first = json.loads(answer.read().decode().splitlines()[0])
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "seen"), first
+
+
+@pytest.mark.parametrize(("method", "path", "kind", "field", "reason", "words"), [
+    ("PATCH", "/{name}?fieldManager=" + "m" * 129, "PatchOptions", "fieldManager", "FieldValueTooLong",
+     "Too long: may not be more than 128 bytes"),
+    ("POST", "?fieldManager=" + "m" * 129, "CreateOptions", "fieldManager", "FieldValueTooLong",
+     "Too long: may not be more than 128 bytes"),
+    ("PATCH", "/{name}?fieldManager=tuner%09one", "PatchOptions", "fieldManager", "FieldValueInvalid",
+     'Invalid value: "tuner\\tone": invalid character U+0009 (at position 5)'),
+    ("PATCH", "/{name}?force=true", "PatchOptions", "force", "FieldValueForbidden",
+     "Forbidden: may not be specified for non-apply patch"),
+])
+def test_a_field_manager_the_api_server_refuses_is_refused_and_nothing_is_done(kube: KubeStub, method, path, kind,
+                                                                               field, reason, words):
+    """``ValidateFieldManager``: at most 128 bytes, printable characters only, for a create, an
+    update and a patch alike; ``force`` only with a server-side apply. 422 naming the options'
+    kind, and the Job is neither patched nor made."""
+    name = f"manager-{abs(hash((method, path))) % 10_000}"
+    client.BatchV1Api(client.ApiClient(kube.configuration())).create_namespaced_job(
+        "katuna", job(name, "import time; time.sleep(60)"))
+    before = json.dumps(_identity(kube.jobs[("katuna", name)]), sort_keys=True)
+    sent = job(f"{name}-new") if method == "POST" else {"metadata": {"labels": {"a": "b"}}}
+    status, answer = raw(kube, method, JOBS + path.format(name=name), sent)
+    assert (status, answer["reason"], answer["details"]["causes"]) == (422, "Invalid", [
+        {"reason": reason, "message": words, "field": field}]), answer
+    assert answer["message"] == f'{kind}.meta.k8s.io "" is invalid: {field}: {words}'
+    assert json.dumps(_identity(kube.jobs[("katuna", name)]), sort_keys=True) == before
+    assert ("katuna", f"{name}-new") not in kube.jobs
+    status, _ = raw(kube, method, JOBS + path.format(name=name).partition("?")[0] + "?fieldManager=" + "m" * 128,
+                    job(f"{name}-kept") if method == "POST" else sent)
+    assert status in (200, 201), "128 bytes are taken"
