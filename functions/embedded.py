@@ -70,8 +70,20 @@ class Embedded:
         emitted = self.dispatcher.deliver(event)
         if not self._running:
             return emitted
-        here = [each for each in emitted if each.data.get("study") in (None, *self._running)]
-        self._send_on([each for each in emitted if each not in here])
+        return self._keep_here(emitted, unnamed_here=True)
+
+    def _keep_here(self, emitted: list[Event], unnamed_here: bool) -> list[Event]:
+        """Those of ``emitted`` about the studies this process runs (and, with ``unnamed_here``,
+        those naming no study), in their order; the rest are sent on (:meth:`_send_on`)."""
+        here: list[Event] = []
+        elsewhere: list[Event] = []
+        for event in emitted:
+            study = event.data.get("study")
+            if (unnamed_here and study is None) or (isinstance(study, str) and study in self._running):
+                here.append(event)
+            else:
+                elsewhere.append(event)
+        self._send_on(elsewhere)
         return here
 
     def _send_on(self, events: list[Event]) -> None:
@@ -222,9 +234,7 @@ class Embedded:
         runs, which would otherwise wait for their own refused event's back-off."""
         record = self.store.get_study(name)
         emitted = self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
-        here = [event for event in emitted if event.data.get("study") in self._running]
-        self._send_on([event for event in emitted if event not in here])
-        for event in here:
+        for event in self._keep_here(emitted, unnamed_here=False):
             self.broker.publish(event)
 
     def close(self) -> None:

@@ -109,6 +109,30 @@ def test_the_database_work_of_a_trial_end_does_not_grow_with_the_study(runner: E
     assert large <= 1.2 * small, f"{large * STEPS} SQLite steps at 2,000 trials against {small * STEPS} at 100"
 
 
+def test_a_trial_end_of_a_katuna_run_under_the_running_trials_bound_reads_the_studies_counts_once(tmp_path: Path):
+    """Under ``KATUNA_MAX_RUNNING_TRIALS``, a trial's end in a ``katuna run`` reads the counts of
+    the studies served here (one grouped query) for the room its waiting trial takes, and hands
+    on what its own trials leave from that same read, with the trials it started and asked
+    since: not a second grouped read in the same transaction."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", max_running_trials=2))
+    try:
+        definition = study_definition(mode="hang", maxTrials=10_000, parallelism=1)
+        record = runner.submit(parse_study(definition), definition, tmp_path)
+        assert runner.other_runner(record) is None, "the study is this process's to run"
+        deliver_all(runner, [study_created("demo", record.uid)])
+        statements: list[str] = []
+        runner.store.db.conn.set_trace_callback(statements.append)
+        try:
+            end_running_trial(runner)
+        finally:
+            runner.store.db.conn.set_trace_callback(None)
+        assert runner.store.count_trials("demo").running == 1, "the next trial started"
+        grouped = [sql for sql in statements if "GROUP BY s.name" in sql]
+        assert len(grouped) == 1, grouped
+    finally:
+        runner.close()
+
+
 TWO_OBJECTIVES = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "minimize"}]}
 
 

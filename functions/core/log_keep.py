@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from functions.core import tfevent_lines
 from functions.core.file_collector import file_lines
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog, complete_lines, pieces, returns_cut
@@ -56,11 +57,22 @@ def line_parser(spec: Study, launch: TrialLaunch) -> Parse:
 
 
 def format_parser(spec: Study) -> Parse:
-    """How the study's metrics are read from lines in its collector's format, with its filters."""
+    """How the study's metrics are read from lines in its collector's format, with its filters:
+    a TensorFlowEvent collector's reports are JSON lines (:mod:`functions.core.tfevent_lines`)."""
     collector = spec.metrics_collector
-    if collector.format == "json":
+    if collector.format == "json" or collector.kind == "tfevent":
         return partial(parse_json_lines, metrics=spec.metric_names)
     return partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+
+
+def observed_lines(spec: Study, lines: Iterable[str]) -> Iterable[str]:
+    """The lines holding the observations in what a File or TensorFlowEvent collector reads
+    (``lines``), to read with :func:`format_parser`: the metrics file's own lines, or each report
+    of the study's metrics among the event folder's records, as a JSON line
+    (:func:`~functions.core.tfevent_lines.metric_lines`)."""
+    if spec.metrics_collector.kind == "tfevent":
+        return tfevent_lines.metric_lines(lines, spec.metric_names)
+    return lines
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 import sys
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -93,8 +94,7 @@ class Reader:
 
         found = tallied()
         kept = heapq.nsmallest(room, found, key=lambda p: p.path)
-        for _ in found:  # nsmallest reads nothing when there is no room
-            pass
+        deque(found, maxlen=0)  # nsmallest reads nothing when there is no room
         self.problems += kept
         self.more += counted - len(kept)
 

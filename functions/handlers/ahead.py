@@ -52,12 +52,14 @@ def startable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialReco
     return turns.in_turn(record, deps, waiting, deps.running_trials)[0]
 
 
-def taking(record: StudyRecord, deps: Deps, counts: Counts) -> tuple[list[TrialRecord], list[Turn]]:
+def taking(record: StudyRecord, deps: Deps,
+           counts: Counts) -> tuple[list[TrialRecord], list[Turn], turns.Room | None]:
     """As :func:`startable`, with the turns of the other studies' trials that take the rest of
-    the room left (their own study starts them): what a trial's end gives its freed room to."""
+    the room left (their own study starts them), and the room read (None without a bound): what
+    a trial's end gives its freed room to."""
     waiting = releasable(record, deps, counts)
     if deps.running_trials is None:
-        return waiting, []
+        return waiting, [], None
     return turns.in_turn(record, deps, waiting, deps.running_trials)
 
 

@@ -104,11 +104,15 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     continuation), each with the sampler seed derived from its number in Optuna's study (past
     the warm start's known results, and the trials discarded, so no seed is drawn twice);
     ``counts`` are the study's trial counts, when the caller has them already."""
+    return ask_counted(record, deps, deps.store.count_trials(record.name) if counts is None else counts)[0]
+
+
+def ask_counted(record: StudyRecord, deps: Deps, counts: Counts) -> tuple[list[Event], Counts]:
+    """As :func:`ask_trials`, with the study's trial counts ``counts`` once the trials asked wait."""
     spec = record.spec
-    counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, grid_points(record), deps.lookahead, cap=study_cap(record, deps.limits))
     if wanted == 0:
-        return ahead.release(record, deps, counts) if deps.lookahead else []
+        return ahead.release(record, deps, counts) if deps.lookahead else [], counts
     study = optuna_study(record, deps)
     first = deps.store.optuna_history(spec.name)
     asked = min(wanted, ASKS_PER_EVENT)
@@ -123,11 +127,12 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
         deps.store.add_trial(TrialRecord(spec.name, trial.number, _trial_values(spec, trial, fields), WAITING,
                                          created_at=deps.clock(), **fields))
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
+    grown = replace(counts, waiting=counts.waiting + asked)
     if deps.lookahead:
-        events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
+        events = ahead.release(record, deps, grown)
     if wanted > asked:
         events.append(continuation(record, counts.created + asked, first + asked))
-    return events
+    return events, grown
 
 
 def _ask_one(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, known: tuple[KnownResult, ...],

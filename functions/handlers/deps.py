@@ -121,12 +121,14 @@ def loads_here(deps: Deps) -> list[StudyLoad]:
     leaves its trials stored running, with no process, until it is run again): those whose
     running trials count against :attr:`Deps.running_trials`, and whose waiting trials stand in
     line for room (:mod:`functions.handlers.turns`)."""
-    loads = deps.store.load_by_runner(deps.runs_on)
-    runner = deps.runner
-    if runner is None:
-        return loads
-    return [load for load in loads if load.runner is None or load.runner == runner.identity
-            or runner.other(load.runner) is not None]
+    return [load for load in deps.store.load_by_runner(deps.runs_on) if counted_here(deps, load.runner)]
+
+
+def counted_here(deps: Deps, runner: str | None) -> bool:
+    """Whether the trials of a study claimed by ``runner`` count here (:func:`loads_here`): all
+    but those of a runner that is gone."""
+    here = deps.runner
+    return here is None or runner is None or runner == here.identity or here.other(runner) is not None
 
 
 def _other_runner(deps: Deps, record: StudyRecord) -> int | None:

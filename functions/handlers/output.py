@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from functools import partial
 from typing import Any, NamedTuple
 
-from functions.core import template, tfevent_lines
+from functions.core import log_keep, template
 from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
 from functions.core.metric_summary import Summary
-from functions.core.metrics import parse_json_lines, parse_text
 from functions.core.ports import RunningLogs
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.deps import Deps
@@ -66,10 +64,7 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
         parsed = _parse(record, trial, deps, kept, basis, log_start)
     if parsed.lost is not None:
         raise parsed.lost
-    summary = parsed.summary
-    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
-    return Output(summary.reduced(), list(parsed.tail), parsed.size,
-                  summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
+    return _stored(record, trial, deps, parsed)
 
 
 class StoppedOutput:
@@ -121,15 +116,10 @@ class StoppedOutput:
         """Parse the metrics file's lines (the event folder's records), as a trial's end reads
         them: a file refused (not the trial's) gives no more observations, and one read only in
         part (more than katuna reads), none at all."""
-        spec = self._spec
+        parse = format_parser(self._spec)
         try:
-            if spec.metrics_collector.kind == "tfevent":
-                self.summary.add(parse_json_lines(tfevent_lines.metric_lines(lines, spec.metric_names),
-                                                  metrics=spec.metric_names))
-            else:
-                parse = format_parser(spec)
-                for line in lines:
-                    self.summary.add(parse([line.rstrip("\n")]))
+            for line in log_keep.observed_lines(self._spec, lines):
+                self.summary.add(parse([line]))
         except RefusedFile as refused:
             if not refused.whole:
                 self.lost()
@@ -161,6 +151,11 @@ def record_parsed(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: P
     the transaction holds its write lock for no read of a log, whatever its size."""
     if parsed.lost is not None or parsed.basis != _basis(record, trial, _kept(record, trial, deps)):
         return None
+    return _stored(record, trial, deps, parsed)
+
+
+def _stored(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput) -> Output:
+    """Store the observations of the attempt's output ``parsed``, and give what it holds."""
     summary = parsed.summary
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
     return Output(summary.reduced(), list(parsed.tail), parsed.size,
@@ -265,12 +260,7 @@ def _read_whole(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: Tri
     refusal is the last line, which a failure's reason shows; one it read only part of (more
     than it reads) gives none at all, so the trial fails naming the limit."""
     spec = record.spec
-    collector = spec.metrics_collector
-    summary = new_summary(spec)
-    if collector.format == "json" or collector.kind == "tfevent":
-        parse = partial(parse_json_lines, metrics=spec.metric_names)
-    else:
-        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+    summary, parse = new_summary(spec), format_parser(spec)
     try:
         for line in _observed(record, trial, deps, launch, seen):
             summary.add(parse([line]))
@@ -284,8 +274,7 @@ def _read_whole(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: Tri
 def _observed(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: TrialLaunch, seen: _Seen) -> Iterator[str]:
     """The lines that hold the attempt's observations: its output's (each ``seen``), or, for a
     File or TensorFlowEvent collector, its metrics file's, read once its output was read through."""
-    spec = record.spec
-    collector = spec.metrics_collector
+    collector = record.spec.metrics_collector
 
     def output() -> Iterator[str]:
         for line in deps.executor.output(launch):
@@ -294,6 +283,6 @@ def _observed(record: StudyRecord, trial: TrialRecord, deps: Deps, launch: Trial
     if collector.kind in ("file", "tfevent") and collector.path is not None:
         deque(output(), maxlen=0)
         found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
-        yield from tfevent_lines.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
+        yield from log_keep.observed_lines(record.spec, found)
     else:
         yield from output()

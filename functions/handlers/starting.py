@@ -21,7 +21,7 @@ from functions.core.remade_pods import Remade
 from functions.core.stop import Decision
 from functions.core.store_port import Store, has_study
 from functions.handlers import ahead, turns
-from functions.handlers.asking import ask_trials, check_stop, complete, tell
+from functions.handlers.asking import ask_counted, check_stop, complete, tell
 from functions.handlers.checkpoint_prunes import prune_after
 from functions.handlers.deps import Deps
 
@@ -81,16 +81,20 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     counts = deps.store.count_trials(record.name)
     decision = check_stop(record, deps, ended, counts)
     others: list[turns.Turn] = []
+    now: turns.Room | None = None
     if decision is None and (deps.lookahead or deps.running_trials is not None):
-        waiting, others = ahead.taking(record, deps, counts)
+        waiting, others, now = ahead.taking(record, deps, counts)
         decision = _start_waiting(record, waiting, deps)
         if waiting and decision is None:
             counts = deps.store.count_trials(record.name)
             decision = check_stop(record, deps, counts=counts)
     if decision is not None:
         return finish(record, deps, decision)
-    asked = ask_trials(record, deps, counts)
-    return asked + turns.handed(others) + turns.handed(turns.to_service(record, deps))
+    asked, counts = ask_counted(record, deps, counts)
+    bound = deps.running_trials
+    handed = [] if now is None or bound is None else \
+        turns.to_service(record, deps, turns.since(now, record, deps, counts, bound))
+    return asked + turns.handed(others) + turns.handed(handed)
 
 
 def finish(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:
@@ -105,8 +109,8 @@ def handed_over(record: StudyRecord, deps: Deps) -> list[Event]:
     that ended, frees it and no trial of its own takes it."""
     if deps.running_trials is None:
         return []
-    handed = turns.in_turn(record, deps, [], deps.running_trials, at_once=True)[1] + turns.to_service(record, deps)
-    return turns.handed(handed)
+    _, others, now = turns.in_turn(record, deps, [], deps.running_trials, at_once=True)
+    return turns.handed(others + turns.to_service(record, deps, now))
 
 
 def _start_waiting(record: StudyRecord, waiting: list[TrialRecord], deps: Deps) -> Decision | None:

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field, replace
 from functions.core.admission import HELD
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event, trial_suggested
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.trial_reads_port import StudyLoad
-from functions.handlers.deps import Deps, loads_here
+from functions.handlers.deps import Deps, counted_here, loads_here
 
 QUOTA_HELD = "its Job cannot be created now"
 """How the note of a trial whose namespace's quota refused its Job begins
@@ -63,6 +63,8 @@ class Room:
     """The study's own trials running and waiting (None: it has none)."""
     others: tuple[StudyLoad, ...]
     """The other unfinished studies served here with trials waiting."""
+    served: tuple[StudyLoad, ...] = ()
+    """The unfinished studies a ``katuna serve`` runs (claimed by none) with trials waiting."""
 
 
 def room(deps: Deps, record: StudyRecord, bound: int) -> Room:
@@ -74,23 +76,36 @@ def room(deps: Deps, record: StudyRecord, bound: int) -> Room:
     own = next((load for load in loads if load.study == record.name), None)
     others = tuple(load for load in loads if load.study != record.name and load.waiting and not load.ended
                    and load.runner == record.runner)
-    return Room(running, max(bound - running, 0), own, others)
+    served = tuple(load for load in loads if load.runner is None and load.waiting and not load.ended)
+    return Room(running, max(bound - running, 0), own, others, served)
+
+
+def since(now: Room, record: StudyRecord, deps: Deps, counts: Counts, bound: int) -> Room:
+    """The room ``now`` once the study's trials count ``counts``: read before the handling
+    started or asked some (in its transaction, which changes no other study's), it is the room
+    read again then, without the read."""
+    if now.own is None and not counted_here(deps, record.runner):
+        return now
+    running = now.running - (0 if now.own is None else now.own.running) + counts.running
+    own = StudyLoad(record.name, record.runner, record.terminal, counts.running, counts.waiting)
+    return replace(now, running=running, left=max(bound - running, 0), own=own)
 
 
 def in_turn(record: StudyRecord, deps: Deps, waiting: list[TrialRecord], bound: int,
-            at_once: bool = False) -> tuple[list[TrialRecord], list[Turn]]:
+            at_once: bool = False) -> tuple[list[TrialRecord], list[Turn], Room]:
     """Of ``waiting`` (the study's trials that fit its free slots, lowest-numbered first), those
-    whose turn it is to take the room left under ``bound``, and the turns of the other studies'
-    trials that take the rest of it. Where every trial in line fits that room, the others'
-    are not read: room was short at no trial's end since they were refused it. That is not
-    so where room frees ``at_once`` (a study's end stops its trials together)."""
+    whose turn it is to take the room left under ``bound``, the turns of the other studies'
+    trials that take the rest of it, and the room read. Where every trial in line fits that
+    room, the others' are not read: room was short at no trial's end since they were refused
+    it. That is not so where room frees ``at_once`` (a study's end stops its trials together)."""
     now = room(deps, record, bound)
     fits = sum(load.waiting for load in now.others) + len(waiting) < now.left and not at_once
     if not now.others or now.left == 0 or fits:
-        return waiting[:now.left], []
+        return waiting[:now.left], [], now
     first = _first(deps, now, [turn(record, trial) for trial in waiting])
     mine = {each.number for each in first if each.study == record.name}
-    return [trial for trial in waiting if trial.number in mine], [each for each in first if each.study != record.name]
+    return ([trial for trial in waiting if trial.number in mine], [each for each in first if each.study != record.name],
+            now)
 
 
 def ahead_of(record: StudyRecord, trial: TrialRecord, deps: Deps, bound: int) -> tuple[int, int]:
@@ -106,26 +121,21 @@ def ahead_of(record: StudyRecord, trial: TrialRecord, deps: Deps, bound: int) ->
     return now.running, sum(1 for each in _first(deps, now, mine) if each < me)
 
 
-def to_service(record: StudyRecord, deps: Deps) -> list[Turn]:
+def to_service(record: StudyRecord, deps: Deps, now: Room) -> list[Turn]:
     """Where the study is a ``katuna run``'s (claimed by its process), the turns of the waiting
     trials of the studies a ``katuna serve`` runs on the database (claimed by none) that take the
-    room left once the run's own waiting trials that fit its study's free slots have theirs: the
-    run starts no trial of the service's, so it hands that room on by a ``trial.suggested``
-    each, which its process sends to the service's queue in the database; the service's trials
-    otherwise waited for their own refused event's back-off (up to 30 seconds). Nothing is read
-    but the counts unless the service's studies have trials waiting."""
+    room left (``now``, as :func:`room` reads it) once the run's own waiting trials that fit its
+    study's free slots have theirs: the run starts no trial of the service's, so it hands that
+    room on by a ``trial.suggested`` each, which its process sends to the service's queue in the
+    database; the service's trials otherwise waited for their own refused event's back-off (up
+    to 30 seconds). Nothing more is read unless the service's studies have trials waiting."""
     bound = deps.running_trials
-    if bound is None or record.runner is None:
+    if bound is None or record.runner is None or not now.served:
         return []
-    loads = loads_here(deps)
-    served = tuple(load for load in loads if load.runner is None and load.waiting and not load.ended)
-    if not served:
-        return []
-    running = sum(load.running for load in loads)
-    own = next((load for load in loads if load.study == record.name), None)
+    own = now.own
     taking = 0 if own is None or record.terminal else min(own.waiting, max(record.spec.parallelism - own.running, 0))
-    left = bound - running - taking
-    return _first(deps, Room(running, left, None, served), []) if left > 0 else []
+    left = bound - now.running - taking
+    return _first(deps, Room(now.running, left, None, now.served), []) if left > 0 else []
 
 
 def handed(turns: Sequence[Turn]) -> list[Event]:
