@@ -336,3 +336,49 @@ def test_a_cluster_file_collectors_trial_stopped_by_its_studys_end_keeps_its_fil
         assert trial.metrics == {"loss": 0.7, "accuracy": 0.55}
     finally:
         store.close()
+
+
+EVENTS = """
+import sys, time
+from pathlib import Path
+sys.path[:0] = [TESTS]
+import tfevent_writer
+reports = [(0.875, None), (0.625, 0.5), (0.75, 0.25)]
+tfevent_writer.write(Path(sys.argv[1]) / "events.out.tfevents.1.katuna",
+                     [tfevent_writer.event(step, [("loss", loss)] + ([("accuracy", accuracy)] if accuracy else []),
+                                           tfevent_writer.SIMPLE) for step, (loss, accuracy) in enumerate(reports)])
+print("written", flush=True)
+time.sleep(120)
+""".replace("TESTS", repr(str(Path(__file__).parent)))
+"""A cluster trial that writes its metrics to event files in its folder (its first argument),
+then runs until it is stopped."""
+
+
+@pytest.mark.slow
+def test_a_cluster_tensorflow_event_collectors_trial_stopped_by_its_studys_end_keeps_its_event_files_metrics(
+        tmp_path: Path, kube):
+    """The TensorFlowEvent collector's wrapper prints the event files' records to the pod's log
+    as they are written: the stop's one read of the log's last lines gives the stopped trial its
+    metrics and observations, once, however often the study's end comes."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url))
+    deps = Deps(store, executor, time.time, logs=executor)
+    folder = str(tmp_path / "events")
+    try:
+        record = _printing(deps, kube, "evented", EVENTS.replace("sys.argv[1]", repr(folder)), "written",
+                           metricsCollector={"kind": "tfevent", "path": folder})
+        launch = trial_launch(record, store.get_trial("evented", 0))
+        eventually(lambda: '"step": 2' in "".join(executor.output(launch)), "the event records in the log", timeout=30)
+        end = study_completed("evented", record.uid, "stopped", "stopped by its user")
+        before = len(kube.audit)
+        _delivered(deps, [end])
+        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
+        assert (stop["list pods"], stop["get pods"]) == (1, 1)
+        _delivered(deps, [end])
+        trial = store.get_trial("evented", 0)
+        assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
+        assert trial.metrics == {"loss": 0.625, "accuracy": 0.25} and trial.values is None
+        observed = sorted((o.metric, o.value) for o in store.observations("evented", 0, 1))
+        assert observed == [("accuracy", 0.25), ("accuracy", 0.5), ("loss", 0.625), ("loss", 0.75), ("loss", 0.875)]
+    finally:
+        store.close()

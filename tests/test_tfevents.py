@@ -366,3 +366,52 @@ def test_a_record_of_zeros_ends_its_file_as_no_message_has_a_field_zero(tmp_path
     assert [r["step"] for r in tfevents.directory_records(str(tmp_path))] == [0]
     with pytest.raises(ValueError, match="field number 0"):
         list(tfevents.fields(b"\x00\x00"))
+
+
+FOLLOWED = """
+import sys, time
+from pathlib import Path
+sys.path[:0] = [TESTS]
+import tfevent_writer as writer
+folder, go = Path(sys.argv[1]), Path(sys.argv[2])
+writer.write(folder / "events.out.tfevents.1", [writer.event(step, [("loss", 1.0 / (step + 1))], writer.SIMPLE)
+                                                for step in range(3)])
+for name in ("go", "done"):
+    while not (go / name).exists():
+        time.sleep(0.01)
+    if name == "go":
+        with open(folder / "events.out.tfevents.1", "ab") as events:
+            events.write(writer.record(writer.event(3, [("loss", 0.125)], writer.SIMPLE)))
+""".replace("TESTS", repr(str(Path(__file__).parent)))
+"""Writes three steps' losses, waits for ``go``, then adds a fourth step's to the same file
+and waits for ``done``."""
+
+
+def test_the_wrapper_prints_each_record_as_it_is_written_and_the_end_reads_as_before(tmp_path: Path):
+    """While the command runs, the wrapper prints the records written so far behind the running
+    mark, each once (where a stop's read of the log finds them); once it ended, the records of
+    every file behind the end's mark, which alone give a trial's end its metrics."""
+    folder, go = tmp_path / "events", tmp_path
+    job = {"spec": {"template": {"spec": {"containers": [{
+        "name": "main", "command": [sys.executable, "-c", FOLLOWED, str(folder), str(go)]}]}}}}
+    wrapped = file_collector.wrap_events(job, "main", str(folder), ["loss"])
+    process = subprocess.Popen(wrapped["spec"]["template"]["spec"]["containers"][0]["command"],
+                               stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        running: list[str] = []
+        for name, count in (("go", 3), ("done", 4)):
+            while len(running) < count:
+                running += file_collector.event_lines(process.stdout.readline().decode().split("\r"))
+            (go / name).touch()
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    output = rest.decode().split("\r")
+    running += file_collector.event_lines(output)
+    assert [(r["step"], r["value"]) for r in tfevent_lines.records(running)] == \
+        [(0, "1.0"), (1, "0.5"), (2, "0.3333333432674408"), (3, "0.125")], "each record once, as it is written"
+    ended = list(file_collector.file_lines(output))
+    assert tfevent_lines.metric_lines(ended, ["loss"]) == [json.dumps({"loss": value}) for value in
+                                                           ("1.0", "0.5", "0.3333333432674408", "0.125")]

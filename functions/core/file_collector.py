@@ -136,20 +136,32 @@ class NoCommand(PermanentError):
     """The primary container has no command to wrap (it runs its image's entrypoint)."""
 
 
+EVENT_MARK = "katuna-metrics-event| "
+"""What starts each record of the event files the TensorFlowEvent collector's wrapper prints
+while the command runs (those it prints once the command ended start with :data:`MARK`)."""
+
 EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
 child=; term=
+if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
 trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
-""" + RUN_COMMAND + r"""if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
+"$python" -c "$source" --follow 'katuna-metrics-event| ' "$dir" "$names" &
+follower=$!
+""" + RUN_COMMAND + r"""kill -TERM "$follower" 2>/dev/null
+while kill -0 "$follower" 2>/dev/null; do wait "$follower"; done
 "$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
 exit "$code"
 """
-"""``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: once the
-command ended, the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
+"""``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: while the
+command runs, the reader's SOURCE follows the event files (:func:`~functions.core.tfevents.follow`),
+printing each record of the metrics behind :data:`EVENT_MARK` as it is written, so a stop that
+reads the log before it ends the trial (its study's end) finds what it wrote so far; once the
+command ended, the follower is ended and waited for, and the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
 :mod:`functions.core.portable_source`) prints the scalars of the event files under DIRECTORY
 that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent
 collector reads them when the training has ended: those that reduce as all of them do, a bounded
-number (:func:`~functions.core.tfevents.kept_reports`). The image needs ``python3`` or
-``python`` of version 3.6 or later, as TensorFlow's have since 1.13."""
+number (:func:`~functions.core.tfevents.kept_reports`): what a trial's end reads, the
+follower's records left out. The image needs ``python3`` or ``python`` of version 3.6 or
+later, as TensorFlow's have since 1.13."""
 
 
 def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, Any]:
@@ -228,6 +240,14 @@ def _pod_specs(tree: Any, path: str) -> Iterator[tuple[str, Any]]:
     elif isinstance(tree, list):
         for i, value in enumerate(tree):
             yield from _pod_specs(value, f"{path}[{i}]")
+
+
+def event_lines(output: Iterable[str]) -> Iterator[str]:
+    """The event files' records among a wrapped container's output lines, as the
+    TensorFlowEvent collector's wrapper printed them while the command ran."""
+    for line in output:
+        if line.startswith(EVENT_MARK):
+            yield line[len(EVENT_MARK):]
 
 
 def file_lines(output: Iterable[str]) -> Iterator[str]:

@@ -24,8 +24,10 @@ import heapq
 import json
 import math
 import os
+import signal
 import struct
 import sys
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -353,12 +355,77 @@ def step_of(record: dict[str, object]) -> int:
     return step if isinstance(step, int) else 0
 
 
+FOLLOW_SECONDS = 1.0
+"""How often the follower (:func:`follow`) looks for records written since it last looked."""
+
+
+def new_records(directory: str, read_to: dict[str, int | None], most: int | None = MAX_FILES) -> Iterator[dict[str, object]]:
+    """Each scalar of the event files under ``directory`` written since the last call with the
+    same ``read_to`` (each file's offset past its last whole record read, None once a record
+    that is no ``Event`` ended its reading, as it ends :func:`directory_records`'), in file
+    order. A record still being written (cut short, or claiming more bytes than are written
+    yet) is read at a later call; a file shorter than what was read of it, read again from its
+    start."""
+    for path in event_files(directory, most):
+        at = read_to.get(path, 0)
+        if at is None:
+            continue
+        try:
+            with open(path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < at:
+                    at = 0
+                handle.seek(at)
+                for record in _whole_records(handle):
+                    read_to[path] = handle.tell()
+                    for tag, step, value in scalars(record):
+                        yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
+        except OSError:
+            continue
+        except ValueError:
+            read_to[path] = None
+
+
+def _whole_records(handle: BinaryIO) -> Iterator[bytes]:
+    """The whole records of an event file from where ``handle`` stands, up to one still being written."""
+    try:
+        yield from tf_records(handle)
+    except DamagedFile:
+        return
+
+
+def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECONDS) -> None:
+    """Print each record under the directory that one of the metric names (a JSON list) matches,
+    behind ``MARK``, as it is written, every ``seconds``, until SIGTERM: the records a trial
+    wrote so far are in its log while it runs, where a stop that reads the log before it ends
+    the trial finds them. Each once, in bounded memory (an offset a file); a folder of more
+    than :data:`MAX_FILES` files is followed no more (the reader at the end says why)."""
+    def stop(number: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    metrics = json.loads(names)
+    read_to: dict[str, int | None] = {}
+    while True:
+        try:
+            for record in new_records(directory, read_to):
+                if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
+                    sys.stdout.write("\r" + mark + json.dumps(record) + "\n")
+        except TooManyFiles:
+            return
+        sys.stdout.flush()
+        time.sleep(seconds)
+
+
 def main(argv: list[str]) -> None:
     """``MARK DIRECTORY NAMES``: print each record under the directory that one of the metric
     names (a JSON list) matches as JSON, behind ``MARK``, those that reduce as all of them do
     (:func:`kept_reports`): the log holds no other scalar, and a bounded number. Each
     line starts with a carriage return, where katuna's readers cut lines, so a last line the
-    trial's command left unended does not hold the first record."""
+    trial's command left unended does not hold the first record. ``--follow MARK DIRECTORY
+    NAMES``: print them as they are written (:func:`follow`)."""
+    if argv[0] == "--follow":
+        follow(argv[1], argv[2], argv[3])
+        return
     mark, directory, names = argv
     metrics = json.loads(names)
     found = directory_records(directory, damaged=lambda path, why: print(f"{path}: {why}", file=sys.stderr))

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from functions.core import log_keep, template
 from functions.core.errors import OutputLost, RefusedFile
-from functions.core.file_collector import EndCopy
+from functions.core.file_collector import EVENT_MARK, MARK, EndCopy, event_lines, file_lines
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
@@ -75,8 +75,10 @@ class StoppedOutput:
     :attr:`after`), they count with those of the lines printed since, which that read hands
     over alone (:meth:`~functions.core.ports.Executor.last_lines`). Where the metrics are in a
     file on this machine's disk (a local trial's File or TensorFlowEvent collector: :attr:`file`),
-    which the stop leaves, that file's are (:meth:`read_file`). Made in the stop's own thread,
-    before the read."""
+    which the stop leaves, that file's are (:meth:`read_file`); where they are in event files
+    on a cluster (the TensorFlowEvent collector), those of the records its wrapper printed to
+    the log as they were written, among the lines read (:meth:`_add_events`). Made in the stop's
+    own thread, before the read."""
 
     def __init__(self, record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
         self.after = _kept(record, trial, deps)
@@ -88,6 +90,10 @@ class StoppedOutput:
         is read (the trial is a process here); None where the output holds the metrics."""
         self._spec = record.spec
         self._parse = line_parser(record.spec, launch)
+        self._events: list[str] | None = [] if self.file is None and record.spec.metrics_collector.kind == "tfevent" \
+            else None
+        """The event files' records the wrapper printed, where a cluster trial's TensorFlowEvent
+        collector reads them (:meth:`_add_events`); None for any other trial."""
         self._observed = [] if self.after is None else \
             deps.store.observations(record.name, trial.number, trial.attempt)
         self.failed = False
@@ -109,8 +115,24 @@ class StoppedOutput:
         """Parse one line of the output (only count it, where the metrics are in a file)."""
         text = line.rstrip("\n")
         self.size += len(text.encode()) + 1
-        if self.file is None:
+        if self._events is not None:
+            if text.startswith((EVENT_MARK, MARK)):
+                self._events.append(text)
+        elif self.file is None:
             self.summary.add(self._parse([text]))
+
+    def _add_events(self) -> None:
+        """Add the observations of the event files' records read (at most the last lines
+        read's): those the wrapper printed whole once the command ended where the read holds
+        them (the trial ended as it was stopped), else those it printed as they were written,
+        reduced as a trial's end reduces the former (:func:`~functions.core.tfevent_lines.metric_lines`)."""
+        if not self._events:
+            return
+        names = self._spec.metric_names
+        records = list(file_lines(self._events)) or list(event_lines(self._events))
+        self._events = []
+        for line in tfevent_lines.metric_lines(records, names):
+            self.summary.add(parse_json_lines([line], metrics=names))
 
     def read_file(self, lines: Iterable[str]) -> None:
         """Parse the metrics file's lines (the event folder's records), as a trial's end reads
@@ -128,18 +150,19 @@ class StoppedOutput:
         """The read failed: what it gave counts for nothing, what was kept of the running log stays."""
         self.summary = self._resumed()
         self.size = 0
+        if self._events is not None:
+            self._events = []
 
     def parsed(self) -> ParsedOutput | None:
         """What the output held, None where what was kept could not be resumed."""
+        self._add_events()
         return None if self.failed else ParsedOutput(self.basis, self.summary, size=self.size)
 
 
 def stopped_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> StoppedOutput | None:
     """The parse of the output of a trial its study's end stopped, to feed as its log is read;
-    None for another trial, or a cluster trial's TensorFlowEvent collector, whose wrapper
-    prints the event files' records only once the command ended (after the stop's read, which
-    the pods' logs do not outlive)."""
-    if not trial.stopped_at_end or (deps.logs is not None and record.spec.metrics_collector.kind == "tfevent"):
+    None for another trial."""
+    if not trial.stopped_at_end:
         return None
     return StoppedOutput(record, trial, deps)
 
