@@ -1,18 +1,18 @@
 """What an attempt's output gave: its observations stored, every metric reduced by its
 strategy, and the last lines it printed (for a failure's reason). Read by ``collect`` at a
 trial's end and by ``prune`` when a pruned trial's last values are kept; and, for a trial its
-study's end stops, parsed as the stop reads its last lines (:class:`StoppedOutput`).
+study's end stops, parsed as the stop reads its last lines (:class:`~functions.handlers.stopped_output.StoppedOutput`).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from functions.core import log_keep, template
 from functions.core.errors import OutputLost, RefusedFile
-from functions.core.file_collector import EVENT_MARK, MARK, EndCopy, event_lines, file_lines
+from functions.core.file_collector import EndCopy
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
@@ -57,8 +57,8 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
     state it was parsed against is the stored one still (and it has the log's start if that is
     asked for); else it is parsed now (:mod:`functions.handlers.parsed`). ``launch`` is the
     attempt's, where the caller made it already (:func:`_basis`)."""
-    kept = _kept(record, trial, deps)
-    basis = _basis(record, trial, kept, launch)
+    kept = kept_log(record, trial, deps)
+    basis = parse_basis(record, trial, kept, launch)
     parsed = deps.parsed
     if parsed is None or parsed.basis != basis or (log_start and not parsed.start_read):
         parsed = _parse(record, trial, deps, kept, basis, log_start)
@@ -67,112 +67,12 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start
     return _stored(record, trial, deps, parsed)
 
 
-class StoppedOutput:
-    """The output of an attempt its study's end stops, parsed line by line as the stop's one
-    read of its log's last lines streams in (:func:`~functions.handlers.tail_reads.read_in_rounds`,
-    in a reader's thread: nothing here reads the store then), for :func:`record_parsed` to keep.
-    Where the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`:
-    :attr:`after`), they count with those of the lines printed since, which that read hands
-    over alone (:meth:`~functions.core.ports.Executor.last_lines`). Where the metrics are in a
-    file on this machine's disk (a local trial's File or TensorFlowEvent collector: :attr:`file`),
-    which the stop leaves, that file's are (:meth:`read_file`); where they are in event files
-    on a cluster (the TensorFlowEvent collector), those of the records its wrapper printed to
-    the log as they were written, among the lines read (:meth:`_add_events`). Made in the stop's
-    own thread, before the read."""
-
-    def __init__(self, record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
-        self.after = _kept(record, trial, deps)
-        """What was kept of the running log: only the lines past it are parsed."""
-        launch = trial_launch(record, trial)
-        self.basis = _basis(record, trial, self.after, launch)
-        self.file = launch.metrics_file if deps.logs is None else None
-        """The metrics file (or event folder) to read once the output was, where no running log
-        is read (the trial is a process here); None where the output holds the metrics."""
-        self._spec = record.spec
-        self._parse = line_parser(record.spec, launch)
-        self._events: list[str] | None = [] if self.file is None and record.spec.metrics_collector.kind == "tfevent" \
-            else None
-        """The event files' records the wrapper printed, where a cluster trial's TensorFlowEvent
-        collector reads them (:meth:`_add_events`); None for any other trial."""
-        self._observed = [] if self.after is None else \
-            deps.store.observations(record.name, trial.number, trial.attempt)
-        self.failed = False
-        """Whether what was kept cannot be resumed: nothing of the output is kept then."""
-        self.summary = self._resumed()
-        self.size = 0
-
-    def _resumed(self) -> Summary:
-        """A summary of what was kept of the running log alone (empty where nothing was)."""
-        summary = new_summary(self._spec)
-        if self.after is not None:
-            try:
-                summary.resume(self.after.tally, self._observed)
-            except ValueError:
-                self.failed = True
-        return summary
-
-    def __call__(self, line: str) -> None:
-        """Parse one line of the output (only count it, where the metrics are in a file)."""
-        text = line.rstrip("\n")
-        self.size += len(text.encode()) + 1
-        if self._events is not None:
-            if text.startswith((EVENT_MARK, MARK)):
-                self._events.append(text)
-        elif self.file is None:
-            self.summary.add(self._parse([text]))
-
-    def _add_events(self) -> None:
-        """Add the observations of the event files' records read (at most the last lines
-        read's): those the wrapper printed whole once the command ended where the read holds
-        them (the trial ended as it was stopped), else those it printed as they were written,
-        reduced as a trial's end reduces the former (:func:`~functions.core.tfevent_lines.metric_lines`)."""
-        if not self._events:
-            return
-        names = self._spec.metric_names
-        records = list(file_lines(self._events)) or list(event_lines(self._events))
-        self._events = []
-        for line in tfevent_lines.metric_lines(records, names):
-            self.summary.add(parse_json_lines([line], metrics=names))
-
-    def read_file(self, lines: Iterable[str]) -> None:
-        """Parse the metrics file's lines (the event folder's records), as a trial's end reads
-        them: a file refused (not the trial's) gives no more observations, and one read only in
-        part (more than katuna reads), none at all."""
-        parse = format_parser(self._spec)
-        try:
-            for line in log_keep.observed_lines(self._spec, lines):
-                self.summary.add(parse([line]))
-        except RefusedFile as refused:
-            if not refused.whole:
-                self.lost()
-
-    def lost(self) -> None:
-        """The read failed: what it gave counts for nothing, what was kept of the running log stays."""
-        self.summary = self._resumed()
-        self.size = 0
-        if self._events is not None:
-            self._events = []
-
-    def parsed(self) -> ParsedOutput | None:
-        """What the output held, None where what was kept could not be resumed."""
-        self._add_events()
-        return None if self.failed else ParsedOutput(self.basis, self.summary, size=self.size)
-
-
-def stopped_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> StoppedOutput | None:
-    """The parse of the output of a trial its study's end stopped, to feed as its log is read;
-    None for another trial."""
-    if not trial.stopped_at_end:
-        return None
-    return StoppedOutput(record, trial, deps)
-
-
 def record_parsed(record: StudyRecord, trial: TrialRecord, deps: Deps, parsed: ParsedOutput) -> Output | None:
     """Store the observations of an output ``parsed`` before the caller's transaction, and give
     what it holds as :func:`record_output` does, while the state it was parsed against is the
     stored one still; None where it is not, or the output was lost: nothing is read here, so
     the transaction holds its write lock for no read of a log, whatever its size."""
-    if parsed.lost is not None or parsed.basis != _basis(record, trial, _kept(record, trial, deps)):
+    if parsed.lost is not None or parsed.basis != parse_basis(record, trial, kept_log(record, trial, deps)):
         return None
     return _stored(record, trial, deps, parsed)
 
@@ -191,11 +91,11 @@ def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start:
     :func:`record_output` takes in the handling's transaction while that state holds. ``launch``
     is the attempt's, where the handling made it already (else made here); with ``log_start``,
     where its log began on the cluster is read too."""
-    kept = _kept(record, trial, deps)
-    return _parse(record, trial, deps, kept, _basis(record, trial, kept, launch), log_start)
+    kept = kept_log(record, trial, deps)
+    return _parse(record, trial, deps, kept, parse_basis(record, trial, kept, launch), log_start)
 
 
-def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None,
+def parse_basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None,
            launch: TrialLaunch | None = None) -> tuple[Any, ...]:
     """What a parse of the attempt's output depends on in the store: which attempt of which
     trial it is (its launch: ``launch``, made from the same record and trial, or made here),
@@ -218,7 +118,7 @@ def _parse(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | Non
                         start=deps.logs.log_start(basis[0]))
 
 
-def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
+def kept_log(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
     """What was kept of the attempt's running log, None when nothing was (or nothing is kept there)."""
     if deps.logs is None or not keeps(record.spec):
         return None
@@ -252,13 +152,13 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kep
     if kept is not None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch)):
         kept = None  # what was kept is of a run lost: the output read now gives every observation
     if kept is not None and deps.logs is not None:
-        summary = _past_kept(record, trial, deps, deps.logs, kept, launch, seen)
+        summary = _pastkept_log(record, trial, deps, deps.logs, kept, launch, seen)
     else:
         summary = _read_whole(record, trial, deps, launch, seen)
     return summary, list(seen.tail), seen.size
 
 
-def _past_kept(record: StudyRecord, trial: TrialRecord, deps: Deps, logs: RunningLogs, kept: Kept,
+def _pastkept_log(record: StudyRecord, trial: TrialRecord, deps: Deps, logs: RunningLogs, kept: Kept,
                launch: TrialLaunch, seen: _Seen) -> Summary:
     """The observations kept as the running log was read, with those of the lines read now past
     them; or, where the File collector's wrapper printed the whole metrics file once the command

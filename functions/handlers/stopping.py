@@ -16,7 +16,7 @@ Just before a workload is stopped, the last lines of its attempt's log are kept 
 where the stop loses the log (a cluster trial's pods go with their Job:
 :mod:`functions.core.kept_tails`), so the log of a trial katuna ended can still be read; and a
 trial its study's end stopped keeps the metrics and observations its output held by then, as a
-pruned trial does, parsed in that same one read of its log (:class:`~functions.handlers.output.StoppedOutput`),
+pruned trial does, parsed in that same one read of its log (:class:`~functions.handlers.stopped_output.StoppedOutput`),
 outside any transaction, and kept in the one that claims its stop, once.
 
 Once a study resource is deleted and its trials' stops are done, what Katib deletes with its
@@ -42,8 +42,9 @@ from functions.core.resources import Origin, origin_of
 from functions.core.store_port import stored_study
 from functions.core.study_brief import StudyBrief, brief_of
 from functions.handlers.deps import Deps
-from functions.handlers.output import StoppedOutput, record_parsed, stopped_output
+from functions.handlers.output import record_parsed
 from functions.handlers.parsed import ParsedOutput
+from functions.handlers.stopped_output import StoppedOutput, stopped_output
 from functions.handlers.tail_reads import Tails, read_in_rounds
 
 log = logging.getLogger("katuna.stopping")
@@ -91,7 +92,7 @@ def stop_marked(deps: Deps, study: str, uid: str, numbers: Sequence[int]) -> Non
 
 def _outputs(record: StudyRecord, trials: Sequence[TrialRecord], deps: Deps) -> dict[int, StoppedOutput]:
     """The parses of the outputs of the ``trials`` their study's end stopped, by number
-    (:func:`~functions.handlers.output.stopped_output`), made before their logs are read."""
+    (:func:`~functions.handlers.stopped_output.stopped_output`), made before their logs are read."""
     outputs = {trial.number: stopped_output(record, trial, deps) for trial in trials}
     return {number: output for number, output in outputs.items() if output is not None}
 

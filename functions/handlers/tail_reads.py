@@ -11,7 +11,7 @@ its own trial's stop, which still waits for it (each read is bounded by the API'
 The reads share what the executor listed for them all
 (:meth:`~functions.core.ports.Executor.together`): they run in copies of the caller's context.
 
-A trial whose output is parsed as it is stopped (:class:`~functions.handlers.output.StoppedOutput`:
+A trial whose output is parsed as it is stopped (:class:`~functions.handlers.stopped_output.StoppedOutput`:
 one its study's end stopped) has it parsed from that same one read: on a cluster, the lines among
 its last that were printed since its running log was last read (a bounded read, the same
 request), locally its whole output and its metrics file: the stop reads no log twice. Where
@@ -30,7 +30,7 @@ from functions.core.errors import KatunaError, Stopping
 from functions.core.kept_tails import KeptTail
 from functions.core.launch import TrialLaunch
 from functions.core.ports import Executor
-from functions.handlers.output import StoppedOutput
+from functions.handlers.stopped_output import StoppedOutput
 
 log = logging.getLogger("katuna.stopping")
 
@@ -78,7 +78,7 @@ def read_in_rounds(executor: Executor, launches: Sequence[TrialLaunch], keep: bo
 def _read(executor: Executor, launch: TrialLaunch, keep: bool, output: StoppedOutput | None) -> KeptTail | None:
     """The attempt's last lines; with ``output``, those the same read gives of its output are
     handed to ``output`` to parse, and its metrics file after them where it has one on this
-    machine's disk (:attr:`~functions.handlers.output.StoppedOutput.file`). A read that fails
+    machine's disk (:attr:`~functions.handlers.stopped_output.StoppedOutput.file`). A read that fails
     (but for katuna stopping) counts for nothing in ``output``, and is logged; the last lines
     alone are read then."""
     if output is None:
