@@ -205,6 +205,22 @@ def test_katib_refusals_name_the_distribution_field():
     assert [p.path for p in caught.value.problems] == ["spec.parameters[0].feasibleSpace.min"]
 
 
+def test_a_choice_parameters_distribution_is_read_by_katibs_webhook_rule_and_otherwise_ignored():
+    """Katib's webhook checks every parameter's ``distribution`` name, whatever its type, and its
+    services ignore it on a list: a misspelt one is refused, a known one changes nothing."""
+    def choices(kind: str, distribution: str) -> dict[str, Any]:
+        return {"name": kind, "parameterType": kind, "feasibleSpace": {"list": ["1", "2"], "distribution": distribution}}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(_experiment(choices("categorical", "bogus"), choices("discrete", "Uniform")))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert sorted(found) == ["spec.parameters[0].feasibleSpace.distribution",
+                             "spec.parameters[1].feasibleSpace.distribution"]
+    assert "'bogus' is not supported; expected one of uniform, logUniform, normal, logNormal" in found[
+        "spec.parameters[0].feasibleSpace.distribution"]
+    spec, _ = load_study(_experiment(choices("categorical", "normal"), choices("discrete", "unknown")))
+    assert [p.name for p in spec.parameters] == ["categorical", "discrete"]
+
+
 @pytest.mark.slow
 def test_the_dashboards_charts_show_a_normals_values(embedded, tmp_path: Path):
     from functions.adapters.web import plots

@@ -50,6 +50,7 @@ def native_parameter(parameter: Mapping[str, Any], path: str, problems: list[Pro
         return out
     # Katib's feasible space holds strings, and an empty one is a field left out (Go's zero value).
     given = {key: value for key, value in space.items() if value is not None and value != ""}
+    distribution = _distribution(space, where, problems)
     if kind in ("categorical", "discrete"):
         if {"min", "max", "step"} & set(given):
             problems.append(Problem(where, f"feasibleSpace.min, .max and .step are not supported for parameterType {kind}"))
@@ -66,14 +67,19 @@ def native_parameter(parameter: Mapping[str, Any], path: str, problems: list[Pro
     for key in ("min", "max", "step"):
         if key in given:
             out[key] = _number(given[key], kind, f"{where}.{key}", problems)
+    out.update(DISTRIBUTIONS.get(distribution, {}))
+    return out
+
+
+def _distribution(space: Mapping[str, Any], where: str, problems: list[Problem]) -> str:
+    """The feasible space's distribution name, checked for every parameter type as Katib's webhook
+    checks it (its services then ignore it on a list); ``unknown`` or none is uniform."""
     distribution = space.get("distribution") or "uniform"
     distribution = "uniform" if distribution == UNSPECIFIED else distribution
-    if distribution in DISTRIBUTIONS:
-        out.update(DISTRIBUTIONS[distribution])
-    else:
+    if distribution not in DISTRIBUTIONS:
         problems.append(Problem(f"{where}.distribution", f"{distribution!r} is not supported; expected one of "
                                                          f"{', '.join(DISTRIBUTIONS)}"))
-    return out
+    return distribution
 
 
 def _number(text: Any, kind: str, path: str, problems: list[Problem]) -> float | int | None:
