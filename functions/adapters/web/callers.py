@@ -72,7 +72,8 @@ def check_event_sender(settings: ServiceSettings):
     (``KATUNA_EVENTS=reply``) they take any sender, and rely on the service being cluster-local.
     Whoever delivers it, an event of katuna's own types is believed without the API token only
     with katuna's signature (:data:`functions_ce.API_CALLER`): a broker, OIDC or not, passes on
-    what any sender its policy admits posted to it."""
+    what any sender its policy admits posted to it. A delivery token refused, or naming a key
+    the issuer's keys may not be read again for yet, is a failed attempt of its client."""
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     checked = settings.api_token or verifier is not None
     if checked and (waited := _too_many_attempts()) is not None:
@@ -87,8 +88,14 @@ def check_event_sender(settings: ServiceSettings):
             return None
         _failed_attempt()
         return _unauthorized()
+    from functions.adapters.web.oidc import UnreadKey  # imported already: PyJWT only where tokens come
+
     given = bearer(request)
-    subject = verifier.subject(given) if given is not None else None
+    try:
+        subject = verifier.subject(given) if given is not None else None
+    except UnreadKey:
+        _failed_attempt()
+        raise
     if subject is None:
         _failed_attempt()
         return _unauthorized()
