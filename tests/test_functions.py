@@ -142,6 +142,20 @@ def test_a_dead_letter_nested_past_the_bound_is_kept_as_its_text_and_the_list_st
     assert letters[0]["event"]["id"] == "deep-1" and json.loads(letters[0]["event"]["data"]["raw"]) == deep
 
 
+def test_a_dead_letter_nested_past_what_python_reads_is_kept_as_its_text(cluster):
+    """Binary-mode data nested past what Python's JSON reader reads (100,000 levels) is kept as
+    its text, as data a key given twice is: the letter was refused 400, and a broker drops a
+    dead letter it is refused, the only record of the failure."""
+    service, _ = cluster
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.finished", "ce-source": "/test",
+               "ce-id": "deeper-1", "ce-knativeerrorcode": "500", "Content-Type": "application/json"}
+    status, _, body = service.request("POST", "/dead-letters", deep, headers)
+    assert status == 202, body
+    status, letters = service.json("GET", "/dead-letters")
+    assert letters[0]["event"]["id"] == "deeper-1" and letters[0]["event"]["data"] == {"raw": deep}
+
+
 def test_a_dead_letter_kept_nested_past_the_bound_is_listed_with_its_data_as_text(tmp_path: Path):
     """A letter an earlier katuna kept as deep data is listed with that data as its text."""
     runtime = Runtime(Settings(db=tmp_path / "katuna.db"))

@@ -32,10 +32,13 @@ import yaml
 from conftest import study_definition
 from http_helpers import NOBODY, Service, raw_request, run_katuna
 from standin_server import StandInServer
+from test_web_events import AUDIENCE, OTHER_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
+from test_web_events import TOKEN as EVENTS_TOKEN
 from tls_sink import Authority
 from waiting import eventually
 
 from functions.adapters.web import create_app, paging
+from functions.adapters.web.attempts import FAILURES
 from functions.adapters.web.oidc import Verifier
 from functions.adapters.web.openapi import document
 from functions.core import pod_security
@@ -828,6 +831,26 @@ def test_the_pods_service_account_token_goes_to_the_oidc_issuer_over_tls_alone(t
     finally:
         issuer.close()
     assert issuer.seen == [("GET", None)]
+
+
+def test_delivery_tokens_naming_keys_the_issuer_lacks_count_against_their_client(tmp_path: Path):
+    """A delivery token naming a key the issuer does not publish is a wrong token like any
+    other: refused (401) once the keys read again for it still lack it, and, where they may not
+    be read again yet (503, retried: a key rotated in since), counted all the same. A client
+    sending tokens that name made-up keys was answered 503 without end, never counted; it is
+    refused 429 past its failed attempts, its tokens no longer looked at."""
+    issuer = Issuer([_jwk(RSA_KEY, "rsa", jwt.algorithms.RSAAlgorithm)])
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", KATUNA_API_TOKEN=EVENTS_TOKEN,
+                      KATUNA_OIDC_AUDIENCE=AUDIENCE, KATUNA_OIDC_ISSUER_URL=issuer.url)
+    client = {"X-Forwarded-For": "203.0.113.20"}
+    try:
+        answers = [_post(service, "/", completed("any"), **client, Authorization="Bearer " + jwt.encode(
+            _claims(), OTHER_KEY, "RS256", headers={"kid": f"made-up-{number}"}))[0] for number in range(FAILURES + 1)]
+    finally:
+        service.close()
+        issuer.close()
+    assert answers == [401] + [503] * (FAILURES - 1) + [429], answers
+    assert issuer.key_reads == 2, "the keys are read once, and once again for the first key they lack"
 
 
 HELD_CONNECTIONS = 1_050

@@ -124,7 +124,9 @@ def test_a_write_from_the_dashboard_origin_or_a_script_is_served(service: Servic
 
 EMBEDDED = {"image": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
             "fetch": {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
-            "frame": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}}
+            "frame": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"},
+            "fetch, a browser without Fetch Metadata": {"Origin": "https://attacker.example"},
+            "fetch from a sandboxed frame, a browser without Fetch Metadata": {"Origin": "null"}}
 VISITS = {"link": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
           "typed": {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
           "own page": {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
@@ -148,6 +150,14 @@ def test_a_visit_the_dashboards_own_reads_and_scripts_are_served(service: Servic
     service.request("POST", "/studies", _study_json("visited"), {"Content-Type": "application/json"})
     assert service.request("GET", "/ui/studies/visited", headers=headers)[0] == 200
     assert service.request("GET", "/studies/visited", headers=headers)[0] == 200
+
+
+def test_a_read_a_browser_without_fetch_metadata_names_as_the_dashboards_own_is_served(service: Service):
+    """A browser that sends no ``Sec-Fetch-*`` (Safari before 16.4) names the origin of a
+    ``fetch`` another site's page makes (refused above), and of one the dashboard's own page makes
+    only where it is this origin."""
+    service.request("POST", "/studies", _study_json("old-browser"), {"Content-Type": "application/json"})
+    assert service.request("GET", "/ui/studies/old-browser/trials.csv", headers={"Origin": service.base})[0] == 200
 
 
 def test_no_other_site_may_frame_the_dashboard_or_have_its_answers_sniffed(service: Service):

@@ -42,8 +42,9 @@ def _read(headers: Mapping[str, str], body: bytes, strict_data: bool = True) -> 
         return _checked(*structured(body, strict_data)), None
     lowered = binary(lowered)
     kept_text = _check_json(lowered, body, strict_data)
+    read = body if kept_text is None else b""  # data kept as its text is not read again
     try:
-        return ce_http.from_binary(ce_http.HTTPMessage(headers=lowered, body=body), JSONFormat(), _checked), kept_text
+        return ce_http.from_binary(ce_http.HTTPMessage(headers=lowered, body=read), JSONFormat(), _checked), kept_text
     except (BaseCloudEventException, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedEvent(_refusal(exc)) from exc
 
@@ -184,7 +185,8 @@ def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> s
     section 8.1), or that gives a key twice (which ``study`` was meant?). The SDK would take such
     data as bytes, or as text; a study resource's JSON read with bytes replaced would submit a
     name or command nobody wrote. Without ``data`` (a dead letter's), nothing is refused: the
-    text of JSON that gives a key twice is returned, to be kept as it is."""
+    text of JSON that gives a key twice, or nests past what Python's reader reads, is returned,
+    to be kept as it is."""
     content_type = headers.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
     if not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
         return None
@@ -201,7 +203,9 @@ def _check_json(headers: Mapping[str, str], body: bytes, data: bool = True) -> s
         if not data:
             return text
         raise MalformedEvent(f"duplicate key {exc.key!r}; expected {what} with each key once") from exc
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return None if data else text  # nested past what Python reads: the SDK would fail on it too
+    except ValueError:
         return None  # not JSON at all: the SDK takes it as text, refused as no JSON data
     return None
 

@@ -19,6 +19,7 @@ from functions.adapters.web.auth import bearer, csrf_matches, current_session, h
 from functions.adapters.web.request_source import check_local_user, cross_site_read_refused, host_refused
 from functions.core import senders
 from functions.core.application import ServiceSettings
+from functions.core.errors import TemporaryError
 
 if TYPE_CHECKING:
     from functions.adapters.web.oidc import Verifier
@@ -72,7 +73,8 @@ def check_event_sender(settings: ServiceSettings):
     (``KATUNA_EVENTS=reply``) they take any sender, and rely on the service being cluster-local.
     Whoever delivers it, an event of katuna's own types is believed without the API token only
     with katuna's signature (:data:`functions_ce.API_CALLER`): a broker, OIDC or not, passes on
-    what any sender its policy admits posted to it."""
+    what any sender its policy admits posted to it. A delivery token refused, or naming a key
+    the issuer's keys may not be read again for yet, is a failed attempt of its client."""
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     checked = settings.api_token or verifier is not None
     if checked and (waited := _too_many_attempts()) is not None:
@@ -87,8 +89,14 @@ def check_event_sender(settings: ServiceSettings):
             return None
         _failed_attempt()
         return _unauthorized()
+    from functions.adapters.web.oidc import UnreadKey  # imported already: PyJWT only where tokens come
+
     given = bearer(request)
-    subject = verifier.subject(given) if given is not None else None
+    try:
+        subject = verifier.subject(given) if given is not None else None
+    except UnreadKey as exc:
+        _failed_attempt()
+        raise TemporaryError(str(exc)) from exc
     if subject is None:
         _failed_attempt()
         return _unauthorized()

@@ -141,9 +141,17 @@ def cross_site_read(request: Request) -> bool:
     carries the user's own connection and cookies, and with no token set, any page the user
     opens could have the service build charts and exports for it, its answers unread. Reads from
     the service's own pages (``same-origin``), visits (``none``, or a navigation to a document)
-    and clients that are no browser (no ``Sec-Fetch-Site``) are taken."""
+    and clients that are no browser (no ``Sec-Fetch-Site``) are taken.
+
+    A browser without Fetch Metadata (Safari before 16.4) sends no ``Sec-Fetch-Site``: a
+    ``fetch`` it makes for another site's page still names that page's origin in ``Origin``
+    (which a read of the service's own page, a visit or a script leaves out), and is refused by
+    it (:func:`same_origin`); an image or script such a browser embeds names none, and is taken
+    as a script's read is."""
     site = request.headers.get("Sec-Fetch-Site")
-    if site in (None, "same-origin", "none"):
+    if site is None:
+        return request.headers.get("Origin") is not None and same_origin(request) is False
+    if site in ("same-origin", "none"):
         return False
     visit = request.headers.get("Sec-Fetch-Mode") == "navigate" and request.headers.get("Sec-Fetch-Dest") in (
         None, "document")

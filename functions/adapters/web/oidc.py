@@ -68,6 +68,14 @@ def _issuer_of(answer: Any, url: str) -> str:
     return issuer
 
 
+class UnreadKey(Exception):
+    """A token names a key the issuer's keys lacked when last read, and they may not be read
+    again yet (:data:`COOLDOWN_SECONDS`): the key may have been rotated in since, so the caller
+    answers ``TemporaryError`` (the broker retries, where a refusal would dead-letter the
+    event), and counts it as a failed attempt of its sender
+    (:mod:`functions.adapters.web.attempts`), as a token naming a made-up key is."""
+
+
 class Verifier:
     """Checks delivery tokens for one audience against one issuer's published keys."""
 
@@ -79,6 +87,7 @@ class Verifier:
         self._keys: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
         self._failed: tuple[float, str] | None = None
+        self._reread: float | None = None
 
     def _headers(self) -> dict[str, str]:
         """The pod's service-account token, sent to the issuer over TLS alone: it holds the
@@ -113,22 +122,21 @@ class Verifier:
 
     def subject(self, token: str) -> str | None:
         """The subject (``sub``) of ``token`` when it is a valid delivery token for this service,
-        else None; ``TemporaryError`` when the issuer cannot be asked, or when the token names a
-        key its keys lacked when last read, which are read again at most every
-        :data:`COOLDOWN_SECONDS` (a key rotated in meanwhile: the broker retries, and the retry
-        finds it, where a refusal would have sent the event to the dead letters); a failed read
-        of the issuer is not tried again for :data:`RETRY_SECONDS`."""
+        else None, a token naming a key the issuer's keys lack when read again for it included;
+        ``TemporaryError`` when the issuer cannot be asked (a failed read is not tried again for
+        :data:`RETRY_SECONDS`), :class:`UnreadKey` when the keys lacked its key when last read
+        and may not be read again yet (:meth:`_key`)."""
         try:
-            if not jwt.get_unverified_header(token).get("kid"):
+            kid = jwt.get_unverified_header(token).get("kid")
+            if not kid:
                 raise jwt.InvalidTokenError("the token names no key (kid)")
             issuer, keys = self._discover()
-            key = keys.get_signing_key_from_jwt(token)
+            key = self._key(keys, str(kid))
         except (jwt.PyJWKClientConnectionError, OSError, IssuerUnreadable) as exc:
             self._failed = (time.monotonic(), str(exc))
             raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
         except jwt.PyJWKClientError as exc:
-            raise TemporaryError(f"the token names a key the issuer's keys lack as last read (a key rotated in "
-                                 f"since is read at most every {COOLDOWN_SECONDS} s): {exc}") from exc
+            raise TemporaryError(f"the token issuer's keys from {self.base} are unusable: {exc}") from exc
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             log.warning("refused an event delivery token: %s", exc)
             return None
@@ -139,3 +147,22 @@ class Verifier:
             log.warning("refused an event delivery token: %s", exc)
             return None
         return str(claims["sub"])
+
+    def _key(self, keys: jwt.PyJWKClient, kid: str) -> jwt.PyJWK:
+        """The issuer's key ``kid``. One its keys lack (kept five minutes) has them read again,
+        at most once every :data:`COOLDOWN_SECONDS` whatever keys tokens name, so tokens naming
+        made-up keys cannot make the service ask the API server once each: still lacking, the
+        token is refused (``InvalidTokenError``); not read again yet, :class:`UnreadKey`."""
+        key = keys.match_kid(keys.get_signing_keys(), kid)
+        if key is not None:
+            return key
+        with self._lock:
+            now = time.monotonic()
+            if self._reread is not None and now - self._reread < COOLDOWN_SECONDS:
+                raise UnreadKey(f"the token names a key ({kid!r:.60}) the issuer's keys lacked when read "
+                                f"{now - self._reread:.0f} s ago; they are read again for it after {COOLDOWN_SECONDS} s")
+            self._reread = now
+        key = keys.match_kid(keys.get_signing_keys(refresh=True), kid)
+        if key is None:
+            raise jwt.InvalidTokenError(f"the token names a key ({kid!r:.60}) the issuer does not publish")
+        return key
