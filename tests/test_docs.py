@@ -3,8 +3,10 @@ run or validated, and every link between pages leads to a file and heading that 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import re
 import subprocess
 import sys
@@ -371,11 +373,13 @@ def _error_table() -> dict[str, int | None]:
 
 def _katuna_errors() -> dict[str, type]:
     """Every error class of katuna's, by the ``error`` code its answer carries."""
-    import functions.cli  # noqa: F401  (imports every module that defines an error)
-    import functions.runtime  # noqa: F401
+    import functions
     from functions.adapters.web.errors import error_code
     from functions.core.errors import KatunaError
 
+    for module in pkgutil.walk_packages(functions.__path__, "functions."):  # some import lazily (PyJWT's)
+        if module.name != "functions.__main__":
+            importlib.import_module(module.name)
     found, todo = {}, [KatunaError]
     while todo:
         kind = todo.pop()

@@ -51,6 +51,7 @@ would retry. Classes defined beside what raises them name their module.
         ``Stopping``             katuna is stopping while it read a trial's output
         ``NewerEventType``       a ``dev.katuna.*`` type of a newer katuna's (:mod:`functions.dispatch`)
         ``UnknownFunction``      a function of a newer katuna's Trigger (:mod:`functions.dispatch`)
+        ``UnreadKey``            a delivery token's key, not read again yet (:mod:`functions.adapters.web.oidc`)
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from functions.adapters.web.auth import bearer, csrf_matches, current_session, h
 from functions.adapters.web.request_source import check_local_user, cross_site_read_refused, host_refused
 from functions.core import senders
 from functions.core.application import ServiceSettings
-from functions.core.errors import TemporaryError
 
 if TYPE_CHECKING:
     from functions.adapters.web.oidc import Verifier
@@ -94,9 +93,9 @@ def check_event_sender(settings: ServiceSettings):
     given = bearer(request)
     try:
         subject = verifier.subject(given) if given is not None else None
-    except UnreadKey as exc:
+    except UnreadKey:
         _failed_attempt()
-        raise TemporaryError(str(exc)) from exc
+        raise
     if subject is None:
         _failed_attempt()
         return _unauthorized()

@@ -68,11 +68,11 @@ def _issuer_of(answer: Any, url: str) -> str:
     return issuer
 
 
-class UnreadKey(Exception):
+class UnreadKey(TemporaryError):
     """A token names a key the issuer's keys lacked when last read, and they may not be read
-    again yet (:data:`COOLDOWN_SECONDS`): the key may have been rotated in since, so the caller
-    answers ``TemporaryError`` (the broker retries, where a refusal would dead-letter the
-    event), and counts it as a failed attempt of its sender
+    again yet (:data:`COOLDOWN_SECONDS`): the key may have been rotated in since, so it is a
+    temporary error (the broker retries, where a refusal would dead-letter the event), and the
+    caller counts it as a failed attempt of its sender
     (:mod:`functions.adapters.web.attempts`), as a token naming a made-up key is."""
 
 

@@ -17,7 +17,7 @@ ERROR_CODES = (
     "unknown_event_type", "newer_event_type", "unknown_function", "no_kubernetes_api", "output_lost", "log_gone", "no_command",
     "not_renderable", "node_pool_failed",
     "no_node_pools", "permanent_error", "temporary_error", "service_busy", "quota_full",
-    "storage_unavailable", "storage_full", "foreign_database",
+    "storage_unavailable", "storage_full", "foreign_database", "unread_key",
     "newer_database", "logs_unavailable", "stopping", "invalid_setting", "checkpoint_clash",
 )
 """Every ``error`` an answer may carry, snake_case: a client switches on these."""
