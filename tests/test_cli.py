@@ -31,7 +31,7 @@ from conftest import katib_job_experiment, run_file, shared_journal, study_defin
 from http_helpers import Service, free_port, run_katuna
 from proc_stat import alive, working_in
 from started_katuna import StartedKatuna
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
@@ -877,7 +877,7 @@ def test_of_two_runs_of_a_study_started_at_once_one_runs_it_and_the_other_is_ref
     runs = [subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, preexec_fn=interruptible) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + START_WAIT  # two fresh katuna processes, one to store and claim the study
         while all(run.poll() is None for run in runs) and time.monotonic() < deadline:
             time.sleep(0.05)
         refused = [run for run in runs if run.poll() is not None]

@@ -105,6 +105,12 @@ def _serve(tmp_path: Path, port: int, **env: str) -> subprocess.Popen | WarmProc
                                 "1"], tmp_path, environ, tmp_path / "out", tmp_path / "err")
 
 
+def _json_lines(path: Path) -> list[dict]:
+    """The lines written whole to ``path`` so far, each a JSON object."""
+    text = path.read_text()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
+
+
 def _post(port: int, headers: dict[str, str], body: dict) -> int:
     request = urllib.request.Request(f"http://127.0.0.1:{port}/", json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "ce-specversion": "1.0",
@@ -132,7 +138,12 @@ def test_the_service_writes_json_lines_naming_events_their_studies_and_their_for
         with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
             connection.sendall(b"GET /studies?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1x\r\n\r\n")
             assert connection.recv(64).startswith(b"HTTP/1.1 400")
-        out = eventually(lambda: (text := (tmp_path / "out").read_text()).count("\n") >= 4 and text, "the access lines")
+        # each answer's access line is written after its answer: waited for, those asserted below, not a count
+        # of lines (a readiness poll timed out but answered later is a line more)
+        access = eventually(lambda: (lines := _json_lines(tmp_path / "out"))
+                            and any(line.get("eventId") == "gone-1" for line in lines)
+                            and any(line["httpRequest"]["status"] == "400" for line in lines) and lines,
+                            "the access lines of the event and of the bad request")
         err = eventually(lambda: "gone-1" in (text := (tmp_path / "err").read_text()) and "refused an event from" in text
                          and "Invalid request" in text and text, "the service's lines")
     finally:
@@ -150,7 +161,6 @@ def test_the_service_writes_json_lines_naming_events_their_studies_and_their_for
     forged = [line for line in lines if "refused an event from" in line["message"]]
     assert len(forged) == 1 and forged[0]["severity"] == "WARNING", forged
     assert f'127.0.0.1 (X-Forwarded-For: "10.9.8.7, \\"x{"f" * 188}…")' in forged[0]["message"], forged
-    access = [json.loads(line) for line in out.splitlines()]
     event_line = next(line for line in access if line.get("eventId") == "gone-1")
     assert event_line["httpRequest"]["status"] == "202" and event_line["eventType"] == "dev.katuna.trial.finished"
     assert event_line["message"].startswith('127.0.0.1 - - [') and \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -67,6 +68,23 @@ def test_the_images_command_closes_its_runtime_on_sigterm(tmp_path: Path):
         assert len(_left_behind(tmp_path)["trials"]) == 1
         os.killpg(container.process.pid, signal.SIGTERM)
         assert _ended(container.process, container.log) == 0, container.log()
+    finally:
+        container.kill()
+    assert _left_behind(tmp_path) == {"wal": [], "trials": []}, container.log()
+
+
+def test_a_client_connection_that_sent_nothing_holds_no_stopping_worker(tmp_path: Path):
+    """A connection that has sent nothing (an HTTP client's spare one, dialled for a request that
+    went on another) is closed as the worker stops, as a kept-alive one is: the worker closes its
+    runtime, where it waited for the connection's ``KATUNA_CLIENT_TIMEOUT`` and, that being past
+    gunicorn's 30 s grace, was killed with its runtime never closed."""
+    container = KatunaProcess(tmp_path, KATUNA_CLIENT_TIMEOUT="120")
+    try:
+        with socket.create_connection(("127.0.0.1", container.port), timeout=10):
+            # accepted before the requests that follow it are answered
+            _hanging_trial(lambda method, path, body, headers: _request(container.url, method, path, body, headers))
+            os.killpg(container.process.pid, signal.SIGTERM)
+            assert _ended(container.process, container.log) == 0, container.log()
     finally:
         container.kill()
     assert _left_behind(tmp_path) == {"wal": [], "trials": []}, container.log()

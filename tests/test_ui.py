@@ -652,10 +652,12 @@ def test_a_trimmed_followed_log_links_the_attempt_whose_output_it_no_longer_show
     definition = study_definition(name="ui-rerun-trim", maxTrials=1, parallelism=1, trialTemplate={
         "command": [sys.executable, "-c", RERUN_CHATTY, str(here), "${trialParameters.x}"]})
     assert post(service, definition) == 201
-    eventually(lambda: (here / "pid").exists(), "attempt 1 printed", timeout=20)
+    # the file is made empty, then written: its pid, not its name, says attempt 1 printed
+    pid = int(eventually(lambda: (here / "pid").exists() and (here / "pid").read_text(), "attempt 1 printed",
+                         timeout=20))
     page.goto(service.base + "/ui/studies/ui-rerun-trim/trials/0")
     expect(page.locator("#log")).to_contain_text("attempt-1-end", timeout=CHART_WAIT_MS)
-    os.kill(int((here / "pid").read_text()), signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
     expect(page.locator('#log .attempt-separator[data-attempt="2"]')).to_have_count(1, timeout=20000)
     for k in range(1, 5):
         (here / f"go-{k}").touch()

@@ -109,6 +109,23 @@ class Worker(SignalledWorker):
     def _connection_closed(self) -> None:
         self.nr_conns -= 1
 
+    def _cap_keepalive(self, deadline: float) -> None:
+        """gunicorn's, as the worker begins to stop: its kept-alive connections close by
+        ``deadline`` (a request arriving meanwhile is still answered); so do the connections
+        that have sent nothing since they were accepted or last answered (an HTTP client's
+        spare one, dialled for a request that went on another). gunicorn's stop waits until every connection is
+        closed: each of those held the worker, its runtime not yet closed, until its
+        ``KATUNA_CLIENT_TIMEOUT``, and past gunicorn's graceful timeout the arbiter killed it, its
+        runtime never closed. A request begun keeps its deadline."""
+        super()._cap_keepalive(deadline)
+        pending = self.pending_conns
+        for conn in pending:
+            if isinstance(conn.sock, ClientSocket) and not conn.sock.gathered:
+                conn.timeout = min(conn.timeout, deadline)
+        ordered = sorted(pending, key=lambda conn: conn.timeout)  # kept in the order they are due
+        pending.clear()
+        pending.extend(ordered)
+
     def murder_pending(self) -> None:
         """gunicorn's close of the connections silent for its ``keepalive`` before their request
         was whole, but one due at its request's deadline (:meth:`_due_by_deadline`) goes to a
