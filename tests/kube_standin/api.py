@@ -79,7 +79,8 @@ class ApiServer:
         if call.resource == "persistentvolumeclaims" and call.method == "POST" and not call.name:
             return claims.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "secrets" and call.method == "POST" and not call.name:
-            return secrets.create(self, call.namespace or "", call.body, call.dry_run)
+            return secrets.create(self, call.namespace or "", call.body, call.dry_run, call.query.get("fieldValidation"),
+                                  call.warnings)
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
             return secrets.delete(self, call.namespace or "", call.name, deletes_nothing(call.delete_options()))
         if call.resource == "secrets" and call.method == "DELETE":
@@ -122,7 +123,8 @@ class ApiServer:
     def _events_v1(self, call: Call) -> tuple[int, dict]:
         """Events through ``events.k8s.io/v1``: created (:mod:`kube_standin.event_writes`) and listed."""
         if call.method == "POST" and not call.name:
-            return event_writes.create(self, call.namespace or "", call.body, call.dry_run)
+            return event_writes.create(self, call.namespace or "", call.body, call.dry_run,
+                                       call.query.get("fieldValidation"), call.warnings)
         if call.method == "GET" and not call.name:
             with self.lock:
                 code, listed = events.listed(self.events, call.namespace, call.query.get("fieldSelector"),

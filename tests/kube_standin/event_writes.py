@@ -8,7 +8,9 @@ becomes ``involvedObject``, ``note`` the ``message``, ``reportingController`` th
 An ``events.k8s.io/v1`` Event needs its name (a DNS subdomain, or a ``generateName``), its
 ``eventTime``, a ``type`` of ``Normal`` or ``Warning``, ``reportingController`` (a qualified
 name), ``reportingInstance`` and ``action`` (at most 128 bytes each: Go's ``len`` of a string),
-``reason`` (at most 128 bytes) and a ``note`` of at most 1024 bytes; it may not set ``deprecatedFirstTimestamp``,
+``reason`` (at most 128 bytes) and a ``note`` of at most 1024 bytes, labels, annotations and
+owner references as every object's (``ValidateObjectMeta``, which only the ``events.k8s.io/v1``
+path runs); it may not set ``deprecatedFirstTimestamp``,
 ``deprecatedLastTimestamp``, ``deprecatedCount`` nor ``deprecatedSource``, and a ``series``
 counts at least 2 and has its ``lastObservedTime``. An Event about an object of no namespace
 lives in ``default`` or ``kube-system``. A name already held is 409 AlreadyExists."""
@@ -19,8 +21,10 @@ import json
 import uuid
 from datetime import datetime
 
-from kube_standin.names import qualified_name_problems
+from kube_standin import decoding
+from kube_standin.names import metadata_problems, qualified_name_problems
 from kube_standin.objects import DNS_SUBDOMAIN, already_exists, invalid, snapshot, status
+from kube_standin.secrets import owner_problems
 
 QUALIFIED = "events.events.k8s.io"
 LIMITS = {"reportingInstance": 128, "action": 128, "reason": 128}
@@ -31,9 +35,13 @@ LEGACY = {"deprecatedFirstTimestamp": "firstTimestamp", "deprecatedLastTimestamp
 set, so ``v1`` shows no ``count`` and no timestamps but ``eventTime`` (empty fields are left out)."""
 
 
-def create(cluster, namespace: str, body: dict | None, dry_run: bool) -> tuple[int, dict]:
-    """Create the ``events.k8s.io/v1`` Event ``body`` in ``namespace``."""
-    body = body if isinstance(body, dict) else {}
+def create(cluster, namespace: str, body: dict | None, dry_run: bool, directive: str | None = None,
+           warnings: list[str] | None = None) -> tuple[int, dict]:
+    """Create the ``events.k8s.io/v1`` Event ``body`` in ``namespace``, decoded as ``directive``
+    (the request's ``fieldValidation``) says (:mod:`kube_standin.decoding`)."""
+    body = snapshot(body) if isinstance(body, dict) else {}
+    if (unreadable := decoding.decoded("Event", body, directive, warnings)) is not None:
+        return 400, status(400, "BadRequest", f'Event in version "v1" cannot be handled as a Event: {unreadable}')
     metadata = dict(body.get("metadata") or {})
     name = metadata.get("name") or ""
     if not name and metadata.get("generateName"):
@@ -67,7 +75,8 @@ def _unreadable_time(body: dict) -> tuple[int, dict] | None:
 
 def problems_of(body: dict, name: str, namespace: str) -> list[tuple[str, str]]:
     """What ``ValidateEventCreate`` refuses of an ``events.k8s.io/v1`` Event."""
-    problems = _legacy(body, namespace)
+    problems = _legacy(body, namespace) + metadata_problems(body.get("metadata"), "metadata")
+    problems += owner_problems((body.get("metadata") or {}).get("ownerReferences"))
     if not name:
         problems.append(("metadata.name", "Required value: name or generateName is required"))
     elif not DNS_SUBDOMAIN.match(name) or len(name) > 253:

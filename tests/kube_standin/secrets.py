@@ -18,16 +18,20 @@ import base64
 import binascii
 import json
 
-from kube_standin import fields
+from kube_standin import decoding, fields
 from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
 from kube_standin.names import metadata_problems
 from kube_standin.objects import added, invalid, not_found, snapshot, status
 from kube_standin.selectors import matches
 
 
-def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) -> tuple[int, dict]:
-    """POST of a Secret into ``namespace``; a ``dry_run`` stores nothing."""
+def create(cluster, namespace: str, body: dict | None, dry_run: bool = False, directive: str | None = None,
+           warnings: list[str] | None = None) -> tuple[int, dict]:
+    """POST of a Secret into ``namespace``, decoded as ``directive`` (the request's
+    ``fieldValidation``) says (:mod:`kube_standin.decoding`); a ``dry_run`` stores nothing."""
     obj = snapshot(body or {})
+    if (unreadable := decoding.decoded("Secret", obj, directive, warnings)) is not None:
+        return 400, status(400, "BadRequest", f'Secret in version "v1" cannot be handled as a Secret: {unreadable}')
     name = obj.setdefault("metadata", {}).get("name") or ""
     try:
         data = {key: base64.b64decode(value, validate=True) for key, value in (obj.get("data") or {}).items()}
