@@ -358,6 +358,37 @@ def test_an_unquoted_placeholder_of_a_configmap_template_takes_the_type_of_its_v
     assert created["spec"]["runPolicy"]["schedulingPolicy"]["queue"] == "a: b\nreplicas: 9"
 
 
+def test_a_configmap_template_written_as_json_is_read_as_katib_reads_it(cluster: KubeStub):
+    """Katib decodes a template whose text begins with ``{`` as JSON (Kubernetes' YAML-or-JSON
+    decoder), after substituting into the text: JSON indented with tabs, as ``kubectl create
+    configmap --from-file`` of a file Go or an editor wrote, runs, and a placeholder outside
+    quotes is the number its value is, as Katib's substitution makes it."""
+    torch = yaml.safe_load(TORCH_TEMPLATE.replace("${trialParameters.workers}", "N_WORKERS"))
+    del torch["spec"]["runPolicy"]
+    text = json.dumps(torch, indent="\t").replace('"replicas": "N_WORKERS"', '"replicas": ${trialParameters.workers}').replace(
+        '"N_WORKERS"', '"${trialParameters.workers}"')
+    assert "\t" in text and text.count("${trialParameters.workers}") == 4
+    with cluster.lock:
+        cluster.configmaps[("team", "templates")]["data"]["torch.json"] = text
+    definition = experiment("cm-json", templatePath="torch.json")
+    definition["spec"]["trialTemplate"]["primaryContainerName"] = "pytorch"
+    definition["spec"]["parameters"] = [{"name": "workers", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}}]
+    definition["spec"]["trialTemplate"]["trialParameters"] = [{"name": "workers", "reference": "workers"}]
+    study, stored = load(definition, templates(cluster))
+    assert json.loads(stored["metadata"]["annotations"][TYPED_FIELDS_ANNOTATION]) == [
+        ["spec", "pytorchReplicaSpecs", "Worker", "replicas"]]
+    cluster.install_operator("training-operator")
+    launch = trial_launch(StudyRecord(study, stored, "/somewhere", "0123456789ab"),
+                          TrialRecord(study.name, 0, {"workers": 2}))
+    KubernetesExecutor(Cluster(namespace="team"), api_client(cluster.url)).launch(launch)
+    with cluster.lock:
+        specs = copy.deepcopy(cluster.workloads[("pytorchjobs", "team", launch.job_name)]["spec"]["pytorchReplicaSpecs"])
+    assert specs["Worker"]["replicas"] == 2 and specs["Master"]["replicas"] == 1
+    master = specs["Master"]["template"]
+    assert master["spec"]["containers"][0]["env"][0] == {"name": "WORKERS", "value": "2"}
+    assert master["spec"]["containers"][0]["command"][-1] == "2" and master["metadata"]["annotations"]["workers"] == "2"
+
+
 def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):
     wrong = experiment("cm-rules", configMapNamespace="")
     del wrong["spec"]["trialTemplate"]["successCondition"]
