@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, given_templates, katib, resources, studyjob, template
+from functions.core import bounded_yaml, given_templates, katib, resources, studyjob, template_text
 from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem
@@ -205,10 +204,11 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: Cl
     if text is None:
         return definition, problems
     try:
-        trial_spec, plain = _template_data(text)
+        trial_spec, plain = template_text.read(text)
     except yaml.YAMLError as exc:
+        language = template_text.language(text)
         return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name}{where} "
-                                                                   f"is not valid {_language(text)}: {bounded_yaml.describe(exc)}")]
+                                                                   f"is not valid {language}: {bounded_yaml.describe(exc)}")]
     if not isinstance(trial_spec, Mapping):
         return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name}{where} "
                                                                    "holds no trialSpec: expected a mapping "
@@ -221,73 +221,6 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: Cl
     return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, source, typed), []
 
 
-JSON_SIGNS = re.compile(r'["\\]|\$\{')
-"""What changes how JSON text reads on: a quote, an escape, the start of a placeholder."""
-
-
-def _template_data(text: str) -> tuple[Any, list[Path]]:
-    """A ConfigMap template's data and its fields that Katib types once substituted. Katib reads
-    the text with Kubernetes' YAML-or-JSON decoder: text whose first character (after white
-    space) is ``{`` is JSON, which may be indented with tabs (as Go's ``MarshalIndent`` and many
-    editors write it) and may hold a placeholder outside quotes (``"replicas":
-    ${trialParameters.n}``), a number once substituted; other text is YAML, whose unquoted
-    placeholders are typed alike."""
-    if _language(text) == "YAML":
-        return bounded_yaml.load_plain(text, _substituted)
-    marked, bare = _marked(text)
-    typed: list[Path] = []
-    data = _unmarked(bounded_yaml.load(marked), {f"\0{number}": placeholder for number, placeholder in enumerate(bare)},
-                     (), typed)
-    return data, typed
-
-
-def _language(text: str) -> str:
-    """What Katib reads ``text`` as (:func:`_template_data`)."""
-    return "JSON" if text.lstrip().startswith("{") else "YAML"
-
-
-def _marked(text: str) -> tuple[str, list[str]]:
-    """JSON ``text`` with each parameter's placeholder outside a string replaced by a string
-    marking it (a NUL character and its number, which no manifest holds), and those placeholders.
-    One pass over the text, however it is written: each ``}`` is searched for once."""
-    parts: list[str] = []
-    bare: list[str] = []
-    start = skip_to = 0
-    closing, in_string = -1, False
-    for sign in JSON_SIGNS.finditer(text):
-        at = sign.start()
-        if at < skip_to:
-            continue
-        if sign.group() == '"':
-            in_string = not in_string
-        elif sign.group() == "\\" and in_string:
-            skip_to = at + 2  # the escaped character
-        if sign.group() != "${" or in_string:
-            continue
-        closing = closing if closing > at else text.find("}", at)
-        if closing < 0:
-            break
-        placeholder = text[at:closing + 1]
-        if _substituted(placeholder):
-            parts += [text[start:at], f'"\\u0000{len(bare)}"']
-            bare.append(placeholder)
-            start = skip_to = closing + 1
-    return "".join(parts) + text[start:], bare
-
-
-def _unmarked(data: Any, marks: Mapping[str, str], path: Path, typed: list[Path]) -> Any:
-    """``data`` with each placeholder that stood outside quotes back in place of its mark, its
-    path added to ``typed``."""
-    if isinstance(data, str) and data in marks:
-        typed.append(path)
-        return marks[data]
-    if isinstance(data, list):
-        return [_unmarked(item, marks, (*path, index), typed) for index, item in enumerate(data)]
-    if isinstance(data, dict):
-        return {key: _unmarked(value, marks, (*path, key), typed) for key, value in data.items()}
-    return data
-
-
 def _string_only(path: Path) -> bool:
     """Whether Kubernetes takes only a string at ``path``: a container's command and args, an
     environment value, a label or an annotation. Katib's typing there (``- ${trialParameters.lr}``
@@ -295,11 +228,6 @@ def _string_only(path: Path) -> bool:
     return (len(path) >= 2 and (path[-2] in ("command", "args") and isinstance(path[-1], int)
                                 or path[-2] in ("labels", "annotations")))\
         or (len(path) >= 3 and path[-3] == "env" and path[-1] == "value")
-
-
-def _substituted(text: str) -> bool:
-    """Whether Katib substitutes into this scalar of a template's text: it names a trial parameter."""
-    return bool(template.referenced_parameters(text)[0])
 
 
 def _studyjob(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadConfigMap, home: str

@@ -113,10 +113,10 @@ class Worker(SignalledWorker):
         """gunicorn's, as the worker begins to stop: its kept-alive connections close by
         ``deadline`` (a request arriving meanwhile is still answered); so do the connections
         that have sent nothing since they were accepted or last answered (an HTTP client's
-        spare one, dialled for a request that went on another). gunicorn's stop waits until every connection is
-        closed: each of those held the worker, its runtime not yet closed, until its
-        ``KATUNA_CLIENT_TIMEOUT``, and past gunicorn's graceful timeout the arbiter killed it, its
-        runtime never closed. A request begun keeps its deadline."""
+        spare one, dialled for a request that went on another). gunicorn's stop waits until
+        every connection is closed: each of those held the worker, its runtime not yet closed,
+        until its ``KATUNA_CLIENT_TIMEOUT``, and past gunicorn's graceful timeout the arbiter
+        killed it, its runtime never closed. A request begun keeps its deadline."""
         super()._cap_keepalive(deadline)
         pending = self.pending_conns
         for conn in pending:
