@@ -8,6 +8,7 @@ import json
 import re
 from fnmatch import fnmatchcase
 
+import yaml
 from doc_blocks import ROOT, block
 
 from functions.core.nodepool import EKS, NodePool
@@ -168,3 +169,21 @@ def test_the_eks_policy_writes_only_the_cluster_autoscalers_node_template_tags_o
     for other in ("k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/tuning", "eks:cluster-name",
                   "eks:nodegroup-name", "Name", "kubernetes.io/cluster/tuning"):
         assert not fnmatchcase(other, pattern), other
+
+
+def test_the_irsa_role_trusts_the_services_account_alone_not_a_trial_pods():
+    """The role katuna's account takes with IRSA: the cluster's OIDC provider, for the
+    subject ``system:serviceaccount:katuna:katuna`` exactly (a trial pod of the namespace may
+    have a token of its own account for any audience) and STS's audience, the role the
+    annotation names; the policy put on it is the one shown."""
+    commands = block(PAGE, "IAM on EKS", "sh")
+    trust = json.loads(commands.split("<<'END'\n")[1].split("\nEND\n")[0])
+    [statement] = trust["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "sts:AssumeRoleWithWebIdentity")
+    provider = statement["Principal"]["Federated"].split(":oidc-provider/")[1]
+    assert statement["Condition"] == {"StringEquals": {f"{provider}:sub": "system:serviceaccount:katuna:katuna",
+                                                       f"{provider}:aud": "sts.amazonaws.com"}}
+    annotated = yaml.safe_load(block(PAGE, "IAM on EKS", "yaml"))["patches"][0]["patch"]
+    assert "arn:aws:iam::123456789012:role/katuna\n" in annotated
+    assert "create-role --role-name katuna --assume-role-policy-document file://katuna-trust.json" in commands
+    assert "put-role-policy --role-name katuna " in commands and "file://katuna-policy.json" in commands
