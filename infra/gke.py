@@ -75,10 +75,14 @@ GONE_TOKEN = "gone:"
 
 
 def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
-    """Application Default Credentials; a plain-HTTP endpoint (a local stand-in) gets anonymous ones."""
+    """Application Default Credentials; a plain-HTTP endpoint (a local stand-in) gets anonymous
+    ones. The scheme is read as URLs read it, whatever its case (``HTTP://``), and handed to the
+    client in lower case, the only case its transport reads as a scheme."""
     try:
         if endpoint is None:
             return container_v1.ClusterManagerClient()
+        scheme, found, rest = endpoint.partition("://")
+        endpoint = f"{scheme.lower()}://{rest}" if found else endpoint
         credentials = AnonymousCredentials() if endpoint.startswith("http://") else None
         return container_v1.ClusterManagerClient(transport="rest", credentials=credentials,
                                                  client_options=ClientOptions(api_endpoint=endpoint))

@@ -6,10 +6,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+from fnmatch import fnmatchcase
 
+import yaml
 from doc_blocks import ROOT, block
 
-from infra.eks_requests import CLUSTER_TAG
+from functions.core.nodepool import EKS, NodePool
+from infra.eks_requests import CLUSTER_TAG, option_tags, template_tags
 
 PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
@@ -131,7 +134,7 @@ def test_the_eks_policy_changes_only_the_clusters_node_groups_and_auto_scaling_g
             assert statement["Resource"] == ["arn:aws:eks:eu-west-1:123456789012:cluster/tuning",
                                              "arn:aws:eks:eu-west-1:123456789012:nodegroup/tuning/*/*"]
         elif actions == {"autoscaling:CreateOrUpdateTags"}:
-            assert statement["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/eks:cluster-name": "tuning"}}
+            assert statement["Condition"]["StringEquals"] == {"autoscaling:ResourceTag/eks:cluster-name": "tuning"}
         else:
             assert statement["Resource"] != "*" or "Condition" in statement, statement
 
@@ -150,3 +153,37 @@ def test_the_eks_policy_creates_and_deletes_only_the_clusters_launch_templates()
     for action in ("ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate", "ec2:CreateTags"):
         assert by_action[action]["Resource"] == templates
     assert by_action["ec2:RunInstances"]["Condition"] == {"ArnLike": {"ec2:LaunchTemplate": templates}}
+
+
+def test_the_eks_policy_writes_only_the_cluster_autoscalers_node_template_tags_on_auto_scaling_groups():
+    """The role may write on the cluster's Auto Scaling groups the node-template tags katuna
+    writes (a GPU group's labels and its study's labels among them) and no other key: not the
+    tags the cluster-autoscaler discovers groups by, nor EKS's own, nor a tag propagated to the
+    instances of a group katuna did not make."""
+    policy = json.loads(block(PAGE, "IAM on EKS", "json"))
+    [statement] = [s for s in policy["Statement"] if s["Action"] == "autoscaling:CreateOrUpdateTags"]
+    [pattern] = [statement["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"]]
+    pool = NodePool("trials", EKS, machine_types=("g5.xlarge",), labels=(("team", "vision"),))
+    written = {tag["Key"] for tag in template_tags("eks-trials-1", pool, "SPOT") + option_tags("eks-trials-1")}
+    assert len(written) > 4 and all(fnmatchcase(key, pattern) for key in written), written
+    for other in ("k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/tuning", "eks:cluster-name",
+                  "eks:nodegroup-name", "Name", "kubernetes.io/cluster/tuning"):
+        assert not fnmatchcase(other, pattern), other
+
+
+def test_the_irsa_role_trusts_the_services_account_alone_not_a_trial_pods():
+    """The role katuna's account takes with IRSA: the cluster's OIDC provider, for the
+    subject ``system:serviceaccount:katuna:katuna`` exactly (a trial pod of the namespace may
+    have a token of its own account for any audience) and STS's audience, the role the
+    annotation names; the policy put on it is the one shown."""
+    commands = block(PAGE, "IAM on EKS", "sh")
+    trust = json.loads(commands.split("<<'END'\n")[1].split("\nEND\n")[0])
+    [statement] = trust["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "sts:AssumeRoleWithWebIdentity")
+    provider = statement["Principal"]["Federated"].split(":oidc-provider/")[1]
+    assert statement["Condition"] == {"StringEquals": {f"{provider}:sub": "system:serviceaccount:katuna:katuna",
+                                                       f"{provider}:aud": "sts.amazonaws.com"}}
+    annotated = yaml.safe_load(block(PAGE, "IAM on EKS", "yaml"))["patches"][0]["patch"]
+    assert "arn:aws:iam::123456789012:role/katuna\n" in annotated
+    assert "create-role --role-name katuna --assume-role-policy-document file://katuna-trust.json" in commands
+    assert "put-role-policy --role-name katuna " in commands and "file://katuna-policy.json" in commands

@@ -6,6 +6,8 @@ the cloud."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from gke_stub import GkeStub
 from test_provision_script import EKS_FLAGS, GKE_FLAGS, ROLE, provision, replaced
@@ -110,3 +112,14 @@ def test_gke_project_id_google_cloud_cannot_have_is_a_bad_flag(gke_api: GkeStub,
         "Error: Invalid value for '--project': expected a Google Cloud project id: 6 to 30 lower-case letters, "
         f"digits and '-', starting with a letter and not ending with '-', got {project!r}")
     assert gke_api.requests == []
+
+
+def test_a_gke_endpoints_scheme_is_read_whatever_its_case(gke_api: GkeStub):
+    """``HTTP://`` is taken as the flag's check takes it: a plain-HTTP stand-in reached without
+    credentials, where it was handed to GKE's client as a host name (``https://HTTP://...``) after
+    asking for Application Default Credentials, which a stand-in needs none of."""
+    endpoint = "HTTP://" + gke_api.url.removeprefix("http://")
+    result = provision("gke", "status", *GKE_FLAGS, "--endpoint", endpoint,
+                       env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/adc.json"})
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert json.loads(result.stdout)["state"] == "ABSENT"
