@@ -14,6 +14,7 @@ from test_cli import here, katuna, write_study
 from test_render import katib_style
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core import yaml_documents
 from functions.core.errors import InvalidStudy, KatunaError, UnparseableStudy
 from functions.core.formats import load_study
 from functions.core.launch import trial_launch
@@ -257,6 +258,25 @@ def test_a_key_given_twice_is_refused_naming_it_and_where(text: str, path: str, 
         load_study(text)
     assert [str(p) for p in caught.value.problems] == [f"{path}: duplicate key {key!r}; each key may appear once "
                                                        f"({where})"]
+
+
+_BIG = "1" + "0" * 400
+
+
+@pytest.mark.parametrize("text, path, where", [
+    (f"name: a\nextra:\n  first: &f {{deep: [1, {{n: {_BIG}}}]}}\n  <<: *f\n", "extra.first.deep[1].n",
+     "line 3, column 28"),
+    (f"name: a\nextra:\n  <<: {{deep: [1, {{n: {_BIG}}}]}}\n", "extra.<<.deep[1].n", "line 3, column 22"),
+    (f"name: a\nbase: &b {{n: [{_BIG}]}}\nlater:\n  - <<: [*b]\n    m: *b\n", "base.n[0]", "line 2, column 15"),
+    (f"name: a\n---\n{{x: [1, &n {_BIG}], y: {{<<: {{z: *n}}}}}}\n", "x[1]", "line 3, column 9"),
+], ids=["merged-into-the-mapping-holding-its-anchor", "merged-as-written", "aliased-later", "second-document"])
+def test_a_number_too_large_in_an_aliased_or_merged_document_is_refused_where_it_is_first_written(
+        text: str, path: str, where: str):
+    """Not where a merge key copies it: the mapping holding ``<<`` reads as if its pairs were its own."""
+    with pytest.raises(yaml.YAMLError) as caught:
+        yaml_documents.load_all(text)
+    error = getattr(caught.value, "error", caught.value)
+    assert str(error) == f"{path}: expected a number of at most 1.8e+308 in magnitude ({where})"
 
 
 def test_a_warm_start_file_with_a_key_given_twice_is_refused(tmp_path: Path):

@@ -56,8 +56,8 @@ class _CoreLoader(BoundedLoader):
         if tag not in TYPED and isinstance(new, str):
             return tag
         try:
-            old = self.construct_object(yaml.ScalarNode(tag, value)) if tag in TYPED else value
-        except yaml.YAMLError:
+            old = self._typed(tag, value) if tag in TYPED else value
+        except (yaml.YAMLError, ValueError, OverflowError):
             return tag  # refused where it is constructed, naming its path
         if not yaml_core.same(old, new) and len(self.ambiguous) >= PROBLEMS_LISTED:
             self.more_ambiguous += 1
@@ -69,6 +69,12 @@ class _CoreLoader(BoundedLoader):
                                                       mark.line + 1, mark.column + 1))
             return STR  # read on as text, for the next to be found too
         return tag
+
+    def _typed(self, tag: str, value: str) -> Any:
+        """The value of a plain scalar of a typed ``tag`` as PyYAML reads it, by the tag's own
+        constructor: ``construct_object`` would keep each value it constructs, and its node, until
+        the document is constructed (16 MiB for a list of 99,000 numbers)."""
+        return self.yaml_constructors[tag](self, yaml.ScalarNode(tag, value))
 
     def data(self) -> Any:
         """The document's data; :class:`~functions.core.yaml_core.Ambiguities` naming every
