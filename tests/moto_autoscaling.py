@@ -11,6 +11,12 @@ are the API's (``ValidationError``, and ``LimitExceeded`` for a group past its 5
 fault ``CreateOrUpdateTags`` lists for a limit reached); the messages are the stand-in's own.
 A key given again replaces its tag (the API reference), so counts only new keys.
 
+``SetDesiredCapacity`` (what the cluster autoscaler calls to scale a group up) takes a capacity
+"greater than or equal to the minimum size of the group and less than or equal to the maximum
+size" (the API reference's ``DesiredCapacity``), of a group AWS has: moto takes any, and fails
+with a server error on a group it does not have. :func:`teach` makes it refuse both with
+``ValidationError``, in words of the stand-in's own.
+
 Taught by :func:`moto_eks.teach`, in this process and in moto's server it runs.
 """
 
@@ -48,10 +54,25 @@ def _create_or_update_tags(answer: Any) -> Any:
     return create_or_update_tags
 
 
+def _set_desired_capacity(answer: Any) -> Any:
+    def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
+        group = self.autoscaling_groups.get(group_name)
+        if group is None:
+            raise ValidationError(f"No Auto Scaling group {group_name!r} to set the desired capacity of")
+        if desired_capacity is not None and not group.min_size <= desired_capacity <= group.max_size:
+            raise ValidationError(f"Desired capacity {desired_capacity} of Auto Scaling group {group_name} is outside "
+                                  f"its sizes {group.min_size} to {group.max_size}")
+        answer(self, group_name, desired_capacity)
+
+    return set_desired_capacity
+
+
 def teach() -> None:
-    """Make moto's Auto Scaling refuse tags past AWS's bounds, in this process (once)."""
+    """Make moto's Auto Scaling refuse tags past AWS's bounds and a desired capacity outside its
+    group's sizes, in this process (once)."""
     if getattr(AutoScalingBackend.create_or_update_tags, "katuna_taught", False):
         return
     taught = _create_or_update_tags(AutoScalingBackend.create_or_update_tags)
     taught.katuna_taught = True  # type: ignore[attr-defined]
     AutoScalingBackend.create_or_update_tags = taught
+    AutoScalingBackend.set_desired_capacity = _set_desired_capacity(AutoScalingBackend.set_desired_capacity)

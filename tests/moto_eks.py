@@ -37,7 +37,10 @@ cause for (EC2 without capacity) and a delete that fails are given to a group by
 
 moto takes any subnet ids, and only names the Auto Scaling group EKS makes for each managed node
 group: :func:`teach` makes it check the subnets and make the groups as EKS does (:mod:`moto_eks_ec2`),
-and moto's Auto Scaling refuse tags past AWS's bounds on a group's (:mod:`moto_autoscaling`).
+and moto's Auto Scaling refuse tags past AWS's bounds on a group's (:mod:`moto_autoscaling`). A
+node group's ``desiredSize`` is its Auto Scaling group's desired capacity, which the cluster
+autoscaler moves (:func:`kube_standin.clouds.eks_resize`), and an update's sizes reach the Auto
+Scaling group once it is done, as on EKS.
 
 moto creates, deletes and updates a node group at once; EKS takes minutes, in states that
 refuse other changes meanwhile. :func:`teach` makes moto hold each group ``CREATING``,
@@ -106,8 +109,10 @@ from moto_eks_ec2 import (
     deny_template_deletes,
     ec2_subnets,
     fail_creation,
+    follow_autoscaling_group,
     from_template,
     make_autoscaling_group,
+    push_to_autoscaling_group,
 )
 from moto_eks_iam import check_node_role, role_exists
 
@@ -258,11 +263,13 @@ def _update_nodegroup_config(answer: Any) -> Any:
         if group.status not in UPDATABLE:
             raise ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
                                          message=GROUP_BUSY)
+        follow_autoscaling_group(self, group)
         check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
                     update=True)
         check_labels(cluster_name, nodegroup_name, (changes.get("labels") or {}).get("addOrUpdateLabels"))
         check_taints(cluster_name, nodegroup_name, (changes.get("taints") or {}).get("addOrUpdateTaints"))
-        update = lifecycle.deferred_update(group, lambda: answer(self, cluster_name, nodegroup_name, **changes))
+        update = lifecycle.deferred_update(group, lambda: answer(self, cluster_name, nodegroup_name, **changes),
+                                           lambda: push_to_autoscaling_group(self, group, changes.get("scaling_config") or {}))
         _kept(self)[(cluster_name, nodegroup_name, update["id"])] = update
         return update
 
@@ -291,6 +298,7 @@ def _describe_cluster(answer: Any) -> Any:
 def _describe_nodegroup(answer: Any) -> Any:
     def describe_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str) -> Any:
         group = answer(self, cluster_name, nodegroup_name)
+        follow_autoscaling_group(self, group)
         if group.status == "ACTIVE" and not role_exists(self, group.node_role):
             lifecycle.degrade(group, "IamNodeRoleNotFound", "We couldn't find the IAM role for your managed node "
                                                             "group.", [group.node_role])

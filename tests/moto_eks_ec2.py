@@ -150,6 +150,38 @@ def make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
         load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[], tags=tags)
 
 
+def _asg(backend: EKSBackend, group: Any) -> Any:
+    """The managed node group's Auto Scaling group in moto, or None (not made, or deleted)."""
+    autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
+    names = [asg["name"] for asg in (group.resources or {}).get("autoScalingGroups") or []]
+    return autoscaling.autoscaling_groups.get(names[0]) if names else None
+
+
+def follow_autoscaling_group(backend: EKSBackend, group: Any) -> None:
+    """The group's ``desiredSize`` as its Auto Scaling group's desired capacity, which the cluster
+    autoscaler moves (``SetDesiredCapacity`` to scale up; terminating an instance with the
+    capacity decremented to scale down): EKS reports it so ("when the Cluster Autoscaler is used,
+    the desiredSize parameter is altered by the Cluster Autoscaler", the API reference's
+    ``NodegroupScalingConfig``)."""
+    asg = _asg(backend, group)
+    if asg is not None and group.scaling_config:
+        group.scaling_config = {**group.scaling_config, "desiredSize": asg.desired_capacity}
+
+
+def push_to_autoscaling_group(backend: EKSBackend, group: Any, given: dict[str, int]) -> None:
+    """An ``UpdateNodegroupConfig`` done, carried to the Auto Scaling group as EKS carries it: the
+    group's sizes, and the desired size if the update ``given`` one; otherwise the desired capacity
+    is kept, brought within the new sizes as Auto Scaling brings it."""
+    asg = _asg(backend, group)
+    if asg is None:
+        return
+    scaling = group.scaling_config
+    asg.min_size, asg.max_size = scaling["minSize"], scaling["maxSize"]
+    desired = given.get("desiredSize", asg.desired_capacity or 0)
+    asg.set_desired_capacity(min(max(desired, asg.min_size), asg.max_size))
+    follow_autoscaling_group(backend, group)
+
+
 def delete_autoscaling_groups(backend: EKSBackend, group: Any) -> None:
     """A deleted group's Auto Scaling group deleted with it, as EKS does."""
     autoscaling = autoscaling_backends[backend.account_id][backend.region_name]

@@ -125,11 +125,12 @@ def refuse_busy(group: Any, cluster: str, message: str) -> None:
                                      message=message)
 
 
-def deferred_update(group: Any, apply: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def deferred_update(group: Any, apply: Callable[[], dict[str, Any]],
+                    then: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """An ``UpdateNodegroupConfig`` as EKS carries it out: ``apply`` (moto's, which changes the
     group at once) answers the Update, but the group shows its former configuration, ``UPDATING``,
-    and the Update is ``InProgress``, until :data:`SECONDS` later the new one shows and the
-    Update is ``Successful``."""
+    and the Update is ``InProgress``, until :data:`SECONDS` later the new one shows, ``then`` is
+    done (the group's Auto Scaling group resized) and the Update is ``Successful``."""
     before = {name: copy.deepcopy(getattr(group, name, None)) for name in CONFIG}
     was = group.status
     update = {**apply(), "status": "InProgress"}
@@ -140,6 +141,7 @@ def deferred_update(group: Any, apply: Callable[[], dict[str, Any]]) -> dict[str
     def done() -> None:
         for name, value in after.items():
             setattr(group, name, value)
+        then()
         group.status = was
         update["status"] = "Successful"
 

@@ -19,7 +19,7 @@ import pytest
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
 from knative_emulator.broker import attributes_of
-from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
+from kube_standin.clouds import eks_node_groups, eks_pools, eks_resize, gke_pools, gke_resize
 from kube_stub import KubeStub
 from test_knative_mode import FAST_RETRIES
 from test_provision_script import EKS_FLAGS, GKE_FLAGS, ROLE, provisioned
@@ -76,8 +76,9 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, str, str, int
 
 
 def walk(cluster: KnativeCluster, kube: KubeStub, provider: str, nodes: Callable[[], int] = lambda: 0) -> None:
-    """Post the Experiment and follow it to its end and its pool's emptying (no node of it on the
-    cluster, and ``nodes``, the cloud's count, at 0), asserting each step."""
+    """Post the Experiment and follow it to its end, its pool's release (the nodes its trials ran
+    on measured) and its emptying (no node of it on the cluster, and ``nodes``, the cloud's count,
+    at 0: GKE's node count, EKS's ``desiredSize``), asserting each step."""
     ran: dict[str, str] = {}
 
     def placed() -> None:
@@ -104,6 +105,9 @@ def walk(cluster: KnativeCluster, kube: KubeStub, provider: str, nodes: Callable
     eventually(lambda: nodes() == 0 and not [n for n in kube.nodes.values()
                                              if n["metadata"]["labels"].get(POOL_LABEL[provider]) == POOL],
                "the pool to be back at no node", timeout=60)
+    released = eventually(lambda: (use := cluster.api("GET", "/studies/walk")[1]["nodePool"])["releasedAt"] and use,
+                          "the pool to be released", timeout=30)
+    assert released["nodesSeen"] >= 1 and released["nodeHours"] > 0, f"the pool's nodes measured: {released}"
     assert cluster.ping.ticks > 0 and cluster.broker.received["dev.katuna.trial.finished"] >= 3
     assert not cluster.broker.dead_letters, [attributes_of(e) for e in cluster.broker.dead_letters]
 
@@ -141,13 +145,23 @@ def test_on_eks_a_katib_experiment_runs_on_the_provisioned_group_and_leaves_it_e
     eks.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
     provisioned("eks", "up", *EKS_FLAGS, "--max-nodes", "2", "--instance-types", "m5.xlarge,m5a.xlarge",
                 "--subnets", ",".join(subnets), "--node-role", ROLE, "--region", REGION, env=moto_server)
-    kube = KubeStub(pools=eks_pools(eks_node_groups(eks, "tuning")), boot_seconds=0.2, idle_seconds=IDLE_SECONDS)
+    resize, resized = eks_resize(eks, client("autoscaling"), "tuning"), []
+
+    def resizing(name: str, nodes: int) -> None:
+        resize(name, nodes)
+        resized.append(eks.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]["scalingConfig"])
+
+    kube = KubeStub(pools=eks_pools(eks_node_groups(eks, "tuning")), resize=resizing, boot_seconds=0.2,
+                    idle_seconds=IDLE_SECONDS)
     cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES,
                              KATUNA_EKS_CLUSTER="tuning", KATUNA_EKS_SUBNETS=",".join(subnets),
                              KATUNA_EKS_NODE_ROLE=ROLE, KATUNA_EKS_REGION=REGION, **moto_server)
 
     try:
-        walk(cluster, kube, "eks")  # the stand-in never moves a group's desiredSize: nodes only
+        walk(cluster, kube, "eks", lambda: eks.describe_nodegroup(
+            clusterName="tuning", nodegroupName=POOL)["nodegroup"]["scalingConfig"]["desiredSize"])
+        assert max(scaling["desiredSize"] for scaling in resized) >= 1, \
+            f"EKS showed the desired size the autoscaler set: {resized}"
         scaling = eks.describe_nodegroup(clusterName="tuning", nodegroupName=POOL)["nodegroup"]["scalingConfig"]
         assert (scaling["minSize"], scaling["maxSize"]) == (0, 2), "the group keeps the limits it was made with"
         refused = [a[1:] for a in answers if a[0] in kube.servers and a[3] in INVALID]

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from kube_standin.clock import SimulatedClock
-from kube_standin.clouds import eks_node_groups, eks_pools
+from kube_standin.clouds import eks_node_groups, eks_pools, eks_resize
 from moto import mock_aws
 from moto_cluster import fake_credentials
 
@@ -162,3 +162,27 @@ def test_values_outside_ekss_shapes_are_refused_as_eks_refuses_them(eks, change)
         eks.create_nodegroup(**eks.create_request)
         code, _ = refused(lambda: unchecked.update_nodegroup_config(**GROUP, scalingConfig=change["scalingConfig"]))
         assert code == "InvalidParameterException"
+
+
+def test_the_desired_size_is_what_the_autoscaler_sets_its_auto_scaling_group_to(eks):
+    """The cluster autoscaler scales a managed node group through its Auto Scaling group's desired
+    capacity, and EKS reports that as the group's ``desiredSize``: a decrease of the maximum below
+    it is refused as EKS refuses it, and an update's sizes reach the Auto Scaling group once done."""
+    eks.create_nodegroup(**eks.create_request)
+    moto_eks.minutes_pass()
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    resize = eks_resize(eks, autoscaling, "tuning")
+    resize("trials", 2)
+    assert eks.describe_nodegroup(**GROUP)["nodegroup"]["scalingConfig"] == {"minSize": 0, "maxSize": 3, "desiredSize": 2}
+    assert refused(lambda: eks.update_nodegroup_config(**GROUP, scalingConfig={"maxSize": 1})) == (
+        "InvalidParameterException", "desired capacity 2 can't be greater than max size 1")
+    asg = eks.describe_nodegroup(**GROUP)["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+    assert refused(lambda: autoscaling.set_desired_capacity(AutoScalingGroupName=asg, DesiredCapacity=4))[0] == \
+        "ValidationError", "above the Auto Scaling group's maximum"
+    eks.update_nodegroup_config(**GROUP, scalingConfig={"maxSize": 5})
+    moto_eks.minutes_pass()
+    assert status(eks) == "ACTIVE"
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"][0]
+    assert (found["MinSize"], found["MaxSize"], found["DesiredCapacity"]) == (0, 5, 2), "the desired size kept"
+    resize("trials", 0)
+    assert eks.describe_nodegroup(**GROUP)["nodegroup"]["scalingConfig"]["desiredSize"] == 0

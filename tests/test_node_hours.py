@@ -36,6 +36,7 @@ from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.node_hours import look_at_nodes, looks_due
+from functions.handlers.releasing import advance
 
 POOL = "katuna-hours"
 SELECTOR = {"cloud.google.com/gke-nodepool": POOL}
@@ -275,6 +276,44 @@ def test_a_study_that_leaves_its_pool_to_another_stops_counting_and_looking_at_i
         assert [store.pool_use(uid).looked_at for uid in ("uid-0", "uid-1")] == [7200.0, 7260.0]
     finally:
         store.close()
+
+
+def test_a_study_shorter_than_a_look_period_counts_the_nodes_its_pool_ran_until_its_end(tmp_path: Path):
+    """The tick's only look came before the pool's node booted, and the study ended within the
+    look period: the look katuna makes as it releases the pool finds the node, which counts from
+    its creation to the release, shared with the other study using the pool. The pool is shared and adopted, and another running study
+    uses it: released with no call to the cloud, its nodes left to that study from then on."""
+    requested = calendar.timegm((2026, 11, 30, 12, 0, 0))
+    ended = requested + 290
+    kube, store = KubeStub(clock=SimulatedClock(ended + 10)), SqliteStore(tmp_path / "katuna.db")
+    try:
+        kube.add_node({"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": "booted", "creationTimestamp": rfc3339(requested + 60), "labels": dict(SELECTOR)},
+            "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]}})
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: ended + 10,
+                    nodes=KubernetesNodes(lambda: api))
+        pool = {"provider": "gke", "name": POOL, "shared": True}
+        records = {}
+        for name, status in (("short", "completed"), ("other", "running")):
+            spec = parse_study(study_definition(name, nodePool=pool))
+            records[name] = store.add_study(StudyRecord(spec, {}, str(tmp_path), f"uid-{name}", status=status,
+                                                        created_at=requested,
+                                                        completed_at=ended if status == "completed" else None))
+            store.save_pool_use(PoolUse(f"uid-{name}", name, POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True,
+                                        phase=READY, requested_at=requested, ready_at=requested, looked_at=requested,
+                                        adopted={"autoscaling": {"enabled": True}}))
+        advance(store.pool_use("uid-short"), records["short"], deps)
+        view = study_view(store, store.get_study("short"))["nodePool"]
+        assert (view["phase"], view["releasedAt"], view["nodesSeen"], view["nodesRunning"]) == (
+            "released", ended + 10, 1, 1), view
+        assert view["nodeHours"] == pytest.approx(240 / 2 / 3600, abs=1e-4), \
+            "from the node's creation to the release, half of it the other study's"
+        advance(store.pool_use("uid-short"), records["short"], deps)
+        assert store.pool_use("uid-short").looked_at == ended + 10, "released once, looked at once"
+    finally:
+        store.close()
+        kube.close()
 
 
 def test_a_price_per_node_hour_is_a_number_of_zero_or_more():

@@ -20,6 +20,7 @@ from functions.core.errors import KatunaError
 from functions.core.node_hours import NodeSeen, observe, skew
 from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.pool_use import WATCH_AFTER_RELEASE, PoolUse
+from functions.core.ports import Nodes
 from functions.handlers.deps import Deps
 
 log = logging.getLogger("katuna.nodes")
@@ -54,17 +55,32 @@ def look_at_nodes(deps: Deps) -> None:
     now = deps.clock()
     uses = _watched(deps, now)
     for use in uses:
-        if not due(use, now, deps.node_look_seconds, uses):
-            continue
-        labels = {SELECTOR_KEYS[use.provider]: use.pool}
-        try:
-            seen = deps.nodes.list(labels)
-        except KatunaError as exc:
-            log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
-            deps.store.save_pool_use(replace(use, looked_at=now, nodes_problem=str(exc)))
-            continue
-        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, _its_own(use, seen, now), now), looked_at=now,
-                                         nodes_problem=""))
+        if due(use, now, deps.node_look_seconds, uses):
+            deps.store.save_pool_use(look(use, deps.nodes, now))
+
+
+def look_at_the_end(use: PoolUse, ended_at: float | None, deps: Deps) -> PoolUse:
+    """The use after a look at its pool's nodes as its study ends, unless one was made since
+    ``ended_at`` (the study's end; a release the cloud put off is tried again without a look). The
+    ticks' looks are ``KATUNA_NODE_LOOK_SECONDS`` apart: without this one, a study shorter than
+    that, or the nodes added since the last tick's look, would never be seen while the study
+    held the pool (a pool it leaves to others is not looked at for it after the release)."""
+    if deps.nodes is None or use.released_at is not None or \
+            ended_at is not None and use.looked_at is not None and use.looked_at >= ended_at:
+        return use
+    return look(use, deps.nodes, deps.clock())
+
+
+def look(use: PoolUse, nodes: Nodes, now: float) -> PoolUse:
+    """The use after a look at ``now`` at its pool's nodes (listed by the label its cloud sets to
+    the pool's name); one that failed keeps the reason and the nodes as they were."""
+    labels = {SELECTOR_KEYS[use.provider]: use.pool}
+    try:
+        seen = nodes.list(labels)
+    except KatunaError as exc:
+        log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
+        return replace(use, looked_at=now, nodes_problem=str(exc))
+    return replace(use, nodes=observe(use.nodes, _its_own(use, seen, now), now), looked_at=now, nodes_problem="")
 
 
 def _its_own(use: PoolUse, seen: list[NodeSeen], now: float) -> list[NodeSeen]:

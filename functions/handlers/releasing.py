@@ -23,6 +23,7 @@ from functions.core.store_port import Store
 from functions.handlers.asking import complete
 from functions.handlers.deps import Deps
 from functions.handlers.emptying import empty_step, running_others
+from functions.handlers.node_hours import look_at_the_end
 
 
 class NoNodePools(PermanentError):
@@ -76,7 +77,7 @@ def advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event]
         elif use.phase == RELEASING:
             use = replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     if (record is None or record.terminal) and use.phase in (READY, POOL_FAILED) and use.released_at is None:
-        use = _release(use, pool, deps)
+        use = _release(look_at_the_end(use, None if record is None else record.completed_at, deps), pool, deps)
     deps.store.save_pool_use(empty_step(use, deps))
     return events
 

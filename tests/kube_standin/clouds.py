@@ -203,6 +203,29 @@ def _asg_tags(autoscaling, groups: list[Mapping]) -> dict[str, dict[str, str]]:
     return {asg["AutoScalingGroupName"]: {t["Key"]: t["Value"] for t in asg.get("Tags", [])} for asg in found}
 
 
+def eks_resize(eks, autoscaling, cluster: str) -> Callable[[str, int], None]:
+    """Set the desired capacity of a node group's Auto Scaling group to its node count, as the
+    cluster autoscaler's AWS provider does when it scales the group (``SetDesiredCapacity`` up;
+    down, terminating an instance with the capacity decremented): EKS then reports it as the
+    group's ``desiredSize``. A group or Auto Scaling group gone meanwhile is left alone."""
+    from botocore.exceptions import ClientError
+
+    def resize(name: str, nodes: int) -> None:
+        try:
+            group = eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+        except eks.exceptions.ResourceNotFoundException:
+            return
+        asg = _asg_of(group)
+        if asg is None:
+            return
+        try:
+            autoscaling.set_desired_capacity(AutoScalingGroupName=asg, DesiredCapacity=nodes, HonorCooldown=False)
+        except ClientError as exc:
+            LOG.warning("setting the desired capacity of %s to %d: %s", asg, nodes, exc)
+
+    return resize
+
+
 def eks_node_groups(eks, cluster: str) -> Callable[[], list[dict]]:
     """A cluster's node groups as the cluster autoscaler reads them (through a boto3 client);
     their Auto Scaling groups are EKS's to make (moto's, taught by tests/moto_eks.py)."""
