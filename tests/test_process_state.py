@@ -26,6 +26,8 @@ from knative_emulator import tls
 from process_state import kept
 from standin_server import StandInServer
 from test_provision_script import GKE_FLAGS
+from test_queue_proxy import Container
+from test_remote_timeouts import SilentApi
 from test_web_events import Issuer
 
 from functions.adapters import log_lines
@@ -100,3 +102,18 @@ def test_a_closed_grpc_gke_leaves_no_thread_and_no_channel_behind(gke_api: GkeSt
     assert [t.name for t in threading.enumerate() if t not in before] == []
     with pytest.raises(ValueError, match="closed channel"):
         client.list_node_pools(parent=parent)
+
+
+@pytest.mark.parametrize("stand_in", ["container", "silent-api"])
+def test_a_closed_loopback_listener_takes_no_connection_and_leaves_no_thread(stand_in: str):
+    """A stand-in that accepts on its own thread, once closed, refuses connections and has ended
+    that thread. Only closed, its socket stayed listening for as long as the thread was blocked
+    accepting on it (Linux wakes no accept for a close from another thread): the thread and the
+    port were held for the rest of the process, and a connection there waited unanswered."""
+    before = set(threading.enumerate())
+    server = Container() if stand_in == "container" else SilentApi()
+    port = server.listener.getsockname()[1] if isinstance(server, Container) else server.socket.getsockname()[1]
+    server.close()
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
