@@ -7,6 +7,7 @@ Ctrl-C again to the process, and katuna's terminal log lines on their standard e
 
 from __future__ import annotations
 
+import http.client
 import logging
 import signal
 import socket
@@ -117,3 +118,34 @@ def test_a_closed_loopback_listener_takes_no_connection_and_leaves_no_thread(sta
     assert [t.name for t in threading.enumerate() if t not in before] == []
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+def test_a_closed_stand_in_server_ends_the_connections_kept_alive_to_it():
+    """A client's kept-alive connection to a stand-in ends when the stand-in is closed, with
+    the thread that answered on it. Left open, that thread waited for the connection's next
+    request for the rest of the process (a Kubernetes client that is never closed, as the
+    tests' resource clients, left two or so per test)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = StandInServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    before = set(threading.enumerate())
+    client = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    try:
+        client.request("GET", "/")
+        assert client.getresponse().read() == b""
+        server.shutdown()
+        server.server_close()
+        assert [t.name for t in threading.enumerate() if t not in before] == []
+    finally:
+        client.close()
