@@ -35,11 +35,15 @@ CALLS: dict[str, tuple[type, type, str, str, str]] = {
 
 
 class GrpcGke:
-    """A gRPC server on loopback in front of ``stub``; ``address`` is its ``host:port``."""
+    """A gRPC server on loopback in front of ``stub``; ``address`` is its ``host:port``. Its
+    close ends the threads that answered and closes the channels of the clients it made: only
+    stopped, the server's threads waited until the garbage collector found it, in a later test."""
 
     def __init__(self, stub: GkeStub) -> None:
         self.stub = stub
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._pool = futures.ThreadPoolExecutor(max_workers=4)
+        self._channels: list[grpc.Channel] = []
+        self.server = grpc.server(self._pool)
         handlers = {name: grpc.unary_unary_rpc_method_handler(self._handler(name), request_deserializer=request.deserialize,
                                                               response_serializer=response.serialize)
                     for name, (request, response, *_) in CALLS.items()}
@@ -48,12 +52,16 @@ class GrpcGke:
         self.server.start()
 
     def close(self) -> None:
-        self.server.stop(grace=None)
+        for channel in self._channels:
+            channel.close()
+        self.server.stop(grace=None).wait()
+        self._pool.shutdown(wait=True)
 
     def client(self) -> container_v1.ClusterManagerClient:
         """The real client on its default (gRPC) transport, over a plain channel to this server."""
-        transport = container_v1.services.cluster_manager.transports.ClusterManagerGrpcTransport(
-            channel=grpc.insecure_channel(self.address))
+        channel = grpc.insecure_channel(self.address)
+        self._channels.append(channel)
+        transport = container_v1.services.cluster_manager.transports.ClusterManagerGrpcTransport(channel=channel)
         return container_v1.ClusterManagerClient(transport=transport)
 
     def _handler(self, name: str):

@@ -7,10 +7,12 @@ Ctrl-C again to the process, and katuna's terminal log lines on their standard e
 
 from __future__ import annotations
 
+import http.client
 import logging
 import signal
 import socket
 import sys
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -19,11 +21,14 @@ import optuna
 import pytest
 from click.testing import CliRunner
 from gke_stub import GkeStub
+from gke_stub_grpc import GrpcGke
 from http_helpers import Sink
 from knative_emulator import tls
 from process_state import kept
 from standin_server import StandInServer
 from test_provision_script import GKE_FLAGS
+from test_queue_proxy import Container
+from test_remote_timeouts import SilentApi
 from test_web_events import Issuer
 
 from functions.adapters import log_lines
@@ -82,3 +87,65 @@ def test_a_closed_tls_listener_leaves_its_authority_to_no_later_client():
     assert len(tls.trusting().get_ca_certs()) == before + 1
     listeners.close()
     assert len(tls.trusting().get_ca_certs()) == before
+
+
+def test_a_closed_grpc_gke_leaves_no_thread_and_no_channel_behind(gke_api: GkeStub):
+    """The gRPC face of the GKE stand-in, once closed, has ended the threads that answered its
+    calls and closed the channels of the clients it made. Only stopped, its server's threads
+    waited, idle, until the garbage collector found the server, in a later test (the suite
+    collects less often): each gRPC test of the node pools left one or two in the process."""
+    parent = "projects/proj-7/locations/europe-west4/clusters/tuning"
+    before = set(threading.enumerate())
+    face = GrpcGke(gke_api)
+    client = face.client()
+    assert client.list_node_pools(parent=parent).node_pools == []
+    face.close()
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    with pytest.raises(ValueError, match="closed channel"):
+        client.list_node_pools(parent=parent)
+
+
+@pytest.mark.parametrize("stand_in", ["container", "silent-api"])
+def test_a_closed_loopback_listener_takes_no_connection_and_leaves_no_thread(stand_in: str):
+    """A stand-in that accepts on its own thread, once closed, refuses connections and has ended
+    that thread. Only closed, its socket stayed listening for as long as the thread was blocked
+    accepting on it (Linux wakes no accept for a close from another thread): the thread and the
+    port were held for the rest of the process, and a connection there waited unanswered."""
+    before = set(threading.enumerate())
+    server = Container() if stand_in == "container" else SilentApi()
+    port = server.listener.getsockname()[1] if isinstance(server, Container) else server.socket.getsockname()[1]
+    server.close()
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+
+
+def test_a_closed_stand_in_server_ends_the_connections_kept_alive_to_it():
+    """A client's kept-alive connection to a stand-in ends when the stand-in is closed, with
+    the thread that answered on it. Left open, that thread waited for the connection's next
+    request for the rest of the process (a Kubernetes client that is never closed, as the
+    tests' resource clients, left two or so per test)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            return
+
+    server = StandInServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    before = set(threading.enumerate())
+    client = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    try:
+        client.request("GET", "/")
+        assert client.getresponse().read() == b""
+        server.shutdown()
+        server.server_close()
+        assert [t.name for t in threading.enumerate() if t not in before] == []
+    finally:
+        client.close()

@@ -43,7 +43,8 @@ class Container:
         self.port = self.listener.getsockname()[1]
         self.requests: list[tuple[int, str, str]] = []
         self.hung_up = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
 
     def _accept(self) -> None:
         number = 0
@@ -73,7 +74,11 @@ class Container:
         return [number for number, _, _ in self.requests]
 
     def close(self) -> None:
+        """Stop listening: the shutdown wakes the accepting thread (a close alone leaves it
+        blocked, and the socket listening while it is), which ends."""
+        self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
+        self._accepting.join()
 
 
 def _request_head(connection: socket.socket, buffer: bytearray) -> tuple[str, str] | None:
@@ -224,6 +229,7 @@ def test_an_answer_under_way_at_the_revision_timeout_is_cut_short_after_the_time
     finally:
         released.set()
         revision.close()
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, which a close alone leaves blocked
         listener.close()
 
 

@@ -43,7 +43,8 @@ class SilentApi:
         self.socket = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
 
     def _accept(self) -> None:
         while True:
@@ -56,7 +57,11 @@ class SilentApi:
         eventually(lambda: self.accepted, "a call to the API", timeout)
 
     def close(self) -> None:
+        """Stop listening (the shutdown wakes the accepting thread, which a close alone leaves
+        blocked, the socket listening while it is) and close what was accepted."""
+        self.socket.shutdown(socket.SHUT_RDWR)
         self.socket.close()
+        self._accepting.join()
         for held in self.accepted:
             held.close()
 

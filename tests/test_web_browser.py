@@ -152,6 +152,7 @@ def test_a_stop_or_delete_the_service_refuses_is_said_on_the_page_and_the_study_
         page.goto(guarded.base + "/ui/studies/stale-stop")
         page.fill("#token", TOKEN)
         page.click("#login button")
+        page.wait_for_url(guarded.base + "/ui/studies/stale-stop")
         expect(page.locator("#stop-study")).to_be_visible()
         page.evaluate("window.sameDocument = true")
         other = context.new_page()
