@@ -78,7 +78,6 @@ def _unmarked(data: Any, marks: Mapping[str, str], path: Path, typed: list[Path]
     return data
 
 
-
 def _substituted(text: str) -> bool:
     """Whether Katib substitutes into this scalar of a template's text: it names a trial parameter."""
     return bool(template.referenced_parameters(text)[0])

@@ -21,8 +21,8 @@ from functions.handlers.parsed import ParsedOutput
 class StoppedOutput:
     """The output of an attempt its study's end stops, parsed line by line as the stop's one
     read of its log's last lines streams in (:func:`~functions.handlers.tail_reads.read_in_rounds`,
-    in a reader's thread: nothing here reads the store then), for :func:`~functions.handlers.output.record_parsed` to keep.
-    Where the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`:
+    in a reader's thread: nothing here reads the store then), for
+    :func:`~functions.handlers.output.record_parsed` to keep. Where the cluster's reads of its running log kept observations (:mod:`functions.core.log_keep`:
     :attr:`after`), they count with those of the lines printed since, which that read hands
     over alone (:meth:`~functions.core.ports.Executor.last_lines`). Where the metrics are in a
     file on this machine's disk (a local trial's File or TensorFlowEvent collector: :attr:`file`),
@@ -80,21 +80,25 @@ class StoppedOutput:
         if not self._events:
             return
         records = list(file_lines(self._events)) or list(event_lines(self._events))
-        self._events, parse = [], format_parser(self._spec)
-        for line in log_keep.observed_lines(self._spec, records):
-            self.summary.add(parse([line]))
+        self._events = []
+        self._observe(records)
 
     def read_file(self, lines: Iterable[str]) -> None:
         """Parse the metrics file's lines (the event folder's records), as a trial's end reads
         them: a file refused (not the trial's) gives no more observations, and one read only in
         part (more than katuna reads), none at all."""
-        parse = format_parser(self._spec)
         try:
-            for line in log_keep.observed_lines(self._spec, lines):
-                self.summary.add(parse([line]))
+            self._observe(lines)
         except RefusedFile as refused:
             if not refused.whole:
                 self.lost()
+
+    def _observe(self, lines: Iterable[str]) -> None:
+        """Add the observations of a File or TensorFlowEvent collector's ``lines`` (the metrics
+        file's, or the event files' records), read as a trial's end reads them."""
+        parse = format_parser(self._spec)
+        for line in log_keep.observed_lines(self._spec, lines):
+            self.summary.add(parse([line]))
 
     def lost(self) -> None:
         """The read failed: what it gave counts for nothing, what was kept of the running log stays."""
