@@ -188,6 +188,7 @@ def delete_autoscaling_groups(backend: EKSBackend, group: Any) -> None:
     for asg in group.resources["autoScalingGroups"]:
         if asg["name"] not in autoscaling.autoscaling_groups:
             continue
+        autoscaling.autoscaling_groups[asg["name"]].min_size = 0  # its instances all go, whatever its sizes
         autoscaling.delete_auto_scaling_group(asg["name"])
         autoscaling.delete_launch_configuration(asg["name"])
 
