@@ -157,6 +157,9 @@ class KubeStub(ApiServer, Workloads):
         self.authorized: list[Request] = []
         """Every request to a resource RBAC allowed, as the authorizer saw it (its user, verb, API
         group, resource and subresource): what a walk of a client's calls checks its grants by."""
+        self.refused: list[Request] = []
+        """Every request to a resource RBAC refused (403), as the authorizer saw it: one a client
+        takes as best effort (an Event it could not record) shows here, not in its answers."""
         self.collection_deletes: list[tuple[str, str | None, str | None]] = []
         """(namespace, label selector, propagation policy) of each DeleteCollection of Jobs."""
         self.created: list[str] = []

@@ -234,6 +234,7 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                               call.namespace or "", call.name or "")
             cluster.audit.append((request.verb, call.resource, call.namespace or "", call.name or ""))
             if not cluster.authorizer.allows(request):
+                cluster.refused.append(request)
                 self._send(*forbidden(request))
                 return
             cluster.authorized.append(request)
