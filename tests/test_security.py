@@ -944,6 +944,47 @@ def test_a_database_another_user_could_have_written_is_refused_before_anything_i
     assert stranger.stat().st_uid == NOBODY
 
 
+def _as_rollback_journal(database: Path, journal: Path) -> None:
+    """Write to ``journal`` the hot rollback journal of a write to a copy of ``database`` in
+    SQLite's rollback mode, caught before it committed: one that overwrites every page (its tables
+    dropped, their pages zeroed), so that played back beside another database of the same page
+    size it copies every page of ``database`` over that one's."""
+    copy = database.with_name("rollback.db")
+    shutil.copyfile(database, copy)
+    with contextlib.closing(sqlite3.connect(copy, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA cache_size=1")
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        conn.execute("BEGIN")
+        for table in tables:
+            conn.execute(f'DROP TABLE "{table}"')
+        shutil.copyfile(copy.with_name("rollback.db-journal"), journal)
+        conn.execute("ROLLBACK")
+
+
+def test_a_rollback_journal_left_beside_the_database_is_refused_before_sqlite_plays_it_back(tmp_path):
+    """SQLite plays a hot rollback journal back into a database before reading it, whatever the
+    database's journal mode: one left beside katuna's database (by another program, or copied from
+    another database) would replace its studies with that database's pages. katuna, which keeps
+    the database with a write-ahead log and writes no rollback journal, refuses it, naming the
+    file, and the database is left as it was."""
+    theirs = _katuna_database(tmp_path / "theirs", "planted")
+    database = _katuna_database(tmp_path / "shared", "mine")
+    journal = database.with_name("katuna.db-journal")
+    _as_rollback_journal(theirs, journal)
+    listed = run_katuna("studies", "--db", str(database), cwd=database.parent)
+    assert listed.returncode == 2, listed.stdout
+    assert "planted" not in listed.stdout
+    assert f"{journal} lies beside it, a rollback journal" in listed.stderr
+    assert journal.exists()
+    journal.unlink()
+    listed = run_katuna("studies", "--db", str(database), cwd=database.parent)
+    assert listed.returncode == 0, listed.stderr
+    assert "mine" in listed.stdout and "planted" not in listed.stdout
+    assert database.read_bytes()[18:20] == b"\x02\x02", "the database is still kept with the write-ahead log"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another user needs root")
 def test_a_trial_log_folder_of_another_user_is_refused_before_a_study_is_stored(tmp_path):
     """The trial-log folder's owner could swap a study's folder in it for one of their own, whose
@@ -957,3 +998,19 @@ def test_a_trial_log_folder_of_another_user_is_refused_before_a_study_is_stored(
     assert ran.returncode == 2, ran.stdout
     assert f"trial-log folder {logs.name}: it belongs to another user (uid {NOBODY})" in ran.stderr
     assert not (tmp_path / "katuna.db").exists()
+
+
+def test_a_cloudevent_attribute_header_given_twice_is_refused_naming_it(tmp_path):
+    """Two ``ce-id`` lines would reach the application joined into one value (``a,b``), an
+    event id neither sender meant, deduplicated as such: a CloudEvents attribute has one value,
+    so the request is refused (400), naming the header, before the event is read."""
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret-token-0123456789")
+    try:
+        head = ("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret-token-0123456789\r\n"
+                "Content-Type: application/json\r\nce-specversion: 1.0\r\nce-type: dev.katuna.study.created\r\n"
+                "ce-source: /test\r\nce-id: first\r\nce-id: second\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        status, answer = raw_request(service.port, head)
+        assert status == 400, answer
+        assert "ce-id is given twice" in json.dumps(answer)
+    finally:
+        service.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def connect(path: Path, busy_timeout: float, journal: str = WAL) -> sqlite3.Conn
     A database another user could have written is refused before it is opened (:func:`refuse_strangers`)."""
     check_file(path)
     refuse_strangers(path)
+    if journal == WAL:
+        refuse_stray_journal(path)
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
@@ -87,6 +90,54 @@ def refuse_strangers(path: Path) -> None:
                 f"written studies into it for katuna to run as this user (uid {me}); katuna opens a database, and "
                 "the files of its journal beside it, only where this user or root owns them: run katuna as their "
                 "owner, or give --db (or KATUNA_DB) a database of your own")
+
+
+JOURNAL_SETTLE = 2.0
+"""Seconds a rollback journal beside a database kept with the write-ahead log is given to go
+before the database is refused (:func:`refuse_stray_journal`): another connection's switch of a
+new database to the write-ahead log writes one for an instant."""
+
+
+def _hot(journal: Path) -> bool:
+    """Whether SQLite would take ``journal`` as a hot rollback journal, to be played back before
+    the database is read: it is there and its first byte is not zero (one it cannot open too)."""
+    try:
+        with open(journal, "rb") as file:
+            return file.read(1) not in (b"", b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def refuse_stray_journal(path: Path, settle: float = JOURNAL_SETTLE) -> None:
+    """:class:`StorageUnavailable` where a rollback journal lies beside the database ``path``
+    (the file its links lead to, as SQLite names the journal after it) that SQLite would play
+    back. Before it reads a database SQLite checks for a hot journal, whatever the database's
+    journal mode, and copies its pages over the database's as soon as no other connection holds
+    the file: a journal another program or database left there would replace katuna's studies
+    (and its write-ahead log mode), and until then every new connection waits out the busy
+    timeout. katuna keeps a database on a local disk with the write-ahead log, which writes no
+    rollback journal, so one that stays past :data:`JOURNAL_SETTLE` seconds is none of its own.
+    An empty database has none to play back: SQLite deletes a journal found beside one."""
+    real = Path(os.path.realpath(path))
+    journal = real.with_name(real.name + "-journal")
+    deadline = time.monotonic() + settle
+    while _hot(journal):
+        try:
+            if os.stat(real).st_size == 0:
+                return
+        except FileNotFoundError:
+            return
+        if time.monotonic() >= deadline:
+            raise StorageUnavailable(
+                f"cannot open the database {path}: {journal} lies beside it, a rollback journal that SQLite would "
+                "copy over the database's pages before reading it; katuna keeps this database with a write-ahead "
+                "log, which writes no such journal, so it was left by another program or comes from another "
+                f"database: move {journal.name} out of the folder, then start katuna again (only if the database "
+                "was last written on a network file system, by a katuna stopped mid-write, open it there once "
+                "instead, and SQLite finishes rolling that write back)")
+        time.sleep(0.05)
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:

@@ -34,6 +34,7 @@ import socket
 import time
 from typing import Any
 
+from gunicorn.http.errors import InvalidHeader
 from gunicorn.workers.gthread import _DEFER
 
 from functions.adapters.web import peers
@@ -179,6 +180,8 @@ class Worker(SignalledWorker):
         whose ``Content-Length`` is over ``KATUNA_MAX_BODY`` is not told to send its body: its
         ``413`` comes first, and the connection closes after it (RFC 9110 section 10.1.1), where
         gunicorn would invite the body and throw it away."""
+        if (repeated := _repeated_event_attribute(req)) is not None:
+            raise RepeatedAttribute(repeated, req)
         if req._expected_100_continue and _declared_length(req) > self.body_limit:
             req._expected_100_continue = False
             req.force_close()
@@ -222,6 +225,27 @@ class Worker(SignalledWorker):
 def _waiting(listeners: list[Any]) -> bool:
     """Whether a connection waits to be accepted on one of ``listeners``."""
     return bool(listeners) and bool(select.select(listeners, [], [], 0)[0])
+
+
+class RepeatedAttribute(InvalidHeader):
+    """A CloudEvents attribute header given twice: gunicorn's ``400``, in katuna's words."""
+
+    def __str__(self) -> str:
+        return f"the header {self.hdr} is given twice; a CloudEvents attribute has one value: send it once"
+
+
+def _repeated_event_attribute(req: Any) -> str | None:
+    """The first CloudEvents attribute header (``ce-*``) the request gives twice, or None. An
+    attribute has one value, and its header is no list (RFC 9110 section 5.3 lets a recipient join
+    repeated lines only for a list): gunicorn would join the two lines into one value, ``a,b``,
+    read as one event ``id`` that neither sender meant, so the request is refused (``400``)."""
+    seen: set[str] = set()
+    for name, _ in req.headers:
+        if name.startswith("CE-"):
+            if name in seen:
+                return name.lower()
+            seen.add(name)
+    return None
 
 
 def _declared_length(req: Any) -> int:
