@@ -415,3 +415,56 @@ def test_the_wrapper_prints_each_record_as_it_is_written_and_the_end_reads_as_be
     ended = list(file_collector.file_lines(output))
     assert tfevent_lines.metric_lines(ended, ["loss"]) == [json.dumps({"loss": value}) for value in
                                                            ("1.0", "0.5", "0.3333333432674408", "0.125")]
+
+
+ENDED = """
+import sys
+from functions.core import tfevents
+tfevents.follow(*sys.argv[1:], seconds=3600)
+"""
+"""The follower as the wrapper runs it, looking again only an hour after its first look: what
+it prints once it is ended comes from the look its SIGTERM makes."""
+
+
+def test_the_follower_looks_once_more_when_it_is_ended(tmp_path: Path):
+    """A record written after the follower's last look, then SIGTERM (the wrapper's, once the
+    command ended): the follower prints it before it ends, so a stop that reads the log while
+    the reader at the end still reads finds every record the command wrote."""
+    path = writer.write(tmp_path / "events.out.tfevents.1", [writer.event(0, [("loss", 1.0)], writer.SIMPLE)])
+    process = subprocess.Popen([sys.executable, "-c", ENDED, file_collector.EVENT_MARK, str(tmp_path), '["loss"]'],
+                               stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        with open(path, "ab") as events:
+            events.write(writer.record(writer.event(1, [("loss", 0.5)], writer.SIMPLE)))
+        process.terminate()
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    printed = tfevent_lines.records(file_collector.event_lines((first + rest).decode().split("\r")))
+    assert [(r["step"], r["value"]) for r in printed] == [(0, "1.0"), (1, "0.5")]
+
+
+def test_the_follower_opens_again_only_the_files_that_changed_size(tmp_path: Path):
+    """Each look reads the files that grew (or shrank) since the one before, and only those: a
+    file that is no event file is not read again at every look, one rewritten shorter is read
+    from its start, and a record still being written is read once it is whole."""
+    events = writer.write(tmp_path / "a" / "events.out.tfevents.1", [writer.event(0, [("loss", 1.0)], writer.SIMPLE)])
+    other = tmp_path / "b" / "notes.txt"
+    other.parent.mkdir()
+    other.write_text("not an event file\n")
+    read_to: dict[str, tuple[int, int] | None] = {}
+    assert [r["step"] for r in tfevents.new_records(str(tmp_path), read_to)] == [0]
+    assert read_to == {str(events): (events.stat().st_size, events.stat().st_size),
+                       str(other): (0, other.stat().st_size)}
+    whole = writer.record(writer.event(1, [("loss", 0.5)], writer.SIMPLE))
+    with open(events, "ab") as handle:
+        handle.write(whole[:7])
+    assert list(tfevents.new_records(str(tmp_path), read_to)) == []
+    with open(events, "ab") as handle:
+        handle.write(whole[7:])
+    assert [r["step"] for r in tfevents.new_records(str(tmp_path), read_to)] == [1]
+    writer.write(events, [writer.event(5, [("loss", 0.25)], writer.SIMPLE)])
+    assert [r["step"] for r in tfevents.new_records(str(tmp_path), read_to)] == [5]

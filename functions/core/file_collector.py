@@ -155,7 +155,7 @@ exit "$code"
 command runs, the reader's SOURCE follows the event files (:func:`~functions.core.tfevents.follow`),
 printing each record of the metrics behind :data:`EVENT_MARK` as it is written, so a stop that
 reads the log before it ends the trial (its study's end) finds what it wrote so far; once the
-command ended, the follower is ended and waited for, and the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
+command ended, the follower is ended (it looks once more first) and waited for, and the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
 :mod:`functions.core.portable_source`) prints the scalars of the event files under DIRECTORY
 that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent
 collector reads them when the training has ended: those that reduce as all of them do, a bounded

@@ -24,10 +24,10 @@ import heapq
 import json
 import math
 import os
+import select
 import signal
 import struct
 import sys
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -359,24 +359,31 @@ FOLLOW_SECONDS = 1.0
 """How often the follower (:func:`follow`) looks for records written since it last looked."""
 
 
-def new_records(directory: str, read_to: dict[str, int | None], most: int | None = MAX_FILES) -> Iterator[dict[str, object]]:
+def new_records(directory: str, read_to: dict[str, tuple[int, int] | None],
+                most: int | None = MAX_FILES) -> Iterator[dict[str, object]]:
     """Each scalar of the event files under ``directory`` written since the last call with the
-    same ``read_to`` (each file's offset past its last whole record read, None once a record
-    that is no ``Event`` ended its reading, as it ends :func:`directory_records`'), in file
-    order. A record still being written (cut short, or claiming more bytes than are written
-    yet) is read at a later call; a file shorter than what was read of it, read again from its
-    start."""
+    same ``read_to`` (each file's offset past its last whole record read and its size then,
+    None once a record that is no ``Event`` ended its reading, as it ends
+    :func:`directory_records`'), in file order. A file whose size is what it was is not opened
+    (one ``stat``: a folder of :data:`MAX_FILES` files is looked at in about 0.08 s of CPU, where
+    opening each took 0.28 s); a record still being written (cut short, or claiming more bytes
+    than are written yet) is read at a later call; a file shorter than what was read of it, read
+    again from its start."""
     for path in event_files(directory, most):
-        at = read_to.get(path, 0)
-        if at is None:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
             continue
+        seen = read_to.get(path, (0, -1))
+        if seen is None or seen[1] == size:
+            continue
+        at = seen[0] if seen[0] <= size else 0
+        read_to[path] = (at, size)
         try:
             with open(path, "rb") as handle:
-                if os.fstat(handle.fileno()).st_size < at:
-                    at = 0
                 handle.seek(at)
                 for record in _whole_records(handle):
-                    read_to[path] = handle.tell()
+                    read_to[path] = (handle.tell(), size)
                     for tag, step, value in scalars(record):
                         yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
         except OSError:
@@ -397,15 +404,20 @@ def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECOND
     """Print each record under the directory that one of the metric names (a JSON list) matches,
     behind ``MARK``, as it is written, every ``seconds``, until SIGTERM: the records a trial
     wrote so far are in its log while it runs, where a stop that reads the log before it ends
-    the trial finds them. Each once, in bounded memory (an offset a file); a folder of more
-    than :data:`MAX_FILES` files is followed no more (the reader at the end says why)."""
-    def stop(number: int, frame: object) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
+    the trial finds them. SIGTERM (the wrapper's, once the command ended) wakes it, and it
+    reads once more before it ends, so the log holds every record the command wrote, before
+    the reader at the end has read them all and printed its own. Each once, in bounded memory
+    (an offset a file); a folder of more than :data:`MAX_FILES` files is followed no more (the
+    reader at the end says why)."""
+    stopping: list[int] = []
+    wake, woken = os.pipe()
+    os.set_blocking(woken, False)
+    signal.set_wakeup_fd(woken)  # a SIGTERM during the sleep's select makes ``wake`` readable
+    signal.signal(signal.SIGTERM, lambda number, frame: stopping.append(number))
     metrics = json.loads(names)
-    read_to: dict[str, int | None] = {}
+    read_to: dict[str, tuple[int, int] | None] = {}
     while True:
+        last = bool(stopping)
         try:
             for record in new_records(directory, read_to):
                 if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
@@ -413,7 +425,10 @@ def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECOND
         except TooManyFiles:
             return
         sys.stdout.flush()
-        time.sleep(seconds)
+        if last:
+            return
+        if select.select([wake], [], [], seconds)[0]:
+            os.read(wake, 512)
 
 
 def main(argv: list[str]) -> None:
