@@ -418,22 +418,37 @@ def undo_trial_changes(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX idx_node_pools_released_at")
 
 
-def katib_job_experiment(name: str, container: dict[str, Any], /, **pod: Any) -> dict[str, Any]:
-    """A Katib Experiment of one trial (``lr`` in [0.1, 0.2], minimizing ``loss``) whose Job's
-    pod spec has ``pod`` and one container ``training-container`` with ``container``'s fields."""
+def job_experiment(name: str, container: dict[str, Any], *, max_trials: int, parallel: int = 1,
+                   objective: dict | None = None, algorithm: dict | None = None, collector: dict | None = None,
+                   early_stopping: dict | None = None, pod: dict | None = None, **spec: Any) -> dict[str, Any]:
+    """A Katib Experiment, the shape of Katib's own examples: ``max_trials`` trials ``parallel``
+    at a time, each a Job whose pod spec has ``pod`` and one container ``training-container``
+    with ``container``'s fields (its command, arguments, resources), given ``lr`` in [0.1, 0.2]
+    as the trial parameter ``learningRate``; minimizing ``loss`` by random search unless
+    ``objective`` or ``algorithm`` say otherwise, ``collector`` its ``metricsCollectorSpec``,
+    ``early_stopping`` its ``earlyStopping``, and ``spec`` any other field of its spec. Each
+    call builds new dicts, which a test may change."""
+    optional = {"metricsCollectorSpec": collector, "earlyStopping": early_stopping}
     return {
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
         "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
-            "maxFailedTrialCount": 1,
+            "objective": objective or {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": algorithm or {"algorithmName": "random"},
+            "parallelTrialCount": parallel, "maxTrialCount": max_trials, **spec,
+            **{key: value for key, value in optional.items() if value is not None},
             "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
             "trialTemplate": {
                 "primaryContainerName": "training-container",
                 "trialParameters": [{"name": "learningRate", "reference": "lr"}],
                 "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never", **pod,
+                    "restartPolicy": "Never", **(pod or {}),
                     "containers": [{"name": "training-container", "image": "python:3.12", **container}]}}}}}}}
+
+
+def katib_job_experiment(name: str, container: dict[str, Any], /, **pod: Any) -> dict[str, Any]:
+    """:func:`job_experiment` of one trial, which may fail once, whose Job's pod spec has ``pod``
+    and its container ``container``'s fields."""
+    return job_experiment(name, container, max_trials=1, maxFailedTrialCount=1, pod=pod)
 
 
 def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> dict[str, Any]:

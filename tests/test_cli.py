@@ -1102,14 +1102,20 @@ def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_wh
     assert ": … Validation-loss=0.5" in listed, "the reason's line ends on the last line the trial printed"
 
 
+def failed_run(tmp_path: Path, definition: dict, code: str) -> subprocess.CompletedProcess[str]:
+    """``katuna run`` of the study, its trials running the Python ``code`` (given their ``x``),
+    asserted to exit 1 as a failed study does; its output as wide as 400 columns."""
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", code, "${trialParameters.x}"]
+    run = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path, check=False, columns=400)
+    assert run.returncode == 1, run.stdout + run.stderr
+    return run
+
+
 def test_an_objective_printed_with_a_colon_says_the_default_rule_reads_name_equals_value(tmp_path: Path):
     """Keras prints ``- loss: 0.2345 - accuracy: 0.91``; the default rule reads ``name=value`` only,
     so the reason says what the trial printed and what to print instead, or which field reads it."""
     definition = study_definition(maxTrials=1, parallelism=1)
-    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import sys; print('1/1 - loss: 0.25 - acc: 0.9')",
-                                              "${trialParameters.x}"]
-    run = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path, check=False, columns=400)
-    assert run.returncode == 1, run.stdout + run.stderr
+    run = failed_run(tmp_path, definition, "import sys; print('1/1 - loss: 0.25 - acc: 0.9')")
     assert ("metrics unavailable: objective 'loss' never reported (expected lines like loss=<number> on its "
             "output; its last lines print loss with a colon (loss: 0.25), which is no name=value: print "
             "loss=0.25, or give metricsCollector.filters a rule that reads it); last lines:\n"
@@ -1120,10 +1126,7 @@ def test_an_objective_printed_with_a_colon_stops_the_run_after_three_trials_sayi
     """Keras' ``- loss: 0.25`` on every trial: 3 trials of 5, not all of them, though
     ``maxFailedTrials`` allows 4 failures; every later trial would print the same."""
     definition = study_definition(maxTrials=5, parallelism=1, maxFailedTrials=4)
-    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import sys; print('1/1 - loss: ' + sys.argv[1])",
-                                              "${trialParameters.x}"]
-    run = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path, check=False, columns=400)
-    assert run.returncode == 1, run.stdout + run.stderr
+    run = failed_run(tmp_path, definition, "import sys; print('1/1 - loss: ' + sys.argv[1])")
     assert ("Study demo: failed (every trial printed its objective with a colon: objective 'loss' never reported, "
             "while the first 3 trials print loss: <number>, which is no name=value; every later trial would fail "
             "alike, so the study stops. Have the trials print loss=<number>, or give metricsCollector.filters a "
@@ -1136,10 +1139,7 @@ def test_a_misspelt_objective_stops_the_run_after_three_trials_saying_what_to_fi
     ``maxFailedTrials`` allows 3 failures."""
     definition = study_definition(maxTrials=4, parallelism=1, maxFailedTrials=3,
                                   objective={"metric": "los", "direction": "minimize"})
-    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import sys; print('loss=' + sys.argv[1])",
-                                              "${trialParameters.x}"]
-    run = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path, check=False, columns=400)
-    assert run.returncode == 1, run.stdout + run.stderr
+    run = failed_run(tmp_path, definition, "import sys; print('loss=' + sys.argv[1])")
     assert ("Study demo: failed (every trial reported other metrics than its objective: objective 'los' never "
             "reported, while the first 3 trials report loss; every later trial would fail alike, so the study "
             "stops. Fix the name in objective.metric") in run.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import moto_eks
 import pytest
+from conftest import job_experiment
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
 from knative_emulator.broker import attributes_of
@@ -42,23 +43,13 @@ POOL_LABEL = {"gke": "cloud.google.com/gke-nodepool", "eks": "eks.amazonaws.com/
 def experiment(provider: str) -> dict:
     """Katib's v1beta1 Experiment ``walk`` of 3 trials, 2 at a time, on the shared pool :data:`POOL`."""
     machine = {"machineType": "e2-standard-4"} if provider == "gke" else {"instanceTypes": ["m5.xlarge", "m5a.xlarge"]}
-    return {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "walk"},
-        "nodePool": {"provider": provider, "name": POOL, "shared": True, "maxNodes": 2, **machine},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "7"}]},
-            "parallelTrialCount": 2, "maxTrialCount": 3, "maxFailedTrialCount": 1,
-            "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
-            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
-            "trialTemplate": {
-                "primaryContainerName": "training-container",
-                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "training-container", "image": "python:3.12",
-                                    "command": [sys.executable, "-c", TRIAL_CODE, "${trialParameters.learningRate}"],
-                                    "resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}]}}}}}}}
+    container = {"command": [sys.executable, "-c", TRIAL_CODE, "${trialParameters.learningRate}"],
+                 "resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}
+    return {**job_experiment(
+        "walk", container, max_trials=3, parallel=2, maxFailedTrialCount=1,
+        algorithm={"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "7"}]},
+        collector={"collector": {"kind": "StdOut"}}),
+        "nodePool": {"provider": provider, "name": POOL, "shared": True, "maxNodes": 2, **machine}}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import job_experiment
 from http_helpers import Service
 from kube_stub import KubeStub
 from waiting import eventually
@@ -46,24 +47,12 @@ def service(kube, tmp_path_factory):
 
 def experiment(name: str, path: Path, program: str) -> dict:
     """A Katib Experiment whose trial runs ``program`` and reads its metrics from ``path``."""
-    return {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "maximize", "objectiveMetricName": "accuracy", "additionalMetricNames": ["loss"]},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
-            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
-            "metricsCollectorSpec": {
-                "collector": {"kind": "File"},
-                "source": {"fileSystemPath": {"path": str(path), "kind": "File", "format": "TEXT"},
-                           "filter": {"metricsFormat": [KATIB_TEXT]}}},
-            "trialTemplate": {
-                "primaryContainerName": "training-container",
-                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "training-container", "image": "python:3.12",
-                                    "command": [sys.executable, "-c", program],
-                                    "args": ["--lr=${trialParameters.learningRate}"]}]}}}}}}}
+    return job_experiment(
+        name, {"command": [sys.executable, "-c", program], "args": ["--lr=${trialParameters.learningRate}"]}, max_trials=1,
+        objective={"type": "maximize", "objectiveMetricName": "accuracy", "additionalMetricNames": ["loss"]},
+        collector={"collector": {"kind": "File"},
+                   "source": {"fileSystemPath": {"path": str(path), "kind": "File", "format": "TEXT"},
+                              "filter": {"metricsFormat": [KATIB_TEXT]}}})
 
 
 def test_a_trial_writing_katibs_metrics_file_on_a_cluster_gets_its_metrics(service: Service, kube: KubeStub,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import job_experiment, study_definition
 from http_helpers import run_on_cluster
 from kube_stub import KubeStub
 from kubernetes import client
@@ -54,21 +54,10 @@ def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: i
     ``start_step``-th), whose
     trial (``program``) prints ``loss=`` once an epoch with no step key, as Katib's example
     images do."""
-    return {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": parallel, "maxTrialCount": 2,
-            "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
-                {"name": "min_trials_required", "value": str(min_trials)}, {"name": "start_step", "value": str(start_step)}]},
-            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
-            "trialTemplate": {
-                "primaryContainerName": "training-container",
-                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "training-container", "image": "python:3.12",
-                                    "command": [sys.executable, "-c", program, "--lr=${trialParameters.learningRate}"]}]}}}}}}}
+    return job_experiment(name, {"command": [sys.executable, "-c", program, "--lr=${trialParameters.learningRate}"]},
+                          max_trials=2, parallel=parallel, early_stopping={"algorithmName": "medianstop", "algorithmSettings": [
+                              {"name": "min_trials_required", "value": str(min_trials)},
+                              {"name": "start_step", "value": str(start_step)}]})
 
 
 @pytest.mark.slow

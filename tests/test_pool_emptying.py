@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import test_provision
 from gke_stub import GkeStub
-from test_provision import created, deliver_twice, end, made_by_hand, pool_study, provisioned, submit
+from test_provision import checked_after, created, deliver_twice, end, made_by_hand, pool_study, provisioned, submit
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import pool_check
@@ -24,8 +24,7 @@ def start(dispatcher: Dispatcher, store: SqliteStore, gke_api: GkeStub, name: st
     """Submit a study on the shared pool and let its pool be ready."""
     submit(store, pool_study(name, name=POOL, shared=True), uid)
     deliver_twice(dispatcher, created(name, uid))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use(uid).phase == "ready"
 
 
@@ -46,8 +45,7 @@ def test_a_shared_pool_katuna_made_is_emptied_at_once_when_its_last_study_ends(w
     assert use.operation and waiting_on_pools(store, clock.now)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").operation == use.operation, "still resizing"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert use.operation is None and use.message == "" and not waiting_on_pools(store, clock.now)
     assert gke_api.node_count(POOL) == 0 and gke_api.pools[POOL]["status"] == "RUNNING"
@@ -78,13 +76,11 @@ def test_a_study_starting_on_the_pool_between_its_release_and_the_resize_keeps_i
     end(dispatcher, store, "first")
     assert store.pool_use("u1").phase == "releasing", "its minimum is lowered first: one operation at a time"
     submit(store, pool_study("late", name=POOL, shared=True), "u2")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "released" and store.pool_use("u2") is not None
     assert resizes(gke_api) == [], "the study submitted meanwhile uses the pool"
     deliver_twice(dispatcher, created("late", "u2"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert resizes(gke_api) == [] and store.pool_use("u2").phase == "ready"
     clock.now += 60
     end(dispatcher, store, "late")
@@ -96,11 +92,9 @@ def test_a_pool_katuna_did_not_make_is_never_resized(world, gke_api: GkeStub):
     made_by_hand(gke_api, POOL)
     submit(store, pool_study("adopting", name=POOL, shared=True), "u1")
     provisioned(dispatcher, created("adopting", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     end(dispatcher, store, "adopting")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert use.phase == "released" and use.adopted is not None and not use.empty_asked
     assert resizes(gke_api) == []
@@ -117,12 +111,10 @@ def test_a_resize_meeting_a_busy_cluster_is_asked_again_on_the_next_tick(world, 
     assert waiting_on_pools(store, clock.now), "ticks keep coming for it"
     assert [body.get("nodeCount", 0) for body in resizes(gke_api)] == [0, 0], \
         "refused for now on study.completed and on the tick"
-    gke_api.advance(300)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api, 300)
     use = store.pool_use("u1")
     assert use.empty_asked and use.emptied and use.operation and len(gke_api.operations) == 3
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").operation is None and gke_api.node_count(POOL) == 0
 
 
@@ -148,8 +140,7 @@ def test_a_resize_that_fails_leaves_the_nodes_to_the_autoscaler_and_says_so(worl
     start(dispatcher, store, gke_api, "failing", "u1")
     gke_api.fail_next = "Instance group manager failed to delete instances"
     end(dispatcher, store, "failing")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert use.operation is None and not use.emptied and use.phase == "released"
     assert use.message.startswith("emptying the pool: Instance group manager failed to delete instances; ")

@@ -68,6 +68,13 @@ def deliver_twice(dispatcher: Dispatcher, event: Event) -> list[Event]:
     return first
 
 
+def checked_after(dispatcher: Dispatcher, gke_api: GkeStub, seconds: float = 600) -> list[Event]:
+    """Move GKE's clock ``seconds`` on (its operations due by then finish), then deliver the
+    reconcile tick twice; what it emitted."""
+    gke_api.advance(seconds)
+    return deliver_twice(dispatcher, pool_check())
+
+
 def provisioned(dispatcher: Dispatcher, event: Event) -> list[Event]:
     """Deliver ``event`` twice, then, as a broker does, each tick its handling sent twice (the
     check that raises the maximum of a pool it found, once the use recording its limits as
@@ -103,16 +110,14 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeSt
     clock.now += 60
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "creating", "GKE takes its time"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert (use.phase, use.ready_at, use.operation) == ("ready", clock.now, None)
     clock.now += 3600
     assert end(dispatcher, store, "own") == []
     assert store.pool_use("u1").phase == "releasing" and [m for m, _, _ in gke_api.calls("DELETE")] == ["DELETE"]
     clock.now += 120
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     summary = study_view(store, store.get_study("own"))["nodePool"]
     assert summary | {"hours": None, "maxNodeHours": None} == {
         "pool": "katuna-own", "provider": "gke", "capacity": "spot", "machineTypes": ["n2-standard-4"],
@@ -136,12 +141,10 @@ def test_a_shared_pool_is_scaled_back_not_deleted(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("shared-a", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("shared-a", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     gke_api.pools["trials"]["autoscaling"]["totalMinNodeCount"] = 2
     end(dispatcher, store, "shared-a")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.calls("DELETE") == []
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"] == {
         "enabled": True, "totalMaxNodeCount": 4, "locationPolicy": 2}
@@ -152,20 +155,17 @@ def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(
     dispatcher, store, _ = world
     submit(store, pool_study("first", name="trials"), "u1")
     deliver_twice(dispatcher, created("first", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
     provisioned(dispatcher, created("second", "u2"))
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
     use = store.pool_use("u2")
     assert (use.created, use.owned, use.adopted) == (False, True, None), "katuna's pool, made for another study"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     end(dispatcher, store, "first")
     assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "released"
     end(dispatcher, store, "second")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert len(gke_api.calls("DELETE")) == 1 and store.pool_use("u2").deleted and gke_api.pools == {}
 
 
@@ -188,8 +188,7 @@ def test_a_failed_operation_fails_the_study(world, gke_api: GkeStub):
     submit(store, pool_study("no-quota"), "u1")
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     deliver_twice(dispatcher, created("no-quota", "u1"))
-    gke_api.advance(600)
-    emitted = deliver_twice(dispatcher, pool_check())
+    emitted = checked_after(dispatcher, gke_api)
     assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
     record = store.get_study("no-quota")
     assert record.status == "failed" and "Insufficient regional quota" in record.reason
@@ -217,8 +216,7 @@ def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world
     assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
     deliver_twice(dispatcher, pool_check())
     assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
 
 
@@ -236,8 +234,7 @@ def test_a_pool_created_with_its_answer_lost_is_deleted_when_its_study_ends_firs
     gke_api.advance(600)
     assert end(dispatcher, store, "lost", "stopped") == []
     assert store.pool_use("Lost.1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.pools == {} and store.pool_use("Lost.1").phase == "released"
 
     submit(store, pool_study("theirs", name="katuna-kept"), "u2")
@@ -439,8 +436,7 @@ def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_t
         dispatcher.deliver_to("provision", created("lost", "u1"))
     assert waiting_on_pools(store, START)
     deliver_twice(dispatcher, pool_check())
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "ready" and len(gke_api.calls("POST", "/nodePools")) == 2, "refused, then created"
     assert not waiting_on_pools(store, START)
 
@@ -459,20 +455,17 @@ def test_a_pool_deleted_while_its_study_runs_is_created_again_on_a_tick(world, g
     dispatcher, store, _ = world
     submit(store, pool_study("oob"), "u1")
     deliver_twice(dispatcher, created("oob", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "ready"
     deleted_by_hand(gke_api, "katuna-oob")
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "creating" and waiting_on_pools(store, START)
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert (use.phase, use.created) == ("ready", True) and store.get_study("oob").status == "running"
     assert gke_api.pools["katuna-oob"]["config"]["resourceLabels"]["katuna-study-uid"] == "u1"
     end(dispatcher, store, "oob")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.pools == {} and store.pool_use("u1").deleted
 
 
@@ -480,8 +473,7 @@ def test_a_deleted_pool_the_cloud_refuses_to_create_again_fails_its_study_naming
     dispatcher, store, _ = world
     submit(store, pool_study("gone"), "u1")
     deliver_twice(dispatcher, created("gone", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     deleted_by_hand(gke_api, "katuna-gone")
     gke_api.refuse_next = (403, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
     gke_api.refuse_method = "POST"
@@ -516,8 +508,7 @@ def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_onc
     assert store.pool_use("u2").operation == "pool:trials" and not store.pool_use("u2").created
     assert store.pool_use("u2").owned, "made by katuna, for the other study"
     for _ in range(3):
-        gke_api.advance(600)
-        deliver_twice(dispatcher, pool_check())
+        checked_after(dispatcher, gke_api)
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
     assert store.pool_use("u1").phase == store.pool_use("u2").phase == "ready"
     assert list(gke_api.pools) == ["trials"] and gke_api.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 9
@@ -563,12 +554,10 @@ def test_a_pool_katuna_did_not_create_is_never_deleted_and_gets_its_limits_back(
     submit(store, pool_study("adopting", name="trials", maxNodes=6), "u1")
     provisioned(dispatcher, created("adopting", "u1"))
     assert limits(gke_api, "trials") == (1, 6), "the maximum raised for the study, the minimum kept"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "ready"
     end(dispatcher, store, "adopting")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.calls("DELETE") == [] and limits(gke_api, "trials") == (1, 3), "given back as found"
     summary = study_view(store, store.get_study("adopting"))["nodePool"]
     assert (summary["phase"], summary["created"], summary["owned"], summary["adopted"], summary["deleted"]) == (
@@ -614,8 +603,7 @@ def test_a_pool_whose_raise_lost_its_answer_gets_back_the_limits_it_was_found_wi
     assert pools.lost and limits(gke_api, "trials") == (1, 6), "raised for the study, its first answer lost"
     assert store.pool_use("u1").phase == "ready"
     end(dispatcher, store, "raised")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (1, 3), "given back as found, not as the lost raise left it"
     store.close()
 
@@ -632,8 +620,7 @@ def test_a_pool_adopted_by_two_studies_gets_back_the_limits_the_first_one_found(
     end(dispatcher, store, "one")
     assert limits(gke_api, "trials") == (1, 6), "left to the study still using it"
     end(dispatcher, store, "two")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.calls("DELETE") == [] and limits(gke_api, "trials") == (1, 3)
 
 
@@ -671,11 +658,9 @@ def test_a_create_answered_exists_by_the_studys_own_earlier_create_is_still_its_
     deliver_twice(dispatcher, created("lost-answer", "u1"))
     use = store.pool_use("u1")
     assert (use.created, use.owned, use.operation) == (True, True, "pool:katuna-lost-answer")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     end(dispatcher, store, "lost-answer")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").deleted and gke_api.pools == {}
 
 
@@ -683,8 +668,7 @@ def test_a_tick_with_the_cluster_busy_leaves_that_pool_for_the_next_tick(world, 
     dispatcher, store, _ = world
     submit(store, pool_study("busy-a"), "u1")
     deliver_twice(dispatcher, created("busy-a", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     submit(store, pool_study("busy-b"), "u2")
     gke_api.refuse_next = (503, "backend unavailable")
     with pytest.raises(TemporaryError):
@@ -693,11 +677,9 @@ def test_a_tick_with_the_cluster_busy_leaves_that_pool_for_the_next_tick(world, 
     assert store.pool_use("u1").phase == "releasing", "its pool's deletion runs on the cluster"
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u2") is None, "the cluster is busy: asked again on the next tick"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "released" and store.pool_use("u2").phase == "creating"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u2").phase == "ready"
 
 
@@ -714,8 +696,7 @@ def test_an_operation_the_cloud_will_not_show_fails_its_own_pool_and_the_tick_go
     record = store.get_study("lost-a")
     assert record.status == "failed" and "container.operations.get" in record.reason
     assert store.pool_use("u1").phase == "releasing", "the pool it created is deleted all the same"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "released" and "katuna-lost-a" not in gke_api.pools
 
 
@@ -742,10 +723,8 @@ def test_a_study_whose_pool_create_meets_a_control_plane_upgrade_waits_and_then_
         dispatcher.deliver_to("provision", created("upgrading", "u1"))
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1") is None and waiting_on_pools(store, START), "still upgrading: asked again on the next tick"
-    gke_api.advance(300)
-    deliver_twice(dispatcher, pool_check())
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api, 300)
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").phase == "ready" and store.get_study("upgrading").status == "running"
     assert len(gke_api.calls("POST", "/nodePools")) == 3, "refused twice, then created"
 
@@ -784,10 +763,8 @@ def test_a_pool_created_past_the_pool_wait_with_its_answer_lost_is_deleted_by_th
     use = store.pool_use("u1")
     assert store.get_study("late").status == "failed" and (use.phase, use.created) == ("failed", False)
     assert "katuna-late" in gke_api.pools
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert gke_api.pools == {} and use.deleted and use.released_at is not None
 
@@ -806,8 +783,7 @@ def test_a_pool_the_studys_own_earlier_create_left_in_error_is_deleted(world, gk
     deliver_twice(dispatcher, created("broken", "u1"))
     assert "is in error" in store.get_study("broken").reason and not store.pool_use("u1").created
     deliver_twice(dispatcher, pool_check())
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert gke_api.pools == {} and store.pool_use("u1").deleted
 
 
@@ -824,18 +800,15 @@ def test_a_release_meeting_a_cluster_update_is_retried_on_the_next_tick_and_the_
     dispatcher, store, _ = world
     submit(store, pool_study("held"), "u1")
     deliver_twice(dispatcher, created("held", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     gke_api.update_master(300, busy="cluster")
     assert end(dispatcher, store, "held") == []
     deliver_twice(dispatcher, pool_check())
     use = store.pool_use("u1")
     assert (use.phase, use.released_at) == ("ready", None) and waiting_on_pools(store, START)
-    gke_api.advance(300)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api, 300)
     assert store.pool_use("u1").phase == "releasing"
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert store.pool_use("u1").deleted and gke_api.pools == {}
     assert len(gke_api.calls("DELETE")) == 3, "refused on study.completed and on a tick, then taken"
 
@@ -854,10 +827,8 @@ def test_a_pool_whose_creation_failed_is_deleted_on_a_later_tick_once_the_cluste
     use = store.pool_use("u1")
     assert (use.phase, use.released_at, use.message) == ("failed", None, "Instances failed to start: "
                                                                           "ZONE_RESOURCE_POOL_EXHAUSTED")
-    gke_api.advance(300)
-    deliver_twice(dispatcher, pool_check())
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api, 300)
+    checked_after(dispatcher, gke_api)
     use = store.pool_use("u1")
     assert use.deleted and use.phase == "released" and gke_api.pools == {}
     assert "ZONE_RESOURCE_POOL_EXHAUSTED" in store.get_study("broken").reason
@@ -867,8 +838,7 @@ def test_a_release_refused_for_good_says_the_pool_is_left_in_the_cluster(world, 
     dispatcher, store, _ = world
     submit(store, pool_study("lost-right"), "u1")
     deliver_twice(dispatcher, created("lost-right", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     gke_api.refuse_next = (403, "Required \"container.clusters.update\" permission(s)")
     end(dispatcher, store, "lost-right")
     use = store.pool_use("u1")
@@ -886,8 +856,7 @@ def test_a_release_in_a_cluster_gke_does_not_have_is_not_taken_for_a_deleted_poo
     dispatcher, store, clock = world
     submit(store, pool_study("moved"), "u1")
     deliver_twice(dispatcher, created("moved", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     mistyped = gke.GkeNodePools(gke_requests.GkeCluster("proj-7", "europe-west4", "tunign"), gke.client(gke_api.url))
     end(Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, mistyped)), store, "moved")
     use = store.pool_use("u1")
@@ -917,21 +886,17 @@ def test_a_shared_pools_maximum_comes_back_once_the_study_that_raised_it_ends(wo
     dispatcher, store, _ = world
     submit(store, pool_study("small", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("small", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     submit(store, pool_study("large", name="trials", shared=True, maxNodes=10), "u2")
     provisioned(dispatcher, created("large", "u2"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 10), "raised for the larger study"
     end(dispatcher, store, "large")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 4), "the study still running needs no more than the pool was made with"
     assert store.pool_use("u2").phase == "released"
     end(dispatcher, store, "small")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 4) and gke_api.calls("DELETE") == []
     assert len(gke_api.calls("POST", ":setAutoscaling")) == 2, "raised once, lowered once"
 
@@ -940,25 +905,20 @@ def test_a_raised_maximum_stays_while_the_study_that_needs_it_runs_and_no_longer
     dispatcher, store, _ = world
     submit(store, pool_study("maker", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("maker", "u1"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     submit(store, pool_study("grower", name="trials", shared=True, maxNodes=10), "u2")
     deliver_twice(dispatcher, created("grower", "u2"))
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     end(dispatcher, store, "maker")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 10), "the running study still needs it"
     submit(store, pool_study("later", name="trials", shared=True, maxNodes=6), "u3")
     deliver_twice(dispatcher, created("later", "u3"))
     end(dispatcher, store, "grower")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 6), "down to what the study still running asks"
     end(dispatcher, store, "later")
-    gke_api.advance(600)
-    deliver_twice(dispatcher, pool_check())
+    checked_after(dispatcher, gke_api)
     assert limits(gke_api, "trials") == (0, 4), "back to the maximum it was created with"
 
 

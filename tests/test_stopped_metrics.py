@@ -182,10 +182,26 @@ def _printing(deps: Deps, kube, name: str, script: str = RUNNING, printed: str =
                                                                      "${trialParameters.x}"])
     record, _ = store_study(deps, parse_study(definition), definition)
     _delivered(deps, [study_created(record.name, record.uid)])
-    launch = trial_launch(record, deps.store.get_trial(name, 0))
     eventually(lambda: _running(kube), "the trial's pod running", timeout=60)
-    eventually(lambda: printed in "".join(deps.executor.output(launch)), "the trial's metrics printed", timeout=60)
+    _printed(deps, record, printed, "the trial's metrics printed")
     return record
+
+
+def _printed(deps: Deps, record: StudyRecord, text: str, what: str, timeout: float = 60) -> None:
+    """Wait for ``text`` in the output of the study's running trial (``what``, if it never comes)."""
+    launch = trial_launch(record, deps.store.get_trial(record.name, 0))
+    eventually(lambda: text in "".join(deps.executor.output(launch)), what, timeout=timeout)
+
+
+def _end_read_once(deps: Deps, kube, record: StudyRecord) -> Event:
+    """The study's end (stopped by its user), delivered, once asserted that the stop read the
+    trial's log in one read: one list of its pods, one get of its log (no request more for it)."""
+    end = study_completed(record.name, record.uid, "stopped", "stopped by its user")
+    before = len(kube.audit)
+    _delivered(deps, [end])
+    stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
+    assert (stop["list pods"], stop["get pods"]) == (1, 1), "one read of the trial's log gives both"
+    return end
 
 
 @pytest.mark.slow
@@ -197,12 +213,7 @@ def test_a_cluster_trial_stopped_by_its_studys_end_keeps_what_its_pods_log_held_
     store = SqliteStore(tmp_path / "katuna.db")
     deps = Deps(store, KubernetesExecutor(Cluster(namespace="stopped"), api_client(kube.url)), time.time)
     try:
-        record = _printing(deps, kube, "halted")
-        end = study_completed("halted", record.uid, "stopped", "stopped by its user")
-        before = len(kube.audit)
-        _delivered(deps, [end])
-        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
-        assert (stop["list pods"], stop["get pods"]) == (1, 1), "one read of the trial's log gives both"
+        end = _end_read_once(deps, kube, _printing(deps, kube, "halted"))
         _delivered(deps, [end])
         _delivered(deps, reconcile.handle(Event(POOL_CHECK, {}), deps))
         trial = store.get_trial("halted", 0)
@@ -227,10 +238,7 @@ def test_a_cluster_trial_whose_running_log_was_kept_keeps_those_observations_whe
         record = _printing(deps, kube, "scanned")
         progress_scan.scan(deps, [store.get_study("scanned")])
         assert len(store.observations("scanned", 0, 1)) == 3, "the running log's observations kept"
-        before = len(kube.audit)
-        _delivered(deps, [study_completed("scanned", record.uid, "stopped", "stopped by its user")])
-        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
-        assert (stop["list pods"], stop["get pods"]) == (1, 1)
+        _end_read_once(deps, kube, record)
         trial = store.get_trial("scanned", 0)
         assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
         assert trial.metrics == {"loss": 0.7, "accuracy": 0.55} and trial.values is None
@@ -266,13 +274,8 @@ def test_a_cluster_trial_keeps_what_it_printed_after_its_running_log_was_last_re
         progress_scan.scan(deps, [store.get_study("later")])
         assert len(store.observations("later", 0, 1)) == 3, "the running log's observations kept"
         (tmp_path / "go").touch()
-        launch = trial_launch(record, store.get_trial("later", 0))
-        eventually(lambda: "loss=0.3" in "".join(executor.output(launch)), "the later metrics printed", timeout=60)
-        end = study_completed("later", record.uid, "stopped", "stopped by its user")
-        before = len(kube.audit)
-        _delivered(deps, [end])
-        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
-        assert (stop["list pods"], stop["get pods"]) == (1, 1)
+        _printed(deps, record, "loss=0.3", "the later metrics printed")
+        end = _end_read_once(deps, kube, record)
         _delivered(deps, [end])
         _delivered(deps, reconcile.handle(Event(POOL_CHECK, {}), deps))
         trial = store.get_trial("later", 0)
@@ -367,13 +370,8 @@ def test_a_cluster_tensorflow_event_collectors_trial_stopped_by_its_studys_end_k
     try:
         record = _printing(deps, kube, "evented", EVENTS.replace("sys.argv[1]", repr(folder)), "written",
                            metricsCollector={"kind": "tfevent", "path": folder})
-        launch = trial_launch(record, store.get_trial("evented", 0))
-        eventually(lambda: '"step": 2' in "".join(executor.output(launch)), "the event records in the log", timeout=30)
-        end = study_completed("evented", record.uid, "stopped", "stopped by its user")
-        before = len(kube.audit)
-        _delivered(deps, [end])
-        stop = Counter(f"{verb} {resource}" for verb, resource, _, _ in kube.audit[before:])
-        assert (stop["list pods"], stop["get pods"]) == (1, 1)
+        _printed(deps, record, '"step": 2', "the event records in the log", timeout=30)
+        end = _end_read_once(deps, kube, record)
         _delivered(deps, [end])
         trial = store.get_trial("evented", 0)
         assert (trial.state, trial.reason) == (PRUNED, f"{STOPPED_AT_END} (stopped by its user)")
