@@ -840,3 +840,24 @@ def test_the_node_pool_annotation_on_the_katib_page_is_valid():
     annotation = shown["metadata"]["annotations"]["katuna.dev/node-pool"]
     spec, _ = load_definition(resources.definition(as_resource(experiment(), annotation)))
     assert (spec.node_pool.provider, spec.node_pool.capacity, spec.node_pool.max_nodes) == ("gke", "spot", 100)
+
+
+def test_trial_metadata_written_in_the_trialspec_itself_reaches_the_trial_as_written():
+    """Katib fills in only ``${trialParameters.<name>}``: the trial's name reaches the workload
+    through a trial parameter that references ``${trialSpec.Name}``, and a ``${trialSpec.Name}``
+    (or ``.Namespace``, or one Katib does not know) written in the trialSpec itself stays as it
+    is written, on a cluster and on this machine alike."""
+    doc = experiment()
+    trial = doc["spec"]["trialTemplate"]
+    trial["trialParameters"].append({"name": "trialName", "reference": "${trialSpec.Name}"})
+    container = trial["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] += ["--run=${trialParameters.trialName}", "--logs=/logs/${trialSpec.Name}"]
+    container["env"] = [{"name": "WHERE", "value": "${trialSpec.Namespace}/${trialSpec.Owner} $${trialSpec.Kind}"}]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    record = StudyRecord(spec, definition, "/somewhere", "uid")
+    launch = trial_launch(record, TrialRecord(spec.name, 7, {"x": 0.5}))
+    assert launch.argv[-3:] == ["--x=0.5", "--run=katib-exp-7", "--logs=/logs/${trialSpec.Name}"]
+    assert launch.env["WHERE"] == "${trialSpec.Namespace}/${trialSpec.Owner} $${trialSpec.Kind}"
+    pod = render_job(launch, Cluster())["spec"]["template"]["spec"]["containers"][0]
+    assert pod["command"][-3:] == launch.argv[-3:]
+    assert {"name": "WHERE", "value": launch.env["WHERE"]} in pod["env"]

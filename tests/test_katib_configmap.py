@@ -32,6 +32,7 @@ from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
+from functions.core.job import render_job
 from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.katib_template import NO_CLUSTER
 from functions.core.launch import trial_launch
@@ -480,3 +481,38 @@ def test_a_service_whose_trials_run_locally_refuses_a_configmap_template_saying_
         assert local.request("GET", "/studies/cm-local")[0] == 404
     finally:
         local.close()
+
+
+FLOW_JOB = ("{apiVersion: batch/v1, kind: Job, spec: {parallelism: ${trialParameters.workers}, template: {spec: {"
+            "restartPolicy: Never, containers: [{name: main, image: 'python:3.12', command: "
+            "[python, train.py, '--lr=${trialParameters.learningRate}', '${trialParameters.workers}']}]}}}}")
+"""A Job written as one YAML flow mapping: its keys unquoted, so no JSON."""
+
+
+@pytest.mark.parametrize("key, text", [
+    ("flow.yaml", FLOW_JOB),
+    ("two.yaml", yaml.safe_dump(yaml.safe_load(FLOW_JOB.replace("${trialParameters.workers}", "9"))).replace(
+        "parallelism: 9", "parallelism: ${trialParameters.workers}").replace("'9'", "'${trialParameters.workers}'")
+     + "---\napiVersion: v1\nkind: Service\nmetadata: {name: ${trialParameters.workers}\n"),
+    ("two.json", json.dumps(yaml.safe_load(FLOW_JOB.replace("${trialParameters.workers}", "9"))).replace(
+        '"parallelism": 9', '"parallelism": ${trialParameters.workers}').replace('"9"', '"${trialParameters.workers}"')
+     + '\n{"apiVersion": "v1", "kind": "Service"} and more'),
+], ids=["flow-mapping", "yaml-documents", "json-values"])
+def test_a_configmap_template_is_its_texts_first_object_read_as_katib_reads_it(cluster: KubeStub, key: str, text: str):
+    """Katib substitutes into the text, then reads one object of it with Kubernetes' YAML-or-JSON
+    decoder: text beginning with ``{`` that is no JSON (a YAML flow mapping) as YAML, a quoted
+    placeholder in it as the string and an unquoted one as the number Katib's substitution makes;
+    and of several YAML documents, or JSON values, the first, the rest left unread."""
+    with cluster.lock:
+        cluster.configmaps[("team", "templates")]["data"][key] = text
+    definition = experiment(f"cm-first-{key.replace('.', '-')}", templatePath=key)
+    definition["spec"]["parameters"].append({"name": "workers", "parameterType": "int",
+                                             "feasibleSpace": {"min": "1", "max": "3"}})
+    definition["spec"]["trialTemplate"]["trialParameters"].append({"name": "workers", "reference": "workers"})
+    study, stored = load(definition, templates(cluster))
+    assert json.loads(stored["metadata"]["annotations"][TYPED_FIELDS_ANNOTATION]) == [["spec", "parallelism"]]
+    launch = trial_launch(StudyRecord(study, stored, "/somewhere", "0123456789ab"),
+                          TrialRecord(study.name, 0, {"lr": 0.5, "workers": 2}))
+    job = render_job(launch, Cluster(namespace="team"))
+    assert job["kind"] == "Job" and job["spec"]["parallelism"] == 2
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--lr=0.5", "2"]

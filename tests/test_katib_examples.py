@@ -12,6 +12,7 @@ that names the field and says why. The README's table of Katib's examples lists 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import time
@@ -247,10 +248,27 @@ def experiment(example: Example, workdir: Path) -> dict[str, Any]:
     """katuna's Experiment for ``example``, its trial scripts found in ``tests/trials`` and its
     metrics files in a folder of each trial's own (the stand-in's pods share this machine's disk,
     where Katib gives each pod an empty volume)."""
-    text = (DATA / f"{example.file}.yaml").read_text()
-    # Katib's folders first: the checkout's own path may hold "/katib/" too
-    text = text.replace("/katib/", f"{workdir / example.file}/${{trialSpec.Name}}/").replace("tests/trials/", f"{TRIALS}/")
-    return yaml.safe_load(text)
+    doc = yaml.safe_load((DATA / f"{example.file}.yaml").read_text().replace("tests/trials/", f"{TRIALS}/"))
+    trial = doc["spec"].get("trialTemplate") or {}
+    trial_spec = trial.pop("trialSpec", None)
+    # Katib's folders, before the trialSpec is back: the checkout's own path may hold "/katib/" too
+    doc = _moved(doc, f"{workdir / example.file}/${{trialSpec.Name}}/")
+    trial = doc["spec"].get("trialTemplate") or {}
+    if trial_spec is not None and "/katib/" in json.dumps(trial_spec):
+        # Katib fills in the trial's name only through a trial parameter that refers to it
+        name = next((p["name"] for p in trial["trialParameters"] if p.get("reference") == "${trialSpec.Name}"), None)
+        if name is None:
+            name = "katunaTrialName"
+            trial["trialParameters"].append({"name": name, "reference": "${trialSpec.Name}"})
+        trial_spec = _moved(trial_spec, f"{workdir / example.file}/${{trialParameters.{name}}}/")
+    if trial_spec is not None:
+        doc["spec"]["trialTemplate"] = {**trial, "trialSpec": trial_spec}
+    return doc
+
+
+def _moved(value: Any, folder: str) -> Any:
+    """``value`` with each of Katib's ``/katib/`` folders in its strings moved to ``folder``."""
+    return json.loads(json.dumps(value).replace("/katib/", folder))
 
 
 @pytest.fixture

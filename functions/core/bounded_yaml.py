@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_json, yaml_bounds, yaml_core
+from functions.core import bounded_json, yaml_bounds, yaml_core, yaml_streams
 from functions.core.documents import Path, value_at
 from functions.core.errors import PROBLEMS_LISTED
 from functions.core.yaml_bounds import STR, TYPED, BoundedLoader, DocumentTooLarge, too_many
@@ -128,12 +128,13 @@ def compose(text: str) -> yaml.Node | None:
         loader.dispose()
 
 
-def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path]]:
-    """The data in ``text`` (as :func:`load`), and the paths of the plain (unquoted) string
-    scalars in it that ``wanted`` accepts: the ones whose type YAML decides from their text."""
+def load_plain(text: str, wanted: Callable[[str], bool], first: bool = False) -> tuple[Any, list[Path]]:
+    """The data in ``text`` (as :func:`load`; of its ``first`` document with something in it,
+    the rest unread, where asked), and the paths of the plain (unquoted) string scalars in it that
+    ``wanted`` accepts: the ones whose type YAML decides from their text."""
     loader = _CoreLoader(text)
     try:
-        node = loader.get_single_node()
+        node = yaml_streams.first_node(loader) if first else loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
         if loader.ambiguous:
             raise yaml_core.Ambiguities(loader.ambiguous, loader.more_ambiguous)

@@ -4,7 +4,8 @@ Katib's ``trialParameters`` name the placeholders of the ``trialSpec``: each ref
 parameter (its value is substituted) or to the trial's own metadata (``${trialSpec.Name}``,
 ``${trialSpec.Namespace}``, ``${trialSpec.Labels[key]}``, ...). The translation resolves every
 ``${trialParameters.<name>}`` to what it refers to, so the native template names parameters and
-metadata directly.
+metadata directly; a ``${trialSpec.*}`` written in the trialSpec itself, which Katib leaves as it
+is, is escaped, and so reaches every trial as written.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
         if why is not None:
             problems.append(Problem(f"{PATH}.{key}", f"expected a GJSON path katuna evaluates: {why}"))
     references = _references(trial, parameters, problems)
-    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
-                                                                 drop_inactive=False)}
+    out: dict[str, Any] = {"trialSpec": _resolved(trial.get("trialSpec"), references)}
     _retried_as_in_katib(out["trialSpec"])
     unquote_primary_words(trial, out["trialSpec"])
     problems += _unlabelled_primary_pods(trial)
@@ -62,6 +62,20 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
         if trial.get(key):
             out[key] = trial[key]
     return out
+
+
+def _resolved(value: Any, references: Mapping[str, str]) -> Any:
+    """A copy of the trialSpec with each trial parameter resolved to what it refers to, and each
+    ``${trialSpec.*}`` written in it escaped (:func:`template.resolved`): Katib fills in only
+    ``${trialParameters.<name>}``, so the trial's metadata reaches the workload through a trial
+    parameter that references it, and a ``${trialSpec.Name}`` written directly as it is written."""
+    if isinstance(value, str):
+        return template.resolved(value, references)
+    if isinstance(value, Mapping):
+        return {key: _resolved(child, references) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_resolved(child, references) for child in value]
+    return value
 
 
 def _unlabelled_primary_pods(trial: Mapping[str, Any]) -> list[Problem]:

@@ -3,7 +3,8 @@
 ``${trialParameters.<name>}`` is a parameter's value. ``${trialSpec.Name}`` is the trial's
 deterministic name (its Job name on a cluster); in a Katib-style ``trialSpec`` Job template,
 ``${trialSpec.Namespace|Kind|APIVersion}``, ``${trialSpec.Labels[key]}`` and
-``${trialSpec.Annotations[key]}`` are known too.
+``${trialSpec.Annotations[key]}`` are known too. Written after a second ``$``
+(``$${trialSpec.Name}``), a placeholder is its own text, ``${trialSpec.Name}``, in every trial.
 
 Substitution works on each string on its own (an argv element, an env value, a string field of
 a Job), so a value with spaces, quotes, newlines or YAML syntax stays one literal string: trial
@@ -50,8 +51,15 @@ class Closed:
 
 PLACEHOLDER = Closed(r"\$\{([^}]*)\}")
 """Any ``${...}``: one of katuna's, or another a shell may expand."""
-OWN = Closed(r"\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
-"""A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``."""
+OWN = Closed(r"(?<!\$)\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+"""A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``; not one
+written after another ``$`` (:data:`ESCAPED`)."""
+ESCAPED = Closed(r"\$(\$\{(?:trialParameters|trialSpec)\.[^}]*\})")
+"""A placeholder of katuna's written after a second ``$`` (``$${trialSpec.Name}``): no
+placeholder, but its text, which every trial gets as written, ``${trialSpec.Name}``. A Katib
+Experiment's ``trialSpec`` that writes ``${trialSpec.Name}`` itself, not through a trial
+parameter, translates to it, as Katib fills in only ``${trialParameters.<name>}``."""
+_OWN_OR_ESCAPED = Closed(r"\$?\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
 _INNERMOST = re.compile(r"\$\{([^{}]*)\}")
 MAX_NESTING = 16
 """Levels of ``${...}`` inside one another that are read (a shell's ``${A:-${B:-${C}}}`` nests
@@ -105,7 +113,7 @@ def _foreign(text: str, read_by_shell: bool) -> list[tuple[int, str]]:
     no shell reads ``text``; where one does, any that is no shell's parameter, or is one of
     katuna's misspelt (:data:`NEAR_MISS`)."""
     found: list[tuple[int, str]] = []
-    masked = OWN.sub(_blank, text)
+    masked = OWN.sub(_blank, ESCAPED.sub(_blank, text))
     for _ in range(MAX_NESTING):
         if not (matches := list(_INNERMOST.finditer(masked))):
             return found
@@ -190,6 +198,8 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     spots = iter(shell_quoting.spots(text, [m.start() for m in OWN.finditer(text)]) if script else [])
 
     def replace(match: re.Match[str]) -> str:
+        if match.group(0).startswith("$$"):
+            return match.group(0)[1:]
         inner, spot = match.group(1), next(spots, None)
         name = inner[len(_PREFIX):]
         if inner in known:
@@ -199,7 +209,20 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
         value = format_value(params[name])
         return value if spot is None else shell_quoting.as_data(value, shell_quoting.variable(name), spot)
 
-    return OWN.sub(replace, text)
+    return _OWN_OR_ESCAPED.sub(replace, text)
+
+
+def resolved(text: str, references: Mapping[str, str]) -> str:
+    """``text`` with each ``${trialParameters.<name>}`` that ``references`` maps (by its inner
+    part) replaced by what it maps it to, and each ``${trialSpec.*}`` escaped (:data:`ESCAPED`),
+    an escaped one too: every trial gets those as written, as Katib, which fills in only its
+    trial parameters, gives them."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(0).startswith("$$") or match.group(1).startswith("trialSpec."):
+            return f"${match.group(0)}"
+        return references.get(match.group(1), match.group(0))
+
+    return _OWN_OR_ESCAPED.sub(one, text) if "${" in text else text
 
 
 def parameter_env(params: Mapping[str, Any]) -> dict[str, str]:

@@ -1,10 +1,13 @@
 """A ConfigMap trial template's text read as Katib reads it: Kubernetes' YAML-or-JSON decoder
-takes text whose first character is ``{`` as JSON, other text as YAML; a parameter's placeholder
-outside quotes is a scalar Katib types once it substituted it.
+reads text whose first character is ``{`` as JSON, and other text, or such text that is no JSON
+(a YAML flow mapping, ``{kind: Job}``), as YAML; either way it reads the first object only (a
+further JSON value, or YAML document, is left unread). Katib substitutes its trial parameters into
+the text before it reads it, so a parameter's placeholder outside quotes is a scalar Katib types.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -14,26 +17,76 @@ from functions.core.documents import Path
 
 JSON_SIGNS = re.compile(r'["\\]|\$\{')
 """What changes how JSON text reads on: a quote, an escape, the start of a placeholder."""
+MARK = "katunaPlaceholder"
+"""The start of the word a parameter's placeholder stands as while YAML text is read."""
 
 
 def read(text: str) -> tuple[Any, list[Path]]:
-    """A ConfigMap template's data and its fields that Katib types once substituted. Katib reads
-    the text with Kubernetes' YAML-or-JSON decoder: text whose first character (after white
-    space) is ``{`` is JSON, which may be indented with tabs (as Go's ``MarshalIndent`` and many
-    editors write it) and may hold a placeholder outside quotes (``"replicas":
-    ${trialParameters.n}``), a number once substituted; other text is YAML, whose unquoted
-    placeholders are typed alike."""
-    if language(text) == "YAML":
-        return bounded_yaml.load_plain(text, _substituted)
-    marked, bare = _marked(text)
-    typed: list[Path] = []
-    marks = {f"\0{number}": placeholder for number, placeholder in enumerate(bare)}
-    return _unmarked(bounded_yaml.load(marked), marks, (), typed), typed
+    """A ConfigMap template's data and its fields that Katib types once substituted. Text whose
+    first character (after white space) is ``{`` is read as JSON where its first value is JSON,
+    which may be indented with tabs (as Go's ``MarshalIndent`` and many editors write it) and may
+    hold a placeholder outside quotes (``"replicas": ${trialParameters.n}``), a number once
+    substituted; other text is YAML (:func:`_yaml`), whose unquoted placeholders are typed alike."""
+    found = _json(text) if language(text) != "YAML" else None
+    return found if found is not None else _yaml(text)
 
 
 def language(text: str) -> str:
-    """What Katib reads ``text`` as (:func:`read`)."""
-    return "JSON" if text.lstrip().startswith("{") else "YAML"
+    """What Katib reads ``text`` as (:func:`read`): ``JSON or YAML``, or ``YAML``."""
+    return "JSON or YAML" if text.lstrip().startswith("{") else "YAML"
+
+
+def _json(text: str) -> tuple[Any, list[Path]] | None:
+    """The first JSON value of ``text`` and its typed fields; None where it is no JSON, which
+    Kubernetes' decoder then reads as YAML."""
+    marked, bare = _marked(text)
+    start = len(marked) - len(marked.lstrip())
+    try:
+        end = json.JSONDecoder().raw_decode(marked, start)[1]
+    except (ValueError, RecursionError):
+        return None
+    typed: list[Path] = []
+    marks = {f"\0{number}": placeholder for number, placeholder in enumerate(bare)}
+    return _unmarked(bounded_yaml.load(marked[start:end]), marks, (), typed), typed
+
+
+def _yaml(text: str) -> tuple[Any, list[Path]]:
+    """The first YAML document of ``text`` and its typed fields. Each parameter's placeholder is
+    read as a plain word where it stands (Katib reads the value it substituted there), so one in
+    a flow mapping (``{replicas: ${trialParameters.n}}``) or in quotes reads as Katib reads it,
+    and is put back in the data read."""
+    prefix = MARK
+    while prefix in text:
+        prefix += "Q"
+    marks: dict[str, str] = {}
+
+    def word(match: re.Match[str]) -> str:
+        if not _substituted(match.group(0)):
+            return match.group(0)
+        mark = f"{prefix}x{len(marks)}x".ljust(len(match.group(0)), "y")
+        marks[mark] = match.group(0)
+        return mark
+
+    marked = template.OWN.sub(word, text)
+    data, typed = bounded_yaml.load_plain(marked, lambda value: prefix in value, first=True)
+    if not marks:
+        return data, typed
+    return _put_back(data, marks, prefix), [tuple(_put_back(part, marks, prefix) for part in path) for path in typed]
+
+
+def _put_back(data: Any, marks: Mapping[str, str], prefix: str) -> Any:
+    """``data`` with each placeholder back in place of the word that stood for it."""
+    if isinstance(data, str):
+        if prefix not in data:
+            return data
+        for mark, placeholder in marks.items():
+            data = data.replace(mark, placeholder)
+        return data
+    if isinstance(data, list):
+        return [_put_back(item, marks, prefix) for item in data]
+    if isinstance(data, dict):
+        return {_put_back(key, marks, prefix): _put_back(value, marks, prefix) for key, value in data.items()}
+    return data
 
 
 def _marked(text: str) -> tuple[str, list[str]]:

@@ -37,6 +37,17 @@ def single_node(loader: yaml.SafeLoader) -> yaml.Node | None:
     return found
 
 
+def first_node(loader: yaml.SafeLoader) -> yaml.Node | None:
+    """The first document of the loader's stream that holds something (None where none does),
+    the rest of the stream unread: as Kubernetes' YAML decoder reads one object from a stream."""
+    loader.get_event()  # the stream's start
+    while not loader.check_event(yaml.StreamEndEvent):
+        node = loader.compose_document()
+        if not empty(node):
+            return node
+    return None
+
+
 def _later(loader: yaml.SafeLoader, line: int) -> yaml.Node | None:
     """A document after the one with something in it: a YAML error of it is one of a stream of
     several documents, which its reader (:mod:`yaml_documents`) names by the line it begins at."""
