@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -24,13 +25,16 @@ from waiting import eventually
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core import file_collector
 from functions.core.cluster import Cluster
 from functions.core.events import POOL_CHECK, Event, study_completed, study_created
 from functions.core.launch import trial_launch
-from functions.core.records import PRUNED, STOPPED_AT_END, StudyRecord
+from functions.core.lines import bounded_lines
+from functions.core.records import PRUNED, STOPPED_AT_END, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, progress_scan, reconcile
+from functions.handlers.stopped_output import StoppedOutput
 from functions.handlers.submit import store_study
 
 TRIAL = """
@@ -378,5 +382,58 @@ def test_a_cluster_tensorflow_event_collectors_trial_stopped_by_its_studys_end_k
         assert trial.metrics == {"loss": 0.625, "accuracy": 0.25} and trial.values is None
         observed = sorted((o.metric, o.value) for o in store.observations("evented", 0, 1))
         assert observed == [("accuracy", 0.25), ("accuracy", 0.5), ("loss", 0.625), ("loss", 0.75), ("loss", 0.875)]
+    finally:
+        store.close()
+
+
+ENDING = """
+import sys
+from pathlib import Path
+sys.path[:0] = [TESTS]
+import tfevent_writer
+reports = [(0.875, 0.625), (0.625, 0.5), (0.75, 0.375), (0.5, 0.25)]
+tfevent_writer.write(Path(sys.argv[1]) / "events.out.tfevents.1.katuna",
+                     [tfevent_writer.event(step, [("loss", loss), ("accuracy", accuracy)], tfevent_writer.SIMPLE)
+                      for step, (loss, accuracy) in enumerate(reports)])
+""".replace("TESTS", repr(str(Path(__file__).parent)))
+"""A trial that writes its metrics to event files in its folder (its first argument) and ends."""
+
+
+def test_a_stop_that_reads_the_log_while_the_end_prints_its_records_keeps_every_record(tmp_path: Path):
+    """A study's end may read a trial's log while the reader at the end prints the event files'
+    records (the command has just ended; the trial has not): the read holds a part of them only,
+    so the stopped trial keeps the records its follower printed as they were written, every
+    one, and not that part. The log is a real wrapper's (real ``sh``, the real follower and
+    reader, a real trial process), read up to each point of the end's print."""
+    folder = tmp_path / "events"
+    job = {"spec": {"template": {"spec": {"containers": [{
+        "name": "main", "command": [sys.executable, "-c", ENDING, str(folder)]}]}}}}
+    wrapped = file_collector.wrap_events(job, "main", str(folder), ["loss", "accuracy"])
+    done = subprocess.run(wrapped["spec"]["template"]["spec"]["containers"][0]["command"], capture_output=True,
+                          timeout=60, check=True)
+    log = done.stdout
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = KubernetesExecutor(Cluster(namespace="stopped"), api_client("http://127.0.0.1:9"))
+    deps = Deps(store, executor, time.time, logs=executor)
+    try:
+        definition = study_definition("ending", metricsCollector={"kind": "tfevent", "path": str(folder)},
+                                      objective={"metric": "loss", "direction": "minimize",
+                                                 "additionalMetrics": ["accuracy"]})
+        record, _ = store_study(deps, parse_study(definition), definition)
+        trial = TrialRecord("ending", 0, {"x": 0.5})
+
+        def kept(read: bytes) -> dict[str, float]:
+            output = StoppedOutput(record, trial, deps)
+            for line in bounded_lines([read]):
+                output(line)
+            parsed = output.parsed()
+            assert parsed is not None
+            return parsed.summary.reduced()
+
+        assert kept(log) == {"loss": 0.5, "accuracy": 0.25}
+        start, last = (find(f"\r{file_collector.MARK}".encode()) for find in (log.index, log.rindex))
+        cuts = [at for at in range(start, log.index(b"\n", last) + 2) if log[at:at + 1] in b"\r}"]
+        assert len(cuts) >= 8, "the end printed every record, each cut before and within"
+        assert [kept(log[:at]) for at in cuts] == [{"loss": 0.5, "accuracy": 0.25}] * len(cuts)
     finally:
         store.close()

@@ -20,10 +20,11 @@ from conftest import run_study, study_definition
 
 from functions.adapters import local_outputs
 from functions.adapters.local_executor import LocalExecutor
-from functions.core import file_collector, katib, tfevent_lines, tfevents
+from functions.core import file_collector, katib, tfevent_budget, tfevent_lines, tfevents
 from functions.core.errors import InvalidStudy, RefusedFile, Stopping
 from functions.core.formats import load_definition
 from functions.core.launch import TrialLaunch
+from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -350,11 +351,11 @@ def test_the_bytes_of_event_records_read_are_bounded_across_the_files_of_a_folde
         writer.write(tmp_path / name / "events.out.tfevents.1", events)
     size = (tmp_path / "a" / "events.out.tfevents.1").stat().st_size
     read: list[dict[str, object]] = []
-    with pytest.raises(tfevents.TooMuchToRead, match=f"under {tmp_path} hold more than {size + 1_000:,} bytes"):
-        read.extend(tfevents.directory_records(str(tmp_path), budget=tfevents.Budget(str(tmp_path), size + 1_000)))
+    with pytest.raises(tfevent_budget.TooMuchToRead, match=f"under {tmp_path} hold more than {size + 1_000:,} bytes"):
+        read.extend(tfevents.directory_records(str(tmp_path), take=tfevent_budget.Budget(str(tmp_path), size + 1_000).take))
     assert len(read) < 2_000 + 1_000 // 20, "the second file's reading ended where the budget did"
     assert len(read) > 2_000
-    assert len(list(tfevents.directory_records(str(tmp_path), budget=tfevents.Budget(str(tmp_path), 2 * size)))) == 4_000
+    assert len(list(tfevents.directory_records(str(tmp_path), take=tfevent_budget.Budget(str(tmp_path), 2 * size).take))) == 4_000
 
 
 def test_a_record_of_zeros_ends_its_file_as_no_message_has_a_field_zero(tmp_path: Path):
@@ -468,3 +469,42 @@ def test_the_follower_opens_again_only_the_files_that_changed_size(tmp_path: Pat
     assert [r["step"] for r in tfevents.new_records(str(tmp_path), read_to)] == [1]
     writer.write(events, [writer.event(5, [("loss", 0.25)], writer.SIMPLE)])
     assert [r["step"] for r in tfevents.new_records(str(tmp_path), read_to)] == [5]
+
+
+def _wrapped_run(folder: Path, command: list[str]) -> bytes:
+    """The output of ``command`` run by the TensorFlowEvent collector's wrapper (real ``sh``,
+    the real follower and reader) over the event files under ``folder``, the loss's records."""
+    job = {"spec": {"template": {"spec": {"containers": [{"name": "main", "command": command}]}}}}
+    wrapped = file_collector.wrap_events(job, "main", str(folder), ["loss"])
+    return subprocess.run(wrapped["spec"]["template"]["spec"]["containers"][0]["command"], capture_output=True,
+                          timeout=60, check=True).stdout
+
+
+def test_a_command_that_ends_at_once_leaves_the_follower_its_last_look(tmp_path: Path):
+    """The command starts once the follower handles SIGTERM (it tells the wrapper so): one that
+    ends at once, as the follower's Python starts, cannot kill it before it printed the records
+    the event files hold."""
+    writer.write(tmp_path / "events.out.tfevents.1", [writer.event(step, [("loss", 1.0 / (step + 1))], writer.SIMPLE)
+                                                      for step in range(2)])
+    output = _wrapped_run(tmp_path, ["true"]).decode().split("\r")
+    assert [(r["step"], r["value"]) for r in tfevent_lines.records(file_collector.event_lines(output))] == \
+        [(0, "1.0"), (1, "0.5")]
+
+
+def test_a_trials_end_whose_reader_was_killed_while_it_printed_reads_the_followers_records(tmp_path: Path):
+    """A container killed while the reader at the end printed its records (its grace period
+    over) leaves a part of them in the log, without the line that closes them: the trial's end
+    reads the follower's records, every one, and not that part. With that line, the end's."""
+    writer.write(tmp_path / "events.out.tfevents.1", [writer.event(step, [("loss", 1.0 / (step + 1))], writer.SIMPLE)
+                                                      for step in range(4)])
+    log = _wrapped_run(tmp_path, ["true"])
+
+    def ended(read: bytes) -> list[str]:
+        return tfevent_lines.metric_lines(file_collector.final_lines(lambda: bounded_lines([read])), ["loss"])
+
+    every = [json.dumps({"loss": value}) for value in ("1.0", "0.5", "0.3333333432674408", "0.25")]
+    assert ended(log) == every
+    start, last = (find(f"\r{file_collector.MARK}".encode()) for find in (log.index, log.rindex))
+    cuts = [at for at in range(start, log.index(b"\n", last) + 1) if log[at:at + 1] in b"\r}"]
+    assert len(cuts) == 8, "each of the end's four records cut before and within"
+    assert [ended(log[:at]) for at in cuts] == [every] * len(cuts)

@@ -39,7 +39,7 @@ from functions.core.errors import RefusedFile, StorageFull
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch, local_timeout
 from functions.core.log_context import about, of_event
-from functions.core.tfevents import MAX_READ
+from functions.core.tfevent_budget import MAX_READ
 
 log = logging.getLogger("katuna.executor")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from functions.adapters import trial_files
-from functions.core import tfevents
+from functions.core import tfevent_budget, tfevents
 from functions.core.errors import LogsUnavailable, RefusedFile, Stopping, StorageFull
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
@@ -235,7 +235,7 @@ def make_metrics_folder(launch: TrialLaunch) -> None:
 
 
 def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False,
-              mark: Mark | None = None, most: int = tfevents.MAX_READ) -> Iterator[str]:
+              mark: Mark | None = None, most: int = tfevent_budget.MAX_READ) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
     is read as TensorFlow event files, a JSON record a line, for at most ``most`` bytes of
     records (``KATUNA_MAX_TFEVENTS``). Only a trial's files are read
@@ -265,19 +265,19 @@ def _event_lines(target: Path, stopped: Callable[[], bool], mark: Mark | None, m
     try:
         for record in tfevents.directory_records(directory, trial_files.open_file, earlier, tfevents.MAX_FILES,
                                                  lambda file, why: damaged.append(f"{file}: {why}"),
-                                                 _StoppableBudget(target, most, stopped)):
+                                                 _StoppableBudget(target, most, stopped).take):
             _check(stopped, target)
             yield json.dumps(record)
     except tfevents.TooManyFiles as exc:
         raise RefusedFile(str(exc)) from None
-    except tfevents.TooMuchToRead as exc:
+    except tfevent_budget.TooMuchToRead as exc:
         raise RefusedFile(str(exc), whole=False) from None
     if damaged:
         more = f" (and {len(damaged) - 1} more damaged event files)" if len(damaged) > 1 else ""
         raise RefusedFile(f"{damaged[0]}: read up to that record{more}")
 
 
-class _StoppableBudget(tfevents.Budget):
+class _StoppableBudget(tfevent_budget.Budget):
     """The bytes of records left to read of the folder ``target``, asking ``stopped()`` before
     each take: records that hold no scalar yield nothing, so without it a stop would wait for
     the read of all of them, up to ``KATUNA_MAX_TFEVENTS`` bytes (gigabytes where it is raised)."""

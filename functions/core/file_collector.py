@@ -141,27 +141,38 @@ EVENT_MARK = "katuna-metrics-event| "
 while the command runs (those it prints once the command ended start with :data:`MARK`)."""
 
 EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
-child=; term=
+child=; term=; ready=
 if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
+trap 'ready=1' USR2
 trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
-"$python" -c "$source" --follow 'katuna-metrics-event| ' "$dir" "$names" &
+"$python" -c "$source" --follow 'katuna-metrics-event| ' "$dir" "$names" ${$} &
 follower=$!
+while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01 2>/dev/null; done
 """ + RUN_COMMAND + r"""kill -TERM "$follower" 2>/dev/null
 while kill -0 "$follower" 2>/dev/null; do wait "$follower"; done
-"$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
+"$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names" && printf '\rkatuna-metrics-events-end.\n'
 exit "$code"
 """
 """``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: while the
 command runs, the reader's SOURCE follows the event files (:func:`~functions.core.tfevents.follow`),
 printing each record of the metrics behind :data:`EVENT_MARK` as it is written, so a stop that
-reads the log before it ends the trial (its study's end) finds what it wrote so far; once the
-command ended, the follower is ended (it looks once more first) and waited for, and the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
+reads the log before it ends the trial (its study's end) finds what it wrote so far. The command
+starts once the follower tells the script it is ready (``USR2``, its SIGTERM handler set, as
+:data:`WRAPPER`'s follower does), so a command that ends at once cannot kill it before its last
+look. Once the command ended, the follower is ended (it looks once more first) and waited for,
+and the reader's SOURCE (:mod:`functions.core.tfevents`, as Python 3.6 runs it:
 :mod:`functions.core.portable_source`) prints the scalars of the event files under DIRECTORY
 that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent
 collector reads them when the training has ended: those that reduce as all of them do, a bounded
 number (:func:`~functions.core.tfevents.kept_reports`): what a trial's end reads, the
-follower's records left out. The image needs ``python3`` or ``python`` of version 3.6 or
+follower's records left out; then :data:`EVENTS_DONE`, once it printed them all. A log without
+that line (read while the reader printed, or of a container killed first) gives the follower's
+records instead (:class:`EndCopy`). The image needs ``python3`` or ``python`` of version 3.6 or
 later, as TensorFlow's have since 1.13."""
+
+EVENTS_DONE = "katuna-metrics-events-end."
+"""The line the TensorFlowEvent collector's wrapper prints once the reader at the end printed
+every record it prints."""
 
 
 def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, Any]:
@@ -263,15 +274,28 @@ class EndCopy:
     wrapped container's output lines (:meth:`lines`): ``complete`` once its closing line was
     read (a container killed while printing it has none), ``whole`` once its opening line was
     read too (a log the kubelet rotated while the wrapper printed the copy, or a wrapper of an
-    earlier katuna, has none)."""
+    earlier katuna, has none). For the TensorFlowEvent collector's wrapper, whether the lines
+    read hold records its follower printed (``followed``) and the line that closes the reader's
+    records at the end (``events_done``): :attr:`followed_only`."""
 
     def __init__(self) -> None:
         self.complete = False
         self.begun = False
+        self.followed = False
+        self.events_done = False
 
     @property
     def whole(self) -> bool:
         return self.begun and self.complete
+
+    @property
+    def followed_only(self) -> bool:
+        """Whether the event files' records the follower printed as they were written give the
+        metrics, and not those the reader at the end printed: the lines read hold the former,
+        and not the end's closing line (:data:`EVENTS_DONE`), so the end's records read, if
+        any, are a part of them (a read while the reader printed them; a container killed
+        first), where the follower's are every record the command wrote."""
+        return self.followed and not self.events_done
 
     def lines(self, output: Iterable[str]) -> Iterator[str]:
         """The file's lines printed at the end, among ``output``."""
@@ -282,6 +306,10 @@ class EndCopy:
                 self.begun = True
             elif line.rstrip("\n") == END_DONE:
                 self.complete = True
+            elif line.startswith(EVENT_MARK):
+                self.followed = True
+            elif line.rstrip("\n") == EVENTS_DONE:
+                self.events_done = True
 
 
 def final_lines(read: Callable[[], Iterable[str]]) -> Iterator[str]:
@@ -290,7 +318,12 @@ def final_lines(read: Callable[[], Iterable[str]]) -> Iterator[str]:
     Katib's collector reads it then (a file rewritten in place or replaced gives its last
     content), when the wrapper printed it to its end (all the log still holds of it, where the
     kubelet rotated the log while the wrapper printed it: the lines copied before are gone
-    too); else the lines copied while the command ran (the container was killed first)."""
+    too); else the lines copied while the command ran (the container was killed first). For
+    the TensorFlowEvent collector, the records the reader printed at the end, unless it was
+    killed before it printed them all: then those its follower printed as they were written
+    (:attr:`EndCopy.followed_only`)."""
     ended = EndCopy()
     deque(ended.lines(read()), maxlen=0)
-    return EndCopy().lines(read()) if ended.complete else file_lines(read())
+    if ended.complete:
+        return EndCopy().lines(read())
+    return event_lines(read()) if ended.followed_only else file_lines(read())

@@ -82,57 +82,20 @@ a histogram takes more. A longer one is passed over unread, its bytes never held
 record, and a sparse file holds them at no cost to its disk."""
 
 
-MAX_READ = 16 * 1024 * 1024
-"""The most bytes of records katuna reads of a local attempt's event files by default, all of
-them together (each record's 12-byte header counted, a record passed over unread counted by its
-header only); :data:`SETTING` raises or lowers it. Reading and decoding them costs the service's
-CPU about 1 s a MiB of scalar events (measured on two busy cores), so a trial writing hundreds
-of megabytes of them would hold a worker for minutes. 16 MiB holds about 330,000 scalar events
-(a step's few scalars logged at every step of a long run), read in about 15 s there. On a
-cluster the reader runs in the trial's own container, at the trial's cost, without a limit."""
-
-SETTING = "KATUNA_MAX_TFEVENTS"
-"""The service's setting of the bytes of records read of a local attempt's event files (this
-module names it only, reading no setting itself)."""
-
-
-class TooMuchToRead(Exception):
-    """Event files holding more bytes of records than are read (:class:`Budget`): not a
-    ``ValueError``, which ends one file's reading only."""
-
-
-class Budget:
-    """Bytes of records still to read across the event files of one read: ``most`` of them
-    (:data:`MAX_READ` unless :data:`SETTING` says otherwise)."""
-
-    def __init__(self, directory: str, most: int = MAX_READ) -> None:
-        self.directory, self.most, self.left = directory, most, most
-
-    def take(self, count: int) -> None:
-        """Count ``count`` bytes about to be read: a :class:`TooMuchToRead` past the budget,
-        naming the setting that raises it."""
-        self.left -= count
-        if self.left < 0:
-            raise TooMuchToRead(
-                f"the event files under {self.directory} hold more than {self.most:,} bytes of records; katuna reads "
-                f"at most {self.most:,} of an attempt's ({SETTING}), so none of its metrics counts: write scalars "
-                f"less often, or images, histograms and graphs to another folder than the collector's, or raise "
-                f"{SETTING}")
-
-
-def tf_records(stream: BinaryIO, budget: Budget | None = None) -> Iterator[bytes]:
+def tf_records(stream: BinaryIO, take: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """The records of a TFRecord file, read one at a time, up to the first one failing its
     checksum (a file that is no TFRecord file fails its first header's). A record claiming more
     bytes than are left of the file is a :class:`DamagedFile`, found before it is read: a
     header's length alone would otherwise have that many bytes read at once (2**40: a
-    ``MemoryError``). A record longer than :data:`MAX_RECORD` is skipped, unread. Each header
-    and each record read is taken from ``budget`` first."""
+    ``MemoryError``). A record longer than :data:`MAX_RECORD` is skipped, unread. The bytes of
+    each header and each record are told to ``take`` before they are read (which raises to end
+    the read: a local attempt's :class:`~functions.core.tfevent_budget.Budget`)."""
     left = os.fstat(stream.fileno()).st_size - stream.tell()
     while True:
         header = stream.read(12)
         left -= len(header)
-        if budget is not None:
-            budget.take(len(header))
+        if take is not None:
+            take(len(header))
         if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
             return
         (length,) = struct.unpack("<Q", header[:8])
@@ -142,8 +105,8 @@ def tf_records(stream: BinaryIO, budget: Budget | None = None) -> Iterator[bytes
             stream.seek(length + 4, os.SEEK_CUR)
             left -= length + 4
             continue
-        if budget is not None:
-            budget.take(length + 4)
+        if take is not None:
+            take(length + 4)
         data = stream.read(length + 4)
         left -= len(data)
         if len(data) < length + 4 or struct.unpack("<I", data[length:])[0] != masked_crc(data[:length]):
@@ -256,20 +219,21 @@ def _summary_value(data: bytes) -> tuple[str, str] | None:
 def directory_records(directory: str, opener: Callable[[str], BinaryIO] | None = None,
                       earlier: Collection[str] = (), most: int | None = None,
                       damaged: Callable[[str, str], None] | None = None,
-                      budget: Budget | None = None) -> Iterator[dict[str, object]]:
+                      take: Callable[[int], None] | None = None) -> Iterator[dict[str, object]]:
     """Each scalar of every event file under ``directory``, in file order: its file's folder,
     tag, step and value (text). Files that are no event files give nothing, nor the ``earlier``
     ones (their paths from ``directory``: a local trial's folder held them before it started).
     Each file is opened by ``opener`` (the service's checks of a local trial's files), else as it is.
     A folder of more than ``most`` files is a :class:`TooManyFiles` before any is read; a damaged
     file gives what came before the damage, and is told to ``damaged`` (its path and why). The
-    bytes read are taken from ``budget``: past it, a :class:`TooMuchToRead` ends the read."""
+    bytes about to be read are told to ``take`` (:func:`tf_records`), whose error (other than a
+    ``ValueError``, which ends one file's reading) ends the read."""
     for path in event_files(directory, most):
         if os.path.relpath(path, directory) in earlier:
             continue
         try:
             with opener(path) if opener is not None else open(path, "rb") as handle:
-                for record in tf_records(handle, budget):
+                for record in tf_records(handle, take):
                     for tag, step, value in scalars(record):
                         yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
         except (DamagedFile, MemoryError) as exc:
@@ -400,13 +364,15 @@ def _whole_records(handle: BinaryIO) -> Iterator[bytes]:
         return
 
 
-def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECONDS) -> None:
+def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECONDS, ready: int | None = None) -> None:
     """Print each record under the directory that one of the metric names (a JSON list) matches,
     behind ``MARK``, as it is written, every ``seconds``, until SIGTERM: the records a trial
     wrote so far are in its log while it runs, where a stop that reads the log before it ends
     the trial finds them. SIGTERM (the wrapper's, once the command ended) wakes it, and it
     reads once more before it ends, so the log holds every record the command wrote, before
-    the reader at the end has read them all and printed its own. Each once, in bounded memory
+    the reader at the end has read them all and printed its own. Process ``ready`` (the
+    wrapper) is sent SIGUSR2 once SIGTERM is handled, so it starts the command only then: one
+    that ends at once cannot kill the follower before its last look. Each once, in bounded memory
     (an offset a file); a folder of more than :data:`MAX_FILES` files is followed no more (the
     reader at the end says why)."""
     stopping: list[int] = []
@@ -414,6 +380,8 @@ def follow(mark: str, directory: str, names: str, seconds: float = FOLLOW_SECOND
     os.set_blocking(woken, False)
     signal.set_wakeup_fd(woken)  # a SIGTERM during the sleep's select makes ``wake`` readable
     signal.signal(signal.SIGTERM, lambda number, frame: stopping.append(number))
+    if ready is not None:
+        os.kill(ready, signal.SIGUSR2)
     metrics = json.loads(names)
     read_to: dict[str, tuple[int, int] | None] = {}
     while True:
@@ -437,9 +405,9 @@ def main(argv: list[str]) -> None:
     (:func:`kept_reports`): the log holds no other scalar, and a bounded number. Each
     line starts with a carriage return, where katuna's readers cut lines, so a last line the
     trial's command left unended does not hold the first record. ``--follow MARK DIRECTORY
-    NAMES``: print them as they are written (:func:`follow`)."""
+    NAMES [PID]``: print them as they are written, telling process PID once ready (:func:`follow`)."""
     if argv[0] == "--follow":
-        follow(argv[1], argv[2], argv[3])
+        follow(argv[1], argv[2], argv[3], ready=int(argv[4]) if len(argv) > 4 else None)
         return
     mark, directory, names = argv
     metrics = json.loads(names)

@@ -4,11 +4,12 @@ last lines streams in: what :func:`functions.handlers.output.record_parsed` keep
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 from functions.core import log_keep
 from functions.core.errors import RefusedFile
-from functions.core.file_collector import EVENT_MARK, MARK, event_lines, file_lines
+from functions.core.file_collector import EVENT_MARK, EVENTS_DONE, MARK, EndCopy, event_lines, file_lines
 from functions.core.launch import trial_launch
 from functions.core.log_keep import format_parser, line_parser, new_summary
 from functions.core.metric_summary import Summary
@@ -67,19 +68,23 @@ class StoppedOutput:
         text = line.rstrip("\n")
         self.size += len(text.encode()) + 1
         if self._events is not None:
-            if text.startswith((EVENT_MARK, MARK)):
+            if text.startswith((EVENT_MARK, MARK)) or text == EVENTS_DONE:
                 self._events.append(text)
         elif self.file is None:
             self.summary.add(self._parse([text]))
 
     def _add_events(self) -> None:
         """Add the observations of the event files' records read (at most the last lines
-        read's): those the wrapper printed whole once the command ended where the read holds
-        them (the trial ended as it was stopped), else those it printed as they were written,
-        reduced as a trial's end reduces the former (:func:`~functions.core.tfevent_lines.metric_lines`)."""
+        read's): those the wrapper printed once the command ended where the read holds them
+        all (the trial ended as it was stopped), else those it printed as they were written
+        (a read while the reader at the end printed its records holds a part of them only:
+        :attr:`~functions.core.file_collector.EndCopy.followed_only`), reduced as a trial's end
+        reduces the former (:func:`~functions.core.tfevent_lines.metric_lines`)."""
         if not self._events:
             return
-        records = list(file_lines(self._events)) or list(event_lines(self._events))
+        ended = EndCopy()
+        deque(ended.lines(self._events), maxlen=0)
+        records = list(event_lines(self._events) if ended.followed_only else file_lines(self._events))
         self._events = []
         self._observe(records)
 

@@ -25,7 +25,7 @@ from functions.core.katib_trials import TRIALS_KEPT
 from functions.core.limits import PREFIX, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.records import KUBERNETES, LOCAL
-from functions.core.tfevents import MAX_READ
+from functions.core.tfevent_budget import MAX_READ
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 from functions.settings import environment
 from functions.settings.access import AccessSettings
@@ -145,7 +145,7 @@ class Settings(AccessSettings):
     fails the child: :mod:`functions.adapters.local_checkpoints`). ``KATUNA_MAX_TFEVENTS`` (16 MiB):
     the most bytes of records read of a local attempt's TensorFlow event files, all of them
     together; past it the trial fails, its reason naming this setting (on a cluster the trial's
-    container reads them, without a limit: :data:`functions.core.tfevents.MAX_READ`). ``KATUNA_PRUNE_CHECKPOINTS``
+    container reads them, without a limit: :data:`functions.core.tfevent_budget.MAX_READ`). ``KATUNA_PRUNE_CHECKPOINTS``
     (false): ``true`` deletes, as trials end, the checkpoint folders of population-based training
     no later trial can copy (:mod:`functions.handlers.checkpoint_prunes`): a local trial's at once,
     a trial Job's on the claim by a Job (:func:`functions.core.checkpoint_drop.prune_job`).
