@@ -19,6 +19,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -363,11 +364,10 @@ def _foreign_databases(folder: Path) -> list[Path]:
     """Another program's SQLite files: one with a table, one that also numbers its schema."""
     paths = [folder / "app.db", folder / "versioned.db"]
     for path, version in zip(paths, (0, 3)):
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn, conn:
             conn.execute("CREATE TABLE notes (body TEXT)")
             conn.execute("INSERT INTO notes VALUES ('mine')")
             conn.execute(f"PRAGMA user_version = {version}")
-        conn.close()
     return paths
 
 
@@ -419,9 +419,8 @@ def test_every_command_and_the_service_refuse_a_database_a_newer_katuna_migrated
 
     path = tmp_path / "newer.db"
     SqliteStore(path).close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
     before = path.read_bytes()
     refusal = (f"error: {path} was migrated by a newer katuna (schema {len(MIGRATIONS) + 1}; this katuna knows schema "
                f"{len(MIGRATIONS)} at most); katuna left it as it is: upgrade katuna to use it\n")

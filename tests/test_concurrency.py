@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ THREADS = 16
 
 
 def _uids(workdir: Path) -> dict[str, str]:
-    with sqlite3.connect(workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(workdir / "katuna.db")) as db:
         return dict(db.execute("SELECT name, uid FROM studies"))
 
 

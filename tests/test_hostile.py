@@ -15,6 +15,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -364,7 +365,7 @@ def target(service: Service) -> dict:
 
 
 def _uid(service: Service) -> str:
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         return db.execute("SELECT uid FROM studies WHERE name = 'target'").fetchone()[0]
 
 

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,7 @@ def test_a_report_made_again_records_no_happening_twice(kube: KubeStub, submitte
     store = submitted
     record = store.get_study(NAME)
     add_trials(store)
-    with sqlite3.connect(tmp_path / "before.db") as copy:
+    with closing(sqlite3.connect(tmp_path / "before.db")) as copy:
         store.db.conn.backup(copy)
     event = trial_suggested(NAME, record.uid, 4, 1)
     dispatcher_of(kube, store).deliver_to("writeback", event)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def test_old_handling_records_are_pruned_and_a_deleted_study_leaves_no_counts(tm
         stored(store, "gone")
         store.add_trial(TrialRecord("gone", 0, {"x": 1.0}, "COMPLETE", values=[1.0]))
         store.delete_study("gone")
-        with sqlite3.connect(tmp_path / "katuna.db") as db:
+        with closing(sqlite3.connect(tmp_path / "katuna.db")) as db:
             assert db.execute("SELECT count(*) FROM trial_counts WHERE study = 'gone'").fetchone()[0] == 0
     finally:
         store.close()

@@ -16,7 +16,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ def test_a_study_whose_journal_is_damaged_is_left_out_of_the_list_which_shows_th
             assert run_study(runner, study_definition(name=name), tmp_path).status == "completed"
     finally:
         runner.close()
-    with sqlite3.connect(tmp_path / "katuna.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "katuna.db")) as conn, conn:
         conn.execute("UPDATE optuna_journal SET body = '{not json' WHERE stream = (SELECT MIN(stream) "
                      "FROM optuna_journal) AND number = 1")
     with dashboard(tmp_path) as base:

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -154,14 +155,14 @@ def submit(service: Service, name: str, **overrides) -> str:
 
 
 def uid_of(service: Service, name: str) -> str:
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         return db.execute("SELECT uid FROM studies WHERE name = ?", [name]).fetchone()[0]
 
 
 def backdate(service: Service, update: str, *args: object) -> None:
     """Move a stored time :data:`IN_FLIGHT` seconds back (``update``'s first parameter): as if
     that long had passed since."""
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db, db:
         db.execute(update, [IN_FLIGHT, *args])
 
 
@@ -179,7 +180,7 @@ def trials(service: Service, name: str) -> list[dict]:
 
 
 def handled(service: Service, handler: str, event_id: str) -> int:
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         return db.execute("SELECT count(*) FROM processed_events WHERE handler = ? AND event_id = ?",
                           [handler, event_id]).fetchone()[0]
 
@@ -235,7 +236,7 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
     eventually(lambda: ("katuna", "rc-budget-0") in kube.jobs, "the trial's Job", timeout=60)
     early = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
     assert early == [], "a study whose Job runs is neither stalled nor over its budget"
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db, db:
         db.execute("UPDATE studies SET started_at = started_at - 3600 WHERE name = ?", ["rc-budget"])
     ended = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
     assert [e.get_type() for e in ended if e.get_type() == COMPLETED] == [COMPLETED]

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import jsonschema
@@ -472,7 +473,7 @@ def handled_by(service: Service, event_id: str) -> list[str]:
     """The handlers that recorded the handling of :func:`send`'s event ``event_id``, kept under
     its source and id together (:func:`functions.core.events.delivery_key`)."""
     key = delivery_key(Event("", {}, event_id, "https://10.96.0.1:443"))
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         return [r[0] for r in db.execute("SELECT handler FROM processed_events WHERE event_id = ?", [key])]
 
 
@@ -804,7 +805,7 @@ def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: S
     send(service, "add", kube.apply(study("twin-kst", maxTrials=3)))
     service.wait_for("twin-http")
     service.wait_for("twin-kst")
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         db.row_factory = sqlite3.Row
         rows = {r["name"]: dict(r) for r in db.execute("SELECT * FROM studies WHERE name LIKE 'twin-%'")}
         trials = {name: [dict(t, study=None) for t in db.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,7 +175,8 @@ def run_on_cluster(service: Service, folder: Path, name: str) -> None:
 def copy_database(service: Service, to: Path) -> None:
     """A consistent copy of the service's database, as ``sqlite3 katuna.db ".backup COPY"`` takes one."""
     to.mkdir()
-    with sqlite3.connect(service.workdir / "katuna.db") as source, sqlite3.connect(to / "katuna.db") as copy:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as source, \
+            closing(sqlite3.connect(to / "katuna.db")) as copy:
         source.backup(copy)
 
 
@@ -202,7 +204,7 @@ def test_a_database_copied_off_a_cluster_service_runs_no_trial_on_a_laptop_until
             (folder / "go").touch()
         service.close()
     (trials / "go").unlink()
-    with sqlite3.connect(tmp_path / "running" / "katuna.db") as db:
+    with closing(sqlite3.connect(tmp_path / "running" / "katuna.db")) as db, db:
         db.execute("UPDATE studies SET runs_on = NULL WHERE name = 'legacy'")
 
     local = Service(tmp_path / "running", workers=1)

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import time
 import traceback
+from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_a_service_shows_its_tokens_and_cloud_credentials_nowhere(tmp_path: Path
     finally:
         service.close()
     shown += [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
-    with sqlite3.connect(tmp_path / "katuna.db") as db:
+    with closing(sqlite3.connect(tmp_path / "katuna.db")) as db:
         shown.append("\n".join(db.iterdump()).encode())
     for secret in (API_TOKEN, METRICS_TOKEN, CLOUD_SECRET):
         assert not [text[:200] for text in shown if secret.encode() in text], secret

@@ -279,7 +279,7 @@ class WallClock:
 
 def _queued(db: Path) -> tuple[int, str | None, float] | None:
     """The one queued event's posts so far, its taker and when it is due; None once it left."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         return conn.execute("SELECT attempts, taken_by, due FROM event_queue").fetchone()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def handled(service: Service, function: str) -> float:
 
 
 def claims(service: Service) -> int:
-    with sqlite3.connect(service.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db:
         return db.execute("SELECT count(*) FROM processed_events WHERE event_id = 'katuna.tick-claim'").fetchone()[0]
 
 

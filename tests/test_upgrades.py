@@ -72,11 +72,19 @@ def stored_as_older(db: Path, definition: dict, status: str, older: Callable[[di
         store.close()
     normalized = stored_spec(db)
     older(normalized)
-    sqlite_utils.Database(db).execute("UPDATE studies SET normalized = ?", [json.dumps(normalized)])
+    written(db, "UPDATE studies SET normalized = ?", [json.dumps(normalized)])
+
+
+def written(db: Path, statement: str, parameters: list | None = None) -> None:
+    """``statement`` run on the file and committed, its connection closed: a test leaves no
+    descriptor of its database to the later tests of its process."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(statement, parameters or [])
 
 
 def stored_spec(db: Path) -> dict:
-    return json.loads(sqlite_utils.Database(db).execute("SELECT normalized FROM studies").fetchone()[0])
+    with closing(sqlite3.connect(db)) as conn:
+        return json.loads(conn.execute("SELECT normalized FROM studies").fetchone()[0])
 
 
 def test_an_interrupted_experiment_stored_by_an_older_katuna_resumes_from_the_same_file(tmp_path: Path):
@@ -173,7 +181,7 @@ def test_an_experiment_restarted_with_a_raised_budget_searches_on_as_it_began(tm
     searched with joint TPE went on with independent TPE, its sampler changed mid-study."""
     db = tmp_path / "katuna.db"
     stored_as_older(db, tpe_experiment(), "completed", as_joint_tpe)
-    sqlite_utils.Database(db).execute("UPDATE studies SET reason = 'max trials reached (2)'")
+    written(db, "UPDATE studies SET reason = 'max trials reached (2)'")
     began = stored_spec(db)
     with app_client(db) as client_:
         answer = client_.post("/studies", data=yaml.safe_dump(tpe_experiment(maxTrialCount=4)),
@@ -190,18 +198,19 @@ def test_an_experiment_edited_on_the_cluster_searches_on_as_it_began(tmp_path: P
     conversion of it: the running study changed its sampler to independent TPE mid-run."""
     kube = KubeStub()
     store = SqliteStore(tmp_path / "katuna.db")
+    api = client.ApiClient(kube.configuration())
     try:
         doc = {**tpe_experiment(), "apiVersion": "katuna.dev/v1",
                "metadata": {"name": "katib-exp", "namespace": "katuna"}}
-        dispatcher = watching_dispatcher(store, client.ApiClient(kube.configuration()), "katuna", katib_api=False)
+        dispatcher = watching_dispatcher(store, api, "katuna", katib_api=False)
         dispatcher.deliver_to("resource", resource_changed("add", kube.apply(doc)))
         normalized = stored_spec(tmp_path / "katuna.db")
         as_joint_tpe(normalized)
-        sqlite_utils.Database(tmp_path / "katuna.db").execute("UPDATE studies SET normalized = ?",
-                                                               [json.dumps(normalized)])
+        written(tmp_path / "katuna.db", "UPDATE studies SET normalized = ?", [json.dumps(normalized)])
         doc["spec"]["parallelTrialCount"] = 2
         dispatcher.deliver_to("resource", resource_changed("update", kube.apply(doc)))
     finally:
+        api.close()
         store.close()
         kube.close()
     edited = stored_spec(tmp_path / "katuna.db")
@@ -214,9 +223,8 @@ def test_an_experiment_edited_on_the_cluster_searches_on_as_it_began(tmp_path: P
 
 def migrated_by_a_newer_katuna(db: Path) -> None:
     """What a newer katuna's migration leaves for this one to see: a schema past the last it knows."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
 
 
 def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_writes_nor_reads(tmp_path: Path):
@@ -235,7 +243,8 @@ def test_a_connection_open_before_a_newer_katuna_migrated_the_file_neither_write
             store.get_study("demo")
     finally:
         store.close()
-    assert [row[0] for row in sqlite3.connect(db).execute("SELECT name FROM studies")] == ["demo"]
+    with closing(sqlite3.connect(db)) as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM studies")] == ["demo"]
 
 
 def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_and_exits_2(tmp_path: Path):
@@ -262,9 +271,8 @@ def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_an
         "replace it with the newer katuna. The study's running trials were stopped: run the same command with the "
         "newer katuna to resume 'demo'.\n"), stderr
     assert not any(alive(pid.read_text()) for pid in tmp_path.glob("*.1.pid")), "its trials were stopped"
-    with sqlite3.connect(db) as conn:  # the newer katuna, as far as this study is concerned
+    with closing(sqlite3.connect(db)) as conn, conn:  # the newer katuna, as far as this study is concerned
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-    conn.close()
     (tmp_path / "go").touch()
     resumed = katuna(tmp_path, "run", "study.yaml")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

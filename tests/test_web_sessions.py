@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import urllib.parse
+from contextlib import closing
 from http.cookies import SimpleCookie
 
 import pytest
@@ -86,7 +87,7 @@ def test_the_database_keeps_a_hash_of_each_session_never_its_id(guarded: Service
     assert guarded.request("GET", "/studies", headers={"Cookie": f"katuna_session={cookie}"})[0] == 200
     files = [path for path in guarded.workdir.iterdir() if path.name.startswith("katuna.db")]
     assert files and not any(cookie.encode() in path.read_bytes() for path in files), "readable from the database"
-    with sqlite3.connect(guarded.workdir / "katuna.db") as db:
+    with closing(sqlite3.connect(guarded.workdir / "katuna.db")) as db:
         kept = [row[0] for row in db.execute("SELECT id_sha256 FROM sessions")]
     assert hashlib.sha256(cookie.encode()).hexdigest() in kept
 
