@@ -3,8 +3,8 @@ can gather a whole request without a thread (:class:`~functions.adapters.web.cli
 
 A request whose end these bytes cannot tell cheaply is handed to a thread sooner, which reads
 the rest under the client's deadline: a head past :data:`GATHER_LIMIT`, a body past the body
-limit (refused ``413`` once read), a client waiting for ``100 Continue``, and framing that
-gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encoding``).
+limit (refused ``413`` at once, its bytes thrown away by the worker's poller), a chunked body
+whose client waits for ``100 Continue``, and framing that gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encoding``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ GATHER_LIMIT = 64 * 1024
 (gunicorn allows 100 fields of 8 KiB) is read by the thread, with the deadline."""
 CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,19})[ \t]*(?:\r|$)")
 CHUNKED = re.compile(rb"\ntransfer-encoding:[ \t]*chunked[ \t]*(?:\r|$)")
+CONTINUE = re.compile(rb"\nexpect:[ \t]*100-continue[ \t]*(?:\r|$)")
+CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
+"""What tells a client waiting for it to send its body (RFC 9110 section 15.2.1)."""
 SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})[ \t]*(?:;[^\r\n]*)?\r\n")
 """A chunk's size line: its size in hex, then any extensions."""
 SIZE_LINE_LIMIT = 1024
@@ -52,8 +55,8 @@ def serve_unchunked(environ: dict[str, Any], body: bytes) -> None:
 
 def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = None) -> int | None:
     """How many bytes from the request's start a thread waits for: its head, and a body of at
-    most ``body_limit`` bytes (``Content-Length``, or chunked with its trailer) unless the client
-    waits for ``100 Continue``; None while that cannot be told yet: the head, or a chunked body,
+    most ``body_limit`` bytes (``Content-Length``, whether or not the client waits for ``100
+    Continue`` before sending it, or chunked with its trailer); None while that cannot be told yet: the head, or a chunked body,
     is not all here (and within the bounds above). ``walk`` keeps a chunked body's walk from one
     call to the next, ``data`` having grown."""
     end = data.find(b"\r\n\r\n")
@@ -63,7 +66,9 @@ def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = N
     body_start = end + 4
     length = CONTENT_LENGTH.search(fields)
     encodings = fields.count(b"\ntransfer-encoding:")
-    if b"\nexpect:" in fields or (length is not None and encodings):
+    if length is not None and encodings:
+        return body_start
+    if b"\nexpect:" in fields and (length is None or not CONTINUE.search(fields)):
         return body_start
     if length is not None:
         size = int(length.group(1))
@@ -71,6 +76,13 @@ def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = N
     if encodings == 1 and CHUNKED.search(fields):
         return chunked_end(data, body_start, body_limit, walk or Walk())
     return body_start
+
+
+def waits_to_continue(data: bytes | bytearray) -> bool:
+    """Whether the request whose start is ``data`` has a whole head saying its client waits for
+    ``100 Continue`` before it sends its body."""
+    end = data.find(b"\r\n\r\n")
+    return end >= 0 and CONTINUE.search(bytes(data[:end]).lower()) is not None
 
 
 def chunked_end(data: bytes | bytearray, start: int, body_limit: int, walk: Walk) -> int | None:

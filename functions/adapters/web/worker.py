@@ -36,7 +36,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import _DEFER
 
-from functions.adapters.web import peers
+from functions.adapters.web import guard, peers
 from functions.adapters.web.client_socket import ClientSocket
 from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.parse_errors import JsonErrors
@@ -83,7 +83,10 @@ class Worker(SignalledWorker):
         half-closed and left to the poller until the client closes too (:mod:`.lingering`),
         where gunicorn waits for that on the main loop, up to 2 s for each connection."""
         if fs.cancelled() or (fs.exception() is None and not fs.result()):
-            self.lingering.close(conn.sock)
+            if getattr(conn.sock, "body_left", False):
+                self.lingering.close(conn.sock, guard.DRAIN_LIMIT, guard.LINGER_SECONDS)
+            else:
+                self.lingering.close(conn.sock)
             return
         super().finish_request(conn, fs)
         if self.pending_conns and self.pending_conns[-1] is conn:
@@ -156,7 +159,7 @@ class Worker(SignalledWorker):
         many connections open (sending nothing, or a byte now and then) kept every other client,
         the readiness probe and every token holder among them, waiting until its connections
         timed out, and could open them again; now a client that sends its request at once is
-        served whoever holds the rest."""
+        served whoever holds the rest. With neither, a half-closed connection goes (:mod:`.lingering`)."""
         if self.nr_conns < self.worker_connections or not _waiting(self.sockets):
             return
         for held in (self.keepalived_conns, self.pending_conns):
@@ -167,6 +170,7 @@ class Worker(SignalledWorker):
                 self.nr_conns -= 1
                 conn.close()
                 return
+        self.lingering.make_room()
 
     def murder_keepalived(self, force: bool = False) -> None:
         """gunicorn's; forced as the worker ends, it closes the half-closed connections too."""
@@ -178,7 +182,10 @@ class Worker(SignalledWorker):
         """gunicorn's, but a request waiting for ``100 Continue`` (``Expect: 100-continue``)
         whose ``Content-Length`` is over ``KATUNA_MAX_BODY`` is not told to send its body: its
         ``413`` comes first, and the connection closes after it (RFC 9110 section 10.1.1), where
-        gunicorn would invite the body and throw it away."""
+        gunicorn would invite the body and throw it away; nor is one whose client the worker's
+        poller already told, as it gathered the body (:meth:`.ClientSocket.gather`)."""
+        if getattr(conn.sock, "continued", False):
+            req._expected_100_continue = False
         if req._expected_100_continue and _declared_length(req) > self.body_limit:
             req._expected_100_continue = False
             req.force_close()
