@@ -1,8 +1,9 @@
 """Where an HTTP/1.1 request ends in the bytes received so far, so that ``katuna serve``'s worker
 can gather a whole request without a thread (:class:`~functions.adapters.web.client_socket.ClientSocket`).
 
-A request whose end these bytes cannot tell cheaply is handed to a thread sooner, which reads
-the rest under the client's deadline: a head past :data:`GATHER_LIMIT`, a body past the body
+A head past :data:`GATHER_LIMIT` is refused (``431``) as it is gathered, no thread waiting for
+the rest. A request whose end these bytes cannot tell cheaply is handed to a thread sooner, which
+reads the rest under the client's deadline: a body past the body
 limit (refused ``413`` at once, its bytes thrown away by the worker's poller), a chunked body
 whose client waits for ``100 Continue``, and framing that gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encoding``).
 """
@@ -76,6 +77,12 @@ def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = N
     if encodings == 1 and CHUNKED.search(fields):
         return chunked_end(data, body_start, body_limit, walk or Walk())
     return body_start
+
+
+def head_too_large(data: bytes | bytearray) -> bool:
+    """Whether ``data``, the start of a request, holds :data:`GATHER_LIMIT` bytes and no end of
+    its head: refused, never handed to a thread to wait for the rest."""
+    return len(data) >= GATHER_LIMIT and data.find(b"\r\n\r\n") < 0
 
 
 def waits_to_continue(data: bytes | bytearray) -> bool:

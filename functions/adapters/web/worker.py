@@ -34,10 +34,12 @@ import socket
 import time
 from typing import Any
 
+from gunicorn.http.errors import LimitRequestHeaders
 from gunicorn.workers.gthread import _DEFER
 
 from functions.adapters.web import guard, peers
 from functions.adapters.web.client_socket import ClientSocket
+from functions.adapters.web.framing import GATHER_LIMIT, head_too_large
 from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.parse_errors import JsonErrors
 from functions.adapters.web.whole_body import WholeBody
@@ -197,7 +199,8 @@ class Worker(SignalledWorker):
     def handle(self, conn: Any) -> Any:
         """Serve a request once it is here: until then the connection goes back to the main
         loop, which closes it after gunicorn's ``keepalive`` seconds of silence. A request the
-        parser already holds (sent behind the last) is served at once."""
+        parser already holds (sent behind the last) is served at once. A head larger than the
+        poller gathers is answered ``431`` unread, where a thread would wait for its end."""
         sock = conn.sock
         if not isinstance(sock, ClientSocket):
             return super().handle(conn)
@@ -206,6 +209,10 @@ class Worker(SignalledWorker):
         elif not sock.gather():
             return _DEFER
         conn.data_ready = True
+        if head_too_large(sock.gathered):
+            self.handle_error(None, sock, conn.client, LimitRequestHeaders(
+                f"the request's head passes {GATHER_LIMIT:,} bytes: send fewer or smaller header fields"))
+            return False
         try:
             return super().handle(conn)
         finally:
