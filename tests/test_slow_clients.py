@@ -279,8 +279,11 @@ def test_a_client_socket_gives_up_an_answer_the_client_reads_slower_than_the_lea
 
 
 @pytest.mark.parametrize("head", [POST_HEAD % (2 << 20), POST_HEAD.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n") % 1000,
-                                  HALF_REQUEST + (b"X-Large: " + b"y" * 8000 + b"\r\n") * 9 + b"X-Slow: "],
-                         ids=["body over the limit", "body after 100 Continue", "head over 64 KiB"])
+                                  HALF_REQUEST + (b"X-Large: " + b"y" * 8000 + b"\r\n") * 9 + b"X-Slow: ",
+                                  CHUNKED_HEAD + b"1;" + b"e" * 1100, CHUNKED_HEAD + b"200000\r\n",
+                                  CHUNKED_HEAD.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n") + b"400\r\n"],
+                         ids=["body over the limit", "body after 100 Continue", "head over 64 KiB",
+                              "chunk size line over 1 KiB", "chunks over the limit", "chunks after 100 Continue"])
 def test_requests_a_thread_would_wait_for_hold_none_and_keep_no_other_client_waiting(tmp_path, head: bytes):
     """More clients than the worker has threads each send the start of a request no thread may
     wait for, then trickle the rest: a body over KATUNA_MAX_BODY (answered ``413`` at once, its

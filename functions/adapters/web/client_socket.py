@@ -109,7 +109,7 @@ class ClientSocket(socket.socket):
                 self.gathered += super().recv(wanted)
             if size is not None and len(self.gathered) >= size:
                 return True
-            if size is not None and not self.continued and waits_to_continue(self.gathered):
+            if not self.continued and waits_to_continue(self.gathered):
                 self._continue()
 
     def _continue(self) -> None:

@@ -40,6 +40,10 @@ class Walk:
     """Bytes of the chunks walked."""
     framing: int = 0
     """Bytes of their size lines and line ends."""
+    refused: str | None = None
+    """Why the walk gave up before the body's end: ``large`` (its chunks carry more than the body
+    limit) or ``framing`` (framing katuna does not gather: a bad or 1 KiB size line, 64 KiB of
+    framing or trailer); the worker then refuses the request unread, no thread waiting for it."""
 
 
 def serve_unchunked(environ: dict[str, Any], body: bytes) -> None:
@@ -69,7 +73,7 @@ def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = N
     encodings = fields.count(b"\ntransfer-encoding:")
     if length is not None and encodings:
         return body_start
-    if b"\nexpect:" in fields and (length is None or not CONTINUE.search(fields)):
+    if b"\nexpect:" in fields and not CONTINUE.search(fields):
         return body_start
     if length is not None:
         size = int(length.group(1))
@@ -102,19 +106,26 @@ def chunked_end(data: bytes | bytearray, start: int, body_limit: int, walk: Walk
         line = SIZE_LINE.match(data, walk.position)
         if line is None:
             rest = data[walk.position:walk.position + SIZE_LINE_LIMIT + 1]
-            return None if b"\n" not in rest and len(rest) <= SIZE_LINE_LIMIT else start
+            return None if b"\n" not in rest and len(rest) <= SIZE_LINE_LIMIT else _refused(walk, "framing", start)
         size = int(line.group(1), 16)
         carried, framing = walk.carried + size, walk.framing + len(line.group(0)) + 2
         if carried > body_limit or framing > GATHER_LIMIT:
-            return start
+            return _refused(walk, "large" if carried > body_limit else "framing", start)
         if size == 0:
-            return _trailer_end(data, line.end(), start)
+            end_of_trailer = _trailer_end(data, line.end(), start)
+            return _refused(walk, "framing", start) if end_of_trailer == start else end_of_trailer
         end = line.end() + size
         if len(data) < end + 2:
             return None
         if data[end:end + 2] != b"\r\n":
-            return start
+            return _refused(walk, "framing", start)
         walk.position, walk.carried, walk.framing = end + 2, carried, framing
+
+
+def _refused(walk: Walk, why: str, start: int) -> int:
+    """``start``, the walk having given up for ``why`` (:attr:`Walk.refused`)."""
+    walk.refused = why
+    return start
 
 
 def _trailer_end(data: bytes | bytearray, begins: int, start: int) -> int | None:

@@ -38,6 +38,11 @@ class WholeBody:
         expected = int(length) if length.isdigit() else None
         if expected is None and not chunked:
             return self.app(environ, start_response)
+        sock = environ.get("gunicorn.socket")
+        if chunked and isinstance(sock, ClientSocket) and sock.walk.refused == "large":
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # its chunks carry more than the limit: refused unread
+            environ["CONTENT_LENGTH"] = str(self.limit + 1)
+            return self.app(_left(environ, closing), start_response)
         if expected is not None and expected > self.limit:
             return self.app(_left(environ, closing), start_response)
         try:

@@ -34,7 +34,7 @@ import socket
 import time
 from typing import Any
 
-from gunicorn.http.errors import LimitRequestHeaders
+from gunicorn.http.errors import InvalidChunkSize, LimitRequestHeaders
 from gunicorn.workers.gthread import _DEFER
 
 from functions.adapters.web import guard, peers
@@ -200,7 +200,8 @@ class Worker(SignalledWorker):
         """Serve a request once it is here: until then the connection goes back to the main
         loop, which closes it after gunicorn's ``keepalive`` seconds of silence. A request the
         parser already holds (sent behind the last) is served at once. A head larger than the
-        poller gathers is answered ``431`` unread, where a thread would wait for its end."""
+        poller gathers is answered ``431`` unread, where a thread would wait for its end, and a
+        chunked body framed as the poller does not gather ``400`` (:attr:`.framing.Walk.refused`)."""
         sock = conn.sock
         if not isinstance(sock, ClientSocket):
             return super().handle(conn)
@@ -212,6 +213,11 @@ class Worker(SignalledWorker):
         if head_too_large(sock.gathered):
             self.handle_error(None, sock, conn.client, LimitRequestHeaders(
                 f"the request's head passes {GATHER_LIMIT:,} bytes: send fewer or smaller header fields"))
+            return False
+        if sock.walk.refused == "framing":
+            self.handle_error(None, sock, conn.client, InvalidChunkSize(
+                "a chunked body framed as katuna does not take: a bad or over 1 KiB chunk size line, or over 64 KiB "
+                "of chunk framing or trailer"))
             return False
         try:
             return super().handle(conn)
