@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.adapters.web.framing import GATHER_LIMIT, SIZE_LINE_LIMIT, Walk, request_size
+from functions.adapters.web.framing import GATHER_LIMIT, SIZE_LINE_LIMIT, Walk, request_size, waits_to_continue
 
 LIMIT = 1 << 20
 POST = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -68,9 +68,30 @@ def test_chunks_past_the_body_limit_or_framing_past_the_gather_limit_go_to_the_t
     assert request_size(CHUNKED + b"0\r\nX-Long: " + b"y" * (GATHER_LIMIT + 1), LIMIT) == HEAD, "trailer too long"
 
 
-@pytest.mark.parametrize("field", [b"Content-Length: 5\r\n", b"Expect: 100-continue\r\n",
+@pytest.mark.parametrize("field", [b"Content-Length: 5\r\n", b"Expect: something-else\r\n",
                                    b"Transfer-Encoding: gzip\r\n"],
-                         ids=["with Content-Length", "waiting for 100 Continue", "another encoding too"])
+                         ids=["with Content-Length", "an expectation katuna cannot meet", "another encoding too"])
 def test_a_chunked_request_the_bytes_cannot_frame_alone_goes_to_the_thread_at_its_head(field: bytes):
     head = POST + field + b"Transfer-Encoding: chunked\r\n\r\n"
     assert request_size(head + b"5\r\nhello\r\n0\r\n\r\n", LIMIT) == len(head)
+
+
+def test_a_body_within_the_limit_whose_client_waits_for_100_continue_is_gathered_with_its_head():
+    head = POST + b"Expect: 100-Continue\r\nContent-Length: 5\r\n\r\n"
+    assert waits_to_continue(head) and not waits_to_continue(head[:-2]) and not waits_to_continue(CHUNKED)
+    assert request_size(head, LIMIT) == len(head) + 5, "the poller tells the client to continue, and gathers the body"
+    over = POST + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (LIMIT + 1)
+    assert request_size(over, LIMIT) == len(over), "a body over the limit is refused at its head, never invited"
+    other = POST + b"Expect: something-else\r\nContent-Length: 5\r\n\r\n"
+    assert request_size(other, LIMIT) == len(other), "an expectation katuna cannot meet goes to gunicorn's answer"
+    chunked = POST + b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert request_size(chunked, LIMIT) is None, "a chunked body too is gathered once the client is told to continue"
+    assert request_size(chunked + b"5\r\nhello\r\n0\r\n\r\n", LIMIT) == len(chunked) + 15
+
+
+def test_a_walk_that_gives_up_says_why_for_the_worker_to_refuse_the_request_unread():
+    for body, why in ((b"100001\r\n", "large"), (b"1;" + b"e" * (SIZE_LINE_LIMIT + 1), "framing"),
+                      (b"zz\r\n", "framing"), (b"1\r\nxyz", "framing"), (b"1\r\nx\r\n", None)):
+        walk = Walk()
+        request_size(CHUNKED + body, LIMIT, walk)
+        assert walk.refused == why, body

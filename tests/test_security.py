@@ -1014,3 +1014,16 @@ def test_a_cloudevent_attribute_header_given_twice_is_refused_naming_it(tmp_path
         assert "ce-id is given twice" in json.dumps(answer)
     finally:
         service.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to another user needs root")
+def test_an_abandoned_metrics_folder_of_another_user_is_left_alone(tmp_path: Path):
+    from functions.adapters.web.server import IN_USE, PRIVATE_PREFIX, remove_abandoned_metrics_dirs
+
+    theirs, mine = tmp_path / f"{PRIVATE_PREFIX}theirs", tmp_path / f"{PRIVATE_PREFIX}mine"
+    for folder in (theirs, mine):
+        folder.mkdir()
+        (folder / IN_USE).write_bytes(b"")
+    os.chown(theirs, NOBODY, NOBODY)
+    remove_abandoned_metrics_dirs(tmp_path)
+    assert theirs.is_dir() and not mine.exists(), "only the user's own abandoned metrics folder is removed"

@@ -276,3 +276,37 @@ def test_a_client_socket_gives_up_an_answer_the_client_reads_slower_than_the_lea
         reader.join()
         right.close()
     assert len(received) < len(payload)
+
+
+@pytest.mark.parametrize("head", [POST_HEAD % (2 << 20), POST_HEAD.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n") % 1000,
+                                  HALF_REQUEST + (b"X-Large: " + b"y" * 8000 + b"\r\n") * 9 + b"X-Slow: ",
+                                  CHUNKED_HEAD + b"1;" + b"e" * 1100, CHUNKED_HEAD + b"200000\r\n",
+                                  CHUNKED_HEAD.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n") + b"400\r\n"],
+                         ids=["body over the limit", "body after 100 Continue", "head over 64 KiB",
+                              "chunk size line over 1 KiB", "chunks over the limit", "chunks after 100 Continue"])
+def test_requests_a_thread_would_wait_for_hold_none_and_keep_no_other_client_waiting(tmp_path, head: bytes):
+    """More clients than the worker has threads each send the start of a request no thread may
+    wait for, then trickle the rest: a body over KATUNA_MAX_BODY (answered ``413`` at once, its
+    bytes thrown away as they come by the worker's poller), one the client sends only once told
+    to continue, or a head past the 64 KiB the worker gathers (refused ``431`` unread). Another
+    client's request is served meanwhile, well within the trickled requests'
+    KATUNA_CLIENT_TIMEOUT of 90 s, where each of them held a thread until it."""
+    service = Service(tmp_path, workers=1, KATUNA_CLIENT_TIMEOUT="90", KATUNA_LOG_DIR=str(tmp_path / "logs"))
+    stop = threading.Event()
+    stalled = [_connect(service, head) for _ in range(12)]
+    threads = [threading.Thread(target=_trickle, args=(connection, b"{" * 1000, stop)) for connection in stalled]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            assert service.json("GET", "/studies") == (200, [])
+        if head.startswith(HALF_REQUEST):
+            status, body = _answer(stalled[0])
+            assert (status, json.loads(body)["error"]) == (431, "request_header_fields_too_large"), body
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for connection in stalled:
+            connection.close()
+        service.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from gunicorn.http.errors import NoMoreData
 
-from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
+from functions.adapters.web.framing import CONTINUE_ANSWER, GATHER_LIMIT, Walk, request_size, waits_to_continue
 
 MIN_SEND_RATE = 4096
 """Bytes a second an answer must reach the client at, on average, once its first ``limit``
@@ -63,6 +63,11 @@ class ClientSocket(socket.socket):
     in place, so that a request sent in many small pieces costs its length once."""
     walk: Walk
     """How far the walk of the request's chunked body got (:class:`.framing.Walk`)."""
+    continued: bool = False
+    """Whether the client was told to continue (``100 Continue``) as its request's head was gathered."""
+    body_left: bool = False
+    """Whether a body over the limit was left unread behind its refusal: the connection's close
+    throws its bytes away in the worker's poller (:mod:`.lingering`), no thread waiting for them."""
 
     @classmethod
     def adopt(cls, connection: socket.socket, limit: float, body_limit: int) -> ClientSocket:
@@ -104,11 +109,25 @@ class ClientSocket(socket.socket):
                 self.gathered += super().recv(wanted)
             if size is not None and len(self.gathered) >= size:
                 return True
+            if not self.continued and waits_to_continue(self.gathered):
+                self._continue()
+
+    def _continue(self) -> None:
+        """Tell the client waiting for it to send its body, without waiting: one that does not
+        take these few bytes at once has read none of its earlier answers, and its request is
+        left to end at its deadline."""
+        self.continued = True
+        try:
+            sent = super().send(CONTINUE_ANSWER, socket.MSG_DONTWAIT)
+        except OSError:
+            sent = 0
+        if sent < len(CONTINUE_ANSWER):
+            self.deadline = time.monotonic()
 
     def served(self) -> None:
         """The request was read and answered: the next one on the connection has its own
         deadline, and its own walk of a chunked body."""
-        self.deadline = None
+        self.deadline, self.continued = None, False
         self.walk = Walk()
         self.answer_started, self.answer_sent = None, 0
 

@@ -27,6 +27,9 @@ STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "te
 None is one a cross-site form or a no-cors fetch may send: only ``text/plain``, form and
 multipart bodies go without a CORS preflight, which katuna grants none."""
 FORM_TYPES = ("application/x-www-form-urlencoded",)
+BODY_LEFT = "katuna.body_left"
+"""The WSGI environ's key by which ``katuna serve``'s worker says it drains a body over the limit
+itself, as the connection closes (:mod:`.whole_body`)."""
 DRAIN_LIMIT = 64 << 20
 """The most body bytes read and discarded before a refusal; a larger body is cut off."""
 DRAIN_CHUNK = 64 * 1024
@@ -231,8 +234,10 @@ def buffer_chunked(environ: dict, limit: int) -> bool:
 def drain(request: Request) -> None:
     """Read and discard what is left of the body (up to ``DRAIN_LIMIT`` bytes, while it keeps
     coming), so that closing the connection after the answer does not reset it under a client
-    still sending."""
-    if not _has_body(request) or _continue_withheld(request):
+    still sending. Behind ``katuna serve``'s worker, a body over the limit is left to the
+    connection's close, which the worker's poller drains within the same bounds, no thread
+    waiting on a client that trickles it (:mod:`.whole_body`)."""
+    if not _has_body(request) or _continue_withheld(request) or request.environ.get(BODY_LEFT):
         return
     stream = request.environ["wsgi.input"]  # every WSGI server provides it
     sock = request.environ.get("gunicorn.socket")

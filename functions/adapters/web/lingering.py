@@ -10,7 +10,10 @@ with ``Connection: close`` on many connections at once, and then neither reads n
 holds the loop two seconds for each, its heartbeat with it, and gets the worker killed, its
 local trials too. Here the wait happens in the worker's poller instead: the half-closed socket
 is read when the client sends more, and closed once the client closed its end, sent
-:data:`MAX_DRAIN` bytes, or :data:`LINGER` seconds passed.
+:data:`MAX_DRAIN` bytes, or :data:`LINGER` seconds passed. A connection whose request's body
+was refused unread (over ``KATUNA_MAX_BODY``) is given more of both, so that a client still
+sending it reads its ``413`` rather than a reset, and still no thread waits for it; when the
+worker holds every connection it may, the half-closed one closing last is closed first.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MAX_DRAIN = 65536
 class _Closing:
     sock: socket.socket
     deadline: float
+    most: int = MAX_DRAIN
     drained: int = 0
     closed: bool = False
 
@@ -46,9 +50,10 @@ class Lingering:
         self._closed = closed
         self._closing: deque[_Closing] = deque()
 
-    def close(self, sock: socket.socket) -> None:
-        """Half-close ``sock`` now, and close it once the client is done with it."""
-        closing = _Closing(sock, time.monotonic() + LINGER)
+    def close(self, sock: socket.socket, most: int = MAX_DRAIN, seconds: float = LINGER) -> None:
+        """Half-close ``sock`` now, and close it once the client is done with it: it closed its
+        end, sent ``most`` bytes more, or ``seconds`` passed."""
+        closing = _Closing(sock, time.monotonic() + seconds, most)
         try:
             sock.shutdown(socket.SHUT_WR)
             socket.socket.settimeout(sock, 0.0)
@@ -61,19 +66,32 @@ class Lingering:
     def sweep(self, force: bool = False) -> None:
         """Close the connections whose time is up (every one, with ``force``)."""
         now = time.monotonic()
-        while self._closing and (force or self._closing[0].closed or self._closing[0].deadline <= now):
-            self._end(self._closing.popleft())
+        if not force and all(not c.closed and c.deadline > now for c in self._closing):
+            return
+        for closing in self._closing:
+            if force or closing.deadline <= now:
+                self._end(closing)
+        self._closing = deque(closing for closing in self._closing if not closing.closed)
+
+    def make_room(self) -> bool:
+        """Close the half-closed connection due last, to make room for a new one; whether there
+        was one."""
+        waiting = [closing for closing in self._closing if not closing.closed]
+        if not waiting:
+            return False
+        self._end(max(waiting, key=lambda closing: closing.deadline))
+        return True
 
     def _readable(self, closing: _Closing) -> None:
         """Throw away what the client sent; close once it closed its end or sent too much."""
         try:
-            received = socket.socket.recv(closing.sock, 4096)
+            received = socket.socket.recv(closing.sock, min(65536, closing.most))
         except BlockingIOError:
             return
         except OSError:
             received = b""
         closing.drained += len(received)
-        if not received or closing.drained >= MAX_DRAIN:
+        if not received or closing.drained >= closing.most:
             self._end(closing)
 
     def _end(self, closing: _Closing) -> None:

@@ -92,7 +92,7 @@ def remove_abandoned_metrics_dirs(parent: Path) -> None:
 
 
 def _remove_if_abandoned(folder: Path) -> None:
-    if folder.is_symlink() or not (folder / IN_USE).is_file():
+    if folder.is_symlink() or folder.stat().st_uid != os.geteuid() or not (folder / IN_USE).is_file():
         return
     held = _locked(folder / IN_USE)
     if held is None:

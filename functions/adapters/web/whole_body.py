@@ -11,8 +11,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from functions.adapters.web.client_socket import ClientTimeout
+from functions.adapters.web.client_socket import ClientSocket, ClientTimeout
 from functions.adapters.web.framing import serve_unchunked
+from functions.adapters.web.guard import BODY_LEFT
 
 BODY_CHUNK = 64 * 1024
 """Bytes of a body read from the client at a time."""
@@ -30,12 +31,20 @@ class WholeBody:
         self.limit = limit
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        closing = getattr(start_response, "__self__", None)
         start_response = _closing(start_response)
         length = environ.get("CONTENT_LENGTH") or ""
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         expected = int(length) if length.isdigit() else None
-        if (expected is None and not chunked) or (expected is not None and expected > self.limit):
+        if expected is None and not chunked:
             return self.app(environ, start_response)
+        sock = environ.get("gunicorn.socket")
+        if chunked and isinstance(sock, ClientSocket) and sock.walk.refused == "large":
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # its chunks carry more than the limit: refused unread
+            environ["CONTENT_LENGTH"] = str(self.limit + 1)
+            return self.app(_left(environ, closing), start_response)
+        if expected is not None and expected > self.limit:
+            return self.app(_left(environ, closing), start_response)
         try:
             body = _read(environ["wsgi.input"], self.limit + 1 if expected is None else expected)
         except ClientTimeout as exc:
@@ -48,7 +57,7 @@ class WholeBody:
                            f"the connection ended after {len(body)} of the {expected} bytes of Content-Length")
         if len(body) > self.limit:
             environ["wsgi.input"] = _Rejoined(body, environ["wsgi.input"])
-            return self.app(environ, start_response)
+            return self.app(_left(environ, closing), start_response)
         if chunked:
             serve_unchunked(environ, body)
         else:
@@ -66,6 +75,18 @@ class _Rejoined:
 
     def read(self, size: int = -1) -> bytes:
         return self.head.read(size) or self.rest.read(size)
+
+
+def _left(environ: dict, response: Any) -> dict:
+    """``environ`` of a request whose body, over the limit, is refused unread: no thread drains it
+    (:func:`.guard.drain`), the connection's close after the answer (gunicorn's ``response``)
+    does, in the worker's poller."""
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, ClientSocket) and response is not None:
+        sock.body_left = True
+        environ[BODY_LEFT] = True
+        response.force_close()
+    return environ
 
 
 def _read(stream: Any, most: int) -> bytes:

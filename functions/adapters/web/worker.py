@@ -34,11 +34,12 @@ import socket
 import time
 from typing import Any
 
-from gunicorn.http.errors import InvalidHeader
+from gunicorn.http.errors import InvalidChunkSize, InvalidHeader, LimitRequestHeaders
 from gunicorn.workers.gthread import _DEFER
 
-from functions.adapters.web import peers
+from functions.adapters.web import guard, peers
 from functions.adapters.web.client_socket import ClientSocket
+from functions.adapters.web.framing import GATHER_LIMIT, head_too_large
 from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.parse_errors import JsonErrors
 from functions.adapters.web.whole_body import WholeBody
@@ -84,7 +85,10 @@ class Worker(SignalledWorker):
         half-closed and left to the poller until the client closes too (:mod:`.lingering`),
         where gunicorn waits for that on the main loop, up to 2 s for each connection."""
         if fs.cancelled() or (fs.exception() is None and not fs.result()):
-            self.lingering.close(conn.sock)
+            if getattr(conn.sock, "body_left", False):
+                self.lingering.close(conn.sock, guard.DRAIN_LIMIT, guard.LINGER_SECONDS)
+            else:
+                self.lingering.close(conn.sock)
             return
         super().finish_request(conn, fs)
         if self.pending_conns and self.pending_conns[-1] is conn:
@@ -157,7 +161,7 @@ class Worker(SignalledWorker):
         many connections open (sending nothing, or a byte now and then) kept every other client,
         the readiness probe and every token holder among them, waiting until its connections
         timed out, and could open them again; now a client that sends its request at once is
-        served whoever holds the rest."""
+        served whoever holds the rest. With neither, a half-closed connection goes (:mod:`.lingering`)."""
         if self.nr_conns < self.worker_connections or not _waiting(self.sockets):
             return
         for held in (self.keepalived_conns, self.pending_conns):
@@ -168,6 +172,7 @@ class Worker(SignalledWorker):
                 self.nr_conns -= 1
                 conn.close()
                 return
+        self.lingering.make_room()
 
     def murder_keepalived(self, force: bool = False) -> None:
         """gunicorn's; forced as the worker ends, it closes the half-closed connections too."""
@@ -179,9 +184,13 @@ class Worker(SignalledWorker):
         """gunicorn's, but a request waiting for ``100 Continue`` (``Expect: 100-continue``)
         whose ``Content-Length`` is over ``KATUNA_MAX_BODY`` is not told to send its body: its
         ``413`` comes first, and the connection closes after it (RFC 9110 section 10.1.1), where
-        gunicorn would invite the body and throw it away."""
+        gunicorn would invite the body and throw it away; nor is one whose client the worker's
+        poller already told, as it gathered the body (:meth:`.ClientSocket.gather`). A request that
+        gives a CloudEvents attribute header twice is refused (``400``)."""
         if (repeated := _repeated_event_attribute(req)) is not None:
             raise RepeatedAttribute(repeated, req)
+        if getattr(conn.sock, "continued", False):
+            req._expected_100_continue = False
         if req._expected_100_continue and _declared_length(req) > self.body_limit:
             req._expected_100_continue = False
             req.force_close()
@@ -193,7 +202,9 @@ class Worker(SignalledWorker):
     def handle(self, conn: Any) -> Any:
         """Serve a request once it is here: until then the connection goes back to the main
         loop, which closes it after gunicorn's ``keepalive`` seconds of silence. A request the
-        parser already holds (sent behind the last) is served at once."""
+        parser already holds (sent behind the last) is served at once. A head larger than the
+        poller gathers is answered ``431`` unread, where a thread would wait for its end, and a
+        chunked body framed as the poller does not gather ``400`` (:attr:`.framing.Walk.refused`)."""
         sock = conn.sock
         if not isinstance(sock, ClientSocket):
             return super().handle(conn)
@@ -202,6 +213,15 @@ class Worker(SignalledWorker):
         elif not sock.gather():
             return _DEFER
         conn.data_ready = True
+        if head_too_large(sock.gathered):
+            self.handle_error(None, sock, conn.client, LimitRequestHeaders(
+                f"the request's head passes {GATHER_LIMIT:,} bytes: send fewer or smaller header fields"))
+            return False
+        if sock.walk.refused == "framing":
+            self.handle_error(None, sock, conn.client, InvalidChunkSize(
+                "a chunked body framed as katuna does not take: a bad or over 1 KiB chunk size line, or over 64 KiB "
+                "of chunk framing or trailer"))
+            return False
         try:
             return super().handle(conn)
         finally:
