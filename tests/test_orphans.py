@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from kube_standin.containers import Run
+from kube_standin.rbac import MANIFESTS
 from kube_stub import KubeStub
 
 from functions.adapters import kubernetes_orphans
@@ -53,6 +54,16 @@ def _tick(kube: KubeStub, store: SqliteStore, installation: str | None) -> None:
     Dispatcher(Deps(store, _executor(kube, installation), kube.clock.time, runs_on="kubernetes")).deliver(pool_check())
 
 
+def _grant_jobs_everywhere(kube: KubeStub) -> None:
+    """Bind the ``katuna-trials`` ClusterRole to katuna across namespaces (a ClusterRoleBinding)."""
+    with kube.lock:
+        kube.authorizer.objects.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "katuna-trials-everywhere"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "katuna-trials"},
+            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]})
+
+
 def _jobs(kube: KubeStub) -> set[tuple[str, str]]:
     with kube.lock:
         return set(kube.jobs)
@@ -90,12 +101,7 @@ def test_a_restored_backups_study_of_another_uid_stops_its_namesakes_job_in_a_na
     grant lets it list Jobs across namespaces, the tick finds it by the installation's label and
     deletes it; the stored study's own Job is left."""
     simulated_kube.add_namespace("elsewhere")
-    with simulated_kube.lock:
-        simulated_kube.authorizer.objects.append({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": "katuna-trials-everywhere"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "katuna-trials"},
-            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]})
+    _grant_jobs_everywhere(simulated_kube)
     store = SqliteStore(tmp_path / "katuna.db")
     try:
         definition = study_definition(maxTrials=1, parallelism=1)
@@ -112,11 +118,12 @@ def test_a_restored_backups_study_of_another_uid_stops_its_namesakes_job_in_a_na
         store.close()
 
 
-def test_without_a_grant_across_namespaces_the_tick_stops_orphans_where_it_sweeps_and_asks_no_more(
+def test_without_a_grant_across_namespaces_the_tick_stops_orphans_where_it_sweeps_and_asks_nothing_refused(
         simulated_kube: KubeStub, tmp_path: Path):
-    """The default grant binds katuna's Role per namespace: a list across namespaces is refused
-    (403), so orphans are stopped in the namespaces the tick sweeps, and the refused list is
-    not asked again at the next tick."""
+    """The default grant binds katuna's Role per namespace, and no trial-kinds component is
+    applied: an access review says a list across namespaces, and a list of another kind, would
+    be refused (403), so neither is asked, at this tick or the next, and orphans are stopped in
+    the namespaces the tick sweeps."""
     _launch(_executor(simulated_kube, "east"), "lost")
     simulated_kube.clock.now += GRACE + 1
     store = SqliteStore(tmp_path / "katuna.db")
@@ -126,11 +133,47 @@ def test_without_a_grant_across_namespaces_the_tick_stops_orphans_where_it_sweep
         for _ in range(2):
             Dispatcher(deps).deliver(pool_check())
         assert ("default", "lost-0") not in _jobs(simulated_kube)
-        across = [request for request in simulated_kube.authorized if request.verb == "list" and not request.namespace
-                  and request.resource == "jobs"]
-        assert across == [], "RBAC refused it, and it is not counted as served"
-        refused = [entry for entry in simulated_kube.audit if entry[:3] == ("list", "jobs", "")]
-        assert len(refused) == 1, "asked once, then remembered as refused"
+        assert simulated_kube.refused == [], "nothing RBAC refuses, which the audit log would keep"
+    finally:
+        store.close()
+
+
+def test_a_granted_kind_the_api_does_not_serve_is_not_listed(simulated_kube: KubeStub, tmp_path: Path):
+    """The JobSet component is applied (katuna may list JobSets) but JobSet is not installed:
+    the API's discovery says it serves no such kind, so the tick asks no list it would answer
+    404; Jobs are swept as ever."""
+    with simulated_kube.lock:
+        simulated_kube.authorizer.enable(MANIFESTS / "trial-kinds" / "jobset")
+    _launch(_executor(simulated_kube, "east"), "lost")
+    simulated_kube.clock.now += GRACE + 1
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        _tick(simulated_kube, store, "east")
+        assert ("default", "lost-0") not in _jobs(simulated_kube)
+        unserved = [request for request in simulated_kube.authorized if request.resource != "jobs"
+                    and simulated_kube.served(request.group, request.resource) is None]
+        assert unserved == [] and simulated_kube.refused == []
+    finally:
+        store.close()
+
+
+def test_a_grant_across_namespaces_given_later_is_used_within_the_hour(simulated_kube: KubeStub, tmp_path: Path):
+    """An access review's refusal is kept for :data:`REFUSED_FOR` seconds, then asked again: a
+    ClusterRoleBinding given since lets the tick find an orphan in a namespace no study names."""
+    simulated_kube.add_namespace("elsewhere")
+    _launch(_executor(simulated_kube, "east"), "lost", namespace="elsewhere")
+    simulated_kube.clock.now += GRACE + 1
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        deps = Deps(store, _executor(simulated_kube, "east"), simulated_kube.clock.time, runs_on="kubernetes")
+        Dispatcher(deps).deliver(pool_check())
+        _grant_jobs_everywhere(simulated_kube)
+        Dispatcher(deps).deliver(pool_check())
+        assert ("elsewhere", "lost-0") in _jobs(simulated_kube), "the refusal is kept"
+        simulated_kube.clock.now += kubernetes_orphans.REFUSED_FOR
+        Dispatcher(deps).deliver(pool_check())
+        assert ("elsewhere", "lost-0") not in _jobs(simulated_kube)
+        assert simulated_kube.refused == []
     finally:
         store.close()
 

@@ -12,6 +12,15 @@ each trial kind across every namespace katuna may list it in (:meth:`Orphans.swe
 grant allows a list across namespaces (a ClusterRoleBinding), every namespace it ever wrote to;
 else those of the stored studies and its own. A workload of another installation, or without
 the label (an older katuna's), is never taken.
+
+Only what the API serves and grants is listed: a kind whose operator is not installed would
+answer 404, and one whose ``knative/trial-kinds/`` component is not applied, or a list across
+namespaces without a ClusterRoleBinding, 403, which the API server's audit log keeps as a
+forbidden request, each worker process's at its first tick. So the sweep first reads the API's
+discovery (``GET /apis``, then the resources of each group version served that it needs), which
+every account may read, and then asks a SelfSubjectAccessReview whether katuna may list the kind
+there; both answers are kept for :data:`REFUSED_FOR` seconds. A workload katuna could have
+made is of a kind the API serves, so none is missed by not asking of the others.
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import all_pages, delete_options, translate
+from functions.adapters.kubernetes_client import all_pages, call, delete_options, translate
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.kubernetes_workloads import created_at
 from functions.core import trial_kinds
+from functions.core.errors import KatunaError
 from functions.core.installation import INSTALLATION_LABEL
 from functions.core.log_context import about
 from functions.core.ports import Strays
@@ -42,8 +52,9 @@ ORPHANS_PER_SWEEP = 100
 is cleared over a few minutes' ticks, each tick's cost bounded."""
 
 REFUSED_FOR = 3600.0
-"""Seconds a list the API refused (a kind not served, or katuna not granted it there) is not
-asked again: each tick would otherwise ask every kind in every namespace."""
+"""Seconds the answer to whether a kind may be listed in a namespace (or across namespaces) is
+kept, and a list the API refused not asked again: each tick would otherwise ask every kind in
+every namespace. An operator installed, or a grant given, since is swept within the hour."""
 
 FORBIDDEN, NOT_FOUND = 403, 404
 
@@ -80,7 +91,10 @@ class Orphans:
         self._installation = installation
         self._grace = grace
         self._clock = clock
-        self._refused: dict[tuple[tuple[str, str, str], str | None], float] = {}
+        self._reviews = client.AuthorizationV1Api(api)
+        self._apis = client.ApisApi(api)
+        self._listable: dict[tuple[tuple[str, str, str], str | None], tuple[bool, float]] = {}
+        self._discovered: dict[str, tuple[frozenset[str], float]] = {}
 
     def label(self, workload: dict[str, Any]) -> None:
         """Label the workload to be created with the installation's identity, where it has one."""
@@ -126,10 +140,10 @@ class Orphans:
 
     def _listed(self, resource: tuple[str, str, str], namespace: str | None) -> list[Mapping[str, Any]] | None:
         """The running workloads of ``resource`` with the installation's label, in ``namespace``
-        (None: across namespaces), read a page at a time; None where the API refused the list
-        (not served, or not granted there), remembered for :data:`REFUSED_FOR` seconds."""
+        (None: across namespaces), read a page at a time; None where it may not be listed there
+        (:meth:`_may_list`), or the API refused the list, remembered for :data:`REFUSED_FOR` seconds."""
         key = (resource, namespace)
-        if self._clock() < self._refused.get(key, 0.0):
+        if not self._may_list(resource, namespace):
             return None
         group, version, plural = resource
         selector = f"{STRAY_SELECTOR},{INSTALLATION_LABEL}={self._installation}"
@@ -154,10 +168,66 @@ class Orphans:
         except ApiException as exc:
             if exc.status not in (FORBIDDEN, NOT_FOUND):
                 return self._failed(translate(exc, f"list katuna's {plural}"))
-            self._refused[key] = self._clock() + REFUSED_FOR
+            self._listable[key] = (False, self._clock() + REFUSED_FOR)
             return None
         except HTTPError as exc:
             return self._failed(translate(exc, f"list katuna's {plural}"))
+
+    def _may_list(self, resource: tuple[str, str, str], namespace: str | None) -> bool:
+        """Whether the API serves ``resource`` (its discovery) and lets katuna list it in
+        ``namespace`` (None: across namespaces; a SelfSubjectAccessReview), the answer kept for
+        :data:`REFUSED_FOR` seconds; a question that failed is logged, asked at the next sweep."""
+        key, now = (resource, namespace), self._clock()
+        known = self._listable.get(key)
+        if known is not None and now < known[1]:
+            return known[0]
+        try:
+            listable = self._served(resource) and self._granted(resource, namespace)
+        except KatunaError as exc:
+            self._failed(exc)
+            return False
+        self._listable[key] = (listable, now + REFUSED_FOR)
+        return listable
+
+    def _served(self, resource: tuple[str, str, str]) -> bool:
+        """Whether the API serves ``resource``: Jobs always; another kind where ``GET /apis``
+        lists its group version and that version's discovery lists its plural."""
+        group, version, plural = resource
+        if group == "batch":
+            return True
+        if f"{group}/{version}" not in self._discovery("", self._group_versions):
+            return False
+        return plural in self._discovery(f"{group}/{version}", partial(self._plurals, group, version))
+
+    def _discovery(self, key: str, read: Callable[[], frozenset[str]]) -> frozenset[str]:
+        """The names discovery lists at ``key`` (``""``: the group versions), read once in
+        :data:`REFUSED_FOR` seconds."""
+        now = self._clock()
+        kept = self._discovered.get(key)
+        if kept is None or now >= kept[1]:
+            kept = self._discovered[key] = (read(), now + REFUSED_FOR)
+        return kept[0]
+
+    def _group_versions(self) -> frozenset[str]:
+        listed = call(self._apis.get_api_versions, "read the API groups the API serves")
+        return frozenset(version.group_version for group in listed.groups or [] for version in group.versions or [])
+
+    def _plurals(self, group: str, version: str) -> frozenset[str]:
+        listed = call(lambda: self._objects.get_api_resources(group, version),
+                      f"read the resources the API serves in {group}/{version}", tolerate=(404,))
+        return frozenset(found.name for found in (listed.resources if listed is not None else []) or [])
+
+    def _granted(self, resource: tuple[str, str, str], namespace: str | None) -> bool:
+        """Whether katuna may list ``resource`` in ``namespace`` (None: across namespaces, which
+        an access review asks as the namespace ``""``)."""
+        group, _, plural = resource
+        review = client.V1SelfSubjectAccessReview(
+            api_version="authorization.k8s.io/v1", kind="SelfSubjectAccessReview",
+            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace or "", verb="list", group=group, resource=plural)))
+        answer = call(lambda: self._reviews.create_self_subject_access_review(review),
+                      f"review whether katuna may list {plural} {f'in namespace {namespace}' if namespace else 'across namespaces'}")
+        return answer.status is not None and bool(answer.status.allowed)
 
     @staticmethod
     def _failed(error: Exception) -> None:

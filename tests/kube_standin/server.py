@@ -80,6 +80,30 @@ def discovery(cluster, user: str, group: str, version: str) -> tuple[int, dict |
                                 "verbs": verbs} for name, kind, namespaced in sorted(served)]}
 
 
+GROUPS = re.compile(r"^/apis/?$")
+"""The path of the API groups' discovery, with or without its slash (the aggregator serves both)."""
+
+
+def group_list(cluster, user: str) -> tuple[int, dict | str]:
+    """The API server's discovery of its groups (``GET /apis``, an ``APIGroupList``: each group
+    and the versions it serves, the custom resources' included), which ``system:discovery``
+    lets every authenticated user read (anonymous requests are forbidden). Versions in sorted
+    order, the first preferred: Kubernetes' priority (``v1`` before ``v1beta1`` before
+    ``v1alpha1``) for the versions the stand-in's kinds have."""
+    if user == ANONYMOUS:
+        return 403, status(403, "Forbidden", f'forbidden: User "{user}" cannot get path "/apis"')
+    with cluster.lock:
+        served = {(crd.group, version) for crd in cluster.crds.values() for version in crd.versions}
+        served |= {(group, kind.api_version.rpartition("/")[2]) for (group, _), kind in cluster.kinds.items() if group}
+    groups: dict[str, list[str]] = {}
+    for group, version in sorted(served):
+        groups.setdefault(group, []).append(version)
+    return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {"name": group, "versions": [{"groupVersion": f"{group}/{version}", "version": version} for version in versions],
+         "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
+        for group, versions in groups.items()]}
+
+
 @dataclass(frozen=True)
 class Call:
     """One parsed request."""
@@ -222,6 +246,9 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 body = None
             if self.command == "POST" and urlparse(self.path).path == access_review.PATH:
                 self._send(*access_review.answer(cluster.authorizer, self._user(), body))
+                return
+            if self.command == "GET" and GROUPS.fullmatch(urlparse(self.path).path):
+                self._send(*group_list(cluster, self._user()))
                 return
             if self.command == "GET" and (listed := DISCOVERY.fullmatch(urlparse(self.path).path)):
                 self._send(*discovery(cluster, self._user(), *listed.groups()))
