@@ -861,3 +861,22 @@ def test_trial_metadata_written_in_the_trialspec_itself_reaches_the_trial_as_wri
     pod = render_job(launch, Cluster())["spec"]["template"]["spec"]["containers"][0]
     assert pod["command"][-3:] == launch.argv[-3:]
     assert {"name": "WHERE", "value": launch.env["WHERE"]} in pod["env"]
+
+
+def test_a_dollar_right_before_a_trial_parameter_reaches_the_trial_before_its_value_as_in_katib():
+    """Katib's trial generator replaces every ``${trialParameters.<name>}`` of the template's
+    text, whatever precedes it: ``$${trialParameters.price}`` gives ``$`` and the value (and is
+    a use of the trial parameter, which is then not refused as unused), while a
+    ``$${trialSpec.Name}`` it leaves as it is; the translation writes each ``$`` before a
+    placeholder as the native format's ``$$``."""
+    doc = experiment()
+    trial = doc["spec"]["trialTemplate"]
+    trial["trialParameters"] += [{"name": "price", "reference": "y"}, {"name": "trialName", "reference": "${trialSpec.Name}"}]
+    doc["spec"]["parameters"].append({"name": "y", "parameterType": "int", "feasibleSpace": {"min": "3", "max": "3"}})
+    container = trial["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "PRICE", "value": "$${trialParameters.price} $$${trialParameters.trialName}"},
+                        {"name": "KEPT", "value": "$${trialSpec.Name}"}]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    launch = trial_launch(StudyRecord(spec, definition, "/somewhere", "uid"), TrialRecord(spec.name, 7, {"x": 0.5, "y": 3}))
+    assert launch.env["PRICE"] == "$3 $$katib-exp-7"
+    assert launch.env["KEPT"] == "$${trialSpec.Name}"

@@ -516,3 +516,27 @@ def test_a_configmap_template_is_its_texts_first_object_read_as_katib_reads_it(c
     job = render_job(launch, Cluster(namespace="team"))
     assert job["kind"] == "Job" and job["spec"]["parallelism"] == 2
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][-2:] == ["--lr=0.5", "2"]
+
+
+@pytest.mark.parametrize("key, text, refused", [
+    ("z-comment.yaml", "# the trial's Job\n---\n" + JOB_TEMPLATE, "holds nothing before the --- at line 2"),
+    ("z-blank.yaml", "\n---\n" + JOB_TEMPLATE, "holds nothing before the --- at line 2"),
+    ("z-two-separators.yaml", "---\n---\n" + JOB_TEMPLATE, "holds nothing before the --- at line 2"),
+    ("z-tagged.yaml", "--- !!map\n" + JOB_TEMPLATE, "'--- !!map' at line 1, which Katib refuses"),
+    ("z-separator-first.yaml", "--- # the trial's Job\n# its one document\n" + JOB_TEMPLATE, None),
+], ids=["comment-chunk", "blank-chunk", "two-separators", "tagged-separator", "separator-first"])
+def test_a_configmap_template_whose_first_chunk_katib_reads_as_empty_is_refused(cluster: KubeStub, key: str,
+                                                                                 text: str, refused: str | None):
+    """Kubernetes' YAML reader, which Katib's decoder uses, gives the lines before the first
+    ``---`` that follows a first line as the first document, comments and blank lines alone
+    included, and Katib then refuses the template (no apiVersion or kind); a ``---`` followed by
+    anything but a comment it refuses outright. A ``---`` on the first line starts the document."""
+    with cluster.lock:
+        cluster.configmaps[("team", "templates")]["data"][key] = text
+    definition = experiment(f"cm-{key.removesuffix('.yaml')}", templatePath=key)
+    if refused is None:
+        study, _ = load(definition, templates(cluster))
+        assert study.trial_template.trial_spec["kind"] == "Job"
+        return
+    found = problems_of(definition, cluster)
+    assert refused in found.pop("spec.trialTemplate.configMap.templatePath") and not found

@@ -48,6 +48,20 @@ def test_a_misspelt_placeholder_of_katunas_is_still_refused_in_a_trial_spec(plac
     assert any(f"args[4]: unknown placeholder {placeholder}" in p for p in problems(definition))
 
 
+def test_a_doubled_dollar_right_before_a_placeholder_is_one_dollar():
+    """``$$`` before a placeholder is one ``$``: after an even run of ``$`` the placeholder is
+    filled in (``$$${trialParameters.x}`` is ``$`` and the value), after
+    an odd run it is its own text; a shell's ``$$`` elsewhere is left alone."""
+    definition = study_definition()
+    definition["trialTemplate"]["command"] += ["--price=$$${trialParameters.x}", "$${trialParameters.x}",
+                                               "$$$${trialSpec.Name}", "pid$$"]
+    definition["trialTemplate"]["env"] = {"PRICE": "$$${trialParameters.x}"}
+    spec = parse_study(definition)
+    launch = trial_launch(StudyRecord(spec, definition, "/somewhere", "uid"), TrialRecord(spec.name, 3, {"x": 1.5}))
+    assert launch.argv[-4:] == ["--price=$1.5", "${trialParameters.x}", "$${trialSpec.Name}", "pid$$"]
+    assert launch.env["PRICE"] == "$1.5"
+
+
 def test_a_command_without_a_shell_refuses_a_placeholder_nothing_would_expand():
     definition = study_definition()
     definition["trialTemplate"]["command"] += ["${HOME}"]

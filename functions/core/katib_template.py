@@ -5,7 +5,8 @@ parameter (its value is substituted) or to the trial's own metadata (``${trialSp
 ``${trialSpec.Namespace}``, ``${trialSpec.Labels[key]}``, ...). The translation resolves every
 ``${trialParameters.<name>}`` to what it refers to, so the native template names parameters and
 metadata directly; a ``${trialSpec.*}`` written in the trialSpec itself, which Katib leaves as it
-is, is escaped, and so reaches every trial as written.
+is, is escaped, and so reaches every trial as written; a ``$`` right before a placeholder is
+written ``$$``, so ``$${trialParameters.lr}`` gives ``$`` and the value, as Katib gives it.
 """
 
 from __future__ import annotations
@@ -221,8 +222,12 @@ def _missing_key(field: str, metadata: Mapping[str, Any] | None) -> str | None:
 
 
 def _used_names(trial_spec: Any) -> set[str]:
-    """The ``${trialParameters.<name>}`` names the trialSpec uses."""
-    return {name for _, text in template.strings(trial_spec, "") for name in template.referenced_parameters(text)[0]}
+    """The ``${trialParameters.<name>}`` names the trialSpec uses, after a ``$`` too: Katib's
+    webhook finds each name's placeholder anywhere in the template's text, and its trial
+    generator fills every one in (``$${trialParameters.lr}`` gives ``$`` and the value)."""
+    prefix = "trialParameters."
+    return {m.group(1)[len(prefix):] for _, text in template.strings(trial_spec, "")
+            for m in template.ANY_OWN.finditer(text) if m.group(1).startswith(prefix) and len(m.group(1)) > len(prefix)}
 
 
 def _unused(name: str) -> str:

@@ -3,8 +3,9 @@
 ``${trialParameters.<name>}`` is a parameter's value. ``${trialSpec.Name}`` is the trial's
 deterministic name (its Job name on a cluster); in a Katib-style ``trialSpec`` Job template,
 ``${trialSpec.Namespace|Kind|APIVersion}``, ``${trialSpec.Labels[key]}`` and
-``${trialSpec.Annotations[key]}`` are known too. Written after a second ``$``
-(``$${trialSpec.Name}``), a placeholder is its own text, ``${trialSpec.Name}``, in every trial.
+``${trialSpec.Annotations[key]}`` are known too. Right before a placeholder, ``$$`` stands
+for one ``$``, as in a Makefile: ``$${trialSpec.Name}`` is the text ``${trialSpec.Name}`` in
+every trial, and ``$$${trialParameters.lr}`` is ``$`` followed by the value (``$0.01``).
 
 Substitution works on each string on its own (an argv element, an env value, a string field of
 a Job), so a value with spaces, quotes, newlines or YAML syntax stays one literal string: trial
@@ -49,17 +50,50 @@ class Closed:
         return self.pattern.sub(replacement, text[:cut]) + text[cut:]
 
 
+class Unescaped(Closed):
+    """A :class:`Closed` pattern of katuna's placeholders, each found only where the ``$`` run
+    right before it is even (none, or ``$$`` pairs, each one literal ``$``): after an odd run the
+    last ``$`` escapes it (:data:`RUN`). Runs before distinct matches do not overlap (each match
+    ends in ``}``), so counting them costs one pass over the text."""
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return (m for m in super().finditer(text) if _dollars_before(text, m.start()) % 2 == 0)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return next(self.finditer(text), None)
+
+    def sub(self, replacement: str | Callable[[re.Match[str]], str], text: str) -> str:
+        out, at = [], 0
+        for match in self.finditer(text):
+            out += [text[at:match.start()], replacement(match) if callable(replacement) else match.expand(replacement)]
+            at = match.end()
+        return "".join(out) + text[at:]
+
+
+def _dollars_before(text: str, at: int) -> int:
+    """How many ``$`` stand right before position ``at`` of ``text``."""
+    start = at
+    while start > 0 and text[start - 1] == "$":
+        start -= 1
+    return at - start
+
+
 PLACEHOLDER = Closed(r"\$\{([^}]*)\}")
 """Any ``${...}``: one of katuna's, or another a shell may expand."""
-OWN = Closed(r"(?<!\$)\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+ANY_OWN = Closed(r"\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+"""A placeholder of katuna's wherever it stands, escaped or not; also, read in a Katib
+Experiment's template, each one Katib fills in (its trial generator replaces every
+``${trialParameters.<name>}``, whatever precedes it)."""
+OWN = Unescaped(ANY_OWN.pattern.pattern)
 """A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``; not one
-written after another ``$`` (:data:`ESCAPED`)."""
-ESCAPED = Closed(r"\$(\$\{(?:trialParameters|trialSpec)\.[^}]*\})")
-"""A placeholder of katuna's written after a second ``$`` (``$${trialSpec.Name}``): no
-placeholder, but its text, which every trial gets as written, ``${trialSpec.Name}``. A Katib
-Experiment's ``trialSpec`` that writes ``${trialSpec.Name}`` itself, not through a trial
-parameter, translates to it, as Katib fills in only ``${trialParameters.<name>}``."""
-_OWN_OR_ESCAPED = Closed(r"\$?\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+escaped by an odd run of ``$`` right before it (:data:`RUN`)."""
+RUN = Closed(r"(?<!\$)(\$*)\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+"""A placeholder of katuna's with the run of ``$`` right before it (group 1), which stands for
+half as many ``$``: after an even run (``$$${trialParameters.lr}``, ``$`` and the value) it is
+a placeholder, after an odd one (``$${trialSpec.Name}``) its own text, which every trial gets as
+written, ``${trialSpec.Name}``. A Katib Experiment's ``trialSpec`` that writes
+``${trialSpec.Name}`` itself, not through a trial parameter, translates to the latter, as Katib
+fills in only ``${trialParameters.<name>}``."""
 _INNERMOST = re.compile(r"\$\{([^{}]*)\}")
 MAX_NESTING = 16
 """Levels of ``${...}`` inside one another that are read (a shell's ``${A:-${B:-${C}}}`` nests
@@ -113,7 +147,7 @@ def _foreign(text: str, read_by_shell: bool) -> list[tuple[int, str]]:
     no shell reads ``text``; where one does, any that is no shell's parameter, or is one of
     katuna's misspelt (:data:`NEAR_MISS`)."""
     found: list[tuple[int, str]] = []
-    masked = OWN.sub(_blank, ESCAPED.sub(_blank, text))
+    masked = ANY_OWN.sub(_blank, text)
     for _ in range(MAX_NESTING):
         if not (matches := list(_INNERMOST.finditer(masked))):
             return found
@@ -198,31 +232,35 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     spots = iter(shell_quoting.spots(text, [m.start() for m in OWN.finditer(text)]) if script else [])
 
     def replace(match: re.Match[str]) -> str:
-        if match.group(0).startswith("$$"):
-            return match.group(0)[1:]
-        inner, spot = match.group(1), next(spots, None)
-        name = inner[len(_PREFIX):]
+        run, inner = match.group(1), match.group(2)
+        dollars = "$" * ((len(run) + 1) // 2)
+        if len(run) % 2:
+            return f"{dollars}{{{inner}}}"
+        spot, name = next(spots, None), inner[len(_PREFIX):]
         if inner in known:
-            return known[inner]
+            return dollars + known[inner]
         if not inner.startswith(_PREFIX) or name not in params:
-            return match.group(0)
+            return f"{dollars}${{{inner}}}"
         value = format_value(params[name])
-        return value if spot is None else shell_quoting.as_data(value, shell_quoting.variable(name), spot)
+        return dollars + (value if spot is None else shell_quoting.as_data(value, shell_quoting.variable(name), spot))
 
-    return _OWN_OR_ESCAPED.sub(replace, text)
+    return RUN.sub(replace, text)
 
 
 def resolved(text: str, references: Mapping[str, str]) -> str:
-    """``text`` with each ``${trialParameters.<name>}`` that ``references`` maps (by its inner
-    part) replaced by what it maps it to, and each ``${trialSpec.*}`` escaped (:data:`ESCAPED`),
-    an escaped one too: every trial gets those as written, as Katib, which fills in only its
-    trial parameters, gives them."""
+    """Katib's template ``text`` in the native format: each ``${trialParameters.<name>}`` that
+    ``references`` maps (by its inner part) replaced by what it maps it to, whatever precedes it,
+    as Katib's trial generator fills it in; each ``${trialSpec.*}`` escaped, as Katib, which
+    fills in only its trial parameters, leaves it; and each ``$`` of the run right before a
+    placeholder doubled (:data:`RUN`), so ``$${trialParameters.lr}`` gives every trial ``$`` and
+    the value, as in Katib."""
     def one(match: re.Match[str]) -> str:
-        if match.group(0).startswith("$$") or match.group(1).startswith("trialSpec."):
-            return f"${match.group(0)}"
-        return references.get(match.group(1), match.group(0))
+        run, inner = "$" * 2 * len(match.group(1)), match.group(2)
+        if inner.startswith("trialSpec."):
+            return f"{run}$${{{inner}}}"
+        return run + references.get(inner, f"${{{inner}}}")
 
-    return _OWN_OR_ESCAPED.sub(one, text) if "${" in text else text
+    return RUN.sub(one, text) if "${" in text else text
 
 
 def parameter_env(params: Mapping[str, Any]) -> dict[str, str]:

@@ -203,6 +203,9 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: Cl
                            f"{CONFIG_MAP}.configMapNamespace", f"{CONFIG_MAP}.templatePath", where)
     if text is None:
         return definition, problems
+    if (refused := template_text.first_chunk_refusal(text)) is not None:
+        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name}{where} "
+                                                                   f"{refused}")]
     try:
         trial_spec, plain = template_text.read(text)
     except yaml.YAMLError as exc:

@@ -36,6 +36,38 @@ def language(text: str) -> str:
     return "JSON or YAML" if text.lstrip().startswith("{") else "YAML"
 
 
+def first_chunk_refusal(text: str) -> str | None:
+    """Why Katib fails YAML ``text`` before reading any object of it, or None. Kubernetes' YAML
+    reader (``YAMLReader.Read``, which Katib's decoder uses) gives the lines up to the first
+    ``---`` line (after the first line) as the first document, however little they hold: where
+    they are only comments or blank lines (``# a Job`` above a ``---``), or a ``---`` line alone,
+    Katib reads an object with no ``apiVersion`` or ``kind`` and refuses the template. A line
+    beginning ``---`` followed by anything but a comment is no separator it takes: it refuses
+    the text ("invalid Yaml document separator"). Only the lines it reads are looked at."""
+    if language(text) != "YAML":
+        return None
+    chunk: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("---"):
+            rest = line[3:].strip()
+            if rest and not rest.startswith("#"):
+                return (f"has {line[:40]!r} at line {number}, which Katib refuses as a YAML document separator "
+                        "(only a comment may follow ---): expected the document to begin on the next line")
+            if chunk:
+                return None if _holds_something(chunk) else (
+                    f"holds nothing before the --- at line {number} but comments or blank lines, which Katib reads "
+                    "as the template's first document (an object without apiVersion or kind, refused): expected "
+                    "the trialSpec first, or nothing but the --- before it")
+        chunk.append(line)
+    return None
+
+
+def _holds_something(lines: list[str]) -> bool:
+    """Whether YAML lines hold more than comments, blank lines and a ``---`` line (one checked
+    to be a separator, followed by nothing or a comment)."""
+    return any(line.strip() and not line.strip().startswith("#") and not line.startswith("---") for line in lines)
+
+
 def _json(text: str) -> tuple[Any, list[Path]] | None:
     """The first JSON value of ``text`` and its typed fields; None where it is no JSON, which
     Kubernetes' decoder then reads as YAML."""
@@ -67,7 +99,7 @@ def _yaml(text: str) -> tuple[Any, list[Path]]:
         marks[mark] = match.group(0)
         return mark
 
-    marked = template.OWN.sub(word, text)
+    marked = template.ANY_OWN.sub(word, text)
     data, typed = bounded_yaml.load_plain(marked, lambda value: prefix in value, first=True)
     if not marks:
         return data, typed
