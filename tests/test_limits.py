@@ -7,14 +7,15 @@ import json
 import sys
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import study_definition
+from conftest import run_study, study_definition
 from http_helpers import Service
 
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, TooManyStudies
 from functions.core.grid import grid_size
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.metric_filters import compile_filter
@@ -23,6 +24,7 @@ from functions.core.reader import listed
 from functions.core.samplers import build_sampler
 from functions.core.space import sample
 from functions.core.validate import parse_study
+from functions.handlers.submit import store_or_restart, store_study
 from functions.settings import Settings
 
 
@@ -470,3 +472,40 @@ def test_where_a_value_is_among_a_long_list_of_values_is_found_without_comparing
             parse_study(definition)
 
     assert _calls(refused) < 200_000
+
+
+def test_a_service_holds_at_most_its_studies_not_ended_and_takes_one_more_once_one_ends(tmp_path: Path):
+    """Each study not ended costs the service work at every tick, whether its trials run or wait:
+    one more than ``KATUNA_MAX_STUDIES`` is refused (409, nothing stored), and taken once one ends."""
+    service = Service(tmp_path, workers=1, KATUNA_MAX_STUDIES="2", KATUNA_MAX_RUNNING_TRIALS="2")
+    headers = {"Content-Type": "application/json"}
+    try:
+        for name in ("first", "second"):
+            service.submit(study_definition(name=name, mode="hang", maxTrials=2, parallelism=1))
+        status, answer = service.json("POST", "/studies", headers=headers,
+                                      body=json.dumps(study_definition(name="third", maxTrials=1, parallelism=1)))
+        assert status == 409, answer
+        assert answer["error"] == "too_many_studies" and answer["retryable"] is False
+        assert answer["problems"] == [{"path": "name", "message": (
+            "the database holds 2 studies that have not ended, the most it may hold at once (set by "
+            "KATUNA_MAX_STUDIES); submit the study again once one ends, or stop or delete one")}]
+        assert service.json("GET", "/studies/third")[0] == 404
+        assert service.request("POST", "/studies/first/stop")[0] == 200
+        service.submit(study_definition(name="third", maxTrials=1, parallelism=1))
+        assert service.wait_for("third")["status"] == "completed"
+    finally:
+        service.close()
+
+
+def test_an_ended_study_is_not_restarted_past_the_studies_not_ended_the_database_may_hold(embedded, tmp_path: Path):
+    """A restart (an ended study's budget raised) makes it a study not ended again: refused
+    past ``KATUNA_MAX_STUDIES`` as a new study is, the study left as it ended."""
+    one = study_definition(name="one", maxTrials=1, parallelism=1)
+    run_study(embedded, one, tmp_path)
+    held = replace(embedded.deps, limits=Limits(studies=1))
+    other = study_definition(name="other")
+    store_study(held, parse_study(other), other)
+    raised = {**one, "maxTrials": 2}
+    with pytest.raises(TooManyStudies, match="KATUNA_MAX_STUDIES"):
+        store_or_restart(held, parse_study(raised), raised)
+    assert embedded.store.get_study("one").status == "completed"

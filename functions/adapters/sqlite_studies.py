@@ -196,6 +196,12 @@ class SqliteStudies(SqliteOptuna):
         return [self._study(row) for row in self._rows(
             f"SELECT * FROM studies WHERE status NOT IN ({ended}) ORDER BY created_at, name", list(TERMINAL_STATUSES))]
 
+    def unended_count(self) -> int:
+        """How many studies have not ended, counted without reading their rows into records."""
+        ended = ", ".join("?" * len(TERMINAL_STATUSES))
+        return int(self.db.execute(f"SELECT count(*) FROM studies WHERE status NOT IN ({ended})",
+                                   list(TERMINAL_STATUSES)).fetchone()[0])
+
     @reading
     def studies_page(self, limit: int, after: StudyKey | None = None) -> list[tuple[StudyKey, StudyRecord]]:
         """Up to ``limit`` studies after the one keyed ``after``, by creation time and name, each

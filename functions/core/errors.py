@@ -125,6 +125,13 @@ class RefusedWorkload(InvalidStudy):
     and the study's others, of other values, may run."""
 
 
+class TooManyStudies(InvalidStudy):
+    """The study would be one more than the studies not ended that the database may hold at once
+    (``KATUNA_MAX_STUDIES``): submitted again once one ends, is stopped or is deleted, it is
+    taken. A conflict with the service's state, not a flaw of the definition (``409`` from the
+    API)."""
+
+
 class UnparseableStudy(InvalidStudy):
     """The definition is not YAML or JSON at all, or empty."""
 

@@ -148,6 +148,15 @@ class Limits:
     submitted; one that shares a pool already held is not. 10 stays well under EKS's 30 managed
     node groups per cluster."""
 
+    studies: int = 500
+    """Studies not ended that the database holds at once, wherever they were submitted (the API,
+    a study resource, ``katuna run``): one more, or an ended one restarted past it, is refused
+    (``409 too_many_studies``). Each costs a ``katuna serve`` work at every tick of its watcher
+    whether its trials run or wait their turn (about 0.6 ms of CPU a second a study, on a busy
+    two-core machine), and holds up to ``parallelism`` trials asked of its sampler: without a
+    bound, one client submitting small studies made the service's idle work grow without end.
+    Studies that ended cost nothing."""
+
     eks: EksQuotas = EksQuotas()
     """The EKS account's quotas that bound an EKS node group (its nodes) and ``pools`` on EKS."""
 

@@ -92,6 +92,9 @@ class Store(TrialReads, Protocol):
         """The studies not ended (running, oldest first): a few, where a long-lived service
         stores thousands."""
 
+    def unended_count(self) -> int:
+        """How many studies have not ended, none of them read (``KATUNA_MAX_STUDIES``)."""
+
     def studies_page(self, limit: int, after: StudyKey | None = None) -> list[tuple[StudyKey, StudyRecord]]:
         """Up to ``limit`` studies after the one keyed ``after``, oldest first, each with its key
         (:data:`StudyKey`: a study's key is never another's, and studies stored later have

@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 
 from functions.core import pbt, resume
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, Problem, RestartThroughResource, StudyConflict
+from functions.core.errors import InvalidStudy, Problem, RestartThroughResource, StudyConflict, TooManyStudies
 from functions.core.initial_trials import covered_problems
 from functions.core.job import CHECKPOINT_SETTING, runs_as_job
+from functions.core.limits import PREFIX
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
@@ -46,6 +47,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         taken, cap = None, None
         if not stored_already:
             _check_runs_here(deps, spec, definition)
+            _check_study_room(deps)
             _check_pool_room(deps, spec)
             taken = warm_results(deps, spec, origin)
             _check_grid_left(spec, definition, taken)
@@ -98,6 +100,7 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
     In one transaction, so concurrent submissions cannot slip past the check."""
     spec = resume.as_begun(stored.spec, spec)
     with deps.store.transaction():
+        _check_study_room(deps)
         cap = raised_budget(deps, stored, spec, definition)
         return reopen(stored, deps, spec, definition, origin, cap)
 
@@ -121,6 +124,18 @@ def _check_runs_here(deps: Deps, spec: Study, definition: dict[str, Any]) -> Non
         _refuse(definition, Problem("algorithm.name", "pbt runs its trials on Kubernetes as Jobs only (katuna's own, "
                                                       "or a trialSpec of kind batch/v1 Job), whose pod mounts the "
                                                       "trial's checkpoint folder from KATUNA_CHECKPOINT_CLAIM"))
+
+
+def _check_study_room(deps: Deps) -> None:
+    """Refuse a study that would be one more than the studies not ended ``KATUNA_MAX_STUDIES``
+    allows (:class:`TooManyStudies` at ``name``): each costs the service work at every tick while
+    it runs or waits. Called in the write transaction that stores or reopens it, so concurrent
+    submissions cannot slip past."""
+    held, limit = deps.store.unended_count(), deps.limits.studies
+    if held >= limit:
+        raise TooManyStudies([Problem("name", f"the database holds {held:,} studies that have not ended, the most it "
+                                              f"may hold at once (set by {PREFIX}MAX_STUDIES); submit the study "
+                                              "again once one ends, or stop or delete one")])
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:

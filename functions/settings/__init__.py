@@ -185,6 +185,8 @@ class Settings(AccessSettings):
     when it is admitted (:mod:`functions.core.trial_cap`). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
     ``KATUNA_MAX_POOL_DISK_GB`` GiB of each node's boot disk (1,000);
     ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
+    ``KATUNA_MAX_STUDIES`` studies not ended the database holds at once (500: each costs the
+    service work at every tick);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,
     unset: any), the GKE machine types and EC2 instance types a pool may have. The EKS account's

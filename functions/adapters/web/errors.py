@@ -27,6 +27,7 @@ from functions.core.errors import (
     StudyNotFound,
     StudyRunsElsewhere,
     TemporaryError,
+    TooManyStudies,
     UnparseableStudy,
 )
 
@@ -50,7 +51,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 403
     if resource and isinstance(exc, (StudyNotFound, LogGone)):
         return 404
-    if resource and isinstance(exc, (StudyConflict, FollowsResource, StudyRunsElsewhere)):
+    if resource and isinstance(exc, (StudyConflict, FollowsResource, StudyRunsElsewhere, TooManyStudies)):
         return 409
     return 422
 

@@ -58,7 +58,9 @@ def _studies() -> dict[str, Any]:
                                                 "and its trials run where this service does not run trials, or "
                                                 "an ended study that came from a cluster resource was sent with "
                                                 "its budget raised: it restarts only through that resource "
-                                                "(restart_through_resource)"),
+                                                "(restart_through_resource), or the database holds "
+                                                "KATUNA_MAX_STUDIES studies that have not ended "
+                                                "(too_many_studies)"),
                                    "415": error("not YAML or JSON"),
                                    "422": error("invalid: every problem, with its field path (a document that "
                                                 "is no mapping, such as a list or null: the path \"\")"),
