@@ -474,6 +474,7 @@ def test_where_a_value_is_among_a_long_list_of_values_is_found_without_comparing
     assert _calls(refused) < 200_000
 
 
+@pytest.mark.slow
 def test_a_service_holds_at_most_its_studies_not_ended_and_takes_one_more_once_one_ends(tmp_path: Path):
     """Each study not ended costs the service work at every tick, whether its trials run or wait:
     one more than ``KATUNA_MAX_STUDIES`` is refused (409, nothing stored), and taken once one ends."""
