@@ -12,6 +12,7 @@ would retry. Classes defined beside what raises them name their module.
         ``InvalidStudy``         a study definition with one or more problems
             ``UnparseableStudy``   not YAML or JSON, or empty (400)
             ``RefusedWorkload``    a trial's workload refused at launch for what its values made of it
+            ``TooManyStudies``     one more than the studies not ended the database may hold (409)
         ``MalformedRequest``     a request that cannot be read (400)
             ``MalformedEvent``     not a CloudEvent 1.0 (400; :mod:`functions.adapters.cloudevents_data`)
             ``MalformedEventData`` an event whose data lacks a field or holds a wrong one (400; :mod:`functions.dispatch`)
