@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from conftest import TRIAL
@@ -19,6 +21,8 @@ from functions.core.formats import load_study
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.samplers import build_sampler
+from functions.core.space import sample
 from functions.core.trial_spec import located_containers
 from functions.core.validate import parse_study
 
@@ -673,15 +677,44 @@ def test_the_default_parallel_trial_count_above_the_max_trial_count_is_refused_a
 
 
 def test_a_tpe_parallel_trial_count_over_the_limit_is_refused_as_such():
-    """tpe starts with ``parallelTrialCount`` random trials, as hyperopt does; a count past
-    ``KATUNA_MAX_PARALLELISM`` is refused at its own field, not as a setting of
-    ``algorithmSettings`` that the Experiment never wrote."""
+    """A ``tpe`` Experiment's count past ``KATUNA_MAX_PARALLELISM`` is refused at its own field,
+    not as a setting of ``algorithmSettings`` that the Experiment never wrote."""
     doc = experiment(maxTrialCount=1_000_000, parallelTrialCount=1_000_000, maxFailedTrialCount=3,
                      algorithm={"algorithmName": "tpe"})
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(doc))
     assert [str(p) for p in caught.value.problems] == [
         "spec.parallelTrialCount: expected at most 1,000 (set by KATUNA_MAX_PARALLELISM), got 1,000,000"]
+
+
+def _drawn_at_random(doc: dict, number: int) -> float:
+    """The ``x`` the Experiment's seed gives trial ``number`` drawn at random: TPE's random
+    start draws it as ``random`` of the same seed does, from the trial's own seed."""
+    random = copy.deepcopy(doc)
+    random["spec"]["algorithm"]["algorithmName"] = "random"
+    spec, _ = load_study(yaml.safe_dump(random))
+    study = optuna.create_study(sampler=build_sampler(spec.algorithm, spec.parameters, number))
+    return sample(study, spec.parameters).params["x"]
+
+
+@pytest.mark.parametrize(("lookahead", "random_trials"), [("0", 2), ("1", 3)])
+def test_tpe_draws_at_random_only_the_trials_asked_before_one_ends_as_katibs_hyperopt_service(
+        tmp_path: Path, lookahead: str, random_trials: int):
+    """Katib's hyperopt service asks hyperopt's TPE for each request's trials with
+    ``n_startup_jobs`` the request's size, counted against the trials that succeeded (or stopped
+    early) with a metric: its first request (``parallelTrialCount`` trials) is drawn at random,
+    and each later one, for the slots that just freed, by TPE. So katuna draws at random only the
+    trials asked before a trial ends: the first ``parallelTrialCount``, and those prepared with
+    them by ``katuna run``'s look-ahead; every trial asked after an end is TPE's."""
+    doc = experiment(algorithm={"algorithmName": "tpe", "algorithmSettings": [{"name": "random_state", "value": "7"}]},
+                     maxTrialCount=5)
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    run = run_katuna("run", "experiment.yaml", cwd=tmp_path, env={**os.environ, "KATUNA_LOOKAHEAD": lookahead})
+    assert run.returncode == 0, run.stdout + run.stderr
+    trials = sorted(json.loads(here("trials", "katib-exp", "--json", cwd=tmp_path).stdout), key=lambda t: t["number"])
+    assert [t["state"] for t in trials] == ["COMPLETE"] * 5
+    at_random = [t["params"]["x"] == pytest.approx(_drawn_at_random(doc, t["number"]), abs=1e-9) for t in trials]
+    assert at_random == [True] * random_trials + [False] * (5 - random_trials)
 
 
 @pytest.mark.parametrize("field", ["maxFailedTrialCount", "parallelTrialCount"])

@@ -471,7 +471,7 @@ def test_a_name_katib_refuses_is_refused():
 
 SETTINGS = {
     "hyperopt tpe": ("tpe", {"gamma": "0.25", "prior_weight": "1.5", "n_EI_candidates": "12", "random_state": "7"},
-                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2,
+                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 1,
                       "multivariate": False}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
@@ -570,15 +570,17 @@ def test_cmaes_samples_around_the_mean_with_katibs_sigma():
 
 
 def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_gives_none():
-    """hyperopt draws the first request's trials at random (as many as run at once) and takes
-    ``ceil(0.25 * sqrt(n))`` trials as good; Optuna's own defaults are 10 and a tenth."""
+    """hyperopt's TPE starts once as many trials have ended as the request asks for: its first
+    request's trials are drawn at random, and a trial asked alone after one ended is TPE's,
+    whatever ``parallelTrialCount``; ``ceil(0.25 * sqrt(n))`` trials are the good ones. Optuna's
+    own defaults are 10 and a tenth."""
     spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", {})))
-    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2, "multivariate": False}
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 1, "multivariate": False}
     doc = _with_settings("tpe", {})
     doc["spec"].update(parallelTrialCount=5, maxTrialCount=10)
-    assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 5
+    assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 1
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5"})))[0]
-    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2, "multivariate": False}, \
+    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 1, "multivariate": False}, \
         "the Experiment's settings win"
     given = load_study(yaml.safe_dump(_with_settings("tpe", {"n_startup_trials": "7"})))[0]
     assert dict(given.algorithm.settings)["n_startup_trials"] == 7

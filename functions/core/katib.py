@@ -70,7 +70,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     _trial_counts(spec, algorithm, native, problems)
     if spec.get("earlyStopping") is not None:
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
-    katib_search.algorithm_specifics(algorithm, native, spec, problems, limits)
+    katib_search.algorithm_specifics(algorithm, native, spec, problems)
     pool = node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool

@@ -10,7 +10,6 @@ from typing import Any, TypeGuard
 
 from functions.core import katib_algorithms, katib_sigma
 from functions.core.errors import Problem
-from functions.core.limits import Limits
 from functions.core.reader import listed
 
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
@@ -29,6 +28,9 @@ REFUSED = {"enas": NAS, "darts": NAS}
 """Katib algorithms katuna does not run, each with the reason."""
 HYPEROPT_GAMMA = 0.25
 """The fraction in hyperopt's TPE rule for the good trials, ``ceil(gamma * sqrt(n))``, by default."""
+HYPEROPT_STARTUP = 1
+"""The trials that must have ended with a result before Katib's hyperopt service suggests by TPE
+a trial asked alone (its request's size: :func:`as_hyperopt`)."""
 
 
 def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
@@ -84,17 +86,18 @@ def typed_setting(text: Any) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def as_hyperopt(settings: dict[str, Any], parallelism: Any, most: int) -> None:
-    """Katib's default service for ``tpe`` is hyperopt's: the trials of its first request (as
-    many as ``parallelTrialCount``) are drawn at random and TPE starts with the next, taking
-    ``ceil(0.25 * sqrt(n))`` trials as the good ones. Optuna's defaults differ (10 random trials,
-    a tenth as good), so these are the settings unless the Experiment gives its own. A
-    ``parallelTrialCount`` over ``most`` (``KATUNA_MAX_PARALLELISM``) is refused as what it is,
-    and gives no setting, which would be refused first, at ``algorithmSettings``, where the
-    Experiment wrote nothing of it."""
+def as_hyperopt(settings: dict[str, Any]) -> None:
+    """Katib's default service for ``tpe`` is hyperopt's, which asks hyperopt's TPE for each
+    request's trials with ``n_startup_jobs`` the request's size, counted against the trials that
+    succeeded or stopped early: its first request (``parallelTrialCount`` trials, none ended) is
+    drawn at random, and each later one, for the slots trials just freed, by TPE, taking
+    ``ceil(0.25 * sqrt(n))`` trials as the good ones. katuna asks one trial at a time, so TPE
+    starts once one trial has completed (or been pruned), ``n_startup_trials`` 1: the trials
+    asked before, the first ``parallelTrialCount`` and any prepared ahead with them, are drawn at
+    random. Optuna's defaults differ (10 random trials, a tenth as good), so these are the
+    settings unless the Experiment gives its own."""
     settings.setdefault("gamma", HYPEROPT_GAMMA)
-    if is_count(parallelism) and 1 <= parallelism <= most:
-        settings.setdefault("n_startup_trials", parallelism)
+    settings.setdefault("n_startup_trials", HYPEROPT_STARTUP)
 
 
 def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> None:
@@ -210,14 +213,14 @@ def is_count(value: Any) -> TypeGuard[int]:
 
 
 def algorithm_specifics(algorithm: Any, native: dict[str, Any], spec: Mapping[str, Any],
-                         problems: list[Problem], limits: Limits) -> None:
+                         problems: list[Problem]) -> None:
     """What one Katib algorithm asks of the native study beyond its sampler: hyperopt's settings
     for ``tpe`` where Katib runs it on hyperopt's service (its default), Optuna's Hyperband
     pruner for ``hyperband`` (after ``earlyStopping``, whose median stop it joins), and
     CMA-ES's parameters and ``sigma`` for ``cmaes``."""
     given = (spec.get("algorithm") or {}).get("algorithmSettings") or []
     if algorithm == "tpe" and not katib_algorithms.tpe_on_optuna(given):
-        as_hyperopt(native["algorithm"]["settings"], native["parallelism"], limits.parallelism)
+        as_hyperopt(native["algorithm"]["settings"])
     elif algorithm == "hyperband":
         hyperband(native, given, problems)
     elif algorithm == "cmaes":
