@@ -697,6 +697,7 @@ def _drawn_at_random(doc: dict, number: int) -> float:
     return sample(study, spec.parameters).params["x"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("lookahead", "random_trials"), [("0", 2), ("1", 3)])
 def test_tpe_draws_at_random_only_the_trials_asked_before_one_ends_as_katibs_hyperopt_service(
         tmp_path: Path, lookahead: str, random_trials: int):
