@@ -63,6 +63,8 @@ from kube_standin.workloads import Workloads
 from kubernetes import client
 from standin_server import StandInServer
 
+from functions.adapters.kubernetes_client import api_client
+
 __all__ = ["KubeStub", "NodePool", "Refused", "image_id"]
 
 TICK_SECONDS = 0.02
@@ -215,8 +217,19 @@ class KubeStub(ApiServer, Workloads):
         self.url = proxy
         """A ``kubectl proxy`` in front of it run with katuna's credentials, what ``KATUNA_K8S_API``
         names: it adds them to a request without a token and passes a request's own token on."""
+        self._clients: list[client.ApiClient] = []
+
+    def api_client(self, user: str | None = None) -> client.ApiClient:
+        """katuna's client of this API (:func:`functions.adapters.kubernetes_client.api_client`),
+        else, with ``user``, a client as that user (:meth:`configuration`); closed as the stand-in
+        closes, so that no connection to it is left open to the test process's later tests."""
+        made = client.ApiClient(self.configuration(user)) if user else api_client(self.url)
+        self._clients.append(made)
+        return made
 
     def close(self) -> None:
+        for made in self._clients:
+            made.close()
         self._running = False
         if self._controllers.is_alive():
             self._controllers.join(timeout=10)

@@ -536,7 +536,7 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
     study = write_study(tmp_path / "study.yaml", definition)
     process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     db = tmp_path / "katuna.db"
-    eventually(lambda: _complete(db) >= 2, "two complete trials", timeout=60)
+    eventually(lambda: _complete(db) >= 2, "two complete trials", timeout=START_WAIT)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -638,7 +638,7 @@ def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_n
     try:
         process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True,
                                 env={**os.environ, "KATUNA_BUSY_TIMEOUT": "10"})
-        eventually(lambda: _has_open(process.pid, db), "the run opened the database")
+        eventually(lambda: _has_open(process.pid, db), "the run opened the database", timeout=START_WAIT)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -688,7 +688,7 @@ def _wait_for_two_running_trials(tmp_path: Path, while_waiting: Callable[[], Non
         return len(list(tmp_path.glob("*.1.pid"))) == 2 and \
             [t["state"] for t in _trials(tmp_path / "katuna.db")].count("RUNNING") == 2
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline and not both():
         while_waiting()
         time.sleep(0.1)
@@ -791,7 +791,7 @@ def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", definition)
     process = StartedKatuna("run", str(study), cwd=tmp_path, interruptible=True)
     db = tmp_path / "katuna.db"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline and sum(t["state"] == "RUNNING" for t in _trials(db)) < 2:
         time.sleep(0.1)
     assert "stopped" in katuna("stop", "demo", cwd=tmp_path).stdout

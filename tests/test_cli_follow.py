@@ -24,7 +24,7 @@ from child_signals import interruptible
 from conftest import study_definition
 from http_helpers import run_katuna
 from started_katuna import StartedKatuna
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
@@ -55,7 +55,7 @@ def _running(tmp_path: Path, *extra: str, max_trials: int = 1) -> Iterator[Start
                             interruptible=True)
     try:
         eventually(lambda: (tmp_path / "katuna.db").exists() and _trial(tmp_path, max_trials - 1) is not None,
-                   "the run stored its trials")
+                   "the run stored its trials", timeout=START_WAIT)
         yield process
     finally:
         (tmp_path / "go").touch()

@@ -156,7 +156,7 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     first = StartedKatuna(*command, cwd=tmp_path)
     try:
         eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "stale", family),
-                   "the first attempt starts its children and is recorded", timeout=60)
+                   "the first attempt starts its children and is recorded", timeout=START_WAIT)
         guards = guards_of(first.pid)
         assert len(guards) == 1, "the run started one guard for its trials"
         os.kill(first.pid, signal.SIGSTOP)
@@ -181,7 +181,7 @@ def test_a_run_whose_guard_was_killed_starts_another_that_ends_its_trial_when_th
     run = StartedKatuna("run", "study.yaml", cwd=tmp_path)
     try:
         eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "reguarded", family),
-                   "the first attempt starts its children and is recorded", timeout=60)
+                   "the first attempt starts its children and is recorded", timeout=START_WAIT)
         [guard] = guards_of(run.pid)
         os.kill(guard, signal.SIGKILL)
         eventually(lambda: [pid for pid in guards_of(run.pid) if pid != guard], "the run starts another guard")
@@ -252,7 +252,7 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
         submit(service, study_of("crashed", family, trialTemplate={
             "command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}}))
         eventually(lambda: first_attempt_recorded(tmp_path / "katuna.db", "crashed", family),
-                   "the first attempt starts its children and is recorded", timeout=60)
+                   "the first attempt starts its children and is recorded", timeout=START_WAIT)
         workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
                    .read_text().split()]
         guards = [guard for worker in workers for guard in guards_of(worker)]
@@ -335,7 +335,7 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
     first = StartedKatuna(*command, cwd=tmp_path)
     try:
         eventually(lambda: all((family / f"started.{n}.1").exists() for n in range(3)), "every first attempt runs",
-                   timeout=30)
+                   timeout=START_WAIT)
         eventually(lambda: len(running(tmp_path / "katuna.db", "resumed")) == 3, "every first attempt is recorded",
                    timeout=30)
     finally:

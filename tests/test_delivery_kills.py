@@ -29,7 +29,7 @@ from http_helpers import Service, run_katuna
 from kube_stub import KubeStub
 from started_katuna import StartedKatuna
 from test_delivery import ChaosDelivery, JobSource
-from waiting import eventually
+from waiting import START_WAIT, eventually
 from write_lock import WriteLock
 
 from functions.adapters.kubernetes_client import api_client
@@ -173,7 +173,7 @@ def test_a_run_killed_while_its_trials_ends_wait_on_the_database_records_them_fr
     try:
         eventually(lambda: len(_seen(tmp_path)) == PARALLELISM
                    and [t["state"] for t in _trials(db)] == ["RUNNING", "RUNNING", "WAITING"],
-                   "two trials run, a third is prepared", timeout=60)
+                   "two trials run, a third is prepared", timeout=START_WAIT)
         lock.hold()
         (tmp_path / "go").touch()
         eventually(lambda: len(_ends(tmp_path)) == PARALLELISM, "both ends recorded beside their logs")

@@ -19,7 +19,7 @@ import yaml
 from http_helpers import KATUNA, Service
 from proc_stat import state
 from started_katuna import StartedKatuna
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.core.metric_summary import MAX_OBSERVATIONS
 from functions.embedded import Embedded
@@ -95,7 +95,7 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its
     process = StartedKatuna("run", str(path), "--db", str(tmp_path / "katuna.db"), cwd=tmp_path)
     try:
         log, position = eventually(lambda: _held_in_the_end_read(process.pid, tmp_path), "the run reading the ended "
-                                   "trial's log", timeout=60, interval=0.005)
+                                   "trial's log", timeout=START_WAIT, interval=0.005)
         assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
         process.send_signal(signal.SIGTERM)
         process.send_signal(signal.SIGCONT)
@@ -131,7 +131,7 @@ def test_a_service_stopped_while_it_reads_a_huge_log_stops_before_reading_on_and
         assert status == 201
         worker = eventually(lambda: _children(service.process.pid), "the service's worker", timeout=30)[0]
         log, position = eventually(lambda: _held_in_the_end_read(worker, tmp_path), "the worker reading the ended "
-                                   "trial's log", timeout=60, interval=0.005)
+                                   "trial's log", timeout=START_WAIT, interval=0.005)
         assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
         service.process.send_signal(signal.SIGTERM)
         eventually(lambda: _pending(worker, signal.SIGTERM), "the master's SIGTERM waiting for its worker", timeout=30)

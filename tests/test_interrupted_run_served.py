@@ -12,7 +12,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service, run_katuna
 from started_katuna import StartedKatuna
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import RUNNING
@@ -29,7 +29,7 @@ def test_an_interrupted_run_says_a_service_on_its_database_resumes_it_and_how_to
         run = StartedKatuna("run", "study.yaml", cwd=tmp_path, interruptible=True)
         try:
             eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and len(store.trials("demo", [RUNNING])) == 2,
-                       "the run's two trials, their launches committed", timeout=60)
+                       "the run's two trials, their launches committed", timeout=START_WAIT)
             run.send_signal(signal.SIGINT)
             _, stderr = run.communicate(timeout=90)
         finally:

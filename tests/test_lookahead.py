@@ -10,7 +10,7 @@ import pytest
 from conftest import run_study, study_definition
 from http_helpers import Service
 from started_katuna import StartedKatuna
-from waiting import eventually
+from waiting import START_WAIT, eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.sqlite_trials import DISCARDED
@@ -139,7 +139,7 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     run = StartedKatuna("run", "study.json", "--db", str(db), cwd=tmp_path, interruptible=True)
     try:
         eventually(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(),
-                   "two running trials", timeout=60)
+                   "two running trials", timeout=START_WAIT)
         store = SqliteStore(db)
         eventually(lambda: {t.number: t.state for t in store.trials("demo")} ==
                    {0: "RUNNING", 1: "RUNNING", 2: "WAITING"}, "trial 2 prepared ahead", timeout=60)

@@ -21,7 +21,6 @@ from test_missing_objects import deliver
 from test_refused_pods import refused
 from test_trial_pods import ALLOWANCE, pods_of, waiting
 
-from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
@@ -43,7 +42,7 @@ def _started(kube: KubeStub, tmp_path: Path, name: str, trials: int = 1, level: 
     kube.label_namespace("katuna", {ENFORCE: "restricted"})
     store = SqliteStore(tmp_path / "katuna.db")
     defaults = Cluster(namespace="katuna", start_allowance=ALLOWANCE, pod_security=level)
-    executor = KubernetesExecutor(defaults, api_client(kube.url), clock=kube.clock.time)
+    executor = KubernetesExecutor(defaults, kube.api_client(), clock=kube.clock.time)
     deps = Deps(store, executor, kube.clock.time, trial_defaults=defaults, admissions=executor)
     definition = study_definition(name, maxTrials=trials, parallelism=1)
     definition["trialTemplate"]["image"] = TRAINER

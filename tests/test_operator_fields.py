@@ -24,7 +24,7 @@ from kubernetes.client.rest import ApiException
 from test_cli import in_process
 
 from functions.adapters.kubernetes_access import Access
-from functions.adapters.kubernetes_client import api_client, translate
+from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_workloads import Workloads
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, RefusedWorkload
@@ -87,7 +87,7 @@ def test_the_api_server_refuses_warns_of_or_drops_a_field_an_operators_crd_lacks
     a warning for each, and stored without them; ``Ignore``: the same, with no warning."""
     workload = made()
     group, version = workload["apiVersion"].split("/")
-    objects = client.CustomObjectsApi(api_client(cluster.url))
+    objects = client.CustomObjectsApi(cluster.api_client())
     with pytest.raises(ApiException) as refused:
         objects.create_namespaced_custom_object(group, version, "default", plural, _named(workload, "strict"),
                                                 field_validation="Strict")
@@ -131,7 +131,7 @@ def test_a_kind_whose_crd_keeps_unknown_fields_is_taken_whole_even_under_strict_
         cluster: KubeStub, plural: str, workload: dict):
     """Argo's and Tekton's installed CRDs preserve unknown fields: the API server keeps them all."""
     group, version = workload["apiVersion"].split("/")
-    objects = client.CustomObjectsApi(api_client(cluster.url))
+    objects = client.CustomObjectsApi(cluster.api_client())
     objects.create_namespaced_custom_object(group, version, "default", plural, _named(workload, "kept"),
                                             field_validation="Strict", dry_run="All")
 
@@ -150,7 +150,7 @@ def test_a_study_whose_trial_spec_has_a_field_its_kind_lacks_is_refused_at_submi
     kind: the API server refuses the field where it would otherwise drop it, and the study is
     refused, naming it in the ``trialSpec``, with nothing stored."""
     container = {"pytorchjobs": "pytorch", "jobsets": "node", "trainjobs": "node"}[plural]
-    access = Access(api_client(cluster.url), Cluster(namespace="default"))
+    access = Access(cluster.api_client(), Cluster(namespace="default"))
     with pytest.raises(InvalidStudy) as refused:
         access.refusal(parse_study(_study("misspelt", made(), container)))
     kind = made()
@@ -171,7 +171,7 @@ def test_a_trials_workload_with_a_field_its_kind_lacks_is_refused_naming_it_rath
                          trial_spec=_pytorchjob(), primary_container="pytorch")
     workload = {**_pytorchjob(), "metadata": {"name": "misspelt-0"}}
     with pytest.raises(RefusedWorkload) as refused:
-        Workloads(api_client(cluster.url), translate).create("default", workload, launch)
+        Workloads(cluster.api_client(), translate).create("default", workload, launch)
     assert [p.path for p in refused.value.problems] == [
         "trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Worker.restartpolicy", "trialTemplate.trialSpec.spec.runpolicy"]
     assert not cluster.workloads

@@ -19,7 +19,6 @@ from test_pbt_quota import asking_pbt
 from test_refused_pods import refused, three_refused
 from test_trial_pods import ALLOWANCE, executor_of, pods_of
 
-from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_limit_ranges import LimitRanges
 from functions.adapters.sqlite_store import SqliteStore
@@ -73,7 +72,7 @@ def test_a_trial_waiting_for_room_in_its_quota_says_so_and_runs_once_a_pod_holdi
     holder = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "holder"}, "spec": {
         "backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
             {"name": "trial", "image": "python:3.12", "command": ["true"], "resources": ASKING}]}}}}
-    client.BatchV1Api(api_client(simulated_kube.url)).create_namespaced_job("katuna", holder)
+    client.BatchV1Api(simulated_kube.api_client()).create_namespaced_job("katuna", holder)
     simulated_kube.run_until(lambda: pods_of(simulated_kube, "holder"))
     store, deps, record, _ = started(simulated_kube, tmp_path, "room", trials=1, resources=ASKING)
     try:
@@ -120,12 +119,12 @@ def test_katunas_own_containers_ask_for_what_the_namespaces_limit_ranges_allow(s
         {"type": "Container", "max": {"cpu": "250m"}, "min": {"memory": "192Mi"},
          "maxLimitRequestRatio": {"cpu": "2"}}])
     job = drop_job(CheckpointVolume("claim", "katuna:latest", 1), "0f0e", {}, "baseline", None)
-    LimitRanges(api_client(simulated_kube.url)).fit("ranged", job, [CONTAINER], alone=True)
+    LimitRanges(simulated_kube.api_client()).fit("ranged", job, [CONTAINER], alone=True)
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "125m", "memory": "192Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}}
     job["spec"]["template"]["spec"]["volumes"] = []
     job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = []
-    client.BatchV1Api(api_client(simulated_kube.url)).create_namespaced_job("ranged", job)
+    client.BatchV1Api(simulated_kube.api_client()).create_namespaced_job("ranged", job)
     simulated_kube.run_until(lambda: pods_of(simulated_kube, job["metadata"]["name"])
                              or simulated_kube.events_of("Job", job["metadata"]["name"]))
     assert not simulated_kube.events_of("Job", job["metadata"]["name"])
@@ -143,7 +142,7 @@ def test_a_pbt_trials_checkpoint_init_container_asks_for_what_the_namespaces_lim
     record = StudyRecord(spec, definition, ".", uid="0123456789ab")
     trial = TrialRecord(spec.name, 7, {"lr": 0.01}, generation=1, parent=3)
     launch = trial_launch(record, trial)
-    executor = KubernetesExecutor(Cluster(namespace="pbt", checkpoints=VOLUME_OF), api_client(simulated_kube.url),
+    executor = KubernetesExecutor(Cluster(namespace="pbt", checkpoints=VOLUME_OF), simulated_kube.api_client(),
                                   clock=simulated_kube.clock.time)
     executor.launch(launch)
     pod = simulated_kube.jobs[("pbt", launch.job_name)]["spec"]["template"]["spec"]
@@ -161,7 +160,7 @@ def test_a_trial_whose_job_the_quota_has_no_room_for_waits_naming_it_and_runs_on
     event delivered again), the trial waits, not failed, its reason naming the quota; once the
     other Job is deleted the launch delivered again runs it, and the note goes."""
     simulated_kube.set_quota("katuna", {"count/jobs.batch": "1"})
-    batch = client.BatchV1Api(api_client(simulated_kube.url))
+    batch = client.BatchV1Api(simulated_kube.api_client())
     batch.create_namespaced_job("katuna", {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "holder"},
                                            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
                                                {"name": "c", "image": "python:3.12", "command": ["true"]}]}}}})

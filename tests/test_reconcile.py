@@ -22,7 +22,7 @@ from http_helpers import Service, Sink
 from kube_standin import katib_api
 from kube_stub import KubeStub
 from test_resources import katib_resource
-from waiting import eventually
+from waiting import BUSY_WAIT, eventually
 
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.local_executor import LocalExecutor
@@ -162,7 +162,7 @@ def uid_of(service: Service, name: str) -> str:
 def backdate(service: Service, update: str, *args: object) -> None:
     """Move a stored time :data:`IN_FLIGHT` seconds back (``update``'s first parameter): as if
     that long had passed since."""
-    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db, db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db", timeout=BUSY_WAIT)) as db, db:
         db.execute(update, [IN_FLIGHT, *args])
 
 
@@ -236,7 +236,7 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
     eventually(lambda: ("katuna", "rc-budget-0") in kube.jobs, "the trial's Job", timeout=60)
     early = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
     assert early == [], "a study whose Job runs is neither stalled nor over its budget"
-    with closing(sqlite3.connect(service.workdir / "katuna.db")) as db, db:
+    with closing(sqlite3.connect(service.workdir / "katuna.db", timeout=BUSY_WAIT)) as db, db:
         db.execute("UPDATE studies SET started_at = started_at - 3600 WHERE name = ?", ["rc-budget"])
     ended = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
     assert [e.get_type() for e in ended if e.get_type() == COMPLETED] == [COMPLETED]

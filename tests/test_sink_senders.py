@@ -6,12 +6,15 @@ busy timeout) is made as soon as the database is free, without a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from write_lock import WriteLock
 from functions import sink_senders
 from functions.adapters import cloudevents_http, cloudevents_sink
 from functions.adapters.sqlite_queue import SqliteQueue
+from functions.core.errors import TemporaryError
 from functions.core.events import Event
 from functions.sink_senders import SinkSenders
 
@@ -189,6 +193,35 @@ def test_a_queue_write_failing_while_the_database_is_held_is_made_once_it_is_fre
     lock.close()
     assert "the event queue cannot be written yet" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
+
+
+def test_a_post_the_broker_refuses_leaves_no_connection_to_it_open():
+    """Before, the error a refusal (here 503) raised kept the connection its unread answer came
+    on, until a garbage collection freed the error: a socket for every post refused, as long as
+    anything held the error (a logged traceback, a cycle through its frames)."""
+    broker = Sink(status=503)
+    try:
+        with pytest.raises(TemporaryError, match="503") as refused:
+            cloudevents_sink.Sink(broker.url).send(Event("test.sent", {"name": "a"}), timeout=30)
+        assert refused.value.__cause__ is not None, "the error is still held"
+        assert _connections_to(urllib.parse.urlsplit(broker.url).port) == []
+    finally:
+        broker.close()
+
+
+def _connections_to(port: int | None) -> list[str]:
+    """The inodes of this process's TCP sockets whose far end is loopback port ``port``, whatever
+    their state (one the server closed is still open here)."""
+    mine = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            mine.add(os.readlink(fd))
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and f"socket:[{fields[9]}]" in mine:
+            found.append(fields[9])
+    return found
 
 
 def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried_again(

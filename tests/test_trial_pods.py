@@ -12,7 +12,6 @@ from conftest import study_definition
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 
-from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
@@ -35,7 +34,7 @@ SIMULATED_RUN = Run(100 * HOUR, "loss=0.5\n")
 
 
 def executor_of(kube: KubeStub) -> KubernetesExecutor:
-    return KubernetesExecutor(Cluster(namespace="katuna", start_allowance=ALLOWANCE), api_client(kube.url),
+    return KubernetesExecutor(Cluster(namespace="katuna", start_allowance=ALLOWANCE), kube.api_client(),
                               clock=kube.clock.time)
 
 

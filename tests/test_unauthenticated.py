@@ -36,11 +36,11 @@ def test_a_study_resource_event_met_by_a_401_is_delivered_again_and_charges_the_
                                                                                                 tmp_path: Path):
     body = experiment(maxTrialCount=100, parallelTrialCount=2)
     body["metadata"] = {"name": NAME, "namespace": TEAM}
-    users = client.CustomObjectsApi(client.ApiClient(kube.configuration(USER)))
+    users = client.CustomObjectsApi(kube.api_client(USER))
     created = users.create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
     store = SqliteStore(tmp_path / "katuna.db")
     try:
-        dispatcher = watching_dispatcher(store, client.ApiClient(kube.configuration()), TEAM)
+        dispatcher = watching_dispatcher(store, kube.api_client(), TEAM)
         dispatcher.deliver_to("resource", resource_changed("add", created))
         for _ in range(4):  # past the failures that would end the study, were they counted
             kube.faults.unauthenticate()

@@ -32,7 +32,7 @@ from kubernetes import client
 from proc_stat import alive
 from started_katuna import StartedKatuna
 from test_katib import experiment
-from waiting import eventually
+from waiting import BUSY_WAIT, START_WAIT, eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_first_migrations import migrate_1
@@ -223,7 +223,7 @@ def test_an_experiment_edited_on_the_cluster_searches_on_as_it_began(tmp_path: P
 
 def migrated_by_a_newer_katuna(db: Path) -> None:
     """What a newer katuna's migration leaves for this one to see: a schema past the last it knows."""
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with closing(sqlite3.connect(db, timeout=BUSY_WAIT)) as conn, conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
 
 
@@ -258,7 +258,7 @@ def test_a_katuna_run_whose_database_a_newer_katuna_migrated_stops_its_trials_an
     process = StartedKatuna("run", "study.yaml", cwd=tmp_path)
     try:
         eventually(lambda: len(list(tmp_path.glob("*.1.pid"))) == 2 and running_trials(db) == 2,
-                   "two running trials", timeout=60)
+                   "two running trials", timeout=START_WAIT)
         migrated_by_a_newer_katuna(db)
         _, stderr = process.communicate(timeout=60)
     finally:

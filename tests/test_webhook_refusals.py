@@ -11,7 +11,6 @@ import pytest
 from kube_stub import KubeStub
 
 from functions.adapters.kubernetes_access import Access
-from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_fields import webhook_refusals
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem
@@ -61,7 +60,7 @@ def test_a_study_whose_workload_the_operators_webhook_denies_is_refused_at_the_f
     try:
         cluster.install_operator("training-operator")
         with pytest.raises(InvalidStudy) as refused:
-            Access(api_client(cluster.url), Cluster(namespace="default")).refusal(parse_study(study))
+            Access(cluster.api_client(), Cluster(namespace="default")).refusal(parse_study(study))
         assert [p.path for p in refused.value.problems] == [
             f"trialTemplate.trialSpec.spec.pytorchReplicaSpecs[{role}].template.spec.containers"
             for role in ("Master", "Worker")]

@@ -34,9 +34,19 @@ START_WAIT = 120.0
 """Seconds a process a test starts (a fresh Python importing katuna, kubernetes, Optuna or moto:
 a stand-in's server, ``katuna serve``, a handler) may take to answer or reach what the test waits
 for. On a quiet two-core machine it takes a few seconds; with two busy loops beside a few test
-workers, moto's server took 25-41 s to listen and a handler's imports 14-19 s, and ``make test``
+workers, moto's server took 25-41 s to listen and a handler's imports 14-19 s; with six on its
+core, a test worker's first ``katuna run`` (its warm Python started first) took 78-79 s to run
+its first two trials, its later ones 12 s; and ``make test``
 runs six workers with their browsers. A process that has exited is seen at once by the waits
 that poll it, so only one still starting is waited for this long."""
+
+
+BUSY_WAIT = 120.0
+"""Seconds a test's own ``sqlite3`` connection waits for the write lock of a database a running
+katuna holds (a ``katuna serve``, a ``katuna run``, an in-process runtime's threads): sqlite3's
+default of 5 s leaves the holder's transaction half a second of CPU on a machine loaded twenty
+processes deep on two cores, where a handler's transaction (Optuna's journal written in it) may
+take that. The wait ends as soon as the lock is free."""
 
 
 STOP_WAIT = 120.0

@@ -65,6 +65,7 @@ class Sink:
             with unredirected_opener(context).open(request, timeout=timeout):
                 return
         except urllib.error.HTTPError as exc:
+            exc.close()  # the answer unread: its connection, kept by the error raised from it, closed now
             if 300 <= exc.code < 400:
                 raise PermanentError(f"{self.url} answered {event.type} with a redirect ({exc.code}) to "
                                      f"{exc.headers.get('Location')!r}, which is not followed: K_SINK must name "
