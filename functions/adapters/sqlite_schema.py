@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -24,15 +25,45 @@ journal) and reads as part of it: a write-ahead log found beside a database is r
 latest writes."""
 
 
-def _create_private(path: Path) -> None:
+def _create_private(path: Path, journal: str) -> None:
     """Creates the database file readable and writable by its owner only (SQLite gives the
     ``-wal`` and ``-shm`` files the database file's mode), in new folders only the owner can
-    enter. Folders and a database file that already exist keep the permissions they have."""
+    enter. Folders and a database file that already exist keep the permissions they have. A
+    database kept with the write-ahead log is made whole beside its name and linked to it
+    (:func:`_create_in_wal`)."""
     for folder in reversed(path.parents):
         if not folder.exists():
             folder.mkdir(mode=0o700, exist_ok=True)
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    if journal != WAL or not _create_in_wal(path):
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _create_in_wal(path: Path) -> bool:
+    """Make a new database at ``path`` already in write-ahead log mode, unless one is there;
+    False where the file system links no files. The switch to the write-ahead log writes a
+    rollback journal for an instant, which a process killed then would leave beside the
+    database: made under a private name and linked to ``path`` once done, the database never
+    has a rollback journal of katuna's own beside it (:func:`refuse_stray_journal`), and one
+    killed while it is made leaves only files of that private name."""
+    if os.path.lexists(path):
+        return True
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(handle)
+    try:
+        made = sqlite3.connect(name, isolation_level=None)
+        try:
+            made.execute(f"PRAGMA journal_mode={WAL}")
+        finally:
+            made.close()
+        os.link(name, path)
+    except FileExistsError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.unlink(name)
+    return True
 
 
 WAL_KEPT = 16 << 20
@@ -54,7 +85,7 @@ def connect(path: Path, busy_timeout: float, journal: str = WAL) -> sqlite3.Conn
     refuse_strangers(path)
     if journal == WAL:
         refuse_stray_journal(path)
-    _create_private(path)
+    _create_private(path, journal)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         _refuse_foreign(conn, path)
@@ -94,8 +125,8 @@ def refuse_strangers(path: Path) -> None:
 
 JOURNAL_SETTLE = 2.0
 """Seconds a rollback journal beside a database kept with the write-ahead log is given to go
-before the database is refused (:func:`refuse_stray_journal`): another connection's switch of a
-new database to the write-ahead log writes one for an instant."""
+before the database is refused (:func:`refuse_stray_journal`): another katuna's switch of a
+database made by another program to the write-ahead log writes one for an instant."""
 
 
 def _hot(journal: Path) -> bool:
@@ -118,7 +149,9 @@ def refuse_stray_journal(path: Path, settle: float = JOURNAL_SETTLE) -> None:
     the file: a journal another program or database left there would replace katuna's studies
     (and its write-ahead log mode), and until then every new connection waits out the busy
     timeout. katuna keeps a database on a local disk with the write-ahead log, which writes no
-    rollback journal, so one that stays past :data:`JOURNAL_SETTLE` seconds is none of its own.
+    rollback journal, and makes a new one in that mode under another name
+    (:func:`_create_in_wal`), so one that stays past :data:`JOURNAL_SETTLE` seconds is none of
+    its own.
     An empty database has none to play back: SQLite deletes a journal found beside one."""
     real = Path(os.path.realpath(path))
     journal = real.with_name(real.name + "-journal")
