@@ -99,7 +99,8 @@ def test_a_study_runs_on_its_own_spot_pool_which_is_deleted_after(clouds):
     again = [study_created("spot", uid), study_completed("spot", uid, "completed", "maxTrials reached")]
     for event in again + again:
         assert post_event(service, event) == 202
-    assert len(gke.requests) == requests, "redelivered events change nothing in the cloud"
+    changes = [request for request in gke.requests[requests:] if request[0] != "GET"]
+    assert changes == [], "redelivered events change nothing in the cloud (a tick may read it meanwhile)"
     assert service.json("GET", "/studies/spot")[1]["nodePool"] == pool
 
 
