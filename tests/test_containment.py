@@ -33,7 +33,8 @@ from functions.core.records import RUNNING, TrialRecord
 pytestmark = pytest.mark.slow
 KUBE_NAMESPACES = ("forged",)
 
-FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
+ROOT = Path(__file__).resolve().parent.parent
+FAMILY = ROOT / "tests" / "trials" / "family.py"
 TOKEN = "containment-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -191,6 +192,56 @@ def test_a_run_whose_guard_was_killed_starts_another_that_ends_its_trial_when_th
     trial = pids(family, "pids.0.1")
     assert len(trial) == 3, "the trial, its background child and its child in a new session"
     eventually(lambda: not [pid for pid in trial if alive(pid)], "the new guard ends the trial's processes")
+
+
+CLOSING_GUARD = """import contextlib, logging, os, signal, stat, threading, time
+from functions.adapters import process_tree
+from functions.adapters.local_book import Book
+from functions.adapters.local_containment import Containment
+logging.basicConfig(format="%(message)s")
+containment = Containment(Book(lambda: False), 0.2, sole_parent=True)
+containment.guard.starting("closing/0/1")
+containment.guard.ended("closing/0/1")
+[guard] = process_tree.children()
+
+def state():
+    with contextlib.suppress(OSError):
+        return open(f"/proc/{guard}/stat").read().rsplit(")", 1)[1].split()[0]
+
+os.kill(guard, signal.SIGSTOP)
+while state() != "T":
+    time.sleep(0.01)
+
+def pipe_to_guard():
+    found = False
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            found |= int(fd) > 2 and stat.S_ISFIFO(os.fstat(int(fd)).st_mode)
+    return found
+
+closing = threading.Thread(target=containment.guard.close)
+closing.start()
+while pipe_to_guard():
+    time.sleep(0.01)
+containment.end_adopted()
+print(state())
+with contextlib.suppress(ProcessLookupError):
+    os.kill(guard, signal.SIGCONT)
+closing.join()
+"""
+
+
+def test_the_guard_being_closed_is_no_orphan_of_a_trial(tmp_path: Path):
+    """A ``katuna run`` closing its trials' guard at its shutdown waits for the guard to exit; a
+    trial's thread that looks for orphans meanwhile (its end recorded, after the shutdown's own
+    look) took the guard for one: it killed it and said "ended 1 process(es) that trials left
+    running outside their session", after the run's last line, where no trial left any. The
+    guard is held stopped as its pipe closes, so that look comes while it still runs."""
+    done = subprocess.run([sys.executable, "-c", CLOSING_GUARD], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "outside their session" not in done.stderr, done.stderr
+    assert done.stdout.split() == ["T"], "the guard was left, stopped as it was"
 
 
 def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(

@@ -53,8 +53,7 @@ class Containment:
         The guard process is left out of the look, with what it started: it starts nothing, and
         no trial's process can be adopted under it, as it is no ancestor of any; its exit status
         is the guard's own to collect."""
-        guard = self.guard.pid
-        keep = self._book.leaders() | ({guard} if guard is not None else set())
+        keep = self._book.leaders() | self.guard.processes()
         process_tree.end(run.started.pid, run.marker.__eq__, self.kill_grace, keep=keep, since=run.since,
                          own=process_tree.adopts_orphans())
 
@@ -73,9 +72,11 @@ class Containment:
         process starts), so none is taken for one."""
         if not (self._sole_parent and process_tree.adopts_orphans()):
             return
-        # The guard's pid is read as each child is looked at: one started again since is left too.
+        # Every guard process not yet collected is left, read as each child is looked at: one
+        # started again since, one being closed (a trial's thread may look as the shutdown closes
+        # the guard), one found dead and not yet waited for.
         orphans = self._book.when_idle(
-            lambda: process_tree.adopted(lambda p: p.pid in self._inherited or p.pid == self.guard.pid))
+            lambda: process_tree.adopted(lambda p: p.pid in self._inherited or p.pid in self.guard.processes()))
         if orphans is None:
             return
         process_tree.end_family(orphans, self.kill_grace)

@@ -74,6 +74,9 @@ class Guard:
         guard last started."""
         self._closed = False
         """Whether the guard was closed: a thread finding it dead then starts none."""
+        self._uncollected: set[int] = set()
+        """The pids of the guard processes started whose end is not collected yet: one closed,
+        or dropped as it died, is still this process's child until then, and no trial's."""
 
     def starting(self, marker: str) -> None:
         """An attempt of ``marker`` is about to start."""
@@ -94,11 +97,11 @@ class Guard:
             self._attempts.pop(marker, None)
             self._send(f"- {marker}")
 
-    @property
-    def pid(self) -> int | None:
-        """The guard process's pid, once started (that of a guard started again, once it is)."""
+    def processes(self) -> frozenset[int]:
+        """Every guard process of this one whose end is not collected yet: the guard, and one
+        being closed (:meth:`close` waits for it) or found dead and not yet waited for."""
         with self._lock:
-            return None if self._process is None else self._process.pid
+            return frozenset(self._uncollected)
 
     def close(self) -> None:
         """Close the pipe (the guard ends what is still listed, then exits) and wait for the guard."""
@@ -167,6 +170,7 @@ class Guard:
             argv, stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         self._process, self._pipe, self._closed = process, process.stdin, False
+        self._uncollected.add(process.pid)
         threading.Thread(target=self._watch, args=(process, time.monotonic()), daemon=True).start()
         if self._pipe is None:
             raise OSError("the guard process has no standard input")
@@ -178,6 +182,7 @@ class Guard:
         attempt is listed and the guard was not closed meanwhile (else the next attempt starts one)."""
         code = process.wait()
         with self._lock:
+            self._uncollected.discard(process.pid)
             if self._process is not process:
                 return
             log.warning("the trials' guard process %d died (%s): starting another", process.pid,
