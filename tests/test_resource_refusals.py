@@ -7,8 +7,11 @@ good, naming a problem the resource no longer has."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
@@ -92,3 +95,59 @@ def test_a_refusal_counts_the_problems_found_past_those_listed():
     assert message.startswith("150 problem(s): spec.field0: unknown field;"), message[:60]
     assert message.endswith("spec.field99: unknown field (50 more problems not listed)"), message[-80:]
     assert len(status["problems"]) == 100
+
+
+def post(service: Service, change: str, obj: dict) -> tuple[int, dict[str, str], bytes]:
+    """Post an ApiServerSource event about ``obj`` to ``/`` as the broker delivers it (the real SDK, binary mode)."""
+    metadata = obj["metadata"]
+    event = CloudEvent(attributes={
+        "type": f"dev.knative.apiserver.resource.{change}", "source": "https://10.96.0.1:443",
+        "subject": f"/apis/katuna.dev/v1/namespaces/{metadata['namespace']}/experiments/{metadata['name']}",
+        "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
+        "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
+    message = ce_http.to_binary_event(event)
+    return service.request("POST", "/", message.body, message.headers)
+
+
+@pytest.mark.slow
+def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_runs_once_one_ends(
+        kube: KubeStub, tmp_path):
+    """``KATUNA_MAX_STUDIES`` is reached: the resource's event is answered ``429`` with
+    ``Retry-After``, which the broker retries (and past its retries dead-letters, the tick sending
+    the event again), its status not written Failed, nothing stored; once a study ends, the same
+    generation runs. Over the HTTP API the same study is a ``409``, as ever."""
+    held = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_MAX_STUDIES="1")
+    try:
+        held.submit(study_definition(name="room-held", mode="hang", maxTrials=1, parallelism=1))
+        waits = experiment("room-waits")
+        waits["spec"]["resumePolicy"] = "LongRunning"
+        obj = kube.apply(waits)
+        status, headers, body = post(held, "add", obj)
+        assert status == 429, body
+        answer = json.loads(body)
+        assert (answer["error"], answer["retryable"]) == ("no_room_for_study", True), answer
+        assert "KATUNA_MAX_STUDIES" in answer["message"] and "once one ends" in answer["message"], answer
+        assert headers["Retry-After"].isdigit()
+        assert "Failed" not in conditions(status_of(kube, obj)), status_of(kube, obj)
+        assert held.request("GET", "/studies/room-waits")[0] == 404
+        definition = json.dumps(study_definition(name="other", maxTrials=1, parallelism=1))
+        assert held.request("POST", "/studies", definition, {"Content-Type": "application/json"})[0] == 409
+
+        assert held.request("POST", "/studies/room-held/stop")[0] == 200
+        status, headers, body = post(held, "add", obj)
+        assert status == 202, body
+        assert held.wait_for("room-waits", timeout=60)["status"] == "completed"
+
+        held.submit(study_definition(name="room-held-again", mode="hang", maxTrials=1, parallelism=1))
+        raised = copy.deepcopy(waits)
+        raised["spec"]["maxTrialCount"] = 2
+        obj = kube.apply(raised)
+        status, headers, body = post(held, "update", obj)
+        assert status == 429 and json.loads(body)["error"] == "no_room_for_study", body
+        assert held.json("GET", "/studies/room-waits")[1]["status"] == "completed", "a restart waits as a new study"
+        assert "UpdateRefused" not in conditions(status_of(kube, obj)), status_of(kube, obj)
+        assert held.request("POST", "/studies/room-held-again/stop")[0] == 200
+        assert post(held, "update", obj)[0] == 202
+        assert held.wait_for("room-waits", timeout=60)["maxTrials"] == 2
+    finally:
+        held.close()

@@ -49,6 +49,7 @@ would retry. Classes defined beside what raises them name their module.
             ``LogsUnavailable``    the trial-log folder cannot be written
         ``ServiceBusy``          the service runs as many trials as it allows; the trial waits
         ``QuotaFull``            a namespace's ResourceQuota has no room now; the trial waits
+        ``NoRoomForStudy``       a study resource past ``KATUNA_MAX_STUDIES``; its event waits (429)
         ``Stopping``             katuna is stopping while it read a trial's output
         ``NewerEventType``       a ``dev.katuna.*`` type of a newer katuna's (:mod:`functions.dispatch`)
         ``UnknownFunction``      a function of a newer katuna's Trigger (:mod:`functions.dispatch`)
@@ -131,6 +132,10 @@ class TooManyStudies(InvalidStudy):
     (``KATUNA_MAX_STUDIES``): submitted again once one ends, is stopped or is deleted, it is
     taken. A conflict with the service's state, not a flaw of the definition (``409`` from the
     API)."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__([Problem("name", f"{held}; submit the study again once one ends, or stop or delete one")])
+        self.held = held
 
 
 class UnparseableStudy(InvalidStudy):
@@ -251,6 +256,14 @@ class Stopping(TemporaryError):
 class ServiceBusy(TemporaryError):
     """The service runs as many trials at once, across every study, as it allows
     (``KATUNA_MAX_RUNNING_TRIALS``): the trial waits, and its launch is tried again later."""
+
+
+class NoRoomForStudy(TemporaryError):
+    """A study resource's study would be one more than the studies not ended the database may
+    hold (``KATUNA_MAX_STUDIES``, :class:`TooManyStudies` over the API): nobody is there to
+    submit it again, so its event waits instead, answered ``429`` with ``Retry-After``, which the
+    broker retries, then the tick sends again; the resource is taken once a study ends, is
+    stopped or is deleted, with no status written meanwhile."""
 
 
 class QuotaFull(TemporaryError):

@@ -9,7 +9,8 @@ template held in a ConfigMap is read then, once, and the stored study keeps it: 
 resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
-cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion (from the moment it
+cluster answers a SelfSubjectAccessReview: ``Forbidden``; and one whose study would be one more
+than ``KATUNA_MAX_STUDIES`` allows waits, its event answered ``429`` to be brought again); its deletion (from the moment it
 begins, while finalizers still hold the resource: :func:`~functions.core.resources.being_deleted`)
 stops the study, and once its trials are stopped deletes the workloads ``retain`` kept and the
 checkpoints of population-based training on the cluster's claim, as Katib's go with a deleted
@@ -41,7 +42,7 @@ from typing import Any
 
 from functions.core import katib_defaults, katib_metadata, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import InvalidStudy, NoRoomForStudy, Problem, TooManyStudies
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.gpu_fit import gpu_misfit
@@ -146,11 +147,21 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> lis
             _fail(deps, ref, current, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
             return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
+    except TooManyStudies as exc:
+        raise _waits(ref, exc) from exc
     except InvalidStudy as exc:
         _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems), exc.more)
         return []
     report(record, deps)
     return [study_created(record.name, record.uid, record.restarts)]
+
+
+def _waits(ref: Ref, refused: TooManyStudies) -> NoRoomForStudy:
+    """The wait of a resource whose study would be one more than ``KATUNA_MAX_STUDIES`` allows:
+    no status is written, nothing stored, and its event answered ``429``, so the broker, then
+    the tick, brings it again until a study ends (a status written Failed would stand for its
+    generation, and a resource applied again unchanged is no new generation)."""
+    return NoRoomForStudy(f"{ref} waits: {refused.held}; it is taken once one ends, or is stopped or deleted")
 
 
 def _access_refusal(deps: Deps, spec: Study, submitted: dict[str, Any]) -> Problem | None:
@@ -190,6 +201,8 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     if stored.terminal:
         try:
             record = restart(deps, stored, spec, submitted, handled)
+        except TooManyStudies as exc:
+            raise _waits(origin.ref, exc) from exc
         except InvalidStudy as exc:
             return _refuse(deps, stored, origin, generation, f"the study does not restart: {_problems(kind, exc)}")
     else:

@@ -133,9 +133,8 @@ def _check_study_room(deps: Deps) -> None:
     submissions cannot slip past."""
     held, limit = deps.store.unended_count(), deps.limits.studies
     if held >= limit:
-        raise TooManyStudies([Problem("name", f"the database holds {held:,} studies that have not ended, the most it "
-                                              f"may hold at once (set by {PREFIX}MAX_STUDIES); submit the study "
-                                              "again once one ends, or stop or delete one")])
+        raise TooManyStudies(f"the database holds {held:,} studies that have not ended, the most it may hold at once "
+                             f"(set by {PREFIX}MAX_STUDIES)")
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:

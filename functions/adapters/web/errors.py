@@ -23,6 +23,7 @@ from functions.core.errors import (
     KatunaError,
     LogGone,
     MalformedRequest,
+    NoRoomForStudy,
     StudyConflict,
     StudyNotFound,
     StudyRunsElsewhere,
@@ -42,7 +43,11 @@ cut to keep the whole answer (and a line end) under that."""
 
 def status_of(exc: KatunaError, resource: bool = True) -> int:
     """The status for ``exc``; ``resource=False`` (event functions) never answers 404 or 409,
-    which Knative would retry."""
+    which Knative would retry. A study resource waiting for room among the studies not ended is
+    ``429``: Knative retries it, and honours its ``Retry-After`` where a Trigger sets
+    ``delivery.retryAfterMax``, as it does a ``503``'s."""
+    if isinstance(exc, NoRoomForStudy):
+        return 429
     if isinstance(exc, TemporaryError):
         return 503
     if isinstance(exc, (UnparseableStudy, MalformedRequest)):

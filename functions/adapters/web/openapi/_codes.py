@@ -16,7 +16,7 @@ ERROR_CODES = (
     "forged_event", "forged_report",
     "unknown_event_type", "newer_event_type", "unknown_function", "no_kubernetes_api", "output_lost", "log_gone", "no_command",
     "not_renderable", "node_pool_failed",
-    "no_node_pools", "permanent_error", "temporary_error", "service_busy", "quota_full",
+    "no_node_pools", "permanent_error", "temporary_error", "service_busy", "quota_full", "no_room_for_study",
     "storage_unavailable", "storage_full", "foreign_database", "unread_key",
     "newer_database", "logs_unavailable", "stopping", "invalid_setting", "checkpoint_clash",
 )
