@@ -29,7 +29,7 @@ import numpy as np
 import optuna
 import report
 
-from functions.core.samplers import sampler_for
+from functions.core.samplers import random_start, sampler_for
 from functions.core.space import sample
 from functions.core.validate import parse_study
 
@@ -52,14 +52,16 @@ def spec_for(algorithm: str, seed: int, parameters: list[dict[str, Any]], trials
 def minimize(objective: Callable[[Mapping[str, Any]], float], algorithm: str, seed: int,
              parameters: list[dict[str, Any]], trials: int) -> list[float]:
     """The best value after each trial, suggested as the handlers suggest one (``ahead`` trials
-    asked for before the running one is told, for a look-ahead variant)."""
+    asked for before the running one is told, for a look-ahead variant, none while the sampler
+    is one result short of its random start's end)."""
     algorithm, ahead = AHEAD.get(algorithm, (algorithm, 0))
     spec = spec_for(algorithm, seed, parameters, trials)
     study = optuna.create_study(direction="minimize")
     best, trace = float("inf"), []
     asked: deque[optuna.trial.Trial] = deque()
-    for _ in range(trials):
-        while len(asked) <= ahead and len(study.trials) < trials:
+    start = random_start(spec.algorithm)
+    for told in range(trials):
+        while len(asked) <= (0 if told + 1 == start else ahead) and len(study.trials) < trials:
             study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, len(study.trials))
             asked.append(sample(study, spec.parameters))
         trial = asked.popleft()

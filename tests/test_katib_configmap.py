@@ -524,13 +524,24 @@ def test_a_configmap_template_is_its_texts_first_object_read_as_katib_reads_it(c
     ("z-two-separators.yaml", "---\n---\n" + JOB_TEMPLATE, "holds nothing before the --- at line 2"),
     ("z-tagged.yaml", "--- !!map\n" + JOB_TEMPLATE, "'--- !!map' at line 1, which Katib refuses"),
     ("z-separator-first.yaml", "--- # the trial's Job\n# its one document\n" + JOB_TEMPLATE, None),
-], ids=["comment-chunk", "blank-chunk", "two-separators", "tagged-separator", "separator-first"])
+    ("z-yaml-directive.yaml", "%YAML 1.2\n---\n" + JOB_TEMPLATE, "directive '%YAML 1.2' at line 1"),
+    ("z-tag-directive.yaml", "# tags\n%TAG !k! tag:kubernetes.io,2024:\n---\n" + JOB_TEMPLATE,
+     "directive '%TAG !k! tag:kubernetes.io,2024:' at line 2"),
+    ("z-separator-directive.yaml", "---\n%YAML 1.1\n---\n" + JOB_TEMPLATE,
+     "ends its first document with '%YAML 1.1' at line 2"),
+    ("z-separator-end.yaml", "--- # the Job\n...\n" + JOB_TEMPLATE, "ends its first document with '...' at line 2"),
+    ("z-end-then-directive.yaml", JOB_TEMPLATE + "...\n%YAML 1.2\n---\nkind: Service\n", None),
+], ids=["comment-chunk", "blank-chunk", "two-separators", "tagged-separator", "separator-first", "yaml-directive",
+        "tag-directive", "separator-directive", "separator-end", "end-then-directive"])
 def test_a_configmap_template_whose_first_chunk_katib_reads_as_empty_is_refused(cluster: KubeStub, key: str,
                                                                                  text: str, refused: str | None):
     """Kubernetes' YAML reader, which Katib's decoder uses, gives the lines before the first
     ``---`` that follows a first line as the first document, comments and blank lines alone
     included, and Katib then refuses the template (no apiVersion or kind); a ``---`` followed by
-    anything but a comment it refuses outright. A ``---`` on the first line starts the document."""
+    anything but a comment it refuses outright. A ``---`` on the first line starts the document.
+    A ``%YAML`` or ``%TAG`` directive is cut off from the ``---`` after it, so Katib's go-yaml
+    finds no document start; after a first ``---``, a directive or ``...`` ends an empty document;
+    after the Job, they are left unread."""
     with cluster.lock:
         cluster.configmaps[("team", "templates")]["data"][key] = text
     definition = experiment(f"cm-{key.removesuffix('.yaml')}", templatePath=key)

@@ -183,3 +183,20 @@ def test_a_grid_resumed_without_look_ahead_runs_the_discarded_trials_point_and_e
         assert points == [1, 2, 3, 4], "the discarded trial's point is run later; no point runs twice"
     finally:
         again.close()
+
+
+def test_the_trial_past_a_random_start_of_one_is_asked_once_a_trial_has_ended(embedded, tmp_path: Path):
+    """Katib's ``tpe`` draws only its first ``parallelTrialCount`` trials at random (a random
+    start of one trial): the trial look-ahead would prepare beside them is asked once the first
+    trial has ended, of a sampler that models it, and the look-ahead prepares the trials after."""
+    definition = study_definition(maxTrials=5, parallelism=2,
+                                  algorithm={"name": "tpe", "seed": 3, "settings": {"n_startup_trials": 1}})
+    record = embedded.submit(parse_study(definition), definition, tmp_path)
+    embedded.dispatcher.deliver(study_created("demo", record.uid))
+    assert _states(embedded) == {0: "WAITING", 1: "WAITING"}, "no trial is prepared at random ahead"
+    assert embedded.run("demo").status == "completed"
+    trials = embedded.store.trials("demo")
+    assert [t.state for t in trials] == ["COMPLETE"] * 5
+    first_end = min(t.finished_at for t in trials[:2])
+    assert trials[2].created_at >= first_end, "trial 2 was asked once a trial had ended"
+    assert trials[3].created_at <= trials[2].started_at, "trial 3 was prepared ahead, as trial 2 was asked"

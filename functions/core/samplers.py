@@ -18,6 +18,7 @@ converted and checked at submission by :mod:`functions.core.sampler_settings`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import warnings
 import weakref
@@ -109,6 +110,23 @@ REGISTRY: dict[str, SamplerKind] = {
     "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True,
                       libraries=("numpy", "scipy", "scikit-learn", "scikit-optimize")),
 }
+
+
+def random_start(algorithm: Algorithm) -> int | None:
+    """How many completed (or pruned) trials the algorithm's sampler draws at random before it
+    models them: its ``n_startup_trials`` setting, else its constructor's default (None for a
+    sampler that takes no such setting)."""
+    given = dict(algorithm.settings).get("n_startup_trials")
+    if isinstance(given, int):
+        return given
+    kind = REGISTRY.get(algorithm.name)
+    if kind is None or "n_startup_trials" in kind.fixed:
+        return None
+    try:
+        default = inspect.signature(kind.factory).parameters["n_startup_trials"].default
+    except (KeyError, TypeError, ValueError):
+        return None
+    return default if isinstance(default, int) else None
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:

@@ -26,8 +26,9 @@ from functions.core.katib_search import typed_setting
 API_VERSION = "kubeflow.org/v1alpha1"
 ALGORITHMS = {"random": "random", "grid": "grid", "bayesianoptimization": "gp", "tpe": "tpe"}
 IMPLIED = {"tpe": {"multivariate": False}}
-"""Settings that carry how Katib ran an algorithm: its ``tpe`` (hyperopt's) models each
-parameter on its own, where Optuna's TPE models them jointly by default for one objective."""
+"""Settings implied by an algorithm's name: ``tpe`` (katuna's own here, as Katib's v1alpha1 had
+no tpe service) models each parameter on its own, as Katib's v1beta1 ``tpe`` (hyperopt's) does,
+where Optuna's TPE models them jointly by default for one objective."""
 _SPEC = {"studyName", "owner", "optimizationtype", "objectivevaluename", "optimizationgoal", "requestcount",
          "metricsnames", "parameterconfigs", "workerSpec", "suggestionSpec", "metricsCollectorSpec"}
 

@@ -17,6 +17,8 @@ from functions.core.documents import Path
 
 JSON_SIGNS = re.compile(r'["\\]|\$\{')
 """What changes how JSON text reads on: a quote, an escape, the start of a placeholder."""
+DOCUMENT_END = re.compile(r"\.\.\.(?:[ \t\r]|$)")
+"""A line YAML reads as a document end marker."""
 MARK = "katunaPlaceholder"
 """The start of the word a parameter's placeholder stands as while YAML text is read."""
 
@@ -43,7 +45,8 @@ def first_chunk_refusal(text: str) -> str | None:
     they are only comments or blank lines (``# a Job`` above a ``---``), or a ``---`` line alone,
     Katib reads an object with no ``apiVersion`` or ``kind`` and refuses the template. A line
     beginning ``---`` followed by anything but a comment is no separator it takes: it refuses
-    the text ("invalid Yaml document separator"). Only the lines it reads are looked at."""
+    the text ("invalid Yaml document separator"). Its YAML parser then reads the first document
+    of those lines (:func:`_start_refusal`). Only the lines it reads are looked at."""
     if language(text) != "YAML":
         return None
     chunk: list[str] = []
@@ -54,11 +57,34 @@ def first_chunk_refusal(text: str) -> str | None:
                 return (f"has {line[:40]!r} at line {number}, which Katib refuses as a YAML document separator "
                         "(only a comment may follow ---): expected the document to begin on the next line")
             if chunk:
-                return None if _holds_something(chunk) else (
+                return _start_refusal(chunk) or (None if _holds_something(chunk) else (
                     f"holds nothing before the --- at line {number} but comments or blank lines, which Katib reads "
                     "as the template's first document (an object without apiVersion or kind, refused): expected "
-                    "the trialSpec first, or nothing but the --- before it")
+                    "the trialSpec first, or nothing but the --- before it"))
         chunk.append(line)
+    return _start_refusal(chunk)
+
+
+def _start_refusal(chunk: list[str]) -> str | None:
+    """Why Katib's YAML parser (go-yaml v2, through ``sigs.k8s.io/yaml``) reads no object from
+    the first chunk's lines, judged at the first line that is no comment, blank line or first
+    ``---``: a ``%YAML`` or ``%TAG`` directive there is cut off from the ``---`` that follows it
+    (the reader splits the text at that line), so go-yaml finds no document start (and takes no
+    ``%YAML 1.2`` at all); after a first ``---``, a directive or a ``...`` ends an empty
+    document. A ``...`` before anything else is refused by both parsers alike."""
+    explicit = False
+    for number, line in enumerate(chunk, 1):
+        if number == 1 and line.startswith("---"):
+            explicit = True
+        elif explicit and (line.startswith("%") or DOCUMENT_END.match(line)):
+            return (f"ends its first document with {line[:40].strip()!r} at line {number} before it holds anything, "
+                    "which Katib reads as an object without apiVersion or kind (refused): expected the trialSpec first")
+        elif line.startswith("%"):
+            return (f"has the directive {line[:40].strip()!r} at line {number}, which Katib's YAML reader cuts off "
+                    "from the --- after it and then refuses (no document start follows it): expected the "
+                    "trialSpec without directives")
+        elif line.strip() and not line.strip().startswith("#"):
+            return None
     return None
 
 

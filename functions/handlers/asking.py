@@ -25,7 +25,7 @@ from functions.core.records import (
     TrialCap,
     TrialRecord,
 )
-from functions.core.samplers import sampler_for
+from functions.core.samplers import random_start, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study, known_results
 from functions.core.stop import Decision, decide, trials_to_ask
@@ -110,7 +110,8 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
 def ask_counted(record: StudyRecord, deps: Deps, counts: Counts) -> tuple[list[Event], Counts]:
     """As :func:`ask_trials`, with the study's trial counts ``counts`` once the trials asked wait."""
     spec = record.spec
-    wanted = trials_to_ask(spec, counts, grid_points(record), deps.lookahead, cap=study_cap(record, deps.limits))
+    wanted = trials_to_ask(spec, counts, grid_points(record), _ahead(record, deps, counts),
+                           cap=study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else [], counts
     study = optuna_study(record, deps)
@@ -133,6 +134,19 @@ def ask_counted(record: StudyRecord, deps: Deps, counts: Counts) -> tuple[list[E
     if wanted > asked:
         events.append(continuation(record, counts.created + asked, first + asked))
     return events, grown
+
+
+def _ahead(record: StudyRecord, deps: Deps, counts: Counts) -> int:
+    """The trials to prepare ahead now: none while the sampler is one result short of its
+    random start's end (:func:`~functions.core.samplers.random_start`), so the trial that would
+    be prepared at random is asked once the next trial ends, of a sampler that models the
+    results as it would without look-ahead (Katib's ``tpe``, whose random start is one trial,
+    so draws only its first ``parallelTrialCount`` trials at random); the look-ahead otherwise."""
+    if not deps.lookahead:
+        return 0
+    start = random_start(record.algorithm)
+    told = counts.complete + counts.pruned + len(known_results(record.spec, record.warm_results))
+    return 0 if start is not None and told + 1 == start else deps.lookahead
 
 
 def _ask_one(record: StudyRecord, deps: Deps, study: optuna.Study, seed_number: int, known: tuple[KnownResult, ...],
