@@ -30,7 +30,7 @@ import jwt
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import NOBODY, Service, raw_request, run_katuna
+from http_helpers import NOBODY, Service, raw_request, refused_start, run_katuna
 from standin_server import StandInServer
 from test_web_events import AUDIENCE, OTHER_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 from test_web_events import TOKEN as EVENTS_TOKEN
@@ -1000,6 +1000,21 @@ def test_a_trial_log_folder_of_another_user_is_refused_before_a_study_is_stored(
     assert not (tmp_path / "katuna.db").exists()
 
 
+def test_a_trial_log_folder_other_users_may_write_in_is_refused_before_a_study_is_stored(tmp_path):
+    """A trial-log folder anyone may write in (``/tmp`` itself, root's, or one of the user's own
+    opened to all) lets another account make a study's folder there before katuna does, and so
+    own it, as it would own the whole folder: refused, naming it, before the study is stored."""
+    (tmp_path / "study.json").write_text(json.dumps(study_definition("mine", maxTrials=1, parallelism=1)))
+    logs = tmp_path / "katuna-logs"
+    logs.mkdir()
+    logs.chmod(0o1777)
+    ran = run_katuna("run", "study.json", cwd=tmp_path)
+    assert ran.returncode == 2, ran.stdout
+    assert f"trial-log folder {logs.name}: other users may write in it (mode 1777)" in ran.stderr
+    assert not (tmp_path / "katuna.db").exists()
+    assert list(logs.iterdir()) == []
+
+
 def test_a_cloudevent_attribute_header_given_twice_is_refused_naming_it(tmp_path):
     """Two ``ce-id`` lines would reach the application joined into one value (``a,b``), an
     event id neither sender meant, deduplicated as such: a CloudEvents attribute has one value,
@@ -1027,3 +1042,26 @@ def test_an_abandoned_metrics_folder_of_another_user_is_left_alone(tmp_path: Pat
     os.chown(theirs, NOBODY, NOBODY)
     remove_abandoned_metrics_dirs(tmp_path)
     assert theirs.is_dir() and not mine.exists(), "only the user's own abandoned metrics folder is removed"
+
+
+@pytest.mark.parametrize("shared", ["writable by others", "another user's"])
+def test_a_metrics_directory_another_account_may_write_in_is_refused_before_a_worker_writes_there(tmp_path, shared):
+    """Each worker opens ``<kind>_<pid>.db`` in ``PROMETHEUS_MULTIPROC_DIR`` and writes its counts
+    through whatever link it finds there: a directory another account owns or may write in (one
+    made in /tmp by someone else, /tmp itself) let that account have the service write into this
+    user's files, or fail every event it handled. Such a directory is refused at start (exit 2,
+    naming the variable), nothing in it touched."""
+    if shared == "another user's" and os.geteuid() != 0:
+        pytest.skip("handing a folder to another user needs root")
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"an earlier run's counts")
+    if shared == "another user's":
+        os.chown(folder, NOBODY, NOBODY)
+    else:
+        folder.chmod(0o1777)
+    done = refused_start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert done.returncode == 2, done.stderr
+    assert f"PROMETHEUS_MULTIPROC_DIR={folder}: " in done.stderr
+    assert ("belongs to another user" if shared == "another user's" else "other users may write in it") in done.stderr
+    assert (folder / "counter_1.db").read_bytes() == b"an earlier run's counts", "nothing there is touched"
