@@ -16,6 +16,8 @@ import re
 import shutil
 import socket
 import sqlite3
+import subprocess
+import tempfile
 import threading
 import tracemalloc
 import urllib.parse
@@ -30,7 +32,7 @@ import jwt
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import NOBODY, Service, raw_request, refused_start, run_katuna
+from http_helpers import KATUNA, NOBODY, Service, free_port, raw_request, refused_start, run_katuna
 from standin_server import StandInServer
 from test_web_events import AUDIENCE, OTHER_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 from test_web_events import TOKEN as EVENTS_TOKEN
@@ -1065,3 +1067,35 @@ def test_a_metrics_directory_another_account_may_write_in_is_refused_before_a_wo
     assert f"PROMETHEUS_MULTIPROC_DIR={folder}: " in done.stderr
     assert ("belongs to another user" if shared == "another user's" else "other users may write in it") in done.stderr
     assert (folder / "counter_1.db").read_bytes() == b"an earlier run's counts", "nothing there is touched"
+
+
+def test_a_service_whose_starting_shell_holds_its_token_for_its_trials_to_read_does_not_start():
+    """A shell that started ``katuna serve`` without ``exec`` (``sh -c '...; echo done'``, a
+    container's entry script, a ``make`` target) keeps the environment it started with, the API
+    token in it, readable from ``/proc/<pid>/environ`` by every process of its user: a local
+    trial read it there. Such a service refuses to start (exit 2), naming the process and how to
+    start it instead; run as an ordinary user (``nobody`` when this is root), as root reads all."""
+    home = Path(tempfile.mkdtemp(prefix="katuna-shell-"))  # a folder the user can reach, as tmp_path's are not
+    home.chmod(0o755)
+    switch = []
+    if os.geteuid() == 0:
+        os.chown(home, NOBODY, NOBODY)
+        switch = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")},
+           "KATUNA_API_TOKEN": "tok-held-by-the-shell-0123456789", "KATUNA_DB": str(home / "katuna.db"),
+           "HOME": str(home)}
+    command = f"{KATUNA} serve --port {free_port()} --workers 1; echo the service ended"
+    shell = subprocess.Popen([*switch, "sh", "-c", command], cwd=home, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        output, errors = shell.communicate(timeout=20)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("katuna serve started though its shell holds its token for its trials to read") from exc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, 9)
+        shell.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    assert "the service ended" in output
+    assert f"process {shell.pid} (sh), which started this service, holds KATUNA_API_TOKEN" in errors
+    assert "exec katuna serve" in errors and "Traceback" not in errors
