@@ -3,6 +3,7 @@ What serves (the web app, gunicorn, optuna-dashboard) is imported as a command r
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -77,6 +78,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import Server, listen_problem
+    from functions.gunicorn_config import ancestor_problem
     from functions.runtime import service_app
 
     settings = settings_for(db)
@@ -95,6 +97,9 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
         load_apis()
     if settings.gke_cluster or settings.eks_cluster:
         _check_node_pools(settings)
+    problem = ancestor_problem(not settings.runs_jobs, os.getpid())
+    if problem:
+        fail(problem, 2)
     warn_if_root()
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "

@@ -90,12 +90,37 @@ def configure_logging() -> None:
     log_lines.configure(settings.log_format, settings.log_level)
 
 
+TOKENS = ("KATUNA_API_TOKEN", "KATUNA_METRICS_TOKEN")
+"""The service's secrets that live in its environment alone (a cloud credential a trial of the
+same user could read from the user's files as well)."""
+
+
+def ancestor_problem(runs_local_trials: bool, start: int) -> str | None:
+    """Why the local trials this service would start could read its token from a process above
+    ``start`` (its parent, the parent's parent, ...), or None: a shell that started the service
+    without ``exec`` (``sh -c 'katuna serve ...; echo done'``, a container's entry script, a
+    ``make`` target) keeps the environment it started with, token included, readable by every
+    process of its user, as the service's own processes are not."""
+    if not runs_local_trials:
+        return None
+    for pid in process_tree.ancestors(start):
+        name = process_tree.holding(pid, TOKENS)
+        if name is not None:
+            return (f"process {pid} ({process_tree.command_name(pid) or 'gone'}), which started this service, holds "
+                    f"{name} in its environment, which the local trials this service would start, running as the "
+                    f"same user, could read from /proc/{pid}/environ: start the service with exec (a shell's "
+                    "`exec katuna serve ...`, a container's exec form), so that no process above it keeps the token, "
+                    "or run trials on Kubernetes (KATUNA_EXECUTOR=kubernetes)")
+    return None
+
+
 def master_problem(runs_local_trials: bool) -> str | None:
     """Why this gunicorn worker may not start trials here, or None: its master (the parent) is
-    open to them, started without this module's settings."""
+    open to them, started without this module's settings; or a process above it holds the token
+    (:func:`ancestor_problem`)."""
     master = os.getppid()
     if not runs_local_trials or not process_tree.open_to_trials(master):
-        return None
+        return ancestor_problem(runs_local_trials, master)
     return (f"gunicorn's master process (pid {master}) is readable by the local trials this service would start, "
             f"which run as the same user: its /proc/{master}/environ holds KATUNA_API_TOKEN and any cloud "
             f"credentials. Start gunicorn with {CONFIG} (as the image does), or run `katuna serve`")

@@ -16,6 +16,8 @@ import re
 import shutil
 import socket
 import sqlite3
+import subprocess
+import tempfile
 import threading
 import tracemalloc
 import urllib.parse
@@ -30,7 +32,7 @@ import jwt
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import NOBODY, Service, raw_request, run_katuna
+from http_helpers import KATUNA, NOBODY, Service, free_port, raw_request, refused_start, run_katuna
 from standin_server import StandInServer
 from test_web_events import AUDIENCE, OTHER_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 from test_web_events import TOKEN as EVENTS_TOKEN
@@ -1000,6 +1002,21 @@ def test_a_trial_log_folder_of_another_user_is_refused_before_a_study_is_stored(
     assert not (tmp_path / "katuna.db").exists()
 
 
+def test_a_trial_log_folder_other_users_may_write_in_is_refused_before_a_study_is_stored(tmp_path):
+    """A trial-log folder anyone may write in (``/tmp`` itself, root's, or one of the user's own
+    opened to all) lets another account make a study's folder there before katuna does, and so
+    own it, as it would own the whole folder: refused, naming it, before the study is stored."""
+    (tmp_path / "study.json").write_text(json.dumps(study_definition("mine", maxTrials=1, parallelism=1)))
+    logs = tmp_path / "katuna-logs"
+    logs.mkdir()
+    logs.chmod(0o1777)
+    ran = run_katuna("run", "study.json", cwd=tmp_path)
+    assert ran.returncode == 2, ran.stdout
+    assert f"trial-log folder {logs.name}: other users may write in it (mode 1777)" in ran.stderr
+    assert not (tmp_path / "katuna.db").exists()
+    assert list(logs.iterdir()) == []
+
+
 def test_a_cloudevent_attribute_header_given_twice_is_refused_naming_it(tmp_path):
     """Two ``ce-id`` lines would reach the application joined into one value (``a,b``), an
     event id neither sender meant, deduplicated as such: a CloudEvents attribute has one value,
@@ -1027,3 +1044,58 @@ def test_an_abandoned_metrics_folder_of_another_user_is_left_alone(tmp_path: Pat
     os.chown(theirs, NOBODY, NOBODY)
     remove_abandoned_metrics_dirs(tmp_path)
     assert theirs.is_dir() and not mine.exists(), "only the user's own abandoned metrics folder is removed"
+
+
+@pytest.mark.parametrize("shared", ["writable by others", "another user's"])
+def test_a_metrics_directory_another_account_may_write_in_is_refused_before_a_worker_writes_there(tmp_path, shared):
+    """Each worker opens ``<kind>_<pid>.db`` in ``PROMETHEUS_MULTIPROC_DIR`` and writes its counts
+    through whatever link it finds there: a directory another account owns or may write in (one
+    made in /tmp by someone else, /tmp itself) let that account have the service write into this
+    user's files, or fail every event it handled. Such a directory is refused at start (exit 2,
+    naming the variable), nothing in it touched."""
+    if shared == "another user's" and os.geteuid() != 0:
+        pytest.skip("handing a folder to another user needs root")
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"an earlier run's counts")
+    if shared == "another user's":
+        os.chown(folder, NOBODY, NOBODY)
+    else:
+        folder.chmod(0o1777)
+    done = refused_start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert done.returncode == 2, done.stderr
+    assert f"PROMETHEUS_MULTIPROC_DIR={folder}: " in done.stderr
+    assert ("belongs to another user" if shared == "another user's" else "other users may write in it") in done.stderr
+    assert (folder / "counter_1.db").read_bytes() == b"an earlier run's counts", "nothing there is touched"
+
+
+def test_a_service_whose_starting_shell_holds_its_token_for_its_trials_to_read_does_not_start():
+    """A shell that started ``katuna serve`` without ``exec`` (``sh -c '...; echo done'``, a
+    container's entry script, a ``make`` target) keeps the environment it started with, the API
+    token in it, readable from ``/proc/<pid>/environ`` by every process of its user: a local
+    trial read it there. Such a service refuses to start (exit 2), naming the process and how to
+    start it instead; run as an ordinary user (``nobody`` when this is root), as root reads all."""
+    home = Path(tempfile.mkdtemp(prefix="katuna-shell-"))  # a folder the user can reach, as tmp_path's are not
+    home.chmod(0o755)
+    switch = []
+    if os.geteuid() == 0:
+        os.chown(home, NOBODY, NOBODY)
+        switch = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")},
+           "KATUNA_API_TOKEN": "tok-held-by-the-shell-0123456789", "KATUNA_DB": str(home / "katuna.db"),
+           "HOME": str(home)}
+    command = f"{KATUNA} serve --port {free_port()} --workers 1; echo the service ended"
+    shell = subprocess.Popen([*switch, "sh", "-c", command], cwd=home, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        output, errors = shell.communicate(timeout=20)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("katuna serve started though its shell holds its token for its trials to read") from exc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, 9)
+        shell.wait()
+        shutil.rmtree(home, ignore_errors=True)
+    assert "the service ended" in output
+    assert f"process {shell.pid} (sh), which started this service, holds KATUNA_API_TOKEN" in errors
+    assert "exec katuna serve" in errors and "Traceback" not in errors

@@ -136,11 +136,12 @@ def check_log_dir(log_dir: Path) -> None:
     study is stored or a service starts, as no trial could start without it. A folder of another
     user's (not root's) is refused as well: its owner could swap a study's folder in it for one of
     their own, whose files (the records of how attempts ended, checkpoints a trial loads) katuna
-    and its trials would take for theirs."""
+    and its trials would take for theirs. So is one other users may write in (``/tmp`` itself, a
+    folder a team shares), where any of them could make a study's folder first, and so own it."""
     try:
         folder = _folder(log_dir)
         try:
-            owner = os.fstat(folder).st_uid
+            found = os.fstat(folder)
         finally:
             os.close(folder)
         with tempfile.TemporaryFile(dir=log_dir):
@@ -148,10 +149,16 @@ def check_log_dir(log_dir: Path) -> None:
     except OSError as exc:
         raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: {exc.strerror or exc}; katuna "
                               "needs to create it and write in it (KATUNA_LOG_DIR names another folder)") from exc
-    if owner not in (os.geteuid(), 0):
-        raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: it belongs to another user (uid {owner}), "
-                              "who could put files of their own in its studies' folders for katuna and its trials to "
-                              f"read as this user (uid {os.geteuid()}); KATUNA_LOG_DIR names another folder")
+    if found.st_uid not in (os.geteuid(), 0):
+        raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: it belongs to another user "
+                              f"(uid {found.st_uid}), who could put files of their own in its studies' folders for "
+                              f"katuna and its trials to read as this user (uid {os.geteuid()}); KATUNA_LOG_DIR names "
+                              "another folder")
+    if found.st_mode & 0o022:
+        raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: other users may write in it (mode "
+                              f"{found.st_mode & 0o7777:o}), and could make a study's folder there first, to put files "
+                              "of their own in it for katuna and its trials to read as this user; KATUNA_LOG_DIR names "
+                              "a folder only this user may write")
 
 
 def _folder(log_dir: Path) -> int:

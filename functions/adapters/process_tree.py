@@ -32,7 +32,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,40 @@ def open_to_trials(pid: int) -> bool:
         return os.stat(f"{PROC}/{pid}/environ").st_uid == me
     except OSError:
         return False
+
+
+def ancestors(pid: int) -> Iterator[int]:
+    """``pid``'s parent, the parent's parent, and so on to the first process (pid 1 included)."""
+    while pid > 1:
+        try:
+            stat = _file(f"{PROC}/{pid}/stat")
+        except OSError:
+            return
+        pid = int(stat.rsplit(b")", 1)[1].split()[1])
+        if pid > 0:
+            yield pid
+
+
+def holding(pid: int, names: Iterable[str]) -> str | None:
+    """The first of ``names`` set (not empty) in the environment process ``pid`` started with, where
+    that environment is open to the trials this process starts (:func:`open_to_trials`); else None."""
+    if not open_to_trials(pid):
+        return None
+    try:
+        environ = _file(f"{PROC}/{pid}/environ")
+    except OSError:
+        return None
+    held = {name.decode(errors="replace") for name, _, value in (item.partition(b"=") for item in environ.split(b"\0"))
+            if value}
+    return next((name for name in names if name in held), None)
+
+
+def command_name(pid: int) -> str:
+    """The name of process ``pid``'s program (``sh``), or "" where it is gone."""
+    try:
+        return _file(f"{PROC}/{pid}/comm").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _prctl(option: int, value: int) -> None:

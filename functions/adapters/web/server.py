@@ -59,11 +59,12 @@ def metrics_dir() -> tuple[Path, int | None]:
     ``PROMETHEUS_MULTIPROC_DIR`` names, emptied of an earlier run's counts, or a new private one
     (then with the descriptor that holds its :data:`IN_USE` lock: it is this run's to remove). A
     named directory holding other ``.db`` files (the database, say) is refused: prometheus_client
-    reads every one as metrics."""
+    reads every one as metrics, as is one another account may write in (:func:`_refuse_shared`)."""
     named = os.environ.get(METRICS_DIR)
     if named:
         folder = Path(named)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _refuse_shared(folder, named)
         others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
         if others:
             raise InvalidSetting(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
@@ -78,6 +79,24 @@ def metrics_dir() -> tuple[Path, int | None]:
     os.rename(made / f".{IN_USE}", made / IN_USE)
     os.environ[METRICS_DIR] = str(made)
     return made, held
+
+
+def _refuse_shared(folder: Path, named: str) -> None:
+    """Refuse a named metrics directory that another account owns or may write in (a folder made
+    in ``/tmp`` by someone else, a team's folder, ``/tmp`` itself): each worker opens
+    ``<kind>_<pid>.db`` there, following a link, and writes its counts into whatever file that
+    is, so such an account could plant links that have the service write into this user's files
+    (or fail every event it handles, on a file too short for prometheus_client to read)."""
+    found = folder.stat()
+    if found.st_uid not in (os.geteuid(), 0):
+        why = f"it belongs to another user (uid {found.st_uid})"
+    elif found.st_mode & 0o022:
+        why = f"other users may write in it (mode {found.st_mode & 0o7777:o})"
+    else:
+        return
+    raise InvalidSetting(f"{METRICS_DIR}={named}: {why}, who could put links there through which the workers "
+                         "would write their counts into this user's files: name a directory of this user's own "
+                         "that only it may write (or unset the variable for a private one)")
 
 
 def remove_abandoned_metrics_dirs(parent: Path) -> None:
