@@ -31,6 +31,10 @@ SIZES = {family: frozenset(sizes.split()) for family, sizes in {
     "c2-standard": "4 8 16 30 60", "t2d-standard": "1 2 4 8 16 32 48 60", "g2-standard": "4 8 12 16 24 32 48 96",
     "a2-highgpu": "1g 2g 4g 8g", "a2-megagpu": "16g", "a2-ultragpu": "1g 2g 4g 8g",
     "a3-highgpu": "1g 2g 4g 8g", "a3-megagpu": "8g", "a3-edgegpu": "8g", "a3-ultragpu": "8g", "a4-highgpu": "8g",
+    "n4-standard": "2 4 8 16 32 48 64 80", "n4-highmem": "2 4 8 16 32 48 64 80", "n4-highcpu": "2 4 8 16 32 48 64 80",
+    "c2d-standard": "2 4 8 16 32 56 112", "c2d-highmem": "2 4 8 16 32 56 112", "c2d-highcpu": "2 4 8 16 32 56 112",
+    "t2a-standard": "1 2 4 8 16 32 48", "m1-ultramem": "40 80 160", "m1-megamem": "96", "m3-ultramem": "32 64 128",
+    "m3-megamem": "64 128",
 }.items()}
 """The predefined sizes (vCPUs, or GPUs) of the families whose lists are Compute Engine's
 documented ones (its machine-family pages); ``e2-standard-3`` is no machine type. Families not

@@ -292,7 +292,9 @@ def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api
 @pytest.mark.parametrize("machine", ["e2-custom-4-8192", "n2-custom-8-16384-ext", "custom-2-7680", "c4a-standard-8",
                                      "n4d-standard-4", "z3-highmem-88", "h3-standard-88", "m3-megamem-64",
                                      "c3-standard-4-lssd", "c4-standard-8", "f1-micro", "e2-standard-32",
-                                     "n1-standard-1", "c2-standard-30", "n2d-highcpu-224", "a2-megagpu-16g"])
+                                     "n1-standard-1", "c2-standard-30", "n2d-highcpu-224", "a2-megagpu-16g",
+                                     "n4-highcpu-80", "c2d-highmem-112", "t2a-standard-48", "m1-ultramem-160",
+                                     "m3-megamem-128"])
 def test_custom_machine_types_and_every_series_gke_offers_are_accepted(api, gke_api: GkeStub, machine: str):
     api.create_node_pool(request=request(config__machine_type=machine))
     assert gke_api.pools["trials"]["config"]["machineType"] == machine
@@ -300,7 +302,8 @@ def test_custom_machine_types_and_every_series_gke_offers_are_accepted(api, gke_
 
 @pytest.mark.parametrize("machine", ["n9-huge", "e2-standard", "e2-custom-4", "e2-standard-4-extra", "e2-standard-3",
                                      "n2-standard-6", "e2-highmem-32", "c2-standard-32", "a3-highgpu-3g",
-                                     "e2-standard-4-lssd"])
+                                     "e2-standard-4-lssd", "n4-standard-6", "n4-highmem-96", "c2d-standard-48",
+                                     "t2a-standard-64", "m1-ultramem-96", "m3-megamem-32"])
 def test_machine_types_compute_engine_does_not_have_are_refused(api, gke_api: GkeStub, machine: str):
     """In GKE's words, naming one of the cluster's zones; a family's sizes are only those it offers."""
     assert refused(api, request(config__machine_type=machine)).endswith(
