@@ -95,7 +95,7 @@ def gpus(machine: str | None, accelerator: str, count: int = 1) -> dict:
     ("n1-standard-8", "nvidia-tesla-t4", 4), ("n1-highmem-4", "nvidia-tesla-v100", 1), ("g2-standard-8", "nvidia-l4", 1),
     ("g2-standard-24", "nvidia-l4", 2), ("a2-highgpu-1g", "nvidia-tesla-a100", 1),
     ("a2-ultragpu-1g", "nvidia-a100-80gb", 1), ("a3-highgpu-8g", "nvidia-h100-80gb", 8),
-    ("a3-edgegpu-8g", "nvidia-h100-80gb", 8), ("a4-highgpu-8g", "nvidia-b200", 8),
+    ("a3-edgegpu-8g", "nvidia-h100-80gb", 8), ("a4-highgpu-8g", "nvidia-b200", 8), ("custom-8-30720", "nvidia-tesla-t4", 2),
 ])
 def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str,
                                                       count: int):
@@ -125,6 +125,21 @@ def test_more_or_fewer_gpus_than_a_machine_takes_are_refused(api, gke_api: GkeSt
     assert f"Accelerator count {count} of {accelerator} is not supported with machine type {machine}" in \
         refused(api, gpus(machine, accelerator, count))
     assert gke_api.pools == {}
+
+
+@pytest.mark.parametrize("machine,accelerator,count,most", [
+    ("n1-standard-32", "nvidia-tesla-v100", 1, 12), ("n1-highmem-64", "nvidia-tesla-t4", 2, 48),
+    ("custom-24-92160", "nvidia-tesla-p100", 1, 16), ("n1-standard-96", "nvidia-tesla-p4", 2, 48),
+])
+def test_more_vcpus_than_an_n1_machine_takes_with_its_gpus_are_refused(api, gke_api: GkeStub, machine: str,
+                                                                      accelerator: str, count: int, most: int):
+    """In Compute Engine's words (as google/deepvariant#70 quotes them); fewer vCPUs, or more GPUs, are taken."""
+    assert refused(api, gpus(machine, accelerator, count)).endswith(
+        f"Invalid value for field 'resource.guestAccelerators[0].acceleratorCount': '{count}'. At most {most} vCPUs "
+        f"can be used along with {count} accelerator cards in an instance.")
+    assert gke_api.pools == {}
+    api.create_node_pool(request=gpus("n1-standard-8", accelerator, 4))
+    assert list(gke_api.pools) == ["trials"]
 
 
 def test_autoscaling_limits_out_of_order_are_refused(api, gke_api: GkeStub):
