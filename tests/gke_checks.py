@@ -31,6 +31,10 @@ SIZES = {family: frozenset(sizes.split()) for family, sizes in {
     "c2-standard": "4 8 16 30 60", "t2d-standard": "1 2 4 8 16 32 48 60", "g2-standard": "4 8 12 16 24 32 48 96",
     "a2-highgpu": "1g 2g 4g 8g", "a2-megagpu": "16g", "a2-ultragpu": "1g 2g 4g 8g",
     "a3-highgpu": "1g 2g 4g 8g", "a3-megagpu": "8g", "a3-edgegpu": "8g", "a3-ultragpu": "8g", "a4-highgpu": "8g",
+    "n4-standard": "2 4 8 16 32 48 64 80", "n4-highmem": "2 4 8 16 32 48 64 80", "n4-highcpu": "2 4 8 16 32 48 64 80",
+    "c2d-standard": "2 4 8 16 32 56 112", "c2d-highmem": "2 4 8 16 32 56 112", "c2d-highcpu": "2 4 8 16 32 56 112",
+    "t2a-standard": "1 2 4 8 16 32 48", "m1-ultramem": "40 80 160", "m1-megamem": "96", "m3-ultramem": "32 64 128",
+    "m3-megamem": "64 128",
 }.items()}
 """The predefined sizes (vCPUs, or GPUs) of the families whose lists are Compute Engine's
 documented ones (its machine-family pages); ``e2-standard-3`` is no machine type. Families not
@@ -63,6 +67,12 @@ GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "
 N1_GPU_COUNTS = {"nvidia-tesla-t4": {1, 2, 4}, "nvidia-tesla-v100": {1, 2, 4, 8}, "nvidia-tesla-p100": {1, 2, 4},
                  "nvidia-tesla-p4": {1, 2, 4}}
 """How many of each model an N1 machine type takes (Compute Engine's GPU machine types page)."""
+N1_GPU_VCPUS = {"nvidia-tesla-t4": {1: 48, 2: 48, 4: 96}, "nvidia-tesla-p4": {1: 24, 2: 48, 4: 96},
+                "nvidia-tesla-p100": {1: 16, 2: 32, 4: 96}, "nvidia-tesla-v100": {1: 12, 2: 24, 4: 48, 8: 96}}
+"""The most vCPUs an N1 machine type may have beside each count of each model (the same page; four
+P100s take 64 in some zones, 96 in others: 96 here)."""
+N1_MACHINE = re.compile(r"n1-(?:standard|highmem|highcpu)-(\d+)|(?:n1-)?custom-(\d+)-\d+(?:-ext)?")
+"""An N1 machine type that takes GPUs, predefined or custom (``custom-24-92160``: N1's), and its vCPUs."""
 G2_GPU_COUNTS = {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}
 """L4 GPUs by G2 machine type's vCPUs; an A-series type's count ends its name (``a3-highgpu-8g``)."""
 SERVICE_ACCOUNT = re.compile(r"default|[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
@@ -217,19 +227,24 @@ def check_identity(config: dict, workload_identity: bool) -> None:
 
 
 def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> None:
-    """GPUs only on machines that carry them: N1 types take the attachable models (1, 2, 4 or 8
-    of them), the accelerator-optimized families (g2, a2, a3) only the model they come with, as
-    many as they come with, other series none.
+    """GPUs only on machines that carry them: N1 types (predefined or custom) take the attachable
+    models (1, 2, 4 or 8 of them, with at most :data:`N1_GPU_VCPUS` vCPUs beside them), the
+    accelerator-optimized families (g2, a2, a3) only the model they come with, as many as they
+    come with, other series none.
 
     The refusal of GPUs on the default machine type is GKE's own wording (seen in
-    hashicorp/terraform-provider-google#8387); for the other cases the exact text GKE answers is
-    not verified, so the message is this stand-in's own, with GKE's code and status."""
+    hashicorp/terraform-provider-google#8387), that of too many vCPUs Compute Engine's (as
+    google/deepvariant#70 quotes it; whether GKE gives it at the create or its nodes fail to come
+    with it is not verified: the stand-in refuses the create); for the other cases the exact text
+    GKE answers is not verified, so the message is this stand-in's own, with GKE's code and status."""
     for accelerator in accelerators:
         kind = accelerator.get("acceleratorType", "")
         if not chosen:
             raise Refused(400, f"Cannot use default machine type ({machine}) with GPUs; choose a different machine type.")
         family = "-".join(machine.split("-")[:2])
-        allowed = N1_GPUS if machine.startswith("n1-") else {GPU_FAMILIES[family]} if family in GPU_FAMILIES else set()
+        n1 = N1_MACHINE.fullmatch(machine)
+        allowed = N1_GPUS if n1 or machine.startswith("n1-") else \
+            {GPU_FAMILIES[family]} if family in GPU_FAMILIES else set()
         if kind not in allowed:
             raise invalid("node_pool.config.accelerators", kind,
                           f"Accelerator type {kind} is not supported with machine type {machine}.")
@@ -237,11 +252,15 @@ def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> 
         if count not in _counts(machine, kind):
             raise invalid("node_pool.config.accelerators", count,
                           f"Accelerator count {count} of {kind} is not supported with machine type {machine}.")
+        most = N1_GPU_VCPUS[kind].get(count) if n1 else None
+        if n1 and most is not None and int(n1[1] or n1[2]) > most:
+            raise Refused(400, f"Invalid value for field 'resource.guestAccelerators[0].acceleratorCount': '{count}'. "
+                               f"At most {most} vCPUs can be used along with {count} accelerator cards in an instance.")
 
 
 def _counts(machine: str, kind: str) -> set[int]:
     """How many GPUs of ``kind`` (a model ``machine`` takes) a node of it may have."""
-    if machine.startswith("n1-"):
+    if machine.startswith("n1-") or N1_MACHINE.fullmatch(machine):
         return N1_GPU_COUNTS[kind]
     if machine.startswith("g2-standard-"):
         return {G2_GPU_COUNTS[int(machine.rsplit("-", 1)[1])]}

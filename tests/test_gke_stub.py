@@ -95,7 +95,7 @@ def gpus(machine: str | None, accelerator: str, count: int = 1) -> dict:
     ("n1-standard-8", "nvidia-tesla-t4", 4), ("n1-highmem-4", "nvidia-tesla-v100", 1), ("g2-standard-8", "nvidia-l4", 1),
     ("g2-standard-24", "nvidia-l4", 2), ("a2-highgpu-1g", "nvidia-tesla-a100", 1),
     ("a2-ultragpu-1g", "nvidia-a100-80gb", 1), ("a3-highgpu-8g", "nvidia-h100-80gb", 8),
-    ("a3-edgegpu-8g", "nvidia-h100-80gb", 8), ("a4-highgpu-8g", "nvidia-b200", 8),
+    ("a3-edgegpu-8g", "nvidia-h100-80gb", 8), ("a4-highgpu-8g", "nvidia-b200", 8), ("custom-8-30720", "nvidia-tesla-t4", 2),
 ])
 def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str,
                                                       count: int):
@@ -125,6 +125,21 @@ def test_more_or_fewer_gpus_than_a_machine_takes_are_refused(api, gke_api: GkeSt
     assert f"Accelerator count {count} of {accelerator} is not supported with machine type {machine}" in \
         refused(api, gpus(machine, accelerator, count))
     assert gke_api.pools == {}
+
+
+@pytest.mark.parametrize("machine,accelerator,count,most", [
+    ("n1-standard-32", "nvidia-tesla-v100", 1, 12), ("n1-highmem-64", "nvidia-tesla-t4", 2, 48),
+    ("custom-24-92160", "nvidia-tesla-p100", 1, 16), ("n1-standard-96", "nvidia-tesla-p4", 2, 48),
+])
+def test_more_vcpus_than_an_n1_machine_takes_with_its_gpus_are_refused(api, gke_api: GkeStub, machine: str,
+                                                                      accelerator: str, count: int, most: int):
+    """In Compute Engine's words (as google/deepvariant#70 quotes them); fewer vCPUs, or more GPUs, are taken."""
+    assert refused(api, gpus(machine, accelerator, count)).endswith(
+        f"Invalid value for field 'resource.guestAccelerators[0].acceleratorCount': '{count}'. At most {most} vCPUs "
+        f"can be used along with {count} accelerator cards in an instance.")
+    assert gke_api.pools == {}
+    api.create_node_pool(request=gpus("n1-standard-8", accelerator, 4))
+    assert list(gke_api.pools) == ["trials"]
 
 
 def test_autoscaling_limits_out_of_order_are_refused(api, gke_api: GkeStub):
@@ -292,7 +307,9 @@ def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api
 @pytest.mark.parametrize("machine", ["e2-custom-4-8192", "n2-custom-8-16384-ext", "custom-2-7680", "c4a-standard-8",
                                      "n4d-standard-4", "z3-highmem-88", "h3-standard-88", "m3-megamem-64",
                                      "c3-standard-4-lssd", "c4-standard-8", "f1-micro", "e2-standard-32",
-                                     "n1-standard-1", "c2-standard-30", "n2d-highcpu-224", "a2-megagpu-16g"])
+                                     "n1-standard-1", "c2-standard-30", "n2d-highcpu-224", "a2-megagpu-16g",
+                                     "n4-highcpu-80", "c2d-highmem-112", "t2a-standard-48", "m1-ultramem-160",
+                                     "m3-megamem-128"])
 def test_custom_machine_types_and_every_series_gke_offers_are_accepted(api, gke_api: GkeStub, machine: str):
     api.create_node_pool(request=request(config__machine_type=machine))
     assert gke_api.pools["trials"]["config"]["machineType"] == machine
@@ -300,7 +317,8 @@ def test_custom_machine_types_and_every_series_gke_offers_are_accepted(api, gke_
 
 @pytest.mark.parametrize("machine", ["n9-huge", "e2-standard", "e2-custom-4", "e2-standard-4-extra", "e2-standard-3",
                                      "n2-standard-6", "e2-highmem-32", "c2-standard-32", "a3-highgpu-3g",
-                                     "e2-standard-4-lssd"])
+                                     "e2-standard-4-lssd", "n4-standard-6", "n4-highmem-96", "c2d-standard-48",
+                                     "t2a-standard-64", "m1-ultramem-96", "m3-megamem-32"])
 def test_machine_types_compute_engine_does_not_have_are_refused(api, gke_api: GkeStub, machine: str):
     """In GKE's words, naming one of the cluster's zones; a family's sizes are only those it offers."""
     assert refused(api, request(config__machine_type=machine)).endswith(

@@ -303,6 +303,19 @@ def test_gpus_a_gke_machine_carries_are_accepted_as_many_as_it_comes_with_where_
     ("a3-highgpu-8g", "nvidia-h100-80gb", 4, "machine type a3-highgpu-8g comes with 8 nvidia-h100-80gb, not 4"),
     ("n1-standard-4", "nvidia-tesla-t4", 3, "an n1 machine type takes 1, 2, 4 of nvidia-tesla-t4 at a time, not 3"),
     ("n1-standard-16", "nvidia-tesla-p100", 8, "an n1 machine type takes 1, 2, 4 of nvidia-tesla-p100 at a time, not 8"),
+    ("n1-standard-32", "nvidia-tesla-v100", 1, "1 nvidia-tesla-v100 attach to an n1 machine type of at most 12 vCPUs, "
+                                               "not n1-standard-32's 32: expected a machine type of at most 12 vCPUs, "
+                                               "or 4 nvidia-tesla-v100"),
+    ("n1-highmem-64", "nvidia-tesla-t4", 2, "2 nvidia-tesla-t4 attach to an n1 machine type of at most 48 vCPUs, not "
+                                            "n1-highmem-64's 64: expected a machine type of at most 48 vCPUs, or 4 "
+                                            "nvidia-tesla-t4"),
+    ("custom-24-92160", "nvidia-tesla-p100", 1, "1 nvidia-tesla-p100 attach to an n1 machine type of at most 16 vCPUs, "
+                                                "not custom-24-92160's 24: expected a machine type of at most 16 "
+                                                "vCPUs, or 2 nvidia-tesla-p100"),
+    ("custom-4-15360", "nvidia-tesla-t4", 3, "an n1 machine type takes 1, 2, 4 of nvidia-tesla-t4 at a time, not 3"),
+    ("n1-standard-96", "nvidia-tesla-p4", 2, "2 nvidia-tesla-p4 attach to an n1 machine type of at most 48 vCPUs, not "
+                                             "n1-standard-96's 96: expected a machine type of at most 48 vCPUs, or 4 "
+                                             "nvidia-tesla-p4"),
 ])
 def test_more_or_fewer_gpus_than_a_gke_machine_takes_are_refused_at_submission(machine: str, accelerator: str,
                                                                              count: int, words: str):

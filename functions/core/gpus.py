@@ -3,8 +3,10 @@ refused when it is submitted rather than when GKE refuses its node pool.
 
 Compute Engine attaches GPUs to N1 machine types (not the shared-core ones) and to the
 accelerator-optimized series, which come with one GPU model each: G2 with L4, A2 with A100,
-A3 with H100 or H200, A4 with B200. Every other series takes none. Only what is known to be
-impossible is refused: a series katuna does not know is left for GKE to judge.
+A3 with H100 or H200, A4 with B200. Every other series takes none. An N1 machine type takes a
+model's GPUs only in the counts it comes in, and only up to so many vCPUs beside each count
+(:data:`N1_MOST_VCPUS`). Only what is known to be impossible is refused: a series katuna does not
+know is left for GKE to judge.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ N1_COUNTS = {"nvidia-tesla-t4": (1, 2, 4), "nvidia-tesla-p4": (1, 2, 4), "nvidia
              "nvidia-tesla-v100": (1, 2, 4, 8)}
 """How many of each GPU model an N1 machine type takes at a time (Compute Engine's GPU machine
 types page)."""
+N1_MOST_VCPUS = {"nvidia-tesla-t4": {1: 48, 2: 48, 4: 96}, "nvidia-tesla-p4": {1: 24, 2: 48, 4: 96},
+                 "nvidia-tesla-p100": {1: 16, 2: 32, 4: 96}, "nvidia-tesla-v100": {1: 12, 2: 24, 4: 48, 8: 96}}
+"""The most vCPUs an N1 machine type may have beside each count of each model (Compute Engine's
+GPU machine types page; it refuses an instance with more: "At most 12 vCPUs can be used along
+with 1 accelerator cards in an instance"). Four P100s take 64 in some zones, 96 in others: 96."""
+_N1_VCPUS = re.compile(r"n1-(?:standard|highmem|highcpu)-(\d+)|(?:n1-)?custom-(\d+)-\d+(?:-ext)?")
+"""An N1 machine type that takes GPUs, predefined (``n1-standard-32``) or custom (``custom-24-92160``), and its vCPUs."""
 G2_COUNTS = {"g2-standard-4": 1, "g2-standard-8": 1, "g2-standard-12": 1, "g2-standard-16": 1, "g2-standard-24": 2,
              "g2-standard-32": 1, "g2-standard-48": 4, "g2-standard-96": 8}
 """The L4 GPUs each G2 machine type comes with; an A-series type says its count in its name
@@ -59,17 +68,37 @@ def built_in_count(machine: str) -> int | None:
     return int(named[1]) if named else G2_COUNTS.get(machine)
 
 
+def n1_vcpus(machine: str) -> int | None:
+    """The vCPUs of ``machine``, an N1 machine type that takes GPUs; None for another type."""
+    found = _N1_VCPUS.fullmatch(machine)
+    return None if found is None else int(found[1] or found[2])
+
+
 def count_problem(machine: str, accelerator: str, count: int) -> str | None:
     """Why a GKE node of ``machine`` cannot carry ``count`` of ``accelerator`` (a model it takes):
     an accelerator-optimized type comes with its own number, an N1 type takes 1, 2, 4 (or 8) of
-    a model; None when it can, or where katuna does not know."""
+    a model, with no more vCPUs than :data:`N1_MOST_VCPUS` allows beside them; None when it can,
+    or where katuna does not know."""
     expected = built_in_count(machine)
     if expected is not None and count != expected:
         return f"machine type {machine} comes with {expected} {accelerator}, not {count}"
-    if machine.startswith("n1-") and count not in N1_COUNTS.get(accelerator, (count,)):
+    n1 = machine.startswith("n1-") or n1_vcpus(machine) is not None
+    if n1 and count not in N1_COUNTS.get(accelerator, (count,)):
         takes = ", ".join(map(str, N1_COUNTS[accelerator]))
         return f"an n1 machine type takes {takes} of {accelerator} at a time, not {count}"
-    return None
+    return _vcpus_problem(machine, accelerator, count)
+
+
+def _vcpus_problem(machine: str, accelerator: str, count: int) -> str | None:
+    """Why an N1 ``machine`` has too many vCPUs for ``count`` of ``accelerator``, and the fewest
+    of them that would take it; None when it has not, or is no N1 type that takes GPUs."""
+    cpus, most = n1_vcpus(machine), N1_MOST_VCPUS.get(accelerator, {}).get(count)
+    if cpus is None or most is None or cpus <= most:
+        return None
+    more = next((n for n, bound in sorted(N1_MOST_VCPUS[accelerator].items()) if n > count and bound >= cpus), None)
+    expected = f"a machine type of at most {most} vCPUs" + (f", or {more} {accelerator}" if more else "")
+    return (f"{count} {accelerator} attach to an n1 machine type of at most {most} vCPUs, not {machine}'s {cpus}: "
+            f"expected {expected}")
 
 
 A_COUNTS = {"a2-highgpu": (1, 2, 4, 8), "a2-megagpu": (16,), "a2-ultragpu": (1, 2, 4, 8), "a3-highgpu": (1, 2, 4, 8),
