@@ -29,6 +29,7 @@ from test_studyjob import TEMPLATE, studyjob
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
+from functions.core import template_text
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
@@ -388,6 +389,17 @@ def test_a_configmap_template_written_as_json_is_read_as_katib_reads_it(cluster:
     master = specs["Master"]["template"]
     assert master["spec"]["containers"][0]["env"][0] == {"name": "WORKERS", "value": "2"}
     assert master["spec"]["containers"][0]["command"][-1] == "2" and master["metadata"]["annotations"]["workers"] == "2"
+
+
+def test_a_placeholder_outside_quotes_reads_back_as_written_in_json_as_in_yaml():
+    """A parameter's placeholder outside quotes reads back as written wherever it stands in a
+    JSON template, a key too, as in the same template written as YAML; only a value is typed."""
+    json_text = '{"metadata": {"labels": {${trialParameters.k}: "v"}}, "spec": {"replicas": ${trialParameters.n}}}'
+    yaml_text = "metadata: {labels: {${trialParameters.k}: v}}\nspec: {replicas: ${trialParameters.n}}\n"
+    read = ({"metadata": {"labels": {"${trialParameters.k}": "v"}}, "spec": {"replicas": "${trialParameters.n}"}},
+            [("spec", "replicas")])
+    assert template_text.read(json_text) == read
+    assert template_text.read(yaml_text) == read
 
 
 def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):

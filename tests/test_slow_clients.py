@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import selectors
 import socket
 import sys
 import threading
@@ -23,6 +24,7 @@ from conftest import study_definition
 from http_helpers import Service
 
 from functions.adapters.web.client_socket import ClientSocket
+from functions.adapters.web.lingering import Lingering
 from functions.adapters.web.openapi import document
 from functions.settings import Settings
 
@@ -215,6 +217,32 @@ def test_client_and_worker_timeouts_must_be_positive():
     with pytest.raises(ValueError, match="KATUNA_WORKER_TIMEOUT: expected a whole number of seconds >= 1, got 0"):
         Settings.from_env({"KATUNA_WORKER_TIMEOUT": "0"})
     assert Settings.from_env({}).client_timeout < Settings.from_env({}).worker_timeout
+
+
+def test_a_half_closed_connection_past_its_deadline_is_closed_though_one_due_later_came_before_it():
+    """The worker's poller closes a half-closed connection once its deadline passed, whatever
+    connections were half-closed before it with a later one (a refused body's connection waits
+    longer than an answered one's); those stay open, still read, until theirs."""
+    poller = selectors.DefaultSelector()
+    ended: list[str] = []
+    later, later_client = socket.socketpair()
+    due, due_client = socket.socketpair()
+    lingering = Lingering(poller, lambda: ended.append("closed"))
+    try:
+        lingering.close(later, seconds=3600)
+        lingering.close(due, seconds=0)
+        lingering.sweep()
+        assert ended == ["closed"] and due.fileno() == -1 and later.fileno() != -1
+        assert [key.fileobj for key in poller.get_map().values()] == [later]
+        with pytest.raises(BrokenPipeError):
+            due_client.send(b"more")
+        assert later_client.send(b"more") == 4
+        lingering.sweep(force=True)
+        assert ended == ["closed", "closed"] and later.fileno() == -1
+    finally:
+        for sock in (later, later_client, due, due_client):
+            sock.close()
+        poller.close()
 
 
 def test_a_client_socket_waits_for_each_write_as_long_as_the_client_keeps_reading():

@@ -151,8 +151,7 @@ def refuse_stray_journal(path: Path, settle: float = JOURNAL_SETTLE) -> None:
     timeout. katuna keeps a database on a local disk with the write-ahead log, which writes no
     rollback journal, and makes a new one in that mode under another name
     (:func:`_create_in_wal`), so one that stays past :data:`JOURNAL_SETTLE` seconds is none of
-    its own.
-    An empty database has none to play back: SQLite deletes a journal found beside one."""
+    its own. An empty database has none to play back: SQLite deletes a journal found beside one."""
     real = Path(os.path.realpath(path))
     journal = real.with_name(real.name + "-journal")
     deadline = time.monotonic() + settle

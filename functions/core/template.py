@@ -51,13 +51,15 @@ class Closed:
 
 
 class Unescaped(Closed):
-    """A :class:`Closed` pattern of katuna's placeholders, each found only where the ``$`` run
-    right before it is even (none, or ``$$`` pairs, each one literal ``$``): after an odd run the
-    last ``$`` escapes it (:data:`RUN`). Runs before distinct matches do not overlap (each match
-    ends in ``}``), so counting them costs one pass over the text."""
+    """A :class:`Closed` pattern of katuna's placeholders, each found only where :data:`RUN`
+    finds it after an even run of ``$`` (none, or ``$$`` pairs, each one literal ``$``): after
+    an odd run the last ``$`` escapes it. Each is read by the pattern where its run ends, so
+    its groups and place are the placeholder's own."""
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        return (m for m in super().finditer(text) if _dollars_before(text, m.start()) % 2 == 0)
+        for run in RUN.finditer(text):
+            if len(run.group(1)) % 2 == 0 and (match := self.pattern.match(text, run.end(1))) is not None:
+                yield match
 
     def search(self, text: str) -> re.Match[str] | None:
         return next(self.finditer(text), None)
@@ -70,30 +72,22 @@ class Unescaped(Closed):
         return "".join(out) + text[at:]
 
 
-def _dollars_before(text: str, at: int) -> int:
-    """How many ``$`` stand right before position ``at`` of ``text``."""
-    start = at
-    while start > 0 and text[start - 1] == "$":
-        start -= 1
-    return at - start
-
-
 PLACEHOLDER = Closed(r"\$\{([^}]*)\}")
 """Any ``${...}``: one of katuna's, or another a shell may expand."""
 ANY_OWN = Closed(r"\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
 """A placeholder of katuna's wherever it stands, escaped or not; also, read in a Katib
 Experiment's template, each one Katib fills in (its trial generator replaces every
 ``${trialParameters.<name>}``, whatever precedes it)."""
-OWN = Unescaped(ANY_OWN.pattern.pattern)
-"""A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``; not one
-escaped by an odd run of ``$`` right before it (:data:`RUN`)."""
-RUN = Closed(r"(?<!\$)(\$*)\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+RUN = Closed(r"(?<!\$)(\$*)" + ANY_OWN.pattern.pattern)
 """A placeholder of katuna's with the run of ``$`` right before it (group 1), which stands for
 half as many ``$``: after an even run (``$$${trialParameters.lr}``, ``$`` and the value) it is
 a placeholder, after an odd one (``$${trialSpec.Name}``) its own text, which every trial gets as
 written, ``${trialSpec.Name}``. A Katib Experiment's ``trialSpec`` that writes
 ``${trialSpec.Name}`` itself, not through a trial parameter, translates to the latter, as Katib
 fills in only ``${trialParameters.<name>}``."""
+OWN = Unescaped(ANY_OWN.pattern.pattern)
+"""A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``; not one
+escaped by an odd run of ``$`` right before it (:data:`RUN`)."""
 _INNERMOST = re.compile(r"\$\{([^{}]*)\}")
 MAX_NESTING = 16
 """Levels of ``${...}`` inside one another that are read (a shell's ``${A:-${B:-${C}}}`` nests

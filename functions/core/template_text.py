@@ -3,13 +3,14 @@ reads text whose first character is ``{`` as JSON, and other text, or such text 
 (a YAML flow mapping, ``{kind: Job}``), as YAML; either way it reads the first object only (a
 further JSON value, or YAML document, is left unread). Katib substitutes its trial parameters into
 the text before it reads it, so a parameter's placeholder outside quotes is a scalar Katib types.
+Either way each parameter's placeholder stands as a word while the text is read (:class:`_Marks`),
+one YAML reads in any scalar, quoted or not, and JSON in a string.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from functions.core import bounded_yaml, template
@@ -20,7 +21,7 @@ JSON_SIGNS = re.compile(r'["\\]|\$\{')
 DOCUMENT_END = re.compile(r"\.\.\.(?:[ \t\r]|$)")
 """A line YAML reads as a document end marker."""
 MARK = "katunaPlaceholder"
-"""The start of the word a parameter's placeholder stands as while YAML text is read."""
+"""The start of the word a parameter's placeholder stands as while a template's text is read."""
 
 
 def read(text: str) -> tuple[Any, list[Path]]:
@@ -96,63 +97,82 @@ def _holds_something(lines: list[str]) -> bool:
 
 def _json(text: str) -> tuple[Any, list[Path]] | None:
     """The first JSON value of ``text`` and its typed fields; None where it is no JSON, which
-    Kubernetes' decoder then reads as YAML."""
-    marked, bare = _marked(text)
+    Kubernetes' decoder then reads as YAML. It is read as JSON, not YAML (which refuses the
+    tabs JSON may be indented with), so the placeholders outside strings are marked as strings
+    (:func:`_marked`), and those read as a mark alone are the typed fields."""
+    marks = _Marks(text)
+    marked = _marked(text, marks)
     start = len(marked) - len(marked.lstrip())
     try:
         end = json.JSONDecoder().raw_decode(marked, start)[1]
     except (ValueError, RecursionError):
         return None
     typed: list[Path] = []
-    marks = {f"\0{number}": placeholder for number, placeholder in enumerate(bare)}
-    return _unmarked(bounded_yaml.load(marked[start:end]), marks, (), typed), typed
+    return marks.put_back(bounded_yaml.load(marked[start:end]), (), typed), typed
 
 
 def _yaml(text: str) -> tuple[Any, list[Path]]:
     """The first YAML document of ``text`` and its typed fields. Each parameter's placeholder is
     read as a plain word where it stands (Katib reads the value it substituted there), so one in
     a flow mapping (``{replicas: ${trialParameters.n}}``) or in quotes reads as Katib reads it,
-    and is put back in the data read."""
-    prefix = MARK
-    while prefix in text:
-        prefix += "Q"
-    marks: dict[str, str] = {}
+    and is put back in the data read; the typed fields are the plain scalars holding one."""
+    marks = _Marks(text)
+    marked = template.ANY_OWN.sub(lambda match: marks.word(match.group(0)), text)
+    data, typed = bounded_yaml.load_plain(marked, marks.within, first=True)
+    if not marks.placeholders:
+        return data, typed
+    return marks.put_back(data), [tuple(marks.put_back(part) for part in path) for path in typed]
 
-    def word(match: re.Match[str]) -> str:
-        if not _substituted(match.group(0)):
-            return match.group(0)
-        mark = f"{prefix}x{len(marks)}x".ljust(len(match.group(0)), "y")
-        marks[mark] = match.group(0)
+
+class _Marks:
+    """The words a template's parameter placeholders stand as while its text is read: each
+    begins with a prefix the text does not hold and is as long as its placeholder (so every
+    line and column of the text stays where it was written), and reads as a plain string in
+    any YAML scalar, quoted or not, and in a JSON string."""
+
+    def __init__(self, text: str) -> None:
+        self.prefix = MARK
+        while self.prefix in text:
+            self.prefix += "Q"
+        self.placeholders: dict[str, str] = {}
+
+    def word(self, placeholder: str) -> str:
+        """The word standing for ``placeholder``, or ``placeholder`` itself where Katib
+        substitutes nothing into it (it names no trial parameter)."""
+        if not _substituted(placeholder):
+            return placeholder
+        mark = f"{self.prefix}x{len(self.placeholders)}x".ljust(len(placeholder), "y")
+        self.placeholders[mark] = placeholder
         return mark
 
-    marked = template.ANY_OWN.sub(word, text)
-    data, typed = bounded_yaml.load_plain(marked, lambda value: prefix in value, first=True)
-    if not marks:
-        return data, typed
-    return _put_back(data, marks, prefix), [tuple(_put_back(part, marks, prefix) for part in path) for path in typed]
+    def within(self, value: str) -> bool:
+        """Whether ``value`` holds a word standing for a placeholder."""
+        return self.prefix in value
 
-
-def _put_back(data: Any, marks: Mapping[str, str], prefix: str) -> Any:
-    """``data`` with each placeholder back in place of the word that stood for it."""
-    if isinstance(data, str):
-        if prefix not in data:
+    def put_back(self, data: Any, path: Path = (), alone: list[Path] | None = None) -> Any:
+        """``data`` with each placeholder back in place of the word that stood for it; the path
+        of each string that was one such word alone added to ``alone``, where given."""
+        if isinstance(data, str):
+            if not self.within(data):
+                return data
+            if alone is not None and data in self.placeholders:
+                alone.append(path)
+            for mark, placeholder in self.placeholders.items():
+                data = data.replace(mark, placeholder)
             return data
-        for mark, placeholder in marks.items():
-            data = data.replace(mark, placeholder)
+        if isinstance(data, list):
+            return [self.put_back(item, (*path, index), alone) for index, item in enumerate(data)]
+        if isinstance(data, dict):
+            keys = [self.put_back(key) for key in data]
+            return {key: self.put_back(value, (*path, key), alone) for key, value in zip(keys, data.values())}
         return data
-    if isinstance(data, list):
-        return [_put_back(item, marks, prefix) for item in data]
-    if isinstance(data, dict):
-        return {_put_back(key, marks, prefix): _put_back(value, marks, prefix) for key, value in data.items()}
-    return data
 
 
-def _marked(text: str) -> tuple[str, list[str]]:
+def _marked(text: str, marks: _Marks) -> str:
     """JSON ``text`` with each parameter's placeholder outside a string replaced by a string
-    marking it (a NUL character and its number, which no manifest holds), and those placeholders.
-    One pass over the text, however it is written: each ``}`` is searched for once."""
+    holding its word (:class:`_Marks`). One pass over the text, however it is written: each
+    ``}`` is searched for once."""
     parts: list[str] = []
-    bare: list[str] = []
     start = skip_to = 0
     closing, in_string = -1, False
     for sign in JSON_SIGNS.finditer(text):
@@ -169,24 +189,10 @@ def _marked(text: str) -> tuple[str, list[str]]:
         if closing < 0:
             break
         placeholder = text[at:closing + 1]
-        if _substituted(placeholder):
-            parts += [text[start:at], f'"\\u0000{len(bare)}"']
-            bare.append(placeholder)
+        if (word := marks.word(placeholder)) != placeholder:
+            parts += [text[start:at], f'"{word}"']
             start = skip_to = closing + 1
-    return "".join(parts) + text[start:], bare
-
-
-def _unmarked(data: Any, marks: Mapping[str, str], path: Path, typed: list[Path]) -> Any:
-    """``data`` with each placeholder that stood outside quotes back in place of its mark, its
-    path added to ``typed``."""
-    if isinstance(data, str) and data in marks:
-        typed.append(path)
-        return marks[data]
-    if isinstance(data, list):
-        return [_unmarked(item, marks, (*path, index), typed) for index, item in enumerate(data)]
-    if isinstance(data, dict):
-        return {key: _unmarked(value, marks, (*path, key), typed) for key, value in data.items()}
-    return data
+    return "".join(parts) + text[start:]
 
 
 def _substituted(text: str) -> bool:

@@ -19,10 +19,10 @@ worker holds every connection it may, the half-closed one closing last is closed
 from __future__ import annotations
 
 import contextlib
+import heapq
 import selectors
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,15 +40,23 @@ class _Closing:
     drained: int = 0
     closed: bool = False
 
+    def __lt__(self, other: _Closing) -> bool:
+        return self.deadline < other.deadline
+
 
 class Lingering:
     """The worker's half-closed connections; ``closed`` runs as each is finally closed (the
-    worker counts it among its connections until then, so their number stays bounded)."""
+    worker counts it among its connections until then, so their number stays bounded). They
+    are kept in a heap by deadline, which arrive out of order (a refused body's connection
+    waits longer), so the worker's every turn looks at the one due first only."""
 
     def __init__(self, poller: selectors.BaseSelector, closed: Callable[[], None]) -> None:
         self._poller = poller
         self._closed = closed
-        self._closing: deque[_Closing] = deque()
+        self._closing: list[_Closing] = []
+        self._ended = 0
+        """Connections of the heap closed before their deadline, left in it until they are due
+        or outnumber the others (:meth:`_end_early`)."""
 
     def close(self, sock: socket.socket, most: int = MAX_DRAIN, seconds: float = LINGER) -> None:
         """Half-close ``sock`` now, and close it once the client is done with it: it closed its
@@ -61,17 +69,16 @@ class Lingering:
         except (OSError, ValueError, KeyError):
             self._end(closing)
             return
-        self._closing.append(closing)
+        heapq.heappush(self._closing, closing)
 
     def sweep(self, force: bool = False) -> None:
         """Close the connections whose time is up (every one, with ``force``)."""
         now = time.monotonic()
-        if not force and all(not c.closed and c.deadline > now for c in self._closing):
-            return
-        for closing in self._closing:
-            if force or closing.deadline <= now:
-                self._end(closing)
-        self._closing = deque(closing for closing in self._closing if not closing.closed)
+        while self._closing and (force or self._closing[0].deadline <= now):
+            closing = heapq.heappop(self._closing)
+            if closing.closed:
+                self._ended -= 1
+            self._end(closing)
 
     def make_room(self) -> bool:
         """Close the half-closed connection due last, to make room for a new one; whether there
@@ -79,7 +86,7 @@ class Lingering:
         waiting = [closing for closing in self._closing if not closing.closed]
         if not waiting:
             return False
-        self._end(max(waiting, key=lambda closing: closing.deadline))
+        self._end_early(max(waiting, key=lambda closing: closing.deadline))
         return True
 
     def _readable(self, closing: _Closing) -> None:
@@ -92,7 +99,19 @@ class Lingering:
             received = b""
         closing.drained += len(received)
         if not received or closing.drained >= closing.most:
-            self._end(closing)
+            self._end_early(closing)
+
+    def _end_early(self, closing: _Closing) -> None:
+        """Close a connection of the heap before its deadline. It stays in the heap, which drops
+        the closed ones at once when they outnumber the others: each costs one look."""
+        if closing.closed:
+            return
+        self._end(closing)
+        self._ended += 1
+        if 2 * self._ended > len(self._closing):
+            self._closing = [waiting for waiting in self._closing if not waiting.closed]
+            heapq.heapify(self._closing)
+            self._ended = 0
 
     def _end(self, closing: _Closing) -> None:
         if closing.closed:
