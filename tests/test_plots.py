@@ -10,7 +10,6 @@ import optuna
 import plotly.basedatatypes
 import pytest
 from conftest import study_definition
-from optuna import visualization as vis
 from optuna.distributions import FloatDistribution
 
 from functions.adapters.web import plots
@@ -62,7 +61,7 @@ def test_the_optimization_history_is_the_figure_optuna_draws(objective, trials, 
     study, record = charted(objective, trials)
     name = record.spec.objectives[index].metric
     ours = json.loads(plots.figure_json(study._storage, record, "history", objective=index))
-    theirs = optunas(vis.plot_optimization_history(study, target_name=name, **drawn).update_layout(
+    theirs = optunas(optuna.visualization.plot_optimization_history(study, target_name=name, **drawn).update_layout(
         template="plotly_white"))
     assert ours["data"] == theirs["data"]
     assert [trace["name"] for trace in ours["data"]] == names
@@ -108,7 +107,7 @@ def test_a_long_history_draws_a_sample_with_its_best_so_far_line_as_it_is():
     study, record = charted({"metric": "loss", "direction": "minimize"}, many_trials(6_000))
     figure = json.loads(plots.figure_json(study._storage, record, "history"))
     points, best, _ = figure["data"]
-    whole = optunas(vis.plot_optimization_history(study, target_name="loss"))["data"][1]
+    whole = optunas(optuna.visualization.plot_optimization_history(study, target_name="loss"))["data"][1]
     assert figure["layout"]["title"]["text"] == f"from {HISTORY_POINTS:,} of 6,000 trials"
     assert len(best["x"]) == HISTORY_POINTS and points["x"] == [x for x in best["x"] if x % 10 != 3]
     assert line_corners(best["x"], best["y"]) == line_corners(whole["x"], whole["y"])
@@ -187,7 +186,7 @@ def test_the_pareto_front_is_the_figure_optuna_draws(objective, trials, axes, ho
     study, record = charted(objective, trials)
     names = [plots._as_text(o.metric) for o in record.spec.objectives]
     ours = json.loads(plots.figure_json(study._storage, record, "pareto"))
-    theirs = optunas(vis.plot_pareto_front(study, target_names=names).update_layout(template="plotly_white"))
+    theirs = optunas(optuna.visualization.plot_pareto_front(study, target_names=names).update_layout(template="plotly_white"))
     assert ours["data"] == theirs["data"]
     assert [trace["hovertemplate"] for trace in ours["data"]] == [f"%{{text}}<extra>{h}</extra>" for h in hovers]
     assert all(trace["x"] for trace in ours["data"]), "each trace draws trials"
@@ -305,7 +304,7 @@ def test_the_intermediate_values_are_the_figure_optuna_draws(monkeypatch):
     trials = [reported(0, range(5)), trial(None), reported(2, range(3), pruned), reported(3, range(0)),
               reported(4, range(4), running), reported(5, range(6), constraint=1.0)]
     study, record = charted({"metric": "loss", "direction": "minimize"}, trials)
-    theirs = optunas(vis.plot_intermediate_values(study).update_layout(template="plotly_white"))
+    theirs = optunas(optuna.visualization.plot_intermediate_values(study).update_layout(template="plotly_white"))
 
     def refused(*args, **kwargs):
         raise AssertionError("a plotly figure was built")
