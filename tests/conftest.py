@@ -107,9 +107,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _process_state_kept() -> Iterator[None]:
     """What a command run in this process sets for the whole process (signal handlers, log
-    handlers and levels) is put back after each test, and a test that leaves another working
-    directory fails (:func:`process_state.kept`): the next test in this process starts as
-    pytest left it, whichever test ran before."""
+    handlers and levels, environment variables) is put back after each test, and a test that
+    leaves another working directory fails (:func:`process_state.kept`): the next test in this
+    process starts as pytest left it, whichever test ran before."""
     with kept():
         yield
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import signal
 import socket
 import sys
@@ -149,3 +150,17 @@ def test_a_closed_stand_in_server_ends_the_connections_kept_alive_to_it():
         assert [t.name for t in threading.enumerate() if t not in before] == []
     finally:
         client.close()
+
+
+def test_the_environment_a_command_changed_in_the_process_is_put_back(monkeypatch: pytest.MonkeyPatch):
+    """A library a command imports may set variables of the whole process (scikit-learn, which
+    ``katuna optuna-dashboard`` imports, sets ``KMP_DUPLICATE_LIB_OK`` and ``KMP_INIT_AT_FORK``):
+    the tests after it start from the environment as it was, whichever of them imported it."""
+    monkeypatch.setenv("KATUNA_CHANGED_BY_A_COMMAND", "before")
+    monkeypatch.setenv("KATUNA_REMOVED_BY_A_COMMAND", "kept")
+    before = dict(os.environ)
+    with kept():
+        os.environ["KMP_INIT_AT_FORK"] = "FALSE"
+        os.environ["KATUNA_CHANGED_BY_A_COMMAND"] = "after"
+        del os.environ["KATUNA_REMOVED_BY_A_COMMAND"]
+    assert dict(os.environ) == before
