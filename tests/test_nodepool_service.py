@@ -179,9 +179,11 @@ def test_concurrent_submissions_hold_no_more_pools_than_allowed(tmp_path_factory
 
         with ThreadPoolExecutor(6) as threads:
             answers = list(threads.map(submit, [f"race-{i}" for i in range(6)]))
-        assert sorted(status for status, _ in answers) == [201, 201, 422, 422, 422, 422], answers
-        refused = [body["problems"] for status, body in answers if status == 422]
-        assert all(p[0]["path"] == "nodePool" and "(set by KATUNA_MAX_POOLS)" in p[0]["message"] for p in refused)
+        assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
+        refused = [body for status, body in answers if status == 409]
+        assert all(body["error"] == "too_many_pools" for body in refused), refused
+        assert all(b["problems"][0]["path"] == "nodePool" and "(set by KATUNA_MAX_POOLS)" in b["problems"][0]["message"]
+                   for b in refused)
         stored = [study["name"] for study in service.json("GET", "/studies")[1]]
         assert len(stored) == 2
         for name in stored:

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
+from gke_stub import GkeStub
 from http_helpers import Service
 from kube_stub import KubeStub
-from test_resources import EXAMPLES, as_experiment, conditions, send, status_of
+from test_resources import EXAMPLES, as_experiment, conditions, send, status_of, tick, wait_status
 
-from functions.core.errors import Problem
-from functions.core.resource_status import failed_status, refusal_stands
+from functions.core.errors import Problem, TooManyPools, TooManyStudies
+from functions.core.resource_status import failed_status, refusal_stands, waiting_stands, waiting_status
 
 KUBE_NAMESPACES = ("team",)
 
@@ -83,6 +85,19 @@ def test_a_refusal_stands_for_its_generation_labels_and_annotations_only():
     earlier = {**refused, "status": {k: v for k, v in refused["status"].items() if k != "observedMetadata"}}
     assert refusal_stands({**earlier, "metadata": {**metadata, "labels": {}}}), "a status written before: by generation"
     assert not refusal_stands({"metadata": metadata, "status": {"phase": "Running", "observedGeneration": 2}})
+
+
+def test_a_waiting_status_stands_for_its_generation_and_limit_only_and_is_no_refusal():
+    """A resource that waits is written so once per generation and limit; it is no refusal, so
+    the tick still brings it (:func:`refusal_stands` False)."""
+    metadata = {"name": "x", "generation": 2}
+    studies, pools = TooManyStudies("the database holds 3"), TooManyPools("the studies hold 2 node pools")
+    waiting = {"metadata": metadata, "status": waiting_status(studies, metadata, 0.0)}
+    assert waiting_stands(waiting, TooManyStudies("the database holds 4"))
+    assert not waiting_stands(waiting, pools), "another limit is written"
+    assert not waiting_stands({**waiting, "metadata": {**metadata, "generation": 3}}, studies)
+    assert not refusal_stands(waiting)
+    assert conditions(waiting_status(pools, metadata, 0.0))["Created"]["reason"] == "MaxPoolsReached"
 
 
 def test_a_refusal_counts_the_problems_found_past_those_listed():
@@ -151,3 +166,116 @@ def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_
         assert held.wait_for("room-waits", timeout=60)["maxTrials"] == 2
     finally:
         held.close()
+
+
+def writes_of(kube: KubeStub, name: str) -> list[dict]:
+    """The statuses written to the resource ``name``, in order."""
+    return [status for _, written, status in kube.status_writes if written == name]
+
+
+@pytest.mark.slow
+def test_a_resource_waiting_for_room_says_why_in_its_status_once_and_is_taken_once_room_frees(
+        kube: KubeStub, tmp_path):
+    """While the resource waits for ``KATUNA_MAX_STUDIES``, ``kubectl get`` shows why: phase
+    ``Waiting``, its ``Created`` condition ``False`` naming the limit (so Katib's clients do not
+    read it as created, nor as failed). Written once: the update event of that write, and the
+    resource's earlier events, delivered again in any order, are answered ``429`` and write
+    nothing more; the tick still brings the resource, and once a study ends its normal status
+    replaces the waiting one."""
+    kube.add_namespace("waiting")
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "waiting")
+    held = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="waiting",
+                   KATUNA_MAX_STUDIES="1")
+    try:
+        held.submit(study_definition(name="shown-held", mode="hang", maxTrials=1, parallelism=1))
+        waits = experiment("shown-waits")
+        waits["metadata"]["namespace"] = "waiting"
+        added = kube.apply(waits)
+        assert post(held, "add", added)[0] == 429
+        status = status_of(kube, added)
+        assert (status["phase"], status["observedGeneration"]) == ("Waiting", 1), status
+        created = conditions(status)["Created"]
+        assert (created["status"], created["reason"]) == ("False", "MaxStudiesReached"), created
+        assert "KATUNA_MAX_STUDIES" in created["message"] and "once one ends" in created["message"], created
+        assert [c["type"] for c in status["conditions"]] == ["Created"], "the last condition is the state kubectl shows"
+        assert len(writes_of(kube, "shown-waits")) == 1
+        written = copy.deepcopy(kube.resources[("experiments", "waiting", "shown-waits")])
+        for change, obj in (("update", written), ("add", added), ("update", written), ("update", written)):
+            status_code, headers, body = post(held, change, obj)
+            assert status_code == 429 and json.loads(body)["error"] == "no_room_for_study", body
+        assert len(writes_of(kube, "shown-waits")) == 1, writes_of(kube, "shown-waits")
+        assert held.request("GET", "/studies/shown-waits")[0] == 404
+        assert "dev.knative.apiserver.resource.add" in tick(held), "the waiting generation is not marked handled"
+
+        assert held.request("POST", "/studies/shown-held/stop")[0] == 200
+        assert post(held, "update", written)[0] == 202
+        assert held.wait_for("shown-waits", timeout=60)["status"] == "completed"
+        status = wait_status(kube, added, lambda s: s.get("phase") == "Succeeded")
+        assert conditions(status)["Created"]["status"] == "True", status
+        assert conditions(status)["Created"]["reason"] == "ExperimentCreated"
+    finally:
+        held.close()
+
+
+def pool_released(service: Service, name: str, timeout: float = 60) -> None:
+    """Wait until the study ``name`` has given its node pool back."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pool = service.json("GET", f"/studies/{name}")[1]["nodePool"]
+        if pool and pool["phase"] == "released":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the pool of {name} was not given back: {pool}")
+
+
+@pytest.mark.slow
+def test_a_study_whose_node_pool_would_be_one_too_many_is_a_conflict_and_its_resource_waits(
+        kube: KubeStub, tmp_path):
+    """``KATUNA_MAX_POOLS`` is room that frees as ``KATUNA_MAX_STUDIES``'s does (a study's pool
+    is given back once it ends): over the API one more pool is ``409 too_many_pools``, not an
+    invalid study, and a resource asking for it waits (``429``, its status ``Waiting``, reason
+    ``MaxPoolsReached``), taken once a pool is given back."""
+    gke = GkeStub(speed=100.0)
+    gke.add_cluster("proj-7", "europe-west4", "tuning")
+    kube.add_namespace("pooled")
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "pooled")
+    held = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="pooled",
+                   KATUNA_GKE_PROJECT="proj-7", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
+                   KATUNA_GKE_ENDPOINT=gke.url, KATUNA_MAX_POOLS="1", KATUNA_EXECUTOR="kubernetes",
+                   KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    pool = {"provider": "gke", "machineType": "n2-standard-4", "maxNodes": 2}
+
+    def pooled(name: str) -> dict:
+        definition = {**study_definition(name=name, maxTrials=1, parallelism=1), "nodePool": pool}
+        definition["trialTemplate"]["image"] = "python:3.12"
+        return definition
+
+    try:
+        held.submit(pooled("pool-held"))
+        other = pooled("pool-other")
+        code, answer = held.json("POST", "/studies", body=json.dumps(other), headers={"Content-Type": "application/json"})
+        assert (code, answer["error"], answer["retryable"]) == (409, "too_many_pools", False), answer
+        assert answer["problems"][0]["path"] == "nodePool" and "KATUNA_MAX_POOLS" in answer["problems"][0]["message"]
+        assert held.request("GET", "/studies/pool-other")[0] == 404
+
+        waits = experiment("pool-waits", annotations={"katuna.dev/node-pool": json.dumps(pool)})
+        waits["metadata"]["namespace"] = "pooled"
+        added = kube.apply(waits)
+        code, _, body = post(held, "add", added)
+        assert code == 429 and json.loads(body)["error"] == "no_room_for_study", body
+        assert "KATUNA_MAX_POOLS" in json.loads(body)["message"], body
+        status = status_of(kube, added)
+        created = conditions(status)["Created"]
+        assert (status["phase"], created["status"], created["reason"]) == ("Waiting", "False", "MaxPoolsReached"), status
+        assert "dev.knative.apiserver.resource.add" in tick(held), "no refusal stands: the tick brings it"
+
+        assert held.request("POST", "/studies/pool-held/stop")[0] == 200
+        pool_released(held, "pool-held")
+        assert post(held, "update", copy.deepcopy(kube.resources[("experiments", "pooled", "pool-waits")]))[0] == 202
+        assert held.json("GET", "/studies/pool-waits")[1]["status"] == "running"
+        assert conditions(status_of(kube, added))["Created"]["status"] == "True"
+    finally:
+        held.close()
+        gke.close()

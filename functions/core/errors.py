@@ -13,6 +13,7 @@ would retry. Classes defined beside what raises them name their module.
             ``UnparseableStudy``   not YAML or JSON, or empty (400)
             ``RefusedWorkload``    a trial's workload refused at launch for what its values made of it
             ``TooManyStudies``     one more than the studies not ended the database may hold (409)
+            ``TooManyPools``       one more node pool than the studies may hold at once (409)
         ``MalformedRequest``     a request that cannot be read (400)
             ``MalformedEvent``     not a CloudEvent 1.0 (400; :mod:`functions.adapters.cloudevents_data`)
             ``MalformedEventData`` an event whose data lacks a field or holds a wrong one (400; :mod:`functions.dispatch`)
@@ -49,7 +50,7 @@ would retry. Classes defined beside what raises them name their module.
             ``LogsUnavailable``    the trial-log folder cannot be written
         ``ServiceBusy``          the service runs as many trials as it allows; the trial waits
         ``QuotaFull``            a namespace's ResourceQuota has no room now; the trial waits
-        ``NoRoomForStudy``       a study resource past ``KATUNA_MAX_STUDIES``; its event waits (429)
+        ``NoRoomForStudy``       a study resource past ``KATUNA_MAX_STUDIES`` or ``KATUNA_MAX_POOLS``; its event waits (429)
         ``Stopping``             katuna is stopping while it read a trial's output
         ``NewerEventType``       a ``dev.katuna.*`` type of a newer katuna's (:mod:`functions.dispatch`)
         ``UnknownFunction``      a function of a newer katuna's Trigger (:mod:`functions.dispatch`)
@@ -131,11 +132,34 @@ class TooManyStudies(InvalidStudy):
     """The study would be one more than the studies not ended that the database may hold at once
     (``KATUNA_MAX_STUDIES``): submitted again once one ends, is stopped or is deleted, it is
     taken. A conflict with the service's state, not a flaw of the definition (``409`` from the
-    API)."""
+    API). ``held`` says what is held and which setting bounds it, ``frees`` when room frees."""
+
+    frees = "once one ends, or is stopped or deleted"
 
     def __init__(self, held: str) -> None:
         super().__init__([Problem("name", f"{held}; submit the study again once one ends, or stop or delete one")])
         self.held = held
+
+
+class TooManyPools(InvalidStudy):
+    """The study's node pool would be one more than katuna's studies may hold at once
+    (``KATUNA_MAX_POOLS``): a study gives its pool back once it ends, and submitted again then,
+    it is taken; a conflict with the service's state, as :class:`TooManyStudies` is (``409``)."""
+
+    frees = "once a study that ended has given its node pool back"
+
+    def __init__(self, held: str) -> None:
+        super().__init__([Problem("nodePool", f"{held}; submit the study again once one is given back, or name a "
+                                              "pool a running study uses (nodePool.name)")])
+        self.held = held
+
+
+NoRoom = TooManyStudies | TooManyPools
+"""A study refused for room that frees as studies end (``409``; a study resource waits:
+:class:`NoRoomForStudy`); each says what is ``held`` and when room ``frees``."""
+
+NO_ROOM = (TooManyStudies, TooManyPools)
+"""The refusals of :data:`NoRoom`, to catch."""
 
 
 class UnparseableStudy(InvalidStudy):
@@ -260,10 +284,11 @@ class ServiceBusy(TemporaryError):
 
 class NoRoomForStudy(TemporaryError):
     """A study resource's study would be one more than the studies not ended the database may
-    hold (``KATUNA_MAX_STUDIES``, :class:`TooManyStudies` over the API): nobody is there to
-    submit it again, so its event waits instead, answered ``429`` with ``Retry-After``, which the
-    broker retries, then the tick sends again; the resource is taken once a study ends, is
-    stopped or is deleted, with no status written meanwhile."""
+    hold (``KATUNA_MAX_STUDIES``), or its node pool one more than the studies may hold
+    (``KATUNA_MAX_POOLS``): :data:`NoRoom` over the API. Nobody is there to submit it again, so
+    its event waits instead, answered ``429`` with ``Retry-After``, which the broker retries,
+    then the tick sends again; the resource is taken once room frees, its status saying
+    meanwhile that it waits, and why (:func:`functions.core.resource_status.waiting_status`)."""
 
 
 class QuotaFull(TemporaryError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from functions.core.errors import Problem
+from functions.core.errors import Problem, TooManyPools
 from functions.core.limits import PREFIX
 from functions.core.nodepool import NodePool
 from functions.core.pool_use import CREATING, READY, RELEASING, PoolUse
@@ -25,11 +25,16 @@ def held_pools(uses: Iterable[PoolUse], running: Iterable[NodePool] = ()) -> set
     return {(use.provider, use.pool) for use in uses} | {(pool.provider, pool.name) for pool in running}
 
 
-def pools_problem(pool: NodePool, held: set[tuple[str, str]], limit: int) -> Problem | None:
-    """Why a study asking for ``pool`` would hold one pool more than ``limit``; None when its pool
-    is held already or there is room."""
+def pools_full(pool: NodePool, held: set[tuple[str, str]], limit: int) -> TooManyPools | None:
+    """The refusal of a study asking for ``pool``, which would hold one pool more than
+    ``limit``; None when its pool is held already or there is room."""
     if (pool.provider, pool.name) in held or len(held) < limit:
         return None
-    return Problem("nodePool", f"katuna's studies hold {len(held):,} node pools, the most they may hold at once "
-                               f"(set by {PREFIX}MAX_POOLS); submit the study again once one is given back, or "
-                               "name a pool a running study uses (nodePool.name)")
+    return TooManyPools(f"katuna's studies hold {len(held):,} node pools, the most they may hold at once "
+                        f"(set by {PREFIX}MAX_POOLS)")
+
+
+def pools_problem(pool: NodePool, held: set[tuple[str, str]], limit: int) -> Problem | None:
+    """Why a study asking for ``pool`` would hold one pool more than ``limit`` (:func:`pools_full`)."""
+    full = pools_full(pool, held, limit)
+    return full.problems[0] if full is not None else None

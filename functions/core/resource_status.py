@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.core import unreported
-from functions.core.errors import Problem
+from functions.core.errors import NoRoom, Problem, TooManyPools, TooManyStudies
 from functions.core.metrics import Observation
 from functions.core.pareto_search import front_order
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord, optimal_value
@@ -231,6 +231,37 @@ def failed_status(reason: str, problems: Sequence[Problem], metadata: Mapping[st
     return {"phase": "Failed", "study": None, "observedGeneration": metadata.get("generation") or 1,
             "observedMetadata": marks(metadata), "conditions": [_condition("Failed", reason, message, now)],
             "problems": [{"field": p.path, "message": p.message} for p in problems]}
+
+
+WAITING = "Waiting"
+"""The phase of a resource whose study waits for room (:func:`waiting_status`)."""
+
+_WAIT_REASONS = {TooManyStudies: "MaxStudiesReached", TooManyPools: "MaxPoolsReached"}
+"""The reason of a waiting resource's ``Created`` condition, naming the limit it waits for."""
+
+
+def waiting_status(refused: NoRoom, metadata: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The status of a resource whose study waits for room (``KATUNA_MAX_STUDIES``,
+    ``KATUNA_MAX_POOLS``: ``refused``): phase ``Waiting``, and one condition, ``Created``
+    ``False``, its reason naming the limit, which ``kubectl get`` shows as the resource's state.
+    Katib's clients read neither created nor failed into it, and keep waiting. Nothing of its
+    generation is marked handled (:func:`refusal_stands` is False): it is taken once room frees."""
+    message = f"waits: {refused.held}; it is taken {refused.frees}"
+    return {"phase": WAITING, "study": None, "observedGeneration": metadata.get("generation") or 1,
+            "observedMetadata": None, "problems": None,
+            "conditions": [_condition("Created", _WAIT_REASONS[type(refused)], message, now, "False")]}
+
+
+def waiting_stands(obj: Mapping[str, Any], refused: NoRoom) -> bool:
+    """Whether the status of the resource ``obj`` says already that its generation waits for
+    the limit ``refused`` names (:func:`waiting_status`): written again, only its times and
+    counts would change, and its own update event would bring the resource back to write it
+    once more."""
+    status, metadata = obj.get("status") or {}, obj.get("metadata") or {}
+    if status.get("phase") != WAITING or status.get("observedGeneration") != (metadata.get("generation") or 1):
+        return False
+    return [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []] == [
+        ("Created", "False", _WAIT_REASONS[type(refused)])]
 
 
 def marks(metadata: Mapping[str, Any]) -> str:

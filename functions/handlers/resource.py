@@ -10,7 +10,8 @@ resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
 cluster answers a SelfSubjectAccessReview: ``Forbidden``; and one whose study would be one more
-than ``KATUNA_MAX_STUDIES`` allows waits, its event answered ``429`` to be brought again); its deletion (from the moment it
+than ``KATUNA_MAX_STUDIES`` allows, or its node pool one more than ``KATUNA_MAX_POOLS``, waits,
+its status saying why, once, and its event answered ``429`` to be brought again); its deletion (from the moment it
 begins, while finalizers still hold the resource: :func:`~functions.core.resources.being_deleted`)
 stops the study, and once its trials are stopped deletes the workloads ``retain`` kept and the
 checkpoints of population-based training on the cluster's claim, as Katib's go with a deleted
@@ -42,14 +43,14 @@ from typing import Any
 
 from functions.core import katib_defaults, katib_metadata, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidStudy, NoRoomForStudy, Problem, TooManyStudies
+from functions.core.errors import NO_ROOM, InvalidStudy, NoRoom, NoRoomForStudy, PermanentError, Problem
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.gpu_fit import gpu_misfit
 from functions.core.job_resources import missing_requests
 from functions.core.katib_paths import ANNOTATION_FIELD
 from functions.core.records import STOPPED, StudyRecord
-from functions.core.resource_status import failed_status, refusal_stands
+from functions.core.resource_status import failed_status, refusal_stands, waiting_stands, waiting_status
 from functions.core.resources import (
     DELETED,
     EDITABLE,
@@ -147,7 +148,8 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> lis
             _fail(deps, ref, current, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
             return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
-    except TooManyStudies as exc:
+    except NO_ROOM as exc:
+        _show_wait(deps, ref, current, exc)
         raise _waits(ref, exc) from exc
     except InvalidStudy as exc:
         _fail(deps, ref, current, "InvalidSpec", spec_paths(ref.kind, exc.problems), exc.more)
@@ -156,12 +158,28 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any], study: str) -> lis
     return [study_created(record.name, record.uid, record.restarts)]
 
 
-def _waits(ref: Ref, refused: TooManyStudies) -> NoRoomForStudy:
-    """The wait of a resource whose study would be one more than ``KATUNA_MAX_STUDIES`` allows:
-    no status is written, nothing stored, and its event answered ``429``, so the broker, then
-    the tick, brings it again until a study ends (a status written Failed would stand for its
-    generation, and a resource applied again unchanged is no new generation)."""
-    return NoRoomForStudy(f"{ref} waits: {refused.held}; it is taken once one ends, or is stopped or deleted")
+def _waits(ref: Ref, refused: NoRoom) -> NoRoomForStudy:
+    """The wait of a resource whose study would be one more than ``KATUNA_MAX_STUDIES`` allows,
+    or its node pool one more than ``KATUNA_MAX_POOLS``: nothing stored, and its event answered
+    ``429``, so the broker, then the tick, brings it again until room frees (a status written
+    Failed would stand for its generation, and a resource applied again unchanged is no new
+    generation)."""
+    return NoRoomForStudy(f"{ref} waits: {refused.held}; it is taken {refused.frees}")
+
+
+def _show_wait(deps: Deps, ref: Ref, current: Mapping[str, Any], refused: NoRoom) -> None:
+    """Say in the new resource's status that it waits, and for which limit
+    (:func:`~functions.core.resource_status.waiting_status`), unless it says so already: the
+    update event of that write, however often and late it comes, writes nothing more. The
+    study's status replaces it once the resource is taken. A write the API refuses for good is
+    logged: the resource waits all the same."""
+    if deps.resources is None or waiting_stands(current, refused):
+        return
+    try:
+        deps.resources.write_status(ref, current["metadata"]["uid"],
+                                    partial(waiting_status, refused, current["metadata"], deps.clock()))
+    except PermanentError as exc:
+        log.warning("%s: its status, that it waits, is not written: %s", ref, exc)
 
 
 def _access_refusal(deps: Deps, spec: Study, submitted: dict[str, Any]) -> Problem | None:
@@ -201,7 +219,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     if stored.terminal:
         try:
             record = restart(deps, stored, spec, submitted, handled)
-        except TooManyStudies as exc:
+        except NO_ROOM as exc:
             raise _waits(origin.ref, exc) from exc
         except InvalidStudy as exc:
             return _refuse(deps, stored, origin, generation, f"the study does not restart: {_problems(kind, exc)}")

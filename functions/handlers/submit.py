@@ -18,7 +18,7 @@ from functions.core.errors import InvalidStudy, Problem, RestartThroughResource,
 from functions.core.initial_trials import covered_problems
 from functions.core.job import CHECKPOINT_SETTING, runs_as_job
 from functions.core.limits import PREFIX
-from functions.core.pool_count import HOLDING, held_pools, pools_problem
+from functions.core.pool_count import HOLDING, held_pools, pools_full
 from functions.core.records import LOCAL, StudyRecord, TrialCap, runs_elsewhere
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study, known_results
@@ -139,15 +139,17 @@ def _check_study_room(deps: Deps) -> None:
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:
     """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
-    (:class:`InvalidStudy` at ``nodePool``). Only for a name not stored yet: a study stored under
-    it holds its pool already, and submitted again it is the stored one (or a conflict)."""
+    (:class:`~functions.core.errors.TooManyPools` at ``nodePool``: room that frees as studies
+    end and give their pools back, as :func:`_check_study_room`'s does). Only for a name not
+    stored yet: a study stored under it holds its pool already, and submitted again it is the
+    stored one (or a conflict)."""
     pool = spec.node_pool
     if pool is None:
         return
     running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
-    problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
-    if problem is not None:
-        raise InvalidStudy([problem])
+    full = pools_full(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
+    if full is not None:
+        raise full
 
 
 def raised_budget(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, Any]) -> TrialCap | None:

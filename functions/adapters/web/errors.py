@@ -17,6 +17,7 @@ from collections.abc import Callable
 from flask import jsonify
 
 from functions.core.errors import (
+    NO_ROOM,
     FollowsResource,
     ForgedEvent,
     InvalidStudy,
@@ -28,7 +29,6 @@ from functions.core.errors import (
     StudyNotFound,
     StudyRunsElsewhere,
     TemporaryError,
-    TooManyStudies,
     UnparseableStudy,
 )
 
@@ -56,7 +56,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 403
     if resource and isinstance(exc, (StudyNotFound, LogGone)):
         return 404
-    if resource and isinstance(exc, (StudyConflict, FollowsResource, StudyRunsElsewhere, TooManyStudies)):
+    if resource and isinstance(exc, (StudyConflict, FollowsResource, StudyRunsElsewhere, *NO_ROOM)):
         return 409
     return 422
 

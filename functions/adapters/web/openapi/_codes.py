@@ -12,7 +12,7 @@ ERROR_CODES = (
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
     "malformed_request", "malformed_event", "malformed_event_data", "page_refused", "unparseable_study", "invalid_study",
     "refused_workload", "config_map_forbidden", "unreadable_spec", "damaged_journal", "unreadable_file", "refused_file",
-    "study_not_found", "study_conflict", "too_many_studies", "restart_through_resource", "study_runs_elsewhere", "follows_resource",
+    "study_not_found", "study_conflict", "too_many_studies", "too_many_pools", "restart_through_resource", "study_runs_elsewhere", "follows_resource",
     "forged_event", "forged_report",
     "unknown_event_type", "newer_event_type", "unknown_function", "no_kubernetes_api", "output_lost", "log_gone", "no_command",
     "not_renderable", "node_pool_failed",

@@ -60,8 +60,9 @@ def event_operation(summary: str, operation: str) -> dict[str, Any]:
                                        "refused for good by its handler, a study resource's event where no Kubernetes "
                                        "API is configured (no_kubernetes_api)"),
                           "429": error("a study resource whose study would be one more than the KATUNA_MAX_STUDIES "
-                                       "studies not ended the database may hold (no_room_for_study): retry after "
-                                       "Retry-After seconds; taken once one ends"),
+                                       "studies not ended the database may hold, or its node pool one more than the "
+                                       "KATUNA_MAX_POOLS they may hold (no_room_for_study): retry after "
+                                       "Retry-After seconds; taken once room frees"),
                           "503": error("temporarily unavailable; retry after Retry-After seconds")}}
 
 

@@ -60,7 +60,8 @@ def _studies() -> dict[str, Any]:
                                                 "its budget raised: it restarts only through that resource "
                                                 "(restart_through_resource), or the database holds "
                                                 "KATUNA_MAX_STUDIES studies that have not ended "
-                                                "(too_many_studies)"),
+                                                "(too_many_studies), or the study's node pool would be one more "
+                                                "than the KATUNA_MAX_POOLS its studies may hold (too_many_pools)"),
                                    "415": error("not YAML or JSON"),
                                    "422": error("invalid: every problem, with its field path (a document that "
                                                 "is no mapping, such as a list or null: the path \"\")"),
