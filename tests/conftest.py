@@ -12,7 +12,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -559,10 +559,11 @@ def either(request: pytest.FixtureRequest, gke_api: GkeStub):
 
 
 @contextlib.contextmanager
-def app_client(db: Path, **runtime: Any) -> Iterator:
+def app_client(db: Path, settings: Mapping[str, Any] | None = None, **runtime: Any) -> Iterator:
     """Flask's test client on the real app and a Runtime (given ``runtime``'s arguments) over the
-    SQLite file ``db``, the Runtime closed once the client is done with."""
-    served = Runtime(Settings(db=db), **runtime)
+    SQLite file ``db`` (and the other ``settings`` given), the Runtime closed once the client is
+    done with."""
+    served = Runtime(Settings(db=db, **(settings or {})), **runtime)
     try:
         yield create_app(served).test_client()
     finally:

@@ -223,13 +223,30 @@ def run_on_cluster(kube_url: str, workdir: Path, namespace: str, definition: dic
 
 def settled_trials(service: Service, name: str, timeout: float) -> list[dict]:
     """The ended study's trials by number, once its end stopped those still running (the
-    ``study.completed`` handling, after the study shows its end), or as they are at ``timeout``."""
+    ``study.completed`` handling, after the study shows its end) and the workloads of those
+    it ended were stopped (:func:`stops_done`), or as they are at ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         trials = sorted(service.json("GET", f"/studies/{name}/trials")[1], key=lambda t: t["number"])
-        if time.monotonic() > deadline or not [t for t in trials if t["state"] in ("RUNNING", "WAITING")]:
+        ended = not [t for t in trials if t["state"] in ("RUNNING", "WAITING")]
+        if time.monotonic() > deadline or ended and stops_done(service.workdir / "katuna.db", name):
             return trials
         time.sleep(0.2)
+
+
+def stops_done(db: Path, name: str) -> bool:
+    """Whether no trial of the study is still marked to have its workload stopped: a trial
+    katuna ended (pruned, stopped with its study) shows its end as soon as the verdict is
+    stored, and its Job is deleted, or suspended where ``retain`` keeps it, only after that
+    (:mod:`functions.handlers.stopping`); a service closed in between leaves that to the next
+    one's tick."""
+    from functions.adapters.sqlite_store import SqliteStore
+
+    store = SqliteStore(db)
+    try:
+        return not store.stopping_trials(1, name)
+    finally:
+        store.close()
 
 
 BROKER_PATH = "/katuna/katuna"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -92,14 +93,35 @@ def test_a_retained_trial_stopped_early_keeps_its_job_suspended_as_katib_keeps_i
                       "its running pod is terminated")
 
 
+SLOW_KUBELET = 3.0
+"""Seconds the kubelet of a pod takes to answer the read of its last lines that a stop makes."""
+
+
 @pytest.mark.slow
 def test_a_retained_trial_stopped_because_the_experiment_ended_keeps_its_job_suspended(kube: KubeStub, tmp_path):
+    """The trial shows its stop as soon as its verdict is stored; its Job is suspended once the
+    last lines of its log are read, which a slow kubelet holds up: the study is waited for until
+    then, not closed in between (a service stopped then leaves the suspend to the next one's tick)."""
     definition = experiment("end-kept", parallel=2)
     spec = definition["spec"]
     del spec["earlyStopping"]
     spec["objective"]["goal"] = 2.0
     spec["trialTemplate"]["retain"] = True
-    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
+    held = threading.Event()
+
+    def read(pod: str, query: dict[str, str]) -> None:
+        """The stop's read of trial 1's last lines (not a scan of its running log, which asks
+        for bytes) answered late."""
+        if pod.startswith("end-kept-1-") and "tailLines" in query:
+            held.set()
+            time.sleep(SLOW_KUBELET)
+
+    kube.on_log_read = read
+    try:
+        study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
+    finally:
+        kube.on_log_read = None
+    assert held.is_set(), "the stop read the trial's last lines"
     assert (study["status"], [t["state"] for t in trials]) == ("completed", ["COMPLETE", "STOPPED"]), trials
     assert trials[1]["reason"].startswith("stopped: the study ended before the trial did"), trials[1]
     assert not [name for _, name, _ in kube.deleted if name.startswith("end-kept")], "no Job of the study is deleted"

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 from conftest import app_client, study_definition
+from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
@@ -56,8 +57,13 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(db: Path) -> Iterator:
-    """The dashboard and API over ``db``, their clock at :data:`START`."""
-    with app_client(db, clock=lambda: START) as client:
+    """The dashboard and API over ``db``, their clock at :data:`START`, served as on Knative
+    (``KATUNA_EVENTS=reply``): the service takes no event of its own and ticks on none, so the
+    studies stay as stored while the pages read them. A service with its own broker would find
+    both studies stalled (running, nothing alive) once its queue had been quiet for
+    :data:`~functions.watch.RECONCILE_AFTER` seconds, and resume them: Optuna, which holds none of
+    ``back``'s stored trials, suggests trial 0 again, which replaces the stored one."""
+    with app_client(db, {"events": "reply"}, clock=lambda: START) as client:
         yield client
 
 
@@ -102,6 +108,19 @@ def test_the_dashboard_shows_no_negative_span_for_a_trial_or_a_study(served):
     studies = served.get("/ui/").text.split("ahead</a>")[1].split("</tr>")[0]
     assert "2026-12-05 19:46:45 UTC" in studies and "<td>0.0s</td>" in studies
     assert "-1h" not in studies and "-" not in served.get("/ui/studies/ahead").text.split('id="study-span">')[1][:8]
+
+
+def test_a_tick_while_the_pages_are_read_resumes_none_of_their_studies(served):
+    """A tick (a PingSource's, as the broker of a service taking its own events sends one itself
+    every few seconds) finds both studies stalled; the service under the pages resumes neither,
+    so trial 0 stays as stored, not replaced by the trial Optuna would suggest first."""
+    tick = {"ce-specversion": "1.0", "ce-type": "dev.knative.sources.ping", "ce-id": "tick-1",
+            "ce-source": "/apis/v1/namespaces/katuna/pingsources/katuna-tick"}
+    served.post("/", headers=tick)
+    queue = served.application.extensions["katuna"].queue
+    eventually(lambda: queue.depth() == 0, "the events the tick led to are handled")
+    trial = served.get("/studies/back/trials/0").get_json()
+    assert (trial["params"], trial["startedAt"], trial["finishedAt"]) == ({"x": 1.0}, START, START - 2.5), trial
 
 
 def test_the_apis_duration_filter_takes_it_as_no_time(served):
