@@ -136,7 +136,8 @@ def n1_fit(count: int, model: str | None = None, cpus: int | None = None) -> tup
         return min((n for n in N1_COUNTS[each] if n >= count and (cpus is None or bounds[n] >= cpus)), default=None)
     found = [(n, each) for each in N1_COUNTS if (n := fewest(each)) is not None]
     given = [(n, each) for n, each in found if each == model]
-    return (given or sorted(found, key=lambda pair: pair[0]) or [None])[0]
+    ranked = given or sorted(found, key=lambda pair: pair[0])
+    return ranked[0] if ranked else None
 
 
 def gpu_machines(count: int) -> str:
