@@ -195,6 +195,32 @@ def test_the_broker_names_the_class_whose_delivery_katuna_is_made_for():
     assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "MTChannelBasedBroker"
 
 
+@pytest.mark.parametrize("component", ["", "katib-api"])
+def test_a_waiting_resources_event_is_retried_within_the_ticks_minute_then_left_to_the_tick(component: str):
+    """A study resource waiting for room (``429 no_room_for_study``) waits for a study to end,
+    minutes away, and the tick sends its event again each minute. Its Trigger's retries end
+    within that minute, whether the dispatcher waits its own back-off or, honouring the answer's
+    ``Retry-After`` (``delivery.retryAfterMax``), that: each post of the event holds one of the
+    service's senders to ``K_SINK`` until its last retry, so retries over 8.5 minutes kept 8 of one
+    resource's events in flight at once, 11 handlings a minute, and outlasted the senders."""
+    from knative_emulator.delivery import iso_seconds
+    from test_deploy_kustomize import render
+
+    from functions.adapters.web.errors import ROOM_RETRY_AFTER_SECONDS
+
+    objects = render(KNATIVE, components=(component,) if component else ())
+    [ping] = [doc for doc in render(KNATIVE) if doc["kind"] == "PingSource"]
+    assert ping["spec"]["schedule"] == "* * * * *", "the tick comes each minute"
+    waiting = [doc for doc in objects if doc["kind"] == "Trigger" and delivery_kind(doc) == "resource"]
+    assert len(waiting) == (6 if component else 2), [doc["metadata"]["name"] for doc in waiting]
+    for trigger in waiting:
+        delivery = trigger["spec"]["delivery"]
+        assert "retryAfterMax" not in delivery, "Knative's webhook refuses it unless delivery-retryafter is enabled"
+        backoffs = [iso_seconds(delivery["backoffDelay"]) * 2 ** n for n in range(delivery["retry"])]
+        for after in (0, ROOM_RETRY_AFTER_SECONDS):
+            assert sum(max(wait, after) for wait in backoffs) < 60, (trigger["metadata"]["name"], after)
+
+
 def test_every_trigger_names_the_oidc_audience_the_service_verifies():
     triggers = [d["spec"] for _, d in manifests() if d["kind"] == "Trigger"]
     audiences = {t["subscriber"].get("audience") for t in triggers}
@@ -204,12 +230,26 @@ def test_every_trigger_names_the_oidc_audience_the_service_verifies():
 
 def documented_delivery() -> dict[str, dict]:
     """The delivery docs/knative.md ("Delivery, retries and dead letters") gives the Triggers:
-    ``event`` for every event Trigger (and the Broker's default), ``ping`` for the PingSource's."""
+    ``event`` for every event Trigger (and the Broker's default), ``ping`` for the PingSource's,
+    ``resource`` for those of study resources' adds and updates."""
     text = " ".join((ROOT / "docs" / "knative.md").read_text().split())
     retries, delay = re.search(r"Each event Trigger retries (\d+) times, exponentially from ([\d.]+) s", text).groups()
     ping = re.search(r"The two Triggers of the PingSource keep (\d+) retries", text).group(1)
+    resource, from_s = re.search(r"Those of a study resource's add or update retry (\d+) times, from ([\d.]+) s",
+                                 text).groups()
     spec = {"backoffPolicy": "exponential", "backoffDelay": f"PT{delay}S"}
-    return {"event": {"retry": int(retries), **spec}, "ping": {"retry": int(ping), **spec}}
+    return {"event": {"retry": int(retries), **spec}, "ping": {"retry": int(ping), **spec},
+            "resource": {"retry": int(resource), "backoffPolicy": "exponential", "backoffDelay": f"PT{from_s}S"}}
+
+
+def delivery_kind(trigger: dict) -> str:
+    """Which of :func:`documented_delivery`'s a Trigger's is: a study resource's add or update
+    (to the resource function), the PingSource's, or any other event's."""
+    kind = trigger["spec"]["filters"][0]["exact"]["type"]
+    if kind == "dev.knative.sources.ping":
+        return "ping"
+    changes = ("dev.knative.apiserver.resource.add", "dev.knative.apiserver.resource.update")
+    return "resource" if trigger["spec"]["subscriber"]["uri"] == "/functions/resource" and kind in changes else "event"
 
 
 def components() -> list[str]:
@@ -231,8 +271,7 @@ def test_every_trigger_delivers_as_documented(component: str):
     for trigger in triggers:
         delivery = dict(trigger["spec"]["delivery"])
         sink = delivery.pop("deadLetterSink")
-        ping = trigger["spec"]["filters"][0]["exact"]["type"] == "dev.knative.sources.ping"
-        assert delivery == documented["ping" if ping else "event"], trigger["metadata"]["name"]
+        assert delivery == documented[delivery_kind(trigger)], trigger["metadata"]["name"]
         assert (sink["ref"]["name"], sink["uri"]) == ("katuna", "/dead-letters"), trigger["metadata"]["name"]
     [broker] = [doc for doc in objects if doc["kind"] == "Broker"]
     assert {k: v for k, v in broker["spec"]["delivery"].items() if k != "deadLetterSink"} == documented["event"]

@@ -51,6 +51,27 @@ def test_gpu_trials_on_a_gke_pool_without_gpus_are_refused_naming_its_accelerato
         "an n1 type takes 1, 2 or 4 T4s"
 
 
+def test_the_accelerators_a_refusal_suggests_are_ones_the_pools_n1_machine_type_takes():
+    """An n1 machine type takes a count of GPUs only beside so many vCPUs (1 T4 beside at most
+    48): the accelerators a refusal suggests are ones its machine type takes, so that the pool
+    put right as it says is taken, and, where fewer would do on a smaller machine, it says so."""
+    pool = {"provider": "gke", "machineType": "n1-standard-64"}
+    path, message = refusal(gpu_study("1", pool), GKE)
+    assert path == "nodePool.accelerators"
+    assert message.endswith("expected accelerators enough for one trial's pod (4 nvidia-tesla-t4, say, which its 64 "
+                            "vCPUs take; or 1 nvidia-tesla-t4 with a machine type of at most 48 vCPUs)")
+    check_node_pool(parse_study(gpu_study("1", {**pool, "accelerators": [{"type": "nvidia-tesla-t4", "count": 4}]})),
+                    GKE, runs_jobs=True)
+    path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "n1-standard-96"}), GKE)
+    assert message.endswith("(4 nvidia-tesla-t4, say, which its 96 vCPUs take; or 2 nvidia-tesla-t4 with a machine "
+                            "type of at most 48 vCPUs)")
+    path, message = refusal(gpu_study("2", {"provider": "gke", "machineType": "custom-12-46080",
+                                            "accelerators": [{"type": "nvidia-tesla-v100", "count": 1}]}), GKE)
+    assert (path, message.split("; ")[-1]) == \
+        ("nodePool.accelerators", "expected accelerators enough for one trial's pod (2 nvidia-tesla-v100, say)"), \
+        "a custom machine type is an n1 one: its accelerators are the field to change"
+
+
 def test_gpu_trials_on_a_gke_machine_type_without_enough_are_refused_naming_it_and_one_that_has_enough():
     """A GKE machine type that takes no GPU (the default e2-standard-4), or an accelerator-optimized
     one that comes with too few, is the field to change: accelerators added to it would be

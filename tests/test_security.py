@@ -1069,6 +1069,31 @@ def test_a_metrics_directory_another_account_may_write_in_is_refused_before_a_wo
     assert (folder / "counter_1.db").read_bytes() == b"an earlier run's counts", "nothing there is touched"
 
 
+def test_the_images_gunicorn_refuses_a_metrics_directory_other_accounts_may_write_in(tmp_path: Path):
+    """gunicorn started as the image starts it (or by hand), not by ``katuna serve``, with a
+    ``PROMETHEUS_MULTIPROC_DIR`` others may write in: its worker refuses to start before it
+    counts anything (gunicorn stops with status 4, the line naming the variable), as ``katuna
+    serve`` refuses it, rather than writing its counts through whatever links are put there."""
+    from knative_emulator.service import image_command
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    folder.chmod(0o1777)
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")},
+               "KATUNA_DB": str(tmp_path / "katuna.db"), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    process = subprocess.Popen(image_command(free_port()), cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output = process.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 15)
+        raise AssertionError("gunicorn served with a metrics directory others may write in:\n"
+                             + process.communicate(timeout=30)[0]) from None
+    assert process.returncode == 4, output
+    assert f"katuna cannot start: PROMETHEUS_MULTIPROC_DIR={folder}: other users may write in it" in output
+    assert not list(folder.iterdir()), "no worker wrote its counts there"
+
+
 def test_a_service_whose_starting_shell_holds_its_token_for_its_trials_to_read_does_not_start():
     """A shell that started ``katuna serve`` without ``exec`` (``sh -c '...; echo done'``, a
     container's entry script, a ``make`` target) keeps the environment it started with, the API

@@ -66,12 +66,29 @@ def _gke_misfit(pool: NodePool, count: int, wants: str) -> Problem | None:
     if offered is None or offered >= count:
         return None
     has = f"{wants}, but a node of machine type {machine} has {offered}, so no trial would ever be scheduled; expected"
-    attached = gpus.n1_attached(count, pool.accelerators[0][0] if pool.accelerators else None)
-    if machine.startswith("n1-") and attached:
-        return Problem("nodePool.accelerators", f"{has} accelerators enough for one trial's pod ({attached}, say)")
+    if machine.startswith("n1-") or gpus.n1_vcpus(machine) is not None:
+        attached = _n1_accelerators(machine, count, pool.accelerators[0][0] if pool.accelerators else None)
+        if attached:
+            return Problem("nodePool.accelerators", f"{has} accelerators enough for one trial's pod ({attached})")
     sibling = gpus.fitting_machine(machine, count)
     instead = f"a machine type of its family with enough ({sibling})" if sibling else gpus.gpu_machines(count)
     return Problem("nodePool.machineType", f"{has} {instead}")
+
+
+def _n1_accelerators(machine: str, count: int, model: str | None) -> str | None:
+    """The accelerators an n1 ``machine`` would need for ``count`` GPUs in one node, as a
+    refusal's example: the fewest its vCPUs may have beside them (:data:`functions.core.gpus.N1_MOST_VCPUS`),
+    and, where fewer would do beside fewer vCPUs, those with the machine types that take them
+    (``4 nvidia-tesla-t4, say, or 1 with a machine type of at most 48 vCPUs``)."""
+    cpus = gpus.n1_vcpus(machine)
+    fits, fewest = gpus.n1_fit(count, model, cpus), gpus.n1_fit(count, model)
+    if fits is None or fewest is None:
+        return None
+    said = f"{fits[0]} {fits[1]}, say"
+    if fewest == fits:
+        return said
+    return (f"{said}, which its {cpus} vCPUs take; or {fewest[0]} {fewest[1]} with a machine type of at most "
+            f"{gpus.N1_MOST_VCPUS[fewest[1]][fewest[0]]} vCPUs")
 
 
 def most_gpus(spec: Study, defaults: Cluster) -> Asked | None:

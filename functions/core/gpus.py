@@ -118,12 +118,26 @@ def fitting_machine(machine: str, count: int) -> str | None:
     return None if found is None else f"{found[0]}: {found[1]} {BUILT_IN[family]}"
 
 
-def n1_attached(count: int, model: str | None = None) -> str | None:
+def n1_attached(count: int) -> str | None:
     """The fewest GPUs, at least ``count``, that attach to an n1 machine type in a count it
-    takes (``4 nvidia-tesla-t4``), of ``model`` where it is given and attaches so many, else of
-    the first N1 model that does; None where none does."""
-    models = [m for m in ([model] if model in N1_COUNTS else []) + list(N1_COUNTS) if max(N1_COUNTS[m]) >= count]
-    return f"{min(c for c in N1_COUNTS[models[0]] if c >= count)} {models[0]}" if models else None
+    takes, of the N1 model that needs the fewest (``4 nvidia-tesla-t4``); None where none does."""
+    found = n1_fit(count)
+    return None if found is None else f"{found[0]} {found[1]}"
+
+
+def n1_fit(count: int, model: str | None = None, cpus: int | None = None) -> tuple[int, str] | None:
+    """The fewest GPUs, at least ``count``, that attach to an n1 machine type of ``cpus`` vCPUs
+    (of any, where None) in a count it takes beside them (:data:`N1_COUNTS`,
+    :data:`N1_MOST_VCPUS`: 1 T4 beside at most 48 vCPUs, so ``n1-standard-64`` takes 4), and their
+    model: ``model`` where it is given and attaches so many, else the N1 model that needs the
+    fewest; None where none does."""
+    def fewest(each: str) -> int | None:
+        bounds = N1_MOST_VCPUS[each]
+        return min((n for n in N1_COUNTS[each] if n >= count and (cpus is None or bounds[n] >= cpus)), default=None)
+    found = [(n, each) for each in N1_COUNTS if (n := fewest(each)) is not None]
+    given = [(n, each) for n, each in found if each == model]
+    ranked = given or sorted(found, key=lambda pair: pair[0])
+    return ranked[0] if ranked else None
 
 
 def gpu_machines(count: int) -> str:

@@ -33,6 +33,13 @@ from functions.core.errors import (
 )
 
 RETRY_AFTER_SECONDS = 2
+ROOM_RETRY_AFTER_SECONDS = 15
+"""The ``Retry-After`` of a study resource waiting for room (:class:`NoRoomForStudy`): room frees
+only as a study ends, and the tick sends the resource's event again each minute anyway, so a
+broker that honours it (a Trigger's ``delivery.retryAfterMax``, behind Knative's
+``delivery-retryafter`` feature) spends the 3 retries of the resource Triggers (knative/triggers.yaml)
+over 45 s, within the tick's minute, rather than 3 posts in 7 s; one that does not, as by default, waits its
+own back-off."""
 EVENT_ANSWER_MAX = 700
 """The most bytes of an error answer to an event's delivery. Knative's channel dispatcher puts
 the answer's body, base64, into the dead letter's ``knativeerrordata``, sized for 1,024
@@ -148,5 +155,6 @@ def error_response(exc: KatunaError, resource: bool = True):
     response = jsonify(body)
     response.status_code = status_of(exc, resource)
     if exc.retryable:
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers["Retry-After"] = str(ROOM_RETRY_AFTER_SECONDS if isinstance(exc, NoRoomForStudy)
+                                              else RETRY_AFTER_SECONDS)
     return response

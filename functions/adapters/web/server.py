@@ -59,16 +59,14 @@ def metrics_dir() -> tuple[Path, int | None]:
     ``PROMETHEUS_MULTIPROC_DIR`` names, emptied of an earlier run's counts, or a new private one
     (then with the descriptor that holds its :data:`IN_USE` lock: it is this run's to remove). A
     named directory holding other ``.db`` files (the database, say) is refused: prometheus_client
-    reads every one as metrics, as is one another account may write in (:func:`_refuse_shared`)."""
+    reads every one as metrics, as is one another account may write in (:func:`metrics_dir_problem`)."""
     named = os.environ.get(METRICS_DIR)
     if named:
         folder = Path(named)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _refuse_shared(folder, named)
-        others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
-        if others:
-            raise InvalidSetting(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
-                                 "prometheus_client would read as metrics: name a directory of its own")
+        problem = metrics_dir_problem(named)
+        if problem is not None:
+            raise InvalidSetting(problem)
         for stale in folder.glob("*.db"):
             stale.unlink()
         return folder, None
@@ -81,22 +79,32 @@ def metrics_dir() -> tuple[Path, int | None]:
     return made, held
 
 
-def _refuse_shared(folder: Path, named: str) -> None:
-    """Refuse a named metrics directory that another account owns or may write in (a folder made
-    in ``/tmp`` by someone else, a team's folder, ``/tmp`` itself): each worker opens
+def metrics_dir_problem(named: str) -> str | None:
+    """Why the workers may not keep their counts in ``named`` (``PROMETHEUS_MULTIPROC_DIR``), or
+    None (None too where it does not exist): it holds other ``.db`` files, which prometheus_client
+    would read as metrics, or another account owns it or may write in it (a folder made in
+    ``/tmp`` by someone else, a team's folder, ``/tmp`` itself). Each worker opens
     ``<kind>_<pid>.db`` there, following a link, and writes its counts into whatever file that
     is, so such an account could plant links that have the service write into this user's files
-    (or fail every event it handles, on a file too short for prometheus_client to read)."""
-    found = folder.stat()
+    (or fail every event it handles, on a file too short for prometheus_client to read). Asked by
+    ``katuna serve`` before it forks (:func:`metrics_dir`) and by a gunicorn worker started
+    otherwise before it counts anything (:func:`functions.service_start.checked_settings`)."""
+    folder = Path(named)
+    try:
+        found = folder.stat()
+    except FileNotFoundError:
+        return None
     if found.st_uid not in (os.geteuid(), 0):
         why = f"it belongs to another user (uid {found.st_uid})"
     elif found.st_mode & 0o022:
         why = f"other users may write in it (mode {found.st_mode & 0o7777:o})"
     else:
-        return
-    raise InvalidSetting(f"{METRICS_DIR}={named}: {why}, who could put links there through which the workers "
-                         "would write their counts into this user's files: name a directory of this user's own "
-                         "that only it may write (or unset the variable for a private one)")
+        others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
+        return (f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which prometheus_client would "
+                "read as metrics: name a directory of its own") if others else None
+    return (f"{METRICS_DIR}={named}: {why}, who could put links there through which the workers would write their "
+            "counts into this user's files: name a directory of this user's own that only it may write (or unset "
+            "the variable for a private one)")
 
 
 def remove_abandoned_metrics_dirs(parent: Path) -> None:
