@@ -288,7 +288,7 @@ def memory(output_mb: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = report.arguments(__doc__, "60 events, 3 studies, 6 flooded trials, 20 MiB of output (a smoke run)")
+    parser = report.arguments(__doc__, "60 events, 3 studies, 3 flooded trials, 14 MiB of output (a smoke run)")
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--studies", type=int, default=50)
     parser.add_argument("--threads", type=int, default=16)
@@ -299,8 +299,8 @@ def main() -> None:
     parser.add_argument("--output-mb", type=int, default=1024)
     args = report.parsed(parser)
     if args.quick:
-        args.events, args.studies, args.threads, args.output_mb = 60, 3, 4, 20
-        args.flood_trials, args.flood, args.flood_seconds, args.flood_threads = 6, 400, 30.0, 2
+        args.events, args.studies, args.threads, args.output_mb = 60, 3, 4, 14
+        args.flood_trials, args.flood, args.flood_seconds, args.flood_threads = 3, 400, 30.0, 2
     flooded, by_kind = flood(args.flood_trials, args.flood, args.flood_seconds, args.flood_threads)
     figures = {**load(args.events, args.studies, args.threads), **flooded, **memory(args.output_mb)}
     report.save("reliability", {"events": args.events, "studies": args.studies, "threads": args.threads,
