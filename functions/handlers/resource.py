@@ -11,8 +11,8 @@ the resource's own namespace (one naming another is refused, as Katib runs an Ex
 trials in its namespace, and so is one where katuna may not create its trial workload, as the
 cluster answers a SelfSubjectAccessReview: ``Forbidden``; and one whose study would be one more
 than ``KATUNA_MAX_STUDIES`` allows, or its node pool one more than ``KATUNA_MAX_POOLS``, waits,
-its status saying why, once, and its event answered ``429`` to be brought again); its deletion (from the moment it
-begins, while finalizers still hold the resource: :func:`~functions.core.resources.being_deleted`)
+its status saying why, once, and its event answered ``429`` to be brought again); its deletion
+(from the moment it begins, while finalizers still hold the resource: :func:`~functions.core.resources.being_deleted`)
 stops the study, and once its trials are stopped deletes the workloads ``retain`` kept and the
 checkpoints of population-based training on the cluster's claim, as Katib's go with a deleted
 Experiment (:func:`~functions.handlers.stopping.drop_kept`; the tick's delete event comes for

@@ -37,9 +37,9 @@ ROOM_RETRY_AFTER_SECONDS = 15
 """The ``Retry-After`` of a study resource waiting for room (:class:`NoRoomForStudy`): room frees
 only as a study ends, and the tick sends the resource's event again each minute anyway, so a
 broker that honours it (a Trigger's ``delivery.retryAfterMax``, behind Knative's
-``delivery-retryafter`` feature) spends the 3 retries of the resource Triggers (knative/triggers.yaml)
-over 45 s, within the tick's minute, rather than 3 posts in 7 s; one that does not, as by default, waits its
-own back-off."""
+``delivery-retryafter`` feature) spends the 3 retries of the resource Triggers
+(knative/triggers.yaml) over 45 s, within the tick's minute, rather than 3 posts in 7 s; one that
+does not, as by default, waits its own back-off."""
 EVENT_ANSWER_MAX = 700
 """The most bytes of an error answer to an event's delivery. Knative's channel dispatcher puts
 the answer's body, base64, into the dead letter's ``knativeerrordata``, sized for 1,024
