@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,13 +56,14 @@ def configuration(kube: KubeStub, user: str = USER) -> client.Configuration:
 
 
 @pytest.fixture
-def sdk(kube: KubeStub) -> KatibClient:
-    """Katib's client for the SDK's user (:func:`katib_sdk.client_for`). The SDK is imported
+def sdk(kube: KubeStub) -> Iterator[KatibClient]:
+    """Katib's client for the SDK's user (:func:`katib_sdk.client_for`), closed after the test. The SDK is imported
     where a test uses it, not at collection: importing it loads every ``kubernetes`` model,
     seconds of work each test process would otherwise pay."""
     from katib_sdk import client_for
 
-    return client_for(configuration(kube), TEAM)
+    with client_for(configuration(kube), TEAM) as katib:
+        yield katib
 
 
 def objective(parameters):
@@ -319,6 +321,25 @@ def test_get_trial_metrics_finds_no_db_manager_and_the_docs_name_the_observation
     said = text[text.index("`get_trial_metrics` reads"):][:800]
     assert "raises `RuntimeError`" in said and "`GET /studies/{study}/trials/{n}/observations`" in said
     assert {"metric", "value", "timestamp"} <= set(SCHEMAS["Observation"]["properties"])
+
+
+POOLS = ("(worker)", "(_handle_workers)", "(_handle_tasks)", "(_handle_results)")
+"""How the threads of a ``multiprocessing.pool.ThreadPool`` (the kubernetes client's) are named."""
+
+
+def test_the_sdks_client_leaves_no_thread_of_its_requests_running(kube: KubeStub):
+    """The SDK's reads (``async_req``) start a pool of threads in its kubernetes client, which
+    its exit hook holds until the process ends: the client a test used is closed after it
+    (:func:`katib_sdk.client_for`), and the next test of the process finds none of them."""
+    from katib_sdk import client_for
+
+    def pools() -> set[threading.Thread]:
+        return {thread for thread in threading.enumerate() if thread.name.endswith(POOLS)}
+    before = pools()
+    with client_for(configuration(kube), TEAM) as katib:
+        katib.list_experiments()
+        assert pools() - before, "the SDK's read started its client's pool"
+    assert pools() - before == set(), "the pool's threads outlived the client"
 
 
 def test_the_sdk_user_needs_the_edit_role_in_the_namespace(kube: KubeStub):

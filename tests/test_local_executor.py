@@ -318,3 +318,39 @@ def test_an_end_says_how_large_the_output_its_metrics_are_read_from_is(tmp_path:
     assert sizes == {0: len("loss=" + "1" * 99) + 1, 1: None}
     assert sizes[0] == executor.log_file(attempt(tmp_path, printed)).stat().st_size
     executor.shutdown()
+
+
+def _pipes() -> set[str]:
+    """The pipes this process holds open, by descriptor and pipe."""
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("pipe:"):
+            held.add(f"{fd} {target}")
+    return held
+
+
+def test_an_ended_attempt_whose_output_was_streamed_holds_no_pipe_open(tmp_path: Path):
+    """An attempt whose progress is read from its output, once ended, holds no descriptor of the
+    pipe it printed to: the executor keeps its latest thousand ended runs (a launch delivered
+    twice starts nothing), and a ``katuna serve`` worker that held each one's pipe open ran out of
+    descriptors (1,024 by default) after as many trials with early stopping."""
+    ended: list[Event] = []
+    executor = LocalExecutor(tmp_path / "logs", publish=lambda event: ended.append(event) if event.type == TRIAL_FINISHED else None)
+    printed = [sys.executable, "-c", "print('score=1')"]
+
+    def run(number: int) -> None:
+        executor.launch(replace(attempt(tmp_path, printed), number=number, job_name=f"demo-{number}-1",
+                                progress=Progress("score")))
+        eventually(lambda: len(ended) == number + 1, f"the end of trial {number} is published")
+    try:
+        run(0)  # what the executor holds for as long as it runs (its guard) is open from here on
+        before = _pipes()
+        for number in (1, 2, 3):
+            run(number)
+        assert _pipes() - before == set(), "an ended attempt's output pipe is still open"
+    finally:
+        executor.shutdown()

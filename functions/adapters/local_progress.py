@@ -45,7 +45,9 @@ class ProgressReports:
         self._clock = clock
 
     def stream(self, run: LocalRun, log: BinaryIO, progress: Progress) -> None:
-        """Copy the output to the log, and report each new step of the objective as it appears."""
+        """Copy the output to the log, and report each new step of the objective as it appears;
+        then close the pipe read: the executor keeps its latest ended runs
+        (:data:`~functions.adapters.local_book.ENDED_KEPT`), which would each hold its descriptor."""
         # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
         output = cast(io.BufferedReader, run.started.stdout)
 
@@ -55,7 +57,7 @@ class ProgressReports:
                 log.flush()
                 yield chunk
 
-        with log:
+        with output, log:
             self._report_steps(run, progress, bounded_lines(chunks()))
 
     def follow(self, run: LocalRun, progress: Progress) -> None:
