@@ -11,13 +11,11 @@ import json
 import time
 
 import pytest
-from cloudevents.core.bindings import http as ce_http
-from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from gke_stub import GkeStub
 from http_helpers import Service
 from kube_stub import KubeStub
-from test_resources import EXAMPLES, as_experiment, conditions, send, status_of, tick, wait_status
+from test_resources import EXAMPLES, as_experiment, conditions, deliver, send, status_of, tick, wait_status
 
 from functions.adapters.web.errors import ROOM_RETRY_AFTER_SECONDS
 from functions.core.errors import Problem, TooManyPools, TooManyStudies
@@ -113,18 +111,6 @@ def test_a_refusal_counts_the_problems_found_past_those_listed():
     assert len(status["problems"]) == 100
 
 
-def post(service: Service, change: str, obj: dict) -> tuple[int, dict[str, str], bytes]:
-    """Post an ApiServerSource event about ``obj`` to ``/`` as the broker delivers it (the real SDK, binary mode)."""
-    metadata = obj["metadata"]
-    event = CloudEvent(attributes={
-        "type": f"dev.knative.apiserver.resource.{change}", "source": "https://10.96.0.1:443",
-        "subject": f"/apis/katuna.dev/v1/namespaces/{metadata['namespace']}/experiments/{metadata['name']}",
-        "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
-        "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
-    message = ce_http.to_binary_event(event)
-    return service.request("POST", "/", message.body, message.headers)
-
-
 @pytest.mark.slow
 def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_runs_once_one_ends(
         kube: KubeStub, tmp_path):
@@ -138,7 +124,7 @@ def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_
         waits = experiment("room-waits")
         waits["spec"]["resumePolicy"] = "LongRunning"
         obj = kube.apply(waits)
-        status, headers, body = post(held, "add", obj)
+        status, headers, body = deliver(held, "add", obj)
         assert status == 429, body
         answer = json.loads(body)
         assert (answer["error"], answer["retryable"]) == ("no_room_for_study", True), answer
@@ -150,7 +136,7 @@ def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_
         assert held.request("POST", "/studies", definition, {"Content-Type": "application/json"})[0] == 409
 
         assert held.request("POST", "/studies/room-held/stop")[0] == 200
-        status, headers, body = post(held, "add", obj)
+        status, headers, body = deliver(held, "add", obj)
         assert status == 202, body
         assert held.wait_for("room-waits", timeout=60)["status"] == "completed"
 
@@ -158,12 +144,12 @@ def test_a_resource_applied_while_the_database_holds_its_most_studies_waits_and_
         raised = copy.deepcopy(waits)
         raised["spec"]["maxTrialCount"] = 2
         obj = kube.apply(raised)
-        status, headers, body = post(held, "update", obj)
+        status, headers, body = deliver(held, "update", obj)
         assert status == 429 and json.loads(body)["error"] == "no_room_for_study", body
         assert held.json("GET", "/studies/room-waits")[1]["status"] == "completed", "a restart waits as a new study"
         assert "UpdateRefused" not in conditions(status_of(kube, obj)), status_of(kube, obj)
         assert held.request("POST", "/studies/room-held-again/stop")[0] == 200
-        assert post(held, "update", obj)[0] == 202
+        assert deliver(held, "update", obj)[0] == 202
         assert held.wait_for("room-waits", timeout=60)["maxTrials"] == 2
     finally:
         held.close()
@@ -193,7 +179,7 @@ def test_a_resource_waiting_for_room_says_why_in_its_status_once_and_is_taken_on
         waits = experiment("shown-waits")
         waits["metadata"]["namespace"] = "waiting"
         added = kube.apply(waits)
-        assert post(held, "add", added)[0] == 429
+        assert deliver(held, "add", added)[0] == 429
         status = status_of(kube, added)
         assert (status["phase"], status["observedGeneration"]) == ("Waiting", 1), status
         created = conditions(status)["Created"]
@@ -203,14 +189,14 @@ def test_a_resource_waiting_for_room_says_why_in_its_status_once_and_is_taken_on
         assert len(writes_of(kube, "shown-waits")) == 1
         written = copy.deepcopy(kube.resources[("experiments", "waiting", "shown-waits")])
         for change, obj in (("update", written), ("add", added), ("update", written), ("update", written)):
-            status_code, headers, body = post(held, change, obj)
+            status_code, headers, body = deliver(held, change, obj)
             assert status_code == 429 and json.loads(body)["error"] == "no_room_for_study", body
         assert len(writes_of(kube, "shown-waits")) == 1, writes_of(kube, "shown-waits")
         assert held.request("GET", "/studies/shown-waits")[0] == 404
         assert "dev.knative.apiserver.resource.add" in tick(held), "the waiting generation is not marked handled"
 
         assert held.request("POST", "/studies/shown-held/stop")[0] == 200
-        assert post(held, "update", written)[0] == 202
+        assert deliver(held, "update", written)[0] == 202
         assert held.wait_for("shown-waits", timeout=60)["status"] == "completed"
         status = wait_status(kube, added, lambda s: s.get("phase") == "Succeeded")
         assert conditions(status)["Created"]["status"] == "True", status
@@ -264,7 +250,7 @@ def test_a_study_whose_node_pool_would_be_one_too_many_is_a_conflict_and_its_res
         waits = experiment("pool-waits", annotations={"katuna.dev/node-pool": json.dumps(pool)})
         waits["metadata"]["namespace"] = "pooled"
         added = kube.apply(waits)
-        code, _, body = post(held, "add", added)
+        code, _, body = deliver(held, "add", added)
         assert code == 429 and json.loads(body)["error"] == "no_room_for_study", body
         assert "KATUNA_MAX_POOLS" in json.loads(body)["message"], body
         status = status_of(kube, added)
@@ -274,7 +260,7 @@ def test_a_study_whose_node_pool_would_be_one_too_many_is_a_conflict_and_its_res
 
         assert held.request("POST", "/studies/pool-held/stop")[0] == 200
         pool_released(held, "pool-held")
-        assert post(held, "update", copy.deepcopy(kube.resources[("experiments", "pooled", "pool-waits")]))[0] == 202
+        assert deliver(held, "update", copy.deepcopy(kube.resources[("experiments", "pooled", "pool-waits")]))[0] == 202
         assert held.json("GET", "/studies/pool-waits")[1]["status"] == "running"
         assert conditions(status_of(kube, added))["Created"]["status"] == "True"
     finally:

@@ -410,6 +410,15 @@ def added(service: Service, obj: dict, path: str = "/functions/resource") -> Non
 
 def send(service: Service, change: str, obj: dict, path: str = "/", event_id: str | None = None) -> list[str]:
     """Deliver an event as an ApiServerSource in Resource mode sends it; the emitted types."""
+    status, headers, body = deliver(service, change, obj, path, event_id)
+    assert status == 202 and body == b"", body
+    return [named.split(" ", 1)[0] for named in headers.get("Katuna-Emitted", "").split(", ") if named]
+
+
+def deliver(service: Service, change: str, obj: dict, path: str = "/",
+            event_id: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Post an ApiServerSource event about ``obj`` as the broker delivers it (the real SDK,
+    binary mode); the answer's status, headers and body."""
     metadata = obj["metadata"]
     plural = resources.PLURALS[obj["kind"]]
     event = CloudEvent(attributes={
@@ -419,9 +428,7 @@ def send(service: Service, change: str, obj: dict, path: str = "/", event_id: st
         "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
         "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
     message = ce_http.to_binary_event(event)
-    status, headers, body = service.request("POST", path, message.body, message.headers)
-    assert status == 202 and body == b"", body
-    return [named.split(" ", 1)[0] for named in headers.get("Katuna-Emitted", "").split(", ") if named]
+    return service.request("POST", path, message.body, message.headers)
 
 
 def status_of(kube: KubeStub, obj: dict) -> dict:
