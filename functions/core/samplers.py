@@ -17,6 +17,7 @@ converted and checked at submission by :mod:`functions.core.sampler_settings`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -119,7 +120,14 @@ def random_start(algorithm: Algorithm) -> int | None:
     given = dict(algorithm.settings).get("n_startup_trials")
     if isinstance(given, int):
         return given
-    kind = REGISTRY.get(algorithm.name)
+    return _default_start(algorithm.name)
+
+
+@functools.cache
+def _default_start(name: str) -> int | None:
+    """The ``n_startup_trials`` default of the sampler registered as ``name``, read once: asked
+    at every trial's end (:func:`random_start`)."""
+    kind = REGISTRY.get(name)
     if kind is None or "n_startup_trials" in kind.fixed:
         return None
     try:
